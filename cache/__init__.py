@@ -1,0 +1,1 @@
+"""Content-addressed storage and action cache on LMDB."""

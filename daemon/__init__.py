@@ -1,0 +1,1 @@
+"""The per-workspace process: runner, RPC, watcher."""

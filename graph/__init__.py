@@ -1,0 +1,1 @@
+"""The build graph: workspace scan, import inference, targets, impacted/why."""
