@@ -1,0 +1,46 @@
+"""Where Maestro keeps its files: user cache (shared CAS) and per-workspace state.
+
+`MAESTRO_CACHE_DIR` and `MAESTRO_STATE_DIR` override the platform defaults (tests and CI use them).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+APP = "maestro"
+
+
+def cache_dir() -> Path:
+    """The user cache directory that holds the LMDB cache shared by all workspaces."""
+    override = os.environ.get("MAESTRO_CACHE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP, appauthor=False))
+
+
+def state_dir() -> Path:
+    """The user state directory; each workspace gets a private sub-directory."""
+    override = os.environ.get("MAESTRO_STATE_DIR")
+    if override:
+        return Path(override)
+    import platformdirs
+
+    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+
+
+def workspace_key(root: Path) -> str:
+    """A short stable name for a workspace root, used for its state directory."""
+    resolved = str(root.resolve())
+    digest = hashlib.sha256(resolved.encode()).hexdigest()[:16]
+    return f"{root.resolve().name or 'root'}-{digest}"
+
+
+def workspace_state_dir(root: Path) -> Path:
+    """Private (0700) state directory of one workspace: index, daemon socket, logs."""
+    path = state_dir() / "workspaces" / workspace_key(root)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
