@@ -1,0 +1,453 @@
+"""Maestro's pytest plugin: streams per-test events as JSON lines to a file descriptor.
+
+Loaded in the *workspace's* interpreter with ``-p maestro_pytest_plugin`` (its directory is put on
+PYTHONPATH by the runner), so it must stay a single stdlib-only file that works on Python 3.11+ and
+pytest 7+. It never imports maestro.
+
+Events go to the descriptor named by ``MAESTRO_EVENTS_FD``, not to stdout, because tests print.
+Without that variable the plugin is inert. Each line is one JSON object with ``"event"`` and
+``"v": 1``: ``session_start``, ``collected``, ``test_start``, ``test_result``, ``file_deps`` (once
+per test file, after its last test or at session end) and ``session_end``.
+
+Dynamic dependencies: an audit hook records ``open`` events while a test file is collected
+(imported) and while its tests run; modules first imported in those windows come from a
+``sys.modules`` diff (the ``import`` audit event misses ``importlib.import_module`` of a top-level
+name). Known limits:
+
+- A module already imported by an earlier test file (or by conftest / plugins) is not imported
+  again, so each file's module list only sees *first* imports; static import analysis covers the
+  rest. Reading a ``.py`` file through a cached ``.pyc`` is reported as the ``.py`` source.
+- Session-scoped fixtures set up during a file's first test are attributed to that file; conftest
+  imports happen outside any file's window and are not attributed.
+- Files opened for writing only are not dependencies and are ignored; directory listings
+  (``os.listdir``, ``glob``) are not recorded.
+- The audit hook cannot be removed: after the session it returns at its first check.
+- Under pytest-xdist only the controller's view is reported (workers are not instrumented).
+"""
+
+# ruff: noqa: PTH100, PTH109, PTH110, PTH117, PTH118, PTH119, PTH120, PTH206
+# os.path on plain strings: the audit hook runs on every open() and must stay cheap.
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import sys
+import threading
+import time
+from typing import Any
+
+import pytest
+
+VERSION = 1
+ENV_FD = "MAESTRO_EVENTS_FD"
+_MAX_CAPTURE = 16 * 1024  # per stream, per test
+_MAX_LONGREPR = 16 * 1024
+_MAX_MESSAGE = 1000
+_EXCLUDED_PARTS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        "site-packages",
+        "dist-packages",
+        ".pytest_cache",
+        ".mypy_cache",
+        ".ruff_cache",
+        ".eggs",
+    }
+)
+_SKIP_TYPES: tuple[type[BaseException], ...] = tuple(
+    t
+    for t in (getattr(pytest.skip, "Exception", None), getattr(pytest.xfail, "Exception", None))
+    if t is not None
+)
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+
+
+class _Window:
+    """Raw paths opened and module names first imported while one test file was active."""
+
+    __slots__ = ("modules_before", "paths", "test_file")
+
+    def __init__(self, test_file: str) -> None:
+        self.test_file = test_file
+        self.paths: list[str] = []
+        self.modules_before: set[str] = set(sys.modules)
+
+
+# The one piece of state the audit hook reads: None outside any window (the common fast path).
+_active: _Window | None = None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    window = _active
+    if window is None or event != "open":
+        return
+    path = args[0]
+    if isinstance(path, int):
+        return
+    mode = args[1] if len(args) > 1 else None
+    flags = args[2] if len(args) > 2 else 0
+    if isinstance(mode, str):
+        if ("w" in mode or "a" in mode or "x" in mode) and "+" not in mode:
+            return
+    elif isinstance(flags, int) and flags & _WRITE_FLAGS and not flags & os.O_RDWR:
+        return
+    try:
+        text = os.fsdecode(path)
+        if not os.path.isabs(text):
+            text = os.path.join(os.getcwd(), text)
+    except Exception:  # an odd path object must never break the test that opened it
+        return
+    window.paths.append(text)
+
+
+class _Deps:
+    """Accumulated dependencies of one test file, across its collection and its tests."""
+
+    __slots__ = ("files", "modules")
+
+    def __init__(self) -> None:
+        self.files: set[str] = set()
+        self.modules: dict[str, str] = {}
+
+
+class _Recorder:
+    """Pytest hooks. One instance per session; writes events and tracks per-file windows."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._start = time.monotonic()
+        self._root = ""
+        self._excluded_prefixes: tuple[str, ...] = ()
+        self._deps: dict[str, _Deps] = {}
+        self._emitted_deps: set[str] = set()
+        self._last_item_of_file: dict[str, str] = {}
+        self._collect_errors: list[dict[str, Any]] = []
+        self._collecting: dict[str, _Window] = {}
+        self._phases: dict[str, dict[str, Any]] = {}
+        self._failures: dict[str, Any] = {}
+        self._items: dict[str, Any] = {}
+
+    # -- output -----------------------------------------------------------------------------
+
+    def _emit(self, event: str, **fields: Any) -> None:
+        if self._stream is None:
+            return
+        fields["event"] = event
+        fields["v"] = VERSION
+        line = json.dumps(fields, default=str, separators=(",", ":")) + "\n"
+        with self._lock:
+            try:
+                self._stream.write(line)
+                self._stream.flush()
+            except (OSError, ValueError):  # the runner went away: keep the tests running
+                self._stream = None
+
+    # -- paths ------------------------------------------------------------------------------
+
+    def _rel(self, path: str) -> str | None:
+        """Workspace-relative posix path, or None for anything outside or excluded."""
+        path = os.path.normpath(path)
+        root = self._root
+        if not root or not (path.startswith(root + os.sep)):
+            return None
+        if self._excluded_prefixes and path.startswith(self._excluded_prefixes):
+            return None
+        parts = path[len(root) + 1 :].split(os.sep)
+        if parts and parts[-1].endswith((".pyc", ".pyo")) and "__pycache__" in parts:
+            # A cached module read stands for its source file.
+            source = _source_of_pyc(path)
+            return self._rel(source) if source else None
+        if _EXCLUDED_PARTS.intersection(parts):
+            return None
+        return "/".join(parts)
+
+    def _file_key(self, node: Any) -> str:
+        path = str(getattr(node, "path", None) or node.fspath)
+        return self._rel(path) or path.replace(os.sep, "/")
+
+    # -- windows ----------------------------------------------------------------------------
+
+    def _open_window(self, test_file: str) -> None:
+        global _active
+        _active = _Window(test_file)
+
+    def _close_window(self) -> None:
+        global _active
+        window, _active = _active, None
+        if window is None:
+            return
+        deps = self._deps.setdefault(window.test_file, _Deps())
+        for raw in window.paths:
+            rel = self._rel(raw)
+            if rel is not None:
+                deps.files.add(rel)
+        for name in set(sys.modules) - window.modules_before:
+            module = sys.modules.get(name)
+            file = getattr(module, "__file__", None)
+            if isinstance(file, str):
+                rel = self._rel(os.path.abspath(file))
+                if rel is not None:
+                    deps.modules[name] = rel
+
+    def _emit_deps(self, test_file: str) -> None:
+        if test_file in self._emitted_deps:
+            return
+        self._emitted_deps.add(test_file)
+        deps = self._deps.get(test_file, _Deps())
+        self._emit(
+            "file_deps",
+            path=test_file,
+            files=sorted(deps.files),
+            modules=[{"name": n, "path": p} for n, p in sorted(deps.modules.items())],
+        )
+
+    # -- session ----------------------------------------------------------------------------
+
+    def pytest_sessionstart(self, session: Any) -> None:
+        rootpath = getattr(session.config, "rootpath", None) or session.config.rootdir
+        self._root = os.path.normpath(os.path.abspath(str(rootpath)))
+        prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, os.path.dirname(__file__)}
+        self._excluded_prefixes = tuple(
+            os.path.normpath(p) + os.sep for p in prefixes if p and p != self._root
+        )
+        self._emit(
+            "session_start",
+            pytest_version=pytest.__version__,
+            python_version=platform.python_version(),
+            implementation=sys.implementation.name,
+            platform=sys.platform,
+            machine=platform.machine(),
+            rootdir=self._root,
+            pid=os.getpid(),
+        )
+
+    def pytest_collectstart(self, collector: Any) -> None:
+        if isinstance(collector, pytest.File):
+            self._collecting[collector.nodeid] = _Window(self._file_key(collector))
+            global _active
+            _active = self._collecting[collector.nodeid]
+
+    def pytest_collectreport(self, report: Any) -> None:
+        if report.nodeid in self._collecting:
+            del self._collecting[report.nodeid]
+            self._close_window()
+        if report.failed:
+            text = _truncate(str(getattr(report, "longreprtext", "") or report.longrepr))
+            self._collect_errors.append(
+                {
+                    "path": report.nodeid.split("::")[0] or str(report.fspath),
+                    "message": _error_line(text),
+                    "longrepr": text,
+                }
+            )
+
+    def pytest_collection_finish(self, session: Any) -> None:
+        files: dict[str, list[str]] = {}
+        for item in session.items:
+            key = self._file_key(item)
+            files.setdefault(key, []).append(item.nodeid)
+            self._last_item_of_file[key] = item.nodeid
+        self._emit("collected", files=files, errors=self._collect_errors)
+
+    # -- tests ------------------------------------------------------------------------------
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> None:
+        self._items[item.nodeid] = item
+        self._open_window(self._file_key(item))
+
+    def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
+        self._emit("test_start", nodeid=nodeid)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: Any, call: Any) -> None:
+        excinfo = call.excinfo
+        if excinfo is None or item.nodeid in self._failures:
+            return
+        if isinstance(excinfo.value, _SKIP_TYPES):
+            return
+        self._failures[item.nodeid] = (call.when, excinfo)
+
+    def pytest_runtest_logreport(self, report: Any) -> None:
+        phases = self._phases.setdefault(report.nodeid, {})
+        phases[report.when] = report
+
+    def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        self._close_window()
+        item = self._items.pop(nodeid, None)
+        phases = self._phases.pop(nodeid, {})
+        failure = self._failures.pop(nodeid, None)
+        self._emit("test_result", **self._result(nodeid, item, phases, failure))
+        if item is not None:
+            key = self._file_key(item)
+            if self._last_item_of_file.get(key) == nodeid:
+                self._emit_deps(key)
+
+    def _result(
+        self, nodeid: str, item: Any, phases: dict[str, Any], failure: Any
+    ) -> dict[str, Any]:
+        outcome, failed_when = _outcome(phases)
+        last = phases.get("teardown") or phases.get("call") or phases.get("setup")
+        result: dict[str, Any] = {
+            "nodeid": nodeid,
+            "outcome": outcome,
+            "when": failed_when,
+            "duration_s": round(sum(float(r.duration) for r in phases.values()), 6),
+            "location": None,
+            "message": None,
+            "test_line": None,
+            "raised_at": None,
+            "longrepr": None,
+            "stdout": _truncate(getattr(last, "capstdout", "") or ""),
+            "stderr": _truncate(getattr(last, "capstderr", "") or ""),
+        }
+        if item is not None:
+            lineno = item.location[1]
+            result["location"] = {
+                "path": self._file_key(item),
+                "line": lineno + 1 if isinstance(lineno, int) else None,
+            }
+        if outcome in ("failed", "error"):
+            report = phases.get(failed_when) if failed_when else None
+            if report is not None:
+                text = str(getattr(report, "longreprtext", "") or report.longrepr or "")
+                result["longrepr"] = _truncate(text, _MAX_LONGREPR)
+                result["message"] = _error_line(text)
+            if failure is not None and item is not None:
+                self._locate(result, item, failure[1])
+        elif outcome == "skipped":
+            report = phases.get("call") or phases.get("setup")
+            longrepr = getattr(report, "longrepr", None)
+            if isinstance(longrepr, tuple) and len(longrepr) == 3:
+                result["message"] = str(longrepr[2])[:_MAX_MESSAGE]
+        return result
+
+    def _locate(self, result: dict[str, Any], item: Any, excinfo: Any) -> None:
+        """Message, the failing line in the test file and the innermost workspace frame."""
+        try:
+            message = excinfo.exconly()
+        except Exception:
+            message = repr(excinfo.value)
+        lines = [line for line in message.splitlines() if line.strip()]
+        result["message"] = (lines[0] if lines else message)[:_MAX_MESSAGE]
+        test_path = os.path.normpath(str(getattr(item, "path", None) or item.fspath))
+        tb = excinfo.tb
+        while tb is not None:
+            filename = os.path.normpath(os.path.abspath(tb.tb_frame.f_code.co_filename))
+            if filename == test_path:
+                result["test_line"] = tb.tb_lineno
+            rel = self._rel(filename)
+            if rel is not None:
+                result["raised_at"] = {"path": rel, "line": tb.tb_lineno}
+            tb = tb.tb_next
+
+    def pytest_sessionfinish(self, session: Any, exitstatus: Any) -> None:
+        global _active
+        _active = None
+        for window in list(self._collecting.values()):
+            _active = window
+            self._close_window()
+        self._collecting.clear()
+        for key in sorted(set(self._deps) | set(self._last_item_of_file)):
+            self._emit_deps(key)
+        self._emit(
+            "session_end",
+            exitstatus=int(exitstatus),
+            duration_s=round(time.monotonic() - self._start, 6),
+        )
+
+    def pytest_unconfigure(self, config: Any) -> None:
+        global _active
+        _active = None
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+def _outcome(phases: dict[str, Any]) -> tuple[str, str | None]:
+    """Map setup/call/teardown reports to one outcome and the phase that decided it."""
+    setup, call, teardown = phases.get("setup"), phases.get("call"), phases.get("teardown")
+    if setup is not None and setup.failed:
+        return "error", "setup"
+    if setup is not None and setup.skipped:
+        return ("xfailed" if hasattr(setup, "wasxfail") else "skipped"), None
+    if call is not None:
+        if call.failed:
+            return "failed", "call"
+        if call.skipped:
+            return ("xfailed" if hasattr(call, "wasxfail") else "skipped"), None
+    if teardown is not None and teardown.failed:
+        return "error", "teardown"
+    if call is not None and hasattr(call, "wasxfail"):
+        return "xpassed", None
+    if call is None:
+        return "error", None  # interrupted before the call phase
+    return "passed", None
+
+
+def _source_of_pyc(path: str) -> str | None:
+    """``pkg/__pycache__/mod.cpython-311.pyc`` -> ``pkg/mod.py`` when that source exists."""
+    directory, name = os.path.split(path)
+    if os.path.basename(directory) != "__pycache__":
+        return None
+    stem = name.split(".", 1)[0]
+    source = os.path.join(os.path.dirname(directory), stem + ".py")
+    return source if os.path.exists(source) else None
+
+
+def _truncate(text: str, limit: int = _MAX_CAPTURE) -> str:
+    if len(text) <= limit:
+        return text
+    half = limit // 2
+    return f"{text[:half]}\n... [{len(text) - 2 * half} characters truncated] ...\n{text[-half:]}"
+
+
+def _error_line(text: str) -> str:
+    """The most telling line of a pytest long representation: its last ``E`` line."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    for line in reversed(lines):
+        if line.startswith("E "):
+            return line[1:].strip()[:_MAX_MESSAGE]
+    return (lines[-1].strip() if lines else "")[:_MAX_MESSAGE]
+
+
+def _open_stream() -> Any:
+    raw = os.environ.get(ENV_FD)
+    if not raw:
+        return None
+    try:
+        fd = int(raw)
+        os.set_inheritable(fd, False)  # not for the test's own subprocesses
+        return os.fdopen(fd, "w", encoding="utf-8", closefd=True)
+    except (OSError, ValueError):
+        return None
+
+
+_hook_installed = False
+
+
+def pytest_configure(config: Any) -> None:
+    """Register the recorder when the runner gave us a descriptor; otherwise stay inert."""
+    global _hook_installed
+    if config.pluginmanager.has_plugin("maestro-recorder"):
+        return
+    if hasattr(config, "workerinput"):  # pytest-xdist worker: the controller reports
+        return
+    stream = _open_stream()
+    if stream is None:
+        return
+    if not _hook_installed:
+        sys.addaudithook(_audit)
+        _hook_installed = True
+    config.pluginmanager.register(_Recorder(stream), "maestro-recorder")
