@@ -1,0 +1,129 @@
+"""The action-cache value: what a test target's run produced, keyed by its action digest.
+
+It is a boundary type (a remote cache may hand it to us later), hence pydantic with validation,
+and it is stored as msgpack of the JSON-mode dump: no pickle, readable by any language.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Literal
+
+import msgpack
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+import maestro
+from maestro.errors import CacheError
+
+from .digest import Digest
+
+SCHEMA_VERSION = 1
+"""Bumped on incompatible changes; newer entries are a miss for older readers, never deleted."""
+
+Outcome = Literal["passed", "failed", "skipped", "error", "xfailed", "xpassed"]
+
+
+class _Model(BaseModel):
+    # Unknown keys are ignored so additive changes stay readable without a schema bump.
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class TestOutcome(_Model):
+    """One pytest node's result; `path`/`line` locate the failure for editors and reports."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    node_id: str
+    outcome: Outcome
+    duration_s: float = Field(default=0.0, ge=0)
+    path: str | None = None
+    line: int | None = Field(default=None, ge=0)
+    message: str | None = None
+    flaky: bool = False
+
+
+class Timing(_Model):
+    """When the original run started and what it cost: the time a later hit saves."""
+
+    started_at: datetime
+    wall_s: float = Field(ge=0)
+    cpu_s: float = Field(ge=0)
+
+
+class Provenance(_Model):
+    """Where a result was produced. Deliberately no user name: caches are shared across people."""
+
+    maestro_version: str
+    hostname: str
+    python_version: str
+    platform: str
+    created_at: datetime
+
+    @classmethod
+    def current(cls) -> Provenance:
+        return cls(
+            maestro_version=maestro.__version__,
+            hostname=os.environ.get("MAESTRO_HOSTNAME") or socket.gethostname(),
+            python_version=".".join(str(p) for p in sys.version_info[:3]),
+            platform=platform.platform(terse=True),
+            created_at=datetime.now(UTC),
+        )
+
+
+class ActionResult(_Model):
+    """The cached outcome of one test action (REAPI's ActionResult, specialised to test runs)."""
+
+    schema_version: int = SCHEMA_VERSION
+    exit_code: int
+    tests: list[TestOutcome] = Field(default_factory=list)
+    stdout: Digest | None = None
+    stderr: Digest | None = None
+    junit: Digest | None = None
+    timing: Timing
+    provenance: Provenance
+    inputs: dict[str, str] = Field(default_factory=dict)
+    """Input path -> digest hex that the action key covered; lets `explain` say what changed."""
+    dynamic_deps: list[str] = Field(default_factory=list)
+
+    def referenced_digests(self) -> list[Digest]:
+        """Every CAS blob this result needs; an AC hit requires all of them to be present."""
+        return [d for d in (self.stdout, self.stderr, self.junit) if d is not None]
+
+    def iter_failures(self) -> Iterator[TestOutcome]:
+        return (t for t in self.tests if t.outcome in ("failed", "error"))
+
+    def encode(self) -> bytes:
+        """msgpack of the JSON-mode dump (datetimes as ISO strings)."""
+        packed: bytes = msgpack.packb(self.model_dump(mode="json"), use_bin_type=True)
+        return packed
+
+
+class NewerSchemaError(CacheError):
+    """An entry written by a newer Maestro: valid for them, unreadable for us; not corruption."""
+
+    code = "newer_schema"
+
+
+def decode_action(data: bytes) -> ActionResult:
+    """Decode a stored action result; raises CacheError on garbage, NewerSchemaError if too new."""
+    try:
+        raw = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise CacheError(f"undecodable action result: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise CacheError(f"action result is a {type(raw).__name__}, not a map")
+    version = raw.get("schema_version", SCHEMA_VERSION)
+    if isinstance(version, int) and version > SCHEMA_VERSION:
+        raise NewerSchemaError(
+            f"action result has schema {version}, this Maestro reads {SCHEMA_VERSION}",
+            hint="upgrade Maestro to use entries written by newer versions",
+        )
+    try:
+        return ActionResult.model_validate(raw)
+    except (ValidationError, CacheError, TypeError, ValueError) as exc:
+        raise CacheError(f"invalid action result: {exc}") from exc

@@ -1,0 +1,249 @@
+"""Snapshot and restore: the disaster-recovery drill.
+
+A snapshot is `data.mdb` (a compacted, transactionally consistent `env.copy`) plus
+`manifest.json` listing every blob digest, every action entry's value hash, counts and the
+sha256 of the data file. Restore re-verifies all of it before touching the target, so a damaged
+or altered snapshot is refused rather than installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import lmdb
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+import maestro
+from maestro.errors import CacheError, IntegrityError
+
+from . import layout as L
+
+log = logging.getLogger(__name__)
+
+FORMAT: Literal["maestro-cache-snapshot/1"] = "maestro-cache-snapshot/1"
+DATA_FILE = "data.mdb"
+MANIFEST_FILE = "manifest.json"
+_CHUNK = 1 << 20
+
+
+class Manifest(BaseModel):
+    """What a snapshot must contain, checked entry by entry on restore."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal["maestro-cache-snapshot/1"] = FORMAT
+    created_at: datetime
+    maestro_version: str
+    data_file: str = DATA_FILE
+    data_sha256: str
+    data_bytes: int
+    blob_count: int
+    action_count: int
+    total_bytes: int
+    """Stored value bytes (blobs + action results), as `stats().bytes` counts them."""
+    blobs: dict[str, int]
+    """Blob sha256 hex -> size."""
+    actions: dict[str, str]
+    """Action digest hex -> sha256 hex of the stored action-result bytes."""
+
+
+@dataclass(frozen=True, slots=True)
+class RestoreReport:
+    manifest: Manifest
+    target: Path
+    replaced: Path | None
+    """Where the previous cache was moved (with --force), kept until the user deletes it."""
+    seconds: float
+
+
+def _sha256_file(path: Path, copy_to: Path | None = None) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as src:
+        dst = copy_to.open("wb") if copy_to is not None else None
+        try:
+            while chunk := src.read(_CHUNK):
+                hasher.update(chunk)
+                if dst is not None:
+                    dst.write(chunk)
+            if dst is not None:
+                dst.flush()
+                os.fsync(dst.fileno())
+        finally:
+            if dst is not None:
+                dst.close()
+    return hasher.hexdigest()
+
+
+def _open_readonly(path: Path) -> tuple[lmdb.Environment, L.Dbs]:
+    env = lmdb.open(
+        str(path), readonly=True, lock=False, max_dbs=len(L.DB_NAMES) + 1, map_size=1 << 20
+    )
+    try:
+        return env, L.open_dbs(env, create=False)
+    except lmdb.Error:
+        env.close()
+        raise
+
+
+def take_snapshot(env: lmdb.Environment, dest_dir: Path) -> Manifest:
+    if dest_dir.exists() and any(dest_dir.iterdir()):
+        raise CacheError(
+            f"snapshot destination {dest_dir} is not empty", hint="choose a new or empty directory"
+        )
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        env.copy(str(dest_dir), compact=True)
+        blobs: dict[str, int] = {}
+        actions: dict[str, str] = {}
+        total = 0
+        corrupt: list[str] = []
+        copy, dbs = _open_readonly(dest_dir)
+        try:
+            with copy.begin() as txn:
+                for key, data in txn.cursor(db=dbs.cas):
+                    if hashlib.sha256(data).digest() != key:
+                        corrupt.append(key.hex())
+                    blobs[key.hex()] = len(data)
+                    total += len(data)
+                for key, data in txn.cursor(db=dbs.ac):
+                    actions[key.hex()] = hashlib.sha256(data).hexdigest()
+                    total += len(data)
+        finally:
+            copy.close()
+        if corrupt:
+            raise IntegrityError(
+                f"{len(corrupt)} corrupt blob(s) in the cache, e.g. {corrupt[0]}; "
+                "a snapshot would preserve them",
+                hint="run `maestro cache verify` (it quarantines them), then snapshot again",
+            )
+        data_path = dest_dir / DATA_FILE
+        manifest = Manifest(
+            created_at=datetime.now(UTC),
+            maestro_version=maestro.__version__,
+            data_sha256=_sha256_file(data_path),
+            data_bytes=data_path.stat().st_size,
+            blob_count=len(blobs),
+            action_count=len(actions),
+            total_bytes=total,
+            blobs=blobs,
+            actions=actions,
+        )
+        tmp = dest_dir / (MANIFEST_FILE + ".tmp")
+        tmp.write_text(manifest.model_dump_json(indent=1))
+        tmp.replace(dest_dir / MANIFEST_FILE)
+    except BaseException:
+        for name in (DATA_FILE, MANIFEST_FILE, MANIFEST_FILE + ".tmp"):
+            (dest_dir / name).unlink(missing_ok=True)
+        raise
+    log.info("snapshot of %d blobs, %d actions -> %s", len(blobs), len(actions), dest_dir)
+    return manifest
+
+
+def load_manifest(snapshot_dir: Path) -> Manifest:
+    path = snapshot_dir / MANIFEST_FILE
+    try:
+        return Manifest.model_validate_json(path.read_bytes())
+    except FileNotFoundError as exc:
+        raise CacheError(
+            f"{snapshot_dir} is not a cache snapshot (no {MANIFEST_FILE})",
+            hint="pass the directory `maestro cache snapshot` wrote",
+        ) from exc
+    except ValidationError as exc:
+        raise IntegrityError(f"invalid snapshot manifest {path}: {exc}") from exc
+
+
+def check_snapshot(snapshot_dir: Path) -> Manifest:
+    """Re-verify a snapshot completely: data file hash, then every blob and action entry."""
+    manifest = load_manifest(snapshot_dir)
+    data_path = snapshot_dir / manifest.data_file
+    refuse = f"refusing to restore from {snapshot_dir}"
+    if not data_path.is_file():
+        raise IntegrityError(f"{refuse}: {data_path.name} is missing")
+    if data_path.stat().st_size != manifest.data_bytes:
+        raise IntegrityError(f"{refuse}: {data_path.name} has the wrong size")
+    if _sha256_file(data_path) != manifest.data_sha256:
+        raise IntegrityError(
+            f"{refuse}: {data_path.name} does not match the manifest's sha256",
+            hint="the snapshot was altered or damaged; use another snapshot",
+        )
+    problems: list[str] = []
+    try:
+        env, dbs = _open_readonly(snapshot_dir)
+    except lmdb.Error as exc:
+        raise IntegrityError(f"{refuse}: unreadable data file: {exc}") from exc
+    try:
+        with env.begin() as txn:
+            seen = 0
+            for key, data in txn.cursor(db=dbs.cas):
+                seen += 1
+                hex_ = key.hex()
+                if manifest.blobs.get(hex_) != len(data):
+                    problems.append(f"blob {hex_} is not in the manifest")
+                elif hashlib.sha256(data).digest() != key:
+                    problems.append(f"blob {hex_} does not hash to its digest")
+            if seen != manifest.blob_count or seen != len(manifest.blobs):
+                problems.append(f"{seen} blobs stored, manifest lists {len(manifest.blobs)}")
+            seen = 0
+            for key, data in txn.cursor(db=dbs.ac):
+                seen += 1
+                if manifest.actions.get(key.hex()) != hashlib.sha256(data).hexdigest():
+                    problems.append(f"action {key.hex()} differs from the manifest")
+            if seen != manifest.action_count or seen != len(manifest.actions):
+                problems.append(f"{seen} actions stored, manifest lists {len(manifest.actions)}")
+    finally:
+        env.close()
+    if problems:
+        more = f" (+{len(problems) - 3} more)" if len(problems) > 3 else ""
+        shown = "; ".join(problems[:3]) + more
+        raise IntegrityError(
+            f"{refuse}: {shown}", hint="the snapshot was altered or damaged; use another snapshot"
+        )
+    return manifest
+
+
+def restore_snapshot(snapshot_dir: Path, target: Path, *, force: bool = False) -> RestoreReport:
+    from .store import is_open_in_process
+
+    started = time.monotonic()
+    if is_open_in_process(target):
+        raise CacheError(
+            f"the cache at {target} is open in this process", hint="close it before restoring"
+        )
+    occupied = target.exists() and any(target.iterdir())
+    if occupied and not force:
+        raise CacheError(
+            f"{target} already holds a cache",
+            hint="pass --force to replace it (the old one is kept beside it)",
+        )
+    manifest = check_snapshot(snapshot_dir)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.restore-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        copied = _sha256_file(snapshot_dir / manifest.data_file, copy_to=staging / DATA_FILE)
+        if copied != manifest.data_sha256:
+            raise IntegrityError("the snapshot changed while it was being restored")
+        replaced = None
+        if target.exists():
+            replaced = target.parent / f"{target.name}.replaced-{int(time.time())}"
+            target.rename(replaced)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    dir_fd = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    log.info("restored %s -> %s", snapshot_dir, target)
+    return RestoreReport(manifest, target, replaced, time.monotonic() - started)

@@ -1,0 +1,521 @@
+"""The `Cache`: CAS + action cache in one LMDB environment shared by all of a user's workspaces.
+
+Integrity: blobs are hashed on write (optionally against an expected digest) and re-hashed on every
+read; a corrupt blob or undecodable action entry is quarantined and reported as a miss, never
+returned. An action hit is served only when every blob it references exists and verifies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, TypeVar
+
+import lmdb
+
+from maestro.errors import CacheError, IntegrityError
+from maestro.paths import cache_dir
+
+from . import layout as L
+from .action import ActionResult, NewerSchemaError, decode_action
+from .digest import EMPTY_DIGEST, Digest, check_hex, digest_bytes
+from .eviction import GcReport, collect
+from .stats import CacheStats
+
+if TYPE_CHECKING:
+    from .snapshot import Manifest, RestoreReport
+    from .verify import VerifyReport
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MAP_SIZE = 64 << 30
+"""Address space reserved for the map; on 64-bit this costs nothing until pages are written."""
+
+ATIME_RESOLUTION_S = 60
+"""Access times are only rewritten when older than this: LRU needs order, not precision."""
+
+FLUSH_EVERY_S = 5.0
+FLUSH_MAX_PENDING = 10_000
+
+LOW_WATER = 0.9
+"""Automatic gc frees down to this fraction of the cap so it does not run on every put."""
+
+_EMPTY_KEY = EMPTY_DIGEST.key
+
+
+@dataclass
+class _Pending:
+    """Read-side bookkeeping not yet written: touches and hit/miss counters.
+
+    Reads must not pay for a write transaction (one commit costs ~0.7 ms with fsync), so access
+    times and counters accumulate here and ride along with the next write, or are flushed after
+    FLUSH_EVERY_S / FLUSH_MAX_PENDING, and on close. A kill -9 loses at most those few seconds of
+    LRU order and hit counts, never data.
+    """
+
+    touches: dict[bytes, int] = field(default_factory=dict)
+    hits: int = 0
+    misses: int = 0
+    cpu_saved: float = 0.0
+    wall_saved: float = 0.0
+    since: float = field(default_factory=time.monotonic)
+
+    def empty(self) -> bool:
+        return not (self.touches or self.hits or self.misses)
+
+
+class _SharedEnv:
+    """One LMDB environment per resolved path per process (LMDB forbids opening it twice)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.pid = os.getpid()
+        self.users = 0
+        self.lock = threading.Lock()
+        self.pending = _Pending()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self.env = lmdb.open(
+                str(path), map_size=MAP_SIZE, max_dbs=len(L.DB_NAMES) + 1, max_readers=512
+            )
+            self.dbs = L.open_dbs(self.env)
+        except lmdb.Error as exc:
+            raise CacheError(
+                f"cannot open the cache at {path}: {exc}",
+                hint="check permissions and free space; if the file is damaged, "
+                "`maestro cache restore` a snapshot or delete the directory",
+            ) from exc
+        except OSError as exc:
+            raise CacheError(f"cannot create the cache directory {path}: {exc}") from exc
+
+
+_ENVS: dict[Path, _SharedEnv] = {}
+_ENVS_LOCK = threading.Lock()
+
+
+def _acquire(path: Path) -> _SharedEnv:
+    key = path.resolve()
+    with _ENVS_LOCK:
+        shared = _ENVS.get(key)
+        if shared is not None and shared.pid != os.getpid():
+            # Inherited across fork(): the parent's handle must not be used (nor closed) here.
+            shared = None
+        if shared is None:
+            shared = _SharedEnv(key)
+            _ENVS[key] = shared
+        shared.users += 1
+        return shared
+
+
+def _release(shared: _SharedEnv) -> None:
+    with _ENVS_LOCK:
+        shared.users -= 1
+        if shared.users == 0:
+            if _ENVS.get(shared.path) is shared:
+                del _ENVS[shared.path]
+            shared.env.close()
+
+
+def is_open_in_process(path: Path) -> bool:
+    """Whether this process holds the environment at `path` (restore refuses to replace it)."""
+    shared = _ENVS.get(path.resolve())
+    return shared is not None and shared.pid == os.getpid()
+
+
+def _key_of(ref: Digest | str) -> bytes:
+    return ref.key if isinstance(ref, Digest) else check_hex(ref)
+
+
+def _now() -> int:
+    return int(time.time())
+
+
+class Cache:
+    """Content-addressed blobs and action results with integrity checks, stats and a size cap.
+
+    Instances are cheap handles: several `Cache.open()` calls on one path in a process share one
+    LMDB environment, which closes with the last handle. Safe across threads and processes.
+    """
+
+    def __init__(self, shared: _SharedEnv, max_bytes: int | None) -> None:
+        if max_bytes is not None and max_bytes < 0:
+            raise CacheError(f"negative cache size cap {max_bytes}")
+        self._shared: _SharedEnv | None = shared
+        self.max_bytes = max_bytes
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: Path | None = None, *, max_bytes: int | None = None) -> Cache:
+        """Open (creating if needed) the cache at `path`, default `cache_dir()/"lmdb"`."""
+        return cls(_acquire(path if path is not None else cache_dir() / "lmdb"), max_bytes)
+
+    @property
+    def path(self) -> Path:
+        return self._live.path
+
+    @property
+    def _live(self) -> _SharedEnv:
+        if self._shared is None:
+            raise CacheError("the cache is closed", hint="open it again with Cache.open()")
+        if self._shared.pid != os.getpid():
+            raise CacheError(
+                "cache handle used after fork()",
+                hint="open the cache in the child process instead of inheriting it",
+            )
+        return self._shared
+
+    def close(self) -> None:
+        if self._shared is None:
+            return
+        if self._shared.pid == os.getpid():
+            try:
+                self.flush()
+            except CacheError:
+                log.warning("could not flush cache bookkeeping on close", exc_info=True)
+            _release(self._shared)
+        self._shared = None
+
+    def __enter__(self) -> Cache:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def _write(self, body: Callable[[lmdb.Transaction, L.Dbs], T], *, grow: int = 0) -> T:
+        """Run `body` in a write transaction that also carries pending bookkeeping."""
+        shared = self._live
+        for attempt in (0, 1):
+            try:
+                with shared.env.begin(write=True) as txn:
+                    self._flush_into(txn, shared)
+                    return body(txn, shared.dbs)
+            except lmdb.MapFullError as exc:
+                if attempt == 0 and self.max_bytes is not None:
+                    log.warning("cache map full; collecting before retrying")
+                    self.gc(max(0, int(self.max_bytes * LOW_WATER) - grow))
+                    continue
+                raise CacheError(
+                    f"the cache at {shared.path} is full ({MAP_SIZE >> 30} GiB map)",
+                    hint="set a size cap: `maestro cache gc --max-size 10GB`",
+                ) from exc
+            except lmdb.Error as exc:
+                raise CacheError(
+                    f"cache write failed at {shared.path}: {exc}",
+                    hint="check free disk space and permissions",
+                ) from exc
+        raise AssertionError("unreachable")
+
+    def _flush_into(self, txn: lmdb.Transaction, shared: _SharedEnv) -> None:
+        with shared.lock:
+            pending, shared.pending = shared.pending, _Pending()
+        if pending.empty():
+            return
+        dbs = shared.dbs
+        for mkey, atime in pending.touches.items():
+            raw = txn.get(mkey, db=dbs.meta)
+            if raw is not None:
+                old, size = L.META.unpack(raw)
+                if atime - old >= ATIME_RESOLUTION_S:
+                    txn.put(mkey, L.META.pack(atime, size), db=dbs.meta)
+        L.add_int(txn, dbs, L.HITS, pending.hits)
+        L.add_int(txn, dbs, L.MISSES, pending.misses)
+        L.add_float(txn, dbs, L.CPU_SAVED, pending.cpu_saved)
+        L.add_float(txn, dbs, L.WALL_SAVED, pending.wall_saved)
+
+    def _note(
+        self, touches: Iterable[bytes] = (), *, hit: ActionResult | None = None, miss: bool = False
+    ) -> None:
+        shared = self._live
+        now = _now()
+        with shared.lock:
+            pending = shared.pending
+            for mkey in touches:
+                pending.touches[mkey] = now
+            if hit is not None:
+                pending.hits += 1
+                pending.cpu_saved += hit.timing.cpu_s
+                pending.wall_saved += hit.timing.wall_s
+            if miss:
+                pending.misses += 1
+            due = (
+                len(pending.touches) >= FLUSH_MAX_PENDING
+                or time.monotonic() - pending.since >= FLUSH_EVERY_S
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write pending access times and hit/miss counters now."""
+        shared = self._live
+        if not shared.pending.empty():
+            self._write(lambda txn, dbs: None)
+
+    # -- CAS ---------------------------------------------------------------------------------
+
+    def put_blob(self, data: bytes, expected: Digest | None = None) -> Digest:
+        """Store `data`; with `expected`, refuse (IntegrityError, nothing stored) on mismatch."""
+        digest = digest_bytes(data)
+        if expected is not None and expected != digest:
+            raise IntegrityError(
+                f"blob does not match its digest: expected {expected}, got {digest}",
+                hint="the upload or download was truncated or altered; fetch it again",
+            )
+        self._put_many([(digest, data)])
+        return digest
+
+    def put_blobs(self, blobs: Sequence[bytes]) -> list[Digest]:
+        """Store many blobs in one write transaction (one fsync instead of one per blob)."""
+        pairs = [(digest_bytes(data), data) for data in blobs]
+        self._put_many(pairs)
+        return [digest for digest, _ in pairs]
+
+    def _put_many(self, pairs: Sequence[tuple[Digest, bytes]]) -> None:
+        pairs = [(d, data) for d, data in pairs if d.size]
+        if not pairs:
+            return
+        incoming = sum(d.size for d, _ in pairs)
+        if self.max_bytes is not None and max(d.size for d, _ in pairs) > self.max_bytes:
+            raise CacheError(
+                f"blob larger than the cache cap ({self.max_bytes} bytes)",
+                hint="raise the cap with --max-size",
+            )
+
+        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> int:
+            now = _now()
+            added = 0
+            for digest, data in pairs:
+                key = digest.key
+                if not txn.put(key, data, db=dbs.cas, overwrite=False):
+                    if txn.get(key, db=dbs.cas) != data:
+                        log.warning("repairing corrupt blob %s on re-put", digest.hash)
+                        txn.put(key, data, db=dbs.cas)
+                    else:
+                        continue
+                    old = txn.get(L.BLOB + key, db=dbs.meta)
+                    if old is not None:
+                        added -= L.META.unpack(old)[1]
+                txn.put(L.BLOB + key, L.META.pack(now, len(data)), db=dbs.meta)
+                added += len(data)
+            L.add_int(txn, dbs, L.BLOB_BYTES, added)
+            return L.get_int(txn, dbs, L.BLOB_BYTES) + L.get_int(txn, dbs, L.ACTION_BYTES)
+
+        total = self._write(body, grow=incoming)
+        self._maybe_gc(total)
+
+    def get_blob(self, ref: Digest | str) -> bytes | None:
+        """The blob's bytes after re-hashing them; None if absent or corrupt (then quarantined)."""
+        return self.get_blobs([ref])[0]
+
+    def get_blobs(self, refs: Sequence[Digest | str]) -> list[bytes | None]:
+        """Batch `get_blob` in one read transaction."""
+        shared = self._live
+        keys = [_key_of(ref) for ref in refs]
+        out: list[bytes | None] = []
+        bad: list[bytes] = []
+        with shared.env.begin(db=shared.dbs.cas) as txn:
+            for key in keys:
+                if key == _EMPTY_KEY:
+                    out.append(b"")
+                    continue
+                data = txn.get(key)
+                if data is not None and hashlib.sha256(data).digest() != key:
+                    bad.append(key)
+                    data = None
+                out.append(data)
+        for key in bad:
+            self._quarantine_blob(key, "sha256 mismatch on read")
+        self._note(L.BLOB + key for key, data in zip(keys, out, strict=True) if data)
+        return out
+
+    def has_blob(self, ref: Digest | str) -> bool:
+        """Presence by hash (no re-hash); touches the blob as REAPI servers extend lifetimes."""
+        return not self.has_blobs([ref])
+
+    def has_blobs(self, refs: Iterable[Digest | str]) -> set[Digest | str]:
+        """The subset of `refs` that is missing (REAPI FindMissingBlobs)."""
+        shared = self._live
+        missing: set[Digest | str] = set()
+        present: list[bytes] = []
+        with shared.env.begin(db=shared.dbs.meta) as txn:
+            for ref in refs:
+                key = _key_of(ref)
+                if key == _EMPTY_KEY:
+                    continue
+                if txn.get(L.BLOB + key) is None:
+                    missing.add(ref)
+                else:
+                    present.append(L.BLOB + key)
+        self._note(present)
+        return missing
+
+    def _quarantine_blob(self, key: bytes, reason: str) -> None:
+        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> None:
+            data = txn.get(key, db=dbs.cas)
+            if data is None or hashlib.sha256(data).digest() == key:
+                return  # already handled, or repaired by another process meanwhile
+            L.quarantine(txn, dbs, L.BLOB, key, data, reason, _now())
+
+        log.warning("quarantined corrupt blob %s: %s", key.hex(), reason)
+        self._write(body)
+
+    # -- action cache ------------------------------------------------------------------------
+
+    def put_action(self, action_hex: str, result: ActionResult) -> None:
+        """Store `result` under the action digest, replacing any previous entry."""
+        key = check_hex(action_hex, "action digest")
+        value = result.encode()
+        refs = sorted({d.key for d in result.referenced_digests() if d.size})
+
+        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> int:
+            L.delete_action(txn, dbs, key)
+            txn.put(key, value, db=dbs.ac)
+            txn.put(L.ACTION + key, L.META.pack(_now(), len(value)), db=dbs.meta)
+            if refs:
+                txn.put(key, b"".join(refs), db=dbs.arefs)
+                L.incref(txn, dbs, refs)
+            L.add_int(txn, dbs, L.ACTION_BYTES, len(value))
+            return L.get_int(txn, dbs, L.BLOB_BYTES) + L.get_int(txn, dbs, L.ACTION_BYTES)
+
+        total = self._write(body, grow=len(value))
+        self._maybe_gc(total)
+
+    def get_action(self, action_hex: str) -> ActionResult | None:
+        """The stored result if it decodes and every blob it references exists and verifies."""
+        key = check_hex(action_hex, "action digest")
+        shared = self._live
+        bad_blob: bytes | None = None
+        bad_action: str | None = None
+        with shared.env.begin() as txn:
+            raw = txn.get(key, db=shared.dbs.ac)
+            if raw is None:
+                self._note(miss=True)
+                return None
+            result: ActionResult | None = None
+            try:
+                decoded = decode_action(raw)
+            except NewerSchemaError as exc:
+                log.info("action %s: %s", action_hex, exc.message)
+            except CacheError as exc:
+                bad_action = exc.message
+            else:
+                result = decoded
+                for digest in decoded.referenced_digests():
+                    if not digest.size:
+                        continue
+                    data = txn.get(digest.key, db=shared.dbs.cas)
+                    if data is None or len(data) != digest.size:
+                        log.debug("action %s misses blob %s", action_hex, digest)
+                        result = None
+                        break
+                    if hashlib.sha256(data).digest() != digest.key:
+                        bad_blob, result = digest.key, None
+                        break
+        if result is None:
+            if bad_action is not None:
+                self._quarantine_action(key, bad_action)
+            if bad_blob is not None:
+                self._quarantine_blob(bad_blob, f"sha256 mismatch (referenced by {action_hex})")
+            self._note(miss=True)
+            return None
+        touches = [L.ACTION + key, *(L.BLOB + d.key for d in result.referenced_digests())]
+        self._note(touches, hit=result)
+        return result
+
+    def _quarantine_action(self, key: bytes, reason: str) -> None:
+        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> None:
+            data = txn.get(key, db=dbs.ac)
+            if data is not None:
+                L.quarantine(txn, dbs, L.ACTION, key, data, reason, _now())
+
+        log.warning("quarantined undecodable action entry %s: %s", key.hex(), reason)
+        self._write(body)
+
+    # -- maintenance -------------------------------------------------------------------------
+
+    def stats(self) -> CacheStats:
+        """Persisted counters, including this process's not-yet-flushed hits and misses."""
+        self.flush()
+        shared = self._live
+        with shared.env.begin() as txn:
+            dbs = shared.dbs
+            blob_bytes = L.get_int(txn, dbs, L.BLOB_BYTES)
+            action_bytes = L.get_int(txn, dbs, L.ACTION_BYTES)
+            data_file = shared.path / "data.mdb"
+            return CacheStats(
+                hits=L.get_int(txn, dbs, L.HITS),
+                misses=L.get_int(txn, dbs, L.MISSES),
+                blobs=txn.stat(dbs.cas)["entries"],
+                actions=txn.stat(dbs.ac)["entries"],
+                bytes=blob_bytes + action_bytes,
+                blob_bytes=blob_bytes,
+                action_bytes=action_bytes,
+                cpu_seconds_saved=L.get_float(txn, dbs, L.CPU_SAVED),
+                wall_seconds_saved=L.get_float(txn, dbs, L.WALL_SAVED),
+                evictions=L.get_int(txn, dbs, L.EVICTIONS),
+                quarantined=txn.stat(dbs.quarantine)["entries"],
+                max_bytes=self.max_bytes,
+                file_bytes=data_file.stat().st_size if data_file.exists() else 0,
+            )
+
+    def gc(self, max_bytes: int | None = None) -> GcReport:
+        """Evict LRU entries until stored bytes <= `max_bytes` (default: this handle's cap)."""
+        target = max_bytes if max_bytes is not None else self.max_bytes
+        if target is None:
+            raise CacheError("no size cap to collect to", hint="pass --max-size, e.g. 10GB")
+        return self._write(lambda txn, dbs: collect(txn, dbs, target))
+
+    def _maybe_gc(self, total: int) -> None:
+        if self.max_bytes is not None and total > self.max_bytes:
+            self.gc(int(self.max_bytes * LOW_WATER))
+
+    def purge_quarantine(self) -> int:
+        """Drop quarantined entries (kept for post-mortems); returns how many."""
+
+        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> int:
+            count: int = txn.stat(dbs.quarantine)["entries"]
+            txn.drop(dbs.quarantine, delete=False)
+            return count
+
+        return self._write(body)
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every blob and decode every action entry; quarantine and list the bad ones."""
+        from .verify import verify_env
+
+        self.flush()
+        shared = self._live
+        return verify_env(shared.env, shared.dbs)
+
+    def snapshot(self, dest_dir: Path) -> Manifest:
+        """Write a compacted, consistent copy plus a manifest to `dest_dir` (must be empty)."""
+        from .snapshot import take_snapshot
+
+        self.flush()
+        return take_snapshot(self._live.env, dest_dir)
+
+    @classmethod
+    def restore(
+        cls, snapshot_dir: Path, target_path: Path | None = None, *, force: bool = False
+    ) -> RestoreReport:
+        """Verify a snapshot completely, then install it at `target_path`; refuses on mismatch."""
+        from .snapshot import restore_snapshot
+
+        target = target_path if target_path is not None else cache_dir() / "lmdb"
+        return restore_snapshot(snapshot_dir, target, force=force)
