@@ -1,0 +1,125 @@
+"""Pydantic models of the JSON-line events the injected pytest plugin writes.
+
+The child runs arbitrary workspace code in another interpreter, so its output is a trust boundary:
+every line is validated here before the runner acts on it. Unknown fields are ignored (the plugin
+may grow); an unknown event name or another protocol version is rejected by ``parse_event``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+log = logging.getLogger(__name__)
+
+EVENTS_VERSION = 1
+
+Outcome = Literal["passed", "failed", "skipped", "error", "xfailed", "xpassed"]
+Phase = Literal["setup", "call", "teardown"]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class _Event(_Model):
+    v: Literal[1]
+
+
+class Location(_Model):
+    """A workspace-relative posix path and a 1-based line."""
+
+    path: str
+    line: int | None = None
+
+
+class SessionStart(_Event):
+    event: Literal["session_start"]
+    pytest_version: str
+    python_version: str
+    implementation: str = "cpython"
+    platform: str
+    machine: str = ""
+    rootdir: str
+    pid: int
+
+
+class CollectError(_Model):
+    path: str
+    message: str
+    longrepr: str = ""
+
+
+class Collected(_Event):
+    event: Literal["collected"]
+    files: dict[str, list[str]]
+    errors: list[CollectError] = []
+
+    @property
+    def nodeids(self) -> list[str]:
+        return [nodeid for ids in self.files.values() for nodeid in ids]
+
+
+class TestStart(_Event):
+    __test__: ClassVar[bool] = False  # not a pytest test class
+
+    event: Literal["test_start"]
+    nodeid: str
+
+
+class TestResult(_Event):
+    """Outcome of one test; failure fields are set only for ``failed`` and ``error``."""
+
+    __test__: ClassVar[bool] = False
+
+    event: Literal["test_result"]
+    nodeid: str
+    outcome: Outcome
+    when: Phase | None = None
+    duration_s: float = Field(ge=0)
+    location: Location | None = None
+    message: str | None = None
+    test_line: int | None = None
+    raised_at: Location | None = None
+    longrepr: str | None = None
+    stdout: str = ""
+    stderr: str = ""
+
+
+class ModuleDep(_Model):
+    name: str
+    path: str
+
+
+class FileDeps(_Event):
+    """Workspace files opened and modules first imported by one test file (collection and run)."""
+
+    event: Literal["file_deps"]
+    path: str
+    files: list[str]
+    modules: list[ModuleDep]
+
+
+class SessionEnd(_Event):
+    event: Literal["session_end"]
+    exitstatus: int
+    duration_s: float
+
+
+Event = Annotated[
+    SessionStart | Collected | TestStart | TestResult | FileDeps | SessionEnd,
+    Field(discriminator="event"),
+]
+
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(line: bytes | str) -> Event | None:
+    """One validated event, or None (logged) for a line that is not a valid v1 event."""
+    try:
+        return _ADAPTER.validate_json(line)
+    except ValidationError as exc:
+        log.warning("skipping invalid plugin event %.200r: %s", line, exc.errors()[:1])
+        return None

@@ -1,0 +1,199 @@
+"""Find and describe the workspace's Python interpreter (tests run there, not in the daemon).
+
+Order: an explicit setting, ``<root>/.venv/bin/python``, ``$VIRTUAL_ENV/bin/python``, then
+``python3`` on PATH. The interpreter is queried once per (path, mtime) by a tiny subprocess.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+
+from maestro.errors import RunnerError
+
+log = logging.getLogger(__name__)
+
+Source = Literal["setting", ".venv", "VIRTUAL_ENV", "PATH"]
+
+_QUERY_TIMEOUT_S = 30.0
+# Runs in the workspace interpreter: stdlib only, never imports pytest (only finds it).
+_QUERY = """
+import importlib.util, json, sys, sysconfig
+version = None
+if importlib.util.find_spec("pytest") is not None:
+    try:
+        from importlib.metadata import version as _v
+        version = _v("pytest")
+    except Exception:
+        version = "unknown"
+print(json.dumps({
+    "version": list(sys.version_info[:3]),
+    "implementation": sys.implementation.name,
+    "platform": sysconfig.get_platform(),
+    "prefix": sys.prefix,
+    "base_prefix": sys.base_prefix,
+    "pytest_version": version,
+}))
+"""
+
+
+class _QueryAnswer(BaseModel):
+    version: tuple[int, int, int]
+    implementation: str
+    platform: str
+    prefix: str
+    base_prefix: str
+    pytest_version: str | None
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """A workspace interpreter as found and queried; ``path`` is kept unresolved (venv symlink)."""
+
+    path: Path
+    version: tuple[int, int, int]
+    implementation: str
+    platform: str
+    pytest_version: str | None
+    prefix: Path
+    is_venv: bool
+    source: Source = "setting"
+
+    @property
+    def has_pytest(self) -> bool:
+        return self.pytest_version is not None
+
+    @property
+    def version_string(self) -> str:
+        return ".".join(map(str, self.version))
+
+    def require_pytest(self) -> None:
+        """Raise a RunnerError with the install command when pytest is not importable."""
+        if not self.has_pytest:
+            raise RunnerError(
+                f"pytest is not installed in the workspace interpreter {self.path}",
+                hint=f"install pytest into {self.path}: {self.path} -m pip install pytest",
+            )
+
+
+def find_interpreter_path(
+    root: Path, *, configured: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> tuple[Path, Source]:
+    """The interpreter path and where it came from; RunnerError when nothing is found."""
+    env = os.environ if environ is None else environ
+    if configured:
+        candidate = Path(configured).expanduser()
+        if not candidate.is_absolute() and len(candidate.parts) == 1:
+            found = shutil.which(str(candidate), path=env.get("PATH"))
+            if found:
+                return Path(found), "setting"
+        path = candidate if candidate.is_absolute() else root / candidate
+        if not _is_executable(path):
+            raise RunnerError(
+                f"the configured interpreter {configured} does not exist or is not executable",
+                hint="fix the interpreter setting, or remove it to use .venv, $VIRTUAL_ENV or PATH",
+            )
+        return path, "setting"
+    local = root / ".venv" / "bin" / "python"
+    if _is_executable(local):
+        return local.absolute(), ".venv"
+    virtual_env = env.get("VIRTUAL_ENV")
+    if virtual_env:
+        active = Path(virtual_env) / "bin" / "python"
+        if _is_executable(active):
+            return active, "VIRTUAL_ENV"
+        log.warning("VIRTUAL_ENV=%s has no bin/python; falling back to PATH", virtual_env)
+    found = shutil.which("python3", path=env.get("PATH"))
+    if found:
+        return Path(found), "PATH"
+    raise RunnerError(
+        f"no Python interpreter found for {root}",
+        hint="create one with `python3 -m venv .venv` in the workspace, or configure its path",
+    )
+
+
+def query_interpreter(path: Path, *, source: Source = "setting") -> Interpreter:
+    """Ask the interpreter for its version, platform and pytest (memoised per path and mtime)."""
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError as exc:
+        raise RunnerError(
+            f"the workspace interpreter {path} is missing ({exc.strerror})",
+            hint="recreate the virtual environment, or configure another interpreter",
+        ) from exc
+    return _query(path, mtime, source)
+
+
+@lru_cache(maxsize=32)
+def _query(path: Path, mtime_ns: int, source: Source) -> Interpreter:
+    try:
+        proc = subprocess.run(
+            [str(path), "-c", _QUERY],
+            capture_output=True,
+            timeout=_QUERY_TIMEOUT_S,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            cwd=Path(path.anchor or "/"),  # a neutral cwd: `-c` puts it first on sys.path
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise RunnerError(
+            f"cannot run the workspace interpreter {path}: {exc}",
+            hint="check that it starts: run `<path> -c pass` yourself, or configure another",
+        ) from exc
+    if proc.returncode != 0:
+        detail = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        raise RunnerError(
+            f"the workspace interpreter {path} failed to start: {detail[0]}",
+            hint="check that it starts: run `<path> -c pass` yourself, or configure another",
+        )
+    try:
+        answer = _QueryAnswer.model_validate_json(proc.stdout.strip().splitlines()[-1])
+    except (ValidationError, IndexError) as exc:
+        raise RunnerError(
+            f"unexpected answer from the workspace interpreter {path}",
+            hint="is it a CPython or PyPy 3.11+ interpreter?",
+        ) from exc
+    return Interpreter(
+        path=path,
+        version=answer.version,
+        implementation=answer.implementation,
+        platform=answer.platform,
+        pytest_version=answer.pytest_version,
+        prefix=Path(answer.prefix),
+        is_venv=answer.prefix != answer.base_prefix,
+        source=source,
+    )
+
+
+def resolve_interpreter(
+    root: Path,
+    *,
+    configured: str | Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    require_pytest: bool = True,
+) -> Interpreter:
+    """Find, query and check the interpreter that runs this workspace's tests."""
+    path, source = find_interpreter_path(root, configured=configured, environ=environ)
+    interpreter = query_interpreter(path, source=source)
+    if interpreter.version < (3, 11):
+        raise RunnerError(
+            f"the workspace interpreter {path} is Python {interpreter.version_string}; "
+            "Maestro runs tests on Python 3.11 or newer",
+            hint="point the interpreter setting at a Python 3.11+ virtual environment",
+        )
+    if require_pytest:
+        interpreter.require_pytest()
+    return interpreter
+
+
+def _is_executable(path: Path) -> bool:
+    return path.is_file() and os.access(path, os.X_OK)

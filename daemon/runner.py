@@ -1,0 +1,455 @@
+"""Run pytest in the workspace's interpreter with the injected plugin, and collect a RunReport.
+
+The child is ``<interpreter> -m pytest -p maestro_pytest_plugin ...`` in its own session (so the
+whole process group can be signalled), with the plugin's directory prepended to PYTHONPATH and a
+pipe descriptor for events (stdout stays the test's). The child is reaped by a dedicated thread
+with ``os.wait4`` so that its exact CPU time is known even when other children run concurrently.
+Cancelling the awaiting task terminates the group (SIGTERM, then SIGKILL after a grace period)
+and re-raises; a timeout is simply ``asyncio.timeout(...)`` around the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from maestro.daemon.events import (
+    Collected,
+    CollectError,
+    Event,
+    FileDeps,
+    SessionEnd,
+    SessionStart,
+    TestResult,
+    TestStart,
+    parse_event,
+)
+from maestro.daemon.interpreter import Interpreter
+
+from maestro.errors import RunnerError
+
+log = logging.getLogger(__name__)
+
+PLUGIN_MODULE = "maestro_pytest_plugin"
+EVENTS_FD_ENV = "MAESTRO_EVENTS_FD"
+# Variables a test may legitimately need from the user's environment; everything else is
+# dropped so that a result depends on what the action key records. Trailing ``*`` is a prefix.
+DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+)
+DEFAULT_GRACE_S = 5.0
+_DRAIN_S = 2.0  # after exit, how long a grandchild may keep our pipes open
+_EVENT_LINE_LIMIT = 16 * 1024 * 1024
+_MAX_OUTPUT_BYTES = 64 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+EventCallback = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Everything one pytest run produced; bytes fields are ready for the CAS."""
+
+    exit_code: int  # pytest's exit status, or -N when killed by signal N
+    results: dict[str, TestResult]  # by node id, in completion order
+    file_deps: dict[str, FileDeps]  # by test file (workspace-relative posix path)
+    collected: Collected | None
+    session: SessionStart | None
+    session_end: SessionEnd | None
+    unfinished: tuple[str, ...]  # started but never reported (the child died inside them)
+    stdout: bytes
+    stderr: bytes
+    junit_xml: bytes | None
+    wall_s: float
+    user_s: float
+    system_s: float
+    max_rss_kb: int
+    command: tuple[str, ...]
+    invalid_event_lines: int = 0
+
+    @property
+    def cpu_s(self) -> float:
+        return self.user_s + self.system_s
+
+    @property
+    def collection_errors(self) -> list[CollectError]:
+        return list(self.collected.errors) if self.collected else []
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        return Counter(result.outcome for result in self.results.values())
+
+
+@dataclass
+class _Collector:
+    """Folds events into the pieces of a RunReport as they arrive."""
+
+    on_event: EventCallback | None
+    results: dict[str, TestResult] = field(default_factory=dict)
+    file_deps: dict[str, FileDeps] = field(default_factory=dict)
+    started: dict[str, None] = field(default_factory=dict)
+    collected: Collected | None = None
+    session: SessionStart | None = None
+    session_end: SessionEnd | None = None
+    invalid: int = 0
+
+    def feed(self, line: bytes) -> None:
+        if not line.strip():
+            return
+        event = parse_event(line)
+        if event is None:
+            self.invalid += 1
+            return
+        match event:
+            case SessionStart():
+                self.session = event
+            case Collected():
+                self.collected = event
+            case TestStart():
+                self.started[event.nodeid] = None
+            case TestResult():
+                self.results[event.nodeid] = event
+                self.started.pop(event.nodeid, None)
+            case FileDeps():
+                self.file_deps[event.path] = event
+            case SessionEnd():
+                self.session_end = event
+        if self.on_event is not None:
+            try:
+                self.on_event(event)
+            except Exception:  # a listener's bug must not lose the run
+                log.exception("on_event callback failed for %s", event.event)
+
+
+def plugin_dir() -> Path:
+    """The directory holding the plugin file (through the editable link tree if need be)."""
+    here = Path(__file__)
+    for base in (here.parent, here.resolve().parent):
+        candidate = base / "plugin"
+        if (candidate / f"{PLUGIN_MODULE}.py").is_file():
+            return candidate
+    raise RunnerError(
+        f"the pytest plugin {PLUGIN_MODULE}.py is missing from the maestro installation",
+        hint="reinstall maestro-conductor (the plugin ships as package data of maestro.daemon)",
+    )
+
+
+def build_env(
+    interpreter: Interpreter,
+    *,
+    events_fd: int,
+    allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
+    extra_env: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The child's environment: allowlisted variables, venv activation, plugin path, events fd."""
+    source = os.environ if environ is None else environ
+    patterns = tuple(allowlist)
+    env = {
+        name: value
+        for name, value in source.items()
+        if any(fnmatch.fnmatchcase(name, p) if p.endswith("*") else name == p for p in patterns)
+    }
+    env.update(extra_env or {})
+    if interpreter.is_venv:
+        env["VIRTUAL_ENV"] = str(interpreter.prefix)
+        venv_bin = str(interpreter.prefix / "bin")
+        env["PATH"] = os.pathsep.join(p for p in (venv_bin, env.get("PATH")) if p)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugin_dir()), env.get("PYTHONPATH")) if p)
+    env[EVENTS_FD_ENV] = str(events_fd)
+    return env
+
+
+def build_command(
+    root: Path, interpreter: Interpreter, args: Sequence[str], *, junit_xml: Path | None
+) -> list[str]:
+    command = [str(interpreter.path), "-m", "pytest", "-p", PLUGIN_MODULE, f"--rootdir={root}"]
+    if junit_xml is not None:
+        command.append(f"--junitxml={junit_xml}")
+    command.extend(args)
+    return command
+
+
+async def run_pytest(
+    root: Path,
+    interpreter: Interpreter,
+    args: Sequence[str] = (),
+    *,
+    on_event: EventCallback | None = None,
+    junit_xml: Path | None = None,
+    env_allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
+    extra_env: Mapping[str, str] | None = None,
+    grace_s: float = DEFAULT_GRACE_S,
+) -> RunReport:
+    """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
+
+    ``on_event`` is called on the event loop for each validated event as it arrives. Raises
+    RunnerError when pytest cannot start or the plugin never reports (bad arguments, broken
+    interpreter); test failures are results, not errors.
+    """
+    interpreter.require_pytest()
+    root = root.absolute()
+    if not root.is_dir():
+        raise RunnerError(f"workspace root {root} is not a directory", hint="check the path")
+    if junit_xml is not None:
+        junit_xml = junit_xml.absolute()
+        junit_xml.unlink(missing_ok=True)
+    read_fd, write_fd = os.pipe()
+    command = build_command(root, interpreter, args, junit_xml=junit_xml)
+    try:
+        env = build_env(
+            interpreter, events_fd=write_fd, allowlist=env_allowlist, extra_env=extra_env
+        )
+        log.info("running %s in %s", " ".join(command), root)
+        started = time.monotonic()
+        proc = subprocess.Popen(
+            command,
+            cwd=root,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+    except OSError as exc:
+        os.close(read_fd)
+        raise RunnerError(
+            f"cannot start {interpreter.path}: {exc.strerror}",
+            hint="check the interpreter setting or recreate the virtual environment",
+        ) from exc
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
+    assert proc.stdout is not None and proc.stderr is not None
+    child = _Child(proc)
+    collector = _Collector(on_event)
+    pipes = _Pipes()
+    try:
+        loop = asyncio.get_running_loop()
+        events = await pipes.open(loop, os.fdopen(read_fd, "rb", buffering=0), _EVENT_LINE_LIMIT)
+        out = await pipes.open(loop, proc.stdout)
+        err = await pipes.open(loop, proc.stderr)
+        readers = asyncio.gather(_read_all(out), _read_all(err), _read_events(events, collector))
+        try:
+            status, rusage = await asyncio.shield(child.exited)
+            try:
+                stdout, stderr, _ = await asyncio.wait_for(asyncio.shield(readers), _DRAIN_S)
+            except TimeoutError:
+                log.warning("a process left by the tests keeps the output open; killing group")
+                _signal_group(proc.pid, signal.SIGKILL)
+                try:
+                    stdout, stderr, _ = await asyncio.wait_for(readers, _DRAIN_S)
+                except TimeoutError as exc:
+                    raise RunnerError(
+                        "a process started by the tests outside its process group keeps the "
+                        "test output open",
+                        hint="make the tests stop the daemons they start",
+                    ) from exc
+        except BaseException:
+            readers.cancel()
+            with contextlib.suppress(BaseException):
+                await readers
+            raise
+    except asyncio.CancelledError:
+        log.info("run cancelled; terminating process group %d", proc.pid)
+        await child.terminate(grace_s)
+        raise
+    finally:
+        if not child.exited.done():
+            _signal_group(proc.pid, signal.SIGKILL)
+        pipes.close()
+    wall_s = time.monotonic() - started
+    report = RunReport(
+        exit_code=os.waitstatus_to_exitcode(status),
+        results=collector.results,
+        file_deps=collector.file_deps,
+        collected=collector.collected,
+        session=collector.session,
+        session_end=collector.session_end,
+        unfinished=tuple(collector.started),
+        stdout=stdout,
+        stderr=stderr,
+        junit_xml=_read_optional(junit_xml),
+        wall_s=wall_s,
+        user_s=rusage.ru_utime,
+        system_s=rusage.ru_stime,
+        max_rss_kb=rusage.ru_maxrss,
+        command=tuple(command),
+        invalid_event_lines=collector.invalid,
+    )
+    if report.session is None:
+        tail = report.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        raise RunnerError(
+            f"pytest exited with status {report.exit_code} before the session started"
+            + (": " + " | ".join(tail) if tail else ""),
+            hint=f"run `{interpreter.path} -m pytest {' '.join(args)}` in {root} to see why",
+        )
+    return report
+
+
+def run_pytest_sync(
+    root: Path,
+    interpreter: Interpreter,
+    args: Sequence[str] = (),
+    *,
+    on_event: EventCallback | None = None,
+    junit_xml: Path | None = None,
+    env_allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
+    extra_env: Mapping[str, str] | None = None,
+    grace_s: float = DEFAULT_GRACE_S,
+) -> RunReport:
+    """``run_pytest`` for synchronous callers (the CLI); Ctrl-C terminates the child group."""
+    return asyncio.run(
+        run_pytest(
+            root,
+            interpreter,
+            args,
+            on_event=on_event,
+            junit_xml=junit_xml,
+            env_allowlist=env_allowlist,
+            extra_env=extra_env,
+            grace_s=grace_s,
+        )
+    )
+
+
+class _Child:
+    """Reaps the child in a thread with wait4 (exit status and its own rusage)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self.proc = proc
+        loop = asyncio.get_running_loop()
+        self.exited: asyncio.Future[tuple[int, Any]] = loop.create_future()
+        thread = threading.Thread(
+            target=self._wait, args=(loop,), name=f"maestro-wait-{proc.pid}", daemon=True
+        )
+        thread.start()
+
+    def _wait(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            try:
+                _, status, rusage = os.wait4(self.proc.pid, 0)
+                break
+            except ChildProcessError:  # reaped elsewhere: nothing more to learn
+                status, rusage = 0, None
+                break
+            except InterruptedError:
+                continue
+        # Popen must not try to reap (or warn about) a pid we already reaped.
+        self.proc.returncode = os.waitstatus_to_exitcode(status) if rusage is not None else 0
+        with contextlib.suppress(RuntimeError):  # the loop closed: nobody is waiting
+            loop.call_soon_threadsafe(self._resolve, status, rusage)
+
+    def _resolve(self, status: int, rusage: Any) -> None:
+        if not self.exited.done():
+            self.exited.set_result((status, rusage))
+
+    async def terminate(self, grace_s: float) -> None:
+        """SIGTERM the group, SIGKILL it after ``grace_s``; returns once the child is reaped."""
+        pid = self.proc.pid
+        _signal_group(pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(self.exited), grace_s)
+        except TimeoutError:
+            log.warning("process group %d ignored SIGTERM for %.1fs; killing", pid, grace_s)
+        finally:
+            # Grandchildren may outlive the leader: the group gets SIGKILL either way.
+            _signal_group(pid, signal.SIGKILL)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self.exited), grace_s)
+
+
+class _Pipes:
+    """Read ends wrapped as asyncio stream readers; closes every transport it opened."""
+
+    def __init__(self) -> None:
+        self._transports: list[asyncio.BaseTransport] = []
+        self._pending: list[IO[bytes]] = []
+
+    async def open(
+        self, loop: asyncio.AbstractEventLoop, pipe: IO[bytes], limit: int = _CHUNK
+    ) -> asyncio.StreamReader:
+        self._pending.append(pipe)
+        reader = asyncio.StreamReader(limit=limit)
+        transport, _ = await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe
+        )
+        self._pending.remove(pipe)
+        self._transports.append(transport)
+        return reader
+
+    def close(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        for pipe in self._pending:
+            pipe.close()
+        self._transports.clear()
+        self._pending.clear()
+
+
+async def _read_all(reader: asyncio.StreamReader) -> bytes:
+    """The whole stream, keeping at most _MAX_OUTPUT_BYTES (the rest is counted, not kept)."""
+    chunks: list[bytes] = []
+    kept = dropped = 0
+    while chunk := await reader.read(_CHUNK):
+        if kept < _MAX_OUTPUT_BYTES:
+            chunk = chunk[: _MAX_OUTPUT_BYTES - kept]
+            chunks.append(chunk)
+            kept += len(chunk)
+        else:
+            dropped += len(chunk)
+    if dropped:
+        chunks.append(f"\n[maestro: {dropped} more bytes dropped]\n".encode())
+    return b"".join(chunks)
+
+
+async def _read_events(reader: asyncio.StreamReader, collector: _Collector) -> None:
+    while True:
+        try:
+            line = await reader.readline()
+        except ValueError:  # longer than the limit: that line is dropped
+            log.warning("skipping a plugin event line over %d bytes", _EVENT_LINE_LIMIT)
+            collector.invalid += 1
+            continue
+        if not line:
+            return
+        collector.feed(line)
+
+
+def _signal_group(pgid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def _read_optional(path: Path | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None

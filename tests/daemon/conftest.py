@@ -1,0 +1,38 @@
+"""Fixtures for runner tests: small workspaces written into tmp_path, run by a real pytest."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from maestro.daemon.interpreter import Interpreter, query_interpreter
+
+WriteWorkspace = Callable[[dict[str, str]], Path]
+
+
+@pytest.fixture(scope="session")
+def interpreter() -> Interpreter:
+    """The interpreter running this suite: it has pytest, like a prepared workspace venv."""
+    found = query_interpreter(Path(sys.executable))
+    assert found.has_pytest
+    return found
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> WriteWorkspace:
+    """Write ``{relative path: source}`` (dedented) under a fresh root and return the root."""
+    root = tmp_path / "ws"
+
+    def write(files: dict[str, str]) -> Path:
+        for rel, text in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text).lstrip("\n"))
+        return root
+
+    root.mkdir()
+    return write
