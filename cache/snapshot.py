@@ -217,6 +217,7 @@ def restore_snapshot(snapshot_dir: Path, target: Path, *, force: bool = False) -
         raise CacheError(
             f"the cache at {target} is open in this process", hint="close it before restoring"
         )
+    load_manifest(snapshot_dir)  # a wrong path is reported before the target
     occupied = target.exists() and any(target.iterdir())
     if occupied and not force:
         raise CacheError(

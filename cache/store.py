@@ -479,7 +479,7 @@ class Cache:
         target = max_bytes if max_bytes is not None else self.max_bytes
         if target is None:
             raise CacheError("no size cap to collect to", hint="pass --max-size, e.g. 10GB")
-        return self._write(lambda txn, dbs: collect(txn, dbs, target))
+        return self._write(lambda txn, dbs: collect(txn, dbs, target, _now()))
 
     def _maybe_gc(self, total: int) -> None:
         if self.max_bytes is not None and total > self.max_bytes:
