@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from maestro.daemon.events import Event, FileDeps, TestResult, TestStart
 from maestro.daemon.interpreter import Interpreter
 from maestro.daemon.runner import run_pytest_sync
+
 from maestro.errors import RunnerError
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
@@ -144,7 +144,8 @@ def test_failure_points_at_test_line_and_raising_source_line(
     fails = results["test_fails"]
     assert fails.message == "ZeroDivisionError: division by zero"
     assert fails.location is not None
-    assert (fails.location.path, fails.location.line) == ("tests/test_outcomes.py", _line("def test_fails"))
+    assert fails.location.path == "tests/test_outcomes.py"
+    assert fails.location.line == _line("def test_fails")
     assert fails.test_line == _line("calc.div(1, 0)")
     assert fails.raised_at is not None
     assert (fails.raised_at.path, fails.raised_at.line) == ("pkg/calc.py", 2)
@@ -175,10 +176,11 @@ def test_printed_output_is_captured_and_never_parsed_as_events(
 def test_output_of_uncaptured_run_lands_in_stdout(
     outcome_root: Path, interpreter: Interpreter
 ) -> None:
-    report = run_pytest_sync(outcome_root, interpreter, ["-s", "tests/test_outcomes.py::test_noisy"])
+    noisy = "tests/test_outcomes.py::test_noisy"
+    report = run_pytest_sync(outcome_root, interpreter, ["-s", noisy])
     assert b'"nodeid": "forged"' in report.stdout
     assert b"to stderr" in report.stderr
-    assert report.results["tests/test_outcomes.py::test_noisy"].outcome == "passed"
+    assert report.results[noisy].outcome == "passed"
 
 
 def test_collection_error_is_reported(workspace: WriteWorkspace, interpreter: Interpreter) -> None:
