@@ -217,8 +217,11 @@ class _Recorder:
         rootpath = getattr(session.config, "rootpath", None) or session.config.rootdir
         self._root = os.path.normpath(os.path.abspath(str(rootpath)))
         prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, os.path.dirname(__file__)}
+        # Only environments *inside* the workspace matter (a system prefix such as /usr may
+        # well contain the workspace itself).
+        inside = (os.path.normpath(p) for p in prefixes if p)
         self._excluded_prefixes = tuple(
-            os.path.normpath(p) + os.sep for p in prefixes if p and p != self._root
+            p + os.sep for p in inside if p.startswith(self._root + os.sep)
         )
         self._emit(
             "session_start",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import site
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 from maestro.daemon.events import Event, FileDeps, TestResult
-from maestro.daemon.interpreter import Interpreter
+from maestro.daemon.interpreter import Interpreter, query_interpreter
 from maestro.daemon.runner import run_pytest_sync
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
@@ -116,3 +119,31 @@ def test_deselected_and_collection_only_files_still_get_deps(
     assert "pkg/util.py" in report.file_deps["tests/test_reads.py"].files
     assert isinstance(report.results[next(iter(report.results))], TestResult)
     assert all(isinstance(d, FileDeps) for d in report.file_deps.values())
+
+
+def test_an_environment_inside_the_workspace_is_not_a_dependency(
+    workspace: WriteWorkspace,
+) -> None:
+    """A venv under the root with an unusual name is still the interpreter's, not the code's."""
+    root = workspace(
+        {
+            "test_env.py": """
+            import sys
+            from pathlib import Path
+
+            def test_reads_env_file():
+                Path(sys.prefix, "pyvenv.cfg").read_text()
+                Path("local.txt").read_text()
+            """,
+            "local.txt": "x\n",
+        }
+    )
+    env = root / "odd_env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    (site_packages,) = env.glob("lib/python*/site-packages")
+    (site_packages / "borrow.pth").write_text("\n".join(site.getsitepackages()) + "\n")
+    interpreter = query_interpreter(env / "bin" / "python")
+    assert interpreter.has_pytest and interpreter.prefix == env
+    report = run_pytest_sync(root, interpreter, ["test_env.py"])
+    assert report.outcomes == {"passed": 1}, report.stdout.decode()
+    assert report.file_deps["test_env.py"].files == ["local.txt", "test_env.py"]
