@@ -25,7 +25,7 @@ from maestro.paths import cache_dir
 
 from . import layout as L
 from .action import ActionResult, NewerSchemaError, decode_action
-from .digest import EMPTY_DIGEST, Digest, check_hex, digest_bytes
+from .digest import EMPTY_DIGEST, Digest, check_hex, trusted_digest
 from .eviction import GcReport, collect
 from .stats import CacheStats
 
@@ -45,6 +45,8 @@ ATIME_RESOLUTION_S = 60
 
 FLUSH_EVERY_S = 5.0
 FLUSH_MAX_PENDING = 10_000
+FRESH_MAX = 200_000
+"""Bound on the per-process memory of keys whose access time is already recent on disk."""
 
 LOW_WATER = 0.9
 """Automatic gc frees down to this fraction of the cap so it does not run on every put."""
@@ -82,6 +84,10 @@ class _SharedEnv:
         self.users = 0
         self.lock = threading.Lock()
         self.pending = _Pending()
+        # Keys whose stored access time is known to be within this ATIME_RESOLUTION_S window:
+        # touching them again is skipped entirely, so a hot read loop costs no bookkeeping.
+        self.fresh: set[bytes] = set()
+        self.fresh_window = 0
         try:
             path.mkdir(parents=True, exist_ok=True)
             self.env = lmdb.open(
@@ -133,6 +139,11 @@ def is_open_in_process(path: Path) -> bool:
 
 def _key_of(ref: Digest | str) -> bytes:
     return ref.key if isinstance(ref, Digest) else check_hex(ref)
+
+
+def _hash(data: bytes) -> tuple[bytes, Digest]:
+    raw = hashlib.sha256(data).digest()
+    return raw, trusted_digest(raw.hex(), len(data))
 
 
 def _now() -> int:
@@ -234,6 +245,9 @@ class Cache:
                 old, size = L.META.unpack(raw)
                 if atime - old >= ATIME_RESOLUTION_S:
                     txn.put(mkey, L.META.pack(atime, size), db=dbs.meta)
+        with shared.lock:
+            if len(shared.fresh) < FRESH_MAX:
+                shared.fresh.update(pending.touches)
         L.add_int(txn, dbs, L.HITS, pending.hits)
         L.add_int(txn, dbs, L.MISSES, pending.misses)
         L.add_float(txn, dbs, L.CPU_SAVED, pending.cpu_saved)
@@ -245,9 +259,15 @@ class Cache:
         shared = self._live
         now = _now()
         with shared.lock:
+            window = now // ATIME_RESOLUTION_S
+            if window != shared.fresh_window:
+                shared.fresh.clear()
+                shared.fresh_window = window
             pending = shared.pending
+            fresh = shared.fresh
             for mkey in touches:
-                pending.touches[mkey] = now
+                if mkey not in fresh:
+                    pending.touches[mkey] = now
             if hit is not None:
                 pending.hits += 1
                 pending.cpu_saved += hit.timing.cpu_s
@@ -271,52 +291,55 @@ class Cache:
 
     def put_blob(self, data: bytes, expected: Digest | None = None) -> Digest:
         """Store `data`; with `expected`, refuse (IntegrityError, nothing stored) on mismatch."""
-        digest = digest_bytes(data)
+        key, digest = _hash(data)
         if expected is not None and expected != digest:
             raise IntegrityError(
                 f"blob does not match its digest: expected {expected}, got {digest}",
                 hint="the upload or download was truncated or altered; fetch it again",
             )
-        self._put_many([(digest, data)])
+        self._put_many([(key, data)])
         return digest
 
     def put_blobs(self, blobs: Sequence[bytes]) -> list[Digest]:
         """Store many blobs in one write transaction (one fsync instead of one per blob)."""
-        pairs = [(digest_bytes(data), data) for data in blobs]
-        self._put_many(pairs)
-        return [digest for digest, _ in pairs]
+        hashed = [_hash(data) for data in blobs]
+        self._put_many([(key, data) for (key, _), data in zip(hashed, blobs, strict=True)])
+        return [digest for _, digest in hashed]
 
-    def _put_many(self, pairs: Sequence[tuple[Digest, bytes]]) -> None:
-        pairs = [(d, data) for d, data in pairs if d.size]
+    def _put_many(self, pairs: Sequence[tuple[bytes, bytes]]) -> None:
+        pairs = [(key, data) for key, data in pairs if data]
         if not pairs:
             return
-        incoming = sum(d.size for d, _ in pairs)
-        if self.max_bytes is not None and max(d.size for d, _ in pairs) > self.max_bytes:
+        incoming = sum(len(data) for _, data in pairs)
+        if self.max_bytes is not None and max(len(data) for _, data in pairs) > self.max_bytes:
             raise CacheError(
                 f"blob larger than the cache cap ({self.max_bytes} bytes)",
                 hint="raise the cap with --max-size",
             )
 
+        existing: list[bytes] = []
+
         def body(txn: lmdb.Transaction, dbs: L.Dbs) -> int:
-            now = _now()
+            meta = L.META.pack(_now(), 0)[:8]  # the atime half, shared by the whole batch
             added = 0
-            for digest, data in pairs:
-                key = digest.key
+            existing.clear()
+            for key, data in pairs:
                 if not txn.put(key, data, db=dbs.cas, overwrite=False):
-                    if txn.get(key, db=dbs.cas) != data:
-                        log.warning("repairing corrupt blob %s on re-put", digest.hash)
-                        txn.put(key, data, db=dbs.cas)
-                    else:
+                    if txn.get(key, db=dbs.cas) == data:
+                        existing.append(L.BLOB + key)  # a re-put counts as a use
                         continue
+                    log.warning("repairing corrupt blob %s on re-put", key.hex())
+                    txn.put(key, data, db=dbs.cas)
                     old = txn.get(L.BLOB + key, db=dbs.meta)
                     if old is not None:
                         added -= L.META.unpack(old)[1]
-                txn.put(L.BLOB + key, L.META.pack(now, len(data)), db=dbs.meta)
+                txn.put(L.BLOB + key, meta + L.U64.pack(len(data)), db=dbs.meta)
                 added += len(data)
             L.add_int(txn, dbs, L.BLOB_BYTES, added)
             return L.get_int(txn, dbs, L.BLOB_BYTES) + L.get_int(txn, dbs, L.ACTION_BYTES)
 
         total = self._write(body, grow=incoming)
+        self._note(existing)
         self._maybe_gc(total)
 
     def get_blob(self, ref: Digest | str) -> bytes | None:
@@ -326,22 +349,26 @@ class Cache:
     def get_blobs(self, refs: Sequence[Digest | str]) -> list[bytes | None]:
         """Batch `get_blob` in one read transaction."""
         shared = self._live
-        keys = [_key_of(ref) for ref in refs]
         out: list[bytes | None] = []
         bad: list[bytes] = []
+        touched: list[bytes] = []
+        sha256 = hashlib.sha256
         with shared.env.begin(db=shared.dbs.cas) as txn:
-            for key in keys:
-                if key == _EMPTY_KEY:
-                    out.append(b"")
-                    continue
+            for ref in refs:
+                key = ref.key if isinstance(ref, Digest) else check_hex(ref)
                 data = txn.get(key)
-                if data is not None and hashlib.sha256(data).digest() != key:
+                if data is None:
+                    if key == _EMPTY_KEY:
+                        data = b""
+                elif sha256(data).digest() == key:
+                    touched.append(L.BLOB + key)
+                else:
                     bad.append(key)
                     data = None
                 out.append(data)
         for key in bad:
             self._quarantine_blob(key, "sha256 mismatch on read")
-        self._note(L.BLOB + key for key, data in zip(keys, out, strict=True) if data)
+        self._note(touched)
         return out
 
     def has_blob(self, ref: Digest | str) -> bool:
