@@ -71,11 +71,14 @@ def raw_get(path: Path, keys: list[bytes], batch: int, *, verify: bool) -> float
     db = env.open_db(b"cas")
     start = time.perf_counter()
     for i in range(0, len(keys), batch):
+        values = []  # a batch get hands all values back, as Cache.get_blobs does
         with env.begin(db=db) as txn:
             for key in keys[i : i + batch]:
                 data = txn.get(key)
                 if data is None or (verify and hashlib.sha256(data).digest() != key):
                     raise AssertionError("raw get failed")
+                values.append(data)
+        del values
     elapsed = time.perf_counter() - start
     env.close()
     return elapsed
