@@ -160,23 +160,34 @@ def load_manifest(snapshot_dir: Path) -> Manifest:
         raise IntegrityError(f"invalid snapshot manifest {path}: {exc}") from exc
 
 
-def check_snapshot(snapshot_dir: Path) -> Manifest:
-    """Re-verify a snapshot completely: data file hash, then every blob and action entry."""
-    manifest = load_manifest(snapshot_dir)
+def _check_data_file(snapshot_dir: Path, manifest: Manifest, copy_to: Path | None = None) -> None:
+    """Size and sha256 of the data file against the manifest (optionally copying it meanwhile)."""
     data_path = snapshot_dir / manifest.data_file
     refuse = f"refusing to restore from {snapshot_dir}"
     if not data_path.is_file():
         raise IntegrityError(f"{refuse}: {data_path.name} is missing")
     if data_path.stat().st_size != manifest.data_bytes:
         raise IntegrityError(f"{refuse}: {data_path.name} has the wrong size")
-    if _sha256_file(data_path) != manifest.data_sha256:
+    if _sha256_file(data_path, copy_to=copy_to) != manifest.data_sha256:
         raise IntegrityError(
             f"{refuse}: {data_path.name} does not match the manifest's sha256",
             hint="the snapshot was altered or damaged; use another snapshot",
         )
+
+
+def check_snapshot(snapshot_dir: Path) -> Manifest:
+    """Re-verify a snapshot in place: data file hash, then every blob and action entry."""
+    manifest = load_manifest(snapshot_dir)
+    _check_data_file(snapshot_dir, manifest)
+    _check_entries(snapshot_dir, manifest, f"refusing to restore from {snapshot_dir}")
+    return manifest
+
+
+def _check_entries(env_dir: Path, manifest: Manifest, refuse: str) -> None:
+    """Re-hash every blob against its key and the manifest; compare every action entry."""
     problems: list[str] = []
     try:
-        env, dbs = _open_readonly(snapshot_dir)
+        env, dbs = _open_readonly(env_dir)
     except lmdb.Error as exc:
         raise IntegrityError(f"{refuse}: unreadable data file: {exc}") from exc
     try:
@@ -206,7 +217,6 @@ def check_snapshot(snapshot_dir: Path) -> Manifest:
         raise IntegrityError(
             f"{refuse}: {shown}", hint="the snapshot was altered or damaged; use another snapshot"
         )
-    return manifest
 
 
 def restore_snapshot(snapshot_dir: Path, target: Path, *, force: bool = False) -> RestoreReport:
@@ -224,15 +234,16 @@ def restore_snapshot(snapshot_dir: Path, target: Path, *, force: bool = False) -
             f"{target} already holds a cache",
             hint="pass --force to replace it (the old one is kept beside it)",
         )
-    manifest = check_snapshot(snapshot_dir)
+    manifest = load_manifest(snapshot_dir)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.restore-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir()
     try:
-        copied = _sha256_file(snapshot_dir / manifest.data_file, copy_to=staging / DATA_FILE)
-        if copied != manifest.data_sha256:
-            raise IntegrityError("the snapshot changed while it was being restored")
+        # Verify the staged copy itself (what will be installed), never touching the target
+        # until every check passed: the file hash while copying, then every entry.
+        _check_data_file(snapshot_dir, manifest, copy_to=staging / DATA_FILE)
+        _check_entries(staging, manifest, f"refusing to restore from {snapshot_dir}")
         replaced = None
         if target.exists():
             replaced = target.parent / f"{target.name}.replaced-{int(time.time())}"

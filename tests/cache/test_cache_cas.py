@@ -109,3 +109,15 @@ def test_closed_cache_raises_a_clear_error(cache_root: Path) -> None:
     c.close()  # idempotent
     with pytest.raises(Exception, match="closed"):
         c.put_blob(b"x")
+
+
+def test_re_put_repairs_an_undetected_corrupt_copy(cache_root: Path) -> None:
+    with Cache.open() as c:
+        d = c.put_blob(b"precious")
+        path = c.path
+    raw_put(path, b"cas", d.key, b"precioUs")
+    with Cache.open() as c:
+        c.put_blob(b"precious")  # e.g. the same output produced again, before any read
+        assert c.get_blob(d) == b"precious"
+        assert c.verify().clean
+        assert c.stats().blob_bytes == len(b"precious")

@@ -94,6 +94,7 @@ def test_restore_rehashes_blobs_even_if_the_manifest_was_doctored(
     with pytest.raises(IntegrityError, match=f"blob {victim} does not hash"):
         Cache.restore(snap, target)
     assert not target.exists()
+    assert not list(tmp_path.glob(".restored.restore-*"))  # the staged copy is cleaned up
 
 
 def test_restore_over_an_existing_cache_needs_force(cache_root: Path, tmp_path: Path) -> None:
