@@ -25,7 +25,7 @@ run: relink
 lint: relink
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	cd build/__editable__.*/ && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p maestro
 
 unit: relink
 	$(BIN)/pytest -q

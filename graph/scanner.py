@@ -1,0 +1,223 @@
+"""Lexical import scanner: reads the imports of a Python file without building an AST.
+
+Why not `ast`: parsing Django's 2,800 files with `ast.parse` takes ~5 s here, against ~0.45 s for
+`ruff analyze graph`. One pass of a compiled regular expression that skips string literals and
+comments finds the same imports in a fraction of that time. The scanner is deliberately
+conservative: it may report an import `ast` would not (an `import` line inside a construct it
+cannot see), which only ever adds an edge, never loses one. tests/graph/test_scanner.py checks
+that on real code its imports are a superset of the ones `ast` finds.
+
+It understands `import a.b as c, d`, `from ..a import (b, c)`, imports after `:` or `;`
+(`if TYPE_CHECKING: import x`), imports nested in functions, `importlib.import_module("x")`,
+`__import__("x")` with literal names (and `package=`), and `pytest_plugins` assignments.
+"""
+
+from __future__ import annotations
+
+import ast
+import bisect
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+SCANNER_VERSION = 1
+
+ImportKind = Literal["import", "from", "dynamic", "plugin"]
+
+
+@dataclass(frozen=True, slots=True)
+class RawImport:
+    """One import statement (or literal dynamic import) as written, before resolution."""
+
+    kind: ImportKind
+    module: str  # dotted name as written, without leading dots; "" for `from . import x`
+    level: int  # number of leading dots (relative imports); 0 for absolute
+    names: tuple[str, ...]  # names after `from ... import`; () for plain imports
+    line: int  # 1-based
+
+
+# Unrolled-loop string patterns (no per-character alternation). String prefixes need no handling:
+# a backslash never ends a string, in raw strings either.
+_STRINGS_AND_COMMENTS = re.compile(
+    rb'"""[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"""'
+    rb"|'''[^'\\]*(?:(?:\\.|'(?!''))[^'\\]*)*'''"
+    rb'|"[^"\\\n]*(?:\\.[^"\\\n]*)*"'
+    rb"|'[^'\\\n]*(?:\\.[^'\\\n]*)*'"
+    rb"|\#[^\n]*",
+    re.S,  # a backslash escapes a newline too
+)
+# The scan is driven by the literal keyword `import` (sre finds a literal prefix with a fast
+# search); each hit is classified by looking back to the start of its statement.
+_IMPORT_WORD = re.compile(rb"import\b")
+_BEFORE_IMPORT = re.compile(
+    rb"(?:^|[;:])[ \t]*(?:from(?:[ \t]|\\\r?\n)+(?P<fmod>\.*[ \t]*[\w.]*)(?:[ \t]|\\\r?\n)*)?$",
+    re.M,
+)
+_FROM_NAMES = re.compile(rb"[ \t]*(?P<names>\([^)]*\)|(?:[^\n#;\\]|\\\r?\n)*)")
+_IMPORT_NAMES = re.compile(rb"[ \t]+(?P<names>(?:[^\n#;\\]|\\\r?\n)+)")
+_DYNAMIC = re.compile(
+    rb"(?<![\w.])(?:importlib\.)?(?:import_module|__import__)[ \t]*\([ \t]*"
+    rb"(?P<dq>[\"'])(?P<dname>\.*[\w.]+)(?P=dq)"
+    rb"(?:[ \t]*,[ \t]*(?:package[ \t]*=[ \t]*)?(?P<pq>[\"'])(?P<pkg>[\w.]+)(?P=pq))?"
+)
+_PLUGINS = re.compile(
+    rb"^pytest_plugins[ \t]*(?::[^=\n]*)?=[ \t]*(?P<pval>\[[^\]]*\]|\([^)]*\)|[\"'][\w.]+[\"'])",
+    re.M,
+)
+_QUOTED = re.compile(rb"[\"']([\w.]+)[\"']")
+_NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
+
+
+def _split_names(raw: bytes) -> list[str]:
+    text = raw.decode("utf-8", "replace")
+    text = re.sub(r"#[^\n]*", "", text).replace("\\\n", " ").strip().strip("()")
+    out: list[str] = []
+    for part in text.split(","):
+        name = part.strip().split(" as ")[0].strip()
+        if name == "*" or _NAME.match(name):
+            out.append(name)
+    return out
+
+
+class _StringSpans:
+    """Where the string literals and comments of a file are; computed only when needed."""
+
+    def __init__(self, source: bytes) -> None:
+        self._source = source
+        self._starts: list[int] | None = None
+        self._ends: list[int] = []
+
+    def contains(self, pos: int) -> bool:
+        if self._starts is None:
+            spans = [m.span() for m in _STRINGS_AND_COMMENTS.finditer(self._source)]
+            self._starts = [start for start, _ in spans]
+            self._ends = [end for _, end in spans]
+        i = bisect.bisect_right(self._starts, pos) - 1
+        return i >= 0 and pos < self._ends[i]
+
+
+def _maybe_in_docstring(source: bytes, pos: int) -> bool:
+    # An odd number of triple quotes before `pos` means it may sit inside a multi-line string.
+    # Even parity can be fooled (a quoted '"""'), which only ever keeps a false import: safe.
+    return (source.count(b'"""', 0, pos) + source.count(b"'''", 0, pos)) % 2 == 1
+
+
+def scan_imports(source: bytes) -> list[RawImport]:
+    """All imports in `source`, in order of appearance."""
+    found: list[RawImport] = []
+    spans = _StringSpans(source)
+    line = 1
+    last = 0
+    for hit in _IMPORT_WORD.finditer(source):
+        pos = hit.start()
+        line_start = source.rfind(b"\n", 0, pos) + 1
+        # a backslash-continued statement starts on an earlier line
+        while line_start >= 2 and source[line_start - 2 : line_start - 1] == b"\\":
+            line_start = source.rfind(b"\n", 0, line_start - 1) + 1
+        head = _BEFORE_IMPORT.search(source, line_start, pos)
+        if head is None:
+            continue  # the word "import" in an expression, a comment or prose
+        stmt = head.start() if source[head.start() : head.start() + 1] not in b";:" else pos
+        if _maybe_in_docstring(source, stmt) and spans.contains(stmt):
+            continue
+        line += source.count(b"\n", last, head.start())
+        last = head.start()
+        fmod = head.group("fmod")
+        if fmod is not None:
+            spec = re.sub(r"[\s\\]", "", fmod.decode("utf-8", "replace"))
+            level = len(spec) - len(spec.lstrip("."))
+            module = spec[level:]
+            if module and not _NAME.match(module):
+                continue
+            body = _FROM_NAMES.match(source, hit.end())
+            names = tuple(_split_names(body.group("names"))) if body else ()
+            found.append(RawImport("from", module, level, names, line))
+        else:
+            body = _IMPORT_NAMES.match(source, hit.end())
+            if body is None:
+                continue
+            for name in _split_names(body.group("names")):
+                if name != "*":
+                    found.append(RawImport("import", name, 0, (), line))
+    if b"import_module" in source or b"__import__" in source:
+        found.extend(_dynamic_imports(source))
+    if b"pytest_plugins" in source:
+        for match in _PLUGINS.finditer(source):
+            here = source.count(b"\n", 0, match.start()) + 1
+            for raw in _QUOTED.findall(match.group("pval")):
+                found.append(RawImport("plugin", raw.decode(), 0, (), here))
+    return found
+
+
+def _dynamic_imports(source: bytes) -> list[RawImport]:
+    found: list[RawImport] = []
+    for match in _DYNAMIC.finditer(source):
+        here = source.count(b"\n", 0, match.start()) + 1
+        name = match.group("dname").decode()
+        pkg = match.group("pkg")
+        level = len(name) - len(name.lstrip("."))
+        if level:
+            if not pkg:
+                continue  # relative, without a literal package: not resolvable statically
+            # import_module("..x", package="a.b") -> a.x
+            base = pkg.decode().split(".")
+            base = base[: len(base) - (level - 1)]
+            name = ".".join([*base, name[level:]]).strip(".")
+        found.append(RawImport("dynamic", name, 0, (), here))
+    return found
+
+
+def ast_imports(source: bytes) -> list[RawImport]:
+    """Precise imports via `ast` (slow); used to cross-check the scanner and by tests.
+
+    Raises SyntaxError or ValueError (null bytes) when the file does not parse.
+    """
+    tree = ast.parse(source)
+    found: list[RawImport] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend(RawImport("import", a.name, 0, (), node.lineno) for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            names = tuple(a.name for a in node.names)
+            found.append(RawImport("from", node.module or "", node.level, names, node.lineno))
+    return found
+
+
+def check_syntax(source: bytes, filename: str) -> tuple[int, str] | None:
+    """None if the file compiles, else (line, message). Slow; callers cache it by content digest."""
+    try:
+        ast.parse(source, filename=filename)
+    except SyntaxError as exc:
+        return (exc.lineno or 1, exc.msg)
+    except ValueError as exc:  # source code string cannot contain null bytes
+        return (1, str(exc))
+    return None
+
+
+_CODING = re.compile(rb"^[ \t\f]*#.*?coding[:=][ \t]*([-\w.]+)")
+
+
+def encoding_problem(source: bytes) -> tuple[int, str] | None:
+    """(line, message) if Python would refuse to decode the file, else None."""
+    for cookie_line in source.split(b"\n", 2)[:2]:
+        match = _CODING.match(cookie_line)
+        if match:
+            encoding = match.group(1).decode("ascii", "replace")
+            try:
+                source.decode(encoding)
+            except LookupError:
+                return (1, f"unknown encoding {encoding!r} in the coding declaration")
+            except UnicodeDecodeError as exc:
+                line = source[: exc.start].count(b"\n") + 1
+                return (line, f"not valid {encoding} (byte {source[exc.start]:#04x})")
+            return None
+    try:
+        source.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = source[: exc.start].count(b"\n") + 1
+        return (
+            line,
+            f"not valid UTF-8 (byte {source[exc.start]:#04x}); re-save as UTF-8 "
+            "or add a '# -*- coding: ... -*-' declaration",
+        )
+    return None

@@ -1,0 +1,193 @@
+"""Workspace configuration: `[tool.maestro]` in pyproject.toml, or a top-level `maestro.toml`.
+
+Validated by pydantic; every error names the file, the line and the key, and says how to fix it.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from maestro.errors import ConfigError
+
+CONFIG_FILE = "maestro.toml"
+PYPROJECT = "pyproject.toml"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class TargetSpec(_Strict):
+    """A declared (non-Python) target: what it reads, what it runs, what it writes."""
+
+    srcs: list[str] = Field(default_factory=list, description="globs of source files")
+    deps: list[str] = Field(default_factory=list, description="names of other declared targets")
+    cmd: str | list[str] | None = Field(default=None, description="command that builds or checks it")
+    outputs: list[str] = Field(default_factory=list, description="globs of files it produces")
+    inputs: list[str] = Field(default_factory=list, description="extra input globs (config, data)")
+
+    @field_validator("srcs", "outputs", "inputs")
+    @classmethod
+    def _globs_are_relative(cls, globs: list[str]) -> list[str]:
+        for pattern in globs:
+            if not pattern or pattern.startswith("/") or ".." in Path(pattern).parts:
+                raise ValueError(
+                    f"glob {pattern!r} must be a non-empty path relative to the workspace root"
+                )
+        return globs
+
+
+class SpeculationConfig(_Strict):
+    enabled: bool = False
+
+
+class MlConfig(_Strict):
+    speculation: SpeculationConfig = Field(default_factory=SpeculationConfig)
+
+
+class MaestroConfig(_Strict):
+    """Everything a workspace may configure; all of it optional (zero-config is the default)."""
+
+    roots: list[str] | None = Field(
+        default=None, description="source roots; default: the workspace root and src/ if present"
+    )
+    exclude: list[str] = Field(default_factory=list, description="gitignore-style patterns to skip")
+    interpreter: str | None = Field(default=None, description="python used to run the tests")
+    max_file_size: int = Field(
+        default=32 * 1024 * 1024, alias="max-file-size", gt=0, description="bytes scanned per file"
+    )
+    env_allowlist: list[str] = Field(default_factory=list, alias="env-allowlist")
+    targets: dict[str, TargetSpec] = Field(default_factory=dict)
+    ml: MlConfig = Field(default_factory=MlConfig)
+
+    @field_validator("targets")
+    @classmethod
+    def _target_names(cls, targets: dict[str, TargetSpec]) -> dict[str, TargetSpec]:
+        for name, spec in targets.items():
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", name):
+                raise ValueError(f"target name {name!r} may use letters, digits, '_', '-', '.'")
+            for dep in spec.deps:
+                if dep not in targets:
+                    raise ValueError(
+                        f"target {name!r} depends on {dep!r}, which is not declared; "
+                        f"declared targets: {', '.join(sorted(targets)) or 'none'}"
+                    )
+        return targets
+
+
+class LoadedConfig(BaseModel):
+    """The validated configuration plus where it came from (for messages)."""
+
+    config: MaestroConfig
+    source: str | None = None  # relative file name, or None when nothing is configured
+    table: str = ""  # "tool.maestro" for pyproject.toml, "" for maestro.toml
+
+
+def read_toml(path: Path) -> tuple[dict[str, Any], str]:
+    """Parse a TOML file, turning every failure into a ConfigError that names file and line."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read: {exc.strerror}", where=str(path)) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            "is not valid UTF-8",
+            where=f"{path}:{line}",
+            hint="TOML files must be UTF-8; re-save the file as UTF-8",
+        ) from exc
+    try:
+        return tomllib.loads(text), text
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"at line (\d+)", str(exc))
+        where = f"{path}:{match.group(1)}" if match else str(path)
+        raise ConfigError(
+            f"malformed TOML: {exc}",
+            where=where,
+            hint="fix the syntax; see https://toml.io for the format",
+        ) from exc
+
+
+def load_config(root: Path) -> LoadedConfig:
+    """Read `maestro.toml` if present, else `[tool.maestro]` of pyproject.toml, else defaults."""
+    maestro_toml = root / CONFIG_FILE
+    if maestro_toml.is_file():
+        data, text = read_toml(maestro_toml)
+        return _validate(data, text, CONFIG_FILE, table="")
+    pyproject = root / PYPROJECT
+    if pyproject.is_file():
+        data, text = read_toml(pyproject)
+        section = data.get("tool", {}).get("maestro")
+        if section is not None:
+            if not isinstance(section, dict):
+                raise ConfigError(
+                    "[tool.maestro] must be a table",
+                    where=f"{PYPROJECT}:{_line_of(text, 'tool.maestro', ()) or 1}",
+                )
+            return _validate(section, text, PYPROJECT, table="tool.maestro")
+    return LoadedConfig(config=MaestroConfig())
+
+
+def _validate(data: dict[str, Any], text: str, source: str, *, table: str) -> LoadedConfig:
+    try:
+        return LoadedConfig(config=MaestroConfig.model_validate(data), source=source, table=table)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = tuple(str(part) for part in err["loc"])
+        key = ".".join(filter(None, (table, *loc)))
+        line = _line_of(text, table, loc)
+        where = f"{source}:{line}" if line else source
+        message = err["msg"].removeprefix("Value error, ")
+        raise ConfigError(
+            f"{key}: {message}", where=where, hint=_hint_for(err["type"], loc)
+        ) from exc
+
+
+_KNOWN_KEYS = "roots, exclude, interpreter, max-file-size, env-allowlist, targets, ml"
+
+
+def _hint_for(error_type: str, loc: tuple[str, ...]) -> str:
+    if error_type == "extra_forbidden":
+        if len(loc) >= 3 and loc[0] == "targets":
+            return "a target takes: srcs, deps, cmd, outputs, inputs"
+        return f"known keys: {_KNOWN_KEYS}"
+    if loc and loc[-1] in {"srcs", "outputs", "inputs", "deps", "roots", "exclude"}:
+        return f'{loc[-1]} is a list of strings, e.g. {loc[-1]} = ["docs/**/*.md"]'
+    if loc[:1] == ("targets",):
+        return 'declare a target as [tool.maestro.targets.NAME] with srcs = ["glob", ...]'
+    return "see docs/configuration.md for every key and its type"
+
+
+def _line_of(text: str, table: str, loc: tuple[str, ...]) -> int | None:
+    """Best-effort line number of a key: find the deepest table header, then the key below it."""
+    lines = text.splitlines()
+    parts = (table.split(".") if table else []) + list(loc)
+    # Try the longest table header first: [a.b.c] then [a.b] ...
+    for cut in range(len(parts), -1, -1):
+        header = ".".join(parts[:cut])
+        start = 0
+        if header:
+            pattern = re.compile(r"^\s*\[+\s*" + re.escape(header) + r"\s*\]+\s*(#.*)?$")
+            found = next((i for i, line in enumerate(lines) if pattern.match(line)), None)
+            if found is None:
+                continue
+            start = found
+        rest = parts[cut:]
+        if not rest:
+            return start + 1
+        key = re.compile(r"^\s*" + re.escape(rest[0]) + r"(\s*[.=])")
+        for i in range(start + (1 if header else 0), len(lines)):
+            if header and lines[i].lstrip().startswith("["):
+                break
+            if key.match(lines[i]):
+                return i + 1
+        return start + 1 if header else None
+    return None
+
