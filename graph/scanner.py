@@ -69,6 +69,12 @@ _NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 
 
 def _split_names(raw: bytes) -> list[str]:
+    if not raw.strip(b" \t").translate(None, b"\t ,._").isalnum():
+        return _split_names_slow(raw)
+    return [part.split()[0].decode() for part in raw.split(b",") if part.strip()]
+
+
+def _split_names_slow(raw: bytes) -> list[str]:
     text = raw.decode("utf-8", "replace")
     text = re.sub(r"#[^\n]*", "", text).replace("\\\n", " ").strip().strip("()")
     out: list[str] = []

@@ -27,7 +27,7 @@ class TargetSpec(_Strict):
 
     srcs: list[str] = Field(default_factory=list, description="globs of source files")
     deps: list[str] = Field(default_factory=list, description="names of other declared targets")
-    cmd: str | list[str] | None = Field(default=None, description="command that builds or checks it")
+    cmd: str | list[str] | None = Field(default=None, description="command to build or check it")
     outputs: list[str] = Field(default_factory=list, description="globs of files it produces")
     inputs: list[str] = Field(default_factory=list, description="extra input globs (config, data)")
 
@@ -190,4 +190,3 @@ def _line_of(text: str, table: str, loc: tuple[str, ...]) -> int | None:
                 return i + 1
         return start + 1 if header else None
     return None
-

@@ -2,7 +2,10 @@
 
 import typer
 
+from maestro.cli.cache_cmd import cache_app
+
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Maestro build intelligence.")
+app.add_typer(cache_app, name="cache")
 
 
 @app.callback()

@@ -1,0 +1,107 @@
+"""Walk a workspace: every file Maestro should know of, honouring .gitignore and the usual noise.
+
+Symlinked directories are followed once (loops are detected by the real path and reported, never
+followed forever); a virtual environment anywhere in the tree is skipped, as pytest does.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pathspec
+
+# Directories never worth reading (pytest's norecursedirs defaults plus tool caches).
+NOISE_DIRS = frozenset(
+    {
+        ".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules", ".tox", ".nox",
+        ".mypy_cache", ".pytest_cache", ".ruff_cache", ".eggs", "build", "dist", "_darcs", "CVS",
+        ".idea", ".vscode", ".maestro",
+    }
+)  # fmt: skip
+
+
+@dataclass(slots=True)
+class WalkResult:
+    files: list[str] = field(default_factory=list)  # posix paths relative to the root, sorted
+    diagnostics: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
+
+
+def _gitignore(directory: str) -> pathspec.PathSpec[Any] | None:
+    try:
+        with open(os.path.join(directory, ".gitignore"), encoding="utf-8", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    return pathspec.PathSpec.from_lines("gitwildmatch", lines) if lines else None
+
+
+def walk(root: Path, exclude: list[str] | None = None) -> WalkResult:
+    """All files under `root` that are not ignored, as sorted relative posix paths."""
+    result = WalkResult()
+    user_spec = pathspec.PathSpec.from_lines("gitwildmatch", exclude) if exclude else None
+    seen_dirs: set[str] = set()
+    # (directory, its relative prefix, the gitignore specs in force with their base prefixes)
+    stack: list[tuple[str, str, list[tuple[str, pathspec.PathSpec[Any]]]]] = [(str(root), "", [])]
+    seen_dirs.add(os.path.realpath(root))
+    while stack:
+        directory, prefix, specs = stack.pop()
+        try:
+            entries = list(os.scandir(directory))
+        except OSError as exc:
+            result.diagnostics.append((prefix or ".", f"cannot list directory: {exc.strerror}"))
+            continue
+        if any(entry.name == ".gitignore" for entry in entries):
+            spec = _gitignore(directory)
+            if spec is not None:
+                specs = [*specs, (prefix, spec)]
+        for entry in entries:
+            rel = prefix + entry.name
+            try:
+                is_dir = entry.is_dir()  # follows symlinks
+            except OSError as exc:  # ELOOP on a self-referencing link
+                result.diagnostics.append((rel, f"unreadable entry: {exc.strerror}"))
+                continue
+            if is_dir:
+                if entry.name in NOISE_DIRS or entry.name.endswith(".egg-info"):
+                    continue
+                if _ignored(rel + "/", specs, user_spec):
+                    continue
+                if os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
+                    continue  # a virtual environment
+                if entry.is_symlink():
+                    real = os.path.realpath(entry.path)
+                    if real in seen_dirs or _is_ancestor(real, seen_dirs, directory):
+                        result.diagnostics.append(
+                            (rel, f"symlink loop (points to {real}); not followed")
+                        )
+                        continue
+                    seen_dirs.add(real)
+                stack.append((entry.path, rel + "/", specs))
+            else:
+                if not entry.is_file():
+                    if entry.is_symlink():
+                        result.diagnostics.append((rel, "broken symlink; skipped"))
+                    continue
+                if _ignored(rel, specs, user_spec):
+                    continue
+                result.files.append(rel)
+    result.files.sort()
+    return result
+
+
+def _is_ancestor(real: str, seen: set[str], directory: str) -> bool:
+    here = os.path.realpath(directory)
+    return here == real or here.startswith(real.rstrip("/") + "/")
+
+
+def _ignored(
+    rel: str,
+    specs: list[tuple[str, pathspec.PathSpec[Any]]],
+    user_spec: pathspec.PathSpec[Any] | None,
+) -> bool:
+    if user_spec is not None and user_spec.match_file(rel):
+        return True
+    return any(rel.startswith(base) and spec.match_file(rel[len(base) :]) for base, spec in specs)

@@ -1,0 +1,132 @@
+"""The persisted per-file index: what a previous process learned about each file.
+
+An entry is reused without reading the file when its (size, mtime_ns, inode) are unchanged and
+its mtime is older than the index itself by a safety margin (git's "racily clean" rule: a file
+written in the same tick as the index could change without changing its stat). A file whose stat
+changed is re-hashed; if the content digest is unchanged, its scan is reused too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from maestro.graph.scanner import SCANNER_VERSION, RawImport
+
+log = logging.getLogger(__name__)
+
+INDEX_FORMAT = 1
+RACY_MARGIN_NS = 2_000_000_000
+
+
+@dataclass(slots=True)
+class FileEntry:
+    size: int
+    mtime_ns: int
+    inode: int
+    digest: str  # sha256 hex of the content
+    imports: list[RawImport]
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, message)
+    syntax_checked: bool = False
+
+    def pack(self) -> list[Any]:
+        return [
+            self.size,
+            self.mtime_ns,
+            self.inode,
+            self.digest,
+            [[i.kind, i.module, i.level, list(i.names), i.line] for i in self.imports],
+            [list(p) for p in self.problems],
+            self.syntax_checked,
+        ]
+
+    @classmethod
+    def unpack(cls, raw: list[Any]) -> FileEntry:
+        size, mtime_ns, inode, digest, imports, problems, checked = raw
+        return cls(
+            size,
+            mtime_ns,
+            inode,
+            digest,
+            [RawImport(k, m, lv, tuple(n), ln) for k, m, lv, n, ln in imports],
+            [(int(a), str(b)) for a, b in problems],
+            bool(checked),
+        )
+
+
+@dataclass(slots=True)
+class Index:
+    path: Path | None
+    files: dict[str, FileEntry] = field(default_factory=dict)
+    dynamic: dict[str, list[str]] = field(default_factory=dict)  # test file -> recorded inputs
+    extra: dict[str, Any] = field(default_factory=dict)  # e.g. cached distribution map
+    saved_at_ns: int = 0
+    dirty: bool = False
+
+    @classmethod
+    def load(cls, path: Path | None) -> Index:
+        if path is None:
+            return cls(None)
+        try:
+            data = msgpack.unpackb(path.read_bytes(), raw=False, strict_map_key=False)
+            if data.get("format") != INDEX_FORMAT or data.get("scanner") != SCANNER_VERSION:
+                return cls(path, dirty=True)
+            return cls(
+                path,
+                files={k: FileEntry.unpack(v) for k, v in data["files"].items()},
+                dynamic={k: list(v) for k, v in data.get("dynamic", {}).items()},
+                extra=dict(data.get("extra", {})),
+                saved_at_ns=int(data.get("saved_at_ns", 0)),
+            )
+        except FileNotFoundError:
+            return cls(path, dirty=True)
+        except Exception as exc:  # a damaged index is only a cache: rebuild, never fail
+            log.warning("ignoring unreadable graph index %s: %s", path, exc)
+            return cls(path, dirty=True)
+
+    def fresh(self, rel: str, st: os.stat_result) -> FileEntry | None:
+        """The entry for `rel` if its stat proves it unchanged, else None."""
+        entry = self.files.get(rel)
+        if (
+            entry is not None
+            and entry.size == st.st_size
+            and entry.mtime_ns == st.st_mtime_ns
+            and entry.inode == st.st_ino
+            and st.st_mtime_ns < self.saved_at_ns - RACY_MARGIN_NS
+        ):
+            return entry
+        return None
+
+    def save(self) -> None:
+        if self.path is None or not self.dirty:
+            return
+        now = time.time_ns()
+        payload = msgpack.packb(
+            {
+                "format": INDEX_FORMAT,
+                "scanner": SCANNER_VERSION,
+                "saved_at_ns": now,
+                "files": {k: v.pack() for k, v in self.files.items()},
+                "dynamic": self.dynamic,
+                "extra": self.extra,
+            },
+            use_bin_type=True,
+        )
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        try:
+            tmp.write_bytes(payload)
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot save graph index %s: %s", self.path, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            return
+        self.saved_at_ns = now
+        self.dirty = False
