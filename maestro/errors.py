@@ -61,3 +61,75 @@ class RunnerError(MaestroError):
     """Tests could not be run (interpreter or pytest missing, plugin failed to load)."""
 
     code = "runner_error"
+
+
+class ProtocolError(MaestroError):
+    """A peer sent bytes that are not a valid frame or envelope of the daemon protocol."""
+
+    code = "protocol_error"
+
+
+class ProtocolMismatchError(ProtocolError):
+    """Client and daemon speak different protocol versions (usually: Maestro was upgraded)."""
+
+    code = "protocol_mismatch"
+
+
+class DaemonError(MaestroError):
+    """The workspace daemon cannot be reached or failed to serve a request."""
+
+    code = "daemon_error"
+
+
+class DaemonNotRunningError(DaemonError):
+    """No daemon listens on the workspace socket."""
+
+    code = "daemon_not_running"
+
+
+class DaemonStartError(DaemonError):
+    """A daemon was spawned but never answered on its socket."""
+
+    code = "daemon_start_failed"
+
+
+class ConnectionLostError(DaemonError):
+    """The connection to the daemon closed while a request was in flight."""
+
+    code = "connection_lost"
+
+
+class RequestTimeoutError(DaemonError):
+    """The daemon did not answer in time."""
+
+    code = "timeout"
+
+
+class RequestCancelledError(DaemonError):
+    """The request was cancelled (by the client, or because the daemon is shutting down)."""
+
+    code = "cancelled"
+
+
+class UnknownMethodError(DaemonError):
+    """The daemon does not serve the requested method."""
+
+    code = "unknown_method"
+
+
+class InvalidParamsError(DaemonError):
+    """The request's params do not match the method's params model."""
+
+    code = "invalid_params"
+
+
+class DaemonBusyError(DaemonError):
+    """Too many requests are in flight on one connection."""
+
+    code = "busy"
+
+
+class InternalError(DaemonError):
+    """A handler raised an unexpected exception (details are in the daemon log)."""
+
+    code = "internal_error"

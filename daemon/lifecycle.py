@@ -1,0 +1,494 @@
+"""One daemon per workspace: where its files live, who holds the lock, start/stop/probe.
+
+Single instance is enforced by ``flock`` on ``daemon.lock`` (the kernel releases it when the holder
+dies, even on kill -9), never by pid files alone: a pid can be reused, a lock cannot outlive its
+process. Whoever holds the lock owns the socket path, so a leftover socket file is always stale and
+the new holder removes it before binding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from maestro.daemon.framing import FrameDecoder, encode_frame
+from maestro.errors import (
+    DaemonError,
+    DaemonStartError,
+    MaestroError,
+    ProtocolError,
+    ProtocolMismatchError,
+    WorkspaceError,
+)
+from maestro.paths import workspace_state_dir
+from maestro.wire import (
+    PROTOCOL_VERSION,
+    RESTART_HINT,
+    HelloReply,
+    Response,
+    dump_frame,
+    error_from_info,
+    hello,
+    parse_frame,
+)
+
+log = logging.getLogger(__name__)
+
+SOCKET_NAME = "daemon.sock"
+LOCK_NAME = "daemon.lock"
+LOG_NAME = "daemon.log"
+INFO_NAME = "daemon.json"
+DEFAULT_IDLE_S = 3 * 3600.0
+DEFAULT_START_TIMEOUT_S = 30.0
+LOG_ROTATE_BYTES = 8 * 1024 * 1024
+# sun_path holds 108 bytes on Linux and 104 on macOS/BSD, NUL included.
+MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107
+
+
+# --- paths ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DaemonPaths:
+    root: Path
+    state_dir: Path
+    lock: Path
+    log: Path
+    info: Path
+    socket: Path
+    """The socket path the daemon binds (maybe a short fallback, see ``socket_path_for``)."""
+
+    @classmethod
+    def for_root(cls, root: Path, *, create_socket_dir: bool = False) -> DaemonPaths:
+        root = root.resolve()
+        state = workspace_state_dir(root)
+        return cls(
+            root=root,
+            state_dir=state,
+            lock=state / LOCK_NAME,
+            log=state / LOG_NAME,
+            info=state / INFO_NAME,
+            socket=socket_path_for(state, create=create_socket_dir),
+        )
+
+
+def _fits(path: Path) -> bool:
+    return len(os.fsencode(path)) <= MAX_SOCKET_PATH
+
+
+def socket_path_for(state_dir: Path, *, create: bool = False) -> Path:
+    """``<state>/daemon.sock``, or, when that is too long for AF_UNIX, a private short directory.
+
+    The fallback is keyed by a hash of the state dir, under ``$XDG_RUNTIME_DIR/maestro`` or
+    ``/tmp/maestro-<uid>``; each level is checked to be a real 0700 directory owned by us, since
+    /tmp is shared with other users. The chosen path is also recorded in daemon.json.
+    """
+    default = state_dir / SOCKET_NAME
+    if _fits(default):
+        return default
+    key = hashlib.sha256(os.fsencode(state_dir.resolve())).hexdigest()[:16]
+    bases: list[Path] = []
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir():
+        bases.append(Path(runtime) / "maestro")
+    bases.append(Path("/tmp") / f"maestro-{os.getuid()}")
+    for base in bases:
+        candidate = base / key / SOCKET_NAME
+        if not _fits(candidate):
+            continue
+        if create:
+            _private_dir(base)
+            _private_dir(base / key)
+        return candidate
+    raise WorkspaceError(
+        f"no socket path short enough for AF_UNIX (state dir {state_dir})",
+        hint="set MAESTRO_STATE_DIR or XDG_RUNTIME_DIR to a shorter directory",
+    )
+
+
+def _private_dir(path: Path) -> None:
+    """Create or verify a 0700 directory owned by the current user (not a symlink)."""
+    with contextlib.suppress(FileExistsError):
+        path.mkdir(mode=0o700)
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        raise WorkspaceError(
+            f"{path} is not a directory owned by uid {os.getuid()}; refusing to put a socket there",
+            hint="remove it, or set XDG_RUNTIME_DIR to a private directory",
+        )
+    if st.st_mode & 0o077:
+        path.chmod(0o700)
+
+
+# --- daemon.json ---------------------------------------------------------------------------------
+
+
+def write_info(paths: DaemonPaths, data: dict[str, Any]) -> None:
+    tmp = paths.info.with_name(f".{INFO_NAME}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=2)
+    tmp.replace(paths.info)
+
+
+def read_info(paths: DaemonPaths) -> dict[str, Any] | None:
+    try:
+        data = json.loads(paths.info.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def recorded_socket(paths: DaemonPaths) -> Path:
+    """The socket the running daemon recorded (a client's env may compute another fallback)."""
+    info = read_info(paths)
+    if info and isinstance(info.get("socket"), str) and Path(info["socket"]).exists():
+        return Path(info["socket"])
+    return paths.socket
+
+
+# --- lock ----------------------------------------------------------------------------------------
+
+
+class DaemonLock:
+    """Exclusive flock on daemon.lock, held by the daemon for its whole life; holds its pid."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        return self._fd is not None
+
+    def acquire(self, *, wait_s: float = 0.0) -> bool:
+        """Try for up to ``wait_s`` (probes by other processes hold the lock for microseconds)."""
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    return False
+                time.sleep(0.02)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+def lock_holder(path: Path) -> int | None:
+    """Pid of the live process holding the lock (0 if unknown yet), or None if nobody holds it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+            return int(text) if text.isdigit() else 0
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def daemon_pid(root: Path) -> int | None:
+    """Pid of the workspace's running daemon, or None."""
+    return lock_holder(DaemonPaths.for_root(root).lock)
+
+
+# --- probe ---------------------------------------------------------------------------------------
+
+
+def probe(socket_path: Path, *, timeout: float = 2.0) -> HelloReply | None:
+    """Handshake with whatever listens on ``socket_path``; None if nothing answers.
+
+    Raises ProtocolMismatchError if a daemon answers with another protocol version.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        try:
+            sock.connect(os.fspath(socket_path))
+            sock.sendall(encode_frame(dump_frame(hello("probe"))))
+            decoder = FrameDecoder()
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return None
+                frames = decoder.feed(data)
+                if frames:
+                    break
+        except (OSError, ProtocolError):
+            return None
+        frame = parse_frame(frames[0])
+        if isinstance(frame, HelloReply):
+            if frame.protocol != PROTOCOL_VERSION:
+                raise ProtocolMismatchError(
+                    f"the daemon (pid {frame.pid}) speaks protocol {frame.protocol}, "
+                    f"this client speaks {PROTOCOL_VERSION}",
+                    hint=RESTART_HINT,
+                )
+            return frame
+        if isinstance(frame, Response) and frame.error is not None:
+            raise error_from_info(frame.error)
+        raise ProtocolError(f"unexpected '{frame.type}' frame in reply to hello")
+    finally:
+        sock.close()
+
+
+# --- start / stop --------------------------------------------------------------------------------
+
+
+def _log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 8192))
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _rotate_log(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        if path.stat().st_size > LOG_ROTATE_BYTES:
+            path.replace(path.with_name(path.name + ".1"))
+
+
+def _start_timeout() -> float:
+    value = os.environ.get("MAESTRO_DAEMON_START_TIMEOUT")
+    try:
+        return float(value) if value else DEFAULT_START_TIMEOUT_S
+    except ValueError:
+        return DEFAULT_START_TIMEOUT_S
+
+
+# Popen objects of detached daemons: kept so they are not reported as leaked while running and
+# are reaped by subprocess's own bookkeeping once they exit.
+_SPAWNED: list[subprocess.Popen[bytes]] = []
+
+
+def spawn_daemon(paths: DaemonPaths) -> subprocess.Popen[bytes]:
+    """``python -P -m maestro.daemon <root>`` in its own session, output appended to the log."""
+    _rotate_log(paths.log)
+    fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "maestro.daemon", str(paths.root)],
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            cwd=paths.state_dir,  # never the workspace: its own `maestro/` could shadow ours
+            start_new_session=True,
+            close_fds=True,
+        )
+    finally:
+        os.close(fd)
+    _SPAWNED[:] = [p for p in _SPAWNED if p.poll() is None]
+    _SPAWNED.append(proc)
+    log.info("spawned daemon pid %d for %s", proc.pid, paths.root)
+    return proc
+
+
+def start_daemon(
+    root: Path, *, detach: bool = True, timeout: float | None = None
+) -> HelloReply | None:
+    """Make sure the workspace daemon runs and answers; returns its hello reply.
+
+    Safe to race: several starters may spawn, one child wins the lock, the others exit and every
+    starter connects to the winner. With ``detach=False`` the daemon runs in this process until
+    it stops (returns None).
+    """
+    if not root.is_dir():
+        raise WorkspaceError(f"workspace root {root} is not a directory")
+    paths = DaemonPaths.for_root(root)
+    if not detach:
+        run_daemon(paths.root)
+        return None
+    timeout = _start_timeout() if timeout is None else timeout
+    deadline = time.monotonic() + timeout
+    reply = probe(recorded_socket(paths))
+    if reply is not None:
+        return reply
+    proc: subprocess.Popen[bytes] | None = None
+    spawns = 0
+    while time.monotonic() < deadline:
+        holder = lock_holder(paths.lock)
+        if holder is None and proc is None and spawns < 3:
+            proc = spawn_daemon(paths)
+            spawns += 1
+        reply = probe(
+            recorded_socket(paths), timeout=min(2.0, max(0.1, deadline - time.monotonic()))
+        )
+        if reply is not None:
+            return reply
+        if proc is not None and proc.poll() is not None:
+            if proc.returncode != 0:
+                raise DaemonStartError(
+                    f"the daemon exited with status {proc.returncode} during startup",
+                    hint=f"see the log {paths.log}:\n{_log_tail(paths.log)}",
+                )
+            proc = None  # lost the lock race: another daemon is starting; wait for it
+        time.sleep(0.05)
+    holder = lock_holder(paths.lock)
+    who = f" (pid {holder} holds the lock)" if holder else ""
+    raise DaemonStartError(
+        f"the daemon did not answer on {paths.socket} within {timeout:g}s{who}",
+        hint=f"see the log {paths.log}; `maestro daemon stop` then start again",
+    )
+
+
+def _wait_released(path: Path, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lock_holder(path) is None:
+            return True
+        time.sleep(0.05)
+    return lock_holder(path) is None
+
+
+def stop_daemon(root: Path, *, timeout: float = 10.0, force: bool = True) -> int | None:
+    """Stop the workspace daemon: ask politely, then SIGTERM, then (``force``) SIGKILL.
+
+    Returns the pid that was stopped, or None if no daemon was running.
+    """
+    paths = DaemonPaths.for_root(root)
+    pid = lock_holder(paths.lock)
+    if pid is None:
+        _remove_stale_socket(paths)
+        return None
+    # Late import: client imports this module.
+    from maestro.daemon.client import SyncDaemonClient
+    from maestro.wire import SHUTDOWN, Empty
+
+    with (
+        contextlib.suppress(MaestroError, OSError),
+        SyncDaemonClient(root, start=False, timeout=min(5.0, timeout), client="stop") as cli,
+    ):
+        cli.call(SHUTDOWN, Empty())
+    if _wait_released(paths.lock, timeout / 2):
+        return pid
+    for sig in (signal.SIGTERM, signal.SIGKILL) if force else (signal.SIGTERM,):
+        if pid > 0:
+            log.warning("daemon pid %d did not stop; sending %s", pid, sig.name)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        if _wait_released(paths.lock, timeout / 4):
+            if sig is signal.SIGKILL:
+                _remove_stale_socket(paths)
+            return pid
+    raise DaemonError(
+        f"the daemon (pid {pid}) did not stop within {timeout:g}s",
+        hint=f"kill it: kill -9 {pid}" if pid > 0 else "see `maestro daemon status`",
+    )
+
+
+def _remove_stale_socket(paths: DaemonPaths) -> None:
+    """Remove a socket file nobody owns (only call when the lock is free)."""
+    for path in {paths.socket, recorded_socket(paths)}:
+        with contextlib.suppress(FileNotFoundError):
+            if stat.S_ISSOCK(path.lstat().st_mode):
+                path.unlink()
+    with contextlib.suppress(FileNotFoundError):
+        paths.info.unlink()
+
+
+# --- the daemon process --------------------------------------------------------------------------
+
+
+def configure_logging(path: Path) -> None:
+    """The daemon logs to a file only (its stdio also goes there when detached)."""
+    level = os.environ.get("MAESTRO_DAEMON_LOG_LEVEL", "INFO").upper()
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+    )
+    root_logger = logging.getLogger()
+    root_logger.handlers[:] = [handler]
+    root_logger.setLevel(getattr(logging, level, logging.INFO))
+
+
+def idle_timeout_from_env() -> float:
+    """MAESTRO_DAEMON_IDLE seconds (0 disables idle shutdown); default three hours."""
+    value = os.environ.get("MAESTRO_DAEMON_IDLE")
+    if not value:
+        return DEFAULT_IDLE_S
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        log.warning("ignoring MAESTRO_DAEMON_IDLE=%r (not a number)", value)
+        return DEFAULT_IDLE_S
+
+
+def run_daemon(root: Path) -> int:
+    """Body of the daemon process: take the lock or leave, then serve until stopped."""
+    import asyncio
+
+    from maestro.daemon.app import build_app
+
+    paths = DaemonPaths.for_root(root, create_socket_dir=True)
+    configure_logging(paths.log)
+    lock = DaemonLock(paths.lock)
+    if not lock.acquire(wait_s=1.0):
+        log.info("another daemon (pid %s) serves %s; exiting", lock_holder(paths.lock), root)
+        return 0
+    os.umask(0o077)
+    try:
+        log.info("daemon pid %d starting for %s", os.getpid(), paths.root)
+        app = build_app(paths)
+        asyncio.run(app.serve())
+        return 0
+    except MaestroError as exc:
+        log.error("daemon failed: %s", exc)
+        return 1
+    except Exception:
+        log.exception("daemon crashed")
+        return 1
+    finally:
+        lock.release()
+        log.info("daemon pid %d stopped", os.getpid())
+
+
+def remove_stale_socket_file(path: Path) -> None:
+    """Before binding (lock held): anything at the socket path is a leftover; sockets only."""
+    try:
+        st = path.lstat()
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(st.st_mode):
+        raise WorkspaceError(f"{path} exists and is not a socket", hint="remove it by hand")
+    log.info("removing stale socket %s", path)
+    try:
+        path.unlink()
+    except OSError as exc:
+        if exc.errno != errno.ENOENT:
+            raise

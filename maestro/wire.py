@@ -1,0 +1,288 @@
+"""The daemon wire contract: every frame exchanged between clients and the workspace daemon.
+
+Clients (CLI, LSP server, editors) and the daemon may come from different installs, so this module
+is the single definition of what crosses the socket; docs/protocol.md describes the encoding.
+Envelopes ignore unknown fields (additive changes do not need a version bump); anything else that
+changes the meaning of a frame bumps ``PROTOCOL_VERSION``.
+
+Adding a method is two lines here: a params and a result model, then ``register_method(...)``; the
+daemon attaches a handler with ``DaemonApp.register`` and clients call it with the returned spec.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+from maestro import __version__
+from maestro.errors import DaemonError, InternalError, MaestroError, ProtocolError
+
+PROTOCOL_VERSION = 1
+"""Bumped on any incompatible change to frames, envelopes or method models."""
+
+MAX_REQUEST_ID = 2**63 - 1
+CONNECTION_ERROR_ID = 0
+"""Responses with this id concern the connection (handshake, malformed frame), not a request."""
+
+RESTART_HINT = "restart the daemon: maestro daemon stop && maestro daemon start"
+
+RequestId = Annotated[int, Field(ge=1, le=MAX_REQUEST_ID)]
+
+
+class WireModel(BaseModel):
+    """Base of every wire model: unknown fields are ignored so peers can grow additively."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# --- envelopes -----------------------------------------------------------------------------------
+
+
+class Hello(WireModel):
+    """First frame a client sends; the daemon answers HelloReply or a connection error Response."""
+
+    type: Literal["hello"] = "hello"
+    protocol: int
+    maestro_version: str
+    client: str = Field(default="", description="free-form client name, e.g. 'cli', 'lsp'")
+
+
+class HelloReply(WireModel):
+    type: Literal["hello_reply"] = "hello_reply"
+    protocol: int
+    maestro_version: str
+    root: str
+    pid: int
+
+
+class Request(WireModel):
+    type: Literal["request"] = "request"
+    id: RequestId
+    method: str = Field(min_length=1, max_length=200)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class ErrorInfo(WireModel):
+    """A failure on the wire; ``code`` is the ``code`` of a MaestroError subclass."""
+
+    code: str
+    message: str
+    hint: str | None = None
+    where: str | None = None
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class Response(WireModel):
+    """Final answer to a request: exactly one of ``result`` and ``error`` is set."""
+
+    type: Literal["response"] = "response"
+    id: Annotated[int, Field(ge=0, le=MAX_REQUEST_ID)]
+    result: dict[str, Any] | None = None
+    error: ErrorInfo | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> Response:
+        if (self.result is None) == (self.error is None):
+            raise ValueError("a response carries exactly one of 'result' and 'error'")
+        return self
+
+
+class Event(WireModel):
+    """Server-pushed notification: tied to a request (``id``) or broadcast (``id`` is None)."""
+
+    type: Literal["event"] = "event"
+    event: str = Field(min_length=1, max_length=200)
+    payload: dict[str, Any] = Field(default_factory=dict)
+    id: RequestId | None = None
+
+
+class Cancel(WireModel):
+    """Client asks to cancel an in-flight request; its Response then has error code 'cancelled'."""
+
+    type: Literal["cancel"] = "cancel"
+    id: RequestId
+
+
+Frame = Annotated[
+    Hello | HelloReply | Request | Response | Event | Cancel, Field(discriminator="type")
+]
+_FRAME: TypeAdapter[Frame] = TypeAdapter(Frame)
+
+
+def parse_frame(obj: Mapping[str, Any]) -> Frame:
+    """Validate one decoded frame map into its envelope model; ProtocolError if it is none."""
+    try:
+        return _FRAME.validate_python(obj)
+    except ValidationError as exc:
+        errors = exc.errors()
+        msg = errors[0]["msg"] if errors else "validation failed"
+        loc = ".".join(str(part) for part in errors[0]["loc"]) if errors else ""
+        raise ProtocolError(f"invalid frame: {msg}" + (f" at {loc}" if loc else "")) from None
+    except (RecursionError, TypeError, ValueError) as exc:
+        raise ProtocolError(f"invalid frame: {type(exc).__name__}") from None
+
+
+def dump_frame(frame: WireModel) -> dict[str, Any]:
+    """The msgpack-ready map of an envelope (JSON-compatible types only)."""
+    return frame.model_dump(mode="json")
+
+
+# --- errors --------------------------------------------------------------------------------------
+
+
+def _error_classes() -> Iterator[type[MaestroError]]:
+    stack: list[type[MaestroError]] = [MaestroError]
+    while stack:
+        cls = stack.pop()
+        yield cls
+        stack.extend(cls.__subclasses__())
+
+
+def error_info(exc: BaseException, *, log_path: str | None = None) -> ErrorInfo:
+    """The wire form of an exception; unexpected ones become ``internal_error``."""
+    if isinstance(exc, MaestroError):
+        return ErrorInfo(code=exc.code, message=exc.message, hint=exc.hint, where=exc.where)
+    hint = f"see the daemon log: {log_path}" if log_path else "see the daemon log"
+    return ErrorInfo(
+        code=InternalError.code, message=f"{type(exc).__name__}: {exc}"[:2000], hint=hint
+    )
+
+
+def error_from_info(info: ErrorInfo) -> MaestroError:
+    """Rebuild the typed MaestroError a peer reported, by its code (DaemonError if unknown)."""
+    for cls in _error_classes():
+        if cls.code == info.code:
+            try:
+                return cls(info.message, hint=info.hint, where=info.where)
+            except TypeError:  # a subclass with another constructor: fall back below
+                break
+    exc = DaemonError(info.message, hint=info.hint, where=info.where)
+    exc.code = info.code
+    return exc
+
+
+# --- method registry -----------------------------------------------------------------------------
+
+P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class MethodSpec(Generic[P, R]):
+    """A method's name and its params/result models: what both peers validate against."""
+
+    name: str
+    params: type[P]
+    result: type[R]
+    streams: bool = False
+    """True if the handler emits events tied to the request before its result."""
+    doc: str = ""
+
+
+METHODS: dict[str, MethodSpec[Any, Any]] = {}
+EVENTS: dict[str, type[BaseModel]] = {}
+
+
+def register_method(
+    name: str, params: type[P], result: type[R], *, streams: bool = False, doc: str = ""
+) -> MethodSpec[P, R]:
+    """Declare a method of the protocol; a name can be registered once."""
+    if name in METHODS:
+        raise ValueError(f"method {name!r} is already registered")
+    spec = MethodSpec(name=name, params=params, result=result, streams=streams, doc=doc)
+    METHODS[name] = spec
+    return spec
+
+
+def register_event(name: str, payload: type[BaseModel]) -> str:
+    """Declare an event and its payload model (documentation and optional client validation)."""
+    if name in EVENTS:
+        raise ValueError(f"event {name!r} is already registered")
+    EVENTS[name] = payload
+    return name
+
+
+def method_spec(name: str) -> MethodSpec[Any, Any] | None:
+    return METHODS.get(name)
+
+
+# --- built-in methods ----------------------------------------------------------------------------
+
+
+class Empty(WireModel):
+    """Params or result of a method that takes or returns nothing."""
+
+
+class PingParams(WireModel):
+    echo: str = Field(default="", max_length=4096)
+
+
+class PingResult(WireModel):
+    echo: str
+    time: float
+
+
+class StatusResult(WireModel):
+    pid: int
+    root: str
+    uptime_s: float
+    protocol: int
+    maestro_version: str
+    python_version: str
+    connections: int
+    requests_in_flight: int
+    idle_timeout_s: float
+    log_path: str
+    socket_path: str
+    state_dir: str
+    methods: list[str]
+
+
+class ShutdownResult(WireModel):
+    stopping: bool = True
+
+
+class SubscribeParams(WireModel):
+    """Broadcast event names to receive on this connection; ``"*"`` means all of them."""
+
+    events: list[str] = Field(default_factory=lambda: ["*"], max_length=1000)
+
+
+class SubscribeResult(WireModel):
+    events: list[str]
+
+
+class SleepParams(WireModel):
+    seconds: float = Field(ge=0, le=3600, allow_inf_nan=False)
+    ticks: int = Field(default=0, ge=0, le=100_000)
+
+
+class SleepResult(WireModel):
+    slept_s: float
+
+
+class TickPayload(WireModel):
+    n: int
+
+
+PING = register_method("ping", PingParams, PingResult, doc="Liveness check; echoes a string.")
+STATUS = register_method("status", Empty, StatusResult, doc="Process, versions and load.")
+SHUTDOWN = register_method("shutdown", Empty, ShutdownResult, doc="Graceful stop after replying.")
+SUBSCRIBE = register_method(
+    "subscribe", SubscribeParams, SubscribeResult, doc="Choose the broadcast events to receive."
+)
+DEBUG_SLEEP = register_method(
+    "debug.sleep",
+    SleepParams,
+    SleepResult,
+    streams=True,
+    doc="Test-only (MAESTRO_DAEMON_TEST_METHODS=1): sleeps, emitting 'debug.tick' events.",
+)
+DEBUG_TICK = register_event("debug.tick", TickPayload)
+
+
+def hello(client: str = "", *, protocol: int = PROTOCOL_VERSION) -> Hello:
+    return Hello(protocol=protocol, maestro_version=__version__, client=client)
