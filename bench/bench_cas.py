@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import lmdb
+
 from maestro.cache import Cache, Digest
 from maestro.cache.sizes import format_size
 

@@ -37,7 +37,6 @@ from maestro.daemon.events import (
     parse_event,
 )
 from maestro.daemon.interpreter import Interpreter
-
 from maestro.errors import RunnerError
 
 log = logging.getLogger(__name__)

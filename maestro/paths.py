@@ -44,3 +44,8 @@ def workspace_state_dir(root: Path) -> Path:
     path = state_dir() / "workspaces" / workspace_key(root)
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     return path
+
+
+def graph_index_path(root: Path) -> Path:
+    """The persisted per-file graph index of a workspace."""
+    return workspace_state_dir(root) / "graph-index.msgpack"

@@ -25,7 +25,6 @@ name). Known limits:
 - Under pytest-xdist only the controller's view is reported (workers are not instrumented).
 """
 
-# ruff: noqa: PTH100, PTH109, PTH110, PTH117, PTH118, PTH119, PTH120, PTH206
 # os.path on plain strings: the audit hook runs on every open() and must stay cheap.
 from __future__ import annotations
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -14,10 +12,7 @@ from rich.table import Table
 
 from maestro.cache import Cache
 from maestro.cache.sizes import format_size, parse_size
-from maestro.errors import MaestroError
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from maestro.cli.common import fail_on_error
 
 cache_app = typer.Typer(
     help="Inspect and maintain the content-addressed test cache (MAESTRO_CACHE_DIR overrides "
@@ -28,25 +23,8 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _reports_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Print MaestroErrors as message + hint and exit 1, never as a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except MaestroError as exc:
-            where = f"{exc.where}: " if exc.where else ""
-            err.print(f"[bold red]error:[/] {where}{exc.message}", highlight=False)
-            if exc.hint:
-                err.print(f"  [bold]hint:[/] {exc.hint}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
 @cache_app.command()
-@_reports_errors
+@fail_on_error
 def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
@@ -78,7 +56,7 @@ def stats(
 
 
 @cache_app.command()
-@_reports_errors
+@fail_on_error
 def verify() -> None:
     """Re-hash every blob and decode every action result; quarantine bad ones (exit 1 if any)."""
     with Cache.open() as cache:
@@ -106,7 +84,7 @@ def verify() -> None:
 
 
 @cache_app.command()
-@_reports_errors
+@fail_on_error
 def gc(
     max_size: Annotated[
         str, typer.Option("--max-size", help="Target size: 500MB, 2GiB, 1G (G = GiB).")
@@ -128,7 +106,7 @@ def gc(
 
 
 @cache_app.command()
-@_reports_errors
+@fail_on_error
 def snapshot(
     dest: Annotated[Path, typer.Argument(help="New or empty directory for the snapshot.")],
 ) -> None:
@@ -143,7 +121,7 @@ def snapshot(
 
 
 @cache_app.command()
-@_reports_errors
+@fail_on_error
 def restore(
     src: Annotated[Path, typer.Argument(help="A directory written by `maestro cache snapshot`.")],
     force: Annotated[

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import lmdb
+
 from maestro.cache import ActionResult, Digest, Provenance, TestOutcome, Timing
 
 

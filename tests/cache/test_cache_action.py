@@ -9,9 +9,9 @@ import pytest
 from cache_helpers import action_key, make_result, raw_put
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from maestro.cache import ActionResult, Cache, Digest, Provenance, TestOutcome, Timing
 from maestro.cache.action import SCHEMA_VERSION, decode_action
-
 from maestro.errors import CacheError
 
 

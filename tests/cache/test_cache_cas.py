@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 from cache_helpers import raw_put
-from maestro.cache import EMPTY_DIGEST, Cache, digest_bytes
 
+from maestro.cache import EMPTY_DIGEST, Cache, digest_bytes
 from maestro.errors import IntegrityError
 
 

@@ -4,9 +4,9 @@ import json
 from pathlib import Path
 
 from cache_helpers import action_key, make_result, raw_put
-from maestro.cache import Cache
 from typer.testing import CliRunner
 
+from maestro.cache import Cache
 from maestro.cli.cache_cmd import cache_app
 
 runner = CliRunner()

@@ -3,9 +3,9 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+
 from maestro.cache import EMPTY_DIGEST, Digest, digest_bytes
 from maestro.cache.sizes import format_size, parse_size
-
 from maestro.errors import CacheError
 
 

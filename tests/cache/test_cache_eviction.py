@@ -4,9 +4,9 @@ import random
 
 import pytest
 from cache_helpers import action_key, make_result
+
 from maestro.cache import Cache, digest_bytes
 from maestro.cache import store as store_mod
-
 from maestro.errors import CacheError
 
 

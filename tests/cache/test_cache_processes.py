@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from cache_helpers import action_key
+
 from maestro.cache import Cache, digest_bytes
 
 WRITER = textwrap.dedent(

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 from cache_helpers import action_key, make_result, raw_put
+
 from maestro.cache import Cache, digest_bytes
 from maestro.cache.snapshot import MANIFEST_FILE, _sha256_file
-
 from maestro.errors import CacheError, IntegrityError
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from maestro.daemon.interpreter import Interpreter, query_interpreter
 
 WriteWorkspace = Callable[[dict[str, str]], Path]

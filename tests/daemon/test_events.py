@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from maestro.daemon.events import FileDeps, SessionEnd, TestResult, parse_event
 from maestro.daemon.interpreter import Interpreter
 from maestro.daemon.runner import run_pytest_sync

@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from maestro.daemon.interpreter import (
     find_interpreter_path,
     query_interpreter,
     resolve_interpreter,
 )
 from maestro.daemon.runner import run_pytest_sync
-
 from maestro.errors import RunnerError
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from maestro.daemon.events import Event, SessionStart, TestStart
 from maestro.daemon.interpreter import Interpreter
 from maestro.daemon.runner import run_pytest

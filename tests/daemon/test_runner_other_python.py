@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from maestro.daemon.interpreter import Interpreter, resolve_interpreter
 from maestro.daemon.runner import run_pytest_sync
 

@@ -6,10 +6,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from maestro.daemon.events import Event, FileDeps, TestResult, TestStart
 from maestro.daemon.interpreter import Interpreter
 from maestro.daemon.runner import run_pytest_sync
-
 from maestro.errors import RunnerError
 
 WriteWorkspace = Callable[[dict[str, str]], Path]

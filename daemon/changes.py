@@ -1,0 +1,73 @@
+"""Turn change sources (explicit paths, git working tree, `--since REF`, unsaved buffers) into the
+graph's `Change` records, with old contents where the graph needs them (global inputs)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from maestro import git
+from maestro.errors import WorkspaceError
+from maestro.graph.build import Change
+from maestro.graph.global_inputs import is_global_input
+
+
+def normalize(root: Path, path: str) -> str:
+    """A user-given path (absolute, or relative to the cwd) as a posix path relative to root."""
+    candidate = Path(path)
+    absolute = candidate if candidate.is_absolute() else Path.cwd() / candidate
+    absolute = Path(os.path.normpath(absolute))
+    try:
+        return absolute.relative_to(root).as_posix()
+    except ValueError:
+        # also accept paths already relative to the root
+        if not candidate.is_absolute() and (root / candidate).exists():
+            return candidate.as_posix()
+        raise WorkspaceError(
+            f"{path} is outside the workspace {root}",
+            hint="run from inside the workspace or pass --root",
+        ) from None
+
+
+def from_paths(root: Path, paths: Iterable[str]) -> list[Change]:
+    """Explicit paths: compared with git HEAD where git knows the file (for global inputs)."""
+    in_git = git.is_repository(root)
+    changes: list[Change] = []
+    for raw in paths:
+        rel = normalize(root, raw)
+        exists = (root / rel).exists()
+        status = "modified" if exists else "deleted"
+        if is_global_input(rel) and in_git:
+            old = git.old_content(root, git.GitChange(rel, "modified", "HEAD"))
+            changes.append(Change(rel, status, old=old, old_known=old is not None))
+        else:
+            changes.append(Change(rel, status))
+    return changes
+
+
+def from_git(root: Path, since: str | None = None) -> list[Change]:
+    found = git.changes_since(root, since) if since else git.working_tree_changes(root)
+    changes: list[Change] = []
+    for item in found:
+        if is_global_input(item.path):
+            old = git.old_content(root, item)
+            changes.append(Change(item.path, item.status, old=old, old_known=True))
+        else:
+            changes.append(Change(item.path, item.status))
+    return changes
+
+
+def from_buffers(root: Path, buffers: Mapping[str, str]) -> list[Change]:
+    """Unsaved editor buffers: the disk content is the 'old' side."""
+    changes: list[Change] = []
+    for raw, text in buffers.items():
+        rel = normalize(root, raw)
+        try:
+            old: bytes | None = (root / rel).read_bytes()
+        except OSError:
+            old = None
+        new = text.encode("utf-8")
+        if old != new:
+            changes.append(Change(rel, "modified", old=old, new=new, old_known=True))
+    return changes

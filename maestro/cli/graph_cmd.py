@@ -1,0 +1,221 @@
+"""`maestro graph stats|export`, `maestro impacted`, `maestro why`: the graph at the terminal."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from maestro.cli.common import ROOT_OPTION, console, fail_on_error, resolve_root
+
+if TYPE_CHECKING:
+    from maestro.graph.build import BuildGraph, Change
+
+graph_app = typer.Typer(help="Inspect the build graph.", no_args_is_help=True)
+
+
+def open_graph(root: Path) -> BuildGraph:
+    from maestro.graph.build import BuildGraph
+    from maestro.paths import graph_index_path
+
+    return BuildGraph.build(root, index_path=graph_index_path(root))
+
+
+def collect_changes(root: Path, paths: list[str], since: str | None) -> list[Change]:
+    from maestro.daemon import changes
+
+    if paths and since:
+        raise typer.BadParameter("give changed paths or --since, not both")
+    return changes.from_paths(root, paths) if paths else changes.from_git(root, since)
+
+
+@graph_app.command("stats")
+@fail_on_error
+def stats(
+    root: ROOT_OPTION = None,
+    targets: Annotated[bool, typer.Option("--targets", help="list every target")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+) -> None:
+    """Files, tests, targets and edges of the graph, and every diagnostic found."""
+    from maestro.reports import GraphStatsReport
+
+    workspace = resolve_root(root)
+    graph = open_graph(workspace)
+    report = GraphStatsReport.build(graph, with_targets=targets)
+    graph.save()  # persist syntax checks
+    if as_json:
+        console.print_json(report.model_dump_json(by_alias=True))
+        return
+    from rich.table import Table
+
+    table = Table(title=f"Build graph of {workspace}", show_header=False, box=None)
+    table.add_row("files", f"{report.files:,} ({report.python_files:,} Python)")
+    table.add_row("test files", f"{report.tests:,}")
+    table.add_row("declared targets", f"{report.declared_targets:,}")
+    for kind, count in report.edges.items():
+        table.add_row(f"edges: {kind}", f"{count:,}")
+    table.add_row("distributions", f"{report.distributions:,}")
+    table.add_row("unresolved imports", f"{report.unresolved_imports:,}")
+    table.add_row(
+        "built in",
+        f"{report.build_seconds * 1000:.0f} ms "
+        f"({report.reused_from_index:,} files from the index, {report.scanned:,} scanned)",
+    )
+    console.print(table)
+    if report.targets:
+        console.print("\n".join(report.targets), highlight=False)
+    if report.diagnostics:
+        console.print(f"\n[bold]{len(report.diagnostics)} diagnostics[/bold]")
+        for d in report.diagnostics:
+            where = f"{d.path}:{d.line}" if d.line else d.path
+            style = "red" if d.severity == "error" else "yellow"
+            console.print(f"  [{style}]{d.severity}[/{style}] {where}: {d.message}")
+
+
+def impacted(
+    paths: Annotated[list[str] | None, typer.Argument(help="changed files (default: git)")] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="changes since the merge-base with REF")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+    show_all: Annotated[bool, typer.Option("--all", help="show every impacted target")] = False,
+    root: ROOT_OPTION = None,
+) -> None:
+    """Targets a change can break, each with the shortest chain of reasons."""
+    from maestro.reports import ImpactedReport
+
+    workspace = resolve_root(root)
+    graph = open_graph(workspace)
+    changes = collect_changes(workspace, list(paths or []), since)
+    started = time.perf_counter()
+    impacts = graph.impacted(changes)
+    elapsed = (time.perf_counter() - started) * 1000
+    report = ImpactedReport.build(str(workspace), changes, impacts, elapsed)
+    if as_json:
+        console.print_json(report.model_dump_json(by_alias=True))
+        return
+    render_impacted(report, show_all=show_all)
+
+
+def render_impacted(report: object, *, show_all: bool = False) -> None:
+    from rich.tree import Tree
+
+    from maestro.reports import ImpactedReport
+
+    assert isinstance(report, ImpactedReport)
+    n_changes = len(report.changes)
+    if not report.changes:
+        console.print("No changes.")
+        return
+    if not report.impacted:
+        console.print(f"Nothing impacted by {n_changes} change{'s' * (n_changes != 1)}.")
+        return
+    tests = sum(1 for i in report.impacted if i.kind == "test")
+    declared = len(report.impacted) - tests
+    also = f" and [bold]{_plural(declared, 'declared target')}[/bold]" if declared else ""
+    console.print(
+        f"[bold]{_plural(tests, 'test file')}[/bold]{also} impacted by "
+        f"{_plural(n_changes, 'change')} [dim]({report.elapsed_ms:.1f} ms)[/dim]"
+    )
+    shown = report.impacted if show_all else report.impacted[:SHOWN]
+    for item in shown:
+        tree = Tree(f"[bold]{item.target}[/bold]", highlight=False)
+        node = tree
+        if not item.reason:
+            node.add("[dim](changed itself)[/dim]")
+        for hop in item.reason:
+            node = node.add(f"{hop.text} [dim]→[/dim] {hop.target}")
+        console.print(tree)
+    if len(shown) < len(report.impacted):
+        console.print(
+            f"[dim]… and {len(report.impacted) - len(shown)} more (--all to show every reason, "
+            "--json for machines)[/dim]"
+        )
+
+
+SHOWN = 40
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
+def why(
+    target: Annotated[str, typer.Argument(help="a test file or //declared-target")],
+    path: Annotated[str, typer.Argument(help="a file (or global input) it may depend on")],
+    as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+    root: ROOT_OPTION = None,
+) -> None:
+    """Why TARGET depends on FILE: the shortest chain of reasons, or that it does not."""
+    from maestro.daemon.changes import normalize
+    from maestro.reports import HopModel, WhyReport
+
+    workspace = resolve_root(root)
+    graph = open_graph(workspace)
+    target_rel = target if target.startswith("//") else normalize(workspace, target)
+    path_rel = normalize(workspace, path)
+    chain = graph.why(target_rel, path_rel)
+    report = WhyReport(
+        target=target_rel,
+        path=path_rel,
+        depends=chain is not None,
+        reason=[HopModel.of(h) for h in chain or ()],
+    )
+    if as_json:
+        console.print_json(report.model_dump_json(by_alias=True))
+        return
+    if chain is None:
+        console.print(f"{target_rel} does not depend on {path_rel}.", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"[bold]{target_rel}[/bold] depends on [bold]{path_rel}[/bold]:", highlight=False)
+    for hop in report.reason:
+        console.print(f"  {hop.source} {hop.text} → {hop.target}", highlight=False)
+
+
+@graph_app.command("export")
+@fail_on_error
+def export(
+    fmt: Annotated[str, typer.Option("--format", help="dot or json")] = "json",
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="write to a file")] = None,
+    root: ROOT_OPTION = None,
+) -> None:
+    """The whole graph as Graphviz dot or node-link JSON."""
+    if fmt not in ("dot", "json"):
+        raise typer.BadParameter("--format must be dot or json")
+    graph = open_graph(resolve_root(root))
+    text = export_dot(graph) if fmt == "dot" else export_json(graph)
+    if output is None:
+        typer.echo(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+        console.print(f"wrote {output}")
+
+
+def export_json(graph: BuildGraph) -> str:
+    nodes = [{"id": n, "kind": graph.node_kind(n)} for n in sorted(graph.nodes())]
+    edges = [
+        {"source": s, "target": t, "kind": e.kind, "line": e.line, "detail": e.detail}
+        for s, out in sorted(graph.deps.items())
+        for t, e in sorted(out.items())
+    ]
+    return json.dumps({"schema": "maestro.graph/1", "nodes": nodes, "edges": edges}, indent=1)
+
+
+def export_dot(graph: BuildGraph) -> str:
+    shapes = {"test": "box", "declared": "hexagon", "distribution": "ellipse", "global": "note"}
+    lines = ["digraph maestro {", "  rankdir=LR;", "  node [shape=plaintext];"]
+    for node in sorted(graph.nodes()):
+        shape = shapes.get(graph.node_kind(node), "plaintext")
+        lines.append(f"  {json.dumps(node)} [shape={shape}];")
+    for source, out in sorted(graph.deps.items()):
+        for target, edge in sorted(out.items()):
+            lines.append(f"  {json.dumps(source)} -> {json.dumps(target)} [label={edge.kind}];")
+    lines.append("}")
+    return "\n".join(lines)
+
+
+impacted = fail_on_error(impacted)
+why = fail_on_error(why)

@@ -1,0 +1,142 @@
+"""Reports about the build graph: the stable JSON of `impacted --json`, `why`, `graph stats`.
+
+These pydantic models are the contract shared by the CLI (in process) and the daemon's RPC, so the
+output is identical either way. Changing a field is a schema version bump (see docs/cli-json.md).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, Field
+
+if TYPE_CHECKING:
+    from maestro.graph.build import BuildGraph, Change, Hop, Impact
+
+IMPACTED_SCHEMA = "maestro.impacted/1"
+WHY_SCHEMA = "maestro.why/1"
+STATS_SCHEMA = "maestro.graph-stats/1"
+
+
+class HopModel(BaseModel):
+    source: str = Field(description="the dependent (file or target)")
+    target: str = Field(description="what it depends on")
+    kind: str = Field(description="import, init, conftest, plugin, dynamic, global, src, dep, ...")
+    line: int = Field(description="line in `source` (0 when not applicable)")
+    detail: str = Field(description="module as written, glob, or section")
+    text: str = Field(description="human-readable reason")
+
+    @classmethod
+    def of(cls, hop: Hop) -> HopModel:
+        e = hop.edge
+        return cls(
+            source=hop.source,
+            target=hop.target,
+            kind=e.kind,
+            line=e.line,
+            detail=e.detail,
+            text=hop.describe(),
+        )
+
+
+class ChangeModel(BaseModel):
+    path: str
+    status: Literal["modified", "added", "deleted"]
+
+
+class ImpactModel(BaseModel):
+    target: str
+    kind: Literal["test", "declared"]
+    changed: str = Field(description="the changed input the reason chain ends at")
+    distance: int
+    reason: list[HopModel] = Field(description="from the target down to the changed input")
+
+
+class ImpactedReport(BaseModel):
+    schema_: str = Field(default=IMPACTED_SCHEMA, alias="schema")
+    root: str
+    changes: list[ChangeModel]
+    impacted: list[ImpactModel]
+    elapsed_ms: float = Field(description="time to answer, excluding graph loading")
+
+    model_config = {"populate_by_name": True}
+
+    @classmethod
+    def build(
+        cls, root: str, changes: list[Change], impacts: list[Impact], elapsed_ms: float
+    ) -> ImpactedReport:
+        return cls(
+            root=root,
+            changes=[ChangeModel(path=c.path, status=c.status) for c in changes],
+            impacted=[
+                ImpactModel(
+                    target=i.target,
+                    kind=i.kind,
+                    changed=i.changed,
+                    distance=i.distance,
+                    reason=[HopModel.of(h) for h in i.chain],
+                )
+                for i in impacts
+            ],
+            elapsed_ms=round(elapsed_ms, 3),
+        )
+
+
+class WhyReport(BaseModel):
+    schema_: str = Field(default=WHY_SCHEMA, alias="schema")
+    target: str
+    path: str
+    depends: bool
+    reason: list[HopModel]
+
+    model_config = {"populate_by_name": True}
+
+
+class DiagnosticModel(BaseModel):
+    path: str
+    line: int
+    severity: Literal["error", "warning"]
+    message: str
+
+
+class GraphStatsReport(BaseModel):
+    schema_: str = Field(default=STATS_SCHEMA, alias="schema")
+    root: str
+    files: int
+    python_files: int
+    tests: int
+    declared_targets: int
+    edges: dict[str, int]
+    distributions: int
+    unresolved_imports: int
+    reused_from_index: int
+    scanned: int
+    build_seconds: float
+    diagnostics: list[DiagnosticModel]
+    targets: list[str] | None = None
+
+    model_config = {"populate_by_name": True}
+
+    @classmethod
+    def build(cls, graph: BuildGraph, *, with_targets: bool) -> GraphStatsReport:
+        stats = graph.compute_stats()
+        return cls(
+            root=str(graph.root),
+            files=stats.files,
+            python_files=stats.python_files,
+            tests=stats.tests,
+            declared_targets=stats.declared_targets,
+            edges=stats.edges,
+            distributions=stats.distributions,
+            unresolved_imports=stats.unresolved_imports,
+            reused_from_index=stats.reused_from_index,
+            scanned=stats.scanned,
+            build_seconds=round(stats.build_seconds, 4),
+            diagnostics=[
+                DiagnosticModel(path=d.path, line=d.line, severity=d.severity, message=d.message)
+                for d in graph.diagnostics()
+            ],
+            targets=sorted(graph.tests) + sorted("//" + t for t in graph.targets)
+            if with_targets
+            else None,
+        )
