@@ -1,0 +1,109 @@
+"""Fixtures for daemon RPC tests: a short private state dir and a workspace, no daemon left behind.
+
+Paths live directly under /tmp because AF_UNIX socket paths are limited to ~107 bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from maestro.daemon.lifecycle import DaemonPaths, lock_holder
+
+
+@dataclass
+class DaemonEnv:
+    base: Path
+    root: Path
+    pids: set[int] = field(default_factory=set)
+
+    @property
+    def paths(self) -> DaemonPaths:
+        return DaemonPaths.for_root(self.root)
+
+    def holder(self) -> int | None:
+        pid = lock_holder(self.paths.lock)
+        if pid:
+            self.pids.add(pid)
+        return pid
+
+    def track(self, pid: int) -> int:
+        self.pids.add(pid)
+        return pid
+
+    def wait_stopped(self, timeout: float = 10.0) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if lock_holder(self.paths.lock) is None:
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def daemon_processes(root: Path) -> list[int]:
+    """Pids of live (non-zombie) `python -m maestro.daemon <root>` processes."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"maestro.daemon" in argv and os.fsencode(root) in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def reap(pid: int, timeout: float = 5.0) -> None:
+    """Wait for a killed child of this process (no-op for other processes)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if done:
+            return
+        time.sleep(0.02)
+
+
+def kill_hard(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    reap(pid)
+
+
+@pytest.fixture
+def daemon_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[DaemonEnv]:
+    base = Path(tempfile.mkdtemp(prefix="mrpc", dir="/tmp"))
+    root = base / "ws"
+    root.mkdir()
+    (root / "pyproject.toml").write_text("[project]\nname = 'ws'\n")
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(base / "st"))
+    monkeypatch.setenv("MAESTRO_DAEMON_TEST_METHODS", "1")
+    monkeypatch.setenv("MAESTRO_DAEMON_START_TIMEOUT", "30")
+    monkeypatch.delenv("MAESTRO_DAEMON_IDLE", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    env = DaemonEnv(base=base, root=root.resolve())
+    try:
+        yield env
+    finally:
+        env.holder()
+        # Only pids whose command line is this workspace's daemon: a recorded pid may be reused.
+        for pid in daemon_processes(env.root):
+            kill_hard(pid)
+        for pid in env.pids:
+            reap(pid, timeout=0.5)
+        assert not daemon_processes(env.root), "a daemon survived the test"
+        shutil.rmtree(base, ignore_errors=True)
