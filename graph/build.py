@@ -431,7 +431,7 @@ class BuildGraph:
             node = TARGET + name
             self.deps.setdefault(node, {})
             for pattern in [*spec.srcs, *spec.inputs]:
-                matcher = pathspec.PathSpec.from_lines("gitwildmatch", ["/" + pattern])
+                matcher = pathspec.PathSpec.from_lines("gitignore", ["/" + pattern])
                 for rel in matcher.match_files(self.all_files):
                     self._add_edge(node, rel, Edge("src", 0, pattern))
             for dep in spec.deps:
@@ -492,12 +492,10 @@ class BuildGraph:
                     except OSError:
                         continue
                     entry = self._scan(rel, data, st)
-                    if (
-                        entry.digest == self.py[rel].digest
-                        and entry.imports == self.py[rel].imports
-                    ):
-                        continue
+                    same_imports = entry.imports == self.py[rel].imports
                     self.py[rel] = entry
+                    if same_imports:
+                        continue  # the content changed, the edges did not
                     self._drop_edges(rel)
                     self._link_file(rel, entry)
                     if rel in self.tests:
@@ -559,6 +557,7 @@ class BuildGraph:
                     }
                 else:
                     differ = set(after) | {k for k in self.sections if k.startswith(rel + "#")}
+                    differ = differ or {f"{rel}#*"}  # gone, and we do not know what it was
                 for key in differ:
                     nodes[key] = rel
                     if key.endswith("#*") or key not in self.rdeps:
@@ -580,7 +579,7 @@ class BuildGraph:
                 if (TARGET + name) in self.rdeps.get(rel, set()):
                     continue
                 for pattern in [*spec.srcs, *spec.inputs]:
-                    matcher = pathspec.PathSpec.from_lines("gitwildmatch", ["/" + pattern])
+                    matcher = pathspec.PathSpec.from_lines("gitignore", ["/" + pattern])
                     if matcher.match_file(rel):
                         self._add_edge(TARGET + name, rel, Edge("src", 0, pattern))
         return nodes
@@ -604,7 +603,8 @@ class BuildGraph:
                     stem = imp.module.replace(".", "/")
                     candidates = [b + stem for b in bases]
                     candidates += [f"{b}{stem}/{n}" for b in bases for n in imp.names]
-                if any(c == module or module.startswith(c + "/") for c in candidates):
+                # importing pkg.x runs pkg/__init__: a deleted package init has dependents too
+                if any(c == module or c.startswith(module + "/") for c in candidates):
                     found.append(importer)
                     break
         return found
@@ -685,7 +685,12 @@ class BuildGraph:
         """Problems found while reading the workspace; syntax is checked lazily and cached."""
         out = list(self.walk_diagnostics)
         for rel, entry in sorted(self.py.items()):
-            if check_syntax_now and not entry.syntax_checked and entry.digest:
+            if (
+                check_syntax_now
+                and not entry.syntax_checked
+                and entry.digest
+                and not entry.problems
+            ):
                 try:
                     data = (self.root / rel).read_bytes()
                 except OSError:

@@ -35,13 +35,13 @@ def _gitignore(directory: str) -> pathspec.PathSpec[Any] | None:
             lines = f.read().splitlines()
     except OSError:
         return None
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines) if lines else None
+    return pathspec.PathSpec.from_lines("gitignore", lines) if lines else None
 
 
 def walk(root: Path, exclude: list[str] | None = None) -> WalkResult:
     """All files under `root` that are not ignored, as sorted relative posix paths."""
     result = WalkResult()
-    user_spec = pathspec.PathSpec.from_lines("gitwildmatch", exclude) if exclude else None
+    user_spec = pathspec.PathSpec.from_lines("gitignore", exclude) if exclude else None
     seen_dirs: set[str] = set()
     # (directory, its relative prefix, the gitignore specs in force with their base prefixes)
     stack: list[tuple[str, str, list[tuple[str, pathspec.PathSpec[Any]]]]] = [(str(root), "", [])]

@@ -68,15 +68,9 @@ class MaestroConfig(_Strict):
     @field_validator("targets")
     @classmethod
     def _target_names(cls, targets: dict[str, TargetSpec]) -> dict[str, TargetSpec]:
-        for name, spec in targets.items():
+        for name in targets:
             if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", name):
                 raise ValueError(f"target name {name!r} may use letters, digits, '_', '-', '.'")
-            for dep in spec.deps:
-                if dep not in targets:
-                    raise ValueError(
-                        f"target {name!r} depends on {dep!r}, which is not declared; "
-                        f"declared targets: {', '.join(sorted(targets)) or 'none'}"
-                    )
         return targets
 
 
@@ -88,26 +82,27 @@ class LoadedConfig(BaseModel):
     table: str = ""  # "tool.maestro" for pyproject.toml, "" for maestro.toml
 
 
-def read_toml(path: Path) -> tuple[dict[str, Any], str]:
+def read_toml(path: Path, display: str | None = None) -> tuple[dict[str, Any], str]:
     """Parse a TOML file, turning every failure into a ConfigError that names file and line."""
+    name = display or str(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror}", where=str(path)) from exc
+        raise ConfigError(f"cannot read: {exc.strerror}", where=name) from exc
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(
             "is not valid UTF-8",
-            where=f"{path}:{line}",
+            where=f"{name}:{line}",
             hint="TOML files must be UTF-8; re-save the file as UTF-8",
         ) from exc
     try:
         return tomllib.loads(text), text
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"at line (\d+)", str(exc))
-        where = f"{path}:{match.group(1)}" if match else str(path)
+        where = f"{name}:{match.group(1)}" if match else name
         raise ConfigError(
             f"malformed TOML: {exc}",
             where=where,
@@ -119,11 +114,11 @@ def load_config(root: Path) -> LoadedConfig:
     """Read `maestro.toml` if present, else `[tool.maestro]` of pyproject.toml, else defaults."""
     maestro_toml = root / CONFIG_FILE
     if maestro_toml.is_file():
-        data, text = read_toml(maestro_toml)
+        data, text = read_toml(maestro_toml, CONFIG_FILE)
         return _validate(data, text, CONFIG_FILE, table="")
     pyproject = root / PYPROJECT
     if pyproject.is_file():
-        data, text = read_toml(pyproject)
+        data, text = read_toml(pyproject, PYPROJECT)
         section = data.get("tool", {}).get("maestro")
         if section is not None:
             if not isinstance(section, dict):
@@ -137,7 +132,7 @@ def load_config(root: Path) -> LoadedConfig:
 
 def _validate(data: dict[str, Any], text: str, source: str, *, table: str) -> LoadedConfig:
     try:
-        return LoadedConfig(config=MaestroConfig.model_validate(data), source=source, table=table)
+        config = MaestroConfig.model_validate(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(str(part) for part in err["loc"])
@@ -148,6 +143,19 @@ def _validate(data: dict[str, Any], text: str, source: str, *, table: str) -> Lo
         raise ConfigError(
             f"{key}: {message}", where=where, hint=_hint_for(err["type"], loc)
         ) from exc
+    for name, spec in config.targets.items():
+        for dep in spec.deps:
+            if dep not in config.targets:
+                loc = ("targets", name, "deps")
+                line = _line_of(text, table, loc)
+                raise ConfigError(
+                    f"{'.'.join(filter(None, (table, *loc)))}: target {name!r} depends on "
+                    f"{dep!r}, which is not declared",
+                    where=f"{source}:{line}" if line else source,
+                    hint=f"declared targets: {', '.join(sorted(config.targets))}; "
+                    "fix the name or declare it",
+                )
+    return LoadedConfig(config=config, source=source, table=table)
 
 
 _KNOWN_KEYS = "roots, exclude, interpreter, max-file-size, env-allowlist, targets, ml"

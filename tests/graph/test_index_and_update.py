@@ -1,0 +1,107 @@
+"""The persisted index makes a second process warm; incremental updates follow edits."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from maestro.graph.build import BuildGraph, Change
+
+Make = Callable[[dict[str, str | bytes]], Path]
+
+
+def _age(root: Path, seconds: int = 10) -> None:
+    """Make every file look older than the index (outside the racily-clean window)."""
+    past = time.time() - seconds
+    for path in root.rglob("*"):
+        if path.is_file():
+            os.utime(path, (past, past))
+
+
+def test_second_process_reuses_every_unchanged_file(make_ws: Make, tmp_path: Path) -> None:
+    root = make_ws({"pkg/__init__.py": "", "pkg/a.py": "", "tests/test_a.py": "import pkg.a\n"})
+    _age(root)
+    index = tmp_path / "index.msgpack"
+    first = BuildGraph.build(root, index_path=index)
+    assert first.stats.scanned == 3
+    second = BuildGraph.build(root, index_path=index)
+    assert second.stats.reused_from_index == 3 and second.stats.scanned == 0
+    assert {i.target for i in second.impacted([Change("pkg/a.py")])} == {"tests/test_a.py"}
+
+
+def test_changed_file_is_rescanned_and_racy_files_are_not_trusted(
+    make_ws: Make, tmp_path: Path
+) -> None:
+    root = make_ws({"pkg/__init__.py": "", "pkg/a.py": "", "tests/test_a.py": ""})
+    _age(root)
+    index = tmp_path / "index.msgpack"
+    BuildGraph.build(root, index_path=index)
+    (root / "tests/test_a.py").write_text("import pkg.a\n")  # fresh mtime: inside racy window
+    graph = BuildGraph.build(root, index_path=index)
+    assert graph.stats.scanned == 1
+    assert "pkg/a.py" in graph.deps["tests/test_a.py"]
+
+
+def test_corrupt_index_is_rebuilt_not_fatal(make_ws: Make, tmp_path: Path) -> None:
+    root = make_ws({"tests/test_a.py": ""})
+    index = tmp_path / "index.msgpack"
+    index.write_bytes(b"\x93garbage\xff")
+    graph = BuildGraph.build(root, index_path=index)
+    assert graph.tests == {"tests/test_a.py"}
+    assert BuildGraph.build(root, index_path=index).tests == {"tests/test_a.py"}
+
+
+def test_incremental_update_of_one_file(make_ws: Make) -> None:
+    root = make_ws(
+        {"pkg/__init__.py": "", "pkg/a.py": "", "pkg/b.py": "", "tests/test_x.py": "import pkg.a\n"}
+    )
+    graph = BuildGraph.build(root)
+    assert {i.target for i in graph.impacted([Change("pkg/b.py")])} == set()
+    (root / "pkg/a.py").write_text("from pkg import b\n")
+    assert graph.update(["pkg/a.py"]) == {"pkg/a.py"}
+    impacts = graph.impacted([Change("pkg/b.py")])
+    assert [h.target for h in impacts[0].chain] == ["pkg/a.py", "pkg/b.py"]
+    # a comment-only rewrite with the same imports changes no edge
+    (root / "pkg/a.py").write_text("from pkg import b\n# a comment changes no edge\n")
+    assert graph.update(["pkg/a.py"]) == set()
+
+
+def test_update_with_added_and_deleted_files(make_ws: Make) -> None:
+    root = make_ws({"pkg/__init__.py": "", "tests/test_x.py": "from pkg import c\n"})
+    graph = BuildGraph.build(root)
+    (root / "pkg/c.py").write_text("")
+    graph.update(["pkg/c.py"])
+    assert {i.target for i in graph.impacted([Change("pkg/c.py")])} == {"tests/test_x.py"}
+    (root / "tests/test_new.py").write_text("import pkg.c\n")
+    graph.update(["tests/test_new.py"])
+    assert "tests/test_new.py" in graph.tests
+
+
+def test_recorded_dynamic_deps_join_the_graph_and_persist(make_ws: Make, tmp_path: Path) -> None:
+    root = make_ws({"tests/test_data.py": "", "tests/data/input.json": "{}"})
+    index = tmp_path / "index.msgpack"
+    graph = BuildGraph.build(root, index_path=index)
+    graph.record_dynamic("tests/test_data.py", ["tests/data/input.json"])
+    graph.save()
+    again = BuildGraph.build(root, index_path=index)
+    [impact] = again.impacted([Change("tests/data/input.json")])
+    assert impact.target == "tests/test_data.py"
+    assert impact.chain[0].describe() == "read it while running (recorded)"
+
+
+def test_why_and_closure(make_ws: Make) -> None:
+    root = make_ws(
+        {
+            "pkg/__init__.py": "",
+            "pkg/a.py": "import pkg.b\n",
+            "pkg/b.py": "",
+            "tests/test_a.py": "import pkg.a\n",
+        }
+    )
+    graph = BuildGraph.build(root)
+    chain = graph.why("tests/test_a.py", "pkg/b.py")
+    assert chain is not None and [h.target for h in chain] == ["pkg/a.py", "pkg/b.py"]
+    assert graph.why("tests/test_a.py", "README.md") is None
+    assert {"pkg/a.py", "pkg/b.py", "pkg/__init__.py"} <= graph.closure("tests/test_a.py")
