@@ -1,0 +1,204 @@
+"""Action keys of test targets: one sha256 over everything that can change a test file's outcome.
+
+The key is the digest of a flat, canonical *inputs map* (name -> digest or value) so that the same
+map, stored with the result, lets `explain` say exactly which input changed between two runs. The
+names are namespaced: workspace files by their relative path, global-input sections as
+`file#section`, distributions as `dist:<module>`, and everything that is not a file as `@name` /
+`env:NAME`. See docs/action-key.md for the precise definition; bump KEY_SCHEMA whenever it changes.
+
+Pure: reads files to hash them, never starts a process.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maestro.graph.build import BuildGraph
+
+KEY_SCHEMA = 1
+"""Version of the key definition: part of every key, so a change never reuses old entries."""
+
+ABSENT = "absent"
+"""Digest of an input that does not exist (a deleted module, a recorded data file that is gone)."""
+
+WHOLE_FILE = "whole file"
+
+# Options that only change how pytest reports, never which tests run or how they behave.
+_DISPLAY_FLAGS = frozenset(
+    {
+        "-q", "--quiet", "-v", "--verbose", "-l", "--showlocals", "--no-showlocals",
+        "--no-header", "--no-summary", "--code-highlight=yes", "--code-highlight=no",
+    }
+)  # fmt: skip
+_DISPLAY_PREFIXES = ("--tb=", "--color=", "--durations=", "--durations-min=", "-r", "--junitxml=",
+                     "--junit-xml=", "-vv", "-qq")  # fmt: skip
+_DISPLAY_WITH_VALUE = frozenset({"--tb", "--color", "--durations", "--durations-min", "-r",
+                                 "--junitxml", "--junit-xml", "--code-highlight"})  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class KeyContext:
+    """What is common to every target of one run: runner, interpreter, environment, options."""
+
+    pytest_version: str
+    implementation: str
+    python_version: str  # "3.11.9"
+    platform: str  # sysconfig platform of the interpreter, e.g. "linux-x86_64"
+    environment: str  # digest of the interpreter's installed-distribution listing
+    pytest_args: tuple[str, ...] = ()  # already filtered by outcome_args()
+    env: tuple[tuple[str, str], ...] = ()  # allowlisted variables (name, value), sorted
+
+    def entries(self) -> dict[str, str]:
+        """The context's part of an inputs map. Env values are hashed: maps are stored and may be
+        shared through a remote cache, values (tokens, paths) must not be readable there."""
+        out = {
+            "@runner": f"pytest=={self.pytest_version}",
+            "@python": f"{self.implementation} {self.python_version} {self.platform}",
+            "@environment": self.environment,
+            "@args": _canonical(list(self.pytest_args)),
+        }
+        for name, value in self.env:
+            out[f"env:{name}"] = _sha(f"{name}={value}".encode())
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class ActionKey:
+    """A target's key and the inputs map it was computed from."""
+
+    target: str
+    hex: str
+    inputs: dict[str, str]
+
+
+def outcome_args(args: Sequence[str]) -> tuple[str, ...]:
+    """The pytest arguments that can change outcomes (all but display options), in order."""
+    kept: list[str] = []
+    skip_value = False
+    for arg in args:
+        if skip_value:
+            skip_value = False
+            continue
+        if arg in _DISPLAY_WITH_VALUE:
+            skip_value = True
+            continue
+        if arg in _DISPLAY_FLAGS or arg.startswith(_DISPLAY_PREFIXES):
+            continue
+        kept.append(arg)
+    return tuple(kept)
+
+
+def allowlisted_env(
+    patterns: Iterable[str], environ: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """(name, value) of every variable the runner passes to pytest, sorted by name.
+
+    Same matching as the runner (`NAME`, or `PREFIX*`), so the key covers exactly what the child
+    receives. Unset variables are simply absent: setting one later changes the key.
+    """
+    pats = tuple(patterns)
+    return tuple(
+        sorted(
+            (name, value)
+            for name, value in environ.items()
+            if any(fnmatch.fnmatchcase(name, p) if p.endswith("*") else name == p for p in pats)
+        )
+    )
+
+
+def site_dirs(prefix: Path, version: tuple[int, int, int], *, is_venv: bool) -> list[Path]:
+    """Where an interpreter's distributions live (the venv's site-packages; for a system Python
+    also the Debian dist-packages and the user site)."""
+    pyver = f"python{version[0]}.{version[1]}"
+    candidates = [prefix / "lib" / pyver / "site-packages"]
+    if not is_venv:
+        candidates += [
+            prefix / "lib" / "python3" / "dist-packages",
+            prefix / "local" / "lib" / pyver / "dist-packages",
+            Path.home() / ".local" / "lib" / pyver / "site-packages",
+        ]
+    return [p for p in candidates if p.is_dir()]
+
+
+def environment_digest(dirs: Iterable[Path]) -> str:
+    """Digest of the installed-distribution listing: every `*.dist-info`/`*.egg-info` name (which
+    carries name and version), `*.egg-link` and `*.pth` file of `dirs`.
+
+    One directory listing each, no metadata parsing: cheap enough for every run. Installing,
+    removing or upgrading anything (a pytest plugin included) changes it.
+    """
+    names: list[str] = []
+    for d in dirs:
+        try:
+            entries = os.listdir(d)
+        except OSError:
+            names.append(f"{d}:missing")
+            continue
+        names.append(f"{d}:")
+        names += sorted(
+            e for e in entries if e.endswith((".dist-info", ".egg-info", ".egg-link", ".pth"))
+        )
+    return _sha("\n".join(names).encode())
+
+
+def target_inputs(
+    graph: BuildGraph,
+    target: str,
+    *,
+    file_digest: Callable[[str], str | None] | None = None,
+) -> dict[str, str]:
+    """The workspace part of a target's inputs map: its static closure (imports, conftests,
+    package inits, global sections) joined with the dynamic deps already recorded in the graph.
+
+    `file_digest` lets a caller memoise or pin digests (see daemon/testing.py); default: the
+    graph's (index digest for Python files, a fresh hash otherwise).
+    """
+    digest_of = file_digest or graph.file_digest
+    inputs: dict[str, str] = {}
+    for node in (target, *graph.closure(target)):
+        if node.startswith("dist:"):
+            found = graph.distribution_of(node)
+            inputs[node] = f"{found[0]}=={found[1]}" if found else ABSENT
+        elif node.startswith("//"):
+            continue  # declared targets are not test inputs
+        elif "#" in node:
+            inputs[node] = graph.sections.get(node, ABSENT)
+        else:
+            inputs[node] = digest_of(node) or ABSENT
+    return inputs
+
+
+def action_key(
+    target: str,
+    context: KeyContext,
+    workspace_inputs: Mapping[str, str],
+    *,
+    selection: Sequence[str] | None = None,
+) -> ActionKey:
+    """Key of running `target` (a test file) with `selection` (node ids; None = the whole file)."""
+    inputs = dict(workspace_inputs)
+    inputs.update(context.entries())
+    inputs["@select"] = _canonical(sorted(selection)) if selection else WHOLE_FILE
+    body = _canonical({"schema": KEY_SCHEMA, "target": target, "inputs": inputs})
+    return ActionKey(target, _sha(body.encode()), inputs)
+
+
+def changed_inputs(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """Names whose digest differs, appeared or vanished between two inputs maps, sorted."""
+    return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+
+
+def _canonical(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

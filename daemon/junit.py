@@ -1,0 +1,84 @@
+"""JUnit XML from action results, so cached and fresh results merge into one report.
+
+pytest's own `--junitxml` describes one process; a `maestro test` run is part cache, part process,
+so the report is rendered from the per-test outcomes instead, following pytest's conventions
+(classname = dotted file path plus classes, name = function with parameters).
+"""
+
+from __future__ import annotations
+
+import platform
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+from maestro.cache.action import ActionResult, TestOutcome
+
+
+def _names(node_id: str) -> tuple[str, str]:
+    parts = node_id.split("::")
+    module = parts[0].removesuffix(".py").replace("/", ".")
+    if len(parts) == 1:
+        return module, module
+    return ".".join([module, *parts[1:-1]]), parts[-1]
+
+
+def _case(suite: ET.Element, test: TestOutcome, *, cached: bool) -> None:
+    classname, name = _names(test.node_id)
+    case = ET.SubElement(
+        suite,
+        "testcase",
+        classname=classname,
+        name=name,
+        file=test.node_id.split("::")[0],
+        time=f"{test.duration_s:.3f}",
+    )
+    if test.line is not None:
+        case.set("line", str(test.line))
+    message = test.message or ""
+    where = f"{test.path}:{test.line}: " if test.path and test.line else ""
+    match test.outcome:
+        case "failed":
+            ET.SubElement(case, "failure", message=message).text = where + message
+        case "error":
+            ET.SubElement(case, "error", message=message).text = where + message
+        case "skipped" | "xfailed":
+            ET.SubElement(case, "skipped", type="pytest.skip", message=message)
+        case _:
+            pass
+    props = []
+    if cached:
+        props.append(("maestro.cached", "true"))
+    if test.flaky:
+        props.append(("maestro.flaky", "true"))
+    if props:
+        holder = ET.SubElement(case, "properties")
+        for key, value in props:
+            ET.SubElement(holder, "property", name=key, value=value)
+
+
+def render(results: Iterable[tuple[ActionResult, bool]], *, name: str = "pytest") -> bytes:
+    """One `<testsuites>` document for (result, served_from_cache) pairs."""
+    root = ET.Element("testsuites")
+    suite = ET.SubElement(root, "testsuite", name=name)
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    total = 0.0
+    for result, cached in results:
+        for test in result.tests:
+            _case(suite, test, cached=cached)
+            counts["tests"] += 1
+            total += test.duration_s
+            if test.outcome == "failed":
+                counts["failures"] += 1
+            elif test.outcome == "error":
+                counts["errors"] += 1
+            elif test.outcome in ("skipped", "xfailed"):
+                counts["skipped"] += 1
+    for key, value in counts.items():
+        suite.set(key, str(value))
+    suite.set("time", f"{total:.3f}")
+    suite.set("timestamp", datetime.now(UTC).isoformat(timespec="seconds"))
+    suite.set("hostname", platform.node())
+    ET.indent(root)
+    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data

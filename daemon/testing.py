@@ -1,0 +1,631 @@
+"""Cached, impact-selected test runs: graph + cache + runner composed behind `maestro test`.
+
+One test *file* is one action. `plan` computes each selected file's action key and looks it up;
+`execute` runs every file that has no usable result in ONE pytest process, splits the report per
+file into ActionResults and stores them.
+
+Two keys per executed file (docs/action-key.md, "Dynamic dependencies"):
+
+- the *lookup* key uses the dynamic deps recorded by earlier runs (all we know before running);
+- the *store* key is recomputed after the run, with the deps this run just recorded.
+
+A file that reads a new data file therefore gets stored under a key that covers it, and the next
+run's lookup key (built from the same recorded deps) is that store key. Input digests are pinned
+before the run and every file input is re-hashed after it: if one changed while the tests ran, the
+result is not stored (it might describe either version), as Bazel does for inputs modified during
+a build.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import msgpack
+
+from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing
+from maestro.cache.keys import (
+    ActionKey,
+    KeyContext,
+    action_key,
+    allowlisted_env,
+    changed_inputs,
+    environment_digest,
+    outcome_args,
+    site_dirs,
+    target_inputs,
+)
+from maestro.cache.store import Cache
+from maestro.daemon import junit
+from maestro.daemon.events import Event, TestResult
+from maestro.daemon.interpreter import Interpreter
+from maestro.daemon.runner import DEFAULT_ENV_ALLOWLIST, RunReport, run_pytest
+from maestro.errors import UnknownTargetError
+from maestro.graph.build import BuildGraph, Change
+from maestro.paths import workspace_state_dir
+
+log = logging.getLogger(__name__)
+
+Reason = Literal[
+    "no cached result", "inputs changed", "failed last time", "--no-cache", "cached result unusable"
+]
+FAILING = ("failed", "error")
+LAST_RUNS_FILE = "test-last-keys.msgpack"
+
+
+# ------------------------------------------------------------------------------ selection
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which test files to consider. `paths` are test files, directories or node ids (relative to
+    the workspace root); with `impacted`, they are *changed* files instead, and when there are
+    none the changes come from git (`since` REF, or the working tree)."""
+
+    paths: tuple[str, ...] = ()
+    impacted: bool = False
+    since: str | None = None
+    changes: tuple[Change, ...] | None = None  # explicit changes (editor buffers, callers)
+    no_cache: bool = False
+    pytest_args: tuple[str, ...] = ()
+
+
+def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...] | None]:
+    """Test file -> node ids to run (None = the whole file), in a stable order."""
+    if selection.impacted or selection.since:
+        from maestro.daemon import changes as sources
+
+        if selection.changes is not None:
+            changes = list(selection.changes)
+        elif selection.paths:
+            changes = sources.from_paths(graph.root, selection.paths)
+        else:
+            changes = sources.from_git(graph.root, selection.since)
+        impacts = graph.impacted(changes)
+        return {i.target: None for i in sorted(impacts, key=lambda i: i.target) if i.kind == "test"}
+    if not selection.paths:
+        return dict.fromkeys(sorted(graph.tests))
+    chosen: dict[str, set[str] | None] = {}
+    for raw in selection.paths:
+        path, sep, _ = raw.partition("::")
+        path = path.strip("/") if path not in ("", ".", "./") else ""
+        if sep:
+            if path not in graph.py:
+                raise _unknown(raw)
+            nodes = chosen.setdefault(path, set())
+            if nodes is not None:
+                nodes.add(f"{path}::{raw.partition('::')[2]}")
+        elif path in graph.py:
+            chosen[path] = None
+        elif path == "" or (graph.root / path).is_dir():
+            prefix = path + "/" if path else ""
+            found = [t for t in graph.tests if t.startswith(prefix)]
+            if not found and path:
+                raise _unknown(raw)
+            for test in found:
+                chosen[test] = None
+        else:
+            raise _unknown(raw)
+    return {t: (tuple(sorted(n)) if n is not None else None) for t, n in sorted(chosen.items())}
+
+
+def _unknown(path: str) -> UnknownTargetError:
+    return UnknownTargetError(
+        f"{path} is not a test file, directory or node id of this workspace",
+        hint="pass paths relative to the workspace root (or the current directory), e.g. "
+        "tests/test_api.py or tests/test_api.py::test_get",
+    )
+
+
+# ------------------------------------------------------------------------------ keys
+
+
+def key_context(
+    interpreter: Interpreter,
+    pytest_args: Sequence[str],
+    env_allowlist: Iterable[str],
+    environ: Mapping[str, str] | None = None,
+) -> KeyContext:
+    """The run-wide part of every key (runner, interpreter, environment, args, env vars)."""
+    dirs = site_dirs(interpreter.prefix, interpreter.version, is_venv=interpreter.is_venv)
+    return KeyContext(
+        pytest_version=interpreter.pytest_version or "missing",
+        implementation=interpreter.implementation,
+        python_version=interpreter.version_string,
+        platform=interpreter.platform,
+        environment=environment_digest(dirs),
+        pytest_args=outcome_args(pytest_args),
+        env=allowlisted_env(env_allowlist, os.environ if environ is None else environ),
+    )
+
+
+class Digests:
+    """Memoised input digests, pinned for the lifetime of one plan + run (see module docstring)."""
+
+    def __init__(self, graph: BuildGraph) -> None:
+        self.graph = graph
+        self.known: dict[str, str | None] = {}
+
+    def __call__(self, rel: str) -> str | None:
+        if rel not in self.known:
+            self.known[rel] = self.graph.file_digest(rel)
+        return self.known[rel]
+
+    def fresh(self, rel: str) -> str | None:
+        """Hash the file on disk now (never the index)."""
+        try:
+            with open(self.graph.root / rel, "rb") as f:
+                return hashlib.file_digest(f, "sha256").hexdigest()
+        except OSError:
+            return None
+
+
+def _is_file_input(name: str) -> bool:
+    return not name.startswith(("@", "env:", "dist:", "//")) and "#" not in name
+
+
+# ------------------------------------------------------------------------------ last keys
+
+
+class LastKeys:
+    """Per workspace: each test file's last stored key and inputs map, to tell *why* a file
+    re-runs ("inputs changed: src/pkg/api.py") and to tell an evicted entry from a new one."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+        self.dirty = False
+
+    @classmethod
+    def load(cls, root: Path) -> LastKeys:
+        path = workspace_state_dir(root) / LAST_RUNS_FILE
+        try:
+            data = msgpack.unpackb(path.read_bytes(), raw=False)
+            if not isinstance(data, dict):
+                data = {}
+        except (OSError, ValueError, msgpack.ExtraData, msgpack.FormatError):
+            data = {}
+        return cls(path, data)
+
+    def get(self, target: str) -> tuple[str, dict[str, str]] | None:
+        entry = self.data.get(target)
+        if isinstance(entry, list) and len(entry) == 2:
+            return str(entry[0]), dict(entry[1])
+        return None
+
+    def set(self, key: ActionKey) -> None:
+        self.data[key.target] = [key.hex, key.inputs]
+        self.dirty = True
+
+    def save(self) -> None:
+        if not self.dirty:
+            return
+        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(msgpack.packb(self.data, use_bin_type=True))
+        os.replace(tmp, self.path)
+        self.dirty = False
+
+
+# ------------------------------------------------------------------------------ plan
+
+
+@dataclass(slots=True)
+class PlannedFile:
+    target: str
+    nodes: tuple[str, ...] | None  # None = the whole file
+    key: ActionKey
+    cached: ActionResult | None  # the stored result for `key` (also when failed: for display)
+    reason: Reason | None  # why it runs; None = served from the cache
+    changed: list[str] = field(default_factory=list)  # inputs that differ from the last run
+
+    @property
+    def runs(self) -> bool:
+        return self.reason is not None
+
+    def describe(self) -> str:
+        if self.reason is None:
+            return "cached"
+        if self.reason == "inputs changed" and self.changed:
+            more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
+            return f"inputs changed: {', '.join(self.changed[:3])}{more}"
+        return self.reason
+
+
+@dataclass(slots=True)
+class Plan:
+    files: list[PlannedFile]
+    context: KeyContext
+    pytest_args: tuple[str, ...]
+    env_allowlist: tuple[str, ...]
+    digests: Digests
+    last: LastKeys
+
+    @property
+    def to_run(self) -> list[PlannedFile]:
+        return [f for f in self.files if f.runs]
+
+    @property
+    def cached(self) -> list[PlannedFile]:
+        return [f for f in self.files if not f.runs]
+
+
+def env_allowlist_of(graph: BuildGraph) -> tuple[str, ...]:
+    extra = graph.loaded.config.env_allowlist
+    return (*DEFAULT_ENV_ALLOWLIST, *(e for e in extra if e not in DEFAULT_ENV_ALLOWLIST))
+
+
+def plan(
+    graph: BuildGraph,
+    cache: Cache,
+    interpreter: Interpreter,
+    selection: Selection,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Plan:
+    """Key every selected test file and decide whether it runs, and why."""
+    allowlist = env_allowlist_of(graph)
+    context = key_context(interpreter, selection.pytest_args, allowlist, environ)
+    digests = Digests(graph)
+    last = LastKeys.load(graph.root)
+    files: list[PlannedFile] = []
+    for target, nodes in select(graph, selection).items():
+        inputs = target_inputs(graph, target, file_digest=digests)
+        key = action_key(target, context, inputs, selection=nodes)
+        files.append(_decide(cache, last, target, nodes, key, no_cache=selection.no_cache))
+    return Plan(files, context, tuple(selection.pytest_args), allowlist, digests, last)
+
+
+def _decide(
+    cache: Cache,
+    last: LastKeys,
+    target: str,
+    nodes: tuple[str, ...] | None,
+    key: ActionKey,
+    *,
+    no_cache: bool,
+) -> PlannedFile:
+    if no_cache:
+        return PlannedFile(target, nodes, key, None, "--no-cache")
+    cached = cache.get_action(key.hex)
+    if cached is not None:
+        failed = any(t.outcome in FAILING for t in cached.tests) or cached.exit_code not in (0, 5)
+        return PlannedFile(target, nodes, key, cached, "failed last time" if failed else None)
+    previous = last.get(target)
+    if previous is None:
+        return PlannedFile(target, nodes, key, None, "no cached result")
+    if previous[0] == key.hex:
+        return PlannedFile(target, nodes, key, None, "cached result unusable")
+    changed = changed_inputs(previous[1], key.inputs)
+    return PlannedFile(target, nodes, key, None, "inputs changed", changed)
+
+
+def stale(
+    graph: BuildGraph,
+    cache: Cache,
+    interpreter: Interpreter,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> list[PlannedFile]:
+    """Test files with no usable (passing) cached result for their current inputs."""
+    return plan(graph, cache, interpreter, Selection(), environ=environ).to_run
+
+
+# ------------------------------------------------------------------------------ run
+
+
+@dataclass(slots=True)
+class FileOutcome:
+    planned: PlannedFile
+    result: ActionResult | None  # None: not run to completion (interrupted, -x stopped early)
+    cached: bool
+    stored: bool = False
+
+    @property
+    def target(self) -> str:
+        return self.planned.target
+
+
+@dataclass(slots=True)
+class Summary:
+    files: list[FileOutcome]
+    exit_code: int
+    ran_files: int = 0
+    cached_files: int = 0
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    xfailed: int = 0
+    xpassed: int = 0
+    flaky: int = 0
+    not_run_files: int = 0
+    time_saved_s: float = 0.0
+    wall_s: float = 0.0
+    pytest_exit_code: int | None = None
+    report: RunReport | None = None
+
+    @property
+    def tests(self) -> int:
+        return self.passed + self.failed + self.skipped + self.errors + self.xfailed + self.xpassed
+
+    def failures(self) -> list[tuple[str, TestOutcome]]:
+        return [
+            (f.target, t)
+            for f in self.files
+            if f.result is not None
+            for t in f.result.tests
+            if t.outcome in FAILING
+        ]
+
+    def results(self) -> list[tuple[ActionResult, bool]]:
+        return [(f.result, f.cached) for f in self.files if f.result is not None]
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def _outcome(result: TestResult, flaky: bool) -> TestOutcome:
+    path = line = None
+    if result.raised_at is not None:
+        path, line = result.raised_at.path, result.raised_at.line
+    elif result.location is not None:
+        path, line = result.location.path, result.test_line or result.location.line
+    return TestOutcome(
+        node_id=result.nodeid,
+        outcome=result.outcome,
+        duration_s=result.duration_s,
+        path=path,
+        line=line,
+        message=result.message,
+        flaky=flaky,
+    )
+
+
+def _text(results: Sequence[TestResult], stream: Literal["stdout", "stderr"]) -> bytes:
+    """pytest-like per-file text: failure reports (stdout) and captured output per test."""
+    parts: list[str] = []
+    for r in results:
+        if stream == "stdout" and r.longrepr:
+            parts.append(f"{'_' * 20} {r.nodeid} {'_' * 20}\n{r.longrepr}\n")
+        captured = r.stdout if stream == "stdout" else r.stderr
+        if captured:
+            parts.append(f"{'-' * 10} Captured {stream} {r.nodeid} {'-' * 10}\n{captured}")
+    return "".join(parts).encode()
+
+
+def _file_results(report: RunReport) -> dict[str, list[TestResult]]:
+    by_file: dict[str, list[TestResult]] = {}
+    for nodeid, result in report.results.items():
+        by_file.setdefault(_file_of(nodeid), []).append(result)
+    return by_file
+
+
+def _complete(target: str, report: RunReport, results: list[TestResult]) -> bool:
+    """Did every collected test of `target` report? (not when interrupted or stopped by -x)"""
+    if any(_file_of(n) == target for n in report.unfinished):
+        return False
+    collected = report.collected.files.get(target) if report.collected else None
+    if collected is None:
+        return report.collected is not None  # nothing collected: complete, if collection ended
+    done = {r.nodeid for r in results}
+    return all(n in done for n in collected)
+
+
+def _build_result(
+    cache: Cache,
+    planned: PlannedFile,
+    results: list[TestResult],
+    report: RunReport,
+    started: datetime,
+    share: float,
+    inputs: dict[str, str],
+    dynamic: list[str],
+) -> ActionResult:
+    previous = {t.node_id: t for t in planned.cached.tests} if planned.cached else {}
+    tests: list[TestOutcome] = []
+    for r in results:
+        before = previous.get(r.nodeid)
+        flipped = before is not None and (before.outcome in FAILING) != (r.outcome in FAILING)
+        tests.append(_outcome(r, flaky=flipped or (before is not None and before.flaky)))
+    for err in report.collection_errors:
+        if _file_of(err.path) == planned.target:
+            tests.append(
+                TestOutcome(
+                    node_id=planned.target, outcome="error", path=planned.target,
+                    message=f"collection failed: {err.message}",
+                )
+            )  # fmt: skip
+    failing = any(t.outcome in FAILING for t in tests)
+    exit_code = 1 if failing else (0 if tests else 5)
+    stdout_blob = (
+        _text(results, "stdout")
+        + "".join(
+            f"{'_' * 20} ERROR collecting {e.path} {'_' * 20}\n{e.longrepr}\n"
+            for e in report.collection_errors
+            if _file_of(e.path) == planned.target
+        ).encode()
+    )
+    draft = ActionResult(
+        exit_code=exit_code,
+        tests=tests,
+        timing=Timing(started_at=started, wall_s=0, cpu_s=0),
+        provenance=Provenance.current(),
+    )
+    junit_xml = junit.render([(draft, False)], name=planned.target)
+    stdout_d, stderr_d, junit_d = cache.put_blobs(
+        [stdout_blob, _text(results, "stderr"), junit_xml]
+    )
+    wall = sum(r.duration_s for r in results)
+    return draft.model_copy(
+        update={
+            "stdout": stdout_d,
+            "stderr": stderr_d,
+            "junit": junit_d,
+            "timing": Timing(started_at=started, wall_s=wall, cpu_s=report.cpu_s * share),
+            "inputs": inputs,
+            "dynamic_deps": dynamic,
+        }
+    )
+
+
+async def execute(
+    graph: BuildGraph,
+    cache: Cache,
+    interpreter: Interpreter,
+    planned: Plan,
+    *,
+    on_event: Callable[[Event], None] | None = None,
+) -> Summary:
+    """Run the plan's non-cached files in one pytest process, store their results, summarise."""
+    outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
+    report: RunReport | None = None
+    to_run = planned.to_run
+    if to_run:
+        args: list[str] = list(planned.pytest_args)
+        for f in to_run:
+            args.extend(f.nodes if f.nodes else [f.target])
+        started = datetime.now(UTC)
+        report = await run_pytest(
+            graph.root, interpreter, args, on_event=on_event, env_allowlist=planned.env_allowlist
+        )
+        outcomes += _store(graph, cache, planned, to_run, report, started)
+    order = {f.target: i for i, f in enumerate(planned.files)}
+    outcomes.sort(key=lambda o: order[o.target])
+    return summarise(outcomes, report)
+
+
+def _store(
+    graph: BuildGraph,
+    cache: Cache,
+    planned: Plan,
+    to_run: list[PlannedFile],
+    report: RunReport,
+    started: datetime,
+) -> list[FileOutcome]:
+    by_file = _file_results(report)
+    for f in to_run:
+        deps = report.file_deps.get(f.target)
+        if deps is not None:
+            graph.record_dynamic(f.target, [*deps.files, *(m.path for m in deps.modules)])
+    with contextlib.suppress(OSError):
+        graph.save()
+    total = sum(r.duration_s for r in report.results.values())
+    digests = planned.digests
+    # Post-run keys, with the deps just recorded (pinned digests for inputs known before).
+    post = {
+        f.target: action_key(
+            f.target,
+            planned.context,
+            target_inputs(graph, f.target, file_digest=digests),
+            selection=f.nodes,
+        )
+        for f in to_run
+    }
+    changed_during_run = {
+        name
+        for key in post.values()
+        for name, digest in key.inputs.items()
+        if _is_file_input(name) and digests.fresh(name) != (None if digest == "absent" else digest)
+    }
+    if changed_during_run:
+        log.warning(
+            "inputs changed while the tests ran, their results are not cached: %s",
+            ", ".join(sorted(changed_during_run)[:5]),
+        )
+    out: list[FileOutcome] = []
+    for f in to_run:
+        results = by_file.get(f.target, [])
+        if not _complete(f.target, report, results):
+            out.append(FileOutcome(f, None, False))
+            continue
+        share = (sum(r.duration_s for r in results) / total) if total else 1 / len(to_run)
+        key = post[f.target]
+        result = _build_result(
+            cache, f, results, report, started, share, key.inputs,
+            list(graph.index.dynamic.get(f.target, [])),
+        )  # fmt: skip
+        if changed_during_run & key.inputs.keys():
+            out.append(FileOutcome(f, result, False, stored=False))
+            continue
+        cache.put_action(key.hex, result)
+        planned.last.set(key)
+        out.append(FileOutcome(f, result, False, stored=True))
+    try:
+        planned.last.save()
+    except OSError:
+        log.warning("could not save the last keys of this workspace", exc_info=True)
+    return out
+
+
+def summarise(outcomes: list[FileOutcome], report: RunReport | None) -> Summary:
+    summary = Summary(outcomes, 0, report=report)
+    for o in outcomes:
+        if o.result is None:
+            summary.not_run_files += 1
+            continue
+        if o.cached:
+            summary.cached_files += 1
+            summary.time_saved_s += o.result.timing.wall_s
+        else:
+            summary.ran_files += 1
+        for t in o.result.tests:
+            match t.outcome:
+                case "passed":
+                    summary.passed += 1
+                case "failed":
+                    summary.failed += 1
+                case "error":
+                    summary.errors += 1
+                case "skipped":
+                    summary.skipped += 1
+                case "xfailed":
+                    summary.xfailed += 1
+                case "xpassed":
+                    summary.xpassed += 1
+            summary.flaky += t.flaky
+    if report is not None:
+        summary.wall_s = report.wall_s
+        summary.pytest_exit_code = report.exit_code
+    summary.exit_code = _exit_code(summary, report)
+    return summary
+
+
+def _exit_code(summary: Summary, report: RunReport | None) -> int:
+    """pytest's codes: 0 ok, 1 failures, 2 interrupted, 3 internal error, 4 usage, 5 no tests."""
+    if report is not None and (report.exit_code < 0 or report.exit_code == 2):
+        return 2
+    if report is not None and report.exit_code in (3, 4):
+        return report.exit_code
+    if summary.failed or summary.errors:
+        return 1
+    if summary.not_run_files:
+        return 2
+    if summary.tests == 0:
+        return 5
+    return 0
+
+
+def run(
+    graph: BuildGraph,
+    cache: Cache,
+    interpreter: Interpreter,
+    selection: Selection,
+    *,
+    on_plan: Callable[[Plan], None] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Summary:
+    """Plan and execute synchronously (the CLI's entry point); Ctrl-C stops the child group."""
+    planned = plan(graph, cache, interpreter, selection, environ=environ)
+    if on_plan is not None:
+        on_plan(planned)
+    return asyncio.run(execute(graph, cache, interpreter, planned, on_event=on_event))
