@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from maestro.cache import Cache
 from maestro.cache.sizes import format_size, parse_size
 from maestro.cli.common import fail_on_error
 
@@ -29,6 +28,8 @@ def stats(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Hits, misses, entries, size and the time cache hits saved."""
+    from maestro.cache import Cache
+
     with Cache.open() as cache:
         s = cache.stats()
         path = cache.path
@@ -59,6 +60,8 @@ def stats(
 @fail_on_error
 def verify() -> None:
     """Re-hash every blob and decode every action result; quarantine bad ones (exit 1 if any)."""
+    from maestro.cache import Cache
+
     with Cache.open() as cache:
         report = cache.verify()
     out.print(
@@ -95,6 +98,8 @@ def gc(
 ) -> None:
     """Evict least-recently-used entries down to a size; referenced blobs of kept results stay."""
     target = parse_size(max_size)
+    from maestro.cache import Cache
+
     with Cache.open() as cache:
         report = cache.gc(target)
         purged = cache.purge_quarantine() if purge_quarantine else 0
@@ -111,6 +116,8 @@ def snapshot(
     dest: Annotated[Path, typer.Argument(help="New or empty directory for the snapshot.")],
 ) -> None:
     """Write a compacted copy of the cache plus a manifest of every digest."""
+    from maestro.cache import Cache
+
     with Cache.open() as cache:
         manifest = cache.snapshot(dest)
     out.print(
@@ -129,6 +136,8 @@ def restore(
     ] = False,
 ) -> None:
     """Verify a snapshot entry by entry, then install it as the cache; refuses on any mismatch."""
+    from maestro.cache import Cache
+
     report = Cache.restore(src, force=force)
     out.print(
         f"restored {report.manifest.blob_count} blobs and {report.manifest.action_count} "

@@ -47,7 +47,7 @@ def stats(
     report = GraphStatsReport.build(graph, with_targets=targets)
     graph.save()  # persist syntax checks
     if as_json:
-        console.print_json(report.model_dump_json(by_alias=True))
+        typer.echo(report.model_dump_json(by_alias=True, indent=2))
         return
     from rich.table import Table
 
@@ -95,7 +95,7 @@ def impacted(
     elapsed = (time.perf_counter() - started) * 1000
     report = ImpactedReport.build(str(workspace), changes, impacts, elapsed)
     if as_json:
-        console.print_json(report.model_dump_json(by_alias=True))
+        typer.echo(report.model_dump_json(by_alias=True, indent=2))
         return
     render_impacted(report, show_all=show_all)
 
@@ -165,7 +165,7 @@ def why(
         reason=[HopModel.of(h) for h in chain or ()],
     )
     if as_json:
-        console.print_json(report.model_dump_json(by_alias=True))
+        typer.echo(report.model_dump_json(by_alias=True, indent=2))
         return
     if chain is None:
         console.print(f"{target_rel} does not depend on {path_rel}.", highlight=False)

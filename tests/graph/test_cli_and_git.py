@@ -1,0 +1,150 @@
+"""The graph at the terminal: `maestro impacted|why|graph`, with git change sources."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from gitutil import git, git_init
+
+Make = Callable[[dict[str, str | bytes]], Path]
+
+WORKSPACE: dict[str, str | bytes] = {
+    "pyproject.toml": "[project]\nname='demo'\n\n[tool.ruff]\nline-length = 100\n",
+    "src/demo/__init__.py": "",
+    "src/demo/core.py": "from demo import util\n",
+    "src/demo/util.py": "",
+    "tests/test_core.py": "from demo.core import *\n",
+    "tests/test_util.py": "import demo.util\n",
+    "tests/test_other.py": "",
+}
+
+
+def maestro(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "maestro.cli", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=60,
+    )
+
+
+@pytest.fixture(autouse=True)
+def _state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(tmp_path / "cache"))
+
+
+def test_impacted_json_is_stable_and_complete(make_ws: Make) -> None:
+    root = make_ws(WORKSPACE)
+    proc = maestro(root, "impacted", "src/demo/util.py", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["schema"] == "maestro.impacted/1"
+    assert data["changes"] == [{"path": "src/demo/util.py", "status": "modified"}]
+    by_target = {i["target"]: i for i in data["impacted"]}
+    assert set(by_target) == {"tests/test_core.py", "tests/test_util.py"}
+    reason = by_target["tests/test_core.py"]["reason"]
+    assert [h["target"] for h in reason] == ["src/demo/core.py", "src/demo/util.py"]
+    assert reason[0] == {
+        "source": "tests/test_core.py",
+        "target": "src/demo/core.py",
+        "kind": "import",
+        "line": 1,
+        "detail": "demo.core",
+        "text": "imports demo.core (line 1)",
+    }
+
+
+def test_impacted_human_output_is_a_tree_of_reasons(make_ws: Make) -> None:
+    root = make_ws(WORKSPACE)
+    proc = maestro(root, "impacted", "src/demo/util.py")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 test files impacted by 1 change" in proc.stdout
+    assert "imports demo.core (line 1)" in proc.stdout
+
+
+def test_impacted_from_git_working_tree_and_since(make_ws: Make) -> None:
+    root = make_ws(WORKSPACE)
+    git_init(root)
+    (root / "src/demo/util.py").write_text("X = 2\n")  # modified
+    (root / "tests/test_new.py").write_text("")  # untracked
+    data = json.loads(maestro(root, "impacted", "--json").stdout)
+    assert {c["path"] for c in data["changes"]} == {"src/demo/util.py", "tests/test_new.py"}
+    assert {i["target"] for i in data["impacted"]} == {
+        "tests/test_core.py",
+        "tests/test_util.py",
+        "tests/test_new.py",
+    }
+    # a branch: commits since the merge-base plus the working tree
+    git(root, "checkout", "-qb", "feature")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "feature work")
+    (root / "tests/test_other.py").unlink()  # deleted, uncommitted
+    data = json.loads(maestro(root, "impacted", "--since", "main", "--json").stdout)
+    statuses = {c["path"]: c["status"] for c in data["changes"]}
+    assert statuses == {
+        "src/demo/util.py": "modified",
+        "tests/test_new.py": "added",
+        "tests/test_other.py": "deleted",
+    }
+
+
+def test_git_pyproject_change_is_section_aware(make_ws: Make) -> None:
+    root = make_ws(WORKSPACE)
+    git_init(root)
+    pyproject = root / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text().replace("100", "88"))
+    data = json.loads(maestro(root, "impacted", "--json").stdout)
+    assert data["impacted"] == []
+    pyproject.write_text(pyproject.read_text() + "\n[tool.pytest.ini_options]\naddopts='-x'\n")
+    data = json.loads(maestro(root, "impacted", "pyproject.toml", "--json").stdout)
+    assert len(data["impacted"]) == 3
+
+
+def test_why_and_errors(make_ws: Make) -> None:
+    root = make_ws(WORKSPACE)
+    proc = maestro(root, "why", "tests/test_core.py", "src/demo/util.py")
+    assert proc.returncode == 0
+    assert "tests/test_core.py imports demo.core (line 1) → src/demo/core.py" in proc.stdout
+    proc = maestro(root, "why", "tests/test_other.py", "src/demo/util.py")
+    assert proc.returncode == 1 and "does not depend on" in proc.stdout
+    proc = maestro(root, "why", "tests/nope.py", "src/demo/util.py")
+    assert proc.returncode == 2 and "not a test file or declared target" in proc.stderr
+    proc = maestro(root, "impacted", "--since", "no-such-ref")
+    assert proc.returncode == 2 and "hint:" in proc.stderr
+
+
+def test_bad_config_is_a_clear_error_not_a_traceback(make_ws: Make) -> None:
+    root = make_ws({**WORKSPACE, "maestro.toml": "[targets.docs]\nsrcs = 'x'\n"})
+    proc = maestro(root, "graph", "stats")
+    assert proc.returncode == 2
+    assert "maestro.toml:2: targets.docs.srcs" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_graph_stats_and_export(make_ws: Make, tmp_path: Path) -> None:
+    root = make_ws({**WORKSPACE, "src/demo/bad.py": "def f(:\n"})
+    data = json.loads(maestro(root, "graph", "stats", "--json", "--targets").stdout)
+    assert data["tests"] == 3 and data["python_files"] == 7
+    assert data["targets"] == ["tests/test_core.py", "tests/test_other.py", "tests/test_util.py"]
+    assert [(d["path"], d["line"]) for d in data["diagnostics"]] == [("src/demo/bad.py", 1)]
+    out = tmp_path / "g.dot"
+    assert maestro(root, "graph", "export", "--format", "dot", "-o", str(out)).returncode == 0
+    assert '"tests/test_core.py" -> "src/demo/core.py" [label=import];' in out.read_text()
+    exported = json.loads(maestro(root, "graph", "export").stdout)
+    assert {
+        "source": "src/demo/core.py",
+        "target": "src/demo/util.py",
+        "kind": "import",
+        "line": 1,
+        "detail": "demo.util",
+    } in exported["edges"]
