@@ -490,7 +490,8 @@ async def execute(
     report: RunReport | None = None
     to_run = planned.to_run
     if to_run:
-        args: list[str] = list(planned.pytest_args)
+        # Each file is its own action: one file's collection error must not abort the others.
+        args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
         for f in to_run:
             args.extend(f.nodes if f.nodes else [f.target])
         started = datetime.now(UTC)

@@ -1,0 +1,34 @@
+"""Fixtures for `maestro test` tests: a real workspace, a real LMDB cache, a real pytest child."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from testing_helpers import FILES, Workspace
+
+from maestro.daemon.interpreter import Interpreter, query_interpreter
+
+
+@pytest.fixture(scope="session")
+def interpreter() -> Interpreter:
+    found = query_interpreter(Path(sys.executable))
+    assert found.has_pytest
+    return found
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(tmp_path / "state"))
+    yield tmp_path
+
+
+@pytest.fixture
+def ws(isolated: Path, interpreter: Interpreter) -> Workspace:
+    workspace = Workspace(isolated / "ws", interpreter)
+    for rel, text in FILES.items():
+        workspace.write(rel, text)
+    return workspace

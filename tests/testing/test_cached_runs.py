@@ -1,0 +1,212 @@
+"""`maestro test` end to end: real pytest children, a real LMDB cache, edits between runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lmdb
+import pytest
+from testing_helpers import Workspace, ran
+
+from maestro.cache import Cache
+from maestro.daemon import testing
+
+ALL = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py", "tests/test_data.py"]
+
+
+def test_second_run_with_nothing_changed_is_served_from_cache(ws: Workspace) -> None:
+    first = ws.run()
+    assert ran(first) == ALL
+    assert (first.exit_code, first.passed, first.failed) == (0, 5, 0)
+    second = ws.run()
+    assert second.report is None  # no pytest process at all
+    assert ran(second) == []
+    assert (second.cached_files, second.passed, second.exit_code) == (4, 5, 0)
+    assert second.time_saved_s > 0
+
+
+def test_source_change_reruns_exactly_its_importers(ws: Workspace) -> None:
+    ws.run()
+    ws.edit("pkg/b.py", "return a * b", "return b * a")
+    summary = ws.run()
+    assert ran(summary) == ["tests/test_b.py", "tests/test_c.py"]  # test_c imports b via pkg.c
+    changed = {f.target: f.planned.changed for f in summary.files if not f.cached}
+    assert changed["tests/test_b.py"] == ["pkg/b.py"]
+    assert ran(ws.run()) == []
+
+
+def test_data_file_change_reruns_the_test_that_read_it(ws: Workspace) -> None:
+    ws.run()
+    graph = ws.graph()
+    assert "tests/data.txt" in graph.closure("tests/test_data.py")  # recorded, persisted
+    ws.write("tests/data.txt", "not ok\n")
+    summary = ws.run()
+    assert ran(summary) == ["tests/test_data.py"]
+    assert summary.failed == 1 and summary.exit_code == 1
+    ((_, failure),) = summary.failures()
+    assert failure.path == "tests/test_data.py" and failure.line == 4
+    assert "AssertionError" in (failure.message or "")
+
+
+def test_deleted_data_file_counts_as_a_change(ws: Workspace) -> None:
+    ws.run()
+    (ws.root / "tests/data.txt").unlink()
+    plan = ws.plan()
+    assert [f.target for f in plan.to_run] == ["tests/test_data.py"]
+    assert plan.to_run[0].key.inputs["tests/data.txt"] == "absent"
+
+
+def test_readme_and_ruff_config_rerun_nothing(ws: Workspace) -> None:
+    ws.run()
+    ws.write("README.md", "# demo, documented\n")
+    ws.edit("pyproject.toml", "line-length = 100", "line-length = 120")
+    summary = ws.run()
+    assert ran(summary) == [] and summary.report is None
+
+
+def test_pytest_config_change_reruns_everything(ws: Workspace) -> None:
+    ws.run()
+    ws.edit("pyproject.toml", 'testpaths = ["tests"]', 'testpaths = ["tests"]\naddopts = "-ra"')
+    summary = ws.run()
+    assert ran(summary) == ALL
+    assert all("pyproject.toml#tool.pytest" in f.planned.changed for f in summary.files)
+
+
+def test_failed_test_reruns_next_time_and_flaky_is_labelled(ws: Workspace, tmp_path: Path) -> None:
+    counter = tmp_path / "attempts"  # outside the workspace: not an input
+    ws.write(
+        "tests/test_flaky.py",
+        f"""
+        import pathlib
+
+        def test_second_attempt_passes():
+            counter = pathlib.Path({str(counter)!r})
+            n = int(counter.read_text()) if counter.exists() else 0
+            counter.write_text(str(n + 1))
+            assert n >= 1
+        """,
+    )
+    first = ws.run(testing.Selection(paths=("tests/test_flaky.py",)))
+    assert first.failed == 1 and first.exit_code == 1
+    plan = ws.plan(testing.Selection(paths=("tests/test_flaky.py",)))
+    assert plan.to_run[0].reason == "failed last time"
+    assert plan.to_run[0].cached is not None  # kept for display
+    second = ws.run(testing.Selection(paths=("tests/test_flaky.py",)))
+    assert ran(second) == ["tests/test_flaky.py"]
+    assert second.passed == 1 and second.flaky == 1 and second.exit_code == 0
+    third = ws.run(testing.Selection(paths=("tests/test_flaky.py",)))
+    assert ran(third) == [] and third.flaky == 1  # the label stays with the cached result
+
+
+def _stored_blob_keys(summary: testing.Summary) -> list[bytes]:
+    return [
+        d.key for f in summary.files if f.result for d in f.result.referenced_digests() if d.size
+    ]
+
+
+@pytest.mark.parametrize("damage", ["corrupt", "delete"])
+def test_damaged_blob_makes_the_next_run_recompute(ws: Workspace, damage: str) -> None:
+    first = ws.run(testing.Selection(paths=("tests/test_a.py",)))
+    keys = _stored_blob_keys(first)
+    assert keys
+    with Cache.open() as cache:
+        path = cache.path
+    env = lmdb.open(str(path), max_dbs=16, map_size=1 << 30)
+    try:
+        with env.begin(write=True) as txn:
+            db = env.open_db(b"cas", txn=txn)
+            for key in keys:
+                if damage == "corrupt":
+                    value = bytes(txn.get(key, db=db))
+                    txn.put(key, value[:-1] + b"X", db=db)
+                else:
+                    txn.delete(key, db=db)
+    finally:
+        env.close()
+    summary = ws.run(testing.Selection(paths=("tests/test_a.py",)))
+    assert ran(summary) == ["tests/test_a.py"]
+    assert summary.files[0].planned.reason == "cached result unusable"
+    assert ran(ws.run(testing.Selection(paths=("tests/test_a.py",)))) == []
+
+
+def test_env_allowlist_variable_change_reruns(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws.write("maestro.toml", 'env-allowlist = ["DEMO_FLAG"]\n')
+    ws.write(
+        "tests/test_env.py",
+        "import os\n\n\ndef test_flag():\n    assert os.environ['DEMO_FLAG'] == 'on'\n",
+    )
+    selection = testing.Selection(paths=("tests/test_env.py",))
+    monkeypatch.setenv("DEMO_FLAG", "on")
+    assert ws.run(selection).passed == 1
+    assert ran(ws.run(selection)) == []
+    monkeypatch.setenv("DEMO_FLAG", "off")
+    summary = ws.run(selection)
+    assert ran(summary) == ["tests/test_env.py"] and summary.failed == 1
+    assert summary.files[0].planned.changed == ["env:DEMO_FLAG"]
+    monkeypatch.setenv("UNLISTED", "whatever")  # not allowlisted: no effect on keys
+    monkeypatch.setenv("DEMO_FLAG", "on")
+    assert ran(ws.run(selection)) == []
+
+
+def test_node_id_selection_is_its_own_action(ws: Workspace) -> None:
+    one = testing.Selection(paths=("tests/test_c.py::test_square",))
+    summary = ws.run(one)
+    assert summary.passed == 1 and ran(summary) == ["tests/test_c.py"]
+    assert ran(ws.run(one)) == []
+    whole = ws.plan(testing.Selection(paths=("tests/test_c.py",)))
+    assert whole.to_run and whole.to_run[0].changed == ["@select"]
+
+
+def test_impacted_selection_from_explicit_changes(ws: Workspace) -> None:
+    ws.run()
+    ws.edit("pkg/a.py", "return a + b", "return b + a")
+    summary = ws.run(testing.Selection(paths=("pkg/a.py",), impacted=True))
+    assert [f.target for f in summary.files] == ["tests/test_a.py"]
+    assert ran(summary) == ["tests/test_a.py"]
+
+
+def test_input_changed_during_the_run_is_not_cached(ws: Workspace) -> None:
+    ws.write(
+        "tests/test_self_edit.py",
+        """
+        import pathlib
+        from pkg.a import add
+
+        def test_edits_its_input():
+            path = pathlib.Path("pkg/a.py")
+            path.write_text(path.read_text() + "# touched\\n")
+            assert add(1, 1) == 2
+        """,
+    )
+    selection = testing.Selection(paths=("tests/test_self_edit.py",))
+    summary = ws.run(selection)
+    assert summary.passed == 1 and not summary.files[0].stored
+    assert ran(ws.run(selection)) == ["tests/test_self_edit.py"]
+
+
+def test_collection_error_is_a_failure_that_reruns(ws: Workspace) -> None:
+    ws.write("tests/test_broken.py", "import does_not_exist_anywhere\n")
+    selection = testing.Selection(paths=("tests/test_broken.py",))
+    summary = ws.run(selection)
+    assert summary.errors == 1 and summary.exit_code == 1
+    assert "collection failed" in (summary.failures()[0][1].message or "")
+    assert ws.plan(selection).to_run[0].reason == "failed last time"
+
+
+def test_no_cache_runs_everything_and_stale_lists_uncached(ws: Workspace) -> None:
+    ws.run(testing.Selection(paths=("tests/test_a.py",)))
+    with Cache.open() as cache:
+        stale = testing.stale(ws.graph(), cache, ws.interpreter)
+    assert [f.target for f in stale] == ["tests/test_b.py", "tests/test_c.py", "tests/test_data.py"]
+    summary = ws.run(testing.Selection(no_cache=True))
+    assert ran(summary) == ALL
+    assert all(f.planned.reason == "--no-cache" for f in summary.files)
+
+
+def test_no_tests_selected_exits_5(ws: Workspace) -> None:
+    ws.write("tests/test_empty.py", "X = 1\n")
+    summary = ws.run(testing.Selection(paths=("tests/test_empty.py",)))
+    assert summary.exit_code == 5
+    assert ran(ws.run(testing.Selection(paths=("tests/test_empty.py",)))) == []
