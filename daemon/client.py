@@ -198,9 +198,15 @@ class DaemonClient:
                 f"the daemon on {path} did not answer the handshake within {timeout:g}s",
                 hint=RESTART_HINT,
             ) from None
-        except (MaestroError, OSError):
+        except MaestroError:
             writer.close()
             raise
+        except OSError as exc:
+            writer.close()
+            raise ConnectionLostError(
+                f"the daemon on {path} closed the connection during the handshake: {exc}",
+                hint="the daemon only accepts connections from its own user; see its log",
+            ) from None
         if isinstance(frame, Response) and frame.error is not None:
             writer.close()
             raise error_from_info(frame.error)

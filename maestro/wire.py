@@ -41,7 +41,14 @@ class WireModel(BaseModel):
 # --- envelopes -----------------------------------------------------------------------------------
 
 
-class Hello(WireModel):
+class _Envelope(WireModel):
+    """Envelopes are strict (no "1" -> 1 coercion); method models stay lax so they may use
+    datetimes, paths or enums that travel as JSON-mode strings."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+
+
+class Hello(_Envelope):
     """First frame a client sends; the daemon answers HelloReply or a connection error Response."""
 
     type: Literal["hello"] = "hello"
@@ -50,7 +57,7 @@ class Hello(WireModel):
     client: str = Field(default="", description="free-form client name, e.g. 'cli', 'lsp'")
 
 
-class HelloReply(WireModel):
+class HelloReply(_Envelope):
     type: Literal["hello_reply"] = "hello_reply"
     protocol: int
     maestro_version: str
@@ -58,14 +65,14 @@ class HelloReply(WireModel):
     pid: int
 
 
-class Request(WireModel):
+class Request(_Envelope):
     type: Literal["request"] = "request"
     id: RequestId
     method: str = Field(min_length=1, max_length=200)
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class ErrorInfo(WireModel):
+class ErrorInfo(_Envelope):
     """A failure on the wire; ``code`` is the ``code`` of a MaestroError subclass."""
 
     code: str
@@ -75,7 +82,7 @@ class ErrorInfo(WireModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
-class Response(WireModel):
+class Response(_Envelope):
     """Final answer to a request: exactly one of ``result`` and ``error`` is set."""
 
     type: Literal["response"] = "response"
@@ -90,7 +97,7 @@ class Response(WireModel):
         return self
 
 
-class Event(WireModel):
+class Event(_Envelope):
     """Server-pushed notification: tied to a request (``id``) or broadcast (``id`` is None)."""
 
     type: Literal["event"] = "event"
@@ -99,7 +106,7 @@ class Event(WireModel):
     id: RequestId | None = None
 
 
-class Cancel(WireModel):
+class Cancel(_Envelope):
     """Client asks to cancel an in-flight request; its Response then has error code 'cancelled'."""
 
     type: Literal["cancel"] = "cancel"
