@@ -56,7 +56,8 @@ _BEFORE_IMPORT = re.compile(
 _FROM_NAMES = re.compile(rb"[ \t]*(?P<names>\([^)]*\)|(?:[^\n#;\\]|\\\r?\n)*)")
 _IMPORT_NAMES = re.compile(rb"[ \t]+(?P<names>(?:[^\n#;\\]|\\\r?\n)+)")
 _DYNAMIC = re.compile(
-    rb"(?<![\w.])(?:importlib\.)?(?:import_module|__import__)[ \t]*\([ \t]*"
+    # literal first (a fast search); "not part of a longer name" is checked in Python
+    rb"(?:import_module|__import__)[ \t]*\([ \t]*"
     rb"(?P<dq>[\"'])(?P<dname>\.*[\w.]+)(?P=dq)"
     rb"(?:[ \t]*,[ \t]*(?:package[ \t]*=[ \t]*)?(?P<pq>[\"'])(?P<pkg>[\w.]+)(?P=pq))?"
 )
@@ -102,16 +103,30 @@ class _StringSpans:
         return i >= 0 and pos < self._ends[i]
 
 
-def _maybe_in_docstring(source: bytes, pos: int) -> bool:
-    # An odd number of triple quotes before `pos` means it may sit inside a multi-line string.
-    # Even parity can be fooled (a quoted '"""'), which only ever keeps a false import: safe.
-    return (source.count(b'"""', 0, pos) + source.count(b"'''", 0, pos)) % 2 == 1
+class _Parity:
+    """Triple quotes seen so far, counted incrementally. An odd number before a position means it
+    may sit inside a multi-line string; even parity can be fooled (a quoted triple quote), which
+    only ever keeps a false import: safe."""
+
+    def __init__(self, source: bytes) -> None:
+        self._source = source
+        self._pos = 0
+        self._count = 0
+
+    def odd_at(self, pos: int) -> bool:
+        if pos < self._pos:
+            self._pos = self._count = 0
+        self._count += self._source.count(b'"""', self._pos, pos)
+        self._count += self._source.count(b"'''", self._pos, pos)
+        self._pos = pos
+        return self._count % 2 == 1
 
 
 def scan_imports(source: bytes) -> list[RawImport]:
     """All imports in `source`, in order of appearance."""
     found: list[RawImport] = []
     spans = _StringSpans(source)
+    parity = _Parity(source)
     line = 1
     last = 0
     for hit in _IMPORT_WORD.finditer(source):
@@ -124,7 +139,7 @@ def scan_imports(source: bytes) -> list[RawImport]:
         if head is None:
             continue  # the word "import" in an expression, a comment or prose
         stmt = head.start() if source[head.start() : head.start() + 1] not in b";:" else pos
-        if _maybe_in_docstring(source, stmt) and spans.contains(stmt):
+        if parity.odd_at(stmt) and spans.contains(stmt):
             continue
         line += source.count(b"\n", last, head.start())
         last = head.start()
@@ -158,6 +173,9 @@ def scan_imports(source: bytes) -> list[RawImport]:
 def _dynamic_imports(source: bytes) -> list[RawImport]:
     found: list[RawImport] = []
     for match in _DYNAMIC.finditer(source):
+        before = source[match.start() - 1 : match.start()]
+        if before.isalnum() or before == b"_":
+            continue  # my_import_module(...) is another function
         here = source.count(b"\n", 0, match.start()) + 1
         name = match.group("dname").decode()
         pkg = match.group("pkg")
