@@ -276,5 +276,6 @@ def _print_summary(summary: Summary) -> None:
     console.print(
         ", ".join(parts)
         + f" — ran {summary.ran_files} files, {summary.cached_files} cached"
-        + f" (saved {summary.time_saved_s:.2f}s), pytest {summary.wall_s:.2f}s"
+        + f" (saved {summary.time_saved_s:.2f}s)"
+        + (f", pytest {summary.wall_s:.2f}s" if summary.report is not None else "")
     )

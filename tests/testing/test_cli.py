@@ -1,0 +1,76 @@
+"""`maestro test` / `maestro stale` through the command line (typer), as a user runs them."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from testing_helpers import Workspace
+from typer.testing import CliRunner
+
+from maestro.cli import test_cmd
+
+app = typer.Typer()
+app.command("test", cls=test_cmd.TestCommand)(test_cmd.test)
+app.command("stale")(test_cmd.stale)
+
+
+@pytest.fixture
+def cli(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    monkeypatch.chdir(ws.root)
+    return ws
+
+
+def invoke(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+def test_exit_codes_summary_and_cache(cli: Workspace) -> None:
+    code, out = invoke("test")
+    assert code == 0, out
+    assert "5 passed" in out and "ran 4 files, 0 cached" in out
+    code, out = invoke("test", "--all")
+    assert code == 0 and "ran 0 files, 4 cached" in out
+    cli.edit("pkg/b.py", "return a * b", "return a + b")
+    code, out = invoke("test")
+    assert code == 1
+    assert "inputs changed: pkg/b.py" in out
+    assert "FAILED tests/test_b.py::test_mul" in out
+    assert "tests/test_b.py:5: AssertionError: assert 5 == 6" in out
+    code, out = invoke("stale")
+    assert code == 0 and "tests/test_b.py" in out and "failed last time" in out
+
+
+def test_pytest_args_after_double_dash(cli: Workspace) -> None:
+    code, out = invoke("test", "tests/test_c.py", "--", "-k", "zero")
+    assert code == 0, out
+    assert "1 passed" in out
+
+
+def test_usage_errors_and_no_tests(cli: Workspace) -> None:
+    assert invoke("test", "tests/nope.py")[0] == 4
+    assert invoke("test", "--all", "tests/test_a.py")[0] == 4
+    cli.write("tests/test_empty.py", "X = 1\n")
+    assert invoke("test", "tests/test_empty.py")[0] == 5
+
+
+def test_junit_merges_cached_and_fresh(cli: Workspace, tmp_path: Path) -> None:
+    invoke("test", "tests/test_a.py")
+    report = tmp_path / "junit.xml"
+    code, out = invoke("test", "--junit-xml", str(report))
+    assert code == 0, out
+    xml = report.read_text()
+    assert xml.count("<testcase") == 5
+    assert 'tests="5"' in xml and xml.count('name="maestro.cached"') == 1
+
+
+def test_impacted_with_explicit_changed_paths(cli: Workspace) -> None:
+    invoke("test")
+    cli.edit("pkg/c.py", "mul(x, x)", "x * x")
+    code, out = invoke("test", "--impacted", "pkg/c.py")
+    assert code == 0, out
+    assert "1 test files" in out and "ran 1 files" in out
