@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from gitutil import git, git_init
 
 Make = Callable[[dict[str, str | bytes]], Path]
@@ -26,7 +25,9 @@ WORKSPACE: dict[str, str | bytes] = {
 }
 
 
-def maestro(root: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def maestro(
+    root: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "maestro.cli", *args],
         cwd=root,
