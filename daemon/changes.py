@@ -8,6 +8,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from maestro import git
+from maestro.git import Status
 from maestro.errors import WorkspaceError
 from maestro.graph.build import Change
 from maestro.graph.global_inputs import is_global_input
@@ -37,7 +38,7 @@ def from_paths(root: Path, paths: Iterable[str]) -> list[Change]:
     for raw in paths:
         rel = normalize(root, raw)
         exists = (root / rel).exists()
-        status = "modified" if exists else "deleted"
+        status: Status = "modified" if exists else "deleted"
         if is_global_input(rel) and in_git:
             old = git.old_content(root, git.GitChange(rel, "modified", "HEAD"))
             changes.append(Change(rel, status, old=old, old_known=old is not None))
