@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from maestro import git
-from maestro.git import Status
 from maestro.errors import WorkspaceError
+from maestro.git import Status
 from maestro.graph.build import Change
 from maestro.graph.global_inputs import is_global_input
 
