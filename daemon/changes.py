@@ -11,6 +11,7 @@ from maestro import git
 from maestro.errors import WorkspaceError
 from maestro.git import Status
 from maestro.graph.build import Change
+from maestro.graph.files import NOISE_DIRS
 from maestro.graph.global_inputs import is_global_input
 
 
@@ -47,10 +48,20 @@ def from_paths(root: Path, paths: Iterable[str]) -> list[Change]:
     return changes
 
 
+def _is_noise(rel: str) -> bool:
+    """Byte-code, tool caches and virtualenvs never change a test's outcome."""
+    parts = rel.split("/")
+    return any(p in NOISE_DIRS or p.endswith(".egg-info") for p in parts[:-1]) or rel.endswith(
+        (".pyc", ".pyo")
+    )
+
+
 def from_git(root: Path, since: str | None = None) -> list[Change]:
     found = git.changes_since(root, since) if since else git.working_tree_changes(root)
     changes: list[Change] = []
     for item in found:
+        if _is_noise(item.path):
+            continue
         if is_global_input(item.path):
             old = git.old_content(root, item)
             changes.append(Change(item.path, item.status, old=old, old_known=True))
