@@ -428,6 +428,7 @@ def _remove_stale_socket(paths: DaemonPaths) -> None:
 def configure_logging(path: Path) -> None:
     """The daemon logs to a file only (its stdio also goes there when detached)."""
     level = os.environ.get("MAESTRO_DAEMON_LOG_LEVEL", "INFO").upper()
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
@@ -461,7 +462,8 @@ def run_daemon(root: Path) -> int:
     if not lock.acquire(wait_s=1.0):
         log.info("another daemon (pid %s) serves %s; exiting", lock_holder(paths.lock), root)
         return 0
-    os.umask(0o077)
+    # No process-wide umask change: test runs spawned by the daemon must see the user's umask.
+    # Private files get explicit modes; the socket is bound under a temporary umask.
     try:
         log.info("daemon pid %d starting for %s", os.getpid(), paths.root)
         app = build_app(paths)

@@ -301,14 +301,20 @@ class RpcServer:
 
     async def start(self) -> None:
         """Bind (0600 via umask, then chmod) and listen; the caller removed any stale socket."""
-        old = os.umask(0o177)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            self._server = await asyncio.start_unix_server(
-                self._on_client, path=str(self.socket_path), limit=2**16
-            )
-        finally:
-            os.umask(old)
-        self.socket_path.chmod(0o600)
+            # Bound synchronously so the umask change cannot leak into anything running meanwhile.
+            old = os.umask(0o177)
+            try:
+                sock.bind(os.fspath(self.socket_path))
+            finally:
+                os.umask(old)
+            self.socket_path.chmod(0o600)
+            sock.setblocking(False)
+            self._server = await asyncio.start_unix_server(self._on_client, sock=sock, limit=2**16)
+        except BaseException:
+            sock.close()
+            raise
         self._socket_ino = self.socket_path.stat().st_ino
         log.info("listening on %s", self.socket_path)
 
