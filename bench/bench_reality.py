@@ -248,9 +248,16 @@ def report(results: list[ProjectResult]) -> str:
             "lrrll",
         ),
         table(
-            ["test module", "loaded", "closure (.py files)", "missing from closure", "exception"],
+            [
+                "test module",
+                "loaded (incl. itself)",
+                "closure (.py files)",
+                "closure not loaded",
+                "missing from closure",
+                "exception",
+            ],
             detail,
-            "lrrll",
+            "lrrrll",
         ),
     ]
     return "\n\n".join(parts)

@@ -6,6 +6,7 @@ import datetime as _dt
 import os
 import platform
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def fetch_sdist(name: str, spec: str, dest: Path | None = None) -> Path:
         )  # fmt: skip
         have = _matching_archives(downloads, norm, spec)
         if proc.returncode != 0 or not have:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+            tail = [x[:200] for x in (proc.stderr or proc.stdout).strip().splitlines()[-3:]]
             raise FetchError(f"pip download {name}{spec} failed: {' | '.join(tail)}")
     archive = have[-1]
     tree = dest / "src" / archive.name.removesuffix(".tar.gz")
@@ -99,15 +100,23 @@ def fmt_ms(seconds: float) -> str:
 # -- subprocesses ----------------------------------------------------------------------------------
 
 
+LAST_CPU = [0.0]
+
+
 def run_timed(cmd: Sequence[str], *, cwd: Path | None = None) -> tuple[float, str, float]:
     """Run `cmd`; return (wall seconds, stdout, start perf_counter). Raises on failure.
+
+    The child's CPU time (user + sys, all its threads) is left in `LAST_CPU[0]`.
 
     perf_counter is CLOCK_MONOTONIC on Linux, system-wide: a child may print its own
     perf_counter() to measure "time to first answer" against the returned start.
     """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    LAST_CPU[0] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if proc.returncode != 0:
         shown = " ".join(cmd)[:200]
         raise RuntimeError(f"{shown} failed ({proc.returncode}): {proc.stderr[-2000:]}")
