@@ -17,7 +17,8 @@ _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _MOUNTS = {"graph": "graph", "cache": "cache", "daemon": "daemon"}  # maestro.<name> -> folder
 
 
-def _link_tree() -> str:
+def refresh_link_tree() -> str:
+    """(Re)link .bench/pkg/maestro to the current sources; cheap, called before each spawn."""
     base = os.path.join(_ROOT, ".bench", "pkg")
     pkg = os.path.join(base, "maestro")
     os.makedirs(pkg, exist_ok=True)
@@ -26,11 +27,13 @@ def _link_tree() -> str:
     wanted.update({name: os.path.join(_ROOT, folder) for name, folder in _MOUNTS.items()})
     for name in os.listdir(pkg):
         link = os.path.join(pkg, name)
+        if name == "__pycache__" or not os.path.islink(link):
+            continue
         if name not in wanted or os.readlink(link) != wanted[name]:
             os.unlink(link)
     for name, target in wanted.items():
         link = os.path.join(pkg, name)
-        if not os.path.islink(link):
+        if not os.path.lexists(link):
             tmp = f"{link}.{os.getpid()}"
             os.symlink(target, tmp)
             os.replace(tmp, link)
@@ -38,7 +41,7 @@ def _link_tree() -> str:
 
 
 if "maestro" not in sys.modules and "pytest" not in sys.modules:
-    LINK_TREE = _link_tree()
+    LINK_TREE = refresh_link_tree()
     sys.path[:] = [LINK_TREE] + [
         p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT or p.endswith(".zip")
     ]

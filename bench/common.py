@@ -15,6 +15,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from bench import refresh_link_tree
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH_DIR = REPO / ".bench"  # gitignored: downloads and extracted trees
 DOCS = REPO / "docs" / "BENCHMARKS.md"
@@ -111,6 +113,8 @@ def run_timed(cmd: Sequence[str], *, cwd: Path | None = None) -> tuple[float, st
     perf_counter is CLOCK_MONOTONIC on Linux, system-wide: a child may print its own
     perf_counter() to measure "time to first answer" against the returned start.
     """
+    if "pytest" not in sys.modules:
+        refresh_link_tree()  # colleagues add modules while benches run
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(list(cmd), cwd=cwd, capture_output=True, text=True)
