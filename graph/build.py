@@ -15,11 +15,8 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pathspec
-
-from maestro.config import LoadedConfig, TargetSpec, load_config
 from maestro.errors import ConfigError, UnknownTargetError, WorkspaceError
 from maestro.graph import environment
 from maestro.graph.files import walk
@@ -27,9 +24,11 @@ from maestro.graph.global_inputs import is_global_input, section_digests
 from maestro.graph.index import FileEntry, Index
 from maestro.graph.pytest_config import PytestConfig, load_pytest_config
 from maestro.graph.scanner import RawImport, check_syntax, encoding_problem, scan_imports
+from maestro.settings import LoadedSettings, Target, load_settings
 
 if TYPE_CHECKING:
     import networkx as nx
+    import pathspec
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +137,7 @@ class BuildGraph:
             )
         self.root = root.resolve()
         self.index = Index.load(index_path)
-        self.loaded: LoadedConfig = load_config(self.root)
+        self.loaded: LoadedSettings = load_settings(self.root)
         self.pytest: PytestConfig = load_pytest_config(self.root)
         self.all_files: set[str] = set()
         self.dirs: set[str] = set()
@@ -146,7 +145,7 @@ class BuildGraph:
         self.deps: dict[str, dict[str, Edge]] = {}
         self.rdeps: dict[str, set[str]] = {}
         self.tests: set[str] = set()
-        self.targets: dict[str, TargetSpec] = {}
+        self.targets: dict[str, Target] = {}
         self.sections: dict[str, str] = {}  # "pyproject.toml#tool.pytest" -> digest
         self.unresolved: dict[str, list[RawImport]] = {}
         self.walk_diagnostics: list[Diagnostic] = []
@@ -182,12 +181,18 @@ class BuildGraph:
                 entry = self._entry(rel)
                 if entry is not None:
                     self.py[rel] = entry
-        for rel, entry in self.py.items():
-            self._link_file(rel, entry)
-        self._link_tests()
-        self._link_globals()
-        self._link_declared()
-        self._link_recorded()
+        self._read_sections()
+        self.targets = dict(config.targets)
+        self._check_target_cycles()
+        key = self._links_key(walked.files)
+        if not self._restore_links(key):
+            for rel, entry in self.py.items():
+                self._link_file(rel, entry)
+            self._link_tests()
+            self._link_globals()
+            self._link_declared()
+            self._link_recorded()
+            self._store_links(key)
         self.index.files = dict(self.py)
         self.index.save()
         self.stats.build_seconds = time.perf_counter() - started
@@ -415,7 +420,7 @@ class BuildGraph:
     def _global_files(self) -> list[str]:
         return sorted(rel for rel in self.all_files if "/" not in rel and is_global_input(rel))
 
-    def _link_globals(self) -> None:
+    def _read_sections(self) -> None:
         self.sections = {}
         for rel in self._global_files():
             try:
@@ -423,24 +428,23 @@ class BuildGraph:
             except OSError:
                 continue
             self.sections.update(section_digests(rel, content))
+
+    def _link_globals(self) -> None:
         for test in self.tests:
             for section in self.sections:
                 self._add_edge(test, section, Edge("global", 0, section))
 
     def _link_declared(self) -> None:
-        self.targets = dict(self.loaded.config.targets)
         for name, spec in self.targets.items():
             node = TARGET + name
             self.deps.setdefault(node, {})
             for pattern in [*spec.srcs, *spec.inputs]:
-                matcher = pathspec.PathSpec.from_lines("gitignore", ["/" + pattern])
-                for rel in matcher.match_files(self.all_files):
+                for rel in _glob(pattern).match_files(self.all_files):
                     self._add_edge(node, rel, Edge("src", 0, pattern))
             for dep in spec.deps:
                 self._add_edge(node, TARGET + dep, Edge("dep", 0, dep))
             config_file = self.loaded.source or "maestro.toml"
             self._add_edge(node, f"{config_file}#targets.{name}", Edge("global", 0, name))
-        self._check_target_cycles()
 
     def _check_target_cycles(self) -> None:
         state: dict[str, int] = {}
@@ -462,6 +466,47 @@ class BuildGraph:
         for name in self.targets:
             if name not in state:
                 visit(name, [name])
+
+    # A warm process restores the resolved edges instead of re-linking every import: they are
+    # valid while nothing resolution reads has changed, which the key covers.
+    def _links_key(self, files: list[str]) -> str:
+        digest = hashlib.sha256(f"links-1 {self._roots!r} {self.loaded!r}".encode())
+        digest.update(repr(self.pytest).encode())
+        digest.update("\0".join(files).encode())
+        digest.update(repr(sorted(self.sections.items())).encode())
+        digest.update(repr(sorted(self.index.dynamic.items())).encode())
+        for rel, e in self.py.items():
+            digest.update(f"{rel}\0{e.size}\0{e.mtime_ns}\0{e.inode}".encode())
+        return digest.hexdigest()
+
+    def _store_links(self, key: str) -> None:
+        self.index.extra["links"] = {
+            "key": key,
+            "deps": {
+                src: [[dst, e.kind, e.line, e.detail] for dst, e in out.items()]
+                for src, out in self.deps.items()
+            },
+            "tests": sorted(self.tests),
+            "unresolved": sorted(self.unresolved),
+        }
+        self.index.dirty = True
+
+    def _restore_links(self, key: str) -> bool:
+        links = self.index.extra.get("links")
+        if not isinstance(links, dict) or links.get("key") != key:
+            return False
+        try:
+            for src, out in links["deps"].items():
+                mine = self.deps[src] = {}
+                for dst, kind, line, detail in out:
+                    mine[dst] = Edge(kind, line, detail)
+                    self.rdeps.setdefault(dst, set()).add(src)
+            self.tests = set(links["tests"])
+            self.unresolved = {rel: [] for rel in links["unresolved"]}
+        except (KeyError, TypeError, ValueError):
+            self.deps, self.rdeps, self.tests, self.unresolved = {}, {}, set(), {}
+            return False
+        return True
 
     def _link_recorded(self) -> None:
         for test, inputs in self.index.dynamic.items():
@@ -581,8 +626,7 @@ class BuildGraph:
                 if (TARGET + name) in self.rdeps.get(rel, set()):
                     continue
                 for pattern in [*spec.srcs, *spec.inputs]:
-                    matcher = pathspec.PathSpec.from_lines("gitignore", ["/" + pattern])
-                    if matcher.match_file(rel):
+                    if _glob(pattern).match_file(rel):
                         self._add_edge(TARGET + name, rel, Edge("src", 0, pattern))
         return nodes
 
@@ -771,6 +815,13 @@ class BuildGraph:
                 dag.add_edge(dep, name, weight=cost.get(name, 1.0))
         path: list[str] = nx.dag_longest_path(dag, weight="weight")
         return [node for node in path if node != start]
+
+
+def _glob(pattern: str) -> pathspec.PathSpec[Any]:
+    """A target glob, anchored at the workspace root (`docs/*.md` is not `x/docs/*.md`)."""
+    import pathspec
+
+    return pathspec.PathSpec.from_lines("gitignore", ["/" + pattern])
 
 
 def _module_of(rel: str) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import glob
 import os
 import sys
-from importlib import metadata
 from pathlib import Path
 
 
@@ -36,6 +35,8 @@ def environment_key(dirs: list[Path]) -> str:
 
 def distribution_map(dirs: list[Path]) -> dict[str, list[str]]:
     """Top-level import name -> [distribution name, version] for everything installed in `dirs`."""
+    from importlib import metadata  # ~0.1 s to import; only needed when the cache is stale
+
     mapping: dict[str, list[str]] = {}
     for dist in metadata.distributions(path=[str(d) for d in dirs]):
         name = dist.metadata["Name"] or ""

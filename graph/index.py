@@ -26,23 +26,53 @@ INDEX_FORMAT = 1
 RACY_MARGIN_NS = 2_000_000_000
 
 
-@dataclass(slots=True)
 class FileEntry:
-    size: int
-    mtime_ns: int
-    inode: int
-    digest: str  # sha256 hex of the content
-    imports: list[RawImport]
-    problems: list[tuple[int, str]] = field(default_factory=list)  # (line, message)
-    syntax_checked: bool = False
+    """What the index knows of one Python file. Imports are unpacked lazily: a warm process that
+    restores the resolved edges never needs them."""
+
+    __slots__ = ("_imports", "_packed", "digest", "inode", "mtime_ns", "problems", "size",
+                 "syntax_checked")  # fmt: skip
+
+    def __init__(
+        self,
+        size: int,
+        mtime_ns: int,
+        inode: int,
+        digest: str,  # sha256 hex of the content; "" until someone needs it
+        imports: list[RawImport] | None,
+        problems: list[tuple[int, str]] | None = None,  # (line, message)
+        syntax_checked: bool = False,
+        packed: list[Any] | None = None,
+    ) -> None:
+        self.size = size
+        self.mtime_ns = mtime_ns
+        self.inode = inode
+        self.digest = digest
+        self._imports = imports
+        self._packed = packed
+        self.problems = problems if problems is not None else []
+        self.syntax_checked = syntax_checked
+
+    @property
+    def imports(self) -> list[RawImport]:
+        if self._imports is None:
+            packed = self._packed or []
+            self._imports = [RawImport(k, m, lv, tuple(n), ln) for k, m, lv, n, ln in packed]
+            self._packed = None
+        return self._imports
 
     def pack(self) -> list[Any]:
+        packed = (
+            self._packed
+            if self._imports is None
+            else [[i.kind, i.module, i.level, list(i.names), i.line] for i in self._imports]
+        )
         return [
             self.size,
             self.mtime_ns,
             self.inode,
             self.digest,
-            [[i.kind, i.module, i.level, list(i.names), i.line] for i in self.imports],
+            packed or [],
             [list(p) for p in self.problems],
             self.syntax_checked,
         ]
@@ -55,9 +85,10 @@ class FileEntry:
             mtime_ns,
             inode,
             digest,
-            [RawImport(k, m, lv, tuple(n), ln) for k, m, lv, n, ln in imports],
+            None,
             [(int(a), str(b)) for a, b in problems],
             bool(checked),
+            packed=imports,
         )
 
 

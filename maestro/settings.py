@@ -1,0 +1,81 @@
+"""Workspace settings as plain dataclasses, loaded without pydantic when nothing is configured.
+
+Validation lives in `maestro.config` (pydantic, the boundary); importing it costs ~0.2 s, more than
+half of the warm-start budget, so a workspace with no Maestro configuration (the zero-config case)
+never pays for it. Everything inside Maestro reads these dataclasses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_FILE = "maestro.toml"
+PYPROJECT = "pyproject.toml"
+DEFAULT_MAX_FILE_SIZE = 32 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    srcs: tuple[str, ...] = ()
+    deps: tuple[str, ...] = ()
+    cmd: str | tuple[str, ...] | None = None
+    outputs: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    roots: tuple[str, ...] | None = None
+    exclude: tuple[str, ...] = ()
+    interpreter: str | None = None
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    env_allowlist: tuple[str, ...] = ()
+    targets: dict[str, Target] = field(default_factory=dict)
+    speculation_enabled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSettings:
+    config: Settings
+    source: str | None = None  # the file it came from, relative to the root
+    table: str = ""  # "tool.maestro" in pyproject.toml, "" in maestro.toml
+
+
+def load_settings(root: Path) -> LoadedSettings:
+    """The workspace's settings; raises ConfigError (file, line, key, hint) when invalid."""
+    pyproject = root / PYPROJECT
+    if not (root / CONFIG_FILE).is_file():
+        try:
+            mentions = b"maestro" in pyproject.read_bytes()
+        except OSError:
+            mentions = False
+        if not mentions:
+            return LoadedSettings(Settings())
+    from maestro.config import load_config
+
+    loaded = load_config(root)
+    cfg = loaded.config
+    targets = {
+        name: Target(
+            srcs=tuple(spec.srcs),
+            deps=tuple(spec.deps),
+            cmd=tuple(spec.cmd) if isinstance(spec.cmd, list) else spec.cmd,
+            outputs=tuple(spec.outputs),
+            inputs=tuple(spec.inputs),
+        )
+        for name, spec in cfg.targets.items()
+    }
+    return LoadedSettings(
+        Settings(
+            roots=tuple(cfg.roots) if cfg.roots is not None else None,
+            exclude=tuple(cfg.exclude),
+            interpreter=cfg.interpreter,
+            max_file_size=cfg.max_file_size,
+            env_allowlist=tuple(cfg.env_allowlist),
+            targets=targets,
+            speculation_enabled=cfg.ml.speculation.enabled,
+        ),
+        loaded.source,
+        loaded.table,
+    )
