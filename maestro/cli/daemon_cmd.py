@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from maestro.errors import DaemonNotRunningError, MaestroError
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from maestro.cli.common import fail_on_error, resolve_root
+from maestro.errors import DaemonNotRunningError
 
 daemon_app = typer.Typer(
     help="The per-workspace daemon (started on demand by the CLI and the LSP server).",
@@ -36,34 +32,8 @@ RootOption = Annotated[
 ]
 
 
-def find_root(start: Path | None = None) -> Path:
-    """Nearest ancestor (or self) holding pyproject.toml or .git; the start dir if none does."""
-    here = (start or Path.cwd()).resolve()
-    for candidate in (here, *here.parents):
-        if (candidate / "pyproject.toml").is_file() or (candidate / ".git").exists():
-            return candidate
-    return here
-
-
-def _reports_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Print MaestroErrors as message + hint and exit 1, never as a traceback."""
-
-    @functools.wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except MaestroError as exc:
-            where = f"{exc.where}: " if exc.where else ""
-            err.print(f"[bold red]error:[/] {where}{exc.message}", highlight=False)
-            if exc.hint:
-                err.print(f"  [bold]hint:[/] {exc.hint}", highlight=False)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
 @daemon_app.command()
-@_reports_errors
+@fail_on_error
 def start(
     root: RootOption = None,
     foreground: Annotated[
@@ -74,14 +44,14 @@ def start(
     """Start the daemon of the workspace (no-op if it is running)."""
     from maestro.daemon.lifecycle import start_daemon
 
-    ws = root.resolve() if root else find_root()
+    ws = resolve_root(root)
     reply = start_daemon(ws, detach=not foreground, timeout=timeout)
     if reply is not None:
         out.print(f"daemon running for {reply.root} (pid {reply.pid})", highlight=False)
 
 
 @daemon_app.command()
-@_reports_errors
+@fail_on_error
 def stop(
     root: RootOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds before escalating to signals.")] = 10.0,
@@ -89,13 +59,13 @@ def stop(
     """Stop the daemon gracefully (SIGTERM, then SIGKILL if it does not go)."""
     from maestro.daemon.lifecycle import stop_daemon
 
-    ws = root.resolve() if root else find_root()
+    ws = resolve_root(root)
     pid = stop_daemon(ws, timeout=timeout)
     out.print(f"daemon stopped (pid {pid})" if pid else "daemon not running", highlight=False)
 
 
 @daemon_app.command()
-@_reports_errors
+@fail_on_error
 def status(
     root: RootOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -105,7 +75,7 @@ def status(
     from maestro.daemon.lifecycle import DaemonPaths
     from maestro.wire import STATUS
 
-    ws = root.resolve() if root else find_root()
+    ws = resolve_root(root)
     try:
         with SyncDaemonClient(ws, start=False, timeout=10.0, client="cli-status") as client:
             s = client.call(STATUS)
@@ -147,7 +117,7 @@ def _duration(seconds: float) -> str:
 
 
 @daemon_app.command()
-@_reports_errors
+@fail_on_error
 def logs(
     root: RootOption = None,
     lines: Annotated[int, typer.Option("-n", "--lines", help="Lines from the end.", min=0)] = 50,
@@ -156,7 +126,7 @@ def logs(
     """Print the end of the daemon log (it survives the daemon; rotated at 8 MiB)."""
     from maestro.daemon.lifecycle import DaemonPaths
 
-    path = DaemonPaths.for_root(root.resolve() if root else find_root()).log
+    path = DaemonPaths.for_root(resolve_root(root)).log
     if not path.exists() and not follow:
         err.print(f"no daemon log yet at {path}", highlight=False)
         raise typer.Exit(1)

@@ -8,7 +8,8 @@ import pytest
 from conftest import DaemonEnv
 from typer.testing import CliRunner
 
-from maestro.cli.daemon_cmd import daemon_app, find_root
+from maestro.cli.daemon_cmd import daemon_app
+from maestro.workspace import find_root
 
 runner = CliRunner()
 
