@@ -135,7 +135,10 @@ def ensure_venv(where: Path, reqs: list[str]) -> tuple[str, str | None]:
     if python.exists() and stamp.exists() and stamp.read_text() == key:
         return str(python), None
     if not python.exists():
-        venv.EnvBuilder(with_pip=True, clear=True).create(where)
+        try:
+            venv.EnvBuilder(with_pip=True, clear=True).create(where)
+        except (OSError, subprocess.CalledProcessError) as exc:
+            return sys.executable, f"cannot create a scratch venv ({exc}); using {sys.executable}"
     if reqs:
         proc = subprocess.run(
             [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *reqs],

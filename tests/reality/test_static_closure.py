@@ -34,12 +34,13 @@ def test_static_closure_contains_loaded_modules(project):
     for exception in result.exceptions:
         # allowed, but reported: the acceptance asks for every exception and its reason
         warnings.warn(f"{project.name}: {exception}", stacklevel=1)
-    loaded = [t for t in result.tests if t.loaded]
-    assert loaded, f"{project.name}: no test module loaded anything: {result.exceptions}"
     assert not result.misses, (
         f"{project.name}: static closure misses modules the tests load:\n"
         + "\n".join(result.misses)
     )
-    # the probe must see the project itself, or the check above proves nothing
+    # the probe must have loaded the project itself, or the check above proves nothing
     package = project.name.replace("-", "_")
-    assert any(name.split(".")[0] == package for t in loaded for name in t.loaded)
+    saw_project = any(name.split(".")[0] == package for t in result.tests for name in t.loaded)
+    if not saw_project and result.setup_problem:
+        pytest.skip(f"{project.name}: test dependencies unavailable: {result.setup_problem}")
+    assert saw_project, f"{project.name}: no test module loaded the project: {result.exceptions}"
