@@ -629,4 +629,6 @@ def run(
     planned = plan(graph, cache, interpreter, selection, environ=environ)
     if on_plan is not None:
         on_plan(planned)
+    if not planned.to_run:  # all from the cache: no event loop, no process
+        return summarise([FileOutcome(f, f.cached, True) for f in planned.files], None)
     return asyncio.run(execute(graph, cache, interpreter, planned, on_event=on_event))
