@@ -1,0 +1,1 @@
+"""The shared remote coordinator: tenants, auth, Bazel-HTTP-compatible cache, telemetry, models."""
