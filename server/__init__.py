@@ -1,0 +1,1 @@
+"""The LSP server (pygls): a thin adapter over the workspace daemon."""
