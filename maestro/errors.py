@@ -133,3 +133,15 @@ class InternalError(DaemonError):
     """A handler raised an unexpected exception (details are in the daemon log)."""
 
     code = "internal_error"
+
+
+class CoordinatorError(MaestroError):
+    """The remote coordinator refused a request, is unreachable, or its data dir is unusable."""
+
+    code = "coordinator_error"
+
+
+class CoordinatorAuthError(CoordinatorError):
+    """The coordinator rejected our credentials (unknown, revoked or expired key or token)."""
+
+    code = "coordinator_auth"

@@ -1,0 +1,462 @@
+"""The coordinator's aiohttp application: Bazel HTTP cache layout per tenant, tokens, operations.
+
+Request pipeline for `/<tenant>/{cas,ac}/<sha256>`:
+
+    405 unless GET/HEAD/PUT -> 401 without valid credentials -> 403 if the caller's tenant is not
+    the path's tenant (whether or not that tenant exists: errors never reveal another tenant) or
+    the role cannot write -> 400 for a malformed digest -> the storage operation.
+
+LMDB calls run in a small thread pool so a commit's fsync or the hashing of a large blob never
+stalls the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import io
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import zstandard
+from aiohttp import web
+from pydantic import ValidationError
+
+import maestro
+from maestro.errors import CoordinatorError
+
+from . import accesslog
+from .auth import Authenticator, Principal, credential_from_header, load_or_create_secret
+from .metrics import Metrics
+from .models import ErrorBody, Health, TenantStatus, TokenRequest, TokenResponse
+from .openapi import openapi_document
+from .records import AcRecord
+from .settings import Settings
+from .store import QuotaExceededError, StorageFullError, Store
+from .validate import InvalidActionResultError, referenced_blobs
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ENTRY_ROUTE = "/{tenant}/{kind:cas|ac}/{hash}"
+ALLOWED = "GET, HEAD, PUT"
+_HEX = frozenset("0123456789abcdef")
+
+
+PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+class ApiError(Exception):
+    """Raised by handlers; the middleware renders it as an ErrorBody JSON response."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        hint: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = ErrorBody(error=code, message=message, hint=hint)
+        self.headers = headers or {}
+
+
+def _unauthorized(message: str = "missing or invalid credentials") -> ApiError:
+    return ApiError(
+        401,
+        "unauthorized",
+        message,
+        hint="exchange an API key at POST /v1/token and send `Authorization: Bearer <token>`",
+        headers={"WWW-Authenticate": 'Bearer realm="maestro-coordinator"'},
+    )
+
+
+def _json(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(
+        status=status,
+        body=model.model_dump_json(exclude_none=True).encode(),
+        content_type="application/json",
+        headers=headers,
+    )
+
+
+def _accepts_zstd(header: str | None) -> bool:
+    if not header:
+        return False
+    for part in header.split(","):
+        name, _, params = part.strip().partition(";")
+        if name.strip().lower() == "zstd":
+            q = params.replace(" ", "").lower()
+            return q not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+class Coordinator:
+    """Request handlers and their shared state (store, authenticator, metrics, thread pool)."""
+
+    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float]) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = Metrics()
+        secret = (
+            settings.token_secret.get_secret_value().encode()
+            if settings.token_secret is not None
+            else load_or_create_secret(settings.data_dir)
+        )
+        self.auth = Authenticator(
+            store,
+            secret,
+            ttl_s=settings.token_ttl_s,
+            accept_api_keys=settings.accept_api_keys,
+            clock=clock,
+        )
+        self.pool = ThreadPoolExecutor(settings.io_threads, thread_name_prefix="coord-io")
+        self._openapi: bytes | None = None
+
+    async def run(self, func: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
+
+    # -- middleware -------------------------------------------------------------------------
+
+    @web.middleware
+    async def observe(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Errors as JSON, metrics, access log; the only place that turns exceptions into 5xx."""
+        start = time.perf_counter()
+        self.metrics.in_flight.inc()
+        try:
+            try:
+                response = await handler(request)
+            except ApiError as exc:
+                response = _json(exc.body, exc.status, exc.headers)
+            except web.HTTPException as exc:
+                code = exc.reason.lower().replace(" ", "_") if exc.reason else "http_error"
+                response = _json(
+                    ErrorBody(error=code, message=exc.reason or "error"),
+                    exc.status,
+                    {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)},
+                )
+            except Exception:
+                log.exception("unhandled error serving %s %s", request.method, request.path)
+                response = _json(
+                    ErrorBody(error="internal_error", message="internal error (see server log)"),
+                    500,
+                )
+        finally:
+            self.metrics.in_flight.dec()
+        elapsed = time.perf_counter() - start
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        method = self.metrics.method_label(request.method)
+        self.metrics.requests.labels(route, method, str(response.status)).inc()
+        self.metrics.latency.labels(route, method).observe(elapsed)
+        if self.settings.access_log:
+            principal = request.get(PRINCIPAL)
+            accesslog.emit(
+                accesslog.access_record(
+                    method=request.method,
+                    path=request.rel_url.path,
+                    route=route,
+                    status=response.status,
+                    seconds=elapsed,
+                    bytes_in=request.content_length or 0,
+                    bytes_out=response.content_length or 0,
+                    remote=request.remote,
+                    user_agent=request.headers.get("User-Agent"),
+                    tenant=principal.tenant.name if principal else None,
+                    key_id=principal.key_id if principal else None,
+                )
+            )
+        return response
+
+    # -- auth -------------------------------------------------------------------------------
+
+    def authenticate(self, request: web.Request) -> Principal:
+        credential = credential_from_header(request.headers.get("Authorization"))
+        if credential is None:
+            self.metrics.auth_failures.labels("missing").inc()
+            raise _unauthorized("missing credentials")
+        principal = self.auth.check_bearer(credential)
+        if principal is None:
+            self.metrics.auth_failures.labels("invalid").inc()
+            raise _unauthorized("invalid, expired or revoked credentials")
+        request[PRINCIPAL] = principal
+        return principal
+
+    def _forbidden(self, message: str) -> ApiError:
+        self.metrics.auth_failures.labels("forbidden").inc()
+        return ApiError(403, "forbidden", message)
+
+    # -- control endpoints ------------------------------------------------------------------
+
+    async def token(self, request: web.Request) -> web.Response:
+        """Exchange an API key (JSON body or Authorization header) for a short-lived token."""
+        api_key: str | None = None
+        if request.can_read_body:
+            if (request.content_length or 0) > 4096:
+                raise ApiError(413, "too_large", "token requests are small JSON bodies")
+            try:
+                api_key = TokenRequest.model_validate_json(await request.read()).api_key
+            except ValidationError:
+                raise ApiError(
+                    400, "bad_request", 'expected a JSON body {"api_key": "mk_..."}'
+                ) from None
+        else:
+            api_key = credential_from_header(request.headers.get("Authorization"))
+        principal = self.auth.check_key(api_key) if api_key else None
+        if principal is None:
+            self.metrics.auth_failures.labels("invalid").inc()
+            raise _unauthorized("invalid or revoked API key")
+        request[PRINCIPAL] = principal
+        token, expires = self.auth.mint(principal)
+        return _json(
+            TokenResponse(
+                token=token,
+                expires_in=self.settings.token_ttl_s,
+                expires_at=expires,
+                tenant=principal.tenant.name,
+                role=principal.role,
+                key_id=principal.key_id,
+            ),
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def tenant_status(self, request: web.Request) -> web.Response:
+        principal = self.authenticate(request)
+        if principal.tenant.name != request.match_info["tenant"] or not principal.role.is_admin:
+            raise self._forbidden("the admin role of this tenant is required")
+        tenant = principal.tenant
+        usage = await self.run(self.store.usage, tenant)
+        return _json(
+            TenantStatus(
+                tenant=tenant.name,
+                raw_ac=tenant.raw_ac,
+                quota_bytes=tenant.quota_bytes,
+                used_bytes=usage.bytes,
+                cas_entries=usage.cas_entries,
+                ac_entries=usage.ac_entries,
+            )
+        )
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        await self.run(self.store.list_tenants)  # the store answers reads
+        return _json(Health(version=maestro.__version__))
+
+    async def metrics_endpoint(self, request: web.Request) -> web.Response:
+        return web.Response(
+            body=self.metrics.render(),
+            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+        )
+
+    async def openapi(self, request: web.Request) -> web.Response:
+        if self._openapi is None:
+            import json
+
+            self._openapi = json.dumps(openapi_document(self.settings)).encode()
+        return web.Response(body=self._openapi, content_type="application/json")
+
+    # -- cache entries ----------------------------------------------------------------------
+
+    async def entry(self, request: web.Request) -> web.Response:
+        method = request.method
+        if method not in ("GET", "HEAD", "PUT"):
+            raise ApiError(
+                405,
+                "method_not_allowed",
+                f"{method} is not supported here",
+                headers={"Allow": ALLOWED},
+            )
+        principal = self.authenticate(request)
+        if principal.tenant.name != request.match_info["tenant"]:
+            raise self._forbidden("this credential does not grant access to that path")
+        if method == "PUT" and not principal.role.can_write:
+            raise self._forbidden(f"role {principal.role} cannot write")
+        hash_hex = request.match_info["hash"]
+        if len(hash_hex) != 64 or not _HEX.issuperset(hash_hex):
+            raise ApiError(
+                400, "bad_digest", "expected a sha256 digest: 64 lowercase hexadecimal characters"
+            )
+        key = bytes.fromhex(hash_hex)
+        kind = request.match_info["kind"]
+        if method == "PUT":
+            return await self._put(request, principal, kind, key)
+        return await self._get(request, principal, kind, key, head=method == "HEAD")
+
+    async def _get(
+        self, request: web.Request, principal: Principal, kind: str, key: bytes, *, head: bool
+    ) -> web.Response:
+        tenant = principal.tenant
+        data: bytes | None
+        if kind == "cas" and head:
+            size = await self.run(self.store.cas_size, tenant, key)
+            data = None
+        elif kind == "cas":
+            before = self.store.corrupt_found
+            data = await self.run(self.store.get_cas, tenant, key)
+            size = len(data) if data is not None else None
+            if data is None and self.store.corrupt_found != before:
+                self.metrics.corrupt.labels(tenant.name, kind).inc()
+        else:
+            data = await self.run(self.store.get_ac, tenant, key)
+            size = len(data) if data is not None else None
+        if size is None:
+            self.metrics.misses.labels(tenant.name, kind).inc()
+            raise ApiError(404, "not_found", f"no such {kind} entry")
+        self.metrics.hits.labels(tenant.name, kind).inc()
+        headers = {"Content-Type": "application/octet-stream"}
+        if head:
+            headers["Content-Length"] = str(size)
+            return web.Response(status=200, headers=headers)
+        assert data is not None
+        body = data
+        if len(data) >= self.settings.zstd_min_bytes and _accepts_zstd(
+            request.headers.get("Accept-Encoding")
+        ):
+            body = await self.run(self._compress, data)
+            headers["Content-Encoding"] = "zstd"
+            headers["X-Digest-SizeBytes"] = str(len(data))
+            headers["Vary"] = "Accept-Encoding"
+        self.metrics.bytes_out.labels(tenant.name, kind).inc(len(body))
+        return web.Response(body=body, headers=headers)
+
+    def _compress(self, data: bytes) -> bytes:
+        compressed: bytes = zstandard.ZstdCompressor(level=self.settings.zstd_level).compress(data)
+        return compressed
+
+    def _decompress(self, body: bytes) -> bytes:
+        limit = self.settings.max_blob_bytes
+        try:
+            reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body))
+            data = reader.read(limit + 1)
+        except zstandard.ZstdError as exc:
+            raise ApiError(400, "bad_encoding", f"invalid zstd body: {exc}") from None
+        if len(data) > limit:
+            raise ApiError(
+                413, "too_large", f"decompressed body exceeds the {limit}-byte blob limit"
+            )
+        return bytes(data)
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        length = request.content_length
+        if length is None:
+            raise ApiError(
+                411, "length_required", "PUT requires Content-Length (chunked uploads refused)"
+            )
+        limit = self.settings.max_blob_bytes
+        if length > limit:
+            raise ApiError(413, "too_large", f"body of {length} bytes exceeds the {limit} limit")
+        body = await request.read()
+        if len(body) != length:
+            raise ApiError(400, "bad_request", "body shorter than Content-Length")
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        if encoding == "zstd":
+            data = await self.run(self._decompress, body)
+        elif encoding in ("identity", ""):
+            data = body
+        else:
+            raise ApiError(
+                415, "unsupported_encoding", f"Content-Encoding {encoding!r}: use zstd or none"
+            )
+        declared = request.headers.get("X-Digest-SizeBytes")
+        if declared is not None and declared.strip() != str(len(data)):
+            raise ApiError(
+                400, "size_mismatch", "X-Digest-SizeBytes differs from the uncompressed size"
+            )
+        return data
+
+    async def _put(
+        self, request: web.Request, principal: Principal, kind: str, key: bytes
+    ) -> web.Response:
+        tenant = principal.tenant
+        data = await self._read_body(request)
+        try:
+            if kind == "cas":
+                actual = (
+                    hashlib.sha256(data).digest()
+                    if len(data) < 65536
+                    else await self.run(lambda: hashlib.sha256(data).digest())
+                )
+                if actual != key:
+                    raise ApiError(
+                        400,
+                        "digest_mismatch",
+                        f"body hashes to {actual.hex()}, not the digest in the path",
+                        hint="nothing was stored; the upload was truncated or altered",
+                    )
+                await self.run(self.store.put_cas, tenant, key, data)
+            else:
+                if tenant.raw_ac:
+                    record = AcRecord(raw=True, value=data, refs=())
+                else:
+                    try:
+                        refs = referenced_blobs(data)
+                    except InvalidActionResultError as exc:
+                        raise ApiError(
+                            400,
+                            "invalid_action_result",
+                            f"not a Maestro ActionResult: {exc}"[:500],
+                            hint="tenants of opaque clients (ccache, bazel) need raw AC mode: "
+                            "maestro coordinator tenant set NAME --raw-ac",
+                        ) from None
+                    record = AcRecord(raw=False, value=data, refs=refs)
+                await self.run(self.store.put_ac, tenant, key, record)
+        except QuotaExceededError as exc:
+            self.metrics.quota_rejections.labels(tenant.name).inc()
+            raise ApiError(507, exc.code, exc.message, hint=exc.hint) from None
+        except StorageFullError as exc:
+            raise ApiError(507, exc.code, exc.message, hint=exc.hint) from None
+        except CoordinatorError as exc:
+            raise ApiError(409, exc.code, exc.message, hint=exc.hint) from None
+        self.metrics.bytes_in.labels(tenant.name, kind).inc(len(data))
+        return web.Response(status=200)
+
+
+STATE = web.AppKey("coordinator", Coordinator)
+
+RUNNER_KWARGS: dict[str, Any] = {"auto_decompress": False, "access_log": None}
+"""Pass to `web.AppRunner` (or `web.run_app`) serving this app. `auto_decompress=False` is
+required: aiohttp would otherwise decode request bodies itself (refusing zstd without an extra
+package, and applying its own rules to gzip), while the coordinator decodes zstd with its own
+size limit and refuses other encodings with 415. Our access log replaces aiohttp's."""
+
+
+def create_app(
+    settings: Settings,
+    *,
+    store: Store | None = None,
+    clock: Callable[[], float] = time.time,
+) -> web.Application:
+    """Build the app; opens the store under `settings.data_dir/store` unless one is given.
+
+    A given store stays owned by the caller; an opened one is closed on app cleanup.
+    """
+    owned = store is None
+    if store is None:
+        store = Store(settings.data_dir / "store", map_size=settings.map_size_bytes)
+    coordinator = Coordinator(settings, store, clock)
+    # +1 so our own Content-Length check, with its clearer message, answers first.
+    app = web.Application(
+        middlewares=[coordinator.observe], client_max_size=settings.max_blob_bytes + 1
+    )
+    app[STATE] = coordinator
+    app.router.add_post("/v1/token", coordinator.token)
+    app.router.add_get("/v1/tenants/{tenant}", coordinator.tenant_status)
+    app.router.add_get("/healthz", coordinator.healthz)
+    app.router.add_get("/metrics", coordinator.metrics_endpoint)
+    app.router.add_get("/openapi.json", coordinator.openapi)
+    app.router.add_route("*", ENTRY_ROUTE, coordinator.entry)
+
+    async def cleanup(app: web.Application) -> None:
+        coordinator.pool.shutdown(wait=True)
+        if owned:
+            coordinator.store.close()
+
+    app.on_cleanup.append(cleanup)
+    return app

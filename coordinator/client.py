@@ -1,0 +1,217 @@
+"""Async client of the coordinator, for the daemon's sync (read-through, write-behind).
+
+- Holds an API key, exchanges it for a token at POST /v1/token and refreshes the token
+  `refresh_margin_s` before it expires (one refresh at a time, under a lock); a 401 on a data
+  request triggers one refresh-and-retry (e.g. the server restarted with a new token secret).
+- Every CAS GET is verified: the body must hash to the requested digest, otherwise
+  `IntegrityError` is raised and nothing is returned, so the caller never stores bad bytes.
+- Misses are `None`/`False`; everything else that is not a success raises `CoordinatorError`
+  (or `CoordinatorAuthError` for credentials), so callers can back off on errors without
+  confusing them with misses.
+
+The client never logs keys or tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Literal
+
+import aiohttp
+import zstandard
+
+from maestro.cache.digest import Digest, check_hex, digest_bytes
+from maestro.errors import CoordinatorAuthError, CoordinatorError, IntegrityError
+
+from .models import TokenResponse
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["cas", "ac"]
+
+
+class CoordinatorClient:
+    def __init__(
+        self,
+        base_url: str,
+        tenant: str,
+        api_key: str,
+        *,
+        refresh_margin_s: float = 60.0,
+        timeout_s: float = 30.0,
+        compress_min_bytes: int = 4096,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.tenant = tenant
+        self._api_key = api_key
+        self._margin = refresh_margin_s
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._compress_min = compress_min_bytes
+        self._clock = clock
+        self._token: TokenResponse | None = None
+        self._lock = asyncio.Lock()
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            # auto_decompress off: we decode zstd ourselves and verify the result.
+            self._session = aiohttp.ClientSession(timeout=self._timeout, auto_decompress=False)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def __aenter__(self) -> CoordinatorClient:
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- tokens ------------------------------------------------------------------------------
+
+    @property
+    def token_info(self) -> TokenResponse | None:
+        """The current token's metadata (role, expiry): lets the daemon skip uploads for readers."""
+        return self._token
+
+    async def token(self, *, force: bool = False) -> str:
+        """A valid token, refreshed when within `refresh_margin_s` of expiry."""
+        current = self._token
+        if not force and current is not None and current.expires_at - self._margin > self._clock():
+            return current.token
+        async with self._lock:
+            current = self._token
+            if (
+                not force
+                and current is not None
+                and current.expires_at - self._margin > self._clock()
+            ):
+                return current.token
+            self._token = await self._exchange()
+            return self._token.token
+
+    async def _exchange(self) -> TokenResponse:
+        try:
+            async with self.session.post(
+                f"{self.base_url}/v1/token", json={"api_key": self._api_key}
+            ) as resp:
+                body = await resp.read()
+                if resp.status == 401:
+                    raise CoordinatorAuthError(
+                        "the coordinator rejected the API key (unknown or revoked)",
+                        hint="create a new key: maestro coordinator key create TENANT",
+                    )
+                if resp.status != 200:
+                    raise CoordinatorError(f"token exchange failed: HTTP {resp.status}")
+        except aiohttp.ClientError as exc:
+            raise CoordinatorError(f"coordinator unreachable: {exc}") from exc
+        token = TokenResponse.model_validate_json(body)
+        # Trust our clock for expiry: a skewed server clock must not make us refresh late.
+        local_expiry = self._clock() + token.expires_in
+        return token.model_copy(update={"expires_at": min(token.expires_at, local_expiry)})
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def _url(self, kind: Kind, hash_hex: str) -> str:
+        check_hex(hash_hex)
+        return f"{self.base_url}/{self.tenant}/{kind}/{hash_hex.lower()}"
+
+    async def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, bytes, dict[str, str]]:
+        for attempt in (0, 1):
+            token = await self.token(force=attempt == 1)
+            all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+            try:
+                async with self.session.request(
+                    method, url, data=data, headers=all_headers
+                ) as resp:
+                    body = await resp.read()
+                    status = resp.status
+                    resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+            except aiohttp.ClientError as exc:
+                raise CoordinatorError(f"coordinator unreachable: {exc}") from exc
+            if status == 401 and attempt == 0:
+                log.info("coordinator answered 401; refreshing the token once")
+                continue
+            if status in (401, 403):
+                raise CoordinatorAuthError(f"{method} {url}: HTTP {status}")
+            return status, body, resp_headers
+        raise AssertionError("unreachable")
+
+    async def get(self, kind: Kind, hash_hex: str) -> bytes | None:
+        """Entry bytes or None on a miss; CAS bodies are verified against `hash_hex`."""
+        status, body, headers = await self._request(
+            "GET", self._url(kind, hash_hex), headers={"Accept-Encoding": "zstd"}
+        )
+        if status == 404:
+            return None
+        if status != 200:
+            raise CoordinatorError(f"GET {kind}/{hash_hex}: HTTP {status}")
+        if headers.get("content-encoding", "").lower() == "zstd":
+            try:
+                body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
+            except zstandard.ZstdError as exc:
+                raise IntegrityError(f"undecodable zstd body for {kind}/{hash_hex}") from exc
+        if kind == "cas" and hashlib.sha256(body).hexdigest() != hash_hex.lower():
+            raise IntegrityError(
+                f"coordinator sent a blob that does not match {hash_hex}",
+                hint="nothing was stored locally; the server or the network corrupted it",
+            )
+        return body
+
+    async def head(self, kind: Kind, hash_hex: str) -> bool:
+        status, _, _ = await self._request("HEAD", self._url(kind, hash_hex))
+        if status in (200, 404):
+            return status == 200
+        raise CoordinatorError(f"HEAD {kind}/{hash_hex}: HTTP {status}")
+
+    async def put(self, kind: Kind, hash_hex: str, data: bytes) -> None:
+        headers = {"Content-Type": "application/octet-stream"}
+        body = data
+        if len(data) >= self._compress_min:
+            body = zstandard.ZstdCompressor(level=3).compress(data)
+            headers["Content-Encoding"] = "zstd"
+            headers["X-Digest-SizeBytes"] = str(len(data))
+        status, resp, _ = await self._request(
+            "PUT", self._url(kind, hash_hex), data=body, headers=headers
+        )
+        if status != 200:
+            raise CoordinatorError(
+                f"PUT {kind}/{hash_hex}: HTTP {status}: {resp[:300].decode(errors='replace')}"
+            )
+
+    async def get_cas(self, digest: Digest | str) -> bytes | None:
+        return await self.get("cas", digest.hash if isinstance(digest, Digest) else digest)
+
+    async def has_cas(self, digest: Digest | str) -> bool:
+        return await self.head("cas", digest.hash if isinstance(digest, Digest) else digest)
+
+    async def put_cas(self, data: bytes) -> Digest:
+        digest = digest_bytes(data)
+        await self.put("cas", digest.hash, data)
+        return digest
+
+    async def get_ac(self, action_hex: str) -> bytes | None:
+        return await self.get("ac", action_hex)
+
+    async def put_ac(self, action_hex: str, value: bytes) -> None:
+        await self.put("ac", action_hex, value)

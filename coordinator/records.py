@@ -1,0 +1,98 @@
+"""Stored records (tenants, API keys) and the binary encodings of cache entries.
+
+AC entries are stored as a small self-describing record rather than the bare value so that the
+read path can (1) detect on-disk corruption of opaque values, which have no content hash of their
+own, and (2) check the referenced CAS blobs without decoding msgpack on every hit:
+
+    b"A1" | flags u8 | sha256(value) 32 | nrefs u32 | nrefs * (sha256 32 | size u64) | value
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from .models import Role
+
+_AC_HEAD = struct.Struct("<2sB32sI")
+_REF = struct.Struct("<32sQ")
+AC_MAGIC = b"A1"
+FLAG_RAW = 1
+USAGE = struct.Struct("<QQQ")
+"""Per-tenant usage: stored bytes, CAS entries, AC entries."""
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class TenantRecord(_Record):
+    """A tenant: a name in URLs and an immutable numeric id that prefixes every storage key.
+
+    Ids are never reused, so a tenant deleted and re-created under the same name cannot see
+    entries of its predecessor.
+    """
+
+    id: int
+    name: str
+    created_at: datetime
+    raw_ac: bool = False
+    quota_bytes: int | None = None
+
+    @property
+    def prefix(self) -> bytes:
+        return self.id.to_bytes(4, "big")
+
+
+class KeyRecord(_Record):
+    """An API key: only a salted hash of its secret part is stored."""
+
+    key_id: str
+    tenant: str
+    role: Role
+    salt: str
+    secret_hash: str
+    created_at: datetime
+    label: str = ""
+    revoked_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AcRecord:
+    raw: bool
+    value: bytes
+    refs: tuple[tuple[bytes, int], ...]
+
+    def encode(self) -> bytes:
+        head = _AC_HEAD.pack(
+            AC_MAGIC,
+            FLAG_RAW if self.raw else 0,
+            hashlib.sha256(self.value).digest(),
+            len(self.refs),
+        )
+        return head + b"".join(_REF.pack(k, s) for k, s in self.refs) + self.value
+
+
+class CorruptRecordError(ValueError):
+    """A stored AC record fails its checksum or framing."""
+
+
+def decode_ac(data: bytes) -> AcRecord:
+    """Parse and verify an AC record; raises CorruptRecordError on any damage."""
+    if len(data) < _AC_HEAD.size:
+        raise CorruptRecordError("truncated header")
+    magic, flags, checksum, nrefs = _AC_HEAD.unpack_from(data)
+    if magic != AC_MAGIC:
+        raise CorruptRecordError("bad magic")
+    start = _AC_HEAD.size + nrefs * _REF.size
+    if start > len(data):
+        raise CorruptRecordError("truncated references")
+    value = data[start:]
+    if hashlib.sha256(value).digest() != checksum:
+        raise CorruptRecordError("value checksum mismatch")
+    refs = tuple(_REF.unpack_from(data, _AC_HEAD.size + i * _REF.size) for i in range(nrefs))
+    return AcRecord(raw=bool(flags & FLAG_RAW), value=value, refs=refs)

@@ -1,0 +1,56 @@
+"""Running the app: bind, announce the address as one JSON line on stdout, serve until signalled."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from .app import RUNNER_KWARGS, create_app
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def configure_logging(level: str) -> None:
+    """Plain messages on stderr; access-log lines are already JSON objects."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    root = logging.getLogger("maestro")
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    root.propagate = False
+
+
+async def serve(settings: Settings) -> None:
+    app = create_app(settings)
+    # aiohttp's own access log is off: ours is structured and never contains headers.
+    runner = web.AppRunner(app, handle_signals=False, **RUNNER_KWARGS)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    await site.start()
+    port = int(runner.addresses[0][1]) if runner.addresses else settings.port
+    # The harness (and tests) read the bound port from this line: --port 0 picks any free one.
+    sys.stdout.write(json.dumps({"event": "listening", "host": settings.host, "port": port}) + "\n")
+    sys.stdout.flush()
+    log.info(
+        "coordinator listening on http://%s:%d (data %s)", settings.host, port, settings.data_dir
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("coordinator shutting down")
+        await runner.cleanup()
+
+
+def run(settings: Settings) -> None:
+    configure_logging(settings.log_level)
+    asyncio.run(serve(settings))

@@ -1,0 +1,126 @@
+"""Coordinator configuration: defaults < TOML file < MAESTRO_COORDINATOR_* env < CLI flags.
+
+One pydantic model validates all four sources, so a typo in a file key, an out-of-range TTL or a
+non-numeric port from the environment fails at startup with the offending source named, instead
+of surfacing as a confusing runtime error later.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+
+from maestro.errors import ConfigError, MaestroError
+
+ENV_PREFIX = "MAESTRO_COORDINATOR_"
+MAX_TOKEN_TTL_S = 900
+"""Tokens live at most 15 minutes: a leaked token is worth little, revocation is checked anyway."""
+
+
+def _size(value: Any) -> Any:
+    """Accept `256MiB`-style sizes from files and env as well as plain integers."""
+    if isinstance(value, str) and not value.strip().isdigit():
+        from maestro.cache.sizes import parse_size
+
+        try:
+            return parse_size(value)
+        except MaestroError as exc:
+            raise ValueError(exc.message) from exc
+    return value
+
+
+ByteSize = Annotated[int, BeforeValidator(_size)]
+
+
+def default_data_dir() -> Path:
+    """`$MAESTRO_STATE_DIR/coordinator` or the platform user data dir."""
+    override = os.environ.get("MAESTRO_STATE_DIR")
+    if override:
+        return Path(override) / "coordinator"
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("maestro", appauthor=False)) / "coordinator"
+
+
+class Settings(BaseModel):
+    """Everything `maestro coordinator serve` can be told; field names are the TOML/env keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8980, ge=0, le=65535, description="0 picks a free port")
+    data_dir: Path = Field(default_factory=default_data_dir)
+    token_ttl_s: int = Field(default=600, ge=5, le=MAX_TOKEN_TTL_S)
+    max_blob_bytes: ByteSize = Field(default=256 << 20, ge=1, le=4 << 30)
+    """Largest accepted PUT body, compressed or not (413 above it); LMDB holds values in memory."""
+    accept_api_keys: bool = True
+    """Let clients that cannot refresh tokens (bazel, ccache) send an API key as the bearer."""
+    zstd_level: int = Field(default=3, ge=1, le=19)
+    zstd_min_bytes: ByteSize = Field(default=1024, ge=0)
+    """Blobs smaller than this are sent uncompressed even when the client accepts zstd."""
+    io_threads: int = Field(default=8, ge=1, le=256)
+    map_size_bytes: ByteSize = Field(default=1 << 40, ge=1 << 20)
+    """LMDB address space; a full map answers 507. Costs nothing on 64-bit until pages are used."""
+    token_secret: SecretStr | None = None
+    """HMAC key for tokens; default a random secret kept in `<data_dir>/token-secret` (0600)."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = True
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, str]:
+    names = {name.upper(): name for name in Settings.model_fields}
+    found: dict[str, str] = {}
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX):
+            name = key[len(ENV_PREFIX) :]
+            if name not in names:
+                raise ConfigError(
+                    f"unknown setting {key}",
+                    hint=f"known: {', '.join(ENV_PREFIX + n for n in sorted(names))}",
+                )
+            found[names[name]] = value
+    return found
+
+
+def _format(exc: ValidationError, source: str) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(p) for p in error["loc"]) or "(root)"
+        lines.append(f"{loc}: {error['msg']}")
+    return f"invalid coordinator settings ({source}): " + "; ".join(lines)
+
+
+def load_settings(
+    config_file: Path | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Merge the sources in precedence order and validate once; raise ConfigError on problems."""
+    merged: dict[str, Any] = {}
+    sources: list[str] = []
+    if config_file is not None:
+        try:
+            merged.update(tomllib.loads(config_file.read_text(encoding="utf-8")))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {config_file}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{config_file} is not valid TOML: {exc}") from exc
+        sources.append(str(config_file))
+    env = _from_env(os.environ if environ is None else environ)
+    if env:
+        sources.append("environment")
+    merged.update(env)
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(
+            _format(exc, ", ".join(sources) or "defaults"),
+            hint="see docs/coordinator.md#configuration",
+        ) from None

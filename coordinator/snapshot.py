@@ -1,0 +1,168 @@
+"""Snapshot and restore of the coordinator store: the same drill as `maestro cache`.
+
+A snapshot is a compacted, transactionally consistent `env.copy` (`data.mdb`) plus a manifest:
+the data file's sha256, entry counts, and a sha256 chained over every entry (kind, key, value
+hash) in key order. Taking one re-hashes every CAS blob against its key and checks every AC
+record's checksum, refusing to write a snapshot of damaged data; restoring checks the file hash
+while copying into a staging directory, then re-verifies every entry and the chained digest
+before the staging directory is renamed into place. A damaged or altered snapshot is refused
+and the live store is left untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Literal
+
+import lmdb
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+import maestro
+from maestro.errors import CoordinatorError, IntegrityError
+
+from .records import CorruptRecordError, decode_ac
+from .store import DB_NAMES, Store
+
+FORMAT: Literal["maestro-coordinator-snapshot/1"] = "maestro-coordinator-snapshot/1"
+DATA_FILE = "data.mdb"
+MANIFEST_FILE = "manifest.json"
+_CHUNK = 1 << 20
+
+
+class SnapshotManifest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format: Literal["maestro-coordinator-snapshot/1"] = FORMAT
+    created_at: datetime
+    maestro_version: str
+    data_sha256: str
+    data_bytes: int
+    tenants: int
+    keys: int
+    cas_entries: int
+    ac_entries: int
+    entries_sha256: str
+    """sha256 over `kind key-hex value-sha256` lines of every entry, in key order."""
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRestoreReport:
+    cas_entries: int
+    ac_entries: int
+    target: Path
+    replaced: Path | None
+
+
+def _hash_file(path: Path, copy_to: Path | None = None) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as src:
+        dst = copy_to.open("wb") if copy_to is not None else None
+        try:
+            while chunk := src.read(_CHUNK):
+                hasher.update(chunk)
+                if dst is not None:
+                    dst.write(chunk)
+            if dst is not None:
+                dst.flush()
+                os.fsync(dst.fileno())
+        finally:
+            if dst is not None:
+                dst.close()
+    return hasher.hexdigest()
+
+
+def _scan(env_dir: Path) -> tuple[dict[str, int], str]:
+    """Verify every entry of the environment at `env_dir`; counts and the chained digest."""
+    env = lmdb.open(
+        str(env_dir), readonly=True, lock=False, max_dbs=len(DB_NAMES) + 1, map_size=1 << 40
+    )
+    try:
+        dbs = {name: env.open_db(name.encode(), create=False) for name in DB_NAMES}
+        chain = hashlib.sha256()
+        counts = {"cas": 0, "ac": 0, "tenants": 0, "keys": 0}
+        with env.begin() as txn:
+            for kind in ("cas", "ac"):
+                for full, value in txn.cursor(db=dbs[kind]):
+                    value_hash = hashlib.sha256(value).digest()
+                    if kind == "cas" and value_hash != full[4:]:
+                        raise IntegrityError(f"CAS entry {full.hex()} does not match its hash")
+                    if kind == "ac":
+                        try:
+                            decode_ac(value)
+                        except CorruptRecordError as exc:
+                            raise IntegrityError(
+                                f"AC entry {full.hex()} is damaged: {exc}"
+                            ) from exc
+                    chain.update(f"{kind} {full.hex()} {value_hash.hex()}\n".encode())
+                    counts[kind] += 1
+            counts["tenants"] = txn.stat(dbs["tenants"])["entries"]
+            counts["keys"] = txn.stat(dbs["keys"])["entries"]
+        return counts, chain.hexdigest()
+    except lmdb.Error as exc:
+        raise IntegrityError(f"cannot read the store copy at {env_dir}: {exc}") from exc
+    finally:
+        env.close()
+
+
+def take_snapshot(store: Store, dest: Path) -> SnapshotManifest:
+    if dest.exists() and any(dest.iterdir()):
+        raise CoordinatorError(f"{dest} is not empty", hint="snapshot into a new directory")
+    store.copy_to(dest)
+    counts, chain = _scan(dest)
+    data = dest / DATA_FILE
+    manifest = SnapshotManifest(
+        created_at=datetime.now(UTC),
+        maestro_version=maestro.__version__,
+        data_sha256=_hash_file(data),
+        data_bytes=data.stat().st_size,
+        tenants=counts["tenants"],
+        keys=counts["keys"],
+        cas_entries=counts["cas"],
+        ac_entries=counts["ac"],
+        entries_sha256=chain,
+    )
+    (dest / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
+    return manifest
+
+
+def restore_snapshot(src: Path, target: Path, *, force: bool = False) -> SnapshotRestoreReport:
+    try:
+        manifest = SnapshotManifest.model_validate_json((src / MANIFEST_FILE).read_bytes())
+    except OSError as exc:
+        raise CoordinatorError(f"no readable manifest in {src}: {exc.strerror}") from exc
+    except ValidationError as exc:
+        raise IntegrityError(f"invalid snapshot manifest in {src}: {exc}") from exc
+    if target.exists() and not force:
+        raise CoordinatorError(
+            f"a store already exists at {target}", hint="stop the server and pass --force"
+        )
+    data = src / DATA_FILE
+    if not data.is_file() or data.stat().st_size != manifest.data_bytes:
+        raise IntegrityError(f"{data} is missing or has the wrong size")
+    staging = target.parent / f".{target.name}.restore-{os.getpid()}-{int(time.time())}"
+    staging.mkdir(parents=True, mode=0o700)
+    try:
+        if _hash_file(data, copy_to=staging / DATA_FILE) != manifest.data_sha256:
+            raise IntegrityError(f"{data} does not match the manifest's sha256")
+        counts, chain = _scan(staging)
+        if (counts["cas"], counts["ac"], chain) != (
+            manifest.cas_entries,
+            manifest.ac_entries,
+            manifest.entries_sha256,
+        ):
+            raise IntegrityError("snapshot entries differ from the manifest")
+        replaced = None
+        if target.exists():
+            replaced = target.with_name(f"{target.name}.replaced-{int(time.time())}")
+            target.rename(replaced)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return SnapshotRestoreReport(counts["cas"], counts["ac"], target, replaced)

@@ -1,0 +1,217 @@
+"""`maestro coordinator ...`: run the remote cache server and administer its tenants and keys.
+
+Admin commands open the data directory directly (LMDB allows several processes), so they work
+while the server runs, and a revocation is effective on the server's very next request. They need
+filesystem access to the data dir: that *is* the operator's credential.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from maestro.cli.common import fail_on_error
+
+if TYPE_CHECKING:
+    from maestro.coordinator.settings import Settings
+    from maestro.coordinator.store import Store
+
+coordinator_app = typer.Typer(
+    help="The remote coordinator: a multi-tenant Bazel-HTTP-compatible cache server.",
+    no_args_is_help=True,
+)
+tenant_app = typer.Typer(help="Manage tenants (operates on the data dir).", no_args_is_help=True)
+key_app = typer.Typer(help="Manage API keys (operates on the data dir).", no_args_is_help=True)
+coordinator_app.add_typer(tenant_app, name="tenant")
+coordinator_app.add_typer(key_app, name="key")
+out = Console(highlight=False)
+
+DATA = Annotated[
+    Path | None,
+    typer.Option(
+        "--data", help="Data directory (default: settings / MAESTRO_COORDINATOR_DATA_DIR)."
+    ),
+]
+CONFIG = Annotated[Path | None, typer.Option("--config", help="TOML settings file.")]
+
+
+def _settings(data: Path | None, config: Path | None, **overrides: object) -> Settings:
+    from maestro.coordinator.settings import load_settings
+
+    return load_settings(config, overrides={"data_dir": data, **overrides})
+
+
+def _store(data: Path | None, config: Path | None) -> Store:
+    from maestro.coordinator.store import Store
+
+    settings = _settings(data, config)
+    return Store(settings.data_dir / "store", map_size=settings.map_size_bytes)
+
+
+@coordinator_app.command()
+@fail_on_error
+def serve(
+    host: Annotated[str | None, typer.Option("--host", help="Bind address.")] = None,
+    port: Annotated[int | None, typer.Option("--port", help="Port (0: any free port).")] = None,
+    data: DATA = None,
+    config: CONFIG = None,
+) -> None:
+    """Serve the cache; prints {"event": "listening", "port": N} once bound."""
+    from maestro.coordinator.server import run
+
+    run(_settings(data, config, host=host, port=port))
+
+
+@tenant_app.command("add")
+@fail_on_error
+def tenant_add(
+    name: str,
+    quota: Annotated[str | None, typer.Option("--quota", help="Storage quota, e.g. 10GB.")] = None,
+    raw_ac: Annotated[
+        bool, typer.Option("--raw-ac", help="Store opaque AC values (ccache, bazel).")
+    ] = False,
+    data: DATA = None,
+    config: CONFIG = None,
+) -> None:
+    """Create a tenant (its name is the URL prefix)."""
+    from maestro.cache.sizes import parse_size
+
+    with _store(data, config) as store:
+        record = store.add_tenant(
+            name, raw_ac=raw_ac, quota_bytes=parse_size(quota) if quota else None
+        )
+    out.print(f"tenant {record.name} created (raw_ac={record.raw_ac}, quota={record.quota_bytes})")
+
+
+@tenant_app.command("set")
+@fail_on_error
+def tenant_set(
+    name: str,
+    quota: Annotated[str | None, typer.Option("--quota", help="New quota, or 'none'.")] = None,
+    raw_ac: Annotated[bool | None, typer.Option("--raw-ac/--validated-ac")] = None,
+    data: DATA = None,
+    config: CONFIG = None,
+) -> None:
+    """Change a tenant's quota or AC mode (effective on the next request)."""
+    from maestro.cache.sizes import parse_size
+
+    clear = quota is not None and quota.lower() == "none"
+    size = parse_size(quota) if quota is not None and not clear else None
+    with _store(data, config) as store:
+        record = store.update_tenant(name, raw_ac=raw_ac, quota_bytes=size, clear_quota=clear)
+    out.print(f"tenant {record.name}: raw_ac={record.raw_ac}, quota={record.quota_bytes}")
+
+
+@tenant_app.command("list")
+@fail_on_error
+def tenant_list(data: DATA = None, config: CONFIG = None) -> None:
+    """Tenants with their usage."""
+    with _store(data, config) as store:
+        rows = [(t, store.usage(t)) for t in store.list_tenants()]
+    table = Table("tenant", "raw AC", "quota", "used bytes", "CAS", "AC")
+    for tenant, usage in rows:
+        table.add_row(
+            tenant.name,
+            str(tenant.raw_ac),
+            str(tenant.quota_bytes or "-"),
+            str(usage.bytes),
+            str(usage.cas_entries),
+            str(usage.ac_entries),
+        )
+    out.print(table)
+
+
+@key_app.command("create")
+@fail_on_error
+def key_create(
+    tenant: str,
+    role: Annotated[str, typer.Option("--role", help="read | read-write | admin")] = "read",
+    label: Annotated[str, typer.Option("--label", help="Free-form note, e.g. 'CI'.")] = "",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    data: DATA = None,
+    config: CONFIG = None,
+) -> None:
+    """Create an API key; the key is printed once and cannot be recovered."""
+    from maestro.coordinator.auth import create_key
+    from maestro.coordinator.models import Role
+    from maestro.errors import ConfigError
+
+    try:
+        parsed = Role(role)
+    except ValueError:
+        raise ConfigError(f"unknown role {role!r}", hint="read, read-write or admin") from None
+    with _store(data, config) as store:
+        new = create_key(store, tenant, parsed, label)
+    if as_json:
+        print(json.dumps({"key_id": new.record.key_id, "api_key": new.plaintext}))  # noqa: T201
+        return
+    out.print(f"key {new.record.key_id} ({parsed} on {tenant}); store it now, it is shown once:")
+    print(new.plaintext)  # noqa: T201
+
+
+@key_app.command("revoke")
+@fail_on_error
+def key_revoke(key_id: str, data: DATA = None, config: CONFIG = None) -> None:
+    """Revoke a key; tokens minted from it stop working on the next request."""
+    with _store(data, config) as store:
+        record = store.revoke_key(key_id)
+    out.print(f"key {record.key_id} revoked at {record.revoked_at}")
+
+
+@key_app.command("list")
+@fail_on_error
+def key_list(
+    tenant: Annotated[str | None, typer.Option("--tenant")] = None,
+    data: DATA = None,
+    config: CONFIG = None,
+) -> None:
+    """Key ids, tenants, roles and state (never the keys themselves)."""
+    with _store(data, config) as store:
+        keys = store.list_keys(tenant)
+    table = Table("key id", "tenant", "role", "label", "created", "revoked")
+    for k in keys:
+        table.add_row(
+            k.key_id, k.tenant, str(k.role), k.label, str(k.created_at), str(k.revoked_at or "")
+        )
+    out.print(table)
+
+
+@coordinator_app.command()
+@fail_on_error
+def snapshot(
+    dest: Annotated[Path, typer.Argument(help="New or empty directory.")],
+    data: DATA = None,
+    config: CONFIG = None,
+) -> None:
+    """Consistent compacted copy of the store plus a manifest; every entry re-hashed."""
+    from maestro.coordinator.snapshot import take_snapshot
+
+    with _store(data, config) as store:
+        manifest = take_snapshot(store, dest)
+    out.print(
+        f"snapshot: {manifest.cas_entries} CAS and {manifest.ac_entries} AC entries, "
+        f"{manifest.tenants} tenants -> {dest}"
+    )
+
+
+@coordinator_app.command()
+@fail_on_error
+def restore(
+    src: Annotated[Path, typer.Argument(help="A directory written by `coordinator snapshot`.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing store.")] = False,
+    data: DATA = None,
+    config: CONFIG = None,
+) -> None:
+    """Verify a snapshot entry by entry, then install it (stop the server first)."""
+    from maestro.coordinator.snapshot import restore_snapshot
+
+    settings = _settings(data, config)
+    report = restore_snapshot(src, settings.data_dir / "store", force=force)
+    out.print(f"restored {report.cas_entries} CAS and {report.ac_entries} AC entries (verified)")
+    if report.replaced is not None:
+        out.print(f"the previous store was moved to {report.replaced}")

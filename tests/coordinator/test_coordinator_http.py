@@ -1,0 +1,276 @@
+"""The Bazel HTTP cache layout per tenant: hits, misses, integrity, encodings, limits, errors."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import UTC, datetime
+
+import zstandard
+from coord_helpers import Env, sha
+
+from maestro.cache import ActionResult, Digest, Provenance, Timing
+from maestro.cache.digest import EMPTY_DIGEST
+from maestro.coordinator.models import Role
+
+
+def make_result(*refs: Digest | None) -> bytes:
+    stdout, stderr, junit = [*refs, None, None, None][:3]
+    return ActionResult(
+        exit_code=0,
+        stdout=stdout,
+        stderr=stderr,
+        junit=junit,
+        timing=Timing(started_at=datetime(2026, 1, 1, tzinfo=UTC), wall_s=1.0, cpu_s=1.0),
+        provenance=Provenance.current(),
+    ).encode()
+
+
+async def test_cas_put_get_head_roundtrip(env: Env) -> None:
+    h = await env.auth("alpha")
+    data = os.urandom(5000)
+    url = f"/alpha/cas/{sha(data)}"
+    assert (await env.client.get(url, headers=h)).status == 404
+    assert (await env.client.head(url, headers=h)).status == 404
+    resp = await env.client.put(url, data=data, headers=h)
+    assert resp.status == 200, await resp.text()
+    resp = await env.client.get(url, headers=h)
+    assert resp.status == 200
+    assert await resp.read() == data
+    resp = await env.client.head(url, headers=h)
+    assert resp.status == 200
+    assert resp.headers["Content-Length"] == str(len(data))
+    # idempotent re-put
+    assert (await env.client.put(url, data=data, headers=h)).status == 200
+
+
+async def test_empty_blob_always_exists(env: Env) -> None:
+    h = await env.auth("alpha", Role.READ)
+    url = f"/alpha/cas/{EMPTY_DIGEST.hash}"
+    resp = await env.client.get(url, headers=h)
+    assert resp.status == 200
+    assert await resp.read() == b""
+    assert (await env.client.head(url, headers=h)).status == 200
+
+
+async def test_digest_mismatch_is_400_and_nothing_stored(env: Env) -> None:
+    h = await env.auth("alpha")
+    data = b"hello world"
+    wrong = sha(b"other")
+    resp = await env.client.put(f"/alpha/cas/{wrong}", data=data, headers=h)
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "digest_mismatch"
+    assert (await env.client.get(f"/alpha/cas/{wrong}", headers=h)).status == 404
+    assert (await env.client.get(f"/alpha/cas/{sha(data)}", headers=h)).status == 404
+    assert env.store.usage(env.store.get_tenant("alpha")).bytes == 0  # type: ignore[arg-type]
+    # a zero-length body under a non-empty hash is a mismatch too
+    resp = await env.client.put(f"/alpha/cas/{wrong}", data=b"", headers=h)
+    assert resp.status == 400
+
+
+async def test_bad_paths_and_methods(env: Env) -> None:
+    h = await env.auth("alpha")
+    for bad in ("abc", "A" * 64, "g" * 64, sha(b"x") + "0"):
+        assert (await env.client.get(f"/alpha/cas/{bad}", headers=h)).status == 400
+    for method in ("DELETE", "POST", "PATCH", "OPTIONS"):
+        resp = await env.client.request(method, f"/alpha/cas/{sha(b'x')}", headers=h)
+        assert resp.status == 405, method
+        assert "PUT" in resp.headers["Allow"]
+    assert (await env.client.get("/alpha/xyz/" + sha(b"x"), headers=h)).status == 404
+
+
+async def test_zstd_roundtrip(env: Env) -> None:
+    h = await env.auth("alpha")
+    data = b"compressible " * 10_000
+    digest = sha(data)
+    body = zstandard.ZstdCompressor().compress(data)
+    headers = {**h, "Content-Encoding": "zstd", "X-Digest-SizeBytes": str(len(data))}
+    resp = await env.client.put(f"/alpha/cas/{digest}", data=body, headers=headers)
+    assert resp.status == 200, await resp.text()
+    resp = await env.client.get(
+        f"/alpha/cas/{digest}", headers={**h, "Accept-Encoding": "zstd"}, auto_decompress=False
+    )
+    assert resp.status == 200
+    assert resp.headers["Content-Encoding"] == "zstd"
+    raw = await resp.read()
+    assert len(raw) < len(data)
+    assert zstandard.ZstdDecompressor().decompressobj().decompress(raw) == data
+    # without Accept-Encoding: identity
+    resp = await env.client.get(
+        f"/alpha/cas/{digest}", headers={**h, "Accept-Encoding": "identity"}
+    )
+    assert "Content-Encoding" not in resp.headers
+    assert await resp.read() == data
+
+
+async def test_zstd_errors(env: Env) -> None:
+    h = await env.auth("alpha")
+    data = b"x" * 100
+    headers = {**h, "Content-Encoding": "zstd"}
+    resp = await env.client.put(f"/alpha/cas/{sha(data)}", data=b"not zstd", headers=headers)
+    assert resp.status == 400
+    zeros = b"\0" * (3 << 20)  # over the 2 MiB limit once decompressed
+    bomb = zstandard.ZstdCompressor().compress(zeros)
+    resp = await env.client.put(f"/alpha/cas/{sha(zeros)}", data=bomb, headers=headers)
+    assert resp.status == 413
+    body = zstandard.ZstdCompressor().compress(data)
+    resp = await env.client.put(
+        f"/alpha/cas/{sha(data)}", data=body, headers={**headers, "X-Digest-SizeBytes": "99"}
+    )
+    assert resp.status == 400
+    resp = await env.client.put(
+        f"/alpha/cas/{sha(data)}", data=data, headers={**h, "Content-Encoding": "gzip"}
+    )
+    assert resp.status == 415
+
+
+async def test_size_limit_and_length_required(env: Env) -> None:
+    h = await env.auth("alpha")
+    big = b"y" * ((2 << 20) + 1)
+    resp = await env.client.put(f"/alpha/cas/{sha(big)}", data=big, headers=h)
+    assert resp.status == 413
+
+    async def chunks():  # type: ignore[no-untyped-def]
+        yield b"abc"
+
+    resp = await env.client.put(f"/alpha/cas/{sha(b'abc')}", data=chunks(), headers=h)
+    assert resp.status == 411
+
+
+async def test_ac_validated_requires_referenced_blobs(env: Env) -> None:
+    h = await env.auth("alpha")
+    out = b"stdout of the test run"
+    out_digest = Digest(sha(out), len(out))
+    value = make_result(out_digest)
+    action = sha(b"action-1")
+    assert (await env.client.put(f"/alpha/ac/{action}", data=value, headers=h)).status == 200
+    # referenced blob missing -> miss
+    assert (await env.client.get(f"/alpha/ac/{action}", headers=h)).status == 404
+    assert (await env.client.head(f"/alpha/ac/{action}", headers=h)).status == 404
+    assert (
+        await env.client.put(f"/alpha/cas/{out_digest.hash}", data=out, headers=h)
+    ).status == 200
+    resp = await env.client.get(f"/alpha/ac/{action}", headers=h)
+    assert resp.status == 200
+    assert await resp.read() == value  # byte-exact
+    # invalid AC value refused in validated mode
+    resp = await env.client.put(f"/alpha/ac/{action}", data=b"opaque junk", headers=h)
+    assert resp.status == 400
+    assert (await resp.json())["error"] == "invalid_action_result"
+
+
+async def test_raw_mode_stores_opaque_values(env: Env) -> None:
+    h = await env.auth("rawco")
+    action = sha(b"ccache-key")
+    value = os.urandom(300)
+    assert (await env.client.put(f"/rawco/ac/{action}", data=value, headers=h)).status == 200
+    resp = await env.client.get(f"/rawco/ac/{action}", headers=h)
+    assert await resp.read() == value
+    # switching the tenant to validated mode hides raw entries (their references were never
+    # checked) rather than serving them
+    env.store.update_tenant("rawco", raw_ac=False)
+    h2 = await env.auth("rawco")
+    assert (await env.client.get(f"/rawco/ac/{action}", headers=h2)).status == 404
+
+
+async def test_quota_507(env: Env) -> None:
+    env.store.update_tenant("beta", quota_bytes=10_000)
+    h = await env.auth("beta")
+    first = os.urandom(6000)
+    assert (await env.client.put(f"/beta/cas/{sha(first)}", data=first, headers=h)).status == 200
+    second = os.urandom(6000)
+    resp = await env.client.put(f"/beta/cas/{sha(second)}", data=second, headers=h)
+    assert resp.status == 507
+    body = await resp.json()
+    assert body["error"] == "quota_exceeded"
+    assert "quota" in body["message"] and body["hint"]
+    assert (await env.client.get(f"/beta/cas/{sha(second)}", headers=h)).status == 404
+    # another tenant is unaffected
+    ha = await env.auth("alpha")
+    assert (
+        await env.client.put(f"/alpha/cas/{sha(second)}", data=second, headers=ha)
+    ).status == 200
+
+
+async def test_corrupt_blob_detected_and_never_served(env: Env) -> None:
+    h = await env.auth("alpha")
+    data = os.urandom(4096)
+    digest = sha(data)
+    assert (await env.client.put(f"/alpha/cas/{digest}", data=data, headers=h)).status == 200
+    tenant = env.store.get_tenant("alpha")
+    assert tenant is not None
+    # flip a byte in place, as disk rot would
+    with env.store.env.begin(write=True, db=env.store._db["cas"]) as txn:
+        txn.put(tenant.prefix + bytes.fromhex(digest), data[:-1] + bytes([data[-1] ^ 1]))
+    resp = await env.client.get(f"/alpha/cas/{digest}", headers=h)
+    assert resp.status == 404
+    assert env.store.quarantined() == 1
+    assert (await env.client.head(f"/alpha/cas/{digest}", headers=h)).status == 404
+    metrics = await (await env.client.get("/metrics")).text()
+    assert 'maestro_coordinator_corrupt_entries_total{kind="cas",tenant="alpha"} 1.0' in metrics
+    # a re-upload heals it
+    assert (await env.client.put(f"/alpha/cas/{digest}", data=data, headers=h)).status == 200
+    assert await (await env.client.get(f"/alpha/cas/{digest}", headers=h)).read() == data
+
+
+async def test_corrupt_ac_record_detected(env: Env) -> None:
+    h = await env.auth("rawco")
+    action = sha(b"k")
+    assert (await env.client.put(f"/rawco/ac/{action}", data=b"value", headers=h)).status == 200
+    tenant = env.store.get_tenant("rawco")
+    assert tenant is not None
+    full = tenant.prefix + bytes.fromhex(action)
+    with env.store.env.begin(write=True, db=env.store._db["ac"]) as txn:
+        raw = bytes(txn.get(full))
+        txn.put(full, raw[:-1] + b"X")
+    assert (await env.client.get(f"/rawco/ac/{action}", headers=h)).status == 404
+
+
+async def test_healthz_metrics_openapi(env: Env) -> None:
+    resp = await env.client.get("/healthz")
+    assert resp.status == 200 and (await resp.json())["status"] == "ok"
+    h = await env.auth("alpha")
+    await env.client.get(f"/alpha/cas/{sha(b'nope')}", headers=h)
+    text = await (await env.client.get("/metrics")).text()
+    assert 'maestro_coordinator_cache_misses_total{kind="cas",tenant="alpha"} 1.0' in text
+    assert "maestro_coordinator_request_duration_seconds_bucket" in text
+    assert (
+        'route="/{tenant}/{kind:cas|ac}/{hash}"' in text
+        or 'route="/{tenant}/{kind}/{hash}"' in text
+    )
+    doc = await (await env.client.get("/openapi.json")).json()
+    assert doc["openapi"].startswith("3.")
+    for path in (
+        "/v1/token",
+        "/{tenant}/cas/{hash}",
+        "/{tenant}/ac/{hash}",
+        "/healthz",
+        "/metrics",
+    ):
+        assert path in doc["paths"]
+    assert "TokenResponse" in doc["components"]["schemas"]
+
+
+async def test_access_log_has_no_secrets(env: Env, caplog) -> None:  # type: ignore[no-untyped-def]
+    import logging
+
+    caplog.set_level(logging.INFO, logger="maestro.coordinator.access")
+    key = env.key("alpha")
+    token = await env.token("alpha")
+    await env.client.get(
+        f"/alpha/cas/{sha(b'q')}?token={token}", headers={"Authorization": f"Bearer {token}"}
+    )
+    await env.client.get(f"/alpha/cas/{sha(b'q')}", headers={"Authorization": f"Bearer {key}"})
+    lines = [r.getMessage() for r in caplog.records if r.name == "maestro.coordinator.access"]
+    assert len(lines) >= 3
+    blob = "\n".join(lines)
+    assert token not in blob and key not in blob
+    assert key.split("_")[2] not in blob
+    import json
+
+    record = json.loads(lines[-1])
+    assert record["tenant"] == "alpha" and record["status"] == 404 and record["key_id"]
+
+
+def test_hashlib_sanity() -> None:
+    assert hashlib.sha256(b"").hexdigest() == EMPTY_DIGEST.hash
