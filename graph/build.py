@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -95,14 +96,25 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class Impact:
+    """An impacted target. Its reason chain is built on first access: a change to a hub module
+    impacts hundreds of targets, and most callers look at few of their chains."""
+
     target: str
     kind: TargetKind
     changed: str  # the changed input the chain ends at
-    chain: tuple[Hop, ...]  # from the target down to `changed`; empty if the target itself changed
+    distance: int  # hops from the target to `changed`
+    _parent: dict[str, str | None] = field(repr=False, compare=False)
+    _deps: dict[str, dict[str, Edge]] = field(repr=False, compare=False)
 
     @property
-    def distance(self) -> int:
-        return len(self.chain)
+    def chain(self) -> tuple[Hop, ...]:
+        """From the target down to `changed`; empty if the target itself changed."""
+        hops = []
+        cur = self.target
+        while (nxt := self._parent[cur]) is not None:
+            hops.append(Hop(cur, nxt, self._deps[cur][nxt]))
+            cur = nxt
+        return tuple(hops)
 
 
 @dataclass(slots=True)
@@ -176,11 +188,15 @@ class BuildGraph:
                 d = d.rsplit("/", 1)[0]
                 self.dirs.add(d)
         self._roots = self._source_roots()
-        for rel in walked.files:
-            if rel.endswith(".py"):
-                entry = self._entry(rel)
-                if entry is not None:
-                    self.py[rel] = entry
+        py_files = [rel for rel in walked.files if rel.endswith(".py")]
+        unseen: list[tuple[str, os.stat_result]] = []
+        entries: dict[str, FileEntry] = {}
+        for rel in py_files:
+            entry = self._entry(rel, defer=unseen)
+            if entry is not None:
+                entries[rel] = entry
+        entries.update(self._scan_unseen(unseen))
+        self.py = {rel: entries[rel] for rel in py_files if rel in entries}
         self._read_sections()
         self.targets = dict(config.targets)
         self._check_target_cycles()
@@ -226,7 +242,11 @@ class BuildGraph:
         found = self.distributions().get(node.removeprefix(DIST))
         return (found[0], found[1]) if found else None
 
-    def _entry(self, rel: str) -> FileEntry | None:
+    def _entry(
+        self, rel: str, defer: list[tuple[str, os.stat_result]] | None = None
+    ) -> FileEntry | None:
+        """The file's entry: from the index when its stat proves it unchanged, else scanned now,
+        or (files the index never saw, when `defer` is given) queued for a batch scan."""
         path = os.path.join(self.root, rel)
         try:
             st = os.stat(path)
@@ -246,6 +266,9 @@ class BuildGraph:
             )  # fmt: skip
             self.index.dirty = True
             return entry
+        if defer is not None and rel not in self.index.files:
+            defer.append((rel, st))
+            return None
         try:
             with open(path, "rb") as f:
                 data = f.read()
@@ -253,6 +276,44 @@ class BuildGraph:
             self.walk_diagnostics.append(Diagnostic(rel, 0, f"cannot read: {exc.strerror}"))
             return None
         return self._scan(rel, data, st)
+
+    def _scan_unseen(self, unseen: list[tuple[str, os.stat_result]]) -> dict[str, FileEntry]:
+        """Scan files the index never saw; a large batch (a cold build) uses both cores.
+
+        Forking is only safe while this process has no other thread (the CLI, a benchmark); the
+        daemon builds once in a thread and then lives on its index, so it scans sequentially.
+        """
+        if not unseen:
+            return {}
+        self.index.dirty = True
+        self.stats.scanned += len(unseen)
+        rels = [rel for rel, _ in unseen]
+        workers = min(os.cpu_count() or 1, 4)
+        results: list[tuple[str, list[Any] | None, list[tuple[int, str]]]]
+        if len(unseen) >= PARALLEL_SCAN_MIN and workers > 1 and threading.active_count() == 1:
+            import concurrent.futures
+            import multiprocessing
+
+            chunks = [rels[i::workers] for i in range(workers)]
+            context = multiprocessing.get_context("fork")
+            with concurrent.futures.ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
+                futures = [pool.submit(scan_files, str(self.root), c) for c in chunks[1:]]
+                results = scan_files(str(self.root), chunks[0])  # this process takes a share
+                for future in futures:
+                    results += future.result()
+        else:
+            results = scan_files(str(self.root), rels)
+        stats = dict(unseen)
+        out: dict[str, FileEntry] = {}
+        for rel, packed, problems in results:
+            if packed is None:
+                self.walk_diagnostics.append(Diagnostic(rel, 0, problems[0][1]))
+                continue
+            st = stats[rel]
+            out[rel] = FileEntry(
+                st.st_size, st.st_mtime_ns, st.st_ino, "", None, problems, packed=packed
+            )
+        return out
 
     def _scan(self, rel: str, data: bytes, st: os.stat_result | None) -> FileEntry:
         size, mtime, ino = (st.st_size, st.st_mtime_ns, st.st_ino) if st else (len(data), 0, 0)
@@ -266,13 +327,7 @@ class BuildGraph:
                 size, mtime, ino, digest, old.imports, old.problems, old.syntax_checked
             )
         self.stats.scanned += 1
-        problems: list[tuple[int, str]] = []
-        encoding = encoding_problem(data)
-        if encoding is not None:
-            problems.append(encoding)
-        if b"\0" in data:
-            problems.append((1, "file contains NUL bytes; Python cannot import it"))
-        return FileEntry(size, mtime, ino, digest, scan_imports(data), problems, False)
+        return FileEntry(size, mtime, ino, digest, scan_imports(data), file_problems(data), False)
 
     # ------------------------------------------------------------------ resolution
 
@@ -658,26 +713,31 @@ class BuildGraph:
     def impacted(self, changes: Iterable[Change]) -> list[Impact]:
         """Targets a change can break, each with its shortest reason chain."""
         changed = self._changed_nodes(list(changes))
+        # breadth-first over reverse edges, one level at a time: the first visit of a node is
+        # along a shortest chain, whose origin (the changed input) and length travel with it
         parent: dict[str, str | None] = dict.fromkeys(changed)
-        queue = deque(changed)
+        origin: dict[str, str] = dict(changed)
+        tests, rdeps, deps = self.tests, self.rdeps, self.deps
         impacts: list[Impact] = []
-        while queue:
-            node = queue.popleft()
-            if self.is_target(node):
-                chain = []
-                cur = node
-                while parent[cur] is not None:
-                    nxt = parent[cur]
-                    assert nxt is not None
-                    chain.append(Hop(cur, nxt, self.deps[cur][nxt]))
-                    cur = nxt
-                kind: TargetKind = "test" if node in self.tests else "declared"
-                impacts.append(Impact(node, kind, changed[cur], tuple(chain)))
-            for user in self.rdeps.get(node, ()):
-                if user not in parent:
-                    parent[user] = node
-                    queue.append(user)
-        impacts.sort(key=lambda i: (i.distance, i.target))
+        level: list[str] = list(changed)
+        distance = 0
+        while level:
+            found: list[Impact] = []
+            following: list[str] = []
+            for node in level:
+                if node in tests:
+                    found.append(Impact(node, "test", origin[node], distance, parent, deps))
+                elif node.startswith(TARGET) and node[2:] in self.targets:
+                    found.append(Impact(node, "declared", origin[node], distance, parent, deps))
+                for user in rdeps.get(node, ()):
+                    if user not in parent:
+                        parent[user] = node
+                        origin[user] = origin[node]
+                        following.append(user)
+            found.sort(key=lambda i: i.target)
+            impacts += found
+            level = following
+            distance += 1
         return impacts
 
     def why(self, target: str, path: str) -> tuple[Hop, ...] | None:
@@ -822,6 +882,40 @@ def _glob(pattern: str) -> pathspec.PathSpec[Any]:
     import pathspec
 
     return pathspec.PathSpec.from_lines("gitignore", ["/" + pattern])
+
+
+PARALLEL_SCAN_MIN = 400  # below this, starting a worker costs more than it saves
+
+
+def scan_files(
+    root: str, rels: list[str]
+) -> list[tuple[str, list[Any] | None, list[tuple[int, str]]]]:
+    """Read and scan files: (rel, packed imports, problems), or (rel, None, [(0, error)]).
+
+    Module-level so a worker process can run it; results are plain lists (cheap to send).
+    """
+    out: list[tuple[str, list[Any] | None, list[tuple[int, str]]]] = []
+    for rel in rels:
+        try:
+            with open(os.path.join(root, rel), "rb") as f:
+                data = f.read()
+        except OSError as exc:
+            out.append((rel, None, [(0, f"cannot read: {exc.strerror}")]))
+            continue
+        packed = [[i.kind, i.module, i.level, list(i.names), i.line] for i in scan_imports(data)]
+        out.append((rel, packed, file_problems(data)))
+    return out
+
+
+def file_problems(data: bytes) -> list[tuple[int, str]]:
+    """What stops Python from importing a file at all, found without parsing it."""
+    problems: list[tuple[int, str]] = []
+    encoding = encoding_problem(data)
+    if encoding is not None:
+        problems.append(encoding)
+    if b"\0" in data:
+        problems.append((1, "file contains NUL bytes; Python cannot import it"))
+    return problems
 
 
 def _module_of(rel: str) -> str:

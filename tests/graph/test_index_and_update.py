@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from maestro.graph.build import BuildGraph, Change
 
 Make = Callable[[dict[str, str | bytes]], Path]
@@ -105,3 +107,25 @@ def test_why_and_closure(make_ws: Make) -> None:
     assert chain is not None and [h.target for h in chain] == ["pkg/a.py", "pkg/b.py"]
     assert graph.why("tests/test_a.py", "README.md") is None
     assert {"pkg/a.py", "pkg/b.py", "pkg/__init__.py"} <= graph.closure("tests/test_a.py")
+
+
+def test_parallel_cold_scan_gives_the_same_graph(
+    make_ws: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files: dict[str, str | bytes] = {"pkg/__init__.py": ""}
+    for i in range(450):
+        files[f"pkg/m{i}.py"] = f"import pkg.m{(i + 1) % 450}\nimport os\n"
+    files["tests/test_m.py"] = "from pkg import m0\n"
+    files["pkg/latin.py"] = b"x = '\xe9'\n"
+    root = make_ws(files)
+    from maestro.graph import build as build_module
+
+    parallel = BuildGraph.build(root)
+    monkeypatch.setattr(build_module, "PARALLEL_SCAN_MIN", 10**9)
+    sequential = BuildGraph.build(root)
+    assert parallel.stats.scanned == sequential.stats.scanned == 453
+    assert parallel.deps == sequential.deps
+    assert [d.message for d in parallel.diagnostics()] == [
+        d.message for d in sequential.diagnostics()
+    ]
+    assert len(parallel.impacted([Change("pkg/m200.py")])) == 1
