@@ -1,0 +1,101 @@
+"""Code lenses. Test files: "Run file" and the file's last result on the first line; "Run" and the
+last result (with "cached") above every test function and class. Source files: "N impacted
+tests" (run them on click). Test files are recognised by the daemon's graph, functions by ``ast``
+on the editor's text, results come from memory: a lens request on a test file never waits on
+pytest and costs one memoised daemon answer at most."""
+
+from __future__ import annotations
+
+import logging
+
+from lsprotocol import types
+
+from maestro.errors import MaestroError
+from maestro.server.discovery import discover, flatten
+from maestro.server.impacted import impacted_targets
+from maestro.server.results import TestState, summarize
+from maestro.server.server import MaestroServer, Workspace
+
+log = logging.getLogger(__name__)
+
+ICONS = {"passed": "✓", "failed": "✗", "error": "✗", "skipped": "○", "xfailed": "○", "xpassed": "!"}
+
+
+def _lens(line: int, title: str, command: str, *args: object) -> types.CodeLens:
+    pos = types.Position(line=line, character=0)
+    return types.CodeLens(
+        range=types.Range(start=pos, end=pos),
+        command=types.Command(title=title, command=command, arguments=list(args)),
+    )
+
+
+def _result_title(states: list[TestState], cached: bool) -> str:
+    failing = [s for s in states if s.failing]
+    worst = failing[0] if failing else states[0]
+    icon = ICONS.get(worst.outcome, "?")
+    if len(states) == 1:
+        title = f"{icon} {worst.outcome} {worst.duration_s * 1000:.0f} ms"
+    else:
+        title = f"{icon} {summarize(states)}"
+    if cached or all(s.cached for s in states):
+        title += " (cached)"
+    if any(s.flaky for s in states):
+        title += " flaky"
+    return title
+
+
+def test_file_lenses(ls: MaestroServer, ws: Workspace, uri: str, rel: str) -> list[types.CodeLens]:
+    source = ls.text_of(uri) or ""
+    items = discover(rel, source)
+    plan = ws.results.files.get(rel)
+    file_cached = plan is not None and not plan.runs
+    lenses = [_lens(0, "▶ Run file", "maestro.runFile", uri)]
+    states = ws.results.of_file(rel)
+    if states:
+        lenses.append(
+            _lens(0, "last: " + _result_title(states, file_cached), "maestro.explain", rel)
+        )
+    elif plan is not None:
+        lenses.append(_lens(0, f"last: {plan.describe}", "maestro.explain", rel))
+    for item in flatten(items):
+        lenses.append(_lens(item.line, "▶ Run", "maestro.runNode", item.nodeid, uri))
+        node_states = ws.results.of_node(item.nodeid)
+        if node_states:
+            lenses.append(
+                _lens(
+                    item.line,
+                    _result_title(node_states, file_cached),
+                    "maestro.explain",
+                    item.nodeid,
+                )
+            )
+    return lenses
+
+
+async def source_file_lenses(ls: MaestroServer, ws: Workspace, uri: str) -> list[types.CodeLens]:
+    try:
+        report = await impacted_targets(ls, ws, [uri], None, cache_state=False, tests_only=True)
+    except MaestroError as exc:
+        log.info("no impacted lens for %s: %s", uri, exc.message)
+        return []
+    count = report["count"]
+    unsaved = " (unsaved edit)" if report["source"] in ("buffers", "mixed") else ""
+    title = f"{count} impacted test{'s' if count != 1 else ''}{unsaved}"
+    if count:
+        title = "▶ " + title
+    return [_lens(0, title, "maestro.runImpacted", uri)]
+
+
+def register(server: MaestroServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_CODE_LENS, types.CodeLensOptions(resolve_provider=False))
+    async def code_lens(ls: MaestroServer, params: types.CodeLensParams) -> list[types.CodeLens]:
+        settings = ls.settings.code_lens
+        uri = params.text_document.uri
+        if not settings.enabled or not uri.startswith("file:") or not uri.endswith(".py"):
+            return []
+        ws, rel = ls.ws_of_uri(uri)
+        if await ls.is_test_file(ws, rel):
+            return test_file_lenses(ls, ws, uri, rel)
+        if settings.impacted_on_source:
+            return await source_file_lenses(ls, ws, uri)
+        return []

@@ -1,0 +1,152 @@
+"""``workspace/executeCommand`` commands, all prefixed ``maestro.``. Run commands wait for the run
+and return its summary (the same document as ``maestro/testResults``); progress goes through
+work-done progress, failures through diagnostics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from maestro.errors import UnknownTargetError
+from maestro.server.impacted import explain, impacted_targets, target_of
+from maestro.server.runs import manager
+from maestro.server.server import MaestroServer, Workspace
+from maestro.server.util import uri_to_path
+from maestro.wire import CACHE_STATS, Empty, RunTestsParams
+
+RUN_NODE = "maestro.runNode"
+RUN_FILE = "maestro.runFile"
+RUN_IMPACTED = "maestro.runImpacted"
+RUN_ALL = "maestro.runAll"
+CANCEL = "maestro.cancel"
+CACHE_STATS_CMD = "maestro.cacheStats"
+EXPLAIN = "maestro.explain"
+STATUS = "maestro.status"
+RESTART = "maestro.restartDaemon"
+
+
+def _str_arg(args: tuple[Any, ...], index: int) -> str | None:
+    if len(args) > index and isinstance(args[index], str) and args[index]:
+        return str(args[index])
+    if len(args) > index and isinstance(args[index], dict):
+        value = args[index].get("uri") or args[index].get("id") or args[index].get("target")
+        return str(value) if value else None
+    return None
+
+
+def _default_ws(ls: MaestroServer, root: str | None = None) -> Workspace:
+    if root:
+        return ls.ws(uri_to_path(root) if root.startswith("file:") else Path(root))
+    folders = ls.folders()
+    if not folders:
+        raise UnknownTargetError("no workspace folder is open")
+    return ls.ws(folders[0])
+
+
+async def run_paths(
+    ls: MaestroServer,
+    ws: Workspace,
+    paths: list[str],
+    *,
+    kind: str,
+    label: str,
+    pytest_args: list[str] | None = None,
+) -> dict[str, Any]:
+    runs = manager(ls)
+    run = runs.start(
+        ws, RunTestsParams(paths=paths, pytest_args=pytest_args or []), kind=kind, label=label
+    )
+    return await runs.wait(run)
+
+
+def register(server: MaestroServer) -> None:
+    @server.command(RUN_NODE)
+    async def run_node(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+        """Arguments: node id (``tests/test_a.py::test_x`` or ``<file uri>::test_x``), [doc uri]."""
+        node = _str_arg(args, 0)
+        if not node:
+            raise UnknownTargetError("maestro.runNode needs a node id")
+        uri = _str_arg(args, 1)
+        if uri and not node.startswith("file:"):
+            ws = ls.ws_of_uri(uri)[0]
+        else:
+            ws, _, node = target_of(ls, node)
+        return await run_paths(ls, ws, [node], kind="node", label=f"run {node}")
+
+    @server.command(RUN_FILE)
+    async def run_file(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+        """Arguments: file URI (or a path relative to the first workspace folder)."""
+        target = _str_arg(args, 0)
+        if not target:
+            raise UnknownTargetError("maestro.runFile needs a file")
+        ws, rel, _ = target_of(ls, target)
+        return await run_paths(ls, ws, [rel], kind="file", label=f"run {rel}")
+
+    @server.command(RUN_IMPACTED)
+    async def run_impacted(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+        """Arguments: [document URI]. Without one: the working tree plus every unsaved buffer."""
+        uri = _str_arg(args, 0)
+        ws = ls.ws_of_uri(uri)[0] if uri else _default_ws(ls)
+        report = await impacted_targets(
+            ls, ws, [uri] if uri else None, None, cache_state=False, tests_only=True
+        )
+        targets = [r["target"] for r in report["impacted"]]
+        if not targets:
+            return {
+                "root": str(ws.root),
+                "kind": "impacted",
+                "runId": None,
+                "files": [],
+                "message": "no impacted tests",
+                "cancelled": False,
+                "error": None,
+            }
+        label = f"run {len(targets)} impacted test file{'s' if len(targets) != 1 else ''}"
+        return await run_paths(ls, ws, targets, kind="impacted", label=label)
+
+    @server.command(RUN_ALL)
+    async def run_all(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+        """Arguments: [workspace root path or URI]."""
+        ws = _default_ws(ls, _str_arg(args, 0))
+        return await run_paths(ls, ws, [], kind="all", label="run all tests")
+
+    @server.command(CANCEL)
+    async def cancel(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+        """Arguments: [run id]; without one every active run is cancelled."""
+        return {"cancelled": manager(ls).cancel(_str_arg(args, 0))}
+
+    @server.command(CACHE_STATS_CMD)
+    async def cache_stats(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+        ws = _default_ws(ls, _str_arg(args, 0))
+        stats = await ws.link.call(CACHE_STATS, Empty())
+        return {"root": str(ws.root), **stats.model_dump(mode="json")}
+
+    @server.command(EXPLAIN)
+    async def explain_cmd(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+        """Arguments: target (node id, relative path or URI), [input path]."""
+        target = _str_arg(args, 0)
+        if not target:
+            raise UnknownTargetError("maestro.explain needs a target")
+        result = await explain(ls, target, _str_arg(args, 1))
+        ls.log_to_client(
+            f"maestro explain {result['target']}: {result['decision']}\n" + result["text"]
+        )
+        return result
+
+    @server.command(STATUS)
+    async def status_cmd(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+        from maestro.server.status import status
+
+        return await status(ls)
+
+    @server.command(RESTART)
+    async def restart(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+        """Stop the daemon of a workspace (default: the first folder); the next query starts it."""
+        import asyncio
+
+        from maestro.daemon.lifecycle import stop_daemon
+
+        ws = _default_ws(ls, _str_arg(args, 0))
+        pid = await asyncio.to_thread(stop_daemon, ws.root)
+        client = await ws.link.client()
+        return {"root": str(ws.root), "stopped": pid, "pid": client.info.pid}

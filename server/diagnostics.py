@@ -1,0 +1,91 @@
+"""Test failures as diagnostics: at the failing line in the test, with related information at the
+line that raised in the source. One publish per test file replaces that file's diagnostics (a
+passing run clears them)."""
+
+from __future__ import annotations
+
+from lsprotocol import types
+
+from maestro.server.discovery import discover, flatten
+from maestro.server.results import TestState
+from maestro.server.server import MaestroServer, Workspace
+from maestro.server.util import base_nodeid
+
+SOURCE = "maestro"
+
+
+def _line_text(ls: MaestroServer, uri: str, line0: int) -> str:
+    text = ls.text_of(uri) or ""
+    lines = text.splitlines()
+    return lines[line0] if 0 <= line0 < len(lines) else ""
+
+
+def _range(ls: MaestroServer, uri: str, line1: int) -> types.Range:
+    """The non-blank part of a 1-based line."""
+    line0 = max(line1 - 1, 0)
+    text = _line_text(ls, uri, line0)
+    start = len(text) - len(text.lstrip())
+    return types.Range(
+        start=types.Position(line=line0, character=start),
+        end=types.Position(line=line0, character=max(len(text), start)),
+    )
+
+
+def _def_lines(ls: MaestroServer, uri: str, rel: str) -> dict[str, int]:
+    """Node id -> 1-based def line, from the document's current text."""
+    source = ls.text_of(uri) or ""
+    return {i.nodeid: i.line + 1 for i in flatten(discover(rel, source))}
+
+
+def diagnostic_for(
+    ls: MaestroServer, ws: Workspace, uri: str, state: TestState, def_lines: dict[str, int]
+) -> types.Diagnostic:
+    line = state.test_line or state.def_line or def_lines.get(base_nodeid(state.nodeid)) or 1
+    related: list[types.DiagnosticRelatedInformation] = []
+    if state.raised_path and (state.raised_path != state.file or state.raised_line != line):
+        raised_uri = ls.uri_of(ws, state.raised_path)
+        related.append(
+            types.DiagnosticRelatedInformation(
+                location=types.Location(
+                    uri=raised_uri, range=_range(ls, raised_uri, state.raised_line or 1)
+                ),
+                message=f"raised here: {state.raised_path}:{state.raised_line}",
+            )
+        )
+    name = state.nodeid.split("::", 1)[-1]
+    message = f"{name} {state.outcome}: {state.message or 'no message'}"
+    if state.cached:
+        message += " (cached result)"
+    return types.Diagnostic(
+        range=_range(ls, uri, line),
+        message=message,
+        severity=types.DiagnosticSeverity.Error,
+        source=SOURCE,
+        code=state.outcome,
+        related_information=related or None,
+        data={"nodeid": state.nodeid, "cached": state.cached},
+    )
+
+
+def diagnostics_of(ls: MaestroServer, ws: Workspace, rel: str) -> list[types.Diagnostic]:
+    uri = ls.uri_of(ws, rel)
+    failing = [s for s in ws.results.of_file(rel) if s.failing]
+    if not failing:
+        return []
+    def_lines = _def_lines(ls, uri, rel)
+    return [
+        diagnostic_for(ls, ws, uri, s, def_lines) for s in sorted(failing, key=lambda s: s.nodeid)
+    ]
+
+
+def publish(ls: MaestroServer, ws: Workspace, rel: str) -> None:
+    if not ls.settings.diagnostics:
+        return
+    uri = ls.uri_of(ws, rel)
+    ls.text_document_publish_diagnostics(
+        types.PublishDiagnosticsParams(uri=uri, diagnostics=diagnostics_of(ls, ws, rel))
+    )
+
+
+def register(server: MaestroServer) -> None:
+    """Diagnostics are pushed by runs (maestro.server.runs); nothing to register."""

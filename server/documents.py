@@ -1,0 +1,89 @@
+"""Lifecycle and document sync: initialization options, capabilities, open/change/save/close.
+
+The server follows unsaved buffers: a change only marks the document; lenses and
+`maestro/impactedTargets` send the buffer's text to the daemon (``impacted`` with ``buffers``)
+when it differs from the disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from lsprotocol import types
+
+from maestro.server import testexplorer
+from maestro.server.server import (
+    TEST_EXPLORER_CAPABILITY,
+    MaestroServer,
+    apply_daemon_env,
+)
+from maestro.server.settings import Settings
+from maestro.server.util import plain
+
+log = logging.getLogger(__name__)
+
+
+def _experimental(params: types.InitializeParams) -> dict[str, Any]:
+    raw = plain(params.capabilities.experimental)
+    return raw if isinstance(raw, dict) else {}
+
+
+def register(server: MaestroServer) -> None:
+    @server.feature(types.INITIALIZE)
+    def initialize(ls: MaestroServer, params: types.InitializeParams) -> None:
+        ls.settings = Settings.from_options(params.initialization_options)
+        apply_daemon_env(ls.settings)
+        caps = params.capabilities
+        ls.test_explorer = bool(_experimental(params).get(TEST_EXPLORER_CAPABILITY))
+        ls.progress_supported = bool(caps.window and caps.window.work_done_progress)
+        ls.code_lens_refresh = bool(
+            caps.workspace and caps.workspace.code_lens and caps.workspace.code_lens.refresh_support
+        )
+        log.info("settings: %s", ls.settings.to_json())
+
+    @server.feature(types.INITIALIZED)
+    async def initialized(ls: MaestroServer, params: types.InitializedParams) -> None:
+        # Connect (or start) the daemon of every folder now, so the first lens is fast.
+        if not ls.settings.daemon_autostart:
+            return
+        for root in ls.folders():
+            ws = ls.ws(root)
+            ls.spawn(ws.link.client(), name=f"connect {root}")
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def did_change_configuration(
+        ls: MaestroServer, params: types.DidChangeConfigurationParams
+    ) -> None:
+        ls.settings = Settings.from_options(params.settings, ls.settings)
+        apply_daemon_env(ls.settings)
+        for ws in ls.workspaces.values():
+            ws.link.autostart = ls.settings.daemon_autostart
+            ws.link.timeout_s = ls.settings.request_timeout_s
+        ls.schedule_refresh(0)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def did_open(ls: MaestroServer, params: types.DidOpenTextDocumentParams) -> None:
+        ls.remember_disk(params.text_document.uri)
+        ls.spawn(testexplorer.document_changed(ls, params.text_document.uri), "explorer")
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def did_change(ls: MaestroServer, params: types.DidChangeTextDocumentParams) -> None:
+        ls.schedule_refresh()
+
+    @server.feature(types.TEXT_DOCUMENT_DID_SAVE, types.SaveOptions(include_text=False))
+    def did_save(ls: MaestroServer, params: types.DidSaveTextDocumentParams) -> None:
+        uri = params.text_document.uri
+        ls.remember_disk(uri)
+        ws, _ = ls.ws_of_uri(uri)
+        ws.stale = None  # the daemon's answer may change; the watcher will tell us the rest
+        ls.schedule_refresh()
+        ls.spawn(testexplorer.document_changed(ls, uri), "explorer")
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def did_close(ls: MaestroServer, params: types.DidCloseTextDocumentParams) -> None:
+        ls.disk.pop(params.text_document.uri, None)
+
+    @server.feature(types.SHUTDOWN)
+    async def shutdown(ls: MaestroServer, params: Any) -> None:
+        await ls.close_links()

@@ -1,0 +1,107 @@
+"""Hover: on a test function, its last outcome, duration and why it is selected; on an import
+line, how many tests depend on the imported module."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lsprotocol import types
+
+from maestro.errors import MaestroError
+from maestro.server.discovery import discover, import_at, item_at
+from maestro.server.impacted import impacted_targets
+from maestro.server.results import summarize
+from maestro.server.server import MaestroServer, Workspace
+
+log = logging.getLogger(__name__)
+
+
+def module_file(root: Path, module: str, names: list[str]) -> Path | None:
+    """The workspace file of an absolute module (root or src layout), or None (third party)."""
+    parts = module.split(".")
+    candidates: list[list[str]] = [[*parts, n] for n in names] + [parts]
+    for base in (root, root / "src"):
+        for cand in candidates:
+            for path in (
+                base.joinpath(*cand).with_suffix(".py"),
+                base.joinpath(*cand, "__init__.py"),
+            ):
+                if path.is_file():
+                    return path
+    return None
+
+
+async def test_hover(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line: int) -> str | None:
+    item = item_at(discover(rel, ls.text_of(uri) or ""), line)
+    if item is None:
+        return None
+    states = ws.results.of_node(item.nodeid)
+    lines = [f"**{item.nodeid}**", ""]
+    if states:
+        worst = next((s for s in states if s.failing), states[0])
+        duration = sum(s.duration_s for s in states)
+        cached = " (cached result)" if all(s.cached for s in states) else ""
+        lines.append(f"Last result: **{summarize(states)}** in {duration * 1000:.1f} ms{cached}")
+        if worst.failing and worst.message:
+            lines.append(f"\n`{worst.message}`")
+            if worst.raised_path:
+                lines.append(f"\nraised at {worst.raised_path}:{worst.raised_line}")
+    else:
+        lines.append("Not run in this session.")
+    plan = ws.results.files.get(rel)
+    if plan is not None:
+        lines.append(f"\nLast run of the file: {plan.describe}")
+    try:
+        report = await impacted_targets(ls, ws, None, None, cache_state=False, tests_only=True)
+        impact = next((r for r in report["impacted"] if r["target"] == rel), None)
+        if impact is not None:
+            lines.append(f"\nSelected: {impact['why']}")
+        else:
+            lines.append("\nNot impacted by the current changes.")
+    except MaestroError as exc:
+        lines.append(f"\n(selection unknown: {exc.message})")
+    return "\n".join(lines)
+
+
+async def import_hover(ls: MaestroServer, ws: Workspace, uri: str, line: int) -> str | None:
+    found = import_at(ls.text_of(uri) or "", line)
+    if found is None:
+        return None
+    path = module_file(ws.root, found.module, found.names)
+    if path is None:
+        return f"`{found.module}`: not a workspace module"
+    rel = ws.rel(path)
+    from maestro.server.util import path_to_uri
+
+    try:
+        report = await impacted_targets(
+            ls, ws, [path_to_uri(path)], None, cache_state=False, tests_only=True
+        )
+    except MaestroError as exc:
+        return f"`{found.module}` ({rel}): dependents unknown ({exc.message})"
+    count = report["count"]
+    shown = ", ".join(r["target"] for r in report["impacted"][:5])
+    more = f" and {count - 5} more" if count > 5 else ""
+    return (
+        f"`{found.module}` ({rel}): **{count}** test file{'s' if count != 1 else ''} depend on it"
+        + (f"\n\n{shown}{more}" if count else "")
+    )
+
+
+def register(server: MaestroServer) -> None:
+    @server.feature(types.TEXT_DOCUMENT_HOVER)
+    async def hover(ls: MaestroServer, params: types.HoverParams) -> types.Hover | None:
+        uri = params.text_document.uri
+        if not uri.startswith("file:") or not uri.endswith(".py"):
+            return None
+        ws, rel = ls.ws_of_uri(uri)
+        line = params.position.line
+        text: str | None = None
+        if await ls.is_test_file(ws, rel):
+            text = await test_hover(ls, ws, uri, rel, line)
+        if text is None:
+            text = await import_hover(ls, ws, uri, line)
+        if text is None:
+            return None
+        return types.Hover(contents=types.MarkupContent(kind=types.MarkupKind.Markdown, value=text))

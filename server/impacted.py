@@ -1,0 +1,309 @@
+"""Custom requests over the graph and the cache: ``maestro/impactedTargets``,
+``maestro/cacheStats`` and ``maestro/explain``.
+
+Impacted targets follow the editor: a document whose buffer differs from the disk is sent as a
+buffer (daemon ``impacted`` with ``buffers``), a saved one as a path; without documents the
+change set is the git working tree plus every unsaved buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from maestro.errors import GitError, MaestroError, UnknownTargetError
+from maestro.reports import ImpactedReport, ImpactModel
+from maestro.server.server import MaestroServer, Workspace
+from maestro.server.util import plain, uri_to_path
+from maestro.wire import (
+    CACHE_STATS,
+    IMPACTED,
+    STALE,
+    WHY,
+    Empty,
+    ImpactedParams,
+    StaleResult,
+    WhyParams,
+)
+
+log = logging.getLogger(__name__)
+
+STALE_BUDGET_S = 2.0
+
+
+def chain_text(impact: ImpactModel) -> str:
+    return " -> ".join(h.text for h in impact.reason) or f"{impact.target} changed"
+
+
+async def stale_state(ls: MaestroServer, ws: Workspace, budget_s: float) -> StaleResult | None:
+    """The daemon's stale list, memoised until the graph changes or a run ends; waits at most
+    ``budget_s`` (the computation goes on in the background and serves the next request)."""
+    if ws.stale is not None:
+        return ws.stale
+    if ws.stale_task is None:
+        generation = ws.generation
+
+        async def fetch() -> StaleResult | None:
+            try:
+                result = await ws.link.call(STALE, Empty())
+            except MaestroError as exc:
+                log.info("no cache state for %s: %s", ws.root, exc.message)
+                return None
+            if ws.generation == generation:
+                ws.stale = result
+            return result
+
+        ws.stale_task = asyncio.ensure_future(fetch())
+    try:
+        return await asyncio.wait_for(asyncio.shield(ws.stale_task), budget_s)
+    except TimeoutError:
+        return None
+
+
+async def impacted_reports(
+    ls: MaestroServer, ws: Workspace, uris: list[str] | None, since: str | None
+) -> tuple[list[ImpactedReport], set[str], str]:
+    """The daemon's reports for the editor's change set, the unsaved paths and the source kind."""
+    calls: list[ImpactedParams] = []
+    unsaved: dict[str, str] = {}
+    if since:
+        calls.append(ImpactedParams(since=since))
+        source = "since"
+    elif uris:
+        unsaved = ls.buffers(ws, uris)
+        clean = [ls.ws_of_uri(u)[1] for u in uris]
+        clean = [rel for rel in clean if rel not in unsaved]
+        if clean:
+            calls.append(ImpactedParams(paths=clean))
+        source = "buffers" if unsaved and not clean else "paths" if not unsaved else "mixed"
+    else:
+        unsaved = ls.buffers(ws)
+        calls.append(ImpactedParams())
+        source = "workingTree"
+    if unsaved:
+        calls.append(ImpactedParams(buffers=unsaved))
+
+    async def one(params: ImpactedParams) -> ImpactedReport | None:
+        try:
+            return await ws.link.call(IMPACTED, params)
+        except GitError as exc:  # not a git repository: the buffers still count
+            if params.paths is None and params.buffers is None:
+                log.info("no working-tree changes for %s: %s", ws.root, exc.message)
+                return None
+            raise
+
+    found = await asyncio.gather(*(one(p) for p in calls))
+    return [r for r in found if r is not None], set(unsaved), source
+
+
+def merge(reports: list[ImpactedReport]) -> tuple[list[dict[str, Any]], list[ImpactModel]]:
+    changes: dict[str, dict[str, Any]] = {}
+    best: dict[str, ImpactModel] = {}
+    for report in reports:
+        for c in report.changes:
+            changes[c.path] = c.model_dump()
+        for i in report.impacted:
+            if i.target not in best or i.distance < best[i.target].distance:
+                best[i.target] = i
+    return list(changes.values()), sorted(best.values(), key=lambda i: (i.distance, i.target))
+
+
+async def impacted_targets(
+    ls: MaestroServer,
+    ws: Workspace,
+    uris: list[str] | None = None,
+    since: str | None = None,
+    *,
+    cache_state: bool = True,
+    tests_only: bool = False,
+) -> dict[str, Any]:
+    started = time.perf_counter()
+    reports, unsaved, source = await impacted_reports(ls, ws, uris, since)
+    changes, impacts = merge(reports)
+    stale = await stale_state(ls, ws, STALE_BUDGET_S) if cache_state and impacts else None
+    stale_by = {s.target: s for s in stale.stale} if stale else {}
+    rows = []
+    for i in impacts:
+        if tests_only and i.kind != "test":
+            continue
+        if i.changed in unsaved:
+            cache = {
+                "state": "unsaved",
+                "describe": f"unsaved changes in {i.changed}",
+                "changed": [i.changed],
+            }
+        elif stale is None or i.kind != "test":
+            cache = {"state": "unknown", "describe": "", "changed": []}
+        elif i.target in stale_by:
+            s = stale_by[i.target]
+            cache = {"state": "stale", "describe": s.describe or s.reason, "changed": s.changed}
+        else:
+            cache = {"state": "cached", "describe": "cached", "changed": []}
+        last = ws.results.of_file(i.target) if i.kind == "test" else []
+        rows.append(
+            {
+                "target": i.target,
+                "uri": ls.uri_of(ws, i.target) if i.kind == "test" else None,
+                "kind": i.kind,
+                "changed": i.changed,
+                "distance": i.distance,
+                "unsaved": i.changed in unsaved,
+                "why": chain_text(i),
+                "reason": [h.model_dump() for h in i.reason],
+                "cache": cache,
+                "last": {
+                    "failed": sum(1 for t in last if t.failing),
+                    "passed": sum(1 for t in last if t.outcome == "passed"),
+                    "tests": len(last),
+                },
+            }
+        )
+    return {
+        "root": str(ws.root),
+        "source": source,
+        "changes": changes,
+        "impacted": rows,
+        "count": sum(1 for r in rows if r["kind"] == "test"),
+        "daemonMs": round(sum(r.elapsed_ms for r in reports), 3),
+        "elapsedMs": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+def _uris(params: dict[str, Any]) -> list[str] | None:
+    uris: list[str] = []
+    doc = params.get("textDocument")
+    if isinstance(doc, dict) and doc.get("uri"):
+        uris.append(doc["uri"])
+    if params.get("uri"):
+        uris.append(params["uri"])
+    uris += [u for u in params.get("uris") or [] if isinstance(u, str)]
+    return uris or None
+
+
+def workspace_for(ls: MaestroServer, params: dict[str, Any], uris: list[str] | None) -> Workspace:
+    if uris:
+        return ls.ws_of_uri(uris[0])[0]
+    if params.get("root"):
+        root = str(params["root"])
+        return ls.ws(uri_to_path(root) if root.startswith("file:") else Path(root))
+    folders = ls.folders()
+    if not folders:
+        raise UnknownTargetError("no workspace folder is open", hint="pass textDocument or root")
+    return ls.ws(folders[0])
+
+
+# --- explain ---------------------------------------------------------------------------------
+
+
+def target_of(ls: MaestroServer, raw: str) -> tuple[Workspace, str, str]:
+    """(workspace, test file, node id or file) of a node id, relative path or URI."""
+    if raw.startswith("file:"):
+        path, _, node = raw.partition("::")
+        ws, rel = ls.ws_of_uri(path)
+        return ws, rel, f"{rel}::{node}" if node else rel
+    folders = ls.folders()
+    if not folders:
+        raise UnknownTargetError("no workspace folder is open")
+    ws = ls.ws(folders[0])
+    return ws, raw.split("::", 1)[0], raw
+
+
+async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> dict[str, Any]:
+    """Why a test is selected, skipped, cached or re-run: the reason chain, the cache state and
+    the cache-key inputs that changed since its last stored result."""
+    ws, file, node = target_of(ls, raw)
+    impact_report = await impacted_targets(ls, ws, None, None, cache_state=False)
+    impact = next((r for r in impact_report["impacted"] if r["target"] == file), None)
+    stale = await stale_state(ls, ws, 30.0)
+    stale_row = next((s for s in stale.stale if s.target == file), None) if stale else None
+    last = ws.results.of_node(node) if node != file else ws.results.of_file(file)
+    plan = ws.results.files.get(file)
+    reasons: list[str] = []
+    if impact is not None:
+        reasons.append(f"selected: {impact['changed']} changed; {impact['why']}")
+    else:
+        reasons.append("not impacted by the current changes (git working tree and unsaved edits)")
+    if stale is None:
+        cache_state = "unknown"
+        reasons.append("cache state unknown (the daemon could not compute it)")
+    elif stale_row is not None:
+        cache_state = "stale"
+        reasons.append(f"re-runs: {stale_row.describe or stale_row.reason}")
+        if stale_row.changed:
+            reasons.append("cache-key inputs changed: " + ", ".join(stale_row.changed))
+    else:
+        cache_state = "cached"
+        reasons.append("cached: a result for the current inputs is stored; it is replayed")
+    if impact is not None and cache_state == "stale":
+        decision = "re-run"
+    elif cache_state == "cached":
+        decision = "cached"
+    elif impact is None:
+        decision = "skipped (not impacted)"
+    else:
+        decision = "re-run"
+    if plan is not None:
+        reasons.append(f"last run ({plan.run_id}): {plan.describe}")
+    why = None
+    if path:
+        report = await ws.link.call(WHY, WhyParams(target=file, path=path))
+        why = report.model_dump(by_alias=True)
+        reasons.append(
+            " -> ".join(h.text for h in report.reason)
+            if report.depends
+            else f"{file} does not depend on {path}"
+        )
+    return {
+        "root": str(ws.root),
+        "target": node,
+        "file": file,
+        "decision": decision,
+        "selected": impact is not None,
+        "impact": impact,
+        "cache": {
+            "state": cache_state,
+            "reason": stale_row.reason if stale_row else None,
+            "describe": stale_row.describe if stale_row else ("cached" if stale else ""),
+            "changedInputs": stale_row.changed if stale_row else [],
+        },
+        "last": [s.to_json() for s in last],
+        "why": why,
+        "reasons": reasons,
+        "text": "\n".join(reasons),
+    }
+
+
+def register(server: MaestroServer) -> None:
+    @server.feature("maestro/impactedTargets")
+    async def impacted_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
+        raw = plain(params) or {}
+        uris = _uris(raw)
+        ws = workspace_for(ls, raw, uris)
+        return await impacted_targets(
+            ls,
+            ws,
+            uris,
+            raw.get("since"),
+            cache_state=raw.get("cacheState", True) is not False,
+            tests_only=bool(raw.get("testsOnly")),
+        )
+
+    @server.feature("maestro/cacheStats")
+    async def cache_stats(ls: MaestroServer, params: Any) -> dict[str, Any]:
+        raw = plain(params) or {}
+        ws = workspace_for(ls, raw, _uris(raw))
+        stats = await ws.link.call(CACHE_STATS, Empty())
+        return {"root": str(ws.root), **stats.model_dump(mode="json")}
+
+    @server.feature("maestro/explain")
+    async def explain_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
+        raw = plain(params) or {}
+        target = (
+            raw.get("target") or raw.get("nodeid") or (raw.get("textDocument") or {}).get("uri")
+        )
+        if not target:
+            raise UnknownTargetError("maestro/explain needs a target (node id, path or URI)")
+        return await explain(ls, str(target), raw.get("path"))

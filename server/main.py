@@ -1,0 +1,21 @@
+"""Entry point shared by ``maestro lsp`` and ``python -m maestro.server``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def main(log_file: str | None = None) -> None:
+    """Serve LSP on stdio until the client exits. Logs go to stderr (or ``log_file``)."""
+    level = os.environ.get("MAESTRO_LSP_LOG_LEVEL", "INFO").upper()
+    handler: logging.Handler = (
+        logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
+    )
+    logging.basicConfig(
+        level=level, handlers=[handler], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from maestro.server.server import create_server
+
+    create_server().start_io()

@@ -1,0 +1,177 @@
+"""What the server remembers per workspace: each test's last outcome (with both locations of a
+failure when a live run reported them) and each test file's last plan (why it ran or was cached).
+
+Live runs give the full picture (``run.progress`` carries the failing line in the test and the
+raising line in the source); results served from the cache only keep one location (the raising
+line, or the test line), and the test's ``def`` line stands in for the other.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from maestro.server.util import base_nodeid
+
+FAILING = ("failed", "error")
+
+
+@dataclass
+class TestState:
+    __test__ = False
+
+    nodeid: str
+    file: str
+    outcome: str
+    duration_s: float = 0.0
+    message: str | None = None
+    def_line: int | None = None  # 1-based, the test's own line (pytest's item location)
+    test_line: int | None = None  # 1-based, the failing line inside the test file
+    raised_path: str | None = None
+    raised_line: int | None = None  # 1-based
+    cached: bool = False
+    flaky: bool = False
+    run_id: str | None = None
+    at: float = field(default_factory=time.time)
+
+    @property
+    def failing(self) -> bool:
+        return self.outcome in FAILING
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.nodeid,
+            "file": self.file,
+            "outcome": self.outcome,
+            "durationS": round(self.duration_s, 6),
+            "message": self.message,
+            "line": self.def_line,
+            "testLine": self.test_line,
+            "raisedAt": (
+                {"path": self.raised_path, "line": self.raised_line} if self.raised_path else None
+            ),
+            "cached": self.cached,
+            "flaky": self.flaky,
+            "runId": self.run_id,
+        }
+
+
+@dataclass
+class FileState:
+    target: str
+    runs: bool  # False: served from the cache
+    describe: str  # "cached", "inputs changed: pkg/a.py", "no cached result", ...
+    reason: str | None = None
+    changed: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    at: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "runs": self.runs,
+            "describe": self.describe,
+            "reason": self.reason,
+            "changed": self.changed,
+            "runId": self.run_id,
+        }
+
+
+class Results:
+    """Last known outcomes of one workspace."""
+
+    def __init__(self) -> None:
+        self.tests: dict[str, TestState] = {}
+        self.files: dict[str, FileState] = {}
+
+    def record_plan(self, files: list[dict[str, Any]], run_id: str) -> None:
+        for f in files:
+            self.files[f["target"]] = FileState(
+                target=f["target"],
+                runs=bool(f.get("runs")),
+                describe=str(f.get("describe") or ""),
+                reason=f.get("reason"),
+                changed=list(f.get("changed") or []),
+                run_id=run_id,
+            )
+
+    def record_live(self, event: dict[str, Any], run_id: str) -> TestState | None:
+        """A ``test_result`` event of the pytest plugin (daemon/events.py TestResult)."""
+        if event.get("event") != "test_result":
+            return None
+        nodeid = str(event["nodeid"])
+        location = event.get("location") or {}
+        raised = event.get("raised_at") or {}
+        state = TestState(
+            nodeid=nodeid,
+            file=nodeid.split("::", 1)[0],
+            outcome=str(event.get("outcome")),
+            duration_s=float(event.get("duration_s") or 0.0),
+            message=event.get("message"),
+            def_line=location.get("line"),
+            test_line=event.get("test_line"),
+            raised_path=raised.get("path"),
+            raised_line=raised.get("line"),
+            cached=False,
+            run_id=run_id,
+        )
+        self.tests[nodeid] = state
+        return state
+
+    def record_file_result(
+        self, target: str, result: dict[str, Any] | None, *, cached: bool, run_id: str
+    ) -> None:
+        """A file's ActionResult (JSON mode) from the run summary. Live details win for tests
+        this run reported; cached files replace what was known about the file."""
+        if result is None:
+            return
+        seen: set[str] = set()
+        for t in result.get("tests") or []:
+            nodeid = str(t["node_id"])
+            seen.add(nodeid)
+            live = self.tests.get(nodeid)
+            if not cached and live is not None and live.run_id == run_id:
+                live.flaky = bool(t.get("flaky"))
+                continue
+            path, line = t.get("path"), t.get("line")
+            in_test = path == target
+            self.tests[nodeid] = TestState(
+                nodeid=nodeid,
+                file=target,
+                outcome=str(t.get("outcome")),
+                duration_s=float(t.get("duration_s") or 0.0),
+                message=t.get("message"),
+                test_line=line if in_test else None,
+                raised_path=path if path and not in_test else None,
+                raised_line=line if path and not in_test else None,
+                cached=cached,
+                flaky=bool(t.get("flaky")),
+                run_id=run_id,
+            )
+        for nodeid in [n for n, s in self.tests.items() if s.file == target and n not in seen]:
+            if self.tests[nodeid].run_id != run_id:
+                del self.tests[nodeid]  # removed or renamed since
+
+    def of_file(self, target: str) -> list[TestState]:
+        return [s for s in self.tests.values() if s.file == target]
+
+    def of_node(self, nodeid: str) -> list[TestState]:
+        """The results of a test function (all its parametrizations) or class."""
+        prefix = nodeid + "::"
+        return [
+            s
+            for s in self.tests.values()
+            if base_nodeid(s.nodeid) == nodeid or s.nodeid.startswith(prefix)
+        ]
+
+
+def summarize(states: list[TestState]) -> str:
+    """ "2 passed, 1 failed" for a lens title."""
+    if not states:
+        return ""
+    counts: dict[str, int] = {}
+    for s in states:
+        counts[s.outcome] = counts.get(s.outcome, 0) + 1
+    order = ["failed", "error", "passed", "skipped", "xfailed", "xpassed"]
+    return ", ".join(f"{counts[o]} {o}" for o in order if o in counts)

@@ -1,0 +1,288 @@
+"""Test runs: one daemon ``run_tests`` stream per run, mirrored as work-done progress
+(begin / report / end, cancellable), diagnostics, ``maestro/testResults`` and, for clients with
+the experimental capability, test-explorer notifications.
+
+A run is an asyncio task. Cancelling it (progress cancel button, ``maestro.cancel``,
+``maestro/testExplorer/cancel``) cancels the daemon request, which terminates pytest; nothing of an
+unfinished run is cached by the daemon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsprotocol import types
+
+from maestro.errors import ConnectionLostError, DaemonNotRunningError, MaestroError
+from maestro.server import diagnostics, testexplorer
+from maestro.server.server import MaestroServer, Workspace
+from maestro.wire import RUN_TESTS, RunTestsParams, RunTestsResult
+
+log = logging.getLogger(__name__)
+
+_ids = itertools.count(1)
+
+
+@dataclass
+class Run:
+    id: str
+    ws: Workspace
+    params: RunTestsParams
+    kind: str  # node | file | impacted | all | explorer
+    label: str
+    task: asyncio.Task[dict[str, Any]] | None = None
+    token: str | None = None
+    cancel_requested: bool = False
+    done: int = 0
+    total: int | None = None
+    files: set[str] = field(default_factory=set)
+    started: float = field(default_factory=time.monotonic)
+
+    def cancel(self) -> bool:
+        if self.task is None or self.task.done():
+            return False
+        self.cancel_requested = True
+        self.task.cancel()
+        return True
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runId": self.id,
+            "root": str(self.ws.root),
+            "kind": self.kind,
+            "label": self.label,
+            "done": self.done,
+            "total": self.total,
+            "elapsedS": round(time.monotonic() - self.started, 3),
+        }
+
+
+class RunManager:
+    def __init__(self, server: MaestroServer) -> None:
+        self.server = server
+        self.active: dict[str, Run] = {}
+
+    def start(self, ws: Workspace, params: RunTestsParams, *, kind: str, label: str) -> Run:
+        run = Run(id=f"run-{next(_ids)}", ws=ws, params=params, kind=kind, label=label)
+        self.active[run.id] = run
+        run.task = asyncio.ensure_future(self._main(run))
+        run.task.add_done_callback(lambda _: self.active.pop(run.id, None))
+        return run
+
+    async def wait(self, run: Run) -> dict[str, Any]:
+        assert run.task is not None
+        try:
+            return await asyncio.shield(run.task)
+        except asyncio.CancelledError:
+            # The request waiting for the run was cancelled ($/cancelRequest): stop the run too.
+            run.cancel()
+            raise
+
+    def cancel(self, run_id: str | None = None) -> list[str]:
+        runs = [r for r in self.active.values() if run_id in (None, "", r.id)]
+        return [r.id for r in runs if r.cancel()]
+
+    # --- one run ---------------------------------------------------------------------------------
+
+    async def _main(self, run: Run) -> dict[str, Any]:
+        ls = self.server
+        await self._begin(run)
+        testexplorer.run_begin(ls, run)
+        outcome: dict[str, Any] = {**run.to_json(), "cancelled": False, "error": None}
+        try:
+            result = await self._stream(run)
+        except asyncio.CancelledError:
+            if not run.cancel_requested:
+                raise
+            outcome["cancelled"] = True
+            self._end(run, "cancelled")
+            testexplorer.run_end(ls, run, outcome)
+            self._publish(run)
+            return outcome
+        except MaestroError as exc:
+            outcome["error"] = {"code": exc.code, "message": exc.message, "hint": exc.hint}
+            self._end(run, f"failed: {exc.message}")
+            testexplorer.run_end(ls, run, outcome)
+            ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Error, message=f"Maestro: {exc.message}"
+                )
+            )
+            return outcome
+        outcome.update(self._summary(run, result))
+        self._publish(run)
+        self._end(run, _summary_line(outcome))
+        ls.protocol.notify("maestro/testResults", outcome)
+        testexplorer.run_end(ls, run, outcome)
+        ws = run.ws
+        ws.stale = None
+        ls.schedule_refresh(0)
+        return outcome
+
+    async def _stream(self, run: Run) -> RunTestsResult:
+        ls, ws = self.server, run.ws
+        for attempt in (0, 1):
+            stream = await ws.link.stream(RUN_TESTS, run.params)
+            seen = False
+            try:
+                async with stream:
+                    async for event in stream:
+                        seen = True
+                        self._on_event(run, event.event, event.payload)
+                return stream.result
+            except (ConnectionLostError, DaemonNotRunningError):
+                # The daemon died before this run started: start a fresh one and try again.
+                if seen or attempt:
+                    raise
+                ls.log_to_client(f"maestro: daemon of {ws.root} lost; restarting it for {run.id}")
+        raise AssertionError("unreachable")
+
+    def _on_event(self, run: Run, name: str, payload: dict[str, Any]) -> None:
+        ls, ws = self.server, run.ws
+        if name == "run.queued":
+            self._report(run, f"waiting for {payload.get('ahead', 1)} other run(s)", None)
+        elif name == "run.plan":
+            files = payload.get("files") or []
+            ws.results.record_plan(files, run.id)
+            run.files.update(f["target"] for f in files)
+            to_run = sum(1 for f in files if f.get("runs"))
+            self._report(
+                run, f"{len(files)} test files: {to_run} to run, {len(files) - to_run} cached", 0
+            )
+            testexplorer.run_plan(ls, run, files)
+        elif name == "run.progress":
+            run.done = int(payload.get("done") or 0)
+            total = payload.get("total")
+            run.total = int(total) if isinstance(total, int) else run.total
+            event = payload.get("event") or {}
+            kind = event.get("event")
+            if kind == "test_start":
+                testexplorer.test_started(ls, run, str(event.get("nodeid")))
+            elif kind == "test_result":
+                state = ws.results.record_live(event, run.id)
+                if state is None:
+                    return
+                pct = int(100 * run.done / run.total) if run.total else None
+                self._report(
+                    run, f"{run.done}/{run.total or '?'} {state.nodeid}: {state.outcome}", pct
+                )
+                testexplorer.test_finished(ls, run, state)
+                if state.failing:
+                    diagnostics.publish(ls, ws, state.file)
+
+    def _summary(self, run: Run, result: RunTestsResult) -> dict[str, Any]:
+        ws = run.ws
+        files = []
+        for f in result.files:
+            ws.results.record_file_result(f.target, f.result, cached=f.cached, run_id=run.id)
+            plan = ws.results.files.get(f.target)
+            files.append(
+                {
+                    "target": f.target,
+                    "uri": self.server.uri_of(ws, f.target),
+                    "cached": f.cached,
+                    "stored": f.stored,
+                    "describe": plan.describe if plan else ("cached" if f.cached else ""),
+                    "tests": [t.to_json() for t in ws.results.of_file(f.target)],
+                }
+            )
+            run.files.add(f.target)
+            if f.cached:
+                testexplorer.cached_results(self.server, run, ws.results.of_file(f.target))
+        data = result.model_dump(mode="json")
+        return {
+            "exitCode": data["exit_code"],
+            "passed": data["passed"],
+            "failed": data["failed"],
+            "errors": data["errors"],
+            "skipped": data["skipped"],
+            "xfailed": data["xfailed"],
+            "xpassed": data["xpassed"],
+            "flaky": data["flaky"],
+            "ranFiles": data["ran_files"],
+            "cachedFiles": data["cached_files"],
+            "notRunFiles": data["not_run_files"],
+            "timeSavedS": data["time_saved_s"],
+            "wallS": data["wall_s"],
+            "files": files,
+            "elapsedS": round(time.monotonic() - run.started, 3),
+        }
+
+    def _publish(self, run: Run) -> None:
+        for target in sorted(run.files):
+            diagnostics.publish(self.server, run.ws, target)
+
+    # --- progress --------------------------------------------------------------------------------
+
+    async def _begin(self, run: Run) -> None:
+        ls = self.server
+        if not ls.progress_supported:
+            return
+        token = f"maestro/{run.id}"
+        try:
+            await ls.work_done_progress.create_async(token)
+        except Exception as exc:  # the client refused: run without a progress bar
+            log.info("no progress for %s: %s", run.id, exc)
+            return
+        run.token = token
+        ls.work_done_progress.begin(
+            token,
+            types.WorkDoneProgressBegin(
+                title=f"Maestro: {run.label}", cancellable=True, message="planning", percentage=0
+            ),
+        )
+        future = ls.work_done_progress.tokens.get(token)
+        if future is not None:
+            future.add_done_callback(lambda f: run.cancel() if f.cancelled() else None)
+
+    def _report(self, run: Run, message: str, percentage: int | None) -> None:
+        if run.token is None:
+            return
+        with contextlib.suppress(Exception):
+            self.server.work_done_progress.report(
+                run.token, types.WorkDoneProgressReport(message=message, percentage=percentage)
+            )
+
+    def _end(self, run: Run, message: str) -> None:
+        if run.token is None:
+            return
+        with contextlib.suppress(Exception):
+            self.server.work_done_progress.end(
+                run.token, types.WorkDoneProgressEnd(message=message)
+            )
+        self.server.work_done_progress.tokens.pop(run.token, None)
+
+
+def _summary_line(outcome: dict[str, Any]) -> str:
+    parts = [
+        f"{outcome[k]} {name}"
+        for k, name in (
+            ("passed", "passed"),
+            ("failed", "failed"),
+            ("errors", "errors"),
+            ("skipped", "skipped"),
+            ("xfailed", "xfailed"),
+            ("xpassed", "xpassed"),
+        )
+        if outcome.get(k)
+    ]
+    text = ", ".join(parts) or "no tests"
+    if outcome.get("cachedFiles"):
+        text += f" ({outcome['cachedFiles']} files cached)"
+    return text
+
+
+def register(server: MaestroServer) -> None:
+    server.runs = RunManager(server)
+
+
+def manager(server: MaestroServer) -> RunManager:
+    if server.runs is None:
+        server.runs = RunManager(server)
+    return server.runs

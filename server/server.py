@@ -1,0 +1,295 @@
+"""The Maestro language server: per-workspace state and the helpers feature modules share.
+
+Feature modules (one per capability, esbonio style) each export ``register(server)``;
+``create_server`` composes them. Everything the server knows about the build comes from the
+workspace daemon (``daemon_link``); the server itself only keeps editor state (open buffers,
+last results for lenses and diagnostics).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+from maestro import __version__
+from maestro.errors import MaestroError
+from maestro.server.daemon_link import DaemonLink
+from maestro.server.results import Results
+from maestro.server.settings import Settings
+from maestro.server.util import path_to_uri, uri_to_path
+from maestro.wire import GRAPH_STATS, Event, GraphStatsParams, StaleResult
+
+if TYPE_CHECKING:
+    from maestro.server.runs import RunManager
+
+log = logging.getLogger(__name__)
+
+TEST_NAME = re.compile(r"(^|/)(test_[^/]*|[^/]*_test)\.py$")
+TEST_EXPLORER_CAPABILITY = "maestroTestExplorer"
+
+
+class Workspace:
+    """One workspace root: its daemon link, its results and memoised daemon answers."""
+
+    def __init__(self, root: Path, link: DaemonLink) -> None:
+        self.root = root
+        self.link = link
+        self.results = Results()
+        self.tests: set[str] | None = None  # test files of the graph (memo; None = unknown)
+        self.stale: StaleResult | None = None
+        self.stale_task: asyncio.Task[StaleResult | None] | None = None
+        self.generation = 0  # bumped when the graph changes (memos are dropped)
+
+    def invalidate(self, *, files_changed: bool) -> None:
+        self.generation += 1
+        self.stale = None
+        self.stale_task = None
+        if files_changed:
+            self.tests = None
+
+    def rel(self, path: Path) -> str:
+        return path.resolve().relative_to(self.root).as_posix()
+
+
+class MaestroServer(LanguageServer):
+    """pygls server plus Maestro's per-workspace state."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "maestro", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+        )
+        self.settings = Settings()
+        self.workspaces: dict[Path, Workspace] = {}
+        self.disk: dict[str, str | None] = {}  # uri -> text on disk when opened/saved
+        self.test_explorer = False
+        self.code_lens_refresh = False
+        self.progress_supported = False
+        self.shutting_down = False
+        self._refresh: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.runs: RunManager | None = None
+        self.graph_listeners: list[Callable[[Workspace, Event], Awaitable[None]]] = []
+
+    # --- workspaces ------------------------------------------------------------------------------
+
+    def folders(self) -> list[Path]:
+        roots = [uri_to_path(f.uri) for f in self.workspace.folders.values()]
+        if not roots and self.workspace.root_path:
+            roots = [Path(self.workspace.root_path)]
+        return [r.resolve() for r in roots]
+
+    def root_of(self, path: Path) -> Path:
+        """The innermost workspace folder holding ``path``, else its nearest project root."""
+        path = path.resolve()
+        best: Path | None = None
+        for root in self.folders():
+            if (path == root or root in path.parents) and (
+                best is None or len(root.parts) > len(best.parts)
+            ):
+                best = root
+        if best is not None:
+            return best
+        from maestro.workspace import find_root
+
+        try:
+            return find_root(path.parent).resolve()
+        except MaestroError:
+            return path.parent
+
+    def ws(self, root: Path) -> Workspace:
+        root = root.resolve()
+        found = self.workspaces.get(root)
+        if found is None:
+            link = DaemonLink(
+                root,
+                autostart=self.settings.daemon_autostart,
+                timeout_s=self.settings.request_timeout_s,
+                on_event=self._on_daemon_event,
+                on_state=self._on_link_state,
+            )
+            found = self.workspaces[root] = Workspace(root, link)
+        return found
+
+    def ws_of_uri(self, uri: str) -> tuple[Workspace, str]:
+        """The workspace of a document and the document's path relative to its root."""
+        path = uri_to_path(uri)
+        ws = self.ws(self.root_of(path))
+        try:
+            return ws, ws.rel(path)
+        except ValueError:
+            return ws, path.as_posix()
+
+    def uri_of(self, ws: Workspace, rel: str) -> str:
+        return path_to_uri(ws.root / rel)
+
+    # --- documents -------------------------------------------------------------------------------
+
+    def text_of(self, uri: str) -> str | None:
+        """The editor's text if the document is open, else the disk's."""
+        doc = self.workspace.text_documents.get(uri)
+        if doc is not None:
+            text: str = doc.source
+            return text
+        try:
+            return uri_to_path(uri).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError, ValueError):
+            return None
+
+    def remember_disk(self, uri: str) -> None:
+        try:
+            self.disk[uri] = uri_to_path(uri).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError, ValueError):
+            self.disk[uri] = None
+
+    def is_dirty(self, uri: str) -> bool:
+        doc = self.workspace.text_documents.get(uri)
+        if doc is None:
+            return False
+        if uri not in self.disk:
+            self.remember_disk(uri)
+        return bool(doc.source != self.disk.get(uri))
+
+    def buffers(self, ws: Workspace, uris: list[str] | None = None) -> dict[str, str]:
+        """Unsaved buffers of the workspace (or of ``uris``): {relative path: text}."""
+        out: dict[str, str] = {}
+        for uri, doc in list(self.workspace.text_documents.items()):
+            if uris is not None and uri not in uris:
+                continue
+            if not uri.startswith("file:") or not self.is_dirty(uri):
+                continue
+            other, rel = self.ws_of_uri(uri)
+            if other is ws:
+                out[rel] = doc.source
+        return out
+
+    # --- graph knowledge -------------------------------------------------------------------------
+
+    async def test_files(self, ws: Workspace) -> set[str] | None:
+        """The graph's test files (memoised until files appear or vanish); None if unknown."""
+        if ws.tests is None:
+            generation = ws.generation
+            try:
+                report = await ws.link.call(GRAPH_STATS, GraphStatsParams(targets=True))
+            except MaestroError as exc:
+                log.warning("cannot list the test files of %s: %s", ws.root, exc.message)
+                return None
+            if generation == ws.generation:
+                ws.tests = {t for t in report.targets or [] if not t.startswith("//")}
+            else:
+                return {t for t in report.targets or [] if not t.startswith("//")}
+        return ws.tests
+
+    async def is_test_file(self, ws: Workspace, rel: str) -> bool:
+        tests = await self.test_files(ws)
+        if tests is None:
+            return bool(TEST_NAME.search(rel))
+        return rel in tests
+
+    # --- events from daemons ---------------------------------------------------------------------
+
+    async def _on_daemon_event(self, link: DaemonLink, event: Event) -> None:
+        ws = self.workspaces.get(link.root)
+        if ws is None or event.event != "graph_changed":
+            return
+        touched = event.payload.get("touched") or []
+        paths = event.payload.get("paths") or []
+        ws.invalidate(files_changed="*" in touched or any(p.endswith(".py") for p in paths))
+        for listener in self.graph_listeners:
+            await listener(ws, event)
+        self.schedule_refresh()
+
+    def _on_link_state(self, link: DaemonLink) -> None:
+        if self.shutting_down:
+            return
+        with contextlib.suppress(Exception):
+            self.protocol.notify(
+                "maestro/statusChanged",
+                {
+                    "root": str(link.root),
+                    "state": link.state,
+                    "pid": link.pid,
+                    "restarts": max(0, link.connects - 1),
+                    "lastError": link.last_error,
+                },
+            )
+
+    # --- client helpers --------------------------------------------------------------------------
+
+    def spawn(self, coro: Awaitable[Any], name: str = "maestro-task") -> asyncio.Task[Any]:
+        async def wrapped() -> Any:
+            return await coro
+
+        task = asyncio.ensure_future(wrapped())
+        task.set_name(name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def schedule_refresh(self, delay_s: float | None = None) -> None:
+        """Ask the client to re-request code lenses (debounced), if it supports refresh."""
+        if not self.code_lens_refresh or self.shutting_down:
+            return
+        loop = asyncio.get_running_loop()
+        if self._refresh is not None:
+            self._refresh.cancel()
+        delay = self.settings.debounce_ms / 1000 if delay_s is None else delay_s
+        self._refresh = loop.call_later(delay, self._send_refresh)
+
+    def _send_refresh(self) -> None:
+        self._refresh = None
+        with contextlib.suppress(Exception):
+            self.workspace_code_lens_refresh(None)
+
+    def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
+        with contextlib.suppress(Exception):
+            self.window_log_message(types.LogMessageParams(type=kind, message=message))
+
+    async def close_links(self) -> None:
+        self.shutting_down = True
+        for ws in self.workspaces.values():
+            await ws.link.close()
+
+
+def apply_daemon_env(settings: Settings) -> None:
+    """Settings that reach a daemon this server starts travel through its environment."""
+    for key, value in settings.daemon_env().items():
+        os.environ[key] = value
+
+
+def create_server() -> MaestroServer:
+    """The server with every feature module registered."""
+    from maestro.server import (
+        codelens,
+        commands,
+        diagnostics,
+        documents,
+        hover,
+        impacted,
+        runs,
+        status,
+        testexplorer,
+    )
+
+    server = MaestroServer()
+    for module in (
+        documents,
+        runs,
+        diagnostics,
+        codelens,
+        commands,
+        impacted,
+        hover,
+        status,
+        testexplorer,
+    ):
+        module.register(server)
+    return server

@@ -1,0 +1,219 @@
+"""The test-explorer protocol (modelled on Deno's ``deno/testModule``/``deno/testRun`` and
+rust-analyzer's ``experimental/discoverTest``/``runTest``/``changeTestState``/``endRunTest``),
+enabled when the client declares ``capabilities.experimental.maestroTestExplorer: true``.
+
+Client -> server requests:
+  ``maestro/testExplorer/discover``  {root?, textDocument?} -> {root, files: [TestItem]}
+  ``maestro/testExplorer/run``       {include: [id], exclude?: [id], root?} -> {runId}
+  ``maestro/testExplorer/cancel``    {runId?} -> {cancelled: [runId]}
+Server -> client notifications:
+  ``maestro/testExplorer/didChange`` {root, uri?, file?: TestItem | null}  (null file: rediscover)
+  ``maestro/testExplorer/begin``     {runId, kind, label, root}
+  ``maestro/testExplorer/progress``  {runId, id, state, durationMs?, cached?, message?}
+  ``maestro/testExplorer/end``       {runId, cancelled, error, summary}
+Every run is mirrored, whichever way it was started (lens, command or explorer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from maestro.errors import UnknownTargetError
+from maestro.server.discovery import TestItem, discover
+from maestro.server.results import TestState
+from maestro.server.server import MaestroServer, Workspace
+from maestro.server.util import base_nodeid, plain
+
+if TYPE_CHECKING:
+    from maestro.server.runs import Run
+
+STATE = {
+    "passed": "passed",
+    "failed": "failed",
+    "error": "errored",
+    "skipped": "skipped",
+    "xfailed": "skipped",
+    "xpassed": "passed",
+}
+
+
+def _range(line: int, end_line: int) -> dict[str, Any]:
+    return {"start": {"line": line, "character": 0}, "end": {"line": end_line, "character": 0}}
+
+
+def item_json(item: TestItem, uri: str) -> dict[str, Any]:
+    return {
+        "id": item.nodeid,
+        "label": item.name,
+        "kind": item.kind,
+        "uri": uri,
+        "range": _range(item.line, item.end_line),
+        "children": [item_json(c, uri) for c in item.children],
+    }
+
+
+def file_json(ls: MaestroServer, ws: Workspace, rel: str) -> dict[str, Any] | None:
+    uri = ls.uri_of(ws, rel)
+    items = discover(rel, ls.text_of(uri) or "")
+    if not items:
+        return None
+    return {
+        "id": rel,
+        "label": rel.rsplit("/", 1)[-1],
+        "kind": "file",
+        "uri": uri,
+        "range": None,
+        "children": [item_json(i, uri) for i in items],
+    }
+
+
+def _notify(ls: MaestroServer, method: str, payload: dict[str, Any]) -> None:
+    if ls.test_explorer and not ls.shutting_down:
+        ls.protocol.notify(method, payload)
+
+
+def run_begin(ls: MaestroServer, run: Run) -> None:
+    _notify(
+        ls,
+        "maestro/testExplorer/begin",
+        {"runId": run.id, "kind": run.kind, "label": run.label, "root": str(run.ws.root)},
+    )
+
+
+def run_plan(ls: MaestroServer, run: Run, files: list[dict[str, Any]]) -> None:
+    for f in files:
+        _notify(
+            ls,
+            "maestro/testExplorer/progress",
+            {
+                "runId": run.id,
+                "id": f["target"],
+                "state": "enqueued",
+                "cached": not f.get("runs"),
+                "describe": f.get("describe"),
+            },
+        )
+
+
+def test_started(ls: MaestroServer, run: Run, nodeid: str) -> None:
+    _notify(
+        ls,
+        "maestro/testExplorer/progress",
+        {"runId": run.id, "id": base_nodeid(nodeid), "nodeid": nodeid, "state": "started"},
+    )
+
+
+def _message(ls: MaestroServer, ws: Workspace, state: TestState) -> dict[str, Any] | None:
+    if not state.failing:
+        return None
+    line = (state.test_line or state.def_line or 1) - 1
+    out: dict[str, Any] = {
+        "text": state.message or state.outcome,
+        "location": {"uri": ls.uri_of(ws, state.file), "range": _range(line, line)},
+        "related": None,
+    }
+    if state.raised_path:
+        rl = (state.raised_line or 1) - 1
+        out["related"] = {"uri": ls.uri_of(ws, state.raised_path), "range": _range(rl, rl)}
+    return out
+
+
+def test_finished(ls: MaestroServer, run: Run, state: TestState) -> None:
+    _notify(
+        ls,
+        "maestro/testExplorer/progress",
+        {
+            "runId": run.id,
+            "id": base_nodeid(state.nodeid),
+            "nodeid": state.nodeid,
+            "state": STATE.get(state.outcome, state.outcome),
+            "durationMs": round(state.duration_s * 1000, 3),
+            "cached": state.cached,
+            "message": _message(ls, run.ws, state),
+        },
+    )
+
+
+def cached_results(ls: MaestroServer, run: Run, states: list[TestState]) -> None:
+    for state in states:
+        test_finished(ls, run, state)
+
+
+def run_end(ls: MaestroServer, run: Run, outcome: dict[str, Any]) -> None:
+    summary = {k: v for k, v in outcome.items() if k != "files"}
+    _notify(
+        ls,
+        "maestro/testExplorer/end",
+        {
+            "runId": run.id,
+            "cancelled": outcome.get("cancelled", False),
+            "error": outcome.get("error"),
+            "summary": summary,
+        },
+    )
+
+
+async def document_changed(ls: MaestroServer, uri: str) -> None:
+    """Tell the explorer about a test file's current items (on open and save)."""
+    if not ls.test_explorer or not uri.startswith("file:") or not uri.endswith(".py"):
+        return
+    ws, rel = ls.ws_of_uri(uri)
+    if await ls.is_test_file(ws, rel):
+        _notify(
+            ls,
+            "maestro/testExplorer/didChange",
+            {"root": str(ws.root), "uri": uri, "file": file_json(ls, ws, rel)},
+        )
+
+
+def register(server: MaestroServer) -> None:
+    async def on_graph(ws: Workspace, event: Any) -> None:
+        if ws.tests is None:  # files appeared or vanished
+            _notify(
+                server,
+                "maestro/testExplorer/didChange",
+                {"root": str(ws.root), "uri": None, "file": None},
+            )
+
+    server.graph_listeners.append(on_graph)
+
+    @server.feature("maestro/testExplorer/discover")
+    async def discover_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
+        from maestro.server.impacted import workspace_for
+
+        raw = plain(params) or {}
+        doc = raw.get("textDocument") or {}
+        uris = [doc["uri"]] if isinstance(doc, dict) and doc.get("uri") else None
+        ws = workspace_for(ls, raw, uris)
+        rels = [ls.ws_of_uri(uris[0])[1]] if uris else sorted(await ls.test_files(ws) or [])
+        files = await asyncio.to_thread(lambda: [file_json(ls, ws, r) for r in rels])
+        return {"root": str(ws.root), "files": [f for f in files if f is not None]}
+
+    @server.feature("maestro/testExplorer/run")
+    async def run_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
+        from maestro.server.impacted import workspace_for
+        from maestro.server.runs import manager
+        from maestro.wire import RunTestsParams
+
+        raw = plain(params) or {}
+        include = [str(i) for i in raw.get("include") or []]
+        exclude = [str(i) for i in raw.get("exclude") or []]
+        ws = workspace_for(ls, raw, None)
+        args: list[str] = []
+        for node in exclude:
+            args += ["--deselect", node]
+        if not include and raw.get("include") is not None:
+            raise UnknownTargetError("maestro/testExplorer/run: include is empty")
+        label = f"run {len(include)} tests" if include else "run all tests"
+        run = manager(ls).start(
+            ws, RunTestsParams(paths=include, pytest_args=args), kind="explorer", label=label
+        )
+        return {"runId": run.id}
+
+    @server.feature("maestro/testExplorer/cancel")
+    async def cancel_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
+        from maestro.server.runs import manager
+
+        raw = plain(params) or {}
+        return {"cancelled": manager(ls).cancel(raw.get("runId"))}
