@@ -154,6 +154,8 @@ class Authenticator:
             return None
         try:
             sig = _unb64(sig_text)
+            if _b64(sig) != sig_text:
+                return None  # one canonical spelling per token: no malleable trailing bits
             expected = hmac.new(
                 self._secret, (TOKEN_PREFIX + body).encode(), hashlib.sha256
             ).digest()

@@ -1,0 +1,147 @@
+"""Keys, tokens, expiry, revocation, roles, tenant isolation, settings validation."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import pytest
+from coord_helpers import Env, sha
+
+from maestro.coordinator.models import Role
+from maestro.coordinator.settings import load_settings
+from maestro.errors import ConfigError
+
+
+async def test_key_token_expiry_refresh(env: Env) -> None:
+    key = env.key("alpha")
+    resp = await env.client.post("/v1/token", json={"api_key": key})
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["tenant"] == "alpha" and body["role"] == "read-write"
+    assert body["expires_in"] == 300 and body["token"].startswith("mt_")
+    assert resp.headers["Cache-Control"] == "no-store"
+    h = {"Authorization": f"Bearer {body['token']}"}
+    url = f"/alpha/cas/{sha(b'x')}"
+    assert (await env.client.get(url, headers=h)).status == 404
+    env.clock.now += 299
+    assert (await env.client.get(url, headers=h)).status == 404
+    env.clock.now += 2
+    resp = await env.client.get(url, headers=h)
+    assert resp.status == 401
+    assert "Bearer" in resp.headers["WWW-Authenticate"]
+    # refresh: exchange the key again
+    assert (await env.client.get(url, headers=await env.auth("alpha"))).status == 404
+    # the key may also come as the Authorization header of the token request
+    resp = await env.client.post("/v1/token", headers={"Authorization": f"Bearer {key}"})
+    assert resp.status == 200
+
+
+async def test_revocation_is_immediate(env: Env) -> None:
+    key = env.key("alpha")
+    token = await env.token("alpha")
+    h = {"Authorization": f"Bearer {token}"}
+    url = f"/alpha/cas/{sha(b'x')}"
+    assert (await env.client.get(url, headers=h)).status == 404
+    key_id = key.split("_")[1]
+    env.store.revoke_key(key_id)
+    assert (await env.client.get(url, headers=h)).status == 401
+    assert (await env.client.get(url, headers={"Authorization": f"Bearer {key}"})).status == 401
+    assert (await env.client.post("/v1/token", json={"api_key": key})).status == 401
+
+
+async def test_roles(env: Env) -> None:
+    data = b"payload"
+    url = f"/alpha/cas/{sha(data)}"
+    reader = await env.auth("alpha", Role.READ)
+    writer = await env.auth("alpha", Role.READ_WRITE)
+    admin = await env.auth("alpha", Role.ADMIN)
+    resp = await env.client.put(url, data=data, headers=reader)
+    assert resp.status == 403
+    assert (await env.client.get(url, headers=reader)).status == 404
+    assert (await env.client.put(url, data=data, headers=writer)).status == 200
+    assert (await env.client.get(url, headers=reader)).status == 200
+    assert (await env.client.put(url, data=data, headers=admin)).status == 200
+    assert (await env.client.get("/v1/tenants/alpha", headers=writer)).status == 403
+    resp = await env.client.get("/v1/tenants/alpha", headers=admin)
+    assert resp.status == 200
+    status = await resp.json()
+    assert status["cas_entries"] == 1 and status["used_bytes"] == len(data)
+    assert (await env.client.get("/v1/tenants/beta", headers=admin)).status == 403
+
+
+async def test_credential_forms(env: Env) -> None:
+    url = f"/alpha/cas/{sha(b'x')}"
+    token = await env.token("alpha")
+    basic = base64.b64encode(f"anyone:{token}".encode()).decode()
+    assert (await env.client.get(url, headers={"Authorization": f"Basic {basic}"})).status == 404
+    key = env.key("alpha")
+    assert (await env.client.get(url, headers={"Authorization": f"Bearer {key}"})).status == 404
+    tampered = token[:-3] + ("AAA" if not token.endswith("AAA") else "BBB")
+    for bad in (
+        "Bearer",
+        "Bearer ",
+        f"Bearer {tampered}",
+        f"Bearer {key[:-2]}xx",
+        "Basic !!!",
+        "Digest abc",
+        f"Bearer mt_{'a' * 2000}.b",
+        "Bearer mt_e30.",  # "{}" payload, empty signature
+    ):
+        assert (await env.client.get(url, headers={"Authorization": bad})).status == 401, bad
+    assert (await env.client.get(url)).status == 401
+    # a token cannot mint tokens (a leaked token cannot extend itself)
+    assert (await env.client.post("/v1/token", json={"api_key": token})).status == 401
+    assert (await env.client.post("/v1/token", data=b"{not json")).status == 400
+
+
+async def test_tenant_isolation_and_guessed_digests(env: Env) -> None:
+    a = await env.auth("alpha")
+    b = await env.auth("beta")
+    secret = b"alpha's secret " + os.urandom(16)
+    digest = sha(secret)
+    assert (await env.client.put(f"/alpha/cas/{digest}", data=secret, headers=a)).status == 200
+    # beta guesses the digest in its own namespace: a miss, not a hint
+    assert (await env.client.get(f"/beta/cas/{digest}", headers=b)).status == 404
+    assert (await env.client.head(f"/beta/cas/{digest}", headers=b)).status == 404
+    # beta uses its credential on alpha's path: 403 whether or not the entry or tenant exists
+    r1 = await env.client.get(f"/alpha/cas/{digest}", headers=b)
+    r2 = await env.client.get(f"/alpha/cas/{sha(b'absent')}", headers=b)
+    r3 = await env.client.get(f"/ghost/cas/{digest}", headers=b)
+    assert r1.status == r2.status == r3.status == 403
+    assert await r1.read() == await r2.read() == await r3.read()
+    # the same digest in two tenants is two entries: beta's upload does not touch alpha's usage
+    assert (await env.client.put(f"/beta/cas/{digest}", data=secret, headers=b)).status == 200
+    alpha = env.store.get_tenant("alpha")
+    beta = env.store.get_tenant("beta")
+    assert alpha is not None and beta is not None
+    assert env.store.usage(alpha).cas_entries == env.store.usage(beta).cas_entries == 1
+
+
+async def test_unknown_and_unauthenticated_answers_do_not_leak(env: Env) -> None:
+    for tenant in ("alpha", "ghost"):
+        resp = await env.client.get(f"/{tenant}/cas/{sha(b'x')}")
+        assert resp.status == 401
+        assert "alpha" not in await resp.text()
+
+
+def test_settings_validation(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('port = 9000\nmax_blob_bytes = "64MiB"\ntoken_ttl_s = 120\n')
+    s = load_settings(cfg, environ={"MAESTRO_COORDINATOR_PORT": "9100"})
+    assert s.port == 9100 and s.max_blob_bytes == 64 << 20 and s.token_ttl_s == 120
+    s = load_settings(cfg, environ={}, overrides={"port": 9200, "host": None})
+    assert s.port == 9200 and s.host == "127.0.0.1"
+    with pytest.raises(ConfigError, match="token_ttl_s"):
+        load_settings(None, environ={"MAESTRO_COORDINATOR_TOKEN_TTL_S": "3600"})
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(None, environ={"MAESTRO_COORDINATOR_PROT": "1"})
+    cfg.write_text("prot = 1\n")
+    with pytest.raises(ConfigError, match="prot"):
+        load_settings(cfg, environ={})
+    cfg.write_text("port = [\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(cfg, environ={})
+    with pytest.raises(ConfigError, match="max_blob_bytes"):
+        load_settings(None, environ={"MAESTRO_COORDINATOR_MAX_BLOB_BYTES": "lots"})
