@@ -217,7 +217,11 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> dict[
     ws, file, node = target_of(ls, raw)
     impact_report = await impacted_targets(ls, ws, None, None, cache_state=False)
     impact = next((r for r in impact_report["impacted"] if r["target"] == file), None)
-    stale = await stale_state(ls, ws, 30.0)
+    try:  # fresh, not the memo: explain must see a save the watcher has not reported yet
+        stale: StaleResult | None = await ws.link.call(STALE, Empty())
+    except MaestroError as exc:
+        log.info("no cache state for %s: %s", ws.root, exc.message)
+        stale = None
     stale_row = next((s for s in stale.stale if s.target == file), None) if stale else None
     last = ws.results.of_node(node) if node != file else ws.results.of_file(file)
     plan = ws.results.files.get(file)

@@ -16,6 +16,7 @@ def main(log_file: str | None = None) -> None:
     logging.basicConfig(
         level=level, handlers=[handler], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("pygls").setLevel(os.environ.get("MAESTRO_LSP_PYGLS_LOG_LEVEL", "WARNING"))
     from maestro.server.server import create_server
 
     create_server().start_io()

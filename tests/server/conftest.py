@@ -1,0 +1,255 @@
+"""Fixtures for the LSP end-to-end tests: a real workspace (git repo, failing test, slow test), a
+real `python -P -m maestro.server` over stdio (cwd = the workspace), a real daemon it starts.
+
+State and cache dirs live directly under /tmp (AF_UNIX paths are short); every daemon of the
+workspace is killed in teardown, and the test fails if one survives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from lsprotocol import types
+from pytest_lsp import LanguageClient, client_capabilities
+from pytest_lsp.client import make_test_lsp_client
+
+FILES = {
+    "pyproject.toml": """
+        [project]
+        name = "lspdemo"
+        version = "0"
+
+        [tool.pytest.ini_options]
+        testpaths = ["tests"]
+        """,
+    "pkg/__init__.py": "",
+    "pkg/calc.py": """
+        def add(a, b):
+            return a + b
+
+
+        def div(a, b):
+            if b == 0:
+                raise ZeroDivisionError("no zero please")
+            return a / b
+        """,
+    "pkg/other.py": """
+        def hello():
+            return "hello"
+        """,
+    "tests/__init__.py": "",
+    "tests/test_calc.py": """
+        from pkg.calc import add, div
+
+
+        def test_add():
+            assert add(1, 2) == 3
+
+
+        def test_div_zero():
+            assert div(1, 0) == 0
+
+
+        class TestMore:
+            def test_div(self):
+                assert div(4, 2) == 2
+        """,
+    "tests/test_other.py": """
+        import pkg.other
+
+
+        def test_hello():
+            assert pkg.other.hello() == "hello"
+        """,
+    "tests/test_slow.py": """
+        import time
+
+
+        def test_slow():
+            time.sleep(60)
+        """,
+}
+
+# test_calc.py lines (1-based): test_div_zero's assert is line 9; div raises at pkg/calc.py:7.
+FAIL_TEST_LINE = 9
+RAISE_LINE = 7
+
+
+def daemon_processes(root: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"maestro.daemon" in argv and os.fsencode(root) in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def kill_daemons(root: Path) -> None:
+    for pid in daemon_processes(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while daemon_processes(root) and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def write_workspace(root: Path) -> None:
+    for rel, text in FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "commit.gpgsign=false"]
+    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "init"], cwd=root, check=True)
+
+
+class Env:
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.root = (base / "ws").resolve()
+        self.env = {
+            **os.environ,
+            "MAESTRO_STATE_DIR": str(base / "st"),
+            "MAESTRO_CACHE_DIR": str(base / "ca"),
+            "MAESTRO_DAEMON_START_TIMEOUT": "60",
+            "MAESTRO_WATCH_STEP_MS": "20",
+        }
+        self.env.pop("XDG_RUNTIME_DIR", None)
+        self.env.pop("MAESTRO_DAEMON_IDLE", None)
+
+    def uri(self, rel: str) -> str:
+        return (self.root / rel).as_uri()
+
+
+@pytest.fixture
+def lsp_env() -> Iterator[Env]:
+    base = Path(tempfile.mkdtemp(prefix="mlsp", dir="/tmp"))
+    env = Env(base)
+    env.root.mkdir()
+    write_workspace(env.root)
+    try:
+        yield env
+    finally:
+        kill_daemons(env.root)
+        assert not daemon_processes(env.root), "a daemon survived the test"
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def capabilities(profile: str) -> types.ClientCapabilities:
+    caps = client_capabilities(profile)
+    caps.experimental = {"maestroTestExplorer": True}
+    return caps
+
+
+async def start_client(env: Env, profile: str) -> LanguageClient:
+    client = make_test_lsp_client()
+    client.maestro_notes = []  # type: ignore[attr-defined]
+
+    @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
+    def code_lens_refresh(params: Any) -> None:
+        client.maestro_notes.append("codeLens/refresh")  # type: ignore[attr-defined]
+
+    for method in (
+        "maestro/testResults", "maestro/statusChanged", "maestro/testExplorer/begin",
+        "maestro/testExplorer/progress", "maestro/testExplorer/end",
+        "maestro/testExplorer/didChange",
+    ):  # fmt: skip
+
+        @client.feature(method)
+        def note(params: Any, method: str = method) -> None:
+            client.maestro_notes.append((method, plain(params)))  # type: ignore[attr-defined]
+
+    await client.start_io(
+        sys.executable, "-P", "-m", "maestro.server", env=env.env, cwd=str(env.root)
+    )
+    await asyncio.wait_for(
+        client.initialize_session(
+            types.InitializeParams(
+                capabilities=capabilities(profile),
+                root_uri=env.root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=env.root.as_uri(), name="ws")],
+                initialization_options={"interpreter": sys.executable, "debounceMs": 50},
+            )
+        ),
+        30,
+    )
+    return client
+
+
+@pytest.fixture(params=["visual_studio_code", "neovim"])
+async def lsp(request: pytest.FixtureRequest, lsp_env: Env) -> AsyncIterator[LanguageClient]:
+    client = await start_client(lsp_env, request.param)
+    client.maestro_env = lsp_env  # type: ignore[attr-defined]
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.shutdown_session(), 15)
+        with contextlib.suppress(Exception):
+            await client.stop()
+
+
+def plain(obj: Any) -> Any:
+    if hasattr(obj, "_asdict"):
+        return {k: plain(v) for k, v in obj._asdict().items()}
+    if isinstance(obj, dict):
+        return {k: plain(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [plain(v) for v in obj]
+    return obj
+
+
+async def request(client: LanguageClient, method: str, params: Any, timeout: float = 60) -> Any:
+    result = await asyncio.wait_for(client.protocol.send_request_async(method, params), timeout)
+    return plain(result)
+
+
+async def command(client: LanguageClient, name: str, *args: Any, timeout: float = 120) -> Any:
+    result = await asyncio.wait_for(
+        client.workspace_execute_command_async(
+            types.ExecuteCommandParams(command=name, arguments=list(args))
+        ),
+        timeout,
+    )
+    return plain(result)
+
+
+def open_doc(client: LanguageClient, env: Env, rel: str) -> str:
+    uri = env.uri(rel)
+    client.text_document_did_open(
+        types.DidOpenTextDocumentParams(
+            text_document=types.TextDocumentItem(
+                uri=uri, language_id="python", version=1, text=(env.root / rel).read_text()
+            )
+        )
+    )
+    return uri
+
+
+def change_doc(client: LanguageClient, uri: str, text: str, version: int = 2) -> None:
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[types.TextDocumentContentChangeWholeDocument(text=text)],
+        )
+    )
