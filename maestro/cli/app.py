@@ -3,6 +3,7 @@
 import typer
 
 from maestro.cli.cache_cmd import cache_app
+from maestro.cli.coordinator_cmd import coordinator_app
 from maestro.cli.daemon_cmd import daemon_app
 from maestro.cli.demo_cmd import demo
 from maestro.cli.graph_cmd import graph_app, impacted, why
@@ -17,6 +18,7 @@ app.command("demo")(demo)
 app.add_typer(graph_app, name="graph")
 app.add_typer(cache_app, name="cache")
 app.add_typer(daemon_app, name="daemon")
+app.add_typer(coordinator_app, name="coordinator")
 
 
 @app.callback()
