@@ -245,6 +245,9 @@ async def _debug_sleep(params: SleepParams, ctx: RequestContext) -> SleepResult:
 
 def build_app(paths: DaemonPaths) -> DaemonApp:
     """Compose the daemon. Workspace services (graph, cache, runner) are plugged in here."""
+    from maestro.daemon import test_service, workspace_service
+
     app = DaemonApp(paths)
-    # e.g.: install_graph(app); install_cache(app); install_runner(app)
+    workspace = workspace_service.install(app, watch=os.environ.get("MAESTRO_DAEMON_WATCH") != "0")
+    test_service.install(app, workspace)
     return app

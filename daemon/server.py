@@ -529,7 +529,8 @@ class RpcServer:
                     f"handler of {spec.name} returned {type(result).__name__}, "
                     f"not {spec.result.__name__}"
                 )
-            response = Response(id=rid, result=result.model_dump(mode="json"))
+            # by_alias: report models name fields like `schema` through aliases
+            response = Response(id=rid, result=result.model_dump(mode="json", by_alias=True))
         except asyncio.CancelledError:
             response = Response(
                 id=rid,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from maestro import __version__
 from maestro.errors import DaemonError, InternalError, MaestroError, ProtocolError
+from maestro.reports import GraphStatsReport, ImpactedReport, WhyReport
 
 PROTOCOL_VERSION = 1
 """Bumped on any incompatible change to frames, envelopes or method models."""
@@ -293,3 +294,190 @@ DEBUG_TICK = register_event("debug.tick", TickPayload)
 
 def hello(client: str = "", *, protocol: int = PROTOCOL_VERSION) -> Hello:
     return Hello(protocol=protocol, maestro_version=__version__, client=client)
+
+
+# --- workspace methods (graph, tests, cache) -----------------------------------------------------
+# Results reuse the CLI's report models (maestro.reports) so that `maestro impacted --json` prints
+# the same document whether the daemon answered or the CLI computed it in process.
+
+MAX_BUFFERS = 1000
+
+
+class ImpactedParams(WireModel):
+    """What changed: explicit ``paths``, git changes ``since`` a REF, or unsaved editor
+    ``buffers`` ({path: text}); none of them means the git working tree. Paths are absolute or
+    relative to the workspace root (never to the daemon's cwd)."""
+
+    paths: list[str] | None = Field(default=None, max_length=100_000)
+    since: str | None = Field(default=None, min_length=1, max_length=1000)
+    buffers: dict[str, str] | None = Field(default=None, max_length=MAX_BUFFERS)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ImpactedParams:
+        given = [n for n in ("paths", "since", "buffers") if getattr(self, n) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one change source, not {' and '.join(given)}")
+        return self
+
+
+class WhyParams(WireModel):
+    target: str = Field(min_length=1, max_length=4096, description="test file or //target")
+    path: str = Field(min_length=1, max_length=4096, description="file or global input")
+
+
+class GraphStatsParams(WireModel):
+    targets: bool = Field(default=False, description="also list every target")
+
+
+class GraphExportParams(WireModel):
+    format: Literal["dot", "json"] = "json"
+
+
+class GraphExportResult(WireModel):
+    format: Literal["dot", "json"]
+    text: str
+
+
+class StaleFile(WireModel):
+    target: str
+    reason: str = Field(description="no cached result, inputs changed, failed last time, ...")
+    changed: list[str] = Field(default_factory=list, description="inputs that differ")
+    describe: str = Field(default="", description="the human-readable line `maestro stale` shows")
+
+
+class StaleResult(WireModel):
+    """The document `maestro stale --json` prints (plus ``tests``, the number of test files)."""
+
+    schema_: str = Field(default="maestro.stale/1", alias="schema")
+    stale: list[StaleFile]
+    tests: int = 0
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+
+class RunTestsParams(WireModel):
+    """Same selection as `maestro test`: paths are test files, directories or node ids relative
+    to the root (with ``impacted``: changed files); ``buffers`` are unsaved editor contents
+    (they imply ``impacted``)."""
+
+    paths: list[str] = Field(default_factory=list, max_length=100_000)
+    impacted: bool = False
+    since: str | None = Field(default=None, min_length=1, max_length=1000)
+    buffers: dict[str, str] | None = Field(default=None, max_length=MAX_BUFFERS)
+    no_cache: bool = False
+    pytest_args: list[str] = Field(default_factory=list, max_length=10_000)
+
+
+class PlannedFileInfo(WireModel):
+    target: str
+    runs: bool
+    reason: str | None = None
+    describe: str = Field(description="'cached', 'no cached result', 'inputs changed: a.py', ...")
+    changed: list[str] = Field(default_factory=list)
+    cached_tests: int = Field(default=0, description="tests in the cached result, if any")
+
+
+class RunQueued(WireModel):
+    """Event ``run.queued``: another run of this workspace is active; ``ahead`` runs go first."""
+
+    ahead: int
+
+
+class RunPlanned(WireModel):
+    """Event ``run.plan``: every selected file, whether it runs and why (before pytest starts)."""
+
+    files: list[PlannedFileInfo]
+
+
+class RunProgress(WireModel):
+    """Event ``run.progress``: one event of the pytest plugin, in its JSON form (daemon/events.py,
+    version 1: collected, test_start, test_result without captured output, file_deps, ...), with
+    the running count of finished tests."""
+
+    done: int
+    total: int | None = None
+    event: dict[str, Any]
+
+
+class RunFileResult(WireModel):
+    target: str
+    cached: bool
+    stored: bool = False
+    result: dict[str, Any] | None = Field(
+        default=None, description="the ActionResult (maestro.cache.action) in JSON mode"
+    )
+
+
+class RunTestsResult(WireModel):
+    exit_code: int
+    files: list[RunFileResult]
+    ran_files: int = 0
+    cached_files: int = 0
+    not_run_files: int = 0
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: int = 0
+    xfailed: int = 0
+    xpassed: int = 0
+    flaky: int = 0
+    time_saved_s: float = 0.0
+    wall_s: float = 0.0
+    pytest_exit_code: int | None = Field(default=None, description="None: nothing was run")
+
+
+class CacheStatsResult(WireModel):
+    """`maestro cache stats --json` (CacheStats of maestro.cache plus the cache path)."""
+
+    path: str
+    hits: int
+    misses: int
+    blobs: int
+    actions: int
+    bytes: int
+    blob_bytes: int
+    action_bytes: int
+    cpu_seconds_saved: float
+    wall_seconds_saved: float
+    evictions: int
+    quarantined: int
+    max_bytes: int | None
+    file_bytes: int
+    hit_rate: float | None
+
+
+class GraphChanged(WireModel):
+    """Broadcast ``graph_changed``: the watcher applied changes. ``touched`` are the nodes whose
+    edges changed (``"*"``: files appeared or vanished, everything was relinked)."""
+
+    paths: list[str]
+    touched: list[str]
+    elapsed_ms: float
+
+
+IMPACTED = register_method(
+    "impacted",
+    ImpactedParams,
+    ImpactedReport,
+    doc="Targets a change can break, with reasons (the report of `maestro impacted --json`).",
+)
+WHY = register_method("why", WhyParams, WhyReport, doc="Why a target depends on a file.")
+GRAPH_STATS = register_method(
+    "graph_stats", GraphStatsParams, GraphStatsReport, doc="`maestro graph stats --json`."
+)
+GRAPH_EXPORT = register_method(
+    "graph_export", GraphExportParams, GraphExportResult, doc="The graph as dot or JSON text."
+)
+STALE = register_method("stale", Empty, StaleResult, doc="Test files without a usable result.")
+RUN_TESTS = register_method(
+    "run_tests",
+    RunTestsParams,
+    RunTestsResult,
+    streams=True,
+    doc="Cached, impact-selected test run; one per workspace at a time, the rest queue.",
+)
+CACHE_STATS = register_method("cache_stats", Empty, CacheStatsResult, doc="Cache counters.")
+GRAPH_CHANGED = register_event("graph_changed", GraphChanged)
+RUN_QUEUED = register_event("run.queued", RunQueued)
+RUN_PLAN = register_event("run.plan", RunPlanned)
+RUN_PROGRESS = register_event("run.progress", RunProgress)

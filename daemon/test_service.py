@@ -1,0 +1,281 @@
+"""Test runs, stale tests and cache statistics, served by the daemon (daemon/testing.py composed).
+
+Why it is shaped this way:
+
+- One run per workspace at a time: two pytest processes writing the same results and caches
+  would race; later requests wait on a FIFO lock and are told how many runs are ahead.
+- A run gets its *own* BuildGraph, built (under the graph lock, from the freshly saved index)
+  right before planning. `testing.execute` records dynamic deps into the graph it was given and
+  hashes inputs after pytest exits, on the event loop thread; doing that on the shared graph
+  would race with watcher updates running in executor threads. The recorded deps are copied into
+  the shared graph afterwards, under its lock, so `impacted` learns them too.
+- Cancellation is asyncio cancellation of the handler: `run_pytest` then terminates the pytest
+  process group; nothing from an unfinished run is stored.
+- Progress events are forwarded from a queue, so the runner's synchronous callback never waits
+  on a slow client; they are all sent before the final response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from maestro.daemon.workspace_service import WorkspaceService
+from maestro.wire import (
+    CACHE_STATS,
+    RUN_PLAN,
+    RUN_PROGRESS,
+    RUN_QUEUED,
+    RUN_TESTS,
+    STALE,
+    CacheStatsResult,
+    Empty,
+    PlannedFileInfo,
+    RunFileResult,
+    RunPlanned,
+    RunProgress,
+    RunQueued,
+    RunTestsParams,
+    RunTestsResult,
+    StaleFile,
+    StaleResult,
+)
+
+if TYPE_CHECKING:
+    from maestro.cache import Cache
+    from maestro.daemon.app import DaemonApp
+    from maestro.daemon.events import Event
+    from maestro.daemon.interpreter import Interpreter
+    from maestro.daemon.server import RequestContext
+    from maestro.daemon.testing import Plan, PlannedFile, Summary
+    from maestro.graph.build import BuildGraph
+
+log = logging.getLogger(__name__)
+
+_DROPPED_FIELDS = {"stdout", "stderr", "longrepr"}
+
+
+def planned_info(f: PlannedFile) -> PlannedFileInfo:
+    return PlannedFileInfo(
+        target=f.target,
+        runs=f.runs,
+        reason=f.reason,
+        describe=f.describe(),
+        changed=list(f.changed),
+        cached_tests=len(f.cached.tests) if f.cached else 0,
+    )
+
+
+def summary_result(summary: Summary) -> RunTestsResult:
+    """The wire form of testing.Summary (ActionResults as their JSON-mode dumps)."""
+    return RunTestsResult(
+        exit_code=summary.exit_code,
+        files=[
+            RunFileResult(
+                target=o.target,
+                cached=o.cached,
+                stored=o.stored,
+                result=o.result.model_dump(mode="json") if o.result is not None else None,
+            )
+            for o in summary.files
+        ],
+        ran_files=summary.ran_files,
+        cached_files=summary.cached_files,
+        not_run_files=summary.not_run_files,
+        passed=summary.passed,
+        failed=summary.failed,
+        skipped=summary.skipped,
+        errors=summary.errors,
+        xfailed=summary.xfailed,
+        xpassed=summary.xpassed,
+        flaky=summary.flaky,
+        time_saved_s=summary.time_saved_s,
+        wall_s=summary.wall_s,
+        pytest_exit_code=summary.pytest_exit_code,
+    )
+
+
+@dataclass
+class _Counts:
+    done: int = 0
+    total: int | None = None
+
+
+class TestService:
+    """The workspace's cache handle, its interpreter and the run queue."""
+
+    __test__ = False
+
+    def __init__(self, app: DaemonApp, workspace: WorkspaceService) -> None:
+        self.app = app
+        self.workspace = workspace
+        self.root = app.root
+        self.run_lock = asyncio.Lock()
+        self.waiting = 0
+        self.active = 0
+        self.runs = 0
+        self._cache: Cache | None = None
+        self._cache_lock = asyncio.Lock()
+
+    async def cache(self) -> Cache:
+        async with self._cache_lock:
+            if self._cache is None:
+                from maestro.cache import Cache
+
+                self._cache = await asyncio.to_thread(Cache.open)
+            return self._cache
+
+    async def stop(self, app: DaemonApp) -> None:
+        if self._cache is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self._cache.close)
+
+    async def interpreter(self, graph: BuildGraph) -> Interpreter:
+        """Resolved per request: a venv created or upgraded since the last run is picked up."""
+        from maestro.daemon.interpreter_cache import workspace_interpreter
+
+        configured = graph.loaded.config.interpreter
+        return await asyncio.to_thread(workspace_interpreter, self.root, configured=configured)
+
+    # --- stale / cache stats ---------------------------------------------------------------------
+
+    async def stale(self, params: Empty, ctx: RequestContext) -> StaleResult:
+        from maestro.daemon.testing import stale as find_stale
+
+        graph = await self.workspace.ready()
+        interpreter = await self.interpreter(graph)
+        cache = await self.cache()
+
+        def answer(g: BuildGraph) -> StaleResult:
+            found = find_stale(g, cache, interpreter)
+            rows = [
+                StaleFile(
+                    target=f.target, reason=f.reason or "", changed=list(f.changed),
+                    describe=f.describe(),
+                )
+                for f in found
+            ]  # fmt: skip
+            return StaleResult(stale=rows, tests=len(g.tests))
+
+        return await self.workspace.query(answer, mutates=True)
+
+    async def cache_stats(self, params: Empty, ctx: RequestContext) -> CacheStatsResult:
+        cache = await self.cache()
+        stats = await asyncio.to_thread(cache.stats)
+        return CacheStatsResult(path=str(cache.path), **stats.to_dict())
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    async def run_tests(self, params: RunTestsParams, ctx: RequestContext) -> RunTestsResult:
+        ahead = self.active + self.waiting
+        self.waiting += 1
+        try:
+            if ahead:
+                await ctx.emit(RUN_QUEUED, RunQueued(ahead=ahead))
+            await self.run_lock.acquire()
+        finally:
+            self.waiting -= 1
+        self.active += 1
+        try:
+            return await self._run(params, ctx)
+        finally:
+            self.active -= 1
+            self.run_lock.release()
+
+    async def _run_graph(self) -> BuildGraph:
+        """A private graph for this run, from the shared graph's freshly saved index."""
+        from maestro.graph.build import BuildGraph
+
+        workspace = self.workspace
+
+        def build(shared: BuildGraph) -> BuildGraph:
+            shared.save()
+            own = BuildGraph.build(self.root, index_path=workspace.index_path)
+            own.index.path = None  # its saves would race with the shared graph's
+            return own
+
+        return await workspace.query(build)
+
+    async def _run(self, params: RunTestsParams, ctx: RequestContext) -> RunTestsResult:
+        from maestro.daemon.testing import Selection, execute, plan
+
+        self.runs += 1
+        graph = await self._run_graph()
+        interpreter = await self.interpreter(graph)
+        cache = await self.cache()
+        changes = None
+        if params.buffers is not None:
+            from maestro.wire import ImpactedParams
+
+            changes = tuple(await self.workspace.changes(ImpactedParams(buffers=params.buffers)))
+        selection = Selection(
+            paths=tuple(params.paths),
+            impacted=params.impacted or params.since is not None or changes is not None,
+            since=params.since,
+            changes=changes,
+            no_cache=params.no_cache,
+            pytest_args=tuple(params.pytest_args),
+        )
+        planned: Plan = await asyncio.to_thread(plan, graph, cache, interpreter, selection)
+        await ctx.emit(RUN_PLAN, RunPlanned(files=[planned_info(f) for f in planned.files]))
+        log.info("run %d: %d files, %d to run", self.runs, len(planned.files), len(planned.to_run))
+        queue: asyncio.Queue[RunProgress | None] = asyncio.Queue()
+        forwarder = asyncio.create_task(self._forward(queue, ctx), name="run-progress")
+        counts = _Counts()
+
+        def on_event(event: Event) -> None:
+            from maestro.daemon.events import Collected, TestResult
+
+            if isinstance(event, Collected):
+                counts.total = len(event.nodeids)
+            elif isinstance(event, TestResult):
+                counts.done += 1
+            data: dict[str, Any] = event.model_dump(mode="json", exclude=_DROPPED_FIELDS)
+            queue.put_nowait(RunProgress(done=counts.done, total=counts.total, event=data))
+
+        try:
+            summary = await execute(graph, cache, interpreter, planned, on_event=on_event)
+        finally:
+            queue.put_nowait(None)
+            try:
+                await forwarder
+            except asyncio.CancelledError:
+                forwarder.cancel()
+                raise
+        await self._learn(summary)
+        return summary_result(summary)
+
+    async def _forward(self, queue: asyncio.Queue[RunProgress | None], ctx: RequestContext) -> None:
+        connected = True
+        while (item := await queue.get()) is not None:
+            if connected:
+                connected = await ctx.emit(RUN_PROGRESS, item)
+
+    async def _learn(self, summary: Summary) -> None:
+        """Copy the dynamic deps this run recorded into the shared graph."""
+        report = summary.report
+        if report is None or not report.file_deps:
+            return
+        deps = {
+            target: [*d.files, *(m.path for m in d.modules)]
+            for target, d in report.file_deps.items()
+        }
+
+        def record(g: BuildGraph) -> None:
+            for target, inputs in deps.items():
+                g.record_dynamic(target, inputs)
+
+        await self.workspace.query(record, mutates=True)
+
+
+def install(app: DaemonApp, workspace: WorkspaceService) -> TestService:
+    service = TestService(app, workspace)
+    app.provide(TestService, service)
+    app.on_shutdown(service.stop)
+    app.register(STALE, service.stale)
+    app.register(RUN_TESTS, service.run_tests)
+    app.register(CACHE_STATS, service.cache_stats)
+    return service

@@ -1,0 +1,187 @@
+"""Watch a workspace with watchfiles and hand coalesced batches of changed paths to a callback.
+
+The filter drops what can never change a graph answer (VCS internals, virtualenvs, byte-code,
+tool caches, the daemon's own state dir) and what .gitignore hides, so a `pip install` into .venv
+or a pytest run writing __pycache__ does not wake the daemon. watchfiles already groups events
+that arrive within ``step_ms`` of each other (up to ``debounce_ms``); a branch switch that
+rewrites hundreds of files therefore arrives as one batch and costs one graph update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import watchfiles
+
+from maestro.graph.files import NOISE_DIRS
+
+if TYPE_CHECKING:
+    import pathspec
+
+log = logging.getLogger(__name__)
+logging.getLogger("watchfiles").setLevel(logging.WARNING)  # one INFO line per batch otherwise
+
+Batch = Callable[[set[str]], Awaitable[None]]
+
+DEFAULT_STEP_MS = 30
+"""Quiet time that ends a batch: the floor of the save -> answer latency."""
+DEFAULT_DEBOUNCE_MS = 1600
+"""Longest a continuous burst is held before a batch is yielded anyway."""
+
+
+@dataclass
+class IgnoreRules:
+    """Which paths of the workspace never matter: noise directories, excluded dirs, .gitignore.
+
+    .gitignore files are read once per directory and re-read when a .gitignore itself changes.
+    """
+
+    root: Path
+    excluded: tuple[Path, ...] = ()
+    _specs: dict[str, pathspec.PathSpec[Any] | None] = field(default_factory=dict)
+
+    def relative(self, path: str) -> str | None:
+        """Root-relative posix path, or None when outside the root or ignored."""
+        for ex in self.excluded:
+            if path == str(ex) or path.startswith(str(ex) + os.sep):
+                return None
+        try:
+            rel = Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return None
+        if rel in ("", "."):
+            return None
+        parts = rel.split("/")
+        if any(p in NOISE_DIRS or p.endswith(".egg-info") for p in parts[:-1]):
+            return None
+        name = parts[-1]
+        if name in NOISE_DIRS or name.endswith((".pyc", ".pyo", "~", ".swp", ".swx")):
+            return None
+        if name.startswith(".#") or name == "4913":  # emacs lock files, vim's write probe
+            return None
+        if self._gitignored(parts):
+            return None
+        return rel
+
+    def forget(self, rel: str) -> None:
+        """A .gitignore changed: drop its cached spec."""
+        self._specs.pop(rel.rsplit("/", 1)[0] if "/" in rel else "", None)
+
+    def _spec(self, directory: str) -> pathspec.PathSpec[Any] | None:
+        if directory not in self._specs:
+            from maestro.graph.files import _gitignore
+
+            self._specs[directory] = _gitignore(str(self.root / directory))
+        return self._specs[directory]
+
+    def _gitignored(self, parts: list[str]) -> bool:
+        for depth in range(len(parts)):
+            spec = self._spec("/".join(parts[:depth]))
+            if spec is None:
+                continue
+            rest = parts[depth:]
+            # a directory pattern ("build/") matches the directory prefix, not the file
+            for i in range(1, len(rest)):
+                if spec.match_file("/".join(rest[:i]) + "/"):
+                    return True
+            if spec.match_file("/".join(rest)):
+                return True
+        return False
+
+
+class Watcher:
+    """Runs ``watchfiles.awatch`` on the root and calls ``on_batch`` with relative paths."""
+
+    def __init__(
+        self,
+        root: Path,
+        on_batch: Batch,
+        *,
+        excluded: tuple[Path, ...] = (),
+        step_ms: int = DEFAULT_STEP_MS,
+        debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+    ) -> None:
+        self.root = root
+        self.rules = IgnoreRules(root, tuple(p.resolve() for p in excluded))
+        self.on_batch = on_batch
+        self.step_ms = step_ms
+        self.debounce_ms = debounce_ms
+        self.batches = 0
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    def _filter(self, change: watchfiles.Change, path: str) -> bool:
+        return self.rules.relative(path) is not None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="watcher")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self._watch()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # e.g. inotify watch limit reached: answers stay correct only for what is
+                # re-read on demand, so say it loudly and retry after a pause
+                log.exception("file watcher failed; restarting it in 5 s")
+                await asyncio.sleep(5)
+
+    async def _watch(self) -> None:
+        log.info("watching %s (step %d ms)", self.root, self.step_ms)
+        changes_iter = watchfiles.awatch(
+            self.root,
+            watch_filter=self._filter,
+            step=self.step_ms,
+            debounce=self.debounce_ms,
+            stop_event=self._stop,
+            recursive=True,
+        )
+        pending = asyncio.ensure_future(anext(changes_iter))
+        # One loop turn runs the generator up to its first wait: by then its RustNotify watches
+        # the tree, so whatever the caller reads from disk afterwards cannot miss a change.
+        await asyncio.sleep(0)
+        self.ready.set()
+        try:
+            while True:
+                try:
+                    changes = await pending
+                except StopAsyncIteration:
+                    return
+                batch = self._relatives(changes)
+                if batch:
+                    self.batches += 1
+                    log.debug("watcher batch %d: %d paths", self.batches, len(batch))
+                    await self.on_batch(batch)
+                pending = asyncio.ensure_future(anext(changes_iter))
+        finally:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await changes_iter.aclose()
+
+    def _relatives(self, changes: set[tuple[watchfiles.Change, str]]) -> set[str]:
+        rels: set[str] = set()
+        for _, path in changes:
+            rel = self.rules.relative(path)
+            if rel is None:
+                continue
+            if rel.endswith(".gitignore"):
+                self.rules.forget(rel)
+            rels.add(rel)
+        return rels

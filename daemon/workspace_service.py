@@ -1,0 +1,307 @@
+"""The daemon's graph: built in the background, kept current by the watcher, queried by clients.
+
+Why it is shaped this way:
+
+- The socket must answer `status` at once, so the graph (seconds on a big tree) is built in an
+  executor after startup; graph methods await it. A failed build (bad config) is reported to
+  each caller and retried on the next query, so fixing pyproject.toml needs no restart.
+- Every read and write of the graph happens under one asyncio lock, in an executor thread: the
+  event loop keeps serving other connections while a branch switch relinks the graph.
+- Never a stale answer: the watcher only *records* changed paths; the applier and every query
+  take the lock and fold recorded paths in first. A query that arrives between a save and the
+  watcher's delivery still waits for nothing; one that arrives after delivery sees the change.
+- The index is saved every SAVE_EVERY_S and on shutdown, so a restart reuses every scan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
+
+from maestro.daemon.watcher import Watcher
+from maestro.errors import MaestroError, WorkspaceError
+from maestro.paths import graph_index_path, workspace_state_dir
+from maestro.reports import GraphStatsReport, HopModel, ImpactedReport, WhyReport
+from maestro.wire import (
+    GRAPH_CHANGED,
+    GRAPH_EXPORT,
+    GRAPH_STATS,
+    IMPACTED,
+    WHY,
+    GraphChanged,
+    GraphExportParams,
+    GraphExportResult,
+    GraphStatsParams,
+    ImpactedParams,
+    WhyParams,
+)
+
+if TYPE_CHECKING:
+    from maestro.daemon.app import DaemonApp
+    from maestro.daemon.server import RequestContext
+    from maestro.graph.build import BuildGraph, Change
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+SAVE_EVERY_S = 30.0
+
+
+def _step_ms() -> int:
+    try:
+        return int(os.environ.get("MAESTRO_WATCH_STEP_MS", "30"))
+    except ValueError:
+        return 30
+
+
+def absolute(root: Path, path: str) -> str:
+    """A wire path (absolute, or relative to the root) as an absolute path inside the root.
+
+    The daemon's cwd is its state dir, so relative paths are never resolved against it.
+    """
+    candidate = Path(path)
+    full = candidate if candidate.is_absolute() else root / candidate
+    full = Path(os.path.normpath(full))
+    if full != root and root not in full.parents:
+        raise WorkspaceError(f"{path} is outside the workspace {root}")
+    return str(full)
+
+
+def relative(root: Path, path: str) -> str:
+    return Path(absolute(root, path)).relative_to(root).as_posix()
+
+
+class WorkspaceService:
+    """One workspace's graph, its watcher and the graph methods of the protocol."""
+
+    def __init__(self, app: DaemonApp, *, watch: bool = True) -> None:
+        self.app = app
+        self.root = app.root
+        self.index_path = graph_index_path(self.root)
+        self.lock = asyncio.Lock()
+        self.graph: BuildGraph | None = None
+        self.build_error: MaestroError | None = None
+        self.pending: set[str] = set()
+        self.updates = 0
+        self._watch = watch
+        self._watcher: Watcher | None = None
+        self._loading: asyncio.Task[None] | None = None
+        self._applier: asyncio.Task[None] | None = None
+        self._saver: asyncio.Task[None] | None = None
+        self._dirty = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self, app: DaemonApp) -> None:
+        """Startup hook: watch first (so nothing written during the build is missed), then
+        build in the background; the socket is bound without waiting for the graph."""
+        if self._watch:
+            state = workspace_state_dir(self.root)
+            self._watcher = Watcher(
+                self.root, self._on_batch, excluded=(state, app.paths.socket.parent),
+                step_ms=_step_ms(),
+            )  # fmt: skip
+            self._watcher.start()
+            try:
+                async with asyncio.timeout(5):
+                    await self._watcher.ready.wait()
+            except TimeoutError:
+                log.warning("the file watcher is slow to start; building anyway")
+        self._loading = asyncio.create_task(self._load(), name="graph-load")
+        self._saver = asyncio.create_task(self._save_periodically(), name="graph-save")
+
+    async def stop(self, app: DaemonApp) -> None:
+        """Shutdown hook: stop watching, then persist the index for a warm restart."""
+        for task in (self._saver, self._applier):
+            if task is not None:
+                task.cancel()
+        if self._watcher is not None:
+            await self._watcher.stop()
+        if self._loading is not None and not self._loading.done():
+            self._loading.cancel()
+            return
+        if self.graph is not None:
+            async with self.lock:
+                await self._apply_pending()
+                await asyncio.to_thread(self.graph.save)
+                log.info("graph index saved to %s", self.index_path)
+
+    async def _load(self) -> None:
+        from maestro.graph.build import BuildGraph
+
+        started = time.perf_counter()
+        async with self.lock:
+            self.pending.clear()  # the build reads everything from disk anyway
+            try:
+                self.graph = await asyncio.to_thread(
+                    BuildGraph.build, self.root, index_path=self.index_path
+                )
+                self.build_error = None
+            except MaestroError as exc:
+                log.error("graph build failed: %s", exc.message)
+                self.build_error = exc
+                return
+        stats = self.graph.stats
+        log.info(
+            "graph ready in %.3fs (%d files from the index, %d scanned)",
+            time.perf_counter() - started,
+            stats.reused_from_index,
+            stats.scanned,
+        )
+
+    async def _save_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(SAVE_EVERY_S)
+            if self.graph is None or not self._dirty:
+                continue
+            async with self.lock:
+                self._dirty = False
+                try:
+                    await asyncio.to_thread(self.graph.save)
+                except Exception:
+                    log.exception("saving the graph index failed")
+
+    # --- changes ---------------------------------------------------------------------------------
+
+    async def _on_batch(self, paths: set[str]) -> None:
+        """Watcher callback: record, then apply in the background (queries apply first)."""
+        self.pending |= paths
+        if self._applier is None or self._applier.done():
+            self._applier = asyncio.create_task(self._apply_soon(), name="graph-apply")
+
+    async def _apply_soon(self) -> None:
+        await self.ready()
+        async with self.lock:
+            await self._apply_pending()
+
+    async def _apply_pending(self) -> None:
+        """Fold recorded paths into the graph (lock held) and tell subscribers."""
+        if not self.pending or self.graph is None:
+            return
+        paths, self.pending = self.pending, set()
+        started = time.perf_counter()
+        graph = self.graph
+        try:
+            touched = await asyncio.to_thread(graph.update, sorted(paths))
+        except Exception:
+            # A half-applied update would serve wrong answers: rebuild from disk instead.
+            log.exception("incremental update failed; rebuilding the graph")
+            from maestro.graph.build import BuildGraph
+
+            self.graph = await asyncio.to_thread(
+                BuildGraph.build, self.root, index_path=self.index_path
+            )
+            touched = {"*"}
+        self.updates += 1
+        self._dirty = True
+        elapsed = (time.perf_counter() - started) * 1000
+        shown = ", ".join(sorted(paths)[:5]) + (" ..." if len(paths) > 5 else "")
+        log.info(
+            "graph updated in %.1f ms: %d paths (%s), %d nodes touched", elapsed, len(paths),
+            shown, len(touched),
+        )  # fmt: skip
+        self.app.broadcast(
+            GRAPH_CHANGED,
+            GraphChanged(paths=sorted(paths), touched=sorted(touched), elapsed_ms=elapsed),
+        )
+
+    # --- access ----------------------------------------------------------------------------------
+
+    async def ready(self) -> BuildGraph:
+        """The loaded graph; waits for the startup build, retries a failed one."""
+        if self._loading is None:
+            self._loading = asyncio.create_task(self._load(), name="graph-load")
+        await asyncio.shield(self._loading)
+        if self.graph is None:
+            # The last build failed: try again (the user may have fixed the config).
+            self._loading = asyncio.create_task(self._load(), name="graph-load")
+            await asyncio.shield(self._loading)
+        if self.graph is None:
+            assert self.build_error is not None
+            raise self.build_error
+        return self.graph
+
+    async def query(self, func: Callable[[BuildGraph], T], *, mutates: bool = False) -> T:
+        """Run ``func(graph)`` in an executor under the lock, after applying pending changes."""
+        await self.ready()
+        async with self.lock:
+            await self._apply_pending()
+            assert self.graph is not None
+            result = await asyncio.to_thread(func, self.graph)
+            if mutates:
+                self._dirty = True
+            return result
+
+    # --- methods ---------------------------------------------------------------------------------
+
+    async def changes(self, params: ImpactedParams) -> list[Change]:
+        """The change records of a request (git and file reads in an executor)."""
+        from maestro.daemon import changes as sources
+
+        root = self.root
+        if params.buffers is not None:
+            buffers = {absolute(root, p): text for p, text in params.buffers.items()}
+            return await asyncio.to_thread(sources.from_buffers, root, buffers)
+        if params.paths is not None:
+            paths = [absolute(root, p) for p in params.paths]
+            return await asyncio.to_thread(sources.from_paths, root, paths)
+        return await asyncio.to_thread(sources.from_git, root, params.since)
+
+    async def impacted(self, params: ImpactedParams, ctx: RequestContext) -> ImpactedReport:
+        changes = await self.changes(params)
+
+        def answer(graph: BuildGraph) -> ImpactedReport:
+            started = time.perf_counter()
+            impacts = graph.impacted(changes)
+            elapsed = (time.perf_counter() - started) * 1000
+            return ImpactedReport.build(str(self.root), changes, impacts, elapsed)
+
+        return await self.query(answer)
+
+    async def why(self, params: WhyParams, ctx: RequestContext) -> WhyReport:
+        root = self.root
+        target = params.target if params.target.startswith("//") else relative(root, params.target)
+        path = relative(root, params.path)
+
+        def answer(graph: BuildGraph) -> WhyReport:
+            chain = graph.why(target, path)
+            return WhyReport(
+                target=target,
+                path=path,
+                depends=chain is not None,
+                reason=[HopModel.of(h) for h in chain or ()],
+            )
+
+        return await self.query(answer)
+
+    async def stats(self, params: GraphStatsParams, ctx: RequestContext) -> GraphStatsReport:
+        # Syntax checks found by diagnostics() are remembered in the index: save them later.
+        return await self.query(
+            lambda g: GraphStatsReport.build(g, with_targets=params.targets), mutates=True
+        )
+
+    async def export(self, params: GraphExportParams, ctx: RequestContext) -> GraphExportResult:
+        from maestro.cli.graph_cmd import export_dot, export_json
+
+        render = export_dot if params.format == "dot" else export_json
+        text = await self.query(render)
+        return GraphExportResult(format=params.format, text=text)
+
+
+def install(app: DaemonApp, *, watch: bool = True) -> WorkspaceService:
+    """Provide the graph service and serve its methods."""
+    service = WorkspaceService(app, watch=watch)
+    app.provide(WorkspaceService, service)
+    app.on_startup(service.start)
+    app.on_shutdown(service.stop)
+    app.register(IMPACTED, service.impacted)
+    app.register(WHY, service.why)
+    app.register(GRAPH_STATS, service.stats)
+    app.register(GRAPH_EXPORT, service.export)
+    return service
