@@ -1,0 +1,239 @@
+"""LSP benchmark on the Django sdist, through a real stdio client (issue 5).
+
+    python -m bench.bench_lsp [--runs N] [--write | --no-write]
+
+Starts `python -P -m maestro.server` (cwd = the Django tree) with pygls' LanguageClient over
+stdio; the server starts the workspace daemon (private MAESTRO_STATE_DIR / MAESTRO_CACHE_DIR under
+/tmp). After one warm-up request each, measures client-side round trips:
+
+- `maestro/impactedTargets` for one source file (a saved file: daemon `impacted` with paths),
+  warm: target p95 <= 30 ms; with and without the cache-state column (daemon `stale`, memoised);
+- the same for an unsaved buffer (didChange, then the request: daemon `impacted` with buffers);
+- `textDocument/codeLens` on the largest test file of the graph: target p95 <= 50 ms.
+
+Results go to the `## LSP (issue 5)` section of docs/BENCHMARKS.md (with --write, the default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types
+from pygls.lsp.client import LanguageClient
+
+from bench.bench_graph import DJANGO
+from bench.common import fetch_sdist, git_rev, machine, percentile, table, today, write_section
+
+SOURCE_FILE = "django/utils/text.py"
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "_asdict"):
+        return {k: _plain(v) for k, v in obj._asdict().items()}
+    if isinstance(obj, list | tuple):
+        return [_plain(v) for v in obj]
+    return obj
+
+
+async def _timed(n: int, call: Any) -> tuple[list[float], Any]:
+    times: list[float] = []
+    last = None
+    for _ in range(n):
+        started = time.perf_counter()
+        last = await call()
+        times.append(time.perf_counter() - started)
+    return times, last
+
+
+def _row(name: str, times: list[float], target: str) -> list[str]:
+    return [
+        name,
+        f"{percentile(times, 50) * 1000:.1f}",
+        f"{percentile(times, 95) * 1000:.1f}",
+        f"{max(times) * 1000:.1f}",
+        target,
+    ]
+
+
+async def bench(root: Path, runs: int, state: Path) -> tuple[list[list[str]], dict[str, Any]]:
+    env = {
+        **os.environ,
+        "MAESTRO_STATE_DIR": str(state / "st"),
+        "MAESTRO_CACHE_DIR": str(state / "ca"),
+        "MAESTRO_DAEMON_START_TIMEOUT": "120",
+    }
+    env.pop("XDG_RUNTIME_DIR", None)
+    # The bench's private link tree (bench/__init__.py) has no maestro.server: the server and
+    # its daemon use the installed (editable) package.
+    env.pop("PYTHONPATH", None)
+    client = LanguageClient("bench", "1")
+
+    @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
+    def _refresh(params: Any) -> None:
+        return None
+
+    await client.start_io(sys.executable, "-P", "-m", "maestro.server", env=env, cwd=str(root))
+    info: dict[str, Any] = {}
+    try:
+        started = time.perf_counter()
+        await client.initialize_async(
+            types.InitializeParams(
+                capabilities=types.ClientCapabilities(),
+                root_uri=root.as_uri(),
+                workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="django")],
+                initialization_options={"interpreter": sys.executable},
+            )
+        )
+        client.initialized(types.InitializedParams())
+        src_uri = (root / SOURCE_FILE).as_uri()
+
+        async def impacted(cache_state: bool = True) -> Any:
+            return _plain(
+                await client.protocol.send_request_async(
+                    "maestro/impactedTargets",
+                    {"textDocument": {"uri": src_uri}, "cacheState": cache_state},
+                )
+            )
+
+        first = await impacted()  # starts the daemon, builds the graph
+        info["first_s"] = time.perf_counter() - started
+        info["impacted"] = first["count"]
+        await asyncio.sleep(3)  # the cache-state memo (daemon `stale`) finishes in the background
+        rows = []
+        times, last = await _timed(runs, lambda: impacted(False))
+        rows.append(_row(f"impactedTargets, saved file ({last['count']} tests)", times, "<= 30"))
+        times, last = await _timed(runs, impacted)
+        states = {r["cache"]["state"] for r in last["impacted"]}
+        rows.append(_row(f"… with cache state ({'/'.join(sorted(states))})", times, "<= 30"))
+
+        # An unsaved edit: the buffer differs from the disk, so the daemon gets it as a buffer.
+        text = (root / SOURCE_FILE).read_text()
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=src_uri, language_id="python", version=1, text=text
+                )
+            )
+        )
+        version = [1]
+
+        async def unsaved() -> Any:
+            version[0] += 1
+            client.text_document_did_change(
+                types.DidChangeTextDocumentParams(
+                    text_document=types.VersionedTextDocumentIdentifier(
+                        uri=src_uri, version=version[0]
+                    ),
+                    content_changes=[
+                        types.TextDocumentContentChangeWholeDocument(
+                            text=text + f"\n# edit {version[0]}\n"
+                        )
+                    ],
+                )
+            )
+            return await impacted(False)
+
+        await unsaved()
+        times, last = await _timed(runs, unsaved)
+        assert last["source"] == "buffers", last["source"]
+        rows.append(
+            _row(f"impactedTargets, unsaved buffer ({last['count']} tests)", times, "<= 30")
+        )
+
+        # Code lens on the largest test file of the graph.
+        from maestro.daemon.client import SyncDaemonClient
+        from maestro.wire import GRAPH_STATS, GraphStatsParams
+
+        os.environ.update({k: env[k] for k in ("MAESTRO_STATE_DIR", "MAESTRO_CACHE_DIR")})
+        with SyncDaemonClient(root, start=False) as daemon:
+            report = daemon.call(GRAPH_STATS, GraphStatsParams(targets=True))
+        tests = [t for t in report.targets or [] if not t.startswith("//")]
+        largest = max(tests, key=lambda t: (root / t).stat().st_size)
+        test_uri = (root / largest).as_uri()
+        test_text = (root / largest).read_text()
+        client.text_document_did_open(
+            types.DidOpenTextDocumentParams(
+                text_document=types.TextDocumentItem(
+                    uri=test_uri, language_id="python", version=1, text=test_text
+                )
+            )
+        )
+
+        async def lenses() -> Any:
+            return await client.text_document_code_lens_async(
+                types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=test_uri))
+            )
+
+        await lenses()
+        times, last = await _timed(runs, lenses)
+        rows.append(
+            _row(
+                f"codeLens, {largest} ({len(test_text.splitlines())} lines, {len(last)} lenses)",
+                times,
+                "<= 50",
+            )
+        )
+        info["tests"] = len(tests)
+        return rows, info
+    finally:
+        try:
+            await asyncio.wait_for(client.shutdown_async(None), 10)
+            client.exit(None)
+        finally:
+            await client.stop()
+
+
+def stop_daemons(root: Path) -> None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"maestro.daemon" in argv and os.fsencode(root) in argv:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(entry.name), signal.SIGTERM)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args()
+    root = fetch_sdist(*DJANGO).resolve()
+    state = Path(tempfile.mkdtemp(prefix="mblsp", dir="/tmp"))
+    try:
+        rows, info = asyncio.run(bench(root, args.runs, state))
+    finally:
+        stop_daemons(root)
+        shutil.rmtree(state, ignore_errors=True)
+    body = "\n".join(
+        [
+            f"{today()}, {machine()}, {git_rev('server', 'bench/bench_lsp.py')}. "
+            f"`python -m bench.bench_lsp --runs {args.runs}` on {root.name} "
+            f"({info['tests']} test files): a real stdio client (pygls LanguageClient) talking "
+            "to `python -P -m maestro.server`, which talks to the workspace daemon. Client-side "
+            f"round trips in ms, {args.runs} requests each after a warm-up; the first request "
+            f"(daemon start + graph build) took {info['first_s']:.1f} s.",
+            "",
+            table(["request", "p50", "p95", "max", "target p95"], rows, "lrrrr"),
+        ]
+    )
+    print(body)
+    if args.write:
+        write_section("LSP (issue 5)", body)
+
+
+if __name__ == "__main__":
+    main()
