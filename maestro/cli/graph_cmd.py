@@ -10,9 +10,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from maestro.cli.common import ROOT_OPTION, console, fail_on_error, resolve_root
+from maestro.cli.via_daemon import NO_DAEMON_OPTION
 
 if TYPE_CHECKING:
     from maestro.graph.build import BuildGraph, Change
+    from maestro.reports import GraphStatsReport
 
 graph_app = typer.Typer(help="Inspect the build graph.", no_args_is_help=True)
 
@@ -38,17 +40,28 @@ def stats(
     root: ROOT_OPTION = None,
     targets: Annotated[bool, typer.Option("--targets", help="list every target")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+    no_daemon: NO_DAEMON_OPTION = False,
 ) -> None:
     """Files, tests, targets and edges of the graph, and every diagnostic found."""
+    from maestro import wire
+    from maestro.cli import via_daemon
     from maestro.reports import GraphStatsReport
 
     workspace = resolve_root(root)
-    graph = open_graph(workspace)
-    report = GraphStatsReport.build(graph, with_targets=targets)
-    graph.save()  # persist syntax checks
+    report = via_daemon.call(
+        workspace, wire.GRAPH_STATS, wire.GraphStatsParams(targets=targets), no_daemon=no_daemon
+    )
+    if report is None:
+        graph = open_graph(workspace)
+        report = GraphStatsReport.build(graph, with_targets=targets)
+        graph.save()  # persist syntax checks
     if as_json:
         typer.echo(report.model_dump_json(by_alias=True, indent=2))
         return
+    render_stats(workspace, report)
+
+
+def render_stats(workspace: Path, report: GraphStatsReport) -> None:
     from rich.table import Table
 
     table = Table(title=f"Build graph of {workspace}", show_header=False, box=None)
@@ -83,17 +96,30 @@ def impacted(
     as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
     show_all: Annotated[bool, typer.Option("--all", help="show every impacted target")] = False,
     root: ROOT_OPTION = None,
+    no_daemon: NO_DAEMON_OPTION = False,
 ) -> None:
     """Targets a change can break, each with the shortest chain of reasons."""
+    from maestro import wire
+    from maestro.cli import via_daemon
+    from maestro.daemon.changes import normalize
     from maestro.reports import ImpactedReport
 
     workspace = resolve_root(root)
-    graph = open_graph(workspace)
-    changes = collect_changes(workspace, list(paths or []), since)
-    started = time.perf_counter()
-    impacts = graph.impacted(changes)
-    elapsed = (time.perf_counter() - started) * 1000
-    report = ImpactedReport.build(str(workspace), changes, impacts, elapsed)
+    given = list(paths or [])
+    if given and since:
+        raise typer.BadParameter("give changed paths or --since, not both")
+    # Paths are resolved here, against this process's cwd: the daemon's cwd is not the user's.
+    params = wire.ImpactedParams(
+        paths=[normalize(workspace, p) for p in given] if given else None, since=since
+    )
+    report = via_daemon.call(workspace, wire.IMPACTED, params, no_daemon=no_daemon)
+    if report is None:
+        graph = open_graph(workspace)
+        changes = collect_changes(workspace, given, since)
+        started = time.perf_counter()
+        impacts = graph.impacted(changes)
+        elapsed = (time.perf_counter() - started) * 1000
+        report = ImpactedReport.build(str(workspace), changes, impacts, elapsed)
     if as_json:
         typer.echo(report.model_dump_json(by_alias=True, indent=2))
         return
@@ -148,26 +174,32 @@ def why(
     path: Annotated[str, typer.Argument(help="a file (or global input) it may depend on")],
     as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
     root: ROOT_OPTION = None,
+    no_daemon: NO_DAEMON_OPTION = False,
 ) -> None:
     """Why TARGET depends on FILE: the shortest chain of reasons, or that it does not."""
+    from maestro import wire
+    from maestro.cli import via_daemon
     from maestro.daemon.changes import normalize
     from maestro.reports import HopModel, WhyReport
 
     workspace = resolve_root(root)
-    graph = open_graph(workspace)
     target_rel = target if target.startswith("//") else normalize(workspace, target)
     path_rel = normalize(workspace, path)
-    chain = graph.why(target_rel, path_rel)
-    report = WhyReport(
-        target=target_rel,
-        path=path_rel,
-        depends=chain is not None,
-        reason=[HopModel.of(h) for h in chain or ()],
-    )
+    params = wire.WhyParams(target=target_rel, path=path_rel)
+    report = via_daemon.call(workspace, wire.WHY, params, no_daemon=no_daemon)
+    if report is None:
+        graph = open_graph(workspace)
+        chain = graph.why(target_rel, path_rel)
+        report = WhyReport(
+            target=target_rel,
+            path=path_rel,
+            depends=chain is not None,
+            reason=[HopModel.of(h) for h in chain or ()],
+        )
     if as_json:
         typer.echo(report.model_dump_json(by_alias=True, indent=2))
         return
-    if chain is None:
+    if not report.depends:
         console.print(f"{target_rel} does not depend on {path_rel}.", highlight=False)
         raise typer.Exit(1)
     console.print(f"[bold]{target_rel}[/bold] depends on [bold]{path_rel}[/bold]:", highlight=False)
@@ -181,12 +213,23 @@ def export(
     fmt: Annotated[str, typer.Option("--format", help="dot or json")] = "json",
     output: Annotated[Path | None, typer.Option("-o", "--output", help="write to a file")] = None,
     root: ROOT_OPTION = None,
+    no_daemon: NO_DAEMON_OPTION = False,
 ) -> None:
     """The whole graph as Graphviz dot or node-link JSON."""
+    from maestro import wire
+    from maestro.cli import via_daemon
+
     if fmt not in ("dot", "json"):
         raise typer.BadParameter("--format must be dot or json")
-    graph = open_graph(resolve_root(root))
-    text = export_dot(graph) if fmt == "dot" else export_json(graph)
+    workspace = resolve_root(root)
+    # A one-off dump: served by a running daemon, never worth starting one for.
+    params = wire.GraphExportParams(format="dot" if fmt == "dot" else "json")
+    result = via_daemon.call(workspace, wire.GRAPH_EXPORT, params, no_daemon=no_daemon, start=False)
+    if result is not None:
+        text = result.text
+    else:
+        graph = open_graph(workspace)
+        text = export_dot(graph) if fmt == "dot" else export_json(graph)
     if output is None:
         typer.echo(text)
     else:

@@ -1,0 +1,110 @@
+"""Route a CLI command through the workspace daemon when that helps, in process otherwise.
+
+The daemon returns the same report models the in-process path builds (maestro.reports and the
+wire models), and the command renders them with the same function, so output does not depend on
+who computed it. Policy (``MAESTRO_DAEMON``):
+
+- ``auto`` (default): use a running daemon; start one only for an interactive terminal outside
+  CI, where the next command will profit from it. Scripts and CI never leave a daemon behind.
+- ``start``: always start one if needed.  ``off`` (or ``--no-daemon``): always in process.
+
+If the daemon cannot be reached or dies mid-call the command falls back to the in-process path
+(with a note on stderr): the daemon is an accelerator, never a new way to fail. Domain errors
+(unknown target, bad config, git failures) are raised as they are: in process they would be too.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from pydantic import BaseModel
+
+from maestro.cli.common import err_console
+from maestro.errors import (
+    ConnectionLostError,
+    DaemonError,
+    DaemonNotRunningError,
+    InternalError,
+    ProtocolError,
+    RequestTimeoutError,
+)
+from maestro.wire import MethodSpec
+
+P = TypeVar("P", bound=BaseModel)
+R = TypeVar("R", bound=BaseModel)
+
+NO_DAEMON_OPTION = Annotated[
+    bool,
+    typer.Option(
+        "--no-daemon", help="compute in this process, without the workspace daemon (same output)"
+    ),
+]
+
+CALL_TIMEOUT_S = 600.0
+"""A first call may wait for the daemon's initial graph build of a large tree."""
+
+_TRANSPORT = (
+    DaemonNotRunningError,
+    ConnectionLostError,
+    RequestTimeoutError,
+    ProtocolError,
+    InternalError,
+)
+
+
+def policy() -> str:
+    value = os.environ.get("MAESTRO_DAEMON", "auto").strip().lower()
+    if value in ("0", "off", "no", "false", "never"):
+        return "off"
+    if value in ("1", "start", "yes", "true", "always"):
+        return "start"
+    return "auto"
+
+
+def may_start() -> bool:
+    mode = policy()
+    if mode == "start":
+        return True
+    interactive = sys.stdout.isatty() and sys.stdin.isatty()
+    return mode == "auto" and interactive and not os.environ.get("CI")
+
+
+def call(
+    root: Path,
+    method: MethodSpec[P, R],
+    params: P,
+    *,
+    no_daemon: bool = False,
+    start: bool = True,
+) -> R | None:
+    """The daemon's answer, or None when the caller should compute it in process."""
+    if no_daemon or policy() == "off":
+        return None
+    from maestro.daemon.client import SyncDaemonClient
+
+    try:
+        with SyncDaemonClient(
+            root, start=start and may_start(), client="cli", timeout=CALL_TIMEOUT_S
+        ) as client:
+            return client.call(method, params)
+    except DaemonNotRunningError:
+        return None
+    except _TRANSPORT as exc:
+        _fallback_note(exc)
+        return None
+    except DaemonError as exc:
+        if exc.code in ("daemon_start_failed", "unknown_method", "busy", "cancelled"):
+            _fallback_note(exc)
+            return None
+        raise
+
+
+def _fallback_note(exc: Any) -> None:
+    err_console.print(
+        f"[yellow]note:[/] the daemon did not answer ({exc.message}); computing in process",
+        highlight=False,
+    )

@@ -1,0 +1,128 @@
+"""`maestro stale` and `maestro status`: the workspace at a glance, through the daemon if it runs.
+
+`stale` prints exactly what the in-process command of maestro/cli/test_cmd.py prints (same
+StaleResult model either way); it replaces that command in the app once wired there.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
+from maestro.cli.via_daemon import NO_DAEMON_OPTION
+from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
+from maestro.wire import StaleFile, StaleResult
+
+EXIT_USAGE = 4
+EXIT_INTERNAL = 3
+_USAGE = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
+
+
+def stale_in_process(root: Path) -> StaleResult:
+    from maestro.cache import Cache
+    from maestro.daemon.interpreter_cache import workspace_interpreter
+    from maestro.daemon.testing import stale as find_stale
+    from maestro.graph.build import BuildGraph
+    from maestro.paths import graph_index_path
+
+    graph = BuildGraph.build(root, index_path=graph_index_path(root))
+    interpreter = workspace_interpreter(root, configured=graph.loaded.config.interpreter)
+    with Cache.open() as cache:
+        found = find_stale(graph, cache, interpreter)
+    rows = [
+        StaleFile(
+            target=f.target, reason=f.reason or "", changed=list(f.changed), describe=f.describe()
+        )
+        for f in found
+    ]
+    return StaleResult(stale=rows, tests=len(graph.tests))
+
+
+def stale(
+    root: ROOT_OPTION = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    no_daemon: NO_DAEMON_OPTION = False,
+) -> None:
+    """Test files with no cached passing result for their current inputs, and why."""
+    from maestro import wire
+    from maestro.cli import via_daemon
+
+    try:
+        workspace = resolve_root(root)
+        result = via_daemon.call(workspace, wire.STALE, wire.Empty(), no_daemon=no_daemon)
+        if result is None:
+            result = stale_in_process(workspace)
+    except MaestroError as exc:
+        report_error(exc)
+        raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None
+    render_stale(result, as_json=as_json)
+
+
+def render_stale(result: StaleResult, *, as_json: bool) -> None:
+    if as_json:
+        rows = [
+            {"target": f.target, "reason": f.reason, "changed": f.changed} for f in result.stale
+        ]
+        console.print_json(json.dumps({"schema": "maestro.stale/1", "stale": rows}))
+        return
+    for f in result.stale:
+        console.print(f"{f.target}  [dim]{f.describe}[/]")
+    console.print(f"{len(result.stale)} of {result.tests} test files stale")
+
+
+def status(
+    root: ROOT_OPTION = None,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+) -> None:
+    """The workspace daemon, its graph and the cache (never starts the daemon)."""
+    from maestro import wire
+    from maestro.daemon.client import SyncDaemonClient
+    from maestro.errors import DaemonNotRunningError
+
+    try:
+        workspace = resolve_root(root)
+        try:
+            with SyncDaemonClient(workspace, start=False, timeout=30.0, client="cli-status") as c:
+                daemon = c.call(wire.STATUS)
+                graph = c.call(wire.GRAPH_STATS, wire.GraphStatsParams())
+                cache = c.call(wire.CACHE_STATS)
+        except DaemonNotRunningError:
+            if as_json:
+                console.print_json(json.dumps({"running": False, "root": str(workspace)}))
+            else:
+                console.print(f"daemon not running for {workspace}", highlight=False)
+                console.print("[dim]start it: maestro daemon start[/]")
+            raise typer.Exit(1) from None
+    except MaestroError as exc:
+        report_error(exc)
+        raise typer.Exit(EXIT_INTERNAL) from None
+    if as_json:
+        data = {
+            "running": True,
+            "daemon": daemon.model_dump(mode="json"),
+            "graph": graph.model_dump(mode="json", by_alias=True, exclude={"diagnostics"}),
+            "cache": cache.model_dump(mode="json"),
+        }
+        console.print_json(json.dumps(data))
+        return
+    rate = f"{cache.hit_rate:.1%}" if cache.hit_rate is not None else "-"
+    console.print(
+        f"[bold]daemon[/] pid {daemon.pid}, up {daemon.uptime_s:.0f} s, "
+        f"{daemon.connections} connection(s), log {daemon.log_path}",
+        highlight=False,
+    )
+    console.print(
+        f"[bold]graph[/]  {graph.files:,} files ({graph.python_files:,} Python), "
+        f"{graph.tests:,} test files, {sum(graph.edges.values()):,} edges, "
+        f"{len(graph.diagnostics)} diagnostics",
+        highlight=False,
+    )
+    console.print(
+        f"[bold]cache[/]  {cache.actions:,} results, {cache.blobs:,} blobs, hit rate {rate}, "
+        f"{cache.wall_seconds_saved:.1f} s saved ({cache.path})",
+        highlight=False,
+    )
