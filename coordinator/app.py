@@ -6,14 +6,15 @@ Request pipeline for `/<tenant>/{cas,ac}/<sha256>`:
     the path's tenant (whether or not that tenant exists: errors never reveal another tenant) or
     the role cannot write -> 400 for a malformed digest -> the storage operation.
 
-LMDB calls run in a small thread pool so a commit's fsync or the hashing of a large blob never
-stalls the event loop.
+Shared state (tenants, keys, usage) comes from a StateBackend (state.py: embedded LMDB or
+Redis) and entries from a BlobBackend (blobs.py: embedded LMDB or an upstream Bazel HTTP cache),
+so several replicas can serve one team. LMDB writes and the hashing of large blobs run in a small
+thread pool so a commit's fsync never stalls the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import logging
 import time
@@ -29,12 +30,29 @@ import maestro
 from maestro.errors import CoordinatorError
 
 from . import accesslog
-from .auth import Authenticator, Principal, credential_from_header, load_or_create_secret
+from .auth import (
+    Authenticator,
+    Principal,
+    credential_from_header,
+    load_or_create_secret,
+    new_key,
+)
+from .blobs import BlobBackend, HttpBlobs, LmdbBlobs, UpstreamError, sha256_of
 from .metrics import Metrics
-from .models import ErrorBody, Health, TenantStatus, TokenRequest, TokenResponse
+from .models import (
+    ErrorBody,
+    Health,
+    KeyCreated,
+    KeyCreateRequest,
+    KeyInfo,
+    TenantStatus,
+    TokenRequest,
+    TokenResponse,
+)
 from .openapi import openapi_document
-from .records import AcRecord
+from .records import AcRecord, KeyRecord
 from .settings import Settings
+from .state import LmdbState, RedisState, StateBackend
 from .store import QuotaExceededError, StorageFullError, Store
 from .validate import InvalidActionResultError, referenced_blobs
 
@@ -44,11 +62,18 @@ T = TypeVar("T")
 ENTRY_ROUTE = "/{tenant}/{kind:cas|ac}/{hash}"
 ALLOWED = "GET, HEAD, PUT"
 _HEX = frozenset("0123456789abcdef")
-INLINE_READ_BYTES = 256 << 10
-"""CAS reads up to this size run on the event loop (hashing 256 KiB takes ~0.15 ms)."""
 
 
 PRINCIPAL = web.RequestKey("principal", Principal)
+
+
+def _is_backend_outage(exc: BaseException) -> bool:
+    """Redis down or timing out: a 503 with Retry-After, not a 500."""
+    return type(exc).__module__.startswith("redis") and type(exc).__name__ in (
+        "ConnectionError",
+        "TimeoutError",
+        "BusyLoadingError",
+    )
 
 
 class ApiError(Exception):
@@ -100,26 +125,50 @@ def _accepts_zstd(header: str | None) -> bool:
 
 
 class Coordinator:
-    """Request handlers and their shared state (store, authenticator, metrics, thread pool)."""
+    """Request handlers and their shared state (backends, authenticator, metrics, thread pool)."""
 
-    def __init__(self, settings: Settings, store: Store, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        state: StateBackend,
+        blobs: BlobBackend,
+        pool: ThreadPoolExecutor,
+        clock: Callable[[], float],
+    ) -> None:
         self.settings = settings
-        self.store = store
+        self.state = state
+        self.blobs = blobs
         self.metrics = Metrics()
-        secret = (
-            settings.token_secret.get_secret_value().encode()
-            if settings.token_secret is not None
-            else load_or_create_secret(settings.data_dir)
-        )
-        self.auth = Authenticator(
-            store,
-            secret,
-            ttl_s=settings.token_ttl_s,
-            accept_api_keys=settings.accept_api_keys,
-            clock=clock,
-        )
-        self.pool = ThreadPoolExecutor(settings.io_threads, thread_name_prefix="coord-io")
+        self.pool = pool
+        self._clock = clock
+        self._auth: Authenticator | None = None
         self._openapi: bytes | None = None
+        blobs.on_corrupt = self._count_corrupt
+
+    def _count_corrupt(self, tenant: Any, kind: str) -> None:
+        self.metrics.corrupt.labels(tenant.name, kind).inc()
+
+    async def start(self) -> None:
+        """Resolve the token secret: configured, else shared through the state backend (Redis:
+        every replica gets the same one), else the local file."""
+        if self.settings.token_secret is not None:
+            secret = self.settings.token_secret.get_secret_value().encode()
+        else:
+            shared = await self.state.token_secret()
+            secret = shared if shared is not None else load_or_create_secret(self.settings.data_dir)
+        self._auth = Authenticator(
+            self.state,
+            secret,
+            ttl_s=self.settings.token_ttl_s,
+            accept_api_keys=self.settings.accept_api_keys,
+            clock=self._clock,
+        )
+
+    @property
+    def auth(self) -> Authenticator:
+        if self._auth is None:
+            raise RuntimeError("Coordinator.start() has not run")
+        return self._auth
 
     async def run(self, func: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.pool, func, *args)
@@ -145,12 +194,26 @@ class Coordinator:
                     exc.status,
                     {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)},
                 )
-            except Exception:
-                log.exception("unhandled error serving %s %s", request.method, request.path)
-                response = _json(
-                    ErrorBody(error="internal_error", message="internal error (see server log)"),
-                    500,
-                )
+            except Exception as exc:
+                if _is_backend_outage(exc):
+                    log.warning("state backend failure serving %s: %r", request.method, exc)
+                    response = _json(
+                        ErrorBody(
+                            error="backend_unavailable",
+                            message="the shared state backend does not answer",
+                            hint="retry later",
+                        ),
+                        503,
+                        {"Retry-After": "1"},
+                    )
+                else:
+                    log.exception("unhandled error serving %s %s", request.method, request.path)
+                    response = _json(
+                        ErrorBody(
+                            error="internal_error", message="internal error (see server log)"
+                        ),
+                        500,
+                    )
         finally:
             self.metrics.in_flight.dec()
         elapsed = time.perf_counter() - start
@@ -180,12 +243,12 @@ class Coordinator:
 
     # -- auth -------------------------------------------------------------------------------
 
-    def authenticate(self, request: web.Request) -> Principal:
+    async def authenticate(self, request: web.Request) -> Principal:
         credential = credential_from_header(request.headers.get("Authorization"))
         if credential is None:
             self.metrics.auth_failures.labels("missing").inc()
             raise _unauthorized("missing credentials")
-        principal = self.auth.check_bearer(credential)
+        principal = await self.auth.check_bearer(credential)
         if principal is None:
             self.metrics.auth_failures.labels("invalid").inc()
             raise _unauthorized("invalid, expired or revoked credentials")
@@ -212,7 +275,7 @@ class Coordinator:
                 ) from None
         else:
             api_key = credential_from_header(request.headers.get("Authorization"))
-        principal = self.auth.check_key(api_key) if api_key else None
+        principal = await self.auth.check_key(api_key) if api_key else None
         if principal is None:
             self.metrics.auth_failures.labels("invalid").inc()
             raise _unauthorized("invalid or revoked API key")
@@ -231,11 +294,9 @@ class Coordinator:
         )
 
     async def tenant_status(self, request: web.Request) -> web.Response:
-        principal = self.authenticate(request)
-        if principal.tenant.name != request.match_info["tenant"] or not principal.role.is_admin:
-            raise self._forbidden("the admin role of this tenant is required")
+        principal = await self._admin(request)
         tenant = principal.tenant
-        usage = await self.run(self.store.usage, tenant)
+        usage = await self.state.usage(tenant)
         return _json(
             TenantStatus(
                 tenant=tenant.name,
@@ -247,8 +308,50 @@ class Coordinator:
             )
         )
 
+    async def _admin(self, request: web.Request) -> Principal:
+        principal = await self.authenticate(request)
+        if principal.tenant.name != request.match_info["tenant"] or not principal.role.is_admin:
+            raise self._forbidden("the admin role of this tenant is required")
+        return principal
+
+    async def create_key(self, request: web.Request) -> web.Response:
+        """An admin creates a key of its own tenant; the plaintext is in this response only."""
+        principal = await self._admin(request)
+        if (request.content_length or 0) > 4096:
+            raise ApiError(413, "too_large", "key requests are small JSON bodies")
+        try:
+            body = KeyCreateRequest.model_validate_json(await request.read())
+        except ValidationError:
+            raise ApiError(
+                400, "bad_request", 'expected a JSON body {"role": "read", "label": "..."}'
+            ) from None
+        key = new_key(principal.tenant.name, body.role, body.label)
+        await self.state.add_key(key.record)
+        log.info("key created over HTTP: %s (tenant %s)", key.record.key_id, key.record.tenant)
+        return _json(
+            KeyCreated(api_key=key.plaintext, key=_key_info(key.record)),
+            status=201,
+            headers={"Cache-Control": "no-store"},
+        )
+
+    async def revoke_key(self, request: web.Request) -> web.Response:
+        """An admin revokes a key of its own tenant, effective at once on every replica."""
+        principal = await self._admin(request)
+        key_id = request.match_info["key_id"]
+        record = await self.state.get_key(key_id)
+        if record is None or record.tenant != principal.tenant.name:
+            raise ApiError(404, "not_found", "no such key in this tenant")
+        record = await self.state.revoke_key(key_id)
+        log.info("key revoked over HTTP: %s (tenant %s)", key_id, record.tenant)
+        return _json(_key_info(record))
+
     async def healthz(self, request: web.Request) -> web.Response:
-        await self.run(self.store.list_tenants)  # the store answers reads
+        try:
+            await self.state.ping()
+            await self.blobs.ping()
+        except Exception as exc:
+            log.warning("health check failed: %r", exc)
+            raise ApiError(503, "unhealthy", "a backend does not answer") from None
         return _json(Health(version=maestro.__version__))
 
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
@@ -275,7 +378,7 @@ class Coordinator:
                 f"{method} is not supported here",
                 headers={"Allow": ALLOWED},
             )
-        principal = self.authenticate(request)
+        principal = await self.authenticate(request)
         if principal.tenant.name != request.match_info["tenant"]:
             raise self._forbidden("this credential does not grant access to that path")
         if method == "PUT" and not principal.role.can_write:
@@ -287,31 +390,29 @@ class Coordinator:
             )
         key = bytes.fromhex(hash_hex)
         kind = request.match_info["kind"]
-        if method == "PUT":
-            return await self._put(request, principal, kind, key)
-        return await self._get(request, principal, kind, key, head=method == "HEAD")
+        try:
+            if method == "PUT":
+                return await self._put(request, principal, kind, key)
+            return await self._get(request, principal, kind, key, head=method == "HEAD")
+        except UpstreamError as exc:
+            log.warning("blob upstream failure: %s", exc.message)
+            raise ApiError(
+                502, exc.code, "the blob storage upstream failed", hint="retry later"
+            ) from None
 
     async def _get(
         self, request: web.Request, principal: Principal, kind: str, key: bytes, *, head: bool
     ) -> web.Response:
         tenant = principal.tenant
-        data: bytes | None
-        if kind == "cas":
-            # A presence lookup is a few microseconds on the mmap: done inline. Re-hashing a
-            # large blob is not, so those reads go to the pool to keep the loop responsive.
-            size = self.store.cas_size(tenant, key)
-            data = None
-            if size is not None and not head:
-                before = self.store.corrupt_found
-                if size <= INLINE_READ_BYTES:
-                    data = self.store.get_cas(tenant, key)
-                else:
-                    data = await self.run(self.store.get_cas, tenant, key)
-                size = len(data) if data is not None else None
-                if data is None and self.store.corrupt_found != before:
-                    self.metrics.corrupt.labels(tenant.name, kind).inc()
+        data: bytes | None = None
+        if kind == "cas" and head:
+            size = await self.blobs.cas_size(tenant, key)  # presence by key, like bazel-remote
         else:
-            data = self.store.get_ac(tenant, key)  # small records; referenced blobs by length
+            # CAS: re-hashed by the backend on every read; AC: checksum + referenced blobs.
+            if kind == "cas":
+                data = await self.blobs.get_cas(tenant, key)
+            else:
+                data = await self.blobs.get_ac(tenant, key)
             size = len(data) if data is not None else None
         if size is None:
             self.metrics.misses.labels(tenant.name, kind).inc()
@@ -385,11 +486,7 @@ class Coordinator:
         data = await self._read_body(request)
         try:
             if kind == "cas":
-                actual = (
-                    hashlib.sha256(data).digest()
-                    if len(data) < 65536
-                    else await self.run(lambda: hashlib.sha256(data).digest())
-                )
+                actual = await sha256_of(data, self.pool)
                 if actual != key:
                     raise ApiError(
                         400,
@@ -397,7 +494,7 @@ class Coordinator:
                         f"body hashes to {actual.hex()}, not the digest in the path",
                         hint="nothing was stored; the upload was truncated or altered",
                     )
-                await self.run(self.store.put_cas, tenant, key, data)
+                await self.blobs.put_cas(tenant, key, data)
             else:
                 if tenant.raw_ac:
                     record = AcRecord(raw=True, value=data, refs=())
@@ -413,12 +510,14 @@ class Coordinator:
                             "maestro coordinator tenant set NAME --raw-ac",
                         ) from None
                     record = AcRecord(raw=False, value=data, refs=refs)
-                await self.run(self.store.put_ac, tenant, key, record)
+                await self.blobs.put_ac(tenant, key, record)
         except QuotaExceededError as exc:
             self.metrics.quota_rejections.labels(tenant.name).inc()
             raise ApiError(507, exc.code, exc.message, hint=exc.hint) from None
         except StorageFullError as exc:
             raise ApiError(507, exc.code, exc.message, hint=exc.hint) from None
+        except UpstreamError:
+            raise
         except CoordinatorError as exc:
             raise ApiError(409, exc.code, exc.message, hint=exc.hint) from None
         self.metrics.bytes_in.labels(tenant.name, kind).inc(len(data))
@@ -434,20 +533,60 @@ package, and applying its own rules to gzip), while the coordinator decodes zstd
 size limit and refuses other encodings with 415. Our access log replaces aiohttp's."""
 
 
+def _key_info(record: KeyRecord) -> KeyInfo:
+    return KeyInfo(
+        key_id=record.key_id,
+        tenant=record.tenant,
+        role=record.role,
+        label=record.label,
+        created_at=record.created_at,
+        revoked_at=record.revoked_at,
+    )
+
+
 def create_app(
     settings: Settings,
     *,
     store: Store | None = None,
+    state: StateBackend | None = None,
     clock: Callable[[], float] = time.time,
 ) -> web.Application:
-    """Build the app; opens the store under `settings.data_dir/store` unless one is given.
+    """Build the app from the settings' backends.
 
-    A given store stays owned by the caller; an opened one is closed on app cleanup.
+    `store` (an open embedded store) and `state` stay owned by the caller; whatever this opens
+    itself is closed on app cleanup. The embedded store is opened under `settings.data_dir/store`
+    only when a backend needs it.
     """
-    owned = store is None
-    if store is None:
+    pool = ThreadPoolExecutor(settings.io_threads, thread_name_prefix="coord-io")
+    owned_store = False
+    owned_state = state is None
+    needs_store = settings.blob_backend == "lmdb" or (
+        state is None and settings.state_backend == "lmdb"
+    )
+    if store is None and needs_store:
         store = Store(settings.data_dir / "store", map_size=settings.map_size_bytes)
-    coordinator = Coordinator(settings, store, clock)
+        owned_store = True
+    if state is None:
+        if settings.state_backend == "redis":
+            assert settings.redis_url is not None  # validated by Settings
+            state = RedisState.from_url(settings.redis_url, settings.redis_prefix)
+        else:
+            assert store is not None
+            state = LmdbState(store)
+    blobs: BlobBackend
+    if settings.blob_backend == "http":
+        assert settings.blob_upstream_url is not None
+        blobs = HttpBlobs(
+            settings.blob_upstream_url,
+            state,
+            pool,
+            timeout_s=settings.blob_upstream_timeout_s,
+            max_connections=max(16, settings.io_threads * 8),
+        )
+    else:
+        assert store is not None
+        blobs = LmdbBlobs(store, pool)
+    coordinator = Coordinator(settings, state, blobs, pool, clock)
     # +1 so our own Content-Length check, with its clearer message, answers first.
     app = web.Application(
         middlewares=[coordinator.observe], client_max_size=settings.max_blob_bytes + 1
@@ -455,15 +594,24 @@ def create_app(
     app[STATE] = coordinator
     app.router.add_post("/v1/token", coordinator.token)
     app.router.add_get("/v1/tenants/{tenant}", coordinator.tenant_status)
+    app.router.add_post("/v1/tenants/{tenant}/keys", coordinator.create_key)
+    app.router.add_delete("/v1/tenants/{tenant}/keys/{key_id}", coordinator.revoke_key)
     app.router.add_get("/healthz", coordinator.healthz)
     app.router.add_get("/metrics", coordinator.metrics_endpoint)
     app.router.add_get("/openapi.json", coordinator.openapi)
     app.router.add_route("*", ENTRY_ROUTE, coordinator.entry)
 
-    async def cleanup(app: web.Application) -> None:
-        coordinator.pool.shutdown(wait=True)
-        if owned:
-            coordinator.store.close()
+    async def startup(app: web.Application) -> None:
+        await coordinator.start()
 
+    async def cleanup(app: web.Application) -> None:
+        await coordinator.blobs.close()
+        if owned_state:
+            await coordinator.state.close()
+        pool.shutdown(wait=True)
+        if owned_store and store is not None:
+            store.close()
+
+    app.on_startup.append(startup)
     app.on_cleanup.append(cleanup)
     return app

@@ -4,9 +4,10 @@
   HMAC-SHA256(salt, secret). The secret is 256 random bits, so a fast salted hash is enough (no
   password-style stretching needed) and keeps `POST /v1/token` cheap. Comparisons are constant-time.
 - A token is `mt_<payload>.<sig>`: base64url JSON {key id, tenant, expiry} signed with
-  HMAC-SHA256 under the server's token secret. Tokens are stateless, which lets replicas sharing the
-  secret verify them, but every request also re-reads the key record: revoking a key (or changing
-  its role) takes effect on the next request, whatever tokens were minted from it.
+  HMAC-SHA256 under the server's token secret. Tokens are stateless, which lets replicas sharing
+  the secret verify them, but every request also re-reads the key record from the StateBackend
+  (LMDB or Redis): revoking a key (or changing its role) takes effect on the next request,
+  whatever tokens were minted from it.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from .models import Role
 from .records import KeyRecord, TenantRecord
+from .state import StateBackend
 from .store import Store
 
 KEY_PREFIX = "mk_"
@@ -60,7 +62,8 @@ def _hash_secret(salt: bytes, secret: str) -> bytes:
     return hmac.new(salt, secret.encode(), hashlib.sha256).digest()
 
 
-def create_key(store: Store, tenant: str, role: Role, label: str = "") -> NewKey:
+def new_key(tenant: str, role: Role, label: str = "") -> NewKey:
+    """A fresh key (record + plaintext); the caller stores the record."""
     key_id = secrets.token_hex(8)
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16)
@@ -73,8 +76,14 @@ def create_key(store: Store, tenant: str, role: Role, label: str = "") -> NewKey
         created_at=datetime.now(UTC),
         label=label,
     )
-    store.add_key(record)
     return NewKey(record, f"{KEY_PREFIX}{key_id}_{secret}")
+
+
+def create_key(store: Store, tenant: str, role: Role, label: str = "") -> NewKey:
+    """Create and store a key in the embedded store (admin CLI, tests)."""
+    key = new_key(tenant, role, label)
+    store.add_key(key.record)
+    return key
 
 
 def load_or_create_secret(data_dir: Path) -> bytes:
@@ -92,31 +101,31 @@ def load_or_create_secret(data_dir: Path) -> bytes:
 
 
 class Authenticator:
-    """Turns credentials into a Principal (or None) against the live store."""
+    """Turns credentials into a Principal (or None) against the live shared state."""
 
     def __init__(
         self,
-        store: Store,
+        state: StateBackend,
         secret: bytes,
         *,
         ttl_s: int,
         accept_api_keys: bool,
         clock: Callable[[], float],
     ) -> None:
-        self._store = store
+        self._state = state
         self._secret = secret
         self._ttl = ttl_s
         self._accept_keys = accept_api_keys
         self._clock = clock
 
-    def check_key(self, api_key: str) -> Principal | None:
+    async def check_key(self, api_key: str) -> Principal | None:
         """Verify an API key; None for malformed, unknown, revoked or mismatching keys."""
         if not api_key.startswith(KEY_PREFIX):
             return None
         key_id, sep, secret = api_key[len(KEY_PREFIX) :].partition("_")
         if not sep or not secret:
             return None
-        record = self._store.get_key(key_id)
+        record = await self._state.get_key(key_id)
         if record is None or record.revoked_at is not None:
             return None
         try:
@@ -126,10 +135,10 @@ class Authenticator:
             return None
         if not hmac.compare_digest(_hash_secret(salt, secret), expected):
             return None
-        return self._principal(record)
+        return await self._principal(record)
 
-    def _principal(self, record: KeyRecord) -> Principal | None:
-        tenant = self._store.get_tenant(record.tenant)
+    async def _principal(self, record: KeyRecord) -> Principal | None:
+        tenant = await self._state.get_tenant(record.tenant)
         if tenant is None:
             return None
         return Principal(tenant=tenant, role=record.role, key_id=record.key_id)
@@ -145,7 +154,7 @@ class Authenticator:
         sig = hmac.new(self._secret, (TOKEN_PREFIX + body).encode(), hashlib.sha256).digest()
         return f"{TOKEN_PREFIX}{body}.{_b64(sig)}", expires
 
-    def check_token(self, token: str) -> Principal | None:
+    async def check_token(self, token: str) -> Principal | None:
         """Verify signature and expiry, then the key's *current* state (revocation, role)."""
         if not token.startswith(TOKEN_PREFIX):
             return None
@@ -167,17 +176,17 @@ class Authenticator:
             return None
         if self._clock() >= expires:
             return None
-        record = self._store.get_key(key_id)
+        record = await self._state.get_key(key_id)
         if record is None or record.revoked_at is not None or record.tenant != tenant:
             return None
-        return self._principal(record)
+        return await self._principal(record)
 
-    def check_bearer(self, credential: str) -> Principal | None:
+    async def check_bearer(self, credential: str) -> Principal | None:
         """A token, or (if enabled) an API key used directly by clients that cannot refresh."""
         if credential.startswith(TOKEN_PREFIX):
-            return self.check_token(credential)
+            return await self.check_token(credential)
         if self._accept_keys and credential.startswith(KEY_PREFIX):
-            return self.check_key(credential)
+            return await self.check_key(credential)
         return None
 
 

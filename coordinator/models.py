@@ -7,6 +7,7 @@ speak JSON, and their schemas are what /openapi.json publishes.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -75,3 +76,26 @@ class TenantStatus(ApiModel):
 class Health(ApiModel):
     status: str = "ok"
     version: str
+
+
+class KeyCreateRequest(ApiModel):
+    """POST /v1/tenants/{tenant}/keys body (admin role of that tenant)."""
+
+    role: Role
+    label: str = Field(default="", max_length=200)
+
+
+class KeyInfo(ApiModel):
+    """A key's public record: never its secret or hash."""
+
+    key_id: str
+    tenant: str
+    role: Role
+    label: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+
+class KeyCreated(ApiModel):
+    api_key: str = Field(description="the key itself: shown once, store it now")
+    key: KeyInfo

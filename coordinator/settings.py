@@ -13,7 +13,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from maestro.errors import ConfigError, MaestroError
 
@@ -70,6 +78,36 @@ class Settings(BaseModel):
     """HMAC key for tokens; default a random secret kept in `<data_dir>/token-secret` (0600)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
+    state_backend: Literal["lmdb", "redis"] = "lmdb"
+    """Tenants, keys (revocation) and usage: embedded LMDB, or Redis shared by replicas."""
+    redis_url: str | None = None
+    """e.g. redis://127.0.0.1:6379/0 (state_backend = "redis")."""
+    redis_prefix: str = Field(default="maestro:coord:", min_length=1, max_length=100)
+    blob_backend: Literal["lmdb", "http"] = "lmdb"
+    """Entries: embedded LMDB, or an upstream Bazel-HTTP-cache server (blob_upstream_url)."""
+    blob_upstream_url: str | None = None
+    """e.g. http://127.0.0.1:8080/cache (bazel-remote with --disable_http_ac_validation, or a
+    WebDAV PUT server such as nginx)."""
+    blob_upstream_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _backends(self) -> Settings:
+        if self.state_backend == "redis" and not self.redis_url:
+            raise ValueError('state_backend = "redis" needs redis_url')
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        if self.blob_backend == "http" and not self.blob_upstream_url:
+            raise ValueError('blob_backend = "http" needs blob_upstream_url')
+        if self.blob_upstream_url and not self.blob_upstream_url.startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("blob_upstream_url must be an http:// or https:// URL")
+        if self.state_backend == "redis" and self.blob_backend == "lmdb":
+            raise ValueError(
+                'state_backend = "redis" (replicas) needs blob_backend = "http": replicas '
+                "cannot share an embedded LMDB store"
+            )
+        return self
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, str]:

@@ -292,9 +292,12 @@ class Store:
             data = txn.get(tenant.prefix + key)
             return len(data) if data is not None else None
 
-    def put_cas(self, tenant: TenantRecord, key: bytes, data: bytes) -> bool:
-        """Store a blob whose sha256 is `key` (checked again here); False if already stored."""
-        if hashlib.sha256(data).digest() != key:
+    def put_cas(
+        self, tenant: TenantRecord, key: bytes, data: bytes, *, verified: bool = False
+    ) -> bool:
+        """Store a blob whose sha256 is `key` (checked here unless the caller just did);
+        False if already stored."""
+        if not verified and hashlib.sha256(data).digest() != key:
             raise ValueError("blob does not hash to its key")
         if key == EMPTY_SHA256:
             return False
@@ -357,6 +360,10 @@ class Store:
             txn.put(full, encoded, db=self._db["ac"])
 
         self._commit(body)
+
+    def charge(self, tenant: TenantRecord, delta: int, *, cas: int = 0, ac: int = 0) -> None:
+        """Charge usage on its own (blobs kept elsewhere); QuotaExceededError changes nothing."""
+        self._commit(lambda txn: self._charge(txn, tenant, delta, cas=cas, ac=ac))
 
     def _charge(
         self, txn: lmdb.Transaction, tenant: TenantRecord, delta: int, *, cas: int = 0, ac: int = 0

@@ -1,0 +1,315 @@
+"""Where cache entries live: the embedded LMDB store, or an existing cache server upstream.
+
+`BlobBackend` is what request handlers call. Both implementations return only verified bytes:
+a CAS blob is served only if it hashes to its key, an AC record only if its own checksum holds
+(and, for validated tenants, every blob it references is present with the right size).
+
+- `LmdbBlobs` (default): the embedded store; usage is charged in the same LMDB write
+  transaction as the entry, so quota checks are exact.
+- `HttpBlobs`: an upstream speaking the Bazel HTTP cache protocol (bazel-remote started with
+  `--disable_http_ac_validation`, or any WebDAV-style server accepting `PUT`, e.g. nginx with
+  `dav_methods PUT DELETE`). Tenancy stays in the coordinator: every entry is stored under
+  `<upstream>/t<tenant id>/ac/<sha256(tag | tenant id | kind | key)>`, a name derived from the
+  tenant's never-reused id, so tenants cannot collide in an upstream that ignores path prefixes
+  (bazel-remote does), and the upstream never sees a client's digest. Everything goes under
+  `/ac/` because upstream CAS validation would refuse derived names; integrity is ours anyway:
+  blobs are re-hashed on every GET, AC records carry their own sha256. Corrupt upstream entries
+  are logged, counted, answered as misses and deleted (best effort; the next PUT re-uploads).
+  Usage is charged in the StateBackend before the upload and refunded if it fails; two replicas
+  uploading the same new entry at once may both charge it (usage errs high, never low).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Protocol
+
+import aiohttp
+
+from maestro.errors import CoordinatorError
+
+from .records import AcRecord, CorruptRecordError, TenantRecord, decode_ac
+from .state import StateBackend
+from .store import EMPTY_SHA256, Store
+
+log = logging.getLogger(__name__)
+
+INLINE_HASH_BYTES = 256 << 10
+"""Blobs up to this size are hashed on the event loop (256 KiB takes well under a millisecond
+on a quiet core); larger ones in the pool, where hashlib releases the GIL."""
+
+OnCorrupt = Callable[[TenantRecord, str], None]
+
+
+class UpstreamError(CoordinatorError):
+    """The blob upstream failed or is unreachable (HTTP 502 to the client)."""
+
+    code = "upstream_unavailable"
+
+
+class BlobBackend(Protocol):
+    name: str
+    on_corrupt: OnCorrupt
+    """Called with (tenant, kind) when an entry fails verification (metrics)."""
+
+    async def cas_size(self, tenant: TenantRecord, key: bytes) -> int | None: ...
+
+    async def get_cas(self, tenant: TenantRecord, key: bytes) -> bytes | None:
+        """The verified blob; None when absent or corrupt."""
+        ...
+
+    async def put_cas(self, tenant: TenantRecord, key: bytes, data: bytes) -> bool:
+        """Store a blob already verified to hash to `key`; False if it was present."""
+        ...
+
+    async def get_ac(self, tenant: TenantRecord, key: bytes) -> bytes | None: ...
+
+    async def put_ac(self, tenant: TenantRecord, key: bytes, record: AcRecord) -> None: ...
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+def _ignore(tenant: TenantRecord, kind: str) -> None:
+    pass
+
+
+async def sha256_of(data: bytes | memoryview, executor: Executor | None) -> bytes:
+    if len(data) <= INLINE_HASH_BYTES or executor is None:
+        return hashlib.sha256(data).digest()
+    return await asyncio.get_running_loop().run_in_executor(
+        executor, lambda: hashlib.sha256(data).digest()
+    )
+
+
+class LmdbBlobs:
+    """Entries in the embedded store; reads up to INLINE_HASH_BYTES run inline."""
+
+    name = "lmdb"
+
+    def __init__(self, store: Store, executor: Executor) -> None:
+        self.store = store
+        self.executor = executor
+        self.on_corrupt: OnCorrupt = _ignore
+
+    async def _run(self, func: Callable[[], object]) -> object:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, func)
+
+    async def cas_size(self, tenant: TenantRecord, key: bytes) -> int | None:
+        return self.store.cas_size(tenant, key)
+
+    def _read(self, tenant: TenantRecord, key: bytes) -> tuple[bytes | None, bool]:
+        before = self.store.corrupt_found
+        data = self.store.get_cas(tenant, key)
+        return data, data is None and self.store.corrupt_found != before
+
+    async def get_cas(self, tenant: TenantRecord, key: bytes) -> bytes | None:
+        size = self.store.cas_size(tenant, key)  # a few microseconds on the mmap
+        if size is None:
+            return None
+        if size <= INLINE_HASH_BYTES:
+            data, corrupt = self._read(tenant, key)
+        else:
+            data, corrupt = await asyncio.get_running_loop().run_in_executor(
+                self.executor, self._read, tenant, key
+            )
+        if corrupt:
+            self.on_corrupt(tenant, "cas")
+        return data
+
+    async def put_cas(self, tenant: TenantRecord, key: bytes, data: bytes) -> bool:
+        stored: bool = await asyncio.get_running_loop().run_in_executor(
+            self.executor, self._put_cas, tenant, key, data
+        )
+        return stored
+
+    def _put_cas(self, tenant: TenantRecord, key: bytes, data: bytes) -> bool:
+        return self.store.put_cas(tenant, key, data, verified=True)
+
+    async def get_ac(self, tenant: TenantRecord, key: bytes) -> bytes | None:
+        before = self.store.corrupt_found
+        value = self.store.get_ac(tenant, key)  # small records; referenced blobs by length
+        if value is None and self.store.corrupt_found != before:
+            self.on_corrupt(tenant, "ac")
+        return value
+
+    async def put_ac(self, tenant: TenantRecord, key: bytes, record: AcRecord) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            self.executor, self.store.put_ac, tenant, key, record
+        )
+
+    async def ping(self) -> None:
+        self.store.list_tenants()
+
+    async def close(self) -> None:
+        """The store is closed by whoever opened it."""
+
+
+_TAG = b"maestro-coordinator/1\0"
+
+
+class HttpBlobs:
+    """Entries on an upstream Bazel-HTTP-cache server; see the module docstring."""
+
+    name = "http"
+
+    def __init__(
+        self,
+        base_url: str,
+        state: StateBackend,
+        executor: Executor,
+        *,
+        timeout_s: float = 30.0,
+        max_connections: int = 64,
+    ) -> None:
+        self.base = base_url.rstrip("/")
+        self.state = state
+        self.executor = executor
+        self.on_corrupt: OnCorrupt = _ignore
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=5.0)
+        self._max_conn = max_connections
+        self._session: aiohttp.ClientSession | None = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                timeout=self._timeout,
+                connector=aiohttp.TCPConnector(limit=self._max_conn, keepalive_timeout=30),
+                auto_decompress=False,
+                skip_auto_headers=("User-Agent",),
+            )
+        return self._session
+
+    def url(self, tenant: TenantRecord, kind: str, key: bytes) -> str:
+        name = hashlib.sha256(_TAG + tenant.prefix + kind.encode() + b"\0" + key).hexdigest()
+        return f"{self.base}/t{tenant.id}/ac/{name}"
+
+    async def _size(self, url: str) -> int | None:
+        try:
+            async with self._http().head(url) as resp:
+                if resp.status == 404:
+                    return None
+                if resp.status != 200:
+                    raise UpstreamError(f"upstream HEAD answered HTTP {resp.status}")
+                length = resp.headers.get("Content-Length")
+                return int(length) if length is not None and length.isdigit() else None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamError(f"upstream unreachable: {exc!r}") from None
+
+    async def _get(self, url: str) -> bytes | None:
+        try:
+            async with self._http().get(url) as resp:
+                if resp.status == 404:
+                    return None
+                if resp.status != 200:
+                    raise UpstreamError(f"upstream GET answered HTTP {resp.status}")
+                return await resp.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamError(f"upstream unreachable: {exc!r}") from None
+
+    async def _put(self, url: str, data: bytes) -> None:
+        try:
+            async with self._http().put(
+                url, data=data, headers={"Content-Type": "application/octet-stream"}
+            ) as resp:
+                if resp.status not in (200, 201, 204):
+                    raise UpstreamError(f"upstream PUT answered HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamError(f"upstream unreachable: {exc!r}") from None
+
+    async def _discard(self, tenant: TenantRecord, kind: str, key: bytes, reason: str) -> None:
+        """Log, count and (best effort) delete a corrupt upstream entry; never serve it."""
+        log.warning(
+            "tenant %s: corrupt %s entry %s on the upstream: %s (not served)",
+            tenant.name,
+            kind,
+            key.hex(),
+            reason,
+        )
+        self.on_corrupt(tenant, kind)
+        try:
+            async with self._http().delete(self.url(tenant, kind, key)) as resp:
+                if resp.status not in (200, 202, 204, 404):
+                    log.warning("upstream refused to delete it (HTTP %d)", resp.status)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("could not delete it from the upstream: %r", exc)
+
+    async def cas_size(self, tenant: TenantRecord, key: bytes) -> int | None:
+        if key == EMPTY_SHA256:
+            return 0
+        return await self._size(self.url(tenant, "cas", key))
+
+    async def get_cas(self, tenant: TenantRecord, key: bytes) -> bytes | None:
+        if key == EMPTY_SHA256:
+            return b""
+        data = await self._get(self.url(tenant, "cas", key))
+        if data is None:
+            return None
+        if await sha256_of(data, self.executor) != key:
+            await self._discard(tenant, "cas", key, "sha256 mismatch")
+            return None
+        return data
+
+    async def _charge_and_put(
+        self, tenant: TenantRecord, kind: str, key: bytes, data: bytes, old: int | None
+    ) -> None:
+        delta = len(data) - (old or 0)
+        new = 1 if old is None else 0
+        counts = {"cas": new} if kind == "cas" else {"ac": new}
+        await self.state.charge(tenant, delta, **counts)
+        try:
+            await self._put(self.url(tenant, kind, key), data)
+        except BaseException:
+            await asyncio.shield(
+                self.state.charge(tenant, -delta, **{k: -v for k, v in counts.items()})
+            )
+            raise
+
+    async def put_cas(self, tenant: TenantRecord, key: bytes, data: bytes) -> bool:
+        if key == EMPTY_SHA256:
+            return False
+        old = await self._size(self.url(tenant, "cas", key))
+        if old == len(data):
+            return False  # present (verified when read; a corrupt copy is deleted on read)
+        await self._charge_and_put(tenant, "cas", key, data, old)
+        return True
+
+    async def get_ac(self, tenant: TenantRecord, key: bytes) -> bytes | None:
+        raw = await self._get(self.url(tenant, "ac", key))
+        if raw is None:
+            return None
+        try:
+            record = decode_ac(raw)
+        except CorruptRecordError as exc:
+            await self._discard(tenant, "ac", key, str(exc))
+            return None
+        if record.raw and not tenant.raw_ac:
+            return None
+        refs = [(ref, size) for ref, size in record.refs if ref != EMPTY_SHA256]
+        if refs:
+            sizes = await asyncio.gather(*(self.cas_size(tenant, ref) for ref, _ in refs))
+            if any(got != want for got, (_, want) in zip(sizes, refs, strict=True)):
+                return None
+        return record.value
+
+    async def put_ac(self, tenant: TenantRecord, key: bytes, record: AcRecord) -> None:
+        encoded = record.encode()
+        old = await self._size(self.url(tenant, "ac", key))
+        await self._charge_and_put(tenant, "ac", key, encoded, old)
+
+    async def ping(self) -> None:
+        try:
+            async with self._http().head(self.base + "/") as resp:
+                if resp.status >= 500:
+                    raise UpstreamError(f"upstream answered HTTP {resp.status}")
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UpstreamError(f"upstream unreachable: {exc!r}") from None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
