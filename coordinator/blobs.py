@@ -153,6 +153,12 @@ class LmdbBlobs:
 _TAG = b"maestro-coordinator/1\0"
 
 
+def upstream_path(tenant: TenantRecord, kind: str, key: bytes) -> str:
+    """`t<tenant id>/ac/<derived sha256>`: where an entry lives under the upstream base URL."""
+    name = hashlib.sha256(_TAG + tenant.prefix + kind.encode() + b"\0" + key).hexdigest()
+    return f"t{tenant.id}/ac/{name}"
+
+
 class HttpBlobs:
     """Entries on an upstream Bazel-HTTP-cache server; see the module docstring."""
 
@@ -186,8 +192,7 @@ class HttpBlobs:
         return self._session
 
     def url(self, tenant: TenantRecord, kind: str, key: bytes) -> str:
-        name = hashlib.sha256(_TAG + tenant.prefix + kind.encode() + b"\0" + key).hexdigest()
-        return f"{self.base}/t{tenant.id}/ac/{name}"
+        return f"{self.base}/{upstream_path(tenant, kind, key)}"
 
     async def _size(self, url: str) -> int | None:
         try:
