@@ -117,13 +117,16 @@ async def impacted_targets(
     uris: list[str] | None = None,
     since: str | None = None,
     *,
-    cache_state: bool = True,
+    cache_state: bool | str = True,
     tests_only: bool = False,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     reports, unsaved, source = await impacted_reports(ls, ws, uris, since)
     changes, impacts = merge(reports)
-    stale = await stale_state(ls, ws, STALE_BUDGET_S) if cache_state and impacts else None
+    if cache_state == "refresh" and impacts:
+        stale = await stale_state(ls, ws, STALE_BUDGET_S)
+    else:  # the daemon's `stale` holds its graph lock while it hashes: only on demand
+        stale = ws.stale if cache_state else None
     stale_by = {s.target: s for s in stale.stale} if stale else {}
     rows = []
     for i in impacts:
@@ -219,6 +222,7 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> dict[
     impact = next((r for r in impact_report["impacted"] if r["target"] == file), None)
     try:  # fresh, not the memo: explain must see a save the watcher has not reported yet
         stale: StaleResult | None = await ws.link.call(STALE, Empty())
+        ws.stale = stale
     except MaestroError as exc:
         log.info("no cache state for %s: %s", ws.root, exc.message)
         stale = None
@@ -291,7 +295,7 @@ def register(server: MaestroServer) -> None:
             ws,
             uris,
             raw.get("since"),
-            cache_state=raw.get("cacheState", True) is not False,
+            cache_state=raw.get("cacheState", True),
             tests_only=bool(raw.get("testsOnly")),
         )
 

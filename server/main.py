@@ -17,6 +17,12 @@ def main(log_file: str | None = None) -> None:
         level=level, handlers=[handler], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("pygls").setLevel(os.environ.get("MAESTRO_LSP_PYGLS_LOG_LEVEL", "WARNING"))
+    dump = os.environ.get("MAESTRO_LSP_STACKS")
+    if dump:  # debugging aid: `kill -USR1 <pid>` writes every thread's stack there
+        import faulthandler
+        import signal
+
+        faulthandler.register(signal.SIGUSR1, file=open(dump, "a"), all_threads=True)  # noqa: SIM115
     from maestro.server.server import create_server
 
     create_server().start_io()

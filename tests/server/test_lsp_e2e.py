@@ -79,8 +79,12 @@ async def test_code_lens_on_test_and_source_files(lsp: LanguageClient) -> None:
     assert "▶ Run" in by_line[3]  # def test_add
     assert "▶ Run" in by_line[7]  # def test_div_zero
     assert "▶ Run" in by_line[12]  # def test_div (in class TestMore)
-    node_cmds = [ln.command for ln in found if ln.command and ln.command.command == "maestro.runNode"]
-    assert "tests/test_calc.py::TestMore::test_div" in [c.arguments[0] for c in node_cmds if c.arguments]
+    node_cmds = [
+        ln.command for ln in found if ln.command and ln.command.command == "maestro.runNode"
+    ]
+    assert "tests/test_calc.py::TestMore::test_div" in [
+        c.arguments[0] for c in node_cmds if c.arguments
+    ]
 
     src = open_doc(lsp, env, "pkg/calc.py")
     found = await lenses(lsp, src)
@@ -141,8 +145,10 @@ async def test_cancel_a_run(lsp: LanguageClient) -> None:
     for _ in range(600):
         await asyncio.sleep(0.05)
         for tok, reports in lsp.progress_reports.items():
-            if any(isinstance(r, types.WorkDoneProgressReport) and "to run" in (r.message or "")
-                   for r in reports):
+            if any(
+                isinstance(r, types.WorkDoneProgressReport) and "to run" in (r.message or "")
+                for r in reports
+            ):
                 token = tok
         if token:
             break
