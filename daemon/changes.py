@@ -34,12 +34,14 @@ def normalize(root: Path, path: str) -> str:
 
 def from_paths(root: Path, paths: Iterable[str]) -> list[Change]:
     """Explicit paths: compared with git HEAD where git knows the file (for global inputs)."""
-    in_git = git.is_repository(root)
+    in_git: bool | None = None  # asked lazily: a git process costs more than the whole query
     changes: list[Change] = []
     for raw in paths:
         rel = normalize(root, raw)
         exists = (root / rel).exists()
         status: Status = "modified" if exists else "deleted"
+        if is_global_input(rel) and in_git is None:
+            in_git = git.is_repository(root)
         if is_global_input(rel) and in_git:
             old = git.old_content(root, git.GitChange(rel, "modified", "HEAD"))
             changes.append(Change(rel, status, old=old, old_known=old is not None))
