@@ -8,7 +8,12 @@ STAMP  := $(VENV)/.maestro-installed
 # re-linking is cheap and picks up newly added modules.
 EDITABLE := --no-build-isolation --config-settings editable_mode=strict
 
-.PHONY: run test lint typecheck unit bench relink clean
+# Debian packages the end-to-end tests drive for real: a headless editor (neovim), redis-server
+# and nginx (coordinator scale-out), ccache (a cache client nobody here wrote). Installed when
+# missing and we can (root, apt); otherwise those tests skip and say why.
+SYSDEPS := nvim:neovim redis-server:redis-server nginx:nginx ccache:ccache git:git
+
+.PHONY: run test lint typecheck unit bench relink sysdeps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +32,20 @@ lint: relink
 	$(BIN)/ruff format --check .
 	cd build/__editable__.*/ && $(CURDIR)/$(BIN)/mypy --config-file $(CURDIR)/pyproject.toml -p maestro
 
-unit: relink
+sysdeps:
+	@missing=""; for pair in $(SYSDEPS); do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing:$$missing"; \
+	    apt-get update -qq && RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "warning: missing$$missing (not root or no apt-get); the tests that need them will skip"; \
+	  fi; \
+	fi
+
+unit: relink sysdeps
 	$(BIN)/pytest -q
 
 test: lint unit
