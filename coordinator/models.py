@@ -67,7 +67,7 @@ class TenantStatus(ApiModel):
 
     tenant: str
     raw_ac: bool
-    quota_bytes: int | None
+    quota_bytes: int | None = Field(default=None, description="absent: no quota")
     used_bytes: int
     cas_entries: int
     ac_entries: int

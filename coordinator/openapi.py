@@ -8,7 +8,16 @@ from pydantic.json_schema import models_json_schema
 
 import maestro
 
-from .models import ErrorBody, Health, TenantStatus, TokenRequest, TokenResponse
+from .models import (
+    ErrorBody,
+    Health,
+    KeyCreated,
+    KeyCreateRequest,
+    KeyInfo,
+    TenantStatus,
+    TokenRequest,
+    TokenResponse,
+)
 from .settings import Settings
 
 _REF = "#/components/schemas/{model}"
@@ -30,7 +39,19 @@ def _ok_json(model: str, description: str) -> dict[str, Any]:
 
 def openapi_document(settings: Settings) -> dict[str, Any]:
     _, schemas = models_json_schema(
-        [(m, "validation") for m in (TokenRequest, TokenResponse, ErrorBody, TenantStatus, Health)],
+        [
+            (m, "validation")
+            for m in (
+                TokenRequest,
+                TokenResponse,
+                ErrorBody,
+                TenantStatus,
+                Health,
+                KeyCreateRequest,
+                KeyInfo,
+                KeyCreated,
+            )
+        ],
         ref_template=_REF,
     )
     components = dict(schemas.get("$defs", {}))
@@ -128,7 +149,7 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
         }
 
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {
             "title": "Maestro coordinator",
             "version": maestro.__version__,
@@ -164,13 +185,59 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
                     "responses": {"200": _ok_json("TenantStatus", "Usage."), **auth_errors},
                 }
             },
+            "/v1/tenants/{tenant}/keys": {
+                "post": {
+                    "operationId": "create_key",
+                    "summary": "Create an API key of this tenant (admin role); shown once",
+                    "security": [{"bearer": []}, {"basic": []}],
+                    "parameters": [path_params[0]],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": _REF.format(model="KeyCreateRequest")}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _ok_json("KeyCreated", "The new key (store it now)."),
+                        "400": _err("Malformed body."),
+                        **auth_errors,
+                        "413": _err("Body too large."),
+                    },
+                }
+            },
+            "/v1/tenants/{tenant}/keys/{key_id}": {
+                "delete": {
+                    "operationId": "revoke_key",
+                    "summary": "Revoke a key of this tenant (admin role), at once on every replica",
+                    "security": [{"bearer": []}, {"basic": []}],
+                    "parameters": [
+                        path_params[0],
+                        {
+                            "name": "key_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "responses": {
+                        "200": _ok_json("KeyInfo", "The key, now revoked."),
+                        **auth_errors,
+                        "404": _err("No such key in this tenant."),
+                    },
+                }
+            },
             "/{tenant}/cas/{hash}": entry_ops("cas", "CAS blob"),
             "/{tenant}/ac/{hash}": entry_ops("ac", "action-cache entry"),
             "/healthz": {
                 "get": {
                     "operationId": "healthz",
                     "summary": "Liveness and store readability",
-                    "responses": {"200": _ok_json("Health", "Healthy.")},
+                    "responses": {
+                        "200": _ok_json("Health", "Healthy."),
+                        "503": _err("A backend (Redis, the blob upstream) does not answer."),
+                    },
                 }
             },
             "/metrics": {
