@@ -54,26 +54,7 @@ def _run_schemathesis(tmp: Path, base: str, key: str) -> None:
     config = tmp / "schemathesis.toml"
     config.write_text(CONFIG.format(key=key))
     result = subprocess.run(
-        [
-            SCHEMATHESIS,
-            "--config-file",
-            str(config),
-            "run",
-            f"{base}/openapi.json",
-            "--checks",
-            "all",
-            "--exclude-checks",
-            "positive_data_acceptance",
-            "--max-examples",
-            str(MAX_EXAMPLES),
-            "--seed",
-            os.environ.get("MAESTRO_ST_SEED", "1"),
-            "--workers",
-            "2",
-            "--request-timeout",
-            "10",
-            "--no-color",
-        ],  # fmt: skip
+        [SCHEMATHESIS, "--config-file", str(config), "run", f"{base}/openapi.json", *ARGS],
         cwd=tmp,
         capture_output=True,
         text=True,
