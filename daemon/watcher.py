@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 logging.getLogger("watchfiles").setLevel(logging.WARNING)  # one INFO line per batch otherwise
 
-Batch = Callable[[set[str]], Awaitable[None]]
+Batch = Callable[[set[str]], None]
+"""Called on the daemon's loop with each batch; must not block."""
 
 DEFAULT_STEP_MS = 30
 """Quiet time that ends a batch: the floor of the save -> answer latency."""
@@ -97,7 +100,12 @@ class IgnoreRules:
 
 
 class Watcher:
-    """Runs ``watchfiles.awatch`` on the root and calls ``on_batch`` with relative paths."""
+    """Runs ``watchfiles.awatch`` on the root and calls ``on_batch`` with relative paths.
+
+    awatch runs in its own thread with its own event loop: setting up recursive watches on a
+    large tree takes 0.1-0.2 s of synchronous work that must not stall the daemon's loop (it
+    would delay the first answer after a restart). Batches are handed to the daemon's loop.
+    """
 
     def __init__(
         self,
@@ -114,50 +122,63 @@ class Watcher:
         self.step_ms = step_ms
         self.debounce_ms = debounce_ms
         self.batches = 0
-        self._stop = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
+        """Set (on the daemon's loop) once every later change is guaranteed to be reported."""
+        self._main: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._thread: threading.Thread | None = None
 
     def _filter(self, change: watchfiles.Change, path: str) -> bool:
         return self.rules.relative(path) is not None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="watcher")
+        self._main = asyncio.get_running_loop()
+        self._thread = threading.Thread(target=self._thread_main, name="watcher", daemon=True)
+        self._thread.start()
 
     async def stop(self) -> None:
-        self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # its loop already closed
+                loop.call_soon_threadsafe(stop.set)
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join, 5.0)
+
+    def _thread_main(self) -> None:
+        asyncio.run(self._run())
+
+    def _to_main(self, func: Callable[[], object]) -> None:
+        if self._main is not None and not self._main.is_closed():
+            with contextlib.suppress(RuntimeError):
+                self._main.call_soon_threadsafe(func)
 
     async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
         while not self._stop.is_set():
             try:
-                await self._watch()
-            except asyncio.CancelledError:
-                raise
+                await self._watch(self._stop)
             except Exception:
-                # e.g. inotify watch limit reached: answers stay correct only for what is
-                # re-read on demand, so say it loudly and retry after a pause
+                # e.g. inotify watch limit reached: say it loudly and retry after a pause
                 log.exception("file watcher failed; restarting it in 5 s")
                 await asyncio.sleep(5)
 
-    async def _watch(self) -> None:
+    async def _watch(self, stop: asyncio.Event) -> None:
         log.info("watching %s (step %d ms)", self.root, self.step_ms)
         changes_iter = watchfiles.awatch(
             self.root,
             watch_filter=self._filter,
             step=self.step_ms,
             debounce=self.debounce_ms,
-            stop_event=self._stop,
+            stop_event=stop,
             recursive=True,
         )
         pending = asyncio.ensure_future(anext(changes_iter))
         # One loop turn runs the generator up to its first wait: by then its RustNotify watches
-        # the tree, so whatever the caller reads from disk afterwards cannot miss a change.
+        # the tree, so whatever is read from disk afterwards cannot miss a change.
         await asyncio.sleep(0)
-        self.ready.set()
+        self._to_main(self.ready.set)
         try:
             while True:
                 try:
@@ -168,7 +189,7 @@ class Watcher:
                 if batch:
                     self.batches += 1
                     log.debug("watcher batch %d: %d paths", self.batches, len(batch))
-                    await self.on_batch(batch)
+                    self._to_main(functools.partial(self.on_batch, batch))
                 pending = asyncio.ensure_future(anext(changes_iter))
         finally:
             pending.cancel()

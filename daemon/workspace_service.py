@@ -8,8 +8,10 @@ Why it is shaped this way:
 - Every read and write of the graph happens under one asyncio lock, in an executor thread: the
   event loop keeps serving other connections while a branch switch relinks the graph.
 - Never a stale answer: the watcher only *records* changed paths; the applier and every query
-  take the lock and fold recorded paths in first. A query that arrives between a save and the
-  watcher's delivery still waits for nothing; one that arrives after delivery sees the change.
+  take the lock and fold recorded paths in first. Until the watcher is ready (its setup runs
+  after the startup build, in its own thread, so a restart answers sooner) and once right after,
+  each query first runs a stat pass (`catch_up`) over what the graph knows, which finds edits,
+  new and deleted files since the previous pass. With MAESTRO_DAEMON_WATCH=0 every query does.
 - The index is saved every SAVE_EVERY_S and on shutdown, so a restart reuses every scan.
 """
 
@@ -23,7 +25,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from maestro.daemon.watcher import Watcher
+from maestro.daemon.watcher import IgnoreRules, Watcher
 from maestro.errors import MaestroError, WorkspaceError
 from maestro.paths import graph_index_path, workspace_state_dir
 from maestro.reports import GraphStatsReport, HopModel, ImpactedReport, WhyReport
@@ -51,6 +53,8 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 SAVE_EVERY_S = 30.0
+MTIME_MARGIN_NS = 1_000_000_000
+"""Coarse file-system timestamps: a pass also re-checks what changed shortly before it."""
 
 
 def _step_ms() -> int:
@@ -77,6 +81,59 @@ def relative(root: Path, path: str) -> str:
     return Path(absolute(root, path)).relative_to(root).as_posix()
 
 
+def catch_up(graph: BuildGraph, rules: IgnoreRules, since_ns: int) -> set[str]:
+    """Paths that changed on disk since ``since_ns`` (wall clock) without the graph knowing.
+
+    Python files are compared by stat with what their scan saw; directories modified since
+    then are listed for added or removed files; root-level global inputs by mtime.
+    """
+    from maestro.graph.global_inputs import is_global_input
+
+    root = graph.root
+    changed: set[str] = set()
+    for rel, entry in list(graph.py.items()):
+        try:
+            st = os.stat(os.path.join(root, rel))
+        except OSError:
+            changed.add(rel)
+            continue
+        if (st.st_size, st.st_mtime_ns, st.st_ino) != (entry.size, entry.mtime_ns, entry.inode):
+            changed.add(rel)
+    for rel in graph.all_files:
+        if "/" not in rel and is_global_input(rel):
+            try:
+                if os.stat(os.path.join(root, rel)).st_mtime_ns >= since_ns:
+                    changed.add(rel)
+            except OSError:
+                changed.add(rel)
+    for directory in ["", *graph.dirs]:
+        full = os.path.join(root, directory)
+        try:
+            if os.stat(full).st_mtime_ns < since_ns:
+                continue
+            names = os.listdir(full)
+        except OSError:
+            continue
+        prefix = directory + "/" if directory else ""
+        present = {prefix + n for n in names}
+        for rel in present - graph.all_files - graph.dirs:
+            if rules.relative(os.path.join(root, rel)) is None:
+                continue
+            if os.path.isdir(os.path.join(root, rel)):
+                for base, _, files in os.walk(os.path.join(root, rel)):
+                    for name in files:
+                        found = os.path.join(base, name)
+                        sub = rules.relative(found)
+                        if sub is not None:
+                            changed.add(sub)
+            else:
+                changed.add(rel)
+        for rel in graph.all_files:
+            if rel.startswith(prefix) and "/" not in rel[len(prefix) :] and rel not in present:
+                changed.add(rel)
+    return changed
+
+
 class WorkspaceService:
     """One workspace's graph, its watcher and the graph methods of the protocol."""
 
@@ -95,26 +152,28 @@ class WorkspaceService:
         self._applier: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
         self._dirty = False
+        self._rules = IgnoreRules(self.root, (workspace_state_dir(self.root),))
+        self._since_ns = 0
+        self._watch_trusted = False
+        """True once a stat pass ran after the watcher became ready: from then on it suffices."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, app: DaemonApp) -> None:
-        """Startup hook: watch first (so nothing written during the build is missed), then
-        build in the background; the socket is bound without waiting for the graph."""
-        if self._watch:
-            state = workspace_state_dir(self.root)
-            self._watcher = Watcher(
-                self.root, self._on_batch, excluded=(state, app.paths.socket.parent),
-                step_ms=_step_ms(),
-            )  # fmt: skip
-            self._watcher.start()
-            try:
-                async with asyncio.timeout(5):
-                    await self._watcher.ready.wait()
-            except TimeoutError:
-                log.warning("the file watcher is slow to start; building anyway")
+        """Startup hook: build in the background (the socket is bound without waiting), then
+        start the watcher; queries cover the gap with stat passes."""
         self._loading = asyncio.create_task(self._load(), name="graph-load")
         self._saver = asyncio.create_task(self._save_periodically(), name="graph-save")
+
+    def _start_watcher(self) -> None:
+        if not self._watch or self._watcher is not None:
+            return
+        state = workspace_state_dir(self.root)
+        self._watcher = Watcher(
+            self.root, self._on_batch, excluded=(state, self.app.paths.socket.parent),
+            step_ms=_step_ms(),
+        )  # fmt: skip
+        self._watcher.start()
 
     async def stop(self, app: DaemonApp) -> None:
         """Shutdown hook: stop watching, then persist the index for a warm restart."""
@@ -138,6 +197,8 @@ class WorkspaceService:
         started = time.perf_counter()
         async with self.lock:
             self.pending.clear()  # the build reads everything from disk anyway
+            self._since_ns = time.time_ns() - MTIME_MARGIN_NS
+            self._watch_trusted = False
             try:
                 self.graph = await asyncio.to_thread(
                     BuildGraph.build, self.root, index_path=self.index_path
@@ -147,6 +208,7 @@ class WorkspaceService:
                 log.error("graph build failed: %s", exc.message)
                 self.build_error = exc
                 return
+        self._start_watcher()
         stats = self.graph.stats
         log.info(
             "graph ready in %.3fs (%d files from the index, %d scanned)",
@@ -169,7 +231,7 @@ class WorkspaceService:
 
     # --- changes ---------------------------------------------------------------------------------
 
-    async def _on_batch(self, paths: set[str]) -> None:
+    def _on_batch(self, paths: set[str]) -> None:
         """Watcher callback: record, then apply in the background (queries apply first)."""
         self.pending |= paths
         if self._applier is None or self._applier.done():
@@ -182,7 +244,16 @@ class WorkspaceService:
 
     async def _apply_pending(self) -> None:
         """Fold recorded paths into the graph (lock held) and tell subscribers."""
-        if not self.pending or self.graph is None:
+        if self.graph is None:
+            return
+        if not self._watch_trusted:
+            ready = self._watcher is not None and self._watcher.ready.is_set()
+            next_since = time.time_ns() - MTIME_MARGIN_NS
+            rules, since = self._rules, self._since_ns
+            self.pending |= await asyncio.to_thread(catch_up, self.graph, rules, since)
+            self._since_ns = next_since
+            self._watch_trusted = ready  # changes after `ready` are the watcher's to report
+        if not self.pending:
             return
         paths, self.pending = self.pending, set()
         started = time.perf_counter()

@@ -34,9 +34,13 @@ RequestId = Annotated[int, Field(ge=1, le=MAX_REQUEST_ID)]
 
 
 class WireModel(BaseModel):
-    """Base of every wire model: unknown fields are ignored so peers can grow additively."""
+    """Base of every wire model: unknown fields are ignored so peers can grow additively.
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    Validators are built on first use (defer_build): a process pays only for the models it
+    uses, which keeps daemon and CLI start-up short as the protocol grows.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 # --- envelopes -----------------------------------------------------------------------------------
@@ -46,7 +50,7 @@ class _Envelope(WireModel):
     """Envelopes are strict (no "1" -> 1 coercion); method models stay lax so they may use
     datetimes, paths or enums that travel as JSON-mode strings."""
 
-    model_config = ConfigDict(extra="ignore", frozen=True, strict=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, strict=True, defer_build=True)
 
 
 class Hello(_Envelope):
@@ -352,7 +356,7 @@ class StaleResult(WireModel):
     stale: list[StaleFile]
     tests: int = 0
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True, defer_build=True)
 
 
 class RunTestsParams(WireModel):
