@@ -57,6 +57,11 @@ async def _timed(n: int, call: Any) -> tuple[list[float], Any]:
 
 
 def _row(name: str, times: list[float], target: str) -> list[str]:
+    print(
+        name,
+        f"p50 {percentile(times, 50) * 1000:.1f} ms, p95 {percentile(times, 95) * 1000:.1f} ms",
+        flush=True,
+    )
     return [
         name,
         f"{percentile(times, 50) * 1000:.1f}",
@@ -165,12 +170,12 @@ async def bench(root: Path, runs: int, state: Path) -> tuple[list[list[str]], di
         )
 
         # Code lens on the largest test file of the graph.
-        from maestro.daemon.client import SyncDaemonClient
+        from maestro.daemon.client import DaemonClient
         from maestro.wire import GRAPH_STATS, GraphStatsParams
 
         os.environ.update({k: env[k] for k in ("MAESTRO_STATE_DIR", "MAESTRO_CACHE_DIR")})
-        with SyncDaemonClient(root, start=False) as daemon:
-            report = daemon.call(GRAPH_STATS, GraphStatsParams(targets=True))
+        async with await DaemonClient.connect(root, start=False) as daemon:
+            report = await daemon.call(GRAPH_STATS, GraphStatsParams(targets=True))
         tests = [t for t in report.targets or [] if not t.startswith("//")]
         largest = max(tests, key=lambda t: (root / t).stat().st_size)
         test_uri = (root / largest).as_uri()
