@@ -7,6 +7,7 @@ from maestro.cli.coordinator_cmd import coordinator_app
 from maestro.cli.daemon_cmd import daemon_app
 from maestro.cli.demo_cmd import demo
 from maestro.cli.graph_cmd import graph_app, impacted, why
+from maestro.cli.lsp_cmd import lsp
 from maestro.cli.test_cmd import TestCommand, stale, test
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Maestro build intelligence.")
@@ -15,6 +16,7 @@ app.command("impacted")(impacted)
 app.command("why")(why)
 app.command("stale")(stale)
 app.command("demo")(demo)
+app.command("lsp")(lsp)
 app.add_typer(graph_app, name="graph")
 app.add_typer(cache_app, name="cache")
 app.add_typer(daemon_app, name="daemon")
