@@ -37,7 +37,14 @@ from .auth import (
     load_or_create_secret,
     new_key,
 )
-from .blobs import BlobBackend, HttpBlobs, LmdbBlobs, UpstreamError, sha256_of
+from .blobs import (
+    INLINE_HASH_BYTES,
+    BlobBackend,
+    HttpBlobs,
+    LmdbBlobs,
+    UpstreamError,
+    sha256_of,
+)
 from .metrics import Metrics
 from .models import (
     ErrorBody,
@@ -50,7 +57,7 @@ from .models import (
     TokenResponse,
 )
 from .openapi import openapi_document
-from .records import AcRecord, KeyRecord
+from .records import AcRecord, KeyRecord, TenantRecord
 from .settings import Settings
 from .state import LmdbState, RedisState, StateBackend
 from .store import QuotaExceededError, StorageFullError, Store
@@ -369,7 +376,7 @@ class Coordinator:
 
     # -- cache entries ----------------------------------------------------------------------
 
-    async def entry(self, request: web.Request) -> web.Response:
+    async def entry(self, request: web.Request) -> web.StreamResponse:
         method = request.method
         if method not in ("GET", "HEAD", "PUT"):
             raise ApiError(
@@ -402,9 +409,13 @@ class Coordinator:
 
     async def _get(
         self, request: web.Request, principal: Principal, kind: str, key: bytes, *, head: bool
-    ) -> web.Response:
+    ) -> web.StreamResponse:
         tenant = principal.tenant
         data: bytes | None = None
+        if kind == "cas" and not head and isinstance(self.blobs, LmdbBlobs):
+            size = self.blobs.store.cas_size(tenant, key)
+            if size is not None and size > INLINE_HASH_BYTES:
+                return await self._stream_cas(request, tenant, key)
         if kind == "cas" and head:
             size = await self.blobs.cas_size(tenant, key)  # presence by key, like bazel-remote
         else:
@@ -432,9 +443,47 @@ class Coordinator:
             headers["X-Digest-SizeBytes"] = str(len(data))
             headers["Vary"] = "Accept-Encoding"
         self.metrics.bytes_out.labels(tenant.name, kind).inc(len(body))
-        return web.Response(body=body, headers=headers)
+        if len(body) <= INLINE_HASH_BYTES:
+            return web.Response(body=body, headers=headers)
+        # Large bodies: written straight to the transport (web.Response joins headers and body)
+        response = web.StreamResponse(headers=headers)
+        response.content_length = len(body)
+        await response.prepare(request)
+        await response.write(body)
+        await response.write_eof()
+        return response
 
-    def _compress(self, data: bytes) -> bytes:
+    async def _stream_cas(
+        self, request: web.Request, tenant: TenantRecord, key: bytes
+    ) -> web.StreamResponse:
+        """A large embedded blob: verified in the pool, sent from the LMDB map without a copy."""
+        assert isinstance(self.blobs, LmdbBlobs)
+        view = await self.blobs.open_cas(tenant, key)
+        if view is None:
+            self.metrics.misses.labels(tenant.name, "cas").inc()
+            raise ApiError(404, "not_found", "no such cas entry")
+        try:
+            self.metrics.hits.labels(tenant.name, "cas").inc()
+            body: bytes | memoryview = view.data
+            response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+            if len(body) >= self.settings.zstd_min_bytes and _accepts_zstd(
+                request.headers.get("Accept-Encoding")
+            ):
+                raw_size = len(body)
+                body = await self.run(self._compress, body)
+                response.headers["Content-Encoding"] = "zstd"
+                response.headers["X-Digest-SizeBytes"] = str(raw_size)
+                response.headers["Vary"] = "Accept-Encoding"
+            response.content_length = len(body)
+            await response.prepare(request)
+            await response.write(body)
+            await response.write_eof()
+            self.metrics.bytes_out.labels(tenant.name, "cas").inc(len(body))
+            return response
+        finally:
+            view.close()
+
+    def _compress(self, data: bytes | memoryview) -> bytes:
         compressed: bytes = zstandard.ZstdCompressor(level=self.settings.zstd_level).compress(data)
         return compressed
 

@@ -34,7 +34,7 @@ from maestro.errors import CoordinatorError
 
 from .records import AcRecord, CorruptRecordError, TenantRecord, decode_ac
 from .state import StateBackend
-from .store import EMPTY_SHA256, Store
+from .store import EMPTY_SHA256, CasView, Store
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,18 @@ class LmdbBlobs:
         before = self.store.corrupt_found
         data = self.store.get_cas(tenant, key)
         return data, data is None and self.store.corrupt_found != before
+
+    async def open_cas(self, tenant: TenantRecord, key: bytes) -> CasView | None:
+        """Large blobs without copying them out of the map: verified in the pool (hashlib
+        releases the GIL), then written to the socket straight from the mmap."""
+        view: CasView | None
+        before = self.store.corrupt_found
+        view = await asyncio.get_running_loop().run_in_executor(
+            self.executor, self.store.open_cas, tenant, key
+        )
+        if view is None and self.store.corrupt_found != before:
+            self.on_corrupt(tenant, "cas")
+        return view
 
     async def get_cas(self, tenant: TenantRecord, key: bytes) -> bytes | None:
         size = self.store.cas_size(tenant, key)  # a few microseconds on the mmap

@@ -90,6 +90,22 @@ class Usage:
     ac_entries: int = 0
 
 
+class CasView:
+    """A blob's bytes straight from the LMDB map, valid until close()."""
+
+    __slots__ = ("_txn", "data")
+
+    def __init__(self, txn: lmdb.Transaction, data: memoryview) -> None:
+        self._txn: lmdb.Transaction | None = txn
+        self.data = data
+
+    def close(self) -> None:
+        if self._txn is not None:
+            self.data = memoryview(b"")
+            self._txn.abort()
+            self._txn = None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -283,6 +299,26 @@ class Store:
             self._quarantine(tenant, CAS, key, "sha256 mismatch on read")
             return None
         return bytes(data)
+
+    def open_cas(self, tenant: TenantRecord, key: bytes) -> CasView | None:
+        """A verified, zero-copy view of a blob inside a read transaction (None when absent or
+        corrupt, then quarantined). The caller must `close()` it once the bytes are sent; until
+        then the transaction pins the pages. py-lmdb opens environments with MDB_NOTLS, so the
+        view may be closed from another thread than the one that opened it."""
+        txn = self.env.begin(db=self._db["cas"], buffers=True)
+        try:
+            view = txn.get(tenant.prefix + key)
+            if view is None:
+                txn.abort()
+                return None
+            if hashlib.sha256(view).digest() != key:
+                txn.abort()
+                self._quarantine(tenant, CAS, key, "sha256 mismatch on read")
+                return None
+            return CasView(txn, view)
+        except BaseException:
+            txn.abort()
+            raise
 
     def cas_size(self, tenant: TenantRecord, key: bytes) -> int | None:
         """Size of a present blob without reading it (HEAD); GET re-hashes."""

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
+import zstandard
+from coord_helpers import Env
 from coord_procs import (
     MAESTRO,
     Replica,
@@ -190,3 +192,29 @@ def test_replica_killed_mid_upload_to_upstream(tmp_path: Path) -> None:
         finally:
             stop(a.proc)
             stop(b.proc)
+
+
+async def test_large_embedded_blob_corrupt_is_never_served(env: Env) -> None:
+    """Large blobs take the zero-copy path (verified in the pool, sent from the map): a flipped
+    byte is still detected, quarantined, counted and answered 404; zstd and re-upload work."""
+    h = await env.auth("alpha")
+    data = os.urandom(700_000)
+    digest = sha(data)
+    assert (await env.client.put(f"/alpha/cas/{digest}", data=data, headers=h)).status == 200
+    resp = await env.client.get(f"/alpha/cas/{digest}", headers=h)
+    assert resp.status == 200 and await resp.read() == data
+    assert resp.headers["Content-Length"] == str(len(data))
+    zh = {**h, "Accept-Encoding": "zstd"}
+    resp = await env.client.get(f"/alpha/cas/{digest}", headers=zh, auto_decompress=False)
+    assert resp.headers["Content-Encoding"] == "zstd"
+    assert zstandard.ZstdDecompressor().decompress(await resp.read()) == data
+    tenant = env.store.get_tenant("alpha")
+    assert tenant is not None
+    with env.store.env.begin(write=True, db=env.store._db["cas"]) as txn:
+        txn.put(tenant.prefix + bytes.fromhex(digest), data[:-1] + bytes([data[-1] ^ 1]))
+    assert (await env.client.get(f"/alpha/cas/{digest}", headers=h)).status == 404
+    assert env.store.quarantined() == 1
+    metrics = await (await env.client.get("/metrics")).text()
+    assert 'maestro_coordinator_corrupt_entries_total{kind="cas",tenant="alpha"} 1.0' in metrics
+    assert (await env.client.put(f"/alpha/cas/{digest}", data=data, headers=h)).status == 200
+    assert await (await env.client.get(f"/alpha/cas/{digest}", headers=h)).read() == data
