@@ -1,9 +1,12 @@
 """Coordinator GET-hit bench: throughput and p50/p95 for 4 KiB and 1 MiB blobs over loopback.
 
     python -m bench.bench_coordinator [--quick] [--setups single,replicas] [--profile]
+    python -m bench.bench_coordinator --setups single-copy,single,single-copy,single  # A/B
 
 Setups (real processes, temp dirs, loopback only):
 - `single`: one `maestro coordinator serve` with the embedded LMDB store.
+- `single-copy`: the same with `stream_large_reads = false` (the copying 1 MiB read path this
+  issue replaced), for an A/B comparison interleaved in one run on a noisy machine.
 - `replicas`: two replicas sharing a Debian redis-server (keys, quotas) and a Debian nginx WebDAV
   upstream (blobs); the load generator alternates between them like a round-robin balancer.
 
@@ -68,6 +71,8 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
         import hashlib
 
         for label, size in SIZES.items():
+            if label not in spec["requests"]:
+                continue
             n_seq, n_conc = spec["requests"][label]
             paths = []
             for i in range(8):  # a few distinct blobs, uploaded through the first replica
@@ -92,7 +97,7 @@ async def _load(spec: dict[str, Any]) -> dict[str, Any]:
             counter = iter(range(n_conc))
             conc: list[float] = []
 
-            async def worker(get: Any = get) -> None:
+            async def worker(get: Any = get, counter: Any = counter, conc: Any = conc) -> None:
                 for i in counter:
                     conc.append(await get(i))
 
@@ -243,12 +248,13 @@ http {{
 """
 
 
-def _setup_single(procs: Procs, tmp: Path, profile: Path | None) -> tuple[list[str], str]:
-    data = tmp / "single"
-    data.mkdir()
+def _setup_single(
+    procs: Procs, tmp: Path, profile: Path | None, settings: dict[str, str] | None = None
+) -> tuple[list[str], str]:
+    data = Path(tempfile.mkdtemp(prefix="single-", dir=tmp))
     _cli(data, "tenant", "add", "bench")
     key = json.loads(_cli(data, "key", "create", "bench", "--role", "read-write", "--json"))
-    return [_coordinator(procs, data, {}, profile)], key["api_key"]
+    return [_coordinator(procs, data, settings or {}, profile)], key["api_key"]
 
 
 def _setup_replicas(procs: Procs, tmp: Path) -> tuple[list[str], str]:
@@ -321,7 +327,8 @@ def _run_load(bases: list[str], key: str, requests: dict[str, tuple[int, int]]) 
 
 def _table(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
     lines = [
-        "| setup | blob | sequential p50 / p95 (ms) | 16 in flight: p50 / p95 (ms) | req/s | MB/s |",
+        "| setup | blob | sequential p50 / p95 (ms) | 16 in flight: p50 / p95 (ms) "
+        "| req/s | MB/s |",
         "| :--- | :--- | ---: | ---: | ---: | ---: |",
     ]
     for setup, label, r in rows:
@@ -335,6 +342,7 @@ def _table(rows: list[tuple[str, str, dict[str, Any]]]) -> str:
 
 SETUP_NAMES = {
     "single": "1 node, embedded LMDB",
+    "single-copy": "1 node, embedded LMDB, copying read path (before)",
     "replicas": "2 replicas, Redis + nginx upstream",
 }
 
@@ -344,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="fewer requests")
     parser.add_argument("--setups", default="single,replicas")
     parser.add_argument("--profile", action="store_true", help="cProfile the single node")
+    parser.add_argument("--sizes", default="4KiB,1MiB", help="subset of 4KiB,1MiB")
     parser.add_argument("--load", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.load:
@@ -351,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     scale = 4 if args.quick else 1
     requests = {"4 KiB": (2000 // scale, 4000 // scale), "1 MiB": (300 // scale, 600 // scale)}
+    wanted = {s.strip().replace(" ", "") for s in args.sizes.split(",")}
+    requests = {k: v for k, v in requests.items() if k.replace(" ", "") in wanted}
     rows: list[tuple[str, str, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="maestro-bench-coord-") as tmp_name:
         tmp = Path(tmp_name)
@@ -360,6 +371,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if setup == "single":
                     bases, key = _setup_single(procs, tmp, profile)
+                elif setup == "single-copy":
+                    bases, key = _setup_single(procs, tmp, None, {"stream_large_reads": "false"})
                 elif setup == "replicas":
                     bases, key = _setup_replicas(procs, tmp)
                 else:
@@ -372,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
             finally:
                 procs.close()
             for label in SIZES:
-                rows.append((SETUP_NAMES[setup], label, result[label]))
+                if label in result:
+                    rows.append((SETUP_NAMES[setup], label, result[label]))
             if profile is not None and profile.exists():
                 import pstats
 
@@ -380,10 +394,12 @@ def main(argv: list[str] | None = None) -> int:
                     "coordinator|aiohttp/web_|hashlib|lmdb", 25
                 )
     print(_table(rows))
+    counts = ", ".join(
+        f"{k}: {seq} sequential + {conc} concurrent" for k, (seq, conc) in requests.items()
+    )
     print(
-        f"\nrequests per size: sequential {requests['4 KiB'][0]} (4 KiB), "
-        f"{requests['1 MiB'][0]} (1 MiB); concurrent {requests['4 KiB'][1]} / "
-        f"{requests['1 MiB'][1]}; {os.cpu_count()} CPUs shared by servers and load generator"
+        f"\nrequests per setup: {counts}; "
+        f"{os.cpu_count()} CPUs shared by servers and load generator"
     )
     return 0
 

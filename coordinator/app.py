@@ -412,7 +412,8 @@ class Coordinator:
     ) -> web.StreamResponse:
         tenant = principal.tenant
         data: bytes | None = None
-        if kind == "cas" and not head and isinstance(self.blobs, LmdbBlobs):
+        stream = self.settings.stream_large_reads
+        if kind == "cas" and not head and stream and isinstance(self.blobs, LmdbBlobs):
             size = self.blobs.store.cas_size(tenant, key)
             if size is not None and size > INLINE_HASH_BYTES:
                 return await self._stream_cas(request, tenant, key)
@@ -443,7 +444,7 @@ class Coordinator:
             headers["X-Digest-SizeBytes"] = str(len(data))
             headers["Vary"] = "Accept-Encoding"
         self.metrics.bytes_out.labels(tenant.name, kind).inc(len(body))
-        if len(body) <= INLINE_HASH_BYTES:
+        if len(body) <= INLINE_HASH_BYTES or not stream:
             return web.Response(body=body, headers=headers)
         # Large bodies: written straight to the transport (web.Response joins headers and body)
         response = web.StreamResponse(headers=headers)
