@@ -1,0 +1,23 @@
+import * as vscode from "vscode";
+import type { RawSettings } from "./model/settings";
+
+export function readSettings(scope?: vscode.ConfigurationScope): RawSettings {
+  const c = vscode.workspace.getConfiguration("maestro", scope);
+  return {
+    path: c.get<string>("path", ""),
+    interpreter: c.get<string>("interpreter", ""),
+    speculation: c.get<boolean>("speculation", false),
+    coordinatorUrl: c.get<string>("coordinatorUrl", ""),
+    daemonAutostart: c.get<boolean>("daemonAutostart", true),
+    codeLens: {
+      enabled: c.get<boolean>("codeLens.enabled", true),
+      impactedOnSource: c.get<boolean>("codeLens.impactedOnSource", true),
+    },
+    diagnostics: c.get<boolean>("diagnostics", true),
+    testExplorer: c.get<boolean>("testExplorer", true),
+  };
+}
+
+export function firstFolder(): string | undefined {
+  return vscode.workspace.workspaceFolders?.[0]?.uri.fsPath;
+}

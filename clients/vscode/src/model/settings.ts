@@ -1,0 +1,86 @@
+// Settings -> server launch command and initializationOptions (docs/lsp.md "Initialization
+// options"). Pure.
+
+import * as os from "os";
+import * as path from "path";
+
+/** The `maestro.*` settings as VS Code hands them over (unset strings are ""). */
+export interface RawSettings {
+  path?: string;
+  interpreter?: string;
+  speculation?: boolean;
+  coordinatorUrl?: string;
+  daemonAutostart?: boolean;
+  codeLens?: { enabled?: boolean; impactedOnSource?: boolean };
+  diagnostics?: boolean;
+  testExplorer?: boolean;
+}
+
+export interface InitOptions {
+  interpreter: string | null;
+  speculation: boolean;
+  coordinatorUrl: string | null;
+  daemonAutostart: boolean;
+  codeLens: { enabled: boolean; impactedOnSource: boolean };
+  diagnostics: boolean;
+}
+
+export interface ServerCommand {
+  command: string;
+  args: string[];
+}
+
+/** Expand `~`, `${workspaceFolder}`, `${userHome}` and `${env:NAME}`; "" and blanks become null. */
+export function expand(
+  value: string | undefined | null,
+  workspaceFolder?: string,
+  env: NodeJS.ProcessEnv = process.env,
+): string | null {
+  if (value === undefined || value === null) return null;
+  let v = value.trim();
+  if (!v) return null;
+  const home = env.HOME || os.homedir();
+  v = v.replace(/\$\{userHome\}/g, home);
+  if (workspaceFolder) v = v.replace(/\$\{workspaceFolder\}/g, workspaceFolder);
+  v = v.replace(/\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}/g, (_m, name: string) => env[name] ?? "");
+  if (v === "~") v = home;
+  else if (v.startsWith("~/")) v = path.join(home, v.slice(2));
+  return v;
+}
+
+export function toInitOptions(raw: RawSettings, workspaceFolder?: string): InitOptions {
+  return {
+    interpreter: expand(raw.interpreter, workspaceFolder),
+    speculation: raw.speculation ?? false,
+    coordinatorUrl: expand(raw.coordinatorUrl, workspaceFolder),
+    daemonAutostart: raw.daemonAutostart ?? true,
+    codeLens: {
+      enabled: raw.codeLens?.enabled ?? true,
+      impactedOnSource: raw.codeLens?.impactedOnSource ?? true,
+    },
+    diagnostics: raw.diagnostics ?? true,
+  };
+}
+
+/**
+ * How to launch the server: `maestro.path` -> `<path> lsp`; else `maestro.interpreter` ->
+ * `<python> -P -m maestro.server`; else `maestro lsp` from PATH.
+ */
+export function serverCommand(raw: RawSettings, workspaceFolder?: string): ServerCommand {
+  const exe = expand(raw.path, workspaceFolder);
+  if (exe) return { command: exe, args: ["lsp"] };
+  const py = expand(raw.interpreter, workspaceFolder);
+  if (py) return { command: py, args: ["-P", "-m", "maestro.server"] };
+  return { command: "maestro", args: ["lsp"] };
+}
+
+/** Whether a settings change needs a server restart (launch command) or just a config push. */
+export function needsRestart(before: RawSettings, after: RawSettings, workspaceFolder?: string): boolean {
+  const a = serverCommand(before, workspaceFolder);
+  const b = serverCommand(after, workspaceFolder);
+  return (
+    a.command !== b.command ||
+    a.args.join("\0") !== b.args.join("\0") ||
+    (before.testExplorer ?? true) !== (after.testExplorer ?? true)
+  );
+}

@@ -1,0 +1,87 @@
+// Status bar text from maestro/status + maestro/cacheStats. Pure.
+
+import type { CacheStats, StatusResult } from "./protocol";
+
+export interface StatusView {
+  text: string;
+  tooltip: string;
+  severity: "ok" | "busy" | "warning" | "error";
+}
+
+/** 0.734 -> "73%"; hit rate from hit_rate or hits/misses; null when nothing is known. */
+export function hitRate(stats: CacheStats | null | undefined): string | null {
+  if (!stats) return null;
+  let rate = typeof stats.hit_rate === "number" ? stats.hit_rate : null;
+  if (rate === null && typeof stats.hits === "number" && typeof stats.misses === "number") {
+    const total = stats.hits + stats.misses;
+    rate = total > 0 ? stats.hits / total : null;
+  }
+  if (rate === null || !Number.isFinite(rate)) return null;
+  if (rate > 1) rate = rate / 100; // tolerate a percentage
+  return `${Math.round(rate * 100)}%`;
+}
+
+const ORDER = ["error", "disconnected", "connecting", "connected"];
+
+/** The worst state over the workspaces (error > disconnected > connecting > connected). */
+export function overallState(status: StatusResult | null | undefined): string {
+  const states = (status?.workspaces ?? []).map((w) => w.state);
+  if (!states.length) return status ? "idle" : "starting";
+  for (const s of ORDER) if (states.includes(s)) return s;
+  return states[0];
+}
+
+export function formatStatus(
+  status: StatusResult | null | undefined,
+  stats: CacheStats | null | undefined,
+  serverState: "starting" | "running" | "stopped" = "running",
+): StatusView {
+  if (serverState === "stopped") {
+    return { text: "$(error) Maestro: stopped", tooltip: "The Maestro language server is not running.", severity: "error" };
+  }
+  if (serverState === "starting") {
+    return { text: "$(sync~spin) Maestro", tooltip: "Starting the Maestro language server…", severity: "busy" };
+  }
+  const state = overallState(status);
+  const runs = status?.runs ?? [];
+  const rate = hitRate(stats);
+  const lines: string[] = [`Maestro ${status?.version ?? ""}`.trim()];
+  for (const w of status?.workspaces ?? []) {
+    let line = `${w.root}: daemon ${w.state}`;
+    if (w.pid) line += ` (pid ${w.pid})`;
+    if (w.restarts) line += `, ${w.restarts} restarts`;
+    if (w.lastError) line += ` — ${w.lastError}`;
+    lines.push(line);
+  }
+  if (stats) {
+    const h = stats.hits ?? 0;
+    const m = stats.misses ?? 0;
+    lines.push(`Cache: ${h} hits, ${m} misses${rate ? ` (${rate})` : ""}`);
+    if (typeof stats.wall_seconds_saved === "number") {
+      lines.push(`Time saved: ${stats.wall_seconds_saved.toFixed(1)} s`);
+    }
+  }
+  for (const r of runs) {
+    const prog = r.total ? ` ${r.done ?? 0}/${r.total}` : "";
+    lines.push(`Running: ${r.label}${prog}`);
+  }
+  const tooltip = lines.join("\n");
+  const cache = rate ? ` · cache ${rate}` : "";
+  if (runs.length) {
+    const r = runs[0];
+    const prog = r.total ? ` ${r.done ?? 0}/${r.total}` : "";
+    return { text: `$(sync~spin) Maestro: running${prog}${cache}`, tooltip, severity: "busy" };
+  }
+  switch (state) {
+    case "connected":
+    case "idle":
+      return { text: `$(check) Maestro${cache}`, tooltip, severity: "ok" };
+    case "connecting":
+    case "starting":
+      return { text: `$(sync~spin) Maestro: connecting${cache}`, tooltip, severity: "busy" };
+    case "disconnected":
+      return { text: `$(debug-disconnect) Maestro: daemon down${cache}`, tooltip, severity: "warning" };
+    default:
+      return { text: `$(error) Maestro: ${state}${cache}`, tooltip, severity: "error" };
+  }
+}

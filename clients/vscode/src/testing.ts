@@ -1,0 +1,265 @@
+import * as vscode from "vscode";
+import type { LanguageClient } from "vscode-languageclient/node";
+import { progressAction, resolveId, runParams, RunRouter, type MessageSpec } from "./model/explorer";
+import {
+  METHODS,
+  type BeginParams,
+  type DidChangeParams,
+  type DiscoverResult,
+  type EndParams,
+  type ProgressParams,
+  type TestItem as ProtoItem,
+} from "./model/protocol";
+
+interface RunHandle {
+  run: vscode.TestRun;
+  root: string;
+}
+
+/** The VS Code Testing API fed by maestro/testExplorer/* (docs/lsp.md "Test-explorer protocol"). */
+export class TestExplorer implements vscode.Disposable {
+  readonly controller: vscode.TestController;
+  private client: LanguageClient | undefined;
+  private readonly byId = new Map<string, vscode.TestItem>();
+  private readonly rootOf = new Map<string, string>(); // file item id -> workspace root
+  private readonly router: RunRouter<RunHandle>;
+  private readonly subs: vscode.Disposable[] = [];
+  private readonly clientSubs: vscode.Disposable[] = [];
+
+  constructor() {
+    this.controller = vscode.tests.createTestController("maestro", "Maestro");
+    this.controller.resolveHandler = async (item) => {
+      if (!item) await this.discover();
+    };
+    this.controller.refreshHandler = async () => this.discover();
+    this.controller.createRunProfile("Run", vscode.TestRunProfileKind.Run, (req, token) => this.run(req, token), true);
+    this.router = new RunRouter<RunHandle>({
+      create: (b: BeginParams) => ({
+        run: this.controller.createTestRun(new vscode.TestRunRequest(), `Maestro: ${b.label}`, false),
+        root: b.root,
+      }),
+      progress: (h, p) => this.apply(h, p),
+      end: (h, p) => this.finish(h, p),
+    });
+    this.subs.push(this.controller);
+  }
+
+  attach(client: LanguageClient | undefined): void {
+    this.clientSubs.splice(0).forEach((d) => d.dispose());
+    this.client = client;
+    if (!client) return;
+    this.clientSubs.push(
+      client.onNotification(METHODS.didChange, (p: DidChangeParams) => this.didChange(p)),
+      client.onNotification(METHODS.begin, (p: BeginParams) => this.router.begin(p)),
+      client.onNotification(METHODS.progress, (p: ProgressParams) => this.router.progress(p)),
+      client.onNotification(METHODS.end, (p: EndParams) => this.router.end(p)),
+    );
+    void this.discover();
+  }
+
+  async discover(): Promise<void> {
+    const client = this.client;
+    if (!client || !client.isRunning()) return;
+    const folders = vscode.workspace.workspaceFolders ?? [];
+    const roots = folders.length ? folders.map((f) => f.uri.fsPath) : [undefined];
+    const keep = new Set<string>();
+    for (const root of roots) {
+      try {
+        const res = await client.sendRequest<DiscoverResult>(METHODS.discover, root ? { root } : {});
+        for (const file of res.files) {
+          this.upsertFile(res.root, file);
+          keep.add(file.id);
+        }
+      } catch (e) {
+        client.warn(`maestro/testExplorer/discover failed: ${e instanceof Error ? e.message : String(e)}`);
+      }
+    }
+    this.controller.items.forEach((item) => {
+      if (!keep.has(item.id)) this.removeFile(item.id);
+    });
+  }
+
+  private didChange(p: DidChangeParams): void {
+    if (!p.uri || (!p.file && p.uri === null)) {
+      void this.discover();
+      return;
+    }
+    if (p.file) this.upsertFile(p.root, p.file);
+    else {
+      const rel = this.fileIdOfUri(p.uri);
+      if (rel) this.removeFile(rel);
+    }
+  }
+
+  private fileIdOfUri(uri: string): string | undefined {
+    let found: string | undefined;
+    this.controller.items.forEach((item) => {
+      if (item.uri?.toString() === vscode.Uri.parse(uri).toString()) found = item.id;
+    });
+    return found;
+  }
+
+  private removeFile(id: string): void {
+    const item = this.controller.items.get(id);
+    if (!item) return;
+    const drop = (it: vscode.TestItem) => {
+      this.byId.delete(it.id);
+      it.children.forEach(drop);
+    };
+    drop(item);
+    this.controller.items.delete(id);
+    this.rootOf.delete(id);
+  }
+
+  private upsertFile(root: string, file: ProtoItem): void {
+    // rebuild the file's subtree (cheap; ids are stable so VS Code keeps results and expansion)
+    const old = this.controller.items.get(file.id);
+    if (old) {
+      const drop = (it: vscode.TestItem) => {
+        this.byId.delete(it.id);
+        it.children.forEach(drop);
+      };
+      old.children.forEach(drop);
+    }
+    const item = old ?? this.make(file);
+    this.fill(item, file);
+    if (!old) this.controller.items.add(item);
+    this.byId.set(file.id, item);
+    this.rootOf.set(file.id, root);
+  }
+
+  private make(p: ProtoItem): vscode.TestItem {
+    return this.controller.createTestItem(p.id, p.label, vscode.Uri.parse(p.uri));
+  }
+
+  private fill(item: vscode.TestItem, p: ProtoItem): void {
+    item.label = p.label;
+    if (p.range) {
+      item.range = new vscode.Range(p.range.start.line, p.range.start.character, p.range.end.line, p.range.end.character);
+    }
+    item.canResolveChildren = false;
+    const children: vscode.TestItem[] = [];
+    for (const c of p.children) {
+      const child = this.make(c);
+      this.fill(child, c);
+      this.byId.set(c.id, child);
+      children.push(child);
+    }
+    item.children.replace(children);
+  }
+
+  private lookup(id: string): vscode.TestItem | undefined {
+    const found = resolveId(id, (x) => this.byId.has(x));
+    return found ? this.byId.get(found) : undefined;
+  }
+
+  private async run(request: vscode.TestRunRequest, token: vscode.CancellationToken): Promise<void> {
+    const client = this.client;
+    if (!client) {
+      void vscode.window.showErrorMessage("Maestro: the language server is not running.");
+      return;
+    }
+    // group the included items by workspace root: one server run per root
+    const include = request.include ?? [];
+    const groups = new Map<string | undefined, string[]>();
+    for (const it of include) {
+      const top = it.id.split("::")[0];
+      const root = this.rootOf.get(top);
+      groups.set(root, [...(groups.get(root) ?? []), it.id]);
+    }
+    if (!include.length) groups.set(undefined, []);
+    const exclude = (request.exclude ?? []).map((it) => it.id);
+    const runs: Promise<void>[] = [];
+    for (const [root, ids] of groups) {
+      const run = this.controller.createTestRun(request, include.length ? undefined : "Maestro: all tests", true);
+      include.filter((it) => groups.get(root)?.includes(it.id)).forEach((it) => run.enqueued(it));
+      this.router.expect();
+      let runId: string | null = null;
+      const done = new Promise<void>((resolve) => {
+        (run as RunWithDone).maestroDone = resolve;
+      });
+      const cancelSub = token.onCancellationRequested(() => {
+        if (runId) void client.sendRequest(METHODS.cancel, { runId });
+      });
+      try {
+        const res = await client.sendRequest<{ runId: string }>(METHODS.run, runParams(ids.length ? ids : undefined, exclude, root));
+        runId = res.runId;
+        this.router.bind(res.runId, { run, root: root ?? "" });
+        if (token.isCancellationRequested) void client.sendRequest(METHODS.cancel, { runId });
+      } catch (e) {
+        this.router.abandon();
+        run.appendOutput(`Maestro: ${e instanceof Error ? e.message : String(e)}\r\n`);
+        run.end();
+        cancelSub.dispose();
+        continue;
+      }
+      runs.push(done.finally(() => cancelSub.dispose()));
+    }
+    await Promise.all(runs);
+  }
+
+  private apply(h: RunHandle, p: ProgressParams): void {
+    const a = progressAction(p);
+    const item = this.lookup(a.id);
+    if (!item) {
+      if (a.op === "failed" || a.op === "errored") {
+        h.run.appendOutput(`${p.nodeid ?? p.id}: ${a.op}: ${a.messages.map((m) => m.text).join("\n")}\r\n`);
+      }
+      return;
+    }
+    switch (a.op) {
+      case "enqueued":
+        h.run.enqueued(item);
+        break;
+      case "started":
+        h.run.started(item);
+        break;
+      case "passed":
+        h.run.passed(item, a.durationMs);
+        break;
+      case "skipped":
+        h.run.skipped(item);
+        break;
+      case "failed":
+      case "errored": {
+        const msgs = a.messages.map((m) => this.message(m));
+        if (a.op === "failed") h.run.failed(item, msgs, a.durationMs);
+        else h.run.errored(item, msgs, a.durationMs);
+        const text = a.messages[0]?.text ?? a.op;
+        h.run.appendOutput(`✗ ${p.nodeid ?? p.id}: ${text.replace(/\n/g, "\r\n")}\r\n`, undefined, item);
+        break;
+      }
+    }
+  }
+
+  private message(m: MessageSpec): vscode.TestMessage {
+    const msg = new vscode.TestMessage(m.text);
+    if (m.location) {
+      const r = m.location.range;
+      msg.location = new vscode.Location(
+        vscode.Uri.parse(m.location.uri),
+        new vscode.Range(r.start.line, r.start.character, r.end.line, r.end.character),
+      );
+    }
+    return msg;
+  }
+
+  private finish(h: RunHandle, p: EndParams): void {
+    const s = p.summary as Record<string, unknown>;
+    const bits = ["passed", "failed", "errors", "skipped"]
+      .filter((k) => typeof s[k] === "number" && (s[k] as number) > 0)
+      .map((k) => `${s[k]} ${k}`);
+    if (typeof s.cachedFiles === "number" && s.cachedFiles) bits.push(`${s.cachedFiles} files cached`);
+    const line = p.cancelled ? "cancelled" : p.error ? `error: ${p.error.message}` : bits.join(", ") || "done";
+    h.run.appendOutput(`Maestro: ${line}\r\n`);
+    h.run.end();
+    (h.run as RunWithDone).maestroDone?.();
+  }
+
+  dispose(): void {
+    this.clientSubs.forEach((d) => d.dispose());
+    this.subs.forEach((d) => d.dispose());
+  }
+}
+
+type RunWithDone = vscode.TestRun & { maestroDone?: () => void };

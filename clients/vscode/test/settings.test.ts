@@ -1,0 +1,62 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { expand, needsRestart, serverCommand, toInitOptions } from "../src/model/settings";
+
+test("defaults -> the server's documented defaults", () => {
+  assert.deepEqual(toInitOptions({}), {
+    interpreter: null,
+    speculation: false,
+    coordinatorUrl: null,
+    daemonAutostart: true,
+    codeLens: { enabled: true, impactedOnSource: true },
+    diagnostics: true,
+  });
+});
+
+test("VS Code's empty strings become null; values pass through", () => {
+  const o = toInitOptions({
+    path: "",
+    interpreter: "  ",
+    speculation: true,
+    coordinatorUrl: "http://127.0.0.1:8080",
+    daemonAutostart: false,
+    codeLens: { enabled: true, impactedOnSource: false },
+    diagnostics: false,
+  });
+  assert.equal(o.interpreter, null);
+  assert.equal(o.speculation, true);
+  assert.equal(o.coordinatorUrl, "http://127.0.0.1:8080");
+  assert.equal(o.daemonAutostart, false);
+  assert.deepEqual(o.codeLens, { enabled: true, impactedOnSource: false });
+  assert.equal(o.diagnostics, false);
+});
+
+test("paths expand ~, ${workspaceFolder}, ${userHome}, ${env:X}", () => {
+  const env = { HOME: "/home/u", VENV: "/opt/venv" };
+  assert.equal(expand("~/x/python", undefined, env), "/home/u/x/python");
+  assert.equal(expand("${workspaceFolder}/.venv/bin/python", "/ws", env), "/ws/.venv/bin/python");
+  assert.equal(expand("${userHome}/m", undefined, env), "/home/u/m");
+  assert.equal(expand("${env:VENV}/bin/maestro", undefined, env), "/opt/venv/bin/maestro");
+  assert.equal(expand("", "/ws", env), null);
+  assert.equal(toInitOptions({ interpreter: "${workspaceFolder}/.venv/bin/python" }, "/ws").interpreter, "/ws/.venv/bin/python");
+});
+
+test("launch: maestro.path, else interpreter -m maestro.server, else maestro on PATH", () => {
+  assert.deepEqual(serverCommand({ path: "/v/bin/maestro", interpreter: "/v/bin/python" }), {
+    command: "/v/bin/maestro",
+    args: ["lsp"],
+  });
+  assert.deepEqual(serverCommand({ interpreter: "/v/bin/python" }), {
+    command: "/v/bin/python",
+    args: ["-P", "-m", "maestro.server"],
+  });
+  assert.deepEqual(serverCommand({ path: "", interpreter: "" }), { command: "maestro", args: ["lsp"] });
+});
+
+test("restart only when the launch command or the explorer capability changes", () => {
+  assert.equal(needsRestart({ speculation: false }, { speculation: true }), false);
+  assert.equal(needsRestart({ coordinatorUrl: "" }, { coordinatorUrl: "http://x" }), false);
+  assert.equal(needsRestart({ path: "" }, { path: "/bin/maestro" }), true);
+  assert.equal(needsRestart({ interpreter: "/a" }, { interpreter: "/b" }), true);
+  assert.equal(needsRestart({ testExplorer: true }, { testExplorer: false }), true);
+});

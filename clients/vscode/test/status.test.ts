@@ -1,0 +1,67 @@
+import { test } from "node:test";
+import * as assert from "node:assert/strict";
+import { formatStatus, hitRate, overallState } from "../src/model/status";
+import { rowsOf, summary } from "../src/model/impacted";
+import type { ImpactedResult, StatusResult } from "../src/model/protocol";
+
+const connected: StatusResult = {
+  version: "0.1.0",
+  workspaces: [{ root: "/ws", state: "connected", pid: 42, restarts: 0 }],
+  runs: [],
+};
+
+test("hit rate from hit_rate, else hits/misses", () => {
+  assert.equal(hitRate({ hit_rate: 0.734 }), "73%");
+  assert.equal(hitRate({ hits: 1, misses: 3 }), "25%");
+  assert.equal(hitRate({ hits: 0, misses: 0 }), null);
+  assert.equal(hitRate(null), null);
+});
+
+test("status bar: connected with the cache hit rate", () => {
+  const v = formatStatus(connected, { hits: 3, misses: 1, hit_rate: 0.75, wall_seconds_saved: 2.5 });
+  assert.equal(v.text, "$(check) Maestro · cache 75%");
+  assert.equal(v.severity, "ok");
+  assert.match(v.tooltip, /\/ws: daemon connected \(pid 42\)/);
+  assert.match(v.tooltip, /Cache: 3 hits, 1 misses \(75%\)/);
+  assert.match(v.tooltip, /Time saved: 2\.5 s/);
+});
+
+test("status bar: running, down, error, stopped, starting", () => {
+  const running = formatStatus({ ...connected, runs: [{ runId: "1", kind: "file", label: "t.py", done: 2, total: 5 }] }, null);
+  assert.equal(running.text, "$(sync~spin) Maestro: running 2/5");
+  const down = formatStatus({ ...connected, workspaces: [{ root: "/ws", state: "disconnected" }] }, null);
+  assert.equal(down.severity, "warning");
+  assert.equal(overallState({ workspaces: [{ root: "a", state: "connected" }, { root: "b", state: "error" }], runs: [] }), "error");
+  assert.equal(formatStatus(null, null, "stopped").severity, "error");
+  assert.equal(formatStatus(null, null, "starting").text, "$(sync~spin) Maestro");
+});
+
+test("impacted rows: cache state, last result, reason chain; summary notes unsaved edits", () => {
+  const res: ImpactedResult = {
+    root: "/ws",
+    source: "buffers",
+    count: 2,
+    impacted: [
+      {
+        target: "tests/test_calc.py",
+        uri: "file:///ws/tests/test_calc.py",
+        kind: "test",
+        unsaved: true,
+        why: "imports pkg.calc (line 1)",
+        reason: [{ source: "tests/test_calc.py", target: "pkg/calc.py", kind: "import", line: 1, text: "from pkg.calc import add" }],
+        cache: { state: "stale" },
+        last: { passed: 2, failed: 1, tests: 3 },
+      },
+      { target: "tests/test_other.py", uri: "file:///ws/tests/test_other.py", kind: "test", cache: { state: "cached" }, last: { passed: 1, failed: 0, tests: 1 } },
+    ],
+  };
+  const rows = rowsOf(res);
+  assert.equal(rows.length, 2);
+  assert.equal(rows[0].description, "stale · 1 failed · unsaved edit");
+  assert.equal(rows[0].icon, "error");
+  assert.equal(rows[0].children[0].label, "from pkg.calc import add");
+  assert.equal(rows[0].children[0].description, "import line 1");
+  assert.equal(rows[1].icon, "pass");
+  assert.equal(summary(res, "pkg/calc.py"), "2 impacted tests by pkg/calc.py (unsaved edit)");
+  assert.equal(summary({ ...res, source: "paths", count: 0, impacted: [] }), "no impacted tests");
+});
