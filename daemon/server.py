@@ -530,7 +530,9 @@ class RpcServer:
                     f"not {spec.result.__name__}"
                 )
             # by_alias: report models name fields like `schema` through aliases
-            response = Response(id=rid, result=result.model_dump(mode="json", by_alias=True))
+            # the dump is JSON-mode already: skip re-validating it (see dump_frame)
+            dumped = result.model_dump(mode="json", by_alias=True)
+            response = Response.model_construct(id=rid, result=dumped, error=None)
         except asyncio.CancelledError:
             response = Response(
                 id=rid,

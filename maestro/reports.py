@@ -29,7 +29,9 @@ class HopModel(BaseModel):
     @classmethod
     def of(cls, hop: Hop) -> HopModel:
         e = hop.edge
-        return cls(
+        # built from the graph's own typed data: no validation needed (a hub change has
+        # thousands of hops); whoever receives it over the wire validates it
+        return cls.model_construct(
             source=hop.source,
             target=hop.target,
             kind=e.kind,
@@ -65,11 +67,12 @@ class ImpactedReport(BaseModel):
     def build(
         cls, root: str, changes: list[Change], impacts: list[Impact], elapsed_ms: float
     ) -> ImpactedReport:
-        return cls(
+        return cls.model_construct(
+            schema_=IMPACTED_SCHEMA,
             root=root,
-            changes=[ChangeModel(path=c.path, status=c.status) for c in changes],
+            changes=[ChangeModel.model_construct(path=c.path, status=c.status) for c in changes],
             impacted=[
-                ImpactModel(
+                ImpactModel.model_construct(
                     target=i.target,
                     kind=i.kind,
                     changed=i.changed,

@@ -138,7 +138,12 @@ def parse_frame(obj: Mapping[str, Any]) -> Frame:
 
 
 def dump_frame(frame: WireModel) -> dict[str, Any]:
-    """The msgpack-ready map of an envelope (JSON-compatible types only)."""
+    """The msgpack-ready map of an envelope (JSON-compatible types only).
+
+    A successful Response's result is already a JSON-mode dump of its result model: it is passed
+    through as it is (re-walking a large answer cost more than computing it)."""
+    if isinstance(frame, Response) and frame.result is not None:
+        return {"type": "response", "id": frame.id, "result": frame.result, "error": None}
     return frame.model_dump(mode="json")
 
 

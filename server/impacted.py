@@ -13,6 +13,7 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from maestro.errors import GitError, MaestroError, UnknownTargetError
 from maestro.reports import ImpactedReport, ImpactModel
@@ -119,7 +120,11 @@ async def impacted_targets(
     *,
     cache_state: bool | str = True,
     tests_only: bool = False,
+    reasons: bool = False,
 ) -> dict[str, Any]:
+    """The rows an editor shows. A hub change impacts hundreds of tests: each row carries its
+    reason as one line (`why`); the structured hops only when asked for (`reasons: true`), since
+    encoding them dominated the response time on large trees."""
     started = time.perf_counter()
     reports, unsaved, source = await impacted_reports(ls, ws, uris, since)
     changes, impacts = merge(reports)
@@ -128,6 +133,8 @@ async def impacted_targets(
     else:  # the daemon's `stale` holds its graph lock while it hashes: only on demand
         stale = ws.stale if cache_state else None
     stale_by = {s.target: s for s in stale.stale} if stale else {}
+    by_file = ws.results.by_file()
+    root_uri = ls.uri_of(ws, "").rstrip("/") + "/"
     rows = []
     for i in impacts:
         if tests_only and i.kind != "test":
@@ -145,25 +152,25 @@ async def impacted_targets(
             cache = {"state": "stale", "describe": s.describe or s.reason, "changed": s.changed}
         else:
             cache = {"state": "cached", "describe": "cached", "changed": []}
-        last = ws.results.of_file(i.target) if i.kind == "test" else []
-        rows.append(
-            {
-                "target": i.target,
-                "uri": ls.uri_of(ws, i.target) if i.kind == "test" else None,
-                "kind": i.kind,
-                "changed": i.changed,
-                "distance": i.distance,
-                "unsaved": i.changed in unsaved,
-                "why": chain_text(i),
-                "reason": [h.model_dump() for h in i.reason],
-                "cache": cache,
-                "last": {
-                    "failed": sum(1 for t in last if t.failing),
-                    "passed": sum(1 for t in last if t.outcome == "passed"),
-                    "tests": len(last),
-                },
-            }
-        )
+        last = by_file.get(i.target, []) if i.kind == "test" else []
+        row = {
+            "target": i.target,
+            "uri": root_uri + quote(i.target) if i.kind == "test" else None,
+            "kind": i.kind,
+            "changed": i.changed,
+            "distance": i.distance,
+            "unsaved": i.changed in unsaved,
+            "why": chain_text(i),
+            "cache": cache,
+            "last": {
+                "failed": sum(1 for t in last if t.failing),
+                "passed": sum(1 for t in last if t.outcome == "passed"),
+                "tests": len(last),
+            },
+        }
+        if reasons:
+            row["reason"] = [h.model_dump() for h in i.reason]
+        rows.append(row)
     return {
         "root": str(ws.root),
         "source": source,
@@ -297,6 +304,7 @@ def register(server: MaestroServer) -> None:
             raw.get("since"),
             cache_state=raw.get("cacheState", True),
             tests_only=bool(raw.get("testsOnly")),
+            reasons=bool(raw.get("reasons")),
         )
 
     @server.feature("maestro/cacheStats")

@@ -156,6 +156,13 @@ class Results:
     def of_file(self, target: str) -> list[TestState]:
         return [s for s in self.tests.values() if s.file == target]
 
+    def by_file(self) -> dict[str, list[TestState]]:
+        """All results grouped by test file, in one pass (for answers about many files)."""
+        out: dict[str, list[TestState]] = {}
+        for state in self.tests.values():
+            out.setdefault(state.file, []).append(state)
+        return out
+
     def of_node(self, nodeid: str) -> list[TestState]:
         """The results of a test function (all its parametrizations) or class."""
         prefix = nodeid + "::"

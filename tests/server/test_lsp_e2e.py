@@ -40,14 +40,16 @@ async def test_impacted_saved_and_unsaved_edits(lsp: LanguageClient) -> None:
     # Saved edit: the file itself is the change (paths); its dependents are impacted.
     (env.root / "pkg/other.py").write_text('def hello():\n    return "hello"  # saved\n')
     result = await request(
-        lsp, "maestro/impactedTargets", {"textDocument": {"uri": env.uri("pkg/other.py")}}
+        lsp,
+        "maestro/impactedTargets",
+        {"textDocument": {"uri": env.uri("pkg/other.py")}, "reasons": True},
     )
     assert result["source"] == "paths"
     targets = {r["target"]: r for r in result["impacted"]}
     assert set(targets) == {"tests/test_other.py"}
     row = targets["tests/test_other.py"]
     assert row["changed"] == "pkg/other.py"
-    assert row["reason"] and "pkg.other" in row["why"]
+    assert row["reason"][0]["detail"] == "pkg.other" and "pkg.other" in row["why"]
     assert row["cache"]["state"] in ("stale", "unknown", "cached")
 
     # Unsaved edit: a new import in an open buffer makes test_other depend on pkg.calc too.
