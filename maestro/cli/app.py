@@ -8,13 +8,15 @@ from maestro.cli.daemon_cmd import daemon_app
 from maestro.cli.demo_cmd import demo
 from maestro.cli.graph_cmd import graph_app, impacted, why
 from maestro.cli.lsp_cmd import lsp
-from maestro.cli.test_cmd import TestCommand, stale, test
+from maestro.cli.test_cmd import TestCommand, test
+from maestro.cli.workspace_cmd import stale, status
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Maestro build intelligence.")
 app.command("test", cls=TestCommand)(test)
 app.command("impacted")(impacted)
 app.command("why")(why)
 app.command("stale")(stale)
+app.command("status")(status)
 app.command("demo")(demo)
 app.command("lsp")(lsp)
 app.add_typer(graph_app, name="graph")
