@@ -1,0 +1,1 @@
+"""The speculation model: telemetry, features, training, ranking, evaluation (pure: no processes)."""
