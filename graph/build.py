@@ -576,6 +576,11 @@ class BuildGraph:
         recorded = sorted(set(inputs) - {test})
         self.index.dynamic[test] = recorded
         self.index.dirty = True
+        # the latest run replaces what earlier runs recorded: a file no longer read is no dep
+        out = self.deps.get(test, {})
+        for rel in [r for r, e in out.items() if e.kind == "recorded" and r not in recorded]:
+            del out[rel]
+            self.rdeps.get(rel, set()).discard(test)
         for rel in recorded:
             self._add_edge(test, rel, Edge("recorded"))
 

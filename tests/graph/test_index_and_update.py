@@ -129,3 +129,12 @@ def test_parallel_cold_scan_gives_the_same_graph(
         d.message for d in sequential.diagnostics()
     ]
     assert len(parallel.impacted([Change("pkg/m200.py")])) == 1
+
+
+def test_a_new_recording_replaces_the_old_one(make_ws: Make) -> None:
+    root = make_ws({"tests/test_data.py": "", "data/a.json": "{}", "data/b.json": "{}"})
+    graph = BuildGraph.build(root)
+    graph.record_dynamic("tests/test_data.py", ["data/a.json"])
+    graph.record_dynamic("tests/test_data.py", ["data/b.json"])
+    assert graph.impacted([Change("data/a.json")]) == []
+    assert [i.target for i in graph.impacted([Change("data/b.json")])] == ["tests/test_data.py"]
