@@ -1,1 +1,1 @@
-"""The speculation model: telemetry, features, training, ranking, evaluation (pure: no processes)."""
+"""The speculation model: telemetry, features, training, ranking, evaluation (no processes)."""
