@@ -153,7 +153,7 @@ async def impacted_targets(
         else:
             cache = {"state": "cached", "describe": "cached", "changed": []}
         last = by_file.get(i.target, []) if i.kind == "test" else []
-        row = {
+        row: dict[str, Any] = {
             "target": i.target,
             "uri": root_uri + quote(i.target) if i.kind == "test" else None,
             "kind": i.kind,
