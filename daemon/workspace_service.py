@@ -358,7 +358,7 @@ class WorkspaceService:
         )
 
     async def export(self, params: GraphExportParams, ctx: RequestContext) -> GraphExportResult:
-        from maestro.cli.graph_cmd import export_dot, export_json
+        from maestro.graph.export import export_dot, export_json
 
         render = export_dot if params.format == "dot" else export_json
         text = await self.query(render)

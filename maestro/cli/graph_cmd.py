@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -11,6 +10,7 @@ import typer
 
 from maestro.cli.common import ROOT_OPTION, console, fail_on_error, resolve_root
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
+from maestro.graph.export import export_dot, export_json
 
 if TYPE_CHECKING:
     from maestro.graph.build import BuildGraph, Change
@@ -235,29 +235,6 @@ def export(
     else:
         output.write_text(text, encoding="utf-8")
         console.print(f"wrote {output}")
-
-
-def export_json(graph: BuildGraph) -> str:
-    nodes = [{"id": n, "kind": graph.node_kind(n)} for n in sorted(graph.nodes())]
-    edges = [
-        {"source": s, "target": t, "kind": e.kind, "line": e.line, "detail": e.detail}
-        for s, out in sorted(graph.deps.items())
-        for t, e in sorted(out.items())
-    ]
-    return json.dumps({"schema": "maestro.graph/1", "nodes": nodes, "edges": edges}, indent=1)
-
-
-def export_dot(graph: BuildGraph) -> str:
-    shapes = {"test": "box", "declared": "hexagon", "distribution": "ellipse", "global": "note"}
-    lines = ["digraph maestro {", "  rankdir=LR;", "  node [shape=plaintext];"]
-    for node in sorted(graph.nodes()):
-        shape = shapes.get(graph.node_kind(node), "plaintext")
-        lines.append(f"  {json.dumps(node)} [shape={shape}];")
-    for source, out in sorted(graph.deps.items()):
-        for target, edge in sorted(out.items()):
-            lines.append(f"  {json.dumps(source)} -> {json.dumps(target)} [label={edge.kind}];")
-    lines.append("}")
-    return "\n".join(lines)
 
 
 impacted = fail_on_error(impacted)
