@@ -201,12 +201,14 @@ async def run_pytest(
     env_allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
     extra_env: Mapping[str, str] | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    environ: Mapping[str, str] | None = None,
 ) -> RunReport:
     """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
 
     ``on_event`` is called on the event loop for each validated event as it arrives. Raises
     RunnerError when pytest cannot start or the plugin never reports (bad arguments, broken
-    interpreter); test failures are results, not errors.
+    interpreter); test failures are results, not errors. ``environ`` is where allowlisted
+    variables come from (default: this process's environment).
     """
     interpreter.require_pytest()
     root = root.absolute()
@@ -219,7 +221,11 @@ async def run_pytest(
     command = build_command(root, interpreter, args, junit_xml=junit_xml)
     try:
         env = build_env(
-            interpreter, events_fd=write_fd, allowlist=env_allowlist, extra_env=extra_env
+            interpreter,
+            events_fd=write_fd,
+            allowlist=env_allowlist,
+            extra_env=extra_env,
+            environ=environ,
         )
         log.info("running %s in %s", " ".join(command), root)
         started = time.monotonic()

@@ -484,8 +484,12 @@ async def execute(
     planned: Plan,
     *,
     on_event: Callable[[Event], None] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Summary:
-    """Run the plan's non-cached files in one pytest process, store their results, summarise."""
+    """Run the plan's non-cached files in one pytest process, store their results, summarise.
+
+    ``environ`` is the environment the allowlisted variables are taken from (default: this
+    process's); the daemon passes its client's so results match an in-process run."""
     outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
     report: RunReport | None = None
     to_run = planned.to_run
@@ -496,7 +500,12 @@ async def execute(
             args.extend(f.nodes if f.nodes else [f.target])
         started = datetime.now(UTC)
         report = await run_pytest(
-            graph.root, interpreter, args, on_event=on_event, env_allowlist=planned.env_allowlist
+            graph.root,
+            interpreter,
+            args,
+            on_event=on_event,
+            env_allowlist=planned.env_allowlist,
+            environ=environ,
         )
         outcomes += _store(graph, cache, planned, to_run, report, started)
     order = {f.target: i for i, f in enumerate(planned.files)}
@@ -631,4 +640,6 @@ def run(
         on_plan(planned)
     if not planned.to_run:  # all from the cache: no event loop, no process
         return summarise([FileOutcome(f, f.cached, True) for f in planned.files], None)
-    return asyncio.run(execute(graph, cache, interpreter, planned, on_event=on_event))
+    return asyncio.run(
+        execute(graph, cache, interpreter, planned, on_event=on_event, environ=environ)
+    )
