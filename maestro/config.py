@@ -50,6 +50,29 @@ class MlConfig(_Strict):
     speculation: SpeculationConfig = Field(default_factory=SpeculationConfig)
 
 
+class RemoteConfig(_Strict):
+    """`[tool.maestro.remote]`: the team's coordinator (docs/coordinator.md). The API key itself
+    is never configured here: `api_key_env` names the environment variable that holds it."""
+
+    url: str = Field(description="coordinator base URL, e.g. http://127.0.0.1:8980")
+    tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    api_key_env: str = Field(
+        default="MAESTRO_REMOTE_API_KEY",
+        alias="api-key-env",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="NAME of the environment variable holding the API key",
+    )
+    read_timeout_s: float = Field(default=2.0, alias="read-timeout-s", gt=0, le=60)
+    upload: bool = Field(default=True, description="upload results when the key may write")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str) -> str:
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise ValueError(f"url {url!r} must be http(s)://HOST[:PORT][/PREFIX]")
+        return url.rstrip("/")
+
+
 class MaestroConfig(_Strict):
     """Everything a workspace may configure; all of it optional (zero-config is the default)."""
 
@@ -64,6 +87,7 @@ class MaestroConfig(_Strict):
     env_allowlist: list[str] = Field(default_factory=list, alias="env-allowlist")
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
     ml: MlConfig = Field(default_factory=MlConfig)
+    remote: RemoteConfig | None = None
 
     @field_validator("targets")
     @classmethod
@@ -158,13 +182,15 @@ def _validate(data: dict[str, Any], text: str, source: str, *, table: str) -> Lo
     return LoadedConfig(config=config, source=source, table=table)
 
 
-_KNOWN_KEYS = "roots, exclude, interpreter, max-file-size, env-allowlist, targets, ml"
+_KNOWN_KEYS = "roots, exclude, interpreter, max-file-size, env-allowlist, targets, ml, remote"
 
 
 def _hint_for(error_type: str, loc: tuple[str, ...]) -> str:
     if error_type == "extra_forbidden":
         if len(loc) >= 3 and loc[0] == "targets":
             return "a target takes: srcs, deps, cmd, outputs, inputs"
+        if loc[:1] == ("remote",):
+            return "[tool.maestro.remote] takes: url, tenant, api_key_env, read_timeout_s, upload"
         return f"known keys: {_KNOWN_KEYS}"
     if loc and loc[-1] in {"srcs", "outputs", "inputs", "deps", "roots", "exclude"}:
         return f'{loc[-1]} is a list of strings, e.g. {loc[-1]} = ["docs/**/*.md"]'

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maestro.config import RemoteConfig
 
 CONFIG_FILE = "maestro.toml"
 PYPROJECT = "pyproject.toml"
@@ -25,6 +29,17 @@ class Target:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteSettings:
+    """The team coordinator (`[tool.maestro.remote]`); the key is read from `api_key_env`."""
+
+    url: str
+    tenant: str
+    api_key_env: str = "MAESTRO_REMOTE_API_KEY"
+    read_timeout_s: float = 2.0
+    upload: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     roots: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
@@ -33,6 +48,7 @@ class Settings:
     env_allowlist: tuple[str, ...] = ()
     targets: dict[str, Target] = field(default_factory=dict)
     speculation_enabled: bool = False
+    remote: RemoteSettings | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +91,20 @@ def load_settings(root: Path) -> LoadedSettings:
             env_allowlist=tuple(cfg.env_allowlist),
             targets=targets,
             speculation_enabled=cfg.ml.speculation.enabled,
+            remote=_remote(cfg.remote),
         ),
         loaded.source,
         loaded.table,
+    )
+
+
+def _remote(cfg: RemoteConfig | None) -> RemoteSettings | None:
+    if cfg is None:
+        return None
+    return RemoteSettings(
+        url=cfg.url,
+        tenant=cfg.tenant,
+        api_key_env=cfg.api_key_env,
+        read_timeout_s=cfg.read_timeout_s,
+        upload=cfg.upload,
     )
