@@ -102,6 +102,29 @@ class FileDeps(_Event):
     modules: list[ModuleDep]
 
 
+class TestTrace(_Event):
+    """What one test node executed (after its ``test_result``): functions under the rootdir as
+    workspace file -> qualified names (``co_qualname``; lambdas and comprehensions reported as
+    the function holding them), and the workspace files it opened for reading. Includes the code
+    and files of higher-scoped fixtures it uses, even when set up by an earlier test."""
+
+    __test__: ClassVar[bool] = False
+
+    event: Literal["test_trace"]
+    nodeid: str
+    functions: dict[str, list[str]] = {}
+    files: list[str] = []
+
+
+class SessionTrace(_Event):
+    """Functions executed outside any test (imports, collection, conftest, plugin set-up), and
+    how tracing was done: ``monitoring`` (sys.monitoring, 3.12+) or ``profile`` (sys.setprofile)."""
+
+    event: Literal["session_trace"]
+    mode: str
+    functions: dict[str, list[str]] = {}
+
+
 class SessionEnd(_Event):
     event: Literal["session_end"]
     exitstatus: int
@@ -109,7 +132,14 @@ class SessionEnd(_Event):
 
 
 Event = Annotated[
-    SessionStart | Collected | TestStart | TestResult | FileDeps | SessionEnd,
+    SessionStart
+    | Collected
+    | TestStart
+    | TestResult
+    | TestTrace
+    | FileDeps
+    | SessionTrace
+    | SessionEnd,
     Field(discriminator="event"),
 ]
 

@@ -32,8 +32,10 @@ from maestro.daemon.events import (
     FileDeps,
     SessionEnd,
     SessionStart,
+    SessionTrace,
     TestResult,
     TestStart,
+    TestTrace,
     parse_event,
 )
 from maestro.daemon.interpreter import Interpreter
@@ -87,6 +89,8 @@ class RunReport:
     max_rss_kb: int
     command: tuple[str, ...]
     invalid_event_lines: int = 0
+    traces: dict[str, TestTrace] = field(default_factory=dict)  # by node id
+    session_trace: SessionTrace | None = None
 
     @property
     def cpu_s(self) -> float:
@@ -112,6 +116,8 @@ class _Collector:
     collected: Collected | None = None
     session: SessionStart | None = None
     session_end: SessionEnd | None = None
+    traces: dict[str, TestTrace] = field(default_factory=dict)
+    session_trace: SessionTrace | None = None
     invalid: int = 0
 
     def feed(self, line: bytes) -> None:
@@ -133,6 +139,10 @@ class _Collector:
                 self.started.pop(event.nodeid, None)
             case FileDeps():
                 self.file_deps[event.path] = event
+            case TestTrace():
+                self.traces[event.nodeid] = event
+            case SessionTrace():
+                self.session_trace = event
             case SessionEnd():
                 self.session_end = event
         if self.on_event is not None:
@@ -306,6 +316,8 @@ async def run_pytest(
         max_rss_kb=rusage.ru_maxrss,
         command=tuple(command),
         invalid_event_lines=collector.invalid,
+        traces=collector.traces,
+        session_trace=collector.session_trace,
     )
     if report.session is None:
         tail = report.stderr.decode(errors="replace").strip().splitlines()[-5:]

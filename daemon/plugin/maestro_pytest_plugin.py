@@ -6,8 +6,20 @@ pytest 7+. It never imports maestro.
 
 Events go to the descriptor named by ``MAESTRO_EVENTS_FD``, not to stdout, because tests print.
 Without that variable the plugin is inert. Each line is one JSON object with ``"event"`` and
-``"v": 1``: ``session_start``, ``collected``, ``test_start``, ``test_result``, ``file_deps`` (once
-per test file, after its last test or at session end) and ``session_end``.
+``"v": 1``: ``session_start``, ``collected``, ``test_start``, ``test_result``, ``test_trace``
+(after each ``test_result``), ``file_deps`` (once per test file, after its last test or at session
+end), ``session_trace`` and ``session_end``.
+
+Function-level tracing (``test_trace``/``session_trace``): which functions under the rootdir each
+test node executed, as (workspace-relative file, ``co_qualname``). On 3.12+ with ``sys.monitoring``
+(a PY_START callback that returns DISABLE, so each code object costs one callback per test;
+``restart_events`` re-arms them between windows); on 3.11 with a ``sys.setprofile`` function that
+only adds ``frame.f_code`` to a set on ``call`` events (rootdir filtering happens once per code
+object, when a window closes). Lambdas, comprehensions and generator expressions are reported as
+the function they are written in. Code run outside any test (collection, imports, conftest, plugin
+set-up) goes to ``session_trace``; code run while a higher-scoped fixture is set up is also
+attributed to every later test that uses that fixture. ``MAESTRO_TRACE=off`` disables tracing,
+``MAESTRO_TRACE=profile`` forces the 3.11 fallback.
 
 Dynamic dependencies: an audit hook records ``open`` events while a test file is collected
 (imported) and while its tests run; modules first imported in those windows come from a
@@ -68,6 +80,11 @@ _SKIP_TYPES: tuple[type[BaseException], ...] = tuple(
     if t is not None
 )
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+ENV_TRACE = "MAESTRO_TRACE"
+_ANONYMOUS = frozenset(
+    {"<lambda>", "<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<locals>"}
+)
+_MONITORING_TOOL_IDS = (4, 3)  # free by convention (0 debugger, 1 coverage, 2 profiler, 5 optimizer)
 
 
 class _Window:
@@ -108,6 +125,102 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     window.paths.append(text)
 
 
+# -- function tracing -----------------------------------------------------------------------------
+
+# The set the 3.11 profile function adds to: swapped (rebound) at every window change.
+_seen: set[Any] = set()
+
+
+def _profile(frame: Any, event: str, arg: Any) -> None:
+    if event == "call":
+        _seen.add(frame.f_code)
+
+
+def _owner_qualname(qualname: str) -> str:
+    """``f.<locals>.<lambda>`` -> ``f``: anonymous code is reported as the function holding it."""
+    if "<" not in qualname or qualname == "<module>":
+        return qualname
+    parts = qualname.split(".")
+    while parts and parts[-1] in _ANONYMOUS:
+        parts.pop()
+    return ".".join(parts) if parts else "<module>"
+
+
+class _Tracer:
+    """Code objects executed per window; `swap` starts a new window and returns the old one."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self._tool: int | None = None
+        self.current: set[Any] = set()
+
+    def start(self) -> None:
+        global _seen
+        if self.mode == "monitoring":
+            mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+            for tool in _MONITORING_TOOL_IDS:
+                if mon.get_tool(tool) is None:
+                    mon.use_tool_id(tool, "maestro")
+                    self._tool = tool
+                    break
+            else:
+                self.mode = "profile"
+        if self.mode == "monitoring" and self._tool is not None:
+            mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+            disable = mon.DISABLE
+            current = self
+
+            def py_start(code: Any, offset: int) -> Any:
+                current.current.add(code)
+                return disable
+
+            mon.register_callback(self._tool, mon.events.PY_START, py_start)
+            mon.set_events(self._tool, mon.events.PY_START)
+        elif self.mode == "profile":
+            _seen = self.current
+            sys.setprofile(_profile)
+            threading.setprofile(_profile)
+
+    def swap(self, new: set[Any] | None = None) -> set[Any]:
+        """Make `new` (default: a fresh set) the current window; return the previous one."""
+        global _seen
+        old = self.current
+        self.current = new if new is not None else set()
+        if self.mode == "monitoring":
+            if self._tool is not None:
+                sys.monitoring.restart_events()  # type: ignore[attr-defined,unused-ignore]
+        elif self.mode == "profile":
+            _seen = self.current
+            if sys.getprofile() is not _profile:  # a test replaced it: take it back
+                sys.setprofile(_profile)
+        return old
+
+    def stop(self) -> None:
+        global _seen
+        if self.mode == "monitoring" and self._tool is not None:
+            mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+            with contextlib.suppress(Exception):
+                mon.set_events(self._tool, 0)
+                mon.register_callback(self._tool, mon.events.PY_START, None)
+                mon.free_tool_id(self._tool)
+            self._tool = None
+        elif self.mode == "profile":
+            if sys.getprofile() is _profile:
+                sys.setprofile(None)
+            threading.setprofile(None)  # type: ignore[arg-type]
+            _seen = set()
+        self.mode = "off"
+
+
+def _trace_mode() -> str:
+    wanted = os.environ.get(ENV_TRACE, "").strip().lower()
+    if wanted in ("off", "0", "no", "false"):
+        return "off"
+    if wanted != "profile" and sys.version_info >= (3, 12) and hasattr(sys, "monitoring"):
+        return "monitoring"
+    return "profile"
+
+
 class _Deps:
     """Accumulated dependencies of one test file, across its collection and its tests."""
 
@@ -135,6 +248,11 @@ class _Recorder:
         self._phases: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, Any] = {}
         self._items: dict[str, Any] = {}
+        self._tracer: _Tracer = _TRACER if _TRACER is not None else _Tracer("off")
+        self._outside: set[Any] = set()  # code run outside any test window
+        self._names: dict[Any, tuple[str, str] | None] = {}
+        self._fixtures: dict[int, tuple[set[Any], list[str]]] = {}
+        self._in_test: str | None = None
 
     # -- output -----------------------------------------------------------------------------
 
@@ -180,16 +298,18 @@ class _Recorder:
         global _active
         _active = _Window(test_file)
 
-    def _close_window(self) -> None:
+    def _close_window(self) -> set[str]:
         global _active
         window, _active = _active, None
         if window is None:
-            return
+            return set()
         deps = self._deps.setdefault(window.test_file, _Deps())
+        opened: set[str] = set()
         for raw in window.paths:
             rel = self._rel(raw)
             if rel is not None:
-                deps.files.add(rel)
+                opened.add(rel)
+        deps.files |= opened
         for name in set(sys.modules) - window.modules_before:
             module = sys.modules.get(name)
             file = getattr(module, "__file__", None)
@@ -197,6 +317,65 @@ class _Recorder:
                 rel = self._rel(os.path.abspath(file))
                 if rel is not None:
                     deps.modules[name] = rel
+        return opened
+
+    # -- function tracing -------------------------------------------------------------------
+
+    def _functions(self, codes: set[Any]) -> dict[str, list[str]]:
+        """Workspace file -> qualified names of the functions among `codes` (cached per code)."""
+        names = self._names
+        out: dict[str, set[str]] = {}
+        for code in codes:
+            try:
+                found = names[code]
+            except KeyError:
+                found = None
+                filename = code.co_filename
+                if filename and not filename.startswith("<"):
+                    rel = self._rel(os.path.abspath(filename))
+                    if rel is not None and rel.endswith(".py"):
+                        qualname = getattr(code, "co_qualname", code.co_name)
+                        found = (rel, _owner_qualname(qualname))
+                names[code] = found
+            if found is not None:
+                out.setdefault(found[0], set()).add(found[1])
+        return {path: sorted(q) for path, q in sorted(out.items())}
+
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Any:
+        """Code and files of a higher-scoped fixture count for every test that uses it."""
+        if self._in_test is None or self._tracer.mode == "off" or fixturedef.scope == "function":
+            yield
+            return
+        window = _active
+        mark = len(window.paths) if window is not None else 0
+        outer = self._tracer.swap()
+        try:
+            yield
+        finally:
+            inner = self._tracer.swap(outer)
+            outer |= inner
+            record = self._fixtures.setdefault(id(fixturedef), (set(), []))
+            record[0].update(inner)
+            if window is not None:
+                record[1].extend(window.paths[mark:])
+
+    def _fixture_records(self, item: Any) -> tuple[set[Any], list[str]]:
+        codes: set[Any] = set()
+        paths: list[str] = []
+        if not self._fixtures:
+            return codes, paths
+        try:
+            defs = getattr(item, "_fixtureinfo").name2fixturedefs.values()
+        except Exception:  # private API moved: fall back to the test's own record
+            return codes, paths
+        for chain in defs:
+            for fixturedef in chain:
+                record = self._fixtures.get(id(fixturedef))
+                if record is not None:
+                    codes |= record[0]
+                    paths += record[1]
+        return codes, paths
 
     def _emit_deps(self, test_file: str) -> None:
         if test_file in self._emitted_deps:
@@ -267,6 +446,9 @@ class _Recorder:
     def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> None:
         self._items[item.nodeid] = item
         self._open_window(self._file_key(item))
+        if self._tracer.mode != "off":
+            self._outside |= self._tracer.swap()
+        self._in_test = item.nodeid
 
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self._emit("test_start", nodeid=nodeid)
@@ -285,11 +467,27 @@ class _Recorder:
         phases[report.when] = report
 
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
-        self._close_window()
+        opened = self._close_window()
+        codes = self._tracer.swap() if self._tracer.mode != "off" else set()
+        self._in_test = None
         item = self._items.pop(nodeid, None)
         phases = self._phases.pop(nodeid, {})
         failure = self._failures.pop(nodeid, None)
         self._emit("test_result", **self._result(nodeid, item, phases, failure))
+        if self._tracer.mode != "off":
+            if item is not None:
+                fixture_codes, fixture_paths = self._fixture_records(item)
+                codes |= fixture_codes
+                for raw in fixture_paths:
+                    rel = self._rel(raw)
+                    if rel is not None:
+                        opened.add(rel)
+            self._emit(
+                "test_trace",
+                nodeid=nodeid,
+                functions=self._functions(codes),
+                files=sorted(opened),
+            )
         if item is not None:
             key = self._file_key(item)
             if self._last_item_of_file.get(key) == nodeid:
@@ -362,6 +560,12 @@ class _Recorder:
         self._collecting.clear()
         for key in sorted(set(self._deps) | set(self._last_item_of_file)):
             self._emit_deps(key)
+        mode = self._tracer.mode
+        if mode != "off":
+            self._outside |= self._tracer.swap()
+            self._tracer.stop()
+            self._emit("session_trace", mode=mode, functions=self._functions(self._outside))
+            self._outside = set()
         self._emit(
             "session_end",
             exitstatus=int(exitstatus),
@@ -371,6 +575,7 @@ class _Recorder:
     def pytest_unconfigure(self, config: Any) -> None:
         global _active
         _active = None
+        self._tracer.stop()
         stream, self._stream = self._stream, None
         if stream is not None:
             with contextlib.suppress(OSError):
@@ -437,6 +642,22 @@ def _open_stream() -> Any:
 
 
 _hook_installed = False
+_TRACER: _Tracer | None = None
+
+
+def _start_tracer() -> None:
+    """Trace from import time (``-p`` loads us before conftests) when a runner is listening."""
+    global _TRACER
+    if _TRACER is not None or not os.environ.get(ENV_FD):
+        return
+    mode = _trace_mode()
+    if mode == "off":
+        return
+    _TRACER = _Tracer(mode)
+    try:
+        _TRACER.start()
+    except Exception:  # tracing is an optimisation; never break the run
+        _TRACER = None
 
 
 def pytest_configure(config: Any) -> None:
@@ -445,11 +666,18 @@ def pytest_configure(config: Any) -> None:
     if config.pluginmanager.has_plugin("maestro-recorder"):
         return
     if hasattr(config, "workerinput"):  # pytest-xdist worker: the controller reports
+        if _TRACER is not None:
+            _TRACER.stop()
         return
     stream = _open_stream()
     if stream is None:
+        if _TRACER is not None:
+            _TRACER.stop()
         return
     if not _hook_installed:
         sys.addaudithook(_audit)
         _hook_installed = True
     config.pluginmanager.register(_Recorder(stream), "maestro-recorder")
+
+
+_start_tracer()
