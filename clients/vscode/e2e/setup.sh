@@ -59,7 +59,6 @@ VS="$DIR/node_modules/code-server/lib/vscode"
 cd "$VS"
 log "vscode runtime dependencies"
 npm install --no-audit --no-fund --loglevel=error --omit=dev --ignore-scripts
-export npm_config_jobs="$(nproc 2>/dev/null || echo 2)"
 for m in @parcel/watcher @vscode/spdlog @vscode/deviceid native-watchdog node-pty kerberos; do
   if [ -d "node_modules/$m" ]; then
     log "node-gyp rebuild $m"

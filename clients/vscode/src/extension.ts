@@ -42,6 +42,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   statusBar = new StatusBar();
   impacted = new ImpactedTests(["maestroImpactedTests", "maestroImpactedTestsInTesting"]);
   explorer = new TestExplorer();
+  explorer.onRunsChanged = () => void statusBar.refresh();
   context.subscriptions.push(output, statusBar, impacted, explorer);
   settings = readSettings();
 

@@ -8,6 +8,7 @@ export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
   private timer: NodeJS.Timeout | undefined;
   private inflight = false;
+  private again = false;
   private client: LanguageClient | undefined;
   status: StatusResult | null = null;
   stats: CacheStats | null = null;
@@ -38,7 +39,11 @@ export class StatusBar implements vscode.Disposable {
 
   async refresh(): Promise<void> {
     const client = this.client;
-    if (!client || this.inflight || !client.isRunning()) return;
+    if (!client || !client.isRunning()) return;
+    if (this.inflight) {
+      this.again = true; // a change arrived while asking: ask once more afterwards
+      return;
+    }
     this.inflight = true;
     try {
       this.status = await client.sendRequest<StatusResult>(METHODS.status, {});
@@ -53,6 +58,10 @@ export class StatusBar implements vscode.Disposable {
       this.item.tooltip = `maestro/status failed: ${e instanceof Error ? e.message : String(e)}`;
     } finally {
       this.inflight = false;
+    }
+    if (this.again) {
+      this.again = false;
+      void this.refresh();
     }
   }
 

@@ -26,6 +26,9 @@ export class TestExplorer implements vscode.Disposable {
   private readonly subs: vscode.Disposable[] = [];
   private readonly clientSubs: vscode.Disposable[] = [];
 
+  /** Called on every run begin/end (the status bar shows running runs). */
+  onRunsChanged: () => void = () => undefined;
+
   constructor() {
     this.controller = vscode.tests.createTestController("maestro", "Maestro");
     this.controller.resolveHandler = async (item) => {
@@ -50,9 +53,15 @@ export class TestExplorer implements vscode.Disposable {
     if (!client) return;
     this.clientSubs.push(
       client.onNotification(METHODS.didChange, (p: DidChangeParams) => this.didChange(p)),
-      client.onNotification(METHODS.begin, (p: BeginParams) => this.router.begin(p)),
+      client.onNotification(METHODS.begin, (p: BeginParams) => {
+        this.router.begin(p);
+        this.onRunsChanged();
+      }),
       client.onNotification(METHODS.progress, (p: ProgressParams) => this.router.progress(p)),
-      client.onNotification(METHODS.end, (p: EndParams) => this.router.end(p)),
+      client.onNotification(METHODS.end, (p: EndParams) => {
+        this.router.end(p);
+        this.onRunsChanged();
+      }),
     );
     void this.discover();
   }
@@ -172,7 +181,6 @@ export class TestExplorer implements vscode.Disposable {
     const runs: Promise<void>[] = [];
     for (const [root, ids] of groups) {
       const run = this.controller.createTestRun(request, include.length ? undefined : "Maestro: all tests", true);
-      include.filter((it) => groups.get(root)?.includes(it.id)).forEach((it) => run.enqueued(it));
       this.router.expect();
       let runId: string | null = null;
       const done = new Promise<void>((resolve) => {
@@ -208,9 +216,17 @@ export class TestExplorer implements vscode.Disposable {
       return;
     }
     switch (a.op) {
-      case "enqueued":
-        h.run.enqueued(item);
+      case "enqueued": {
+        // enqueue the leaves: a parent left "queued" would keep that state after the run ends
+        const leaves: vscode.TestItem[] = [];
+        const walk = (it: vscode.TestItem) => {
+          if (it.children.size === 0) leaves.push(it);
+          else it.children.forEach(walk);
+        };
+        walk(item);
+        leaves.forEach((leaf) => h.run.enqueued(leaf));
         break;
+      }
       case "started":
         h.run.started(item);
         break;

@@ -1,0 +1,185 @@
+// Drive a real VS Code (code-server) in Debian's Chromium with playwright-core: open the fixture
+// workspace, see the Maestro status bar item and the code lenses, run a test file from its lens and
+// then all tests from the Test Explorer, see the failure as a squiggle, in the Problems panel and in
+// the Testing view, and the Impacted Tests view for a source file. Screenshots go to $E2E_ARTIFACTS.
+//
+//   E2E_URL=http://127.0.0.1:PORT/?folder=/ws E2E_ARTIFACTS=dir E2E_NODE_MODULES=.../node_modules \
+//   E2E_OUT=seen.json node drive.cjs
+// Writes what it saw as JSON to $E2E_OUT (also on failure, with `error`), exit 0 unless it crashed.
+"use strict";
+const fs = require("fs");
+const path = require("path");
+const { chromium } = require(path.join(process.env.E2E_NODE_MODULES, "playwright-core"));
+
+const url = process.env.E2E_URL;
+const art = process.env.E2E_ARTIFACTS;
+const out = process.env.E2E_OUT;
+const chromiumPath = process.env.E2E_CHROMIUM || "/usr/bin/chromium";
+const seen = { steps: [], screenshots: [] };
+const t0 = Date.now();
+const step = (s) => {
+  seen.steps.push(`${((Date.now() - t0) / 1000).toFixed(1)}s ${s}`);
+  console.log(`[drive ${((Date.now() - t0) / 1000).toFixed(1)}s] ${s}`);
+};
+
+async function shot(page, name) {
+  const file = path.join(art, `${String(seen.screenshots.length + 1).padStart(2, "0")}-${name}.png`);
+  await page.screenshot({ path: file });
+  seen.screenshots.push(file);
+}
+
+async function palette(page, text) {
+  await page.keyboard.press("F1");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: 10000 });
+  await input.fill(`>${text}`);
+  await page.waitForTimeout(400);
+  await page.keyboard.press("Enter");
+  await page.waitForTimeout(300);
+}
+
+async function openFile(page, rel) {
+  await page.keyboard.press("Control+P");
+  const input = page.locator(".quick-input-widget input");
+  await input.waitFor({ state: "visible", timeout: 10000 });
+  await input.fill(rel);
+  const row = page.locator(".quick-input-list .monaco-list-row", { hasText: path.basename(rel) }).first();
+  await row.waitFor({ timeout: 15000 });
+  await page.waitForTimeout(300);
+  await row.click();
+  await page.locator(`.tab[aria-label*="${path.basename(rel)}"]`).first().waitFor({ timeout: 15000 });
+  await page.waitForTimeout(300);
+}
+
+async function texts(locator) {
+  return (await locator.allInnerTexts()).map((t) => t.trim()).filter(Boolean);
+}
+
+async function main() {
+  const browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+           "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    page.on("pageerror", (e) => (seen.pageErrors = [...(seen.pageErrors || []), String(e)].slice(-10)));
+    await page.goto(url, { waitUntil: "domcontentloaded" });
+    await page.locator(".monaco-workbench").waitFor({ timeout: 60000 });
+    step("workbench loaded");
+
+    await openFile(page, "tests/test_calc.py");
+    step("opened tests/test_calc.py");
+
+    const status = page.locator(".statusbar-item", { hasText: "Maestro" }).first();
+    await status.waitFor({ timeout: 60000 });
+    // wait until the server answered maestro/status (the item leaves its "starting" spinner)
+    await page.waitForFunction(() => {
+      const el = [...document.querySelectorAll(".statusbar-item")].find((e) => e.textContent.includes("Maestro"));
+      const label = el && (el.getAttribute("aria-label") || "");
+      return !!label && !label.includes("Starting");
+    }, null, { timeout: 60000 });
+    seen.statusBar = (await status.innerText()).trim();
+    seen.statusBarTooltip = await status.getAttribute("aria-label");
+    step(`status bar: ${seen.statusBar}`);
+
+    const lenses = page.locator(".codelens-decoration a");
+    await lenses.filter({ hasText: "Run" }).first().waitFor({ timeout: 90000 });
+    seen.lenses = await texts(lenses);
+    step(`lenses: ${JSON.stringify(seen.lenses)}`);
+    await shot(page, "status-bar-and-lenses");
+
+    // run the file from its lens: maestro.runFile through the server; progress, diagnostics, and
+    // the test-explorer notifications of the run
+    await lenses.filter({ hasText: "Run file" }).first().click();
+    step("clicked ▶ Run file");
+    const squiggle = page.locator(".view-overlays .squiggly-error, .view-overlays [class*='squiggly-error']");
+    await squiggle.first().waitFor({ timeout: 180000 });
+    seen.squiggles = await squiggle.count();
+    step(`squiggles: ${seen.squiggles}`);
+    // the lens now shows the last result
+    await page.waitForFunction(() => [...document.querySelectorAll(".codelens-decoration a")]
+      .some((a) => /failed/.test(a.textContent)), null, { timeout: 30000 }).catch(() => undefined);
+    seen.lensesAfterRun = await texts(lenses);
+    await page.waitForTimeout(500);
+    await shot(page, "failure-squiggle");
+
+    // hover the squiggle: the diagnostic message
+    await squiggle.first().hover({ force: true }).catch(() => undefined);
+    await page.waitForTimeout(1500);
+    seen.hover = await texts(page.locator(".monaco-hover-content"));
+    await shot(page, "diagnostic-hover");
+    await page.keyboard.press("Escape");
+
+    await palette(page, "View: Focus Problems");
+    const problems = page.locator(".markers-panel .monaco-list-row");
+    await problems.first().waitFor({ timeout: 20000 });
+    seen.problems = await texts(problems);
+    step(`problems: ${JSON.stringify(seen.problems)}`);
+    await shot(page, "problems-panel");
+
+    // Test Explorer: the run above is mirrored there; now run everything from the explorer
+    // (our run profile -> maestro/testExplorer/run)
+    await palette(page, "Testing: Focus on Test Explorer View");
+    const tree = page.locator(".test-explorer .monaco-list-row");
+    await tree.first().waitFor({ timeout: 30000 });
+    await palette(page, "Test: Run All Tests");
+    step("Test: Run All Tests");
+    await page.waitForFunction(() => {
+      const rows = [...document.querySelectorAll(".test-explorer .monaco-list-row")];
+      const icon = (name, cls) => rows.some((r) => r.textContent.includes(name) && r.querySelector(cls));
+      return icon("test_calc.py", ".codicon-testing-failed-icon") && icon("test_other.py", ".codicon-testing-passed-icon");
+    }, null, { timeout: 180000 });
+    // expand the failing file to show its tests
+    await page.locator(".test-explorer .monaco-list-row", { hasText: "test_calc.py" }).first()
+      .locator(".monaco-tl-twistie").click().catch(() => undefined);
+    await page.waitForTimeout(1000);
+    seen.explorer = await page.$$eval(".test-explorer .monaco-list-row", (rows) => rows.map((r) => ({
+      label: (r.querySelector(".label, .monaco-icon-label, .test-label") || r).textContent.trim(),
+      icons: [...r.querySelectorAll("[class*='codicon-testing-']")].map((i) =>
+        [...i.classList].filter((c) => c.startsWith("codicon-testing-")).join(" ")),
+    })));
+    step(`explorer: ${JSON.stringify(seen.explorer)}`);
+    seen.testResultsPanel = await texts(page.locator(".test-output-peek, .test-results"))
+      .catch(() => []);
+    await shot(page, "test-explorer");
+
+    // Impacted Tests view for a source file, with an unsaved edit
+    await openFile(page, "pkg/calc.py");
+    await page.locator(".codelens-decoration a", { hasText: "impacted" }).first().waitFor({ timeout: 60000 })
+      .catch(() => undefined);
+    seen.sourceLenses = await texts(page.locator(".codelens-decoration a"));
+    await palette(page, "Maestro: Focus on Impacted Tests View");
+    const impacted = page.locator(".monaco-list-row", { hasText: "tests/test_calc.py" });
+    await impacted.first().waitFor({ timeout: 60000 }).catch(() => undefined);
+    seen.impactedView = await texts(page.locator("[id='workbench.view.extension.maestro'] .monaco-list-row, .pane-body .monaco-list-row").filter({ hasText: "tests/" }));
+    seen.impactedMessage = await texts(page.locator(".pane-body .tree-explorer-viewlet-tree-view-message, .pane-body .message"))
+      .catch(() => []);
+    step(`impacted view: ${JSON.stringify(seen.impactedView)}`);
+    await shot(page, "impacted-tests-view");
+    // the status bar once the runs are over (it refreshes on run begin/end)
+    await page.waitForFunction(() => {
+      const el = [...document.querySelectorAll(".statusbar-item")].find((e) => e.textContent.includes("Maestro"));
+      return el && !el.textContent.includes("running");
+    }, null, { timeout: 30000 }).catch(() => undefined);
+    seen.statusBarEnd = (await status.innerText()).trim();
+    seen.statusBarEndTooltip = await status.getAttribute("aria-label");
+  } catch (e) {
+    seen.error = String(e && e.stack ? e.stack : e);
+    try {
+      const pages = browser.contexts().flatMap((c) => c.pages());
+      if (pages[0]) await shot(pages[0], "error");
+    } catch { /* nothing */ }
+  } finally {
+    await browser.close();
+  }
+}
+
+main().then(() => {
+  fs.writeFileSync(out, JSON.stringify(seen, null, 2));
+  console.log(JSON.stringify(seen, null, 2));
+}, (e) => {
+  seen.error = String(e);
+  fs.writeFileSync(out, JSON.stringify(seen, null, 2));
+  process.exit(1);
+});
