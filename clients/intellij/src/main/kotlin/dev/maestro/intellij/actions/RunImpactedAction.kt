@@ -1,0 +1,34 @@
+package dev.maestro.intellij.actions
+
+import com.intellij.openapi.actionSystem.ActionUpdateThread
+import com.intellij.openapi.actionSystem.AnAction
+import com.intellij.openapi.actionSystem.AnActionEvent
+import com.intellij.openapi.actionSystem.CommonDataKeys
+import com.intellij.openapi.fileEditor.FileDocumentManager
+import dev.maestro.intellij.MaestroServer
+
+/** `maestro.runImpacted [uri]`: the server runs the impacted tests with work-done progress; failures
+ * come back as diagnostics at the failing lines. */
+class RunImpactedAction : AnAction() {
+    override fun getActionUpdateThread(): ActionUpdateThread = ActionUpdateThread.BGT
+
+    override fun update(e: AnActionEvent) {
+        e.presentation.isEnabled = e.project != null
+    }
+
+    override fun actionPerformed(e: AnActionEvent) {
+        val project = e.project ?: return
+        val file = e.getData(CommonDataKeys.VIRTUAL_FILE)
+        // the server follows unsaved buffers, but a saved file gives the daemon the cheaper query
+        FileDocumentManager.getInstance().saveAllDocuments()
+        val args: Array<Any> = if (file != null && file.isInLocalFileSystem) arrayOf(file.url) else emptyArray()
+        MaestroServer.execute(project, "maestro.runImpacted", *args).whenComplete { result, error ->
+            // the outcome itself arrives as maestro/testResults (MaestroLanguageClient)
+            if (error != null) {
+                MaestroServer.notify(project, "Maestro: ${error.cause?.message ?: error.message}", warning = true)
+            } else if (result is com.google.gson.JsonObject && result.get("runId")?.isJsonNull == true) {
+                MaestroServer.notify(project, "Maestro: ${result.get("message")?.asString ?: "nothing impacted"}")
+            }
+        }
+    }
+}
