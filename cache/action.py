@@ -45,6 +45,27 @@ class TestOutcome(_Model):
     line: int | None = Field(default=None, ge=0)
     message: str | None = None
     flaky: bool = False
+    executed: list[int] | None = None
+    """Indices into ``ActionResult.trace.functions`` of what this node ran; None = no record."""
+    reads: list[str] = Field(default_factory=list)
+    """Workspace files the node opened for reading (data files; sources read while importing)."""
+
+
+class TraceRecord(_Model):
+    """Function-level execution record of a test file's result (docs/action-key.md).
+
+    ``functions`` is a table of ``<workspace path>::<qualified name>`` shared by the nodes'
+    ``executed`` indices; ``import_time`` lists the ones that ran outside any test (imports,
+    collection, conftest): a change to one of those re-runs the whole file.
+    """
+
+    mode: str = ""  # "monitoring" (sys.monitoring) or "profile" (sys.setprofile)
+    functions: list[str] = Field(default_factory=list)
+    import_time: list[int] = Field(default_factory=list)
+
+    def names(self, indices: list[int] | None) -> list[str]:
+        table = self.functions
+        return [table[i] for i in indices or () if 0 <= i < len(table)]
 
 
 class Timing(_Model):
@@ -89,6 +110,8 @@ class ActionResult(_Model):
     inputs: dict[str, str] = Field(default_factory=dict)
     """Input path -> digest hex that the action key covered; lets `explain` say what changed."""
     dynamic_deps: list[str] = Field(default_factory=list)
+    trace: TraceRecord | None = None
+    """Per-node execution record (additive: older readers ignore it, older entries lack it)."""
 
     def referenced_digests(self) -> list[Digest]:
         """Every CAS blob this result needs; an AC hit requires all of them to be present."""

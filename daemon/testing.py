@@ -14,6 +14,15 @@ run's lookup key (built from the same recorded deps) is that store key. Input di
 before the run and every file input is re-hashed after it: if one changed while the tests ran, the
 result is not stored (it might describe either version), as Bazel does for inputs modified during
 a build.
+
+Node-level selection (issue 8): a stored result carries, per test node, the functions it executed
+(`ActionResult.trace`). When a file's key misses only because workspace files changed, the
+previous result and the AST fingerprints of both versions of each changed file decide per node:
+a node re-runs iff it executed a changed or deleted function, a changed module has changed
+module-level code (every node of a file whose closure holds it), it read a changed data file, it
+failed last time, or it has no record. The others are served from the previous result, and the
+merged result is stored under the new key. Anything else (interpreter, environment, pytest args,
+global sections, distributions, a missing record or fingerprint) keeps the file-level behaviour.
 """
 
 from __future__ import annotations
@@ -31,8 +40,9 @@ from typing import Any, Literal
 
 import msgpack
 
-from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing
+from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing, TraceRecord
 from maestro.cache.keys import (
+    ABSENT,
     ActionKey,
     KeyContext,
     action_key,
@@ -50,6 +60,7 @@ from maestro.daemon.interpreter import Interpreter
 from maestro.daemon.runner import DEFAULT_ENV_ALLOWLIST, RunReport, run_pytest
 from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
+from maestro.graph.fingerprints import FingerprintStore, diff
 from maestro.paths import workspace_state_dir
 
 log = logging.getLogger(__name__)
@@ -59,6 +70,7 @@ Reason = Literal[
 ]
 FAILING = ("failed", "error")
 LAST_RUNS_FILE = "test-last-keys.msgpack"
+FINGERPRINTS_DIR = "fingerprints"
 
 
 # ------------------------------------------------------------------------------ selection
@@ -225,6 +237,10 @@ class PlannedFile:
     cached: ActionResult | None  # the stored result for `key` (also when failed: for display)
     reason: Reason | None  # why it runs; None = served from the cache
     changed: list[str] = field(default_factory=list)  # inputs that differ from the last run
+    run_nodes: tuple[str, ...] | None = None  # node-level: only these run, the rest is carried
+    carried: ActionResult | None = None  # node-level: the previous result serving the others
+    node_reasons: dict[str, str] = field(default_factory=dict)  # node id -> why it (re-)runs
+    promote: bool = False  # node-level: nothing to run; store `carried` under `key`
 
     @property
     def runs(self) -> bool:
@@ -232,7 +248,16 @@ class PlannedFile:
 
     def describe(self) -> str:
         if self.reason is None:
+            if self.promote:
+                return "cached (no executed code changed)"
             return "cached"
+        if self.run_nodes is not None and self.carried is not None:
+            total = len(self.carried.tests)
+            first = self.run_nodes[0] if self.run_nodes else ""
+            why = self.node_reasons.get(first, self.reason)
+            return f"{len(self.run_nodes)} of {total} tests: {first} {why}"
+        if self.node_reasons and self.reason == "inputs changed":
+            return next(iter(self.node_reasons.values()))
         if self.reason == "inputs changed" and self.changed:
             more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
             return f"inputs changed: {', '.join(self.changed[:3])}{more}"
@@ -247,6 +272,7 @@ class Plan:
     env_allowlist: tuple[str, ...]
     digests: Digests
     last: LastKeys
+    fingerprints: FingerprintStore | None = None
 
     @property
     def to_run(self) -> list[PlannedFile]:
@@ -275,12 +301,19 @@ def plan(
     context = key_context(interpreter, selection.pytest_args, allowlist, environ)
     digests = Digests(graph)
     last = LastKeys.load(graph.root)
+    fps = fingerprint_store(graph.root)
     files: list[PlannedFile] = []
     for target, nodes in select(graph, selection).items():
         inputs = target_inputs(graph, target, file_digest=digests)
         key = action_key(target, context, inputs, selection=nodes)
-        files.append(_decide(cache, last, target, nodes, key, no_cache=selection.no_cache))
-    return Plan(files, context, tuple(selection.pytest_args), allowlist, digests, last)
+        files.append(
+            _decide(cache, last, target, nodes, key, no_cache=selection.no_cache, graph=graph, fps=fps)
+        )
+    return Plan(files, context, tuple(selection.pytest_args), allowlist, digests, last, fps)
+
+
+def fingerprint_store(root: Path) -> FingerprintStore:
+    return FingerprintStore(workspace_state_dir(root) / FINGERPRINTS_DIR)
 
 
 def _decide(
@@ -291,20 +324,144 @@ def _decide(
     key: ActionKey,
     *,
     no_cache: bool,
+    graph: BuildGraph | None = None,
+    fps: FingerprintStore | None = None,
 ) -> PlannedFile:
     if no_cache:
         return PlannedFile(target, nodes, key, None, "--no-cache")
     cached = cache.get_action(key.hex)
     if cached is not None:
         failed = any(t.outcome in FAILING for t in cached.tests) or cached.exit_code not in (0, 5)
-        return PlannedFile(target, nodes, key, cached, "failed last time" if failed else None)
+        if not failed:
+            return PlannedFile(target, nodes, key, cached, None)
+        failing = tuple(t.node_id for t in cached.tests if t.outcome in FAILING)
+        if nodes is None and failing and all("::" in n for n in failing):
+            # Only the failed nodes re-run; the passing ones are valid results for this key.
+            return PlannedFile(
+                target, nodes, key, cached, "failed last time",
+                run_nodes=failing, carried=cached,
+                node_reasons=dict.fromkeys(failing, "failed last time"),
+            )  # fmt: skip
+        return PlannedFile(target, nodes, key, cached, "failed last time")
     previous = last.get(target)
     if previous is None:
         return PlannedFile(target, nodes, key, None, "no cached result")
     if previous[0] == key.hex:
         return PlannedFile(target, nodes, key, None, "cached result unusable")
     changed = changed_inputs(previous[1], key.inputs)
+    if nodes is None and graph is not None and fps is not None:
+        found = _node_level(graph, cache, fps, previous[0], previous[1], key.inputs, changed)
+        if found is not None:
+            carried, reasons = found
+            if not reasons:
+                return PlannedFile(target, nodes, key, carried, None, changed, promote=True,
+                                   carried=carried)  # fmt: skip
+            everything = len(reasons) >= len(carried.tests)
+            return PlannedFile(
+                target, nodes, key, None, "inputs changed", changed,
+                run_nodes=None if everything else tuple(reasons),
+                carried=None if everything else carried,
+                node_reasons=reasons,
+            )  # fmt: skip
     return PlannedFile(target, nodes, key, None, "inputs changed", changed)
+
+
+# ------------------------------------------------------------------------------ node level
+
+
+def dotted(path: str, qualname: str) -> str:
+    """``src/flask/config.py`` + ``Config.from_file`` -> ``flask.config.Config.from_file``."""
+    module = path.removesuffix(".py").removesuffix("/__init__")
+    module = module.removeprefix("src/").replace("/", ".")
+    return module if qualname == "<module>" else f"{module}.{qualname}"
+
+
+def _node_level(
+    graph: BuildGraph,
+    cache: Cache,
+    fps: FingerprintStore,
+    previous_hex: str,
+    old_inputs: Mapping[str, str],
+    new_inputs: Mapping[str, str],
+    changed: list[str],
+) -> tuple[ActionResult, dict[str, str]] | None:
+    """(previous result, node id -> reason for each node that must re-run), or None when the
+    change cannot be judged per node (file-level behaviour applies)."""
+    if not changed or any(not _is_file_input(name) for name in changed):
+        return None
+    previous = cache.get_action(previous_hex)
+    if previous is None or previous.trace is None or not previous.tests:
+        return None
+    if any("::" not in t.node_id for t in previous.tests):
+        return None  # a collection error stands for the whole file
+    trace = previous.trace
+    whole: str | None = None
+    hit: dict[int, str] = {}  # function index -> reason
+    data: dict[str, str] = {}  # changed non-Python file -> reason
+    sources: dict[str, str] = {}  # changed .py with function-level changes -> reason for readers
+    by_path: dict[str, list[tuple[int, str]]] = {}
+    for index, name in enumerate(trace.functions):
+        path, _, qualname = name.partition("::")
+        by_path.setdefault(path, []).append((index, qualname))
+    for name in changed:
+        old, new = old_inputs.get(name), new_inputs.get(name)
+        if not name.endswith(".py"):
+            data[name] = f"read {name}, changed"
+            continue
+        if old in (None, ABSENT) or new in (None, ABSENT):
+            whole = f"{name} {'appeared' if old in (None, ABSENT) else 'was deleted'}"
+            break
+        before = fps.get(old)
+        after = fps.of_file(graph.root / name, new)
+        if before is None or after is None:
+            whole = f"inputs changed: {name} (no fingerprint of the previous version)"
+            break
+        delta = diff(before, after)
+        if delta.module_changed:
+            whole = (
+                f"imports {dotted(name, '<module>')}, whose module-level code changed at "
+                f"{name}:{delta.module_line}"
+            )
+            break
+        if delta.empty:
+            continue  # comments, formatting
+        sources[name] = f"read {name}, changed"
+        gone = delta.functions
+        for index, qualname in by_path.get(name, ()):
+            if qualname in gone:
+                verb = "deleted from" if qualname in delta.deleted else "changed at"
+                where = name if qualname in delta.deleted else f"{name}:{delta.lines[qualname]}"
+                hit[index] = f"executed {dotted(name, qualname)}, {verb} {where}"
+    if whole is None:
+        for index in trace.import_time:
+            if index in hit:
+                whole = f"{hit[index]} (ran at import or collection time)"
+                break
+    if whole is None:
+        read_by_nodes = {p for t in previous.tests for p in t.reads}
+        for path in data:
+            if path not in read_by_nodes:
+                whole = f"read {path} outside any test (collection or import), changed"
+                break
+    if whole is not None:
+        return previous, {t.node_id: whole for t in previous.tests}
+    reasons: dict[str, str] = {}
+    for t in previous.tests:
+        if t.outcome in FAILING:
+            reasons[t.node_id] = "failed last time"
+        elif t.executed is None:
+            reasons[t.node_id] = "has no execution record"
+        elif found := next((hit[i] for i in t.executed if i in hit), None):
+            reasons[t.node_id] = found
+        elif read := next((p for p in t.reads if p in data or p in sources), None):
+            reasons[t.node_id] = data.get(read) or sources[read]
+    return previous, reasons
+
+
+def last_result(cache: Cache, last: LastKeys, target: str) -> ActionResult | None:
+    """The result last stored for `target` (whatever its key), if still in the cache."""
+    previous = last.get(target)
+    return cache.get_action(previous[0]) if previous is not None else None
 
 
 def stale(
@@ -431,11 +588,52 @@ def _build_result(
     dynamic: list[str],
 ) -> ActionResult:
     previous = {t.node_id: t for t in planned.cached.tests} if planned.cached else {}
+    traced = report.session_trace is not None
+    table: dict[str, int] = {}
+
+    def indices(names: Iterable[str]) -> list[int]:
+        return sorted({table.setdefault(n, len(table)) for n in names})
+
     tests: list[TestOutcome] = []
     for r in results:
         before = previous.get(r.nodeid)
         flipped = before is not None and (before.outcome in FAILING) != (r.outcome in FAILING)
-        tests.append(_outcome(r, flaky=flipped or (before is not None and before.flaky)))
+        outcome = _outcome(r, flaky=flipped or (before is not None and before.flaky))
+        trace = report.traces.get(r.nodeid)
+        if traced and trace is not None:
+            executed = indices(f"{p}::{q}" for p, qs in trace.functions.items() for q in qs)
+            outcome = outcome.model_copy(update={"executed": executed, "reads": trace.files})
+        tests.append(outcome)
+    carried = planned.carried if planned.run_nodes is not None else None
+    import_time: list[str] = []
+    if carried is not None:
+        fresh = {t.node_id: t for t in tests}
+        merged: list[TestOutcome] = []
+        old_trace = carried.trace
+        for t in carried.tests:
+            if t.node_id in fresh:
+                merged.append(fresh.pop(t.node_id))
+                continue
+            executed = None
+            if traced and old_trace is not None and t.executed is not None:
+                executed = indices(old_trace.names(t.executed))
+            merged.append(t.model_copy(update={"executed": executed}))
+        tests = merged + list(fresh.values())
+        if old_trace is not None:
+            import_time += old_trace.names(old_trace.import_time)
+    if report.session_trace is not None:
+        import_time += [
+            f"{p}::{q}" for p, qs in report.session_trace.functions.items() for q in qs
+        ]
+    record = (
+        TraceRecord(
+            mode=report.session_trace.mode,
+            import_time=indices(import_time),
+            functions=list(table),
+        )
+        if report.session_trace is not None
+        else None
+    )
     for err in report.collection_errors:
         if _file_of(err.path) == planned.target:
             tests.append(
@@ -464,7 +662,7 @@ def _build_result(
     stdout_d, stderr_d, junit_d = cache.put_blobs(
         [stdout_blob, _text(results, "stderr"), junit_xml]
     )
-    wall = sum(r.duration_s for r in results)
+    wall = sum(t.duration_s for t in tests)
     return draft.model_copy(
         update={
             "stdout": stdout_d,
@@ -473,6 +671,7 @@ def _build_result(
             "timing": Timing(started_at=started, wall_s=wall, cpu_s=report.cpu_s * share),
             "inputs": inputs,
             "dynamic_deps": dynamic,
+            "trace": record,
         }
     )
 
@@ -491,13 +690,14 @@ async def execute(
     ``environ`` is the environment the allowlisted variables are taken from (default: this
     process's); the daemon passes its client's so results match an in-process run."""
     outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
+    promote(cache, planned)
     report: RunReport | None = None
     to_run = planned.to_run
     if to_run:
         # Each file is its own action: one file's collection error must not abort the others.
         args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
         for f in to_run:
-            args.extend(f.nodes if f.nodes else [f.target])
+            args.extend(f.run_nodes or f.nodes or [f.target])
         started = datetime.now(UTC)
         report = await run_pytest(
             graph.root,
@@ -552,6 +752,7 @@ def _store(
             ", ".join(sorted(changed_during_run)[:5]),
         )
     out: list[FileOutcome] = []
+    stored_keys: list[ActionKey] = []
     for f in to_run:
         results = by_file.get(f.target, [])
         if not _complete(f.target, report, results):
@@ -568,12 +769,51 @@ def _store(
             continue
         cache.put_action(key.hex, result)
         planned.last.set(key)
+        stored_keys.append(key)
         out.append(FileOutcome(f, result, False, stored=True))
+    _remember_fingerprints(planned, stored_keys)
     try:
         planned.last.save()
     except OSError:
         log.warning("could not save the last keys of this workspace", exc_info=True)
     return out
+
+
+def promote(cache: Cache, planned: Plan) -> None:
+    """Store node-level hits (no executed code changed) under their new keys."""
+    stored = False
+    for f in planned.files:
+        if f.promote and f.carried is not None:
+            result = f.carried.model_copy(update={"inputs": f.key.inputs})
+            cache.put_action(f.key.hex, result)
+            f.cached = result
+            planned.last.set(f.key)
+            stored = True
+    if stored:
+        _remember_fingerprints(planned, [f.key for f in planned.files if f.promote])
+        try:
+            planned.last.save()
+        except OSError:
+            log.warning("could not save the last keys of this workspace", exc_info=True)
+
+
+def _remember_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
+    """Fingerprint every Python input at its stored digest, so the next change can be diffed."""
+    fps = planned.fingerprints
+    if fps is None:
+        return
+    root = planned.digests.graph.root
+    done: set[str] = set()
+    for key in keys:
+        for name, digest in key.inputs.items():
+            if digest in done or not name.endswith(".py") or not _is_file_input(name):
+                continue
+            done.add(digest)
+            if digest != ABSENT and not fps.has(digest):
+                try:
+                    fps.of_file(root / name, digest)
+                except OSError:
+                    log.debug("cannot fingerprint %s", name, exc_info=True)
 
 
 def summarise(outcomes: list[FileOutcome], report: RunReport | None) -> Summary:
@@ -639,6 +879,7 @@ def run(
     if on_plan is not None:
         on_plan(planned)
     if not planned.to_run:  # all from the cache: no event loop, no process
+        promote(cache, planned)
         return summarise([FileOutcome(f, f.cached, True) for f in planned.files], None)
     return asyncio.run(
         execute(graph, cache, interpreter, planned, on_event=on_event, environ=environ)

@@ -1,0 +1,113 @@
+"""`maestro explain TEST`: why a test file or node would run now, or why it is served from cache.
+
+Says it in words, from the node-level record stored with the last result:
+``tests/test_config.py::test_x executed flask.config.Config.from_file, changed at
+src/flask/config.py:211``; with ``--record`` also lists what the node executed and read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
+from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
+
+if TYPE_CHECKING:
+    from maestro.cache.action import ActionResult
+    from maestro.daemon.testing import PlannedFile
+
+EXIT_INTERNAL = 3
+EXIT_USAGE = 4
+_USAGE = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
+
+
+def node_verdict(planned: PlannedFile, node: str) -> tuple[bool, str]:
+    """(runs, sentence) for one node id of a planned file."""
+    if planned.reason is None:
+        if planned.promote:
+            return False, f"{node} is served from the cache: it executed nothing that changed"
+        return False, f"{node} is served from the cache: no input changed"
+    if node in planned.node_reasons:
+        return True, f"{node} {planned.node_reasons[node]}"
+    if planned.run_nodes is not None:
+        return False, f"{node} is served from the cache: it executed nothing that changed"
+    return True, f"{node} runs with its whole file: {planned.describe()}"
+
+
+def _record_of(planned: PlannedFile, previous: ActionResult | None) -> ActionResult | None:
+    return planned.cached or planned.carried or previous
+
+
+def explain(
+    test: Annotated[str, typer.Argument(help="a test file or node id (path::name)")],
+    record: Annotated[
+        bool, typer.Option("--record", help="also list the functions and files it used")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    root: ROOT_OPTION = None,
+) -> None:
+    """Why TEST would run (which changed code it executed), or why it is served from cache."""
+    from maestro.cli.test_cmd import _open, _relative
+    from maestro.daemon import testing
+
+    try:
+        workspace = resolve_root(root)
+        rel = _relative(workspace, [test], keep_missing=False)[0]
+        target, sep, _ = rel.partition("::")
+        graph, cache, interpreter = _open(workspace)
+        with cache:
+            planned = testing.plan(graph, cache, interpreter, testing.Selection(paths=(target,)))
+            if not planned.files:
+                raise UnknownTargetError(f"{test} is not a test file of this workspace")
+            pf = planned.files[0]
+            previous = testing.last_result(cache, planned.last, pf.target)
+    except MaestroError as exc:
+        report_error(exc)
+        raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None
+    result = _record_of(pf, previous)
+    nodes = [rel] if sep else [t.node_id for t in result.tests] if result else []
+    rows: list[dict[str, Any]] = []
+    for node in nodes:
+        runs, sentence = node_verdict(pf, node)
+        row: dict[str, Any] = {"node": node, "runs": runs, "reason": sentence}
+        if record and result is not None:
+            row.update(_node_record(result, node))
+        rows.append(row)
+    if as_json:
+        payload = {
+            "schema": "maestro.explain/1",
+            "target": pf.target,
+            "file": pf.describe(),
+            "changed": pf.changed,
+            "nodes": rows,
+        }
+        console.print_json(json.dumps(payload))
+        return
+    console.print(f"[bold]{pf.target}[/]: {pf.describe()}", highlight=False)
+    if not nodes:
+        console.print("  [dim]no per-test record yet: the file runs as a whole[/]")
+    for row in rows:
+        style = "cyan" if row["runs"] else "green"
+        console.print(f"  [{style}]{'runs  ' if row['runs'] else 'cached'}[/] {row['reason']}",
+                      highlight=False)  # fmt: skip
+        if record:
+            for name in row.get("executed", []):
+                console.print(f"      executed {name}", highlight=False)
+            for path in row.get("reads", []):
+                console.print(f"      read {path}", highlight=False)
+
+
+def _node_record(result: ActionResult, node: str) -> dict[str, Any]:
+    from maestro.daemon.testing import dotted
+
+    for t in result.tests:
+        if t.node_id == node:
+            names = result.trace.names(t.executed) if result.trace else []
+            return {
+                "executed": [dotted(*n.split("::", 1)) for n in names],
+                "reads": list(t.reads),
+            }
+    return {}

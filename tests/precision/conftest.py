@@ -1,0 +1,56 @@
+"""Fixtures for function-level precision tests: a workspace, a real cache, a real pytest child."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from precision_helpers import FILES, Workspace
+
+from maestro.daemon.interpreter import Interpreter, query_interpreter
+
+
+@pytest.fixture(scope="session")
+def interpreter() -> Interpreter:
+    found = query_interpreter(Path(sys.executable))
+    assert found.has_pytest
+    return found
+
+
+@pytest.fixture(scope="session")
+def interpreter312(tmp_path_factory: pytest.TempPathFactory) -> Interpreter:
+    """A Python 3.12 venv with pytest (sys.monitoring path); skipped when it cannot be made."""
+    candidates = [Path.home() / ".pyenv/versions/3.12.1/bin/python3.12"]
+    candidates += sorted(Path.home().glob(".pyenv/versions/3.12*/bin/python3.12"))
+    base = next((c for c in candidates if c.exists()), None)
+    if base is None:
+        pytest.skip("no python3.12 on this machine")
+    venv = tmp_path_factory.mktemp("py312") / "venv"
+    try:
+        subprocess.run([str(base), "-m", "venv", str(venv)], check=True, capture_output=True)
+        subprocess.run(
+            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "pytest"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    except (subprocess.SubprocessError, OSError) as exc:
+        pytest.skip(f"cannot make a python3.12 venv with pytest: {exc}")
+    return query_interpreter(venv / "bin/python")
+
+
+@pytest.fixture
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.delenv("MAESTRO_TRACE", raising=False)
+    yield tmp_path
+
+
+@pytest.fixture
+def ws(isolated: Path, interpreter: Interpreter) -> Workspace:
+    workspace = Workspace(isolated / "ws", interpreter)
+    for rel, text in FILES.items():
+        workspace.write(rel, text)
+    return workspace

@@ -1,0 +1,170 @@
+"""Node-level selection end to end: real pytest children, a real LMDB cache, edits between runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from precision_helpers import FILES, Workspace, ran_nodes
+
+from maestro.daemon.interpreter import Interpreter
+from maestro.daemon.runner import run_pytest_sync
+
+CALC = [
+    "tests/test_calc.py::test_combo",
+    "tests/test_calc.py::test_double",
+    "tests/test_calc.py::test_triple",
+]
+ALL = sorted(
+    [*CALC, "tests/test_data.py::test_does_not_read", "tests/test_data.py::test_reads",
+     "tests/test_other.py::test_imports_only"]
+)  # fmt: skip
+
+
+def test_change_inside_one_function_reruns_only_its_executors(ws: Workspace) -> None:
+    assert ran_nodes(ws.run()) == ALL
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    plan = ws.plan()
+    calc = next(f for f in plan.files if f.target == "tests/test_calc.py")
+    assert calc.run_nodes == ("tests/test_calc.py::test_triple",)
+    assert calc.describe() == (
+        "1 of 3 tests: tests/test_calc.py::test_triple executed pkg.calc.triple, "
+        "changed at pkg/calc.py:8"
+    )
+    summary = ws.run()
+    assert ran_nodes(summary) == ["tests/test_calc.py::test_triple"]
+    assert (summary.exit_code, summary.passed) == (0, 6)  # the others served from the cache
+    assert ran_nodes(ws.run()) == []  # the merged result is stored under the new key
+
+
+def test_callee_change_reaches_callers(ws: Workspace) -> None:
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * RATE", "return RATE * x")
+    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_combo", "tests/test_calc.py::test_double"]
+
+
+def test_module_constant_reruns_every_test_importing_the_module(ws: Workspace) -> None:
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    plan = ws.plan()
+    reasons = {f.target: f.describe() for f in plan.files}
+    assert "whose module-level code changed at pkg/calc.py:1" in reasons["tests/test_other.py"]
+    summary = ws.run()
+    # test_other executed nothing of pkg.calc, but it imports it: module-level code counts.
+    assert ran_nodes(summary) == [*CALC, "tests/test_other.py::test_imports_only"]
+    assert summary.exit_code == 0
+
+
+def test_comment_and_formatting_change_reruns_nothing(ws: Workspace) -> None:
+    ws.run()
+    ws.edit("pkg/calc.py", "def triple(x):\n    return x * 3", "def triple(x):  # three\n\n    return (x *\n            3)")
+    summary = ws.run()
+    assert summary.report is None and ran_nodes(summary) == []
+    assert summary.passed == 6
+    assert all(f.planned.reason is None for f in summary.files)
+    assert ran_nodes(ws.run()) == []
+
+
+def test_data_file_change_reruns_only_the_node_that_read_it(ws: Workspace) -> None:
+    ws.run()
+    (ws.root / "tests/values.txt").write_text("fine\n")
+    plan = ws.plan()
+    data = next(f for f in plan.files if f.target == "tests/test_data.py")
+    assert data.run_nodes == ("tests/test_data.py::test_reads",)
+    assert data.node_reasons["tests/test_data.py::test_reads"] == "read tests/values.txt, changed"
+    assert ran_nodes(ws.run()) == ["tests/test_data.py::test_reads"]
+
+
+def test_new_function_called_from_an_existing_one(ws: Workspace) -> None:
+    ws.run()
+    ws.edit(
+        "pkg/calc.py",
+        "def combo(x):\n    return double(x) + 1",
+        "def plus_one(x):\n    return x + 1\n\n\ndef combo(x):\n    return plus_one(double(x))",
+    )
+    summary = ws.run()
+    # The caller changed and a new def is a module-level change: every importer re-runs.
+    assert "tests/test_calc.py::test_combo" in ran_nodes(summary)
+    assert summary.exit_code == 0
+    # Now only the new function changes: its caller's test re-runs through the new record.
+    ws.edit("pkg/calc.py", "return x + 1", "return 1 + x")
+    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_combo"]
+
+
+def test_a_test_that_failed_last_time_always_reruns(ws: Workspace) -> None:
+    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
+    first = ws.run()
+    assert first.exit_code == 1
+    again = ws.run()  # nothing changed: only the failed node re-runs
+    assert ran_nodes(again) == ["tests/test_calc.py::test_triple"]
+    assert again.failed == 1 and again.passed == 5
+    ws.edit("tests/values.txt", "ok", "fine")  # an unrelated change: the failure still re-runs
+    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_triple", "tests/test_data.py::test_reads"]
+    ws.edit("pkg/calc.py", "return x * 4", "return x * 3")
+    fixed = ws.run()
+    assert ran_nodes(fixed) == ["tests/test_calc.py::test_triple"]
+    assert fixed.exit_code == 0
+    assert ran_nodes(ws.run()) == []
+
+
+def test_function_run_at_import_time_reruns_the_whole_file(ws: Workspace) -> None:
+    ws.edit("pkg/calc.py", "RATE = 2", "def _rate():\n    return 2\n\n\nRATE = _rate()")
+    ws.run()
+    ws.edit("pkg/calc.py", "return 2", "return 1 + 1")
+    plan = ws.plan()
+    other = next(f for f in plan.files if f.target == "tests/test_other.py")
+    assert "ran at import or collection time" in other.describe()
+    assert ran_nodes(ws.run()) == [*CALC, "tests/test_other.py::test_imports_only"]
+
+
+def test_explain_says_it_in_words(ws: Workspace) -> None:
+    from maestro.cli.explain_cmd import node_verdict
+
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    calc = next(f for f in ws.plan().files if f.target == "tests/test_calc.py")
+    assert node_verdict(calc, "tests/test_calc.py::test_triple") == (
+        True,
+        "tests/test_calc.py::test_triple executed pkg.calc.triple, changed at pkg/calc.py:8",
+    )
+    runs, text = node_verdict(calc, "tests/test_calc.py::test_double")
+    assert not runs and "executed nothing that changed" in text
+
+
+def _traces(root: Path, interpreter: Interpreter, env: dict[str, str]) -> tuple[str, dict[str, dict[str, list[str]]]]:
+    report = run_pytest_sync(root, interpreter, ["-q", "-p", "no:cacheprovider"], extra_env=env)
+    assert report.session_trace is not None
+    return report.session_trace.mode, {n: t.functions for n, t in report.traces.items()}
+
+
+EXPECTED = {
+    "tests/test_calc.py::test_double": {"pkg/calc.py": ["double"], "tests/test_calc.py": ["test_double"]},
+    "tests/test_calc.py::test_combo": {"pkg/calc.py": ["combo", "double"], "tests/test_calc.py": ["test_combo"]},
+}  # fmt: skip
+
+
+def test_profile_fallback_records_functions(ws: Workspace) -> None:
+    mode, traces = _traces(ws.root, ws.interpreter, {"MAESTRO_TRACE": "profile"})
+    assert mode == "profile"
+    for node, functions in EXPECTED.items():
+        assert traces[node] == functions
+
+
+@pytest.mark.slow
+def test_sys_monitoring_path_on_312(ws: Workspace, interpreter312: Interpreter) -> None:
+    mode, traces = _traces(ws.root, interpreter312, {})
+    assert mode == "monitoring"
+    for node, functions in EXPECTED.items():
+        assert traces[node] == functions
+    # And node-level selection end to end on that interpreter.
+    ws312 = Workspace(ws.root, interpreter312)
+    assert ran_nodes(ws312.run()) == ALL
+    ws312.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    assert ran_nodes(ws312.run()) == ["tests/test_calc.py::test_triple"]
+
+
+def test_tracing_can_be_switched_off(ws: Workspace) -> None:
+    report = run_pytest_sync(ws.root, ws.interpreter, ["-q"], extra_env={"MAESTRO_TRACE": "off"})
+    assert report.session_trace is None and report.traces == {}
+    assert sys.version_info >= (3, 11)
