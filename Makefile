@@ -13,7 +13,11 @@ EDITABLE := --no-build-isolation --config-settings editable_mode=strict
 # missing and we can (root, apt); otherwise those tests skip and say why.
 SYSDEPS := nvim:neovim redis-server:redis-server nginx:nginx ccache:ccache git:git
 
-.PHONY: run test lint typecheck unit bench relink sysdeps clean
+# code-server + playwright for the real-VS-Code end-to-end test: ~8 min to prepare on a fresh
+# machine, kept outside the clone so later runs (and CI on the same machine) reuse it.
+export MAESTRO_VSCODE_E2E_DIR ?= $(HOME)/.cache/maestro/vscode-e2e
+
+.PHONY: run test lint typecheck unit bench relink sysdeps vscode vscode-e2e-setup clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,7 +49,15 @@ sysdeps:
 	  fi; \
 	fi
 
-unit: relink sysdeps
+# typecheck, unit-test, bundle and package the extension (-> clients/vscode/*.vsix)
+vscode:
+	clients/vscode/build.sh
+
+# best effort: where it cannot work (no root/apt, no node 20) the e2e test skips and says why
+vscode-e2e-setup: sysdeps
+	-clients/vscode/e2e/setup.sh
+
+unit: relink sysdeps vscode vscode-e2e-setup
 	$(BIN)/pytest -q
 
 test: lint unit
