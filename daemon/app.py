@@ -40,6 +40,7 @@ from maestro.wire import (
     MethodSpec,
     PingParams,
     PingResult,
+    RemoteStatus,
     ShutdownResult,
     SleepParams,
     SleepResult,
@@ -218,7 +219,21 @@ class DaemonApp:
             socket_path=str(self.paths.socket),
             state_dir=str(self.paths.state_dir),
             methods=self.dispatcher.methods(),
+            remote=self._remote_status(),
         )
+
+    def _remote_status(self) -> RemoteStatus | None:
+        from maestro.daemon.sync import SyncService
+
+        sync = self._services.get(SyncService)
+        if sync is None:
+            return None
+        try:
+            status: RemoteStatus | None = sync.status()
+        except Exception:  # status must answer even if the sync's bookkeeping is broken
+            log.exception("remote status failed")
+            return None
+        return status
 
     async def _shutdown_method(self, params: Empty, ctx: RequestContext) -> ShutdownResult:
         # Stop on the next loop turn, once the reply is queued: close() flushes queues first.
@@ -245,9 +260,10 @@ async def _debug_sleep(params: SleepParams, ctx: RequestContext) -> SleepResult:
 
 def build_app(paths: DaemonPaths) -> DaemonApp:
     """Compose the daemon. Workspace services (graph, cache, runner) are plugged in here."""
-    from maestro.daemon import test_service, workspace_service
+    from maestro.daemon import sync, test_service, workspace_service
 
     app = DaemonApp(paths)
     workspace = workspace_service.install(app, watch=os.environ.get("MAESTRO_DAEMON_WATCH") != "0")
-    test_service.install(app, workspace)
+    remote = sync.install(app)
+    test_service.install(app, workspace, remote)
     return app

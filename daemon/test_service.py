@@ -13,6 +13,11 @@ Why it is shaped this way:
   process group; nothing from an unfinished run is stored.
 - Progress events are forwarded from a queue, so the runner's synchronous callback never waits
   on a slow client; they are all sent before the final response.
+- With a coordinator configured (daemon/sync.py), runs use the mirrored cache: a local miss reads
+  through (bounded wait), stored results are queued for upload. `stale` uses a view that never
+  waits on the network (it only starts prefetches), since the IDE asks it.
+- ``RunTestsParams.env`` is the client's allowlisted environment: keys and the pytest child use it
+  instead of the daemon's (which may be days old, or the LSP's), so results match `--no-daemon`.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ if TYPE_CHECKING:
     from maestro.daemon.events import Event
     from maestro.daemon.interpreter import Interpreter
     from maestro.daemon.server import RequestContext
+    from maestro.daemon.sync import SyncService
     from maestro.daemon.testing import Plan, PlannedFile, Summary
     from maestro.graph.build import BuildGraph
 
@@ -109,9 +115,12 @@ class TestService:
 
     __test__ = False
 
-    def __init__(self, app: DaemonApp, workspace: WorkspaceService) -> None:
+    def __init__(
+        self, app: DaemonApp, workspace: WorkspaceService, sync: SyncService | None = None
+    ) -> None:
         self.app = app
         self.workspace = workspace
+        self.sync = sync
         self.root = app.root
         self.run_lock = asyncio.Lock()
         self.waiting = 0
@@ -127,6 +136,15 @@ class TestService:
 
                 self._cache = await asyncio.to_thread(Cache.open)
             return self._cache
+
+    async def run_cache(self, graph: BuildGraph, *, wait_remote: bool) -> Cache:
+        """The mirrored cache when a coordinator is configured, else the local one."""
+        if self.sync is not None:
+            await self.sync.configure(graph.loaded.config.remote)
+            view = self.sync.view(wait_remote=wait_remote)
+            if view is not None:
+                return view
+        return await self.cache()
 
     async def stop(self, app: DaemonApp) -> None:
         if self._cache is not None:
@@ -147,7 +165,7 @@ class TestService:
 
         graph = await self.workspace.ready()
         interpreter = await self.interpreter(graph)
-        cache = await self.cache()
+        cache = await self.run_cache(graph, wait_remote=False)
 
         def answer(g: BuildGraph) -> StaleResult:
             found = find_stale(g, cache, interpreter)
@@ -205,7 +223,8 @@ class TestService:
         self.runs += 1
         graph = await self._run_graph()
         interpreter = await self.interpreter(graph)
-        cache = await self.cache()
+        cache = await self.run_cache(graph, wait_remote=True)
+        environ = params.env
         changes = None
         if params.buffers is not None:
             from maestro.wire import ImpactedParams
@@ -219,7 +238,9 @@ class TestService:
             no_cache=params.no_cache,
             pytest_args=tuple(params.pytest_args),
         )
-        planned: Plan = await asyncio.to_thread(plan, graph, cache, interpreter, selection)
+        planned: Plan = await asyncio.to_thread(
+            plan, graph, cache, interpreter, selection, environ=environ
+        )
         await ctx.emit(RUN_PLAN, RunPlanned(files=[planned_info(f) for f in planned.files]))
         log.info("run %d: %d files, %d to run", self.runs, len(planned.files), len(planned.to_run))
         queue: asyncio.Queue[RunProgress | None] = asyncio.Queue()
@@ -237,7 +258,9 @@ class TestService:
             queue.put_nowait(RunProgress(done=counts.done, total=counts.total, event=data))
 
         try:
-            summary = await execute(graph, cache, interpreter, planned, on_event=on_event)
+            summary = await execute(
+                graph, cache, interpreter, planned, on_event=on_event, environ=environ
+            )
         finally:
             queue.put_nowait(None)
             try:
@@ -271,8 +294,10 @@ class TestService:
         await self.workspace.query(record, mutates=True)
 
 
-def install(app: DaemonApp, workspace: WorkspaceService) -> TestService:
-    service = TestService(app, workspace)
+def install(
+    app: DaemonApp, workspace: WorkspaceService, sync: SyncService | None = None
+) -> TestService:
+    service = TestService(app, workspace, sync)
     app.provide(TestService, service)
     app.on_shutdown(service.stop)
     app.register(STALE, service.stale)

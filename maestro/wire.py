@@ -242,6 +242,30 @@ class PingResult(WireModel):
     time: float
 
 
+class RemoteStatus(WireModel):
+    """The daemon's sync with the team coordinator (`[tool.maestro.remote]`)."""
+
+    url: str
+    tenant: str
+    role: str | None = Field(default=None, description="the API key's role, once a token is held")
+    uploads: str = Field(default="", description="on, pending, or off and why")
+    queue_length: int = 0
+    queue_bytes: int = 0
+    telemetry_queue: int = 0
+    circuit: str = Field(default="closed", description="closed, open or half-open (remote reads)")
+    last_error: str | None = None
+    last_error_at: float | None = None
+    retry_at: float | None = None
+    remote_hits: int = 0
+    remote_misses: int = 0
+    remote_errors: int = 0
+    corrupt_refused: int = 0
+    uploaded: int = 0
+    upload_failures: int = 0
+    dropped: int = 0
+    last_upload_at: float | None = None
+
+
 class StatusResult(WireModel):
     pid: int
     root: str
@@ -256,6 +280,9 @@ class StatusResult(WireModel):
     socket_path: str
     state_dir: str
     methods: list[str]
+    remote: RemoteStatus | None = Field(
+        default=None, description="coordinator sync; None when no remote is configured"
+    )
 
 
 class ShutdownResult(WireModel):
@@ -375,6 +402,12 @@ class RunTestsParams(WireModel):
     buffers: dict[str, str] | None = Field(default=None, max_length=MAX_BUFFERS)
     no_cache: bool = False
     pytest_args: list[str] = Field(default_factory=list, max_length=10_000)
+    env: dict[str, str] | None = Field(
+        default=None,
+        max_length=10_000,
+        description="the client's allowlisted environment (keys and pytest use it instead of "
+        "the daemon's, so results match an in-process run); None: the daemon's environment",
+    )
 
 
 class PlannedFileInfo(WireModel):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
+from maestro.cli.common import ROOT_OPTION, console, err_console, report_error, resolve_root
+from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.errors import (
     ConfigError,
     GitError,
@@ -27,8 +29,10 @@ from maestro.errors import (
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
+    from maestro.cache.action import ActionResult
     from maestro.daemon.events import Event
-    from maestro.daemon.testing import Plan, Summary
+    from maestro.wire import Event as WireEvent
+    from maestro.wire import PlannedFileInfo, RunTestsParams, RunTestsResult
 
 log = logging.getLogger(__name__)
 
@@ -110,9 +114,15 @@ def test(
         typer.Option("--junit-xml", metavar="PATH", help="cached + fresh results as JUnit XML"),
     ] = None,
     root: ROOT_OPTION = None,
+    no_daemon: NO_DAEMON_OPTION = False,
 ) -> None:
-    """Run tests whose inputs changed; serve the rest from the cache. `-- ARGS` go to pytest."""
-    from maestro.daemon.testing import Selection, run
+    """Run tests whose inputs changed; serve the rest from the cache. `-- ARGS` go to pytest.
+
+    Through the workspace daemon when one runs (see maestro/cli/via_daemon.py), in this process
+    otherwise; the display, summary, exit code and JUnit file are the same either way: both paths
+    produce a RunTestsResult and render it with the same functions."""
+    from maestro.cli import via_daemon
+    from maestro.wire import RUN_TESTS, RunTestsParams
 
     pytest_args = tuple(ctx.meta.get(_META, ()))
     try:
@@ -123,31 +133,80 @@ def test(
             )
         workspace = resolve_root(root)
         selected = _relative(workspace, paths or [], keep_missing=impacted or bool(since))
-        graph, cache, interpreter = _open(workspace)
-        selection = Selection(
-            paths=tuple(selected),
+        params = RunTestsParams(
+            paths=selected,
             impacted=impacted or since is not None,
             since=since,
             no_cache=no_cache,
-            pytest_args=pytest_args,
+            pytest_args=list(pytest_args),
         )
-        with cache, _Display() as display:
-            summary = run(
-                graph, cache, interpreter, selection, on_plan=display.plan, on_event=display.event
-            )
+        with _Display() as display:
+            result = None
+            if not no_daemon and via_daemon.policy() != "off":
+                params = params.model_copy(update={"env": client_env(workspace)})
+                result = via_daemon.stream(workspace, RUN_TESTS, params, display.daemon_event)
+                if result is None:
+                    display.reset()  # the daemon gave up mid-run: start over in process
+            if result is None:
+                result = _run_in_process(workspace, params, display)
             display.finish()
         if junit_xml is not None:
             from maestro.daemon import junit
 
-            junit_xml.write_bytes(junit.render(summary.results()))
+            junit_xml.write_bytes(junit.render(file_results(result)))
     except KeyboardInterrupt:
         console.print("[bold yellow]interrupted[/]: nothing from the unfinished run was cached")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except MaestroError as exc:
         report_error(exc)
         raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None
-    _print_summary(summary)
-    raise typer.Exit(summary.exit_code)
+    _print_summary(result)
+    raise typer.Exit(result.exit_code)
+
+
+def client_env(root: Path) -> dict[str, str]:
+    """This process's environment, cut to the workspace's allowlist (what pytest may see)."""
+    from maestro.cache.keys import allowlisted_env
+    from maestro.daemon.runner import DEFAULT_ENV_ALLOWLIST
+    from maestro.settings import load_settings
+
+    extra = load_settings(root).config.env_allowlist
+    return dict(allowlisted_env((*DEFAULT_ENV_ALLOWLIST, *extra), os.environ))
+
+
+def _run_in_process(root: Path, params: RunTestsParams, display: _Display) -> RunTestsResult:
+    from maestro.daemon.test_service import planned_info, summary_result
+    from maestro.daemon.testing import Selection, run
+
+    graph, cache, interpreter = _open(root)
+    selection = Selection(
+        paths=tuple(params.paths),
+        impacted=params.impacted,
+        since=params.since,
+        no_cache=params.no_cache,
+        pytest_args=tuple(params.pytest_args),
+    )
+    with cache:
+        summary = run(
+            graph,
+            cache,
+            interpreter,
+            selection,
+            on_plan=lambda p: display.plan([planned_info(f) for f in p.files]),
+            on_event=display.event,
+        )
+    return summary_result(summary)
+
+
+def file_results(result: RunTestsResult) -> list[tuple[ActionResult, bool]]:
+    """(ActionResult, served from cache) of every file that has a result, in plan order."""
+    from maestro.cache.action import ActionResult
+
+    return [
+        (ActionResult.model_validate(f.result), f.cached)
+        for f in result.files
+        if f.result is not None
+    ]
 
 
 def stale(
@@ -190,15 +249,34 @@ class _Display:
     def __exit__(self, *exc: object) -> None:
         self.finish()
 
-    def plan(self, plan: Plan) -> None:
-        to_run, cached = plan.to_run, plan.cached
-        cached_tests = sum(len(f.cached.tests) for f in cached if f.cached)
+    def reset(self) -> None:
+        self.finish()
+        self.done = self.total = 0
+
+    def daemon_event(self, event: WireEvent) -> None:
+        """The daemon's run events: run.queued (stderr), run.plan, run.progress."""
+        from maestro.wire import RunPlanned
+
+        if event.event == "run.queued":
+            ahead = event.payload.get("ahead", 0)
+            err_console.print(f"[dim]waiting for {ahead} run(s) of this workspace to finish[/]")
+        elif event.event == "run.plan":
+            self.plan(RunPlanned.model_validate(event.payload).files)
+        elif event.event == "run.progress":
+            data = event.payload.get("event")
+            if isinstance(data, dict):
+                self.progress_event(data)
+
+    def plan(self, files: list[PlannedFileInfo]) -> None:
+        to_run = [f for f in files if f.runs]
+        cached = [f for f in files if not f.runs]
+        cached_tests = sum(f.cached_tests for f in cached)
         console.print(
-            f"[bold]{len(plan.files)}[/] test files: [green]{len(cached)} cached[/] "
+            f"[bold]{len(files)}[/] test files: [green]{len(cached)} cached[/] "
             f"({cached_tests} tests), [cyan]{len(to_run)} to run[/]"
         )
         for f in to_run[:_SHOW_REASONS]:
-            console.print(f"  {f.target}  [dim]{f.describe()}[/]")
+            console.print(f"  {f.target}  [dim]{f.describe}[/]")
         if len(to_run) > _SHOW_REASONS:
             console.print(f"  [dim]... and {len(to_run) - _SHOW_REASONS} more[/]")
         if not to_run or not console.is_terminal:
@@ -229,13 +307,37 @@ class _Display:
             return
         match event:
             case Collected():
-                self.total = len(event.nodeids)
-                self.progress.update(self.task, total=self.total, description="running")
+                self._collected(len(event.nodeids))
             case TestStart():
-                self.progress.update(self.task, description=_short(event.nodeid))
+                self._started(event.nodeid)
             case TestResult():
-                self.done += 1
-                self.progress.update(self.task, completed=self.done)
+                self._finished()
+
+    def progress_event(self, data: dict[str, Any]) -> None:
+        """A plugin event in its JSON form (the daemon's run.progress)."""
+        if self.progress is None or self.task is None:
+            return
+        kind = data.get("event")
+        if kind == "collected" and isinstance(data.get("files"), dict):
+            self._collected(sum(len(ids) for ids in data["files"].values()))
+        elif kind == "test_start":
+            self._started(str(data.get("nodeid", "")))
+        elif kind == "test_result":
+            self._finished()
+
+    def _collected(self, total: int) -> None:
+        if self.progress is not None and self.task is not None:
+            self.total = total
+            self.progress.update(self.task, total=self.total, description="running")
+
+    def _started(self, nodeid: str) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, description=_short(nodeid))
+
+    def _finished(self) -> None:
+        if self.progress is not None and self.task is not None:
+            self.done += 1
+            self.progress.update(self.task, completed=self.done)
 
     def finish(self) -> None:
         if self.progress is not None:
@@ -247,16 +349,17 @@ def _short(nodeid: str, width: int = 50) -> str:
     return nodeid if len(nodeid) <= width else "…" + nodeid[-(width - 1) :]
 
 
-def _print_summary(summary: Summary) -> None:
-    failures = summary.failures()
+def _print_summary(summary: RunTestsResult) -> None:
+    results = [r for r, _ in file_results(summary)]
+    failures = [t for r in results for t in r.tests if t.outcome in ("failed", "error")]
     if failures:
         console.rule("[bold red]failures")
-        for _, t in failures:
+        for t in failures:
             where = f"{t.path}:{t.line}" if t.path and t.line else (t.path or "")
             label = "FAILED" if t.outcome == "failed" else "ERROR"
             console.print(f"[red]{label}[/] {t.node_id}", highlight=False)
             console.print(f"    {where}: {t.message or ''}".rstrip(": "), highlight=False)
-    flaky = [t.node_id for f in summary.files if f.result for t in f.result.tests if t.flaky]
+    flaky = [t.node_id for r in results for t in r.tests if t.flaky]
     if flaky:
         console.print(
             f"[yellow]flaky[/] (outcome changed with the same inputs): {', '.join(flaky)}"
@@ -277,5 +380,5 @@ def _print_summary(summary: Summary) -> None:
         ", ".join(parts)
         + f" — ran {summary.ran_files} files, {summary.cached_files} cached"
         + f" (saved {summary.time_saved_s:.2f}s)"
-        + (f", pytest {summary.wall_s:.2f}s" if summary.report is not None else "")
+        + (f", pytest {summary.wall_s:.2f}s" if summary.pytest_exit_code is not None else "")
     )

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -32,7 +33,10 @@ from maestro.errors import (
     ProtocolError,
     RequestTimeoutError,
 )
-from maestro.wire import MethodSpec
+from maestro.wire import Event, MethodSpec
+
+if TYPE_CHECKING:
+    from maestro.daemon.client import SyncDaemonClient
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
@@ -82,6 +86,32 @@ def call(
     start: bool = True,
 ) -> R | None:
     """The daemon's answer, or None when the caller should compute it in process."""
+    return _via(root, lambda client: client.call(method, params), no_daemon, start)
+
+
+def stream(
+    root: Path,
+    method: MethodSpec[P, R],
+    params: P,
+    on_event: Callable[[Event], None],
+    *,
+    no_daemon: bool = False,
+    start: bool = True,
+) -> R | None:
+    """A streaming method (``run_tests``): ``on_event`` gets each event as it arrives; the
+    result, or None when the caller should compute it in process. No timeout: a run takes as
+    long as the tests do, and Ctrl-C cancels it (the daemon stops the pytest process group)."""
+    return _via(
+        root,
+        lambda client: client.stream(method, params, on_event, timeout=None),
+        no_daemon,
+        start,
+    )
+
+
+def _via(
+    root: Path, use: Callable[[SyncDaemonClient], R], no_daemon: bool, start: bool
+) -> R | None:
     if no_daemon or policy() == "off":
         return None
     from maestro.daemon.client import SyncDaemonClient
@@ -90,7 +120,7 @@ def call(
         with SyncDaemonClient(
             root, start=start and may_start(), client="cli", timeout=CALL_TIMEOUT_S
         ) as client:
-            return client.call(method, params)
+            return use(client)
     except DaemonNotRunningError:
         return None
     except _TRANSPORT as exc:

@@ -1,0 +1,632 @@
+"""The local cache mirrored to the team coordinator: read-through on miss, write-behind uploads.
+
+`MirroredCache` is a `Cache` (same LMDB, same handle semantics) whose `get_action` falls back to
+the coordinator on a local miss and whose `put_action` queues an upload, so daemon/testing.py uses
+it unchanged. Everything remote happens in `RemoteSync`, on its own thread and event loop, so the
+daemon's loop never waits on the network.
+
+Rules (docs/cache.md, "Remote mirror"):
+
+- **Read-through, verified before it is stored.** AC entry first (decoded as an ActionResult or
+  refused), then every referenced CAS blob; each blob must hash to its digest and have its size
+  (the client checks, we check again) *before* anything is written locally. The blobs are written
+  first, the action entry last, so an interrupted fetch leaves at most orphan blobs, never an
+  entry that cannot be served. A hit is used only when every blob arrived.
+- **Short and bounded.** A remote read has `read_timeout_s` overall; a circuit breaker opens
+  after consecutive failures and sends reads straight to "miss" until a probe succeeds. Callers
+  that must not wait (`wait_remote=False`, or any call from an event-loop thread) get a miss at
+  once and a background prefetch that a later call may find locally.
+- **Write-behind, writers only.** `put_action` queues (action digest, encoded result) in a
+  persisted `SyncQueue`; the drainer uploads the blobs, then the AC entry, with exponential
+  backoff on failures. Uploads happen only when the token's role may write ("CI writes,
+  developers read"): a reader's queue is discarded, nothing is ever PUT.
+- **Never a new way to fail.** Every remote error becomes a miss, a retry, or a status line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, cast
+
+from maestro.errors import CacheError, CoordinatorAuthError, CoordinatorError, IntegrityError
+
+from .action import ActionResult, decode_action
+from .digest import Digest
+from .store import Cache
+from .sync_queue import SyncQueue
+
+if TYPE_CHECKING:
+    from maestro.coordinator.client import CoordinatorClient
+
+log = logging.getLogger(__name__)
+
+WRITE_ROLES = frozenset({"read-write", "admin"})
+MAX_ATTEMPTS = 20  # an upload failing this often (with backoff in between) is dropped
+HEAD_FIRST_BYTES = 64 * 1024  # larger blobs are HEAD-checked before a PUT
+_PERMANENT = {400, 411, 413, 415}  # the server will refuse this entry whatever we do
+_HTTP = re.compile(r"HTTP (\d{3})")
+
+CircuitState = Literal["closed", "open", "half-open"]
+TelemetryTransport = Callable[["CoordinatorClient", bytes], Awaitable[None]]
+
+
+class CircuitBreaker:
+    """Closed -> open after `threshold` consecutive failures; open -> half-open after a cooldown
+    (doubling up to `max_cooldown_s` while probes keep failing); one probe at a time."""
+
+    def __init__(
+        self,
+        threshold: int = 3,
+        cooldown_s: float = 2.0,
+        max_cooldown_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = threshold
+        self.base_cooldown_s = cooldown_s
+        self.cooldown_s = cooldown_s
+        self.max_cooldown_s = max_cooldown_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._state: CircuitState = "closed"
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probing = False
+
+    @property
+    def state(self) -> CircuitState:
+        with self._lock:
+            if self._state == "open" and self._clock() >= self._opened_at + self.cooldown_s:
+                return "half-open"
+            return self._state
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self._state == "closed":
+                return True
+            if self._state == "open":
+                if self._clock() < self._opened_at + self.cooldown_s:
+                    return False
+                self._state, self._probing = "half-open", False
+            if self._probing:
+                return False
+            self._probing = True
+            return True
+
+    def success(self) -> None:
+        with self._lock:
+            self._state, self._failures, self._probing = "closed", 0, False
+            self.cooldown_s = self.base_cooldown_s
+
+    def failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            if self._state == "half-open":
+                self.cooldown_s = min(self.cooldown_s * 2, self.max_cooldown_s)
+            if self._state == "half-open" or self._failures >= self.threshold:
+                self._state, self._opened_at, self._probing = "open", self._clock(), False
+
+
+@dataclass
+class SyncCounters:
+    remote_hits: int = 0
+    remote_misses: int = 0
+    remote_errors: int = 0
+    corrupt: int = 0
+    uploaded: int = 0
+    upload_failures: int = 0
+    dropped: int = 0
+    telemetry_sent: int = 0
+    last_error: str | None = None
+    last_error_at: float | None = None
+    last_upload_at: float | None = None
+    last_hit_s: float | None = None
+
+
+async def cas_telemetry(client: CoordinatorClient, payload: bytes) -> None:
+    """Default telemetry transport: the batch as a CAS blob of the tenant (content-addressed,
+    verified, counted against the quota). A dedicated ingest endpoint can replace it."""
+    await client.put_cas(payload)
+
+
+class RemoteSync:
+    """The coordinator side of a workspace's cache: its own thread, loop, client and outbox."""
+
+    def __init__(
+        self,
+        local: Cache,
+        *,
+        url: str,
+        tenant: str,
+        api_key: str,
+        queue_path: Path,
+        read_timeout_s: float = 2.0,
+        upload: bool = True,
+        backoff_s: tuple[float, float] = (0.5, 30.0),
+        breaker: CircuitBreaker | None = None,
+        telemetry_transport: TelemetryTransport = cas_telemetry,
+        upload_timeout_s: float = 30.0,
+    ) -> None:
+        self.local = local
+        self.url = url.rstrip("/")
+        self.tenant = tenant
+        self._api_key = api_key
+        self.read_timeout_s = read_timeout_s
+        self.upload_configured = upload
+        self.backoff_s = backoff_s
+        self.breaker = breaker or CircuitBreaker()
+        self.telemetry_transport = telemetry_transport
+        self.upload_timeout_s = upload_timeout_s
+        self.queue = SyncQueue(queue_path)
+        self.counters = SyncCounters()
+        self.role: str | None = None
+        self.retry_at: float | None = None
+        self._client: CoordinatorClient | None = None
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._inflight: dict[str, concurrent.futures.Future[bool]] = {}
+        self._inflight_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._thread_main, name="maestro-sync", daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        loop, stopping = self._loop, self._stopping
+        if loop is not None and stopping is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(stopping.set)
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self.queue.close()
+        self.local.close()
+
+    def _thread_main(self) -> None:
+        try:
+            asyncio.run(self._main())
+        except Exception:
+            log.exception("remote sync thread failed")
+        finally:
+            self._ready.set()
+
+    async def _main(self) -> None:
+        from maestro.coordinator.client import CoordinatorClient
+
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._client = CoordinatorClient(
+            self.url, self.tenant, self._api_key, timeout_s=self.upload_timeout_s
+        )
+        self._ready.set()
+        drainer = asyncio.create_task(self._drain_forever(), name="sync-drain")
+        try:
+            await self._stopping.wait()
+        finally:
+            drainer.cancel()  # an upload hung on a slow coordinator must not delay shutdown
+            await asyncio.gather(drainer, return_exceptions=True)
+            await self._client.close()
+
+    @property
+    def client(self) -> CoordinatorClient:
+        assert self._client is not None, "RemoteSync not started"
+        return self._client
+
+    def _submit(self, coro: Awaitable[Any]) -> concurrent.futures.Future[Any] | None:
+        loop = self._loop
+        if loop is None or loop.is_closed() or (self._stopping and self._stopping.is_set()):
+            if asyncio.iscoroutine(coro):
+                coro.close()
+            return None
+        return asyncio.run_coroutine_threadsafe(cast(Any, coro), loop)
+
+    def _error(self, message: str) -> None:
+        self.counters.last_error = message
+        self.counters.last_error_at = time.time()
+
+    # -- read-through ------------------------------------------------------------------------
+
+    def fetch_action(self, action_hex: str, *, wait: bool = True) -> bool:
+        """Mirror the remote entry into the local cache; True if it is now there (verified).
+
+        With ``wait=False`` (or when called from an event loop's thread) it never blocks: a
+        background fetch starts and a later local lookup may find the entry."""
+        if threading.current_thread() is self._thread:
+            return False
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop()
+            wait = False  # never block an event loop on the network
+        with self._inflight_lock:
+            future = self._inflight.get(action_hex)
+            if future is None:
+                if not self.breaker.allow():
+                    return False
+                future = self._submit(self._fetch(action_hex))
+                if future is None:
+                    return False
+                self._inflight[action_hex] = future
+                future.add_done_callback(lambda _f: self._forget(action_hex))
+        if not wait:
+            return False
+        try:
+            return bool(future.result(timeout=self.read_timeout_s + 1.0))
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return False
+        except (concurrent.futures.CancelledError, Exception):
+            return False
+
+    def _forget(self, action_hex: str) -> None:
+        with self._inflight_lock:
+            self._inflight.pop(action_hex, None)
+
+    async def _fetch(self, action_hex: str) -> bool:
+        started = time.perf_counter()
+        client = self.client
+        try:
+            async with asyncio.timeout(self.read_timeout_s):
+                raw = await client.get_ac(action_hex)
+                if raw is None:
+                    self.counters.remote_misses += 1
+                    self.breaker.success()
+                    return False
+                self._learn_role()
+                try:
+                    result = decode_action(raw)
+                except CacheError as exc:  # newer schema or garbage: not for us
+                    log.info("remote action %s not usable: %s", action_hex, exc.message)
+                    self.counters.remote_misses += 1
+                    self.breaker.success()
+                    return False
+                needed = list(dict.fromkeys(d for d in result.referenced_digests() if d.size))
+                missing = self.local.has_blobs(needed)
+                wanted = [d for d in needed if d in missing]
+                blobs = await asyncio.gather(*(client.get_cas(d) for d in wanted))
+        except asyncio.CancelledError:
+            self.breaker.failure()  # frees a half-open probe
+            raise
+        except TimeoutError:
+            self.counters.remote_errors += 1
+            self.breaker.failure()
+            self._error(f"remote read timed out after {self.read_timeout_s:g}s")
+            return False
+        except IntegrityError as exc:
+            self.counters.corrupt += 1
+            self.breaker.success()  # it answered; the entry is bad, not the connection
+            self._error(f"remote entry {action_hex[:12]} refused: {exc.message}")
+            return False
+        except CoordinatorAuthError as exc:
+            self.counters.remote_errors += 1
+            self.breaker.failure()
+            self._error(exc.message)
+            return False
+        except (CoordinatorError, OSError) as exc:
+            self.counters.remote_errors += 1
+            self.breaker.failure()
+            self._error(getattr(exc, "message", None) or str(exc))
+            return False
+        self.breaker.success()
+        checked: list[bytes] = []
+        for digest, data in zip(wanted, blobs, strict=True):
+            if data is None:  # gone since the AC check: an incomplete entry is no hit
+                self.counters.remote_misses += 1
+                return False
+            if len(data) != digest.size or hashlib.sha256(data).hexdigest() != digest.hash:
+                self.counters.corrupt += 1
+                self._error(f"remote blob {digest} of {action_hex[:12]} failed verification")
+                return False
+            checked.append(data)
+        try:
+            stored = self.local.put_blobs(checked)
+            if stored != wanted:  # put_blobs re-hashed: belt and braces
+                raise IntegrityError("re-hash of fetched blobs disagrees with their digests")
+            self.local.put_action(action_hex, result)
+        except (CacheError, IntegrityError) as exc:
+            self._error(f"could not store remote entry locally: {exc.message}")
+            return False
+        self.counters.remote_hits += 1
+        self.counters.last_hit_s = time.perf_counter() - started
+        return True
+
+    # -- write-behind ------------------------------------------------------------------------
+
+    @property
+    def uploads_enabled(self) -> bool:
+        return self.upload_configured and (self.role is None or self.role in WRITE_ROLES)
+
+    def upload_state(self) -> str:
+        if not self.upload_configured:
+            return "off (upload = false)"
+        if self.role is None:
+            return "pending (role not known yet)"
+        if self.role not in WRITE_ROLES:
+            return f"off (role {self.role} reads only)"
+        return "on"
+
+    def enqueue_upload(self, action_hex: str, result: ActionResult) -> None:
+        if not self.uploads_enabled:
+            return
+        self.queue.push_upload(action_hex, result.encode())
+        self._poke()
+
+    def upload_telemetry(self, batch: bytes | Mapping[str, Any]) -> None:
+        """Queue a telemetry batch (already redacted by the caller) for upload."""
+        payload = (
+            batch
+            if isinstance(batch, bytes)
+            else json.dumps(batch, sort_keys=True, separators=(",", ":")).encode()
+        )
+        self.queue.push_telemetry(payload)
+        self._poke()
+
+    def _poke(self) -> None:
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(wake.set)
+
+    def _learn_role(self) -> None:
+        info = self.client.token_info
+        if info is None or info.role == self.role:
+            return
+        self.role = info.role
+        log.info("coordinator %s: tenant %s, role %s", self.url, self.tenant, self.role)
+        if self.role not in WRITE_ROLES:
+            dropped = self.queue.clear_uploads()
+            if dropped:
+                log.info("role %s may not write: %d queued uploads discarded", self.role, dropped)
+
+    async def _drain_forever(self) -> None:
+        assert self._wake is not None and self._stopping is not None
+        delay = 0.0
+        with contextlib.suppress(CoordinatorError, OSError):  # learn the role early
+            async with asyncio.timeout(self.read_timeout_s):
+                await self.client.token()
+            self._learn_role()
+        while not self._stopping.is_set():
+            if delay:
+                self.retry_at = time.time() + delay
+                await self._sleep(delay)
+                self.retry_at = None
+            else:
+                counts = self.queue.counts()
+                if not counts.uploads and not counts.telemetry:
+                    self._wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(30):
+                            await self._until_woken()
+                    continue
+            if self._stopping.is_set():
+                return
+            try:
+                await self._drain_once()
+                delay = 0.0
+            except (CoordinatorError, OSError, TimeoutError) as exc:
+                self.counters.upload_failures += 1
+                self._error(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+                low, high = self.backoff_s
+                delay = min(high, max(low, delay * 2)) * random.uniform(0.8, 1.2)
+                log.info("upload failed (%s); retrying in %.1fs", self.counters.last_error, delay)
+
+    async def _until_woken(self) -> None:
+        assert self._wake is not None and self._stopping is not None
+        waits = [
+            asyncio.ensure_future(self._wake.wait()),
+            asyncio.ensure_future(self._stopping.wait()),
+        ]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    async def _sleep(self, seconds: float) -> None:
+        assert self._stopping is not None
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._stopping.wait()
+
+    async def _drain_once(self) -> None:
+        """Upload what is queued, oldest first; raises on a transient failure (backoff)."""
+        await self.client.token()
+        self._learn_role()
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            batch = self.queue.peek_uploads(16) if self.uploads_enabled else []
+            if not batch:
+                break
+            for item in batch:
+                await self._upload_one(item.action, item.value, item.attempts)
+        if self.role in WRITE_ROLES:
+            while not self._stopping.is_set():
+                batches = self.queue.peek_telemetry(16)
+                if not batches:
+                    break
+                for b in batches:
+                    try:
+                        await self.telemetry_transport(self.client, b.payload)
+                    except CoordinatorError as exc:
+                        if _permanent(exc) or b.attempts + 1 >= MAX_ATTEMPTS:
+                            self.queue.done_telemetry(b.seq)
+                            self.counters.dropped += 1
+                            continue
+                        self.queue.failed_telemetry(b.seq)
+                        raise
+                    self.queue.done_telemetry(b.seq)
+                    self.counters.telemetry_sent += 1
+
+    async def _upload_one(self, action_hex: str, value: bytes, attempts: int) -> None:
+        client = self.client
+        try:
+            result = decode_action(value)
+        except CacheError:
+            self._drop(action_hex, "undecodable queued entry")
+            return
+        refs = [d for d in result.referenced_digests() if d.size]
+        blobs = self.local.get_blobs(refs)
+        if any(b is None for b in blobs):
+            self._drop(action_hex, "its blobs left the local cache before the upload")
+            return
+        try:
+            for digest, data in zip(refs, blobs, strict=True):
+                assert data is not None
+                if len(data) >= HEAD_FIRST_BYTES and await client.has_cas(digest):
+                    continue
+                await client.put("cas", digest.hash, data)
+            await client.put_ac(action_hex, value)  # last: the server only serves complete entries
+        except CoordinatorError as exc:
+            if _permanent(exc):
+                self._drop(action_hex, f"refused by the coordinator: {exc.message}")
+                return
+            if isinstance(exc, CoordinatorAuthError) and self.client.token_info is not None:
+                self._learn_role()
+            if attempts + 1 >= MAX_ATTEMPTS:
+                self._drop(action_hex, f"gave up after {MAX_ATTEMPTS} attempts: {exc.message}")
+            else:
+                self.queue.failed_upload(action_hex)
+            raise
+        self.queue.done_upload(action_hex)
+        self.counters.uploaded += 1
+        self.counters.last_upload_at = time.time()
+        self.breaker.success()
+
+    def _drop(self, action_hex: str, why: str) -> None:
+        self.queue.done_upload(action_hex)
+        self.counters.dropped += 1
+        self._error(f"upload of {action_hex[:12]} dropped: {why}")
+        log.warning("upload of %s dropped: %s", action_hex, why)
+
+    # -- team model ----------------------------------------------------------------------------
+
+    def fetch_model(
+        self, digest: Digest | str, dest_dir: Path, *, timeout_s: float = 60.0
+    ) -> Path | None:
+        """Download the team model blob (skops bytes) by digest into ``dest_dir``, verified.
+
+        Returns the file (``model-<sha256>.skops``, written atomically) or None when the
+        coordinator does not have it or cannot be reached. The bytes are never unpickled here:
+        loading is skops' job, with its trusted-types check."""
+        hash_hex = digest.hash if isinstance(digest, Digest) else digest.lower()
+        dest = dest_dir / f"model-{hash_hex}.skops"
+        if dest.is_file() and hashlib.sha256(dest.read_bytes()).hexdigest() == hash_hex:
+            return dest
+        future = self._submit(self.client.get_cas(hash_hex))
+        if future is None:
+            return None
+        try:
+            data = future.result(timeout=timeout_s)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            self._error("model download timed out")
+            return None
+        except (CoordinatorError, IntegrityError) as exc:
+            self._error(f"model download failed: {exc.message}")
+            return None
+        if data is None:
+            return None
+        if hashlib.sha256(data).hexdigest() != hash_hex:  # the client checked; check anyway
+            self._error("model blob failed verification")
+            return None
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+        return dest
+
+    # -- status --------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        counts = self.queue.counts()
+        c = self.counters
+        return {
+            "url": self.url,
+            "tenant": self.tenant,
+            "role": self.role,
+            "uploads": self.upload_state(),
+            "queue_length": counts.uploads,
+            "queue_bytes": counts.upload_bytes,
+            "telemetry_queue": counts.telemetry,
+            "circuit": self.breaker.state,
+            "last_error": c.last_error,
+            "last_error_at": c.last_error_at,
+            "retry_at": self.retry_at,
+            "remote_hits": c.remote_hits,
+            "remote_misses": c.remote_misses,
+            "remote_errors": c.remote_errors,
+            "corrupt_refused": c.corrupt,
+            "uploaded": c.uploaded,
+            "upload_failures": c.upload_failures,
+            "dropped": c.dropped + self.queue.dropped,
+            "last_upload_at": c.last_upload_at,
+        }
+
+
+def _permanent(exc: CoordinatorError) -> bool:
+    match = _HTTP.search(exc.message)
+    return match is not None and int(match.group(1)) in _PERMANENT
+
+
+class MirroredCache(Cache):
+    """A `Cache` that reads through to and writes behind to a `RemoteSync`.
+
+    Drop-in for what daemon/testing.py uses (`get_action`, `put_action`, `put_blobs`): a local
+    miss asks the coordinator (bounded by its read timeout, skipped while the circuit is open);
+    a stored result is queued for upload. Local statistics count the first lookup as a miss and
+    the re-read after a remote fetch as a hit; `RemoteSync.counters` count remote hits."""
+
+    sync: RemoteSync | None = None
+    wait_remote: bool = True
+
+    @classmethod
+    def mirror(
+        cls,
+        sync: RemoteSync | None,
+        path: Path | None = None,
+        *,
+        max_bytes: int | None = None,
+        wait_remote: bool = True,
+    ) -> MirroredCache:
+        cache = cast(MirroredCache, cls.open(path, max_bytes=max_bytes))
+        cache.sync = sync
+        cache.wait_remote = wait_remote
+        return cache
+
+    def get_action(self, action_hex: str) -> ActionResult | None:
+        result = super().get_action(action_hex)
+        sync = self.sync
+        if result is not None or sync is None:
+            return result
+        try:
+            fetched = sync.fetch_action(action_hex, wait=self.wait_remote)
+        except Exception:  # never a new way to fail
+            log.warning("remote read of %s failed", action_hex, exc_info=True)
+            return None
+        return super().get_action(action_hex) if fetched else None
+
+    def put_action(self, action_hex: str, result: ActionResult) -> None:
+        super().put_action(action_hex, result)
+        sync = self.sync
+        if sync is None:
+            return
+        try:
+            sync.enqueue_upload(action_hex, result)
+        except Exception:
+            log.warning("could not queue the upload of %s", action_hex, exc_info=True)

@@ -1,0 +1,146 @@
+"""The daemon's sync with the team coordinator: composition of cache/remote.py into the daemon.
+
+- Started with the daemon (so a queue left by the previous daemon drains right away), from the
+  workspace's `[tool.maestro.remote]`; re-read on every run, so a config edit applies to the next
+  run. The API key comes from the environment variable the config names, never from a file.
+- Everything remote lives on RemoteSync's own thread and loop: no handler of this daemon awaits
+  the network. Runs read through with a short timeout; `stale` (the IDE's question) never
+  waits and only prefetches.
+- A missing key, a bad config or an unreachable coordinator shows up in `status` (`remote`),
+  never as a failed request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from maestro.errors import MaestroError
+from maestro.wire import RemoteStatus
+
+if TYPE_CHECKING:
+    from maestro.cache import Cache
+    from maestro.cache.remote import MirroredCache, RemoteSync
+    from maestro.daemon.app import DaemonApp
+    from maestro.settings import RemoteSettings
+
+log = logging.getLogger(__name__)
+
+QUEUE_FILE = "sync-queue.sqlite"
+
+
+class SyncService:
+    def __init__(self, app: DaemonApp) -> None:
+        self.app = app
+        self.config: RemoteSettings | None = None
+        self.engine: RemoteSync | None = None
+        self.problem: str | None = None  # why there is no engine despite a config
+        self._views: dict[bool, MirroredCache] = {}
+        self._lock = asyncio.Lock()
+
+    async def startup(self, app: DaemonApp) -> None:
+        from maestro.settings import load_settings
+
+        try:
+            loaded = await asyncio.to_thread(load_settings, app.root)
+        except MaestroError as exc:
+            log.warning("remote sync off: %s", exc.message)
+            return
+        await self.configure(loaded.config.remote)
+
+    async def configure(self, remote: RemoteSettings | None) -> None:
+        """Apply the workspace's remote settings (idempotent)."""
+        key_env = remote.api_key_env if remote else None
+        key = os.environ.get(key_env) if key_env else None
+        async with self._lock:
+            if remote == self.config and (self.engine is not None or not key):
+                return
+            await self._stop_engine()
+            self.config, self.problem = remote, None
+            if remote is None:
+                return
+            if not key:
+                self.problem = f"${remote.api_key_env} is not set: the remote cache is off"
+                log.warning("%s", self.problem)
+                return
+            from maestro.cache import Cache
+            from maestro.cache.remote import RemoteSync
+
+            def start() -> RemoteSync:
+                engine = RemoteSync(
+                    Cache.open(),
+                    url=remote.url,
+                    tenant=remote.tenant,
+                    api_key=key,
+                    queue_path=self.app.paths.state_dir / QUEUE_FILE,
+                    read_timeout_s=remote.read_timeout_s,
+                    upload=remote.upload,
+                    backoff_s=(0.5, _max_backoff_s()),
+                )
+                engine.start()
+                return engine
+
+            try:
+                self.engine = await asyncio.to_thread(start)
+            except Exception as exc:  # a broken queue file, a cache error: run without remote
+                self.problem = f"remote sync could not start: {exc}"
+                log.exception("remote sync could not start")
+                return
+            log.info("remote cache %s (tenant %s)", remote.url, remote.tenant)
+
+    def view(self, *, wait_remote: bool) -> Cache | None:
+        """The mirrored cache handle for runs (wait_remote) or for the IDE's questions."""
+        if self.engine is None:
+            return None
+        view = self._views.get(wait_remote)
+        if view is None:
+            from maestro.cache.remote import MirroredCache
+
+            view = MirroredCache.mirror(self.engine, wait_remote=wait_remote)
+            self._views[wait_remote] = view
+        return view
+
+    async def _stop_engine(self) -> None:
+        engine, views = self.engine, list(self._views.values())
+        self.engine, self._views = None, {}
+        for view in views:
+            with contextlib.suppress(Exception):
+                view.close()
+        if engine is not None:
+            await asyncio.to_thread(engine.stop)
+
+    async def stop(self, app: DaemonApp) -> None:
+        async with self._lock:
+            await self._stop_engine()
+
+    def status(self) -> RemoteStatus | None:
+        if self.config is None:
+            return None
+        if self.engine is None:
+            return RemoteStatus(
+                url=self.config.url,
+                tenant=self.config.tenant,
+                uploads="off",
+                circuit="closed",
+                last_error=self.problem,
+            )
+        return RemoteStatus(**self.engine.status())
+
+
+def _max_backoff_s() -> float:
+    """Upper bound of the upload retry delay (``MAESTRO_SYNC_MAX_BACKOFF_S``, default 30 s)."""
+    try:
+        return max(0.5, float(os.environ.get("MAESTRO_SYNC_MAX_BACKOFF_S", "30")))
+    except ValueError:
+        return 30.0
+
+
+def install(app: DaemonApp) -> SyncService:
+    service = SyncService(app)
+    app.provide(SyncService, service)
+    app.on_startup(service.startup)
+    app.on_shutdown(service.stop)
+    return service
