@@ -307,7 +307,9 @@ def plan(
         inputs = target_inputs(graph, target, file_digest=digests)
         key = action_key(target, context, inputs, selection=nodes)
         files.append(
-            _decide(cache, last, target, nodes, key, no_cache=selection.no_cache, graph=graph, fps=fps)
+            _decide(
+                cache, last, target, nodes, key, no_cache=selection.no_cache, graph=graph, fps=fps
+            )
         )
     return Plan(files, context, tuple(selection.pytest_args), allowlist, digests, last, fps)
 
@@ -601,8 +603,8 @@ def _build_result(
         outcome = _outcome(r, flaky=flipped or (before is not None and before.flaky))
         trace = report.traces.get(r.nodeid)
         if traced and trace is not None:
-            executed = indices(f"{p}::{q}" for p, qs in trace.functions.items() for q in qs)
-            outcome = outcome.model_copy(update={"executed": executed, "reads": trace.files})
+            ran = indices(f"{p}::{q}" for p, qs in trace.functions.items() for q in qs)
+            outcome = outcome.model_copy(update={"executed": ran, "reads": trace.files})
         tests.append(outcome)
     carried = planned.carried if planned.run_nodes is not None else None
     import_time: list[str] = []
@@ -614,7 +616,7 @@ def _build_result(
             if t.node_id in fresh:
                 merged.append(fresh.pop(t.node_id))
                 continue
-            executed = None
+            executed: list[int] | None = None
             if traced and old_trace is not None and t.executed is not None:
                 executed = indices(old_trace.names(t.executed))
             merged.append(t.model_copy(update={"executed": executed}))
@@ -622,9 +624,7 @@ def _build_result(
         if old_trace is not None:
             import_time += old_trace.names(old_trace.import_time)
     if report.session_trace is not None:
-        import_time += [
-            f"{p}::{q}" for p, qs in report.session_trace.functions.items() for q in qs
-        ]
+        import_time += [f"{p}::{q}" for p, qs in report.session_trace.functions.items() for q in qs]
     record = (
         TraceRecord(
             mode=report.session_trace.mode,

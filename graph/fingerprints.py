@@ -33,6 +33,7 @@ import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import msgpack
 
@@ -117,27 +118,27 @@ class _Splitter:
     def __init__(self) -> None:
         self.functions: dict[str, tuple[str, int]] = {}
 
-    def owned(self, node: ast.AST, prefix: str) -> ast.AST:
+    def owned(self, node: ast.AST, prefix: str) -> Any:
         """A copy of `node` as its owner sees it (nested defs reduced to their def statement)."""
         if isinstance(node, _Def):
             self.register(node, prefix + node.name)
             stub = copy.copy(node)
             stub.body = []
             stub.decorator_list = [self.expr(d, prefix) for d in node.decorator_list]
-            stub.args = self.expr(node.args, prefix)  # type: ignore[assignment]
+            stub.args = self.expr(node.args, prefix)
             stub.returns = self.expr(node.returns, prefix) if node.returns else None
             return stub
         if isinstance(node, ast.ClassDef):
             new_class = copy.copy(node)
             new_class.decorator_list = [self.expr(d, prefix) for d in node.decorator_list]
             new_class.bases = [self.expr(b, prefix) for b in node.bases]
-            new_class.keywords = [self.expr(k, prefix) for k in node.keywords]  # type: ignore[misc]
+            new_class.keywords = [self.expr(k, prefix) for k in node.keywords]
             inner = f"{prefix}{node.name}."
-            new_class.body = [self.owned(s, inner) for s in node.body]  # type: ignore[misc]
+            new_class.body = [self.owned(s, inner) for s in node.body]
             return new_class
         return self.expr(node, prefix)
 
-    def expr(self, node: ast.AST, prefix: str) -> ast.AST:
+    def expr(self, node: ast.AST, prefix: str) -> Any:
         """Generic copy: every child goes through `owned` (statements may nest defs anywhere)."""
         new = copy.copy(node)
         for name, value in ast.iter_fields(node):

@@ -84,7 +84,8 @@ ENV_TRACE = "MAESTRO_TRACE"
 _ANONYMOUS = frozenset(
     {"<lambda>", "<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<locals>"}
 )
-_MONITORING_TOOL_IDS = (4, 3)  # free by convention (0 debugger, 1 coverage, 2 profiler, 5 optimizer)
+# Free by convention (0 debugger, 1 coverage, 2 profiler, 5 optimizer).
+_MONITORING_TOOL_IDS = (4, 3)
 
 
 class _Window:
@@ -207,7 +208,7 @@ class _Tracer:
         elif self.mode == "profile":
             if sys.getprofile() is _profile:
                 sys.setprofile(None)
-            threading.setprofile(None)  # type: ignore[arg-type]
+            threading.setprofile(None)  # type: ignore[arg-type,unused-ignore]
             _seen = set()
         self.mode = "off"
 
@@ -366,7 +367,7 @@ class _Recorder:
         if not self._fixtures:
             return codes, paths
         try:
-            defs = getattr(item, "_fixtureinfo").name2fixturedefs.values()
+            defs = item._fixtureinfo.name2fixturedefs.values()
         except Exception:  # private API moved: fall back to the test's own record
             return codes, paths
         for chain in defs:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from precision_helpers import FILES, Workspace, ran_nodes
+from precision_helpers import Workspace, ran_nodes
 
 from maestro.daemon.interpreter import Interpreter
 from maestro.daemon.runner import run_pytest_sync
@@ -41,7 +41,10 @@ def test_change_inside_one_function_reruns_only_its_executors(ws: Workspace) -> 
 def test_callee_change_reaches_callers(ws: Workspace) -> None:
     ws.run()
     ws.edit("pkg/calc.py", "return x * RATE", "return RATE * x")
-    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_combo", "tests/test_calc.py::test_double"]
+    assert ran_nodes(ws.run()) == [
+        "tests/test_calc.py::test_combo",
+        "tests/test_calc.py::test_double",
+    ]
 
 
 def test_module_constant_reruns_every_test_importing_the_module(ws: Workspace) -> None:
@@ -58,7 +61,11 @@ def test_module_constant_reruns_every_test_importing_the_module(ws: Workspace) -
 
 def test_comment_and_formatting_change_reruns_nothing(ws: Workspace) -> None:
     ws.run()
-    ws.edit("pkg/calc.py", "def triple(x):\n    return x * 3", "def triple(x):  # three\n\n    return (x *\n            3)")
+    ws.edit(
+        "pkg/calc.py",
+        "def triple(x):\n    return x * 3",
+        "def triple(x):  # three\n\n    return (x *\n            3)",
+    )
     summary = ws.run()
     assert summary.report is None and ran_nodes(summary) == []
     assert summary.passed == 6
@@ -100,7 +107,10 @@ def test_a_test_that_failed_last_time_always_reruns(ws: Workspace) -> None:
     assert ran_nodes(again) == ["tests/test_calc.py::test_triple"]
     assert again.failed == 1 and again.passed == 5
     ws.edit("tests/values.txt", "ok", "fine")  # an unrelated change: the failure still re-runs
-    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_triple", "tests/test_data.py::test_reads"]
+    assert ran_nodes(ws.run()) == [
+        "tests/test_calc.py::test_triple",
+        "tests/test_data.py::test_reads",
+    ]
     ws.edit("pkg/calc.py", "return x * 4", "return x * 3")
     fixed = ws.run()
     assert ran_nodes(fixed) == ["tests/test_calc.py::test_triple"]
@@ -132,16 +142,24 @@ def test_explain_says_it_in_words(ws: Workspace) -> None:
     assert not runs and "executed nothing that changed" in text
 
 
-def _traces(root: Path, interpreter: Interpreter, env: dict[str, str]) -> tuple[str, dict[str, dict[str, list[str]]]]:
+def _traces(
+    root: Path, interpreter: Interpreter, env: dict[str, str]
+) -> tuple[str, dict[str, dict[str, list[str]]]]:
     report = run_pytest_sync(root, interpreter, ["-q", "-p", "no:cacheprovider"], extra_env=env)
     assert report.session_trace is not None
     return report.session_trace.mode, {n: t.functions for n, t in report.traces.items()}
 
 
 EXPECTED = {
-    "tests/test_calc.py::test_double": {"pkg/calc.py": ["double"], "tests/test_calc.py": ["test_double"]},
-    "tests/test_calc.py::test_combo": {"pkg/calc.py": ["combo", "double"], "tests/test_calc.py": ["test_combo"]},
-}  # fmt: skip
+    "tests/test_calc.py::test_double": {
+        "pkg/calc.py": ["double"],
+        "tests/test_calc.py": ["test_double"],
+    },
+    "tests/test_calc.py::test_combo": {
+        "pkg/calc.py": ["combo", "double"],
+        "tests/test_calc.py": ["test_combo"],
+    },
+}
 
 
 def test_profile_fallback_records_functions(ws: Workspace) -> None:

@@ -1,0 +1,349 @@
+"""Function-level precision (issue 8): the mutation bench, node-level Maestro vs pytest-testmon.
+
+For requests and more-itertools (the trees and venvs of bench_test_cache under .bench/testcache):
+
+1. Deselected for every tool alike: tests failing in this sandbox and tests slower than
+   --slow-s seconds (sleeps and CPU-heavy cases), so that one full run per mutant stays bounded.
+2. Timed, same tree, same run: plain pytest; `pytest --testmon` first and no-change runs;
+   `maestro test` first run (recording per-node execution) and no-change run.
+3. The same single-point mutants (operator and constant flips in library code, seeded) for every
+   selector: per mutant, the ground truth is a full pytest run (its failing tests); Maestro's
+   node-level selection is `plan()` on the baseline records; the static-graph-only selection is
+   every node of every test file `impacted()` by the mutated file; testmon's is
+   `pytest --testmon --collect-only` from a copy of its baseline database. A miss is a failing
+   test that a selector does not select.
+
+    .venv/bin/python -m bench.bench_precision [--mutants 30] [--only requests] [--write]
+
+bench_test_cache has no mutation logic to import (as of this commit), so the mutants are made
+here: `mutants()` is importable by other benches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import os
+import random
+import re
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.bench_test_cache import MAESTRO_CODE, PROJECTS, WORK, Project, prepare, sh
+from bench.common import fmt_s, git_rev, machine, table, today, write_section
+
+SECTION = "Function-level precision (issue 8)"
+LIBRARY = {"requests": "src/requests", "more-itertools": "more_itertools"}
+
+_CMP = {
+    ast.Eq: ast.NotEq, ast.NotEq: ast.Eq, ast.Lt: ast.GtE, ast.GtE: ast.Lt, ast.Gt: ast.LtE,
+    ast.LtE: ast.Gt, ast.Is: ast.IsNot, ast.IsNot: ast.Is, ast.In: ast.NotIn, ast.NotIn: ast.In,
+}  # fmt: skip
+_BIN = {
+    ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Add, ast.Div: ast.Mult,
+    ast.FloorDiv: ast.Mult, ast.Mod: ast.FloorDiv, ast.BitOr: ast.BitAnd, ast.BitAnd: ast.BitOr,
+    ast.LShift: ast.RShift, ast.RShift: ast.LShift,
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Mutant:
+    path: str  # workspace-relative
+    line: int
+    col: int
+    end_line: int
+    end_col: int
+    replacement: str
+    label: str
+
+    def apply(self, text: str) -> str:
+        lines = text.splitlines(keepends=True)
+        start = sum(len(x) for x in lines[: self.line - 1]) + _byte_to_char(
+            lines[self.line - 1], self.col
+        )
+        end = sum(len(x) for x in lines[: self.end_line - 1]) + _byte_to_char(
+            lines[self.end_line - 1], self.end_col
+        )
+        return text[:start] + self.replacement + text[end:]
+
+
+def _byte_to_char(line: str, offset: int) -> int:
+    return len(line.encode()[:offset].decode(errors="ignore"))
+
+
+def _flip(node: ast.AST) -> tuple[ast.expr, str] | None:
+    new: ast.expr
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _CMP:
+        op = node.ops[0]
+        new = ast.Compare(node.left, [_CMP[type(op)]()], node.comparators)
+        return new, f"{type(op).__name__}->{_CMP[type(op)].__name__}"
+    if isinstance(node, ast.BinOp) and type(node.op) in _BIN:
+        new = ast.BinOp(node.left, _BIN[type(node.op)](), node.right)
+        return new, f"{type(node.op).__name__}->{_BIN[type(node.op)].__name__}"
+    if isinstance(node, ast.BoolOp):
+        other = ast.Or() if isinstance(node.op, ast.And) else ast.And()
+        return ast.BoolOp(other, node.values), f"{type(node.op).__name__}->{type(other).__name__}"
+    if isinstance(node, ast.Constant) and isinstance(node.value, bool):
+        return ast.Constant(not node.value), f"{node.value}->{not node.value}"
+    if isinstance(node, ast.Constant) and type(node.value) is int:
+        return ast.Constant(node.value + 1), f"{node.value}->{node.value + 1}"
+    return None
+
+
+def mutants(tree: Path, library: str) -> Iterator[Mutant]:
+    """Every single-point operator/constant flip in the library's .py files (not docstrings,
+    not inside f-strings), in a stable order."""
+    for path in sorted((tree / library).rglob("*.py")):
+        rel = path.relative_to(tree).as_posix()
+        module = ast.parse(path.read_bytes())
+        skip: set[int] = set()
+        for node in ast.walk(module):
+            if isinstance(node, ast.JoinedStr):
+                skip.update(id(n) for n in ast.walk(node))
+        for node in ast.walk(module):
+            if id(node) in skip or not hasattr(node, "end_col_offset"):
+                continue
+            flipped = _flip(node)
+            if flipped is None or node.end_lineno is None or node.end_col_offset is None:
+                continue
+            new, label = flipped
+            yield Mutant(
+                rel, node.lineno, node.col_offset, node.end_lineno, node.end_col_offset,
+                f"({ast.unparse(new)})", f"{rel}:{node.lineno} {label}",
+            )  # fmt: skip
+
+
+def pick(tree: Path, library: str, count: int, seed: int) -> list[Mutant]:
+    found = list(mutants(tree, library))
+    rng = random.Random(seed)
+    chosen = rng.sample(found, min(count, len(found)))
+    return sorted(chosen, key=lambda m: (m.path, m.line, m.col))
+
+
+# ------------------------------------------------------------------------------ runs
+
+_NODE = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
+
+
+def failing(out: str) -> set[str]:
+    return {m.split(" - ")[0] for m in _NODE.findall(out)}
+
+
+def collected_nodes(out: str) -> set[str]:
+    return {line.strip() for line in out.splitlines() if "::" in line and " " not in line.strip()}
+
+
+@dataclass
+class Tally:
+    selected_nodes: list[int] = field(default_factory=list)
+    selected_files: list[int] = field(default_factory=list)
+    misses: int = 0
+    missed_mutants: list[str] = field(default_factory=list)
+
+    def add(self, nodes: set[str], must: set[str], label: str) -> None:
+        self.selected_nodes.append(len(nodes))
+        self.selected_files.append(len({n.split("::")[0] for n in nodes}))
+        missed = must - nodes
+        if missed:
+            self.misses += len(missed)
+            self.missed_mutants.append(f"{label}: {sorted(missed)[:3]}")
+
+    def row(self, name: str) -> list[str]:
+        mean = statistics.fmean
+        return [
+            name,
+            f"{mean(self.selected_nodes):.1f}",
+            f"{mean(self.selected_files):.2f}",
+            str(self.misses),
+        ]
+
+
+@dataclass
+class ProjectResult:
+    name: str
+    total_nodes: int
+    total_files: int
+    deselected: int
+    mutants: int
+    killed: int
+    times: dict[str, float]
+    tallies: dict[str, Tally]
+    mode: str
+
+
+def _slow_and_failing(tree: Path, slow_s: float) -> tuple[list[str], list[str]]:
+    py = str(tree / ".venv/bin/python")
+    cmd = [py, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "--durations=0"]
+    _, _, out = sh([*cmd, "--durations-min", str(slow_s)], tree)
+    bad = sorted(failing(out))
+    slow = sorted(
+        set(re.findall(r"^\s*[\d.]+s (?:call|setup|teardown)\s+(\S+::\S+)", out, flags=re.M))
+    )
+    return bad, [s for s in slow if s not in bad]
+
+
+def bench_project(project: Project, count: int, seed: int, slow_s: float) -> ProjectResult:
+    tree = prepare(project)
+    py = str(tree / ".venv/bin/python")
+    state = WORK / f"state-precision-{project.name}"
+    shutil.rmtree(state, ignore_errors=True)
+    state.mkdir(parents=True)
+    env = {**os.environ, "MAESTRO_CACHE_DIR": str(state / "cache")}
+    env["MAESTRO_STATE_DIR"] = str(state / "state")
+    env.pop("VIRTUAL_ENV", None)
+    tm_data = state / "testmondata"
+    tm_env = {**env, "TESTMON_DATAFILE": str(tm_data)}
+    bad, slow = _slow_and_failing(tree, slow_s)
+    args = [a for n in [*bad, *slow] for a in ("--deselect", n)]
+    print(f"{project.name}: deselecting {len(bad)} failing and {len(slow)} slow tests", flush=True)
+    pytest = [py, "-m", "pytest", "-q", "-p", "no:randomly"]
+    times: dict[str, float] = {}
+
+    shutil.rmtree(tree / ".pytest_cache", ignore_errors=True)
+    times["pytest"], _, _ = sh([*pytest, "-p", "no:cacheprovider", *args], tree)
+    times["testmon first"], _, _ = sh([*pytest, "--testmon", *args], tree, tm_env)
+    times["testmon no-change"], _, _ = sh([*pytest, "--testmon", *args], tree, tm_env)
+    shutil.copy(tm_data, state / "testmondata.base")
+    maestro = [sys.executable, "-c", MAESTRO_CODE, "test"]
+    times["maestro first"], code, out = sh([*maestro, "--", *args], tree, env)
+    if code not in (0, 1):
+        raise SystemExit(f"maestro first run failed ({code}):\n{out[-2000:]}")
+    times["maestro no-change"], _, _ = sh([*maestro, "--", *args], tree, env)
+    print(f"{project.name}: times {times}", flush=True)
+
+    # Maestro in-process on the baseline records (plan only: nothing is written but fingerprints).
+    os.environ.update({k: env[k] for k in ("MAESTRO_CACHE_DIR", "MAESTRO_STATE_DIR")})
+    from maestro.cache import Cache
+    from maestro.cli.test_cmd import _open
+    from maestro.daemon import testing
+    from maestro.graph.build import Change
+    from maestro.paths import graph_index_path
+
+    graph, cache, interpreter = _open(tree)
+    selection = testing.Selection(pytest_args=tuple(args))
+    with cache:
+        base = testing.plan(graph, cache, interpreter, selection, environ=env)
+    nodes_of = {f.target: [t.node_id for t in f.cached.tests] for f in base.files if f.cached}
+    mode = next((f.cached.trace.mode for f in base.files if f.cached and f.cached.trace), "?")
+    all_nodes = {n for ns in nodes_of.values() for n in ns}
+    tallies = {k: Tally() for k in ("maestro node-level", "testmon", "static graph only")}
+    chosen = pick(tree, LIBRARY[project.name], count, seed)
+    killed = 0
+    for i, mutant in enumerate(chosen):
+        source = tree / mutant.path
+        original = source.read_text()
+        mutated = mutant.apply(original)
+        try:
+            ast.parse(mutated)
+        except SyntaxError:
+            print(f"  skip unparsable {mutant.label}")
+            continue
+        source.write_text(mutated)
+        try:
+            _, _, out = sh([*pytest, "-p", "no:cacheprovider", "-rfE", *args], tree)
+            must: set[str] = set()
+            for f in failing(out):
+                must |= set(nodes_of.get(f, [])) if "::" not in f else {f}
+            killed += bool(must)
+            shutil.copy(state / "testmondata.base", tm_data)
+            _, _, tm_out = sh([*pytest, "--testmon", "--collect-only", "-q", *args], tree, tm_env)
+            tallies["testmon"].add(collected_nodes(tm_out) & all_nodes, must, mutant.label)
+            graph = testing.BuildGraph.build(tree, index_path=graph_index_path(tree))
+            with Cache.open() as cache:
+                planned = testing.plan(graph, cache, interpreter, selection, environ=env)
+            chosen_nodes: set[str] = set()
+            for f in planned.to_run:
+                chosen_nodes |= set(f.run_nodes or nodes_of.get(f.target, []))
+            tallies["maestro node-level"].add(chosen_nodes, must, mutant.label)
+            static = {i.target for i in graph.impacted([Change(mutant.path)]) if i.kind == "test"}
+            tallies["static graph only"].add(
+                {n for t in static for n in nodes_of.get(t, [])}, must, mutant.label
+            )
+        finally:
+            source.write_text(original)
+        sizes = {k: t.selected_nodes[-1] for k, t in tallies.items()}
+        print(f"  [{i + 1}/{len(chosen)}] {mutant.label}: {len(must)} failing; {sizes}", flush=True)
+    shutil.copy(state / "testmondata.base", tm_data)
+    return ProjectResult(
+        f"{project.name} {project.spec.removeprefix('==')}",
+        len(all_nodes),
+        len(nodes_of),
+        len(bad) + len(slow),
+        len(chosen),
+        killed,
+        times,
+        tallies,
+        mode,
+    )
+
+
+def report(results: list[ProjectResult]) -> str:
+    sel_rows = []
+    time_rows = []
+    for r in results:
+        for name, tally in r.tallies.items():
+            sel_rows.append([r.name, *tally.row(name)])
+        t = r.times
+        time_rows.append(
+            [
+                r.name,
+                fmt_s(t["pytest"]),
+                f"{fmt_s(t['testmon first'])} ({t['testmon first'] / t['pytest']:.2f}x)",
+                f"{fmt_s(t['maestro first'])} ({t['maestro first'] / t['pytest']:.2f}x)",
+                fmt_s(t["testmon no-change"]),
+                f"{fmt_s(t['maestro no-change'])} "
+                f"({t['maestro no-change'] / t['testmon no-change']:.2f} of testmon)",
+            ]
+        )
+    heads = [
+        f"- {r.name}: {r.total_nodes} test nodes in {r.total_files} files after deselecting "
+        f"{r.deselected}; {r.mutants} mutants, {r.killed} killed by the full run; tracing: "
+        f"{r.mode}"
+        for r in results
+    ]
+    sel = table(["project", "selector", "mean nodes", "mean files", "missed failing tests"],
+                sel_rows)  # fmt: skip
+    tim = table(["project", "pytest", "testmon first", "maestro first", "testmon no-change",
+                 "maestro no-change"], time_rows)  # fmt: skip
+    misses = [
+        f"- {r.name} {name} misses: {'; '.join(t.missed_mutants[:5])}"
+        for r in results
+        for name, t in r.tallies.items()
+        if t.missed_mutants
+    ]
+    return "\n".join([*heads, "", sel, "", tim, *(["", *misses] if misses else [])])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mutants", type=int, default=30, help="mutants per project")
+    parser.add_argument("--seed", type=int, default=8)
+    parser.add_argument("--slow-s", type=float, default=0.5, help="deselect tests slower than this")
+    parser.add_argument("--only", choices=[p.name for p in PROJECTS])
+    parser.add_argument("--write", action="store_true", help="append to docs/BENCHMARKS.md")
+    ns = parser.parse_args(argv)
+    started = time.monotonic()
+    results = [
+        bench_project(p, ns.mutants, ns.seed, ns.slow_s)
+        for p in PROJECTS
+        if not ns.only or p.name == ns.only
+    ]
+    body = report(results)
+    print(body)
+    print(f"bench took {time.monotonic() - started:.0f}s")
+    if ns.write:
+        write_section(
+            SECTION,
+            f"{today()}, {machine()}, maestro at {git_rev('cache', 'daemon', 'graph', 'maestro')}."
+            f" Reproduce: `make relink && .venv/bin/python -m bench.bench_precision --mutants "
+            f"{ns.mutants} --write`\n\n" + body,
+        )
+
+
+if __name__ == "__main__":
+    main()
