@@ -256,8 +256,10 @@ class PlannedFile:
             first = self.run_nodes[0] if self.run_nodes else ""
             why = self.node_reasons.get(first, self.reason)
             return f"{len(self.run_nodes)} of {total} tests: {first} {why}"
-        if self.node_reasons and self.reason == "inputs changed":
-            return next(iter(self.node_reasons.values()))
+        if self.node_reasons and self.reason == "inputs changed" and self.changed:
+            node, why = next(iter(self.node_reasons.items()))
+            more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
+            return f"inputs changed: {', '.join(self.changed[:3])}{more}: {node} {why}"
         if self.reason == "inputs changed" and self.changed:
             more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
             return f"inputs changed: {', '.join(self.changed[:3])}{more}"

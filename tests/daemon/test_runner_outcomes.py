@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from maestro.daemon.events import Event, FileDeps, TestResult, TestStart
+from maestro.daemon.events import Event, FileDeps, TestResult, TestStart, TestTrace
 from maestro.daemon.interpreter import Interpreter
 from maestro.daemon.runner import run_pytest_sync
 from maestro.errors import RunnerError
@@ -132,7 +132,8 @@ def test_every_outcome_is_reported(outcome_root: Path, interpreter: Interpreter)
     order = [(type(e).__name__, getattr(e, "nodeid", "")) for e in events]
     for nodeid in report.results:
         assert order.index(("TestStart", nodeid)) < order.index(("TestResult", nodeid))
-    assert all(isinstance(e, TestStart | TestResult | FileDeps) for e in events[2:-1])
+    # (session_trace comes just before session_end)
+    assert all(isinstance(e, TestStart | TestResult | TestTrace | FileDeps) for e in events[2:-2])
     assert report.wall_s > 0.2
     assert report.cpu_s > 0
 
