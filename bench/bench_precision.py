@@ -28,14 +28,28 @@ import random
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.bench_test_cache import MAESTRO_CODE, PROJECTS, WORK, Project, prepare, sh
-from bench.common import fmt_s, git_rev, machine, table, today, write_section
+from bench.bench_test_cache import MAESTRO_CODE, PROJECTS, Project, sh
+from bench.common import (
+    BENCH_DIR,
+    fetch_sdist,
+    fmt_s,
+    git_rev,
+    machine,
+    table,
+    today,
+    write_section,
+)
+
+# Own trees and venvs (made once, reused): the mutants edit library sources, which must never
+# happen under another bench's feet (bench_test_cache and others use .bench/testcache).
+WORK = BENCH_DIR / "precision"
 
 SECTION = "Function-level precision (issue 8)"
 LIBRARY = {"requests": "src/requests", "more-itertools": "more_itertools"}
@@ -185,6 +199,20 @@ def _slow_and_failing(tree: Path, slow_s: float) -> tuple[list[str], list[str]]:
         set(re.findall(r"^\s*[\d.]+s (?:call|setup|teardown)\s+(\S+::\S+)", out, flags=re.M))
     )
     return bad, [s for s in slow if s not in bad]
+
+
+def prepare(project: Project) -> Path:
+    src = fetch_sdist(project.name, project.spec)
+    tree = WORK / src.name
+    if not (tree / ".venv" / ".bench-ready").exists():
+        shutil.rmtree(tree, ignore_errors=True)
+        shutil.copytree(src, tree)
+        subprocess.run([sys.executable, "-m", "venv", str(tree / ".venv")], check=True)
+        pip = [str(tree / ".venv/bin/python"), "-m", "pip", "install", "-q"]
+        pip += ["--disable-pip-version-check"]
+        subprocess.run([*pip, "-e", f".{project.extras}", *project.install], cwd=tree, check=True)
+        (tree / ".venv" / ".bench-ready").touch()
+    return tree
 
 
 def bench_project(project: Project, count: int, seed: int, slow_s: float) -> ProjectResult:
