@@ -1,0 +1,183 @@
+"""Training sets from telemetry: replay runs oldest first through a `History`, so each row's
+features are computed from strictly earlier runs; and the held-out evaluation used by
+`maestro model eval` and bench/bench_model.py."""
+
+from __future__ import annotations
+
+import csv
+import random
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import numpy as np
+import numpy.typing as npt
+
+from maestro.model.features import FEATURES, History
+from maestro.model.metrics import apfd, selection_score, top_fraction
+from maestro.model.telemetry import Run
+from maestro.model.train import Predictor, log_loss
+
+
+@dataclass
+class Dataset:
+    X: npt.NDArray[np.float64]
+    y: npt.NDArray[np.int_]
+    run_index: npt.NDArray[np.int_]  # which run (position in the replayed list) each row is from
+    tests: list[str]
+
+
+def replay(runs: Iterable[Run], history: History | None = None) -> tuple[Dataset, History]:
+    """Features + labels for every (run, test) that passed or failed (skips carry no label)."""
+    hist = history or History()
+    blocks: list[npt.NDArray[np.float64]] = []
+    labels: list[int] = []
+    index: list[int] = []
+    names: list[str] = []
+    for i, run in enumerate(runs):
+        results = [r for r in run.results if r.outcome != "skipped"]
+        tests = [r.test for r in results]
+        if tests:
+            blocks.append(hist.features(run.change, tests, run.ts))
+            labels += [int(r.outcome == "failed") for r in results]
+            index += [i] * len(tests)
+            names += tests
+        hist.observe(run.change, run.results, run.ts)
+    X = np.vstack(blocks) if blocks else np.zeros((0, len(FEATURES)))
+    return Dataset(
+        X, np.asarray(labels, dtype=np.int_), np.asarray(index, dtype=np.int_), names
+    ), hist
+
+
+def write_csv(out: TextIO, data: Dataset, runs: Sequence[Run]) -> int:
+    writer = csv.writer(out)
+    writer.writerow(["run_id", "ts", "test", *FEATURES, "failed"])
+    for row, label, ri, test in zip(data.X, data.y, data.run_index, data.tests, strict=True):
+        run = runs[int(ri)]
+        writer.writerow([run.id, f"{run.ts:.3f}", test, *(f"{v:.6g}" for v in row), int(label)])
+    return len(data.y)
+
+
+def write_parquet(path: str, data: Dataset, runs: Sequence[Run]) -> int:
+    """Only when pyarrow is importable (it is not a dependency)."""
+    import pyarrow as pa  # type: ignore[import-not-found, unused-ignore]
+    import pyarrow.parquet as pq  # type: ignore[import-not-found, unused-ignore]
+
+    cols: dict[str, object] = {
+        "run_id": [runs[int(i)].id for i in data.run_index],
+        "ts": [runs[int(i)].ts for i in data.run_index],
+        "test": data.tests,
+    }
+    for j, name in enumerate(FEATURES):
+        cols[name] = data.X[:, j].tolist()
+    cols["failed"] = data.y.tolist()
+    pq.write_table(pa.table(cols), path)
+    return len(data.y)
+
+
+# -- held-out evaluation ---------------------------------------------------------------------------
+
+
+@dataclass
+class Evaluation:
+    runs: int = 0  # held-out runs
+    runs_with_failures: int = 0
+    rows: int = 0
+    failures: int = 0
+    apfd: dict[str, float] = field(default_factory=dict)  # strategy -> mean APFD
+    recall_top: dict[str, float] = field(default_factory=dict)  # strategy -> pooled recall
+    recall_top_mean: dict[str, float] = field(default_factory=dict)  # mean per-run recall
+    runs_all_caught: dict[str, float] = field(default_factory=dict)  # share of runs, all caught
+    fraction: float = 1 / 3
+    log_loss: float = float("nan")
+    brier: float = float("nan")
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "runs": self.runs,
+            "runs_with_failures": self.runs_with_failures,
+            "rows": self.rows,
+            "failures": self.failures,
+            "apfd": self.apfd,
+            "recall_top_fraction": self.recall_top,
+            "recall_top_fraction_mean_per_run": self.recall_top_mean,
+            "runs_all_failures_caught": self.runs_all_caught,
+            "fraction": self.fraction,
+            "log_loss": self.log_loss,
+            "brier": self.brier,
+        }
+
+
+def evaluate(
+    predictor: Predictor,
+    data: Dataset,
+    *,
+    fraction: float = 1 / 3,
+    seed: int = 0,
+    random_orders: int = 5,
+) -> Evaluation:
+    """APFD and top-`fraction` recall of three orderings on each run of `data`:
+    the model, a random order (mean of `random_orders` shuffles), and the decayed historical
+    failure rate (ties broken by duration, like the model)."""
+    rng = random.Random(seed)
+    p_all = predictor.predict(data.X)
+    rate_col = FEATURES.index("fail_rate")
+    dur_col = FEATURES.index("log_duration")
+    ev = Evaluation(fraction=fraction, rows=len(data.y), failures=int(data.y.sum()))
+    ev.log_loss = log_loss(p_all, data.y)
+    ev.brier = float(np.mean((p_all - data.y) ** 2)) if len(data.y) else float("nan")
+    apfds: dict[str, list[float]] = {"model": [], "history": [], "random": []}
+    caught: dict[str, float] = dict.fromkeys(apfds, 0.0)
+    per_run: dict[str, list[float]] = {k: [] for k in apfds}
+    all_caught: dict[str, list[float]] = {k: [] for k in apfds}
+    total_fail = 0
+    runs = sorted(set(int(i) for i in data.run_index))
+    ev.runs = len(runs)
+    for r in runs:
+        rows = np.nonzero(data.run_index == r)[0]
+        tests = [data.tests[i] for i in rows]
+        failing = {data.tests[i] for i in rows if data.y[i]}
+        if not failing:
+            continue
+        ev.runs_with_failures += 1
+        total_fail += len(failing)
+        dur = data.X[rows, dur_col]
+        orders: dict[str, list[list[str]]] = {}
+        p = p_all[rows]
+        h = data.X[rows, rate_col]
+        orders["model"] = [_order(tests, p, dur)]
+        orders["history"] = [_order(tests, h, dur)]
+        shuffles = []
+        for _ in range(random_orders):
+            o = list(tests)
+            rng.shuffle(o)
+            shuffles.append(o)
+        orders["random"] = shuffles
+        for name, os_ in orders.items():
+            a = [apfd(o, failing) for o in os_]
+            apfds[name].append(statistics.fmean(x for x in a if x is not None))
+            recs = []
+            for o in os_:
+                score = selection_score(top_fraction(o, fraction), failing)
+                recs.append(score.caught)
+            mean_caught = statistics.fmean(recs)
+            caught[name] += mean_caught
+            per_run[name].append(mean_caught / len(failing))
+            all_caught[name].append(float(mean_caught >= len(failing)))
+    for name in apfds:
+        if apfds[name]:
+            ev.apfd[name] = statistics.fmean(apfds[name])
+            ev.recall_top[name] = caught[name] / total_fail if total_fail else float("nan")
+            ev.recall_top_mean[name] = statistics.fmean(per_run[name])
+            ev.runs_all_caught[name] = statistics.fmean(all_caught[name])
+    return ev
+
+
+def _order(
+    tests: Sequence[str], score: npt.NDArray[np.float64], dur: npt.NDArray[np.float64]
+) -> list[str]:
+    """Highest score first; ties to the faster test, then the node id (as `rank` does)."""
+    return [
+        tests[i] for i in sorted(range(len(tests)), key=lambda i: (-score[i], dur[i], tests[i]))
+    ]

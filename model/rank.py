@@ -1,0 +1,135 @@
+"""Uses of the model: fail-first ordering and predictive selection (with reasons for skips).
+
+Both are pure functions of (tests, change, history, predictor); the daemon owns the history (built
+from telemetry) and the predictor (loaded from the model store) and calls these per run.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from maestro.model.features import FAR, FEATURES, History
+from maestro.model.telemetry import ChangeSet, target_of
+from maestro.model.train import Predictor, heuristic_scores
+
+_COL = {name: i for i, name in enumerate(FEATURES)}
+
+
+@dataclass(frozen=True, slots=True)
+class Ranked:
+    test: str
+    probability: float
+    reasons: tuple[str, ...] = field(default=())
+
+
+def rank(
+    tests: Sequence[str],
+    change: ChangeSet,
+    history: History,
+    predictor: Predictor | None = None,
+    *,
+    now: float | None = None,
+) -> list[Ranked]:
+    """Tests ordered most-likely-to-fail first, with P(fail) and the features that drove it.
+
+    Without a predictor the heuristic scores are used. Ties (equal probability) go to the faster
+    test first, then node id, so the order is deterministic.
+    """
+    if not tests:
+        return []
+    t = time.time() if now is None else now
+    X = history.features(change, list(tests), t)
+    p = predictor.predict(X) if predictor is not None else heuristic_scores(X)
+    dur = X[:, _COL["log_duration"]]
+    order = sorted(range(len(tests)), key=lambda i: (-p[i], dur[i], tests[i]))
+    return [Ranked(tests[i], float(p[i]), _reasons(X[i])) for i in order]
+
+
+def _reasons(row: Sequence[float]) -> tuple[str, ...]:
+    out: list[str] = []
+    if row[_COL["test_file_changed"]]:
+        out.append("test file changed")
+    d = int(row[_COL["distance"]])
+    out.append("not reached by the change" if d >= FAR else f"{d} hop(s) from the change")
+    if row[_COL["name_match"]]:
+        out.append("names a changed function")
+    if row[_COL["cofail_symbol"]] > 0:
+        out.append(f"failed with this function changed ({row[_COL['cofail_symbol']]:.0%})")
+    elif row[_COL["cofail_file"]] > 0:
+        out.append(f"failed with this file changed ({row[_COL['cofail_file']]:.0%})")
+    rate = row[_COL["fail_rate"]]
+    if rate > 0:
+        out.append(f"recent failure rate {rate:.0%}")
+    elif row[_COL["log_runs"]] > 0:
+        out.append("no recent failure")
+    else:
+        out.append("no history")
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    test: str
+    probability: float
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    run: list[Ranked]
+    skipped: list[Skipped]
+    threshold: float
+
+    def summary(self) -> str:
+        return (
+            f"predictive mode: running {len(self.run)} test(s), skipping {len(self.skipped)} "
+            f"with P(fail) < {self.threshold:g}"
+        )
+
+
+def select(
+    ranked: Sequence[Ranked],
+    threshold: float,
+    *,
+    always_run: Sequence[str] = (),
+    changed_files: Sequence[str] = (),
+) -> Selection:
+    """Predictive mode: keep tests at or above `threshold`; say why each other one is skipped.
+
+    Tests in `always_run`, and tests whose own file changed, are never skipped.
+    """
+    keep = set(always_run)
+    changed = set(changed_files)
+    run: list[Ranked] = []
+    skipped: list[Skipped] = []
+    for r in ranked:
+        if r.probability >= threshold or r.test in keep or target_of(r.test) in changed:
+            run.append(r)
+        else:
+            why = f"P(fail) {r.probability:.3f} < {threshold:g}: " + "; ".join(r.reasons)
+            skipped.append(Skipped(r.test, r.probability, why))
+    return Selection(run, skipped, threshold)
+
+
+def threshold_for_recall(
+    probabilities: Sequence[Sequence[float]],
+    failing_masks: Sequence[Sequence[bool]],
+    target_recall: float = 0.95,
+) -> float:
+    """The largest threshold whose recall over held-out runs is >= target (for tuning `select`)."""
+    pairs = sorted(
+        ((p, f) for ps, fs in zip(probabilities, failing_masks, strict=True)
+         for p, f in zip(ps, fs, strict=True)),
+        key=lambda x: -x[0],
+    )  # fmt: skip
+    total = sum(f for _, f in pairs)
+    if total == 0:
+        return 1.0
+    caught = 0
+    for p, f in pairs:
+        caught += f
+        if caught / total >= target_recall:
+            return p
+    return 0.0
