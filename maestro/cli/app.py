@@ -6,8 +6,10 @@ from maestro.cli.cache_cmd import cache_app
 from maestro.cli.coordinator_cmd import coordinator_app
 from maestro.cli.daemon_cmd import daemon_app
 from maestro.cli.demo_cmd import demo
+from maestro.cli.explain_cmd import explain
 from maestro.cli.graph_cmd import graph_app, impacted, why
 from maestro.cli.lsp_cmd import lsp
+from maestro.cli.model_cmd import model_app
 from maestro.cli.test_cmd import TestCommand, test
 from maestro.cli.workspace_cmd import stale, status
 
@@ -15,6 +17,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, help="Maestro buil
 app.command("test", cls=TestCommand)(test)
 app.command("impacted")(impacted)
 app.command("why")(why)
+app.command("explain")(explain)
 app.command("stale")(stale)
 app.command("status")(status)
 app.command("demo")(demo)
@@ -23,6 +26,7 @@ app.add_typer(graph_app, name="graph")
 app.add_typer(cache_app, name="cache")
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(coordinator_app, name="coordinator")
+app.add_typer(model_app, name="model")
 
 
 @app.callback()
