@@ -180,7 +180,7 @@ class RemoteSync:
         self._stopping: asyncio.Event | None = None
         self._ready = threading.Event()
         self._inflight: dict[str, concurrent.futures.Future[bool]] = {}
-        self._inflight_lock = threading.Lock()
+        self._inflight_lock = threading.RLock()  # a done future runs its callback at once
 
     # -- lifecycle ---------------------------------------------------------------------------
 

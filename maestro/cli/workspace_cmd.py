@@ -126,3 +126,13 @@ def status(
         f"{cache.wall_seconds_saved:.1f} s saved ({cache.path})",
         highlight=False,
     )
+    remote = daemon.remote
+    if remote is not None:
+        line = (
+            f"[bold]remote[/] {remote.url} tenant {remote.tenant}, role {remote.role or '?'}, "
+            f"uploads {remote.uploads}, queue {remote.queue_length}, circuit {remote.circuit}, "
+            f"{remote.remote_hits} remote hits, {remote.uploaded} uploaded"
+        )
+        if remote.last_error:
+            line += f"\n       last error: {remote.last_error}"
+        console.print(line, highlight=False)

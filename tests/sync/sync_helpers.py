@@ -110,7 +110,21 @@ class Workspace:
     def root(self) -> Path:
         return self.base / self.name / "ws"
 
-    def setup(self, files: dict[str, str] | None = None, read_timeout_s: float = 2.0) -> None:
+    def setup(
+        self,
+        files: dict[str, str] | None = None,
+        read_timeout_s: float = 2.0,
+        *,
+        remote: bool = True,
+        maestro_extra: str = "",
+    ) -> None:
+        remote_table = f"""
+            [tool.maestro.remote]
+            url = "{self.url}"
+            tenant = "{self.tenant}"
+            api_key_env = "{KEY_ENV}"
+            read_timeout_s = {read_timeout_s}
+            """
         self.write(
             "pyproject.toml",
             f"""
@@ -123,13 +137,9 @@ class Workspace:
 
             [tool.maestro]
             interpreter = {sys.executable!r}
-
-            [tool.maestro.remote]
-            url = "{self.url}"
-            tenant = "{self.tenant}"
-            api_key_env = "{KEY_ENV}"
-            read_timeout_s = {read_timeout_s}
-            """,
+            {maestro_extra}
+            """
+            + (remote_table if remote else ""),
         )
         for rel, text in (files or FILES).items():
             self.write(rel, text)
