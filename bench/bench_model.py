@@ -574,8 +574,10 @@ scored on the rest (the history keeps updating online, the model does not). "sam
   in the test id, and past co-failures with that function). Real edits touch several functions
   and tests are not always named after what they test: expect lower numbers on real history.
 
-Reproduce: `.venv/bin/python -m bench.bench_model --mutants {ns.mutants} --write`
-(outcomes are cached in .bench/model/<project>/mutants.jsonl; a rerun only runs new mutants).
+Reproduce: `.venv/bin/python -m bench.bench_model --mutants {ns.mutants} --write` (runs the
+mutants not cached yet in .bench/model/<project>/mutants.jsonl, up to {ns.mutants} per project,
+then evaluates; `--eval-only` scores the cached ones, as this run did: collection was stopped
+at the mutant counts in the table to fit the session's time budget).
 """
     docs = REPO / "docs" / "BENCHMARKS.md"
     with docs.open("a", encoding="utf-8") as f:

@@ -40,6 +40,7 @@ MIN_SAMPLES_GBDT = 400
 MIN_POSITIVES_GBDT = 20
 MIN_POSITIVES_LOGISTIC = 3
 RETRAIN_MIN_NEW = 500
+ISOTONIC_MIN_POSITIVES = 5000
 
 # Types beyond skops' defaults that our own estimators contain, and nothing else.
 ALLOWED_TYPES: frozenset[str] = frozenset(
@@ -155,7 +156,9 @@ def train(
         random_state=seed,
     )
     folds = 3 if positives >= 30 else 2
-    method = "isotonic" if positives >= 200 else "sigmoid"
+    # sigmoid keeps the boosted scores' order; isotonic is a step function whose plateaus tie
+    # hundreds of tests (measured on more-itertools mutants: APFD 0.63 isotonic vs sigmoid below)
+    method = "isotonic" if positives >= ISOTONIC_MIN_POSITIVES else "sigmoid"
     est = CalibratedClassifierCV(base, method=method, cv=folds)
     with _one_thread():
         est.fit(X, y)

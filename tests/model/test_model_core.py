@@ -125,7 +125,7 @@ def test_gbdt_calibrated_probabilities_and_ranking() -> None:
     assert abs(p.mean() - test_set.y.mean()) < 0.05
     ev = evaluate(model, test_set)
     assert ev.apfd["model"] > ev.apfd["random"] + 0.2
-    assert ev.recall_top["model"] > 0.9
+    assert ev.recall_top["model"] > 0.8  # random: ~0.33
     ts, change, _ = runs[-1]
     ranked = rank(TESTS, change, hist, model, now=ts)
     func = change.symbols[0]
