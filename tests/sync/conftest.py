@@ -6,25 +6,10 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sync_helpers import Coordinator, Workspace
-
-
-@dataclass
-class Team:
-    coord: Coordinator
-    base: Path
-    keys: dict[str, str]
-    workspaces: list[Workspace] = field(default_factory=list)
-
-    def workspace(self, name: str, role: str | None, tenant: str = "team") -> Workspace:
-        key = self.keys[f"{tenant}:{role}"] if role else None
-        ws = Workspace(self.base, name, key, self.coord.url, tenant)
-        self.workspaces.append(ws)
-        return ws
+from sync_helpers import Coordinator, Team
 
 
 @pytest.fixture

@@ -219,3 +219,17 @@ def plan_line(output: str) -> str:
 
 def cached_count(output: str) -> int:
     return int(plan_line(output).split(": ", 1)[1].split(" cached", 1)[0])
+
+
+@dataclass
+class Team:
+    coord: Coordinator
+    base: Path
+    keys: dict[str, str]
+    workspaces: list[Workspace] = field(default_factory=list)
+
+    def workspace(self, name: str, role: str | None, tenant: str = "team") -> Workspace:
+        key = self.keys[f"{tenant}:{role}"] if role else None
+        ws = Workspace(self.base, name, key, self.coord.url, tenant)
+        self.workspaces.append(ws)
+        return ws

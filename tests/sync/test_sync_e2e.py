@@ -9,8 +9,7 @@ import threading
 import time
 
 import pytest
-from conftest import Team
-from sync_helpers import cached_count, plan_line
+from sync_helpers import Team, cached_count, plan_line
 
 pytestmark = pytest.mark.slow
 
