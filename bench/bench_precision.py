@@ -27,6 +27,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -216,8 +217,19 @@ def prepare(project: Project) -> Path:
     return tree
 
 
+def _pristine(project: Project, tree: Path) -> None:
+    """Undo mutants a killed run may have left: library files back from the sdist."""
+    src = fetch_sdist(project.name, project.spec) / LIBRARY[project.name]
+    for path in src.rglob("*.py"):
+        target = tree / LIBRARY[project.name] / path.relative_to(src)
+        if target.read_bytes() != path.read_bytes():
+            print(f"restoring {target} from the sdist")
+            target.write_bytes(path.read_bytes())
+
+
 def bench_project(project: Project, count: int, seed: int, slow_s: float) -> ProjectResult:
     tree = prepare(project)
+    _pristine(project, tree)
     py = str(tree / ".venv/bin/python")
     state = WORK / f"state-precision-{project.name}"
     shutil.rmtree(state, ignore_errors=True)
@@ -282,7 +294,8 @@ def bench_project(project: Project, count: int, seed: int, slow_s: float) -> Pro
                 must |= set(nodes_of.get(f, [])) if "::" not in f else {f}
             killed += bool(must)
             shutil.copy(state / "testmondata.base", tm_data)
-            _, _, tm_out = sh([*pytest, "--testmon", "--collect-only", "-q", *args], tree, tm_env)
+            # (`pytest` has -q already: -qq would list files, not node ids)
+            _, _, tm_out = sh([*pytest, "--testmon", "--collect-only", *args], tree, tm_env)
             tallies["testmon"].add(collected_nodes(tm_out) & all_nodes, must, mutant.label)
             graph = testing.BuildGraph.build(tree, index_path=graph_index_path(tree))
             with Cache.open() as cache:
@@ -361,6 +374,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", choices=[p.name for p in PROJECTS])
     parser.add_argument("--write", action="store_true", help="append to docs/BENCHMARKS.md")
     ns = parser.parse_args(argv)
+    # SIGTERM runs the `finally` that puts a mutated file back.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
     results = [
         bench_project(p, ns.mutants, ns.seed, ns.slow_s)
