@@ -181,7 +181,8 @@ async def test_cache_stats_and_explain(lsp: LanguageClient) -> None:
     assert explained["selected"] is False
     assert explained["last"] and explained["last"][0]["outcome"] == "passed"
 
-    (env.root / "pkg/other.py").write_text('def hello():\n    return "hello"  # edited\n')
+    # a real change to the code the test executed (a comment-only edit changes no fingerprint)
+    (env.root / "pkg/other.py").write_text('def hello():\n    word = "hello"\n    return word\n')
     # The daemon's `stale` only sees a save once its watcher delivered it (~tens of ms).
     await asyncio.sleep(1.0)
     explained = await request(
