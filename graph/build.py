@@ -200,15 +200,17 @@ class BuildGraph:
         self._read_sections()
         self.targets = dict(config.targets)
         self._check_target_cycles()
-        key = self._links_key(walked.files)
-        if not self._restore_links(key):
+        # the resolved-edges snapshot only pays off when there is an index to keep it in
+        key = self._links_key(walked.files) if self.index.path is not None else None
+        if key is None or not self._restore_links(key):
             for rel, entry in self.py.items():
                 self._link_file(rel, entry)
             self._link_tests()
             self._link_globals()
             self._link_declared()
             self._link_recorded()
-            self._store_links(key)
+            if key is not None:
+                self._store_links(key)
         self.index.files = dict(self.py)
         self.index.save()
         self.stats.build_seconds = time.perf_counter() - started
