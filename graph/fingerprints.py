@@ -1,18 +1,41 @@
-"""AST fingerprints of a Python file: one per function body, one for the module-level code.
+"""AST fingerprints of a Python file: one per function, one for the module-level code.
 
 Function-level test selection (docs/action-key.md, "Node-level selection") compares the
-fingerprints of two versions of a file to tell *which* code changed:
+fingerprints of two versions of a file to tell *which* code changed. A test node re-runs when it
+executed a changed function; every node whose file imports the module re-runs when the
+module-level code changed. So the split must put each piece of code where a test can observe it:
 
 - every ``def``/``async def`` has its own fingerprint under its qualified name, exactly as CPython
-  spells ``co_qualname`` (``Config.from_file``, ``outer.<locals>.inner``);
-- everything else is owned by the code that runs it: class bodies, decorators, default arguments
-  and annotations of a ``def`` belong to the enclosing function or to the module-level code (they
-  are evaluated when the ``def`` statement runs); lambdas, comprehensions and generator
-  expressions belong to the function they are written in;
-- a nested ``def`` contributes to its owner only through that ``def`` statement (name, signature,
-  decorators), never through its body;
+  spells ``co_qualname`` (``Config.from_file``, ``outer.<locals>.inner``). It covers the body
+  *and* the whole ``def`` statement: parameters, default values, annotations, decorators;
+- everything else is owned by the code that runs it: class bodies and module constants belong to
+  the module-level code; lambdas, comprehensions and generator expressions belong to the
+  function they are written in; a nested ``def`` contributes to its owner only through its
+  ``def`` statement;
+- the ``def`` statement also counts for its owner (it runs when the owner runs), but only as far
+  as code that never calls the function can observe it. Kept in the owner: the name, the
+  parameter list (names, kinds, which ones have defaults: a call that used to raise
+  ``TypeError`` before the function started never recorded it), decorators (they run at
+  definition time and may register the function or read its signature: pytest fixtures, route
+  tables, ``singledispatch``), and any default or annotation that is evaluated and not inert.
+  Left to the function alone: default *values* that are inert literals (constants and
+  containers of constants: evaluating them cannot raise or have side effects, and only a call
+  of the function uses them) and annotations that are never evaluated (``from __future__ import
+  annotations``) or inert. The header stays entirely with the owner when a decorator outside a
+  short allowlist wraps the ``def`` (``property``, ``staticmethod``, ``classmethod``,
+  ``functools`` caches, ``contextmanager`` ... do not read the signature) or when the file
+  uses the function's name other than to call it (``register(handler)``, ``{"x": handler}``,
+  ``callback=self.handler``): the function object may reach code that introspects it;
 - comments, blank lines and formatting do not count (``ast.dump`` without positions); docstrings do
   (they are code: ``__doc__``, doctests).
+
+Class bodies stay module-level on purpose: a class attribute is read through instances handed
+around by any code (``resp.encoding`` reads no code object of the class), by subclasses in other
+modules, and by generated methods the tracer does not see (``dataclass`` ``__init__`` is compiled
+from a string), so no per-node record bounds who observes it. What remains unobserved is
+introspection of a function that never runs (``inspect.signature`` or ``__defaults__`` read by
+code in another module, of a function that is never used as a value in its own file): a changed
+inert default or annotation then re-runs only the tests that executed the function.
 
 Two definitions with the same qualified name (property getter and setter, ``if``/``else``
 variants) share one combined fingerprint, so a change to either counts for both.
@@ -37,7 +60,7 @@ from typing import Any
 
 import msgpack
 
-FORMAT = 1
+FORMAT = 2
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -112,11 +135,90 @@ def _def_line(node: _Def | ast.ClassDef) -> int:
     return min(lines)
 
 
-class _Splitter:
-    """Copies a tree with nested ``def`` bodies cut out, registering each body under its name."""
+# Decorators known not to read the signature of what they wrap (last dotted part; a ``.setter``,
+# ``.getter`` or ``.deleter`` of a property too). Anything else keeps the header with the owner.
+_BENIGN_DECORATORS = frozenset(
+    {
+        "property",
+        "staticmethod",
+        "classmethod",
+        "abstractmethod",
+        "cached_property",
+        "cache",
+        "lru_cache",
+        "wraps",
+        "contextmanager",
+        "asynccontextmanager",
+        "overload",
+        "override",
+        "final",
+        "setter",
+        "getter",
+        "deleter",
+    }
+)
+_PLACEHOLDER = "<inert>"
 
-    def __init__(self) -> None:
+
+def _benign(decorator: ast.expr) -> bool:
+    node = decorator.func if isinstance(decorator, ast.Call) else decorator
+    if isinstance(node, ast.Attribute):
+        return node.attr in _BENIGN_DECORATORS
+    return isinstance(node, ast.Name) and node.id in _BENIGN_DECORATORS
+
+
+def _inert(node: ast.expr | None) -> bool:
+    """Evaluating `node` can neither raise nor have side effects (constants and containers)."""
+    if node is None or isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return all(_inert(e) for e in node.elts)
+    if isinstance(node, ast.Dict):
+        return all(k is not None and _inert(k) for k in node.keys) and all(
+            _inert(v) for v in node.values
+        )
+    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
+        kind = type(node.operand.value)
+        if isinstance(node.op, ast.Not):
+            return True
+        if isinstance(node.op, ast.USub | ast.UAdd):
+            return kind in (int, float, complex)
+        return isinstance(node.op, ast.Invert) and kind is int
+    return False
+
+
+def _lazy_annotations(tree: ast.Module) -> bool:
+    """``from __future__ import annotations``: annotations are strings, never evaluated."""
+    return any(
+        isinstance(stmt, ast.ImportFrom)
+        and stmt.module == "__future__"
+        and any(a.name == "annotations" for a in stmt.names)
+        for stmt in tree.body
+    )
+
+
+def _escaping_names(tree: ast.AST) -> set[str]:
+    """Names used other than as the callee of a call: such a function object may be handed to
+    code that reads its signature (``register(f)``, ``callback=self.f``, ``{"x": f}``)."""
+    callees = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in callees:
+            continue
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Load):
+            found.add(node.attr)
+    return found
+
+
+class _Splitter:
+    """Copies a tree with nested ``def`` bodies cut out, registering each function by name."""
+
+    def __init__(self, *, lazy_annotations: bool = False, escaping: set[str] | None = None) -> None:
         self.functions: dict[str, tuple[str, int]] = {}
+        self.lazy_annotations = lazy_annotations
+        self.escaping = escaping or set()
 
     def owned(self, node: ast.AST, prefix: str) -> Any:
         """A copy of `node` as its owner sees it (nested defs reduced to their def statement)."""
@@ -125,8 +227,11 @@ class _Splitter:
             stub = copy.copy(node)
             stub.body = []
             stub.decorator_list = [self.expr(d, prefix) for d in node.decorator_list]
-            stub.args = self.expr(node.args, prefix)
-            stub.returns = self.expr(node.returns, prefix) if node.returns else None
+            private = node.name not in self.escaping and all(
+                _benign(d) for d in node.decorator_list
+            )
+            stub.args = self.header(node.args, prefix) if private else self.expr(node.args, prefix)
+            stub.returns = self.annotation(node.returns, prefix, private)
             return stub
         if isinstance(node, ast.ClassDef):
             new_class = copy.copy(node)
@@ -137,6 +242,37 @@ class _Splitter:
             new_class.body = [self.owned(s, inner) for s in node.body]
             return new_class
         return self.expr(node, prefix)
+
+    def annotation(self, node: ast.expr | None, prefix: str, private: bool) -> Any:
+        """What the owner sees of an annotation: nothing if unevaluated or inert (and private)."""
+        if node is None or (private and (self.lazy_annotations or _inert(node))):
+            return None
+        return self.expr(node, prefix)
+
+    def header(self, args: ast.arguments, prefix: str) -> ast.arguments:
+        """The parameter list as code that never calls the function sees it: names, kinds and
+        which parameters have defaults, plus every evaluated expression that is not inert."""
+        out = copy.copy(args)
+
+        def param(a: ast.arg) -> ast.arg:
+            new = copy.copy(a)
+            new.annotation = self.annotation(a.annotation, prefix, True)
+            new.type_comment = None
+            return new
+
+        def default(d: ast.expr | None) -> Any:
+            if d is None:
+                return None
+            return ast.Constant(_PLACEHOLDER) if _inert(d) else self.expr(d, prefix)
+
+        out.posonlyargs = [param(a) for a in args.posonlyargs]
+        out.args = [param(a) for a in args.args]
+        out.kwonlyargs = [param(a) for a in args.kwonlyargs]
+        out.vararg = param(args.vararg) if args.vararg else None
+        out.kwarg = param(args.kwarg) if args.kwarg else None
+        out.defaults = [default(d) for d in args.defaults]
+        out.kw_defaults = [default(d) for d in args.kw_defaults]
+        return out
 
     def expr(self, node: ast.AST, prefix: str) -> Any:
         """Generic copy: every child goes through `owned` (statements may nest defs anywhere)."""
@@ -153,12 +289,22 @@ class _Splitter:
         return new
 
     def register(self, node: _Def, qualname: str) -> None:
+        """The function's own fingerprint: its whole ``def`` statement, nested bodies cut."""
         inner = qualname + ".<locals>."
-        args = copy.copy(node.args)
-        args.defaults = []  # evaluated by the owner (its `def` statement)
-        args.kw_defaults = []
+        head = [self.expr(d, qualname) for d in node.decorator_list]
+        args = self.expr(node.args, qualname)
+        returns = self.expr(node.returns, qualname) if node.returns else None
         body = [ast.dump(self.owned(s, inner)) for s in node.body]
-        text = "\n".join([type(node).__name__, node.name, ast.dump(args), *body])
+        text = "\n".join(
+            [
+                type(node).__name__,
+                node.name,
+                *(ast.dump(d) for d in head),
+                ast.dump(args),
+                ast.dump(returns) if returns is not None else "",
+                *body,
+            ]
+        )
         fp = _fp(text)
         line = _def_line(node)
         previous = self.functions.get(qualname)
@@ -175,7 +321,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
             tree = ast.parse(data)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return FileFingerprints(module="bytes:" + _fp(data.hex()), parse_error=True)
-    splitter = _Splitter()
+    splitter = _Splitter(lazy_annotations=_lazy_annotations(tree), escaping=_escaping_names(tree))
     statements: list[tuple[str, int]] = []
     try:
         for stmt in tree.body:

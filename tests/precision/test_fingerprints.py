@@ -69,11 +69,96 @@ def test_comments_and_formatting_do_not_count() -> None:
     assert d.empty
 
 
-def test_class_body_decorators_and_defaults_belong_to_the_owner() -> None:
-    for old, new in [("default = 1", "default = 2"), ("@deco\n", "@staticmethod\n"),
-                     ("path=os.sep", "path=os.curdir"), ("LIMIT = 10", "LIMIT = 11")]:  # fmt: skip
+def test_class_body_constants_and_evaluated_defaults_are_module_level() -> None:
+    # Class attributes and constants are read without running any function of the module; a
+    # default that is an expression (here an attribute lookup) is evaluated at import and could
+    # raise there.
+    for old, new in [("default = 1", "default = 2"), ("LIMIT = 10", "LIMIT = 11"),
+                     ("path=os.sep", "path=os.curdir")]:  # fmt: skip
         d = _diff(old, new)
-        assert d.module_changed and not d.changed, (old, d)
+        assert d.module_changed, (old, d)
+    assert not _diff("default = 1", "default = 2").changed
+    assert _diff("path=os.sep", "path=os.curdir").changed == ("Config.load",)
+
+
+def test_decorator_change_counts_for_the_module_and_the_function() -> None:
+    # A decorator runs at import and may register the function (fixtures, routes).
+    d = _diff("@deco\n", "@staticmethod\n")
+    assert d.module_changed and d.changed == ("Config.load",)
+
+
+HEADERS = textwrap.dedent(
+    """
+    from __future__ import annotations
+
+    import functools
+
+
+    def fetch(url: str | None, timeout=10, *, verify=True, retries=(-1, 0)) -> bytes | None:
+        return url
+
+
+    class Session:
+        @property
+        def limit(self, n=3):
+            return n
+
+        @functools.lru_cache(maxsize=None)
+        def cached(self, n=3):
+            return n
+
+        @functools.singledispatchmethod
+        def dispatch(self, arg: int = 0):
+            return arg
+
+
+    def handler(request, code=200):
+        return code
+
+
+    ROUTES = {"/": handler}
+    """
+)
+
+
+def _header_diff(old: str, new: str, source: str = HEADERS):  # type: ignore[no-untyped-def]
+    assert old in source, old
+    return diff(
+        fingerprint_source(source.encode()),
+        fingerprint_source(source.replace(old, new).encode()),
+    )
+
+
+def test_inert_default_values_and_lazy_annotations_belong_to_the_function() -> None:
+    # Only a call of `fetch` can see these: it is a change of `fetch`, not of the module.
+    for old, new in [("timeout=10", "timeout=11"), ("verify=True", "verify=False"),
+                     ("(-1, 0)", "(-1, 1)"), ("str | None", "str & None"),
+                     ("-> bytes | None", "-> bytes")]:  # fmt: skip
+        d = _header_diff(old, new)
+        assert (d.changed, d.module_changed) == (("fetch",), False), (old, d)
+    for name in ("limit", "cached"):  # under @property, @functools.lru_cache(...)
+        old, new = f"def {name}(self, n=3)", f"def {name}(self, n=4)"
+        d = _header_diff(old, new)
+        assert d.changed and not d.module_changed, (old, d)
+
+
+def test_headers_that_code_can_observe_without_calling_stay_module_level() -> None:
+    cases = [
+        ("timeout=10", "timeout"),  # a parameter loses its default: calls that raised now pass
+        ("url: str | None,", "url: str | None, extra,"),  # a new parameter
+        ("arg: int = 0", "arg: str = 0"),  # singledispatch reads the annotation at import
+        ("code=200", "code=201"),  # `handler` escapes into ROUTES: anyone may introspect it
+        ("timeout=10", "timeout=[].pop()"),  # evaluated at import: may raise
+    ]
+    for old, new in cases:
+        d = _header_diff(old, new)
+        assert d.module_changed and d.changed, (old, d)
+    # Without `from __future__ import annotations`, annotations run at import time.
+    eager = HEADERS.replace("from __future__ import annotations\n", "")
+    assert _header_diff("str | None", "str & None", eager).module_changed
+    assert not _header_diff(
+        '"x"', '"y"', eager.replace("url: str | None", 'url: "x"')
+    ).module_changed
 
 
 def test_property_setter_shares_the_getter_name() -> None:

@@ -128,6 +128,49 @@ def test_function_run_at_import_time_reruns_the_whole_file(ws: Workspace) -> Non
     assert ran_nodes(ws.run()) == [*CALC, "tests/test_other.py::test_imports_only"]
 
 
+def test_default_value_change_reruns_only_the_callers(ws: Workspace) -> None:
+    ws.edit(
+        "pkg/calc.py",
+        "def combo(x):",
+        "def scale(x, factor=2):\n    return x * factor\n\n\ndef combo(x):",
+    )
+    ws.write(
+        "tests/test_scale.py",
+        """
+        from pkg import calc
+
+
+        def test_scale():
+            assert calc.scale(3) == 6
+        """,
+    )
+    ws.run()
+    # An inert default value is part of the function: only a call can see it.
+    ws.edit("pkg/calc.py", "factor=2", "factor=3")
+    summary = ws.run()
+    assert ran_nodes(summary) == ["tests/test_scale.py::test_scale"]
+    assert (summary.exit_code, summary.failed) == (1, 1)  # the change is caught
+    # Dropping the default changes what calls can bind: every importer re-runs.
+    ws.edit("pkg/calc.py", "factor=3", "factor")
+    assert ran_nodes(ws.run()) == [
+        *CALC,
+        "tests/test_other.py::test_imports_only",
+        "tests/test_scale.py::test_scale",
+    ]
+
+
+def test_decorator_change_reruns_every_importer(ws: Workspace) -> None:
+    ws.edit("pkg/calc.py", "def triple(x):", "@functools.lru_cache(maxsize=2)\ndef triple(x):")
+    ws.edit("pkg/calc.py", "RATE = 2", "import functools\n\nRATE = 2")
+    ws.run()
+    # A decorator runs at import and may register the function: module-level code.
+    ws.edit("pkg/calc.py", "maxsize=2", "maxsize=3")
+    plan = ws.plan()
+    other = next(f for f in plan.files if f.target == "tests/test_other.py")
+    assert "whose module-level code changed at pkg/calc.py:" in other.describe()
+    assert ran_nodes(ws.run()) == [*CALC, "tests/test_other.py::test_imports_only"]
+
+
 def test_explain_says_it_in_words(ws: Workspace) -> None:
     from maestro.cli.explain_cmd import node_verdict
 
