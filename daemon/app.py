@@ -44,6 +44,7 @@ from maestro.wire import (
     ShutdownResult,
     SleepParams,
     SleepResult,
+    SpeculationStatus,
     StatusResult,
     SubscribeParams,
     SubscribeResult,
@@ -220,7 +221,21 @@ class DaemonApp:
             state_dir=str(self.paths.state_dir),
             methods=self.dispatcher.methods(),
             remote=self._remote_status(),
+            speculation=self._speculation_status(),
         )
+
+    def _speculation_status(self) -> SpeculationStatus | None:
+        from maestro.daemon.speculation import SpeculationService
+
+        service = self._services.get(SpeculationService)
+        if service is None:
+            return None
+        try:
+            status: SpeculationStatus = service.status()
+        except Exception:
+            log.exception("speculation status failed")
+            return None
+        return status
 
     def _remote_status(self) -> RemoteStatus | None:
         from maestro.daemon.sync import SyncService
@@ -260,10 +275,11 @@ async def _debug_sleep(params: SleepParams, ctx: RequestContext) -> SleepResult:
 
 def build_app(paths: DaemonPaths) -> DaemonApp:
     """Compose the daemon. Workspace services (graph, cache, runner) are plugged in here."""
-    from maestro.daemon import sync, test_service, workspace_service
+    from maestro.daemon import speculation, sync, test_service, workspace_service
 
     app = DaemonApp(paths)
     workspace = workspace_service.install(app, watch=os.environ.get("MAESTRO_DAEMON_WATCH") != "0")
     remote = sync.install(app)
-    test_service.install(app, workspace, remote)
+    tests = test_service.install(app, workspace, remote)
+    speculation.install(app, workspace, tests)
     return app

@@ -212,13 +212,17 @@ async def run_pytest(
     extra_env: Mapping[str, str] | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     environ: Mapping[str, str] | None = None,
+    nice: int = 0,
 ) -> RunReport:
     """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
 
     ``on_event`` is called on the event loop for each validated event as it arrives. Raises
     RunnerError when pytest cannot start or the plugin never reports (bad arguments, broken
     interpreter); test failures are results, not errors. ``environ`` is where allowlisted
-    variables come from (default: this process's environment).
+    variables come from (default: this process's environment). ``nice`` > 0 lowers the child's
+    priority (speculative runs): set with setpriority right after the spawn rather than in a
+    preexec_fn, which is unsafe in the daemon's threaded process; everything the child starts
+    later inherits it.
     """
     interpreter.require_pytest()
     root = root.absolute()
@@ -249,6 +253,11 @@ async def run_pytest(
             pass_fds=(write_fd,),
             start_new_session=True,
         )
+        if nice > 0:
+            with contextlib.suppress(OSError):  # it exited already: nothing to lower
+                os.setpriority(
+                    os.PRIO_PROCESS, proc.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice)
+                )
     except OSError as exc:
         os.close(read_fd)
         raise RunnerError(

@@ -55,6 +55,7 @@ if TYPE_CHECKING:
     from maestro.daemon.events import Event
     from maestro.daemon.interpreter import Interpreter
     from maestro.daemon.server import RequestContext
+    from maestro.daemon.speculation import SpeculationService
     from maestro.daemon.sync import SyncService
     from maestro.daemon.testing import Plan, PlannedFile, Summary
     from maestro.graph.build import BuildGraph
@@ -128,6 +129,7 @@ class TestService:
         self.runs = 0
         self._cache: Cache | None = None
         self._cache_lock = asyncio.Lock()
+        self.speculation: SpeculationService | None = None  # telemetry, fail-first, speculation
 
     async def cache(self) -> Cache:
         async with self._cache_lock:
@@ -241,6 +243,9 @@ class TestService:
         planned: Plan = await asyncio.to_thread(
             plan, graph, cache, interpreter, selection, environ=environ
         )
+        order = None
+        if self.speculation is not None:  # may serve fresh speculative failures as they are
+            order = await self.speculation.before_run(graph, planned, environ)
         await ctx.emit(RUN_PLAN, RunPlanned(files=[planned_info(f) for f in planned.files]))
         log.info("run %d: %d files, %d to run", self.runs, len(planned.files), len(planned.to_run))
         queue: asyncio.Queue[RunProgress | None] = asyncio.Queue()
@@ -259,8 +264,9 @@ class TestService:
 
         try:
             summary = await execute(
-                graph, cache, interpreter, planned, on_event=on_event, environ=environ
-            )
+                graph, cache, interpreter, planned, on_event=on_event, environ=environ,
+                run_order=order,
+            )  # fmt: skip
         finally:
             queue.put_nowait(None)
             try:
@@ -269,6 +275,8 @@ class TestService:
                 forwarder.cancel()
                 raise
         await self._learn(summary)
+        if self.speculation is not None:
+            await self.speculation.after_run(graph, summary)
         return summary_result(summary)
 
     async def _forward(self, queue: asyncio.Queue[RunProgress | None], ctx: RequestContext) -> None:

@@ -686,11 +686,15 @@ async def execute(
     *,
     on_event: Callable[[Event], None] | None = None,
     environ: Mapping[str, str] | None = None,
+    run_order: Sequence[str] | None = None,
+    nice: int = 0,
 ) -> Summary:
     """Run the plan's non-cached files in one pytest process, store their results, summarise.
 
     ``environ`` is the environment the allowlisted variables are taken from (default: this
-    process's); the daemon passes its client's so results match an in-process run."""
+    process's); the daemon passes its client's so results match an in-process run.
+    ``run_order`` (targets, most likely failure first) orders the files on pytest's command line
+    (fail-first; the summary keeps the plan's order); ``nice`` lowers the child's priority."""
     outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
     promote(cache, planned)
     report: RunReport | None = None
@@ -698,6 +702,9 @@ async def execute(
     if to_run:
         # Each file is its own action: one file's collection error must not abort the others.
         args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
+        if run_order:
+            rank = {t: i for i, t in enumerate(run_order)}
+            to_run = sorted(to_run, key=lambda f: rank.get(f.target, len(rank)))
         for f in to_run:
             args.extend(f.run_nodes or f.nodes or [f.target])
         started = datetime.now(UTC)
@@ -708,6 +715,7 @@ async def execute(
             on_event=on_event,
             env_allowlist=planned.env_allowlist,
             environ=environ,
+            nice=nice,
         )
         outcomes += _store(graph, cache, planned, to_run, report, started)
     order = {f.target: i for i, f in enumerate(planned.files)}

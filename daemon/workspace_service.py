@@ -156,6 +156,8 @@ class WorkspaceService:
         self._since_ns = 0
         self._watch_trusted = False
         """True once a stat pass ran after the watcher became ready: from then on it suffices."""
+        self.listeners: list[Callable[[set[str]], None]] = []
+        """Called (on the loop) with each watcher batch, before it is applied: speculation."""
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -234,6 +236,11 @@ class WorkspaceService:
     def _on_batch(self, paths: set[str]) -> None:
         """Watcher callback: record, then apply in the background (queries apply first)."""
         self.pending |= paths
+        for listener in self.listeners:
+            try:
+                listener(paths)
+            except Exception:
+                log.exception("change listener failed")
         if self._applier is None or self._applier.done():
             self._applier = asyncio.create_task(self._apply_soon(), name="graph-apply")
 

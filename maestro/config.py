@@ -43,7 +43,33 @@ class TargetSpec(_Strict):
 
 
 class SpeculationConfig(_Strict):
-    enabled: bool = False
+    """`[tool.maestro.ml.speculation]`: run likely failures after a save (docs/model.md)."""
+
+    enabled: bool = Field(default=False, description="speculate after saves (off by default)")
+    max_concurrent: int = Field(
+        default=1, alias="max-concurrent", ge=1, le=8,
+        description="speculative pytest processes at once",
+    )  # fmt: skip
+    nice: int = Field(default=10, ge=0, le=19, description="nice level of speculative pytest")
+    cpu_seconds_per_minute: float = Field(
+        default=60.0, alias="cpu-seconds-per-minute", gt=0,
+        description="speculative CPU-seconds allowed per rolling minute",
+    )  # fmt: skip
+    max_files: int = Field(
+        default=20, alias="max-files", ge=0,
+        description="most test files one speculation runs (0: every impacted file)",
+    )  # fmt: skip
+    delay_ms: int = Field(
+        default=150, alias="delay-ms", ge=0, le=60_000,
+        description="quiet time after a save before speculating (rapid saves coalesce)",
+    )  # fmt: skip
+    max_waste: float = Field(
+        default=0.05, alias="max-waste", ge=0, le=1,
+        description="tripwire: unused share of speculative CPU that throttles speculation",
+    )  # fmt: skip
+    waste_window_s: float = Field(default=3600.0, alias="waste-window-s", gt=0)
+    min_events: int = Field(default=20, alias="min-events", ge=1)
+    cooldown_s: float = Field(default=600.0, alias="cooldown-s", ge=0)
 
 
 class MlConfig(_Strict):

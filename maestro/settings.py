@@ -40,6 +40,22 @@ class RemoteSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class SpeculationSettings:
+    """`ml.speculation`: defaults and meaning in docs/model.md ("Speculation")."""
+
+    enabled: bool = False
+    max_concurrent: int = 1
+    nice: int = 10
+    cpu_seconds_per_minute: float = 60.0
+    max_files: int = 20
+    delay_ms: int = 150
+    max_waste: float = 0.05
+    waste_window_s: float = 3600.0
+    min_events: int = 20
+    cooldown_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     roots: tuple[str, ...] | None = None
     exclude: tuple[str, ...] = ()
@@ -47,8 +63,12 @@ class Settings:
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     env_allowlist: tuple[str, ...] = ()
     targets: dict[str, Target] = field(default_factory=dict)
-    speculation_enabled: bool = False
+    speculation: SpeculationSettings = field(default_factory=SpeculationSettings)
     remote: RemoteSettings | None = None
+
+    @property
+    def speculation_enabled(self) -> bool:
+        return self.speculation.enabled
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +110,7 @@ def load_settings(root: Path) -> LoadedSettings:
             max_file_size=cfg.max_file_size,
             env_allowlist=tuple(cfg.env_allowlist),
             targets=targets,
-            speculation_enabled=cfg.ml.speculation.enabled,
+            speculation=SpeculationSettings(**cfg.ml.speculation.model_dump()),
             remote=_remote(cfg.remote),
         ),
         loaded.source,

@@ -266,6 +266,29 @@ class RemoteStatus(WireModel):
     last_upload_at: float | None = None
 
 
+class SpeculationStatus(WireModel):
+    """The daemon's speculation (`ml.speculation`) and the model ranking its runs."""
+
+    enabled: bool = False
+    state: str = Field(default="off", description="off, idle, running or throttled")
+    throttled_reason: str = ""
+    model: str = Field(default="heuristic", description="the ranking model in use")
+    model_error: str = Field(default="", description="why a stored model was refused")
+    runs: int = 0
+    cancelled: int = 0
+    skipped: int = 0
+    hits: int = Field(default=0, description="explicit-run files served by speculation")
+    misses: int = Field(default=0, description="explicit-run files that had to run")
+    wasted: int = Field(default=0, description="speculative results replaced unused")
+    pending: int = Field(default=0, description="speculative results not used yet")
+    used_share: float | None = None
+    waste_share: float | None = Field(default=None, description="unused share of spec. CPU")
+    cpu_s: float = 0.0
+    cpu_last_minute_s: float = 0.0
+    first_failure_s: list[float] = Field(default_factory=list)
+    last: str = ""
+
+
 class StatusResult(WireModel):
     pid: int
     root: str
@@ -282,6 +305,9 @@ class StatusResult(WireModel):
     methods: list[str]
     remote: RemoteStatus | None = Field(
         default=None, description="coordinator sync; None when no remote is configured"
+    )
+    speculation: SpeculationStatus | None = Field(
+        default=None, description="speculation and telemetry; None without a test service"
     )
 
 

@@ -1,0 +1,579 @@
+"""Telemetry of every run, fail-first ordering, and speculation after a save (issue 6).
+
+Why it is shaped this way:
+
+- One model thread. The telemetry store (SQLite, one connection), the running `History` and the
+  predictor live in a single-thread executor: sqlite3 connections belong to their thread, and
+  `History` is mutated after each run while rankings read it. The event loop never blocks on them.
+- Every run is recorded: explicit runs (through `TestService`) and speculative ones, with the
+  files changed since the previous recorded run, per-test outcome and duration. The change set
+  comes from the watcher's batches, the graph distances from the run's own graph.
+- Fail-first: every run hands pytest its files most-likely-to-fail first (`rank` over the nodes
+  the history knows of each file; the heuristic when no trusted model is stored).
+- Speculation (``ml.speculation.enabled``, default off: with it off nothing below starts a
+  process) runs after a save, once the edit has been quiet for ``delay-ms``: the impacted test
+  files without a usable cached result, ranked, capped by ``max-files`` and by what is left of
+  the CPU-seconds-per-minute budget, in at most ``max-concurrent`` pytest processes at ``nice``.
+  It takes the same run lock as explicit runs, so a `maestro test` issued meanwhile waits for it
+  and is then served from the cache: results are stored by `testing.execute` exactly as for an
+  explicit run. It never starts while an explicit run is active or queued.
+- A newer save cancels a running speculation: asyncio cancellation terminates the pytest process
+  group before anything is stored (`execute` stores only after pytest exits), so a superseded
+  run leaves no partial result; `execute` also refuses to store files whose inputs changed while
+  they ran.
+- Accounting (per test file result): *hit* = an explicit run served a speculative result;
+  *miss* = an explicit run had to run a file; *wasted* = a speculative result replaced before any
+  explicit run used it (its key no longer matched, or a newer speculation re-ran the file), plus
+  every cancelled speculation (its CPU, nothing to show). The `Tripwire` weighs them by CPU and
+  throttles speculation when the unused share exceeds ``max-waste`` over ``waste-window-s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import resource
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from maestro.model.metrics import Tripwire
+from maestro.settings import SpeculationSettings
+from maestro.wire import SpeculationStatus
+
+if TYPE_CHECKING:
+    from maestro.daemon.app import DaemonApp
+    from maestro.daemon.test_service import TestService
+    from maestro.daemon.testing import Plan, Summary
+    from maestro.daemon.workspace_service import WorkspaceService
+    from maestro.graph.build import BuildGraph
+    from maestro.model.features import History
+    from maestro.model.telemetry import ChangeSet, Telemetry
+    from maestro.model.train import Predictor
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_PYTEST_TEMP = "pytest-cache-files-"
+"""pytest's temporary directory for .pytest_cache, created by every run: not an edit."""
+
+DEFAULT_FILE_COST_S = 1.0
+"""Estimated CPU-seconds of a test file the history has never seen (for the budget)."""
+
+
+@dataclass(slots=True)
+class _Outstanding:
+    """A stored speculative result no explicit run has used yet."""
+
+    key: str
+    run_id: int
+    tests: tuple[str, ...]
+    cpu_s: float
+
+
+@dataclass(slots=True)
+class Counters:
+    runs: int = 0  # speculative runs completed
+    cancelled: int = 0  # speculative runs cancelled by a newer edit
+    skipped: int = 0  # saves after which speculation did not start (budget, throttle, busy)
+    hits: int = 0  # explicit-run files served from a speculative result
+    misses: int = 0  # explicit-run files that had to run (speculation on)
+    used: int = 0  # speculative file results served (== hits)
+    wasted: int = 0  # speculative file results replaced unused
+    stored: int = 0  # speculative file results stored
+    cpu_s: float = 0.0  # speculative CPU-seconds (cancelled runs included)
+    wasted_cpu_s: float = 0.0
+    last_message: str = ""
+    first_failure_s: list[float] = field(default_factory=list)  # save -> first failing result
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _outcome(raw: str) -> str:
+    if raw in ("failed", "error"):
+        return "failed"
+    if raw in ("skipped", "xfailed"):
+        return "skipped"
+    return "passed"
+
+
+class SpeculationService:
+    """The workspace's run telemetry, its fail-first ranking and the speculator."""
+
+    def __init__(self, app: DaemonApp, workspace: WorkspaceService, tests: TestService) -> None:
+        self.app = app
+        self.root: Path = app.root
+        self.workspace = workspace
+        self.tests = tests
+        self.counters = Counters()
+        self.tripwire = Tripwire()
+        self.settings = SpeculationSettings()
+        self.generation = 0
+        self.model_kind = "heuristic"
+        self.model_error = ""
+        self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestro-model")
+        self._telemetry: Telemetry | None = None
+        self._history: History | None = None
+        self._predictor: Predictor | None = None
+        self._loaded: asyncio.Task[None] | None = None
+        self._changed: set[str] = set()  # since the previous recorded run (telemetry change set)
+        self._unsettled: set[str] = set()  # since the last speculation that completed
+        self._task: asyncio.Task[None] | None = None
+        self._outstanding: dict[str, _Outstanding] = {}
+        self._cpu_log: deque[tuple[float, float]] = deque()
+        self._environ: Mapping[str, str] | None = None
+        self._saved_at = 0.0
+        self._throttle_logged = False
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self, app: DaemonApp) -> None:
+        self._loaded = asyncio.create_task(self._model(self._load), name="model-load")
+
+    async def stop(self, app: DaemonApp) -> None:
+        await self.cancel("daemon stopping")
+        if self._loaded is not None and not self._loaded.done():
+            self._loaded.cancel()
+        with contextlib.suppress(Exception):
+            await self._model(self._close)
+        self._exec.shutdown(wait=False)
+
+    async def _model(self, func: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._exec, func, *args)
+
+    def _load(self) -> None:
+        """Open telemetry, replay its window into a History, load the model (model thread)."""
+        from maestro.model.features import History
+        from maestro.model.telemetry import Telemetry
+        from maestro.model.train import ModelStore, UntrustedModelError
+
+        started = time.perf_counter()
+        self._telemetry = Telemetry.for_workspace(self.root)
+        history = History()
+        runs = 0
+        for run in self._telemetry.runs():
+            history.observe(run.change, run.results, run.ts)
+            runs += 1
+        self._history = history
+        try:
+            self._predictor = ModelStore.for_workspace(self.root).load()
+        except UntrustedModelError as exc:
+            self.model_error = exc.message
+            log.warning("model refused, ranking with the heuristic: %s", exc.message)
+        except Exception as exc:  # a broken model file must not stop the daemon
+            self.model_error = f"{type(exc).__name__}: {exc}"
+            log.exception("model could not be loaded; ranking with the heuristic")
+        if self._predictor is not None:
+            self.model_kind = f"{self._predictor.info.kind} v{self._predictor.info.version}"
+        log.info(
+            "telemetry: %d runs replayed in %.2fs; ranking with %s",
+            runs, time.perf_counter() - started, self.model_kind,
+        )  # fmt: skip
+
+    def _close(self) -> None:
+        if self._telemetry is not None:
+            self._telemetry.close()
+
+    async def _ready(self) -> bool:
+        if self._loaded is None:
+            self._loaded = asyncio.create_task(self._model(self._load), name="model-load")
+        try:
+            await asyncio.shield(self._loaded)
+        except Exception:
+            log.exception("telemetry could not be opened")
+            return False
+        return self._telemetry is not None and self._history is not None
+
+    # --- saves -----------------------------------------------------------------------------------
+
+    def on_paths(self, paths: set[str]) -> None:
+        """Watcher batch (on the loop): supersede a running speculation, maybe start another."""
+        paths = {p for p in paths if not p.startswith(_PYTEST_TEMP)}
+        if not paths:
+            return
+        self._changed |= paths
+        self._unsettled |= paths
+        self.generation += 1
+        self._saved_at = time.monotonic()
+        self._refresh_settings()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+            log.info("speculation cancelled: superseded by a newer edit")
+        if not self.settings.enabled:
+            return
+        self._task = asyncio.create_task(self._speculate(self.generation), name="speculation")
+
+    def _refresh_settings(self) -> None:
+        graph = self.workspace.graph
+        if graph is not None:
+            self.settings = graph.loaded.config.speculation
+
+    async def cancel(self, why: str) -> None:
+        task = self._task
+        if task is not None and not task.done():
+            log.info("speculation cancelled: %s", why)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    def _cpu_last_minute(self, now: float) -> float:
+        while self._cpu_log and self._cpu_log[0][0] < now - 60.0:
+            self._cpu_log.popleft()
+        return sum(c for _, c in self._cpu_log)
+
+    def _skip(self, message: str) -> None:
+        self.counters.skipped += 1
+        self.counters.last_message = message
+        log.info("speculation skipped: %s", message)
+
+    async def _speculate(self, generation: int) -> None:
+        settings = self.settings
+        await asyncio.sleep(settings.delay_ms / 1000.0)
+        if generation != self.generation:
+            return
+        self._configure_tripwire(settings)
+        if not self.tripwire.allows():
+            if not self._throttle_logged:
+                log.warning("%s", self.tripwire.reason)
+                self._throttle_logged = True
+            self._skip(self.tripwire.reason)
+            return
+        self._throttle_logged = False
+        remaining = settings.cpu_seconds_per_minute - self._cpu_last_minute(time.monotonic())
+        if remaining <= 0:
+            self._skip(f"CPU budget spent ({settings.cpu_seconds_per_minute:g} CPU-s per minute)")
+            return
+        if self.tests.active or self.tests.waiting:
+            self._skip("an explicit run is active")
+            return
+        if not await self._ready():
+            return
+        async with self.tests.run_lock:
+            if generation != self.generation:
+                return
+            await self._speculate_locked(generation, settings, remaining)
+
+    def _configure_tripwire(self, s: SpeculationSettings) -> None:
+        tw = self.tripwire
+        tw.max_waste, tw.window_s = s.max_waste, s.waste_window_s
+        tw.min_events, tw.cooldown_s = s.min_events, s.cooldown_s
+
+    async def _speculate_locked(
+        self, generation: int, settings: SpeculationSettings, budget_s: float
+    ) -> None:
+        from maestro.daemon.testing import Plan, Selection, execute, plan, promote
+        from maestro.graph.build import Change
+
+        tests = self.tests
+        graph = await tests._run_graph()
+        interpreter = await tests.interpreter(graph)
+        cache = await tests.run_cache(graph, wait_remote=False)
+        paths = sorted(self._unsettled)
+        changes = tuple(
+            Change(p, "modified" if (self.root / p).exists() else "deleted") for p in paths
+        )
+        environ = self._environ
+        selection = Selection(impacted=True, changes=changes)
+        planned: Plan = await asyncio.to_thread(
+            plan, graph, cache, interpreter, selection, environ=environ
+        )
+        promote(cache, planned)
+        to_run = planned.to_run
+        if not to_run:
+            self._unsettled.difference_update(paths)
+            self.counters.last_message = "nothing to speculate: every impacted file is cached"
+            return
+        ranked = await self._rank_files(graph, [f.target for f in to_run])
+        chosen = self._within_budget(ranked, settings, budget_s)
+        by_target = {f.target: f for f in to_run}
+        files = [by_target[t] for t, _ in chosen]
+        order = [t for t, _ in chosen]
+        n = max(1, min(settings.max_concurrent, len(files)))
+        chunks = [files[i::n] for i in range(n)]
+        sub = [
+            Plan(chunk, planned.context, planned.pytest_args, planned.env_allowlist,
+                 planned.digests, planned.last, planned.fingerprints)
+            for chunk in chunks
+        ]  # fmt: skip
+        log.info(
+            "speculating on %d of %d stale impacted file(s) after %d changed path(s): %s",
+            len(files), len(to_run), len(paths), ", ".join(order[:5]),
+        )  # fmt: skip
+        saved_at = self._saved_at
+        first_failure: list[float] = []
+
+        def on_event(event: Any) -> None:
+            from maestro.daemon.events import TestResult as Result
+
+            failing = isinstance(event, Result) and event.outcome in ("failed", "error")
+            if failing and not first_failure:
+                first_failure.append(time.monotonic() - saved_at)
+
+        cpu_before = _children_cpu()
+        try:
+            summaries = await asyncio.gather(
+                *(
+                    execute(
+                        graph, cache, interpreter, p, on_event=on_event, environ=environ,
+                        run_order=order, nice=settings.nice,
+                    )
+                    for p in sub
+                )
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            cpu = max(0.0, _children_cpu() - cpu_before)
+            self._spent(cpu)
+            self.counters.cancelled += 1
+            self.counters.wasted_cpu_s += cpu
+            self.tripwire.record(False, cpu)
+            self.counters.last_message = "cancelled: superseded by a newer edit"
+            raise
+        except Exception:
+            log.exception("speculative run failed")
+            self.counters.last_message = "speculative run failed (see the log)"
+            return
+        cpu = sum(s.report.cpu_s for s in summaries if s.report is not None)
+        self._spent(cpu)
+        if first_failure:
+            self.counters.first_failure_s.append(first_failure[0])
+        if generation == self.generation:
+            self._unsettled.difference_update(paths)
+        for summary in summaries:
+            await tests._learn(summary)
+        run_id = await self._record(graph, summaries, kind="speculative")
+        total_wall = sum(o.result.timing.wall_s for s in summaries for o in s.files if o.result)
+        for summary in summaries:
+            for o in summary.files:
+                if not o.stored or o.result is None or o.cached:
+                    continue
+                share = (o.result.timing.wall_s / total_wall) if total_wall else 1 / len(files)
+                old = self._outstanding.get(o.target)
+                if old is not None:
+                    self._waste(o.target, old)
+                stored = planned.last.get(o.target)  # the post-run key execute stored under
+                self._outstanding[o.target] = _Outstanding(
+                    stored[0] if stored is not None else o.planned.key.hex,
+                    run_id,
+                    tuple(t.node_id for t in o.result.tests),
+                    cpu * share,
+                )
+                self.counters.stored += 1
+        self.counters.runs += 1  # last: a status poll sees the run with its results
+        failed = sum(s.failed + s.errors for s in summaries)
+        self.counters.last_message = (
+            f"speculated {len(files)} file(s): {failed} failing test(s), {cpu:.1f} CPU-s"
+        )
+        log.info("speculation done: %s", self.counters.last_message)
+
+    def _spent(self, cpu: float) -> None:
+        self._cpu_log.append((time.monotonic(), cpu))
+        self.counters.cpu_s += cpu
+
+    def _waste(self, target: str, entry: _Outstanding) -> None:
+        self.counters.wasted += 1
+        self.counters.wasted_cpu_s += entry.cpu_s
+        self.tripwire.record(False, entry.cpu_s)
+        log.debug("speculative result for %s replaced unused", target)
+
+    def _within_budget(
+        self, ranked: Sequence[tuple[str, float]], s: SpeculationSettings, budget_s: float
+    ) -> list[tuple[str, float]]:
+        """The top of the ranking that fits the file cap and the CPU left this minute."""
+        history = self._history
+        out: list[tuple[str, float]] = []
+        spent = 0.0
+        for target, p in ranked:
+            if s.max_files and len(out) >= s.max_files:
+                break
+            cost = DEFAULT_FILE_COST_S
+            if history is not None:
+                known = [st.mean_ms for t, st in history.tests.items() if t.startswith(target)]
+                if known:
+                    cost = sum(known) / 1000.0 + 0.3  # + collection and start-up
+            if out and spent + cost > budget_s:
+                break
+            out.append((target, p))
+            spent += cost
+        return out
+
+    # --- ranking ---------------------------------------------------------------------------------
+
+    async def _rank_files(
+        self, graph: BuildGraph, targets: Sequence[str]
+    ) -> list[tuple[str, float]]:
+        """Test files most-likely-to-fail first: the max P(fail) over their known nodes."""
+        if not targets:
+            return []
+        changed = sorted(self._changed)
+
+        def work() -> list[tuple[str, float]]:
+            from maestro.model.features import change_from_graph
+            from maestro.model.rank import rank
+
+            history = self._history
+            if history is None:
+                return [(t, 0.0) for t in targets]
+            change = change_from_graph(graph, changed) if changed else _empty_change()
+            wanted = set(targets)
+            nodes = [n for n in history.tests if n.split("::", 1)[0] in wanted]
+            seen = {n.split("::", 1)[0] for n in nodes}
+            nodes += [t for t in targets if t not in seen]
+            best: dict[str, float] = {}
+            for r in rank(nodes, change, history, self._predictor):
+                target = r.test.split("::", 1)[0]
+                best[target] = max(best.get(target, 0.0), r.probability)
+            return sorted(((t, best.get(t, 0.0)) for t in targets), key=lambda x: -x[1])
+
+        try:
+            result: list[tuple[str, float]] = await self._model(work)
+        except Exception:
+            log.exception("ranking failed; keeping the plan's order")
+            return [(t, 0.0) for t in targets]
+        return result
+
+    # --- explicit runs ---------------------------------------------------------------------------
+
+    async def before_run(
+        self, graph: BuildGraph, planned: Plan, environ: Mapping[str, str] | None
+    ) -> list[str]:
+        """An explicit run was planned: account hits and misses, return the fail-first order."""
+        if environ is not None:
+            self._environ = dict(environ)
+        self._refresh_settings()
+        on = self.settings.enabled
+        used: list[tuple[_Outstanding, str]] = []
+        for f in planned.files:
+            entry = self._outstanding.get(f.target)
+            if entry is not None:
+                fresh = f.cached is not None and entry.key == f.key.hex
+                if fresh and f.reason == "failed last time":
+                    # Re-running failures guards against stale ones; this one was produced
+                    # for exactly these inputs after the last save: serve it.
+                    f.reason, f.run_nodes, f.carried, f.node_reasons = None, None, None, {}
+                if fresh and not f.runs:
+                    used.append((entry, f.target))
+                    del self._outstanding[f.target]
+                    self.counters.hits += 1
+                    self.counters.used += 1
+                    self.tripwire.record(True, entry.cpu_s)
+                elif f.key.hex != entry.key:
+                    del self._outstanding[f.target]
+                    self._waste(f.target, entry)
+            if on and f.runs and self._changed:  # a save since the last explicit run
+                self.counters.misses += 1
+        if used and await self._ready():
+
+            def mark() -> None:
+                assert self._telemetry is not None
+                for entry, _ in used:
+                    self._telemetry.mark_used(entry.run_id, entry.tests)
+
+            try:
+                await self._model(mark)
+            except Exception:
+                log.exception("could not mark speculative results used")
+            log.info(
+                "%d speculative result(s) served: %s",
+                len(used), ", ".join(t for _, t in used[:5]),
+            )  # fmt: skip
+        to_run = [f.target for f in planned.to_run]
+        if len(to_run) < 2 or not await self._ready():
+            return to_run
+        return [t for t, _ in await self._rank_files(graph, to_run)]
+
+    async def after_run(self, graph: BuildGraph, summary: Summary) -> None:
+        """Record an explicit run's executed tests in telemetry."""
+        if await self._ready():
+            await self._record(graph, [summary], kind="explicit")
+
+    async def _record(self, graph: BuildGraph, summaries: Sequence[Summary], *, kind: str) -> int:
+        from maestro.model.telemetry import TestResult as Row
+
+        rows: list[Row] = []
+        for summary in summaries:
+            for o in summary.files:
+                if o.cached or o.result is None:
+                    continue
+                rows.extend(
+                    Row(t.node_id, _outcome(t.outcome), t.duration_s)  # type: ignore[arg-type]
+                    for t in o.result.tests
+                )
+        changed = sorted(self._changed)
+        if kind == "explicit":
+            self._changed.clear()
+        if not rows:
+            return 0
+
+        def work() -> int:
+            from maestro.model.features import change_from_graph
+
+            assert self._telemetry is not None and self._history is not None
+            change = change_from_graph(graph, changed) if changed else _empty_change()
+            now = time.time()
+            run_id = self._telemetry.record_run(change, rows, kind=kind, ts=now)  # type: ignore[arg-type]
+            self._history.observe(change, rows, now)
+            return run_id
+
+        try:
+            run_id: int = await self._model(work)
+        except Exception:
+            log.exception("could not record the run's telemetry")
+            return 0
+        return run_id
+
+    # --- status ----------------------------------------------------------------------------------
+
+    def status(self) -> SpeculationStatus:
+        self._refresh_settings()
+        c = self.counters
+        tw = self.tripwire.status()
+        resolved = c.used + c.wasted
+        running = self._task is not None and not self._task.done()
+        state = "off"
+        if self.settings.enabled:
+            state = "throttled" if tw["throttled"] else ("running" if running else "idle")
+        return SpeculationStatus(
+            enabled=self.settings.enabled,
+            state=state,
+            throttled_reason=str(tw["reason"]),
+            model=self.model_kind,
+            model_error=self.model_error,
+            runs=c.runs,
+            cancelled=c.cancelled,
+            skipped=c.skipped,
+            hits=c.hits,
+            misses=c.misses,
+            wasted=c.wasted,
+            pending=len(self._outstanding),
+            used_share=(c.used / resolved) if resolved else None,
+            waste_share=(c.wasted_cpu_s / c.cpu_s) if c.cpu_s > 0 else None,
+            cpu_s=c.cpu_s,
+            cpu_last_minute_s=self._cpu_last_minute(time.monotonic()),
+            first_failure_s=list(c.first_failure_s),
+            last=c.last_message,
+        )
+
+
+def _empty_change() -> ChangeSet:
+    from maestro.model.telemetry import ChangeSet
+
+    return ChangeSet(())
+
+
+def install(app: DaemonApp, workspace: WorkspaceService, tests: TestService) -> SpeculationService:
+    service = SpeculationService(app, workspace, tests)
+    app.provide(SpeculationService, service)
+    app.on_startup(service.start)
+    app.on_shutdown(service.stop)
+    workspace.listeners.append(service.on_paths)
+    tests.speculation = service
+    return service

@@ -1,0 +1,250 @@
+"""Speculation in a real daemon (issue 6): real watcher, real pytest subprocesses, real LMDB.
+
+Every pytest session of the workspace appends a line to a marker file (its conftest does it at
+import), so "no speculative work" is checked by what a user could see: no pytest ever started.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import DaemonEnv
+
+from maestro import wire
+from maestro.daemon.client import SyncDaemonClient
+from maestro.daemon.lifecycle import start_daemon
+
+SPECULATION = """
+[tool.maestro.ml.speculation]
+enabled = true
+delay-ms = 50
+"""
+
+
+def pyproject(speculate: bool) -> str:
+    return f"""\
+[project]
+name = "ws"
+
+[tool.maestro]
+interpreter = "{sys.executable}"
+env-allowlist = ["SPEC_*"]
+{SPECULATION if speculate else ""}
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+"""
+
+
+CONFTEST = """\
+import os, sys
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'src'))
+marker = os.environ.get('SPEC_MARKER')
+if marker:
+    with open(marker, 'a') as f:
+        f.write(str(os.getpid()) + '\\n')
+"""
+
+SLOW = """\
+import os, time
+from pkg.core import one
+
+def test_slow():
+    open(os.environ['SPEC_PID'], 'w').write(str(os.getpid()))
+    deadline = time.monotonic() + 60
+    while os.path.exists(os.environ['SPEC_HOLD']) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert one() == 1
+"""
+
+FILES = {
+    "src/pkg/__init__.py": "",
+    "src/pkg/core.py": "def one():\n    return 1\n",
+    "src/pkg/extra.py": "def two():\n    return 2\n",
+    "tests/conftest.py": CONFTEST,
+    "tests/test_core.py": "from pkg.core import one\n\ndef test_one():\n    assert one() == 1\n",
+    "tests/test_extra.py": "from pkg.extra import two\n\ndef test_two():\n    assert two() == 2\n",
+}
+
+
+def setup(env: DaemonEnv, monkeypatch: pytest.MonkeyPatch, *, speculate: bool) -> Path:
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(env.base / "cache"))
+    marker = env.base / "sessions.txt"
+    monkeypatch.setenv("SPEC_MARKER", str(marker))
+    monkeypatch.setenv("SPEC_PID", str(env.base / "slow.pid"))
+    monkeypatch.setenv("SPEC_HOLD", str(env.base / "hold"))
+    old = time.time() - 3600
+    for rel, text in {**FILES, "pyproject.toml": pyproject(speculate)}.items():
+        path = env.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        os.utime(path, (old, old))
+    reply = start_daemon(env.root)
+    assert reply is not None
+    env.track(reply.pid)
+    return marker
+
+
+def sessions(marker: Path) -> int:
+    return len(marker.read_text().splitlines()) if marker.exists() else 0
+
+
+def run_all(client: SyncDaemonClient) -> wire.RunTestsResult:
+    params = wire.RunTestsParams(env=dict(os.environ))
+    return client.stream(wire.RUN_TESTS, params, lambda e: None, timeout=120)
+
+
+def spec(client: SyncDaemonClient) -> wire.SpeculationStatus:
+    status = client.call(wire.STATUS).speculation
+    assert status is not None
+    return status
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def edit(root: Path, body: str) -> None:
+    (root / "src/pkg/core.py").write_text(body)
+
+
+def test_flag_off_means_no_speculative_work(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = setup(daemon_env, monkeypatch, speculate=False)
+    with SyncDaemonClient(daemon_env.root, start=False) as client:
+        assert run_all(client).passed == 2
+        before = sessions(marker)
+        assert before == 1
+        for n in range(3):
+            edit(daemon_env.root, f"def one():\n    return 1  # {n}\n\nX = {n}\n")
+            time.sleep(0.4)
+        time.sleep(2.0)  # well past the watcher's batch and any speculation delay
+        assert sessions(marker) == before, "a pytest process started after a save"
+        status = spec(client)
+        assert not status.enabled and status.state == "off"
+        assert status.runs == status.cancelled == 0
+        # the explicit run still works, and is recorded in telemetry
+        assert run_all(client).passed == 2
+    db = daemon_env.base / "st"
+    assert list(db.rglob("telemetry.sqlite3"))
+
+
+def test_speculative_result_is_served_as_a_cache_hit(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = setup(daemon_env, monkeypatch, speculate=True)
+    with SyncDaemonClient(daemon_env.root, start=False) as client:
+        first = run_all(client)
+        assert first.passed == 2 and first.ran_files == 2
+        started = sessions(marker)
+        edit(daemon_env.root, "def one():\n    return 2\n")  # breaks test_core
+        wait_for(lambda: spec(client).runs >= 1, what="a speculative run")
+        assert sessions(marker) == started + 1
+        status = spec(client)
+        assert status.pending == 1 and status.first_failure_s
+        # the explicit run after the save: no pytest, the failure comes from the cache
+        result = run_all(client)
+        assert sessions(marker) == started + 1
+        assert result.failed == 1 and result.ran_files == 0 and result.cached_files == 2
+        status = spec(client)
+        assert status.hits == 1 and status.misses == 0 and status.pending == 0
+        assert status.used_share == 1.0
+    from maestro.model.telemetry import Telemetry
+
+    (db,) = (daemon_env.base / "st").rglob("telemetry.sqlite3")
+    with Telemetry(db) as telemetry:
+        runs = list(telemetry.runs())
+        assert [r.kind for r in runs] == ["explicit", "speculative"]
+        speculative = runs[1]
+        assert speculative.change.files == ("src/pkg/core.py",)
+        assert speculative.used == {"tests/test_core.py::test_one": True}
+        assert telemetry.speculation_usage() == (1, 1)
+
+
+def test_superseding_edit_cancels_and_leaves_no_partial_result(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = setup(daemon_env, monkeypatch, speculate=True)
+    root = daemon_env.root
+    (root / "tests/test_slow.py").write_text(SLOW)
+    pid_file, hold = daemon_env.base / "slow.pid", daemon_env.base / "hold"
+    with SyncDaemonClient(root, start=False) as client:
+        assert run_all(client).passed == 3
+        pid_file.unlink()
+        actions = client.call(wire.CACHE_STATS).actions
+        hold.touch()
+        # v1: test_core fails at once, test_slow blocks in the same pytest process
+        edit(root, "def one():\n    return 3\n")
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", what="slow")
+        first = int(pid_file.read_text())
+        pid_file.unlink()
+        # v2 supersedes v1 while its pytest runs: that process group is killed
+        edit(root, "def one():\n    x = 1\n    return x\n")
+
+        def gone() -> bool:
+            try:
+                os.kill(first, 0)
+            except ProcessLookupError:
+                return True
+            return Path(f"/proc/{first}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+
+        wait_for(gone, what="the superseded pytest to die")
+        wait_for(lambda: spec(client).cancelled >= 1, what="the cancellation to be counted")
+        # test_core's failure (reported before the kill) was not stored, nor anything else
+        assert client.call(wire.CACHE_STATS).actions == actions
+        assert spec(client).runs == 0
+        # the v1 content is not served from the cache: it would run again
+        wait_for(lambda: pid_file.exists(), what="the v2 speculation")
+        hold.unlink()
+        wait_for(lambda: spec(client).runs >= 1, what="the v2 speculation to finish")
+        status = spec(client)
+        assert status.cancelled == 1 and status.waste_share is not None
+        assert status.waste_share > 0
+        result = run_all(client)
+        assert result.passed == 3 and result.ran_files == 0
+        assert spec(client).hits >= 1
+    assert sessions(marker) == 3  # the explicit prime, the cancelled v1, the v2 speculation
+
+
+def test_daemon_refuses_an_untrusted_model_and_still_runs(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import numpy as np
+    import skops.io as sio
+    from sklearn.preprocessing import FunctionTransformer
+
+    from maestro.model.train import ModelStore, train
+
+    # a model file with a type outside the allowlist (a callable), put where ours would be
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 12))
+    y = (X[:, 0] > 0.5).astype(int)
+    state = daemon_env.base / "st"
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(state))
+    store = ModelStore.for_workspace(daemon_env.root)
+    info = store.save(train(X, y, kind="logistic"))
+    evil = tmp_path / "evil.skops"
+    sio.dump(FunctionTransformer(func=shutil.rmtree), evil)
+    path = store.dir / f"model-v{info.version}.skops"
+    shutil.copyfile(evil, path)
+    meta = store.dir / f"model-v{info.version}.json"
+    from maestro.model.train import _sha256
+
+    meta.write_text(meta.read_text().replace(info.digest, _sha256(path)))
+    setup(daemon_env, monkeypatch, speculate=False)
+    with SyncDaemonClient(daemon_env.root, start=False) as client:
+        assert run_all(client).passed == 2
+        status = spec(client)
+        assert status.model == "heuristic"
+        assert "allowlist" in status.model_error
