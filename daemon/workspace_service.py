@@ -338,7 +338,7 @@ class WorkspaceService:
             started = time.perf_counter()
             impacts = graph.impacted(changes)
             elapsed = (time.perf_counter() - started) * 1000
-            return ImpactedReport.build(str(self.root), changes, impacts, elapsed)
+            return ImpactedReport.build(str(self.root), changes, impacts, elapsed, hops=params.hops)
 
         return await self.query(answer)
 

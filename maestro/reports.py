@@ -51,7 +51,10 @@ class ImpactModel(BaseModel):
     kind: Literal["test", "declared"]
     changed: str = Field(description="the changed input the reason chain ends at")
     distance: int
-    reason: list[HopModel] = Field(description="from the target down to the changed input")
+    why: str = Field(default="", description="the reason chain in words, one line")
+    reason: list[HopModel] = Field(
+        description="from the target down to the changed input (empty when not asked for)"
+    )
 
 
 class ImpactedReport(BaseModel):
@@ -65,22 +68,35 @@ class ImpactedReport(BaseModel):
 
     @classmethod
     def build(
-        cls, root: str, changes: list[Change], impacts: list[Impact], elapsed_ms: float
+        cls,
+        root: str,
+        changes: list[Change],
+        impacts: list[Impact],
+        elapsed_ms: float,
+        *,
+        hops: bool = True,
     ) -> ImpactedReport:
-        return cls.model_construct(
-            schema_=IMPACTED_SCHEMA,
-            root=root,
-            changes=[ChangeModel.model_construct(path=c.path, status=c.status) for c in changes],
-            impacted=[
+        """``hops=False`` leaves out the structured chains (``why`` still says it in words): an
+        editor showing a hub change's 600 rows needs one line each, and validating thousands of
+        hops cost more than the graph walk."""
+        rows = []
+        for i in impacts:
+            chain = [HopModel.of(h) for h in i.chain]
+            rows.append(
                 ImpactModel.model_construct(
                     target=i.target,
                     kind=i.kind,
                     changed=i.changed,
                     distance=i.distance,
-                    reason=[HopModel.of(h) for h in i.chain],
+                    why=" -> ".join(h.text for h in chain) or f"{i.target} changed",
+                    reason=chain if hops else [],
                 )
-                for i in impacts
-            ],
+            )
+        return cls.model_construct(
+            schema_=IMPACTED_SCHEMA,
+            root=root,
+            changes=[ChangeModel.model_construct(path=c.path, status=c.status) for c in changes],
+            impacted=rows,
             elapsed_ms=round(elapsed_ms, 3),
         )
 

@@ -373,6 +373,9 @@ class ImpactedParams(WireModel):
     paths: list[str] | None = Field(default=None, max_length=100_000)
     since: str | None = Field(default=None, min_length=1, max_length=1000)
     buffers: dict[str, str] | None = Field(default=None, max_length=MAX_BUFFERS)
+    hops: bool = Field(
+        default=True, description="structured reason chains; False: only `why`, in words"
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> ImpactedParams:

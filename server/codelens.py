@@ -11,7 +11,7 @@ import logging
 from lsprotocol import types
 
 from maestro.errors import MaestroError
-from maestro.server.discovery import discover, flatten
+from maestro.server.discovery import flatten
 from maestro.server.impacted import impacted_targets
 from maestro.server.results import TestState, summarize
 from maestro.server.server import MaestroServer, Workspace
@@ -45,8 +45,7 @@ def _result_title(states: list[TestState], cached: bool) -> str:
 
 
 def test_file_lenses(ls: MaestroServer, ws: Workspace, uri: str, rel: str) -> list[types.CodeLens]:
-    source = ls.text_of(uri) or ""
-    items = discover(rel, source)
+    items = ls.test_items(uri, rel)
     plan = ws.results.files.get(rel)
     file_cached = plan is not None and not plan.runs
     lenses = [_lens(0, "▶ Run file", "maestro.runFile", uri)]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from maestro.server.discovery import discover, flatten
+from maestro.server.discovery import flatten
 from maestro.server.results import TestState
 from maestro.server.server import MaestroServer, Workspace
 from maestro.server.util import base_nodeid
@@ -33,8 +33,7 @@ def _range(ls: MaestroServer, uri: str, line1: int) -> types.Range:
 
 def _def_lines(ls: MaestroServer, uri: str, rel: str) -> dict[str, int]:
     """Node id -> 1-based def line, from the document's current text."""
-    source = ls.text_of(uri) or ""
-    return {i.nodeid: i.line + 1 for i in flatten(discover(rel, source))}
+    return {i.nodeid: i.line + 1 for i in flatten(ls.test_items(uri, rel))}
 
 
 def diagnostic_for(

@@ -83,6 +83,7 @@ def register(server: MaestroServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: MaestroServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.disk.pop(params.text_document.uri, None)
+        ls.forget(params.text_document.uri)
 
     @server.feature(types.SHUTDOWN)
     async def shutdown(ls: MaestroServer, params: Any) -> None:

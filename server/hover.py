@@ -9,7 +9,7 @@ from pathlib import Path
 from lsprotocol import types
 
 from maestro.errors import MaestroError
-from maestro.server.discovery import discover, import_at, item_at
+from maestro.server.discovery import import_at, item_at
 from maestro.server.impacted import impacted_targets
 from maestro.server.results import summarize
 from maestro.server.server import MaestroServer, Workspace
@@ -33,7 +33,7 @@ def module_file(root: Path, module: str, names: list[str]) -> Path | None:
 
 
 async def test_hover(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line: int) -> str | None:
-    item = item_at(discover(rel, ls.text_of(uri) or ""), line)
+    item = item_at(ls.test_items(uri, rel), line)
     if item is None:
         return None
     states = ws.results.of_node(item.nodeid)

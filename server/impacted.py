@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,12 @@ from maestro.wire import (
 log = logging.getLogger(__name__)
 
 STALE_BUDGET_S = 2.0
+_URI_SAFE = re.compile(r"[\w./-]*", re.ASCII)
 
 
-def chain_text(impact: ImpactModel) -> str:
-    return " -> ".join(h.text for h in impact.reason) or f"{impact.target} changed"
+def _quote(path: str) -> str:
+    """``quote`` for a URI path, skipped for the common all-safe path (hub answers have 600)."""
+    return path if _URI_SAFE.fullmatch(path) else quote(path)
 
 
 async def stale_state(ls: MaestroServer, ws: Workspace, budget_s: float) -> StaleResult | None:
@@ -65,27 +68,27 @@ async def stale_state(ls: MaestroServer, ws: Workspace, budget_s: float) -> Stal
 
 
 async def impacted_reports(
-    ls: MaestroServer, ws: Workspace, uris: list[str] | None, since: str | None
+    ls: MaestroServer, ws: Workspace, uris: list[str] | None, since: str | None, hops: bool
 ) -> tuple[list[ImpactedReport], set[str], str]:
     """The daemon's reports for the editor's change set, the unsaved paths and the source kind."""
     calls: list[ImpactedParams] = []
     unsaved: dict[str, str] = {}
     if since:
-        calls.append(ImpactedParams(since=since))
+        calls.append(ImpactedParams(since=since, hops=hops))
         source = "since"
     elif uris:
         unsaved = ls.buffers(ws, uris)
         clean = [ls.ws_of_uri(u)[1] for u in uris]
         clean = [rel for rel in clean if rel not in unsaved]
         if clean:
-            calls.append(ImpactedParams(paths=clean))
+            calls.append(ImpactedParams(paths=clean, hops=hops))
         source = "buffers" if unsaved and not clean else "paths" if not unsaved else "mixed"
     else:
         unsaved = ls.buffers(ws)
-        calls.append(ImpactedParams())
+        calls.append(ImpactedParams(hops=hops))
         source = "workingTree"
     if unsaved:
-        calls.append(ImpactedParams(buffers=unsaved))
+        calls.append(ImpactedParams(buffers=unsaved, hops=hops))
 
     async def one(params: ImpactedParams) -> ImpactedReport | None:
         try:
@@ -126,7 +129,7 @@ async def impacted_targets(
     reason as one line (`why`); the structured hops only when asked for (`reasons: true`), since
     encoding them dominated the response time on large trees."""
     started = time.perf_counter()
-    reports, unsaved, source = await impacted_reports(ls, ws, uris, since)
+    reports, unsaved, source = await impacted_reports(ls, ws, uris, since, reasons)
     changes, impacts = merge(reports)
     if cache_state == "refresh" and impacts:
         stale = await stale_state(ls, ws, STALE_BUDGET_S)
@@ -155,12 +158,12 @@ async def impacted_targets(
         last = by_file.get(i.target, []) if i.kind == "test" else []
         row: dict[str, Any] = {
             "target": i.target,
-            "uri": root_uri + quote(i.target) if i.kind == "test" else None,
+            "uri": root_uri + _quote(i.target) if i.kind == "test" else None,
             "kind": i.kind,
             "changed": i.changed,
             "distance": i.distance,
             "unsaved": i.changed in unsaved,
-            "why": chain_text(i),
+            "why": i.why,
             "cache": cache,
             "last": {
                 "failed": sum(1 for t in last if t.failing),

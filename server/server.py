@@ -23,6 +23,8 @@ from pygls.lsp.server import LanguageServer
 from maestro import __version__
 from maestro.errors import MaestroError
 from maestro.server.daemon_link import DaemonLink
+from maestro.server.discovery import TestItem, discover
+from maestro.server.protocol import converter
 from maestro.server.results import Results
 from maestro.server.settings import Settings
 from maestro.server.util import path_to_uri, uri_to_path
@@ -65,7 +67,10 @@ class MaestroServer(LanguageServer):
 
     def __init__(self) -> None:
         super().__init__(
-            "maestro", __version__, text_document_sync_kind=types.TextDocumentSyncKind.Incremental
+            "maestro",
+            __version__,
+            text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
+            converter_factory=converter,
         )
         self.settings = Settings()
         self.workspaces: dict[Path, Workspace] = {}
@@ -78,6 +83,7 @@ class MaestroServer(LanguageServer):
         self._tasks: set[asyncio.Task[Any]] = set()
         self.runs: RunManager | None = None
         self.graph_listeners: list[Callable[[Workspace, Event], Awaitable[None]]] = []
+        self._test_items: dict[str, tuple[str, str, list[TestItem]]] = {}
 
     # --- workspaces ------------------------------------------------------------------------------
 
@@ -143,6 +149,20 @@ class MaestroServer(LanguageServer):
             return uri_to_path(uri).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError, ValueError):
             return None
+
+    def test_items(self, uri: str, rel: str) -> list[TestItem]:
+        """The tests of a document's current text. Memoised per document: editors ask for lenses,
+        hovers and the test tree of the same text many times (on focus, after every run)."""
+        source = self.text_of(uri) or ""
+        memo = self._test_items.get(uri)
+        if memo is not None and memo[0] == rel and memo[1] == source:
+            return memo[2]
+        items = discover(rel, source)
+        self._test_items[uri] = (rel, source, items)
+        return items
+
+    def forget(self, uri: str) -> None:
+        self._test_items.pop(uri, None)
 
     def remember_disk(self, uri: str) -> None:
         try:

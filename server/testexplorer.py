@@ -20,7 +20,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from maestro.errors import UnknownTargetError
-from maestro.server.discovery import TestItem, discover
+from maestro.server.discovery import TestItem
 from maestro.server.results import TestState
 from maestro.server.server import MaestroServer, Workspace
 from maestro.server.util import base_nodeid, plain
@@ -55,7 +55,7 @@ def item_json(item: TestItem, uri: str) -> dict[str, Any]:
 
 def file_json(ls: MaestroServer, ws: Workspace, rel: str) -> dict[str, Any] | None:
     uri = ls.uri_of(ws, rel)
-    items = discover(rel, ls.text_of(uri) or "")
+    items = ls.test_items(uri, rel)
     if not items:
         return None
     return {
