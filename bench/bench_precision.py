@@ -12,8 +12,16 @@ For requests and more-itertools (the trees and venvs of bench_test_cache under .
    every node of every test file `impacted()` by the mutated file; testmon's is
    `pytest --testmon --collect-only` from a copy of its baseline database. A miss is a failing
    test that a selector does not select.
+4. `maestro test` itself (the CLI, in process, on a throw-away copy of the baseline cache and
+   state) on the first --verify-cli killed mutants: it must report every test the full run
+   failed as failed (a test served from the cache would show its baseline pass), only nodes
+   that `plan()` selected can fail, and it must run the files `plan()` said it would.
 
-    .venv/bin/python -m bench.bench_precision [--mutants 30] [--only requests] [--write]
+    .venv/bin/python -m bench.bench_precision [--mutants 30] [--only requests] [--parallel]
+        [--verify-cli 3] [--write]
+
+--parallel runs each project in its own process at the same time (selection counts and misses
+are exact; the timing columns then share the CPU between the two projects).
 
 bench_test_cache has no mutation logic to import (as of this commit), so the mutants are made
 here: `mutants()` is importable by other benches.
@@ -23,6 +31,8 @@ from __future__ import annotations
 
 import argparse
 import ast
+import dataclasses
+import json
 import os
 import random
 import re
@@ -168,12 +178,14 @@ class Tally:
             self.misses += len(missed)
             self.missed_mutants.append(f"{label}: {sorted(missed)[:3]}")
 
-    def row(self, name: str) -> list[str]:
-        mean = statistics.fmean
+    def row(self, name: str, total: int) -> list[str]:
+        mean = statistics.fmean(self.selected_nodes) if self.selected_nodes else 0.0
+        files = statistics.fmean(self.selected_files) if self.selected_files else 0.0
         return [
             name,
-            f"{mean(self.selected_nodes):.1f}",
-            f"{mean(self.selected_files):.2f}",
+            f"{mean:.1f}",
+            f"{mean / total:.1%}" if total else "-",
+            f"{files:.2f}",
             str(self.misses),
         ]
 
@@ -189,6 +201,17 @@ class ProjectResult:
     times: dict[str, float]
     tallies: dict[str, Tally]
     mode: str
+    failing: int = 0  # failing tests summed over the mutants (what a selector must include)
+    cli_checks: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> ProjectResult:
+        raw = json.loads(text)
+        raw["tallies"] = {k: Tally(**v) for k, v in raw["tallies"].items()}
+        return cls(**raw)
 
 
 def _slow_and_failing(tree: Path, slow_s: float) -> tuple[list[str], list[str]]:
@@ -227,7 +250,9 @@ def _pristine(project: Project, tree: Path) -> None:
             target.write_bytes(path.read_bytes())
 
 
-def bench_project(project: Project, count: int, seed: int, slow_s: float) -> ProjectResult:
+def bench_project(
+    project: Project, count: int, seed: int, slow_s: float, verify_cli: int = 0
+) -> ProjectResult:
     tree = prepare(project)
     _pristine(project, tree)
     py = str(tree / ".venv/bin/python")
@@ -254,7 +279,7 @@ def bench_project(project: Project, count: int, seed: int, slow_s: float) -> Pro
     shutil.copy(tm_data, state / "testmondata.base")
     maestro = [sys.executable, "-c", MAESTRO_CODE, "test"]
     times["maestro first"], code, out = sh([*maestro, "--", *args], tree, env)
-    if code not in (0, 1):
+    if code not in (0, 1) or " files, " not in out:  # exit 1 is also an import error
         raise SystemExit(f"maestro first run failed ({code}):\n{out[-2000:]}")
     times["maestro no-change"], _, _ = sh([*maestro, "--", *args], tree, env)
     print(f"{project.name}: times {times}", flush=True)
@@ -276,7 +301,8 @@ def bench_project(project: Project, count: int, seed: int, slow_s: float) -> Pro
     all_nodes = {n for ns in nodes_of.values() for n in ns}
     tallies = {k: Tally() for k in ("maestro node-level", "testmon", "static graph only")}
     chosen = pick(tree, LIBRARY[project.name], count, seed)
-    killed = 0
+    killed = failing_total = 0
+    checks: list[str] = []
     for i, mutant in enumerate(chosen):
         source = tree / mutant.path
         original = source.read_text()
@@ -293,6 +319,7 @@ def bench_project(project: Project, count: int, seed: int, slow_s: float) -> Pro
             for f in failing(out):
                 must |= set(nodes_of.get(f, [])) if "::" not in f else {f}
             killed += bool(must)
+            failing_total += len(must)
             shutil.copy(state / "testmondata.base", tm_data)
             # (`pytest` has -q already: -qq would list files, not node ids)
             _, _, tm_out = sh([*pytest, "--testmon", "--collect-only", *args], tree, tm_env)
@@ -308,6 +335,12 @@ def bench_project(project: Project, count: int, seed: int, slow_s: float) -> Pro
             tallies["static graph only"].add(
                 {n for t in static for n in nodes_of.get(t, [])}, must, mutant.label
             )
+            if must and len(checks) < verify_cli:
+                files = {f.target for f in planned.to_run}
+                checks.append(
+                    _verify_cli(tree, state, args, env, mutant, must, chosen_nodes, files)
+                )
+                print(f"  {checks[-1]}", flush=True)
         finally:
             source.write_text(original)
         unknown = {f for f in failing(out) if f.split("::")[0] not in nodes_of}
@@ -326,6 +359,44 @@ def bench_project(project: Project, count: int, seed: int, slow_s: float) -> Pro
         times,
         tallies,
         mode,
+        failing_total,
+        checks,
+    )
+
+
+_CLI_FAILED = re.compile(r"^(?:FAILED|ERROR) (\S+)\s*$", re.M)
+
+
+def _verify_cli(
+    tree: Path,
+    state: Path,
+    args: list[str],
+    env: dict[str, str],
+    mutant: Mutant,
+    must: set[str],
+    selected: set[str],
+    files: set[str],
+) -> str:
+    """`maestro test` on a copy of the baseline cache and state: does the real CLI re-run what
+    `plan()` selected? (A copy, so the baseline stays the same for the next mutants.)"""
+    scratch = state / "cli-check"
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.copytree(state / "cache", scratch / "cache")
+    shutil.copytree(state / "state", scratch / "state")
+    cli_env = {**env, "MAESTRO_CACHE_DIR": str(scratch / "cache"), "COLUMNS": "500"}
+    cli_env.update(MAESTRO_STATE_DIR=str(scratch / "state"), MAESTRO_DAEMON="off")
+    maestro = [sys.executable, "-c", MAESTRO_CODE, "test", "--no-daemon"]
+    _, code, out = sh([*maestro, "--", *args], tree, cli_env)
+    shutil.rmtree(scratch, ignore_errors=True)
+    failed = set(_CLI_FAILED.findall(out))
+    ran = re.search(r"ran (\d+) files", out)
+    ran_files = int(ran.group(1)) if ran else -1
+    ok = must <= failed and failed <= selected and ran_files == len(files)
+    return (
+        f"{'same' if ok else 'DIFFERENT'}: {mutant.label}: `maestro test` exit {code}, "
+        f"reported {len(failed)} failed of {len(must)} failing under a full run "
+        f"({len(must - failed)} not reported, {len(failed - selected)} outside plan()'s "
+        f"{len(selected)} nodes), ran {ran_files} files (plan: {len(files)})"
     )
 
 
@@ -334,7 +405,7 @@ def report(results: list[ProjectResult]) -> str:
     time_rows = []
     for r in results:
         for name, tally in r.tallies.items():
-            sel_rows.append([r.name, *tally.row(name)])
+            sel_rows.append([r.name, *tally.row(name, r.total_nodes)])
         t = r.times
         time_rows.append(
             [
@@ -349,12 +420,12 @@ def report(results: list[ProjectResult]) -> str:
         )
     heads = [
         f"- {r.name}: {r.total_nodes} test nodes in {r.total_files} files after deselecting "
-        f"{r.deselected}; {r.mutants} mutants, {r.killed} killed by the full run; tracing: "
-        f"{r.mode}"
+        f"{r.deselected}; {r.mutants} mutants, {r.killed} killed by the full run "
+        f"({r.failing} failing tests in all); tracing: {r.mode}"
         for r in results
     ]
-    sel = table(["project", "selector", "mean nodes", "mean files", "missed failing tests"],
-                sel_rows)  # fmt: skip
+    sel = table(["project", "selector", "mean nodes re-run", "re-run vs total", "mean files",
+                 "missed failing tests"], sel_rows)  # fmt: skip
     tim = table(["project", "pytest", "testmon first", "maestro first", "testmon no-change",
                  "maestro no-change"], time_rows)  # fmt: skip
     misses = [
@@ -363,7 +434,20 @@ def report(results: list[ProjectResult]) -> str:
         for name, t in r.tallies.items()
         if t.missed_mutants
     ]
-    return "\n".join([*heads, "", sel, "", tim, *(["", *misses] if misses else [])])
+    checks = [f"- {r.name}: {c}" for r in results for c in r.cli_checks]
+    if checks:
+        checks.insert(0, "`maestro test` (the CLI) on the first killed mutants, vs `plan()`:")
+    return "\n".join(
+        [
+            *heads,
+            "",
+            sel,
+            "",
+            tim,
+            *(["", *misses] if misses else []),
+            *(["", *checks] if checks else []),
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -372,16 +456,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=8)
     parser.add_argument("--slow-s", type=float, default=0.5, help="deselect tests slower than this")
     parser.add_argument("--only", choices=[p.name for p in PROJECTS])
+    parser.add_argument(
+        "--verify-cli",
+        type=int,
+        default=3,
+        metavar="N",
+        help="check `maestro test` against plan() on the first N killed mutants",
+    )
+    parser.add_argument("--parallel", action="store_true", help="one process per project")
+    parser.add_argument("--json", type=Path, help="write the project results here (internal)")
     parser.add_argument("--write", action="store_true", help="append to docs/BENCHMARKS.md")
     ns = parser.parse_args(argv)
     # SIGTERM runs the `finally` that puts a mutated file back.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started = time.monotonic()
-    results = [
-        bench_project(p, ns.mutants, ns.seed, ns.slow_s)
-        for p in PROJECTS
-        if not ns.only or p.name == ns.only
-    ]
+    projects = [p for p in PROJECTS if not ns.only or p.name == ns.only]
+    if ns.parallel:
+        results = _in_parallel(projects, ns)
+    else:
+        results = [
+            bench_project(p, ns.mutants, ns.seed, ns.slow_s, ns.verify_cli) for p in projects
+        ]
+    if ns.json is not None:
+        ns.json.write_text("\n".join(r.to_json() for r in results))
     body = report(results)
     print(body)
     print(f"bench took {time.monotonic() - started:.0f}s")
@@ -392,6 +489,29 @@ def main(argv: list[str] | None = None) -> None:
             f" Reproduce: `make relink && .venv/bin/python -m bench.bench_precision --mutants "
             f"{ns.mutants} --write`\n\n" + body,
         )
+
+
+def _in_parallel(projects: list[Project], ns: argparse.Namespace) -> list[ProjectResult]:
+    """Each project in a child process (own environment variables, own cache), all at once."""
+    WORK.mkdir(parents=True, exist_ok=True)
+    children = []
+    for p in projects:
+        out = WORK / f"result-{p.name}.json"
+        out.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "bench.bench_precision", "--only", p.name, "--json", str(out)]
+        cmd += ["--mutants", str(ns.mutants), "--seed", str(ns.seed), "--slow-s", str(ns.slow_s)]
+        cmd += ["--verify-cli", str(ns.verify_cli)]
+        children.append((out, subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])))
+    try:
+        codes = [child.wait() for _, child in children]
+    finally:
+        for _, child in children:
+            if child.poll() is None:
+                child.terminate()  # SIGTERM: the child puts its mutated file back
+                child.wait()
+    if any(codes):
+        raise SystemExit(f"a project failed: exit codes {codes}")
+    return [ProjectResult.from_json(out.read_text()) for out, _ in children]
 
 
 if __name__ == "__main__":
