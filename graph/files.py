@@ -60,7 +60,10 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
         except OSError as exc:
             result.diagnostics.append((prefix or ".", f"cannot list directory: {exc.strerror}"))
             continue
-        if any(entry.name == ".gitignore" for entry in entries):
+        names = {entry.name for entry in entries}
+        if prefix and "pyvenv.cfg" in names:
+            continue  # a virtual environment (known from its listing: no stat per directory)
+        if ".gitignore" in names:
             spec = _gitignore(directory)
             if spec is not None:
                 specs = [*specs, (prefix, spec)]
@@ -86,8 +89,6 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
                 continue
             if filtering and _ignored(rel + "/", specs, user_spec):
                 continue
-            if os.path.exists(os.path.join(entry.path, "pyvenv.cfg")):
-                continue  # a virtual environment
             if entry.is_symlink():
                 real = os.path.realpath(entry.path)
                 if real in seen_dirs or _is_ancestor(real, seen_dirs, directory):

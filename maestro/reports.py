@@ -27,7 +27,7 @@ class HopModel(BaseModel):
     text: str = Field(description="human-readable reason")
 
     @classmethod
-    def of(cls, hop: Hop) -> HopModel:
+    def of(cls, hop: Hop, text: str | None = None) -> HopModel:
         e = hop.edge
         # built from the graph's own typed data: no validation needed (a hub change has
         # thousands of hops); whoever receives it over the wire validates it
@@ -37,7 +37,7 @@ class HopModel(BaseModel):
             kind=e.kind,
             line=e.line,
             detail=e.detail,
-            text=hop.describe(),
+            text=hop.describe() if text is None else text,
         )
 
 
@@ -74,22 +74,25 @@ class ImpactedReport(BaseModel):
         impacts: list[Impact],
         elapsed_ms: float,
         *,
-        hops: bool = True,
+        hops: int | None = None,
     ) -> ImpactedReport:
-        """``hops=False`` leaves out the structured chains (``why`` still says it in words): an
-        editor showing a hub change's 600 rows needs one line each, and validating thousands of
-        hops cost more than the graph walk."""
+        """Structured chains for the first ``hops`` targets only (None: all); ``why`` says every
+        chain in words. An editor showing a hub change's 600 rows needs one line each and the
+        CLI prints 40 trees: encoding and validating thousands of hops cost more than the
+        graph walk."""
         rows = []
-        for i in impacts:
-            chain = [HopModel.of(h) for h in i.chain]
+        for n, i in enumerate(impacts):
+            texts = [h.describe() for h in i.chain]
             rows.append(
                 ImpactModel.model_construct(
                     target=i.target,
                     kind=i.kind,
                     changed=i.changed,
                     distance=i.distance,
-                    why=" -> ".join(h.text for h in chain) or f"{i.target} changed",
-                    reason=chain if hops else [],
+                    why=" -> ".join(texts) or f"{i.target} changed",
+                    reason=[HopModel.of(h, text) for h, text in zip(i.chain, texts, strict=True)]
+                    if hops is None or n < hops
+                    else [],
                 )
             )
         return cls.model_construct(

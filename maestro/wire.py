@@ -373,8 +373,11 @@ class ImpactedParams(WireModel):
     paths: list[str] | None = Field(default=None, max_length=100_000)
     since: str | None = Field(default=None, min_length=1, max_length=1000)
     buffers: dict[str, str] | None = Field(default=None, max_length=MAX_BUFFERS)
-    hops: bool = Field(
-        default=True, description="structured reason chains; False: only `why`, in words"
+    hops: int | None = Field(
+        default=None,
+        ge=0,
+        description="structured reason chains for the first N targets only (None: all); "
+        "`why` says every chain in words",
     )
 
     @model_validator(mode="after")

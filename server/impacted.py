@@ -68,7 +68,7 @@ async def stale_state(ls: MaestroServer, ws: Workspace, budget_s: float) -> Stal
 
 
 async def impacted_reports(
-    ls: MaestroServer, ws: Workspace, uris: list[str] | None, since: str | None, hops: bool
+    ls: MaestroServer, ws: Workspace, uris: list[str] | None, since: str | None, hops: int | None
 ) -> tuple[list[ImpactedReport], set[str], str]:
     """The daemon's reports for the editor's change set, the unsaved paths and the source kind."""
     calls: list[ImpactedParams] = []
@@ -129,7 +129,7 @@ async def impacted_targets(
     reason as one line (`why`); the structured hops only when asked for (`reasons: true`), since
     encoding them dominated the response time on large trees."""
     started = time.perf_counter()
-    reports, unsaved, source = await impacted_reports(ls, ws, uris, since, reasons)
+    reports, unsaved, source = await impacted_reports(ls, ws, uris, since, None if reasons else 0)
     changes, impacts = merge(reports)
     if cache_state == "refresh" and impacts:
         stale = await stale_state(ls, ws, STALE_BUDGET_S)

@@ -110,7 +110,9 @@ def impacted(
         raise typer.BadParameter("give changed paths or --since, not both")
     # Paths are resolved here, against this process's cwd: the daemon's cwd is not the user's.
     params = wire.ImpactedParams(
-        paths=[normalize(workspace, p) for p in given] if given else None, since=since
+        paths=[normalize(workspace, p) for p in given] if given else None,
+        since=since,
+        hops=None if as_json or show_all else SHOWN,  # the text shows SHOWN trees
     )
     report = via_daemon.call(workspace, wire.IMPACTED, params, no_daemon=no_daemon)
     if report is None:
