@@ -34,30 +34,81 @@ def environment_key(dirs: list[Path]) -> str:
 
 
 def distribution_map(dirs: list[Path]) -> dict[str, list[str]]:
-    """Top-level import name -> [distribution name, version] for everything installed in `dirs`."""
-    from importlib import metadata  # ~0.1 s to import; only needed when the cache is stale
+    """Top-level import name -> [distribution name, version] for everything installed in `dirs`.
 
+    Read straight from the ``*.dist-info``/``*.egg-info`` files: ``importlib.metadata`` parses
+    every METADATA file with the email package (0.3 s for a 100-package environment, more than
+    a cold graph build's import scan), where the name and version are the first header lines."""
     mapping: dict[str, list[str]] = {}
-    for dist in metadata.distributions(path=[str(d) for d in dirs]):
-        name = dist.metadata["Name"] or ""
-        if not name:
+    for d in dirs:
+        try:
+            entries = sorted(os.scandir(d), key=lambda e: e.name)
+        except OSError:
             continue
-        tops: set[str] = set()
-        top_level = dist.read_text("top_level.txt")
-        if top_level:
-            tops.update(t.strip() for t in top_level.splitlines() if t.strip())
-        else:
-            for file in dist.files or ():
-                first = file.parts[0] if file.parts else ""
-                if first.endswith((".dist-info", ".egg-info", ".pth", ".data")) or first in (
-                    "..",
-                    "__pycache__",
-                ):
-                    continue
-                tops.add(first.removesuffix(".py").split(".")[0])
-        for top in tops:
-            mapping.setdefault(top, [name, dist.version])
+        for entry in entries:
+            if entry.name.endswith(".dist-info"):
+                found = _distribution(entry.path, "METADATA")
+            elif entry.name.endswith(".egg-info"):
+                found = _distribution(entry.path, "PKG-INFO")
+            else:
+                continue
+            if found is None:
+                continue
+            name, version, tops = found
+            for top in tops:
+                mapping.setdefault(top, [name, version])
     return mapping
+
+
+def _distribution(info: str, metadata_file: str) -> tuple[str, str, set[str]] | None:
+    """(name, version, top-level names) of one installed distribution, None if unreadable."""
+    is_dir = os.path.isdir(info)
+    headers = _headers(os.path.join(info, metadata_file) if is_dir else info)
+    name, version = headers.get("name", ""), headers.get("version", "")
+    if not name:
+        return None
+    tops: set[str] = set()
+    top_level = _read(os.path.join(info, "top_level.txt")) if is_dir else None
+    if top_level:
+        tops.update(t.strip() for t in top_level.splitlines() if t.strip())
+    elif is_dir:
+        for line in (_read(os.path.join(info, "RECORD")) or "").splitlines():
+            path = line.rsplit(",", 2)[0].strip('"') if line.count(",") >= 2 else line
+            first = path.split("/", 1)[0]
+            if (
+                not first
+                or first.endswith((".dist-info", ".egg-info", ".pth", ".data"))
+                or first in ("..", "__pycache__")
+            ):
+                continue
+            tops.add(first.removesuffix(".py").split(".")[0])
+    return name, version, tops
+
+
+def _headers(path: str) -> dict[str, str]:
+    """The ``Name`` and ``Version`` headers (lower-cased keys) of a core metadata file."""
+    found: dict[str, str] = {}
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if not line.strip():
+                    break  # end of the headers: the description follows
+                key, sep, value = line.partition(":")
+                if sep and key.lower() in ("name", "version"):
+                    found.setdefault(key.lower(), value.strip())
+                    if len(found) == 2:
+                        break
+    except OSError:
+        pass
+    return found
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 STDLIB = frozenset(sys.stdlib_module_names)

@@ -1,0 +1,70 @@
+"""Installed distributions, read from site-packages files (no importlib.metadata, no processes)."""
+
+from __future__ import annotations
+
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from maestro.graph.environment import distribution_map, site_packages
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_every_kind_of_installed_metadata(tmp_path: Path) -> None:
+    site = tmp_path / "site-packages"
+    _write(
+        site / "Foo_Bar-1.2.dist-info" / "METADATA",
+        "Metadata-Version: 2.1\nName: Foo-Bar\nVersion: 1.2\n\nName: not a header\n",
+    )
+    _write(site / "Foo_Bar-1.2.dist-info" / "top_level.txt", "foo_bar\n_foo_speedups\n")
+    _write(
+        site / "solo-3.0.dist-info" / "METADATA",
+        "Metadata-Version: 2.1\nName: solo\nVersion: 3.0\n",
+    )
+    _write(
+        site / "solo-3.0.dist-info" / "RECORD",
+        "solo.py,sha256=x,10\n"
+        '"solo_data/a,b.txt",sha256=y,3\n'
+        "solo-3.0.dist-info/METADATA,,\n"
+        "../../bin/solo,,\n"
+        "__pycache__/solo.cpython-311.pyc,,\n",
+    )
+    _write(site / "old.egg-info" / "PKG-INFO", "Metadata-Version: 1.0\nName: old\nVersion: 0.1\n")
+    _write(site / "old.egg-info" / "top_level.txt", "oldpkg\n")
+    _write(site / "flat-2.0-py3.11.egg-info", "Metadata-Version: 1.0\nName: flat\nVersion: 2.0\n")
+    _write(site / "broken-1.0.dist-info" / "RECORD", "broken.py,,\n")  # no METADATA: skipped
+    assert distribution_map([site]) == {
+        "foo_bar": ["Foo-Bar", "1.2"],
+        "_foo_speedups": ["Foo-Bar", "1.2"],
+        "solo": ["solo", "3.0"],
+        "solo_data": ["solo", "3.0"],
+        "oldpkg": ["old", "0.1"],
+    }
+
+
+def test_agrees_with_importlib_metadata_on_a_real_environment() -> None:
+    dirs = site_packages(Path(sys.prefix))
+    expected: dict[str, list[str]] = {}
+    for dist in metadata.distributions(path=[str(d) for d in dirs]):
+        name = dist.metadata["Name"] or ""
+        tops = {t.strip() for t in (dist.read_text("top_level.txt") or "").splitlines()}
+        if not tops - {""}:
+            tops = {
+                f.parts[0].removesuffix(".py").split(".")[0]
+                for f in dist.files or ()
+                if f.parts
+                and not f.parts[0].endswith((".dist-info", ".egg-info", ".pth", ".data"))
+                and f.parts[0] not in ("..", "__pycache__")
+            }
+        for top in tops - {""}:
+            expected.setdefault(top, [name, dist.version])
+    found = distribution_map(dirs)
+    assert len(found) > 20
+    # same names and versions; which of two distributions claiming a name wins may differ
+    same = {k for k in expected if found.get(k) == expected[k]}
+    assert len(same) >= len(expected) - 2, sorted(set(expected) - same)[:10]
+    assert found["pytest"][0] == "pytest" and found["pytest"][1] == metadata.version("pytest")
