@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from maestro.graph.build import BuildGraph, Change, Hop, Impact
@@ -19,6 +19,8 @@ STATS_SCHEMA = "maestro.graph-stats/1"
 
 
 class HopModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     source: str = Field(description="the dependent (file or target)")
     target: str = Field(description="what it depends on")
     kind: str = Field(description="import, init, conftest, plugin, dynamic, global, src, dep, ...")
@@ -42,11 +44,15 @@ class HopModel(BaseModel):
 
 
 class ChangeModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     path: str
     status: Literal["modified", "added", "deleted"]
 
 
 class ImpactModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     target: str
     kind: Literal["test", "declared"]
     changed: str = Field(description="the changed input the reason chain ends at")
@@ -64,7 +70,7 @@ class ImpactedReport(BaseModel):
     impacted: list[ImpactModel]
     elapsed_ms: float = Field(description="time to answer, excluding graph loading")
 
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     @classmethod
     def build(
@@ -111,10 +117,12 @@ class WhyReport(BaseModel):
     depends: bool
     reason: list[HopModel]
 
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
 
 class DiagnosticModel(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     path: str
     line: int
     severity: Literal["error", "warning"]
@@ -137,7 +145,7 @@ class GraphStatsReport(BaseModel):
     diagnostics: list[DiagnosticModel]
     targets: list[str] | None = None
 
-    model_config = {"populate_by_name": True}
+    model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     @classmethod
     def build(cls, graph: BuildGraph, *, with_targets: bool) -> GraphStatsReport:
