@@ -338,7 +338,9 @@ def bench_project(
             if must and len(checks) < verify_cli:
                 files = {f.target for f in planned.to_run}
                 checks.append(
-                    _verify_cli(tree, state, args, env, mutant, must, chosen_nodes, files)
+                    _verify_cli(
+                        tree, state, args, env, mutant, must, chosen_nodes, files, all_nodes
+                    )
                 )
                 print(f"  {checks[-1]}", flush=True)
         finally:
@@ -376,6 +378,7 @@ def _verify_cli(
     must: set[str],
     selected: set[str],
     files: set[str],
+    nodes: set[str],
 ) -> str:
     """`maestro test` on a copy of the baseline cache and state: does the real CLI re-run what
     `plan()` selected? (A copy, so the baseline stays the same for the next mutants.)"""
@@ -385,10 +388,12 @@ def _verify_cli(
     shutil.copytree(state / "state", scratch / "state")
     cli_env = {**env, "MAESTRO_CACHE_DIR": str(scratch / "cache"), "COLUMNS": "500"}
     cli_env.update(MAESTRO_STATE_DIR=str(scratch / "state"), MAESTRO_DAEMON="off")
-    maestro = [sys.executable, "-c", MAESTRO_CODE, "test", "--no-daemon"]
+    junit = scratch / "junit.xml"
+    maestro = [sys.executable, "-c", MAESTRO_CODE, "test", "--no-daemon", "--junit-xml", str(junit)]
     _, code, out = sh([*maestro, "--", *args], tree, cli_env)
+    failed = _junit_failures(junit, nodes)
+    shown = set(_CLI_FAILED.findall(out))
     shutil.rmtree(scratch, ignore_errors=True)
-    failed = set(_CLI_FAILED.findall(out))
     ran = re.search(r"ran (\d+) files", out)
     ran_files = int(ran.group(1)) if ran else -1
     ok = must <= failed and failed <= selected and ran_files == len(files)
@@ -397,7 +402,32 @@ def _verify_cli(
         f"reported {len(failed)} failed of {len(must)} failing under a full run "
         f"({len(must - failed)} not reported, {len(failed - selected)} outside plan()'s "
         f"{len(selected)} nodes), ran {ran_files} files (plan: {len(files)})"
+        + (
+            f"; its failure list shows {len(shown ^ failed)} ids differently"
+            if shown ^ failed
+            else ""
+        )
     )
+
+
+def _junit_failures(path: Path, nodes: set[str]) -> set[str]:
+    """Node ids failed or errored in the CLI's JUnit file (cached results passed at baseline, so
+    these ran in this run); JUnit (classname, name) mapped back to node ids."""
+    from xml.etree import ElementTree
+
+    from maestro.daemon.junit import _names
+
+    by_name = {_names(n): n for n in nodes}
+    try:
+        root = ElementTree.parse(path).getroot()
+    except (OSError, ElementTree.ParseError):
+        return set()
+    found = set()
+    for case in root.iter("testcase"):
+        if case.find("failure") is not None or case.find("error") is not None:
+            key = (case.get("classname", ""), case.get("name", ""))
+            found.add(by_name.get(key, f"{key[0]}::{key[1]}"))
+    return found
 
 
 def report(results: list[ProjectResult]) -> str:

@@ -26,6 +26,12 @@ module-level code changed. So the split must put each piece of code where a test
   ``functools`` caches, ``contextmanager`` ... do not read the signature) or when the file
   uses the function's name other than to call it (``register(handler)``, ``{"x": handler}``,
   ``callback=self.handler``): the function object may reach code that introspects it;
+- a function memoised across calls (``functools.cache``, ``lru_cache``, ``cached_property``)
+  counts for its owner with its body: a test served from the cache that an earlier test filled
+  never executes it, yet a change shows up in the values it gets (measured: more-itertools'
+  ``@lru_cache`` ``_shift_to_odd``, reached through ``totient`` in one test and cached by
+  another). Memoisation written by hand (a dict checked before calling a helper) is not
+  detected: a test that only ever hits such a cache is not re-run when the helper changes;
 - comments, blank lines and formatting do not count (``ast.dump`` without positions); docstrings do
   (they are code: ``__doc__``, doctests).
 
@@ -60,7 +66,7 @@ from typing import Any
 
 import msgpack
 
-FORMAT = 2
+FORMAT = 3
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -158,13 +164,24 @@ _BENIGN_DECORATORS = frozenset(
     }
 )
 _PLACEHOLDER = "<inert>"
+# Decorators that keep results across calls, hence across tests: a test can get a result the
+# function computed in an earlier test without executing it (``lru_cache`` hit).
+_MEMOISING_DECORATORS = frozenset({"cache", "lru_cache", "cached_property"})
+
+
+def _decorator_name(decorator: ast.expr) -> str | None:
+    node = decorator.func if isinstance(decorator, ast.Call) else decorator
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def _benign(decorator: ast.expr) -> bool:
-    node = decorator.func if isinstance(decorator, ast.Call) else decorator
-    if isinstance(node, ast.Attribute):
-        return node.attr in _BENIGN_DECORATORS
-    return isinstance(node, ast.Name) and node.id in _BENIGN_DECORATORS
+    return _decorator_name(decorator) in _BENIGN_DECORATORS
+
+
+def _memoising(node: _Def) -> bool:
+    return any(_decorator_name(d) in _MEMOISING_DECORATORS for d in node.decorator_list)
 
 
 def _inert(node: ast.expr | None) -> bool:
@@ -223,9 +240,11 @@ class _Splitter:
     def owned(self, node: ast.AST, prefix: str) -> Any:
         """A copy of `node` as its owner sees it (nested defs reduced to their def statement)."""
         if isinstance(node, _Def):
-            self.register(node, prefix + node.name)
+            own = self.register(node, prefix + node.name)
             stub = copy.copy(node)
-            stub.body = []
+            # A memoised function's body counts for its owner too: callers served from the
+            # cache never execute it, so its own record misses them.
+            stub.body = [ast.Expr(ast.Constant(own))] if _memoising(node) else []
             stub.decorator_list = [self.expr(d, prefix) for d in node.decorator_list]
             private = node.name not in self.escaping and all(
                 _benign(d) for d in node.decorator_list
@@ -288,8 +307,9 @@ class _Splitter:
                 setattr(new, name, self.owned(value, prefix))
         return new
 
-    def register(self, node: _Def, qualname: str) -> None:
-        """The function's own fingerprint: its whole ``def`` statement, nested bodies cut."""
+    def register(self, node: _Def, qualname: str) -> str:
+        """The function's own fingerprint (returned): its whole ``def`` statement, nested bodies
+        cut."""
         inner = qualname + ".<locals>."
         head = [self.expr(d, qualname) for d in node.decorator_list]
         args = self.expr(node.args, qualname)
@@ -305,12 +325,13 @@ class _Splitter:
                 *body,
             ]
         )
-        fp = _fp(text)
+        own = fp = _fp(text)
         line = _def_line(node)
         previous = self.functions.get(qualname)
         if previous is not None:  # same qualname defined twice: one combined fingerprint
             fp, line = _fp(previous[0] + fp), min(previous[1], line)
         self.functions[qualname] = (fp, line)
+        return own
 
 
 def fingerprint_source(data: bytes) -> FileFingerprints:

@@ -171,6 +171,30 @@ def test_decorator_change_reruns_every_importer(ws: Workspace) -> None:
     assert ran_nodes(ws.run()) == [*CALC, "tests/test_other.py::test_imports_only"]
 
 
+def test_memoised_function_change_reruns_tests_served_from_its_cache(ws: Workspace) -> None:
+    ws.edit("pkg/calc.py", "RATE = 2", "import functools\n\nRATE = 2")
+    ws.edit("pkg/calc.py", "def triple(x):", "@functools.lru_cache\ndef triple(x):")
+    ws.write(
+        "tests/test_memo.py",
+        """
+        from pkg import calc
+
+
+        def test_first():
+            assert calc.triple(5) == 15
+
+
+        def test_second():
+            assert calc.triple(5) == 15  # an lru_cache hit: triple does not run
+        """,
+    )
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
+    summary = ws.run()
+    assert "tests/test_memo.py::test_second" in ran_nodes(summary)
+    assert summary.failed == 3  # test_triple, test_first and test_second
+
+
 def test_explain_says_it_in_words(ws: Workspace) -> None:
     from maestro.cli.explain_cmd import node_verdict
 
