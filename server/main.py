@@ -23,6 +23,13 @@ def main(log_file: str | None = None) -> None:
         import signal
 
         faulthandler.register(signal.SIGUSR1, file=open(dump, "a"), all_threads=True)  # noqa: SIM115
+    import gc
+
     from maestro.server.server import create_server
 
-    create_server().start_io()
+    server = create_server()
+    # Everything imported so far (lsprotocol's ~1,000 classes, pydantic, pygls) lives as long as
+    # the process: out of the collector's sight, the full collections that a large answer's rows
+    # trigger no longer walk it (35-50 ms pauses, 3 in 40 hub requests: their p95).
+    gc.freeze()
+    server.start_io()
