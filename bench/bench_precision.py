@@ -152,6 +152,14 @@ def pick(tree: Path, library: str, count: int, seed: int) -> list[Mutant]:
 
 # ------------------------------------------------------------------------------ runs
 
+# A mutant can make a test loop or allocate without bound (more-itertools' `_full` grew to 15 GB):
+# the ground-truth run is stopped after 5 minutes or 6 GB, and the mutant reported as incomplete.
+_GUARD = (
+    ["timeout", "-s", "KILL", "300", "prlimit", "--as=6000000000", "--"]
+    if shutil.which("timeout") and shutil.which("prlimit")
+    else []
+)
+
 _NODE = re.compile(r"^(?:FAILED|ERROR) (\S+)", re.M)
 
 
@@ -203,6 +211,7 @@ class ProjectResult:
     mode: str
     failing: int = 0  # failing tests summed over the mutants (what a selector must include)
     cli_checks: list[str] = field(default_factory=list)
+    incomplete: list[str] = field(default_factory=list)  # full runs stopped by the guard
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self))
@@ -303,6 +312,7 @@ def bench_project(
     chosen = pick(tree, LIBRARY[project.name], count, seed)
     killed = failing_total = 0
     checks: list[str] = []
+    incomplete: list[str] = []
     for i, mutant in enumerate(chosen):
         source = tree / mutant.path
         original = source.read_text()
@@ -314,7 +324,11 @@ def bench_project(
             continue
         source.write_text(mutated)
         try:
-            _, _, out = sh([*pytest, "-p", "no:cacheprovider", "-rfE", *args], tree)
+            full = [*_GUARD, *pytest, "-p", "no:cacheprovider", "-rfE", *args]
+            _, code, out = sh(full, tree)
+            if code in (-9, 137, 124):  # (a MemoryError under the cap is a failing test)
+                incomplete.append(mutant.label)
+                print(f"  full run of {mutant.label} killed (time/memory guard)", flush=True)
             must: set[str] = set()
             for f in failing(out):
                 must |= set(nodes_of.get(f, [])) if "::" not in f else {f}
@@ -363,6 +377,7 @@ def bench_project(
         mode,
         failing_total,
         checks,
+        incomplete,
     )
 
 
@@ -452,6 +467,12 @@ def report(results: list[ProjectResult]) -> str:
         f"- {r.name}: {r.total_nodes} test nodes in {r.total_files} files after deselecting "
         f"{r.deselected}; {r.mutants} mutants, {r.killed} killed by the full run "
         f"({r.failing} failing tests in all); tracing: {r.mode}"
+        + (
+            f"; full run stopped by the time/memory guard (failing set unknown): "
+            f"{', '.join(r.incomplete)}"
+            if r.incomplete
+            else ""
+        )
         for r in results
     ]
     sel = table(["project", "selector", "mean nodes re-run", "re-run vs total", "mean files",
