@@ -53,9 +53,9 @@ class Edge(NamedTuple):
 _VERBS = {"import": "imports", "dynamic": "imports dynamically", "plugin": "loads pytest plugin"}
 
 
-@dataclass(frozen=True, slots=True)
-class Hop:
-    """One step of a reason chain: `source` depends on `target` because of `edge`."""
+class Hop(NamedTuple):
+    """One step of a reason chain: `source` depends on `target` because of `edge`. (A tuple: a
+    hub answer builds thousands.)"""
 
     source: str
     target: str

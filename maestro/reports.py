@@ -88,7 +88,8 @@ class ImpactedReport(BaseModel):
         graph walk."""
         rows = []
         for n, i in enumerate(impacts):
-            texts = [h.describe() for h in i.chain]
+            chain = i.chain
+            texts = [h.describe() for h in chain]
             rows.append(
                 ImpactModel.model_construct(
                     target=i.target,
@@ -96,7 +97,7 @@ class ImpactedReport(BaseModel):
                     changed=i.changed,
                     distance=i.distance,
                     why=" -> ".join(texts) or f"{i.target} changed",
-                    reason=[HopModel.of(h, text) for h, text in zip(i.chain, texts, strict=True)]
+                    reason=[HopModel.of(h, text) for h, text in zip(chain, texts, strict=True)]
                     if hops is None or n < hops
                     else [],
                 )

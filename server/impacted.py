@@ -34,12 +34,7 @@ from maestro.wire import (
 log = logging.getLogger(__name__)
 
 STALE_BUDGET_S = 2.0
-_URI_SAFE = re.compile(r"[\w./-]*", re.ASCII)
-
-
-def _quote(path: str) -> str:
-    """``quote`` for a URI path, skipped for the common all-safe path (hub answers have 600)."""
-    return path if _URI_SAFE.fullmatch(path) else quote(path)
+_URI_SAFE = re.compile(r"[\w./-]*", re.ASCII)  # quote() is skipped for such paths
 
 
 async def stale_state(ls: MaestroServer, ws: Workspace, budget_s: float) -> StaleResult | None:
@@ -138,38 +133,48 @@ async def impacted_targets(
     stale_by = {s.target: s for s in stale.stale} if stale else {}
     by_file = ws.results.by_file()
     root_uri = ls.uri_of(ws, "").rstrip("/") + "/"
+    unknown = {"state": "unknown", "describe": "", "changed": []}  # shared: rows are only encoded
+    cached = {"state": "cached", "describe": "cached", "changed": []}
+    never_run = {"failed": 0, "passed": 0, "tests": 0}
     rows = []
     for i in impacts:
-        if tests_only and i.kind != "test":
+        is_test = i.kind == "test"
+        if tests_only and not is_test:
             continue
-        if i.changed in unsaved:
+        target, changed = i.target, i.changed
+        is_unsaved = changed in unsaved
+        if is_unsaved:
             cache = {
                 "state": "unsaved",
-                "describe": f"unsaved changes in {i.changed}",
-                "changed": [i.changed],
+                "describe": f"unsaved changes in {changed}",
+                "changed": [changed],
             }
-        elif stale is None or i.kind != "test":
-            cache = {"state": "unknown", "describe": "", "changed": []}
-        elif i.target in stale_by:
-            s = stale_by[i.target]
+        elif stale is None or not is_test:
+            cache = unknown
+        elif target in stale_by:
+            s = stale_by[target]
             cache = {"state": "stale", "describe": s.describe or s.reason, "changed": s.changed}
         else:
-            cache = {"state": "cached", "describe": "cached", "changed": []}
-        last = by_file.get(i.target, []) if i.kind == "test" else []
+            cache = cached
+        last = by_file.get(target) if is_test else None
         row: dict[str, Any] = {
-            "target": i.target,
-            "uri": root_uri + _quote(i.target) if i.kind == "test" else None,
+            "target": target,
+            "uri": root_uri + (target if _URI_SAFE.fullmatch(target) else quote(target))
+            if is_test
+            else None,
             "kind": i.kind,
-            "changed": i.changed,
+            "changed": changed,
             "distance": i.distance,
-            "unsaved": i.changed in unsaved,
+            "unsaved": is_unsaved,
             "why": i.why,
             "cache": cache,
             "last": {
                 "failed": sum(1 for t in last if t.failing),
                 "passed": sum(1 for t in last if t.outcome == "passed"),
                 "tests": len(last),
-            },
+            }
+            if last
+            else never_run,
         }
         if reasons:
             row["reason"] = [h.model_dump() for h in i.reason]
