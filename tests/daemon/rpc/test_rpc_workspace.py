@@ -397,3 +397,20 @@ def test_cancelling_a_run_kills_pytest(
 
     run(main(), timeout=60)
     assert RequestCancelledError.code == "cancelled"
+
+
+def test_hop_chains_only_for_the_first_targets_asked(ws: DaemonEnv) -> None:
+    """Editors ask for no chains, the CLI's text for the ones it prints: every row still says
+    why in words, and the chains that are sent are the same as a full answer's."""
+    started(ws)
+    with SyncDaemonClient(ws.root, start=False) as client:
+        full = client.call(wire.IMPACTED, wire.ImpactedParams(paths=["src/pkg/core.py"]))
+        none = client.call(wire.IMPACTED, wire.ImpactedParams(paths=["src/pkg/core.py"], hops=0))
+        one = client.call(wire.IMPACTED, wire.ImpactedParams(paths=["src/pkg/core.py"], hops=1))
+    assert len(full.impacted) == 2 and all(i.reason for i in full.impacted)
+    assert [i.target for i in none.impacted] == [i.target for i in full.impacted]
+    assert all(not i.reason for i in none.impacted)
+    for row, whole in zip(none.impacted, full.impacted, strict=True):
+        assert row.why == whole.why == " -> ".join(h.text for h in whole.reason)
+        assert "imports pkg.core" in row.why
+    assert one.impacted[0].reason == full.impacted[0].reason and not one.impacted[1].reason
