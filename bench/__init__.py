@@ -14,7 +14,7 @@ import os
 import sys
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_MOUNTS = {"graph": "graph", "cache": "cache", "daemon": "daemon"}  # maestro.<name> -> folder
+_MOUNTS = {"graph": "graph", "cache": "cache", "daemon": "daemon", "model": "model"}  # -> folder
 
 
 def refresh_link_tree() -> str:

@@ -260,6 +260,9 @@ class SpeculationService:
         async with self.tests.run_lock:
             if generation != self.generation:
                 return
+            if not self.tripwire.allows():  # the run we waited for may have tripped it
+                self._skip(self.tripwire.reason)
+                return
             await self._speculate_locked(generation, settings, remaining)
 
     def _configure_tripwire(self, s: SpeculationSettings) -> None:
@@ -344,12 +347,12 @@ class SpeculationService:
         cpu = sum(s.report.cpu_s for s in summaries if s.report is not None)
         self._spent(cpu)
         if first_failure:
-            self.counters.first_failure_s.append(first_failure[0])
+            self.counters.first_failure_s = [*self.counters.first_failure_s[-49:], first_failure[0]]
         if generation == self.generation:
             self._unsettled.difference_update(paths)
-        for summary in summaries:
-            await tests._learn(summary)
-        run_id = await self._record(graph, summaries, kind="speculative")
+        # Bookkeeping first, without awaiting: a save arriving during the awaits below must not
+        # leave stored results unaccounted.
+        fresh: list[_Outstanding] = []
         total_wall = sum(o.result.timing.wall_s for s in summaries for o in s.files if o.result)
         for summary in summaries:
             for o in summary.files:
@@ -360,14 +363,21 @@ class SpeculationService:
                 if old is not None:
                     self._waste(o.target, old)
                 stored = planned.last.get(o.target)  # the post-run key execute stored under
-                self._outstanding[o.target] = _Outstanding(
+                entry = _Outstanding(
                     stored[0] if stored is not None else o.planned.key.hex,
-                    run_id,
+                    0,
                     tuple(t.node_id for t in o.result.tests),
                     cpu * share,
                 )
+                self._outstanding[o.target] = entry
+                fresh.append(entry)
                 self.counters.stored += 1
-        self.counters.runs += 1  # last: a status poll sees the run with its results
+        self.counters.runs += 1  # a status poll sees the run with its results
+        for summary in summaries:
+            await tests._learn(summary)
+        run_id = await self._record(graph, summaries, kind="speculative")
+        for entry in fresh:
+            entry.run_id = run_id
         failed = sum(s.failed + s.errors for s in summaries)
         self.counters.last_message = (
             f"speculated {len(files)} file(s): {failed} failing test(s), {cpu:.1f} CPU-s"
@@ -396,7 +406,9 @@ class SpeculationService:
                 break
             cost = DEFAULT_FILE_COST_S
             if history is not None:
-                known = [st.mean_ms for t, st in history.tests.items() if t.startswith(target)]
+                known = [
+                    st.mean_ms for t, st in history.tests.items() if t.startswith(target + "::")
+                ]
                 if known:
                     cost = sum(known) / 1000.0 + 0.3  # + collection and start-up
             if out and spent + cost > budget_s:

@@ -15,7 +15,7 @@ import typer
 from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
-from maestro.wire import StaleFile, StaleResult
+from maestro.wire import SpeculationStatus, StaleFile, StaleResult
 
 EXIT_USAGE = 4
 EXIT_INTERNAL = 3
@@ -136,3 +136,25 @@ def status(
         if remote.last_error:
             line += f"\n       last error: {remote.last_error}"
         console.print(line, highlight=False)
+    spec = daemon.speculation
+    if spec is not None:
+        console.print(speculation_line(spec), highlight=False)
+
+
+def speculation_line(spec: SpeculationStatus) -> str:
+    """`maestro status`: speculation state, its hit/miss/waste, and why it is throttled."""
+    model = spec.model + (
+        f" (stored model refused: {spec.model_error})" if spec.model_error else ""
+    )
+    if not spec.enabled:
+        return f"[bold]speculation[/] off (ml.speculation.enabled); ranking with {model}"
+    used = f"{spec.used_share:.0%}" if spec.used_share is not None else "-"
+    waste = f"{spec.waste_share:.0%}" if spec.waste_share is not None else "-"
+    line = (
+        f"[bold]speculation[/] {spec.state}: {spec.runs} runs, {spec.cancelled} cancelled, "
+        f"{spec.hits} hits, {spec.misses} misses, {spec.wasted} wasted, used {used}, "
+        f"waste {waste} of {spec.cpu_s:.1f} CPU-s; ranking with {model}"
+    )
+    if spec.throttled_reason:
+        line += f"\n       {spec.throttled_reason}"
+    return line

@@ -248,3 +248,38 @@ def test_daemon_refuses_an_untrusted_model_and_still_runs(
         status = spec(client)
         assert status.model == "heuristic"
         assert "allowlist" in status.model_error
+
+
+def test_waste_trips_the_tripwire_and_status_says_so(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = setup(daemon_env, monkeypatch, speculate=True)
+    root = daemon_env.root
+    text = (root / "pyproject.toml").read_text()
+    (root / "pyproject.toml").write_text(
+        text.replace("delay-ms = 50\n", "delay-ms = 50\nmax-waste = 0.01\nmin-events = 1\n")
+    )
+    (root / "tests/test_slow.py").write_text(SLOW)
+    pid_file, hold = daemon_env.base / "slow.pid", daemon_env.base / "hold"
+    with SyncDaemonClient(root, start=False) as client:
+        assert run_all(client).passed == 3
+        pid_file.unlink()
+        hold.touch()
+        edit(root, "def one():\n    return 3\n")
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", what="slow")
+        edit(root, "def one():\n    return 4\n")  # cancels: all speculative CPU so far wasted
+        wait_for(lambda: spec(client).state == "throttled", what="the tripwire")
+        status = spec(client)
+        assert status.cancelled == 1 and status.runs == 0
+        assert "speculation throttled" in status.throttled_reason
+        before = sessions(marker)
+        edit(root, "def one():\n    return 5\n")
+        time.sleep(2.0)
+        assert sessions(marker) == before, "a throttled speculator started pytest"
+        assert spec(client).skipped >= 1
+        hold.unlink()
+        from maestro.cli.workspace_cmd import speculation_line
+
+        assert "speculation throttled" in speculation_line(spec(client))
+    log = next((daemon_env.base / "st").rglob("daemon.log")).read_text()
+    assert "speculation throttled" in log
