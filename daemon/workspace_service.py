@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import logging
 import os
 import time
@@ -147,6 +148,10 @@ class WorkspaceService:
         self.build_error: MaestroError | None = None
         self.pending: set[str] = set()
         self.updates = 0
+        self.generation = 0
+        """Bumped whenever the graph may answer differently (load, update, recorded deps): with
+        the process's boot id, the version an ``impacted`` etag names."""
+        self._boot = os.urandom(6).hex()
         self._watch = watch
         self._watcher: Watcher | None = None
         self._loading: asyncio.Task[None] | None = None
@@ -206,6 +211,7 @@ class WorkspaceService:
                 self.graph = await asyncio.to_thread(
                     BuildGraph.build, self.root, index_path=self.index_path
                 )
+                self.generation += 1
                 self.build_error = None
             except MaestroError as exc:
                 log.error("graph build failed: %s", exc.message)
@@ -282,6 +288,7 @@ class WorkspaceService:
             )
             touched = {"*"}
         self.updates += 1
+        self.generation += 1
         self._dirty = True
         elapsed = (time.perf_counter() - started) * 1000
         shown = ", ".join(sorted(paths)[:5]) + (" ..." if len(paths) > 5 else "")
@@ -319,6 +326,7 @@ class WorkspaceService:
             result = await asyncio.to_thread(func, self.graph)
             if mutates:
                 self._dirty = True
+                self.generation += 1
             return result
 
     # --- methods ---------------------------------------------------------------------------------
@@ -336,14 +344,25 @@ class WorkspaceService:
             return await asyncio.to_thread(sources.from_paths, root, paths)
         return await asyncio.to_thread(sources.from_git, root, params.since)
 
+    def _etag(self, changes: list[Change], hops: int | None) -> str:
+        """Names one answer: same graph version, same change records, same shape."""
+        digest = hashlib.blake2b(repr((hops, changes)).encode(), digest_size=12).hexdigest()
+        return f"{self._boot}-{self.generation}-{digest}"
+
     async def impacted(self, params: ImpactedParams, ctx: RequestContext) -> ImpactedReport:
         changes = await self.changes(params)
 
         def answer(graph: BuildGraph) -> ImpactedReport:
+            # under the lock, pending changes applied: the generation is the graph's
+            etag = self._etag(changes, params.hops)
+            if params.etag == etag:
+                return ImpactedReport.same_as(str(self.root), etag)
             started = time.perf_counter()
             impacts = graph.impacted(changes)
             elapsed = (time.perf_counter() - started) * 1000
-            return ImpactedReport.build(str(self.root), changes, impacts, elapsed, hops=params.hops)
+            return ImpactedReport.build(
+                str(self.root), changes, impacts, elapsed, hops=params.hops, etag=etag
+            )
 
         return await self.query(answer)
 

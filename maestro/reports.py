@@ -69,6 +69,10 @@ class ImpactedReport(BaseModel):
     changes: list[ChangeModel]
     impacted: list[ImpactModel]
     elapsed_ms: float = Field(description="time to answer, excluding graph loading")
+    etag: str = Field(default="", description="names this answer (RPC only; not in --json)")
+    unchanged: bool = Field(
+        default=False, description="the answer named by the request's etag still holds: no rows"
+    )
 
     model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
@@ -81,6 +85,7 @@ class ImpactedReport(BaseModel):
         elapsed_ms: float,
         *,
         hops: int | None = None,
+        etag: str = "",
     ) -> ImpactedReport:
         """Structured chains for the first ``hops`` targets only (None: all); ``why`` says every
         chain in words. An editor showing a hub change's 600 rows needs one line each and the
@@ -108,6 +113,21 @@ class ImpactedReport(BaseModel):
             changes=[ChangeModel.model_construct(path=c.path, status=c.status) for c in changes],
             impacted=rows,
             elapsed_ms=round(elapsed_ms, 3),
+            etag=etag,
+            unchanged=False,
+        )
+
+    @classmethod
+    def same_as(cls, root: str, etag: str) -> ImpactedReport:
+        """The answer to a request whose etag still holds: the client reuses what it has."""
+        return cls.model_construct(
+            schema_=IMPACTED_SCHEMA,
+            root=root,
+            changes=[],
+            impacted=[],
+            elapsed_ms=0.0,
+            etag=etag,
+            unchanged=True,
         )
 
 

@@ -373,6 +373,12 @@ class ImpactedParams(WireModel):
     paths: list[str] | None = Field(default=None, max_length=100_000)
     since: str | None = Field(default=None, min_length=1, max_length=1000)
     buffers: dict[str, str] | None = Field(default=None, max_length=MAX_BUFFERS)
+    etag: str | None = Field(
+        default=None,
+        max_length=128,
+        description="the etag of an answer the client holds: while it holds, the reply is "
+        "`unchanged` and carries no rows",
+    )
     hops: int | None = Field(
         default=None,
         ge=0,

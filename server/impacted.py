@@ -87,7 +87,7 @@ async def impacted_reports(
 
     async def one(params: ImpactedParams) -> ImpactedReport | None:
         try:
-            return await ws.link.call(IMPACTED, params)
+            return await memoised(ws, params)
         except GitError as exc:  # not a git repository: the buffers still count
             if params.paths is None and params.buffers is None:
                 log.info("no working-tree changes for %s: %s", ws.root, exc.message)
@@ -96,6 +96,37 @@ async def impacted_reports(
 
     found = await asyncio.gather(*(one(p) for p in calls))
     return [r for r in found if r is not None], set(unsaved), source
+
+
+MEMO_SIZE = 32
+
+
+async def memoised(ws: Workspace, params: ImpactedParams) -> ImpactedReport:
+    """The daemon's answer, reusing the last one for the same request while its etag holds (the
+    daemon checks it against its graph version and the change records it computes anew, so an
+    edit anywhere or a file that changed on disk is a fresh answer). Buffers are not memoised:
+    their text changes with every keystroke."""
+    key = (
+        None
+        if params.buffers is not None
+        else (tuple(params.paths or ()), params.paths is None, params.since, params.hops)
+    )
+    held = ws.impacted_memo.get(key) if key is not None else None
+    if held is not None:
+        report = await ws.link.call(IMPACTED, params.model_copy(update={"etag": held.etag}))
+        if report.unchanged and report.etag == held.etag:
+            return held
+    else:
+        report = await ws.link.call(IMPACTED, params)
+    if report.unchanged:  # not ours (a restarted daemon cannot match): ask for the rows
+        report = await ws.link.call(IMPACTED, params)
+    if key is not None and report.etag:
+        memo = ws.impacted_memo
+        memo.pop(key, None)
+        if len(memo) >= MEMO_SIZE:
+            memo.pop(next(iter(memo)))
+        memo[key] = report
+    return report
 
 
 def merge(reports: list[ImpactedReport]) -> tuple[list[dict[str, Any]], list[ImpactModel]]:

@@ -31,6 +31,9 @@ from maestro.server.util import path_to_uri, uri_to_path
 from maestro.wire import GRAPH_STATS, Event, GraphStatsParams, StaleResult
 
 if TYPE_CHECKING:
+    from maestro.reports import ImpactedReport
+
+if TYPE_CHECKING:
     from maestro.server.runs import RunManager
 
 log = logging.getLogger(__name__)
@@ -50,6 +53,9 @@ class Workspace:
         self.stale: StaleResult | None = None
         self.stale_task: asyncio.Task[StaleResult | None] | None = None
         self.generation = 0  # bumped when the graph changes (memos are dropped)
+        # the last daemon answers per request shape: re-asked with their etag, the daemon says
+        # "unchanged" instead of sending (and both sides encoding) hundreds of rows again
+        self.impacted_memo: dict[tuple[Any, ...], ImpactedReport] = {}
 
     def invalidate(self, *, files_changed: bool) -> None:
         self.generation += 1

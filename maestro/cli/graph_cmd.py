@@ -56,7 +56,7 @@ def stats(
         report = GraphStatsReport.build(graph, with_targets=targets)
         graph.save()  # persist syntax checks
     if as_json:
-        typer.echo(report.model_dump_json(by_alias=True, indent=2))
+        typer.echo(report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"}))
         return
     render_stats(workspace, report)
 
@@ -123,7 +123,7 @@ def impacted(
         elapsed = (time.perf_counter() - started) * 1000
         report = ImpactedReport.build(str(workspace), changes, impacts, elapsed)
     if as_json:
-        typer.echo(report.model_dump_json(by_alias=True, indent=2))
+        typer.echo(report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"}))
         return
     render_impacted(report, show_all=show_all)
 
@@ -199,7 +199,7 @@ def why(
             reason=[HopModel.of(h) for h in chain or ()],
         )
     if as_json:
-        typer.echo(report.model_dump_json(by_alias=True, indent=2))
+        typer.echo(report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"}))
         return
     if not report.depends:
         console.print(f"{target_rel} does not depend on {path_rel}.", highlight=False)

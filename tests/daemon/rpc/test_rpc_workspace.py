@@ -414,3 +414,29 @@ def test_hop_chains_only_for_the_first_targets_asked(ws: DaemonEnv) -> None:
         assert row.why == whole.why == " -> ".join(h.text for h in whole.reason)
         assert "imports pkg.core" in row.why
     assert one.impacted[0].reason == full.impacted[0].reason and not one.impacted[1].reason
+
+
+def test_an_etag_holds_until_the_graph_or_the_change_changes(ws: DaemonEnv) -> None:
+    """A client re-asking with the etag of the answer it holds gets `unchanged` (no rows) while
+    that answer holds; an edit on disk or a different change record is a fresh answer."""
+    started(ws)
+    core = wire.ImpactedParams(paths=["src/pkg/core.py"])
+    with SyncDaemonClient(ws.root, start=False) as client:
+        first = client.call(wire.IMPACTED, core)
+        assert first.etag and not first.unchanged and first.impacted
+        same = client.call(wire.IMPACTED, core.model_copy(update={"etag": first.etag}))
+        assert same.unchanged and same.etag == first.etag and not same.impacted
+        other = wire.ImpactedParams(paths=["src/pkg/extra.py"], etag=first.etag)
+        assert not client.call(wire.IMPACTED, other).unchanged  # another change set
+
+        extra = ws.root / "src/pkg/extra.py"
+        extra.write_text(extra.read_text() + "from pkg.core import *\n")
+        deadline = time.monotonic() + 10
+        while True:  # the watcher reports the edit; the etag no longer holds
+            again = client.call(wire.IMPACTED, core.model_copy(update={"etag": first.etag}))
+            if not again.unchanged:
+                break
+            assert time.monotonic() < deadline, "the edit never invalidated the etag"
+            time.sleep(0.02)
+        assert again.etag != first.etag
+        assert "tests/test_extra.py" in targets(again)
