@@ -106,6 +106,9 @@ def _outcome(raw: str) -> str:
     return "passed"
 
 
+LOAD_DELAY_S = 1.0  # after the graph is ready: its first answers go first
+
+
 class SpeculationService:
     """The workspace's run telemetry, its fail-first ranking and the speculator."""
 
@@ -125,6 +128,7 @@ class SpeculationService:
         self._history: History | None = None
         self._predictor: Predictor | None = None
         self._loaded: asyncio.Task[None] | None = None
+        self._wanted = asyncio.Event()  # set when a run or a save needs telemetry now
         self._changed: set[str] = set()  # since the previous recorded run (telemetry change set)
         self._unsettled: set[str] = set()  # since the last speculation that completed
         self._task: asyncio.Task[None] | None = None
@@ -137,7 +141,17 @@ class SpeculationService:
     # --- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, app: DaemonApp) -> None:
-        self._loaded = asyncio.create_task(self._model(self._load), name="model-load")
+        self._loaded = asyncio.create_task(self._load_after_graph(), name="model-load")
+
+    async def _load_after_graph(self) -> None:
+        """Telemetry and model load after the graph and its first answers, unless needed
+        sooner: both need the GIL (the model's numpy import alone is ~0.2 s), and a restarted
+        daemon's first answer must not wait for them."""
+        with contextlib.suppress(Exception):  # a failed build is the graph's to report
+            await self.workspace.ready()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wanted.wait(), LOAD_DELAY_S)
+        await self._model(self._load)
 
     async def stop(self, app: DaemonApp) -> None:
         await self.cancel("daemon stopping")
@@ -184,6 +198,7 @@ class SpeculationService:
             self._telemetry.close()
 
     async def _ready(self) -> bool:
+        self._wanted.set()
         if self._loaded is None:
             self._loaded = asyncio.create_task(self._model(self._load), name="model-load")
         try:
