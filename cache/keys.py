@@ -11,7 +11,6 @@ Pure: reads files to hash them, never starts a process.
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
 import os
@@ -19,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from maestro.envvars import allowlisted_env as allowlisted_env
 
 if TYPE_CHECKING:
     from maestro.graph.build import BuildGraph
@@ -94,24 +95,6 @@ def outcome_args(args: Sequence[str]) -> tuple[str, ...]:
             continue
         kept.append(arg)
     return tuple(kept)
-
-
-def allowlisted_env(
-    patterns: Iterable[str], environ: Mapping[str, str]
-) -> tuple[tuple[str, str], ...]:
-    """(name, value) of every variable the runner passes to pytest, sorted by name.
-
-    Same matching as the runner (`NAME`, or `PREFIX*`), so the key covers exactly what the child
-    receives. Unset variables are simply absent: setting one later changes the key.
-    """
-    pats = tuple(patterns)
-    return tuple(
-        sorted(
-            (name, value)
-            for name, value in environ.items()
-            if any(fnmatch.fnmatchcase(name, p) if p.endswith("*") else name == p for p in pats)
-        )
-    )
 
 
 def site_dirs(prefix: Path, version: tuple[int, int, int], *, is_venv: bool) -> list[Path]:

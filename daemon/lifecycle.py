@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maestro.daemon.framing import FrameDecoder, encode_frame
 from maestro.errors import (
@@ -35,16 +35,9 @@ from maestro.errors import (
     WorkspaceError,
 )
 from maestro.paths import workspace_state_dir
-from maestro.wire import (
-    PROTOCOL_VERSION,
-    RESTART_HINT,
-    HelloReply,
-    Response,
-    dump_frame,
-    error_from_info,
-    hello,
-    parse_frame,
-)
+
+if TYPE_CHECKING:
+    from maestro.wire import HelloReply
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +225,19 @@ def probe(socket_path: Path, *, timeout: float = 2.0) -> HelloReply | None:
 
     Raises ProtocolMismatchError if a daemon answers with another protocol version.
     """
+    # Imported here, not at module level: the CLI's fast path (maestro/cli/fast.py) uses this
+    # module's paths without paying for pydantic.
+    from maestro.wire import (
+        PROTOCOL_VERSION,
+        RESTART_HINT,
+        HelloReply,
+        Response,
+        dump_frame,
+        error_from_info,
+        hello,
+        parse_frame,
+    )
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:

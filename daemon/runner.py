@@ -39,27 +39,13 @@ from maestro.daemon.events import (
     parse_event,
 )
 from maestro.daemon.interpreter import Interpreter
+from maestro.envvars import DEFAULT_ENV_ALLOWLIST as DEFAULT_ENV_ALLOWLIST
 from maestro.errors import RunnerError
 
 log = logging.getLogger(__name__)
 
 PLUGIN_MODULE = "maestro_pytest_plugin"
 EVENTS_FD_ENV = "MAESTRO_EVENTS_FD"
-# Variables a test may legitimately need from the user's environment; everything else is
-# dropped so that a result depends on what the action key records. Trailing ``*`` is a prefix.
-DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
-    "PATH",
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "SHELL",
-    "LANG",
-    "LANGUAGE",
-    "LC_*",
-    "TZ",
-    "TMPDIR",
-    "TERM",
-)
 DEFAULT_GRACE_S = 5.0
 _DRAIN_S = 2.0  # after exit, how long a grandchild may keep our pipes open
 _EVENT_LINE_LIMIT = 16 * 1024 * 1024

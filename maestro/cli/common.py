@@ -8,15 +8,14 @@ from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
 
 import typer
-from rich.console import Console
 
+from maestro.cli.consoles import console as console
+from maestro.cli.consoles import err_console as err_console
+from maestro.cli.consoles import report_error as report_error
 from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 
 ROOT_OPTION = Annotated[
     Path | None,
@@ -35,13 +34,6 @@ def resolve_root(root: Path | None) -> Path:
             raise WorkspaceError(f"--root {root} is not a directory", hint="pass a directory")
         return root.resolve()
     return find_root()
-
-
-def report_error(exc: MaestroError) -> None:
-    where = f"{exc.where}: " if exc.where else ""
-    err_console.print(f"[bold red]error:[/] {where}{exc.message}")
-    if exc.hint:
-        err_console.print(f"  [bold]hint:[/] {exc.hint}")
 
 
 def fail_on_error(func: Callable[P, R]) -> Callable[P, R]:

@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperCommand
 
-from maestro.cli.common import ROOT_OPTION, console, err_console, report_error, resolve_root
+from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
+from maestro.cli.fast import client_env
+from maestro.cli.test_render import Display, print_summary
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.errors import (
     ConfigError,
@@ -27,12 +27,9 @@ from maestro.errors import (
 )
 
 if TYPE_CHECKING:
-    from rich.progress import Progress, TaskID
-
     from maestro.cache.action import ActionResult
-    from maestro.daemon.events import Event
     from maestro.wire import Event as WireEvent
-    from maestro.wire import PlannedFileInfo, RunTestsParams, RunTestsResult
+    from maestro.wire import RunTestsParams, RunTestsResult
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +38,6 @@ EXIT_INTERNAL = 3
 EXIT_USAGE = 4
 _USAGE = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
 _META = "maestro.pytest_args"
-_SHOW_REASONS = 10
 
 
 class TestCommand(TyperCommand):
@@ -140,15 +136,17 @@ def test(
             no_cache=no_cache,
             pytest_args=list(pytest_args),
         )
-        with _Display() as display:
+        with Display() as display:
             result = None
             if not no_daemon and via_daemon.policy() != "off":
                 params = params.model_copy(update={"env": client_env(workspace)})
-                result = via_daemon.stream(workspace, RUN_TESTS, params, display.daemon_event)
+                result = via_daemon.stream(
+                    workspace, RUN_TESTS, params, lambda e: _daemon_event(display, e)
+                )
                 if result is None:
                     display.reset()  # the daemon gave up mid-run: start over in process
             if result is None:
-                result = _run_in_process(workspace, params, display)
+                result = run_in_process(workspace, params, display)
             display.finish()
         if junit_xml is not None:
             from maestro.daemon import junit
@@ -158,23 +156,22 @@ def test(
         console.print("[bold yellow]interrupted[/]: nothing from the unfinished run was cached")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except MaestroError as exc:
-        report_error(exc)
-        raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None
-    _print_summary(result)
+        raise typer.Exit(report_failure(exc)) from None
+    print_summary(result.model_dump(mode="json"))
     raise typer.Exit(result.exit_code)
 
 
-def client_env(root: Path) -> dict[str, str]:
-    """This process's environment, cut to the workspace's allowlist (what pytest may see)."""
-    from maestro.cache.keys import allowlisted_env
-    from maestro.daemon.runner import DEFAULT_ENV_ALLOWLIST
-    from maestro.settings import load_settings
-
-    extra = load_settings(root).config.env_allowlist
-    return dict(allowlisted_env((*DEFAULT_ENV_ALLOWLIST, *extra), os.environ))
+def _daemon_event(display: Display, event: WireEvent) -> None:
+    display.daemon_event(event.event, event.payload)
 
 
-def _run_in_process(root: Path, params: RunTestsParams, display: _Display) -> RunTestsResult:
+def report_failure(exc: MaestroError) -> int:
+    """Print a MaestroError as message + hint; the exit code it means."""
+    report_error(exc)
+    return EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL
+
+
+def run_in_process(root: Path, params: RunTestsParams, display: Display) -> RunTestsResult:
     from maestro.daemon.test_service import planned_info, summary_result
     from maestro.daemon.testing import Selection, run
 
@@ -231,154 +228,3 @@ def stale(
     for f in found:
         console.print(f"{f.target}  [dim]{f.describe()}[/]")
     console.print(f"{len(found)} of {len(graph.tests)} test files stale")
-
-
-class _Display:
-    """Progress bar (tests done / total, current test) fed by the runner's events."""
-
-    def __init__(self) -> None:
-        self.progress: Progress | None = None
-        self.task: TaskID | None = None
-        self.done = 0
-        self.total = 0
-        self.started = time.monotonic()
-
-    def __enter__(self) -> _Display:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.finish()
-
-    def reset(self) -> None:
-        self.finish()
-        self.done = self.total = 0
-
-    def daemon_event(self, event: WireEvent) -> None:
-        """The daemon's run events: run.queued (stderr), run.plan, run.progress."""
-        from maestro.wire import RunPlanned
-
-        if event.event == "run.queued":
-            ahead = event.payload.get("ahead", 0)
-            err_console.print(f"[dim]waiting for {ahead} run(s) of this workspace to finish[/]")
-        elif event.event == "run.plan":
-            self.plan(RunPlanned.model_validate(event.payload).files)
-        elif event.event == "run.progress":
-            data = event.payload.get("event")
-            if isinstance(data, dict):
-                self.progress_event(data)
-
-    def plan(self, files: list[PlannedFileInfo]) -> None:
-        to_run = [f for f in files if f.runs]
-        cached = [f for f in files if not f.runs]
-        cached_tests = sum(f.cached_tests for f in cached)
-        console.print(
-            f"[bold]{len(files)}[/] test files: [green]{len(cached)} cached[/] "
-            f"({cached_tests} tests), [cyan]{len(to_run)} to run[/]"
-        )
-        for f in to_run[:_SHOW_REASONS]:
-            console.print(f"  {f.target}  [dim]{f.describe}[/]")
-        if len(to_run) > _SHOW_REASONS:
-            console.print(f"  [dim]... and {len(to_run) - _SHOW_REASONS} more[/]")
-        if not to_run or not console.is_terminal:
-            return
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
-
-        self.progress = Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task("collecting", total=None)
-
-    def event(self, event: Event) -> None:
-        from maestro.daemon.events import Collected, TestResult, TestStart
-
-        if self.progress is None or self.task is None:
-            return
-        match event:
-            case Collected():
-                self._collected(len(event.nodeids))
-            case TestStart():
-                self._started(event.nodeid)
-            case TestResult():
-                self._finished()
-
-    def progress_event(self, data: dict[str, Any]) -> None:
-        """A plugin event in its JSON form (the daemon's run.progress)."""
-        if self.progress is None or self.task is None:
-            return
-        kind = data.get("event")
-        if kind == "collected" and isinstance(data.get("files"), dict):
-            self._collected(sum(len(ids) for ids in data["files"].values()))
-        elif kind == "test_start":
-            self._started(str(data.get("nodeid", "")))
-        elif kind == "test_result":
-            self._finished()
-
-    def _collected(self, total: int) -> None:
-        if self.progress is not None and self.task is not None:
-            self.total = total
-            self.progress.update(self.task, total=self.total, description="running")
-
-    def _started(self, nodeid: str) -> None:
-        if self.progress is not None and self.task is not None:
-            self.progress.update(self.task, description=_short(nodeid))
-
-    def _finished(self) -> None:
-        if self.progress is not None and self.task is not None:
-            self.done += 1
-            self.progress.update(self.task, completed=self.done)
-
-    def finish(self) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None
-
-
-def _short(nodeid: str, width: int = 50) -> str:
-    return nodeid if len(nodeid) <= width else "…" + nodeid[-(width - 1) :]
-
-
-def _print_summary(summary: RunTestsResult) -> None:
-    results = [r for r, _ in file_results(summary)]
-    failures = [t for r in results for t in r.tests if t.outcome in ("failed", "error")]
-    if failures:
-        console.rule("[bold red]failures")
-        for t in failures:
-            where = f"{t.path}:{t.line}" if t.path and t.line else (t.path or "")
-            label = "FAILED" if t.outcome == "failed" else "ERROR"
-            console.print(f"[red]{label}[/] {t.node_id}", highlight=False)
-            console.print(f"    {where}: {t.message or ''}".rstrip(": "), highlight=False)
-    flaky = [t.node_id for r in results for t in r.tests if t.flaky]
-    if flaky:
-        console.print(
-            f"[yellow]flaky[/] (outcome changed with the same inputs): {', '.join(flaky)}"
-        )
-    if summary.not_run_files:
-        console.print(f"[yellow]{summary.not_run_files} files did not finish (not cached)[/]")
-    parts = [f"[green]{summary.passed} passed[/]"]
-    if summary.failed:
-        parts.append(f"[red]{summary.failed} failed[/]")
-    if summary.errors:
-        parts.append(f"[red]{summary.errors} errors[/]")
-    parts.append(f"{summary.skipped} skipped")
-    if summary.xfailed:
-        parts.append(f"{summary.xfailed} xfailed")
-    if summary.xpassed:
-        parts.append(f"{summary.xpassed} xpassed")
-    console.print(
-        ", ".join(parts)
-        + f" — ran {summary.ran_files} files, {summary.cached_files} cached"
-        + f" (saved {summary.time_saved_s:.2f}s)"
-        + (f", pytest {summary.wall_s:.2f}s" if summary.pytest_exit_code is not None else "")
-    )

@@ -15,8 +15,6 @@ If the daemon cannot be reached or dies mid-call the command falls back to the i
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -25,11 +23,14 @@ import typer
 from pydantic import BaseModel
 
 from maestro.cli.common import err_console
+from maestro.cli.fast import may_start as may_start
+from maestro.cli.fast import policy as policy
 from maestro.errors import (
     ConnectionLostError,
     DaemonError,
     DaemonNotRunningError,
     InternalError,
+    MaestroError,
     ProtocolError,
     RequestTimeoutError,
 )
@@ -51,6 +52,7 @@ NO_DAEMON_OPTION = Annotated[
 CALL_TIMEOUT_S = 600.0
 """A first call may wait for the daemon's initial graph build of a large tree."""
 
+_GIVE_UP = ("daemon_start_failed", "unknown_method", "busy", "cancelled")
 _TRANSPORT = (
     DaemonNotRunningError,
     ConnectionLostError,
@@ -58,23 +60,6 @@ _TRANSPORT = (
     ProtocolError,
     InternalError,
 )
-
-
-def policy() -> str:
-    value = os.environ.get("MAESTRO_DAEMON", "auto").strip().lower()
-    if value in ("0", "off", "no", "false", "never"):
-        return "off"
-    if value in ("1", "start", "yes", "true", "always"):
-        return "start"
-    return "auto"
-
-
-def may_start() -> bool:
-    mode = policy()
-    if mode == "start":
-        return True
-    interactive = sys.stdout.isatty() and sys.stdin.isatty()
-    return mode == "auto" and interactive and not os.environ.get("CI")
 
 
 def call(
@@ -123,17 +108,21 @@ def _via(
             return use(client)
     except DaemonNotRunningError:
         return None
-    except _TRANSPORT as exc:
-        _fallback_note(exc)
-        return None
-    except DaemonError as exc:
-        if exc.code in ("daemon_start_failed", "unknown_method", "busy", "cancelled"):
-            _fallback_note(exc)
+    except MaestroError as exc:
+        if recoverable(exc):
+            fallback_note(exc)
             return None
         raise
 
 
-def _fallback_note(exc: Any) -> None:
+def recoverable(exc: MaestroError) -> bool:
+    """Whether the command should compute in process after this daemon failure."""
+    if isinstance(exc, _TRANSPORT):
+        return True
+    return isinstance(exc, DaemonError) and exc.code in _GIVE_UP
+
+
+def fallback_note(exc: Any) -> None:
     err_console.print(
         f"[yellow]note:[/] the daemon did not answer ({exc.message}); computing in process",
         highlight=False,

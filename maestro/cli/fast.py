@@ -1,0 +1,339 @@
+"""Entry point of the `maestro` command: `maestro test` straight to a warm daemon, lean.
+
+The full CLI (typer, pydantic, every sub-command's imports) costs several hundred milliseconds
+before it does anything; a no-change `maestro test` answered by a warm daemon is one RPC. So the
+console script starts here: when the command line is a plain `maestro test` (the selection
+flags and `-- PYTEST_ARGS`; no paths, --junit-xml or --help) and the workspace daemon is already
+running, this module speaks the wire protocol (maestro/wire.py, daemon/framing.py) over a
+blocking socket with only the stdlib, msgpack and rich, and renders with the same functions as
+the full CLI (maestro/cli/test_render.py): output and exit codes are the same by construction.
+
+Everything else, including "no daemon is running" and any refusal or error before the run
+starts, goes to the full CLI (maestro/cli/app.py), which then does exactly what it always did.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from maestro.cli.test_render import Display
+    from maestro.errors import MaestroError
+
+PROTOCOL_VERSION = 1
+"""maestro.wire.PROTOCOL_VERSION, which this module must not import (pydantic); a test checks."""
+REQUEST_ID = 1
+CONNECT_TIMEOUT_S = 10.0
+EXIT_INTERRUPTED = 2
+
+
+def main() -> None:
+    code = fast_test(sys.argv[1:])
+    if code is None:
+        from maestro.cli.app import main as full_cli
+
+        full_cli()
+        return
+    sys.exit(code)
+
+
+# --- daemon policy (shared with maestro/cli/via_daemon.py) -----------------------------------
+
+
+def policy() -> str:
+    value = os.environ.get("MAESTRO_DAEMON", "auto").strip().lower()
+    if value in ("0", "off", "no", "false", "never"):
+        return "off"
+    if value in ("1", "start", "yes", "true", "always"):
+        return "start"
+    return "auto"
+
+
+def may_start() -> bool:
+    mode = policy()
+    if mode == "start":
+        return True
+    interactive = sys.stdout.isatty() and sys.stdin.isatty()
+    return mode == "auto" and interactive and not os.environ.get("CI")
+
+
+def client_env(root: Path) -> dict[str, str]:
+    """This process's environment, cut to the workspace's allowlist (what pytest may see)."""
+    from maestro.envvars import DEFAULT_ENV_ALLOWLIST, allowlisted_env
+    from maestro.settings import load_settings
+
+    extra = load_settings(root).config.env_allowlist
+    return dict(allowlisted_env((*DEFAULT_ENV_ALLOWLIST, *extra), os.environ))
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TestArgs:
+    """The `maestro test` command lines this path serves; anything else returns None."""
+
+    __test__ = False
+
+    impacted: bool = False
+    since: str | None = None
+    all_tests: bool = False
+    no_cache: bool = False
+    root: str | None = None
+    pytest_args: tuple[str, ...] = ()
+
+
+def parse_test_args(argv: Sequence[str]) -> TestArgs | None:
+    if not argv or argv[0] != "test":
+        return None
+    args = list(argv[1:])
+    pytest_args: list[str] = []
+    if "--" in args:
+        cut = args.index("--")
+        args, pytest_args = args[:cut], args[cut + 1 :]
+    flags = {"impacted": False, "all_tests": False, "no_cache": False}
+    values: dict[str, str | None] = {"since": None, "root": None}
+    names = {"--impacted": "impacted", "--all": "all_tests", "--no-cache": "no_cache"}
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, value = arg.partition("=")
+        if arg in names:
+            flags[names[arg]] = True
+        elif name in ("--since", "--root"):
+            if not eq:
+                if i + 1 >= len(args):
+                    return None
+                i += 1
+                value = args[i]
+            values[name[2:]] = value
+        else:  # paths, --junit-xml, --no-daemon, --help, typos: the full CLI's business
+            return None
+        i += 1
+    since, root = values["since"], values["root"]
+    if since == "" or root == "" or (flags["all_tests"] and (flags["impacted"] or since)):
+        return None  # the full CLI reports these
+    return TestArgs(
+        impacted=flags["impacted"],
+        since=since,
+        all_tests=flags["all_tests"],
+        no_cache=flags["no_cache"],
+        root=root,
+        pytest_args=tuple(pytest_args),
+    )
+
+
+# --- connection ----------------------------------------------------------------------------------
+
+
+class Connection:
+    """A blocking client connection after a successful handshake."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        from maestro.daemon.framing import FrameDecoder
+
+        self.sock = sock
+        self._decoder = FrameDecoder()
+        self._frames: list[dict[str, Any]] = []
+
+    def send(self, frame: Mapping[str, Any]) -> None:
+        from maestro.daemon.framing import encode_frame
+
+        self.sock.sendall(encode_frame(frame))
+
+    def receive(self) -> dict[str, Any] | None:
+        """The next frame; None at end of stream. OSError / ProtocolError on a broken stream."""
+        while not self._frames:
+            data = self.sock.recv(2**16)
+            if not data:
+                self._decoder.eof()
+                return None
+            self._frames.extend(self._decoder.feed(data))
+        return self._frames.pop(0)
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def connect(root: Path) -> Connection | None:
+    """A handshaken connection to the daemon already serving ``root``; None if there is none
+    (or it answers anything but a hello reply in our protocol): the full CLI then decides."""
+    from maestro import __version__
+    from maestro.daemon.lifecycle import DaemonPaths, recorded_socket
+    from maestro.errors import MaestroError
+
+    try:
+        path = recorded_socket(DaemonPaths.for_root(root))
+    except MaestroError:
+        return None
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(CONNECT_TIMEOUT_S)
+    conn = Connection(sock)
+    try:
+        sock.connect(os.fspath(path))
+        hello = {"type": "hello", "protocol": PROTOCOL_VERSION, "maestro_version": __version__}
+        conn.send({**hello, "client": "cli"})
+        reply = conn.receive()
+    except (OSError, MaestroError):
+        conn.close()
+        return None
+    if not (
+        isinstance(reply, dict)
+        and reply.get("type") == "hello_reply"
+        and reply.get("protocol") == PROTOCOL_VERSION
+    ):
+        conn.close()
+        return None
+    sock.settimeout(None)  # a run takes as long as the tests do
+    return conn
+
+
+# --- maestro test --------------------------------------------------------------------------------
+
+
+def fast_test(argv: Sequence[str]) -> int | None:
+    """Run `maestro test` through a running daemon: its exit code, or None for the full CLI."""
+    args = parse_test_args(argv)
+    if args is None or policy() == "off":
+        return None
+    from maestro.errors import MaestroError
+    from maestro.workspace import find_root
+
+    if args.root is not None:
+        given = Path(args.root)
+        if not given.is_dir():
+            return None
+        workspace = given.resolve()
+    else:
+        workspace = find_root()
+    try:
+        env = client_env(workspace)
+    except MaestroError:
+        return None
+    conn = connect(workspace)
+    if conn is None:
+        return None
+    params: dict[str, Any] = {
+        "paths": [],
+        "impacted": args.impacted or args.since is not None,
+        "since": args.since,
+        "buffers": None,
+        "no_cache": args.no_cache,
+        "pytest_args": list(args.pytest_args),
+        "env": env,
+    }
+    with conn:
+        return _run(conn, workspace, params)
+
+
+@dataclass(frozen=True, slots=True)
+class _Error:
+    """A domain error the full CLI would report (after the display is closed)."""
+
+    exc: MaestroError
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """The daemon gave up: an error frame, or the connection broke."""
+
+    error: dict[str, Any] | None = None
+    lost: str = ""
+
+
+def _run(conn: Connection, workspace: Path, params: dict[str, Any]) -> int:
+    from maestro.cli.consoles import console
+    from maestro.cli.test_render import Display, print_summary
+
+    try:
+        with Display() as display:
+            conn.send(
+                {"type": "request", "id": REQUEST_ID, "method": "run_tests", "params": params}
+            )
+            received = _receive(conn, display)
+            if isinstance(received, _Failed):
+                answer = _after_failure(received, workspace, params, display)
+            else:
+                answer = received
+            display.finish()
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):  # the daemon stops the pytest process group
+            conn.send({"type": "cancel", "id": REQUEST_ID})
+        console.print("[bold yellow]interrupted[/]: nothing from the unfinished run was cached")
+        return EXIT_INTERRUPTED
+    if isinstance(answer, _Error):
+        from maestro.cli import test_cmd
+
+        return test_cmd.report_failure(answer.exc)
+    print_summary(answer)
+    return int(answer["exit_code"])
+
+
+def _receive(conn: Connection, display: Display) -> dict[str, Any] | _Failed:
+    from maestro.errors import ProtocolError
+
+    while True:
+        try:
+            frame = conn.receive()
+        except ProtocolError as exc:
+            return _Failed(lost=f"the daemon sent an invalid frame: {exc.message}")
+        except OSError as exc:
+            return _Failed(lost=f"connection to the daemon lost: {exc}")
+        if frame is None:
+            return _Failed(lost="the daemon closed the connection")
+        kind, rid = frame.get("type"), frame.get("id")
+        if kind == "event" and rid == REQUEST_ID:
+            payload = frame.get("payload")
+            display.daemon_event(
+                str(frame.get("event")), payload if isinstance(payload, dict) else {}
+            )
+        elif kind == "response" and rid in (REQUEST_ID, 0):
+            error, result = frame.get("error"), frame.get("result")
+            if isinstance(error, dict):
+                return _Failed(error=error)
+            if isinstance(result, dict) and rid == REQUEST_ID:
+                return result
+            return _Failed(lost="the daemon sent an invalid response")
+
+
+def _after_failure(
+    failed: _Failed, workspace: Path, params: dict[str, Any], display: Display
+) -> dict[str, Any] | _Error:
+    """What the full CLI does when the daemon fails mid-call (maestro/cli/via_daemon.py): a
+    transport-type failure is a note and an in-process run; a domain error is reported."""
+    from maestro.cli import test_cmd, via_daemon
+    from maestro.errors import ConnectionLostError, DaemonNotRunningError, MaestroError
+    from maestro.wire import ErrorInfo, RunTestsParams, error_from_info
+
+    exc: MaestroError
+    if failed.error is not None:
+        exc = error_from_info(ErrorInfo.model_validate(failed.error))
+    else:
+        exc = ConnectionLostError(failed.lost)
+    if via_daemon.recoverable(exc):
+        if not isinstance(exc, DaemonNotRunningError):
+            via_daemon.fallback_note(exc)
+        display.reset()
+        run_params = RunTestsParams.model_validate(params)
+        try:
+            result = test_cmd.run_in_process(workspace, run_params, display)
+        except MaestroError as error:
+            return _Error(error)
+        return result.model_dump(mode="json")
+    return _Error(exc)

@@ -1,0 +1,218 @@
+"""What `maestro test` prints: the plan, the progress bar and the summary, from plain data.
+
+Both routes render with these functions: the full CLI (maestro/cli/test_cmd.py, in process or
+through the daemon) and the fast path (maestro/cli/fast.py, the daemon's msgpack answer as it
+arrived). They take the wire form (RunTestsResult / PlannedFileInfo in JSON mode, or objects with
+the same attributes) and import nothing but rich, so the fast path stays free of typer and
+pydantic and the output is the same by construction.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from maestro.cli.consoles import console, err_console
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from maestro.daemon.events import Event
+
+SHOW_REASONS = 10
+
+
+class PlanRow(Protocol):
+    """One planned test file (PlannedFileInfo has these attributes)."""
+
+    @property
+    def target(self) -> str: ...
+    @property
+    def runs(self) -> bool: ...
+    @property
+    def describe(self) -> str: ...
+    @property
+    def cached_tests(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRow:
+    """A PlannedFileInfo read from its JSON form, with the model's defaults."""
+
+    target: str
+    runs: bool
+    describe: str
+    cached_tests: int = 0
+
+    @classmethod
+    def from_wire(cls, data: Mapping[str, Any]) -> PlannedRow:
+        return cls(
+            target=str(data["target"]),
+            runs=bool(data["runs"]),
+            describe=str(data["describe"]),
+            cached_tests=int(data.get("cached_tests") or 0),
+        )
+
+
+class Display:
+    """Progress bar (tests done / total, current test) fed by the runner's events."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+        self.done = 0
+        self.total = 0
+        self.started = time.monotonic()
+
+    def __enter__(self) -> Display:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+    def reset(self) -> None:
+        self.finish()
+        self.done = self.total = 0
+
+    def daemon_event(self, name: str, payload: Mapping[str, Any]) -> None:
+        """The daemon's run events: run.queued (stderr), run.plan, run.progress."""
+        if name == "run.queued":
+            ahead = payload.get("ahead", 0)
+            err_console.print(f"[dim]waiting for {ahead} run(s) of this workspace to finish[/]")
+        elif name == "run.plan":
+            self.plan([PlannedRow.from_wire(f) for f in payload.get("files", [])])
+        elif name == "run.progress":
+            data = payload.get("event")
+            if isinstance(data, dict):
+                self.progress_event(data)
+
+    def plan(self, files: Sequence[PlanRow]) -> None:
+        to_run = [f for f in files if f.runs]
+        cached = [f for f in files if not f.runs]
+        cached_tests = sum(f.cached_tests for f in cached)
+        console.print(
+            f"[bold]{len(files)}[/] test files: [green]{len(cached)} cached[/] "
+            f"({cached_tests} tests), [cyan]{len(to_run)} to run[/]"
+        )
+        for f in to_run[:SHOW_REASONS]:
+            console.print(f"  {f.target}  [dim]{f.describe}[/]")
+        if len(to_run) > SHOW_REASONS:
+            console.print(f"  [dim]... and {len(to_run) - SHOW_REASONS} more[/]")
+        if not to_run or not console.is_terminal:
+            return
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task("collecting", total=None)
+
+    def event(self, event: Event) -> None:
+        """An in-process runner event (maestro.daemon.events)."""
+        from maestro.daemon.events import Collected, TestResult, TestStart
+
+        if self.progress is None or self.task is None:
+            return
+        match event:
+            case Collected():
+                self._collected(len(event.nodeids))
+            case TestStart():
+                self._started(event.nodeid)
+            case TestResult():
+                self._finished()
+
+    def progress_event(self, data: Mapping[str, Any]) -> None:
+        """A plugin event in its JSON form (the daemon's run.progress)."""
+        if self.progress is None or self.task is None:
+            return
+        kind = data.get("event")
+        files = data.get("files")
+        if kind == "collected" and isinstance(files, dict):
+            self._collected(sum(len(ids) for ids in files.values()))
+        elif kind == "test_start":
+            self._started(str(data.get("nodeid", "")))
+        elif kind == "test_result":
+            self._finished()
+
+    def _collected(self, total: int) -> None:
+        if self.progress is not None and self.task is not None:
+            self.total = total
+            self.progress.update(self.task, total=self.total, description="running")
+
+    def _started(self, nodeid: str) -> None:
+        if self.progress is not None and self.task is not None:
+            self.progress.update(self.task, description=short(nodeid))
+
+    def _finished(self) -> None:
+        if self.progress is not None and self.task is not None:
+            self.done += 1
+            self.progress.update(self.task, completed=self.done)
+
+    def finish(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+
+
+def short(nodeid: str, width: int = 50) -> str:
+    return nodeid if len(nodeid) <= width else "…" + nodeid[-(width - 1) :]
+
+
+def _tests(result: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
+    """Every test outcome of every file that has a result, in plan order."""
+    for f in result.get("files", []):
+        action = f.get("result")
+        if action is not None:
+            yield from action.get("tests", [])
+
+
+def print_summary(result: Mapping[str, Any]) -> None:
+    """Failures, flaky tests and the counts line of a RunTestsResult in JSON mode."""
+    tests = list(_tests(result))
+    failures = [t for t in tests if t.get("outcome") in ("failed", "error")]
+    if failures:
+        console.rule("[bold red]failures")
+        for t in failures:
+            path, line = t.get("path"), t.get("line")
+            where = f"{path}:{line}" if path and line else (path or "")
+            label = "FAILED" if t.get("outcome") == "failed" else "ERROR"
+            console.print(f"[red]{label}[/] {t['node_id']}", highlight=False)
+            console.print(f"    {where}: {t.get('message') or ''}".rstrip(": "), highlight=False)
+    flaky = [str(t["node_id"]) for t in tests if t.get("flaky")]
+    if flaky:
+        console.print(
+            f"[yellow]flaky[/] (outcome changed with the same inputs): {', '.join(flaky)}"
+        )
+    if result.get("not_run_files"):
+        console.print(f"[yellow]{result['not_run_files']} files did not finish (not cached)[/]")
+    parts = [f"[green]{result.get('passed', 0)} passed[/]"]
+    if result.get("failed"):
+        parts.append(f"[red]{result['failed']} failed[/]")
+    if result.get("errors"):
+        parts.append(f"[red]{result['errors']} errors[/]")
+    parts.append(f"{result.get('skipped', 0)} skipped")
+    if result.get("xfailed"):
+        parts.append(f"{result['xfailed']} xfailed")
+    if result.get("xpassed"):
+        parts.append(f"{result['xpassed']} xpassed")
+    ran = result.get("pytest_exit_code") is not None
+    console.print(
+        ", ".join(parts)
+        + f" — ran {result.get('ran_files', 0)} files, {result.get('cached_files', 0)} cached"
+        + f" (saved {float(result.get('time_saved_s', 0.0)):.2f}s)"
+        + (f", pytest {float(result.get('wall_s', 0.0)):.2f}s" if ran else "")
+    )

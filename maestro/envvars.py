@@ -1,0 +1,45 @@
+"""Which environment variables reach pytest: the allowlist and its matching, stdlib only.
+
+Shared by the runner (what the child receives), the action key (what the key covers) and the
+CLI's fast path (what it sends the daemon), which must not import the runner or the cache just
+to filter ``os.environ``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable, Mapping
+
+# Variables a test may legitimately need from the user's environment; everything else is
+# dropped so that a result depends on what the action key records. Trailing ``*`` is a prefix.
+DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "LC_*",
+    "TZ",
+    "TMPDIR",
+    "TERM",
+)
+
+
+def allowlisted_env(
+    patterns: Iterable[str], environ: Mapping[str, str]
+) -> tuple[tuple[str, str], ...]:
+    """(name, value) of every variable the runner passes to pytest, sorted by name.
+
+    Same matching as the runner (`NAME`, or `PREFIX*`), so the key covers exactly what the child
+    receives. Unset variables are simply absent: setting one later changes the key.
+    """
+    pats = tuple(patterns)
+    return tuple(
+        sorted(
+            (name, value)
+            for name, value in environ.items()
+            if any(fnmatch.fnmatchcase(name, p) if p.endswith("*") else name == p for p in pats)
+        )
+    )

@@ -1,0 +1,180 @@
+"""The `maestro` console script's fast path (maestro/cli/fast.py) against a real daemon.
+
+`maestro test` through a warm daemon skips typer and pydantic; these tests hold it to the full
+CLI's behaviour: the same bytes on stdout and stderr, the same exit codes, the full CLI when no
+daemon runs (and no daemon left behind by a script), `--help` untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import DaemonEnv, daemon_processes
+
+from maestro import wire
+from maestro.cli import fast
+from maestro.daemon.lifecycle import start_daemon
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+
+FILES = {
+    "pyproject.toml": (
+        f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{sys.executable}"\n\n'
+        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
+    ),
+    "src/pkg/__init__.py": "",
+    "src/pkg/core.py": "def one():\n    return 1\n",
+    "src/pkg/extra.py": "def two():\n    return 2\n",
+    "tests/conftest.py": (
+        "import os, sys\nsys.path.insert(0, os.path.join(os.path.dirname(__file__), '..', 'src'))\n"
+    ),
+    "tests/test_core.py": "from pkg.core import one\n\ndef test_one():\n    assert one() == 1\n",
+    "tests/test_extra.py": "from pkg.extra import two\n\ndef test_two():\n    assert two() == 2\n",
+}
+TIMES = re.compile(r"\d+\.\d\ds")
+
+
+@pytest.fixture
+def ws(daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(daemon_env.base / "cache"))
+    monkeypatch.delenv("MAESTRO_DAEMON", raising=False)
+    monkeypatch.delenv("CI", raising=False)
+    old = time.time() - 3600
+    for rel, text in FILES.items():
+        path = daemon_env.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        os.utime(path, (old, old))
+    return daemon_env
+
+
+def maestro(
+    env: DaemonEnv, *args: str, daemon: str | None = None, python_flags: tuple[str, ...] = ()
+) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "COLUMNS": "200"}  # no wrapping: timings may differ in width
+    if daemon is not None:
+        environ["MAESTRO_DAEMON"] = daemon
+    cmd = [sys.executable, *python_flags, MAESTRO, *args] if python_flags else [MAESTRO, *args]
+    return subprocess.run(
+        cmd, cwd=env.root, env=environ, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def started(env: DaemonEnv) -> int:
+    reply = start_daemon(env.root)
+    assert reply is not None
+    return env.track(reply.pid)
+
+
+def served_by_daemon(env: DaemonEnv, *args: str) -> bool:
+    """Whether `maestro *args` ran without importing typer (the fast path; pydantic is imported
+    here only because the workspace has a [tool.maestro] table to validate)."""
+    done = maestro(env, *args, python_flags=("-X", "importtime"))
+    assert "import time:" in done.stderr
+    return not re.search(r"\| +typer$", done.stderr, flags=re.M)
+
+
+def same(a: subprocess.CompletedProcess[str], b: subprocess.CompletedProcess[str]) -> None:
+    assert (a.returncode, a.stdout, a.stderr) == (b.returncode, b.stdout, b.stderr)
+
+
+def test_no_change_run_is_byte_identical_to_the_full_cli(ws: DaemonEnv) -> None:
+    started(ws)
+    first = maestro(ws, "test")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "ran 2 files, 0 cached" in first.stdout
+    through_daemon = maestro(ws, "test")
+    assert through_daemon.returncode == 0
+    assert "2 test files: 2 cached (2 tests), 0 to run" in through_daemon.stdout
+    assert "ran 0 files, 2 cached" in through_daemon.stdout
+    same(through_daemon, maestro(ws, "test", daemon="off"))
+    same(through_daemon, maestro(ws, "test", "--no-daemon"))
+    assert served_by_daemon(ws, "test")
+    # The selection flags and pytest arguments are forwarded, not dropped.
+    forwarded = maestro(ws, "test", "--all", "--", "-k", "one")
+    assert forwarded.returncode == 0
+    assert "ran 2 files, 0 cached" in forwarded.stdout  # other pytest args: another key
+    assert "1 passed" in forwarded.stdout
+    again = maestro(ws, "test", "--all", "--", "-k", "one")
+    assert "ran 0 files, 2 cached" in again.stdout
+    same(again, maestro(ws, "test", "--all", "--no-daemon", "--", "-k", "one"))
+
+
+def test_failures_exit_1_with_the_same_report(ws: DaemonEnv) -> None:
+    started(ws)
+    maestro(ws, "test")
+    (ws.root / "src/pkg/core.py").write_text("def one():\n    return 2\n")
+    fast_run = maestro(ws, "test")
+    assert fast_run.returncode == 1, fast_run.stdout + fast_run.stderr
+    assert "FAILED tests/test_core.py::test_one" in fast_run.stdout
+    assert "1 passed, 1 failed" in fast_run.stdout
+    # A failed result always re-runs ("failed last time"), by either route.
+    fast_again = maestro(ws, "test")
+    slow_run = maestro(ws, "test", "--no-daemon")
+    assert fast_again.returncode == slow_run.returncode == 1
+    assert "test_one failed last time" in fast_again.stdout
+    assert TIMES.sub("T", fast_again.stdout) == TIMES.sub("T", slow_run.stdout)
+    assert fast_again.stderr == slow_run.stderr
+    assert served_by_daemon(ws, "test")
+
+
+def test_domain_errors_from_the_daemon_are_reported_like_the_full_cli(ws: DaemonEnv) -> None:
+    started(ws)
+    through_daemon = maestro(ws, "test", "--since", "no-such-ref")  # not a git repository
+    assert through_daemon.returncode == 4, through_daemon.stdout + through_daemon.stderr
+    assert "error:" in through_daemon.stderr
+    same(through_daemon, maestro(ws, "test", "--since", "no-such-ref", "--no-daemon"))
+
+
+def test_without_a_daemon_the_full_cli_runs_in_process_and_starts_none(ws: DaemonEnv) -> None:
+    done = maestro(ws, "test")  # not a terminal: policy "auto" never starts a daemon
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "ran 2 files, 0 cached" in done.stdout
+    assert not daemon_processes(ws.root)
+    again = maestro(ws, "test")
+    assert "ran 0 files, 2 cached" in again.stdout
+    same(again, maestro(ws, "test", "--no-daemon"))
+    assert not served_by_daemon(ws, "test")
+    assert not daemon_processes(ws.root)
+
+
+def test_help_and_other_commands_still_go_to_the_full_cli(ws: DaemonEnv) -> None:
+    started(ws)
+    top = maestro(ws, "--help")
+    assert top.returncode == 0 and "test" in top.stdout and "cache" in top.stdout
+    sub = maestro(ws, "test", "--help")
+    assert sub.returncode == 0 and "--impacted" in sub.stdout and "--junit-xml" in sub.stdout
+    bad = maestro(ws, "test", "--no-such-flag")
+    assert bad.returncode == 2 and "No such option" in bad.stderr
+    assert maestro(ws, "impacted", "src/pkg/core.py").returncode == 0
+
+
+def test_parse_test_args() -> None:
+    parsed = fast.parse_test_args(
+        ["test", "--impacted", "--since=main", "--root", "x", "--", "-k", "a b"]
+    )
+    assert parsed == fast.TestArgs(impacted=True, since="main", root="x", pytest_args=("-k", "a b"))
+    assert fast.parse_test_args(["test", "--", "tests/x.py"]) == fast.TestArgs(
+        pytest_args=("tests/x.py",)
+    )
+    for argv in (
+        [],
+        ["impacted"],
+        ["test", "tests/test_core.py"],
+        ["test", "--help"],
+        ["test", "--junit-xml", "r.xml"],
+        ["test", "--no-daemon"],
+        ["test", "--since"],
+        ["test", "--all", "--impacted"],
+    ):
+        assert fast.parse_test_args(argv) is None, argv
+
+
+def test_protocol_version_matches_the_wire_contract() -> None:
+    assert fast.PROTOCOL_VERSION == wire.PROTOCOL_VERSION
