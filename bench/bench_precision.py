@@ -167,8 +167,20 @@ def failing(out: str) -> set[str]:
     return {m.split(" - ")[0] for m in _NODE.findall(out)}
 
 
+def _expand(failed: str, nodes_of: dict[str, list[str]], all_nodes: set[str]) -> set[str]:
+    """A failing id from pytest's short summary as node ids: a file stands for its nodes; an id
+    cut at a space (``test_x[foo-must be int]`` prints as ``test_x[foo-must``) for the ids it
+    starts."""
+    if "::" not in failed:
+        return set(nodes_of.get(failed, []))
+    if failed in all_nodes:
+        return {failed}
+    return {n for n in all_nodes if n.startswith(failed + " ")} or {failed}
+
+
 def collected_nodes(out: str) -> set[str]:
-    return {line.strip() for line in out.splitlines() if "::" in line and " " not in line.strip()}
+    # (ids may hold spaces: `test_x[foo-must be int]`; callers intersect with the known ids)
+    return {line.strip() for line in out.splitlines() if "::" in line and not line[:1].isspace()}
 
 
 @dataclass
@@ -331,7 +343,7 @@ def bench_project(
                 print(f"  full run of {mutant.label} killed (time/memory guard)", flush=True)
             must: set[str] = set()
             for f in failing(out):
-                must |= set(nodes_of.get(f, [])) if "::" not in f else {f}
+                must |= _expand(f, nodes_of, all_nodes)
             killed += bool(must)
             failing_total += len(must)
             shutil.copy(state / "testmondata.base", tm_data)
