@@ -283,3 +283,30 @@ def test_waste_trips_the_tripwire_and_status_says_so(
         assert "speculation throttled" in speculation_line(spec(client))
     log = next((daemon_env.base / "st").rglob("daemon.log")).read_text()
     assert "speculation throttled" in log
+
+
+def test_runs_are_ordered_fail_first_from_telemetry(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = daemon_env.root
+    (root / "tests").mkdir()
+    (root / "tests/test_zzz.py").write_text("def test_z():\n    assert False\n")
+    setup(daemon_env, monkeypatch, speculate=False)  # no save after start: no change set
+
+    def order(client: SyncDaemonClient) -> list[str]:
+        seen: list[str] = []
+
+        def on_event(event: wire.Event) -> None:
+            inner = (event.payload or {}).get("event", {}) if event.event == "run.progress" else {}
+            if inner.get("event") == "test_result":
+                seen.append(inner["nodeid"].split("::")[0])
+
+        params = wire.RunTestsParams(env=dict(os.environ), no_cache=True)
+        client.stream(wire.RUN_TESTS, params, on_event, timeout=120)
+        return seen
+
+    with SyncDaemonClient(root, start=False) as client:
+        first = order(client)
+        assert first == ["tests/test_core.py", "tests/test_extra.py", "tests/test_zzz.py"]
+        # the failure is in telemetry now: the next run starts with it
+        assert order(client)[0] == "tests/test_zzz.py"
