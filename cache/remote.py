@@ -609,8 +609,8 @@ class MirroredCache(Cache):
         cache.wait_remote = wait_remote
         return cache
 
-    def get_action(self, action_hex: str) -> ActionResult | None:
-        result = super().get_action(action_hex)
+    def get_action(self, action_hex: str, *, count: bool = True) -> ActionResult | None:
+        result = super().get_action(action_hex, count=count)
         sync = self.sync
         if result is not None or sync is None:
             return result
@@ -619,7 +619,7 @@ class MirroredCache(Cache):
         except Exception:  # never a new way to fail
             log.warning("remote read of %s failed", action_hex, exc_info=True)
             return None
-        return super().get_action(action_hex) if fetched else None
+        return super().get_action(action_hex, count=count) if fetched else None
 
     def put_action(self, action_hex: str, result: ActionResult) -> None:
         super().put_action(action_hex, result)

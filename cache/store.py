@@ -423,8 +423,12 @@ class Cache:
         total = self._write(body, grow=len(value))
         self._maybe_gc(total)
 
-    def get_action(self, action_hex: str) -> ActionResult | None:
-        """The stored result if it decodes and every blob it references exists and verifies."""
+    def get_action(self, action_hex: str, *, count: bool = True) -> ActionResult | None:
+        """The stored result if it decodes and every blob it references exists and verifies.
+
+        ``count=False``: a read that is not a cache lookup (or whose caller decides afterwards
+        whether it served the action, see ``count_lookup``) leaves the hit/miss counters alone.
+        """
         key = check_hex(action_hex, "action digest")
         shared = self._live
         bad_blob: bytes | None = None
@@ -432,7 +436,7 @@ class Cache:
         with shared.env.begin() as txn:
             raw = txn.get(key, db=shared.dbs.ac)
             if raw is None:
-                self._note(miss=True)
+                self._note(miss=count)
                 return None
             result: ActionResult | None = None
             try:
@@ -459,11 +463,21 @@ class Cache:
                 self._quarantine_action(key, bad_action)
             if bad_blob is not None:
                 self._quarantine_blob(bad_blob, f"sha256 mismatch (referenced by {action_hex})")
-            self._note(miss=True)
+            self._note(miss=count)
             return None
         touches = [L.ACTION + key, *(L.BLOB + d.key for d in result.referenced_digests())]
-        self._note(touches, hit=result)
+        self._note(touches, hit=result if count else None)
         return result
+
+    def count_lookup(self, served: ActionResult | None) -> None:
+        """Count one lookup the caller decided: a hit iff ``served`` replaces running the action.
+
+        A stored result that is re-run anyway (it failed) is a miss: `cache stats` reports what
+        the cache saved, not what it holds."""
+        if served is not None:
+            self._note(hit=served)
+        else:
+            self._note(miss=True)
 
     def _quarantine_action(self, key: bytes, reason: str) -> None:
         def body(txn: lmdb.Transaction, dbs: L.Dbs) -> None:

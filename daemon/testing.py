@@ -308,11 +308,12 @@ def plan(
     for target, nodes in select(graph, selection).items():
         inputs = target_inputs(graph, target, file_digest=digests)
         key = action_key(target, context, inputs, selection=nodes)
-        files.append(
-            _decide(
-                cache, last, target, nodes, key, no_cache=selection.no_cache, graph=graph, fps=fps
-            )
+        decided = _decide(
+            cache, last, target, nodes, key, no_cache=selection.no_cache, graph=graph, fps=fps
         )
+        if not selection.no_cache:  # a hit is a file served without running (not a failed one)
+            cache.count_lookup(None if decided.runs else decided.cached)
+        files.append(decided)
     return Plan(files, context, tuple(selection.pytest_args), allowlist, digests, last, fps)
 
 
@@ -333,7 +334,7 @@ def _decide(
 ) -> PlannedFile:
     if no_cache:
         return PlannedFile(target, nodes, key, None, "--no-cache")
-    cached = cache.get_action(key.hex)
+    cached = cache.get_action(key.hex, count=False)  # counted by plan(), once decided
     if cached is not None:
         failed = any(t.outcome in FAILING for t in cached.tests) or cached.exit_code not in (0, 5)
         if not failed:
@@ -393,7 +394,7 @@ def _node_level(
     change cannot be judged per node (file-level behaviour applies)."""
     if not changed or any(not _is_file_input(name) for name in changed):
         return None
-    previous = cache.get_action(previous_hex)
+    previous = cache.get_action(previous_hex, count=False)
     if previous is None or previous.trace is None or not previous.tests:
         return None
     if any("::" not in t.node_id for t in previous.tests):
@@ -465,7 +466,7 @@ def _node_level(
 def last_result(cache: Cache, last: LastKeys, target: str) -> ActionResult | None:
     """The result last stored for `target` (whatever its key), if still in the cache."""
     previous = last.get(target)
-    return cache.get_action(previous[0]) if previous is not None else None
+    return cache.get_action(previous[0], count=False) if previous is not None else None
 
 
 def stale(
