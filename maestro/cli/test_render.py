@@ -14,6 +14,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rich.markup import escape
+
 from maestro.cli.consoles import console, err_console
 
 if TYPE_CHECKING:
@@ -97,7 +99,7 @@ class Display:
             f"({cached_tests} tests), [cyan]{len(to_run)} to run[/]"
         )
         for f in to_run[:SHOW_REASONS]:
-            console.print(f"  {f.target}  [dim]{f.describe}[/]")
+            console.print(f"  {escape(f.target)}  [dim]{escape(f.describe)}[/]")
         if len(to_run) > SHOW_REASONS:
             console.print(f"  [dim]... and {len(to_run) - SHOW_REASONS} more[/]")
         if not to_run or not console.is_terminal:
@@ -190,12 +192,14 @@ def print_summary(result: Mapping[str, Any]) -> None:
             path, line = t.get("path"), t.get("line")
             where = f"{path}:{line}" if path and line else (path or "")
             label = "FAILED" if t.get("outcome") == "failed" else "ERROR"
-            console.print(f"[red]{label}[/] {t['node_id']}", highlight=False)
-            console.print(f"    {where}: {t.get('message') or ''}".rstrip(": "), highlight=False)
+            # Node ids and messages are text, not markup: `[hook1-ata]` must stay visible.
+            console.print(f"[red]{label}[/] {escape(str(t['node_id']))}", highlight=False)
+            detail = f"    {where}: {t.get('message') or ''}".rstrip(": ")
+            console.print(escape(detail), highlight=False)
     flaky = [str(t["node_id"]) for t in tests if t.get("flaky")]
     if flaky:
         console.print(
-            f"[yellow]flaky[/] (outcome changed with the same inputs): {', '.join(flaky)}"
+            "[yellow]flaky[/] (outcome changed with the same inputs): " + escape(", ".join(flaky))
         )
     if result.get("not_run_files"):
         console.print(f"[yellow]{result['not_run_files']} files did not finish (not cached)[/]")

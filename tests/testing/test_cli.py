@@ -74,3 +74,15 @@ def test_impacted_with_explicit_changed_paths(cli: Workspace) -> None:
     code, out = invoke("test", "--impacted", "pkg/c.py")
     assert code == 0, out
     assert "1 test files" in out and "ran 1 files" in out
+
+
+def test_parametrized_failure_ids_are_printed_verbatim(cli: Workspace) -> None:
+    cli.write(
+        "tests/test_p.py",
+        "import pytest\n\n@pytest.mark.parametrize('x', ['hook1-ata'])\n"
+        "def test_p(x):\n    assert x == '[dim]'\n",
+    )
+    code, out = invoke("test", "tests/test_p.py")
+    assert code == 1
+    assert "FAILED tests/test_p.py::test_p[hook1-ata]" in out
+    assert "[dim]" in out  # the message is text, not markup
