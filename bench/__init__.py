@@ -41,6 +41,11 @@ def refresh_link_tree() -> str:
 
 
 if "maestro" not in sys.modules and "pytest" not in sys.modules:
+    # An installed package has its bytecode (pip compiles it): without it every spawned process
+    # would recompile ~60 maestro modules (0.25-0.5 s) and measure that instead. This sandbox
+    # sets PYTHONDONTWRITEBYTECODE; the benches and the processes they spawn write bytecode.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+    sys.dont_write_bytecode = False
     LINK_TREE = refresh_link_tree()
     sys.path[:] = [LINK_TREE] + [
         p for p in sys.path if os.path.abspath(p or os.curdir) != _ROOT or p.endswith(".zip")
