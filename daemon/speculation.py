@@ -53,8 +53,10 @@ if TYPE_CHECKING:
     from maestro.daemon.workspace_service import WorkspaceService
     from maestro.graph.build import BuildGraph
     from maestro.model.features import History
+    from maestro.model.rank import FileDecision
     from maestro.model.telemetry import ChangeSet, Telemetry
     from maestro.model.train import Predictor
+    from maestro.wire import PredictiveInfo
 
 log = logging.getLogger(__name__)
 
@@ -516,6 +518,59 @@ class SpeculationService:
         if len(to_run) < 2 or not await self._ready():
             return to_run
         return [t for t, _ in await self._rank_files(graph, to_run)]
+
+    async def predictive(
+        self, graph: BuildGraph, planned: Plan, threshold: float
+    ) -> PredictiveInfo:
+        """Predictive mode: drop from `planned` the files to run whose P(fail) < threshold.
+
+        Conservative (`select_files`): a file that failed last time, has no history or itself
+        changed always runs; without telemetry nothing is skipped. The change is what the
+        watcher saw since the last recorded run plus the inputs the plan found changed."""
+        from maestro.wire import PredictiveFile, PredictiveInfo
+
+        to_run = [f.target for f in planned.to_run]
+        if not to_run:
+            return PredictiveInfo(threshold=threshold, model=self.model_kind)
+
+        def nothing_skipped(note: str) -> PredictiveInfo:
+            kept = [PredictiveFile(target=t, probability=1.0, reason=note) for t in to_run]
+            return PredictiveInfo(threshold=threshold, model=self.model_kind, kept=kept, note=note)
+
+        if not await self._ready():
+            return nothing_skipped("no telemetry to predict from: nothing skipped")
+        changed = sorted(self._changed | {c for f in planned.to_run for c in f.changed})
+        failed_last = [f.target for f in planned.to_run if f.reason == "failed last time"]
+
+        def work() -> list[FileDecision]:
+            from maestro.model.features import change_from_graph
+            from maestro.model.rank import select_files
+
+            assert self._history is not None
+            change = change_from_graph(graph, changed) if changed else _empty_change()
+            return select_files(
+                to_run, change, self._history, threshold, self._predictor, failed_last=failed_last
+            )
+
+        try:
+            decisions: list[FileDecision] = await self._model(work)
+        except Exception:
+            log.exception("predictive ranking failed; running every selected file")
+            return nothing_skipped("ranking failed (see the daemon log): nothing skipped")
+        rows = {
+            d.target: PredictiveFile(target=d.target, probability=d.probability, reason=d.reason)
+            for d in decisions
+        }
+        skip = {d.target for d in decisions if not d.runs}
+        planned.files = [f for f in planned.files if f.target not in skip]
+        info = PredictiveInfo(
+            threshold=threshold,
+            model=self.model_kind,
+            kept=[rows[d.target] for d in decisions if d.runs],
+            skipped=sorted((rows[t] for t in skip), key=lambda r: -r.probability),
+        )
+        log.info("predictive mode: %s", info.summary())
+        return info
 
     async def after_run(self, graph: BuildGraph, summary: Summary) -> None:
         """Record an explicit run's executed tests in telemetry."""

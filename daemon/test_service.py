@@ -39,6 +39,7 @@ from maestro.wire import (
     CacheStatsResult,
     Empty,
     PlannedFileInfo,
+    PredictiveInfo,
     RunFileResult,
     RunPlanned,
     RunProgress,
@@ -246,6 +247,9 @@ class TestService:
         order = None
         if self.speculation is not None:  # may serve fresh speculative failures as they are
             order = await self.speculation.before_run(graph, planned, environ)
+        predictive = None
+        if params.predictive:
+            predictive = await self._predictive(graph, planned, params.threshold)
         await ctx.emit(RUN_PLAN, RunPlanned(files=[planned_info(f) for f in planned.files]))
         log.info("run %d: %d files, %d to run", self.runs, len(planned.files), len(planned.to_run))
         queue: asyncio.Queue[RunProgress | None] = asyncio.Queue()
@@ -277,7 +281,23 @@ class TestService:
         await self._learn(summary)
         if self.speculation is not None:
             await self.speculation.after_run(graph, summary)
-        return summary_result(summary)
+        result = summary_result(summary)
+        if predictive is not None:
+            # exit 5 ("no tests") is wrong when every file was predicted to pass and skipped
+            code = 0 if result.exit_code == 5 and predictive.skipped else result.exit_code
+            result = result.model_copy(update={"predictive": predictive, "exit_code": code})
+        return result
+
+    async def _predictive(
+        self, graph: BuildGraph, planned: Plan, threshold: float | None
+    ) -> PredictiveInfo:
+        """Predictive mode (opt-in): skip files predicted to pass; say which and why."""
+        if threshold is None:
+            threshold = graph.loaded.config.predictive_threshold
+        if self.speculation is None:
+            note = "no ranking in this daemon: nothing skipped"
+            return PredictiveInfo(threshold=threshold, model="none", note=note)
+        return await self.speculation.predictive(graph, planned, threshold)
 
     async def _forward(self, queue: asyncio.Queue[RunProgress | None], ctx: RequestContext) -> None:
         connected = True

@@ -72,8 +72,18 @@ class SpeculationConfig(_Strict):
     cooldown_s: float = Field(default=600.0, alias="cooldown-s", ge=0)
 
 
+class PredictiveConfig(_Strict):
+    """`[tool.maestro.ml.predictive]`: `maestro test --predictive` (docs/model.md)."""
+
+    threshold: float = Field(
+        default=0.05, ge=0, le=1,
+        description="run only test files with predicted P(fail) at or above this",
+    )  # fmt: skip
+
+
 class MlConfig(_Strict):
     speculation: SpeculationConfig = Field(default_factory=SpeculationConfig)
+    predictive: PredictiveConfig = Field(default_factory=PredictiveConfig)
 
 
 class RemoteConfig(_Strict):

@@ -64,6 +64,7 @@ class Settings:
     env_allowlist: tuple[str, ...] = ()
     targets: dict[str, Target] = field(default_factory=dict)
     speculation: SpeculationSettings = field(default_factory=SpeculationSettings)
+    predictive_threshold: float = 0.05  # ml.predictive.threshold
     remote: RemoteSettings | None = None
 
     @property
@@ -111,6 +112,7 @@ def load_settings(root: Path) -> LoadedSettings:
             env_allowlist=tuple(cfg.env_allowlist),
             targets=targets,
             speculation=SpeculationSettings(**cfg.ml.speculation.model_dump()),
+            predictive_threshold=cfg.ml.predictive.threshold,
             remote=_remote(cfg.remote),
         ),
         loaded.source,

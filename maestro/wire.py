@@ -446,6 +446,14 @@ class RunTestsParams(WireModel):
         description="the client's allowlisted environment (keys and pytest use it instead of "
         "the daemon's, so results match an in-process run); None: the daemon's environment",
     )
+    predictive: bool = Field(
+        default=False,
+        description="predictive mode: of the files that would run, run only those whose "
+        "predicted P(fail) >= threshold (never one that failed last time or has no history)",
+    )
+    threshold: float | None = Field(
+        default=None, ge=0.0, le=1.0, description="None: the workspace's ml.predictive.threshold"
+    )
 
 
 class PlannedFileInfo(WireModel):
@@ -488,6 +496,32 @@ class RunFileResult(WireModel):
     )
 
 
+class PredictiveFile(WireModel):
+    """One test file in predictive mode: its predicted P(fail) and why it runs or is skipped."""
+
+    target: str
+    probability: float
+    reason: str
+
+
+class PredictiveInfo(WireModel):
+    """What predictive mode decided (`RunTestsResult.predictive`)."""
+
+    threshold: float
+    model: str = Field(description="what ranked: 'heuristic' or '<kind> v<N>'")
+    skipped: list[PredictiveFile] = Field(default_factory=list)
+    kept: list[PredictiveFile] = Field(
+        default_factory=list, description="files that run, with the reason (incl. never-skipped)"
+    )
+    note: str = Field(default="", description="why nothing was skipped, when it could not rank")
+
+    def summary(self) -> str:
+        return (
+            f"predictive mode (P(fail) >= {self.threshold:g}, {self.model}): ran "
+            f"{len(self.kept)} test file(s), skipped {len(self.skipped)}"
+        )
+
+
 class RunTestsResult(WireModel):
     exit_code: int
     files: list[RunFileResult]
@@ -504,6 +538,7 @@ class RunTestsResult(WireModel):
     time_saved_s: float = 0.0
     wall_s: float = 0.0
     pytest_exit_code: int | None = Field(default=None, description="None: nothing was run")
+    predictive: PredictiveInfo | None = Field(default=None, description="None: mode off")
 
 
 class CacheStatsResult(WireModel):

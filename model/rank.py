@@ -133,3 +133,65 @@ def threshold_for_recall(
         if caught / total >= target_recall:
             return p
     return 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FileDecision:
+    """Predictive mode for one test file: whether it runs, its P(fail), and why."""
+
+    target: str
+    probability: float
+    runs: bool
+    reason: str
+
+
+def select_files(
+    targets: Sequence[str],
+    change: ChangeSet,
+    history: History,
+    threshold: float,
+    predictor: Predictor | None = None,
+    *,
+    failed_last: Sequence[str] = (),
+    now: float | None = None,
+) -> list[FileDecision]:
+    """Predictive mode over test files (the daemon's unit of execution), conservatively.
+
+    A file scores the highest P(fail) of the nodes the history knows in it. It is never skipped
+    when it failed last time (per `failed_last` or any node's previous outcome), when it has no
+    history (nothing to predict from), or when the file itself changed; otherwise it runs only
+    at or above `threshold`, and a skip says the probability and the top features behind it.
+    """
+    wanted = set(targets)
+    nodes: dict[str, list[str]] = {}
+    for node in history.tests:
+        t = target_of(node)
+        if t in wanted:
+            nodes.setdefault(t, []).append(node)
+    best: dict[str, Ranked] = {}
+    for r in rank([n for ns in nodes.values() for n in ns], change, history, predictor, now=now):
+        best.setdefault(target_of(r.test), r)  # most likely first: the first one is the max
+    failed = set(failed_last)
+    changed = set(change.files)
+    out: list[FileDecision] = []
+    for t in targets:
+        top = best.get(t)
+        p = top.probability if top is not None else 1.0
+        if t in failed or any(_failed_last(history, n) for n in nodes.get(t, ())):
+            out.append(FileDecision(t, p, True, "failed last time: never skipped"))
+        elif top is None:
+            out.append(FileDecision(t, p, True, "no history: never skipped"))
+        elif t in changed:
+            out.append(FileDecision(t, p, True, "test file changed: never skipped"))
+        elif p >= threshold:
+            why = f"P(fail) {p:.3f} >= {threshold:g}: " + "; ".join(top.reasons)
+            out.append(FileDecision(t, p, True, why))
+        else:
+            why = f"P(fail) {p:.3f} < {threshold:g}: " + "; ".join(top.reasons)
+            out.append(FileDecision(t, p, False, why))
+    return out
+
+
+def _failed_last(history: History, node: str) -> bool:
+    recent = history.tests[node].recent
+    return bool(recent) and recent[-1]

@@ -29,7 +29,7 @@ from maestro.errors import (
 if TYPE_CHECKING:
     from maestro.cache.action import ActionResult
     from maestro.wire import Event as WireEvent
-    from maestro.wire import RunTestsParams, RunTestsResult
+    from maestro.wire import PredictiveInfo, RunTestsParams, RunTestsResult
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +109,23 @@ def test(
         Path | None,
         typer.Option("--junit-xml", metavar="PATH", help="cached + fresh results as JUnit XML"),
     ] = None,
+    predictive: Annotated[
+        bool,
+        typer.Option(
+            "--predictive",
+            help="run only files likely to fail (P >= threshold); list what was skipped and why",
+        ),
+    ] = False,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            metavar="P",
+            min=0.0,
+            max=1.0,
+            help="predictive threshold (default: ml.predictive.threshold, 0.05)",
+        ),
+    ] = None,
     root: ROOT_OPTION = None,
     no_daemon: NO_DAEMON_OPTION = False,
 ) -> None:
@@ -118,7 +135,7 @@ def test(
     otherwise; the display, summary, exit code and JUnit file are the same either way: both paths
     produce a RunTestsResult and render it with the same functions."""
     from maestro.cli import via_daemon
-    from maestro.wire import RUN_TESTS, RunTestsParams
+    from maestro.wire import RUN_TESTS, PredictiveInfo, RunTestsParams
 
     pytest_args = tuple(ctx.meta.get(_META, ()))
     try:
@@ -135,6 +152,8 @@ def test(
             since=since,
             no_cache=no_cache,
             pytest_args=list(pytest_args),
+            predictive=predictive or threshold is not None,
+            threshold=threshold,
         )
         with Display() as display:
             result = None
@@ -147,6 +166,10 @@ def test(
                     display.reset()  # the daemon gave up mid-run: start over in process
             if result is None:
                 result = run_in_process(workspace, params, display)
+                if params.predictive:  # the ranking needs the daemon's telemetry and change set
+                    note = "predictive mode needs the daemon: nothing skipped"
+                    info = PredictiveInfo(threshold=threshold or 0.0, model="none", note=note)
+                    result = result.model_copy(update={"predictive": info})
             display.finish()
         if junit_xml is not None:
             from maestro.daemon import junit
@@ -157,8 +180,23 @@ def test(
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except MaestroError as exc:
         raise typer.Exit(report_failure(exc)) from None
+    if result.predictive is not None:
+        print_predictive(result.predictive)
     print_summary(result.model_dump(mode="json"))
     raise typer.Exit(result.exit_code)
+
+
+def print_predictive(info: PredictiveInfo) -> None:
+    """The files predictive mode skipped, each with its P(fail) and the features behind it."""
+    from rich.markup import escape
+
+    for f in info.skipped:
+        console.print(f"[yellow]skipped[/] {escape(f.target)}  [dim]{escape(f.reason)}[/]")
+    for f in info.kept:
+        if "never skipped" in f.reason:
+            console.print(f"[cyan]kept[/] {escape(f.target)}  [dim]{escape(f.reason)}[/]")
+    note = f" ({info.note})" if info.note else ""
+    console.print(escape(info.summary()) + note)
 
 
 def _daemon_event(display: Display, event: WireEvent) -> None:

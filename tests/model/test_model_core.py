@@ -146,6 +146,49 @@ def test_select_never_skips_changed_test_files() -> None:
     assert len(sel.run) == 2 and not sel.skipped
 
 
+def test_select_files_is_conservative_and_says_why() -> None:
+    from maestro.model.rank import select_files
+
+    hist = History()
+    prior = ChangeSet(("src/x.py",), (), {}, {})
+    hist.observe(
+        prior,
+        [
+            TestResult("tests/test_ok.py::a", "passed", 0.01),
+            TestResult("tests/test_ok.py::b", "passed", 0.01),
+            TestResult("tests/test_bad.py::a", "failed", 0.01),
+            TestResult("tests/test_mine.py::a", "passed", 0.01),
+        ],
+        1000.0,
+    )
+    change = ChangeSet(
+        ("src/y.py", "tests/test_mine.py"),
+        (),
+        {"tests/test_ok.py": 2, "tests/test_bad.py": 2, "tests/test_mine.py": 0},
+        {},
+    )
+    targets = [
+        "tests/test_ok.py", "tests/test_bad.py", "tests/test_mine.py", "tests/test_new.py",
+        "tests/test_stale.py",
+    ]  # fmt: skip
+    out = {
+        d.target: d
+        for d in select_files(
+            targets, change, hist, 0.9, failed_last=["tests/test_stale.py"], now=2000.0
+        )
+    }
+    assert not out["tests/test_ok.py"].runs
+    assert out["tests/test_ok.py"].reason.startswith("P(fail) 0.0")
+    assert "2 hop(s) from the change" in out["tests/test_ok.py"].reason
+    assert out["tests/test_bad.py"].reason == "failed last time: never skipped"
+    assert out["tests/test_stale.py"].reason == "failed last time: never skipped"
+    assert out["tests/test_mine.py"].reason == "test file changed: never skipped"
+    assert out["tests/test_new.py"].reason == "no history: never skipped"
+    assert [t for t, d in out.items() if not d.runs] == ["tests/test_ok.py"]
+    low = select_files(targets, change, hist, 0.0, now=2000.0)
+    assert all(d.runs for d in low)
+
+
 def test_skops_round_trip_versions_and_digest(telemetry: Telemetry, tmp_path: Path) -> None:
     data, _ = replay(list(telemetry.runs(days=None)))
     model = train(data.X, data.y)

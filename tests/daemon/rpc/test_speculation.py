@@ -310,3 +310,110 @@ def test_runs_are_ordered_fail_first_from_telemetry(
         assert first == ["tests/test_core.py", "tests/test_extra.py", "tests/test_zzz.py"]
         # the failure is in telemetry now: the next run starts with it
         assert order(client)[0] == "tests/test_zzz.py"
+
+
+PREDICTIVE_FILES = {
+    "src/pkg/util.py": "def base():\n    return 0\n",
+    "src/pkg/core.py": "from pkg import util\n\ndef one():\n    return 2 + util.base()\n",
+    "src/pkg/extra.py": "from pkg import util\n\ndef two():\n    return 2 + util.base()\n",
+}
+
+
+def predictive_run(client: SyncDaemonClient, threshold: float | None) -> wire.RunTestsResult:
+    params = wire.RunTestsParams(
+        env=dict(os.environ), predictive=threshold is not None, threshold=threshold
+    )
+    return client.stream(wire.RUN_TESTS, params, lambda e: None, timeout=120)
+
+
+def test_predictive_mode_skips_unlikely_files_and_never_a_failing_one(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = setup(daemon_env, monkeypatch, speculate=False)
+    root = daemon_env.root
+    for rel, text in PREDICTIVE_FILES.items():
+        (root / rel).write_text(text)
+    with SyncDaemonClient(root, start=False) as client:
+        first = run_all(client)  # test_core fails (one() == 2), test_extra passes
+        assert (first.failed, first.passed, first.ran_files) == (1, 1, 2)
+        # a change of code both files executed, and a new test file with no history
+        (root / "src/pkg/util.py").write_text("def base():\n    x = 0\n    return x\n")
+        (root / "tests/test_new.py").write_text("def test_new():\n    assert True\n")
+        time.sleep(1.0)
+        before = sessions(marker)
+        result = predictive_run(client, 0.5)
+        info = result.predictive
+        assert info is not None and info.model == "heuristic" and info.threshold == 0.5
+        assert len(info.skipped) == 1, info
+        (skipped,) = info.skipped
+        assert skipped.target == "tests/test_extra.py"
+        assert skipped.probability < 0.5
+        assert skipped.reason.startswith(f"P(fail) {skipped.probability:.3f} < 0.5: ")
+        assert "hop(s) from the change" in skipped.reason
+        kept = {k.target: k.reason for k in info.kept}
+        assert kept == {
+            "tests/test_core.py": "failed last time: never skipped",
+            "tests/test_new.py": "no history: never skipped",
+        }
+        # the skipped file is not in the result, the others ran in one pytest process
+        assert sorted(f.target for f in result.files) == ["tests/test_core.py", "tests/test_new.py"]
+        assert (result.failed, result.passed, result.ran_files) == (1, 1, 2)
+        assert sessions(marker) == before + 1
+        # flag off: unchanged behaviour; the skipped file was not cached as a pass, so it runs
+        plain = run_all(client)
+        assert plain.predictive is None
+        assert plain.ran_files == 2 and plain.cached_files == 1  # test_core, test_extra; test_new
+        assert {f.target for f in plain.files if not f.cached} == {
+            "tests/test_core.py",
+            "tests/test_extra.py",
+        }
+
+
+def test_predictive_mode_keeps_likely_failures(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A low threshold runs everything impacted; an all-skipped run exits 0, not 5."""
+    setup(daemon_env, monkeypatch, speculate=False)
+    root = daemon_env.root
+    with SyncDaemonClient(root, start=False) as client:
+        assert run_all(client).passed == 2
+        edit(root, "def one():\n    x = 1\n    return x\n")
+        time.sleep(1.0)
+        low = predictive_run(client, 0.0)
+        assert low.predictive is not None and low.predictive.skipped == []
+        assert low.ran_files == 1 and low.passed == 2
+        edit(root, "def one():\n    y = 1\n    return y\n")
+        time.sleep(1.0)
+        high = predictive_run(client, 1.0)
+        assert high.predictive is not None
+        assert [s.target for s in high.predictive.skipped] == ["tests/test_core.py"]
+        assert high.ran_files == 0 and high.exit_code == 0
+
+
+def test_cli_predictive_lists_what_it_skipped_and_why(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from maestro.cli.app import app
+
+    setup(daemon_env, monkeypatch, speculate=False)
+    root = daemon_env.root
+    for rel, text in PREDICTIVE_FILES.items():
+        (root / rel).write_text(text)
+    monkeypatch.setenv("COLUMNS", "300")
+    runner = CliRunner()
+    first = runner.invoke(app, ["test", "--root", str(root)])
+    assert first.exit_code == 1, first.output
+    (root / "src/pkg/util.py").write_text("def base():\n    x = 0\n    return x\n")
+    time.sleep(1.0)
+    out = runner.invoke(app, ["test", "--predictive", "--threshold", "0.5", "--root", str(root)])
+    assert out.exit_code == 1, out.output  # test_core still fails: it was never skipped
+    lines = out.output.splitlines()
+    (skipped,) = [line for line in lines if line.startswith("skipped tests/test_extra.py")]
+    assert "P(fail) 0." in skipped and "< 0.5" in skipped and "hop(s) from the change" in skipped
+    assert any(
+        line.startswith("kept tests/test_core.py") and "failed last time: never skipped" in line
+        for line in lines
+    )
+    assert "ran 1 test file(s), skipped 1" in out.output
