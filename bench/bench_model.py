@@ -487,6 +487,20 @@ def evaluate_project(
     train_s = time.perf_counter() - start
     ev = evaluate(model, test_set, seed=1)
     heuristic = evaluate(train(train_set.X, train_set.y, kind="heuristic"), test_set, seed=1)
+    executed: dict[str, Any] | None = None
+    records = executed_records(project.name)
+    if records is not None:
+        train_x = add_executed(train_set, runs[:cut], records)
+        test_x = add_executed(test_set, runs[cut:], records)
+        failing = test_x.y == 1
+        with_exec = train(train_x.X, train_x.y)
+        executed = {
+            "kind": with_exec.info.kind,
+            "eval": evaluate(with_exec, test_x, seed=1).as_dict(),
+            "failing_executed": float(test_x.X[failing, -2].mean()) if failing.any() else None,
+            "passing_executed": float(test_x.X[~failing, -2].mean()),
+            "failing_known": float(test_x.X[failing, -1].mean()) if failing.any() else None,
+        }
     return {
         "project": project.name,
         "mutants": len(runs),
@@ -499,7 +513,81 @@ def evaluate_project(
         "train_s": train_s,
         "eval": ev.as_dict(),
         "heuristic": heuristic.as_dict(),
+        "best_possible_recall": best_possible_recall(test_set),
+        "executed": executed,
     }
+
+
+# -- experiment: "the test executed the changed function" (issue 8's per-node records) ------------
+
+PRECISION_DIR = BENCH_DIR / "precision"
+
+
+def executed_records(name: str) -> tuple[dict[str, set[str]], dict[str, set[str]]] | None:
+    """Per test node, the functions it executed ("<path>::<qualname>"), and per test file the
+    ones that ran at import/collection time, from bench_precision's baseline `maestro test` run
+    (its cache and last keys under .bench/precision/state-precision-<name>), read from a copy."""
+    import tempfile
+
+    import msgpack
+
+    load_model_package()
+    from maestro.cache import Cache
+
+    state = PRECISION_DIR / f"state-precision-{name}"
+    workspaces = sorted((state / "state" / "workspaces").glob("*"))
+    if not workspaces or not (state / "cache" / "lmdb").is_dir():
+        return None
+    last = msgpack.unpackb((workspaces[0] / "test-last-keys.msgpack").read_bytes(), raw=False)
+    nodes: dict[str, set[str]] = {}
+    imports: dict[str, set[str]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        shutil.copytree(state / "cache" / "lmdb", Path(tmp) / "lmdb")
+        with Cache.open(Path(tmp) / "lmdb") as cache:
+            for target, entry in last.items():
+                result = cache.get_action(str(entry[0]), count=False)
+                if result is None or result.trace is None:
+                    continue
+                imports[target] = set(result.trace.names(result.trace.import_time))
+                for t in result.tests:
+                    nodes[t.node_id] = set(result.trace.names(t.executed))
+    return nodes, imports
+
+
+def add_executed(data: Any, runs: list[Any], records: tuple[dict[str, Any], dict[str, Any]]) -> Any:
+    """`data` with two columns: executed a changed function (node's record or its file's
+    import time), and whether the node has a record at all."""
+    import numpy as np
+
+    from maestro.model.telemetry import target_of
+
+    nodes, imports = records
+    ex = np.zeros(len(data.y))
+    known = np.zeros(len(data.y))
+    for j, (ri, test) in enumerate(zip(data.run_index, data.tests, strict=True)):
+        change = runs[int(ri)].change
+        changed = {f"{f}::{sym}" for f in change.files for sym in change.symbols}
+        if test in nodes:
+            known[j] = 1.0
+            ex[j] = float(bool(changed & (nodes[test] | imports.get(target_of(test), set()))))
+    return type(data)(np.column_stack([data.X, ex, known]), data.y, data.run_index, data.tests)
+
+
+def best_possible_recall(data: Any, fraction: float = 1 / 3) -> float:
+    """Pooled top-`fraction` recall of a perfect ordering: a run that fails more than its top
+    third cannot be fully caught by any ordering."""
+    import math
+
+    import numpy as np
+
+    caught = total = 0
+    for r in sorted(set(int(i) for i in data.run_index)):
+        rows = np.nonzero(data.run_index == r)[0]
+        failing = int(data.y[rows].sum())
+        k = math.ceil(fraction * len(rows) - 1e-9)
+        caught += min(failing, k)
+        total += failing
+    return caught / total if total else float("nan")
 
 
 def evaluate_all(data: dict[str, list[dict[str, Any]]], ns: argparse.Namespace) -> None:
@@ -533,6 +621,33 @@ def evaluate_all(data: dict[str, list[dict[str, Any]]], ns: argparse.Namespace) 
         )
     body = table(header, table_rows)
     print(body)
+    exp_header = ["project", "model", "APFD without / with", "recall top 1/3 without / with",
+                  "per run without / with", "runs all caught without / with",
+                  "best possible recall", "failing tests that executed it"]  # fmt: skip
+    exp_rows = []
+    for r in results:
+        x = r.get("executed")
+        if x is None:
+            continue
+        ev, xe = r["eval"], x["eval"]
+        exp_rows.append(
+            [
+                r["project"],
+                f"{r['kind']} / {x['kind']}",
+                f"{ev['apfd']['model']:.3f} / {xe['apfd']['model']:.3f}",
+                f"{ev['recall_top_fraction']['model']:.1%} / "
+                f"{xe['recall_top_fraction']['model']:.1%}",
+                f"{ev['recall_top_fraction_mean_per_run']['model']:.1%} / "
+                f"{xe['recall_top_fraction_mean_per_run']['model']:.1%}",
+                f"{ev['runs_all_failures_caught']['model']:.0%} / "
+                f"{xe['runs_all_failures_caught']['model']:.0%}",
+                f"{r['best_possible_recall']:.1%}",
+                f"{x['failing_executed']:.1%} (passing: {x['passing_executed']:.1%})",
+            ]
+        )
+    if exp_rows:
+        print("with 'executed the changed function' (bench_precision's baseline records):")
+        print(table(exp_header, exp_rows))
     print(json.dumps(results, indent=1))
     (WORK / "results.json").write_text(json.dumps(results, indent=1))
     if ns.write:
