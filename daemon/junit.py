@@ -57,12 +57,26 @@ def _case(suite: ET.Element, test: TestOutcome, *, cached: bool) -> None:
             ET.SubElement(holder, "property", name=key, value=value)
 
 
-def render(results: Iterable[tuple[ActionResult, bool]], *, name: str = "pytest") -> bytes:
-    """One `<testsuites>` document for (result, served_from_cache) pairs."""
+def render(
+    results: Iterable[tuple[ActionResult, bool]],
+    *,
+    name: str = "pytest",
+    skipped_files: Iterable[tuple[str, str]] = (),
+) -> bytes:
+    """One `<testsuites>` document for (result, served_from_cache) pairs; `skipped_files`
+    (test file, why) are files predictive mode did not run, one skipped testcase each."""
     root = ET.Element("testsuites")
     suite = ET.SubElement(root, "testsuite", name=name)
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total = 0.0
+    for target, why in skipped_files:
+        classname, case_name = _names(target)
+        case = ET.SubElement(
+            suite, "testcase", classname=classname, name=case_name, file=target, time="0.000"
+        )
+        ET.SubElement(case, "skipped", type="maestro.predictive", message=why)
+        counts["tests"] += 1
+        counts["skipped"] += 1
     for result, cached in results:
         for test in result.tests:
             _case(suite, test, cached=cached)

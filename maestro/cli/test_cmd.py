@@ -174,7 +174,12 @@ def test(
         if junit_xml is not None:
             from maestro.daemon import junit
 
-            junit_xml.write_bytes(junit.render(file_results(result)))
+            skipped = result.predictive.skipped if result.predictive else []
+            junit_xml.write_bytes(
+                junit.render(
+                    file_results(result), skipped_files=[(f.target, f.reason) for f in skipped]
+                )
+            )
     except KeyboardInterrupt:
         console.print("[bold yellow]interrupted[/]: nothing from the unfinished run was cached")
         raise typer.Exit(EXIT_INTERRUPTED) from None

@@ -407,7 +407,9 @@ def test_cli_predictive_lists_what_it_skipped_and_why(
     assert first.exit_code == 1, first.output
     (root / "src/pkg/util.py").write_text("def base():\n    x = 0\n    return x\n")
     time.sleep(1.0)
-    out = runner.invoke(app, ["test", "--predictive", "--threshold", "0.5", "--root", str(root)])
+    xml = daemon_env.base / "junit.xml"
+    args = ["--predictive", "--threshold", "0.5", "--junit-xml", str(xml), "--root", str(root)]
+    out = runner.invoke(app, ["test", *args])
     assert out.exit_code == 1, out.output  # test_core still fails: it was never skipped
     lines = out.output.splitlines()
     (skipped,) = [line for line in lines if line.startswith("skipped tests/test_extra.py")]
@@ -417,3 +419,11 @@ def test_cli_predictive_lists_what_it_skipped_and_why(
         for line in lines
     )
     assert "ran 1 test file(s), skipped 1" in out.output
+    # the JUnit report names the skipped file as skipped, with the reason
+    import xml.etree.ElementTree as ET
+
+    cases = {c.get("file"): c for c in ET.parse(xml).getroot().iter("testcase")}
+    marked = cases["tests/test_extra.py"].find("skipped")
+    assert marked is not None and marked.get("type") == "maestro.predictive"
+    assert "< 0.5" in (marked.get("message") or "")
+    assert cases["tests/test_core.py"].find("failure") is not None
