@@ -438,7 +438,12 @@ T0 = 1_700_000_000.0
 STEP_S = 3600.0  # one mutant per hour: 14-day window, 7-day half-life of the failure rate
 
 
-def to_telemetry(project: Project, rows: list[dict[str, Any]], db: Path) -> Any:
+def to_telemetry(
+    project: Project,
+    rows: list[dict[str, Any]],
+    db: Path,
+    records: tuple[dict[str, set[str]], dict[str, set[str]]] | None = None,
+) -> Any:
     """Record each mutant as a run in a fresh telemetry store, the way the daemon would: the
     changed symbols come from diffing the file before and after, not from the mutant's record."""
     load_model_package()
@@ -461,7 +466,17 @@ def to_telemetry(project: Project, rows: list[dict[str, Any]], db: Path) -> Any:
         lines[row["line"] - 1] = line[:col] + row["new"] + line[col + len(row["old"]) :]
         symbols = changed_symbols(old, "".join(lines))
         impacted = {k: int(v) for k, v in row["impacted"].items()}
-        change = ChangeSet((rel,), tuple(sorted(symbols)), impacted, dict.fromkeys(impacted, 1))
+        executed: dict[str, int] = {}
+        if records is not None:  # what the daemon's node-level plan knows from the last run
+            nodes, imports = records
+            changed = {f"{rel}::{sym}" for sym in symbols}
+            for test in row["results"]:
+                if test in nodes:
+                    ran = nodes[test] | imports.get(test.split("::", 1)[0], set())
+                    executed[test] = int(bool(changed & ran))
+        change = ChangeSet(
+            (rel,), tuple(sorted(symbols)), impacted, dict.fromkeys(impacted, 1), executed
+        )
         results = [TestResult(t, o, d) for t, (o, d) in sorted(row["results"].items())]
         tel.record_run(change, results, ts=T0 + i * STEP_S)
     return tel
@@ -474,7 +489,8 @@ def evaluate_project(
     from maestro.model.dataset import evaluate, replay
     from maestro.model.train import train
 
-    tel = to_telemetry(project, rows, WORK / project.name / "telemetry.sqlite3")
+    records = executed_records(project.name)
+    tel = to_telemetry(project, rows, WORK / project.name / "telemetry.sqlite3", records)
     runs = list(tel.runs(days=None))
     tel.close()
     cut = int(len(runs) * train_share)
@@ -487,19 +503,21 @@ def evaluate_project(
     train_s = time.perf_counter() - start
     ev = evaluate(model, test_set, seed=1)
     heuristic = evaluate(train(train_set.X, train_set.y, kind="heuristic"), test_set, seed=1)
-    executed: dict[str, Any] | None = None
-    records = executed_records(project.name)
-    if records is not None:
-        train_x = add_executed(train_set, runs[:cut], records)
-        test_x = add_executed(test_set, runs[cut:], records)
-        failing = test_x.y == 1
-        with_exec = train(train_x.X, train_x.y)
-        executed = {
-            "kind": with_exec.info.kind,
-            "eval": evaluate(with_exec, test_x, seed=1).as_dict(),
-            "failing_executed": float(test_x.X[failing, -2].mean()) if failing.any() else None,
-            "passing_executed": float(test_x.X[~failing, -2].mean()),
-            "failing_known": float(test_x.X[failing, -1].mean()) if failing.any() else None,
+    without: dict[str, Any] | None = None
+    if records is not None:  # side by side: the same rows with no execution records
+        from maestro.model.features import FEATURES
+
+        cols = [FEATURES.index("executed_change"), FEATURES.index("has_record")]
+        failing = test_set.y == 1
+        ex = test_set.X[:, cols[0]]
+        blank_train, blank_test = without_records(train_set, cols), without_records(test_set, cols)
+        plain = train(blank_train.X, blank_train.y)
+        without = {
+            "kind": plain.info.kind,
+            "eval": evaluate(plain, blank_test, seed=1).as_dict(),
+            "failing_executed": float(ex[failing].mean()) if failing.any() else None,
+            "passing_executed": float(ex[~failing].mean()),
+            "failing_known": float(test_set.X[failing, cols[1]].mean()) if failing.any() else None,
         }
     return {
         "project": project.name,
@@ -514,7 +532,7 @@ def evaluate_project(
         "eval": ev.as_dict(),
         "heuristic": heuristic.as_dict(),
         "best_possible_recall": best_possible_recall(test_set),
-        "executed": executed,
+        "without_records": without,
     }
 
 
@@ -554,23 +572,11 @@ def executed_records(name: str) -> tuple[dict[str, set[str]], dict[str, set[str]
     return nodes, imports
 
 
-def add_executed(data: Any, runs: list[Any], records: tuple[dict[str, Any], dict[str, Any]]) -> Any:
-    """`data` with two columns: executed a changed function (node's record or its file's
-    import time), and whether the node has a record at all."""
-    import numpy as np
-
-    from maestro.model.telemetry import target_of
-
-    nodes, imports = records
-    ex = np.zeros(len(data.y))
-    known = np.zeros(len(data.y))
-    for j, (ri, test) in enumerate(zip(data.run_index, data.tests, strict=True)):
-        change = runs[int(ri)].change
-        changed = {f"{f}::{sym}" for f in change.files for sym in change.symbols}
-        if test in nodes:
-            known[j] = 1.0
-            ex[j] = float(bool(changed & (nodes[test] | imports.get(target_of(test), set()))))
-    return type(data)(np.column_stack([data.X, ex, known]), data.y, data.run_index, data.tests)
+def without_records(data: Any, cols: list[int]) -> Any:
+    """`data` as if no test had an execution record (the feature columns zeroed)."""
+    X = data.X.copy()
+    X[:, cols] = 0.0
+    return type(data)(X, data.y, data.run_index, data.tests)
 
 
 def best_possible_recall(data: Any, fraction: float = 1 / 3) -> float:
@@ -626,14 +632,14 @@ def evaluate_all(data: dict[str, list[dict[str, Any]]], ns: argparse.Namespace) 
                   "best possible recall", "failing tests that executed it"]  # fmt: skip
     exp_rows = []
     for r in results:
-        x = r.get("executed")
+        x = r.get("without_records")
         if x is None:
             continue
-        ev, xe = r["eval"], x["eval"]
+        ev, xe = x["eval"], r["eval"]
         exp_rows.append(
             [
                 r["project"],
-                f"{r['kind']} / {x['kind']}",
+                f"{x['kind']} / {r['kind']}",
                 f"{ev['apfd']['model']:.3f} / {xe['apfd']['model']:.3f}",
                 f"{ev['recall_top_fraction']['model']:.1%} / "
                 f"{xe['recall_top_fraction']['model']:.1%}",
@@ -646,7 +652,7 @@ def evaluate_all(data: dict[str, list[dict[str, Any]]], ns: argparse.Namespace) 
             ]
         )
     if exp_rows:
-        print("with 'executed the changed function' (bench_precision's baseline records):")
+        print("without / with execution records (bench_precision's baseline `maestro test`):")
         print(table(exp_header, exp_rows))
     print(json.dumps(results, indent=1))
     (WORK / "results.json").write_text(json.dumps(results, indent=1))

@@ -36,7 +36,7 @@ import logging
 import resource
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,7 +49,7 @@ from maestro.wire import SpeculationStatus
 if TYPE_CHECKING:
     from maestro.daemon.app import DaemonApp
     from maestro.daemon.test_service import TestService
-    from maestro.daemon.testing import Plan, Summary
+    from maestro.daemon.testing import Plan, PlannedFile, Summary
     from maestro.daemon.workspace_service import WorkspaceService
     from maestro.graph.build import BuildGraph
     from maestro.model.features import History
@@ -312,7 +312,7 @@ class SpeculationService:
             self._unsettled.difference_update(paths)
             self.counters.last_message = "nothing to speculate: every impacted file is cached"
             return
-        ranked = await self._rank_files(graph, [f.target for f in to_run])
+        ranked = await self._rank_files(graph, [f.target for f in to_run], executed_of(to_run))
         chosen = self._within_budget(ranked, settings, budget_s)
         by_target = {f.target: f for f in to_run}
         files = [by_target[t] for t, _ in chosen]
@@ -437,7 +437,7 @@ class SpeculationService:
     # --- ranking ---------------------------------------------------------------------------------
 
     async def _rank_files(
-        self, graph: BuildGraph, targets: Sequence[str]
+        self, graph: BuildGraph, targets: Sequence[str], executed: Mapping[str, int] | None = None
     ) -> list[tuple[str, float]]:
         """Test files most-likely-to-fail first: the max P(fail) over their known nodes."""
         if not targets:
@@ -451,7 +451,7 @@ class SpeculationService:
             history = self._history
             if history is None:
                 return [(t, 0.0) for t in targets]
-            change = change_from_graph(graph, changed) if changed else _empty_change()
+            change = change_from_graph(graph, changed, (), executed) if changed else _empty_change()
             wanted = set(targets)
             nodes = [n for n in history.tests if n.split("::", 1)[0] in wanted]
             seen = {n.split("::", 1)[0] for n in nodes}
@@ -517,7 +517,8 @@ class SpeculationService:
         to_run = [f.target for f in planned.to_run]
         if len(to_run) < 2 or not await self._ready():
             return to_run
-        return [t for t, _ in await self._rank_files(graph, to_run)]
+        executed = executed_of(planned.to_run)
+        return [t for t, _ in await self._rank_files(graph, to_run, executed)]
 
     async def predictive(
         self, graph: BuildGraph, planned: Plan, threshold: float
@@ -541,13 +542,14 @@ class SpeculationService:
             return nothing_skipped("no telemetry to predict from: nothing skipped")
         changed = sorted(self._changed | {c for f in planned.to_run for c in f.changed})
         failed_last = [f.target for f in planned.to_run if f.reason == "failed last time"]
+        executed = executed_of(planned.to_run)
 
         def work() -> list[FileDecision]:
             from maestro.model.features import change_from_graph
             from maestro.model.rank import select_files
 
             assert self._history is not None
-            change = change_from_graph(graph, changed) if changed else _empty_change()
+            change = change_from_graph(graph, changed, (), executed) if changed else _empty_change()
             return select_files(
                 to_run, change, self._history, threshold, self._predictor, failed_last=failed_last
             )
@@ -590,6 +592,7 @@ class SpeculationService:
                     for t in o.result.tests
                 )
         changed = sorted(self._changed)
+        executed = executed_of(o.planned for summary in summaries for o in summary.files)
         if kind == "explicit":
             self._changed.clear()
         if not rows:
@@ -599,7 +602,7 @@ class SpeculationService:
             from maestro.model.features import change_from_graph
 
             assert self._telemetry is not None and self._history is not None
-            change = change_from_graph(graph, changed) if changed else _empty_change()
+            change = change_from_graph(graph, changed, (), executed) if changed else _empty_change()
             now = time.time()
             run_id = self._telemetry.record_run(change, rows, kind=kind, ts=now)  # type: ignore[arg-type]
             self._history.observe(change, rows, now)
@@ -643,6 +646,24 @@ class SpeculationService:
             first_failure_s=list(c.first_failure_s),
             last=c.last_message,
         )
+
+
+def executed_of(files: Iterable[PlannedFile]) -> dict[str, int]:
+    """Test node -> 1 if its last execution record ran a changed function, 0 if its record did
+    not; nodes without a usable record are absent (the `executed_change` feature). Taken from
+    the node-level plan (`testing._node_level`), which already diffed the records."""
+    out: dict[str, int] = {}
+    for f in files:
+        for node, why in f.node_reasons.items():
+            if why.startswith("executed "):
+                out[node] = 1
+            elif why not in ("failed last time", "has no execution record"):
+                out[node] = 0
+        if f.carried is not None:
+            for t in f.carried.tests:
+                if t.executed is not None and t.outcome not in ("failed", "error"):
+                    out.setdefault(t.node_id, 0)
+    return out
 
 
 def _empty_change() -> ChangeSet:

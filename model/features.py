@@ -13,7 +13,7 @@ import difflib
 import math
 import re
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +34,8 @@ FEATURES: tuple[str, ...] = (
     "log_duration",  # log1p(mean duration in ms)
     "hours_since_failure",  # hours since the test last failed (capped; never = the cap)
     "log_runs",  # log1p(number of runs of the test seen)
+    "executed_change",  # 1 if the test's last execution record holds a changed function
+    "has_record",  # 1 if the test has an execution record at all (else executed_change is 0)
 )
 
 FAR = 10  # distance of a test file the change does not reach
@@ -126,6 +128,9 @@ class History:
             rows[i, 6] = max((self._cofail("f:" + f, test) for f in change.files), default=0.0)
             rows[i, 7] = max((self._cofail("s:" + x, test) for x in change.symbols), default=0.0)
             rows[i, 8] = float(_name_match(names, test))
+            ran = change.executed.get(test)
+            rows[i, 12] = float(ran or 0)
+            rows[i, 13] = float(ran is not None)
         return rows
 
     def _cofail(self, key: str, test: str) -> float:
@@ -208,7 +213,10 @@ def _symbol_spans(text: str) -> list[tuple[int, int, str]]:
 
 
 def change_from_graph(
-    graph: object, paths: Sequence[str], symbols: Iterable[str] = ()
+    graph: object,
+    paths: Sequence[str],
+    symbols: Iterable[str] = (),
+    executed: Mapping[str, int] | None = None,
 ) -> ChangeSet:
     """A ChangeSet for `paths` with distances and closure counts from a `BuildGraph`."""
     from maestro.graph.build import BuildGraph, Change
@@ -220,4 +228,4 @@ def change_from_graph(
             distances[impact.target] = impact.distance
     changed = set(paths)
     hits = {t: len(changed & graph.closure(t)) or 1 for t in distances}
-    return ChangeSet(tuple(paths), tuple(sorted(symbols)), distances, hits)
+    return ChangeSet(tuple(paths), tuple(sorted(symbols)), distances, hits, dict(executed or {}))

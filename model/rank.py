@@ -53,6 +53,8 @@ def _reasons(row: Sequence[float]) -> tuple[str, ...]:
         out.append("test file changed")
     d = int(row[_COL["distance"]])
     out.append("not reached by the change" if d >= FAR else f"{d} hop(s) from the change")
+    if row[_COL["executed_change"]]:
+        out.append("executed a changed function")
     if row[_COL["name_match"]]:
         out.append("names a changed function")
     if row[_COL["cofail_symbol"]] > 0:

@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS runs (
     files TEXT NOT NULL,      -- JSON list of changed workspace-relative paths
     symbols TEXT NOT NULL,    -- JSON list of changed functions/classes (qualified names)
     distances TEXT NOT NULL,  -- JSON {test file: graph distance from the nearest changed file}
-    closure_hits TEXT NOT NULL -- JSON {test file: changed files in its closure}
+    closure_hits TEXT NOT NULL, -- JSON {test file: changed files in its closure}
+    executed TEXT NOT NULL DEFAULT '{}' -- JSON {test node: 1/0 executed a changed function}
 );
 CREATE INDEX IF NOT EXISTS runs_ts ON runs (ts);
 CREATE TABLE IF NOT EXISTS results (
@@ -60,6 +61,9 @@ class ChangeSet:
     symbols: tuple[str, ...] = ()
     distances: Mapping[str, int] = field(default_factory=dict)  # test file -> hops
     closure_hits: Mapping[str, int] = field(default_factory=dict)  # test file -> changed files
+    # test node -> 1 if its last execution record holds a changed function, 0 if its record
+    # does not; absent: no record (issue 8's per-node traces; the daemon's node-level plan)
+    executed: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +104,9 @@ class Telemetry:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(runs)")}
+        if "executed" not in columns:  # stores written before the executed-function feature
+            self._db.execute("ALTER TABLE runs ADD COLUMN executed TEXT NOT NULL DEFAULT '{}'")
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     @classmethod
@@ -132,8 +139,8 @@ class Telemetry:
         used = 0 if kind == "speculative" else None
         with self._tx():
             cur = self._db.execute(
-                "INSERT INTO runs (ts, kind, files, symbols, distances, closure_hits) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (ts, kind, files, symbols, distances, closure_hits, executed) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     when,
                     kind,
@@ -141,6 +148,7 @@ class Telemetry:
                     json.dumps(sorted(change.symbols)),
                     json.dumps(dict(change.distances), sort_keys=True),
                     json.dumps(dict(change.closure_hits), sort_keys=True),
+                    json.dumps(dict(change.executed), sort_keys=True),
                 ),
             )
             run_id = cur.lastrowid
@@ -188,13 +196,16 @@ class Telemetry:
     ) -> Iterator[Run]:
         """Runs in the sliding window (oldest first); `days=None` means everything."""
         cutoff = -1.0 if days is None else (time.time() if now is None else now) - days * DAY
-        sql = "SELECT id, ts, kind, files, symbols, distances, closure_hits FROM runs WHERE ts >= ?"
+        sql = (
+            "SELECT id, ts, kind, files, symbols, distances, closure_hits, executed FROM runs "
+            "WHERE ts >= ?"
+        )
         args: list[object] = [cutoff]
         if kind is not None:
             sql += " AND kind = ?"
             args.append(kind)
         rows = self._db.execute(sql + " ORDER BY ts, id", args).fetchall()
-        for rid, ts, rkind, files, symbols, distances, hits in rows:
+        for rid, ts, rkind, files, symbols, distances, hits, executed in rows:
             res = self._db.execute(
                 "SELECT test, outcome, duration, used FROM results WHERE run_id = ? ORDER BY test",
                 (rid,),
@@ -208,6 +219,7 @@ class Telemetry:
                     tuple(json.loads(symbols)),
                     json.loads(distances),
                     json.loads(hits),
+                    json.loads(executed),
                 ),
                 results=tuple(TestResult(t, o, d) for t, o, d, _ in res),
                 used={t: (None if u is None else bool(u)) for t, _, _, u in res},

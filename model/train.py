@@ -252,6 +252,11 @@ class ModelStore:
             return None
         if info.kind == "heuristic":
             return Predictor(info)
+        if list(info.features) != list(FEATURES):
+            raise UntrustedModelError(
+                f"model v{info.version} was trained on other features than this version computes",
+                hint="retrain with `maestro model train --force`",
+            )
         path = self.dir / f"model-v{info.version}.skops"
         return Predictor(info, load_trusted(path, expected_digest=info.digest))
 

@@ -189,6 +189,50 @@ def test_select_files_is_conservative_and_says_why() -> None:
     assert all(d.runs for d in low)
 
 
+def test_executed_change_feature_round_trips_and_explains(tmp_path: Path) -> None:
+    import sqlite3
+
+    # a store written before the column existed still opens, and gains it
+    old = tmp_path / "old.sqlite3"
+    db = sqlite3.connect(old)
+    db.executescript(
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, "
+        "kind TEXT NOT NULL, files TEXT NOT NULL, symbols TEXT NOT NULL, "
+        "distances TEXT NOT NULL, closure_hits TEXT NOT NULL);"
+        "INSERT INTO runs (ts, kind, files, symbols, distances, closure_hits) "
+        "VALUES (1.0, 'explicit', '[]', '[]', '{}', '{}');"
+    )
+    db.close()
+    with Telemetry(old) as tel:
+        (run,) = tel.runs(days=None)
+        assert run.change.executed == {}
+        executed = {"tests/test_a.py::t1": 1, "tests/test_a.py::t2": 0}
+        change = ChangeSet(("src/a.py",), ("f",), {"tests/test_a.py": 1}, {}, executed)
+        tel.record_run(change, [TestResult("tests/test_a.py::t1", "failed", 0.1)], ts=2.0)
+        assert list(tel.runs(days=None))[-1].change.executed == executed
+    tests = ["tests/test_a.py::t1", "tests/test_a.py::t2", "tests/test_a.py::t3"]
+    X = History().features(change, tests, 3.0)
+    assert X[:, COL["executed_change"]].tolist() == [1.0, 0.0, 0.0]
+    assert X[:, COL["has_record"]].tolist() == [1.0, 1.0, 0.0]
+    top = {r.test: r for r in rank(tests, change, History(), now=3.0)}
+    assert "executed a changed function" in top["tests/test_a.py::t1"].reasons
+    assert "executed a changed function" not in top["tests/test_a.py::t2"].reasons
+
+
+def test_model_trained_on_other_features_is_refused(telemetry: Telemetry, tmp_path: Path) -> None:
+    import json
+
+    data, _ = replay(list(telemetry.runs(days=None)))
+    store = ModelStore(tmp_path / "models")
+    info = store.save(train(data.X, data.y, kind="logistic"))
+    meta = store.dir / f"model-v{info.version}.json"
+    doc = json.loads(meta.read_text())
+    doc["features"] = doc["features"][:12]  # a model from before executed_change/has_record
+    meta.write_text(json.dumps(doc))
+    with pytest.raises(UntrustedModelError, match="other features"):
+        store.load()
+
+
 def test_skops_round_trip_versions_and_digest(telemetry: Telemetry, tmp_path: Path) -> None:
     data, _ = replay(list(telemetry.runs(days=None)))
     model = train(data.X, data.y)

@@ -350,6 +350,8 @@ def test_predictive_mode_skips_unlikely_files_and_never_a_failing_one(
         assert skipped.probability < 0.5
         assert skipped.reason.startswith(f"P(fail) {skipped.probability:.3f} < 0.5: ")
         assert "hop(s) from the change" in skipped.reason
+        # its execution record (issue 8) says it ran the changed function: a feature, shown
+        assert "executed a changed function" in skipped.reason
         kept = {k.target: k.reason for k in info.kept}
         assert kept == {
             "tests/test_core.py": "failed last time: never skipped",
