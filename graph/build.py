@@ -189,6 +189,13 @@ class BuildGraph:
             self._build_all()
         finally:
             if collecting:
+                if gc.get_freeze_count() == 0:
+                    # What the build made lives on: move it to the oldest generation unscanned
+                    # (freeze + unfreeze splices lists), or the first collections after the
+                    # build would walk all of it (~15 ms on the first query). Skipped when
+                    # someone froze objects for good (unfreeze would thaw theirs).
+                    gc.freeze()
+                    gc.unfreeze()
                 gc.enable()
 
     def _build_all(self) -> None:
