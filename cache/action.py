@@ -59,7 +59,7 @@ class TraceRecord(_Model):
     collection, conftest): a change to one of those re-runs the whole file.
     """
 
-    mode: str = ""  # "monitoring" (sys.monitoring) or "profile" (sys.setprofile)
+    mode: str = ""  # "monitoring", "lsprof" (cProfile) or "profile" (sys.setprofile)
     functions: list[str] = Field(default_factory=list)
     import_time: list[int] = Field(default_factory=list)
 

@@ -13,13 +13,15 @@ end), ``session_trace`` and ``session_end``.
 Function-level tracing (``test_trace``/``session_trace``): which functions under the rootdir each
 test node executed, as (workspace-relative file, ``co_qualname``). On 3.12+ with ``sys.monitoring``
 (a PY_START callback that returns DISABLE, so each code object costs one callback per test;
-``restart_events`` re-arms them between windows); on 3.11 with a ``sys.setprofile`` function that
-only adds ``frame.f_code`` to a set on ``call`` events (rootdir filtering happens once per code
-object, when a window closes). Lambdas, comprehensions and generator expressions are reported as
-the function they are written in. Code run outside any test (collection, imports, conftest, plugin
+``restart_events`` re-arms them between windows); on 3.11 with cProfile's C profile hook
+(``subcalls=False, builtins=False``), whose per-function entries are harvested and cleared when a
+window closes: about half the cost of a Python ``sys.setprofile`` callback, which remains the
+hook of other threads (rootdir filtering happens once per code object, when a window closes).
+Lambdas, comprehensions and generator expressions are reported as the function they are written
+in. Code run outside any test (collection, imports, conftest, plugin
 set-up) goes to ``session_trace``; code run while a higher-scoped fixture is set up is also
 attributed to every later test that uses that fixture. ``MAESTRO_TRACE=off`` disables tracing,
-``MAESTRO_TRACE=profile`` forces the 3.11 fallback.
+``MAESTRO_TRACE=lsprof`` / ``MAESTRO_TRACE=profile`` force the cProfile / Python-callback hook.
 
 Dynamic dependencies: an audit hook records ``open`` events while a test file is collected
 (imported) and while its tests run; modules first imported in those windows come from a
@@ -41,6 +43,7 @@ name). Known limits:
 from __future__ import annotations
 
 import contextlib
+import cProfile
 import json
 import os
 import platform
@@ -153,6 +156,7 @@ class _Tracer:
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self._tool: int | None = None
+        self._prof: cProfile.Profile | None = None
         self.current: set[Any] = set()
 
     def start(self) -> None:
@@ -165,7 +169,7 @@ class _Tracer:
                     self._tool = tool
                     break
             else:
-                self.mode = "profile"
+                self.mode = "lsprof"
         if self.mode == "monitoring" and self._tool is not None:
             mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
             disable = mon.DISABLE
@@ -177,10 +181,30 @@ class _Tracer:
 
             mon.register_callback(self._tool, mon.events.PY_START, py_start)
             mon.set_events(self._tool, mon.events.PY_START)
+        elif self.mode == "lsprof":
+            # cProfile's C callback on this thread; other threads keep the Python callback.
+            self._prof = cProfile.Profile(subcalls=False, builtins=False)
+            _seen = self.current
+            threading.setprofile(_profile)
+            self._prof.enable()
         elif self.mode == "profile":
             _seen = self.current
             sys.setprofile(_profile)
             threading.setprofile(_profile)
+
+    def _harvest(self, into: set[Any]) -> None:
+        """Move the code objects cProfile saw since the last harvest into ``into``."""
+        prof = self._prof
+        if prof is None:
+            return
+        prof.disable()
+        try:
+            for entry in prof.getstats():
+                code = entry.code
+                if not isinstance(code, str):  # str: a built-in (not profiled anyway)
+                    into.add(code)
+        finally:
+            prof.clear()
 
     def swap(self, new: set[Any] | None = None) -> set[Any]:
         """Make `new` (default: a fresh set) the current window; return the previous one."""
@@ -190,6 +214,11 @@ class _Tracer:
         if self.mode == "monitoring":
             if self._tool is not None:
                 sys.monitoring.restart_events()  # type: ignore[attr-defined,unused-ignore]
+        elif self.mode == "lsprof":
+            self._harvest(old)
+            _seen = self.current
+            # enable() also takes the hook back from a test that replaced it
+            self._prof.enable()  # type: ignore[union-attr]
         elif self.mode == "profile":
             _seen = self.current
             if sys.getprofile() is not _profile:  # a test replaced it: take it back
@@ -205,6 +234,11 @@ class _Tracer:
                 mon.register_callback(self._tool, mon.events.PY_START, None)
                 mon.free_tool_id(self._tool)
             self._tool = None
+        elif self.mode == "lsprof":
+            self._harvest(self.current)
+            self._prof = None
+            threading.setprofile(None)  # type: ignore[arg-type,unused-ignore]
+            _seen = set()
         elif self.mode == "profile":
             if sys.getprofile() is _profile:
                 sys.setprofile(None)
@@ -217,9 +251,11 @@ def _trace_mode() -> str:
     wanted = os.environ.get(ENV_TRACE, "").strip().lower()
     if wanted in ("off", "0", "no", "false"):
         return "off"
-    if wanted != "profile" and sys.version_info >= (3, 12) and hasattr(sys, "monitoring"):
+    if wanted in ("profile", "lsprof"):
+        return wanted
+    if sys.version_info >= (3, 12) and hasattr(sys, "monitoring"):
         return "monitoring"
-    return "profile"
+    return "lsprof"
 
 
 class _Deps:

@@ -229,9 +229,18 @@ EXPECTED = {
 }
 
 
-def test_profile_fallback_records_functions(ws: Workspace) -> None:
-    mode, traces = _traces(ws.root, ws.interpreter, {"MAESTRO_TRACE": "profile"})
-    assert mode == "profile"
+@pytest.mark.parametrize("hook", ["lsprof", "profile"])
+def test_311_hooks_record_functions(ws: Workspace, hook: str) -> None:
+    mode, traces = _traces(ws.root, ws.interpreter, {"MAESTRO_TRACE": hook})
+    assert mode == hook
+    for node, functions in EXPECTED.items():
+        assert traces[node] == functions
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ defaults to sys.monitoring")
+def test_cprofile_hook_is_the_311_default(ws: Workspace) -> None:
+    mode, traces = _traces(ws.root, ws.interpreter, {})
+    assert mode == "lsprof"
     for node, functions in EXPECTED.items():
         assert traces[node] == functions
 
@@ -253,3 +262,49 @@ def test_tracing_can_be_switched_off(ws: Workspace) -> None:
     report = run_pytest_sync(ws.root, ws.interpreter, ["-q"], extra_env={"MAESTRO_TRACE": "off"})
     assert report.session_trace is None and report.traces == {}
     assert sys.version_info >= (3, 11)
+
+
+HIJACK = {
+    "pkg/work.py": """\
+        def in_thread():
+            return 1
+
+
+        def after():
+            return 2
+        """,
+    "tests/test_hooks.py": """\
+        import cProfile
+        import sys
+        import threading
+
+        from pkg.work import after, in_thread
+
+
+        def test_a_thread_runs_code():
+            t = threading.Thread(target=in_thread)
+            t.start()
+            t.join()
+
+
+        def test_takes_the_profiler():
+            cProfile.Profile().enable()  # replaces any profile hook, never disabled
+            sys.setprofile(None)
+
+
+        def test_after_the_hijack():
+            assert after() == 2
+        """,
+}
+
+
+@pytest.mark.parametrize("hook", ["lsprof", "profile"])
+def test_threads_and_hijacked_hooks(ws: Workspace, hook: str) -> None:
+    """Code a test runs in a thread is its own; a test that replaces the profile hook loses
+    only its own record, never the next test's."""
+    for rel, text in HIJACK.items():
+        ws.write(rel, text)
+    mode, traces = _traces(ws.root, ws.interpreter, {"MAESTRO_TRACE": hook})
+    assert mode == hook
+    assert "in_thread" in traces["tests/test_hooks.py::test_a_thread_runs_code"]["pkg/work.py"]
+    assert traces["tests/test_hooks.py::test_after_the_hijack"]["pkg/work.py"] == ["after"]
