@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 PLUGIN_MODULE = "maestro_pytest_plugin"
 EVENTS_FD_ENV = "MAESTRO_EVENTS_FD"
+TRACE_ENV = "MAESTRO_TRACE"  # the plugin's ENV_TRACE: off | lsprof | profile
 DEFAULT_GRACE_S = 5.0
 _DRAIN_S = 2.0  # after exit, how long a grandchild may keep our pipes open
 _EVENT_LINE_LIMIT = 16 * 1024 * 1024
@@ -168,6 +169,8 @@ def build_env(
         if any(fnmatch.fnmatchcase(name, p) if p.endswith("*") else name == p for p in patterns)
     }
     env.update(extra_env or {})
+    if TRACE_ENV in source:  # how the plugin traces: changes records, never outcomes (not keyed)
+        env[TRACE_ENV] = source[TRACE_ENV]
     if interpreter.is_venv:
         env["VIRTUAL_ENV"] = str(interpreter.prefix)
         venv_bin = str(interpreter.prefix / "bin")

@@ -709,6 +709,11 @@ async def execute(
         for f in to_run:
             args.extend(f.run_nodes or f.nodes or [f.target])
         started = datetime.now(UTC)
+        # Fingerprinting the inputs (the next diff's baseline) costs about as much as a short
+        # suite: do it while pytest runs; _store then finds them (dynamic inputs it adds).
+        fingerprinted = asyncio.ensure_future(
+            asyncio.to_thread(_prefetch_fingerprints, planned, [f.key for f in to_run])
+        )
         report = await run_pytest(
             graph.root,
             interpreter,
@@ -718,6 +723,7 @@ async def execute(
             environ=environ,
             nice=nice,
         )
+        await fingerprinted
         outcomes += _store(graph, cache, planned, to_run, report, started)
     order = {f.target: i for i, f in enumerate(planned.files)}
     outcomes.sort(key=lambda o: order[o.target])
@@ -806,6 +812,14 @@ def promote(cache: Cache, planned: Plan) -> None:
             planned.last.save()
         except OSError:
             log.warning("could not save the last keys of this workspace", exc_info=True)
+
+
+def _prefetch_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
+    """`_remember_fingerprints` ahead of time, in a worker thread: never fails the run."""
+    try:
+        _remember_fingerprints(planned, keys)
+    except Exception:
+        log.warning("fingerprinting the inputs ahead of the run failed", exc_info=True)
 
 
 def _remember_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:

@@ -58,6 +58,7 @@ import ast
 import copy
 import hashlib
 import os
+import threading
 import warnings
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -392,13 +393,15 @@ def diff(old: FileFingerprints, new: FileFingerprints) -> FingerprintDiff:
 # ------------------------------------------------------------------------------ caching
 
 _memory: OrderedDict[str, FileFingerprints] = OrderedDict()
+_memory_lock = threading.Lock()  # runs fingerprint in a worker thread while others plan
 
 
 def _remember(digest: str, value: FileFingerprints) -> None:
-    _memory[digest] = value
-    _memory.move_to_end(digest)
-    while len(_memory) > _MEMORY_ENTRIES:
-        _memory.popitem(last=False)
+    with _memory_lock:
+        _memory[digest] = value
+        _memory.move_to_end(digest)
+        while len(_memory) > _MEMORY_ENTRIES:
+            _memory.popitem(last=False)
 
 
 def fingerprint_bytes(data: bytes, digest: str | None = None) -> FileFingerprints:
@@ -447,7 +450,7 @@ class FingerprintStore:
         if path.exists():
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp = path.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
         tmp.write_bytes(msgpack.packb(value.to_wire(), use_bin_type=True))
         os.replace(tmp, path)
 

@@ -258,8 +258,12 @@ def test_sys_monitoring_path_on_312(ws: Workspace, interpreter312: Interpreter) 
     assert ran_nodes(ws312.run()) == ["tests/test_calc.py::test_triple"]
 
 
-def test_tracing_can_be_switched_off(ws: Workspace) -> None:
+def test_tracing_can_be_switched_off(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     report = run_pytest_sync(ws.root, ws.interpreter, ["-q"], extra_env={"MAESTRO_TRACE": "off"})
+    assert report.session_trace is None and report.traces == {}
+    # The user's MAESTRO_TRACE reaches the child although it is not in the env allowlist.
+    monkeypatch.setenv("MAESTRO_TRACE", "off")
+    report = run_pytest_sync(ws.root, ws.interpreter, ["-q"])
     assert report.session_trace is None and report.traces == {}
     assert sys.version_info >= (3, 11)
 
