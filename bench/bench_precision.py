@@ -46,6 +46,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import bench_test_cache
 from bench.bench_test_cache import MAESTRO_CODE, PROJECTS, Project, sh
 from bench.common import (
     BENCH_DIR,
@@ -248,17 +249,7 @@ def _slow_and_failing(tree: Path, slow_s: float) -> tuple[list[str], list[str]]:
 
 
 def prepare(project: Project) -> Path:
-    src = fetch_sdist(project.name, project.spec)
-    tree = WORK / src.name
-    if not (tree / ".venv" / ".bench-ready").exists():
-        shutil.rmtree(tree, ignore_errors=True)
-        shutil.copytree(src, tree)
-        subprocess.run([sys.executable, "-m", "venv", str(tree / ".venv")], check=True)
-        pip = [str(tree / ".venv/bin/python"), "-m", "pip", "install", "-q"]
-        pip += ["--disable-pip-version-check"]
-        subprocess.run([*pip, "-e", f".{project.extras}", *project.install], cwd=tree, check=True)
-        (tree / ".venv" / ".bench-ready").touch()
-    return tree
+    return bench_test_cache.prepare(project, work=WORK)
 
 
 def _pristine(project: Project, tree: Path) -> None:

@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.bench_precision import _slow_and_failing
-from bench.bench_test_cache import MAESTRO_CODE, PROJECTS, Project
-from bench.common import BENCH_DIR, REPO, fetch_sdist, git_rev, machine, table, today, write_section
+from bench.bench_test_cache import MAESTRO_CODE, PROJECTS, Project, prepare
+from bench.common import BENCH_DIR, REPO, git_rev, machine, table, today, write_section
 
 WORK = BENCH_DIR / "recording"
 SECTION = "Recording overhead of a first run (issue 8)"
@@ -75,20 +75,6 @@ def _version(python: str) -> str:
     return out.stdout.strip()
 
 
-def prepare(project: Project, python: str, version: str) -> Path:
-    src = fetch_sdist(project.name, project.spec)
-    tree = WORK / f"{src.name}-py{version}"
-    if not (tree / ".venv" / ".bench-ready").exists():
-        shutil.rmtree(tree, ignore_errors=True)
-        shutil.copytree(src, tree)
-        subprocess.run([python, "-m", "venv", str(tree / ".venv")], check=True)
-        pip = [str(tree / ".venv/bin/python"), "-m", "pip", "install", "-q"]
-        pip += ["--disable-pip-version-check"]
-        subprocess.run([*pip, "-e", f".{project.extras}", *project.install], cwd=tree, check=True)
-        (tree / ".venv" / ".bench-ready").touch()
-    return tree
-
-
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], **kw: object) -> tuple[float, int, str]:
     started = time.perf_counter()
     proc = subprocess.run(
@@ -110,7 +96,7 @@ def _count(out: str) -> int:
 
 def bench_project(project: Project, python: str, rounds: int, slow_s: float, seed: int) -> Result:
     version = _version(python)
-    tree = prepare(project, python, version)
+    tree = prepare(project, work=WORK, python=python, suffix=f"-py{version}")
     py = str(tree / ".venv/bin/python")
     bad, slow = _slow_and_failing(tree, slow_s)
     args = [a for n in [*bad, *slow] for a in ("--deselect", n)]

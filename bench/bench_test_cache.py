@@ -99,13 +99,16 @@ def sh(cmd: Sequence[str], cwd: Path, env: dict[str, str] | None = None) -> tupl
     return time.perf_counter() - start, proc.returncode, proc.stdout + proc.stderr
 
 
-def prepare(project: Project) -> Path:
+def prepare(
+    project: Project, *, work: Path = WORK, python: str = sys.executable, suffix: str = ""
+) -> Path:
+    """The project's sdist tree under `work` with a `.venv` made by `python` (once)."""
     src = fetch_sdist(project.name, project.spec)
-    tree = WORK / src.name
+    tree = work / f"{src.name}{suffix}"
     if not (tree / ".venv" / ".bench-ready").exists():
         shutil.rmtree(tree, ignore_errors=True)
         shutil.copytree(src, tree)
-        subprocess.run([sys.executable, "-m", "venv", str(tree / ".venv")], check=True)
+        subprocess.run([python, "-m", "venv", str(tree / ".venv")], check=True)
         pip = [str(tree / ".venv/bin/python"), "-m", "pip", "install", "-q"]
         pip += ["--disable-pip-version-check"]
         subprocess.run([*pip, "-e", f".{project.extras}", *project.install], cwd=tree, check=True)
