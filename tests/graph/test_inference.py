@@ -63,6 +63,42 @@ def test_flat_layout_relative_imports_and_reason_chain(make_ws: Make, build: Bui
     assert impact.chain[0].describe() == "imports app.models (line 3)"
 
 
+def test_several_changes_each_target_names_its_nearest_change(make_ws: Make, build: Build) -> None:
+    root = make_ws(
+        {
+            "app/__init__.py": "",
+            "app/base.py": "",
+            "app/mid.py": "import app.base\n",
+            "app/top.py": "import app.mid\n",
+            "app/other.py": "",
+            "tests/test_top.py": "import app.top\n",
+            "tests/test_both.py": "import app.other\nimport app.top\n",
+            "tests/test_base.py": "import app.base\n",
+        }
+    )
+    graph = build(root)
+    impacts = graph.impacted([Change("app/base.py"), Change("app/other.py")])
+    by = {i.target: i for i in impacts}
+    # nearest first, alphabetical within a distance
+    assert [i.target for i in impacts] == ["tests/test_base.py", "tests/test_both.py",
+                                           "tests/test_top.py"]  # fmt: skip
+    assert (by["tests/test_both.py"].changed, by["tests/test_both.py"].distance) == (
+        "app/other.py",
+        1,
+    )
+    top = by["tests/test_top.py"]
+    assert (top.changed, top.distance) == ("app/base.py", 3)
+    assert [h.target for h in top.chain] == ["app/top.py", "app/mid.py", "app/base.py"]
+    assert top.why == " -> ".join(h.describe() for h in top.chain)
+    assert (
+        top.why
+        == "imports app.top (line 1) -> imports app.mid (line 1) -> imports app.base (line 1)"
+    )
+    # a changed test is impacted at distance 0, with no chain
+    [own] = graph.impacted([Change("tests/test_top.py")])
+    assert (own.target, own.distance, own.chain, own.why) == ("tests/test_top.py", 0, (), "")
+
+
 def test_namespace_packages(make_ws: Make, build: Build) -> None:
     root = make_ws(
         {
