@@ -364,7 +364,8 @@ def start_daemon(
                     hint=f"see the log {paths.log}:\n{_log_tail(paths.log)}",
                 )
             proc = None  # lost the lock race: another daemon is starting; wait for it
-        time.sleep(0.05)
+        # a warm start binds within ~0.3 s: poll finely at first (a failed connect is ~50 µs)
+        time.sleep(0.01 if time.monotonic() < deadline - timeout + 1.0 else 0.05)
     holder = lock_holder(paths.lock)
     who = f" (pid {holder} holds the lock)" if holder else ""
     raise DaemonStartError(

@@ -56,6 +56,11 @@ T = TypeVar("T")
 
 SAVE_EVERY_S = 30.0
 MTIME_MARGIN_NS = 1_000_000_000
+WATCH_AFTER_ANSWER_S = 0.1
+"""Setting up inotify on a large tree holds the GIL for ~0.1 s (in watchfiles' Rust code): the
+watcher starts just after the first answer after a restart, not before it. Until it is ready,
+every query runs a stat pass (catch_up) first, so nothing is answered from a stale graph."""
+WATCH_AFTER_LOAD_S = 1.0
 """Coarse file-system timestamps: a pass also re-checks what changed shortly before it."""
 
 
@@ -154,8 +159,10 @@ class WorkspaceService:
         self._boot = os.urandom(6).hex()
         self._watch = watch
         self._watcher: Watcher | None = None
+        self._stopping = False
         self._loading: asyncio.Task[None] | None = None
         self._applier: asyncio.Task[None] | None = None
+        self._trusting: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
         self._dirty = False
         self._rules = IgnoreRules(self.root, (workspace_state_dir(self.root),))
@@ -174,7 +181,7 @@ class WorkspaceService:
         self._saver = asyncio.create_task(self._save_periodically(), name="graph-save")
 
     def _start_watcher(self) -> None:
-        if not self._watch or self._watcher is not None:
+        if not self._watch or self._watcher is not None or self._stopping:
             return
         state = workspace_state_dir(self.root)
         self._watcher = Watcher(
@@ -182,10 +189,19 @@ class WorkspaceService:
             step_ms=_step_ms(),
         )  # fmt: skip
         self._watcher.start()
+        self._trusting = asyncio.create_task(self._catch_up_when_watched(self._watcher))
+
+    async def _catch_up_when_watched(self, watcher: Watcher) -> None:
+        """Once the watcher reports everything, one stat pass folds in (and announces) what
+        changed before it did: an edit made between the last answer and now gets its
+        ``graph_changed`` without waiting for the next query."""
+        await watcher.ready.wait()
+        await self._apply_soon()
 
     async def stop(self, app: DaemonApp) -> None:
         """Shutdown hook: stop watching, then persist the index for a warm restart."""
-        for task in (self._saver, self._applier):
+        self._stopping = True
+        for task in (self._saver, self._applier, self._trusting):
             if task is not None:
                 task.cancel()
         if self._watcher is not None:
@@ -217,7 +233,8 @@ class WorkspaceService:
                 log.error("graph build failed: %s", exc.message)
                 self.build_error = exc
                 return
-        self._start_watcher()
+        loop = asyncio.get_running_loop()
+        loop.call_later(WATCH_AFTER_LOAD_S, self._start_watcher)
         # The graph lives until the next full build: kept out of the collector's sight, the full
         # collections a large answer triggers no longer walk its ~100k objects (RPC p95 pauses).
         # (No gc.collect() first: a full pass costs more than the restart budget.)
@@ -327,7 +344,9 @@ class WorkspaceService:
             if mutates:
                 self._dirty = True
                 self.generation += 1
-            return result
+        if self._watcher is None and self._watch:
+            asyncio.get_running_loop().call_later(WATCH_AFTER_ANSWER_S, self._start_watcher)
+        return result
 
     # --- methods ---------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ import alone costs ~0.2 s, is loaded only for whole-graph algorithms (critical p
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import hashlib
 import itertools
@@ -192,6 +193,27 @@ class BuildStats:
     build_seconds: float = 0.0
 
 
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A build allocates ~100k containers and frees almost none: the cycle collector would
+    rescan them (and everything imported) many times over for nothing, 30-100 ms of a warm
+    start. Process-wide, for the length of the build only."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            if gc.get_freeze_count() == 0:
+                # What the build made lives on: move it to the oldest generation unscanned
+                # (freeze + unfreeze splices lists), or the first collections after the build
+                # would walk all of it (~15 ms on the first query). Skipped when someone froze
+                # objects for good (unfreeze would thaw theirs).
+                gc.freeze()
+                gc.unfreeze()
+            gc.enable()
+
+
 class BuildGraph:
     """Dependency graph of one workspace; see module docstring."""
 
@@ -224,28 +246,14 @@ class BuildGraph:
 
     @classmethod
     def build(cls, root: Path, *, index_path: Path | None = None) -> BuildGraph:
-        graph = cls(root, index_path=index_path)
-        graph._build()
+        with _collector_paused():  # the index load allocates as much as the build
+            graph = cls(root, index_path=index_path)
+            graph._build_all()
         return graph
 
     def _build(self) -> None:
-        # A build allocates ~100k containers and frees almost none: the cycle collector would
-        # rescan them (and everything imported) many times over for nothing, 30-100 ms of a
-        # warm start. Process-wide, for the length of the build only.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with _collector_paused():
             self._build_all()
-        finally:
-            if collecting:
-                if gc.get_freeze_count() == 0:
-                    # What the build made lives on: move it to the oldest generation unscanned
-                    # (freeze + unfreeze splices lists), or the first collections after the
-                    # build would walk all of it (~15 ms on the first query). Skipped when
-                    # someone froze objects for good (unfreeze would thaw theirs).
-                    gc.freeze()
-                    gc.unfreeze()
-                gc.enable()
 
     def _build_all(self) -> None:
         started = time.perf_counter()

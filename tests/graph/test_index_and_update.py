@@ -55,6 +55,22 @@ def test_corrupt_index_is_rebuilt_not_fatal(make_ws: Make, tmp_path: Path) -> No
     assert BuildGraph.build(root, index_path=index).tests == {"tests/test_a.py"}
 
 
+def test_index_damaged_inside_a_valid_structure_is_a_miss(make_ws: Make, tmp_path: Path) -> None:
+    """A flipped byte in an import blob (decoded only on demand) never becomes a wrong edge:
+    the whole file is checked before anything in it is trusted."""
+    root = make_ws({"pkg/__init__.py": "", "pkg/a.py": "", "tests/test_a.py": "import pkg.a\n"})
+    _age(root)
+    index = tmp_path / "index.msgpack"
+    BuildGraph.build(root, index_path=index)
+    raw = bytearray(index.read_bytes())
+    at = raw.index(b"pkg.a")  # inside the nested blob of tests/test_a.py's imports
+    raw[at : at + 5] = b"pkg.b"
+    index.write_bytes(bytes(raw))
+    graph = BuildGraph.build(root, index_path=index)
+    assert graph.stats.reused_from_index == 0 and graph.stats.scanned == 3
+    assert {i.target for i in graph.impacted([Change("pkg/a.py")])} == {"tests/test_a.py"}
+
+
 def test_incremental_update_of_one_file(make_ws: Make) -> None:
     root = make_ws(
         {"pkg/__init__.py": "", "pkg/a.py": "", "pkg/b.py": "", "tests/test_x.py": "import pkg.a\n"}
