@@ -43,7 +43,11 @@ TITLE = "Daemon (issue 4)"
 COMMAND = ".venv/bin/python -m bench.bench_daemon"
 SEED = 4
 SHOWN = 40  # maestro.cli.graph_cmd.SHOWN: the trees `maestro impacted` prints
-SHAPES: dict[str, int | None] = {"cli": SHOWN, "json": None, "editor": 0}
+# (hops, why): the CLI's text (40 chains, no one-line reasons), --json (everything), the LSP
+# server (one-line reasons, no chains)
+SHAPES: dict[str, tuple[int | None, bool]] = {
+    "cli": (SHOWN, False), "json": (None, True), "editor": (0, True),
+}  # fmt: skip
 
 MISSES = (
     "- Where the time goes (profiled by hand on the same tree): a hub answer (>= 600 targets) "
@@ -126,19 +130,24 @@ def main(argv: list[str] | None = None) -> None:
             tests = sorted(t for t in (stats.targets or []) if not t.startswith("//"))
 
             # 1. impacted for one random file over RPC, as each client asks: the CLI's text
-            # output (hop chains for the 40 targets it prints), `--json` (every chain), the
-            # editor (no chains: one `why` line per row). Same files, interleaved.
-            def ask(rel: str, hops: int | None = SHOWN) -> wire.ImpactedReport:
-                return client.call(wire.IMPACTED, wire.ImpactedParams(paths=[rel], hops=hops))
+            # output (hop chains for the 40 targets it prints, no `why` lines), `--json`
+            # (everything), the editor (no chains: one `why` line per row). Same files,
+            # interleaved.
+            def ask(
+                rel: str, shape: tuple[int | None, bool] = SHAPES["cli"]
+            ) -> wire.ImpactedReport:
+                hops, why = shape
+                params = wire.ImpactedParams(paths=[rel], hops=hops, why=why)
+                return client.call(wire.IMPACTED, params)
 
             for rel in rng.sample(files, 20):
                 ask(rel)
             by_shape: dict[str, list[float]] = {shape: [] for shape in SHAPES}
             sizes: list[int] = []
             for rel in rng.sample(files, min(args.queries, len(files))):
-                for shape, hops in SHAPES.items():
+                for shape, how in SHAPES.items():
                     started = time.perf_counter()
-                    report = ask(rel, hops)
+                    report = ask(rel, how)
                     by_shape[shape].append(time.perf_counter() - started)
                 sizes.append(len(report.impacted))
             times = by_shape["cli"]
@@ -230,8 +239,9 @@ def main(argv: list[str] | None = None) -> None:
         f"- Queries: {len(times)} `impacted` requests for random `.py` files (seed {SEED}), "
         f"one connection, client-side wall time including framing and pydantic on both sides; "
         f"the main rows ask as `maestro impacted` does for its text output (hop chains for the "
-        f"{SHOWN} targets it prints, every other row with its one-line `why`); `json` = "
-        f"`--json` (every chain), `editor` = the LSP server (no chains); "
+        f"{SHOWN} targets it prints and the count of the rest: `hops={SHOWN}, why=false`); "
+        f"`json` = `--json` (every chain and every one-line `why`), `editor` = the LSP server "
+        f"(one-line `why` per row, no chains); "
         f"median {statistics.median(sizes):.0f} impacted targets per answer, max {max(sizes)}.\n"
         f"- Saves: {len(latencies)} edits, each appending `import <module>` to a test file that "
         f"did not depend on it; timed from just before the write to the first `impacted(module)` "

@@ -36,6 +36,7 @@ from maestro.wire import (
     SHUTDOWN,
     STATUS,
     SUBSCRIBE,
+    Dumped,
     Empty,
     MethodSpec,
     PingParams,
@@ -95,7 +96,7 @@ class DaemonApp:
     def register(
         self,
         method: MethodSpec[P, R] | str,
-        handler: Callable[[P, RequestContext], Awaitable[R]],
+        handler: Callable[[P, RequestContext], Awaitable[R | Dumped[R]]],
     ) -> None:
         """Serve ``method`` (declared in maestro.wire) with ``handler``."""
         self.dispatcher.register(method, handler)

@@ -41,6 +41,7 @@ from maestro.wire import (
     PROTOCOL_VERSION,
     RESTART_HINT,
     Cancel,
+    Dumped,
     ErrorInfo,
     Event,
     Frame,
@@ -60,7 +61,7 @@ log = logging.getLogger(__name__)
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
 
-Handler = Callable[[Any, "RequestContext"], Awaitable[BaseModel]]
+Handler = Callable[[Any, "RequestContext"], Awaitable["BaseModel | Dumped[Any]"]]
 
 
 @dataclass
@@ -106,7 +107,7 @@ class Dispatcher:
     def register(
         self,
         method: MethodSpec[P, R] | str,
-        handler: Callable[[P, RequestContext], Awaitable[R]],
+        handler: Callable[[P, RequestContext], Awaitable[R | Dumped[R]]],
     ) -> None:
         spec = METHODS.get(method) if isinstance(method, str) else method
         if spec is None:
@@ -524,14 +525,17 @@ class RpcServer:
         response: Response
         try:
             result = await handler(params, ctx)
-            if not isinstance(result, spec.result):
+            if isinstance(result, Dumped) and result.model is spec.result:
+                dumped = result.data
+            elif isinstance(result, spec.result):
+                # by_alias: report models name fields like `schema` through aliases
+                # the dump is JSON-mode already: skip re-validating it (see dump_frame)
+                dumped = result.model_dump(mode="json", by_alias=True)
+            else:
                 raise TypeError(
                     f"handler of {spec.name} returned {type(result).__name__}, "
                     f"not {spec.result.__name__}"
                 )
-            # by_alias: report models name fields like `schema` through aliases
-            # the dump is JSON-mode already: skip re-validating it (see dump_frame)
-            dumped = result.model_dump(mode="json", by_alias=True)
             response = Response.model_construct(id=rid, result=dumped, error=None)
         except asyncio.CancelledError:
             response = Response(

@@ -6,7 +6,7 @@ output is identical either way. Changing a field is a schema version bump (see d
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -86,12 +86,29 @@ class ImpactedReport(BaseModel):
         *,
         hops: int | None = None,
         etag: str = "",
+        why: bool = True,
     ) -> ImpactedReport:
-        """Structured chains for the first ``hops`` targets only (None: all); ``why`` says every
-        chain in words. An editor showing a hub change's 600 rows needs one line each and the
-        CLI prints 40 trees: encoding and validating thousands of hops cost more than the
-        graph walk. Rows are plain data validated in one pass by pydantic-core: ~10x cheaper
-        than constructing each row model in Python."""
+        """The report of ``data`` (same arguments), validated."""
+        data = cls.data(root, changes, impacts, elapsed_ms, hops=hops, etag=etag, why=why)
+        return cls.model_validate(data)
+
+    @staticmethod
+    def data(
+        root: str,
+        changes: list[Change],
+        impacts: list[Impact],
+        elapsed_ms: float,
+        *,
+        hops: int | None = None,
+        etag: str = "",
+        why: bool = True,
+    ) -> dict[str, Any]:
+        """The report in its JSON form. Structured chains for the first ``hops`` targets only
+        (None: all); ``why`` says every chain in words. An editor showing a hub change's 600
+        rows needs one line each and the CLI prints 40 trees (and no ``why``: ``why=False``):
+        encoding and validating thousands of hops cost more than the graph walk. Plain data:
+        the daemon sends it as is (the receiver validates), the CLI validates it in one pass
+        by pydantic-core (~10x cheaper than constructing each row model in Python)."""
         rows = []
         for n, i in enumerate(impacts):
             reason = []
@@ -113,21 +130,19 @@ class ImpactedReport(BaseModel):
                     "kind": i.kind,
                     "changed": i.changed,
                     "distance": i.distance,
-                    "why": i.why or f"{i.target} changed",
+                    "why": (i.why or f"{i.target} changed") if why else "",
                     "reason": reason,
                 }
             )
-        return cls.model_validate(
-            {
-                "schema": IMPACTED_SCHEMA,
-                "root": root,
-                "changes": [{"path": c.path, "status": c.status} for c in changes],
-                "impacted": rows,
-                "elapsed_ms": round(elapsed_ms, 3),
-                "etag": etag,
-                "unchanged": False,
-            }
-        )
+        return {
+            "schema": IMPACTED_SCHEMA,
+            "root": root,
+            "changes": [{"path": c.path, "status": c.status} for c in changes],
+            "impacted": rows,
+            "elapsed_ms": round(elapsed_ms, 3),
+            "etag": etag,
+            "unchanged": False,
+        }
 
     @classmethod
     def same_as(cls, root: str, etag: str) -> ImpactedReport:

@@ -199,6 +199,17 @@ class MethodSpec(Generic[P, R]):
     doc: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Dumped(Generic[R]):
+    """A result already in its JSON-mode wire form, which a handler may return instead of the
+    model: the server sends ``data`` as it is. Only for data built by our own code from typed
+    values (a hub ``impacted`` answer: validating 600 rows into models only to dump them again
+    was a fifth of the answer); the receiver validates it against ``model`` as always."""
+
+    model: type[R]
+    data: dict[str, Any]
+
+
 METHODS: dict[str, MethodSpec[Any, Any]] = {}
 EVENTS: dict[str, type[BaseModel]] = {}
 
@@ -384,6 +395,11 @@ class ImpactedParams(WireModel):
         ge=0,
         description="structured reason chains for the first N targets only (None: all); "
         "`why` says every chain in words",
+    )
+    why: bool = Field(
+        default=True,
+        description="every target's chain in words (`why`); the CLI's text output, which "
+        "prints only structured chains, asks without",
     )
 
     @model_validator(mode="after")

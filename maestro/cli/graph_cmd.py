@@ -113,6 +113,7 @@ def impacted(
         paths=[normalize(workspace, p) for p in given] if given else None,
         since=since,
         hops=None if as_json or show_all else SHOWN,  # the text shows SHOWN trees
+        why=as_json,  # the text prints the structured chains, never the one-line `why`
     )
     report = via_daemon.call(workspace, wire.IMPACTED, params, no_daemon=no_daemon)
     if report is None:
@@ -121,7 +122,7 @@ def impacted(
         started = time.perf_counter()
         impacts = graph.impacted(changes)
         elapsed = (time.perf_counter() - started) * 1000
-        report = ImpactedReport.build(str(workspace), changes, impacts, elapsed)
+        report = ImpactedReport.build(str(workspace), changes, impacts, elapsed, why=as_json)
     if as_json:
         typer.echo(report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"}))
         return

@@ -21,6 +21,7 @@ from maestro.errors import (
     ConnectionLostError,
     DaemonNotRunningError,
     InternalError,
+    ProtocolError,
     UnknownTargetError,
 )
 
@@ -59,7 +60,7 @@ async def serving(env: DaemonEnv, config: ServerConfig | None = None) -> AsyncIt
     app = DaemonApp(paths, idle_timeout_s=0, server_config=config, test_methods=True)
     app.provide(Counter, Counter())
 
-    async def echo(params: EchoParams, ctx: RequestContext) -> EchoResult:
+    async def echo(params: EchoParams, ctx: RequestContext) -> EchoResult | wire.Dumped[EchoResult]:
         counter = app.service(Counter)
         counter.calls += 1
         if params.fail == "maestro":
@@ -68,6 +69,12 @@ async def serving(env: DaemonEnv, config: ServerConfig | None = None) -> AsyncIt
             raise ValueError("boom")
         if params.fail == "type":
             return wire.Empty()  # type: ignore[return-value]
+        if params.fail == "dumped":  # sent as is; the client still validates it
+            return wire.Dumped(EchoResult, {"upper": params.text.upper(), "calls": counter.calls})
+        if params.fail == "dumped-wrong":
+            return wire.Dumped(wire.Empty, {})  # type: ignore[arg-type]
+        if params.fail == "dumped-invalid":
+            return wire.Dumped(EchoResult, {"upper": 3})
         return EchoResult(upper=params.text.upper(), calls=counter.calls)
 
     app.register(ECHO, echo)
@@ -101,7 +108,12 @@ def test_registered_method_and_typed_errors(daemon_env: DaemonEnv) -> None:
 
             with pytest.raises(InternalError, match="returned Empty"):
                 await client.call(ECHO, {"text": "t", "fail": "type"})
-            assert (await client.call(ECHO, {"text": "ok"})).calls == 6
+            assert (await client.call(ECHO, {"text": "ab", "fail": "dumped"})).upper == "AB"
+            with pytest.raises(InternalError, match="returned Dumped"):
+                await client.call(ECHO, {"text": "t", "fail": "dumped-wrong"})
+            with pytest.raises(ProtocolError):  # the receiver's validation is the check
+                await client.call(ECHO, {"text": "t", "fail": "dumped-invalid"})
+            assert (await client.call(ECHO, {"text": "ok"})).calls == 9
             await client.close()
 
     run(scenario())

@@ -400,13 +400,20 @@ def test_cancelling_a_run_kills_pytest(
 
 
 def test_hop_chains_only_for_the_first_targets_asked(ws: DaemonEnv) -> None:
-    """Editors ask for no chains, the CLI's text for the ones it prints: every row still says
-    why in words, and the chains that are sent are the same as a full answer's."""
+    """Editors ask for no chains, the CLI's text for the ones it prints (and no one-line
+    reasons): the chains that are sent are the same as a full answer's."""
     started(ws)
     with SyncDaemonClient(ws.root, start=False) as client:
         full = client.call(wire.IMPACTED, wire.ImpactedParams(paths=["src/pkg/core.py"]))
         none = client.call(wire.IMPACTED, wire.ImpactedParams(paths=["src/pkg/core.py"], hops=0))
         one = client.call(wire.IMPACTED, wire.ImpactedParams(paths=["src/pkg/core.py"], hops=1))
+        # the CLI's text: the chains it prints, no one-line reasons (a different answer: etag)
+        text = wire.ImpactedParams(paths=["src/pkg/core.py"], hops=1, why=False)
+        terse = client.call(wire.IMPACTED, text)
+        assert client.call(wire.IMPACTED, text.model_copy(update={"etag": one.etag})).impacted
+    assert [(i.target, i.why, i.reason) for i in terse.impacted] == [
+        (i.target, "", i.reason) for i in one.impacted
+    ]
     assert len(full.impacted) == 2 and all(i.reason for i in full.impacted)
     assert [i.target for i in none.impacted] == [i.target for i in full.impacted]
     assert all(not i.reason for i in none.impacted)
