@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> None:
             reply = start_daemon(root)
             assert reply is not None
             with SyncDaemonClient(root, start=False, timeout=600) as client:
-                client.call(wire.IMPACTED, wire.ImpactedParams(paths=[probe]))
+                hops, why = SHAPES["cli"]  # as `maestro impacted` asks, like the rows above
+                client.call(wire.IMPACTED, wire.ImpactedParams(paths=[probe], hops=hops, why=why))
                 restarts.append(time.perf_counter() - started)
                 warm = client.call(wire.GRAPH_STATS, wire.GraphStatsParams())
             warm_rss.append(rss_mb(reply.pid)[0])
@@ -251,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
         f"answer naming the test (median {statistics.median(polls):.0f} polls; watcher quiet "
         f"period 30 ms). The edit is then reverted and the revert awaited the same way.\n"
         f"- Restarts: {len(restarts)} rounds of `maestro daemon stop` (which saves the index) then "
-        f"`start_daemon` -> first `impacted({probe})`; the warm daemon reused "
+        f"`start_daemon` -> first `impacted({probe})` (a hub: 602 targets; asked as the CLI's "
+        f"text asks); the warm daemon reused "
         f"{warm.reused_from_index} files from the index and scanned {warm.scanned}; its RSS "
         f"after the first answer: {statistics.median(warm_rss):.0f} MB. Cold start (no index) "
         f"to first answer was {cold_s:.2f} s.\n"
