@@ -27,6 +27,7 @@ from maestro import __version__
 from maestro.daemon.framing import MAX_FRAME, FrameDecoder, encode_frame
 from maestro.errors import (
     DaemonBusyError,
+    DaemonStoppingError,
     InternalError,
     InvalidParamsError,
     MaestroError,
@@ -293,6 +294,7 @@ class RpcServer:
         self.connections: set[Connection] = set()
         self.last_activity = time.monotonic()
         self._server: asyncio.Server | None = None
+        self.stopping = False
         self._socket_ino: int | None = None
         self._handlers: set[asyncio.Task[None]] = set()
 
@@ -321,6 +323,7 @@ class RpcServer:
 
     async def close(self, *, grace_s: float = 2.0) -> None:
         """Stop accepting, cancel in-flight requests, flush and close connections, unlink socket."""
+        self.stopping = True  # in-flight requests answer "daemon_stopping": clients retry
         if self._server is not None:
             self._server.close()
         for conn in list(self.connections):
@@ -538,12 +541,15 @@ class RpcServer:
                 )
             response = Response.model_construct(id=rid, result=dumped, error=None)
         except asyncio.CancelledError:
-            response = Response(
-                id=rid,
-                error=error_info(
-                    RequestCancelledError(f"request {rid} ({spec.name}) was cancelled")
-                ),
+            stopped: MaestroError = (
+                DaemonStoppingError(
+                    f"the daemon stopped during request {rid} ({spec.name})",
+                    hint="ask again: a new daemon starts and answers",
+                )
+                if self.stopping
+                else RequestCancelledError(f"request {rid} ({spec.name}) was cancelled")
             )
+            response = Response(id=rid, error=error_info(stopped))
         except MaestroError as exc:
             response = Response(id=rid, error=error_info(exc))
         except Exception as exc:

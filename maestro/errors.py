@@ -99,6 +99,13 @@ class ConnectionLostError(DaemonError):
     code = "connection_lost"
 
 
+class DaemonStoppingError(ConnectionLostError):
+    """The daemon stopped (shutdown, idle, SIGTERM) with the request in flight: ask again, a
+    fresh daemon answers (clients retry it like a lost connection)."""
+
+    code = "daemon_stopping"
+
+
 class RequestTimeoutError(DaemonError):
     """The daemon did not answer in time."""
 
@@ -106,7 +113,7 @@ class RequestTimeoutError(DaemonError):
 
 
 class RequestCancelledError(DaemonError):
-    """The request was cancelled (by the client, or because the daemon is shutting down)."""
+    """The request was cancelled by the client."""
 
     code = "cancelled"
 
