@@ -58,13 +58,14 @@ T = TypeVar("T")
 
 SAVE_EVERY_S = 30.0
 MTIME_MARGIN_NS = 1_000_000_000
+"""Coarse file-system timestamps: a pass also re-checks what changed shortly before it."""
 WATCH_AFTER_ANSWER_S = 0.1
 """Setting up inotify on a large tree holds the GIL for ~0.1 s (in watchfiles' Rust code): the
 watcher starts just after the first answer after a restart, not before it. Until it is ready,
 every query runs a stat pass (catch_up) first, so nothing is answered from a stale graph."""
 WATCH_AFTER_LOAD_S = 1.0
 INLINE_PATHS = 16
-"""Coarse file-system timestamps: a pass also re-checks what changed shortly before it."""
+"""Explicit paths stat'ed on the loop rather than in a worker thread."""
 
 
 def _step_ms() -> int:
