@@ -341,7 +341,8 @@ def start_daemon(
         run_daemon(paths.root)
         return None
     timeout = _start_timeout() if timeout is None else timeout
-    deadline = time.monotonic() + timeout
+    began = time.monotonic()
+    deadline = began + timeout
     reply = probe(recorded_socket(paths))
     if reply is not None:
         return reply
@@ -365,7 +366,7 @@ def start_daemon(
                 )
             proc = None  # lost the lock race: another daemon is starting; wait for it
         # a warm start binds within ~0.3 s: poll finely at first (a failed connect is ~50 µs)
-        time.sleep(0.01 if time.monotonic() < deadline - timeout + 1.0 else 0.05)
+        time.sleep(0.01 if time.monotonic() - began < 1.0 else 0.05)
     holder = lock_holder(paths.lock)
     who = f" (pid {holder} holds the lock)" if holder else ""
     raise DaemonStartError(

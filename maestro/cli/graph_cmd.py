@@ -122,7 +122,8 @@ def impacted(
         started = time.perf_counter()
         impacts = graph.impacted(changes)
         elapsed = (time.perf_counter() - started) * 1000
-        report = ImpactedReport.build(str(workspace), changes, impacts, elapsed, why=as_json)
+        data = ImpactedReport.data(str(workspace), changes, impacts, elapsed, why=as_json)
+        report = ImpactedReport.model_validate(data)
     if as_json:
         typer.echo(report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"}))
         return
