@@ -39,8 +39,11 @@ pytestmark = [
 ]
 MAX_EXAMPLES = 10
 SEED = os.environ.get("MAESTRO_ST_SEED", "1")
+# One worker: with two, schemathesis' worker threads hit CPython 3.11.7's "AST constructor
+# recursion depth mismatch" SystemError inside hypothesis (7 of 8 runs on a loaded host; 0 of 3
+# with one worker): a crash of the tool, not a finding about the API.
 ARGS = (
-    "--checks all --exclude-checks positive_data_acceptance --workers 2 --request-timeout 10 "
+    "--checks all --exclude-checks positive_data_acceptance --workers 1 --request-timeout 10 "
     f"--no-color --max-examples {MAX_EXAMPLES} --seed {SEED}"
 ).split()
 CONFIG = """\
