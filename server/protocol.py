@@ -7,19 +7,31 @@ of 600 rows spent ~35 ms in cattrs per response, several times the daemon's work
 params stay dicts and custom results go to ``json.dumps`` as they are; any lsprotocol object
 inside a result is still unstructured, through the encoder's ``default`` hook. Standard LSP
 messages (code lenses, hovers, diagnostics) keep their typed lsprotocol (un)structuring.
+
+``MaestroProtocol`` writes every message with orjson: a hub answer is ~300 KB of JSON, which
+the standard library's encoder took 6 ms to write (orjson: well under 1 ms).
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import logging
 from typing import Any
 
 import cattrs
-from pygls.protocol import default_converter
+import orjson
+from pygls.exceptions import JsonRpcInternalError
+from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.protocol.json_rpc import (
     JsonRPCNotification,
     JsonRPCRequestMessage,
     JsonRPCResponseMessage,
 )
+
+log = logging.getLogger(__name__)
+
+_ORJSON_OPTIONS = orjson.OPT_NON_STR_KEYS
 
 
 def _plain_message(obj: dict[str, Any], cls: type[Any]) -> Any:
@@ -36,3 +48,42 @@ def converter() -> cattrs.Converter:
     conv.register_structure_hook(JsonRPCNotification, _plain_message)
     conv.register_unstructure_hook(JsonRPCResponseMessage, _response)
     return conv
+
+
+class MaestroProtocol(LanguageServerProtocol):
+    """pygls' protocol with an orjson writer (same messages, compact separators, UTF-8 bytes:
+    the Content-Length counts bytes, as LSP's base protocol says)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._writes: set[asyncio.Future[Any]] = set()
+
+    def _send_data(self, data: Any) -> None:
+        if not data:
+            return
+        if self.writer is None:
+            log.error("unable to send data: no transport")
+            return
+        try:
+            body = orjson.dumps(data, default=self._serialize_message, option=_ORJSON_OPTIONS)
+        except TypeError:  # a value orjson cannot take (e.g. an int beyond 64 bits)
+            super()._send_data(data)
+            return
+        try:
+            if self._include_headers:
+                header = (
+                    f"Content-Length: {len(body)}\r\n"
+                    f"Content-Type: {self.CONTENT_TYPE}; charset={self.CHARSET}\r\n\r\n"
+                )
+                body = header.encode("ascii") + body
+            res = self.writer.write(body)
+            if inspect.isawaitable(res):  # an async transport: keep the write alive until done
+                task = asyncio.ensure_future(res)
+                self._writes.add(task)
+                task.add_done_callback(self._writes.discard)
+        except BrokenPipeError:
+            log.exception("error sending data: broken pipe")
+            raise
+        except Exception as error:
+            log.exception("error sending data")
+            self._server._report_server_error(error, JsonRpcInternalError)

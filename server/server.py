@@ -24,7 +24,7 @@ from maestro import __version__
 from maestro.errors import MaestroError
 from maestro.server.daemon_link import DaemonLink
 from maestro.server.discovery import TestItem, discover
-from maestro.server.protocol import converter
+from maestro.server.protocol import MaestroProtocol, converter
 from maestro.server.results import Results
 from maestro.server.settings import Settings
 from maestro.server.util import path_to_uri, uri_to_path
@@ -77,6 +77,7 @@ class MaestroServer(LanguageServer):
             __version__,
             text_document_sync_kind=types.TextDocumentSyncKind.Incremental,
             converter_factory=converter,
+            protocol_cls=MaestroProtocol,
         )
         self.settings = Settings()
         self.workspaces: dict[Path, Workspace] = {}
