@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ast
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 
 @dataclass
@@ -76,8 +78,12 @@ def discover(rel_path: str, source: str) -> list[TestItem]:
 
     Lexical, like the import scanner: ``ast.parse`` of a 7,000-line test module costs ~100 ms, too
     much for a request an editor sends on every keystroke pause; this walk costs a few ms and
-    still works while the buffer has a syntax error elsewhere."""
-    masked = _STRINGS_AND_COMMENTS.sub(_mask, source).split("\n")
+    still works while the buffer has a syntax error elsewhere. Nothing inside a function body
+    can be a test, so a body is skipped in one regex search for the next line indented no
+    deeper than its ``def`` (bracket depth carried over by counting, in C)."""
+    masked_text = _STRINGS_AND_COMMENTS.sub(_mask, source)
+    masked = masked_text.split("\n")
+    starts = [0, *accumulate(len(line) + 1 for line in masked)]  # offset of each line
     lines = source.split("\n")
     items: list[TestItem] = []
     stack: list[_Block] = []
@@ -101,7 +107,19 @@ def discover(rel_path: str, source: str) -> list[TestItem]:
             elif parent.item is not None:
                 parent.pending.append(item)
 
-    for number, text in enumerate(masked):
+    count = len(masked)
+    number = -1
+    while number + 1 < count:
+        number += 1
+        if stack and stack[-1].kind == "function" and not (depth or continued):
+            body = _skip_body(masked_text, masked, starts, number, stack[-1].indent)
+            if body is not None:
+                number, body_last_code, continued = body
+                if body_last_code is not None:
+                    last_code = body_last_code
+                if number >= count:
+                    break
+        text = masked[number]
         stripped = text.lstrip(" \t" + _INSIDE)
         if not stripped:
             if text.startswith(_INSIDE):
@@ -159,6 +177,45 @@ def discover(rel_path: str, source: str) -> list[TestItem]:
         close(stack.pop(), last_code)
     items.sort(key=lambda i: i.line)
     return items
+
+
+_SHALLOW: dict[int, re.Pattern[str]] = {}
+
+
+def _shallow(indent: int) -> re.Pattern[str]:
+    """A line indented at most ``indent`` with code on it (not blank, not inside a string)."""
+    pattern = _SHALLOW.get(indent)
+    if pattern is None:
+        pattern = _SHALLOW[indent] = re.compile(rf"^[ \t]{{0,{indent}}}[^ \t\n{_INSIDE}]", re.M)
+    return pattern
+
+
+def _skip_body(
+    text: str, masked: list[str], starts: list[int], number: int, indent: int
+) -> tuple[int, int | None, bool] | None:
+    """From line ``number`` inside a function body (at bracket depth 0) to the next line that
+    may end it: (that line, the body's last code line or None, whether that line continues a
+    backslash). None when the skipped lines do not balance their brackets (a statement that
+    continues at a shallow indent, or code being typed): the caller walks them line by line."""
+    found = _shallow(indent).search(text, starts[number])
+    end = bisect_right(starts, found.start()) - 1 if found else len(masked)
+    if end == number:
+        return None
+    chunk = text[starts[number] : starts[end]]
+    if (chunk.count("(") - chunk.count(")")) or (
+        chunk.count("[") + chunk.count("{") - chunk.count("]") - chunk.count("}")
+    ):
+        return None
+    last_code = None
+    continued = False
+    for back in range(end - 1, number - 1, -1):
+        line = masked[back]
+        stripped = line.lstrip(" \t" + _INSIDE)
+        if stripped or line.startswith(_INSIDE):
+            last_code = back
+            continued = stripped.endswith("\\")
+            break
+    return end, last_code, continued
 
 
 def _item(nodeid: str, name: str, kind: str, line: int, indent: int, lines: list[str]) -> TestItem:

@@ -150,6 +150,34 @@ def test_a_syntax_error_elsewhere_keeps_the_other_tests() -> None:
     assert "t.py::test_ok" in found and "t.py::test_also_ok" in found
 
 
+def test_function_bodies_are_skipped_but_not_what_ends_them() -> None:
+    source = textwrap.dedent(
+        """
+        class TestA:
+            def test_one(self):
+                value = call(
+        1, 2)
+                text = \"\"\"
+        def test_in_a_docstring():
+        \"\"\"
+                return value \\
+        + 1
+
+            def test_two(self):
+                pass
+        def test_three():
+            pass
+        """
+    )
+    items = {i.nodeid: i for i in flatten(discover("t.py", source))}
+    assert list(items) == ["t.py::TestA", "t.py::TestA::test_one", "t.py::TestA::test_two",
+                           "t.py::test_three"]  # fmt: skip
+    lines = source.split("\n")
+    assert lines[items["t.py::TestA::test_one"].end_line] == "+ 1"
+    assert lines[items["t.py::TestA"].end_line].strip() == "pass"
+    assert items["t.py::TestA"].end_line == items["t.py::TestA::test_two"].end_line
+
+
 def _ast_items(rel: str, source: str) -> set[tuple[str, int, int]]:
     """What the former ``ast`` discovery found: Test* classes and test* functions."""
     with warnings.catch_warnings():
