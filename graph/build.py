@@ -65,27 +65,30 @@ class Hop(NamedTuple):
     edge: Edge
 
     def describe(self) -> str:
-        e = self.edge
-        at = f" (line {e.line})" if e.line else ""
-        match e.kind:
-            case "import" | "dynamic" | "plugin":
-                verb = _VERBS[e.kind]
-                return f"{verb} {e.detail}{at}"
-            case "init":
-                return f"runs package init of {e.detail}{at}"
-            case "conftest":
-                return "uses conftest"
-            case "global":
-                return "reads global input"
-            case "src":
-                return f"has source matching {e.detail!r}"
-            case "dep":
-                return "depends on target"
-            case "recorded":
-                return "read it while running (recorded)"
-            case "dist":
-                return f"imports installed distribution {e.detail}{at}"
-        return e.kind
+        return describe(self.edge)
+
+
+def describe(e: Edge) -> str:
+    """An edge in words ("imports x (line 3)"), as a reason chain says it."""
+    at = f" (line {e.line})" if e.line else ""
+    match e.kind:
+        case "import" | "dynamic" | "plugin":
+            return f"{_VERBS[e.kind]} {e.detail}{at}"
+        case "init":
+            return f"runs package init of {e.detail}{at}"
+        case "conftest":
+            return "uses conftest"
+        case "global":
+            return "reads global input"
+        case "src":
+            return f"has source matching {e.detail!r}"
+        case "dep":
+            return "depends on target"
+        case "recorded":
+            return "read it while running (recorded)"
+        case "dist":
+            return f"imports installed distribution {e.detail}{at}"
+    return e.kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +120,9 @@ class _Reasons:
         found = self._parent.get(node)
         if found is None:
             previous = self._levels[distance - 1]
-            found = next(d for d in self._deps[node] if d in previous)
+            for found in self._deps[node]:
+                if found in previous:
+                    break
             self._parent[node] = found
         return found
 
@@ -135,17 +140,29 @@ class _Reasons:
         return node
 
     def why(self, node: str, distance: int) -> str:
-        """The chain in words; chains share their tails, so each node's text is built once."""
-        text = self._why.get(node)
-        if text is None:
-            if distance == 0:
-                text = ""
-            else:
-                nxt = self.parent(node, distance)
-                head = Hop(node, nxt, self._deps[node][nxt]).describe()
-                tail = self.why(nxt, distance - 1)
-                text = f"{head} -> {tail}" if tail else head
-            self._why[node] = text
+        """The chain in words; chains share their tails, so each node's text is built once
+        (iteratively: walk down to the first node already worded, then word the way back up)."""
+        memo = self._why
+        text = memo.get(node)
+        if text is not None:
+            return text
+        if distance == 0:
+            memo[node] = ""
+            return ""
+        path: list[tuple[str, str]] = []  # (node, its hop's words), from `node` downwards
+        deps, parent = self._deps, self.parent
+        while distance > 0:
+            nxt = parent(node, distance)
+            path.append((node, describe(deps[node][nxt])))
+            node, distance = nxt, distance - 1
+            text = memo.get(node)
+            if text is not None:
+                break
+        else:
+            memo[node] = text = ""
+        for below, head in reversed(path):
+            text = f"{head} -> {text}" if text else head
+            memo[below] = text
         return text
 
 
