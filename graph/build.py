@@ -117,13 +117,14 @@ class _Reasons:
         self._why: dict[str, str] = {}
 
     def parent(self, node: str, distance: int) -> str:
-        found = self._parent.get(node)
-        if found is None:
-            previous = self._levels[distance - 1]
-            for found in self._deps[node]:
-                if found in previous:
-                    break
-            self._parent[node] = found
+        known = self._parent.get(node)
+        if known is not None:
+            return known
+        previous = self._levels[distance - 1]
+        for found in self._deps[node]:
+            if found in previous:
+                break
+        self._parent[node] = found
         return found
 
     def chain(self, node: str, distance: int) -> tuple[Hop, ...]:
