@@ -176,6 +176,23 @@ def run_tests(
     return results, wall, timed_out
 
 
+UNREPORTED = ("failed", 0.0)
+
+
+def ground_truth(
+    results: dict[str, tuple[str, float]], expected: set[str]
+) -> dict[str, tuple[str, float]]:
+    """The outcomes a mutant's run establishes. pytest collects every file before it runs any
+    test, and stops on a collection error: a run that reported nothing broke an import, and every
+    expected test fails (UNREPORTED). Once tests ran, one that never reported is unknown, not
+    failed: the session died or timed out before it, or `--deselect` (a node id *prefix*) also
+    removed it (`test_x` deselects `test_x_with_params`); counting those as failures put 1-2
+    phantom failures, which no ordering can rank, in every run."""
+    if not results:
+        return dict.fromkeys(sorted(expected), UNREPORTED)
+    return {t: r for t, r in results.items() if t in expected}
+
+
 def baseline(project: Project, tree: Path, slow: float, venv_tree: Path) -> dict[str, Any]:
     """One clean run: which tests exist, and which to deselect (failing here, or slow)."""
     path = WORK / project.name / "baseline.json"
@@ -358,6 +375,9 @@ def generate(
     done: list[dict[str, Any]] = []
     if store.exists():
         done = [json.loads(x) for x in store.read_text().splitlines() if x.strip()]
+        for row in done:  # rows stored before ground_truth filled in unreported tests as failed
+            reported = {t: tuple(r) for t, r in row["results"].items() if tuple(r) != UNREPORTED}
+            row["results"] = ground_truth(reported, set(row["results"]))
     rng = random.Random(seed)
     candidates = [m for rel in project.sources for m in candidate_mutants(tree, rel)]
     rng.shuffle(candidates)
@@ -387,10 +407,7 @@ def generate(
             finally:
                 (tree / m.file).write_text(original, encoding="utf-8")
             expected = {t for t in known if t.split("::")[0] in files}
-            # a test that never reported (collection error, or the run timed out) did not pass
-            for t in expected - set(results):
-                results[t] = ("failed", 0.0)
-            results = {t: r for t, r in results.items() if t in expected}
+            results = ground_truth(results, expected)
             failed = sum(1 for o, _ in results.values() if o == "failed")
             row = {
                 "key": m.key, "file": m.file, "symbol": m.symbol, "line": m.line,
@@ -678,8 +695,10 @@ def append_docs(body: str, results: list[dict[str, Any]], ns: argparse.Namespace
 Mutants of more-itertools 11.2.1 and requests 2.34.2 (one operator, constant or boolean swapped
 inside a function; at most 2 per function); each mutant is one change, its impacted test files
 (from `BuildGraph.impacted`) run in one pytest process, per-test outcomes recorded (tests failing
-without any mutant, and tests slower than {ns.slow:g} s, deselected for all runs alike; a test that
-never reports, e.g. the run timed out, counts as failed). Mutants are replayed in order through
+without any mutant, and tests slower than {ns.slow:g} s, deselected for all runs alike; a run that
+reports no test at all broke an import, and all its tests count as failed; in a run that did report,
+a test that never reported is unknown and left out: the session died or timed out before it, or
+pytest's prefix-matching `--deselect` removed it). Mutants are replayed in order through
 telemetry -> features -> history; the model trains on the first {ns.train_share:.0%} and is
 scored on the rest (the history keeps updating online, the model does not). "samples" counts
 (change, test) rows.
