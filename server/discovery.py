@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
-from bisect import bisect_right
 from dataclasses import dataclass, field
-from itertools import accumulate
 
 
 @dataclass
@@ -83,7 +81,6 @@ def discover(rel_path: str, source: str) -> list[TestItem]:
     deeper than its ``def`` (bracket depth carried over by counting, in C)."""
     masked_text = _STRINGS_AND_COMMENTS.sub(_mask, source)
     masked = masked_text.split("\n")
-    starts = [0, *accumulate(len(line) + 1 for line in masked)]  # offset of each line
     lines = source.split("\n")
     items: list[TestItem] = []
     stack: list[_Block] = []
@@ -109,17 +106,19 @@ def discover(rel_path: str, source: str) -> list[TestItem]:
 
     count = len(masked)
     number = -1
+    offset = 0  # of line `number + 1` in masked_text
     while number + 1 < count:
         number += 1
         if stack and stack[-1].kind == "function" and not (depth or continued):
-            body = _skip_body(masked_text, masked, starts, number, stack[-1].indent)
+            body = _skip_body(masked_text, masked, number, offset, stack[-1].indent)
             if body is not None:
-                number, body_last_code, continued = body
+                number, offset, body_last_code, continued = body
                 if body_last_code is not None:
                     last_code = body_last_code
                 if number >= count:
                     break
         text = masked[number]
+        offset += len(text) + 1
         stripped = text.lstrip(" \t" + _INSIDE)
         if not stripped:
             if text.startswith(_INSIDE):
@@ -191,19 +190,23 @@ def _shallow(indent: int) -> re.Pattern[str]:
 
 
 def _skip_body(
-    text: str, masked: list[str], starts: list[int], number: int, indent: int
-) -> tuple[int, int | None, bool] | None:
-    """From line ``number`` inside a function body (at bracket depth 0) to the next line that
-    may end it: (that line, the body's last code line or None, whether that line continues a
-    backslash). None when the skipped lines do not balance their brackets (a statement that
-    continues at a shallow indent, or code being typed): the caller walks them line by line."""
-    found = _shallow(indent).search(text, starts[number])
-    end = bisect_right(starts, found.start()) - 1 if found else len(masked)
-    if end == number:
+    text: str, masked: list[str], number: int, offset: int, indent: int
+) -> tuple[int, int, int | None, bool] | None:
+    """From line ``number`` (at ``offset``) inside a function body, at bracket depth 0, to the
+    next line that may end it: (that line, its offset, the body's last code line or None,
+    whether that line continues a backslash). None when the skipped lines do not balance their
+    brackets (a statement that continues at a shallow indent, or code being typed): the caller
+    walks them line by line."""
+    found = _shallow(indent).search(text, offset)
+    stop = found.start() if found else len(text)
+    if stop == offset:
         return None
-    chunk = text[starts[number] : starts[end]]
-    if (chunk.count("(") - chunk.count(")")) or (
-        chunk.count("[") + chunk.count("{") - chunk.count("]") - chunk.count("}")
+    end = number + text.count("\n", offset, stop) if found else len(masked)
+    if (text.count("(", offset, stop) - text.count(")", offset, stop)) or (
+        text.count("[", offset, stop)
+        + text.count("{", offset, stop)
+        - text.count("]", offset, stop)
+        - text.count("}", offset, stop)
     ):
         return None
     last_code = None
@@ -215,7 +218,7 @@ def _skip_body(
             last_code = back
             continued = stripped.endswith("\\")
             break
-    return end, last_code, continued
+    return end, stop, last_code, continued
 
 
 def _item(nodeid: str, name: str, kind: str, line: int, indent: int, lines: list[str]) -> TestItem:
