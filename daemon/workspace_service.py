@@ -66,6 +66,8 @@ every query runs a stat pass (catch_up) first, so nothing is answered from a sta
 WATCH_AFTER_LOAD_S = 1.0
 INLINE_PATHS = 16
 """Explicit paths stat'ed on the loop rather than in a worker thread."""
+INLINE_TEXT = 1 << 20
+"""Unsaved buffers (characters in all) compared with the disk on the loop, not in a worker."""
 
 
 def _step_ms() -> int:
@@ -359,6 +361,9 @@ class WorkspaceService:
         root = self.root
         if params.buffers is not None:
             buffers = {absolute(root, p): text for p, text in params.buffers.items()}
+            if len(buffers) <= INLINE_PATHS and sum(map(len, buffers.values())) <= INLINE_TEXT:
+                # an editor's buffer or two: one read each, cheaper than the hop to a worker
+                return sources.from_buffers(root, buffers)
             return await asyncio.to_thread(sources.from_buffers, root, buffers)
         if params.paths is not None:
             paths = [absolute(root, p) for p in params.paths]
