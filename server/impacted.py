@@ -130,6 +130,9 @@ async def memoised(ws: Workspace, params: ImpactedParams) -> ImpactedReport:
 
 
 def merge(reports: list[ImpactedReport]) -> tuple[list[dict[str, Any]], list[ImpactModel]]:
+    """One change list and one row per target (its nearest reason) over several reports."""
+    if len(reports) == 1:  # the daemon's rows are unique and ordered by (distance, target)
+        return [c.model_dump() for c in reports[0].changes], reports[0].impacted
     changes: dict[str, dict[str, Any]] = {}
     best: dict[str, ImpactModel] = {}
     for report in reports:
