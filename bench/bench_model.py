@@ -64,17 +64,26 @@ def _alarm(signum, frame):
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
+    _STATE[item.nodeid] = ["passed", 0.0]
+    try:
+        yield
+    finally:
+        outcome, duration = _STATE.pop(item.nodeid)
+        row = {"test": item.nodeid, "outcome": outcome, "duration": duration}
+        _OUT.write(json.dumps(row) + "\n")
+
+
+# The alarm covers the test's call only: raised inside pytest's own reporting hooks it aborted
+# the whole session (INTERNALERROR), leaving every later test unreported.
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
     old = signal.signal(signal.SIGALRM, _alarm)
     signal.setitimer(signal.ITIMER_REAL, _LIMIT)
-    _STATE[item.nodeid] = ["passed", 0.0]
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
-        outcome, duration = _STATE.pop(item.nodeid)
-        row = {"test": item.nodeid, "outcome": outcome, "duration": duration}
-        _OUT.write(json.dumps(row) + "\n")
 
 
 def pytest_runtest_logreport(report):
