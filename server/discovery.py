@@ -4,6 +4,7 @@ the test explorer show for the editor's current text."""
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -178,15 +179,10 @@ def discover(rel_path: str, source: str) -> list[TestItem]:
     return items
 
 
-_SHALLOW: dict[int, re.Pattern[str]] = {}
-
-
+@functools.lru_cache(maxsize=64)
 def _shallow(indent: int) -> re.Pattern[str]:
     """A line indented at most ``indent`` with code on it (not blank, not inside a string)."""
-    pattern = _SHALLOW.get(indent)
-    if pattern is None:
-        pattern = _SHALLOW[indent] = re.compile(rf"^[ \t]{{0,{indent}}}[^ \t\n{_INSIDE}]", re.M)
-    return pattern
+    return re.compile(rf"^[ \t]{{0,{indent}}}[^ \t\n{_INSIDE}]", re.M)
 
 
 def _skip_body(
