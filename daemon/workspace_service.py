@@ -378,7 +378,8 @@ class WorkspaceService:
 
     def _etag(self, changes: list[Change], shape: tuple[int | None, bool]) -> str:
         """Names one answer: same graph version, same change records, same shape."""
-        digest = hashlib.blake2b(repr((shape, changes)).encode(), digest_size=12).hexdigest()
+        key = [c.impact_key() for c in changes]
+        digest = hashlib.blake2b(repr((shape, key)).encode(), digest_size=12).hexdigest()
         return f"{self._boot}-{self.generation}-{digest}"
 
     async def impacted(

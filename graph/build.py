@@ -101,6 +101,15 @@ class Change:
     new: bytes | None = None
     old_known: bool = False  # True when `old` is the real previous content (None = absent)
 
+    def impact_key(self) -> tuple[object, ...]:
+        """What ``impacted`` reads of this change. Only a root-level global input is read for its
+        content (which sections changed); any other file is a node, whose dependents do not
+        depend on what it now says: an unsaved buffer typed into gives the same answer at every
+        keystroke."""
+        if is_global_input(self.path) and "/" not in self.path:
+            return (self.path, self.status, self.old, self.new, self.old_known)
+        return (self.path, self.status)
+
 
 class _Reasons:
     """The breadth-first levels of one ``impacted`` answer; parents and reason texts are

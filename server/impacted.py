@@ -104,14 +104,17 @@ MEMO_SIZE = 32
 async def memoised(ws: Workspace, params: ImpactedParams) -> ImpactedReport:
     """The daemon's answer, reusing the last one for the same request while its etag holds (the
     daemon checks it against its graph version and the change records it computes anew, so an
-    edit anywhere or a file that changed on disk is a fresh answer). Buffers are not memoised:
-    their text changes with every keystroke."""
+    edit anywhere or a file that changed on disk is a fresh answer). Buffers are keyed by path:
+    the daemon's etag names what the answer reads of them, which for a source file is not its
+    text, so typing into a hub file is answered from the memo after the first keystroke."""
     key = (
-        None
-        if params.buffers is not None
-        else (tuple(params.paths or ()), params.paths is None, params.since, params.hops)
+        tuple(params.paths or ()),
+        params.paths is None,
+        params.since,
+        params.hops,
+        tuple(sorted(params.buffers)) if params.buffers is not None else None,
     )
-    held = ws.impacted_memo.get(key) if key is not None else None
+    held = ws.impacted_memo.get(key)
     if held is not None:
         report = await ws.link.call(IMPACTED, params.model_copy(update={"etag": held.etag}))
         if report.unchanged and report.etag == held.etag:
@@ -120,7 +123,7 @@ async def memoised(ws: Workspace, params: ImpactedParams) -> ImpactedReport:
         report = await ws.link.call(IMPACTED, params)
     if report.unchanged:  # not ours (a restarted daemon cannot match): ask for the rows
         report = await ws.link.call(IMPACTED, params)
-    if key is not None and report.etag:
+    if report.etag:
         memo = ws.impacted_memo
         memo.pop(key, None)
         if len(memo) >= MEMO_SIZE:

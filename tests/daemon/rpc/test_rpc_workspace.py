@@ -447,3 +447,27 @@ def test_an_etag_holds_until_the_graph_or_the_change_changes(ws: DaemonEnv) -> N
             time.sleep(0.02)
         assert again.etag != first.etag
         assert "tests/test_extra.py" in targets(again)
+
+
+def test_a_source_buffer_keeps_its_etag_while_typed_into_a_config_buffer_does_not(
+    ws: DaemonEnv,
+) -> None:
+    """Who depends on a source file does not depend on what the file says: every keystroke in an
+    unsaved buffer gets the same answer (re-asked: `unchanged`). A root config file is read for
+    its sections, so its buffer's text is part of the answer."""
+    started(ws)
+    core = ws.root / "src/pkg/core.py"
+    with SyncDaemonClient(ws.root, start=False) as client:
+        first = client.call(
+            wire.IMPACTED, {"buffers": {"src/pkg/core.py": core.read_text() + "#1"}}
+        )
+        assert first.etag and first.impacted
+        typed = {"buffers": {"src/pkg/core.py": core.read_text() + "x = 2\n"}, "etag": first.etag}
+        again = client.call(wire.IMPACTED, typed)
+        assert again.unchanged and again.etag == first.etag
+
+        config = (ws.root / "pyproject.toml").read_text()
+        one = client.call(wire.IMPACTED, {"buffers": {"pyproject.toml": config + "# a\n"}})
+        other = {"buffers": {"pyproject.toml": config + "[tool.pytest.ini_options]\n"}}
+        two = client.call(wire.IMPACTED, {**other, "etag": one.etag})
+        assert not two.unchanged and two.etag != one.etag
