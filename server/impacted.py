@@ -114,6 +114,24 @@ async def memoised(ws: Workspace, params: ImpactedParams) -> ImpactedReport:
         params.hops,
         tuple(sorted(params.buffers)) if params.buffers is not None else None,
     )
+    # the same question already on its way (a lens and a view ask at once): share its answer
+    exact = (key, tuple(sorted(params.buffers.items())) if params.buffers else None)
+    running = ws.impacted_inflight.get(exact)
+    if running is None:
+        running = asyncio.ensure_future(_ask(ws, params, key))
+        ws.impacted_inflight[exact] = running
+
+        def done(task: asyncio.Future[ImpactedReport]) -> None:
+            if ws.impacted_inflight.get(exact) is task:
+                del ws.impacted_inflight[exact]
+            if not task.cancelled():
+                task.exception()  # retrieved: every waiter got it already
+
+        running.add_done_callback(done)
+    return await asyncio.shield(running)
+
+
+async def _ask(ws: Workspace, params: ImpactedParams, key: tuple[Any, ...]) -> ImpactedReport:
     held = ws.impacted_memo.get(key)
     if held is not None:
         report = await ws.link.call(IMPACTED, params.model_copy(update={"etag": held.etag}))

@@ -56,6 +56,8 @@ class Workspace:
         # the last daemon answers per request shape: re-asked with their etag, the daemon says
         # "unchanged" instead of sending (and both sides encoding) hundreds of rows again
         self.impacted_memo: dict[tuple[Any, ...], ImpactedReport] = {}
+        self.impacted_inflight: dict[tuple[Any, ...], asyncio.Future[ImpactedReport]] = {}
+        """Daemon questions on their way, by exact request: concurrent askers share one answer."""
 
     def invalidate(self, *, files_changed: bool) -> None:
         self.generation += 1
