@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from maestro.daemon.watcher import IgnoreRules, Watcher
 from maestro.errors import MaestroError, WorkspaceError
-from maestro.graph.global_inputs import is_global_input
+from maestro.graph.global_inputs import is_global_input, is_root_global_input
 from maestro.paths import graph_index_path, workspace_state_dir
 from maestro.reports import GraphStatsReport, HopModel, ImpactedReport, WhyReport
 from maestro.wire import (
@@ -111,7 +111,7 @@ def catch_up(graph: BuildGraph, rules: IgnoreRules, since_ns: int) -> set[str]:
         if (st.st_size, st.st_mtime_ns, st.st_ino) != (entry.size, entry.mtime_ns, entry.inode):
             changed.add(rel)
     for rel in graph.all_files:
-        if "/" not in rel and is_global_input(rel):
+        if is_root_global_input(rel):
             try:
                 if os.stat(os.path.join(root, rel)).st_mtime_ns >= since_ns:
                     changed.add(rel)

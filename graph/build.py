@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 from maestro.errors import ConfigError, UnknownTargetError, WorkspaceError
 from maestro.graph import environment
 from maestro.graph.files import walk
-from maestro.graph.global_inputs import is_global_input, section_digests
+from maestro.graph.global_inputs import is_root_global_input, section_digests
 from maestro.graph.index import FileEntry, Index
 from maestro.graph.pytest_config import PytestConfig, load_pytest_config
 from maestro.graph.scanner import RawImport, check_syntax, encoding_problem, scan_imports
@@ -106,7 +106,7 @@ class Change:
         content (which sections changed); any other file is a node, whose dependents do not
         depend on what it now says: an unsaved buffer typed into gives the same answer at every
         keystroke."""
-        if is_global_input(self.path) and "/" not in self.path:
+        if is_root_global_input(self.path):
             return (self.path, self.status, self.old, self.new, self.old_known)
         return (self.path, self.status)
 
@@ -582,7 +582,7 @@ class BuildGraph:
             directory = directory.rsplit("/", 1)[0] if "/" in directory else ""
 
     def _global_files(self) -> list[str]:
-        return sorted(rel for rel in self.all_files if "/" not in rel and is_global_input(rel))
+        return sorted(rel for rel in self.all_files if is_root_global_input(rel))
 
     def _read_sections(self) -> None:
         self.sections = {}
@@ -726,7 +726,7 @@ class BuildGraph:
                     touched.add(rel)
                 elif exists != (rel in self.py):
                     structural = True
-            elif (is_global_input(rel) and "/" not in rel) or exists != (rel in self.all_files):
+            elif is_root_global_input(rel) or exists != (rel in self.all_files):
                 structural = True
         if structural:
             self._relink_all()
@@ -763,7 +763,7 @@ class BuildGraph:
         nodes: dict[str, str] = {}
         for change in changes:
             rel = change.path
-            if is_global_input(rel) and "/" not in rel:
+            if is_root_global_input(rel):
                 new = change.new
                 if new is None and change.status != "deleted":
                     try:

@@ -48,6 +48,11 @@ def is_global_input(rel: str) -> bool:
     return any(fnmatch.fnmatch(rel, pat) for pat in WHOLE_PATTERNS)
 
 
+def is_root_global_input(rel: str) -> bool:
+    """A global input at the workspace root: the graph reads it for its content (sections)."""
+    return "/" not in rel and is_global_input(rel)
+
+
 def _digest(value: Any) -> str:
     text = json.dumps(value, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
