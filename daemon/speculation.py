@@ -304,8 +304,9 @@ class SpeculationService:
         environ = self._environ
         selection = Selection(impacted=True, changes=changes)
         planned: Plan = await asyncio.to_thread(
-            plan, graph, cache, interpreter, selection, environ=environ
-        )
+            plan, graph, cache, interpreter, selection, environ=environ,
+            fingerprints=tests.fingerprints,
+        )  # fmt: skip
         promote(cache, planned)
         to_run = planned.to_run
         if not to_run:

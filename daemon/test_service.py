@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from maestro.daemon.sync import SyncService
     from maestro.daemon.testing import Plan, PlannedFile, Summary
     from maestro.graph.build import BuildGraph
+    from maestro.graph.fingerprints import FingerprintStore
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +132,17 @@ class TestService:
         self._cache: Cache | None = None
         self._cache_lock = asyncio.Lock()
         self.speculation: SpeculationService | None = None  # telemetry, fail-first, speculation
+        self._fingerprints: FingerprintStore | None = None
+
+    @property
+    def fingerprints(self) -> FingerprintStore:
+        """The workspace's fingerprint store, kept for the daemon's lifetime: its memory memo
+        spares re-reading (or re-parsing) a file's fingerprints at every plan."""
+        if self._fingerprints is None:
+            from maestro.daemon.testing import fingerprint_store
+
+            self._fingerprints = fingerprint_store(self.root)
+        return self._fingerprints
 
     async def cache(self) -> Cache:
         async with self._cache_lock:
@@ -171,7 +183,7 @@ class TestService:
         cache = await self.run_cache(graph, wait_remote=False)
 
         def answer(g: BuildGraph) -> StaleResult:
-            found = find_stale(g, cache, interpreter)
+            found = find_stale(g, cache, interpreter, fingerprints=self.fingerprints)
             rows = [
                 StaleFile(
                     target=f.target, reason=f.reason or "", changed=list(f.changed),
@@ -242,8 +254,9 @@ class TestService:
             pytest_args=tuple(params.pytest_args),
         )
         planned: Plan = await asyncio.to_thread(
-            plan, graph, cache, interpreter, selection, environ=environ
-        )
+            plan, graph, cache, interpreter, selection, environ=environ,
+            fingerprints=self.fingerprints,
+        )  # fmt: skip
         order = None
         if self.speculation is not None:  # may serve fresh speculative failures as they are
             order = await self.speculation.before_run(graph, planned, environ)

@@ -297,13 +297,15 @@ def plan(
     selection: Selection,
     *,
     environ: Mapping[str, str] | None = None,
+    fingerprints: FingerprintStore | None = None,
 ) -> Plan:
-    """Key every selected test file and decide whether it runs, and why."""
+    """Key every selected test file and decide whether it runs, and why. A long-lived caller
+    (the daemon) passes its own `fingerprints` store so that its memory memo outlives the plan."""
     allowlist = env_allowlist_of(graph)
     context = key_context(interpreter, selection.pytest_args, allowlist, environ)
     digests = Digests(graph)
     last = LastKeys.load(graph.root)
-    fps = fingerprint_store(graph.root)
+    fps = fingerprints if fingerprints is not None else fingerprint_store(graph.root)
     files: list[PlannedFile] = []
     for target, nodes in select(graph, selection).items():
         inputs = target_inputs(graph, target, file_digest=digests)
@@ -475,9 +477,12 @@ def stale(
     interpreter: Interpreter,
     *,
     environ: Mapping[str, str] | None = None,
+    fingerprints: FingerprintStore | None = None,
 ) -> list[PlannedFile]:
     """Test files with no usable (passing) cached result for their current inputs."""
-    return plan(graph, cache, interpreter, Selection(), environ=environ).to_run
+    return plan(
+        graph, cache, interpreter, Selection(), environ=environ, fingerprints=fingerprints
+    ).to_run
 
 
 # ------------------------------------------------------------------------------ run

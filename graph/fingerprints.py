@@ -47,9 +47,9 @@ Two definitions with the same qualified name (property getter and setter, ``if``
 variants) share one combined fingerprint, so a change to either counts for both.
 
 A file that does not parse has only a module fingerprint derived from its bytes: any change to it
-is a module-level change. Results are cached by content digest, in memory and (with
-``FingerprintStore``) on disk, so that the *previous* version of a file can be diffed without
-keeping its source.
+is a module-level change. Results are cached by content digest, on disk (``FingerprintStore``)
+so that the *previous* version of a file can be diffed without keeping its source, and in memory
+(``FingerprintMemo``, one per store: the daemon keeps one store per workspace for its lifetime).
 """
 
 from __future__ import annotations
@@ -392,26 +392,42 @@ def diff(old: FileFingerprints, new: FileFingerprints) -> FingerprintDiff:
 
 # ------------------------------------------------------------------------------ caching
 
-_memory: OrderedDict[str, FileFingerprints] = OrderedDict()
-_memory_lock = threading.Lock()  # runs fingerprint in a worker thread while others plan
 
+class FingerprintMemo:
+    """Recently used fingerprints by content digest, in memory (bounded, least recently used
+    dropped first). Thread-safe: a run fingerprints its inputs in a worker thread while the
+    daemon plans the next request with the same memo."""
 
-def _remember(digest: str, value: FileFingerprints) -> None:
-    with _memory_lock:
-        _memory[digest] = value
-        _memory.move_to_end(digest)
-        while len(_memory) > _MEMORY_ENTRIES:
-            _memory.popitem(last=False)
+    def __init__(self, entries: int = _MEMORY_ENTRIES) -> None:
+        self.entries = entries
+        self._items: OrderedDict[str, FileFingerprints] = OrderedDict()
+        self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        return len(self._items)
 
-def fingerprint_bytes(data: bytes, digest: str | None = None) -> FileFingerprints:
-    """`fingerprint_source`, memoised by the sha256 of `data` (pass it if already known)."""
-    digest = digest or hashlib.sha256(data).hexdigest()
-    found = _memory.get(digest)
-    if found is None:
-        found = fingerprint_source(data)
-    _remember(digest, found)
-    return found
+    def get(self, digest: str) -> FileFingerprints | None:
+        with self._lock:
+            found = self._items.get(digest)
+            if found is not None:
+                self._items.move_to_end(digest)
+            return found
+
+    def put(self, digest: str, value: FileFingerprints) -> None:
+        with self._lock:
+            self._items[digest] = value
+            self._items.move_to_end(digest)
+            while len(self._items) > self.entries:
+                self._items.popitem(last=False)
+
+    def of_bytes(self, data: bytes, digest: str | None = None) -> FileFingerprints:
+        """`fingerprint_source`, memoised by the sha256 of `data` (pass it if already known)."""
+        digest = digest or hashlib.sha256(data).hexdigest()
+        found = self.get(digest)
+        if found is None:
+            found = fingerprint_source(data)
+            self.put(digest, found)
+        return found
 
 
 class FingerprintStore:
@@ -422,14 +438,15 @@ class FingerprintStore:
     the caller then falls back to file-level selection.
     """
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, memo: FingerprintMemo | None = None) -> None:
         self.directory = directory
+        self.memo = memo if memo is not None else FingerprintMemo()
 
     def _path(self, digest: str) -> Path:
         return self.directory / digest[:2] / f"{digest}.msgpack"
 
     def get(self, digest: str) -> FileFingerprints | None:
-        found = _memory.get(digest)
+        found = self.memo.get(digest)
         if found is not None:
             return found
         try:
@@ -438,14 +455,14 @@ class FingerprintStore:
             return None
         value = FileFingerprints.from_wire(raw)
         if value is not None:
-            _remember(digest, value)
+            self.memo.put(digest, value)
         return value
 
     def has(self, digest: str) -> bool:
         return self._path(digest).exists()
 
     def put(self, digest: str, value: FileFingerprints) -> None:
-        _remember(digest, value)
+        self.memo.put(digest, value)
         path = self._path(digest)
         if path.exists():
             return
@@ -465,6 +482,6 @@ class FingerprintStore:
             return None
         if hashlib.sha256(data).hexdigest() != digest:
             return None
-        value = fingerprint_bytes(data, digest)
+        value = self.memo.of_bytes(data, digest)
         self.put(digest, value)
         return value

@@ -93,6 +93,10 @@ class MaestroServer(LanguageServer):
         self.runs: RunManager | None = None
         self.graph_listeners: list[Callable[[Workspace, Event], Awaitable[None]]] = []
         self._test_items: dict[str, tuple[str, str, list[TestItem]]] = {}
+        # uri -> (workspace root, path relative to it), valid for one set of workspace folders:
+        # resolving a path costs an lstat per component, and every request starts with it.
+        self._located: dict[str, tuple[Path, str]] = {}
+        self._located_for: object = None
 
     # --- workspaces ------------------------------------------------------------------------------
 
@@ -121,6 +125,9 @@ class MaestroServer(LanguageServer):
             return path.parent
 
     def ws(self, root: Path) -> Workspace:
+        found = self.workspaces.get(root)
+        if found is not None:
+            return found
         root = root.resolve()
         found = self.workspaces.get(root)
         if found is None:
@@ -135,13 +142,24 @@ class MaestroServer(LanguageServer):
         return found
 
     def ws_of_uri(self, uri: str) -> tuple[Workspace, str]:
-        """The workspace of a document and the document's path relative to its root."""
-        path = uri_to_path(uri)
-        ws = self.ws(self.root_of(path))
-        try:
-            return ws, ws.rel(path)
-        except ValueError:
-            return ws, path.as_posix()
+        """The workspace of a document and the document's path relative to its root (memoised
+        per URI until the workspace folders change; a symlink retargeted meanwhile is not seen)."""
+        folders = (tuple(self.workspace.folders), self.workspace.root_path)
+        if folders != self._located_for:
+            self._located.clear()
+            self._located_for = folders
+        located = self._located.get(uri)
+        if located is None:
+            path = uri_to_path(uri)
+            ws = self.ws(self.root_of(path))
+            try:
+                rel = ws.rel(path)
+            except ValueError:
+                rel = path.as_posix()
+            if len(self._located) >= 4096:
+                self._located.clear()
+            located = self._located[uri] = (ws.root, rel)
+        return self.ws(located[0]), located[1]
 
     def uri_of(self, ws: Workspace, rel: str) -> str:
         return path_to_uri(ws.root / rel)

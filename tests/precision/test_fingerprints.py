@@ -5,7 +5,12 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from maestro.graph.fingerprints import FingerprintStore, diff, fingerprint_source
+from maestro.graph.fingerprints import (
+    FingerprintMemo,
+    FingerprintStore,
+    diff,
+    fingerprint_source,
+)
 
 BASE = textwrap.dedent(
     """
@@ -187,6 +192,30 @@ def test_store_round_trip(tmp_path: Path) -> None:
     value = store.of_file(source, digest)
     assert value == fingerprint_source(BASE)
     assert FingerprintStore(tmp_path / "fps").has(digest)
+
+
+def test_memo_belongs_to_its_store_and_stays_bounded(tmp_path: Path) -> None:
+    import hashlib
+    import shutil
+
+    source = tmp_path / "m.py"
+    source.write_bytes(BASE)
+    digest = hashlib.sha256(BASE).hexdigest()
+    store = FingerprintStore(tmp_path / "fps")
+    value = store.of_file(source, digest)
+    shutil.rmtree(tmp_path / "fps")  # the disk copy is gone: the store's memo still answers
+    assert store.get(digest) == value
+    # ... but no other store sees it (no process-wide memo)
+    assert FingerprintStore(tmp_path / "fps").get(digest) is None
+
+    memo = FingerprintMemo(entries=2)
+    first, second = memo.of_bytes(b"x = 1\n"), memo.of_bytes(b"x = 2\n")
+    assert memo.of_bytes(b"x = 1\n") is first  # a hit, and now the most recently used
+    memo.of_bytes(b"x = 3\n")  # evicts "x = 2", the least recently used
+    assert len(memo) == 2
+    assert memo.get(hashlib.sha256(b"x = 2\n").hexdigest()) is None
+    assert memo.get(hashlib.sha256(b"x = 1\n").hexdigest()) is first
+    assert second.module != first.module
 
 
 def test_memoised_function_counts_for_the_module_too() -> None:
