@@ -32,6 +32,9 @@ module-level code changed. So the split must put each piece of code where a test
   ``@lru_cache`` ``_shift_to_odd``, reached through ``totient`` in one test and cached by
   another). Memoisation written by hand (a dict checked before calling a helper) is not
   detected: a test that only ever hits such a cache is not re-run when the helper changes;
+- code under ``if TYPE_CHECKING:`` (``typing.TYPE_CHECKING``; the ``else`` branch of ``if not
+  TYPE_CHECKING:``) never runs: it does not count at all, so editing a type alias or a typing-only
+  import there re-runs nothing;
 - comments, blank lines and formatting do not count (``ast.dump`` without positions); docstrings do
   (they are code: ``__doc__``, doctests).
 
@@ -67,7 +70,7 @@ from typing import Any
 
 import msgpack
 
-FORMAT = 3
+FORMAT = 4
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -205,6 +208,19 @@ def _inert(node: ast.expr | None) -> bool:
     return False
 
 
+def _type_checking(test: ast.expr) -> bool | None:
+    """True for ``TYPE_CHECKING`` / ``typing.TYPE_CHECKING``, False for their negation, else None:
+    the branch such a test selects at type-checking time never runs."""
+    if isinstance(test, ast.UnaryOp) and isinstance(test.op, ast.Not):
+        inner = _type_checking(test.operand)
+        return None if inner is None else not inner
+    if isinstance(test, ast.Name) and test.id == "TYPE_CHECKING":
+        return True
+    if isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING":
+        return True
+    return None
+
+
 def _lazy_annotations(tree: ast.Module) -> bool:
     """``from __future__ import annotations``: annotations are strings, never evaluated."""
     return any(
@@ -253,6 +269,12 @@ class _Splitter:
             stub.args = self.header(node.args, prefix) if private else self.expr(node.args, prefix)
             stub.returns = self.annotation(node.returns, prefix, private)
             return stub
+        if isinstance(node, ast.If) and (checking := _type_checking(node.test)) is not None:
+            new_if = copy.copy(node)  # the branch for type checkers only: cut, not walked
+            live = node.orelse if checking else node.body
+            new_if.body = [ast.Pass()]
+            new_if.orelse = [self.owned(s, prefix) for s in live]
+            return new_if
         if isinstance(node, ast.ClassDef):
             new_class = copy.copy(node)
             new_class.decorator_list = [self.expr(d, prefix) for d in node.decorator_list]

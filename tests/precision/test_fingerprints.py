@@ -222,3 +222,38 @@ def test_memoised_function_counts_for_the_module_too() -> None:
     # A test that gets an lru_cache hit (filled by an earlier test) never executes the function.
     d = _header_diff("return n + 0", "return n + 1")
     assert d.changed == ("Session.cached",) and d.module_changed
+
+
+def test_type_checking_branches_do_not_count() -> None:
+    base = textwrap.dedent(
+        """\
+        import typing
+        from typing import TYPE_CHECKING
+        if TYPE_CHECKING:
+            Alias = int
+        else:
+            Alias = None
+        if not typing.TYPE_CHECKING:
+            LIVE = 1
+        else:
+            DEAD = 1
+        def f():
+            if TYPE_CHECKING:
+                from os import PathLike
+            return 1
+        """
+    ).encode()
+
+    def changed(old: str, new: str) -> tuple[bool, tuple[str, ...]]:
+        d = diff(
+            fingerprint_source(base), fingerprint_source(base.replace(old.encode(), new.encode()))
+        )
+        return d.module_changed, d.changed
+
+    assert changed("Alias = int", "Alias = str") == (False, ())
+    assert changed("DEAD = 1", "DEAD = 2") == (False, ())
+    assert changed("from os import PathLike", "from os import fspath") == (False, ())
+    assert changed("Alias = None", "Alias = 0") == (True, ())  # the else branch runs
+    assert changed("LIVE = 1", "LIVE = 2") == (True, ())
+    assert changed("return 1", "return 2") == (False, ("f",))
+    assert changed("if TYPE_CHECKING:\n    Alias", "if not TYPE_CHECKING:\n    Alias")[0]

@@ -73,6 +73,23 @@ def test_comment_and_formatting_change_reruns_nothing(ws: Workspace) -> None:
     assert ran_nodes(ws.run()) == []
 
 
+def test_typing_only_code_reruns_nothing(ws: Workspace) -> None:
+    # Code under `if TYPE_CHECKING:` never runs: editing a type alias there re-runs nothing.
+    source = (ws.root / "pkg/calc.py").read_text()
+    ws.write(
+        "pkg/calc.py",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    Number = int\n" + source,
+    )
+    ws.run()
+    ws.edit("pkg/calc.py", "Number = int", "Number = int | float")
+    summary = ws.run()
+    assert summary.report is None and ran_nodes(summary) == []
+    assert summary.passed == 6
+    # ... while the code that runs is still module-level code
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    assert "tests/test_other.py::test_imports_only" in ran_nodes(ws.run())
+
+
 def test_data_file_change_reruns_only_the_node_that_read_it(ws: Workspace) -> None:
     ws.run()
     (ws.root / "tests/values.txt").write_text("fine\n")
