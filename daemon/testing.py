@@ -406,6 +406,7 @@ def _node_level(
     hit: dict[int, str] = {}  # function index -> reason
     data: dict[str, str] = {}  # changed non-Python file -> reason
     sources: dict[str, str] = {}  # changed .py with function-level changes -> reason for readers
+    memoised: dict[str, str] = {}  # bare name of a changed memoised function -> where, in words
     by_path: dict[str, list[tuple[int, str]]] = {}
     for index, name in enumerate(trace.functions):
         path, _, qualname = name.partition("::")
@@ -439,6 +440,11 @@ def _node_level(
                 verb = "deleted from" if qualname in delta.deleted else "changed at"
                 where = name if qualname in delta.deleted else f"{name}:{delta.lines[qualname]}"
                 hit[index] = f"executed {dotted(name, qualname)}, {verb} {where}"
+        for qualname in gone & {*before.memoised, *after.memoised}:
+            where = name if qualname in delta.deleted else f"{name}:{delta.lines[qualname]}"
+            memoised[qualname.rpartition(".")[2]] = f"{dotted(name, qualname)}, changed at {where}"
+    if whole is None and memoised:
+        whole = _memo_readers(graph, fps, by_path, old_inputs, new_inputs, memoised, hit)
     if whole is None:
         for index in trace.import_time:
             if index in hit:
@@ -463,6 +469,47 @@ def _node_level(
         elif read := next((p for p in t.reads if p in data or p in sources), None):
             reasons[t.node_id] = data.get(read) or sources[read]
     return previous, reasons
+
+
+def _memo_readers(
+    graph: BuildGraph,
+    fps: FingerprintStore,
+    by_path: Mapping[str, list[tuple[int, str]]],
+    old_inputs: Mapping[str, str],
+    new_inputs: Mapping[str, str],
+    memoised: Mapping[str, str],
+    hit: dict[int, str],
+) -> str | None:
+    """Marks in `hit` every recorded function whose code (as the tests executed it) names a
+    changed memoised function: a test may have been served from the cache without executing
+    it. Returns a reason for every node instead when module-level code names one (it may hand
+    the function to anyone) or a file's previous fingerprints are unknown."""
+    names = set(memoised)
+    for path, entries in by_path.items():
+        digest = old_inputs.get(path)
+        if digest is None:
+            continue  # not an input of this test file: none of its tests ran it
+        before = fps.get(digest) if digest != ABSENT else None
+        if before is None and digest != ABSENT and digest == new_inputs.get(path):
+            before = fps.of_file(graph.root / path, digest)
+        if before is None or before.parse_error:
+            changed = next(iter(memoised.values()))
+            return f"a memoised function changed ({changed}) and the code of {path} is unknown"
+        if found := names.intersection(before.module_refs):
+            module = dotted(path, "<module>")
+            memo = memoised[min(found)]
+            return f"imports {module}, whose module-level code names the memoised {memo}"
+        for index, qualname in entries:
+            if index in hit or qualname == "<module>":
+                continue
+            refs = before.refs.get(qualname)
+            found = names if refs is None else names.intersection(refs)
+            if found:
+                name = min(found)
+                hit[index] = (
+                    f"executed {dotted(path, qualname)}, which calls the memoised {memoised[name]}"
+                )
+    return None
 
 
 def last_result(cache: Cache, last: LastKeys, target: str) -> ActionResult | None:

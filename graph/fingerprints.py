@@ -27,10 +27,14 @@ module-level code changed. So the split must put each piece of code where a test
   uses the function's name other than to call it (``register(handler)``, ``{"x": handler}``,
   ``callback=self.handler``): the function object may reach code that introspects it;
 - a function memoised across calls (``functools.cache``, ``lru_cache``, ``cached_property``)
-  counts for its owner with its body: a test served from the cache that an earlier test filled
-  never executes it, yet a change shows up in the values it gets (measured: more-itertools'
-  ``@lru_cache`` ``_shift_to_odd``, reached through ``totient`` in one test and cached by
-  another). Memoisation written by hand (a dict checked before calling a helper) is not
+  can change what a test gets without the test executing it: the test is served from the cache
+  an earlier test filled (measured: more-itertools' ``@lru_cache`` ``_shift_to_odd``, reached
+  through ``totient`` in one test and cached by another). When its file only ever calls it by
+  name, it is listed in ``memoised`` and selection re-runs, besides its executors, every test
+  that executed a function naming it (``refs``: the names a function's code reads, attribute
+  names and imported names included), or every importer if module-level code names it. When the
+  name escapes (``cached_property`` read as an attribute, ``f = _helper``), its body counts for
+  its owner. Memoisation written by hand (a dict checked before calling a helper) is not
   detected: a test that only ever hits such a cache is not re-run when the helper changes;
 - code under ``if TYPE_CHECKING:`` (``typing.TYPE_CHECKING``; the ``else`` branch of ``if not
   TYPE_CHECKING:``) never runs: it does not count at all, so editing a type alias or a typing-only
@@ -70,7 +74,7 @@ from typing import Any
 
 import msgpack
 
-FORMAT = 4
+FORMAT = 5
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -90,6 +94,12 @@ class FileFingerprints:
     statements: tuple[tuple[str, int], ...] = ()
     """Per top-level statement: (fingerprint, line); locates a module-level change."""
     parse_error: bool = False
+    refs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Qualified name -> the names its own code reads (nested bodies excluded), sorted."""
+    module_refs: tuple[str, ...] = ()
+    """The names module-level code reads (class bodies included, function bodies not)."""
+    memoised: tuple[str, ...] = ()
+    """Memoised functions (``cache``/``lru_cache``) only ever called by name in this file."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -98,6 +108,9 @@ class FileFingerprints:
             "functions": {q: list(v) for q, v in self.functions.items()},
             "statements": [list(s) for s in self.statements],
             "parse_error": self.parse_error,
+            "refs": {q: list(v) for q, v in self.refs.items()},
+            "module_refs": list(self.module_refs),
+            "memoised": list(self.memoised),
         }
 
     @classmethod
@@ -110,6 +123,9 @@ class FileFingerprints:
                 functions={str(q): (str(v[0]), int(v[1])) for q, v in raw["functions"].items()},
                 statements=tuple((str(s[0]), int(s[1])) for s in raw["statements"]),
                 parse_error=bool(raw["parse_error"]),
+                refs={str(q): tuple(map(str, v)) for q, v in raw["refs"].items()},
+                module_refs=tuple(map(str, raw["module_refs"])),
+                memoised=tuple(map(str, raw["memoised"])),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -231,6 +247,31 @@ def _lazy_annotations(tree: ast.Module) -> bool:
     )
 
 
+def _names(nodes: list[ast.AST]) -> set[str]:
+    """Names `nodes` read or bind: variables, attribute names, imported names. A nested ``def``
+    contributes its decorators and header only (its body is its own code)."""
+    found: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.alias):
+            found.add(node.name.rpartition(".")[2])
+            if node.asname:
+                found.add(node.asname)
+        if isinstance(node, _Def):
+            stack.extend(node.decorator_list)
+            stack.append(node.args)
+            if node.returns is not None:
+                stack.append(node.returns)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
 def _escaping_names(tree: ast.AST) -> set[str]:
     """Names used other than as the callee of a call: such a function object may be handed to
     code that reads its signature (``register(f)``, ``callback=self.f``, ``{"x": f}``)."""
@@ -251,6 +292,8 @@ class _Splitter:
 
     def __init__(self, *, lazy_annotations: bool = False, escaping: set[str] | None = None) -> None:
         self.functions: dict[str, tuple[str, int]] = {}
+        self.refs: dict[str, set[str]] = {}
+        self.memoised: set[str] = set()
         self.lazy_annotations = lazy_annotations
         self.escaping = escaping or set()
 
@@ -259,9 +302,14 @@ class _Splitter:
         if isinstance(node, _Def):
             own = self.register(node, prefix + node.name)
             stub = copy.copy(node)
-            # A memoised function's body counts for its owner too: callers served from the
-            # cache never execute it, so its own record misses them.
-            stub.body = [ast.Expr(ast.Constant(own))] if _memoising(node) else []
+            stub.body = []
+            if _memoising(node):
+                # Callers served from its cache never execute it: if they name it (it never
+                # escapes this file), selection finds them by name; else its body counts here.
+                if node.name in self.escaping:
+                    stub.body = [ast.Expr(ast.Constant(own))]
+                else:
+                    self.memoised.add(prefix + node.name)
             stub.decorator_list = [self.expr(d, prefix) for d in node.decorator_list]
             private = node.name not in self.escaping and all(
                 _benign(d) for d in node.decorator_list
@@ -354,6 +402,10 @@ class _Splitter:
         if previous is not None:  # same qualname defined twice: one combined fingerprint
             fp, line = _fp(previous[0] + fp), min(previous[1], line)
         self.functions[qualname] = (fp, line)
+        header: list[ast.AST] = [*node.decorator_list, node.args]
+        if node.returns is not None:
+            header.append(node.returns)
+        self.refs.setdefault(qualname, set()).update(_names([*header, *node.body]))
         return own
 
 
@@ -374,7 +426,14 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
     except RecursionError:
         return FileFingerprints(module="bytes:" + _fp(data.hex()), parse_error=True)
     module = _fp("\n".join(fp for fp, _ in statements))
-    return FileFingerprints(module, splitter.functions, tuple(statements))
+    return FileFingerprints(
+        module,
+        splitter.functions,
+        tuple(statements),
+        refs={q: tuple(sorted(names)) for q, names in splitter.refs.items()},
+        module_refs=tuple(sorted(_names(list(tree.body)))),
+        memoised=tuple(sorted(splitter.memoised)),
+    )
 
 
 def diff(old: FileFingerprints, new: FileFingerprints) -> FingerprintDiff:

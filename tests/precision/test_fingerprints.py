@@ -218,10 +218,20 @@ def test_memo_belongs_to_its_store_and_stays_bounded(tmp_path: Path) -> None:
     assert second.module != first.module
 
 
-def test_memoised_function_counts_for_the_module_too() -> None:
-    # A test that gets an lru_cache hit (filled by an earlier test) never executes the function.
+def test_memoised_function_is_listed_or_counts_for_the_module() -> None:
+    # A test that gets an lru_cache hit (filled by an earlier test) never executes the function:
+    # selection needs to know it is memoised, and who names it.
     d = _header_diff("return n + 0", "return n + 1")
+    assert d.changed == ("Session.cached",) and not d.module_changed
+    fps = fingerprint_source(HEADERS.encode())
+    assert fps.memoised == ("Session.cached",)
+    assert "lru_cache" in fps.refs["Session.cached"] and "n" in fps.refs["Session.cached"]
+    assert {"handler", "functools"} <= set(fps.module_refs)
+    # Named other than as a callee (it may reach code that never names it): module-level.
+    escaped = HEADERS + "\nALIAS = Session.cached\n"
+    d = _header_diff("return n + 0", "return n + 1", escaped)
     assert d.changed == ("Session.cached",) and d.module_changed
+    assert fingerprint_source(escaped.encode()).memoised == ()
 
 
 def test_type_checking_branches_do_not_count() -> None:

@@ -207,9 +207,29 @@ def test_memoised_function_change_reruns_tests_served_from_its_cache(ws: Workspa
     )
     ws.run()
     ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
+    memo = next(f for f in ws.plan().files if f.target == "tests/test_memo.py")
+    assert memo.node_reasons["tests/test_memo.py::test_second"].startswith(
+        "executed tests.test_memo.test_second, which calls the memoised pkg.calc.triple, "
+        "changed at pkg/calc.py:"
+    )
     summary = ws.run()
-    assert "tests/test_memo.py::test_second" in ran_nodes(summary)
-    assert summary.failed == 3  # test_triple, test_first and test_second
+    # Only the tests whose code names `triple` (served from its cache or not) re-run.
+    assert ran_nodes(summary) == [
+        "tests/test_calc.py::test_triple",
+        "tests/test_memo.py::test_first",
+        "tests/test_memo.py::test_second",
+    ]
+    assert summary.failed == 3
+
+
+def test_escaping_memoised_function_reruns_every_importer(ws: Workspace) -> None:
+    # Handed out under another name, its cache can be reached by code that never names it.
+    ws.edit("pkg/calc.py", "RATE = 2", "import functools\n\nRATE = 2")
+    ws.edit("pkg/calc.py", "def triple(x):", "@functools.lru_cache\ndef triple(x):")
+    ws.edit("pkg/calc.py", "def combo(x):", "thrice = triple\n\n\ndef combo(x):")
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
+    assert ran_nodes(ws.run()) == [*CALC, "tests/test_other.py::test_imports_only"]
 
 
 def test_explain_says_it_in_words(ws: Workspace) -> None:
