@@ -500,8 +500,8 @@ def _memo_readers(
             memo = memoised[min(found)]
             return f"imports {module}, whose module-level code names the memoised {memo}"
         for index, qualname in entries:
-            if index in hit or qualname == "<module>":
-                continue
+            if index in hit or qualname not in before.functions:
+                continue  # module-level code and class bodies: `module_refs` covered them
             refs = before.refs.get(qualname)
             found = names if refs is None else names.intersection(refs)
             if found:

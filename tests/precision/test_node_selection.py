@@ -191,6 +191,8 @@ def test_decorator_change_reruns_every_importer(ws: Workspace) -> None:
 def test_memoised_function_change_reruns_tests_served_from_its_cache(ws: Workspace) -> None:
     ws.edit("pkg/calc.py", "RATE = 2", "import functools\n\nRATE = 2")
     ws.edit("pkg/calc.py", "def triple(x):", "@functools.lru_cache\ndef triple(x):")
+    # A class body is recorded as code that ran (at import): module-level, not a caller.
+    ws.edit("pkg/calc.py", "def combo(x):", "class Box:\n    size = 1\n\n\ndef combo(x):")
     ws.write(
         "tests/test_memo.py",
         """
