@@ -60,7 +60,7 @@ from maestro.daemon.interpreter import Interpreter
 from maestro.daemon.runner import DEFAULT_ENV_ALLOWLIST, RunReport, run_pytest
 from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
-from maestro.graph.fingerprints import FingerprintStore, diff
+from maestro.graph.fingerprints import FingerprintDiff, FingerprintStore, diff
 from maestro.paths import workspace_state_dir
 
 log = logging.getLogger(__name__)
@@ -437,12 +437,9 @@ def _node_level(
         gone = delta.functions
         for index, qualname in by_path.get(name, ()):
             if qualname in gone:
-                verb = "deleted from" if qualname in delta.deleted else "changed at"
-                where = name if qualname in delta.deleted else f"{name}:{delta.lines[qualname]}"
-                hit[index] = f"executed {dotted(name, qualname)}, {verb} {where}"
+                hit[index] = f"executed {_changed_function(name, qualname, delta)}"
         for qualname in gone & {*before.memoised, *after.memoised}:
-            where = name if qualname in delta.deleted else f"{name}:{delta.lines[qualname]}"
-            memoised[qualname.rpartition(".")[2]] = f"{dotted(name, qualname)}, changed at {where}"
+            memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta)
     if whole is None and memoised:
         whole = _memo_readers(graph, fps, by_path, old_inputs, new_inputs, memoised, hit)
     if whole is None:
@@ -469,6 +466,13 @@ def _node_level(
         elif read := next((p for p in t.reads if p in data or p in sources), None):
             reasons[t.node_id] = data.get(read) or sources[read]
     return previous, reasons
+
+
+def _changed_function(path: str, qualname: str, delta: FingerprintDiff) -> str:
+    """``pkg.mod.f, changed at pkg/mod.py:12`` (or ``deleted from pkg/mod.py``)."""
+    if qualname in delta.deleted:
+        return f"{dotted(path, qualname)}, deleted from {path}"
+    return f"{dotted(path, qualname)}, changed at {path}:{delta.lines[qualname]}"
 
 
 def _memo_readers(
@@ -502,9 +506,7 @@ def _memo_readers(
         for index, qualname in entries:
             if index in hit or qualname not in before.functions:
                 continue  # module-level code and class bodies: `module_refs` covered them
-            refs = before.refs.get(qualname)
-            found = names if refs is None else names.intersection(refs)
-            if found:
+            if found := names.intersection(before.refs.get(qualname, names)):  # (unknown: hit)
                 name = min(found)
                 hit[index] = (
                     f"executed {dotted(path, qualname)}, which calls the memoised {memoised[name]}"

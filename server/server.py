@@ -93,9 +93,9 @@ class MaestroServer(LanguageServer):
         self.runs: RunManager | None = None
         self.graph_listeners: list[Callable[[Workspace, Event], Awaitable[None]]] = []
         self._test_items: dict[str, tuple[str, str, list[TestItem]]] = {}
-        # uri -> (workspace root, path relative to it), valid for one set of workspace folders:
+        # uri -> (workspace, path relative to its root), valid for one set of workspace folders:
         # resolving a path costs an lstat per component, and every request starts with it.
-        self._located: dict[str, tuple[Path, str]] = {}
+        self._located: dict[str, tuple[Workspace, str]] = {}
         self._located_for: object = None
 
     # --- workspaces ------------------------------------------------------------------------------
@@ -158,8 +158,8 @@ class MaestroServer(LanguageServer):
                 rel = path.as_posix()
             if len(self._located) >= 4096:
                 self._located.clear()
-            located = self._located[uri] = (ws.root, rel)
-        return self.ws(located[0]), located[1]
+            located = self._located[uri] = (ws, rel)
+        return located
 
     def uri_of(self, ws: Workspace, rel: str) -> str:
         return path_to_uri(ws.root / rel)
