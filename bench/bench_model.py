@@ -546,6 +546,7 @@ def evaluate_project(
             "failing_known": float(test_set.X[failing, cols[1]].mean()) if failing.any() else None,
         }
     return {
+        "executed_order_apfd": executed_order_apfd(model, test_set, rows[cut:]),
         "project": project.name,
         "mutants": len(runs),
         "train_runs": cut,
@@ -560,6 +561,49 @@ def evaluate_project(
         "best_possible_recall": best_possible_recall(test_set),
         "without_records": without,
     }
+
+
+def executed_order_apfd(model: Any, data: Any, rows: list[dict[str, Any]]) -> dict[str, float]:
+    """APFD of the order pytest actually runs under each `ml.fail-first` mode, on the held-out
+    runs: "off" = the run's own order (files as on the command line, tests as collected), "files"
+    = files by their most likely node, tests as collected, "tests" = the plugin's `fail_first`
+    (classes and modules kept together) inside those files."""
+    import statistics
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from maestro.model.metrics import apfd
+
+    spec = importlib.util.spec_from_file_location(
+        "maestro_pytest_plugin", REPO / "daemon" / "plugin" / "maestro_pytest_plugin.py"
+    )
+    assert spec is not None and spec.loader is not None
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    p_all = model.predict(data.X)
+    scores: dict[str, list[float]] = {"off": [], "files": [], "tests": []}
+    for r in sorted(set(int(i) for i in data.run_index)):
+        idx = np.nonzero(data.run_index == r)[0]
+        p = {data.tests[i]: float(p_all[i]) for i in idx}
+        failing = {data.tests[i] for i in idx if data.y[i]}
+        if not failing:
+            continue
+        collected = [t for t in rows[r]["results"] if t in p]
+        pos = {t: i for i, t in enumerate(collected)}
+        best: dict[str, tuple[float, int]] = {}
+        for t in collected:
+            f = t.split("::", 1)[0]
+            best[f] = min(best.get(f, (1.0, pos[t])), (-p[t], pos[t]))
+        files = sorted(best, key=lambda f: best[f])
+        by_file = sorted(collected, key=lambda t: (files.index(t.split("::", 1)[0]), pos[t]))
+        ranked = sorted(collected, key=lambda t: (-p[t], pos[t]))
+        ranks = {t: i for i, t in enumerate(ranked)}
+        items = [SimpleNamespace(nodeid=t) for t in by_file]
+        tests = [it.nodeid for it in plugin.fail_first(items, ranks)]
+        for name, order in (("off", collected), ("files", by_file), ("tests", tests)):
+            scores[name].append(apfd(order, failing) or 0.0)
+    return {k: statistics.fmean(v) for k, v in scores.items() if v}
 
 
 # -- experiment: "the test executed the changed function" (issue 8's per-node records) ------------
@@ -677,6 +721,24 @@ def evaluate_all(data: dict[str, list[dict[str, Any]]], ns: argparse.Namespace) 
                 f"{x['failing_executed']:.1%} (passing: {x['passing_executed']:.1%})",
             ]
         )
+    file_header = ["project", "failing files (eval)", "files recall top 1/3 model", "history",
+                   "random", "failing tests caught", "impacted tests run (model)"]  # fmt: skip
+    file_rows = [
+        [r["project"], str(r["eval"]["failing_files"])]
+        + [f"{r['eval']['files_recall_top_fraction'][k]:.1%}"
+           for k in ("model", "history", "random")]
+        + [f"{r['eval'][k]['model']:.1%}"
+           for k in ("files_node_recall_top_fraction", "files_cost_top_fraction")]
+        for r in results
+    ]  # fmt: skip
+    print("the same budget over test files (the daemon's unit of execution):")
+    print(table(file_header, file_rows))
+    order_rows = [
+        [r["project"], *(f"{r['executed_order_apfd'][k]:.3f}" for k in ("off", "files", "tests"))]
+        for r in results
+    ]
+    print("APFD of the order pytest runs (model ranking; `ml.fail-first`):")
+    print(table(["project", "off (collected)", "files", "tests"], order_rows))
     if exp_rows:
         print("without / with execution records (bench_precision's baseline `maestro test`):")
         print(table(exp_header, exp_rows))

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import json
 import logging
 import os
 import signal
 import subprocess
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 PLUGIN_MODULE = "maestro_pytest_plugin"
 EVENTS_FD_ENV = "MAESTRO_EVENTS_FD"
 TRACE_ENV = "MAESTRO_TRACE"  # the plugin's ENV_TRACE: off | lsprof | profile
+ORDER_ENV = "MAESTRO_ORDER"  # the plugin's ENV_ORDER: a JSON list of node ids, fail-first
 DEFAULT_GRACE_S = 5.0
 _DRAIN_S = 2.0  # after exit, how long a grandchild may keep our pipes open
 _EVENT_LINE_LIMIT = 16 * 1024 * 1024
@@ -202,6 +205,7 @@ async def run_pytest(
     grace_s: float = DEFAULT_GRACE_S,
     environ: Mapping[str, str] | None = None,
     nice: int = 0,
+    test_order: Sequence[str] = (),
 ) -> RunReport:
     """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
 
@@ -211,8 +215,42 @@ async def run_pytest(
     variables come from (default: this process's environment). ``nice`` > 0 lowers the child's
     priority (speculative runs): set with setpriority right after the spawn rather than in a
     preexec_fn, which is unsafe in the daemon's threaded process; everything the child starts
-    later inherits it.
+    later inherits it. ``test_order`` (node ids, most likely failure first) reorders the tests
+    inside each file through the plugin; the files keep their order in ``args``.
     """
+    if not test_order:
+        return await _run_pytest(
+            root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
+            env_allowlist=env_allowlist, extra_env=extra_env, grace_s=grace_s,
+            environ=environ, nice=nice,
+        )  # fmt: skip
+    fd, order_path = tempfile.mkstemp(prefix="maestro-order-", suffix=".json")  # 0600
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(list(test_order), f)
+        return await _run_pytest(
+            root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
+            env_allowlist=env_allowlist, extra_env={**(extra_env or {}), ORDER_ENV: order_path},
+            grace_s=grace_s, environ=environ, nice=nice,
+        )  # fmt: skip
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(order_path)
+
+
+async def _run_pytest(
+    root: Path,
+    interpreter: Interpreter,
+    args: Sequence[str],
+    *,
+    on_event: EventCallback | None,
+    junit_xml: Path | None,
+    env_allowlist: Iterable[str],
+    extra_env: Mapping[str, str] | None,
+    grace_s: float,
+    environ: Mapping[str, str] | None,
+    nice: int,
+) -> RunReport:
     interpreter.require_pytest()
     root = root.absolute()
     if not root.is_dir():
@@ -337,6 +375,7 @@ def run_pytest_sync(
     env_allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
     extra_env: Mapping[str, str] | None = None,
     grace_s: float = DEFAULT_GRACE_S,
+    test_order: Sequence[str] = (),
 ) -> RunReport:
     """``run_pytest`` for synchronous callers (the CLI); Ctrl-C terminates the child group."""
     return asyncio.run(
@@ -349,6 +388,7 @@ def run_pytest_sync(
             env_allowlist=env_allowlist,
             extra_env=extra_env,
             grace_s=grace_s,
+            test_order=test_order,
         )
     )
 

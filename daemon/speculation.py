@@ -79,6 +79,12 @@ class _Outstanding:
     cpu_s: float
 
 
+@dataclass(frozen=True, slots=True)
+class Ranking:
+    files: list[tuple[str, float]]  # (test file, its highest P(fail)), most likely first
+    tests: list[str]  # the node ids the history knows in those files, most likely first
+
+
 @dataclass(slots=True)
 class Counters:
     runs: int = 0  # speculative runs completed
@@ -313,11 +319,11 @@ class SpeculationService:
             self._unsettled.difference_update(paths)
             self.counters.last_message = "nothing to speculate: every impacted file is cached"
             return
-        ranked = await self._rank_files(graph, [f.target for f in to_run], executed_of(to_run))
-        chosen = self._within_budget(ranked, settings, budget_s)
+        ranking = await self._rank_files(graph, [f.target for f in to_run], executed_of(to_run))
+        chosen = self._within_budget(ranking.files, settings, budget_s)
         by_target = {f.target: f for f in to_run}
         files = [by_target[t] for t, _ in chosen]
-        order = [t for t, _ in chosen]
+        order = self._order(graph, ranking, (t for t, _ in chosen))
         n = max(1, min(settings.max_concurrent, len(files)))
         chunks = [files[i::n] for i in range(n)]
         sub = [
@@ -327,7 +333,7 @@ class SpeculationService:
         ]  # fmt: skip
         log.info(
             "speculating on %d of %d stale impacted file(s) after %d changed path(s): %s",
-            len(files), len(to_run), len(paths), ", ".join(order[:5]),
+            len(files), len(to_run), len(paths), ", ".join(t for t, _ in chosen[:5]),
         )  # fmt: skip
         saved_at = self._saved_at
         first_failure: list[float] = []
@@ -439,36 +445,56 @@ class SpeculationService:
 
     async def _rank_files(
         self, graph: BuildGraph, targets: Sequence[str], executed: Mapping[str, int] | None = None
-    ) -> list[tuple[str, float]]:
-        """Test files most-likely-to-fail first: the max P(fail) over their known nodes."""
+    ) -> Ranking:
+        """Test files most-likely-to-fail first (the max P(fail) over their known nodes), and
+        the known nodes themselves in the same order."""
         if not targets:
-            return []
+            return Ranking([], [])
         changed = sorted(self._changed)
 
-        def work() -> list[tuple[str, float]]:
+        def work() -> Ranking:
             from maestro.model.features import change_from_graph
             from maestro.model.rank import rank
 
             history = self._history
             if history is None:
-                return [(t, 0.0) for t in targets]
+                return Ranking([(t, 0.0) for t in targets], [])
             change = change_from_graph(graph, changed, (), executed) if changed else _empty_change()
             wanted = set(targets)
             nodes = [n for n in history.tests if n.split("::", 1)[0] in wanted]
             seen = {n.split("::", 1)[0] for n in nodes}
             nodes += [t for t in targets if t not in seen]
             best: dict[str, float] = {}
+            ranked_nodes: list[str] = []
             for r in rank(nodes, change, history, self._predictor):
                 target = r.test.split("::", 1)[0]
                 best[target] = max(best.get(target, 0.0), r.probability)
-            return sorted(((t, best.get(t, 0.0)) for t in targets), key=lambda x: -x[1])
+                if r.test != target:
+                    ranked_nodes.append(r.test)
+            files = sorted(((t, best.get(t, 0.0)) for t in targets), key=lambda x: -x[1])
+            return Ranking(files, ranked_nodes)
 
         try:
-            result: list[tuple[str, float]] = await self._model(work)
+            result: Ranking = await self._model(work)
         except Exception:
             log.exception("ranking failed; keeping the plan's order")
-            return [(t, 0.0) for t in targets]
+            return Ranking([(t, 0.0) for t in targets], [])
         return result
+
+    def _order(self, graph: BuildGraph, ranking: Ranking, files: Iterable[str]) -> list[str]:
+        """The `run_order` handed to `execute` under the workspace's ``ml.fail-first``: node ids
+        ("tests"), test files ("files"), or nothing ("off")."""
+        mode = graph.loaded.config.fail_first
+        if mode == "off":
+            return []
+        wanted = set(files)
+        order = [t for t, _ in ranking.files if t in wanted]
+        if mode == "tests":
+            nodes = [n for n in ranking.tests if n.split("::", 1)[0] in wanted]
+            known = {n.split("::", 1)[0] for n in nodes}
+            # files no node of which the history knows keep their place after the ranked ones
+            order = nodes + [t for t in order if t not in known]
+        return order
 
     # --- explicit runs ---------------------------------------------------------------------------
 
@@ -519,7 +545,7 @@ class SpeculationService:
         if len(to_run) < 2 or not await self._ready():
             return to_run
         executed = executed_of(planned.to_run)
-        return [t for t, _ in await self._rank_files(graph, to_run, executed)]
+        return self._order(graph, await self._rank_files(graph, to_run, executed), to_run)
 
     async def predictive(
         self, graph: BuildGraph, planned: Plan, threshold: float

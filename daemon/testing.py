@@ -748,8 +748,10 @@ async def execute(
 
     ``environ`` is the environment the allowlisted variables are taken from (default: this
     process's); the daemon passes its client's so results match an in-process run.
-    ``run_order`` (targets, most likely failure first) orders the files on pytest's command line
-    (fail-first; the summary keeps the plan's order); ``nice`` lowers the child's priority."""
+    ``run_order`` (test files and/or node ids, most likely failure first) orders the files on
+    pytest's command line and, when it names nodes, the tests inside each file (the plugin keeps
+    modules and classes together; the summary keeps the plan's order); ``nice`` lowers the
+    child's priority."""
     outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
     promote(cache, planned)
     report: RunReport | None = None
@@ -758,7 +760,9 @@ async def execute(
         # Each file is its own action: one file's collection error must not abort the others.
         args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
         if run_order:
-            rank = {t: i for i, t in enumerate(run_order)}
+            rank: dict[str, int] = {}
+            for i, entry in enumerate(run_order):
+                rank.setdefault(entry.split("::", 1)[0], i)
             to_run = sorted(to_run, key=lambda f: rank.get(f.target, len(rank)))
         for f in to_run:
             args.extend(f.run_nodes or f.nodes or [f.target])
@@ -776,6 +780,7 @@ async def execute(
             env_allowlist=planned.env_allowlist,
             environ=environ,
             nice=nice,
+            test_order=[n for n in run_order or () if "::" in n],
         )
         await fingerprinted
         outcomes += _store(graph, cache, planned, to_run, report, started)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -84,6 +84,11 @@ class PredictiveConfig(_Strict):
 class MlConfig(_Strict):
     speculation: SpeculationConfig = Field(default_factory=SpeculationConfig)
     predictive: PredictiveConfig = Field(default_factory=PredictiveConfig)
+    fail_first: Literal["tests", "files", "off"] = Field(
+        default="tests", alias="fail-first",
+        description="order daemon runs most-likely-failure first: test files and, inside each "
+        "(classes kept together), their tests; only the files; or not at all",
+    )  # fmt: skip
 
 
 class RemoteConfig(_Strict):

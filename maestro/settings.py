@@ -65,6 +65,7 @@ class Settings:
     targets: dict[str, Target] = field(default_factory=dict)
     speculation: SpeculationSettings = field(default_factory=SpeculationSettings)
     predictive_threshold: float = 0.05  # ml.predictive.threshold
+    fail_first: str = "tests"  # ml.fail-first: "tests", "files" or "off"
     remote: RemoteSettings | None = None
 
     @property
@@ -113,6 +114,7 @@ def load_settings(root: Path) -> LoadedSettings:
             targets=targets,
             speculation=SpeculationSettings(**cfg.ml.speculation.model_dump()),
             predictive_threshold=cfg.ml.predictive.threshold,
+            fail_first=cfg.ml.fail_first,
             remote=_remote(cfg.remote),
         ),
         loaded.source,

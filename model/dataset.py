@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import random
 import statistics
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
@@ -16,7 +17,7 @@ import numpy.typing as npt
 
 from maestro.model.features import FEATURES, History
 from maestro.model.metrics import apfd, selection_score, top_fraction
-from maestro.model.telemetry import Run
+from maestro.model.telemetry import Run, target_of
 from maestro.model.train import Predictor, log_loss
 
 
@@ -89,6 +90,13 @@ class Evaluation:
     recall_top: dict[str, float] = field(default_factory=dict)  # strategy -> pooled recall
     recall_top_mean: dict[str, float] = field(default_factory=dict)  # mean per-run recall
     runs_all_caught: dict[str, float] = field(default_factory=dict)  # share of runs, all caught
+    # The daemon runs, ranks and skips whole test files: the same budget over files (each scored
+    # by its most likely node), as the share of failing files and of failing nodes it catches,
+    # and the share of the impacted nodes it runs.
+    files_recall_top: dict[str, float] = field(default_factory=dict)  # failing files caught
+    files_node_recall_top: dict[str, float] = field(default_factory=dict)  # failing nodes caught
+    files_cost_top: dict[str, float] = field(default_factory=dict)  # mean share of nodes run
+    failing_files: int = 0
     fraction: float = 1 / 3
     log_loss: float = float("nan")
     brier: float = float("nan")
@@ -103,6 +111,10 @@ class Evaluation:
             "recall_top_fraction": self.recall_top,
             "recall_top_fraction_mean_per_run": self.recall_top_mean,
             "runs_all_failures_caught": self.runs_all_caught,
+            "files_recall_top_fraction": self.files_recall_top,
+            "files_node_recall_top_fraction": self.files_node_recall_top,
+            "files_cost_top_fraction": self.files_cost_top,
+            "failing_files": self.failing_files,
             "fraction": self.fraction,
             "log_loss": self.log_loss,
             "brier": self.brier,
@@ -132,6 +144,9 @@ def evaluate(
     per_run: dict[str, list[float]] = {k: [] for k in apfds}
     all_caught: dict[str, list[float]] = {k: [] for k in apfds}
     total_fail = 0
+    f_caught: dict[str, float] = dict.fromkeys(apfds, 0.0)
+    f_nodes: dict[str, float] = dict.fromkeys(apfds, 0.0)
+    f_cost: dict[str, list[float]] = {k: [] for k in apfds}
     runs = sorted(set(int(i) for i in data.run_index))
     ev.runs = len(runs)
     for r in runs:
@@ -165,13 +180,53 @@ def evaluate(
             caught[name] += mean_caught
             per_run[name].append(mean_caught / len(failing))
             all_caught[name].append(float(mean_caught >= len(failing)))
+        by_file = _files(tests, {"model": p, "history": h}, dur)
+        failing_files = {target_of(t) for t in failing}
+        ev.failing_files += len(failing_files)
+        file_orders = {k: [order] for k, order in by_file.items()}
+        file_orders["random"] = []
+        for _ in range(random_orders):
+            o = sorted(by_file["model"])
+            rng.shuffle(o)
+            file_orders["random"].append(o)
+        size = Counter(target_of(t) for t in tests)
+        fail_in = Counter(target_of(t) for t in failing)
+        for name, os_ in file_orders.items():
+            tops = [top_fraction(o, fraction) for o in os_]
+            f_caught[name] += statistics.fmean(len(failing_files.intersection(t)) for t in tops)
+            f_nodes[name] += statistics.fmean(sum(fail_in[f] for f in t) for t in tops)
+            run_share = statistics.fmean(sum(size[f] for f in t) for t in tops) / len(tests)
+            f_cost[name].append(run_share)
     for name in apfds:
         if apfds[name]:
             ev.apfd[name] = statistics.fmean(apfds[name])
             ev.recall_top[name] = caught[name] / total_fail if total_fail else float("nan")
             ev.recall_top_mean[name] = statistics.fmean(per_run[name])
             ev.runs_all_caught[name] = statistics.fmean(all_caught[name])
+            ev.files_recall_top[name] = f_caught[name] / ev.failing_files
+            ev.files_node_recall_top[name] = f_nodes[name] / total_fail
+            ev.files_cost_top[name] = statistics.fmean(f_cost[name])
     return ev
+
+
+def _files(
+    tests: Sequence[str],
+    scores: dict[str, npt.NDArray[np.float64]],
+    dur: npt.NDArray[np.float64],
+) -> dict[str, list[str]]:
+    """Per strategy, the run's test files, most likely first: a file scores its highest node
+    (as `select_files` does), ties to the faster file, then the path."""
+    files = sorted({target_of(t) for t in tests})
+    out: dict[str, list[str]] = {}
+    for name, score in scores.items():
+        best: dict[str, float] = {}
+        cost: dict[str, float] = dict.fromkeys(files, 0.0)
+        for i, t in enumerate(tests):
+            f = target_of(t)
+            best[f] = max(best.get(f, -1.0), float(score[i]))
+            cost[f] += float(np.expm1(dur[i])) if dur[i] > 0 else 0.0
+        out[name] = sorted(files, key=lambda f: (-best[f], cost[f], f))
+    return out
 
 
 def _order(

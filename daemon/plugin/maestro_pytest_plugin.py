@@ -84,6 +84,7 @@ _SKIP_TYPES: tuple[type[BaseException], ...] = tuple(
 )
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 ENV_TRACE = "MAESTRO_TRACE"
+ENV_ORDER = "MAESTRO_ORDER"
 _ANONYMOUS = frozenset(
     {"<lambda>", "<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<locals>"}
 )
@@ -469,6 +470,12 @@ class _Recorder:
                 }
             )
 
+    @pytest.hookimpl(tryfirst=True)  # ordering plugins the user chose (and --ff) run after
+    def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
+        ranked = _read_order(os.environ.get(ENV_ORDER))
+        if ranked:
+            items[:] = fail_first(items, ranked)
+
     def pytest_collection_finish(self, session: Any) -> None:
         files: dict[str, list[str]] = {}
         for item in session.items:
@@ -655,6 +662,46 @@ def _truncate(text: str, limit: int = _MAX_CAPTURE) -> str:
         return text
     half = limit // 2
     return f"{text[:half]}\n... [{len(text) - 2 * half} characters truncated] ...\n{text[-half:]}"
+
+
+def _read_order(path: str | None) -> dict[str, int]:
+    """Node id -> rank from the runner's JSON list; ordering is advisory, so a missing or
+    malformed file means the collected order."""
+    if not path:
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, list):
+        return {}
+    ranks: dict[str, int] = {}
+    for i, node in enumerate(data):
+        if isinstance(node, str):
+            ranks.setdefault(node, i)
+    return ranks
+
+
+def fail_first(items: list[Any], ranks: dict[str, int]) -> list[Any]:
+    """`items` most likely failure first, without splitting a module or a class: a group (file,
+    class, nested class) ranks as its best test, so module- and class-scoped fixtures are still
+    set up once. Unranked tests keep their collected order after the ranked ones of their group.
+    """
+    last = len(ranks)
+    best: dict[str, tuple[int, int]] = {}  # group -> (best rank, first collected position)
+    keys: list[tuple[Any, ...]] = []
+    for i, item in enumerate(items):
+        base = item.nodeid.split("[", 1)[0]  # parameter ids may hold "::"
+        parts = base.split("::")
+        chain = ["::".join(parts[: k + 1]) for k in range(len(parts) - 1)]
+        own = (ranks.get(item.nodeid, last), i)
+        for group in chain:
+            if own < best.get(group, (last + 1, 0)):
+                best[group] = own
+        keys.append((chain, own))
+    order = sorted(range(len(items)), key=lambda i: (*(best[g] for g in keys[i][0]), keys[i][1]))
+    return [items[i] for i in order]
 
 
 def _error_line(text: str) -> str:

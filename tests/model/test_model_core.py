@@ -288,3 +288,30 @@ def test_untrusted_types_are_refused(tmp_path: Path) -> None:
     meta.write_text(json.dumps(data))
     with pytest.raises(UntrustedModelError, match="allowlist"):
         store.load()
+
+
+def test_file_budget_counts_whole_files() -> None:
+    """The daemon runs whole files: the same top-third budget over files scores each file by
+    its most likely test and catches every failing test in the files it runs."""
+    from maestro.model.dataset import Dataset
+
+    tests = [
+        "tests/test_a.py::a1", "tests/test_a.py::a2", "tests/test_a.py::a3",
+        "tests/test_b.py::b1", "tests/test_c.py::c1", "tests/test_c.py::c2",
+    ]  # fmt: skip
+    y = np.array([0, 1, 0, 1, 0, 0])
+    X = np.zeros((len(tests), len(FEATURES)))
+
+    class Scores:  # the Predictor protocol: a fixed P(fail) per row
+        def predict(self, X: np.ndarray) -> np.ndarray:
+            return np.array([0.1, 0.2, 0.1, 0.9, 0.3, 0.05])
+
+    data = Dataset(X, y, np.zeros(len(tests), dtype=int), tests)
+    ev = evaluate(Scores(), data)  # type: ignore[arg-type]
+    # one of three files fits the budget: test_b (0.9); it holds 1 of the 2 failing files/tests
+    assert ev.failing_files == 2
+    assert ev.files_recall_top["model"] == 0.5
+    assert ev.files_node_recall_top["model"] == 0.5
+    assert ev.files_cost_top["model"] == 1 / 6
+    # the node-level budget (2 of 6 tests: b1 0.9, c1 0.3) catches the same one
+    assert ev.recall_top["model"] == 0.5

@@ -290,7 +290,9 @@ def test_runs_are_ordered_fail_first_from_telemetry(
 ) -> None:
     root = daemon_env.root
     (root / "tests").mkdir()
-    (root / "tests/test_zzz.py").write_text("def test_z():\n    assert False\n")
+    (root / "tests/test_zzz.py").write_text(
+        "def test_a():\n    pass\n\n\ndef test_z():\n    assert False\n"
+    )
     setup(daemon_env, monkeypatch, speculate=False)  # no save after start: no change set
 
     def order(client: SyncDaemonClient) -> list[str]:
@@ -299,7 +301,7 @@ def test_runs_are_ordered_fail_first_from_telemetry(
         def on_event(event: wire.Event) -> None:
             inner = (event.payload or {}).get("event", {}) if event.event == "run.progress" else {}
             if inner.get("event") == "test_result":
-                seen.append(inner["nodeid"].split("::")[0])
+                seen.append(inner["nodeid"])
 
         params = wire.RunTestsParams(env=dict(os.environ), no_cache=True)
         client.stream(wire.RUN_TESTS, params, on_event, timeout=120)
@@ -307,9 +309,18 @@ def test_runs_are_ordered_fail_first_from_telemetry(
 
     with SyncDaemonClient(root, start=False) as client:
         first = order(client)
-        assert first == ["tests/test_core.py", "tests/test_extra.py", "tests/test_zzz.py"]
-        # the failure is in telemetry now: the next run starts with it
-        assert order(client)[0] == "tests/test_zzz.py"
+        assert [n.split("::")[0] for n in first] == [
+            "tests/test_core.py", "tests/test_extra.py", "tests/test_zzz.py", "tests/test_zzz.py"
+        ]  # fmt: skip
+        assert first[-1] == "tests/test_zzz.py::test_z"
+        # the failure is in telemetry now: the next run starts with its file, and with it
+        assert order(client)[:2] == ["tests/test_zzz.py::test_z", "tests/test_zzz.py::test_a"]
+        # `ml.fail-first = "files"` orders the files only
+        pyproject = root / "pyproject.toml"
+        pyproject.write_text(pyproject.read_text() + '\n[tool.maestro.ml]\nfail-first = "files"\n')
+        files_only = ["tests/test_zzz.py::test_a", "tests/test_zzz.py::test_z"]
+        # each try is a run; the watcher reloads the settings after the save
+        wait_for(lambda: order(client)[:2] == files_only, timeout=60, what="files-only order")
 
 
 PREDICTIVE_FILES = {
