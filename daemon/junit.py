@@ -64,7 +64,7 @@ def render(
     skipped_files: Iterable[tuple[str, str]] = (),
 ) -> bytes:
     """One `<testsuites>` document for (result, served_from_cache) pairs; `skipped_files`
-    (test file, why) are files predictive mode did not run, one skipped testcase each."""
+    (test file or node id, why) are what predictive mode did not run, one skipped testcase each."""
     root = ET.Element("testsuites")
     suite = ET.SubElement(root, "testsuite", name=name)
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 PLUGIN_MODULE = "maestro_pytest_plugin"
 EVENTS_FD_ENV = "MAESTRO_EVENTS_FD"
 TRACE_ENV = "MAESTRO_TRACE"  # the plugin's ENV_TRACE: off | lsprof | profile
-ORDER_ENV = "MAESTRO_ORDER"  # the plugin's ENV_ORDER: a JSON list of node ids, fail-first
+SELECT_ENV = "MAESTRO_SELECT"  # the plugin's ENV_SELECT: {"order": [...], "deselect": [...]}
 DEFAULT_GRACE_S = 5.0
 _DRAIN_S = 2.0  # after exit, how long a grandchild may keep our pipes open
 _EVENT_LINE_LIMIT = 16 * 1024 * 1024
@@ -206,6 +206,7 @@ async def run_pytest(
     environ: Mapping[str, str] | None = None,
     nice: int = 0,
     test_order: Sequence[str] = (),
+    deselect: Sequence[str] = (),
 ) -> RunReport:
     """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
 
@@ -216,26 +217,28 @@ async def run_pytest(
     priority (speculative runs): set with setpriority right after the spawn rather than in a
     preexec_fn, which is unsafe in the daemon's threaded process; everything the child starts
     later inherits it. ``test_order`` (node ids, most likely failure first) reorders the tests
-    inside each file through the plugin; the files keep their order in ``args``.
+    through the plugin: a file or class ranks as its best test and is never split. ``deselect``
+    drops exactly these node ids (pytest's ``--deselect`` matches prefixes: ``test_a`` would
+    also drop ``test_ab``).
     """
-    if not test_order:
+    if not test_order and not deselect:
         return await _run_pytest(
             root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
             env_allowlist=env_allowlist, extra_env=extra_env, grace_s=grace_s,
             environ=environ, nice=nice,
         )  # fmt: skip
-    fd, order_path = tempfile.mkstemp(prefix="maestro-order-", suffix=".json")  # 0600
+    fd, select_path = tempfile.mkstemp(prefix="maestro-select-", suffix=".json")  # 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(list(test_order), f)
+            json.dump({"order": list(test_order), "deselect": list(deselect)}, f)
         return await _run_pytest(
             root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
-            env_allowlist=env_allowlist, extra_env={**(extra_env or {}), ORDER_ENV: order_path},
+            env_allowlist=env_allowlist, extra_env={**(extra_env or {}), SELECT_ENV: select_path},
             grace_s=grace_s, environ=environ, nice=nice,
         )  # fmt: skip
     finally:
         with contextlib.suppress(OSError):
-            os.unlink(order_path)
+            os.unlink(select_path)
 
 
 async def _run_pytest(
@@ -376,6 +379,7 @@ def run_pytest_sync(
     extra_env: Mapping[str, str] | None = None,
     grace_s: float = DEFAULT_GRACE_S,
     test_order: Sequence[str] = (),
+    deselect: Sequence[str] = (),
 ) -> RunReport:
     """``run_pytest`` for synchronous callers (the CLI); Ctrl-C terminates the child group."""
     return asyncio.run(
@@ -389,6 +393,7 @@ def run_pytest_sync(
             extra_env=extra_env,
             grace_s=grace_s,
             test_order=test_order,
+            deselect=deselect,
         )
     )
 

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     from maestro.daemon.workspace_service import WorkspaceService
     from maestro.graph.build import BuildGraph
     from maestro.model.features import History
-    from maestro.model.rank import FileDecision
+    from maestro.model.rank import FileDecision, Skipped
     from maestro.model.telemetry import ChangeSet, Telemetry
     from maestro.model.train import Predictor
     from maestro.wire import PredictiveInfo
@@ -550,12 +550,14 @@ class SpeculationService:
     async def predictive(
         self, graph: BuildGraph, planned: Plan, threshold: float
     ) -> PredictiveInfo:
-        """Predictive mode: drop from `planned` the files to run whose P(fail) < threshold.
+        """Predictive mode: drop from `planned` the files to run whose P(fail) < threshold, and
+        inside the others deselect the tests below it (`select_tests`: those files' results are
+        then not cached, since the deselected tests have none).
 
         Conservative (`select_files`): a file that failed last time, has no history or itself
         changed always runs; without telemetry nothing is skipped. The change is what the
         watcher saw since the last recorded run plus the inputs the plan found changed."""
-        from maestro.wire import PredictiveFile, PredictiveInfo
+        from maestro.wire import PredictiveFile, PredictiveInfo, PredictiveTest
 
         to_run = [f.target for f in planned.to_run]
         if not to_run:
@@ -571,18 +573,35 @@ class SpeculationService:
         failed_last = [f.target for f in planned.to_run if f.reason == "failed last time"]
         executed = executed_of(planned.to_run)
 
-        def work() -> list[FileDecision]:
-            from maestro.model.features import change_from_graph
-            from maestro.model.rank import select_files
+        run_nodes = {f.target: f.run_nodes for f in planned.to_run}
 
-            assert self._history is not None
+        def work() -> tuple[list[FileDecision], dict[str, list[Skipped]]]:
+            from maestro.model.features import change_from_graph
+            from maestro.model.rank import select_files, select_tests
+
+            history = self._history
+            assert history is not None
             change = change_from_graph(graph, changed, (), executed) if changed else _empty_change()
-            return select_files(
-                to_run, change, self._history, threshold, self._predictor, failed_last=failed_last
+            files = select_files(
+                to_run, change, history, threshold, self._predictor, failed_last=failed_last
             )
+            # inside the files that run: the tests this run would execute that the history knows
+            kept = {d.target for d in files if d.runs}
+            candidates: dict[str, list[str]] = {}
+            for node in history.tests:
+                target = node.split("::", 1)[0]
+                if target in kept and run_nodes[target] is None:
+                    candidates.setdefault(target, []).append(node)
+            for target in kept:
+                if (nodes := run_nodes[target]) is not None:
+                    candidates[target] = list(nodes)
+            tests = select_tests(
+                candidates, change, history, threshold, self._predictor, changed_files=changed
+            )
+            return files, tests
 
         try:
-            decisions: list[FileDecision] = await self._model(work)
+            decisions, inside = await self._model(work)
         except Exception:
             log.exception("predictive ranking failed; running every selected file")
             return nothing_skipped("ranking failed (see the daemon log): nothing skipped")
@@ -592,11 +611,23 @@ class SpeculationService:
         }
         skip = {d.target for d in decisions if not d.runs}
         planned.files = [f for f in planned.files if f.target not in skip]
+        for f in planned.files:
+            if f.target in inside:
+                f.deselect = tuple(s.test for s in inside[f.target])
+        skipped_tests = sorted(
+            (
+                PredictiveTest(node_id=s.test, probability=s.probability, reason=s.reason)
+                for ss in inside.values()
+                for s in ss
+            ),
+            key=lambda r: (-r.probability, r.node_id),
+        )
         info = PredictiveInfo(
             threshold=threshold,
             model=self.model_kind,
             kept=[rows[d.target] for d in decisions if d.runs],
             skipped=sorted((rows[t] for t in skip), key=lambda r: -r.probability),
+            skipped_tests=skipped_tests,
         )
         log.info("predictive mode: %s", info.summary())
         return info

@@ -241,6 +241,7 @@ class PlannedFile:
     carried: ActionResult | None = None  # node-level: the previous result serving the others
     node_reasons: dict[str, str] = field(default_factory=dict)  # node id -> why it (re-)runs
     promote: bool = False  # node-level: nothing to run; store `carried` under `key`
+    deselect: tuple[str, ...] = ()  # predictive mode skipped these: the result is not stored
 
     @property
     def runs(self) -> bool:
@@ -781,6 +782,7 @@ async def execute(
             environ=environ,
             nice=nice,
             test_order=[n for n in run_order or () if "::" in n],
+            deselect=[n for f in to_run for n in f.deselect],
         )
         await fingerprinted
         outcomes += _store(graph, cache, planned, to_run, report, started)
@@ -840,7 +842,8 @@ def _store(
             cache, f, results, report, started, share, key.inputs,
             list(graph.index.dynamic.get(f.target, [])),
         )  # fmt: skip
-        if changed_during_run & key.inputs.keys():
+        if f.deselect or changed_during_run & key.inputs.keys():
+            # a predictive run's deselected tests have no result for these inputs
             out.append(FileOutcome(f, result, False, stored=False))
             continue
         cache.put_action(key.hex, result)

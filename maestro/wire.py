@@ -520,6 +520,14 @@ class PredictiveFile(WireModel):
     reason: str
 
 
+class PredictiveTest(WireModel):
+    """One test predictive mode skipped inside a file that ran."""
+
+    node_id: str
+    probability: float
+    reason: str
+
+
 class PredictiveInfo(WireModel):
     """What predictive mode decided (`RunTestsResult.predictive`)."""
 
@@ -529,12 +537,19 @@ class PredictiveInfo(WireModel):
     kept: list[PredictiveFile] = Field(
         default_factory=list, description="files that run, with the reason (incl. never-skipped)"
     )
+    skipped_tests: list[PredictiveTest] = Field(
+        default_factory=list,
+        description="tests deselected inside the kept files (those files' results are not cached)",
+    )
     note: str = Field(default="", description="why nothing was skipped, when it could not rank")
 
     def summary(self) -> str:
+        inside = (
+            f"; skipped {len(self.skipped_tests)} test(s) in them" if self.skipped_tests else ""
+        )
         return (
             f"predictive mode (P(fail) >= {self.threshold:g}, {self.model}): ran "
-            f"{len(self.kept)} test file(s), skipped {len(self.skipped)}"
+            f"{len(self.kept)} test file(s), skipped {len(self.skipped)}{inside}"
         )
 
 

@@ -7,7 +7,7 @@ from telemetry) and the predictor (loaded from the model store) and calls these 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from maestro.model.features import FAR, FEATURES, History
@@ -197,3 +197,27 @@ def select_files(
 def _failed_last(history: History, node: str) -> bool:
     recent = history.tests[node].recent
     return bool(recent) and recent[-1]
+
+
+def select_tests(
+    files: Mapping[str, Sequence[str]],
+    change: ChangeSet,
+    history: History,
+    threshold: float,
+    predictor: Predictor | None = None,
+    *,
+    changed_files: Sequence[str] = (),
+    now: float | None = None,
+) -> dict[str, list[Skipped]]:
+    """Predictive mode inside the files that run: per file, the tests of `files[file]` it skips.
+
+    A test is skipped only below `threshold`, never when it failed last time, has no history or
+    its file changed; and a file keeps all its tests rather than none (it was chosen to run).
+    """
+    ranked = rank([n for ns in files.values() for n in ns], change, history, predictor, now=now)
+    keep = [r.test for r in ranked if r.test not in history.tests or _failed_last(history, r.test)]
+    chosen = select(ranked, threshold, always_run=keep, changed_files=changed_files)
+    by_file: dict[str, list[Skipped]] = {}
+    for skipped in chosen.skipped:
+        by_file.setdefault(target_of(skipped.test), []).append(skipped)
+    return {f: s for f, s in by_file.items() if len(s) < len(set(files[f]))}

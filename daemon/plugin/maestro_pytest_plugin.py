@@ -84,7 +84,7 @@ _SKIP_TYPES: tuple[type[BaseException], ...] = tuple(
 )
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 ENV_TRACE = "MAESTRO_TRACE"
-ENV_ORDER = "MAESTRO_ORDER"
+ENV_SELECT = "MAESTRO_SELECT"
 _ANONYMOUS = frozenset(
     {"<lambda>", "<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<locals>"}
 )
@@ -472,9 +472,14 @@ class _Recorder:
 
     @pytest.hookimpl(tryfirst=True)  # ordering plugins the user chose (and --ff) run after
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
-        ranked = _read_order(os.environ.get(ENV_ORDER))
-        if ranked:
-            items[:] = fail_first(items, ranked)
+        ranks, drop = _read_selection(os.environ.get(ENV_SELECT))
+        if drop:
+            gone = [item for item in items if item.nodeid in drop]
+            if gone:
+                items[:] = [item for item in items if item.nodeid not in drop]
+                config.hook.pytest_deselected(items=gone)
+        if ranks:
+            items[:] = fail_first(items, ranks)
 
     def pytest_collection_finish(self, session: Any) -> None:
         files: dict[str, list[str]] = {}
@@ -664,23 +669,26 @@ def _truncate(text: str, limit: int = _MAX_CAPTURE) -> str:
     return f"{text[:half]}\n... [{len(text) - 2 * half} characters truncated] ...\n{text[-half:]}"
 
 
-def _read_order(path: str | None) -> dict[str, int]:
-    """Node id -> rank from the runner's JSON list; ordering is advisory, so a missing or
-    malformed file means the collected order."""
+def _read_selection(path: str | None) -> tuple[dict[str, int], frozenset[str]]:
+    """(node id -> fail-first rank, node ids to deselect) from the runner's JSON object
+    ``{"order": [...], "deselect": [...]}``. Both are advisory: a missing or malformed file means
+    pytest's own selection and order."""
     if not path:
-        return {}
+        return {}, frozenset()
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError):
-        return {}
-    if not isinstance(data, list):
-        return {}
+        return {}, frozenset()
+    if not isinstance(data, dict):
+        return {}, frozenset()
     ranks: dict[str, int] = {}
-    for i, node in enumerate(data):
+    order, drop = data.get("order"), data.get("deselect")
+    for i, node in enumerate(order if isinstance(order, list) else ()):
         if isinstance(node, str):
             ranks.setdefault(node, i)
-    return ranks
+    nodes = drop if isinstance(drop, list) else ()
+    return ranks, frozenset(n for n in nodes if isinstance(n, str))
 
 
 def fail_first(items: list[Any], ranks: dict[str, int]) -> list[Any]:

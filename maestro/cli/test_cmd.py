@@ -174,12 +174,10 @@ def test(
         if junit_xml is not None:
             from maestro.daemon import junit
 
-            skipped = result.predictive.skipped if result.predictive else []
-            junit_xml.write_bytes(
-                junit.render(
-                    file_results(result), skipped_files=[(f.target, f.reason) for f in skipped]
-                )
-            )
+            decided = result.predictive
+            skipped = [(f.target, f.reason) for f in decided.skipped] if decided else []
+            skipped += [(t.node_id, t.reason) for t in decided.skipped_tests] if decided else []
+            junit_xml.write_bytes(junit.render(file_results(result), skipped_files=skipped))
     except KeyboardInterrupt:
         console.print("[bold yellow]interrupted[/]: nothing from the unfinished run was cached")
         raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -192,11 +190,18 @@ def test(
 
 
 def print_predictive(info: PredictiveInfo) -> None:
-    """The files predictive mode skipped, each with its P(fail) and the features behind it."""
+    """The files and tests predictive mode skipped, each with its P(fail) and the features
+    behind it."""
     from rich.markup import escape
 
     for f in info.skipped:
         console.print(f"[yellow]skipped[/] {escape(f.target)}  [dim]{escape(f.reason)}[/]")
+    shown = 20
+    for t in info.skipped_tests[:shown]:
+        console.print(f"[yellow]skipped[/] {escape(t.node_id)}  [dim]{escape(t.reason)}[/]")
+    if len(info.skipped_tests) > shown:
+        more = len(info.skipped_tests) - shown
+        console.print(f"[yellow]skipped[/] {more} more test(s) (--junit-xml lists them all)")
     for f in info.kept:
         if "never skipped" in f.reason:
             console.print(f"[cyan]kept[/] {escape(f.target)}  [dim]{escape(f.reason)}[/]")

@@ -1,5 +1,6 @@
-"""Fail-first inside a file: the plugin reorders tests by the runner's ranking without
-splitting a module or a class, and ignores an order it cannot read."""
+"""Fail-first inside a file and exact deselection: the plugin reorders tests by the runner's
+ranking without splitting a module or a class, drops exactly the node ids it is given, and
+ignores a selection file it cannot read."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from maestro.daemon.events import Event, TestStart
 from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.runner import ORDER_ENV, run_pytest_sync
+from maestro.daemon.runner import SELECT_ENV, run_pytest_sync
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
 
@@ -89,7 +90,7 @@ def test_ranked_tests_run_first_and_groups_stay_together(
         "tests/test_a.py::test_param[p::q]",
         "tests/test_a.py::test_first",  # unranked: collected order, after the ranked ones
         "tests/test_a.py::test_param[r]",
-        "tests/test_b.py::test_b2",  # files keep the command line's order
+        "tests/test_b.py::test_b2",  # a file ranks as its best test
         "tests/test_b.py::test_b1",
     ]
 
@@ -109,12 +110,14 @@ def test_no_order_keeps_the_collected_order(
     ]
 
 
-@pytest.mark.parametrize("content", ["{not json", '{"a": 1}', "[1, 2]"])
+@pytest.mark.parametrize(
+    "content", ["{not json", '["tests/test_b.py::test_b2"]', '{"order": 1, "deselect": "x"}']
+)
 def test_an_unreadable_order_is_ignored(
     workspace: WriteWorkspace, interpreter: Interpreter, content: str
 ) -> None:
     root = workspace({**FILES, "order.json": content})
-    env = {ORDER_ENV: str(root / "order.json")}
+    env = {SELECT_ENV: str(root / "order.json")}
     seen = started(root, interpreter, ["tests/test_b.py"], extra_env=env)
     assert seen == ["tests/test_b.py::test_b1", "tests/test_b.py::test_b2"]
 
@@ -133,3 +136,21 @@ def test_the_order_file_is_removed(
     seen = started(root, interpreter, ["tests/test_b.py"], test_order=["tests/test_b.py::test_b2"])
     assert seen[0] == "tests/test_b.py::test_b2"
     assert list(temp.iterdir()) == []
+
+
+def test_deselect_drops_exactly_the_given_ids(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    files = {
+        "tests/test_c.py": "def test_c():\n    pass\n\n\ndef test_cc():\n    pass\n",
+        **FILES,
+    }
+    root = workspace(files)
+    seen = started(
+        root, interpreter, ["tests/test_c.py", "tests/test_b.py"],
+        deselect=["tests/test_c.py::test_c", "tests/test_b.py::test_b1"],
+        test_order=["tests/test_b.py::test_b2"],
+    )  # fmt: skip
+    # `--deselect tests/test_c.py::test_c` would also have dropped test_cc (a prefix match);
+    # the file with a ranked test comes first, the unranked one keeps its place after it
+    assert seen == ["tests/test_b.py::test_b2", "tests/test_c.py::test_cc"]

@@ -315,3 +315,41 @@ def test_file_budget_counts_whole_files() -> None:
     assert ev.files_cost_top["model"] == 1 / 6
     # the node-level budget (2 of 6 tests: b1 0.9, c1 0.3) catches the same one
     assert ev.recall_top["model"] == 0.5
+
+
+def test_select_tests_skips_inside_a_file_only_what_it_may() -> None:
+    from maestro.model.rank import select_tests
+
+    hist = History()
+    seen = ChangeSet(("src/other.py",), distances={"tests/test_a.py": 1, "tests/test_b.py": 1})
+    hist.observe(
+        seen,
+        [
+            TestResult("tests/test_a.py::failed", "failed", 0.01),
+            TestResult("tests/test_a.py::quiet", "passed", 0.01),
+            TestResult("tests/test_b.py::only", "passed", 0.01),
+            TestResult("tests/test_c.py::quiet", "passed", 0.01),
+        ],
+        1.0,
+    )
+    change = ChangeSet(("src/x.py",))  # far from every test
+    files = {
+        "tests/test_a.py": ["tests/test_a.py::failed", "tests/test_a.py::quiet",
+                            "tests/test_a.py::new"],
+        "tests/test_b.py": ["tests/test_b.py::only"],
+        "tests/test_c.py": ["tests/test_c.py::quiet", "tests/test_c.py::other"],
+    }  # fmt: skip
+    skipped = select_tests(files, change, hist, 0.99, now=2.0)
+    # test_a: the failure and the unknown test stay, the quiet one goes; test_b would lose its
+    # only test, so it keeps it; test_c's quiet test goes, the unknown one stays
+    assert {f: [s.test for s in ss] for f, ss in skipped.items()} == {
+        "tests/test_a.py": ["tests/test_a.py::quiet"],
+        "tests/test_c.py": ["tests/test_c.py::quiet"],
+    }
+    assert all(
+        s.reason.startswith("P(fail) ") and "< 0.99" in s.reason for s in skipped["tests/test_a.py"]
+    )
+    # a changed test file keeps every test
+    assert "tests/test_a.py" not in select_tests(
+        files, change, hist, 0.99, changed_files=["tests/test_a.py"], now=2.0
+    )

@@ -382,6 +382,55 @@ def test_predictive_mode_skips_unlikely_files_and_never_a_failing_one(
         }
 
 
+MIX = """\
+from pkg.core import one
+from pkg.extra import two
+
+
+def test_fails():
+    assert one() == 1
+
+
+def test_passes():
+    assert two() == 2
+"""
+
+
+def test_predictive_mode_deselects_unlikely_tests_inside_a_file_that_runs(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    setup(daemon_env, monkeypatch, speculate=False)
+    root = daemon_env.root
+    for rel, text in {**PREDICTIVE_FILES, "tests/test_mix.py": MIX}.items():
+        (root / rel).write_text(text)
+    with SyncDaemonClient(root, start=False) as client:
+        first = run_all(client)  # test_core::test_one and test_mix::test_fails fail
+        assert (first.failed, first.passed) == (2, 2)
+        (root / "src/pkg/util.py").write_text("def base():\n    x = 0\n    return x\n")
+        time.sleep(1.0)
+        result = predictive_run(client, 0.99)
+        info = result.predictive
+        assert info is not None
+        assert [s.target for s in info.skipped] == ["tests/test_extra.py"]
+        # test_mix runs (it failed last time), but only its test that failed: the other one is
+        # deselected, with its probability and the features behind it
+        (inside,) = info.skipped_tests
+        assert inside.node_id == "tests/test_mix.py::test_passes"
+        assert inside.reason.startswith(f"P(fail) {inside.probability:.3f} < 0.99: ")
+        assert "skipped 1 test(s) in them" in info.summary()
+        mix = next(f for f in result.files if f.target == "tests/test_mix.py")
+        assert mix.result is not None
+        assert [t["node_id"] for t in mix.result["tests"]] == ["tests/test_mix.py::test_fails"]
+        assert not mix.stored  # a result without test_passes must never be served later
+        assert (result.failed, result.passed) == (2, 0)
+        # flag off: test_mix runs again, whole (nothing of it was cached)
+        plain = run_all(client)
+        ran = {f.target: f for f in plain.files if not f.cached}
+        assert "tests/test_mix.py" in ran
+        mix_result = ran["tests/test_mix.py"].result
+        assert mix_result is not None and len(mix_result["tests"]) == 2
+
+
 def test_predictive_mode_keeps_likely_failures(
     daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
