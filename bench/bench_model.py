@@ -597,10 +597,8 @@ def executed_order_apfd(model: Any, data: Any, rows: list[dict[str, Any]]) -> di
             best[f] = min(best.get(f, (1.0, pos[t])), (-p[t], pos[t]))
         files = sorted(best, key=lambda f: best[f])
         by_file = sorted(collected, key=lambda t: (files.index(t.split("::", 1)[0]), pos[t]))
-        ranked = sorted(collected, key=lambda t: (-p[t], pos[t]))
-        ranks = {t: i for i, t in enumerate(ranked)}
         items = [SimpleNamespace(nodeid=t) for t in by_file]
-        tests = [it.nodeid for it in plugin.fail_first(items, ranks)]
+        tests = [it.nodeid for it in plugin.fail_first(items, p)]
         for name, order in (("off", collected), ("files", by_file), ("tests", tests)):
             scores[name].append(apfd(order, failing) or 0.0)
     return {k: statistics.fmean(v) for k, v in scores.items() if v}

@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 PLUGIN_MODULE = "maestro_pytest_plugin"
 EVENTS_FD_ENV = "MAESTRO_EVENTS_FD"
 TRACE_ENV = "MAESTRO_TRACE"  # the plugin's ENV_TRACE: off | lsprof | profile
-SELECT_ENV = "MAESTRO_SELECT"  # the plugin's ENV_SELECT: {"order": [...], "deselect": [...]}
+SELECT_ENV = "MAESTRO_SELECT"  # the plugin's ENV_SELECT: {"scores": {...}, "deselect": [...]}
 DEFAULT_GRACE_S = 5.0
 _DRAIN_S = 2.0  # after exit, how long a grandchild may keep our pipes open
 _EVENT_LINE_LIMIT = 16 * 1024 * 1024
@@ -205,7 +205,7 @@ async def run_pytest(
     grace_s: float = DEFAULT_GRACE_S,
     environ: Mapping[str, str] | None = None,
     nice: int = 0,
-    test_order: Sequence[str] = (),
+    test_scores: Mapping[str, float] | None = None,
     deselect: Sequence[str] = (),
 ) -> RunReport:
     """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
@@ -216,12 +216,13 @@ async def run_pytest(
     variables come from (default: this process's environment). ``nice`` > 0 lowers the child's
     priority (speculative runs): set with setpriority right after the spawn rather than in a
     preexec_fn, which is unsafe in the daemon's threaded process; everything the child starts
-    later inherits it. ``test_order`` (node ids, most likely failure first) reorders the tests
-    through the plugin: a file or class ranks as its best test and is never split. ``deselect``
+    later inherits it. ``test_scores`` (node id -> P(fail)) reorders the tests through the
+    plugin, highest first: a file or class ranks as its best test and is never split, equal
+    scores keep pytest's order. ``deselect``
     drops exactly these node ids (pytest's ``--deselect`` matches prefixes: ``test_a`` would
     also drop ``test_ab``).
     """
-    if not test_order and not deselect:
+    if not test_scores and not deselect:
         return await _run_pytest(
             root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
             env_allowlist=env_allowlist, extra_env=extra_env, grace_s=grace_s,
@@ -230,7 +231,7 @@ async def run_pytest(
     fd, select_path = tempfile.mkstemp(prefix="maestro-select-", suffix=".json")  # 0600
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"order": list(test_order), "deselect": list(deselect)}, f)
+            json.dump({"scores": dict(test_scores or {}), "deselect": list(deselect)}, f)
         return await _run_pytest(
             root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
             env_allowlist=env_allowlist, extra_env={**(extra_env or {}), SELECT_ENV: select_path},
@@ -378,7 +379,7 @@ def run_pytest_sync(
     env_allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
     extra_env: Mapping[str, str] | None = None,
     grace_s: float = DEFAULT_GRACE_S,
-    test_order: Sequence[str] = (),
+    test_scores: Mapping[str, float] | None = None,
     deselect: Sequence[str] = (),
 ) -> RunReport:
     """``run_pytest`` for synchronous callers (the CLI); Ctrl-C terminates the child group."""
@@ -392,7 +393,7 @@ def run_pytest_sync(
             env_allowlist=env_allowlist,
             extra_env=extra_env,
             grace_s=grace_s,
-            test_order=test_order,
+            test_scores=test_scores,
             deselect=deselect,
         )
     )

@@ -49,7 +49,7 @@ from maestro.wire import SpeculationStatus
 if TYPE_CHECKING:
     from maestro.daemon.app import DaemonApp
     from maestro.daemon.test_service import TestService
-    from maestro.daemon.testing import Plan, PlannedFile, Summary
+    from maestro.daemon.testing import Plan, PlannedFile, RunOrder, Summary
     from maestro.daemon.workspace_service import WorkspaceService
     from maestro.graph.build import BuildGraph
     from maestro.model.features import History
@@ -82,7 +82,7 @@ class _Outstanding:
 @dataclass(frozen=True, slots=True)
 class Ranking:
     files: list[tuple[str, float]]  # (test file, its highest P(fail)), most likely first
-    tests: list[str]  # the node ids the history knows in those files, most likely first
+    tests: dict[str, float]  # P(fail) of the node ids the history knows in those files
 
 
 @dataclass(slots=True)
@@ -449,7 +449,7 @@ class SpeculationService:
         """Test files most-likely-to-fail first (the max P(fail) over their known nodes), and
         the known nodes themselves in the same order."""
         if not targets:
-            return Ranking([], [])
+            return Ranking([], {})
         changed = sorted(self._changed)
 
         def work() -> Ranking:
@@ -458,49 +458,49 @@ class SpeculationService:
 
             history = self._history
             if history is None:
-                return Ranking([(t, 0.0) for t in targets], [])
+                return Ranking([(t, 0.0) for t in targets], {})
             change = change_from_graph(graph, changed, (), executed) if changed else _empty_change()
             wanted = set(targets)
             nodes = [n for n in history.tests if n.split("::", 1)[0] in wanted]
             seen = {n.split("::", 1)[0] for n in nodes}
             nodes += [t for t in targets if t not in seen]
             best: dict[str, float] = {}
-            ranked_nodes: list[str] = []
+            scores: dict[str, float] = {}
             for r in rank(nodes, change, history, self._predictor):
                 target = r.test.split("::", 1)[0]
                 best[target] = max(best.get(target, 0.0), r.probability)
                 if r.test != target:
-                    ranked_nodes.append(r.test)
+                    scores[r.test] = r.probability
             files = sorted(((t, best.get(t, 0.0)) for t in targets), key=lambda x: -x[1])
-            return Ranking(files, ranked_nodes)
+            return Ranking(files, scores)
 
         try:
             result: Ranking = await self._model(work)
         except Exception:
             log.exception("ranking failed; keeping the plan's order")
-            return Ranking([(t, 0.0) for t in targets], [])
+            return Ranking([(t, 0.0) for t in targets], {})
         return result
 
-    def _order(self, graph: BuildGraph, ranking: Ranking, files: Iterable[str]) -> list[str]:
-        """The `run_order` handed to `execute` under the workspace's ``ml.fail-first``: node ids
-        ("tests"), test files ("files"), or nothing ("off")."""
+    def _order(self, graph: BuildGraph, ranking: Ranking, files: Iterable[str]) -> RunOrder | None:
+        """The fail-first order handed to `execute` under the workspace's ``ml.fail-first``:
+        files and the tests inside them ("tests"), the files only ("files"), or none ("off")."""
+        from maestro.daemon.testing import RunOrder
+
         mode = graph.loaded.config.fail_first
         if mode == "off":
-            return []
+            return None
         wanted = set(files)
-        order = [t for t, _ in ranking.files if t in wanted]
-        if mode == "tests":
-            nodes = [n for n in ranking.tests if n.split("::", 1)[0] in wanted]
-            known = {n.split("::", 1)[0] for n in nodes}
-            # files no node of which the history knows keep their place after the ranked ones
-            order = nodes + [t for t in order if t not in known]
-        return order
+        order = tuple(t for t, _ in ranking.files if t in wanted)
+        if mode != "tests":
+            return RunOrder(order)
+        tests = {n: p for n, p in ranking.tests.items() if n.split("::", 1)[0] in wanted}
+        return RunOrder(order, tests)
 
     # --- explicit runs ---------------------------------------------------------------------------
 
     async def before_run(
         self, graph: BuildGraph, planned: Plan, environ: Mapping[str, str] | None
-    ) -> list[str]:
+    ) -> RunOrder | None:
         """An explicit run was planned: account hits and misses, return the fail-first order."""
         if environ is not None:
             self._environ = dict(environ)
@@ -542,8 +542,8 @@ class SpeculationService:
                 len(used), ", ".join(t for _, t in used[:5]),
             )  # fmt: skip
         to_run = [f.target for f in planned.to_run]
-        if len(to_run) < 2 or not await self._ready():
-            return to_run
+        if not to_run or not await self._ready():
+            return None
         executed = executed_of(planned.to_run)
         return self._order(graph, await self._rank_files(graph, to_run, executed), to_run)
 
@@ -573,7 +573,8 @@ class SpeculationService:
         failed_last = [f.target for f in planned.to_run if f.reason == "failed last time"]
         executed = executed_of(planned.to_run)
 
-        run_nodes = {f.target: f.run_nodes for f in planned.to_run}
+        # what each file would run: the node-level plan's nodes, the user's node ids, or all
+        run_nodes = {f.target: f.run_nodes or f.nodes for f in planned.to_run}
 
         def work() -> tuple[list[FileDecision], dict[str, list[Skipped]]]:
             from maestro.model.features import change_from_graph

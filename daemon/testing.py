@@ -267,6 +267,16 @@ class PlannedFile:
         return self.reason
 
 
+@dataclass(frozen=True, slots=True)
+class RunOrder:
+    """Fail-first for one run: test files most likely to fail first, and P(fail) of the tests
+    the history knows (the plugin runs them highest first inside their file and class; equal
+    scores keep pytest's order, so an uninformative ranking changes nothing)."""
+
+    files: tuple[str, ...] = ()
+    tests: Mapping[str, float] = field(default_factory=dict)
+
+
 @dataclass(slots=True)
 class Plan:
     files: list[PlannedFile]
@@ -742,16 +752,15 @@ async def execute(
     *,
     on_event: Callable[[Event], None] | None = None,
     environ: Mapping[str, str] | None = None,
-    run_order: Sequence[str] | None = None,
+    run_order: RunOrder | None = None,
     nice: int = 0,
 ) -> Summary:
     """Run the plan's non-cached files in one pytest process, store their results, summarise.
 
     ``environ`` is the environment the allowlisted variables are taken from (default: this
     process's); the daemon passes its client's so results match an in-process run.
-    ``run_order`` (test files and/or node ids, most likely failure first) orders the files on
-    pytest's command line and, when it names nodes, the tests inside each file (the plugin keeps
-    modules and classes together; the summary keeps the plan's order); ``nice`` lowers the
+    ``run_order`` orders the files on pytest's command line and, by its tests' scores, the
+    tests inside each file (fail-first; the summary keeps the plan's order); ``nice`` lowers the
     child's priority."""
     outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
     promote(cache, planned)
@@ -760,10 +769,8 @@ async def execute(
     if to_run:
         # Each file is its own action: one file's collection error must not abort the others.
         args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
-        if run_order:
-            rank: dict[str, int] = {}
-            for i, entry in enumerate(run_order):
-                rank.setdefault(entry.split("::", 1)[0], i)
+        if run_order is not None and run_order.files:
+            rank = {t: i for i, t in enumerate(run_order.files)}
             to_run = sorted(to_run, key=lambda f: rank.get(f.target, len(rank)))
         for f in to_run:
             args.extend(f.run_nodes or f.nodes or [f.target])
@@ -781,7 +788,7 @@ async def execute(
             env_allowlist=planned.env_allowlist,
             environ=environ,
             nice=nice,
-            test_order=[n for n in run_order or () if "::" in n],
+            test_scores=run_order.tests if run_order is not None else {},
             deselect=[n for f in to_run for n in f.deselect],
         )
         await fingerprinted

@@ -472,14 +472,14 @@ class _Recorder:
 
     @pytest.hookimpl(tryfirst=True)  # ordering plugins the user chose (and --ff) run after
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
-        ranks, drop = _read_selection(os.environ.get(ENV_SELECT))
+        scores, drop = _read_selection(os.environ.get(ENV_SELECT))
         if drop:
             gone = [item for item in items if item.nodeid in drop]
             if gone:
                 items[:] = [item for item in items if item.nodeid not in drop]
                 config.hook.pytest_deselected(items=gone)
-        if ranks:
-            items[:] = fail_first(items, ranks)
+        if scores:
+            items[:] = fail_first(items, scores)
 
     def pytest_collection_finish(self, session: Any) -> None:
         files: dict[str, list[str]] = {}
@@ -669,10 +669,10 @@ def _truncate(text: str, limit: int = _MAX_CAPTURE) -> str:
     return f"{text[:half]}\n... [{len(text) - 2 * half} characters truncated] ...\n{text[-half:]}"
 
 
-def _read_selection(path: str | None) -> tuple[dict[str, int], frozenset[str]]:
-    """(node id -> fail-first rank, node ids to deselect) from the runner's JSON object
-    ``{"order": [...], "deselect": [...]}``. Both are advisory: a missing or malformed file means
-    pytest's own selection and order."""
+def _read_selection(path: str | None) -> tuple[dict[str, float], frozenset[str]]:
+    """(node id -> P(fail), node ids to deselect) from the runner's JSON object
+    ``{"scores": {...}, "deselect": [...]}``. Both are advisory: a missing or malformed file
+    means pytest's own selection and order."""
     if not path:
         return {}, frozenset()
     try:
@@ -682,30 +682,31 @@ def _read_selection(path: str | None) -> tuple[dict[str, int], frozenset[str]]:
         return {}, frozenset()
     if not isinstance(data, dict):
         return {}, frozenset()
-    ranks: dict[str, int] = {}
-    order, drop = data.get("order"), data.get("deselect")
-    for i, node in enumerate(order if isinstance(order, list) else ()):
-        if isinstance(node, str):
-            ranks.setdefault(node, i)
+    raw, drop = data.get("scores"), data.get("deselect")
+    scores = {
+        node: float(p)
+        for node, p in (raw.items() if isinstance(raw, dict) else ())
+        if isinstance(p, (int, float)) and not isinstance(p, bool)
+    }
     nodes = drop if isinstance(drop, list) else ()
-    return ranks, frozenset(n for n in nodes if isinstance(n, str))
+    return scores, frozenset(n for n in nodes if isinstance(n, str))
 
 
-def fail_first(items: list[Any], ranks: dict[str, int]) -> list[Any]:
+def fail_first(items: list[Any], scores: dict[str, float]) -> list[Any]:
     """`items` most likely failure first, without splitting a module or a class: a group (file,
-    class, nested class) ranks as its best test, so module- and class-scoped fixtures are still
-    set up once. Unranked tests keep their collected order after the ranked ones of their group.
+    class, nested class) scores as its best test, so module- and class-scoped fixtures are still
+    set up once. Equal scores keep the collected order, so a ranking that cannot tell tests apart
+    changes nothing; tests without a score come after the scored ones of their group.
     """
-    last = len(ranks)
-    best: dict[str, tuple[int, int]] = {}  # group -> (best rank, first collected position)
-    keys: list[tuple[Any, ...]] = []
+    best: dict[str, tuple[float, int]] = {}  # group -> (-best score, first collected position)
+    keys: list[tuple[list[str], tuple[float, int]]] = []
     for i, item in enumerate(items):
         base = item.nodeid.split("[", 1)[0]  # parameter ids may hold "::"
         parts = base.split("::")
         chain = ["::".join(parts[: k + 1]) for k in range(len(parts) - 1)]
-        own = (ranks.get(item.nodeid, last), i)
+        own = (-scores.get(item.nodeid, -1.0), i)
         for group in chain:
-            if own < best.get(group, (last + 1, 0)):
+            if own < best.get(group, (2.0, 0)):
                 best[group] = own
         keys.append((chain, own))
     order = sorted(range(len(items)), key=lambda i: (*(best[g] for g in keys[i][0]), keys[i][1]))

@@ -75,14 +75,14 @@ def test_ranked_tests_run_first_and_groups_stay_together(
     workspace: WriteWorkspace, interpreter: Interpreter
 ) -> None:
     root = workspace(FILES)
-    order = [
-        "tests/test_a.py::test_last",
-        "tests/test_a.py::TestGroup::test_two",
-        "tests/test_a.py::test_param[p::q]",
-        "tests/test_b.py::test_b2",
-        "tests/gone.py::test_x",  # not collected: ignored
-    ]
-    seen = started(root, interpreter, ["tests/test_a.py", "tests/test_b.py"], test_order=order)
+    scores = {
+        "tests/test_a.py::test_last": 0.9,
+        "tests/test_a.py::TestGroup::test_two": 0.8,
+        "tests/test_a.py::test_param[p::q]": 0.7,
+        "tests/test_b.py::test_b2": 0.6,
+        "tests/gone.py::test_x": 0.95,  # not collected: ignored
+    }
+    seen = started(root, interpreter, ["tests/test_a.py", "tests/test_b.py"], test_scores=scores)
     assert seen == [
         "tests/test_a.py::test_last",
         "tests/test_a.py::TestGroup::test_two",  # its class comes next, whole
@@ -92,6 +92,26 @@ def test_ranked_tests_run_first_and_groups_stay_together(
         "tests/test_a.py::test_param[r]",
         "tests/test_b.py::test_b2",  # a file ranks as its best test
         "tests/test_b.py::test_b1",
+    ]
+
+
+def test_equal_scores_keep_the_collected_order(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    """A ranking that cannot tell tests apart (no history yet) must not shuffle them."""
+    root = workspace(FILES)
+    tied = dict.fromkeys(
+        ["tests/test_a.py::test_last", "tests/test_a.py::TestGroup::test_one",
+         "tests/test_a.py::test_first"], 0.1,
+    )  # fmt: skip
+    seen = started(root, interpreter, ["tests/test_a.py"], test_scores=tied)
+    assert seen == [
+        "tests/test_a.py::test_first",
+        "tests/test_a.py::TestGroup::test_one",
+        "tests/test_a.py::TestGroup::test_two",
+        "tests/test_a.py::test_last",
+        "tests/test_a.py::test_param[p::q]",  # unscored: after the scored ones
+        "tests/test_a.py::test_param[r]",
     ]
 
 
@@ -111,7 +131,13 @@ def test_no_order_keeps_the_collected_order(
 
 
 @pytest.mark.parametrize(
-    "content", ["{not json", '["tests/test_b.py::test_b2"]', '{"order": 1, "deselect": "x"}']
+    "content",
+    [
+        "{not json",
+        '["tests/test_b.py::test_b2"]',
+        '{"scores": 1, "deselect": "x"}',
+        '{"scores": {"tests/test_b.py::test_b2": "high"}}',
+    ],
 )
 def test_an_unreadable_order_is_ignored(
     workspace: WriteWorkspace, interpreter: Interpreter, content: str
@@ -133,7 +159,8 @@ def test_the_order_file_is_removed(
     import tempfile
 
     monkeypatch.setattr(tempfile, "tempdir", None)
-    seen = started(root, interpreter, ["tests/test_b.py"], test_order=["tests/test_b.py::test_b2"])
+    scores = {"tests/test_b.py::test_b2": 0.5}
+    seen = started(root, interpreter, ["tests/test_b.py"], test_scores=scores)
     assert seen[0] == "tests/test_b.py::test_b2"
     assert list(temp.iterdir()) == []
 
@@ -149,7 +176,7 @@ def test_deselect_drops_exactly_the_given_ids(
     seen = started(
         root, interpreter, ["tests/test_c.py", "tests/test_b.py"],
         deselect=["tests/test_c.py::test_c", "tests/test_b.py::test_b1"],
-        test_order=["tests/test_b.py::test_b2"],
+        test_scores={"tests/test_b.py::test_b2": 0.5},
     )  # fmt: skip
     # `--deselect tests/test_c.py::test_c` would also have dropped test_cc (a prefix match);
     # the file with a ranked test comes first, the unranked one keeps its place after it
