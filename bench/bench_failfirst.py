@@ -245,6 +245,7 @@ def report(phases: dict[str, Phase], chosen: list[Mutant]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_failfirst")
     parser.add_argument("--mutants", type=int, default=10)
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated: off,files,tests")
     parser.add_argument(
         "--predictive",
         type=float,

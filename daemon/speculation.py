@@ -319,7 +319,9 @@ class SpeculationService:
             self._unsettled.difference_update(paths)
             self.counters.last_message = "nothing to speculate: every impacted file is cached"
             return
-        ranking = await self._rank_files(graph, [f.target for f in to_run], executed_of(to_run))
+        ranking = await self._rank_files(
+            graph, [f.target for f in to_run], executed_of(to_run), symbols_of(to_run)
+        )
         chosen = self._within_budget(ranking.files, settings, budget_s)
         by_target = {f.target: f for f in to_run}
         files = [by_target[t] for t, _ in chosen]
@@ -444,7 +446,11 @@ class SpeculationService:
     # --- ranking ---------------------------------------------------------------------------------
 
     async def _rank_files(
-        self, graph: BuildGraph, targets: Sequence[str], executed: Mapping[str, int] | None = None
+        self,
+        graph: BuildGraph,
+        targets: Sequence[str],
+        executed: Mapping[str, int] | None = None,
+        symbols: Sequence[str] = (),
     ) -> Ranking:
         """Test files most-likely-to-fail first (the max P(fail) over their known nodes), and
         the known nodes themselves in the same order."""
@@ -459,7 +465,11 @@ class SpeculationService:
             history = self._history
             if history is None:
                 return Ranking([(t, 0.0) for t in targets], {})
-            change = change_from_graph(graph, changed, (), executed) if changed else _empty_change()
+            change = (
+                change_from_graph(graph, changed, symbols, executed)
+                if changed or symbols
+                else _empty_change()
+            )
             wanted = set(targets)
             nodes = [n for n in history.tests if n.split("::", 1)[0] in wanted]
             seen = {n.split("::", 1)[0] for n in nodes}
@@ -544,8 +554,9 @@ class SpeculationService:
         to_run = [f.target for f in planned.to_run]
         if not to_run or not await self._ready():
             return None
-        executed = executed_of(planned.to_run)
-        return self._order(graph, await self._rank_files(graph, to_run, executed), to_run)
+        executed, symbols = executed_of(planned.to_run), symbols_of(planned.to_run)
+        ranking = await self._rank_files(graph, to_run, executed, symbols)
+        return self._order(graph, ranking, to_run)
 
     async def predictive(
         self, graph: BuildGraph, planned: Plan, threshold: float
@@ -571,7 +582,7 @@ class SpeculationService:
             return nothing_skipped("no telemetry to predict from: nothing skipped")
         changed = sorted(self._changed | {c for f in planned.to_run for c in f.changed})
         failed_last = [f.target for f in planned.to_run if f.reason == "failed last time"]
-        executed = executed_of(planned.to_run)
+        executed, symbols = executed_of(planned.to_run), symbols_of(planned.to_run)
 
         # what each file would run: the node-level plan's nodes, the user's node ids, or all
         run_nodes = {f.target: f.run_nodes or f.nodes for f in planned.to_run}
@@ -582,7 +593,11 @@ class SpeculationService:
 
             history = self._history
             assert history is not None
-            change = change_from_graph(graph, changed, (), executed) if changed else _empty_change()
+            change = (
+                change_from_graph(graph, changed, symbols, executed)
+                if changed or symbols
+                else _empty_change()
+            )
             files = select_files(
                 to_run, change, history, threshold, self._predictor, failed_last=failed_last
             )
@@ -652,6 +667,7 @@ class SpeculationService:
                 )
         changed = sorted(self._changed)
         executed = executed_of(o.planned for summary in summaries for o in summary.files)
+        symbols = symbols_of(o.planned for summary in summaries for o in summary.files)
         if kind == "explicit":
             self._changed.clear()
         if not rows:
@@ -661,7 +677,11 @@ class SpeculationService:
             from maestro.model.features import change_from_graph
 
             assert self._telemetry is not None and self._history is not None
-            change = change_from_graph(graph, changed, (), executed) if changed else _empty_change()
+            change = (
+                change_from_graph(graph, changed, symbols, executed)
+                if changed or symbols
+                else _empty_change()
+            )
             now = time.time()
             run_id = self._telemetry.record_run(change, rows, kind=kind, ts=now)  # type: ignore[arg-type]
             self._history.observe(change, rows, now)
@@ -723,6 +743,11 @@ def executed_of(files: Iterable[PlannedFile]) -> dict[str, int]:
                 if t.executed is not None and t.outcome not in ("failed", "error"):
                     out.setdefault(t.node_id, 0)
     return out
+
+
+def symbols_of(files: Iterable[PlannedFile]) -> list[str]:
+    """The functions and classes changed in the run's inputs (the plan diffed fingerprints)."""
+    return sorted({s for f in files for s in f.symbols})
 
 
 def _empty_change() -> ChangeSet:

@@ -242,6 +242,7 @@ class PlannedFile:
     node_reasons: dict[str, str] = field(default_factory=dict)  # node id -> why it (re-)runs
     promote: bool = False  # node-level: nothing to run; store `carried` under `key`
     deselect: tuple[str, ...] = ()  # predictive mode skipped these: the result is not stored
+    symbols: tuple[str, ...] = ()  # qualnames changed in its Python inputs since its last run
 
     @property
     def runs(self) -> bool:
@@ -327,7 +328,36 @@ def plan(
         if not selection.no_cache:  # a hit is a file served without running (not a failed one)
             cache.count_lookup(None if decided.runs else decided.cached)
         files.append(decided)
+    _changed_symbols(graph, fps, last, files)
     return Plan(files, context, tuple(selection.pytest_args), allowlist, digests, last, fps)
+
+
+def _changed_symbols(
+    graph: BuildGraph, fps: FingerprintStore, last: LastKeys, files: list[PlannedFile]
+) -> None:
+    """Set each running file's `symbols`: the functions and classes changed in its Python
+    inputs since its last run, from their fingerprints (the model's change symbols, which it
+    otherwise only gets by diffing texts the daemon does not keep)."""
+    found: dict[tuple[str, str, str], tuple[str, ...]] = {}
+    for f in files:
+        previous = last.get(f.target) if f.runs and f.changed else None
+        if previous is None:
+            continue
+        symbols: set[str] = set()
+        for name in f.changed:
+            old, new = previous[1].get(name), f.key.inputs.get(name)
+            if not name.endswith(".py") or old in (None, ABSENT) or new in (None, ABSENT):
+                continue
+            assert old is not None and new is not None
+            if (name, old, new) not in found:
+                before, after = fps.get(old), fps.of_file(graph.root / name, new)
+                delta = diff(before, after) if before and after else None
+                found[name, old, new] = (
+                    (*delta.changed, *delta.added, *delta.deleted) if delta else ()
+                )
+            symbols.update(found[name, old, new])
+        # the model names nested functions outer.inner (model.features.changed_symbols)
+        f.symbols = tuple(sorted(s.replace(".<locals>.", ".") for s in symbols))
 
 
 def fingerprint_store(root: Path) -> FingerprintStore:

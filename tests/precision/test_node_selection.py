@@ -32,6 +32,8 @@ def test_change_inside_one_function_reruns_only_its_executors(ws: Workspace) -> 
         "1 of 3 tests: tests/test_calc.py::test_triple executed pkg.calc.triple, "
         "changed at pkg/calc.py:8"
     )
+    # the speculation model's change symbols, from the same fingerprints
+    assert calc.symbols == ("triple",)
     summary = ws.run()
     assert ran_nodes(summary) == ["tests/test_calc.py::test_triple"]
     assert (summary.exit_code, summary.passed) == (0, 6)  # the others served from the cache
