@@ -38,6 +38,27 @@ SEED = 11
 MODES = ("off", "files", "tests")
 BASE_PYTHONPATH = os.environ.get("PYTHONPATH", "")  # the link tree (bench/__init__.py)
 TITLE = "Fail-first through the daemon (issue 6)"
+# A per-test alarm for every mode alike: a mutant that makes a test wait forever fails that test
+# instead of hanging the run (the daemon itself has no per-test timeout).
+ALARM = r"""
+import signal
+import pytest
+
+
+def _alarm(signum, frame):
+    raise TimeoutError("test exceeded 10 s")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, 10.0)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+"""
 # deselected for every mode alike: they need the network or take seconds here
 DESELECT = (
     "tests/test_requests.py::TestTimeout::test_connect_timeout",
@@ -108,11 +129,14 @@ def run_phase(
     (root / "pyproject.toml").write_text(text)
     os.environ["MAESTRO_STATE_DIR"] = str(WORK / name / "state")
     os.environ["MAESTRO_CACHE_DIR"] = str(WORK / name / "cache")
+    plugins = WORK / "plugin"
+    plugins.mkdir(parents=True, exist_ok=True)
+    (plugins / "failfirst_alarm.py").write_text(ALARM)
     os.environ["PYTHONPATH"] = os.pathsep.join(
-        [str(root / "src"), *filter(None, BASE_PYTHONPATH.split(os.pathsep))]
+        [str(root / "src"), str(plugins), *filter(None, BASE_PYTHONPATH.split(os.pathsep))]
     )
     env = dict(os.environ)
-    args = [a for node in DESELECT for a in ("--deselect", node)]
+    args = ["-p", "failfirst_alarm", *(a for node in DESELECT for a in ("--deselect", node))]
     phase = Phase(name)
     refresh_link_tree()
     reply = start_daemon(root)
