@@ -27,8 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import refresh_link_tree
-from bench.bench_model import WORK as MODEL_WORK
-from bench.bench_model import Mutant, apply, load_model_package
+from bench.bench_model import Mutant, apply, load_model_package, logged_mutants
 from bench.bench_test_cache import PROJECTS as CACHE_PROJECTS
 from bench.bench_test_cache import prepare
 from bench.common import BENCH_DIR, fetch_sdist, git_rev, machine, table, today, write_section
@@ -84,22 +83,13 @@ class Phase:
 
 
 def killers(count: int) -> list[Mutant]:
-    log = MODEL_WORK / "requests" / "mutants.jsonl"
-    if not log.exists():
-        raise SystemExit(f"{log} is missing: run `python -m bench.bench_model --only requests`")
     found: list[Mutant] = []
-    for line in log.read_text().splitlines():
-        if not line.strip():
-            continue
-        row = json.loads(line)
+    for m, row in logged_mutants("requests"):
         # bench_model stops a test after 5 s: on a loaded host that is a "failure" of no mutant
         failing = [t for t, (o, d) in row["results"].items() if o == "failed" and d < 4.9]
         # a mutant that breaks every test (an import) leaves nothing to order
-        if not failing or len(failing) == len(row["results"]):
-            continue
-        file, ln, col, change = row["key"].rsplit(":", 3)
-        old, new = change.split("->", 1)
-        found.append(Mutant(file, row["symbol"], int(ln), int(col), int(col) + len(old), old, new))
+        if failing and len(failing) < len(row["results"]):
+            found.append(m)
     random.Random(SEED).shuffle(found)
     return found[:count]
 

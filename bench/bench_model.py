@@ -245,6 +245,23 @@ class Mutant:
         return f"{self.file}:{self.line}:{self.col}:{self.old}->{self.new}"
 
 
+def logged_mutants(project: str) -> list[tuple[Mutant, dict[str, Any]]]:
+    """Every mutant `generate` logged for `project`, with its row (impacted files, results)."""
+    log = WORK / project / "mutants.jsonl"
+    if not log.exists():
+        raise SystemExit(f"{log} is missing: run `python -m bench.bench_model --only {project}`")
+    found: list[tuple[Mutant, dict[str, Any]]] = []
+    for line in log.read_text().splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        file, ln, col, change = row["key"].rsplit(":", 3)
+        old, new = change.split("->", 1)
+        m = Mutant(file, row["symbol"], int(ln), int(col), int(col) + len(old), old, new)
+        found.append((m, row))
+    return found
+
+
 def _functions(tree: ast.AST) -> list[tuple[str, ast.AST]]:
     found: list[tuple[str, ast.AST]] = []
 

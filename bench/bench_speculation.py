@@ -39,8 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import refresh_link_tree
-from bench.bench_model import WORK as MODEL_WORK
-from bench.bench_model import Mutant, apply
+from bench.bench_model import Mutant, apply, logged_mutants
 from bench.bench_test_cache import PROJECTS as CACHE_PROJECTS
 from bench.bench_test_cache import prepare
 from bench.common import BENCH_DIR, fetch_sdist, git_rev, machine, table, today, write_section
@@ -74,20 +73,13 @@ class Phase:
 
 def mutants(count: int) -> list[tuple[Mutant, bool]]:
     """(mutant, kills a kept test) from bench_model's requests log, killers first, seeded."""
-    log = MODEL_WORK / "requests" / "mutants.jsonl"
-    if not log.exists():
-        raise SystemExit(f"{log} is missing: run `python -m bench.bench_model --only requests`")
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    found: list[tuple[Mutant, bool]] = []
-    for row in rows:
-        file, line, col, change = row["key"].rsplit(":", 3)[0], *row["key"].rsplit(":", 3)[1:]
-        old, new = change.split("->", 1)
-        m = Mutant(file, row["symbol"], int(line), int(col), int(col) + len(old), old, new)
-        kills = any(
+    found = [
+        (m, any(
             outcome == "failed" and not test.startswith(DROP)
             for test, (outcome, _) in row["results"].items()
-        )
-        found.append((m, kills))
+        ))
+        for m, row in logged_mutants("requests")
+    ]  # fmt: skip
     rng = random.Random(SEED)
     killers = [f for f in found if f[1]]
     others = [f for f in found if not f[1]]
