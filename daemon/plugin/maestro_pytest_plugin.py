@@ -23,6 +23,10 @@ set-up) goes to ``session_trace``; code run while a higher-scoped fixture is set
 attributed to every later test that uses that fixture. ``MAESTRO_TRACE=off`` disables tracing,
 ``MAESTRO_TRACE=lsprof`` / ``MAESTRO_TRACE=profile`` force the cProfile / Python-callback hook.
 
+Selection: ``MAESTRO_SELECT`` names a JSON file ``{"scores": {node id: P(fail)}, "deselect":
+[node id]}`` from the runner. The tests are deselected by exact id and put most-likely-failure
+first without splitting a module or class (``fail_first``); an unreadable file is ignored.
+
 Dynamic dependencies: an audit hook records ``open`` events while a test file is collected
 (imported) and while its tests run; modules first imported in those windows come from a
 ``sys.modules`` diff (the ``import`` audit event misses ``importlib.import_module`` of a top-level
