@@ -222,24 +222,22 @@ async def run_pytest(
     drops exactly these node ids (pytest's ``--deselect`` matches prefixes: ``test_a`` would
     also drop ``test_ab``).
     """
-    if not test_scores and not deselect:
+    select_path: str | None = None
+    if test_scores or deselect:
+        fd, select_path = tempfile.mkstemp(prefix="maestro-select-", suffix=".json")  # 0600
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"scores": dict(test_scores or {}), "deselect": list(deselect)}, f)
+        extra_env = {**(extra_env or {}), SELECT_ENV: select_path}
+    try:
         return await _run_pytest(
             root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
             env_allowlist=env_allowlist, extra_env=extra_env, grace_s=grace_s,
             environ=environ, nice=nice,
         )  # fmt: skip
-    fd, select_path = tempfile.mkstemp(prefix="maestro-select-", suffix=".json")  # 0600
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"scores": dict(test_scores or {}), "deselect": list(deselect)}, f)
-        return await _run_pytest(
-            root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
-            env_allowlist=env_allowlist, extra_env={**(extra_env or {}), SELECT_ENV: select_path},
-            grace_s=grace_s, environ=environ, nice=nice,
-        )  # fmt: skip
     finally:
-        with contextlib.suppress(OSError):
-            os.unlink(select_path)
+        if select_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(select_path)
 
 
 async def _run_pytest(

@@ -459,21 +459,15 @@ class SpeculationService:
         changed = sorted(self._changed)
 
         def work() -> Ranking:
-            from maestro.model.features import change_from_graph
-            from maestro.model.rank import rank
+            from maestro.model.rank import known_nodes, rank
 
             history = self._history
             if history is None:
                 return Ranking([(t, 0.0) for t in targets], {})
-            change = (
-                change_from_graph(graph, changed, symbols, executed)
-                if changed or symbols
-                else _empty_change()
-            )
-            wanted = set(targets)
-            nodes = [n for n in history.tests if n.split("::", 1)[0] in wanted]
-            seen = {n.split("::", 1)[0] for n in nodes}
-            nodes += [t for t in targets if t not in seen]
+            change = _change_set(graph, changed, symbols, executed)
+            known = known_nodes(history, targets)
+            nodes = [n for ns in known.values() for n in ns]
+            nodes += [t for t in targets if t not in known]
             best: dict[str, float] = {}
             scores: dict[str, float] = {}
             for r in rank(nodes, change, history, self._predictor):
@@ -588,29 +582,18 @@ class SpeculationService:
         run_nodes = {f.target: f.run_nodes or f.nodes for f in planned.to_run}
 
         def work() -> tuple[list[FileDecision], dict[str, list[Skipped]]]:
-            from maestro.model.features import change_from_graph
-            from maestro.model.rank import select_files, select_tests
+            from maestro.model.rank import known_nodes, select_files, select_tests
 
             history = self._history
             assert history is not None
-            change = (
-                change_from_graph(graph, changed, symbols, executed)
-                if changed or symbols
-                else _empty_change()
-            )
+            change = _change_set(graph, changed, symbols, executed)
             files = select_files(
                 to_run, change, history, threshold, self._predictor, failed_last=failed_last
             )
             # inside the files that run: the tests this run would execute that the history knows
-            kept = {d.target for d in files if d.runs}
-            candidates: dict[str, list[str]] = {}
-            for node in history.tests:
-                target = node.split("::", 1)[0]
-                if target in kept and run_nodes[target] is None:
-                    candidates.setdefault(target, []).append(node)
-            for target in kept:
-                if (nodes := run_nodes[target]) is not None:
-                    candidates[target] = list(nodes)
+            kept = [d.target for d in files if d.runs]
+            candidates = known_nodes(history, kept)
+            candidates.update((t, list(n)) for t in kept if (n := run_nodes[t]) is not None)
             tests = select_tests(
                 candidates, change, history, threshold, self._predictor, changed_files=changed
             )
@@ -674,14 +657,8 @@ class SpeculationService:
             return 0
 
         def work() -> int:
-            from maestro.model.features import change_from_graph
-
             assert self._telemetry is not None and self._history is not None
-            change = (
-                change_from_graph(graph, changed, symbols, executed)
-                if changed or symbols
-                else _empty_change()
-            )
+            change = _change_set(graph, changed, symbols, executed)
             now = time.time()
             run_id = self._telemetry.record_run(change, rows, kind=kind, ts=now)  # type: ignore[arg-type]
             self._history.observe(change, rows, now)
@@ -748,6 +725,20 @@ def executed_of(files: Iterable[PlannedFile]) -> dict[str, int]:
 def symbols_of(files: Iterable[PlannedFile]) -> list[str]:
     """The functions and classes changed in the run's inputs (the plan diffed fingerprints)."""
     return sorted({s for f in files for s in f.symbols})
+
+
+def _change_set(
+    graph: BuildGraph,
+    changed: Sequence[str],
+    symbols: Sequence[str],
+    executed: Mapping[str, int] | None,
+) -> ChangeSet:
+    """The change a ranking and a telemetry row see (an empty one when nothing is known)."""
+    if not changed and not symbols:
+        return _empty_change()
+    from maestro.model.features import change_from_graph
+
+    return change_from_graph(graph, changed, symbols, executed)
 
 
 def _empty_change() -> ChangeSet:

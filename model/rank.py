@@ -7,7 +7,7 @@ from telemetry) and the predictor (loaded from the model store) and calls these 
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from maestro.model.features import FAR, FEATURES, History
@@ -147,6 +147,18 @@ class FileDecision:
     reason: str
 
 
+def known_nodes(history: History, targets: Iterable[str]) -> dict[str, list[str]]:
+    """The node ids the history knows in each of `targets` (files it knows nothing of are
+    absent), in the history's order."""
+    wanted = set(targets)
+    nodes: dict[str, list[str]] = {}
+    for node in history.tests:
+        t = target_of(node)
+        if t in wanted:
+            nodes.setdefault(t, []).append(node)
+    return nodes
+
+
 def select_files(
     targets: Sequence[str],
     change: ChangeSet,
@@ -164,12 +176,7 @@ def select_files(
     history (nothing to predict from), or when the file itself changed; otherwise it runs only
     at or above `threshold`, and a skip says the probability and the top features behind it.
     """
-    wanted = set(targets)
-    nodes: dict[str, list[str]] = {}
-    for node in history.tests:
-        t = target_of(node)
-        if t in wanted:
-            nodes.setdefault(t, []).append(node)
+    nodes = known_nodes(history, targets)
     best: dict[str, Ranked] = {}
     for r in rank([n for ns in nodes.values() for n in ns], change, history, predictor, now=now):
         best.setdefault(target_of(r.test), r)  # most likely first: the first one is the max
