@@ -1,7 +1,7 @@
 """On-disk layout of the cache: one LMDB environment, named sub-databases, key and value encodings.
 
     cas         32-byte sha256 -> blob bytes
-    ac          32-byte action digest -> msgpack ActionResult
+    ac          32-byte action digest -> sealed msgpack ActionResult (see `seal_action`)
     meta        kind byte + 32-byte key -> <u64 last access (unix s), u64 value size>
     refc        32-byte blob key -> <u32 number of AC entries referencing it>
     arefs       32-byte action key -> concatenated 32-byte keys of the blobs it references
@@ -16,12 +16,18 @@ across crashes (LMDB commits are atomic).
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import lmdb
+import msgpack
+
+from maestro.errors import CacheError, IntegrityError
+
+from .action import ActionResult, NewerSchemaError, decode_action
 
 BLOB = b"c"
 ACTION = b"a"
@@ -43,6 +49,15 @@ WALL_SAVED = b"wall_seconds_saved"
 FLOAT_COUNTERS = frozenset({CPU_SAVED, WALL_SAVED})
 
 DB_NAMES = ("cas", "ac", "meta", "refc", "arefs", "stats", "quarantine")
+
+AC_FORMAT = 2
+"""Version of the envelope around stored action values (`seal_action`).
+
+It sits in the envelope's ``schema_version`` field, where a Maestro that predates the envelope
+reads an ActionResult's schema version: such a reader sees a newer entry and treats it as a miss
+it leaves alone, instead of quarantining an entry it cannot parse. The ActionResult inside (and
+the remote wire form, which is that ActionResult alone) keeps its own SCHEMA_VERSION.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +149,71 @@ def delete_action(txn: lmdb.Transaction, dbs: Dbs, key: bytes) -> tuple[int, lis
     return len(data), orphans
 
 
+class UnsealedActionError(IntegrityError):
+    """A stored action value without the digest envelope: written by an older Maestro, or edited.
+
+    Nothing vouches for its bytes, so it is handled as corrupt (quarantined, a miss)."""
+
+    code = "unsealed_action"
+
+
+def seal_action(key: bytes, payload: bytes) -> bytes:
+    """The stored form of an action result: its encoded bytes plus sha256(key + payload).
+
+    The key is hashed too, so a value copied under another action's key fails the check."""
+    return msgpack.packb(
+        {
+            "schema_version": AC_FORMAT,
+            "sha256": hashlib.sha256(key + payload).digest(),
+            "payload": payload,
+        },
+        use_bin_type=True,
+    )
+
+
+def unseal_action(key: bytes, value: bytes | memoryview) -> bytes:
+    """The payload of a sealed action value, after checking its digest.
+
+    Raises NewerSchemaError (a newer envelope: not ours to judge), UnsealedActionError (no
+    envelope), IntegrityError (digest mismatch) or CacheError (not an envelope at all)."""
+    try:
+        envelope = msgpack.unpackb(value, raw=False, strict_map_key=True)
+    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
+        raise CacheError(f"undecodable action entry: {exc}") from exc
+    if not isinstance(envelope, dict):
+        raise CacheError(f"action entry is a {type(envelope).__name__}, not a map")
+    version = envelope.get("schema_version")
+    if not isinstance(version, int) or version < AC_FORMAT:
+        raise UnsealedActionError("action entry has no value digest (older format, or edited)")
+    if version > AC_FORMAT:
+        raise NewerSchemaError(
+            f"action entry has format {version}, this Maestro reads {AC_FORMAT}",
+            hint="upgrade Maestro to use entries written by newer versions",
+        )
+    digest, payload = envelope.get("sha256"), envelope.get("payload")
+    if not isinstance(digest, bytes) or not isinstance(payload, bytes):
+        raise CacheError("action entry envelope lacks its digest or payload")
+    if hashlib.sha256(key + payload).digest() != digest:
+        raise IntegrityError("action entry does not match its value digest")
+    return payload
+
+
+def load_action(key: bytes, value: bytes | memoryview) -> ActionResult:
+    """Check and decode a stored action value; the errors of `unseal_action` and `decode_action`."""
+    return decode_action(unseal_action(key, value))
+
+
+def action_problem(key: bytes, value: bytes | memoryview) -> str | None:
+    """Why a stored action value must be quarantined, or None (sound, or newer than us)."""
+    try:
+        load_action(key, value)
+    except NewerSchemaError:
+        return None
+    except CacheError as exc:
+        return exc.message
+    return None
+
+
 def quarantine(
     txn: lmdb.Transaction,
     dbs: Dbs,
@@ -144,8 +224,6 @@ def quarantine(
     now: int,
 ) -> None:
     """Move a bad entry out of the live tables, keeping its bytes for a post-mortem."""
-    import msgpack
-
     record = msgpack.packb({"reason": reason, "at": now, "data": bytes(data)}, use_bin_type=True)
     txn.put(kind + key, record, db=dbs.quarantine)
     if kind == BLOB:

@@ -12,6 +12,9 @@ Rules (docs/cache.md, "Remote mirror"):
   (the client checks, we check again) *before* anything is written locally. The blobs are written
   first, the action entry last, so an interrupted fetch leaves at most orphan blobs, never an
   entry that cannot be served. A hit is used only when every blob arrived.
+- **Plain results on the wire, sealed on disk.** An AC value travels as the encoded ActionResult
+  alone (the form the coordinator validates); the local digest envelope is added by
+  `Cache.put_action` when a fetched entry is stored, and never uploaded.
 - **Short and bounded.** A remote read has `read_timeout_s` overall; a circuit breaker opens
   after consecutive failures and sends reads straight to "miss" until a probe succeeds. Callers
   that must not wait (`wait_remote=False`, or any call from an event-loop thread) get a miss at

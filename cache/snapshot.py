@@ -3,7 +3,10 @@
 A snapshot is `data.mdb` (a compacted, transactionally consistent `env.copy`) plus
 `manifest.json` listing every blob digest, every action entry's value hash, counts and the
 sha256 of the data file. Restore re-verifies all of it before touching the target, so a damaged
-or altered snapshot is refused rather than installed.
+or altered snapshot is refused rather than installed. Both sides also check every sealed action
+entry against its own digest (`layout.unseal_action`), so an entry edited before the snapshot
+(with the manifest written to match) is refused too. Unsealed entries (snapshots of an older
+Maestro's cache) and newer ones pass: they are kept as they are and never served as hits.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import maestro
 from maestro.errors import CacheError, IntegrityError
 
 from . import layout as L
+from .action import NewerSchemaError
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +86,18 @@ def _sha256_file(path: Path, copy_to: Path | None = None) -> str:
     return hasher.hexdigest()
 
 
+def _sealed_action_problem(key: bytes, data: bytes) -> str | None:
+    """Why a sealed action entry is corrupt, or None; unsealed and newer entries are let through
+    (an older Maestro's snapshot holds only unsealed ones; the cache quarantines them on read)."""
+    try:
+        L.unseal_action(key, data)
+    except (L.UnsealedActionError, NewerSchemaError):
+        return None
+    except CacheError as exc:
+        return exc.message
+    return None
+
+
 def _open_readonly(path: Path) -> tuple[lmdb.Environment, L.Dbs]:
     env = lmdb.open(
         str(path), readonly=True, lock=False, max_dbs=len(L.DB_NAMES) + 1, map_size=1 << 20
@@ -114,13 +130,15 @@ def take_snapshot(env: lmdb.Environment, dest_dir: Path) -> Manifest:
                     blobs[key.hex()] = len(data)
                     total += len(data)
                 for key, data in txn.cursor(db=dbs.ac):
+                    if _sealed_action_problem(key, data) is not None:
+                        corrupt.append(key.hex())
                     actions[key.hex()] = hashlib.sha256(data).hexdigest()
                     total += len(data)
         finally:
             copy.close()
         if corrupt:
             raise IntegrityError(
-                f"{len(corrupt)} corrupt blob(s) in the cache, e.g. {corrupt[0]}; "
+                f"{len(corrupt)} corrupt entries in the cache, e.g. {corrupt[0]}; "
                 "a snapshot would preserve them",
                 hint="run `maestro cache verify` (it quarantines them), then snapshot again",
             )
@@ -207,6 +225,8 @@ def _check_entries(env_dir: Path, manifest: Manifest, refuse: str) -> None:
                 seen += 1
                 if manifest.actions.get(key.hex()) != hashlib.sha256(data).hexdigest():
                     problems.append(f"action {key.hex()} differs from the manifest")
+                elif (why := _sealed_action_problem(key, data)) is not None:
+                    problems.append(f"action {key.hex()}: {why}")
             if seen != manifest.action_count or seen != len(manifest.actions):
                 problems.append(f"{seen} actions stored, manifest lists {len(manifest.actions)}")
     finally:

@@ -1,8 +1,10 @@
 """The `Cache`: CAS + action cache in one LMDB environment shared by all of a user's workspaces.
 
 Integrity: blobs are hashed on write (optionally against an expected digest) and re-hashed on every
-read; a corrupt blob or undecodable action entry is quarantined and reported as a miss, never
-returned. An action hit is served only when every blob it references exists and verifies.
+read. Action values are sealed with a digest of their bytes (`layout.seal_action`) and checked on
+every read. A corrupt blob, or an action entry that is undecodable, unsealed or does not match its
+digest, is quarantined and reported as a miss, never returned. An action hit is served only when
+every blob it references exists and verifies.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from maestro.errors import CacheError, IntegrityError
 from maestro.paths import cache_dir
 
 from . import layout as L
-from .action import ActionResult, NewerSchemaError, decode_action
+from .action import ActionResult, NewerSchemaError
 from .digest import EMPTY_DIGEST, Digest, check_hex, trusted_digest
 from .eviction import GcReport, collect
 from .stats import CacheStats
@@ -407,7 +409,7 @@ class Cache:
     def put_action(self, action_hex: str, result: ActionResult) -> None:
         """Store `result` under the action digest, replacing any previous entry."""
         key = check_hex(action_hex, "action digest")
-        value = result.encode()
+        value = L.seal_action(key, result.encode())
         refs = sorted({d.key for d in result.referenced_digests() if d.size})
 
         def body(txn: lmdb.Transaction, dbs: L.Dbs) -> int:
@@ -440,7 +442,7 @@ class Cache:
                 return None
             result: ActionResult | None = None
             try:
-                decoded = decode_action(raw)
+                decoded = L.load_action(key, raw)
             except NewerSchemaError as exc:
                 log.info("action %s: %s", action_hex, exc.message)
             except CacheError as exc:
@@ -480,13 +482,16 @@ class Cache:
             self._note(miss=True)
 
     def _quarantine_action(self, key: bytes, reason: str) -> None:
-        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> None:
+        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> bool:
             data = txn.get(key, db=dbs.ac)
-            if data is not None:
-                L.quarantine(txn, dbs, L.ACTION, key, data, reason, _now())
+            # Re-checked: another process may have replaced the entry with a sound one meanwhile.
+            if data is None or L.action_problem(key, data) is None:
+                return False
+            L.quarantine(txn, dbs, L.ACTION, key, data, reason, _now())
+            return True
 
-        log.warning("quarantined undecodable action entry %s: %s", key.hex(), reason)
-        self._write(body)
+        if self._write(body):
+            log.warning("quarantined action entry %s: %s", key.hex(), reason)
 
     # -- maintenance -------------------------------------------------------------------------
 
@@ -537,7 +542,7 @@ class Cache:
         return self._write(body)
 
     def verify(self) -> VerifyReport:
-        """Re-hash every blob and decode every action entry; quarantine and list the bad ones."""
+        """Check every blob and action entry against its digest; quarantine and list bad ones."""
         from .verify import verify_env
 
         self.flush()

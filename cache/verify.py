@@ -1,5 +1,8 @@
 """`maestro cache verify`: a full integrity pass that a user can run and read.
 
+Every blob is re-hashed against its key; every action entry is checked against the digest it was
+sealed with (`layout.unseal_action`) and decoded.
+
 Reading happens in one read transaction (writers are not blocked); repairs (quarantine, metadata,
 counters, reference counts) in one short write transaction that re-checks each finding first,
 since another process may have fixed or replaced the entry in between.
@@ -19,7 +22,7 @@ import lmdb
 from maestro.errors import CacheError
 
 from . import layout as L
-from .action import NewerSchemaError, decode_action
+from .action import NewerSchemaError
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +77,7 @@ def verify_env(env: lmdb.Environment, dbs: L.Dbs) -> VerifyReport:
             actions += 1
             nbytes += len(data)
             try:
-                result = decode_action(data)
+                result = L.load_action(key, data)
             except NewerSchemaError:
                 newer += 1
                 continue
@@ -100,7 +103,7 @@ def verify_env(env: lmdb.Environment, dbs: L.Dbs) -> VerifyReport:
                     L.quarantine(txn, dbs, L.BLOB, key, data, problem.reason, now)
             else:
                 data = txn.get(key, db=dbs.ac)
-                if data is not None:
+                if data is not None and L.action_problem(key, data) is not None:
                     L.quarantine(txn, dbs, L.ACTION, key, data, problem.reason, now)
         repairs.extend(_repair_bookkeeping(txn, dbs, now))
 

@@ -11,7 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maestro.cache import ActionResult, Cache, Digest, Provenance, TestOutcome, Timing
-from maestro.cache.action import SCHEMA_VERSION, decode_action
+from maestro.cache import action as action_module
+from maestro.cache import layout as L
+from maestro.cache.action import SCHEMA_VERSION, NewerSchemaError, decode_action
 from maestro.errors import CacheError
 
 
@@ -64,15 +66,31 @@ def test_malformed_action_entry_is_a_miss_not_a_crash(cache_root: Path) -> None:
 
 
 def test_entry_from_a_newer_maestro_is_a_miss_but_kept(cache_root: Path) -> None:
-    newer = make_result().model_dump(mode="json") | {"schema_version": SCHEMA_VERSION + 1}
+    key = bytes.fromhex(action_key(7))
+    newer_result = make_result().model_dump(mode="json") | {"schema_version": SCHEMA_VERSION + 1}
+    newer_payload = L.seal_action(key, msgpack.packb(newer_result))
+    newer_envelope = {"schema_version": L.AC_FORMAT + 1, "whatever": b"comes next"}
     with Cache.open() as c:
         path = c.path
-    raw_put(path, b"ac", bytes.fromhex(action_key(7)), msgpack.packb(newer))
+    raw_put(path, b"ac", key, newer_payload)
+    raw_put(path, b"ac", bytes.fromhex(action_key(8)), msgpack.packb(newer_envelope))
     with Cache.open() as c:
         assert c.get_action(action_key(7)) is None
+        assert c.get_action(action_key(8)) is None
         assert c.stats().quarantined == 0
         report = c.verify()
-        assert report.clean and report.newer_schema == 1
+        assert report.clean and report.newer_schema == 2
+
+
+def test_an_older_reader_sees_a_sealed_entry_as_newer_not_as_garbage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A Maestro from before the envelope (ActionResult schema 1) reads a sealed value as a
+    newer entry: a miss it leaves alone, not garbage it would quarantine."""
+    monkeypatch.setattr(action_module, "SCHEMA_VERSION", 1)
+    sealed = L.seal_action(bytes.fromhex(action_key(1)), make_result().encode())
+    with pytest.raises(NewerSchemaError):
+        decode_action(sealed)
 
 
 def test_stats_count_hits_misses_and_time_saved(cache: Cache) -> None:

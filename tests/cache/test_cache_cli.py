@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cache_helpers import action_key, make_result, raw_put
+from cache_helpers import action_key, flip_failed_to_passed, make_result, raw_put
 from typer.testing import CliRunner
 
 from maestro.cache import Cache
@@ -62,3 +62,17 @@ def test_snapshot_and_restore_commands(cache_root: Path, tmp_path: Path) -> None
     assert "previous cache was moved" in forced.output
     with Cache.open() as c:
         assert c.get_action(action_key(1)) is not None
+
+
+def test_verify_counts_an_action_result_edited_in_lmdb(cache_root: Path) -> None:
+    with Cache.open() as c:
+        c.put_action(action_key(1), make_result(exit_code=1))
+        path = c.path
+    assert runner.invoke(cache_app, ["verify"]).exit_code == 0
+    flip_failed_to_passed(path, action_key(1))
+    bad = runner.invoke(cache_app, ["verify"])
+    assert bad.exit_code == 1, bad.output
+    assert "0 ok, 1 corrupt" in bad.output and "Quarantined" in bad.output
+    assert "value digest" in bad.output  # the reason column of the quarantined entry
+    again = runner.invoke(cache_app, ["verify"])
+    assert again.exit_code == 0 and "0 corrupt" in again.output

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import pytest
-from cache_helpers import action_key, make_result, raw_put
+from cache_helpers import action_key, flip_failed_to_passed, make_result, raw_get, raw_put
 
 from maestro.cache import Cache, digest_bytes
 from maestro.cache.snapshot import MANIFEST_FILE, _sha256_file
@@ -95,6 +96,43 @@ def test_restore_rehashes_blobs_even_if_the_manifest_was_doctored(
         Cache.restore(snap, target)
     assert not target.exists()
     assert not list(tmp_path.glob(".restored.restore-*"))  # the staged copy is cleaned up
+
+
+def test_snapshot_refuses_to_preserve_an_edited_action_result(
+    cache_root: Path, tmp_path: Path
+) -> None:
+    with Cache.open() as c:
+        c.put_action(action_key(1), make_result(exit_code=1))
+        path = c.path
+    flip_failed_to_passed(path, action_key(1))
+    with Cache.open() as c, pytest.raises(IntegrityError, match="verify"):
+        c.snapshot(tmp_path / "snap")
+    assert not (tmp_path / "snap" / "data.mdb").exists()
+    with Cache.open() as c:  # verify quarantines it; then the snapshot goes through
+        assert len(c.verify().corrupt) == 1
+        assert c.snapshot(tmp_path / "snap").action_count == 0
+
+
+def test_restore_rechecks_action_digests_even_if_the_manifest_was_doctored(
+    cache_root: Path, tmp_path: Path
+) -> None:
+    with Cache.open() as c:
+        c.put_action(action_key(1), make_result(exit_code=1))
+        c.snapshot(tmp_path / "snap")
+    snap = tmp_path / "snap"
+    flip_failed_to_passed(snap, action_key(1))
+    edited = raw_get(snap, b"ac", bytes.fromhex(action_key(1)))
+    assert edited is not None
+    (snap / "lock.mdb").unlink(missing_ok=True)
+    manifest = json.loads((snap / MANIFEST_FILE).read_text())
+    manifest["actions"][action_key(1)] = hashlib.sha256(edited).hexdigest()
+    manifest["data_sha256"] = _sha256_file(snap / "data.mdb")
+    manifest["data_bytes"] = (snap / "data.mdb").stat().st_size
+    (snap / MANIFEST_FILE).write_text(json.dumps(manifest))
+    target = tmp_path / "restored"
+    with pytest.raises(IntegrityError, match=f"action {action_key(1)}"):
+        Cache.restore(snap, target)
+    assert not target.exists()
 
 
 def test_restore_over_an_existing_cache_needs_force(cache_root: Path, tmp_path: Path) -> None:
