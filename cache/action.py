@@ -49,6 +49,8 @@ class TestOutcome(_Model):
     """Indices into ``ActionResult.trace.functions`` of what this node ran; None = no record."""
     reads: list[str] = Field(default_factory=list)
     """Workspace files the node opened for reading (data files; sources read while importing)."""
+    opaque: list[str] = Field(default_factory=list)
+    """Why some of what the node read is unknown (it ran a program that is not Python...)."""
 
 
 class TraceRecord(_Model):
@@ -112,6 +114,8 @@ class ActionResult(_Model):
     dynamic_deps: list[str] = Field(default_factory=list)
     trace: TraceRecord | None = None
     """Per-node execution record (additive: older readers ignore it, older entries lack it)."""
+    opaque: list[str] = Field(default_factory=list)
+    """Why the file depends on the whole workspace: what some of its tests read is unknown."""
 
     def referenced_digests(self) -> list[Digest]:
         """Every CAS blob this result needs; an AC hit requires all of them to be present."""

@@ -32,6 +32,9 @@ ABSENT = "absent"
 
 WHOLE_FILE = "whole file"
 
+WORKSPACE = "@workspace"
+"""A recorded input meaning "everything": a test ran a program whose reads Maestro cannot see."""
+
 # Options that only change how pytest reports, never which tests run or how they behave.
 _DISPLAY_FLAGS = frozenset(
     {
@@ -152,11 +155,22 @@ def target_inputs(
             inputs[node] = f"{found[0]}=={found[1]}" if found else ABSENT
         elif node.startswith("//"):
             continue  # declared targets are not test inputs
+        elif node == WORKSPACE:
+            inputs[node] = workspace_digest(graph, digest_of)
         elif "#" in node:
             inputs[node] = graph.sections.get(node, ABSENT)
         else:
             inputs[node] = digest_of(node) or ABSENT
     return inputs
+
+
+def workspace_digest(graph: BuildGraph, digest_of: Callable[[str], str | None]) -> str:
+    """One digest over every file of the workspace (path and content): the conservative input
+    of a test whose reads cannot be recorded."""
+    h = hashlib.sha256()
+    for rel in sorted(graph.all_files):
+        h.update(os.fsencode(rel) + b"\0" + (digest_of(rel) or ABSENT).encode() + b"\n")
+    return h.hexdigest()
 
 
 def action_key(

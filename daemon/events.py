@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 EVENTS_VERSION = 1
 
 Outcome = Literal["passed", "failed", "skipped", "error", "xfailed", "xpassed"]
-Phase = Literal["setup", "call", "teardown"]
+Phase = Literal["collect", "setup", "call", "teardown"]
 
 
 class _Model(BaseModel):
@@ -94,12 +94,18 @@ class ModuleDep(_Model):
 
 
 class FileDeps(_Event):
-    """Workspace files opened and modules first imported by one test file (collection and run)."""
+    """What one test file depended on beyond its imports (collection and run, its tests' child
+    processes, the higher-scoped fixtures it used, conftest import-time reads in its scope):
+    workspace files opened, modules first imported, ``external`` absolute paths (code outside
+    the workspace and the installed environment, programs run) and ``opaque``: why some of what
+    it read cannot be known (a non-Python child process, a Python child without a record)."""
 
     event: Literal["file_deps"]
     path: str
     files: list[str]
     modules: list[ModuleDep]
+    external: list[str] = []
+    opaque: list[str] = []
 
 
 class TestTrace(_Event):
@@ -114,6 +120,7 @@ class TestTrace(_Event):
     nodeid: str
     functions: dict[str, list[str]] = {}
     files: list[str] = []
+    opaque: list[str] = []
 
 
 class SessionTrace(_Event):
@@ -126,9 +133,13 @@ class SessionTrace(_Event):
 
 
 class SessionEnd(_Event):
+    """``written``: workspace files opened for writing during the session (by the tests or
+    their child processes): what the run wrote itself is no input of it."""
+
     event: Literal["session_end"]
     exitstatus: int
     duration_s: float
+    written: list[str] = []
 
 
 Event = Annotated[

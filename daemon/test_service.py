@@ -323,14 +323,15 @@ class TestService:
         report = summary.report
         if report is None or not report.file_deps:
             return
-        deps = {
-            target: [*d.files, *(m.path for m in d.modules)]
-            for target, d in report.file_deps.items()
-        }
+        from maestro.daemon.testing import dynamic_inputs
+
+        deps = dict(report.file_deps)
+        written = set(report.session_end.written) if report.session_end is not None else set()
 
         def record(g: BuildGraph) -> None:
-            for target, inputs in deps.items():
-                g.record_dynamic(target, inputs)
+            scratch = written - g.all_files
+            for target, found in deps.items():
+                g.record_dynamic(target, dynamic_inputs(found, scratch))
 
         await self.workspace.query(record, mutates=True)
 

@@ -43,6 +43,7 @@ import msgpack
 from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing, TraceRecord
 from maestro.cache.keys import (
     ABSENT,
+    WORKSPACE,
     ActionKey,
     KeyContext,
     action_key,
@@ -55,7 +56,7 @@ from maestro.cache.keys import (
 )
 from maestro.cache.store import Cache
 from maestro.daemon import junit
-from maestro.daemon.events import Event, TestResult
+from maestro.daemon.events import Event, FileDeps, TestResult
 from maestro.daemon.interpreter import Interpreter
 from maestro.daemon.runner import DEFAULT_ENV_ALLOWLIST, RunReport, run_pytest
 from maestro.errors import UnknownTargetError
@@ -70,6 +71,9 @@ Reason = Literal[
 ]
 FAILING = ("failed", "error")
 LAST_RUNS_FILE = "test-last-keys.msgpack"
+# Passed to pytest but keyed only through what they resolve to: the interpreter (@python) and
+# the programs the tests ran (recorded as inputs by content). Activating a venv changes PATH.
+_RESOLVED_ENV = frozenset({"PATH"})
 FINGERPRINTS_DIR = "fingerprints"
 
 
@@ -155,7 +159,11 @@ def key_context(
         platform=interpreter.platform,
         environment=environment_digest(dirs),
         pytest_args=outcome_args(pytest_args),
-        env=allowlisted_env(env_allowlist, os.environ if environ is None else environ),
+        env=tuple(
+            (name, value)
+            for name, value in allowlisted_env(env_allowlist, environ or os.environ)
+            if name not in _RESOLVED_ENV
+        ),
     )
 
 
@@ -454,6 +462,9 @@ def _node_level(
         by_path.setdefault(path, []).append((index, qualname))
     for name in changed:
         old, new = old_inputs.get(name), new_inputs.get(name)
+        if os.path.isabs(name):  # code or a program outside the workspace: not traced per node
+            whole = f"{name} (outside the workspace) changed"
+            break
         if not name.endswith(".py"):
             data[name] = f"read {name}, changed"
             continue
@@ -689,6 +700,7 @@ def _build_result(
 ) -> ActionResult:
     previous = {t.node_id: t for t in planned.cached.tests} if planned.cached else {}
     traced = report.session_trace is not None
+    deps = report.file_deps.get(planned.target)
     table: dict[str, int] = {}
 
     def indices(names: Iterable[str]) -> list[int]:
@@ -702,7 +714,9 @@ def _build_result(
         trace = report.traces.get(r.nodeid)
         if traced and trace is not None:
             ran = indices(f"{p}::{q}" for p, qs in trace.functions.items() for q in qs)
-            outcome = outcome.model_copy(update={"executed": ran, "reads": trace.files})
+            outcome = outcome.model_copy(
+                update={"executed": ran, "reads": trace.files, "opaque": trace.opaque}
+            )
         tests.append(outcome)
     carried = planned.carried if planned.run_nodes is not None else None
     import_time: list[str] = []
@@ -770,6 +784,7 @@ def _build_result(
             "inputs": inputs,
             "dynamic_deps": dynamic,
             "trace": record,
+            "opaque": list(deps.opaque) if deps is not None else [],
         }
     )
 
@@ -837,10 +852,12 @@ def _store(
     started: datetime,
 ) -> list[FileOutcome]:
     by_file = _file_results(report)
+    written = set(report.session_end.written) if report.session_end is not None else set()
+    scratch = written - graph.all_files  # what the run wrote that the workspace does not track
     for f in to_run:
         deps = report.file_deps.get(f.target)
         if deps is not None:
-            graph.record_dynamic(f.target, [*deps.files, *(m.path for m in deps.modules)])
+            graph.record_dynamic(f.target, dynamic_inputs(deps, scratch))
     with contextlib.suppress(OSError):
         graph.save()
     total = sum(r.duration_s for r in report.results.values())
@@ -893,6 +910,18 @@ def _store(
     except OSError:
         log.warning("could not save the last keys of this workspace", exc_info=True)
     return out
+
+
+def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:
+    """The inputs a run recorded for one test file, as graph nodes: workspace files (less the
+    scratch files the run wrote itself), modules, absolute paths outside the workspace (keyed
+    by content), and ``@workspace`` when some of what it read cannot be known."""
+    found = [f for f in deps.files if f not in scratch]
+    found += [m.path for m in deps.modules]
+    found += deps.external
+    if deps.opaque:
+        found.append(WORKSPACE)
+    return found
 
 
 def promote(cache: Cache, planned: Plan) -> None:

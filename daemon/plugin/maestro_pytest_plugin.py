@@ -51,11 +51,15 @@ import cProfile
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from typing import Any
 
+# The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
+import maestro_record as rec  # type: ignore[import-not-found,unused-ignore]
 import pytest
 
 VERSION = 1
@@ -79,6 +83,8 @@ _EXCLUDED_PARTS = frozenset(
         ".mypy_cache",
         ".ruff_cache",
         ".eggs",
+        ".hypothesis",
+        ".coverage",
     }
 )
 _SKIP_TYPES: tuple[type[BaseException], ...] = tuple(
@@ -86,52 +92,62 @@ _SKIP_TYPES: tuple[type[BaseException], ...] = tuple(
     for t in (getattr(pytest.skip, "Exception", None), getattr(pytest.xfail, "Exception", None))
     if t is not None
 )
-_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_ROOT_CONFIG = frozenset({"pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini", ".pytest.ini"})
 ENV_TRACE = "MAESTRO_TRACE"
 ENV_SELECT = "MAESTRO_SELECT"
-_ANONYMOUS = frozenset(
-    {"<lambda>", "<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<locals>"}
-)
 # Free by convention (0 debugger, 1 coverage, 2 profiler, 5 optimizer).
 _MONITORING_TOOL_IDS = (4, 3)
 
 
 class _Window:
-    """Raw paths opened and module names first imported while one test file was active."""
+    """What happened while one test file was collected or one test ran: raw paths opened for
+    reading, programs started, and the module names first imported."""
 
-    __slots__ = ("modules_before", "paths", "test_file")
+    __slots__ = ("modules_before", "paths", "scopes", "spawns", "test_file")
 
     def __init__(self, test_file: str) -> None:
         self.test_file = test_file
         self.paths: list[str] = []
+        self.spawns: list[tuple[str, bool]] = []
         self.modules_before: set[str] = set(sys.modules)
+        self.scopes: list[str | None] | None = None  # the session window only
 
 
-# The one piece of state the audit hook reads: None outside any window (the common fast path).
+# The one piece of state the audit hook reads: the current window (a test file's, a test's, or
+# the session's outside those); None before the session and after it.
 _active: _Window | None = None
+# Paths opened for writing during the session: what the run itself wrote is no input.
+_written: list[str] = []
+
+
+def _conftest_scope() -> str | None:
+    """The directory of the conftest.py whose import-time code is reading, if any: what it
+    reads counts for the tests in that directory and below."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.endswith("conftest.py"):
+            return os.path.dirname(os.path.abspath(filename))
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
     window = _active
-    if window is None or event != "open":
+    if window is None:
         return
-    path = args[0]
-    if isinstance(path, int):
-        return
-    mode = args[1] if len(args) > 1 else None
-    flags = args[2] if len(args) > 2 else 0
-    if isinstance(mode, str):
-        if ("w" in mode or "a" in mode or "x" in mode) and "+" not in mode:
+    if event == "open":
+        found = rec.opened(args)
+        if found is None:
             return
-    elif isinstance(flags, int) and flags & _WRITE_FLAGS and not flags & os.O_RDWR:
-        return
-    try:
-        text = os.fsdecode(path)
-        if not os.path.isabs(text):
-            text = os.path.join(os.getcwd(), text)
-    except Exception:  # an odd path object must never break the test that opened it
-        return
-    window.paths.append(text)
+        if found[1]:
+            _written.append(found[0])
+            return
+        window.paths.append(found[0])
+        if window.scopes is not None:
+            window.scopes.append(_conftest_scope())
+    elif event in rec.SPAWN_EVENTS:
+        window.spawns.append(rec.spawned(event, args))
 
 
 # -- function tracing -----------------------------------------------------------------------------
@@ -143,16 +159,6 @@ _seen: set[Any] = set()
 def _profile(frame: Any, event: str, arg: Any) -> None:
     if event == "call":
         _seen.add(frame.f_code)
-
-
-def _owner_qualname(qualname: str) -> str:
-    """``f.<locals>.<lambda>`` -> ``f``: anonymous code is reported as the function holding it."""
-    if "<" not in qualname or qualname == "<module>":
-        return qualname
-    parts = qualname.split(".")
-    while parts and parts[-1] in _ANONYMOUS:
-        parts.pop()
-    return ".".join(parts) if parts else "<module>"
 
 
 class _Tracer:
@@ -266,22 +272,40 @@ def _trace_mode() -> str:
 class _Deps:
     """Accumulated dependencies of one test file, across its collection and its tests."""
 
-    __slots__ = ("files", "modules")
+    __slots__ = ("external", "files", "modules", "opaque")
 
     def __init__(self) -> None:
         self.files: set[str] = set()
         self.modules: dict[str, str] = {}
+        self.external: set[str] = set()  # absolute: code outside the workspace, programs run
+        self.opaque: dict[str, None] = {}  # why some of what it read cannot be known
+
+
+class _Seen:
+    """What one window added, resolved: workspace files read, code outside the workspace and
+    programs run, functions executed by its child processes, and what could not be recorded."""
+
+    __slots__ = ("external", "files", "functions", "opaque")
+
+    def __init__(self) -> None:
+        self.files: set[str] = set()
+        self.external: set[str] = set()
+        self.functions: dict[str, set[str]] = {}
+        self.opaque: list[str] = []
 
 
 class _Recorder:
     """Pytest hooks. One instance per session; writes events and tracks per-file windows."""
 
-    def __init__(self, stream: Any) -> None:
+    def __init__(self, stream: Any, children: str) -> None:
         self._stream = stream
         self._lock = threading.Lock()
         self._start = time.monotonic()
         self._root = ""
         self._excluded_prefixes: tuple[str, ...] = ()
+        self._installed = rec.installed_prefixes()
+        self._temp: tuple[str, ...] = ()  # pytest's temporary directories: test scratch
+        self._children = children  # where Python children of the tests leave their records
         self._deps: dict[str, _Deps] = {}
         self._emitted_deps: set[str] = set()
         self._last_item_of_file: dict[str, str] = {}
@@ -292,8 +316,8 @@ class _Recorder:
         self._items: dict[str, Any] = {}
         self._tracer: _Tracer = _TRACER if _TRACER is not None else _Tracer("off")
         self._outside: set[Any] = set()  # code run outside any test window
-        self._names: dict[Any, tuple[str, str] | None] = {}
-        self._fixtures: dict[int, tuple[set[Any], list[str]]] = {}
+        self._names: dict[Any, tuple[str, str] | str | None] = {}
+        self._fixtures: dict[int, tuple[set[Any], list[str], list[tuple[str, bool]]]] = {}
         self._in_test: str | None = None
 
     # -- output -----------------------------------------------------------------------------
@@ -324,11 +348,21 @@ class _Recorder:
         parts = path[len(root) + 1 :].split(os.sep)
         if parts and parts[-1].endswith((".pyc", ".pyo")) and "__pycache__" in parts:
             # A cached module read stands for its source file.
-            source = _source_of_pyc(path)
+            source = rec.source_of_pyc(path)
             return self._rel(source) if source else None
         if _EXCLUDED_PARTS.intersection(parts):
             return None
         return "/".join(parts)
+
+    def _external(self, path: str) -> str | None:
+        """An absolute ``.py`` file outside the workspace that no interpreter key covers (an
+        editable install, a ``.pth`` or ``sys.path`` entry elsewhere): an input by content."""
+        path = os.path.normpath(path)
+        if not path.endswith(".py") or path.startswith((self._root + os.sep, *self._temp)):
+            return None
+        if path.startswith(self._installed) or not os.path.isfile(path):
+            return None
+        return path
 
     def _file_key(self, node: Any) -> str:
         path = str(getattr(node, "path", None) or node.fspath)
@@ -340,31 +374,76 @@ class _Recorder:
         global _active
         _active = _Window(test_file)
 
-    def _close_window(self) -> set[str]:
+    def _close_window(self) -> _Seen:
         global _active
-        window, _active = _active, None
-        if window is None:
-            return set()
-        deps = self._deps.setdefault(window.test_file, _Deps())
-        opened: set[str] = set()
+        window, _active = _active, _SESSION
+        seen = _Seen()
+        if window is None or window is _SESSION:
+            return seen
+        self._absorb_children(window, seen)
         for raw in window.paths:
             rel = self._rel(raw)
             if rel is not None:
-                opened.add(rel)
-        deps.files |= opened
+                seen.files.add(rel)
+            elif (outside := self._external(raw)) is not None:
+                seen.external.add(outside)
+        self._spawn_notes(window.spawns, seen)
+        deps = self._deps.setdefault(window.test_file, _Deps())
+        deps.files |= seen.files
+        deps.external |= seen.external
+        deps.opaque.update(dict.fromkeys(seen.opaque))
         for name in set(sys.modules) - window.modules_before:
             module = sys.modules.get(name)
             file = getattr(module, "__file__", None)
             if isinstance(file, str):
-                rel = self._rel(os.path.abspath(file))
+                path = os.path.abspath(file)
+                rel = self._rel(path)
                 if rel is not None:
                     deps.modules[name] = rel
-        return opened
+                elif (outside := self._external(path)) is not None:
+                    deps.external.add(outside)
+        return seen
+
+    def _absorb_children(self, window: _Window, seen: _Seen) -> None:
+        """Fold the records of the Python processes started in `window` into it; a Python child
+        that left none makes the window opaque."""
+        expected = sum(1 for _, python in window.spawns if python)
+        records = rec.read_records(self._children) if self._children else []
+        if not records and not expected:
+            return
+        for record in records:
+            window.paths.extend(p for p in record.get("reads", ()) if isinstance(p, str))
+            _written.extend(p for p in record.get("writes", ()) if isinstance(p, str))
+            for program, python in record.get("spawns", ()):
+                window.spawns.append((str(program), False)) if not python else None
+                expected += bool(python)
+            for path, qualnames in (record.get("functions") or {}).items():
+                rel = self._rel(path)
+                if rel is not None and rel.endswith(".py"):
+                    seen.functions.setdefault(rel, set()).update(qualnames)
+                elif (outside := self._external(path)) is not None:
+                    seen.external.add(outside)
+        if len(records) < expected:
+            seen.opaque.append(
+                f"started {expected - len(records)} Python process(es) that left no record "
+                "(run with -I or -E, a cleared environment, or killed): what they read is unknown"
+            )
+
+    def _spawn_notes(self, spawns: list[tuple[str, bool]], seen: _Seen) -> None:
+        """Programs a test ran are inputs by content; what a non-Python one reads is unknown."""
+        for program, python in dict.fromkeys(spawns):
+            if os.path.isabs(program) and os.path.isfile(program) and program != sys.executable:
+                seen.external.add(program)
+            if not python:
+                seen.opaque.append(
+                    f"ran {program}, which is not Python: what it reads cannot be recorded"
+                )
 
     # -- function tracing -------------------------------------------------------------------
 
-    def _functions(self, codes: set[Any]) -> dict[str, list[str]]:
-        """Workspace file -> qualified names of the functions among `codes` (cached per code)."""
+    def _functions(self, codes: set[Any], into: _Seen | None = None) -> dict[str, list[str]]:
+        """Workspace file -> qualified names of the functions among `codes` (cached per code);
+        code outside the workspace and outside the installed environment goes to `into`."""
         names = self._names
         out: dict[str, set[str]] = {}
         for code in codes:
@@ -374,61 +453,89 @@ class _Recorder:
                 found = None
                 filename = code.co_filename
                 if filename and not filename.startswith("<"):
-                    rel = self._rel(os.path.abspath(filename))
+                    path = os.path.abspath(filename)
+                    rel = self._rel(path)
                     if rel is not None and rel.endswith(".py"):
                         qualname = getattr(code, "co_qualname", code.co_name)
-                        found = (rel, _owner_qualname(qualname))
+                        found = (rel, rec.owner_qualname(qualname))
+                    elif rel is None:
+                        found = self._external(path)
                 names[code] = found
-            if found is not None:
+            if isinstance(found, tuple):
                 out.setdefault(found[0], set()).add(found[1])
+            elif found is not None and into is not None:
+                into.external.add(found)
+        if into is not None:
+            for path, qualnames in into.functions.items():
+                out.setdefault(path, set()).update(qualnames)
         return {path: sorted(q) for path, q in sorted(out.items())}
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Any:
-        """Code and files of a higher-scoped fixture count for every test that uses it."""
-        if self._in_test is None or self._tracer.mode == "off" or fixturedef.scope == "function":
+        """What a higher-scoped fixture reads, runs and executes counts for every test using it,
+        including the tests that get it already set up."""
+        window = _active
+        if self._in_test is None or fixturedef.scope == "function" or window is None:
             yield
             return
-        window = _active
-        mark = len(window.paths) if window is not None else 0
-        outer = self._tracer.swap()
+        mark, spawn_mark = len(window.paths), len(window.spawns)
+        tracing = self._tracer.mode != "off"
+        outer = self._tracer.swap() if tracing else set()
         try:
             yield
         finally:
-            inner = self._tracer.swap(outer)
+            inner = self._tracer.swap(outer) if tracing else set()
             outer |= inner
-            record = self._fixtures.setdefault(id(fixturedef), (set(), []))
+            record = self._fixtures.setdefault(id(fixturedef), (set(), [], []))
             record[0].update(inner)
-            if window is not None:
-                record[1].extend(window.paths[mark:])
+            record[1].extend(window.paths[mark:])
+            # a process a fixture starts may outlive the test: its record may come too late
+            record[2].extend((p, False) for p, _ in window.spawns[spawn_mark:])
 
-    def _fixture_records(self, item: Any) -> tuple[set[Any], list[str]]:
+    def _fixture_records(self, item: Any) -> tuple[set[Any], list[str], list[tuple[str, bool]]]:
         codes: set[Any] = set()
         paths: list[str] = []
+        spawns: list[tuple[str, bool]] = []
         if not self._fixtures:
-            return codes, paths
+            return codes, paths, spawns
         try:
             defs = item._fixtureinfo.name2fixturedefs.values()
         except Exception:  # private API moved: fall back to the test's own record
-            return codes, paths
+            return codes, paths, spawns
         for chain in defs:
             for fixturedef in chain:
                 record = self._fixtures.get(id(fixturedef))
                 if record is not None:
                     codes |= record[0]
                     paths += record[1]
-        return codes, paths
+                    spawns += record[2]
+        return codes, paths, spawns
 
     def _emit_deps(self, test_file: str) -> None:
         if test_file in self._emitted_deps:
             return
         self._emitted_deps.add(test_file)
         deps = self._deps.get(test_file, _Deps())
+        files = set(deps.files)
+        # What conftest (or pytest itself) read outside any test counts for the tests in scope.
+        here = os.path.join(self._root, test_file)
+        session = _SESSION.scopes or []
+        for raw, scope in zip(_SESSION.paths, session, strict=False):
+            if scope is None or here.startswith(scope + os.sep):
+                rel = self._rel(raw)
+                # pytest's own configuration: the action key covers its sections
+                if rel is not None and not (scope is None and rel in _ROOT_CONFIG):
+                    files.add(rel)
+        seen = _Seen()
+        self._spawn_notes(_SESSION.spawns, seen)
+        root = self._root
         self._emit(
             "file_deps",
             path=test_file,
-            files=sorted(deps.files),
+            files=sorted(f for f in files if not os.path.isdir(os.path.join(root, f))),
             modules=[{"name": n, "path": p} for n, p in sorted(deps.modules.items())],
+            external=sorted((deps.external | seen.external) - set(_written)),
+            opaque=[*deps.opaque, *seen.opaque],
         )
 
     # -- session ----------------------------------------------------------------------------
@@ -443,6 +550,11 @@ class _Recorder:
         self._excluded_prefixes = tuple(
             p + os.sep for p in inside if p.startswith(self._root + os.sep)
         )
+        user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
+        temp = [os.path.join(tempfile.gettempdir(), f"pytest-of-{user}")]
+        if basetemp := getattr(session.config.option, "basetemp", None):
+            temp.append(os.path.abspath(str(basetemp)))
+        self._temp = tuple(os.path.normpath(t) + os.sep for t in temp)
         self._emit(
             "session_start",
             pytest_version=pytest.__version__,
@@ -454,6 +566,28 @@ class _Recorder:
             pid=os.getpid(),
         )
 
+    @pytest.hookimpl(hookwrapper=True)
+    def pytest_collect_file(self, file_path: Any, parent: Any) -> Any:
+        """Maestro names the files it runs, and pytest never applies ``collect_ignore``,
+        ``--ignore`` and the like to a file named on its command line: ask them as pytest would
+        have while walking the directories. (A file's result must not depend on how it was
+        selected: it is cached per file.)"""
+        outcome = yield
+        session = parent.session
+        try:
+            if not session.isinitpath(file_path):
+                return
+            config, root = session.config, str(self._root)
+            hook = config.hook
+            path = file_path
+            while str(path).startswith(root + os.sep):
+                if hook.pytest_ignore_collect(collection_path=path, config=config):
+                    outcome.force_result([])
+                    return
+                path = path.parent
+        except Exception:  # pytest internals moved: collect as pytest was asked to
+            return
+
     def pytest_collectstart(self, collector: Any) -> None:
         if isinstance(collector, pytest.File):
             self._collecting[collector.nodeid] = _Window(self._file_key(collector))
@@ -464,6 +598,8 @@ class _Recorder:
         if report.nodeid in self._collecting:
             del self._collecting[report.nodeid]
             self._close_window()
+            if report.skipped:
+                self._module_skipped(report)
         if report.failed:
             text = _truncate(str(getattr(report, "longreprtext", "") or report.longrepr))
             self._collect_errors.append(
@@ -473,6 +609,21 @@ class _Recorder:
                     "longrepr": text,
                 }
             )
+
+    def _module_skipped(self, report: Any) -> None:
+        """``pytest.skip(allow_module_level=True)``: pytest counts the module as one skip."""
+        longrepr = report.longrepr
+        message = str(longrepr[2]) if isinstance(longrepr, tuple) and len(longrepr) == 3 else ""
+        path = report.nodeid.split("::")[0]
+        self._emit(
+            "test_result",
+            nodeid=report.nodeid,
+            outcome="skipped",
+            when="collect",
+            duration_s=round(float(getattr(report, "duration", 0) or 0), 6),
+            location={"path": path, "line": None},
+            message=message.removeprefix("Skipped: ")[:_MAX_MESSAGE],
+        )
 
     @pytest.hookimpl(tryfirst=True)  # ordering plugins the user chose (and --ff) run after
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
@@ -520,26 +671,35 @@ class _Recorder:
         phases[report.when] = report
 
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
-        opened = self._close_window()
+        seen = self._close_window()
         codes = self._tracer.swap() if self._tracer.mode != "off" else set()
         self._in_test = None
         item = self._items.pop(nodeid, None)
         phases = self._phases.pop(nodeid, {})
         failure = self._failures.pop(nodeid, None)
         self._emit("test_result", **self._result(nodeid, item, phases, failure))
+        if item is not None:
+            fixture_codes, fixture_paths, fixture_spawns = self._fixture_records(item)
+            codes |= fixture_codes
+            for raw in fixture_paths:
+                rel = self._rel(raw)
+                if rel is not None:
+                    seen.files.add(rel)
+            self._spawn_notes(fixture_spawns, seen)
+            deps = self._deps.setdefault(self._file_key(item), _Deps())
+            deps.files |= seen.files
+            deps.external |= seen.external
+            deps.opaque.update(dict.fromkeys(seen.opaque))
         if self._tracer.mode != "off":
+            functions = self._functions(codes, seen)
             if item is not None:
-                fixture_codes, fixture_paths = self._fixture_records(item)
-                codes |= fixture_codes
-                for raw in fixture_paths:
-                    rel = self._rel(raw)
-                    if rel is not None:
-                        opened.add(rel)
+                self._deps.setdefault(self._file_key(item), _Deps()).external |= seen.external
             self._emit(
                 "test_trace",
                 nodeid=nodeid,
-                functions=self._functions(codes),
-                files=sorted(opened),
+                functions=functions,
+                files=sorted(seen.files),
+                opaque=list(dict.fromkeys(seen.opaque)),
             )
         if item is not None:
             key = self._file_key(item)
@@ -606,11 +766,11 @@ class _Recorder:
 
     def pytest_sessionfinish(self, session: Any, exitstatus: Any) -> None:
         global _active
-        _active = None
         for window in list(self._collecting.values()):
             _active = window
             self._close_window()
         self._collecting.clear()
+        _active = _SESSION
         for key in sorted(set(self._deps) | set(self._last_item_of_file)):
             self._emit_deps(key)
         mode = self._tracer.mode
@@ -619,16 +779,22 @@ class _Recorder:
             self._tracer.stop()
             self._emit("session_trace", mode=mode, functions=self._functions(self._outside))
             self._outside = set()
+        written = {rel for raw in _written if (rel := self._rel(raw)) is not None}
         self._emit(
             "session_end",
             exitstatus=int(exitstatus),
             duration_s=round(time.monotonic() - self._start, 6),
+            written=sorted(written),
         )
 
     def pytest_unconfigure(self, config: Any) -> None:
         global _active
         _active = None
         self._tracer.stop()
+        for name in (rec.ENV_DIR, rec.ENV_ROOT):
+            os.environ.pop(name, None)
+        if self._children:
+            shutil.rmtree(self._children, ignore_errors=True)
         stream, self._stream = self._stream, None
         if stream is not None:
             with contextlib.suppress(OSError):
@@ -654,16 +820,6 @@ def _outcome(phases: dict[str, Any]) -> tuple[str, str | None]:
     if call is None:
         return "error", None  # interrupted before the call phase
     return "passed", None
-
-
-def _source_of_pyc(path: str) -> str | None:
-    """``pkg/__pycache__/mod.cpython-311.pyc`` -> ``pkg/mod.py`` when that source exists."""
-    directory, name = os.path.split(path)
-    if os.path.basename(directory) != "__pycache__":
-        return None
-    stem = name.split(".", 1)[0]
-    source = os.path.join(os.path.dirname(directory), stem + ".py")
-    return source if os.path.exists(source) else None
 
 
 def _truncate(text: str, limit: int = _MAX_CAPTURE) -> str:
@@ -738,8 +894,10 @@ def _open_stream() -> Any:
         return None
 
 
-_hook_installed = False
 _TRACER: _Tracer | None = None
+# Reads and programs outside any test file's window: conftest imports, plugins, session teardown.
+_SESSION = _Window("")
+_SESSION.scopes = []
 
 
 def _start_tracer() -> None:
@@ -757,24 +915,43 @@ def _start_tracer() -> None:
         _TRACER = None
 
 
+def _start_recording() -> None:
+    """Record from import time (``-p`` loads us before the first conftest is imported) when a
+    runner is listening. The audit hook cannot be removed: once the session ends it returns at
+    its first check."""
+    global _active
+    if not os.environ.get(ENV_FD):
+        return
+    _active = _SESSION
+    sys.addaudithook(_audit)
+
+
+def _children_dir(config: Any) -> str:
+    """A private directory where the tests' Python children leave their records; exported to
+    them through the environment they inherit (as coverage.py's subprocess support does)."""
+    try:
+        directory = tempfile.mkdtemp(prefix="maestro-children-")  # 0700
+    except OSError:
+        return ""
+    rootpath = getattr(config, "rootpath", None) or config.rootdir
+    os.environ[rec.ENV_DIR] = directory
+    os.environ[rec.ENV_ROOT] = os.path.abspath(str(rootpath))
+    return directory
+
+
 def pytest_configure(config: Any) -> None:
     """Register the recorder when the runner gave us a descriptor; otherwise stay inert."""
-    global _hook_installed
+    global _active
     if config.pluginmanager.has_plugin("maestro-recorder"):
         return
-    if hasattr(config, "workerinput"):  # pytest-xdist worker: the controller reports
+    stream = None if hasattr(config, "workerinput") else _open_stream()
+    if stream is None:  # no runner, or a pytest-xdist worker (the controller reports)
+        _active = None
         if _TRACER is not None:
             _TRACER.stop()
         return
-    stream = _open_stream()
-    if stream is None:
-        if _TRACER is not None:
-            _TRACER.stop()
-        return
-    if not _hook_installed:
-        sys.addaudithook(_audit)
-        _hook_installed = True
-    config.pluginmanager.register(_Recorder(stream), "maestro-recorder")
+    config.pluginmanager.register(_Recorder(stream, _children_dir(config)), "maestro-recorder")
 
 
+_start_recording()
 _start_tracer()

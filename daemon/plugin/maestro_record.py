@@ -1,0 +1,284 @@
+"""What a process reads, writes, starts and executes: the recording core shared by the pytest
+plugin and by the Python processes a test starts.
+
+Stdlib only, Python 3.11+: it runs inside the workspace's interpreter and inside every Python
+child of a test. The child side works as coverage.py's subprocess support does: the plugin sets
+``MAESTRO_CHILD_DIR`` for the session, the ``sitecustomize`` module beside this file (on
+PYTHONPATH) starts a ``ChildRecorder`` in every Python process that inherits it, and each child
+writes one JSON record into that directory when it exits. The plugin folds the records into the
+test that was running.
+
+What cannot be recorded is said, never guessed: a process that is not Python (``cat``, a shell),
+a fork (its record dies with ``os._exit``) or a Python child that left no record (``-I``, ``-E``,
+a cleared environment, killed) makes the test *opaque*: it then depends on the whole workspace.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import json
+import os
+import shutil
+import sys
+import sysconfig
+import threading
+from typing import Any
+
+ENV_DIR = "MAESTRO_CHILD_DIR"
+ENV_ROOT = "MAESTRO_CHILD_ROOT"
+RECORD_PREFIX = "child-"
+_WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
+_ANONYMOUS = frozenset(
+    {"<lambda>", "<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<locals>"}
+)
+# Audit events that start another program; "os.fork" children share our memory but lose their
+# record at os._exit, so they count as opaque.
+SPAWN_EVENTS = frozenset(
+    {"subprocess.Popen", "os.posix_spawn", "os.spawn", "os.exec", "os.system", "os.fork",
+     "os.forkpty", "pty.spawn"}
+)  # fmt: skip
+
+
+def opened(args: tuple[Any, ...]) -> tuple[str, bool] | None:
+    """(absolute path, opened for writing) of an ``open`` audit event; None for descriptors."""
+    path = args[0]
+    if isinstance(path, int):
+        return None
+    mode = args[1] if len(args) > 1 else None
+    flags = args[2] if len(args) > 2 else 0
+    if isinstance(mode, str):
+        write = ("w" in mode or "a" in mode or "x" in mode) and "+" not in mode
+    else:
+        write = isinstance(flags, int) and bool(flags & _WRITE_FLAGS) and not flags & os.O_RDWR
+    try:
+        text = os.fsdecode(path)
+        if not os.path.isabs(text):
+            text = os.path.join(os.getcwd(), text)
+    except Exception:  # an odd path object must never break the code that opened it
+        return None
+    return text, write
+
+
+def spawned(event: str, args: tuple[Any, ...]) -> tuple[str, bool]:
+    """(program, is Python) of a spawn audit event: the program as resolved on the PATH the child
+    gets, and whether it will run our sitecustomize (and so leave a record)."""
+    if event in ("os.fork", "os.forkpty"):
+        return "fork()", False
+    if event == "os.system":
+        return _program(["/bin/sh"], None), False
+    executable, argv, env = None, None, None
+    if event == "subprocess.Popen":
+        executable, argv, _cwd, env = (list(args) + [None] * 4)[:4]
+    elif event in ("os.posix_spawn", "os.exec"):
+        executable, argv, env = (list(args) + [None] * 3)[:3]
+    elif event == "os.spawn":
+        _mode, executable, argv, env = (list(args) + [None] * 4)[:4]
+    elif event == "pty.spawn":
+        argv = args[0] if args else None
+    try:
+        if isinstance(argv, (str, bytes)):
+            argv = [argv]
+        first = executable if executable is not None else (argv[0] if argv else "")
+        program = _program([os.fsdecode(first)], env)
+        return program, is_python(program)
+    except Exception:
+        return "an unknown program", False
+
+
+def _program(argv: list[str], env: Any) -> str:
+    name = argv[0]
+    if os.sep in name:
+        return os.path.abspath(name)
+    path = None
+    if isinstance(env, dict):
+        raw = env.get("PATH", env.get(b"PATH"))
+        path = os.fsdecode(raw) if raw is not None else None
+    return shutil.which(name, path=path) or name
+
+
+def is_python(program: str) -> bool:
+    """Will `program` run Python (and so our sitecustomize)? An interpreter, or a script whose
+    shebang names one (console scripts such as ``black`` or ``pip``)."""
+    base = os.path.basename(program)
+    if base.startswith("python") or base.startswith("pypy"):
+        return True
+    try:
+        if os.path.realpath(program) == os.path.realpath(sys.executable):
+            return True
+        with open(program, "rb") as f:
+            head = f.read(256)
+    except OSError:
+        return False
+    if not head.startswith(b"#!"):
+        return False
+    line = head.split(b"\n", 1)[0]
+    return b"python" in line or b"pypy" in line
+
+
+def owner_qualname(qualname: str) -> str:
+    """``f.<locals>.<lambda>`` -> ``f``: anonymous code is reported as the function holding it."""
+    if "<" not in qualname or qualname == "<module>":
+        return qualname
+    parts = qualname.split(".")
+    while parts and parts[-1] in _ANONYMOUS:
+        parts.pop()
+    return ".".join(parts) if parts else "<module>"
+
+
+def source_of_pyc(path: str) -> str | None:
+    """``pkg/__pycache__/mod.cpython-311.pyc`` -> ``pkg/mod.py`` when that source exists."""
+    directory, name = os.path.split(path)
+    if os.path.basename(directory) != "__pycache__":
+        return None
+    stem = name.split(".", 1)[0]
+    source = os.path.join(os.path.dirname(directory), stem + ".py")
+    return source if os.path.exists(source) else None
+
+
+def installed_prefixes() -> tuple[str, ...]:
+    """Where the interpreter's own and installed code lives: the standard library and
+    site-packages are keyed by the interpreter and the installed-distribution listing, so code
+    there is not an input file by file."""
+    found = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
+    for name in ("stdlib", "platstdlib", "purelib", "platlib"):
+        with contextlib.suppress(KeyError):
+            found.add(sysconfig.get_paths()[name])
+    with contextlib.suppress(Exception):
+        import site
+
+        found.update(site.getsitepackages())
+        found.add(site.getusersitepackages())
+    found.add(os.path.dirname(os.path.abspath(__file__)))
+    return tuple(os.path.normpath(p) + os.sep for p in found if p)
+
+
+def read_records(directory: str) -> list[dict[str, Any]]:
+    """Take (read and delete) every finished child record in `directory`."""
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(RECORD_PREFIX)]
+    except OSError:
+        return []
+    out: list[dict[str, Any]] = []
+    for name in sorted(names):
+        if name.endswith(".tmp"):
+            continue
+        path = os.path.join(directory, name)
+        try:
+            with open(path, encoding="utf-8", errors="surrogateescape") as f:
+                data = json.load(f)
+            os.unlink(path)
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict):
+            out.append(data)
+    return out
+
+
+class ChildRecorder:
+    """Runs inside a Python child of a test: records what it opened, wrote, started and
+    executed, and writes it as one JSON record at exit."""
+
+    def __init__(self, directory: str, root: str) -> None:
+        self.directory = directory
+        self.root = os.path.normpath(root) + os.sep
+        self.reads: list[str] = []
+        self.writes: list[str] = []
+        self.spawns: list[tuple[str, bool]] = []
+        self.codes: set[Any] = set()
+        self._tool: int | None = None
+        self._profiler: Any = None
+
+    def start(self) -> None:
+        sys.addaudithook(self._audit)
+        self._start_tracing()
+        atexit.register(self.finish)
+        # A fork of this child shares the hooks but not the record: it is opaque to us.
+        os.register_at_fork(after_in_child=self._forked)
+
+    def _forked(self) -> None:
+        self.directory = ""
+
+    def _audit(self, event: str, args: tuple[Any, ...]) -> None:
+        if event == "open":
+            found = opened(args)
+            if found is not None:
+                (self.writes if found[1] else self.reads).append(found[0])
+        elif event in SPAWN_EVENTS and self.directory:
+            self.spawns.append(spawned(event, args))
+
+    def _start_tracing(self) -> None:
+        mon = getattr(sys, "monitoring", None)
+        free = [t for t in (4, 3) if mon is not None and mon.get_tool(t) is None]
+        if mon is not None and free:
+            tool, codes, disable = free[0], self.codes, mon.DISABLE
+
+            def py_start(code: Any, offset: int) -> Any:
+                codes.add(code)
+                return disable
+
+            mon.use_tool_id(tool, "maestro")
+            mon.register_callback(tool, mon.events.PY_START, py_start)
+            mon.set_events(tool, mon.events.PY_START)
+            self._tool = tool
+            return
+        import cProfile
+
+        self._profiler = cProfile.Profile(subcalls=False, builtins=False)
+        self._profiler.enable()
+        threading.setprofile(self._thread_profile)
+
+    def _thread_profile(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            self.codes.add(frame.f_code)
+
+    def _harvest(self) -> None:
+        if self._profiler is not None:
+            self._profiler.disable()
+            for entry in self._profiler.getstats():
+                if not isinstance(entry.code, str):
+                    self.codes.add(entry.code)
+            self._profiler = None
+        if self._tool is not None:
+            with contextlib.suppress(Exception):
+                sys.monitoring.set_events(self._tool, 0)  # type: ignore[attr-defined,unused-ignore]
+            self._tool = None
+
+    def finish(self) -> None:
+        if not self.directory:
+            return
+        self._harvest()
+        functions: dict[str, set[str]] = {}
+        for code in list(self.codes):
+            filename = code.co_filename
+            if filename and not filename.startswith("<"):
+                qualname = owner_qualname(getattr(code, "co_qualname", code.co_name))
+                functions.setdefault(os.path.abspath(filename), set()).add(qualname)
+        record = {
+            "pid": os.getpid(),
+            "argv": [os.fsdecode(a) for a in sys.orig_argv][:8],
+            "reads": sorted(set(self.reads)),
+            "writes": sorted(set(self.writes)),
+            "spawns": sorted(set(self.spawns)),
+            "functions": {path: sorted(q) for path, q in functions.items()},
+        }
+        name = f"{RECORD_PREFIX}{os.getpid()}-{threading.get_ident()}.json"
+        final = os.path.join(self.directory, name)
+        directory, self.directory = self.directory, ""  # once, even if called again
+        try:
+            tmp = final + ".tmp"
+            with open(tmp, "w", encoding="utf-8", errors="surrogateescape") as f:
+                json.dump(record, f)
+            os.replace(tmp, final)
+        except OSError:
+            pass  # the parent sees a Python child without a record: conservative
+        del directory
+
+
+def start_child() -> None:
+    """Entry point of the sitecustomize: record this process if a test session asked for it."""
+    directory = os.environ.get(ENV_DIR)
+    root = os.environ.get(ENV_ROOT)
+    if not directory or not root or not os.path.isdir(directory):
+        return
+    ChildRecorder(directory, root).start()

@@ -1,0 +1,291 @@
+"""A cached result must be what pytest would say for the same inputs, node for node.
+
+Each test reproduces a way the cache once lied (a stale pass, a false failure, a miscount) on a
+real workspace with a real pytest child, then checks the next run against the truth.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from testing_helpers import Workspace, ran
+
+from maestro.daemon import testing
+
+
+def outcomes(summary: testing.Summary) -> dict[str, str]:
+    return {t.node_id: t.outcome for r, _ in summary.results() for t in r.tests}
+
+
+def test_code_run_in_a_python_subprocess_is_an_input(ws: Workspace) -> None:
+    ws.write("pkg/child.py", "def answer():\n    return 42\n")
+    ws.write(
+        "tests/test_child.py",
+        """
+        import subprocess, sys
+
+        def test_child_answer():
+            out = subprocess.run(
+                [sys.executable, "-c", "import pkg.child; print(pkg.child.answer())"],
+                capture_output=True, text=True, check=True,
+            ).stdout
+            assert out.strip() == "42"
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_child.py::test_child_answer"] == "passed"
+    assert "tests/test_child.py" not in ran(ws.run())
+    ws.edit("pkg/child.py", "return 42", "return 41")
+    summary = ws.run()
+    assert "tests/test_child.py" in ran(summary)
+    assert outcomes(summary)["tests/test_child.py::test_child_answer"] == "failed"
+
+
+def test_a_file_conftest_reads_at_import_is_an_input(ws: Workspace) -> None:
+    ws.write("tests/conf.json", '{"expected": 3}\n')
+    ws.write(
+        "tests/conftest.py",
+        """
+        import json, pathlib
+
+        CONF = json.loads((pathlib.Path(__file__).parent / "conf.json").read_text())
+        """,
+    )
+    ws.write(
+        "tests/test_conf.py",
+        """
+        from conftest import CONF
+
+        def test_conf():
+            assert CONF["expected"] == 3
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_conf.py::test_conf"] == "passed"
+    ws.write("tests/conf.json", '{"expected": 4}\n')
+    summary = ws.run()
+    assert "tests/test_conf.py" in ran(summary)
+    assert outcomes(summary)["tests/test_conf.py::test_conf"] == "failed"
+
+
+def test_a_file_a_session_fixture_reads_counts_for_every_file_using_it(ws: Workspace) -> None:
+    ws.write("tests/setting.txt", "on\n")
+    ws.write(
+        "tests/conftest.py",
+        """
+        import pathlib, pytest
+
+        @pytest.fixture(scope="session")
+        def setting():
+            return (pathlib.Path(__file__).parent / "setting.txt").read_text().strip()
+        """,
+    )
+    for name in ("one", "two"):
+        ws.write(f"tests/test_{name}.py", f"def test_{name}(setting):\n    assert setting == 'on'\n")
+    first = outcomes(ws.run())
+    assert first["tests/test_one.py::test_one"] == first["tests/test_two.py::test_two"] == "passed"
+    ws.write("tests/setting.txt", "off\n")
+    summary = ws.run()
+    assert {"tests/test_one.py", "tests/test_two.py"} <= set(ran(summary))
+    after = outcomes(summary)
+    assert after["tests/test_one.py::test_one"] == after["tests/test_two.py::test_two"] == "failed"
+
+
+def test_a_file_read_by_a_non_python_child_reruns_conservatively(ws: Workspace) -> None:
+    ws.write("tests/words.txt", "hello\n")
+    ws.write(
+        "tests/test_cat.py",
+        """
+        import subprocess
+
+        def test_cat():
+            out = subprocess.run(["cat", "tests/words.txt"], capture_output=True, text=True)
+            assert out.stdout == "hello\\n"
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_cat.py::test_cat"] == "passed"
+    assert "tests/test_cat.py" not in ran(ws.run())  # still cacheable while nothing changes
+    ws.write("tests/words.txt", "bye\n")
+    summary = ws.run()
+    assert outcomes(summary)["tests/test_cat.py::test_cat"] == "failed"
+    cat = next(t for r, _ in summary.results() for t in r.tests if t.node_id.endswith("test_cat"))
+    assert any("cat" in note for note in cat.opaque), cat.opaque
+
+
+def test_a_module_outside_the_workspace_is_keyed_by_content(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "extlib.py").write_text("def value():\n    return 1\n")
+    ws.write(
+        "tests/test_ext.py",
+        f"""
+        import sys
+        sys.path.insert(0, {str(outside)!r})
+        import extlib
+
+        def test_ext():
+            assert extlib.value() == 1
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_ext.py::test_ext"] == "passed"
+    (outside / "extlib.py").write_text("def value():\n    return 2\n")
+    summary = ws.run()
+    assert outcomes(summary)["tests/test_ext.py::test_ext"] == "failed"
+
+
+def test_collect_ignore_is_honoured(ws: Workspace) -> None:
+    ws.write("tests/conftest.py", 'collect_ignore = ["test_legacy.py"]\n')
+    ws.write("tests/test_legacy.py", "def test_legacy():\n    assert False\n")
+    summary = ws.run()
+    assert not any("test_legacy" in node for node in outcomes(summary))
+    assert summary.failed == 0 and summary.errors == 0
+
+
+def test_module_level_skip_counts_as_pytest_counts_it(ws: Workspace) -> None:
+    ws.write(
+        "tests/test_optional.py",
+        """
+        import pytest
+
+        pytest.skip("twisted is not installed", allow_module_level=True)
+
+        def test_never():
+            pass
+        """,
+    )
+    for _ in range(2):  # first run, then from the cache
+        summary = ws.run()
+        assert outcomes(summary).get("tests/test_optional.py") == "skipped"
+        assert summary.skipped == 1
+    junit = next(r for r, _ in summary.results() if r.tests[0].node_id.startswith("tests/test_opt"))
+    assert junit.junit is not None
+
+
+def test_revert_of_a_data_file_read_at_import_is_not_flaky(ws: Workspace) -> None:
+    ws.write("tests/limits.txt", "3\n")
+    ws.write(
+        "tests/test_limits.py",
+        """
+        import pathlib
+
+        LIMIT = int(pathlib.Path("tests/limits.txt").read_text())
+
+        def test_limit():
+            assert LIMIT == 3
+        """,
+    )
+    node = "tests/test_limits.py::test_limit"
+    assert outcomes(ws.run())[node] == "passed"
+    ws.write("tests/limits.txt", "4\n")
+    assert outcomes(ws.run())[node] == "failed"
+    ws.write("tests/limits.txt", "3\n")
+    summary = ws.run()
+    assert outcomes(summary)[node] == "passed"
+    assert summary.flaky == 0
+
+
+def test_scratch_files_written_during_the_run_are_not_inputs(ws: Workspace) -> None:
+    ws.write(".gitignore", ".scratch/\n")
+    ws.write(
+        "tests/test_scratch.py",
+        """
+        import os, pathlib, uuid
+
+        def test_scratch():
+            d = pathlib.Path(".scratch"); d.mkdir(exist_ok=True)
+            p = d / uuid.uuid4().hex
+            p.write_text("x")
+            assert p.read_text() == "x"
+            assert os.listdir(d)
+        """,
+    )
+    ws.run()
+    assert "tests/test_scratch.py" not in ran(ws.run())
+
+
+def test_path_is_not_a_raw_input(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    ws.run()
+    monkeypatch.setenv("PATH", f"/nonexistent/bin{os.pathsep}{os.environ['PATH']}")
+    assert ran(ws.run()) == []
+
+
+def test_a_python_child_without_a_record_is_conservative(ws: Workspace) -> None:
+    ws.write("pkg/isolated.py", "X = 1\n")
+    ws.write(
+        "tests/test_isolated.py",
+        """
+        import subprocess, sys
+
+        def test_isolated():
+            code = "import sys; sys.path.insert(0, '.'); import pkg.isolated as m; print(m.X)"
+            out = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True,
+                                 text=True, check=True).stdout
+            assert out.strip() == "1"
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_isolated.py::test_isolated"] == "passed"
+    ws.write("pkg/isolated.py", "X = 2\n")
+    assert outcomes(ws.run())["tests/test_isolated.py::test_isolated"] == "failed"
+
+
+def test_sitecustomize_of_the_environment_still_runs(ws: Workspace, tmp_path: Path) -> None:
+    """Our child recorder rides on sitecustomize: a user's own must still run after it."""
+    site = tmp_path / "usersite"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text("import os\nos.environ['USER_SITE_RAN'] = '1'\n")
+    ws.write(
+        "tests/test_site.py",
+        f"""
+        import subprocess, sys, os
+
+        def test_site():
+            env = dict(os.environ)
+            env["PYTHONPATH"] = env.get("PYTHONPATH", "") + os.pathsep + {str(site)!r}
+            out = subprocess.run(
+                [sys.executable, "-c", "import os; print(os.environ.get('USER_SITE_RAN'))"],
+                capture_output=True, text=True, env=env, check=True,
+            ).stdout
+            assert out.strip() == "1"
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_site.py::test_site"] == "passed"
+
+
+def test_pytest_agrees_on_the_subprocess_workspace(ws: Workspace) -> None:
+    """Sanity: the workspace's own tests pass under plain pytest (the truth we compare with)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=ws.root, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:]
+
+
+def test_revert_after_a_collection_error_from_a_data_file_is_not_flaky(ws: Workspace) -> None:
+    ws.write("tests/limits.json", '{"limit": 3}\n')
+    ws.write(
+        "tests/test_limits.py",
+        """
+        import json, pathlib
+
+        LIMIT = json.loads(pathlib.Path("tests/limits.json").read_text())["limit"]
+
+        def test_limit():
+            assert LIMIT == 3
+
+        def test_other():
+            assert True
+        """,
+    )
+    assert ws.run().passed >= 2
+    ws.write("tests/limits.json", '{"limit": \n')  # broken: the module does not import
+    broken = ws.run()
+    assert broken.errors == 1
+    ws.write("tests/limits.json", '{"limit": 3}\n')
+    summary = ws.run()
+    assert outcomes(summary)["tests/test_limits.py::test_limit"] == "passed"
+    assert summary.flaky == 0
+    assert summary.failed == summary.errors == 0
