@@ -73,6 +73,7 @@ def explain(
     for node in nodes:
         runs, sentence = node_verdict(pf, node)
         row: dict[str, Any] = {"node": node, "runs": runs, "reason": sentence}
+        row["opaque"] = _opaque_of(result, node)
         if record and result is not None:
             row.update(_node_record(result, node))
         rows.append(row)
@@ -93,11 +94,23 @@ def explain(
         style = "cyan" if row["runs"] else "green"
         console.print(f"  [{style}]{'runs  ' if row['runs'] else 'cached'}[/] {row['reason']}",
                       highlight=False)  # fmt: skip
+        for note in row["opaque"]:
+            console.print(f"      depends on the whole workspace: {note}", highlight=False)
         if record:
             for name in row.get("executed", []):
                 console.print(f"      executed {name}", highlight=False)
             for path in row.get("reads", []):
                 console.print(f"      read {path}", highlight=False)
+
+
+def _opaque_of(result: ActionResult | None, node: str) -> list[str]:
+    """Why what `node` read is unknown (so any workspace change re-runs it), if it is."""
+    if result is None:
+        return []
+    own = next((list(t.opaque) for t in result.tests if t.node_id == node), [])
+    if own or any(t.opaque for t in result.tests):
+        return own
+    return list(result.opaque)  # no per-test record: the file's reasons
 
 
 def _node_record(result: ActionResult, node: str) -> dict[str, Any]:

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 from testing_helpers import Workspace, ran
+from typer.testing import CliRunner
 
+from maestro.cli.app import app
 from maestro.daemon import testing
 
 
@@ -83,7 +85,9 @@ def test_a_file_a_session_fixture_reads_counts_for_every_file_using_it(ws: Works
         """,
     )
     for name in ("one", "two"):
-        ws.write(f"tests/test_{name}.py", f"def test_{name}(setting):\n    assert setting == 'on'\n")
+        ws.write(
+            f"tests/test_{name}.py", f"def test_{name}(setting):\n    assert setting == 'on'\n"
+        )
     first = outcomes(ws.run())
     assert first["tests/test_one.py::test_one"] == first["tests/test_two.py::test_two"] == "passed"
     ws.write("tests/setting.txt", "off\n")
@@ -112,11 +116,14 @@ def test_a_file_read_by_a_non_python_child_reruns_conservatively(ws: Workspace) 
     assert outcomes(summary)["tests/test_cat.py::test_cat"] == "failed"
     cat = next(t for r, _ in summary.results() for t in r.tests if t.node_id.endswith("test_cat"))
     assert any("cat" in note for note in cat.opaque), cat.opaque
+    said = CliRunner().invoke(
+        app, ["explain", "tests/test_cat.py::test_cat", "--root", str(ws.root)],
+    )  # fmt: skip
+    assert said.exit_code == 0, said.output
+    assert "depends on the whole workspace" in said.output and "not Python" in said.output
 
 
-def test_a_module_outside_the_workspace_is_keyed_by_content(
-    ws: Workspace, tmp_path: Path
-) -> None:
+def test_a_module_outside_the_workspace_is_keyed_by_content(ws: Workspace, tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere"
     outside.mkdir()
     (outside / "extlib.py").write_text("def value():\n    return 1\n")
