@@ -456,6 +456,7 @@ def _node_level(
     data: dict[str, str] = {}  # changed non-Python file -> reason
     sources: dict[str, str] = {}  # changed .py with function-level changes -> reason for readers
     memoised: dict[str, str] = {}  # bare name of a changed memoised function -> where, in words
+    constants: dict[str, str] = {}  # module-level name whose inert assignment changed -> where
     by_path: dict[str, list[tuple[int, str]]] = {}
     for index, name in enumerate(trace.functions):
         path, _, qualname = name.partition("::")
@@ -477,12 +478,14 @@ def _node_level(
             whole = f"inputs changed: {name} (no fingerprint of the previous version)"
             break
         delta = diff(before, after)
-        if delta.module_changed:
+        if delta.module_changed and delta.module_names is None:
             whole = (
                 f"imports {dotted(name, '<module>')}, whose module-level code changed at "
                 f"{name}:{delta.module_line}"
             )
             break
+        for constant in delta.module_names or ():
+            constants[constant] = f"{dotted(name, constant)}, changed at {name}"
         if delta.empty:
             continue  # comments, formatting
         sources[name] = f"read {name}, changed"
@@ -494,6 +497,10 @@ def _node_level(
             memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta)
     if whole is None and memoised:
         whole = _memo_readers(graph, fps, by_path, old_inputs, new_inputs, memoised, hit)
+    if whole is None and constants:
+        whole = _memo_readers(
+            graph, fps, by_path, old_inputs, new_inputs, constants, hit, constants=True
+        )
     if whole is None:
         for index in trace.import_time:
             if index in hit:
@@ -535,34 +542,53 @@ def _memo_readers(
     new_inputs: Mapping[str, str],
     memoised: Mapping[str, str],
     hit: dict[int, str],
+    *,
+    constants: bool = False,
 ) -> str | None:
     """Marks in `hit` every recorded function whose code (as the tests executed it) names a
     changed memoised function: a test may have been served from the cache without executing
     it. Returns a reason for every node instead when module-level code names one (it may hand
-    the function to anyone) or a file's previous fingerprints are unknown."""
+    the function to anyone) or a file's previous fingerprints are unknown.
+
+    ``constants``: the names are module-level names whose inert assignment changed. Only code
+    that reads them sees the change: the functions that name them, or every importer when
+    module-level code reads one (``from m import X``, ``Y = X + 1``, a class body) or when any
+    input can reach names without naming them (``globals()``, ``import *``...)."""
     names = set(memoised)
-    for path, entries in by_path.items():
+    kind = "the changed" if constants else "the memoised"
+    all_paths = by_path if not constants else {**{p: [] for p in old_inputs}, **by_path}
+    for path, entries in all_paths.items():
+        if not path.endswith(".py") or os.path.isabs(path) or not _is_file_input(path):
+            continue
         digest = old_inputs.get(path)
         if digest is None:
             continue  # not an input of this test file: none of its tests ran it
         before = fps.get(digest) if digest != ABSENT else None
         if before is None and digest != ABSENT and digest == new_inputs.get(path):
             before = fps.of_file(graph.root / path, digest)
+        if constants and digest == ABSENT:
+            continue  # did not exist when the tests ran: none of them read it
         if before is None or before.parse_error:
             changed = next(iter(memoised.values()))
+            if constants:
+                return f"{changed} and the code of {path} is unknown"
             return f"a memoised function changed ({changed}) and the code of {path} is unknown"
-        if found := names.intersection(before.module_refs):
+        if constants and before.escapes:
+            changed = next(iter(memoised.values()))
+            return f"{changed}, and {path} may read names it does not spell out"
+        module_names = before.module_loads if constants else before.module_refs
+        if found := names.intersection(module_names):
             module = dotted(path, "<module>")
             memo = memoised[min(found)]
-            return f"imports {module}, whose module-level code names the memoised {memo}"
+            return f"imports {module}, whose module-level code names {kind} {memo}"
         for index, qualname in entries:
             if index in hit or qualname not in before.functions:
                 continue  # module-level code and class bodies: `module_refs` covered them
             if found := names.intersection(before.refs.get(qualname, names)):  # (unknown: hit)
                 name = min(found)
-                hit[index] = (
-                    f"executed {dotted(path, qualname)}, which calls the memoised {memoised[name]}"
-                )
+                verb = "reads" if constants else "calls"
+                where = f"{kind} {memoised[name]}"
+                hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
     return None
 
 

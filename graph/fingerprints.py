@@ -74,7 +74,7 @@ from typing import Any
 
 import msgpack
 
-FORMAT = 5
+FORMAT = 6
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -100,6 +100,16 @@ class FileFingerprints:
     """The names module-level code reads (class bodies included, function bodies not)."""
     memoised: tuple[str, ...] = ()
     """Memoised functions (``cache``/``lru_cache``) only ever called by name in this file."""
+    binds: tuple[str, ...] = ()
+    """Per top-level statement: the names it binds if it is a plain assignment of an inert
+    value (``X = 3``, ``NAMES = ("a", "b")``), comma-joined; "" for any other statement."""
+    module_loads: tuple[str, ...] = ()
+    """The names module-level code *reads* (loads, attribute names, imported names; class
+    bodies, decorators and evaluated defaults included, function bodies not)."""
+    escapes: bool = False
+    """Module-level names may be reached without being named: ``globals()``, ``vars()``,
+    ``getattr`` with a computed name, ``__dict__``, ``import *``, a module ``__getattr__``,
+    ``reload``."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -111,6 +121,9 @@ class FileFingerprints:
             "refs": {q: list(v) for q, v in self.refs.items()},
             "module_refs": list(self.module_refs),
             "memoised": list(self.memoised),
+            "binds": list(self.binds),
+            "module_loads": list(self.module_loads),
+            "escapes": self.escapes,
         }
 
     @classmethod
@@ -126,6 +139,9 @@ class FileFingerprints:
                 refs={str(q): tuple(map(str, v)) for q, v in raw["refs"].items()},
                 module_refs=tuple(map(str, raw["module_refs"])),
                 memoised=tuple(map(str, raw["memoised"])),
+                binds=tuple(map(str, raw["binds"])),
+                module_loads=tuple(map(str, raw["module_loads"])),
+                escapes=bool(raw["escapes"]),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -141,6 +157,9 @@ class FingerprintDiff:
     module_changed: bool = False
     module_line: int | None = None  # first module-level statement that differs (new version)
     lines: dict[str, int] = field(default_factory=dict)  # qualname -> line (new, or old if gone)
+    module_names: tuple[str, ...] | None = None
+    """When the module-level change is only plain assignments of inert values (added, changed
+    or removed) and the names cannot escape: the names they bind. None otherwise."""
 
     @property
     def functions(self) -> set[str]:
@@ -270,6 +289,71 @@ def _names(nodes: list[ast.AST]) -> set[str]:
             continue
         stack.extend(ast.iter_child_nodes(node))
     return found
+
+
+def _loads(nodes: list[ast.AST]) -> set[str]:
+    """Names module-level code reads (not the ones it only binds); nested ``def`` bodies are
+    their own code, their decorators, defaults and annotations run here."""
+    found: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
+            found.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.add(node.attr)
+        elif isinstance(node, ast.alias):
+            found.add(node.name.rpartition(".")[2])
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            found.update(node.names)
+        if isinstance(node, _Def):
+            stack.extend(node.decorator_list)
+            stack.append(node.args)
+            if node.returns is not None:
+                stack.append(node.returns)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+_DYNAMIC_LOOKUPS = frozenset({"globals", "vars", "reload", "getmembers", "__import__"})
+
+
+def _escapes(tree: ast.Module) -> bool:
+    """Can code reach this module's names without naming them? (see ``FileFingerprints``)"""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return True
+        if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+            return True
+        if isinstance(node, ast.Call):
+            name = _decorator_name(node.func)
+            if name in _DYNAMIC_LOOKUPS:
+                return True
+            if name in ("getattr", "hasattr", "setattr", "delattr") and (
+                len(node.args) < 2 or not isinstance(node.args[1], ast.Constant)
+            ):
+                return True
+    return any(
+        isinstance(stmt, _Def) and stmt.name in ("__getattr__", "__dir__") for stmt in tree.body
+    )
+
+
+def _binding(stmt: ast.stmt) -> str:
+    """The names `stmt` binds if it is a plain assignment of an inert value, else "": such a
+    statement cannot raise or have side effects, so only the code reading its names sees it."""
+    if isinstance(stmt, ast.Assign) and _inert(stmt.value):
+        if all(isinstance(t, ast.Name) for t in stmt.targets):
+            return ",".join(t.id for t in stmt.targets if isinstance(t, ast.Name))
+    elif (
+        isinstance(stmt, ast.AnnAssign)
+        and stmt.value is not None
+        and _inert(stmt.value)
+        and isinstance(stmt.target, ast.Name)
+        and isinstance(stmt.annotation, ast.Name)
+    ):
+        return stmt.target.id
+    return ""
 
 
 def _escaping_names(tree: ast.AST) -> set[str]:
@@ -433,6 +517,9 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         refs={q: tuple(sorted(names)) for q, names in splitter.refs.items()},
         module_refs=tuple(sorted(_names(list(tree.body)))),
         memoised=tuple(sorted(splitter.memoised)),
+        binds=tuple(_binding(stmt) for stmt in tree.body),
+        module_loads=tuple(sorted(_loads(list(tree.body)))),
+        escapes=_escapes(tree),
     )
 
 
@@ -468,7 +555,30 @@ def diff(old: FileFingerprints, new: FileFingerprints) -> FingerprintDiff:
         module_changed,
         module_line,
         lines,
+        _changed_names(old, new) if module_changed else None,
     )
+
+
+def _changed_names(old: FileFingerprints, new: FileFingerprints) -> tuple[str, ...] | None:
+    """The names of the plain inert assignments that differ between `old` and `new`, when
+    nothing else at module level differs (same other statements, same order) and no name can
+    escape; None otherwise."""
+    if old.escapes or new.escapes or old.parse_error or new.parse_error:
+        return None
+    if len(old.binds) != len(old.statements) or len(new.binds) != len(new.statements):
+        return None
+
+    def split(fp: FileFingerprints) -> tuple[list[str], set[tuple[str, str]]]:
+        others = [s for (s, _), b in zip(fp.statements, fp.binds, strict=True) if not b]
+        binds = {(b, s) for (s, _), b in zip(fp.statements, fp.binds, strict=True) if b}
+        return others, binds
+
+    old_others, old_binds = split(old)
+    new_others, new_binds = split(new)
+    if old_others != new_others:
+        return None
+    names = {n for b, _ in old_binds ^ new_binds for n in b.split(",")}
+    return tuple(sorted(names)) if names else None
 
 
 # ------------------------------------------------------------------------------ caching

@@ -49,16 +49,61 @@ def test_callee_change_reaches_callers(ws: Workspace) -> None:
     ]
 
 
-def test_module_constant_reruns_every_test_importing_the_module(ws: Workspace) -> None:
+def test_module_constant_reruns_the_tests_that_read_it(ws: Workspace) -> None:
     ws.run()
     ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
     plan = ws.plan()
-    reasons = {f.target: f.describe() for f in plan.files}
-    assert "whose module-level code changed at pkg/calc.py:1" in reasons["tests/test_other.py"]
+    calc = next(f for f in plan.files if f.target == "tests/test_calc.py")
+    assert calc.node_reasons["tests/test_calc.py::test_double"].startswith(
+        "executed pkg.calc.double, which reads the changed pkg.calc.RATE"
+    )
     summary = ws.run()
-    # test_other executed nothing of pkg.calc, but it imports it: module-level code counts.
-    assert ran_nodes(summary) == [*CALC, "tests/test_other.py::test_imports_only"]
+    # test_triple executed nothing that reads RATE; test_imports_only reads it itself.
+    assert ran_nodes(summary) == [
+        "tests/test_calc.py::test_combo",
+        "tests/test_calc.py::test_double",
+        "tests/test_other.py::test_imports_only",
+    ]
     assert summary.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        # a value that is computed may raise at import: every importer re-runs
+        (("RATE = 2", "RATE = int('5')"), "module-level code changed"),
+        # names reachable without being named
+        (("RATE = 2", "RATE = 5\nTABLE = globals()"), "module-level code changed"),
+    ],
+)
+def test_module_constant_falls_back_to_every_importer(
+    ws: Workspace, edit: tuple[str, str], why: str
+) -> None:
+    ws.run()
+    ws.edit("pkg/calc.py", *edit)
+    other = next(f for f in ws.plan().files if f.target == "tests/test_other.py")
+    assert why in other.describe()
+    assert ran_nodes(ws.run()) == [*CALC, "tests/test_other.py::test_imports_only"]
+
+
+def test_module_constant_read_at_import_reruns_every_importer(ws: Workspace) -> None:
+    ws.write("tests/test_other.py", "from pkg.calc import RATE\n\n\ndef test_imports_only():\n"
+             "    assert RATE > 0\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    assert "tests/test_other.py::test_imports_only" in ran_nodes(ws.run())
+
+
+def test_module_constant_reached_by_a_computed_name_reruns_its_users(ws: Workspace) -> None:
+    ws.write("pkg/helper.py", "import pkg.calc as c\n\nNAME = 'RA' + 'TE'\n\n\n"
+             "def rate():\n    return getattr(c, NAME)\n")  # fmt: skip
+    ws.write("tests/test_other.py", "from pkg import helper\n\n\ndef test_imports_only():\n"
+             "    assert helper.rate() == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    summary = ws.run()
+    assert "tests/test_other.py::test_imports_only" in ran_nodes(summary)
+    assert summary.failed >= 1  # it now fails, as plain pytest says
 
 
 def test_comment_and_formatting_change_reruns_nothing(ws: Workspace) -> None:
