@@ -50,6 +50,12 @@ FLOAT_COUNTERS = frozenset({CPU_SAVED, WALL_SAVED})
 
 DB_NAMES = ("cas", "ac", "meta", "refc", "arefs", "stats", "quarantine")
 
+DATA_FILE = "data.mdb"
+LOCK_FILE = "lock.mdb"
+FILE_MODE = 0o600
+"""Mode of every file the cache writes (LMDB files, snapshots, restores): they hold captured test
+output, which other local users must not read. Directories are 0700."""
+
 AC_FORMAT = 2
 """Version of the envelope around stored action values (`seal_action`).
 

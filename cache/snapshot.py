@@ -1,6 +1,6 @@
 """Snapshot and restore: the disaster-recovery drill.
 
-A snapshot is `data.mdb` (a compacted, transactionally consistent `env.copy`) plus
+A snapshot is `data.mdb` (a compacted, transactionally consistent `env.copyfd`) plus
 `manifest.json` listing every blob digest, every action entry's value hash, counts and the
 sha256 of the data file. Restore re-verifies all of it before touching the target, so a damaged
 or altered snapshot is refused rather than installed. Both sides also check every sealed action
@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import lmdb
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -33,7 +33,7 @@ from .action import NewerSchemaError
 log = logging.getLogger(__name__)
 
 FORMAT: Literal["maestro-cache-snapshot/1"] = "maestro-cache-snapshot/1"
-DATA_FILE = "data.mdb"
+DATA_FILE = L.DATA_FILE
 MANIFEST_FILE = "manifest.json"
 _CHUNK = 1 << 20
 
@@ -71,7 +71,7 @@ class RestoreReport:
 def _sha256_file(path: Path, copy_to: Path | None = None) -> str:
     hasher = hashlib.sha256()
     with path.open("rb") as src:
-        dst = copy_to.open("wb") if copy_to is not None else None
+        dst = _create_private(copy_to) if copy_to is not None else None
         try:
             while chunk := src.read(_CHUNK):
                 hasher.update(chunk)
@@ -84,6 +84,12 @@ def _sha256_file(path: Path, copy_to: Path | None = None) -> str:
             if dst is not None:
                 dst.close()
     return hasher.hexdigest()
+
+
+def _create_private(path: Path) -> BinaryIO:
+    """A new file only its owner can read (FILE_MODE from the start, never briefly looser)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, L.FILE_MODE)
+    return os.fdopen(fd, "wb")
 
 
 def _sealed_action_problem(key: bytes, data: bytes) -> str | None:
@@ -114,9 +120,14 @@ def take_snapshot(env: lmdb.Environment, dest_dir: Path) -> Manifest:
         raise CacheError(
             f"snapshot destination {dest_dir} is not empty", hint="choose a new or empty directory"
         )
-    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    dest_dir.mkdir(mode=0o700, exist_ok=True)  # an existing empty directory is the user's choice
     try:
-        env.copy(str(dest_dir), compact=True)
+        # copyfd into a file created 0600: env.copy would create it with LMDB's 0644.
+        with _create_private(dest_dir / DATA_FILE) as out:
+            env.copyfd(out.fileno(), compact=True)
+            out.flush()
+            os.fsync(out.fileno())
         blobs: dict[str, int] = {}
         actions: dict[str, str] = {}
         total = 0
@@ -155,7 +166,9 @@ def take_snapshot(env: lmdb.Environment, dest_dir: Path) -> Manifest:
             actions=actions,
         )
         tmp = dest_dir / (MANIFEST_FILE + ".tmp")
-        tmp.write_text(manifest.model_dump_json(indent=1))
+        tmp.unlink(missing_ok=True)
+        with _create_private(tmp) as fh:
+            fh.write(manifest.model_dump_json(indent=1).encode())
         tmp.replace(dest_dir / MANIFEST_FILE)
     except BaseException:
         for name in (DATA_FILE, MANIFEST_FILE, MANIFEST_FILE + ".tmp"):
@@ -240,7 +253,7 @@ def _check_entries(env_dir: Path, manifest: Manifest, refuse: str) -> None:
 
 
 def restore_snapshot(snapshot_dir: Path, target: Path, *, force: bool = False) -> RestoreReport:
-    from .store import is_open_in_process
+    from .store import is_open_in_process, make_private
 
     started = time.monotonic()
     if is_open_in_process(target):
@@ -258,7 +271,7 @@ def restore_snapshot(snapshot_dir: Path, target: Path, *, force: bool = False) -
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".{target.name}.restore-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    staging.mkdir(mode=0o700)
     try:
         # Verify the staged copy itself (what will be installed), never touching the target
         # until every check passed: the file hash while copying, then every entry.
@@ -272,6 +285,13 @@ def restore_snapshot(snapshot_dir: Path, target: Path, *, force: bool = False) -
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    if replaced is not None:
+        # Kept for the user to delete, and still captured test output. The restore itself is
+        # done: a failure here is reported, not raised.
+        try:
+            make_private(replaced)
+        except (CacheError, OSError) as exc:
+            log.warning("could not make %s private: %s", replaced, exc)
     dir_fd = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

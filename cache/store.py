@@ -9,9 +9,11 @@ every blob it references exists and verifies.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -22,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 import lmdb
 
-from maestro.errors import CacheError, IntegrityError
+from maestro.errors import CacheError, IntegrityError, WorkspaceError
 from maestro.paths import cache_dir
 
 from . import layout as L
@@ -91,9 +93,13 @@ class _SharedEnv:
         self.fresh: set[bytes] = set()
         self.fresh_window = 0
         try:
-            path.mkdir(parents=True, exist_ok=True)
+            make_private(path)
             self.env = lmdb.open(
-                str(path), map_size=MAP_SIZE, max_dbs=len(L.DB_NAMES) + 1, max_readers=512
+                str(path),
+                map_size=MAP_SIZE,
+                max_dbs=len(L.DB_NAMES) + 1,
+                max_readers=512,
+                mode=L.FILE_MODE,
             )
             self.dbs = L.open_dbs(self.env)
         except lmdb.Error as exc:
@@ -104,6 +110,45 @@ class _SharedEnv:
             ) from exc
         except OSError as exc:
             raise CacheError(f"cannot create the cache directory {path}: {exc}") from exc
+
+
+def make_private(path: Path) -> None:
+    """Create `path` (and its parents) or tighten it: the directory 0700, its LMDB files 0600.
+
+    Caches made before these modes were enforced are 0755 with 0644 files, readable by every
+    local user; they are tightened here, once, with one log line."""
+    # The daemon's helper for its socket directory: create 0700, refuse one owned by another
+    # user or a non-directory, tighten a loose one.
+    from maestro.daemon.lifecycle import _private_dir
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    loose: list[str] = []
+    with contextlib.suppress(FileNotFoundError):
+        before = stat.S_IMODE(path.lstat().st_mode)
+        if before & 0o077:
+            loose.append(f"directory {before:o}")
+    try:
+        _private_dir(path)
+    except WorkspaceError as exc:
+        raise CacheError(
+            f"the cache directory {path} is not a directory owned by uid {os.getuid()}",
+            hint="remove it, or point MAESTRO_CACHE_DIR at a directory of your own",
+        ) from exc
+    for name in (L.DATA_FILE, L.LOCK_FILE):
+        file = path / name
+        try:
+            st = file.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+            loose.append(f"{name} {stat.S_IMODE(st.st_mode):o}")
+            file.chmod(L.FILE_MODE)
+    if loose:
+        log.info(
+            "made the cache at %s private to its user (was: %s): it holds captured test output",
+            path,
+            ", ".join(loose),
+        )
 
 
 _ENVS: dict[Path, _SharedEnv] = {}
@@ -503,7 +548,7 @@ class Cache:
             dbs = shared.dbs
             blob_bytes = L.get_int(txn, dbs, L.BLOB_BYTES)
             action_bytes = L.get_int(txn, dbs, L.ACTION_BYTES)
-            data_file = shared.path / "data.mdb"
+            data_file = shared.path / L.DATA_FILE
             return CacheStats(
                 hits=L.get_int(txn, dbs, L.HITS),
                 misses=L.get_int(txn, dbs, L.MISSES),

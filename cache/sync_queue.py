@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import layout as L
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_ITEMS = 10_000
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+
+_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS uploads (
@@ -86,6 +92,14 @@ class SyncQueue:
             self._db = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
+        # Queued results carry test names and failure messages: the files are private like the
+        # cache's. SQLite creates -wal and -shm with the database file's mode; older ones are
+        # tightened here.
+        os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, L.FILE_MODE))
+        for file in (self.path, *(self.path.with_name(self.path.name + s) for s in _SIDE_FILES)):
+            with contextlib.suppress(FileNotFoundError):
+                if stat.S_IMODE(file.lstat().st_mode) & 0o077:
+                    file.chmod(L.FILE_MODE)
         db = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
         try:
             db.execute("PRAGMA journal_mode=WAL")
