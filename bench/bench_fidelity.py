@@ -119,7 +119,8 @@ PROJECTS = [
     ),
     Spec(
         "python-dateutil", "2.9.0.post0", ("src/dateutil",), "tests",
-        ("six", PYTEST, "freezegun", "hypothesis>=3.30"),  # requirements-dev.txt, less cov/build
+        # requirements-dev.txt less coverage/build (pytest-cov stays: the suite uses its mark)
+        ("six", PYTEST, "pytest-cov", "freezegun", "hypothesis>=3.30"),
         _SEED0,
     ),
     Spec(
@@ -932,7 +933,18 @@ def project_section(r: ProjectResult, limit: int = 25) -> str:
     return "\n".join(lines)
 
 
+def mark_flaky_families(r: ProjectResult) -> None:
+    """A parametrized test one of whose cases flipped between the two pristine pytest runs is
+    flaky as a family: its other cases' mismatches count as pytest-flaky too."""
+    families = {n.split("[")[0] for n in r.flaky if "[" in n}
+    for _, m in _all_mismatches(r):
+        if "[" in m.node and m.node.split("[")[0] in families:
+            m.pytest_flaky = True
+
+
 def report(results: list[ProjectResult]) -> str:
+    for r in results:
+        mark_flaky_families(r)
     parts = [table(SUMMARY_HEADER, [summary_row(r) for r in results]), ""]
     parts += [project_section(r) + "\n" for r in results]
     return "\n".join(parts)
@@ -958,6 +970,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     specs = [s for s in PROJECTS if s.name in wanted]
     results = _in_parallel(specs, ns) if ns.jobs > 1 else []
+    if results:
+        ns.results.write_text(json.dumps([asdict(x) for x in results], indent=1), encoding="utf-8")
     for spec in specs if ns.jobs <= 1 else []:
         t0 = time.monotonic()
         try:
@@ -983,8 +997,11 @@ def main(argv: list[str] | None = None) -> None:
     command += f" --jobs {ns.jobs}" if ns.jobs > 1 else ""
     if ns.seed != 7:
         command += f" --seed {ns.seed}"
-    write_section(
-        SECTION,
+    write_section(SECTION, preamble(command, took) + "\n\n" + body)
+
+
+def preamble(command: str, took: float) -> str:
+    return (
         f"{today()}, {machine()}, maestro at {git_rev('cache', 'daemon', 'graph', 'maestro')}; "
         f"the bench took {took / 60:.0f} min. Reproduce: `{command}`\n\n"
         "Per project: plain pytest twice on the pristine tree (nodes whose outcome differs are "
@@ -992,11 +1009,14 @@ def main(argv: list[str] | None = None) -> None:
         "run), then per seeded mutant `maestro test` vs a full plain pytest on the mutated tree "
         "and, after reverting it, `maestro test` vs the pristine run. Outcomes compared node for "
         "node (passed / failed / error / skipped). STALE PASS: Maestro passed, pytest failed; "
-        "FALSE FAILURE: the reverse; MISSING / EXTRA: a node only pytest / only Maestro reported. "
-        "Files / nodes run: what `maestro test` ran (not served from the cache) per mutant, and "
-        "what `pytest --testmon` ran from its pristine baseline; misses: nodes failing under "
-        "pytest that Maestro served from the cache / testmon did not run. Times: single first "
-        "runs (plain pytest: median of 2).\n\n" + body,
+        "FALSE FAILURE: the reverse; MISSING / EXTRA: a node only pytest / only Maestro reported; "
+        "pytest-flaky: an outcome mismatch where re-running the node alone with plain pytest "
+        "(twice, same tree) gave Maestro's outcome, or a case of a parametrized test another case "
+        "of which flipped between the two pristine runs (flaky or order-dependent; not counted "
+        "as a defect). Files / nodes run: what Maestro's own pytest ran per mutant (the report "
+        "plugin runs there too), and what `pytest --testmon` ran from its pristine baseline; "
+        "misses: nodes failing under pytest that Maestro's pytest / testmon did not run. Times: "
+        "single runs on a shared 2-vCPU host with other jobs (plain pytest first run: median of 2)."
     )
 
 
