@@ -23,11 +23,12 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from maestro.errors import ConfigError, UnknownTargetError, WorkspaceError
 from maestro.graph import environment
-from maestro.graph.files import walk
+from maestro.graph.files import is_excluded, walk
 from maestro.graph.global_inputs import is_root_global_input, section_digests
 from maestro.graph.index import FileEntry, Index
 from maestro.graph.pytest_config import PytestConfig, load_pytest_config
 from maestro.graph.scanner import RawImport, check_syntax, encoding_problem, scan_imports
+from maestro.names import first_undecodable, is_utf8, printable, undecodable_message
 from maestro.settings import LoadedSettings, Target, load_settings
 
 if TYPE_CHECKING:
@@ -204,6 +205,12 @@ class Diagnostic:
     line: int
     message: str
     severity: Literal["error", "warning"] = "warning"
+
+    def __post_init__(self) -> None:
+        # A diagnostic may name a file whose name is not UTF-8: shown printably, it can go
+        # anywhere (JSON, the wire, a log file).
+        self.path = printable(self.path)
+        self.message = printable(self.message)
 
 
 @dataclass(slots=True)
@@ -634,13 +641,13 @@ class BuildGraph:
     # A warm process restores the resolved edges instead of re-linking every import: they are
     # valid while nothing resolution reads has changed, which the key covers.
     def _links_key(self, files: list[str]) -> str:
-        digest = hashlib.sha256(f"links-2 {self._roots!r} {self.loaded!r}".encode())
-        digest.update(repr(self.pytest).encode())
-        digest.update("\0".join(files).encode())
-        digest.update(repr(sorted(self.sections.items())).encode())
-        digest.update(repr(sorted(self.index.dynamic.items())).encode())
+        digest = hashlib.sha256(_key_bytes(f"links-2 {self._roots!r} {self.loaded!r}"))
+        digest.update(_key_bytes(repr(self.pytest)))
+        digest.update(_key_bytes("\0".join(files)))
+        digest.update(_key_bytes(repr(sorted(self.sections.items()))))
+        digest.update(_key_bytes(repr(sorted(self.index.dynamic.items()))))
         for rel, e in self.py.items():
-            digest.update(f"{rel}\0{e.size}\0{e.mtime_ns}\0{e.inode}".encode())
+            digest.update(_key_bytes(f"{rel}\0{e.size}\0{e.mtime_ns}\0{e.inode}"))
         return digest.hexdigest()
 
     def _store_links(self, key: str) -> None:
@@ -687,7 +694,8 @@ class BuildGraph:
 
     def record_dynamic(self, test: str, inputs: Iterable[str]) -> None:
         """Join files and modules a test file touched while running (from the runner)."""
-        recorded = sorted(set(inputs) - {test})
+        # a name that is not UTF-8 is never a node (it would reach cache keys and the wire)
+        recorded = sorted({rel for rel in inputs if is_utf8(rel)} - {test})
         self.index.dynamic[test] = recorded
         self.index.dirty = True
         # the latest run replaces what earlier runs recorded: a file no longer read is no dep
@@ -703,6 +711,12 @@ class BuildGraph:
         touched: set[str] = set()
         structural = False
         for rel in paths:
+            undecodable = first_undecodable(rel)
+            if undecodable is not None:
+                # never a node, so nothing to relink (a file appended to would relink the graph
+                # at every write otherwise): only its diagnostic comes or goes
+                self._note_undecodable(undecodable)
+                continue
             path = self.root / rel
             exists = path.is_file()
             if rel.endswith(".py"):
@@ -735,6 +749,16 @@ class BuildGraph:
             self.index.files = dict(self.py)
         return touched
 
+    def _note_undecodable(self, rel: str) -> None:
+        """Keep the walk's diagnostic of a name that is not UTF-8 in step with the disk."""
+        shown = printable(rel)
+        self.walk_diagnostics = [d for d in self.walk_diagnostics if d.path != shown]
+        full = os.path.join(self.root, rel)
+        if not os.path.lexists(full) or is_excluded(rel, self.loaded.config.exclude):
+            return
+        directory = os.path.isdir(full)
+        self.walk_diagnostics.append(Diagnostic(rel, 0, undecodable_message(directory=directory)))
+
     def _relink_all(self) -> None:
         """Files appeared or vanished: rebuild edges (scans are reused from the index)."""
         self.index.files.update(self.py)
@@ -763,6 +787,8 @@ class BuildGraph:
         nodes: dict[str, str] = {}
         for change in changes:
             rel = change.path
+            if not is_utf8(rel):
+                continue  # never a node (see maestro.names): nothing depends on it
             if is_root_global_input(rel):
                 new = change.new
                 if new is None and change.status != "deleted":
@@ -1036,6 +1062,11 @@ def file_problems(data: bytes) -> list[tuple[int, str]]:
     if b"\0" in data:
         problems.append((1, "file contains NUL bytes; Python cannot import it"))
     return problems
+
+
+def _key_bytes(text: str) -> bytes:
+    """Text for a digest: exact bytes even for a name that is not UTF-8."""
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _module_of(rel: str) -> str:

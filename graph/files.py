@@ -1,7 +1,8 @@
 """Walk a workspace: every file Maestro should know of, honouring .gitignore and the usual noise.
 
 Symlinked directories are followed once (loops are detected by the real path and reported, never
-followed forever); a virtual environment anywhere in the tree is skipped, as pytest does.
+followed forever); a virtual environment anywhere in the tree is skipped, as pytest does. A name
+that is not valid UTF-8 is reported and left out (see maestro.names).
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from maestro.names import is_utf8, undecodable_message
 
 if TYPE_CHECKING:
     import pathspec
@@ -27,7 +30,8 @@ NOISE_DIRS = frozenset(
 @dataclass(slots=True)
 class WalkResult:
     files: list[str] = field(default_factory=list)  # posix paths relative to the root, sorted
-    diagnostics: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
+    # (path, message); a path may hold lone surrogates (a name that is not UTF-8)
+    diagnostics: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _gitignore(directory: str) -> pathspec.PathSpec[Any] | None:
@@ -74,8 +78,12 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
             try:
                 # regular files first: the answer comes from the directory entry, no syscall
                 if entry.is_file():
-                    if not (filtering and _ignored(rel, specs, user_spec)):
+                    if filtering and _ignored(rel, specs, user_spec):
+                        continue
+                    if is_utf8(entry.name):
                         files.append(rel)
+                    else:
+                        result.diagnostics.append(_undecodable(rel, directory=False))
                     continue
                 is_dir = entry.is_dir()  # follows symlinks
             except OSError as exc:  # ELOOP on a self-referencing link
@@ -89,6 +97,9 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
                 continue
             if filtering and _ignored(rel + "/", specs, user_spec):
                 continue
+            if not is_utf8(entry.name):
+                result.diagnostics.append(_undecodable(rel, directory=True))
+                continue
             if entry.is_symlink():
                 real = os.path.realpath(entry.path)
                 if real in seen_dirs or _is_ancestor(real, seen_dirs, directory):
@@ -100,6 +111,22 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
             stack.append((entry.path, rel + "/", specs))
     result.files.sort()
     return result
+
+
+def _undecodable(rel: str, directory: bool) -> tuple[str, str]:
+    # Such a name cannot be a node: graph keys, the index, the wire and cache keys are UTF-8.
+    # (The path stays exact here; a Diagnostic shows it printably.)
+    return rel, undecodable_message(directory=directory)
+
+
+def is_excluded(rel: str, exclude: tuple[str, ...] | list[str]) -> bool:
+    """Whether the user's exclude patterns keep `rel` (a file or a directory) out of a walk."""
+    if not exclude:
+        return False
+    spec = _spec(list(exclude))
+    parts = rel.split("/")
+    ancestors = ("/".join(parts[:i]) + "/" for i in range(1, len(parts) + 1))
+    return spec.match_file(rel) or any(spec.match_file(d) for d in ancestors)
 
 
 def _is_ancestor(real: str, seen: set[str], directory: str) -> bool:

@@ -127,7 +127,7 @@ class Index:
             if raw[:4] != MAGIC or int.from_bytes(raw[4:8], "big") != zlib.crc32(payload):
                 log.warning("ignoring graph index %s: not a current index or damaged", path)
                 return cls(path, dirty=True)
-            data = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+            data = _unpack(payload)
             if data.get("format") != INDEX_FORMAT or data.get("scanner") != SCANNER_VERSION:
                 return cls(path, dirty=True)
             return cls(
@@ -160,17 +160,20 @@ class Index:
         if self.path is None or not self.dirty:
             return
         now = time.time_ns()
-        payload = msgpack.packb(
-            {
-                "format": INDEX_FORMAT,
-                "scanner": SCANNER_VERSION,
-                "saved_at_ns": now,
-                "files": {k: v.pack() for k, v in self.files.items()},
-                "dynamic": self.dynamic,
-                "extra": self.extra,
-            },
-            use_bin_type=True,
-        )
+        try:
+            payload = _pack(
+                {
+                    "format": INDEX_FORMAT,
+                    "scanner": SCANNER_VERSION,
+                    "saved_at_ns": now,
+                    "files": {k: v.pack() for k, v in self.files.items()},
+                    "dynamic": self.dynamic,
+                    "extra": self.extra,
+                }
+            )
+        except (TypeError, ValueError, OverflowError) as exc:  # only a cache: never fail a build
+            log.warning("cannot save graph index %s: %s", self.path, exc)
+            return
         tmp = self.path.with_suffix(f".tmp{os.getpid()}")
         try:
             tmp.write_bytes(MAGIC + zlib.crc32(payload).to_bytes(4, "big") + payload)
@@ -182,3 +185,27 @@ class Index:
             return
         self.saved_at_ns = now
         self.dirty = False
+
+
+# The graph holds no name that is not UTF-8 (maestro.names), but the index, a cache of whatever
+# it is given, stays exact for one anyway: such a str round-trips through surrogateescape. Both
+# ends try strict UTF-8 first, the fast path of msgpack's C code.
+
+
+def _pack(doc: dict[str, Any]) -> bytes:
+    try:
+        return msgpack.packb(doc, use_bin_type=True)
+    except UnicodeEncodeError:
+        return msgpack.packb(doc, use_bin_type=True, unicode_errors="surrogateescape")
+
+
+def _unpack(payload: bytes) -> dict[str, Any]:
+    try:
+        data = msgpack.unpackb(payload, raw=False, strict_map_key=False)
+    except UnicodeDecodeError:
+        data = msgpack.unpackb(
+            payload, raw=False, strict_map_key=False, unicode_errors="surrogateescape"
+        )
+    if not isinstance(data, dict):
+        raise TypeError(f"the index is a {type(data).__name__}, not a map")
+    return data

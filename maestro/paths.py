@@ -34,8 +34,8 @@ def state_dir() -> Path:
 
 def workspace_key(root: Path) -> str:
     """A short stable name for a workspace root, used for its state directory."""
-    resolved = str(root.resolve())
-    digest = hashlib.sha256(resolved.encode()).hexdigest()[:16]
+    resolved = root.resolve()
+    digest = hashlib.sha256(os.fsencode(resolved)).hexdigest()[:16]  # exact even if not UTF-8
     return f"{root.resolve().name or 'root'}-{digest}"
 
 
