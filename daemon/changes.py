@@ -1,8 +1,12 @@
 """Turn change sources (explicit paths, git working tree, `--since REF`, unsaved buffers) into the
-graph's `Change` records, with old contents where the graph needs them (global inputs)."""
+graph's `Change` records, with old contents where the graph needs them (global inputs).
+
+A path whose name is not valid UTF-8 is dropped here, with a warning: the graph has no node for it
+(see maestro.names), and past this point reports, cache keys and the wire hold UTF-8 only."""
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -13,6 +17,21 @@ from maestro.git import Status
 from maestro.graph.build import Change
 from maestro.graph.files import NOISE_DIRS
 from maestro.graph.global_inputs import is_global_input
+from maestro.names import is_utf8, printable
+
+log = logging.getLogger(__name__)
+
+
+def usable(rel: str) -> bool:
+    """Whether a changed path can be a Change; if not, say so (once per caller's path)."""
+    if is_utf8(rel):
+        return True
+    log.warning(
+        "ignoring the change to %s: its name is not valid UTF-8, so Maestro leaves it out of the "
+        "graph (rename it to a UTF-8 name)",
+        printable(rel),
+    )
+    return False
 
 
 def normalize(root: Path, path: str) -> str:
@@ -38,6 +57,8 @@ def from_paths(root: Path, paths: Iterable[str]) -> list[Change]:
     changes: list[Change] = []
     for raw in paths:
         rel = normalize(root, raw)
+        if not usable(rel):
+            continue
         exists = (root / rel).exists()
         status: Status = "modified" if exists else "deleted"
         if is_global_input(rel) and in_git is None:
@@ -62,7 +83,7 @@ def from_git(root: Path, since: str | None = None) -> list[Change]:
     found = git.changes_since(root, since) if since else git.working_tree_changes(root)
     changes: list[Change] = []
     for item in found:
-        if _is_noise(item.path):
+        if _is_noise(item.path) or not usable(item.path):
             continue
         if is_global_input(item.path):
             old = git.old_content(root, item)
@@ -77,6 +98,8 @@ def from_buffers(root: Path, buffers: Mapping[str, str]) -> list[Change]:
     changes: list[Change] = []
     for raw, text in buffers.items():
         rel = normalize(root, raw)
+        if not usable(rel):
+            continue
         try:
             old: bytes | None = (root / rel).read_bytes()
         except OSError:

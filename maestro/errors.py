@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from maestro.names import printable
+
 
 class MaestroError(Exception):
     """Base of every error Maestro reports to a user: what went wrong, where, and how to fix it."""
@@ -9,10 +11,13 @@ class MaestroError(Exception):
     code = "maestro_error"
 
     def __init__(self, message: str, *, hint: str | None = None, where: str | None = None) -> None:
+        # a message may name a file whose name is not UTF-8: shown escaped, it prints and
+        # travels anywhere
+        message = printable(message)
         super().__init__(message)
         self.message = message
         self.hint = hint
-        self.where = where
+        self.where = printable(where) if where is not None else None
 
     def __str__(self) -> str:
         text = f"{self.where}: {self.message}" if self.where else self.message

@@ -2,10 +2,14 @@
 
 Paths come back relative to the workspace root (which may be a sub-directory of the repository).
 Old contents are fetched lazily and only where they matter (section-aware global inputs).
+
+Names are read NUL-separated (-z: never quoted, whatever core.quotePath says) and decoded with
+os.fsdecode, so a name that is not UTF-8 comes back exact (os.fsencode gives its bytes).
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +48,8 @@ def _git(root: Path, *args: str, check: bool = True) -> bytes:
 
 def _prefix(root: Path) -> str:
     """The workspace root's path inside the repository ('' at the top)."""
-    return _git(root, "rev-parse", "--show-prefix").decode().strip()
+    # printed raw (not quoted) and ending in "/" unless empty: only the newline is not the name's
+    return os.fsdecode(_git(root, "rev-parse", "--show-prefix")).removesuffix("\n")
 
 
 def _relativize(prefix: str, repo_path: str) -> str | None:
@@ -67,7 +72,7 @@ def working_tree_changes(root: Path) -> list[GitChange]:
     for record in raw.split(b"\0"):
         if len(record) < 4:
             continue
-        code, repo_path = record[:2].decode(), record[3:].decode("utf-8", "surrogateescape")
+        code, repo_path = record[:2].decode(), os.fsdecode(record[3:])
         rel = _relativize(prefix, repo_path)
         if rel is None:
             continue
@@ -90,7 +95,7 @@ def changes_since(root: Path, ref: str) -> list[GitChange]:
     fields = raw.split(b"\0")
     changes: list[GitChange] = []
     for code, path in zip(fields[0::2], fields[1::2], strict=False):
-        rel = _relativize(prefix, path.decode("utf-8", "surrogateescape"))
+        rel = _relativize(prefix, os.fsdecode(path))
         if rel is None:
             continue
         letter = code.decode()[:1]
@@ -99,7 +104,7 @@ def changes_since(root: Path, ref: str) -> list[GitChange]:
     untracked = _git(root, "ls-files", "--others", "--exclude-standard", "-z", ".")
     for path in untracked.split(b"\0"):
         if path:
-            rel = _relativize(prefix, path.decode("utf-8", "surrogateescape"))
+            rel = _relativize(prefix, os.fsdecode(path))
             if rel is not None:
                 changes.append(GitChange(rel, "added", None))
     return changes

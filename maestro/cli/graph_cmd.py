@@ -101,16 +101,20 @@ def impacted(
     """Targets a change can break, each with the shortest chain of reasons."""
     from maestro import wire
     from maestro.cli import via_daemon
-    from maestro.daemon.changes import normalize
+    from maestro.daemon.changes import normalize, usable
     from maestro.reports import ImpactedReport
 
     workspace = resolve_root(root)
     given = list(paths or [])
     if given and since:
         raise typer.BadParameter("give changed paths or --since, not both")
+    explicit = bool(given)
+    # A name that is not UTF-8 is dropped here, where the warning reaches the user (the daemon
+    # would only log it): paths given and all dropped mean no changes, not git's.
+    given = [p for p in given if usable(normalize(workspace, p))]
     # Paths are resolved here, against this process's cwd: the daemon's cwd is not the user's.
     params = wire.ImpactedParams(
-        paths=[normalize(workspace, p) for p in given] if given else None,
+        paths=[normalize(workspace, p) for p in given] if explicit else None,
         since=since,
         hops=None if as_json or show_all else SHOWN,  # the text shows SHOWN trees
         why=as_json,  # the text prints the structured chains, never the one-line `why`
@@ -118,7 +122,7 @@ def impacted(
     report = via_daemon.call(workspace, wire.IMPACTED, params, no_daemon=no_daemon)
     if report is None:
         graph = open_graph(workspace)
-        changes = collect_changes(workspace, given, since)
+        changes = collect_changes(workspace, given, since) if given or not explicit else []
         started = time.perf_counter()
         impacts = graph.impacted(changes)
         elapsed = (time.perf_counter() - started) * 1000
@@ -190,6 +194,7 @@ def why(
     target_rel = target if target.startswith("//") else normalize(workspace, target)
     path_rel = normalize(workspace, path)
     params = wire.WhyParams(target=target_rel, path=path_rel)
+    target_rel, path_rel = params.target, params.path  # as the daemon sees them (UTF-8)
     report = via_daemon.call(workspace, wire.WHY, params, no_daemon=no_daemon)
     if report is None:
         graph = open_graph(workspace)
