@@ -9,6 +9,7 @@ than None, bool, int, float, str, bytes, list and dict.
 
 from __future__ import annotations
 
+import logging
 import struct
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -16,6 +17,9 @@ from typing import Any, NoReturn
 import msgpack
 
 from maestro.errors import ProtocolError
+from maestro.names import PRINTABLE_ERRORS
+
+log = logging.getLogger(__name__)
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 16 * 1024 * 1024
@@ -29,9 +33,20 @@ def _no_ext(code: int, data: bytes) -> NoReturn:
 
 
 def encode_frame(obj: Mapping[str, Any], *, max_frame: int = MAX_FRAME) -> bytes:
-    """Header + msgpack body of one map; ProtocolError if it cannot be sent (too big, bad type)."""
+    """Header + msgpack body of one map; ProtocolError if it cannot be sent (too big, bad type).
+
+    A str that is not UTF-8 (a file name's undecodable bytes kept as lone surrogates, see
+    maestro.names) is sent with those bytes as ``\\xNN`` escapes: the wire stays UTF-8, and a
+    name on its way to or from the user never makes a frame unsendable."""
     try:
-        body = msgpack.packb(dict(obj), use_bin_type=True, strict_types=False)
+        try:
+            body = msgpack.packb(dict(obj), use_bin_type=True, strict_types=False)
+        except UnicodeEncodeError:
+            # the rare frame only: escaping costs a bytes object per str on every frame
+            log.debug("frame holds a str that is not UTF-8: sending it escaped")
+            body = msgpack.packb(
+                dict(obj), use_bin_type=True, strict_types=False, unicode_errors=PRINTABLE_ERRORS
+            )
     except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError(f"cannot encode frame: {exc}") from None
     if len(body) > max_frame:

@@ -15,10 +15,19 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from maestro import __version__
 from maestro.errors import DaemonError, InternalError, MaestroError, ProtocolError
+from maestro.names import printable
 from maestro.reports import GraphStatsReport, ImpactedReport, WhyReport
 
 PROTOCOL_VERSION = 1
@@ -31,6 +40,17 @@ CONNECTION_ERROR_ID = 0
 RESTART_HINT = "restart the daemon: maestro daemon stop && maestro daemon start"
 
 RequestId = Annotated[int, Field(ge=1, le=MAX_REQUEST_ID)]
+
+
+def _utf8_name(value: Any) -> Any:
+    return printable(value) if isinstance(value, str) else value
+
+
+WirePath = Annotated[str, BeforeValidator(_utf8_name)]
+"""A path in a method model. The wire is UTF-8 (docs/protocol.md): a file name that is not (its
+undecodable bytes kept as lone surrogates, see maestro.names) is escaped printably as the model
+is built. Lossy, but such a name is never a node of the graph, so no answer depends on it being
+exact; and a model that holds it can always be sent (msgpack and JSON would refuse it)."""
 
 
 class WireModel(BaseModel):
@@ -381,9 +401,9 @@ class ImpactedParams(WireModel):
     ``buffers`` ({path: text}); none of them means the git working tree. Paths are absolute or
     relative to the workspace root (never to the daemon's cwd)."""
 
-    paths: list[str] | None = Field(default=None, max_length=100_000)
+    paths: list[WirePath] | None = Field(default=None, max_length=100_000)
     since: str | None = Field(default=None, min_length=1, max_length=1000)
-    buffers: dict[str, str] | None = Field(default=None, max_length=MAX_BUFFERS)
+    buffers: dict[WirePath, str] | None = Field(default=None, max_length=MAX_BUFFERS)
     etag: str | None = Field(
         default=None,
         max_length=128,
@@ -411,8 +431,8 @@ class ImpactedParams(WireModel):
 
 
 class WhyParams(WireModel):
-    target: str = Field(min_length=1, max_length=4096, description="test file or //target")
-    path: str = Field(min_length=1, max_length=4096, description="file or global input")
+    target: WirePath = Field(min_length=1, max_length=4096, description="test file or //target")
+    path: WirePath = Field(min_length=1, max_length=4096, description="file or global input")
 
 
 class GraphStatsParams(WireModel):
@@ -450,10 +470,10 @@ class RunTestsParams(WireModel):
     to the root (with ``impacted``: changed files); ``buffers`` are unsaved editor contents
     (they imply ``impacted``)."""
 
-    paths: list[str] = Field(default_factory=list, max_length=100_000)
+    paths: list[WirePath] = Field(default_factory=list, max_length=100_000)
     impacted: bool = False
     since: str | None = Field(default=None, min_length=1, max_length=1000)
-    buffers: dict[str, str] | None = Field(default=None, max_length=MAX_BUFFERS)
+    buffers: dict[WirePath, str] | None = Field(default=None, max_length=MAX_BUFFERS)
     no_cache: bool = False
     pytest_args: list[str] = Field(default_factory=list, max_length=10_000)
     env: dict[str, str] | None = Field(
@@ -596,8 +616,8 @@ class GraphChanged(WireModel):
     """Broadcast ``graph_changed``: the watcher applied changes. ``touched`` are the nodes whose
     edges changed (``"*"``: files appeared or vanished, everything was relinked)."""
 
-    paths: list[str]
-    touched: list[str]
+    paths: list[WirePath]
+    touched: list[WirePath]
     elapsed_ms: float
 
 
