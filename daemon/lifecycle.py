@@ -437,7 +437,8 @@ def configure_logging(path: Path) -> None:
     """The daemon logs to a file only (its stdio also goes there when detached)."""
     level = os.environ.get("MAESTRO_DAEMON_LOG_LEVEL", "INFO").upper()
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
-    handler = logging.FileHandler(path, encoding="utf-8")
+    # a file name that is not UTF-8 (lone surrogates) is logged escaped, not dropped with an error
+    handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
     handler.setFormatter(
         logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     )

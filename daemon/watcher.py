@@ -36,6 +36,8 @@ DEFAULT_STEP_MS = 30
 """Quiet time that ends a batch: the floor of the save -> answer latency."""
 DEFAULT_DEBOUNCE_MS = 1600
 """Longest a continuous burst is held before a batch is yielded anyway."""
+RESTART_AFTER_S = 5.0
+"""Pause before a failed watch is set up again (each set-up walks the whole tree)."""
 
 
 @dataclass
@@ -104,6 +106,11 @@ class Watcher:
     awatch runs in its own thread with its own event loop: setting up recursive watches on a
     large tree takes 0.1-0.2 s of synchronous work that must not stall the daemon's loop (it
     would delay the first answer after a restart). Batches are handed to the daemon's loop.
+
+    A failed watch (the inotify limit; watchfiles raises on any event for a file name that is
+    not UTF-8, dropping the batch it was collecting) is set up again after a pause. Changes in
+    between are not reported: ``ready`` is cleared and ``on_lost`` called, on the daemon's loop,
+    so the owner finds them another way until ``ready`` is set again.
     """
 
     def __init__(
@@ -114,10 +121,12 @@ class Watcher:
         excluded: tuple[Path, ...] = (),
         step_ms: int = DEFAULT_STEP_MS,
         debounce_ms: int = DEFAULT_DEBOUNCE_MS,
+        on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.root = root
         self.rules = IgnoreRules(root, tuple(p.resolve() for p in excluded))
         self.on_batch = on_batch
+        self.on_lost = on_lost
         self.step_ms = step_ms
         self.debounce_ms = debounce_ms
         self.batches = 0
@@ -158,10 +167,25 @@ class Watcher:
         while not self._stop.is_set():
             try:
                 await self._watch(self._stop)
-            except Exception:
-                # e.g. inotify watch limit reached: say it loudly and retry after a pause
-                log.exception("file watcher failed; restarting it in 5 s")
-                await asyncio.sleep(5)
+            except Exception as exc:
+                self._to_main(self._lost)
+                undecodable = _undecodable_name(exc)
+                if undecodable is not None:
+                    log.warning(
+                        "file watcher stopped on a file name that is not UTF-8 (%s); restarting "
+                        "it in %.0f s (rename the file to a UTF-8 name)", undecodable,
+                        RESTART_AFTER_S,
+                    )  # fmt: skip
+                else:  # e.g. inotify watch limit reached: say it loudly
+                    log.exception("file watcher failed; restarting it in %.0f s", RESTART_AFTER_S)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), RESTART_AFTER_S)
+
+    def _lost(self) -> None:
+        """On the daemon's loop: changes go unreported until the next watch is ready."""
+        self.ready.clear()
+        if self.on_lost is not None:
+            self.on_lost()
 
     async def _watch(self, stop: asyncio.Event) -> None:
         import watchfiles  # with anyio, ~30 ms: in the watcher's thread, after the first answer
@@ -198,6 +222,7 @@ class Watcher:
                 await changes_iter.aclose()
 
     def _relatives(self, changes: set[tuple[watchfiles.Change, str]]) -> set[str]:
+        # a name that is not UTF-8 never gets here (watchfiles fails on it instead, see above)
         rels: set[str] = set()
         for _, path in changes:
             rel = self.rules.relative(path)
@@ -207,3 +232,17 @@ class Watcher:
                 self.rules.forget(rel)
             rels.add(rel)
         return rels
+
+
+def _undecodable_name(exc: BaseException) -> BaseException | None:
+    """watchfiles' error for an event on a path it cannot decode (its Rust side wants UTF-8),
+    as raised or inside the exception group of awatch's task group."""
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _undecodable_name(inner)
+            if found is not None:
+                return found
+        return None
+    if type(exc).__name__ == "WatchfilesRustInternalError" and "decode path" in str(exc):
+        return exc
+    return None

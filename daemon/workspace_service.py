@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, TypeVar
 from maestro.daemon.watcher import IgnoreRules, Watcher
 from maestro.errors import MaestroError, WorkspaceError
 from maestro.graph.global_inputs import is_global_input, is_root_global_input
+from maestro.names import is_utf8, printable
 from maestro.paths import graph_index_path, workspace_state_dir
 from maestro.reports import GraphStatsReport, HopModel, ImpactedReport, WhyReport
 from maestro.wire import (
@@ -173,6 +174,9 @@ class WorkspaceService:
         self._since_ns = 0
         self._watch_trusted = False
         """True once a stat pass ran after the watcher became ready: from then on it suffices."""
+        self._watch_gaps = 0
+        """Times the watcher stopped reporting (it restarts itself): a pass ran across one is
+        no reason to trust it."""
         self.listeners: list[Callable[[set[str]], None]] = []
         """Called (on the loop) with each watcher batch, before it is applied: speculation."""
 
@@ -190,10 +194,19 @@ class WorkspaceService:
         state = workspace_state_dir(self.root)
         self._watcher = Watcher(
             self.root, self._on_batch, excluded=(state, self.app.paths.socket.parent),
-            step_ms=_step_ms(),
+            step_ms=_step_ms(), on_lost=self._on_watch_lost,
         )  # fmt: skip
         self._watcher.start()
         self._trusting = asyncio.create_task(self._catch_up_when_watched(self._watcher))
+
+    def _on_watch_lost(self) -> None:
+        """The watcher stopped and is restarting: until it is ready again, each query runs a
+        stat pass first, as before it first was; and one pass when it is."""
+        self._watch_gaps += 1
+        self._watch_trusted = False
+        watcher, trusting = self._watcher, self._trusting
+        if watcher is not None and not self._stopping and (trusting is None or trusting.done()):
+            self._trusting = asyncio.create_task(self._catch_up_when_watched(watcher))
 
     async def _catch_up_when_watched(self, watcher: Watcher) -> None:
         """Once the watcher reports everything, one stat pass folds in (and announces) what
@@ -267,10 +280,14 @@ class WorkspaceService:
 
     def _on_batch(self, paths: set[str]) -> None:
         """Watcher callback: record, then apply in the background (queries apply first)."""
-        self.pending |= paths
+        self.pending |= paths  # all of them: the graph reports a name that is not UTF-8
+        # listeners build change records, telemetry and cache keys: never from such a name
+        usable = {p for p in paths if is_utf8(p)}
         for listener in self.listeners:
+            if not usable:
+                break
             try:
-                listener(paths)
+                listener(usable)
             except Exception:
                 log.exception("change listener failed")
         if self._applier is None or self._applier.done():
@@ -287,11 +304,13 @@ class WorkspaceService:
             return
         if not self._watch_trusted:
             ready = self._watcher is not None and self._watcher.ready.is_set()
+            gaps = self._watch_gaps
             next_since = time.time_ns() - MTIME_MARGIN_NS
             rules, since = self._rules, self._since_ns
             self.pending |= await asyncio.to_thread(catch_up, self.graph, rules, since)
             self._since_ns = next_since
-            self._watch_trusted = ready  # changes after `ready` are the watcher's to report
+            # changes after `ready` are the watcher's to report, unless it stopped meanwhile
+            self._watch_trusted = ready and gaps == self._watch_gaps
         if not self.pending:
             return
         paths, self.pending = self.pending, set()
@@ -312,14 +331,14 @@ class WorkspaceService:
         self.generation += 1
         self._dirty = True
         elapsed = (time.perf_counter() - started) * 1000
-        shown = ", ".join(sorted(paths)[:5]) + (" ..." if len(paths) > 5 else "")
+        names = sorted(map(printable, paths))  # UTF-8 for the log and the wire
+        shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
         log.info(
             "graph updated in %.1f ms: %d paths (%s), %d nodes touched", elapsed, len(paths),
             shown, len(touched),
         )  # fmt: skip
         self.app.broadcast(
-            GRAPH_CHANGED,
-            GraphChanged(paths=sorted(paths), touched=sorted(touched), elapsed_ms=elapsed),
+            GRAPH_CHANGED, GraphChanged(paths=names, touched=sorted(touched), elapsed_ms=elapsed)
         )
 
     # --- access ----------------------------------------------------------------------------------
