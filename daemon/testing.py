@@ -58,7 +58,7 @@ from maestro.cache.store import Cache
 from maestro.daemon import junit
 from maestro.daemon.events import Event, FileDeps, TestResult
 from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.runner import DEFAULT_ENV_ALLOWLIST, RunReport, run_pytest
+from maestro.daemon.runner import DEFAULT_ENV_ALLOWLIST, TRACE_ENV, RunReport, run_pytest
 from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.fingerprints import FingerprintDiff, FingerprintStore, diff
@@ -860,6 +860,7 @@ async def execute(
             environ=environ,
             nice=nice,
             test_scores=run_order.tests if run_order is not None else {},
+            extra_env=_trace_env(interpreter, planned, to_run, environ),
             deselect=[n for f in to_run for n in f.deselect],
         )
         await fingerprinted
@@ -936,6 +937,23 @@ def _store(
     except OSError:
         log.warning("could not save the last keys of this workspace", exc_info=True)
     return out
+
+
+def _trace_env(
+    interpreter: Interpreter,
+    planned: Plan,
+    to_run: list[PlannedFile],
+    environ: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """Before 3.12 the only C-level call hook is cProfile's, which about doubles a call-heavy
+    suite. A per-node record only pays off when a file re-runs after a change, so files that
+    never ran here run untraced (file-level records, always safe) and are traced from their
+    next run on. ``MAESTRO_TRACE`` in the environment still decides when set."""
+    if interpreter.version >= (3, 12) or TRACE_ENV in (os.environ if environ is None else environ):
+        return {}
+    if any(planned.last.get(f.target) is not None for f in to_run):
+        return {}
+    return {TRACE_ENV: "off"}
 
 
 def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:

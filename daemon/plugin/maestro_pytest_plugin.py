@@ -99,17 +99,27 @@ ENV_SELECT = "MAESTRO_SELECT"
 _MONITORING_TOOL_IDS = (4, 3)
 
 
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class _Window:
     """What happened while one test file was collected or one test ran: raw paths opened for
     reading, programs started, and the module names first imported."""
 
     __slots__ = ("modules_before", "paths", "scopes", "spawns", "test_file")
 
-    def __init__(self, test_file: str) -> None:
+    def __init__(self, test_file: str, *, modules: bool = False) -> None:
         self.test_file = test_file
         self.paths: list[str] = []
         self.spawns: list[tuple[str, bool]] = []
-        self.modules_before: set[str] = set(sys.modules)
+        # Only collection windows diff sys.modules (a copy per test costs more than it finds: a
+        # module a test imports is read through open(), which the audit hook records).
+        self.modules_before: set[str] | None = set(sys.modules) if modules else None
         self.scopes: list[str | None] | None = None  # the session window only
 
 
@@ -352,7 +362,10 @@ class _Recorder:
             return self._rel(source) if source else None
         if _EXCLUDED_PARTS.intersection(parts):
             return None
-        return "/".join(parts)
+        rel = "/".join(parts)
+        # a name that is not UTF-8 is no graph input (Maestro reports it), and in a JSON line
+        # (as \\udcXX) it would make the runner reject the whole event
+        return rel if rel.isascii() or _is_utf8(rel) else None
 
     def _external(self, path: str) -> str | None:
         """An absolute ``.py`` file outside the workspace that no interpreter key covers (an
@@ -392,7 +405,8 @@ class _Recorder:
         deps.files |= seen.files
         deps.external |= seen.external
         deps.opaque.update(dict.fromkeys(seen.opaque))
-        for name in set(sys.modules) - window.modules_before:
+        before = window.modules_before
+        for name in set(sys.modules) - before if before is not None else ():
             module = sys.modules.get(name)
             file = getattr(module, "__file__", None)
             if isinstance(file, str):
@@ -590,7 +604,7 @@ class _Recorder:
 
     def pytest_collectstart(self, collector: Any) -> None:
         if isinstance(collector, pytest.File):
-            self._collecting[collector.nodeid] = _Window(self._file_key(collector))
+            self._collecting[collector.nodeid] = _Window(self._file_key(collector), modules=True)
             global _active
             _active = self._collecting[collector.nodeid]
 

@@ -344,6 +344,21 @@ def test_sys_monitoring_path_on_312(ws: Workspace, interpreter312: Interpreter) 
     assert ran_nodes(ws312.run()) == ["tests/test_calc.py::test_triple"]
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ traces every run (cheap)")
+def test_cold_run_before_312_is_untraced_and_the_next_run_traced(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAESTRO_TRACE")
+    first = ws.run()
+    assert first.report is not None and first.report.session_trace is None
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    second = ws.run()  # file level (no record yet): whole files, traced this time
+    assert ran_nodes(second) == [*CALC, "tests/test_other.py::test_imports_only"]
+    assert second.report is not None and second.report.session_trace is not None
+    ws.edit("pkg/calc.py", "return 3 * x", "return x + x + x")
+    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_triple"]
+
+
 def test_tracing_can_be_switched_off(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
     report = run_pytest_sync(ws.root, ws.interpreter, ["-q"], extra_env={"MAESTRO_TRACE": "off"})
     assert report.session_trace is None and report.traces == {}
