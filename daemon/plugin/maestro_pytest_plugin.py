@@ -364,7 +364,7 @@ class _Recorder:
             return None
         rel = "/".join(parts)
         # a name that is not UTF-8 is no graph input (Maestro reports it), and in a JSON line
-        # (as \\udcXX) it would make the runner reject the whole event
+        # (as \udcXX) it would make the runner reject the whole event
         return rel if rel.isascii() or _is_utf8(rel) else None
 
     def _external(self, path: str) -> str | None:

@@ -245,11 +245,21 @@ def test_cli_impacted_and_graph_stats_with_bad_names(make_ws: Make) -> None:
 def test_cli_test_runs_with_bad_names(make_ws: Make) -> None:
     root = with_bad_names(make_ws)
     (root / "maestro.toml").write_text(f"interpreter = {sys.executable!r}\n")
+    # reads every file in data/, the badly named one too: its other reads are still recorded
+    (root / "tests/test_data.py").write_text(
+        "import os\n\n\ndef test_data():\n"
+        "    for leaf in sorted(os.listdir(b'data')):\n"
+        "        assert open(os.path.join(b'data', leaf), 'rb').read()\n"
+    )
     git_init(root)
     proc = maestro(root, "test", "--all")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "2 passed" in proc.stdout
+    assert "3 passed" in proc.stdout
     (root / "pkg/a.py").write_text("def one():\n    return 2\n")
     proc = maestro(root, "test")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "2 failed" in proc.stdout and "inputs changed: pkg/a.py" in proc.stdout
+    (root / "data/ok.txt").write_text("changed\n")
+    proc = maestro(root, "test", "tests/test_data.py")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "inputs changed: data/ok.txt" in proc.stdout and "1 passed" in proc.stdout
