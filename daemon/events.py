@@ -140,6 +140,8 @@ class SessionEnd(_Event):
     exitstatus: int
     duration_s: float
     written: list[str] = []
+    import_reads: dict[str, list[str]] = {}
+    """Workspace module -> files its top-level code read while it was imported."""
 
 
 Event = Annotated[

@@ -323,15 +323,10 @@ class TestService:
         report = summary.report
         if report is None or not report.file_deps:
             return
-        from maestro.daemon.testing import dynamic_inputs
-
-        deps = dict(report.file_deps)
-        written = set(report.session_end.written) if report.session_end is not None else set()
+        from maestro.daemon.testing import learn
 
         def record(g: BuildGraph) -> None:
-            scratch = written - g.all_files
-            for target, found in deps.items():
-                g.record_dynamic(target, dynamic_inputs(found, scratch))
+            learn(g, report)
 
         await self.workspace.query(record, mutates=True)
 

@@ -879,12 +879,7 @@ def _store(
     started: datetime,
 ) -> list[FileOutcome]:
     by_file = _file_results(report)
-    written = set(report.session_end.written) if report.session_end is not None else set()
-    scratch = written - graph.all_files  # what the run wrote that the workspace does not track
-    for f in to_run:
-        deps = report.file_deps.get(f.target)
-        if deps is not None:
-            graph.record_dynamic(f.target, dynamic_inputs(deps, scratch))
+    learn(graph, report)
     with contextlib.suppress(OSError):
         graph.save()
     total = sum(r.duration_s for r in report.results.values())
@@ -954,6 +949,19 @@ def _trace_env(
     if any(planned.last.get(f.target) is not None for f in to_run):
         return {}
     return {TRACE_ENV: "off"}
+
+
+def learn(graph: BuildGraph, report: RunReport) -> None:
+    """Record into `graph` the inputs a run found: per test file, and per workspace module the
+    files its import read (so that every importer depends on them, not only the first)."""
+    end = report.session_end
+    written = set(end.written) if end is not None else set()
+    scratch = written - graph.all_files  # what the run wrote that the workspace does not track
+    for target, deps in report.file_deps.items():
+        graph.record_dynamic(target, dynamic_inputs(deps, scratch))
+    for module, files in (end.import_reads if end is not None else {}).items():
+        if module in graph.py and module not in report.file_deps:
+            graph.record_dynamic(module, [f for f in files if f not in scratch])
 
 
 def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:

@@ -686,14 +686,15 @@ class BuildGraph:
 
     def _link_recorded(self) -> None:
         for test, inputs in self.index.dynamic.items():
-            if test in self.tests:
+            if test in self.tests or test in self.py:  # a module: what its import read
                 for rel in inputs:
                     self._add_edge(test, rel, Edge("recorded"))
 
     # ------------------------------------------------------------------ updates
 
     def record_dynamic(self, test: str, inputs: Iterable[str]) -> None:
-        """Join files and modules a test file touched while running (from the runner)."""
+        """Join files and modules a test file touched while running (from the runner); for a
+        module, the files its import read (every importer depends on them)."""
         # a name that is not UTF-8 is never a node (it would reach cache keys and the wire)
         recorded = sorted({rel for rel in inputs if is_utf8(rel)} - {test})
         self.index.dynamic[test] = recorded

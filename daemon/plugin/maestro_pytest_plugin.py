@@ -130,6 +130,26 @@ _active: _Window | None = None
 _written: list[str] = []
 
 
+# (module file, path) read while that module's top-level code ran: a module imported once per
+# session read it for every test file that imports it, not only for the first.
+_import_reads: list[tuple[str, str]] = []
+
+
+def _importing_module() -> str | None:
+    """The file of the innermost module whose top-level code is running (an import), if any."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "<module>":
+            # the program's own top level (pytest's __main__) is no import
+            return code.co_filename if code.co_filename != _MAIN else None
+        frame = frame.f_back  # type: ignore[assignment]
+    return None
+
+
+_MAIN = getattr(sys.modules.get("__main__"), "__file__", None)
+
+
 def _conftest_scope() -> str | None:
     """The directory of the conftest.py whose import-time code is reading, if any: what it
     reads counts for the tests in that directory and below."""
@@ -156,6 +176,9 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         window.paths.append(found[0])
         if window.scopes is not None:
             window.scopes.append(_conftest_scope())
+        importing = _importing_module()
+        if importing is not None:
+            _import_reads.append((importing, found[0]))
     elif event in rec.SPAWN_EVENTS:
         window.spawns.append(rec.spawned(event, args))
 
@@ -794,11 +817,21 @@ class _Recorder:
             self._emit("session_trace", mode=mode, functions=self._functions(self._outside))
             self._outside = set()
         written = {rel for raw in _written if (rel := self._rel(raw)) is not None}
+        imports: dict[str, set[str]] = {}
+        for module, raw in _import_reads:
+            source, rel = self._rel(os.path.abspath(module)), self._rel(raw)
+            if source is not None and rel is not None and rel != source and source.endswith(".py"):
+                imports.setdefault(source, set()).add(rel)
+        root = self._root
         self._emit(
             "session_end",
             exitstatus=int(exitstatus),
             duration_s=round(time.monotonic() - self._start, 6),
             written=sorted(written),
+            import_reads={
+                m: sorted(f for f in files if not os.path.isdir(os.path.join(root, f)))
+                for m, files in sorted(imports.items())
+            },
         )
 
     def pytest_unconfigure(self, config: Any) -> None:

@@ -296,3 +296,18 @@ def test_revert_after_a_collection_error_from_a_data_file_is_not_flaky(ws: Works
     assert outcomes(summary)["tests/test_limits.py::test_limit"] == "passed"
     assert summary.flaky == 0
     assert summary.failed == summary.errors == 0
+
+
+def test_a_file_a_shared_module_reads_at_import_counts_for_every_importer(ws: Workspace) -> None:
+    ws.write("tests/limit.txt", "3\n")
+    ws.write(
+        "tests/shared.py",
+        "import pathlib\n\nLIMIT = int(pathlib.Path('tests/limit.txt').read_text())\n",
+    )
+    for name in ("s1", "s2"):
+        ws.write(f"tests/test_{name}.py", f"from shared import LIMIT\n\ndef test_{name}():\n"
+                 "    assert LIMIT == 3\n")  # fmt: skip
+    ws.run()
+    ws.write("tests/limit.txt", "4\n")
+    out = outcomes(ws.run())
+    assert out["tests/test_s1.py::test_s1"] == out["tests/test_s2.py::test_s2"] == "failed"
