@@ -453,21 +453,30 @@ class Cache:
 
     def put_action(self, action_hex: str, result: ActionResult) -> None:
         """Store `result` under the action digest, replacing any previous entry."""
-        key = check_hex(action_hex, "action digest")
-        value = L.seal_action(key, result.encode())
-        refs = sorted({d.key for d in result.referenced_digests() if d.size})
+        self.put_actions([(action_hex, result)])
+
+    def put_actions(self, items: Sequence[tuple[str, ActionResult]]) -> None:
+        """Store many results in one write transaction (one fsync for a whole run)."""
+        entries = []
+        for action_hex, result in items:
+            key = check_hex(action_hex, "action digest")
+            refs = sorted({d.key for d in result.referenced_digests() if d.size})
+            entries.append((key, L.seal_action(key, result.encode()), refs))
+        if not entries:
+            return
 
         def body(txn: lmdb.Transaction, dbs: L.Dbs) -> int:
-            L.delete_action(txn, dbs, key)
-            txn.put(key, value, db=dbs.ac)
-            txn.put(L.ACTION + key, L.META.pack(_now(), len(value)), db=dbs.meta)
-            if refs:
-                txn.put(key, b"".join(refs), db=dbs.arefs)
-                L.incref(txn, dbs, refs)
-            L.add_int(txn, dbs, L.ACTION_BYTES, len(value))
+            for key, value, refs in entries:
+                L.delete_action(txn, dbs, key)
+                txn.put(key, value, db=dbs.ac)
+                txn.put(L.ACTION + key, L.META.pack(_now(), len(value)), db=dbs.meta)
+                if refs:
+                    txn.put(key, b"".join(refs), db=dbs.arefs)
+                    L.incref(txn, dbs, refs)
+                L.add_int(txn, dbs, L.ACTION_BYTES, len(value))
             return L.get_int(txn, dbs, L.BLOB_BYTES) + L.get_int(txn, dbs, L.ACTION_BYTES)
 
-        total = self._write(body, grow=len(value))
+        total = self._write(body, grow=sum(len(value) for _, value, _ in entries))
         self._maybe_gc(total)
 
     def get_action(self, action_hex: str, *, count: bool = True) -> ActionResult | None:

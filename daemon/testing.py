@@ -41,6 +41,7 @@ from typing import Any, Literal
 import msgpack
 
 from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing, TraceRecord
+from maestro.cache.digest import digest_bytes
 from maestro.cache.keys import (
     ABSENT,
     WORKSPACE,
@@ -715,7 +716,6 @@ def _complete(target: str, report: RunReport, results: list[TestResult]) -> bool
 
 
 def _build_result(
-    cache: Cache,
     planned: PlannedFile,
     results: list[TestResult],
     report: RunReport,
@@ -723,6 +723,7 @@ def _build_result(
     share: float,
     inputs: dict[str, str],
     dynamic: list[str],
+    pending: list[bytes],
 ) -> ActionResult:
     previous = {t.node_id: t for t in planned.cached.tests} if planned.cached else {}
     traced = report.session_trace is not None
@@ -797,9 +798,9 @@ def _build_result(
         provenance=Provenance.current(),
     )
     junit_xml = junit.render([(draft, False)], name=planned.target)
-    stdout_d, stderr_d, junit_d = cache.put_blobs(
-        [stdout_blob, _text(results, "stderr"), junit_xml]
-    )
+    blobs = [stdout_blob, _text(results, "stderr"), junit_xml]
+    pending.extend(blobs)  # stored with the run's other blobs, in one transaction
+    stdout_d, stderr_d, junit_d = (digest_bytes(b) for b in blobs)
     wall = sum(t.duration_s for t in tests)
     return draft.model_copy(
         update={
@@ -907,6 +908,8 @@ def _store(
         )
     out: list[FileOutcome] = []
     stored_keys: list[ActionKey] = []
+    blobs: list[bytes] = []
+    actions: list[tuple[str, ActionResult]] = []
     for f in to_run:
         results = by_file.get(f.target, [])
         if not _complete(f.target, report, results):
@@ -915,17 +918,19 @@ def _store(
         share = (sum(r.duration_s for r in results) / total) if total else 1 / len(to_run)
         key = post[f.target]
         result = _build_result(
-            cache, f, results, report, started, share, key.inputs,
-            list(graph.index.dynamic.get(f.target, [])),
+            f, results, report, started, share, key.inputs,
+            list(graph.index.dynamic.get(f.target, [])), blobs,
         )  # fmt: skip
         if f.deselect or changed_during_run & key.inputs.keys():
             # a predictive run's deselected tests have no result for these inputs
             out.append(FileOutcome(f, result, False, stored=False))
             continue
-        cache.put_action(key.hex, result)
+        actions.append((key.hex, result))
         planned.last.set(key)
         stored_keys.append(key)
         out.append(FileOutcome(f, result, False, stored=True))
+    cache.put_blobs(blobs)  # shown results (stored or not) need their blobs
+    cache.put_actions(actions)
     _remember_fingerprints(planned, stored_keys)
     try:
         planned.last.save()
