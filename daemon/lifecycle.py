@@ -475,6 +475,7 @@ def run_daemon(root: Path) -> int:
     # Private files get explicit modes; the socket is bound under a temporary umask.
     try:
         log.info("daemon pid %d starting for %s", os.getpid(), paths.root)
+        _reap_orphaned_runs(paths.root)
         app = build_app(paths)
         asyncio.run(app.serve())
         return 0
@@ -487,6 +488,20 @@ def run_daemon(root: Path) -> int:
     finally:
         lock.release()
         log.info("daemon pid %d stopped", os.getpid())
+
+
+def _reap_orphaned_runs(root: Path) -> None:
+    """Kill the pytest runs a previous daemon (or CLI) left running when it died, now rather
+    than at the next run: their results can no longer reach anyone."""
+    from maestro.daemon.runner import reap_orphans, runs_dir
+
+    try:
+        killed = reap_orphans(runs_dir(root))
+    except OSError as exc:
+        log.warning("cannot check for orphaned test runs: %s", exc)
+        return
+    if killed:
+        log.warning("killed %d orphaned pytest process group(s): %s", len(killed), killed)
 
 
 def remove_stale_socket_file(path: Path) -> None:

@@ -6,16 +6,34 @@ pipe descriptor for events (stdout stays the test's). The child is reaped by a d
 with ``os.wait4`` so that its exact CPU time is known even when other children run concurrently.
 Cancelling the awaiting task terminates the group (SIGTERM, then SIGKILL after a grace period)
 and re-raises; a timeout is simply ``asyncio.timeout(...)`` around the call.
+
+A run never outlives its runner, and never overlaps a run its dead runner left behind:
+
+- The child gets the read end of a *lifeline* pipe whose write end only this process holds
+  (``MAESTRO_LIFELINE_FD``); ``plugin/maestro_lifeline.py``, imported by the plugin, SIGKILLs the
+  group when it reads EOF, i.e. when this process exits however it exits, and on Linux also arms
+  ``PR_SET_PDEATHSIG``. No ``preexec_fn``: it is unsafe in the daemon's threaded process. The
+  death signal follows the *thread* that forked, so ``Popen`` runs on the event loop's thread,
+  which lives as long as the runner (the daemon's and the CLI's main thread); never spawn from an
+  executor thread.
+- Each run is recorded in the workspace state dir (``runs/``, see ``RunRecord``) by two flocked
+  files: one held by the runner, one by the child. Before starting, a runner SIGKILLs any group
+  whose child still holds its lock while its runner's lock is free (an orphan whose lifeline did
+  not fire: a test stuck in C code holding the GIL, a child where the plugin did not load) and
+  waits for it to die. Runs of live runners are left alone: the daemon serialises its
+  own, and an explicit ``--no-daemon`` run beside it is the user's call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import fnmatch
 import json
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import tempfile
@@ -43,6 +61,7 @@ from maestro.daemon.events import (
 from maestro.daemon.interpreter import Interpreter
 from maestro.envvars import DEFAULT_ENV_ALLOWLIST as DEFAULT_ENV_ALLOWLIST
 from maestro.errors import RunnerError
+from maestro.paths import workspace_state_dir
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +69,14 @@ PLUGIN_MODULE = "maestro_pytest_plugin"
 EVENTS_FD_ENV = "MAESTRO_EVENTS_FD"
 TRACE_ENV = "MAESTRO_TRACE"  # the plugin's ENV_TRACE: off | lsprof | profile
 SELECT_ENV = "MAESTRO_SELECT"  # the plugin's ENV_SELECT: {"scores": {...}, "deselect": [...]}
+LIFELINE_FD_ENV = "MAESTRO_LIFELINE_FD"  # maestro_lifeline's ENV_FD
+RUNS_DIR = "runs"
 DEFAULT_GRACE_S = 5.0
 _DRAIN_S = 2.0  # after exit, how long a grandchild may keep our pipes open
 _EVENT_LINE_LIMIT = 16 * 1024 * 1024
 _MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
+_ORPHAN_WAIT_S = 5.0  # how long a SIGKILLed orphan may take to release its lock
 
 EventCallback = Callable[[Event], None]
 
@@ -171,9 +193,9 @@ def build_env(
         for name, value in source.items()
         if any(fnmatch.fnmatchcase(name, p) if p.endswith("*") else name == p for p in patterns)
     }
-    env.update(extra_env or {})
     if TRACE_ENV in source:  # how the plugin traces: changes records, never outcomes (not keyed)
         env[TRACE_ENV] = source[TRACE_ENV]
+    env.update(extra_env or {})
     if interpreter.is_venv:
         env["VIRTUAL_ENV"] = str(interpreter.prefix)
         venv_bin = str(interpreter.prefix / "bin")
@@ -261,8 +283,17 @@ async def _run_pytest(
         junit_xml = junit_xml.absolute()
         junit_xml.unlink(missing_ok=True)
     read_fd, write_fd = os.pipe()
+    try:
+        # Only this process ever holds the write end (os.pipe is close-on-exec): EOF = we are gone.
+        lifeline_read, lifeline_write = os.pipe()
+    except BaseException:
+        os.close(read_fd)
+        os.close(write_fd)
+        raise
+    record: RunRecord | None = None
     command = build_command(root, interpreter, args, junit_xml=junit_xml)
     try:
+        record = await _register(root)
         env = build_env(
             interpreter,
             events_fd=write_fd,
@@ -270,8 +301,12 @@ async def _run_pytest(
             extra_env=extra_env,
             environ=environ,
         )
+        env[LIFELINE_FD_ENV] = str(lifeline_read)
+        inherited = [write_fd, lifeline_read] + ([] if record is None else [record.group_fd])
         log.info("running %s in %s", " ".join(command), root)
         started = time.monotonic()
+        # On the event loop's thread, never an executor's: the child's death signal follows
+        # the thread that forks it.
         proc = subprocess.Popen(
             command,
             cwd=root,
@@ -279,27 +314,35 @@ async def _run_pytest(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            pass_fds=(write_fd,),
+            pass_fds=inherited,
             start_new_session=True,
         )
+        if record is not None:
+            record.spawned(proc.pid)
         if nice > 0:
             with contextlib.suppress(OSError):  # it exited already: nothing to lower
                 os.setpriority(
                     os.PRIO_PROCESS, proc.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice)
                 )
     except OSError as exc:
-        os.close(read_fd)
+        _release(read_fd, lifeline_write, record)
         raise RunnerError(
             f"cannot start {interpreter.path}: {exc.strerror}",
             hint="check the interpreter setting or recreate the virtual environment",
         ) from exc
     except BaseException:
-        os.close(read_fd)
+        _release(read_fd, lifeline_write, record)
         raise
     finally:
         os.close(write_fd)
+        os.close(lifeline_read)
     assert proc.stdout is not None and proc.stderr is not None
-    child = _Child(proc)
+    try:
+        child = _Child(proc)
+    except BaseException:
+        _signal_group(proc.pid, signal.SIGKILL)
+        _release(read_fd, lifeline_write, record)
+        raise
     collector = _Collector(on_event)
     pipes = _Pipes()
     try:
@@ -336,6 +379,8 @@ async def _run_pytest(
         if not child.exited.done():
             _signal_group(proc.pid, signal.SIGKILL)
         pipes.close()
+        # The child is reaped or SIGKILLed: its lifeline and record may go.
+        _release(None, lifeline_write, record)
     wall_s = time.monotonic() - started
     report = RunReport(
         exit_code=os.waitstatus_to_exitcode(status),
@@ -503,6 +548,165 @@ async def _read_events(reader: asyncio.StreamReader, collector: _Collector) -> N
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _release(read_fd: int | None, lifeline_write: int, record: RunRecord | None) -> None:
+    if read_fd is not None:
+        os.close(read_fd)
+    os.close(lifeline_write)
+    if record is not None:
+        record.close()
+
+
+# --- the workspace's running pytest groups ------------------------------------------------------
+
+
+def runs_dir(root: Path) -> Path:
+    """Where the runs of the workspace at ``root`` are recorded (private, created on demand)."""
+    path = workspace_state_dir(root) / RUNS_DIR
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+class RunRecord:
+    """One pytest group in a runs directory, as two files under ``flock``.
+
+    ``<token>.owner`` is locked by the runner for the whole run (its descriptor is close-on-exec:
+    no child inherits it). ``<token>.group`` is locked through a descriptor the child inherits;
+    the runner closes its own copy once the child started, so that lock lives exactly as long as
+    the child (and whatever inherited the descriptor from it) and holds the group id. A group
+    still locked whose owner is not is an orphan. Locks, not pids: the kernel drops a lock when
+    its last holder dies, even on kill -9, and a pid can be reused.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.token = f"{os.getpid()}-{secrets.token_hex(6)}"
+        self.owner_fd = _create_locked(directory / f"{self.token}.owner", str(os.getpid()))
+        try:
+            self.group_fd = _create_locked(directory / f"{self.token}.group", "")
+        except BaseException:
+            os.close(self.owner_fd)
+            _unlink(directory / f"{self.token}.owner")
+            raise
+
+    def spawned(self, pgid: int) -> None:
+        """The child (leader of group ``pgid``) now holds the group lock alone."""
+        if self.group_fd < 0:
+            return
+        with contextlib.suppress(OSError):
+            os.pwrite(self.group_fd, f"{pgid}\n".encode(), 0)
+        os.close(self.group_fd)
+        self.group_fd = -1
+
+    def close(self) -> None:
+        """The run is over: forget it (group file first, see ``reap_orphans``)."""
+        if self.group_fd >= 0:
+            os.close(self.group_fd)
+            self.group_fd = -1
+        _unlink(self.directory / f"{self.token}.group")
+        if self.owner_fd >= 0:
+            _unlink(self.directory / f"{self.token}.owner")
+            os.close(self.owner_fd)
+            self.owner_fd = -1
+
+
+def _create_locked(path: Path, text: str) -> int:
+    """A new file at ``path``, exclusively locked before it appears (renamed into place), so a
+    reaper can never see it unlocked while its creator still means to hold it."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        os.write(fd, text.encode())
+        os.replace(tmp, path)
+    except BaseException:
+        os.close(fd)
+        _unlink(tmp)
+        raise
+    return fd
+
+
+def _unlink(path: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+
+
+def _locked(fd: int) -> bool:
+    """Whether another open file description holds a lock on the file (probe, then let go)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return False
+
+
+def _owner_alive(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    try:
+        return _locked(fd)
+    finally:
+        os.close(fd)
+
+
+def reap_orphans(directory: Path, *, wait_s: float = _ORPHAN_WAIT_S) -> list[int]:
+    """SIGKILL the pytest groups in ``directory`` whose runner died, wait until they are gone,
+    forget finished runs; returns the group ids it killed. Blocking (call it off the loop)."""
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    killed: list[int] = []
+    for name in names:
+        if not name.endswith(".group") or name.startswith("."):
+            continue
+        group = directory / name
+        owner = directory / f"{name.removesuffix('.group')}.owner"
+        try:
+            fd = os.open(group, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            if _locked(fd) and _owner_alive(owner):
+                continue  # a live runner's run
+            if _locked(fd):
+                text = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                # Held, so a member of that group is alive and its id cannot have been reused.
+                if text.isdigit():
+                    log.warning(
+                        "killing pytest process group %s, left running by a runner that died",
+                        text,
+                    )
+                    _signal_group(int(text), signal.SIGKILL)
+                    killed.append(int(text))
+                deadline = time.monotonic() + wait_s
+                while _locked(fd) and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                if _locked(fd):
+                    log.warning("an orphaned pytest run (%s) still holds %s", text or "?", group)
+                    continue
+            _unlink(group)
+            if not _owner_alive(owner):
+                _unlink(owner)
+        finally:
+            os.close(fd)
+    return killed
+
+
+async def _register(root: Path) -> RunRecord | None:
+    """Kill the orphans of the workspace, then record this run; None if the state dir is
+    unusable (the lifeline still ties the run to this process)."""
+    try:
+        directory = runs_dir(root)
+        await asyncio.to_thread(reap_orphans, directory)
+        return RunRecord(directory)
+    except OSError as exc:
+        log.warning("cannot record the run in the workspace state dir: %s", exc)
+        return None
 
 
 def _read_optional(path: Path | None) -> bytes | None:

@@ -14,6 +14,12 @@ from maestro.daemon.interpreter import Interpreter, query_interpreter
 WriteWorkspace = Callable[[dict[str, str]], Path]
 
 
+@pytest.fixture(autouse=True)
+def _private_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The runner records its runs in the workspace state dir: never the user's."""
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(tmp_path / "state"))
+
+
 @pytest.fixture(scope="session")
 def interpreter() -> Interpreter:
     """The interpreter running this suite: it has pytest, like a prepared workspace venv."""
