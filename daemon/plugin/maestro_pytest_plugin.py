@@ -59,6 +59,7 @@ import time
 from typing import Any
 
 # The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
+import maestro_lifeline  # noqa: F401  (dies with its runner: see maestro_lifeline.py)
 import maestro_record as rec  # type: ignore[import-not-found,unused-ignore]
 import pytest
 
@@ -312,6 +313,13 @@ class _Deps:
         self.modules: dict[str, str] = {}
         self.external: set[str] = set()  # absolute: code outside the workspace, programs run
         self.opaque: dict[str, None] = {}  # why some of what it read cannot be known
+
+
+class _Ignored(pytest.File):
+    """A file Maestro named that pytest's own walk would have skipped: no tests, not imported."""
+
+    def collect(self) -> list[Any]:
+        return []
 
 
 class _Seen:
@@ -619,7 +627,8 @@ class _Recorder:
             path = file_path
             while str(path).startswith(root + os.sep):
                 if hook.pytest_ignore_collect(collection_path=path, config=config):
-                    outcome.force_result([])
+                    # matched (or pytest < 9 calls the argument "not found"), never imported
+                    outcome.force_result([_Ignored.from_parent(parent, path=file_path)])
                     return
                 path = path.parent
         except Exception:  # pytest internals moved: collect as pytest was asked to

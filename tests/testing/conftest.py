@@ -32,3 +32,21 @@ def ws(isolated: Path, interpreter: Interpreter) -> Workspace:
     for rel, text in FILES.items():
         workspace.write(rel, text)
     return workspace
+
+
+@pytest.fixture(scope="session")
+def interpreter_pytest8(tmp_path_factory: pytest.TempPathFactory) -> Interpreter:
+    """A venv with pytest 8 (it calls a named file that yields no collector "not found");
+    skipped when it cannot be made here."""
+    import subprocess
+
+    venv = tmp_path_factory.mktemp("pytest8") / "venv"
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+        subprocess.run(
+            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "pytest>=8,<9"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    except (subprocess.SubprocessError, OSError) as exc:
+        pytest.skip(f"cannot make a venv with pytest 8: {exc}")
+    return query_interpreter(venv / "bin/python")

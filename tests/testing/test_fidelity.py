@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from maestro.cli.app import app
 from maestro.daemon import testing
+from maestro.daemon.interpreter import Interpreter
 
 
 def outcomes(summary: testing.Summary) -> dict[str, str]:
@@ -150,6 +151,17 @@ def test_collect_ignore_is_honoured(ws: Workspace) -> None:
     summary = ws.run()
     assert not any("test_legacy" in node for node in outcomes(summary))
     assert summary.failed == 0 and summary.errors == 0
+
+
+def test_collect_ignore_with_pytest_8_runs_the_other_files(
+    ws: Workspace, interpreter_pytest8: Interpreter
+) -> None:
+    ws.write("tests/conftest.py", 'collect_ignore = ["test_legacy.py"]\n')
+    ws.write("tests/test_legacy.py", "import not_installed_anywhere\n")
+    summary = Workspace(ws.root, interpreter_pytest8).run()
+    assert summary.errors == summary.failed == 0
+    assert outcomes(summary)["tests/test_a.py::test_add"] == "passed"
+    assert not any("test_legacy" in node for node in outcomes(summary))
 
 
 def test_module_level_skip_counts_as_pytest_counts_it(ws: Workspace) -> None:
