@@ -12,7 +12,9 @@ workspace interpreter) and its own git repository (one commit of the pristine tr
 3. no-change run: `maestro test` again vs the same pytest run;
 4. seeded mutants of several kinds (library function bodies: bench_precision's operator and
    constant flips; module-level constants; conftest.py code; fixture bodies; data files the tests
-   or the library read; code the tests run in a subprocess, hand-written per project): each is
+   or the library read (text: a first line added; binary: cut in half); hand-written per
+   project where the suite has them: code the tests run in a subprocess, session-scoped fixtures;
+   drawn in the order of KINDS, a kind a project lacks replaced by a function flip): each is
    applied, then `maestro test` (all files; it re-runs what changed and serves the rest) vs a full
    plain pytest on the same mutated tree, and `pytest --testmon` from a copy of its pristine
    baseline database, to count what it selects; then the mutant is reverted and `maestro test`
@@ -116,6 +118,14 @@ PROJECTS = [
         # dependency-groups.tests (less pytest-xdist: runs are serial)
         ("cloudpickle", "hypothesis", "pympler", PYTEST),
         _SEED0,
+        edits=(
+            # a session-scoped fixture's body: its class is built once, by the first user
+            Edit(
+                "session", "tests/test_funcs.py", "        x = attr.ib()\n        y = attr.ib()\n",
+                "        x = attr.ib(init=False)\n        y = attr.ib()\n",
+                "tests/test_funcs.py: session fixture C: x = attr.ib(init=False)",
+            ),
+        ),
     ),
     Spec(
         "python-dateutil", "2.9.0.post0", ("src/dateutil",), "tests",
@@ -126,6 +136,14 @@ PROJECTS = [
     Spec(
         "structlog", "25.4.0", ("src/structlog",), "tests",
         ("freezegun>=0.2.8", "pretend", "pytest-asyncio>=0.17", PYTEST, "simplejson"),
+        edits=(
+            # a session-scoped fixture (set up once, by the first test that uses it)
+            Edit(
+                "session", "tests/test_dev.py", 'dev._pad("test", dev._EVENT_WIDTH)',
+                'dev._pad("test", dev._EVENT_WIDTH + 1)',
+                "tests/test_dev.py: session fixture padded: width + 1",
+            ),
+        ),
     ),
     Spec(
         "click", "8.2.1", ("src/click",), "tests", (PYTEST,),
@@ -146,8 +164,8 @@ PROJECTS = [
 # Mutant kinds in the order they are drawn (cycled); a kind without candidates in a project is
 # replaced by a function-body flip.
 KINDS = (
-    "function", "constant", "conftest", "fixture", "data", "subprocess",
-    "function", "function", "constant", "fixture", "function", "conftest",
+    "function", "constant", "conftest", "fixture", "data", "subprocess", "session",
+    "function", "constant", "fixture", "function", "conftest", "function",
 )  # fmt: skip
 CATEGORIES = ("STALE PASS", "FALSE FAILURE", "MISSING", "EXTRA", "other")
 
@@ -733,6 +751,8 @@ def bench_project(spec: Spec, count: int, seed: int, python: str, timeout: float
     p2 = p2 or {}
     res.flaky = sorted(n for n in set(p1) | set(p2) if p1.get(n) != p2.get(n))
     flaky = set(res.flaky)
+    families = {n.split("[")[0] for n in flaky if "[" in n}  # see mark_flaky_families
+    shaky = {n for n in p1 if "[" in n and n.split("[")[0] in families}
     res.nodes = len(p1)
     res.files = _files(p1)
     res.pytest_failing = len(_failing(p1))
@@ -793,7 +813,7 @@ def bench_project(spec: Spec, count: int, seed: int, python: str, timeout: float
                     f"maestro {'timed out' if rm.timed_out else f'exit {rm.code}'}"
                 )
             else:
-                failing = _failing(pm) - flaky
+                failing = _failing(pm) - flaky - shaky  # (what a selector must re-run)
                 mr.pytest_failing = len(failing)
                 mr.mismatches = compare("mutant", mm, set(ran), pm, flaky)
                 b.confirm(tag, mr.mismatches)  # (on the mutated tree)
@@ -918,18 +938,51 @@ def project_section(r: ProjectResult, limit: int = 25) -> str:
             "after revert"]  # fmt: skip
     lines += [table(head, rows, "ll" + "r" * 6), ""]
     every = sorted(_all_mismatches(r), key=lambda x: x[1].pytest_flaky)  # defects first
-    if every:
-        lines.append(f"Mismatches ({len(every)}; the first {min(limit, len(every))}):")
-        lines.append("")
-        for label, m in every[:limit]:
-            where = f"{m.scenario} `{label}`" if label else m.scenario
-            shaky = (
-                " (pytest-flaky: a plain re-run gave Maestro's outcome)" if m.pytest_flaky else ""
-            )
-            lines.append(
-                f"- {m.category}: {where}: `{m.node}`: maestro {m.maestro}, "
-                f"pytest {m.pytest}{shaky}"
-            )
+    if not every:
+        return "\n".join(lines)
+    # One line per (scenario, mutant, category, file, outcomes, flaky): a broken file or run
+    # makes thousands of identical mismatches.
+    groups: dict[tuple[str, str, str, str, str, str, bool, str], list[str]] = {}
+    per_run: dict[tuple[str, str], int] = {}
+    for label, m in every:
+        per_run[(m.scenario, label)] = per_run.get((m.scenario, label), 0) + 1
+    for label, m in every:
+        many = per_run[(m.scenario, label)] > 50  # then one line across files
+        maestro = m.maestro.replace(" (served)", "")
+        served = "served" if "(served)" in m.maestro else ""
+        key = (
+            m.scenario,
+            label,
+            m.category,
+            "" if many else m.node.split("::")[0],
+            maestro,
+            m.pytest,
+            m.pytest_flaky,
+            served,
+        )
+        groups.setdefault(key, []).append(m.node)
+    lines.append(f"Mismatches ({len(every)}, grouped by scenario, category and file):")
+    lines.append("")
+    for n, ((scenario, label, cat, file, maestro, pytest, shaky, served), nodes) in enumerate(
+        groups.items()
+    ):
+        if n == limit:
+            lines.append(f"- ... {len(groups) - limit} more groups: see .bench/fidelity/")
+            break
+        where = f"{scenario} `{label}`" if label else scenario
+        files = len({x.split("::")[0] for x in nodes})
+        shown = (
+            f"`{nodes[0]}`"
+            if len(nodes) == 1
+            else f"{len(nodes)} nodes of `{file}`"
+            if file
+            else f"{len(nodes)} nodes in {files} files"
+        )
+        lines.append(
+            f"- {cat}: {where}: {shown}: maestro {maestro}{' (' + served + ')' if served else ''}"
+            f", pytest {pytest}"
+            + (" (pytest-flaky: a plain re-run gave Maestro's outcome)" if shaky else "")
+        )
     return "\n".join(lines)
 
 
