@@ -77,9 +77,9 @@ def test_each_file_gets_its_own_deps(workspace: WriteWorkspace, interpreter: Int
 
     dynamic = report.file_deps["tests/test_dynamic.py"]
     dyn_modules = {m.name: m.path for m in dynamic.modules}
-    assert dyn_modules["pkg.plugins.alpha"] == "pkg/plugins/alpha.py"
-    assert dyn_modules["pkg.plugins"] == "pkg/plugins/__init__.py"
-    assert "pkg/plugins/alpha.py" in dynamic.files
+    # imported while a test ran: recorded through the source read (modules are listed for
+    # collection-time imports only)
+    assert {"pkg/plugins/alpha.py", "pkg/plugins/__init__.py"} <= set(dynamic.files)
     assert "data/table.csv" in dynamic.files  # opened relative to a changed cwd
     # Known limit: pkg was first imported by test_reads.py, so it is not listed again here.
     assert "pkg" not in dyn_modules

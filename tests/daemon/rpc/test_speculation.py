@@ -74,6 +74,8 @@ FILES = {
 
 def setup(env: DaemonEnv, monkeypatch: pytest.MonkeyPatch, *, speculate: bool) -> Path:
     monkeypatch.setenv("MAESTRO_CACHE_DIR", str(env.base / "cache"))
+    # the ranking reads per-node records: trace the first (cold) run too, as 3.12+ always does
+    monkeypatch.setenv("MAESTRO_TRACE", "always")
     marker = env.base / "sessions.txt"
     monkeypatch.setenv("SPEC_MARKER", str(marker))
     monkeypatch.setenv("SPEC_PID", str(env.base / "slow.pid"))
