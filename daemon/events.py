@@ -141,7 +141,8 @@ class SessionEnd(_Event):
     duration_s: float
     written: list[str] = []
     import_reads: dict[str, list[str]] = {}
-    """Workspace module -> files its top-level code read while it was imported."""
+    """Workspace module -> files its code read (at import, or later: a module that memoises
+    what it read serves it to every later test that uses it)."""
 
 
 Event = Annotated[

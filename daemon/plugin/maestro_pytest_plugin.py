@@ -56,6 +56,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 # The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
@@ -131,17 +132,32 @@ _active: _Window | None = None
 _written: list[str] = []
 
 
-# (module file, path) read while that module's top-level code ran: a module imported once per
-# session read it for every test file that imports it, not only for the first.
-_import_reads: list[tuple[str, str]] = []
+# (module file, path): the workspace module whose code read the path. A module imported once
+# per session, or one that memoises what it read (a lazily loaded table kept in a global), read
+# it for every test file that uses it, not only for the one running at the time.
+_module_reads: set[tuple[str, str]] = set()
+# Is this file workspace code? Set by the recorder once the rootdir is known; code object ->
+# its file, or None (memoised: the audit hook walks frames on every read).
+_is_workspace: Callable[[str], bool] | None = None
+_workspace_code: dict[Any, str | None] = {}
 
 
-def _importing_module() -> str | None:
-    """The file of the innermost module whose top-level code is running (an import), if any."""
+def _reading_module() -> str | None:
+    """The workspace module whose code is reading: the innermost workspace frame (a library
+    module, a conftest fixture, a helper, the test itself); before the rootdir is known, the
+    innermost module being imported."""
     frame = sys._getframe(2)
+    check, known = _is_workspace, _workspace_code
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "<module>":
+        if check is not None:
+            try:
+                found = known[code]
+            except KeyError:
+                found = known[code] = code.co_filename if check(code.co_filename) else None
+            if found is not None:
+                return found
+        elif code.co_name == "<module>":
             # the program's own top level (pytest's __main__) is no import
             return code.co_filename if code.co_filename != _MAIN else None
         frame = frame.f_back  # type: ignore[assignment]
@@ -177,9 +193,9 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         window.paths.append(found[0])
         if window.scopes is not None:
             window.scopes.append(_conftest_scope())
-        importing = _importing_module()
-        if importing is not None:
-            _import_reads.append((importing, found[0]))
+        reader = _reading_module()
+        if reader is not None:
+            _module_reads.add((reader, found[0]))
     elif event in rec.SPAWN_EVENTS:
         window.spawns.append(rec.spawned(event, args))
 
@@ -398,6 +414,12 @@ class _Recorder:
         # (as \udcXX) it would make the runner reject the whole event
         return rel if rel.isascii() or _is_utf8(rel) else None
 
+    def _is_workspace_code(self, filename: str) -> bool:
+        if not filename.endswith(".py"):
+            return False
+        rel = self._rel(os.path.abspath(filename))
+        return rel is not None
+
     def _external(self, path: str) -> str | None:
         """An absolute ``.py`` file outside the workspace that no interpreter key covers (an
         editable install, a ``.pth`` or ``sys.path`` entry elsewhere): an input by content."""
@@ -595,6 +617,8 @@ class _Recorder:
         self._excluded_prefixes = tuple(
             p + os.sep for p in inside if p.startswith(self._root + os.sep)
         )
+        global _is_workspace
+        _is_workspace = self._is_workspace_code
         user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
         temp = [os.path.join(tempfile.gettempdir(), f"pytest-of-{user}")]
         if basetemp := getattr(session.config.option, "basetemp", None):
@@ -827,7 +851,7 @@ class _Recorder:
             self._outside = set()
         written = {rel for raw in _written if (rel := self._rel(raw)) is not None}
         imports: dict[str, set[str]] = {}
-        for module, raw in _import_reads:
+        for module, raw in _module_reads:
             source, rel = self._rel(os.path.abspath(module)), self._rel(raw)
             if source is not None and rel is not None and rel != source and source.endswith(".py"):
                 imports.setdefault(source, set()).add(rel)

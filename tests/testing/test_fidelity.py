@@ -323,3 +323,33 @@ def test_a_file_a_shared_module_reads_at_import_counts_for_every_importer(ws: Wo
     ws.write("tests/limit.txt", "4\n")
     out = outcomes(ws.run())
     assert out["tests/test_s1.py::test_s1"] == out["tests/test_s2.py::test_s2"] == "failed"
+
+
+def test_a_file_a_library_memoises_counts_for_every_test_file_using_it(ws: Workspace) -> None:
+    """python-dateutil's zoneinfo: the tarball is read once, by the first test that needs it,
+    then served from a module global to every later test file."""
+    ws.write("pkg/table.txt", "3\n")
+    ws.write(
+        "pkg/table.py",
+        """
+        import pathlib
+
+        _CACHE = {}
+
+        def limit():
+            if "limit" not in _CACHE:
+                _CACHE["limit"] = int((pathlib.Path(__file__).parent / "table.txt").read_text())
+            return _CACHE["limit"]
+        """,
+    )
+    for name in ("t1", "t2", "t3"):
+        ws.write(f"tests/test_{name}.py", f"from pkg.table import limit\n\ndef test_{name}():\n"
+                 "    assert limit() == 3\n")  # fmt: skip
+    ws.run()
+    assert ran(ws.run()) == []
+    ws.write("pkg/table.txt", "4\n")
+    out = outcomes(ws.run())
+    assert {out[f"tests/test_{n}.py::test_{n}"] for n in ("t1", "t2", "t3")} == {"failed"}
+    ws.write("pkg/table.txt", "3\n")
+    ws.run()
+    assert ran(ws.run()) == []  # and it settles: no run re-runs the others for ever
