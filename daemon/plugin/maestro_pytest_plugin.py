@@ -853,7 +853,14 @@ class _Recorder:
         imports: dict[str, set[str]] = {}
         for module, raw in _module_reads:
             source, rel = self._rel(os.path.abspath(module)), self._rel(raw)
-            if source is not None and rel is not None and rel != source and source.endswith(".py"):
+            # Python sources are read to be imported (the import graph has them) or shown
+            # (linecache, inspect): as a module's edge they would chain it to test files
+            if (
+                source is not None
+                and rel is not None
+                and source.endswith(".py")
+                and not rel.endswith((".py", ".pyc"))
+            ):
                 imports.setdefault(source, set()).add(rel)
         root = self._root
         self._emit(

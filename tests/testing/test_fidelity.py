@@ -353,3 +353,21 @@ def test_a_file_a_library_memoises_counts_for_every_test_file_using_it(ws: Works
     ws.write("pkg/table.txt", "3\n")
     ws.run()
     assert ran(ws.run()) == []  # and it settles: no run re-runs the others for ever
+
+
+def test_source_read_by_library_code_chains_no_module_to_a_test(ws: Workspace) -> None:
+    """Code that reads Python sources (inspect, linecache, tracebacks) is not an import: it must
+    not make a library module depend on a test file, nor every test on an opaque one."""
+    ws.write(
+        "pkg/show.py", "import inspect\n\n\ndef source_of(f):\n    return inspect.getsource(f)\n"
+    )
+    ws.write(
+        "tests/test_show.py",
+        "import subprocess\nfrom pkg.show import source_of\n\n\ndef test_show():\n"
+        "    subprocess.run(['true'])\n    assert 'def test_show' in source_of(test_show)\n",
+    )
+    ws.run()
+    ws.edit("pkg/a.py", "return a + b", "return b + a")
+    assert ran(ws.run()) == ["tests/test_a.py", "tests/test_show.py"]  # opaque: it ran `true`
+    graph = ws.graph()
+    assert "tests/test_show.py" not in graph.index.dynamic.get("pkg/show.py", [])
