@@ -899,7 +899,7 @@ def summary_row(r: ProjectResult) -> list[str]:
 SUMMARY_HEADER = [
     "project", "nodes", "first-run mismatches", "no-change mismatches", "mutants",
     "stale passes", "false failures", "files / nodes run per mutant: maestro vs testmon",
-    "misses: maestro vs testmon", "first run vs pytest", "first run vs testmon",
+    "misses: maestro vs testmon", "first run: maestro / pytest", "maestro / testmon first",
 ]  # fmt: skip
 
 
@@ -1050,6 +1050,8 @@ def main(argv: list[str] | None = None) -> None:
     command += f" --jobs {ns.jobs}" if ns.jobs > 1 else ""
     if ns.seed != 7:
         command += f" --seed {ns.seed}"
+    if ns.timeout_s != 1200.0:
+        command += f" --timeout-s {ns.timeout_s:g}"
     write_section(SECTION, preamble(command, took) + "\n\n" + body)
 
 
