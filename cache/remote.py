@@ -39,7 +39,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
@@ -624,12 +624,14 @@ class MirroredCache(Cache):
             return None
         return super().get_action(action_hex, count=count) if fetched else None
 
-    def put_action(self, action_hex: str, result: ActionResult) -> None:
-        super().put_action(action_hex, result)
+    def put_actions(self, items: Sequence[tuple[str, ActionResult]]) -> None:
+        # put_action stores through here too: every stored result is queued for upload
+        super().put_actions(items)
         sync = self.sync
         if sync is None:
             return
-        try:
-            sync.enqueue_upload(action_hex, result)
-        except Exception:
-            log.warning("could not queue the upload of %s", action_hex, exc_info=True)
+        for action_hex, result in items:
+            try:
+                sync.enqueue_upload(action_hex, result)
+            except Exception:
+                log.warning("could not queue the upload of %s", action_hex, exc_info=True)
