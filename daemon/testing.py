@@ -468,6 +468,11 @@ def _node_level(
             whole = f"{name} (outside the workspace) changed"
             break
         if not name.endswith(".py"):
+            if reader := _module_reading(graph, name):
+                # read by a module's code, which may keep it (a lazily loaded table): tests that
+                # only get it from there never read it themselves
+                whole = f"{reader} read {name}, changed"
+                break
             data[name] = f"read {name}, changed"
             continue
         if old in (None, ABSENT) or new in (None, ABSENT):
@@ -526,6 +531,16 @@ def _node_level(
         elif read := next((p for p in t.reads if p in data or p in sources), None):
             reasons[t.node_id] = data.get(read) or sources[read]
     return previous, reasons
+
+
+def _module_reading(graph: BuildGraph, path: str) -> str | None:
+    """A workspace module (not a test file) whose code was recorded reading `path`."""
+    for source in sorted(graph.rdeps.get(path, ())):
+        if source in graph.py and source not in graph.tests:
+            edge = graph.deps.get(source, {}).get(path)
+            if edge is not None and edge.kind == "recorded":
+                return source
+    return None
 
 
 def _changed_function(path: str, qualname: str, delta: FingerprintDiff) -> str:

@@ -413,3 +413,27 @@ def test_threads_and_hijacked_hooks(ws: Workspace, hook: str) -> None:
     assert mode == hook
     assert "in_thread" in traces["tests/test_hooks.py::test_a_thread_runs_code"]["pkg/work.py"]
     assert traces["tests/test_hooks.py::test_after_the_hijack"]["pkg/work.py"] == ["after"]
+
+
+def test_a_file_a_module_memoises_reruns_every_node_using_it(ws: Workspace) -> None:
+    """Only the first test reads the file; the others get it from the module's memo (python-
+    dateutil's zoneinfo tarball): per-node reads alone would carry their stale passes."""
+    ws.write("pkg/table.txt", "3\n")
+    ws.write(
+        "pkg/table.py",
+        "import pathlib\n\n_MEMO = {}\n\n\ndef limit():\n    if 'v' not in _MEMO:\n"
+        "        _MEMO['v'] = int((pathlib.Path(__file__).parent / 'table.txt').read_text())\n"
+        "    return _MEMO['v']\n",
+    )
+    ws.write(
+        "tests/test_memo.py",
+        "from pkg.table import limit\n\n\ndef test_one():\n    assert limit() == 3\n\n\n"
+        "def test_two():\n    assert limit() == 3\n",
+    )
+    ws.run()
+    ws.write("pkg/table.txt", "4\n")
+    summary = ws.run()
+    assert {"tests/test_memo.py::test_one", "tests/test_memo.py::test_two"} <= set(
+        ran_nodes(summary)
+    )
+    assert summary.failed == 2
