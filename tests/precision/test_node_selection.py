@@ -437,3 +437,14 @@ def test_a_file_a_module_memoises_reruns_every_node_using_it(ws: Workspace) -> N
         ran_nodes(summary)
     )
     assert summary.failed == 2
+
+
+def test_a_conftest_hook_run_at_collection_reruns_every_node(ws: Workspace) -> None:
+    ws.write(
+        "tests/conftest.py",
+        "def pytest_collection_modifyitems(items):\n    for item in items:\n"
+        "        if item.name or item.nodeid:\n            pass\n",
+    )
+    ws.run()
+    ws.edit("tests/conftest.py", "item.name or item.nodeid", "item.name and item.nodeid")
+    assert ran_nodes(ws.run()) == ALL
