@@ -336,7 +336,16 @@ def plan(
         )
         if not selection.no_cache:  # a hit is a file served without running (not a failed one)
             cache.count_lookup(None if decided.runs else decided.cached)
+        if not decided.runs and not decided.promote and last.get(target) != (key.hex, key.inputs):
+            # The result just served is the baseline of the next change (an edit undone, then
+            # another made, is diffed against what is on disk, not against the undone edit).
+            last.set(key)
         files.append(decided)
+    if last.dirty:
+        try:
+            last.save()
+        except OSError:
+            log.warning("could not save the last keys of this workspace", exc_info=True)
     _changed_symbols(graph, fps, last, files)
     return Plan(files, context, tuple(selection.pytest_args), allowlist, digests, last, fps)
 

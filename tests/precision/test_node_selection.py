@@ -448,3 +448,13 @@ def test_a_conftest_hook_run_at_collection_reruns_every_node(ws: Workspace) -> N
     ws.run()
     ws.edit("tests/conftest.py", "item.name or item.nodeid", "item.name and item.nodeid")
     assert ran_nodes(ws.run()) == ALL
+
+
+def test_an_undone_edit_is_not_the_baseline_of_the_next_one(ws: Workspace) -> None:
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = int('2')")  # every importer re-runs
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = int('2')", "RATE = 2")  # undone: served from the cache
+    assert ran_nodes(ws.run()) == []
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")  # diffed against the served result
+    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_triple"]
