@@ -266,6 +266,15 @@ def _lazy_annotations(tree: ast.Module) -> bool:
     )
 
 
+def _literal_attribute(call: ast.Call) -> str | None:
+    """``getattr(x, "NAME")`` reads NAME as surely as ``x.NAME`` does."""
+    if _decorator_name(call.func) in _ATTR_FUNCTIONS and len(call.args) >= 2:
+        arg = call.args[1]
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            return arg.value
+    return None
+
+
 def _names(nodes: list[ast.AST]) -> set[str]:
     """Names `nodes` read or bind: variables, attribute names, imported names. A nested ``def``
     contributes its decorators and header only (its body is its own code)."""
@@ -277,6 +286,8 @@ def _names(nodes: list[ast.AST]) -> set[str]:
             found.add(node.id)
         elif isinstance(node, ast.Attribute):
             found.add(node.attr)
+        elif isinstance(node, ast.Call) and (name := _literal_attribute(node)):
+            found.add(name)
         elif isinstance(node, ast.alias):
             found.add(node.name.rpartition(".")[2])
             if node.asname:
@@ -302,6 +313,8 @@ def _loads(nodes: list[ast.AST]) -> set[str]:
             found.add(node.id)
         elif isinstance(node, ast.Attribute):
             found.add(node.attr)
+        elif isinstance(node, ast.Call) and (name := _literal_attribute(node)):
+            found.add(name)
         elif isinstance(node, ast.alias):
             found.add(node.name.rpartition(".")[2])
         elif isinstance(node, ast.Global | ast.Nonlocal):
@@ -316,22 +329,55 @@ def _loads(nodes: list[ast.AST]) -> set[str]:
     return found
 
 
-_DYNAMIC_LOOKUPS = frozenset({"globals", "vars", "reload", "getmembers", "__import__"})
+_ATTR_FUNCTIONS = frozenset({"getattr", "hasattr", "setattr", "delattr"})
+# Calls that reach a module's names without spelling them, when given a module (or nothing:
+# ``vars()`` at module level is ``globals()``); ``globals()`` and ``reload`` always do.
+_NAMESPACE_READERS = frozenset({"vars", "getmembers", "dir"})
+
+
+def _module_like(node: ast.expr, imported: set[str]) -> bool:
+    """Does `node` evaluate to a module? A name this file imported, ``sys.modules[...]``, or
+    ``import_module(...)``; anything else is taken for an ordinary object."""
+    if isinstance(node, ast.Name):
+        return node.id in imported
+    if isinstance(node, ast.Subscript):
+        return isinstance(node.value, ast.Attribute) and node.value.attr == "modules"
+    if isinstance(node, ast.Call):
+        return _decorator_name(node.func) in ("import_module", "__import__")
+    if isinstance(node, ast.Attribute):  # pkg.sub
+        return _module_like(node.value, imported)
+    return False
 
 
 def _escapes(tree: ast.Module) -> bool:
-    """Can code reach this module's names without naming them? (see ``FileFingerprints``)"""
+    """Can code reach a module's names without naming them? (see ``FileFingerprints``): a
+    computed attribute of something that is a module, not of any object."""
+    imported: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(a.asname or a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.update(a.asname or a.name for a in node.names)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
             return True
-        if isinstance(node, ast.Attribute) and node.attr == "__dict__":
+        if (
+            isinstance(node, ast.Attribute)
+            and node.attr == "__dict__"
+            and _module_like(node.value, imported)
+        ):
             return True
         if isinstance(node, ast.Call):
             name = _decorator_name(node.func)
-            if name in _DYNAMIC_LOOKUPS:
+            first = node.args[0] if node.args else None
+            if name in ("globals", "reload"):
                 return True
-            if name in ("getattr", "hasattr", "setattr", "delattr") and (
-                len(node.args) < 2 or not isinstance(node.args[1], ast.Constant)
+            if name in _NAMESPACE_READERS and (first is None or _module_like(first, imported)):
+                return True
+            if (
+                name in _ATTR_FUNCTIONS
+                and (len(node.args) < 2 or not isinstance(node.args[1], ast.Constant))
+                and (first is None or _module_like(first, imported))
             ):
                 return True
     return any(

@@ -458,3 +458,23 @@ def test_an_undone_edit_is_not_the_baseline_of_the_next_one(ws: Workspace) -> No
     assert ran_nodes(ws.run()) == []
     ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")  # diffed against the served result
     assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_triple"]
+
+
+def test_module_constant_read_through_a_literal_getattr_reruns_its_reader(ws: Workspace) -> None:
+    ws.write("tests/test_other.py", "import pkg.calc as c\n\n\ndef test_imports_only():\n"
+             "    assert getattr(c, 'RATE') == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    summary = ws.run()
+    assert "tests/test_other.py::test_imports_only" in ran_nodes(summary)
+    assert summary.failed == 1
+
+
+def test_instance_dict_is_no_escape_but_module_vars_is() -> None:
+    from maestro.graph.fingerprints import fingerprint_source
+
+    plain = b"class A:\n    def f(self):\n        return self.__dict__, getattr(self, name)\n"
+    assert not fingerprint_source(plain).escapes
+    for code in (b"import os\nX = vars(os)\n", b"import os\ndef f(n):\n    return getattr(os, n)\n",
+                 b"X = globals()\n", b"from os import *\n"):  # fmt: skip
+        assert fingerprint_source(code).escapes, code
