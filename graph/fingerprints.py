@@ -275,49 +275,26 @@ def _literal_attribute(call: ast.Call) -> str | None:
     return None
 
 
-def _names(nodes: list[ast.AST]) -> set[str]:
+def _names(nodes: list[ast.AST], *, loads: bool = False) -> set[str]:
     """Names `nodes` read or bind: variables, attribute names, imported names. A nested ``def``
-    contributes its decorators and header only (its body is its own code)."""
+    contributes its decorators and header only (its body is its own code). ``loads``: only the
+    names read (``X = 3`` binds X, reads nothing; ``from m import X`` reads X from m)."""
     found: set[str] = set()
     stack = list(nodes)
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Name):
-            found.add(node.id)
+            if not (loads and isinstance(node.ctx, ast.Store)):
+                found.add(node.id)
         elif isinstance(node, ast.Attribute):
             found.add(node.attr)
         elif isinstance(node, ast.Call) and (name := _literal_attribute(node)):
             found.add(name)
         elif isinstance(node, ast.alias):
             found.add(node.name.rpartition(".")[2])
-            if node.asname:
+            if node.asname and not loads:
                 found.add(node.asname)
-        if isinstance(node, _Def):
-            stack.extend(node.decorator_list)
-            stack.append(node.args)
-            if node.returns is not None:
-                stack.append(node.returns)
-            continue
-        stack.extend(ast.iter_child_nodes(node))
-    return found
-
-
-def _loads(nodes: list[ast.AST]) -> set[str]:
-    """Names module-level code reads (not the ones it only binds); nested ``def`` bodies are
-    their own code, their decorators, defaults and annotations run here."""
-    found: set[str] = set()
-    stack = list(nodes)
-    while stack:
-        node = stack.pop()
-        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store):
-            found.add(node.id)
-        elif isinstance(node, ast.Attribute):
-            found.add(node.attr)
-        elif isinstance(node, ast.Call) and (name := _literal_attribute(node)):
-            found.add(name)
-        elif isinstance(node, ast.alias):
-            found.add(node.name.rpartition(".")[2])
-        elif isinstance(node, ast.Global | ast.Nonlocal):
+        elif loads and isinstance(node, ast.Global | ast.Nonlocal):
             found.update(node.names)
         if isinstance(node, _Def):
             stack.extend(node.decorator_list)
@@ -564,7 +541,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         module_refs=tuple(sorted(_names(list(tree.body)))),
         memoised=tuple(sorted(splitter.memoised)),
         binds=tuple(_binding(stmt) for stmt in tree.body),
-        module_loads=tuple(sorted(_loads(list(tree.body)))),
+        module_loads=tuple(sorted(_names(list(tree.body), loads=True))),
         escapes=_escapes(tree),
     )
 
