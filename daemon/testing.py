@@ -337,15 +337,8 @@ def plan(
         if not selection.no_cache:  # a hit is a file served without running (not a failed one)
             cache.count_lookup(None if decided.runs else decided.cached)
         served = decided.cached if not decided.runs and not decided.promote else None
-        if (
-            served is not None
-            and served.trace is not None
-            and last.get(target)
-            != (
-                key.hex,
-                key.inputs,
-            )
-        ):
+        current = (key.hex, key.inputs)
+        if served is not None and served.trace is not None and last.get(target) != current:
             # The result just served is the baseline of the next change (an edit undone, then
             # another made, is diffed against what is on disk, not against the undone edit);
             # unless it has no per-node record and the last one has (an untraced cold run).
