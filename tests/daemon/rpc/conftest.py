@@ -40,6 +40,16 @@ class DaemonEnv:
         self.pids.add(pid)
         return pid
 
+    def write_old(self, files: dict[str, str]) -> None:
+        """Write workspace files an hour old: older than any index, so a restart may trust
+        their stat."""
+        old = time.time() - 3600
+        for rel, text in files.items():
+            path = self.root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            os.utime(path, (old, old))
+
     def wait_stopped(self, timeout: float = 10.0) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -53,12 +52,7 @@ FILES = {
 @pytest.fixture
 def ws(daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
     monkeypatch.setenv("MAESTRO_CACHE_DIR", str(daemon_env.base / "cache"))
-    old = time.time() - 3600
-    for rel, text in FILES.items():
-        path = daemon_env.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        os.utime(path, (old, old))
+    daemon_env.write_old(FILES)
     return daemon_env
 
 

@@ -67,12 +67,7 @@ def create_bad(root: Path) -> None:
 @pytest.fixture
 def ws(daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
     monkeypatch.setenv("MAESTRO_CACHE_DIR", str(daemon_env.base / "cache"))
-    old = time.time() - 3600
-    for rel, text in FILES.items():
-        path = daemon_env.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        os.utime(path, (old, old))
+    daemon_env.write_old(FILES)
     return daemon_env
 
 
