@@ -12,7 +12,7 @@ import socket
 import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import msgpack
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -136,14 +136,20 @@ class NewerSchemaError(CacheError):
     code = "newer_schema"
 
 
-def decode_action(data: bytes) -> ActionResult:
-    """Decode a stored action result; raises CacheError on garbage, NewerSchemaError if too new."""
+def unpack_map(data: bytes | memoryview, what: str) -> dict[str, Any]:
+    """A msgpack map (never pickle); CacheError naming `what` for anything else."""
     try:
         raw = msgpack.unpackb(data, raw=False, strict_map_key=True)
     except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise CacheError(f"undecodable action result: {exc}") from exc
+        raise CacheError(f"undecodable {what}: {exc}") from exc
     if not isinstance(raw, dict):
-        raise CacheError(f"action result is a {type(raw).__name__}, not a map")
+        raise CacheError(f"{what} is a {type(raw).__name__}, not a map")
+    return raw
+
+
+def decode_action(data: bytes) -> ActionResult:
+    """Decode a stored action result; raises CacheError on garbage, NewerSchemaError if too new."""
+    raw = unpack_map(data, "action result")
     version = raw.get("schema_version", SCHEMA_VERSION)
     if isinstance(version, int) and version > SCHEMA_VERSION:
         raise NewerSchemaError(

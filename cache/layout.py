@@ -27,7 +27,7 @@ import msgpack
 
 from maestro.errors import CacheError, IntegrityError
 
-from .action import ActionResult, NewerSchemaError, decode_action
+from .action import ActionResult, NewerSchemaError, decode_action, unpack_map
 
 BLOB = b"c"
 ACTION = b"a"
@@ -182,12 +182,7 @@ def unseal_action(key: bytes, value: bytes | memoryview) -> bytes:
 
     Raises NewerSchemaError (a newer envelope: not ours to judge), UnsealedActionError (no
     envelope), IntegrityError (digest mismatch) or CacheError (not an envelope at all)."""
-    try:
-        envelope = msgpack.unpackb(value, raw=False, strict_map_key=True)
-    except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as exc:
-        raise CacheError(f"undecodable action entry: {exc}") from exc
-    if not isinstance(envelope, dict):
-        raise CacheError(f"action entry is a {type(envelope).__name__}, not a map")
+    envelope = unpack_map(value, "action entry")
     version = envelope.get("schema_version")
     if not isinstance(version, int) or version < AC_FORMAT:
         raise UnsealedActionError("action entry has no value digest (older format, or edited)")

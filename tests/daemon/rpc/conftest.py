@@ -14,10 +14,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from maestro.daemon.lifecycle import DaemonPaths, lock_holder
+from maestro.daemon.lifecycle import DaemonPaths, lock_holder, start_daemon
 
 
 @dataclass
@@ -122,3 +123,14 @@ def daemon_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[DaemonEnv]:
             time.sleep(0.02)
         assert not daemon_processes(env.root), "a daemon survived the test"
         shutil.rmtree(base, ignore_errors=True)
+
+
+def started(env: DaemonEnv) -> int:
+    """Start the workspace's daemon detached and track its pid for clean-up."""
+    reply = start_daemon(env.root)
+    assert reply is not None
+    return env.track(reply.pid)
+
+
+def targets(report: Any) -> list[str]:
+    return sorted(i.target for i in report.impacted)

@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from conftest import DaemonEnv
+from conftest import DaemonEnv, started, targets
 
 from maestro import wire
 from maestro.daemon.client import DaemonClient, SyncDaemonClient
-from maestro.daemon.lifecycle import start_daemon
 
 T = TypeVar("T")
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -69,16 +68,6 @@ def ws(daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
     monkeypatch.setenv("MAESTRO_CACHE_DIR", str(daemon_env.base / "cache"))
     daemon_env.write_old(FILES)
     return daemon_env
-
-
-def started(env: DaemonEnv) -> int:
-    reply = start_daemon(env.root)
-    assert reply is not None
-    return env.track(reply.pid)
-
-
-def targets(report: Any) -> list[str]:
-    return sorted(i.target for i in report.impacted)
 
 
 def cli(env: DaemonEnv, *args: str) -> subprocess.CompletedProcess[str]:

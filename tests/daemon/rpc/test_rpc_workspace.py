@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from conftest import DaemonEnv
+from conftest import DaemonEnv, started, targets
 
 from maestro import wire
 from maestro.daemon.client import DaemonClient, SyncDaemonClient
-from maestro.daemon.lifecycle import start_daemon, stop_daemon
+from maestro.daemon.lifecycle import stop_daemon
 from maestro.errors import InvalidParamsError, RequestCancelledError
 
 T = TypeVar("T")
@@ -72,16 +72,6 @@ def ws(daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
     monkeypatch.setenv("MAESTRO_CACHE_DIR", str(daemon_env.base / "cache"))
     daemon_env.write_old(FILES)
     return daemon_env
-
-
-def started(env: DaemonEnv) -> int:
-    reply = start_daemon(env.root)
-    assert reply is not None
-    return env.track(reply.pid)
-
-
-def targets(report: Any) -> list[str]:
-    return sorted(i.target for i in report.impacted)
 
 
 def impacted_paths(client: SyncDaemonClient, *paths: str) -> list[str]:
