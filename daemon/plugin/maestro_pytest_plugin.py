@@ -756,14 +756,14 @@ class _Recorder:
                 if rel is not None:
                     seen.files.add(rel)
             self._spawn_notes(fixture_spawns, seen)
-            deps = self._deps.setdefault(self._file_key(item), _Deps())
+        functions = self._functions(codes, seen) if self._tracer.mode != "off" else {}
+        if item is not None:  # the window's own reads are charged already; add the rest
+            key = self._file_key(item)
+            deps = self._deps.setdefault(key, _Deps())
             deps.files |= seen.files
             deps.external |= seen.external
             deps.opaque.update(dict.fromkeys(seen.opaque))
         if self._tracer.mode != "off":
-            functions = self._functions(codes, seen)
-            if item is not None:
-                self._deps.setdefault(self._file_key(item), _Deps()).external |= seen.external
             self._emit(
                 "test_trace",
                 nodeid=nodeid,
@@ -771,10 +771,8 @@ class _Recorder:
                 files=sorted(seen.files),
                 opaque=list(dict.fromkeys(seen.opaque)),
             )
-        if item is not None:
-            key = self._file_key(item)
-            if self._last_item_of_file.get(key) == nodeid:
-                self._emit_deps(key)
+        if item is not None and self._last_item_of_file.get(key) == nodeid:
+            self._emit_deps(key)
 
     def _result(
         self, nodeid: str, item: Any, phases: dict[str, Any], failure: Any
