@@ -59,7 +59,13 @@ from maestro.cache.store import Cache
 from maestro.daemon import junit
 from maestro.daemon.events import Event, FileDeps, TestResult
 from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.runner import DEFAULT_ENV_ALLOWLIST, TRACE_ENV, RunReport, run_pytest
+from maestro.daemon.runner import (
+    DEFAULT_ENV_ALLOWLIST,
+    TRACE_ENV,
+    RunReport,
+    run_pytest,
+    run_sync,
+)
 from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.fingerprints import FingerprintDiff, FingerprintStore, diff
@@ -1123,6 +1129,4 @@ def run(
     if not planned.to_run:  # all from the cache: no event loop, no process
         promote(cache, planned)
         return summarise([FileOutcome(f, f.cached, True) for f in planned.files], None)
-    return asyncio.run(
-        execute(graph, cache, interpreter, planned, on_event=on_event, environ=environ)
-    )
+    return run_sync(execute(graph, cache, interpreter, planned, on_event=on_event, environ=environ))
