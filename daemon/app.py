@@ -276,9 +276,10 @@ async def _debug_sleep(params: SleepParams, ctx: RequestContext) -> SleepResult:
 
 def build_app(paths: DaemonPaths) -> DaemonApp:
     """Compose the daemon. Workspace services (graph, cache, runner) are plugged in here."""
-    from maestro.daemon import speculation, sync, test_service, workspace_service
+    from maestro.daemon import client_settings, speculation, sync, test_service, workspace_service
 
     app = DaemonApp(paths)
+    client_settings.install(app)
     workspace = workspace_service.install(app, watch=os.environ.get("MAESTRO_DAEMON_WATCH") != "0")
     remote = sync.install(app)
     tests = test_service.install(app, workspace, remote)

@@ -238,7 +238,7 @@ class SpeculationService:
     def _refresh_settings(self) -> None:
         graph = self.workspace.graph
         if graph is not None:
-            self.settings = graph.loaded.config.speculation
+            self.settings = self.tests.settings(graph).speculation
 
     async def cancel(self, why: str) -> None:
         task = self._task

@@ -62,6 +62,14 @@ class SyncService:
             self.config, self.problem = remote, None
             if remote is None:
                 return
+            if not remote.tenant:
+                self.problem = (
+                    f"the editor's coordinator URL {remote.url} needs a tenant: add "
+                    '[tool.maestro.remote] with tenant = "NAME" (and api_key_env) to the '
+                    "workspace configuration"
+                )
+                log.warning("%s", self.problem)
+                return
             if not key:
                 self.problem = f"${remote.api_key_env} is not set: the remote cache is off"
                 log.warning("%s", self.problem)

@@ -61,6 +61,7 @@ if TYPE_CHECKING:
     from maestro.daemon.testing import Plan, PlannedFile, Summary
     from maestro.graph.build import BuildGraph
     from maestro.graph.fingerprints import FingerprintStore
+    from maestro.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -155,11 +156,21 @@ class TestService:
     async def run_cache(self, graph: BuildGraph, *, wait_remote: bool) -> Cache:
         """The mirrored cache when a coordinator is configured, else the local one."""
         if self.sync is not None:
-            await self.sync.configure(graph.loaded.config.remote)
+            await self.sync.configure(self.settings(graph).remote)
             view = self.sync.view(wait_remote=wait_remote)
             if view is not None:
                 return view
         return await self.cache()
+
+    def settings(self, graph: BuildGraph) -> Settings:
+        """The workspace's settings with the connected editor's over them."""
+        from maestro.daemon.client_settings import ClientSettingsService
+
+        try:
+            clients = self.app.service(ClientSettingsService)
+        except LookupError:
+            return graph.loaded.config
+        return clients.effective(graph.loaded.config)
 
     async def stop(self, app: DaemonApp) -> None:
         if self._cache is not None:
@@ -170,7 +181,7 @@ class TestService:
         """Resolved per request: a venv created or upgraded since the last run is picked up."""
         from maestro.daemon.interpreter_cache import workspace_interpreter
 
-        configured = graph.loaded.config.interpreter
+        configured = self.settings(graph).interpreter
         return await asyncio.to_thread(workspace_interpreter, self.root, configured=configured)
 
     # --- stale / cache stats ---------------------------------------------------------------------

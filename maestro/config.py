@@ -91,6 +91,13 @@ class MlConfig(_Strict):
     )  # fmt: skip
 
 
+def http_url(url: str) -> str:
+    """A coordinator base URL, normalised (no trailing slash); ValueError says the form."""
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise ValueError(f"url {url!r} must be http(s)://HOST[:PORT][/PREFIX]")
+    return url.rstrip("/")
+
+
 class RemoteConfig(_Strict):
     """`[tool.maestro.remote]`: the team's coordinator (docs/coordinator.md). The API key itself
     is never configured here: `api_key_env` names the environment variable that holds it."""
@@ -109,9 +116,7 @@ class RemoteConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _http_url(cls, url: str) -> str:
-        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
-            raise ValueError(f"url {url!r} must be http(s)://HOST[:PORT][/PREFIX]")
-        return url.rstrip("/")
+        return http_url(url)
 
 
 class MaestroConfig(_Strict):

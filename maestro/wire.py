@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     TypeAdapter,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -383,6 +384,47 @@ DEBUG_SLEEP = register_method(
     doc="Test-only (MAESTRO_DAEMON_TEST_METHODS=1): sleeps, emitting 'debug.tick' events.",
 )
 DEBUG_TICK = register_event("debug.tick", TickPayload)
+
+
+class ClientSettings(WireModel):
+    """A client's overrides of the workspace configuration (an editor's settings). The daemon
+    holds them while that client's connection is open; ``None`` keeps the workspace's value."""
+
+    interpreter: str | None = Field(
+        default=None, description="python that runs the tests (over `[tool.maestro] interpreter`)"
+    )
+    speculation: bool | None = Field(
+        default=None, description="turn speculation on or off (over `ml.speculation.enabled`)"
+    )
+    coordinator_url: str | None = Field(
+        default=None, description="coordinator base URL (over `[tool.maestro.remote] url`)"
+    )
+
+    @field_validator("coordinator_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        from maestro.config import http_url
+
+        return None if url is None else http_url(url)
+
+
+class ConfigureResult(WireModel):
+    """What the daemon uses once the client's settings are applied."""
+
+    interpreter: str | None = None
+    speculation: bool = False
+    coordinator_url: str | None = None
+    remote_problem: str | None = Field(
+        default=None, description="why the remote is off despite a URL (no tenant, no key)"
+    )
+
+
+CONFIGURE = register_method(
+    "configure",
+    ClientSettings,
+    ConfigureResult,
+    doc="Apply a client's settings over the workspace configuration while it stays connected.",
+)
 
 
 def hello(client: str = "", *, protocol: int = PROTOCOL_VERSION) -> Hello:
