@@ -439,9 +439,12 @@ class WorkspaceService:
         return await self.query(answer)
 
     async def stats(self, params: GraphStatsParams, ctx: RequestContext) -> GraphStatsReport:
-        # Syntax checks found by diagnostics() are remembered in the index: save them later.
+        # Syntax checks are remembered in the index: save them later.
         return await self.query(
-            lambda g: GraphStatsReport.build(g, with_targets=params.targets), mutates=True
+            lambda g: GraphStatsReport.build(
+                g, with_targets=params.targets, check_syntax=params.check_syntax
+            ),
+            mutates=params.check_syntax,
         )
 
     async def export(self, params: GraphExportParams, ctx: RequestContext) -> GraphExportResult:

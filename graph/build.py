@@ -942,16 +942,30 @@ class BuildGraph:
             self.index.dirty = True
         return digest
 
+    def syntax_unchecked(self) -> int:
+        """Python files whose syntax no check has covered yet (results are kept in the index)."""
+        return sum(1 for e in self.py.values() if not e.syntax_checked and not e.problems)
+
     def diagnostics(self, *, check_syntax_now: bool = True) -> list[Diagnostic]:
-        """Problems found while reading the workspace; syntax is checked lazily and cached."""
+        """Problems found while reading the workspace, with the syntax errors known so far.
+
+        Compiling every file costs several times the whole scan, so syntax is checked only when
+        asked (`check_syntax_now`) and the verdict is cached by content in the index."""
         out = list(self.walk_diagnostics)
         for rel, entry in sorted(self.py.items()):
             if check_syntax_now and not entry.syntax_checked and not entry.problems:
                 try:
-                    data = (self.root / rel).read_bytes()
+                    with open(self.root / rel, "rb") as f:
+                        st = os.fstat(f.fileno())
+                        data = f.read()
                 except OSError:
                     continue
-                if entry.digest in ("", hashlib.sha256(data).hexdigest()):
+                digest = hashlib.sha256(data).hexdigest()
+                same_stat = (entry.size, entry.mtime_ns) == (st.st_size, st.st_mtime_ns)
+                if not entry.digest and same_stat:
+                    # the content the scan saw: a rescan of the same bytes then keeps the verdict
+                    entry.digest = digest
+                if entry.digest in ("", digest):
                     problem = check_syntax(data, rel)
                     if problem is not None and problem not in entry.problems:
                         entry.problems.append(problem)

@@ -168,13 +168,17 @@ class GraphStatsReport(BaseModel):
     scanned: int
     build_seconds: float
     diagnostics: list[DiagnosticModel]
+    syntax_unchecked: int = 0
     targets: list[str] | None = None
 
     model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
     @classmethod
-    def build(cls, graph: BuildGraph, *, with_targets: bool) -> GraphStatsReport:
+    def build(
+        cls, graph: BuildGraph, *, with_targets: bool, check_syntax: bool = False
+    ) -> GraphStatsReport:
         stats = graph.compute_stats()
+        diagnostics = graph.diagnostics(check_syntax_now=check_syntax)
         return cls(
             root=str(graph.root),
             files=stats.files,
@@ -189,8 +193,9 @@ class GraphStatsReport(BaseModel):
             build_seconds=round(stats.build_seconds, 4),
             diagnostics=[
                 DiagnosticModel(path=d.path, line=d.line, severity=d.severity, message=d.message)
-                for d in graph.diagnostics()
+                for d in diagnostics
             ],
+            syntax_unchecked=graph.syntax_unchecked(),
             targets=sorted(graph.tests) + sorted("//" + t for t in graph.targets)
             if with_targets
             else None,

@@ -479,6 +479,9 @@ class WhyParams(WireModel):
 
 class GraphStatsParams(WireModel):
     targets: bool = Field(default=False, description="also list every target")
+    check_syntax: bool = Field(
+        default=False, description="compile the files whose syntax is not known yet"
+    )
 
 
 class GraphExportParams(WireModel):

@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from maestro.cache.sizes import format_size, parse_size
 from maestro.cli.common import fail_on_error
 
 cache_app = typer.Typer(
@@ -29,6 +28,7 @@ def stats(
 ) -> None:
     """Hits, misses, entries, size and the time cache hits saved."""
     from maestro.cache import Cache
+    from maestro.cache.sizes import format_size
 
     with Cache.open() as cache:
         s = cache.stats()
@@ -61,6 +61,7 @@ def stats(
 def verify() -> None:
     """Re-hash every blob and decode every action result; quarantine bad ones (exit 1 if any)."""
     from maestro.cache import Cache
+    from maestro.cache.sizes import format_size
 
     with Cache.open() as cache:
         report = cache.verify()
@@ -97,8 +98,10 @@ def gc(
     ] = False,
 ) -> None:
     """Evict least-recently-used entries down to a size; referenced blobs of kept results stay."""
-    target = parse_size(max_size)
     from maestro.cache import Cache
+    from maestro.cache.sizes import format_size, parse_size
+
+    target = parse_size(max_size)
 
     with Cache.open() as cache:
         report = cache.gc(target)
@@ -117,6 +120,7 @@ def snapshot(
 ) -> None:
     """Write a compacted copy of the cache plus a manifest of every digest."""
     from maestro.cache import Cache
+    from maestro.cache.sizes import format_size
 
     with Cache.open() as cache:
         manifest = cache.snapshot(dest)

@@ -40,6 +40,12 @@ def stats(
     root: ROOT_OPTION = None,
     targets: Annotated[bool, typer.Option("--targets", help="list every target")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+    check_syntax: Annotated[
+        bool,
+        typer.Option(
+            "--check-syntax", help="compile every file not checked yet (slow; results are cached)"
+        ),
+    ] = False,
     no_daemon: NO_DAEMON_OPTION = False,
 ) -> None:
     """Files, tests, targets and edges of the graph, and every diagnostic found."""
@@ -48,13 +54,12 @@ def stats(
     from maestro.reports import GraphStatsReport
 
     workspace = resolve_root(root)
-    report = via_daemon.call(
-        workspace, wire.GRAPH_STATS, wire.GraphStatsParams(targets=targets), no_daemon=no_daemon
-    )
+    params = wire.GraphStatsParams(targets=targets, check_syntax=check_syntax)
+    report = via_daemon.call(workspace, wire.GRAPH_STATS, params, no_daemon=no_daemon)
     if report is None:
         graph = open_graph(workspace)
-        report = GraphStatsReport.build(graph, with_targets=targets)
-        graph.save()  # persist syntax checks
+        report = GraphStatsReport.build(graph, with_targets=targets, check_syntax=check_syntax)
+        graph.save()  # persist the index, syntax checks included
     if as_json:
         typer.echo(report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"}))
         return
@@ -86,6 +91,12 @@ def render_stats(workspace: Path, report: GraphStatsReport) -> None:
             where = f"{d.path}:{d.line}" if d.line else d.path
             style = "red" if d.severity == "error" else "yellow"
             console.print(f"  [{style}]{d.severity}[/{style}] {where}: {d.message}")
+    if unchecked := report.syntax_unchecked:
+        console.print(
+            f"\n[dim]syntax not checked yet in {unchecked:,} Python file{'s' * (unchecked != 1)} "
+            "(--check-syntax compiles them)[/dim]",
+            highlight=False,
+        )
 
 
 def impacted(

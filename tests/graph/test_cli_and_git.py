@@ -137,7 +137,18 @@ def test_graph_stats_and_export(make_ws: Make, tmp_path: Path) -> None:
     data = json.loads(maestro(root, "graph", "stats", "--json", "--targets").stdout)
     assert data["tests"] == 3 and data["python_files"] == 7
     assert data["targets"] == ["tests/test_core.py", "tests/test_other.py", "tests/test_util.py"]
-    assert [(d["path"], d["line"]) for d in data["diagnostics"]] == [("src/demo/bad.py", 1)]
+    # Compiling every file is slow: syntax is checked when asked, then remembered per content.
+    assert data["diagnostics"] == [] and data["syntax_unchecked"] == 7
+    hint = maestro(root, "graph", "stats").stdout
+    assert "syntax not checked yet in 7 Python files (--check-syntax compiles them)" in hint
+    checked = json.loads(maestro(root, "graph", "stats", "--json", "--check-syntax").stdout)
+    assert [(d["path"], d["line"]) for d in checked["diagnostics"]] == [("src/demo/bad.py", 1)]
+    assert checked["syntax_unchecked"] == 0
+    for args in (("--json",), ("--json", "--no-daemon")):
+        again = json.loads(maestro(root, "graph", "stats", *args).stdout)
+        assert [(d["path"], d["line"]) for d in again["diagnostics"]] == [("src/demo/bad.py", 1)]
+    text = maestro(root, "graph", "stats").stdout
+    assert "src/demo/bad.py:1" in text and "syntax not checked" not in text
     out = tmp_path / "g.dot"
     assert maestro(root, "graph", "export", "--format", "dot", "-o", str(out)).returncode == 0
     assert '"tests/test_core.py" -> "src/demo/core.py" [label=import];' in out.read_text()

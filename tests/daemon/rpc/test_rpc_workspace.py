@@ -159,6 +159,19 @@ def test_restart_answers_from_the_persisted_index(ws: DaemonEnv) -> None:
     assert warm.scanned == 0
 
 
+def test_syntax_errors_are_found_when_asked_and_remembered(ws: DaemonEnv) -> None:
+    (ws.root / "src/pkg/broken.py").write_text("def f(:\n")
+    started(ws)
+    with SyncDaemonClient(ws.root, start=False) as client:
+        quick = client.call(wire.GRAPH_STATS, wire.GraphStatsParams())
+        assert quick.diagnostics == [] and quick.syntax_unchecked == quick.python_files
+        checked = client.call(wire.GRAPH_STATS, wire.GraphStatsParams(check_syntax=True))
+        assert [(d.path, d.line) for d in checked.diagnostics] == [("src/pkg/broken.py", 1)]
+        assert checked.syntax_unchecked == 0
+        again = client.call(wire.GRAPH_STATS, wire.GraphStatsParams())
+    assert again.diagnostics == checked.diagnostics
+
+
 def test_unsaved_buffers_change_the_answer(ws: DaemonEnv) -> None:
     started(ws)
     text = (ws.root / "pyproject.toml").read_text()
