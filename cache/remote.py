@@ -35,18 +35,19 @@ import hashlib
 import json
 import logging
 import os
-import random
-import re
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, cast
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from maestro.errors import CacheError, CoordinatorAuthError, CoordinatorError, IntegrityError
 
 from .action import ActionResult, decode_action
+from .circuit import CircuitBreaker
 from .digest import Digest
 from .store import Cache
 from .sync_queue import SyncQueue
@@ -59,67 +60,10 @@ log = logging.getLogger(__name__)
 WRITE_ROLES = frozenset({"read-write", "admin"})
 MAX_ATTEMPTS = 20  # an upload failing this often (with backoff in between) is dropped
 HEAD_FIRST_BYTES = 64 * 1024  # larger blobs are HEAD-checked before a PUT
-_PERMANENT = {400, 411, 413, 415}  # the server will refuse this entry whatever we do
-_HTTP = re.compile(r"HTTP (\d{3})")
+_PERMANENT = frozenset({400, 411, 413, 415})  # the server will refuse this entry whatever we do
+_TRANSIENT = (CoordinatorError, OSError, TimeoutError)  # worth another upload attempt later
 
-CircuitState = Literal["closed", "open", "half-open"]
 TelemetryTransport = Callable[["CoordinatorClient", bytes], Awaitable[None]]
-
-
-class CircuitBreaker:
-    """Closed -> open after `threshold` consecutive failures; open -> half-open after a cooldown
-    (doubling up to `max_cooldown_s` while probes keep failing); one probe at a time."""
-
-    def __init__(
-        self,
-        threshold: int = 3,
-        cooldown_s: float = 2.0,
-        max_cooldown_s: float = 60.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.threshold = threshold
-        self.base_cooldown_s = cooldown_s
-        self.cooldown_s = cooldown_s
-        self.max_cooldown_s = max_cooldown_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._state: CircuitState = "closed"
-        self._failures = 0
-        self._opened_at = 0.0
-        self._probing = False
-
-    @property
-    def state(self) -> CircuitState:
-        with self._lock:
-            if self._state == "open" and self._clock() >= self._opened_at + self.cooldown_s:
-                return "half-open"
-            return self._state
-
-    def allow(self) -> bool:
-        with self._lock:
-            if self._state == "closed":
-                return True
-            if self._state == "open":
-                if self._clock() < self._opened_at + self.cooldown_s:
-                    return False
-                self._state, self._probing = "half-open", False
-            if self._probing:
-                return False
-            self._probing = True
-            return True
-
-    def success(self) -> None:
-        with self._lock:
-            self._state, self._failures, self._probing = "closed", 0, False
-            self.cooldown_s = self.base_cooldown_s
-
-    def failure(self) -> None:
-        with self._lock:
-            self._failures += 1
-            if self._state == "half-open":
-                self.cooldown_s = min(self.cooldown_s * 2, self.max_cooldown_s)
-            if self._state == "half-open" or self._failures >= self.threshold:
-                self._state, self._opened_at, self._probing = "open", self._clock(), False
 
 
 @dataclass
@@ -399,35 +343,50 @@ class RemoteSync:
 
     async def _drain_forever(self) -> None:
         assert self._wake is not None and self._stopping is not None
-        delay = 0.0
         with contextlib.suppress(CoordinatorError, OSError):  # learn the role early
             async with asyncio.timeout(self.read_timeout_s):
                 await self.client.token()
             self._learn_role()
         while not self._stopping.is_set():
-            if delay:
-                self.retry_at = time.time() + delay
-                await self._sleep(delay)
-                self.retry_at = None
-            else:
-                counts = self.queue.counts()
-                if not counts.uploads and not counts.telemetry:
-                    self._wake.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(30):
-                            await self._until_woken()
-                    continue
-            if self._stopping.is_set():
-                return
-            try:
-                await self._drain_once()
-                delay = 0.0
-            except (CoordinatorError, OSError, TimeoutError) as exc:
-                self.counters.upload_failures += 1
-                self._error(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
-                low, high = self.backoff_s
-                delay = min(high, max(low, delay * 2)) * random.uniform(0.8, 1.2)
-                log.info("upload failed (%s); retrying in %.1fs", self.counters.last_error, delay)
+            counts = self.queue.counts()
+            if not counts.uploads and not counts.telemetry:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(30):
+                        await self._until_woken()
+                continue
+            await self._drain_with_backoff()
+
+    async def _drain_with_backoff(self) -> None:
+        """Drain until the queue is empty, backing off (jittered, doubling up to `backoff_s[1]`)
+        while the coordinator fails; gives up quietly only when the sync stops."""
+        assert self._stopping is not None
+        stopping = self._stopping
+        low, high = self.backoff_s
+        retrying = AsyncRetrying(
+            retry=retry_if_exception_type(_TRANSIENT),
+            wait=wait_exponential_jitter(multiplier=low, min=low, max=high, jitter=low),
+            stop=lambda _state: stopping.is_set(),
+            sleep=self._backoff_sleep,
+            before_sleep=self._upload_failed,
+            retry_error_callback=lambda _state: None,
+        )
+        await retrying(self._drain_once)
+
+    def _upload_failed(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        self.counters.upload_failures += 1
+        self._error(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+        self.retry_at = time.time() + state.upcoming_sleep
+        log.info(
+            "upload failed (%s); retrying in %.1fs",
+            self.counters.last_error,
+            state.upcoming_sleep,
+        )
+
+    async def _backoff_sleep(self, seconds: float) -> None:
+        await self._sleep(seconds)
+        self.retry_at = None
 
     async def _until_woken(self) -> None:
         assert self._wake is not None and self._stopping is not None
@@ -467,7 +426,7 @@ class RemoteSync:
                     try:
                         await self.telemetry_transport(self.client, b.payload)
                     except CoordinatorError as exc:
-                        if _permanent(exc) or b.attempts + 1 >= MAX_ATTEMPTS:
+                        if exc.status in _PERMANENT or b.attempts + 1 >= MAX_ATTEMPTS:
                             self.queue.done_telemetry(b.seq)
                             self.counters.dropped += 1
                             continue
@@ -496,7 +455,7 @@ class RemoteSync:
                 await client.put("cas", digest.hash, data)
             await client.put_ac(action_hex, value)  # last: the server only serves complete entries
         except CoordinatorError as exc:
-            if _permanent(exc):
+            if exc.status in _PERMANENT:
                 self._drop(action_hex, f"refused by the coordinator: {exc.message}")
                 return
             if isinstance(exc, CoordinatorAuthError) and self.client.token_info is not None:
@@ -580,11 +539,6 @@ class RemoteSync:
             "dropped": c.dropped + self.queue.dropped,
             "last_upload_at": c.last_upload_at,
         }
-
-
-def _permanent(exc: CoordinatorError) -> bool:
-    match = _HTTP.search(exc.message)
-    return match is not None and int(match.group(1)) in _PERMANENT
 
 
 class MirroredCache(Cache):

@@ -2,12 +2,13 @@
 
 - Holds an API key, exchanges it for a token at POST /v1/token and refreshes the token
   `refresh_margin_s` before it expires (one refresh at a time, under a lock); a 401 on a data
-  request triggers one refresh-and-retry (e.g. the server restarted with a new token secret).
+  request triggers one refresh-and-retry (e.g. the server rotated its signing keys).
 - Every CAS GET is verified: the body must hash to the requested digest, otherwise
   `IntegrityError` is raised and nothing is returned, so the caller never stores bad bytes.
 - Misses are `None`/`False`; everything else that is not a success raises `CoordinatorError`
-  (or `CoordinatorAuthError` for credentials), so callers can back off on errors without
-  confusing them with misses.
+  (or `CoordinatorAuthError` for credentials) carrying the HTTP `status` and the server's own
+  message and hint, so callers classify errors by status and back off without confusing them
+  with misses.
 
 The client never logs keys or tokens.
 """
@@ -24,15 +25,38 @@ from typing import Literal
 
 import aiohttp
 import zstandard
+from pydantic import ValidationError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from maestro.cache.digest import Digest, check_hex, digest_bytes
 from maestro.errors import CoordinatorAuthError, CoordinatorError, IntegrityError
 
-from .models import TokenResponse
+from .models import ErrorBody, TokenResponse
 
 log = logging.getLogger(__name__)
 
 Kind = Literal["cas", "ac"]
+
+
+def _answer_error(what: str, status: int, body: bytes) -> CoordinatorError:
+    """The typed error for a non-success answer, with the server's ErrorBody when it sent one."""
+    detail, hint = body[:300].decode(errors="replace").strip(), None
+    try:
+        parsed = ErrorBody.model_validate_json(body)
+        detail, hint = parsed.message, parsed.hint
+    except ValidationError:
+        pass
+    message = f"{what}: HTTP {status}" + (f": {detail}" if detail else "")
+    cls = CoordinatorAuthError if status in (401, 403) else CoordinatorError
+    return cls(message, status=status, hint=hint)
+
+
+def _stale_token(exc: BaseException) -> bool:
+    return isinstance(exc, CoordinatorAuthError) and exc.status == 401
+
+
+def _log_refresh(state: RetryCallState) -> None:
+    log.info("coordinator answered 401; refreshing the token once")
 
 
 class CoordinatorClient:
@@ -112,10 +136,11 @@ class CoordinatorClient:
                 if resp.status == 401:
                     raise CoordinatorAuthError(
                         "the coordinator rejected the API key (unknown or revoked)",
+                        status=401,
                         hint="create a new key: maestro coordinator key create TENANT",
                     )
                 if resp.status != 200:
-                    raise CoordinatorError(f"token exchange failed: HTTP {resp.status}")
+                    raise _answer_error("token exchange failed", resp.status, body)
         except aiohttp.ClientError as exc:
             raise CoordinatorError(f"coordinator unreachable: {exc}") from exc
         token = TokenResponse.model_validate_json(body)
@@ -137,25 +162,31 @@ class CoordinatorClient:
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
     ) -> tuple[int, bytes, dict[str, str]]:
-        for attempt in (0, 1):
-            token = await self.token(force=attempt == 1)
-            all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
-            try:
-                async with self.session.request(
-                    method, url, data=data, headers=all_headers
-                ) as resp:
-                    body = await resp.read()
-                    status = resp.status
-                    resp_headers = {k.lower(): v for k, v in resp.headers.items()}
-            except aiohttp.ClientError as exc:
-                raise CoordinatorError(f"coordinator unreachable: {exc}") from exc
-            if status == 401 and attempt == 0:
-                log.info("coordinator answered 401; refreshing the token once")
-                continue
-            if status in (401, 403):
-                raise CoordinatorAuthError(f"{method} {url}: HTTP {status}")
-            return status, body, resp_headers
-        raise AssertionError("unreachable")
+        # A 401 means our token is stale (expired early, or signed with a key the server has
+        # since retired): mint a fresh one and ask once more.
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(2),
+            retry=retry_if_exception(_stale_token),
+            before_sleep=_log_refresh,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                token = await self.token(force=attempt.retry_state.attempt_number > 1)
+                all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+                try:
+                    async with self.session.request(
+                        method, url, data=data, headers=all_headers
+                    ) as resp:
+                        body = await resp.read()
+                        status = resp.status
+                        resp_headers = {k.lower(): v for k, v in resp.headers.items()}
+                except aiohttp.ClientError as exc:
+                    raise CoordinatorError(f"coordinator unreachable: {exc}") from exc
+                if status in (401, 403):
+                    raise _answer_error(f"{method} {url}", status, body)
+                return status, body, resp_headers
+        raise AssertionError("unreachable: the last attempt re-raises")
 
     async def get(self, kind: Kind, hash_hex: str) -> bytes | None:
         """Entry bytes or None on a miss; CAS bodies are verified against `hash_hex`."""
@@ -165,7 +196,7 @@ class CoordinatorClient:
         if status == 404:
             return None
         if status != 200:
-            raise CoordinatorError(f"GET {kind}/{hash_hex}: HTTP {status}")
+            raise _answer_error(f"GET {kind}/{hash_hex}", status, body)
         if headers.get("content-encoding", "").lower() == "zstd":
             try:
                 body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
@@ -182,7 +213,7 @@ class CoordinatorClient:
         status, _, _ = await self._request("HEAD", self._url(kind, hash_hex))
         if status in (200, 404):
             return status == 200
-        raise CoordinatorError(f"HEAD {kind}/{hash_hex}: HTTP {status}")
+        raise CoordinatorError(f"HEAD {kind}/{hash_hex}: HTTP {status}", status=status)
 
     async def put(self, kind: Kind, hash_hex: str, data: bytes) -> None:
         headers = {"Content-Type": "application/octet-stream"}
@@ -195,9 +226,7 @@ class CoordinatorClient:
             "PUT", self._url(kind, hash_hex), data=body, headers=headers
         )
         if status != 200:
-            raise CoordinatorError(
-                f"PUT {kind}/{hash_hex}: HTTP {status}: {resp[:300].decode(errors='replace')}"
-            )
+            raise _answer_error(f"PUT {kind}/{hash_hex}", status, resp)
 
     async def get_cas(self, digest: Digest | str) -> bytes | None:
         return await self.get("cas", digest.hash if isinstance(digest, Digest) else digest)

@@ -148,9 +148,23 @@ class InternalError(DaemonError):
 
 
 class CoordinatorError(MaestroError):
-    """The remote coordinator refused a request, is unreachable, or its data dir is unusable."""
+    """The remote coordinator refused a request, is unreachable, or its data dir is unusable.
+
+    `status` is the HTTP status the coordinator answered (None when no answer came: unreachable,
+    or a local problem), so callers classify errors by it instead of by their message."""
 
     code = "coordinator_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        hint: str | None = None,
+        where: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, where=where)
+        self.status = status
 
 
 class CoordinatorAuthError(CoordinatorError):

@@ -55,24 +55,30 @@ async def test_client_roundtrip_refresh_and_verification(env: Env) -> None:
         finally:
             del env.store.get_cas
 
-        with pytest.raises(CoordinatorError, match="HTTP 400"):
+        with pytest.raises(CoordinatorError, match="HTTP 400") as refused:
             await client.put_ac(sha(b"act"), b"not an ActionResult")
+        # typed: the status, and the server's own message and remediation hint
+        assert refused.value.status == 400
+        assert "not a Maestro ActionResult" in refused.value.message
+        assert refused.value.hint is not None and "raw-ac" in refused.value.hint
 
 
 async def test_client_revoked_key(env: Env) -> None:
     key = env.key("beta", Role.READ)
     env.store.revoke_key(key.split("_")[1])
     async with CoordinatorClient(str(env.client.make_url("/")), "beta", key) as client:
-        with pytest.raises(CoordinatorAuthError):
+        with pytest.raises(CoordinatorAuthError) as refused:
             await client.get_cas(sha(b"x"))
+        assert refused.value.status == 401
 
 
 async def test_client_reader_cannot_write(env: Env) -> None:
     async with CoordinatorClient(
         str(env.client.make_url("/")), "beta", env.key("beta", Role.READ)
     ) as client:
-        with pytest.raises(CoordinatorAuthError):
+        with pytest.raises(CoordinatorAuthError) as refused:
             await client.put_cas(b"nope")
+        assert refused.value.status == 403 and "cannot write" in refused.value.message
 
 
 def test_snapshot_restore_drill(tmp_path: Path) -> None:
