@@ -28,7 +28,15 @@ from maestro.errors import (
     MaestroError,
     ProtocolMismatchError,
 )
-from maestro.wire import STATUS, Empty, Event, MethodSpec
+from maestro.wire import (
+    CONFIGURE,
+    STATUS,
+    ClientSettings,
+    ConfigureResult,
+    Empty,
+    Event,
+    MethodSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +59,17 @@ class DaemonLink:
         *,
         autostart: bool = True,
         timeout_s: float = 60.0,
+        settings: ClientSettings | None = None,
         on_event: EventHandler | None = None,
         on_state: StateHandler | None = None,
     ) -> None:
         self.root = root
         self.autostart = autostart
         self.timeout_s = timeout_s
+        self.settings = settings or ClientSettings()
+        """The editor's settings for this daemon: sent on every connect (a restarted daemon
+        forgets them) and whenever they change."""
+        self.applied: ConfigureResult | None = None
         self.state: LinkState = "idle"
         self.last_error: str | None = None
         self.connects = 0
@@ -107,6 +120,7 @@ class DaemonLink:
             self.pid = client.info.pid
             self.connects += 1
             self.last_error = None
+            await self._send_settings(client)
             try:
                 await client.subscribe(["graph_changed"])
             except MaestroError as exc:
@@ -125,6 +139,22 @@ class DaemonLink:
         except MaestroError as exc:
             self._fail(exc)
             raise
+
+    async def configure(self, settings: ClientSettings) -> None:
+        """New editor settings: kept for later connects, sent now if connected."""
+        self.settings = settings
+        client = self._client
+        if client is not None and not client.closed:
+            await self._send_settings(client)
+
+    async def _send_settings(self, client: DaemonClient) -> None:
+        try:
+            self.applied = await client.call(CONFIGURE, self.settings)
+        except MaestroError as exc:  # an older daemon without `configure`: run on its config
+            log.warning("the daemon of %s did not take the editor settings: %s", self.root, exc)
+            return
+        if self.applied.remote_problem:
+            log.warning("remote cache of %s: %s", self.root, self.applied.remote_problem)
 
     def _fail(self, exc: MaestroError) -> None:
         self.last_error = exc.message

@@ -13,12 +13,8 @@ from typing import Any
 from lsprotocol import types
 
 from maestro.server import testexplorer
-from maestro.server.server import (
-    TEST_EXPLORER_CAPABILITY,
-    MaestroServer,
-    apply_daemon_env,
-)
-from maestro.server.settings import Settings
+from maestro.server.server import TEST_EXPLORER_CAPABILITY, MaestroServer
+from maestro.server.settings import Settings, SettingsError
 from maestro.server.util import plain
 
 log = logging.getLogger(__name__)
@@ -29,11 +25,24 @@ def _experimental(params: types.InitializeParams) -> dict[str, Any]:
     return raw if isinstance(raw, dict) else {}
 
 
+def _read_settings(ls: MaestroServer, options: Any) -> bool:
+    """Take new settings; a bad value keeps the current ones and tells the user (whether the
+    settings changed)."""
+    try:
+        settings = Settings.from_options(options, ls.settings)
+    except SettingsError as exc:
+        log.warning("%s", exc)
+        ls.show_error(f"Maestro: {exc.message}. {exc.hint}")
+        return False
+    changed = settings != ls.settings
+    ls.settings = settings
+    return changed
+
+
 def register(server: MaestroServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: MaestroServer, params: types.InitializeParams) -> None:
-        ls.settings = Settings.from_options(params.initialization_options)
-        apply_daemon_env(ls.settings)
+        _read_settings(ls, params.initialization_options)
         caps = params.capabilities
         ls.test_explorer = bool(_experimental(params).get(TEST_EXPLORER_CAPABILITY))
         ls.progress_supported = bool(caps.window and caps.window.work_done_progress)
@@ -55,11 +64,14 @@ def register(server: MaestroServer) -> None:
     def did_change_configuration(
         ls: MaestroServer, params: types.DidChangeConfigurationParams
     ) -> None:
-        ls.settings = Settings.from_options(params.settings, ls.settings)
-        apply_daemon_env(ls.settings)
+        if not _read_settings(ls, params.settings):
+            return
+        daemon_settings = ls.settings.client_settings()
         for ws in ls.workspaces.values():
             ws.link.autostart = ls.settings.daemon_autostart
             ws.link.timeout_s = ls.settings.request_timeout_s
+            if daemon_settings != ws.link.settings:
+                ls.spawn(ws.link.configure(daemon_settings), name=f"configure {ws.root}")
         ls.schedule_refresh(0)
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -135,6 +134,7 @@ class MaestroServer(LanguageServer):
                 root,
                 autostart=self.settings.daemon_autostart,
                 timeout_s=self.settings.request_timeout_s,
+                settings=self.settings.client_settings(),
                 on_event=self._on_daemon_event,
                 on_state=self._on_link_state,
             )
@@ -296,6 +296,12 @@ class MaestroServer(LanguageServer):
         with contextlib.suppress(Exception):
             self.workspace_code_lens_refresh(None)
 
+    def show_error(self, message: str) -> None:
+        with contextlib.suppress(Exception):
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Error, message=message)
+            )
+
     def log_to_client(self, message: str, kind: types.MessageType = types.MessageType.Info) -> None:
         with contextlib.suppress(Exception):
             self.window_log_message(types.LogMessageParams(type=kind, message=message))
@@ -304,12 +310,6 @@ class MaestroServer(LanguageServer):
         self.shutting_down = True
         for ws in self.workspaces.values():
             await ws.link.close()
-
-
-def apply_daemon_env(settings: Settings) -> None:
-    """Settings that reach a daemon this server starts travel through its environment."""
-    for key, value in settings.daemon_env().items():
-        os.environ[key] = value
 
 
 def create_server() -> MaestroServer:

@@ -1,118 +1,128 @@
-"""Typed initialization options (jedi-language-server style): every field has a default.
+"""The language server's settings: typed initialization options (jedi-language-server style).
 
-Clients send them as ``initializationOptions`` (camelCase keys, unknown keys ignored); a
-``workspace/didChangeConfiguration`` with a ``maestro`` section updates them later.
+Clients send them as ``initializationOptions`` (camelCase keys, unknown keys ignored, every field
+optional); a ``workspace/didChangeConfiguration`` with a ``maestro`` section updates them later.
+A bad value is a ``SettingsError`` naming the key and how to fix it; the server then keeps the
+settings it had. The daemon's share (interpreter, speculation, coordinator URL) travels to each
+workspace daemon as ``ClientSettings`` over the daemon connection, never through the environment.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+from maestro.errors import ConfigError
 from maestro.server.util import plain
+from maestro.wire import ClientSettings
+
+DOCS_HINT = 'see docs/lsp.md "Initialization options" for every key and its type'
 
 
-@dataclass(frozen=True)
-class CodeLensSettings:
+class SettingsError(ConfigError):
+    """Invalid editor settings (initializationOptions or workspace/didChangeConfiguration)."""
+
+    code = "settings_error"
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class CodeLensSettings(_Options):
     enabled: bool = True
     """Lenses on test files/functions (run, last result, cached) and source files (impacted)."""
     impacted_on_source: bool = True
     """The "N impacted tests" lens on source files (one daemon query per source file)."""
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(_Options):
     interpreter: str | None = None
-    """Python used to run the tests. Applied to a daemon this server starts (as VIRTUAL_ENV for a
-    venv interpreter); otherwise the daemon resolves `[tool.maestro] interpreter`, .venv, PATH."""
-    speculation: bool = False
-    """Speculative pre-runs of impacted tests (reported to the daemon when it supports it)."""
+    """Python that runs the tests, over the workspace's `[tool.maestro] interpreter`."""
+    speculation: bool | None = None
+    """Speculation on (True) or off (False) over `ml.speculation.enabled`; None: the workspace's."""
     coordinator_url: str | None = None
-    """Remote cache / coordinator URL, exported as MAESTRO_COORDINATOR_URL to a started daemon."""
+    """Coordinator base URL over `[tool.maestro.remote] url` (tenant, key: the workspace's)."""
     daemon_autostart: bool = True
     """Start the workspace daemon when none runs (and restart it if it dies)."""
-    code_lens: CodeLensSettings = field(default_factory=CodeLensSettings)
+    code_lens: CodeLensSettings = Field(default_factory=CodeLensSettings)
     diagnostics: bool = True
     """Publish test failures as diagnostics."""
-    debounce_ms: int = 300
+    debounce_ms: int = Field(default=300, ge=0, le=60_000)
     """Delay before refreshing lenses after an edit."""
-    request_timeout_s: float = 60.0
+    request_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     """Bound on one daemon query (test runs are not bounded)."""
+
+    @field_validator("interpreter", "coordinator_url", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        # editors hand over unset strings as "": they mean "not set", not "the empty path"
+        if isinstance(value, str):
+            value = os.path.expanduser(os.path.expandvars(value.strip()))
+            return value or None
+        return value
+
+    @field_validator("coordinator_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        from maestro.config import http_url
+
+        return None if url is None else http_url(url)
+
+    @field_validator("code_lens", mode="before")
+    @classmethod
+    def _lens_shorthand(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
 
     @classmethod
     def from_options(cls, options: Any, base: Settings | None = None) -> Settings:
-        """Settings from initializationOptions (a dict or pygls namedtuples; camel or snake)."""
+        """Settings from initializationOptions or a didChangeConfiguration payload (a dict or
+        pygls namedtuples, optionally under a ``maestro`` key), over ``base``. Raises
+        SettingsError for a value of the wrong type or out of range."""
         raw = plain(options)
+        if isinstance(raw, Mapping) and isinstance(raw.get("maestro"), Mapping):
+            raw = raw["maestro"]
         if not isinstance(raw, Mapping):
             return base or cls()
-        if isinstance(raw.get("maestro"), Mapping):
-            raw = raw["maestro"]
-        result: Settings = _apply(base or cls(), raw)
-        return result
+        merged = _merge(base.model_dump(by_alias=True) if base else {}, raw)
+        try:
+            return cls.model_validate(merged)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = ".".join(str(part) for part in err["loc"])
+            message = err["msg"].removeprefix("Value error, ")
+            raise SettingsError(
+                f"maestro.{key}: {message} (got {err.get('input')!r})",
+                where="editor settings",
+                hint=f"fix maestro.{key} in the editor's settings; {DOCS_HINT}",
+            ) from exc
 
-    def daemon_env(self) -> dict[str, str]:
-        """Environment for a daemon this server spawns."""
-        env: dict[str, str] = {}
-        if self.interpreter:
-            path = Path(self.interpreter).expanduser()
-            if path.parent.name == "bin" and (path.parent.parent / "pyvenv.cfg").exists():
-                env["VIRTUAL_ENV"] = str(path.parent.parent)
-        if self.coordinator_url:
-            env["MAESTRO_COORDINATOR_URL"] = self.coordinator_url
-        return env
+    def client_settings(self) -> ClientSettings:
+        """What the workspace daemons are told (sent on every (re)connect and change)."""
+        return ClientSettings(
+            interpreter=self.interpreter,
+            speculation=self.speculation,
+            coordinator_url=self.coordinator_url,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "interpreter": self.interpreter,
-            "speculation": self.speculation,
-            "coordinatorUrl": self.coordinator_url,
-            "daemonAutostart": self.daemon_autostart,
-            "codeLens": {
-                "enabled": self.code_lens.enabled,
-                "impactedOnSource": self.code_lens.impacted_on_source,
-            },
-            "diagnostics": self.diagnostics,
-            "debounceMs": self.debounce_ms,
-            "requestTimeoutS": self.request_timeout_s,
-        }
+        return self.model_dump(by_alias=True)
 
 
-def _snake(name: str) -> str:
-    return "".join("_" + c.lower() if c.isupper() else c for c in name)
-
-
-def _apply(obj: Any, raw: Mapping[str, Any]) -> Any:
-    known = {f.name: f for f in fields(obj)}
-    changes: dict[str, Any] = {}
-    for key, value in raw.items():
-        name = _snake(str(key))
-        if name not in known:
-            continue
-        current = getattr(obj, name)
-        if hasattr(current, "__dataclass_fields__"):
-            if isinstance(value, Mapping):
-                changes[name] = _apply(current, value)
-            elif isinstance(value, bool) and hasattr(current, "enabled"):
-                changes[name] = replace(current, enabled=value)
-            continue
-        if value is None:
-            if name in ("interpreter", "coordinator_url"):
-                changes[name] = None
-            continue
-        default: Any = known[name].default
-        expected: type[Any] = type(default) if default is not None else str
-        try:
-            if expected is bool:
-                changes[name] = bool(value)
-            elif expected is int:
-                changes[name] = int(value)
-            elif expected is float:
-                changes[name] = float(value)
-            else:
-                changes[name] = os.path.expandvars(str(value))
-        except (TypeError, ValueError):
-            continue
-    return replace(obj, **changes)
+def _merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """``update`` over ``base``, nested tables merged key by key (camel or snake keys)."""
+    out = dict(base)
+    for key, value in update.items():
+        name = to_camel(str(key))
+        current = out.get(name)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            out[name] = _merge(current, value)
+        else:
+            out[name] = value
+    return out
