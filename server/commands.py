@@ -8,21 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from maestro.errors import UnknownTargetError
-from maestro.server.impacted import explain, impacted_targets, target_of
+from maestro.server import methods
+from maestro.server.impacted import cache_stats_of, explain, impacted_targets, target_of
+from maestro.server.methods import (
+    CacheStatsInfo,
+    CancelResult,
+    ExplainResult,
+    RestartResult,
+    RunKind,
+    RunResult,
+    StatusInfo,
+)
 from maestro.server.runs import manager
 from maestro.server.server import MaestroServer, Workspace
 from maestro.server.util import uri_to_path
-from maestro.wire import CACHE_STATS, Empty, RunTestsParams
-
-RUN_NODE = "maestro.runNode"
-RUN_FILE = "maestro.runFile"
-RUN_IMPACTED = "maestro.runImpacted"
-RUN_ALL = "maestro.runAll"
-CANCEL = "maestro.cancel"
-CACHE_STATS_CMD = "maestro.cacheStats"
-EXPLAIN = "maestro.explain"
-STATUS = "maestro.status"
-RESTART = "maestro.restartDaemon"
+from maestro.wire import RunTestsParams
 
 
 def _str_arg(args: tuple[Any, ...], index: int) -> str | None:
@@ -48,10 +48,10 @@ async def run_paths(
     ws: Workspace,
     paths: list[str],
     *,
-    kind: str,
+    kind: RunKind,
     label: str,
     pytest_args: list[str] | None = None,
-) -> dict[str, Any]:
+) -> RunResult:
     runs = manager(ls)
     run = runs.start(
         ws, RunTestsParams(paths=paths, pytest_args=pytest_args or []), kind=kind, label=label
@@ -60,8 +60,8 @@ async def run_paths(
 
 
 def register(server: MaestroServer) -> None:
-    @server.command(RUN_NODE)
-    async def run_node(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+    @server.command(methods.RUN_NODE.name)
+    async def run_node(ls: MaestroServer, *args: Any) -> RunResult:
         """Arguments: node id (``tests/test_a.py::test_x`` or ``<file uri>::test_x``), [doc uri]."""
         node = _str_arg(args, 0)
         if not node:
@@ -73,8 +73,8 @@ def register(server: MaestroServer) -> None:
             ws, _, node = target_of(ls, node)
         return await run_paths(ls, ws, [node], kind="node", label=f"run {node}")
 
-    @server.command(RUN_FILE)
-    async def run_file(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+    @server.command(methods.RUN_FILE.name)
+    async def run_file(ls: MaestroServer, *args: Any) -> RunResult:
         """Arguments: file URI (or a path relative to the first workspace folder)."""
         target = _str_arg(args, 0)
         if not target:
@@ -82,8 +82,8 @@ def register(server: MaestroServer) -> None:
         ws, rel, _ = target_of(ls, target)
         return await run_paths(ls, ws, [rel], kind="file", label=f"run {rel}")
 
-    @server.command(RUN_IMPACTED)
-    async def run_impacted(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+    @server.command(methods.RUN_IMPACTED.name)
+    async def run_impacted(ls: MaestroServer, *args: Any) -> RunResult:
         """Arguments: [document URI]. Without one: the working tree plus every unsaved buffer."""
         uri = _str_arg(args, 0)
         ws = ls.ws_of_uri(uri)[0] if uri else _default_ws(ls)
@@ -93,9 +93,10 @@ def register(server: MaestroServer) -> None:
         targets = [r["target"] for r in report["impacted"]]
         if not targets:
             return {
+                "runId": None,
                 "root": str(ws.root),
                 "kind": "impacted",
-                "runId": None,
+                "label": "no impacted tests",
                 "files": [],
                 "message": "no impacted tests",
                 "cancelled": False,
@@ -104,25 +105,23 @@ def register(server: MaestroServer) -> None:
         label = f"run {len(targets)} impacted test file{'s' if len(targets) != 1 else ''}"
         return await run_paths(ls, ws, targets, kind="impacted", label=label)
 
-    @server.command(RUN_ALL)
-    async def run_all(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+    @server.command(methods.RUN_ALL.name)
+    async def run_all(ls: MaestroServer, *args: Any) -> RunResult:
         """Arguments: [workspace root path or URI]."""
         ws = _default_ws(ls, _str_arg(args, 0))
         return await run_paths(ls, ws, [], kind="all", label="run all tests")
 
-    @server.command(CANCEL)
-    async def cancel(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+    @server.command(methods.CANCEL.name)
+    async def cancel(ls: MaestroServer, *args: Any) -> CancelResult:
         """Arguments: [run id]; without one every active run is cancelled."""
         return {"cancelled": manager(ls).cancel(_str_arg(args, 0))}
 
-    @server.command(CACHE_STATS_CMD)
-    async def cache_stats(ls: MaestroServer, *args: Any) -> dict[str, Any]:
-        ws = _default_ws(ls, _str_arg(args, 0))
-        stats = await ws.link.call(CACHE_STATS, Empty())
-        return {"root": str(ws.root), **stats.model_dump(mode="json")}
+    @server.command(methods.CACHE_STATS_COMMAND.name)
+    async def cache_stats(ls: MaestroServer, *args: Any) -> CacheStatsInfo:
+        return await cache_stats_of(_default_ws(ls, _str_arg(args, 0)))
 
-    @server.command(EXPLAIN)
-    async def explain_cmd(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+    @server.command(methods.EXPLAIN_COMMAND.name)
+    async def explain_cmd(ls: MaestroServer, *args: Any) -> ExplainResult:
         """Arguments: target (node id, relative path or URI), [input path]."""
         target = _str_arg(args, 0)
         if not target:
@@ -133,14 +132,14 @@ def register(server: MaestroServer) -> None:
         )
         return result
 
-    @server.command(STATUS)
-    async def status_cmd(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+    @server.command(methods.STATUS_COMMAND.name)
+    async def status_cmd(ls: MaestroServer, *args: Any) -> StatusInfo:
         from maestro.server.status import status
 
         return await status(ls)
 
-    @server.command(RESTART)
-    async def restart(ls: MaestroServer, *args: Any) -> dict[str, Any]:
+    @server.command(methods.RESTART.name)
+    async def restart(ls: MaestroServer, *args: Any) -> RestartResult:
         """Stop the daemon of a workspace (default: the first folder); the next query starts it."""
         import asyncio
 

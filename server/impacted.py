@@ -13,18 +13,32 @@ import logging
 import re
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 from maestro.errors import GitError, MaestroError, UnknownTargetError
-from maestro.reports import ImpactedReport, ImpactModel
+from maestro.reports import ChangeModel, ImpactedReport, ImpactModel
+from maestro.server import methods
+from maestro.server.methods import (
+    CacheCell,
+    ExplainCache,
+    ExplainParams,
+    ExplainResult,
+    ImpactedResult,
+    ImpactedRow,
+    ImpactedTargetsParams,
+    LastSummary,
+    WorkspaceParams,
+    serve,
+)
 from maestro.server.server import MaestroServer, Workspace
-from maestro.server.util import plain, uri_to_path
+from maestro.server.util import uri_to_path
 from maestro.wire import (
     CACHE_STATS,
     IMPACTED,
     STALE,
     WHY,
+    CacheStatsResult,
     Empty,
     ImpactedParams,
     StaleResult,
@@ -64,10 +78,11 @@ async def stale_state(ls: MaestroServer, ws: Workspace, budget_s: float) -> Stal
 
 async def impacted_reports(
     ls: MaestroServer, ws: Workspace, uris: list[str] | None, since: str | None, hops: int | None
-) -> tuple[list[ImpactedReport], set[str], str]:
+) -> tuple[list[ImpactedReport], set[str], methods.ChangeSource]:
     """The daemon's reports for the editor's change set, the unsaved paths and the source kind."""
     calls: list[ImpactedParams] = []
     unsaved: dict[str, str] = {}
+    source: methods.ChangeSource
     if since:
         calls.append(ImpactedParams(since=since, hops=hops))
         source = "since"
@@ -150,15 +165,15 @@ async def _ask(ws: Workspace, params: ImpactedParams, key: tuple[Any, ...]) -> I
     return report
 
 
-def merge(reports: list[ImpactedReport]) -> tuple[list[dict[str, Any]], list[ImpactModel]]:
+def merge(reports: list[ImpactedReport]) -> tuple[list[ChangeModel], list[ImpactModel]]:
     """One change list and one row per target (its nearest reason) over several reports."""
     if len(reports) == 1:  # the daemon's rows are unique and ordered by (distance, target)
-        return [c.model_dump() for c in reports[0].changes], reports[0].impacted
-    changes: dict[str, dict[str, Any]] = {}
+        return reports[0].changes, reports[0].impacted
+    changes: dict[str, ChangeModel] = {}
     best: dict[str, ImpactModel] = {}
     for report in reports:
         for c in report.changes:
-            changes[c.path] = c.model_dump()
+            changes[c.path] = c
         for i in report.impacted:
             if i.target not in best or i.distance < best[i.target].distance:
                 best[i.target] = i
@@ -174,7 +189,7 @@ async def impacted_targets(
     cache_state: bool | str = True,
     tests_only: bool = False,
     reasons: bool = False,
-) -> dict[str, Any]:
+) -> ImpactedResult:
     """The rows an editor shows. A hub change impacts hundreds of tests: each row carries its
     reason as one line (`why`); the structured hops only when asked for (`reasons: true`), since
     encoding them dominated the response time on large trees."""
@@ -188,16 +203,18 @@ async def impacted_targets(
     stale_by = {s.target: s for s in stale.stale} if stale else {}
     by_file = ws.results.by_file()
     root_uri = ls.uri_of(ws, "").rstrip("/") + "/"
-    unknown = {"state": "unknown", "describe": "", "changed": []}  # shared: rows are only encoded
-    cached = {"state": "cached", "describe": "cached", "changed": []}
-    never_run = {"failed": 0, "passed": 0, "tests": 0}
-    rows = []
+    # shared by the rows: they are only encoded
+    unknown: CacheCell = {"state": "unknown", "describe": "", "changed": []}
+    cached: CacheCell = {"state": "cached", "describe": "cached", "changed": []}
+    never_run: LastSummary = {"failed": 0, "passed": 0, "tests": 0}
+    rows: list[ImpactedRow] = []
     for i in impacts:
         is_test = i.kind == "test"
         if tests_only and not is_test:
             continue
         target, changed = i.target, i.changed
         is_unsaved = changed in unsaved
+        cache: CacheCell
         if is_unsaved:
             cache = {
                 "state": "unsaved",
@@ -212,7 +229,7 @@ async def impacted_targets(
         else:
             cache = cached
         last = by_file.get(target) if is_test else None
-        row: dict[str, Any] = {
+        row: ImpactedRow = {
             "target": target,
             "uri": root_uri + (target if _URI_SAFE.fullmatch(target) else quote(target))
             if is_test
@@ -232,7 +249,7 @@ async def impacted_targets(
             else never_run,
         }
         if reasons:
-            row["reason"] = [h.model_dump() for h in i.reason]
+            row["reason"] = i.reason
         rows.append(row)
     return {
         "root": str(ws.root),
@@ -245,22 +262,13 @@ async def impacted_targets(
     }
 
 
-def _uris(params: dict[str, Any]) -> list[str] | None:
-    uris: list[str] = []
-    doc = params.get("textDocument")
-    if isinstance(doc, dict) and doc.get("uri"):
-        uris.append(doc["uri"])
-    if params.get("uri"):
-        uris.append(params["uri"])
-    uris += [u for u in params.get("uris") or [] if isinstance(u, str)]
-    return uris or None
-
-
-def workspace_for(ls: MaestroServer, params: dict[str, Any], uris: list[str] | None) -> Workspace:
+def workspace_for(ls: MaestroServer, params: WorkspaceParams) -> Workspace:
+    """The workspace of the params' first document, else of their root, else the first folder."""
+    uris = params.documents()
     if uris:
         return ls.ws_of_uri(uris[0])[0]
-    if params.get("root"):
-        root = str(params["root"])
+    if params.root:
+        root = params.root
         return ls.ws(uri_to_path(root) if root.startswith("file:") else Path(root))
     folders = ls.folders()
     if not folders:
@@ -284,7 +292,7 @@ def target_of(ls: MaestroServer, raw: str) -> tuple[Workspace, str, str]:
     return ws, raw.split("::", 1)[0], raw
 
 
-async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> dict[str, Any]:
+async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> ExplainResult:
     """Why a test is selected, skipped, cached or re-run: the reason chain, the cache state and
     the cache-key inputs that changed since its last stored result."""
     ws, file, node = target_of(ls, raw)
@@ -300,6 +308,8 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> dict[
     last = ws.results.of_node(node) if node != file else ws.results.of_file(file)
     plan = ws.results.files.get(file)
     reasons: list[str] = []
+    cache_state: Literal["cached", "stale", "unknown"]
+    decision: methods.Decision
     if impact is not None:
         reasons.append(f"selected: {impact['changed']} changed; {impact['why']}")
     else:
@@ -327,8 +337,7 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> dict[
         reasons.append(f"last run ({plan.run_id}): {plan.describe}")
     why = None
     if path:
-        report = await ws.link.call(WHY, WhyParams(target=file, path=path))
-        why = report.model_dump(by_alias=True)
+        why = report = await ws.link.call(WHY, WhyParams(target=file, path=path))
         reasons.append(
             " -> ".join(h.text for h in report.reason)
             if report.depends
@@ -341,12 +350,12 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> dict[
         "decision": decision,
         "selected": impact is not None,
         "impact": impact,
-        "cache": {
-            "state": cache_state,
-            "reason": stale_row.reason if stale_row else None,
-            "describe": stale_row.describe if stale_row else ("cached" if stale else ""),
-            "changedInputs": stale_row.changed if stale_row else [],
-        },
+        "cache": ExplainCache(
+            state=cache_state,
+            reason=stale_row.reason if stale_row else None,
+            describe=stale_row.describe if stale_row else ("cached" if stale else ""),
+            changedInputs=stale_row.changed if stale_row else [],
+        ),
         "last": [s.to_json() for s in last],
         "why": why,
         "reasons": reasons,
@@ -355,34 +364,33 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> dict[
 
 
 def register(server: MaestroServer) -> None:
-    @server.feature("maestro/impactedTargets")
-    async def impacted_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
-        raw = plain(params) or {}
-        uris = _uris(raw)
-        ws = workspace_for(ls, raw, uris)
+    @serve(server, methods.IMPACTED_TARGETS)
+    async def impacted_request(ls: MaestroServer, params: ImpactedTargetsParams) -> ImpactedResult:
+        ws = workspace_for(ls, params)
         return await impacted_targets(
             ls,
             ws,
-            uris,
-            raw.get("since"),
-            cache_state=raw.get("cacheState", True),
-            tests_only=bool(raw.get("testsOnly")),
-            reasons=bool(raw.get("reasons")),
+            params.documents() or None,
+            params.since,
+            cache_state=params.cache_state,
+            tests_only=params.tests_only,
+            reasons=params.reasons,
         )
 
-    @server.feature("maestro/cacheStats")
-    async def cache_stats(ls: MaestroServer, params: Any) -> dict[str, Any]:
-        raw = plain(params) or {}
-        ws = workspace_for(ls, raw, _uris(raw))
-        stats = await ws.link.call(CACHE_STATS, Empty())
-        return {"root": str(ws.root), **stats.model_dump(mode="json")}
+    @serve(server, methods.CACHE_STATS)
+    async def cache_stats(ls: MaestroServer, params: WorkspaceParams) -> methods.CacheStatsInfo:
+        return await cache_stats_of(workspace_for(ls, params))
 
-    @server.feature("maestro/explain")
-    async def explain_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
-        raw = plain(params) or {}
-        target = (
-            raw.get("target") or raw.get("nodeid") or (raw.get("textDocument") or {}).get("uri")
-        )
+    @serve(server, methods.EXPLAIN)
+    async def explain_request(ls: MaestroServer, params: ExplainParams) -> ExplainResult:
+        target = params.subject()
         if not target:
-            raise UnknownTargetError("maestro/explain needs a target (node id, path or URI)")
-        return await explain(ls, str(target), raw.get("path"))
+            raise UnknownTargetError(
+                "maestro/explain needs a target", hint="pass target: a node id, path or URI"
+            )
+        return await explain(ls, target, params.path)
+
+
+async def cache_stats_of(ws: Workspace) -> methods.CacheStatsInfo:
+    stats: CacheStatsResult = await ws.link.call(CACHE_STATS, Empty())
+    return methods.CacheStatsInfo(root=str(ws.root), **stats.model_dump())

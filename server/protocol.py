@@ -1,11 +1,12 @@
 """The JSON-RPC converter of the server: pygls' own, minus two costs that grow with the payload.
 
 Maestro's custom requests (``maestro/impactedTargets``, ``maestro/testExplorer/*``, ...) take and
-return plain JSON values. pygls' default converter turns their params into nested namedtuples (a
-new class per object) and unstructures their results through cattrs object by object: a hub answer
-of 600 rows spent ~35 ms in cattrs per response, several times the daemon's work. Here custom
-params stay dicts and custom results go to ``json.dumps`` as they are; any lsprotocol object
-inside a result is still unstructured, through the encoder's ``default`` hook. Standard LSP
+return the typed shapes of ``methods.py``. pygls' default converter would turn their params into
+nested namedtuples (a new class per object) and unstructure their results through cattrs object
+by object, several times the daemon's work for a hub answer. Here custom params reach
+``methods.serve`` as dicts, which validates them into their models, and custom results (typed
+dicts) go to the encoder as they are; a pydantic or lsprotocol object inside one is converted
+through the encoder's ``default`` hook. Standard LSP
 messages (code lenses, hovers, diagnostics) keep their typed lsprotocol (un)structuring.
 
 ``MaestroProtocol`` writes every message with orjson: a hub answer is ~300 KB of JSON, which
@@ -22,6 +23,7 @@ from typing import Any
 
 import cattrs
 import orjson
+from pydantic import BaseModel
 from pygls.exceptions import JsonRpcInternalError
 from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.protocol.json_rpc import (
@@ -31,6 +33,7 @@ from pygls.protocol.json_rpc import (
 )
 
 from maestro.server.collector import IdleCollector
+from maestro.server.methods import dump
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +64,11 @@ class MaestroProtocol(LanguageServerProtocol):
         super().__init__(*args, **kwargs)
         self._writes: set[asyncio.Future[Any]] = set()
         self.collector = IdleCollector()
+
+    def _serialize_message(self, data: Any) -> Any:
+        if isinstance(data, BaseModel):  # a daemon model inside an answer (methods.py)
+            return dump(data)
+        return super()._serialize_message(data)
 
     def handle_message(self, message: Any) -> None:
         if not self.collector.running:

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from maestro.server.methods import TestResult
 from maestro.server.util import base_nodeid
 
 FAILING = ("failed", "error")
@@ -39,7 +40,7 @@ class TestState:
     def failing(self) -> bool:
         return self.outcome in FAILING
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> TestResult:
         return {
             "id": self.nodeid,
             "file": self.file,

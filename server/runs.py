@@ -20,9 +20,10 @@ from typing import Any
 from lsprotocol import types
 
 from maestro.errors import ConnectionLostError, DaemonNotRunningError, MaestroError
-from maestro.server import diagnostics, testexplorer
+from maestro.server import diagnostics, methods, testexplorer
+from maestro.server.methods import FileResult, RunKind, RunResult, RunStatus, notify
 from maestro.server.server import MaestroServer, Workspace
-from maestro.wire import RUN_TESTS, RunTestsParams, RunTestsResult
+from maestro.wire import RUN_TESTS, ErrorInfo, RunTestsParams, RunTestsResult
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,9 @@ class Run:
     id: str
     ws: Workspace
     params: RunTestsParams
-    kind: str  # node | file | impacted | all | explorer
+    kind: RunKind
     label: str
-    task: asyncio.Task[dict[str, Any]] | None = None
+    task: asyncio.Task[RunResult] | None = None
     token: str | None = None
     cancel_requested: bool = False
     done: int = 0
@@ -51,7 +52,7 @@ class Run:
         self.task.cancel()
         return True
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> RunStatus:
         return {
             "runId": self.id,
             "root": str(self.ws.root),
@@ -62,20 +63,35 @@ class Run:
             "elapsedS": round(time.monotonic() - self.started, 3),
         }
 
+    def outcome(self) -> RunResult:
+        """What the run's answer says before it has counts."""
+        status = self.to_json()
+        return {
+            "runId": status["runId"],
+            "root": status["root"],
+            "kind": status["kind"],
+            "label": status["label"],
+            "done": status["done"],
+            "total": status["total"],
+            "elapsedS": status["elapsedS"],
+            "cancelled": False,
+            "error": None,
+        }
+
 
 class RunManager:
     def __init__(self, server: MaestroServer) -> None:
         self.server = server
         self.active: dict[str, Run] = {}
 
-    def start(self, ws: Workspace, params: RunTestsParams, *, kind: str, label: str) -> Run:
+    def start(self, ws: Workspace, params: RunTestsParams, *, kind: RunKind, label: str) -> Run:
         run = Run(id=f"run-{next(_ids)}", ws=ws, params=params, kind=kind, label=label)
         self.active[run.id] = run
         run.task = asyncio.ensure_future(self._main(run))
         run.task.add_done_callback(lambda _: self.active.pop(run.id, None))
         return run
 
-    async def wait(self, run: Run) -> dict[str, Any]:
+    async def wait(self, run: Run) -> RunResult:
         assert run.task is not None
         try:
             return await asyncio.shield(run.task)
@@ -90,11 +106,11 @@ class RunManager:
 
     # --- one run ---------------------------------------------------------------------------------
 
-    async def _main(self, run: Run) -> dict[str, Any]:
+    async def _main(self, run: Run) -> RunResult:
         ls = self.server
         await self._begin(run)
         testexplorer.run_begin(ls, run)
-        outcome: dict[str, Any] = {**run.to_json(), "cancelled": False, "error": None}
+        outcome = run.outcome()
         try:
             result = await self._stream(run)
         except asyncio.CancelledError:
@@ -106,7 +122,7 @@ class RunManager:
             self._publish(run)
             return outcome
         except MaestroError as exc:
-            outcome["error"] = {"code": exc.code, "message": exc.message, "hint": exc.hint}
+            outcome["error"] = ErrorInfo(code=exc.code, message=exc.message, hint=exc.hint)
             self._end(run, f"failed: {exc.message}")
             testexplorer.run_end(ls, run, outcome)
             ls.window_show_message(
@@ -118,7 +134,7 @@ class RunManager:
         outcome.update(self._summary(run, result))
         self._publish(run)
         self._end(run, _summary_line(outcome))
-        ls.protocol.notify("maestro/testResults", outcome)
+        notify(ls, methods.TEST_RESULTS, outcome)
         testexplorer.run_end(ls, run, outcome)
         ws = run.ws
         ws.stale = None
@@ -176,9 +192,9 @@ class RunManager:
                 if state.failing:
                     diagnostics.publish(ls, ws, state.file)
 
-    def _summary(self, run: Run, result: RunTestsResult) -> dict[str, Any]:
+    def _summary(self, run: Run, result: RunTestsResult) -> RunResult:
         ws = run.ws
-        files = []
+        files: list[FileResult] = []
         for f in result.files:
             ws.results.record_file_result(f.target, f.result, cached=f.cached, run_id=run.id)
             plan = ws.results.files.get(f.target)
@@ -195,24 +211,24 @@ class RunManager:
             run.files.add(f.target)
             if f.cached:
                 testexplorer.cached_results(self.server, run, ws.results.of_file(f.target))
-        data = result.model_dump(mode="json")
-        return {
-            "exitCode": data["exit_code"],
-            "passed": data["passed"],
-            "failed": data["failed"],
-            "errors": data["errors"],
-            "skipped": data["skipped"],
-            "xfailed": data["xfailed"],
-            "xpassed": data["xpassed"],
-            "flaky": data["flaky"],
-            "ranFiles": data["ran_files"],
-            "cachedFiles": data["cached_files"],
-            "notRunFiles": data["not_run_files"],
-            "timeSavedS": data["time_saved_s"],
-            "wallS": data["wall_s"],
+        outcome = run.outcome()
+        outcome.update({
+            "exitCode": result.exit_code,
+            "passed": result.passed,
+            "failed": result.failed,
+            "errors": result.errors,
+            "skipped": result.skipped,
+            "xfailed": result.xfailed,
+            "xpassed": result.xpassed,
+            "flaky": result.flaky,
+            "ranFiles": result.ran_files,
+            "cachedFiles": result.cached_files,
+            "notRunFiles": result.not_run_files,
+            "timeSavedS": result.time_saved_s,
+            "wallS": result.wall_s,
             "files": files,
-            "elapsedS": round(time.monotonic() - run.started, 3),
-        }
+        })  # fmt: skip
+        return outcome
 
     def _publish(self, run: Run) -> None:
         for target in sorted(run.files):
@@ -259,9 +275,10 @@ class RunManager:
         self.server.work_done_progress.tokens.pop(run.token, None)
 
 
-def _summary_line(outcome: dict[str, Any]) -> str:
+def _summary_line(outcome: RunResult) -> str:
+    counts: dict[str, Any] = dict(outcome)
     parts = [
-        f"{outcome[k]} {name}"
+        f"{counts[k]} {name}"
         for k, name in (
             ("passed", "passed"),
             ("failed", "failed"),
@@ -270,7 +287,7 @@ def _summary_line(outcome: dict[str, Any]) -> str:
             ("xfailed", "xfailed"),
             ("xpassed", "xpassed"),
         )
-        if outcome.get(k)
+        if counts.get(k)
     ]
     text = ", ".join(parts) or "no tests"
     if outcome.get("cachedFiles"):

@@ -4,14 +4,15 @@ State changes of a daemon link are pushed as ``maestro/statusChanged`` (see serv
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from maestro import __version__
+from maestro.server import methods
+from maestro.server.methods import Empty, StatusInfo, serve
 from maestro.server.runs import manager
 from maestro.server.server import MaestroServer
 
 
-async def status(ls: MaestroServer) -> dict[str, Any]:
+async def status(ls: MaestroServer) -> StatusInfo:
     for root in ls.folders():
         ls.ws(root)
     links = await asyncio.gather(*(ws.link.status() for ws in ls.workspaces.values()))
@@ -25,6 +26,6 @@ async def status(ls: MaestroServer) -> dict[str, Any]:
 
 
 def register(server: MaestroServer) -> None:
-    @server.feature("maestro/status")
-    async def status_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
+    @serve(server, methods.STATUS)
+    async def status_request(ls: MaestroServer, params: Empty) -> StatusInfo:
         return await status(ls)

@@ -2,15 +2,8 @@
 rust-analyzer's ``experimental/discoverTest``/``runTest``/``changeTestState``/``endRunTest``),
 enabled when the client declares ``capabilities.experimental.maestroTestExplorer: true``.
 
-Client -> server requests:
-  ``maestro/testExplorer/discover``  {root?, textDocument?} -> {root, files: [TestItem]}
-  ``maestro/testExplorer/run``       {include: [id], exclude?: [id], root?} -> {runId}
-  ``maestro/testExplorer/cancel``    {runId?} -> {cancelled: [runId]}
-Server -> client notifications:
-  ``maestro/testExplorer/didChange`` {root, uri?, file?: TestItem | null}  (null file: rediscover)
-  ``maestro/testExplorer/begin``     {runId, kind, label, root}
-  ``maestro/testExplorer/progress``  {runId, id, state, durationMs?, cached?, message?}
-  ``maestro/testExplorer/end``       {runId, cancelled, error, summary}
+Requests ``maestro/testExplorer/discover``, ``run`` and ``cancel``; notifications ``didChange``,
+``begin``, ``progress`` and ``end`` (their shapes: ``methods.py``, docs/lsp.md).
 Every run is mirrored, whichever way it was started (lens, command or explorer).
 """
 
@@ -20,15 +13,31 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from maestro.errors import UnknownTargetError
-from maestro.server.discovery import TestItem
+from maestro.server import methods
+from maestro.server.discovery import TestItem as FoundItem
+from maestro.server.methods import (
+    CancelParams,
+    CancelResult,
+    DiscoverParams,
+    DiscoverResult,
+    ExplorerRunParams,
+    ProgressMessage,
+    ProgressState,
+    Range,
+    RunStarted,
+    RunSummary,
+    TestItem,
+    notify,
+    serve,
+)
 from maestro.server.results import TestState
 from maestro.server.server import MaestroServer, Workspace
-from maestro.server.util import base_nodeid, plain
+from maestro.server.util import base_nodeid
 
 if TYPE_CHECKING:
     from maestro.server.runs import Run
 
-STATE = {
+STATE: dict[str, ProgressState] = {
     "passed": "passed",
     "failed": "failed",
     "error": "errored",
@@ -38,22 +47,22 @@ STATE = {
 }
 
 
-def _range(line: int, end_line: int) -> dict[str, Any]:
+def _range(line: int, end_line: int) -> Range:
     return {"start": {"line": line, "character": 0}, "end": {"line": end_line, "character": 0}}
 
 
-def item_json(item: TestItem, uri: str) -> dict[str, Any]:
+def item_json(item: FoundItem, uri: str) -> TestItem:
     return {
         "id": item.nodeid,
         "label": item.name,
-        "kind": item.kind,
+        "kind": "class" if item.kind == "class" else "function",
         "uri": uri,
         "range": _range(item.line, item.end_line),
         "children": [item_json(c, uri) for c in item.children],
     }
 
 
-def file_json(ls: MaestroServer, ws: Workspace, rel: str) -> dict[str, Any] | None:
+def file_json(ls: MaestroServer, ws: Workspace, rel: str) -> TestItem | None:
     uri = ls.uri_of(ws, rel)
     items = ls.test_items(uri, rel)
     if not items:
@@ -68,16 +77,16 @@ def file_json(ls: MaestroServer, ws: Workspace, rel: str) -> dict[str, Any] | No
     }
 
 
-def _notify(ls: MaestroServer, method: str, payload: dict[str, Any]) -> None:
+def _notify(ls: MaestroServer, spec: methods.Notification[Any], payload: Any) -> None:
     if ls.test_explorer and not ls.shutting_down:
-        ls.protocol.notify(method, payload)
+        notify(ls, spec, payload)
 
 
 def run_begin(ls: MaestroServer, run: Run) -> None:
     _notify(
         ls,
-        "maestro/testExplorer/begin",
-        {"runId": run.id, "kind": run.kind, "label": run.label, "root": str(run.ws.root)},
+        methods.BEGIN,
+        methods.BeginParams(runId=run.id, kind=run.kind, label=run.label, root=str(run.ws.root)),
     )
 
 
@@ -85,30 +94,32 @@ def run_plan(ls: MaestroServer, run: Run, files: list[dict[str, Any]]) -> None:
     for f in files:
         _notify(
             ls,
-            "maestro/testExplorer/progress",
-            {
-                "runId": run.id,
-                "id": f["target"],
-                "state": "enqueued",
-                "cached": not f.get("runs"),
-                "describe": f.get("describe"),
-            },
+            methods.PROGRESS,
+            methods.ProgressParams(
+                runId=run.id,
+                id=f["target"],
+                state="enqueued",
+                cached=not f.get("runs"),
+                describe=f.get("describe"),
+            ),
         )
 
 
 def test_started(ls: MaestroServer, run: Run, nodeid: str) -> None:
     _notify(
         ls,
-        "maestro/testExplorer/progress",
-        {"runId": run.id, "id": base_nodeid(nodeid), "nodeid": nodeid, "state": "started"},
+        methods.PROGRESS,
+        methods.ProgressParams(
+            runId=run.id, id=base_nodeid(nodeid), nodeid=nodeid, state="started"
+        ),
     )
 
 
-def _message(ls: MaestroServer, ws: Workspace, state: TestState) -> dict[str, Any] | None:
+def _message(ls: MaestroServer, ws: Workspace, state: TestState) -> ProgressMessage | None:
     if not state.failing:
         return None
     line = (state.test_line or state.def_line or 1) - 1
-    out: dict[str, Any] = {
+    out: ProgressMessage = {
         "text": state.message or state.outcome,
         "location": {"uri": ls.uri_of(ws, state.file), "range": _range(line, line)},
         "related": None,
@@ -122,16 +133,16 @@ def _message(ls: MaestroServer, ws: Workspace, state: TestState) -> dict[str, An
 def test_finished(ls: MaestroServer, run: Run, state: TestState) -> None:
     _notify(
         ls,
-        "maestro/testExplorer/progress",
-        {
-            "runId": run.id,
-            "id": base_nodeid(state.nodeid),
-            "nodeid": state.nodeid,
-            "state": STATE.get(state.outcome, state.outcome),
-            "durationMs": round(state.duration_s * 1000, 3),
-            "cached": state.cached,
-            "message": _message(ls, run.ws, state),
-        },
+        methods.PROGRESS,
+        methods.ProgressParams(
+            runId=run.id,
+            id=base_nodeid(state.nodeid),
+            nodeid=state.nodeid,
+            state=STATE.get(state.outcome, "errored"),
+            durationMs=round(state.duration_s * 1000, 3),
+            cached=state.cached,
+            message=_message(ls, run.ws, state),
+        ),
     )
 
 
@@ -140,17 +151,17 @@ def cached_results(ls: MaestroServer, run: Run, states: list[TestState]) -> None
         test_finished(ls, run, state)
 
 
-def run_end(ls: MaestroServer, run: Run, outcome: dict[str, Any]) -> None:
-    summary = {k: v for k, v in outcome.items() if k != "files"}
+def run_end(ls: MaestroServer, run: Run, outcome: RunSummary) -> None:
+    summary: RunSummary = {k: v for k, v in outcome.items() if k != "files"}  # type: ignore[assignment]
     _notify(
         ls,
-        "maestro/testExplorer/end",
-        {
-            "runId": run.id,
-            "cancelled": outcome.get("cancelled", False),
-            "error": outcome.get("error"),
-            "summary": summary,
-        },
+        methods.END,
+        methods.EndParams(
+            runId=run.id,
+            cancelled=outcome.get("cancelled", False),
+            error=outcome.get("error"),
+            summary=summary,
+        ),
     )
 
 
@@ -162,8 +173,8 @@ async def document_changed(ls: MaestroServer, uri: str) -> None:
     if await ls.is_test_file(ws, rel):
         _notify(
             ls,
-            "maestro/testExplorer/didChange",
-            {"root": str(ws.root), "uri": uri, "file": file_json(ls, ws, rel)},
+            methods.DID_CHANGE,
+            methods.DidChangeParams(root=str(ws.root), uri=uri, file=file_json(ls, ws, rel)),
         )
 
 
@@ -172,48 +183,46 @@ def register(server: MaestroServer) -> None:
         if ws.tests is None:  # files appeared or vanished
             _notify(
                 server,
-                "maestro/testExplorer/didChange",
-                {"root": str(ws.root), "uri": None, "file": None},
+                methods.DID_CHANGE,
+                methods.DidChangeParams(root=str(ws.root), uri=None, file=None),
             )
 
     server.graph_listeners.append(on_graph)
 
-    @server.feature("maestro/testExplorer/discover")
-    async def discover_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
+    @serve(server, methods.DISCOVER)
+    async def discover_request(ls: MaestroServer, params: DiscoverParams) -> DiscoverResult:
         from maestro.server.impacted import workspace_for
 
-        raw = plain(params) or {}
-        doc = raw.get("textDocument") or {}
-        uris = [doc["uri"]] if isinstance(doc, dict) and doc.get("uri") else None
-        ws = workspace_for(ls, raw, uris)
+        uris = params.documents()[:1]
+        ws = workspace_for(ls, params)
         rels = [ls.ws_of_uri(uris[0])[1]] if uris else sorted(await ls.test_files(ws) or [])
         files = await asyncio.to_thread(lambda: [file_json(ls, ws, r) for r in rels])
         return {"root": str(ws.root), "files": [f for f in files if f is not None]}
 
-    @server.feature("maestro/testExplorer/run")
-    async def run_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
+    @serve(server, methods.EXPLORER_RUN)
+    async def run_request(ls: MaestroServer, params: ExplorerRunParams) -> RunStarted:
         from maestro.server.impacted import workspace_for
         from maestro.server.runs import manager
         from maestro.wire import RunTestsParams
 
-        raw = plain(params) or {}
-        include = [str(i) for i in raw.get("include") or []]
-        exclude = [str(i) for i in raw.get("exclude") or []]
-        ws = workspace_for(ls, raw, None)
+        include = params.include
+        ws = workspace_for(ls, params)
         args: list[str] = []
-        for node in exclude:
+        for node in params.exclude:
             args += ["--deselect", node]
-        if not include and raw.get("include") is not None:
-            raise UnknownTargetError("maestro/testExplorer/run: include is empty")
+        if include is not None and not include:
+            raise UnknownTargetError(
+                "maestro/testExplorer/run: include is empty",
+                hint="leave include out to run every test",
+            )
         label = f"run {len(include)} tests" if include else "run all tests"
         run = manager(ls).start(
-            ws, RunTestsParams(paths=include, pytest_args=args), kind="explorer", label=label
+            ws, RunTestsParams(paths=include or [], pytest_args=args), kind="explorer", label=label
         )
         return {"runId": run.id}
 
-    @server.feature("maestro/testExplorer/cancel")
-    async def cancel_request(ls: MaestroServer, params: Any) -> dict[str, Any]:
+    @serve(server, methods.EXPLORER_CANCEL)
+    async def cancel_request(ls: MaestroServer, params: CancelParams) -> CancelResult:
         from maestro.server.runs import manager
 
-        raw = plain(params) or {}
-        return {"cancelled": manager(ls).cancel(raw.get("runId"))}
+        return {"cancelled": manager(ls).cancel(params.run_id)}

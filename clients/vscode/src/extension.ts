@@ -9,7 +9,7 @@ import {
 } from "vscode-languageclient/node";
 import { firstFolder, readSettings } from "./config";
 import { ImpactedTests } from "./impactedView";
-import { METHODS, SERVER_COMMANDS, type CacheStats, type RunResult, type StatusResult } from "./model/protocol";
+import { METHODS, SERVER_COMMANDS, type CancelResult, type Requests, type RunResult, type StatusInfo } from "./model/protocol";
 import { needsRestart, serverCommand, toInitOptions, type RawSettings } from "./model/settings";
 import { StatusBar } from "./statusBar";
 import { TestExplorer } from "./testing";
@@ -65,17 +65,17 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     else if (r?.target) await runCommand(SERVER_COMMANDS.runNode, [r.target]);
   });
   reg("maestro-vscode.cancel", async () => {
-    const res = await execute<{ cancelled: string[] }>(SERVER_COMMANDS.cancel, []);
+    const res = await execute<CancelResult>(SERVER_COMMANDS.cancel, []);
     if (res) vscode.window.setStatusBarMessage(`Maestro: cancelled ${res.cancelled.length} run(s)`, 4000);
   });
   reg("maestro-vscode.cacheStats", async () => {
-    const stats = await request<CacheStats>(METHODS.cacheStats, {});
+    const stats = await request(METHODS.cacheStats, {});
     if (!stats) return;
     output.appendLine(`cache stats: ${JSON.stringify(stats, null, 2)}`);
-    const rate = typeof stats.hit_rate === "number" ? ` (${Math.round(stats.hit_rate * 100)}% hits)` : "";
+    const rate = typeof stats.hitRate === "number" ? ` (${Math.round(stats.hitRate * 100)}% hits)` : "";
     const choice = await vscode.window.showInformationMessage(
       `Maestro cache: ${stats.hits ?? 0} hits, ${stats.misses ?? 0} misses${rate}, ${stats.actions ?? 0} actions, ` +
-        `${(((stats.bytes ?? 0) as number) / 1048576).toFixed(1)} MiB, ${(stats.wall_seconds_saved ?? 0).toFixed(1)} s saved`,
+        `${(stats.bytes / 1048576).toFixed(1)} MiB, ${stats.wallSecondsSaved.toFixed(1)} s saved`,
       "Show Details",
     );
     if (choice) output.show(true);
@@ -92,7 +92,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       });
     }
     if (!target) return;
-    const res = await request<{ decision?: string; text?: string; reasons?: string[] }>(METHODS.explain, { target });
+    const res = await request(METHODS.explain, { target });
     if (!res) return;
     output.appendLine(`── explain ${target}: ${res.decision ?? ""}`);
     output.appendLine(res.text ?? JSON.stringify(res, null, 2));
@@ -100,7 +100,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   });
   reg("maestro-vscode.showStatus", async () => {
     await statusBar.refresh();
-    const s: StatusResult | null = statusBar.status;
+    const s: StatusInfo | null = statusBar.status;
     output.appendLine(`status: ${JSON.stringify({ status: s, cache: statusBar.stats }, null, 2)}`);
     output.show(true);
   });
@@ -196,13 +196,17 @@ async function restart(): Promise<void> {
   await start();
 }
 
-async function request<T>(method: string, params: unknown): Promise<T | undefined> {
+/** A custom request, typed by the generated protocol (model/protocol.ts). */
+async function request<M extends keyof Requests>(
+  method: M,
+  params: Requests[M]["params"],
+): Promise<Requests[M]["result"] | undefined> {
   if (!client || !client.isRunning()) {
     void vscode.window.showErrorMessage("Maestro: the language server is not running.");
     return undefined;
   }
   try {
-    return await client.sendRequest<T>(method, params);
+    return await client.sendRequest<Requests[M]["result"]>(method, params);
   } catch (e) {
     void vscode.window.showErrorMessage(`Maestro: ${method}: ${e instanceof Error ? e.message : String(e)}`);
     return undefined;
@@ -210,7 +214,16 @@ async function request<T>(method: string, params: unknown): Promise<T | undefine
 }
 
 async function execute<T>(command: string, args: unknown[]): Promise<T | undefined> {
-  return request<T>("workspace/executeCommand", { command, arguments: args });
+  if (!client || !client.isRunning()) {
+    void vscode.window.showErrorMessage("Maestro: the language server is not running.");
+    return undefined;
+  }
+  try {
+    return await client.sendRequest<T>("workspace/executeCommand", { command, arguments: args });
+  } catch (e) {
+    void vscode.window.showErrorMessage(`Maestro: ${command}: ${e instanceof Error ? e.message : String(e)}`);
+    return undefined;
+  }
 }
 
 async function runCommand(command: string, args: unknown[]): Promise<void> {

@@ -1,7 +1,7 @@
 import * as vscode from "vscode";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { formatStatus } from "./model/status";
-import { METHODS, type CacheStats, type StatusResult } from "./model/protocol";
+import { METHODS, type CacheStatsInfo, type StatusInfo } from "./model/protocol";
 
 /** Daemon state and cache hit rate, from maestro/status and maestro/cacheStats. */
 export class StatusBar implements vscode.Disposable {
@@ -10,8 +10,8 @@ export class StatusBar implements vscode.Disposable {
   private inflight = false;
   private again = false;
   private client: LanguageClient | undefined;
-  status: StatusResult | null = null;
-  stats: CacheStats | null = null;
+  status: StatusInfo | null = null;
+  stats: CacheStatsInfo | null = null;
 
   constructor() {
     this.item = vscode.window.createStatusBarItem("maestro.status", vscode.StatusBarAlignment.Left, 10);
@@ -46,9 +46,9 @@ export class StatusBar implements vscode.Disposable {
     }
     this.inflight = true;
     try {
-      this.status = await client.sendRequest<StatusResult>(METHODS.status, {});
+      this.status = await client.sendRequest<StatusInfo>(METHODS.status, {});
       try {
-        this.stats = await client.sendRequest<CacheStats>(METHODS.cacheStats, {});
+        this.stats = await client.sendRequest<CacheStatsInfo>(METHODS.cacheStats, {});
       } catch {
         /* no daemon yet: keep the last numbers */
       }

@@ -261,9 +261,9 @@ export class TestExplorer implements vscode.Disposable {
   }
 
   private finish(h: RunHandle, p: EndParams): void {
-    const s = p.summary as Record<string, unknown>;
-    const bits = ["passed", "failed", "errors", "skipped"]
-      .filter((k) => typeof s[k] === "number" && (s[k] as number) > 0)
+    const s = p.summary;
+    const bits = (["passed", "failed", "errors", "skipped"] as const)
+      .filter((k) => (s[k] ?? 0) > 0)
       .map((k) => `${s[k]} ${k}`);
     if (typeof s.cachedFiles === "number" && s.cachedFiles) bits.push(`${s.cachedFiles} files cached`);
     const line = p.cancelled ? "cancelled" : p.error ? `error: ${p.error.message}` : bits.join(", ") || "done";

@@ -110,9 +110,14 @@ function router(): { r: RunRouter<string>; log: Log } {
   return { r, log };
 }
 
-const begin = (runId: string, kind = "explorer"): BeginParams => ({ runId, kind, label: "x", root: "/ws" });
+const begin = (runId: string, kind: BeginParams["kind"] = "explorer"): BeginParams => ({ runId, kind, label: "x", root: "/ws" });
 const prog = (runId: string, id: string, state: ProgressParams["state"]): ProgressParams => ({ runId, id, state });
-const end = (runId: string, cancelled = false): EndParams => ({ runId, cancelled, error: null, summary: {} });
+const end = (runId: string, cancelled = false): EndParams => ({
+  runId,
+  cancelled,
+  error: null,
+  summary: { runId, root: "/ws", kind: "explorer", label: "x", cancelled, error: null },
+});
 
 test("runs started elsewhere (code lens) get their own test run", () => {
   const { r, log } = router();

@@ -2,23 +2,35 @@ import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { formatStatus, hitRate, overallState } from "../src/model/status";
 import { rowsOf, summary } from "../src/model/impacted";
-import type { ImpactedResult, StatusResult } from "../src/model/protocol";
+import type { ImpactedResult, StatusInfo, WorkspaceStatus } from "../src/model/protocol";
 
-const connected: StatusResult = {
+const ws = (root: string, state: WorkspaceStatus["state"], pid: number | null = null): WorkspaceStatus => ({
+  root,
+  state,
+  pid,
+  connects: 1,
+  restarts: 0,
+  lastError: null,
+  daemon: null,
+});
+
+const connected: StatusInfo = {
   version: "0.1.0",
-  workspaces: [{ root: "/ws", state: "connected", pid: 42, restarts: 0 }],
+  settings: {},
+  testExplorer: true,
+  workspaces: [ws("/ws", "connected", 42)],
   runs: [],
 };
 
-test("hit rate from hit_rate, else hits/misses", () => {
-  assert.equal(hitRate({ hit_rate: 0.734 }), "73%");
+test("hit rate from hitRate, else hits/misses", () => {
+  assert.equal(hitRate({ hitRate: 0.734 }), "73%");
   assert.equal(hitRate({ hits: 1, misses: 3 }), "25%");
   assert.equal(hitRate({ hits: 0, misses: 0 }), null);
   assert.equal(hitRate(null), null);
 });
 
 test("status bar: connected with the cache hit rate", () => {
-  const v = formatStatus(connected, { hits: 3, misses: 1, hit_rate: 0.75, wall_seconds_saved: 2.5 });
+  const v = formatStatus(connected, { hits: 3, misses: 1, hitRate: 0.75, wallSecondsSaved: 2.5 });
   assert.equal(v.text, "$(check) Maestro · cache 75%");
   assert.equal(v.severity, "ok");
   assert.match(v.tooltip, /\/ws: daemon connected \(pid 42\)/);
@@ -27,11 +39,11 @@ test("status bar: connected with the cache hit rate", () => {
 });
 
 test("status bar: running, down, error, stopped, starting", () => {
-  const running = formatStatus({ ...connected, runs: [{ runId: "1", kind: "file", label: "t.py", done: 2, total: 5 }] }, null);
+  const running = formatStatus({ ...connected, runs: [{ runId: "1", root: "/ws", kind: "file", label: "t.py", done: 2, total: 5, elapsedS: 1 }] }, null);
   assert.equal(running.text, "$(sync~spin) Maestro: running 2/5");
-  const down = formatStatus({ ...connected, workspaces: [{ root: "/ws", state: "disconnected" }] }, null);
+  const down = formatStatus({ ...connected, workspaces: [ws("/ws", "disconnected")] }, null);
   assert.equal(down.severity, "warning");
-  assert.equal(overallState({ workspaces: [{ root: "a", state: "connected" }, { root: "b", state: "error" }], runs: [] }), "error");
+  assert.equal(overallState({ ...connected, workspaces: [ws("a", "connected"), ws("b", "error")] }), "error");
   assert.equal(formatStatus(null, null, "stopped").severity, "error");
   assert.equal(formatStatus(null, null, "starting").text, "$(sync~spin) Maestro");
 });
@@ -40,19 +52,36 @@ test("impacted rows: cache state, last result, reason chain; summary notes unsav
   const res: ImpactedResult = {
     root: "/ws",
     source: "buffers",
+    changes: [{ path: "pkg/calc.py", status: "modified" }],
+    daemonMs: 1,
+    elapsedMs: 2,
     count: 2,
     impacted: [
       {
         target: "tests/test_calc.py",
         uri: "file:///ws/tests/test_calc.py",
         kind: "test",
+        changed: "pkg/calc.py",
+        distance: 1,
         unsaved: true,
         why: "imports pkg.calc (line 1)",
-        reason: [{ source: "tests/test_calc.py", target: "pkg/calc.py", kind: "import", line: 1, text: "from pkg.calc import add" }],
-        cache: { state: "stale" },
+        reason: [
+          { source: "tests/test_calc.py", target: "pkg/calc.py", kind: "import", line: 1, detail: "pkg.calc", text: "from pkg.calc import add" },
+        ],
+        cache: { state: "stale", describe: "inputs changed: pkg/calc.py", changed: ["pkg/calc.py"] },
         last: { passed: 2, failed: 1, tests: 3 },
       },
-      { target: "tests/test_other.py", uri: "file:///ws/tests/test_other.py", kind: "test", cache: { state: "cached" }, last: { passed: 1, failed: 0, tests: 1 } },
+      {
+        target: "tests/test_other.py",
+        uri: "file:///ws/tests/test_other.py",
+        kind: "test",
+        changed: "pkg/calc.py",
+        distance: 2,
+        unsaved: false,
+        why: "imports pkg.util -> pkg.calc",
+        cache: { state: "cached", describe: "cached", changed: [] },
+        last: { passed: 1, failed: 0, tests: 1 },
+      },
     ],
   };
   const rows = rowsOf(res);

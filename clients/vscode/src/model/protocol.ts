@@ -1,20 +1,24 @@
-// Types of the Maestro server protocol (docs/lsp.md). Pure: no `vscode` import, so the unit tests
-// run under `node --test`.
+// Generated from server/methods.py by `python -m maestro.server.codegen`: do not edit.
+// The Maestro language server's custom protocol (docs/lsp.md). Pure types and constants:
+// no `vscode` import, so the unit tests run under `node --test`.
 
-export interface Position {
-  line: number;
-  character: number;
-}
-export interface Range {
-  start: Position;
-  end: Position;
-}
-export interface Location {
-  uri: string;
-  range: Range;
-}
+export const METHODS = {
+  impactedTargets: "maestro/impactedTargets",
+  cacheStats: "maestro/cacheStats",
+  explain: "maestro/explain",
+  status: "maestro/status",
+  discover: "maestro/testExplorer/discover",
+  run: "maestro/testExplorer/run",
+  cancel: "maestro/testExplorer/cancel",
+  testResults: "maestro/testResults",
+  statusChanged: "maestro/statusChanged",
+  didChange: "maestro/testExplorer/didChange",
+  begin: "maestro/testExplorer/begin",
+  progress: "maestro/testExplorer/progress",
+  end: "maestro/testExplorer/end",
+} as const;
 
-/** Server command ids (registered by vscode-languageclient from executeCommandProvider). */
+/** Server command ids (vscode-languageclient registers them from the server). */
 export const SERVER_COMMANDS = {
   runNode: "maestro.runNode",
   runFile: "maestro.runFile",
@@ -27,28 +31,349 @@ export const SERVER_COMMANDS = {
   restartDaemon: "maestro.restartDaemon",
 } as const;
 
-export const METHODS = {
-  impactedTargets: "maestro/impactedTargets",
-  cacheStats: "maestro/cacheStats",
-  explain: "maestro/explain",
-  status: "maestro/status",
-  testResults: "maestro/testResults",
-  statusChanged: "maestro/statusChanged",
-  discover: "maestro/testExplorer/discover",
-  run: "maestro/testExplorer/run",
-  cancel: "maestro/testExplorer/cancel",
-  didChange: "maestro/testExplorer/didChange",
-  begin: "maestro/testExplorer/begin",
-  progress: "maestro/testExplorer/progress",
-  end: "maestro/testExplorer/end",
-} as const;
+/** Params and result type of each request, params of each notification. */
+export interface Requests {
+  "maestro/impactedTargets": { params: ImpactedTargetsParams; result: ImpactedResult };
+  "maestro/cacheStats": { params: WorkspaceParams; result: CacheStatsInfo };
+  "maestro/explain": { params: ExplainParams; result: ExplainResult };
+  "maestro/status": { params: Empty; result: StatusInfo };
+  "maestro/testExplorer/discover": { params: DiscoverParams; result: DiscoverResult };
+  "maestro/testExplorer/run": { params: ExplorerRunParams; result: RunStarted };
+  "maestro/testExplorer/cancel": { params: CancelParams; result: CancelResult };
+}
+export interface Notifications {
+  "maestro/testResults": RunResult;
+  "maestro/statusChanged": StatusChangedParams;
+  "maestro/testExplorer/didChange": DidChangeParams;
+  "maestro/testExplorer/begin": BeginParams;
+  "maestro/testExplorer/progress": ProgressParams;
+  "maestro/testExplorer/end": EndParams;
+}
 
-export type ItemKind = "file" | "class" | "function";
+export interface DocumentRef {
+  uri: string;
+}
 
+export interface ImpactedTargetsParams {
+  /** workspace root path or file URI */
+  root?: string | null;
+  textDocument?: DocumentRef | null;
+  /** a document URI */
+  uri?: string | null;
+  /** several document URIs */
+  uris?: string[];
+  /** a git ref: what changed since it */
+  since?: string | null;
+  /** true: the memoised cache state; 'refresh': fetch it (waits at most 2 s); false: leave the column out */
+  cacheState?: boolean | "refresh";
+  /** only test targets */
+  testsOnly?: boolean;
+  /** also the structured reason hops */
+  reasons?: boolean;
+}
+
+/** A row's cache column: would the test file be served from the cache? */
+export interface CacheCell {
+  state: "cached" | "stale" | "unsaved" | "unknown";
+  describe: string;
+  /** inputs that differ */
+  changed: string[];
+}
+
+export interface ChangeModel {
+  path: string;
+  status: "modified" | "added" | "deleted";
+}
+
+export interface HopModel {
+  /** the dependent (file or target) */
+  source: string;
+  /** what it depends on */
+  target: string;
+  /** import, init, conftest, plugin, dynamic, global, src, dep, ... */
+  kind: string;
+  /** line in `source` (0 when not applicable) */
+  line: number;
+  /** module as written, glob, or section */
+  detail: string;
+  /** human-readable reason */
+  text: string;
+}
+
+export interface ImpactedRow {
+  target: string;
+  /** the test file's URI (null: a declared target) */
+  uri: string | null;
+  kind: "test" | "declared";
+  /** the changed path the reason chain ends at */
+  changed: string;
+  distance: number;
+  /** the change is an unsaved buffer */
+  unsaved: boolean;
+  /** the reason chain in words, one line */
+  why: string;
+  cache: CacheCell;
+  last: LastSummary;
+  /** target down to the change (reasons: true) */
+  reason?: HopModel[];
+}
+
+/** The test file's last known outcomes (zeros: never run in this session). */
+export interface LastSummary {
+  passed: number;
+  failed: number;
+  tests: number;
+}
+
+export interface ImpactedResult {
+  root: string;
+  /** what the change set was made of */
+  source: "paths" | "buffers" | "mixed" | "workingTree" | "since";
+  changes: ChangeModel[];
+  impacted: ImpactedRow[];
+  /** test targets among the rows */
+  count: number;
+  daemonMs: number;
+  elapsedMs: number;
+}
+
+/** Which workspace a request is about: a document in it, or its root; default: the first workspace folder. */
+export interface WorkspaceParams {
+  /** workspace root path or file URI */
+  root?: string | null;
+  textDocument?: DocumentRef | null;
+  /** a document URI */
+  uri?: string | null;
+  /** several document URIs */
+  uris?: string[];
+}
+
+/** The daemon's cache counters of a workspace, camelCase like every editor answer. */
+export interface CacheStatsInfo {
+  path: string;
+  hits: number;
+  misses: number;
+  blobs: number;
+  actions: number;
+  bytes: number;
+  blobBytes: number;
+  actionBytes: number;
+  cpuSecondsSaved: number;
+  wallSecondsSaved: number;
+  evictions: number;
+  quarantined: number;
+  maxBytes: number | null;
+  fileBytes: number;
+  hitRate: number | null;
+  root: string;
+}
+
+export interface ExplainParams {
+  /** workspace root path or file URI */
+  root?: string | null;
+  textDocument?: DocumentRef | null;
+  /** a document URI */
+  uri?: string | null;
+  /** several document URIs */
+  uris?: string[];
+  /** node id, root-relative path or URI */
+  target?: string | null;
+  /** same as target */
+  nodeid?: string | null;
+  /** an input: why does target depend on it? */
+  path?: string | null;
+}
+
+export interface ExplainCache {
+  state: "cached" | "stale" | "unknown";
+  reason: string | null;
+  describe: string;
+  /** cache-key inputs that changed */
+  changedInputs: string[];
+}
+
+export interface RaisedAt {
+  path: string;
+  line: number | null;
+}
+
+/** One test's last known outcome. */
+export interface TestResult {
+  id: string;
+  file: string;
+  /** passed, failed, error, skipped, xfailed, xpassed */
+  outcome: string;
+  durationS: number;
+  message: string | null;
+  /** 1-based line of the test's def */
+  line: number | null;
+  /** 1-based failing line in the test file */
+  testLine: number | null;
+  raisedAt: RaisedAt | null;
+  cached: boolean;
+  flaky: boolean;
+  runId: string | null;
+}
+
+export interface WhyReport {
+  schema?: string;
+  target: string;
+  path: string;
+  depends: boolean;
+  reason: HopModel[];
+}
+
+export interface ExplainResult {
+  root: string;
+  target: string;
+  file: string;
+  decision: "re-run" | "cached" | "skipped (not impacted)";
+  selected: boolean;
+  impact: ImpactedRow | null;
+  cache: ExplainCache;
+  last: TestResult[];
+  /** the daemon's `why`, when path is given */
+  why: WhyReport | null;
+  reasons: string[];
+  text: string;
+}
+
+export type Empty = Record<string, never>;
+
+/** The daemon's sync with the team coordinator (`[tool.maestro.remote]`). */
+export interface RemoteStatus {
+  url: string;
+  tenant: string;
+  /** the API key's role, once a token is held */
+  role?: string | null;
+  /** on, pending, or off and why */
+  uploads?: string;
+  queue_length?: number;
+  queue_bytes?: number;
+  telemetry_queue?: number;
+  /** closed, open or half-open (remote reads) */
+  circuit?: string;
+  last_error?: string | null;
+  last_error_at?: number | null;
+  retry_at?: number | null;
+  remote_hits?: number;
+  remote_misses?: number;
+  remote_errors?: number;
+  corrupt_refused?: number;
+  uploaded?: number;
+  upload_failures?: number;
+  dropped?: number;
+  last_upload_at?: number | null;
+}
+
+export interface RunStatus {
+  runId: string;
+  root: string;
+  kind: "node" | "file" | "impacted" | "all" | "explorer";
+  label: string;
+  done: number;
+  total: number | null;
+  elapsedS: number;
+}
+
+/** The daemon's speculation (`ml.speculation`) and the model ranking its runs. */
+export interface SpeculationStatus {
+  enabled?: boolean;
+  /** off, idle, running or throttled */
+  state?: string;
+  throttled_reason?: string;
+  /** the ranking model in use */
+  model?: string;
+  /** why a stored model was refused */
+  model_error?: string;
+  runs?: number;
+  cancelled?: number;
+  skipped?: number;
+  /** explicit-run files served by speculation */
+  hits?: number;
+  /** explicit-run files that had to run */
+  misses?: number;
+  /** speculative results replaced unused */
+  wasted?: number;
+  /** speculative results not used yet */
+  pending?: number;
+  used_share?: number | null;
+  /** unused share of spec. CPU */
+  waste_share?: number | null;
+  cpu_s?: number;
+  cpu_last_minute_s?: number;
+  first_failure_s?: number[];
+  last?: string;
+}
+
+export interface StatusResult {
+  pid: number;
+  root: string;
+  uptime_s: number;
+  protocol: number;
+  maestro_version: string;
+  python_version: string;
+  connections: number;
+  requests_in_flight: number;
+  idle_timeout_s: number;
+  log_path: string;
+  socket_path: string;
+  state_dir: string;
+  methods: string[];
+  /** coordinator sync; None when no remote is configured */
+  remote?: RemoteStatus | null;
+  /** speculation and telemetry; None without a test service */
+  speculation?: SpeculationStatus | null;
+}
+
+export interface WorkspaceStatus {
+  root: string;
+  state: "idle" | "connecting" | "connected" | "disconnected" | "error";
+  pid: number | null;
+  connects: number;
+  restarts: number;
+  lastError: string | null;
+  latencyMs?: number;
+  /** the daemon's own status */
+  daemon: StatusResult | null;
+}
+
+export interface StatusInfo {
+  version: string;
+  /** the options in effect (camelCase) */
+  settings: Record<string, unknown>;
+  testExplorer: boolean;
+  workspaces: WorkspaceStatus[];
+  runs: RunStatus[];
+}
+
+export interface DiscoverParams {
+  /** workspace root path or file URI */
+  root?: string | null;
+  textDocument?: DocumentRef | null;
+  /** a document URI */
+  uri?: string | null;
+  /** several document URIs */
+  uris?: string[];
+}
+
+/** An LSP position (0-based line and UTF-16 character). */
+export interface Position {
+  line: number;
+  character: number;
+}
+
+export interface Range {
+  start: Position;
+  end: Position;
+}
+
+/** A test file, class or function as the explorer shows it. */
 export interface TestItem {
+  /** root-relative path or node id */
   id: string;
   label: string;
-  kind: ItemKind;
+  kind: "file" | "class" | "function";
   uri: string;
   range: Range | null;
   children: TestItem[];
@@ -59,6 +384,89 @@ export interface DiscoverResult {
   files: TestItem[];
 }
 
+export interface ExplorerRunParams {
+  /** workspace root path or file URI */
+  root?: string | null;
+  textDocument?: DocumentRef | null;
+  /** a document URI */
+  uri?: string | null;
+  /** several document URIs */
+  uris?: string[];
+  /** node ids or files; absent: every test (empty: an error) */
+  include?: string[] | null;
+  /** node ids deselected */
+  exclude?: string[];
+}
+
+export interface RunStarted {
+  runId: string;
+}
+
+export interface CancelParams {
+  /** absent: every active run */
+  runId?: string | null;
+}
+
+export interface CancelResult {
+  /** the run ids cancelled */
+  cancelled: string[];
+}
+
+/** A failure on the wire; ``code`` is the ``code`` of a MaestroError subclass. */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  hint?: string | null;
+  where?: string | null;
+  data?: Record<string, unknown>;
+}
+
+export interface FileResult {
+  target: string;
+  uri: string;
+  cached: boolean;
+  stored: boolean;
+  describe: string;
+  tests: TestResult[];
+}
+
+export interface RunResult {
+  /** null: nothing was impacted, no run */
+  runId: string | null;
+  root: string;
+  kind: "node" | "file" | "impacted" | "all" | "explorer";
+  label: string;
+  done?: number;
+  total?: number | null;
+  elapsedS?: number;
+  message?: string;
+  cancelled: boolean;
+  error: ErrorInfo | null;
+  exitCode?: number;
+  passed?: number;
+  failed?: number;
+  errors?: number;
+  skipped?: number;
+  xfailed?: number;
+  xpassed?: number;
+  flaky?: number;
+  ranFiles?: number;
+  cachedFiles?: number;
+  notRunFiles?: number;
+  timeSavedS?: number;
+  wallS?: number;
+  files?: FileResult[];
+}
+
+export interface StatusChangedParams {
+  root: string;
+  state: "idle" | "connecting" | "connected" | "disconnected" | "error";
+  pid: number | null;
+  restarts: number;
+  lastError: string | null;
+}
+
+/** A test file's items changed (file null: it has none now); uri and file both null: files appeared or vanished, rediscover everything. */
 export interface DidChangeParams {
   root: string;
   uri: string | null;
@@ -67,125 +475,74 @@ export interface DidChangeParams {
 
 export interface BeginParams {
   runId: string;
-  kind: string;
+  kind: "node" | "file" | "impacted" | "all" | "explorer";
   label: string;
   root: string;
 }
 
-export type ProgressState = "enqueued" | "started" | "passed" | "failed" | "errored" | "skipped";
+export interface Location {
+  uri: string;
+  range: Range;
+}
 
 export interface ProgressMessage {
   text: string;
   location: Location;
+  /** where it raised, outside the test */
   related: Location | null;
 }
 
 export interface ProgressParams {
   runId: string;
+  /** the node id without its parametrization, or a file */
   id: string;
   nodeid?: string;
-  state: ProgressState;
+  state: "enqueued" | "started" | "passed" | "failed" | "errored" | "skipped";
   durationMs?: number;
   cached?: boolean;
   describe?: string | null;
   message?: ProgressMessage | null;
 }
 
-export interface EndParams {
-  runId: string;
-  cancelled: boolean;
-  error: { code?: string; message: string; hint?: string } | null;
-  summary: Record<string, unknown>;
-}
-
-export interface StatusChangedParams {
+/** A finished, refused or cancelled run; the counts only once it ran. */
+export interface RunSummary {
+  /** null: nothing was impacted, no run */
+  runId: string | null;
   root: string;
-  state: "connecting" | "connected" | "disconnected" | "error" | string;
-  pid?: number | null;
-  restarts?: number;
-  lastError?: string | null;
-}
-
-export interface WorkspaceStatus {
-  root: string;
-  state: string;
-  pid?: number | null;
-  connects?: number;
-  restarts?: number;
-  lastError?: string | null;
-  latencyMs?: number | null;
-}
-
-export interface RunStatus {
-  runId: string;
-  kind: string;
+  kind: "node" | "file" | "impacted" | "all" | "explorer";
   label: string;
   done?: number;
-  total?: number;
+  total?: number | null;
   elapsedS?: number;
-}
-
-export interface StatusResult {
-  version?: string;
-  testExplorer?: boolean;
-  workspaces: WorkspaceStatus[];
-  runs: RunStatus[];
-}
-
-export interface CacheStats {
-  root?: string;
-  hits?: number;
-  misses?: number;
-  hit_rate?: number | null;
-  actions?: number;
-  bytes?: number;
-  wall_seconds_saved?: number;
-  cpu_seconds_saved?: number;
-}
-
-export interface ReasonStep {
-  source?: string;
-  target?: string;
-  kind?: string;
-  line?: number | null;
-  detail?: string | null;
-  text?: string | null;
-}
-
-export interface ImpactedRow {
-  target: string;
-  uri?: string | null;
-  kind?: string;
-  changed?: boolean;
-  distance?: number;
-  unsaved?: boolean;
-  why?: string | null;
-  reason?: ReasonStep[];
-  cache?: { state: string; describe?: string | null; changed?: string[] } | null;
-  last?: { passed?: number; failed?: number; tests?: number } | null;
-}
-
-export interface ImpactedResult {
-  root: string;
-  source: string;
-  changes?: { path: string; status: string }[];
-  count: number;
-  elapsedMs?: number;
-  impacted: ImpactedRow[];
-}
-
-export interface RunResult {
-  runId: string | null;
   message?: string;
-  label?: string;
-  cancelled?: boolean;
-  error?: { code?: string; message: string; hint?: string } | null;
+  cancelled: boolean;
+  error: ErrorInfo | null;
+  exitCode?: number;
   passed?: number;
   failed?: number;
   errors?: number;
   skipped?: number;
-  cachedFiles?: number;
+  xfailed?: number;
+  xpassed?: number;
+  flaky?: number;
   ranFiles?: number;
+  cachedFiles?: number;
+  notRunFiles?: number;
   timeSavedS?: number;
   wallS?: number;
+}
+
+export interface EndParams {
+  runId: string;
+  cancelled: boolean;
+  error: ErrorInfo | null;
+  summary: RunSummary;
+}
+
+export interface RestartResult {
+  root: string;
+  /** the pid of the daemon stopped, if any */
+  stopped: number | null;
+  /** the pid of the daemon now serving the workspace */
+  pid: number;
 }

@@ -1,6 +1,11 @@
 // Status bar text from maestro/status + maestro/cacheStats. Pure.
 
-import type { CacheStats, StatusResult } from "./protocol";
+import type { CacheStatsInfo, StatusInfo, WorkspaceStatus } from "./protocol";
+
+type LinkState = WorkspaceStatus["state"];
+
+/** What the status bar reads of maestro/cacheStats (an older server may leave some out). */
+export type CacheCounters = Partial<Pick<CacheStatsInfo, "hits" | "misses" | "hitRate" | "wallSecondsSaved" | "bytes">>;
 
 export interface StatusView {
   text: string;
@@ -8,10 +13,10 @@ export interface StatusView {
   severity: "ok" | "busy" | "warning" | "error";
 }
 
-/** 0.734 -> "73%"; hit rate from hit_rate or hits/misses; null when nothing is known. */
-export function hitRate(stats: CacheStats | null | undefined): string | null {
+/** 0.734 -> "73%"; hit rate from hitRate or hits/misses; null when nothing is known. */
+export function hitRate(stats: CacheCounters | null | undefined): string | null {
   if (!stats) return null;
-  let rate = typeof stats.hit_rate === "number" ? stats.hit_rate : null;
+  let rate = typeof stats.hitRate === "number" ? stats.hitRate : null;
   if (rate === null && typeof stats.hits === "number" && typeof stats.misses === "number") {
     const total = stats.hits + stats.misses;
     rate = total > 0 ? stats.hits / total : null;
@@ -21,19 +26,19 @@ export function hitRate(stats: CacheStats | null | undefined): string | null {
   return `${Math.round(rate * 100)}%`;
 }
 
-const ORDER = ["error", "disconnected", "connecting", "connected"];
+const ORDER: LinkState[] = ["error", "disconnected", "connecting", "connected"];
 
 /** The worst state over the workspaces (error > disconnected > connecting > connected). */
-export function overallState(status: StatusResult | null | undefined): string {
-  const states = (status?.workspaces ?? []).map((w) => w.state);
+export function overallState(status: StatusInfo | null | undefined): string {
+  const states: LinkState[] = (status?.workspaces ?? []).map((w) => w.state);
   if (!states.length) return status ? "idle" : "starting";
   for (const s of ORDER) if (states.includes(s)) return s;
   return states[0];
 }
 
 export function formatStatus(
-  status: StatusResult | null | undefined,
-  stats: CacheStats | null | undefined,
+  status: StatusInfo | null | undefined,
+  stats: CacheCounters | null | undefined,
   serverState: "starting" | "running" | "stopped" = "running",
 ): StatusView {
   if (serverState === "stopped") {
@@ -57,8 +62,8 @@ export function formatStatus(
     const h = stats.hits ?? 0;
     const m = stats.misses ?? 0;
     lines.push(`Cache: ${h} hits, ${m} misses${rate ? ` (${rate})` : ""}`);
-    if (typeof stats.wall_seconds_saved === "number") {
-      lines.push(`Time saved: ${stats.wall_seconds_saved.toFixed(1)} s`);
+    if (typeof stats.wallSecondsSaved === "number") {
+      lines.push(`Time saved: ${stats.wallSecondsSaved.toFixed(1)} s`);
     }
   }
   for (const r of runs) {

@@ -8,6 +8,7 @@ import com.intellij.openapi.application.ApplicationManager
 import com.intellij.openapi.project.guessProjectDir
 import com.intellij.openapi.ui.Messages
 import com.intellij.openapi.vfs.VfsUtilCore
+import dev.maestro.intellij.ExplainParams
 import dev.maestro.intellij.MaestroServer
 
 /** `maestro/explain`: why a test (node id or file) is selected, skipped, cached or re-run. */
@@ -32,14 +33,14 @@ class ExplainAction : AnAction() {
             null,
         )?.trim()?.ifEmpty { null } ?: return
         MaestroServer.api(project)
-            .thenCompose { server -> server?.explain(mapOf("target" to target)) ?: error("the Maestro language server is not running") }
+            .thenCompose { server -> server?.explain(ExplainParams(target = target)) ?: error("the Maestro language server is not running") }
             .whenComplete { result, error ->
                 ApplicationManager.getApplication().invokeLater {
                     if (error != null) {
                         Messages.showErrorDialog(project, error.cause?.message ?: error.message ?: "error", "Maestro: Explain")
                     } else {
-                        val decision = result.get("decision")?.asString ?: ""
-                        val text = result.get("text")?.takeIf { !it.isJsonNull }?.asString ?: result.toString()
+                        val decision = result.decision ?: ""
+                        val text = result.text ?: result.toString()
                         Messages.showInfoMessage(project, text, "Maestro: $target — $decision")
                     }
                 }

@@ -1,0 +1,556 @@
+// Generated from server/methods.py by `python -m maestro.server.codegen`: do not edit.
+package dev.maestro.intellij
+
+import org.eclipse.lsp4j.jsonrpc.services.JsonRequest
+import java.util.concurrent.CompletableFuture
+
+/** The Maestro language server's custom protocol (docs/lsp.md). Every property is
+ * nullable: Gson leaves absent keys null, whatever Kotlin declares. */
+object MaestroMethods {
+    const val IMPACTED_TARGETS = "maestro/impactedTargets"
+    const val CACHE_STATS = "maestro/cacheStats"
+    const val EXPLAIN = "maestro/explain"
+    const val STATUS = "maestro/status"
+    const val DISCOVER = "maestro/testExplorer/discover"
+    const val RUN = "maestro/testExplorer/run"
+    const val CANCEL = "maestro/testExplorer/cancel"
+    const val TEST_RESULTS = "maestro/testResults"
+    const val STATUS_CHANGED = "maestro/statusChanged"
+    const val DID_CHANGE = "maestro/testExplorer/didChange"
+    const val BEGIN = "maestro/testExplorer/begin"
+    const val PROGRESS = "maestro/testExplorer/progress"
+    const val END = "maestro/testExplorer/end"
+}
+
+object MaestroCommands {
+    const val RUN_NODE = "maestro.runNode"
+    const val RUN_FILE = "maestro.runFile"
+    const val RUN_IMPACTED = "maestro.runImpacted"
+    const val RUN_ALL = "maestro.runAll"
+    const val CANCEL = "maestro.cancel"
+    const val CACHE_STATS = "maestro.cacheStats"
+    const val EXPLAIN = "maestro.explain"
+    const val STATUS = "maestro.status"
+    const val RESTART_DAEMON = "maestro.restartDaemon"
+}
+
+/** The custom requests, typed (implemented by the server proxy of lsp4j). */
+interface MaestroRequests {
+    @JsonRequest("maestro/impactedTargets")
+    fun impactedTargets(params: ImpactedTargetsParams): CompletableFuture<ImpactedResult>
+
+    @JsonRequest("maestro/cacheStats")
+    fun cacheStats(params: WorkspaceParams): CompletableFuture<CacheStatsInfo>
+
+    @JsonRequest("maestro/explain")
+    fun explain(params: ExplainParams): CompletableFuture<ExplainResult>
+
+    @JsonRequest("maestro/status")
+    fun status(params: Empty): CompletableFuture<StatusInfo>
+
+    @JsonRequest("maestro/testExplorer/discover")
+    fun discover(params: DiscoverParams): CompletableFuture<DiscoverResult>
+
+    @JsonRequest("maestro/testExplorer/run")
+    fun run(params: ExplorerRunParams): CompletableFuture<RunStarted>
+
+    @JsonRequest("maestro/testExplorer/cancel")
+    fun cancel(params: CancelParams): CompletableFuture<CancelResult>
+}
+
+data class DocumentRef(
+    val uri: String? = null,
+)
+
+data class ImpactedTargetsParams(
+    /** workspace root path or file URI */
+    val root: String? = null,
+    val textDocument: DocumentRef? = null,
+    /** a document URI */
+    val uri: String? = null,
+    /** several document URIs */
+    val uris: List<String>? = null,
+    /** a git ref: what changed since it */
+    val since: String? = null,
+    /** true: the memoised cache state; 'refresh': fetch it (waits at most 2 s); false: leave the column out */
+    val cacheState: Any? = null,
+    /** only test targets */
+    val testsOnly: Boolean? = null,
+    /** also the structured reason hops */
+    val reasons: Boolean? = null,
+)
+
+/** A row's cache column: would the test file be served from the cache? */
+data class CacheCell(
+    val state: String? = null,
+    val describe: String? = null,
+    /** inputs that differ */
+    val changed: List<String>? = null,
+)
+
+data class ChangeModel(
+    val path: String? = null,
+    val status: String? = null,
+)
+
+data class HopModel(
+    /** the dependent (file or target) */
+    val source: String? = null,
+    /** what it depends on */
+    val target: String? = null,
+    /** import, init, conftest, plugin, dynamic, global, src, dep, ... */
+    val kind: String? = null,
+    /** line in `source` (0 when not applicable) */
+    val line: Long? = null,
+    /** module as written, glob, or section */
+    val detail: String? = null,
+    /** human-readable reason */
+    val text: String? = null,
+)
+
+data class ImpactedRow(
+    val target: String? = null,
+    /** the test file's URI (null: a declared target) */
+    val uri: String? = null,
+    val kind: String? = null,
+    /** the changed path the reason chain ends at */
+    val changed: String? = null,
+    val distance: Long? = null,
+    /** the change is an unsaved buffer */
+    val unsaved: Boolean? = null,
+    /** the reason chain in words, one line */
+    val why: String? = null,
+    val cache: CacheCell? = null,
+    val last: LastSummary? = null,
+    /** target down to the change (reasons: true) */
+    val reason: List<HopModel>? = null,
+)
+
+/** The test file's last known outcomes (zeros: never run in this session). */
+data class LastSummary(
+    val passed: Long? = null,
+    val failed: Long? = null,
+    val tests: Long? = null,
+)
+
+data class ImpactedResult(
+    val root: String? = null,
+    /** what the change set was made of */
+    val source: String? = null,
+    val changes: List<ChangeModel>? = null,
+    val impacted: List<ImpactedRow>? = null,
+    /** test targets among the rows */
+    val count: Long? = null,
+    val daemonMs: Double? = null,
+    val elapsedMs: Double? = null,
+)
+
+/** Which workspace a request is about: a document in it, or its root; default: the first workspace folder. */
+data class WorkspaceParams(
+    /** workspace root path or file URI */
+    val root: String? = null,
+    val textDocument: DocumentRef? = null,
+    /** a document URI */
+    val uri: String? = null,
+    /** several document URIs */
+    val uris: List<String>? = null,
+)
+
+/** The daemon's cache counters of a workspace, camelCase like every editor answer. */
+data class CacheStatsInfo(
+    val path: String? = null,
+    val hits: Long? = null,
+    val misses: Long? = null,
+    val blobs: Long? = null,
+    val actions: Long? = null,
+    val bytes: Long? = null,
+    val blobBytes: Long? = null,
+    val actionBytes: Long? = null,
+    val cpuSecondsSaved: Double? = null,
+    val wallSecondsSaved: Double? = null,
+    val evictions: Long? = null,
+    val quarantined: Long? = null,
+    val maxBytes: Long? = null,
+    val fileBytes: Long? = null,
+    val hitRate: Double? = null,
+    val root: String? = null,
+)
+
+data class ExplainParams(
+    /** workspace root path or file URI */
+    val root: String? = null,
+    val textDocument: DocumentRef? = null,
+    /** a document URI */
+    val uri: String? = null,
+    /** several document URIs */
+    val uris: List<String>? = null,
+    /** node id, root-relative path or URI */
+    val target: String? = null,
+    /** same as target */
+    val nodeid: String? = null,
+    /** an input: why does target depend on it? */
+    val path: String? = null,
+)
+
+data class ExplainCache(
+    val state: String? = null,
+    val reason: String? = null,
+    val describe: String? = null,
+    /** cache-key inputs that changed */
+    val changedInputs: List<String>? = null,
+)
+
+data class RaisedAt(
+    val path: String? = null,
+    val line: Long? = null,
+)
+
+/** One test's last known outcome. */
+data class TestResult(
+    val id: String? = null,
+    val file: String? = null,
+    /** passed, failed, error, skipped, xfailed, xpassed */
+    val outcome: String? = null,
+    val durationS: Double? = null,
+    val message: String? = null,
+    /** 1-based line of the test's def */
+    val line: Long? = null,
+    /** 1-based failing line in the test file */
+    val testLine: Long? = null,
+    val raisedAt: RaisedAt? = null,
+    val cached: Boolean? = null,
+    val flaky: Boolean? = null,
+    val runId: String? = null,
+)
+
+data class WhyReport(
+    val schema: String? = null,
+    val target: String? = null,
+    val path: String? = null,
+    val depends: Boolean? = null,
+    val reason: List<HopModel>? = null,
+)
+
+data class ExplainResult(
+    val root: String? = null,
+    val target: String? = null,
+    val file: String? = null,
+    val decision: String? = null,
+    val selected: Boolean? = null,
+    val impact: ImpactedRow? = null,
+    val cache: ExplainCache? = null,
+    val last: List<TestResult>? = null,
+    /** the daemon's `why`, when path is given */
+    val why: WhyReport? = null,
+    val reasons: List<String>? = null,
+    val text: String? = null,
+)
+
+class Empty
+
+/** The daemon's sync with the team coordinator (`[tool.maestro.remote]`). */
+data class RemoteStatus(
+    val url: String? = null,
+    val tenant: String? = null,
+    /** the API key's role, once a token is held */
+    val role: String? = null,
+    /** on, pending, or off and why */
+    val uploads: String? = null,
+    val queue_length: Long? = null,
+    val queue_bytes: Long? = null,
+    val telemetry_queue: Long? = null,
+    /** closed, open or half-open (remote reads) */
+    val circuit: String? = null,
+    val last_error: String? = null,
+    val last_error_at: Double? = null,
+    val retry_at: Double? = null,
+    val remote_hits: Long? = null,
+    val remote_misses: Long? = null,
+    val remote_errors: Long? = null,
+    val corrupt_refused: Long? = null,
+    val uploaded: Long? = null,
+    val upload_failures: Long? = null,
+    val dropped: Long? = null,
+    val last_upload_at: Double? = null,
+)
+
+data class RunStatus(
+    val runId: String? = null,
+    val root: String? = null,
+    val kind: String? = null,
+    val label: String? = null,
+    val done: Long? = null,
+    val total: Long? = null,
+    val elapsedS: Double? = null,
+)
+
+/** The daemon's speculation (`ml.speculation`) and the model ranking its runs. */
+data class SpeculationStatus(
+    val enabled: Boolean? = null,
+    /** off, idle, running or throttled */
+    val state: String? = null,
+    val throttled_reason: String? = null,
+    /** the ranking model in use */
+    val model: String? = null,
+    /** why a stored model was refused */
+    val model_error: String? = null,
+    val runs: Long? = null,
+    val cancelled: Long? = null,
+    val skipped: Long? = null,
+    /** explicit-run files served by speculation */
+    val hits: Long? = null,
+    /** explicit-run files that had to run */
+    val misses: Long? = null,
+    /** speculative results replaced unused */
+    val wasted: Long? = null,
+    /** speculative results not used yet */
+    val pending: Long? = null,
+    val used_share: Double? = null,
+    /** unused share of spec. CPU */
+    val waste_share: Double? = null,
+    val cpu_s: Double? = null,
+    val cpu_last_minute_s: Double? = null,
+    val first_failure_s: List<Double>? = null,
+    val last: String? = null,
+)
+
+data class StatusResult(
+    val pid: Long? = null,
+    val root: String? = null,
+    val uptime_s: Double? = null,
+    val protocol: Long? = null,
+    val maestro_version: String? = null,
+    val python_version: String? = null,
+    val connections: Long? = null,
+    val requests_in_flight: Long? = null,
+    val idle_timeout_s: Double? = null,
+    val log_path: String? = null,
+    val socket_path: String? = null,
+    val state_dir: String? = null,
+    val methods: List<String>? = null,
+    /** coordinator sync; None when no remote is configured */
+    val remote: RemoteStatus? = null,
+    /** speculation and telemetry; None without a test service */
+    val speculation: SpeculationStatus? = null,
+)
+
+data class WorkspaceStatus(
+    val root: String? = null,
+    val state: String? = null,
+    val pid: Long? = null,
+    val connects: Long? = null,
+    val restarts: Long? = null,
+    val lastError: String? = null,
+    val latencyMs: Double? = null,
+    /** the daemon's own status */
+    val daemon: StatusResult? = null,
+)
+
+data class StatusInfo(
+    val version: String? = null,
+    /** the options in effect (camelCase) */
+    val settings: Map<String, Any?>? = null,
+    val testExplorer: Boolean? = null,
+    val workspaces: List<WorkspaceStatus>? = null,
+    val runs: List<RunStatus>? = null,
+)
+
+data class DiscoverParams(
+    /** workspace root path or file URI */
+    val root: String? = null,
+    val textDocument: DocumentRef? = null,
+    /** a document URI */
+    val uri: String? = null,
+    /** several document URIs */
+    val uris: List<String>? = null,
+)
+
+/** An LSP position (0-based line and UTF-16 character). */
+data class Position(
+    val line: Long? = null,
+    val character: Long? = null,
+)
+
+data class Range(
+    val start: Position? = null,
+    val end: Position? = null,
+)
+
+/** A test file, class or function as the explorer shows it. */
+data class TestItem(
+    /** root-relative path or node id */
+    val id: String? = null,
+    val label: String? = null,
+    val kind: String? = null,
+    val uri: String? = null,
+    val range: Range? = null,
+    val children: List<TestItem>? = null,
+)
+
+data class DiscoverResult(
+    val root: String? = null,
+    val files: List<TestItem>? = null,
+)
+
+data class ExplorerRunParams(
+    /** workspace root path or file URI */
+    val root: String? = null,
+    val textDocument: DocumentRef? = null,
+    /** a document URI */
+    val uri: String? = null,
+    /** several document URIs */
+    val uris: List<String>? = null,
+    /** node ids or files; absent: every test (empty: an error) */
+    val include: List<String>? = null,
+    /** node ids deselected */
+    val exclude: List<String>? = null,
+)
+
+data class RunStarted(
+    val runId: String? = null,
+)
+
+data class CancelParams(
+    /** absent: every active run */
+    val runId: String? = null,
+)
+
+data class CancelResult(
+    /** the run ids cancelled */
+    val cancelled: List<String>? = null,
+)
+
+/** A failure on the wire; ``code`` is the ``code`` of a MaestroError subclass. */
+data class ErrorInfo(
+    val code: String? = null,
+    val message: String? = null,
+    val hint: String? = null,
+    val where: String? = null,
+    val data: Map<String, Any?>? = null,
+)
+
+data class FileResult(
+    val target: String? = null,
+    val uri: String? = null,
+    val cached: Boolean? = null,
+    val stored: Boolean? = null,
+    val describe: String? = null,
+    val tests: List<TestResult>? = null,
+)
+
+data class RunResult(
+    /** null: nothing was impacted, no run */
+    val runId: String? = null,
+    val root: String? = null,
+    val kind: String? = null,
+    val label: String? = null,
+    val done: Long? = null,
+    val total: Long? = null,
+    val elapsedS: Double? = null,
+    val message: String? = null,
+    val cancelled: Boolean? = null,
+    val error: ErrorInfo? = null,
+    val exitCode: Long? = null,
+    val passed: Long? = null,
+    val failed: Long? = null,
+    val errors: Long? = null,
+    val skipped: Long? = null,
+    val xfailed: Long? = null,
+    val xpassed: Long? = null,
+    val flaky: Long? = null,
+    val ranFiles: Long? = null,
+    val cachedFiles: Long? = null,
+    val notRunFiles: Long? = null,
+    val timeSavedS: Double? = null,
+    val wallS: Double? = null,
+    val files: List<FileResult>? = null,
+)
+
+data class StatusChangedParams(
+    val root: String? = null,
+    val state: String? = null,
+    val pid: Long? = null,
+    val restarts: Long? = null,
+    val lastError: String? = null,
+)
+
+/** A test file's items changed (file null: it has none now); uri and file both null: files appeared or vanished, rediscover everything. */
+data class DidChangeParams(
+    val root: String? = null,
+    val uri: String? = null,
+    val file: TestItem? = null,
+)
+
+data class BeginParams(
+    val runId: String? = null,
+    val kind: String? = null,
+    val label: String? = null,
+    val root: String? = null,
+)
+
+data class Location(
+    val uri: String? = null,
+    val range: Range? = null,
+)
+
+data class ProgressMessage(
+    val text: String? = null,
+    val location: Location? = null,
+    /** where it raised, outside the test */
+    val related: Location? = null,
+)
+
+data class ProgressParams(
+    val runId: String? = null,
+    /** the node id without its parametrization, or a file */
+    val id: String? = null,
+    val nodeid: String? = null,
+    val state: String? = null,
+    val durationMs: Double? = null,
+    val cached: Boolean? = null,
+    val describe: String? = null,
+    val message: ProgressMessage? = null,
+)
+
+/** A finished, refused or cancelled run; the counts only once it ran. */
+data class RunSummary(
+    /** null: nothing was impacted, no run */
+    val runId: String? = null,
+    val root: String? = null,
+    val kind: String? = null,
+    val label: String? = null,
+    val done: Long? = null,
+    val total: Long? = null,
+    val elapsedS: Double? = null,
+    val message: String? = null,
+    val cancelled: Boolean? = null,
+    val error: ErrorInfo? = null,
+    val exitCode: Long? = null,
+    val passed: Long? = null,
+    val failed: Long? = null,
+    val errors: Long? = null,
+    val skipped: Long? = null,
+    val xfailed: Long? = null,
+    val xpassed: Long? = null,
+    val flaky: Long? = null,
+    val ranFiles: Long? = null,
+    val cachedFiles: Long? = null,
+    val notRunFiles: Long? = null,
+    val timeSavedS: Double? = null,
+    val wallS: Double? = null,
+)
+
+data class EndParams(
+    val runId: String? = null,
+    val cancelled: Boolean? = null,
+    val error: ErrorInfo? = null,
+    val summary: RunSummary? = null,
+)
+
+data class RestartResult(
+    val root: String? = null,
+    /** the pid of the daemon stopped, if any */
+    val stopped: Long? = null,
+    /** the pid of the daemon now serving the workspace */
+    val pid: Long? = null,
+)

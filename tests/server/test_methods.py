@@ -1,0 +1,82 @@
+"""The editor protocol is one module (server/methods.py): the clients' types and docs/lsp.md are
+generated from it, the server validates params against it and answers in its shapes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, get_type_hints
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+
+from maestro.server import codegen, methods
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_generated_files_match_methods() -> None:
+    """Fails when methods.py changed and `python -m maestro.server.codegen` was not run (or a
+    generated file was edited by hand)."""
+    stale = codegen.drifted(ROOT)
+    assert not stale, f"regenerate with `python -m maestro.server.codegen`: {stale}"
+
+
+def test_check_names_a_hand_edited_file(tmp_path: Path) -> None:
+    for rel in (codegen.TS_FILE, codegen.KOTLIN_FILE, codegen.DOCS_FILE):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    said: list[str] = []
+    assert codegen.main(["--root", str(tmp_path), "--check"], write=said.append) == 0
+    ts = tmp_path / codegen.TS_FILE
+    ts.write_text(ts.read_text().replace("hitRate", "hit_rate"))
+    assert codegen.main(["--root", str(tmp_path), "--check"], write=said.append) == 1
+    assert said == [f"{ts}: {codegen.DRIFT}"]
+    assert codegen.main(["--root", str(tmp_path)], write=said.append) == 0
+    assert codegen.drifted(tmp_path) == []
+
+
+def test_every_shape_is_camel_case_on_the_wire() -> None:
+    """One spelling for the editor: the daemon's cache counters too (they were snake_case)."""
+    defs = codegen.Definitions.collect()
+    daemon_models = {"StatusResult", "RemoteStatus", "SpeculationStatus", "WhyReport"}
+    for name, schema in defs.schemas.items():
+        if name in daemon_models:  # the daemon's own status and why report, as it sends them
+            continue
+        for key in schema.get("properties", {}):
+            assert "_" not in key, f"{name}.{key} is not camelCase"
+
+
+def test_ts_row_changed_is_the_changed_path() -> None:
+    """protocol.ts once declared `changed?: boolean` where the server sends a path."""
+    ts = (ROOT / codegen.TS_FILE).read_text()
+    row = ts[ts.index("export interface ImpactedRow {") :]
+    row = row[: row.index("}")]
+    assert "  changed: string;" in row
+
+
+def test_params_validate_camel_case_and_ignore_unknown_keys() -> None:
+    p = methods.ImpactedTargetsParams.model_validate(
+        {"textDocument": {"uri": "file:///ws/a.py"}, "cacheState": "refresh", "later": 1}
+    )
+    assert p.cache_state == "refresh" and p.documents() == ["file:///ws/a.py"]
+    with pytest.raises(ValidationError):
+        methods.ImpactedTargetsParams.model_validate({"cacheState": "sometimes"})
+
+
+def test_invalid_params_error_names_the_field() -> None:
+    try:
+        methods.ExplorerRunParams.model_validate({"include": "tests/test_a.py"})
+    except ValidationError as exc:
+        error = methods.InvalidParams("maestro/testExplorer/run", exc)
+    assert error.code == -32602
+    assert error.message.startswith("maestro/testExplorer/run: invalid params: include:")
+    assert "docs/lsp.md" in error.data["hint"]
+
+
+@pytest.mark.parametrize("spec", methods.REQUESTS, ids=lambda s: s.method)
+def test_every_request_result_is_a_documented_type(spec: methods.Request[Any, Any]) -> None:
+    docs = (ROOT / codegen.DOCS_FILE).read_text()
+    assert f"`{spec.method}`" in docs and f"**`{spec.result.__name__}`**" in docs
+    TypeAdapter(spec.result).json_schema(mode="serialization")  # a type pydantic can describe
+    get_type_hints(spec.params)
