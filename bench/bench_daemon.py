@@ -1,4 +1,4 @@
-"""Daemon benchmark on the Django sdist (issue 4).
+"""Daemon benchmark on the Django sdist.
 
     python -m bench.bench_daemon [--queries N] [--saves N] [--restarts N] [--write | --no-write]
 

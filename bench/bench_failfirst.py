@@ -1,5 +1,5 @@
 """Fail-first through a real daemon: how soon the first failing test arrives under each
-`ml.fail-first` mode ("off", "files", "tests"; issue 6).
+`ml.fail-first` mode.
 
 For each mode a fresh daemon (its own state and cache dirs) on a private copy of requests 2.34.2
 (sdist from PyPI, the venv bench_test_cache builds; the whole suite) is primed with one full run,

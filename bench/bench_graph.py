@@ -1,4 +1,4 @@
-"""Build-graph benchmark on the Django sdist: maestro vs `ruff analyze graph` vs grimp (issue 2).
+"""Build-graph benchmark on the Django sdist: maestro vs `ruff analyze graph` vs grimp.
 
     python -m bench.bench_graph [--runs N] [--quick] [--write | --no-write] [--no-profile]
 

@@ -1,4 +1,4 @@
-"""LSP benchmark on the Django sdist, through a real stdio client (issue 5).
+"""LSP benchmark on the Django sdist, through a real stdio client.
 
     python -m bench.bench_lsp [--runs N] [--write | --no-write]
 

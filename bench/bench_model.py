@@ -1,4 +1,4 @@
-"""Speculation model evaluation (issue 6): fail-first ordering and predictive selection on mutants.
+"""Speculation model evaluation: fail-first ordering and predictive selection on mutants.
 
 For more-itertools and requests (sdists from PyPI, the venvs that bench/bench_test_cache.py builds
 under .bench/testcache/), this bench
@@ -621,7 +621,7 @@ def executed_order_apfd(model: Any, data: Any, rows: list[dict[str, Any]]) -> di
     return {k: statistics.fmean(v) for k, v in scores.items() if v}
 
 
-# -- experiment: "the test executed the changed function" (issue 8's per-node records) ------------
+# -- experiment: "the test executed the changed function" ------------
 
 PRECISION_DIR = BENCH_DIR / "precision"
 

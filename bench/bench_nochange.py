@@ -1,4 +1,4 @@
-"""No-change `maestro test` vs `pytest --testmon`, side by side (issue 8: <= 1/5 of testmon).
+"""No-change `maestro test` vs `pytest --testmon`, side by side.
 
 On the requests tree of bench_test_cache (its venv, its failing tests deselected for every tool),
 after each tool has recorded a full run, the same no-change command is timed in rounds, the

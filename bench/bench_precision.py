@@ -1,4 +1,4 @@
-"""Function-level precision (issue 8): the mutation bench, node-level Maestro vs pytest-testmon.
+"""Function-level precision: the mutation bench, node-level Maestro vs pytest-testmon.
 
 For requests and more-itertools (the trees and venvs of bench_test_cache under .bench/testcache):
 

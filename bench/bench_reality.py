@@ -1,4 +1,4 @@
-"""Static closure vs reality (issue 2): does each test file's static closure hold what it loads?
+"""Static closure vs reality: does each test file's static closure hold what it loads?
 
     python -m bench.bench_reality [--write | --no-write] [--venv DIR]
 

@@ -1,4 +1,4 @@
-"""Recording overhead of a first run (issue 8): Maestro vs plain pytest vs pytest-testmon.
+"""Recording overhead of a first run: Maestro vs plain pytest vs pytest-testmon.
 
 For requests and more-itertools (sdists from PyPI, one venv per project and interpreter under
 .bench/recording/), each round runs, in a shuffled order, on the same tree and the same tests:

@@ -1,4 +1,4 @@
-"""Replayed editing session through a real daemon: speculation on vs off (issue 6).
+"""Replayed editing session through a real daemon: speculation on vs off.
 
 A scripted developer edits requests 2.34.2 (sdist from PyPI, the venv bench_test_cache builds):
 for each mutant (one operator/constant swap in a function, from bench_model's mutant log) it

@@ -1,4 +1,4 @@
-"""The daemon's remote-hit path (issue 7): a local miss read through from a real coordinator.
+"""The daemon's remote-hit path: a local miss read through from a real coordinator.
 
     python bench/bench_sync.py [--entries 200] [--big 20]
 

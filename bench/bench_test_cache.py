@@ -1,4 +1,4 @@
-"""Cached test runs on real suites (issue 3): plain pytest vs pytest-testmon vs `maestro test`.
+"""Cached test runs on real suites: plain pytest vs pytest-testmon vs `maestro test`.
 
 For requests and more-itertools (sdists from PyPI, extracted under .bench/, never committed): a
 venv per project inside its tree (`.venv`, which maestro picks up like a user's), with the test

@@ -1,4 +1,4 @@
-"""Telemetry of every run, fail-first ordering, and speculation after a save (issue 6).
+"""Telemetry of every run, fail-first ordering, and speculation after a save.
 
 Why it is shaped this way:
 

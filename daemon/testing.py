@@ -15,7 +15,7 @@ before the run and every file input is re-hashed after it: if one changed while 
 result is not stored (it might describe either version), as Bazel does for inputs modified during
 a build.
 
-Node-level selection (issue 8): a stored result carries, per test node, the functions it executed
+Node-level selection: a stored result carries, per test node, the functions it executed
 (`ActionResult.trace`). When a file's key misses only because workspace files changed, the
 previous result and the AST fingerprints of both versions of each changed file decide per node:
 a node re-runs iff it executed a changed or deleted function, a changed module has changed

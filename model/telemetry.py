@@ -62,7 +62,7 @@ class ChangeSet:
     distances: Mapping[str, int] = field(default_factory=dict)  # test file -> hops
     closure_hits: Mapping[str, int] = field(default_factory=dict)  # test file -> changed files
     # test node -> 1 if its last execution record holds a changed function, 0 if its record
-    # does not; absent: no record (issue 8's per-node traces; the daemon's node-level plan)
+    # does not; absent: no record
     executed: Mapping[str, int] = field(default_factory=dict)
 
 

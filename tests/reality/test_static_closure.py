@@ -1,4 +1,4 @@
-"""Safety against reality (issue 2): the static closure of every test file of requests and
+"""Safety against reality: the static closure of every test file of requests and
 more-itertools holds every workspace module that importing it actually loads.
 
 Downloads the sdists from PyPI and builds a scratch venv with their test dependencies under

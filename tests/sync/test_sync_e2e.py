@@ -1,4 +1,4 @@
-"""Issue 7, item 4 end to end over loopback: a real coordinator, real daemons (one per workspace,
+"""End to end over loopback: a real coordinator, real daemons (one per workspace,
 each with its own cache dir), `maestro test` and `maestro status` as a user runs them."""
 
 from __future__ import annotations

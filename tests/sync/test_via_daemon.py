@@ -1,4 +1,4 @@
-"""`maestro test` through the daemon prints what the in-process path prints (issue 4 item 5):
+"""`maestro test` through the daemon prints what the in-process path prints:
 same plan lines, failures, summary, exit code and JUnit; the client's allowlisted environment
 reaches the tests, not the daemon's."""
 

@@ -1,5 +1,5 @@
 """`maestro cache stats` counts what the cache saved: a stored failed result, which the run
-executes again, is a miss, not a hit (issue 3)."""
+executes again, is a miss, not a hit."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Speculation in a real daemon (issue 6): real watcher, real pytest subprocesses, real LMDB.
+"""Speculation in a real daemon: real watcher, real pytest subprocesses, real LMDB.
 
 Every pytest session of the workspace appends a line to a marker file (its conftest does it at
 import), so "no speculative work" is checked by what a user could see: no pytest ever started.
@@ -363,7 +363,7 @@ def test_predictive_mode_skips_unlikely_files_and_never_a_failing_one(
         assert skipped.probability < 0.5
         assert skipped.reason.startswith(f"P(fail) {skipped.probability:.3f} < 0.5: ")
         assert "hop(s) from the change" in skipped.reason
-        # its execution record (issue 8) says it ran the changed function: a feature, shown
+        # its execution record says it ran the changed function: a feature, shown
         assert "executed a changed function" in skipped.reason
         kept = {k.target: k.reason for k in info.kept}
         assert kept == {
