@@ -6,7 +6,7 @@ export function readSettings(scope?: vscode.ConfigurationScope): RawSettings {
   return {
     path: c.get<string>("path", ""),
     interpreter: c.get<string>("interpreter", ""),
-    speculation: c.get<boolean>("speculation", false),
+    speculation: c.get<string | boolean>("speculation", "workspace"),
     coordinatorUrl: c.get<string>("coordinatorUrl", ""),
     daemonAutostart: c.get<boolean>("daemonAutostart", true),
     codeLens: {

@@ -1,11 +1,11 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { expand, needsRestart, serverCommand, toInitOptions } from "../src/model/settings";
+import { expand, needsRestart, serverCommand, speculationOption, toInitOptions } from "../src/model/settings";
 
 test("defaults -> the server's documented defaults", () => {
   assert.deepEqual(toInitOptions({}), {
     interpreter: null,
-    speculation: false,
+    speculation: null,
     coordinatorUrl: null,
     daemonAutostart: true,
     codeLens: { enabled: true, impactedOnSource: true },
@@ -17,7 +17,7 @@ test("VS Code's empty strings become null; values pass through", () => {
   const o = toInitOptions({
     path: "",
     interpreter: "  ",
-    speculation: true,
+    speculation: "on",
     coordinatorUrl: "http://127.0.0.1:8080",
     daemonAutostart: false,
     codeLens: { enabled: true, impactedOnSource: false },
@@ -29,6 +29,15 @@ test("VS Code's empty strings become null; values pass through", () => {
   assert.equal(o.daemonAutostart, false);
   assert.deepEqual(o.codeLens, { enabled: true, impactedOnSource: false });
   assert.equal(o.diagnostics, false);
+});
+
+test("speculation: workspace (null), on, off; old booleans still mean on/off", () => {
+  assert.equal(speculationOption("workspace"), null);
+  assert.equal(speculationOption(undefined), null);
+  assert.equal(speculationOption("on"), true);
+  assert.equal(speculationOption("off"), false);
+  assert.equal(speculationOption(true), true);
+  assert.equal(speculationOption(false), false);
 });
 
 test("paths expand ~, ${workspaceFolder}, ${userHome}, ${env:X}", () => {

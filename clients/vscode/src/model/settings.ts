@@ -8,7 +8,8 @@ import * as path from "path";
 export interface RawSettings {
   path?: string;
   interpreter?: string;
-  speculation?: boolean;
+  /** "workspace" | "on" | "off" (a boolean from older settings.json files means on/off). */
+  speculation?: string | boolean;
   coordinatorUrl?: string;
   daemonAutostart?: boolean;
   codeLens?: { enabled?: boolean; impactedOnSource?: boolean };
@@ -18,7 +19,8 @@ export interface RawSettings {
 
 export interface InitOptions {
   interpreter: string | null;
-  speculation: boolean;
+  /** null: the workspace's `ml.speculation.enabled` decides. */
+  speculation: boolean | null;
   coordinatorUrl: string | null;
   daemonAutostart: boolean;
   codeLens: { enabled: boolean; impactedOnSource: boolean };
@@ -48,10 +50,17 @@ export function expand(
   return v;
 }
 
+/** The `maestro.speculation` choice as the server takes it: on, off, or null (the workspace's). */
+export function speculationOption(value: string | boolean | undefined): boolean | null {
+  if (value === true || value === "on") return true;
+  if (value === false || value === "off") return false;
+  return null;
+}
+
 export function toInitOptions(raw: RawSettings, workspaceFolder?: string): InitOptions {
   return {
     interpreter: expand(raw.interpreter, workspaceFolder),
-    speculation: raw.speculation ?? false,
+    speculation: speculationOption(raw.speculation),
     coordinatorUrl: expand(raw.coordinatorUrl, workspaceFolder),
     daemonAutostart: raw.daemonAutostart ?? true,
     codeLens: {
