@@ -13,7 +13,9 @@ class MaestroSettings : PersistentStateComponent<MaestroSettings.Options> {
         var path: String = "",
         /** Python that runs the tests (sent as `interpreter`). */
         var interpreter: String = "",
-        var speculation: Boolean = false,
+        /** "workspace" (`ml.speculation.enabled` decides), "on" or "off". */
+        var speculation: String = "workspace",
+        /** Coordinator the workspace daemon syncs with, over `[tool.maestro.remote] url`. */
         var coordinatorUrl: String = "",
         var daemonAutostart: Boolean = true,
         var codeLens: Boolean = true,
@@ -41,7 +43,11 @@ class MaestroSettings : PersistentStateComponent<MaestroSettings.Options> {
     /** `initializationOptions` (docs/lsp.md "Initialization options"). */
     fun initializationOptions(): Map<String, Any?> = mapOf(
         "interpreter" to options.interpreter.trim().ifEmpty { null },
-        "speculation" to options.speculation,
+        "speculation" to when (options.speculation) {
+            "on" -> true
+            "off" -> false
+            else -> null
+        },
         "coordinatorUrl" to options.coordinatorUrl.trim().ifEmpty { null },
         "daemonAutostart" to options.daemonAutostart,
         "codeLens" to mapOf("enabled" to options.codeLens, "impactedOnSource" to options.codeLens),

@@ -2,6 +2,7 @@ package dev.maestro.intellij
 
 import com.intellij.openapi.options.Configurable
 import com.intellij.openapi.project.ProjectManager
+import com.intellij.openapi.ui.ComboBox
 import com.intellij.ui.components.JBCheckBox
 import com.intellij.ui.components.JBTextField
 import com.intellij.util.ui.FormBuilder
@@ -13,7 +14,7 @@ class MaestroSettingsConfigurable : Configurable {
     private val path = JBTextField()
     private val interpreter = JBTextField()
     private val coordinatorUrl = JBTextField()
-    private val speculation = JBCheckBox("Speculative pre-runs of impacted tests")
+    private val speculation = ComboBox(arrayOf("workspace", "on", "off"))
     private val autostart = JBCheckBox("Start the workspace daemon when none runs")
     private val codeLens = JBCheckBox("Code lenses (run, last result, impacted tests)")
 
@@ -23,7 +24,7 @@ class MaestroSettingsConfigurable : Configurable {
         .addLabeledComponent("maestro executable (empty: interpreter, else PATH):", path)
         .addLabeledComponent("Python interpreter:", interpreter)
         .addLabeledComponent("Coordinator URL:", coordinatorUrl)
-        .addComponent(speculation)
+        .addLabeledComponent("Speculative pre-runs (workspace: as configured there):", speculation)
         .addComponent(autostart)
         .addComponent(codeLens)
         .addComponentFillVertically(javax.swing.JPanel(), 0)
@@ -32,7 +33,7 @@ class MaestroSettingsConfigurable : Configurable {
     private fun current(): MaestroSettings.Options = MaestroSettings.Options(
         path = path.text,
         interpreter = interpreter.text,
-        speculation = speculation.isSelected,
+        speculation = speculation.selectedItem as? String ?: "workspace",
         coordinatorUrl = coordinatorUrl.text,
         daemonAutostart = autostart.isSelected,
         codeLens = codeLens.isSelected,
@@ -54,7 +55,7 @@ class MaestroSettingsConfigurable : Configurable {
         path.text = s.path
         interpreter.text = s.interpreter
         coordinatorUrl.text = s.coordinatorUrl
-        speculation.isSelected = s.speculation
+        speculation.selectedItem = s.speculation
         autostart.isSelected = s.daemonAutostart
         codeLens.isSelected = s.codeLens
     }
