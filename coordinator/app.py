@@ -33,9 +33,11 @@ from . import accesslog
 from .auth import (
     Authenticator,
     Principal,
+    TokenRejectedError,
     credential_from_header,
     load_or_create_secret,
     new_key,
+    token_keys_from_settings,
 )
 from .blobs import (
     INLINE_HASH_BYTES,
@@ -56,7 +58,7 @@ from .models import (
     TokenRequest,
     TokenResponse,
 )
-from .openapi import openapi_document
+from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, openapi_document, operation
 from .records import AcRecord, KeyRecord, TenantRecord
 from .settings import Settings
 from .state import LmdbState, RedisState, StateBackend
@@ -101,12 +103,15 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def _unauthorized(message: str = "missing or invalid credentials") -> ApiError:
+def _unauthorized(
+    message: str = "missing or invalid credentials", *, hint: str | None = None
+) -> ApiError:
     return ApiError(
         401,
         "unauthorized",
         message,
-        hint="exchange an API key at POST /v1/token and send `Authorization: Bearer <token>`",
+        hint=hint
+        or "exchange an API key at POST /v1/token and send `Authorization: Bearer <token>`",
         headers={"WWW-Authenticate": 'Bearer realm="maestro-coordinator"'},
     )
 
@@ -129,6 +134,73 @@ def _accepts_zstd(header: str | None) -> bool:
             q = params.replace(" ", "").lower()
             return q not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
     return False
+
+
+_ENTRY_NOUNS = {"cas": "a CAS blob", "ac": "an action-cache entry"}
+_GET_ENTRY = Operation(
+    "Read {noun}",
+    "get_{kind}",
+    {
+        "200": Response(
+            "Hit: its bytes.",
+            content=BINARY,
+            headers={
+                "Content-Encoding": {
+                    "description": "zstd when the client sent Accept-Encoding: zstd",
+                    "schema": {"type": "string"},
+                }
+            },
+        ),
+        "400": err("Malformed digest."),
+        **AUTH_ERRORS,
+        "404": err("Miss."),
+    },
+    parameters=[{"name": "Accept-Encoding", "in": "header", "schema": {"type": "string"}}],
+    nouns=_ENTRY_NOUNS,
+)
+_HEAD_ENTRY = Operation(
+    "Check that {noun} exists",
+    "head_{kind}",
+    {
+        "200": Response("Present; Content-Length is its size."),
+        "400": Response("Malformed digest."),
+        "401": Response("Unauthorized."),
+        "403": Response("Forbidden."),
+        "404": Response("Miss."),
+    },
+    nouns=_ENTRY_NOUNS,
+)
+_PUT_ENTRY = Operation(
+    "Store {noun} (roles read-write, admin)",
+    "put_{kind}",
+    {
+        "200": Response("Stored (or already present)."),
+        "400": err(
+            "Malformed digest, sha256 mismatch (nothing stored), bad zstd, or an invalid "
+            "ActionResult."
+        ),
+        **AUTH_ERRORS,
+        "411": err("Content-Length missing."),
+        "413": err("Body over {max_blob_bytes} bytes."),
+        "415": err("Unsupported Content-Encoding."),
+        "507": err("Tenant quota or server storage exhausted."),
+    },
+    body=BINARY,
+    parameters=[
+        {
+            "name": "Content-Encoding",
+            "in": "header",
+            "schema": {"type": "string", "enum": ["zstd", "identity"]},
+        },
+        {
+            "name": "X-Digest-SizeBytes",
+            "in": "header",
+            "description": "uncompressed size (checked when present)",
+            "schema": {"type": "integer", "minimum": 0},
+        },
+    ],
+    nouns=_ENTRY_NOUNS,
+)
 
 
 class Coordinator:
@@ -156,16 +228,17 @@ class Coordinator:
         self.metrics.corrupt.labels(tenant.name, kind).inc()
 
     async def start(self) -> None:
-        """Resolve the token secret: configured, else shared through the state backend (Redis:
-        every replica gets the same one), else the local file."""
-        if self.settings.token_secret is not None:
-            secret = self.settings.token_secret.get_secret_value().encode()
-        else:
+        """Resolve the token keys: configured, else a secret shared through the state backend
+        (Redis: every replica gets the same one), else the local file."""
+        generated: bytes | None = None
+        if not self.settings.token_keys and self.settings.token_secret is None:
             shared = await self.state.token_secret()
-            secret = shared if shared is not None else load_or_create_secret(self.settings.data_dir)
+            generated = (
+                shared if shared is not None else load_or_create_secret(self.settings.data_dir)
+            )
         self._auth = Authenticator(
             self.state,
-            secret,
+            token_keys_from_settings(self.settings, generated),
             ttl_s=self.settings.token_ttl_s,
             accept_api_keys=self.settings.accept_api_keys,
             clock=self._clock,
@@ -255,7 +328,11 @@ class Coordinator:
         if credential is None:
             self.metrics.auth_failures.labels("missing").inc()
             raise _unauthorized("missing credentials")
-        principal = await self.auth.check_bearer(credential)
+        try:
+            principal = await self.auth.check_bearer(credential)
+        except TokenRejectedError as exc:
+            self.metrics.auth_failures.labels(exc.reason).inc()
+            raise _unauthorized(exc.message, hint=exc.hint) from None
         if principal is None:
             self.metrics.auth_failures.labels("invalid").inc()
             raise _unauthorized("invalid, expired or revoked credentials")
@@ -268,6 +345,21 @@ class Coordinator:
 
     # -- control endpoints ------------------------------------------------------------------
 
+    @operation(
+        post=Operation(
+            "Exchange an API key for a short-lived bearer token",
+            "create_token",
+            {
+                "200": Response("A token; refresh before expires_at.", TokenResponse),
+                "400": err("Malformed body."),
+                "401": err("Invalid or revoked API key."),
+                "413": err("Body too large."),
+            },
+            auth=False,
+            body=TokenRequest,
+            body_required=False,
+        )
+    )
     async def token(self, request: web.Request) -> web.Response:
         """Exchange an API key (JSON body or Authorization header) for a short-lived token."""
         api_key: str | None = None
@@ -300,6 +392,13 @@ class Coordinator:
             headers={"Cache-Control": "no-store"},
         )
 
+    @operation(
+        get=Operation(
+            "Usage and quota of a tenant (admin role)",
+            "tenant_status",
+            {"200": Response("Usage.", TenantStatus), **AUTH_ERRORS},
+        )
+    )
     async def tenant_status(self, request: web.Request) -> web.Response:
         principal = await self._admin(request)
         tenant = principal.tenant
@@ -321,6 +420,19 @@ class Coordinator:
             raise self._forbidden("the admin role of this tenant is required")
         return principal
 
+    @operation(
+        post=Operation(
+            "Create an API key of this tenant (admin role); shown once",
+            "create_key",
+            {
+                "201": Response("The new key (store it now).", KeyCreated),
+                "400": err("Malformed body."),
+                **AUTH_ERRORS,
+                "413": err("Body too large."),
+            },
+            body=KeyCreateRequest,
+        )
+    )
     async def create_key(self, request: web.Request) -> web.Response:
         """An admin creates a key of its own tenant; the plaintext is in this response only."""
         principal = await self._admin(request)
@@ -341,6 +453,17 @@ class Coordinator:
             headers={"Cache-Control": "no-store"},
         )
 
+    @operation(
+        delete=Operation(
+            "Revoke a key of this tenant (admin role), at once on every replica",
+            "revoke_key",
+            {
+                "200": Response("The key, now revoked.", KeyInfo),
+                **AUTH_ERRORS,
+                "404": err("No such key in this tenant."),
+            },
+        )
+    )
     async def revoke_key(self, request: web.Request) -> web.Response:
         """An admin revokes a key of its own tenant, effective at once on every replica."""
         principal = await self._admin(request)
@@ -352,6 +475,17 @@ class Coordinator:
         log.info("key revoked over HTTP: %s (tenant %s)", key_id, record.tenant)
         return _json(_key_info(record))
 
+    @operation(
+        get=Operation(
+            "Liveness and store readability",
+            "healthz",
+            {
+                "200": Response("Healthy.", Health),
+                "503": err("A backend (Redis, the blob upstream) does not answer."),
+            },
+            auth=False,
+        )
+    )
     async def healthz(self, request: web.Request) -> web.Response:
         try:
             await self.state.ping()
@@ -361,21 +495,51 @@ class Coordinator:
             raise ApiError(503, "unhealthy", "a backend does not answer") from None
         return _json(Health(version=maestro.__version__))
 
+    @operation(
+        get=Operation(
+            "Prometheus metrics",
+            "metrics",
+            {
+                "200": Response(
+                    "Prometheus text exposition format.",
+                    content={"text/plain": {"schema": {"type": "string"}}},
+                )
+            },
+            auth=False,
+        )
+    )
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
         return web.Response(
             body=self.metrics.render(),
             headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
         )
 
+    @operation(
+        get=Operation(
+            "This document",
+            "openapi",
+            {
+                "200": Response(
+                    "OpenAPI 3 document.",
+                    content={"application/json": {"schema": {"type": "object"}}},
+                )
+            },
+            auth=False,
+        )
+    )
     async def openapi(self, request: web.Request) -> web.Response:
         if self._openapi is None:
             import json
 
-            self._openapi = json.dumps(openapi_document(self.settings)).encode()
+            document = openapi_document(
+                request.app.router, max_blob_bytes=self.settings.max_blob_bytes
+            )
+            self._openapi = json.dumps(document).encode()
         return web.Response(body=self._openapi, content_type="application/json")
 
     # -- cache entries ----------------------------------------------------------------------
 
+    @operation(get=_GET_ENTRY, head=_HEAD_ENTRY, put=_PUT_ENTRY)
     async def entry(self, request: web.Request) -> web.StreamResponse:
         method = request.method
         if method not in ("GET", "HEAD", "PUT"):

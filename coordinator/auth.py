@@ -3,11 +3,14 @@
 - An API key is `mk_<key id>_<secret>`; the store keeps the key id, a random salt and
   HMAC-SHA256(salt, secret). The secret is 256 random bits, so a fast salted hash is enough (no
   password-style stretching needed) and keeps `POST /v1/token` cheap. Comparisons are constant-time.
-- A token is `mt_<payload>.<sig>`: base64url JSON {key id, tenant, expiry} signed with
-  HMAC-SHA256 under the server's token secret. Tokens are stateless, which lets replicas sharing
-  the secret verify them, but every request also re-reads the key record from the StateBackend
-  (LMDB or Redis): revoking a key (or changing its role) takes effect on the next request,
-  whatever tokens were minted from it.
+- A token is `mt_` + a JWT (HS256, PyJWT) whose header names the signing key (`kid`) and whose
+  claims are the key id (`sub`), tenant (`ten`), issuer and expiry. Several signing keys may be
+  valid at once (`TokenKeys`): new tokens are signed with one, tokens of the others still verify,
+  and a token whose `kid` is retired is refused with an error that says so. The signature is
+  verified before any claim is read; expiry is checked against the coordinator's clock.
+- Tokens are stateless, which lets replicas sharing the keys verify them, but every request also
+  re-reads the key record from the StateBackend (LMDB or Redis): revoking a key (or changing its
+  role) takes effect on the next request, whatever tokens were minted from it.
 """
 
 from __future__ import annotations
@@ -16,22 +19,93 @@ import base64
 import binascii
 import hashlib
 import hmac
-import json
 import os
+import re
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import jwt
+
+from maestro.errors import CoordinatorAuthError
 
 from .models import Role
 from .records import KeyRecord, TenantRecord
 from .state import StateBackend
 from .store import Store
 
+if TYPE_CHECKING:
+    from .settings import Settings
+
 KEY_PREFIX = "mk_"
 TOKEN_PREFIX = "mt_"
 SECRET_FILE = "token-secret"
+DEFAULT_KID = "default"
+"""The `kid` of a single configured `token_secret` or of the generated one."""
+ALGORITHM = "HS256"
+ISSUER = "maestro-coordinator"
+MAX_TOKEN_CHARS = 1024
+MIN_SECRET_BYTES = 32
+"""HS256 keys shorter than its digest are below RFC 7518's minimum (section 3.2)."""
+KID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_REFRESH_HINT = "exchange the API key for a new token at POST /v1/token"
+
+
+class TokenRejectedError(CoordinatorAuthError):
+    """A bearer token that is not (or no longer) acceptable; `reason` labels the metric."""
+
+    code = "token_rejected"
+
+    def __init__(self, message: str, *, reason: str, hint: str = _REFRESH_HINT) -> None:
+        super().__init__(message, status=401, hint=hint)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class TokenKeys:
+    """The HMAC keys of tokens: `signing_kid` signs new ones, every key in `keys` verifies, and
+    a token naming a `retired` kid is refused as such (its secret need not be kept)."""
+
+    signing_kid: str
+    keys: Mapping[str, bytes] = field(repr=False)
+    retired: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for kid, secret in self.keys.items():
+            if not KID_RE.fullmatch(kid):
+                raise ValueError(f"token key id {kid!r}: use 1-64 of A-Z a-z 0-9 . _ -")
+            if len(secret) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"token key {kid!r} is {len(secret)} bytes; at least {MIN_SECRET_BYTES} "
+                    "are needed (e.g. `openssl rand -hex 32`)"
+                )
+        if self.signing_kid not in self.keys:
+            raise ValueError(f"the signing key {self.signing_kid!r} is not among the token keys")
+        both = self.retired & self.keys.keys()
+        if both:
+            raise ValueError(f"token keys both valid and retired: {', '.join(sorted(both))}")
+
+    @classmethod
+    def single(cls, secret: bytes, retired: frozenset[str] = frozenset()) -> TokenKeys:
+        return cls(DEFAULT_KID, {DEFAULT_KID: secret}, retired)
+
+
+def token_keys_from_settings(settings: Settings, generated: bytes | None = None) -> TokenKeys:
+    """The configured keys (`token_keys`, else `token_secret`), else the `generated` secret;
+    ValueError names what is wrong with them."""
+    retired = frozenset(settings.token_retired_kids)
+    if settings.token_keys:
+        keys = {k: v.get_secret_value().encode() for k, v in settings.token_keys.items()}
+        signing = settings.token_signing_kid or next(iter(keys))
+        return TokenKeys(signing, keys, retired)
+    if settings.token_secret is not None:
+        return TokenKeys.single(settings.token_secret.get_secret_value().encode(), retired)
+    if generated is None:
+        raise ValueError("no token keys configured and none generated")
+    return TokenKeys.single(generated, retired)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +126,6 @@ class NewKey:
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _hash_secret(salt: bytes, secret: str) -> bytes:
@@ -106,14 +176,14 @@ class Authenticator:
     def __init__(
         self,
         state: StateBackend,
-        secret: bytes,
+        keys: TokenKeys,
         *,
         ttl_s: int,
         accept_api_keys: bool,
         clock: Callable[[], float],
     ) -> None:
         self._state = state
-        self._secret = secret
+        self._keys = keys
         self._ttl = ttl_s
         self._accept_keys = accept_api_keys
         self._clock = clock
@@ -145,44 +215,80 @@ class Authenticator:
 
     def mint(self, principal: Principal) -> tuple[str, float]:
         """A signed token for an authenticated key, and its expiry (unix time)."""
-        expires = self._clock() + self._ttl
-        payload = json.dumps(
-            {"k": principal.key_id, "t": principal.tenant.name, "e": round(expires, 3)},
-            separators=(",", ":"),
-        ).encode()
-        body = _b64(payload)
-        sig = hmac.new(self._secret, (TOKEN_PREFIX + body).encode(), hashlib.sha256).digest()
-        return f"{TOKEN_PREFIX}{body}.{_b64(sig)}", expires
+        now = self._clock()
+        expires = now + self._ttl
+        claims = {
+            "iss": ISSUER,
+            "sub": principal.key_id,
+            "ten": principal.tenant.name,
+            "exp": round(expires, 3),
+        }
+        kid = self._keys.signing_kid
+        body = jwt.encode(claims, self._keys.keys[kid], algorithm=ALGORITHM, headers={"kid": kid})
+        return TOKEN_PREFIX + body, expires
 
-    async def check_token(self, token: str) -> Principal | None:
-        """Verify signature and expiry, then the key's *current* state (revocation, role)."""
-        if not token.startswith(TOKEN_PREFIX):
-            return None
-        body, sep, sig_text = token[len(TOKEN_PREFIX) :].partition(".")
-        if not sep or len(token) > 1024:
-            return None
+    def _verified_claims(self, token: str) -> dict[str, Any]:
+        """The claims of a token whose signature checks out under the key its `kid` names."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_CHARS:
+            raise TokenRejectedError("not a coordinator token", reason="invalid")
+        body = token[len(TOKEN_PREFIX) :]
         try:
-            sig = _unb64(sig_text)
-            if _b64(sig) != sig_text:
-                return None  # one canonical spelling per token: no malleable trailing bits
-            expected = hmac.new(
-                self._secret, (TOKEN_PREFIX + body).encode(), hashlib.sha256
-            ).digest()
-            if not hmac.compare_digest(sig, expected):
-                return None
-            claims = json.loads(_unb64(body))
-            key_id, tenant, expires = str(claims["k"]), str(claims["t"]), float(claims["e"])
-        except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
-            return None
+            # The header only picks the key; nothing else is read before the signature checks.
+            kid = jwt.get_unverified_header(body).get("kid")
+        except jwt.PyJWTError:
+            raise TokenRejectedError("malformed token", reason="invalid") from None
+        if not isinstance(kid, str):
+            raise TokenRejectedError("token without a key id (kid)", reason="invalid")
+        if kid in self._keys.retired:
+            raise TokenRejectedError(f"token signed with retired key {kid!r}", reason="retired_key")
+        secret = self._keys.keys.get(kid)
+        if secret is None:
+            raise TokenRejectedError(f"token signed with unknown key {kid!r}", reason="invalid")
+        try:
+            decoded = jwt.decode_complete(
+                body,
+                secret,
+                algorithms=[ALGORITHM],
+                issuer=ISSUER,
+                # expiry is checked below against the coordinator's own clock
+                options={"verify_exp": False, "require": ["exp", "sub", "iss"]},
+            )
+        except jwt.PyJWTError:
+            raise TokenRejectedError(
+                "invalid token signature or claims", reason="invalid"
+            ) from None
+        # One canonical spelling per token: no malleable trailing bits in the signature.
+        if body.rsplit(".", 1)[-1] != _b64(decoded["signature"]):
+            raise TokenRejectedError("non-canonical token encoding", reason="invalid")
+        claims: dict[str, Any] = decoded["payload"]
+        return claims
+
+    async def check_token(self, token: str) -> Principal:
+        """Verify signature and expiry, then the key's *current* state (revocation, role)."""
+        claims = self._verified_claims(token)
+        try:
+            key_id, tenant, expires = str(claims["sub"]), str(claims["ten"]), float(claims["exp"])
+        except (KeyError, TypeError, ValueError):
+            raise TokenRejectedError("token claims are malformed", reason="invalid") from None
         if self._clock() >= expires:
-            return None
+            raise TokenRejectedError("token expired", reason="expired")
         record = await self._state.get_key(key_id)
         if record is None or record.revoked_at is not None or record.tenant != tenant:
-            return None
-        return await self._principal(record)
+            raise TokenRejectedError(
+                "the token's API key is revoked or unknown",
+                reason="invalid",
+                hint="ask a tenant admin for a new key: maestro coordinator key create TENANT",
+            )
+        principal = await self._principal(record)
+        if principal is None:
+            raise TokenRejectedError("the token's tenant no longer exists", reason="invalid")
+        return principal
 
     async def check_bearer(self, credential: str) -> Principal | None:
-        """A token, or (if enabled) an API key used directly by clients that cannot refresh."""
+        """A token, or (if enabled) an API key used directly by clients that cannot refresh.
+
+        None for an unusable key; a token that is refused raises `TokenRejectedError`, whose
+        message says why (expired, retired signing key, ...)."""
         if credential.startswith(TOKEN_PREFIX):
             return await self.check_token(credential)
         if self._accept_keys and credential.startswith(KEY_PREFIX):

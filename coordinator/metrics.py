@@ -58,7 +58,7 @@ class Metrics:
         )
         self.auth_failures = Counter(
             "maestro_coordinator_auth_failures",
-            "Rejected requests by reason (missing, invalid, forbidden).",
+            "Rejected requests by reason (missing, invalid, expired, retired_key, forbidden).",
             ["reason"],
             registry=r,
         )

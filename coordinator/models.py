@@ -41,7 +41,8 @@ class ApiModel(BaseModel):
 class TokenRequest(ApiModel):
     """POST /v1/token body. The key may instead come as `Authorization: Bearer <key>`."""
 
-    api_key: str = Field(min_length=1, max_length=200)
+    # long enough that a token sent as a key is refused as a credential (401), not as a body
+    api_key: str = Field(min_length=1, max_length=1024)
 
 
 class TokenResponse(ApiModel):

@@ -1,153 +1,203 @@
-"""The OpenAPI 3 description served at /openapi.json, built from the same pydantic models."""
+"""The OpenAPI 3 description served at /openapi.json, generated from aiohttp's route table.
+
+Paths and methods come from the router itself; each handler carries what the router cannot know
+(summary, bodies, responses) through the `@operation` decorator, next to its code. A route whose
+handler has no description makes generation fail, so the document cannot silently fall behind.
+Schemas come from the same pydantic models the handlers validate with.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+from aiohttp import web
+from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 import maestro
 
-from .models import (
-    ErrorBody,
-    Health,
-    KeyCreated,
-    KeyCreateRequest,
-    KeyInfo,
-    TenantStatus,
-    TokenRequest,
-    TokenResponse,
-)
-from .settings import Settings
+from .models import ErrorBody
 
 _REF = "#/components/schemas/{model}"
+_ATTR = "__openapi_operations__"
+_GROUP = re.compile(r"\(\?P<(?P<name>[_a-zA-Z][_a-zA-Z0-9]*)>(?P<alts>[A-Za-z0-9_|-]+)\)")
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"basic": []}]
+PATH_PARAMS: Mapping[str, Mapping[str, Any]] = {
+    "tenant": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
+    "hash": {
+        "type": "string",
+        "pattern": "^[0-9a-f]{64}$",
+        "description": "sha256 hex: of the blob (cas), or the action digest (ac)",
+    },
+}
+BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+
+H = TypeVar("H", bound=Callable[..., Any])
 
 
-def _err(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": _REF.format(model="ErrorBody")}}},
-    }
+class UndocumentedRouteError(RuntimeError):
+    """A route's handler has no `@operation` for one of its methods."""
 
 
-def _ok_json(model: str, description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": _REF.format(model=model)}}},
-    }
+@dataclass(frozen=True, slots=True)
+class Response:
+    description: str
+    model: type[BaseModel] | None = None
+    """JSON body of this model; None with `content` for other media, or no body."""
+    content: Mapping[str, Any] | None = None
+    headers: Mapping[str, Any] | None = None
 
 
-def openapi_document(settings: Settings) -> dict[str, Any]:
-    _, schemas = models_json_schema(
-        [
-            (m, "validation")
-            for m in (
-                TokenRequest,
-                TokenResponse,
-                ErrorBody,
-                TenantStatus,
-                Health,
-                KeyCreateRequest,
-                KeyInfo,
-                KeyCreated,
-            )
-        ],
-        ref_template=_REF,
-    )
-    components = dict(schemas.get("$defs", {}))
-    auth_errors = {
-        "401": _err("Missing, invalid, expired or revoked credentials."),
-        "403": _err("The credential's tenant or role does not allow this."),
-    }
-    path_params = [
+def err(description: str) -> Response:
+    return Response(description, ErrorBody)
+
+
+AUTH_ERRORS: Mapping[str, Response] = {
+    "401": err("Missing, invalid, expired or revoked credentials, or a retired signing key."),
+    "403": err("The credential's tenant or role does not allow this."),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """What the route table cannot say about one method of a route.
+
+    `summary`, `operation_id` and descriptions are format strings over the path's literal
+    alternatives (a route `{kind:cas|ac}` is documented as one path per kind, with `{kind}` and
+    `{noun}` = `nouns[kind]`) and `{max_blob_bytes}`."""
+
+    summary: str
+    operation_id: str
+    responses: Mapping[str, Response]
+    auth: bool = True
+    body: type[BaseModel] | Mapping[str, Any] | None = None
+    body_required: bool = True
+    parameters: Sequence[Mapping[str, Any]] = ()
+    nouns: Mapping[str, str] = field(default_factory=dict)
+
+
+def operation(**by_method: Operation) -> Callable[[H], H]:
+    """Attach the OpenAPI description of a handler, per HTTP method (`get=Operation(...)`)."""
+
+    def attach(handler: H) -> H:
+        setattr(handler, _ATTR, {m.upper(): op for m, op in by_method.items()})
+        return handler
+
+    return attach
+
+
+def _operations(route: web.AbstractRoute) -> Mapping[str, Operation] | None:
+    ops: Mapping[str, Operation] | None = getattr(route.handler, _ATTR, None)
+    return ops
+
+
+def _variants(resource: web.AbstractResource) -> list[tuple[str, dict[str, str]]]:
+    """The resource's canonical path, once per combination of literal alternatives."""
+    paths: list[tuple[str, dict[str, str]]] = [(resource.canonical, {})]
+    pattern = resource.get_info().get("pattern")
+    if pattern is None:
+        return paths
+    for group in _GROUP.finditer(pattern.pattern):
+        name = group["name"]
+        paths = [
+            (path.replace("{" + name + "}", alt), {**values, name: alt})
+            for path, values in paths
+            for alt in group["alts"].split("|")
+        ]
+    return paths
+
+
+def _content(model: type[BaseModel]) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": _REF.format(model=model.__name__)}}}
+
+
+def _render(
+    op: Operation, path: str, values: Mapping[str, str], context: Mapping[str, Any]
+) -> dict[str, Any]:
+    words = {**context, **values}
+    if op.nouns:
+        words["noun"] = op.nouns[next(v for v in values.values() if v in op.nouns)]
+    responses: dict[str, Any] = {}
+    for status, resp in op.responses.items():
+        rendered: dict[str, Any] = {"description": resp.description.format(**words)}
+        if resp.model is not None:
+            rendered["content"] = _content(resp.model)
+        elif resp.content is not None:
+            rendered["content"] = dict(resp.content)
+        if resp.headers:
+            rendered["headers"] = dict(resp.headers)
+        responses[status] = rendered
+    params = [
         {
-            "name": "tenant",
+            "name": name,
             "in": "path",
             "required": True,
-            "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,62}$"},
-        },
-        {
-            "name": "hash",
-            "in": "path",
-            "required": True,
-            "description": "sha256 hex: of the blob (cas), or the action digest (ac)",
-            "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-        },
+            "schema": dict(PATH_PARAMS.get(name, {"type": "string"})),
+        }
+        for name in re.findall(r"\{([^}]+)\}", path)
     ]
-    blob = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    for param in params:  # the description belongs beside the schema in OpenAPI
+        description = param["schema"].pop("description", None)
+        if description:
+            param["description"] = description
+    out: dict[str, Any] = {
+        "operationId": op.operation_id.format(**words),
+        "summary": op.summary.format(**words),
+        "responses": responses,
+    }
+    if op.auth:
+        out["security"] = SECURITY
+    if params or op.parameters:
+        out["parameters"] = [*params, *map(dict, op.parameters)]
+    if op.body is not None:
+        content = (
+            _content(op.body)
+            if isinstance(op.body, type) and issubclass(op.body, BaseModel)
+            else dict(op.body)
+        )
+        out["requestBody"] = {"required": op.body_required, "content": content}
+    return out
 
-    def entry_ops(kind: str, what: str) -> dict[str, Any]:
-        get_ok = {
-            "description": f"Hit: the {what}.",
-            "headers": {
-                "Content-Encoding": {
-                    "description": "zstd when the client sent Accept-Encoding: zstd",
-                    "schema": {"type": "string"},
-                }
-            },
-            "content": blob,
-        }
-        return {
-            "parameters": path_params,
-            "get": {
-                "operationId": f"get_{kind}",
-                "summary": f"Read a {what}",
-                "security": [{"bearer": []}, {"basic": []}],
-                "parameters": [
-                    {"name": "Accept-Encoding", "in": "header", "schema": {"type": "string"}}
-                ],
-                "responses": {
-                    "200": get_ok,
-                    "400": _err("Malformed digest."),
-                    **auth_errors,
-                    "404": _err("Miss."),
-                },
-            },
-            "head": {
-                "operationId": f"head_{kind}",
-                "summary": f"Check that a {what} exists",
-                "security": [{"bearer": []}, {"basic": []}],
-                "responses": {
-                    "200": {"description": "Present; Content-Length is its size."},
-                    "400": {"description": "Malformed digest."},
-                    "401": {"description": "Unauthorized."},
-                    "403": {"description": "Forbidden."},
-                    "404": {"description": "Miss."},
-                },
-            },
-            "put": {
-                "operationId": f"put_{kind}",
-                "summary": f"Store a {what} (roles read-write, admin)",
-                "security": [{"bearer": []}, {"basic": []}],
-                "parameters": [
-                    {
-                        "name": "Content-Encoding",
-                        "in": "header",
-                        "schema": {"type": "string", "enum": ["zstd", "identity"]},
-                    },
-                    {
-                        "name": "X-Digest-SizeBytes",
-                        "in": "header",
-                        "description": "uncompressed size (checked when present)",
-                        "schema": {"type": "integer", "minimum": 0},
-                    },
-                ],
-                "requestBody": {"required": True, "content": blob},
-                "responses": {
-                    "200": {"description": "Stored (or already present)."},
-                    "400": _err(
-                        "Malformed digest, sha256 mismatch (nothing stored), bad zstd, or "
-                        "an invalid ActionResult."
-                    ),
-                    **auth_errors,
-                    "411": _err("Content-Length missing."),
-                    "413": _err(f"Body over {settings.max_blob_bytes} bytes."),
-                    "415": _err("Unsupported Content-Encoding."),
-                    "507": _err("Tenant quota or server storage exhausted."),
-                },
-            },
-        }
 
+def _models(operations: Sequence[Operation]) -> list[type[BaseModel]]:
+    found: dict[str, type[BaseModel]] = {ErrorBody.__name__: ErrorBody}
+    for op in operations:
+        if isinstance(op.body, type) and issubclass(op.body, BaseModel):
+            found[op.body.__name__] = op.body
+        for resp in op.responses.values():
+            if resp.model is not None:
+                found[resp.model.__name__] = resp.model
+    return sorted(found.values(), key=lambda m: m.__name__)
+
+
+def openapi_document(router: web.UrlDispatcher, *, max_blob_bytes: int) -> dict[str, Any]:
+    """The document for every route of `router`; UndocumentedRouteError if one lacks a
+    description. A HEAD that aiohttp adds beside a GET is left out, as the GET describes it."""
+    paths: dict[str, dict[str, Any]] = {}
+    used: list[Operation] = []
+    context = {"max_blob_bytes": max_blob_bytes}
+    for route in router.routes():
+        resource = route.resource
+        if resource is None:
+            continue
+        ops = _operations(route) or {}
+        if route.method == "HEAD" and "GET" in ops and "HEAD" not in ops:
+            continue
+        methods = sorted(ops) if route.method == "*" else [route.method]
+        if not methods or any(m not in ops for m in methods):
+            raise UndocumentedRouteError(
+                f"{route.method} {resource.canonical}: its handler has no @operation for it"
+            )
+        for path, values in _variants(resource):
+            for method in methods:
+                paths.setdefault(path, {})[method.lower()] = _render(
+                    ops[method], path, values, context
+                )
+                used.append(ops[method])
+    _, schemas = models_json_schema([(m, "validation") for m in _models(used)], ref_template=_REF)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -156,117 +206,9 @@ def openapi_document(settings: Settings) -> dict[str, Any]:
             "description": "Bazel-HTTP-cache-compatible remote cache with tenants and tokens. "
             "Methods other than GET, HEAD and PUT on cache paths answer 405.",
         },
-        "paths": {
-            "/v1/token": {
-                "post": {
-                    "operationId": "create_token",
-                    "summary": "Exchange an API key for a short-lived bearer token",
-                    "requestBody": {
-                        "required": False,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": _REF.format(model="TokenRequest")}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _ok_json("TokenResponse", "A token; refresh before expires_at."),
-                        "400": _err("Malformed body."),
-                        "401": _err("Invalid or revoked API key."),
-                    },
-                }
-            },
-            "/v1/tenants/{tenant}": {
-                "get": {
-                    "operationId": "tenant_status",
-                    "summary": "Usage and quota of a tenant (admin role)",
-                    "security": [{"bearer": []}, {"basic": []}],
-                    "parameters": [path_params[0]],
-                    "responses": {"200": _ok_json("TenantStatus", "Usage."), **auth_errors},
-                }
-            },
-            "/v1/tenants/{tenant}/keys": {
-                "post": {
-                    "operationId": "create_key",
-                    "summary": "Create an API key of this tenant (admin role); shown once",
-                    "security": [{"bearer": []}, {"basic": []}],
-                    "parameters": [path_params[0]],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": _REF.format(model="KeyCreateRequest")}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "201": _ok_json("KeyCreated", "The new key (store it now)."),
-                        "400": _err("Malformed body."),
-                        **auth_errors,
-                        "413": _err("Body too large."),
-                    },
-                }
-            },
-            "/v1/tenants/{tenant}/keys/{key_id}": {
-                "delete": {
-                    "operationId": "revoke_key",
-                    "summary": "Revoke a key of this tenant (admin role), at once on every replica",
-                    "security": [{"bearer": []}, {"basic": []}],
-                    "parameters": [
-                        path_params[0],
-                        {
-                            "name": "key_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                    ],
-                    "responses": {
-                        "200": _ok_json("KeyInfo", "The key, now revoked."),
-                        **auth_errors,
-                        "404": _err("No such key in this tenant."),
-                    },
-                }
-            },
-            "/{tenant}/cas/{hash}": entry_ops("cas", "CAS blob"),
-            "/{tenant}/ac/{hash}": entry_ops("ac", "action-cache entry"),
-            "/healthz": {
-                "get": {
-                    "operationId": "healthz",
-                    "summary": "Liveness and store readability",
-                    "responses": {
-                        "200": _ok_json("Health", "Healthy."),
-                        "503": _err("A backend (Redis, the blob upstream) does not answer."),
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "operationId": "metrics",
-                    "summary": "Prometheus metrics",
-                    "responses": {
-                        "200": {
-                            "description": "Prometheus text exposition format.",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This document",
-                    "responses": {
-                        "200": {
-                            "description": "OpenAPI 3 document.",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
-                    },
-                }
-            },
-        },
+        "paths": paths,
         "components": {
-            "schemas": components,
+            "schemas": dict(schemas.get("$defs", {})),
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "basic": {

@@ -45,6 +45,26 @@ def _size(value: Any) -> Any:
 ByteSize = Annotated[int, BeforeValidator(_size)]
 
 
+def _pairs(value: Any) -> Any:
+    """`kid=secret,kid=secret` from the environment; tables from TOML pass through."""
+    if not isinstance(value, str):
+        return value
+    pairs: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        kid, sep, secret = item.partition("=")
+        if not sep or not kid.strip() or not secret:
+            raise ValueError("expected kid=secret pairs separated by commas")
+        pairs[kid.strip()] = secret
+    return pairs
+
+
+def _names(value: Any) -> Any:
+    """`a,b` from the environment; TOML arrays pass through."""
+    if isinstance(value, str):
+        return [name.strip() for name in value.split(",") if name.strip()]
+    return value
+
+
 def default_data_dir() -> Path:
     """`$MAESTRO_STATE_DIR/coordinator` or the platform user data dir."""
     override = os.environ.get("MAESTRO_STATE_DIR")
@@ -75,7 +95,16 @@ class Settings(BaseModel):
     map_size_bytes: ByteSize = Field(default=1 << 40, ge=1 << 20)
     """LMDB address space; a full map answers 507. Costs nothing on 64-bit until pages are used."""
     token_secret: SecretStr | None = None
-    """HMAC key for tokens; default a random secret kept in `<data_dir>/token-secret` (0600)."""
+    """HMAC key for tokens (key id `default`, at least 32 bytes); default a random secret kept
+    in `<data_dir>/token-secret` (0600), or shared through Redis."""
+    token_keys: Annotated[dict[str, SecretStr], BeforeValidator(_pairs)] = Field(
+        default_factory=dict
+    )
+    """Key rotation: every HMAC key that verifies tokens, by key id (`kid`)."""
+    token_signing_kid: str | None = None
+    """Which of `token_keys` signs new tokens (needed when there are several)."""
+    token_retired_kids: Annotated[list[str], BeforeValidator(_names)] = Field(default_factory=list)
+    """Key ids whose tokens are refused with a "retired key" error."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
     stream_large_reads: bool = True
@@ -105,6 +134,18 @@ class Settings(BaseModel):
             ("http://", "https://")
         ):
             raise ValueError("blob_upstream_url must be an http:// or https:// URL")
+        if self.token_keys and self.token_secret is not None:
+            raise ValueError(
+                "set token_secret or token_keys, not both (token_secret is the key `default`)"
+            )
+        if self.token_signing_kid is not None and not self.token_keys:
+            raise ValueError("token_signing_kid names one of token_keys, which is empty")
+        if len(self.token_keys) > 1 and self.token_signing_kid is None:
+            raise ValueError("several token_keys need token_signing_kid to say which one signs")
+        if self.token_keys or self.token_secret is not None:
+            from .auth import token_keys_from_settings
+
+            token_keys_from_settings(self)  # key ids, lengths, signing key, retired overlap
         if self.state_backend == "redis" and self.blob_backend == "lmdb":
             raise ValueError(
                 'state_backend = "redis" (replicas) needs blob_backend = "http": replicas '

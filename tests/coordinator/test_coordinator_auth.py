@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import jwt
 import pytest
-from coord_helpers import Env, sha
+from aiohttp.test_utils import TestClient, TestServer
+from coord_helpers import Clock, Env, sha
 
+from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.auth import create_key
 from maestro.coordinator.models import Role
-from maestro.coordinator.settings import load_settings
+from maestro.coordinator.settings import Settings, load_settings
+from maestro.coordinator.store import Store
 from maestro.errors import ConfigError
 
 
@@ -145,3 +152,144 @@ def test_settings_validation(tmp_path: Path) -> None:
         load_settings(cfg, environ={})
     with pytest.raises(ConfigError, match="max_blob_bytes"):
         load_settings(None, environ={"MAESTRO_COORDINATOR_MAX_BLOB_BYTES": "lots"})
+
+
+# -- signing-key rotation ------------------------------------------------------------------------
+
+OLD, NEW = "o" * 40, "n" * 40
+
+
+@contextlib.asynccontextmanager
+async def _served(settings: Settings, store: Store, clock: Clock) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    server = TestServer(create_app(settings, store=store, clock=clock))
+    await server.start_server(**RUNNER_KWARGS)
+    client = TestClient(server)
+    await client.start_server()
+    try:
+        yield client
+    finally:
+        await client.close()
+
+
+async def _token(client: TestClient, key: str) -> str:  # type: ignore[type-arg]
+    resp = await client.post("/v1/token", json={"api_key": key})
+    assert resp.status == 200, await resp.text()
+    token: str = (await resp.json())["token"]
+    return token
+
+
+async def test_key_rotation(tmp_path: Path, store: Store) -> None:
+    clock = Clock()
+    key = create_key(store, "alpha", Role.READ_WRITE).plaintext
+    url = f"/alpha/cas/{sha(b'x')}"
+
+    def settings(**keys: object) -> Settings:
+        return Settings.model_validate({"data_dir": tmp_path / "coord", **keys})
+
+    # 1. signed with "k1"
+    before = settings(token_keys={"k1": OLD})
+    async with _served(before, store, clock) as client:
+        old_token = await _token(client, key)
+    assert jwt.get_unverified_header(old_token[3:])["kid"] == "k1"
+
+    # 2. "k2" signs, "k1" still verifies: tokens minted before the rotation keep working
+    during = settings(token_keys={"k1": OLD, "k2": NEW}, token_signing_kid="k2")
+    async with _served(during, store, clock) as client:
+        new_token = await _token(client, key)
+        assert jwt.get_unverified_header(new_token[3:])["kid"] == "k2"
+        for token in (old_token, new_token):
+            resp = await client.get(url, headers={"Authorization": f"Bearer {token}"})
+            assert resp.status == 404, await resp.text()
+
+    # 3. "k1" retired: its tokens are refused and the answer says why and what to do
+    after = settings(token_keys={"k2": NEW}, token_retired_kids=["k1"])
+    async with _served(after, store, clock) as client:
+        resp = await client.get(url, headers={"Authorization": f"Bearer {old_token}"})
+        assert resp.status == 401
+        body = await resp.json()
+        assert "retired key 'k1'" in body["message"] and "POST /v1/token" in body["hint"]
+        assert (
+            await client.get(url, headers={"Authorization": f"Bearer {new_token}"})
+        ).status == 404
+        metrics = await (await client.get("/metrics")).text()
+        assert 'maestro_coordinator_auth_failures_total{reason="retired_key"} 1.0' in metrics
+
+    # 4. a key nobody configured is "unknown", not "retired"
+    async with _served(settings(token_keys={"k3": "t" * 40}), store, clock) as client:
+        resp = await client.get(url, headers={"Authorization": f"Bearer {new_token}"})
+        assert resp.status == 401 and "unknown key 'k2'" in (await resp.json())["message"]
+
+
+async def test_forged_and_legacy_tokens_are_refused(env: Env) -> None:
+    token = await env.token("alpha")
+    header = jwt.get_unverified_header(token[3:])
+    claims = jwt.decode(token[3:], options={"verify_signature": False})
+    url = f"/alpha/cas/{sha(b'x')}"
+    forged = [
+        # the right kid, the wrong secret
+        jwt.encode(claims, "x" * 40, algorithm="HS256", headers={"kid": header["kid"]}),
+        # no signature at all
+        jwt.encode(claims, None, algorithm="none", headers={"kid": header["kid"]}),
+        # claims swapped (tenant beta) under the original header and signature
+        ".".join(
+            [
+                token[3:].split(".")[0],
+                jwt.encode({**claims, "ten": "beta"}, "k" * 40).split(".")[1],
+                token.split(".")[2],
+            ]
+        ),
+    ]
+    for bad in forged:
+        resp = await env.client.get(url, headers={"Authorization": f"Bearer mt_{bad}"})
+        assert resp.status == 401, bad
+    # The format before JWT (`mt_<payload>.<sig>`, one unnamed secret) is refused: clients
+    # refresh on a 401 and tokens live minutes, so nothing is lost.
+    legacy = "mt_eyJrIjoiYWJjIiwidCI6ImFscGhhIiwiZSI6MTkwMDAwMDMwMC4wfQ.c2lnbmF0dXJl"
+    assert (await env.client.get(url, headers={"Authorization": f"Bearer {legacy}"})).status == 401
+    # expiry is the coordinator's clock, and the answer says so
+    env.clock.now += 10_000
+    resp = await env.client.get(url, headers={"Authorization": f"Bearer {token}"})
+    assert resp.status == 401 and (await resp.json())["message"] == "token expired"
+
+
+def test_token_key_settings(tmp_path: Path) -> None:
+    env = {
+        "MAESTRO_COORDINATOR_TOKEN_KEYS": f"k1={OLD}, k2={NEW}",
+        "MAESTRO_COORDINATOR_TOKEN_SIGNING_KID": "k2",
+        "MAESTRO_COORDINATOR_TOKEN_RETIRED_KIDS": "k0,kminus1",
+    }
+    s = load_settings(None, environ=env)
+    assert set(s.token_keys) == {"k1", "k2"} and s.token_retired_kids == ["k0", "kminus1"]
+    assert OLD not in repr(s) and OLD not in str(s.model_dump())  # secrets never printed
+    bad = [
+        ({"MAESTRO_COORDINATOR_TOKEN_KEYS": f"k1={OLD},k2={NEW}"}, "token_signing_kid"),
+        ({"MAESTRO_COORDINATOR_TOKEN_KEYS": "k1=short"}, "at least 32"),
+        (
+            {
+                "MAESTRO_COORDINATOR_TOKEN_KEYS": f"k1={OLD}",
+                "MAESTRO_COORDINATOR_TOKEN_RETIRED_KIDS": "k1",
+            },
+            "both valid and retired",
+        ),
+        (
+            {
+                "MAESTRO_COORDINATOR_TOKEN_KEYS": f"k1={OLD}",
+                "MAESTRO_COORDINATOR_TOKEN_SECRET": NEW,
+            },
+            "not both",
+        ),
+        (
+            {
+                "MAESTRO_COORDINATOR_TOKEN_KEYS": f"k1={OLD}",
+                "MAESTRO_COORDINATOR_TOKEN_SIGNING_KID": "k9",
+            },
+            "not among",
+        ),
+        ({"MAESTRO_COORDINATOR_TOKEN_KEYS": f"bad kid={OLD}"}, "token key id"),
+        ({"MAESTRO_COORDINATOR_TOKEN_KEYS": "k1"}, "kid=secret"),
+        ({"MAESTRO_COORDINATOR_TOKEN_SECRET": "short"}, "at least 32"),
+    ]
+    for environ, message in bad:
+        with pytest.raises(ConfigError, match=message) as refused:
+            load_settings(None, environ=environ)
+        assert OLD not in str(refused.value) and NEW not in str(refused.value)
