@@ -28,6 +28,7 @@ from typing_extensions import TypedDict
 
 from maestro.errors import MaestroError
 from maestro.reports import ChangeModel, HopModel, WhyReport
+from maestro.server.settings import Settings as ServerSettings
 from maestro.wire import CacheStatsResult, ErrorInfo, StatusResult
 
 
@@ -243,7 +244,7 @@ class RunStatus(TypedDict):
 
 class StatusInfo(TypedDict):
     version: str
-    settings: Annotated[dict[str, Any], Field(description="the options in effect (camelCase)")]
+    settings: Annotated[ServerSettings, Field(description="the initialization options in effect")]
     testExplorer: bool
     workspaces: list[WorkspaceStatus]
     runs: list[RunStatus]

@@ -18,7 +18,7 @@ async def status(ls: MaestroServer) -> StatusInfo:
     links = await asyncio.gather(*(ws.link.status() for ws in ls.workspaces.values()))
     return {
         "version": __version__,
-        "settings": ls.settings.to_json(),
+        "settings": ls.settings,
         "testExplorer": ls.test_explorer,
         "workspaces": list(links),
         "runs": [r.to_json() for r in manager(ls).active.values()],

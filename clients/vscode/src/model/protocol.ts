@@ -240,6 +240,11 @@ export interface ExplainResult {
 
 export type Empty = Record<string, never>;
 
+export interface CodeLensSettings {
+  enabled?: boolean;
+  impactedOnSource?: boolean;
+}
+
 /** The daemon's sync with the team coordinator (`[tool.maestro.remote]`). */
 export interface RemoteStatus {
   url: string;
@@ -274,6 +279,17 @@ export interface RunStatus {
   done: number;
   total: number | null;
   elapsedS: number;
+}
+
+export interface Settings {
+  interpreter?: string | null;
+  speculation?: boolean | null;
+  coordinatorUrl?: string | null;
+  daemonAutostart?: boolean;
+  codeLens?: CodeLensSettings;
+  diagnostics?: boolean;
+  debounceMs?: number;
+  requestTimeoutS?: number;
 }
 
 /** The daemon's speculation (`ml.speculation`) and the model ranking its runs. */
@@ -340,8 +356,8 @@ export interface WorkspaceStatus {
 
 export interface StatusInfo {
   version: string;
-  /** the options in effect (camelCase) */
-  settings: Record<string, unknown>;
+  /** the initialization options in effect */
+  settings: Settings;
   testExplorer: boolean;
   workspaces: WorkspaceStatus[];
   runs: RunStatus[];

@@ -248,6 +248,11 @@ data class ExplainResult(
 
 class Empty
 
+data class CodeLensSettings(
+    val enabled: Boolean? = null,
+    val impactedOnSource: Boolean? = null,
+)
+
 /** The daemon's sync with the team coordinator (`[tool.maestro.remote]`). */
 data class RemoteStatus(
     val url: String? = null,
@@ -282,6 +287,17 @@ data class RunStatus(
     val done: Long? = null,
     val total: Long? = null,
     val elapsedS: Double? = null,
+)
+
+data class Settings(
+    val interpreter: String? = null,
+    val speculation: Boolean? = null,
+    val coordinatorUrl: String? = null,
+    val daemonAutostart: Boolean? = null,
+    val codeLens: CodeLensSettings? = null,
+    val diagnostics: Boolean? = null,
+    val debounceMs: Long? = null,
+    val requestTimeoutS: Double? = null,
 )
 
 /** The daemon's speculation (`ml.speculation`) and the model ranking its runs. */
@@ -348,8 +364,8 @@ data class WorkspaceStatus(
 
 data class StatusInfo(
     val version: String? = null,
-    /** the options in effect (camelCase) */
-    val settings: Map<String, Any?>? = null,
+    /** the initialization options in effect */
+    val settings: Settings? = null,
     val testExplorer: Boolean? = null,
     val workspaces: List<WorkspaceStatus>? = null,
     val runs: List<RunStatus>? = null,
