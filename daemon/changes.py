@@ -7,17 +7,16 @@ A path whose name is not valid UTF-8 is dropped here, with a warning: the graph 
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from maestro import git
-from maestro.errors import WorkspaceError
 from maestro.git import Status
 from maestro.graph.build import Change
 from maestro.graph.files import NOISE_DIRS
 from maestro.graph.global_inputs import is_global_input
 from maestro.names import is_utf8, printable
+from maestro.workspace import normalize as normalize  # the CLI's fast path needs it lean
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +31,6 @@ def usable(rel: str) -> bool:
         printable(rel),
     )
     return False
-
-
-def normalize(root: Path, path: str) -> str:
-    """A user-given path (absolute, or relative to the cwd) as a posix path relative to root."""
-    candidate = Path(path)
-    absolute = candidate if candidate.is_absolute() else Path.cwd() / candidate
-    absolute = Path(os.path.normpath(absolute))
-    try:
-        return absolute.relative_to(root).as_posix()
-    except ValueError:
-        # also accept paths already relative to the root
-        if not candidate.is_absolute() and (root / candidate).exists():
-            return candidate.as_posix()
-        raise WorkspaceError(
-            f"{path} is outside the workspace {root}",
-            hint="run from inside the workspace or pass --root",
-        ) from None
 
 
 def from_paths(root: Path, paths: Iterable[str]) -> list[Change]:

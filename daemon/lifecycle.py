@@ -21,9 +21,8 @@ import stat
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from maestro.daemon.framing import FrameDecoder, encode_frame
 from maestro.errors import (
@@ -55,8 +54,8 @@ MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107
 # --- paths ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class DaemonPaths:
+# a NamedTuple, not a dataclass: the CLI's fast path imports this module (dataclasses is costly)
+class DaemonPaths(NamedTuple):
     root: Path
     state_dir: Path
     lock: Path

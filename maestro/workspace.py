@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+from maestro.errors import WorkspaceError
 
 MARKERS = ("maestro.toml", "pyproject.toml", "setup.py", "setup.cfg", ".git")
 
@@ -14,3 +17,20 @@ def find_root(start: Path | None = None) -> Path:
         if any((candidate / marker).exists() for marker in MARKERS):
             return candidate
     return here
+
+
+def normalize(root: Path, path: str) -> str:
+    """A user-given path (absolute, or relative to the cwd) as a posix path relative to root."""
+    candidate = Path(path)
+    absolute = candidate if candidate.is_absolute() else Path.cwd() / candidate
+    absolute = Path(os.path.normpath(absolute))
+    try:
+        return absolute.relative_to(root).as_posix()
+    except ValueError:
+        # also accept paths already relative to the root
+        if not candidate.is_absolute() and (root / candidate).exists():
+            return candidate.as_posix()
+        raise WorkspaceError(
+            f"{path} is outside the workspace {root}",
+            hint="run from inside the workspace or pass --root",
+        ) from None

@@ -1,12 +1,14 @@
-"""Entry point of the `maestro` command: `maestro test` straight to a warm daemon, lean.
+"""Entry point of the `maestro` command: `maestro test|impacted|why` straight to a warm daemon.
 
 The full CLI (typer, pydantic, every sub-command's imports) costs several hundred milliseconds
-before it does anything; a no-change `maestro test` answered by a warm daemon is one RPC. So the
-console script starts here: when the command line is a plain `maestro test` (the selection
-flags and `-- PYTEST_ARGS`; no paths, --junit-xml or --help) and the workspace daemon is already
-running, this module speaks the wire protocol (maestro/wire.py, daemon/framing.py) over a
+before it does anything; a no-change `maestro test` or an `impacted` answered by a warm daemon is
+one RPC. So the console script starts here: when the command line is a plain `maestro test` (the
+selection flags and `-- PYTEST_ARGS`; no paths, --junit-xml or --help), `maestro impacted [PATHS]
+[--since REF] [--all]` or `maestro why TARGET FILE` (text output) and the workspace daemon is
+already running, this module speaks the wire protocol (maestro/wire.py, daemon/framing.py) over a
 blocking socket with only the stdlib, msgpack and rich, and renders with the same functions as
-the full CLI (maestro/cli/test_render.py): output and exit codes are the same by construction.
+the full CLI (maestro/cli/test_render.py, maestro/cli/graph_render.py): output and exit codes are
+the same by construction.
 
 Everything else, including "no daemon is running" and any refusal or error before the run
 starts, goes to the full CLI (maestro/cli/app.py), which then does exactly what it always did.
@@ -18,11 +20,10 @@ import contextlib
 import os
 import socket
 import sys
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from maestro.cli.test_render import Display
@@ -36,7 +37,9 @@ EXIT_INTERRUPTED = 2
 
 
 def main() -> None:
-    code = fast_test(sys.argv[1:])
+    argv = sys.argv[1:]
+    command = argv[0] if argv else ""
+    code = FAST_COMMANDS[command](argv) if command in FAST_COMMANDS else None
     if code is None:
         from maestro.cli.app import main as full_cli
 
@@ -77,11 +80,10 @@ def client_env(root: Path) -> dict[str, str]:
 # --- command line ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class TestArgs:
-    """The `maestro test` command lines this path serves; anything else returns None."""
+class TestArgs(NamedTuple):
+    """The `maestro test` command lines this path serves; anything else returns None.
 
-    __test__ = False
+    (pytest would take a `Test*` class for tests, but a NamedTuple's `__new__` tells it not to.)"""
 
     impacted: bool = False
     since: str | None = None
@@ -242,15 +244,13 @@ def fast_test(argv: Sequence[str]) -> int | None:
         return _run(conn, workspace, params)
 
 
-@dataclass(frozen=True, slots=True)
-class _Error:
+class _Error(NamedTuple):
     """A domain error the full CLI would report (after the display is closed)."""
 
     exc: MaestroError
 
 
-@dataclass(frozen=True, slots=True)
-class _Failed:
+class _Failed(NamedTuple):
     """The daemon gave up: an error frame, or the connection broke."""
 
     error: dict[str, Any] | None = None
@@ -337,3 +337,158 @@ def _after_failure(
             return _Error(error)
         return result.model_dump(mode="json")
     return _Error(exc)
+
+
+# --- maestro impacted / maestro why --------------------------------------------------------------
+
+
+class GraphArgs(NamedTuple):
+    """The `maestro impacted` / `maestro why` command lines this path serves."""
+
+    positional: tuple[str, ...] = ()
+    since: str | None = None
+    show_all: bool = False
+    root: str | None = None
+
+
+def parse_graph_args(argv: Sequence[str], *, flags: Sequence[str]) -> GraphArgs | None:
+    """Positional arguments and the options in ``flags`` (of --since, --all, --root); anything
+    else (--json, --no-daemon, --help, "--", typos) is the full CLI's business: None."""
+    positional: list[str] = []
+    values: dict[str, str | None] = {"--since": None, "--root": None}
+    show_all = False
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name, eq, value = arg.partition("=")
+        if arg.startswith("-") and arg != "-":
+            if arg == "--all" and "--all" in flags:
+                show_all = True
+            elif name in values and name in flags:
+                if not eq:
+                    if i + 1 >= len(argv):
+                        return None
+                    i += 1
+                    value = argv[i]
+                if not value:
+                    return None
+                values[name] = value
+            else:
+                return None
+        else:
+            positional.append(arg)
+        i += 1
+    return GraphArgs(tuple(positional), values["--since"], show_all, values["--root"])
+
+
+def _workspace(root: str | None) -> Path | None:
+    """The workspace as the full CLI resolves it (maestro/cli/common.py), or None to leave any
+    problem to the full CLI, which reports it."""
+    from maestro.errors import MaestroError
+    from maestro.workspace import find_root
+
+    if root is not None:
+        given = Path(root)
+        return given.resolve() if given.is_dir() else None
+    try:
+        return find_root()
+    except MaestroError:
+        return None
+
+
+def _relative(workspace: Path, paths: Sequence[str]) -> list[str] | None:
+    """Paths relative to the workspace, as the full CLI sends them; None when one is outside
+    it or its name is not UTF-8 (the full CLI reports or drops those with a message)."""
+    from maestro.errors import MaestroError
+    from maestro.names import is_utf8
+    from maestro.workspace import normalize
+
+    try:
+        rels = [normalize(workspace, p) for p in paths]
+    except MaestroError:
+        return None
+    return rels if all(is_utf8(r) for r in rels) else None
+
+
+def _ask(workspace: Path, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    """The running daemon's result for one request; None on any error or refusal, which the
+    full CLI then meets (and reports, or computes in process) as it always does."""
+    from maestro.errors import MaestroError
+
+    if policy() == "off":
+        return None
+    conn = connect(workspace)
+    if conn is None:
+        return None
+    with conn:
+        try:
+            conn.send({"type": "request", "id": REQUEST_ID, "method": method, "params": params})
+            while True:
+                frame = conn.receive()
+                if frame is None:
+                    return None
+                if frame.get("type") == "response" and frame.get("id") in (REQUEST_ID, 0):
+                    result = frame.get("result")
+                    ok = frame.get("error") is None and frame.get("id") == REQUEST_ID
+                    return result if ok and isinstance(result, dict) else None
+        except (OSError, MaestroError):  # a broken stream (ProtocolError is a MaestroError)
+            return None
+
+
+def fast_impacted(argv: Sequence[str]) -> int | None:
+    """`maestro impacted` through a running daemon: its exit code, or None for the full CLI."""
+    from maestro.cli.graph_render import SHOWN, render_impacted
+
+    args = parse_graph_args(argv[1:], flags=("--since", "--all", "--root"))
+    if args is None or (args.positional and args.since is not None):
+        return None
+    workspace = _workspace(args.root)
+    if workspace is None:
+        return None
+    paths = _relative(workspace, args.positional) if args.positional else None
+    if args.positional and paths is None:
+        return None
+    params = {
+        "paths": paths,
+        "since": args.since,
+        "hops": None if args.show_all else SHOWN,
+        "why": False,  # the text prints the structured chains, never the one-line `why`
+    }
+    report = _ask(workspace, "impacted", params)
+    if report is None:
+        return None
+    render_impacted(report, show_all=args.show_all)
+    return 0
+
+
+def fast_why(argv: Sequence[str]) -> int | None:
+    """`maestro why TARGET FILE` through a running daemon: its exit code, or None."""
+    from maestro.cli.graph_render import render_why
+
+    args = parse_graph_args(argv[1:], flags=("--root",))
+    if args is None or len(args.positional) != 2:
+        return None
+    workspace = _workspace(args.root)
+    if workspace is None:
+        return None
+    from maestro.names import is_utf8
+
+    target, path = args.positional
+    if target.startswith("//"):  # a declared target is a name, not a path
+        rels = _relative(workspace, [path])
+        rels = [target, *rels] if rels is not None and is_utf8(target) else None
+    else:
+        rels = _relative(workspace, [target, path])
+    if rels is None:
+        return None
+    report = _ask(workspace, "why", {"target": rels[0], "path": rels[1]})
+    if report is None:
+        return None
+    return render_why(report)
+
+
+FAST_COMMANDS: dict[str, Callable[[Sequence[str]], int | None]] = {
+    "test": fast_test,
+    "impacted": fast_impacted,
+    "why": fast_why,
+}

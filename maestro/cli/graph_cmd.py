@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from maestro.cli.common import ROOT_OPTION, console, fail_on_error, resolve_root
+from maestro.cli.graph_render import SHOWN, render_impacted, render_why
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.graph.export import export_dot, export_json
 
@@ -112,8 +113,9 @@ def impacted(
     """Targets a change can break, each with the shortest chain of reasons."""
     from maestro import wire
     from maestro.cli import via_daemon
-    from maestro.daemon.changes import normalize, usable
+    from maestro.daemon.changes import usable
     from maestro.reports import ImpactedReport
+    from maestro.workspace import normalize
 
     workspace = resolve_root(root)
     given = list(paths or [])
@@ -142,50 +144,7 @@ def impacted(
     if as_json:
         typer.echo(report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"}))
         return
-    render_impacted(report, show_all=show_all)
-
-
-def render_impacted(report: object, *, show_all: bool = False) -> None:
-    from rich.tree import Tree
-
-    from maestro.reports import ImpactedReport
-
-    assert isinstance(report, ImpactedReport)
-    n_changes = len(report.changes)
-    if not report.changes:
-        console.print("No changes.")
-        return
-    if not report.impacted:
-        console.print(f"Nothing impacted by {n_changes} change{'s' * (n_changes != 1)}.")
-        return
-    tests = sum(1 for i in report.impacted if i.kind == "test")
-    declared = len(report.impacted) - tests
-    also = f" and [bold]{_plural(declared, 'declared target')}[/bold]" if declared else ""
-    console.print(
-        f"[bold]{_plural(tests, 'test file')}[/bold]{also} impacted by "
-        f"{_plural(n_changes, 'change')} [dim]({report.elapsed_ms:.1f} ms)[/dim]"
-    )
-    shown = report.impacted if show_all else report.impacted[:SHOWN]
-    for item in shown:
-        tree = Tree(f"[bold]{item.target}[/bold]", highlight=False)
-        node = tree
-        if not item.reason:
-            node.add("[dim](changed itself)[/dim]")
-        for hop in item.reason:
-            node = node.add(f"{hop.text} [dim]→[/dim] {hop.target}")
-        console.print(tree)
-    if len(shown) < len(report.impacted):
-        console.print(
-            f"[dim]… and {len(report.impacted) - len(shown)} more (--all to show every reason, "
-            "--json for machines)[/dim]"
-        )
-
-
-SHOWN = 40
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
+    render_impacted(report.model_dump(mode="json", by_alias=True), show_all=show_all)
 
 
 def why(
@@ -198,8 +157,8 @@ def why(
     """Why TARGET depends on FILE: the shortest chain of reasons, or that it does not."""
     from maestro import wire
     from maestro.cli import via_daemon
-    from maestro.daemon.changes import normalize
     from maestro.reports import HopModel, WhyReport
+    from maestro.workspace import normalize
 
     workspace = resolve_root(root)
     target_rel = target if target.startswith("//") else normalize(workspace, target)
@@ -219,12 +178,9 @@ def why(
     if as_json:
         typer.echo(report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"}))
         return
-    if not report.depends:
-        console.print(f"{target_rel} does not depend on {path_rel}.", highlight=False)
-        raise typer.Exit(1)
-    console.print(f"[bold]{target_rel}[/bold] depends on [bold]{path_rel}[/bold]:", highlight=False)
-    for hop in report.reason:
-        console.print(f"  {hop.source} {hop.text} → {hop.target}", highlight=False)
+    code = render_why(report.model_dump(mode="json", by_alias=True))
+    if code:
+        raise typer.Exit(code)
 
 
 @graph_app.command("export")

@@ -19,7 +19,7 @@ from conftest import DaemonEnv, daemon_processes
 
 from maestro import wire
 from maestro.cli import fast
-from maestro.daemon.lifecycle import start_daemon
+from maestro.daemon.lifecycle import start_daemon, stop_daemon
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
@@ -153,6 +153,98 @@ def test_help_and_other_commands_still_go_to_the_full_cli(ws: DaemonEnv) -> None
     bad = maestro(ws, "test", "--no-such-flag")
     assert bad.returncode == 2 and "No such option" in bad.stderr
     assert maestro(ws, "impacted", "src/pkg/core.py").returncode == 0
+
+
+FULL_CLI = "from maestro.cli.app import main; main()"  # typer, never the fast path
+ELAPSED = re.compile(r"\(\d+\.\d ms\)")
+
+
+def full_cli(env: DaemonEnv, *args: str) -> subprocess.CompletedProcess[str]:
+    environ = {**os.environ, "COLUMNS": "200"}
+    return subprocess.run(
+        [sys.executable, "-c", FULL_CLI, *args],
+        cwd=env.root,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def imported(env: DaemonEnv, *args: str) -> set[str]:
+    """Top-level packages `maestro *args` imported."""
+    done = maestro(env, *args, python_flags=("-X", "importtime"))
+    found = re.findall(r"^import time:.*\| ( *)([\w.]+)$", done.stderr, flags=re.M)
+    return {name.split(".")[0] for indent, name in found if not indent}
+
+
+def same_answer(a: subprocess.CompletedProcess[str], b: subprocess.CompletedProcess[str]) -> None:
+    """Same output and exit code, but for the query's own time in the summary line."""
+    assert a.returncode == b.returncode, (a.stdout + a.stderr, b.stdout + b.stderr)
+    assert ELAPSED.sub("(T)", a.stdout) == ELAPSED.sub("(T)", b.stdout)
+    assert a.stderr == b.stderr
+
+
+GRAPH_QUERIES = [
+    ("impacted", "src/pkg/core.py"),
+    ("impacted", "src/pkg/core.py", "src/pkg/extra.py", "--all"),
+    ("impacted", "tests/test_core.py"),  # changed itself
+    ("impacted", "README.md"),  # nothing impacted
+    ("impacted", "--root", ".", "src/pkg/__init__.py"),
+    ("why", "tests/test_core.py", "src/pkg/core.py"),
+    ("why", "tests/test_extra.py", "src/pkg/core.py"),  # does not depend: exit 1
+]
+
+
+@pytest.mark.parametrize("args", GRAPH_QUERIES, ids=" ".join)
+def test_impacted_and_why_answer_like_the_full_cli_without_typer_or_pydantic(
+    ws: DaemonEnv, args: tuple[str, ...]
+) -> None:
+    (ws.root / "README.md").write_text("hello\n")
+    started(ws)
+    fast_answer = maestro(ws, *args)
+    expected = 1 if args[:2] == ("why", "tests/test_extra.py") else 0
+    assert fast_answer.returncode == expected, fast_answer.stderr
+    assert fast_answer.stdout
+    same_answer(fast_answer, full_cli(ws, *args))  # the full CLI, through the daemon
+    same_answer(fast_answer, maestro(ws, *args, "--no-daemon"))  # ... and in process
+    assert not {"typer", "pydantic", "click"} & imported(ws, *args)
+
+
+def test_graph_queries_the_fast_path_leaves_to_the_full_cli(ws: DaemonEnv) -> None:
+    started(ws)
+    # errors are reported by the full CLI, exactly as without a daemon
+    for args in (
+        ("why", "tests/nope.py", "src/pkg/core.py"),  # not a target: exit 2
+        ("impacted", "/elsewhere/x.py"),  # outside the workspace
+        ("impacted", "src/pkg/core.py", "--since", "main"),  # paths and --since
+    ):
+        through_daemon = maestro(ws, *args)
+        assert through_daemon.returncode == 2, through_daemon.stdout + through_daemon.stderr
+        same(through_daemon, maestro(ws, *args, "--no-daemon"))
+    # JSON, --help and --no-daemon are the full CLI's
+    as_json = maestro(ws, "impacted", "src/pkg/core.py", "--json")
+    assert as_json.returncode == 0 and '"schema": "maestro.impacted/1"' in as_json.stdout
+    assert "typer" in imported(ws, "impacted", "src/pkg/core.py", "--json")
+    assert "--since" in maestro(ws, "impacted", "--help").stdout
+    # no daemon: the full CLI computes in process (and, from a script, starts none)
+    assert stop_daemon(ws.root)
+    alone = maestro(ws, "why", "tests/test_core.py", "src/pkg/core.py")
+    assert alone.returncode == 0 and "depends on" in alone.stdout
+    assert "typer" in imported(ws, "why", "tests/test_core.py", "src/pkg/core.py")
+    assert not daemon_processes(ws.root)
+
+
+def test_parse_graph_args() -> None:
+    flags = ("--since", "--all", "--root")
+    assert fast.parse_graph_args(["a.py", "--all", "--root=x", "b.py"], flags=flags) == (
+        fast.GraphArgs(positional=("a.py", "b.py"), show_all=True, root="x")
+    )
+    assert fast.parse_graph_args(["--since", "main"], flags=flags) == fast.GraphArgs(since="main")
+    for argv in (["--json"], ["--no-daemon"], ["--help"], ["--since"], ["--since="], ["--", "x"]):
+        assert fast.parse_graph_args(argv, flags=flags) is None, argv
+    assert fast.parse_graph_args(["t.py", "x.py", "--all"], flags=("--root",)) is None
 
 
 def test_parse_test_args() -> None:
