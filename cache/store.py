@@ -559,6 +559,7 @@ class Cache:
             action_bytes = L.get_int(txn, dbs, L.ACTION_BYTES)
             data_file = shared.path / L.DATA_FILE
             return CacheStats(
+                path=str(self.path),
                 hits=L.get_int(txn, dbs, L.HITS),
                 misses=L.get_int(txn, dbs, L.MISSES),
                 blobs=txn.stat(dbs.cas)["entries"],

@@ -28,6 +28,7 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from maestro.cache.stats import CacheStats
 from maestro.daemon.workspace_service import WorkspaceService
 from maestro.wire import (
     CACHE_STATS,
@@ -36,7 +37,6 @@ from maestro.wire import (
     RUN_QUEUED,
     RUN_TESTS,
     STALE,
-    CacheStatsResult,
     Empty,
     PlannedFileInfo,
     PredictiveInfo,
@@ -206,10 +206,9 @@ class TestService:
 
         return await self.workspace.query(answer, mutates=True)
 
-    async def cache_stats(self, params: Empty, ctx: RequestContext) -> CacheStatsResult:
+    async def cache_stats(self, params: Empty, ctx: RequestContext) -> CacheStats:
         cache = await self.cache()
-        stats = await asyncio.to_thread(cache.stats)
-        return CacheStatsResult(path=str(cache.path), **stats.to_dict())
+        return await asyncio.to_thread(cache.stats)
 
     # --- runs ------------------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from maestro import __version__
+from maestro.cache.stats import CacheStats
 from maestro.errors import DaemonError, InternalError, MaestroError, ProtocolError
 from maestro.names import printable
 from maestro.reports import GraphStatsReport, ImpactedReport, WhyReport
@@ -637,26 +638,6 @@ class RunTestsResult(WireModel):
     predictive: PredictiveInfo | None = Field(default=None, description="None: mode off")
 
 
-class CacheStatsResult(WireModel):
-    """`maestro cache stats --json` (CacheStats of maestro.cache plus the cache path)."""
-
-    path: str
-    hits: int
-    misses: int
-    blobs: int
-    actions: int
-    bytes: int
-    blob_bytes: int
-    action_bytes: int
-    cpu_seconds_saved: float
-    wall_seconds_saved: float
-    evictions: int
-    quarantined: int
-    max_bytes: int | None
-    file_bytes: int
-    hit_rate: float | None
-
-
 class GraphChanged(WireModel):
     """Broadcast ``graph_changed``: the watcher applied changes. ``touched`` are the nodes whose
     edges changed (``"*"``: files appeared or vanished, everything was relinked)."""
@@ -687,7 +668,7 @@ RUN_TESTS = register_method(
     streams=True,
     doc="Cached, impact-selected test run; one per workspace at a time, the rest queue.",
 )
-CACHE_STATS = register_method("cache_stats", Empty, CacheStatsResult, doc="Cache counters.")
+CACHE_STATS = register_method("cache_stats", Empty, CacheStats, doc="Cache counters.")
 GRAPH_CHANGED = register_event("graph_changed", GraphChanged)
 RUN_QUEUED = register_event("run.queued", RunQueued)
 RUN_PLAN = register_event("run.plan", RunPlanned)

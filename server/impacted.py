@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
+from maestro.cache.stats import CacheStats
 from maestro.errors import GitError, MaestroError, UnknownTargetError
 from maestro.reports import ChangeModel, ImpactedReport, ImpactModel
 from maestro.server import methods
@@ -38,7 +39,6 @@ from maestro.wire import (
     IMPACTED,
     STALE,
     WHY,
-    CacheStatsResult,
     Empty,
     ImpactedParams,
     StaleResult,
@@ -392,5 +392,5 @@ def register(server: MaestroServer) -> None:
 
 
 async def cache_stats_of(ws: Workspace) -> methods.CacheStatsInfo:
-    stats: CacheStatsResult = await ws.link.call(CACHE_STATS, Empty())
-    return methods.CacheStatsInfo(root=str(ws.root), **stats.model_dump())
+    stats: CacheStats = await ws.link.call(CACHE_STATS, Empty())
+    return methods.CacheStatsInfo(root=str(ws.root), **stats.model_dump(exclude={"hit_rate"}))

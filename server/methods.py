@@ -26,10 +26,11 @@ from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
 from typing_extensions import TypedDict
 
+from maestro.cache.stats import CacheStats
 from maestro.errors import MaestroError
 from maestro.reports import ChangeModel, HopModel, WhyReport
 from maestro.server.settings import Settings as ServerSettings
-from maestro.wire import CacheStatsResult, ErrorInfo, StatusResult
+from maestro.wire import ErrorInfo, StatusResult
 
 
 class EditorModel(BaseModel):
@@ -146,7 +147,7 @@ class ImpactedResult(TypedDict):
 # --- maestro/cacheStats ------------------------------------------------------------------------
 
 
-class CacheStatsInfo(CacheStatsResult):
+class CacheStatsInfo(CacheStats):
     """The daemon's cache counters of a workspace, camelCase like every editor answer."""
 
     model_config = ConfigDict(alias_generator=AliasGenerator(serialization_alias=to_camel))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated
 
@@ -34,7 +33,7 @@ def stats(
         s = cache.stats()
         path = cache.path
     if as_json:
-        out.print_json(json.dumps({"path": str(path), **s.to_dict()}))
+        out.print_json(s.model_dump_json())
         return
     table = Table(title=f"Cache at {path}", show_header=False)
     table.add_column(style="bold")

@@ -150,6 +150,7 @@ export interface WorkspaceParams {
 
 /** The daemon's cache counters of a workspace, camelCase like every editor answer. */
 export interface CacheStatsInfo {
+  /** the cache directory */
   path: string;
   hits: number;
   misses: number;
@@ -164,8 +165,8 @@ export interface CacheStatsInfo {
   quarantined: number;
   maxBytes: number | null;
   fileBytes: number;
-  hitRate: number | null;
   root: string;
+  hitRate: number | null;
 }
 
 export interface ExplainParams {

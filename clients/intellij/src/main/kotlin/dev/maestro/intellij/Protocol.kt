@@ -158,6 +158,7 @@ data class WorkspaceParams(
 
 /** The daemon's cache counters of a workspace, camelCase like every editor answer. */
 data class CacheStatsInfo(
+    /** the cache directory */
     val path: String? = null,
     val hits: Long? = null,
     val misses: Long? = null,
@@ -172,8 +173,8 @@ data class CacheStatsInfo(
     val quarantined: Long? = null,
     val maxBytes: Long? = null,
     val fileBytes: Long? = null,
-    val hitRate: Double? = null,
     val root: String? = null,
+    val hitRate: Double? = null,
 )
 
 data class ExplainParams(
