@@ -119,7 +119,7 @@ def make_private(path: Path) -> None:
     local user; they are tightened here, once, with one log line."""
     # The daemon's helper for its socket directory: create 0700, refuse one owned by another
     # user or a non-directory, tighten a loose one.
-    from maestro.daemon.lifecycle import _private_dir
+    from maestro.daemon.address import _private_dir
 
     path.parent.mkdir(parents=True, exist_ok=True)
     loose: list[str] = []

@@ -9,7 +9,6 @@ than None, bool, int, float, str, bytes, list and dict.
 
 from __future__ import annotations
 
-import logging
 import struct
 from collections.abc import Mapping
 from typing import Any, NoReturn
@@ -18,8 +17,6 @@ import msgpack
 
 from maestro.errors import ProtocolError
 from maestro.names import PRINTABLE_ERRORS
-
-log = logging.getLogger(__name__)
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 16 * 1024 * 1024
@@ -43,7 +40,9 @@ def encode_frame(obj: Mapping[str, Any], *, max_frame: int = MAX_FRAME) -> bytes
             body = msgpack.packb(dict(obj), use_bin_type=True, strict_types=False)
         except UnicodeEncodeError:
             # the rare frame only: escaping costs a bytes object per str on every frame
-            log.debug("frame holds a str that is not UTF-8: sending it escaped")
+            import logging  # here: the CLI's fast path imports this module and never logs
+
+            logging.getLogger(__name__).debug("frame holds a str that is not UTF-8: escaped")
             body = msgpack.packb(
                 dict(obj), use_bin_type=True, strict_types=False, unicode_errors=PRINTABLE_ERRORS
             )

@@ -1,4 +1,4 @@
-"""One daemon per workspace: where its files live, who holds the lock, start/stop/probe.
+"""One daemon per workspace: who holds the lock, start/stop/probe (its files: daemon/address.py).
 
 Single instance is enforced by ``flock`` on ``daemon.lock`` (the kernel releases it when the holder
 dies, even on kill -9), never by pid files alone: a pid can be reused, a lock cannot outlive its
@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import signal
@@ -22,8 +20,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING
 
+from maestro.daemon.address import INFO_NAME as INFO_NAME
+from maestro.daemon.address import LOCK_NAME as LOCK_NAME
+from maestro.daemon.address import LOG_NAME as LOG_NAME
+from maestro.daemon.address import MAX_SOCKET_PATH as MAX_SOCKET_PATH
+from maestro.daemon.address import SOCKET_NAME as SOCKET_NAME
+from maestro.daemon.address import DaemonPaths as DaemonPaths
+from maestro.daemon.address import read_info as read_info
+from maestro.daemon.address import recorded_socket as recorded_socket
+from maestro.daemon.address import socket_path_for as socket_path_for
+from maestro.daemon.address import write_info as write_info
 from maestro.daemon.framing import FrameDecoder, encode_frame
 from maestro.errors import (
     DaemonError,
@@ -33,124 +41,15 @@ from maestro.errors import (
     ProtocolMismatchError,
     WorkspaceError,
 )
-from maestro.paths import workspace_state_dir
 
 if TYPE_CHECKING:
     from maestro.wire import HelloReply
 
 log = logging.getLogger(__name__)
 
-SOCKET_NAME = "daemon.sock"
-LOCK_NAME = "daemon.lock"
-LOG_NAME = "daemon.log"
-INFO_NAME = "daemon.json"
 DEFAULT_IDLE_S = 3 * 3600.0
 DEFAULT_START_TIMEOUT_S = 30.0
 LOG_ROTATE_BYTES = 8 * 1024 * 1024
-# sun_path holds 108 bytes on Linux and 104 on macOS/BSD, NUL included.
-MAX_SOCKET_PATH = 103 if sys.platform == "darwin" else 107
-
-
-# --- paths ---------------------------------------------------------------------------------------
-
-
-# a NamedTuple, not a dataclass: the CLI's fast path imports this module (dataclasses is costly)
-class DaemonPaths(NamedTuple):
-    root: Path
-    state_dir: Path
-    lock: Path
-    log: Path
-    info: Path
-    socket: Path
-    """The socket path the daemon binds (maybe a short fallback, see ``socket_path_for``)."""
-
-    @classmethod
-    def for_root(cls, root: Path, *, create_socket_dir: bool = False) -> DaemonPaths:
-        root = root.resolve()
-        state = workspace_state_dir(root)
-        return cls(
-            root=root,
-            state_dir=state,
-            lock=state / LOCK_NAME,
-            log=state / LOG_NAME,
-            info=state / INFO_NAME,
-            socket=socket_path_for(state, create=create_socket_dir),
-        )
-
-
-def _fits(path: Path) -> bool:
-    return len(os.fsencode(path)) <= MAX_SOCKET_PATH
-
-
-def socket_path_for(state_dir: Path, *, create: bool = False) -> Path:
-    """``<state>/daemon.sock``, or, when that is too long for AF_UNIX, a private short directory.
-
-    The fallback is keyed by a hash of the state dir, under ``$XDG_RUNTIME_DIR/maestro`` or
-    ``/tmp/maestro-<uid>``; each level is checked to be a real 0700 directory owned by us, since
-    /tmp is shared with other users. The chosen path is also recorded in daemon.json.
-    """
-    default = state_dir / SOCKET_NAME
-    if _fits(default):
-        return default
-    key = hashlib.sha256(os.fsencode(state_dir.resolve())).hexdigest()[:16]
-    bases: list[Path] = []
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir():
-        bases.append(Path(runtime) / "maestro")
-    bases.append(Path("/tmp") / f"maestro-{os.getuid()}")
-    for base in bases:
-        candidate = base / key / SOCKET_NAME
-        if not _fits(candidate):
-            continue
-        if create:
-            _private_dir(base)
-            _private_dir(base / key)
-        return candidate
-    raise WorkspaceError(
-        f"no socket path short enough for AF_UNIX (state dir {state_dir})",
-        hint="set MAESTRO_STATE_DIR or XDG_RUNTIME_DIR to a shorter directory",
-    )
-
-
-def _private_dir(path: Path) -> None:
-    """Create or verify a 0700 directory owned by the current user (not a symlink)."""
-    with contextlib.suppress(FileExistsError):
-        path.mkdir(mode=0o700)
-    st = path.lstat()
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        raise WorkspaceError(
-            f"{path} is not a directory owned by uid {os.getuid()}; refusing to put a socket there",
-            hint="remove it, or set XDG_RUNTIME_DIR to a private directory",
-        )
-    if st.st_mode & 0o077:
-        path.chmod(0o700)
-
-
-# --- daemon.json ---------------------------------------------------------------------------------
-
-
-def write_info(paths: DaemonPaths, data: dict[str, Any]) -> None:
-    tmp = paths.info.with_name(f".{INFO_NAME}.{os.getpid()}")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=2)
-    tmp.replace(paths.info)
-
-
-def read_info(paths: DaemonPaths) -> dict[str, Any] | None:
-    try:
-        data = json.loads(paths.info.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def recorded_socket(paths: DaemonPaths) -> Path:
-    """The socket the running daemon recorded (a client's env may compute another fallback)."""
-    info = read_info(paths)
-    if info and isinstance(info.get("socket"), str) and Path(info["socket"]).exists():
-        return Path(info["socket"])
-    return paths.socket
 
 
 # --- lock ----------------------------------------------------------------------------------------

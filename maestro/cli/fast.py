@@ -177,7 +177,7 @@ def connect(root: Path) -> Connection | None:
     """A handshaken connection to the daemon already serving ``root``; None if there is none
     (or it answers anything but a hello reply in our protocol): the full CLI then decides."""
     from maestro import __version__
-    from maestro.daemon.lifecycle import DaemonPaths, recorded_socket
+    from maestro.daemon.address import DaemonPaths, recorded_socket
     from maestro.errors import MaestroError
 
     try:
