@@ -1,12 +1,48 @@
-"""Content-addressed storage and action cache on LMDB."""
+"""Content-addressed storage and action cache on LMDB.
 
-from .action import ActionResult, Provenance, TestOutcome, Timing
-from .digest import EMPTY_DIGEST, Digest, digest_bytes
-from .eviction import GcReport
-from .snapshot import Manifest, RestoreReport
-from .stats import CacheStats
-from .store import Cache
-from .verify import VerifyReport
+The names below load on first use (PEP 562): a client that needs one light submodule (the wire
+contract imports maestro.cache.stats) must not pay for LMDB and every other submodule.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .action import ActionResult, Provenance, TestOutcome, Timing
+    from .digest import EMPTY_DIGEST, Digest, digest_bytes
+    from .eviction import GcReport
+    from .snapshot import Manifest, RestoreReport
+    from .stats import CacheStats
+    from .store import Cache
+    from .verify import VerifyReport
+
+_HOME = {
+    "ActionResult": "action",
+    "Provenance": "action",
+    "TestOutcome": "action",
+    "Timing": "action",
+    "EMPTY_DIGEST": "digest",
+    "Digest": "digest",
+    "digest_bytes": "digest",
+    "GcReport": "eviction",
+    "Manifest": "snapshot",
+    "RestoreReport": "snapshot",
+    "CacheStats": "stats",
+    "Cache": "store",
+    "VerifyReport": "verify",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "EMPTY_DIGEST",
