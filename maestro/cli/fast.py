@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 if TYPE_CHECKING:
     from maestro.cli.test_render import Display
     from maestro.errors import MaestroError
+    from maestro.reports import GraphStatsReport
 
 PROTOCOL_VERSION = 1
 """maestro.wire.PROTOCOL_VERSION, which this module must not import (pydantic); a test checks."""
@@ -411,28 +412,32 @@ def _relative(workspace: Path, paths: Sequence[str]) -> list[str] | None:
 
 
 def _ask(workspace: Path, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
-    """The running daemon's result for one request; None on any error or refusal, which the
-    full CLI then meets (and reports, or computes in process) as it always does."""
-    from maestro.errors import MaestroError
-
+    """The running daemon's result for one request; None when none runs, or on any error or
+    refusal, which the full CLI then meets (and reports, or computes in process) as always."""
     if policy() == "off":
         return None
     conn = connect(workspace)
     if conn is None:
         return None
     with conn:
-        try:
-            conn.send({"type": "request", "id": REQUEST_ID, "method": method, "params": params})
-            while True:
-                frame = conn.receive()
-                if frame is None:
-                    return None
-                if frame.get("type") == "response" and frame.get("id") in (REQUEST_ID, 0):
-                    result = frame.get("result")
-                    ok = frame.get("error") is None and frame.get("id") == REQUEST_ID
-                    return result if ok and isinstance(result, dict) else None
-        except (OSError, MaestroError):  # a broken stream (ProtocolError is a MaestroError)
-            return None
+        return _request(conn, method, params)
+
+
+def _request(conn: Connection, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
+    from maestro.errors import MaestroError
+
+    try:
+        conn.send({"type": "request", "id": REQUEST_ID, "method": method, "params": params})
+        while True:
+            frame = conn.receive()
+            if frame is None:
+                return None
+            if frame.get("type") == "response" and frame.get("id") in (REQUEST_ID, 0):
+                result = frame.get("result")
+                ok = frame.get("error") is None and frame.get("id") == REQUEST_ID
+                return result if ok and isinstance(result, dict) else None
+    except (OSError, MaestroError):  # a broken stream (ProtocolError is a MaestroError)
+        return None
 
 
 def fast_impacted(argv: Sequence[str]) -> int | None:
@@ -487,8 +492,69 @@ def fast_why(argv: Sequence[str]) -> int | None:
     return render_why(report)
 
 
+# --- maestro graph stats -------------------------------------------------------------------------
+
+
+def stats_in_process(workspace: Path, *, targets: bool, check_syntax: bool) -> GraphStatsReport:
+    """`graph stats` computed in this process (both routes: no daemon, or --no-daemon)."""
+    from maestro.graph.build import BuildGraph
+    from maestro.paths import graph_index_path
+    from maestro.reports import GraphStatsReport
+
+    graph = BuildGraph.build(workspace, index_path=graph_index_path(workspace))
+    report = GraphStatsReport.build(graph, with_targets=targets, check_syntax=check_syntax)
+    graph.save()  # the index: syntax checks and the distribution map included
+    return report
+
+
+def fast_graph_stats(argv: Sequence[str]) -> int | None:
+    """`maestro graph stats` without typer: from a running daemon, or in process when the full
+    CLI would compute it there too (no daemon, and none it would start); None otherwise."""
+    if list(argv[:2]) != ["graph", "stats"]:
+        return None
+    flags = {"--targets": False, "--json": False, "--check-syntax": False, "--no-daemon": False}
+    rest: list[str] = []
+    for arg in argv[2:]:
+        if arg in flags:
+            flags[arg] = True
+        else:
+            rest.append(arg)
+    args = parse_graph_args(rest, flags=("--root",))
+    if args is None or args.positional:
+        return None
+    workspace = _workspace(args.root)
+    if workspace is None:
+        return None
+    from maestro.errors import MaestroError
+    from maestro.reports import GraphStatsReport
+
+    targets, check_syntax = flags["--targets"], flags["--check-syntax"]
+    report: GraphStatsReport | None = None
+    if not flags["--no-daemon"] and policy() != "off":
+        conn = connect(workspace)
+        if conn is None and may_start():
+            return None  # the full CLI starts a daemon for the next command
+        if conn is not None:
+            with conn:
+                params = {"targets": targets, "check_syntax": check_syntax}
+                data = _request(conn, "graph_stats", params)
+            if data is None:
+                return None  # the full CLI meets the failure and reports it
+            report = GraphStatsReport.model_validate(data)
+    if report is None:
+        try:
+            report = stats_in_process(workspace, targets=targets, check_syntax=check_syntax)
+        except MaestroError:
+            return None  # reported by the full CLI, which fails the same way
+    from maestro.cli.graph_render import print_stats
+
+    print_stats(workspace, report, as_json=flags["--json"])
+    return 0
+
+
 FAST_COMMANDS: dict[str, Callable[[Sequence[str]], int | None]] = {
     "test": fast_test,
     "impacted": fast_impacted,
     "why": fast_why,
+    "graph": fast_graph_stats,
 }

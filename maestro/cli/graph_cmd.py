@@ -9,13 +9,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from maestro.cli.common import ROOT_OPTION, console, fail_on_error, resolve_root
-from maestro.cli.graph_render import SHOWN, render_impacted, render_why
+from maestro.cli.graph_render import SHOWN, print_stats, render_impacted, render_why
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.graph.export import export_dot, export_json
 
 if TYPE_CHECKING:
     from maestro.graph.build import BuildGraph, Change
-    from maestro.reports import GraphStatsReport
 
 graph_app = typer.Typer(help="Inspect the build graph.", no_args_is_help=True)
 
@@ -52,52 +51,14 @@ def stats(
     """Files, tests, targets and edges of the graph, and every diagnostic found."""
     from maestro import wire
     from maestro.cli import via_daemon
-    from maestro.reports import GraphStatsReport
+    from maestro.cli.fast import stats_in_process
 
     workspace = resolve_root(root)
     params = wire.GraphStatsParams(targets=targets, check_syntax=check_syntax)
     report = via_daemon.call(workspace, wire.GRAPH_STATS, params, no_daemon=no_daemon)
     if report is None:
-        graph = open_graph(workspace)
-        report = GraphStatsReport.build(graph, with_targets=targets, check_syntax=check_syntax)
-        graph.save()  # persist the index, syntax checks included
-    if as_json:
-        typer.echo(report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"}))
-        return
-    render_stats(workspace, report)
-
-
-def render_stats(workspace: Path, report: GraphStatsReport) -> None:
-    from rich.table import Table
-
-    table = Table(title=f"Build graph of {workspace}", show_header=False, box=None)
-    table.add_row("files", f"{report.files:,} ({report.python_files:,} Python)")
-    table.add_row("test files", f"{report.tests:,}")
-    table.add_row("declared targets", f"{report.declared_targets:,}")
-    for kind, count in report.edges.items():
-        table.add_row(f"edges: {kind}", f"{count:,}")
-    table.add_row("distributions", f"{report.distributions:,}")
-    table.add_row("unresolved imports", f"{report.unresolved_imports:,}")
-    table.add_row(
-        "built in",
-        f"{report.build_seconds * 1000:.0f} ms "
-        f"({report.reused_from_index:,} files from the index, {report.scanned:,} scanned)",
-    )
-    console.print(table)
-    if report.targets:
-        console.print("\n".join(report.targets), highlight=False)
-    if report.diagnostics:
-        console.print(f"\n[bold]{len(report.diagnostics)} diagnostics[/bold]")
-        for d in report.diagnostics:
-            where = f"{d.path}:{d.line}" if d.line else d.path
-            style = "red" if d.severity == "error" else "yellow"
-            console.print(f"  [{style}]{d.severity}[/{style}] {where}: {d.message}")
-    if unchecked := report.syntax_unchecked:
-        console.print(
-            f"\n[dim]syntax not checked yet in {unchecked:,} Python file{'s' * (unchecked != 1)} "
-            "(--check-syntax compiles them)[/dim]",
-            highlight=False,
-        )
+        report = stats_in_process(workspace, targets=targets, check_syntax=check_syntax)
+    print_stats(workspace, report, as_json=as_json)
 
 
 def impacted(

@@ -1,4 +1,4 @@
-"""What `maestro impacted` and `maestro why` print, from the reports' JSON form.
+"""What `maestro impacted`, `maestro why` and `maestro graph stats` print.
 
 Both routes render with these functions: the full CLI (maestro/cli/graph_cmd.py, in process or
 through the daemon, dumping its pydantic report) and the fast path (maestro/cli/fast.py, the
@@ -6,6 +6,7 @@ daemon's msgpack answer as it arrived, which is that same dump), so the output i
 construction. They write plain lines with the stdlib only: importing rich's console costs more
 than the whole warm answer, and a reason chain needs no layout (a path of one-child nodes).
 Lines are never wrapped, so they stay greppable; bold and dim go to a terminal only.
+`graph stats` renders its pydantic report (a rich table), on both routes too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,11 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Mapping
-from typing import Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from maestro.reports import GraphStatsReport
 
 SHOWN = 40
 """Impacted targets the text output shows (with their reason trees) unless --all."""
@@ -106,3 +111,49 @@ def render_why(report: Mapping[str, Any], *, out: TextIO | None = None) -> int:
     stream.write("".join(f"{line}\n" for line in why_lines(report, Styles(stream))))
     stream.flush()
     return 0 if report["depends"] else EXIT_DOES_NOT_DEPEND
+
+
+def print_stats(workspace: Path, report: GraphStatsReport, *, as_json: bool) -> None:
+    """`maestro graph stats`: the stable JSON (--json) or the table."""
+    if as_json:
+        text = report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"})
+        sys.stdout.write(f"{text}\n")
+        sys.stdout.flush()
+        return
+    render_stats(workspace, report)
+
+
+def render_stats(workspace: Path, report: GraphStatsReport) -> None:
+    """The stats as a table, then the targets (with --targets) and the diagnostics (rich)."""
+    from rich.table import Table
+
+    from maestro.cli.consoles import console
+
+    table = Table(title=f"Build graph of {workspace}", show_header=False, box=None)
+    table.add_row("files", f"{report.files:,} ({report.python_files:,} Python)")
+    table.add_row("test files", f"{report.tests:,}")
+    table.add_row("declared targets", f"{report.declared_targets:,}")
+    for kind, count in report.edges.items():
+        table.add_row(f"edges: {kind}", f"{count:,}")
+    table.add_row("distributions", f"{report.distributions:,}")
+    table.add_row("unresolved imports", f"{report.unresolved_imports:,}")
+    table.add_row(
+        "built in",
+        f"{report.build_seconds * 1000:.0f} ms "
+        f"({report.reused_from_index:,} files from the index, {report.scanned:,} scanned)",
+    )
+    console.print(table)
+    if report.targets:
+        console.print("\n".join(report.targets), highlight=False)
+    if report.diagnostics:
+        console.print(f"\n[bold]{len(report.diagnostics)} diagnostics[/bold]")
+        for d in report.diagnostics:
+            where = f"{d.path}:{d.line}" if d.line else d.path
+            style = "red" if d.severity == "error" else "yellow"
+            console.print(f"  [{style}]{d.severity}[/{style}] {where}: {d.message}")
+    if unchecked := report.syntax_unchecked:
+        console.print(
+            f"\n[dim]syntax not checked yet in {unchecked:,} Python file{'s' * (unchecked != 1)} "
+            "(--check-syntax compiles them)[/dim]",
+            highlight=False,
+        )

@@ -236,6 +236,39 @@ def test_graph_queries_the_fast_path_leaves_to_the_full_cli(ws: DaemonEnv) -> No
     assert not daemon_processes(ws.root)
 
 
+STATS = [
+    ("graph", "stats"),
+    ("graph", "stats", "--json", "--targets"),
+    ("graph", "stats", "--check-syntax"),
+    ("graph", "stats", "--json"),  # the syntax error, remembered
+]
+BUILD_TIME = re.compile(r'\d+ ms|"build_seconds": [\d.e-]+')
+
+
+def same_stats(a: subprocess.CompletedProcess[str], b: subprocess.CompletedProcess[str]) -> None:
+    assert (a.returncode, a.stderr) == (b.returncode, b.stderr) == (0, "")
+    assert BUILD_TIME.sub("T", a.stdout) == BUILD_TIME.sub("T", b.stdout)
+
+
+def test_graph_stats_answers_like_the_full_cli_without_typer(ws: DaemonEnv) -> None:
+    ws.write_old({"src/pkg/bad.py": "def f(:\n"})
+    assert maestro(ws, "graph", "stats").returncode == 0  # the index exists from here on
+    for args in STATS:  # no daemon: both compute in process
+        fast_answer = maestro(ws, *args)
+        same_stats(fast_answer, full_cli(ws, *args))
+        assert "typer" not in imported(ws, *args)
+    assert "src/pkg/bad.py:1" in maestro(ws, "graph", "stats").stdout
+    assert not daemon_processes(ws.root)
+    started(ws)
+    for args in STATS:  # both ask the daemon
+        fast_answer = maestro(ws, *args)
+        same(fast_answer, full_cli(ws, *args))
+        assert "typer" not in imported(ws, *args)
+    with_daemon = maestro(ws, "graph", "stats", "--json")
+    assert '"path": "src/pkg/bad.py"' in with_daemon.stdout
+    same_stats(with_daemon, maestro(ws, "graph", "stats", "--json", "--no-daemon"))
+
+
 def test_parse_graph_args() -> None:
     flags = ("--since", "--all", "--root")
     assert fast.parse_graph_args(["a.py", "--all", "--root=x", "b.py"], flags=flags) == (
