@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from maestro.errors import WorkspaceError
-from maestro.paths import workspace_state_dir
+from maestro.paths import usual_state_dir, workspace_key, workspace_state_dir
 
 SOCKET_NAME = "daemon.sock"
 LOCK_NAME = "daemon.lock"
@@ -113,16 +113,35 @@ def write_info(paths: DaemonPaths, data: dict[str, Any]) -> None:
 
 
 def read_info(paths: DaemonPaths) -> dict[str, Any] | None:
+    return _read_info(paths.info)
+
+
+def _read_info(path: Path) -> dict[str, Any] | None:
     try:
-        data = json.loads(paths.info.read_text())
+        data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
 
 
-def recorded_socket(paths: DaemonPaths) -> Path:
-    """The socket the running daemon recorded (a client's env may compute another fallback)."""
-    info = read_info(paths)
+def _live_socket(info: dict[str, Any] | None) -> Path | None:
     if info and isinstance(info.get("socket"), str) and Path(info["socket"]).exists():
         return Path(info["socket"])
-    return paths.socket
+    return None
+
+
+def recorded_socket(paths: DaemonPaths) -> Path:
+    """The socket the running daemon recorded (a client's env may compute another fallback)."""
+    return _live_socket(read_info(paths)) or paths.socket
+
+
+def running_socket(root: Path) -> Path:
+    """``recorded_socket(DaemonPaths.for_root(root))``, looking first where the state dir usually
+    is: a daemon that recorded a live socket there serves ``root`` (the place is keyed by it), and
+    finding it so costs no platformdirs import (the CLI's fast path)."""
+    usual = usual_state_dir()
+    if usual is not None:
+        info = _read_info(usual / "workspaces" / workspace_key(root) / INFO_NAME)
+        if (found := _live_socket(info)) is not None:
+            return found
+    return recorded_socket(DaemonPaths.for_root(root))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 APP = "maestro"
@@ -30,6 +31,19 @@ def state_dir() -> Path:
     import platformdirs
 
     return Path(platformdirs.user_state_dir(APP, appauthor=False))
+
+
+def usual_state_dir() -> Path | None:
+    """Where `state_dir()` usually is on Linux ($XDG_STATE_HOME or ~/.local/state, then "maestro"),
+    found without importing platformdirs (a third of the CLI fast path's imports). Only a first
+    place to look: whatever is found there must be confirmed, and None means ask state_dir()."""
+    if os.environ.get("MAESTRO_STATE_DIR") or sys.platform != "linux":
+        return None
+    xdg = os.environ.get("XDG_STATE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / APP
+    home = os.environ.get("HOME", "")
+    return Path(home) / ".local" / "state" / APP if os.path.isabs(home) else None
 
 
 def workspace_key(root: Path) -> str:

@@ -178,11 +178,11 @@ def connect(root: Path) -> Connection | None:
     """A handshaken connection to the daemon already serving ``root``; None if there is none
     (or it answers anything but a hello reply in our protocol): the full CLI then decides."""
     from maestro import __version__
-    from maestro.daemon.address import DaemonPaths, recorded_socket
+    from maestro.daemon.address import running_socket
     from maestro.errors import MaestroError
 
     try:
-        path = recorded_socket(DaemonPaths.for_root(root))
+        path = running_socket(root)
     except MaestroError:
         return None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

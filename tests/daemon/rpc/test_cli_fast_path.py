@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import DaemonEnv, daemon_processes
 
-from maestro import wire
+from maestro import paths, wire
 from maestro.cli import fast
 from maestro.daemon.lifecycle import start_daemon, stop_daemon
 
@@ -267,6 +267,35 @@ def test_graph_stats_answers_like_the_full_cli_without_typer(ws: DaemonEnv) -> N
     with_daemon = maestro(ws, "graph", "stats", "--json")
     assert '"path": "src/pkg/bad.py"' in with_daemon.stdout
     same_stats(with_daemon, maestro(ws, "graph", "stats", "--json", "--no-daemon"))
+
+
+def test_a_daemon_in_the_usual_state_dir_is_found_without_platformdirs(
+    ws: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAESTRO_STATE_DIR")  # the state dir is then platformdirs' choice
+    monkeypatch.setenv("XDG_STATE_HOME", str(ws.base / "xdg-state"))
+    started(ws)
+    assert (ws.base / "xdg-state" / "maestro" / "workspaces").is_dir()
+    args = ("impacted", "src/pkg/core.py")
+    assert not {"platformdirs", "typer"} & imported(ws, *args)
+    same_answer(maestro(ws, *args), maestro(ws, *args, "--no-daemon"))
+
+
+@pytest.mark.parametrize("xdg", [None, "/somewhere/state"])
+def test_usual_state_dir_is_where_platformdirs_puts_it(
+    xdg: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MAESTRO_STATE_DIR", raising=False)
+    if xdg is None:
+        monkeypatch.delenv("XDG_STATE_HOME", raising=False)
+    else:
+        monkeypatch.setenv("XDG_STATE_HOME", xdg)
+    monkeypatch.setattr(os, "makedirs", lambda *a, **k: None)  # platformdirs may create it
+    usual = paths.usual_state_dir()
+    if sys.platform == "linux":
+        assert usual == paths.state_dir()
+    monkeypatch.setenv("MAESTRO_STATE_DIR", "/elsewhere")
+    assert paths.usual_state_dir() is None
 
 
 def test_parse_graph_args() -> None:
