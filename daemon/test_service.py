@@ -40,6 +40,7 @@ from maestro.wire import (
     Empty,
     PlannedFileInfo,
     PredictiveInfo,
+    RunCounts,
     RunFileResult,
     RunPlanned,
     RunProgress,
@@ -81,31 +82,17 @@ def planned_info(f: PlannedFile) -> PlannedFileInfo:
 
 def summary_result(summary: Summary) -> RunTestsResult:
     """The wire form of testing.Summary (ActionResults as their JSON-mode dumps)."""
-    return RunTestsResult(
-        exit_code=summary.exit_code,
-        files=[
-            RunFileResult(
-                target=o.target,
-                cached=o.cached,
-                stored=o.stored,
-                result=o.result.model_dump(mode="json") if o.result is not None else None,
-            )
-            for o in summary.files
-        ],
-        ran_files=summary.ran_files,
-        cached_files=summary.cached_files,
-        not_run_files=summary.not_run_files,
-        passed=summary.passed,
-        failed=summary.failed,
-        skipped=summary.skipped,
-        errors=summary.errors,
-        xfailed=summary.xfailed,
-        xpassed=summary.xpassed,
-        flaky=summary.flaky,
-        time_saved_s=summary.time_saved_s,
-        wall_s=summary.wall_s,
-        pytest_exit_code=summary.pytest_exit_code,
-    )
+    files = [
+        RunFileResult(
+            target=o.target,
+            cached=o.cached,
+            stored=o.stored,
+            result=o.result.model_dump(mode="json") if o.result is not None else None,
+        )
+        for o in summary.files
+    ]
+    counts = {name: getattr(summary, name) for name in RunCounts.model_fields}
+    return RunTestsResult(**counts, files=files)
 
 
 @dataclass

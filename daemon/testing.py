@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgpack
+from pydantic import ConfigDict
 
 from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing, TraceRecord
 from maestro.cache.digest import digest_bytes
@@ -70,6 +72,7 @@ from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.fingerprints import FingerprintDiff, FingerprintStore, diff
 from maestro.paths import workspace_state_dir
+from maestro.wire import RunCounts
 
 log = logging.getLogger(__name__)
 
@@ -661,28 +664,14 @@ class FileOutcome:
         return self.planned.target
 
 
-@dataclass(slots=True)
-class Summary:
-    files: list[FileOutcome]
-    exit_code: int
-    ran_files: int = 0
-    cached_files: int = 0
-    passed: int = 0
-    failed: int = 0
-    skipped: int = 0
-    errors: int = 0
-    xfailed: int = 0
-    xpassed: int = 0
-    flaky: int = 0
-    not_run_files: int = 0
-    time_saved_s: float = 0.0
-    wall_s: float = 0.0
-    pytest_exit_code: int | None = None
-    report: RunReport | None = None
+class Summary(RunCounts):
+    """A run's outcome inside the engine: its counts (the wire's RunCounts) and, per file, the
+    plan and the result, with the pytest report when pytest ran."""
 
-    @property
-    def tests(self) -> int:
-        return self.passed + self.failed + self.skipped + self.errors + self.xfailed + self.xpassed
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    files: list[FileOutcome]
+    report: RunReport | None = None
 
     def failures(self) -> list[tuple[str, TestOutcome]]:
         return [
@@ -1065,49 +1054,52 @@ def _remember_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
 
 
 def summarise(outcomes: list[FileOutcome], report: RunReport | None) -> Summary:
-    summary = Summary(outcomes, 0, report=report)
+    tally: Counter[str] = Counter()
+    not_run = cached = ran = flaky = 0
+    saved = 0.0
     for o in outcomes:
         if o.result is None:
-            summary.not_run_files += 1
+            not_run += 1
             continue
         if o.cached:
-            summary.cached_files += 1
-            summary.time_saved_s += o.result.timing.wall_s
+            cached += 1
+            saved += o.result.timing.wall_s
         else:
-            summary.ran_files += 1
+            ran += 1
         for t in o.result.tests:
-            match t.outcome:
-                case "passed":
-                    summary.passed += 1
-                case "failed":
-                    summary.failed += 1
-                case "error":
-                    summary.errors += 1
-                case "skipped":
-                    summary.skipped += 1
-                case "xfailed":
-                    summary.xfailed += 1
-                case "xpassed":
-                    summary.xpassed += 1
-            summary.flaky += t.flaky
-    if report is not None:
-        summary.wall_s = report.wall_s
-        summary.pytest_exit_code = report.exit_code
-    summary.exit_code = _exit_code(summary, report)
-    return summary
+            tally[t.outcome] += 1
+            flaky += t.flaky
+    counts: dict[str, Any] = dict(
+        ran_files=ran,
+        cached_files=cached,
+        not_run_files=not_run,
+        passed=tally["passed"],
+        failed=tally["failed"],
+        errors=tally["error"],
+        skipped=tally["skipped"],
+        xfailed=tally["xfailed"],
+        xpassed=tally["xpassed"],
+        flaky=flaky,
+        time_saved_s=saved,
+        wall_s=report.wall_s if report is not None else 0.0,
+        pytest_exit_code=report.exit_code if report is not None else None,
+    )
+    # built from the engine's own objects: nothing to validate
+    exit_code = _exit_code(RunCounts.model_construct(exit_code=0, **counts), report)
+    return Summary.model_construct(exit_code=exit_code, files=outcomes, report=report, **counts)
 
 
-def _exit_code(summary: Summary, report: RunReport | None) -> int:
+def _exit_code(counts: RunCounts, report: RunReport | None) -> int:
     """pytest's codes: 0 ok, 1 failures, 2 interrupted, 3 internal error, 4 usage, 5 no tests."""
     if report is not None and (report.exit_code < 0 or report.exit_code == 2):
         return 2
     if report is not None and report.exit_code in (3, 4):
         return report.exit_code
-    if summary.failed or summary.errors:
+    if counts.failed or counts.errors:
         return 1
-    if summary.not_run_files:
+    if counts.not_run_files:
         return 2
-    if summary.tests == 0:
+    if counts.tests == 0:
         return 5
     return 0
 

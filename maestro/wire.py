@@ -619,9 +619,11 @@ class PredictiveInfo(WireModel):
         )
 
 
-class RunTestsResult(WireModel):
+class RunCounts(WireModel):
+    """What a run did, counted: the exit code (pytest's codes), files by how they were served,
+    tests by outcome."""
+
     exit_code: int
-    files: list[RunFileResult]
     ran_files: int = 0
     cached_files: int = 0
     not_run_files: int = 0
@@ -635,6 +637,14 @@ class RunTestsResult(WireModel):
     time_saved_s: float = 0.0
     wall_s: float = 0.0
     pytest_exit_code: int | None = Field(default=None, description="None: nothing was run")
+
+    @property
+    def tests(self) -> int:
+        return self.passed + self.failed + self.skipped + self.errors + self.xfailed + self.xpassed
+
+
+class RunTestsResult(RunCounts):
+    files: list[RunFileResult]
     predictive: PredictiveInfo | None = Field(default=None, description="None: mode off")
 
 
