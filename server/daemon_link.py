@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TypeVar
 
 from pydantic import BaseModel
 
@@ -28,6 +28,7 @@ from maestro.errors import (
     MaestroError,
     ProtocolMismatchError,
 )
+from maestro.server.methods import LinkState, WorkspaceStatus
 from maestro.wire import (
     CONFIGURE,
     STATUS,
@@ -43,7 +44,6 @@ log = logging.getLogger(__name__)
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
 
-LinkState = Literal["idle", "connecting", "connected", "disconnected", "error"]
 _RETRYABLE = (ConnectionLostError, DaemonNotRunningError)
 
 EventHandler = Callable[["DaemonLink", Event], Awaitable[None]]
@@ -217,9 +217,9 @@ class DaemonLink:
         client = await self.client()
         return client.stream(method, params, timeout=None)
 
-    async def status(self) -> dict[str, Any]:
+    async def status(self) -> WorkspaceStatus:
         """What `maestro/status` reports for this root."""
-        info: dict[str, Any] = {
+        info: WorkspaceStatus = {
             "root": str(self.root),
             "state": self.state,
             "pid": self.pid,
@@ -230,8 +230,7 @@ class DaemonLink:
         }
         try:
             started = time.perf_counter()
-            result = await self.call(STATUS, Empty())
-            info["daemon"] = result.model_dump(mode="json")
+            info["daemon"] = await self.call(STATUS, Empty())
             info["latencyMs"] = round((time.perf_counter() - started) * 1000, 3)
             info["state"] = self.state
             info["pid"] = self.pid

@@ -21,6 +21,7 @@ from pygls.lsp.server import LanguageServer
 
 from maestro import __version__
 from maestro.errors import MaestroError
+from maestro.server import methods
 from maestro.server.daemon_link import DaemonLink
 from maestro.server.discovery import TestItem, discover
 from maestro.server.protocol import MaestroProtocol, converter
@@ -258,15 +259,16 @@ class MaestroServer(LanguageServer):
         if self.shutting_down:
             return
         with contextlib.suppress(Exception):
-            self.protocol.notify(
-                "maestro/statusChanged",
-                {
-                    "root": str(link.root),
-                    "state": link.state,
-                    "pid": link.pid,
-                    "restarts": max(0, link.connects - 1),
-                    "lastError": link.last_error,
-                },
+            methods.notify(
+                self,
+                methods.STATUS_CHANGED,
+                methods.StatusChangedParams(
+                    root=str(link.root),
+                    state=link.state,
+                    pid=link.pid,
+                    restarts=max(0, link.connects - 1),
+                    lastError=link.last_error,
+                ),
             )
 
     # --- client helpers --------------------------------------------------------------------------
