@@ -501,9 +501,10 @@ def stats_in_process(workspace: Path, *, targets: bool, check_syntax: bool) -> G
     from maestro.paths import graph_index_path
     from maestro.reports import GraphStatsReport
 
-    graph = BuildGraph.build(workspace, index_path=graph_index_path(workspace))
+    graph = BuildGraph.build(workspace, index_path=graph_index_path(workspace))  # saves the index
     report = GraphStatsReport.build(graph, with_targets=targets, check_syntax=check_syntax)
-    graph.save()  # the index: syntax checks and the distribution map included
+    if check_syntax:  # keep the verdicts; the rest (distribution map) is cheaper to redo than save
+        graph.save()
     return report
 
 
