@@ -1,0 +1,70 @@
+"""The redaction module against seeded secrets of every kind, and on ordinary test output."""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+
+from redaction_seeds import MAKERS, Seed, environ_for, seeds
+
+from maestro.redaction import Redactor, encodings, marker
+
+
+def leaked(seed: Seed, text: str) -> bool:
+    if seed.kind == "private-key":  # any line of the key body is a leak
+        body = [ln for ln in seed.value.splitlines() if "-----" not in ln]
+        return any(ln in text for ln in body)
+    if seed.kind == "env-base64-wrapped":
+        return base64.b64encode(seed.value.encode()).decode() in text or seed.value in text
+    return seed.value in text
+
+
+def test_every_seeded_secret_is_redacted() -> None:
+    planted = list(seeds())
+    assert len(planted) >= 200 and len({s.kind for s in planted}) >= 15
+    redactor = Redactor.from_environ(environ_for(planted))
+    missed = Counter(s.kind for s in planted if leaked(s, redactor.redact(s.text)))
+    assert not missed, f"unredacted: {dict(missed)}"
+
+
+def test_marker_keeps_the_shape_and_compares_across_runs() -> None:
+    token = MAKERS["github-token"](__import__("random").Random(1))
+    redactor = Redactor()
+    once = redactor.redact(f"token={token} end")
+    assert once == f"token={marker('github-token', token)} end"
+    assert once == Redactor().redact(f"token={token} end")  # stable fingerprint
+    assert once.startswith("token=[REDACTED:github-token:") and once.endswith("] end")
+
+
+def test_known_values_in_their_encodings() -> None:
+    secret = "s3cr3t/value+with=chars"
+    redactor = Redactor(detectors=False)
+    redactor.add_known(secret, kind="env-db-password")
+    for form in encodings(secret):
+        out = redactor.redact(f"x {form} y")
+        assert form not in out and "[REDACTED:env-db-password:" in out
+
+
+def test_short_and_non_secret_variables_are_not_known() -> None:
+    redactor = Redactor.from_environ(
+        {"PASSWORD": "abc", "HOME": "/home/someone-long", "EDITOR": "vim-is-long-enough"},
+        detectors=False,
+    )
+    text = "abc /home/someone-long vim-is-long-enough"
+    assert redactor.redact(text) == text
+
+
+def test_ordinary_test_output_is_left_alone() -> None:
+    lines = [
+        "tests/test_utils.py::test_to_key_val_list PASSED",
+        "E       AssertionError: assert 'https://example.com/path?a=1' == 'https://example.org'",
+        "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+        "git describe: v2.31.0-12-g3a4b5c6d",
+        "key = 'value'  # a dict key named key",
+        "uuid 123e4567-e89b-12d3-a456-426614174000 at 127.0.0.1:8080",
+        "FAILED tests/test_requests.py::TestRequests::test_basicauth_with_netrc",
+        "token count: 42, tokens = ['a', 'b']",
+    ]
+    redactor = Redactor.from_environ({"PATH": "/usr/bin"})
+    changed = [ln for ln in lines if redactor.redact(ln) != ln]
+    assert not changed
