@@ -27,6 +27,7 @@ import msgpack
 
 from maestro.errors import CacheError, IntegrityError
 
+from . import files
 from .action import ActionResult, NewerSchemaError, decode_action, unpack_map
 
 BLOB = b"c"
@@ -52,9 +53,7 @@ DB_NAMES = ("cas", "ac", "meta", "refc", "arefs", "stats", "quarantine")
 
 DATA_FILE = "data.mdb"
 LOCK_FILE = "lock.mdb"
-FILE_MODE = 0o600
-"""Mode of every file the cache writes (LMDB files, snapshots, restores): they hold captured test
-output, which other local users must not read. Directories are 0700."""
+FILE_MODE = files.FILE_MODE
 
 AC_FORMAT = 2
 """Version of the envelope around stored action values (`seal_action`).

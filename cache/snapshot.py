@@ -14,41 +14,39 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 import lmdb
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-import maestro
 from maestro.errors import CacheError, IntegrityError
 
 from . import layout as L
 from .action import NewerSchemaError
+from .files import (
+    DataFileManifest,
+    create_private,
+    data_file_facts,
+    install_staged,
+    sha256_file,
+    staging_dir,
+)
 
 log = logging.getLogger(__name__)
 
 FORMAT: Literal["maestro-cache-snapshot/1"] = "maestro-cache-snapshot/1"
 DATA_FILE = L.DATA_FILE
 MANIFEST_FILE = "manifest.json"
-_CHUNK = 1 << 20
 
 
-class Manifest(BaseModel):
+class Manifest(DataFileManifest):
     """What a snapshot must contain, checked entry by entry on restore."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
     format: Literal["maestro-cache-snapshot/1"] = FORMAT
-    created_at: datetime
-    maestro_version: str
     data_file: str = DATA_FILE
-    data_sha256: str
-    data_bytes: int
     blob_count: int
     action_count: int
     total_bytes: int
@@ -66,30 +64,6 @@ class RestoreReport:
     replaced: Path | None
     """Where the previous cache was moved (with --force), kept until the user deletes it."""
     seconds: float
-
-
-def _sha256_file(path: Path, copy_to: Path | None = None) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as src:
-        dst = _create_private(copy_to) if copy_to is not None else None
-        try:
-            while chunk := src.read(_CHUNK):
-                hasher.update(chunk)
-                if dst is not None:
-                    dst.write(chunk)
-            if dst is not None:
-                dst.flush()
-                os.fsync(dst.fileno())
-        finally:
-            if dst is not None:
-                dst.close()
-    return hasher.hexdigest()
-
-
-def _create_private(path: Path) -> BinaryIO:
-    """A new file only its owner can read (FILE_MODE from the start, never briefly looser)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, L.FILE_MODE)
-    return os.fdopen(fd, "wb")
 
 
 def _sealed_action_problem(key: bytes, data: bytes) -> str | None:
@@ -124,7 +98,7 @@ def take_snapshot(env: lmdb.Environment, dest_dir: Path) -> Manifest:
     dest_dir.mkdir(mode=0o700, exist_ok=True)  # an existing empty directory is the user's choice
     try:
         # copyfd into a file created 0600: env.copy would create it with LMDB's 0644.
-        with _create_private(dest_dir / DATA_FILE) as out:
+        with create_private(dest_dir / DATA_FILE) as out:
             env.copyfd(out.fileno(), compact=True)
             out.flush()
             os.fsync(out.fileno())
@@ -155,10 +129,7 @@ def take_snapshot(env: lmdb.Environment, dest_dir: Path) -> Manifest:
             )
         data_path = dest_dir / DATA_FILE
         manifest = Manifest(
-            created_at=datetime.now(UTC),
-            maestro_version=maestro.__version__,
-            data_sha256=_sha256_file(data_path),
-            data_bytes=data_path.stat().st_size,
+            **data_file_facts(data_path),
             blob_count=len(blobs),
             action_count=len(actions),
             total_bytes=total,
@@ -167,7 +138,7 @@ def take_snapshot(env: lmdb.Environment, dest_dir: Path) -> Manifest:
         )
         tmp = dest_dir / (MANIFEST_FILE + ".tmp")
         tmp.unlink(missing_ok=True)
-        with _create_private(tmp) as fh:
+        with create_private(tmp) as fh:
             fh.write(manifest.model_dump_json(indent=1).encode())
         tmp.replace(dest_dir / MANIFEST_FILE)
     except BaseException:
@@ -199,7 +170,7 @@ def _check_data_file(snapshot_dir: Path, manifest: Manifest, copy_to: Path | Non
         raise IntegrityError(f"{refuse}: {data_path.name} is missing")
     if data_path.stat().st_size != manifest.data_bytes:
         raise IntegrityError(f"{refuse}: {data_path.name} has the wrong size")
-    if _sha256_file(data_path, copy_to=copy_to) != manifest.data_sha256:
+    if sha256_file(data_path, copy_to=copy_to) != manifest.data_sha256:
         raise IntegrityError(
             f"{refuse}: {data_path.name} does not match the manifest's sha256",
             hint="the snapshot was altered or damaged; use another snapshot",
@@ -268,23 +239,12 @@ def restore_snapshot(snapshot_dir: Path, target: Path, *, force: bool = False) -
             hint="pass --force to replace it (the old one is kept beside it)",
         )
     manifest = load_manifest(snapshot_dir)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = target.parent / f".{target.name}.restore-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(mode=0o700)
-    try:
+    with staging_dir(target) as staging:
         # Verify the staged copy itself (what will be installed), never touching the target
         # until every check passed: the file hash while copying, then every entry.
         _check_data_file(snapshot_dir, manifest, copy_to=staging / DATA_FILE)
         _check_entries(staging, manifest, f"refusing to restore from {snapshot_dir}")
-        replaced = None
-        if target.exists():
-            replaced = target.parent / f"{target.name}.replaced-{int(time.time())}"
-            target.rename(replaced)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        replaced = install_staged(staging, target)
     if replaced is not None:
         # Kept for the user to delete, and still captured test output. The restore itself is
         # done: a failure here is reported, not raised.

@@ -12,18 +12,20 @@ and the live store is left untouched.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
 import lmdb
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ValidationError
 
-import maestro
+from maestro.cache.files import (
+    DataFileManifest,
+    data_file_facts,
+    install_staged,
+    sha256_file,
+    staging_dir,
+)
 from maestro.errors import CoordinatorError, IntegrityError
 
 from .records import CorruptRecordError, decode_ac
@@ -32,17 +34,10 @@ from .store import DB_NAMES, Store
 FORMAT: Literal["maestro-coordinator-snapshot/1"] = "maestro-coordinator-snapshot/1"
 DATA_FILE = "data.mdb"
 MANIFEST_FILE = "manifest.json"
-_CHUNK = 1 << 20
 
 
-class SnapshotManifest(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
+class SnapshotManifest(DataFileManifest):
     format: Literal["maestro-coordinator-snapshot/1"] = FORMAT
-    created_at: datetime
-    maestro_version: str
-    data_sha256: str
-    data_bytes: int
     tenants: int
     keys: int
     cas_entries: int
@@ -57,24 +52,6 @@ class SnapshotRestoreReport:
     ac_entries: int
     target: Path
     replaced: Path | None
-
-
-def _hash_file(path: Path, copy_to: Path | None = None) -> str:
-    hasher = hashlib.sha256()
-    with path.open("rb") as src:
-        dst = copy_to.open("wb") if copy_to is not None else None
-        try:
-            while chunk := src.read(_CHUNK):
-                hasher.update(chunk)
-                if dst is not None:
-                    dst.write(chunk)
-            if dst is not None:
-                dst.flush()
-                os.fsync(dst.fileno())
-        finally:
-            if dst is not None:
-                dst.close()
-    return hasher.hexdigest()
 
 
 def _scan(env_dir: Path) -> tuple[dict[str, int], str]:
@@ -117,10 +94,7 @@ def take_snapshot(store: Store, dest: Path) -> SnapshotManifest:
     counts, chain = _scan(dest)
     data = dest / DATA_FILE
     manifest = SnapshotManifest(
-        created_at=datetime.now(UTC),
-        maestro_version=maestro.__version__,
-        data_sha256=_hash_file(data),
-        data_bytes=data.stat().st_size,
+        **data_file_facts(data),
         tenants=counts["tenants"],
         keys=counts["keys"],
         cas_entries=counts["cas"],
@@ -145,10 +119,8 @@ def restore_snapshot(src: Path, target: Path, *, force: bool = False) -> Snapsho
     data = src / DATA_FILE
     if not data.is_file() or data.stat().st_size != manifest.data_bytes:
         raise IntegrityError(f"{data} is missing or has the wrong size")
-    staging = target.parent / f".{target.name}.restore-{os.getpid()}-{int(time.time())}"
-    staging.mkdir(parents=True, mode=0o700)
-    try:
-        if _hash_file(data, copy_to=staging / DATA_FILE) != manifest.data_sha256:
+    with staging_dir(target) as staging:
+        if sha256_file(data, copy_to=staging / DATA_FILE) != manifest.data_sha256:
             raise IntegrityError(f"{data} does not match the manifest's sha256")
         counts, chain = _scan(staging)
         if (counts["cas"], counts["ac"], chain) != (
@@ -157,12 +129,5 @@ def restore_snapshot(src: Path, target: Path, *, force: bool = False) -> Snapsho
             manifest.entries_sha256,
         ):
             raise IntegrityError("snapshot entries differ from the manifest")
-        replaced = None
-        if target.exists():
-            replaced = target.with_name(f"{target.name}.replaced-{int(time.time())}")
-            target.rename(replaced)
-        staging.rename(target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        replaced = install_staged(staging, target)
     return SnapshotRestoreReport(counts["cas"], counts["ac"], target, replaced)

@@ -8,7 +8,8 @@ import pytest
 from cache_helpers import action_key, flip_failed_to_passed, make_result, raw_get, raw_put
 
 from maestro.cache import Cache, digest_bytes
-from maestro.cache.snapshot import MANIFEST_FILE, _sha256_file
+from maestro.cache.files import sha256_file
+from maestro.cache.snapshot import MANIFEST_FILE
 from maestro.errors import CacheError, IntegrityError
 
 
@@ -28,7 +29,7 @@ def test_snapshot_restore_roundtrip(cache_root: Path, tmp_path: Path) -> None:
     assert (manifest.blob_count, manifest.action_count) == (20, 5)
     assert manifest.total_bytes == stats_before.bytes
     on_disk = json.loads((tmp_path / "snap" / MANIFEST_FILE).read_text())
-    assert on_disk["data_sha256"] == _sha256_file(tmp_path / "snap" / "data.mdb")
+    assert on_disk["data_sha256"] == sha256_file(tmp_path / "snap" / "data.mdb")
 
     target = tmp_path / "restored"
     report = Cache.restore(tmp_path / "snap", target)
@@ -88,7 +89,7 @@ def test_restore_rehashes_blobs_even_if_the_manifest_was_doctored(
     size = manifest["blobs"][victim]
     raw_put(snap, b"cas", bytes.fromhex(victim), b"X" * size)  # same size, wrong content
     (snap / "lock.mdb").unlink(missing_ok=True)
-    manifest["data_sha256"] = _sha256_file(snap / "data.mdb")
+    manifest["data_sha256"] = sha256_file(snap / "data.mdb")
     manifest["data_bytes"] = (snap / "data.mdb").stat().st_size
     (snap / MANIFEST_FILE).write_text(json.dumps(manifest))
     target = tmp_path / "restored"
@@ -126,7 +127,7 @@ def test_restore_rechecks_action_digests_even_if_the_manifest_was_doctored(
     (snap / "lock.mdb").unlink(missing_ok=True)
     manifest = json.loads((snap / MANIFEST_FILE).read_text())
     manifest["actions"][action_key(1)] = hashlib.sha256(edited).hexdigest()
-    manifest["data_sha256"] = _sha256_file(snap / "data.mdb")
+    manifest["data_sha256"] = sha256_file(snap / "data.mdb")
     manifest["data_bytes"] = (snap / "data.mdb").stat().st_size
     (snap / MANIFEST_FILE).write_text(json.dumps(manifest))
     target = tmp_path / "restored"

@@ -1,0 +1,103 @@
+"""Files of the snapshot drill, shared by the cache and the coordinator: a file created private,
+a data file hashed (and copied) in one pass, and a staged directory swapped into place."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO, TypedDict
+
+from pydantic import BaseModel, ConfigDict
+
+import maestro
+
+FILE_MODE = 0o600
+"""Mode of every file the cache writes (LMDB files, snapshots, restores): they hold captured test
+output, which other local users must not read. Directories are 0700."""
+_CHUNK = 1 << 20
+
+
+class DataFileManifest(BaseModel):
+    """What every snapshot manifest says of its data file; each drill adds its own counts."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    created_at: datetime
+    maestro_version: str
+    data_sha256: str
+    data_bytes: int
+
+
+class DataFileFacts(TypedDict):
+    """The DataFileManifest fields of a data file written now, to build a manifest from."""
+
+    created_at: datetime
+    maestro_version: str
+    data_sha256: str
+    data_bytes: int
+
+
+def data_file_facts(path: Path) -> DataFileFacts:
+    return DataFileFacts(
+        created_at=datetime.now(UTC),
+        maestro_version=maestro.__version__,
+        data_sha256=sha256_file(path),
+        data_bytes=path.stat().st_size,
+    )
+
+
+def create_private(path: Path) -> BinaryIO:
+    """A new file only its owner can read (FILE_MODE from the start, never briefly looser)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
+    return os.fdopen(fd, "wb")
+
+
+def sha256_file(path: Path, copy_to: Path | None = None) -> str:
+    """The file's sha256 hex; with `copy_to`, also a private, fsynced copy written meanwhile, so
+    the hash describes exactly the bytes copied."""
+    hasher = hashlib.sha256()
+    with path.open("rb") as src:
+        dst = create_private(copy_to) if copy_to is not None else None
+        try:
+            while chunk := src.read(_CHUNK):
+                hasher.update(chunk)
+                if dst is not None:
+                    dst.write(chunk)
+            if dst is not None:
+                dst.flush()
+                os.fsync(dst.fileno())
+        finally:
+            if dst is not None:
+                dst.close()
+    return hasher.hexdigest()
+
+
+@contextmanager
+def staging_dir(target: Path) -> Iterator[Path]:
+    """A fresh private directory beside `target`, removed again if the block fails: whatever is
+    verified there is installed by `install_staged`, so the target is touched only at the end."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.restore-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o700)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def install_staged(staging: Path, target: Path) -> Path | None:
+    """Rename `staging` to `target`; a previous target is moved aside (not deleted) and returned."""
+    replaced = None
+    if target.exists():
+        replaced = target.parent / f"{target.name}.replaced-{int(time.time())}"
+        target.rename(replaced)
+    staging.rename(target)
+    return replaced
