@@ -12,11 +12,14 @@ from __future__ import annotations
 import hashlib
 import struct
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from .models import Role
+from maestro.errors import CoordinatorError
+
+from .models import RESERVED_TENANTS, TENANT_RE, Role
 
 _AC_HEAD = struct.Struct("<2sB32sI")
 _REF = struct.Struct("<32sQ")
@@ -24,6 +27,14 @@ AC_MAGIC = b"A1"
 FLAG_RAW = 1
 USAGE = struct.Struct("<QQQ")
 """Per-tenant usage: stored bytes, CAS entries, AC entries."""
+
+
+def check_tenant_name(name: str) -> None:
+    if not TENANT_RE.fullmatch(name) or name in RESERVED_TENANTS:
+        raise CoordinatorError(
+            f"invalid tenant name {name!r}",
+            hint="1-63 of a-z 0-9 _ -, starting with a letter or digit; not a reserved word",
+        )
 
 
 class _Record(BaseModel):
@@ -48,6 +59,23 @@ class TenantRecord(_Record):
         return self.id.to_bytes(4, "big")
 
 
+@dataclass(frozen=True, slots=True)
+class TenantUpdate:
+    """A change to a tenant's settings; None leaves a setting as it is."""
+
+    raw_ac: bool | None = None
+    quota_bytes: int | None = None
+    clear_quota: bool = False
+
+    def apply(self, record: TenantRecord) -> TenantRecord:
+        changes: dict[str, Any] = {}
+        if self.raw_ac is not None:
+            changes["raw_ac"] = self.raw_ac
+        if self.quota_bytes is not None or self.clear_quota:
+            changes["quota_bytes"] = None if self.clear_quota else self.quota_bytes
+        return record.model_copy(update=changes)
+
+
 class KeyRecord(_Record):
     """An API key: only a salted hash of its secret part is stored."""
 
@@ -59,6 +87,12 @@ class KeyRecord(_Record):
     created_at: datetime
     label: str = ""
     revoked_at: datetime | None = None
+
+    def revoked(self) -> KeyRecord:
+        """This key revoked now; an already revoked key keeps its first revocation time."""
+        if self.revoked_at is not None:
+            return self
+        return self.model_copy(update={"revoked_at": datetime.now(UTC)})
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,24 +25,16 @@ from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from maestro.errors import CoordinatorError
 
-from .models import RESERVED_TENANTS, TENANT_RE
-from .records import KeyRecord, TenantRecord
+from .models import TENANT_RE
+from .records import KeyRecord, TenantRecord, TenantUpdate, check_tenant_name
 from .store import QuotaExceededError, Store, Usage
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
-
-
-def check_tenant_name(name: str) -> None:
-    if not TENANT_RE.fullmatch(name) or name in RESERVED_TENANTS:
-        raise CoordinatorError(
-            f"invalid tenant name {name!r}",
-            hint="1-63 of a-z 0-9 _ -, starting with a letter or digit; not a reserved word",
-        )
 
 
 class StateBackend(Protocol):
@@ -59,14 +51,7 @@ class StateBackend(Protocol):
         self, name: str, *, raw_ac: bool = False, quota_bytes: int | None = None
     ) -> TenantRecord: ...
 
-    async def update_tenant(
-        self,
-        name: str,
-        *,
-        raw_ac: bool | None = None,
-        quota_bytes: int | None = None,
-        clear_quota: bool = False,
-    ) -> TenantRecord: ...
+    async def update_tenant(self, name: str, change: TenantUpdate) -> TenantRecord: ...
 
     async def list_tenants(self) -> list[TenantRecord]: ...
 
@@ -112,17 +97,8 @@ class LmdbState:
     ) -> TenantRecord:
         return self.store.add_tenant(name, raw_ac=raw_ac, quota_bytes=quota_bytes)
 
-    async def update_tenant(
-        self,
-        name: str,
-        *,
-        raw_ac: bool | None = None,
-        quota_bytes: int | None = None,
-        clear_quota: bool = False,
-    ) -> TenantRecord:
-        return self.store.update_tenant(
-            name, raw_ac=raw_ac, quota_bytes=quota_bytes, clear_quota=clear_quota
-        )
+    async def update_tenant(self, name: str, change: TenantUpdate) -> TenantRecord:
+        return self.store.update_tenant(name, change)
 
     async def list_tenants(self) -> list[TenantRecord]:
         return self.store.list_tenants()
@@ -236,14 +212,7 @@ class RedisState:
         await self.r.sadd(self._k("tenant-names"), name)
         return record
 
-    async def update_tenant(
-        self,
-        name: str,
-        *,
-        raw_ac: bool | None = None,
-        quota_bytes: int | None = None,
-        clear_quota: bool = False,
-    ) -> TenantRecord:
+    async def update_tenant(self, name: str, change: TenantUpdate) -> TenantRecord:
         key = self._k("tenant", name)
         async with self.r.pipeline(transaction=True) as pipe:
             while True:
@@ -252,13 +221,7 @@ class RedisState:
                     raw = await pipe.get(key)
                     if raw is None:
                         raise CoordinatorError(f"no tenant named {name!r}")
-                    record = TenantRecord.model_validate_json(raw)
-                    changes: dict[str, Any] = {}
-                    if raw_ac is not None:
-                        changes["raw_ac"] = raw_ac
-                    if quota_bytes is not None or clear_quota:
-                        changes["quota_bytes"] = None if clear_quota else quota_bytes
-                    record = record.model_copy(update=changes)
+                    record = change.apply(TenantRecord.model_validate_json(raw))
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(key, record.model_dump_json())
                     await pipe.execute()
@@ -291,11 +254,11 @@ class RedisState:
         if raw is None:
             raise CoordinatorError(f"no key with id {key_id!r}")
         record = KeyRecord.model_validate_json(raw)
-        if record.revoked_at is None:
-            record = record.model_copy(update={"revoked_at": _now()})
+        revoked = record.revoked()
+        if revoked is not record:
             # Revocation only ever moves one way, so a plain SET cannot undo a concurrent one.
-            await self.r.set(key, record.model_dump_json())
-        return record
+            await self.r.set(key, revoked.model_dump_json())
+        return revoked
 
     async def list_keys(self, tenant: str | None = None) -> list[KeyRecord]:
         out = []

@@ -40,13 +40,15 @@ import lmdb
 
 from maestro.errors import CoordinatorError
 
-from .models import RESERVED_TENANTS, TENANT_RE
+from .models import TENANT_RE
 from .records import (
     USAGE,
     AcRecord,
     CorruptRecordError,
     KeyRecord,
     TenantRecord,
+    TenantUpdate,
+    check_tenant_name,
     decode_ac,
 )
 
@@ -176,11 +178,7 @@ class Store:
     def add_tenant(
         self, name: str, *, raw_ac: bool = False, quota_bytes: int | None = None
     ) -> TenantRecord:
-        if not TENANT_RE.fullmatch(name) or name in RESERVED_TENANTS:
-            raise CoordinatorError(
-                f"invalid tenant name {name!r}",
-                hint="1-63 of a-z 0-9 _ -, starting with a letter or digit; not a reserved word",
-            )
+        check_tenant_name(name)
 
         def body(txn: lmdb.Transaction) -> TenantRecord:
             if txn.get(name.encode(), db=self._db["tenants"]) is not None:
@@ -198,25 +196,12 @@ class Store:
         log.info("tenant added: %s (id %d)", name, record.id)
         return record
 
-    def update_tenant(
-        self,
-        name: str,
-        *,
-        raw_ac: bool | None = None,
-        quota_bytes: int | None = None,
-        clear_quota: bool = False,
-    ) -> TenantRecord:
+    def update_tenant(self, name: str, change: TenantUpdate) -> TenantRecord:
         def body(txn: lmdb.Transaction) -> TenantRecord:
             raw = txn.get(name.encode(), db=self._db["tenants"])
             if raw is None:
                 raise CoordinatorError(f"no tenant named {name!r}")
-            record = TenantRecord.model_validate_json(bytes(raw))
-            changes: dict[str, Any] = {}
-            if raw_ac is not None:
-                changes["raw_ac"] = raw_ac
-            if quota_bytes is not None or clear_quota:
-                changes["quota_bytes"] = None if clear_quota else quota_bytes
-            record = record.model_copy(update=changes)
+            record = change.apply(TenantRecord.model_validate_json(bytes(raw)))
             txn.put(name.encode(), record.model_dump_json().encode(), db=self._db["tenants"])
             return record
 
@@ -276,10 +261,10 @@ class Store:
             if raw is None:
                 raise CoordinatorError(f"no key with id {key_id!r}")
             record = KeyRecord.model_validate_json(bytes(raw))
-            if record.revoked_at is None:
-                record = record.model_copy(update={"revoked_at": _now()})
-                txn.put(key_id.encode(), record.model_dump_json().encode(), db=self._db["keys"])
-            return record
+            revoked = record.revoked()
+            if revoked is not record:
+                txn.put(key_id.encode(), revoked.model_dump_json().encode(), db=self._db["keys"])
+            return revoked
 
         result: KeyRecord = self._commit(body)
         log.info("key revoked: %s", key_id)

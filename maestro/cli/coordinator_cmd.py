@@ -99,11 +99,13 @@ def tenant_set(
 ) -> None:
     """Change a tenant's quota or AC mode (effective on the next request)."""
     from maestro.cache.sizes import parse_size
+    from maestro.coordinator.records import TenantUpdate
 
     clear = quota is not None and quota.lower() == "none"
     size = parse_size(quota) if quota is not None and not clear else None
     with _store(data, config) as store:
-        record = store.update_tenant(name, raw_ac=raw_ac, quota_bytes=size, clear_quota=clear)
+        change = TenantUpdate(raw_ac=raw_ac, quota_bytes=size, clear_quota=clear)
+        record = store.update_tenant(name, change)
     out.print(f"tenant {record.name}: raw_ac={record.raw_ac}, quota={record.quota_bytes}")
 
 

@@ -24,6 +24,7 @@ from maestro.coordinator.openapi import (
     openapi_document,
     operation,
 )
+from maestro.coordinator.records import TenantUpdate
 from maestro.coordinator.settings import Settings
 from maestro.coordinator.store import Store
 
@@ -182,13 +183,13 @@ async def test_raw_mode_stores_opaque_values(env: Env) -> None:
     assert await resp.read() == value
     # switching the tenant to validated mode hides raw entries (their references were never
     # checked) rather than serving them
-    env.store.update_tenant("rawco", raw_ac=False)
+    env.store.update_tenant("rawco", TenantUpdate(raw_ac=False))
     h2 = await env.auth("rawco")
     assert (await env.client.get(f"/rawco/ac/{action}", headers=h2)).status == 404
 
 
 async def test_quota_507(env: Env) -> None:
-    env.store.update_tenant("beta", quota_bytes=10_000)
+    env.store.update_tenant("beta", TenantUpdate(quota_bytes=10_000))
     h = await env.auth("beta")
     first = os.urandom(6000)
     assert (await env.client.put(f"/beta/cas/{sha(first)}", data=first, headers=h)).status == 200
