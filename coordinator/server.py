@@ -5,10 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import signal
 import sys
 
 from aiohttp import web
+
+from maestro.redaction import RedactingFormatter, Redactor
 
 from .app import RUNNER_KWARGS, create_app
 from .settings import Settings
@@ -16,14 +19,25 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 
 
-def configure_logging(level: str) -> None:
-    """Plain messages on stderr; access-log lines are already JSON objects."""
+def configure_logging(level: str, settings: Settings | None = None) -> None:
+    """Plain messages on stderr, redacted; access-log lines are already JSON objects.
+
+    aiohttp's own loggers go through the same handler (on the root logger): its parser errors
+    quote the offending request line or header, credentials included."""
+    redactor = Redactor.from_environ(os.environ)
+    if settings is not None:
+        for kid, key in settings.token_keys.items():
+            redactor.add_known(key.get_secret_value(), kind=f"token-key-{kid}")
+        if settings.token_secret is not None:
+            redactor.add_known(settings.token_secret.get_secret_value(), kind="token-key")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    root = logging.getLogger("maestro")
+    handler.setFormatter(RedactingFormatter("%(message)s", redactor=redactor))
+    ours = logging.getLogger("maestro")
+    ours.handlers[:] = [handler]
+    ours.setLevel(level.upper())
+    ours.propagate = False
+    root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    root.propagate = False
 
 
 async def serve(settings: Settings) -> None:
@@ -52,5 +66,5 @@ async def serve(settings: Settings) -> None:
 
 
 def run(settings: Settings) -> None:
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings)
     asyncio.run(serve(settings))

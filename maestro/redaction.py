@@ -59,6 +59,8 @@ _AUTH_HEADER = re.compile(
 )
 # token formats detect-secrets 1.5 does not know, and keyword assignments inside escaped strings
 _EXTRA = (
+    ("maestro-api-key", re.compile(r"\bmk_[A-Za-z0-9]{8,}_[A-Za-z0-9_-]{16,}")),
+    ("maestro-token", re.compile(r"\bmt_[A-Za-z0-9_.-]{20,}")),
     ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
     ("github-token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}")),
     ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
@@ -235,3 +237,15 @@ def _find_detected(text: str) -> list[Finding]:
             if start >= 0 and end > start:
                 found.append(Finding(pattern.kind, start, end))
     return found
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter whose whole output (message, arguments, traceback) is redacted: logs are
+    an egress too, and a library's error message may quote a request line or a header."""
+
+    def __init__(self, fmt: str | None = None, *, redactor: Redactor | None = None) -> None:
+        super().__init__(fmt)
+        self.redactor = redactor or Redactor()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self.redactor.redact(super().format(record))
