@@ -58,7 +58,16 @@ from .models import (
     TokenRequest,
     TokenResponse,
 )
-from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, openapi_document, operation
+from .openapi import (
+    AUTH_ERRORS,
+    BINARY,
+    Operation,
+    Response,
+    err,
+    openapi_document,
+    operation,
+    public_document,
+)
 from .records import AcRecord, KeyRecord, TenantRecord
 from .settings import Settings
 from .state import LmdbState, RedisState, StateBackend
@@ -496,16 +505,12 @@ class Coordinator:
         return _json(Health(version=maestro.__version__))
 
     @operation(
-        get=Operation(
+        get=public_document(
             "Prometheus metrics",
             "metrics",
-            {
-                "200": Response(
-                    "Prometheus text exposition format.",
-                    content={"text/plain": {"schema": {"type": "string"}}},
-                )
-            },
-            auth=False,
+            "Prometheus text exposition format.",
+            "text/plain",
+            {"type": "string"},
         )
     )
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
@@ -515,16 +520,12 @@ class Coordinator:
         )
 
     @operation(
-        get=Operation(
+        get=public_document(
             "This document",
             "openapi",
-            {
-                "200": Response(
-                    "OpenAPI 3 document.",
-                    content={"application/json": {"schema": {"type": "object"}}},
-                )
-            },
-            auth=False,
+            "OpenAPI 3 document.",
+            "application/json",
+            {"type": "object"},
         )
     )
     async def openapi(self, request: web.Request) -> web.Response:
@@ -748,14 +749,8 @@ size limit and refuses other encodings with 415. Our access log replaces aiohttp
 
 
 def _key_info(record: KeyRecord) -> KeyInfo:
-    return KeyInfo(
-        key_id=record.key_id,
-        tenant=record.tenant,
-        role=record.role,
-        label=record.label,
-        created_at=record.created_at,
-        revoked_at=record.revoked_at,
-    )
+    """The record's public fields (KeyInfo declares no secret, so none is read)."""
+    return KeyInfo.model_validate(record, from_attributes=True)
 
 
 def create_app(

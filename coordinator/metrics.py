@@ -13,63 +13,46 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPT
 LATENCY_BUCKETS = (
     0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+_ROUTE = ("route", "method")
+_ENTRY = ("tenant", "kind")
 
 
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.requests = Counter(
-            "maestro_coordinator_requests",
-            "HTTP requests by route template, method and status.",
-            ["route", "method", "status"],
-            registry=r,
+
+        def count(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(f"maestro_coordinator_{name}", doc, labels, registry=self.registry)
+
+        self.requests = count(
+            "requests", "HTTP requests by route template, method and status.", *_ROUTE, "status"
         )
         self.latency = Histogram(
             "maestro_coordinator_request_duration_seconds",
             "Time from request start to response prepared.",
-            ["route", "method"],
+            _ROUTE,
             buckets=LATENCY_BUCKETS,
-            registry=r,
+            registry=self.registry,
         )
-        self.hits = Counter(
-            "maestro_coordinator_cache_hits", "GET/HEAD hits.", ["tenant", "kind"], registry=r
-        )
-        self.misses = Counter(
-            "maestro_coordinator_cache_misses", "GET/HEAD misses.", ["tenant", "kind"], registry=r
-        )
-        self.bytes_in = Counter(
-            "maestro_coordinator_received_bytes",
-            "Uncompressed bytes accepted by PUT.",
-            ["tenant", "kind"],
-            registry=r,
-        )
-        self.bytes_out = Counter(
-            "maestro_coordinator_sent_bytes",
-            "Body bytes sent by GET (after compression).",
-            ["tenant", "kind"],
-            registry=r,
-        )
-        self.corrupt = Counter(
-            "maestro_coordinator_corrupt_entries",
+        self.hits = count("cache_hits", "GET/HEAD hits.", *_ENTRY)
+        self.misses = count("cache_misses", "GET/HEAD misses.", *_ENTRY)
+        self.bytes_in = count("received_bytes", "Uncompressed bytes accepted by PUT.", *_ENTRY)
+        self.bytes_out = count("sent_bytes", "Body bytes sent by GET (after compression).", *_ENTRY)
+        self.corrupt = count(
+            "corrupt_entries",
             "Entries found corrupt on read and quarantined (never served).",
-            ["tenant", "kind"],
-            registry=r,
+            *_ENTRY,
         )
-        self.auth_failures = Counter(
-            "maestro_coordinator_auth_failures",
+        self.auth_failures = count(
+            "auth_failures",
             "Rejected requests by reason (missing, invalid, expired, retired_key, forbidden).",
-            ["reason"],
-            registry=r,
+            "reason",
         )
-        self.quota_rejections = Counter(
-            "maestro_coordinator_quota_rejections",
-            "PUTs refused with 507.",
-            ["tenant"],
-            registry=r,
-        )
+        self.quota_rejections = count("quota_rejections", "PUTs refused with 507.", "tenant")
         self.in_flight = Gauge(
-            "maestro_coordinator_requests_in_flight", "Requests being served.", registry=r
+            "maestro_coordinator_requests_in_flight",
+            "Requests being served.",
+            registry=self.registry,
         )
 
     def method_label(self, method: str) -> str:

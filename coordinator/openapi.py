@@ -79,6 +79,14 @@ class Operation:
     nouns: Mapping[str, str] = field(default_factory=dict)
 
 
+def public_document(
+    summary: str, operation_id: str, description: str, media_type: str, schema: Mapping[str, Any]
+) -> Operation:
+    """An unauthenticated GET whose only answer is one document (metrics, this description)."""
+    content = {media_type: {"schema": schema}}
+    return Operation(summary, operation_id, {"200": Response(description, content=content)}, False)
+
+
 def operation(**by_method: Operation) -> Callable[[H], H]:
     """Attach the OpenAPI description of a handler, per HTTP method (`get=Operation(...)`)."""
 
