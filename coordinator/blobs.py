@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Container
 from concurrent.futures import Executor
-from typing import Protocol
+from contextlib import asynccontextmanager
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -37,6 +38,8 @@ from .state import StateBackend
 from .store import EMPTY_SHA256, CasView, Store
 
 log = logging.getLogger(__name__)
+_FOUND_OR_NOT = frozenset({200, 404})
+_STORED = frozenset({200, 201, 204})
 
 INLINE_HASH_BYTES = 256 << 10
 """Blobs up to this size are hashed on the event loop (256 KiB takes well under a millisecond
@@ -206,38 +209,35 @@ class HttpBlobs:
     def url(self, tenant: TenantRecord, kind: str, key: bytes) -> str:
         return f"{self.base}/{upstream_path(tenant, kind, key)}"
 
-    async def _size(self, url: str) -> int | None:
+    @asynccontextmanager
+    async def _request(
+        self, method: str, url: str, ok: Container[int], **kwargs: Any
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """An upstream response whose status is in `ok`; any other status, and a transport
+        failure (also while the caller reads the body), is an UpstreamError."""
         try:
-            async with self._http().head(url) as resp:
-                if resp.status == 404:
-                    return None
-                if resp.status != 200:
-                    raise UpstreamError(f"upstream HEAD answered HTTP {resp.status}")
-                length = resp.headers.get("Content-Length")
-                return int(length) if length is not None and length.isdigit() else None
+            async with self._http().request(method, url, **kwargs) as resp:
+                if resp.status not in ok:
+                    raise UpstreamError(f"upstream {method} answered HTTP {resp.status}")
+                yield resp
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise UpstreamError(f"upstream unreachable: {exc!r}") from None
+
+    async def _size(self, url: str) -> int | None:
+        async with self._request("HEAD", url, _FOUND_OR_NOT) as resp:
+            if resp.status == 404:
+                return None
+            length = resp.headers.get("Content-Length")
+            return int(length) if length is not None and length.isdigit() else None
 
     async def _get(self, url: str) -> bytes | None:
-        try:
-            async with self._http().get(url) as resp:
-                if resp.status == 404:
-                    return None
-                if resp.status != 200:
-                    raise UpstreamError(f"upstream GET answered HTTP {resp.status}")
-                return await resp.read()
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UpstreamError(f"upstream unreachable: {exc!r}") from None
+        async with self._request("GET", url, _FOUND_OR_NOT) as resp:
+            return None if resp.status == 404 else await resp.read()
 
     async def _put(self, url: str, data: bytes) -> None:
-        try:
-            async with self._http().put(
-                url, data=data, headers={"Content-Type": "application/octet-stream"}
-            ) as resp:
-                if resp.status not in (200, 201, 204):
-                    raise UpstreamError(f"upstream PUT answered HTTP {resp.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UpstreamError(f"upstream unreachable: {exc!r}") from None
+        headers = {"Content-Type": "application/octet-stream"}
+        async with self._request("PUT", url, _STORED, data=data, headers=headers):
+            pass
 
     async def _discard(self, tenant: TenantRecord, kind: str, key: bytes, reason: str) -> None:
         """Log, count and (best effort) delete a corrupt upstream entry; never serve it."""
@@ -320,12 +320,8 @@ class HttpBlobs:
         await self._charge_and_put(tenant, "ac", key, encoded, old)
 
     async def ping(self) -> None:
-        try:
-            async with self._http().head(self.base + "/") as resp:
-                if resp.status >= 500:
-                    raise UpstreamError(f"upstream answered HTTP {resp.status}")
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            raise UpstreamError(f"upstream unreachable: {exc!r}") from None
+        async with self._request("HEAD", self.base + "/", range(500)):
+            pass
 
     async def close(self) -> None:
         if self._session is not None:
