@@ -1,19 +1,11 @@
 package dev.maestro.intellij.actions
 
-import com.intellij.openapi.actionSystem.ActionUpdateThread
-import com.intellij.openapi.actionSystem.AnAction
 import com.intellij.openapi.actionSystem.AnActionEvent
 import dev.maestro.intellij.MaestroServer
 import dev.maestro.intellij.WorkspaceParams
 
 /** `maestro/cacheStats`: hits, misses, hit rate and time saved, as a notification. */
-class CacheStatsAction : AnAction() {
-    override fun getActionUpdateThread(): ActionUpdateThread = ActionUpdateThread.BGT
-
-    override fun update(e: AnActionEvent) {
-        e.presentation.isEnabled = e.project != null
-    }
-
+class CacheStatsAction : ProjectAction() {
     override fun actionPerformed(e: AnActionEvent) {
         val project = e.project ?: return
         MaestroServer.api(project)

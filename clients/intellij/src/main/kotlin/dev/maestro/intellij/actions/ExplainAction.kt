@@ -1,7 +1,5 @@
 package dev.maestro.intellij.actions
 
-import com.intellij.openapi.actionSystem.ActionUpdateThread
-import com.intellij.openapi.actionSystem.AnAction
 import com.intellij.openapi.actionSystem.AnActionEvent
 import com.intellij.openapi.actionSystem.CommonDataKeys
 import com.intellij.openapi.application.ApplicationManager
@@ -12,13 +10,7 @@ import dev.maestro.intellij.ExplainParams
 import dev.maestro.intellij.MaestroServer
 
 /** `maestro/explain`: why a test (node id or file) is selected, skipped, cached or re-run. */
-class ExplainAction : AnAction() {
-    override fun getActionUpdateThread(): ActionUpdateThread = ActionUpdateThread.BGT
-
-    override fun update(e: AnActionEvent) {
-        e.presentation.isEnabled = e.project != null
-    }
-
+class ExplainAction : ProjectAction() {
     override fun actionPerformed(e: AnActionEvent) {
         val project = e.project ?: return
         val file = e.getData(CommonDataKeys.VIRTUAL_FILE)

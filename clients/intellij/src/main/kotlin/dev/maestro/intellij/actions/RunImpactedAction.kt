@@ -1,7 +1,5 @@
 package dev.maestro.intellij.actions
 
-import com.intellij.openapi.actionSystem.ActionUpdateThread
-import com.intellij.openapi.actionSystem.AnAction
 import com.intellij.openapi.actionSystem.AnActionEvent
 import com.intellij.openapi.actionSystem.CommonDataKeys
 import com.intellij.openapi.fileEditor.FileDocumentManager
@@ -9,13 +7,7 @@ import dev.maestro.intellij.MaestroServer
 
 /** `maestro.runImpacted [uri]`: the server runs the impacted tests with work-done progress; failures
  * come back as diagnostics at the failing lines. */
-class RunImpactedAction : AnAction() {
-    override fun getActionUpdateThread(): ActionUpdateThread = ActionUpdateThread.BGT
-
-    override fun update(e: AnActionEvent) {
-        e.presentation.isEnabled = e.project != null
-    }
-
+class RunImpactedAction : ProjectAction() {
     override fun actionPerformed(e: AnActionEvent) {
         val project = e.project ?: return
         val file = e.getData(CommonDataKeys.VIRTUAL_FILE)
