@@ -62,7 +62,7 @@ _EMPTY_KEY = EMPTY_DIGEST.key
 class _Pending:
     """Read-side bookkeeping not yet written: touches and hit/miss counters.
 
-    Reads must not pay for a write transaction (one commit costs ~0.7 ms with fsync), so access
+    Reads must not pay for a write transaction (a commit waits for fsync), so access
     times and counters accumulate here and ride along with the next write, or are flushed after
     FLUSH_EVERY_S / FLUSH_MAX_PENDING, and on close. A kill -9 loses at most those few seconds of
     LRU order and hit counts, never data.

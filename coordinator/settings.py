@@ -109,7 +109,7 @@ class Settings(BaseModel):
     access_log: bool = True
     stream_large_reads: bool = True
     """Send CAS blobs over 256 KiB straight from the LMDB map (verified in place) with a
-    streamed response; false = copy them out first, as before (kept for A/B benchmarks)."""
+    streamed response; false = copy them out first (for A/B benchmarks)."""
     state_backend: Literal["lmdb", "redis"] = "lmdb"
     """Tenants, keys (revocation) and usage: embedded LMDB, or Redis shared by replicas."""
     redis_url: str | None = None

@@ -79,7 +79,7 @@ class StateBackend(Protocol):
 
 class LmdbState:
     """The embedded store as a StateBackend (single node). Calls are short mmap reads or small
-    write transactions, made inline like the original code did."""
+    write transactions, cheap enough to make inline on the event loop."""
 
     name = "lmdb"
 

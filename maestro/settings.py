@@ -1,8 +1,8 @@
 """Workspace settings as plain dataclasses, loaded without pydantic when nothing is configured.
 
-Validation lives in `maestro.config` (pydantic, the boundary); importing it costs ~0.2 s, more than
-half of the warm-start budget, so a workspace with no Maestro configuration (the zero-config case)
-never pays for it. Everything inside Maestro reads these dataclasses.
+Validation lives in `maestro.config` (pydantic, the boundary); importing it is a large share of a
+warm start, so a workspace with no Maestro configuration (the zero-config case) never pays for
+it. Everything inside Maestro reads these dataclasses.
 """
 
 from __future__ import annotations

@@ -167,8 +167,8 @@ def train(
 
 def _one_thread() -> Any:
     """One OpenMP/BLAS thread: on a busy developer machine (and a daemon that should stay in the
-    background) the default of one thread per core spins against every other process; measured
-    here, a 8,000-row fit took 54 s with all threads and 6 s with one."""
+    background) the default of one thread per core spins against every other process and makes
+    a fit slower, not faster."""
     from threadpoolctl import threadpool_limits  # type: ignore[import-untyped, unused-ignore]
 
     return threadpool_limits(limits=1)

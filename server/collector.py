@@ -1,10 +1,10 @@
 """Full garbage collections while the editor is idle, not under a request.
 
-Each memoised hub answer holds ~600 row objects, and CPython's automatic full collection walks all
-of them: 20-35 ms pauses, three in forty hub requests, which set the p95 of ``impactedTargets``.
-The server turns the automatic full pass off and runs it itself once no message has arrived for
-``idle_s``; under a stream of requests that never pauses it still runs every ``max_gap_s``, so
-cyclic garbage is never kept for long. The young generations keep collecting as usual.
+Each memoised hub answer holds hundreds of row objects, and CPython's automatic full collection
+walks all of them: pauses long enough to set the slow tail of ``impactedTargets``. The server
+turns the automatic full pass off and runs it itself once no message has arrived for ``idle_s``;
+under a stream of requests that never pauses it still runs every ``max_gap_s``, so cyclic
+garbage is never kept for long. The young generations keep collecting as usual.
 """
 
 from __future__ import annotations

@@ -75,11 +75,11 @@ class _Block:
 def discover(rel_path: str, source: str) -> list[TestItem]:
     """Top-level test functions and test classes (``Test*`` or unittest-style) of a test file.
 
-    Lexical, like the import scanner: ``ast.parse`` of a 7,000-line test module costs ~100 ms, too
-    much for a request an editor sends on every keystroke pause; this walk costs a few ms and
-    still works while the buffer has a syntax error elsewhere. Nothing inside a function body
-    can be a test, so a body is skipped in one regex search for the next line indented no
-    deeper than its ``def`` (bracket depth carried over by counting, in C)."""
+    Lexical, like the import scanner: ``ast.parse`` of a large test module is too slow for a
+    request an editor sends on every keystroke pause; this walk is much cheaper and still works
+    while the buffer has a syntax error elsewhere. Nothing inside a function body can be a test,
+    so a body is skipped in one regex search for the next line indented no deeper than its
+    ``def`` (bracket depth carried over by counting, in C)."""
     masked_text = _STRINGS_AND_COMMENTS.sub(_mask, source)
     masked = masked_text.split("\n")
     lines = source.split("\n")

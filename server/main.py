@@ -28,8 +28,8 @@ def main(log_file: str | None = None) -> None:
     from maestro.server.server import create_server
 
     server = create_server()
-    # Everything imported so far (lsprotocol's ~1,000 classes, pydantic, pygls) lives as long as
-    # the process: out of the collector's sight, the full collections that a large answer's rows
-    # trigger no longer walk it (35-50 ms pauses, 3 in 40 hub requests: their p95).
+    # Everything imported so far (lsprotocol's classes, pydantic, pygls) lives as long as the
+    # process: out of the collector's sight, the full collections that a large answer's rows
+    # trigger do not walk it, so they do not pause requests.
     gc.freeze()
     server.start_io()
