@@ -26,6 +26,8 @@ from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
 
+from maestro.server.util import plain
+
 FILES = {
     "pyproject.toml": """
         [project]
@@ -207,16 +209,6 @@ async def lsp(request: pytest.FixtureRequest, lsp_env: Env) -> AsyncIterator[Lan
             await asyncio.wait_for(client.shutdown_session(), 15)
         with contextlib.suppress(Exception):
             await client.stop()
-
-
-def plain(obj: Any) -> Any:
-    if hasattr(obj, "_asdict"):
-        return {k: plain(v) for k, v in obj._asdict().items()}
-    if isinstance(obj, dict):
-        return {k: plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [plain(v) for v in obj]
-    return obj
 
 
 async def request(client: LanguageClient, method: str, params: Any, timeout: float = 60) -> Any:
