@@ -91,6 +91,15 @@ def _literal(value: Any) -> str:
 # --- TypeScript --------------------------------------------------------------------------------
 
 
+_TS_SCALARS = {
+    "string": "string",
+    "integer": "number",
+    "number": "number",
+    "boolean": "boolean",
+    "null": "null",
+}
+
+
 def ts_type(schema: Schema) -> str:
     ref = _ref(schema)
     if ref:
@@ -102,14 +111,8 @@ def ts_type(schema: Schema) -> str:
     if "anyOf" in schema:
         return " | ".join(dict.fromkeys(ts_type(s) for s in schema["anyOf"]))
     kind = schema.get("type")
-    if kind == "string":
-        return "string"
-    if kind in ("integer", "number"):
-        return "number"
-    if kind == "boolean":
-        return "boolean"
-    if kind == "null":
-        return "null"
+    if kind in _TS_SCALARS:
+        return _TS_SCALARS[kind]
     if kind == "array":
         item = ts_type(schema.get("items", {}))
         return f"({item})[]" if " " in item else f"{item}[]"
@@ -185,6 +188,9 @@ def _key(method: str) -> str:
 # --- Kotlin ------------------------------------------------------------------------------------
 
 
+_KOTLIN_SCALARS = {"string": "String", "integer": "Long", "number": "Double", "boolean": "Boolean"}
+
+
 def kotlin_type(schema: Schema) -> str:
     """The Kotlin type of a schema, without nullability (a union with null adds it)."""
     ref = _ref(schema)
@@ -199,14 +205,8 @@ def kotlin_type(schema: Schema) -> str:
             return kotlin_type(kinds[0])
         return "Any"
     kind = schema.get("type")
-    if kind == "string":
-        return "String"
-    if kind == "integer":
-        return "Long"
-    if kind == "number":
-        return "Double"
-    if kind == "boolean":
-        return "Boolean"
+    if kind in _KOTLIN_SCALARS:
+        return _KOTLIN_SCALARS[kind]
     if kind == "array":
         return f"List<{kotlin_type(schema.get('items', {}))}>"
     if kind == "object" and "properties" not in schema:
