@@ -1,5 +1,15 @@
 """The build graph of a workspace: files, tests, declared targets and why each depends on what.
 
+`BuildGraph` is the facade every caller uses. It walks the workspace and reads each Python file
+into an index entry (here: stat, reuse from the index, scan, parallel cold scan), and keeps the
+state the other modules work on:
+
+- records: edges, hops, diagnostics, stats (the vocabulary);
+- resolver: module name -> workspace file;
+- linker: the edges (`Links`) from imports, conftests, globals, declared targets, recordings;
+- store: the resolved-edges snapshot kept in the index, for a warm start;
+- query: impacted/why/closure, node kinds, critical path.
+
 Edges point from a dependent to what it depends on (`tests/test_api.py -> src/pkg/api.py`). The
 hot paths (build, one-file update, impacted, why) run on plain dict adjacency; networkx, whose
 import alone costs ~0.2 s, is loaded only for whole-graph algorithms (critical path, export).
@@ -8,223 +18,72 @@ import alone costs ~0.2 s, is loaded only for whole-graph algorithms (critical p
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import hashlib
-import itertools
 import logging
 import os
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from maestro.errors import ConfigError, UnknownTargetError, WorkspaceError
-from maestro.graph import environment
+from maestro.errors import UnknownTargetError, WorkspaceError
+from maestro.graph import environment, query, store
 from maestro.graph.files import is_excluded, walk
 from maestro.graph.global_inputs import is_root_global_input, section_digests
 from maestro.graph.index import FileEntry, Index
+from maestro.graph.linker import (
+    Links,
+    check_target_cycles,
+    link_declared,
+    link_file,
+    link_globals,
+    link_recorded,
+    link_test,
+    link_tests,
+    replace_recorded,
+)
 from maestro.graph.pytest_config import PytestConfig, load_pytest_config
+from maestro.graph.query import Change, Impact
+from maestro.graph.records import (
+    DIST,
+    TARGET,
+    BuildStats,
+    Diagnostic,
+    Edge,
+    EdgeKind,
+    Hop,
+    TargetKind,
+    describe,
+)
+from maestro.graph.resolver import Resolver, source_roots
 from maestro.graph.scanner import RawImport, check_syntax, encoding_problem, scan_imports
 from maestro.names import first_undecodable, is_utf8, printable, undecodable_message
 from maestro.settings import LoadedSettings, Target, load_settings
 
 if TYPE_CHECKING:
     import networkx as nx
-    import pathspec
+
+__all__ = [
+    "DIST",
+    "TARGET",
+    "BuildGraph",
+    "BuildStats",
+    "Change",
+    "Diagnostic",
+    "Edge",
+    "EdgeKind",
+    "Hop",
+    "Impact",
+    "TargetKind",
+    "describe",
+    "file_problems",
+    "scan_files",
+]
 
 log = logging.getLogger(__name__)
-
-EdgeKind = Literal[
-    "import", "init", "conftest", "plugin", "dynamic", "global", "src", "dep", "recorded", "dist"
-]  # fmt: skip
-TargetKind = Literal["test", "declared"]
-DIST = "dist:"
-TARGET = "//"
-
-
-class Edge(NamedTuple):
-    """Why a node depends on another. A tuple, not a dataclass: a warm start restores ~20k of
-    them from the index, and a frozen dataclass costs 3x as much to construct."""
-
-    kind: EdgeKind
-    line: int = 0
-    detail: str = ""  # the module as written, the glob that matched, the section...
-
-
-_VERBS = {"import": "imports", "dynamic": "imports dynamically", "plugin": "loads pytest plugin"}
-
-
-class Hop(NamedTuple):
-    """One step of a reason chain: `source` depends on `target` because of `edge`. (A tuple: a
-    hub answer builds thousands.)"""
-
-    source: str
-    target: str
-    edge: Edge
-
-    def describe(self) -> str:
-        return describe(self.edge)
-
-
-def describe(e: Edge) -> str:
-    """An edge in words ("imports x (line 3)"), as a reason chain says it."""
-    at = f" (line {e.line})" if e.line else ""
-    match e.kind:
-        case "import" | "dynamic" | "plugin":
-            return f"{_VERBS[e.kind]} {e.detail}{at}"
-        case "init":
-            return f"runs package init of {e.detail}{at}"
-        case "conftest":
-            return "uses conftest"
-        case "global":
-            return "reads global input"
-        case "src":
-            return f"has source matching {e.detail!r}"
-        case "dep":
-            return "depends on target"
-        case "recorded":
-            return "read it while running (recorded)"
-        case "dist":
-            return f"imports installed distribution {e.detail}{at}"
-    return e.kind
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A changed input. `old`/`new` carry contents when known (for section-aware global inputs)."""
-
-    path: str  # posix, relative to the workspace root
-    status: Literal["modified", "added", "deleted"] = "modified"
-    old: bytes | None = None
-    new: bytes | None = None
-    old_known: bool = False  # True when `old` is the real previous content (None = absent)
-
-    def impact_key(self) -> tuple[object, ...]:
-        """What ``impacted`` reads of this change. Only a root-level global input is read for its
-        content (which sections changed); any other file is a node, whose dependents do not
-        depend on what it now says: an unsaved buffer typed into gives the same answer at every
-        keystroke."""
-        if is_root_global_input(self.path):
-            return (self.path, self.status, self.old, self.new, self.old_known)
-        return (self.path, self.status)
-
-
-class _Reasons:
-    """The breadth-first levels of one ``impacted`` answer; parents and reason texts are
-    resolved on demand and memoized. A hub change reaches thousands of nodes over ten thousand
-    edges: the walk itself runs on C-level set operations, and a node's parent (the first of
-    its dependencies on the previous level) is looked up only when its chain is asked for."""
-
-    __slots__ = ("_deps", "_levels", "_parent", "_why")
-
-    def __init__(self, levels: list[set[str]], deps: dict[str, dict[str, Edge]]) -> None:
-        self._levels = levels
-        self._deps = deps
-        self._parent: dict[str, str] = {}
-        self._why: dict[str, str] = {}
-
-    def parent(self, node: str, distance: int) -> str:
-        known = self._parent.get(node)
-        if known is not None:
-            return known
-        previous = self._levels[distance - 1]
-        for found in self._deps[node]:
-            if found in previous:
-                break
-        self._parent[node] = found
-        return found
-
-    def chain(self, node: str, distance: int) -> tuple[Hop, ...]:
-        hops = []
-        while distance > 0:
-            nxt = self.parent(node, distance)
-            hops.append(Hop(node, nxt, self._deps[node][nxt]))
-            node, distance = nxt, distance - 1
-        return tuple(hops)
-
-    def origin(self, node: str, distance: int) -> str:
-        while distance > 0:
-            node, distance = self.parent(node, distance), distance - 1
-        return node
-
-    def why(self, node: str, distance: int) -> str:
-        """The chain in words; chains share their tails, so each node's text is built once
-        (iteratively: walk down to the first node already worded, then word the way back up)."""
-        memo = self._why
-        text = memo.get(node)
-        if text is not None:
-            return text
-        if distance == 0:
-            memo[node] = ""
-            return ""
-        path: list[tuple[str, str]] = []  # (node, its hop's words), from `node` downwards
-        deps, parent = self._deps, self.parent
-        while distance > 0:
-            nxt = parent(node, distance)
-            path.append((node, describe(deps[node][nxt])))
-            node, distance = nxt, distance - 1
-            text = memo.get(node)
-            if text is not None:
-                break
-        else:
-            memo[node] = text = ""
-        for below, head in reversed(path):
-            text = f"{head} -> {text}" if text else head
-            memo[below] = text
-        return text
-
-
-@dataclass(frozen=True, slots=True)
-class Impact:
-    """An impacted target. Its reason chain is built on first access: a change to a hub module
-    impacts hundreds of targets, and most callers look at few of their chains."""
-
-    target: str
-    kind: TargetKind
-    changed: str  # the changed input the chain ends at
-    distance: int  # hops from the target to `changed`
-    _reasons: _Reasons = field(repr=False, compare=False)
-
-    @property
-    def chain(self) -> tuple[Hop, ...]:
-        """From the target down to `changed`; empty if the target itself changed."""
-        return self._reasons.chain(self.target, self.distance)
-
-    @property
-    def why(self) -> str:
-        """The chain in one line ("imports x (line 3) -> ..."); empty if the target changed."""
-        return self._reasons.why(self.target, self.distance)
-
-
-@dataclass(slots=True)
-class Diagnostic:
-    path: str
-    line: int
-    message: str
-    severity: Literal["error", "warning"] = "warning"
-
-    def __post_init__(self) -> None:
-        # A diagnostic may name a file whose name is not UTF-8: shown printably, it can go
-        # anywhere (JSON, the wire, a log file).
-        self.path = printable(self.path)
-        self.message = printable(self.message)
-
-
-@dataclass(slots=True)
-class BuildStats:
-    files: int = 0
-    python_files: int = 0
-    tests: int = 0
-    declared_targets: int = 0
-    edges: dict[str, int] = field(default_factory=dict)
-    distributions: int = 0
-    unresolved_imports: int = 0
-    reused_from_index: int = 0
-    scanned: int = 0
-    build_seconds: float = 0.0
 
 
 @contextlib.contextmanager
@@ -263,18 +122,30 @@ class BuildGraph:
         self.all_files: set[str] = set()
         self.dirs: set[str] = set()
         self.py: dict[str, FileEntry] = {}
-        self.deps: dict[str, dict[str, Edge]] = {}
-        self.rdeps: dict[str, set[str]] = {}
-        self.tests: set[str] = set()
+        self.links = Links()
         self.targets: dict[str, Target] = {}
         self.sections: dict[str, str] = {}  # "pyproject.toml#tool.pytest" -> digest
-        self.unresolved: dict[str, list[RawImport]] = {}
         self.walk_diagnostics: list[Diagnostic] = []
         self.stats = BuildStats()
-        self._roots: list[str] = []
-        self._basedir_cache: dict[str, str] = {}
-        self._top_cache: dict[tuple[str, str], str | None] = {}
+        self.resolver = Resolver(self.all_files, self.dirs, [])
         self._dists: dict[str, list[str]] = {}
+
+    # The linked state lives in `links`; these keep the names callers have always read.
+    @property
+    def deps(self) -> dict[str, dict[str, Edge]]:
+        return self.links.deps
+
+    @property
+    def rdeps(self) -> dict[str, set[str]]:
+        return self.links.rdeps
+
+    @property
+    def tests(self) -> set[str]:
+        return self.links.tests
+
+    @property
+    def unresolved(self) -> dict[str, list[RawImport]]:
+        return self.links.unresolved
 
     # ------------------------------------------------------------------ building
 
@@ -301,7 +172,8 @@ class BuildGraph:
             while "/" in d:
                 d = d.rsplit("/", 1)[0]
                 self.dirs.add(d)
-        self._roots = self._source_roots()
+        roots = source_roots(self.root, config, self.pytest)
+        self.resolver = Resolver(self.all_files, self.dirs, roots)
         py_files = [rel for rel in walked.files if rel.endswith(".py")]
         unseen: list[tuple[str, os.stat_result]] = []
         entries: dict[str, FileEntry] = {}
@@ -313,30 +185,44 @@ class BuildGraph:
         self.py = {rel: entries[rel] for rel in py_files if rel in entries}
         self._read_sections()
         self.targets = dict(config.targets)
-        self._check_target_cycles()
+        check_target_cycles(self.targets, self.loaded.source)
         # the resolved-edges snapshot only pays off when there is an index to keep it in
-        key = self._links_key(walked.files) if self.index.path is not None else None
-        if key is None or not self._restore_links(key):
-            for rel, entry in self.py.items():
-                self._link_file(rel, entry)
-            self._link_tests()
-            self._link_globals()
-            self._link_declared()
-            self._link_recorded()
+        key = None
+        if self.index.path is not None:
+            key = store.links_key(
+                roots, self.loaded, self.pytest, walked.files, self.sections,
+                self.index.dynamic, self.py,
+            )  # fmt: skip
+        restored = store.restore_links(self.index, key) if key is not None else None
+        if restored is not None:
+            self.links = restored
+        else:
+            self._link_all()
             if key is not None:
-                self._store_links(key)
+                store.store_links(self.index, key, self.links)
         self.index.files = dict(self.py)
         self.index.save()
         self.stats.build_seconds = time.perf_counter() - started
         log.info("graph built in %.3fs: %s", self.stats.build_seconds, self.stats)
 
-    def _source_roots(self) -> list[str]:
-        config = self.loaded.config
-        roots = list(config.roots) if config.roots is not None else ["."]
-        if config.roots is None and (self.root / "src").is_dir():
-            roots.insert(0, "src")
-        roots += [p for p in self.pytest.pythonpath if p not in roots]
-        return ["" if r in (".", "") else r.strip("/") + "/" for r in roots]
+    def _link_all(self) -> None:
+        links = self.links = Links()
+        resolver, py = self.resolver, self.py
+        for rel, entry in py.items():
+            link_file(links, resolver, rel, entry)
+        link_tests(links, resolver, py, self.pytest.matcher())
+        link_globals(links, links.tests, self.sections)
+        link_declared(links, self.targets, self.all_files, self.loaded.source or "maestro.toml")
+        link_recorded(links, self.index.dynamic, py)
+
+    def _read_sections(self) -> None:
+        self.sections = {}
+        for rel in sorted(rel for rel in self.all_files if is_root_global_input(rel)):
+            try:
+                content = (self.root / rel).read_bytes()
+            except OSError:
+                continue
+            self.sections.update(section_digests(rel, content))
 
     def distributions(self) -> dict[str, list[str]]:
         """Top-level module -> [distribution, version] of the workspace's environment (cached)."""
@@ -445,251 +331,6 @@ class BuildGraph:
         self.stats.scanned += 1
         return FileEntry(size, mtime, ino, digest, scan_imports(data), file_problems(data), False)
 
-    # ------------------------------------------------------------------ resolution
-
-    def _add_edge(self, source: str, target: str, edge: Edge) -> None:
-        out = self.deps.setdefault(source, {})
-        if target not in out and source != target:
-            out[target] = edge
-            self.rdeps.setdefault(target, set()).add(source)
-
-    def _drop_edges(self, source: str) -> None:
-        for target in self.deps.pop(source, {}):
-            users = self.rdeps.get(target)
-            if users is not None:
-                users.discard(source)
-
-    def _basedir(self, rel: str) -> str:
-        """The first ancestor directory without __init__.py: what pytest's prepend mode and a
-        script run put on sys.path."""
-        directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
-        cached = self._basedir_cache.get(directory)
-        if cached is not None:
-            return cached
-        d = directory
-        while d and f"{d}/__init__.py" in self.all_files:
-            d = d.rsplit("/", 1)[0] if "/" in d else ""
-        result = d + "/" if d else ""
-        self._basedir_cache[directory] = result
-        return result
-
-    def _find_root(self, importer: str, top: str) -> str | None:
-        base = self._basedir(importer)
-        key = (base, top)
-        if key in self._top_cache:
-            return self._top_cache[key]
-        found = None
-        for root in (base, *self._roots):
-            if (
-                f"{root}{top}.py" in self.all_files
-                or f"{root}{top}/__init__.py" in self.all_files
-                or f"{root}{top}" in self.dirs
-            ):
-                found = root
-                break
-        self._top_cache[key] = found
-        return found
-
-    def _module_path(self, base: str, parts: list[str]) -> Iterator[tuple[str, bool]]:
-        """Files executed by importing `parts` below `base`: (file, is_the_module_itself)."""
-        for i in range(1, len(parts) + 1):
-            stem = base + "/".join(parts[:i])
-            last = i == len(parts)
-            if f"{stem}/__init__.py" in self.all_files:
-                yield f"{stem}/__init__.py", last
-            elif f"{stem}.py" in self.all_files:
-                yield f"{stem}.py", True
-                return  # the rest are attributes of a module
-            elif stem not in self.dirs:
-                return  # not in the workspace (an attribute, or missing)
-
-    def _link_file(self, rel: str, entry: FileEntry) -> None:
-        unresolved: list[RawImport] = []
-        for imp in entry.imports:
-            if not self._resolve(rel, imp):
-                unresolved.append(imp)
-        if unresolved:
-            self.unresolved[rel] = unresolved
-        else:
-            self.unresolved.pop(rel, None)
-
-    def _resolve(self, rel: str, imp: RawImport) -> bool:
-        parts = imp.module.split(".") if imp.module else []
-        if imp.level:
-            directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
-            for _ in range(imp.level - 1):
-                directory = directory.rsplit("/", 1)[0] if "/" in directory else ""
-            base = directory + "/" if directory else ""
-            dotted = "." * imp.level + imp.module
-        else:
-            if not parts:
-                return True
-            top = parts[0]
-            found = self._find_root(rel, top)
-            if found is None:
-                if top in environment.STDLIB or top == "__future__":
-                    return True
-                # Third-party or missing: the distribution is looked up lazily (distributions()).
-                self._add_edge(rel, DIST + top, Edge("dist", imp.line, imp.module))
-                return True
-            base = found
-            dotted = imp.module
-        kind: EdgeKind = "import" if imp.kind == "from" else imp.kind
-        linked = False
-        module_file = None
-        for file, is_module in self._module_path(base, parts):
-            edge_kind: EdgeKind = kind if is_module else "init"
-            name = dotted if is_module else file.removesuffix("/__init__.py").replace("/", ".")
-            self._add_edge(rel, file, Edge(edge_kind, imp.line, name))
-            linked = True
-            if is_module:
-                module_file = file
-        if imp.kind == "from":
-            # `from pkg import sub` imports the submodule pkg/sub when it exists.
-            package = base + "/".join(parts)
-            if module_file is None or module_file.endswith("/__init__.py") or not parts:
-                package = package.rstrip("/")
-                prefix = package + "/" if package else ""
-                for name in imp.names:
-                    if name == "*":
-                        continue
-                    for candidate in (f"{prefix}{name}.py", f"{prefix}{name}/__init__.py"):
-                        if candidate in self.all_files:
-                            detail = f"{dotted}.{name}" if dotted.strip(".") else f"{dotted}{name}"
-                            self._add_edge(rel, candidate, Edge(kind, imp.line, detail))
-                            linked = True
-                            break
-            if imp.level and not parts and not linked:
-                linked = True  # `from . import x` where x is an attribute of the package
-        return linked or (imp.level > 0 and module_file is not None)
-
-    def _link_tests(self) -> None:
-        is_test = self.pytest.matcher()
-        self.tests = {rel for rel in self.py if is_test(rel)}
-        for rel in self.tests:
-            self._link_test(rel)
-
-    def _link_test(self, rel: str) -> None:
-        # every conftest.py from the test's directory up to the rootdir
-        directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
-        while True:
-            conftest = f"{directory}/conftest.py" if directory else "conftest.py"
-            if conftest in self.py:
-                self._add_edge(rel, conftest, Edge("conftest"))
-            if not directory:
-                break
-            directory = directory.rsplit("/", 1)[0] if "/" in directory else ""
-        # importing a test module inside packages runs their __init__ files
-        base = self._basedir(rel)
-        directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
-        while directory and directory + "/" != base and directory.startswith(base.rstrip("/")):
-            init = f"{directory}/__init__.py"
-            if init in self.py:
-                self._add_edge(rel, init, Edge("init", 0, directory.replace("/", ".")))
-            directory = directory.rsplit("/", 1)[0] if "/" in directory else ""
-
-    def _global_files(self) -> list[str]:
-        return sorted(rel for rel in self.all_files if is_root_global_input(rel))
-
-    def _read_sections(self) -> None:
-        self.sections = {}
-        for rel in self._global_files():
-            try:
-                content = (self.root / rel).read_bytes()
-            except OSError:
-                continue
-            self.sections.update(section_digests(rel, content))
-
-    def _link_globals(self) -> None:
-        for test in self.tests:
-            for section in self.sections:
-                self._add_edge(test, section, Edge("global", 0, section))
-
-    def _link_declared(self) -> None:
-        for name, spec in self.targets.items():
-            node = TARGET + name
-            self.deps.setdefault(node, {})
-            for pattern in [*spec.srcs, *spec.inputs]:
-                for rel in _glob(pattern).match_files(self.all_files):
-                    self._add_edge(node, rel, Edge("src", 0, pattern))
-            for dep in spec.deps:
-                self._add_edge(node, TARGET + dep, Edge("dep", 0, dep))
-            config_file = self.loaded.source or "maestro.toml"
-            self._add_edge(node, f"{config_file}#targets.{name}", Edge("global", 0, name))
-
-    def _check_target_cycles(self) -> None:
-        state: dict[str, int] = {}
-
-        def visit(name: str, path: list[str]) -> None:
-            state[name] = 1
-            for dep in self.targets[name].deps:
-                if state.get(dep) == 1:
-                    cycle = " -> ".join([*path[path.index(dep) :], dep])
-                    raise ConfigError(
-                        f"declared targets form a cycle: {cycle}",
-                        where=self.loaded.source,
-                        hint="remove one of the deps so the targets form a DAG",
-                    )
-                if dep not in state:
-                    visit(dep, [*path, dep])
-            state[name] = 2
-
-        for name in self.targets:
-            if name not in state:
-                visit(name, [name])
-
-    # A warm process restores the resolved edges instead of re-linking every import: they are
-    # valid while nothing resolution reads has changed, which the key covers.
-    def _links_key(self, files: list[str]) -> str:
-        digest = hashlib.sha256(_key_bytes(f"links-2 {self._roots!r} {self.loaded!r}"))
-        digest.update(_key_bytes(repr(self.pytest)))
-        digest.update(_key_bytes("\0".join(files)))
-        digest.update(_key_bytes(repr(sorted(self.sections.items()))))
-        digest.update(_key_bytes(repr(sorted(self.index.dynamic.items()))))
-        for rel, e in self.py.items():
-            digest.update(_key_bytes(f"{rel}\0{e.size}\0{e.mtime_ns}\0{e.inode}"))
-        return digest.hexdigest()
-
-    def _store_links(self, key: str) -> None:
-        # column-wise (targets, then edges) and with the reverse map: restoring is then a few
-        # C-level constructor calls per node instead of Python work per edge
-        self.index.extra["links"] = {
-            "key": key,
-            "deps": {
-                src: [list(out), [list(e) for e in out.values()]] for src, out in self.deps.items()
-            },
-            "rdeps": {dst: sorted(srcs) for dst, srcs in self.rdeps.items()},
-            "tests": sorted(self.tests),
-            "unresolved": sorted(self.unresolved),
-        }
-        self.index.dirty = True
-
-    def _restore_links(self, key: str) -> bool:
-        links = self.index.extra.get("links")
-        if not isinstance(links, dict) or links.get("key") != key:
-            return False
-        try:
-            edge, new = itertools.repeat(Edge), tuple.__new__
-            deps: dict[str, dict[str, Edge]] = {}
-            for src, (dsts, edges) in links["deps"].items():
-                if len(dsts) != len(edges) or not set(map(len, edges)) <= {3}:
-                    raise ValueError(f"malformed edges of {src}")
-                deps[src] = dict(zip(dsts, map(new, edge, edges), strict=True))
-            self.deps = deps
-            self.rdeps = {dst: set(srcs) for dst, srcs in links["rdeps"].items()}
-            self.tests = set(links["tests"])
-            self.unresolved = {rel: [] for rel in links["unresolved"]}
-        except (KeyError, TypeError, ValueError):
-            self.deps, self.rdeps, self.tests, self.unresolved = {}, {}, set(), {}
-            return False
-        return True
-
-    def _link_recorded(self) -> None:
-        for test, inputs in self.index.dynamic.items():
-            if test in self.tests or test in self.py:  # a module: what its import read
-                for rel in inputs:
-                    self._add_edge(test, rel, Edge("recorded"))
-
     # ------------------------------------------------------------------ updates
 
     def record_dynamic(self, test: str, inputs: Iterable[str]) -> None:
@@ -699,13 +340,7 @@ class BuildGraph:
         recorded = sorted({rel for rel in inputs if is_utf8(rel)} - {test})
         self.index.dynamic[test] = recorded
         self.index.dirty = True
-        # the latest run replaces what earlier runs recorded: a file no longer read is no dep
-        out = self.deps.get(test, {})
-        for rel in [r for r, e in out.items() if e.kind == "recorded" and r not in recorded]:
-            del out[rel]
-            self.rdeps.get(rel, set()).discard(test)
-        for rel in recorded:
-            self._add_edge(test, rel, Edge("recorded"))
+        replace_recorded(self.links, test, recorded)
 
     def update(self, paths: Iterable[str]) -> set[str]:
         """Re-read changed files; returns the nodes whose edges changed."""
@@ -732,12 +367,11 @@ class BuildGraph:
                     self.py[rel] = entry
                     if same_imports:
                         continue  # the content changed, the edges did not
-                    self._drop_edges(rel)
-                    self._link_file(rel, entry)
+                    self.links.drop(rel)
+                    link_file(self.links, self.resolver, rel, entry)
                     if rel in self.tests:
-                        self._link_test(rel)
-                        for section in self.sections:
-                            self._add_edge(rel, section, Edge("global", 0, section))
+                        link_test(self.links, self.resolver, rel, self.py)
+                        link_globals(self.links, [rel], self.sections)
                     touched.add(rel)
                 elif exists != (rel in self.py):
                     structural = True
@@ -768,124 +402,60 @@ class BuildGraph:
         fresh.index = self.index
         fresh._build()
         for name in (
-            "loaded", "pytest", "all_files", "dirs", "py", "deps", "rdeps", "tests", "targets",
-            "sections", "unresolved", "walk_diagnostics", "_roots", "_dists",
+            "loaded", "pytest", "all_files", "dirs", "py", "links", "targets", "sections",
+            "walk_diagnostics", "resolver", "_dists",
         ):  # fmt: skip
             setattr(self, name, getattr(fresh, name))
-        self._basedir_cache, self._top_cache = fresh._basedir_cache, fresh._top_cache
 
     def save(self) -> None:
         self.index.files = dict(self.py)
         self.index.save()
+
+    def copy(self) -> BuildGraph:
+        """An independent in-memory copy, for one test run: it can record dynamic deps, check
+        syntax, hash files and update without touching this graph, and it never writes the index
+        (its `save` is a no-op), so it cannot race this graph's saves. Only the read-only
+        configuration (settings, pytest config) and immutable values (edges, imports) are
+        shared."""
+        with _collector_paused():  # tens of thousands of containers, all long-lived
+            other = object.__new__(BuildGraph)
+            other.root = self.root
+            entries = {id(e): e.copy() for e in self.py.values()}
+            other.py = {rel: entries[id(e)] for rel, e in self.py.items()}
+            index = self.index
+            other.index = Index(
+                None,
+                files={rel: entries.get(id(e)) or e.copy() for rel, e in index.files.items()},
+                dynamic={test: list(inputs) for test, inputs in index.dynamic.items()},
+                extra=dict(index.extra),  # its values are replaced whole, never edited
+                saved_at_ns=index.saved_at_ns,
+                dirty=index.dirty,
+            )
+            other.loaded = self.loaded
+            other.pytest = self.pytest
+            other.all_files = set(self.all_files)
+            other.dirs = set(self.dirs)
+            other.links = self.links.copy()
+            other.targets = dict(self.targets)
+            other.sections = dict(self.sections)
+            other.walk_diagnostics = list(self.walk_diagnostics)
+            other.stats = dataclasses.replace(self.stats, edges=dict(self.stats.edges))
+            other.resolver = self.resolver.copy(other.all_files, other.dirs)
+            other._dists = self._dists  # replaced whole when refreshed, never edited
+        return other
 
     # ------------------------------------------------------------------ queries
 
     def is_target(self, node: str) -> bool:
         return node in self.tests or (node.startswith(TARGET) and node[2:] in self.targets)
 
-    def _changed_nodes(self, changes: Iterable[Change]) -> dict[str, str]:
-        """Graph nodes that changed -> the changed input (file) they stand for."""
-        nodes: dict[str, str] = {}
-        for change in changes:
-            rel = change.path
-            if not is_utf8(rel):
-                continue  # never a node (see maestro.names): nothing depends on it
-            if is_root_global_input(rel):
-                new = change.new
-                if new is None and change.status != "deleted":
-                    try:
-                        new = (self.root / rel).read_bytes()
-                    except OSError:
-                        new = None
-                after = section_digests(rel, new)
-                if change.old_known:
-                    before = section_digests(rel, change.old)
-                    differ = {
-                        k for k in after.keys() | before.keys() if after.get(k) != before.get(k)
-                    }
-                else:
-                    differ = set(after) | {k for k in self.sections if k.startswith(rel + "#")}
-                    differ = differ or {f"{rel}#*"}  # gone, and we do not know what it was
-                for key in differ:
-                    nodes[key] = rel
-                    if key.endswith("#*") or key not in self.rdeps:
-                        # an unparsable or new section: every test reads it
-                        for test in self.tests:
-                            self._add_edge(test, key, Edge("global", 0, key))
-                if rel in self.rdeps or rel in self.deps:
-                    nodes[rel] = rel
-                for name in self.targets:
-                    section = f"{rel}#targets.{name}"
-                    if section in self.rdeps and (not change.old_known or change.old != new):
-                        nodes[section] = rel
-                continue
-            nodes[rel] = rel
-            if change.status == "deleted" or (rel not in self.all_files and rel.endswith(".py")):
-                for importer in self._former_importers(rel):
-                    self._add_edge(importer, rel, Edge("import", 0, _module_of(rel)))
-            for name, spec in self.targets.items():  # new files matching a declared glob
-                if (TARGET + name) in self.rdeps.get(rel, set()):
-                    continue
-                for pattern in [*spec.srcs, *spec.inputs]:
-                    if _glob(pattern).match_file(rel):
-                        self._add_edge(TARGET + name, rel, Edge("src", 0, pattern))
-        return nodes
-
-    def _former_importers(self, rel: str) -> list[str]:
-        """Files whose imports would have resolved to `rel` (deleted or renamed away)."""
-        module = rel.removesuffix(".py").removesuffix("/__init__")
-        found = []
-        for importer, entry in self.py.items():
-            directory = importer.rsplit("/", 1)[0] if "/" in importer else ""
-            bases = [self._basedir(importer), *self._roots]
-            for imp in entry.imports:
-                candidates: list[str] = []
-                if imp.level:
-                    d = directory
-                    for _ in range(imp.level - 1):
-                        d = d.rsplit("/", 1)[0] if "/" in d else ""
-                    stem = "/".join(filter(None, [d, imp.module.replace(".", "/")]))
-                    candidates = [stem, *(f"{stem}/{n}" if stem else n for n in imp.names)]
-                else:
-                    stem = imp.module.replace(".", "/")
-                    candidates = [b + stem for b in bases]
-                    candidates += [f"{b}{stem}/{n}" for b in bases for n in imp.names]
-                # importing pkg.x runs pkg/__init__: a deleted package init has dependents too
-                if any(c == module or c.startswith(module + "/") for c in candidates):
-                    found.append(importer)
-                    break
-        return found
-
     def impacted(self, changes: Iterable[Change]) -> list[Impact]:
         """Targets a change can break, each with its shortest reason chain, nearest first."""
-        changed = self._changed_nodes(list(changes))
-        rdeps = self.rdeps
-        tests = self.tests
-        declared = {TARGET + name for name in self.targets}
-        # breadth-first over reverse edges, one level at a time, in set operations
-        level = set(changed)
-        seen = set(level)
-        levels: list[set[str]] = []
-        while level:
-            levels.append(level)
-            following: set[str] = set()
-            for node in level:
-                users = rdeps.get(node)
-                if users:
-                    following.update(users)
-            following -= seen
-            seen |= following
-            level = following
-        reasons = _Reasons(levels, self.deps)
-        origins = set(changed.values())
-        single = next(iter(origins)) if len(origins) == 1 else None
-        impacts: list[Impact] = []
-        for distance, nodes in enumerate(levels):
-            for node in sorted((nodes & tests) | (nodes & declared)):
-                origin = single or changed[reasons.origin(node, distance)]
-                kind: TargetKind = "test" if node in tests else "declared"
-                impacts.append(Impact(node, kind, origin, distance, reasons))
-        return impacts
+        changed = query.changed_nodes(
+            list(changes), root=self.root, links=self.links, sections=self.sections,
+            targets=self.targets, all_files=self.all_files, py=self.py, resolver=self.resolver,
+        )  # fmt: skip
+        return query.impacted(self.links, [TARGET + name for name in self.targets], changed)
 
     def why(self, target: str, path: str) -> tuple[Hop, ...] | None:
         """Shortest chain by which `target` depends on `path` (a file or a global section)."""
@@ -895,35 +465,11 @@ class BuildGraph:
                 hint="see `maestro graph stats --targets`; declared targets start with //",
             )
         goals = {path} | {k for k in self.sections if k.startswith(path + "#")}
-        parent: dict[str, str | None] = {target: None}
-        queue = deque([target])
-        while queue:
-            node = queue.popleft()
-            if node in goals:
-                chain = []
-                cur = node
-                while parent[cur] is not None:
-                    prev = parent[cur]
-                    assert prev is not None
-                    chain.append(Hop(prev, cur, self.deps[prev][cur]))
-                    cur = prev
-                return tuple(reversed(chain))
-            for dep in self.deps.get(node, ()):
-                if dep not in parent:
-                    parent[dep] = node
-                    queue.append(dep)
-        return None
+        return query.why(self.deps, target, goals)
 
     def closure(self, target: str) -> set[str]:
         """Everything `target` depends on, transitively (files, sections, distributions)."""
-        seen: set[str] = set()
-        stack = [target]
-        while stack:
-            for dep in self.deps.get(stack.pop(), ()):
-                if dep not in seen:
-                    seen.add(dep)
-                    stack.append(dep)
-        return seen
+        return query.closure(self.deps, target)
 
     def file_digest(self, rel: str) -> str | None:
         """sha256 of a file's content (None if absent), remembered while its stat is unchanged."""
@@ -981,11 +527,7 @@ class BuildGraph:
         stats.python_files = len(self.py)
         stats.tests = len(self.tests)
         stats.declared_targets = len(self.targets)
-        kinds: dict[str, int] = {}
-        for out in self.deps.values():
-            for edge in out.values():
-                kinds[edge.kind] = kinds.get(edge.kind, 0) + 1
-        stats.edges = dict(sorted(kinds.items()))
+        stats.edges = query.edge_counts(self.deps)
         stats.distributions = len(
             {d for n in self.rdeps if n.startswith(DIST) and (d := self.distribution_of(n))}
         )
@@ -995,54 +537,17 @@ class BuildGraph:
         return stats
 
     def to_networkx(self) -> nx.DiGraph[str]:
-        import networkx as nx
-
-        graph: nx.DiGraph[str] = nx.DiGraph()
-        for node in self.nodes():
-            graph.add_node(node, kind=self.node_kind(node))
-        for source, out in self.deps.items():
-            for target, edge in out.items():
-                graph.add_edge(source, target, kind=edge.kind, line=edge.line, detail=edge.detail)
-        return graph
+        return query.to_networkx(self.links, self.nodes())
 
     def nodes(self) -> set[str]:
         return set(self.deps) | set(self.rdeps) | set(self.py)
 
     def node_kind(self, node: str) -> str:
-        if node in self.tests:
-            return "test"
-        if node.startswith(TARGET):
-            return "declared"
-        if node.startswith(DIST):
-            return "distribution"
-        if "#" in node:
-            return "global"
-        return "file"
+        return query.node_kind(self.tests, node)
 
     def critical_path(self, durations: dict[str, float] | None = None) -> list[str]:
         """Longest chain of declared targets by duration (1 per target when unknown)."""
-        import networkx as nx
-
-        if not self.targets:
-            return []
-        cost = durations or {}
-        start = "\0start"
-        dag: nx.DiGraph[str] = nx.DiGraph()
-        for name, spec in self.targets.items():
-            # an edge's weight is the cost of the target it leads to; a virtual start node
-            # makes the first target's own cost count too
-            dag.add_edge(start, name, weight=cost.get(name, 1.0))
-            for dep in spec.deps:
-                dag.add_edge(dep, name, weight=cost.get(name, 1.0))
-        path: list[str] = nx.dag_longest_path(dag, weight="weight")
-        return [node for node in path if node != start]
-
-
-def _glob(pattern: str) -> pathspec.PathSpec[Any]:
-    """A target glob, anchored at the workspace root (`docs/*.md` is not `x/docs/*.md`)."""
-    import pathspec
-
-    return pathspec.PathSpec.from_lines("gitignore", ["/" + pattern])
+        return query.critical_path(self.targets, durations)
 
 
 PARALLEL_SCAN_MIN = 400  # below this, starting a worker costs more than it saves
@@ -1077,12 +582,3 @@ def file_problems(data: bytes) -> list[tuple[int, str]]:
     if b"\0" in data:
         problems.append((1, "file contains NUL bytes; Python cannot import it"))
     return problems
-
-
-def _key_bytes(text: str) -> bytes:
-    """Text for a digest: exact bytes even for a name that is not UTF-8."""
-    return text.encode("utf-8", "surrogateescape")
-
-
-def _module_of(rel: str) -> str:
-    return rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".")

@@ -73,6 +73,20 @@ class FileEntry:
             self._packed = None
         return self._imports
 
+    def copy(self) -> FileEntry:
+        """An entry no later change to this one reaches (imports are immutable tuples in a list
+        nobody edits, so they are shared; problems grow in place, so they are not)."""
+        return FileEntry(
+            self.size,
+            self.mtime_ns,
+            self.inode,
+            self.digest,
+            self._imports,
+            list(self.problems),
+            self.syntax_checked,
+            packed=self._packed,
+        )
+
     def pack(self) -> list[Any]:
         packed = (
             self._packed

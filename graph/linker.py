@@ -1,0 +1,175 @@
+"""The edges of the graph and how they are made: `Links` holds them (forward and reverse), and
+the functions here add them from each file's imports (through the resolver), from pytest's
+conftest and package rules, from global-input sections, from declared targets and from the
+dynamic inputs a run recorded."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from maestro.errors import ConfigError
+from maestro.graph.index import FileEntry
+from maestro.graph.records import TARGET, Edge
+from maestro.graph.resolver import Resolver
+from maestro.graph.scanner import RawImport
+from maestro.settings import Target
+
+if TYPE_CHECKING:
+    import pathspec
+
+
+class Links:
+    """The linked graph: `deps` (dependent -> dependency -> why), its reverse `rdeps`, the test
+    files, and the files with an import that resolved nowhere."""
+
+    __slots__ = ("deps", "rdeps", "tests", "unresolved")
+
+    def __init__(
+        self,
+        deps: dict[str, dict[str, Edge]] | None = None,
+        rdeps: dict[str, set[str]] | None = None,
+        tests: set[str] | None = None,
+        unresolved: dict[str, list[RawImport]] | None = None,
+    ) -> None:
+        self.deps = deps if deps is not None else {}
+        self.rdeps = rdeps if rdeps is not None else {}
+        self.tests = tests if tests is not None else set()
+        self.unresolved = unresolved if unresolved is not None else {}
+
+    def add(self, source: str, target: str, edge: Edge) -> None:
+        """Add an edge unless the pair is linked already (the first reason found is kept)."""
+        out = self.deps.setdefault(source, {})
+        if target not in out and source != target:
+            out[target] = edge
+            self.rdeps.setdefault(target, set()).add(source)
+
+    def drop(self, source: str) -> None:
+        """Remove every edge out of `source`."""
+        for target in self.deps.pop(source, {}):
+            users = self.rdeps.get(target)
+            if users is not None:
+                users.discard(source)
+
+    def copy(self) -> Links:
+        """An independent copy: no container is shared (edges are immutable tuples)."""
+        return Links(
+            {src: dict(out) for src, out in self.deps.items()},
+            {dst: set(users) for dst, users in self.rdeps.items()},
+            set(self.tests),
+            {rel: list(imports) for rel, imports in self.unresolved.items()},
+        )
+
+
+def link_file(links: Links, resolver: Resolver, rel: str, entry: FileEntry) -> None:
+    """The edges of one file's imports; remembers the imports that resolved to nothing."""
+    add = links.add
+    unresolved = [imp for imp in entry.imports if not resolver.resolve(rel, imp, add)]
+    if unresolved:
+        links.unresolved[rel] = unresolved
+    else:
+        links.unresolved.pop(rel, None)
+
+
+def link_tests(
+    links: Links, resolver: Resolver, py: Mapping[str, FileEntry], is_test: Callable[[str], bool]
+) -> None:
+    """Find the test files (pytest's discovery) and link each to its conftests and packages."""
+    links.tests = {rel for rel in py if is_test(rel)}
+    for rel in links.tests:
+        link_test(links, resolver, rel, py)
+
+
+def link_test(links: Links, resolver: Resolver, rel: str, py: Mapping[str, FileEntry]) -> None:
+    """What pytest runs before a test module: its conftests and its packages' __init__ files."""
+    # every conftest.py from the test's directory up to the rootdir
+    directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
+    while True:
+        conftest = f"{directory}/conftest.py" if directory else "conftest.py"
+        if conftest in py:
+            links.add(rel, conftest, Edge("conftest"))
+        if not directory:
+            break
+        directory = directory.rsplit("/", 1)[0] if "/" in directory else ""
+    # importing a test module inside packages runs their __init__ files
+    base = resolver.basedir(rel)
+    directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
+    while directory and directory + "/" != base and directory.startswith(base.rstrip("/")):
+        init = f"{directory}/__init__.py"
+        if init in py:
+            links.add(rel, init, Edge("init", 0, directory.replace("/", ".")))
+        directory = directory.rsplit("/", 1)[0] if "/" in directory else ""
+
+
+def link_globals(links: Links, tests: Iterable[str], sections: Iterable[str]) -> None:
+    """Every test reads every global-input section."""
+    sections = list(sections)
+    for test in tests:
+        for section in sections:
+            links.add(test, section, Edge("global", 0, section))
+
+
+def link_declared(
+    links: Links, targets: Mapping[str, Target], all_files: set[str], config_file: str
+) -> None:
+    """Declared targets: their source and input globs, their deps, their own config table."""
+    for name, spec in targets.items():
+        node = TARGET + name
+        links.deps.setdefault(node, {})
+        for pattern in [*spec.srcs, *spec.inputs]:
+            for rel in glob(pattern).match_files(all_files):
+                links.add(node, rel, Edge("src", 0, pattern))
+        for dep in spec.deps:
+            links.add(node, TARGET + dep, Edge("dep", 0, dep))
+        links.add(node, f"{config_file}#targets.{name}", Edge("global", 0, name))
+
+
+def link_recorded(
+    links: Links, dynamic: Mapping[str, list[str]], py: Mapping[str, FileEntry]
+) -> None:
+    """What earlier runs recorded: for a test file, what it read while running; for a module,
+    what its import read."""
+    for test, inputs in dynamic.items():
+        if test in links.tests or test in py:
+            for rel in inputs:
+                links.add(test, rel, Edge("recorded"))
+
+
+def replace_recorded(links: Links, test: str, recorded: list[str]) -> None:
+    """The latest run replaces what earlier runs recorded: a file no longer read is no dep."""
+    out = links.deps.get(test, {})
+    for rel in [r for r, e in out.items() if e.kind == "recorded" and r not in recorded]:
+        del out[rel]
+        links.rdeps.get(rel, set()).discard(test)
+    for rel in recorded:
+        links.add(test, rel, Edge("recorded"))
+
+
+def check_target_cycles(targets: Mapping[str, Target], source: str | None) -> None:
+    """Declared targets must form a DAG; a cycle is a config error naming it."""
+    state: dict[str, int] = {}
+
+    def visit(name: str, path: list[str]) -> None:
+        state[name] = 1
+        for dep in targets[name].deps:
+            if state.get(dep) == 1:
+                cycle = " -> ".join([*path[path.index(dep) :], dep])
+                raise ConfigError(
+                    f"declared targets form a cycle: {cycle}",
+                    where=source,
+                    hint="remove one of the deps so the targets form a DAG",
+                )
+            if dep not in state:
+                visit(dep, [*path, dep])
+        state[name] = 2
+
+    for name in targets:
+        if name not in state:
+            visit(name, [name])
+
+
+def glob(pattern: str) -> pathspec.PathSpec[Any]:
+    """A target glob, anchored at the workspace root (`docs/*.md` is not `x/docs/*.md`)."""
+    import pathspec
+
+    return pathspec.PathSpec.from_lines("gitignore", ["/" + pattern])
