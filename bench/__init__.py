@@ -1,11 +1,11 @@
 """Benchmarks (`python -m bench`). See docs/BENCHMARKS.md for results and reproducing commands.
 
-`maestro.graph`, `maestro.cache` and `maestro.daemon` live in graph/, cache/ and daemon/, joined to
-`maestro` by the editable install's link tree under build/. Colleagues re-link that tree while
-benches run, so the benches use a private link tree (.bench/pkg, directory symlinks, rebuilt at
-each start) and put it first on sys.path, and on PYTHONPATH for the processes they spawn. The
-repository root is dropped from sys.path: its `maestro/` alone has no `graph` subpackage.
-Under pytest (tests/reality imports bench.bench_reality) nothing is changed.
+`maestro.graph`, `maestro.cache`, `maestro.engine` and `maestro.daemon` live in graph/, cache/,
+engine/ and daemon/, joined to `maestro` by the editable install's link tree under build/.
+Colleagues re-link that tree while benches run, so the benches use a private link tree (.bench/pkg,
+directory symlinks, rebuilt at each start) and put it first on sys.path, and on PYTHONPATH for the
+processes they spawn. The repository root is dropped from sys.path: its `maestro/` alone has no
+`graph` subpackage. Under pytest (tests/reality imports bench.bench_reality) nothing is changed.
 """
 
 from __future__ import annotations
@@ -14,7 +14,13 @@ import os
 import sys
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_MOUNTS = {"graph": "graph", "cache": "cache", "daemon": "daemon", "model": "model"}  # -> folder
+_MOUNTS = {  # maestro.NAME -> folder
+    "graph": "graph",
+    "cache": "cache",
+    "daemon": "daemon",
+    "engine": "engine",
+    "model": "model",
+}
 
 
 def refresh_link_tree() -> str:

@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> None:
     refresh_link_tree()
 
     from maestro import wire
-    from maestro.daemon.client import SyncDaemonClient
     from maestro.daemon.lifecycle import start_daemon, stop_daemon
+    from maestro.daemon.transport.client import SyncDaemonClient
 
     tree = fetch_sdist(*DJANGO)
     version = tree.name.rsplit("-", 1)[-1]

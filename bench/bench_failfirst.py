@@ -100,8 +100,8 @@ def run_phase(
     """One fresh daemon replaying `chosen` under `ml.fail-first = mode`; with `threshold`, the
     mutants' runs are `maestro test --predictive --threshold T` (the reverts' are plain)."""
     from maestro import wire
-    from maestro.daemon.client import SyncDaemonClient
     from maestro.daemon.lifecycle import start_daemon, stop_daemon
+    from maestro.daemon.transport.client import SyncDaemonClient
 
     load_model_package()
     from maestro.model.metrics import apfd

@@ -262,7 +262,7 @@ async def bench(root: Path, runs: int, state: Path) -> tuple[list[list[str]], di
         )
 
         # Code lens on the largest test file of the graph.
-        from maestro.daemon.client import DaemonClient
+        from maestro.daemon.transport.client import DaemonClient
         from maestro.wire import GRAPH_STATS, GraphStatsParams
 
         os.environ.update({k: env[k] for k in ("MAESTRO_STATE_DIR", "MAESTRO_CACHE_DIR")})

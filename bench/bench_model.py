@@ -593,7 +593,7 @@ def executed_order_apfd(model: Any, data: Any, rows: list[dict[str, Any]]) -> di
     from maestro.model.metrics import apfd
 
     spec = importlib.util.spec_from_file_location(
-        "maestro_pytest_plugin", REPO / "daemon" / "plugin" / "maestro_pytest_plugin.py"
+        "maestro_pytest_plugin", REPO / "engine" / "plugin" / "maestro_pytest_plugin.py"
     )
     assert spec is not None and spec.loader is not None
     plugin = importlib.util.module_from_spec(spec)

@@ -300,7 +300,7 @@ def bench_project(
     os.environ.update({k: env[k] for k in ("MAESTRO_CACHE_DIR", "MAESTRO_STATE_DIR")})
     from maestro.cache import Cache
     from maestro.cli.test_cmd import _open
-    from maestro.daemon import testing
+    from maestro.engine import testing
     from maestro.graph.build import Change
     from maestro.paths import graph_index_path
 
@@ -433,7 +433,7 @@ def _junit_failures(path: Path, nodes: set[str]) -> set[str]:
     these ran in this run); JUnit (classname, name) mapped back to node ids."""
     from xml.etree import ElementTree
 
-    from maestro.daemon.junit import _names
+    from maestro.engine.junit import _names
 
     by_name = {_names(n): n for n in nodes}
     try:

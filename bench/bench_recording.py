@@ -42,7 +42,7 @@ from bench.common import BENCH_DIR, REPO, git_rev, machine, table, today, write_
 
 WORK = BENCH_DIR / "recording"
 SECTION = "Recording overhead of a first run (issue 8)"
-PLUGIN_DIR = REPO / "daemon" / "plugin"
+PLUGIN_DIR = REPO / "engine" / "plugin"
 TIMEOUT_S = 1800
 VARIANTS = (
     "pytest",

@@ -118,8 +118,8 @@ def run_phase(
     speculate: bool, chosen: list[tuple[Mutant, bool]], ns: argparse.Namespace, python: Path
 ) -> Phase:
     from maestro import wire
-    from maestro.daemon.client import SyncDaemonClient
     from maestro.daemon.lifecycle import start_daemon, stop_daemon
+    from maestro.daemon.transport.client import SyncDaemonClient
 
     name = "on" if speculate else "off"
     root = workspace(name).resolve()

@@ -27,7 +27,7 @@ from maestro.daemon.lifecycle import (
     remove_stale_socket_file,
     write_info,
 )
-from maestro.daemon.server import Dispatcher, RequestContext, RpcServer, ServerConfig
+from maestro.daemon.transport.server import Dispatcher, RequestContext, RpcServer, ServerConfig
 from maestro.wire import (
     DEBUG_SLEEP,
     DEBUG_TICK,
@@ -226,7 +226,7 @@ class DaemonApp:
         )
 
     def _speculation_status(self) -> SpeculationStatus | None:
-        from maestro.daemon.speculation import SpeculationService
+        from maestro.daemon.services.speculation import SpeculationService
 
         service = self._services.get(SpeculationService)
         if service is None:
@@ -239,7 +239,7 @@ class DaemonApp:
         return status
 
     def _remote_status(self) -> RemoteStatus | None:
-        from maestro.daemon.sync import SyncService
+        from maestro.daemon.services.sync import SyncService
 
         sync = self._services.get(SyncService)
         if sync is None:
@@ -276,12 +276,12 @@ async def _debug_sleep(params: SleepParams, ctx: RequestContext) -> SleepResult:
 
 def build_app(paths: DaemonPaths) -> DaemonApp:
     """Compose the daemon. Workspace services (graph, cache, runner) are plugged in here."""
-    from maestro.daemon import client_settings, speculation, sync, test_service, workspace_service
+    from maestro.daemon.services import client_settings, speculation, sync, tests, workspace
 
     app = DaemonApp(paths)
     client_settings.install(app)
-    workspace = workspace_service.install(app, watch=os.environ.get("MAESTRO_DAEMON_WATCH") != "0")
+    shared = workspace.install(app, watch=os.environ.get("MAESTRO_DAEMON_WATCH") != "0")
     remote = sync.install(app)
-    tests = test_service.install(app, workspace, remote)
-    speculation.install(app, workspace, tests)
+    runs = tests.install(app, shared, remote)
+    speculation.install(app, shared, runs)
     return app

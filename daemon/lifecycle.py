@@ -32,7 +32,7 @@ from maestro.daemon.address import read_info as read_info
 from maestro.daemon.address import recorded_socket as recorded_socket
 from maestro.daemon.address import socket_path_for as socket_path_for
 from maestro.daemon.address import write_info as write_info
-from maestro.daemon.framing import FrameDecoder, encode_frame
+from maestro.daemon.transport.framing import FrameDecoder, encode_frame
 from maestro.errors import (
     DaemonError,
     DaemonStartError,
@@ -293,7 +293,7 @@ def stop_daemon(root: Path, *, timeout: float = 10.0, force: bool = True) -> int
         _remove_stale_socket(paths)
         return None
     # Late import: client imports this module.
-    from maestro.daemon.client import SyncDaemonClient
+    from maestro.daemon.transport.client import SyncDaemonClient
     from maestro.wire import SHUTDOWN, Empty
 
     with (
@@ -391,7 +391,7 @@ def run_daemon(root: Path) -> int:
 def _reap_orphaned_runs(root: Path) -> None:
     """Kill the pytest runs a previous daemon (or CLI) left running when it died, now rather
     than at the next run: their results can no longer reach anyone."""
-    from maestro.daemon.runner import reap_orphans, runs_dir
+    from maestro.engine.runner import reap_orphans, runs_dir
 
     try:
         killed = reap_orphans(runs_dir(root))

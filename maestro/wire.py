@@ -560,7 +560,7 @@ class RunPlanned(WireModel):
 
 
 class RunProgress(WireModel):
-    """Event ``run.progress``: one event of the pytest plugin, in its JSON form (daemon/events.py,
+    """Event ``run.progress``: one event of the pytest plugin, in its JSON form (engine/events.py,
     version 1: collected, test_start, test_result without captured output, file_deps, ...), with
     the running count of finished tests."""
 

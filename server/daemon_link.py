@@ -21,7 +21,7 @@ from typing import TypeVar
 
 from pydantic import BaseModel
 
-from maestro.daemon.client import DaemonClient, Stream
+from maestro.daemon.transport.client import DaemonClient, Stream
 from maestro.errors import (
     ConnectionLostError,
     DaemonNotRunningError,

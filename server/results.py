@@ -98,7 +98,7 @@ class Results:
             )
 
     def record_live(self, event: dict[str, Any], run_id: str) -> TestState | None:
-        """A ``test_result`` event of the pytest plugin (daemon/events.py TestResult)."""
+        """A ``test_result`` event of the pytest plugin (engine/events.py TestResult)."""
         if event.get("event") != "test_result":
             return None
         nodeid = str(event["nodeid"])

@@ -71,8 +71,8 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Pid, uptime, versions, connections, socket and log. Exit status 1 if not running."""
-    from maestro.daemon.client import SyncDaemonClient
     from maestro.daemon.lifecycle import DaemonPaths
+    from maestro.daemon.transport.client import SyncDaemonClient
     from maestro.wire import STATUS
 
     ws = resolve_root(root)

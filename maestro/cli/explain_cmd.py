@@ -17,7 +17,7 @@ from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetErr
 
 if TYPE_CHECKING:
     from maestro.cache.action import ActionResult
-    from maestro.daemon.testing import PlannedFile
+    from maestro.engine.testing import PlannedFile
 
 EXIT_INTERNAL = 3
 EXIT_USAGE = 4
@@ -51,7 +51,7 @@ def explain(
 ) -> None:
     """Why TEST would run (which changed code it executed), or why it is served from cache."""
     from maestro.cli.test_cmd import _open, _relative
-    from maestro.daemon import testing
+    from maestro.engine import testing
 
     try:
         workspace = resolve_root(root)
@@ -114,7 +114,7 @@ def _opaque_of(result: ActionResult | None, node: str) -> list[str]:
 
 
 def _node_record(result: ActionResult, node: str) -> dict[str, Any]:
-    from maestro.daemon.testing import dotted
+    from maestro.engine.testing import dotted
 
     for t in result.tests:
         if t.node_id == node:

@@ -5,10 +5,10 @@ before it does anything; a no-change `maestro test` or an `impacted` answered by
 one RPC. So the console script starts here: when the command line is a plain `maestro test` (the
 selection flags and `-- PYTEST_ARGS`; no paths, --junit-xml or --help), `maestro impacted [PATHS]
 [--since REF] [--all]` or `maestro why TARGET FILE` (text output) and the workspace daemon is
-already running, this module speaks the wire protocol (maestro/wire.py, daemon/framing.py) over a
-blocking socket with only the stdlib, msgpack and rich, and renders with the same functions as
-the full CLI (maestro/cli/test_render.py, maestro/cli/graph_render.py): output and exit codes are
-the same by construction.
+already running, this module speaks the wire protocol (maestro/wire.py, daemon/transport/framing.py)
+over a blocking socket with only the stdlib, msgpack and rich, and renders with the same functions
+as the full CLI (maestro/cli/test_render.py, maestro/cli/graph_render.py): output and exit codes
+are the same by construction.
 
 Everything else, including "no daemon is running" and any refusal or error before the run
 starts, goes to the full CLI (maestro/cli/app.py), which then does exactly what it always did.
@@ -141,14 +141,14 @@ class Connection:
     """A blocking client connection after a successful handshake."""
 
     def __init__(self, sock: socket.socket) -> None:
-        from maestro.daemon.framing import FrameDecoder
+        from maestro.daemon.transport.framing import FrameDecoder
 
         self.sock = sock
         self._decoder = FrameDecoder()
         self._frames: list[dict[str, Any]] = []
 
     def send(self, frame: Mapping[str, Any]) -> None:
-        from maestro.daemon.framing import encode_frame
+        from maestro.daemon.transport.framing import encode_frame
 
         self.sock.sendall(encode_frame(frame))
 

@@ -27,7 +27,7 @@ def open_graph(root: Path) -> BuildGraph:
 
 
 def collect_changes(root: Path, paths: list[str], since: str | None) -> list[Change]:
-    from maestro.daemon import changes
+    from maestro.engine import changes
 
     if paths and since:
         raise typer.BadParameter("give changed paths or --since, not both")
@@ -74,7 +74,7 @@ def impacted(
     """Targets a change can break, each with the shortest chain of reasons."""
     from maestro import wire
     from maestro.cli import via_daemon
-    from maestro.daemon.changes import usable
+    from maestro.engine.changes import usable
     from maestro.reports import ImpactedReport
     from maestro.workspace import normalize
 

@@ -56,7 +56,7 @@ class TestCommand(TyperCommand):
 
 def _open(root: Path) -> tuple[Any, Any, Any]:
     from maestro.cache import Cache
-    from maestro.daemon.interpreter_cache import workspace_interpreter
+    from maestro.engine.interpreter_cache import workspace_interpreter
     from maestro.graph.build import BuildGraph
     from maestro.paths import graph_index_path
 
@@ -67,7 +67,7 @@ def _open(root: Path) -> tuple[Any, Any, Any]:
 
 def _relative(root: Path, paths: list[str], *, keep_missing: bool) -> list[str]:
     """User paths (cwd-relative or absolute, maybe with ::node) as root-relative posix paths."""
-    from maestro.daemon.changes import normalize
+    from maestro.engine.changes import normalize
 
     out = []
     for raw in paths:
@@ -172,7 +172,7 @@ def test(
                     result = result.model_copy(update={"predictive": info})
             display.finish()
         if junit_xml is not None:
-            from maestro.daemon import junit
+            from maestro.engine import junit
 
             decided = result.predictive
             skipped = [(f.target, f.reason) for f in decided.skipped] if decided else []
@@ -220,8 +220,8 @@ def report_failure(exc: MaestroError) -> int:
 
 
 def run_in_process(root: Path, params: RunTestsParams, display: Display) -> RunTestsResult:
-    from maestro.daemon.test_service import planned_info, summary_result
-    from maestro.daemon.testing import Selection, run
+    from maestro.daemon.services.tests import planned_info, summary_result
+    from maestro.engine.testing import Selection, run
 
     graph, cache, interpreter = _open(root)
     selection = Selection(
@@ -259,7 +259,7 @@ def stale(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Test files with no cached passing result for their current inputs, and why."""
-    from maestro.daemon.testing import stale as find_stale
+    from maestro.engine.testing import stale as find_stale
 
     try:
         workspace = resolve_root(root)

@@ -21,7 +21,7 @@ from maestro.cli.consoles import console, err_console
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from maestro.daemon.events import Event
+    from maestro.engine.events import Event
 
 SHOW_REASONS = 10
 
@@ -124,8 +124,8 @@ class Display:
         self.task = self.progress.add_task("collecting", total=None)
 
     def event(self, event: Event) -> None:
-        """An in-process runner event (maestro.daemon.events)."""
-        from maestro.daemon.events import Collected, TestResult, TestStart
+        """An in-process runner event (maestro.engine.events)."""
+        from maestro.engine.events import Collected, TestResult, TestStart
 
         if self.progress is None or self.task is None:
             return

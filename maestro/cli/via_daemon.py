@@ -37,7 +37,7 @@ from maestro.errors import (
 from maestro.wire import Event, MethodSpec
 
 if TYPE_CHECKING:
-    from maestro.daemon.client import SyncDaemonClient
+    from maestro.daemon.transport.client import SyncDaemonClient
 
 P = TypeVar("P", bound=BaseModel)
 R = TypeVar("R", bound=BaseModel)
@@ -99,7 +99,7 @@ def _via(
 ) -> R | None:
     if no_daemon or policy() == "off":
         return None
-    from maestro.daemon.client import SyncDaemonClient
+    from maestro.daemon.transport.client import SyncDaemonClient
 
     try:
         with SyncDaemonClient(

@@ -24,8 +24,8 @@ _USAGE = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
 
 def stale_in_process(root: Path) -> StaleResult:
     from maestro.cache import Cache
-    from maestro.daemon.interpreter_cache import workspace_interpreter
-    from maestro.daemon.testing import stale as find_stale
+    from maestro.engine.interpreter_cache import workspace_interpreter
+    from maestro.engine.testing import stale as find_stale
     from maestro.graph.build import BuildGraph
     from maestro.paths import graph_index_path
 
@@ -80,7 +80,7 @@ def status(
 ) -> None:
     """The workspace daemon, its graph and the cache (never starts the daemon)."""
     from maestro import wire
-    from maestro.daemon.client import SyncDaemonClient
+    from maestro.daemon.transport.client import SyncDaemonClient
     from maestro.errors import DaemonNotRunningError
 
     try:

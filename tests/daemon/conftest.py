@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from maestro.daemon.interpreter import Interpreter, query_interpreter
+from maestro.engine.interpreter import Interpreter, query_interpreter
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from maestro.daemon.events import FileDeps, SessionEnd, TestResult, parse_event
-from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.runner import run_pytest_sync
+from maestro.engine.events import FileDeps, SessionEnd, TestResult, parse_event
+from maestro.engine.interpreter import Interpreter
+from maestro.engine.runner import run_pytest_sync
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
 
@@ -43,7 +43,7 @@ def test_valid_lines_parse_into_models() -> None:
 def test_invalid_lines_are_logged_and_skipped(
     line: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="maestro.daemon.events"):
+    with caplog.at_level(logging.WARNING, logger="maestro.engine.events"):
         assert parse_event(line) is None
     assert "skipping invalid plugin event" in caplog.text
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from maestro.daemon.interpreter import (
+from maestro.engine.interpreter import (
     find_interpreter_path,
     query_interpreter,
     resolve_interpreter,
 )
-from maestro.daemon.runner import run_pytest_sync
+from maestro.engine.runner import run_pytest_sync
 from maestro.errors import RunnerError
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from maestro.daemon.events import Event, SessionStart, TestStart
-from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.runner import run_pytest
+from maestro.engine.events import Event, SessionStart, TestStart
+from maestro.engine.interpreter import Interpreter
+from maestro.engine.runner import run_pytest
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
 

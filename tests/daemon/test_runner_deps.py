@@ -8,9 +8,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from maestro.daemon.events import Event, FileDeps, TestResult
-from maestro.daemon.interpreter import Interpreter, query_interpreter
-from maestro.daemon.runner import run_pytest_sync
+from maestro.engine.events import Event, FileDeps, TestResult
+from maestro.engine.interpreter import Interpreter, query_interpreter
+from maestro.engine.runner import run_pytest_sync
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
 

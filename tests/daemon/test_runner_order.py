@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from maestro.daemon.events import Event, TestStart
-from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.runner import SELECT_ENV, run_pytest_sync
+from maestro.engine.events import Event, TestStart
+from maestro.engine.interpreter import Interpreter
+from maestro.engine.runner import SELECT_ENV, run_pytest_sync
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
 

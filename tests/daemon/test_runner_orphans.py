@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.runner import LIFELINE_FD_ENV, plugin_dir, run_pytest_sync, runs_dir
+from maestro.engine.interpreter import Interpreter
+from maestro.engine.runner import LIFELINE_FD_ENV, plugin_dir, run_pytest_sync, runs_dir
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="checks processes through /proc")
 
@@ -28,7 +28,7 @@ SLEEP = [sys.executable, "-c", "import time; time.sleep(60)"]
 OWNER = """
 import subprocess, sys, time
 from pathlib import Path
-from maestro.daemon.runner import RunRecord, runs_dir
+from maestro.engine.runner import RunRecord, runs_dir
 
 record = RunRecord(runs_dir(Path(sys.argv[1])))
 child = subprocess.Popen(
@@ -144,8 +144,8 @@ def test_a_finished_runs_leftover_files_are_forgotten(
 RUNNER = """
 import sys
 from pathlib import Path
-from maestro.daemon.interpreter import query_interpreter
-from maestro.daemon.runner import run_pytest_sync
+from maestro.engine.interpreter import query_interpreter
+from maestro.engine.runner import run_pytest_sync
 
 run_pytest_sync(Path(sys.argv[1]), query_interpreter(Path(sys.executable)), sys.argv[2:])
 """

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from maestro.daemon.interpreter import Interpreter, resolve_interpreter
-from maestro.daemon.runner import run_pytest_sync
+from maestro.engine.interpreter import Interpreter, resolve_interpreter
+from maestro.engine.runner import run_pytest_sync
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from maestro.daemon.events import Event, FileDeps, TestResult, TestStart, TestTrace
-from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.runner import run_pytest_sync
+from maestro.engine.events import Event, FileDeps, TestResult, TestStart, TestTrace
+from maestro.engine.interpreter import Interpreter
+from maestro.engine.runner import run_pytest_sync
 from maestro.errors import RunnerError
 
 WriteWorkspace = Callable[[dict[str, str]], Path]

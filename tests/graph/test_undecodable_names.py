@@ -20,7 +20,7 @@ import pytest
 from gitutil import git, git_init
 
 from maestro import git as maestro_git
-from maestro.daemon import changes as sources
+from maestro.engine import changes as sources
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.index import FileEntry, Index
 from maestro.graph.scanner import RawImport

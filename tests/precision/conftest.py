@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from precision_helpers import FILES, Workspace
 
-from maestro.daemon.interpreter import Interpreter, query_interpreter
+from maestro.engine.interpreter import Interpreter, query_interpreter
 
 
 @pytest.fixture(scope="session")

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from precision_helpers import Workspace, ran_nodes
 
-from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.runner import run_pytest_sync
+from maestro.engine.interpreter import Interpreter
+from maestro.engine.runner import run_pytest_sync
 
 CALC = [
     "tests/test_calc.py::test_combo",

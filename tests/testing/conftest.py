@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from testing_helpers import FILES, Workspace
 
-from maestro.daemon.interpreter import Interpreter, query_interpreter
+from maestro.engine.interpreter import Interpreter, query_interpreter
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,7 @@ import pytest
 from testing_helpers import Workspace, ran
 
 from maestro.cache import Cache
-from maestro.daemon import testing
+from maestro.engine import testing
 
 ALL = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py", "tests/test_data.py"]
 

@@ -16,8 +16,8 @@ from testing_helpers import Workspace, ran
 from typer.testing import CliRunner
 
 from maestro.cli.app import app
-from maestro.daemon import testing
-from maestro.daemon.interpreter import Interpreter
+from maestro.engine import testing
+from maestro.engine.interpreter import Interpreter
 
 
 def outcomes(summary: testing.Summary) -> dict[str, str]:

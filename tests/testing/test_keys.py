@@ -13,8 +13,8 @@ from maestro.cache.keys import (
     environment_digest,
     outcome_args,
 )
-from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.testing import key_context
+from maestro.engine.interpreter import Interpreter
+from maestro.engine.testing import key_context
 
 CONTEXT = KeyContext(
     pytest_version="8.3.0",

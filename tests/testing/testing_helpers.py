@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 
 from maestro.cache import Cache
-from maestro.daemon import testing
-from maestro.daemon.interpreter import Interpreter
+from maestro.engine import testing
+from maestro.engine.interpreter import Interpreter
 from maestro.graph.build import BuildGraph
 from maestro.paths import graph_index_path
 

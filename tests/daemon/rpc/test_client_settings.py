@@ -11,8 +11,8 @@ from conftest import DaemonEnv
 from test_speculation import edit, run_all, sessions, setup, spec, wait_for
 
 from maestro import wire
-from maestro.daemon.client import SyncDaemonClient
-from maestro.daemon.client_settings import apply_client_settings
+from maestro.daemon.services.client_settings import apply_client_settings
+from maestro.daemon.transport.client import SyncDaemonClient
 from maestro.settings import RemoteSettings, Settings, SpeculationSettings
 
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maestro.daemon.framing import MAX_FRAME, FrameDecoder, decode_body, encode_frame
+from maestro.daemon.transport.framing import MAX_FRAME, FrameDecoder, decode_body, encode_frame
 from maestro.errors import ProtocolError
 
 json_leaf = st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.text(max_size=20)

@@ -11,12 +11,12 @@ import pytest
 from conftest import DaemonEnv
 
 from maestro import wire
-from maestro.daemon import server as server_mod
 from maestro.daemon.app import DaemonApp
-from maestro.daemon.client import DaemonClient
-from maestro.daemon.framing import encode_frame
 from maestro.daemon.lifecycle import DaemonPaths
-from maestro.daemon.server import RequestContext, ServerConfig
+from maestro.daemon.transport import server as server_mod
+from maestro.daemon.transport.client import DaemonClient
+from maestro.daemon.transport.framing import encode_frame
+from maestro.daemon.transport.server import RequestContext, ServerConfig
 from maestro.errors import (
     ConnectionLostError,
     DaemonNotRunningError,

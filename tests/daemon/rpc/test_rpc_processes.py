@@ -21,9 +21,9 @@ import pytest
 from conftest import DaemonEnv, daemon_processes, kill_hard
 
 from maestro import wire
-from maestro.daemon.client import DaemonClient, SyncDaemonClient
-from maestro.daemon.framing import FrameDecoder, encode_frame
 from maestro.daemon.lifecycle import start_daemon, stop_daemon
+from maestro.daemon.transport.client import DaemonClient, SyncDaemonClient
+from maestro.daemon.transport.framing import FrameDecoder, encode_frame
 from maestro.errors import (
     ConnectionLostError,
     DaemonNotRunningError,
@@ -200,7 +200,7 @@ def test_client_vanishing_mid_stream_does_not_disturb_others(daemon_env: DaemonE
 def test_start_race_yields_one_daemon(daemon_env: DaemonEnv) -> None:
     script = (
         "import sys; from pathlib import Path;"
-        "from maestro.daemon.client import SyncDaemonClient; from maestro import wire;"
+        "from maestro.daemon.transport.client import SyncDaemonClient; from maestro import wire;"
         "c = SyncDaemonClient(Path(sys.argv[1]));"
         "print(c.call(wire.STATUS).pid); c.close()"
     )

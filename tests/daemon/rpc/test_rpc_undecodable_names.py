@@ -20,7 +20,7 @@ import pytest
 from conftest import DaemonEnv, started, targets
 
 from maestro import wire
-from maestro.daemon.client import DaemonClient, SyncDaemonClient
+from maestro.daemon.transport.client import DaemonClient, SyncDaemonClient
 
 T = TypeVar("T")
 MAESTRO = str(Path(sys.executable).with_name("maestro"))

@@ -21,8 +21,8 @@ import pytest
 from conftest import DaemonEnv, started, targets
 
 from maestro import wire
-from maestro.daemon.client import DaemonClient, SyncDaemonClient
 from maestro.daemon.lifecycle import stop_daemon
+from maestro.daemon.transport.client import DaemonClient, SyncDaemonClient
 from maestro.errors import InvalidParamsError, RequestCancelledError
 
 T = TypeVar("T")

@@ -21,8 +21,8 @@ import pytest
 from conftest import DaemonEnv, kill_hard, reap
 
 from maestro import wire
-from maestro.daemon.client import DaemonClient
 from maestro.daemon.lifecycle import start_daemon
+from maestro.daemon.transport.client import DaemonClient
 from maestro.errors import ConnectionLostError
 
 pytestmark = pytest.mark.skipif(
@@ -281,7 +281,7 @@ def test_after_kill_9_of_the_daemon_the_fallback_run_never_overlaps_the_orphan(
 ORPHAN_OWNER = """
 import subprocess, sys, time
 from pathlib import Path
-from maestro.daemon.runner import RunRecord, runs_dir
+from maestro.engine.runner import RunRecord, runs_dir
 
 record = RunRecord(runs_dir(Path(sys.argv[1])))
 child = subprocess.Popen(

@@ -17,8 +17,8 @@ import pytest
 from conftest import DaemonEnv
 
 from maestro import wire
-from maestro.daemon.client import SyncDaemonClient
 from maestro.daemon.lifecycle import start_daemon
+from maestro.daemon.transport.client import SyncDaemonClient
 
 SPECULATION = """
 [tool.maestro.ml.speculation]

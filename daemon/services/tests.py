@@ -1,4 +1,4 @@
-"""Test runs, stale tests and cache statistics, served by the daemon (daemon/testing.py composed).
+"""Test runs, stale tests and cache statistics, served by the daemon (the engine composed).
 
 Why it is shaped this way:
 
@@ -13,7 +13,7 @@ Why it is shaped this way:
   process group; nothing from an unfinished run is stored.
 - Progress events are forwarded from a queue, so the runner's synchronous callback never waits
   on a slow client; they are all sent before the final response.
-- With a coordinator configured (daemon/sync.py), runs use the mirrored cache: a local miss reads
+- With a coordinator configured (services/sync.py), runs use the mirrored cache: a local miss reads
   through (bounded wait), stored results are queued for upload. `stale` uses a view that never
   waits on the network (it only starts prefetches), since the IDE asks it.
 - ``RunTestsParams.env`` is the client's allowlisted environment: keys and the pytest child use it
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from maestro.cache.stats import CacheStats
-from maestro.daemon.workspace_service import WorkspaceService
+from maestro.daemon.services.workspace import WorkspaceService
 from maestro.wire import (
     CACHE_STATS,
     RUN_PLAN,
@@ -54,12 +54,12 @@ from maestro.wire import (
 if TYPE_CHECKING:
     from maestro.cache import Cache
     from maestro.daemon.app import DaemonApp
-    from maestro.daemon.events import Event
-    from maestro.daemon.interpreter import Interpreter
-    from maestro.daemon.server import RequestContext
-    from maestro.daemon.speculation import SpeculationService
-    from maestro.daemon.sync import SyncService
-    from maestro.daemon.testing import Plan, PlannedFile, Summary
+    from maestro.daemon.services.speculation import SpeculationService
+    from maestro.daemon.services.sync import SyncService
+    from maestro.daemon.transport.server import RequestContext
+    from maestro.engine.events import Event
+    from maestro.engine.interpreter import Interpreter
+    from maestro.engine.testing import Plan, PlannedFile, Summary
     from maestro.graph.build import BuildGraph
     from maestro.graph.fingerprints import FingerprintStore
     from maestro.settings import Settings
@@ -127,7 +127,7 @@ class TestService:
         """The workspace's fingerprint store, kept for the daemon's lifetime: its memory memo
         spares re-reading (or re-parsing) a file's fingerprints at every plan."""
         if self._fingerprints is None:
-            from maestro.daemon.testing import fingerprint_store
+            from maestro.engine.testing import fingerprint_store
 
             self._fingerprints = fingerprint_store(self.root)
         return self._fingerprints
@@ -151,7 +151,7 @@ class TestService:
 
     def settings(self, graph: BuildGraph) -> Settings:
         """The workspace's settings with the connected editor's over them."""
-        from maestro.daemon.client_settings import ClientSettingsService
+        from maestro.daemon.services.client_settings import ClientSettingsService
 
         try:
             clients = self.app.service(ClientSettingsService)
@@ -166,7 +166,7 @@ class TestService:
 
     async def interpreter(self, graph: BuildGraph) -> Interpreter:
         """Resolved per request: a venv created or upgraded since the last run is picked up."""
-        from maestro.daemon.interpreter_cache import workspace_interpreter
+        from maestro.engine.interpreter_cache import workspace_interpreter
 
         configured = self.settings(graph).interpreter
         return await asyncio.to_thread(workspace_interpreter, self.root, configured=configured)
@@ -174,7 +174,7 @@ class TestService:
     # --- stale / cache stats ---------------------------------------------------------------------
 
     async def stale(self, params: Empty, ctx: RequestContext) -> StaleResult:
-        from maestro.daemon.testing import stale as find_stale
+        from maestro.engine.testing import stale as find_stale
 
         graph = await self.workspace.ready()
         interpreter = await self.interpreter(graph)
@@ -230,7 +230,7 @@ class TestService:
         return await workspace.query(build)
 
     async def _run(self, params: RunTestsParams, ctx: RequestContext) -> RunTestsResult:
-        from maestro.daemon.testing import Selection, execute, plan
+        from maestro.engine.testing import Selection, execute, plan
 
         self.runs += 1
         graph = await self._run_graph()
@@ -267,7 +267,7 @@ class TestService:
         counts = _Counts()
 
         def on_event(event: Event) -> None:
-            from maestro.daemon.events import Collected, TestResult
+            from maestro.engine.events import Collected, TestResult
 
             if isinstance(event, Collected):
                 counts.total = len(event.nodeids)
@@ -320,7 +320,7 @@ class TestService:
         report = summary.report
         if report is None or not report.file_deps:
             return
-        from maestro.daemon.testing import learn
+        from maestro.engine.testing import learn
 
         def record(g: BuildGraph) -> None:
             learn(g, report)

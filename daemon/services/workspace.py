@@ -50,7 +50,7 @@ from maestro.wire import (
 
 if TYPE_CHECKING:
     from maestro.daemon.app import DaemonApp
-    from maestro.daemon.server import RequestContext
+    from maestro.daemon.transport.server import RequestContext
     from maestro.graph.build import BuildGraph, Change
 
 log = logging.getLogger(__name__)
@@ -375,7 +375,7 @@ class WorkspaceService:
 
     async def changes(self, params: ImpactedParams) -> list[Change]:
         """The change records of a request (git and file reads in an executor)."""
-        from maestro.daemon import changes as sources
+        from maestro.engine import changes as sources
 
         root = self.root
         if params.buffers is not None:

@@ -58,10 +58,10 @@ from maestro.cache.keys import (
     target_inputs,
 )
 from maestro.cache.store import Cache
-from maestro.daemon import junit
-from maestro.daemon.events import Event, FileDeps, TestResult
-from maestro.daemon.interpreter import Interpreter
-from maestro.daemon.runner import (
+from maestro.engine import junit
+from maestro.engine.events import Event, FileDeps, TestResult
+from maestro.engine.interpreter import Interpreter
+from maestro.engine.runner import (
     DEFAULT_ENV_ALLOWLIST,
     TRACE_ENV,
     RunReport,
@@ -107,7 +107,7 @@ class Selection:
 def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...] | None]:
     """Test file -> node ids to run (None = the whole file), in a stable order."""
     if selection.impacted or selection.since:
-        from maestro.daemon import changes as sources
+        from maestro.engine import changes as sources
 
         if selection.changes is not None:
             changes = list(selection.changes)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from maestro.cache.keys import site_dirs
-from maestro.daemon.interpreter import (
+from maestro.engine.interpreter import (
     Interpreter,
     find_interpreter_path,
     resolve_interpreter,

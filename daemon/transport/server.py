@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from maestro import __version__
-from maestro.daemon.framing import MAX_FRAME, FrameDecoder, encode_frame
+from maestro.daemon.transport.framing import MAX_FRAME, FrameDecoder, encode_frame
 from maestro.errors import (
     DaemonBusyError,
     DaemonStoppingError,

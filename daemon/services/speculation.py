@@ -48,9 +48,9 @@ from maestro.wire import SpeculationStatus
 
 if TYPE_CHECKING:
     from maestro.daemon.app import DaemonApp
-    from maestro.daemon.test_service import TestService
-    from maestro.daemon.testing import Plan, PlannedFile, RunOrder, Summary
-    from maestro.daemon.workspace_service import WorkspaceService
+    from maestro.daemon.services.tests import TestService
+    from maestro.daemon.services.workspace import WorkspaceService
+    from maestro.engine.testing import Plan, PlannedFile, RunOrder, Summary
     from maestro.graph.build import BuildGraph
     from maestro.model.features import History
     from maestro.model.rank import FileDecision, Skipped
@@ -296,7 +296,7 @@ class SpeculationService:
     async def _speculate_locked(
         self, generation: int, settings: SpeculationSettings, budget_s: float
     ) -> None:
-        from maestro.daemon.testing import Plan, Selection, execute, plan, promote
+        from maestro.engine.testing import Plan, Selection, execute, plan, promote
         from maestro.graph.build import Change
 
         tests = self.tests
@@ -341,7 +341,7 @@ class SpeculationService:
         first_failure: list[float] = []
 
         def on_event(event: Any) -> None:
-            from maestro.daemon.events import TestResult as Result
+            from maestro.engine.events import TestResult as Result
 
             failing = isinstance(event, Result) and event.outcome in ("failed", "error")
             if failing and not first_failure:
@@ -488,7 +488,7 @@ class SpeculationService:
     def _order(self, graph: BuildGraph, ranking: Ranking, files: Iterable[str]) -> RunOrder | None:
         """The fail-first order handed to `execute` under the workspace's ``ml.fail-first``:
         files and the tests inside them ("tests"), the files only ("files"), or none ("off")."""
-        from maestro.daemon.testing import RunOrder
+        from maestro.engine.testing import RunOrder
 
         mode = graph.loaded.config.fail_first
         if mode == "off":

@@ -17,8 +17,8 @@ from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel, ValidationError
 
-from maestro.daemon.framing import MAX_FRAME, FrameDecoder, encode_frame
 from maestro.daemon.lifecycle import DaemonPaths, recorded_socket, start_daemon
+from maestro.daemon.transport.framing import MAX_FRAME, FrameDecoder, encode_frame
 from maestro.errors import (
     ConnectionLostError,
     DaemonNotRunningError,

@@ -19,7 +19,7 @@ from maestro.wire import CONFIGURE, ClientSettings, ConfigureResult
 
 if TYPE_CHECKING:
     from maestro.daemon.app import DaemonApp
-    from maestro.daemon.server import Connection, RequestContext
+    from maestro.daemon.transport.server import Connection, RequestContext
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class ClientSettingsService:
             "client settings of %s: %s",
             ctx.connection, params.model_dump(exclude_none=True) or "none",
         )  # fmt: skip
-        from maestro.daemon.sync import SyncService
+        from maestro.daemon.services.sync import SyncService
 
         problem: str | None = None
         try:

@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
-from maestro.daemon.events import (
+from maestro.engine.events import (
     Collected,
     CollectError,
     Event,
@@ -58,7 +58,7 @@ from maestro.daemon.events import (
     TestTrace,
     parse_event,
 )
-from maestro.daemon.interpreter import Interpreter
+from maestro.engine.interpreter import Interpreter
 from maestro.envvars import DEFAULT_ENV_ALLOWLIST as DEFAULT_ENV_ALLOWLIST
 from maestro.errors import RunnerError
 from maestro.paths import workspace_state_dir
@@ -173,7 +173,7 @@ def plugin_dir() -> Path:
             return candidate
     raise RunnerError(
         f"the pytest plugin {PLUGIN_MODULE}.py is missing from the maestro installation",
-        hint="reinstall maestro-conductor (the plugin ships as package data of maestro.daemon)",
+        hint="reinstall maestro-conductor (the plugin ships as package data of maestro.engine)",
     )
 
 
