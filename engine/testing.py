@@ -72,7 +72,7 @@ from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.fingerprints import FingerprintDiff, FingerprintStore, diff
 from maestro.paths import workspace_state_dir
-from maestro.wire import RunCounts
+from maestro.wire import PlannedFileInfo, RunCounts, RunFileResult, RunTestsResult
 
 log = logging.getLogger(__name__)
 
@@ -686,6 +686,33 @@ class Summary(RunCounts):
         return [(f.result, f.cached) for f in self.files if f.result is not None]
 
 
+def planned_info(f: PlannedFile) -> PlannedFileInfo:
+    """The wire form of a planned file (the run's plan event, in process or from the daemon)."""
+    return PlannedFileInfo(
+        target=f.target,
+        runs=f.runs,
+        reason=f.reason,
+        describe=f.describe(),
+        changed=list(f.changed),
+        cached_tests=len(f.cached.tests) if f.cached else 0,
+    )
+
+
+def summary_result(summary: Summary) -> RunTestsResult:
+    """The wire form of a Summary (ActionResults as their JSON-mode dumps)."""
+    files = [
+        RunFileResult(
+            target=o.target,
+            cached=o.cached,
+            stored=o.stored,
+            result=o.result.model_dump(mode="json") if o.result is not None else None,
+        )
+        for o in summary.files
+    ]
+    counts = {name: getattr(summary, name) for name in RunCounts.model_fields}
+    return RunTestsResult(**counts, files=files)
+
+
 def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
@@ -1113,9 +1140,10 @@ def run(
     on_plan: Callable[[Plan], None] | None = None,
     on_event: Callable[[Event], None] | None = None,
     environ: Mapping[str, str] | None = None,
+    fingerprints: FingerprintStore | None = None,
 ) -> Summary:
     """Plan and execute synchronously (the CLI's entry point); Ctrl-C stops the child group."""
-    planned = plan(graph, cache, interpreter, selection, environ=environ)
+    planned = plan(graph, cache, interpreter, selection, environ=environ, fingerprints=fingerprints)
     if on_plan is not None:
         on_plan(planned)
     if not planned.to_run:  # all from the cache: no event loop, no process

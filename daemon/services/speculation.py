@@ -38,7 +38,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -296,24 +296,20 @@ class SpeculationService:
     async def _speculate_locked(
         self, generation: int, settings: SpeculationSettings, budget_s: float
     ) -> None:
-        from maestro.engine.testing import Plan, Selection, execute, plan, promote
+        from maestro.engine.testing import Selection
         from maestro.graph.build import Change
 
         tests = self.tests
-        graph = await tests._run_graph()
-        interpreter = await tests.interpreter(graph)
-        cache = await tests.run_cache(graph, wait_remote=False)
+        engine = await tests.open_run(wait_remote=False)
+        graph = engine.graph
         paths = sorted(self._unsettled)
         changes = tuple(
             Change(p, "modified" if (self.root / p).exists() else "deleted") for p in paths
         )
         environ = self._environ
         selection = Selection(impacted=True, changes=changes)
-        planned: Plan = await asyncio.to_thread(
-            plan, graph, cache, interpreter, selection, environ=environ,
-            fingerprints=tests.fingerprints,
-        )  # fmt: skip
-        promote(cache, planned)
+        planned = await tests.plan(engine, selection, environ)
+        engine.promote(planned)
         to_run = planned.to_run
         if not to_run:
             self._unsettled.difference_update(paths)
@@ -328,11 +324,7 @@ class SpeculationService:
         order = self._order(graph, ranking, (t for t, _ in chosen))
         n = max(1, min(settings.max_concurrent, len(files)))
         chunks = [files[i::n] for i in range(n)]
-        sub = [
-            Plan(chunk, planned.context, planned.pytest_args, planned.env_allowlist,
-                 planned.digests, planned.last, planned.fingerprints)
-            for chunk in chunks
-        ]  # fmt: skip
+        sub = [replace(planned, files=chunk) for chunk in chunks]
         log.info(
             "speculating on %d of %d stale impacted file(s) after %d changed path(s): %s",
             len(files), len(to_run), len(paths), ", ".join(t for t, _ in chosen[:5]),
@@ -351,9 +343,9 @@ class SpeculationService:
         try:
             summaries = await asyncio.gather(
                 *(
-                    execute(
-                        graph, cache, interpreter, p, on_event=on_event, environ=environ,
-                        run_order=order, nice=settings.nice,
+                    engine.execute(
+                        p, on_event=on_event, environ=environ, run_order=order,
+                        nice=settings.nice,
                     )
                     for p in sub
                 )
@@ -400,7 +392,7 @@ class SpeculationService:
                 self.counters.stored += 1
         self.counters.runs += 1  # a status poll sees the run with its results
         for summary in summaries:
-            await tests._learn(summary)
+            await tests.learn(summary)
         run_id = await self._record(graph, summaries, kind="speculative")
         for entry in fresh:
             entry.run_id = run_id

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,10 +39,7 @@ from maestro.wire import (
     RUN_TESTS,
     STALE,
     Empty,
-    PlannedFileInfo,
     PredictiveInfo,
-    RunCounts,
-    RunFileResult,
     RunPlanned,
     RunProgress,
     RunQueued,
@@ -57,9 +55,10 @@ if TYPE_CHECKING:
     from maestro.daemon.services.speculation import SpeculationService
     from maestro.daemon.services.sync import SyncService
     from maestro.daemon.transport.server import RequestContext
+    from maestro.engine.core import Engine
     from maestro.engine.events import Event
     from maestro.engine.interpreter import Interpreter
-    from maestro.engine.testing import Plan, PlannedFile, Summary
+    from maestro.engine.testing import Plan, Selection, Summary
     from maestro.graph.build import BuildGraph
     from maestro.graph.fingerprints import FingerprintStore
     from maestro.settings import Settings
@@ -67,32 +66,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _DROPPED_FIELDS = {"stdout", "stderr", "longrepr"}
-
-
-def planned_info(f: PlannedFile) -> PlannedFileInfo:
-    return PlannedFileInfo(
-        target=f.target,
-        runs=f.runs,
-        reason=f.reason,
-        describe=f.describe(),
-        changed=list(f.changed),
-        cached_tests=len(f.cached.tests) if f.cached else 0,
-    )
-
-
-def summary_result(summary: Summary) -> RunTestsResult:
-    """The wire form of testing.Summary (ActionResults as their JSON-mode dumps)."""
-    files = [
-        RunFileResult(
-            target=o.target,
-            cached=o.cached,
-            stored=o.stored,
-            result=o.result.model_dump(mode="json") if o.result is not None else None,
-        )
-        for o in summary.files
-    ]
-    counts = {name: getattr(summary, name) for name in RunCounts.model_fields}
-    return RunTestsResult(**counts, files=files)
 
 
 @dataclass
@@ -174,14 +147,14 @@ class TestService:
     # --- stale / cache stats ---------------------------------------------------------------------
 
     async def stale(self, params: Empty, ctx: RequestContext) -> StaleResult:
-        from maestro.engine.testing import stale as find_stale
+        from maestro.engine.core import Engine
 
         graph = await self.workspace.ready()
         interpreter = await self.interpreter(graph)
         cache = await self.run_cache(graph, wait_remote=False)
 
         def answer(g: BuildGraph) -> StaleResult:
-            found = find_stale(g, cache, interpreter, fingerprints=self.fingerprints)
+            found = Engine(g, cache, interpreter, self.fingerprints).stale()
             rows = [
                 StaleFile(
                     target=f.target, reason=f.reason or "", changed=list(f.changed),
@@ -215,8 +188,25 @@ class TestService:
             self.active -= 1
             self.run_lock.release()
 
-    async def _run_graph(self) -> BuildGraph:
-        """A private graph for this run, from the shared graph's freshly saved index."""
+    async def open_run(self, *, wait_remote: bool) -> Engine:
+        """The engine of one run, explicit or speculative (the caller holds `run_lock`): a
+        private graph, the workspace's interpreter, the run cache (waiting on the coordinator
+        for a local miss or not) and the daemon's fingerprint store."""
+        from maestro.engine.core import Engine
+
+        graph = await self._private_graph()
+        interpreter = await self.interpreter(graph)
+        cache = await self.run_cache(graph, wait_remote=wait_remote)
+        return Engine(graph, cache, interpreter, self.fingerprints)
+
+    async def plan(
+        self, engine: Engine, selection: Selection, environ: Mapping[str, str] | None
+    ) -> Plan:
+        """Plan off the event loop: keying every selected file hashes its inputs."""
+        return await asyncio.to_thread(engine.plan, selection, environ=environ)
+
+    async def _private_graph(self) -> BuildGraph:
+        """A private graph for a run, from the shared graph's freshly saved index."""
         from maestro.graph.build import BuildGraph
 
         workspace = self.workspace
@@ -230,12 +220,11 @@ class TestService:
         return await workspace.query(build)
 
     async def _run(self, params: RunTestsParams, ctx: RequestContext) -> RunTestsResult:
-        from maestro.engine.testing import Selection, execute, plan
+        from maestro.engine.testing import Selection, planned_info, summary_result
 
         self.runs += 1
-        graph = await self._run_graph()
-        interpreter = await self.interpreter(graph)
-        cache = await self.run_cache(graph, wait_remote=True)
+        engine = await self.open_run(wait_remote=True)
+        graph = engine.graph
         environ = params.env
         changes = None
         if params.buffers is not None:
@@ -250,10 +239,7 @@ class TestService:
             no_cache=params.no_cache,
             pytest_args=tuple(params.pytest_args),
         )
-        planned: Plan = await asyncio.to_thread(
-            plan, graph, cache, interpreter, selection, environ=environ,
-            fingerprints=self.fingerprints,
-        )  # fmt: skip
+        planned = await self.plan(engine, selection, environ)
         order = None
         if self.speculation is not None:  # may serve fresh speculative failures as they are
             order = await self.speculation.before_run(graph, planned, environ)
@@ -277,10 +263,9 @@ class TestService:
             queue.put_nowait(RunProgress(done=counts.done, total=counts.total, event=data))
 
         try:
-            summary = await execute(
-                graph, cache, interpreter, planned, on_event=on_event, environ=environ,
-                run_order=order,
-            )  # fmt: skip
+            summary = await engine.execute(
+                planned, on_event=on_event, environ=environ, run_order=order
+            )
         finally:
             queue.put_nowait(None)
             try:
@@ -288,7 +273,7 @@ class TestService:
             except asyncio.CancelledError:
                 forwarder.cancel()
                 raise
-        await self._learn(summary)
+        await self.learn(summary)
         if self.speculation is not None:
             await self.speculation.after_run(graph, summary)
         result = summary_result(summary)
@@ -315,7 +300,7 @@ class TestService:
             if connected:
                 connected = await ctx.emit(RUN_PROGRESS, item)
 
-    async def _learn(self, summary: Summary) -> None:
+    async def learn(self, summary: Summary) -> None:
         """Copy the dynamic deps this run recorded into the shared graph."""
         report = summary.report
         if report is None or not report.file_deps:

@@ -50,20 +50,20 @@ def explain(
     root: ROOT_OPTION = None,
 ) -> None:
     """Why TEST would run (which changed code it executed), or why it is served from cache."""
-    from maestro.cli.test_cmd import _open, _relative
+    from maestro.cli.test_cmd import _relative
     from maestro.engine import testing
+    from maestro.engine.core import Engine
 
     try:
         workspace = resolve_root(root)
         rel = _relative(workspace, [test], keep_missing=False)[0]
         target, sep, _ = rel.partition("::")
-        graph, cache, interpreter = _open(workspace)
-        with cache:
-            planned = testing.plan(graph, cache, interpreter, testing.Selection(paths=(target,)))
+        with Engine.open(workspace) as engine:
+            planned = engine.plan(testing.Selection(paths=(target,)))
             if not planned.files:
                 raise UnknownTargetError(f"{test} is not a test file of this workspace")
             pf = planned.files[0]
-            previous = testing.last_result(cache, planned.last, pf.target)
+            previous = testing.last_result(engine.cache, planned.last, pf.target)
     except MaestroError as exc:
         report_error(exc)
         raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None

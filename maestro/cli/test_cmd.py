@@ -54,17 +54,6 @@ class TestCommand(TyperCommand):
         return parsed
 
 
-def _open(root: Path) -> tuple[Any, Any, Any]:
-    from maestro.cache import Cache
-    from maestro.engine.interpreter_cache import workspace_interpreter
-    from maestro.graph.build import BuildGraph
-    from maestro.paths import graph_index_path
-
-    graph = BuildGraph.build(root, index_path=graph_index_path(root))
-    interpreter = workspace_interpreter(root, configured=graph.loaded.config.interpreter)
-    return graph, Cache.open(), interpreter
-
-
 def _relative(root: Path, paths: list[str], *, keep_missing: bool) -> list[str]:
     """User paths (cwd-relative or absolute, maybe with ::node) as root-relative posix paths."""
     from maestro.engine.changes import normalize
@@ -220,10 +209,9 @@ def report_failure(exc: MaestroError) -> int:
 
 
 def run_in_process(root: Path, params: RunTestsParams, display: Display) -> RunTestsResult:
-    from maestro.daemon.services.tests import planned_info, summary_result
-    from maestro.engine.testing import Selection, run
+    from maestro.engine.core import Engine
+    from maestro.engine.testing import Selection, planned_info, summary_result
 
-    graph, cache, interpreter = _open(root)
     selection = Selection(
         paths=tuple(params.paths),
         impacted=params.impacted,
@@ -231,11 +219,8 @@ def run_in_process(root: Path, params: RunTestsParams, display: Display) -> RunT
         no_cache=params.no_cache,
         pytest_args=tuple(params.pytest_args),
     )
-    with cache:
-        summary = run(
-            graph,
-            cache,
-            interpreter,
+    with Engine.open(root) as engine:
+        summary = engine.run(
             selection,
             on_plan=lambda p: display.plan([planned_info(f) for f in p.files]),
             on_event=display.event,
@@ -259,13 +244,13 @@ def stale(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Test files with no cached passing result for their current inputs, and why."""
-    from maestro.engine.testing import stale as find_stale
+    from maestro.engine.core import Engine
 
     try:
         workspace = resolve_root(root)
-        graph, cache, interpreter = _open(workspace)
-        with cache:
-            found = find_stale(graph, cache, interpreter)
+        with Engine.open(workspace) as engine:
+            found = engine.stale()
+        graph = engine.graph
     except MaestroError as exc:
         report_error(exc)
         raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None

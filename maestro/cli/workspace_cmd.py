@@ -23,16 +23,11 @@ _USAGE = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
 
 
 def stale_in_process(root: Path) -> StaleResult:
-    from maestro.cache import Cache
-    from maestro.engine.interpreter_cache import workspace_interpreter
-    from maestro.engine.testing import stale as find_stale
-    from maestro.graph.build import BuildGraph
-    from maestro.paths import graph_index_path
+    from maestro.engine.core import Engine
 
-    graph = BuildGraph.build(root, index_path=graph_index_path(root))
-    interpreter = workspace_interpreter(root, configured=graph.loaded.config.interpreter)
-    with Cache.open() as cache:
-        found = find_stale(graph, cache, interpreter)
+    with Engine.open(root) as engine:
+        found = engine.stale()
+    graph = engine.graph
     rows = [
         StaleFile(
             target=f.target, reason=f.reason or "", changed=list(f.changed), describe=f.describe()
