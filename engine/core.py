@@ -8,16 +8,18 @@ store, which the engine must not close.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from maestro.cache.store import Cache
     from maestro.engine.events import Event
     from maestro.engine.interpreter import Interpreter
+    from maestro.engine.runner import RunReport
     from maestro.engine.testing import Plan, PlannedFile, RunOrder, Selection, Summary
     from maestro.graph.build import BuildGraph
     from maestro.graph.fingerprints import FingerprintStore
@@ -35,7 +37,7 @@ class Engine:
     @classmethod
     def open(cls, root: Path) -> Engine:
         """The graph from its saved index, the user's cache and the configured interpreter.
-        The engine owns that cache: close it (or use the engine as a context manager)."""
+        The engine owns that cache: close it (`contextlib.closing`)."""
         from maestro.cache import Cache
         from maestro.engine.interpreter_cache import workspace_interpreter
         from maestro.graph.build import BuildGraph
@@ -47,17 +49,6 @@ class Engine:
 
     def close(self) -> None:
         self.cache.close()
-
-    def __enter__(self) -> Engine:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def plan(self, selection: Selection, *, environ: Mapping[str, str] | None = None) -> Plan:
         from maestro.engine.testing import plan
@@ -82,12 +73,59 @@ class Engine:
         run_order: RunOrder | None = None,
         nice: int = 0,
     ) -> Summary:
-        from maestro.engine.testing import execute
+        """Run the plan's non-cached files in one pytest process, store their results, summarise.
 
-        return await execute(
-            self.graph, self.cache, self.interpreter, planned, on_event=on_event,
-            environ=environ, run_order=run_order, nice=nice,
-        )  # fmt: skip
+        ``environ`` is the environment the allowlisted variables are taken from (default: this
+        process's); the daemon passes its client's so results match an in-process run.
+        ``run_order`` orders the files on pytest's command line and, by its tests' scores, the
+        tests inside each file (fail-first; the summary keeps the plan's order); ``nice`` lowers the
+        child's priority."""
+        from maestro.engine.runner import run_pytest
+        from maestro.engine.testing import (
+            FileOutcome,
+            prefetch_fingerprints,
+            promote,
+            store_results,
+            summarise,
+            trace_env,
+        )
+
+        outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
+        promote(self.cache, planned)
+        report: RunReport | None = None
+        to_run = planned.to_run
+        if to_run:
+            # Each file is its own action: one file's collection error must not abort the others.
+            args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
+            if run_order is not None and run_order.files:
+                rank = {t: i for i, t in enumerate(run_order.files)}
+                to_run = sorted(to_run, key=lambda f: rank.get(f.target, len(rank)))
+            for f in to_run:
+                args.extend(f.run_nodes or f.nodes or [f.target])
+            started = datetime.now(UTC)
+            # Fingerprinting the inputs (the next diff's baseline) costs about as much as a short
+            # suite: do it while pytest runs; store_results then finds them (and adds the
+            # dynamic inputs).
+            fingerprinted = asyncio.ensure_future(
+                asyncio.to_thread(prefetch_fingerprints, planned, [f.key for f in to_run])
+            )
+            report = await run_pytest(
+                self.graph.root,
+                self.interpreter,
+                args,
+                on_event=on_event,
+                env_allowlist=planned.env_allowlist,
+                environ=environ,
+                nice=nice,
+                test_scores=run_order.tests if run_order is not None else {},
+                extra_env=trace_env(self.interpreter, planned, to_run, environ),
+                deselect=[n for f in to_run for n in f.deselect],
+            )
+            await fingerprinted
+            outcomes += store_results(self.graph, self.cache, planned, to_run, report, started)
+        order = {f.target: i for i, f in enumerate(planned.files)}
+        outcomes.sort(key=lambda o: order[o.target])
+        return summarise(outcomes, report)
 
     def run(
         self,

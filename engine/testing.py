@@ -1,8 +1,8 @@
 """Cached, impact-selected test runs: graph + cache + runner composed behind `maestro test`.
 
 One test *file* is one action. `plan` computes each selected file's action key and looks it up;
-`execute` runs every file that has no usable result in ONE pytest process, splits the report per
-file into ActionResults and stores them.
+`Engine.execute` (engine/core.py) runs every file that has no usable result in ONE pytest
+process; `store_results` splits the report per file into ActionResults and stores them.
 
 Two keys per executed file (docs/action-key.md, "Dynamic dependencies"):
 
@@ -27,7 +27,6 @@ global sections, distributions, a missing record or fingerprint) keeps the file-
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import logging
@@ -35,7 +34,7 @@ import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -59,13 +58,13 @@ from maestro.cache.keys import (
 )
 from maestro.cache.store import Cache
 from maestro.engine import junit
+from maestro.engine.core import Engine
 from maestro.engine.events import Event, FileDeps, TestResult
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.runner import (
     DEFAULT_ENV_ALLOWLIST,
     TRACE_ENV,
     RunReport,
-    run_pytest,
     run_sync,
 )
 from maestro.errors import UnknownTargetError
@@ -865,62 +864,7 @@ def _build_result(
     )
 
 
-async def execute(
-    graph: BuildGraph,
-    cache: Cache,
-    interpreter: Interpreter,
-    planned: Plan,
-    *,
-    on_event: Callable[[Event], None] | None = None,
-    environ: Mapping[str, str] | None = None,
-    run_order: RunOrder | None = None,
-    nice: int = 0,
-) -> Summary:
-    """Run the plan's non-cached files in one pytest process, store their results, summarise.
-
-    ``environ`` is the environment the allowlisted variables are taken from (default: this
-    process's); the daemon passes its client's so results match an in-process run.
-    ``run_order`` orders the files on pytest's command line and, by its tests' scores, the
-    tests inside each file (fail-first; the summary keeps the plan's order); ``nice`` lowers the
-    child's priority."""
-    outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
-    promote(cache, planned)
-    report: RunReport | None = None
-    to_run = planned.to_run
-    if to_run:
-        # Each file is its own action: one file's collection error must not abort the others.
-        args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
-        if run_order is not None and run_order.files:
-            rank = {t: i for i, t in enumerate(run_order.files)}
-            to_run = sorted(to_run, key=lambda f: rank.get(f.target, len(rank)))
-        for f in to_run:
-            args.extend(f.run_nodes or f.nodes or [f.target])
-        started = datetime.now(UTC)
-        # Fingerprinting the inputs (the next diff's baseline) costs about as much as a short
-        # suite: do it while pytest runs; _store then finds them (dynamic inputs it adds).
-        fingerprinted = asyncio.ensure_future(
-            asyncio.to_thread(_prefetch_fingerprints, planned, [f.key for f in to_run])
-        )
-        report = await run_pytest(
-            graph.root,
-            interpreter,
-            args,
-            on_event=on_event,
-            env_allowlist=planned.env_allowlist,
-            environ=environ,
-            nice=nice,
-            test_scores=run_order.tests if run_order is not None else {},
-            extra_env=_trace_env(interpreter, planned, to_run, environ),
-            deselect=[n for f in to_run for n in f.deselect],
-        )
-        await fingerprinted
-        outcomes += _store(graph, cache, planned, to_run, report, started)
-    order = {f.target: i for i, f in enumerate(planned.files)}
-    outcomes.sort(key=lambda o: order[o.target])
-    return summarise(outcomes, report)
-
-
-def _store(
+def store_results(
     graph: BuildGraph,
     cache: Cache,
     planned: Plan,
@@ -988,7 +932,7 @@ def _store(
     return out
 
 
-def _trace_env(
+def trace_env(
     interpreter: Interpreter,
     planned: Plan,
     to_run: list[PlannedFile],
@@ -1053,7 +997,7 @@ def promote(cache: Cache, planned: Plan) -> None:
             log.warning("could not save the last keys of this workspace", exc_info=True)
 
 
-def _prefetch_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
+def prefetch_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
     """`_remember_fingerprints` ahead of time, in a worker thread: never fails the run."""
     try:
         _remember_fingerprints(planned, keys)
@@ -1149,4 +1093,5 @@ def run(
     if not planned.to_run:  # all from the cache: no event loop, no process
         promote(cache, planned)
         return summarise([FileOutcome(f, f.cached, True) for f in planned.files], None)
-    return run_sync(execute(graph, cache, interpreter, planned, on_event=on_event, environ=environ))
+    engine = Engine(graph, cache, interpreter, fingerprints)
+    return run_sync(engine.execute(planned, on_event=on_event, environ=environ))

@@ -15,7 +15,7 @@ Why it is shaped this way:
   files without a usable cached result, ranked, capped by ``max-files`` and by what is left of
   the CPU-seconds-per-minute budget, in at most ``max-concurrent`` pytest processes at ``nice``.
   It takes the same run lock as explicit runs, so a `maestro test` issued meanwhile waits for it
-  and is then served from the cache: results are stored by `testing.execute` exactly as for an
+  and is then served from the cache: results are stored by `Engine.execute` exactly as for an
   explicit run. It never starts while an explicit run is active or queued.
 - A newer save cancels a running speculation: asyncio cancellation terminates the pytest process
   group before anything is stored (`execute` stores only after pytest exits), so a superseded

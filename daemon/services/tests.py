@@ -5,7 +5,7 @@ Why it is shaped this way:
 - One run per workspace at a time: two pytest processes writing the same results and caches
   would race; later requests wait on a FIFO lock and are told how many runs are ahead.
 - A run gets its *own* BuildGraph, built (under the graph lock, from the freshly saved index)
-  right before planning. `testing.execute` records dynamic deps into the graph it was given and
+  right before planning. `Engine.execute` records dynamic deps into the graph it was given and
   hashes inputs after pytest exits, on the event loop thread; doing that on the shared graph
   would race with watcher updates running in executor threads. The recorded deps are copied into
   the shared graph afterwards, under its lock, so `impacted` learns them too.

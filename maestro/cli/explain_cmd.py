@@ -50,6 +50,8 @@ def explain(
     root: ROOT_OPTION = None,
 ) -> None:
     """Why TEST would run (which changed code it executed), or why it is served from cache."""
+    from contextlib import closing
+
     from maestro.cli.test_cmd import _relative
     from maestro.engine import testing
     from maestro.engine.core import Engine
@@ -58,7 +60,7 @@ def explain(
         workspace = resolve_root(root)
         rel = _relative(workspace, [test], keep_missing=False)[0]
         target, sep, _ = rel.partition("::")
-        with Engine.open(workspace) as engine:
+        with closing(Engine.open(workspace)) as engine:
             planned = engine.plan(testing.Selection(paths=(target,)))
             if not planned.files:
                 raise UnknownTargetError(f"{test} is not a test file of this workspace")

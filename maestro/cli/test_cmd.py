@@ -209,6 +209,8 @@ def report_failure(exc: MaestroError) -> int:
 
 
 def run_in_process(root: Path, params: RunTestsParams, display: Display) -> RunTestsResult:
+    from contextlib import closing
+
     from maestro.engine.core import Engine
     from maestro.engine.testing import Selection, planned_info, summary_result
 
@@ -219,7 +221,7 @@ def run_in_process(root: Path, params: RunTestsParams, display: Display) -> RunT
         no_cache=params.no_cache,
         pytest_args=tuple(params.pytest_args),
     )
-    with Engine.open(root) as engine:
+    with closing(Engine.open(root)) as engine:
         summary = engine.run(
             selection,
             on_plan=lambda p: display.plan([planned_info(f) for f in p.files]),
@@ -244,11 +246,13 @@ def stale(
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
 ) -> None:
     """Test files with no cached passing result for their current inputs, and why."""
+    from contextlib import closing
+
     from maestro.engine.core import Engine
 
     try:
         workspace = resolve_root(root)
-        with Engine.open(workspace) as engine:
+        with closing(Engine.open(workspace)) as engine:
             found = engine.stale()
         graph = engine.graph
     except MaestroError as exc:

@@ -23,9 +23,11 @@ _USAGE = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
 
 
 def stale_in_process(root: Path) -> StaleResult:
+    from contextlib import closing
+
     from maestro.engine.core import Engine
 
-    with Engine.open(root) as engine:
+    with closing(Engine.open(root)) as engine:
         found = engine.stale()
     graph = engine.graph
     rows = [
