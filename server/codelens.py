@@ -92,7 +92,10 @@ def register(server: MaestroServer) -> None:
         uri = params.text_document.uri
         if not settings.enabled or not uri.startswith("file:") or not uri.endswith(".py"):
             return []
-        ws, rel = ls.ws_of_uri(uri)
+        located = ls.locate(uri)
+        if located is None:
+            return []
+        ws, rel = located
         if await ls.is_test_file(ws, rel):
             return test_file_lenses(ls, ws, uri, rel)
         if settings.impacted_on_source:

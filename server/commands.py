@@ -4,7 +4,6 @@ work-done progress, failures through diagnostics."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from maestro.errors import UnknownTargetError
@@ -18,10 +17,10 @@ from maestro.server.methods import (
     RunKind,
     RunResult,
     StatusInfo,
+    command,
 )
 from maestro.server.runs import manager
 from maestro.server.server import MaestroServer, Workspace
-from maestro.server.util import uri_to_path
 from maestro.wire import RunTestsParams
 
 
@@ -35,12 +34,7 @@ def _str_arg(args: tuple[Any, ...], index: int) -> str | None:
 
 
 def _default_ws(ls: MaestroServer, root: str | None = None) -> Workspace:
-    if root:
-        return ls.ws(uri_to_path(root) if root.startswith("file:") else Path(root))
-    folders = ls.folders()
-    if not folders:
-        raise UnknownTargetError("no workspace folder is open")
-    return ls.ws(folders[0])
+    return ls.ws_named(root)
 
 
 async def run_paths(
@@ -60,7 +54,7 @@ async def run_paths(
 
 
 def register(server: MaestroServer) -> None:
-    @server.command(methods.RUN_NODE.name)
+    @command(server, methods.RUN_NODE)
     async def run_node(ls: MaestroServer, *args: Any) -> RunResult:
         """Arguments: node id (``tests/test_a.py::test_x`` or ``<file uri>::test_x``), [doc uri]."""
         node = _str_arg(args, 0)
@@ -73,7 +67,7 @@ def register(server: MaestroServer) -> None:
             ws, _, node = target_of(ls, node)
         return await run_paths(ls, ws, [node], kind="node", label=f"run {node}")
 
-    @server.command(methods.RUN_FILE.name)
+    @command(server, methods.RUN_FILE)
     async def run_file(ls: MaestroServer, *args: Any) -> RunResult:
         """Arguments: file URI (or a path relative to the first workspace folder)."""
         target = _str_arg(args, 0)
@@ -82,7 +76,7 @@ def register(server: MaestroServer) -> None:
         ws, rel, _ = target_of(ls, target)
         return await run_paths(ls, ws, [rel], kind="file", label=f"run {rel}")
 
-    @server.command(methods.RUN_IMPACTED.name)
+    @command(server, methods.RUN_IMPACTED)
     async def run_impacted(ls: MaestroServer, *args: Any) -> RunResult:
         """Arguments: [document URI]. Without one: the working tree plus every unsaved buffer."""
         uri = _str_arg(args, 0)
@@ -105,22 +99,22 @@ def register(server: MaestroServer) -> None:
         label = f"run {len(targets)} impacted test file{'s' if len(targets) != 1 else ''}"
         return await run_paths(ls, ws, targets, kind="impacted", label=label)
 
-    @server.command(methods.RUN_ALL.name)
+    @command(server, methods.RUN_ALL)
     async def run_all(ls: MaestroServer, *args: Any) -> RunResult:
         """Arguments: [workspace root path or URI]."""
         ws = _default_ws(ls, _str_arg(args, 0))
         return await run_paths(ls, ws, [], kind="all", label="run all tests")
 
-    @server.command(methods.CANCEL.name)
+    @command(server, methods.CANCEL)
     async def cancel(ls: MaestroServer, *args: Any) -> CancelResult:
         """Arguments: [run id]; without one every active run is cancelled."""
         return {"cancelled": manager(ls).cancel(_str_arg(args, 0))}
 
-    @server.command(methods.CACHE_STATS_COMMAND.name)
+    @command(server, methods.CACHE_STATS_COMMAND)
     async def cache_stats(ls: MaestroServer, *args: Any) -> CacheStatsInfo:
         return await cache_stats_of(_default_ws(ls, _str_arg(args, 0)))
 
-    @server.command(methods.EXPLAIN_COMMAND.name)
+    @command(server, methods.EXPLAIN_COMMAND)
     async def explain_cmd(ls: MaestroServer, *args: Any) -> ExplainResult:
         """Arguments: target (node id, relative path or URI), [input path]."""
         target = _str_arg(args, 0)
@@ -132,13 +126,13 @@ def register(server: MaestroServer) -> None:
         )
         return result
 
-    @server.command(methods.STATUS_COMMAND.name)
+    @command(server, methods.STATUS_COMMAND)
     async def status_cmd(ls: MaestroServer, *args: Any) -> StatusInfo:
         from maestro.server.status import status
 
         return await status(ls)
 
-    @server.command(methods.RESTART.name)
+    @command(server, methods.RESTART)
     async def restart(ls: MaestroServer, *args: Any) -> RestartResult:
         """Stop the daemon of a workspace (default: the first folder); the next query starts it."""
         import asyncio

@@ -87,7 +87,10 @@ def register(server: MaestroServer) -> None:
     def did_save(ls: MaestroServer, params: types.DidSaveTextDocumentParams) -> None:
         uri = params.text_document.uri
         ls.remember_disk(uri)
-        ws, _ = ls.ws_of_uri(uri)
+        located = ls.locate(uri)
+        if located is None:
+            return
+        ws = located[0]
         ws.stale = None  # the daemon's answer may change; the watcher will tell us the rest
         ls.schedule_refresh()
         ls.spawn(testexplorer.document_changed(ls, uri), "explorer")

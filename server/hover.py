@@ -95,7 +95,10 @@ def register(server: MaestroServer) -> None:
         uri = params.text_document.uri
         if not uri.startswith("file:") or not uri.endswith(".py"):
             return None
-        ws, rel = ls.ws_of_uri(uri)
+        located = ls.locate(uri)
+        if located is None:
+            return None
+        ws, rel = located
         line = params.position.line
         text: str | None = None
         if await ls.is_test_file(ws, rel):

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import re
 import time
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -33,7 +32,7 @@ from maestro.server.methods import (
     serve,
 )
 from maestro.server.server import MaestroServer, Workspace
-from maestro.server.util import uri_to_path
+from maestro.server.util import base_nodeid
 from maestro.wire import (
     CACHE_STATS,
     IMPACTED,
@@ -104,7 +103,7 @@ async def impacted_reports(
         try:
             return await memoised(ws, params)
         except GitError as exc:  # not a git repository: the buffers still count
-            if params.paths is None and params.buffers is None:
+            if params.paths is None and params.buffers is None and params.since is None:
                 log.info("no working-tree changes for %s: %s", ws.root, exc.message)
                 return None
             raise
@@ -267,13 +266,7 @@ def workspace_for(ls: MaestroServer, params: WorkspaceParams) -> Workspace:
     uris = params.documents()
     if uris:
         return ls.ws_of_uri(uris[0])[0]
-    if params.root:
-        root = params.root
-        return ls.ws(uri_to_path(root) if root.startswith("file:") else Path(root))
-    folders = ls.folders()
-    if not folders:
-        raise UnknownTargetError("no workspace folder is open", hint="pass textDocument or root")
-    return ls.ws(folders[0])
+    return ls.ws_named(params.root)
 
 
 # --- explain ---------------------------------------------------------------------------------
@@ -296,6 +289,14 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> Expla
     """Why a test is selected, skipped, cached or re-run: the reason chain, the cache state and
     the cache-key inputs that changed since its last stored result."""
     ws, file, node = target_of(ls, raw)
+    missing = await _missing(ls, ws, file, node)
+    if missing is not None:
+        return {
+            "root": str(ws.root), "target": node, "file": file, "decision": "unknown",
+            "selected": False, "impact": None,
+            "cache": {"state": "unknown", "reason": None, "describe": "", "changedInputs": []},
+            "last": [], "why": None, "reasons": [missing], "text": missing,
+        }  # fmt: skip
     impact_report = await impacted_targets(ls, ws, None, None, cache_state=False)
     impact = next((r for r in impact_report["impacted"] if r["target"] == file), None)
     try:  # fresh, not the memo: explain must see a save the watcher has not reported yet
@@ -361,6 +362,19 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> Expla
         "reasons": reasons,
         "text": "\n".join(reasons),
     }
+
+
+async def _missing(ls: MaestroServer, ws: Workspace, file: str, node: str) -> str | None:
+    """Why there is nothing to explain (no such test file, or no such test in it), else None."""
+    if not await ls.is_test_file(ws, file):
+        return f"{file} is not a test file of {ws.root} (nothing ran or is cached for it)"
+    if node == file:
+        return None
+    wanted = base_nodeid(node)
+    items = ls.test_items(ls.uri_of(ws, file), file)
+    if any(i.nodeid == wanted for item in items for i in item.walk()):
+        return None
+    return f"{file} has no test {wanted.split('::', 1)[1]} (as the file reads now)"
 
 
 def register(server: MaestroServer) -> None:

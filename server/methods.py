@@ -196,7 +196,7 @@ class ExplainCache(TypedDict):
     changedInputs: Annotated[list[str], Field(description="cache-key inputs that changed")]
 
 
-Decision = Literal["re-run", "cached", "skipped (not impacted)"]
+Decision = Literal["re-run", "cached", "skipped (not impacted)", "unknown"]
 
 
 class ExplainResult(TypedDict):
@@ -604,6 +604,25 @@ def serve(
                 raise Refused(spec.method, exc) from exc
 
         server.feature(spec.method)(entry)
+        return handler
+
+    return decorate
+
+
+def command(
+    server: LanguageServer, spec: Command[R]
+) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
+    """Register ``handler(ls, *arguments) -> spec.result`` as ``spec.name``; a MaestroError is
+    answered with its message and hint, as for requests."""
+
+    def decorate(handler: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+        async def entry(ls: Any, *args: Any) -> R:
+            try:
+                return await handler(ls, *args)
+            except MaestroError as exc:
+                raise Refused(spec.name, exc) from exc
+
+        server.command(spec.name)(entry)
         return handler
 
     return decorate

@@ -19,15 +19,22 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import cattrs
 import orjson
 from pydantic import BaseModel
-from pygls.exceptions import JsonRpcInternalError
+from pygls.exceptions import (
+    JsonRpcException,
+    JsonRpcInternalError,
+    JsonRpcInvalidParams,
+    JsonRpcParseError,
+)
 from pygls.protocol import LanguageServerProtocol, default_converter
 from pygls.protocol.json_rpc import (
     JsonRPCNotification,
+    JsonRPCProtocol,
     JsonRPCRequestMessage,
     JsonRPCResponseMessage,
 )
@@ -56,6 +63,16 @@ def converter() -> cattrs.Converter:
     return conv
 
 
+@dataclass(frozen=True)
+class _Unreadable:
+    """A request whose params did not fit its LSP type: answered with InvalidParams (pygls
+    would log it and never answer, leaving the client waiting)."""
+
+    id: Any
+    method: str
+    jsonrpc: str = JsonRPCProtocol.VERSION
+
+
 class MaestroProtocol(LanguageServerProtocol):
     """pygls' protocol with an orjson writer (same messages, compact separators, UTF-8 bytes:
     the Content-Length counts bytes, as LSP's base protocol says)."""
@@ -70,7 +87,26 @@ class MaestroProtocol(LanguageServerProtocol):
             return dump(data)
         return super()._serialize_message(data)
 
+    def structure_message(self, data: dict[str, Any]) -> Any:
+        try:
+            return super().structure_message(data)
+        except JsonRpcException:
+            if "id" in data and isinstance(data.get("method"), str):
+                return _Unreadable(data["id"], data["method"])
+            raise
+
+    def answer_parse_error(self, error: Exception) -> None:
+        """Body that is not JSON: the reply JSON-RPC asks for (ParseError, id null)."""
+        error_body = {"code": JsonRpcParseError.CODE, "message": f"not JSON: {error}"}
+        self._send_data({"jsonrpc": JsonRPCProtocol.VERSION, "id": None, "error": error_body})
+
     def handle_message(self, message: Any) -> None:
+        if isinstance(message, _Unreadable):
+            error = JsonRpcInvalidParams(
+                f"{message.method}: params do not fit the request's LSP type (see the LSP spec)"
+            )
+            self._send_response(message.id, error=error.to_response_error())
+            return
         if not self.collector.running:
             self.collector.start()
         self.collector.touch()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from lsprotocol import types
 from pygls.lsp.server import LanguageServer
 
 from maestro import __version__
-from maestro.errors import MaestroError
+from maestro.errors import MaestroError, UnknownTargetError
 from maestro.server import methods
 from maestro.server.daemon_link import DaemonLink
 from maestro.server.discovery import TestItem, discover
@@ -37,6 +38,13 @@ if TYPE_CHECKING:
     from maestro.server.runs import RunManager
 
 log = logging.getLogger(__name__)
+
+
+class OutsideWorkspaceError(UnknownTargetError):
+    """A document outside every workspace folder (or in no project at all)."""
+
+    code = "outside_workspace"
+
 
 TEST_NAME = re.compile(r"(^|/)(test_[^/]*|[^/]*_test)\.py$")
 TEST_EXPLORER_CAPABILITY = "maestroTestExplorer"
@@ -106,23 +114,59 @@ class MaestroServer(LanguageServer):
             roots = [Path(self.workspace.root_path)]
         return [r.resolve() for r in roots]
 
-    def root_of(self, path: Path) -> Path:
-        """The innermost workspace folder holding ``path``, else its nearest project root."""
-        path = path.resolve()
+    def root_of(self, path: Path, *, directory: bool = False) -> Path:
+        """The innermost workspace folder holding ``path``; without folders (a lone file opened),
+        its project. Anything else is refused: a daemon watches and indexes its whole root, so
+        one for ``/etc`` or ``/`` would be a runaway process the user never asked for."""
+        path = path.parent.resolve() / path.name if directory else path.resolve()
+        folders = self.folders()
         best: Path | None = None
-        for root in self.folders():
+        for root in folders:
             if (path == root or root in path.parents) and (
                 best is None or len(root.parts) > len(best.parts)
             ):
                 best = root
         if best is not None:
             return best
-        from maestro.workspace import find_root
+        if folders:
+            raise OutsideWorkspaceError(
+                f"{path} is outside the workspace folders",
+                hint="open its project as a workspace folder",
+            )
+        from maestro.workspace import MARKERS, find_root
 
+        root = find_root(path.parent)
+        if not any((root / m).exists() for m in MARKERS) or root in (Path("/"), Path.home()):
+            raise OutsideWorkspaceError(
+                f"{path} is in no project (no pyproject.toml, setup.py or .git above it)",
+                hint="open the project folder as the workspace",
+            )
+        return root
+
+    def report_server_error(self, error: Exception, source: Any) -> None:
+        # a body that is not JSON at all
+        if isinstance(error, json.JSONDecodeError) and isinstance(self.protocol, MaestroProtocol):
+            self.protocol.answer_parse_error(error)
+            return
+        super().report_server_error(error, source)
+
+    def ws_named(self, root: str | None) -> Workspace:
+        """The workspace a request names by its root (path or file URI), or the first folder;
+        a root that is not one of the workspace folders (or inside one) is refused."""
+        if root:
+            path = uri_to_path(root) if root.startswith("file:") else Path(root)
+            return self.ws(self.root_of(path / "_", directory=True))
+        folders = self.folders()
+        if not folders:
+            raise UnknownTargetError("no workspace folder is open", hint="pass a document or root")
+        return self.ws(folders[0])
+
+    def locate(self, uri: str) -> tuple[Workspace, str] | None:
+        """``ws_of_uri`` for features that simply have nothing to say about other files."""
         try:
-            return find_root(path.parent).resolve()
-        except MaestroError:
-            return path.parent
+            return self.ws_of_uri(uri)
+        except (OutsideWorkspaceError, ValueError):
+            return None
 
     def ws(self, root: Path) -> Workspace:
         found = self.workspaces.get(root)
@@ -214,9 +258,9 @@ class MaestroServer(LanguageServer):
                 continue
             if not uri.startswith("file:") or not self.is_dirty(uri):
                 continue
-            other, rel = self.ws_of_uri(uri)
-            if other is ws:
-                out[rel] = doc.source
+            located = self.locate(uri)
+            if located is not None and located[0] is ws:
+                out[located[1]] = doc.source
         return out
 
     # --- graph knowledge -------------------------------------------------------------------------

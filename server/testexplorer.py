@@ -169,7 +169,10 @@ async def document_changed(ls: MaestroServer, uri: str) -> None:
     """Tell the explorer about a test file's current items (on open and save)."""
     if not ls.test_explorer or not uri.startswith("file:") or not uri.endswith(".py"):
         return
-    ws, rel = ls.ws_of_uri(uri)
+    located = ls.locate(uri)
+    if located is None:
+        return
+    ws, rel = located
     if await ls.is_test_file(ws, rel):
         _notify(
             ls,
@@ -212,7 +215,7 @@ def register(server: MaestroServer) -> None:
             args += ["--deselect", node]
         if include is not None and not include:
             raise UnknownTargetError(
-                "maestro/testExplorer/run: include is empty",
+                "include is empty",
                 hint="leave include out to run every test",
             )
         label = f"run {len(include)} tests" if include else "run all tests"

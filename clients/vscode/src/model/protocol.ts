@@ -228,7 +228,7 @@ export interface ExplainResult {
   root: string;
   target: string;
   file: string;
-  decision: "re-run" | "cached" | "skipped (not impacted)";
+  decision: "re-run" | "cached" | "skipped (not impacted)" | "unknown";
   selected: boolean;
   impact: ImpactedRow | null;
   cache: ExplainCache;
