@@ -20,9 +20,10 @@ Node-level selection: a stored result carries, per test node, the functions it e
 previous result and the AST fingerprints of both versions of each changed file decide per node:
 a node re-runs iff it executed a changed or deleted function, a changed module has changed
 module-level code (every node of a file whose closure holds it), it read a changed data file, it
-failed last time, or it has no record. The others are served from the previous result, and the
-merged result is stored under the new key. Anything else (interpreter, environment, pytest args,
-global sections, distributions, a missing record or fingerprint) keeps the file-level behaviour.
+failed last time, or it has no record (engine/node_level.py decides). The others are served from
+the previous result, and the merged result is stored under the new key. Anything else
+(interpreter, environment, pytest args, global sections, distributions, a missing record or
+fingerprint) keeps the file-level behaviour.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from maestro.engine import junit
 from maestro.engine.core import Engine
 from maestro.engine.events import Event, FileDeps, TestResult
 from maestro.engine.interpreter import Interpreter
+from maestro.engine.node_level import FAILING, is_file_input, node_reasons
 from maestro.engine.runner import (
     DEFAULT_ENV_ALLOWLIST,
     TRACE_ENV,
@@ -69,7 +71,7 @@ from maestro.engine.runner import (
 )
 from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
-from maestro.graph.fingerprints import FingerprintDiff, FingerprintStore, diff
+from maestro.graph.fingerprints import FingerprintStore, diff
 from maestro.paths import workspace_state_dir
 from maestro.wire import PlannedFileInfo, RunCounts, RunFileResult, RunTestsResult
 
@@ -78,7 +80,6 @@ log = logging.getLogger(__name__)
 Reason = Literal[
     "no cached result", "inputs changed", "failed last time", "--no-cache", "cached result unusable"
 ]
-FAILING = ("failed", "error")
 LAST_RUNS_FILE = "test-last-keys.msgpack"
 # Passed to pytest but keyed only through what they resolve to: the interpreter (@python) and
 # the programs the tests ran (recorded as inputs by content). Activating a venv changes PATH.
@@ -195,10 +196,6 @@ class Digests:
                 return hashlib.file_digest(f, "sha256").hexdigest()
         except OSError:
             return None
-
-
-def _is_file_input(name: str) -> bool:
-    return not name.startswith(("@", "env:", "dist:", "//")) and "#" not in name
 
 
 # ------------------------------------------------------------------------------ last keys
@@ -427,7 +424,7 @@ def _decide(
         return PlannedFile(target, nodes, key, None, "cached result unusable")
     changed = changed_inputs(previous[1], key.inputs)
     if nodes is None and graph is not None and fps is not None:
-        found = _node_level(graph, cache, fps, previous[0], previous[1], key.inputs, changed)
+        found = node_reasons(graph, cache, fps, previous[0], previous[1], key.inputs, changed)
         if found is not None:
             carried, reasons = found
             if not reasons:
@@ -441,191 +438,6 @@ def _decide(
                 node_reasons=reasons,
             )  # fmt: skip
     return PlannedFile(target, nodes, key, None, "inputs changed", changed)
-
-
-# ------------------------------------------------------------------------------ node level
-
-
-def dotted(path: str, qualname: str) -> str:
-    """``src/flask/config.py`` + ``Config.from_file`` -> ``flask.config.Config.from_file``."""
-    module = path.removesuffix(".py").removesuffix("/__init__")
-    module = module.removeprefix("src/").replace("/", ".")
-    return module if qualname == "<module>" else f"{module}.{qualname}"
-
-
-def _node_level(
-    graph: BuildGraph,
-    cache: Cache,
-    fps: FingerprintStore,
-    previous_hex: str,
-    old_inputs: Mapping[str, str],
-    new_inputs: Mapping[str, str],
-    changed: list[str],
-) -> tuple[ActionResult, dict[str, str]] | None:
-    """(previous result, node id -> reason for each node that must re-run), or None when the
-    change cannot be judged per node (file-level behaviour applies)."""
-    if not changed or any(not _is_file_input(name) for name in changed):
-        return None
-    previous = cache.get_action(previous_hex, count=False)
-    if previous is None or previous.trace is None or not previous.tests:
-        return None
-    if any("::" not in t.node_id for t in previous.tests):
-        return None  # a collection error stands for the whole file
-    trace = previous.trace
-    whole: str | None = None
-    hit: dict[int, str] = {}  # function index -> reason
-    data: dict[str, str] = {}  # changed non-Python file -> reason
-    sources: dict[str, str] = {}  # changed .py with function-level changes -> reason for readers
-    memoised: dict[str, str] = {}  # bare name of a changed memoised function -> where, in words
-    constants: dict[str, str] = {}  # module-level name whose inert assignment changed -> where
-    by_path: dict[str, list[tuple[int, str]]] = {}
-    for index, name in enumerate(trace.functions):
-        path, _, qualname = name.partition("::")
-        by_path.setdefault(path, []).append((index, qualname))
-    for name in changed:
-        old, new = old_inputs.get(name), new_inputs.get(name)
-        if os.path.isabs(name):  # code or a program outside the workspace: not traced per node
-            whole = f"{name} (outside the workspace) changed"
-            break
-        if not name.endswith(".py"):
-            if reader := _module_reading(graph, name):
-                # read by a module's code, which may keep it (a lazily loaded table): tests that
-                # only get it from there never read it themselves
-                whole = f"{reader} read {name}, changed"
-                break
-            data[name] = f"read {name}, changed"
-            continue
-        if old in (None, ABSENT) or new in (None, ABSENT):
-            whole = f"{name} {'appeared' if old in (None, ABSENT) else 'was deleted'}"
-            break
-        before = fps.get(old)
-        after = fps.of_file(graph.root / name, new)
-        if before is None or after is None:
-            whole = f"inputs changed: {name} (no fingerprint of the previous version)"
-            break
-        delta = diff(before, after)
-        if delta.module_changed and delta.module_names is None:
-            whole = (
-                f"imports {dotted(name, '<module>')}, whose module-level code changed at "
-                f"{name}:{delta.module_line}"
-            )
-            break
-        for constant in delta.module_names or ():
-            constants[constant] = f"{dotted(name, constant)}, changed at {name}"
-        if delta.empty:
-            continue  # comments, formatting
-        sources[name] = f"read {name}, changed"
-        gone = delta.functions
-        for index, qualname in by_path.get(name, ()):
-            if qualname in gone:
-                hit[index] = f"executed {_changed_function(name, qualname, delta)}"
-        for qualname in gone & {*before.memoised, *after.memoised}:
-            memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta)
-    if whole is None and memoised:
-        whole = _memo_readers(graph, fps, by_path, old_inputs, new_inputs, memoised, hit)
-    if whole is None and constants:
-        whole = _memo_readers(
-            graph, fps, by_path, old_inputs, new_inputs, constants, hit, constants=True
-        )
-    if whole is None:
-        for index in trace.import_time:
-            if index in hit:
-                whole = f"{hit[index]} (ran at import or collection time)"
-                break
-    if whole is None:
-        read_by_nodes = {p for t in previous.tests for p in t.reads}
-        for path in data:
-            if path not in read_by_nodes:
-                whole = f"read {path} outside any test (collection or import), changed"
-                break
-    if whole is not None:
-        return previous, {t.node_id: whole for t in previous.tests}
-    reasons: dict[str, str] = {}
-    for t in previous.tests:
-        if t.outcome in FAILING:
-            reasons[t.node_id] = "failed last time"
-        elif t.executed is None:
-            reasons[t.node_id] = "has no execution record"
-        elif found := next((hit[i] for i in t.executed if i in hit), None):
-            reasons[t.node_id] = found
-        elif read := next((p for p in t.reads if p in data or p in sources), None):
-            reasons[t.node_id] = data.get(read) or sources[read]
-    return previous, reasons
-
-
-def _module_reading(graph: BuildGraph, path: str) -> str | None:
-    """A workspace module (not a test file) whose code was recorded reading `path`."""
-    for source in sorted(graph.rdeps.get(path, ())):
-        if source in graph.py and source not in graph.tests:
-            edge = graph.deps.get(source, {}).get(path)
-            if edge is not None and edge.kind == "recorded":
-                return source
-    return None
-
-
-def _changed_function(path: str, qualname: str, delta: FingerprintDiff) -> str:
-    """``pkg.mod.f, changed at pkg/mod.py:12`` (or ``deleted from pkg/mod.py``)."""
-    if qualname in delta.deleted:
-        return f"{dotted(path, qualname)}, deleted from {path}"
-    return f"{dotted(path, qualname)}, changed at {path}:{delta.lines[qualname]}"
-
-
-def _memo_readers(
-    graph: BuildGraph,
-    fps: FingerprintStore,
-    by_path: Mapping[str, list[tuple[int, str]]],
-    old_inputs: Mapping[str, str],
-    new_inputs: Mapping[str, str],
-    memoised: Mapping[str, str],
-    hit: dict[int, str],
-    *,
-    constants: bool = False,
-) -> str | None:
-    """Marks in `hit` every recorded function whose code (as the tests executed it) names a
-    changed memoised function: a test may have been served from the cache without executing
-    it. Returns a reason for every node instead when module-level code names one (it may hand
-    the function to anyone) or a file's previous fingerprints are unknown.
-
-    ``constants``: the names are module-level names whose inert assignment changed. Only code
-    that reads them sees the change: the functions that name them, or every importer when
-    module-level code reads one (``from m import X``, ``Y = X + 1``, a class body) or when any
-    input can reach names without naming them (``globals()``, ``import *``...)."""
-    names = set(memoised)
-    kind = "the changed" if constants else "the memoised"
-    all_paths = by_path if not constants else {**{p: [] for p in old_inputs}, **by_path}
-    for path, entries in all_paths.items():
-        if not path.endswith(".py") or os.path.isabs(path) or not _is_file_input(path):
-            continue
-        digest = old_inputs.get(path)
-        if digest is None:
-            continue  # not an input of this test file: none of its tests ran it
-        before = fps.get(digest) if digest != ABSENT else None
-        if before is None and digest != ABSENT and digest == new_inputs.get(path):
-            before = fps.of_file(graph.root / path, digest)
-        if constants and digest == ABSENT:
-            continue  # did not exist when the tests ran: none of them read it
-        if before is None or before.parse_error:
-            changed = next(iter(memoised.values()))
-            if constants:
-                return f"{changed} and the code of {path} is unknown"
-            return f"a memoised function changed ({changed}) and the code of {path} is unknown"
-        if constants and before.escapes:
-            changed = next(iter(memoised.values()))
-            return f"{changed}, and {path} may read names it does not spell out"
-        module_names = before.module_loads if constants else before.module_refs
-        if found := names.intersection(module_names):
-            module = dotted(path, "<module>")
-            memo = memoised[min(found)]
-            return f"imports {module}, whose module-level code names {kind} {memo}"
-        for index, qualname in entries:
-            if index in hit or qualname not in before.functions:
-                continue  # module-level code and class bodies: `module_refs` covered them
-            if found := names.intersection(before.refs.get(qualname, names)):  # (unknown: hit)
-                name = min(found)
-                verb = "reads" if constants else "calls"
-                where = f"{kind} {memoised[name]}"
-                hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
-    return None
 
 
 def last_result(cache: Cache, last: LastKeys, target: str) -> ActionResult | None:
@@ -892,7 +704,7 @@ def store_results(
         name
         for key in post.values()
         for name, digest in key.inputs.items()
-        if _is_file_input(name) and digests.fresh(name) != (None if digest == "absent" else digest)
+        if is_file_input(name) and digests.fresh(name) != (None if digest == "absent" else digest)
     }
     if changed_during_run:
         log.warning(
@@ -1014,7 +826,7 @@ def _remember_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
     done: set[str] = set()
     for key in keys:
         for name, digest in key.inputs.items():
-            if digest in done or not name.endswith(".py") or not _is_file_input(name):
+            if digest in done or not name.endswith(".py") or not is_file_input(name):
                 continue
             done.add(digest)
             if digest != ABSENT and not fps.has(digest):

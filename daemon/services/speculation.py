@@ -699,7 +699,7 @@ class SpeculationService:
 def executed_of(files: Iterable[PlannedFile]) -> dict[str, int]:
     """Test node -> 1 if its last execution record ran a changed function, 0 if its record did
     not; nodes without a usable record are absent (the `executed_change` feature). Taken from
-    the node-level plan (`testing._node_level`), which already diffed the records."""
+    the node-level plan (`node_level.node_reasons`), which already diffed the records."""
     out: dict[str, int] = {}
     for f in files:
         for node, why in f.node_reasons.items():

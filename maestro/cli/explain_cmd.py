@@ -116,7 +116,7 @@ def _opaque_of(result: ActionResult | None, node: str) -> list[str]:
 
 
 def _node_record(result: ActionResult, node: str) -> dict[str, Any]:
-    from maestro.engine.testing import dotted
+    from maestro.engine.node_level import dotted
 
     for t in result.tests:
         if t.node_id == node:

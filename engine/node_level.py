@@ -1,0 +1,209 @@
+"""Node-level selection: which tests of a file re-run after a change.
+
+A stored result carries, per test node, the functions it executed (`ActionResult.trace`). When a
+file's key misses only because workspace files changed, the previous result and the AST
+fingerprints of both versions of each changed file decide per node (`node_reasons`); anything it
+cannot judge per node returns None and the file runs as a whole (see engine/testing.py).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from maestro.cache.action import ActionResult
+from maestro.cache.keys import ABSENT
+from maestro.cache.store import Cache
+from maestro.graph.build import BuildGraph
+from maestro.graph.fingerprints import FingerprintDiff, FingerprintStore, diff
+
+FAILING = ("failed", "error")
+"""The outcomes that fail a test (and re-run it next time)."""
+
+
+def is_file_input(name: str) -> bool:
+    """An input that is a file (not the interpreter, an env var, a distribution, a target or a
+    config section)."""
+    return not name.startswith(("@", "env:", "dist:", "//")) and "#" not in name
+
+
+def dotted(path: str, qualname: str) -> str:
+    """``src/flask/config.py`` + ``Config.from_file`` -> ``flask.config.Config.from_file``."""
+    module = path.removesuffix(".py").removesuffix("/__init__")
+    module = module.removeprefix("src/").replace("/", ".")
+    return module if qualname == "<module>" else f"{module}.{qualname}"
+
+
+def node_reasons(
+    graph: BuildGraph,
+    cache: Cache,
+    fps: FingerprintStore,
+    previous_hex: str,
+    old_inputs: Mapping[str, str],
+    new_inputs: Mapping[str, str],
+    changed: list[str],
+) -> tuple[ActionResult, dict[str, str]] | None:
+    """(previous result, node id -> reason for each node that must re-run), or None when the
+    change cannot be judged per node (file-level behaviour applies)."""
+    if not changed or any(not is_file_input(name) for name in changed):
+        return None
+    previous = cache.get_action(previous_hex, count=False)
+    if previous is None or previous.trace is None or not previous.tests:
+        return None
+    if any("::" not in t.node_id for t in previous.tests):
+        return None  # a collection error stands for the whole file
+    trace = previous.trace
+    whole: str | None = None
+    hit: dict[int, str] = {}  # function index -> reason
+    data: dict[str, str] = {}  # changed non-Python file -> reason
+    sources: dict[str, str] = {}  # changed .py with function-level changes -> reason for readers
+    memoised: dict[str, str] = {}  # bare name of a changed memoised function -> where, in words
+    constants: dict[str, str] = {}  # module-level name whose inert assignment changed -> where
+    by_path: dict[str, list[tuple[int, str]]] = {}
+    for index, name in enumerate(trace.functions):
+        path, _, qualname = name.partition("::")
+        by_path.setdefault(path, []).append((index, qualname))
+    for name in changed:
+        old, new = old_inputs.get(name), new_inputs.get(name)
+        if os.path.isabs(name):  # code or a program outside the workspace: not traced per node
+            whole = f"{name} (outside the workspace) changed"
+            break
+        if not name.endswith(".py"):
+            if reader := _module_reading(graph, name):
+                # read by a module's code, which may keep it (a lazily loaded table): tests that
+                # only get it from there never read it themselves
+                whole = f"{reader} read {name}, changed"
+                break
+            data[name] = f"read {name}, changed"
+            continue
+        if old in (None, ABSENT) or new in (None, ABSENT):
+            whole = f"{name} {'appeared' if old in (None, ABSENT) else 'was deleted'}"
+            break
+        before = fps.get(old)
+        after = fps.of_file(graph.root / name, new)
+        if before is None or after is None:
+            whole = f"inputs changed: {name} (no fingerprint of the previous version)"
+            break
+        delta = diff(before, after)
+        if delta.module_changed and delta.module_names is None:
+            whole = (
+                f"imports {dotted(name, '<module>')}, whose module-level code changed at "
+                f"{name}:{delta.module_line}"
+            )
+            break
+        for constant in delta.module_names or ():
+            constants[constant] = f"{dotted(name, constant)}, changed at {name}"
+        if delta.empty:
+            continue  # comments, formatting
+        sources[name] = f"read {name}, changed"
+        gone = delta.functions
+        for index, qualname in by_path.get(name, ()):
+            if qualname in gone:
+                hit[index] = f"executed {_changed_function(name, qualname, delta)}"
+        for qualname in gone & {*before.memoised, *after.memoised}:
+            memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta)
+    if whole is None and memoised:
+        whole = _memo_readers(graph, fps, by_path, old_inputs, new_inputs, memoised, hit)
+    if whole is None and constants:
+        whole = _memo_readers(
+            graph, fps, by_path, old_inputs, new_inputs, constants, hit, constants=True
+        )
+    if whole is None:
+        for index in trace.import_time:
+            if index in hit:
+                whole = f"{hit[index]} (ran at import or collection time)"
+                break
+    if whole is None:
+        read_by_nodes = {p for t in previous.tests for p in t.reads}
+        for path in data:
+            if path not in read_by_nodes:
+                whole = f"read {path} outside any test (collection or import), changed"
+                break
+    if whole is not None:
+        return previous, {t.node_id: whole for t in previous.tests}
+    reasons: dict[str, str] = {}
+    for t in previous.tests:
+        if t.outcome in FAILING:
+            reasons[t.node_id] = "failed last time"
+        elif t.executed is None:
+            reasons[t.node_id] = "has no execution record"
+        elif found := next((hit[i] for i in t.executed if i in hit), None):
+            reasons[t.node_id] = found
+        elif read := next((p for p in t.reads if p in data or p in sources), None):
+            reasons[t.node_id] = data.get(read) or sources[read]
+    return previous, reasons
+
+
+def _module_reading(graph: BuildGraph, path: str) -> str | None:
+    """A workspace module (not a test file) whose code was recorded reading `path`."""
+    for source in sorted(graph.rdeps.get(path, ())):
+        if source in graph.py and source not in graph.tests:
+            edge = graph.deps.get(source, {}).get(path)
+            if edge is not None and edge.kind == "recorded":
+                return source
+    return None
+
+
+def _changed_function(path: str, qualname: str, delta: FingerprintDiff) -> str:
+    """``pkg.mod.f, changed at pkg/mod.py:12`` (or ``deleted from pkg/mod.py``)."""
+    if qualname in delta.deleted:
+        return f"{dotted(path, qualname)}, deleted from {path}"
+    return f"{dotted(path, qualname)}, changed at {path}:{delta.lines[qualname]}"
+
+
+def _memo_readers(
+    graph: BuildGraph,
+    fps: FingerprintStore,
+    by_path: Mapping[str, list[tuple[int, str]]],
+    old_inputs: Mapping[str, str],
+    new_inputs: Mapping[str, str],
+    memoised: Mapping[str, str],
+    hit: dict[int, str],
+    *,
+    constants: bool = False,
+) -> str | None:
+    """Marks in `hit` every recorded function whose code (as the tests executed it) names a
+    changed memoised function: a test may have been served from the cache without executing
+    it. Returns a reason for every node instead when module-level code names one (it may hand
+    the function to anyone) or a file's previous fingerprints are unknown.
+
+    ``constants``: the names are module-level names whose inert assignment changed. Only code
+    that reads them sees the change: the functions that name them, or every importer when
+    module-level code reads one (``from m import X``, ``Y = X + 1``, a class body) or when any
+    input can reach names without naming them (``globals()``, ``import *``...)."""
+    names = set(memoised)
+    kind = "the changed" if constants else "the memoised"
+    all_paths = by_path if not constants else {**{p: [] for p in old_inputs}, **by_path}
+    for path, entries in all_paths.items():
+        if not path.endswith(".py") or os.path.isabs(path) or not is_file_input(path):
+            continue
+        digest = old_inputs.get(path)
+        if digest is None:
+            continue  # not an input of this test file: none of its tests ran it
+        before = fps.get(digest) if digest != ABSENT else None
+        if before is None and digest != ABSENT and digest == new_inputs.get(path):
+            before = fps.of_file(graph.root / path, digest)
+        if constants and digest == ABSENT:
+            continue  # did not exist when the tests ran: none of them read it
+        if before is None or before.parse_error:
+            changed = next(iter(memoised.values()))
+            if constants:
+                return f"{changed} and the code of {path} is unknown"
+            return f"a memoised function changed ({changed}) and the code of {path} is unknown"
+        if constants and before.escapes:
+            changed = next(iter(memoised.values()))
+            return f"{changed}, and {path} may read names it does not spell out"
+        module_names = before.module_loads if constants else before.module_refs
+        if found := names.intersection(module_names):
+            module = dotted(path, "<module>")
+            memo = memoised[min(found)]
+            return f"imports {module}, whose module-level code names {kind} {memo}"
+        for index, qualname in entries:
+            if index in hit or qualname not in before.functions:
+                continue  # module-level code and class bodies: `module_refs` covered them
+            if found := names.intersection(before.refs.get(qualname, names)):  # (unknown: hit)
+                name = min(found)
+                verb = "reads" if constants else "calls"
+                where = f"{kind} {memoised[name]}"
+                hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
+    return None
