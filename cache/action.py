@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 import maestro
 from maestro.errors import CacheError
+from maestro.redaction import Redacted
 
 from .digest import Digest
 
@@ -43,7 +44,8 @@ class TestOutcome(_Model):
     duration_s: float = Field(default=0.0, ge=0)
     path: str | None = None
     line: int | None = Field(default=None, ge=0)
-    message: str | None = None
+    message: Redacted | None = None
+    """What the test failed or skipped with, redacted (only a Redactor makes this type)."""
     flaky: bool = False
     executed: list[int] | None = None
     """Indices into ``ActionResult.trace.functions`` of what this node ran; None = no record."""

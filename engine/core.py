@@ -9,6 +9,7 @@ store, which the engine must not close.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,6 +90,8 @@ class Engine:
             summarise,
             trace_env,
         )
+        from maestro.redaction import Redactor
+        from maestro.redaction import preload as preload_redaction
 
         outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
         promote(self.cache, planned)
@@ -109,6 +112,7 @@ class Engine:
             fingerprinted = asyncio.ensure_future(
                 asyncio.to_thread(prefetch_fingerprints, planned, [f.key for f in to_run])
             )
+            detectors = asyncio.ensure_future(asyncio.to_thread(preload_redaction))
             report = await run_pytest(
                 self.graph.root,
                 self.interpreter,
@@ -122,7 +126,12 @@ class Engine:
                 deselect=[n for f in to_run for n in f.deselect],
             )
             await fingerprinted
-            outcomes += store_results(self.graph, self.cache, planned, to_run, report, started)
+            await detectors
+            # the secrets of the environment the tests ran in, and of this process's
+            redactor = Redactor.from_environ({**os.environ, **(environ or {})})
+            outcomes += store_results(
+                self.graph, self.cache, planned, to_run, report, started, redactor
+            )
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
         return summarise(outcomes, report)

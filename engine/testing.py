@@ -73,6 +73,7 @@ from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.fingerprints import FingerprintStore, diff
 from maestro.paths import workspace_state_dir
+from maestro.redaction import Redactor
 from maestro.wire import PlannedFileInfo, RunCounts, RunFileResult, RunTestsResult
 
 log = logging.getLogger(__name__)
@@ -528,7 +529,7 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def _outcome(result: TestResult, flaky: bool) -> TestOutcome:
+def _outcome(result: TestResult, flaky: bool, redactor: Redactor) -> TestOutcome:
     path = line = None
     if result.raised_at is not None:
         path, line = result.raised_at.path, result.raised_at.line
@@ -540,12 +541,14 @@ def _outcome(result: TestResult, flaky: bool) -> TestOutcome:
         duration_s=result.duration_s,
         path=path,
         line=line,
-        message=result.message,
+        message=redactor.redact_optional(result.message),
         flaky=flaky,
     )
 
 
-def _text(results: Sequence[TestResult], stream: Literal["stdout", "stderr"]) -> bytes:
+def _text(
+    results: Sequence[TestResult], stream: Literal["stdout", "stderr"], redactor: Redactor
+) -> bytes:
     """pytest-like per-file text: failure reports (stdout) and captured output per test."""
     parts: list[str] = []
     for r in results:
@@ -554,7 +557,7 @@ def _text(results: Sequence[TestResult], stream: Literal["stdout", "stderr"]) ->
         captured = r.stdout if stream == "stdout" else r.stderr
         if captured:
             parts.append(f"{'-' * 10} Captured {stream} {r.nodeid} {'-' * 10}\n{captured}")
-    return "".join(parts).encode()
+    return redactor.redact("".join(parts)).encode()
 
 
 def _file_results(report: RunReport) -> dict[str, list[TestResult]]:
@@ -584,6 +587,7 @@ def _build_result(
     inputs: dict[str, str],
     dynamic: list[str],
     pending: list[bytes],
+    redactor: Redactor,
 ) -> ActionResult:
     previous = {t.node_id: t for t in planned.cached.tests} if planned.cached else {}
     traced = report.session_trace is not None
@@ -597,7 +601,7 @@ def _build_result(
     for r in results:
         before = previous.get(r.nodeid)
         flipped = before is not None and (before.outcome in FAILING) != (r.outcome in FAILING)
-        outcome = _outcome(r, flaky=flipped or (before is not None and before.flaky))
+        outcome = _outcome(r, flipped or (before is not None and before.flaky), redactor)
         trace = report.traces.get(r.nodeid)
         if traced and trace is not None:
             ran = indices(f"{p}::{q}" for p, qs in trace.functions.items() for q in qs)
@@ -638,19 +642,17 @@ def _build_result(
             tests.append(
                 TestOutcome(
                     node_id=planned.target, outcome="error", path=planned.target,
-                    message=f"collection failed: {err.message}",
+                    message=redactor.redact(f"collection failed: {err.message}"),
                 )
             )  # fmt: skip
     failing = any(t.outcome in FAILING for t in tests)
     exit_code = 1 if failing else (0 if tests else 5)
-    stdout_blob = (
-        _text(results, "stdout")
-        + "".join(
-            f"{'_' * 20} ERROR collecting {e.path} {'_' * 20}\n{e.longrepr}\n"
-            for e in report.collection_errors
-            if _file_of(e.path) == planned.target
-        ).encode()
+    collection = "".join(
+        f"{'_' * 20} ERROR collecting {e.path} {'_' * 20}\n{e.longrepr}\n"
+        for e in report.collection_errors
+        if _file_of(e.path) == planned.target
     )
+    stdout_blob = _text(results, "stdout", redactor) + redactor.redact(collection).encode()
     draft = ActionResult(
         exit_code=exit_code,
         tests=tests,
@@ -658,7 +660,7 @@ def _build_result(
         provenance=Provenance.current(),
     )
     junit_xml = junit.render([(draft, False)], name=planned.target)
-    blobs = [stdout_blob, _text(results, "stderr"), junit_xml]
+    blobs = [stdout_blob, _text(results, "stderr", redactor), junit_xml]
     pending.extend(blobs)  # stored with the run's other blobs, in one transaction
     stdout_d, stderr_d, junit_d = (digest_bytes(b) for b in blobs)
     wall = sum(t.duration_s for t in tests)
@@ -683,7 +685,10 @@ def store_results(
     to_run: list[PlannedFile],
     report: RunReport,
     started: datetime,
+    redactor: Redactor,
 ) -> list[FileOutcome]:
+    """Store each run file's result. Everything the tests printed, raised or failed with goes
+    through ``redactor`` first: the cache is what a team cache uploads."""
     by_file = _file_results(report)
     learn(graph, report)
     with contextlib.suppress(OSError):
@@ -724,7 +729,7 @@ def store_results(
         key = post[f.target]
         result = _build_result(
             f, results, report, started, share, key.inputs,
-            list(graph.index.dynamic.get(f.target, [])), blobs,
+            list(graph.index.dynamic.get(f.target, [])), blobs, redactor,
         )  # fmt: skip
         if f.deselect or changed_during_run & key.inputs.keys():
             # a predictive run's deselected tests have no result for these inputs

@@ -212,6 +212,12 @@ class Redactor:
             yield Finding(self._known[m.group()], m.start(), m.end())
 
 
+def preload() -> None:
+    """Import and compile the detectors now (e.g. in a thread while pytest runs), so the first
+    redaction after a run does not wait for them."""
+    _detector_patterns()
+
+
 def _find_structural(text: str) -> list[Finding]:
     found = [Finding("private-key", m.start(), m.end()) for m in _PEM.finditer(text)]
     found += [
