@@ -43,7 +43,8 @@ def test_editor_can_turn_off_what_the_workspace_turns_on(
 ) -> None:
     setup(daemon_env, monkeypatch, speculate=True)
     with SyncDaemonClient(daemon_env.root, start=False) as editor:
-        assert spec(editor).enabled
+        # the daemon reads the workspace's speculation settings while it starts up
+        wait_for(lambda: spec(editor).enabled, what="the workspace's speculation on")
         applied = editor.call(wire.CONFIGURE, wire.ClientSettings(speculation=False))
         assert applied.speculation is False
         assert not spec(editor).enabled and spec(editor).state == "off"
