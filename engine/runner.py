@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import fcntl
 import fnmatch
+import functools
 import json
 import logging
 import os
@@ -43,7 +44,7 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, Any, ParamSpec, TypeVar
 
 from maestro.engine.events import (
     Collected,
@@ -413,6 +414,7 @@ async def _run_pytest(
 
 
 _T = TypeVar("_T")
+_P = ParamSpec("_P")
 
 
 def run_sync(main: Coroutine[Any, Any, _T]) -> _T:
@@ -428,34 +430,20 @@ def run_sync(main: Coroutine[Any, Any, _T]) -> _T:
     return box[0]
 
 
-def run_pytest_sync(
-    root: Path,
-    interpreter: Interpreter,
-    args: Sequence[str] = (),
-    *,
-    on_event: EventCallback | None = None,
-    junit_xml: Path | None = None,
-    env_allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
-    extra_env: Mapping[str, str] | None = None,
-    grace_s: float = DEFAULT_GRACE_S,
-    test_scores: Mapping[str, float] | None = None,
-    deselect: Sequence[str] = (),
-) -> RunReport:
-    """``run_pytest`` for synchronous callers (the CLI); Ctrl-C terminates the child group."""
-    return run_sync(
-        run_pytest(
-            root,
-            interpreter,
-            args,
-            on_event=on_event,
-            junit_xml=junit_xml,
-            env_allowlist=env_allowlist,
-            extra_env=extra_env,
-            grace_s=grace_s,
-            test_scores=test_scores,
-            deselect=deselect,
-        )
-    )
+def synchronous(
+    main: Callable[_P, Coroutine[Any, Any, _T]],
+) -> Callable[_P, _T]:
+    """``main`` for synchronous callers: the same parameters, run to completion with
+    :func:`run_sync` (Ctrl-C terminates a pytest child group as in the async form)."""
+
+    @functools.wraps(main)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return run_sync(main(*args, **kwargs))
+
+    return call
+
+
+run_pytest_sync = synchronous(run_pytest)
 
 
 class _Child:
