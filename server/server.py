@@ -117,8 +117,9 @@ class MaestroServer(LanguageServer):
     def root_of(self, path: Path, *, directory: bool = False) -> Path:
         """The innermost workspace folder holding ``path``; without folders (a lone file opened),
         its project. Anything else is refused: a daemon watches and indexes its whole root, so
-        one for ``/etc`` or ``/`` would be a runaway process the user never asked for."""
-        path = path.parent.resolve() / path.name if directory else path.resolve()
+        one for ``/etc`` or ``/`` would be a runaway process the user never asked for.
+        ``directory``: ``path`` names a folder (a root), not a document in one."""
+        path = path.resolve()
         folders = self.folders()
         best: Path | None = None
         for root in folders:
@@ -135,7 +136,7 @@ class MaestroServer(LanguageServer):
             )
         from maestro.workspace import MARKERS, find_root
 
-        root = find_root(path.parent)
+        root = find_root(path if directory else path.parent)
         if not any((root / m).exists() for m in MARKERS) or root in (Path("/"), Path.home()):
             raise OutsideWorkspaceError(
                 f"{path} is in no project (no pyproject.toml, setup.py or .git above it)",
@@ -155,7 +156,7 @@ class MaestroServer(LanguageServer):
         a root that is not one of the workspace folders (or inside one) is refused."""
         if root:
             path = uri_to_path(root) if root.startswith("file:") else Path(root)
-            return self.ws(self.root_of(path / "_", directory=True))
+            return self.ws(self.root_of(path, directory=True))
         folders = self.folders()
         if not folders:
             raise UnknownTargetError("no workspace folder is open", hint="pass a document or root")
