@@ -165,13 +165,27 @@ def generate_ts(defs: Definitions) -> str:
             out += [f"export type {name} = {_ts_alias(schema)};", ""]
             continue
         required = set(schema.get("required", []))
-        out.append(f"export interface {name} {{")
+        base = _base_of(name, defs)
+        inherited: dict[str, Schema] = defs.schemas[base]["properties"] if base else {}
+        out.append(f"export interface {name}{f' extends {base}' if base else ''} {{")
         for key, prop in props.items():
+            if inherited.get(key) == prop:  # declared by the base interface
+                continue
             out += _doc(prop.get("description"), "  ")
             optional = "" if key in required else "?"
             out.append(f"  {key}{optional}: {ts_type(prop)};")
         out += ["}", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _base_of(name: str, defs: Definitions) -> str | None:
+    """The protocol type ``name`` extends in methods.py (a TypedDict subclass), if generated."""
+    kind = getattr(methods, name, None)
+    for base in getattr(kind, "__orig_bases__", ()):
+        found = getattr(base, "__name__", None)
+        if found in defs.schemas and found != name:
+            return str(found)
+    return None
 
 
 def _ts_alias(schema: Schema) -> str:

@@ -447,31 +447,7 @@ export interface FileResult {
   tests: TestResult[];
 }
 
-export interface RunResult {
-  /** null: nothing was impacted, no run */
-  runId: string | null;
-  root: string;
-  kind: "node" | "file" | "impacted" | "all" | "explorer";
-  label: string;
-  done?: number;
-  total?: number | null;
-  elapsedS?: number;
-  message?: string;
-  cancelled: boolean;
-  error: ErrorInfo | null;
-  exitCode?: number;
-  passed?: number;
-  failed?: number;
-  errors?: number;
-  skipped?: number;
-  xfailed?: number;
-  xpassed?: number;
-  flaky?: number;
-  ranFiles?: number;
-  cachedFiles?: number;
-  notRunFiles?: number;
-  timeSavedS?: number;
-  wallS?: number;
+export interface RunResult extends RunSummary {
   files?: FileResult[];
 }
 
