@@ -84,6 +84,15 @@ from bench.common import (
 )
 
 WORK = BENCH_DIR / "fidelity"
+DEFAULT_PYTHON = "python3.11"
+
+
+def work_dir(python: str) -> Path:
+    """Trees, venvs and logs of one interpreter: venvs are made once, so another --python needs
+    its own trees (the default keeps the top folder)."""
+    return WORK if python == DEFAULT_PYTHON else WORK / Path(python).name.replace("python", "py")
+
+
 SECTION = "Fidelity: maestro test vs plain pytest, node for node (bench/bench_fidelity.py)"
 PYTEST = "pytest>=8,<9"
 TESTMON = "pytest-testmon>=2.1"
@@ -293,7 +302,8 @@ def prepare(spec: Spec, python: str, timeout: float) -> Path:
         src = fetch_sdist(spec.name, f"=={spec.version}")
     except FetchError as exc:
         raise Skip(str(exc)) from exc
-    tree = WORK / src.name
+    work = work_dir(python)
+    tree = work / src.name
     git = ["git", "-C", str(tree), "-c", "user.name=bench", "-c", "user.email=bench@localhost"]
     if not (tree / ".venv" / ".bench-ready").exists():
         shutil.rmtree(tree, ignore_errors=True)
@@ -304,7 +314,7 @@ def prepare(spec: Spec, python: str, timeout: float) -> Path:
             raise Skip(f"{python} -m venv failed: {made.out.strip()[-300:]}")
         pip = [str(tree / ".venv/bin/python"), "-m", "pip", "install", "-q"]
         pip += ["--disable-pip-version-check", "-e", ".", *spec.deps, TESTMON]
-        got = run(pip, tree, env, timeout, WORK / f"install-{spec.name}.log")
+        got = run(pip, tree, env, timeout, work / f"install-{spec.name}.log")
         if got.code != 0 or got.timed_out:
             raise Skip(f"pip install failed ({got.code}): {got.out.strip()[-300:]}")
         # (installed before `git init`: setuptools-scm/hatch-vcs read PKG-INFO, not an empty repo)
@@ -660,7 +670,7 @@ class Bench:
 
     def __init__(self, spec: Spec, tree: Path, timeout: float) -> None:
         self.spec, self.tree, self.timeout = spec, tree, timeout
-        self.out = WORK / "out" / spec.name
+        self.out = tree.parent / "out" / spec.name
         shutil.rmtree(self.out, ignore_errors=True)
         self.out.mkdir(parents=True)
         venv = tree / ".venv"
@@ -1009,12 +1019,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--projects", default=",".join(names), help="comma-separated")
     parser.add_argument("--mutants", type=int, default=10, help="mutants per project")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--python", default="python3.11", help="makes the project venvs")
+    parser.add_argument("--python", default=DEFAULT_PYTHON, help="makes the project venvs")
     parser.add_argument("--timeout-s", type=float, default=1200.0, help="per command")
     parser.add_argument("--no-write", action="store_true", help="leave docs/BENCHMARKS.md alone")
     parser.add_argument("--jobs", type=int, default=1, help="projects benched at once")
-    parser.add_argument("--results", type=Path, default=WORK / "results.json", help="JSON out")
+    parser.add_argument("--results", type=Path, default=None, help="JSON out")
     ns = parser.parse_args(argv)
+    ns.results = ns.results or work_dir(ns.python) / "results.json"
     wanted = [p.strip() for p in ns.projects.split(",") if p.strip()]
     unknown = set(wanted) - set(names)
     if unknown:
@@ -1047,17 +1058,26 @@ def main(argv: list[str] | None = None) -> None:
     if ns.no_write or not full:
         return
     command = f".venv/bin/python -m bench.bench_fidelity --mutants {ns.mutants}"
+    command += f" --python {ns.python}" if ns.python != DEFAULT_PYTHON else ""
     command += f" --jobs {ns.jobs}" if ns.jobs > 1 else ""
     if ns.seed != 7:
         command += f" --seed {ns.seed}"
     if ns.timeout_s != 1200.0:
         command += f" --timeout-s {ns.timeout_s:g}"
-    write_section(SECTION, preamble(command, took) + "\n\n" + body)
+    title = SECTION if ns.python == DEFAULT_PYTHON else f"{SECTION}, on {ns.python}"
+    write_section(title, preamble(command, took, _venv_python(ns.python)) + "\n\n" + body)
 
 
-def preamble(command: str, took: float) -> str:
+def _venv_python(python: str) -> str:
+    """The version the projects' venvs run (the harness's own may differ)."""
+    got = subprocess.run([python, "--version"], capture_output=True, text=True, check=False)
+    return (got.stdout or got.stderr).strip() or python
+
+
+def preamble(command: str, took: float, project_python: str) -> str:
     return (
-        f"{today()}, {machine()}, maestro at {git_rev('cache', 'daemon', 'graph', 'maestro')}; "
+        f"{today()}, {machine()}, projects' venvs on {project_python}, "
+        f"maestro at {git_rev('cache', 'daemon', 'graph', 'maestro')}; "
         f"the bench took {took / 60:.0f} min. Reproduce: `{command}`\n\n"
         "Per project: plain pytest twice on the pristine tree (nodes whose outcome differs are "
         "flaky and left out), `maestro test` on an empty cache (first run) and again (no-change "
