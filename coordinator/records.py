@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import struct
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from maestro.errors import CoordinatorError
 
 from .models import RESERVED_TENANTS, TENANT_RE, Role
+from .tenancy import TenantPolicy, changed_policy
 
 _AC_HEAD = struct.Struct("<2sB32sI")
 _REF = struct.Struct("<32sQ")
@@ -53,6 +55,8 @@ class TenantRecord(_Record):
     created_at: datetime
     raw_ac: bool = False
     quota_bytes: int | None = None
+    policy: TenantPolicy | None = None
+    """Priority, rates and shares set by an operator; None: the configured default."""
 
     @property
     def prefix(self) -> bytes:
@@ -66,6 +70,9 @@ class TenantUpdate:
     raw_ac: bool | None = None
     quota_bytes: int | None = None
     clear_quota: bool = False
+    policy_changes: Mapping[str, Any] | None = None
+    """Fields of TenantPolicy to change (applied to the stored policy, atomically)."""
+    clear_policy: bool = False
 
     def apply(self, record: TenantRecord) -> TenantRecord:
         changes: dict[str, Any] = {}
@@ -73,6 +80,11 @@ class TenantUpdate:
             changes["raw_ac"] = self.raw_ac
         if self.quota_bytes is not None or self.clear_quota:
             changes["quota_bytes"] = None if self.clear_quota else self.quota_bytes
+        if self.clear_policy:
+            changes["policy"] = None
+        if self.policy_changes:
+            base = None if self.clear_policy else record.policy
+            changes["policy"] = changed_policy(base, self.policy_changes)
         return record.model_copy(update=changes)
 
 

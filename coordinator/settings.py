@@ -25,6 +25,8 @@ from pydantic import (
 
 from maestro.errors import ConfigError, MaestroError
 
+from .tenancy import DEFAULT_SHARES, PRIORITY_CLASSES, TenantPolicies, TenantPolicy
+
 ENV_PREFIX = "MAESTRO_COORDINATOR_"
 MAX_TOKEN_TTL_S = 900
 """Tokens live at most 15 minutes: a leaked token is worth little, revocation is checked anyway."""
@@ -122,6 +124,46 @@ class Settings(BaseModel):
     WebDAV PUT server such as nginx)."""
     blob_upstream_timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
+    # -- tenancy, admission, rate limits (docs/coordinator.md#fairness-and-limits) ------------
+    tenants: TenantPolicies = Field(default_factory=dict)
+    """Per-tenant policies by name ([tenants.NAME] tables); a policy stored with
+    `maestro coordinator tenant set` takes precedence."""
+    default_tenant_policy: TenantPolicy = Field(default_factory=TenantPolicy)
+    fairness: bool = True
+    """Priority levels and fair per-tenant queues in front of the cache routes; false serves
+    every request at once, in arrival order (for A/B benchmarks)."""
+    concurrency: int = Field(default=48, ge=4, le=100_000)
+    """Requests served at once by one replica, split between the priority levels by share."""
+    priority_shares: Annotated[dict[str, int], BeforeValidator(_pairs)] = Field(
+        default_factory=lambda: dict(DEFAULT_SHARES)
+    )
+    queues_per_level: int = Field(default=64, ge=1, le=4096)
+    queue_hand_size: int = Field(default=6, ge=1, le=64)
+    """Shuffle sharding: a tenant is dealt this many of its level's queues and joins the
+    shortest, so one heavy tenant fills few queues and rarely all of anyone else's."""
+    queue_length: int = Field(default=32, ge=1, le=100_000)
+    """Requests one queue holds; beyond it the request is refused at once (429)."""
+    max_queue_wait_s: float = Field(default=5.0, gt=0, le=600)
+    """Wait budget in a queue; a request still queued after it is refused (429)."""
+    rate_limits: Literal["off", "shadow", "enforce"] = "shadow"
+    """Rate limits: shadow counts and logs would-be refusals; enforce answers them with 429."""
+    global_rate_per_s: float | None = Field(default=None, gt=0)
+    token_rate_per_s: float | None = Field(default=None, gt=0)
+    """Per API key (every token minted from one key shares it)."""
+
+    # -- connection hardening ----------------------------------------------------------------
+    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
+    """A request's headers must arrive within this (slowloris connections are closed)."""
+    idle_timeout_s: float = Field(default=15.0, gt=0, le=3600)
+    """An idle keep-alive connection is closed after this."""
+    body_read_timeout_s: float = Field(default=15.0, gt=0, le=3600)
+    """Longest pause between two chunks of an upload."""
+    min_upload_bytes_per_s: int = Field(default=1024, ge=0)
+    """After `upload_grace_s`, an upload slower than this on average is cut (408)."""
+    upload_grace_s: float = Field(default=5.0, ge=0, le=3600)
+    max_connections_per_client: int = Field(default=512, ge=1, le=1_000_000)
+    """Open connections from one client address; beyond it new ones are closed at once."""
+
     @model_validator(mode="after")
     def _backends(self) -> Settings:
         if self.state_backend == "redis" and not self.redis_url:
@@ -146,6 +188,11 @@ class Settings(BaseModel):
             from .auth import token_keys_from_settings
 
             token_keys_from_settings(self)  # key ids, lengths, signing key, retired overlap
+        unknown = set(self.priority_shares) - set(PRIORITY_CLASSES)
+        if unknown or any(v < 1 for v in self.priority_shares.values()):
+            raise ValueError(
+                f"priority_shares: positive shares for {', '.join(PRIORITY_CLASSES)} only"
+            )
         if self.state_backend == "redis" and self.blob_backend == "lmdb":
             raise ValueError(
                 'state_backend = "redis" (replicas) needs blob_backend = "http": replicas '

@@ -8,6 +8,7 @@ filesystem access to the data dir: that *is* the operator's credential.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -94,19 +95,71 @@ def tenant_set(
     name: str,
     quota: Annotated[str | None, typer.Option("--quota", help="New quota, or 'none'.")] = None,
     raw_ac: Annotated[bool | None, typer.Option("--raw-ac/--validated-ac")] = None,
+    priority: Annotated[
+        str | None, typer.Option("--priority", help="interactive, ci, batch or speculative.")
+    ] = None,
+    weight: Annotated[
+        float | None, typer.Option("--weight", help="Share within its priority level.")
+    ] = None,
+    rate: Annotated[
+        str | None, typer.Option("--rate", help="Sustained requests/s, or 'none'.")
+    ] = None,
+    burst: Annotated[str | None, typer.Option("--burst", help="Requests in any 1 s.")] = None,
+    max_concurrent: Annotated[
+        str | None, typer.Option("--max-concurrent", help="Requests in flight, or 'none'.")
+    ] = None,
+    upload_per_day: Annotated[
+        str | None, typer.Option("--upload-per-day", help="Upload bytes per day, e.g. 20GB.")
+    ] = None,
+    min_share: Annotated[
+        float | None, typer.Option("--min-share", help="Fraction of its level's seats, 0-1.")
+    ] = None,
+    evict: Annotated[
+        bool | None, typer.Option("--evict/--no-evict", help="LRU eviction at the quota.")
+    ] = None,
+    reset_policy: Annotated[
+        bool, typer.Option("--reset-policy", help="Back to the configured default policy.")
+    ] = False,
     data: DATA = None,
     config: CONFIG = None,
 ) -> None:
-    """Change a tenant's quota or AC mode (effective on the next request)."""
+    """Change a tenant's quota, AC mode or service policy (effective on the next request)."""
     from maestro.cache.sizes import parse_size
     from maestro.coordinator.records import TenantUpdate
 
+    def optional(value: str, parse: Callable[[str], object]) -> object:
+        return None if value.lower() == "none" else parse(value)
+
     clear = quota is not None and quota.lower() == "none"
     size = parse_size(quota) if quota is not None and not clear else None
+    changes: dict[str, object] = {}
+    for field, value in (("priority", priority), ("weight", weight), ("min_share", min_share)):
+        if value is not None:
+            changes[field] = value
+    if evict is not None:
+        changes["evict"] = evict
+    for field, text, parse in (
+        ("rate_per_s", rate, float),
+        ("burst", burst, int),
+        ("max_concurrent", max_concurrent, int),
+        ("upload_bytes_per_day", upload_per_day, parse_size),
+    ):
+        if text is not None:
+            changes[field] = optional(text, parse)
     with _store(data, config) as store:
-        change = TenantUpdate(raw_ac=raw_ac, quota_bytes=size, clear_quota=clear)
+        change = TenantUpdate(
+            raw_ac=raw_ac,
+            quota_bytes=size,
+            clear_quota=clear,
+            policy_changes=changes or None,
+            clear_policy=reset_policy,
+        )
         record = store.update_tenant(name, change)
-    out.print(f"tenant {record.name}: raw_ac={record.raw_ac}, quota={record.quota_bytes}")
+    policy = record.policy.summary() if record.policy else "configured default"
+    out.print(
+        f"tenant {record.name}: raw_ac={record.raw_ac}, quota={record.quota_bytes}, "
+        f"policy: {policy}"
+    )
 
 
 @tenant_app.command("list")
@@ -115,7 +168,7 @@ def tenant_list(data: DATA = None, config: CONFIG = None) -> None:
     """Tenants with their usage."""
     with _store(data, config) as store:
         rows = [(t, store.usage(t)) for t in store.list_tenants()]
-    table = Table("tenant", "raw AC", "quota", "used bytes", "CAS", "AC")
+    table = Table("tenant", "raw AC", "quota", "used bytes", "CAS", "AC", "policy")
     for tenant, usage in rows:
         table.add_row(
             tenant.name,
@@ -124,6 +177,7 @@ def tenant_list(data: DATA = None, config: CONFIG = None) -> None:
             str(usage.bytes),
             str(usage.cas_entries),
             str(usage.ac_entries),
+            tenant.policy.summary() if tenant.policy else "default",
         )
     out.print(table)
 
