@@ -171,3 +171,44 @@ class CoordinatorAuthError(CoordinatorError):
     """The coordinator rejected our credentials (unknown, revoked or expired key or token)."""
 
     code = "coordinator_auth"
+
+
+class PolicyError(MaestroError):
+    """The policy cannot be loaded or evaluated (docs/policy.md)."""
+
+    code = "policy_error"
+
+
+class PolicySyntaxError(PolicyError):
+    """A Rego module does not compile; ``where`` is file:line:column."""
+
+    code = "policy_syntax"
+
+
+class PolicyEvalError(PolicyError):
+    """Evaluating a decision failed; the decision point's fail mode decides."""
+
+    code = "policy_eval"
+
+
+class PolicyDeniedError(PolicyError):
+    """The policy denied the request; the hint is the rule's remediation."""
+
+    code = "policy_denied"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_ms: int | None = None,
+        hint: str | None = None,
+        where: str | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, where=where)
+        self.retry_after_ms = retry_after_ms
+
+
+class PolicyBundleError(PolicyError):
+    """A policy bundle is unsigned, wrongly signed, expired, older than the one held, or broken."""
+
+    code = "policy_bundle"

@@ -1,0 +1,244 @@
+"""The policy engine: compile a policy set once, answer decisions from it, swap it atomically.
+
+Composition (docs/policy.md): every layer's rules are evaluated, none can see or redefine
+another's (each owns its package root, sources.check_roots), and a generated module per decision
+point unions what they fired. The result is the most restrictive: any enforced ``deny`` denies,
+else any ``queue`` queues, else allow. So a team deny stands whatever a workspace allows; a
+layer listed in ``shadow`` is recorded but not enforced.
+
+A set that does not compile never replaces the one in force (``last good``); an evaluation
+error applies the decision point's fail mode (:data:`FAIL_CLOSED`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from maestro.errors import PolicyError, PolicyEvalError
+from maestro.policy.model import POINTS, Decision, FiredRule, Point, PolicyInput, Result
+from maestro.policy.rego import Compiled
+from maestro.policy.sources import (
+    LAYERS,
+    Annotation,
+    Module,
+    PolicySources,
+    check_roots,
+    load,
+    read_annotations,
+)
+
+log = logging.getLogger(__name__)
+
+KINDS = ("deny", "queue", "include", "keep", "warn")
+ERROR_RULE = "policy.error"
+
+
+def fail_closed(inp: PolicyInput) -> bool:
+    """Whether an evaluation error denies (uploads to the team cache, plugin loads) or allows
+    with a warning (local runs, selection, local cache, coordinator admission)."""
+    if inp.point == "plugin":
+        return True
+    return inp.point == "cache" and getattr(inp, "action", "") == "upload"
+
+
+def _compose(point: str, present: set[tuple[str, str]]) -> str:
+    lines = [f"package decision.{point}", "", "import rego.v1", ""]
+    for layer in LAYERS:
+        if (layer, point) not in present:
+            continue
+        for kind in KINDS:
+            lines.append(
+                f'{kind} contains object.union(d, {{"layer": "{layer}"}}) if {{\n'
+                f"\tsome d in data.maestro.{layer}.{point}.{kind}\n}}\n"
+            )
+    return "\n".join(lines)
+
+
+def _defaults() -> dict[str, Any]:
+    text = (resources.files("maestro.policy") / "rego" / "builtin" / "defaults.json").read_text()
+    value: dict[str, Any] = orjson.loads(text)
+    return value
+
+
+@dataclass
+class PolicySet:
+    """One compiled policy: modules, data, annotations, and the digest naming it."""
+
+    sources: PolicySources
+    compiled: Compiled
+    annotations: dict[str, Annotation]
+    digest: str
+
+    @classmethod
+    def compile(cls, sources: PolicySources) -> PolicySet:
+        check_roots(sources.modules)
+        present: set[tuple[str, str]] = {
+            (m.layer, m.package.split(".")[2])
+            for m in sources.modules
+            if len(m.package.split(".")) >= 3 and m.package.split(".")[2] in POINTS
+        }
+        modules = {m.name: m.text for m in sources.modules}
+        for point in POINTS:
+            modules[f"compose/{point}.rego"] = _compose(point, present)
+        config = {
+            "builtin": _defaults(),
+            **{k: v for k, v in sources.data.items() if k != "builtin"},
+        }
+        data = {"config": config}
+        compiled = Compiled(modules, data, {p: f"data.decision.{p}" for p in POINTS})
+        notes: dict[str, Annotation] = {}
+        for m in sources.modules:
+            for a in read_annotations(m):
+                notes.setdefault(a.rule, a)
+        h = hashlib.sha256()
+        for name in sorted(modules):
+            h.update(name.encode() + b"\0" + modules[name].encode() + b"\0")
+        h.update(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+        h.update(repr(sorted(sources.shadow)).encode())
+        return cls(sources, compiled, notes, h.hexdigest()[:16])
+
+    def annotation(self, rule: str) -> Annotation | None:
+        """The rule's annotation, else its family's (``caps.db_serial`` -> ``caps``)."""
+        parts = rule.split(".")
+        while parts:
+            found = self.annotations.get(".".join(parts))
+            if found is not None:
+                return found
+            parts.pop()
+        return None
+
+    def evaluate(self, inp: PolicyInput) -> Decision:
+        payload = orjson.dumps(inp.model_dump(mode="json"))
+        with self.compiled.lock:
+            value = self.compiled.query(inp.point, payload)
+        fired: list[FiredRule] = []
+        for kind in KINDS:
+            for item in (value or {}).get(kind, []) if isinstance(value, dict) else []:
+                fired.append(self._fired(kind, item))
+        fired.sort(key=lambda r: (KINDS.index(r.kind), r.rule, r.target or ""))
+        return _decide(inp.point, fired, self.digest)
+
+    def _fired(self, kind: str, item: Any) -> FiredRule:
+        if not isinstance(item, dict):
+            item = {"msg": str(item)}
+        layer = item.get("layer", "builtin")
+        rule = str(item.get("rule") or f"maestro.{layer}.{kind}")
+        note = self.annotation(rule)
+        retry = item.get("retry_after_ms")
+        return FiredRule(
+            rule=rule,
+            kind=kind,
+            layer=layer,
+            message=str(item.get("msg") or ""),
+            remediation=str(item.get("remediation") or (note.remediation if note else "")),
+            title=note.title if note else "",
+            retry_after_ms=int(retry) if isinstance(retry, int | float) else None,
+            target=item.get("target"),
+            shadow=layer in self.sources.shadow,
+        )
+
+
+def _decide(point: Point, fired: list[FiredRule], digest: str) -> Decision:
+    enforced = [r for r in fired if not r.shadow]
+    result: Result = "allow"
+    for kind in ("deny", "queue"):
+        hits = [r for r in enforced if r.kind == kind]
+        if hits:
+            result = "deny" if kind == "deny" else "queue"
+            retries = [r.retry_after_ms for r in hits if r.retry_after_ms is not None]
+            retry = max(retries) if retries else None
+            return Decision(point=point, result=result, rules=fired, retry_after_ms=retry,
+                            policy=digest)  # fmt: skip
+    return Decision(point=point, result=result, rules=fired, policy=digest)
+
+
+@dataclass
+class PolicyEngine:
+    """The policy in force for one workspace (or none: built-in only), swappable while serving.
+
+    ``current`` is replaced by one assignment, so a decision in flight finishes on the set it
+    started with and none is dropped during a swap."""
+
+    root: Path | None = None
+    current: PolicySet | None = None
+    last_error: PolicyError | None = None
+    listeners: list[Callable[[PolicySet], None]] = field(default_factory=list)
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def open(cls, root: Path | None) -> PolicyEngine:
+        """Built-in and workspace policy; a workspace policy that does not compile leaves the
+        built-in one in force and is kept in :attr:`last_error`."""
+        engine = cls(root)
+        try:
+            engine.reload()
+        except PolicyError:
+            if engine.current is None:
+                engine.install(PolicySet.compile(load(None)))
+        return engine
+
+    def install(self, policy: PolicySet) -> None:
+        self.current = policy
+        for listener in self.listeners:
+            listener(policy)
+
+    def reload(self, *, team: tuple[list[Module], dict[str, Any], str] | None = None) -> PolicySet:
+        """Recompile from the workspace (and ``team``, else the team layer in force). Raises
+        PolicyError (file:line:column) and keeps the last good set when it does not compile."""
+        with self._reload_lock:
+            sources = load(self.root)
+            held = self.current
+            if team is not None:
+                sources = sources.with_team(*team)
+            elif held is not None and held.sources.revision:
+                team_modules = [m for m in held.sources.modules if m.layer == "team"]
+                sources = sources.with_team(
+                    team_modules, held.sources.data.get("team", {}), held.sources.revision
+                )
+            try:
+                policy = PolicySet.compile(sources)
+            except PolicyError as exc:
+                self.last_error = exc
+                log.warning("policy not loaded, the last good one stays in force: %s", exc)
+                raise
+            self.last_error = None
+            self.install(policy)
+            return policy
+
+    def decide(self, inp: PolicyInput) -> Decision:
+        policy = self.current
+        if policy is None:
+            raise PolicyError("no policy loaded")
+        try:
+            return policy.evaluate(inp)
+        except PolicyEvalError as exc:
+            return _failed(inp, str(exc), policy.digest)
+
+
+def _failed(inp: PolicyInput, error: str, digest: str) -> Decision:
+    if fail_closed(inp):
+        log.error("policy evaluation failed, %s denied (fail closed): %s", inp.point, error)
+        rule = FiredRule(
+            rule=ERROR_RULE, kind="deny", layer="builtin",
+            message=f"the policy could not decide ({error}); denied because {inp.point}"
+            " decisions fail closed",
+            remediation="fix the policy (`maestro policy check`, `maestro policy eval`)",
+        )  # fmt: skip
+        return Decision(point=inp.point, result="deny", rules=[rule], policy=digest, error=error)
+    log.warning("policy evaluation failed, %s allowed (fail open): %s", inp.point, error)
+    rule = FiredRule(
+        rule=ERROR_RULE, kind="warn", layer="builtin",
+        message=f"the policy could not decide ({error}); allowed because {inp.point}"
+        " decisions fail open",
+        remediation="fix the policy (`maestro policy check`, `maestro policy eval`)",
+    )  # fmt: skip
+    return Decision(point=inp.point, result="allow", rules=[rule], policy=digest, error=error)

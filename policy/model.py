@@ -1,0 +1,189 @@
+"""The policy's wire shapes: one typed, versioned input per decision point, and the decision.
+
+Each input model names its schema (``maestro.policy.<point>/<version>``); Rego sees the model's
+JSON form as ``input`` (docs/policy.md lists every field). A field is added with a default and
+the version stays; a field removed or changing meaning bumps the version.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Point = Literal["run", "select", "cache", "coordinator", "plugin"]
+POINTS: tuple[Point, ...] = ("run", "select", "cache", "coordinator", "plugin")
+Result = Literal["allow", "deny", "queue"]
+RunKind = Literal["interactive", "background", "speculative", "ci"]
+
+
+class PolicyInput(BaseModel):
+    """Base of every decision point's input."""
+
+    model_config = ConfigDict(extra="forbid")
+    point: ClassVar[Point]
+    schema_version: ClassVar[int] = 1
+
+    execution_id: str = Field(default="", description="the run (or request) this decision is for")
+
+    @classmethod
+    def schema_name(cls) -> str:
+        return f"maestro.policy.{cls.point}/{cls.schema_version}"
+
+
+class WindowState(BaseModel):
+    """A configured run window, evaluated at the decision's time by Maestro (zoneinfo)."""
+
+    open: bool
+    next_open_ms: int = Field(description="epoch ms of the window's next start (now if open)")
+    tz: str
+    kinds: list[RunKind]
+
+
+class RunningRun(BaseModel):
+    execution_id: str
+    kind: RunKind
+    paths: list[str] = Field(description="targets it runs; empty: the whole suite")
+    started_ms: int
+
+
+class RunInput(PolicyInput):
+    """May this run start now, wait in the queue, or not run?"""
+
+    point: ClassVar[Point] = "run"
+    kind: RunKind = "interactive"
+    paths: list[str] = Field(default_factory=list, description="selected paths; empty: all")
+    running: list[RunningRun] = Field(default_factory=list)
+    now_ms: int
+    windows: dict[str, WindowState] = Field(default_factory=dict)
+    ci: bool = False
+    speculation_budget_s: float | None = None
+
+
+class SelectInput(PolicyInput):
+    """Which tests a run must add (force-include) or must keep (never skip)."""
+
+    point: ClassVar[Point] = "select"
+    mode: Literal["normal", "predictive"] = "normal"
+    changed: list[str] = Field(default_factory=list, description="changed workspace paths")
+    selected: list[str] = Field(default_factory=list, description="test files the graph chose")
+    skipped: list[str] = Field(default_factory=list, description="predictive mode would skip")
+    tests: list[str] = Field(default_factory=list, description="every test file of the workspace")
+    markers: dict[str, list[str]] = Field(
+        default_factory=dict, description="test file -> pytest markers found in it (static)"
+    )
+
+
+class CacheInput(PolicyInput):
+    """May a result be stored locally, served from the cache, or uploaded to the team cache?"""
+
+    point: ClassVar[Point] = "cache"
+    action: Literal["store", "serve", "upload"]
+    target: str
+    markers: list[str] = Field(default_factory=list)
+    ci: bool = False
+    outcome: str | None = None
+
+
+class CoordinatorInput(PolicyInput):
+    """Request admission at the coordinator (quotas, rate limits)."""
+
+    point: ClassVar[Point] = "coordinator"
+    tenant: str
+    role: str
+    method: str
+    path: str
+    priority: str = "normal"
+    in_flight: int = 0
+    rate_per_s: float = 0.0
+
+
+class PluginInput(PolicyInput):
+    """May this plugin load?"""
+
+    point: ClassVar[Point] = "plugin"
+    name: str
+    version: str
+    sha256: str
+    signed: bool = False
+    signer: str | None = None
+
+
+INPUTS: dict[Point, type[PolicyInput]] = {
+    m.point: m for m in (RunInput, SelectInput, CacheInput, CoordinatorInput, PluginInput)
+}
+
+
+class FiredRule(BaseModel):
+    """One rule that fired: its id and remediation (from its METADATA annotation)."""
+
+    rule: str
+    kind: Literal["deny", "queue", "include", "keep", "warn"]
+    layer: Literal["builtin", "workspace", "team"]
+    message: str = ""
+    remediation: str = ""
+    title: str = ""
+    retry_after_ms: int | None = None
+    target: str | None = None
+    shadow: bool = Field(default=False, description="recorded, not enforced (shadow rule set)")
+
+    def sentence(self) -> str:
+        text = f"{self.message or self.title or self.rule} (rule {self.rule})"
+        if self.remediation:
+            text += f"; remediation: {self.remediation}"
+        return text
+
+
+class Decision(BaseModel):
+    """What the policy decided for one input."""
+
+    point: Point
+    result: Result
+    rules: list[FiredRule] = Field(default_factory=list)
+    retry_after_ms: int | None = None
+    policy: str = Field(default="", description="digest of the policy set that decided")
+    error: str | None = Field(default=None, description="evaluation error (fail mode applied)")
+
+    def fired(self, kind: str) -> list[FiredRule]:
+        return [r for r in self.rules if r.kind == kind and not r.shadow]
+
+    def targets(self, kind: str) -> list[str]:
+        return sorted({r.target for r in self.fired(kind) if r.target})
+
+
+class DecisionRecord(BaseModel):
+    """A decision as it is kept, exported and explained: the input is redacted."""
+
+    id: str
+    time: str = Field(description="RFC 3339, UTC")
+    point: Point
+    execution_id: str = ""
+    schema_: str = Field(alias="schema")
+    input: dict[str, Any] = Field(description="the input, every string redacted")
+    result: Result
+    rules: list[FiredRule]
+    retry_after_ms: int | None = Field(default=None, alias="retryAfterMs")
+    waited_ms: int | None = Field(default=None, description="how long a queued run waited")
+    targets: list[str] = Field(default_factory=list, description="test files it concerned")
+    policy: str = ""
+    error: str | None = None
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    def summary(self) -> str:
+        """One line a person reads: 'queued 42 s: at most 1 ... (rule x); remediation: ...'."""
+        lead = {"allow": "allowed", "deny": "denied", "queue": "queued"}[self.result]
+        if self.result == "queue" and self.waited_ms is not None:
+            lead += f" {self.waited_ms / 1000:.0f} s"
+        if self.result == "deny" and self.retry_after_ms:
+            lead += f" (retry in {self.retry_after_ms / 1000:.0f} s)"
+        shown = [r for r in self.rules if not r.shadow and r.kind in ("deny", "queue")] or [
+            r for r in self.rules if not r.shadow
+        ]
+        body = "; ".join(r.sentence() for r in shown)
+        text = f"{self.point} {lead}"
+        if body:
+            text += f": {body}"
+        if self.error:
+            text += f" [evaluation error: {self.error}]"
+        return text
