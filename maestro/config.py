@@ -134,6 +134,9 @@ class MaestroConfig(_Strict):
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
     ml: MlConfig = Field(default_factory=MlConfig)
     remote: RemoteConfig | None = None
+    policy: dict[str, Any] = Field(
+        default_factory=dict, description="policy data (docs/policy.md), checked by maestro.policy"
+    )
 
     @field_validator("targets")
     @classmethod
