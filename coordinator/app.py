@@ -29,7 +29,7 @@ from pydantic import ValidationError
 import maestro
 from maestro.errors import CoordinatorError
 
-from . import accesslog
+from . import accesslog, flags_routes
 from .auth import (
     Authenticator,
     Principal,
@@ -740,6 +740,7 @@ class Coordinator:
 
 
 STATE = web.AppKey("coordinator", Coordinator)
+FLAG_ROUTES = web.AppKey("flag_routes", flags_routes.TenantFlagRoutes)
 
 RUNNER_KWARGS: dict[str, Any] = {"auto_decompress": False, "access_log": None}
 """Pass to `web.AppRunner` (or `web.run_app`) serving this app. `auto_decompress=False` is
@@ -805,6 +806,7 @@ def create_app(
     app.router.add_get("/v1/tenants/{tenant}", coordinator.tenant_status)
     app.router.add_post("/v1/tenants/{tenant}/keys", coordinator.create_key)
     app.router.add_delete("/v1/tenants/{tenant}/keys/{key_id}", coordinator.revoke_key)
+    app[FLAG_ROUTES] = flags_routes.add_routes(app, coordinator)
     app.router.add_get("/healthz", coordinator.healthz)
     app.router.add_get("/metrics", coordinator.metrics_endpoint)
     app.router.add_get("/openapi.json", coordinator.openapi)
