@@ -1,0 +1,142 @@
+"""A gate: the engine, the decision log and a redactor, so a caller decides and records in one
+call. This is the function the daemon, the CLI and the editor integration use."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from maestro.policy.engine import PolicyEngine
+from maestro.policy.model import Decision, DecisionRecord, FiredRule, PolicyInput
+from maestro.policy.records import DecisionLog
+from maestro.redaction import Redactor
+
+_MARK = re.compile(r"pytest\.mark\.([A-Za-z_]\w*)")
+
+
+def redact_value(value: Any, redactor: Redactor) -> Any:
+    """Every string of a JSON value redacted (keys too: a path can hold a token)."""
+    if isinstance(value, str):
+        return str(redactor.redact(value))
+    if isinstance(value, list):
+        return [redact_value(v, redactor) for v in value]
+    if isinstance(value, dict):
+        return {str(redactor.redact(str(k))): redact_value(v, redactor) for k, v in value.items()}
+    return value
+
+
+@dataclass
+class MarkerScanner:
+    """pytest markers a test file applies (``@pytest.mark.critical``, ``pytestmark = ...``),
+    read from its text and remembered by modification time. Static: a marker applied by a
+    plugin or conftest hook is not seen (docs/policy.md)."""
+
+    root: Path
+    _seen: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+
+    def markers(self, target: str) -> list[str]:
+        path = self.root / target
+        try:
+            stamp = path.stat().st_mtime_ns
+        except OSError:
+            return []
+        held = self._seen.get(target)
+        if held is not None and held[0] == stamp:
+            return list(held[1])
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return []
+        found = tuple(sorted(set(_MARK.findall(text)) - {"parametrize", "usefixtures"}))
+        self._seen[target] = (stamp, found)
+        return list(found)
+
+    def of(self, targets: Iterable[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for t in targets:
+            found = self.markers(t)
+            if found:
+                out[t] = found
+        return out
+
+
+@dataclass
+class PolicyGate:
+    engine: PolicyEngine
+    log: DecisionLog | None
+    redactor: Redactor = field(default_factory=lambda: Redactor(detectors=False))
+
+    @classmethod
+    def for_workspace(cls, root: Path, environ: Mapping[str, str] | None = None) -> PolicyGate:
+        redactor = Redactor.from_environ(environ or {}, detectors=False)
+        return cls(PolicyEngine.open(root), DecisionLog.for_workspace(root), redactor)
+
+    def decide(
+        self, inp: PolicyInput, *, targets: Iterable[str] = ()
+    ) -> tuple[Decision, DecisionRecord]:
+        """Decide, and keep the decision (redacted) in the log."""
+        decision = self.engine.decide(inp)
+        record = self.record(inp, decision, targets=targets)
+        if self.log is not None:
+            self.log.add(record)
+        return decision, record
+
+    def record(
+        self, inp: PolicyInput, decision: Decision, *, targets: Iterable[str] = ()
+    ) -> DecisionRecord:
+        return DecisionRecord(
+            id=uuid.uuid4().hex,
+            time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+            point=inp.point,
+            execution_id=inp.execution_id,
+            schema_=inp.schema_name(),
+            input=redact_value(inp.model_dump(mode="json"), self.redactor),
+            result=decision.result,
+            rules=[self._redact_rule(r) for r in decision.rules],
+            retry_after_ms=decision.retry_after_ms,
+            targets=sorted({str(self.redactor.redact(t)) for t in targets}),
+            policy=decision.policy,
+            error=decision.error,
+        )
+
+    def _redact_rule(self, rule: FiredRule) -> FiredRule:
+        # messages and targets are made from the input, so they carry what it carried
+        update: dict[str, Any] = {"message": str(self.redactor.redact(rule.message))}
+        if rule.target is not None:
+            update["target"] = str(self.redactor.redact(rule.target))
+        return rule.model_copy(update=update)
+
+    def decisions(
+        self, *, execution_id: str | None = None, test: str | None = None, limit: int = 100
+    ) -> list[DecisionRecord]:
+        """The decisions about a run (execution id) or a test (file or node id), newest first.
+        This is what `maestro explain` and the editor show."""
+        if self.log is None:
+            return []
+        return self.log.query(execution_id=execution_id, test=test, limit=limit)
+
+    def close(self) -> None:
+        if self.log is not None:
+            self.log.close()
+
+
+def decisions_for(
+    root: Path, *, execution_id: str | None = None, test: str | None = None, limit: int = 100
+) -> list[DecisionRecord]:
+    """Read a workspace's decision log (no engine needed): for explain in the CLI and editor."""
+    from maestro.paths import workspace_state_dir
+    from maestro.policy.records import FILE_NAME
+
+    path = workspace_state_dir(root) / FILE_NAME
+    if not path.is_file():
+        return []
+    log = DecisionLog(path)
+    try:
+        return log.query(execution_id=execution_id, test=test, limit=limit)
+    finally:
+        log.close()

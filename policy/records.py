@@ -1,0 +1,173 @@
+"""Decision records: kept locally (bounded, queryable, 0600), exported as JSON or Parquet.
+
+SQLite in the workspace state directory: one row per decision with the columns a query needs
+(execution id, point, result, the test files it concerned) and the record as JSON. The oldest
+rows go when there are more than ``max_records``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import orjson
+
+from maestro.errors import PolicyError
+from maestro.policy.model import DecisionRecord
+
+FILE_NAME = "policy-decisions.sqlite"
+DEFAULT_MAX_RECORDS = 20_000
+
+_SCHEMA = """
+create table if not exists decisions (
+    seq integer primary key autoincrement,
+    id text unique not null,
+    time text not null,
+    point text not null,
+    execution_id text not null,
+    result text not null,
+    targets text not null,
+    body blob not null
+);
+create index if not exists decisions_execution on decisions(execution_id);
+"""
+
+
+def _file_of(test: str) -> str:
+    return test.split("::", 1)[0]
+
+
+class DecisionLog:
+    """The decisions of one workspace. Thread-safe."""
+
+    def __init__(self, path: Path, *, max_records: int = DEFAULT_MAX_RECORDS) -> None:
+        self.path = path
+        self.max_records = max_records
+        self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # created 0600 before SQLite opens it: records hold (redacted) inputs
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        os.close(fd)
+        os.chmod(path, 0o600)
+        try:
+            self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            self._db.executescript(_SCHEMA)
+            self._db.execute("pragma journal_mode=wal")
+        except sqlite3.DatabaseError as exc:
+            raise PolicyError(f"cannot open the decision log: {exc}", where=str(path)) from None
+
+    @classmethod
+    def for_workspace(cls, root: Path, *, max_records: int = DEFAULT_MAX_RECORDS) -> DecisionLog:
+        from maestro.paths import workspace_state_dir
+
+        return cls(workspace_state_dir(root) / FILE_NAME, max_records=max_records)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def add(self, record: DecisionRecord) -> None:
+        body = record.model_dump_json(by_alias=True).encode()
+        with self._lock:
+            self._db.execute(
+                "insert or replace into decisions(id, time, point, execution_id, result,"
+                " targets, body) values (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id, record.time, record.point, record.execution_id, record.result,
+                    orjson.dumps(sorted(set(record.targets))).decode(), body,
+                ),
+            )  # fmt: skip
+            self._db.execute(
+                "delete from decisions where seq <= (select max(seq) from decisions) - ?",
+                (self.max_records,),
+            )
+
+    def update(self, record: DecisionRecord) -> None:
+        """Store a record again (a queued run's ``waited_ms`` is known when it starts)."""
+        self.add(record)
+
+    def query(
+        self,
+        *,
+        execution_id: str | None = None,
+        test: str | None = None,
+        point: str | None = None,
+        result: str | None = None,
+        limit: int = 100,
+    ) -> list[DecisionRecord]:
+        """Newest first."""
+        where: list[str] = []
+        args: list[object] = []
+        if execution_id:
+            where.append("execution_id = ?")
+            args.append(execution_id)
+        if point:
+            where.append("point = ?")
+            args.append(point)
+        if result:
+            where.append("result = ?")
+            args.append(result)
+        if test:
+            # a decision about the whole suite (no targets) concerns every test
+            where.append("(targets = '[]' or instr(targets, ?) > 0)")
+            args.append(orjson.dumps(_file_of(test)).decode())
+        sql = "select body from decisions"
+        if where:
+            sql += " where " + " and ".join(where)
+        sql += " order by seq desc limit ?"
+        args.append(max(0, limit))
+        with self._lock:
+            rows = self._db.execute(sql, args).fetchall()
+        return [DecisionRecord.model_validate_json(row[0]) for row in rows]
+
+    def count(self) -> int:
+        with self._lock:
+            (n,) = self._db.execute("select count(*) from decisions").fetchone()
+        return int(n)
+
+    def iter_all(self) -> Iterator[DecisionRecord]:
+        with self._lock:
+            rows = self._db.execute("select body from decisions order by seq").fetchall()
+        for row in rows:
+            yield DecisionRecord.model_validate_json(row[0])
+
+    def export(self, out: Path, fmt: Literal["json", "parquet"]) -> int:
+        """Write every record to ``out``; returns how many."""
+        records = list(self.iter_all())
+        if fmt == "json":
+            data = [r.model_dump(mode="json", by_alias=True) for r in records]
+            out.write_bytes(orjson.dumps(data, option=orjson.OPT_INDENT_2))
+            return len(records)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table(
+            {
+                "id": [r.id for r in records],
+                "time": [r.time for r in records],
+                "point": [r.point for r in records],
+                "execution_id": [r.execution_id for r in records],
+                "schema": [r.schema_ for r in records],
+                "result": [r.result for r in records],
+                "rule_ids": [[x.rule for x in r.rules] for r in records],
+                "remediations": [[x.remediation for x in r.rules] for r in records],
+                "retry_after_ms": pa.array([r.retry_after_ms for r in records], pa.int64()),
+                "waited_ms": pa.array([r.waited_ms for r in records], pa.int64()),
+                "targets": [r.targets for r in records],
+                "input": [orjson.dumps(r.input).decode() for r in records],
+                "rules": [
+                    orjson.dumps([x.model_dump() for x in r.rules]).decode() for r in records
+                ],
+                "policy": [r.policy for r in records],
+                "error": [r.error for r in records],
+            }
+        )
+        with contextlib.suppress(FileNotFoundError):
+            out.unlink()
+        pq.write_table(table, out)
+        return len(records)

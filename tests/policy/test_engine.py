@@ -1,0 +1,154 @@
+"""Composition of layers, bad policy, fail modes, shadow mode, and the decision log."""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from maestro.errors import PolicyError, PolicySyntaxError
+from maestro.policy import CacheInput, PluginInput, PolicyEngine, RunInput
+from maestro.policy.gate import PolicyGate
+from maestro.policy.records import DecisionLog
+from maestro.policy.sources import Module
+from maestro.redaction import Redactor
+
+TEAM_DENY = """package maestro.team.run
+
+import rego.v1
+
+# METADATA
+# custom:
+#   id: team.freeze
+#   remediation: the release freeze ends Monday; ask #release for an exception
+deny contains {"rule": "team.freeze", "msg": "release freeze"} if input.kind == "background"
+"""
+
+WORKSPACE_ALLOW = """package maestro.workspace.run
+
+import rego.v1
+
+allow := true
+
+deny := set()
+"""
+
+# two values for one complete rule: an evaluation error at decision time, not at compile time
+CONFLICT = """package maestro.workspace.{point}
+
+import rego.v1
+
+pick := "a" if input.execution_id != ""
+
+pick := "b" if input.execution_id != ""
+
+deny contains {{"rule": "conflict", "msg": pick}} if pick
+"""
+
+
+def team(text: str = TEAM_DENY) -> tuple[list[Module], dict[str, object], str]:
+    return [Module("team:freeze.rego", text, "team")], {}, "rev-1"
+
+
+def test_a_team_deny_stands_whatever_the_workspace_allows(workspace: Callable[..., Path]) -> None:
+    root = workspace("", {"allow.rego": WORKSPACE_ALLOW})
+    engine = PolicyEngine.open(root)
+    engine.reload(team=team())
+    decision = engine.decide(RunInput(kind="background", now_ms=1))
+    assert decision.result == "deny"
+    [rule] = decision.fired("deny")
+    assert (rule.rule, rule.layer) == ("team.freeze", "team")
+    assert rule.remediation.startswith("the release freeze ends Monday")
+
+
+def test_a_workspace_module_cannot_claim_the_team_package(workspace: Callable[..., Path]) -> None:
+    sneaky = TEAM_DENY.replace("deny contains", "allow_all contains")
+    root = workspace("", {"team.rego": sneaky})
+    engine = PolicyEngine.open(root)
+    assert isinstance(engine.last_error, PolicyError)
+    assert "outside the workspace layer" in engine.last_error.message
+    assert engine.last_error.where == ".maestro/policy/team.rego:1:1"
+    assert engine.current is not None  # the built-in policy is in force
+
+
+def test_syntax_error_names_file_line_column_and_keeps_the_last_good(
+    workspace: Callable[..., Path],
+) -> None:
+    root = workspace("", {"ok.rego": WORKSPACE_ALLOW})
+    engine = PolicyEngine.open(root)
+    good = engine.current
+    assert good is not None and engine.last_error is None
+    (root / ".maestro/policy/bad.rego").write_text(
+        "package maestro.workspace.run\n\nimport rego.v1\n\nqueue contains x if {\n  x == \n}\n"
+    )
+    with pytest.raises(PolicySyntaxError) as caught:
+        engine.reload()
+    assert caught.value.where is not None
+    assert caught.value.where.startswith(".maestro/policy/bad.rego:6:")
+    assert engine.current is good
+    assert engine.decide(RunInput(now_ms=1)).result == "allow"
+
+
+@pytest.mark.parametrize(
+    ("inp", "result"),
+    [
+        (RunInput(execution_id="x", now_ms=1), "allow"),
+        (CacheInput(execution_id="x", action="store", target="t.py"), "allow"),
+        (CacheInput(execution_id="x", action="upload", target="t.py"), "deny"),
+        (PluginInput(execution_id="x", name="p", version="1", sha256="0", signed=True), "deny"),
+    ],
+)
+def test_fail_mode_on_evaluation_error(
+    workspace: Callable[..., Path], inp: RunInput | CacheInput | PluginInput, result: str
+) -> None:
+    root = workspace("", {"conflict.rego": CONFLICT.format(point=inp.point)})
+    engine = PolicyEngine.open(root)
+    assert engine.last_error is None
+    decision = engine.decide(inp)
+    assert decision.error
+    assert decision.result == result
+    assert decision.rules[0].rule == "policy.error"
+
+
+def test_shadow_layer_is_recorded_not_enforced(workspace: Callable[..., Path]) -> None:
+    root = workspace('[tool.maestro.policy]\nshadow = ["team"]\n')
+    engine = PolicyEngine.open(root)
+    engine.reload(team=team())
+    decision = engine.decide(RunInput(kind="background", now_ms=1))
+    assert decision.result == "allow"
+    assert [(r.rule, r.shadow) for r in decision.rules] == [("team.freeze", True)]
+
+
+def test_decision_log_is_private_bounded_redacted_queryable_and_exported(
+    workspace: Callable[..., Path], tmp_path: Path
+) -> None:
+    root = workspace("[tool.maestro.policy]\nupload_ci_only = true\n")
+    log = DecisionLog(tmp_path / "log" / "d.sqlite", max_records=5)
+    redactor = Redactor(detectors=True)
+    secret = "hunter2-very-secret-value"
+    redactor.add_known(secret, kind="test")
+    gate = PolicyGate(PolicyEngine.open(root), log, redactor)
+    for i in range(7):
+        gate.decide(
+            CacheInput(execution_id=f"e{i}", action="upload", target=f"tests/t{i}.py?{secret}"),
+            targets=[f"tests/t{i}.py"],
+        )
+    assert stat.S_IMODE(os.stat(log.path).st_mode) == 0o600
+    assert log.count() == 5
+    [rec] = gate.decisions(execution_id="e6")
+    assert rec.result == "deny" and rec.rules[0].rule == "cache.ci_only_upload"
+    assert rec.schema_ == "maestro.policy.cache/1"
+    assert secret not in rec.model_dump_json() and "[REDACTED:test:" in rec.input["target"]
+    assert [r.execution_id for r in gate.decisions(test="tests/t5.py::test_a")] == ["e5"]
+    assert gate.decisions(execution_id="e0") == []  # pruned
+    assert "denied" in rec.summary() and "remediation:" in rec.summary()
+    out = tmp_path / "d.parquet"
+    assert log.export(out, "parquet") == 5
+    table = pq.read_table(out)
+    assert table.column("rule_ids").to_pylist()[0] == ["cache.ci_only_upload"]
+    assert secret.encode() not in out.read_bytes()
+    assert log.export(tmp_path / "d.json", "json") == 5
