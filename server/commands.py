@@ -1,6 +1,7 @@
-"""``workspace/executeCommand`` commands, all prefixed ``maestro.``. Run commands wait for the run
-and return its summary (the same document as ``maestro/testResults``); progress goes through
-work-done progress, failures through diagnostics."""
+"""``workspace/executeCommand`` commands, all prefixed ``maestro.``. Run commands answer at once
+with the run's id (``RunAccepted``); progress goes through work-done progress and
+``maestro/runProgress``, failures through diagnostics, the outcome through ``maestro/runFinished``
+(the run's summary, as ``maestro/testResults`` had it)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from maestro.server.methods import (
     CancelResult,
     ExplainResult,
     RestartResult,
+    RunAccepted,
     RunKind,
-    RunResult,
     StatusInfo,
     command,
 )
@@ -37,7 +38,7 @@ def _default_ws(ls: MaestroServer, root: str | None = None) -> Workspace:
     return ls.ws_named(root)
 
 
-async def run_paths(
+def run_paths(
     ls: MaestroServer,
     ws: Workspace,
     paths: list[str],
@@ -45,17 +46,35 @@ async def run_paths(
     kind: RunKind,
     label: str,
     pytest_args: list[str] | None = None,
-) -> RunResult:
-    runs = manager(ls)
-    run = runs.start(
+) -> RunAccepted:
+    run = manager(ls).start(
         ws, RunTestsParams(paths=paths, pytest_args=pytest_args or []), kind=kind, label=label
     )
-    return await runs.wait(run)
+    return run.accepted()
+
+
+def run_impacted_of(
+    ls: MaestroServer, ws: Workspace, uri: str | None, *, kind: RunKind = "impacted"
+) -> RunAccepted:
+    """Start a run of what ``uri`` (or, without one, the working tree and every unsaved
+    buffer) impacts; the selection is made inside the run, so the command answers at once."""
+
+    async def prepare() -> RunTestsParams | str:
+        report = await impacted_targets(
+            ls, ws, [uri] if uri else None, None, cache_state=False, tests_only=True
+        )
+        targets = [r["target"] for r in report["impacted"]]
+        if not targets:
+            return "no impacted tests"
+        return RunTestsParams(paths=targets)
+
+    label = "run impacted tests" if kind == "impacted" else "run impacted tests (on save)"
+    return manager(ls).start(ws, None, kind=kind, label=label, prepare=prepare).accepted()
 
 
 def register(server: MaestroServer) -> None:
     @command(server, methods.RUN_NODE)
-    async def run_node(ls: MaestroServer, *args: Any) -> RunResult:
+    async def run_node(ls: MaestroServer, *args: Any) -> RunAccepted:
         """Arguments: node id (``tests/test_a.py::test_x`` or ``<file uri>::test_x``), [doc uri]."""
         node = _str_arg(args, 0)
         if not node:
@@ -65,45 +84,29 @@ def register(server: MaestroServer) -> None:
             ws = ls.ws_of_uri(uri)[0]
         else:
             ws, _, node = target_of(ls, node)
-        return await run_paths(ls, ws, [node], kind="node", label=f"run {node}")
+        return run_paths(ls, ws, [node], kind="node", label=f"run {node}")
 
     @command(server, methods.RUN_FILE)
-    async def run_file(ls: MaestroServer, *args: Any) -> RunResult:
+    async def run_file(ls: MaestroServer, *args: Any) -> RunAccepted:
         """Arguments: file URI (or a path relative to the first workspace folder)."""
         target = _str_arg(args, 0)
         if not target:
             raise UnknownTargetError("maestro.runFile needs a file")
         ws, rel, _ = target_of(ls, target)
-        return await run_paths(ls, ws, [rel], kind="file", label=f"run {rel}")
+        return run_paths(ls, ws, [rel], kind="file", label=f"run {rel}")
 
     @command(server, methods.RUN_IMPACTED)
-    async def run_impacted(ls: MaestroServer, *args: Any) -> RunResult:
+    async def run_impacted(ls: MaestroServer, *args: Any) -> RunAccepted:
         """Arguments: [document URI]. Without one: the working tree plus every unsaved buffer."""
         uri = _str_arg(args, 0)
         ws = ls.ws_of_uri(uri)[0] if uri else _default_ws(ls)
-        report = await impacted_targets(
-            ls, ws, [uri] if uri else None, None, cache_state=False, tests_only=True
-        )
-        targets = [r["target"] for r in report["impacted"]]
-        if not targets:
-            return {
-                "runId": None,
-                "root": str(ws.root),
-                "kind": "impacted",
-                "label": "no impacted tests",
-                "files": [],
-                "message": "no impacted tests",
-                "cancelled": False,
-                "error": None,
-            }
-        label = f"run {len(targets)} impacted test file{'s' if len(targets) != 1 else ''}"
-        return await run_paths(ls, ws, targets, kind="impacted", label=label)
+        return run_impacted_of(ls, ws, uri)
 
     @command(server, methods.RUN_ALL)
-    async def run_all(ls: MaestroServer, *args: Any) -> RunResult:
+    async def run_all(ls: MaestroServer, *args: Any) -> RunAccepted:
         """Arguments: [workspace root path or URI]."""
         ws = _default_ws(ls, _str_arg(args, 0))
-        return await run_paths(ls, ws, [], kind="all", label="run all tests")
+        return run_paths(ls, ws, [], kind="all", label="run all tests")
 
     @command(server, methods.CANCEL)
     async def cancel(ls: MaestroServer, *args: Any) -> CancelResult:

@@ -230,7 +230,7 @@ class WorkspaceStatus(TypedDict):
     daemon: Annotated[StatusResult | None, Field(description="the daemon's own status")]
 
 
-RunKind = Literal["node", "file", "impacted", "all", "explorer"]
+RunKind = Literal["node", "file", "impacted", "all", "explorer", "save"]
 
 
 class RunStatus(TypedDict):
@@ -266,7 +266,7 @@ class FileResult(TypedDict):
 class RunSummary(TypedDict):
     """A finished, refused or cancelled run; the counts only once it ran."""
 
-    runId: Annotated[str | None, Field(description="null: nothing was impacted, no run")]
+    runId: str
     root: str
     kind: RunKind
     label: str
@@ -293,6 +293,29 @@ class RunSummary(TypedDict):
 
 class RunResult(RunSummary):
     files: NotRequired[list[FileResult]]
+
+
+class RunAccepted(TypedDict):
+    """A run command's answer, sent at once: the run goes on, its outcome arrives as
+    ``maestro/runFinished`` with the same run id."""
+
+    runId: str
+    root: str
+    kind: RunKind
+    label: str
+    superseded: Annotated[list[str], Field(description="active runs this one cancelled")]
+
+
+class RunProgressParams(TypedDict):
+    """A run's counts so far: ``total`` is the test nodes selected to run (null until pytest
+    collected), ``cachedTests`` those served from the cache without running."""
+
+    runId: str
+    root: str
+    done: int
+    total: int | None
+    cachedTests: int
+    message: str
 
 
 class CancelResult(TypedDict):
@@ -467,7 +490,20 @@ EXPLORER_CANCEL = Request(
 
 EXPLORER = "experimental.maestroTestExplorer"
 TEST_RESULTS = Notification(
-    "maestro/testResults", RunResult, "A run finished (as the run commands return it)."
+    "maestro/testResults", RunResult, "A run finished with results (also sent as runFinished)."
+)
+RUN_STARTED = Notification(
+    "maestro/runStarted",
+    RunAccepted,
+    "A run started (whoever started it: command, save, explorer).",
+)
+RUN_PROGRESS = Notification(
+    "maestro/runProgress", RunProgressParams, "A run's counts (at most ~4 per second)."
+)
+RUN_FINISHED = Notification(
+    "maestro/runFinished",
+    RunResult,
+    "Every run's end: results, cancelled (also when superseded), an error, or nothing to run.",
 )
 STATUS_CHANGED = Notification(
     "maestro/statusChanged", StatusChangedParams, "A workspace daemon link changed state."
@@ -484,19 +520,19 @@ END = Notification("maestro/testExplorer/end", EndParams, "A run ended.", EXPLOR
 RUN_NODE = Command(
     "maestro.runNode",
     "node id (`tests/test_a.py::T::test_y` or `<uri>::name`), [document uri]",
-    RunResult,
-    "Run one test.",
+    RunAccepted,
+    "Start a run of one test.",
 )
 RUN_FILE = Command(
-    "maestro.runFile", "file uri (or root-relative path)", RunResult, "Run a test file."
+    "maestro.runFile", "file uri (or root-relative path)", RunAccepted, "Start a run of a file."
 )
 RUN_IMPACTED = Command(
     "maestro.runImpacted",
     "[document uri]; without: git working tree + unsaved buffers",
-    RunResult,
-    "Run the impacted test files (runId null and a message when none is impacted).",
+    RunAccepted,
+    "Start a run of the impacted test files (none impacted: it finishes with a message).",
 )
-RUN_ALL = Command("maestro.runAll", "[root path or uri]", RunResult, "Run every test.")
+RUN_ALL = Command("maestro.runAll", "[root path or uri]", RunAccepted, "Start a run of every test.")
 CANCEL = Command(
     "maestro.cancel", "[run id]; without: every active run", CancelResult, "Cancel runs."
 )
@@ -528,6 +564,9 @@ REQUESTS: tuple[Request[Any, Any], ...] = (
 )
 NOTIFICATIONS: tuple[Notification[Any], ...] = (
     TEST_RESULTS,
+    RUN_STARTED,
+    RUN_PROGRESS,
+    RUN_FINISHED,
     STATUS_CHANGED,
     DID_CHANGE,
     BEGIN,

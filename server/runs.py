@@ -1,10 +1,12 @@
 """Test runs: one daemon ``run_tests`` stream per run, mirrored as work-done progress
-(begin / report / end, cancellable), diagnostics, ``maestro/testResults`` and, for clients with
-the experimental capability, test-explorer notifications.
+(begin / report / end, cancellable), diagnostics, ``maestro/runStarted`` / ``runProgress`` /
+``runFinished`` (and ``maestro/testResults`` for a run with results) and, for clients with the
+experimental capability, test-explorer notifications.
 
-A run is an asyncio task. Cancelling it (progress cancel button, ``maestro.cancel``,
-``maestro/testExplorer/cancel``) cancels the daemon request, which terminates pytest; nothing of an
-unfinished run is cached by the daemon.
+A run is an asyncio task: whoever starts it gets its id at once, so no client's request timeout
+ever meets the length of a test run. Cancelling it (progress cancel button, ``maestro.cancel``,
+``maestro/testExplorer/cancel``, a newer run that covers it) cancels the daemon request, which
+terminates pytest; nothing of an unfinished run is cached by the daemon.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +24,14 @@ from lsprotocol import types
 
 from maestro.errors import ConnectionLostError, DaemonNotRunningError, MaestroError
 from maestro.server import diagnostics, methods, testexplorer
-from maestro.server.methods import FileResult, RunKind, RunResult, RunStatus, notify
+from maestro.server.methods import (
+    FileResult,
+    RunAccepted,
+    RunKind,
+    RunResult,
+    RunStatus,
+    notify,
+)
 from maestro.server.server import MaestroServer, Workspace
 from maestro.wire import RUN_TESTS, ErrorInfo, RunTestsParams, RunTestsResult
 
@@ -29,21 +39,60 @@ log = logging.getLogger(__name__)
 
 _ids = itertools.count(1)
 
+PROGRESS_EVERY_S = 0.25  # maestro/runProgress at most this often (the last count always goes)
+
+Prepare = Callable[[], Awaitable["RunTestsParams | str"]]
+"""Works out a run's params once it started (impacted selection asks the daemon); a string:
+nothing to run, and why."""
+
+IMPACTED_KINDS: frozenset[str] = frozenset({"impacted", "save"})
+
 
 @dataclass
 class Run:
     id: str
     ws: Workspace
-    params: RunTestsParams
+    params: RunTestsParams | None
     kind: RunKind
     label: str
+    prepare: Prepare | None = None
     task: asyncio.Task[RunResult] | None = None
     token: str | None = None
     cancel_requested: bool = False
+    superseded_by: str | None = None
+    superseded: list[str] = field(default_factory=list)
     done: int = 0
     total: int | None = None
+    cached_tests: int = 0
+    collected: list[int] = field(default_factory=list)  # nodes selected, per pytest session
+    finished: set[str] = field(default_factory=set)  # node ids with a result this run
     files: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
+    progress_at: float = 0.0
+
+    def covers(self, other: Run) -> bool:
+        """Would this run redo what ``other`` is doing (so ``other`` can stop)?"""
+        if self.ws is not other.ws:
+            return False
+        if self.kind in IMPACTED_KINDS or other.kind in IMPACTED_KINDS:
+            return self.kind in IMPACTED_KINDS and other.kind in IMPACTED_KINDS
+        mine = self.params.paths if self.params else []
+        theirs = other.params.paths if other.params else []
+        if not mine:
+            return True  # a run of everything
+        return bool(theirs) and all(
+            any(p == q or p.startswith(q + "::") or p.startswith(q.rstrip("/") + "/") for q in mine)
+            for p in theirs
+        )
+
+    def accepted(self) -> RunAccepted:
+        return {
+            "runId": self.id,
+            "root": str(self.ws.root),
+            "kind": self.kind,
+            "label": self.label,
+            "superseded": list(self.superseded),
+        }
 
     def cancel(self) -> bool:
         if self.task is None or self.task.done():
@@ -84,21 +133,32 @@ class RunManager:
         self.server = server
         self.active: dict[str, Run] = {}
 
-    def start(self, ws: Workspace, params: RunTestsParams, *, kind: RunKind, label: str) -> Run:
-        run = Run(id=f"run-{next(_ids)}", ws=ws, params=params, kind=kind, label=label)
+    def start(
+        self,
+        ws: Workspace,
+        params: RunTestsParams | None,
+        *,
+        kind: RunKind,
+        label: str,
+        prepare: Prepare | None = None,
+        supersede: bool = True,
+    ) -> Run:
+        """Start a run and return at once. ``supersede``: cancel the active runs this one
+        covers (the same file again, a file while one of its tests runs, everything, impacted
+        after impacted): they would only delay it, and their results would be replaced."""
+        run = Run(
+            id=f"run-{next(_ids)}", ws=ws, params=params, kind=kind, label=label, prepare=prepare
+        )
+        if supersede:
+            for old in list(self.active.values()):
+                if run.covers(old) and old.cancel():
+                    old.superseded_by = run.id
+                    run.superseded.append(old.id)
         self.active[run.id] = run
+        notify(self.server, methods.RUN_STARTED, run.accepted())
         run.task = asyncio.ensure_future(self._main(run))
         run.task.add_done_callback(lambda _: self.active.pop(run.id, None))
         return run
-
-    async def wait(self, run: Run) -> RunResult:
-        assert run.task is not None
-        try:
-            return await asyncio.shield(run.task)
-        except asyncio.CancelledError:
-            # The request waiting for the run was cancelled ($/cancelRequest): stop the run too.
-            run.cancel()
-            raise
 
     def cancel(self, run_id: str | None = None) -> list[str]:
         runs = [r for r in self.active.values() if run_id in (None, "", r.id)]
@@ -112,15 +172,27 @@ class RunManager:
         testexplorer.run_begin(ls, run)
         outcome = run.outcome()
         try:
+            if run.prepare is not None:
+                prepared = await run.prepare()
+                if isinstance(prepared, str):  # nothing to run
+                    outcome["message"] = prepared
+                    outcome["files"] = []
+                    self._end(run, prepared)
+                    testexplorer.run_end(ls, run, outcome)
+                    return self._finished(run, outcome)
+                run.params = prepared
             result = await self._stream(run)
         except asyncio.CancelledError:
             if not run.cancel_requested:
                 raise
+            outcome = run.outcome()
             outcome["cancelled"] = True
-            self._end(run, "cancelled")
+            if run.superseded_by:
+                outcome["message"] = f"superseded by {run.superseded_by}"
+            self._end(run, outcome.get("message", "cancelled"))
             testexplorer.run_end(ls, run, outcome)
             self._publish(run)
-            return outcome
+            return self._finished(run, outcome)
         except MaestroError as exc:
             outcome["error"] = ErrorInfo(code=exc.code, message=exc.message, hint=exc.hint)
             self._end(run, f"failed: {exc.message}")
@@ -130,7 +202,7 @@ class RunManager:
                     type=types.MessageType.Error, message=f"Maestro: {exc.message}"
                 )
             )
-            return outcome
+            return self._finished(run, outcome)
         outcome.update(self._summary(run, result))
         self._publish(run)
         self._end(run, _summary_line(outcome))
@@ -139,10 +211,17 @@ class RunManager:
         ws = run.ws
         ws.stale = None
         ls.schedule_refresh(0)
+        return self._finished(run, outcome)
+
+    def _finished(self, run: Run, outcome: RunResult) -> RunResult:
+        self._progress(run, _summary_line(outcome), force=True)
+        if not self.server.shutting_down:
+            notify(self.server, methods.RUN_FINISHED, outcome)
         return outcome
 
     async def _stream(self, run: Run) -> RunTestsResult:
         ls, ws = self.server, run.ws
+        assert run.params is not None
         for attempt in (0, 1):
             stream = await ws.link.stream(RUN_TESTS, run.params)
             seen = False
@@ -162,32 +241,42 @@ class RunManager:
     def _on_event(self, run: Run, name: str, payload: dict[str, Any]) -> None:
         ls, ws = self.server, run.ws
         if name == "run.queued":
-            self._report(run, f"waiting for {payload.get('ahead', 1)} other run(s)", None)
+            message = f"waiting for {payload.get('ahead', 1)} other run(s)"
+            self._report(run, message, None)
+            self._progress(run, message, force=True)
         elif name == "run.plan":
             files = payload.get("files") or []
             ws.results.record_plan(files, run.id)
             run.files.update(f["target"] for f in files)
             to_run = sum(1 for f in files if f.get("runs"))
-            self._report(
-                run, f"{len(files)} test files: {to_run} to run, {len(files) - to_run} cached", 0
+            run.cached_tests = sum(
+                int(f.get("cached_tests") or 0) for f in files if not f.get("runs")
             )
+            message = f"{len(files)} test files: {to_run} to run, {len(files) - to_run} cached"
+            self._report(run, message, 0)
+            self._progress(run, message, force=True)
             testexplorer.run_plan(ls, run, files)
         elif name == "run.progress":
-            run.done = int(payload.get("done") or 0)
-            total = payload.get("total")
-            run.total = int(total) if isinstance(total, int) else run.total
             event = payload.get("event") or {}
             kind = event.get("event")
-            if kind == "test_start":
+            if kind == "collected":
+                # the nodes selected in this pytest session (after deselection); a run may start
+                # several sessions, so they add up
+                files = event.get("files") or {}
+                run.collected.append(sum(len(ids) for ids in files.values()))
+                run.total = sum(run.collected)
+            elif kind == "test_start":
                 testexplorer.test_started(ls, run, str(event.get("nodeid")))
             elif kind == "test_result":
                 state = ws.results.record_live(event, run.id)
                 if state is None:
                     return
+                run.finished.add(state.nodeid)
+                run.done = len(run.finished)
                 pct = int(100 * run.done / run.total) if run.total else None
-                self._report(
-                    run, f"{run.done}/{run.total or '?'} {state.nodeid}: {state.outcome}", pct
-                )
+                line = f"{run.done}/{run.total or '?'} tests"
+                self._report(run, f"{line} {state.nodeid}: {state.outcome}", pct)
+                self._progress(run, line)
                 testexplorer.test_finished(ls, run, state)
                 if state.failing:
                     diagnostics.publish(ls, ws, state.file)
@@ -235,6 +324,25 @@ class RunManager:
             diagnostics.publish(self.server, run.ws, target)
 
     # --- progress --------------------------------------------------------------------------------
+
+    def _progress(self, run: Run, message: str, *, force: bool = False) -> None:
+        """``maestro/runProgress`` for every client (work-done progress is optional in LSP)."""
+        now = time.monotonic()
+        if self.server.shutting_down or (not force and now - run.progress_at < PROGRESS_EVERY_S):
+            return
+        run.progress_at = now
+        notify(
+            self.server,
+            methods.RUN_PROGRESS,
+            methods.RunProgressParams(
+                runId=run.id,
+                root=str(run.ws.root),
+                done=run.done,
+                total=run.total,
+                cachedTests=run.cached_tests,
+                message=message,
+            ),
+        )
 
     async def _begin(self, run: Run) -> None:
         ls = self.server

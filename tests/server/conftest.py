@@ -172,7 +172,8 @@ async def start_client(env: Env, profile: str) -> LanguageClient:
         client.maestro_notes.append("codeLens/refresh")  # type: ignore[attr-defined]
 
     for method in (
-        "maestro/testResults", "maestro/statusChanged", "maestro/testExplorer/begin",
+        "maestro/testResults", "maestro/runStarted", "maestro/runProgress",
+        "maestro/runFinished", "maestro/statusChanged", "maestro/testExplorer/begin",
         "maestro/testExplorer/progress", "maestro/testExplorer/end",
         "maestro/testExplorer/didChange",
     ):  # fmt: skip
@@ -224,6 +225,29 @@ async def command(client: LanguageClient, name: str, *args: Any, timeout: float 
         timeout,
     )
     return plain(result)
+
+
+def notes(client: LanguageClient, method: str) -> list[Any]:
+    """The params of every ``method`` notification the client received, in order."""
+    found: list[Any] = client.maestro_notes  # type: ignore[attr-defined]
+    return [n[1] for n in found if isinstance(n, tuple) and n[0] == method]
+
+
+async def finished(client: LanguageClient, run_id: str, timeout: float = 120) -> Any:
+    """The ``maestro/runFinished`` of a run, once it arrived."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for params in notes(client, "maestro/runFinished"):
+            if params["runId"] == run_id:
+                return params
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{run_id} did not finish within {timeout} s")
+
+
+async def run_to_end(client: LanguageClient, name: str, *args: Any, timeout: float = 120) -> Any:
+    """Start a run command (it answers at once with the run id) and wait for its end."""
+    accepted = await command(client, name, *args, timeout=10)
+    return await finished(client, accepted["runId"], timeout)
 
 
 def open_doc(client: LanguageClient, env: Env, rel: str) -> str:

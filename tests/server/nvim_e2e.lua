@@ -26,6 +26,7 @@ local ok, err = pcall(function()
     on_init = function() ready = true end,
     handlers = {
       ["maestro/testResults"] = function(_, result) seen.test_results = result end,
+      ["maestro/runFinished"] = function(_, result) seen.finished = result end,
       ["$/progress"] = function(_, result)
         seen.progress = seen.progress + 1
         if result and result.value and result.value.kind == "end" then
@@ -52,10 +53,15 @@ local ok, err = pcall(function()
   local calc = vim.uri_from_fname(root .. "/pkg/calc.py")
   resp = vim.lsp.buf_request_sync(0, "workspace/executeCommand",
     { command = "maestro.runImpacted", arguments = { calc } }, 180000)
+  local run_id
   for _, r in pairs(resp or {}) do
     assert(not r.err, vim.inspect(r.err))
-    seen.run = { passed = r.result.passed, failed = r.result.failed, runId = r.result.runId }
+    run_id = r.result.runId
   end
+  -- the command answers at once with the run id; the outcome arrives as maestro/runFinished
+  assert(vim.wait(180000, function() return seen.finished and seen.finished.runId == run_id end, 50),
+    "the run did not finish")
+  seen.run = { passed = seen.finished.passed, failed = seen.finished.failed, runId = run_id }
 
   vim.wait(15000, function() return #vim.diagnostic.get(0) > 0 end, 50)
   for _, d in ipairs(vim.diagnostic.get(0)) do

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
 from conftest import (
     FAIL_TEST_LINE,
@@ -13,8 +14,11 @@ from conftest import (
     Env,
     change_doc,
     command,
+    finished,
+    notes,
     open_doc,
     request,
+    run_to_end,
 )
 from lsprotocol import types
 from pytest_lsp import LanguageClient
@@ -99,10 +103,14 @@ async def test_run_with_progress_and_diagnostics(lsp: LanguageClient) -> None:
     env = env_of(lsp)
     uri = open_doc(lsp, env, "tests/test_calc.py")
     results = asyncio.ensure_future(lsp.wait_for_notification("maestro/testResults"))
-    outcome = await command(lsp, "maestro.runImpacted", env.uri("pkg/calc.py"))
+    outcome = await run_to_end(lsp, "maestro.runImpacted", env.uri("pkg/calc.py"))
     assert outcome["cancelled"] is False and outcome["error"] is None
     assert outcome["passed"] == 2 and outcome["failed"] == 1
     await asyncio.wait_for(results, 10)
+    # honest counts: 3 test nodes selected in test_calc.py, all done
+    progress = notes(lsp, "maestro/runProgress")
+    assert progress[-1]["runId"] == outcome["runId"]
+    assert (progress[-1]["done"], progress[-1]["total"]) == (3, 3)
 
     # Progress: begin, at least one report, end.
     reports = lsp.progress_reports[f"maestro/{outcome['runId']}"]
@@ -127,22 +135,23 @@ async def test_run_with_progress_and_diagnostics(lsp: LanguageClient) -> None:
     titles = [ln.command.title for ln in found if ln.command]
     assert any(t.startswith("✗ failed") for t in titles)
     assert any(t.startswith("✓ passed") for t in titles)
-    again = await command(lsp, "maestro.runFile", env.uri("tests/test_other.py"))
-    again = await command(lsp, "maestro.runFile", env.uri("tests/test_other.py"))
+    again = await run_to_end(lsp, "maestro.runFile", env.uri("tests/test_other.py"))
+    again = await run_to_end(lsp, "maestro.runFile", env.uri("tests/test_other.py"))
     assert again["cachedFiles"] == 1 and again["passed"] == 1
 
     # Fix the bug: the next run clears the diagnostic.
     (env.root / "tests/test_calc.py").write_text(
         (env.root / "tests/test_calc.py").read_text().replace("div(1, 0) == 0", "add(0, 0) == 0")
     )
-    fixed = await command(lsp, "maestro.runNode", "tests/test_calc.py::test_div_zero", uri)
+    fixed = await run_to_end(lsp, "maestro.runNode", "tests/test_calc.py::test_div_zero", uri)
     assert fixed["failed"] == 0 and fixed["passed"] == 1
     assert not lsp.diagnostics[uri]
 
 
 async def test_cancel_a_run(lsp: LanguageClient) -> None:
     env = env_of(lsp)
-    running = asyncio.ensure_future(command(lsp, "maestro.runFile", env.uri("tests/test_slow.py")))
+    started = await command(lsp, "maestro.runFile", env.uri("tests/test_slow.py"), timeout=1)
+    running = asyncio.ensure_future(finished(lsp, started["runId"]))
     token = None
     for _ in range(600):
         await asyncio.sleep(0.05)
@@ -161,17 +170,42 @@ async def test_cancel_a_run(lsp: LanguageClient) -> None:
     assert outcome["cancelled"] is True
     assert isinstance(lsp.progress_reports[token][-1], types.WorkDoneProgressEnd)
     # The daemon survived the cancellation and serves the next run; maestro.cancel works too.
-    running = asyncio.ensure_future(command(lsp, "maestro.runFile", env.uri("tests/test_slow.py")))
+    started = await command(lsp, "maestro.runFile", env.uri("tests/test_slow.py"), timeout=1)
     await asyncio.sleep(3.0)
-    cancelled = await command(lsp, "maestro.cancel")
-    assert cancelled["cancelled"]
-    outcome = await asyncio.wait_for(running, 20)
+    cancelled = await command(lsp, "maestro.cancel", started["runId"])
+    assert cancelled["cancelled"] == [started["runId"]]
+    outcome = await finished(lsp, started["runId"], 20)
     assert outcome["cancelled"] is True
+
+
+async def test_long_run_answers_at_once_and_supersedes(lsp: LanguageClient) -> None:
+    """A run longer than eglot's 10 s request timeout: the command answers in under a second,
+    the run goes on and ends with maestro/runFinished; running the same file again cancels it."""
+    env = env_of(lsp)
+    (env.root / "tests/test_slow.py").write_text(
+        "import time\n\n\ndef test_slow():\n    time.sleep(11)\n"
+    )
+    t0 = time.monotonic()
+    first = await command(lsp, "maestro.runFile", env.uri("tests/test_slow.py"), timeout=5)
+    assert time.monotonic() - t0 < 1.0
+    assert first["kind"] == "file" and first["superseded"] == []
+    await asyncio.sleep(2.0)
+    t0 = time.monotonic()
+    second = await command(lsp, "maestro.runFile", env.uri("tests/test_slow.py"), timeout=5)
+    assert time.monotonic() - t0 < 1.0
+    assert second["superseded"] == [first["runId"]]
+    ended = await finished(lsp, first["runId"], 20)
+    assert ended["cancelled"] is True and ended["message"] == f"superseded by {second['runId']}"
+    outcome = await finished(lsp, second["runId"], 90)
+    assert time.monotonic() - t0 > 10.0
+    assert outcome["cancelled"] is False and outcome["passed"] == 1
+    assert [p["runId"] for p in notes(lsp, "maestro/runStarted")][-1] == second["runId"]
+    assert second["runId"] in [p["runId"] for p in notes(lsp, "maestro/runProgress")]
 
 
 async def test_cache_stats_and_explain(lsp: LanguageClient) -> None:
     env = env_of(lsp)
-    await command(lsp, "maestro.runFile", env.uri("tests/test_other.py"))
+    await run_to_end(lsp, "maestro.runFile", env.uri("tests/test_other.py"))
     stats = await request(lsp, "maestro/cacheStats", {})
     assert stats["actions"] >= 1 and "hitRate" in stats and "hit_rate" not in stats
     assert (await command(lsp, "maestro.cacheStats"))["actions"] == stats["actions"]

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import Env, command, request
+from conftest import Env, request, run_to_end
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
@@ -53,7 +53,7 @@ async def test_speculation_setting_turns_the_daemons_speculation_on_and_off(
 
     configure(lsp, {"speculation": True})
     await until(lsp, lambda d: d["speculation"]["enabled"], "speculation on")
-    await command(lsp, "maestro.runFile", env.uri("tests/test_calc.py"))  # results to supersede
+    await run_to_end(lsp, "maestro.runFile", env.uri("tests/test_calc.py"))  # results to supersede
     calc = env.root / "pkg" / "calc.py"
     calc.write_text(calc.read_text() + "\n\nX = 1\n")  # a save: test_calc.py is impacted
     await until(lsp, lambda d: d["speculation"]["runs"] >= 1, "a speculative run")

@@ -9,7 +9,16 @@ import {
 } from "vscode-languageclient/node";
 import { firstFolder, readSettings } from "./config";
 import { ImpactedTests } from "./impactedView";
-import { METHODS, SERVER_COMMANDS, type CancelResult, type Requests, type RunResult, type StatusInfo } from "./model/protocol";
+import {
+  METHODS,
+  SERVER_COMMANDS,
+  type CancelResult,
+  type Requests,
+  type RunAccepted,
+  type RunResult,
+  type StatusInfo,
+} from "./model/protocol";
+import { finishedLine } from "./model/runs";
 import { needsRestart, serverCommand, toInitOptions, type RawSettings } from "./model/settings";
 import { StatusBar } from "./statusBar";
 import { TestExplorer } from "./testing";
@@ -167,11 +176,14 @@ async function start(): Promise<void> {
     return;
   }
   c.onNotification(METHODS.statusChanged, () => void statusBar.refresh());
-  c.onNotification(METHODS.testResults, (r: RunResult) => {
-    output.appendLine(
-      `run ${r.runId ?? ""} ${r.label ?? ""}: ${r.passed ?? 0} passed, ${r.failed ?? 0} failed` +
-        (r.cachedFiles ? `, ${r.cachedFiles} files cached` : ""),
-    );
+  c.onNotification(METHODS.runFinished, (r: RunResult) => {
+    const line = finishedLine(r);
+    output.appendLine(`${r.runId} ${line.text}`);
+    // runs this window started by a command get a message; the rest (save, explorer) the status bar
+    const mine = startedHere.delete(r.runId);
+    if (mine && line.severity === "error") void vscode.window.showErrorMessage(`Maestro: ${line.text}`);
+    else if (mine && line.severity === "warning") void vscode.window.showWarningMessage(`Maestro: ${line.text}`);
+    else vscode.window.setStatusBarMessage(`Maestro: ${line.text}`, 5000);
     void statusBar.refresh();
     impacted.schedule(100);
   });
@@ -226,15 +238,15 @@ async function execute<T>(command: string, args: unknown[]): Promise<T | undefin
   }
 }
 
+/** Run ids this window started by a command: their outcome (maestro/runFinished) is shown. */
+const startedHere = new Set<string>();
+
 async function runCommand(command: string, args: unknown[]): Promise<void> {
-  // through the client's registered command: the server reports work-done progress itself
-  const res = await execute<RunResult>(command, args);
+  // answers at once with the run id; progress is work-done progress, the end maestro/runFinished
+  const res = await execute<RunAccepted>(command, args);
   if (!res) return;
-  if (res.runId === null && res.message) vscode.window.setStatusBarMessage(`Maestro: ${res.message}`, 5000);
-  else if (res.error) void vscode.window.showErrorMessage(`Maestro: ${res.error.message}`);
-  else if (res.failed || res.errors) {
-    void vscode.window.showWarningMessage(`Maestro: ${res.label ?? "run"}: ${res.passed ?? 0} passed, ${res.failed ?? 0} failed`);
-  }
+  startedHere.add(res.runId);
+  vscode.window.setStatusBarMessage(`Maestro: ${res.label}…`, 3000);
 }
 
 export async function deactivate(): Promise<void> {

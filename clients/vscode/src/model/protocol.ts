@@ -11,6 +11,9 @@ export const METHODS = {
   run: "maestro/testExplorer/run",
   cancel: "maestro/testExplorer/cancel",
   testResults: "maestro/testResults",
+  runStarted: "maestro/runStarted",
+  runProgress: "maestro/runProgress",
+  runFinished: "maestro/runFinished",
   statusChanged: "maestro/statusChanged",
   didChange: "maestro/testExplorer/didChange",
   begin: "maestro/testExplorer/begin",
@@ -43,6 +46,9 @@ export interface Requests {
 }
 export interface Notifications {
   "maestro/testResults": RunResult;
+  "maestro/runStarted": RunAccepted;
+  "maestro/runProgress": RunProgressParams;
+  "maestro/runFinished": RunResult;
   "maestro/statusChanged": StatusChangedParams;
   "maestro/testExplorer/didChange": DidChangeParams;
   "maestro/testExplorer/begin": BeginParams;
@@ -275,7 +281,7 @@ export interface RemoteStatus {
 export interface RunStatus {
   runId: string;
   root: string;
-  kind: "node" | "file" | "impacted" | "all" | "explorer";
+  kind: "node" | "file" | "impacted" | "all" | "explorer" | "save";
   label: string;
   done: number;
   total: number | null;
@@ -451,6 +457,26 @@ export interface RunResult extends RunSummary {
   files?: FileResult[];
 }
 
+/** A run command's answer, sent at once: the run goes on, its outcome arrives as ``maestro/runFinished`` with the same run id. */
+export interface RunAccepted {
+  runId: string;
+  root: string;
+  kind: "node" | "file" | "impacted" | "all" | "explorer" | "save";
+  label: string;
+  /** active runs this one cancelled */
+  superseded: string[];
+}
+
+/** A run's counts so far: ``total`` is the test nodes selected to run (null until pytest collected), ``cachedTests`` those served from the cache without running. */
+export interface RunProgressParams {
+  runId: string;
+  root: string;
+  done: number;
+  total: number | null;
+  cachedTests: number;
+  message: string;
+}
+
 export interface StatusChangedParams {
   root: string;
   state: "idle" | "connecting" | "connected" | "disconnected" | "error";
@@ -468,7 +494,7 @@ export interface DidChangeParams {
 
 export interface BeginParams {
   runId: string;
-  kind: "node" | "file" | "impacted" | "all" | "explorer";
+  kind: "node" | "file" | "impacted" | "all" | "explorer" | "save";
   label: string;
   root: string;
 }
@@ -499,10 +525,9 @@ export interface ProgressParams {
 
 /** A finished, refused or cancelled run; the counts only once it ran. */
 export interface RunSummary {
-  /** null: nothing was impacted, no run */
-  runId: string | null;
+  runId: string;
   root: string;
-  kind: "node" | "file" | "impacted" | "all" | "explorer";
+  kind: "node" | "file" | "impacted" | "all" | "explorer" | "save";
   label: string;
   done?: number;
   total?: number | null;

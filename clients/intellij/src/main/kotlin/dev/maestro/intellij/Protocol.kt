@@ -15,6 +15,9 @@ object MaestroMethods {
     const val RUN = "maestro/testExplorer/run"
     const val CANCEL = "maestro/testExplorer/cancel"
     const val TEST_RESULTS = "maestro/testResults"
+    const val RUN_STARTED = "maestro/runStarted"
+    const val RUN_PROGRESS = "maestro/runProgress"
+    const val RUN_FINISHED = "maestro/runFinished"
     const val STATUS_CHANGED = "maestro/statusChanged"
     const val DID_CHANGE = "maestro/testExplorer/didChange"
     const val BEGIN = "maestro/testExplorer/begin"
@@ -456,7 +459,6 @@ data class FileResult(
 )
 
 data class RunResult(
-    /** null: nothing was impacted, no run */
     val runId: String? = null,
     val root: String? = null,
     val kind: String? = null,
@@ -481,6 +483,26 @@ data class RunResult(
     val timeSavedS: Double? = null,
     val wallS: Double? = null,
     val files: List<FileResult>? = null,
+)
+
+/** A run command's answer, sent at once: the run goes on, its outcome arrives as ``maestro/runFinished`` with the same run id. */
+data class RunAccepted(
+    val runId: String? = null,
+    val root: String? = null,
+    val kind: String? = null,
+    val label: String? = null,
+    /** active runs this one cancelled */
+    val superseded: List<String>? = null,
+)
+
+/** A run's counts so far: ``total`` is the test nodes selected to run (null until pytest collected), ``cachedTests`` those served from the cache without running. */
+data class RunProgressParams(
+    val runId: String? = null,
+    val root: String? = null,
+    val done: Long? = null,
+    val total: Long? = null,
+    val cachedTests: Long? = null,
+    val message: String? = null,
 )
 
 data class StatusChangedParams(
@@ -531,7 +553,6 @@ data class ProgressParams(
 
 /** A finished, refused or cancelled run; the counts only once it ran. */
 data class RunSummary(
-    /** null: nothing was impacted, no run */
     val runId: String? = null,
     val root: String? = null,
     val kind: String? = null,

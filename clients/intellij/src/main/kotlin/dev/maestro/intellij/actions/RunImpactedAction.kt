@@ -5,8 +5,9 @@ import com.intellij.openapi.actionSystem.CommonDataKeys
 import com.intellij.openapi.fileEditor.FileDocumentManager
 import dev.maestro.intellij.MaestroServer
 
-/** `maestro.runImpacted [uri]`: the server runs the impacted tests with work-done progress; failures
- * come back as diagnostics at the failing lines. */
+/** `maestro.runImpacted [uri]`: the server answers at once with the run id and runs the impacted
+ * tests with work-done progress; failures come back as diagnostics at the failing lines, the
+ * outcome as `maestro/runFinished` (MaestroLanguageClient). */
 class RunImpactedAction : ProjectAction() {
     override fun actionPerformed(e: AnActionEvent) {
         val project = e.project ?: return
@@ -15,11 +16,8 @@ class RunImpactedAction : ProjectAction() {
         FileDocumentManager.getInstance().saveAllDocuments()
         val args: Array<Any> = if (file != null && file.isInLocalFileSystem) arrayOf(file.url) else emptyArray()
         MaestroServer.execute(project, "maestro.runImpacted", *args).whenComplete { result, error ->
-            // the outcome itself arrives as maestro/testResults (MaestroLanguageClient)
             if (error != null) {
                 MaestroServer.notify(project, "Maestro: ${error.cause?.message ?: error.message}", warning = true)
-            } else if (result is com.google.gson.JsonObject && result.get("runId")?.isJsonNull == true) {
-                MaestroServer.notify(project, "Maestro: ${result.get("message")?.asString ?: "nothing impacted"}")
             }
         }
     }
