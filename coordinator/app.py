@@ -30,6 +30,7 @@ import maestro
 from maestro.errors import CoordinatorError
 
 from . import accesslog, flags_routes
+from .admission import Gate
 from .auth import (
     Authenticator,
     Principal,
@@ -110,6 +111,9 @@ class ApiError(Exception):
         self.status = status
         self.body = ErrorBody(error=code, message=message, hint=hint)
         self.headers = headers or {}
+
+
+AUTH_FAILURE = web.RequestKey("auth_failure", ApiError)
 
 
 def _unauthorized(
@@ -232,6 +236,10 @@ class Coordinator:
         self._auth: Authenticator | None = None
         self._openapi: bytes | None = None
         blobs.on_corrupt = self._count_corrupt
+        # Priority levels, fair queues and rate limits in front of the cache routes.
+        self.gate = Gate.from_settings(
+            settings, self.metrics.registry, self.principal_or_none, frozenset({ENTRY_ROUTE})
+        )
 
     def _count_corrupt(self, tenant: Any, kind: str) -> None:
         self.metrics.corrupt.labels(tenant.name, kind).inc()
@@ -332,7 +340,28 @@ class Coordinator:
 
     # -- auth -------------------------------------------------------------------------------
 
+    async def principal_or_none(self, request: web.Request) -> Principal | None:
+        """The caller, or None when it has no valid credentials (the handler then answers)."""
+        try:
+            return await self.authenticate(request)
+        except ApiError:
+            return None
+
     async def authenticate(self, request: web.Request) -> Principal:
+        """Checked once per request: the admission gate and the handler share the answer."""
+        known: Principal | None = request.get(PRINCIPAL)
+        if known is not None:
+            return known
+        failed: ApiError | None = request.get(AUTH_FAILURE)
+        if failed is not None:
+            raise failed
+        try:
+            return await self._authenticate(request)
+        except ApiError as exc:
+            request[AUTH_FAILURE] = exc
+            raise
+
+    async def _authenticate(self, request: web.Request) -> Principal:
         credential = credential_from_header(request.headers.get("Authorization"))
         if credential is None:
             self.metrics.auth_failures.labels("missing").inc()
@@ -799,7 +828,8 @@ def create_app(
     coordinator = Coordinator(settings, state, blobs, pool, clock)
     # +1 so our own Content-Length check, with its clearer message, answers first.
     app = web.Application(
-        middlewares=[coordinator.observe], client_max_size=settings.max_blob_bytes + 1
+        middlewares=[coordinator.observe, coordinator.gate.middleware],
+        client_max_size=settings.max_blob_bytes + 1,
     )
     app[STATE] = coordinator
     app.router.add_post("/v1/token", coordinator.token)
@@ -816,6 +846,7 @@ def create_app(
         await coordinator.start()
 
     async def cleanup(app: web.Application) -> None:
+        await coordinator.gate.close()
         await coordinator.blobs.close()
         if owned_state:
             await coordinator.state.close()

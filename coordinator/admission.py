@@ -1,0 +1,574 @@
+"""Admission control in front of the cache routes: priority levels and fair per-tenant queues.
+
+Modelled on Kubernetes API Priority and Fairness (APF):
+
+- Each priority class (tenancy.py) is a **priority level** owning an assured share of the
+  replica's `concurrency` seats. A level never takes another's seats, so a CI farm in `ci` cannot
+  slow the `interactive` readers however much it sends.
+- A request that finds no free seat in its level waits in one of the level's queues. **Shuffle
+  sharding**: the tenant is dealt `queue_hand_size` of the level's `queues_per_level` queues (a
+  hash of its name) and joins the shortest, so a heavy tenant fills few queues and a light one
+  almost always finds one of its own nearly empty.
+- Free seats are handed out by **deficit round robin** over the non-empty queues (cost: one seat
+  plus one per MiB of body, scaled by the head tenant's `weight`), after first serving any tenant
+  holding fewer seats than its `min_share` of the level. `max_concurrent` caps a tenant's seats.
+- Queues are **bounded** (`queue_length`) and waits have a **budget** (`max_queue_wait_s`); a
+  request that cannot be admitted is refused with **429**, `Retry-After`, and a JSON body with
+  `retryAfterMs`, the `rule` that refused it and a `remediation`.
+
+State is per replica (as APF's is per API server); rate limits (limits.py) are shared through
+Redis. Everything runs on the event loop: no locks, O(hand size + queues) per decision.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import re
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Gauge, Histogram
+from prometheus_client import Counter as PromCounter
+from pydantic import BaseModel, Field
+
+from .tenancy import DEFAULT_SHARES, PRIORITY_CLASSES, PolicyResolver, TenantPolicy
+
+if TYPE_CHECKING:
+    from .auth import Principal
+    from .limits import RateLimits
+    from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+MIB = 1 << 20
+QUANTUM = 1.0
+WAIT_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+)  # fmt: skip
+CHECK_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1,
+)  # fmt: skip
+
+REMEDIATIONS: dict[str, str] = {
+    "admission.queue_full": "the tenant's queues at its priority level are full: retry after "
+    "the advised delay, send fewer requests at once, or ask an operator for a higher priority "
+    "or weight (maestro coordinator tenant set NAME --priority/--weight)",
+    "admission.wait_budget": "no seat freed within the wait budget: retry after the advised "
+    "delay; sustained, ask an operator for a larger share (--weight, --min-share)",
+    "rate.tenant": "the tenant's sustained request rate is used up: retry after the advised "
+    "delay, or ask an operator to raise it (maestro coordinator tenant set NAME --rate N)",
+    "rate.tenant_burst": "the tenant's per-second burst is used up: spread the requests, or "
+    "ask an operator to raise it (--burst N)",
+    "rate.token": "this API key's request rate is used up: spread the work over time or over "
+    "keys the operator grants",
+    "rate.global": "the coordinator as a whole is at its configured request rate: retry later",
+    "quota.upload_bytes_per_day": "the tenant uploaded its daily byte allowance: uploads resume "
+    "as the rolling day frees it (--upload-per-day raises it)",
+}
+
+
+class Refusal(Exception):
+    """A request that will not be served now; rendered as 429 by `Gate`."""
+
+    def __init__(
+        self,
+        rule: str,
+        message: str,
+        retry_after_s: float,
+        *,
+        tenant: str,
+        priority: str | None = None,
+        limit: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+        self.retry_after_s = max(0.001, retry_after_s)
+        self.tenant = tenant
+        self.priority = priority
+        self.limit = limit
+
+
+@dataclass(frozen=True, slots=True)
+class Explanation:
+    """What a policy engine says about a refusal (fills `rule` and `remediation`)."""
+
+    rule: str
+    remediation: str
+
+
+Explainer = Callable[[Refusal], Explanation | None]
+"""Hook for the policy engine: given a refusal, its own rule name and remediation, or None to
+keep the built-in ones."""
+
+
+class RefusalBody(BaseModel):
+    """The 429 body. `retryAfterMs` is camel-cased as in the wire formats of other services
+    (Envoy, gRPC retry info), so clients written against those read it as is."""
+
+    error: str = "too_many_requests"
+    message: str
+    hint: str | None = None
+    retryAfterMs: int = Field(ge=0)
+    rule: str
+    remediation: str
+    tenant: str
+    priority: str | None = None
+    limit: str | None = None
+
+
+def refusal_response(refusal: Refusal, explainer: Explainer | None = None) -> web.Response:
+    rule = refusal.rule
+    remediation = REMEDIATIONS.get(rule, "retry after the advised delay")
+    if explainer is not None:
+        try:
+            explained = explainer(refusal)
+        except Exception:  # a broken explanation must not turn a 429 into a 500
+            log.exception("the refusal explainer failed; using the built-in rule")
+            explained = None
+        if explained is not None:
+            rule, remediation = explained.rule, explained.remediation
+    retry_ms = max(1, math.ceil(refusal.retry_after_s * 1000))
+    body = RefusalBody(
+        message=refusal.message,
+        hint=f"retry after {retry_ms} ms",
+        retryAfterMs=retry_ms,
+        rule=rule,
+        remediation=remediation,
+        tenant=refusal.tenant,
+        priority=refusal.priority,
+        limit=refusal.limit,
+    )
+    return web.Response(
+        status=429,
+        body=body.model_dump_json(exclude_none=True).encode(),
+        content_type="application/json",
+        headers={"Retry-After": str(max(1, math.ceil(refusal.retry_after_s)))},
+    )
+
+
+class FairnessMetrics:
+    """Per tenant and priority level (tenants are authenticated names: a closed set)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ("priority", "tenant")
+        prefix = "maestro_coordinator_"
+        self.wait = Histogram(
+            prefix + "queue_wait_seconds",
+            "Time a request waited for a seat (0 when admitted at once).",
+            labels,
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            prefix + "tenant_in_flight", "Seats held.", labels, registry=registry
+        )
+        self.queued = Gauge(
+            prefix + "tenant_queued", "Requests waiting.", labels, registry=registry
+        )
+        self.admitted = PromCounter(
+            prefix + "admitted", "Requests admitted.", labels, registry=registry
+        )
+        self.rejected = PromCounter(
+            prefix + "rejected",
+            "Requests refused with 429, by rule.",
+            (*labels, "rule"),
+            registry=registry,
+        )
+        self.shadow = PromCounter(
+            prefix + "rate_limit_shadow",
+            "Requests a limit would have refused (rate_limits = shadow), by rule.",
+            ("tenant", "rule"),
+            registry=registry,
+        )
+        self.seat_seconds = PromCounter(
+            prefix + "seat_seconds",
+            "Seat time used (the share of the level a tenant got).",
+            labels,
+            registry=registry,
+        )
+        self.seats = Gauge(
+            prefix + "level_seats", "Assured seats of a priority level.", ("priority",),
+            registry=registry,
+        )  # fmt: skip
+        self.check = Histogram(
+            prefix + "admission_check_seconds",
+            "Time to decide (rate limits + admission), queue wait excluded.",
+            buckets=CHECK_BUCKETS,
+            registry=registry,
+        )
+        self.limiter_errors = PromCounter(
+            prefix + "rate_limit_errors",
+            "Limit checks that failed (storage unreachable) and were let through.",
+            registry=registry,
+        )
+
+
+@dataclass(eq=False, slots=True)
+class Seat:
+    level: str
+    tenant: str
+    started: float
+    waited: float
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    tenant: str
+    policy: TenantPolicy
+    cost: float
+    queued_at: float
+    future: asyncio.Future[Seat]
+
+
+@dataclass(eq=False, slots=True)
+class _Queue:
+    waiters: deque[_Waiter] = field(default_factory=deque)
+    deficit: float = 0.0
+    active: bool = False
+
+
+@dataclass(eq=False)
+class _Level:
+    name: str
+    seats: int
+    queues: list[_Queue]
+    ring: deque[_Queue] = field(default_factory=deque)
+    in_flight: int = 0
+    queued: int = 0
+    by_tenant: Counter[str] = field(default_factory=Counter)
+    service_s: float = 0.05  # moving average of seat holding time, for Retry-After advice
+
+
+def deal(tenant: str, queues: int, hand: int) -> list[int]:
+    """The tenant's hand: `hand` distinct queue indices from a hash of its name (APF deals
+    from one big integer the same way)."""
+    hand = min(hand, queues)
+    number = int.from_bytes(hashlib.sha256(tenant.encode()).digest(), "big")
+    picked: list[int] = []
+    remaining = list(range(queues))
+    for _ in range(hand):
+        number, index = divmod(number, len(remaining))
+        picked.append(remaining.pop(index))
+    return picked
+
+
+class Admission:
+    """Seats per priority level, fair queues within a level."""
+
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        shares: Mapping[str, int],
+        queues_per_level: int,
+        hand_size: int,
+        queue_length: int,
+        max_wait_s: float,
+        metrics: FairnessMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        merged = {name: shares.get(name, DEFAULT_SHARES[name]) for name in PRIORITY_CLASSES}
+        total = sum(merged.values())
+        self.levels: dict[str, _Level] = {
+            name: _Level(
+                name,
+                max(1, round(concurrency * share / total)),
+                [_Queue() for _ in range(queues_per_level)],
+            )
+            for name, share in merged.items()
+        }
+        self.hand_size = hand_size
+        self.queue_length = queue_length
+        self.max_wait_s = max_wait_s
+        self.metrics = metrics
+        self._clock = clock
+        self._hands: dict[str, list[int]] = {}
+        if metrics is not None:
+            for level in self.levels.values():
+                metrics.seats.labels(level.name).set(level.seats)
+
+    # -- public --------------------------------------------------------------------------------
+
+    async def acquire(self, tenant: str, policy: TenantPolicy, cost: float = 1.0) -> Seat:
+        """A seat in the tenant's level, now or after a fair wait; raises Refusal."""
+        level = self.levels[policy.priority]
+        now = self._clock()
+        if (
+            not level.queued
+            and level.in_flight < level.seats
+            and self._may_start(level, tenant, policy)
+        ):
+            return self._start(level, tenant, policy, now, 0.0)
+        queue = self._shortest(level, tenant)
+        if len(queue.waiters) >= self.queue_length:
+            raise self._refusal(level, tenant, "admission.queue_full", "queue full")
+        waiter = _Waiter(tenant, policy, cost, now, asyncio.get_running_loop().create_future())
+        queue.waiters.append(waiter)
+        level.queued += 1
+        if not queue.active:
+            queue.active = True
+            level.ring.append(queue)
+        self._gauge_queued(level, tenant, +1)
+        self._dispatch(level)
+        future = waiter.future
+        try:
+            async with asyncio.timeout(self.max_wait_s):
+                return await asyncio.shield(future)
+        except TimeoutError:
+            if future.done() and not future.cancelled():
+                return future.result()
+            self._withdraw(level, queue, waiter)
+            raise self._refusal(
+                level, tenant, "admission.wait_budget", f"no seat within {self.max_wait_s:g} s"
+            ) from None
+        except asyncio.CancelledError:  # the client went away while waiting
+            if future.done() and not future.cancelled():
+                self.release(future.result())
+            else:
+                self._withdraw(level, queue, waiter)
+            raise
+
+    def release(self, seat: Seat) -> None:
+        level = self.levels[seat.level]
+        level.in_flight -= 1
+        level.by_tenant[seat.tenant] -= 1
+        if level.by_tenant[seat.tenant] <= 0:
+            del level.by_tenant[seat.tenant]
+        held = max(0.0, self._clock() - seat.started)
+        level.service_s = 0.9 * level.service_s + 0.1 * held
+        if self.metrics is not None:
+            self.metrics.in_flight.labels(seat.level, seat.tenant).dec()
+            self.metrics.seat_seconds.labels(seat.level, seat.tenant).inc(held)
+        self._dispatch(level)
+
+    def snapshot(self) -> dict[str, Any]:
+        """Levels, seats, in-flight and queued requests per tenant (the dashboard page)."""
+        out: dict[str, Any] = {}
+        for level in self.levels.values():
+            queued: Counter[str] = Counter()
+            for queue in level.ring:
+                queued.update(w.tenant for w in queue.waiters)
+            out[level.name] = {
+                "seats": level.seats,
+                "in_flight": level.in_flight,
+                "queued": level.queued,
+                "tenants_in_flight": dict(level.by_tenant),
+                "tenants_queued": dict(queued),
+            }
+        return out
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _may_start(self, level: _Level, tenant: str, policy: TenantPolicy) -> bool:
+        cap = policy.max_concurrent
+        return cap is None or level.by_tenant[tenant] < cap
+
+    def _start(
+        self, level: _Level, tenant: str, policy: TenantPolicy, queued_at: float, waited: float
+    ) -> Seat:
+        level.in_flight += 1
+        level.by_tenant[tenant] += 1
+        if self.metrics is not None:
+            self.metrics.admitted.labels(level.name, tenant).inc()
+            self.metrics.in_flight.labels(level.name, tenant).inc()
+            self.metrics.wait.labels(level.name, tenant).observe(waited)
+        return Seat(level.name, tenant, self._clock(), waited)
+
+    def _shortest(self, level: _Level, tenant: str) -> _Queue:
+        hand = self._hands.get(tenant)
+        if hand is None:
+            hand = self._hands[tenant] = deal(tenant, len(level.queues), self.hand_size)
+        return min((level.queues[i] for i in hand), key=lambda q: len(q.waiters))
+
+    def _gauge_queued(self, level: _Level, tenant: str, delta: int) -> None:
+        if self.metrics is not None:
+            self.metrics.queued.labels(level.name, tenant).inc(delta)
+
+    def _withdraw(self, level: _Level, queue: _Queue, waiter: _Waiter) -> None:
+        try:
+            queue.waiters.remove(waiter)
+        except ValueError:
+            return
+        level.queued -= 1
+        self._gauge_queued(level, waiter.tenant, -1)
+        if not queue.waiters:
+            self._deactivate(level, queue)
+        waiter.future.cancel()
+
+    def _deactivate(self, level: _Level, queue: _Queue) -> None:
+        queue.deficit = 0.0
+        queue.active = False
+        with contextlib.suppress(ValueError):
+            level.ring.remove(queue)
+
+    def _dispatch(self, level: _Level) -> None:
+        while level.queued and level.in_flight < level.seats:
+            picked = self._next(level)
+            if picked is None:
+                return  # every head tenant is at its max_concurrent
+            queue, waiter = picked
+            queue.waiters.popleft()
+            level.queued -= 1
+            self._gauge_queued(level, waiter.tenant, -1)
+            if not queue.waiters:
+                self._deactivate(level, queue)
+            now = self._clock()
+            waiter.future.set_result(
+                self._start(
+                    level, waiter.tenant, waiter.policy, waiter.queued_at, now - waiter.queued_at
+                )
+            )
+
+    def _next(self, level: _Level) -> tuple[_Queue, _Waiter] | None:
+        ring = level.ring
+        # Minimum shares first: a waiting tenant below its guaranteed seats goes ahead.
+        for queue in ring:
+            head = queue.waiters[0]
+            floor = head.policy.min_seats(level.seats)
+            if (
+                floor
+                and level.by_tenant[head.tenant] < floor
+                and self._may_start(level, head.tenant, head.policy)
+            ):
+                return queue, head
+        blocked = 0
+        # Deficit round robin: a queue at the front of the ring gets a quantum per turn and
+        # serves while its deficit covers the head's cost; bounded because quanta accumulate.
+        for _ in range(len(ring) * 64 + 64):
+            if not ring or blocked >= len(ring):
+                return None
+            queue = ring[0]
+            head = queue.waiters[0]
+            if not self._may_start(level, head.tenant, head.policy):
+                ring.rotate(-1)
+                blocked += 1
+                continue
+            if queue.deficit >= head.cost:
+                queue.deficit -= head.cost
+                following = queue.waiters[1] if len(queue.waiters) > 1 else None
+                if following is not None and queue.deficit < following.cost:
+                    ring.rotate(-1)  # its turn is over
+                return queue, head
+            queue.deficit += QUANTUM * head.policy.weight
+            if queue.deficit < head.cost:
+                ring.rotate(-1)
+        return None
+
+    def _refusal(self, level: _Level, tenant: str, rule: str, what: str) -> Refusal:
+        # Advice: the time for the level to work through what is queued ahead of a retry.
+        ahead = level.queued + 1
+        retry = min(60.0, max(0.05, ahead * level.service_s / level.seats))
+        return Refusal(
+            rule,
+            f"priority level {level.name}: {what}; {level.in_flight} in flight, "
+            f"{level.queued} queued",
+            retry,
+            tenant=tenant,
+            priority=level.name,
+            limit=f"{level.seats} seats",
+        )
+
+
+class Gate:
+    """The aiohttp middleware: authenticate, rate-limit, admit, serve, release."""
+
+    def __init__(
+        self,
+        *,
+        admission: Admission | None,
+        limits: RateLimits | None,
+        resolve: PolicyResolver,
+        principal: Callable[[web.Request], Awaitable[Principal | None]],
+        metrics: FairnessMetrics,
+        routes: frozenset[str],
+    ) -> None:
+        self.admission = admission
+        self.limits = limits
+        self.resolve = resolve
+        self._principal = principal
+        self.metrics = metrics
+        # aiohttp's canonical form drops the regex of `{name:regex}` parts.
+        self.routes = frozenset(re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route) for route in routes)
+        self.explainer: Explainer | None = None
+        """Set by the policy engine to explain refusals with its own rules."""
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        registry: CollectorRegistry,
+        principal: Callable[[web.Request], Awaitable[Principal | None]],
+        routes: frozenset[str],
+    ) -> Gate:
+        from .limits import RateLimits
+
+        metrics = FairnessMetrics(registry)
+        admission = (
+            Admission(
+                concurrency=settings.concurrency,
+                shares=settings.priority_shares,
+                queues_per_level=settings.queues_per_level,
+                hand_size=settings.queue_hand_size,
+                queue_length=settings.queue_length,
+                max_wait_s=settings.max_queue_wait_s,
+                metrics=metrics,
+            )
+            if settings.fairness
+            else None
+        )
+        limits = (
+            RateLimits.from_settings(settings, metrics) if settings.rate_limits != "off" else None
+        )
+        return cls(
+            admission=admission,
+            limits=limits,
+            resolve=PolicyResolver(settings.tenants, settings.default_tenant_policy),
+            principal=principal,
+            metrics=metrics,
+            routes=routes,
+        )
+
+    async def close(self) -> None:
+        if self.limits is not None:
+            await self.limits.close()
+
+    @web.middleware
+    async def middleware(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        resource = request.match_info.route.resource
+        if resource is None or resource.canonical not in self.routes:
+            return await handler(request)
+        if self.admission is None and self.limits is None:
+            return await handler(request)
+        principal = await self._principal(request)
+        if principal is None:  # the handler answers 401/403 with its own message
+            return await handler(request)
+        started = time.perf_counter()
+        tenant = principal.tenant.name
+        policy = self.resolve(principal.tenant)
+        upload = (request.content_length or 0) if request.method == "PUT" else 0
+        seat: Seat | None = None
+        try:
+            if self.limits is not None:
+                await self.limits.check(tenant, principal.key_id, policy, upload)
+            if self.admission is not None:
+                seat = await self.admission.acquire(tenant, policy, 1.0 + upload / MIB)
+        except Refusal as refusal:
+            self.metrics.rejected.labels(policy.priority, tenant, refusal.rule).inc()
+            return refusal_response(refusal, self.explainer)
+        self.metrics.check.observe(time.perf_counter() - started - (seat.waited if seat else 0.0))
+        try:
+            return await handler(request)
+        finally:
+            if seat is not None and self.admission is not None:
+                self.admission.release(seat)

@@ -1,0 +1,256 @@
+"""Admission and rate limits: 429 + Retry-After + retryAfterMs, shadow vs enforce, fair queues,
+minimum shares, the policy hook; a real app on loopback over a real LMDB store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from coord_helpers import Clock, Env, sha
+
+from maestro.coordinator.admission import Admission, Explanation, Refusal, deal
+from maestro.coordinator.app import RUNNER_KWARGS, STATE, create_app
+from maestro.coordinator.records import TenantUpdate
+from maestro.coordinator.settings import Settings
+from maestro.coordinator.store import Store
+from maestro.coordinator.tenancy import TenantPolicy
+
+EnvFactory = Callable[..., Any]
+
+
+@pytest.fixture
+async def make_env(tmp_path: Path) -> AsyncIterator[EnvFactory]:
+    """An app with the given settings over a store with tenants alpha and beta."""
+    opened: list[tuple[TestClient, Store]] = []  # type: ignore[type-arg]
+
+    async def make(**overrides: Any) -> Env:
+        settings = Settings(
+            data_dir=tmp_path / f"coord{len(opened)}", max_blob_bytes=2 << 20, **overrides
+        )
+        store = Store(settings.data_dir / "store")
+        store.add_tenant("alpha")
+        store.add_tenant("beta")
+        clock = Clock()
+        app = create_app(settings, store=store, clock=clock)
+        server = TestServer(app)
+        await server.start_server(**RUNNER_KWARGS)
+        client = TestClient(server)
+        await client.start_server()
+        opened.append((client, store))
+        return Env(client, store, clock)
+
+    yield make
+    for client, store in opened:
+        await client.close()
+        store.close()
+
+
+async def test_burst_enforced_answers_429_with_retry_advice(make_env: EnvFactory) -> None:
+    env = await make_env(rate_limits="enforce", tenants={"alpha": {"burst": 3}})
+    headers = await env.auth("alpha")
+    url = f"/alpha/cas/{sha(b'x')}"
+    statuses = [(await env.client.get(url, headers=headers)).status for _ in range(3)]
+    assert statuses == [404, 404, 404]
+    resp = await env.client.get(url, headers=headers)
+    assert resp.status == 429
+    body = await resp.json()
+    assert body["rule"] == "rate.tenant_burst"
+    assert 0 < body["retryAfterMs"] <= 1000
+    assert int(resp.headers["Retry-After"]) == 1
+    assert body["remediation"] and body["tenant"] == "alpha"
+    # another tenant is not limited by alpha's burst
+    other = await env.auth("beta")
+    assert (await env.client.get(f"/beta/cas/{sha(b'x')}", headers=other)).status == 404
+    await asyncio.sleep(body["retryAfterMs"] / 1000 + 0.05)
+    assert (await env.client.get(url, headers=headers)).status == 404
+
+
+async def test_shadow_mode_serves_and_counts(make_env: EnvFactory) -> None:
+    env = await make_env(rate_limits="shadow", tenants={"alpha": {"burst": 2}})
+    headers = await env.auth("alpha")
+    url = f"/alpha/cas/{sha(b'x')}"
+    statuses = [(await env.client.get(url, headers=headers)).status for _ in range(6)]
+    assert statuses == [404] * 6
+    metrics = await (await env.client.get("/metrics")).text()
+    line = next(
+        ln
+        for ln in metrics.splitlines()
+        if ln.startswith("maestro_coordinator_rate_limit_shadow_total{") and 'tenant="alpha"' in ln
+    )
+    assert float(line.split()[-1]) == 4.0
+
+
+async def test_stored_policy_wins_and_upload_allowance(make_env: EnvFactory) -> None:
+    env = await make_env(rate_limits="enforce")
+    env.store.update_tenant(
+        "alpha", TenantUpdate(policy_changes={"upload_bytes_per_day": 3000, "priority": "ci"})
+    )
+    headers = await env.auth("alpha")
+    blob = b"u" * 1000
+    for i in range(3):
+        data = blob[:-1] + bytes([i])
+        resp = await env.client.put(f"/alpha/cas/{sha(data)}", data=data, headers=headers)
+        assert resp.status == 200
+    data = blob[:-1] + b"\xff"
+    resp = await env.client.put(f"/alpha/cas/{sha(data)}", data=data, headers=headers)
+    assert resp.status == 429
+    body = await resp.json()
+    assert body["rule"] == "quota.upload_bytes_per_day" and body["priority"] == "ci"
+    # reads are not uploads
+    assert (await env.client.get(f"/alpha/cas/{sha(data)}", headers=headers)).status == 404
+
+
+async def test_policy_engine_explains_refusals(make_env: EnvFactory) -> None:
+    env = await make_env(rate_limits="enforce", tenants={"alpha": {"burst": 1}})
+    seen: list[Refusal] = []
+
+    def explain(refusal: Refusal) -> Explanation:
+        seen.append(refusal)
+        return Explanation("team.ci_burst", "CI jobs share one burst; stagger them")
+
+    env.client.app[STATE].gate.explainer = explain
+    headers = await env.auth("alpha")
+    url = f"/alpha/cas/{sha(b'x')}"
+    await env.client.get(url, headers=headers)
+    resp = await env.client.get(url, headers=headers)
+    body = await resp.json()
+    assert resp.status == 429 and seen[0].rule == "rate.tenant_burst"
+    assert body["rule"] == "team.ci_burst" and body["remediation"].startswith("CI jobs")
+
+
+def _slow_put(port: int, tenant: str, token: str, length: int = 4096) -> socket.socket:
+    """A PUT whose headers arrive but whose body does not: it holds its seat."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    digest = sha(b"slow")
+    sock.sendall(
+        (
+            f"PUT /{tenant}/cas/{digest} HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Length: {length}\r\n\r\n"
+        ).encode()
+        + b"ab"
+    )
+    return sock
+
+
+async def test_queue_full_and_wait_budget_give_429(make_env: EnvFactory) -> None:
+    # concurrency 4: ci gets round(4 * 30/100) = 1 seat; one queue of one request.
+    env = await make_env(
+        concurrency=4,
+        queues_per_level=1,
+        queue_hand_size=1,
+        queue_length=1,
+        max_queue_wait_s=0.5,
+        default_tenant_policy={"priority": "ci"},
+    )
+    token = await env.token("alpha")
+    port = env.client.server.port
+    assert port is not None
+    holder = await asyncio.to_thread(_slow_put, port, "alpha", token)
+    try:
+        await asyncio.sleep(0.2)
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"/alpha/cas/{sha(b'q')}"
+        waiting = asyncio.create_task(env.client.get(url, headers=headers))
+        await asyncio.sleep(0.1)
+        refused = await env.client.get(url, headers=headers)
+        assert refused.status == 429
+        assert (await refused.json())["rule"] == "admission.queue_full"
+        timed_out = await waiting
+        assert timed_out.status == 429
+        body = await timed_out.json()
+        assert body["rule"] == "admission.wait_budget" and body["priority"] == "ci"
+        assert "Retry-After" in timed_out.headers
+        # beta shares the level: queued behind nothing of its own, but the seat is alpha's
+        snapshot = env.client.app[STATE].gate.admission.snapshot()
+        assert snapshot["ci"]["tenants_in_flight"] == {"alpha": 1}
+        # interactive has its own seats: unaffected
+        env.store.update_tenant("beta", TenantUpdate(policy_changes={"priority": "interactive"}))
+        beta = await env.auth("beta")
+        assert (await env.client.get(f"/beta/cas/{sha(b'q')}", headers=beta)).status == 404
+    finally:
+        holder.close()
+
+
+def test_shuffle_sharding_deals_distinct_stable_hands() -> None:
+    hand = deal("alpha", 64, 6)
+    assert len(set(hand)) == 6 and all(0 <= i < 64 for i in hand)
+    assert hand == deal("alpha", 64, 6)
+    assert hand != deal("beta", 64, 6)
+    assert sorted(deal("x", 3, 6)) == [0, 1, 2]
+
+
+async def _admission(**kw: Any) -> Admission:
+    params: dict[str, Any] = {
+        "concurrency": 10,
+        "shares": {"interactive": 1, "ci": 1, "batch": 1, "speculative": 1},
+        "queues_per_level": 16,
+        "hand_size": 2,
+        "queue_length": 1000,
+        "max_wait_s": 5.0,
+    }
+    params.update(kw)
+    return Admission(**params)
+
+
+async def test_fair_queuing_serves_a_light_tenant_between_heavy_requests() -> None:
+    adm = await _admission()  # ~2-3 seats per level
+    heavy = TenantPolicy(priority="ci")
+    light = TenantPolicy(priority="ci")
+    seats = adm.levels["ci"].seats
+    held = [await adm.acquire("heavy", heavy) for _ in range(seats)]
+    order: list[str] = []
+
+    async def one(tenant: str, policy: TenantPolicy) -> None:
+        seat = await adm.acquire(tenant, policy)
+        order.append(tenant)
+        await asyncio.sleep(0)
+        adm.release(seat)
+
+    tasks = [asyncio.create_task(one("heavy", heavy)) for _ in range(40)]
+    await asyncio.sleep(0)
+    tasks += [asyncio.create_task(one("light", light)) for _ in range(3)]
+    await asyncio.sleep(0)
+    for seat in held:
+        adm.release(seat)
+    await asyncio.gather(*tasks)
+    # FIFO would serve light after all 40 heavy requests; DRR interleaves them.
+    last_light = max(i for i, t in enumerate(order) if t == "light")
+    assert last_light < 12, order
+
+
+async def test_min_share_goes_first_and_max_concurrent_caps() -> None:
+    adm = await _admission(concurrency=8)
+    seats = adm.levels["batch"].seats  # 2
+    greedy = TenantPolicy(priority="batch", max_concurrent=1)
+    floor = TenantPolicy(priority="batch", min_share=0.5)
+    first = await adm.acquire("greedy", greedy)
+    second = asyncio.create_task(adm.acquire("greedy", greedy))  # capped at 1: waits
+    await asyncio.sleep(0.01)
+    assert not second.done() and adm.levels["batch"].in_flight == 1 < seats
+    filler = await adm.acquire("other", TenantPolicy(priority="batch"))
+    third = asyncio.create_task(adm.acquire("floor", floor))
+    await asyncio.sleep(0.01)
+    adm.release(filler)  # the free seat goes to the tenant below its minimum share
+    seat = await asyncio.wait_for(third, 1)
+    assert seat.tenant == "floor" and not second.done()
+    adm.release(first)
+    assert (await asyncio.wait_for(second, 1)).tenant == "greedy"
+
+
+async def test_refusal_json_is_the_documented_shape(make_env: EnvFactory) -> None:
+    env = await make_env(rate_limits="enforce", token_rate_per_s=0.1)
+    headers = await env.auth("alpha")
+    url = f"/alpha/ac/{sha(b'a')}"
+    await env.client.get(url, headers=headers)
+    resp = await env.client.get(url, headers=headers)
+    body = json.loads(await resp.read())
+    assert resp.status == 429
+    assert set(body) >= {"error", "message", "retryAfterMs", "rule", "remediation", "tenant"}
+    assert body["rule"] == "rate.token" and body["error"] == "too_many_requests"
+    assert 1000 <= body["retryAfterMs"] <= 10_000
