@@ -276,12 +276,20 @@ async def _debug_sleep(params: SleepParams, ctx: RequestContext) -> SleepResult:
 
 def build_app(paths: DaemonPaths) -> DaemonApp:
     """Compose the daemon. Workspace services (graph, cache, runner) are plugged in here."""
-    from maestro.daemon.services import client_settings, speculation, sync, tests, workspace
+    from maestro.daemon.services import (
+        client_settings,
+        flags,
+        speculation,
+        sync,
+        tests,
+        workspace,
+    )
 
     app = DaemonApp(paths)
     client_settings.install(app)
     shared = workspace.install(app, watch=os.environ.get("MAESTRO_DAEMON_WATCH") != "0")
     remote = sync.install(app)
+    flags.install(app)
     runs = tests.install(app, shared, remote)
     speculation.install(app, shared, runs)
     return app

@@ -482,7 +482,7 @@ class SpeculationService:
         files and the tests inside them ("tests"), the files only ("files"), or none ("off")."""
         from maestro.engine.testing import RunOrder
 
-        mode = graph.loaded.config.fail_first
+        mode = self.tests.settings(graph).fail_first
         if mode == "off":
             return None
         wanted = set(files)

@@ -24,15 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from maestro.cache.stats import CacheStats
+from maestro.daemon.services.cached import cached_results
+from maestro.daemon.services import policy
 from maestro.daemon.services.workspace import WorkspaceService
 from maestro.wire import (
     CACHE_STATS,
+    CACHED_RESULTS,
     RUN_PLAN,
     RUN_PROGRESS,
     RUN_QUEUED,
@@ -52,6 +57,7 @@ from maestro.wire import (
 if TYPE_CHECKING:
     from maestro.cache import Cache
     from maestro.daemon.app import DaemonApp
+    from maestro.daemon.services.policy import PolicyService
     from maestro.daemon.services.speculation import SpeculationService
     from maestro.daemon.services.sync import SyncService
     from maestro.daemon.transport.server import RequestContext
@@ -94,6 +100,7 @@ class TestService:
         self._cache_lock = asyncio.Lock()
         self.speculation: SpeculationService | None = None  # telemetry, fail-first, speculation
         self._fingerprints: FingerprintStore | None = None
+        self.policy: PolicyService | None = None  # run admission, select and cache gates
 
     @property
     def fingerprints(self) -> FingerprintStore:
@@ -117,20 +124,32 @@ class TestService:
         """The mirrored cache when a coordinator is configured, else the local one."""
         if self.sync is not None:
             await self.sync.configure(self.settings(graph).remote)
-            view = self.sync.view(wait_remote=wait_remote)
+            view = self.sync.view(wait_remote=wait_remote) if self._mirror_enabled() else None
             if view is not None:
                 return view
         return await self.cache()
 
     def settings(self, graph: BuildGraph) -> Settings:
-        """The workspace's settings with the connected editor's over them."""
+        """The workspace's settings with the connected editor's over them, and the switches
+        that are feature flags (speculation, fail-first, predictive threshold) as resolved."""
         from maestro.daemon.services.client_settings import ClientSettingsService
+        from maestro.daemon.services.flags import FlagsService
+
+        config = graph.loaded.config
+        with contextlib.suppress(LookupError):
+            config = self.app.service(ClientSettingsService).effective(config)
+        with contextlib.suppress(LookupError):
+            config = self.app.service(FlagsService).apply(config)
+        return config
+
+    def _mirror_enabled(self) -> bool:
+        """The ``cas.mirror.enabled`` flag (a daemon composed without flags: on)."""
+        from maestro.daemon.services.flags import FlagsService
 
         try:
-            clients = self.app.service(ClientSettingsService)
+            return bool(self.app.service(FlagsService).value("cas.mirror.enabled"))
         except LookupError:
-            return graph.loaded.config
-        return clients.effective(graph.loaded.config)
+            return True
 
     async def stop(self, app: DaemonApp) -> None:
         if self._cache is not None:
@@ -173,6 +192,22 @@ class TestService:
     # --- runs ------------------------------------------------------------------------------------
 
     async def run_tests(self, params: RunTestsParams, ctx: RequestContext) -> RunTestsResult:
+        execution_id = uuid.uuid4().hex
+        policy = self.policy
+        if policy is not None:  # may wait (queue) or raise PolicyDeniedError
+            await policy.admit(
+                execution_id, list(params.paths),
+                on_queued=lambda n: asyncio.ensure_future(ctx.emit(RUN_QUEUED, RunQueued(ahead=n))),
+            )  # fmt: skip
+        try:
+            return await self._queued(params, ctx, execution_id)
+        finally:
+            if policy is not None:
+                await policy.finished(execution_id)
+
+    async def _queued(
+        self, params: RunTestsParams, ctx: RequestContext, execution_id: str
+    ) -> RunTestsResult:
         ahead = self.active + self.waiting
         self.waiting += 1
         try:
@@ -183,7 +218,7 @@ class TestService:
             self.waiting -= 1
         self.active += 1
         try:
-            return await self._run(params, ctx)
+            return await self._run(params, ctx, execution_id)
         finally:
             self.active -= 1
             self.run_lock.release()
@@ -219,7 +254,9 @@ class TestService:
 
         return await workspace.query(build)
 
-    async def _run(self, params: RunTestsParams, ctx: RequestContext) -> RunTestsResult:
+    async def _run(
+        self, params: RunTestsParams, ctx: RequestContext, execution_id: str = ""
+    ) -> RunTestsResult:
         from maestro.engine.testing import Selection, planned_info, summary_result
 
         self.runs += 1
@@ -240,12 +277,18 @@ class TestService:
             pytest_args=tuple(params.pytest_args),
         )
         planned = await self.plan(engine, selection, environ)
+        if self.policy is not None:
+            await self.policy.select(engine, planned, selection, environ, execution_id)
+            self._gate_cache(engine, execution_id, environ)
         order = None
         if self.speculation is not None:  # may serve fresh speculative failures as they are
             order = await self.speculation.before_run(graph, planned, environ)
         predictive = None
         if params.predictive:
+            before = list(planned.files)
             predictive = await self._predictive(graph, planned, params.threshold)
+            if self.policy is not None:
+                predictive = await self.policy.never_skip(before, planned, predictive, execution_id)
         await ctx.emit(RUN_PLAN, RunPlanned(files=[planned_info(f) for f in planned.files]))
         log.info("run %d: %d files, %d to run", self.runs, len(planned.files), len(planned.to_run))
         queue: asyncio.Queue[RunProgress | None] = asyncio.Queue()
@@ -288,11 +331,25 @@ class TestService:
     ) -> PredictiveInfo:
         """Predictive mode (opt-in): skip files predicted to pass; say which and why."""
         if threshold is None:
-            threshold = graph.loaded.config.predictive_threshold
+            threshold = self.settings(graph).predictive_threshold
         if self.speculation is None:
             note = "no ranking in this daemon: nothing skipped"
             return PredictiveInfo(threshold=threshold, model="none", note=note)
         return await self.speculation.predictive(graph, planned, threshold)
+
+    def _gate_cache(
+        self, engine: Engine, execution_id: str, environ: Mapping[str, str] | None
+    ) -> None:
+        """The policy's cache decisions for this run's results: stored here, uploaded."""
+        from maestro.cache.remote import MirroredCache
+
+        assert self.policy is not None
+        gates = self.policy.cache_gate(execution_id, ci=bool((environ or {}).get("CI")))
+        if gates is None:
+            return
+        engine.store_gate = gates[0]
+        if isinstance(engine.cache, MirroredCache):
+            engine.cache.upload_gate = gates[1]
 
     async def _forward(self, queue: asyncio.Queue[RunProgress | None], ctx: RequestContext) -> None:
         connected = True
@@ -317,9 +374,11 @@ def install(
     app: DaemonApp, workspace: WorkspaceService, sync: SyncService | None = None
 ) -> TestService:
     service = TestService(app, workspace, sync)
+    service.policy = policy.install(app)
     app.provide(TestService, service)
     app.on_shutdown(service.stop)
     app.register(STALE, service.stale)
     app.register(RUN_TESTS, service.run_tests)
     app.register(CACHE_STATS, service.cache_stats)
+    app.register(CACHED_RESULTS, functools.partial(cached_results, service))
     return service

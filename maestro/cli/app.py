@@ -7,6 +7,7 @@ from maestro.cli.coordinator_cmd import coordinator_app
 from maestro.cli.daemon_cmd import daemon_app
 from maestro.cli.demo_cmd import demo
 from maestro.cli.explain_cmd import explain
+from maestro.cli.flags_cmd import flags_app
 from maestro.cli.graph_cmd import graph_app, impacted, why
 from maestro.cli.lsp_cmd import lsp
 from maestro.cli.model_cmd import model_app
@@ -27,6 +28,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(coordinator_app, name="coordinator")
 app.add_typer(model_app, name="model")
+app.add_typer(flags_app, name="flags")
 
 
 @app.callback()

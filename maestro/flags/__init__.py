@@ -119,7 +119,7 @@ class WorkspaceFlags:
             where[Layer.WORKSPACE] = f"workspace {self.root}"
             where[Layer.CONFIG] = config_where or "workspace configuration"
         tenant: dict[str, FlagSetting] = {}
-        if self.tenant is not None:
+        if self.tenant is not None and self.tenant.tenant:
             tenant = dict(self.tenant.overrides)
             fetched = self.tenant.fetched_at
             when = f", fetched {fetched.isoformat(timespec='seconds')}" if fetched else ""

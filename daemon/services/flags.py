@@ -1,0 +1,307 @@
+"""Feature flags in the daemon: the tenant's overrides polled from the coordinator, and every
+service's switches read through the registry.
+
+- The poll follows the sync's remote settings (`SyncService.config`: the workspace's
+  `[tool.maestro.remote]` with the editor's URL over it) with a conditional GET every
+  ``MAESTRO_FLAGS_POLL_S`` seconds (default 30); a 304 costs no body. A change applies to the
+  next decision that reads the flag (a save, a run, a status): a kill-switch set by the tenant's
+  admin takes effect at the next poll. The overrides are written to the workspace state dir so
+  the CLI (`maestro flags`) and a restarted daemon start from the last ones seen.
+- A failed poll keeps the last overrides (a kill-switch must not lapse because the coordinator
+  is unreachable) and says so in the `flags` method; a workspace with no remote drops them.
+- Local inputs (the user and workspace flag files, the configuration's older keys) are re-read
+  only when one of those files changes (stat), so resolving on the event loop stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from maestro.errors import CoordinatorError
+from maestro.flags import (
+    FlagValue,
+    Inputs,
+    Layer,
+    Resolution,
+    TenantFlags,
+    WorkspaceFlags,
+    builtin_registry,
+    expiry_warnings,
+    today_utc,
+)
+from maestro.flags.report import FLAGS, FlagsReport, FlagState, TenantPoll
+from maestro.flags.resolve import resolve_all
+from maestro.flags.store import (
+    tenant_cache_path,
+    user_flags_path,
+    workspace_flags_path,
+    write_tenant_cache,
+)
+
+if TYPE_CHECKING:
+    from maestro.coordinator.flags_client import FlagsClient
+    from maestro.daemon.app import DaemonApp
+    from maestro.daemon.transport.server import RequestContext
+    from maestro.settings import RemoteSettings, Settings
+    from maestro.wire import Empty
+
+log = logging.getLogger(__name__)
+
+POLL_TIMEOUT_S = 10.0
+
+
+def poll_interval_s() -> float:
+    """``MAESTRO_FLAGS_POLL_S`` (default 30 s, at least 0.2 s)."""
+    try:
+        return max(0.2, float(os.environ.get("MAESTRO_FLAGS_POLL_S", "30")))
+    except ValueError:
+        return 30.0
+
+
+def _stat_key(paths: list[Path]) -> tuple[tuple[int, int] | None, ...]:
+    out: list[tuple[int, int] | None] = []
+    for path in paths:
+        try:
+            st = path.stat()
+            out.append((st.st_mtime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+class FlagsService:
+    def __init__(self, app: DaemonApp, poll_s: float | None = None) -> None:
+        self.app = app
+        self.root = app.root
+        self.registry = builtin_registry()
+        self.poll_s = poll_interval_s() if poll_s is None else poll_s
+        self.tenant: TenantFlags | None = None
+        self.polls = 0
+        self.changes = 0
+        self.last_poll_at: float | None = None
+        self.last_change_at: float | None = None
+        self.last_error: str | None = None
+        self.state = "off: starting"
+        self._client: FlagsClient | None = None
+        self._client_for: tuple[str, str, str] | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._local: tuple[tuple[object, ...], Inputs] | None = None
+        self._wake = asyncio.Event()
+
+    # --- resolution ------------------------------------------------------------------------------
+
+    def _local_inputs(self) -> Inputs:
+        paths = [
+            user_flags_path(),
+            workspace_flags_path(self.root),
+            self.root / "maestro.toml",
+            self.root / "pyproject.toml",
+        ]
+        key = _stat_key(paths)
+        if self._local is None or self._local[0] != key:
+            flags = WorkspaceFlags(self.root, self.registry, tenant=TenantFlags(tenant=""))
+            self._local = (key, flags.inputs())
+        return self._local[1]
+
+    def _editor(self) -> dict[str, FlagValue]:
+        from maestro.daemon.services.client_settings import ClientSettingsService
+
+        try:
+            current = self.app.service(ClientSettingsService).current()
+        except LookupError:
+            return {}
+        return (
+            {} if current.speculation is None else {"ml.speculation.enabled": current.speculation}
+        )
+
+    def inputs(self) -> Inputs:
+        local = self._local_inputs()
+        where = dict(local.where)
+        tenant = {}
+        if self.tenant is not None and self.tenant.tenant:
+            tenant = dict(self.tenant.overrides)
+            fetched = self.tenant.fetched_at
+            when = f", fetched {fetched.isoformat(timespec='seconds')}" if fetched else ""
+            where[Layer.TENANT] = f"tenant {self.tenant.tenant} on the coordinator{when}"
+        return replace(local, tenant=tenant, editor=self._editor(), where=where)
+
+    def resolve_all(self) -> dict[str, Resolution]:
+        try:
+            inputs = self.inputs()
+        except Exception as exc:  # a broken flags file: say so, run on the other layers
+            log.warning("flag settings unreadable, using tenant and defaults: %s", exc)
+            inputs = Inputs()
+        return resolve_all(self.registry, inputs, today_utc())
+
+    def value(self, name: str) -> FlagValue:
+        return self.resolve_all()[name].value
+
+    def apply(self, config: Settings) -> Settings:
+        """``config`` with every switch that is a flag replaced by the flag's value."""
+        res = self.resolve_all()
+        speculation = replace(config.speculation, enabled=bool(res["ml.speculation.enabled"].value))
+        return replace(
+            config,
+            speculation=speculation,
+            fail_first=str(res["ml.fail-first"].value),
+            predictive_threshold=float(res["ml.predictive.threshold"].value),
+        )
+
+    # --- polling ---------------------------------------------------------------------------------
+
+    def _remote(self) -> RemoteSettings | None:
+        from maestro.daemon.services.sync import SyncService
+
+        try:
+            return self.app.service(SyncService).config
+        except LookupError:
+            return None
+
+    async def _drop_tenant(self, why: str) -> None:
+        self.state = f"off: {why}"
+        if self.tenant is not None:
+            self.tenant = None
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(tenant_cache_path(self.root).unlink, True)
+        await self._close_client()
+
+    async def _close_client(self) -> None:
+        client, self._client, self._client_for = self._client, None, None
+        if client is not None:
+            await client.close()
+
+    async def poll_once(self) -> None:
+        remote = self._remote()
+        if remote is None or not remote.tenant:
+            await self._drop_tenant("no [tool.maestro.remote] with a tenant")
+            return
+        key = os.environ.get(remote.api_key_env)
+        if not key:  # the last overrides stay: a kill-switch must not lapse with a lost key
+            self.state = f"off: ${remote.api_key_env} is not set (last overrides kept)"
+            return
+        ident = (remote.url, remote.tenant, key)
+        if self._client_for != ident:
+            from maestro.coordinator.flags_client import FlagsClient
+
+            await self._close_client()
+            self._client = FlagsClient(remote.url, remote.tenant, key, timeout_s=POLL_TIMEOUT_S)
+            self._client_for = ident
+            if self.tenant is not None and self.tenant.tenant != remote.tenant:
+                self.tenant = None
+        assert self._client is not None
+        etag = self.tenant.etag if self.tenant is not None else ""
+        self.polls += 1
+        try:
+            poll = await asyncio.wait_for(self._client.poll_flags(etag), POLL_TIMEOUT_S)
+        except (CoordinatorError, TimeoutError) as exc:
+            message = getattr(exc, "message", None) or "timed out"
+            self.last_error = message
+            self.state = "failing (last overrides kept)"
+            log.warning("tenant flags poll failed: %s", message)
+            return
+        self.last_poll_at = time.time()
+        self.last_error = None
+        self.state = "polling"
+        if poll.flags is None:
+            return
+        before = self.tenant.overrides if self.tenant is not None else {}
+        self.tenant = poll.flags
+        self.changes += 1
+        self.last_change_at = self.last_poll_at
+        for name in sorted(set(before) | set(poll.flags.overrides)):
+            old, new = before.get(name), poll.flags.overrides.get(name)
+            latest = new or old
+            if old != new and latest is not None:
+                log.warning(
+                    "tenant flag %s: %s -> %s (%s)",
+                    name,
+                    old.describe() if old else "unset",
+                    new.describe() if new else "cleared",
+                    latest.reason,
+                )
+        try:
+            await asyncio.to_thread(write_tenant_cache, self.root, poll.flags)
+        except OSError as exc:
+            log.warning("could not save the tenant flags for the CLI: %s", exc)
+
+    async def _poll_forever(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("tenant flags poll failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_s)
+            self._wake.clear()
+
+    async def startup(self, app: DaemonApp) -> None:
+        from maestro.flags.store import read_tenant_cache
+
+        self.tenant = await asyncio.to_thread(read_tenant_cache, self.root)
+        for line in expiry_warnings(self.registry, today_utc()):
+            log.warning("%s", line)
+        self._task = asyncio.create_task(self._poll_forever(), name="flags-poll")
+
+    async def stop(self, app: DaemonApp) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self._close_client()
+
+    # --- the `flags` method ----------------------------------------------------------------------
+
+    def report(self) -> FlagsReport:
+        res = self.resolve_all()
+        remote = self._remote()
+        return FlagsReport(
+            flags=[
+                FlagState(
+                    name=r.flag.name,
+                    value=r.value,
+                    layer=r.layer.value,
+                    killed=r.killed,
+                    why=r.why,
+                    expired=r.expired,
+                    expires=r.flag.expires.isoformat(),
+                    owner=r.flag.owner,
+                )
+                for r in res.values()
+            ],
+            warnings=expiry_warnings(self.registry, today_utc()),
+            tenant=TenantPoll(
+                state=self.state,
+                tenant=remote.tenant if remote else None,
+                url=remote.url if remote else None,
+                etag=self.tenant.etag if self.tenant else None,
+                poll_interval_s=self.poll_s,
+                polls=self.polls,
+                changes=self.changes,
+                last_poll_at=self.last_poll_at,
+                last_change_at=self.last_change_at,
+                last_error=self.last_error,
+                overrides=len(self.tenant.overrides) if self.tenant else 0,
+            ),
+        )
+
+    async def flags(self, params: Empty, ctx: RequestContext) -> FlagsReport:
+        return self.report()
+
+
+def install(app: DaemonApp) -> FlagsService:
+    service = FlagsService(app)
+    app.provide(FlagsService, service)
+    app.on_startup(service.startup)
+    app.on_shutdown(service.stop)
+    app.register(FLAGS, service.flags)
+    return service

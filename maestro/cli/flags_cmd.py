@@ -1,0 +1,277 @@
+"""`maestro flags list|get|set|explain`: the feature-flag registry from the terminal.
+
+Values are resolved in process from the same layers the daemon uses (docs/flags.md): the
+tenant's overrides as the workspace daemon last polled them, this workspace's and this user's
+settings, the configuration's older keys, the defaults. Every command warns about expired
+flags on stderr. `set --scope tenant` changes the override on the coordinator (admin key).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from maestro.cli.common import ROOT_OPTION, console, err_console, fail_on_error, resolve_root
+from maestro.errors import WorkspaceError
+from maestro.flags import (
+    FlagError,
+    FlagValue,
+    Registry,
+    Resolution,
+    Scope,
+    WorkspaceFlags,
+    builtin_registry,
+    format_value,
+    today_utc,
+)
+
+flags_app = typer.Typer(
+    no_args_is_help=True, help="Feature flags: list, get, set, explain (owner, scope, expiry)."
+)
+
+JSON_OPTION = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+@dataclass
+class FlagsCli:
+    """What the commands resolve against; tests pass their own as the click context's obj."""
+
+    registry: Registry = field(default_factory=builtin_registry)
+    today: date | None = None
+
+
+def _flags(ctx: typer.Context, root: Path | None, *, need_root: bool = False) -> WorkspaceFlags:
+    deps = ctx.obj if isinstance(ctx.obj, FlagsCli) else FlagsCli()
+    workspace: Path | None
+    try:
+        workspace = resolve_root(root)
+    except WorkspaceError:
+        if need_root or root is not None:
+            raise
+        workspace = None
+    fixed = deps.today
+    flags = WorkspaceFlags(
+        workspace, deps.registry, today=(lambda: fixed) if fixed is not None else today_utc
+    )
+    for line in flags.warnings():
+        err_console.print(f"[yellow]warning:[/] {escape(line)}")
+    return flags
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def _mark(r: Resolution) -> str:
+    return " [red](kill-switch)[/]" if r.killed else ""
+
+
+@flags_app.command("list")
+@fail_on_error
+def list_flags(ctx: typer.Context, root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
+    """Every flag with its value here, the layer that set it, its owner and expiry."""
+    flags = _flags(ctx, root)
+    resolved = flags.resolve_all()
+    if as_json:
+        _print_json(
+            {
+                "schema": "maestro.flags/1",
+                "flags": [r.to_json() for r in resolved.values()],
+                "warnings": flags.warnings(),
+            }
+        )
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("flag", "value", "set by", "owner", "expires"):
+        table.add_column(column)
+    for r in resolved.values():
+        expires = r.flag.expires.isoformat()
+        table.add_row(
+            r.flag.name,
+            escape(format_value(r.value)) + _mark(r),
+            r.layer.value,
+            r.flag.owner,
+            f"[red]{expires} EXPIRED[/]" if r.expired else expires,
+        )
+    console.print(table)
+
+
+@flags_app.command("get")
+@fail_on_error
+def get_flag(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="flag name, e.g. ml.speculation.enabled")],
+    root: ROOT_OPTION = None,
+    as_json: JSON_OPTION = False,
+) -> None:
+    """The flag's value here (plain, for scripts), or its resolution as JSON."""
+    r = _flags(ctx, root).resolve(name)
+    if as_json:
+        _print_json(r.to_json())
+    else:
+        typer.echo(format_value(r.value))
+
+
+@flags_app.command("explain")
+@fail_on_error
+def explain_flag(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="flag name")],
+    root: ROOT_OPTION = None,
+    as_json: JSON_OPTION = False,
+) -> None:
+    """Which layer set the value and why, every layer consulted, the declaration, recent changes."""
+    flags = _flags(ctx, root)
+    r = flags.resolve(name)
+    history = flags.audit.read(flag=name, limit=10)
+    if as_json:
+        data = r.to_json()
+        data["audit"] = [e.model_dump(mode="json", exclude_none=True) for e in history]
+        _print_json(data)
+        return
+    f = r.flag
+    console.print(f"[bold]{f.name}[/] = [bold]{escape(format_value(r.value))}[/]{_mark(r)}")
+    console.print(f"  because: {escape(r.why)}")
+    console.print(f"  {escape(f.description)}")
+    kill = "none" if f.kill_value is None else format_value(f.kill_value)
+    console.print(
+        f"  owner {escape(f.owner)}; type {escape(f.type_text())}; default "
+        f"{escape(format_value(f.default))}; kill value {escape(kill)}; scopes "
+        f"{', '.join(sorted(s.value for s in f.scopes))}; expires {f.expires.isoformat()}"
+        + (" [red](EXPIRED)[/]" if r.expired else "")
+    )
+    console.print("  layers, highest first:")
+    for c in r.considered:
+        shown = c.setting.describe() if c.setting is not None else "-"
+        note = f"  [dim]{escape(c.note)}[/]" if c.note else ""
+        chosen = " [green]<- used[/]" if c.layer is r.layer else ""
+        console.print(f"    {c.layer.value:<9} {escape(shown):<28} {escape(c.where)}{chosen}{note}")
+    if history:
+        console.print("  recent local changes:")
+        for e in history:
+            old = e.old.describe() if e.old else "unset"
+            new = e.new.describe() if e.new else "cleared"
+            console.print(
+                f"    {e.at.isoformat(timespec='seconds')} {escape(e.who)} {e.scope}: "
+                f"{escape(old)} -> {escape(new)} ({escape(e.reason)})"
+            )
+
+
+@flags_app.command("set")
+@fail_on_error
+def set_flag(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="flag name")],
+    value: Annotated[
+        str | None, typer.Argument(help="the value (omit with --kill or --clear)")
+    ] = None,
+    reason: Annotated[
+        str, typer.Option("--reason", "-m", help="why (kept in the audit trail)")
+    ] = "",
+    scope: Annotated[
+        Scope | None,
+        typer.Option(
+            "--scope",
+            help="user, workspace (default inside a workspace) or tenant (the coordinator, admin "
+            "key from [tool.maestro.remote] api_key_env)",
+        ),
+    ] = None,
+    kill: Annotated[bool, typer.Option("--kill", help="engage the flag's kill-switch")] = False,
+    clear: Annotated[
+        bool, typer.Option("--clear", help="remove the setting at this scope")
+    ] = False,
+    root: ROOT_OPTION = None,
+    as_json: JSON_OPTION = False,
+) -> None:
+    """Set a flag (or its kill-switch) at one scope, or clear it there; a reason is required."""
+    flags = _flags(ctx, root, need_root=scope in (Scope.WORKSPACE, Scope.TENANT))
+    if scope is None:
+        scope = Scope.WORKSPACE if flags.root is not None else Scope.USER
+    flag = flags.registry.get(name)
+    if clear and (kill or value is not None):
+        raise FlagError("--clear takes no value and no --kill", hint="clear first, then set")
+    if value is None and not kill and not clear:
+        raise FlagError(
+            f"no value given for {name}",
+            hint=f"{name} takes {flag.type_text()}; or pass --kill or --clear",
+        )
+    parsed: FlagValue | None = flag.parse(value) if value is not None else None
+    if scope is Scope.TENANT:
+        _set_tenant(flags, name, parsed, kill=kill, clear=clear, reason=reason, as_json=as_json)
+        return
+    entry = flags.change(name, parsed, scope=scope, reason=reason, kill=kill, clear=clear)
+    if as_json:
+        _print_json(entry.model_dump(mode="json", exclude_none=True))
+        return
+    old = entry.old.describe() if entry.old else "unset"
+    new = entry.new.describe() if entry.new else "cleared"
+    now = flags.resolve(name)
+    console.print(
+        f"{name} at {scope.value} scope: {escape(old)} -> {escape(new)}; in force here: "
+        f"{escape(format_value(now.value))} ({now.layer.value})"
+    )
+
+
+def _set_tenant(
+    flags: WorkspaceFlags,
+    name: str,
+    value: FlagValue | None,
+    *,
+    kill: bool,
+    clear: bool,
+    reason: str,
+    as_json: bool,
+) -> None:
+    import asyncio
+    import os
+
+    from maestro.coordinator.flags_client import FlagsClient
+    from maestro.errors import ConfigError
+    from maestro.settings import load_settings
+
+    if not clear:
+        flags.check_change(name, value, scope=Scope.TENANT, kill=kill, reason=reason)
+    elif not reason.strip():
+        flags.check_change(name, None, scope=Scope.TENANT, kill=False, reason=reason)
+    assert flags.root is not None
+    remote = load_settings(flags.root).config.remote
+    if remote is None:
+        raise ConfigError(
+            "no coordinator configured for this workspace",
+            hint="add [tool.maestro.remote] with url, tenant and api_key_env",
+        )
+    key = os.environ.get(remote.api_key_env)
+    if not key:
+        raise ConfigError(
+            f"${remote.api_key_env} is not set",
+            hint="export an admin API key of the tenant in that variable",
+        )
+
+    async def put() -> Any:
+        client = FlagsClient(remote.url, remote.tenant, key)
+        try:
+            return await client.set_flag(name, value=value, kill=kill, clear=clear, reason=reason)
+        finally:
+            await client.close()
+
+    override = asyncio.run(put())
+    if as_json:
+        _print_json(
+            {
+                "flag": name,
+                "tenant": remote.tenant,
+                "override": override.model_dump(mode="json") if override else None,
+            }
+        )
+        return
+    shown = override.describe() if override else "cleared"
+    console.print(
+        f"{name} for tenant {remote.tenant}: {escape(shown)}; daemons apply it at their next poll"
+    )
