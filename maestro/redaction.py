@@ -58,20 +58,17 @@ _AUTH_HEADER = re.compile(
     r"([^\s\"',;]{8,})"
 )
 # token formats detect-secrets 1.5 does not know, and keyword assignments inside escaped strings
-_EXTRA = (
-    ("maestro-api-key", re.compile(r"\bmk_[A-Za-z0-9]{8,}_[A-Za-z0-9_-]{16,}")),
-    ("maestro-token", re.compile(r"\bmt_[A-Za-z0-9_.-]{20,}")),
-    ("npm-token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
-    ("github-token", re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}")),
-    ("google-api-key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}")),
-    (
-        "secret-keyword",
-        re.compile(
-            r"(?i)\b(?:password|passwd|pwd|secret|api_?key|auth_?token|access_?token)\b"
-            r"\\?[\"']?\s*[:=]\s*\\?[\"']([^\"'\\\s]{6,})"
-        ),
+_EXTRA = {
+    "maestro-api-key": re.compile(r"\bmk_[A-Za-z0-9]{8,}_[A-Za-z0-9_-]{16,}"),
+    "maestro-token": re.compile(r"\bmt_[A-Za-z0-9_.-]{20,}"),
+    "npm-token": re.compile(r"\bnpm_[A-Za-z0-9]{36}\b"),
+    "github-token": re.compile(r"\bgithub_pat_[A-Za-z0-9_]{22,}"),
+    "google-api-key": re.compile(r"\bAIza[0-9A-Za-z_-]{35}"),
+    "secret-keyword": re.compile(
+        r"(?i)\b(?:password|passwd|pwd|secret|api_?key|auth_?token|access_?token)\b"
+        r"\\?[\"']?\s*[:=]\s*\\?[\"']([^\"'\\\s]{6,})"
     ),
-)
+}
 _SKIPPED_DETECTORS = {
     "Public IP (ipv4)",  # an address is not a credential; test output is full of them
     "Base64 High Entropy String",  # digests and ids in test output are high-entropy too
@@ -111,11 +108,111 @@ class Finding:
     end: int
 
 
+Trigger = tuple[str, bool]
+"""A regex (a literal or literal-led, so a search for it is cheap) that every match of a pattern
+matches too, and whether it is searched in the lowercased text."""
+
+CONTEXT_LINES = 0
+"""Lines scanned on each side of a trigger's line: none, detect-secrets scans line by line too."""
+
+_QUOTES = ("'", '"', "`")
+
+_MIN_LENGTH = {"basic-auth-credentials": 6}
+"""Shorter values of these kinds are placeholders (``http://u:p@host``, ``user:pass@``: test ids
+of URL-parsing tests are full of them), not credentials."""
+
+
+# Triggers are few and shared (each is one pass over the text), literal-led so that the regex
+# engine skips to their first characters: a kind's triggers are those of its patterns, grouped.
+# Case-sensitive, on the text as it is:
+_A = (r"A(?:KC|P|3T|BIA|CCA|KIA|SIA|C|Iza|ccountKey=)", False)  # artifactory, AWS, Twilio AC...
+_S = (r"S(?:K|G\.)", False)  # Twilio SK, SendGrid
+_G = (r"g(?:h[pousr]_|ithub_pat_|l(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-)", False)
+_P = (r"P(?:RIVATE KEY|uTTY-User-Key-File-2)", False)
+_URL = ("://", False)
+_DOTS = (r"\.[\w-]{6}\.", False)  # Discord's two dots
+_COLON = (r":[\w-]{35}", False)  # Telegram's
+# Lowercased (the detectors that ignore case; rare literals, whose case does not matter, too, so
+# that they share one lowercased haystack):
+_KEY = ("key", True)
+_PASS = (r"pass(?:w|(?<=[_bey]pass)|[\"']?\]? *[=: ])", True)  # password, db_pass, pass=...
+_PW = ("pw", True)
+_TOKEN = ("token", True)
+_SECRET = ("secret", True)
+_CLOUDANT = (r"cl(?:oudant|ou)?[_-]?(?:api)?(?:key|pw|pass|token)", True)
+_AWS = ("aws", True)
+_CONTRASE = ("contrase", True)
+
+
+def _lower(literal: str) -> Trigger:
+    return (re.escape(literal.lower()), True)
+
+
+_KEYWORD = (_KEY, _PASS, _PW, _SECRET, _CONTRASE)  # detect-secrets' keyword detector
+_CREDENTIAL_WORD = (_KEY, _PASS, _PW, _TOKEN)  # IBM, SoftLayer: key|pwd|pass|token, then =
+# By detect-secrets kind: what each of the kind's patterns must match (read off their regexes;
+# tests/redaction checks that the screened scan finds what the full scan finds). A kind missing
+# here, or None, is scanned over the whole text.
+_DETECTOR_TRIGGERS: dict[str, tuple[Trigger, ...] | None] = {
+    "artifactory-credentials": (_A,),
+    "aws-access-key": (_A, _AWS),
+    "azure-storage-account-access-key": (_A,),
+    "basic-auth-credentials": (_URL,),
+    "cloudant-credentials": (_CLOUDANT,),
+    "discord-bot-token": (_DOTS,),
+    "github-token": (_G,),
+    "gitlab-token": (_G, _lower("GR1348941")),
+    "ibm-cloud-iam-key": _CREDENTIAL_WORD,
+    "ibm-cos-hmac-credentials": (_SECRET,),
+    "json-web-token": (_lower("eyJ"),),
+    "mailchimp-access-key": (_lower("-us"),),
+    "npm-tokens": (_lower("_authToken="),),
+    "openai-token": (_lower("T3BlbkFJ"),),
+    "private-key": (_P,),
+    "pypi-token": (_lower("pypi-Ag"),),
+    "sendgrid-api-key": (_S,),
+    "slack-token": (_lower("xox"), _lower("hooks.slack.com")),
+    "softlayer-credentials": _CREDENTIAL_WORD,
+    "square-oauth-secret": (_lower("sq0csp-"),),
+    "stripe-access-key": (_lower("k_live_"),),
+    "telegram-bot-token": (_COLON,),
+    "twilio-api-key": (_A, _S),
+    "secret-keyword": _KEYWORD,
+}
+
+
 @dataclass(frozen=True)
 class _Pattern:
     kind: str
     regex: re.Pattern[str]
-    group: int | None  # the group that is the secret; None: the first group unless it is a prefix
+    group: int | None
+    """The group that is the secret; None: a detector's rule (see ``_span``)."""
+    triggers: tuple[Trigger, ...] | None
+    """Every match contains one of these; None: no screen, the whole text is scanned."""
+    within_lines: bool = True
+    """A match never spans more lines than a trigger's window; False: once a trigger is seen,
+    the whole text is scanned (PEM blocks)."""
+    requires: tuple[str, ...] = ()
+    """A window is scanned only if it holds one of these too (the keyword detectors need a
+    quote: their regexes are slow, and a keyword without one is common, e.g. "passwords")."""
+
+
+_STRUCTURAL = (
+    _Pattern("private-key", _PEM, 0, (_P,), within_lines=False),
+    _Pattern("authorization-header", _AUTH_HEADER, 1, (("authorization", True),)),
+    _Pattern("maestro-api-key", _EXTRA["maestro-api-key"], 0, (_lower("mk_"),)),
+    _Pattern("maestro-token", _EXTRA["maestro-token"], 0, (_lower("mt_"),)),
+    _Pattern("npm-token", _EXTRA["npm-token"], 0, (_lower("npm_"),)),
+    _Pattern("github-token", _EXTRA["github-token"], 0, (_G,)),
+    _Pattern("google-api-key", _EXTRA["google-api-key"], 0, (_A,)),
+    _Pattern(
+        "secret-keyword",
+        _EXTRA["secret-keyword"],
+        1,
+        (_KEY, _PASS, _PW, _SECRET, _TOKEN),
+        requires=_QUOTES,
+    ),
+)
 
 
 @functools.cache
@@ -130,27 +227,37 @@ def _detector_patterns() -> tuple[_Pattern, ...]:
     for secret_type, plugin in plugins.items():
         if secret_type in _SKIPPED_DETECTORS or not issubclass(plugin, RegexBasedDetector):
             continue
+        kind = slug(secret_type)
         denylist: Iterable[re.Pattern[str]] = getattr(plugin, "denylist", ())
         for regex in denylist:
-            found.append(_Pattern(slug(secret_type), regex, None))
+            requires = _QUOTES if kind == "secret-keyword" else ()
+            triggers = _DETECTOR_TRIGGERS.get(kind)
+            found.append(_Pattern(kind, regex, None, triggers, requires=requires))
     for regex, group in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items():
-        found.append(_Pattern("secret-keyword", regex, group))
+        found.append(_Pattern("secret-keyword", regex, group, _KEYWORD, requires=_QUOTES))
     return tuple(found)
 
 
 @dataclass
 class Redactor:
-    """Finds and replaces secrets. Thread-safe; known values can be added while it serves."""
+    """Finds and replaces secrets. Thread-safe; known values can be added while it serves.
+
+    ``screen`` (default on) runs a detector only around the lines holding one of its trigger
+    literals (found with ``str.find``, which is cheap), instead of over the whole text; off, every
+    detector scans everything (the reference the screened scan is tested against)."""
 
     detectors: bool = True
+    screen: bool = True
     _known: dict[str, str] = field(default_factory=dict)  # printed form -> kind
     _known_regex: re.Pattern[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str], *, detectors: bool = True) -> Redactor:
+    def from_environ(
+        cls, environ: Mapping[str, str], *, detectors: bool = True, screen: bool = True
+    ) -> Redactor:
         """A redactor knowing the secret-named variables of ``environ``."""
-        redactor = cls(detectors=detectors)
+        redactor = cls(detectors=detectors, screen=screen)
         for name, value in environ.items():
             if SECRET_NAME.search(name):
                 redactor.add_known(value, kind=f"env-{slug(name)}")
@@ -174,9 +281,8 @@ class Redactor:
     def findings(self, text: str) -> list[Finding]:
         """Secrets in ``text``, left to right, overlaps merged into the earliest one."""
         spans: list[Finding] = list(self._find_known(text))
-        spans += _find_structural(text)
-        if self.detectors:
-            spans += _find_detected(text)
+        patterns = _STRUCTURAL + _detector_patterns() if self.detectors else _STRUCTURAL
+        spans += _scan(patterns, text, screen=self.screen)
         spans.sort(key=lambda f: (f.start, -f.end))
         merged: list[Finding] = []
         for f in spans:
@@ -218,31 +324,95 @@ def preload() -> None:
     _detector_patterns()
 
 
-def _find_structural(text: str) -> list[Finding]:
-    found = [Finding("private-key", m.start(), m.end()) for m in _PEM.finditer(text)]
-    found += [
-        Finding("authorization-header", m.start(1), m.end(1)) for m in _AUTH_HEADER.finditer(text)
-    ]
-    for kind, regex in _EXTRA:
-        for m in regex.finditer(text):
-            start, end = m.span(1 if regex.groups else 0)
-            found.append(Finding(kind, start, end))
-    return found
+class _Screen:
+    """Where a text holds each trigger literal, as windows of whole lines around it."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        low = text.lower()
+        # lowercasing may change a length (e.g. U+0130): then offsets would not line up
+        self.low: str | None = low if len(low) == len(text) else None
+        self._cache: dict[Trigger, list[tuple[int, int]]] = {}
+
+    def windows(self, pattern: _Pattern) -> list[tuple[int, int]]:
+        whole = [(0, len(self.text))]
+        if pattern.triggers is None or self.low is None:
+            return whole
+        spans: list[tuple[int, int]] = []
+        for trigger in pattern.triggers:
+            found = self._of(trigger)
+            if found and not pattern.within_lines:
+                return whole
+            spans += found
+        if len(pattern.triggers) > 1:
+            spans.sort()
+        merged: list[tuple[int, int]] = []
+        for lo, hi in spans:
+            if merged and lo <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(hi, merged[-1][1]))
+            else:
+                merged.append((lo, hi))
+        return merged
+
+    def _of(self, trigger: Trigger) -> list[tuple[int, int]]:
+        cached = self._cache.get(trigger)
+        if cached is not None:
+            return cached
+        regex, folded = _compiled(trigger[0]), trigger[1]
+        hay = self.low if folded and self.low is not None else self.text
+        text = self.text
+        out: list[tuple[int, int]] = []
+        m = regex.search(hay)
+        while m is not None:
+            lo, hi = m.span()
+            for _ in range(CONTEXT_LINES + 1):
+                lo = text.rfind("\n", 0, lo)
+                if lo < 0:
+                    break
+            for _ in range(CONTEXT_LINES + 1):
+                hi = text.find("\n", hi)
+                if hi < 0:
+                    break
+                hi += 1
+            lo, hi = max(lo, 0), (len(text) if hi < 0 else hi)
+            if out and lo <= out[-1][1]:
+                out[-1] = (out[-1][0], hi)
+            else:
+                out.append((lo, hi))
+            # a trigger's match crosses no newline: the next one starts past this window
+            m = regex.search(hay, hi) if hi < len(text) else None
+        self._cache[trigger] = out
+        return out
 
 
-def _find_detected(text: str) -> list[Finding]:
+@functools.cache
+def _compiled(regex: str) -> re.Pattern[str]:
+    return re.compile(regex)
+
+
+def _scan(patterns: Iterable[_Pattern], text: str, *, screen: bool) -> list[Finding]:
     found: list[Finding] = []
-    for pattern in _detector_patterns():
-        for m in pattern.regex.finditer(text):
-            group = pattern.group
-            if group is None:
-                # a detector's group is either the value after a keyword (redact it alone) or a
-                # prefix like GitHub's `ghp` (redact the whole token)
-                group = 1 if m.re.groups and m.start(1) > m.start() else 0
-            start, end = m.span(group)
-            if start >= 0 and end > start:
-                found.append(Finding(pattern.kind, start, end))
+    if not text:
+        return found
+    windows = _Screen(text) if screen else None
+    for pattern in patterns:
+        spans = windows.windows(pattern) if windows is not None else [(0, len(text))]
+        for lo, hi in spans:
+            if pattern.requires and not any(c in text[lo:hi] for c in pattern.requires):
+                continue
+            for m in pattern.regex.finditer(text, lo, hi):
+                start, end = m.span(_group(pattern, m))
+                if start >= 0 and end - start >= _MIN_LENGTH.get(pattern.kind, 1):
+                    found.append(Finding(pattern.kind, start, end))
     return found
+
+
+def _group(pattern: _Pattern, m: re.Match[str]) -> int:
+    if pattern.group is not None:
+        return pattern.group
+    # a detector's group is either the value after a keyword (redact it alone) or a prefix like
+    # GitHub's `ghp` (redact the whole token)
+    return 1 if m.re.groups and m.start(1) > m.start() else 0
 
 
 class RedactingFormatter(logging.Formatter):

@@ -68,3 +68,36 @@ def test_ordinary_test_output_is_left_alone() -> None:
     redactor = Redactor.from_environ({"PATH": "/usr/bin"})
     changed = [ln for ln in lines if redactor.redact(ln) != ln]
     assert not changed
+
+
+ORDINARY = [
+    "PASSED tests/test_utils.py::test_get_auth_from_url[http://user:pass@complex.url.com/p]",
+    "E       KeyError: 'password'",
+    "test_password_validation (auth_tests.test_management.Tests.test_password_validation) ok",
+    "monkeypatch.setattr(os, 'environ', {'TOKEN_PATH': '/tmp/x'})",
+    "tests/test_x.py::test_y[AP-AC-SK] PASSED",
+    "  warnings.warn('secret handling changed', DeprecationWarning)",
+    "db_pass = 'x'; key_pass == 'y'",
+    "cl_api_key: 'abcdefghijklmnopqrstuvwx'",
+]
+
+
+def test_screened_scan_finds_what_the_full_scan_finds() -> None:
+    """The trigger screen only skips lines no detector can match: on every seed, on ordinary
+    output, and on both mixed into one text, it finds exactly what scanning everything finds."""
+    planted = list(seeds())
+    env = environ_for(planted)
+    screened = Redactor.from_environ(env)
+    full = Redactor.from_environ(env, screen=False)
+    texts = [s.text for s in planted] + ORDINARY
+    texts.append("\n".join(texts))
+    texts.append("\n".join(reversed(texts)))
+    for text in texts:
+        assert screened.findings(text) == full.findings(text), text[:200]
+
+
+def test_placeholder_url_passwords_are_not_secrets() -> None:
+    redactor = Redactor()
+    for url in ("http://u:p@host/x", "http://user:pass@host/x"):
+        assert redactor.redact(url) == url
+    assert "s3cr3tpw" not in redactor.redact("postgres://admin:s3cr3tpw@db/app")
