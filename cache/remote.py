@@ -551,6 +551,7 @@ class MirroredCache(Cache):
 
     sync: RemoteSync | None = None
     wait_remote: bool = True
+    upload_gate: Callable[[str, ActionResult], bool] | None = None  # the policy's upload decision
 
     @classmethod
     def mirror(
@@ -584,7 +585,10 @@ class MirroredCache(Cache):
         sync = self.sync
         if sync is None:
             return
+        gate = self.upload_gate
         for action_hex, result in items:
+            if gate is not None and not gate(action_hex, result):
+                continue
             try:
                 sync.enqueue_upload(action_hex, result)
             except Exception:

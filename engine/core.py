@@ -34,6 +34,7 @@ class Engine:
     cache: Cache
     interpreter: Interpreter
     fingerprints: FingerprintStore | None = None
+    store_gate: Callable[[PlannedFile], bool] | None = None  # the policy's cache decision
 
     @classmethod
     def open(cls, root: Path) -> Engine:
@@ -130,8 +131,9 @@ class Engine:
             # the secrets of the environment the tests ran in, and of this process's
             redactor = Redactor.from_environ({**os.environ, **(environ or {})})
             outcomes += store_results(
-                self.graph, self.cache, planned, to_run, report, started, redactor
-            )
+                self.graph, self.cache, planned, to_run, report, started, redactor,
+                keep=self.store_gate,
+            )  # fmt: skip
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
         return summarise(outcomes, report)

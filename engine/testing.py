@@ -686,9 +686,11 @@ def store_results(
     report: RunReport,
     started: datetime,
     redactor: Redactor,
+    keep: Callable[[PlannedFile], bool] | None = None,
 ) -> list[FileOutcome]:
     """Store each run file's result. Everything the tests printed, raised or failed with goes
-    through ``redactor`` first: the cache is what a team cache uploads."""
+    through ``redactor`` first: the cache is what a team cache uploads. ``keep`` (the policy's
+    cache decision) may refuse a file's result: it is shown, not stored."""
     by_file = _file_results(report)
     learn(graph, report)
     with contextlib.suppress(OSError):
@@ -731,7 +733,7 @@ def store_results(
             f, results, report, started, share, key.inputs,
             list(graph.index.dynamic.get(f.target, [])), blobs, redactor,
         )  # fmt: skip
-        if f.deselect or changed_during_run & key.inputs.keys():
+        if f.deselect or changed_during_run & key.inputs.keys() or (keep and not keep(f)):
             # a predictive run's deselected tests have no result for these inputs
             out.append(FileOutcome(f, result, False, stored=False))
             continue

@@ -24,15 +24,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from maestro.cache.stats import CacheStats
+from maestro.daemon.services import policy
+from maestro.daemon.services.cached import cached_results
 from maestro.daemon.services.workspace import WorkspaceService
 from maestro.wire import (
     CACHE_STATS,
+    CACHED_RESULTS,
     RUN_PLAN,
     RUN_PROGRESS,
     RUN_QUEUED,
@@ -52,6 +57,7 @@ from maestro.wire import (
 if TYPE_CHECKING:
     from maestro.cache import Cache
     from maestro.daemon.app import DaemonApp
+    from maestro.daemon.services.policy import PolicyService
     from maestro.daemon.services.speculation import SpeculationService
     from maestro.daemon.services.sync import SyncService
     from maestro.daemon.transport.server import RequestContext
@@ -94,6 +100,7 @@ class TestService:
         self._cache_lock = asyncio.Lock()
         self.speculation: SpeculationService | None = None  # telemetry, fail-first, speculation
         self._fingerprints: FingerprintStore | None = None
+        self.policy: PolicyService | None = None  # run admission, select and cache gates
 
     @property
     def fingerprints(self) -> FingerprintStore:
@@ -185,6 +192,22 @@ class TestService:
     # --- runs ------------------------------------------------------------------------------------
 
     async def run_tests(self, params: RunTestsParams, ctx: RequestContext) -> RunTestsResult:
+        execution_id = uuid.uuid4().hex
+        policy = self.policy
+        if policy is not None:  # may wait (queue) or raise PolicyDeniedError
+            await policy.admit(
+                execution_id, list(params.paths),
+                on_queued=lambda n: asyncio.ensure_future(ctx.emit(RUN_QUEUED, RunQueued(ahead=n))),
+            )  # fmt: skip
+        try:
+            return await self._queued(params, ctx, execution_id)
+        finally:
+            if policy is not None:
+                await policy.finished(execution_id)
+
+    async def _queued(
+        self, params: RunTestsParams, ctx: RequestContext, execution_id: str
+    ) -> RunTestsResult:
         ahead = self.active + self.waiting
         self.waiting += 1
         try:
@@ -195,7 +218,7 @@ class TestService:
             self.waiting -= 1
         self.active += 1
         try:
-            return await self._run(params, ctx)
+            return await self._run(params, ctx, execution_id)
         finally:
             self.active -= 1
             self.run_lock.release()
@@ -231,7 +254,9 @@ class TestService:
 
         return await workspace.query(build)
 
-    async def _run(self, params: RunTestsParams, ctx: RequestContext) -> RunTestsResult:
+    async def _run(
+        self, params: RunTestsParams, ctx: RequestContext, execution_id: str = ""
+    ) -> RunTestsResult:
         from maestro.engine.testing import Selection, planned_info, summary_result
 
         self.runs += 1
@@ -252,12 +277,18 @@ class TestService:
             pytest_args=tuple(params.pytest_args),
         )
         planned = await self.plan(engine, selection, environ)
+        if self.policy is not None:
+            await self.policy.select(engine, planned, selection, environ, execution_id)
+            self._gate_cache(engine, execution_id, environ)
         order = None
         if self.speculation is not None:  # may serve fresh speculative failures as they are
             order = await self.speculation.before_run(graph, planned, environ)
         predictive = None
         if params.predictive:
+            before = list(planned.files)
             predictive = await self._predictive(graph, planned, params.threshold)
+            if self.policy is not None:
+                predictive = await self.policy.never_skip(before, planned, predictive, execution_id)
         await ctx.emit(RUN_PLAN, RunPlanned(files=[planned_info(f) for f in planned.files]))
         log.info("run %d: %d files, %d to run", self.runs, len(planned.files), len(planned.to_run))
         queue: asyncio.Queue[RunProgress | None] = asyncio.Queue()
@@ -306,6 +337,20 @@ class TestService:
             return PredictiveInfo(threshold=threshold, model="none", note=note)
         return await self.speculation.predictive(graph, planned, threshold)
 
+    def _gate_cache(
+        self, engine: Engine, execution_id: str, environ: Mapping[str, str] | None
+    ) -> None:
+        """The policy's cache decisions for this run's results: stored here, uploaded."""
+        from maestro.cache.remote import MirroredCache
+
+        assert self.policy is not None
+        gates = self.policy.cache_gate(execution_id, ci=bool((environ or {}).get("CI")))
+        if gates is None:
+            return
+        engine.store_gate = gates[0]
+        if isinstance(engine.cache, MirroredCache):
+            engine.cache.upload_gate = gates[1]
+
     async def _forward(self, queue: asyncio.Queue[RunProgress | None], ctx: RequestContext) -> None:
         connected = True
         while (item := await queue.get()) is not None:
@@ -329,9 +374,11 @@ def install(
     app: DaemonApp, workspace: WorkspaceService, sync: SyncService | None = None
 ) -> TestService:
     service = TestService(app, workspace, sync)
+    service.policy = policy.install(app)
     app.provide(TestService, service)
     app.on_shutdown(service.stop)
     app.register(STALE, service.stale)
     app.register(RUN_TESTS, service.run_tests)
     app.register(CACHE_STATS, service.cache_stats)
+    app.register(CACHED_RESULTS, functools.partial(cached_results, service))
     return service

@@ -1,0 +1,269 @@
+"""The policy at the daemon's gates: may a run start (or wait), which tests it must add or keep,
+which results are cached or uploaded. The daemon composes; maestro.policy knows no processes.
+
+Runs are admitted before they join the run queue: a ``queue`` decision waits until a running
+run ends and asks again (the waited time is recorded), a ``deny`` refuses the request with the
+rule's remediation and retry advice. Decisions are made off the event loop (the engine is
+synchronous) and kept in the workspace's decision log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from maestro.errors import PolicyDeniedError, PolicyError
+from maestro.policy.model import CacheInput, RunInput, RunKind, RunningRun, SelectInput
+from maestro.policy.protocol import POLICY_DECISIONS, PolicyDecisionsParams, PolicyDecisionsResult
+
+if TYPE_CHECKING:
+    from maestro.cache.action import ActionResult
+    from maestro.daemon.app import DaemonApp
+    from maestro.daemon.transport.server import RequestContext
+    from maestro.engine.core import Engine
+    from maestro.engine.testing import Plan, PlannedFile, Selection
+    from maestro.policy.gate import MarkerScanner, PolicyGate
+    from maestro.policy.model import DecisionRecord
+    from maestro.wire import PredictiveInfo
+
+log = logging.getLogger(__name__)
+
+
+class PolicyService:
+    def __init__(self, app: DaemonApp) -> None:
+        self.app = app
+        self.root = app.root
+        self._gate: PolicyGate | None = None
+        self._markers: MarkerScanner | None = None
+        self._open_lock = asyncio.Lock()
+        self._running: dict[str, RunningRun] = {}
+        self._ended = asyncio.Condition()
+
+    async def gate(self) -> PolicyGate | None:
+        """The workspace's gate, opened once (None, logged, when the log cannot be opened)."""
+        async with self._open_lock:
+            if self._gate is None:
+                from maestro.policy.gate import MarkerScanner, PolicyGate
+
+                try:
+                    self._gate = await asyncio.to_thread(PolicyGate.for_workspace, self.root)
+                except PolicyError:
+                    log.exception("policy gate unavailable: decisions are not enforced")
+                    return None
+                self._markers = MarkerScanner(self.root)
+            return self._gate
+
+    async def stop(self, app: DaemonApp) -> None:
+        if self._gate is not None:
+            self._gate.close()
+
+    # --- run ---------------------------------------------------------------------------------
+
+    async def admit(
+        self, execution_id: str, paths: list[str], *, kind: RunKind = "interactive",
+        on_queued: Callable[[int], object] | None = None,
+    ) -> None:  # fmt: skip
+        """Wait while the policy queues this run; raise PolicyDeniedError when it denies."""
+        gate = await self.gate()
+        if gate is None:
+            return
+        queued: DecisionRecord | None = None
+        since = time.monotonic()
+        while True:
+            inp = self._run_input(gate, execution_id, paths, kind)
+            decision, record = await asyncio.to_thread(gate.decide, inp, targets=paths)
+            if decision.result == "deny":
+                rules = decision.fired("deny")
+                raise PolicyDeniedError(
+                    record.summary(),
+                    retry_after_ms=decision.retry_after_ms,
+                    hint="; ".join(r.remediation for r in rules if r.remediation) or None,
+                )
+            if decision.result == "allow":
+                break
+            if queued is None:
+                queued = record
+                log.info("run %s %s", execution_id, record.summary())
+                if on_queued is not None:
+                    on_queued(len(self._running))
+            async with self._ended:
+                await self._ended.wait()
+        if queued is not None and gate.log is not None:
+            queued.waited_ms = int((time.monotonic() - since) * 1000)
+            await asyncio.to_thread(gate.log.update, queued)
+        self._running[execution_id] = RunningRun(
+            execution_id=execution_id, kind=kind, paths=paths, started_ms=_now_ms()
+        )
+
+    async def finished(self, execution_id: str) -> None:
+        self._running.pop(execution_id, None)
+        async with self._ended:
+            self._ended.notify_all()
+
+    def _run_input(
+        self, gate: PolicyGate, execution_id: str, paths: list[str], kind: RunKind
+    ) -> RunInput:
+        from maestro.policy.windows import window_states
+
+        now = datetime.now(UTC)
+        policy = gate.engine.current
+        config = policy.sources.data.get("workspace", {}) if policy is not None else {}
+        try:
+            windows = window_states(config, now)
+        except PolicyError:
+            windows = {}
+        except Exception:  # a bad window setting: `maestro policy check` reports it
+            log.warning("run windows not evaluated", exc_info=True)
+            windows = {}
+        return RunInput(
+            execution_id=execution_id, kind=kind, paths=paths, now_ms=_now_ms(),
+            running=list(self._running.values()), windows=windows,
+        )  # fmt: skip
+
+    # --- select ------------------------------------------------------------------------------
+
+    async def select(
+        self,
+        engine: Engine,
+        planned: Plan,
+        selection: Selection,
+        environ: Mapping[str, str] | None,
+        execution_id: str,
+    ) -> None:
+        """Add the test files force-include rules name (planned with the same options)."""
+        gate = await self.gate()
+        if gate is None:
+            return
+        from dataclasses import replace
+
+        from maestro.engine.changes import from_git
+
+        changed = {c.path for c in selection.changes or ()}
+        changed |= {c for f in planned.files for c in f.changed}
+        if selection.impacted and selection.changes is None:
+            try:
+                found = await asyncio.to_thread(from_git, engine.graph.root, selection.since)
+                changed |= {c.path for c in found}
+            except Exception:
+                log.debug("no git changes for the select decision", exc_info=True)
+        selected = [f.target for f in planned.files]
+        inp = SelectInput(
+            execution_id=execution_id,
+            changed=sorted(changed),
+            selected=selected,
+            tests=sorted(engine.graph.tests),
+        )
+        decision, _ = await asyncio.to_thread(gate.decide, inp, targets=selected)
+        extra = decision.targets("include")
+        if not extra:
+            return
+        more = replace(selection, paths=tuple(extra), impacted=False, since=None, changes=None)
+        added = await asyncio.to_thread(engine.plan, more, environ=environ)
+        have = set(selected)
+        planned.files.extend(f for f in added.files if f.target not in have)
+        log.info("policy added %d test files: %s", len(extra), ", ".join(extra[:5]))
+
+    async def never_skip(
+        self,
+        before: list[PlannedFile],
+        planned: Plan,
+        info: PredictiveInfo,
+        execution_id: str,
+    ) -> PredictiveInfo:
+        """Put back the files predictive mode skipped that a never-skip rule keeps."""
+        gate = await self.gate()
+        if gate is None or self._markers is None:
+            return info
+        kept_now = {f.target for f in planned.files}
+        skipped = [f.target for f in before if f.target not in kept_now]
+        skipped += [f.target for f in planned.files if f.deselect]
+        if not skipped:
+            return info
+        markers = await asyncio.to_thread(self._markers.of, skipped)
+        inp = SelectInput(
+            execution_id=execution_id, mode="predictive", skipped=skipped, markers=markers,
+            selected=sorted(kept_now), tests=[f.target for f in before],
+        )  # fmt: skip
+        decision, _ = await asyncio.to_thread(gate.decide, inp, targets=skipped)
+        keep = set(decision.targets("keep"))
+        if not keep:
+            return info
+        for f in planned.files:
+            if f.target in keep:
+                f.deselect = ()
+        planned.files.extend(f for f in before if f.target in keep and f.target not in kept_now)
+        order = {f.target: i for i, f in enumerate(before)}
+        planned.files.sort(key=lambda f: order.get(f.target, len(order)))
+        note = f"kept by policy (never_skip): {', '.join(sorted(keep))}"
+        return info.model_copy(
+            update={
+                "skipped": [r for r in info.skipped if r.target not in keep],
+                "skipped_tests": [
+                    t for t in info.skipped_tests if t.node_id.split("::")[0] not in keep
+                ],
+                "note": f"{info.note}; {note}" if info.note else note,
+            }
+        )
+
+    # --- cache -------------------------------------------------------------------------------
+
+    def cache_gate(
+        self, execution_id: str, *, ci: bool = False
+    ) -> tuple[Callable[[PlannedFile], bool], Callable[[str, ActionResult], bool]] | None:
+        """(may this file's result be stored, may this result be uploaded), for one run; None
+        before the gate is open. Called from the run's threads."""
+        gate, scanner = self._gate, self._markers
+        if gate is None or scanner is None:
+            return None
+
+        def decide(action: str, target: str) -> bool:
+            inp = CacheInput(
+                execution_id=execution_id, action=action,
+                target=target, markers=scanner.markers(target), ci=ci,
+            )  # fmt: skip
+            decision, _ = gate.decide(inp, targets=[target])
+            return decision.result == "allow"
+
+        def store(planned: PlannedFile) -> bool:
+            return decide("store", planned.target)
+
+        def upload(action_hex: str, result: ActionResult) -> bool:
+            target = next((t.node_id.split("::")[0] for t in result.tests), "")
+            return decide("upload", target)
+
+        return store, upload
+
+    # --- explain -----------------------------------------------------------------------------
+
+    async def decisions(
+        self, params: PolicyDecisionsParams, ctx: RequestContext
+    ) -> PolicyDecisionsResult:
+        gate = await self.gate()
+        if gate is None:
+            return PolicyDecisionsResult(decisions=[], error="the policy gate is unavailable")
+        found = await asyncio.to_thread(
+            gate.decisions, execution_id=params.execution_id, test=params.test, limit=params.limit
+        )
+        current = gate.engine.current
+        error = gate.engine.last_error
+        return PolicyDecisionsResult(
+            decisions=found,
+            policy=current.digest if current is not None else "",
+            error=str(error) if error is not None else None,
+        )
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def install(app: DaemonApp) -> PolicyService:
+    service = PolicyService(app)
+    app.provide(PolicyService, service)
+    app.on_shutdown(service.stop)
+    app.register(POLICY_DECISIONS, service.decisions)
+    return service

@@ -1,0 +1,31 @@
+"""The daemon method that serves policy decisions to clients (the LSP server, the CLI).
+
+Call it through the daemon client with :data:`POLICY_DECISIONS`; without a daemon,
+:func:`maestro.policy.gate.decisions_for` reads the same log directly."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from maestro.policy.model import DecisionRecord
+from maestro.wire import register_method
+
+
+class PolicyDecisionsParams(BaseModel):
+    execution_id: str | None = Field(default=None, description="a run's execution id")
+    test: str | None = Field(default=None, description="a test file or node id")
+    limit: int = Field(default=20, ge=1, le=1000)
+
+
+class PolicyDecisionsResult(BaseModel):
+    decisions: list[DecisionRecord] = Field(description="newest first")
+    policy: str = Field(default="", description="digest of the policy set in force")
+    error: str | None = Field(default=None, description="why the workspace policy is not loaded")
+
+
+POLICY_DECISIONS = register_method(
+    "policy_decisions",
+    PolicyDecisionsParams,
+    PolicyDecisionsResult,
+    doc="Policy decisions about a run (execution id) or a test, with rule ids and remediation.",
+)
