@@ -17,7 +17,7 @@ from maestro.graph.global_inputs import is_root_global_input, section_digests
 from maestro.graph.index import FileEntry
 from maestro.graph.linker import Links, glob
 from maestro.graph.records import DIST, TARGET, Edge, Hop, TargetKind, describe
-from maestro.graph.resolver import Resolver, module_of
+from maestro.graph.resolver import Resolver
 from maestro.names import is_utf8
 from maestro.settings import Target
 
@@ -183,8 +183,8 @@ def changed_nodes(
             continue
         nodes[rel] = rel
         if change.status == "deleted" or (rel not in all_files and rel.endswith(".py")):
-            for importer in resolver.former_importers(rel, py):
-                add(importer, rel, Edge("import", 0, module_of(rel)))
+            for importer, name in resolver.former_importers(rel, py):
+                add(importer, rel, Edge("import", 0, name))
         for name, spec in targets.items():  # new files matching a declared glob
             if (TARGET + name) in rdeps.get(rel, set()):
                 continue

@@ -149,27 +149,41 @@ class Resolver:
                 linked = True  # `from . import x` where x is an attribute of the package
         return linked or (imp.level > 0 and module_file is not None)
 
-    def former_importers(self, rel: str, py: Mapping[str, FileEntry]) -> list[str]:
-        """Files whose imports would have resolved to `rel` (deleted or renamed away)."""
+    def former_importers(self, rel: str, py: Mapping[str, FileEntry]) -> list[tuple[str, str]]:
+        """(file, module as it names it) for each file whose imports would have resolved to
+        `rel` (deleted or renamed away): the importer's own name (`pkg.mod`), not the path
+        from the workspace root (`src.pkg.mod`)."""
         module = rel.removesuffix(".py").removesuffix("/__init__")
         found = []
         for importer, entry in py.items():
             directory = importer.rsplit("/", 1)[0] if "/" in importer else ""
             bases = [self.basedir(importer), *self.roots]
             for imp in entry.imports:
-                candidates: list[str] = []
+                # (path stem it may resolve to, the dotted name as written)
+                candidates: list[tuple[str, str]] = []
                 if imp.level:
                     d = directory
                     for _ in range(imp.level - 1):
                         d = d.rsplit("/", 1)[0] if "/" in d else ""
                     stem = "/".join(filter(None, [d, imp.module.replace(".", "/")]))
-                    candidates = [stem, *(f"{stem}/{n}" if stem else n for n in imp.names)]
+                    dots = "." * imp.level + imp.module
+                    sep = "." if imp.module else ""
+                    candidates = [(stem, dots)]
+                    candidates += [
+                        (f"{stem}/{n}" if stem else n, f"{dots}{sep}{n}") for n in imp.names
+                    ]
                 else:
                     stem = imp.module.replace(".", "/")
-                    candidates = [b + stem for b in bases]
-                    candidates += [f"{b}{stem}/{n}" for b in bases for n in imp.names]
+                    candidates = [(b + stem, imp.module) for b in bases]
+                    candidates += [
+                        (f"{b}{stem}/{n}", f"{imp.module}.{n}") for b in bases for n in imp.names
+                    ]
                 # importing pkg.x runs pkg/__init__: a deleted package init has dependents too
-                if any(c == module or c.startswith(module + "/") for c in candidates):
-                    found.append(importer)
+                hit = next(
+                    (name for c, name in candidates if c == module or c.startswith(module + "/")),
+                    None,
+                )
+                if hit is not None:
+                    found.append((importer, hit))
                     break
         return found
