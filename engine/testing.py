@@ -525,6 +525,19 @@ def summary_result(summary: Summary) -> RunTestsResult:
     return RunTestsResult(**counts, files=files)
 
 
+def collection_error_line(target: str, longrepr: str) -> int | None:
+    """The line of ``target`` a collection error points at: the innermost frame in it, or a
+    SyntaxError's ``File "...", line N`` (pytest prints no ``path:line:`` frame for those)."""
+    import re
+
+    name = re.escape(target)
+    found = re.findall(rf'File "(?:[^"]*/)?{name}", line (\d+)|^{name}:(\d+): ', longrepr, re.M)
+    if not found:
+        return None
+    quoted, framed = found[-1]
+    return int(quoted or framed)
+
+
 def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
@@ -642,6 +655,7 @@ def _build_result(
             tests.append(
                 TestOutcome(
                     node_id=planned.target, outcome="error", path=planned.target,
+                    line=collection_error_line(planned.target, err.longrepr),
                     message=redactor.redact(f"collection failed: {err.message}"),
                 )
             )  # fmt: skip
