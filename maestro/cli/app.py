@@ -31,8 +31,20 @@ app.add_typer(model_app, name="model")
 app.add_typer(flags_app, name="flags")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from maestro import __version__
+
+        typer.echo(f"maestro {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version, help="print the version"
+    ),
+) -> None:
     """Maestro: impacted tests with reasons, cached test runs."""
 
 

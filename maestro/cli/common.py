@@ -19,7 +19,10 @@ R = TypeVar("R")
 
 ROOT_OPTION = Annotated[
     Path | None,
-    typer.Option("--root", help="workspace root (default: nearest ancestor with pyproject.toml)"),
+    typer.Option(
+        "--root",
+        help="workspace root (default: the nearest folder up with pyproject.toml, .git, ...)",
+    ),
 ]
 
 # Usage-type problems exit 2 (like a bad command line); everything else 1.
@@ -27,13 +30,14 @@ _USAGE_ERRORS = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
 
 
 def resolve_root(root: Path | None) -> Path:
-    from maestro.workspace import find_root
+    """--root as given, else the project around the current folder (an error outside one)."""
+    from maestro.cli.scope import project_root
 
     if root is not None:
         if not root.is_dir():
             raise WorkspaceError(f"--root {root} is not a directory", hint="pass a directory")
         return root.resolve()
-    return find_root()
+    return project_root()
 
 
 def fail_on_error(func: Callable[P, R]) -> Callable[P, R]:

@@ -10,8 +10,23 @@ from rich.console import Console
 
 from maestro.errors import MaestroError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+
+class _Console(Console):
+    """A Console that never hard-wraps when its output is not a terminal: in CI logs and pipes a
+    node id or a path stays on one line, whole, for grep and copy-paste. Decided per print, since
+    the stream it writes to may be swapped (a test runner's capture)."""
+
+    @property
+    def soft_wrap(self) -> bool:
+        return not self.is_terminal
+
+    @soft_wrap.setter
+    def soft_wrap(self, value: bool) -> None:
+        """Console.__init__ sets it; the terminal decides instead."""
+
+
+console = _Console(highlight=False)
+err_console = _Console(stderr=True, highlight=False)
 
 
 def report_error(exc: MaestroError) -> None:

@@ -216,24 +216,20 @@ def fast_test(argv: Sequence[str]) -> int | None:
     if args is None or policy() == "off":
         return None
     from maestro.errors import MaestroError
-    from maestro.workspace import find_root
 
-    if args.root is not None:
-        given = Path(args.root)
-        if not given.is_dir():
-            return None
-        workspace = given.resolve()
-    else:
-        workspace = find_root()
+    workspace = _workspace(args.root)
+    if workspace is None:
+        return None
     try:
         env = client_env(workspace)
     except MaestroError:
         return None
+    scope = test_scope(workspace, args)
     conn = connect(workspace)
     if conn is None:
         return None
     params: dict[str, Any] = {
-        "paths": [],
+        "paths": [scope] if scope else [],
         "impacted": args.impacted or args.since is not None,
         "since": args.since,
         "buffers": None,
@@ -242,7 +238,18 @@ def fast_test(argv: Sequence[str]) -> int | None:
         "env": env,
     }
     with conn:
-        return _run(conn, workspace, params)
+        return _run(conn, workspace, params, scope)
+
+
+def test_scope(workspace: Path, args: TestArgs) -> str | None:
+    """The folder a plain `maestro test` is limited to: the current one when it is inside the
+    project (pytest's behaviour from a subfolder), unless --root, --all, --impacted or --since
+    asked about the whole project."""
+    from maestro.cli.scope import subfolder
+
+    if args.root is not None or args.all_tests or args.impacted or args.since is not None:
+        return None
+    return subfolder(workspace)
 
 
 class _Error(NamedTuple):
@@ -258,12 +265,12 @@ class _Failed(NamedTuple):
     lost: str = ""
 
 
-def _run(conn: Connection, workspace: Path, params: dict[str, Any]) -> int:
+def _run(conn: Connection, workspace: Path, params: dict[str, Any], scope: str | None) -> int:
     from maestro.cli.consoles import console
-    from maestro.cli.test_render import Display, print_summary
+    from maestro.cli.test_render import Display, final_exit_code, print_summary
 
     try:
-        with Display() as display:
+        with Display(impacted=bool(params["impacted"]), scope=scope) as display:
             conn.send(
                 {"type": "request", "id": REQUEST_ID, "method": "run_tests", "params": params}
             )
@@ -280,10 +287,15 @@ def _run(conn: Connection, workspace: Path, params: dict[str, Any]) -> int:
         return EXIT_INTERRUPTED
     if isinstance(answer, _Error):
         from maestro.cli import test_cmd
+        from maestro.errors import UnknownTargetError
 
+        if scope and isinstance(answer.exc, UnknownTargetError):
+            from maestro.cli.test_render import no_tests_in_scope
+
+            return no_tests_in_scope(scope)
         return test_cmd.report_failure(answer.exc)
     print_summary(answer)
-    return int(answer["exit_code"])
+    return final_exit_code(answer, impacted=bool(params["impacted"]))
 
 
 def _receive(conn: Connection, display: Display) -> dict[str, Any] | _Failed:
@@ -385,14 +397,14 @@ def parse_graph_args(argv: Sequence[str], *, flags: Sequence[str]) -> GraphArgs 
 def _workspace(root: str | None) -> Path | None:
     """The workspace as the full CLI resolves it (maestro/cli/common.py), or None to leave any
     problem to the full CLI, which reports it."""
+    from maestro.cli.scope import project_root
     from maestro.errors import MaestroError
-    from maestro.workspace import find_root
 
     if root is not None:
         given = Path(root)
         return given.resolve() if given.is_dir() else None
     try:
-        return find_root()
+        return project_root()
     except MaestroError:
         return None
 

@@ -56,7 +56,7 @@ def export(
             data, _ = replay(runs)
             if output is not None and output.suffix == ".parquet":
                 try:
-                    import pyarrow  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
+                    import pyarrow  # type: ignore[import-not-found, import-untyped, unused-ignore]  # noqa: F401
                 except ImportError:
                     err.print("[bold red]error:[/] Parquet needs pyarrow; write .csv instead")
                     raise typer.Exit(2) from None

@@ -16,7 +16,8 @@ from typer.core import TyperCommand
 
 from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
 from maestro.cli.fast import client_env
-from maestro.cli.test_render import Display, print_summary
+from maestro.cli.scope import subfolder
+from maestro.cli.test_render import Display, final_exit_code, no_tests_in_scope, print_summary
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.errors import (
     ConfigError,
@@ -89,7 +90,7 @@ def test(
         typer.Option("--since", metavar="REF", help="tests impacted since merge-base with REF"),
     ] = None,
     all_tests: Annotated[
-        bool, typer.Option("--all", help="every test file (the default), served from cache")
+        bool, typer.Option("--all", help="every test file of the project, served from cache")
     ] = False,
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="run everything selected; still store results")
@@ -120,6 +121,9 @@ def test(
 ) -> None:
     """Run tests whose inputs changed; serve the rest from the cache. `-- ARGS` go to pytest.
 
+    From a subfolder, runs that folder's tests, as pytest does (--all: the whole project).
+
+    \f
     Through the workspace daemon when one runs (see maestro/cli/via_daemon.py), in this process
     otherwise; the display, summary, exit code and JUnit file are the same either way: both paths
     produce a RunTestsResult and render it with the same functions."""
@@ -127,6 +131,7 @@ def test(
     from maestro.wire import RUN_TESTS, PredictiveInfo, RunTestsParams
 
     pytest_args = tuple(ctx.meta.get(_META, ()))
+    scope: str | None = None
     try:
         if all_tests and (paths or impacted or since):
             raise UnknownTargetError(
@@ -134,7 +139,10 @@ def test(
                 hint="maestro test --all, or maestro test --impacted",
             )
         workspace = resolve_root(root)
-        selected = _relative(workspace, paths or [], keep_missing=impacted or bool(since))
+        if not (paths or root or all_tests or impacted or since is not None):
+            scope = subfolder(workspace)
+        given = paths or (["."] if scope else [])  # "." is the cwd: the subfolder
+        selected = _relative(workspace, given, keep_missing=impacted or bool(since))
         params = RunTestsParams(
             paths=selected,
             impacted=impacted or since is not None,
@@ -144,7 +152,7 @@ def test(
             predictive=predictive or threshold is not None,
             threshold=threshold,
         )
-        with Display() as display:
+        with Display(impacted=params.impacted, scope=scope) as display:
             result = None
             if not no_daemon and via_daemon.policy() != "off":
                 params = params.model_copy(update={"env": client_env(workspace)})
@@ -171,11 +179,13 @@ def test(
         console.print("[bold yellow]interrupted[/]: nothing from the unfinished run was cached")
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except MaestroError as exc:
+        if scope and isinstance(exc, UnknownTargetError):
+            raise typer.Exit(no_tests_in_scope(scope)) from None
         raise typer.Exit(report_failure(exc)) from None
     if result.predictive is not None:
         print_predictive(result.predictive)
     print_summary(result.model_dump(mode="json"))
-    raise typer.Exit(result.exit_code)
+    raise typer.Exit(final_exit_code(result.model_dump(mode="json"), impacted=params.impacted))
 
 
 def print_predictive(info: PredictiveInfo) -> None:

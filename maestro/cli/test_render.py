@@ -61,7 +61,9 @@ class PlannedRow:
 class Display:
     """Progress bar (tests done / total, current test) fed by the runner's events."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, impacted: bool = False, scope: str | None = None) -> None:
+        self.impacted = impacted  # the plan is an impact selection: say what it left out
+        self.scope = scope  # the subfolder a plain `maestro test` was limited to
         self.progress: Progress | None = None
         self.task: TaskID | None = None
         self.done = 0
@@ -94,6 +96,14 @@ class Display:
         to_run = [f for f in files if f.runs]
         cached = [f for f in files if not f.runs]
         cached_tests = sum(f.cached_tests for f in cached)
+        if self.scope:
+            console.print(
+                f"[dim]tests under {escape(self.scope)}/ (the current folder; "
+                "--all for the whole project)[/]"
+            )
+        if self.impacted and not files:
+            console.print(NOTHING_IMPACTED)
+            return
         console.print(
             f"[bold]{len(files)}[/] test files: [green]{len(cached)} cached[/] "
             f"({cached_tests} tests), [cyan]{len(to_run)} to run[/]"
@@ -102,6 +112,8 @@ class Display:
             console.print(f"  {escape(f.target)}  [dim]{escape(f.describe)}[/]")
         if len(to_run) > SHOW_REASONS:
             console.print(f"  [dim]... and {len(to_run) - SHOW_REASONS} more[/]")
+        if self.impacted and (line := selection_note(files)):
+            console.print(f"[dim]{escape(line)}[/]")
         if not to_run or not console.is_terminal:
             return
         from rich.progress import (
@@ -168,6 +180,43 @@ class Display:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+NOTHING_IMPACTED = "nothing impacted: no test file reaches the changed files, nothing to run"
+
+
+def selection_note(files: Sequence[PlanRow]) -> str | None:
+    """Why fewer files run than `maestro impacted` lists, in one line; None when all run whole.
+
+    `maestro impacted` follows imports and reads from the changed files to every test file they
+    can reach; `test --impacted` then re-runs only the tests that executed changed code."""
+    whole = sum(1 for f in files if f.runs and not f.cached_tests)
+    part = sum(1 for f in files if f.runs and f.cached_tests)
+    kept = sum(1 for f in files if not f.runs)
+    if not (part or kept):
+        return None
+    return (
+        f"node-level selection: of the {len(files)} test files `maestro impacted` lists, "
+        f"{whole} run whole, {part} in part, {kept} not at all: only tests that executed "
+        "changed code re-run (`maestro explain FILE` says why for each)"
+    )
+
+
+def final_exit_code(result: Mapping[str, Any], *, impacted: bool) -> int:
+    """The run's exit code, except that an impact selection with nothing impacted is a success
+    (pytest's 5, "no tests collected", would fail CI on a docs-only change)."""
+    code = int(result.get("exit_code", 0))
+    if impacted and code == 5 and not result.get("files"):
+        return 0
+    return code
+
+
+def no_tests_in_scope(scope: str) -> int:
+    """A subfolder with no test files (a source folder): pytest's "no tests ran", exit 5."""
+    console.print(
+        f"no test files under {escape(scope)}/ (the current folder); --all runs the project"
+    )
+    return 5
 
 
 def short(nodeid: str, width: int = 50) -> str:

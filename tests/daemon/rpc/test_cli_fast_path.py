@@ -332,3 +332,36 @@ def test_parse_test_args() -> None:
 
 def test_protocol_version_matches_the_wire_contract() -> None:
     assert fast.PROTOCOL_VERSION == wire.PROTOCOL_VERSION
+
+
+def test_pipes_subfolders_and_empty_impact_through_the_daemon(ws: DaemonEnv) -> None:
+    """What the full CLI promises a CI log or a subfolder, the fast path keeps: whole node ids
+    at any width, a subfolder's own tests, exit 0 when a change impacts nothing."""
+    long_id = "x" * 90
+    (ws.root / "tests/unit").mkdir()
+    (ws.root / "tests/unit/test_long.py").write_text(
+        f"import pytest\n\n@pytest.mark.parametrize('v', ['{long_id}'])\n"
+        "def test_long(v):\n    assert v == ''\n"
+    )
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "init"]):
+        subprocess.run(git + args, cwd=ws.root, check=True, capture_output=True)
+    started(ws)
+    environ = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+
+    def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-X", "importtime", MAESTRO, *args]
+        return subprocess.run(
+            cmd, cwd=cwd, env=environ, capture_output=True, text=True, timeout=120
+        )
+
+    sub = run(ws.root / "tests/unit", "test")
+    assert sub.returncode == 1, sub.stdout + sub.stderr
+    assert not re.search(r"\| +typer$", sub.stderr, flags=re.M)  # served by the daemon
+    assert "tests under tests/unit/" in sub.stdout and "1 test files" in sub.stdout
+    assert f"FAILED tests/unit/test_long.py::test_long[{long_id}]\n" in sub.stdout
+    assert "0 passed, 1 failed" in sub.stdout
+    nothing = run(ws.root, "test", "--impacted")
+    assert nothing.returncode == 0, nothing.stdout + nothing.stderr
+    assert not re.search(r"\| +typer$", nothing.stderr, flags=re.M)
+    assert "nothing impacted" in nothing.stdout

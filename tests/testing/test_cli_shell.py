@@ -1,0 +1,132 @@
+"""`maestro` as a person or a CI job runs it: the real console script in a subprocess, its
+stdout a pipe (not a terminal), started from the project, a subfolder or outside any project."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from testing_helpers import Workspace
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+LONG_ID = "a" * 60
+
+
+@pytest.fixture
+def cli(ws: Workspace) -> Workspace:
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    return ws
+
+
+def maestro(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # rich's width when piped
+    env["MAESTRO_DAEMON"] = "off"
+    return subprocess.run(
+        [MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_piped_output_keeps_node_ids_and_messages_on_one_line(cli: Workspace) -> None:
+    cli.write(
+        "tests/test_long.py",
+        f"""
+        import pytest
+
+        @pytest.mark.parametrize("x", ["{LONG_ID}"])
+        def test_a_rather_long_name_for_a_parametrized_test(x):
+            assert x == "b" * 70
+        """,
+    )
+    done = maestro(cli.root, "test", "tests/test_long.py")
+    assert done.returncode == 1, done.stdout + done.stderr
+    node = f"tests/test_long.py::test_a_rather_long_name_for_a_parametrized_test[{LONG_ID}]"
+    assert f"FAILED {node}\n" in done.stdout
+    assert (
+        any(
+            line.startswith("    tests/test_long.py:5: AssertionError") and line.endswith("'bbbbb'")
+            for line in done.stdout.splitlines()
+        )
+        or "tests/test_long.py:5: AssertionError: assert" in done.stdout
+    )
+    summary = [line for line in done.stdout.splitlines() if " failed" in line]
+    assert summary and "ran 1 files" in summary[-1] and "pytest" in summary[-1]
+
+
+def test_impacted_with_nothing_impacted_exits_0_and_says_so(cli: Workspace) -> None:
+    assert maestro(cli.root, "test").returncode == 0
+    done = maestro(cli.root, "test", "--impacted", "README.md")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "nothing impacted" in done.stdout
+
+
+def test_from_a_subfolder_runs_that_folders_tests_like_pytest(cli: Workspace) -> None:
+    cli.write("tests/unit/test_u.py", "def test_u():\n    assert True\n")
+    done = maestro(cli.root / "tests" / "unit", "test")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tests under tests/unit/" in done.stdout
+    assert "1 test files" in done.stdout and "1 passed" in done.stdout
+    whole = maestro(cli.root / "tests" / "unit", "test", "--all")
+    assert "6 passed" in whole.stdout, whole.stdout
+    source = maestro(cli.root / "pkg", "test")
+    assert source.returncode == 5, source.stdout + source.stderr
+    assert "no test files under pkg/" in source.stdout
+
+
+def test_outside_a_project_is_an_error_saying_where_and_how_to_fix(tmp_path: Path) -> None:
+    bare = tmp_path / "not-a-project"
+    bare.mkdir()
+    done = maestro(bare, "test")
+    assert done.returncode == 4
+    assert f"{bare}: not inside a project" in done.stderr
+    assert "pyproject.toml" in done.stderr and "hint:" in done.stderr
+    assert "--root" in done.stderr and "maestro.toml" in done.stderr
+    assert maestro(bare, "impacted").returncode == 2
+    assert not (bare / ".maestro").exists() and list(bare.iterdir()) == []
+
+
+def test_version_and_help_without_internal_notes(tmp_path: Path) -> None:
+    from maestro import __version__
+
+    done = maestro(tmp_path, "--version")
+    assert done.returncode == 0 and done.stdout.strip() == f"maestro {__version__}"
+    helped = maestro(tmp_path, "test", "--help")
+    assert helped.returncode == 0
+    assert "via_daemon" not in helped.stdout and "RunTestsResult" not in helped.stdout
+    assert "subfolder" in helped.stdout
+
+
+def test_syntax_error_in_a_test_file_has_its_line(cli: Workspace) -> None:
+    cli.write("tests/test_broken.py", "import os\n\n\ndef test_x(:\n    pass\n")
+    done = maestro(cli.root, "test", "tests/test_broken.py")
+    assert done.returncode == 1
+    assert "tests/test_broken.py:4: collection failed: SyntaxError" in done.stdout
+
+
+def test_a_deleted_module_is_named_as_imported_not_from_the_root(cli: Workspace) -> None:
+    cli.write("src/lib/__init__.py", "")
+    cli.write("src/lib/gone.py", "def f():\n    return 1\n")
+    cli.write("tests/test_gone.py", "from lib.gone import f\n\n\ndef test_f():\n    pass\n")
+    (cli.root / "src/lib/gone.py").unlink()
+    done = maestro(cli.root, "impacted", "src/lib/gone.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "imports lib.gone → src/lib/gone.py" in done.stdout
+    assert "src.lib" not in done.stdout
+
+
+def test_why_test_impacted_runs_fewer_files_than_impacted_lists(cli: Workspace) -> None:
+    cli.write("pkg/b.py", "def mul(a, b):\n    return a * b\n\n\ndef unused():\n    return 1\n")
+    assert maestro(cli.root, "test").returncode == 0
+    cli.edit("pkg/b.py", "def unused", "# traced from the second run on\ndef unused")
+    assert maestro(cli.root, "test").returncode == 0  # before 3.12: a first run is untraced
+    cli.edit("pkg/b.py", "return 1", "return 2")
+    listed = maestro(cli.root, "impacted", "pkg/b.py")
+    assert "2 test files impacted" in listed.stdout, listed.stdout
+    done = maestro(cli.root, "test", "--impacted", "pkg/b.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    notes = [line for line in done.stdout.splitlines() if "node-level selection" in line]
+    assert len(notes) == 1, done.stdout
+    assert "of the 2 test files `maestro impacted` lists" in notes[0]
+    assert "2 not at all" in notes[0]
