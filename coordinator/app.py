@@ -48,6 +48,7 @@ from .blobs import (
     UpstreamError,
     sha256_of,
 )
+from .hardening import CLIENT_CLOSED, SlowUploadError, is_client_abort, read_body
 from .metrics import Metrics
 from .models import (
     ErrorBody,
@@ -292,7 +293,14 @@ class Coordinator:
                     {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)},
                 )
             except Exception as exc:
-                if _is_backend_outage(exc):
+                if is_client_abort(exc):
+                    self.metrics.client_aborts.inc()
+                    log.info("client went away during %s %s: %s", request.method, request.path, exc)
+                    response = _json(
+                        ErrorBody(error="client_aborted", message="the client closed the request"),
+                        CLIENT_CLOSED,
+                    )
+                elif _is_backend_outage(exc):
                     log.warning("state backend failure serving %s: %r", request.method, exc)
                     response = _json(
                         ErrorBody(
@@ -313,6 +321,8 @@ class Coordinator:
                     )
         finally:
             self.metrics.in_flight.dec()
+        if response.headers.get("Connection", "").lower() == "close":
+            response.force_close()
         elapsed = time.perf_counter() - start
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
@@ -704,7 +714,19 @@ class Coordinator:
         limit = self.settings.max_blob_bytes
         if length > limit:
             raise ApiError(413, "too_large", f"body of {length} bytes exceeds the {limit} limit")
-        body = await request.read()
+        settings = self.settings
+        try:
+            body = await read_body(
+                request,
+                length,
+                chunk_timeout_s=settings.body_read_timeout_s,
+                min_bytes_per_s=settings.min_upload_bytes_per_s,
+                grace_s=settings.upload_grace_s,
+            )
+        except SlowUploadError as exc:
+            raise ApiError(
+                408, exc.code, exc.message, hint=exc.hint, headers={"Connection": "close"}
+            ) from None
         if len(body) != length:
             raise ApiError(400, "bad_request", "body shorter than Content-Length")
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()

@@ -49,6 +49,12 @@ class Metrics:
             "reason",
         )
         self.quota_rejections = count("quota_rejections", "PUTs refused with 507.", "tenant")
+        self.client_aborts = count(
+            "client_aborts", "Requests whose client went away mid-request (recorded as 499)."
+        )
+        self.connections_refused = count(
+            "connections_refused", "Connections closed at once: the client held its cap."
+        )
         self.in_flight = Gauge(
             "maestro_coordinator_requests_in_flight",
             "Requests being served.",

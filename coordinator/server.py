@@ -13,7 +13,8 @@ from aiohttp import web
 
 from maestro.redaction import RedactingFormatter, Redactor
 
-from .app import RUNNER_KWARGS, create_app
+from .app import RUNNER_KWARGS, STATE, create_app
+from .hardening import GuardedSite
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,9 +44,23 @@ def configure_logging(level: str, settings: Settings | None = None) -> None:
 async def serve(settings: Settings) -> None:
     app = create_app(settings)
     # aiohttp's own access log is off: ours is structured and never contains headers.
-    runner = web.AppRunner(app, handle_signals=False, **RUNNER_KWARGS)
+    runner = web.AppRunner(
+        app,
+        handle_signals=False,
+        keepalive_timeout=settings.header_timeout_s,
+        # A refused or cut upload's unread body is drained this long (so the client reads the
+        # answer), not aiohttp's 10 s: a trickling client would keep its socket that long.
+        lingering_time=1.0,
+        **RUNNER_KWARGS,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, reuse_address=True)
+    site = GuardedSite(
+        runner,
+        settings.host,
+        settings.port,
+        max_per_client=settings.max_connections_per_client,
+        refused=app[STATE].metrics.connections_refused,
+    )
     await site.start()
     port = int(runner.addresses[0][1]) if runner.addresses else settings.port
     # The harness (and tests) read the bound port from this line: --port 0 picks any free one.

@@ -152,10 +152,9 @@ class Settings(BaseModel):
     """Per API key (every token minted from one key shares it)."""
 
     # -- connection hardening ----------------------------------------------------------------
-    header_timeout_s: float = Field(default=10.0, gt=0, le=3600)
-    """A request's headers must arrive within this (slowloris connections are closed)."""
-    idle_timeout_s: float = Field(default=15.0, gt=0, le=3600)
-    """An idle keep-alive connection is closed after this."""
+    header_timeout_s: float = Field(default=15.0, gt=0, le=3600)
+    """A connection must deliver a complete request head within this after it opens or after
+    its previous response; otherwise (slowloris, or simply idle) it is closed."""
     body_read_timeout_s: float = Field(default=15.0, gt=0, le=3600)
     """Longest pause between two chunks of an upload."""
     min_upload_bytes_per_s: int = Field(default=1024, ge=0)

@@ -1,0 +1,213 @@
+"""Connection hardening: per-client connection cap, upload deadlines, client aborts.
+
+- **Request head deadline / idle connections**: aiohttp's keep-alive timer starts when a
+  connection opens and after each response and is not reset by incoming bytes, so with
+  `keepalive_timeout = header_timeout_s` a connection that has not delivered a complete request
+  head by then (slowloris: one header byte every few seconds) is closed, as is an idle one.
+- **Uploads**: `read_body` reads a PUT body in chunks with a deadline per chunk
+  (`body_read_timeout_s`) and, after `upload_grace_s`, a minimum average rate
+  (`min_upload_bytes_per_s`); a trickling upload is answered 408 and its connection closed, so it
+  holds neither a seat nor a socket for long.
+- **Connections per client**: `GuardedSite` wraps aiohttp's protocol factory and closes a new
+  connection at once when its peer address already holds `max_connections_per_client`.
+- **Client aborts**: a body that stops because the peer went away raises `ClientAbortedError`;
+  the app counts it as a client abort (status 499 in metrics and the access log), never as a 5xx
+  or an unhandled error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from aiohttp import web
+from aiohttp.web_runner import BaseSite, TCPSite
+
+from maestro.errors import CoordinatorError
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter as PromCounter
+
+log = logging.getLogger(__name__)
+
+CHUNK = 256 * 1024
+CLIENT_CLOSED = 499
+"""The status recorded for a request whose client went away (nginx's convention)."""
+
+
+class SlowUploadError(CoordinatorError):
+    """The body arrived slower than the configured minimum (HTTP 408, connection closed)."""
+
+    code = "upload_too_slow"
+
+
+class ClientAbortedError(CoordinatorError):
+    """The client closed the connection before sending the whole body."""
+
+    code = "client_aborted"
+
+
+def is_client_abort(exc: BaseException) -> bool:
+    """The peer went away mid-request (aiohttp's reset errors subclass ConnectionResetError)."""
+    return isinstance(exc, ClientAbortedError | ConnectionResetError | BrokenPipeError)
+
+
+async def read_body(
+    request: web.Request,
+    length: int,
+    *,
+    chunk_timeout_s: float,
+    min_bytes_per_s: int,
+    grace_s: float,
+    clock: Callable[[], float] = time.monotonic,
+) -> bytes:
+    """Exactly `length` bytes of the body (fewer when the client sent less and closed)."""
+    from aiohttp import ClientPayloadError
+
+    buffer = bytearray()
+    started = clock()
+    content = request.content
+    while len(buffer) < length:
+        try:
+            async with asyncio.timeout(chunk_timeout_s):
+                chunk = await content.read(min(CHUNK, length - len(buffer)))
+        except TimeoutError:
+            raise SlowUploadError(
+                f"no body bytes for {chunk_timeout_s:g} s ({len(buffer)} of {length} received)",
+                hint="the upload stalled; the connection is closed",
+            ) from None
+        except (ClientPayloadError, ConnectionError) as exc:
+            raise ClientAbortedError(f"client closed the upload: {exc}") from None
+        if not chunk:
+            if request.transport is None or request.transport.is_closing():
+                raise ClientAbortedError(
+                    f"client closed the upload after {len(buffer)} of {length} bytes"
+                )
+            break
+        buffer += chunk
+        elapsed = clock() - started
+        if min_bytes_per_s and elapsed > grace_s and len(buffer) / elapsed < min_bytes_per_s:
+            raise SlowUploadError(
+                f"upload at {len(buffer) / elapsed:.0f} B/s, below the {min_bytes_per_s} B/s "
+                "minimum",
+                hint="the connection is closed; retry over a faster link",
+            )
+    return bytes(buffer)
+
+
+class _Guarded(asyncio.Protocol):
+    """Delegates to aiohttp's RequestHandler once the peer is under its connection cap."""
+
+    __slots__ = ("_guard", "_inner", "_peer", "_started")
+
+    def __init__(self, guard: ConnectionGuard, inner: Any) -> None:
+        self._guard = guard
+        self._inner = inner
+        self._peer: str | None = None
+        self._started = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        peer = transport.get_extra_info("peername")
+        self._peer = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        if not self._guard.admit(self._peer):
+            self._peer = None
+            cast(asyncio.Transport, transport).abort()
+            return
+        self._started = True
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._peer is not None:
+            self._guard.release(self._peer)
+        if self._started:
+            self._inner.connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._started:
+            self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        if self._started:
+            result: bool | None = self._inner.eof_received()
+            return result
+        return None
+
+    def pause_writing(self) -> None:
+        if self._started:
+            self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        if self._started:
+            self._inner.resume_writing()
+
+
+class ConnectionGuard:
+    """Counts open connections per peer address; refuses those over the cap."""
+
+    def __init__(
+        self, factory: Callable[[], Any], max_per_client: int, refused: PromCounter | None = None
+    ) -> None:
+        self._factory = factory
+        self.max_per_client = max_per_client
+        self.open: Counter[str] = Counter()
+        self._refused = refused
+        self._warned = 0.0
+
+    def __call__(self) -> asyncio.Protocol:
+        return _Guarded(self, self._factory())
+
+    def admit(self, peer: str) -> bool:
+        if self.open[peer] >= self.max_per_client:
+            if self._refused is not None:
+                self._refused.inc()
+            now = time.monotonic()
+            if now - self._warned > 10:
+                self._warned = now
+                log.warning(
+                    "client %s holds %d connections (the cap): new ones are closed",
+                    peer,
+                    self.open[peer],
+                )
+            return False
+        self.open[peer] += 1
+        return True
+
+    def release(self, peer: str) -> None:
+        self.open[peer] -= 1
+        if self.open[peer] <= 0:
+            del self.open[peer]
+
+
+class GuardedSite(TCPSite):
+    """A TCP site whose connections go through a ConnectionGuard."""
+
+    def __init__(
+        self,
+        runner: web.AppRunner,
+        host: str,
+        port: int,
+        *,
+        max_per_client: int,
+        refused: PromCounter | None = None,
+        backlog: int = 1024,
+    ) -> None:
+        super().__init__(runner, host, port, reuse_address=True, backlog=backlog)
+        self._max_per_client = max_per_client
+        self._refused = refused
+        self.guard: ConnectionGuard | None = None
+
+    async def start(self) -> None:
+        await BaseSite.start(self)
+        server = self._runner.server
+        assert server is not None
+        self.guard = ConnectionGuard(server, self._max_per_client, self._refused)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            self.guard, self._host, self._port, backlog=self._backlog, reuse_address=True
+        )
+        sockets = self._server.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
