@@ -297,6 +297,12 @@ class RemoteStatus(WireModel):
     upload_failures: int = 0
     dropped: int = 0
     last_upload_at: float | None = None
+    egress_blocked: int = Field(
+        default=0, description="uploads stopped because the last scan found a secret in them"
+    )
+    egress_flagged: int = Field(
+        default=0, description="uploads sent with a secret in them (secrets.redaction.enforce off)"
+    )
 
 
 class SpeculationStatus(WireModel):
@@ -648,6 +654,19 @@ class RunTestsResult(RunCounts):
     predictive: PredictiveInfo | None = Field(default=None, description="None: mode off")
 
 
+class CachedResultsParams(WireModel):
+    """Test files (root-relative) whose stored results for their current inputs are wanted."""
+
+    paths: list[WirePath] = Field(default_factory=list, max_length=10_000)
+
+
+class CachedResultsResult(WireModel):
+    """The stored result of each file whose current inputs have one (``cached`` true, ``result``
+    the ActionResult JSON, with its provenance); files without one are left out."""
+
+    files: list[RunFileResult]
+
+
 class GraphChanged(WireModel):
     """Broadcast ``graph_changed``: the watcher applied changes. ``touched`` are the nodes whose
     edges changed (``"*"``: files appeared or vanished, everything was relinked)."""
@@ -671,6 +690,12 @@ GRAPH_EXPORT = register_method(
     "graph_export", GraphExportParams, GraphExportResult, doc="The graph as dot or JSON text."
 )
 STALE = register_method("stale", Empty, StaleResult, doc="Test files without a usable result.")
+CACHED_RESULTS = register_method(
+    "cached_results",
+    CachedResultsParams,
+    CachedResultsResult,
+    doc="Stored results of test files for their current inputs, without running anything.",
+)
 RUN_TESTS = register_method(
     "run_tests",
     RunTestsParams,

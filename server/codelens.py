@@ -13,7 +13,8 @@ from lsprotocol import types
 from maestro.errors import MaestroError
 from maestro.server.discovery import flatten
 from maestro.server.impacted import impacted_targets
-from maestro.server.results import TestState, summarize
+from maestro.server.restore import restore
+from maestro.server.results import TestState, ran_words, summarize
 from maestro.server.server import MaestroServer, Workspace
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,9 @@ def _result_title(states: list[TestState], cached: bool) -> str:
     else:
         title = f"{icon} {summarize(states)}"
     if cached or all(s.cached for s in states):
-        title += " (cached)"
+        restored = next((s for s in states if s.run_id is None and s.cached), None)
+        when = ran_words(restored.ran_at, restored.ran_on) if restored else ""
+        title += f" (cached, {when})" if when else " (cached)"
     if any(s.flaky for s in states):
         title += " flaky"
     return title
@@ -97,6 +100,8 @@ def register(server: MaestroServer) -> None:
             return []
         ws, rel = located
         if await ls.is_test_file(ws, rel):
+            # the first lens request of a fresh server shows what the cache holds already
+            await restore(ls, ws, [rel])
             return test_file_lenses(ls, ws, uri, rel)
         if settings.impacted_on_source:
             return await source_file_lenses(ls, ws, uri)

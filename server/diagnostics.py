@@ -7,7 +7,7 @@ from __future__ import annotations
 from lsprotocol import types
 
 from maestro.server.discovery import flatten
-from maestro.server.results import TestState
+from maestro.server.results import TestState, ran_words
 from maestro.server.server import MaestroServer, Workspace
 from maestro.server.util import base_nodeid
 
@@ -54,7 +54,8 @@ def diagnostic_for(
     name = state.nodeid.split("::", 1)[-1]
     message = f"{name} {state.outcome}: {state.message or 'no message'}"
     if state.cached:
-        message += " (cached result)"
+        when = ran_words(state.ran_at, state.ran_on) if state.run_id is None else ""
+        message += f" (cached result, {when})" if when else " (cached result)"
     return types.Diagnostic(
         range=_range(ls, uri, line),
         message=message,

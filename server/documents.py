@@ -39,6 +39,21 @@ def _read_settings(ls: MaestroServer, options: Any) -> bool:
     return changed
 
 
+async def _restore(ls: MaestroServer, uri: str) -> None:
+    """A test file opened with no result known: show its stored result, if its current inputs
+    have one (lenses are refreshed; a lens request meanwhile waits for the same answer)."""
+    from maestro.server.restore import restore
+
+    if not uri.startswith("file:") or not uri.endswith(".py"):
+        return
+    located = ls.locate(uri)
+    if located is None:
+        return
+    ws, rel = located
+    if await ls.is_test_file(ws, rel) and await restore(ls, ws, [rel]):
+        ls.schedule_refresh(0)
+
+
 def register(server: MaestroServer) -> None:
     @server.feature(types.INITIALIZE)
     def initialize(ls: MaestroServer, params: types.InitializeParams) -> None:
@@ -78,6 +93,7 @@ def register(server: MaestroServer) -> None:
     def did_open(ls: MaestroServer, params: types.DidOpenTextDocumentParams) -> None:
         ls.remember_disk(params.text_document.uri)
         ls.spawn(testexplorer.document_changed(ls, params.text_document.uri), "explorer")
+        ls.spawn(_restore(ls, params.text_document.uri), "restore")
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def did_change(ls: MaestroServer, params: types.DidChangeTextDocumentParams) -> None:

@@ -187,6 +187,8 @@ class TestResult(TypedDict):
     cached: bool
     flaky: bool
     runId: str | None
+    ranAt: Annotated[float | None, Field(description="when its run started (epoch seconds)")]
+    ranOn: Annotated[str | None, Field(description='"local", or the host of a team-cache result')]
 
 
 class ExplainCache(TypedDict):

@@ -8,14 +8,52 @@ line, or the test line), and the test's ``def`` line stands in for the other.
 
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from maestro.server.methods import TestResult
 from maestro.server.util import base_nodeid
 
 FAILING = ("failed", "error")
+HOST = socket.gethostname()
+
+
+def provenance(result: dict[str, Any]) -> tuple[float | None, str | None]:
+    """When a stored result's run started (epoch seconds) and where: "local" for this machine,
+    else the host it came from through the team cache."""
+    at: float | None = None
+    started = (result.get("timing") or {}).get("started_at")
+    if isinstance(started, str):
+        try:
+            at = datetime.fromisoformat(started).timestamp()
+        except ValueError:
+            at = None
+    host = (result.get("provenance") or {}).get("hostname")
+    where = None if not isinstance(host, str) else ("local" if host == HOST else host)
+    return at, where
+
+
+def ran_words(at: float | None, where: str | None, now: float | None = None) -> str:
+    """ "ran 5 min ago here" / "ran 2 h ago on ci-7 (team cache)"."""
+    parts = []
+    if at is not None:
+        age = max(0.0, (now if now is not None else time.time()) - at)
+        if age < 60:
+            parts.append("ran just now")
+        elif age < 3600:
+            parts.append(f"ran {age // 60:.0f} min ago")
+        elif age < 86400:
+            parts.append(f"ran {age // 3600:.0f} h ago")
+        else:
+            parts.append(f"ran {age // 86400:.0f} d ago")
+    if where == "local":
+        parts.append("here")
+    elif where:
+        parts.append(f"on {where} (team cache)")
+    return " ".join(parts)
 
 
 @dataclass
@@ -35,6 +73,8 @@ class TestState:
     flaky: bool = False
     run_id: str | None = None
     at: float = field(default_factory=time.time)
+    ran_at: float | None = None  # when the run that produced it started (stored results)
+    ran_on: str | None = None  # "local" or the host of a team-cache result
 
     @property
     def failing(self) -> bool:
@@ -55,6 +95,8 @@ class TestState:
             "cached": self.cached,
             "flaky": self.flaky,
             "runId": self.run_id,
+            "ranAt": self.ran_at,
+            "ranOn": self.ran_on,
         }
 
 
@@ -121,12 +163,13 @@ class Results:
         return state
 
     def record_file_result(
-        self, target: str, result: dict[str, Any] | None, *, cached: bool, run_id: str
+        self, target: str, result: dict[str, Any] | None, *, cached: bool, run_id: str | None
     ) -> None:
         """A file's ActionResult (JSON mode) from the run summary. Live details win for tests
         this run reported; cached files replace what was known about the file."""
         if result is None:
             return
+        ran_at, ran_on = provenance(result)
         seen: set[str] = set()
         for t in result.get("tests") or []:
             nodeid = str(t["node_id"])
@@ -134,6 +177,7 @@ class Results:
             live = self.tests.get(nodeid)
             if not cached and live is not None and live.run_id == run_id:
                 live.flaky = bool(t.get("flaky"))
+                live.ran_at, live.ran_on = ran_at, ran_on
                 continue
             path, line = t.get("path"), t.get("line")
             in_test = path == target
@@ -149,10 +193,20 @@ class Results:
                 cached=cached,
                 flaky=bool(t.get("flaky")),
                 run_id=run_id,
+                ran_at=ran_at,
+                ran_on=ran_on,
             )
         for nodeid in [n for n, s in self.tests.items() if s.file == target and n not in seen]:
             if self.tests[nodeid].run_id != run_id:
                 del self.tests[nodeid]  # removed or renamed since
+
+    def record_restored(self, target: str, result: dict[str, Any]) -> None:
+        """A file's stored result for its current inputs, found without a run (after a
+        restart): shown as cached, with when and where it ran."""
+        at, where = provenance(result)
+        describe = " ".join(w for w in ("cached,", ran_words(at, where)) if w).rstrip(",")
+        self.files[target] = FileState(target=target, runs=False, describe=describe)
+        self.record_file_result(target, result, cached=True, run_id=None)
 
     def of_file(self, target: str) -> list[TestState]:
         return [s for s in self.tests.values() if s.file == target]

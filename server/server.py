@@ -66,6 +66,8 @@ class Workspace:
         self.impacted_memo: dict[tuple[Any, ...], ImpactedReport] = {}
         self.impacted_inflight: dict[tuple[Any, ...], asyncio.Future[ImpactedReport]] = {}
         """Daemon questions on their way, by exact request: concurrent askers share one answer."""
+        self.restoring: dict[str, tuple[int, asyncio.Future[bool]]] = {}
+        """Stored results asked for, per test file: (graph generation, answer on its way)."""
 
     def invalidate(self, *, files_changed: bool) -> None:
         self.generation += 1

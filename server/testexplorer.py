@@ -82,12 +82,12 @@ def _notify(ls: MaestroServer, spec: methods.Notification[Any], payload: Any) ->
         notify(ls, spec, payload)
 
 
+def begin(ls: MaestroServer, run_id: str, kind: methods.RunKind, label: str, root: str) -> None:
+    _notify(ls, methods.BEGIN, methods.BeginParams(runId=run_id, kind=kind, label=label, root=root))
+
+
 def run_begin(ls: MaestroServer, run: Run) -> None:
-    _notify(
-        ls,
-        methods.BEGIN,
-        methods.BeginParams(runId=run.id, kind=run.kind, label=run.label, root=str(run.ws.root)),
-    )
+    begin(ls, run.id, run.kind, run.label, str(run.ws.root))
 
 
 def run_plan(ls: MaestroServer, run: Run, files: list[dict[str, Any]]) -> None:
@@ -130,20 +130,24 @@ def _message(ls: MaestroServer, ws: Workspace, state: TestState) -> ProgressMess
     return out
 
 
-def test_finished(ls: MaestroServer, run: Run, state: TestState) -> None:
+def finished_state(ls: MaestroServer, run_id: str, ws: Workspace, state: TestState) -> None:
     _notify(
         ls,
         methods.PROGRESS,
         methods.ProgressParams(
-            runId=run.id,
+            runId=run_id,
             id=base_nodeid(state.nodeid),
             nodeid=state.nodeid,
             state=STATE.get(state.outcome, "errored"),
             durationMs=round(state.duration_s * 1000, 3),
             cached=state.cached,
-            message=_message(ls, run.ws, state),
+            message=_message(ls, ws, state),
         ),
     )
+
+
+def test_finished(ls: MaestroServer, run: Run, state: TestState) -> None:
+    finished_state(ls, run.id, run.ws, state)
 
 
 def cached_results(ls: MaestroServer, run: Run, states: list[TestState]) -> None:
@@ -151,18 +155,22 @@ def cached_results(ls: MaestroServer, run: Run, states: list[TestState]) -> None
         test_finished(ls, run, state)
 
 
-def run_end(ls: MaestroServer, run: Run, outcome: RunSummary) -> None:
+def end(ls: MaestroServer, outcome: RunSummary) -> None:
     summary: RunSummary = {k: v for k, v in outcome.items() if k != "files"}  # type: ignore[assignment]
     _notify(
         ls,
         methods.END,
         methods.EndParams(
-            runId=run.id,
+            runId=outcome["runId"],
             cancelled=outcome.get("cancelled", False),
             error=outcome.get("error"),
             summary=summary,
         ),
     )
+
+
+def run_end(ls: MaestroServer, run: Run, outcome: RunSummary) -> None:
+    end(ls, outcome)
 
 
 async def document_changed(ls: MaestroServer, uri: str) -> None:
@@ -200,7 +208,12 @@ def register(server: MaestroServer) -> None:
         ws = workspace_for(ls, params)
         rels = [ls.ws_of_uri(uris[0])[1]] if uris else sorted(await ls.test_files(ws) or [])
         files = await asyncio.to_thread(lambda: [file_json(ls, ws, r) for r in rels])
-        return {"root": str(ws.root), "files": [f for f in files if f is not None]}
+        found = [f for f in files if f is not None]
+        # the explorer shows stored results of the current inputs (after a restart) as they come
+        from maestro.server.restore import restore
+
+        ls.spawn(restore(ls, ws, [f["id"] for f in found]), "restore")
+        return {"root": str(ws.root), "files": found}
 
     @serve(server, methods.EXPLORER_RUN)
     async def run_request(ls: MaestroServer, params: ExplorerRunParams) -> RunStarted:

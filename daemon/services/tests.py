@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import uuid
 from collections.abc import Mapping
@@ -32,9 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from maestro.cache.stats import CacheStats
 from maestro.daemon.services import policy
+from maestro.daemon.services.cached import cached_results
 from maestro.daemon.services.workspace import WorkspaceService
 from maestro.wire import (
     CACHE_STATS,
+    CACHED_RESULTS,
     RUN_PLAN,
     RUN_PROGRESS,
     RUN_QUEUED,
@@ -377,4 +380,5 @@ def install(
     app.register(STALE, service.stale)
     app.register(RUN_TESTS, service.run_tests)
     app.register(CACHE_STATS, service.cache_stats)
+    app.register(CACHED_RESULTS, functools.partial(cached_results, service))
     return service

@@ -220,6 +220,10 @@ export interface TestResult {
   cached: boolean;
   flaky: boolean;
   runId: string | null;
+  /** when its run started (epoch seconds) */
+  ranAt: number | null;
+  /** "local", or the host of a team-cache result */
+  ranOn: string | null;
 }
 
 export interface WhyReport {

@@ -225,6 +225,10 @@ data class TestResult(
     val cached: Boolean? = null,
     val flaky: Boolean? = null,
     val runId: String? = null,
+    /** when its run started (epoch seconds) */
+    val ranAt: Double? = null,
+    /** "local", or the host of a team-cache result */
+    val ranOn: String? = null,
 )
 
 data class WhyReport(
