@@ -77,6 +77,7 @@ class PolicySet:
     compiled: Compiled
     annotations: dict[str, Annotation]
     digest: str
+    data: dict[str, Any]  # what Rego sees as `data` (data.config.<layer>)
 
     @classmethod
     def compile(cls, sources: PolicySources) -> PolicySet:
@@ -104,7 +105,7 @@ class PolicySet:
             h.update(name.encode() + b"\0" + modules[name].encode() + b"\0")
         h.update(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
         h.update(repr(sorted(sources.shadow)).encode())
-        return cls(sources, compiled, notes, h.hexdigest()[:16])
+        return cls(sources, compiled, notes, h.hexdigest()[:16], data)
 
     def annotation(self, rule: str) -> Annotation | None:
         """The rule's annotation, else its family's (``caps.db_serial`` -> ``caps``)."""

@@ -83,12 +83,16 @@ def builtin_modules() -> list[Module]:
     ]
 
 
-def workspace_modules(root: Path) -> list[Module]:
+def workspace_modules(root: Path, *, tests: bool = False) -> list[Module]:
+    """The workspace's policy modules; with ``tests``, its ``*_test.rego`` files instead (they
+    run under `maestro policy test` only and may use any package)."""
     folder = root / WORKSPACE_DIR
     if not folder.is_dir():
         return []
     out: list[Module] = []
     for path in sorted(folder.glob("*.rego")):
+        if path.name.endswith("_test.rego") != tests:
+            continue
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:

@@ -11,6 +11,7 @@ from maestro.cli.flags_cmd import flags_app
 from maestro.cli.graph_cmd import graph_app, impacted, why
 from maestro.cli.lsp_cmd import lsp
 from maestro.cli.model_cmd import model_app
+from maestro.cli.policy_cmd import policy_app
 from maestro.cli.test_cmd import TestCommand, test
 from maestro.cli.workspace_cmd import stale, status
 
@@ -28,6 +29,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(daemon_app, name="daemon")
 app.add_typer(coordinator_app, name="coordinator")
 app.add_typer(model_app, name="model")
+app.add_typer(policy_app, name="policy")
 app.add_typer(flags_app, name="flags")
 
 
