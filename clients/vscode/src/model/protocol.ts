@@ -280,6 +280,10 @@ export interface RemoteStatus {
   upload_failures?: number;
   dropped?: number;
   last_upload_at?: number | null;
+  /** uploads stopped because the last scan found a secret in them */
+  egress_blocked?: number;
+  /** uploads sent with a secret in them (secrets.redaction.enforce off) */
+  egress_flagged?: number;
 }
 
 export interface RunStatus {

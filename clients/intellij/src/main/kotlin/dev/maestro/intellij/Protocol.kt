@@ -285,6 +285,10 @@ data class RemoteStatus(
     val upload_failures: Long? = null,
     val dropped: Long? = null,
     val last_upload_at: Double? = null,
+    /** uploads stopped because the last scan found a secret in them */
+    val egress_blocked: Long? = null,
+    /** uploads sent with a secret in them (secrets.redaction.enforce off) */
+    val egress_flagged: Long? = null,
 )
 
 data class RunStatus(
