@@ -1,0 +1,69 @@
+-- What a person sees in Neovim 0.7 with the README's recipe as init.lua (loaded by -u before
+-- the first file, as a real init.lua is): lenses on the first buffer opened (a source file),
+-- the impacted count right after an edit and `:w`, lenses on a second buffer (a test file).
+-- No input events happen headless (no CursorHold, BufEnter only from :edit), so a lens that
+-- appears came from the recipe's own triggers. Writes JSON to $MAESTRO_OUT, then quits.
+local out = os.getenv("MAESTRO_OUT")
+local seen = { messages = {}, steps = {} }
+
+local function titles(bufnr)
+  local found = {}
+  for _, lens in ipairs(vim.lsp.codelens.get(bufnr)) do
+    if lens.command then table.insert(found, { line = lens.range.start.line, title = lens.command.title }) end
+  end
+  return found
+end
+
+local function wait_for(bufnr, ms, pred)
+  local start = vim.loop.hrtime()
+  local ok = vim.wait(ms, function() return pred(titles(bufnr)) end, 20)
+  return ok, (vim.loop.hrtime() - start) / 1e6
+end
+
+local function has(pattern)
+  return function(found)
+    for _, lens in ipairs(found) do
+      if lens.title:find(pattern) then return true end
+    end
+    return false
+  end
+end
+
+local ok, err = pcall(function()
+  local first = vim.api.nvim_get_current_buf()
+  seen.first_name = vim.api.nvim_buf_get_name(first)
+  -- 1. the first buffer gets its lens without any user action
+  local got, ms = wait_for(first, 120000, has("impacted test"))
+  seen.steps.first = { ok = got, ms = ms, lenses = titles(first) }
+  assert(got, "no lens on the first buffer")
+
+  -- 2. edit a function, then :w (after a moment, as a person types) -> the saved count
+  local lines = vim.api.nvim_buf_get_lines(first, 0, -1, false)
+  for i, line in ipairs(lines) do
+    if line:find("return a %+ b") then lines[i] = "    return b + a" end
+  end
+  vim.api.nvim_buf_set_lines(first, 0, -1, false, lines)
+  vim.wait(300)
+  vim.cmd("doautocmd InsertLeave")  -- as leaving insert mode after typing the edit
+  got, ms = wait_for(first, 20000, has("unsaved edit"))
+  seen.steps.edited = { ok = got, ms = ms, lenses = titles(first) }
+  vim.cmd("write")
+  got, ms = wait_for(first, 20000, function(found)
+    return has("impacted test")(found) and not has("unsaved")(found)
+  end)
+  seen.steps.saved = { ok = got, ms = ms, lenses = titles(first) }
+
+  -- 3. a second buffer, a test file
+  vim.cmd("edit tests/test_calc.py")
+  local second = vim.api.nvim_get_current_buf()
+  got, ms = wait_for(second, 60000, has("Run file"))
+  seen.steps.second = { ok = got, ms = ms, lenses = titles(second) }
+end)
+if not ok then seen.error = tostring(err) end
+seen.messages = vim.split(vim.api.nvim_exec("messages", true), "\n")
+for _, client in pairs(vim.lsp.get_active_clients()) do client.stop() end
+vim.wait(5000, function() return #vim.lsp.get_active_clients() == 0 end, 50)
+local f = io.open(out, "w")
+f:write(vim.fn.json_encode(seen))
+f:close()
+vim.cmd("qa!")
