@@ -90,7 +90,7 @@ class FlagChanged(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     flag: str
-    override: FlagSetting | None
+    override: FlagSetting | None = None
     audit: TenantAuditEntry
 
 
@@ -393,9 +393,12 @@ class TenantFlagRoutes:
 
 
 def add_routes(app: web.Application, coordinator: Coordinator, **kwargs: Any) -> TenantFlagRoutes:
-    """Register the routes on ``app`` (the audit route before the per-flag one)."""
+    """Register the routes on ``app``."""
     routes = TenantFlagRoutes(coordinator, **kwargs)
     app.router.add_get("/v1/tenants/{tenant}/flags", routes.list_flags)
     app.router.add_get("/v1/tenants/{tenant}/flags/audit", routes.audit)
-    app.router.add_put("/v1/tenants/{tenant}/flags/{name}", routes.set_flag)
+    # a flag name always has a dot, so "audit" never matches it (Allow stays exact)
+    app.router.add_put(
+        r"/v1/tenants/{tenant}/flags/{name:[a-z][a-z0-9-]*(?:\.[a-z][a-z0-9-]*)+}", routes.set_flag
+    )
     return routes

@@ -75,9 +75,23 @@ def _mark(r: Resolution) -> str:
 
 @flags_app.command("list")
 @fail_on_error
-def list_flags(ctx: typer.Context, root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
+def list_flags(
+    ctx: typer.Context,
+    root: ROOT_OPTION = None,
+    as_json: JSON_OPTION = False,
+    daemon: Annotated[
+        bool,
+        typer.Option(
+            "--daemon",
+            help="ask the running workspace daemon (its editor layer, its live tenant poll)",
+        ),
+    ] = False,
+) -> None:
     """Every flag with its value here, the layer that set it, its owner and expiry."""
-    flags = _flags(ctx, root)
+    flags = _flags(ctx, root, need_root=daemon)
+    if daemon:
+        _daemon_report(flags, as_json=as_json)
+        return
     resolved = flags.resolve_all()
     if as_json:
         _print_json(
@@ -101,6 +115,41 @@ def list_flags(ctx: typer.Context, root: ROOT_OPTION = None, as_json: JSON_OPTIO
             f"[red]{expires} EXPIRED[/]" if r.expired else expires,
         )
     console.print(table)
+
+
+def _daemon_report(flags: WorkspaceFlags, *, as_json: bool) -> None:
+    from maestro.cli import via_daemon
+    from maestro.errors import DaemonNotRunningError
+    from maestro.flags.report import FLAGS
+    from maestro.wire import Empty
+
+    assert flags.root is not None
+    report = via_daemon.call(flags.root, FLAGS, Empty(), start=False)
+    if report is None:
+        raise DaemonNotRunningError(
+            "no daemon runs for this workspace", hint="maestro daemon start, or drop --daemon"
+        )
+    if as_json:
+        _print_json(report.model_dump(mode="json"))
+        return
+    table = Table(box=None, pad_edge=False)
+    for column in ("flag", "value", "set by", "owner", "expires"):
+        table.add_column(column)
+    for f in report.flags:
+        shown = escape(format_value(f.value)) + (" [red](kill-switch)[/]" if f.killed else "")
+        expires = f"[red]{f.expires} EXPIRED[/]" if f.expired else f.expires
+        table.add_row(f.name, shown, f.layer, f.owner, expires)
+    console.print(table)
+    t = report.tenant
+    console.print(
+        f"tenant overrides: {escape(t.state)}"
+        + (
+            f" ({t.tenant} at {escape(t.url or '')}, every {t.poll_interval_s:g} s)"
+            if t.tenant
+            else ""
+        )
+        + (f"; last error: {escape(t.last_error)}" if t.last_error else "")
+    )
 
 
 @flags_app.command("get")

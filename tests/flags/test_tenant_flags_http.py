@@ -3,7 +3,7 @@ ETag polling, audit trail, expiry in /metrics."""
 
 from __future__ import annotations
 
-from conftest import AFTER_EXPIRY, Coord
+from flags_helpers import AFTER_EXPIRY, Coord
 
 from maestro.coordinator.models import Role
 
