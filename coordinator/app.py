@@ -48,6 +48,7 @@ from .blobs import (
     UpstreamError,
     sha256_of,
 )
+from .eviction import LruTracker, evict_for
 from .hardening import CLIENT_CLOSED, SlowUploadError, is_client_abort, read_body
 from .metrics import Metrics
 from .models import (
@@ -73,7 +74,7 @@ from .openapi import (
 from .records import AcRecord, KeyRecord, TenantRecord
 from .settings import Settings
 from .state import LmdbState, RedisState, StateBackend
-from .store import QuotaExceededError, StorageFullError, Store
+from .store import AC, CAS, QuotaExceededError, StorageFullError, Store
 from .validate import InvalidActionResultError, referenced_blobs
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ T = TypeVar("T")
 
 ENTRY_ROUTE = "/{tenant}/{kind:cas|ac}/{hash}"
 ALLOWED = "GET, HEAD, PUT"
+AC_FRAMING = 512  # an AC record's header and references beyond its value, generously
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -238,6 +240,7 @@ class Coordinator:
         self._openapi: bytes | None = None
         blobs.on_corrupt = self._count_corrupt
         # Priority levels, fair queues and rate limits in front of the cache routes.
+        self.lru = LruTracker()
         self.gate = Gate.from_settings(
             settings, self.metrics.registry, self.principal_or_none, frozenset({ENTRY_ROUTE})
         )
@@ -634,6 +637,7 @@ class Coordinator:
             self.metrics.misses.labels(tenant.name, kind).inc()
             raise ApiError(404, "not_found", f"no such {kind} entry")
         self.metrics.hits.labels(tenant.name, kind).inc()
+        self.lru.touch(tenant, CAS if kind == "cas" else AC, key)
         headers = {"Content-Type": "application/octet-stream"}
         if head:
             headers["Content-Length"] = str(size)
@@ -669,6 +673,7 @@ class Coordinator:
             raise ApiError(404, "not_found", "no such cas entry")
         try:
             self.metrics.hits.labels(tenant.name, "cas").inc()
+            self.lru.touch(tenant, CAS, key)
             body: bytes | memoryview = view.data
             response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
             if len(body) >= self.settings.zstd_min_bytes and _accepts_zstd(
@@ -750,7 +755,8 @@ class Coordinator:
     ) -> web.Response:
         tenant = principal.tenant
         data = await self._read_body(request)
-        try:
+
+        async def write() -> None:
             if kind == "cas":
                 actual = await sha256_of(data, self.pool)
                 if actual != key:
@@ -777,6 +783,14 @@ class Coordinator:
                         ) from None
                     record = AcRecord(raw=False, value=data, refs=refs)
                 await self.blobs.put_ac(tenant, key, record)
+
+        try:
+            try:
+                await write()
+            except QuotaExceededError as exc:
+                if not await self._evict_for(tenant, exc, len(data)):
+                    raise
+                await write()
         except QuotaExceededError as exc:
             self.metrics.quota_rejections.labels(tenant.name).inc()
             raise ApiError(507, exc.code, exc.message, hint=exc.hint) from None
@@ -787,7 +801,20 @@ class Coordinator:
         except CoordinatorError as exc:
             raise ApiError(409, exc.code, exc.message, hint=exc.hint) from None
         self.metrics.bytes_in.labels(tenant.name, kind).inc(len(data))
+        self.lru.touch(tenant, CAS if kind == "cas" else AC, key)
         return web.Response(status=200)
+
+    async def _evict_for(self, tenant: TenantRecord, exc: QuotaExceededError, size: int) -> bool:
+        """Make room for `size` bytes by LRU eviction when the tenant's policy allows it."""
+        if not isinstance(self.blobs, LmdbBlobs) or not self.gate.resolve(tenant).evict:
+            return False
+        incoming = size + AC_FRAMING
+        if incoming > exc.quota:
+            return False  # would not fit in an empty tenant either
+        need = exc.used + incoming - exc.quota
+        freed = await self.run(evict_for, self.blobs.store, self.lru, tenant, need)
+        self.metrics.evicted_bytes.labels(tenant.name).inc(freed)
+        return freed >= need
 
 
 STATE = web.AppKey("coordinator", Coordinator)
@@ -863,6 +890,9 @@ def create_app(
     app.router.add_get("/metrics", coordinator.metrics_endpoint)
     app.router.add_get("/openapi.json", coordinator.openapi)
     app.router.add_route("*", ENTRY_ROUTE, coordinator.entry)
+    from .policy_routes import add_routes as add_policy_routes  # it imports this module
+
+    add_policy_routes(app, coordinator)
 
     async def startup(app: web.Application) -> None:
         await coordinator.start()

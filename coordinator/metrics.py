@@ -49,6 +49,9 @@ class Metrics:
             "reason",
         )
         self.quota_rejections = count("quota_rejections", "PUTs refused with 507.", "tenant")
+        self.evicted_bytes = count(
+            "evicted_bytes", "Bytes evicted (LRU) to keep a tenant under its quota.", "tenant"
+        )
         self.client_aborts = count(
             "client_aborts", "Requests whose client went away mid-request (recorded as 499)."
         )

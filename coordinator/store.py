@@ -29,7 +29,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -440,6 +440,60 @@ class Store:
             reason,
         )
         self._commit(body)
+
+    def tenant_entries(self, tenant: TenantRecord) -> list[tuple[bytes, bytes, int]]:
+        """(kind, key, stored size) of every entry of the tenant, in key order (for eviction)."""
+        out: list[tuple[bytes, bytes, int]] = []
+        prefix = tenant.prefix
+        with self.env.begin(buffers=True) as txn:
+            for kind, name in ((CAS, "cas"), (AC, "ac")):
+                cursor = txn.cursor(db=self._db[name])
+                if not cursor.set_range(prefix):
+                    continue
+                for full, value in cursor:
+                    if bytes(full[:4]) != prefix:
+                        break
+                    out.append((kind, bytes(full[4:]), len(value)))
+        return out
+
+    def evict(
+        self, tenant: TenantRecord, victims: Iterable[tuple[bytes, bytes]], need: int
+    ) -> tuple[int, list[tuple[bytes, bytes]]]:
+        """Delete the tenant's entries in the given order until `need` bytes are freed, in one
+        transaction (usage follows); returns the bytes freed and the entries deleted. An AC
+        entry whose blobs were evicted is a miss from then on (reads check references)."""
+
+        def body(txn: lmdb.Transaction) -> tuple[int, list[tuple[bytes, bytes]]]:
+            freed = 0
+            evicted: list[tuple[bytes, bytes]] = []
+            for kind, key in victims:
+                if freed >= need:
+                    break
+                db = self._db["cas"] if kind == CAS else self._db["ac"]
+                data = txn.get(tenant.prefix + key, db=db)
+                if data is None:
+                    continue
+                txn.delete(tenant.prefix + key, db=db)
+                self._charge(
+                    txn,
+                    tenant,
+                    -len(data),
+                    cas=-1 if kind == CAS else 0,
+                    ac=-1 if kind == AC else 0,
+                )
+                freed += len(data)
+                evicted.append((kind, key))
+            return freed, evicted
+
+        result: tuple[int, list[tuple[bytes, bytes]]] = self._commit(body)
+        if result[0]:
+            log.info(
+                "tenant %s: evicted %d entries, %d bytes (LRU) to stay under its quota",
+                tenant.name,
+                len(result[1]),
+                result[0],
+            )
+        return result
 
     def quarantined(self) -> int:
         with self.env.begin(db=self._db["quarantine"]) as txn:

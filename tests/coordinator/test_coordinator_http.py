@@ -189,7 +189,10 @@ async def test_raw_mode_stores_opaque_values(env: Env) -> None:
 
 
 async def test_quota_507(env: Env) -> None:
-    env.store.update_tenant("beta", TenantUpdate(quota_bytes=10_000))
+    # with eviction off (the default evicts LRU entries instead: test_eviction.py)
+    env.store.update_tenant(
+        "beta", TenantUpdate(quota_bytes=10_000, policy_changes={"evict": False})
+    )
     h = await env.auth("beta")
     first = os.urandom(6000)
     assert (await env.client.put(f"/beta/cas/{sha(first)}", data=first, headers=h)).status == 200
