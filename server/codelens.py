@@ -47,7 +47,9 @@ def _result_title(states: list[TestState], cached: bool) -> str:
     return title
 
 
-def test_file_lenses(ls: MaestroServer, ws: Workspace, uri: str, rel: str) -> list[types.CodeLens]:
+def test_file_lenses(
+    ls: MaestroServer, ws: Workspace, uri: str, rel: str, *, functions: bool = True
+) -> list[types.CodeLens]:
     items = ls.test_items(uri, rel)
     plan = ws.results.files.get(rel)
     file_cached = plan is not None and not plan.runs
@@ -59,7 +61,7 @@ def test_file_lenses(ls: MaestroServer, ws: Workspace, uri: str, rel: str) -> li
         )
     elif plan is not None:
         lenses.append(_lens(0, f"last: {plan.describe}", "maestro.explain", rel))
-    for item in flatten(items):
+    for item in flatten(items) if functions else []:
         lenses.append(_lens(item.line, "▶ Run", "maestro.runNode", item.nodeid, uri))
         node_states = ws.results.of_node(item.nodeid)
         if node_states:
@@ -102,7 +104,7 @@ def register(server: MaestroServer) -> None:
         if await ls.is_test_file(ws, rel):
             # the first lens request of a fresh server shows what the cache holds already
             await restore(ls, ws, [rel])
-            return test_file_lenses(ls, ws, uri, rel)
+            return test_file_lenses(ls, ws, uri, rel, functions=settings.test_functions)
         if settings.impacted_on_source:
             return await source_file_lenses(ls, ws, uri)
         return []

@@ -36,9 +36,25 @@ def _def_lines(ls: MaestroServer, uri: str, rel: str) -> dict[str, int]:
     return {i.nodeid: i.line + 1 for i in flatten(ls.test_items(uri, rel))}
 
 
+MAX_IDS = 10  # parameter ids named in one diagnostic; the rest are counted
+
+
+def _params(state: TestState) -> str:
+    """``[a-1]`` of ``test_x[a-1]``; "" for a test without parameters."""
+    name = state.nodeid.rsplit("::", 1)[-1]
+    return name[name.index("[") :] if "[" in name else ""
+
+
 def diagnostic_for(
-    ls: MaestroServer, ws: Workspace, uri: str, state: TestState, def_lines: dict[str, int]
+    ls: MaestroServer,
+    ws: Workspace,
+    uri: str,
+    states: list[TestState],
+    def_lines: dict[str, int],
 ) -> types.Diagnostic:
+    """One diagnostic for the tests that failed at one place (the parametrizations of a test
+    failing at the same assert are one problem, with their parameter ids listed)."""
+    state = states[0]
     line = state.test_line or state.def_line or def_lines.get(base_nodeid(state.nodeid)) or 1
     related: list[types.DiagnosticRelatedInformation] = []
     if state.raised_path and (state.raised_path != state.file or state.raised_line != line):
@@ -51,9 +67,16 @@ def diagnostic_for(
                 message=f"raised here: {state.raised_path}:{state.raised_line}",
             )
         )
-    name = state.nodeid.split("::", 1)[-1]
+    name = base_nodeid(state.nodeid).split("::", 1)[-1]
+    ids = [p for p in (_params(s) for s in states) if p]
+    if len(states) > 1 or ids:
+        shown = ", ".join(ids[:MAX_IDS]) + (
+            f" and {len(ids) - MAX_IDS} more" if len(ids) > MAX_IDS else ""
+        )
+        count = f"{len(states)} parameter sets" if len(states) > 1 else "1 parameter set"
+        name = f"{name} ({count}: {shown})"
     message = f"{name} {state.outcome}: {state.message or 'no message'}"
-    if state.cached:
+    if all(s.cached for s in states):
         when = ran_words(state.ran_at, state.ran_on) if state.run_id is None else ""
         message += f" (cached result, {when})" if when else " (cached result)"
     return types.Diagnostic(
@@ -63,7 +86,11 @@ def diagnostic_for(
         source=SOURCE,
         code=state.outcome,
         related_information=related or None,
-        data={"nodeid": state.nodeid, "cached": state.cached},
+        data={
+            "nodeid": state.nodeid,
+            "nodeids": [s.nodeid for s in states],
+            "cached": state.cached,
+        },
     )
 
 
@@ -73,9 +100,12 @@ def diagnostics_of(ls: MaestroServer, ws: Workspace, rel: str) -> list[types.Dia
     if not failing:
         return []
     def_lines = _def_lines(ls, uri, rel)
-    return [
-        diagnostic_for(ls, ws, uri, s, def_lines) for s in sorted(failing, key=lambda s: s.nodeid)
-    ]
+    groups: dict[tuple[object, ...], list[TestState]] = {}
+    for s in failing:  # in the order pytest ran them: parameter ids read [5], [6], ... [10]
+        line = s.test_line or s.def_line or def_lines.get(base_nodeid(s.nodeid)) or 1
+        key = (base_nodeid(s.nodeid), line, s.outcome, s.raised_path, s.raised_line)
+        groups.setdefault(key, []).append(s)
+    return [diagnostic_for(ls, ws, uri, states, def_lines) for states in groups.values()]
 
 
 def publish(ls: MaestroServer, ws: Workspace, rel: str) -> None:

@@ -40,6 +40,9 @@ class CodeLensSettings(_Options):
     """Lenses on test files/functions (run, last result, cached) and source files (impacted)."""
     impacted_on_source: bool = True
     """The "N impacted tests" lens on source files (one daemon query per source file)."""
+    test_functions: bool = True
+    """"Run" and the last result above each test function and class (VS Code turns them off by
+    default: its Testing gutter is that affordance already)."""
 
 
 class Settings(_Options):
@@ -58,6 +61,8 @@ class Settings(_Options):
     """Delay before refreshing lenses after an edit."""
     request_timeout_s: float = Field(default=60.0, gt=0, le=3600)
     """Bound on one daemon query (test runs are not bounded)."""
+    run_on_save: bool = False
+    """After a save, run the tests the saved file impacts (a newer save cancels that run)."""
 
     @field_validator("interpreter", "coordinator_url", mode="before")
     @classmethod

@@ -8,6 +8,7 @@ import os
 import signal
 import time
 
+import pytest
 from conftest import (
     FAIL_TEST_LINE,
     RAISE_LINE,
@@ -178,6 +179,7 @@ async def test_cancel_a_run(lsp: LanguageClient) -> None:
     assert outcome["cancelled"] is True
 
 
+@pytest.mark.slow
 async def test_long_run_answers_at_once_and_supersedes(lsp: LanguageClient) -> None:
     """A run longer than eglot's 10 s request timeout: the command answers in under a second,
     the run goes on and ends with maestro/runFinished; running the same file again cancels it."""

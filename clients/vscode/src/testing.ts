@@ -1,6 +1,6 @@
 import * as vscode from "vscode";
 import type { LanguageClient } from "vscode-languageclient/node";
-import { progressAction, resolveId, runParams, RunRouter, type MessageSpec } from "./model/explorer";
+import { folderChain, paramChild, progressAction, resolveId, runParams, RunRouter, type MessageSpec } from "./model/explorer";
 import {
   METHODS,
   type BeginParams,
@@ -21,7 +21,9 @@ export class TestExplorer implements vscode.Disposable {
   readonly controller: vscode.TestController;
   private client: LanguageClient | undefined;
   private readonly byId = new Map<string, vscode.TestItem>();
-  private readonly rootOf = new Map<string, string>(); // file item id -> workspace root
+  private readonly files = new Map<string, vscode.TestItem>(); // file id -> item (in its folder)
+  private readonly folders = new Map<string, vscode.TestItem>(); // folder path -> item
+  private readonly rootOf = new Map<string, string>(); // file or folder item id -> workspace root
   private readonly router: RunRouter<RunHandle>;
   private readonly subs: vscode.Disposable[] = [];
   private readonly clientSubs: vscode.Disposable[] = [];
@@ -83,9 +85,7 @@ export class TestExplorer implements vscode.Disposable {
         client.warn(`maestro/testExplorer/discover failed: ${e instanceof Error ? e.message : String(e)}`);
       }
     }
-    this.controller.items.forEach((item) => {
-      if (!keep.has(item.id)) this.removeFile(item.id);
-    });
+    for (const id of [...this.files.keys()]) if (!keep.has(id)) this.removeFile(id);
   }
 
   private didChange(p: DidChangeParams): void {
@@ -101,38 +101,70 @@ export class TestExplorer implements vscode.Disposable {
   }
 
   private fileIdOfUri(uri: string): string | undefined {
-    let found: string | undefined;
-    this.controller.items.forEach((item) => {
-      if (item.uri?.toString() === vscode.Uri.parse(uri).toString()) found = item.id;
-    });
-    return found;
+    const want = vscode.Uri.parse(uri).toString();
+    for (const [id, item] of this.files) if (item.uri?.toString() === want) return id;
+    return undefined;
   }
 
   private removeFile(id: string): void {
-    const item = this.controller.items.get(id);
+    const item = this.files.get(id);
     if (!item) return;
     const drop = (it: vscode.TestItem) => {
       this.byId.delete(it.id);
       it.children.forEach(drop);
     };
     drop(item);
-    this.controller.items.delete(id);
+    this.files.delete(id);
     this.rootOf.delete(id);
+    // remove it, then every folder it leaves empty
+    let parent = item.parent;
+    (parent ? parent.children : this.controller.items).delete(id);
+    while (parent && parent.children.size === 0 && this.folders.get(parent.id) === parent) {
+      const up = parent.parent;
+      (up ? up.children : this.controller.items).delete(parent.id);
+      this.folders.delete(parent.id);
+      this.rootOf.delete(parent.id);
+      parent = up;
+    }
+  }
+
+  /** The collection a test file goes in: its folder's children (folders made as needed). */
+  private folderOf(root: string, fileId: string): vscode.TestItemCollection {
+    let into = this.controller.items;
+    for (const f of folderChain(fileId)) {
+      let folder = this.folders.get(f.id);
+      if (!folder) {
+        folder = this.controller.createTestItem(f.id, f.label, vscode.Uri.file(`${root}/${f.id}`));
+        this.folders.set(f.id, folder);
+        this.rootOf.set(f.id, root);
+        into.add(folder);
+      }
+      into = folder.children;
+    }
+    return into;
   }
 
   private upsertFile(root: string, file: ProtoItem): void {
-    // rebuild the file's subtree (cheap; ids are stable so VS Code keeps results and expansion)
-    const old = this.controller.items.get(file.id);
+    // rebuild the file's subtree (cheap; ids are stable so VS Code keeps results and expansion);
+    // parameter sets (children made from results) are kept under their function
+    const old = this.files.get(file.id);
+    const params = new Map<string, vscode.TestItem[]>();
     if (old) {
       const drop = (it: vscode.TestItem) => {
         this.byId.delete(it.id);
-        it.children.forEach(drop);
+        const kept: vscode.TestItem[] = [];
+        it.children.forEach((c) => {
+          if (c.id.startsWith(it.id + "[")) kept.push(c);
+          drop(c);
+        });
+        if (kept.length) params.set(it.id, kept);
       };
       old.children.forEach(drop);
     }
     const item = old ?? this.make(file);
-    this.fill(item, file);
-    if (!old) this.controller.items.add(item);
+    this.fill(item, file, params);
+    if (!old) this.folderOf(root, file.id).add(item);
+    this.files.set(file.id, item);
     this.byId.set(file.id, item);
     this.rootOf.set(file.id, root);
   }
@@ -141,7 +173,7 @@ export class TestExplorer implements vscode.Disposable {
     return this.controller.createTestItem(p.id, p.label, vscode.Uri.parse(p.uri));
   }
 
-  private fill(item: vscode.TestItem, p: ProtoItem): void {
+  private fill(item: vscode.TestItem, p: ProtoItem, params = new Map<string, vscode.TestItem[]>()): void {
     item.label = p.label;
     if (p.range) {
       item.range = new vscode.Range(p.range.start.line, p.range.start.character, p.range.end.line, p.range.end.character);
@@ -150,9 +182,13 @@ export class TestExplorer implements vscode.Disposable {
     const children: vscode.TestItem[] = [];
     for (const c of p.children) {
       const child = this.make(c);
-      this.fill(child, c);
+      this.fill(child, c, params);
       this.byId.set(c.id, child);
       children.push(child);
+    }
+    for (const kept of params.get(p.id) ?? []) {
+      this.byId.set(kept.id, kept);
+      children.push(kept);
     }
     item.children.replace(children);
   }
@@ -206,9 +242,24 @@ export class TestExplorer implements vscode.Disposable {
     await Promise.all(runs);
   }
 
+  /** The item of a parametrized result: made under its function on first sight. */
+  private paramItem(p: ProgressParams): vscode.TestItem | undefined {
+    const c = paramChild(p);
+    if (!c) return undefined;
+    const known = this.byId.get(c.id);
+    if (known) return known;
+    const parent = this.byId.get(c.parent);
+    if (!parent) return undefined;
+    const item = this.controller.createTestItem(c.id, c.label, parent.uri);
+    item.range = parent.range;
+    parent.children.add(item);
+    this.byId.set(c.id, item);
+    return item;
+  }
+
   private apply(h: RunHandle, p: ProgressParams): void {
     const a = progressAction(p);
-    const item = this.lookup(a.id);
+    const item = (p.state !== "enqueued" ? this.paramItem(p) : undefined) ?? this.lookup(a.id);
     if (!item) {
       if (a.op === "failed" || a.op === "errored") {
         h.run.appendOutput(`${p.nodeid ?? p.id}: ${a.op}: ${a.messages.map((m) => m.text).join("\n")}\r\n`);
@@ -266,7 +317,9 @@ export class TestExplorer implements vscode.Disposable {
       .filter((k) => (s[k] ?? 0) > 0)
       .map((k) => `${s[k]} ${k}`);
     if (typeof s.cachedFiles === "number" && s.cachedFiles) bits.push(`${s.cachedFiles} files cached`);
-    const line = p.cancelled ? "cancelled" : p.error ? `error: ${p.error.message}` : bits.join(", ") || "done";
+    if (typeof s.wallS === "number" && s.wallS > 0) bits.push(`in ${s.wallS.toFixed(1)} s`);
+    const done = bits.join(", ") || s.message || "done";
+    const line = p.cancelled ? s.message ?? "cancelled" : p.error ? `error: ${p.error.message}` : done;
     h.run.appendOutput(`Maestro: ${line}\r\n`);
     h.run.end();
     (h.run as RunWithDone).maestroDone?.();

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { allIds, dedupeNested, progressAction, resolveId, runParams, RunRouter } from "../src/model/explorer";
+import { allIds, dedupeNested, folderChain, paramChild, progressAction, resolveId, runParams, RunRouter } from "../src/model/explorer";
 import type { BeginParams, EndParams, ProgressParams, TestItem } from "../src/model/protocol";
 
 const range = (l: number) => ({ start: { line: l, character: 0 }, end: { line: l, character: 0 } });
@@ -164,4 +164,27 @@ test("a failed explorer request hands held-back runs to their own test run", () 
   r.abandon();
   assert.deepEqual(log.created, ["9"]);
   assert.deepEqual(log.events, ["lens:9 t.py::f passed"]);
+});
+
+test("folders above a test file, outermost first", () => {
+  assert.deepEqual(folderChain("tests/unit/test_a.py"), [
+    { id: "tests", label: "tests" },
+    { id: "tests/unit", label: "unit" },
+  ]);
+  assert.deepEqual(folderChain("test_top.py"), []);
+});
+
+test("a parametrized result becomes a child of its function; a plain one does not", () => {
+  const base = { runId: "run-1", state: "failed" as const };
+  assert.deepEqual(paramChild({ ...base, id: "a.py::test_x", nodeid: "a.py::test_x[1-2]" }), {
+    parent: "a.py::test_x",
+    id: "a.py::test_x[1-2]",
+    label: "[1-2]",
+  });
+  assert.equal(paramChild({ ...base, id: "a.py::test_x", nodeid: "a.py::test_x" }), null);
+  assert.equal(paramChild({ ...base, id: "a.py" }), null);
+});
+
+test("a folder covers the files under it when a run is requested", () => {
+  assert.deepEqual(dedupeNested(["tests", "tests/unit/test_a.py", "other/test_b.py"]), ["other/test_b.py", "tests"]);
 });

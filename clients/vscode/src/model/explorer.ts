@@ -90,10 +90,25 @@ export function runParams(
   return out;
 }
 
-/** Drop ids already covered by an included parent (`a.py` covers `a.py::t`). */
+/** Drop ids already covered by an included parent (`a.py` covers `a.py::t`, folder `tests`
+ * covers `tests/a.py`). */
 export function dedupeNested(ids: string[]): string[] {
   const set = [...new Set(ids)].sort();
-  return set.filter((id) => !set.some((p) => p !== id && id.startsWith(p + "::")));
+  return set.filter((id) => !set.some((p) => p !== id && (id.startsWith(p + "::") || id.startsWith(p + "/"))));
+}
+
+/** The folders above a test file, outermost first: `tests/unit/test_a.py` -> `tests`,
+ * `tests/unit` (their ids are the folders' root-relative paths, which pytest runs as they are). */
+export function folderChain(fileId: string): { id: string; label: string }[] {
+  const parts = fileId.split("/").slice(0, -1);
+  return parts.map((label, i) => ({ id: parts.slice(0, i + 1).join("/"), label }));
+}
+
+/** A parametrized test's result: the child item it gets under its function (`[1-2]` under
+ * `a.py::test_x`); null for a test without parameters. */
+export function paramChild(p: ProgressParams): { parent: string; id: string; label: string } | null {
+  if (!p.nodeid || p.nodeid === p.id || !p.nodeid.startsWith(p.id + "[")) return null;
+  return { parent: p.id, id: p.nodeid, label: p.nodeid.slice(p.id.length) };
 }
 
 type Event =

@@ -254,6 +254,7 @@ export type Empty = Record<string, never>;
 export interface CodeLensSettings {
   enabled?: boolean;
   impactedOnSource?: boolean;
+  testFunctions?: boolean;
 }
 
 /** The daemon's sync with the team coordinator (`[tool.maestro.remote]`). */
@@ -305,6 +306,7 @@ export interface Settings {
   diagnostics?: boolean;
   debounceMs?: number;
   requestTimeoutS?: number;
+  runOnSave?: boolean;
 }
 
 /** The daemon's speculation (`ml.speculation`) and the model ranking its runs. */

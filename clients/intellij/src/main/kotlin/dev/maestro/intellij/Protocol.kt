@@ -259,6 +259,7 @@ class Empty
 data class CodeLensSettings(
     val enabled: Boolean? = null,
     val impactedOnSource: Boolean? = null,
+    val testFunctions: Boolean? = null,
 )
 
 /** The daemon's sync with the team coordinator (`[tool.maestro.remote]`). */
@@ -310,6 +311,7 @@ data class Settings(
     val diagnostics: Boolean? = null,
     val debounceMs: Long? = null,
     val requestTimeoutS: Double? = null,
+    val runOnSave: Boolean? = null,
 )
 
 /** The daemon's speculation (`ml.speculation`) and the model ranking its runs. */
