@@ -110,6 +110,11 @@ def register(server: MaestroServer) -> None:
         ws.stale = None  # the daemon's answer may change; the watcher will tell us the rest
         ls.schedule_refresh()
         ls.spawn(testexplorer.document_changed(ls, uri), "explorer")
+        if ls.settings.run_on_save and uri.endswith(".py"):
+            from maestro.server.commands import run_impacted_of
+
+            # a newer save's run supersedes this one (RunManager.start)
+            run_impacted_of(ls, ws, uri, kind="save")
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: MaestroServer, params: types.DidCloseTextDocumentParams) -> None:

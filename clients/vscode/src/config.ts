@@ -12,9 +12,11 @@ export function readSettings(scope?: vscode.ConfigurationScope): RawSettings {
     codeLens: {
       enabled: c.get<boolean>("codeLens.enabled", true),
       impactedOnSource: c.get<boolean>("codeLens.impactedOnSource", true),
+      testFunctions: c.get<boolean>("codeLens.testFunctions", false),
     },
     diagnostics: c.get<boolean>("diagnostics", true),
     testExplorer: c.get<boolean>("testExplorer", true),
+    runOnSave: c.get<boolean>("runOnSave", false),
   };
 }
 

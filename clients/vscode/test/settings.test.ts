@@ -8,8 +8,9 @@ test("defaults -> the server's documented defaults", () => {
     speculation: null,
     coordinatorUrl: null,
     daemonAutostart: true,
-    codeLens: { enabled: true, impactedOnSource: true },
+    codeLens: { enabled: true, impactedOnSource: true, testFunctions: false },
     diagnostics: true,
+    runOnSave: false,
   });
 });
 
@@ -20,15 +21,17 @@ test("VS Code's empty strings become null; values pass through", () => {
     speculation: "on",
     coordinatorUrl: "http://127.0.0.1:8080",
     daemonAutostart: false,
-    codeLens: { enabled: true, impactedOnSource: false },
+    codeLens: { enabled: true, impactedOnSource: false, testFunctions: true },
     diagnostics: false,
+    runOnSave: true,
   });
   assert.equal(o.interpreter, null);
   assert.equal(o.speculation, true);
   assert.equal(o.coordinatorUrl, "http://127.0.0.1:8080");
   assert.equal(o.daemonAutostart, false);
-  assert.deepEqual(o.codeLens, { enabled: true, impactedOnSource: false });
+  assert.deepEqual(o.codeLens, { enabled: true, impactedOnSource: false, testFunctions: true });
   assert.equal(o.diagnostics, false);
+  assert.equal(o.runOnSave, true);
 });
 
 test("speculation: workspace (null), on, off; old booleans still mean on/off", () => {

@@ -12,9 +12,10 @@ export interface RawSettings {
   speculation?: string | boolean;
   coordinatorUrl?: string;
   daemonAutostart?: boolean;
-  codeLens?: { enabled?: boolean; impactedOnSource?: boolean };
+  codeLens?: { enabled?: boolean; impactedOnSource?: boolean; testFunctions?: boolean };
   diagnostics?: boolean;
   testExplorer?: boolean;
+  runOnSave?: boolean;
 }
 
 export interface InitOptions {
@@ -23,8 +24,10 @@ export interface InitOptions {
   speculation: boolean | null;
   coordinatorUrl: string | null;
   daemonAutostart: boolean;
-  codeLens: { enabled: boolean; impactedOnSource: boolean };
+  /** testFunctions: off by default in VS Code, whose Testing gutter runs and shows each test. */
+  codeLens: { enabled: boolean; impactedOnSource: boolean; testFunctions: boolean };
   diagnostics: boolean;
+  runOnSave: boolean;
 }
 
 export interface ServerCommand {
@@ -66,8 +69,10 @@ export function toInitOptions(raw: RawSettings, workspaceFolder?: string): InitO
     codeLens: {
       enabled: raw.codeLens?.enabled ?? true,
       impactedOnSource: raw.codeLens?.impactedOnSource ?? true,
+      testFunctions: raw.codeLens?.testFunctions ?? false,
     },
     diagnostics: raw.diagnostics ?? true,
+    runOnSave: raw.runOnSave ?? false,
   };
 }
 

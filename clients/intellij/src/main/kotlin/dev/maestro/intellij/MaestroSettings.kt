@@ -19,6 +19,8 @@ class MaestroSettings : PersistentStateComponent<MaestroSettings.Options> {
         var coordinatorUrl: String = "",
         var daemonAutostart: Boolean = true,
         var codeLens: Boolean = true,
+        /** After a save, run the tests the saved file impacts (off by default). */
+        var runOnSave: Boolean = false,
     )
 
     private var options = Options()
@@ -52,6 +54,7 @@ class MaestroSettings : PersistentStateComponent<MaestroSettings.Options> {
         "daemonAutostart" to options.daemonAutostart,
         "codeLens" to mapOf("enabled" to options.codeLens, "impactedOnSource" to options.codeLens),
         "diagnostics" to true,
+        "runOnSave" to options.runOnSave,
     )
 
     companion object {

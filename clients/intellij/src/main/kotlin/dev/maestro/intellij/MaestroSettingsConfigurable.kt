@@ -17,6 +17,7 @@ class MaestroSettingsConfigurable : Configurable {
     private val speculation = ComboBox(arrayOf("workspace", "on", "off"))
     private val autostart = JBCheckBox("Start the workspace daemon when none runs")
     private val codeLens = JBCheckBox("Code lenses (run, last result, impacted tests)")
+    private val runOnSave = JBCheckBox("Run the impacted tests after a save (a newer save cancels the run)")
 
     override fun getDisplayName(): String = "Maestro"
 
@@ -27,6 +28,7 @@ class MaestroSettingsConfigurable : Configurable {
         .addLabeledComponent("Speculative pre-runs (workspace: as configured there):", speculation)
         .addComponent(autostart)
         .addComponent(codeLens)
+        .addComponent(runOnSave)
         .addComponentFillVertically(javax.swing.JPanel(), 0)
         .panel
 
@@ -37,6 +39,7 @@ class MaestroSettingsConfigurable : Configurable {
         coordinatorUrl = coordinatorUrl.text,
         daemonAutostart = autostart.isSelected,
         codeLens = codeLens.isSelected,
+        runOnSave = runOnSave.isSelected,
     )
 
     override fun isModified(): Boolean = current() != MaestroSettings.getInstance().state
@@ -58,5 +61,6 @@ class MaestroSettingsConfigurable : Configurable {
         speculation.selectedItem = s.speculation
         autostart.isSelected = s.daemonAutostart
         codeLens.isSelected = s.codeLens
+        runOnSave.isSelected = s.runOnSave
     }
 }
