@@ -24,7 +24,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .registry import Flag, FlagValue, Registry, Scope, format_value
+from .registry import Flag, FlagValue, FlagValueError, Registry, Scope, format_value
 
 
 class FlagSetting(BaseModel):
@@ -156,8 +156,8 @@ def resolve(flag: Flag, inputs: Inputs, today: date) -> Resolution:
         elif setting is not None and setting.value is not None:
             try:
                 setting = setting.model_copy(update={"value": flag.check(setting.value)})
-            except ValueError as exc:  # FlagValueError: a hand-edited file, an old coordinator
-                note = f"ignored: {exc}"
+            except FlagValueError as exc:  # a hand-edited file, an older coordinator
+                note = f"ignored: {exc.message}"
         if setting is not None and not note:
             usable.append((layer, setting))
         considered.append(Considered(layer, where, setting, note))
