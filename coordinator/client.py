@@ -9,6 +9,10 @@
   (or `CoordinatorAuthError` for credentials) carrying the HTTP `status` and the server's own
   message and hint, so callers classify errors by status and back off without confusing them
   with misses.
+- A 429 (or a 503 with Retry-After) is the coordinator asking us to back off: the advised delay
+  (`retryAfterMs` in the body, else the `Retry-After` header) is kept in `backoff_until`, and
+  until then every call raises `CoordinatorBackoffError` at once, without touching the network,
+  so the daemon keeps working from its local cache and its uploads wait.
 
 The client never logs keys or tokens.
 """
@@ -17,9 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Literal
 
@@ -36,6 +42,47 @@ from .models import ErrorBody, TokenResponse
 log = logging.getLogger(__name__)
 
 Kind = Literal["cas", "ac"]
+MAX_BACKOFF_S = 600.0
+"""Advice beyond this is capped: a broken or hostile server cannot silence a client for days."""
+
+
+class CoordinatorBackoffError(CoordinatorError):
+    """The coordinator asked us to wait (429 / 503 + Retry-After) until `until` (epoch s)."""
+
+    code = "coordinator_backoff"
+
+    def __init__(self, message: str, *, until: float, status: int = 429, rule: str | None = None):
+        super().__init__(message, status=status, hint="working from the local cache meanwhile")
+        self.until = until
+        self.rule = rule
+
+
+def retry_advice(headers: Mapping[str, str], body: bytes) -> tuple[float, str | None] | None:
+    """Seconds to wait and the refusing rule, from a 429/503 answer (None: no advice)."""
+    seconds: float | None = None
+    rule: str | None = None
+    try:
+        parsed = json.loads(body) if body[:1] == b"{" else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        ms = parsed.get("retryAfterMs")
+        if isinstance(ms, int | float) and not isinstance(ms, bool) and ms >= 0:
+            seconds = ms / 1000
+        if isinstance(parsed.get("rule"), str):
+            rule = parsed["rule"][:100]
+    if seconds is None:
+        header = headers.get("retry-after", "").strip()
+        if header.isdigit():
+            seconds = float(header)
+        elif header:
+            try:
+                seconds = parsedate_to_datetime(header).timestamp() - time.time()
+            except (TypeError, ValueError):
+                seconds = None
+    if seconds is None:
+        return None
+    return min(MAX_BACKOFF_S, max(0.0, seconds)), rule
 
 
 def _answer_error(what: str, status: int, body: bytes) -> CoordinatorError:
@@ -81,6 +128,9 @@ class CoordinatorClient:
         self._token: TokenResponse | None = None
         self._lock = asyncio.Lock()
         self._session: aiohttp.ClientSession | None = None
+        self.backoff_until: float | None = None
+        """Epoch seconds until which the coordinator asked us not to call (None: no advice)."""
+        self.backoff_rule: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -170,6 +220,7 @@ class CoordinatorClient:
             before_sleep=_log_refresh,
             reraise=True,
         )
+        self._check_backoff()
         async for attempt in retrying:
             with attempt:
                 token = await self.token(force=attempt.retry_state.attempt_number > 1)
@@ -185,8 +236,46 @@ class CoordinatorClient:
                     raise CoordinatorError(f"coordinator unreachable: {exc}") from exc
                 if status in (401, 403):
                     raise _answer_error(f"{method} {url}", status, body)
+                if status in (429, 503):
+                    self._note_backoff(status, resp_headers, body)
                 return status, body, resp_headers
         raise AssertionError("unreachable: the last attempt re-raises")
+
+    @property
+    def backing_off(self) -> bool:
+        return self.backoff_until is not None and self.backoff_until > self._clock()
+
+    def _check_backoff(self) -> None:
+        until = self.backoff_until
+        if until is None:
+            return
+        if until <= self._clock():
+            self.backoff_until = self.backoff_rule = None
+            log.info("coordinator back-off over; resuming requests")
+            return
+        raise CoordinatorBackoffError(
+            f"the coordinator asked us to back off for {until - self._clock():.1f} s more",
+            until=until,
+            rule=self.backoff_rule,
+        )
+
+    def _note_backoff(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        advice = retry_advice(headers, body)
+        if advice is None:
+            return
+        seconds, rule = advice
+        until = self._clock() + seconds
+        self.backoff_until = max(until, self.backoff_until or 0.0)
+        self.backoff_rule = rule
+        log.info(
+            "coordinator answered %d (%s): backing off %.1f s", status, rule or "no rule", seconds
+        )
+        raise CoordinatorBackoffError(
+            f"the coordinator asked us to back off for {seconds:.1f} s ({rule or status})",
+            until=self.backoff_until,
+            status=status,
+            rule=rule,
+        )
 
     async def get(self, kind: Kind, hash_hex: str) -> bytes | None:
         """Entry bytes or None on a miss; CAS bodies are verified against `hash_hex`."""
