@@ -8,10 +8,13 @@ STAMP  := $(VENV)/.maestro-installed
 # re-linking is cheap and picks up newly added modules.
 EDITABLE := --no-build-isolation --config-settings editable_mode=strict
 
-# Debian packages the end-to-end tests drive for real: a headless editor (neovim), redis-server
-# and nginx (coordinator scale-out), ccache (a cache client nobody here wrote). Installed when
-# missing and we can (root, apt); otherwise those tests skip and say why.
-SYSDEPS := nvim:neovim redis-server:redis-server nginx:nginx ccache:ccache git:git
+# Debian packages the end-to-end tests drive for real: headless editors (neovim, emacs),
+# redis-server and nginx (coordinator scale-out), ccache (a cache client nobody here wrote).
+# Installed when missing and we can (root, apt); otherwise those tests skip and say why.
+# SYSDEPS maps a command to its package; SYSDEPS_LIBS are packages with no command of their own
+# (elpa-eglot: eglot for Emacs 28, which has none built in), checked with dpkg-query.
+SYSDEPS := nvim:neovim emacs:emacs-nox redis-server:redis-server nginx:nginx ccache:ccache git:git
+SYSDEPS_LIBS := elpa-eglot
 
 # code-server + playwright for the real-VS-Code end-to-end test: ~8 min to prepare on a fresh
 # machine, kept outside the clone so later runs (and CI on the same machine) reuse it.
@@ -39,6 +42,9 @@ lint: relink
 sysdeps:
 	@missing=""; for pair in $(SYSDEPS); do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; \
+	done; \
+	for pkg in $(SYSDEPS_LIBS); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$pkg"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

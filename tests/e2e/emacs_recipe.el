@@ -1,0 +1,52 @@
+;;; emacs_recipe.el --- drive the README's Emacs recipe as a person would  -*- lexical-binding: t -*-
+;; Loaded after the recipe (emacs --batch -q -l recipe.el -l this): visit a source file (python-mode
+;; starts eglot), M-x maestro-run-impacted, wait for the run's end and the failure diagnostics.
+;; Flymake does not run in batch mode, so publishDiagnostics is recorded as it arrives.
+;; Writes what it saw as JSON to $MAESTRO_OUT and exits.
+(require 'cl-lib)
+(require 'json)
+
+(defvar maestro-e2e-diagnostics nil "(uri . diagnostics) as published, newest first.")
+(defvar maestro-e2e-finished nil "The maestro/runFinished params.")
+
+(cl-defmethod eglot-handle-notification :before
+  (_server (_method (eql textDocument/publishDiagnostics)) &key uri diagnostics &allow-other-keys)
+  (push (cons uri diagnostics) maestro-e2e-diagnostics))
+
+(cl-defmethod eglot-handle-notification :before
+  (_server (_method (eql maestro/runFinished)) &rest run)
+  (setq maestro-e2e-finished run))
+
+(defun maestro-e2e-wait (seconds predicate)
+  (let ((deadline (+ (float-time) seconds)))
+    (while (and (not (funcall predicate)) (< (float-time) deadline))
+      (accept-process-output nil 0.1))
+    (funcall predicate)))
+
+(let ((seen (list))
+      (root (getenv "MAESTRO_WS")))
+  (condition-case err
+      (progn
+        (find-file (expand-file-name "tests/test_calc.py" root))
+        (run-hooks 'post-command-hook)  ; the command loop runs it after a command; batch does not
+        (find-file (expand-file-name "pkg/calc.py" root))
+        (run-hooks 'post-command-hook)
+        (unless (maestro-e2e-wait 90 #'eglot-current-server)
+          (error "eglot did not connect"))
+        (setq seen (plist-put seen :server (jsonrpc-name (eglot-current-server))))
+        (let ((start (float-time)))
+          (call-interactively #'maestro-run-impacted)  ; as M-x maestro-run-impacted
+          (setq seen (plist-put seen :answered_s (- (float-time) start)))
+          (unless (maestro-e2e-wait 300 (lambda () maestro-e2e-finished))
+            (error "the run did not finish"))
+          (setq seen (plist-put seen :finished_s (- (float-time) start))))
+        (setq seen (plist-put seen :finished maestro-e2e-finished))
+        (let ((test-uri (concat "file://" (expand-file-name "tests/test_calc.py" root))))
+          (maestro-e2e-wait 20 (lambda () (cdr (assoc test-uri maestro-e2e-diagnostics))))
+          (setq seen (plist-put seen :diagnostics
+                                (vconcat (cdr (assoc test-uri maestro-e2e-diagnostics))))))
+        (eglot-shutdown (eglot-current-server)))
+    (error (setq seen (plist-put seen :error (error-message-string err)))))
+  (with-temp-file (getenv "MAESTRO_OUT")
+    (insert (json-encode seen)))
+  (kill-emacs 0))

@@ -1,0 +1,82 @@
+"""The README's Emacs 28 + eglot (Debian's elpa-eglot 1.9) recipe as written, in a real Emacs in
+batch mode, on a multi-file project: `M-x maestro-run-impacted` on a source file whose impacted
+tests take over 30 s (eglot gives up on a request after 10 s) answers at once, the run finishes,
+and the failure arrives as a diagnostic at the failing line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from editor_helpers import FAIL_LINE, Project, project, recipe
+
+EMACS = shutil.which("emacs")
+HARNESS = Path(__file__).with_name("emacs_recipe.el")
+ARTIFACTS = Path(__file__).with_name("artifacts") / "emacs"
+SLOW_S = 32
+
+__all__ = ["project"]  # the fixture
+
+
+def has_eglot() -> bool:
+    if EMACS is None:
+        return False
+    probe = subprocess.run(
+        [EMACS, "--batch", "-q", "--eval", "(require 'eglot)"], capture_output=True, timeout=60
+    )
+    return probe.returncode == 0
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not has_eglot(),
+    reason="emacs with eglot is not installed (`apt-get install -y emacs-nox elpa-eglot`; "
+    "`make test` does)",
+)
+def test_readme_recipe_runs_a_long_impacted_run_to_the_end(project: Project) -> None:
+    assert EMACS is not None
+    project.write(
+        "tests/test_slow.py",
+        f"""
+        import time
+
+        from pkg.calc import add
+
+
+        def test_slow_sum():
+            time.sleep({SLOW_S})
+            assert add(2, 2) == 4
+        """,
+    )
+    project.commit()
+    init = project.base / "init.el"
+    init.write_text(recipe("Emacs 28", "elisp"))
+    out = project.base / "seen.json"
+    proc = subprocess.run(
+        [EMACS, "--batch", "-q", "-l", str(init), "-l", str(HARNESS)],
+        cwd=project.root,
+        env={**project.env, "MAESTRO_OUT": str(out), "MAESTRO_WS": str(project.root)},
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=500,
+    )  # fmt: skip
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    (ARTIFACTS / "stderr.txt").write_text(proc.stderr)  # Emacs' messages, as a person saw them
+    assert out.exists(), f"emacs wrote nothing (exit {proc.returncode}): {proc.stderr[-3000:]}"
+    (ARTIFACTS / "seen.json").write_text(out.read_text())
+    seen = json.loads(out.read_text())
+    assert "error" not in seen, (seen, proc.stderr[-3000:])
+    assert seen["answered_s"] < 10, seen  # the command answers at once, whatever the run takes
+    assert seen["finished_s"] > SLOW_S, seen
+    finished = seen["finished"]
+    assert finished["kind"] == "impacted" and finished["cancelled"] is False, finished
+    # test_calc.py (2 pass, 1 fails), test_geometry.py and test_slow.py import pkg.calc
+    assert (finished["passed"], finished["failed"]) == (4, 1), finished
+    assert "Timed out" not in proc.stderr
+    assert "maestro: " in proc.stderr and "started" in proc.stderr
+    assert "4 passed, 1 failed" in proc.stderr  # the recipe's end-of-run message
+    diags = seen["diagnostics"]
+    assert len(diags) == 1, diags
+    assert diags[0]["range"]["start"]["line"] == FAIL_LINE - 1
+    assert "ZeroDivisionError" in diags[0]["message"]
