@@ -20,7 +20,9 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +31,7 @@ from maestro.flags import (
     FlagValue,
     Inputs,
     Layer,
+    Registry,
     Resolution,
     TenantFlags,
     WorkspaceFlags,
@@ -77,10 +80,18 @@ def _stat_key(paths: list[Path]) -> tuple[tuple[int, int] | None, ...]:
 
 
 class FlagsService:
-    def __init__(self, app: DaemonApp, poll_s: float | None = None) -> None:
+    def __init__(
+        self,
+        app: DaemonApp,
+        poll_s: float | None = None,
+        *,
+        registry: Registry | None = None,
+        today: Callable[[], date] = today_utc,
+    ) -> None:
         self.app = app
         self.root = app.root
-        self.registry = builtin_registry()
+        self.registry = registry or builtin_registry()
+        self.today = today
         self.poll_s = poll_interval_s() if poll_s is None else poll_s
         self.tenant: TenantFlags | None = None
         self.polls = 0
@@ -106,7 +117,9 @@ class FlagsService:
         ]
         key = _stat_key(paths)
         if self._local is None or self._local[0] != key:
-            flags = WorkspaceFlags(self.root, self.registry, tenant=TenantFlags(tenant=""))
+            flags = WorkspaceFlags(
+                self.root, self.registry, today=self.today, tenant=TenantFlags(tenant="")
+            )
             self._local = (key, flags.inputs())
         return self._local[1]
 
@@ -138,7 +151,7 @@ class FlagsService:
         except Exception as exc:  # a broken flags file: say so, run on the other layers
             log.warning("flag settings unreadable, using tenant and defaults: %s", exc)
             inputs = Inputs()
-        return resolve_all(self.registry, inputs, today_utc())
+        return resolve_all(self.registry, inputs, self.today())
 
     def value(self, name: str) -> FlagValue:
         return self.resolve_all()[name].value
@@ -247,7 +260,7 @@ class FlagsService:
         from maestro.flags.store import read_tenant_cache
 
         self.tenant = await asyncio.to_thread(read_tenant_cache, self.root)
-        for line in expiry_warnings(self.registry, today_utc()):
+        for line in expiry_warnings(self.registry, self.today()):
             log.warning("%s", line)
         self._task = asyncio.create_task(self._poll_forever(), name="flags-poll")
 
@@ -278,7 +291,7 @@ class FlagsService:
                 )
                 for r in res.values()
             ],
-            warnings=expiry_warnings(self.registry, today_utc()),
+            warnings=expiry_warnings(self.registry, self.today()),
             tenant=TenantPoll(
                 state=self.state,
                 tenant=remote.tenant if remote else None,
