@@ -9,6 +9,7 @@ client wins), and the workspace's own configuration applies again once it is gon
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -71,6 +72,10 @@ class ClientSettingsService:
             log.warning("configure: workspace settings unreadable: %s", exc.message)
             config = Settings()
         effective = self.effective(config)
+        from maestro.daemon.services.flags import FlagsService
+
+        with contextlib.suppress(LookupError):  # what is in force: a tenant kill-switch included
+            effective = self.app.service(FlagsService).apply(effective)
         log.info(
             "client settings of %s: %s",
             ctx.connection, params.model_dump(exclude_none=True) or "none",
