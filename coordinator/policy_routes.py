@@ -1,0 +1,231 @@
+"""Policy at the coordinator: the tenant's signed bundle (served with an ETag), the decisions
+daemons send (redacted), and the explain API by execution id, tenant-scoped.
+
+The bundle is a file an admin publishes (PUT, signed beforehand: `maestro policy bundle`);
+the coordinator does not hold signing keys, daemons verify. Bundles and decisions live under
+``<data_dir>/policy/<tenant>/`` of this replica (docs/policy.md says what scale-out needs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from maestro.policy.model import DecisionRecord
+from maestro.policy.records import DecisionLog
+from maestro.redaction import Redactor
+
+from .app import PRINCIPAL, ApiError, _json
+from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, operation
+
+if TYPE_CHECKING:
+    from .app import Coordinator
+    from .auth import Principal
+
+MAX_BUNDLE_BYTES = 8 * 1024 * 1024
+MAX_DECISIONS_BYTES = 4 * 1024 * 1024
+GZIP = {"application/gzip": {"schema": {"type": "string", "format": "binary"}}}
+
+
+class DecisionBatch(BaseModel):
+    decisions: list[DecisionRecord] = Field(max_length=1000)
+
+
+class DecisionsStored(BaseModel):
+    stored: int
+
+
+class PolicyExplain(BaseModel):
+    tenant: str
+    execution_id: str
+    decisions: list[DecisionRecord] = Field(description="oldest first; inputs redacted")
+
+
+@dataclass
+class PolicyRoutes:
+    coordinator: Coordinator
+    redactor: Redactor = field(default_factory=Redactor)
+    _logs: dict[str, DecisionLog] = field(default_factory=dict)
+
+    def _folder(self, tenant: str) -> Path:
+        path = self.coordinator.settings.data_dir / "policy" / tenant
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
+    def _log(self, tenant: str) -> DecisionLog:
+        log = self._logs.get(tenant)
+        if log is None:
+            log = self._logs[tenant] = DecisionLog(self._folder(tenant) / "decisions.sqlite")
+        return log
+
+    async def _principal(self, request: web.Request, *, write: bool = False) -> Principal:
+        principal = await self.coordinator.authenticate(request)
+        tenant = request.match_info.get("tenant", principal.tenant.name)
+        if principal.tenant.name != tenant:
+            raise ApiError(403, "forbidden", "this credential belongs to another tenant")
+        if write and not principal.role.can_write:
+            raise ApiError(403, "forbidden", "the read-write role is required")
+        request[PRINCIPAL] = principal
+        return principal
+
+    @operation(
+        get=Operation(
+            "The tenant's signed policy bundle (OPA bundle layout)",
+            "get_policy_bundle",
+            {
+                "200": Response(
+                    "The bundle; send its ETag as If-None-Match next time.", content=GZIP
+                ),
+                "304": Response("Unchanged since the ETag sent."),
+                "404": err("No bundle published for this tenant."),
+                **AUTH_ERRORS,
+            },
+            parameters=[{"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+        ),
+        put=Operation(
+            "Publish the tenant's signed policy bundle (admin role)",
+            "put_policy_bundle",
+            {
+                "204": Response("Published."),
+                "400": err("Not a gzip file."),
+                **AUTH_ERRORS,
+                "413": err("Bundle too large."),
+            },
+            body=BINARY,
+        ),
+    )
+    async def bundle(self, request: web.Request) -> web.StreamResponse:
+        if request.method == "PUT":
+            return await self._publish(request)
+        principal = await self._principal(request)
+        path = self._folder(principal.tenant.name) / "bundle.tar.gz"
+        try:
+            data = await self.coordinator.run(path.read_bytes)
+        except FileNotFoundError:
+            raise ApiError(404, "not_found", "no policy bundle published for this tenant") from None
+        etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
+        if etag in request.headers.get("If-None-Match", ""):
+            return web.Response(status=304, headers={"ETag": etag})
+        return web.Response(body=data, content_type="application/gzip", headers={"ETag": etag})
+
+    async def _publish(self, request: web.Request) -> web.Response:
+        principal = await self._principal(request, write=True)
+        if not principal.role.is_admin:
+            raise ApiError(403, "forbidden", "the admin role of this tenant is required")
+        if (request.content_length or 0) > MAX_BUNDLE_BYTES:
+            raise ApiError(413, "too_large", "policy bundles are at most 8 MiB")
+        data = await request.content.read(MAX_BUNDLE_BYTES + 1)
+        if len(data) > MAX_BUNDLE_BYTES:
+            raise ApiError(413, "too_large", "policy bundles are at most 8 MiB")
+        if not data.startswith(b"\x1f\x8b"):
+            raise ApiError(400, "bad_request", "a policy bundle is a tar.gz (OPA bundle layout)")
+        path = self._folder(principal.tenant.name) / "bundle.tar.gz"
+
+        def write() -> None:
+            tmp = path.with_name(path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+
+        await self.coordinator.run(write)
+        return web.Response(status=204)
+
+    @operation(
+        post=Operation(
+            "Send policy decisions (redacted) of this tenant's daemons (read-write role)",
+            "post_policy_decisions",
+            {
+                "200": Response("Stored.", DecisionsStored),
+                "400": err("Malformed body."),
+                **AUTH_ERRORS,
+                "413": err("Body too large."),
+            },
+            body=DecisionBatch,
+        )
+    )
+    async def decisions(self, request: web.Request) -> web.Response:
+        principal = await self._principal(request, write=True)
+        if (request.content_length or 0) > MAX_DECISIONS_BYTES:
+            raise ApiError(413, "too_large", "send decisions in batches of at most 4 MiB")
+        body = await request.content.read(MAX_DECISIONS_BYTES + 1)
+        if len(body) > MAX_DECISIONS_BYTES:
+            raise ApiError(413, "too_large", "send decisions in batches of at most 4 MiB")
+        try:
+            batch = DecisionBatch.model_validate_json(body, strict=True)
+        except ValidationError as exc:
+            msg = exc.errors()[0]["msg"]
+            raise ApiError(400, "bad_request", f"not a decision batch: {msg}") from None
+        log = self._log(principal.tenant.name)
+
+        def store() -> int:
+            for record in batch.decisions:
+                log.add(self._redacted(record))
+            return len(batch.decisions)
+
+        return _json(DecisionsStored(stored=await self.coordinator.run(store)))
+
+    def _redacted(self, record: DecisionRecord) -> DecisionRecord:
+        # daemons redact before sending; the coordinator does not rely on it
+        from maestro.policy.gate import redact_value
+
+        rules = [
+            r.model_copy(update={"message": str(self.redactor.redact(r.message))})
+            for r in record.rules
+        ]
+        return record.model_copy(
+            update={"input": redact_value(record.input, self.redactor), "rules": rules}
+        )
+
+    @operation(
+        get=Operation(
+            "Policy decisions of one execution, tenant-scoped, inputs redacted",
+            "explain_policy",
+            {
+                "200": Response("The decisions.", PolicyExplain),
+                "400": err("executionId is missing."),
+                **AUTH_ERRORS,
+            },
+            parameters=[
+                {
+                    "name": "executionId",
+                    "in": "query",
+                    "required": True,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                }
+            ],
+        )
+    )
+    async def explain(self, request: web.Request) -> web.Response:
+        principal = await self._principal(request)
+        execution = request.query.get("executionId", "")
+        if not execution or len(execution) > 128:
+            raise ApiError(400, "bad_request", "executionId (1 to 128 characters) is required")
+        log = self._log(principal.tenant.name)
+        found = await self.coordinator.run(lambda: log.query(execution_id=execution, limit=1000))
+        return _json(
+            PolicyExplain(
+                tenant=principal.tenant.name,
+                execution_id=execution,
+                decisions=[self._redacted(r) for r in reversed(found)],
+            )
+        )
+
+    async def close(self, app: web.Application) -> None:
+        for log in self._logs.values():
+            log.close()
+
+
+def add_routes(app: web.Application, coordinator: Coordinator) -> None:
+    routes = PolicyRoutes(coordinator)
+    app.router.add_get("/v1/tenants/{tenant}/policy/bundle", routes.bundle)
+    app.router.add_put("/v1/tenants/{tenant}/policy/bundle", routes.bundle)
+    app.router.add_post("/v1/tenants/{tenant}/policy/decisions", routes.decisions)
+    app.router.add_get("/api/policy/explain", routes.explain)
+    app.on_cleanup.append(routes.close)

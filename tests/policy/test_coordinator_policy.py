@@ -1,0 +1,119 @@
+"""The coordinator serves a tenant's signed bundle with an ETag (fetched by a daemon's bundle
+store) and explains an execution's decisions, tenant-scoped, inputs redacted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.auth import create_key
+from maestro.coordinator.models import Role
+from maestro.coordinator.settings import Settings
+from maestro.coordinator.store import Store
+from maestro.policy import CacheInput, PolicyEngine, RunInput
+from maestro.policy.bundle import BundleStore, build
+from maestro.policy.gate import PolicyGate
+
+FREEZE = b"""package maestro.team.run
+
+import rego.v1
+
+deny contains {"rule": "team.freeze", "msg": "release freeze"} if input.kind == "background"
+"""
+
+
+class Env:
+    def __init__(self, client: TestClient, store: Store) -> None:  # type: ignore[type-arg]
+        self.client = client
+        self.store = store
+
+    async def auth(self, tenant: str, role: Role) -> dict[str, str]:
+        key = create_key(self.store, tenant, role).plaintext
+        resp = await self.client.post("/v1/token", json={"api_key": key})
+        assert resp.status == 200, await resp.text()
+        return {"Authorization": f"Bearer {(await resp.json())['token']}"}
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    settings = Settings(data_dir=tmp_path / "coord", token_ttl_s=300, io_threads=2)
+    with Store(settings.data_dir / "store") as store:
+        store.add_tenant("alpha")
+        store.add_tenant("beta")
+        server = TestServer(create_app(settings, store=store))
+        await server.start_server(**RUNNER_KWARGS)
+        client = TestClient(server)
+        await client.start_server()
+        try:
+            yield Env(client, store)
+        finally:
+            await client.close()
+
+
+async def test_bundle_served_with_etag_and_fetched_by_a_daemon(
+    env: Env, tmp_path: Path, workspace: Callable[..., Path]
+) -> None:
+    signer = ec.generate_private_key(ec.SECP256R1())
+    data = build(
+        {"freeze.rego": FREEZE, "data.json": b"{}"}, key=signer, kid="k1", revision="r1",
+        version=1, expires=datetime.now(UTC) + timedelta(days=1),
+    )  # fmt: skip
+    url = "/v1/tenants/alpha/policy/bundle"
+    rw = await env.auth("alpha", Role.READ_WRITE)
+    assert (await env.client.put(url, data=data, headers=rw)).status == 403  # admin only
+    admin = await env.auth("alpha", Role.ADMIN)
+    assert (await env.client.put(url, data=data, headers=admin)).status == 204
+
+    first = await env.client.get(url, headers=rw)
+    assert first.status == 200 and await first.read() == data
+    etag = first.headers["ETag"]
+    again = await env.client.get(url, headers={**rw, "If-None-Match": etag})
+    assert again.status == 304
+    other = await env.auth("beta", Role.ADMIN)
+    assert (await env.client.get(url, headers=other)).status == 403
+
+    engine = PolicyEngine.open(workspace())
+    bundles = BundleStore(tmp_path / "b", engine, {"k1": signer.public_key()})
+    base = str(env.client.make_url("")).rstrip("/")
+    token = rw["Authorization"].removeprefix("Bearer ")
+    assert await bundles.fetch(base, "alpha", token) == "updated"
+    assert engine.decide(RunInput(kind="background", now_ms=1)).result == "deny"
+    assert await bundles.fetch(base, "alpha", token) == "unchanged"  # by ETag
+
+
+async def test_explain_by_execution_id_is_tenant_scoped_and_redacted(
+    env: Env, workspace: Callable[..., Path]
+) -> None:
+    secret = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    gate = PolicyGate(
+        PolicyEngine.open(workspace("[tool.maestro.policy]\nupload_ci_only = true\n")), None
+    )
+    _, record = gate.decide(CacheInput(execution_id="exec-1", action="upload", target="tests/t.py"))
+    leaked = record.model_copy(update={"input": {**record.input, "note": f"token {secret}"}})
+    rw = await env.auth("alpha", Role.READ_WRITE)
+    body = {"decisions": [leaked.model_dump(mode="json", by_alias=True)]}
+    resp = await env.client.post("/v1/tenants/alpha/policy/decisions", json=body, headers=rw)
+    assert resp.status == 200, await resp.text()
+
+    mine = await env.client.get("/api/policy/explain?executionId=exec-1", headers=rw)
+    assert mine.status == 200
+    text = await mine.text()
+    assert secret not in text
+    payload = await mine.json()
+    [decision] = payload["decisions"]
+    assert decision["result"] == "deny"
+    assert decision["rules"][0]["rule"] == "cache.ci_only_upload"
+    assert decision["rules"][0]["remediation"]
+    assert "[REDACTED:" in decision["input"]["note"]
+
+    beta = await env.auth("beta", Role.READ_WRITE)
+    theirs = await env.client.get("/api/policy/explain?executionId=exec-1", headers=beta)
+    assert (await theirs.json())["decisions"] == []
+    assert (await env.client.get("/api/policy/explain", headers=rw)).status == 400
+    assert (await env.client.get("/api/policy/explain?executionId=exec-1")).status == 401
