@@ -893,9 +893,6 @@ def create_app(
     from .policy_routes import add_routes as add_policy_routes  # it imports this module
 
     add_policy_routes(app, coordinator)
-    from .policy_routes import add_routes as add_policy_routes  # it imports this module
-
-    add_policy_routes(app, coordinator)
 
     async def startup(app: web.Application) -> None:
         await coordinator.start()
