@@ -19,16 +19,17 @@ POLL_S = 0.3
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def team() -> Iterator[tuple[Coordinator, Workspace, str]]:
+@pytest.fixture(params=["read"])
+def team(request: pytest.FixtureRequest) -> Iterator[tuple[Coordinator, Workspace, str]]:
+    """A coordinator, an admin key, and a workspace (daemon) using a key of the given role."""
     base = Path(tempfile.mkdtemp(prefix="mfl", dir="/tmp"))
     coord = Coordinator(base)
     coord.cli("tenant", "add", "team")
-    reader = coord.key("team", "read")
+    key = coord.key("team", request.param)
     admin = coord.key("team", "admin")
     coord.start()
     ws = Workspace(
-        base, "dev", reader, coord.url, "team", extra_env={"MAESTRO_FLAGS_POLL_S": str(POLL_S)}
+        base, "dev", key, coord.url, "team", extra_env={"MAESTRO_FLAGS_POLL_S": str(POLL_S)}
     )
     ws.setup(maestro_extra="ml.speculation.enabled = true")
     try:
@@ -147,3 +148,35 @@ def tenant_audit(url: str, admin_key: str) -> list[dict[str, Any]]:
     with urllib.request.urlopen(request, timeout=10) as resp:
         entries: list[dict[str, Any]] = json.loads(resp.read())["entries"]
     return entries
+
+
+@pytest.mark.parametrize("team", ["read-write"], indirect=True)
+def test_the_mirror_flag_keeps_results_local(team: tuple[Coordinator, Workspace, str]) -> None:
+    _, ws, admin = team
+    off = ws.maestro("flags", "set", "cas.mirror.enabled", "false", "--reason", "on a plane")
+    assert off.returncode == 0, off.stderr
+    first = ws.test()
+    assert first.returncode == 0, first.stdout + first.stderr
+    time.sleep(1.0)
+    remote = ws.remote()
+    assert remote["uploaded"] == 0 and remote["queue_length"] == 0  # nothing left the machine
+
+    back = ws.maestro("flags", "set", "cas.mirror.enabled", "--clear", "--reason", "landed")
+    assert back.returncode == 0, back.stderr
+    ws.write("tests/test_new.py", "def test_new():\n    assert True\n")
+    assert ws.test().returncode == 0
+    ws.wait_remote(lambda r: r["uploaded"] >= 1 and r["queue_length"] == 0)
+    uploaded = ws.remote()["uploaded"]
+
+    # The tenant's kill-switch turns the mirror off for every daemon at its next poll.
+    kill = ws.maestro(
+        "flags", "set", "cas.mirror.enabled", "--kill", "--scope", "tenant",
+        "--reason", "coordinator disk full", **{KEY_ENV: admin},
+    )  # fmt: skip
+    assert kill.returncode == 0, kill.stderr
+    polls = daemon_flags(ws)["tenant"]["polls"]
+    wait_for(lambda: daemon_flags(ws)["tenant"]["polls"] >= polls + 2)
+    ws.write("tests/test_newer.py", "def test_newer():\n    assert True\n")
+    assert ws.test().returncode == 0
+    time.sleep(1.0)
+    assert ws.remote()["uploaded"] == uploaded
