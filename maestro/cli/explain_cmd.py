@@ -16,8 +16,11 @@ from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
 from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from maestro.cache.action import ActionResult
     from maestro.engine.testing import PlannedFile
+    from maestro.policy.model import DecisionRecord
 
 EXIT_INTERNAL = 3
 EXIT_USAGE = 4
@@ -42,14 +45,21 @@ def _record_of(planned: PlannedFile, previous: ActionResult | None) -> ActionRes
 
 
 def explain(
-    test: Annotated[str, typer.Argument(help="a test file or node id (path::name)")],
+    test: Annotated[str | None, typer.Argument(help="a test file or node id (path::name)")] = None,
     record: Annotated[
         bool, typer.Option("--record", help="also list the functions and files it used")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    execution: Annotated[
+        str | None, typer.Option("--execution", help="a run's id: its policy decisions")
+    ] = None,
     root: ROOT_OPTION = None,
 ) -> None:
-    """Why TEST would run (which changed code it executed), or why it is served from cache."""
+    """Why TEST would run (which changed code it executed), or why it is served from cache;
+    with the policy decisions about it (or about the run --execution ID)."""
+    if execution is not None or test is None:
+        _explain_execution(execution, as_json, root)
+        return
     from contextlib import closing
 
     from maestro.cli.test_cmd import _relative
@@ -70,6 +80,7 @@ def explain(
         report_error(exc)
         raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None
     result = _record_of(pf, previous)
+    policy = _decisions(workspace, test=rel)
     nodes = [rel] if sep else [t.node_id for t in result.tests] if result else []
     rows: list[dict[str, Any]] = []
     for node in nodes:
@@ -86,6 +97,7 @@ def explain(
             "file": pf.describe(),
             "changed": pf.changed,
             "nodes": rows,
+            "policy": [_policy_row(r) for r in policy],
         }
         console.print_json(json.dumps(payload))
         return
@@ -103,6 +115,45 @@ def explain(
                 console.print(f"      executed {name}", highlight=False)
             for path in row.get("reads", []):
                 console.print(f"      read {path}", highlight=False)
+    for r in policy:
+        console.print(f"  [magenta]policy[/] {r.summary()}", highlight=False)
+
+
+def _decisions(workspace: Path, **query: str) -> list[DecisionRecord]:
+    """The latest policy decisions (those that were not a plain allow, first)."""
+    from maestro.policy.gate import decisions_for
+
+    found = decisions_for(workspace, limit=50, **query)
+    if "test" in query:
+        found = [r for r in found if r.result != "allow" or r.rules][:5]
+    return found
+
+
+def _policy_row(record: DecisionRecord) -> dict[str, Any]:
+    return {**record.model_dump(mode="json", by_alias=True), "summary": record.summary()}
+
+
+def _explain_execution(execution: str | None, as_json: bool, root: Path | None) -> None:
+    if execution is None:
+        report_error(MaestroError("name a TEST or --execution ID", hint="maestro explain --help"))
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        found = list(reversed(_decisions(resolve_root(root), execution_id=execution)))
+    except MaestroError as exc:
+        report_error(exc)
+        raise typer.Exit(EXIT_INTERNAL) from None
+    if as_json:
+        payload = {
+            "schema": "maestro.explain.execution/1",
+            "execution_id": execution,
+            "decisions": [_policy_row(r) for r in found],
+        }
+        console.print_json(json.dumps(payload))
+        return
+    if not found:
+        console.print(f"no policy decisions recorded for execution {execution}")
+    for r in found:
+        console.print(f"{r.time} {r.summary()}", highlight=False)
 
 
 def _opaque_of(result: ActionResult | None, node: str) -> list[str]:

@@ -136,7 +136,7 @@ def evaluate(
 @policy_app.command("test")
 @fail_on_error
 def test(root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
-    """Run the workspace's Rego tests (.maestro/policy/*_test.rego, rules named test_*)."""
+    """Run the workspace's policy tests (.maestro/policy/*_test.yaml cases, *_test.rego)."""
     from maestro.policy.testing import run_tests
 
     results = run_tests(resolve_root(root))
