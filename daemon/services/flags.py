@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from maestro.errors import CoordinatorError
 from maestro.flags import (
+    FlagError,
     FlagValue,
     Inputs,
     Layer,
@@ -135,7 +136,11 @@ class FlagsService:
         )
 
     def inputs(self) -> Inputs:
-        local = self._local_inputs()
+        try:
+            local = self._local_inputs()
+        except FlagError as exc:  # a broken settings file: the tenant's overrides still hold
+            log.warning("local flag settings unreadable: %s", exc)
+            local = Inputs()
         where = dict(local.where)
         tenant = {}
         if self.tenant is not None and self.tenant.tenant:
@@ -146,12 +151,7 @@ class FlagsService:
         return replace(local, tenant=tenant, editor=self._editor(), where=where)
 
     def resolve_all(self) -> dict[str, Resolution]:
-        try:
-            inputs = self.inputs()
-        except Exception as exc:  # a broken flags file: say so, run on the other layers
-            log.warning("flag settings unreadable, using tenant and defaults: %s", exc)
-            inputs = Inputs()
-        return resolve_all(self.registry, inputs, self.today())
+        return resolve_all(self.registry, self.inputs(), self.today())
 
     def value(self, name: str) -> FlagValue:
         return self.resolve_all()[name].value

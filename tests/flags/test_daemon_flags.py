@@ -15,7 +15,7 @@ from maestro.daemon.app import DaemonApp
 from maestro.daemon.services.flags import FlagsService
 from maestro.daemon.services.sync import SyncService
 from maestro.flags import BUILTIN_FLAGS, Flag, Registry, Scope
-from maestro.flags.store import tenant_cache_path
+from maestro.flags.store import tenant_cache_path, user_flags_path
 from maestro.settings import RemoteSettings
 
 TODAY = date(2026, 12, 3)
@@ -58,6 +58,11 @@ async def test_poll_apply_keep_last_good_and_warn(
         assert tenant_cache_path(root).is_file()  # for the CLI and the next daemon
         await flags.poll_once()  # unchanged: a 304, nothing applied again
         assert flags.changes == 2 and flags.polls == 3
+        user_file = user_flags_path()
+        user_file.parent.mkdir(parents=True, exist_ok=True)
+        user_file.write_text("{not json")  # a broken local file never drops the tenant's word
+        assert flags.value("ml.fail-first") == "off"
+        user_file.unlink()
 
         sync.config = RemoteSettings(url="http://127.0.0.1:9", tenant="alpha", api_key_env=KEY_ENV)
         await flags.poll_once()
