@@ -23,6 +23,11 @@ Rules (docs/cache.md, "Remote mirror"):
   persisted `SyncQueue`; the drainer uploads the blobs, then the AC entry, with exponential
   backoff on failures. Uploads happen only when the token's role may write ("CI writes,
   developers read"): a reader's queue is discarded, nothing is ever PUT.
+- **Nothing secret leaves.** Only a `RedactedBlob` is queued or sent: a result is scanned when
+  it is queued, and everything (the result, each blob it references, telemetry) once more right
+  before its PUT. A scan that finds a secret blocks that upload and counts it
+  (`secrets.redaction.enforce`, on by default); not enforcing, it is sent, counted and warned
+  about (the warning names the kinds found, never a value).
 - **Never a new way to fail.** Every remote error becomes a miss, a retry, or a status line.
 """
 
@@ -32,7 +37,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import threading
@@ -40,11 +44,12 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from maestro.errors import CacheError, CoordinatorAuthError, CoordinatorError, IntegrityError
+from maestro.redaction import RedactedBlob, Redactor
 
 from .action import ActionResult, decode_action
 from .circuit import CircuitBreaker
@@ -63,7 +68,7 @@ HEAD_FIRST_BYTES = 64 * 1024  # larger blobs are HEAD-checked before a PUT
 _PERMANENT = frozenset({400, 411, 413, 415})  # the server will refuse this entry whatever we do
 _TRANSIENT = (CoordinatorError, OSError, TimeoutError)  # worth another upload attempt later
 
-TelemetryTransport = Callable[["CoordinatorClient", bytes], Awaitable[None]]
+TelemetryTransport = Callable[["CoordinatorClient", RedactedBlob], Awaitable[None]]
 
 
 @dataclass
@@ -76,16 +81,18 @@ class SyncCounters:
     upload_failures: int = 0
     dropped: int = 0
     telemetry_sent: int = 0
+    egress_blocked: int = 0  # uploads the last scan stopped (a secret was found)
+    egress_flagged: int = 0  # uploads sent although a secret was found (not enforcing)
     last_error: str | None = None
     last_error_at: float | None = None
     last_upload_at: float | None = None
     last_hit_s: float | None = None
 
 
-async def cas_telemetry(client: CoordinatorClient, payload: bytes) -> None:
+async def cas_telemetry(client: CoordinatorClient, payload: RedactedBlob) -> None:
     """Default telemetry transport: the batch as a CAS blob of the tenant (content-addressed,
     verified, counted against the quota). A dedicated ingest endpoint can replace it."""
-    await client.put_cas(payload)
+    await client.put_cas(payload.data)
 
 
 class RemoteSync:
@@ -105,6 +112,8 @@ class RemoteSync:
         breaker: CircuitBreaker | None = None,
         telemetry_transport: TelemetryTransport = cas_telemetry,
         upload_timeout_s: float = 30.0,
+        redactor: Redactor | None = None,
+        enforce: bool = True,
     ) -> None:
         self.local = local
         self.url = url.rstrip("/")
@@ -116,6 +125,9 @@ class RemoteSync:
         self.breaker = breaker or CircuitBreaker()
         self.telemetry_transport = telemetry_transport
         self.upload_timeout_s = upload_timeout_s
+        self.redactor = redactor or Redactor.from_environ(os.environ)
+        self.redactor.add_known(api_key, kind="maestro-api-key")
+        self.enforce = enforce
         self.queue = SyncQueue(queue_path)
         self.counters = SyncCounters()
         self.role: str | None = None
@@ -311,18 +323,38 @@ class RemoteSync:
     def enqueue_upload(self, action_hex: str, result: ActionResult) -> None:
         if not self.uploads_enabled:
             return
-        self.queue.push_upload(action_hex, result.encode())
+        cleared = self.clear(result.encode(), f"result {action_hex[:12]}")
+        if cleared is None:
+            return
+        self.queue.push_upload(action_hex, cleared)
         self._poke()
 
-    def upload_telemetry(self, batch: bytes | Mapping[str, Any]) -> None:
-        """Queue a telemetry batch (already redacted by the caller) for upload."""
-        payload = (
-            batch
-            if isinstance(batch, bytes)
-            else json.dumps(batch, sort_keys=True, separators=(",", ":")).encode()
-        )
+    def upload_telemetry(self, batch: RedactedBlob | Mapping[str, Any]) -> None:
+        """Queue a telemetry batch: rows (every string in them is redacted here) or a blob the
+        redaction module made."""
+        payload = batch if isinstance(batch, RedactedBlob) else self.redactor.redact_json(batch)
         self.queue.push_telemetry(payload)
         self._poke()
+
+    def clear(self, data: bytes, what: str) -> RedactedBlob | None:
+        """The egress gate: ``data`` cleared to leave, or None when the scan found a secret and
+        enforces (counted either way; the warning names the kinds found, never the value)."""
+        vetted = self.redactor.vet(data, enforce=self.enforce)
+        if not vetted.kinds:
+            return vetted.blob
+        kinds = ", ".join(vetted.kinds)
+        if vetted.blob is None:
+            self.counters.egress_blocked += 1
+            self._error(f"upload of {what} blocked: it holds a secret ({kinds})")
+            log.warning("upload of %s blocked: the last scan found %s", what, kinds)
+            return None
+        self.counters.egress_flagged += 1
+        log.warning(
+            "upload of %s holds a secret (%s) and is sent: secrets.redaction.enforce is off",
+            what,
+            kinds,
+        )
+        return vetted.blob
 
     def _poke(self) -> None:
         loop, wake = self._loop, self._wake
@@ -423,8 +455,13 @@ class RemoteSync:
                 if not batches:
                     break
                 for b in batches:
+                    payload = self.clear(b.payload, f"telemetry batch {b.seq}")
+                    if payload is None:
+                        self.queue.done_telemetry(b.seq)
+                        self.counters.dropped += 1
+                        continue
                     try:
-                        await self.telemetry_transport(self.client, b.payload)
+                        await self.telemetry_transport(self.client, payload)
                     except CoordinatorError as exc:
                         if exc.status in _PERMANENT or b.attempts + 1 >= MAX_ATTEMPTS:
                             self.queue.done_telemetry(b.seq)
@@ -447,13 +484,23 @@ class RemoteSync:
         if any(b is None for b in blobs):
             self._drop(action_hex, "its blobs left the local cache before the upload")
             return
+        # the last scan, of everything this entry sends, before any of it is sent
+        entry = self.clear(value, f"result {action_hex[:12]}")
+        cleared = [
+            self.clear(b or b"", f"blob {d.hash[:12]}") for d, b in zip(refs, blobs, strict=True)
+        ]
+        if entry is None or any(c is None for c in cleared):
+            self._drop(action_hex, "the last scan found a secret in it")
+            return
         try:
-            for digest, data in zip(refs, blobs, strict=True):
-                assert data is not None
-                if len(data) >= HEAD_FIRST_BYTES and await client.has_cas(digest):
+            for digest, blob in zip(refs, cleared, strict=True):
+                assert blob is not None
+                if len(blob) >= HEAD_FIRST_BYTES and await client.has_cas(digest):
                     continue
-                await client.put("cas", digest.hash, data)
-            await client.put_ac(action_hex, value)  # last: the server only serves complete entries
+                await self._send("cas", digest.hash, blob)
+            await self._send(
+                "ac", action_hex, entry
+            )  # last: the server only serves complete entries
         except CoordinatorError as exc:
             if exc.status in _PERMANENT:
                 self._drop(action_hex, f"refused by the coordinator: {exc.message}")
@@ -469,6 +516,13 @@ class RemoteSync:
         self.counters.uploaded += 1
         self.counters.last_upload_at = time.time()
         self.breaker.success()
+
+    async def _send(self, kind: Literal["cas", "ac"], key: str, blob: RedactedBlob) -> None:
+        """Every upload goes through here, and only a cleared blob can."""
+        if kind == "ac":
+            await self.client.put_ac(key, blob.data)
+        else:
+            await self.client.put(kind, key, blob.data)
 
     def _drop(self, action_hex: str, why: str) -> None:
         self.queue.done_upload(action_hex)
@@ -538,6 +592,8 @@ class RemoteSync:
             "upload_failures": c.upload_failures,
             "dropped": c.dropped + self.queue.dropped,
             "last_upload_at": c.last_upload_at,
+            "egress_blocked": c.egress_blocked,
+            "egress_flagged": c.egress_flagged,
         }
 
 

@@ -5,6 +5,10 @@ One SQLite file (WAL) in the workspace state dir, so queued work survives a daem
 and bytes: when full, the oldest entries are dropped (they are only an optimisation: the results
 stay in the local cache). Uploads are keyed by action digest, so re-queuing an action replaces
 its entry instead of growing the queue. Safe to use from several threads.
+
+Only a `RedactedBlob` can be pushed (what the redaction module cleared): bytes that skipped the
+egress gate cannot enter the outbox. What is read back is plain bytes again (the file could have
+been written by anything), which the upload path scans once more before it sends them.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from maestro.redaction import RedactedBlob
 
 from . import layout as L
 
@@ -127,12 +133,14 @@ class SyncQueue:
 
     # -- uploads -----------------------------------------------------------------------------
 
-    def push_upload(self, action: str, value: bytes) -> None:
+    def push_upload(self, action: str, value: RedactedBlob) -> None:
+        if not isinstance(value, RedactedBlob):
+            raise TypeError("the sync queue takes a RedactedBlob (maestro.redaction)")
         with self._lock, self._tx():
             self._db.execute("DELETE FROM uploads WHERE action = ?", (action,))
             self._db.execute(
                 "INSERT INTO uploads (action, value, enqueued) VALUES (?, ?, ?)",
-                (action, value, time.time()),
+                (action, value.data, time.time()),
             )
             self._trim("uploads", "length(value)")
 
@@ -159,10 +167,13 @@ class SyncQueue:
 
     # -- telemetry ---------------------------------------------------------------------------
 
-    def push_telemetry(self, payload: bytes) -> None:
+    def push_telemetry(self, payload: RedactedBlob) -> None:
+        if not isinstance(payload, RedactedBlob):
+            raise TypeError("the sync queue takes a RedactedBlob (maestro.redaction)")
         with self._lock, self._tx():
             self._db.execute(
-                "INSERT INTO telemetry (payload, enqueued) VALUES (?, ?)", (payload, time.time())
+                "INSERT INTO telemetry (payload, enqueued) VALUES (?, ?)",
+                (payload.data, time.time()),
             )
             self._trim("telemetry", "length(payload)")
 

@@ -337,8 +337,11 @@ def configure_logging(path: Path) -> None:
     os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))
     # a file name that is not UTF-8 (lone surrogates) is logged escaped, not dropped with an error
     handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
+    # a log line may quote a test's output or a library's error message: redacted like any egress
+    from maestro.redaction import RedactingFormatter
+
     handler.setFormatter(
-        logging.Formatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+        RedactingFormatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
     )
     root_logger = logging.getLogger()
     root_logger.handlers[:] = [handler]

@@ -119,6 +119,20 @@ class RemoteConfig(_Strict):
         return http_url(url)
 
 
+class RedactionConfig(_Strict):
+    """`[tool.maestro.secrets.redaction]` (docs/security.md)."""
+
+    enforce: bool = Field(
+        default=True,
+        description="block an upload whose last scan finds a secret (false: send it, count it "
+        "and log a warning naming the kinds found)",
+    )
+
+
+class SecretsConfig(_Strict):
+    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+
+
 class MaestroConfig(_Strict):
     """Everything a workspace may configure; all of it optional (zero-config is the default)."""
 
@@ -134,6 +148,7 @@ class MaestroConfig(_Strict):
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
     ml: MlConfig = Field(default_factory=MlConfig)
     remote: RemoteConfig | None = None
+    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
     policy: dict[str, Any] = Field(
         default_factory=dict, description="policy data (docs/policy.md), checked by maestro.policy"
     )
@@ -231,7 +246,9 @@ def _validate(data: dict[str, Any], text: str, source: str, *, table: str) -> Lo
     return LoadedConfig(config=config, source=source, table=table)
 
 
-_KNOWN_KEYS = "roots, exclude, interpreter, max-file-size, env-allowlist, targets, ml, remote"
+_KNOWN_KEYS = (
+    "roots, exclude, interpreter, max-file-size, env-allowlist, targets, ml, remote, secrets"
+)
 
 
 def _hint_for(error_type: str, loc: tuple[str, ...]) -> str:

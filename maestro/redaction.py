@@ -25,17 +25,54 @@ import functools
 import hashlib
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NewType
+from typing import Any, NewType, final
 from urllib.parse import quote, quote_plus
 
 log = logging.getLogger(__name__)
 
 Redacted = NewType("Redacted", str)
 """Text a :class:`Redactor` returned."""
+
+_MINT = object()
+
+
+@final
+class RedactedBlob:
+    """Bytes cleared to leave the machine. Only this module makes one (``Redactor.redact_blob``,
+    ``redact_json``, ``vet``): the upload queue and the upload path take nothing else, so bytes
+    that skipped redaction are a type error, and a constructor call a runtime one."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes, *, _mint: object = None) -> None:
+        if _mint is not _MINT:
+            raise TypeError("a RedactedBlob is made by Redactor.redact_blob, redact_json or vet")
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __repr__(self) -> str:
+        return f"RedactedBlob({len(self.data)} bytes)"
+
+
+@dataclass(frozen=True, slots=True)
+class Vetted:
+    """The last scan of bytes about to leave: what it found (kinds only), and the blob that may
+    go, None when a secret was found and the scan enforces."""
+
+    blob: RedactedBlob | None
+    kinds: tuple[str, ...] = ()
+
+    @property
+    def blocked(self) -> bool:
+        return self.blob is None
+
 
 MIN_KNOWN_LENGTH = 8
 """Shorter values are not redacted by value: a 4-character password would blank half a log."""
@@ -126,57 +163,65 @@ of URL-parsing tests are full of them), not credentials."""
 # engine skips to their first characters: a kind's triggers are those of its patterns, grouped.
 # Case-sensitive, on the text as it is:
 _A = (r"A(?:KC|P|3T|BIA|CCA|KIA|SIA|C|Iza|ccountKey=)", False)  # artifactory, AWS, Twilio AC...
-_S = (r"S(?:K|G\.)", False)  # Twilio SK, SendGrid
+_SK = (r"S(?:K|G\.)", False)  # Twilio SK, SendGrid
 _G = (r"g(?:h[pousr]_|ithub_pat_|l(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-)", False)
-_P = (r"P(?:RIVATE KEY|uTTY-User-Key-File-2)", False)
+_PEM_KEY = (r"P(?:RIVATE KEY|uTTY-User-Key-File-2)", False)
 _URL = ("://", False)
 _DOTS = (r"\.[\w-]{6}\.", False)  # Discord's two dots
 _COLON = (r":[\w-]{35}", False)  # Telegram's
-# Lowercased (the detectors that ignore case; rare literals, whose case does not matter, too, so
-# that they share one lowercased haystack):
-_KEY = ("key", True)
-_PASS = (r"pass(?:w|(?<=[_bey]pass)|[\"']?\]? *[=: ])", True)  # password, db_pass, pass=...
-_PW = ("pw", True)
-_TOKEN = ("token", True)
-_SECRET = ("secret", True)
-_CLOUDANT = (r"cl(?:oudant|ou)?[_-]?(?:api)?(?:key|pw|pass|token)", True)
-_AWS = ("aws", True)
-_CONTRASE = ("contrase", True)
+# Lowercased (the detectors that ignore case; rare literals, whose case does not matter, too),
+# merged by first letter:
+_K = (
+    r"k(?:ey(?:(?<=[a-z]_key)|(?<=(?:pi|th|ce|nt|db|se|iv|te)key)|[\"']?\]? *[=: ])|_live_)",
+    True,
+)  # api_key, privatekey... (not "keys", "KeyError", "monkeypatch"), key = ..., Stripe
+_P = (r"p(?:ass(?:w|(?<=[_bey]pass))|w|ypi-ag)", True)  # password, db_pass, pwd, PyPI
+_PASS_IS = (r"pass[\"']?\]? *[=: ]", True)  # pass = ...
+_T = (r"t(?:oken|3blbkfj)", True)  # token, OpenAI
+_S = (r"s(?:ecret|q0csp-)", True)  # secret, Square
+_AW = (r"a(?:ws|uthorization)", True)
+_C = (
+    r"c(?:ontrase|loudant\.com|l(?:oudant|ou)?[_-]?(?:api)?(?:key|pw|pass|token))",
+    True,
+)  # contraseña, Cloudant
+_M = (r"m[kt]_", True)  # Maestro's keys and tokens
+_N = ("npm_", True)
 
 
 def _lower(literal: str) -> Trigger:
     return (re.escape(literal.lower()), True)
 
 
-_KEYWORD = (_KEY, _PASS, _PW, _SECRET, _CONTRASE)  # detect-secrets' keyword detector
-_CREDENTIAL_WORD = (_KEY, _PASS, _PW, _TOKEN)  # IBM, SoftLayer: key|pwd|pass|token, then =
+_KEYWORD = (_K, _P, _S, _C)  # detect-secrets' keyword detector
+_CREDENTIAL_WORD = (_K, _P, _PASS_IS, _T)  # IBM, SoftLayer: key|pwd|pass|token, then =
+_LONG_VALUE = re.compile(r"[\w-]{44}")  # their values: 44 or 64 word characters
 # By detect-secrets kind: what each of the kind's patterns must match (read off their regexes;
 # tests/redaction checks that the screened scan finds what the full scan finds). A kind missing
 # here, or None, is scanned over the whole text.
 _DETECTOR_TRIGGERS: dict[str, tuple[Trigger, ...] | None] = {
     "artifactory-credentials": (_A,),
-    "aws-access-key": (_A, _AWS),
+    "aws-access-key": (_A, _AW),
     "azure-storage-account-access-key": (_A,),
     "basic-auth-credentials": (_URL,),
-    "cloudant-credentials": (_CLOUDANT,),
+    "cloudant-credentials": (_C,),
     "discord-bot-token": (_DOTS,),
     "github-token": (_G,),
     "gitlab-token": (_G, _lower("GR1348941")),
     "ibm-cloud-iam-key": _CREDENTIAL_WORD,
-    "ibm-cos-hmac-credentials": (_SECRET,),
+    "ibm-cos-hmac-credentials": (_S,),
     "json-web-token": (_lower("eyJ"),),
     "mailchimp-access-key": (_lower("-us"),),
     "npm-tokens": (_lower("_authToken="),),
-    "openai-token": (_lower("T3BlbkFJ"),),
-    "private-key": (_P,),
-    "pypi-token": (_lower("pypi-Ag"),),
-    "sendgrid-api-key": (_S,),
+    "openai-token": (_T,),
+    "private-key": (_PEM_KEY,),
+    "pypi-token": (_P,),
+    "sendgrid-api-key": (_SK,),
     "slack-token": (_lower("xox"), _lower("hooks.slack.com")),
     "softlayer-credentials": _CREDENTIAL_WORD,
-    "square-oauth-secret": (_lower("sq0csp-"),),
-    "stripe-access-key": (_lower("k_live_"),),
+    "square-oauth-secret": (_S,),
+    "stripe-access-key": (_K,),
     "telegram-bot-token": (_COLON,),
-    "twilio-api-key": (_A, _S),
+    "twilio-api-key": (_A, _SK),
     "secret-keyword": _KEYWORD,
 }
 
@@ -195,21 +240,23 @@ class _Pattern:
     requires: tuple[str, ...] = ()
     """A window is scanned only if it holds one of these too (the keyword detectors need a
     quote: their regexes are slow, and a keyword without one is common, e.g. "passwords")."""
+    needs: re.Pattern[str] | None = None
+    """... and a match of this (IBM's and SoftLayer's values are long)."""
 
 
 _STRUCTURAL = (
-    _Pattern("private-key", _PEM, 0, (_P,), within_lines=False),
-    _Pattern("authorization-header", _AUTH_HEADER, 1, (("authorization", True),)),
-    _Pattern("maestro-api-key", _EXTRA["maestro-api-key"], 0, (_lower("mk_"),)),
-    _Pattern("maestro-token", _EXTRA["maestro-token"], 0, (_lower("mt_"),)),
-    _Pattern("npm-token", _EXTRA["npm-token"], 0, (_lower("npm_"),)),
+    _Pattern("private-key", _PEM, 0, (_PEM_KEY,), within_lines=False),
+    _Pattern("authorization-header", _AUTH_HEADER, 1, (_AW,)),
+    _Pattern("maestro-api-key", _EXTRA["maestro-api-key"], 0, (_M,)),
+    _Pattern("maestro-token", _EXTRA["maestro-token"], 0, (_M,)),
+    _Pattern("npm-token", _EXTRA["npm-token"], 0, (_N,)),
     _Pattern("github-token", _EXTRA["github-token"], 0, (_G,)),
     _Pattern("google-api-key", _EXTRA["google-api-key"], 0, (_A,)),
     _Pattern(
         "secret-keyword",
         _EXTRA["secret-keyword"],
         1,
-        (_KEY, _PASS, _PW, _SECRET, _TOKEN),
+        (_K, _P, _S, _T),
         requires=_QUOTES,
     ),
 )
@@ -231,8 +278,9 @@ def _detector_patterns() -> tuple[_Pattern, ...]:
         denylist: Iterable[re.Pattern[str]] = getattr(plugin, "denylist", ())
         for regex in denylist:
             requires = _QUOTES if kind == "secret-keyword" else ()
+            needs = _LONG_VALUE if _DETECTOR_TRIGGERS.get(kind) is _CREDENTIAL_WORD else None
             triggers = _DETECTOR_TRIGGERS.get(kind)
-            found.append(_Pattern(kind, regex, None, triggers, requires=requires))
+            found.append(_Pattern(kind, regex, None, triggers, requires=requires, needs=needs))
     for regex, group in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items():
         found.append(_Pattern("secret-keyword", regex, group, _KEYWORD, requires=_QUOTES))
     return tuple(found)
@@ -310,9 +358,42 @@ class Redactor:
     def redact_optional(self, text: str | None) -> Redacted | None:
         return None if text is None else self.redact(text)
 
+    def redact_blob(self, data: bytes) -> RedactedBlob:
+        """``data`` as text (undecodable bytes kept as they are) with every secret replaced."""
+        text = data.decode("utf-8", "surrogateescape")
+        return RedactedBlob(self.redact(text).encode("utf-8", "surrogateescape"), _mint=_MINT)
+
+    def redact_json(self, value: Any) -> RedactedBlob:
+        """A JSON document (compact, sorted keys) of ``value`` with every string, keys included,
+        redacted: a telemetry row's node ids and messages as much as its text fields."""
+        return RedactedBlob(
+            json.dumps(self._redact_tree(value), sort_keys=True, separators=(",", ":")).encode(),
+            _mint=_MINT,
+        )
+
+    def _redact_tree(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, Mapping):
+            return {self.redact(str(k)): self._redact_tree(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._redact_tree(v) for v in value]
+        return value
+
+    def vet(self, data: bytes, *, enforce: bool = True) -> Vetted:
+        """The last scan before ``data`` leaves: unchanged (it may be content-addressed), cleared
+        when it holds no secret; when it does, blocked if ``enforce``, else cleared anyway (the
+        caller counts and warns)."""
+        found = self.findings(data.decode("utf-8", "surrogateescape"))
+        kinds = tuple(sorted({f.kind for f in found}))
+        if found and enforce:
+            return Vetted(None, kinds)
+        return Vetted(RedactedBlob(data, _mint=_MINT), kinds)
+
     def _find_known(self, text: str) -> Iterator[Finding]:
         regex = self._known_regex
-        if regex is None:
+        # one str search per printed form is far cheaper than the alternation over the text
+        if regex is None or not any(form in text for form in self._known):
             return
         for m in regex.finditer(text):
             yield Finding(self._known[m.group()], m.start(), m.end())
@@ -362,6 +443,7 @@ class _Screen:
         hay = self.low if folded and self.low is not None else self.text
         text = self.text
         out: list[tuple[int, int]] = []
+        size = len(text)
         m = regex.search(hay)
         while m is not None:
             lo, hi = m.span()
@@ -374,13 +456,16 @@ class _Screen:
                 if hi < 0:
                     break
                 hi += 1
-            lo, hi = max(lo, 0), (len(text) if hi < 0 else hi)
+            if lo < 0:
+                lo = 0
+            if hi < 0:
+                hi = size
             if out and lo <= out[-1][1]:
                 out[-1] = (out[-1][0], hi)
             else:
                 out.append((lo, hi))
             # a trigger's match crosses no newline: the next one starts past this window
-            m = regex.search(hay, hi) if hi < len(text) else None
+            m = regex.search(hay, hi) if hi < size else None
         self._cache[trigger] = out
         return out
 
@@ -399,6 +484,8 @@ def _scan(patterns: Iterable[_Pattern], text: str, *, screen: bool) -> list[Find
         spans = windows.windows(pattern) if windows is not None else [(0, len(text))]
         for lo, hi in spans:
             if pattern.requires and not any(c in text[lo:hi] for c in pattern.requires):
+                continue
+            if pattern.needs is not None and pattern.needs.search(text, lo, hi) is None:
                 continue
             for m in pattern.regex.finditer(text, lo, hi):
                 start, end = m.span(_group(pattern, m))
@@ -419,9 +506,32 @@ class RedactingFormatter(logging.Formatter):
     """A log formatter whose whole output (message, arguments, traceback) is redacted: logs are
     an egress too, and a library's error message may quote a request line or a header."""
 
-    def __init__(self, fmt: str | None = None, *, redactor: Redactor | None = None) -> None:
-        super().__init__(fmt)
-        self.redactor = redactor or Redactor()
+    def __init__(
+        self,
+        fmt: str | None = None,
+        datefmt: str | None = None,
+        *,
+        redactor: Redactor | None = None,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(fmt, datefmt)
+        self._redactor = redactor
+        self._environ = environ
+
+    @property
+    def redactor(self) -> Redactor:
+        """Made on the first record (a process that never logs never builds it), knowing the
+        secret-named variables of ``environ`` (default: this process's)."""
+        if self._redactor is None:
+            self._redactor = Redactor.from_environ(
+                os.environ if self._environ is None else self._environ
+            )
+        return self._redactor
 
     def format(self, record: logging.LogRecord) -> str:
         return self.redactor.redact(super().format(record))
+
+
+def redact_logs(handler: logging.Handler, fmt: str, *, redactor: Redactor | None = None) -> None:
+    """Give ``handler`` a redacting formatter: what it writes has no secret in it."""
+    handler.setFormatter(RedactingFormatter(fmt, redactor=redactor))

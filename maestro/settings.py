@@ -67,6 +67,7 @@ class Settings:
     predictive_threshold: float = 0.05  # ml.predictive.threshold
     fail_first: str = "tests"  # ml.fail-first: "tests", "files" or "off"
     remote: RemoteSettings | None = None
+    redaction_enforce: bool = True  # secrets.redaction.enforce: block uploads holding a secret
 
     @property
     def speculation_enabled(self) -> bool:
@@ -116,6 +117,7 @@ def load_settings(root: Path) -> LoadedSettings:
             predictive_threshold=cfg.ml.predictive.threshold,
             fail_first=cfg.ml.fail_first,
             remote=_remote(cfg.remote),
+            redaction_enforce=cfg.secrets.redaction.enforce,
         ),
         loaded.source,
         loaded.table,

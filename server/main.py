@@ -13,9 +13,11 @@ def main(log_file: str | None = None) -> None:
     handler: logging.Handler = (
         logging.FileHandler(log_file) if log_file else logging.StreamHandler(sys.stderr)
     )
-    logging.basicConfig(
-        level=level, handlers=[handler], format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from maestro.redaction import RedactingFormatter
+
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # force: the CLI's own stderr handler is replaced by this one
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("pygls").setLevel(os.environ.get("MAESTRO_LSP_PYGLS_LOG_LEVEL", "WARNING"))
     dump = os.environ.get("MAESTRO_LSP_STACKS")
     if dump:  # debugging aid: `kill -USR1 <pid>` writes every thread's stack there

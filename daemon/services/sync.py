@@ -8,6 +8,9 @@
   waits and only prefetches.
 - A missing key, a bad config or an unreachable coordinator shows up in `status` (`remote`),
   never as a failed request.
+- Uploads pass the egress gate (cache/remote.py): `secrets.redaction.enforce`
+  (`[tool.maestro.secrets.redaction] enforce`, read when the daemon starts, default true) says
+  whether an upload in which the last scan finds a secret is blocked or only counted.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class SyncService:
         self.config: RemoteSettings | None = None
         self.engine: RemoteSync | None = None
         self.problem: str | None = None  # why there is no engine despite a config
+        self.enforce = True  # secrets.redaction.enforce
         self._views: dict[bool, MirroredCache] = {}
         self._lock = asyncio.Lock()
 
@@ -49,10 +53,17 @@ class SyncService:
         except MaestroError as exc:
             log.warning("remote sync off: %s", exc.message)
             return
-        await self.configure(loaded.config.remote)
+        await self.configure(loaded.config.remote, enforce=loaded.config.redaction_enforce)
 
-    async def configure(self, remote: RemoteSettings | None) -> None:
-        """Apply the workspace's remote settings (idempotent)."""
+    async def configure(
+        self, remote: RemoteSettings | None, *, enforce: bool | None = None
+    ) -> None:
+        """Apply the workspace's remote settings (idempotent); ``enforce`` (None: as it was) is
+        `secrets.redaction.enforce`, applied to a running sync at once."""
+        if enforce is not None and enforce != self.enforce:
+            self.enforce = enforce
+            if self.engine is not None:
+                self.engine.enforce = enforce
         key_env = remote.api_key_env if remote else None
         key = os.environ.get(key_env) if key_env else None
         async with self._lock:
@@ -87,6 +98,7 @@ class SyncService:
                     read_timeout_s=remote.read_timeout_s,
                     upload=remote.upload,
                     backoff_s=(0.5, _max_backoff_s()),
+                    enforce=self.enforce,
                 )
                 engine.start()
                 return engine

@@ -51,4 +51,13 @@ def _root(
 
 
 def main() -> None:
+    import logging
+    import sys
+
+    from maestro.redaction import RedactingFormatter
+
+    # warnings of the in-process paths reach stderr redacted (commands that serve set their own)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     app()

@@ -130,6 +130,11 @@ def status(
             f"uploads {remote.uploads}, queue {remote.queue_length}, circuit {remote.circuit}, "
             f"{remote.remote_hits} remote hits, {remote.uploaded} uploaded"
         )
+        if remote.egress_blocked or remote.egress_flagged:
+            line += (
+                f"\n       secrets found by the last scan: {remote.egress_blocked} uploads "
+                f"blocked, {remote.egress_flagged} sent (secrets.redaction.enforce off)"
+            )
         if remote.last_error:
             line += f"\n       last error: {remote.last_error}"
         console.print(line, highlight=False)

@@ -17,15 +17,18 @@ from maestro.cache.circuit import CircuitBreaker
 from maestro.cache.remote import RemoteSync
 from maestro.cache.sync_queue import SyncQueue
 from maestro.errors import CoordinatorError
+from maestro.redaction import Redactor
+
+blob = Redactor(detectors=False).redact_blob  # the queue takes cleared bytes only
 
 
 def test_queue_survives_reopen_and_is_bounded(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite"
     q = SyncQueue(path, max_items=3)
     for i in range(5):
-        q.push_upload(f"{i:064x}", b"v%d" % i)
-    q.push_upload(f"{4:064x}", b"again")  # replaces, does not grow
-    q.push_telemetry(b'{"a":1}')
+        q.push_upload(f"{i:064x}", blob(b"v%d" % i))
+    q.push_upload(f"{4:064x}", blob(b"again"))  # replaces, does not grow
+    q.push_telemetry(blob(b'{"a":1}'))
     q.close()
     q = SyncQueue(path, max_items=3)
     items = q.peek_uploads(10)
@@ -43,7 +46,7 @@ def test_damaged_queue_file_is_moved_aside(tmp_path: Path) -> None:
     path = tmp_path / "q.sqlite"
     path.write_bytes(b"not a database" * 100)
     q = SyncQueue(path)
-    q.push_upload("0" * 64, b"x")
+    q.push_upload("0" * 64, blob(b"x"))
     assert q.counts().uploads == 1
     assert list(tmp_path.glob("q.sqlite.damaged-*"))
     q.close()
@@ -157,7 +160,7 @@ def test_upload_errors_are_classified_by_status(
     sync: RemoteSync, error: CoordinatorError, dropped: bool
 ) -> None:
     action = "ab" * 32
-    sync.queue.push_upload(action, _result().encode())
+    sync.queue.push_upload(action, blob(_result().encode()))
     sync._client = _Client(error)  # type: ignore[assignment]
     item = sync.queue.peek_uploads(1)[0]
     if dropped:
