@@ -29,7 +29,7 @@ from pydantic import ValidationError
 import maestro
 from maestro.errors import CoordinatorError
 
-from . import accesslog, flags_routes
+from . import accesslog, flags_routes, team_model, telemetry
 from .admission import Gate
 from .auth import (
     Authenticator,
@@ -832,6 +832,14 @@ def _key_info(record: KeyRecord) -> KeyInfo:
     return KeyInfo.model_validate(record, from_attributes=True)
 
 
+def _recording(settings: Settings) -> list[Any]:
+    if settings.record_requests_dir is None:
+        return []
+    from .recording import recording_middleware
+
+    return [recording_middleware(settings.record_requests_dir)]
+
+
 def create_app(
     settings: Settings,
     *,
@@ -877,7 +885,7 @@ def create_app(
     coordinator = Coordinator(settings, state, blobs, pool, clock)
     # +1 so our own Content-Length check, with its clearer message, answers first.
     app = web.Application(
-        middlewares=[coordinator.observe, coordinator.gate.middleware],
+        middlewares=[*_recording(settings), coordinator.observe, coordinator.gate.middleware],
         client_max_size=settings.max_blob_bytes + 1,
     )
     app[STATE] = coordinator
@@ -886,6 +894,8 @@ def create_app(
     app.router.add_post("/v1/tenants/{tenant}/keys", coordinator.create_key)
     app.router.add_delete("/v1/tenants/{tenant}/keys/{key_id}", coordinator.revoke_key)
     app[FLAG_ROUTES] = flags_routes.add_routes(app, coordinator)
+    telemetry.add_routes(app, coordinator)
+    team_model.add_routes(app, coordinator)
     app.router.add_get("/healthz", coordinator.healthz)
     app.router.add_get("/metrics", coordinator.metrics_endpoint)
     app.router.add_get("/openapi.json", coordinator.openapi)

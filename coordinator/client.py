@@ -36,6 +36,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from maestro.cache.digest import Digest, check_hex, digest_bytes
 from maestro.errors import CoordinatorAuthError, CoordinatorError, IntegrityError
+from maestro.redaction import RedactedBlob
 
 from .models import ErrorBody, TokenResponse
 
@@ -277,6 +278,32 @@ class CoordinatorClient:
             rule=rule,
         )
 
+    async def request_json(
+        self, method: str, path: str, body: object = None
+    ) -> tuple[int, bytes, dict[str, str]]:
+        """A control endpoint (`path` under the base URL); 200 and 404 are answers, anything
+        else raises CoordinatorError."""
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Content-Type": "application/json"} if data is not None else None
+        status, resp, resp_headers = await self._request(
+            method, f"{self.base_url}{path}", data=data, headers=headers
+        )
+        if status not in (200, 404):
+            raise _answer_error(f"{method} {path}", status, resp)
+        return status, resp, resp_headers
+
+    async def ingest_telemetry(self, payload: RedactedBlob) -> None:
+        """Send a redacted telemetry batch to the tenant's ingest endpoint (a RemoteSync
+        telemetry transport: `RemoteSync(..., telemetry_transport=send_telemetry)`)."""
+        status, resp, _ = await self._request(
+            "POST",
+            f"{self.base_url}/v1/tenants/{self.tenant}/telemetry",
+            data=payload.data,
+            headers={"Content-Type": "application/json"},
+        )
+        if status != 200:
+            raise _answer_error("POST telemetry", status, resp)
+
     async def get(self, kind: Kind, hash_hex: str) -> bytes | None:
         """Entry bytes or None on a miss; CAS bodies are verified against `hash_hex`."""
         status, body, headers = await self._request(
@@ -333,3 +360,8 @@ class CoordinatorClient:
 
     async def put_ac(self, action_hex: str, value: bytes) -> None:
         await self.put("ac", action_hex, value)
+
+
+async def send_telemetry(client: CoordinatorClient, payload: RedactedBlob) -> None:
+    """Telemetry transport for RemoteSync: the coordinator's ingest endpoint."""
+    await client.ingest_telemetry(payload)

@@ -174,6 +174,7 @@ class SpeculationService:
 
     def _load(self) -> None:
         """Open telemetry, replay its window into a History, load the model (model thread)."""
+        from maestro.coordinator.team_model import ranking_model
         from maestro.model.features import History
         from maestro.model.telemetry import Telemetry
         from maestro.model.train import ModelStore, UntrustedModelError
@@ -186,8 +187,14 @@ class SpeculationService:
             history.observe(run.change, run.results, run.ts)
             runs += 1
         self._history = history
+        source = ""
         try:
-            self._predictor = ModelStore.for_workspace(self.root).load()
+            # the team's model when one was fetched and passes its checks, else our own
+            ranking = ranking_model(ModelStore.for_workspace(self.root).dir)
+            self._predictor = ranking.predictor
+            if ranking.note:
+                self.model_error = ranking.note
+            source = "team " if ranking.source == "team" else ""
         except UntrustedModelError as exc:
             self.model_error = exc.message
             log.warning("model refused, ranking with the heuristic: %s", exc.message)
@@ -195,7 +202,8 @@ class SpeculationService:
             self.model_error = f"{type(exc).__name__}: {exc}"
             log.exception("model could not be loaded; ranking with the heuristic")
         if self._predictor is not None:
-            self.model_kind = f"{self._predictor.info.kind} v{self._predictor.info.version}"
+            info = self._predictor.info
+            self.model_kind = f"{source}{info.kind} v{info.version}"
         log.info(
             "telemetry: %d runs replayed in %.2fs; ranking with %s",
             runs, time.perf_counter() - started, self.model_kind,

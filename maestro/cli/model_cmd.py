@@ -153,13 +153,15 @@ def eval_(
 @model_app.command()
 @fail_on_error
 def status(root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
-    """The current model, telemetry counts and speculation usage."""
+    """The current model, which model ranks (team or own), telemetry counts and speculation."""
+    from maestro.coordinator.team_model import ranking_model
     from maestro.model.telemetry import Telemetry
     from maestro.model.train import ModelStore
 
     ws = resolve_root(root)
     store = ModelStore.for_workspace(ws)
     info = store.info()
+    ranking = ranking_model(store.dir)
     with Telemetry.for_workspace(ws) as tel:
         counts = tel.counts()
         used, total = tel.speculation_usage()
@@ -171,6 +173,7 @@ def status(root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
         "versions": store.versions(),
         "telemetry": counts,
         "speculation": {"used": used, "total": total},
+        "ranking": {"source": ranking.source, "description": ranking.describe()},
     }  # fmt: skip
     if as_json:
         out.print_json(json.dumps(data))
@@ -182,9 +185,44 @@ def status(root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
             f"model: v{info.version} {info.kind}, {info.samples} samples "
             f"({info.positives} failures), digest {info.digest[:12] or '-'}"
         )
+    out.print(f"ranking: {ranking.describe()}")
     out.print(
         f"telemetry: {counts['runs']} runs ({counts['speculative_runs']} speculative), "
         f"{counts['results']} results, {counts['failures']} failures"
     )
     if total:
         out.print(f"speculation: {used}/{total} results used ({used / total:.0%})")
+
+
+@model_app.command()
+@fail_on_error
+def pull(root: ROOT_OPTION = None) -> None:
+    """Fetch the team model published on the coordinator (verified; it then ranks tests)."""
+    import asyncio
+    import os
+
+    from maestro.coordinator.client import CoordinatorClient
+    from maestro.coordinator.team_model import fetch_team_model, ranking_model
+    from maestro.errors import ConfigError
+    from maestro.model.train import ModelStore
+    from maestro.settings import load_settings
+
+    ws = resolve_root(root)
+    remote = load_settings(ws).config.remote
+    if remote is None:
+        raise ConfigError(
+            "no coordinator configured for this workspace",
+            hint="add [tool.maestro.remote] with url, tenant and api_key_env",
+        )
+    key = os.environ.get(remote.api_key_env)
+    if not key:
+        raise ConfigError(f"${remote.api_key_env} is not set", hint="export the tenant's API key")
+    model_dir = ModelStore.for_workspace(ws).dir
+
+    async def fetch() -> object:
+        async with CoordinatorClient(remote.url, remote.tenant, key) as client:
+            return await fetch_team_model(client, model_dir)
+
+    if asyncio.run(fetch()) is None:
+        out.print("no team model is published for this tenant")
+    out.print(f"ranking: {ranking_model(model_dir).describe()}")
