@@ -72,6 +72,9 @@ def register(server: MaestroServer) -> None:
         if not ls.settings.daemon_autostart:
             return
         for root in ls.folders():
+            if not ls.lsp_enabled(root):
+                log.info("not connecting to %s: flag lsp.enabled is off there", root)
+                continue
             ws = ls.ws(root)
             ls.spawn(ws.link.client(), name=f"connect {root}")
 

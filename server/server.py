@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ class OutsideWorkspaceError(UnknownTargetError):
 
 TEST_NAME = re.compile(r"(^|/)(test_[^/]*|[^/]*_test)\.py$")
 TEST_EXPLORER_CAPABILITY = "maestroTestExplorer"
+FLAG_TTL_S = 10.0
 
 
 class Workspace:
@@ -103,6 +105,7 @@ class MaestroServer(LanguageServer):
         self.runs: RunManager | None = None
         self.graph_listeners: list[Callable[[Workspace, Event], Awaitable[None]]] = []
         self._test_items: dict[str, tuple[str, str, list[TestItem]]] = {}
+        self._lsp_enabled: dict[Path, tuple[float, bool]] = {}
         # uri -> (workspace, path relative to its root), valid for one set of workspace folders:
         # resolving a path costs an lstat per component, and every request starts with it.
         self._located: dict[str, tuple[Workspace, str]] = {}
@@ -130,7 +133,7 @@ class MaestroServer(LanguageServer):
             ):
                 best = root
         if best is not None:
-            return best
+            return self._switched_on(best)
         if folders:
             raise OutsideWorkspaceError(
                 f"{path} is outside the workspace folders",
@@ -143,6 +146,31 @@ class MaestroServer(LanguageServer):
             raise OutsideWorkspaceError(
                 f"{path} is in no project (no pyproject.toml, setup.py or .git above it)",
                 hint="open the project folder as the workspace",
+            )
+        return self._switched_on(root)
+
+    def lsp_enabled(self, root: Path) -> bool:
+        """The ``lsp.enabled`` flag of a workspace (re-read every ``FLAG_TTL_S``, so a change,
+        a tenant kill-switch included, reaches an open editor without a restart)."""
+        now = time.monotonic()
+        known = self._lsp_enabled.get(root)
+        if known is not None and now - known[0] < FLAG_TTL_S:
+            return known[1]
+        from maestro.flags import FlagError, WorkspaceFlags
+
+        try:
+            on = bool(WorkspaceFlags(root).value("lsp.enabled"))
+        except FlagError as exc:  # a broken flags file must not switch the editor off
+            log.warning("lsp.enabled unreadable for %s: %s", root, exc)
+            on = True
+        self._lsp_enabled[root] = (now, on)
+        return on
+
+    def _switched_on(self, root: Path) -> Path:
+        if not self.lsp_enabled(root):
+            raise OutsideWorkspaceError(
+                f"Maestro is switched off for {root} (flag lsp.enabled)",
+                hint=f"maestro flags explain lsp.enabled --root {root}",
             )
         return root
 
@@ -162,7 +190,7 @@ class MaestroServer(LanguageServer):
         folders = self.folders()
         if not folders:
             raise UnknownTargetError("no workspace folder is open", hint="pass a document or root")
-        return self.ws(folders[0])
+        return self.ws(self._switched_on(folders[0]))
 
     def locate(self, uri: str) -> tuple[Workspace, str] | None:
         """``ws_of_uri`` for features that simply have nothing to say about other files."""
