@@ -165,7 +165,22 @@ class FlagsService:
             speculation=speculation,
             fail_first=str(res["ml.fail-first"].value),
             predictive_threshold=float(res["ml.predictive.threshold"].value),
+            redaction_enforce=bool(res["secrets.redaction.enforce"].value),
         )
+
+    async def _push_enforce(self) -> None:
+        """The sync's upload gate follows ``secrets.redaction.enforce`` as soon as it changes
+        (runs apply it too; this covers a tenant's change between runs)."""
+        from maestro.daemon.services.sync import SyncService
+
+        try:
+            sync = self.app.service(SyncService)
+        except LookupError:
+            return
+        enforce = bool(self.value("secrets.redaction.enforce"))
+        if enforce != sync.enforce:
+            log.warning("secrets.redaction.enforce is now %s", "on" if enforce else "off")
+            await sync.configure(sync.config, enforce=enforce)
 
     # --- polling ---------------------------------------------------------------------------------
 
@@ -239,6 +254,7 @@ class FlagsService:
                     new.describe() if new else "cleared",
                     latest.reason,
                 )
+        await self._push_enforce()
         try:
             await asyncio.to_thread(write_tenant_cache, self.root, poll.flags)
         except OSError as exc:
@@ -260,6 +276,7 @@ class FlagsService:
         from maestro.flags.store import read_tenant_cache
 
         self.tenant = await asyncio.to_thread(read_tenant_cache, self.root)
+        await self._push_enforce()
         for line in expiry_warnings(self.registry, self.today()):
             log.warning("%s", line)
         self._task = asyncio.create_task(self._poll_forever(), name="flags-poll")

@@ -123,7 +123,8 @@ class TestService:
     async def run_cache(self, graph: BuildGraph, *, wait_remote: bool) -> Cache:
         """The mirrored cache when a coordinator is configured, else the local one."""
         if self.sync is not None:
-            await self.sync.configure(self.settings(graph).remote)
+            settings = self.settings(graph)
+            await self.sync.configure(settings.remote, enforce=settings.redaction_enforce)
             view = self.sync.view(wait_remote=wait_remote) if self._mirror_enabled() else None
             if view is not None:
                 return view

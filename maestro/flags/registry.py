@@ -236,6 +236,17 @@ BUILTIN_FLAGS: tuple[Flag, ...] = (
         kill_value=False,
     ),
     Flag(
+        name="secrets.redaction.enforce",
+        owner="security",
+        description="block an upload whose last scan finds a secret (off: send it, count it and "
+        "warn); no kill-switch: turning a guardrail off is a deliberate, audited value",
+        kind="bool",
+        default=True,
+        scopes=ALL_SCOPES,
+        expires=date(2027, 12, 31),
+        config_key=("secrets", "redaction", "enforce"),
+    ),
+    Flag(
         name="lsp.enabled",
         owner="editor",
         description="the language server serves this workspace (lenses, diagnostics, runs)",

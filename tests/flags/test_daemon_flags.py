@@ -16,7 +16,7 @@ from maestro.daemon.services.flags import FlagsService
 from maestro.daemon.services.sync import SyncService
 from maestro.flags import BUILTIN_FLAGS, Flag, Registry, Scope
 from maestro.flags.store import tenant_cache_path, user_flags_path
-from maestro.settings import RemoteSettings
+from maestro.settings import RemoteSettings, Settings
 
 TODAY = date(2026, 12, 3)
 OLD = Flag(
@@ -38,6 +38,7 @@ async def test_poll_apply_keep_last_good_and_warn(
     url = str(coord.client.make_url("")).rstrip("/")
     sync.config = RemoteSettings(url=url, tenant="alpha", api_key_env=KEY_ENV)
     monkeypatch.setenv(KEY_ENV, coord.key("alpha", Role.READ))  # the daemon's key, as in use
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(tmp_path / "cache"))
     flags = FlagsService(
         app, poll_s=60, registry=Registry([*BUILTIN_FLAGS, OLD]), today=lambda: TODAY
     )
@@ -64,6 +65,25 @@ async def test_poll_apply_keep_last_good_and_warn(
         assert flags.value("ml.fail-first") == "off"
         user_file.unlink()
 
+        # secrets.redaction.enforce: the tenant's word reaches the sync's upload gate at once.
+        assert sync.enforce is True
+        put = await coord.client.put(
+            "/v1/tenants/alpha/flags/secrets.redaction.enforce",
+            json={"value": False, "reason": "false positives on fixtures, triaging"},
+            headers=admin,
+        )
+        assert put.status == 200
+        await flags.poll_once()
+        assert sync.enforce is False
+        assert sync.engine is not None and sync.engine.enforce is False
+        assert flags.apply(Settings()).redaction_enforce is False
+        kill = await coord.client.put(
+            "/v1/tenants/alpha/flags/secrets.redaction.enforce",
+            json={"kill": True, "reason": "no"},
+            headers=admin,
+        )
+        assert kill.status == 400  # a guardrail has no kill-switch
+
         sync.config = RemoteSettings(url="http://127.0.0.1:9", tenant="alpha", api_key_env=KEY_ENV)
         await flags.poll_once()
         assert flags.state.startswith("failing") and flags.last_error
@@ -78,7 +98,7 @@ async def test_poll_apply_keep_last_good_and_warn(
         assert states["old.switch"].expired and not states["ml.fail-first"].expired
         assert states["ml.fail-first"].layer == "tenant"
         assert "order-dependent suite" in states["ml.fail-first"].why
-        assert report.tenant.state.startswith("failing") and report.tenant.overrides == 1
+        assert report.tenant.state.startswith("failing") and report.tenant.overrides == 2
 
         sync.config = None  # the workspace no longer has a coordinator: its overrides go
         await flags.poll_once()
@@ -86,3 +106,4 @@ async def test_poll_apply_keep_last_good_and_warn(
         assert not tenant_cache_path(root).exists()
     finally:
         await flags.stop(app)
+        await sync.stop(app)

@@ -287,3 +287,17 @@ def test_flag_files_are_private(workspace: Path, state: Path) -> None:
     found = [p for p in state.rglob("flags.json")]
     assert found and all(stat.S_IMODE(p.stat().st_mode) == 0o600 for p in found)
     assert all(stat.S_IMODE(os.stat(p.parent).st_mode) == 0o700 for p in found)
+
+
+def test_the_redaction_guardrail_reads_its_config_key_and_has_no_kill_switch(
+    tmp_path: Path, state: Path
+) -> None:
+    root = tmp_path / "ws2"
+    root.mkdir()
+    (root / "maestro.toml").write_text("[secrets.redaction]\nenforce = false\n")
+    flags = WorkspaceFlags(root, today=lambda: TODAY)
+    r = flags.resolve("secrets.redaction.enforce")
+    assert r.value is False and r.layer is Layer.CONFIG and "maestro.toml" in r.why
+    assert not r.flag.has_kill_switch
+    with pytest.raises(FlagError, match="has no kill-switch"):
+        flags.change("secrets.redaction.enforce", None, scope=Scope.USER, kill=True, reason="r")
