@@ -20,6 +20,8 @@ _MOUNTS = {  # maestro.NAME -> folder
     "daemon": "daemon",
     "engine": "engine",
     "model": "model",
+    "coordinator": "coordinator",
+    "policy": "policy",
 }
 
 

@@ -105,18 +105,25 @@ class FlagsService:
         self._client_for: tuple[str, str, str] | None = None
         self._task: asyncio.Task[None] | None = None
         self._local: tuple[tuple[object, ...], Inputs] | None = None
+        self._resolved: tuple[tuple[object, ...], dict[str, Resolution]] | None = None
+        self._tenant_version = 0  # bumped whenever self.tenant is replaced
+        self._local_files: list[Path] | None = None
         self._wake = asyncio.Event()
 
     # --- resolution ------------------------------------------------------------------------------
 
+    def _local_key(self) -> tuple[object, ...]:
+        if self._local_files is None:  # computing them makes directories: once
+            self._local_files = [
+                user_flags_path(),
+                workspace_flags_path(self.root),
+                self.root / "maestro.toml",
+                self.root / "pyproject.toml",
+            ]
+        return _stat_key(self._local_files)
+
     def _local_inputs(self) -> Inputs:
-        paths = [
-            user_flags_path(),
-            workspace_flags_path(self.root),
-            self.root / "maestro.toml",
-            self.root / "pyproject.toml",
-        ]
-        key = _stat_key(paths)
+        key = self._local_key()
         if self._local is None or self._local[0] != key:
             flags = WorkspaceFlags(
                 self.root, self.registry, today=self.today, tenant=TenantFlags(tenant="")
@@ -151,7 +158,16 @@ class FlagsService:
         return replace(local, tenant=tenant, editor=self._editor(), where=where)
 
     def resolve_all(self) -> dict[str, Resolution]:
-        return resolve_all(self.registry, self.inputs(), self.today())
+        """Every flag resolved; memoised until a local file, the tenant's overrides, the
+        editor's settings or the day change (a run asks several times)."""
+        editor = self._editor()
+        today = self.today()
+        key = (self._local_key(), self._tenant_version, tuple(sorted(editor.items())), today)
+        if self._resolved is not None and self._resolved[0] == key:
+            return self._resolved[1]
+        resolved = resolve_all(self.registry, self.inputs(), today)
+        self._resolved = (key, resolved)
+        return resolved
 
     def value(self, name: str) -> FlagValue:
         return self.resolve_all()[name].value
@@ -196,6 +212,7 @@ class FlagsService:
         self.state = f"off: {why}"
         if self.tenant is not None:
             self.tenant = None
+            self._tenant_version += 1
             with contextlib.suppress(OSError):
                 await asyncio.to_thread(tenant_cache_path(self.root).unlink, True)
         await self._close_client()
@@ -223,6 +240,7 @@ class FlagsService:
             self._client_for = ident
             if self.tenant is not None and self.tenant.tenant != remote.tenant:
                 self.tenant = None
+                self._tenant_version += 1
         assert self._client is not None
         etag = self.tenant.etag if self.tenant is not None else ""
         self.polls += 1
@@ -241,6 +259,7 @@ class FlagsService:
             return
         before = self.tenant.overrides if self.tenant is not None else {}
         self.tenant = poll.flags
+        self._tenant_version += 1
         self.changes += 1
         self.last_change_at = self.last_poll_at
         for name in sorted(set(before) | set(poll.flags.overrides)):
@@ -276,6 +295,7 @@ class FlagsService:
         from maestro.flags.store import read_tenant_cache
 
         self.tenant = await asyncio.to_thread(read_tenant_cache, self.root)
+        self._tenant_version += 1
         await self._push_enforce()
         for line in expiry_warnings(self.registry, self.today()):
             log.warning("%s", line)
