@@ -15,9 +15,11 @@ from maestro.coordinator.models import Role
 from maestro.coordinator.store import Store
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "sync"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "coordinator"))
+from coord_procs import needs_redis, run_redis
 from sync_helpers import KEY_ENV, Coordinator, Workspace
 
-__all__ = ["KEY_ENV", "Coordinator", "Workspace"]
+__all__ = ["KEY_ENV", "Coordinator", "Workspace", "needs_redis", "run_redis"]
 
 BEFORE_EXPIRY = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
 AFTER_EXPIRY = datetime(2028, 1, 15, tzinfo=UTC).timestamp()
