@@ -82,6 +82,7 @@ Reason = Literal[
     "no cached result", "inputs changed", "failed last time", "--no-cache", "cached result unusable"
 ]
 LAST_RUNS_FILE = "test-last-keys.msgpack"
+LAST_KEYS_KEPT = 3  # per test file: the keys a change is judged against (an undone edit's too)
 # Passed to pytest but keyed only through what they resolve to: the interpreter (@python) and
 # the programs the tests ran (recorded as inputs by content). Activating a venv changes PATH.
 _RESOLVED_ENV = frozenset({"PATH"})
@@ -224,12 +225,40 @@ class LastKeys:
 
     def get(self, target: str) -> tuple[str, dict[str, str]] | None:
         entry = self.data.get(target)
-        if isinstance(entry, list) and len(entry) == 2:
+        if isinstance(entry, list) and len(entry) >= 2:
             return str(entry[0]), dict(entry[1])
         return None
 
+    def history(self, target: str) -> list[tuple[str, dict[str, str]]]:
+        """The last stored key and inputs, then up to LAST_KEYS_KEPT - 1 earlier ones."""
+        newest = self.get(target)
+        if newest is None:
+            return []
+        entry = self.data[target]
+        older = entry[2] if len(entry) > 2 and isinstance(entry[2], list) else []
+        kept = [(str(e[0]), dict(e[1])) for e in older if isinstance(e, list) and len(e) == 2]
+        return [newest, *kept]
+
+    def nearest(
+        self, cache: Cache, target: str, inputs: Mapping[str, str]
+    ) -> tuple[str, dict[str, str]] | None:
+        """The kept key whose inputs differ least from ``inputs`` and whose result the cache
+        still holds; the last one on a tie or when none is closer. After an edit is undone and
+        another made, the undone file is not a change from the result it was undone to."""
+        entries = self.history(target)
+        if not entries:
+            return None
+        newest = entries[0]
+        best, fewest = newest, len(changed_inputs(newest[1], inputs))
+        for entry in entries[1:]:
+            count = len(changed_inputs(entry[1], inputs))
+            if count < fewest and cache.get_action(entry[0], count=False) is not None:
+                best, fewest = entry, count
+        return best
+
     def set(self, key: ActionKey) -> None:
-        self.data[key.target] = [key.hex, key.inputs]
+        kept = [[k, i] for k, i in self.history(key.target)[: LAST_KEYS_KEPT - 1] if k != key.hex]
+        self.data[key.target] = [key.hex, key.inputs, kept]
         self.dirty = True
 
     def save(self) -> None:
@@ -355,19 +384,23 @@ def plan(
             last.save()
         except OSError:
             log.warning("could not save the last keys of this workspace", exc_info=True)
-    _changed_symbols(graph, fps, last, files)
+    _changed_symbols(graph, cache, fps, last, files)
     return Plan(files, context, tuple(selection.pytest_args), allowlist, digests, last, fps)
 
 
 def _changed_symbols(
-    graph: BuildGraph, fps: FingerprintStore, last: LastKeys, files: list[PlannedFile]
+    graph: BuildGraph,
+    cache: Cache,
+    fps: FingerprintStore,
+    last: LastKeys,
+    files: list[PlannedFile],
 ) -> None:
     """Set each running file's `symbols`: the functions and classes changed in its Python
     inputs since its last run, from their fingerprints (the model's change symbols, which it
     otherwise only gets by diffing texts the daemon does not keep)."""
     found: dict[tuple[str, str, str], tuple[str, ...]] = {}
     for f in files:
-        previous = last.get(f.target) if f.runs and f.changed else None
+        previous = last.nearest(cache, f.target, f.key.inputs) if f.runs and f.changed else None
         if previous is None:
             continue
         symbols: set[str] = set()
@@ -418,11 +451,12 @@ def _decide(
                 node_reasons=dict.fromkeys(failing, "failed last time"),
             )  # fmt: skip
         return PlannedFile(target, nodes, key, cached, "failed last time")
-    previous = last.get(target)
-    if previous is None:
+    newest = last.get(target)
+    if newest is None:
         return PlannedFile(target, nodes, key, None, "no cached result")
-    if previous[0] == key.hex:
+    if newest[0] == key.hex:
         return PlannedFile(target, nodes, key, None, "cached result unusable")
+    previous = last.nearest(cache, target, key.inputs) or newest
     changed = changed_inputs(previous[1], key.inputs)
     if nodes is None and graph is not None and fps is not None:
         found = node_reasons(graph, cache, fps, previous[0], previous[1], key.inputs, changed)

@@ -130,3 +130,19 @@ def test_why_test_impacted_runs_fewer_files_than_impacted_lists(cli: Workspace) 
     assert len(notes) == 1, done.stdout
     assert "of the 2 test files `maestro impacted` lists" in notes[0]
     assert "2 not at all" in notes[0]
+
+
+def test_after_a_revert_inputs_changed_names_only_what_differs_from_a_kept_result(
+    cli: Workspace,
+) -> None:
+    assert maestro(cli.root, "test").returncode == 0
+    original = (cli.root / "pkg/b.py").read_text()
+    cli.edit("pkg/b.py", "return a * b", "return b * a")
+    assert maestro(cli.root, "test").returncode == 0
+    (cli.root / "pkg/b.py").write_text(original)  # undone...
+    cli.edit("pkg/c.py", "return mul(x, x)", "return x * x")  # ...and another edit made
+    done = maestro(cli.root, "test")
+    assert done.returncode == 0, done.stdout + done.stderr
+    line = next(ln for ln in done.stdout.splitlines() if ln.startswith("  tests/test_c.py"))
+    assert "inputs changed: pkg/c.py" in line and "pkg/b.py" not in line, done.stdout
+    assert not any(ln.startswith("  tests/test_b.py") for ln in done.stdout.splitlines())
