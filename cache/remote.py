@@ -405,11 +405,17 @@ class RemoteSync:
         )
         await retrying(self._drain_once)
 
+    def backoff_until(self) -> float | None:
+        """When the coordinator asked us (429 + Retry-After) to wait until, if still ahead."""
+        until: float | None = getattr(self._client, "backoff_until", None)  # stand-ins lack it
+        return until if until is not None and until > time.time() else None
+
     def _upload_failed(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         self.counters.upload_failures += 1
         self._error(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
-        self.retry_at = time.time() + state.upcoming_sleep
+        until = self.backoff_until()
+        self.retry_at = max(time.time() + state.upcoming_sleep, until or 0.0)
         log.info(
             "upload failed (%s); retrying in %.1fs",
             self.counters.last_error,
@@ -417,7 +423,8 @@ class RemoteSync:
         )
 
     async def _backoff_sleep(self, seconds: float) -> None:
-        await self._sleep(seconds)
+        until = self.backoff_until()  # the coordinator's advice wins over our own backoff
+        await self._sleep(max(seconds, until - time.time()) if until else seconds)
         self.retry_at = None
 
     async def _until_woken(self) -> None:
@@ -467,7 +474,8 @@ class RemoteSync:
                             self.queue.done_telemetry(b.seq)
                             self.counters.dropped += 1
                             continue
-                        self.queue.failed_telemetry(b.seq)
+                        if not self.backoff_until():  # asked to wait: not a failed attempt
+                            self.queue.failed_telemetry(b.seq)
                         raise
                     self.queue.done_telemetry(b.seq)
                     self.counters.telemetry_sent += 1
@@ -507,7 +515,9 @@ class RemoteSync:
                 return
             if isinstance(exc, CoordinatorAuthError) and self.client.token_info is not None:
                 self._learn_role()
-            if attempts + 1 >= MAX_ATTEMPTS:
+            if self.backoff_until():
+                pass  # the coordinator asked us to wait: not a failed attempt, nothing dropped
+            elif attempts + 1 >= MAX_ATTEMPTS:
                 self._drop(action_hex, f"gave up after {MAX_ATTEMPTS} attempts: {exc.message}")
             else:
                 self.queue.failed_upload(action_hex)
@@ -584,6 +594,10 @@ class RemoteSync:
             "last_error": c.last_error,
             "last_error_at": c.last_error_at,
             "retry_at": self.retry_at,
+            "backoff_until": self.backoff_until(),
+            "backoff_rule": (
+                getattr(self._client, "backoff_rule", None) if self.backoff_until() else None
+            ),
             "remote_hits": c.remote_hits,
             "remote_misses": c.remote_misses,
             "remote_errors": c.remote_errors,

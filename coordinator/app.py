@@ -33,7 +33,9 @@ from . import accesslog, flags_routes, team_model, telemetry
 from .admission import Gate
 from .auth import (
     Authenticator,
+    KeyringSource,
     Principal,
+    TokenKeys,
     TokenRejectedError,
     credential_from_header,
     load_or_create_secret,
@@ -242,7 +244,12 @@ class Coordinator:
         # Priority levels, fair queues and rate limits in front of the cache routes.
         self.lru = LruTracker()
         self.gate = Gate.from_settings(
-            settings, self.metrics.registry, self.principal_or_none, frozenset({ENTRY_ROUTE})
+            settings,
+            self.metrics.registry,
+            self.principal_or_none,
+            frozenset(
+                {ENTRY_ROUTE, "/v1/tenants/{tenant}/telemetry", "/v1/tenants/{tenant}/model"}
+            ),
         )
 
     def _count_corrupt(self, tenant: Any, kind: str) -> None:
@@ -251,15 +258,17 @@ class Coordinator:
     async def start(self) -> None:
         """Resolve the token keys: configured, else a secret shared through the state backend
         (Redis: every replica gets the same one), else the local file."""
+        keys: TokenKeys | KeyringSource | None = None
         generated: bytes | None = None
         if not self.settings.token_keys and self.settings.token_secret is None:
             shared = await self.state.token_secret()
-            generated = (
-                shared if shared is not None else load_or_create_secret(self.settings.data_dir)
-            )
+            if shared is None:  # the data dir's keys, rotated by `maestro coordinator key rotate`
+                data_dir = self.settings.data_dir
+                keys = KeyringSource(data_dir, load_or_create_secret(data_dir))
+            generated = shared
         self._auth = Authenticator(
             self.state,
-            token_keys_from_settings(self.settings, generated),
+            keys or token_keys_from_settings(self.settings, generated),
             ttl_s=self.settings.token_ttl_s,
             accept_api_keys=self.settings.accept_api_keys,
             clock=self._clock,

@@ -289,6 +289,12 @@ class RemoteStatus(WireModel):
     last_error: str | None = None
     last_error_at: float | None = None
     retry_at: float | None = None
+    backoff_until: float | None = Field(
+        default=None,
+        description="the coordinator asked us to back off (429 + Retry-After) until this time "
+        "(epoch s); reads use the local cache and uploads wait meanwhile",
+    )
+    backoff_rule: str | None = Field(default=None, description="the coordinator's refusing rule")
     remote_hits: int = 0
     remote_misses: int = 0
     remote_errors: int = 0

@@ -7,6 +7,7 @@ StaleResult model either way); it replaces that command in the app once wired th
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -134,6 +135,13 @@ def status(
             line += (
                 f"\n       secrets found by the last scan: {remote.egress_blocked} uploads "
                 f"blocked, {remote.egress_flagged} sent (secrets.redaction.enforce off)"
+            )
+        if remote.backoff_until:
+            until = time.strftime("%H:%M:%S", time.localtime(remote.backoff_until))
+            line += (
+                f"\n       coordinator asked us to back off until {until}"
+                f"{f' ({remote.backoff_rule})' if remote.backoff_rule else ''}: "
+                "working from the local cache, uploads wait"
             )
         if remote.last_error:
             line += f"\n       last error: {remote.last_error}"

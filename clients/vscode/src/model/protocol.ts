@@ -273,6 +273,10 @@ export interface RemoteStatus {
   last_error?: string | null;
   last_error_at?: number | null;
   retry_at?: number | null;
+  /** the coordinator asked us to back off (429 + Retry-After) until this time (epoch s); reads use the local cache and uploads wait meanwhile */
+  backoff_until?: number | null;
+  /** the coordinator's refusing rule */
+  backoff_rule?: string | null;
   remote_hits?: number;
   remote_misses?: number;
   remote_errors?: number;

@@ -278,6 +278,10 @@ data class RemoteStatus(
     val last_error: String? = null,
     val last_error_at: Double? = null,
     val retry_at: Double? = null,
+    /** the coordinator asked us to back off (429 + Retry-After) until this time (epoch s); reads use the local cache and uploads wait meanwhile */
+    val backoff_until: Double? = null,
+    /** the coordinator's refusing rule */
+    val backoff_rule: String? = null,
     val remote_hits: Long? = null,
     val remote_misses: Long? = null,
     val remote_errors: Long? = null,
