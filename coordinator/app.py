@@ -33,9 +33,7 @@ from . import accesslog, flags_routes, team_model, telemetry
 from .admission import Gate
 from .auth import (
     Authenticator,
-    KeyringSource,
     Principal,
-    TokenKeys,
     TokenRejectedError,
     credential_from_header,
     load_or_create_secret,
@@ -258,17 +256,15 @@ class Coordinator:
     async def start(self) -> None:
         """Resolve the token keys: configured, else a secret shared through the state backend
         (Redis: every replica gets the same one), else the local file."""
-        keys: TokenKeys | KeyringSource | None = None
         generated: bytes | None = None
         if not self.settings.token_keys and self.settings.token_secret is None:
             shared = await self.state.token_secret()
-            if shared is None:  # the data dir's keys, rotated by `maestro coordinator key rotate`
-                data_dir = self.settings.data_dir
-                keys = KeyringSource(data_dir, load_or_create_secret(data_dir))
-            generated = shared
+            generated = (
+                shared if shared is not None else load_or_create_secret(self.settings.data_dir)
+            )
         self._auth = Authenticator(
             self.state,
-            keys or token_keys_from_settings(self.settings, generated),
+            token_keys_from_settings(self.settings, generated),
             ttl_s=self.settings.token_ttl_s,
             accept_api_keys=self.settings.accept_api_keys,
             clock=self._clock,
