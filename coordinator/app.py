@@ -837,14 +837,6 @@ def _key_info(record: KeyRecord) -> KeyInfo:
     return KeyInfo.model_validate(record, from_attributes=True)
 
 
-def _recording(settings: Settings) -> list[Any]:
-    if settings.record_requests_dir is None:
-        return []
-    from .recording import recording_middleware
-
-    return [recording_middleware(settings.record_requests_dir)]
-
-
 def create_app(
     settings: Settings,
     *,
@@ -890,7 +882,7 @@ def create_app(
     coordinator = Coordinator(settings, state, blobs, pool, clock)
     # +1 so our own Content-Length check, with its clearer message, answers first.
     app = web.Application(
-        middlewares=[*_recording(settings), coordinator.observe, coordinator.gate.middleware],
+        middlewares=[coordinator.observe, coordinator.gate.middleware],
         client_max_size=settings.max_blob_bytes + 1,
     )
     app[STATE] = coordinator
