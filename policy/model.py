@@ -61,14 +61,20 @@ class RunInput(PolicyInput):
 
 
 class SelectInput(PolicyInput):
-    """Which tests a run must add (force-include) or must keep (never skip)."""
+    """Which tests a run must add (force-include: ``include`` targets are paths, files or
+    folders, Maestro adds the test files under them) or must keep (never skip). Kept small on
+    purpose: rego-cpp converts the input at every decision, so the workspace's test list is
+    not part of it."""
 
     point: ClassVar[Point] = "select"
     mode: Literal["normal", "predictive"] = "normal"
     changed: list[str] = Field(default_factory=list, description="changed workspace paths")
-    selected: list[str] = Field(default_factory=list, description="test files the graph chose")
-    skipped: list[str] = Field(default_factory=list, description="predictive mode would skip")
-    tests: list[str] = Field(default_factory=list, description="every test file of the workspace")
+    selected: list[str] = Field(
+        default_factory=list, description="test files the graph chose (empty over 100 files)"
+    )
+    skipped: list[str] = Field(
+        default_factory=list, description="files predictive mode would skip that carry markers"
+    )
     markers: dict[str, list[str]] = Field(
         default_factory=dict, description="test file -> pytest markers found in it (static)"
     )

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from maestro.errors import PolicyDeniedError, PolicyError
+from maestro.errors import MaestroError, PolicyDeniedError, PolicyError
 from maestro.policy.model import CacheInput, RunInput, RunKind, RunningRun, SelectInput
 from maestro.policy.protocol import POLICY_DECISIONS, PolicyDecisionsParams, PolicyDecisionsResult
 
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from maestro.wire import PredictiveInfo
 
 log = logging.getLogger(__name__)
+
+SELECTED_IN_INPUT = 100
 
 
 class PolicyService:
@@ -151,21 +153,24 @@ class PolicyService:
             except Exception:
                 log.debug("no git changes for the select decision", exc_info=True)
         selected = [f.target for f in planned.files]
-        inp = SelectInput(
-            execution_id=execution_id,
-            changed=sorted(changed),
-            selected=selected,
-            tests=sorted(engine.graph.tests),
-        )
+        # rego-cpp converts the whole input per decision (~0.1 ms a string): a large plan's
+        # file list is kept in the record, not sent to Rego
+        shown = selected if len(selected) <= SELECTED_IN_INPUT else []
+        inp = SelectInput(execution_id=execution_id, changed=sorted(changed), selected=shown)
         decision, _ = await asyncio.to_thread(gate.decide, inp, targets=selected)
-        extra = decision.targets("include")
-        if not extra:
+        paths = [p for p in decision.targets("include") if (engine.graph.root / p).exists()]
+        if not paths:
             return
-        more = replace(selection, paths=tuple(extra), impacted=False, since=None, changes=None)
-        added = await asyncio.to_thread(engine.plan, more, environ=environ)
+        more = replace(selection, paths=tuple(paths), impacted=False, since=None, changes=None)
+        try:
+            added = await asyncio.to_thread(engine.plan, more, environ=environ)
+        except MaestroError as exc:
+            log.warning("force-included paths not planned: %s", exc)
+            return
         have = set(selected)
-        planned.files.extend(f for f in added.files if f.target not in have)
-        log.info("policy added %d test files: %s", len(extra), ", ".join(extra[:5]))
+        new = [f for f in added.files if f.target not in have]
+        planned.files.extend(new)
+        log.info("policy added %d test files under %s", len(new), ", ".join(paths))
 
     async def never_skip(
         self,
@@ -184,9 +189,11 @@ class PolicyService:
         if not skipped:
             return info
         markers = await asyncio.to_thread(self._markers.of, skipped)
+        if not markers:
+            return info
         inp = SelectInput(
-            execution_id=execution_id, mode="predictive", skipped=skipped, markers=markers,
-            selected=sorted(kept_now), tests=[f.target for f in before],
+            execution_id=execution_id, mode="predictive", skipped=sorted(markers),
+            markers=markers,
         )  # fmt: skip
         decision, _ = await asyncio.to_thread(gate.decide, inp, targets=skipped)
         keep = set(decision.targets("keep"))

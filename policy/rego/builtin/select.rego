@@ -9,22 +9,25 @@ import rego.v1
 # title: Force-include
 # custom:
 #   id: force_include
-#   remediation: these tests always run when their trigger paths change
+#   remediation: these tests always run when their trigger paths change; the target is a
+#     path (file or folder) Maestro adds to the run
 #     ([tool.maestro.policy.force_include.NAME] when/include)
 include contains fired if {
-	some fi in lib.named("force_include")
-	some changed in input.changed
-	some trigger in fi.when
-	startswith(changed, trigger)
-	some test in input.tests
+	some fi in triggered
 	some wanted in fi.include
-	startswith(test, wanted)
-	not test in input.selected
 	fired := {
 		"rule": sprintf("force_include.%s", [fi.name]),
-		"target": test,
-		"msg": sprintf("%s runs whenever %s changes (%s changed)", [test, trigger, changed]),
+		"target": wanted,
+		"msg": sprintf("%s runs whenever %s changes", [wanted, fi.trigger]),
 	}
+}
+
+# the force-include settings whose trigger paths changed (a set: looked up once per test)
+triggered contains object.union(fi, {"trigger": trigger}) if {
+	some fi in lib.named("force_include")
+	some trigger in fi.when
+	some changed in input.changed
+	startswith(changed, trigger)
 }
 
 # METADATA

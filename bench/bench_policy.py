@@ -1,0 +1,282 @@
+"""Policy benchmark: decision latency in process, policy overhead on planning a run over Django's
+test files, and a team-bundle hot swap under concurrent decisions.
+
+- p50/p95 per decision for each point (run, select, cache, coordinator, plugin), evaluated
+  through `PolicyEngine.decide` (the compiled set, typed input, JSON in/out) on a workspace
+  with run windows, caps, force-include and CI-only uploads configured; target p95 <= 1 ms.
+- Planning: `Engine.plan` of every Django test file (warm, median of runs) against what the
+  daemon adds for policy at planning time: the run decision and the select decision over the
+  same files (with the decision log write), target <= 10 ms.
+- Hot swap: threads decide in a loop while the team bundle is swapped (verified and compiled)
+  every 50 ms; every call must return a decision from one of the two bundles.
+
+Reproduce: `.venv/bin/python -m bench.bench_policy` (downloads the Django sdist into .bench/).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from bench import refresh_link_tree
+from bench.common import (
+    fetch_sdist,
+    git_rev,
+    host_speed,
+    machine,
+    percentile,
+    table,
+    today,
+    write_section,
+)
+
+DJANGO = ("django", "==5.2.*")
+COMMAND = ".venv/bin/python -m bench.bench_policy"
+POLICY = """
+[tool.maestro.policy]
+upload_ci_only = true
+
+[tool.maestro.policy.windows.nightly]
+tz = "Europe/Berlin"
+start = "19:00"
+end = "07:00"
+
+[tool.maestro.policy.caps.db_serial]
+path = "tests/db"
+max = 1
+
+[tool.maestro.policy.force_include.security]
+when = ["django/contrib/auth/"]
+include = ["tests/auth_tests/"]
+"""
+TEAM = """package maestro.team.run
+
+import rego.v1
+
+# METADATA
+# custom:
+#   id: team.{name}
+#   remediation: ask the platform team
+deny contains {{"rule": "team.{name}", "msg": "{name}"}} if input.kind == "{kind}"
+"""
+
+
+@contextlib.contextmanager
+def private_env(tree: Path) -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="mpb", dir="/tmp"))
+    root = base / "django"
+    shutil.copytree(tree, root, symlinks=True)
+    text = (root / "pyproject.toml").read_text() if (root / "pyproject.toml").exists() else ""
+    (root / "pyproject.toml").write_text(text + "\n" + POLICY)
+    saved = {k: os.environ.get(k) for k in ("MAESTRO_STATE_DIR", "MAESTRO_CACHE_DIR")}
+    os.environ["MAESTRO_STATE_DIR"] = str(base / "st")
+    os.environ["MAESTRO_CACHE_DIR"] = str(base / "cache")
+    try:
+        yield root.resolve()
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def timed(fn: object, n: int) -> list[float]:
+    out = []
+    for _ in range(n):
+        t = time.perf_counter()
+        fn()  # type: ignore[operator]
+        out.append(time.perf_counter() - t)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_policy")
+    parser.add_argument("--decisions", type=int, default=2000)
+    parser.add_argument("--plans", type=int, default=5)
+    parser.add_argument("--swap-seconds", type=float, default=5.0)
+    parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=True)
+    args = parser.parse_args(argv)
+    refresh_link_tree()
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from maestro.engine.core import Engine
+    from maestro.engine.testing import Selection
+    from maestro.policy import (
+        CacheInput,
+        CoordinatorInput,
+        PluginInput,
+        PolicyEngine,
+        RunInput,
+        SelectInput,
+    )
+    from maestro.policy.bundle import BundleStore, build
+    from maestro.policy.gate import MarkerScanner, PolicyGate
+    from maestro.policy.model import RunningRun
+    from maestro.policy.records import DecisionLog
+    from maestro.policy.sources import workspace_config
+    from maestro.policy.windows import window_states
+
+    tree = fetch_sdist(*DJANGO)
+    version = tree.name.rsplit("-", 1)[-1]
+    speed = host_speed()
+    print(f"Django {version}; {machine()}; host loop {speed:.2f} s", flush=True)
+    with private_env(tree) as root:
+        engine = PolicyEngine.open(root)
+        assert engine.last_error is None, engine.last_error
+        config = workspace_config(root)
+
+        # 1. per decision, in process
+        with contextlib.closing(Engine.open(root)) as eng:
+            tests = sorted(eng.graph.tests)
+            running = [RunningRun(execution_id="a", kind="ci", paths=["tests/db/"], started_ms=0)]
+            now = datetime.now(UTC)
+            inputs = {
+                "run": RunInput(
+                    execution_id="e", kind="background", paths=["tests/db/x.py"],
+                    running=running, now_ms=int(now.timestamp() * 1000),
+                    windows=window_states(config, now),
+                ),
+                "select": SelectInput(
+                    execution_id="e", changed=["django/contrib/auth/models.py"],
+                    selected=tests[:50],
+                ),
+                "cache": CacheInput(execution_id="e", action="upload", target=tests[0]),
+                "coordinator": CoordinatorInput(
+                    tenant="t", role="read-write", method="PUT", path="/t/cas/x"
+                ),
+                "plugin": PluginInput(name="p", version="1", sha256="0" * 64, signed=True),
+            }  # fmt: skip
+            rows = []
+            p95s = {}
+            for point, inp in inputs.items():
+                engine.decide(inp)
+                times = timed(lambda inp=inp: engine.decide(inp), args.decisions)
+                p95s[point] = percentile(times, 95)
+                fired = ", ".join(r.rule for r in engine.decide(inp).rules) or "-"
+                rows.append([
+                    point, f"{statistics.median(times) * 1e3:.3f} ms",
+                    f"{p95s[point] * 1e3:.3f} ms", "yes" if p95s[point] <= 0.001 else "NO", fired,
+                ])  # fmt: skip
+                print(rows[-1], flush=True)
+            decisions_md = table(
+                ["point", "p50", "p95", "p95 <= 1 ms", "rules fired"], rows, "lrrll"
+            )
+
+            # 2. planning every Django test file, with and without what the daemon adds
+            eng.plan(Selection())  # warm: keys, digests, fingerprints
+            plan_times = timed(lambda: eng.plan(Selection()), args.plans)
+            planned = eng.plan(Selection())
+            log = DecisionLog(root.parent / "decisions.sqlite")
+            gate = PolicyGate(engine, log)
+            scanner = MarkerScanner(root)
+
+            def policy_for_plan() -> None:
+                selected = [f.target for f in planned.files]
+                now = datetime.now(UTC)
+                gate.decide(
+                    RunInput(execution_id="p", paths=[], now_ms=int(now.timestamp() * 1000),
+                             windows=window_states(config, now)),
+                    targets=[],
+                )  # fmt: skip
+                gate.decide(
+                    SelectInput(execution_id="p", changed=["django/contrib/auth/models.py"],
+                                selected=[]),
+                    targets=selected,
+                )  # fmt: skip
+
+            policy_for_plan()
+            policy_times = timed(policy_for_plan, 50)
+            scanner.of(tests)
+            marker_times = timed(lambda: scanner.of(tests), 20)
+            plan_ms = statistics.median(plan_times) * 1e3
+            policy_ms = statistics.median(policy_times) * 1e3
+            marker_ms = statistics.median(marker_times) * 1e3
+            gate.close()
+
+        # 3. hot swap under concurrent decisions
+        signer = ec.generate_private_key(ec.SECP256R1())
+        bundles = [
+            build({"team.rego": TEAM.format(name=n, kind=k).encode()}, key=signer, kid="k",
+                  revision=n, version=i + 1, expires=datetime.now(UTC) + timedelta(days=1))
+            for i, (n, k) in enumerate([("a", "background"), ("b", "speculative")] * 200)
+        ]  # fmt: skip
+        store = BundleStore(root.parent / "bundle", engine, {"k": signer.public_key()})
+        store.apply(bundles[0])
+        stop = threading.Event()
+        counts = {"ok": 0, "errors": 0, "unexpected": 0}
+        lock = threading.Lock()
+
+        def worker() -> None:
+            inp = RunInput(kind="background", now_ms=1)
+            while not stop.is_set():
+                try:
+                    d = engine.decide(inp)
+                    good = d.result == "allow" or [r.rule for r in d.rules] == ["team.a"]
+                    with lock:
+                        counts["ok"] += 1
+                        counts["unexpected"] += 0 if good else 1
+                except Exception:
+                    with lock:
+                        counts["errors"] += 1
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        swaps = 0
+        swap_times = []
+        deadline = time.monotonic() + args.swap_seconds
+        while time.monotonic() < deadline and swaps + 1 < len(bundles):
+            swaps += 1
+            t0 = time.perf_counter()
+            store.apply(bundles[swaps])
+            swap_times.append(time.perf_counter() - t0)
+            time.sleep(0.05)
+        stop.set()
+        for t in threads:
+            t.join()
+
+    rows2 = [
+        ["Engine.plan, every Django test file (warm, median)", f"{plan_ms:.1f} ms", ""],
+        ["policy at planning: run + select decisions, logged", f"{policy_ms:.2f} ms",
+         "<= 10 ms " + ("(met)" if policy_ms <= 10 else "(NOT met)")],
+        ["same, as a share of planning", f"{policy_ms / plan_ms * 100:.2f} %", ""],
+        ["pytest marker scan of every test file (warm, predictive mode only)",
+         f"{marker_ms:.2f} ms", ""],
+        [f"hot swap: {swaps} bundles swapped (verify + compile), median",
+         f"{statistics.median(swap_times) * 1e3:.1f} ms", ""],
+        ["decisions during the swaps (4 threads)", f"{counts['ok']}",
+         f"errors {counts['errors']}, wrong {counts['unexpected']}"],
+    ]  # fmt: skip
+    plan_md = table(["measure", "result", "target"], rows2, "lrl")
+    print(plan_md)
+    body = (
+        f"Django {version} sdist ({len(tests)} test files), {today()}, {machine()}, shared host "
+        f"(a fixed 10^7-item loop took {speed:.2f} s), maestro at {git_rev('policy')}.\n\n"
+        f"Per decision, in process ({args.decisions} each, compiled policy set, typed input):\n\n"
+        f"{decisions_md}\n\n{plan_md}\n\n"
+        "- The select decision's input is the changed files (and the selected ones up to 100): "
+        "rego-cpp converts the whole input at every decision, about 0.1 ms per string here, so "
+        "a workspace's test list is never sent; force-include answers paths Maestro expands.\n"
+        "- Hot swap: each swap verifies the bundle's signature and digests and compiles it; "
+        "decisions in flight finish on the set they started with (one reference swap), so none "
+        "is dropped: `errors` counts exceptions, `wrong` answers from neither bundle.\n"
+        f"- Reproduce: `{COMMAND}`.\n"
+    )
+    if args.write:
+        write_section("Policy (bench_policy.py)", body)
+
+
+if __name__ == "__main__":
+    main()
