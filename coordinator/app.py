@@ -33,7 +33,9 @@ from . import accesslog, flags_routes, team_model, telemetry
 from .admission import Gate
 from .auth import (
     Authenticator,
+    KeyringSource,
     Principal,
+    TokenKeys,
     TokenRejectedError,
     credential_from_header,
     load_or_create_secret,
@@ -256,15 +258,17 @@ class Coordinator:
     async def start(self) -> None:
         """Resolve the token keys: configured, else a secret shared through the state backend
         (Redis: every replica gets the same one), else the local file."""
+        keys: TokenKeys | KeyringSource | None = None
         generated: bytes | None = None
         if not self.settings.token_keys and self.settings.token_secret is None:
             shared = await self.state.token_secret()
-            generated = (
-                shared if shared is not None else load_or_create_secret(self.settings.data_dir)
-            )
+            if shared is None:  # the data dir's keys, rotated by `maestro coordinator key rotate`
+                data_dir = self.settings.data_dir
+                keys = KeyringSource(data_dir, load_or_create_secret(data_dir))
+            generated = shared
         self._auth = Authenticator(
             self.state,
-            token_keys_from_settings(self.settings, generated),
+            keys or token_keys_from_settings(self.settings, generated),
             ttl_s=self.settings.token_ttl_s,
             accept_api_keys=self.settings.accept_api_keys,
             clock=self._clock,
@@ -837,6 +841,14 @@ def _key_info(record: KeyRecord) -> KeyInfo:
     return KeyInfo.model_validate(record, from_attributes=True)
 
 
+def _recording(settings: Settings) -> list[Any]:
+    if settings.record_requests_dir is None:
+        return []
+    from .recording import recording_middleware
+
+    return [recording_middleware(settings.record_requests_dir)]
+
+
 def create_app(
     settings: Settings,
     *,
@@ -882,7 +894,7 @@ def create_app(
     coordinator = Coordinator(settings, state, blobs, pool, clock)
     # +1 so our own Content-Length check, with its clearer message, answers first.
     app = web.Application(
-        middlewares=[coordinator.observe, coordinator.gate.middleware],
+        middlewares=[*_recording(settings), coordinator.observe, coordinator.gate.middleware],
         client_max_size=settings.max_blob_bytes + 1,
     )
     app[STATE] = coordinator

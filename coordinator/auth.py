@@ -8,6 +8,11 @@
   valid at once (`TokenKeys`): new tokens are signed with one, tokens of the others still verify,
   and a token whose `kid` is retired is refused with an error that says so. The signature is
   verified before any claim is read; expiry is checked against the coordinator's clock.
+- Rotation with overlap (`maestro coordinator key rotate`): the data dir's keyring
+  (`token-keys.json`, 0600) holds the signing key and the previous ones, each verifying until its
+  `verify_until`; the server re-reads the file when it changes, so a rotation needs no restart
+  and logs nobody out (the overlap defaults to the token TTL: every token the old key signed
+  expires before it stops verifying). After that a token naming it is refused as retired.
 - Tokens are stateless, which lets replicas sharing the keys verify them, but every request also
   re-reads the key record from the StateBackend (LMDB or Redis): revoking a key (or changing its
   role) takes effect on the next request, whatever tokens were minted from it.
@@ -17,11 +22,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
 import re
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,6 +36,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jwt
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from maestro.errors import CoordinatorAuthError
 
@@ -43,6 +51,7 @@ if TYPE_CHECKING:
 KEY_PREFIX = "mk_"
 TOKEN_PREFIX = "mt_"
 SECRET_FILE = "token-secret"
+KEYRING_FILE = "token-keys.json"
 DEFAULT_KID = "default"
 """The `kid` of a single configured `token_secret` or of the generated one."""
 ALGORITHM = "HS256"
@@ -72,6 +81,8 @@ class TokenKeys:
     signing_kid: str
     keys: Mapping[str, bytes] = field(repr=False)
     retired: frozenset[str] = frozenset()
+    verify_until: Mapping[str, float] = field(default_factory=dict)
+    """Unix time after which a key's tokens are refused as retired (the rotation overlap)."""
 
     def __post_init__(self) -> None:
         for kid, secret in self.keys.items():
@@ -176,7 +187,7 @@ class Authenticator:
     def __init__(
         self,
         state: StateBackend,
-        keys: TokenKeys,
+        keys: TokenKeys | Callable[[], TokenKeys],
         *,
         ttl_s: int,
         accept_api_keys: bool,
@@ -187,6 +198,12 @@ class Authenticator:
         self._ttl = ttl_s
         self._accept_keys = accept_api_keys
         self._clock = clock
+
+    @property
+    def keys(self) -> TokenKeys:
+        """The keys in force: fixed, or read from the keyring as it is now."""
+        keys = self._keys
+        return keys if isinstance(keys, TokenKeys) else keys()
 
     async def check_key(self, api_key: str) -> Principal | None:
         """Verify an API key; None for malformed, unknown, revoked or mismatching keys."""
@@ -223,8 +240,9 @@ class Authenticator:
             "ten": principal.tenant.name,
             "exp": round(expires, 3),
         }
-        kid = self._keys.signing_kid
-        body = jwt.encode(claims, self._keys.keys[kid], algorithm=ALGORITHM, headers={"kid": kid})
+        keys = self.keys
+        kid = keys.signing_kid
+        body = jwt.encode(claims, keys.keys[kid], algorithm=ALGORITHM, headers={"kid": kid})
         return TOKEN_PREFIX + body, expires
 
     def _verified_claims(self, token: str) -> dict[str, Any]:
@@ -239,9 +257,11 @@ class Authenticator:
             raise TokenRejectedError("malformed token", reason="invalid") from None
         if not isinstance(kid, str):
             raise TokenRejectedError("token without a key id (kid)", reason="invalid")
-        if kid in self._keys.retired:
+        keys = self.keys
+        until = keys.verify_until.get(kid)
+        if kid in keys.retired or (until is not None and self._clock() >= until):
             raise TokenRejectedError(f"token signed with retired key {kid!r}", reason="retired_key")
-        secret = self._keys.keys.get(kid)
+        secret = keys.keys.get(kid)
         if secret is None:
             raise TokenRejectedError(f"token signed with unknown key {kid!r}", reason="invalid")
         try:
@@ -314,3 +334,124 @@ def credential_from_header(value: str | None) -> str | None:
         _, sep, password = decoded.partition(":")
         return password if sep and password else None
     return None
+
+
+# -- the data dir's keyring: rotation with overlap --------------------------------------------
+
+
+class KeyringEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    secret: str = Field(repr=False, pattern=r"^[0-9a-f]{64,}$")
+    """Hex; never printed or logged."""
+    created_at: float
+    verify_until: float | None = None
+    """Set when a newer key took over: its tokens verify until then."""
+
+
+class Keyring(BaseModel):
+    """`<data_dir>/token-keys.json`: which key signs, and every key that still verifies."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    signing: str
+    keys: dict[str, KeyringEntry]
+    retired: list[str] = Field(default_factory=list)
+
+    def token_keys(self) -> TokenKeys:
+        return TokenKeys(
+            self.signing,
+            {kid: bytes.fromhex(e.secret) for kid, e in self.keys.items()},
+            frozenset(self.retired),
+            {kid: e.verify_until for kid, e in self.keys.items() if e.verify_until is not None},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Rotation:
+    """What `key rotate` did (no secret in it): printed and logged as is."""
+
+    new_kid: str
+    old_kid: str
+    old_verifies_until: float
+    retired: tuple[str, ...]
+
+
+def read_keyring(data_dir: Path) -> Keyring | None:
+    """The keyring, None when there is none yet; ValueError when it is damaged."""
+    path = data_dir / KEYRING_FILE
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return Keyring.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValueError(f"{path} is not a valid keyring: {exc.error_count()} errors") from None
+
+
+def write_keyring(data_dir: Path, ring: Keyring) -> None:
+    """Replace the keyring atomically, 0600 from its creation."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = data_dir / KEYRING_FILE
+    tmp = path.with_name(f".{KEYRING_FILE}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(ring.model_dump_json(indent=2))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def rotate_keyring(data_dir: Path, *, overlap_s: float, now: float | None = None) -> Rotation:
+    """A new signing key; the previous one verifies for `overlap_s` more, and keys whose
+    overlap has ended are retired (their secrets dropped). The first rotation adopts the
+    secret the server generated (`token-secret`) as key `default`."""
+    now = time.time() if now is None else now
+    ring = read_keyring(data_dir)
+    if ring is None:
+        first = load_or_create_secret(data_dir)
+        ring = Keyring(
+            signing=DEFAULT_KID,
+            keys={DEFAULT_KID: KeyringEntry(secret=first.hex(), created_at=now)},
+        )
+    ended = [
+        k for k, e in ring.keys.items() if e.verify_until is not None and e.verify_until <= now
+    ]
+    for kid in ended:
+        del ring.keys[kid]
+    old = ring.signing
+    new = f"k{int(now)}-{secrets.token_hex(3)}"
+    ring.keys[old].verify_until = now + overlap_s
+    ring.keys[new] = KeyringEntry(secret=secrets.token_bytes(32).hex(), created_at=now)
+    ring.signing = new
+    ring.retired = sorted({*ring.retired, *ended})
+    write_keyring(data_dir, ring)
+    return Rotation(new, old, now + overlap_s, tuple(ended))
+
+
+class KeyringSource:
+    """The data dir's token keys as they are now: the keyring, re-read when the file changes
+    (`key rotate` from another process takes effect on the next request), else the generated
+    secret alone."""
+
+    def __init__(self, data_dir: Path, fallback: bytes) -> None:
+        self.path = data_dir / KEYRING_FILE
+        self.data_dir = data_dir
+        self._fallback = TokenKeys.single(fallback)
+        self._seen: tuple[int, int] | None = None
+        self._keys = self._fallback
+
+    def __call__(self) -> TokenKeys:
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            return self._fallback
+        seen = (st.st_mtime_ns, st.st_size)
+        if seen != self._seen:
+            with contextlib.suppress(ValueError):  # a damaged file keeps the keys in force
+                ring = read_keyring(self.data_dir)
+                if ring is not None:
+                    self._keys = ring.token_keys()
+            self._seen = seen
+        return self._keys

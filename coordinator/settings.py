@@ -123,6 +123,9 @@ class Settings(BaseModel):
     """e.g. http://127.0.0.1:8080/cache (bazel-remote with --disable_http_ac_validation, or a
     WebDAV PUT server such as nginx)."""
     blob_upstream_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    record_requests_dir: Path | None = None
+    """Test-only: write every request body received to a file in this directory (red-team
+    checks that nothing secret arrives). Never set it on a real server: bodies are kept."""
 
     # -- tenancy, admission, rate limits (docs/coordinator.md#fairness-and-limits) ------------
     tenants: TenantPolicies = Field(default_factory=dict)

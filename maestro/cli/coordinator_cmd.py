@@ -7,8 +7,10 @@ filesystem access to the data dir: that *is* the operator's credential.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -217,6 +219,53 @@ def key_revoke(key_id: str, data: DATA = None, config: CONFIG = None) -> None:
     with _store(data, config) as store:
         record = store.revoke_key(key_id)
     out.print(f"key {record.key_id} revoked at {record.revoked_at}")
+
+
+@key_app.command("rotate")
+@fail_on_error
+def key_rotate(
+    overlap: Annotated[
+        float | None,
+        typer.Option(
+            "--overlap",
+            help="Seconds the previous signing key still verifies (default: the token TTL, so "
+            "no token it signed is refused before it expires).",
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    data: DATA = None,
+    config: CONFIG = None,
+) -> None:
+    """Rotate the token-signing key: a new key signs from now on, the previous one verifies
+    until the overlap ends (nobody is logged out); the server picks it up on its next request."""
+    from maestro.coordinator.auth import rotate_keyring
+    from maestro.errors import ConfigError
+
+    settings = _settings(data, config)
+    if settings.token_keys or settings.token_secret is not None:
+        raise ConfigError(
+            "token keys are configured (token_keys / token_secret): rotate them in the settings",
+            hint="add the new kid to token_keys and make it token_signing_kid, keep the old one "
+            "for one token TTL, then move it to token_retired_kids (docs/coordinator.md, "
+            '"Rotation drill")',
+        )
+    if settings.state_backend == "redis":
+        raise ConfigError(
+            "replicas share their token secret through Redis: configure token_keys to rotate",
+            hint='docs/coordinator.md, "Rotation drill"',
+        )
+    overlap_s = float(settings.token_ttl_s) if overlap is None else overlap
+    if overlap_s < 0:
+        raise ConfigError("--overlap must be 0 or more seconds")
+    done = rotate_keyring(settings.data_dir, overlap_s=overlap_s)
+    if as_json:
+        print(json.dumps(dataclasses.asdict(done)))  # noqa: T201
+        return
+    out.print(
+        f"token key {done.new_kid} signs from now on; {done.old_kid} verifies until "
+        f"{datetime.fromtimestamp(done.old_verifies_until, UTC):%Y-%m-%d %H:%M:%S} UTC"
+        + (f"; retired: {', '.join(done.retired)}" if done.retired else "")
+    )
 
 
 @key_app.command("list")
