@@ -254,3 +254,28 @@ async def test_refusal_json_is_the_documented_shape(make_env: EnvFactory) -> Non
     assert set(body) >= {"error", "message", "retryAfterMs", "rule", "remediation", "tenant"}
     assert body["rule"] == "rate.token" and body["error"] == "too_many_requests"
     assert 1000 <= body["retryAfterMs"] <= 10_000
+
+
+async def test_grafana_dashboard_queries_only_metrics_the_coordinator_exports(
+    make_env: EnvFactory,
+) -> None:
+    import re
+
+    dashboard = Path(__file__).resolve().parents[2] / "docs/grafana/coordinator-fairness.json"
+    doc = json.loads(dashboard.read_text())
+    names = {
+        m.removesuffix("_bucket")
+        for panel in doc["panels"]
+        for target in panel["targets"]
+        for m in re.findall(r"maestro_coordinator_[a-z_]+", target["expr"])
+    }
+    env = await make_env(rate_limits="shadow", tenants={"alpha": {"burst": 1}})
+    headers = await env.auth("alpha")
+    for _ in range(2):
+        await env.client.get(f"/alpha/cas/{sha(b'x')}", headers=headers)
+    exported = await (await env.client.get("/metrics")).text()
+    families = set(re.findall(r"^# TYPE (maestro_coordinator_[a-z_]+)", exported, re.M))
+    counters = {f + "_total" for f in families}
+    missing = sorted(n for n in names if n not in families and n not in counters)
+    assert not missing, missing
+    assert len(doc["panels"]) >= 10
