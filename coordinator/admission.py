@@ -322,7 +322,10 @@ class Admission:
         future = waiter.future
         try:
             async with asyncio.timeout(self.max_wait_s):
-                return await asyncio.shield(future)
+                seat = await asyncio.shield(future)
+            # the wait as the request saw it: until this task ran again, not until dispatch
+            seat.waited = self._clock() - now
+            return seat
         except TimeoutError:
             if future.done() and not future.cancelled():
                 return future.result()
