@@ -118,7 +118,7 @@ class PolicySet:
         return None
 
     def evaluate(self, inp: PolicyInput) -> Decision:
-        payload = orjson.dumps(inp.model_dump(mode="json"))
+        payload = inp.model_dump(mode="json")
         with self.compiled.lock:
             value = self.compiled.query(inp.point, payload)
         fired: list[FiredRule] = []

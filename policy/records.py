@@ -58,6 +58,8 @@ class DecisionLog:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             self._db.executescript(_SCHEMA)
             self._db.execute("pragma journal_mode=wal")
+            # a decision lost to a power cut is acceptable; an fsync per decision is not
+            self._db.execute("pragma synchronous=normal")
         except sqlite3.DatabaseError as exc:
             raise PolicyError(f"cannot open the decision log: {exc}", where=str(path)) from None
 

@@ -88,8 +88,10 @@ class Compiled:
         if out and "Errors:" in out[0] and not self._bundles:
             raise PolicySyntaxError(out[0].strip(), where="policy")
 
-    def query(self, key: str, input_json: bytes) -> Any:
-        """The entry point's value for this input (None when undefined)."""
+    def query(self, key: str, value: Any) -> Any:
+        """The entry point's value for ``value`` as input (None when undefined). The input is
+        built as terms from Python values (regopy's ``set_input``): several times faster than
+        handing rego-cpp JSON text, which it runs through its Rego parser."""
         from regopy.rego_shared import (
             rego_bundle_query,
             rego_free_output,
@@ -97,7 +99,7 @@ class Compiled:
             rego_output_string,
         )
 
-        self._interp.set_input_term(input_json.decode())
+        self._interp.set_input(value)
         out = rego_bundle_query(self._interp._impl, self._bundles[key]._impl)
         try:
             ok = rego_output_ok(out)
@@ -109,8 +111,8 @@ class Compiled:
         if not ok or text.startswith("(error"):
             found = _MESSAGE.search(text)
             raise PolicyEvalError(found.group("msg") if found else text[:200], where=key)
-        value = orjson.loads(text)
-        expressions = value.get("expressions") if isinstance(value, dict) else None
+        answer = orjson.loads(text)
+        expressions = answer.get("expressions") if isinstance(answer, dict) else None
         return expressions[0] if expressions else None
 
 

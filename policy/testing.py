@@ -125,7 +125,7 @@ def _rego_tests_here(root: Path) -> list[PolicyTest]:
     out: list[PolicyTest] = []
     for ref in queries:
         try:
-            value = compiled.query(ref, b"{}")
+            value = compiled.query(ref, {})
         except PolicyError as exc:
             out.append(PolicyTest(ref, files[ref], False, exc.message))
             continue
