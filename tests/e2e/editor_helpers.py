@@ -27,6 +27,10 @@ REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
 
 FILES = {
+    ".gitignore": """
+        __pycache__/
+        .pytest_cache/
+        """,
     "pyproject.toml": """
         [project]
         name = "editordemo"
