@@ -9,10 +9,11 @@ flags on stderr. `set --scope tenant` changes the override on the coordinator (a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -20,17 +21,18 @@ from rich.table import Table
 
 from maestro.cli.common import ROOT_OPTION, console, err_console, fail_on_error, resolve_root
 from maestro.errors import WorkspaceError
-from maestro.flags import (
-    FlagError,
-    FlagValue,
-    Registry,
-    Resolution,
-    Scope,
-    WorkspaceFlags,
-    builtin_registry,
-    format_value,
-    today_utc,
-)
+
+if TYPE_CHECKING:  # imported when a flags command runs: every other command skips the registry
+    from maestro.flags import FlagValue, Registry, Resolution, WorkspaceFlags
+
+
+class ScopeChoice(StrEnum):
+    """The --scope values (maestro.flags.Scope, without importing the registry to parse argv)."""
+
+    USER = "user"
+    WORKSPACE = "workspace"
+    TENANT = "tenant"
+
 
 flags_app = typer.Typer(
     no_args_is_help=True, help="Feature flags: list, get, set, explain (owner, scope, expiry)."
@@ -43,11 +45,13 @@ JSON_OPTION = Annotated[bool, typer.Option("--json", help="machine-readable outp
 class FlagsCli:
     """What the commands resolve against; tests pass their own as the click context's obj."""
 
-    registry: Registry = field(default_factory=builtin_registry)
+    registry: Registry | None = None
     today: date | None = None
 
 
 def _flags(ctx: typer.Context, root: Path | None, *, need_root: bool = False) -> WorkspaceFlags:
+    from maestro.flags import WorkspaceFlags, builtin_registry, today_utc
+
     deps = ctx.obj if isinstance(ctx.obj, FlagsCli) else FlagsCli()
     workspace: Path | None
     try:
@@ -58,11 +62,19 @@ def _flags(ctx: typer.Context, root: Path | None, *, need_root: bool = False) ->
         workspace = None
     fixed = deps.today
     flags = WorkspaceFlags(
-        workspace, deps.registry, today=(lambda: fixed) if fixed is not None else today_utc
+        workspace,
+        deps.registry or builtin_registry(),
+        today=(lambda: fixed) if fixed is not None else today_utc,
     )
     for line in flags.warnings():
         err_console.print(f"[yellow]warning:[/] {escape(line)}")
     return flags
+
+
+def _fmt(value: FlagValue | None) -> str:
+    from maestro.flags import format_value
+
+    return format_value(value)
 
 
 def _print_json(data: Any) -> None:
@@ -109,7 +121,7 @@ def list_flags(
         expires = r.flag.expires.isoformat()
         table.add_row(
             r.flag.name,
-            escape(format_value(r.value)) + _mark(r),
+            escape(_fmt(r.value)) + _mark(r),
             r.layer.value,
             r.flag.owner,
             f"[red]{expires} EXPIRED[/]" if r.expired else expires,
@@ -136,7 +148,7 @@ def _daemon_report(flags: WorkspaceFlags, *, as_json: bool) -> None:
     for column in ("flag", "value", "set by", "owner", "expires"):
         table.add_column(column)
     for f in report.flags:
-        shown = escape(format_value(f.value)) + (" [red](kill-switch)[/]" if f.killed else "")
+        shown = escape(_fmt(f.value)) + (" [red](kill-switch)[/]" if f.killed else "")
         expires = f"[red]{f.expires} EXPIRED[/]" if f.expired else f.expires
         table.add_row(f.name, shown, f.layer, f.owner, expires)
     console.print(table)
@@ -165,7 +177,7 @@ def get_flag(
     if as_json:
         _print_json(r.to_json())
     else:
-        typer.echo(format_value(r.value))
+        typer.echo(_fmt(r.value))
 
 
 @flags_app.command("explain")
@@ -186,13 +198,13 @@ def explain_flag(
         _print_json(data)
         return
     f = r.flag
-    console.print(f"[bold]{f.name}[/] = [bold]{escape(format_value(r.value))}[/]{_mark(r)}")
+    console.print(f"[bold]{f.name}[/] = [bold]{escape(_fmt(r.value))}[/]{_mark(r)}")
     console.print(f"  because: {escape(r.why)}")
     console.print(f"  {escape(f.description)}")
-    kill = "none" if f.kill_value is None else format_value(f.kill_value)
+    kill = "none" if f.kill_value is None else _fmt(f.kill_value)
     console.print(
         f"  owner {escape(f.owner)}; type {escape(f.type_text())}; default "
-        f"{escape(format_value(f.default))}; kill value {escape(kill)}; scopes "
+        f"{escape(_fmt(f.default))}; kill value {escape(kill)}; scopes "
         f"{', '.join(sorted(s.value for s in f.scopes))}; expires {f.expires.isoformat()}"
         + (" [red](EXPIRED)[/]" if r.expired else "")
     )
@@ -225,7 +237,7 @@ def set_flag(
         str, typer.Option("--reason", "-m", help="why (kept in the audit trail)")
     ] = "",
     scope: Annotated[
-        Scope | None,
+        ScopeChoice | None,
         typer.Option(
             "--scope",
             help="user, workspace (default inside a workspace) or tenant (the coordinator, admin "
@@ -240,9 +252,12 @@ def set_flag(
     as_json: JSON_OPTION = False,
 ) -> None:
     """Set a flag (or its kill-switch) at one scope, or clear it there; a reason is required."""
-    flags = _flags(ctx, root, need_root=scope in (Scope.WORKSPACE, Scope.TENANT))
-    if scope is None:
-        scope = Scope.WORKSPACE if flags.root is not None else Scope.USER
+    from maestro.flags import FlagError, Scope
+
+    chosen = Scope(scope.value) if scope is not None else None
+    flags = _flags(ctx, root, need_root=chosen in (Scope.WORKSPACE, Scope.TENANT))
+    if chosen is None:
+        chosen = Scope.WORKSPACE if flags.root is not None else Scope.USER
     flag = flags.registry.get(name)
     if clear and (kill or value is not None):
         raise FlagError("--clear takes no value and no --kill", hint="clear first, then set")
@@ -252,10 +267,10 @@ def set_flag(
             hint=f"{name} takes {flag.type_text()}; or pass --kill or --clear",
         )
     parsed: FlagValue | None = flag.parse(value) if value is not None else None
-    if scope is Scope.TENANT:
+    if chosen is Scope.TENANT:
         _set_tenant(flags, name, parsed, kill=kill, clear=clear, reason=reason, as_json=as_json)
         return
-    entry = flags.change(name, parsed, scope=scope, reason=reason, kill=kill, clear=clear)
+    entry = flags.change(name, parsed, scope=chosen, reason=reason, kill=kill, clear=clear)
     if as_json:
         _print_json(entry.model_dump(mode="json", exclude_none=True))
         return
@@ -263,8 +278,8 @@ def set_flag(
     new = entry.new.describe() if entry.new else "cleared"
     now = flags.resolve(name)
     console.print(
-        f"{name} at {scope.value} scope: {escape(old)} -> {escape(new)}; in force here: "
-        f"{escape(format_value(now.value))} ({now.layer.value})"
+        f"{name} at {chosen.value} scope: {escape(old)} -> {escape(new)}; in force here: "
+        f"{escape(_fmt(now.value))} ({now.layer.value})"
     )
 
 
@@ -283,6 +298,7 @@ def _set_tenant(
 
     from maestro.coordinator.flags_client import FlagsClient
     from maestro.errors import ConfigError
+    from maestro.flags import Scope
     from maestro.settings import load_settings
 
     if not clear:
