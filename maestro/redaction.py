@@ -112,6 +112,8 @@ _SKIPPED_DETECTORS = {
     "Hex High Entropy String",
 }
 _CLEAN = re.compile(r"[^a-z0-9]+")
+_UNDECODED = re.compile("[\udc80-\udcff]")
+_MARKER = re.compile(r"\[REDACTED:[a-z0-9-]+:[0-9a-f]{4}\]")
 
 
 def marker(kind: str, value: str) -> str:
@@ -167,8 +169,8 @@ _SK = (r"S(?:K|G\.)", False)  # Twilio SK, SendGrid
 _G = (r"g(?:h[pousr]_|ithub_pat_|l(?:pat|dt|ft|soat|rt|cbt|imt|ptt|agent|oas)-)", False)
 _PEM_KEY = (r"P(?:RIVATE KEY|uTTY-User-Key-File-2)", False)
 _URL = ("://", False)
-_DOTS = (r"\.[\w-]{6}\.", False)  # Discord's two dots
-_COLON = (r":[\w-]{35}", False)  # Telegram's
+_DOTS = (r"\.[\w-]{6}\.(?<=[\w-]{23}\.[\w-]{6}\.)", False)  # Discord: 23+ chars . 6 .
+_COLON = (r":(?<=\d:)[\w-]{35}", False)  # Telegram: digits, colon, 35 characters
 # Lowercased (the detectors that ignore case; rare literals, whose case does not matter, too),
 # merged by first letter:
 _K = (
@@ -177,9 +179,12 @@ _K = (
 )  # api_key, privatekey... (not "keys", "KeyError", "monkeypatch"), key = ..., Stripe
 _P = (r"p(?:ass(?:w|(?<=[_bey]pass))|w|ypi-ag)", True)  # password, db_pass, pwd, PyPI
 _PASS_IS = (r"pass[\"']?\]? *[=: ]", True)  # pass = ...
-_T = (r"t(?:oken|3blbkfj)", True)  # token, OpenAI
-_S = (r"s(?:ecret|q0csp-)", True)  # secret, Square
-_AW = (r"a(?:ws|uthorization)", True)
+_T = ("token", True)
+_OPENAI = ("T3BlbkFJ", False)
+_S = ("secret", True)
+_SQUARE = ("sq0csp-", False)
+_AW = ("aws", True)
+_AUTHORIZATION = ("authorization", True)
 _C = (
     r"c(?:ontrase|loudant\.com|l(?:oudant|ou)?[_-]?(?:api)?(?:key|pw|pass|token))",
     True,
@@ -195,6 +200,7 @@ def _lower(literal: str) -> Trigger:
 _KEYWORD = (_K, _P, _S, _C)  # detect-secrets' keyword detector
 _CREDENTIAL_WORD = (_K, _P, _PASS_IS, _T)  # IBM, SoftLayer: key|pwd|pass|token, then =
 _LONG_VALUE = re.compile(r"[\w-]{44}")  # their values: 44 or 64 word characters
+_ASSIGNS = re.compile(r"[:=;]")  # the keyword detector's forms: key: '...', key = '...', ... ;
 # By detect-secrets kind: what each of the kind's patterns must match (read off their regexes;
 # tests/redaction checks that the screened scan finds what the full scan finds). A kind missing
 # here, or None, is scanned over the whole text.
@@ -212,13 +218,13 @@ _DETECTOR_TRIGGERS: dict[str, tuple[Trigger, ...] | None] = {
     "json-web-token": (_lower("eyJ"),),
     "mailchimp-access-key": (_lower("-us"),),
     "npm-tokens": (_lower("_authToken="),),
-    "openai-token": (_T,),
+    "openai-token": (_OPENAI,),
     "private-key": (_PEM_KEY,),
     "pypi-token": (_P,),
     "sendgrid-api-key": (_SK,),
     "slack-token": (_lower("xox"), _lower("hooks.slack.com")),
     "softlayer-credentials": _CREDENTIAL_WORD,
-    "square-oauth-secret": (_S,),
+    "square-oauth-secret": (_SQUARE,),
     "stripe-access-key": (_K,),
     "telegram-bot-token": (_COLON,),
     "twilio-api-key": (_A, _SK),
@@ -246,7 +252,7 @@ class _Pattern:
 
 _STRUCTURAL = (
     _Pattern("private-key", _PEM, 0, (_PEM_KEY,), within_lines=False),
-    _Pattern("authorization-header", _AUTH_HEADER, 1, (_AW,)),
+    _Pattern("authorization-header", _AUTH_HEADER, 1, (_AUTHORIZATION,)),
     _Pattern("maestro-api-key", _EXTRA["maestro-api-key"], 0, (_M,)),
     _Pattern("maestro-token", _EXTRA["maestro-token"], 0, (_M,)),
     _Pattern("npm-token", _EXTRA["npm-token"], 0, (_N,)),
@@ -279,10 +285,14 @@ def _detector_patterns() -> tuple[_Pattern, ...]:
         for regex in denylist:
             requires = _QUOTES if kind == "secret-keyword" else ()
             needs = _LONG_VALUE if _DETECTOR_TRIGGERS.get(kind) is _CREDENTIAL_WORD else None
+            if kind == "secret-keyword":
+                needs = _ASSIGNS
             triggers = _DETECTOR_TRIGGERS.get(kind)
             found.append(_Pattern(kind, regex, None, triggers, requires=requires, needs=needs))
     for regex, group in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items():
-        found.append(_Pattern("secret-keyword", regex, group, _KEYWORD, requires=_QUOTES))
+        found.append(
+            _Pattern("secret-keyword", regex, group, _KEYWORD, requires=_QUOTES, needs=_ASSIGNS)
+        )
     return tuple(found)
 
 
@@ -331,6 +341,8 @@ class Redactor:
         spans: list[Finding] = list(self._find_known(text))
         patterns = _STRUCTURAL + _detector_patterns() if self.detectors else _STRUCTURAL
         spans += _scan(patterns, text, screen=self.screen)
+        if "[REDACTED:" in text:  # redacted text stays as it is (`password = "[REDACTED:...]"`)
+            spans = [f for f in spans if not _redacted_already(text, f)]
         spans.sort(key=lambda f: (f.start, -f.end))
         merged: list[Finding] = []
         for f in spans:
@@ -384,7 +396,10 @@ class Redactor:
         """The last scan before ``data`` leaves: unchanged (it may be content-addressed), cleared
         when it holds no secret; when it does, blocked if ``enforce``, else cleared anyway (the
         caller counts and warns)."""
-        found = self.findings(data.decode("utf-8", "surrogateescape"))
+        # bytes that are not UTF-8 (msgpack's framing around the strings of an encoded result)
+        # end a token, as a separator would: a marker is not read as a longer value
+        text = _UNDECODED.sub(" ", data.decode("utf-8", "surrogateescape"))
+        found = self.findings(text)
         kinds = tuple(sorted({f.kind for f in found}))
         if found and enforce:
             return Vetted(None, kinds)
@@ -397,6 +412,14 @@ class Redactor:
             return
         for m in regex.finditer(text):
             yield Finding(self._known[m.group()], m.start(), m.end())
+
+
+def _redacted_already(text: str, found: Finding) -> bool:
+    """A value that starts with a marker (whatever a detector's character class let follow
+    it: `</failure>`, `&quot;`) or that is only markers."""
+    if _MARKER.match(text, found.start):
+        return True
+    return len(_MARKER.sub("", text[found.start : found.end]).strip("\"'` ")) < 4
 
 
 def preload() -> None:
