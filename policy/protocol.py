@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
+from maestro.policy.bundle import Incident
 from maestro.policy.model import DecisionRecord
-from maestro.wire import register_method
+from maestro.wire import register_event, register_method
 
 
 class PolicyDecisionsParams(BaseModel):
@@ -29,3 +30,6 @@ POLICY_DECISIONS = register_method(
     PolicyDecisionsResult,
     doc="Policy decisions about a run (execution id) or a test, with rule ids and remediation.",
 )
+
+POLICY_INCIDENT = register_event("policy.incident", Incident)
+"""Broadcast when a team bundle is quarantined (``active``) and when a good one clears it."""

@@ -127,6 +127,16 @@ class DecisionLog:
             rows = self._db.execute(sql, args).fetchall()
         return [DecisionRecord.model_validate_json(row[0]) for row in rows]
 
+    def after(self, seq: int, *, limit: int = 500) -> tuple[int, list[DecisionRecord]]:
+        """Records stored after position ``seq`` (oldest first) and the last position: what a
+        daemon has not yet sent to the coordinator."""
+        with self._lock:
+            rows = self._db.execute(
+                "select seq, body from decisions where seq > ? order by seq limit ?", (seq, limit)
+            ).fetchall()
+        last = rows[-1][0] if rows else seq
+        return int(last), [DecisionRecord.model_validate_json(r[1]) for r in rows]
+
     def count(self) -> int:
         with self._lock:
             (n,) = self._db.execute("select count(*) from decisions").fetchone()

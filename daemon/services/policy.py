@@ -10,22 +10,33 @@ synchronous) and kept in the workspace's decision log.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+import orjson
+
 from maestro.errors import MaestroError, PolicyDeniedError, PolicyError
 from maestro.policy.model import CacheInput, RunInput, RunKind, RunningRun, SelectInput
-from maestro.policy.protocol import POLICY_DECISIONS, PolicyDecisionsParams, PolicyDecisionsResult
+from maestro.policy.protocol import (
+    POLICY_DECISIONS,
+    POLICY_INCIDENT,
+    PolicyDecisionsParams,
+    PolicyDecisionsResult,
+)
 
 if TYPE_CHECKING:
     from maestro.cache.action import ActionResult
+    from maestro.coordinator.client import CoordinatorClient
     from maestro.daemon.app import DaemonApp
     from maestro.daemon.transport.server import RequestContext
     from maestro.engine.core import Engine
     from maestro.engine.testing import Plan, PlannedFile, Selection
+    from maestro.policy.bundle import BundleStore, Incident
     from maestro.policy.gate import MarkerScanner, PolicyGate
     from maestro.policy.model import DecisionRecord
     from maestro.wire import PredictiveInfo
@@ -33,6 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SELECTED_IN_INPUT = 100
+DEFAULT_REFRESH_S = 60.0
 
 
 class PolicyService:
@@ -44,6 +56,12 @@ class PolicyService:
         self._open_lock = asyncio.Lock()
         self._running: dict[str, RunningRun] = {}
         self._ended = asyncio.Condition()
+        self.bundles: BundleStore | None = None
+        self._client: CoordinatorClient | None = None
+        self._client_for: tuple[str, str, str] | None = None
+        self._sent = 0  # decision log position already sent to the coordinator
+        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def gate(self) -> PolicyGate | None:
         """The workspace's gate, opened once (None, logged, when the log cannot be opened)."""
@@ -52,16 +70,135 @@ class PolicyService:
                 from maestro.policy.gate import MarkerScanner, PolicyGate
 
                 try:
-                    self._gate = await asyncio.to_thread(PolicyGate.for_workspace, self.root)
+                    gate = await asyncio.to_thread(PolicyGate.for_workspace, self.root)
+                    await asyncio.to_thread(self._open_bundles, gate)
                 except PolicyError:
                     log.exception("policy gate unavailable: decisions are not enforced")
                     return None
+                self._gate = gate
                 self._markers = MarkerScanner(self.root)
             return self._gate
 
     async def stop(self, app: DaemonApp) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._client is not None:
+            await self._client.close()
         if self._gate is not None:
             self._gate.close()
+
+    # --- team bundle and decision upload -----------------------------------------------------
+
+    async def startup(self, app: DaemonApp) -> None:
+        """Start the coordinator sync in the background: the daemon answers at once."""
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.create_task(self._sync_forever(), name="policy-sync")
+
+    def _open_bundles(self, gate: PolicyGate) -> None:
+        """The team layer: the persisted last good bundle goes in force (no network needed)."""
+        keys = self._trusted_keys(self._bundle_settings(gate))
+        if not keys:
+            return
+        from maestro.paths import workspace_state_dir
+        from maestro.policy.bundle import BundleStore
+
+        folder = workspace_state_dir(self.root) / "policy-bundle"
+        self.bundles = BundleStore(folder, gate.engine, keys)
+        self.bundles.listeners.append(self._forward_incident)
+        self.bundles.warm_start()
+
+    def _bundle_settings(self, gate: PolicyGate) -> dict[str, object]:
+        policy = gate.engine.current
+        config = policy.sources.data.get("workspace", {}) if policy is not None else {}
+        found = config.get("bundle", {}) if isinstance(config, dict) else {}
+        return found if isinstance(found, dict) else {}
+
+    def _trusted_keys(self, settings: Mapping[str, object]) -> dict[str, object]:
+        """``[tool.maestro.policy.bundle] keys = {kid = "path/to/public.pem"}`` (two at once
+        while keys rotate)."""
+        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+        keys: dict[str, object] = {}
+        table = settings.get("keys", {})
+        for kid, path in table.items() if isinstance(table, dict) else []:
+            try:
+                keys[str(kid)] = load_pem_public_key((self.root / str(path)).read_bytes())
+            except (OSError, ValueError) as exc:
+                log.error("policy bundle key %s not loaded from %s: %s", kid, path, exc)
+        return keys
+
+    def _forward_incident(self, incident: Incident) -> None:
+        # listeners run in the thread that applied the bundle; the server lives on the loop
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self.app.broadcast, POLICY_INCIDENT, incident)
+
+    async def _sync_forever(self) -> None:
+        gate = await self.gate()
+        if gate is None:
+            return
+        refresh_s = float(str(self._bundle_settings(gate).get("refresh_s", DEFAULT_REFRESH_S)))
+        while True:
+            try:
+                await self.sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("policy sync with the coordinator failed")
+            await asyncio.sleep(refresh_s)
+
+    async def sync_once(self) -> None:
+        """Fetch the team bundle (by ETag) and send the decisions not sent yet."""
+        from maestro.errors import PolicyBundleError
+        from maestro.settings import load_settings
+
+        loaded = await asyncio.to_thread(load_settings, self.root)
+        remote = loaded.config.remote
+        key = os.environ.get(remote.api_key_env) if remote is not None else None
+        if remote is None or not key:
+            return
+        client = await self._coordinator(remote.url, remote.tenant, key)
+        try:
+            token = await client.token()
+        except MaestroError as exc:
+            log.warning("policy sync: no coordinator token (%s); the held policy stays", exc)
+            return
+        if self.bundles is not None:
+            with contextlib.suppress(PolicyBundleError):  # quarantined: the incident is raised
+                await self.bundles.fetch(remote.url, remote.tenant, token)
+        await self._send_decisions(client, remote.url, remote.tenant)
+
+    async def _coordinator(self, url: str, tenant: str, key: str) -> CoordinatorClient:
+        from maestro.coordinator.client import CoordinatorClient
+
+        if self._client is None or self._client_for != (url, tenant, key):
+            if self._client is not None:
+                await self._client.close()
+            self._client = CoordinatorClient(url, tenant, key, timeout_s=10)
+            self._client_for = (url, tenant, key)
+        return self._client
+
+    async def _send_decisions(self, client: CoordinatorClient, url: str, tenant: str) -> None:
+        gate = self._gate
+        if gate is None or gate.log is None:
+            return
+        last, records = await asyncio.to_thread(gate.log.after, self._sent)
+        if not records:
+            return
+        body = orjson.dumps(
+            {"decisions": [r.model_dump(mode="json", by_alias=True) for r in records]}
+        )
+        status, answer, _ = await client._request(
+            "POST", f"{url.rstrip('/')}/v1/tenants/{tenant}/policy/decisions", data=body,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        if status == 200:
+            self._sent = last
+        else:
+            log.warning("policy decisions not sent: HTTP %d %s", status, answer[:200])
 
     # --- run ---------------------------------------------------------------------------------
 
@@ -271,6 +408,7 @@ def _now_ms() -> int:
 def install(app: DaemonApp) -> PolicyService:
     service = PolicyService(app)
     app.provide(PolicyService, service)
+    app.on_startup(service.startup)
     app.on_shutdown(service.stop)
     app.register(POLICY_DECISIONS, service.decisions)
     return service

@@ -117,3 +117,63 @@ async def test_explain_by_execution_id_is_tenant_scoped_and_redacted(
     assert (await theirs.json())["decisions"] == []
     assert (await env.client.get("/api/policy/explain", headers=rw)).status == 400
     assert (await env.client.get("/api/policy/explain?executionId=exec-1")).status == 401
+
+
+class _App:
+    """What PolicyService uses of the daemon: its root and its broadcast."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.events: list[tuple[str, object]] = []
+
+    def broadcast(self, event: str, payload: object = None) -> int:
+        self.events.append((event, payload))
+        return 1
+
+
+async def test_daemon_policy_service_syncs_bundle_and_decisions_and_starts_warm(
+    env: Env, workspace: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from maestro.daemon.services.policy import PolicyService
+
+    signer = ec.generate_private_key(ec.SECP256R1())
+    admin = await env.auth("alpha", Role.ADMIN)
+    data = build(
+        {"freeze.rego": FREEZE}, key=signer, kid="k1", revision="r1", version=1,
+        expires=datetime.now(UTC) + timedelta(days=1),
+    )  # fmt: skip
+    assert (
+        await env.client.put("/v1/tenants/alpha/policy/bundle", data=data, headers=admin)
+    ).status == 204
+    key = create_key(env.store, "alpha", Role.READ_WRITE).plaintext
+    monkeypatch.setenv("MAESTRO_TEST_POLICY_KEY", key)
+    base = str(env.client.make_url("")).rstrip("/")
+    root = workspace(
+        f'[tool.maestro.remote]\nurl = "{base}"\ntenant = "alpha"\n'
+        'api-key-env = "MAESTRO_TEST_POLICY_KEY"\n\n'
+        '[tool.maestro.policy.bundle.keys]\nk1 = "team.pem"\n'
+    )
+    pem = signer.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    (root / "team.pem").write_bytes(pem)
+
+    service = PolicyService(_App(root))  # type: ignore[arg-type]
+    gate = await service.gate()
+    assert gate is not None and service.bundles is not None
+    await service.admit("exec-a", ["tests/t.py"])  # interactive: allowed, recorded
+    await service.finished("exec-a")
+    await service.sync_once()
+    assert gate.engine.decide(RunInput(kind="background", now_ms=1)).result == "deny"
+    rw = await env.auth("alpha", Role.READ_WRITE)
+    explained = await env.client.get("/api/policy/explain?executionId=exec-a", headers=rw)
+    assert [d["point"] for d in (await explained.json())["decisions"]] == ["run"]
+    await service.stop(None)  # type: ignore[arg-type]
+
+    # a restart with the coordinator gone: the persisted bundle is in force at once
+    monkeypatch.setenv("MAESTRO_TEST_POLICY_KEY", "mk_gone")
+    restarted = PolicyService(_App(root))  # type: ignore[arg-type]
+    gate2 = await restarted.gate()
+    assert gate2 is not None
+    assert gate2.engine.decide(RunInput(kind="background", now_ms=1)).result == "deny"
+    await restarted.stop(None)  # type: ignore[arg-type]
