@@ -274,10 +274,24 @@ class FlagsService:
                     latest.reason,
                 )
         await self._push_enforce()
+        await self._stop_speculation_if_off()
         try:
             await asyncio.to_thread(write_tenant_cache, self.root, poll.flags)
         except OSError as exc:
             log.warning("could not save the tenant flags for the CLI: %s", exc)
+
+    async def _stop_speculation_if_off(self) -> None:
+        """A speculative run in flight stops when its flag goes off (a kill-switch is meant to
+        stop work now, not only the next one)."""
+        from maestro.daemon.services.speculation import SpeculationService
+
+        if self.value("ml.speculation.enabled"):
+            return
+        try:
+            speculation = self.app.service(SpeculationService)
+        except LookupError:
+            return
+        await speculation.cancel("ml.speculation.enabled is off (feature flag)")
 
     async def _poll_forever(self) -> None:
         while True:
