@@ -1,7 +1,8 @@
 """`maestro test` and `maestro stale`: cached, impact-selected pytest runs at the terminal.
 
 Exit codes follow pytest: 0 all passed, 1 failures, 2 interrupted, 3 internal error (Maestro or
-pytest could not run), 4 usage error, 5 no tests selected.
+pytest could not run), 4 usage error, 5 no tests selected (but 0 for --impacted when nothing is
+impacted: a docs-only change must not fail CI).
 """
 
 from __future__ import annotations
