@@ -52,7 +52,7 @@ from .blobs import (
 )
 from .eviction import LruTracker, evict_for
 from .hardening import CLIENT_CLOSED, SlowUploadError, is_client_abort, read_body
-from .metrics import Metrics
+from .metrics import CONTENT_TYPE, Metrics, MetricsListener, sees_tenants
 from .models import (
     ErrorBody,
     Health,
@@ -565,9 +565,9 @@ class Coordinator:
         )
     )
     async def metrics_endpoint(self, request: web.Request) -> web.Response:
+        tenants = sees_tenants(self.settings, request.headers.get("Authorization"))
         return web.Response(
-            body=self.metrics.render(),
-            headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+            body=self.metrics.render(tenants=tenants), headers={"Content-Type": CONTENT_TYPE}
         )
 
     @operation(
@@ -828,6 +828,7 @@ class Coordinator:
 
 STATE = web.AppKey("coordinator", Coordinator)
 FLAG_ROUTES = web.AppKey("flag_routes", flags_routes.TenantFlagRoutes)
+METRICS_LISTENER = web.AppKey("metrics_listener", MetricsListener)
 
 RUNNER_KWARGS: dict[str, Any] = {"auto_decompress": False, "access_log": None}
 """Pass to `web.AppRunner` (or `web.run_app`) serving this app. `auto_decompress=False` is
@@ -913,10 +914,21 @@ def create_app(
 
     add_policy_routes(app, coordinator)
 
+    listener: list[MetricsListener] = []
+
     async def startup(app: web.Application) -> None:
         await coordinator.start()
+        if settings.metrics_port is not None:
+            metrics = MetricsListener(
+                coordinator.metrics, settings.metrics_host, settings.metrics_port
+            )
+            await metrics.start()
+            listener.append(metrics)
+            app[METRICS_LISTENER] = metrics
 
     async def cleanup(app: web.Application) -> None:
+        for metrics in listener:
+            await metrics.stop()
         await coordinator.gate.close()
         await coordinator.blobs.close()
         if owned_state:

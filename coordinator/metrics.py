@@ -3,11 +3,27 @@
 Label values come only from closed sets (route templates, known methods, status codes) or from
 tenants that authenticated successfully; nothing a client can invent becomes a label, so a fuzzer
 or an attacker cannot blow up the series count.
+
+Who sees what (docs/coordinator.md, "Metrics"): the series labelled with a tenant name only go to
+a caller presenting the `metrics_token` (Prometheus' `authorization` setting) or to the separate
+listener on `metrics_port` (bind it to a private address); an anonymous caller of the main
+listener gets every other series. `metrics_public = true` gives everyone everything (tests,
+trusted networks).
 """
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"})
 LATENCY_BUCKETS = (
@@ -67,6 +83,71 @@ class Metrics:
     def method_label(self, method: str) -> str:
         return method if method in KNOWN_METHODS else "other"
 
-    def render(self) -> bytes:
-        data: bytes = generate_latest(self.registry)
-        return data
+    def render(self, *, tenants: bool = True) -> bytes:
+        """The exposition; without the tenant-labelled series unless ``tenants``."""
+        if tenants:
+            data: bytes = generate_latest(self.registry)
+            return data
+        view = CollectorRegistry(auto_describe=False)
+        view.register(_WithoutTenants(self.registry))
+        anonymous: bytes = generate_latest(view)
+        return anonymous
+
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class _WithoutTenants(Collector):
+    """The registry's families with every sample that names a tenant left out."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.registry.collect():
+            kept = Metric(family.name, family.documentation, family.type, family.unit)
+            kept.samples = [s for s in family.samples if "tenant" not in s.labels]
+            yield kept
+
+
+def sees_tenants(settings: Settings, authorization: str | None) -> bool:
+    """Whether a caller of the main listener may see the tenant-labelled series."""
+    if settings.metrics_public:
+        return True
+    token = settings.metrics_token
+    if token is None or not authorization:
+        return False
+    scheme, _, value = authorization.strip().partition(" ")
+    expected = token.get_secret_value().encode()
+    return scheme.lower() == "bearer" and hmac.compare_digest(value.strip().encode(), expected)
+
+
+class MetricsListener:
+    """The separate listener (`metrics_port`): the full metrics, nothing else, no credentials."""
+
+    def __init__(self, metrics: Metrics, host: str, port: int) -> None:
+        self.metrics, self.host, self.port = metrics, host, port
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/metrics", self._serve)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:  # a free port was asked for: say which
+            server = site._server
+            sockets = getattr(server, "sockets", None) or []
+            self.port = int(sockets[0].getsockname()[1]) if sockets else 0
+
+    async def _serve(self, request: web.Request) -> web.Response:
+        return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None

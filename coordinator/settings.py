@@ -123,6 +123,15 @@ class Settings(BaseModel):
     """e.g. http://127.0.0.1:8080/cache (bazel-remote with --disable_http_ac_validation, or a
     WebDAV PUT server such as nginx)."""
     blob_upstream_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    metrics_token: SecretStr | None = Field(default=None, min_length=16)
+    """Bearer token that sees /metrics whole, tenant-labelled series included (Prometheus:
+    `authorization: {credentials: ...}`); without it /metrics leaves out every tenant name."""
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
+    """A separate listener serving the whole /metrics without credentials (0: any free port);
+    bind it where only the monitoring system reaches (`metrics_host`)."""
+    metrics_host: str = "127.0.0.1"
+    metrics_public: bool = False
+    """Everyone sees /metrics whole, tenant names included (trusted networks, tests)."""
     record_requests_dir: Path | None = None
     """Test-only: write every request body received to a file in this directory (red-team
     checks that nothing secret arrives). Never set it on a real server: bodies are kept."""

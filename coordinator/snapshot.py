@@ -20,7 +20,9 @@ import lmdb
 from pydantic import ValidationError
 
 from maestro.cache.files import (
+    FILE_MODE,
     DataFileManifest,
+    create_private,
     data_file_facts,
     install_staged,
     sha256_file,
@@ -87,9 +89,17 @@ def _scan(env_dir: Path) -> tuple[dict[str, int], str]:
         env.close()
 
 
+SNAPSHOT_DIR_MODE = 0o700
+"""A snapshot holds every tenant's entries and key records: its owner alone may enter it."""
+
+
 def take_snapshot(store: Store, dest: Path) -> SnapshotManifest:
     if dest.exists() and any(dest.iterdir()):
         raise CoordinatorError(f"{dest} is not empty", hint="snapshot into a new directory")
+    # the directory is private before anything is written in it, so files LMDB creates with
+    # the umask's mode are out of reach until they are tightened below
+    dest.mkdir(parents=True, exist_ok=True, mode=SNAPSHOT_DIR_MODE)
+    dest.chmod(SNAPSHOT_DIR_MODE)
     store.copy_to(dest)
     counts, chain = _scan(dest)
     data = dest / DATA_FILE
@@ -101,7 +111,10 @@ def take_snapshot(store: Store, dest: Path) -> SnapshotManifest:
         ac_entries=counts["ac"],
         entries_sha256=chain,
     )
-    (dest / MANIFEST_FILE).write_text(manifest.model_dump_json(indent=2))
+    with create_private(dest / MANIFEST_FILE) as fh:
+        fh.write(manifest.model_dump_json(indent=2).encode())
+    for path in dest.iterdir():
+        path.chmod(FILE_MODE)
     return manifest
 
 

@@ -22,6 +22,7 @@ def settings(tmp_path: Path) -> Settings:
         max_blob_bytes=2 << 20,
         access_log=True,
         io_threads=4,
+        metrics_public=True,  # the tests read per-tenant series without a metrics token
     )
 
 

@@ -214,6 +214,7 @@ def start_coordinator(tmp: Path, name: str, settings: dict[str, str]) -> Replica
     env = {
         **os.environ,
         "MAESTRO_COORDINATOR_DATA_DIR": str(data),
+        "MAESTRO_COORDINATOR_METRICS_PUBLIC": "true",  # per-tenant series without a token
         **{f"MAESTRO_COORDINATOR_{k.upper()}": v for k, v in settings.items()},
     }
     log = data / "server.log"

@@ -31,7 +31,9 @@ async def make_env(tmp_path: Path) -> AsyncIterator[EnvFactory]:
 
     async def make(**overrides: Any) -> Env:
         settings = Settings(
-            data_dir=tmp_path / f"coord{len(opened)}", max_blob_bytes=2 << 20, **overrides
+            data_dir=tmp_path / f"coord{len(opened)}",
+            max_blob_bytes=2 << 20,
+            **{"metrics_public": True, **overrides},  # per-tenant series without a token
         )
         store = Store(settings.data_dir / "store")
         store.add_tenant("alpha")
