@@ -1,19 +1,22 @@
 """A record of every request body the coordinator receives, for red-team tests.
 
 Enabled only by the typed setting ``record_requests_dir`` (never on by default): each request
-with a body becomes one file in that directory (``<n>-<METHOD>-<path>.body``: the body exactly as
-received, compressed or not). It runs first among the middlewares, so a request refused later
-(401, 429, 413) is recorded too; the handlers then read the same bytes from a fresh stream.
+with a body becomes one file in that directory (``<n>-<METHOD>-<path>.body``: the body as received,
+decompressed when it came zstd-encoded, so a scan reads what was sent). It runs first among the
+middlewares, so a request refused later (401, 429, 413) is recorded too; the handlers then read
+the same bytes from a fresh stream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
+import zstandard
 from aiohttp import web
 from aiohttp.streams import StreamReader
 
@@ -33,7 +36,7 @@ def recording_middleware(
             return await handler(request)
         body = await request.read()
         name = f"{next(counter):06d}-{request.method}-{_UNSAFE.sub('_', request.path)[:80]}.body"
-        await asyncio.to_thread((directory / name).write_bytes, body)
+        await asyncio.to_thread(_write, directory / name, body, request.headers)
         # the handlers read the body as a stream: give them the same bytes again
         replay = StreamReader(request.protocol, 2**16, loop=asyncio.get_running_loop())
         replay.feed_data(body)
@@ -42,3 +45,10 @@ def recording_middleware(
         return await handler(request)
 
     return record
+
+
+def _write(path: Path, body: bytes, headers: Mapping[str, str]) -> None:
+    if headers.get("Content-Encoding", "").strip().lower() == "zstd":
+        with contextlib.suppress(zstandard.ZstdError):  # a broken body is recorded as it came
+            body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    path.write_bytes(body)

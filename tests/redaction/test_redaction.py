@@ -114,3 +114,10 @@ def test_redacted_text_is_left_as_it_is() -> None:
         # as JUnit XML carries it: escaped, and followed by a closing tag
         xml = f"<failure>{once}</failure>".replace('"', "&quot;")
         assert redactor.findings(xml) == [], xml
+
+
+def test_assignments_escaped_more_than_once() -> None:
+    """A traceback shows the test's source line: a JSON string in a Python literal escapes its
+    quotes twice (`password = \\\\"...\\\\"`)."""
+    line = """log.warning('{"value": "password = \\\\"Yt2##qWGklb2Rfe\\\\""}')"""
+    assert "Yt2##qWGklb2Rfe" not in Redactor().redact(line)
