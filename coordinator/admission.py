@@ -481,6 +481,22 @@ class Admission:
         )
 
 
+DRAIN_LIMIT = 64 * 1024
+"""A refused upload larger than this is not drained: its connection closes after the 429."""
+
+
+def _close_without_draining(request: web.Request, response: web.Response) -> None:
+    """Answer, then close, without reading the refused body first. aiohttp otherwise drains an
+    unread body for its lingering time so the client reads the answer; a tenant that re-sends
+    refused 1 MiB uploads at once would make the server read (and discard) them all, which is
+    the very load the refusal is meant to shed. A client still sending may see a reset instead
+    of the 429; it retries later either way."""
+    response.force_close()
+    protocol = request.protocol
+    if hasattr(protocol, "_lingering_time"):  # aiohttp's RequestHandler (no public setter)
+        protocol._lingering_time = 0.0
+
+
 class Gate:
     """The aiohttp middleware: authenticate, rate-limit, admit, serve, release."""
 
@@ -568,7 +584,10 @@ class Gate:
                 seat = await self.admission.acquire(tenant, policy, 1.0 + upload / MIB)
         except Refusal as refusal:
             self.metrics.rejected.labels(policy.priority, tenant, refusal.rule).inc()
-            return refusal_response(refusal, self.explainer)
+            response = refusal_response(refusal, self.explainer)
+            if upload > DRAIN_LIMIT:
+                _close_without_draining(request, response)
+            return response
         self.metrics.check.observe(time.perf_counter() - started - (seat.waited if seat else 0.0))
         try:
             return await handler(request)

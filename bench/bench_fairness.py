@@ -1,0 +1,708 @@
+"""Fairness bench: a hostile tenant against light interactive tenants, fairness off vs on.
+
+    python -m bench.bench_fairness [--quick] [--scenarios embedded,replicas] [--phase-s 8]
+        [--hostile 200] [--hold 5000] [--write-docs]
+
+Loopback only, real processes, bounded: every phase lasts `--phase-s` seconds, every process
+has a deadline, and everything started is stopped on exit.
+
+Per scenario (`embedded`: one `maestro coordinator serve` on LMDB; `replicas`: two replicas
+sharing a Debian redis-server and an nginx WebDAV upstream, load split between them):
+
+1. **unloaded**: three light tenants (priority interactive) read a 4 KiB blob, open loop at
+   `--light-rate` requests/s each; their p95 is the baseline (server with fairness on).
+2. **loaded, fairness off** (`fairness = false`, `rate_limits = "off"`: every request served at
+   once, as before admission existed): the same light load while the hostile tenant (priority
+   ci) keeps `--hostile` 1 MiB uploads in flight (re-sending 50 ms after any refusal, ignoring
+   Retry-After) plus a burst of 300 reads every 2 s; embedded, `--hold` more connections are
+   opened from 20 loopback addresses and kept alive for the whole phase.
+3. **loaded, fairness on** (defaults plus `rate_limits = "shadow"` with limits on the hostile
+   tenant, so the limit check is part of every admission): the same load.
+
+Reported: each tenant's p95; the **gap** = light p95 loaded - light p95 unloaded (how far the
+top tenant pushes the bottom ones; the seed target is a 40% reduction with fairness on); light
+p95 loaded / unloaded (goal <= 1.5x); the hostile tenant's seat share of its level against its
+minimum share; the admission-check p95 from the server's histogram (goal <= 2 ms); connections
+held. Client processes are separate from the servers; the host has 2 vCPUs shared with other
+jobs, so read ratios, not absolute numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bench.bench_coordinator import Procs
+
+PYTHON = sys.executable
+THIS = Path(__file__).resolve()
+LIGHT = ("dev1", "dev2", "dev3")
+HOSTILE = "cifarm"
+HOSTILE_POLICY = {"priority": "ci", "min_share": 0.25, "rate_per_s": 100.0, "burst": 200}
+LIGHT_POLICY = {"priority": "interactive", "min_share": 0.1}
+BLOB = 4096
+UPLOAD = 1 << 20
+
+BOOTSTRAP = """
+import asyncio, json, sys
+from maestro.coordinator.auth import new_key
+from maestro.coordinator.models import Role
+from maestro.coordinator.records import TenantUpdate
+
+spec = json.loads(sys.argv[1])
+
+async def main():
+    if spec["redis"]:
+        from maestro.coordinator.state import RedisState
+        state = RedisState.from_url(spec["redis"])
+    else:
+        from maestro.coordinator.state import LmdbState
+        from maestro.coordinator.store import Store
+        store = Store(__import__("pathlib").Path(spec["data"]) / "store")
+        state = LmdbState(store)
+    keys = {}
+    for name, policy in spec["tenants"].items():
+        await state.add_tenant(name)
+        await state.update_tenant(name, TenantUpdate(policy_changes=policy))
+        key = new_key(name, Role.READ_WRITE, "bench")
+        await state.add_key(key.record)
+        keys[name] = key.plaintext
+    await state.close()
+    if not spec["redis"]:
+        store.close()
+    print(json.dumps(keys))
+
+asyncio.run(main())
+"""
+
+
+def _env() -> dict[str, str]:
+    """The installed package for child processes (bench/__init__'s link tree has no
+    coordinator); the load roles import nothing from bench/."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _raise_nofile(want: int) -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(hard, max(soft, want)) if hard != resource.RLIM_INFINITY else max(soft, want)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+# -- client roles (each runs in its own process) -----------------------------------------------
+
+
+async def _token(session: Any, base: str, key: str) -> str:
+    async with session.post(f"{base}/v1/token", json={"api_key": key}) as resp:
+        body = await resp.json()
+        if resp.status != 200:
+            raise RuntimeError(f"token: {resp.status} {body}")
+        return str(body["token"])
+
+
+async def _light(spec: dict[str, Any]) -> dict[str, Any]:
+    """Open-loop reads of one 4 KiB blob per tenant; latency per request, timeouts included."""
+    import aiohttp
+
+    bases: list[str] = spec["bases"]
+    duration, rate = spec["duration"], spec["rate"]
+    results: dict[str, dict[str, Any]] = {}
+    timeout = aiohttp.ClientTimeout(total=15)
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=timeout
+    ) as session:
+        tokens = {
+            (t, b): await _token(session, b, spec["keys"][t])
+            for t in spec["tenants"]
+            for b in bases
+        }
+
+        async def one(tenant: str, base: str, out: list[float], codes: dict[str, int]) -> None:
+            start = time.perf_counter()
+            try:
+                async with session.get(
+                    f"{base}/{tenant}/cas/{spec['digests'][tenant]}",
+                    headers={"Authorization": f"Bearer {tokens[tenant, base]}"},
+                ) as resp:
+                    await resp.read()
+                    codes[str(resp.status)] = codes.get(str(resp.status), 0) + 1
+            except (aiohttp.ClientError, TimeoutError):
+                codes["error"] = codes.get("error", 0) + 1
+            out.append((time.perf_counter() - start) * 1000)
+
+        async def tenant_loop(tenant: str) -> None:
+            out: list[float] = []
+            codes: dict[str, int] = {}
+            tasks = []
+            start = time.perf_counter()
+            i = 0
+            while time.perf_counter() - start < duration:
+                base = bases[i % len(bases)]
+                tasks.append(asyncio.create_task(one(tenant, base, out, codes)))
+                i += 1
+                next_at = start + i / rate
+                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            await asyncio.gather(*tasks)
+            results[tenant] = {
+                "n": len(out),
+                "p50": _pct(out, 0.5),
+                "p95": _pct(out, 0.95),
+                "codes": codes,
+            }
+
+        await asyncio.gather(*(tenant_loop(t) for t in spec["tenants"]))
+    return results
+
+
+async def _hostile(spec: dict[str, Any]) -> dict[str, Any]:
+    """`concurrency` uploads always in flight plus a burst of reads every 2 s, until the
+    deadline; a refused upload is re-sent after 50 ms whatever Retry-After said."""
+    import hashlib
+
+    import aiohttp
+
+    bases: list[str] = spec["bases"]
+    deadline = time.monotonic() + spec["duration"]
+    rng = random.Random(7)
+    pool = [rng.randbytes(UPLOAD) for _ in range(8)]
+    digests = [hashlib.sha256(b).hexdigest() for b in pool]
+    codes: dict[str, int] = {}
+    latencies: list[float] = []
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with (
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), timeout=timeout) as up,
+        aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, local_addr=("127.0.0.30", 0)), timeout=timeout
+        ) as burst,
+    ):
+        tokens = {b: await _token(up, b, spec["key"]) for b in bases}
+
+        def count(code: str) -> None:
+            codes[code] = codes.get(code, 0) + 1
+
+        async def uploader(n: int) -> None:
+            i = n
+            while time.monotonic() < deadline:
+                base = bases[i % len(bases)]
+                k = i % len(pool)
+                i += 1
+                start = time.perf_counter()
+                try:
+                    async with up.put(
+                        f"{base}/{HOSTILE}/cas/{digests[k]}",
+                        data=pool[k],
+                        headers={"Authorization": f"Bearer {tokens[base]}"},
+                    ) as resp:
+                        await resp.read()
+                        count(f"put {resp.status}")
+                        latencies.append((time.perf_counter() - start) * 1000)
+                        if resp.status != 200:
+                            await asyncio.sleep(0.05)
+                except (aiohttp.ClientError, TimeoutError):
+                    count("put error")
+                    await asyncio.sleep(0.05)
+
+        async def bursts() -> None:
+            while time.monotonic() < deadline:
+
+                async def read(j: int) -> None:
+                    base = bases[j % len(bases)]
+                    try:
+                        async with burst.get(
+                            f"{base}/{HOSTILE}/cas/{rng.randbytes(32).hex()}",
+                            headers={"Authorization": f"Bearer {tokens[base]}"},
+                        ) as resp:
+                            await resp.read()
+                            count(f"burst {resp.status}")
+                    except (aiohttp.ClientError, TimeoutError):
+                        count("burst error")
+
+                await asyncio.gather(*(read(j) for j in range(300)))
+                await asyncio.sleep(2.0)
+
+        await asyncio.gather(*(uploader(n) for n in range(spec["concurrency"])), bursts())
+    return {"codes": codes, "put_p95": _pct(latencies, 0.95), "puts": len(latencies)}
+
+
+async def _hold(spec: dict[str, Any]) -> dict[str, Any]:
+    """Open `n` keep-alive connections from 20 loopback addresses and keep each alive with a
+    request every few seconds until the deadline; report how many were held throughout."""
+    _raise_nofile(spec["n"] + 1000)
+    host, port = spec["host"], spec["port"]
+    deadline = time.monotonic() + spec["duration"]
+    opened = 0
+    lost = 0
+    request = f"GET /healthz HTTP/1.1\r\nHost: {host}\r\n\r\n".encode()
+
+    async def one(i: int) -> None:
+        nonlocal opened, lost
+        try:
+            reader, writer = await asyncio.open_connection(
+                host, port, local_addr=(f"127.0.0.{2 + i % 20}", 0)
+            )
+        except OSError:
+            lost += 1
+            return
+        opened += 1
+
+        async def ask() -> None:
+            writer.write(request)
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            length = next(
+                (int(ln.split(b":")[1]) for ln in head.split(b"\r\n")
+                 if ln.lower().startswith(b"content-length")),
+                0,
+            )  # fmt: skip
+            await asyncio.wait_for(reader.readexactly(length), 30)
+
+        try:
+            await ask()  # served once...
+            await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+            await ask()  # ...and still open and served at the end
+        except (OSError, asyncio.IncompleteReadError, TimeoutError):
+            lost += 1
+        finally:
+            writer.close()
+
+    tasks = []
+    for i in range(spec["n"]):
+        tasks.append(asyncio.create_task(one(i)))
+        if i % 200 == 199:
+            await asyncio.sleep(0.05)  # stay under the listen backlog
+    await asyncio.gather(*tasks)
+    return {"opened": opened, "lost": lost, "held": opened - lost}
+
+
+async def _decide(spec: dict[str, Any]) -> dict[str, Any]:
+    """The admission decision alone (rate limits of a tenant with burst + rate + a key limit +
+    a global limit, then a seat), `n` times in a row: wall time per decision."""
+    from limits.aio.storage import MemoryStorage, RedisStorage
+    from prometheus_client import CollectorRegistry
+
+    from maestro.coordinator.admission import Admission, FairnessMetrics
+    from maestro.coordinator.limits import RateLimits
+    from maestro.coordinator.tenancy import TenantPolicy
+
+    metrics = FairnessMetrics(CollectorRegistry())
+    storage = (
+        RedisStorage("async+" + spec["redis"], implementation="redispy", key_prefix="bench")
+        if spec["redis"]
+        else MemoryStorage()
+    )
+    limits = RateLimits(
+        storage, mode="shadow", metrics=metrics, global_rate_per_s=1e6, token_rate_per_s=1e6
+    )
+    admission = Admission(
+        concurrency=32,
+        shares={"interactive": 40, "ci": 30, "batch": 20, "speculative": 10},
+        queues_per_level=64,
+        hand_size=6,
+        queue_length=32,
+        max_wait_s=5,
+        metrics=metrics,
+    )
+    policy = TenantPolicy(priority="interactive", rate_per_s=1e6, burst=1_000_000)
+    times: list[float] = []
+    for i in range(spec["n"]):
+        start = time.perf_counter()
+        await limits.check(f"t{i % 8}", f"k{i % 8}", policy, 0)
+        seat = await admission.acquire(f"t{i % 8}", policy)
+        times.append((time.perf_counter() - start) * 1000)
+        admission.release(seat)
+    await limits.close()
+    return {"n": len(times), "p50_ms": _pct(times, 0.5), "p95_ms": _pct(times, 0.95)}
+
+
+def _role_main(role: str, spec_json: str) -> int:
+    spec = json.loads(spec_json)
+    runner = {"light": _light, "hostile": _hostile, "hold": _hold, "decide": _decide}[role]
+    print(json.dumps(asyncio.run(runner(spec))))
+    return 0
+
+
+# -- orchestration -----------------------------------------------------------------------------
+
+
+def _spawn(role: str, spec: dict[str, Any]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [PYTHON, str(THIS), "--role", role, json.dumps(spec)],
+        cwd=tempfile.gettempdir(),
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _collect(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"load process failed: {err[-2000:]}")
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def _metrics(base: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
+        text: str = resp.read().decode()
+        return text
+
+
+def _histogram_p95(text: str, name: str) -> float | None:
+    buckets: list[tuple[float, float]] = []
+    for line in text.splitlines():
+        if line.startswith(name + "_bucket{"):
+            le = line.split('le="')[1].split('"')[0]
+            buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
+    if not buckets or buckets[-1][1] == 0:
+        return None
+    total = buckets[-1][1]
+    for bound, cumulative in sorted(buckets):
+        if cumulative >= 0.95 * total:
+            return bound
+    return None
+
+
+def _sum_metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.split()[-1])
+    return total
+
+
+def _start(
+    procs: Procs, tmp: Path, scenario: str, fairness: bool
+) -> tuple[list[str], dict[str, str], dict[str, str], str | None]:
+    from bench.bench_coordinator import NGINX_CONF, _coordinator, _free_port, _wait_port
+
+    settings = {
+        "max_connections_per_client": "2000",
+        "fairness": "true" if fairness else "false",
+        "rate_limits": "shadow" if fairness else "off",
+        "concurrency": "16",  # seats for a 2-vCPU host: interactive 6, ci 5, batch 3, spec. 2
+        # held connections stay open idle for the whole phase (slowloris tests use the default)
+        "header_timeout_s": "120",
+    }
+    tenants = {HOSTILE: HOSTILE_POLICY, **{t: LIGHT_POLICY for t in LIGHT}}
+    work = Path(tempfile.mkdtemp(prefix=f"{scenario}-", dir=tmp))
+    redis_url = None
+    if scenario == "replicas":
+        redis_bin = shutil.which("redis-server")
+        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
+        if redis_bin is None or not os.path.exists(nginx_bin):
+            raise RuntimeError("replicas need redis-server and nginx")
+        (work / "root" / "cache").mkdir(parents=True)
+        redis_port = _free_port()
+        redis = procs.add(
+            subprocess.Popen(
+                [redis_bin, "--port", str(redis_port), "--bind", "127.0.0.1", "--dir", str(work),
+                 "--save", "", "--appendonly", "no", "--logfile", str(work / "redis.log")],
+                stdout=subprocess.DEVNULL,
+            )
+        )  # fmt: skip
+        _wait_port(redis_port, redis, "redis-server")
+        nginx_port = _free_port()
+        conf = work / "nginx.conf"
+        conf.write_text(
+            NGINX_CONF.format(
+                user="user root root;" if os.geteuid() == 0 else "",
+                work=work,
+                root=work / "root",
+                port=nginx_port,
+            ).replace("worker_connections 1024", "worker_connections 4096")
+        )
+        nginx = procs.add(
+            subprocess.Popen(
+                [nginx_bin, "-c", str(conf), "-p", str(work), "-e", str(work / "error.log")],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
+        _wait_port(nginx_port, nginx, "nginx")
+        redis_url = f"redis://127.0.0.1:{redis_port}/0"
+        settings |= {
+            "state_backend": "redis",
+            "redis_url": redis_url,
+            "blob_backend": "http",
+            "blob_upstream_url": f"http://127.0.0.1:{nginx_port}/cache",
+        }
+    data = work / "a"
+    data.mkdir(parents=True, exist_ok=True)
+    keys = json.loads(
+        subprocess.run(
+            [PYTHON, "-c", BOOTSTRAP,
+             json.dumps({"redis": redis_url, "data": str(data), "tenants": tenants})],
+            cwd=work, env=_env(), capture_output=True, text=True, check=True, timeout=120,
+        ).stdout
+    )  # fmt: skip
+    names = ("a", "b") if scenario == "replicas" else ("a",)
+    bases = [_coordinator(procs, work / name, settings) for name in names]
+    digests = _seed(bases[0], keys)
+    return bases, keys, digests, redis_url
+
+
+def _seed(base: str, keys: dict[str, str]) -> dict[str, str]:
+    """One 4 KiB blob per light tenant, uploaded before measuring."""
+    import hashlib
+    import urllib.request
+
+    digests = {}
+    for tenant in LIGHT:
+        data = random.Random(tenant).randbytes(BLOB)
+        digest = hashlib.sha256(data).hexdigest()
+        req = urllib.request.Request(
+            f"{base}/v1/token", data=json.dumps({"api_key": keys[tenant]}).encode(), method="POST"
+        )
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            token = json.loads(resp.read())["token"]
+        put = urllib.request.Request(f"{base}/{tenant}/cas/{digest}", data=data, method="PUT")
+        put.add_header("Authorization", f"Bearer {token}")
+        with urllib.request.urlopen(put, timeout=10):
+            pass
+        digests[tenant] = digest
+    return digests
+
+
+def _phase(
+    bases: list[str],
+    keys: dict[str, str],
+    digests: dict[str, str],
+    args: argparse.Namespace,
+    *,
+    hostile: bool,
+    hold: int,
+) -> dict[str, Any]:
+    warm = 2.0 if hostile else 0.0
+    span = args.phase_s + warm + 1
+    hold_proc = None
+    if hold:
+        host_port = bases[0].removeprefix("http://").rsplit(":", 1)
+        hold_proc = _spawn(
+            "hold",
+            {"n": hold, "host": host_port[0], "port": int(host_port[1]), "duration": span + 4},
+        )
+        time.sleep(4)  # connections opened before the load starts
+    hostile_proc = None
+    if hostile:
+        hostile_proc = _spawn(
+            "hostile",
+            {"bases": bases, "key": keys[HOSTILE], "duration": span, "concurrency": args.hostile},
+        )
+        time.sleep(warm)
+    import threading
+
+    samples: list[float] = []
+    sampling = threading.Event()
+
+    def sample() -> None:  # the hostile tenant's seats held, as a share of its level's seats
+        while not sampling.wait(0.5):
+            try:
+                texts = [_metrics(b) for b in bases]
+            except OSError:
+                continue
+            held = sum(
+                _sum_metric(t, "maestro_coordinator_tenant_in_flight", tenant=HOSTILE)
+                for t in texts
+            )
+            seats = sum(
+                _sum_metric(t, "maestro_coordinator_level_seats", priority="ci") for t in texts
+            )
+            if seats:
+                samples.append(held / seats)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    light = _collect(
+        _spawn(
+            "light",
+            {
+                "bases": bases,
+                "keys": keys,
+                "tenants": list(LIGHT),
+                "digests": digests,
+                "duration": args.phase_s,
+                "rate": args.light_rate,
+            },
+        ),
+        timeout=args.phase_s + 60,
+    )
+    sampling.set()
+    sampler.join()
+    metrics_after = [_metrics(b) for b in bases]
+    out: dict[str, Any] = {"light": light}
+    if hostile_proc is not None:
+        out["hostile"] = _collect(hostile_proc, timeout=span + 60)
+    if hold_proc is not None:
+        out["hold"] = _collect(hold_proc, timeout=span + 60)
+    out["admission_p95_s"] = max(
+        (p for p in (_histogram_p95(m, "maestro_coordinator_admission_check_seconds")
+                     for m in metrics_after) if p is not None),
+        default=None,
+    )  # fmt: skip
+    out["hostile_seat_share"] = sum(samples) / len(samples) if samples and hostile else None
+    out["light_rejected"] = sum(
+        _sum_metric(m, "maestro_coordinator_rejected_total", tenant=t)
+        for m in metrics_after
+        for t in LIGHT
+    )
+    out["shadow_refusals"] = sum(
+        _sum_metric(m, "maestro_coordinator_rate_limit_shadow_total") for m in metrics_after
+    )
+    return out
+
+
+def _light_p95(result: dict[str, Any]) -> float:
+    return max(v["p95"] for v in result["light"].values())
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from bench.bench_coordinator import Procs
+
+    limit = _raise_nofile(args.hold + 4000)
+    report: dict[str, Any] = {"nofile": limit, "scenarios": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-fairness-") as tmp_name:
+        tmp = Path(tmp_name)
+        for scenario in args.scenarios.split(","):
+            rows: dict[str, Any] = {}
+            hold = args.hold if scenario == "embedded" else 0
+            for label, fairness, hostile in (
+                ("unloaded", True, False),
+                ("loaded, fairness off", False, True),
+                ("loaded, fairness on", True, True),
+            ):
+                procs = Procs()
+                try:
+                    bases, keys, digests, redis_url = _start(procs, tmp, scenario, fairness)
+                    rows[label] = _phase(
+                        bases, keys, digests, args, hostile=hostile, hold=hold if hostile else 0
+                    )
+                    if label == "loaded, fairness on":  # the load is over: the decision alone
+                        rows["decision"] = _collect(
+                            _spawn("decide", {"redis": redis_url, "n": 5000}), timeout=300
+                        )
+                finally:
+                    procs.close()
+                print(
+                    f"{scenario} / {label}: light p95 {_light_p95(rows[label]):.1f} ms",
+                    file=sys.stderr,
+                )
+            base = _light_p95(rows["unloaded"])
+            off, on = (
+                _light_p95(rows["loaded, fairness off"]),
+                _light_p95(rows["loaded, fairness on"]),
+            )
+            gap_off, gap_on = off - base, on - base
+            rows["summary"] = {
+                "light_p95_unloaded_ms": base,
+                "light_p95_off_ms": off,
+                "light_p95_on_ms": on,
+                "gap_off_ms": gap_off,
+                "gap_on_ms": gap_on,
+                "gap_reduction": 1 - gap_on / gap_off if gap_off > 0 else None,
+                "loaded_over_unloaded_on": on / base if base else None,
+            }
+            report["scenarios"][scenario] = rows
+    return report
+
+
+def _fmt(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def render(report: dict[str, Any], command: str) -> str:
+    lines = [
+        "| scenario | phase | light p95 (ms, worst of 3) | hostile PUT p95 (ms) "
+        "| hostile PUTs ok / 429 | admission p95 (server, wall) | hostile seat share (min 0.25) "
+        "| light refused | conns held |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario, rows in report["scenarios"].items():
+        for label in ("unloaded", "loaded, fairness off", "loaded, fairness on"):
+            r = rows[label]
+            h = r.get("hostile", {})
+            codes = h.get("codes", {})
+            adm = r.get("admission_p95_s")
+            lines.append(
+                f"| {scenario} | {label} | {_light_p95(r):.1f} | {_fmt(h.get('put_p95'))} | "
+                f"{codes.get('put 200', '-')} / {codes.get('put 429', '-')} | "
+                f"{'<= ' + _fmt(adm * 1000, 2) + ' ms' if adm is not None else '-'} | "
+                f"{_fmt(r.get('hostile_seat_share'), 2) if h else '-'} | "
+                f"{int(r.get('light_rejected', 0))} | {r.get('hold', {}).get('held', '-')} |"
+            )
+    lines.append("")
+    for scenario, rows in report["scenarios"].items():
+        s = rows["summary"]
+        reduction = s["gap_reduction"]
+        ratio = s["loaded_over_unloaded_on"]
+        lines.append(
+            f"- {scenario}: gap (light p95 loaded - unloaded) {s['gap_off_ms']:.1f} ms with "
+            f"fairness off, {s['gap_on_ms']:.1f} ms on: reduced by "
+            f"{_fmt(reduction * 100 if reduction is not None else None, 0)}% (target >= 40%); "
+            f"light p95 loaded/unloaded with fairness on {_fmt(ratio, 2)}x (goal <= 1.5x); "
+            f"admission decision alone (limits + seat, {rows['decision']['n']} in a row, "
+            f"{'Redis' if scenario == 'replicas' else 'in memory'}): p50 "
+            f"{rows['decision']['p50_ms']:.3f} ms, p95 {rows['decision']['p95_ms']:.3f} ms "
+            "(goal <= 2 ms)."
+        )
+    lines.append("")
+    lines.append(f"Command: `{command}` (RLIMIT_NOFILE soft limit {report['nofile']}).")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--role"]:
+        return _role_main(argv[1], argv[2])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="3 s phases, 60 uploads, 1000 conns")
+    parser.add_argument("--scenarios", default="embedded,replicas")
+    parser.add_argument("--phase-s", type=float, default=8.0)
+    parser.add_argument("--hostile", type=int, default=200)
+    parser.add_argument("--hold", type=int, default=5000)
+    parser.add_argument("--light-rate", type=float, default=20.0)
+    parser.add_argument("--json", action="store_true", help="print the raw report")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.phase_s, args.hostile, args.hold = 3.0, 60, 1000
+    report = run(args)
+    if args.json:
+        print(json.dumps(report, indent=1))
+    print(render(report, "python -m bench.bench_fairness " + " ".join(argv)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
