@@ -63,6 +63,22 @@ def _compose(point: str, present: set[tuple[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def merge_settings(layers: list[Any]) -> dict[str, Any]:
+    """The layers' settings as the built-in rules read them: lists unioned, tables of tables
+    as entries carrying their ``name`` (every layer's), flags true when any layer sets them."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        for key, value in layer.items() if isinstance(layer, dict) else []:
+            if isinstance(value, list):
+                have = merged.setdefault(key, [])
+                have.extend(v for v in value if v not in have)
+            elif isinstance(value, dict) and all(isinstance(v, dict) for v in value.values()):
+                merged.setdefault(key, []).extend({**v, "name": n} for n, v in value.items())
+            elif isinstance(value, bool):
+                merged[key] = bool(merged.get(key)) or value
+    return merged
+
+
 def _defaults() -> dict[str, Any]:
     text = (resources.files("maestro.policy") / "rego" / "builtin" / "defaults.json").read_text()
     value: dict[str, Any] = orjson.loads(text)
@@ -94,6 +110,7 @@ class PolicySet:
             "builtin": _defaults(),
             **{k: v for k, v in sources.data.items() if k != "builtin"},
         }
+        config["merged"] = merge_settings([config.get(layer, {}) for layer in LAYERS])
         data = {"config": config}
         compiled = Compiled(modules, data, {p: f"data.decision.{p}" for p in POINTS})
         notes: dict[str, Annotation] = {}
