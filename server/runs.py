@@ -298,8 +298,10 @@ class RunManager:
                 }
             )
             run.files.add(f.target)
-            if f.cached:
-                testexplorer.cached_results(self.server, run, ws.results.of_file(f.target))
+            # results this run did not report live: a cached file's, and the carried ones of a
+            # file where only some tests re-ran (the explorer would leave them "queued")
+            carried = [t for t in ws.results.of_file(f.target) if t.nodeid not in run.finished]
+            testexplorer.cached_results(self.server, run, carried)
         outcome = run.outcome()
         outcome.update({
             "exitCode": result.exit_code,

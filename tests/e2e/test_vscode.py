@@ -5,7 +5,9 @@ built .vsix installed, driven by playwright-core in Debian's Chromium
 It opens a workspace with a failing test, sees the Maestro status bar item and the code lenses, runs
 the test file from its lens and then every test from the Test Explorer, and sees the failure as a
 squiggle at the failing line, in the Problems panel (with the raising line) and in the Testing view,
-and the Impacted Tests view of a source file. Screenshots: tests/e2e/artifacts/vscode/.
+and the Impacted Tests view of a source file. Then it restarts the daemon and reloads the window (a
+new language server) and sees the stored result again: the lens marked cached, the squiggle, the
+Problems entry, the Testing view. Screenshots: tests/e2e/artifacts/vscode/.
 
 Setup (cached under .bench/vscode-e2e): clients/vscode/e2e/setup.sh; the .vsix:
 clients/vscode/build.sh (both run here when needed). Skips, saying why, when that is impossible
@@ -238,6 +240,12 @@ def test_vscode_status_lens_run_failure_explorer(
         "maestro.interpreter": str(maestro.parent / "python"),
     }
     (ud / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
+    # also as workspace settings: after a window reload code-server sometimes starts the extension
+    # host without the user's machine-overridable settings (maestro.path)
+    (ws / ".vscode").mkdir()
+    (ws / ".vscode" / "settings.json").write_text(
+        json.dumps({k: v for k, v in settings.items() if k.startswith("maestro.")}, indent=2)
+    )
     entry = code_server / "code-server" / "out" / "node" / "entry.js"
     env = {
         **os.environ,
@@ -314,8 +322,9 @@ def test_vscode_status_lens_run_failure_explorer(
         _kill_group(server)
         log.close()
         shutil.copy(scratch / "code-server.log", ARTIFACTS / "code-server.log")
-        for p in (ud / "logs").rglob("*Maestro*.log"):
-            shutil.copy(p, ARTIFACTS / p.name)
+        # one log per window session (the reload starts a second one)
+        for i, p in enumerate(sorted((ud / "logs").rglob("*Maestro*.log"))):
+            shutil.copy(p, ARTIFACTS / f"session{i}-{p.name}")
 
     assert out.exists(), f"the driver wrote nothing: {drive_log.decode(errors='replace')[-3000:]}"
     seen = json.loads(out.read_text())
@@ -329,8 +338,9 @@ def test_vscode_status_lens_run_failure_explorer(
     assert "Maestro" in seen["statusBarEnd"]
     assert "daemon connected" in (seen["statusBarEndTooltip"] or ""), seen["statusBarEndTooltip"]
     assert "Cache:" in (seen["statusBarEndTooltip"] or "")
-    # code lenses from the server
-    assert "▶ Run file" in seen["lenses"] and seen["lenses"].count("▶ Run") >= 3, seen["lenses"]
+    # code lenses from the server: "Run file" on the file; none per test function (the Testing
+    # gutter is the one run affordance per test in VS Code)
+    assert "▶ Run file" in seen["lenses"] and "▶ Run" not in seen["lenses"], seen["lenses"]
     assert any("failed" in t for t in seen["lensesAfterRun"]), seen["lensesAfterRun"]
     # the failure in the editor: a squiggle, its hover, the Problems panel at the failing line
     assert seen["squiggles"] >= 1
@@ -346,8 +356,21 @@ def test_vscode_status_lens_run_failure_explorer(
     other = next(v for k, v in rows.items() if k.startswith("test_other.py"))
     assert any("failed" in i for i in calc), rows
     assert any("passed" in i for i in other), rows
+    # only test_div_zero re-ran: test_add shows its carried result, not "queued"
+    add = next(v for k, v in rows.items() if k.startswith("test_add"))
+    assert any("passed" in i for i in add), rows
     # the source file: its impacted-tests lens and the Impacted Tests view
     assert any("impacted test" in t for t in seen["sourceLenses"]), seen["sourceLenses"]
     assert any(r.startswith("tests/test_calc.py") for r in seen["impactedView"]), seen[
         "impactedView"
     ]
+    # after a daemon restart and a window reload: the stored result of the unchanged inputs
+    assert any("(cached, ran" in t and "failed" in t for t in seen["lensesAfterRestart"]), seen[
+        "lensesAfterRestart"
+    ]
+    assert seen["squigglesAfterRestart"] >= 1
+    after = "\n".join(seen["problemsAfterRestart"])
+    assert "test_div_zero failed" in after and "cached result, ran" in after, after
+    rows = {r["label"]: r["icons"] for r in seen["explorerAfterRestart"]}
+    calc = next(v for k, v in rows.items() if k.startswith("test_calc.py"))
+    assert any("failed" in i for i in calc), rows

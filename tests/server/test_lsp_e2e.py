@@ -145,7 +145,7 @@ async def test_run_with_progress_and_diagnostics(lsp: LanguageClient) -> None:
         (env.root / "tests/test_calc.py").read_text().replace("div(1, 0) == 0", "add(0, 0) == 0")
     )
     fixed = await run_to_end(lsp, "maestro.runNode", "tests/test_calc.py::test_div_zero", uri)
-    assert fixed["failed"] == 0 and fixed["passed"] == 1
+    assert fixed.get("failed") == 0 and fixed.get("passed") == 1, fixed
     assert not lsp.diagnostics[uri]
 
 

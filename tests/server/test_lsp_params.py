@@ -69,6 +69,16 @@ async def test_parametrized_failures_are_grouped(lsp_env: Env) -> None:
         slow = [p for p in explorer if p["id"] == "tests/test_param.py::test_slowish"]
         assert all(p["durationMs"] >= 300 for p in slow), slow
 
+        # again: only the failing parameter sets re-run; the explorer still gets every result
+        again = await run_to_end(client, "maestro.runFile", uri)
+        states = {
+            p["nodeid"]: p["state"]
+            for p in notes(client, "maestro/testExplorer/progress")
+            if p["runId"] == again["runId"] and "nodeid" in p
+        }
+        assert len(states) == 32, states
+        assert states["tests/test_param.py::test_many[0]"] == "passed"
+
         found = await client.text_document_code_lens_async(
             types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
         )

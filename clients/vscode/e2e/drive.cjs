@@ -1,7 +1,9 @@
 // Drive a real VS Code (code-server) in Debian's Chromium with playwright-core: open the fixture
 // workspace, see the Maestro status bar item and the code lenses, run a test file from its lens and
 // then all tests from the Test Explorer, see the failure as a squiggle, in the Problems panel and in
-// the Testing view, and the Impacted Tests view for a source file. Screenshots go to $E2E_ARTIFACTS.
+// the Testing view, and the Impacted Tests view for a source file; then restart the daemon and
+// reload the window (a new language server) and see the stored result again on the reopened file
+// (lens marked cached, squiggle, Testing view). Screenshots go to $E2E_ARTIFACTS.
 //
 //   E2E_URL=http://127.0.0.1:PORT/?folder=/ws E2E_ARTIFACTS=dir E2E_NODE_MODULES=.../node_modules \
 //   E2E_OUT=seen.json node drive.cjs
@@ -49,6 +51,21 @@ async function openFile(page, rel) {
   await row.click();
   await page.locator(`.tab[aria-label*="${path.basename(rel)}"]`).first().waitFor({ timeout: 15000 });
   await page.waitForTimeout(300);
+}
+
+/** Open the Testing view's folder rows (test files sit in folder items) until test_calc.py shows. */
+async function expandFolders(page) {
+  for (let i = 0; i < 5; i++) {
+    const rows = page.locator(".test-explorer .monaco-list-row");
+    if (await rows.filter({ hasText: "test_calc.py" }).count()) return;
+    const folder = rows.filter({ hasText: "tests" }).first();
+    if (!(await folder.count())) {
+      await page.waitForTimeout(1000);
+      continue;
+    }
+    await folder.locator(".monaco-tl-twistie").click().catch(() => undefined);
+    await page.waitForTimeout(700);
+  }
 }
 
 async function texts(locator) {
@@ -123,6 +140,7 @@ async function main() {
     await palette(page, "Testing: Focus on Test Explorer View");
     const tree = page.locator(".test-explorer .monaco-list-row");
     await tree.first().waitFor({ timeout: 30000 });
+    await expandFolders(page);
     await palette(page, "Test: Run All Tests");
     step("Test: Run All Tests");
     await page.waitForFunction(() => {
@@ -130,10 +148,13 @@ async function main() {
       const icon = (name, cls) => rows.some((r) => r.textContent.includes(name) && r.querySelector(cls));
       return icon("test_calc.py", ".codicon-testing-failed-icon") && icon("test_other.py", ".codicon-testing-passed-icon");
     }, null, { timeout: 180000 });
-    // expand the failing file to show its tests
+    // expand the failing file to show its tests; its icons can settle before the run ends (a
+    // failure shows at once): wait until none of its tests is left queued
     await page.locator(".test-explorer .monaco-list-row", { hasText: "test_calc.py" }).first()
       .locator(".monaco-tl-twistie").click().catch(() => undefined);
     await page.waitForTimeout(1000);
+    await page.waitForFunction(() => !document.querySelector(".test-explorer .codicon-testing-queued-icon"),
+      null, { timeout: 60000 }).catch(() => undefined);
     seen.explorer = await page.$$eval(".test-explorer .monaco-list-row", (rows) => rows.map((r) => ({
       label: (r.querySelector(".label, .monaco-icon-label, .test-label") || r).textContent.trim(),
       icons: [...r.querySelectorAll("[class*='codicon-testing-']")].map((i) =>
@@ -164,6 +185,39 @@ async function main() {
     }, null, { timeout: 30000 }).catch(() => undefined);
     seen.statusBarEnd = (await status.innerText()).trim();
     seen.statusBarEndTooltip = await status.getAttribute("aria-label");
+
+    // Restart: a fresh daemon, then reload the window (a fresh extension host and language
+    // server). The reopened test file shows the stored result of its unchanged inputs.
+    await palette(page, "Maestro: Restart Daemon");
+    await page.waitForTimeout(3000);
+    step("restarted the daemon");
+    await page.reload({ waitUntil: "domcontentloaded" });
+    await page.locator(".monaco-workbench").waitFor({ timeout: 60000 });
+    step("window reloaded");
+    await openFile(page, "tests/test_calc.py");
+    await page.waitForFunction(() => [...document.querySelectorAll(".codelens-decoration a")]
+      .some((a) => /cached/.test(a.textContent)), null, { timeout: 90000 });
+    seen.lensesAfterRestart = await texts(page.locator(".codelens-decoration a"));
+    step(`lenses after restart: ${JSON.stringify(seen.lensesAfterRestart)}`);
+    await squiggle.first().waitFor({ timeout: 60000 });
+    seen.squigglesAfterRestart = await squiggle.count();
+    await palette(page, "View: Focus Problems");
+    await problems.first().waitFor({ timeout: 20000 });
+    seen.problemsAfterRestart = await texts(problems);
+    await shot(page, "after-restart-cached-result");
+    await palette(page, "Testing: Focus on Test Explorer View");
+    await tree.first().waitFor({ timeout: 30000 });
+    await expandFolders(page);
+    await page.waitForFunction(() => [...document.querySelectorAll(".test-explorer .monaco-list-row")]
+      .some((r) => r.textContent.includes("test_calc.py") && r.querySelector(".codicon-testing-failed-icon")),
+      null, { timeout: 60000 }).catch(() => undefined);
+    seen.explorerAfterRestart = await page.$$eval(".test-explorer .monaco-list-row", (rows) => rows.map((r) => ({
+      label: (r.querySelector(".label, .monaco-icon-label, .test-label") || r).textContent.trim(),
+      icons: [...r.querySelectorAll("[class*='codicon-testing-']")].map((i) =>
+        [...i.classList].filter((c) => c.startsWith("codicon-testing-")).join(" ")),
+    })));
+    step(`explorer after restart: ${JSON.stringify(seen.explorerAfterRestart)}`);
+    await shot(page, "after-restart-testing-view");
   } catch (e) {
     seen.error = String(e && e.stack ? e.stack : e);
     try {

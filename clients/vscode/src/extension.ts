@@ -167,6 +167,16 @@ async function start(): Promise<void> {
     const msg = e instanceof Error ? e.message : String(e);
     output.appendLine(`failed to start ${cmd.command}: ${msg}`);
     statusBar.attach(undefined);
+    // A window reload can activate the extension before the user's settings reached its host:
+    // when they name another launch command a moment later, start with that instead of failing.
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const later = readSettings();
+    if (client === c && needsRestart(settings, later, folder)) {
+      output.appendLine("settings arrived late; starting again with them");
+      settings = later;
+      await restart();
+      return;
+    }
     const pick = await vscode.window.showErrorMessage(
       `Maestro: could not start the language server (${cmd.command} ${cmd.args.join(" ")}): ${msg}. ` +
         "Set maestro.path or maestro.interpreter.",
