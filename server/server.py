@@ -279,6 +279,11 @@ class MaestroServer(LanguageServer):
             return False
         if uri not in self.disk:
             self.remember_disk(uri)
+        if doc.source == self.disk.get(uri):
+            return False
+        # The editor may have written the file without its didSave having arrived yet (Neovim
+        # asks for lenses right after `:w`, before it notifies the save): the disk decides.
+        self.remember_disk(uri)
         return bool(doc.source != self.disk.get(uri))
 
     def buffers(self, ws: Workspace, uris: list[str] | None = None) -> dict[str, str]:

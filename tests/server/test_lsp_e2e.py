@@ -282,3 +282,18 @@ async def test_hover_and_test_explorer(lsp: LanguageClient) -> None:
     )
     assert hover is not None and isinstance(hover.contents, types.MarkupContent)
     assert "**1** test file depend" in hover.contents.value
+
+
+async def test_lens_right_after_a_write_before_did_save(lsp: LanguageClient) -> None:
+    """Neovim asks for lenses right after `:w`, before its didSave: the saved buffer is not an
+    unsaved edit (it said "0 impacted tests (unsaved edit)")."""
+    env = env_of(lsp)
+    src = open_doc(lsp, env, "pkg/calc.py")
+    text = (env.root / "pkg/calc.py").read_text() + "\n\ndef mul(a, b):\n    return a * b\n"
+    change_doc(lsp, src, text)
+    found = await lenses(lsp, src)
+    assert found[0].command is not None and "(unsaved edit)" in found[0].command.title
+    (env.root / "pkg/calc.py").write_text(text)  # written, didSave not sent yet
+    found = await lenses(lsp, src)
+    assert found[0].command is not None
+    assert found[0].command.title == "▶ 1 impacted test", found[0].command.title
