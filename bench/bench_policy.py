@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
                 ])  # fmt: skip
                 print(rows[-1], flush=True)
             decisions_md = table(
-                ["point", "p50", "p95", "p95 <= 1 ms", "rules fired"], rows, "lrrll"
+                ["point", "p50", "p95", "p95 CPU", "p95 <= 1 ms", "rules fired"], rows, "lrrrll"
             )
 
             # 2. planning every Django test file, with and without what the daemon adds
