@@ -200,7 +200,12 @@ def _lower(literal: str) -> Trigger:
 
 _KEYWORD = (_K, _P, _S, _C)  # detect-secrets' keyword detector
 _CREDENTIAL_WORD = (_K, _P, _PASS_IS, _T)  # IBM, SoftLayer: key|pwd|pass|token, then =
-_LONG_VALUE = re.compile(r"[\w-]{44}")  # their values: 44 or 64 word characters
+_SOFTLAYER_API = ("api.softlayer.com", True)
+# ... and what they need on the line: the word, a separator, a value of 44 (IBM) or 64 characters
+_CREDENTIAL_VALUE = re.compile(
+    r"(?i)(?:key|pwd|pass|token)[\"']?\]? *(?:=>?|:=?|:| +) *[\"']?[\w-]{44}"
+    r"|api\.softlayer\.com/soap/"
+)
 _ASSIGNS = re.compile(r"[:=;]")  # the keyword detector's forms: key: '...', key = '...', ... ;
 # By detect-secrets kind: what each of the kind's patterns must match (read off their regexes;
 # tests/redaction checks that the screened scan finds what the full scan finds). A kind missing
@@ -224,7 +229,7 @@ _DETECTOR_TRIGGERS: dict[str, tuple[Trigger, ...] | None] = {
     "pypi-token": (_P,),
     "sendgrid-api-key": (_SK,),
     "slack-token": (_lower("xox"), _lower("hooks.slack.com")),
-    "softlayer-credentials": _CREDENTIAL_WORD,
+    "softlayer-credentials": (*_CREDENTIAL_WORD, _SOFTLAYER_API),
     "square-oauth-secret": (_SQUARE,),
     "stripe-access-key": (_K,),
     "telegram-bot-token": (_COLON,),
@@ -285,7 +290,8 @@ def _detector_patterns() -> tuple[_Pattern, ...]:
         denylist: Iterable[re.Pattern[str]] = getattr(plugin, "denylist", ())
         for regex in denylist:
             requires = _QUOTES if kind == "secret-keyword" else ()
-            needs = _LONG_VALUE if _DETECTOR_TRIGGERS.get(kind) is _CREDENTIAL_WORD else None
+            credentials = kind in ("ibm-cloud-iam-key", "softlayer-credentials")
+            needs = _CREDENTIAL_VALUE if credentials else None
             if kind == "secret-keyword":
                 needs = _ASSIGNS
             triggers = _DETECTOR_TRIGGERS.get(kind)

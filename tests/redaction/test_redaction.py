@@ -82,6 +82,30 @@ ORDINARY = [
 ]
 
 
+H64 = "0123456789abcdef" * 4
+# one line per detector the seeds do not cover, so the screen is checked against each of them
+EVERY_DETECTOR = [
+    f'ibm_cloud_iam_key = "{"A1b2C3d4E5" * 4}Zz9_"',
+    f"softlayer_api_key: {H64}",
+    f"see https://api.softlayer.com/soap/v3.1/{H64} for details",
+    f"cloudant_password='{H64}'",
+    f"https://user:{H64}@acct.cloudant.com",
+    f"ibm_cos_hmac_secret_access_key = '{H64[:48]}'",
+    "token MTk4NjIyNDgzNDcxOTI1MjQ4.Cl2FMQ.ZnCjm1XVW7vRze4b7Cq4se7kKWs in the log",
+    "bot 1234567890:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0 started",
+    "mailchimp 0123456789abcdef0123456789abcdef-us12 key",
+    "artifactory AKCp8" + "a1B2c3D4e5" * 6 + " end",
+    "AccountKey=" + "a" * 86 + "==;",
+    "sk-abcdefghij1234567890T3BlbkFJabcdefghij1234567890",
+    "//registry.npmjs.org/:_authToken=npm_" + "a1" * 18,
+    "pypi-AgEIcHlwaS5vcmc" + "x" * 70,
+    "sq0csp-" + "a" * 43,
+    "glpat-" + "a1b2c3d4e5" * 2 + " and GR1348941" + "x" * 20,
+    "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk=\n-----END OPENSSH PRIVATE KEY-----",
+    "PuTTY-User-Key-File-2: ssh-rsa",
+]
+
+
 def test_screened_scan_finds_what_the_full_scan_finds() -> None:
     """The trigger screen only skips lines no detector can match: on every seed, on ordinary
     output, and on both mixed into one text, it finds exactly what scanning everything finds."""
@@ -89,11 +113,12 @@ def test_screened_scan_finds_what_the_full_scan_finds() -> None:
     env = environ_for(planted)
     screened = Redactor.from_environ(env)
     full = Redactor.from_environ(env, screen=False)
-    texts = [s.text for s in planted] + ORDINARY
+    texts = [s.text for s in planted] + ORDINARY + EVERY_DETECTOR
     texts.append("\n".join(texts))
     texts.append("\n".join(reversed(texts)))
     for text in texts:
         assert screened.findings(text) == full.findings(text), text[:200]
+    assert all(full.findings(t) for t in EVERY_DETECTOR)  # each line holds a detected secret
 
 
 def test_placeholder_url_passwords_are_not_secrets() -> None:
