@@ -444,6 +444,23 @@ class _Screen:
         # lowercasing may change a length (e.g. U+0130): then offsets would not line up
         self.low: str | None = low if len(low) == len(text) else None
         self._cache: dict[Trigger, list[tuple[int, int]]] = {}
+        self._checked: dict[tuple[object, ...], list[tuple[int, int]]] = {}
+
+    def checked(self, pattern: _Pattern) -> list[tuple[int, int]]:
+        """The windows where ``pattern`` may match: its triggers' lines that also hold what it
+        ``requires`` and ``needs`` (shared by the patterns of a detector, computed once)."""
+        key = (pattern.triggers, pattern.within_lines, pattern.requires, pattern.needs)
+        done = self._checked.get(key)
+        if done is None:
+            text, requires, needs = self.text, pattern.requires, pattern.needs
+            done = [
+                (lo, hi)
+                for lo, hi in self.windows(pattern)
+                if (not requires or any(c in text[lo:hi] for c in requires))
+                and (needs is None or needs.search(text, lo, hi) is not None)
+            ]
+            self._checked[key] = done
+        return done
 
     def windows(self, pattern: _Pattern) -> list[tuple[int, int]]:
         whole = [(0, len(self.text))]
@@ -511,12 +528,8 @@ def _scan(patterns: Iterable[_Pattern], text: str, *, screen: bool) -> list[Find
         return found
     windows = _Screen(text) if screen else None
     for pattern in patterns:
-        spans = windows.windows(pattern) if windows is not None else [(0, len(text))]
+        spans = windows.checked(pattern) if windows is not None else [(0, len(text))]
         for lo, hi in spans:
-            if pattern.requires and not any(c in text[lo:hi] for c in pattern.requires):
-                continue
-            if pattern.needs is not None and pattern.needs.search(text, lo, hi) is None:
-                continue
             for m in pattern.regex.finditer(text, lo, hi):
                 start, end = m.span(_group(pattern, m))
                 if start >= 0 and end - start >= _MIN_LENGTH.get(pattern.kind, 1):
