@@ -113,11 +113,16 @@ def _raise_nofile(want: int) -> int:
 
 
 async def _token(session: Any, base: str, key: str) -> str:
-    async with session.post(f"{base}/v1/token", json={"api_key": key}) as resp:
-        body = await resp.json()
-        if resp.status != 200:
-            raise RuntimeError(f"token: {resp.status} {body}")
-        return str(body["token"])
+    """A token; a server answering 5xx under load is asked again (up to ~10 s)."""
+    for _ in range(50):
+        async with session.post(f"{base}/v1/token", json={"api_key": key}) as resp:
+            body = await resp.json()
+            if resp.status == 200:
+                return str(body["token"])
+            if resp.status < 500:
+                raise RuntimeError(f"token: {resp.status} {body}")
+        await asyncio.sleep(0.2)
+    raise RuntimeError(f"token: {resp.status} {body}")
 
 
 async def _light(spec: dict[str, Any]) -> dict[str, Any]:
@@ -609,6 +614,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         rows["decision"] = _collect(
                             _spawn("decide", {"redis": redis_url, "n": 5000}), timeout=300
                         )
+                except RuntimeError:
+                    for log in sorted(tmp.glob("*/*/server.log")):
+                        tail = log.read_text(errors="replace")[-3000:]
+                        print(f"--- {log}\n{tail}", file=sys.stderr)
+                    raise
                 finally:
                     procs.close()
                 print(

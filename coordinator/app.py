@@ -97,6 +97,7 @@ def _is_backend_outage(exc: BaseException) -> bool:
         "ConnectionError",
         "TimeoutError",
         "BusyLoadingError",
+        "MaxConnectionsError",
     )
 
 

@@ -74,6 +74,8 @@ class RateLimits:
                 key_prefix=settings.redis_prefix + "limits",
                 socket_timeout=2.0,
                 socket_connect_timeout=2.0,
+                # checks run before admission bounds concurrency: room for a burst of them
+                max_connections=1024,
             )
         else:
             storage = MemoryStorage()

@@ -171,11 +171,15 @@ class RedisState:
 
     @classmethod
     def from_url(cls, url: str, prefix: str = "maestro:coord:") -> RedisState:
-        from redis.asyncio import Redis
+        from redis.asyncio import BlockingConnectionPool, Redis
 
-        # Short timeouts: a stuck Redis must surface as an error, not hang every request.
-        client = Redis.from_url(url, socket_timeout=5.0, socket_connect_timeout=5.0)
-        return cls(client, prefix)
+        # Short timeouts: a stuck Redis must surface as an error, not hang every request. A
+        # blocking pool: past its size a request waits for a connection (up to the timeout)
+        # instead of failing at once, as redis-py's default pool (100 connections) does.
+        pool = BlockingConnectionPool.from_url(
+            url, max_connections=256, timeout=5.0, socket_timeout=5.0, socket_connect_timeout=5.0
+        )
+        return cls(Redis(connection_pool=pool), prefix)
 
     def _k(self, *parts: str) -> str:
         return self.p + ":".join(parts)
