@@ -410,9 +410,12 @@ def _start(
 
     settings = {
         "max_connections_per_client": "2000",
+        "metrics_public": "true",  # loopback bench: per-tenant series without a metrics token
         "fairness": "true" if fairness else "false",
         "rate_limits": "shadow" if fairness else "off",
-        "concurrency": "16",  # seats for a 2-vCPU host: interactive 6, ci 5, batch 3, spec. 2
+        # interactive reads get most seats: their handlers are short but wait on a busy loop
+        "concurrency": "32",
+        "priority_shares": "interactive=60,ci=20,batch=15,speculative=5",
         # held connections stay open idle for the whole phase (slowloris tests use the default)
         "header_timeout_s": "120",
     }
