@@ -238,6 +238,17 @@ class PolicyService:
             execution_id=execution_id, kind=kind, paths=paths, started_ms=_now_ms()
         )
 
+    async def refuse_speculation(self, execution_id: str, budget_s: float) -> str | None:
+        """Admit a speculative run now or say why not (it never waits: a later save retries)."""
+        gate = await self.gate()
+        if gate is None:
+            return None
+        inp = self._run_input(gate, execution_id, [], "speculative")
+        inp.speculation_budget_s = budget_s
+        decision, record = await asyncio.to_thread(gate.decide, inp)
+        # not counted as running: it holds the run lock and yields to explicit runs anyway
+        return record.summary() if decision.result != "allow" else None
+
     async def finished(self, execution_id: str) -> None:
         self._running.pop(execution_id, None)
         async with self._ended:

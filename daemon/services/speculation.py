@@ -35,6 +35,7 @@ import contextlib
 import logging
 import resource
 import time
+import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -288,13 +289,23 @@ class SpeculationService:
             return
         if not await self._ready():
             return
-        async with self.tests.run_lock:
-            if generation != self.generation:
+        policy, execution_id = self.tests.policy, uuid.uuid4().hex
+        if policy is not None:  # run windows, caps and the budget apply to speculation too
+            refused = await policy.refuse_speculation(execution_id, remaining)
+            if refused:
+                self._skip(f"policy: {refused}")
                 return
-            if not self.tripwire.allows():  # the run we waited for may have tripped it
-                self._skip(self.tripwire.reason)
-                return
-            await self._speculate_locked(generation, settings, remaining)
+        try:
+            async with self.tests.run_lock:
+                if generation != self.generation:
+                    return
+                if not self.tripwire.allows():  # the run we waited for may have tripped it
+                    self._skip(self.tripwire.reason)
+                    return
+                await self._speculate_locked(generation, settings, remaining)
+        finally:
+            if policy is not None:
+                await policy.finished(execution_id)
 
     def _configure_tripwire(self, s: SpeculationSettings) -> None:
         tw = self.tripwire
