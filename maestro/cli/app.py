@@ -58,6 +58,6 @@ def main() -> None:
 
     # warnings of the in-process paths reach stderr redacted (commands that serve set their own)
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(RedactingFormatter("%(message)s"))  # as logging's last resort prints
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
     app()
