@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from maestro.names import printable
 
 
@@ -18,6 +20,10 @@ class MaestroError(Exception):
         self.message = message
         self.hint = hint
         self.where = printable(where) if where is not None else None
+
+    def wire_data(self) -> dict[str, Any]:
+        """Machine-readable details for the wire error's ``data`` (none by default)."""
+        return {}
 
     def __str__(self) -> str:
         text = f"{self.where}: {self.message}" if self.where else self.message
@@ -201,11 +207,20 @@ class PolicyDeniedError(PolicyError):
         message: str,
         *,
         retry_after_ms: int | None = None,
+        execution_id: str = "",
         hint: str | None = None,
         where: str | None = None,
     ) -> None:
         super().__init__(message, hint=hint, where=where)
         self.retry_after_ms = retry_after_ms
+        self.execution_id = execution_id
+
+    def wire_data(self) -> dict[str, Any]:
+        """``retryAfterMs`` (absent: no advice) and ``executionId`` (for explain)."""
+        data: dict[str, Any] = {"executionId": self.execution_id}
+        if self.retry_after_ms is not None:
+            data["retryAfterMs"] = self.retry_after_ms
+        return data
 
 
 class PolicyBundleError(PolicyError):

@@ -28,7 +28,13 @@ from pydantic import (
 
 from maestro import __version__
 from maestro.cache.stats import CacheStats
-from maestro.errors import DaemonError, InternalError, MaestroError, ProtocolError
+from maestro.errors import (
+    DaemonError,
+    InternalError,
+    MaestroError,
+    PolicyDeniedError,
+    ProtocolError,
+)
 from maestro.names import printable
 from maestro.reports import GraphStatsReport, ImpactedReport, WhyReport
 
@@ -183,7 +189,10 @@ def _error_classes() -> Iterator[type[MaestroError]]:
 def error_info(exc: BaseException, *, log_path: str | None = None) -> ErrorInfo:
     """The wire form of an exception; unexpected ones become ``internal_error``."""
     if isinstance(exc, MaestroError):
-        return ErrorInfo(code=exc.code, message=exc.message, hint=exc.hint, where=exc.where)
+        return ErrorInfo(
+            code=exc.code, message=exc.message, hint=exc.hint, where=exc.where,
+            data=exc.wire_data(),
+        )  # fmt: skip
     hint = f"see the daemon log: {log_path}" if log_path else "see the daemon log"
     return ErrorInfo(
         code=InternalError.code, message=f"{type(exc).__name__}: {exc}"[:2000], hint=hint
@@ -192,6 +201,13 @@ def error_info(exc: BaseException, *, log_path: str | None = None) -> ErrorInfo:
 
 def error_from_info(info: ErrorInfo) -> MaestroError:
     """Rebuild the typed MaestroError a peer reported, by its code (DaemonError if unknown)."""
+    if info.code == PolicyDeniedError.code:
+        retry = info.data.get("retryAfterMs")
+        return PolicyDeniedError(
+            info.message, hint=info.hint, where=info.where,
+            retry_after_ms=int(retry) if isinstance(retry, int | float) else None,
+            execution_id=str(info.data.get("executionId") or ""),
+        )  # fmt: skip
     for cls in _error_classes():
         if cls.code == info.code:
             try:
@@ -655,9 +671,26 @@ class RunCounts(WireModel):
         return self.passed + self.failed + self.skipped + self.errors + self.xfailed + self.xpassed
 
 
+class QuarantinedTest(WireModel):
+    """A test the policy quarantined: it ran and is reported, its failure does not fail the run."""
+
+    node_id: str
+    outcome: str
+    rule: str = Field(description="the policy rule that quarantined it (quarantine.listed, ...)")
+    target: str = Field(description="what the rule named: a folder, a file or file::test")
+
+
 class RunTestsResult(RunCounts):
     files: list[RunFileResult]
     predictive: PredictiveInfo | None = Field(default=None, description="None: mode off")
+    execution_id: str = Field(
+        default="", description="the run's id: `maestro explain --execution ID`"
+    )
+    quarantined: list[QuarantinedTest] = Field(default_factory=list)
+    policy: list[str] = Field(
+        default_factory=list,
+        description="the run's policy decisions that were not a plain allow, one sentence each",
+    )
 
 
 class CachedResultsParams(WireModel):

@@ -38,7 +38,7 @@ from maestro.policy.sources import (
 
 log = logging.getLogger(__name__)
 
-KINDS = ("deny", "queue", "include", "keep", "warn")
+KINDS = ("deny", "queue", "include", "keep", "quarantine", "warn")
 ERROR_RULE = "policy.error"
 
 

@@ -78,6 +78,11 @@ class SelectInput(PolicyInput):
     markers: dict[str, list[str]] = Field(
         default_factory=dict, description="test file -> pytest markers found in it (static)"
     )
+    marked: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="test (file::name, or the file for pytestmark) -> the quarantine markers"
+        " applied to it (static; only markers the settings quarantine are sent)",
+    )
 
 
 class CacheInput(PolicyInput):
@@ -124,7 +129,7 @@ class FiredRule(BaseModel):
     """One rule that fired: its id and remediation (from its METADATA annotation)."""
 
     rule: str
-    kind: Literal["deny", "queue", "include", "keep", "warn"]
+    kind: Literal["deny", "queue", "include", "keep", "warn", "quarantine"]
     layer: Literal["builtin", "workspace", "team"]
     message: str = ""
     remediation: str = ""

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from maestro.engine.testing import Plan, PlannedFile, Selection
     from maestro.policy.bundle import BundleStore, Incident
     from maestro.policy.gate import MarkerScanner, PolicyGate
-    from maestro.policy.model import DecisionRecord
+    from maestro.policy.model import Decision, DecisionRecord
     from maestro.wire import PredictiveInfo
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class PolicyService:
         self._sent = 0  # decision log position already sent to the coordinator
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._notes: dict[str, list[str]] = {}  # execution id -> decisions not a plain allow
 
     async def gate(self) -> PolicyGate | None:
         """The workspace's gate, opened once (None, logged, when the log cannot be opened)."""
@@ -215,13 +216,18 @@ class PolicyService:
         while True:
             inp = self._run_input(gate, execution_id, paths, kind)
             decision, record = await asyncio.to_thread(gate.decide, inp, targets=paths)
+            if decision.result != "queue":
+                self._note(record)
             if decision.result == "deny":
+                self._notes.pop(execution_id, None)
                 rules = decision.fired("deny")
                 raise PolicyDeniedError(
                     record.summary(),
                     retry_after_ms=decision.retry_after_ms,
-                    hint="; ".join(r.remediation for r in rules if r.remediation) or None,
-                )
+                    execution_id=execution_id,
+                    hint="; ".join([*(r.remediation for r in rules if r.remediation),
+                                    f"maestro explain --execution {execution_id}"]),
+                )  # fmt: skip
             if decision.result == "allow":
                 break
             if queued is None:
@@ -234,6 +240,7 @@ class PolicyService:
         if queued is not None and gate.log is not None:
             queued.waited_ms = int((time.monotonic() - since) * 1000)
             await asyncio.to_thread(gate.log.update, queued)
+            self._note(queued)
         self._running[execution_id] = RunningRun(
             execution_id=execution_id, kind=kind, paths=paths, started_ms=_now_ms()
         )
@@ -283,11 +290,12 @@ class PolicyService:
         selection: Selection,
         environ: Mapping[str, str] | None,
         execution_id: str,
-    ) -> None:
-        """Add the test files force-include rules name (planned with the same options)."""
+    ) -> Decision | None:
+        """Add the test files force-include rules name (planned with the same options); the
+        decision also names what is quarantined (:func:`maestro.policy.quarantine.apply`)."""
         gate = await self.gate()
         if gate is None:
-            return
+            return None
         from dataclasses import replace
 
         from maestro.engine.changes import from_git
@@ -304,21 +312,54 @@ class PolicyService:
         # rego-cpp converts the whole input per decision (~0.1 ms a string): a large plan's
         # file list is kept in the record, not sent to Rego
         shown = selected if len(selected) <= SELECTED_IN_INPUT else []
-        inp = SelectInput(execution_id=execution_id, changed=sorted(changed), selected=shown)
-        decision, _ = await asyncio.to_thread(gate.decide, inp, targets=selected)
+        marked = await asyncio.to_thread(self._marked, gate, selected)
+        inp = SelectInput(
+            execution_id=execution_id, changed=sorted(changed), selected=shown, marked=marked
+        )
+        decision, record = await asyncio.to_thread(gate.decide, inp, targets=selected)
+        self._note(record)
         paths = [p for p in decision.targets("include") if (engine.graph.root / p).exists()]
         if not paths:
-            return
+            return decision
         more = replace(selection, paths=tuple(paths), impacted=False, since=None, changes=None)
         try:
             added = await asyncio.to_thread(engine.plan, more, environ=environ)
         except MaestroError as exc:
             log.warning("force-included paths not planned: %s", exc)
-            return
+            return decision
         have = set(selected)
         new = [f for f in added.files if f.target not in have]
         planned.files.extend(new)
         log.info("policy added %d test files under %s", len(new), ", ".join(paths))
+        return decision
+
+    def _marked(self, gate: PolicyGate, targets: list[str]) -> dict[str, list[str]]:
+        """Tests carrying a marker the settings quarantine (none scanned when none is)."""
+        from maestro.policy.quarantine import marked_tests
+
+        policy = gate.engine.current
+        merged = policy.data["config"].get("merged", {}) if policy is not None else {}
+        wanted = set(merged.get("quarantine_markers") or ())
+        if not wanted or self._markers is None:
+            return {}
+        out: dict[str, list[str]] = {}
+        for target in targets:
+            if wanted & set(self._markers.markers(target)):
+                out.update(marked_tests(self.root, target, wanted))
+        return out
+
+    def _note(self, record: DecisionRecord) -> None:
+        """Keep the sentence of a decision that was not a plain allow, for the run's result."""
+        if record.result != "allow" or record.rules:
+            if len(self._notes) > 256:  # uploads decided after their run ended: bounded
+                self._notes.pop(next(iter(self._notes)))
+            notes = self._notes.setdefault(record.execution_id, [])
+            if (text := record.summary()) not in notes:
+                notes.append(text)
+
+    def notes(self, execution_id: str) -> list[str]:
+        """The run's decisions that were not a plain allow (taken: asked once, at its end)."""
+        return self._notes.pop(execution_id, [])
 
     async def never_skip(
         self,
@@ -343,7 +384,8 @@ class PolicyService:
             execution_id=execution_id, mode="predictive", skipped=sorted(markers),
             markers=markers,
         )  # fmt: skip
-        decision, _ = await asyncio.to_thread(gate.decide, inp, targets=skipped)
+        decision, record = await asyncio.to_thread(gate.decide, inp, targets=skipped)
+        self._note(record)
         keep = set(decision.targets("keep"))
         if not keep:
             return info
@@ -380,7 +422,8 @@ class PolicyService:
                 execution_id=execution_id, action=action,
                 target=target, markers=scanner.markers(target), ci=ci,
             )  # fmt: skip
-            decision, _ = gate.decide(inp, targets=[target])
+            decision, record = gate.decide(inp, targets=[target])
+            self._note(record)
             return decision.result == "allow"
 
         def store(planned: PlannedFile) -> bool:

@@ -278,8 +278,9 @@ class TestService:
             pytest_args=tuple(params.pytest_args),
         )
         planned = await self.plan(engine, selection, environ)
+        selected = None
         if self.policy is not None:
-            await self.policy.select(engine, planned, selection, environ, execution_id)
+            selected = await self.policy.select(engine, planned, selection, environ, execution_id)
             self._gate_cache(engine, execution_id, environ)
         order = None
         if self.speculation is not None:  # may serve fresh speculative failures as they are
@@ -325,7 +326,13 @@ class TestService:
             # exit 5 ("no tests") is wrong when every file was predicted to pass and skipped
             code = 0 if result.exit_code == 5 and predictive.skipped else result.exit_code
             result = result.model_copy(update={"predictive": predictive, "exit_code": code})
-        return result
+        if self.policy is not None:
+            from maestro.policy import quarantine
+
+            result = quarantine.apply(result, selected)
+            notes = self.policy.notes(execution_id)
+            result = result.model_copy(update={"policy": notes})
+        return result.model_copy(update={"execution_id": execution_id})
 
     async def _predictive(
         self, graph: BuildGraph, planned: Plan, threshold: float | None

@@ -235,12 +235,15 @@ def print_summary(result: Mapping[str, Any]) -> None:
     """Failures, flaky tests and the counts line of a RunTestsResult in JSON mode."""
     tests = list(_tests(result))
     failures = [t for t in tests if t.get("outcome") in ("failed", "error")]
+    quarantined = {str(q.get("node_id")): q for q in result.get("quarantined") or []}
     if failures:
         console.rule("[bold red]failures")
         for t in failures:
             path, line = t.get("path"), t.get("line")
             where = f"{path}:{line}" if path and line else (path or "")
             label = "FAILED" if t.get("outcome") == "failed" else "ERROR"
+            if str(t.get("node_id")) in quarantined:
+                label = f"QUARANTINED {label}"
             # Node ids and messages are text, not markup: `[hook1-ata]` must stay visible.
             console.print(f"[red]{label}[/] {escape(str(t['node_id']))}", highlight=False)
             detail = f"    {where}: {t.get('message') or ''}".rstrip(": ")
@@ -252,6 +255,14 @@ def print_summary(result: Mapping[str, Any]) -> None:
         )
     if result.get("not_run_files"):
         console.print(f"[yellow]{result['not_run_files']} files did not finish (not cached)[/]")
+    if quarantined:
+        bad = sum(1 for q in quarantined.values() if q.get("outcome") in ("failed", "error"))
+        rules = ", ".join(sorted({str(q.get("rule")) for q in quarantined.values()}))
+        console.print(
+            f"[yellow]quarantined[/] {len(quarantined)} tests ({bad} failed, not failing the run;"
+            f" rule {escape(rules)}): " + escape(", ".join(sorted(quarantined))),
+            highlight=False,
+        )
     parts = [f"[green]{result.get('passed', 0)} passed[/]"]
     if result.get("failed"):
         parts.append(f"[red]{result['failed']} failed[/]")
@@ -269,3 +280,13 @@ def print_summary(result: Mapping[str, Any]) -> None:
         + f" (saved {float(result.get('time_saved_s', 0.0)):.2f}s)"
         + (f", pytest {float(result.get('wall_s', 0.0)):.2f}s" if ran else "")
     )
+    notes = [str(n) for n in result.get("policy") or []]
+    if notes:
+        more = f" and {len(notes) - 1} more" if len(notes) > 1 else ""
+        console.print(
+            escape(
+                f"policy: {notes[0]}{more} (maestro explain --execution "
+                f"{result.get('execution_id', '')})"
+            ),
+            highlight=False,
+        )

@@ -47,3 +47,36 @@ keep contains fired if {
 		"msg": sprintf("%s is marked %s: never skipped", [test, marker]),
 	}
 }
+
+# METADATA
+# title: Quarantine (listed)
+# custom:
+#   id: quarantine.listed
+#   remediation: a quarantined test still runs and is reported, its failure does not fail
+#     the run; fix it and take it off [tool.maestro.policy] quarantine
+quarantine contains fired if {
+	some entry in lib.listed("quarantine")
+	lib.touches(input.selected, split(entry, "::")[0])
+	fired := {
+		"rule": "quarantine.listed",
+		"target": entry,
+		"msg": sprintf("%s is quarantined: it runs and is reported, its failures do not fail the run", [entry]),
+	}
+}
+
+# METADATA
+# title: Quarantine (marked)
+# custom:
+#   id: quarantine.marker
+#   remediation: a quarantined test still runs and is reported, its failure does not fail
+#     the run; fix the flakiness and drop the marker ([tool.maestro.policy] quarantine_markers)
+quarantine contains fired if {
+	some test, marks in input.marked
+	some marker in marks
+	marker in lib.listed("quarantine_markers")
+	fired := {
+		"rule": "quarantine.marker",
+		"target": test,
+		"msg": sprintf("%s is marked %s: quarantined, its failures do not fail the run", [test, marker]),
+	}
+}

@@ -1,0 +1,216 @@
+"""Quarantine of known-flaky tests at the select point (they run, are reported, do not fail the
+run), the run's execution id and policy line in its result and the CLI, and a denied run's wire
+error carrying retryAfterMs, against a real daemon running real pytest."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from maestro import wire
+from maestro.daemon.transport.client import DaemonClient
+from maestro.errors import PolicyDeniedError
+from maestro.policy import quarantine
+from maestro.policy.model import Decision, FiredRule
+from maestro.policy.protocol import POLICY_DECISIONS, PolicyDecisionsParams
+
+FREEZE = """package maestro.workspace.run
+
+import rego.v1
+
+# METADATA
+# custom:
+#   id: ops.freeze
+#   remediation: tests/frozen is frozen during the migration; retry later
+deny contains {"rule": "ops.freeze", "msg": "tests/frozen is frozen", "retry_after_ms": 5000} if {
+\tsome p in input.paths
+\tstartswith(p, "tests/frozen")
+}
+"""
+
+FILES = {
+    "pyproject.toml": (
+        "[project]\nname = 'ws'\nversion = '0'\n\n"
+        "[tool.maestro.policy]\n"
+        'quarantine = ["tests/test_listed.py::test_bad"]\n'
+        'quarantine_markers = ["wobbly"]\n'
+        "\n[tool.pytest.ini_options]\nmarkers = ['wobbly: known flaky']\n"
+    ),
+    "tests/test_listed.py": "def test_bad():\n    assert 1 == 2\n\ndef test_ok():\n    pass\n",
+    "tests/test_marked.py": (
+        "import pytest\n\n@pytest.mark.wobbly\ndef test_wobbly():\n    assert False\n\n"
+        "def test_plain():\n    pass\n"
+    ),
+    "tests/frozen/test_f.py": "def test_f():\n    pass\n",
+    ".maestro/policy/freeze.rego": FREEZE,
+}
+
+REAL_FAILURE = "def test_real():\n    assert 0\n"
+
+
+def _daemons(root: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"maestro.daemon" in argv and os.fsencode(root) in argv:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="mqua", dir="/tmp"))  # AF_UNIX paths are short
+    root = (base / "ws").resolve()
+    for rel, text in FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(base / "st"))
+    monkeypatch.setenv("MAESTRO_DAEMON_START_TIMEOUT", "30")
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    try:
+        yield root
+    finally:
+        for pid in _daemons(root):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_marked_tests_per_function_class_and_module(tmp_path: Path) -> None:
+    (tmp_path / "t.py").write_text(
+        "import pytest\n\n@pytest.mark.flaky(reruns=2)\ndef test_a():\n    pass\n\n"
+        "class TestK:\n    @pytest.mark.flaky\n    def test_b(self):\n        pass\n\n"
+        "@pytest.mark.slow\ndef test_c():\n    pass\n"
+    )
+    (tmp_path / "m.py").write_text("import pytest\npytestmark = [pytest.mark.flaky]\n")
+    (tmp_path / "bad.py").write_text("def (:\n")
+    assert quarantine.marked_tests(tmp_path, "t.py", ["flaky"]) == {
+        "t.py::test_a": ["flaky"],
+        "t.py::TestK::test_b": ["flaky"],
+    }
+    assert quarantine.marked_tests(tmp_path, "m.py", ["flaky"]) == {"m.py": ["flaky"]}
+    assert quarantine.marked_tests(tmp_path, "bad.py", ["flaky"]) == {}
+
+
+def test_covers() -> None:
+    assert quarantine.covers("tests/a.py::test_x", "tests/a.py::test_x[1]")
+    assert not quarantine.covers("tests/a.py::test_x", "tests/a.py::test_xy")
+    assert quarantine.covers("tests/a.py", "tests/a.py::K::test_y")
+    assert quarantine.covers("tests/flaky/", "tests/flaky/test_a.py::t")
+    assert quarantine.covers("tests/flaky", "tests/flaky/test_a.py::t")
+    assert not quarantine.covers("tests/flaky", "tests/flakyness/test_a.py::t")
+
+
+def _result(outcomes: dict[str, str]) -> wire.RunTestsResult:
+    tests = [{"node_id": n, "outcome": o} for n, o in outcomes.items()]
+    failed = sum(o == "failed" for o in outcomes.values())
+    return wire.RunTestsResult(
+        exit_code=1 if failed else 0, failed=failed, pytest_exit_code=1 if failed else 0,
+        files=[wire.RunFileResult(target="t.py", cached=False, result={"tests": tests})],
+    )  # fmt: skip
+
+
+def test_apply_exit_code_only_when_every_failure_is_quarantined() -> None:
+    rule = FiredRule(rule="quarantine.listed", kind="quarantine", layer="builtin", target="t.py::a")
+    decision = Decision(point="select", result="allow", rules=[rule])
+    only = quarantine.apply(_result({"t.py::a": "failed", "t.py::b": "passed"}), decision)
+    assert only.exit_code == 0 and [q.node_id for q in only.quarantined] == ["t.py::a"]
+    assert only.quarantined[0].rule == "quarantine.listed" and only.failed == 1
+    both = quarantine.apply(_result({"t.py::a": "failed", "t.py::b": "failed"}), decision)
+    assert both.exit_code == 1 and [q.node_id for q in both.quarantined] == ["t.py::a"]
+    shadow = Decision(
+        point="select", result="allow", rules=[rule.model_copy(update={"shadow": True})]
+    )
+    assert quarantine.apply(_result({"t.py::a": "failed"}), shadow).exit_code == 1
+
+
+@pytest.mark.slow
+def test_daemon_quarantines_runs_and_reports_and_denies_with_retry(ws: Path) -> None:
+    async def main() -> str:
+        client = await DaemonClient.connect(ws, start=True)
+        try:
+            everything = ["tests/test_listed.py", "tests/test_marked.py"]
+            run = await client.call(
+                wire.RUN_TESTS, wire.RunTestsParams(paths=everything), timeout=120
+            )
+            # both failures ran and are reported, both are quarantined: the run passes
+            assert (run.failed, run.passed, run.exit_code) == (2, 2, 0)
+            assert {(q.node_id, q.outcome, q.rule) for q in run.quarantined} == {
+                ("tests/test_listed.py::test_bad", "failed", "quarantine.listed"),
+                ("tests/test_marked.py::test_wobbly", "failed", "quarantine.marker"),
+            }
+            assert run.execution_id and any("quarantined" in n for n in run.policy)
+            found = await client.call(
+                POLICY_DECISIONS, PolicyDecisionsParams(execution_id=run.execution_id)
+            )
+            select = [d for d in found.decisions if d.point == "select"]
+            assert select and {r.rule for r in select[0].rules} == {
+                "quarantine.listed", "quarantine.marker",
+            }  # fmt: skip
+
+            # a failure no rule quarantines still fails the run
+            (ws / "tests/test_real.py").write_text(REAL_FAILURE)
+            await asyncio.sleep(0.5)
+            mixed = await client.call(
+                wire.RUN_TESTS,
+                wire.RunTestsParams(paths=[*everything, "tests/test_real.py"]),
+                timeout=120,
+            )
+            assert (mixed.failed, mixed.exit_code) == (3, 1)
+            assert len(mixed.quarantined) == 2
+
+            # a denied run: the wire error carries retryAfterMs and the execution id
+            with pytest.raises(PolicyDeniedError) as denied:
+                await client.call(
+                    wire.RUN_TESTS, wire.RunTestsParams(paths=["tests/frozen"]), timeout=60
+                )
+            assert denied.value.retry_after_ms == 5000
+            assert denied.value.execution_id
+            assert "ops.freeze" in denied.value.message
+            assert f"maestro explain --execution {denied.value.execution_id}" in (
+                denied.value.hint or ""
+            )
+            return run.execution_id
+        finally:
+            await client.close()
+
+    asyncio.run(main())
+
+    # the CLI (through the daemon): quarantined failures shown, exit 0, the policy line
+    (ws / "tests/test_real.py").unlink()
+    maestro = str(Path(sys.executable).parent / "maestro")
+    cli = subprocess.run(
+        [maestro, "test", "tests/test_listed.py", "tests/test_marked.py"],
+        cwd=ws, capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "QUARANTINED FAILED tests/test_listed.py::test_bad" in cli.stdout
+    assert "quarantined 2 tests (2 failed, not failing the run" in cli.stdout
+    line = next(x for x in cli.stdout.splitlines() if x.startswith("policy: "))
+    assert "(maestro explain --execution " in line
+
+    frozen = subprocess.run(
+        [maestro, "test", "tests/frozen"],
+        cwd=ws, capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+    assert frozen.returncode != 0
+    assert "ops.freeze" in frozen.stderr + frozen.stdout
+    assert "retry in 5 s" in frozen.stderr + frozen.stdout
