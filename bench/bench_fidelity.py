@@ -1064,8 +1064,9 @@ def main(argv: list[str] | None = None) -> None:
         command += f" --seed {ns.seed}"
     if ns.timeout_s != 1200.0:
         command += f" --timeout-s {ns.timeout_s:g}"
-    title = SECTION if ns.python == DEFAULT_PYTHON else f"{SECTION}, on {ns.python}"
-    write_section(title, preamble(command, took, _venv_python(ns.python)) + "\n\n" + body)
+    version = _venv_python(ns.python)
+    title = SECTION if ns.python == DEFAULT_PYTHON else f"{SECTION}, on {version}"
+    write_section(title, preamble(command, took, version) + "\n\n" + body)
 
 
 def _venv_python(python: str) -> str:
