@@ -250,8 +250,8 @@ async def _hostile(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _hold(spec: dict[str, Any]) -> dict[str, Any]:
-    """Open `n` keep-alive connections from 20 loopback addresses and keep each alive with a
-    request every few seconds until the deadline; report how many were held throughout."""
+    """Open `n` connections from 20 loopback addresses, hold them idle until the deadline, then
+    send one request on each: held = still open and answered."""
     _raise_nofile(spec["n"] + 1000)
     host, port = spec["host"], spec["port"]
     deadline = time.monotonic() + spec["duration"]
@@ -282,9 +282,10 @@ async def _hold(spec: dict[str, Any]) -> dict[str, Any]:
             await asyncio.wait_for(reader.readexactly(length), 30)
 
         try:
-            await ask()  # served once...
+            # held idle through the phase (5,000 requests at once would be a load of their
+            # own), then each must still be open and served
             await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-            await ask()  # ...and still open and served at the end
+            await ask()
         except (OSError, asyncio.IncompleteReadError, TimeoutError):
             lost += 1
         finally:
