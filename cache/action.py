@@ -46,6 +46,9 @@ class TestOutcome(_Model):
     line: int | None = Field(default=None, ge=0)
     message: Redacted | None = None
     """What the test failed or skipped with, redacted (only a Redactor makes this type)."""
+    test_line: int | None = Field(default=None, ge=0)
+    """The failing line in the test file when `path`/`line` is where it raised, elsewhere (an
+    editor shows a stored failure at both; older entries lack it)."""
     flaky: bool = False
     executed: list[int] | None = None
     """Indices into ``ActionResult.trace.functions`` of what this node ran; None = no record."""

@@ -577,9 +577,10 @@ def _file_of(nodeid: str) -> str:
 
 
 def _outcome(result: TestResult, flaky: bool, redactor: Redactor) -> TestOutcome:
-    path = line = None
+    path = line = test_line = None
     if result.raised_at is not None:
         path, line = result.raised_at.path, result.raised_at.line
+        test_line = result.test_line
     elif result.location is not None:
         path, line = result.location.path, result.test_line or result.location.line
     return TestOutcome(
@@ -588,6 +589,7 @@ def _outcome(result: TestResult, flaky: bool, redactor: Redactor) -> TestOutcome
         duration_s=result.duration_s,
         path=path,
         line=line,
+        test_line=test_line,
         message=redactor.redact_optional(result.message),
         flaky=flaky,
     )

@@ -187,7 +187,7 @@ class Results:
                 outcome=str(t.get("outcome")),
                 duration_s=float(t.get("duration_s") or 0.0),
                 message=t.get("message"),
-                test_line=line if in_test else None,
+                test_line=line if in_test else t.get("test_line"),
                 raised_path=path if path and not in_test else None,
                 raised_line=line if path and not in_test else None,
                 cached=cached,

@@ -189,6 +189,18 @@ async def document_changed(ls: MaestroServer, uri: str) -> None:
         )
 
 
+RESTORE_BATCH = 32  # files per daemon question: it holds the graph lock while it keys them
+
+
+async def restore_all(ls: MaestroServer, ws: Workspace, rels: list[str]) -> None:
+    """Stored results of every discovered file, a batch at a time, so that lens and impacted
+    questions get the daemon in between."""
+    from maestro.server.restore import restore
+
+    for start in range(0, len(rels), RESTORE_BATCH):
+        await restore(ls, ws, rels[start : start + RESTORE_BATCH])
+
+
 def register(server: MaestroServer) -> None:
     async def on_graph(ws: Workspace, event: Any) -> None:
         if ws.tests is None:  # files appeared or vanished
@@ -210,9 +222,7 @@ def register(server: MaestroServer) -> None:
         files = await asyncio.to_thread(lambda: [file_json(ls, ws, r) for r in rels])
         found = [f for f in files if f is not None]
         # the explorer shows stored results of the current inputs (after a restart) as they come
-        from maestro.server.restore import restore
-
-        ls.spawn(restore(ls, ws, [f["id"] for f in found]), "restore")
+        ls.spawn(restore_all(ls, ws, [f["id"] for f in found]), "restore")
         return {"root": str(ws.root), "files": found}
 
     @serve(server, methods.EXPLORER_RUN)

@@ -8,7 +8,16 @@ import asyncio
 import contextlib
 
 import pytest
-from conftest import Env, kill_daemons, notes, open_doc, run_to_end, start_client
+from conftest import (
+    FAIL_TEST_LINE,
+    RAISE_LINE,
+    Env,
+    kill_daemons,
+    notes,
+    open_doc,
+    run_to_end,
+    start_client,
+)
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
@@ -60,6 +69,10 @@ async def test_stored_results_after_a_restart(lsp_env: Env) -> None:
         await until(lambda: client.diagnostics.get(uri))
         diag = client.diagnostics[uri][0]
         assert "test_div_zero failed" in diag.message and "cached result, ran" in diag.message
+        # at the failing assert (line 9), with the raising line in pkg/calc.py as related
+        assert diag.range.start.line == FAIL_TEST_LINE - 1
+        assert diag.related_information
+        assert diag.related_information[0].location.range.start.line == RAISE_LINE - 1
         await until(lambda: notes(client, "maestro/testExplorer/end"))
         ended = notes(client, "maestro/testExplorer/end")
         assert ended[0]["summary"]["label"] == "stored results"
