@@ -24,6 +24,7 @@ from typing import Any
 import orjson
 
 from maestro.errors import PolicyError, PolicyEvalError
+from maestro.policy.isolate import ChildCompiler
 from maestro.policy.model import POINTS, Decision, FiredRule, Point, PolicyInput, Result
 from maestro.policy.rego import Compiled
 from maestro.policy.sources import (
@@ -190,13 +191,17 @@ class PolicyEngine:
     current: PolicySet | None = None
     last_error: PolicyError | None = None
     listeners: list[Callable[[PolicySet], None]] = field(default_factory=list)
+    # long-lived processes (the daemon) compile a new set in a child first: rego-cpp aborts
+    # the process on some constructs
+    checker: ChildCompiler | None = None
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
-    def open(cls, root: Path | None) -> PolicyEngine:
+    def open(cls, root: Path | None, *, isolate: bool = False) -> PolicyEngine:
         """Built-in and workspace policy; a workspace policy that does not compile leaves the
-        built-in one in force and is kept in :attr:`last_error`."""
-        engine = cls(root)
+        built-in one in force and is kept in :attr:`last_error`. With ``isolate``, every set
+        with workspace or team modules is compiled in a child process first."""
+        engine = cls(root, checker=ChildCompiler() if isolate else None)
         try:
             engine.reload()
         except PolicyError:
@@ -223,6 +228,8 @@ class PolicyEngine:
                     team_modules, held.sources.data.get("team", {}), held.sources.revision
                 )
             try:
+                if self.checker is not None:
+                    self.checker.check(sources)
                 policy = PolicySet.compile(sources)
             except PolicyError as exc:
                 self.last_error = exc

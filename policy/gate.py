@@ -72,9 +72,13 @@ class PolicyGate:
     redactor: Redactor = field(default_factory=lambda: Redactor(detectors=False))
 
     @classmethod
-    def for_workspace(cls, root: Path, environ: Mapping[str, str] | None = None) -> PolicyGate:
+    def for_workspace(
+        cls, root: Path, environ: Mapping[str, str] | None = None, *, isolate: bool = False
+    ) -> PolicyGate:
+        """``isolate``: compile new policy sets in a child first (long-lived processes)."""
         redactor = Redactor.from_environ(environ or {}, detectors=False)
-        return cls(PolicyEngine.open(root), DecisionLog.for_workspace(root), redactor)
+        engine = PolicyEngine.open(root, isolate=isolate)
+        return cls(engine, DecisionLog.for_workspace(root), redactor)
 
     def decide(
         self, inp: PolicyInput, *, targets: Iterable[str] = ()

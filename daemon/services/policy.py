@@ -63,6 +63,7 @@ class PolicyService:
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._notes: dict[str, list[str]] = {}  # execution id -> decisions not a plain allow
+        self._stamp: tuple[tuple[str, int, int], ...] = ()  # workspace policy files in force
 
     async def gate(self) -> PolicyGate | None:
         """The workspace's gate, opened once (None, logged, when the log cannot be opened)."""
@@ -71,14 +72,50 @@ class PolicyService:
                 from maestro.policy.gate import MarkerScanner, PolicyGate
 
                 try:
-                    gate = await asyncio.to_thread(PolicyGate.for_workspace, self.root)
+                    gate = await asyncio.to_thread(
+                        PolicyGate.for_workspace, self.root, isolate=True
+                    )
                     await asyncio.to_thread(self._open_bundles, gate)
                 except PolicyError:
                     log.exception("policy gate unavailable: decisions are not enforced")
                     return None
                 self._gate = gate
                 self._markers = MarkerScanner(self.root)
+                self._stamp = await asyncio.to_thread(self._sources_stamp)
+            else:
+                await self._reload_if_changed(self._gate)
             return self._gate
+
+    def _sources_stamp(self) -> tuple[tuple[str, int, int], ...]:
+        """What the workspace layer is made of, by name, mtime and size (a few stat calls)."""
+        from maestro.policy.sources import WORKSPACE_DIR
+
+        paths = [self.root / "pyproject.toml", self.root / "maestro.toml"]
+        folder = self.root / WORKSPACE_DIR
+        if folder.is_dir():
+            paths += sorted(folder.glob("*.rego"))
+        out = []
+        for path in paths:
+            try:
+                st = path.stat()
+            except OSError:
+                continue
+            out.append((path.name, st.st_mtime_ns, st.st_size))
+        return tuple(out)
+
+    async def _reload_if_changed(self, gate: PolicyGate) -> None:
+        """Recompile when the workspace's policy changed; a set that does not compile (or
+        crashes rego-cpp in the child that checks it) leaves the last good one in force."""
+        stamp = await asyncio.to_thread(self._sources_stamp)
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        try:
+            policy = await asyncio.to_thread(gate.engine.reload)
+        except MaestroError as exc:  # logged by the engine, kept in last_error
+            log.error("workspace policy not reloaded, the last good one stays in force: %s", exc)
+            return
+        log.info("workspace policy reloaded (%s)", policy.digest)
 
     async def stop(self, app: DaemonApp) -> None:
         task, self._task = self._task, None

@@ -29,6 +29,7 @@ def _print_json(value: Any) -> None:
 def check(root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
     """Compile the built-in and workspace policy; name file:line:column of any error."""
     from maestro.policy.engine import PolicySet
+    from maestro.policy.isolate import ChildCompiler
     from maestro.policy.sources import load, read_annotations
 
     workspace = resolve_root(root)
@@ -36,6 +37,7 @@ def check(root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
     error: PolicyError | None = None
     policy = None
     try:
+        ChildCompiler().check(sources)  # a rule that aborts rego-cpp is an error, not a crash
         policy = PolicySet.compile(sources)
     except PolicyError as exc:
         error = exc
@@ -116,7 +118,7 @@ def evaluate(
             f"{'.'.join(map(str, first['loc']))}: {first['msg']}",
             hint="docs/policy.md lists each point's input fields",
         ) from None
-    engine = PolicyEngine.open(workspace)
+    engine = PolicyEngine.open(workspace, isolate=True)
     if engine.last_error is not None:
         raise engine.last_error
     log = DecisionLog.for_workspace(workspace) if record else None
@@ -170,7 +172,7 @@ def status(root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
     from maestro.policy.records import FILE_NAME, DecisionLog
 
     workspace = resolve_root(root)
-    engine = PolicyEngine.open(workspace)
+    engine = PolicyEngine.open(workspace, isolate=True)
     store = BundleStore(workspace_state_dir(workspace) / "policy-bundle", engine, keys={})
     bundle = store.status()
     path = workspace_state_dir(workspace) / FILE_NAME

@@ -1,0 +1,165 @@
+"""A workspace rule that aborts rego-cpp (a `with input as` form it crashes on) is compiled in a
+child first: the error names the file, the last good policy stays in force, the daemon and the
+CLI live on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from maestro import wire
+from maestro.daemon.transport.client import DaemonClient
+from maestro.errors import PolicyDeniedError, PolicyError, PolicySyntaxError
+from maestro.policy.engine import PolicyEngine
+from maestro.policy.isolate import ChildCompiler
+from maestro.policy.sources import load
+
+# rego-cpp 1.5 terminates the process compiling this ("shape `rego-localref` has no field
+# `rego-refhead`")
+CRASH = """package maestro.workspace.select
+
+import rego.v1
+
+helper contains "x" if {
+\tsome p in input.changed
+\tstartswith(p, "tests/db")
+}
+
+warn contains {"rule": "ws.crash", "msg": "m"} if {
+\tcount(data.maestro.workspace.select.helper) == 1 with input as {"changed": ["tests/db/a.py"]}
+}
+"""
+
+FREEZE = """package maestro.workspace.run
+
+import rego.v1
+
+deny contains {"rule": "ops.freeze", "msg": "tests/frozen is frozen"} if {
+\tsome p in input.paths
+\tstartswith(p, "tests/frozen")
+}
+"""
+
+BROKEN = "package maestro.workspace.run\n\nimport rego.v1\n\ndeny contains x if {\n\tx := \n}\n"
+
+
+def test_crashing_rule_is_an_error_naming_the_file(workspace: Callable[..., Path]) -> None:
+    root = workspace(modules={"freeze.rego": FREEZE, "crash.rego": CRASH})
+    with pytest.raises(PolicyError) as caught:
+        ChildCompiler().check(load(root))
+    assert caught.value.where == ".maestro/policy/crash.rego"
+    assert "rego-cpp crashed" in caught.value.message
+    # the engine of a long-lived process keeps the built-in policy and says why
+    engine = PolicyEngine.open(root, isolate=True)
+    assert engine.current is not None
+    assert all(m.layer == "builtin" for m in engine.current.sources.modules)
+    assert engine.last_error is not None and engine.last_error.where == ".maestro/policy/crash.rego"
+
+
+def test_child_reports_syntax_errors_and_remembers_good_sets(
+    workspace: Callable[..., Path],
+) -> None:
+    root = workspace(modules={"bad.rego": BROKEN})
+    with pytest.raises(PolicySyntaxError) as caught:
+        ChildCompiler().check(load(root))
+    assert (caught.value.where or "").startswith(".maestro/policy/bad.rego:")
+    (root / ".maestro/policy/bad.rego").unlink()
+    (root / ".maestro/policy/freeze.rego").write_text(FREEZE)
+    checker = ChildCompiler()
+    checker.check(load(root))
+    started = time.perf_counter()
+    checker.check(load(root))  # remembered: no child
+    assert time.perf_counter() - started < 0.2
+
+
+def test_policy_check_cli_reports_the_crash(workspace: Callable[..., Path]) -> None:
+    root = workspace(modules={"crash.rego": CRASH})
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "maestro"), "policy", "check", "--root", str(root)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "COLUMNS": "300"},
+    )  # fmt: skip
+    assert proc.returncode not in (0, -signal.SIGABRT), proc.stdout + proc.stderr
+    assert ".maestro/policy/crash.rego" in proc.stdout + proc.stderr
+    assert "rego-cpp crashed" in proc.stdout + proc.stderr
+
+
+def _daemons(root: Path) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"maestro.daemon" in argv and os.fsencode(root) in argv:
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="miso", dir="/tmp"))  # AF_UNIX paths are short
+    root = (base / "ws").resolve()
+    files = {
+        "pyproject.toml": "[project]\nname = 'ws'\nversion = '0'\n",
+        "tests/frozen/test_f.py": "def test_f():\n    pass\n",
+        ".maestro/policy/freeze.rego": FREEZE,
+    }
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(base / "st"))
+    monkeypatch.setenv("MAESTRO_DAEMON_START_TIMEOUT", "30")
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    try:
+        yield root
+    finally:
+        for pid in _daemons(root):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_daemon_survives_a_crashing_rule_and_keeps_the_last_good_policy(ws: Path) -> None:
+    from maestro.policy.protocol import POLICY_DECISIONS, PolicyDecisionsParams
+
+    async def main() -> None:
+        client = await DaemonClient.connect(ws, start=True)
+        try:
+            frozen = wire.RunTestsParams(paths=["tests/frozen"])
+            with pytest.raises(PolicyDeniedError):
+                await client.call(wire.RUN_TESTS, frozen, timeout=60)
+            pids = _daemons(ws)
+            (ws / ".maestro/policy/crash.rego").write_text(CRASH)
+            # the next decision reloads: the crash is in a child, the freeze still denies
+            with pytest.raises(PolicyDeniedError) as denied:
+                await client.call(wire.RUN_TESTS, frozen, timeout=60)
+            assert "ops.freeze" in denied.value.message
+            assert _daemons(ws) == pids
+            status = await client.call(POLICY_DECISIONS, PolicyDecisionsParams(limit=1))
+            assert status.error and ".maestro/policy/crash.rego" in status.error
+            assert "rego-cpp crashed" in status.error
+            # fixed: the next set loads
+            (ws / ".maestro/policy/crash.rego").unlink()
+            (ws / ".maestro/policy/freeze.rego").write_text(FREEZE.replace("frozen", "iced"))
+            ok = await client.call(wire.RUN_TESTS, frozen, timeout=120)
+            assert ok.exit_code == 0
+        finally:
+            await client.close()
+
+    asyncio.run(main())
