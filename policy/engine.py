@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,17 +52,33 @@ def fail_closed(inp: PolicyInput) -> bool:
     return inp.point == "cache" and getattr(inp, "action", "") == "upload"
 
 
-def _compose(point: str, present: set[tuple[str, str]]) -> str:
+def _compose(point: str, present: set[tuple[str, str, str]]) -> str:
+    """The point's decision module: what each layer's rules of each kind fired, with its layer.
+    Only kinds a layer's modules define are composed (each undefined reference costs every
+    decision a lookup)."""
     lines = [f"package decision.{point}", "", "import rego.v1", ""]
     for layer in LAYERS:
-        if (layer, point) not in present:
-            continue
         for kind in KINDS:
+            if (layer, point, kind) not in present:
+                continue
             lines.append(
                 f'{kind} contains object.union(d, {{"layer": "{layer}"}}) if {{\n'
                 f"\tsome d in data.maestro.{layer}.{point}.{kind}\n}}\n"
             )
     return "\n".join(lines)
+
+
+# a line that may start a rule of that kind (over-matching only composes an empty set)
+_KIND_HEAD = {k: re.compile(rf"^\s*(?:default\s+)?{k}\b", re.MULTILINE) for k in KINDS}
+
+
+def _defines(module: Module) -> set[tuple[str, str, str]]:
+    parts = module.package.split(".")
+    if len(parts) < 3 or parts[2] not in POINTS:
+        return set()
+    return {
+        (module.layer, parts[2], k) for k, head in _KIND_HEAD.items() if head.search(module.text)
+    }
 
 
 def merge_settings(layers: list[Any]) -> dict[str, Any]:
@@ -99,11 +116,7 @@ class PolicySet:
     @classmethod
     def compile(cls, sources: PolicySources) -> PolicySet:
         check_roots(sources.modules)
-        present: set[tuple[str, str]] = {
-            (m.layer, m.package.split(".")[2])
-            for m in sources.modules
-            if len(m.package.split(".")) >= 3 and m.package.split(".")[2] in POINTS
-        }
+        present = {found for m in sources.modules for found in _defines(m)}
         modules = {m.name: m.text for m in sources.modules}
         for point in POINTS:
             modules[f"compose/{point}.rego"] = _compose(point, present)

@@ -99,7 +99,7 @@ class Compiled:
             rego_output_string,
         )
 
-        self._interp.set_input(value)
+        _set_input(self._interp._impl, value)
         out = rego_bundle_query(self._interp._impl, self._bundles[key]._impl)
         try:
             ok = rego_output_ok(out)
@@ -114,6 +114,54 @@ class Compiled:
         answer = orjson.loads(text)
         expressions = answer.get("expressions") if isinstance(answer, dict) else None
         return expressions[0] if expressions else None
+
+
+def _set_input(interp: Any, value: Any) -> None:
+    """``Interpreter.set_input`` without its per-node Python wrappers: the C calls straight,
+    strings passed as bytes (no ctypes buffer each) and dispatch on the exact type. Half the
+    cost of a decision's input on a small input; the interpreter copies the input, so the
+    built one is freed at once."""
+    from regopy.rego_shared import rego
+
+    make = rego.regoInputString, rego.regoInputInt, rego.regoInputFloat
+    boolean, null, item = rego.regoInputBoolean, rego.regoInputNull, rego.regoInputObjectItem
+    obj, arr = rego.regoInputObject, rego.regoInputArray
+    string, integer, real = make
+    handle = rego.regoNewInput()
+    failed = 0
+
+    def add(v: Any) -> None:
+        nonlocal failed
+        kind = type(v)
+        if kind is str:
+            failed |= string(handle, v.encode())
+        elif kind is bool:
+            failed |= boolean(handle, v)
+        elif kind is int:
+            failed |= integer(handle, v)
+        elif kind is float:
+            failed |= real(handle, v)
+        elif v is None:
+            failed |= null(handle)
+        elif kind is dict:
+            for k, x in v.items():
+                failed |= string(handle, str(k).encode())
+                add(x)
+                failed |= item(handle)
+            failed |= obj(handle, len(v))
+        elif kind is list or kind is tuple:
+            for x in v:
+                add(x)
+            failed |= arr(handle, len(v))
+        else:
+            raise PolicyEvalError(f"cannot pass a {kind.__name__} to Rego", where="input")
+
+    try:
+        add(value)
+        if failed or rego.regoSetInput(interp, handle):
+            raise PolicyEvalError("rego-cpp refused the input", where="input")
+    finally:
+        rego.regoFreeInput(handle)
 
 
 def _syntax_error(text: str, modules: Mapping[str, str]) -> PolicySyntaxError:
