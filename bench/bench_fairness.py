@@ -88,10 +88,17 @@ asyncio.run(main())
 """
 
 
-def _env() -> dict[str, str]:
+def _env(**extra: str) -> dict[str, str]:
     """The installed package for child processes (bench/__init__'s link tree has no
-    coordinator); the load roles import nothing from bench/."""
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    coordinator); the load roles import nothing from bench/. MAESTRO_BENCH_CODE=DIR runs every
+    child from a package tree instead (a snapshot of a commit, when the shared working tree is
+    in the middle of someone's edit)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    code = os.environ.get("MAESTRO_BENCH_CODE")
+    if code:
+        env["PYTHONPATH"] = code
+    env.update(extra)
+    return env
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -594,7 +601,10 @@ def _light_p95(result: dict[str, Any]) -> float:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    import bench.bench_coordinator as coordinator_bench
     from bench.bench_coordinator import Procs
+
+    coordinator_bench._env = _env  # the servers run from the same code as the clients
 
     limit = _raise_nofile(args.hold + 4000)
     report: dict[str, Any] = {"nofile": limit, "scenarios": {}}
