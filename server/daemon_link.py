@@ -122,7 +122,7 @@ class DaemonLink:
             self.last_error = None
             await self._send_settings(client)
             try:
-                await client.subscribe(["graph_changed"])
+                await client.subscribe(["graph_changed", "policy.incident"])
             except MaestroError as exc:
                 log.warning("cannot subscribe to daemon events: %s", exc.message)
             self._pump = asyncio.create_task(self._read_events(client), name="daemon-events")

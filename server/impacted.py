@@ -18,7 +18,7 @@ from urllib.parse import quote
 from maestro.cache.stats import CacheStats
 from maestro.errors import GitError, MaestroError, UnknownTargetError
 from maestro.reports import ChangeModel, ImpactedReport, ImpactModel
-from maestro.server import methods
+from maestro.server import methods, policy
 from maestro.server.methods import (
     CacheCell,
     ExplainCache,
@@ -295,7 +295,7 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> Expla
             "root": str(ws.root), "target": node, "file": file, "decision": "unknown",
             "selected": False, "impact": None,
             "cache": {"state": "unknown", "reason": None, "describe": "", "changedInputs": []},
-            "last": [], "why": None, "reasons": [missing], "text": missing,
+            "last": [], "why": None, "reasons": [missing], "decisions": [], "text": missing,
         }  # fmt: skip
     impact_report = await impacted_targets(ls, ws, None, None, cache_state=False)
     impact = next((r for r in impact_report["impacted"] if r["target"] == file), None)
@@ -344,6 +344,9 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> Expla
             if report.depends
             else f"{file} does not depend on {path}"
         )
+    decisions = await policy.decisions_about(ws, node)
+    for d in decisions[:3]:
+        reasons.append(f"policy: {d['summary']}")
     return {
         "root": str(ws.root),
         "target": node,
@@ -360,6 +363,7 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> Expla
         "last": [s.to_json() for s in last],
         "why": why,
         "reasons": reasons,
+        "decisions": decisions,
         "text": "\n".join(reasons),
     }
 

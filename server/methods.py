@@ -201,6 +201,31 @@ class ExplainCache(TypedDict):
 Decision = Literal["re-run", "cached", "skipped (not impacted)", "unknown"]
 
 
+class PolicyRule(TypedDict):
+    """A rule that fired in a policy decision."""
+
+    id: Annotated[str, Field(description="the rule id, e.g. caps.db_serial")]
+    kind: Annotated[str, Field(description="deny, queue, include, keep, warn, quarantine")]
+    message: str
+    remediation: Annotated[str, Field(description="what to do about it (empty: none given)")]
+    retryAfterMs: int | None
+    shadow: Annotated[bool, Field(description="recorded, not enforced")]
+
+
+class PolicyDecision(TypedDict):
+    """A policy decision about a test or a run, as ``maestro explain`` shows it."""
+
+    id: str
+    time: Annotated[str, Field(description="RFC 3339, UTC")]
+    point: Annotated[str, Field(description="run, select, cache, coordinator, plugin")]
+    executionId: str
+    result: Annotated[Literal["allow", "deny", "queue"], Field(description="what was decided")]
+    summary: Annotated[str, Field(description="one line to show, rules and remediation included")]
+    rules: list[PolicyRule]
+    retryAfterMs: Annotated[int | None, Field(description="a deny's advice: retry after this")]
+    waitedMs: Annotated[int | None, Field(description="how long a queued run waited")]
+
+
 class ExplainResult(TypedDict):
     root: str
     target: str
@@ -212,6 +237,9 @@ class ExplainResult(TypedDict):
     last: list[TestResult]
     why: Annotated[WhyReport | None, Field(description="the daemon's `why`, when path is given")]
     reasons: list[str]
+    decisions: Annotated[
+        list[PolicyDecision], Field(description="policy decisions about the test, newest first")
+    ]
     text: str
 
 
@@ -265,6 +293,15 @@ class FileResult(TypedDict):
     tests: list[TestResult]
 
 
+class PolicyDenial(TypedDict):
+    """Why the policy refused a run and when to try again."""
+
+    message: Annotated[str, Field(description="the decision: rule and its message")]
+    remediation: Annotated[str | None, Field(description="what to do about it")]
+    retryAfterMs: Annotated[int | None, Field(description="retry after this (null: no advice)")]
+    executionId: Annotated[str, Field(description="for maestro explain --execution")]
+
+
 class RunSummary(TypedDict):
     """A finished, refused or cancelled run; the counts only once it ran."""
 
@@ -278,6 +315,9 @@ class RunSummary(TypedDict):
     message: NotRequired[str]
     cancelled: bool
     error: ErrorInfo | None
+    denied: NotRequired[
+        Annotated[PolicyDenial, Field(description="the policy refused the run (error too)")]
+    ]
     exitCode: NotRequired[int]
     passed: NotRequired[int]
     failed: NotRequired[int]
@@ -336,6 +376,17 @@ class StatusChangedParams(TypedDict):
     pid: int | None
     restarts: int
     lastError: str | None
+
+
+class PolicyIncidentParams(TypedDict):
+    """A team policy bundle was quarantined (``active``; the last good one stays in force) or a
+    good one cleared the incident."""
+
+    root: str
+    active: bool
+    reason: str
+    message: str
+    revision: str | None
 
 
 # --- maestro/testExplorer/* --------------------------------------------------------------------
@@ -510,6 +561,11 @@ RUN_FINISHED = Notification(
 STATUS_CHANGED = Notification(
     "maestro/statusChanged", StatusChangedParams, "A workspace daemon link changed state."
 )
+POLICY_INCIDENT = Notification(
+    "maestro/policyIncident",
+    PolicyIncidentParams,
+    "A team policy bundle was quarantined, or the incident cleared (also shown once).",
+)
 DID_CHANGE = Notification(
     "maestro/testExplorer/didChange", DidChangeParams, "Test items changed.", EXPLORER
 )
@@ -570,6 +626,7 @@ NOTIFICATIONS: tuple[Notification[Any], ...] = (
     RUN_PROGRESS,
     RUN_FINISHED,
     STATUS_CHANGED,
+    POLICY_INCIDENT,
     DID_CHANGE,
     BEGIN,
     PROGRESS,

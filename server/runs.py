@@ -22,8 +22,13 @@ from typing import Any
 
 from lsprotocol import types
 
-from maestro.errors import ConnectionLostError, DaemonNotRunningError, MaestroError
-from maestro.server import diagnostics, methods, testexplorer
+from maestro.errors import (
+    ConnectionLostError,
+    DaemonNotRunningError,
+    MaestroError,
+    PolicyDeniedError,
+)
+from maestro.server import diagnostics, methods, policy, testexplorer
 from maestro.server.methods import (
     FileResult,
     RunAccepted,
@@ -192,6 +197,18 @@ class RunManager:
             self._end(run, outcome.get("message", "cancelled"))
             testexplorer.run_end(ls, run, outcome)
             self._publish(run)
+            return self._finished(run, outcome)
+        except PolicyDeniedError as exc:
+            # not a failure of Maestro: the team's rules refused it, say why and when to retry
+            denied = policy.denial(exc)
+            outcome["error"] = ErrorInfo(
+                code=exc.code, message=exc.message, hint=exc.hint, data=exc.wire_data()
+            )
+            outcome["denied"] = denied
+            outcome["message"] = policy.denial_text(denied).removeprefix("Maestro: ")
+            self._end(run, outcome["message"])
+            testexplorer.run_end(ls, run, outcome)
+            policy.show(ls, types.MessageType.Warning, policy.denial_text(denied))
             return self._finished(run, outcome)
         except MaestroError as exc:
             outcome["error"] = ErrorInfo(code=exc.code, message=exc.message, hint=exc.hint)

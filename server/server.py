@@ -23,7 +23,7 @@ from pygls.lsp.server import LanguageServer
 
 from maestro import __version__
 from maestro.errors import MaestroError, UnknownTargetError
-from maestro.server import methods
+from maestro.server import methods, policy
 from maestro.server.daemon_link import DaemonLink
 from maestro.server.discovery import TestItem, discover
 from maestro.server.protocol import MaestroProtocol, converter
@@ -70,6 +70,9 @@ class Workspace:
         """Daemon questions on their way, by exact request: concurrent askers share one answer."""
         self.restoring: dict[str, tuple[int, asyncio.Future[bool]]] = {}
         """Stored results asked for, per test file: (graph generation, answer on its way)."""
+        self.incident_shown: str | None = None  # the policy incident last shown (None: none)
+        self.flag_warnings_shown: set[str] = set()  # expired-flag warnings already shown
+        self.flags_checked = False
 
     def invalidate(self, *, files_changed: bool) -> None:
         self.generation += 1
@@ -326,6 +329,9 @@ class MaestroServer(LanguageServer):
 
     async def _on_daemon_event(self, link: DaemonLink, event: Event) -> None:
         ws = self.workspaces.get(link.root)
+        if ws is not None and event.event == policy.INCIDENT_EVENT:
+            policy.on_incident(self, ws, event.payload)
+            return
         if ws is None or event.event != "graph_changed":
             return
         touched = event.payload.get("touched") or []
@@ -338,6 +344,11 @@ class MaestroServer(LanguageServer):
     def _on_link_state(self, link: DaemonLink) -> None:
         if self.shutting_down:
             return
+        ws = self.workspaces.get(link.root)
+        if link.state == "connected" and ws is not None and not ws.flags_checked:
+            # once per workspace: a reconnect must not repeat the same warnings
+            ws.flags_checked = True
+            self.spawn(policy.warn_expired_flags(self, ws), name="maestro-flags")
         with contextlib.suppress(Exception):
             methods.notify(
                 self,

@@ -15,6 +15,7 @@ export const METHODS = {
   runProgress: "maestro/runProgress",
   runFinished: "maestro/runFinished",
   statusChanged: "maestro/statusChanged",
+  policyIncident: "maestro/policyIncident",
   didChange: "maestro/testExplorer/didChange",
   begin: "maestro/testExplorer/begin",
   progress: "maestro/testExplorer/progress",
@@ -50,6 +51,7 @@ export interface Notifications {
   "maestro/runProgress": RunProgressParams;
   "maestro/runFinished": RunResult;
   "maestro/statusChanged": StatusChangedParams;
+  "maestro/policyIncident": PolicyIncidentParams;
   "maestro/testExplorer/didChange": DidChangeParams;
   "maestro/testExplorer/begin": BeginParams;
   "maestro/testExplorer/progress": ProgressParams;
@@ -199,6 +201,39 @@ export interface ExplainCache {
   changedInputs: string[];
 }
 
+/** A policy decision about a test or a run, as ``maestro explain`` shows it. */
+export interface PolicyDecision {
+  id: string;
+  /** RFC 3339, UTC */
+  time: string;
+  /** run, select, cache, coordinator, plugin */
+  point: string;
+  executionId: string;
+  /** what was decided */
+  result: "allow" | "deny" | "queue";
+  /** one line to show, rules and remediation included */
+  summary: string;
+  rules: PolicyRule[];
+  /** a deny's advice: retry after this */
+  retryAfterMs: number | null;
+  /** how long a queued run waited */
+  waitedMs: number | null;
+}
+
+/** A rule that fired in a policy decision. */
+export interface PolicyRule {
+  /** the rule id, e.g. caps.db_serial */
+  id: string;
+  /** deny, queue, include, keep, warn, quarantine */
+  kind: string;
+  message: string;
+  /** what to do about it (empty: none given) */
+  remediation: string;
+  retryAfterMs: number | null;
+  /** recorded, not enforced */
+  shadow: boolean;
+}
+
 export interface RaisedAt {
   path: string;
   line: number | null;
@@ -246,6 +281,8 @@ export interface ExplainResult {
   /** the daemon's `why`, when path is given */
   why: WhyReport | null;
   reasons: string[];
+  /** policy decisions about the test, newest first */
+  decisions: PolicyDecision[];
   text: string;
 }
 
@@ -467,6 +504,18 @@ export interface FileResult {
   tests: TestResult[];
 }
 
+/** Why the policy refused a run and when to try again. */
+export interface PolicyDenial {
+  /** the decision: rule and its message */
+  message: string;
+  /** what to do about it */
+  remediation: string | null;
+  /** retry after this (null: no advice) */
+  retryAfterMs: number | null;
+  /** for maestro explain --execution */
+  executionId: string;
+}
+
 export interface RunResult extends RunSummary {
   files?: FileResult[];
 }
@@ -497,6 +546,15 @@ export interface StatusChangedParams {
   pid: number | null;
   restarts: number;
   lastError: string | null;
+}
+
+/** A team policy bundle was quarantined (``active``; the last good one stays in force) or a good one cleared the incident. */
+export interface PolicyIncidentParams {
+  root: string;
+  active: boolean;
+  reason: string;
+  message: string;
+  revision: string | null;
 }
 
 /** A test file's items changed (file null: it has none now); uri and file both null: files appeared or vanished, rediscover everything. */
@@ -549,6 +607,8 @@ export interface RunSummary {
   message?: string;
   cancelled: boolean;
   error: ErrorInfo | null;
+  /** the policy refused the run (error too) */
+  denied?: PolicyDenial;
   exitCode?: number;
   passed?: number;
   failed?: number;

@@ -19,6 +19,7 @@ object MaestroMethods {
     const val RUN_PROGRESS = "maestro/runProgress"
     const val RUN_FINISHED = "maestro/runFinished"
     const val STATUS_CHANGED = "maestro/statusChanged"
+    const val POLICY_INCIDENT = "maestro/policyIncident"
     const val DID_CHANGE = "maestro/testExplorer/didChange"
     const val BEGIN = "maestro/testExplorer/begin"
     const val PROGRESS = "maestro/testExplorer/progress"
@@ -204,6 +205,39 @@ data class ExplainCache(
     val changedInputs: List<String>? = null,
 )
 
+/** A policy decision about a test or a run, as ``maestro explain`` shows it. */
+data class PolicyDecision(
+    val id: String? = null,
+    /** RFC 3339, UTC */
+    val time: String? = null,
+    /** run, select, cache, coordinator, plugin */
+    val point: String? = null,
+    val executionId: String? = null,
+    /** what was decided */
+    val result: String? = null,
+    /** one line to show, rules and remediation included */
+    val summary: String? = null,
+    val rules: List<PolicyRule>? = null,
+    /** a deny's advice: retry after this */
+    val retryAfterMs: Long? = null,
+    /** how long a queued run waited */
+    val waitedMs: Long? = null,
+)
+
+/** A rule that fired in a policy decision. */
+data class PolicyRule(
+    /** the rule id, e.g. caps.db_serial */
+    val id: String? = null,
+    /** deny, queue, include, keep, warn, quarantine */
+    val kind: String? = null,
+    val message: String? = null,
+    /** what to do about it (empty: none given) */
+    val remediation: String? = null,
+    val retryAfterMs: Long? = null,
+    /** recorded, not enforced */
+    val shadow: Boolean? = null,
+)
+
 data class RaisedAt(
     val path: String? = null,
     val line: Long? = null,
@@ -251,6 +285,8 @@ data class ExplainResult(
     /** the daemon's `why`, when path is given */
     val why: WhyReport? = null,
     val reasons: List<String>? = null,
+    /** policy decisions about the test, newest first */
+    val decisions: List<PolicyDecision>? = null,
     val text: String? = null,
 )
 
@@ -472,6 +508,18 @@ data class FileResult(
     val tests: List<TestResult>? = null,
 )
 
+/** Why the policy refused a run and when to try again. */
+data class PolicyDenial(
+    /** the decision: rule and its message */
+    val message: String? = null,
+    /** what to do about it */
+    val remediation: String? = null,
+    /** retry after this (null: no advice) */
+    val retryAfterMs: Long? = null,
+    /** for maestro explain --execution */
+    val executionId: String? = null,
+)
+
 data class RunResult(
     val runId: String? = null,
     val root: String? = null,
@@ -483,6 +531,8 @@ data class RunResult(
     val message: String? = null,
     val cancelled: Boolean? = null,
     val error: ErrorInfo? = null,
+    /** the policy refused the run (error too) */
+    val denied: PolicyDenial? = null,
     val exitCode: Long? = null,
     val passed: Long? = null,
     val failed: Long? = null,
@@ -525,6 +575,15 @@ data class StatusChangedParams(
     val pid: Long? = null,
     val restarts: Long? = null,
     val lastError: String? = null,
+)
+
+/** A team policy bundle was quarantined (``active``; the last good one stays in force) or a good one cleared the incident. */
+data class PolicyIncidentParams(
+    val root: String? = null,
+    val active: Boolean? = null,
+    val reason: String? = null,
+    val message: String? = null,
+    val revision: String? = null,
 )
 
 /** A test file's items changed (file null: it has none now); uri and file both null: files appeared or vanished, rediscover everything. */
@@ -577,6 +636,8 @@ data class RunSummary(
     val message: String? = null,
     val cancelled: Boolean? = null,
     val error: ErrorInfo? = null,
+    /** the policy refused the run (error too) */
+    val denied: PolicyDenial? = null,
     val exitCode: Long? = null,
     val passed: Long? = null,
     val failed: Long? = null,

@@ -1,0 +1,123 @@
+"""Policy in the editor, through a real server and daemon: a run a workspace Rego rule denies ends
+with the refusal (message, remediation, retry time) and a warning; ``maestro/explain`` carries
+the decisions about the test; an expired feature flag is shown once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import textwrap
+
+import pytest
+from conftest import Env, command, notes, request, run_to_end, start_client
+from lsprotocol import types
+from pytest_lsp import LanguageClient
+
+pytestmark = pytest.mark.slow
+
+FREEZE = """package maestro.workspace.run
+
+import rego.v1
+
+# METADATA
+# custom:
+#   id: ops.release_freeze
+#   remediation: tests/test_calc.py is frozen while the release is cut; run tests/test_other.py
+deny contains {
+\t"rule": "ops.release_freeze", "msg": "calc tests are frozen", "retry_after_ms": 90000,
+} if {
+\tsome p in input.paths
+\tstartswith(p, "tests/test_calc.py")
+}
+"""
+
+# A flag registry with one expired flag, put in place in every process of the test (the real
+# server and the real daemon it starts) before maestro is imported.
+SITECUSTOMIZE = """
+import os
+if os.environ.get("MAESTRO_TEST_EXPIRED_FLAG"):
+    from datetime import date
+    import maestro.flags.registry as registry
+    registry.BUILTIN_FLAGS = (*registry.BUILTIN_FLAGS, registry.Flag(
+        name="old.switch", owner="platform", description="a finished rollout", kind="bool",
+        default=True, scopes=frozenset(registry.Scope), expires=date(2026, 1, 31),
+        kill_value=False,
+    ))
+"""
+
+
+async def _stop(client: LanguageClient) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.shutdown_session(), 15)
+    with contextlib.suppress(Exception):
+        await client.stop()
+
+
+def _warnings(client: LanguageClient) -> list[str]:
+    return [m.message for m in client.messages if m.type == types.MessageType.Warning]
+
+
+async def test_denied_run_and_explain_show_the_policy(lsp_env: Env) -> None:
+    env = lsp_env
+    (env.root / ".maestro/policy").mkdir(parents=True)
+    (env.root / ".maestro/policy/freeze.rego").write_text(FREEZE)
+    client = await start_client(env, "visual_studio_code")
+    try:
+        ended = await run_to_end(client, "maestro.runFile", env.uri("tests/test_calc.py"))
+        assert ended["cancelled"] is False and "passed" not in ended
+        assert ended["error"]["code"] == "policy_denied"
+        denied = ended["denied"]
+        assert "calc tests are frozen (rule ops.release_freeze)" in denied["message"]
+        assert denied["remediation"].startswith("tests/test_calc.py is frozen")
+        assert denied["retryAfterMs"] == 90000
+        assert denied["executionId"]
+        assert "retry in 90 s" in ended["message"]
+        (warning,) = [w for w in _warnings(client) if "refused by policy" in w]
+        assert "run tests/test_other.py" in warning and "retry in 90 s" in warning
+
+        # a test outside the freeze still runs
+        other = await run_to_end(client, "maestro.runFile", env.uri("tests/test_other.py"))
+        assert other["error"] is None and other["passed"] == 1 and "denied" not in other
+
+        answer = await request(
+            client, "maestro/explain", {"target": "tests/test_calc.py::test_add"}
+        )
+        deny = next(d for d in answer["decisions"] if d["result"] == "deny")
+        assert deny["point"] == "run" and deny["executionId"] == denied["executionId"]
+        assert deny["retryAfterMs"] == 90000
+        (rule,) = deny["rules"]
+        assert rule["id"] == "ops.release_freeze" and rule["kind"] == "deny"
+        assert rule["remediation"].startswith("tests/test_calc.py is frozen")
+        assert "remediation:" in deny["summary"]
+        assert any(r.startswith("policy: run denied") for r in answer["reasons"])
+        assert all(d["result"] != "deny" for d in (await request(
+            client, "maestro/explain", {"target": "tests/test_other.py"}
+        ))["decisions"])  # fmt: skip
+        assert [n for n in notes(client, "maestro/runFinished") if n.get("denied")] == [ended]
+    finally:
+        await _stop(client)
+
+
+async def test_expired_flag_warning_shown_once(lsp_env: Env) -> None:
+    env = lsp_env
+    site = env.base / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(textwrap.dedent(SITECUSTOMIZE))
+    env.env["PYTHONPATH"] = str(site)
+    env.env["MAESTRO_TEST_EXPIRED_FLAG"] = "1"
+    client = await start_client(env, "neovim")
+    try:
+        await request(client, "maestro/status", {})  # connects the daemon
+        for _ in range(200):
+            if any("old.switch" in w for w in _warnings(client)):
+                break
+            await asyncio.sleep(0.05)
+        (shown,) = [w for w in _warnings(client) if "old.switch" in w]
+        assert "expired on 2026-01-31" in shown and "platform" in shown
+        # a restarted daemon (a reconnect) does not say it again
+        await command(client, "maestro.restartDaemon")
+        await request(client, "maestro/status", {})
+        await asyncio.sleep(1.0)
+        assert len([w for w in _warnings(client) if "old.switch" in w]) == 1
+    finally:
+        await _stop(client)
