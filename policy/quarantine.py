@@ -11,11 +11,15 @@ failures are quarantined exits 0.
 from __future__ import annotations
 
 import ast
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+from maestro.errors import MaestroError
 from maestro.policy.model import Decision, FiredRule
 from maestro.wire import QuarantinedTest, RunTestsResult
+
+log = logging.getLogger(__name__)
 
 FAILING = ("failed", "error")
 
@@ -107,3 +111,57 @@ def apply(result: RunTestsResult, decision: Decision | None) -> RunTestsResult:
     ):
         update["exit_code"] = 0
     return result.model_copy(update=update)
+
+
+def configured(root: Path) -> bool:
+    """Whether the workspace quarantines anything (settings, or a rule of its own): without
+    that a run outside the daemon opens no policy at all."""
+    from maestro.policy.sources import WORKSPACE_DIR, workspace_config
+
+    config = workspace_config(root)
+    if config.get("quarantine") or config.get("quarantine_markers"):
+        return True
+    folder = root / WORKSPACE_DIR
+    return folder.is_dir() and any(
+        "quarantine" in p.read_text(encoding="utf-8", errors="replace")
+        for p in folder.glob("*.rego")
+    )
+
+
+def in_process(root: Path, result: RunTestsResult) -> RunTestsResult:
+    """Quarantine for a run made without the daemon (the CLI's own process, CI): the select
+    decision over the run's files, recorded in the workspace's decision log, then applied."""
+    import uuid
+
+    from maestro.policy.gate import MarkerScanner, PolicyGate
+    from maestro.policy.model import SelectInput
+
+    try:
+        if not configured(root):
+            return result
+        gate = PolicyGate.for_workspace(root, isolate=True)
+    except MaestroError as exc:  # the run stands as it is; the policy's problem is logged
+        log.warning("quarantine not applied: %s", exc)
+        return result
+    execution_id = uuid.uuid4().hex
+    try:
+        targets = [f.target for f in result.files]
+        policy = gate.engine.current
+        merged = policy.data["config"].get("merged", {}) if policy is not None else {}
+        wanted = set(merged.get("quarantine_markers") or ())
+        scanner = MarkerScanner(root)
+        marked: dict[str, list[str]] = {}
+        for target in targets if wanted else []:
+            if wanted & set(scanner.markers(target)):
+                marked.update(marked_tests(root, target, wanted))
+        inp = SelectInput(
+            execution_id=execution_id,
+            selected=targets if len(targets) <= 100 else [],
+            marked=marked,
+        )
+        decision, record = gate.decide(inp, targets=targets)
+    finally:
+        gate.close()
+    applied = apply(result, decision)
+    notes = [record.summary()] if record.rules else []
+    return applied.model_copy(update={"execution_id": execution_id, "policy": notes})

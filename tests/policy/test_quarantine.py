@@ -214,3 +214,28 @@ def test_daemon_quarantines_runs_and_reports_and_denies_with_retry(ws: Path) -> 
     assert frozen.returncode != 0
     assert "ops.freeze" in frozen.stderr + frozen.stdout
     assert "retry in 5 s" in frozen.stderr + frozen.stdout
+
+
+def test_cli_without_daemon_quarantines_too(ws: Path) -> None:
+    """`maestro test --no-daemon` (a CI job): the same select decision, made in process."""
+    (ws / ".maestro/policy/freeze.rego").unlink()
+    maestro = str(Path(sys.executable).parent / "maestro")
+    cli = subprocess.run(
+        [maestro, "test", "--no-daemon", "tests/test_listed.py", "tests/test_marked.py"],
+        cwd=ws, capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert "QUARANTINED FAILED tests/test_marked.py::test_wobbly" in cli.stdout
+    line = next(x for x in cli.stdout.splitlines() if x.startswith("policy: "))
+    execution = line.rsplit("--execution ", 1)[1].rstrip(")")
+    explained = subprocess.run(
+        [maestro, "explain", "--execution", execution, "--json"],
+        cwd=ws, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "quarantine.listed" in explained.stdout and "quarantine.marker" in explained.stdout
+    (ws / "tests/test_real.py").write_text(REAL_FAILURE)
+    failing = subprocess.run(
+        [maestro, "test", "--no-daemon", "tests/test_listed.py", "tests/test_real.py"],
+        cwd=ws, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert failing.returncode == 1, failing.stdout + failing.stderr
