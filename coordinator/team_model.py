@@ -177,7 +177,8 @@ class TeamModelRoutes:
 
 def add_routes(app: web.Application, coordinator: Coordinator) -> TeamModelRoutes:
     routes = TeamModelRoutes(coordinator)
-    app.router.add_route("*", "/v1/tenants/{tenant}/model", routes.model)
+    app.router.add_get("/v1/tenants/{tenant}/model", routes.model)
+    app.router.add_put("/v1/tenants/{tenant}/model", routes.model)
     return routes
 
 

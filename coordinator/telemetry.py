@@ -28,7 +28,7 @@ from pydantic import BaseModel
 
 from maestro.redaction import Redactor
 
-from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, operation
+from .openapi import AUTH_ERRORS, Operation, Response, err, operation
 
 if TYPE_CHECKING:
     from .app import Coordinator
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_BATCH_BYTES = 1 << 20
+NDJSON = {"application/x-ndjson": {"schema": {"type": "string"}}}
 MAX_EXPORT_BYTES = 256 << 20
 
 
@@ -124,7 +125,7 @@ class TelemetryRoutes:
         get=Operation(
             "The tenant's telemetry rows as JSON lines (admin role)",
             "export_telemetry",
-            {"200": Response("Rows, one JSON object a line.", content=BINARY), **AUTH_ERRORS},
+            {"200": Response("Rows, one JSON object a line.", content=NDJSON), **AUTH_ERRORS},
         ),
     )
     async def telemetry(self, request: web.Request) -> web.Response:
@@ -177,5 +178,6 @@ def add_routes(app: web.Application, coordinator: Coordinator) -> TelemetryRoute
     routes = TelemetryRoutes(
         coordinator, TelemetryStore(coordinator.settings.data_dir / "telemetry", redactor)
     )
-    app.router.add_route("*", "/v1/tenants/{tenant}/telemetry", routes.telemetry)
+    app.router.add_get("/v1/tenants/{tenant}/telemetry", routes.telemetry)
+    app.router.add_post("/v1/tenants/{tenant}/telemetry", routes.telemetry)
     return routes
