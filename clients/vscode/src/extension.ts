@@ -13,12 +13,13 @@ import {
   METHODS,
   SERVER_COMMANDS,
   type CancelResult,
+  type PolicyIncidentParams,
   type Requests,
   type RunAccepted,
   type RunResult,
   type StatusInfo,
 } from "./model/protocol";
-import { finishedLine } from "./model/runs";
+import { explainText, finishedLine } from "./model/runs";
 import { needsRestart, serverCommand, toInitOptions, type RawSettings } from "./model/settings";
 import { StatusBar } from "./statusBar";
 import { TestExplorer } from "./testing";
@@ -104,8 +105,10 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
     const res = await request(METHODS.explain, { target });
     if (!res) return;
     output.appendLine(`── explain ${target}: ${res.decision ?? ""}`);
-    output.appendLine(res.text ?? JSON.stringify(res, null, 2));
+    output.appendLine(res.decisions ? explainText(res) : res.text ?? JSON.stringify(res, null, 2));
     output.show(true);
+    const deny = res.decisions?.find((d) => d.result === "deny");
+    if (deny) void vscode.window.showWarningMessage(`Maestro: ${target}: ${deny.summary}`);
   });
   reg("maestro-vscode.showStatus", async () => {
     await statusBar.refresh();
@@ -191,11 +194,20 @@ async function start(): Promise<void> {
     output.appendLine(`${r.runId} ${line.text}`);
     // runs this window started by a command get a message; the rest (save, explorer) the status bar
     const mine = startedHere.delete(r.runId);
-    if (mine && line.severity === "error") void vscode.window.showErrorMessage(`Maestro: ${line.text}`);
+    // a policy refusal: the server's showMessage (remediation, retry time) is the notification
+    if (line.shownByServer) vscode.window.setStatusBarMessage(`Maestro: ${line.text}`, 10000);
+    else if (mine && line.severity === "error") void vscode.window.showErrorMessage(`Maestro: ${line.text}`);
     else if (mine && line.severity === "warning") void vscode.window.showWarningMessage(`Maestro: ${line.text}`);
     else vscode.window.setStatusBarMessage(`Maestro: ${line.text}`, 5000);
     void statusBar.refresh();
     impacted.schedule(100);
+  });
+  c.onNotification(METHODS.policyIncident, (p: PolicyIncidentParams) => {
+    // shown once by the server (window/showMessage); kept in the output for later
+    output.appendLine(
+      `policy incident ${p.active ? "raised" : "cleared"} (${p.reason}) in ${p.root}: ${p.message}` +
+        (p.revision ? ` [revision ${p.revision}]` : ""),
+    );
   });
   statusBar.attach(c);
   impacted.attach(c);

@@ -1,6 +1,7 @@
 import * as vscode from "vscode";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { folderChain, paramChild, progressAction, resolveId, runParams, RunRouter, type MessageSpec } from "./model/explorer";
+import { deniedText } from "./model/runs";
 import {
   METHODS,
   type BeginParams,
@@ -319,7 +320,13 @@ export class TestExplorer implements vscode.Disposable {
     if (typeof s.cachedFiles === "number" && s.cachedFiles) bits.push(`${s.cachedFiles} files cached`);
     if (typeof s.wallS === "number" && s.wallS > 0) bits.push(`in ${s.wallS.toFixed(1)} s`);
     const done = bits.join(", ") || s.message || "done";
-    const line = p.cancelled ? s.message ?? "cancelled" : p.error ? `error: ${p.error.message}` : done;
+    const line = s.denied
+      ? deniedText(s.denied)
+      : p.cancelled
+        ? s.message ?? "cancelled"
+        : p.error
+          ? `error: ${p.error.message}`
+          : done;
     h.run.appendOutput(`Maestro: ${line}\r\n`);
     h.run.end();
     (h.run as RunWithDone).maestroDone?.();

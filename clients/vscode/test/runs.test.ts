@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { finishedLine } from "../src/model/runs";
-import type { RunResult } from "../src/model/protocol";
+import { decisionLines, deniedText, explainText, finishedLine, retryText } from "../src/model/runs";
+import type { ExplainResult, PolicyDecision, RunResult } from "../src/model/protocol";
 
 const base: RunResult = { runId: "run-1", root: "/ws", kind: "file", label: "run tests/test_a.py", cancelled: false, error: null };
 
@@ -19,4 +19,56 @@ test("nothing impacted is a message, an error is an error", () => {
   assert.equal(finishedLine({ ...base, kind: "impacted", message: "no impacted tests", files: [] }).text, "no impacted tests");
   const err = finishedLine({ ...base, error: { code: "daemon", message: "daemon died", hint: null } });
   assert.equal(err.severity, "error");
+});
+
+const denial = {
+  message: "run denied (retry in 90 s): calc tests are frozen (rule ops.release_freeze); remediation: wait for the release",
+  remediation: "wait for the release",
+  retryAfterMs: 90000,
+  executionId: "ex-1",
+};
+
+test("a run the policy refused is a warning with the decision, remediation and retry time", () => {
+  const line = finishedLine({
+    ...base,
+    error: { code: "policy_denied", message: denial.message, hint: "wait for the release; maestro explain --execution ex-1", where: null, data: {} },
+    denied: denial,
+    message: "run refused by policy",
+  });
+  assert.equal(line.severity, "warning");
+  assert.equal(line.shownByServer, true); // the server's showMessage is the notification
+  assert.match(line.text, /^run tests\/test_a\.py: run refused by policy: run denied \(retry in 90 s\)/);
+  assert.match(line.text, /remediation: wait for the release/);
+});
+
+test("a refusal whose summary lacks them gets the remediation and a readable retry time", () => {
+  const text = deniedText({ message: "run denied: closed (rule windows.closed)", remediation: "wait", retryAfterMs: 5_400_000, executionId: "e" });
+  assert.equal(text, "run refused by policy: run denied: closed (rule windows.closed). Remediation: wait (retry in 5400 s (~90 min))");
+  assert.equal(retryText(null), "");
+  assert.equal(retryText(7_200_000), "retry in 7200 s (~2.0 h)");
+  assert.equal(deniedText({ message: "m", remediation: null, retryAfterMs: null, executionId: "" }), "run refused by policy: m");
+});
+
+test("explain lists the policy decisions with remediation and retry", () => {
+  const decision: PolicyDecision = {
+    id: "d1", time: "2026-12-03T14:00:00Z", point: "run", executionId: "ex-1", result: "deny",
+    summary: "run denied (retry in 90 s): calc tests are frozen (rule ops.release_freeze)",
+    rules: [
+      { id: "ops.release_freeze", kind: "deny", message: "calc tests are frozen", remediation: "wait for the release", retryAfterMs: 90000, shadow: false },
+      { id: "team.shadowed", kind: "deny", message: "x", remediation: "ignored", retryAfterMs: null, shadow: true },
+    ],
+    retryAfterMs: 90000, waitedMs: null,
+  };
+  assert.deepEqual(decisionLines(decision), [
+    "2026-12-03T14:00:00Z run denied (retry in 90 s): calc tests are frozen (rule ops.release_freeze)",
+    "  ops.release_freeze: remediation: wait for the release",
+    "  retry in 90 s (execution ex-1)",
+  ]);
+  const res = {
+    reasons: ["selected: pkg/calc.py changed", "policy: run denied ..."], decisions: [decision],
+  } as unknown as ExplainResult;
+  const text = explainText(res);
+  assert.match(text, /^selected: pkg\/calc\.py changed\npolicy decisions \(1, newest first\):\n  2026/);
+  assert.ok(!text.includes("policy: run denied ..."));
+  assert.equal(explainText({ reasons: ["r"], decisions: [] } as unknown as ExplainResult), "r\npolicy: no decisions about it");
 });
