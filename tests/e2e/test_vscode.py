@@ -7,7 +7,8 @@ the test file from its lens and then every test from the Test Explorer, and sees
 squiggle at the failing line, in the Problems panel (with the raising line) and in the Testing view,
 and the Impacted Tests view of a source file. Then it restarts the daemon and reloads the window (a
 new language server) and sees the stored result again: the lens marked cached, the squiggle, the
-Problems entry, the Testing view. Screenshots: tests/e2e/artifacts/vscode/.
+Problems entry, the Testing view. Last, a run a workspace Rego rule refuses shows a warning with
+the rule, its remediation and the retry time. Screenshots: tests/e2e/artifacts/vscode/.
 
 Setup (cached under .bench/vscode-e2e): clients/vscode/e2e/setup.sh; the .vsix:
 clients/vscode/build.sh (both run here when needed). Skips, saying why, when that is impossible
@@ -90,6 +91,29 @@ FILES = {
 
         def test_hello():
             assert pkg.other.hello() == "hello"
+        """,
+    "tests/test_frozen.py": """
+        def test_frozen():
+            assert True
+        """,
+    # a workspace rule that refuses a run of only the frozen file, with remediation and retry time
+    ".maestro/policy/freeze.rego": """
+        package maestro.workspace.run
+
+        import rego.v1
+
+        # METADATA
+        # custom:
+        #   id: ops.release_freeze
+        #   remediation: tests/test_frozen.py is frozen while the release is cut
+        deny contains {
+        \t"rule": "ops.release_freeze", "msg": "frozen tests", "retry_after_ms": 90000,
+        } if {
+        \tcount(input.paths) > 0
+        \tevery p in input.paths {
+        \t\tstartswith(p, "tests/test_frozen.py")
+        \t}
+        }
         """,
 }
 FAIL_LINE = 9  # tests/test_calc.py, 1-based: `assert div(1, 0) == 0`
@@ -374,3 +398,8 @@ def test_vscode_status_lens_run_failure_explorer(
     rows = {r["label"]: r["icons"] for r in seen["explorerAfterRestart"]}
     calc = next(v for k, v in rows.items() if k.startswith("test_calc.py"))
     assert any("failed" in i for i in calc), rows
+    # a run the workspace policy refuses: a warning with the rule, remediation and retry time
+    denied = "\n".join(seen["deniedNotifications"])
+    assert "run refused by policy" in denied and "rule ops.release_freeze" in denied, denied
+    assert "tests/test_frozen.py is frozen while the release is cut" in denied, denied
+    assert "retry in 90 s" in denied, denied

@@ -3,7 +3,8 @@
 // then all tests from the Test Explorer, see the failure as a squiggle, in the Problems panel and in
 // the Testing view, and the Impacted Tests view for a source file; then restart the daemon and
 // reload the window (a new language server) and see the stored result again on the reopened file
-// (lens marked cached, squiggle, Testing view). Screenshots go to $E2E_ARTIFACTS.
+// (lens marked cached, squiggle, Testing view); last, run a file the workspace policy refuses and
+// see the warning with its remediation and retry time. Screenshots go to $E2E_ARTIFACTS.
 //
 //   E2E_URL=http://127.0.0.1:PORT/?folder=/ws E2E_ARTIFACTS=dir E2E_NODE_MODULES=.../node_modules \
 //   E2E_OUT=seen.json node drive.cjs
@@ -218,6 +219,20 @@ async function main() {
     })));
     step(`explorer after restart: ${JSON.stringify(seen.explorerAfterRestart)}`);
     await shot(page, "after-restart-testing-view");
+
+    // a run the workspace policy refuses (.maestro/policy/freeze.rego): the server's warning
+    // names the rule, its remediation and the retry time
+    await openFile(page, "tests/test_frozen.py");
+    const frozenLens = page.locator(".codelens-decoration a", { hasText: "Run file" }).first();
+    await frozenLens.waitFor({ timeout: 90000 });
+    await frozenLens.click();
+    step("clicked ▶ Run file on tests/test_frozen.py");
+    const toast = page.locator(".notifications-toasts .notification-list-item-message", { hasText: "refused by policy" });
+    await toast.first().waitFor({ timeout: 90000 });
+    await page.waitForTimeout(500);
+    seen.deniedNotifications = await texts(page.locator(".notifications-toasts .notification-list-item-message"));
+    step(`denied: ${JSON.stringify(seen.deniedNotifications)}`);
+    await shot(page, "policy-denied-run");
   } catch (e) {
     seen.error = String(e && e.stack ? e.stack : e);
     try {
