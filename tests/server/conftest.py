@@ -173,7 +173,8 @@ async def start_client(env: Env, profile: str) -> LanguageClient:
 
     for method in (
         "maestro/testResults", "maestro/runStarted", "maestro/runProgress",
-        "maestro/runFinished", "maestro/statusChanged", "maestro/testExplorer/begin",
+        "maestro/runFinished", "maestro/statusChanged", "maestro/policyIncident",
+        "maestro/testExplorer/begin",
         "maestro/testExplorer/progress", "maestro/testExplorer/end",
         "maestro/testExplorer/didChange",
     ):  # fmt: skip

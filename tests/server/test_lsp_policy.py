@@ -7,6 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import textwrap
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Env, command, notes, request, run_to_end, start_client
@@ -121,3 +125,95 @@ async def test_expired_flag_warning_shown_once(lsp_env: Env) -> None:
         assert len([w for w in _warnings(client) if "old.switch" in w]) == 1
     finally:
         await _stop(client)
+
+
+async def test_team_bundle_incident_raised_and_cleared(lsp_env: Env, tmp_path: Path) -> None:
+    """A real coordinator serves the team bundle; the daemon fetches it every second. A bundle
+    signed by a key the workspace does not trust is quarantined: the editor gets
+    maestro/policyIncident and one warning; a good bundle clears it (one message)."""
+    from aiohttp.test_utils import TestClient, TestServer
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from maestro.coordinator.app import RUNNER_KWARGS, create_app
+    from maestro.coordinator.auth import create_key
+    from maestro.coordinator.models import Role
+    from maestro.coordinator.settings import Settings
+    from maestro.coordinator.store import Store
+    from maestro.policy.bundle import build
+
+    env = lsp_env
+    settings = Settings(data_dir=tmp_path / "coord", token_ttl_s=300, io_threads=2)
+    with Store(settings.data_dir / "store") as store:
+        store.add_tenant("alpha")
+        server = TestServer(create_app(settings, store=store))
+        await server.start_server(**RUNNER_KWARGS)
+        http = TestClient(server)
+        await http.start_server()
+        client: LanguageClient | None = None
+        try:
+            admin_key = create_key(store, "alpha", Role.ADMIN).plaintext
+            token = await (await http.post("/v1/token", json={"api_key": admin_key})).json()
+            admin = {"Authorization": f"Bearer {token['token']}"}
+            trusted, stranger = (
+                ec.generate_private_key(ec.SECP256R1()),
+                ec.generate_private_key(ec.SECP256R1()),
+            )
+            pem = trusted.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+            (env.root / "team.pem").write_bytes(pem)
+            base = str(http.make_url("")).rstrip("/")
+            with (env.root / "pyproject.toml").open("a") as f:
+                f.write(
+                    f'\n[tool.maestro.remote]\nurl = "{base}"\ntenant = "alpha"\n'
+                    'api-key-env = "MAESTRO_TEST_POLICY_KEY"\n\n'
+                    "[tool.maestro.policy.bundle]\nrefresh_s = 1\n\n"
+                    '[tool.maestro.policy.bundle.keys]\nk1 = "team.pem"\n'
+                )
+            env.env["MAESTRO_TEST_POLICY_KEY"] = create_key(store, "alpha", Role.READ).plaintext
+
+            async def publish(key: ec.EllipticCurvePrivateKey, version: int) -> None:
+                data = build(
+                    {"freeze.rego": TEAM}, key=key, kid="k1", revision=f"r{version}",
+                    version=version, expires=datetime.now(UTC) + timedelta(days=1),
+                )  # fmt: skip
+                put = await http.put("/v1/tenants/alpha/policy/bundle", data=data, headers=admin)
+                assert put.status == 204
+
+            client = await start_client(env, "neovim")
+            await request(client, "maestro/status", {})  # the daemon runs and is subscribed
+            await publish(stranger, 1)
+            raised = await _note(client, "maestro/policyIncident", lambda n: n["active"])
+            assert raised["root"] == str(env.root) and raised["reason"], raised
+            await asyncio.sleep(2.5)  # later syncs quarantine it again: shown once only
+            assert len([w for w in _warnings(client) if "policy bundle rejected" in w]) == 1
+            await publish(trusted, 2)
+            cleared = await _note(client, "maestro/policyIncident", lambda n: not n["active"])
+            assert cleared["root"] == str(env.root)
+            infos = [m.message for m in client.messages if "incident cleared" in m.message]
+            assert len(infos) == 1, infos
+        finally:
+            if client is not None:
+                await _stop(client)
+            await http.close()
+
+
+TEAM = b"""package maestro.team.run
+
+import rego.v1
+
+deny contains {"rule": "team.freeze", "msg": "release freeze"} if input.kind == "background"
+"""
+
+
+async def _note(
+    client: LanguageClient,
+    method: str,
+    match: Callable[[dict[str, Any]], bool],
+    timeout: float = 30,
+) -> dict[str, Any]:
+    for _ in range(int(timeout / 0.1)):
+        found = [n for n in notes(client, method) if match(n)]
+        if found:
+            return found[0]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no matching {method} in {timeout} s: {notes(client, method)}")
