@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from maestro.policy.bundle import Incident
 from maestro.policy.model import DecisionRecord
-from maestro.wire import register_event, register_method
+from maestro.wire import Empty, register_event, register_method
 
 
 class PolicyDecisionsParams(BaseModel):
@@ -29,6 +29,21 @@ POLICY_DECISIONS = register_method(
     PolicyDecisionsParams,
     PolicyDecisionsResult,
     doc="Policy decisions about a run (execution id) or a test, with rule ids and remediation.",
+)
+
+
+class PolicyIncidentResult(BaseModel):
+    incident: Incident | None = Field(
+        default=None, description="the open team-bundle incident (None: none is open)"
+    )
+
+
+POLICY_INCIDENT_CURRENT = register_method(
+    "policy_incident",
+    Empty,
+    PolicyIncidentResult,
+    doc="The team policy bundle incident open now, if any: what a client that subscribed to "
+    "policy.incident after it was raised would have missed.",
 )
 
 POLICY_INCIDENT = register_event("policy.incident", Incident)

@@ -137,6 +137,24 @@ def on_incident(ls: MaestroServer, ws: Workspace, payload: dict[str, Any]) -> No
         )
 
 
+async def current_incident(ls: MaestroServer, ws: Workspace) -> None:
+    """Ask the daemon for the incident open now: one raised before the server subscribed (at
+    the daemon's start, or while the server was disconnected) is shown as if it came now."""
+    from maestro.policy.protocol import POLICY_INCIDENT_CURRENT
+    from maestro.wire import Empty
+
+    try:
+        result = await ws.link.call(POLICY_INCIDENT_CURRENT, Empty())
+    except MaestroError as exc:  # an older daemon without the method: events only
+        log.info("no current policy incident from %s: %s", ws.root, exc.message)
+        return
+    if result.incident is not None and result.incident.active:
+        on_incident(ls, ws, result.incident.model_dump())
+    elif ws.incident_shown is not None:
+        # shown before a reconnect and gone since (the clearing event may have been missed)
+        on_incident(ls, ws, {"active": False, "reason": "recovered", "message": ""})
+
+
 async def warn_expired_flags(ls: MaestroServer, ws: Workspace) -> list[str]:
     """Show the daemon's expired-flag warnings, each once per workspace; returns those shown."""
     from maestro.flags.report import FLAGS

@@ -345,6 +345,9 @@ class MaestroServer(LanguageServer):
         if self.shutting_down:
             return
         ws = self.workspaces.get(link.root)
+        if link.state == "connected" and ws is not None:
+            # every connect: an incident raised while no server listened is not lost
+            self.spawn(policy.current_incident(self, ws), name="maestro-incident")
         if link.state == "connected" and ws is not None and not ws.flags_checked:
             # once per workspace: a reconnect must not repeat the same warnings
             ws.flags_checked = True

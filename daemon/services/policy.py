@@ -25,8 +25,10 @@ from maestro.policy.model import CacheInput, RunInput, RunKind, RunningRun, Sele
 from maestro.policy.protocol import (
     POLICY_DECISIONS,
     POLICY_INCIDENT,
+    POLICY_INCIDENT_CURRENT,
     PolicyDecisionsParams,
     PolicyDecisionsResult,
+    PolicyIncidentResult,
 )
 
 if TYPE_CHECKING:
@@ -39,7 +41,7 @@ if TYPE_CHECKING:
     from maestro.policy.bundle import BundleStore, Incident
     from maestro.policy.gate import MarkerScanner, PolicyGate
     from maestro.policy.model import Decision, DecisionRecord
-    from maestro.wire import PredictiveInfo
+    from maestro.wire import Empty, PredictiveInfo
 
 log = logging.getLogger(__name__)
 
@@ -491,6 +493,12 @@ class PolicyService:
             error=str(error) if error is not None else None,
         )
 
+    async def current_incident(self, params: Empty, ctx: RequestContext) -> PolicyIncidentResult:
+        """The open bundle incident: the gate is opened first, so a warm start's is known."""
+        await self.gate()
+        bundles = self.bundles
+        return PolicyIncidentResult(incident=bundles.incident if bundles is not None else None)
+
 
 def _now_ms() -> int:
     return int(time.time() * 1000)
@@ -502,4 +510,5 @@ def install(app: DaemonApp) -> PolicyService:
     app.on_startup(service.startup)
     app.on_shutdown(service.stop)
     app.register(POLICY_DECISIONS, service.decisions)
+    app.register(POLICY_INCIDENT_CURRENT, service.current_incident)
     return service

@@ -217,3 +217,66 @@ async def _note(
             return found[0]
         await asyncio.sleep(0.1)
     raise AssertionError(f"no matching {method} in {timeout} s: {notes(client, method)}")
+
+
+async def test_incident_raised_before_the_editor_connected_is_shown(lsp_env: Env) -> None:
+    """A daemon warm-starts with its last good team bundle expired: the incident is raised at
+    its start, before any server subscribed. The editor connecting later still shows it once."""
+    import json
+    import subprocess
+    import sys
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    from maestro.paths import workspace_key
+    from maestro.policy.bundle import build
+
+    env = lsp_env
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    (env.root / "team.pem").write_bytes(pem)
+    with (env.root / "pyproject.toml").open("a") as f:
+        f.write('\n[tool.maestro.policy.bundle.keys]\nk1 = "team.pem"\n')
+    folder = Path(env.env["MAESTRO_STATE_DIR"]) / "workspaces" / workspace_key(env.root)
+    folder = folder / "policy-bundle"
+    folder.mkdir(parents=True, mode=0o700)
+    expired = datetime.now(UTC) - timedelta(hours=1)
+    data = build({"freeze.rego": TEAM}, key=key, kid="k1", revision="r7", version=7,
+                 expires=expired)  # fmt: skip
+    (folder / "last-good.tar.gz").write_bytes(data)
+    (folder / "state.json").write_text(json.dumps({"revision": "r7", "version": 7}))
+
+    maestro = Path(sys.executable).parent / "maestro"
+    started = subprocess.run(
+        [str(maestro), "daemon", "start"], cwd=env.root, env=env.env,
+        capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    for _ in range(300):  # the daemon raised (and persisted) the incident: nobody listened
+        if "incident" in json.loads((folder / "state.json").read_text()):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the daemon raised no incident at its start")
+
+    client = await start_client(env, "neovim")
+    try:
+        await request(client, "maestro/status", {})  # connects to the running daemon
+        raised = await _note(client, "maestro/policyIncident", lambda n: n["active"], timeout=20)
+        assert raised["root"] == str(env.root), raised
+        assert raised["reason"] == "expired" and raised["revision"] == "r7", raised
+        for _ in range(100):
+            if any("policy bundle rejected" in w for w in _warnings(client)):
+                break
+            await asyncio.sleep(0.05)
+        shown = [w for w in _warnings(client) if "policy bundle rejected" in w]
+        assert len(shown) == 1 and "expired" in shown[0], shown
+        assert "the last good policy stays in force" in shown[0]
+        # a reconnect to a restarted daemon (which raises it again) does not show it twice
+        await command(client, "maestro.restartDaemon")
+        await request(client, "maestro/status", {})
+        await asyncio.sleep(1.5)
+        assert len([w for w in _warnings(client) if "policy bundle rejected" in w]) == 1
+    finally:
+        await _stop(client)
