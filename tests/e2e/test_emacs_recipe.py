@@ -77,11 +77,8 @@ def test_readme_recipe_runs_a_long_impacted_run_to_the_end(project: Project) -> 
     assert len(diags) == 1 and "ZeroDivisionError" in diags[0]["message"], again
     assert "cached result" in diags[0]["message"], again
     assert again["finished"] is None  # nothing ran
-    lines = [d["range"]["start"]["line"] + 1 for d in diags]
-    if lines != [FAIL_LINE]:
-        # everything above holds; only the restored diagnostic's line is off (the language
-        # server's restore places it at the test's def line)
-        pytest.xfail(f"restored diagnostic at line {lines}, the run's at line {FAIL_LINE}")
+    # stored results keep the failing line: restored, the failure sits where the run put it
+    assert [d["range"]["start"]["line"] + 1 for d in diags] == [FAIL_LINE], diags
 
 
 def emacs(project: Project, init: Path, *, mode: str) -> tuple[dict[str, Any], str]:
