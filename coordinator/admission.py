@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import inspect
 import logging
 import math
 import re
@@ -95,6 +96,15 @@ class Refusal(Exception):
         self.tenant = tenant
         self.priority = priority
         self.limit = limit
+        self.shadow = False
+        """A limit in shadow mode would refuse: the request is served anyway."""
+        # the request refused, filled in by `Gate` for the policy's input
+        self.method = ""
+        self.path = ""
+        self.role = ""
+        self.upload_bytes = 0
+        self.in_flight = 0
+        self.execution_id = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,11 +113,13 @@ class Explanation:
 
     rule: str
     remediation: str
+    decision_id: str | None = None
+    """The policy decision record kept for this refusal (explain API: ``decisionId``)."""
 
 
-Explainer = Callable[[Refusal], Explanation | None]
-"""Hook for the policy engine: given a refusal, its own rule name and remediation, or None to
-keep the built-in ones."""
+Explainer = Callable[[Refusal], "Explanation | Awaitable[Explanation | None] | None"]
+"""Hook for the policy engine: given a refusal, its own rule name and remediation (and the id
+of the decision it recorded), or None to keep the built-in ones. May be a coroutine function."""
 
 
 class RefusalBody(BaseModel):
@@ -123,19 +135,29 @@ class RefusalBody(BaseModel):
     tenant: str
     priority: str | None = None
     limit: str | None = None
+    decisionId: str | None = None
 
 
-def refusal_response(refusal: Refusal, explainer: Explainer | None = None) -> web.Response:
+async def explain(refusal: Refusal, explainer: Explainer | None) -> Explanation | None:
+    if explainer is None:
+        return None
+    try:
+        explained = explainer(refusal)
+        if inspect.isawaitable(explained):
+            explained = await explained
+    except Exception:  # a broken explanation must not turn a 429 into a 500
+        log.exception("the refusal explainer failed; using the built-in rule")
+        return None
+    return explained
+
+
+def refusal_response(refusal: Refusal, explained: Explanation | None = None) -> web.Response:
     rule = refusal.rule
     remediation = REMEDIATIONS.get(rule, "retry after the advised delay")
-    if explainer is not None:
-        try:
-            explained = explainer(refusal)
-        except Exception:  # a broken explanation must not turn a 429 into a 500
-            log.exception("the refusal explainer failed; using the built-in rule")
-            explained = None
-        if explained is not None:
-            rule, remediation = explained.rule, explained.remediation
+    decision_id = None
+    if explained is not None:
+        rule, remediation = explained.rule, explained.remediation
+        decision_id = explained.decision_id
     retry_ms = max(1, math.ceil(refusal.retry_after_s * 1000))
     body = RefusalBody(
         message=refusal.message,
@@ -146,6 +168,7 @@ def refusal_response(refusal: Refusal, explainer: Explainer | None = None) -> we
         tenant=refusal.tenant,
         priority=refusal.priority,
         limit=refusal.limit,
+        decisionId=decision_id,
     )
     return web.Response(
         status=429,
@@ -519,6 +542,7 @@ class Gate:
         self.routes = frozenset(re.sub(r"\{(\w+):[^}]*\}", r"{\1}", route) for route in routes)
         self.explainer: Explainer | None = None
         """Set by the policy engine to explain refusals with its own rules."""
+        self._shadow_tasks: set[asyncio.Task[Explanation | None]] = set()
 
     @classmethod
     def from_settings(
@@ -579,12 +603,15 @@ class Gate:
         seat: Seat | None = None
         try:
             if self.limits is not None:
-                await self.limits.check(tenant, principal.key_id, policy, upload)
+                shadowed = await self.limits.check(tenant, principal.key_id, policy, upload)
+                if shadowed and self.explainer is not None:
+                    self._explain_shadow(shadowed, request, principal, upload)
             if self.admission is not None:
                 seat = await self.admission.acquire(tenant, policy, 1.0 + upload / MIB)
         except Refusal as refusal:
             self.metrics.rejected.labels(policy.priority, tenant, refusal.rule).inc()
-            response = refusal_response(refusal, self.explainer)
+            _describe(refusal, request, principal, upload, self.admission)
+            response = refusal_response(refusal, await explain(refusal, self.explainer))
             if upload > DRAIN_LIMIT:
                 _close_without_draining(request, response)
             return response
@@ -594,3 +621,37 @@ class Gate:
         finally:
             if seat is not None and self.admission is not None:
                 self.admission.release(seat)
+
+    def _explain_shadow(
+        self, refusals: list[Refusal], request: web.Request, principal: Principal, upload: int
+    ) -> None:
+        """Record what shadow-mode limits would have refused, off the request's path (the
+        request is served at once). Bounded: beyond MAX_SHADOW_PENDING they are only counted."""
+        for refusal in refusals:
+            if len(self._shadow_tasks) >= MAX_SHADOW_PENDING:
+                return
+            _describe(refusal, request, principal, upload, self.admission)
+            task = asyncio.create_task(explain(refusal, self.explainer))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+
+
+MAX_SHADOW_PENDING = 64
+EXECUTION_HEADER = "X-Maestro-Execution-Id"
+"""A client's run id, kept in the refusal's decision record (explain by executionId)."""
+
+
+def _describe(
+    refusal: Refusal,
+    request: web.Request,
+    principal: Principal,
+    upload: int,
+    admission: Admission | None,
+) -> None:
+    refusal.method = request.method
+    refusal.path = request.path
+    refusal.role = str(principal.role)
+    refusal.upload_bytes = upload
+    refusal.execution_id = request.headers.get(EXECUTION_HEADER, "")[:128]
+    if admission is not None:
+        refusal.in_flight = sum(lv.by_tenant[refusal.tenant] for lv in admission.levels.values())

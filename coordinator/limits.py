@@ -119,12 +119,14 @@ class RateLimits:
 
     async def check(
         self, tenant: str, key_id: str | None, policy: TenantPolicy, upload_bytes: int = 0
-    ) -> None:
+    ) -> list[Refusal]:
         """Count the request against every limit that applies; raise Refusal (enforce mode)
-        for the first one exceeded, with the time until it has room again."""
+        for the first one exceeded, with the time until it has room again. In shadow mode,
+        return what would have been refused (marked ``shadow``), for the policy to record."""
         checks = self._checks(tenant, key_id, policy, upload_bytes)
+        shadowed: list[Refusal] = []
         if not checks:
-            return
+            return shadowed
         try:
             if self._concurrent:
                 allowed = await asyncio.gather(
@@ -141,13 +143,24 @@ class RateLimits:
             if now - self._warned > 10:
                 self._warned = now
                 log.warning("rate limit store failed, requests let through: %r", exc)
-            return
+            return shadowed
         for ok, (rule, limiter, item, ids, _) in zip(allowed, checks, strict=True):
             if ok:
                 continue
             if self.mode == "shadow":
                 self.metrics.shadow.labels(tenant, rule).inc()
                 log.debug("shadow: %s would refuse a request of tenant %s", rule, tenant)
+                # the window's length as advice: no extra round trip for a served request
+                refusal = Refusal(
+                    rule,
+                    f"{rule}: limit {item} reached (shadow mode: served)",
+                    float(item.get_expiry()),
+                    tenant=tenant,
+                    priority=policy.priority,
+                    limit=str(item),
+                )
+                refusal.shadow = True
+                shadowed.append(refusal)
                 continue
             retry = await self._retry_after(limiter, item, ids)
             raise Refusal(
@@ -158,6 +171,7 @@ class RateLimits:
                 priority=policy.priority,
                 limit=str(item),
             )
+        return shadowed
 
     async def _retry_after(
         self, limiter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]

@@ -9,18 +9,30 @@ the coordinator does not hold signing keys, daemons verify. Bundles and decision
 from __future__ import annotations
 
 import hashlib
+import logging
+import math
 import os
+import time
+import uuid
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import Counter as PromCounter
 from pydantic import BaseModel, Field, ValidationError
 
-from maestro.policy.model import DecisionRecord
+from maestro.errors import PolicyError
+from maestro.policy.engine import PolicySet
+from maestro.policy.model import CoordinatorInput, CoordinatorRefusal, DecisionRecord
 from maestro.policy.records import DecisionLog
+from maestro.policy.sources import load
 from maestro.redaction import Redactor
 
+from .admission import Explanation, Refusal
 from .app import PRINCIPAL, ApiError, _json
 from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, operation
 
@@ -41,9 +53,18 @@ class DecisionsStored(BaseModel):
     stored: int
 
 
+log = logging.getLogger(__name__)
+
+MAX_PENDING_DECISIONS = 32
+"""Refusals being decided at once; beyond it a 429 keeps the built-in rule text and no record
+(a flood of refusals must not queue work behind itself)."""
+DECISION_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+
+
 class PolicyExplain(BaseModel):
     tenant: str
-    execution_id: str
+    execution_id: str = ""
+    decision_id: str | None = None
     decisions: list[DecisionRecord] = Field(description="oldest first; inputs redacted")
 
 
@@ -189,25 +210,48 @@ class PolicyRoutes:
             "explain_policy",
             {
                 "200": Response("The decisions.", PolicyExplain),
-                "400": err("executionId is missing."),
+                "400": err("Neither executionId nor decisionId given."),
                 **AUTH_ERRORS,
+                "404": err("No decision with this decisionId in the caller's tenant."),
             },
             parameters=[
                 {
                     "name": "executionId",
                     "in": "query",
-                    "required": True,
+                    "required": False,
                     "schema": {"type": "string", "minLength": 1, "maxLength": 128},
-                }
+                },
+                {
+                    "name": "decisionId",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 128},
+                },
             ],
         )
     )
     async def explain(self, request: web.Request) -> web.Response:
         principal = await self._principal(request)
         execution = request.query.get("executionId", "")
-        if not execution or len(execution) > 128:
-            raise ApiError(400, "bad_request", "executionId (1 to 128 characters) is required")
+        decision_id = request.query.get("decisionId", "")
         log = self._log(principal.tenant.name)
+        if decision_id and len(decision_id) <= 128:
+            # the tenant's own log only: another tenant's id is simply not there
+            record = await self.coordinator.run(log.get, decision_id)
+            if record is None:
+                raise ApiError(404, "not_found", "no decision with this id for this tenant")
+            return _json(
+                PolicyExplain(
+                    tenant=principal.tenant.name,
+                    execution_id=record.execution_id,
+                    decision_id=decision_id,
+                    decisions=[self._redacted(record)],
+                )
+            )
+        if not execution or len(execution) > 128:
+            raise ApiError(
+                400, "bad_request", "executionId or decisionId (1 to 128 characters) is required"
+            )
         found = await self.coordinator.run(lambda: log.query(execution_id=execution, limit=1000))
         return _json(
             PolicyExplain(
@@ -222,8 +266,100 @@ class PolicyRoutes:
             log.close()
 
 
+class AdmissionPolicy:
+    """The `coordinator` decision point behind the admission gate's refusals.
+
+    Asked only when admission or a rate limit refused (or, in shadow mode, would refuse): an
+    admitted request never evaluates Rego. The policy set is compiled once; each refusal is
+    decided and recorded (tenant's decision log, input redacted) in the coordinator's executor
+    so the event loop keeps serving while rego-cpp and SQLite work."""
+
+    def __init__(self, routes: PolicyRoutes, registry: CollectorRegistry) -> None:
+        self.routes = routes
+        self.policy = PolicySet.compile(load(None))
+        self.pending = 0
+        self.timings: deque[tuple[float, float]] = deque(maxlen=2048)
+        """(evaluation s, evaluation + record s) of recent refusals."""
+        self.decision_seconds = Histogram(
+            "maestro_coordinator_policy_decision_seconds",
+            "Rego evaluation of a refusal (the coordinator decision point).",
+            buckets=DECISION_BUCKETS,
+            registry=registry,
+        )
+        self.skipped = PromCounter(
+            "maestro_coordinator_policy_decisions_skipped",
+            "Refusals answered with the built-in rule because too many were being decided.",
+            registry=registry,
+        )
+
+    async def __call__(self, refusal: Refusal) -> Explanation | None:
+        if self.pending >= MAX_PENDING_DECISIONS:
+            self.skipped.inc()
+            return None
+        self.pending += 1
+        try:
+            return await self.routes.coordinator.run(self.decide, refusal, time.time())
+        finally:
+            self.pending -= 1
+
+    def decide(self, refusal: Refusal, now: float) -> Explanation | None:
+        started = time.perf_counter()
+        retry_ms = max(1, math.ceil(refusal.retry_after_s * 1000))  # as the 429 says
+        inp = CoordinatorInput(
+            execution_id=refusal.execution_id,
+            tenant=refusal.tenant,
+            role=refusal.role,
+            method=refusal.method,
+            path=refusal.path,
+            priority=refusal.priority or "interactive",
+            in_flight=refusal.in_flight,
+            upload_bytes=refusal.upload_bytes,
+            now_ms=int(now * 1000),
+            refusal=CoordinatorRefusal(
+                rule=refusal.rule,
+                message=refusal.message,
+                retry_after_ms=retry_ms,
+                limit=refusal.limit,
+                shadow=refusal.shadow,
+            ),
+        )
+        try:
+            decision = self.policy.evaluate(inp)
+        except PolicyError as exc:  # fail open: the built-in rule text answers
+            log.warning("coordinator policy failed, built-in refusal text used: %s", exc)
+            return None
+        evaluated = time.perf_counter()
+        rules = decision.rules
+        result = decision.result
+        if refusal.shadow:  # served: recorded as what enforcement would have done
+            rules = [r.model_copy(update={"shadow": True}) for r in rules]
+            result = "allow"
+        from maestro.policy.gate import redact_value
+
+        record = DecisionRecord(
+            id=uuid.uuid4().hex,
+            time=datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
+            point="coordinator",
+            execution_id=inp.execution_id,
+            schema_=inp.schema_name(),
+            input=redact_value(inp.model_dump(mode="json"), self.routes.redactor),
+            result=result,
+            rules=rules,
+            retry_after_ms=retry_ms,
+            policy=decision.policy,
+        )
+        self.routes._log(refusal.tenant).add(self.routes._redacted(record))
+        self.decision_seconds.observe(evaluated - started)
+        self.timings.append((evaluated - started, time.perf_counter() - started))
+        fired = [r for r in rules if r.kind == "deny"] or rules
+        if not fired:
+            return None
+        return Explanation(fired[0].rule, fired[0].remediation, record.id)
+
+
 def add_routes(app: web.Application, coordinator: Coordinator) -> None:
     routes = PolicyRoutes(coordinator)
+    coordinator.gate.explainer = AdmissionPolicy(routes, coordinator.metrics.registry)
     app.router.add_get("/v1/tenants/{tenant}/policy/bundle", routes.bundle)
     app.router.add_put("/v1/tenants/{tenant}/policy/bundle", routes.bundle)
     app.router.add_post("/v1/tenants/{tenant}/policy/decisions", routes.decisions)

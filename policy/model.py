@@ -96,6 +96,16 @@ class CacheInput(PolicyInput):
     outcome: str | None = None
 
 
+class CoordinatorRefusal(BaseModel):
+    """The coordinator's own refusal, handed to the policy so its rules name and explain it."""
+
+    rule: str = Field(description="admission.queue_full, rate.tenant, ...")
+    message: str
+    retry_after_ms: int
+    limit: str | None = None
+    shadow: bool = Field(default=False, description="rate_limits = shadow: served anyway")
+
+
 class CoordinatorInput(PolicyInput):
     """Request admission at the coordinator (quotas, rate limits)."""
 
@@ -107,6 +117,11 @@ class CoordinatorInput(PolicyInput):
     priority: str = "normal"
     in_flight: int = 0
     rate_per_s: float = 0.0
+    upload_bytes: int = Field(default=0, description="body bytes of a PUT (0 otherwise)")
+    now_ms: int = Field(default=0, description="epoch ms of the request")
+    refusal: CoordinatorRefusal | None = Field(
+        default=None, description="what admission or a rate limit refused (None: not refused)"
+    )
 
 
 class PluginInput(PolicyInput):

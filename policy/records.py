@@ -127,6 +127,13 @@ class DecisionLog:
             rows = self._db.execute(sql, args).fetchall()
         return [DecisionRecord.model_validate_json(row[0]) for row in rows]
 
+    def get(self, record_id: str) -> DecisionRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "select body from decisions where id = ?", (record_id,)
+            ).fetchone()
+        return DecisionRecord.model_validate_json(row[0]) if row else None
+
     def after(self, seq: int, *, limit: int = 500) -> tuple[int, list[DecisionRecord]]:
         """Records stored after position ``seq`` (oldest first) and the last position: what a
         daemon has not yet sent to the coordinator."""
