@@ -29,7 +29,7 @@ from pydantic import ValidationError
 import maestro
 from maestro.errors import CoordinatorError
 
-from . import accesslog, flags_routes, team_model, telemetry
+from . import accesslog, dashboard, flags_routes, team_model, telemetry
 from .admission import Gate
 from .auth import (
     Authenticator,
@@ -907,6 +907,7 @@ def create_app(
     app[FLAG_ROUTES] = flags_routes.add_routes(app, coordinator)
     telemetry.add_routes(app, coordinator)
     team_model.add_routes(app, coordinator)
+    dashboard.add_routes(app, coordinator)
     app.router.add_get("/healthz", coordinator.healthz)
     app.router.add_get("/metrics", coordinator.metrics_endpoint)
     app.router.add_get("/openapi.json", coordinator.openapi)

@@ -172,3 +172,44 @@ async def test_decision_latency_on_refusal(make_env: EnvFactory) -> None:
     )
     assert len(evaluation) == len(refused) > 150
     assert p95(evaluation) < 20  # the seed's limit for a policy check (shared 2-core host)
+
+
+METRICS_TOKEN = "metrics-" + "t0ken" * 4
+
+
+async def test_dashboard_hides_tenants_from_anonymous_callers(make_env: EnvFactory) -> None:
+    env = await make_env(
+        rate_limits="enforce", tenants={"alpha": {"burst": 1}}, metrics_token=METRICS_TOKEN
+    )
+    alpha = await env.auth("alpha")
+    statuses = [
+        (await env.client.get(f"/alpha/cas/{sha(b'd')}", headers=alpha)).status for _ in range(3)
+    ]
+    assert 404 in statuses and 429 in statuses
+
+    page = await env.client.get("/dashboard")
+    assert page.status == 200 and page.content_type == "text/html"
+    assert "dashboard.json" in await page.text()
+
+    anonymous = await env.client.get("/dashboard.json")
+    text = await anonymous.text()
+    assert anonymous.status == 200 and "alpha" not in text
+    data = await anonymous.json()
+    assert data["tenants_visible"] is False and data["tenants"] == []
+    (level,) = [row for row in data["levels"] if row["priority"] == "interactive"]
+    assert level["admitted"] >= 1 and level["rejected"] >= 1
+    assert level["rejected_by_rule"]["rate.tenant_burst"] >= 1
+    assert level["wait_p50_ms"] is not None and level["wait_p95_ms"] is not None
+
+    # a tenant's own credential is no metrics credential
+    as_tenant = await env.client.get("/dashboard.json", headers=alpha)
+    assert "alpha" not in await as_tenant.text()
+
+    operator = await env.client.get(
+        "/dashboard.json", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
+    )
+    full = await operator.json()
+    assert full["tenants_visible"] is True
+    (row,) = [r for r in full["tenants"] if r["tenant"] == "alpha"]
+    assert row["priority"] == "interactive" and row["in_flight"] == 0
+    assert row["admitted"] == level["admitted"] and row["rejected"] == level["rejected"]
