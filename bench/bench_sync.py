@@ -65,10 +65,15 @@ async def _upload(url: str, key: str, entries: list[tuple[str, object, list[byte
     from maestro.coordinator.client import CoordinatorClient
 
     async with CoordinatorClient(url, "bench", key) as client:
+        gate = client.redactor  # only cleared bytes are sent, as the daemon's uploads are
         for action, result, blobs in entries:
             for blob in blobs:
-                await client.put_cas(blob)
-            await client.put_ac(action, result.encode())  # type: ignore[attr-defined]
+                cleared = gate.vet(blob, enforce=False).blob
+                assert cleared is not None
+                await client.put_cas(cleared)
+            encoded = gate.vet(result.encode(), enforce=False).blob  # type: ignore[attr-defined]
+            assert encoded is not None
+            await client.put_ac(action, encoded)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,7 +92,7 @@ class SyncCounters:
 async def cas_telemetry(client: CoordinatorClient, payload: RedactedBlob) -> None:
     """Default telemetry transport: the batch as a CAS blob of the tenant (content-addressed,
     verified, counted against the quota). A dedicated ingest endpoint can replace it."""
-    await client.put_cas(payload.data)
+    await client.put_cas(payload)
 
 
 class RemoteSync:
@@ -173,7 +173,12 @@ class RemoteSync:
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._client = CoordinatorClient(
-            self.url, self.tenant, self._api_key, timeout_s=self.upload_timeout_s
+            self.url,
+            self.tenant,
+            self._api_key,
+            timeout_s=self.upload_timeout_s,
+            redactor=self.redactor,
+            enforce=self.enforce,
         )
         self._ready.set()
         drainer = asyncio.create_task(self._drain_forever(), name="sync-drain")
@@ -530,9 +535,9 @@ class RemoteSync:
     async def _send(self, kind: Literal["cas", "ac"], key: str, blob: RedactedBlob) -> None:
         """Every upload goes through here, and only a cleared blob can."""
         if kind == "ac":
-            await self.client.put_ac(key, blob.data)
+            await self.client.put_ac(key, blob)
         else:
-            await self.client.put(kind, key, blob.data)
+            await self.client.put(kind, key, blob)
 
     def _drop(self, action_hex: str, why: str) -> None:
         self.queue.done_upload(action_hex)

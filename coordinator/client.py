@@ -14,6 +14,13 @@
   until then every call raises `CoordinatorBackoffError` at once, without touching the network,
   so the daemon keeps working from its local cache and its uploads wait.
 
+Every body it sends is a `RedactedBlob` (only `maestro.redaction` makes one), so bytes that
+skipped redaction are a type error; JSON bodies (telemetry, policy decisions, team model
+metadata, flag changes) get a last scan right before they go: with `enforce` (the
+`secrets.redaction.enforce` flag) a body in which a secret is found is refused with
+`EgressBlockedError`, without it it is sent, counted and warned about (kinds only). CAS/AC bodies
+are cleared by their caller's last scan (RemoteSync.clear), not scanned twice.
+
 The client never logs keys or tokens.
 """
 
@@ -23,6 +30,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Mapping
 from email.utils import parsedate_to_datetime
@@ -36,7 +44,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from maestro.cache.digest import Digest, check_hex, digest_bytes
 from maestro.errors import CoordinatorAuthError, CoordinatorError, IntegrityError
-from maestro.redaction import RedactedBlob
+from maestro.redaction import RedactedBlob, Redactor
 
 from .models import ErrorBody, TokenResponse
 
@@ -45,6 +53,17 @@ log = logging.getLogger(__name__)
 Kind = Literal["cas", "ac"]
 MAX_BACKOFF_S = 600.0
 """Advice beyond this is capped: a broken or hostile server cannot silence a client for days."""
+
+
+class EgressBlockedError(CoordinatorError):
+    """The last scan before a body left found a secret, and redaction is enforced."""
+
+    def __init__(self, what: str, kinds: tuple[str, ...]) -> None:
+        super().__init__(
+            f"{what} not sent: it holds a secret ({', '.join(kinds)})",
+            hint="the secret was not redacted upstream; secrets.redaction.enforce blocks it",
+        )
+        self.kinds = kinds
 
 
 class CoordinatorBackoffError(CoordinatorError):
@@ -118,6 +137,8 @@ class CoordinatorClient:
         timeout_s: float = 30.0,
         compress_min_bytes: int = 4096,
         clock: Callable[[], float] = time.time,
+        redactor: Redactor | None = None,
+        enforce: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tenant = tenant
@@ -132,6 +153,11 @@ class CoordinatorClient:
         self.backoff_until: float | None = None
         """Epoch seconds until which the coordinator asked us not to call (None: no advice)."""
         self.backoff_rule: str | None = None
+        self.redactor = redactor or Redactor.from_environ(os.environ)
+        self.redactor.add_known(api_key, kind="maestro-api-key")
+        self.enforce = enforce
+        self.egress_blocked = 0
+        self.egress_flagged = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -210,9 +236,21 @@ class CoordinatorClient:
         method: str,
         url: str,
         *,
-        data: bytes | None = None,
+        data: RedactedBlob | None = None,
         headers: dict[str, str] | None = None,
+        compress: bool = False,
     ) -> tuple[int, bytes, dict[str, str]]:
+        if data is not None and not isinstance(data, RedactedBlob):
+            raise TypeError("the coordinator client sends only a RedactedBlob")
+        body = data.data if data is not None else None
+        if compress and body is not None and len(body) >= self._compress_min:
+            size = len(body)
+            body = zstandard.ZstdCompressor(level=3).compress(body)
+            headers = {
+                **(headers or {}),
+                "Content-Encoding": "zstd",
+                "X-Digest-SizeBytes": str(size),
+            }
         # A 401 means our token is stale (expired early, or signed with a key the server has
         # since retired): mint a fresh one and ask once more.
         retrying = AsyncRetrying(
@@ -228,7 +266,7 @@ class CoordinatorClient:
                 all_headers = {"Authorization": f"Bearer {token}", **(headers or {})}
                 try:
                     async with self.session.request(
-                        method, url, data=data, headers=all_headers
+                        method, url, data=body, headers=all_headers
                     ) as resp:
                         body = await resp.read()
                         status = resp.status
@@ -278,31 +316,69 @@ class CoordinatorClient:
             rule=rule,
         )
 
+    def last_scan(self, payload: RedactedBlob, what: str) -> RedactedBlob:
+        """The egress gate's last scan: ``payload`` cleared to go, or EgressBlockedError."""
+        vetted = self.redactor.vet(payload.data, enforce=self.enforce)
+        if not vetted.kinds:
+            return payload
+        if vetted.blob is None:
+            self.egress_blocked += 1
+            log.warning("%s blocked: the last scan found %s", what, ", ".join(vetted.kinds))
+            raise EgressBlockedError(what, vetted.kinds)
+        self.egress_flagged += 1
+        log.warning(
+            "%s holds a secret (%s) and is sent: secrets.redaction.enforce is off",
+            what,
+            ", ".join(vetted.kinds),
+        )
+        return vetted.blob
+
     async def request_json(
-        self, method: str, path: str, body: object = None
+        self, method: str, path: str, payload: RedactedBlob | None = None
     ) -> tuple[int, bytes, dict[str, str]]:
-        """A control endpoint (`path` under the base URL); 200 and 404 are answers, anything
-        else raises CoordinatorError."""
-        data = json.dumps(body).encode() if body is not None else None
-        headers = {"Content-Type": "application/json"} if data is not None else None
+        """A control endpoint (`path` under the base URL), its JSON body last-scanned; 200 and
+        404 are answers, anything else raises CoordinatorError."""
+        headers = None
+        if payload is not None:
+            payload = self.last_scan(payload, f"{method} {path}")
+            headers = {"Content-Type": "application/json"}
         status, resp, resp_headers = await self._request(
-            method, f"{self.base_url}{path}", data=data, headers=headers
+            method, f"{self.base_url}{path}", data=payload, headers=headers
         )
         if status not in (200, 404):
             raise _answer_error(f"{method} {path}", status, resp)
         return status, resp, resp_headers
 
-    async def ingest_telemetry(self, payload: RedactedBlob) -> None:
-        """Send a redacted telemetry batch to the tenant's ingest endpoint (a RemoteSync
-        telemetry transport: `RemoteSync(..., telemetry_transport=send_telemetry)`)."""
+    async def _post_json(self, method: str, path: str, payload: RedactedBlob, what: str) -> bytes:
+        cleared = self.last_scan(payload, what)
         status, resp, _ = await self._request(
-            "POST",
-            f"{self.base_url}/v1/tenants/{self.tenant}/telemetry",
-            data=payload.data,
+            method,
+            f"{self.base_url}{path}",
+            data=cleared,
             headers={"Content-Type": "application/json"},
         )
         if status != 200:
-            raise _answer_error("POST telemetry", status, resp)
+            raise _answer_error(what, status, resp)
+        return resp
+
+    async def ingest_telemetry(self, payload: RedactedBlob) -> None:
+        """Send a redacted telemetry batch to the tenant's ingest endpoint (a RemoteSync
+        telemetry transport: `RemoteSync(..., telemetry_transport=send_telemetry)`)."""
+        await self._post_json(
+            "POST", f"/v1/tenants/{self.tenant}/telemetry", payload, "POST telemetry"
+        )
+
+    async def post_decisions(self, payload: RedactedBlob) -> None:
+        """Send policy decision records (``{"decisions": [...]}``, redacted) to the tenant."""
+        await self._post_json(
+            "POST", f"/v1/tenants/{self.tenant}/policy/decisions", payload, "POST policy decisions"
+        )
+
+    async def publish_team_model(self, meta: RedactedBlob) -> bytes:
+        """Publish team model metadata (admin; its .skops already a CAS blob of the tenant)."""
+        return await self._post_json(
+            "PUT", f"/v1/tenants/{self.tenant}/model", meta, "PUT team model"
+        )
 
     async def get(self, kind: Kind, hash_hex: str) -> bytes | None:
         """Entry bytes or None on a miss; CAS bodies are verified against `hash_hex`."""
@@ -331,15 +407,14 @@ class CoordinatorClient:
             return status == 200
         raise CoordinatorError(f"HEAD {kind}/{hash_hex}: HTTP {status}", status=status)
 
-    async def put(self, kind: Kind, hash_hex: str, data: bytes) -> None:
-        headers = {"Content-Type": "application/octet-stream"}
-        body = data
-        if len(data) >= self._compress_min:
-            body = zstandard.ZstdCompressor(level=3).compress(data)
-            headers["Content-Encoding"] = "zstd"
-            headers["X-Digest-SizeBytes"] = str(len(data))
+    async def put(self, kind: Kind, hash_hex: str, data: RedactedBlob) -> None:
+        """Upload an entry the caller cleared (RemoteSync.clear ran the last scan)."""
         status, resp, _ = await self._request(
-            "PUT", self._url(kind, hash_hex), data=body, headers=headers
+            "PUT",
+            self._url(kind, hash_hex),
+            data=data,
+            headers={"Content-Type": "application/octet-stream"},
+            compress=True,
         )
         if status != 200:
             raise _answer_error(f"PUT {kind}/{hash_hex}", status, resp)
@@ -350,15 +425,17 @@ class CoordinatorClient:
     async def has_cas(self, digest: Digest | str) -> bool:
         return await self.head("cas", digest.hash if isinstance(digest, Digest) else digest)
 
-    async def put_cas(self, data: bytes) -> Digest:
-        digest = digest_bytes(data)
+    async def put_cas(self, data: RedactedBlob) -> Digest:
+        if not isinstance(data, RedactedBlob):
+            raise TypeError("the coordinator client sends only a RedactedBlob")
+        digest = digest_bytes(data.data)
         await self.put("cas", digest.hash, data)
         return digest
 
     async def get_ac(self, action_hex: str) -> bytes | None:
         return await self.get("ac", action_hex)
 
-    async def put_ac(self, action_hex: str, value: bytes) -> None:
+    async def put_ac(self, action_hex: str, value: RedactedBlob) -> None:
         await self.put("ac", action_hex, value)
 
 

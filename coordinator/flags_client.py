@@ -51,12 +51,9 @@ class FlagsClient(CoordinatorClient):
         self, name: str, *, value: Any = None, kill: bool = False, clear: bool = False, reason: str
     ) -> FlagSetting | None:
         body = FlagPut(value=value, kill=kill, clear=clear, reason=reason)
-        status, resp, _ = await self._request(
-            "PUT",
-            self._flags_url(name),
-            data=body.model_dump_json(exclude_none=True).encode(),
-            headers={"Content-Type": "application/json"},
+        # the reason is free text: redacted and last-scanned like every other body
+        payload = self.redactor.redact_json(body.model_dump(mode="json", exclude_none=True))
+        resp = await self._post_json(
+            "PUT", f"/v1/tenants/{self.tenant}/flags/{name}", payload, f"PUT tenant flag {name}"
         )
-        if status != 200:
-            raise _answer_error(f"PUT tenant flag {name}", status, resp)
         return FlagChanged.model_validate_json(resp).override

@@ -18,8 +18,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import orjson
-
 from maestro.errors import MaestroError, PolicyDeniedError, PolicyError
 from maestro.policy.model import CacheInput, RunInput, RunKind, RunningRun, SelectInput
 from maestro.policy.protocol import (
@@ -201,6 +199,7 @@ class PolicyService:
         if remote is None or not key:
             return
         client = await self._coordinator(remote.url, remote.tenant, key)
+        client.enforce = loaded.config.redaction_enforce
         try:
             token = await client.token()
         except MaestroError as exc:
@@ -222,23 +221,27 @@ class PolicyService:
         return self._client
 
     async def _send_decisions(self, client: CoordinatorClient, url: str, tenant: str) -> None:
+        from maestro.coordinator.client import EgressBlockedError
+
         gate = self._gate
         if gate is None or gate.log is None:
             return
         last, records = await asyncio.to_thread(gate.log.after, self._sent)
         if not records:
             return
-        body = orjson.dumps(
+        # records hold inputs redacted by known values only: the full redactor (detectors too)
+        # runs here, and the client's last scan right before they leave
+        payload = client.redactor.redact_json(
             {"decisions": [r.model_dump(mode="json", by_alias=True) for r in records]}
         )
-        status, answer, _ = await client._request(
-            "POST", f"{url.rstrip('/')}/v1/tenants/{tenant}/policy/decisions", data=body,
-            headers={"Content-Type": "application/json"},
-        )  # fmt: skip
-        if status == 200:
-            self._sent = last
-        else:
-            log.warning("policy decisions not sent: HTTP %d %s", status, answer[:200])
+        try:
+            await client.post_decisions(payload)
+        except EgressBlockedError as exc:  # would be blocked on every retry: dropped, counted
+            log.warning("policy decisions dropped: %s", exc.message)
+        except MaestroError as exc:
+            log.warning("policy decisions not sent: %s", exc)
+            return
+        self._sent = last
 
     # --- run ---------------------------------------------------------------------------------
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from maestro.cli.common import ROOT_OPTION, fail_on_error, resolve_root
+
+if TYPE_CHECKING:
+    from maestro.coordinator.client import CoordinatorClient
 
 model_app = typer.Typer(
     help="The speculation model: which tests a change is likely to break.",
@@ -226,3 +229,64 @@ def pull(root: ROOT_OPTION = None) -> None:
     if asyncio.run(fetch()) is None:
         out.print("no team model is published for this tenant")
     out.print(f"ranking: {ranking_model(model_dir).describe()}")
+
+
+async def push_team_model(client: CoordinatorClient, model_dir: Path) -> dict[str, object]:
+    """Publish the newest model in ``model_dir`` as the tenant's team model (admin key): the
+    .skops goes up as a CAS blob after the last scan (it is not rewritten: its digest is its
+    name), the metadata redacted and last-scanned like every other body."""
+    from dataclasses import asdict
+
+    from maestro.coordinator.client import EgressBlockedError
+    from maestro.errors import ConfigError
+    from maestro.model.train import ModelStore
+
+    store = ModelStore(model_dir)
+    info = store.info()
+    if info is None:
+        raise ConfigError("no model to publish", hint="train one first: `maestro model train`")
+    data = (store.dir / f"model-v{info.version}.skops").read_bytes()
+    vetted = client.redactor.vet(data, enforce=client.enforce)
+    if vetted.blob is None:
+        raise EgressBlockedError(f"model v{info.version}", vetted.kinds)
+    digest = await client.put_cas(vetted.blob)
+    meta = client.redactor.redact_json(
+        {"sha256": digest.hash, "size": len(data), "info": asdict(info)}
+    )
+    published: dict[str, object] = json.loads(await client.publish_team_model(meta))
+    return published
+
+
+@model_app.command()
+@fail_on_error
+def push(root: ROOT_OPTION = None) -> None:
+    """Publish this workspace's model as the team model on the coordinator (an admin key)."""
+    import asyncio
+    import os
+
+    from maestro.coordinator.client import CoordinatorClient
+    from maestro.errors import ConfigError
+    from maestro.model.train import ModelStore
+    from maestro.settings import load_settings
+
+    ws = resolve_root(root)
+    config = load_settings(ws).config
+    remote = config.remote
+    if remote is None:
+        raise ConfigError(
+            "no coordinator configured for this workspace",
+            hint="add [tool.maestro.remote] with url, tenant and api_key_env",
+        )
+    key = os.environ.get(remote.api_key_env)
+    if not key:
+        raise ConfigError(f"${remote.api_key_env} is not set", hint="export the tenant's API key")
+    model_dir = ModelStore.for_workspace(ws).dir
+
+    async def send() -> dict[str, object]:
+        async with CoordinatorClient(
+            remote.url, remote.tenant, key, enforce=config.redaction_enforce
+        ) as client:
+            return await push_team_model(client, model_dir)
+
+    published = asyncio.run(send())
+    out.print(f"published team model {str(published.get('sha256', ''))[:12]}")

@@ -13,6 +13,14 @@ from maestro.coordinator.models import Role
 from maestro.coordinator.snapshot import restore_snapshot, take_snapshot
 from maestro.coordinator.store import Store
 from maestro.errors import CoordinatorAuthError, CoordinatorError, IntegrityError
+from maestro.redaction import RedactedBlob, Redactor
+
+
+def cleared(data: bytes) -> RedactedBlob:
+    """Bytes through the egress gate's last scan (the client sends nothing else)."""
+    blob = Redactor().vet(data).blob
+    assert blob is not None
+    return blob
 
 
 async def test_client_roundtrip_refresh_and_verification(env: Env) -> None:
@@ -22,8 +30,8 @@ async def test_client_roundtrip_refresh_and_verification(env: Env) -> None:
         base, "alpha", env.key("alpha"), refresh_margin_s=60, clock=clock
     ) as client:
         small, big = b"small blob", os.urandom(100_000)
-        d_small = await client.put_cas(small)
-        d_big = await client.put_cas(big)  # zstd-compressed upload
+        d_small = await client.put_cas(cleared(small))
+        d_big = await client.put_cas(cleared(big))  # zstd-compressed upload
         assert await client.get_cas(d_small) == small
         assert await client.get_cas(d_big) == big
         assert await client.has_cas(d_big)
@@ -56,7 +64,7 @@ async def test_client_roundtrip_refresh_and_verification(env: Env) -> None:
             del env.store.get_cas
 
         with pytest.raises(CoordinatorError, match="HTTP 400") as refused:
-            await client.put_ac(sha(b"act"), b"not an ActionResult")
+            await client.put_ac(sha(b"act"), cleared(b"not an ActionResult"))
         # typed: the status, and the server's own message and remediation hint
         assert refused.value.status == 400
         assert "not a Maestro ActionResult" in refused.value.message
@@ -77,7 +85,7 @@ async def test_client_reader_cannot_write(env: Env) -> None:
         str(env.client.make_url("/")), "beta", env.key("beta", Role.READ)
     ) as client:
         with pytest.raises(CoordinatorAuthError) as refused:
-            await client.put_cas(b"nope")
+            await client.put_cas(cleared(b"nope"))
         assert refused.value.status == 403 and "cannot write" in refused.value.message
 
 

@@ -18,6 +18,7 @@ from maestro.coordinator.client import CoordinatorBackoffError, CoordinatorClien
 from maestro.coordinator.models import Role
 from maestro.coordinator.settings import Settings
 from maestro.coordinator.store import Store
+from maestro.redaction import Redactor
 
 
 @pytest.fixture
@@ -58,7 +59,7 @@ async def test_client_backs_off_then_recovers(served: tuple[str, str, Store]) ->
             before = _requests_served(store, await resp.text())
         for _ in range(5):  # fail fast: nothing reaches the server while backing off
             with pytest.raises(CoordinatorBackoffError):
-                await client.put_cas(b"data")
+                await client.put_cas(Redactor().redact_blob(b"data"))
         async with client.session.get(f"{base}/metrics") as resp:
             assert _requests_served(store, await resp.text()) == before
         await asyncio.sleep(client.backoff_until - time.time() + 0.05)

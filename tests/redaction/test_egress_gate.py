@@ -51,14 +51,14 @@ class _Recorder:
     async def has_cas(self, digest: Any) -> bool:
         return False
 
-    async def put(self, kind: str, key: str, data: bytes) -> None:
-        self.sent.append((kind, key, data))
+    async def put(self, kind: str, key: str, data: RedactedBlob) -> None:
+        self.sent.append((kind, key, data.data))
 
-    async def put_ac(self, key: str, data: bytes) -> None:
-        self.sent.append(("ac", key, data))
+    async def put_ac(self, key: str, data: RedactedBlob) -> None:
+        self.sent.append(("ac", key, data.data))
 
-    async def put_cas(self, data: bytes) -> None:
-        self.sent.append(("cas", "", data))
+    async def put_cas(self, data: RedactedBlob) -> None:
+        self.sent.append(("cas", "", data.data))
 
 
 @pytest.fixture(params=[True, False], ids=["enforce", "warn"])
