@@ -334,15 +334,13 @@ class AdmissionPolicy:
         if refusal.shadow:  # served: recorded as what enforcement would have done
             rules = [r.model_copy(update={"shadow": True}) for r in rules]
             result = "allow"
-        from maestro.policy.gate import redact_value
-
         record = DecisionRecord(
             id=uuid.uuid4().hex,
             time=datetime.fromtimestamp(now, UTC).isoformat(timespec="milliseconds"),
             point="coordinator",
             execution_id=inp.execution_id,
             schema_=inp.schema_name(),
-            input=redact_value(inp.model_dump(mode="json"), self.routes.redactor),
+            input=inp.model_dump(mode="json"),  # redacted once, by _redacted below
             result=result,
             rules=rules,
             retry_after_ms=retry_ms,
