@@ -213,3 +213,45 @@ async def test_dashboard_hides_tenants_from_anonymous_callers(make_env: EnvFacto
     (row,) = [r for r in full["tenants"] if r["tenant"] == "alpha"]
     assert row["priority"] == "interactive" and row["in_flight"] == 0
     assert row["admitted"] == level["admitted"] and row["rejected"] == level["rejected"]
+
+
+async def test_fair_queuing_refusals_are_explained_by_rego(make_env: EnvFactory) -> None:
+    """The admission path (not only rate limits): queue full and wait budget, each with its
+    Rego rule's remediation and a decision the tenant can look up."""
+    from test_fairness import _slow_put
+
+    env = await make_env(
+        concurrency=4,  # ci: one seat, one queue of one request
+        queues_per_level=1,
+        queue_hand_size=1,
+        queue_length=1,
+        max_queue_wait_s=0.5,
+        default_tenant_policy={"priority": "ci"},
+    )
+    token = await env.token("alpha")
+    port = env.client.server.port
+    assert port is not None
+    holder = await asyncio.to_thread(_slow_put, port, "alpha", token)
+    try:
+        await asyncio.sleep(0.2)
+        headers = {"Authorization": f"Bearer {token}"}
+        url = f"/alpha/cas/{sha(b'q')}"
+        waiting = asyncio.create_task(env.client.get(url, headers=headers))
+        await asyncio.sleep(0.1)
+        full = await (await env.client.get(url, headers=headers)).json()
+        budget = await (await waiting).json()
+    finally:
+        holder.close()
+    assert full["rule"] == "admission.queue_full"
+    assert full["remediation"].startswith("retry after the advised delay and send fewer")
+    assert budget["rule"] == "admission.wait_budget"
+    assert budget["remediation"].endswith(
+        "(maestro coordinator tenant set NAME --weight/--min-share)"
+    )
+    for body in (full, budget):
+        resp = await env.client.get(
+            "/api/policy/explain", params={"decisionId": body["decisionId"]}, headers=headers
+        )
+        (record,) = (await resp.json())["decisions"]
+        assert record["rules"][0]["rule"] == body["rule"]
+        assert record["input"]["priority"] == "ci" and record["input"]["in_flight"] >= 1
