@@ -389,6 +389,17 @@ class PolicyIncidentParams(TypedDict):
     revision: str | None
 
 
+class RemoteBackoffParams(TypedDict):
+    """The team coordinator asked the workspace daemon to back off (429 + Retry-After): reads
+    come from the local cache and uploads wait until ``until``; ``active`` false: it ended."""
+
+    root: str
+    active: bool
+    until: Annotated[float | None, Field(description="epoch seconds")]
+    rule: Annotated[str | None, Field(description="the coordinator's refusing rule")]
+    message: str
+
+
 # --- maestro/testExplorer/* --------------------------------------------------------------------
 
 
@@ -566,6 +577,11 @@ POLICY_INCIDENT = Notification(
     PolicyIncidentParams,
     "A team policy bundle was quarantined, or the incident cleared (also shown once).",
 )
+REMOTE_BACKOFF = Notification(
+    "maestro/remoteBackoff",
+    RemoteBackoffParams,
+    "The coordinator asked the daemon to back off, or the backoff ended (its start is shown once).",
+)
 DID_CHANGE = Notification(
     "maestro/testExplorer/didChange", DidChangeParams, "Test items changed.", EXPLORER
 )
@@ -627,6 +643,7 @@ NOTIFICATIONS: tuple[Notification[Any], ...] = (
     RUN_FINISHED,
     STATUS_CHANGED,
     POLICY_INCIDENT,
+    REMOTE_BACKOFF,
     DID_CHANGE,
     BEGIN,
     PROGRESS,

@@ -23,7 +23,7 @@ from pygls.lsp.server import LanguageServer
 
 from maestro import __version__
 from maestro.errors import MaestroError, UnknownTargetError
-from maestro.server import methods, policy
+from maestro.server import backoff, methods, policy
 from maestro.server.daemon_link import DaemonLink
 from maestro.server.discovery import TestItem, discover
 from maestro.server.protocol import MaestroProtocol, converter
@@ -73,6 +73,8 @@ class Workspace:
         self.incident_shown: str | None = None  # the policy incident last shown (None: none)
         self.flag_warnings_shown: set[str] = set()  # expired-flag warnings already shown
         self.flags_checked = False
+        self.backoff_until: float | None = None  # the coordinator's backoff the editor was told
+        self.backoff_watch: asyncio.Task[None] | None = None
 
     def invalidate(self, *, files_changed: bool) -> None:
         self.generation += 1
@@ -348,6 +350,8 @@ class MaestroServer(LanguageServer):
         if link.state == "connected" and ws is not None:
             # every connect: an incident raised while no server listened is not lost
             self.spawn(policy.current_incident(self, ws), name="maestro-incident")
+            if ws.backoff_watch is None or ws.backoff_watch.done():
+                ws.backoff_watch = self.spawn(backoff.watch(self, ws), name="maestro-backoff")
         if link.state == "connected" and ws is not None and not ws.flags_checked:
             # once per workspace: a reconnect must not repeat the same warnings
             ws.flags_checked = True

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from maestro import __version__
-from maestro.server import methods
+from maestro.server import backoff, methods
 from maestro.server.methods import Empty, StatusInfo, serve
 from maestro.server.runs import manager
 from maestro.server.server import MaestroServer
@@ -15,7 +15,11 @@ from maestro.server.server import MaestroServer
 async def status(ls: MaestroServer) -> StatusInfo:
     for root in ls.folders():
         ls.ws(root)
-    links = await asyncio.gather(*(ws.link.status() for ws in ls.workspaces.values()))
+    spaces = list(ls.workspaces.values())
+    links = await asyncio.gather(*(ws.link.status() for ws in spaces))
+    for ws, link in zip(spaces, links, strict=True):
+        if link["daemon"] is not None:
+            backoff.note(ls, ws, backoff.remote_of(link["daemon"]))
     return {
         "version": __version__,
         "settings": ls.settings,

@@ -174,6 +174,7 @@ async def start_client(env: Env, profile: str) -> LanguageClient:
     for method in (
         "maestro/testResults", "maestro/runStarted", "maestro/runProgress",
         "maestro/runFinished", "maestro/statusChanged", "maestro/policyIncident",
+        "maestro/remoteBackoff",
         "maestro/testExplorer/begin",
         "maestro/testExplorer/progress", "maestro/testExplorer/end",
         "maestro/testExplorer/didChange",

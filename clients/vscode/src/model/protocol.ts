@@ -16,6 +16,7 @@ export const METHODS = {
   runFinished: "maestro/runFinished",
   statusChanged: "maestro/statusChanged",
   policyIncident: "maestro/policyIncident",
+  remoteBackoff: "maestro/remoteBackoff",
   didChange: "maestro/testExplorer/didChange",
   begin: "maestro/testExplorer/begin",
   progress: "maestro/testExplorer/progress",
@@ -52,6 +53,7 @@ export interface Notifications {
   "maestro/runFinished": RunResult;
   "maestro/statusChanged": StatusChangedParams;
   "maestro/policyIncident": PolicyIncidentParams;
+  "maestro/remoteBackoff": RemoteBackoffParams;
   "maestro/testExplorer/didChange": DidChangeParams;
   "maestro/testExplorer/begin": BeginParams;
   "maestro/testExplorer/progress": ProgressParams;
@@ -555,6 +557,17 @@ export interface PolicyIncidentParams {
   reason: string;
   message: string;
   revision: string | null;
+}
+
+/** The team coordinator asked the workspace daemon to back off (429 + Retry-After): reads come from the local cache and uploads wait until ``until``; ``active`` false: it ended. */
+export interface RemoteBackoffParams {
+  root: string;
+  active: boolean;
+  /** epoch seconds */
+  until: number | null;
+  /** the coordinator's refusing rule */
+  rule: string | null;
+  message: string;
 }
 
 /** A test file's items changed (file null: it has none now); uri and file both null: files appeared or vanished, rediscover everything. */

@@ -20,6 +20,7 @@ object MaestroMethods {
     const val RUN_FINISHED = "maestro/runFinished"
     const val STATUS_CHANGED = "maestro/statusChanged"
     const val POLICY_INCIDENT = "maestro/policyIncident"
+    const val REMOTE_BACKOFF = "maestro/remoteBackoff"
     const val DID_CHANGE = "maestro/testExplorer/didChange"
     const val BEGIN = "maestro/testExplorer/begin"
     const val PROGRESS = "maestro/testExplorer/progress"
@@ -584,6 +585,17 @@ data class PolicyIncidentParams(
     val reason: String? = null,
     val message: String? = null,
     val revision: String? = null,
+)
+
+/** The team coordinator asked the workspace daemon to back off (429 + Retry-After): reads come from the local cache and uploads wait until ``until``; ``active`` false: it ended. */
+data class RemoteBackoffParams(
+    val root: String? = null,
+    val active: Boolean? = null,
+    /** epoch seconds */
+    val until: Double? = null,
+    /** the coordinator's refusing rule */
+    val rule: String? = null,
+    val message: String? = null,
 )
 
 /** A test file's items changed (file null: it has none now); uri and file both null: files appeared or vanished, rediscover everything. */

@@ -1,0 +1,100 @@
+"""The team coordinator's "back off" in the editor. A 429 with Retry-After makes the daemon
+work from its local cache until a time its status reports (``remote.backoff_until``); the server
+reads that status while connected and on every ``maestro/status``, and says so once per episode
+(a Warning) and in ``maestro/remoteBackoff`` (start, a later end time, end) for status bars.
+
+The daemon has no event for it, so a backoff shorter than the poll interval may pass unseen:
+nothing is lost then (the daemon already resumed)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from lsprotocol import types
+
+from maestro.errors import MaestroError
+from maestro.server import methods
+from maestro.server.methods import RemoteBackoffParams
+from maestro.server.policy import show
+from maestro.wire import STATUS, Empty, RemoteStatus
+
+if TYPE_CHECKING:
+    from maestro.server.server import MaestroServer, Workspace
+
+log = logging.getLogger(__name__)
+
+POLL_S = 2.0
+"""How often a connected daemon with a remote is asked (its status is a cheap local answer)."""
+IDLE_POLL_S = 15.0
+"""... and one without a remote (the editor's coordinatorUrl may give it one)."""
+
+
+def message(until: float, rule: str | None) -> str:
+    clock = time.strftime("%H:%M:%S", time.localtime(until))
+    return (
+        f"Maestro: team cache asked us to wait until {clock} (rule {rule or 'not given'}); "
+        "working from the local cache"
+    )
+
+
+def remote_of(daemon_status: Any) -> RemoteStatus | None:
+    """The ``remote`` part of a daemon status (a model, or a dict from an older path)."""
+    remote = getattr(daemon_status, "remote", None)
+    if remote is None and isinstance(daemon_status, dict):
+        remote = daemon_status.get("remote")
+    if isinstance(remote, dict):
+        return RemoteStatus.model_validate(remote)
+    return remote if isinstance(remote, RemoteStatus) else None
+
+
+def note(ls: MaestroServer, ws: Workspace, remote: RemoteStatus | None) -> None:
+    """Compare the daemon's backoff with what the editor was told; tell it what changed."""
+    until = remote.backoff_until if remote is not None else None
+    active = until is not None and until > time.time()
+    if active and until is not None and remote is not None:
+        if ws.backoff_until == until:
+            return
+        first = ws.backoff_until is None
+        ws.backoff_until = until
+        text = message(until, remote.backoff_rule)
+        _notify(ls, ws, active=True, until=until, rule=remote.backoff_rule, text=text)
+        if first:  # once per episode: a later end time only updates the status bar
+            show(ls, types.MessageType.Warning, text)
+    elif ws.backoff_until is not None:
+        ws.backoff_until = None
+        _notify(ls, ws, active=False, until=None, rule=None, text="team cache available again")
+
+
+def _notify(
+    ls: MaestroServer, ws: Workspace, *, active: bool, until: float | None, rule: str | None,
+    text: str,
+) -> None:  # fmt: skip
+    params: RemoteBackoffParams = {
+        "root": str(ws.root), "active": active, "until": until, "rule": rule, "message": text,
+    }  # fmt: skip
+    try:
+        methods.notify(ls, methods.REMOTE_BACKOFF, params)
+    except Exception as exc:  # a client gone mid-send
+        log.info("remoteBackoff not sent: %s", exc)
+
+
+async def watch(ls: MaestroServer, ws: Workspace) -> None:
+    """Poll the daemon's status while its link is connected (one watcher per workspace)."""
+    while ws.link.state == "connected" and not ls.shutting_down:
+        try:
+            status = await ws.link.call(STATUS, Empty())
+        except MaestroError as exc:
+            log.debug("backoff watch of %s stopped: %s", ws.root, exc.message)
+            break
+        remote = remote_of(status)
+        note(ls, ws, remote)
+        if ws.backoff_until is not None:
+            # wake at the end too, so the end is reported on time
+            delay = min(POLL_S, max(0.05, ws.backoff_until - time.time() + 0.05))
+        else:
+            delay = POLL_S if remote is not None else IDLE_POLL_S
+        await asyncio.sleep(delay)
+    ws.backoff_watch = None
