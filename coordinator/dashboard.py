@@ -15,15 +15,13 @@ from collections import defaultdict
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from prometheus_client import Counter as PromCounter
-from prometheus_client import Gauge, Histogram
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, Field
 
 from .metrics import sees_tenants
 from .openapi import Operation, Response, operation, public_document
 
 if TYPE_CHECKING:
-    from .admission import FairnessMetrics
     from .app import Coordinator
 
 Key = tuple[str, str]  # (priority, tenant); tenant "" for a level's total
@@ -62,36 +60,42 @@ def _quantile(buckets: list[tuple[float, float]], q: float) -> float | None:
     return lower
 
 
-def _samples(
-    metric: Histogram | Gauge | PromCounter, suffix: str
-) -> list[tuple[dict[str, str], float]]:
-    return [
-        (dict(s.labels), s.value)
-        for family in metric.collect()
-        for s in family.samples
-        if s.name.endswith(suffix)
-    ]
+FAMILIES = {
+    "maestro_coordinator_queue_wait_seconds": "wait",
+    "maestro_coordinator_tenant_in_flight": "in_flight",
+    "maestro_coordinator_admitted": "admitted",
+    "maestro_coordinator_rejected": "rejected",
+}
 
 
-def snapshot(metrics: FairnessMetrics, *, tenants: bool) -> Dashboard:
+def snapshot(registry: CollectorRegistry, *, tenants: bool) -> Dashboard:
+    """Read from the app's registry (the main listener and the metrics listener share it)."""
     buckets: dict[Key, dict[float, float]] = defaultdict(dict)
-    for labels, value in _samples(metrics.wait, "_bucket"):
-        bound = float(labels["le"])
-        for key in ((labels["priority"], labels["tenant"]), (labels["priority"], "")):
-            buckets[key][bound] = buckets[key].get(bound, 0.0) + value
     numbers: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     rules: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for name, metric, suffix in (
-        ("in_flight", metrics.in_flight, "in_flight"),
-        ("admitted", metrics.admitted, "_total"),
-        ("rejected", metrics.rejected, "_total"),
-    ):
-        for labels, value in _samples(metric, suffix):
-            for key in ((labels["priority"], labels["tenant"]), (labels["priority"], "")):
-                numbers[key][name] += value
+    for family in registry.collect():
+        name = FAMILIES.get(family.name)
+        if name is None:
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if "tenant" not in labels or "priority" not in labels:
+                continue
+            keys = ((labels["priority"], labels["tenant"]), (labels["priority"], ""))
+            if name == "wait":
+                if not sample.name.endswith("_bucket"):
+                    continue
+                bound = float(labels["le"])
+                for key in keys:
+                    buckets[key][bound] = buckets[key].get(bound, 0.0) + sample.value
+                continue
+            if name != "in_flight" and not sample.name.endswith("_total"):
+                continue  # _created
+            for key in keys:
+                numbers[key][name] += sample.value
                 if name == "rejected":
-                    rules[key][labels["rule"]] += int(value)
-    keys = sorted(set(buckets) | set(numbers))
+                    rules[key][labels["rule"]] += int(sample.value)
+    rows = sorted(set(buckets) | set(numbers))
 
     def row(key: Key) -> Row:
         cumulative = sorted(buckets.get(key, {}).items())
@@ -110,8 +114,8 @@ def snapshot(metrics: FairnessMetrics, *, tenants: bool) -> Dashboard:
 
     return Dashboard(
         tenants_visible=tenants,
-        levels=[row(k) for k in keys if not k[1]],
-        tenants=[row(k) for k in keys if k[1]] if tenants else [],
+        levels=[row(k) for k in rows if not k[1]],
+        tenants=[row(k) for k in rows if k[1]] if tenants else [],
     )
 
 
@@ -180,15 +184,7 @@ class DashboardRoutes:
         )
     )
     async def page(self, request: web.Request) -> web.Response:
-        return web.Response(
-            text=PAGE,
-            content_type="text/html",
-            headers={
-                "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
-                "style-src 'unsafe-inline'",
-                "Cache-Control": "no-store",
-            },
-        )
+        return await serve_page(request)
 
     @operation(
         get=Operation(
@@ -201,12 +197,27 @@ class DashboardRoutes:
     )
     async def data(self, request: web.Request) -> web.Response:
         tenants = sees_tenants(self.coordinator.settings, request.headers.get("Authorization"))
-        body = snapshot(self.coordinator.gate.metrics, tenants=tenants)
-        return web.Response(
-            body=body.model_dump_json().encode(),
-            content_type="application/json",
-            headers={"Cache-Control": "no-store"},
-        )
+        return json_response(self.coordinator.metrics.registry, tenants=tenants)
+
+
+async def serve_page(request: web.Request) -> web.Response:
+    return web.Response(
+        text=PAGE,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline'; "
+            "style-src 'unsafe-inline'",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def json_response(registry: CollectorRegistry, *, tenants: bool) -> web.Response:
+    return web.Response(
+        body=snapshot(registry, tenants=tenants).model_dump_json().encode(),
+        content_type="application/json",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 def add_routes(app: web.Application, coordinator: Coordinator) -> None:

@@ -133,8 +133,13 @@ class MetricsListener:
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
+        from . import dashboard  # it imports this module
+
         app = web.Application()
         app.router.add_get("/metrics", self._serve)
+        # the dashboard whole (tenant rows), like /metrics here
+        app.router.add_get("/dashboard", dashboard.serve_page)
+        app.router.add_get("/dashboard.json", self._dashboard)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
@@ -146,6 +151,11 @@ class MetricsListener:
 
     async def _serve(self, request: web.Request) -> web.Response:
         return web.Response(body=self.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+
+    async def _dashboard(self, request: web.Request) -> web.Response:
+        from .dashboard import json_response
+
+        return json_response(self.metrics.registry, tenants=True)
 
     async def stop(self) -> None:
         if self._runner is not None:

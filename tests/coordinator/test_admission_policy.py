@@ -255,3 +255,22 @@ async def test_fair_queuing_refusals_are_explained_by_rego(make_env: EnvFactory)
         (record,) = (await resp.json())["decisions"]
         assert record["rules"][0]["rule"] == body["rule"]
         assert record["input"]["priority"] == "ci" and record["input"]["in_flight"] >= 1
+
+
+async def test_metrics_listener_serves_the_whole_dashboard(make_env: EnvFactory) -> None:
+    import aiohttp
+
+    from maestro.coordinator.app import METRICS_LISTENER
+
+    env = await make_env(metrics_port=0, metrics_host="127.0.0.1")
+    alpha = await env.auth("alpha")
+    assert (await env.client.get(f"/alpha/cas/{sha(b'm')}", headers=alpha)).status == 404
+    port = env.client.app[METRICS_LISTENER].port
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/dashboard.json") as resp:
+            data = await resp.json()
+        async with session.get(f"http://127.0.0.1:{port}/dashboard") as resp:
+            assert resp.status == 200 and "dashboard.json" in await resp.text()
+    assert data["tenants_visible"] is True
+    assert [r["tenant"] for r in data["tenants"]] == ["alpha"]
+    assert "alpha" not in await (await env.client.get("/dashboard.json")).text()
