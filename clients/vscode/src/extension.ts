@@ -14,6 +14,7 @@ import {
   SERVER_COMMANDS,
   type CancelResult,
   type PolicyIncidentParams,
+  type RemoteBackoffParams,
   type Requests,
   type RunAccepted,
   type RunResult,
@@ -208,6 +209,11 @@ async function start(): Promise<void> {
       `policy incident ${p.active ? "raised" : "cleared"} (${p.reason}) in ${p.root}: ${p.message}` +
         (p.revision ? ` [revision ${p.revision}]` : ""),
     );
+  });
+  c.onNotification(METHODS.remoteBackoff, (p: RemoteBackoffParams) => {
+    // the server shows the start once; the status bar says it (tooltip: the rule) until the end
+    output.appendLine(`${p.root}: ${p.message}`);
+    void statusBar.refresh();
   });
   statusBar.attach(c);
   impacted.attach(c);

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
-import { formatStatus, hitRate, overallState } from "../src/model/status";
+import { clockOf, formatStatus, hitRate, overallState } from "../src/model/status";
 import { rowsOf, summary } from "../src/model/impacted";
 import type { ImpactedResult, StatusInfo, WorkspaceStatus } from "../src/model/protocol";
 
@@ -93,4 +93,32 @@ test("impacted rows: cache state, last result, reason chain; summary notes unsav
   assert.equal(rows[1].icon, "pass");
   assert.equal(summary(res, "pkg/calc.py"), "2 impacted tests by pkg/calc.py (unsaved edit)");
   assert.equal(summary({ ...res, source: "paths", count: 0, impacted: [] }), "no impacted tests");
+});
+
+test("status bar: the coordinator's backoff is shown until it ends, the rule in the tooltip", () => {
+  const now = Date.UTC(2026, 11, 3, 15, 0, 0);
+  const until = now / 1000 + 30;
+  const backing: StatusInfo = {
+    ...connected,
+    workspaces: [
+      {
+        ...ws("/ws", "connected", 42),
+        daemon: {
+          pid: 42, root: "/ws", uptime_s: 1, protocol: 1, maestro_version: "0.1.0", python_version: "3.11",
+          connections: 1, requests_in_flight: 0, idle_timeout_s: 0, log_path: "", socket_path: "", state_dir: "",
+          methods: [],
+          remote: { url: "http://c", tenant: "t", backoff_until: until, backoff_rule: "rate.tenant_burst" },
+        },
+      },
+    ],
+  };
+  const v = formatStatus(backing, null, "running", now);
+  assert.equal(v.text, `$(clock) Maestro: team cache wait until ${clockOf(until)}`);
+  assert.equal(v.severity, "warning");
+  assert.match(v.tooltip, /Team cache asked us to wait until \d\d:\d\d:\d\d \(rule rate\.tenant_burst\); working from the local cache/);
+  // past the advised time: back to normal, nothing about the wait
+  const after = formatStatus(backing, null, "running", until * 1000 + 1);
+  assert.equal(after.text, "$(check) Maestro");
+  assert.doesNotMatch(after.tooltip, /wait until/);
+  assert.match(clockOf(until), /^\d\d:\d\d:\d\d$/);
 });

@@ -36,10 +36,25 @@ export function overallState(status: StatusInfo | null | undefined): string {
   return states[0];
 }
 
+/** "15:01:54": an epoch time in seconds as the local wall clock (as the server's warning says it). */
+export function clockOf(epochS: number): string {
+  const d = new Date(epochS * 1000);
+  return [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, "0")).join(":");
+}
+
+/** The coordinator's backoff still in force for a workspace (until > now), or null. */
+export function backoffOf(w: WorkspaceStatus, nowMs: number): { until: number; rule: string | null } | null {
+  const remote = w.daemon?.remote;
+  const until = remote?.backoff_until;
+  if (typeof until !== "number" || until * 1000 <= nowMs) return null;
+  return { until, rule: remote?.backoff_rule ?? null };
+}
+
 export function formatStatus(
   status: StatusInfo | null | undefined,
   stats: CacheCounters | null | undefined,
   serverState: "starting" | "running" | "stopped" = "running",
+  nowMs: number = Date.now(),
 ): StatusView {
   if (serverState === "stopped") {
     return { text: "$(error) Maestro: stopped", tooltip: "The Maestro language server is not running.", severity: "error" };
@@ -57,6 +72,13 @@ export function formatStatus(
     if (w.restarts) line += `, ${w.restarts} restarts`;
     if (w.lastError) line += ` — ${w.lastError}`;
     lines.push(line);
+    const b = backoffOf(w, nowMs);
+    if (b) {
+      lines.push(
+        `Team cache asked us to wait until ${clockOf(b.until)} (rule ${b.rule ?? "not given"}); ` +
+          "working from the local cache",
+      );
+    }
   }
   if (stats) {
     const h = stats.hits ?? 0;
@@ -77,9 +99,14 @@ export function formatStatus(
     const prog = r.total ? ` ${r.done ?? 0}/${r.total}` : "";
     return { text: `$(sync~spin) Maestro: running${prog}${cache}`, tooltip, severity: "busy" };
   }
+  const waits = (status?.workspaces ?? []).map((w) => backoffOf(w, nowMs)).filter((b) => b !== null);
+  const latest = waits.length ? Math.max(...waits.map((b) => b.until)) : null;
   switch (state) {
     case "connected":
     case "idle":
+      if (latest !== null) {
+        return { text: `$(clock) Maestro: team cache wait until ${clockOf(latest)}${cache}`, tooltip, severity: "warning" };
+      }
       return { text: `$(check) Maestro${cache}`, tooltip, severity: "ok" };
     case "connecting":
     case "starting":
