@@ -9,18 +9,27 @@ shared by every workspace of the user and sized for blobs; telemetry is per work
 
 Nothing here knows about processes: the daemon calls `record_run` after a run and `mark_used`
 when a speculative result is served.
+
+Every string a row holds (node ids, changed paths and symbols) goes through the redaction module
+before it is written, as results do before they enter the cache: a parametrized test whose id
+holds a token leaves a marker here, not the token. Redaction is deterministic, so `mark_used`
+finds rows by the node ids callers hold.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
+
+if TYPE_CHECKING:
+    from maestro.redaction import Redactor
 
 SCHEMA_VERSION = 1
 DEFAULT_WINDOW_DAYS = 14.0
@@ -97,9 +106,14 @@ def target_of(node_id: str) -> str:
 class Telemetry:
     """The telemetry store of one workspace (`telemetry.sqlite3` in its state dir)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, redactor: Redactor | None = None) -> None:
+        from maestro.redaction import Redactor
+
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        # the engine's redactor for stored results is built the same way (secret-named
+        # variables of the environment, detectors on)
+        self.redactor = redactor or Redactor.from_environ(os.environ)
         self._db = sqlite3.connect(str(path), timeout=10.0, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -110,10 +124,23 @@ class Telemetry:
         self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
 
     @classmethod
-    def for_workspace(cls, root: Path) -> Telemetry:
+    def for_workspace(cls, root: Path, *, redactor: Redactor | None = None) -> Telemetry:
         from maestro.paths import workspace_state_dir
 
-        return cls(workspace_state_dir(root) / "telemetry.sqlite3")
+        return cls(workspace_state_dir(root) / "telemetry.sqlite3", redactor=redactor)
+
+    def _clean(self, texts: Sequence[str]) -> list[str]:
+        """``texts`` redacted, in one pass over their join when that keeps them apart."""
+        if not texts:
+            return []
+        joined = str(self.redactor.redact("\n".join(texts))).split("\n")
+        if len(joined) == len(texts):
+            return joined
+        return [str(self.redactor.redact(t)) for t in texts]  # a value spanned lines
+
+    def _clean_keys(self, mapping: Mapping[str, int]) -> dict[str, int]:
+        keys = list(mapping)
+        return dict(zip(self._clean(keys), (mapping[k] for k in keys), strict=True))
 
     def close(self) -> None:
         self._db.close()
@@ -137,6 +164,8 @@ class Telemetry:
         """Store one run; speculative results start as unused. Returns the run id."""
         when = time.time() if ts is None else ts
         used = 0 if kind == "speculative" else None
+        rows = list(results)
+        tests = self._clean([r.test for r in rows])
         with self._tx():
             cur = self._db.execute(
                 "INSERT INTO runs (ts, kind, files, symbols, distances, closure_hits, executed) "
@@ -144,18 +173,21 @@ class Telemetry:
                 (
                     when,
                     kind,
-                    json.dumps(sorted(change.files)),
-                    json.dumps(sorted(change.symbols)),
-                    json.dumps(dict(change.distances), sort_keys=True),
-                    json.dumps(dict(change.closure_hits), sort_keys=True),
-                    json.dumps(dict(change.executed), sort_keys=True),
+                    json.dumps(sorted(self._clean(change.files))),
+                    json.dumps(sorted(self._clean(change.symbols))),
+                    json.dumps(self._clean_keys(change.distances), sort_keys=True),
+                    json.dumps(self._clean_keys(change.closure_hits), sort_keys=True),
+                    json.dumps(self._clean_keys(change.executed), sort_keys=True),
                 ),
             )
             run_id = cur.lastrowid
             assert run_id is not None
             self._db.executemany(
                 "INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?, ?)",
-                [(run_id, r.test, r.outcome, float(r.duration), used) for r in results],
+                [
+                    (run_id, test, r.outcome, float(r.duration), used)
+                    for test, r in zip(tests, rows, strict=True)
+                ],
             )
         return run_id
 
@@ -168,7 +200,7 @@ class Telemetry:
                 )
                 return cur.rowcount
             n = 0
-            for test in tests:
+            for test in self._clean(list(tests)):
                 n += self._db.execute(
                     "UPDATE results SET used = 1 WHERE run_id = ? AND test = ? "
                     "AND used IS NOT NULL",
