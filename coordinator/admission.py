@@ -543,6 +543,8 @@ class Gate:
         self.explainer: Explainer | None = None
         """Set by the policy engine to explain refusals with its own rules."""
         self._shadow_tasks: set[asyncio.Task[Explanation | None]] = set()
+        self._shadow_last: dict[tuple[str, str], float] = {}
+        """(tenant, rule) -> when its last shadow refusal was recorded."""
 
     @classmethod
     def from_settings(
@@ -626,10 +628,17 @@ class Gate:
         self, refusals: list[Refusal], request: web.Request, principal: Principal, upload: int
     ) -> None:
         """Record what shadow-mode limits would have refused, off the request's path (the
-        request is served at once). Bounded: beyond MAX_SHADOW_PENDING they are only counted."""
+        request is served at once). Sampled: one record per tenant and rule per
+        SHADOW_RECORD_EVERY_S (the metric counts them all), so a tenant far over a limit it is
+        not yet held to does not load the executor with decisions."""
+        now = time.monotonic()
         for refusal in refusals:
+            key = (refusal.tenant, refusal.rule)
             if len(self._shadow_tasks) >= MAX_SHADOW_PENDING:
                 return
+            if now - self._shadow_last.get(key, -math.inf) < SHADOW_RECORD_EVERY_S:
+                continue
+            self._shadow_last[key] = now
             _describe(refusal, request, principal, upload, self.admission)
             task = asyncio.create_task(explain(refusal, self.explainer))
             self._shadow_tasks.add(task)
@@ -637,6 +646,7 @@ class Gate:
 
 
 MAX_SHADOW_PENDING = 64
+SHADOW_RECORD_EVERY_S = 1.0
 EXECUTION_HEADER = "X-Maestro-Execution-Id"
 """A client's run id, kept in the refusal's decision record (explain by executionId)."""
 

@@ -127,6 +127,9 @@ async def test_shadow_refusal_is_recorded_but_served(make_env: EnvFactory) -> No
     url = f"/alpha/cas/{sha(b'y')}"
     statuses = [(await env.client.get(url, headers=headers)).status for _ in range(3)]
     assert statuses == [404, 404, 404]
+    await asyncio.sleep(1.05)  # shadow records are sampled: one per tenant and rule a second
+    assert (await env.client.get(url, headers=headers)).status == 404
+    assert (await env.client.get(url, headers=headers)).status == 404
     decisions: list[Any] = []
     for _ in range(50):  # recorded off the request's path
         resp = await env.client.get(
