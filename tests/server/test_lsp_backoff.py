@@ -70,7 +70,7 @@ async def test_backoff_shown_once_then_ended(lsp_env: Env, tmp_path: Path) -> No
             await request(client, "maestro/status", {})
             # a run reads the team cache for every file and uploads its results: over the
             # tenant's burst, the coordinator answers 429 with its retry advice
-            ended = await run_to_end(client, "maestro.runAll")
+            ended = await run_to_end(client, "maestro.runFile", env.uri("tests/test_calc.py"))
             assert ended["error"] is None, ended  # the run itself worked from the local cache
             started = await _note(client, lambda n: n["active"], timeout=20)
             assert started["root"] == str(env.root) and started["until"] > time.time() - 30
