@@ -148,11 +148,10 @@ async def current_incident(ls: MaestroServer, ws: Workspace) -> None:
     except MaestroError as exc:  # an older daemon without the method: events only
         log.info("no current policy incident from %s: %s", ws.root, exc.message)
         return
+    # none open is not announced as "cleared": a restarted daemon knows no incident until its
+    # first sync quarantines the same bundle again, and the editor would flap
     if result.incident is not None and result.incident.active:
         on_incident(ls, ws, result.incident.model_dump())
-    elif ws.incident_shown is not None:
-        # shown before a reconnect and gone since (the clearing event may have been missed)
-        on_incident(ls, ws, {"active": False, "reason": "recovered", "message": ""})
 
 
 async def warn_expired_flags(ls: MaestroServer, ws: Workspace) -> list[str]:
