@@ -190,6 +190,10 @@ def _sink_text(*roots: Path) -> str:
     return "\n".join(p.read_bytes().decode("utf-8", "replace") for p in _files(*roots))
 
 
+def _bodies(setup: Setup, endpoint: str) -> list[Path]:
+    return [p for p in _files(setup.bodies) if endpoint in p.name]
+
+
 def test_no_seeded_secret_reaches_any_sink(redteam: Setup) -> None:
     out = _run(
         [MAESTRO, "test", "--all", "--junit-xml", str(redteam.junit)], redteam.ws, redteam.env
@@ -201,6 +205,12 @@ def test_no_seeded_secret_reaches_any_sink(redteam: Setup) -> None:
 
     sinks = {
         "coordinator request bodies": _sink_text(redteam.bodies),
+        # the egress paths besides the cache uploads, each its own sink (tests/redaction/
+        # test_egress_uploads.py plants every seed in each of them directly)
+        "coordinator bodies: policy decisions": _sink_text(*_bodies(redteam, "policy_decisions")),
+        "coordinator bodies: telemetry": _sink_text(*_bodies(redteam, "telemetry")),
+        "coordinator bodies: team model": _sink_text(*_bodies(redteam, "_model")),
+        "daemon telemetry database": _sink_text(*(redteam.base / "state").rglob("telemetry*")),
         "coordinator store": _sink_text(redteam.coord_data),
         "coordinator log": _sink_text(redteam.coord_log),
         "local cache (CAS, action results)": _sink_text(redteam.base / "cache"),
