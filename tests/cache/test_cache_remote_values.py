@@ -13,6 +13,7 @@ from maestro.cache import Cache, Digest
 from maestro.cache import layout as L
 from maestro.cache.action import decode_action
 from maestro.cache.remote import RemoteSync
+from maestro.redaction import RedactedBlob
 
 
 class StubCoordinator:
@@ -27,8 +28,8 @@ class StubCoordinator:
     async def get_ac(self, action_hex: str) -> bytes | None:
         return self.ac.get(action_hex)
 
-    async def put_ac(self, action_hex: str, value: bytes) -> None:
-        self.ac[action_hex] = value
+    async def put_ac(self, action_hex: str, value: RedactedBlob) -> None:
+        self.ac[action_hex] = value.data  # the client takes only what the egress gate cleared
 
     async def get_cas(self, digest: Digest | str) -> bytes | None:
         return self.cas.get(digest.hash if isinstance(digest, Digest) else digest)
@@ -36,9 +37,9 @@ class StubCoordinator:
     async def has_cas(self, digest: Digest | str) -> bool:
         return (digest.hash if isinstance(digest, Digest) else digest) in self.cas
 
-    async def put(self, kind: str, hash_hex: str, data: bytes) -> None:
+    async def put(self, kind: str, hash_hex: str, data: RedactedBlob) -> None:
         assert kind == "cas"
-        self.cas[hash_hex] = data
+        self.cas[hash_hex] = data.data
 
 
 def _sync(cache: Cache, tmp_path: Path, name: str, stub: StubCoordinator) -> RemoteSync:
