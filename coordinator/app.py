@@ -404,6 +404,20 @@ class Coordinator:
         self.metrics.auth_failures.labels("forbidden").inc()
         return ApiError(403, "forbidden", message)
 
+    async def tenant_principal(
+        self, request: web.Request, *, write: bool = False, admin: bool = False
+    ) -> Principal:
+        """The caller, checked against the tenant its path names (its own when the path names
+        none) and for the role the route needs."""
+        principal = await self.authenticate(request)
+        if principal.tenant.name != request.match_info.get("tenant", principal.tenant.name):
+            raise self._forbidden("this credential does not grant access to that tenant")
+        if admin and not principal.role.is_admin:
+            raise self._forbidden("the admin role of this tenant is required")
+        if write and not principal.role.can_write:
+            raise self._forbidden(f"role {principal.role} cannot write")
+        return principal
+
     # -- control endpoints ------------------------------------------------------------------
 
     @operation(

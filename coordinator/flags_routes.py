@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
     from .app import Coordinator
-    from .auth import Principal
     from .records import TenantRecord
 
 log = logging.getLogger(__name__)
@@ -238,16 +237,6 @@ class TenantFlagRoutes:
         for labels, n in counts.items():
             self.overrides_gauge.labels(*labels).set(n)
 
-    async def _principal(self, request: web.Request, *, admin: bool) -> Principal:
-        from .app import ApiError
-
-        principal = await self.c.authenticate(request)
-        if principal.tenant.name != request.match_info["tenant"]:
-            raise self.c._forbidden("this credential does not grant access to that tenant")
-        if admin and not principal.role.is_admin:
-            raise ApiError(403, "forbidden", "the admin role of this tenant is required")
-        return principal
-
     @operation(
         get=Operation(
             "The tenant's flag overrides (any role); ETag / If-None-Match for polling",
@@ -265,7 +254,7 @@ class TenantFlagRoutes:
         )
     )
     async def list_flags(self, request: web.Request) -> web.Response:
-        principal = await self._principal(request, admin=False)
+        principal = await self.c.tenant_principal(request, admin=False)
         doc = await self.storage.read(principal.tenant)
         self._observe(principal.tenant, doc.overrides)
         tag = etag_of(doc.overrides)
@@ -297,7 +286,7 @@ class TenantFlagRoutes:
     async def set_flag(self, request: web.Request) -> web.Response:
         from .app import ApiError
 
-        principal = await self._principal(request, admin=True)
+        principal = await self.c.tenant_principal(request, admin=True)
         if (request.content_length or 0) > _MAX_BODY:
             raise ApiError(413, "too_large", "flag changes are small JSON bodies")
         try:
@@ -383,7 +372,7 @@ class TenantFlagRoutes:
         )
     )
     async def audit(self, request: web.Request) -> web.Response:
-        principal = await self._principal(request, admin=True)
+        principal = await self.c.tenant_principal(request, admin=True)
         doc = await self.storage.read(principal.tenant)
         out = TenantAudit(tenant=principal.tenant.name, entries=doc.audit)
         return web.Response(

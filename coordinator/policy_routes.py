@@ -33,12 +33,11 @@ from maestro.policy.sources import load
 from maestro.redaction import Redactor
 
 from .admission import Explanation, Refusal
-from .app import PRINCIPAL, ApiError, _json
+from .app import ApiError, _json
 from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, operation
 
 if TYPE_CHECKING:
     from .app import Coordinator
-    from .auth import Principal
 
 MAX_BUNDLE_BYTES = 8 * 1024 * 1024
 MAX_DECISIONS_BYTES = 4 * 1024 * 1024
@@ -85,16 +84,6 @@ class PolicyRoutes:
             log = self._logs[tenant] = DecisionLog(self._folder(tenant) / "decisions.sqlite")
         return log
 
-    async def _principal(self, request: web.Request, *, write: bool = False) -> Principal:
-        principal = await self.coordinator.authenticate(request)
-        tenant = request.match_info.get("tenant", principal.tenant.name)
-        if principal.tenant.name != tenant:
-            raise ApiError(403, "forbidden", "this credential belongs to another tenant")
-        if write and not principal.role.can_write:
-            raise ApiError(403, "forbidden", "the read-write role is required")
-        request[PRINCIPAL] = principal
-        return principal
-
     @operation(
         get=Operation(
             "The tenant's signed policy bundle (OPA bundle layout)",
@@ -124,7 +113,7 @@ class PolicyRoutes:
     async def bundle(self, request: web.Request) -> web.StreamResponse:
         if request.method == "PUT":
             return await self._publish(request)
-        principal = await self._principal(request)
+        principal = await self.coordinator.tenant_principal(request)
         path = self._folder(principal.tenant.name) / "bundle.tar.gz"
         try:
             data = await self.coordinator.run(path.read_bytes)
@@ -136,7 +125,7 @@ class PolicyRoutes:
         return web.Response(body=data, content_type="application/gzip", headers={"ETag": etag})
 
     async def _publish(self, request: web.Request) -> web.Response:
-        principal = await self._principal(request, write=True)
+        principal = await self.coordinator.tenant_principal(request, write=True)
         if not principal.role.is_admin:
             raise ApiError(403, "forbidden", "the admin role of this tenant is required")
         if (request.content_length or 0) > MAX_BUNDLE_BYTES:
@@ -172,7 +161,7 @@ class PolicyRoutes:
         )
     )
     async def decisions(self, request: web.Request) -> web.Response:
-        principal = await self._principal(request, write=True)
+        principal = await self.coordinator.tenant_principal(request, write=True)
         if (request.content_length or 0) > MAX_DECISIONS_BYTES:
             raise ApiError(413, "too_large", "send decisions in batches of at most 4 MiB")
         body = await request.content.read(MAX_DECISIONS_BYTES + 1)
@@ -231,7 +220,7 @@ class PolicyRoutes:
         )
     )
     async def explain(self, request: web.Request) -> web.Response:
-        principal = await self._principal(request)
+        principal = await self.coordinator.tenant_principal(request)
         execution = request.query.get("executionId", "")
         decision_id = request.query.get("decisionId", "")
         log = self._log(principal.tenant.name)

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from maestro.model.train import ModelInfo, Predictor
 
     from .app import Coordinator
-    from .auth import Principal
     from .client import CoordinatorClient
 
 log = logging.getLogger(__name__)
@@ -98,16 +97,6 @@ class TeamModelRoutes:
     def __init__(self, coordinator: Coordinator) -> None:
         self.c = coordinator
 
-    async def _principal(self, request: web.Request, *, admin: bool) -> Principal:
-        from .app import ApiError
-
-        principal = await self.c.authenticate(request)
-        if principal.tenant.name != request.match_info["tenant"]:
-            raise self.c._forbidden("this credential does not grant access to that tenant")
-        if admin and not principal.role.is_admin:
-            raise ApiError(403, "forbidden", "the admin role of this tenant is required")
-        return principal
-
     @operation(
         get=Operation(
             "The tenant's published team model (any role)",
@@ -132,12 +121,12 @@ class TeamModelRoutes:
         if request.method not in ("GET", "PUT"):
             raise ApiError(405, "method_not_allowed", "GET or PUT", headers={"Allow": "GET, PUT"})
         if request.method == "GET":
-            principal = await self._principal(request, admin=False)
+            principal = await self.c.tenant_principal(request, admin=False)
             value = await self.c.blobs.get_ac(principal.tenant, POINTER_KEY)
             if value is None:
                 raise ApiError(404, "not_found", "no team model published for this tenant")
             return web.Response(body=value, content_type="application/json")
-        principal = await self._principal(request, admin=True)
+        principal = await self.c.tenant_principal(request, admin=True)
         if (request.content_length or 0) > 1 << 20:
             raise ApiError(413, "too_large", "model metadata is a small JSON document")
         try:

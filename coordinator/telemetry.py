@@ -32,7 +32,6 @@ from .openapi import AUTH_ERRORS, Operation, Response, err, operation
 
 if TYPE_CHECKING:
     from .app import Coordinator
-    from .auth import Principal
     from .records import TenantRecord
 
 log = logging.getLogger(__name__)
@@ -98,18 +97,6 @@ class TelemetryRoutes:
         self.store = store
         self.rows = _rows_counter(coordinator)
 
-    async def _principal(self, request: web.Request, *, write: bool, admin: bool) -> Principal:
-        from .app import ApiError
-
-        principal = await self.c.authenticate(request)
-        if principal.tenant.name != request.match_info["tenant"]:
-            raise self.c._forbidden("this credential does not grant access to that tenant")
-        if admin and not principal.role.is_admin:
-            raise ApiError(403, "forbidden", "the admin role of this tenant is required")
-        if write and not principal.role.can_write:
-            raise ApiError(403, "forbidden", f"role {principal.role} cannot send telemetry")
-        return principal
-
     @operation(
         post=Operation(
             "Ingest telemetry rows (read-write or admin); every string is redacted first",
@@ -134,10 +121,10 @@ class TelemetryRoutes:
         if request.method not in ("GET", "POST"):
             raise ApiError(405, "method_not_allowed", "GET or POST", headers={"Allow": "GET, POST"})
         if request.method == "GET":
-            principal = await self._principal(request, write=False, admin=True)
+            principal = await self.c.tenant_principal(request, write=False, admin=True)
             body = await self.c.run(self.store.export, principal.tenant)
             return web.Response(body=body, content_type="application/x-ndjson")
-        principal = await self._principal(request, write=True, admin=False)
+        principal = await self.c.tenant_principal(request, write=True, admin=False)
         if (request.content_length or 0) > MAX_BATCH_BYTES:
             raise ApiError(413, "too_large", f"telemetry batches are at most {MAX_BATCH_BYTES} B")
         raw = await request.read()
