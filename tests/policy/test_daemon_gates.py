@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from policy_helpers import daemon_pids
 
 from maestro import wire
 from maestro.daemon.transport.client import DaemonClient
@@ -64,20 +65,6 @@ FILES = {
 }
 
 
-def _daemons(root: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"maestro.daemon" in argv and os.fsencode(root) in argv:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture
 def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="mpol", dir="/tmp"))  # AF_UNIX paths are short
@@ -94,7 +81,7 @@ def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     try:
         yield root
     finally:
-        for pid in _daemons(root):
+        for pid in daemon_pids(root):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from policy_helpers import daemon_pids
 
 from maestro import wire
 from maestro.daemon.transport.client import DaemonClient
@@ -94,20 +95,6 @@ def test_policy_check_cli_reports_the_crash(workspace: Callable[..., Path]) -> N
     assert "rego-cpp crashed" in proc.stdout + proc.stderr
 
 
-def _daemons(root: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"maestro.daemon" in argv and os.fsencode(root) in argv:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture
 def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="miso", dir="/tmp"))  # AF_UNIX paths are short
@@ -127,7 +114,7 @@ def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     try:
         yield root
     finally:
-        for pid in _daemons(root):
+        for pid in daemon_pids(root):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
@@ -144,13 +131,13 @@ def test_daemon_survives_a_crashing_rule_and_keeps_the_last_good_policy(ws: Path
             frozen = wire.RunTestsParams(paths=["tests/frozen"])
             with pytest.raises(PolicyDeniedError):
                 await client.call(wire.RUN_TESTS, frozen, timeout=60)
-            pids = _daemons(ws)
+            pids = daemon_pids(ws)
             (ws / ".maestro/policy/crash.rego").write_text(CRASH)
             # the next decision reloads: the crash is in a child, the freeze still denies
             with pytest.raises(PolicyDeniedError) as denied:
                 await client.call(wire.RUN_TESTS, frozen, timeout=60)
             assert "ops.freeze" in denied.value.message
-            assert _daemons(ws) == pids
+            assert daemon_pids(ws) == pids
             status = await client.call(POLICY_DECISIONS, PolicyDecisionsParams(limit=1))
             assert status.error and ".maestro/policy/crash.rego" in status.error
             assert "rego-cpp crashed" in status.error

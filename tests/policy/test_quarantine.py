@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from policy_helpers import daemon_pids
 
 from maestro import wire
 from maestro.daemon.transport.client import DaemonClient
@@ -59,20 +60,6 @@ FILES = {
 REAL_FAILURE = "def test_real():\n    assert 0\n"
 
 
-def _daemons(root: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"maestro.daemon" in argv and os.fsencode(root) in argv:
-            found.append(int(entry.name))
-    return found
-
-
 @pytest.fixture
 def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     base = Path(tempfile.mkdtemp(prefix="mqua", dir="/tmp"))  # AF_UNIX paths are short
@@ -87,7 +74,7 @@ def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     try:
         yield root
     finally:
-        for pid in _daemons(root):
+        for pid in daemon_pids(root):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         time.sleep(0.2)
