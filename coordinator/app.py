@@ -35,6 +35,7 @@ from .auth import (
     Authenticator,
     KeyringSource,
     Principal,
+    SharedKeyringSource,
     TokenKeys,
     TokenRejectedError,
     credential_from_header,
@@ -259,20 +260,25 @@ class Coordinator:
     async def start(self) -> None:
         """Resolve the token keys: configured, else a secret shared through the state backend
         (Redis: every replica gets the same one), else the local file."""
-        keys: TokenKeys | KeyringSource | None = None
-        generated: bytes | None = None
+        keys: TokenKeys | KeyringSource | SharedKeyringSource | None = None
+        refresh = None
         if not self.settings.token_keys and self.settings.token_secret is None:
+            # keys rotated by `maestro coordinator key rotate`: the data dir's, or the keyring
+            # the replicas share in the state backend
             shared = await self.state.token_secret()
-            if shared is None:  # the data dir's keys, rotated by `maestro coordinator key rotate`
+            if shared is None:
                 data_dir = self.settings.data_dir
                 keys = KeyringSource(data_dir, load_or_create_secret(data_dir))
-            generated = shared
+            else:
+                keys = SharedKeyringSource(self.state, shared)
+                refresh = keys.refresh
         self._auth = Authenticator(
             self.state,
-            keys or token_keys_from_settings(self.settings, generated),
+            keys or token_keys_from_settings(self.settings),
             ttl_s=self.settings.token_ttl_s,
             accept_api_keys=self.settings.accept_api_keys,
             clock=self._clock,
+            refresh=refresh,
         )
 
     @property

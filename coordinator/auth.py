@@ -13,6 +13,9 @@
   `verify_until`; the server re-reads the file when it changes, so a rotation needs no restart
   and logs nobody out (the overlap defaults to the token TTL: every token the old key signed
   expires before it stops verifying). After that a token naming it is refused as retired.
+  Replicas sharing state in Redis keep the same keyring there (`SharedKeyringSource`): `key
+  rotate` swaps it in one transaction and every replica reads it again within a second, at once
+  when a token names a key it does not know yet (minted by a replica that already did).
 - Tokens are stateless, which lets replicas sharing the keys verify them, but every request also
   re-reads the key record from the StateBackend (LMDB or Redis): revoking a key (or changing its
   role) takes effect on the next request, whatever tokens were minted from it.
@@ -25,11 +28,12 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import logging
 import os
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +51,9 @@ from .store import Store
 
 if TYPE_CHECKING:
     from .settings import Settings
+    from .state import RedisState
+
+log = logging.getLogger(__name__)
 
 KEY_PREFIX = "mk_"
 TOKEN_PREFIX = "mt_"
@@ -192,9 +199,11 @@ class Authenticator:
         ttl_s: int,
         accept_api_keys: bool,
         clock: Callable[[], float],
+        refresh: Callable[[str | None], Awaitable[None]] | None = None,
     ) -> None:
         self._state = state
         self._keys = keys
+        self._refresh = refresh
         self._ttl = ttl_s
         self._accept_keys = accept_api_keys
         self._clock = clock
@@ -222,6 +231,8 @@ class Authenticator:
             return None
         if not hmac.compare_digest(_hash_secret(salt, secret), expected):
             return None
+        if self._refresh is not None:  # a token is minted next: with the signing key of now
+            await self._refresh(None)
         return await self._principal(record)
 
     async def _principal(self, record: KeyRecord) -> Principal | None:
@@ -285,6 +296,8 @@ class Authenticator:
 
     async def check_token(self, token: str) -> Principal:
         """Verify signature and expiry, then the key's *current* state (revocation, role)."""
+        if self._refresh is not None:
+            await self._refresh(_unverified_kid(token))
         claims = self._verified_claims(token)
         try:
             key_id, tenant, expires = str(claims["sub"]), str(claims["ten"]), float(claims["exp"])
@@ -314,6 +327,17 @@ class Authenticator:
         if self._accept_keys and credential.startswith(KEY_PREFIX):
             return await self.check_key(credential)
         return None
+
+
+def _unverified_kid(token: str) -> str | None:
+    """The `kid` a token's header names, unchecked: only to pick which keys to look at."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_CHARS:
+        return None
+    try:
+        kid = jwt.get_unverified_header(token[len(TOKEN_PREFIX) :]).get("kid")
+    except jwt.PyJWTError:
+        return None
+    return kid if isinstance(kid, str) else None
 
 
 def credential_from_header(value: str | None) -> str | None:
@@ -384,10 +408,7 @@ def read_keyring(data_dir: Path) -> Keyring | None:
         raw = path.read_bytes()
     except FileNotFoundError:
         return None
-    try:
-        return Keyring.model_validate_json(raw)
-    except ValidationError as exc:
-        raise ValueError(f"{path} is not a valid keyring: {exc.error_count()} errors") from None
+    return _parse_keyring(raw, str(path))
 
 
 def write_keyring(data_dir: Path, ring: Keyring) -> None:
@@ -403,18 +424,19 @@ def write_keyring(data_dir: Path, ring: Keyring) -> None:
     os.replace(tmp, path)
 
 
-def rotate_keyring(data_dir: Path, *, overlap_s: float, now: float | None = None) -> Rotation:
-    """A new signing key; the previous one verifies for `overlap_s` more, and keys whose
-    overlap has ended are retired (their secrets dropped). The first rotation adopts the
-    secret the server generated (`token-secret`) as key `default`."""
-    now = time.time() if now is None else now
-    ring = read_keyring(data_dir)
+def _rotated(
+    ring: Keyring | None, first: bytes, *, overlap_s: float, now: float
+) -> tuple[Keyring, Rotation]:
+    """`ring` with a new signing key; the previous one verifies for `overlap_s` more, and keys
+    whose overlap has ended are retired (their secrets dropped). Without a ring yet, the secret
+    in use (`first`) becomes key `default`."""
     if ring is None:
-        first = load_or_create_secret(data_dir)
         ring = Keyring(
             signing=DEFAULT_KID,
             keys={DEFAULT_KID: KeyringEntry(secret=first.hex(), created_at=now)},
         )
+    else:
+        ring = ring.model_copy(deep=True)
     ended = [
         k for k, e in ring.keys.items() if e.verify_until is not None and e.verify_until <= now
     ]
@@ -426,8 +448,46 @@ def rotate_keyring(data_dir: Path, *, overlap_s: float, now: float | None = None
     ring.keys[new] = KeyringEntry(secret=secrets.token_bytes(32).hex(), created_at=now)
     ring.signing = new
     ring.retired = sorted({*ring.retired, *ended})
+    return ring, Rotation(new, old, now + overlap_s, tuple(ended))
+
+
+def rotate_keyring(data_dir: Path, *, overlap_s: float, now: float | None = None) -> Rotation:
+    """Rotate the data dir's keyring (`_rotated`); the first rotation adopts the secret the
+    server generated (`token-secret`) as key `default`."""
+    now = time.time() if now is None else now
+    ring = read_keyring(data_dir)
+    first = load_or_create_secret(data_dir) if ring is None else b""
+    ring, done = _rotated(ring, first, overlap_s=overlap_s, now=now)
     write_keyring(data_dir, ring)
-    return Rotation(new, old, now + overlap_s, tuple(ended))
+    return done
+
+
+def _parse_keyring(raw: bytes, where: str) -> Keyring:
+    try:
+        return Keyring.model_validate_json(raw)
+    except ValidationError as exc:
+        raise ValueError(f"{where} is not a valid keyring: {exc.error_count()} errors") from None
+
+
+async def rotate_shared_keyring(
+    state: RedisState, *, overlap_s: float, now: float | None = None
+) -> Rotation:
+    """Rotate the keyring the replicas share in Redis (`_rotated`), in one transaction against
+    concurrent rotations; the first one adopts the replicas' shared secret as key `default`."""
+    first = await state.token_secret()
+    if first is None:
+        raise ValueError("the state backend shares no token secret")
+    done: list[Rotation] = []
+
+    def change(raw: bytes | None) -> bytes:
+        ring = None if raw is None else _parse_keyring(raw, "the shared keyring (Redis)")
+        now_ = time.time() if now is None else now
+        ring, rotation = _rotated(ring, first, overlap_s=overlap_s, now=now_)
+        done[:] = [rotation]
+        return ring.model_dump_json().encode()
+
+    await state.swap_token_keyring(change)
+    return done[0]
 
 
 class KeyringSource:
@@ -455,3 +515,49 @@ class KeyringSource:
                     self._keys = ring.token_keys()
             self._seen = seen
         return self._keys
+
+
+class SharedKeyringSource:
+    """The token keys of replicas that share state in Redis: the keyring there (`key rotate`
+    swaps it), else the shared secret alone. Read again at most every `every_s` seconds, and
+    at once (at most every `min_gap_s`) before a token is signed or for a token naming a key
+    not known here yet (a replica that read the rotation first signed it)."""
+
+    def __init__(
+        self,
+        state: StateBackend,
+        shared: bytes,
+        *,
+        every_s: float = 1.0,
+        min_gap_s: float = 0.05,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._state = state
+        self._keys = TokenKeys.single(shared)
+        self._fallback = self._keys
+        self._every = every_s
+        self._min_gap = min_gap_s
+        self._clock = clock
+        self._read_at: float | None = None
+
+    def __call__(self) -> TokenKeys:
+        return self._keys
+
+    async def refresh(self, kid: str | None) -> None:
+        """Before verifying a token naming `kid`, or (None) before signing one: a token is
+        always signed with the key that signs now (tokens are fetched once per TTL)."""
+        now = self._clock()
+        since = None if self._read_at is None else now - self._read_at
+        keys = self._keys
+        soon = kid is None or (kid not in keys.keys and kid not in keys.retired)
+        if since is not None and since < (self._min_gap if soon else self._every):
+            return
+        self._read_at = now
+        raw = await self._state.token_keyring()
+        if raw is None:
+            self._keys = self._fallback
+            return
+        try:
+            self._keys = _parse_keyring(raw, "the shared keyring (Redis)").token_keys()
+        except ValueError as exc:  # a damaged keyring keeps the keys in force
+            log.error("%s; keeping the token keys in force", exc)

@@ -19,11 +19,13 @@ Redis layout (all keys under `redis_prefix`, default `maestro:coord:`):
     key:<key id>         JSON KeyRecord
     usage:<tenant id>    hash {bytes, cas, ac}
     token-secret         hex token-signing secret shared by the replicas (SET NX on first start)
+    token-keys           JSON keyring (auth.Keyring) of `maestro coordinator key rotate`
 """
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
@@ -70,6 +72,11 @@ class StateBackend(Protocol):
 
     async def token_secret(self) -> bytes | None:
         """A token secret shared by all replicas, or None to use the local file."""
+        ...
+
+    async def token_keyring(self) -> bytes | None:
+        """The replicas' shared keyring (JSON), None before the first rotation or when keys
+        are not shared (the local file is used)."""
         ...
 
     async def ping(self) -> None: ...
@@ -119,6 +126,9 @@ class LmdbState:
         self.store.charge(tenant, delta, cas=cas, ac=ac)
 
     async def token_secret(self) -> bytes | None:
+        return None
+
+    async def token_keyring(self) -> bytes | None:
         return None
 
     async def ping(self) -> None:
@@ -297,6 +307,28 @@ class RedisState:
         await self.r.set(key, secrets.token_bytes(32).hex(), nx=True)
         raw = await self._get_json(key)
         return bytes.fromhex(raw.decode()) if raw is not None else None
+
+    async def token_keyring(self) -> bytes | None:
+        return await self._get_json(self._k("token-keys"))
+
+    async def swap_token_keyring(self, change: Callable[[bytes | None], bytes]) -> None:
+        """Replace the shared keyring with `change(current)`, atomically: a concurrent
+        rotation makes this one start over from the keyring it wrote."""
+        from redis.exceptions import WatchError
+
+        key = self._k("token-keys")
+        async with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    new = change(_bytes(raw) if raw is not None else None)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(key, new)
+                    await pipe.execute()
+                    return
+                except WatchError:
+                    continue
 
     async def ping(self) -> None:
         await self.r.ping()

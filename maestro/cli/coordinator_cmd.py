@@ -21,6 +21,7 @@ from rich.table import Table
 from maestro.cli.common import fail_on_error
 
 if TYPE_CHECKING:
+    from maestro.coordinator.auth import Rotation
     from maestro.coordinator.settings import Settings
     from maestro.coordinator.store import Store
 
@@ -249,15 +250,13 @@ def key_rotate(
             "for one token TTL, then move it to token_retired_kids (docs/coordinator.md, "
             '"Rotation drill")',
         )
-    if settings.state_backend == "redis":
-        raise ConfigError(
-            "replicas share their token secret through Redis: configure token_keys to rotate",
-            hint='docs/coordinator.md, "Rotation drill"',
-        )
     overlap_s = float(settings.token_ttl_s) if overlap is None else overlap
     if overlap_s < 0:
         raise ConfigError("--overlap must be 0 or more seconds")
-    done = rotate_keyring(settings.data_dir, overlap_s=overlap_s)
+    if settings.state_backend == "redis":
+        done = _rotate_shared(settings, overlap_s)  # every replica reads it within a second
+    else:
+        done = rotate_keyring(settings.data_dir, overlap_s=overlap_s)
     if as_json:
         print(json.dumps(dataclasses.asdict(done)))  # noqa: T201
         return
@@ -266,6 +265,32 @@ def key_rotate(
         f"{datetime.fromtimestamp(done.old_verifies_until, UTC):%Y-%m-%d %H:%M:%S} UTC"
         + (f"; retired: {', '.join(done.retired)}" if done.retired else "")
     )
+
+
+def _rotate_shared(settings: Settings, overlap_s: float) -> Rotation:
+    """Rotate the keyring the replicas share in Redis."""
+    import asyncio
+
+    from maestro.coordinator.auth import rotate_shared_keyring
+    from maestro.coordinator.state import RedisState
+    from maestro.errors import CoordinatorError
+
+    async def rotate() -> Rotation:
+        state = RedisState.from_url(settings.redis_url or "", settings.redis_prefix)
+        try:
+            return await rotate_shared_keyring(state, overlap_s=overlap_s)
+        finally:
+            await state.close()
+
+    from redis.exceptions import RedisError
+
+    try:
+        return asyncio.run(rotate())
+    except (RedisError, OSError, ValueError) as exc:
+        raise CoordinatorError(
+            f"could not rotate the replicas' token keys in Redis: {exc}",
+            hint="check redis_url and that Redis is up; nothing was changed",
+        ) from None
 
 
 @key_app.command("list")
