@@ -170,6 +170,8 @@ class Registry:
         flag = self._flags.get(name)
         if flag is not None:
             return flag
+        if name in NOT_FLAGS:
+            raise UnknownFlagError(f"{name} is not a flag: {NOT_FLAGS[name]}", hint=FLAGS_DOC)
         close = difflib.get_close_matches(name, list(self._flags), n=3, cutoff=0.5)
         hint = (
             f"did you mean {' or '.join(close)}? " if close else ""
@@ -184,6 +186,15 @@ class Registry:
 
 
 ALL_SCOPES = frozenset(Scope)
+
+NOT_FLAGS: Mapping[str, str] = {
+    # A flag here would be a second, weaker switch beside the policy rule (any scope could
+    # turn a team's security control off, outside its signed bundle and decision records).
+    "plugins.signing.enforce": "unsigned plugins are refused by the policy rule plugin.unsigned "
+    "(exceptions: [tool.maestro.policy] allow_unsigned_plugins, or the team's signed policy); "
+    "see docs/policy.md",
+}
+"""Names people look for that are deliberately not flags, with where that control lives."""
 
 BUILTIN_FLAGS: tuple[Flag, ...] = (
     Flag(
