@@ -7,7 +7,14 @@ else any ``queue`` queues, else allow. So a team deny stands whatever a workspac
 layer listed in ``shadow`` is recorded but not enforced.
 
 A set that does not compile never replaces the one in force (``last good``); an evaluation
-error applies the decision point's fail mode (:data:`FAIL_CLOSED`).
+error applies the decision point's fail mode (:func:`fail_closed`).
+
+A decision is a pure function of (policy set, input) unless a module calls a builtin that is
+not (the clock, randomness, the network: :data:`IMPURE`), so each set remembers its recent
+decisions by input: a repeated input costs a dictionary lookup instead of a Rego evaluation.
+When no module reads ``input.execution_id`` (or the input as a whole), the execution id is left
+out of the input Rego sees and of the memo's key, so the next run's identical decisions (the
+same test file served from the cache, the same change selected) are remembered too.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import hashlib
 import logging
 import re
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -42,6 +50,14 @@ log = logging.getLogger(__name__)
 
 KINDS = ("deny", "queue", "include", "keep", "quarantine", "warn")
 ERROR_RULE = "policy.error"
+MEMO_SIZE = 4096
+"""Decisions a policy set remembers (by input, least recently used out)."""
+IMPURE = re.compile(
+    r"\b(?:time\.now_ns|rand\.intn|uuid\.rfc4122|http\.send|net\.lookup_ip_addr|opa\.runtime)\b"
+)
+"""Builtins whose answer is not a function of the input: a set calling one is not memoized."""
+_READS_EXECUTION = re.compile(r"\bexecution_id\b|\binput\b(?!\.)")
+"""A module naming the execution id, or using ``input`` other than as ``input.FIELD``."""
 
 
 def fail_closed(inp: PolicyInput) -> bool:
@@ -112,6 +128,10 @@ class PolicySet:
     annotations: dict[str, Annotation]
     digest: str
     data: dict[str, Any]  # what Rego sees as `data` (data.config.<layer>)
+    pure: bool = True  # no module calls an IMPURE builtin: decisions are memoized
+    blind: bool = True  # no module reads the execution id: it is not part of Rego's input
+    _memo: OrderedDict[bytes, Decision] = field(default_factory=OrderedDict, repr=False)
+    _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def compile(cls, sources: PolicySources) -> PolicySet:
@@ -136,7 +156,9 @@ class PolicySet:
             h.update(name.encode() + b"\0" + modules[name].encode() + b"\0")
         h.update(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
         h.update(repr(sorted(sources.shadow)).encode())
-        return cls(sources, compiled, notes, h.hexdigest()[:16], data)
+        pure = not any(IMPURE.search(m.text) for m in sources.modules)
+        blind = not any(_READS_EXECUTION.search(m.text) for m in sources.modules)
+        return cls(sources, compiled, notes, h.hexdigest()[:16], data, pure, blind)
 
     def annotation(self, rule: str) -> Annotation | None:
         """The rule's annotation, else its family's (``caps.db_serial`` -> ``caps``)."""
@@ -149,7 +171,25 @@ class PolicySet:
         return None
 
     def evaluate(self, inp: PolicyInput) -> Decision:
-        payload = inp.model_dump(mode="json")
+        """The decision for ``inp``; a pure set answers a repeated input from its memo. The
+        returned decision may be shared with other callers: treat it as read-only."""
+        payload = inp.model_dump(mode="json", exclude=_EXECUTION if self.blind else None)
+        if not self.pure:
+            return self._evaluate(inp, payload)
+        key = inp.point.encode() + orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+        with self._memo_lock:
+            held = self._memo.get(key)
+            if held is not None:
+                self._memo.move_to_end(key)
+                return held
+        decision = self._evaluate(inp, payload)  # an evaluation error is not remembered
+        with self._memo_lock:
+            self._memo[key] = decision
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+        return decision
+
+    def _evaluate(self, inp: PolicyInput, payload: dict[str, Any]) -> Decision:
         with self.compiled.lock:
             value = self.compiled.query(inp.point, payload)
         fired: list[FiredRule] = []
@@ -177,6 +217,9 @@ class PolicySet:
             target=item.get("target"),
             shadow=layer in self.sources.shadow,
         )
+
+
+_EXECUTION = {"execution_id"}
 
 
 def _decide(point: Point, fired: list[FiredRule], digest: str) -> Decision:

@@ -7,11 +7,18 @@ Two things regopy does that this module hides:
   at a temporary file (under a lock: descriptors are process-wide).
 - ``Interpreter.query_bundle`` parses every answer with ``json`` and raises on answers that are
   errors; the low-level calls give the text, parsed here with orjson, and errors become typed.
+- regopy loads rego-cpp with ``ctypes.CDLL``, which releases the GIL around every C call. A
+  decision makes a few dozen of them (one per input node), and while another thread runs Python
+  each release costs a wait of up to the interpreter's switch interval (5 ms) to get the GIL
+  back. The per-decision calls here go through a ``PyDLL`` handle on the same library, which
+  keeps the GIL for the whole decision (a few hundred microseconds, no callbacks into Python).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import os
 import re
 import tempfile
@@ -90,44 +97,83 @@ class Compiled:
 
     def query(self, key: str, value: Any) -> Any:
         """The entry point's value for ``value`` as input (None when undefined). The input is
-        built as terms from Python values (regopy's ``set_input``): several times faster than
+        built as terms from Python values (rego-cpp's input calls): several times faster than
         handing rego-cpp JSON text, which it runs through its Rego parser."""
-        from regopy.rego_shared import (
-            rego_bundle_query,
-            rego_free_output,
-            rego_output_ok,
-            rego_output_string,
-        )
-
-        _set_input(self._interp._impl, value)
-        out = rego_bundle_query(self._interp._impl, self._bundles[key]._impl)
+        c = _calls()
+        impl = self._interp._impl
+        _set_input(c, impl, value)
+        out = c.query(impl, self._bundles[key]._impl)
+        if not out:
+            raise PolicyEvalError("rego-cpp returned no output", where=key)
         try:
-            ok = rego_output_ok(out)
-            text = rego_output_string(out)
+            ok = c.ok(out)
+            size = c.json_size(out)
+            buf = ctypes.create_string_buffer(size)
+            if c.json(out, buf, size):
+                raise PolicyEvalError("rego-cpp could not render the output", where=key)
         finally:
-            rego_free_output(out)
-        if text == "undefined":
+            c.free_output(out)
+        text = buf.value
+        if text == b"undefined":
             return None
-        if not ok or text.startswith("(error"):
-            found = _MESSAGE.search(text)
-            raise PolicyEvalError(found.group("msg") if found else text[:200], where=key)
+        if not ok or text.startswith(b"(error"):
+            decoded = text.decode(errors="replace")
+            found = _MESSAGE.search(decoded)
+            raise PolicyEvalError(found.group("msg") if found else decoded[:200], where=key)
         answer = orjson.loads(text)
         expressions = answer.get("expressions") if isinstance(answer, dict) else None
         return expressions[0] if expressions else None
 
 
-def _set_input(interp: Any, value: Any) -> None:
-    """``Interpreter.set_input`` without its per-node Python wrappers: the C calls straight,
-    strings passed as bytes (no ctypes buffer each) and dispatch on the exact type. Half the
-    cost of a decision's input on a small input; the interpreter copies the input, so the
-    built one is freed at once."""
+@dataclass(frozen=True, slots=True)
+class _Calls:
+    """rego-cpp's per-decision entry points, called with the GIL held (module docstring)."""
+
+    new_input: Any
+    string: Any
+    integer: Any
+    real: Any
+    boolean: Any
+    null: Any
+    item: Any
+    obj: Any
+    arr: Any
+    set_input: Any
+    free_input: Any
+    query: Any
+    ok: Any
+    json_size: Any
+    json: Any
+    free_output: Any
+
+
+@functools.cache
+def _calls() -> _Calls:
     from regopy.rego_shared import rego
 
-    make = rego.regoInputString, rego.regoInputInt, rego.regoInputFloat
-    boolean, null, item = rego.regoInputBoolean, rego.regoInputNull, rego.regoInputObjectItem
-    obj, arr = rego.regoInputObject, rego.regoInputArray
-    string, integer, real = make
-    handle = rego.regoNewInput()
+    held = ctypes.PyDLL(rego._name)
+
+    def bind(name: str) -> Any:
+        source, fn = getattr(rego, name), getattr(held, name)
+        fn.argtypes, fn.restype = source.argtypes, source.restype  # as regopy declares them
+        return fn
+
+    names = (
+        "regoNewInput", "regoInputString", "regoInputInt", "regoInputFloat", "regoInputBoolean",
+        "regoInputNull", "regoInputObjectItem", "regoInputObject", "regoInputArray",
+        "regoSetInput", "regoFreeInput", "regoBundleQuery", "regoOutputOk", "regoOutputJSONSize",
+        "regoOutputJSON", "regoFreeOutput",
+    )  # fmt: skip
+    return _Calls(*(bind(n) for n in names))
+
+
+def _set_input(c: _Calls, interp: Any, value: Any) -> None:
+    """The input built with rego-cpp's input calls straight (regopy's ``set_input`` wraps every
+    node in Python and a ctypes buffer): strings passed as bytes, dispatch on the exact type.
+    The interpreter copies the input, so the built one is freed at once."""
+    string, integer, real, boolean = c.string, c.integer, c.real, c.boolean
+    null, item, obj, arr = c.null, c.item, c.obj, c.arr
+    handle = c.new_input()
     failed = 0
 
     def add(v: Any) -> None:
@@ -158,10 +204,10 @@ def _set_input(interp: Any, value: Any) -> None:
 
     try:
         add(value)
-        if failed or rego.regoSetInput(interp, handle):
+        if failed or c.set_input(interp, handle):
             raise PolicyEvalError("rego-cpp refused the input", where="input")
     finally:
-        rego.regoFreeInput(handle)
+        c.free_input(handle)
 
 
 def _syntax_error(text: str, modules: Mapping[str, str]) -> PolicySyntaxError:
