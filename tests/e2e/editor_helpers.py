@@ -8,20 +8,24 @@ State and cache live under a short /tmp path (AF_UNIX socket paths are short).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from workspace_procs import (
+    CALC_FAIL_LINE,
+    CALC_FILES,
+    commit_all,
+    daemon_processes,
+    kill_daemons,
+    pyproject,
+    write_files,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
@@ -31,25 +35,8 @@ FILES = {
         __pycache__/
         .pytest_cache/
         """,
-    "pyproject.toml": """
-        [project]
-        name = "editordemo"
-        version = "0"
-
-        [tool.pytest.ini_options]
-        testpaths = ["tests"]
-        """,
-    "pkg/__init__.py": "",
-    "pkg/calc.py": """
-        def add(a, b):
-            return a + b
-
-
-        def div(a, b):
-            if b == 0:
-                raise ZeroDivisionError("no zero please")
-            return a / b
-        """,
+    "pyproject.toml": pyproject("editordemo"),
+    **CALC_FILES,
     "pkg/geometry.py": """
         from pkg.calc import div
 
@@ -60,23 +47,6 @@ FILES = {
     "pkg/text.py": """
         def shout(word):
             return word.upper() + "!"
-        """,
-    "tests/__init__.py": "",
-    "tests/test_calc.py": """
-        from pkg.calc import add, div
-
-
-        def test_add():
-            assert add(1, 2) == 3
-
-
-        def test_div_zero():
-            assert div(1, 0) == 0
-
-
-        class TestMore:
-            def test_div(self):
-                assert div(4, 2) == 2
         """,
     "tests/test_geometry.py": """
         from pkg.geometry import ratio
@@ -93,7 +63,7 @@ FILES = {
             assert shout("hi") == "HI!"
         """,
 }
-FAIL_LINE = 9  # tests/test_calc.py: test_div_zero's assert (1-based)
+FAIL_LINE = CALC_FAIL_LINE  # tests/test_calc.py: test_div_zero's assert (1-based)
 
 
 class Project:
@@ -119,16 +89,10 @@ class Project:
             self.env.pop(name, None)
 
     def write(self, rel: str, text: str) -> None:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
+        write_files(self.root, {rel: text})
 
     def commit(self) -> None:
-        git = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "commit.gpgsign=false"]
-        if not (self.root / ".git").exists():
-            subprocess.run([*git, "init", "-q"], cwd=self.root, check=True)
-        subprocess.run([*git, "add", "-A"], cwd=self.root, check=True)
-        subprocess.run([*git, "commit", "-q", "-m", "work"], cwd=self.root, check=True)
+        commit_all(self.root)
 
 
 @pytest.fixture
@@ -157,27 +121,3 @@ def recipe(heading: str, language: str) -> str:
     block = re.compile(rf"```{language}\n(.*?)```", re.S).search(text, start)
     assert block is not None, f"no {language} block under {heading!r} in README.md"
     return block.group(1)
-
-
-def daemon_processes(root: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if b"maestro.daemon" in argv and os.fsencode(root) in argv and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def kill_daemons(root: Path) -> None:
-    for pid in daemon_processes(root):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while daemon_processes(root) and time.monotonic() < deadline:
-        time.sleep(0.05)

@@ -11,11 +11,8 @@ import asyncio
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -25,49 +22,25 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
+from workspace_procs import (
+    CALC_FAIL_LINE,
+    CALC_FILES,
+    CALC_RAISE_LINE,
+    commit_all,
+    daemon_processes,
+    kill_daemons,
+    pyproject,
+    write_files,
+)
 
 from maestro.server.util import plain
 
 FILES = {
-    "pyproject.toml": """
-        [project]
-        name = "lspdemo"
-        version = "0"
-
-        [tool.pytest.ini_options]
-        testpaths = ["tests"]
-        """,
-    "pkg/__init__.py": "",
-    "pkg/calc.py": """
-        def add(a, b):
-            return a + b
-
-
-        def div(a, b):
-            if b == 0:
-                raise ZeroDivisionError("no zero please")
-            return a / b
-        """,
+    "pyproject.toml": pyproject("lspdemo"),
+    **CALC_FILES,
     "pkg/other.py": """
         def hello():
             return "hello"
-        """,
-    "tests/__init__.py": "",
-    "tests/test_calc.py": """
-        from pkg.calc import add, div
-
-
-        def test_add():
-            assert add(1, 2) == 3
-
-
-        def test_div_zero():
-            assert div(1, 0) == 0
-
-
-        class TestMore:
-            def test_div(self):
-                assert div(4, 2) == 2
         """,
     "tests/test_other.py": """
         import pkg.other
@@ -86,43 +59,13 @@ FILES = {
 }
 
 # test_calc.py lines (1-based): test_div_zero's assert is line 9; div raises at pkg/calc.py:7.
-FAIL_TEST_LINE = 9
-RAISE_LINE = 7
-
-
-def daemon_processes(root: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if b"maestro.daemon" in argv and os.fsencode(root) in argv and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
-def kill_daemons(root: Path) -> None:
-    for pid in daemon_processes(root):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 5
-    while daemon_processes(root) and time.monotonic() < deadline:
-        time.sleep(0.05)
+FAIL_TEST_LINE = CALC_FAIL_LINE
+RAISE_LINE = CALC_RAISE_LINE
 
 
 def write_workspace(root: Path) -> None:
-    for rel, text in FILES.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "commit.gpgsign=false"]
-    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "init"], cwd=root, check=True)
+    write_files(root, FILES)
+    commit_all(root, "init")
 
 
 class Env:

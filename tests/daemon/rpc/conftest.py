@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workspace_procs import daemon_processes, kill_daemons
 
 from maestro.daemon.lifecycle import DaemonPaths, lock_holder, start_daemon
 
@@ -60,22 +61,6 @@ class DaemonEnv:
         return False
 
 
-def daemon_processes(root: Path) -> list[int]:
-    """Pids of live (non-zombie) `python -m maestro.daemon <root>` processes."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if b"maestro.daemon" in argv and os.fsencode(root) in argv and state != "Z":
-            found.append(int(entry.name))
-    return found
-
-
 def reap(pid: int, timeout: float = 5.0) -> None:
     """Wait for a killed child of this process (no-op for other processes)."""
     deadline = time.monotonic() + timeout
@@ -112,15 +97,9 @@ def daemon_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[DaemonEnv]:
     finally:
         env.holder()
         # Only pids whose command line is this workspace's daemon: a recorded pid may be reused.
-        for pid in daemon_processes(env.root):
-            kill_hard(pid)
+        kill_daemons(env.root)
         for pid in env.pids:
             reap(pid, timeout=0.5)
-        # A daemon spawned by another process is not ours to reap: SIGKILL is delivered when it
-        # is next scheduled, which on a loaded machine can take a moment.
-        deadline = time.monotonic() + 5
-        while daemon_processes(env.root) and time.monotonic() < deadline:
-            time.sleep(0.02)
         assert not daemon_processes(env.root), "a daemon survived the test"
         shutil.rmtree(base, ignore_errors=True)
 

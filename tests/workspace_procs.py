@@ -1,0 +1,108 @@
+"""Shared by the tests that start real daemons (RPC, LSP, editors): which daemons serve a
+workspace, how to stop them all, and the small failing-test project several of them drive.
+
+On sys.path through pytest's `pythonpath` (pyproject.toml), so every test folder imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import textwrap
+import time
+from pathlib import Path
+
+GIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "commit.gpgsign=false"]
+
+# A module two tests import, one of them failing: test_div_zero's assert is line 9 of
+# tests/test_calc.py and pkg/calc.py raises at line 7.
+CALC_FILES = {
+    "pkg/__init__.py": "",
+    "pkg/calc.py": """
+        def add(a, b):
+            return a + b
+
+
+        def div(a, b):
+            if b == 0:
+                raise ZeroDivisionError("no zero please")
+            return a / b
+        """,
+    "tests/__init__.py": "",
+    "tests/test_calc.py": """
+        from pkg.calc import add, div
+
+
+        def test_add():
+            assert add(1, 2) == 3
+
+
+        def test_div_zero():
+            assert div(1, 0) == 0
+
+
+        class TestMore:
+            def test_div(self):
+                assert div(4, 2) == 2
+        """,
+}
+CALC_FAIL_LINE = 9
+CALC_RAISE_LINE = 7
+
+
+def pyproject(name: str) -> str:
+    """A project named ``name`` whose tests pytest finds under tests/."""
+    return f"""
+        [project]
+        name = "{name}"
+        version = "0"
+
+        [tool.pytest.ini_options]
+        testpaths = ["tests"]
+        """
+
+
+def write_files(root: Path, files: dict[str, str]) -> None:
+    """Write ``files`` (relative path -> indented text) below ``root``."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+def commit_all(root: Path, message: str = "work") -> None:
+    """Commit the whole tree (a repository is made first if there is none)."""
+    if not (root / ".git").exists():
+        subprocess.run([*GIT, "init", "-q"], cwd=root, check=True)
+    subprocess.run([*GIT, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*GIT, "commit", "-q", "-m", message], cwd=root, check=True)
+
+
+def daemon_processes(root: Path) -> list[int]:
+    """Pids of the live (non-zombie) `python -m maestro.daemon <root>` processes."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"maestro.daemon" in argv and os.fsencode(root) in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def kill_daemons(root: Path, timeout: float = 5.0) -> None:
+    """SIGKILL every daemon of ``root`` and wait until none is left (or ``timeout``): a daemon
+    another process spawned gets its signal when it is next scheduled, which on a loaded
+    machine can take a moment."""
+    for pid in daemon_processes(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while daemon_processes(root) and time.monotonic() < deadline:
+        time.sleep(0.02)
