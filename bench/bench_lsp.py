@@ -103,6 +103,18 @@ async def _timed(n: int, call: Any) -> tuple[list[float], Any]:
     return times, last
 
 
+def _edit(client: LanguageClient, uri: str, version: int, text: str) -> None:
+    """An unsaved edit: the whole buffer is ``text`` plus a line naming ``version``."""
+    client.text_document_did_change(
+        types.DidChangeTextDocumentParams(
+            text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+            content_changes=[
+                types.TextDocumentContentChangeWholeDocument(text=f"{text}\n# edit {version}\n")
+            ],
+        )
+    )
+
+
 def _row(name: str, times: list[float], target: str) -> list[str]:
     print(
         name,
@@ -236,18 +248,7 @@ async def bench(root: Path, runs: int, state: Path) -> tuple[list[list[str]], di
 
         async def unsaved() -> Any:
             version[0] += 1
-            client.text_document_did_change(
-                types.DidChangeTextDocumentParams(
-                    text_document=types.VersionedTextDocumentIdentifier(
-                        uri=src_uri, version=version[0]
-                    ),
-                    content_changes=[
-                        types.TextDocumentContentChangeWholeDocument(
-                            text=text + f"\n# edit {version[0]}\n"
-                        )
-                    ],
-                )
-            )
+            _edit(client, src_uri, version[0], text)
             return await impacted(False)
 
         await unsaved()
@@ -299,18 +300,7 @@ async def bench(root: Path, runs: int, state: Path) -> tuple[list[list[str]], di
         async def edited_lenses() -> Any:
             # a new buffer text each time: no memo, the file is walked again
             lens_version[0] += 1
-            client.text_document_did_change(
-                types.DidChangeTextDocumentParams(
-                    text_document=types.VersionedTextDocumentIdentifier(
-                        uri=test_uri, version=lens_version[0]
-                    ),
-                    content_changes=[
-                        types.TextDocumentContentChangeWholeDocument(
-                            text=test_text + f"\n# edit {lens_version[0]}\n"
-                        )
-                    ],
-                )
-            )
+            _edit(client, test_uri, lens_version[0], test_text)
             return await lenses()
 
         times, last = await _timed(runs, edited_lenses)
