@@ -18,11 +18,12 @@ import tempfile
 import textwrap
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from redaction_seeds import ENV_NAMES, Seed, seeds
+from redaction_seeds import ENV_NAMES, Seed, plant, seeds
 from test_redaction import leaked
 
 pytestmark = pytest.mark.slow
@@ -61,6 +62,22 @@ def _test_source(context: str, items: list[tuple[int, Seed]]) -> str:
     return "\n".join(lines)
 
 
+PARAM_FILE = "test_param.py"
+
+
+def _param_source(planted: list[Seed]) -> str:
+    """One parametrized test whose ids are the seeds (each in its kind's own context, e.g. a
+    URL with a password: a bare 14-letter word is no secret), so they are in its node ids."""
+    ids = [f"seed-{i:03d} {plant(s.kind, s.value, str)}" for i, s in enumerate(planted)]
+    return (
+        "import pytest\n\n"
+        f"IDS = {ids!r}\n\n\n"
+        '@pytest.mark.parametrize("n", range(len(IDS)), ids=IDS)\n'
+        "def test_p(n):\n"
+        "    assert n >= 0\n"
+    )
+
+
 @dataclass
 class Setup:
     base: Path
@@ -83,6 +100,14 @@ def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) 
 
 @pytest.fixture
 def redteam() -> Iterator[Setup]:
+    with _setup(node_ids=False) as setup:
+        yield setup
+
+
+@contextmanager
+def _setup(*, node_ids: bool) -> Iterator[Setup]:
+    """A coordinator recording every body and a workspace whose tests carry the seeds: in what
+    they print, assert, raise, warn, log and read (``node_ids`` False), or in their node ids."""
     base = Path(tempfile.mkdtemp(prefix="mrt", dir="/tmp"))
     planted = list(seeds())
     coord_data, bodies, coord_log = base / "coord", base / "bodies", base / "coord.log"
@@ -124,6 +149,9 @@ def redteam() -> Iterator[Setup]:
                 url = "http://127.0.0.1:{port}"
                 tenant = "team"
                 api_key_env = "{KEY_ENV}"
+
+                [tool.maestro.policy.bundle]
+                refresh_s = 1
                 """
             )
         )
@@ -131,12 +159,15 @@ def redteam() -> Iterator[Setup]:
         for i, seed in enumerate(planted):
             context = CONTEXTS[i % len(CONTEXTS)]
             by_context[context].append((i, seed))
-            if context == "data":
+            if context == "data" and not node_ids:
                 (ws / "tests" / "data" / f"s{i:03d}.txt").write_text(f"seed-{i:03d} {seed.text}")
             if seed.kind in ENV_NAMES:  # the developer's shell holds it: a known value
                 ws_env[f"{ENV_NAMES[seed.kind]}_{i}"] = seed.value
-        for context, items in by_context.items():
-            (ws / "tests" / f"test_{context}.py").write_text(_test_source(context, items))
+        if node_ids:
+            (ws / "tests" / PARAM_FILE).write_text(_param_source(planted))
+        else:
+            for context, items in by_context.items():
+                (ws / "tests" / f"test_{context}.py").write_text(_test_source(context, items))
         ws_env.update(
             MAESTRO_CACHE_DIR=str(base / "cache"),
             MAESTRO_STATE_DIR=str(base / "state"),
@@ -241,3 +272,90 @@ def test_no_seeded_secret_reaches_any_sink(redteam: Setup) -> None:
     ):
         reached = sum(f"seed-{i:03d}" in sinks[sink] for i in range(len(redteam.seeds)))
         assert reached == len(redteam.seeds), f"{sink}: {reached} seeds reached"
+
+
+# -- seeds in node ids: policy decisions and telemetry ------------------------------------------
+
+
+def _param_node_ids(setup: Setup) -> list[str]:
+    """The node ids pytest gives the seeded parametrized test (it escapes some characters)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+         f"tests/{PARAM_FILE}"],
+        cwd=setup.ws, env=setup.env, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    ids = [line for line in proc.stdout.splitlines() if line.startswith(f"tests/{PARAM_FILE}::")]
+    assert len(ids) == len(setup.seeds), proc.stdout[-2000:]
+    return ids
+
+
+def _reached(setup: Setup, text: str) -> int:
+    return sum(f"seed-{i:03d}" in text for i in range(len(setup.seeds)))
+
+
+@pytest.fixture(scope="module")
+def node_id_sinks() -> Iterator[tuple[Setup, dict[str, str]]]:
+    """A developer re-runs seeded parametrized tests by node id (copied from a report): the
+    node ids are the run's policy decision input, which the daemon's policy sync sends to the
+    coordinator, and the executed tests' telemetry rows. Every sink, once the daemon stopped."""
+    with _setup(node_ids=True) as setup:
+        _run([MAESTRO, "test", *_param_node_ids(setup)], setup.ws, setup.env)
+        deadline = time.monotonic() + 120
+        while _reached(setup, _sink_text(*_bodies(setup, "policy_decisions"))) < len(setup.seeds):
+            assert time.monotonic() < deadline, "the run's policy decision was never sent"
+            time.sleep(0.5)
+        _run([MAESTRO, "daemon", "stop"], setup.ws, setup.env)
+        state = setup.base / "state"
+        yield (
+            setup,
+            {
+                "coordinator request bodies": _sink_text(setup.bodies),
+                "coordinator bodies: policy decisions": _sink_text(
+                    *_bodies(setup, "policy_decisions")
+                ),
+                "coordinator store": _sink_text(setup.coord_data),
+                "coordinator log": _sink_text(setup.coord_log),
+                "daemon telemetry database": _sink_text(*state.rglob("telemetry*")),
+                "local cache (CAS, action results)": _sink_text(setup.base / "cache"),
+                "daemon state (decision log, logs)": _sink_text(state),
+            },
+        )
+
+
+def _check(setup: Setup, sinks: dict[str, str], must_reach: tuple[str, ...]) -> None:
+    leaks = {
+        sink: [f"seed-{i:03d} ({s.kind})" for i, s in enumerate(setup.seeds) if leaked(s, text)]
+        for sink, text in sinks.items()
+    }
+    for sink in must_reach:  # the check is not vacuous: every seed got there
+        assert _reached(setup, sinks[sink]) == len(setup.seeds), sink
+    assert not {k: v for k, v in leaks.items() if v}, leaks
+
+
+def test_seeds_in_node_ids_reach_decisions_and_telemetry_redacted(
+    node_id_sinks: tuple[Setup, dict[str, str]],
+) -> None:
+    setup, sinks = node_id_sinks
+    remote = (
+        "coordinator request bodies",
+        "coordinator bodies: policy decisions",
+        "coordinator store",
+        "coordinator log",
+    )
+    _check(setup, {k: sinks[k] for k in (*remote, "daemon telemetry database")},
+           ("coordinator bodies: policy decisions", "daemon telemetry database"))  # fmt: skip
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="node ids are kept raw by local stores keyed by them: action results in the cache's "
+    "LMDB (engine/testing.py _outcome), test-last-keys.msgpack, and the decision log "
+    "(policy-decisions.sqlite: inputs redacted by known values only, 173 of 240 raw); uploads "
+    "of them are redacted or blocked by the last scan",
+)
+def test_seeds_in_node_ids_never_reach_local_sinks(
+    node_id_sinks: tuple[Setup, dict[str, str]],
+) -> None:
+    setup, sinks = node_id_sinks
+    local = ("local cache (CAS, action results)", "daemon state (decision log, logs)")
+    _check(setup, {k: sinks[k] for k in local}, ())
