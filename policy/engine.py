@@ -14,7 +14,11 @@ not (the clock, randomness, the network: :data:`IMPURE`), so each set remembers 
 decisions by input: a repeated input costs a dictionary lookup instead of a Rego evaluation.
 When no module reads ``input.execution_id`` (or the input as a whole), the execution id is left
 out of the input Rego sees and of the memo's key, so the next run's identical decisions (the
-same test file served from the cache, the same change selected) are remembered too.
+same test file served from the cache, the same change selected) are remembered too. The clock
+is handled the same way: a rule says when to retry as an instant (``retry_at_ms``) that is
+turned into ``retry_after_ms`` after the memo, so when no module reads ``input.now_ms`` it is
+left out too (and an open window's ``next_open_ms``, which is "now", when only the built-in
+rules read that field: they read it of closed windows only).
 """
 
 from __future__ import annotations
@@ -58,6 +62,8 @@ IMPURE = re.compile(
 """Builtins whose answer is not a function of the input: a set calling one is not memoized."""
 _READS_EXECUTION = re.compile(r"\bexecution_id\b|\binput\b(?!\.)")
 """A module naming the execution id, or using ``input`` other than as ``input.FIELD``."""
+_READS_CLOCK = re.compile(r"\bnow_ms\b|\binput\b(?!\.)")
+_READS_OPENINGS = re.compile(r"\bnext_open_ms\b|\binput\b(?!\.)")
 
 
 def fail_closed(inp: PolicyInput) -> bool:
@@ -130,6 +136,8 @@ class PolicySet:
     data: dict[str, Any]  # what Rego sees as `data` (data.config.<layer>)
     pure: bool = True  # no module calls an IMPURE builtin: decisions are memoized
     blind: bool = True  # no module reads the execution id: it is not part of Rego's input
+    timeless: bool = True  # no module reads now_ms: neither is it
+    openings: bool = False  # a non-built-in module reads windows' next_open_ms
     _memo: OrderedDict[bytes, Decision] = field(default_factory=OrderedDict, repr=False)
     _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -158,7 +166,12 @@ class PolicySet:
         h.update(repr(sorted(sources.shadow)).encode())
         pure = not any(IMPURE.search(m.text) for m in sources.modules)
         blind = not any(_READS_EXECUTION.search(m.text) for m in sources.modules)
-        return cls(sources, compiled, notes, h.hexdigest()[:16], data, pure, blind)
+        timeless = not any(_READS_CLOCK.search(m.text) for m in sources.modules)
+        openings = any(
+            _READS_OPENINGS.search(m.text) for m in sources.modules if m.layer != "builtin"
+        )
+        digest = h.hexdigest()[:16]
+        return cls(sources, compiled, notes, digest, data, pure, blind, timeless, openings)
 
     def annotation(self, rule: str) -> Annotation | None:
         """The rule's annotation, else its family's (``caps.db_serial`` -> ``caps``)."""
@@ -173,21 +186,33 @@ class PolicySet:
     def evaluate(self, inp: PolicyInput) -> Decision:
         """The decision for ``inp``; a pure set answers a repeated input from its memo. The
         returned decision may be shared with other callers: treat it as read-only."""
-        payload = inp.model_dump(mode="json", exclude=_EXECUTION if self.blind else None)
+        left_out = set()
+        if self.blind:
+            left_out.add("execution_id")
+        if self.timeless:
+            left_out.add("now_ms")
+        payload = inp.model_dump(mode="json", exclude=left_out or None)
         if not self.pure:
-            return self._evaluate(inp, payload)
-        key = inp.point.encode() + orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+            return _resolve(self._evaluate(inp, payload), inp)
+        keyed = payload
+        if not self.openings and isinstance(payload.get("windows"), dict):
+            # an open window's next_open_ms is the clock; no rule that reads it here
+            keyed = {**payload, "windows": {
+                n: {**w, "next_open_ms": 0} if w.get("open") else w
+                for n, w in payload["windows"].items()
+            }}  # fmt: skip
+        key = inp.point.encode() + orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS)
         with self._memo_lock:
             held = self._memo.get(key)
             if held is not None:
                 self._memo.move_to_end(key)
-                return held
-        decision = self._evaluate(inp, payload)  # an evaluation error is not remembered
-        with self._memo_lock:
-            self._memo[key] = decision
-            if len(self._memo) > MEMO_SIZE:
-                self._memo.popitem(last=False)
-        return decision
+        if held is None:
+            held = self._evaluate(inp, payload)  # an evaluation error is not remembered
+            with self._memo_lock:
+                self._memo[key] = held
+                if len(self._memo) > MEMO_SIZE:
+                    self._memo.popitem(last=False)
+        return _resolve(held, inp)
 
     def _evaluate(self, inp: PolicyInput, payload: dict[str, Any]) -> Decision:
         with self.compiled.lock:
@@ -206,6 +231,7 @@ class PolicySet:
         rule = str(item.get("rule") or f"maestro.{layer}.{kind}")
         note = self.annotation(rule)
         retry = item.get("retry_after_ms")
+        at = item.get("retry_at_ms")
         return FiredRule(
             rule=rule,
             kind=kind,
@@ -214,12 +240,24 @@ class PolicySet:
             remediation=str(item.get("remediation") or (note.remediation if note else "")),
             title=note.title if note else "",
             retry_after_ms=int(retry) if isinstance(retry, int | float) else None,
+            retry_at_ms=int(at) if isinstance(at, int | float) else None,
             target=item.get("target"),
             shadow=layer in self.sources.shadow,
         )
 
 
-_EXECUTION = {"execution_id"}
+def _resolve(decision: Decision, inp: PolicyInput) -> Decision:
+    """Rules that said when to retry as an instant get their delay from the input's clock."""
+    now = getattr(inp, "now_ms", None)
+    if now is None or not any(r.retry_at_ms is not None for r in decision.rules):
+        return decision
+    rules = [
+        r if r.retry_at_ms is None
+        else r.model_copy(update={"retry_after_ms": max(0, r.retry_at_ms - now)})
+        for r in decision.rules
+    ]  # fmt: skip
+    resolved = _decide(decision.point, rules, decision.policy)
+    return resolved.model_copy(update={"error": decision.error}) if decision.error else resolved
 
 
 def _decide(point: Point, fired: list[FiredRule], digest: str) -> Decision:

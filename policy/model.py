@@ -150,6 +150,11 @@ class FiredRule(BaseModel):
     remediation: str = ""
     title: str = ""
     retry_after_ms: int | None = None
+    retry_at_ms: int | None = Field(
+        default=None,
+        description="epoch ms to retry at, when the rule said so (retry_after_ms is then the"
+        " delay from the decision's now_ms)",
+    )
     target: str | None = None
     shadow: bool = Field(default=False, description="recorded, not enforced (shadow rule set)")
 

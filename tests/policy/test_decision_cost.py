@@ -31,9 +31,9 @@ deny contains {"rule": "clock.late", "msg": "late"} if time.now_ns() < 0
 """
 
 
-def run_input(now_ms: int = 1_000) -> RunInput:
+def run_input(now_ms: int = 1_000, path: str = "tests/db/x.py") -> RunInput:
     return RunInput(
-        execution_id="e", kind="background", paths=["tests/db/x.py"], now_ms=now_ms,
+        execution_id="e", kind="background", paths=[path], now_ms=now_ms,
         running=[{"execution_id": "a", "kind": "ci", "paths": ["tests/db/"], "started_ms": 0}],
     )  # fmt: skip
 
@@ -60,7 +60,7 @@ def test_a_repeated_input_is_answered_without_evaluating(workspace: Callable[...
     assert first.result == again.result == "queue"
     assert [r.rule for r in again.rules] == ["caps.db_serial"]
     assert calls[0] == 1
-    other = engine.decide(run_input(now_ms=2_000))  # another input: evaluated
+    other = engine.decide(run_input(path="tests/db/y.py"))  # another input: evaluated
     assert calls[0] == 2 and other.result == "queue"
 
 
@@ -69,11 +69,11 @@ def test_the_memo_is_bounded_and_forgets_the_least_recent(workspace: Callable[..
     policy = engine.current
     assert policy is not None
     for i in range(MEMO_SIZE + 10):
-        engine.decide(run_input(now_ms=i))
+        engine.decide(run_input(path=f"tests/db/{i}.py"))
     assert len(policy._memo) == MEMO_SIZE
     calls = counting(policy)
-    engine.decide(run_input(now_ms=MEMO_SIZE + 9))  # recent: remembered
-    engine.decide(run_input(now_ms=0))  # the oldest: forgotten, evaluated again
+    engine.decide(run_input(path=f"tests/db/{MEMO_SIZE + 9}.py"))  # recent: remembered
+    engine.decide(run_input(path="tests/db/0.py"))  # the oldest: forgotten, evaluated again
     assert calls[0] == 1
 
 
@@ -165,3 +165,72 @@ def test_a_rule_reading_the_execution_id_sees_it(workspace: Callable[..., Path])
     allowed = engine.decide(run_input().model_copy(update={"execution_id": "y1"}))
     assert denied.result == "deny" and [r.message for r in denied.fired("deny")] == ["x1"]
     assert allowed.result == "queue"
+
+
+WINDOW = """
+[tool.maestro.policy.windows.nightly]
+tz = "UTC"
+start = "19:00"
+end = "07:00"
+"""
+
+READS_CLOCK = """package maestro.workspace.run
+
+import rego.v1
+
+deny contains {"rule": "clock.odd", "msg": "odd"} if input.now_ms % 2 == 1
+"""
+
+
+def test_a_closed_window_is_remembered_and_its_retry_follows_the_clock(
+    workspace: Callable[..., Path],
+) -> None:
+    from datetime import UTC, datetime
+
+    from maestro.policy.sources import workspace_config
+    from maestro.policy.windows import window_states
+
+    root = workspace(WINDOW)
+    engine = PolicyEngine.open(root)
+    assert engine.current is not None and engine.current.timeless
+    calls = counting(engine.current)
+    noon = datetime(2026, 12, 3, 12, tzinfo=UTC)
+    opens = int(datetime(2026, 12, 3, 19, tzinfo=UTC).timestamp() * 1000)
+    windows = window_states(workspace_config(root), noon)
+    asked = [
+        RunInput(execution_id=f"r{i}", kind="background", now_ms=opens - ms, windows=windows)
+        for i, ms in enumerate((7 * 3600_000, 60_000, 1))
+    ]
+    decisions = [engine.decide(inp) for inp in asked]
+    assert calls[0] == 1
+    assert [d.result for d in decisions] == ["deny"] * 3
+    assert [d.retry_after_ms for d in decisions] == [7 * 3600_000, 60_000, 1]
+    assert [d.fired("deny")[0].retry_after_ms for d in decisions] == [7 * 3600_000, 60_000, 1]
+
+
+def test_an_open_window_does_not_defeat_the_memo(workspace: Callable[..., Path]) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from maestro.policy.sources import workspace_config
+    from maestro.policy.windows import window_states
+
+    root = workspace(WINDOW)
+    engine = PolicyEngine.open(root)
+    assert engine.current is not None
+    calls = counting(engine.current)
+    night = datetime(2026, 12, 3, 22, tzinfo=UTC)
+    for minute in range(3):
+        now = night + timedelta(minutes=minute)
+        windows = window_states(workspace_config(root), now)
+        assert windows["nightly"].open
+        inp = RunInput(kind="background", now_ms=int(now.timestamp() * 1000), windows=windows)
+        assert engine.decide(inp).result == "allow"
+    assert calls[0] == 1
+
+
+def test_a_rule_reading_the_clock_sees_it(workspace: Callable[..., Path]) -> None:
+    engine = PolicyEngine.open(workspace("", {"clock.rego": READS_CLOCK}))
+    assert engine.last_error is None and engine.current is not None
+    assert not engine.current.timeless
+    assert engine.decide(RunInput(now_ms=3)).result == "deny"
+    assert engine.decide(RunInput(now_ms=4)).result == "allow"

@@ -13,14 +13,16 @@ import rego.v1
 #   id: windows.closed
 #   remediation: start it yourself (`maestro test` is interactive and not windowed), or let it
 #     start when the window opens; windows are [tool.maestro.policy.windows.NAME]
-deny contains {"rule": "windows.closed", "msg": msg, "retry_after_ms": retry} if {
+deny contains {"rule": "windows.closed", "msg": msg, "retry_at_ms": opens} if {
 	applying := [w | some w in input.windows; input.kind in w.kinds]
 	count(applying) > 0
 	every w in applying {
 		not w.open
 	}
-	retry := min([w.next_open_ms | some w in applying]) - input.now_ms
-	msg := sprintf("%s runs start only inside a run window; the next opens in %d s", [input.kind, round(retry / 1000)])
+	# an instant, not a delay: Maestro subtracts the decision's clock, so this rule does not
+	# read the clock and a repeated decision is answered from the memo
+	opens := min([w.next_open_ms | some w in applying])
+	msg := sprintf("%s runs start only inside a run window", [input.kind])
 }
 
 # METADATA
