@@ -504,6 +504,69 @@ class Admission:
         )
 
 
+PRE_ADMISSION_SLOTS = 4
+"""Requests of one credential authenticated and rate-checked at once (see `CredentialSlots`)."""
+
+
+class CredentialSlots:
+    """At most `per_credential` requests carrying the same credential in the work done before
+    admission can decide (authentication, rate limits); the rest wait, which costs nothing.
+
+    Admission bounds what a tenant runs, but only once its request is authenticated: a tenant
+    sending hundreds of requests at once (a CI farm's burst) would otherwise have every one
+    verified back to back in one turn of the event loop, and a light tenant's request that
+    arrives meanwhile waits behind all of them. The gate releases a slot on the loop's next
+    turn, so at most `per_credential` requests of one credential are checked per turn even when
+    the checks never yield. Keyed by the credential as sent, so a caller
+    can only queue behind its own requests: a forged or unknown credential shares nothing
+    with a real one (requests without one share the empty key)."""
+
+    def __init__(self, per_credential: int = PRE_ADMISSION_SLOTS) -> None:
+        self.per_credential = per_credential
+        self._held: dict[str, int] = {}
+        self._waiting: dict[str, deque[asyncio.Future[None]]] = {}
+
+    def holders(self, key: str) -> int:
+        return self._held.get(key, 0)
+
+    async def acquire(self, key: str) -> None:
+        held = self._held.get(key, 0)
+        if held < self.per_credential and key not in self._waiting:
+            self._held[key] = held + 1
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(key, deque()).append(future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            if future.done() and not future.cancelled():
+                self.release(key)  # the slot was handed over as the waiter went away
+            else:
+                waiters = self._waiting.get(key)
+                if waiters is not None:
+                    with contextlib.suppress(ValueError):
+                        waiters.remove(future)
+                    if not waiters:
+                        del self._waiting[key]
+            raise
+
+    def release(self, key: str) -> None:
+        """Hand the slot to the next waiter of the same credential, else free it."""
+        waiters = self._waiting.get(key)
+        while waiters:
+            future = waiters.popleft()
+            if not waiters:
+                del self._waiting[key]
+            if not future.done():
+                future.set_result(None)
+                return
+        held = self._held.get(key, 0) - 1
+        if held > 0:
+            self._held[key] = held
+        else:
+            self._held.pop(key, None)
+
+
 DRAIN_LIMIT = 64 * 1024
 """A refused upload larger than this is not drained: its connection closes after the 429."""
 
@@ -532,8 +595,10 @@ class Gate:
         principal: Callable[[web.Request], Awaitable[Principal | None]],
         metrics: FairnessMetrics,
         routes: frozenset[str],
+        slots: CredentialSlots | None = None,
     ) -> None:
         self.admission = admission
+        self.slots = slots or CredentialSlots()
         self.limits = limits
         self.resolve = resolve
         self._principal = principal
@@ -595,34 +660,62 @@ class Gate:
             return await handler(request)
         if self.admission is None and self.limits is None:
             return await handler(request)
-        principal = await self._principal(request)
+        credential = request.headers.get("Authorization", "")
+        refused: Refusal | None = None
+        await self.slots.acquire(credential)
+        try:
+            principal = await self._principal(request)
+            if principal is not None:
+                started = time.perf_counter()
+                policy = self.resolve(principal.tenant)
+                upload = (request.content_length or 0) if request.method == "PUT" else 0
+                if self.limits is not None:
+                    try:
+                        shadowed = await self.limits.check(
+                            principal.tenant.name, principal.key_id, policy, upload
+                        )
+                    except Refusal as refusal:
+                        refused = refusal
+                    else:
+                        if shadowed and self.explainer is not None:
+                            self._explain_shadow(shadowed, request, principal, upload)
+        finally:
+            # held into the loop's next turn: checks that never yield (a token's signature is
+            # CPU work) then run `per_credential` per turn, not a whole burst in one
+            asyncio.get_running_loop().call_soon(self.slots.release, credential)
         if principal is None:  # the handler answers 401/403 with its own message
             return await handler(request)
-        started = time.perf_counter()
-        tenant = principal.tenant.name
-        policy = self.resolve(principal.tenant)
-        upload = (request.content_length or 0) if request.method == "PUT" else 0
+        if refused is not None:
+            return await self._refuse(refused, request, principal, policy, upload)
         seat: Seat | None = None
-        try:
-            if self.limits is not None:
-                shadowed = await self.limits.check(tenant, principal.key_id, policy, upload)
-                if shadowed and self.explainer is not None:
-                    self._explain_shadow(shadowed, request, principal, upload)
-            if self.admission is not None:
-                seat = await self.admission.acquire(tenant, policy, 1.0 + upload / MIB)
-        except Refusal as refusal:
-            self.metrics.rejected.labels(policy.priority, tenant, refusal.rule).inc()
-            _describe(refusal, request, principal, upload, self.admission)
-            response = refusal_response(refusal, await explain(refusal, self.explainer))
-            if upload > DRAIN_LIMIT:
-                _close_without_draining(request, response)
-            return response
+        if self.admission is not None:
+            try:
+                seat = await self.admission.acquire(
+                    principal.tenant.name, policy, 1.0 + upload / MIB
+                )
+            except Refusal as refusal:
+                return await self._refuse(refusal, request, principal, policy, upload)
         self.metrics.check.observe(time.perf_counter() - started - (seat.waited if seat else 0.0))
         try:
             return await handler(request)
         finally:
             if seat is not None and self.admission is not None:
                 self.admission.release(seat)
+
+    async def _refuse(
+        self,
+        refusal: Refusal,
+        request: web.Request,
+        principal: Principal,
+        policy: TenantPolicy,
+        upload: int,
+    ) -> web.Response:
+        self.metrics.rejected.labels(policy.priority, refusal.tenant, refusal.rule).inc()
+        _describe(refusal, request, principal, upload, self.admission)
+        response = refusal_response(refusal, await explain(refusal, self.explainer))
+        if upload > DRAIN_LIMIT:
+            _close_without_draining(request, response)
+        return response
 
     def _explain_shadow(
         self, refusals: list[Refusal], request: web.Request, principal: Principal, upload: int
