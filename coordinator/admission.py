@@ -228,6 +228,22 @@ class FairnessMetrics:
             buckets=CHECK_BUCKETS,
             registry=registry,
         )
+        self.gated = Histogram(
+            prefix + "gated_request_seconds",
+            "Time from the gate to the handler's answer, queue wait included, by priority "
+            "(what a tenant's request costs inside the server; the client sees this plus the "
+            "event loop lag before the gate).",
+            ("priority",),
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.loop_lag = Histogram(
+            prefix + "event_loop_lag_seconds",
+            "How late the event loop runs a timer (sampled every 20 ms): the wait any request "
+            "has before the server even reads it, when the loop or the host's CPU is saturated.",
+            buckets=WAIT_BUCKETS,
+            registry=registry,
+        )
         self.limiter_errors = PromCounter(
             prefix + "rate_limit_errors",
             "Limit checks that failed (storage unreachable) and were let through.",
@@ -608,6 +624,7 @@ class Gate:
         self.explainer: Explainer | None = None
         """Set by the policy engine to explain refusals with its own rules."""
         self._shadow_tasks: set[asyncio.Task[Explanation | None]] = set()
+        self._lag_probe: asyncio.Task[None] | None = None
         self._shadow_last: dict[tuple[str, str], float] = {}
         """(tenant, rule) -> when its last shadow refusal was recorded."""
 
@@ -647,7 +664,24 @@ class Gate:
             routes=routes,
         )
 
+    def start(self) -> None:
+        """Start sampling the event loop's lag (call on the serving loop)."""
+        if self._lag_probe is None:
+            self._lag_probe = asyncio.create_task(self._probe_lag())
+
+    async def _probe_lag(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LAG_PROBE_EVERY_S
+            await asyncio.sleep(LAG_PROBE_EVERY_S)
+            self.metrics.loop_lag.observe(max(0.0, loop.time() - due))
+
     async def close(self) -> None:
+        if self._lag_probe is not None:
+            self._lag_probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._lag_probe
+            self._lag_probe = None
         if self.limits is not None:
             await self.limits.close()
 
@@ -660,6 +694,7 @@ class Gate:
             return await handler(request)
         if self.admission is None and self.limits is None:
             return await handler(request)
+        entered = time.perf_counter()
         credential = request.headers.get("Authorization", "")
         refused: Refusal | None = None
         await self.slots.acquire(credential)
@@ -701,6 +736,7 @@ class Gate:
         finally:
             if seat is not None and self.admission is not None:
                 self.admission.release(seat)
+            self.metrics.gated.labels(policy.priority).observe(time.perf_counter() - entered)
 
     async def _refuse(
         self,
@@ -738,6 +774,7 @@ class Gate:
             task.add_done_callback(self._shadow_tasks.discard)
 
 
+LAG_PROBE_EVERY_S = 0.02
 MAX_SHADOW_PENDING = 64
 SHADOW_RECORD_EVERY_S = 1.0
 EXECUTION_HEADER = "X-Maestro-Execution-Id"

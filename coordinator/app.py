@@ -940,6 +940,7 @@ def create_app(
 
     async def startup(app: web.Application) -> None:
         await coordinator.start()
+        coordinator.gate.start()
         if settings.metrics_port is not None:
             metrics = MetricsListener(
                 coordinator.metrics, settings.metrics_host, settings.metrics_port

@@ -116,3 +116,24 @@ async def test_a_waiter_cancelled_after_the_hand_over_frees_the_slot() -> None:
     with pytest.raises(asyncio.CancelledError):
         await waiter
     assert slots._held == {} and slots._waiting == {}
+
+
+def _series(text: str, name: str) -> dict[str, float]:
+    return {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name)
+    }
+
+
+async def test_metrics_split_time_in_the_server_from_event_loop_lag(env: Env) -> None:
+    headers = await env.auth("alpha")
+    assert (await env.client.get(f"/alpha/cas/{sha(b'x')}", headers=headers)).status == 404
+    time.sleep(0.12)  # the loop (the server's too) is blocked: its timers run late
+    await asyncio.sleep(0.05)
+    text = await (await env.client.get("/metrics")).text()
+    gated = _series(text, "maestro_coordinator_gated_request_seconds_count")
+    assert gated['maestro_coordinator_gated_request_seconds_count{priority="interactive"}'] == 1
+    lag = _series(text, "maestro_coordinator_event_loop_lag_seconds_bucket")
+    below = lag['maestro_coordinator_event_loop_lag_seconds_bucket{le="0.05"}']
+    assert lag['maestro_coordinator_event_loop_lag_seconds_bucket{le="+Inf"}'] > below
