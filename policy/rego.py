@@ -147,6 +147,15 @@ class _Calls:
     free_output: Any
 
 
+ENTRY_POINTS = (
+    "regoNewInput", "regoInputString", "regoInputInt", "regoInputFloat", "regoInputBoolean",
+    "regoInputNull", "regoInputObjectItem", "regoInputObject", "regoInputArray", "regoSetInput",
+    "regoFreeInput", "regoBundleQuery", "regoOutputOk", "regoOutputJSONSize", "regoOutputJSON",
+    "regoFreeOutput",
+)  # fmt: skip
+"""The C functions of :class:`_Calls`, in its field order."""
+
+
 @functools.cache
 def _calls() -> _Calls:
     from regopy.rego_shared import rego
@@ -158,13 +167,7 @@ def _calls() -> _Calls:
         fn.argtypes, fn.restype = source.argtypes, source.restype  # as regopy declares them
         return fn
 
-    names = (
-        "regoNewInput", "regoInputString", "regoInputInt", "regoInputFloat", "regoInputBoolean",
-        "regoInputNull", "regoInputObjectItem", "regoInputObject", "regoInputArray",
-        "regoSetInput", "regoFreeInput", "regoBundleQuery", "regoOutputOk", "regoOutputJSONSize",
-        "regoOutputJSON", "regoFreeOutput",
-    )  # fmt: skip
-    return _Calls(*(bind(n) for n in names))
+    return _Calls(*(bind(n) for n in ENTRY_POINTS))
 
 
 def _set_input(c: _Calls, interp: Any, value: Any) -> None:

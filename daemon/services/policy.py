@@ -333,11 +333,66 @@ class PolicyService:
         environ: Mapping[str, str] | None,
         execution_id: str,
     ) -> Decision | None:
-        """Add the test files force-include rules name (planned with the same options); the
-        decision also names what is quarantined (:func:`maestro.policy.quarantine.apply`)."""
+        """The plan's policy gates: force-include (:meth:`_select`), then the cache decision
+        ``serve`` for every file the plan would serve from the cache (:meth:`serve`)."""
         gate = await self.gate()
         if gate is None:
             return None
+        decision = await self._select(gate, engine, planned, selection, environ, execution_id)
+        await self.serve(planned, execution_id, ci=bool((environ or {}).get("CI")))
+        return decision
+
+    async def serve(self, planned: Plan, execution_id: str, *, ci: bool = False) -> list[str]:
+        """Ask ``cache`` / ``serve`` for each file the plan serves from the cache; a file it
+        denies runs for real (its whole file). Only decisions that are not a plain allow are
+        recorded: a plan serves hundreds of files, each asked at every run (the policy set's
+        memo answers the repeats). Returns the targets that now run."""
+        gate, scanner = self._gate, self._markers
+        served = [f for f in planned.files if f.reason is None]
+        if gate is None or scanner is None or not served:
+            return []
+
+        def decide_all() -> list[PlannedFile]:
+            denied = []
+            for f in served:
+                result = f.cached or f.carried
+                inp = CacheInput(
+                    execution_id=execution_id, action="serve", target=f.target,
+                    markers=scanner.markers(f.target), ci=ci,
+                    outcome=None if result is None
+                    else ("passed" if result.exit_code == 0 else "failed"),
+                )  # fmt: skip
+                decision = gate.engine.decide(inp)
+                if decision.result == "allow" and not decision.rules:
+                    continue
+                record = gate.record(inp, decision, targets=[f.target])
+                if gate.log is not None:
+                    gate.log.add(record)
+                self._note(record)
+                if decision.result != "allow":
+                    denied.append(f)
+            return denied
+
+        denied = await asyncio.to_thread(decide_all)
+        for f in denied:
+            f.reason = "cached result unusable"
+            f.run_nodes, f.carried, f.promote = None, None, False
+            f.node_reasons = {}
+        if denied:
+            log.info("policy: %d cached results not served, run for real", len(denied))
+        return [f.target for f in denied]
+
+    async def _select(
+        self,
+        gate: PolicyGate,
+        engine: Engine,
+        planned: Plan,
+        selection: Selection,
+        environ: Mapping[str, str] | None,
+        execution_id: str,
+    ) -> Decision:
+        """Add the test files force-include rules name (planned with the same options); the
+        decision also names what is quarantined (:func:`maestro.policy.quarantine.apply`)."""
         from dataclasses import replace
 
         from maestro.engine.changes import from_git

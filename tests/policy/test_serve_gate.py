@@ -1,0 +1,110 @@
+"""The cache decision ``serve`` at a real daemon: a workspace rule that denies serving a test's
+cached result makes it run for real (the others still come from the cache), and `maestro
+explain --execution ID` shows the decision with its rule and remediation."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from policy_helpers import daemon_pids
+from typer.testing import CliRunner
+
+from maestro import wire
+from maestro.cli.app import app
+from maestro.daemon.transport.client import DaemonClient
+
+NO_SERVE = """package maestro.workspace.cache
+
+import rego.v1
+
+# METADATA
+# custom:
+#   id: cache.live_always_runs
+#   remediation: tests/test_live.py talks to the staging API; its results are never reused
+deny contains fired if {
+\tinput.action == "serve"
+\tstartswith(input.target, "tests/test_live")
+\tfired := {"rule": "cache.live_always_runs", "target": input.target,
+\t\t"msg": sprintf("%s is not served from the cache", [input.target])}
+}
+"""
+
+COUNTING = """from pathlib import Path
+
+def test_live():
+    runs = Path(__file__).parents[2] / "runs.txt"  # outside the workspace: not an input
+    runs.write_text(runs.read_text() + "x" if runs.exists() else "x")
+"""
+
+FILES = {
+    "pyproject.toml": "[project]\nname = 'ws'\nversion = '0'\n",
+    "tests/test_live.py": COUNTING,
+    "tests/test_plain.py": "def test_plain():\n    assert True\n",
+    ".maestro/policy/serve.rego": NO_SERVE,
+}
+
+
+@pytest.fixture
+def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    base = Path(tempfile.mkdtemp(prefix="mpsv", dir="/tmp"))  # AF_UNIX paths are short
+    root = (base / "ws").resolve()
+    for rel, text in FILES.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(base / "st"))
+    monkeypatch.setenv("MAESTRO_DAEMON_START_TIMEOUT", "30")
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    try:
+        yield root
+    finally:
+        for pid in daemon_pids(root):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_denied_serve_runs_the_test_for_real_and_explain_says_why(ws: Path) -> None:
+    async def main() -> tuple[wire.RunTestsResult, wire.RunTestsResult]:
+        client = await DaemonClient.connect(ws, start=True)
+        try:
+            first = await client.call(wire.RUN_TESTS, wire.RunTestsParams(), timeout=120)
+            second = await client.call(wire.RUN_TESTS, wire.RunTestsParams(), timeout=120)
+            return first, second
+        finally:
+            await client.close()
+
+    first, second = asyncio.run(main())
+    assert first.exit_code == second.exit_code == 0
+    cached = {f.target: f.cached for f in second.files}
+    assert cached == {"tests/test_live.py": False, "tests/test_plain.py": True}
+    assert (ws.parent / "runs.txt").read_text() == "xx"  # it ran again, not replayed
+    assert any("cache.live_always_runs" in note for note in second.policy)
+
+    runner = CliRunner()
+    out = runner.invoke(app, ["explain", "--execution", second.execution_id, "--root", str(ws)])
+    assert out.exit_code == 0, out.output
+    line = " ".join(out.stdout.split())
+    assert "cache denied: tests/test_live.py is not served from the cache" in line
+    assert "(rule cache.live_always_runs)" in line
+    assert "remediation: tests/test_live.py talks to the staging API" in line
+
+    out = runner.invoke(
+        app, ["explain", "--execution", second.execution_id, "--json", "--root", str(ws)]
+    )
+    decisions = json.loads(out.stdout)["decisions"]
+    serve = [d for d in decisions if d["point"] == "cache" and d["input"]["action"] == "serve"]
+    assert [(d["result"], d["targets"]) for d in serve] == [("deny", ["tests/test_live.py"])]
+    # a plain allow to serve is not recorded (hundreds a run)
+    assert not any(d["input"].get("target") == "tests/test_plain.py" for d in serve)
