@@ -347,9 +347,24 @@ async def _decide(spec: dict[str, Any]) -> dict[str, Any]:
     return {"n": len(times), "p50_ms": _pct(times, 0.5), "p95_ms": _pct(times, 0.95)}
 
 
+async def _burn(spec: dict[str, Any]) -> dict[str, Any]:
+    """Busy for `duty` of every 10 ms until the deadline: the CPU the hostile client process
+    took, without its requests (the unloaded baseline with the load generator's CPU)."""
+    deadline = time.monotonic() + spec["duration"]
+    period = 0.01
+    while time.monotonic() < deadline:
+        until = time.perf_counter() + period * spec["duty"]
+        while time.perf_counter() < until:
+            pass
+        await asyncio.sleep(period * (1 - spec["duty"]))
+    return {"duty": spec["duty"]}
+
+
 def _role_main(role: str, spec_json: str) -> int:
     spec = json.loads(spec_json)
-    runner = {"light": _light, "hostile": _hostile, "hold": _hold, "decide": _decide}[role]
+    runner = {
+        "light": _light, "hostile": _hostile, "hold": _hold, "decide": _decide, "burn": _burn,
+    }[role]  # fmt: skip
     print(json.dumps(asyncio.run(runner(spec))))
     return 0
 
@@ -380,6 +395,41 @@ def _collect(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
     return result
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _host_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all CPUs."""
+    with open("/proc/stat") as f:
+        values = [int(v) for v in f.readline().split()[1:8]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+class _CpuMeter:
+    """CPU cores used by each named process and by the whole host over a window."""
+
+    def __init__(self, pids: dict[str, list[int]]) -> None:
+        self.pids = pids
+        self.start = {k: sum(_cpu_s(p) for p in v) for k, v in pids.items()}
+        self.host = _host_jiffies()
+        self.t0 = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        wall = time.monotonic() - self.t0
+        out = {k: (sum(_cpu_s(p) for p in v) - self.start[k]) / wall for k, v in self.pids.items()}
+        busy, total = _host_jiffies()
+        cores = os.cpu_count() or 1
+        out["host"] = cores * (busy - self.host[0]) / max(1, total - self.host[1])
+        return {k: round(v, 2) for k, v in out.items()}
+
+
 def _metrics(base: str) -> str:
     import urllib.request
 
@@ -388,10 +438,11 @@ def _metrics(base: str) -> str:
         return text
 
 
-def _histogram_p95(text: str, name: str) -> float | None:
+def _histogram_p95(text: str, name: str, labels: str = "") -> float | None:
+    """The upper bound of the bucket holding the 95th percentile (None: no observations)."""
     buckets: list[tuple[float, float]] = []
     for line in text.splitlines():
-        if line.startswith(name + "_bucket{"):
+        if line.startswith(name + "_bucket{") and labels in line:
             le = line.split('le="')[1].split('"')[0]
             buckets.append((float("inf") if le == "+Inf" else float(le), float(line.split()[-1])))
     if not buckets or buckets[-1][1] == 0:
@@ -516,6 +567,8 @@ def _phase(
     *,
     hostile: bool,
     hold: int,
+    servers: list[int],
+    burn: float = 0.0,
 ) -> dict[str, Any]:
     warm = 2.0 if hostile else 0.0
     span = args.phase_s + warm + 1
@@ -557,24 +610,39 @@ def _phase(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    light = _collect(
-        _spawn(
-            "light",
-            {
-                "bases": bases,
-                "keys": keys,
-                "tenants": list(LIGHT),
-                "digests": digests,
-                "duration": args.phase_s,
-                "rate": args.light_rate,
-            },
-        ),
-        timeout=args.phase_s + 60,
+    burners = [
+        _spawn("burn", {"duty": min(1.0, burn - i), "duration": args.phase_s + 1})
+        for i in range(int(-(-burn // 1)))
+    ]
+    light_proc = _spawn(
+        "light",
+        {
+            "bases": bases,
+            "keys": keys,
+            "tenants": list(LIGHT),
+            "digests": digests,
+            "duration": args.phase_s,
+            "rate": args.light_rate,
+        },
     )
+    meter = _CpuMeter(
+        {
+            "servers": servers,
+            "light client": [light_proc.pid],
+            **({"hostile client": [hostile_proc.pid]} if hostile_proc else {}),
+            **({"holder": [hold_proc.pid]} if hold_proc else {}),
+            **({"burner": [b.pid for b in burners]} if burners else {}),
+        }
+    )
+    time.sleep(max(0.0, args.phase_s - 0.5))
+    cpu = meter.stop()
+    light = _collect(light_proc, timeout=args.phase_s + 60)
+    for burner in burners:
+        _collect(burner, timeout=30)
     sampling.set()
     sampler.join()
     metrics_after = [_metrics(b) for b in bases]
-    out: dict[str, Any] = {"light": light}
+    out: dict[str, Any] = {"light": light, "cpu_cores": cpu}
     if hostile_proc is not None:
         out["hostile"] = _collect(hostile_proc, timeout=span + 60)
     if hold_proc is not None:
@@ -584,6 +652,18 @@ def _phase(
                      for m in metrics_after) if p is not None),
         default=None,
     )  # fmt: skip
+    for key, name, labels in (
+        (
+            "light_server_p95_s",
+            "maestro_coordinator_gated_request_seconds",
+            'priority="interactive"',
+        ),
+        ("loop_lag_p95_s", "maestro_coordinator_event_loop_lag_seconds", ""),
+    ):
+        out[key] = max(
+            (p for p in (_histogram_p95(m, name, labels) for m in metrics_after) if p is not None),
+            default=None,
+        )
     out["hostile_seat_share"] = sum(samples) / len(samples) if samples and hostile else None
     out["light_rejected"] = sum(
         _sum_metric(m, "maestro_coordinator_rejected_total", tenant=t)
@@ -597,7 +677,11 @@ def _phase(
 
 
 def _light_p95(result: dict[str, Any]) -> float:
-    return max(v["p95"] for v in result["light"].values())
+    return float(max(v["p95"] for v in result["light"].values()))
+
+
+BURNED = "unloaded + hostile client's CPU"
+PHASES = ("unloaded", "loaded, fairness off", "loaded, fairness on", BURNED)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -617,12 +701,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ("unloaded", True, False),
                 ("loaded, fairness off", False, True),
                 ("loaded, fairness on", True, True),
+                (BURNED, True, False),
             ):
                 procs = Procs()
+                burn = 0.0
+                if label == BURNED:  # the hostile client's own CPU, taken from the light load
+                    burn = rows["loaded, fairness on"]["cpu_cores"]["hostile client"]
                 try:
                     bases, keys, digests, redis_url = _start(procs, tmp, scenario, fairness)
+                    servers = [p.pid for p in procs.procs[-len(bases) :]]
                     rows[label] = _phase(
-                        bases, keys, digests, args, hostile=hostile, hold=hold if hostile else 0
+                        bases,
+                        keys,
+                        digests,
+                        args,
+                        hostile=hostile,
+                        hold=hold if hostile else 0,
+                        servers=servers,
+                        burn=burn,
                     )
                     if label == "loaded, fairness on":  # the load is over: the decision alone
                         rows["decision"] = _collect(
@@ -653,6 +749,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "gap_on_ms": gap_on,
                 "gap_reduction": 1 - gap_on / gap_off if gap_off > 0 else None,
                 "loaded_over_unloaded_on": on / base if base else None,
+                "light_p95_burned_ms": _light_p95(rows[BURNED]),
+                "loaded_over_burned_on": on / _light_p95(rows[BURNED]),
             }
             report["scenarios"][scenario] = rows
     return report
@@ -674,7 +772,7 @@ def render(report: dict[str, Any], command: str) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario, rows in report["scenarios"].items():
-        for label in ("unloaded", "loaded, fairness off", "loaded, fairness on"):
+        for label in PHASES:
             r = rows[label]
             h = r.get("hostile", {})
             codes = h.get("codes", {})
@@ -686,6 +784,30 @@ def render(report: dict[str, Any], command: str) -> str:
                 f"{_fmt(r.get('hostile_seat_share'), 2) if h else '-'} | "
                 f"{int(r.get('light_rejected', 0))} | {r.get('hold', {}).get('held', '-')} |"
             )
+    lines += [
+        "",
+        "Where a light request's time goes, and who used the CPU (cores, averaged over the "
+        "phase; host = every process on the machine, other sessions included):",
+        "",
+        "| scenario | phase | light p95 at the client (ms) | light p95 in the server, gate to "
+        "answer (ms, bucket bound) | event loop lag p95 (ms, bucket bound) | CPU: servers "
+        "| hostile client | light client | other bench processes | host |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario, rows in report["scenarios"].items():
+        for label in PHASES:
+            r = rows[label]
+            cpu = r["cpu_cores"]
+            others = sum(v for k, v in cpu.items() if k in ("holder", "burner"))
+            server_p95, lag_p95 = r.get("light_server_p95_s"), r.get("loop_lag_p95_s")
+            lines.append(
+                f"| {scenario} | {label} | {_light_p95(r):.1f} | "
+                f"{'<= ' + _fmt(server_p95 * 1000) if server_p95 is not None else '-'} | "
+                f"{'<= ' + _fmt(lag_p95 * 1000) if lag_p95 is not None else '-'} | "
+                f"{_fmt(cpu['servers'], 2)} | {_fmt(cpu.get('hostile client'), 2)} | "
+                f"{_fmt(cpu['light client'], 2)} | {_fmt(others or None, 2)} | "
+                f"{_fmt(cpu['host'], 2)} |"
+            )
     lines.append("")
     for scenario, rows in report["scenarios"].items():
         s = rows["summary"]
@@ -695,7 +817,9 @@ def render(report: dict[str, Any], command: str) -> str:
             f"- {scenario}: gap (light p95 loaded - unloaded) {s['gap_off_ms']:.1f} ms with "
             f"fairness off, {s['gap_on_ms']:.1f} ms on: reduced by "
             f"{_fmt(reduction * 100 if reduction is not None else None, 0)}% (target >= 40%); "
-            f"light p95 loaded/unloaded with fairness on {_fmt(ratio, 2)}x (goal <= 1.5x); "
+            f"light p95 loaded/unloaded with fairness on {_fmt(ratio, 2)}x (goal <= 1.5x), "
+            f"{_fmt(s['loaded_over_burned_on'], 2)}x against the unloaded run that burns the "
+            "hostile client's CPU; "
             f"admission decision alone (limits + seat, {rows['decision']['n']} in a row, "
             f"{'Redis' if scenario == 'replicas' else 'in memory'}): p50 "
             f"{rows['decision']['p50_ms']:.3f} ms, p95 {rows['decision']['p95_ms']:.3f} ms "
