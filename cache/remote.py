@@ -114,6 +114,7 @@ class RemoteSync:
         upload_timeout_s: float = 30.0,
         redactor: Redactor | None = None,
         enforce: bool = True,
+        on_backoff: Callable[[float, str | None], None] | None = None,
     ) -> None:
         self.local = local
         self.url = url.rstrip("/")
@@ -128,6 +129,8 @@ class RemoteSync:
         self.redactor = redactor or Redactor.from_environ(os.environ)
         self.redactor.add_known(api_key, kind="maestro-api-key")
         self.enforce = enforce
+        self.on_backoff = on_backoff
+        """Told (until, rule) on this engine's thread when the coordinator asks it to back off."""
         self.queue = SyncQueue(queue_path)
         self.counters = SyncCounters()
         self.role: str | None = None
@@ -179,6 +182,7 @@ class RemoteSync:
             timeout_s=self.upload_timeout_s,
             redactor=self.redactor,
             enforce=self.enforce,
+            on_backoff=self.on_backoff,
         )
         self._ready.set()
         drainer = asyncio.create_task(self._drain_forever(), name="sync-drain")

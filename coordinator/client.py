@@ -139,6 +139,7 @@ class CoordinatorClient:
         clock: Callable[[], float] = time.time,
         redactor: Redactor | None = None,
         enforce: bool = True,
+        on_backoff: Callable[[float, str | None], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.tenant = tenant
@@ -153,6 +154,8 @@ class CoordinatorClient:
         self.backoff_until: float | None = None
         """Epoch seconds until which the coordinator asked us not to call (None: no advice)."""
         self.backoff_rule: str | None = None
+        self.on_backoff = on_backoff
+        """Told (until, rule) when the coordinator asks us to back off, in the caller's thread."""
         self.redactor = redactor or Redactor.from_environ(os.environ)
         self.redactor.add_known(api_key, kind="maestro-api-key")
         self.enforce = enforce
@@ -309,6 +312,11 @@ class CoordinatorClient:
         log.info(
             "coordinator answered %d (%s): backing off %.1f s", status, rule or "no rule", seconds
         )
+        if self.on_backoff is not None:
+            try:
+                self.on_backoff(self.backoff_until, rule)
+            except Exception:  # a listener's bug must not turn a backoff into another error
+                log.exception("back-off listener failed")
         raise CoordinatorBackoffError(
             f"the coordinator asked us to back off for {seconds:.1f} s ({rule or status})",
             until=self.backoff_until,

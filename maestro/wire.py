@@ -743,7 +743,21 @@ RUN_TESTS = register_method(
     doc="Cached, impact-selected test run; one per workspace at a time, the rest queue.",
 )
 CACHE_STATS = register_method("cache_stats", Empty, CacheStats, doc="Cache counters.")
+
+
+class RemoteBackoff(WireModel):
+    """Broadcast ``remote.backoff``: the team coordinator asked the daemon to back off (429 or
+    503 + Retry-After) until ``until`` (epoch s; sent again when it moves later), or, with
+    ``active`` false, the backoff is over. ``status`` (``remote.backoff_until``) says the same
+    to a client that subscribed late."""
+
+    active: bool
+    until: float | None = None
+    rule: str | None = Field(default=None, description="the coordinator's refusing rule")
+
+
 GRAPH_CHANGED = register_event("graph_changed", GraphChanged)
+REMOTE_BACKOFF = register_event("remote.backoff", RemoteBackoff)
 RUN_QUEUED = register_event("run.queued", RunQueued)
 RUN_PLAN = register_event("run.plan", RunPlanned)
 RUN_PROGRESS = register_event("run.progress", RunProgress)

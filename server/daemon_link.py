@@ -31,6 +31,7 @@ from maestro.errors import (
 from maestro.server.methods import LinkState, WorkspaceStatus
 from maestro.wire import (
     CONFIGURE,
+    REMOTE_BACKOFF,
     STATUS,
     ClientSettings,
     ConfigureResult,
@@ -122,7 +123,7 @@ class DaemonLink:
             self.last_error = None
             await self._send_settings(client)
             try:
-                await client.subscribe(["graph_changed", "policy.incident"])
+                await client.subscribe(["graph_changed", "policy.incident", REMOTE_BACKOFF])
             except MaestroError as exc:
                 log.warning("cannot subscribe to daemon events: %s", exc.message)
             self._pump = asyncio.create_task(self._read_events(client), name="daemon-events")

@@ -30,7 +30,7 @@ from maestro.server.protocol import MaestroProtocol, converter
 from maestro.server.results import Results
 from maestro.server.settings import Settings
 from maestro.server.util import path_to_uri, uri_to_path
-from maestro.wire import GRAPH_STATS, Event, GraphStatsParams, StaleResult
+from maestro.wire import GRAPH_STATS, REMOTE_BACKOFF, Event, GraphStatsParams, StaleResult
 
 if TYPE_CHECKING:
     from maestro.reports import ImpactedReport
@@ -333,6 +333,9 @@ class MaestroServer(LanguageServer):
         ws = self.workspaces.get(link.root)
         if ws is not None and event.event == policy.INCIDENT_EVENT:
             policy.on_incident(self, ws, event.payload)
+            return
+        if ws is not None and event.event == REMOTE_BACKOFF:
+            backoff.on_event(self, ws, event.payload)
             return
         if ws is None or event.event != "graph_changed":
             return

@@ -8,6 +8,9 @@
   waits and only prefetches.
 - A missing key, a bad config or an unreachable coordinator shows up in `status` (`remote`),
   never as a failed request.
+- When the coordinator asks the sync to back off (429/503 + Retry-After), subscribers get the
+  `remote.backoff` event at once (and again when the end moves later), and its end when it
+  ends: editors need not poll `status` to show it.
 - Uploads pass the egress gate (cache/remote.py): `secrets.redaction.enforce`
   (`[tool.maestro.secrets.redaction] enforce`, read when the daemon starts, default true) says
   whether an upload in which the last scan finds a secret is blocked or only counted.
@@ -19,16 +22,17 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from typing import TYPE_CHECKING
 
 from maestro.errors import MaestroError
-from maestro.wire import RemoteStatus
+from maestro.wire import REMOTE_BACKOFF, RemoteBackoff, RemoteStatus
 
 if TYPE_CHECKING:
     from maestro.cache import Cache
     from maestro.cache.remote import MirroredCache, RemoteSync
+    from maestro.config import RemoteSettings
     from maestro.daemon.app import DaemonApp
-    from maestro.settings import RemoteSettings
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +48,12 @@ class SyncService:
         self.enforce = True  # secrets.redaction.enforce
         self._views: dict[bool, MirroredCache] = {}
         self._lock = asyncio.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._backoff: RemoteBackoff | None = None  # the episode subscribers were told of
+        self._backoff_end: asyncio.TimerHandle | None = None
 
     async def startup(self, app: DaemonApp) -> None:
-        from maestro.settings import load_settings
+        from maestro.config import load_settings
 
         try:
             loaded = await asyncio.to_thread(load_settings, app.root)
@@ -64,6 +71,7 @@ class SyncService:
             self.enforce = enforce
             if self.engine is not None:
                 self.engine.enforce = enforce
+        self._loop = asyncio.get_running_loop()
         key_env = remote.api_key_env if remote else None
         key = os.environ.get(key_env) if key_env else None
         async with self._lock:
@@ -99,6 +107,7 @@ class SyncService:
                     upload=remote.upload,
                     backoff_s=(0.5, _max_backoff_s()),
                     enforce=self.enforce,
+                    on_backoff=self._on_backoff,
                 )
                 engine.start()
                 return engine
@@ -123,7 +132,44 @@ class SyncService:
             self._views[wait_remote] = view
         return view
 
+    # --- backoff events --------------------------------------------------------------------
+
+    def _on_backoff(self, until: float, rule: str | None) -> None:
+        """The sync engine's thread: the coordinator asked it to wait until ``until``."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody listens
+                loop.call_soon_threadsafe(self._backoff_started, until, rule)
+
+    def _backoff_started(self, until: float, rule: str | None) -> None:
+        held = self._backoff
+        if held is not None and held.until is not None and until <= held.until:
+            return  # the same episode, told already
+        self._backoff = RemoteBackoff(active=True, until=until, rule=rule)
+        self.app.broadcast(REMOTE_BACKOFF, self._backoff)
+        self._schedule_end(until)
+
+    def _schedule_end(self, until: float) -> None:
+        if self._backoff_end is not None:
+            self._backoff_end.cancel()
+        loop = asyncio.get_running_loop()
+        self._backoff_end = loop.call_later(max(0.0, until - time.time()), self._backoff_over)
+
+    def _backoff_over(self, *, now: bool = False) -> None:
+        self._backoff_end = None
+        held = self._backoff
+        if held is None:
+            return
+        if not now and held.until is not None and held.until > time.time():
+            self._schedule_end(held.until)  # the loop's clock ran ahead of the wall clock
+            return
+        self._backoff = None
+        self.app.broadcast(REMOTE_BACKOFF, RemoteBackoff(active=False, rule=held.rule))
+
     async def _stop_engine(self) -> None:
+        if self._backoff_end is not None:
+            self._backoff_end.cancel()
+        self._backoff_over(now=True)  # no engine, nothing to wait for
         engine, views = self.engine, list(self._views.values())
         self.engine, self._views = None, {}
         for view in views:
