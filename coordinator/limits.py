@@ -19,25 +19,31 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
+from limits.aio.storage.redis.redispy import RedispyBridge
 from limits.aio.strategies import (
     MovingWindowRateLimiter,
     RateLimiter,
     SlidingWindowCounterRateLimiter,
 )
+from redis.exceptions import NoScriptError
 
 from .admission import FairnessMetrics, Refusal
 from .tenancy import TenantPolicy
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from .settings import Settings
 
 log = logging.getLogger(__name__)
 
 SUSTAINED_WINDOW_S = 10
+_Check = tuple[str, RateLimiter, RateLimitItem, tuple[str, ...], int]
+"""(rule, limiter, limit, identifiers, cost)"""
 Mode = Literal["shadow", "enforce"]
 
 
@@ -63,6 +69,10 @@ class RateLimits:
         self._warned = 0.0
         self._concurrent = not isinstance(storage, MemoryStorage)
         """Redis: the checks' round trips overlap."""
+        self._pipeline: RedispyBridge | None = None
+        """Redis through redis-py: every check of a request in one round trip."""
+        if isinstance(storage, RedisStorage) and isinstance(storage.bridge, RedispyBridge):
+            self._pipeline = storage.bridge
 
     @classmethod
     def from_settings(cls, settings: Settings, metrics: FairnessMetrics) -> RateLimits:
@@ -97,8 +107,8 @@ class RateLimits:
 
     def _checks(
         self, tenant: str, key_id: str | None, policy: TenantPolicy, upload_bytes: int
-    ) -> list[tuple[str, RateLimiter, RateLimitItem, tuple[str, ...], int]]:
-        checks: list[tuple[str, RateLimiter, RateLimitItem, tuple[str, ...], int]] = []
+    ) -> list[_Check]:
+        checks: list[_Check] = []
         if policy.burst is not None:
             burst: RateLimitItem = RateLimitItemPerSecond(policy.burst, 1, namespace="burst")
             checks.append(("rate.tenant_burst", self._moving, burst, ("t", tenant), 1))
@@ -128,7 +138,9 @@ class RateLimits:
         if not checks:
             return shadowed
         try:
-            if self._concurrent:
+            if self._pipeline is not None:
+                allowed = await self._hit_pipelined(self._pipeline, checks)
+            elif self._concurrent:
                 allowed = await asyncio.gather(
                     *(limiter.hit(item, *ids, cost=cost) for _, limiter, item, ids, cost in checks)
                 )
@@ -173,6 +185,51 @@ class RateLimits:
             )
         return shadowed
 
+    async def _hit_pipelined(self, bridge: RedispyBridge, checks: list[_Check]) -> list[bool]:
+        """The same hits as `limiter.hit` (the `limits` library's own Lua scripts and keys),
+        sent as one pipeline of EVALSHA: one round trip to Redis per request instead of one
+        per limit, and no task per check. (A pipeline given the script objects would ask
+        SCRIPT EXISTS first, a second round trip every time: scripts are loaded only when
+        Redis says it lacks one, after which just the commands that failed are re-sent.)"""
+        storage = self.storage
+        assert isinstance(storage, RedisStorage)
+        client = cast("Redis", bridge.get_connection())
+        now = time.time()
+        commands: list[_Eval] = []
+        for _, limiter, item, ids, cost in checks:
+            key = item.key_for(*ids)
+            if limiter is self._moving:
+                commands.append(
+                    (
+                        bridge.lua_acquire_moving_window,
+                        [bridge.prefixed_key(key)],
+                        [now, item.amount, item.get_expiry(), cost],
+                    )
+                )
+            else:
+                commands.append(
+                    (
+                        bridge.lua_acquire_sliding_window,
+                        [
+                            bridge.prefixed_key(storage._previous_window_key(key)),
+                            bridge.prefixed_key(storage._current_window_key(key)),
+                        ],
+                        [item.amount, item.get_expiry(), cost],
+                    )
+                )
+        results = await _evalsha(client, commands)
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            for script in {id(commands[i][0]): commands[i][0] for i in missing}.values():
+                await client.script_load(script.script)
+            retried = await _evalsha(client, [commands[i] for i in missing])
+            for i, result in zip(missing, retried, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return [bool(ok) for ok in results]
+
     async def _retry_after(
         self, limiter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]
     ) -> float:
@@ -181,6 +238,17 @@ class RateLimits:
         except Exception:
             return float(item.get_expiry())
         return min(float(item.get_expiry()), max(0.05, stats.reset_time - self._clock()))
+
+
+_Eval = tuple[Any, list[str], list[Any]]
+"""(a registered script of the `limits` library, its keys, its arguments)"""
+
+
+async def _evalsha(client: Redis, commands: list[_Eval]) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in commands:
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+    return list(await pipe.execute(raise_on_error=False))
 
 
 def _sustained(rate_per_s: float) -> RateLimitItem:
