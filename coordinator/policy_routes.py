@@ -2,8 +2,13 @@
 daemons send (redacted), and the explain API by execution id, tenant-scoped.
 
 The bundle is a file an admin publishes (PUT, signed beforehand: `maestro policy bundle`);
-the coordinator does not hold signing keys, daemons verify. Bundles and decisions live under
-``<data_dir>/policy/<tenant>/`` of this replica (docs/policy.md says what scale-out needs).
+the coordinator holds no signing keys. With trusted public keys configured for a tenant
+(``policy_bundle_keys``, ``policy_tenant_bundle_keys``), a published bundle is verified and
+compiled by the daemon's own :class:`~maestro.policy.bundle.BundleStore` (signature, digests,
+expiry, rollback) before it is served, and the tenant's admission refusals are decided by it
+(its team rules beside the built-in ones); a rejected one is refused (422) and the last good
+stays. Bundles and decisions live under ``<data_dir>/policy/<tenant>/`` of this replica
+(docs/policy.md says what scale-out needs).
 """
 
 from __future__ import annotations
@@ -12,21 +17,24 @@ import hashlib
 import logging
 import math
 import os
+import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client import Counter as PromCounter
 from pydantic import BaseModel, Field, ValidationError
 
-from maestro.errors import PolicyError
-from maestro.policy.engine import PolicySet
+from maestro.errors import ConfigError, PolicyError
+from maestro.policy.bundle import BundleRejected, BundleStore, load_public_key
+from maestro.policy.engine import PolicyEngine, PolicySet
 from maestro.policy.model import CoordinatorInput, CoordinatorRefusal, DecisionRecord
 from maestro.policy.records import DecisionLog
 from maestro.policy.sources import load
@@ -38,6 +46,7 @@ from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, operation
 
 if TYPE_CHECKING:
     from .app import Coordinator
+    from .settings import Settings
 
 MAX_BUNDLE_BYTES = 8 * 1024 * 1024
 MAX_DECISIONS_BYTES = 4 * 1024 * 1024
@@ -67,9 +76,95 @@ class PolicyExplain(BaseModel):
     decisions: list[DecisionRecord] = Field(description="oldest first; inputs redacted")
 
 
+class TenantBundles:
+    """The team layer per tenant at the coordinator: the keys it trusts for each tenant and,
+    for a tenant with keys, a :class:`BundleStore` (the daemon's: same verification, last
+    good on disk, quarantine) whose engine decides the tenant's refusals."""
+
+    def __init__(self, data_dir: Path, keys: Mapping[str, Any], tenants: Mapping[str, Any]):
+        self.data_dir = data_dir
+        self.keys = dict(keys)
+        self.tenant_keys = {name: dict(table) for name, table in tenants.items()}
+        self._stores: dict[str, BundleStore] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TenantBundles:
+        """Read every configured key now: a missing or malformed one stops the start."""
+
+        def read(table: Mapping[str, Path], where: str) -> dict[str, Any]:
+            out = {}
+            for kid, path in table.items():
+                try:
+                    out[kid] = load_public_key(Path(path))
+                except PolicyError as exc:
+                    raise ConfigError(
+                        f"{where}.{kid}: {exc.message}", where=exc.where, hint=exc.hint
+                    ) from None
+            return out
+
+        tenants = {
+            name: read(table, f"policy_tenant_bundle_keys.{name}")
+            for name, table in settings.policy_tenant_bundle_keys.items()
+        }
+        return cls(settings.data_dir, read(settings.policy_bundle_keys, "policy_bundle_keys"),
+                   tenants)  # fmt: skip
+
+    def trusted(self, tenant: str) -> dict[str, Any]:
+        """The global keys and the tenant's own (the tenant's win on a shared key id)."""
+        return {**self.keys, **self.tenant_keys.get(tenant, {})}
+
+    def store(self, tenant: str) -> BundleStore | None:
+        """The tenant's bundle store (None without trusted keys), opened warm: the persisted
+        last good bundle in force. Blocking (it may compile): call it in the executor."""
+        keys = self.trusted(tenant)
+        if not keys:
+            return None
+        with self._lock:
+            held = self._stores.get(tenant)
+            if held is not None:
+                return held
+            folder = self.data_dir / "policy" / tenant / "verified"
+            # a bundle is compiled in a child first: rego-cpp aborts the process on some forms
+            store = BundleStore(folder, PolicyEngine.open(None, isolate=True), keys)
+            if not store.warm_start():
+                self._adopt(tenant, store)
+            self._stores[tenant] = store
+            return store
+
+    def _adopt(self, tenant: str, store: BundleStore) -> None:
+        """A bundle published before keys were configured is verified once, like a new one."""
+        served = self.data_dir / "policy" / tenant / "bundle.tar.gz"
+        try:
+            data = served.read_bytes()
+        except OSError:
+            return
+        try:
+            verified = store.apply(data)
+        except BundleRejected as exc:
+            log.error("tenant %s: the published policy bundle is not used: %s", tenant, exc)
+            return
+        log.info("tenant %s: policy bundle %s in force", tenant, verified.revision)
+
+    def open_all(self) -> None:
+        """Open the stores of every tenant with keys and a bundle on disk (at start)."""
+        folder = self.data_dir / "policy"
+        names = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+        for name in names:
+            if self.trusted(name):
+                self.store(name)
+
+    def policy(self, tenant: str) -> PolicySet | None:
+        """The tenant's policy in force (None: no trusted keys or no store opened yet). Never
+        blocks: a refusal must not wait on a compile."""
+        store = self._stores.get(tenant)
+        return store.engine.current if store is not None else None
+
+
 @dataclass
 class PolicyRoutes:
     coordinator: Coordinator
+    bundles: TenantBundles
     redactor: Redactor = field(default_factory=Redactor)
     _logs: dict[str, DecisionLog] = field(default_factory=dict)
 
@@ -106,6 +201,10 @@ class PolicyRoutes:
                 "400": err("Not a gzip file."),
                 **AUTH_ERRORS,
                 "413": err("Bundle too large."),
+                "422": err(
+                    "Rejected by the keys trusted for this tenant (unsigned, unknown key, bad "
+                    "signature or digest, expired, older than the one held, does not compile)."
+                ),
             },
             body=BINARY,
         ),
@@ -135,7 +234,19 @@ class PolicyRoutes:
             raise ApiError(413, "too_large", "policy bundles are at most 8 MiB")
         if not data.startswith(b"\x1f\x8b"):
             raise ApiError(400, "bad_request", "a policy bundle is a tar.gz (OPA bundle layout)")
-        path = self._folder(principal.tenant.name) / "bundle.tar.gz"
+        tenant = principal.tenant.name
+        store = await self.coordinator.run(self.bundles.store, tenant)
+        if store is not None:  # verified as daemons will, before anyone is served it
+            try:
+                verified = await self.coordinator.run(store.apply, data)
+            except BundleRejected as exc:
+                raise ApiError(
+                    422, "bundle_rejected", f"{exc.reason}: {exc.message}",
+                    hint=exc.hint or "the last good bundle stays published and in force",
+                ) from None  # fmt: skip
+            log.info("tenant %s: policy bundle %s (version %d) verified and in force",
+                     tenant, verified.revision, verified.version)  # fmt: skip
+        path = self._folder(tenant) / "bundle.tar.gz"
 
         def write() -> None:
             tmp = path.with_name(path.name + ".tmp")
@@ -312,8 +423,9 @@ class AdmissionPolicy:
                 shadow=refusal.shadow,
             ),
         )
+        policy = self.routes.bundles.policy(refusal.tenant) or self.policy
         try:
-            decision = self.policy.evaluate(inp)
+            decision = policy.evaluate(inp)
         except PolicyError as exc:  # fail open: the built-in rule text answers
             log.warning("coordinator policy failed, built-in refusal text used: %s", exc)
             return None
@@ -341,11 +453,22 @@ class AdmissionPolicy:
         fired = [r for r in rules if r.kind == "deny"] or rules
         if not fired:
             return None
-        return Explanation(fired[0].rule, fired[0].remediation, record.id)
+        # the tenant's own rule (team layer) names the refusal before the built-in one
+        first = min(fired, key=lambda r: _LAYER_ORDER.get(r.layer, len(_LAYER_ORDER)))
+        return Explanation(first.rule, first.remediation, record.id)
+
+
+_LAYER_ORDER = {"team": 0, "workspace": 1, "builtin": 2}
 
 
 def add_routes(app: web.Application, coordinator: Coordinator) -> None:
-    routes = PolicyRoutes(coordinator)
+    bundles = TenantBundles.from_settings(coordinator.settings)
+    routes = PolicyRoutes(coordinator, bundles)
+
+    async def open_bundles(app: web.Application) -> None:
+        await coordinator.run(bundles.open_all)
+
+    app.on_startup.append(open_bundles)
     coordinator.gate.explainer = AdmissionPolicy(routes, coordinator.metrics.registry)
     app.router.add_get("/v1/tenants/{tenant}/policy/bundle", routes.bundle)
     app.router.add_put("/v1/tenants/{tenant}/policy/bundle", routes.bundle)

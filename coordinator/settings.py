@@ -163,6 +163,17 @@ class Settings(BaseModel):
     token_rate_per_s: float | None = Field(default=None, gt=0)
     """Per API key (every token minted from one key shares it)."""
 
+    # -- policy (docs/policy.md#team-bundles) ------------------------------------------------
+    policy_bundle_keys: Annotated[dict[str, Path], BeforeValidator(_pairs)] = Field(
+        default_factory=dict
+    )
+    """Public keys (PEM files, by key id) trusted to sign every tenant's policy bundle; two
+    at once while keys rotate. With trusted keys, a published bundle is verified (signature,
+    expiry, rollback, compiles) before it is served, and the tenant's refusals evaluate it."""
+    policy_tenant_bundle_keys: dict[str, dict[str, Path]] = Field(default_factory=dict)
+    """Per tenant ([policy_tenant_bundle_keys.NAME] kid = "path"), trusted for that tenant
+    besides `policy_bundle_keys`."""
+
     # -- connection hardening ----------------------------------------------------------------
     header_timeout_s: float = Field(default=15.0, gt=0, le=3600)
     """A connection must deliver a complete request head within this after it opens or after

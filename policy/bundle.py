@@ -178,6 +178,23 @@ def verify(
     )  # fmt: skip
 
 
+def load_public_key(path: Path) -> Any:
+    """A trusted bundle key from a PEM file (EC, RSA or Ed25519 public key)."""
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        return load_pem_public_key(path.read_bytes())
+    except OSError as exc:
+        raise PolicyBundleError(
+            f"cannot read the bundle key: {exc.strerror}", where=str(path)
+        ) from None
+    except ValueError as exc:
+        raise PolicyBundleError(
+            f"not a PEM public key: {exc}", where=str(path),
+            hint="export the public half: openssl pkey -in key.pem -pubout",
+        ) from None  # fmt: skip
+
+
 def _time(value: Any) -> datetime | None:
     if not value:
         return None

@@ -157,15 +157,15 @@ class PolicyService:
     def _trusted_keys(self, settings: Mapping[str, object]) -> dict[str, object]:
         """``[tool.maestro.policy.bundle] keys = {kid = "path/to/public.pem"}`` (two at once
         while keys rotate)."""
-        from cryptography.hazmat.primitives.serialization import load_pem_public_key
+        from maestro.policy.bundle import load_public_key
 
         keys: dict[str, object] = {}
         table = settings.get("keys", {})
         for kid, path in table.items() if isinstance(table, dict) else []:
             try:
-                keys[str(kid)] = load_pem_public_key((self.root / str(path)).read_bytes())
-            except (OSError, ValueError) as exc:
-                log.error("policy bundle key %s not loaded from %s: %s", kid, path, exc)
+                keys[str(kid)] = load_public_key(self.root / str(path))
+            except PolicyError as exc:
+                log.error("policy bundle key %s not loaded: %s", kid, exc)
         return keys
 
     def _forward_incident(self, incident: Incident) -> None:
