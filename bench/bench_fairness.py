@@ -14,10 +14,13 @@ sharing a Debian redis-server and an nginx WebDAV upstream, load split between t
 2. **loaded, fairness off** (`fairness = false`, `rate_limits = "off"`: every request served at
    once, as before admission existed): the same light load while the hostile tenant (priority
    ci) keeps `--hostile` 1 MiB uploads in flight (re-sending 50 ms after any refusal, ignoring
-   Retry-After) plus a burst of 300 reads every 2 s; embedded, `--hold` more connections are
-   opened from 20 loopback addresses and kept alive for the whole phase.
+   Retry-After) plus a burst of 300 reads every 2 s; `--hold` more connections are opened from
+   20 loopback addresses (spread over the replicas) and kept alive for the whole phase.
 3. **loaded, fairness on** (defaults plus `rate_limits = "shadow"` with limits on the hostile
    tenant, so the limit check is part of every admission): the same load.
+4. **unloaded + hostile client's CPU**: as 1, while a process burns as much CPU as the hostile
+   client process used in 3 (without sending anything): the baseline with the load generator's
+   own CPU accounted for, on a host whose 2 cores the clients share with the servers.
 
 Reported: each tenant's p95; the **gap** = light p95 loaded - light p95 unloaded (how far the
 top tenant pushes the bottom ones; the seed target is a 40% reduction with fairness on); light
@@ -257,10 +260,11 @@ async def _hostile(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _hold(spec: dict[str, Any]) -> dict[str, Any]:
-    """Open `n` connections from 20 loopback addresses, hold them idle until the deadline, then
-    send one request on each: held = still open and answered."""
+    """Open `n` connections from 20 loopback addresses, spread over the servers, hold them idle
+    until the deadline, then send one request on each: held = still open and answered."""
     _raise_nofile(spec["n"] + 1000)
-    host, port = spec["host"], spec["port"]
+    servers: list[tuple[str, int]] = [(h, int(p)) for h, p in spec["servers"]]
+    host = servers[0][0]
     deadline = time.monotonic() + spec["duration"]
     opened = 0
     lost = 0
@@ -270,7 +274,7 @@ async def _hold(spec: dict[str, Any]) -> dict[str, Any]:
         nonlocal opened, lost
         try:
             reader, writer = await asyncio.open_connection(
-                host, port, local_addr=(f"127.0.0.{2 + i % 20}", 0)
+                *servers[i % len(servers)], local_addr=(f"127.0.0.{2 + i % 20}", 0)
             )
         except OSError:
             lost += 1
@@ -586,11 +590,8 @@ def _phase(
     span = args.phase_s + warm + 1
     hold_proc = None
     if hold:
-        host_port = bases[0].removeprefix("http://").rsplit(":", 1)
-        hold_proc = _spawn(
-            "hold",
-            {"n": hold, "host": host_port[0], "port": int(host_port[1]), "duration": span + 4},
-        )
+        addresses = [b.removeprefix("http://").rsplit(":", 1) for b in bases]
+        hold_proc = _spawn("hold", {"n": hold, "servers": addresses, "duration": span + 4})
         time.sleep(4)  # connections opened before the load starts
     hostile_proc = None
     if hostile:
@@ -708,7 +709,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tmp = Path(tmp_name)
         for scenario in args.scenarios.split(","):
             rows: dict[str, Any] = {}
-            hold = args.hold if scenario == "embedded" else 0
+            hold = args.hold
             for label, fairness, hostile in (
                 ("unloaded", True, False),
                 ("loaded, fairness off", False, True),
