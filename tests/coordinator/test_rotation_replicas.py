@@ -182,3 +182,34 @@ def test_concurrent_rotations_all_land(tmp_path: Path) -> None:
     assert set(ring.keys) == {"default", *new_kids}
     assert ring.signing in new_kids
     assert [k for k, e in ring.keys.items() if e.verify_until is None] == [ring.signing]
+
+
+async def _source_reads(url: str) -> None:
+    from maestro.coordinator.auth import SharedKeyringSource
+
+    state = RedisState.from_url(url)
+    try:
+        shared = await state.token_secret()
+        assert shared is not None
+        now = [100.0]
+        source = SharedKeyringSource(state, shared, clock=lambda: now[0])
+        await source.refresh("default")
+        assert source().signing_kid == "default"  # no keyring yet: the shared secret
+        done = await rotate_shared_keyring(state, overlap_s=60)
+        now[0] += 0.5
+        await source.refresh("default")  # a known key, read 0.5 s ago: not read again
+        assert source().signing_kid == "default"
+        await source.refresh(done.new_kid)  # a key not read yet: read at once
+        assert source().signing_kid == done.new_kid
+        await state.r.set(state._k("token-keys"), b"{damaged")
+        now[0] += 1.0
+        await source.refresh("default")  # read again after a second: damaged, keys kept
+        assert source().signing_kid == done.new_kid
+    finally:
+        await state.close()
+
+
+@needs_redis
+def test_replica_reads_the_keyring_when_due_and_keeps_keys_over_damage(tmp_path: Path) -> None:
+    with run_redis(tmp_path) as redis:
+        asyncio.run(_source_reads(redis.url))
