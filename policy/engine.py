@@ -138,6 +138,7 @@ class PolicySet:
     blind: bool = True  # no module reads the execution id: it is not part of Rego's input
     timeless: bool = True  # no module reads now_ms: neither is it
     openings: bool = False  # a non-built-in module reads windows' next_open_ms
+    ruled: frozenset[tuple[str, str]] = frozenset()  # (layer, point) pairs with rule modules
     _memo: OrderedDict[bytes, Decision] = field(default_factory=OrderedDict, repr=False)
     _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -171,7 +172,12 @@ class PolicySet:
             _READS_OPENINGS.search(m.text) for m in sources.modules if m.layer != "builtin"
         )
         digest = h.hexdigest()[:16]
-        return cls(sources, compiled, notes, digest, data, pure, blind, timeless, openings)
+        ruled = frozenset((layer, point) for layer, point, _ in present)
+        return cls(sources, compiled, notes, digest, data, pure, blind, timeless, openings, ruled)
+
+    def only_builtin(self, point: str) -> bool:
+        """Whether only built-in modules define rules of ``point`` (no workspace or team)."""
+        return all(layer == "builtin" for layer, p in self.ruled if p == point)
 
     def annotation(self, rule: str) -> Annotation | None:
         """The rule's annotation, else its family's (``caps.db_serial`` -> ``caps``)."""
@@ -248,8 +254,10 @@ class PolicySet:
 
 def _resolve(decision: Decision, inp: PolicyInput) -> Decision:
     """Rules that said when to retry as an instant get their delay from the input's clock."""
-    now = getattr(inp, "now_ms", None)
-    if now is None or not any(r.retry_at_ms is not None for r in decision.rules):
+    if not any(r.retry_at_ms is not None for r in decision.rules):
+        return decision
+    now = getattr(inp, "now_ms", None)  # (pydantic's miss path is slow: asked only here)
+    if now is None:
         return decision
     rules = [
         r if r.retry_at_ms is None

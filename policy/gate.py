@@ -3,6 +3,7 @@ call. This is the function the daemon, the CLI and the editor integration use.""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Iterable, Mapping
@@ -11,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from maestro.policy.engine import PolicyEngine
+from maestro.policy.engine import PolicyEngine, PolicySet
 from maestro.policy.model import Decision, DecisionRecord, FiredRule, PolicyInput
 from maestro.policy.records import DecisionLog
 from maestro.redaction import Redactor
@@ -40,16 +41,17 @@ class MarkerScanner:
     _seen: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
 
     def markers(self, target: str) -> list[str]:
-        path = self.root / target
+        # asked for every file of a plan at every run: os.stat on a string, not pathlib
+        path = os.path.join(self.root, target)
         try:
-            stamp = path.stat().st_mtime_ns
+            stamp = os.stat(path).st_mtime_ns
         except OSError:
             return []
         held = self._seen.get(target)
         if held is not None and held[0] == stamp:
             return list(held[1])
         try:
-            text = path.read_text(encoding="utf-8", errors="replace")
+            text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError:
             return []
         found = tuple(sorted(set(_MARK.findall(text)) - {"parametrize", "usefixtures"}))
@@ -63,6 +65,22 @@ class MarkerScanner:
             if found:
                 out[t] = found
         return out
+
+
+def serve_asks(
+    policy: PolicySet | None, targets: Iterable[str], scanner: MarkerScanner
+) -> list[tuple[str, list[str]]]:
+    """The files whose cache ``serve`` decision must be asked, with their markers. Every one
+    when a workspace or team module has cache rules; else only those carrying a marker: the
+    built-in cache rules deny serving for a marker only (``no_cache_markers``), and a plan
+    serves hundreds of files at every run."""
+    every = policy is None or not policy.only_builtin("cache")
+    out = []
+    for target in targets:
+        markers = scanner.markers(target)
+        if every or markers:
+            out.append((target, markers))
+    return out
 
 
 @dataclass

@@ -347,25 +347,28 @@ class PolicyService:
         denies runs for real (its whole file). Only decisions that are not a plain allow are
         recorded: a plan serves hundreds of files, each asked at every run (the policy set's
         memo answers the repeats). Returns the targets that now run."""
+        from maestro.policy.gate import serve_asks
+
         gate, scanner = self._gate, self._markers
-        served = [f for f in planned.files if f.reason is None]
+        served = {f.target: f for f in planned.files if f.reason is None}
         if gate is None or scanner is None or not served:
             return []
 
         def decide_all() -> list[PlannedFile]:
             denied = []
-            for f in served:
+            for target, markers in serve_asks(gate.engine.current, served, scanner):
+                f = served[target]
                 result = f.cached or f.carried
                 inp = CacheInput(
-                    execution_id=execution_id, action="serve", target=f.target,
-                    markers=scanner.markers(f.target), ci=ci,
+                    execution_id=execution_id, action="serve", target=target,
+                    markers=markers, ci=ci,
                     outcome=None if result is None
                     else ("passed" if result.exit_code == 0 else "failed"),
                 )  # fmt: skip
                 decision = gate.engine.decide(inp)
                 if decision.result == "allow" and not decision.rules:
                     continue
-                record = gate.record(inp, decision, targets=[f.target])
+                record = gate.record(inp, decision, targets=[target])
                 if gate.log is not None:
                     gate.log.add(record)
                 self._note(record)

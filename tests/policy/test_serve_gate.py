@@ -108,3 +108,51 @@ def test_a_denied_serve_runs_the_test_for_real_and_explain_says_why(ws: Path) ->
     assert [(d["result"], d["targets"]) for d in serve] == [("deny", ["tests/test_live.py"])]
     # a plain allow to serve is not recorded (hundreds a run)
     assert not any(d["input"].get("target") == "tests/test_plain.py" for d in serve)
+
+
+def test_only_files_with_markers_are_asked_while_only_built_in_rules_judge_serving(
+    tmp_path: Path,
+) -> None:
+    from maestro.policy import PolicyEngine
+    from maestro.policy.gate import MarkerScanner, serve_asks
+
+    root = tmp_path / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "pyproject.toml").write_text("[tool.maestro.policy]\nupload_ci_only = true\n")
+    (root / "tests/test_a.py").write_text("def test_a():\n    pass\n")
+    (root / "tests/test_f.py").write_text(
+        "import pytest\n\n@pytest.mark.flaky\ndef test_f():\n    pass\n"
+    )
+    targets = ["tests/test_a.py", "tests/test_f.py"]
+    engine = PolicyEngine.open(root)
+    scanner = MarkerScanner(root)
+    assert serve_asks(engine.current, targets, scanner) == [("tests/test_f.py", ["flaky"])]
+
+    (root / ".maestro/policy").mkdir(parents=True)
+    (root / ".maestro/policy/serve.rego").write_text(NO_SERVE)
+    engine.reload()
+    assert [t for t, _ in serve_asks(engine.current, targets, scanner)] == targets
+
+
+@pytest.mark.parametrize("ci", [False, True])
+@pytest.mark.parametrize("outcome", [None, "passed", "failed"])
+def test_the_built_in_cache_rules_never_deny_serving_an_unmarked_file(
+    tmp_path: Path, ci: bool, outcome: str | None
+) -> None:
+    """What :func:`serve_asks` relies on to leave unmarked files out."""
+    from maestro.policy import CacheInput, PolicyEngine
+
+    root = tmp_path / "ws"
+    root.mkdir()
+    (root / "pyproject.toml").write_text(
+        "[tool.maestro.policy]\nupload_ci_only = true\nno_cache_markers = ['slow', 'net']\n"
+        "never_skip_markers = ['critical']\nquarantine = ['tests/']\n"
+    )
+    engine = PolicyEngine.open(root)
+    assert engine.last_error is None and engine.current is not None
+    assert engine.current.only_builtin("cache")
+    for target in ("tests/test_a.py", "tests/", "x.py::t", ""):
+        inp = CacheInput(action="serve", target=target, ci=ci, outcome=outcome)
+        assert engine.decide(inp).result == "allow"
+    marked = CacheInput(action="serve", target="t.py", markers=["net"], ci=ci, outcome=outcome)
+    assert engine.decide(marked).result == "deny"
