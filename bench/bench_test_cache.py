@@ -41,15 +41,8 @@ from bench.common import (
 
 WORK = BENCH_DIR / "testcache"
 TIMEOUT_S = 900
-# Build the CLI from the command module, so the bench does not depend on app.py wiring.
-MAESTRO_CODE = (
-    "import typer\n"
-    "from maestro.cli.test_cmd import TestCommand, test\n"
-    "app = typer.Typer()\n"
-    "app.command('test', cls=TestCommand)(test)\n"
-    "app.command('noop')(lambda: None)\n"
-    "app()\n"
-)
+# The console script's own entry point (the fast path, then the full CLI), as a user runs it.
+MAESTRO_CODE = "from maestro.cli import main\nmain()\n"
 
 
 @dataclass

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from maestro.cache.store import Cache
     from maestro.engine.events import Event
     from maestro.engine.interpreter import Interpreter
-    from maestro.engine.runner import RunReport
+    from maestro.engine.runner import RunReport, WarmPytest
     from maestro.engine.testing import Plan, PlannedFile, RunOrder, Selection, Summary
     from maestro.graph.build import BuildGraph
     from maestro.graph.fingerprints import FingerprintStore
@@ -52,6 +52,31 @@ class Engine:
     def close(self) -> None:
         self.cache.close()
 
+    @staticmethod
+    def warm(root: Path, *, environ: Mapping[str, str] | None = None) -> WarmPytest | None:
+        """Start the pytest process of a run about to be planned (see ``WarmPytest``), from
+        what is known before the graph: the configuration and the interpreter's path. None when
+        it cannot be; the run then starts its own."""
+        from maestro.config import load_config
+        from maestro.engine.interpreter import find_interpreter_path
+        from maestro.engine.runner import WarmPytest
+        from maestro.envvars import allowlist_with
+        from maestro.errors import MaestroError
+
+        try:
+            config = load_config(root).config
+            python, _ = find_interpreter_path(root, configured=config.interpreter, environ=environ)
+        except MaestroError:
+            return None  # the run reports it
+        venv = python.parent.parent
+        return WarmPytest.start(
+            root,
+            python,
+            venv=venv if (venv / "pyvenv.cfg").is_file() else None,
+            env_allowlist=allowlist_with(config.env_allowlist),
+            environ=environ,
+        )
+
     def plan(self, selection: Selection, *, environ: Mapping[str, str] | None = None) -> Plan:
         from maestro.engine.testing import plan
 
@@ -74,6 +99,7 @@ class Engine:
         environ: Mapping[str, str] | None = None,
         run_order: RunOrder | None = None,
         nice: int = 0,
+        warm: WarmPytest | None = None,
     ) -> Summary:
         """Run the plan's non-cached files in one pytest process, store their results, summarise.
 
@@ -81,7 +107,7 @@ class Engine:
         process's); the daemon passes its client's so results match an in-process run.
         ``run_order`` orders the files on pytest's command line and, by its tests' scores, the
         tests inside each file (fail-first; the summary keeps the plan's order); ``nice`` lowers the
-        child's priority."""
+        child's priority; ``warm`` is a process started for this run (``Engine.warm``)."""
         from maestro.engine.runner import run_pytest
         from maestro.engine.testing import (
             FileOutcome,
@@ -125,6 +151,7 @@ class Engine:
                 test_scores=run_order.tests if run_order is not None else {},
                 extra_env=trace_env(self.interpreter, planned, to_run, environ),
                 deselect=[n for f in to_run for n in f.deselect],
+                warm=warm,
             )
             await fingerprinted
             await detectors
@@ -145,13 +172,14 @@ class Engine:
         on_plan: Callable[[Plan], None] | None = None,
         on_event: Callable[[Event], None] | None = None,
         environ: Mapping[str, str] | None = None,
+        warm: WarmPytest | None = None,
     ) -> Summary:
         """Plan and execute synchronously (no event loop when everything is cached)."""
         from maestro.engine.testing import run
 
         return run(
             self.graph, self.cache, self.interpreter, selection, on_plan=on_plan,
-            on_event=on_event, environ=environ, fingerprints=self.fingerprints,
+            on_event=on_event, environ=environ, fingerprints=self.fingerprints, warm=warm,
         )  # fmt: skip
 
     def stale(self, *, environ: Mapping[str, str] | None = None) -> list[PlannedFile]:

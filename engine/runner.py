@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
-import fnmatch
 import functools
 import json
 import logging
@@ -61,6 +60,7 @@ from maestro.engine.events import (
 )
 from maestro.engine.interpreter import Interpreter
 from maestro.envvars import DEFAULT_ENV_ALLOWLIST as DEFAULT_ENV_ALLOWLIST
+from maestro.envvars import allowlisted_env
 from maestro.errors import RunnerError
 from maestro.paths import workspace_state_dir
 
@@ -179,31 +179,31 @@ def plugin_dir() -> Path:
 
 
 def build_env(
-    interpreter: Interpreter,
+    venv: Path | None,
     *,
     events_fd: int,
     allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
     extra_env: Mapping[str, str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The child's environment: allowlisted variables, venv activation, plugin path, events fd."""
+    """The child's environment: allowlisted variables, activation of the ``venv`` the
+    interpreter lives in (None: not a venv), plugin path, events fd."""
     source = os.environ if environ is None else environ
-    patterns = tuple(allowlist)
-    env = {
-        name: value
-        for name, value in source.items()
-        if any(fnmatch.fnmatchcase(name, p) if p.endswith("*") else name == p for p in patterns)
-    }
+    env = dict(allowlisted_env(allowlist, source))
     if TRACE_ENV in source:  # how the plugin traces: changes records, never outcomes (not keyed)
         env[TRACE_ENV] = source[TRACE_ENV]
     env.update(extra_env or {})
-    if interpreter.is_venv:
-        env["VIRTUAL_ENV"] = str(interpreter.prefix)
-        venv_bin = str(interpreter.prefix / "bin")
+    if venv is not None:
+        env["VIRTUAL_ENV"] = str(venv)
+        venv_bin = str(venv / "bin")
         env["PATH"] = os.pathsep.join(p for p in (venv_bin, env.get("PATH")) if p)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugin_dir()), env.get("PYTHONPATH")) if p)
     env[EVENTS_FD_ENV] = str(events_fd)
     return env
+
+
+def venv_of(interpreter: Interpreter) -> Path | None:
+    return interpreter.prefix if interpreter.is_venv else None
 
 
 def build_command(
@@ -230,6 +230,7 @@ async def run_pytest(
     nice: int = 0,
     test_scores: Mapping[str, float] | None = None,
     deselect: Sequence[str] = (),
+    warm: WarmPytest | None = None,
 ) -> RunReport:
     """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
 
@@ -243,7 +244,8 @@ async def run_pytest(
     plugin, highest first: a file or class ranks as its best test and is never split, equal
     scores keep pytest's order. ``deselect``
     drops exactly these node ids (pytest's ``--deselect`` matches prefixes: ``test_a`` would
-    also drop ``test_ab``).
+    also drop ``test_ab``). ``warm``: a process started for this run before it was planned,
+    used when it was started exactly as this run would start one (else it is discarded).
     """
     select_path: str | None = None
     if test_scores or deselect:
@@ -255,7 +257,7 @@ async def run_pytest(
         return await _run_pytest(
             root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
             env_allowlist=env_allowlist, extra_env=extra_env, grace_s=grace_s,
-            environ=environ, nice=nice,
+            environ=environ, nice=nice, warm=warm,
         )  # fmt: skip
     finally:
         if select_path is not None:
@@ -263,26 +265,42 @@ async def run_pytest(
                 os.unlink(select_path)
 
 
-async def _run_pytest(
+@dataclass
+class _Spawned:
+    """A started pytest child and the descriptors and record this process keeps for it."""
+
+    proc: subprocess.Popen[bytes]
+    read_fd: int  # the events pipe's read end
+    lifeline_write: int
+    record: RunRecord | None
+    env: dict[str, str]  # as spawned (a warm child adds its run's extras later)
+    started: float
+
+    def kill(self) -> None:
+        """SIGKILL the group, reap the leader, let go of everything (a run that never ran)."""
+        _signal_group(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            self.proc.wait(_ORPHAN_WAIT_S)
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        _release(self.read_fd, self.lifeline_write, self.record)
+
+
+def _spawn(
     root: Path,
-    interpreter: Interpreter,
-    args: Sequence[str],
+    command: Sequence[str],
+    record: RunRecord | None,
+    env_of: Callable[[int], dict[str, str]],
     *,
-    on_event: EventCallback | None,
-    junit_xml: Path | None,
-    env_allowlist: Iterable[str],
-    extra_env: Mapping[str, str] | None,
-    grace_s: float,
-    environ: Mapping[str, str] | None,
+    stdin: int,
     nice: int,
-) -> RunReport:
-    interpreter.require_pytest()
-    root = root.absolute()
-    if not root.is_dir():
-        raise RunnerError(f"workspace root {root} is not a directory", hint="check the path")
-    if junit_xml is not None:
-        junit_xml = junit_xml.absolute()
-        junit_xml.unlink(missing_ok=True)
+    interpreter: Path,
+) -> _Spawned:
+    """Start ``command`` in its own session with the events pipe, the lifeline and ``record``'s
+    group lock; ``env_of(events_fd)`` is its environment. On the event loop's thread (or the
+    main thread): the child's death signal follows the thread that forks it."""
     read_fd, write_fd = os.pipe()
     try:
         # Only this process ever holds the write end (os.pipe is close-on-exec): EOF = we are gone.
@@ -290,29 +308,20 @@ async def _run_pytest(
     except BaseException:
         os.close(read_fd)
         os.close(write_fd)
+        if record is not None:
+            record.close()
         raise
-    record: RunRecord | None = None
-    command = build_command(root, interpreter, args, junit_xml=junit_xml)
     try:
-        record = await _register(root)
-        env = build_env(
-            interpreter,
-            events_fd=write_fd,
-            allowlist=env_allowlist,
-            extra_env=extra_env,
-            environ=environ,
-        )
+        env = env_of(write_fd)
         env[LIFELINE_FD_ENV] = str(lifeline_read)
         inherited = [write_fd, lifeline_read] + ([] if record is None else [record.group_fd])
         log.info("running %s in %s", " ".join(command), root)
         started = time.monotonic()
-        # On the event loop's thread, never an executor's: the child's death signal follows
-        # the thread that forks it.
         proc = subprocess.Popen(
             command,
             cwd=root,
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             pass_fds=inherited,
@@ -328,7 +337,7 @@ async def _run_pytest(
     except OSError as exc:
         _release(read_fd, lifeline_write, record)
         raise RunnerError(
-            f"cannot start {interpreter.path}: {exc.strerror}",
+            f"cannot start {interpreter}: {exc.strerror}",
             hint="check the interpreter setting or recreate the virtual environment",
         ) from exc
     except BaseException:
@@ -337,6 +346,167 @@ async def _run_pytest(
     finally:
         os.close(write_fd)
         os.close(lifeline_read)
+    return _Spawned(proc, read_fd, lifeline_write, record, env, started)
+
+
+class WarmPytest:
+    """A pytest process started before its run is planned (``plugin/maestro_warm.py``).
+
+    The CLI starts one at the top of an in-process ``maestro test`` so that the interpreter's
+    start-up and pytest's import overlap the graph, the keys and the plan. The run takes it only
+    if it was started exactly as the run would start its own (interpreter, folder, environment
+    less the run's own extras); otherwise, or when nothing needs to run, it is killed unused.
+    Use it as a context manager: leaving it kills a process nobody took.
+    """
+
+    def __init__(self, root: Path, python: Path, spawned: _Spawned) -> None:
+        self.root = root
+        self.python = python
+        self._spawned: _Spawned | None = spawned
+
+    @classmethod
+    def start(
+        cls,
+        root: Path,
+        python: Path,
+        *,
+        venv: Path | None,
+        env_allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
+        environ: Mapping[str, str] | None = None,
+    ) -> WarmPytest | None:
+        """Start one (blocking: it first reaps the workspace's orphans); None if it cannot be
+        started, and the run then starts its own as usual."""
+        root = root.absolute()
+        allowlist = tuple(env_allowlist)
+        try:
+            spawned = _spawn(
+                root,
+                [str(python), "-m", WARM_MODULE],
+                _register_sync(root),
+                lambda fd: build_env(venv, events_fd=fd, allowlist=allowlist, environ=environ),
+                stdin=subprocess.PIPE,
+                nice=0,
+                interpreter=python,
+            )
+        except (OSError, RunnerError) as exc:
+            log.debug("no warm pytest process: %s", exc)
+            return None
+        return cls(root, python, spawned)
+
+    def take(
+        self, root: Path, command: Sequence[str], env_of: Callable[[int], dict[str, str]]
+    ) -> _Spawned | None:
+        """Hand the process over to the run of ``command`` if it fits (see the class), else
+        kill it; None: start a process of your own. ``env_of(events_fd)`` is the environment
+        the run would spawn with, its extras included."""
+        spawned, self._spawned = self._spawned, None
+        if spawned is None:
+            return None
+        env = env_of(int(spawned.env[EVENTS_FD_ENV]))
+        env[LIFELINE_FD_ENV] = spawned.env[LIFELINE_FD_ENV]
+        extra = {k: v for k, v in env.items() if spawned.env.get(k) != v}
+        fits = (
+            root.absolute() == self.root
+            and list(command[:3]) == [str(self.python), "-m", "pytest"]
+            and set(spawned.env) <= set(env)
+            and extra.keys() <= _PER_RUN_ENV
+            and spawned.proc.poll() is None
+        )
+        if not fits:
+            log.debug("the warm pytest process does not fit this run; starting another")
+            spawned.kill()
+            return None
+        request = json.dumps({"args": list(command[3:]), "env": extra}) + "\n"
+        assert spawned.proc.stdin is not None
+        try:
+            # A long node list may exceed the pipe: the child reads once pytest is imported.
+            spawned.proc.stdin.write(request.encode())
+            spawned.proc.stdin.close()
+        except OSError:  # it died on the way (a broken pytest): the run finds out by itself
+            spawned.kill()
+            return None
+        spawned.env = env
+        spawned.started = time.monotonic()
+        return spawned
+
+    @property
+    def pid(self) -> int | None:
+        """The waiting process's id; None once taken or discarded."""
+        return None if self._spawned is None else self._spawned.proc.pid
+
+    def discard(self) -> None:
+        spawned, self._spawned = self._spawned, None
+        if spawned is not None:
+            with contextlib.suppress(OSError):
+                assert spawned.proc.stdin is not None
+                spawned.proc.stdin.close()  # EOF: it exits by itself, running nothing
+            spawned.kill()
+
+    def __enter__(self) -> WarmPytest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.discard()
+
+
+WARM_MODULE = "maestro_warm"
+# The only variables a warm process may get after it started: the plugin reads them when pytest
+# configures it. Anything else (PYTHONHASHSEED, PYTHONPATH...) counts as the interpreter starts.
+_PER_RUN_ENV = frozenset({TRACE_ENV, SELECT_ENV})
+
+
+async def _run_pytest(
+    root: Path,
+    interpreter: Interpreter,
+    args: Sequence[str],
+    *,
+    on_event: EventCallback | None,
+    junit_xml: Path | None,
+    env_allowlist: Iterable[str],
+    extra_env: Mapping[str, str] | None,
+    grace_s: float,
+    environ: Mapping[str, str] | None,
+    nice: int,
+    warm: WarmPytest | None = None,
+) -> RunReport:
+    interpreter.require_pytest()
+    root = root.absolute()
+    if not root.is_dir():
+        raise RunnerError(f"workspace root {root} is not a directory", hint="check the path")
+    if junit_xml is not None:
+        junit_xml = junit_xml.absolute()
+        junit_xml.unlink(missing_ok=True)
+    command = build_command(root, interpreter, args, junit_xml=junit_xml)
+
+    def env_of(events_fd: int) -> dict[str, str]:
+        return build_env(
+            venv_of(interpreter),
+            events_fd=events_fd,
+            allowlist=env_allowlist,
+            extra_env=extra_env,
+            environ=environ,
+        )
+
+    spawned = None
+    if warm is not None and nice == 0:
+        spawned = warm.take(root, command, env_of)
+    if spawned is None:
+        spawned = _spawn(
+            root,
+            command,
+            await _register(root),
+            env_of,
+            stdin=subprocess.DEVNULL,
+            nice=nice,
+            interpreter=interpreter.path,
+        )
+    proc, read_fd, lifeline_write, record = (
+        spawned.proc,
+        spawned.read_fd,
+        spawned.lifeline_write,
+        spawned.record,
+    )
+    started = spawned.started
     assert proc.stdout is not None and proc.stderr is not None
     try:
         child = _Child(proc)
@@ -704,9 +874,13 @@ def reap_orphans(directory: Path, *, wait_s: float = _ORPHAN_WAIT_S) -> list[int
 async def _register(root: Path) -> RunRecord | None:
     """Kill the orphans of the workspace, then record this run; None if the state dir is
     unusable (the lifeline still ties the run to this process)."""
+    return await asyncio.to_thread(_register_sync, root)
+
+
+def _register_sync(root: Path) -> RunRecord | None:
     try:
         directory = runs_dir(root)
-        await asyncio.to_thread(reap_orphans, directory)
+        reap_orphans(directory)
         return RunRecord(directory)
     except OSError as exc:
         log.warning("cannot record the run in the workspace state dir: %s", exc)

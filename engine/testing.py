@@ -64,11 +64,12 @@ from maestro.engine.events import Event, FileDeps, TestResult
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.node_level import FAILING, is_file_input, node_reasons
 from maestro.engine.runner import (
-    DEFAULT_ENV_ALLOWLIST,
     TRACE_ENV,
     RunReport,
+    WarmPytest,
     run_sync,
 )
+from maestro.envvars import allowlist_with
 from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.fingerprints import FingerprintStore, diff
@@ -342,8 +343,7 @@ class Plan:
 
 
 def env_allowlist_of(graph: BuildGraph) -> tuple[str, ...]:
-    extra = graph.loaded.config.env_allowlist
-    return (*DEFAULT_ENV_ALLOWLIST, *(e for e in extra if e not in DEFAULT_ENV_ALLOWLIST))
+    return allowlist_with(graph.loaded.config.env_allowlist)
 
 
 def plan(
@@ -954,6 +954,7 @@ def run(
     on_event: Callable[[Event], None] | None = None,
     environ: Mapping[str, str] | None = None,
     fingerprints: FingerprintStore | None = None,
+    warm: WarmPytest | None = None,
 ) -> Summary:
     """Plan and execute synchronously (the CLI's entry point); Ctrl-C stops the child group."""
     planned = plan(graph, cache, interpreter, selection, environ=environ, fingerprints=fingerprints)
@@ -963,4 +964,4 @@ def run(
         promote(cache, planned)
         return summarise([FileOutcome(f, f.cached, True) for f in planned.files], None)
     engine = Engine(graph, cache, interpreter, fingerprints)
-    return run_sync(engine.execute(planned, on_event=on_event, environ=environ))
+    return run_sync(engine.execute(planned, on_event=on_event, environ=environ, warm=warm))

@@ -27,6 +27,11 @@ DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
 )
 
 
+def allowlist_with(extra: Iterable[str]) -> tuple[str, ...]:
+    """The default allowlist, then the workspace's own ``env-allowlist`` names."""
+    return (*DEFAULT_ENV_ALLOWLIST, *(e for e in extra if e not in DEFAULT_ENV_ALLOWLIST))
+
+
 def allowlisted_env(
     patterns: Iterable[str], environ: Mapping[str, str]
 ) -> tuple[tuple[str, str], ...]:

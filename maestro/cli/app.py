@@ -1,5 +1,9 @@
 """Root typer application; sub-commands live in sibling modules."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import typer
 
 from maestro.cli.cache_cmd import cache_app
@@ -14,6 +18,9 @@ from maestro.cli.model_cmd import model_app
 from maestro.cli.policy_cmd import policy_app
 from maestro.cli.test_cmd import TestCommand, test
 from maestro.cli.workspace_cmd import stale, status
+
+if TYPE_CHECKING:
+    from maestro.engine.runner import WarmPytest
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Maestro build intelligence.")
 app.command("test", cls=TestCommand)(test)
@@ -50,7 +57,9 @@ def _root(
     """Maestro: impacted tests with reasons, cached test runs."""
 
 
-def main() -> None:
+def main(warm: WarmPytest | None = None) -> None:
+    """Run the command line; ``warm``: pytest's process, started early for `maestro test`
+    (maestro/cli/fast.py), which the command takes from the context or kills."""
     import logging
     import sys
 
@@ -60,4 +69,8 @@ def main() -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(message)s"))  # as logging's last resort prints
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
-    app()
+    if warm is None:
+        app()
+        return
+    with warm:
+        app(obj=warm)

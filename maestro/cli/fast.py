@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from maestro.cli.test_render import Display
+    from maestro.engine.runner import WarmPytest
     from maestro.errors import MaestroError
     from maestro.reports import GraphStatsReport
 
@@ -42,9 +43,12 @@ def main() -> None:
     command = argv[0] if argv else ""
     code = FAST_COMMANDS[command](argv) if command in FAST_COMMANDS else None
     if code is None:
+        # An in-process `maestro test` starts pytest's process before the full CLI's imports,
+        # which then overlap its start-up (see WarmPytest in maestro/engine/runner.py).
+        warm = prestart(argv) if command == "test" else None
         from maestro.cli.app import main as full_cli
 
-        full_cli()
+        full_cli(warm)
         return
     sys.exit(code)
 
@@ -67,6 +71,42 @@ def may_start() -> bool:
         return True
     interactive = sys.stdout.isatty() and sys.stdin.isatty()
     return mode == "auto" and interactive and not os.environ.get("CI")
+
+
+def runs_in_process(root: Path, *, no_daemon: bool) -> bool:
+    """Whether `maestro test` runs in this process: no daemon serves ``root``, and none may be
+    started for it (the rule maestro/cli/via_daemon.py follows)."""
+    if no_daemon or policy() == "off":
+        return True
+    from maestro.daemon.address import running_socket
+    from maestro.errors import MaestroError
+
+    try:
+        running_socket(root)
+    except MaestroError:
+        return not may_start()
+    return False
+
+
+def prestart(argv: Sequence[str]) -> WarmPytest | None:
+    """pytest's process for a `maestro test` command line that will run in process."""
+    args = list(argv[1:])
+    if "--" in args:
+        args = args[: args.index("--")]
+    if "--help" in args:
+        return None
+    root: str | None = None
+    for i, arg in enumerate(args):
+        if arg == "--root" and i + 1 < len(args):
+            root = args[i + 1]
+        elif arg.startswith("--root="):
+            root = arg.removeprefix("--root=")
+    workspace = _workspace(root or None)
+    if workspace is None or not runs_in_process(workspace, no_daemon="--no-daemon" in args):
+        return None
+    from maestro.engine.core import Engine
+
+    return Engine.warm(workspace)
 
 
 def client_env(root: Path) -> dict[str, str]:

@@ -7,6 +7,7 @@ impacted: a docs-only change must not fail CI).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -16,7 +17,7 @@ import typer
 from typer.core import TyperCommand
 
 from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
-from maestro.cli.fast import client_env
+from maestro.cli.fast import client_env, runs_in_process
 from maestro.cli.scope import subfolder
 from maestro.cli.test_render import Display, final_exit_code, no_tests_in_scope, print_summary
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
@@ -30,6 +31,7 @@ from maestro.errors import (
 
 if TYPE_CHECKING:
     from maestro.cache.action import ActionResult
+    from maestro.engine.runner import WarmPytest
     from maestro.wire import Event as WireEvent
     from maestro.wire import PredictiveInfo, RunTestsParams, RunTestsResult
 
@@ -153,7 +155,10 @@ def test(
             predictive=predictive or threshold is not None,
             threshold=threshold,
         )
-        with Display(impacted=params.impacted, scope=scope) as display:
+        with (
+            Display(impacted=params.impacted, scope=scope) as display,
+            _warm(ctx, workspace, no_daemon) as warm,
+        ):
             result = None
             if not no_daemon and via_daemon.policy() != "off":
                 params = params.model_copy(update={"env": client_env(workspace)})
@@ -163,7 +168,7 @@ def test(
                 if result is None:
                     display.reset()  # the daemon gave up mid-run: start over in process
             if result is None:
-                result = run_in_process(workspace, params, display)
+                result = run_in_process(workspace, params, display, warm=warm)
                 if params.predictive:  # the ranking needs the daemon's telemetry and change set
                     note = "predictive mode needs the daemon: nothing skipped"
                     info = PredictiveInfo(threshold=threshold or 0.0, model="none", note=note)
@@ -219,7 +224,30 @@ def report_failure(exc: MaestroError) -> int:
     return EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL
 
 
-def run_in_process(root: Path, params: RunTestsParams, display: Display) -> RunTestsResult:
+def _warm(
+    ctx: typer.Context, root: Path, no_daemon: bool
+) -> contextlib.AbstractContextManager[WarmPytest | None]:
+    """pytest's process, when this run will be in process: the one the console script started
+    (maestro/cli/fast.py), else one started now. Leaving the block kills it if the run did not
+    take it."""
+    from maestro.engine.runner import WarmPytest
+
+    early = ctx.find_object(WarmPytest)
+    if early is not None:
+        if early.root == root.absolute():
+            return early
+        early.discard()
+    if not runs_in_process(root, no_daemon=no_daemon):
+        return contextlib.nullcontext()
+    from maestro.engine.core import Engine
+
+    warm = Engine.warm(root)
+    return warm if warm is not None else contextlib.nullcontext()
+
+
+def run_in_process(
+    root: Path, params: RunTestsParams, display: Display, *, warm: WarmPytest | None = None
+) -> RunTestsResult:
     from contextlib import closing
 
     from maestro.engine.core import Engine
@@ -237,6 +265,7 @@ def run_in_process(root: Path, params: RunTestsParams, display: Display) -> RunT
             selection,
             on_plan=lambda p: display.plan([planned_info(f) for f in p.files]),
             on_event=display.event,
+            warm=warm,
         )
     from maestro.policy.quarantine import in_process
 

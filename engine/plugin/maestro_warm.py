@@ -1,0 +1,56 @@
+"""``python -m maestro_warm``: pytest's process, started before Maestro knows what it will run.
+
+Starting the interpreter and importing pytest take a few hundred milliseconds, as long as
+Maestro's own planning of a small suite; the runner (``WarmPytest`` in maestro/engine/runner.py)
+starts this process first so that the two overlap. It then sends one line of JSON on stdin,
+``{"args": [...], "env": {...}}``, and this process becomes what ``python -m pytest ARGS`` would
+be: the variables are set, stdin is ``/dev/null`` (the runner's ``stdin=DEVNULL``), ``sys.argv``
+and ``__main__`` are pytest's (``runpy``, as ``-m`` does). pytest itself is imported first either
+way. End of input, or an empty line (the run needed no process, or the runner died), exits at
+once with status 0 and runs nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+from typing import Any
+
+
+def _request() -> dict[str, Any] | None:
+    """The runner's line, read without buffering: nothing of stdin may be left in a buffer."""
+    chunks: list[bytes] = []
+    while True:
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    line = b"".join(chunks).strip()
+    if not line:
+        return None
+    request = json.loads(line)
+    return request if isinstance(request, dict) else None
+
+
+def main() -> None:
+    import pytest  # noqa: F401  (the slow part, done while the runner plans)
+
+    request = _request()
+    if request is None:
+        sys.exit(0)
+    args = [str(a) for a in request.get("args", [])]
+    env = request.get("env", {})
+    os.environ.update({str(k): str(v) for k, v in env.items()})
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    os.close(null)
+    sys.argv = [sys.argv[0], *args]
+    runpy.run_module("pytest", run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()

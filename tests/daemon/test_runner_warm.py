@@ -1,0 +1,164 @@
+"""A pytest process started before its run is planned (WarmPytest): the tests in it see exactly
+what they see under `python -m pytest`, it runs only a run it fits, and it never outlives an
+unused start."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from maestro.engine.interpreter import Interpreter
+from maestro.engine.runner import WarmPytest, run_pytest_sync, runs_dir, venv_of
+
+pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="checks processes through /proc")
+
+WriteWorkspace = Callable[[dict[str, str]], Path]
+
+# What a test can see of the process it runs in, written next to it.
+PROBE = """
+import json, multiprocessing, os, sys
+from pathlib import Path
+
+
+def _child(queue):
+    queue.put(os.getpid())
+
+
+def test_probe():
+    spawn = multiprocessing.get_context("spawn")  # re-imports __main__ the way -m set it up
+    queue = spawn.Queue()
+    proc = spawn.Process(target=_child, args=(queue,))
+    proc.start()
+    queue.get(timeout=60)
+    proc.join(60)
+    main = sys.modules["__main__"]
+    Path(__file__).with_name("probe.json").write_text(json.dumps({
+        "pid": os.getpid(),
+        "argv": sys.argv,
+        "main": getattr(getattr(main, "__spec__", None), "name", None),
+        "main_file": getattr(main, "__file__", None),
+        "path": sys.path,
+        "stdin": os.read(0, 100).decode(),
+        "env": {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")},
+        "spawned": proc.exitcode,
+        "warm_module": "maestro_warm" in sys.modules,
+    }))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _gone(pid: int, within_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not _alive(pid)
+
+
+def _probe(root: Path) -> dict[str, Any]:
+    path = root / "probe.json"
+    found: dict[str, Any] = json.loads(path.read_text())
+    path.unlink()
+    return found
+
+
+def _warm(root: Path, interpreter: Interpreter, **kw: Any) -> WarmPytest:
+    warm = WarmPytest.start(root, interpreter.path, venv=venv_of(interpreter), **kw)
+    assert warm is not None
+    return warm
+
+
+def test_a_warm_process_runs_the_tests_as_python_m_pytest_would(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    root = workspace({"test_probe.py": PROBE})
+    cold = run_pytest_sync(root, interpreter, ["test_probe.py"])
+    assert cold.outcomes["passed"] == 1, cold.stdout.decode()
+    expected = _probe(root)
+
+    with _warm(root, interpreter) as warm:
+        pid = warm.pid
+        assert pid is not None
+        report = run_pytest_sync(root, interpreter, ["test_probe.py"], warm=warm)
+    assert report.outcomes["passed"] == 1, report.stdout.decode() + report.stderr.decode()
+    seen = _probe(root)
+    assert seen["pid"] == pid  # the warm process ran it ...
+    assert expected["pid"] != pid
+    for key in ("pid", "warm_module"):
+        del seen[key], expected[key]
+    assert seen == expected  # ... and its tests could not tell
+    assert expected["main"] == "pytest.__main__" and expected["spawned"] == 0
+    assert expected["stdin"] == ""
+
+
+def test_a_warm_process_that_does_not_fit_the_run_is_killed_and_another_runs_it(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    root = workspace({"test_probe.py": PROBE})
+    before = {**os.environ, "TZ": "UTC"}
+    with _warm(root, interpreter, environ=before) as warm:
+        pid = warm.pid
+        assert pid is not None
+        # the interpreter reads its environment as it starts: a changed TZ cannot be patched in
+        after = {**os.environ, "TZ": "Europe/Paris"}
+        report = run_pytest_sync(root, interpreter, ["test_probe.py"], environ=after)
+        assert report.outcomes["passed"] == 1
+        assert _alive(pid)  # not offered to that run: still waiting
+        report = run_pytest_sync(root, interpreter, ["test_probe.py"], environ=after, warm=warm)
+    assert report.outcomes["passed"] == 1, report.stdout.decode() + report.stderr.decode()
+    seen = _probe(root)
+    assert seen["pid"] != pid and seen["env"]["TZ"] == "Europe/Paris"
+    assert _gone(pid)
+
+
+def test_an_unused_warm_process_exits_and_leaves_no_run_record(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    root = workspace({"test_probe.py": PROBE})
+    warm = _warm(root, interpreter)
+    pid = warm.pid
+    assert pid is not None and _alive(pid)
+    assert [p for p in runs_dir(root).iterdir() if p.suffix == ".group"]
+    warm.discard()
+    assert _gone(pid)
+    assert not [p for p in runs_dir(root).iterdir() if not p.name.startswith(".")]
+    assert not (root / "probe.json").exists()
+
+
+def test_a_warm_process_dies_with_the_process_that_started_it(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    root = workspace({"test_probe.py": PROBE})
+    starter = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from maestro.engine.interpreter import query_interpreter\n"
+        "from maestro.engine.runner import WarmPytest, venv_of\n"
+        "i = query_interpreter(Path(sys.executable))\n"
+        "w = WarmPytest.start(Path(sys.argv[1]), i.path, venv=venv_of(i))\n"
+        "print(w.pid, flush=True)\n"
+        "import os; os._exit(0)\n"  # no clean-up at all, as if killed
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", starter, str(root)],
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert _gone(int(done.stdout.strip()))
