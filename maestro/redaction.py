@@ -78,12 +78,16 @@ MIN_KNOWN_LENGTH = 8
 """Shorter values are not redacted by value: a 4-character password would blank half a log."""
 
 SECRET_NAME = re.compile(
-    r"(?:^|_)(?:TOKEN|SECRET|PASSW(?:OR)?D|PWD|API_?KEY|ACCESS_?KEY(?:_ID)?|PRIVATE_?KEY|"
+    r"PASSW(?:OR)?D"  # anywhere: PGPASSWORD, MYSQLPASSWD
+    r"|(?:^|_)(?:TOKEN|SECRET|PWD|API_?KEY|ACCESS_?KEY(?:_ID)?|PRIVATE_?KEY|"
     r"SECRET_?KEY|AUTH|CREDENTIALS?|SESSION|COOKIE|DSN|WEBHOOK)(?:_|$)",
     re.IGNORECASE,
 )
 """Environment variable names whose values are secrets (AWS_SECRET_ACCESS_KEY, GITHUB_TOKEN,
 PGPASSWORD, SENTRY_DSN, ...)."""
+
+NOT_SECRET_NAMES = frozenset({"PWD", "OLDPWD"})
+"""The shell's current and previous directory: every path under them would be blanked."""
 
 _PEM = re.compile(
     r"-----BEGIN ([A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?)-----"
@@ -324,7 +328,7 @@ class Redactor:
         """A redactor knowing the secret-named variables of ``environ``."""
         redactor = cls(detectors=detectors, screen=screen)
         for name, value in environ.items():
-            if SECRET_NAME.search(name):
+            if SECRET_NAME.search(name) and name.upper() not in NOT_SECRET_NAMES:
                 redactor.add_known(value, kind=f"env-{slug(name)}")
         return redactor
 

@@ -3,8 +3,6 @@ the shell's own bookkeeping does not."""
 
 from __future__ import annotations
 
-import pytest
-
 from maestro.redaction import Redactor
 
 PROJECT = "/home/dev/project"
@@ -18,22 +16,11 @@ def test_secret_names_are_known_values() -> None:
         assert value not in redacted, name
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SECRET_NAME wants the marker at the start or after '_', so PostgreSQL's PGPASSWORD "
-    "(named in its own docstring) is not a known value",
-)
 def test_pgpassword_is_a_known_value() -> None:
     value = "s3cr3t-Value-0123456789"
     assert value not in Redactor.from_environ({"PGPASSWORD": value}).redact(f"with {value}")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SECRET_NAME (maestro/redaction.py) matches the shell's PWD (the current directory), so "
-    "every path under the directory `maestro test` ran from is redacted in test output, logs and "
-    "the cache",
-)
 def test_the_current_directory_is_not_a_secret() -> None:
     redactor = Redactor.from_environ({"PWD": PROJECT, "OLDPWD": "/home/dev", "HOME": "/home/dev"})
     assert redactor.redact(TRACEBACK) == TRACEBACK
