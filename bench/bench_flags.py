@@ -40,11 +40,11 @@ def _median_us(fn: object, rounds: int) -> float:
 
 
 def resolution(root: Path, rounds: int) -> list[list[object]]:
+    from maestro.config import load_settings
     from maestro.daemon.address import DaemonPaths
     from maestro.daemon.app import DaemonApp
     from maestro.daemon.services.flags import FlagsService
     from maestro.flags import Scope, WorkspaceFlags
-    from maestro.settings import load_settings
 
     flags = WorkspaceFlags(root)
     flags.change("ml.predictive.threshold", 0.1, scope=Scope.WORKSPACE, reason="bench")

@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from maestro.config import LoadedSettings, Target, load_settings
 from maestro.errors import UnknownTargetError, WorkspaceError
 from maestro.graph import environment, query, store
 from maestro.graph.files import is_excluded, walk
@@ -61,7 +62,6 @@ from maestro.graph.records import (
 from maestro.graph.resolver import Resolver, source_roots
 from maestro.graph.scanner import RawImport, check_syntax, encoding_problem, scan_imports
 from maestro.names import first_undecodable, is_utf8, printable, undecodable_message
-from maestro.settings import LoadedSettings, Target, load_settings
 
 if TYPE_CHECKING:
     import networkx as nx

@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from maestro.config import Target
 from maestro.errors import ConfigError
 from maestro.graph.index import FileEntry
 from maestro.graph.records import TARGET, Edge
 from maestro.graph.resolver import Resolver
 from maestro.graph.scanner import RawImport
-from maestro.settings import Target
 
 if TYPE_CHECKING:
     import pathspec

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from maestro.config import Target
 from maestro.graph.global_inputs import is_root_global_input, section_digests
 from maestro.graph.index import FileEntry
 from maestro.graph.linker import Links, glob
 from maestro.graph.records import DIST, TARGET, Edge, Hop, TargetKind, describe
 from maestro.graph.resolver import Resolver
 from maestro.names import is_utf8
-from maestro.settings import Target
 
 if TYPE_CHECKING:
     import networkx as nx

@@ -7,12 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
+from maestro.config import Settings
 from maestro.graph import environment
 from maestro.graph.index import FileEntry
 from maestro.graph.pytest_config import PytestConfig
 from maestro.graph.records import DIST, Edge, EdgeKind
 from maestro.graph.scanner import RawImport
-from maestro.settings import Settings
 
 AddEdge = Callable[[str, str, Edge], None]
 

@@ -11,11 +11,11 @@ import hashlib
 import itertools
 from collections.abc import Iterable, Mapping
 
+from maestro.config import LoadedSettings
 from maestro.graph.index import FileEntry, Index
 from maestro.graph.linker import Links
 from maestro.graph.pytest_config import PytestConfig
 from maestro.graph.records import Edge
-from maestro.settings import LoadedSettings
 
 LINKS = "links"  # the snapshot's key in Index.extra
 

@@ -1,94 +1,149 @@
 """Workspace configuration: `[tool.maestro]` in pyproject.toml, or a top-level `maestro.toml`.
 
-Validated by pydantic; every error names the file, the line and the key, and says how to fix it.
+One model: frozen dataclasses shaped like the TOML, which everything in Maestro reads. A workspace
+that configures nothing gets the defaults without pydantic being imported (the zero-config case;
+importing pydantic is a large share of a warm CLI start). A configured one is validated by
+pydantic against the same dataclasses (constraints and TOML names live in each field's metadata);
+every error names the file, the line and the key, and says how to fix it.
 """
 
 from __future__ import annotations
 
 import re
-import tomllib
+from dataclasses import FrozenInstanceError, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any, ClassVar, Literal
 
 from maestro.errors import ConfigError
 
 CONFIG_FILE = "maestro.toml"
 PYPROJECT = "pyproject.toml"
+DEFAULT_MAX_FILE_SIZE = 32 * 1024 * 1024
+FailFirst = Literal["tests", "files", "off"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
 
 
-class TargetSpec(_Strict):
+# pydantic's config for every table: TOML names are kebab-case (snake_case accepted too), and
+# an unknown key is an error. A plain dict: pydantic is not imported to define it.
+_TABLE: dict[str, Any] = {"extra": "forbid", "alias_generator": _kebab, "populate_by_name": True}
+
+
+class _Frozen:
+    """Immutable once built: each field is set once, by ``__init__``. What ``frozen=True`` gives,
+    without its generated methods per class, which cost this module several times its other
+    import time (and `maestro test` loads it on its fast path)."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if hasattr(self, name):
+            raise FrozenInstanceError(f"cannot assign to field {name!r}")
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
+
+
+class _FieldError(ValueError):
+    """A check in ``__post_init__`` that names its field (pydantic's error then points at the
+    table, not at the key)."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _meta(description: str = "", **constraints: Any) -> dict[str, Any]:
+    return {"description": description, **constraints} if description else constraints
+
+
+@dataclass(slots=True)
+class Target(_Frozen):
     """A declared (non-Python) target: what it reads, what it runs, what it writes."""
 
-    srcs: list[str] = Field(default_factory=list, description="globs of source files")
-    deps: list[str] = Field(default_factory=list, description="names of other declared targets")
-    cmd: str | list[str] | None = Field(default=None, description="command to build or check it")
-    outputs: list[str] = Field(default_factory=list, description="globs of files it produces")
-    inputs: list[str] = Field(default_factory=list, description="extra input globs (config, data)")
+    __pydantic_config__: ClassVar[dict[str, Any]] = _TABLE
 
-    @field_validator("srcs", "outputs", "inputs")
-    @classmethod
-    def _globs_are_relative(cls, globs: list[str]) -> list[str]:
-        for pattern in globs:
-            if not pattern or pattern.startswith("/") or ".." in Path(pattern).parts:
-                raise ValueError(
-                    f"glob {pattern!r} must be a non-empty path relative to the workspace root"
-                )
-        return globs
+    srcs: tuple[str, ...] = field(default=(), metadata=_meta("globs of source files"))
+    deps: tuple[str, ...] = field(default=(), metadata=_meta("names of other declared targets"))
+    cmd: str | tuple[str, ...] | None = field(
+        default=None, metadata=_meta("command to build or check it")
+    )
+    outputs: tuple[str, ...] = field(default=(), metadata=_meta("globs of files it produces"))
+    inputs: tuple[str, ...] = field(default=(), metadata=_meta("extra input globs (config, data)"))
+
+    def __post_init__(self) -> None:
+        for key in ("srcs", "outputs", "inputs"):
+            for pattern in getattr(self, key):
+                if not pattern or pattern.startswith("/") or ".." in Path(pattern).parts:
+                    raise _FieldError(
+                        key,
+                        f"glob {pattern!r} must be a non-empty path relative to the workspace root",
+                    )
 
 
-class SpeculationConfig(_Strict):
+@dataclass(slots=True)
+class SpeculationSettings(_Frozen):
     """`[tool.maestro.ml.speculation]`: run likely failures after a save (docs/model.md)."""
 
-    enabled: bool = Field(default=False, description="speculate after saves (off by default)")
-    max_concurrent: int = Field(
-        default=1, alias="max-concurrent", ge=1, le=8,
-        description="speculative pytest processes at once",
-    )  # fmt: skip
-    nice: int = Field(default=10, ge=0, le=19, description="nice level of speculative pytest")
-    cpu_seconds_per_minute: float = Field(
-        default=60.0, alias="cpu-seconds-per-minute", gt=0,
-        description="speculative CPU-seconds allowed per rolling minute",
-    )  # fmt: skip
-    max_files: int = Field(
-        default=20, alias="max-files", ge=0,
-        description="most test files one speculation runs (0: every impacted file)",
-    )  # fmt: skip
-    delay_ms: int = Field(
-        default=150, alias="delay-ms", ge=0, le=60_000,
-        description="quiet time after a save before speculating (rapid saves coalesce)",
-    )  # fmt: skip
-    max_waste: float = Field(
-        default=0.05, alias="max-waste", ge=0, le=1,
-        description="tripwire: unused share of speculative CPU that throttles speculation",
-    )  # fmt: skip
-    waste_window_s: float = Field(default=3600.0, alias="waste-window-s", gt=0)
-    min_events: int = Field(default=20, alias="min-events", ge=1)
-    cooldown_s: float = Field(default=600.0, alias="cooldown-s", ge=0)
+    __pydantic_config__: ClassVar[dict[str, Any]] = _TABLE
+
+    enabled: bool = field(default=False, metadata=_meta("speculate after saves (off by default)"))
+    max_concurrent: int = field(
+        default=1, metadata=_meta("speculative pytest processes at once", ge=1, le=8)
+    )
+    nice: int = field(default=10, metadata=_meta("nice level of speculative pytest", ge=0, le=19))
+    cpu_seconds_per_minute: float = field(
+        default=60.0, metadata=_meta("speculative CPU-seconds allowed per rolling minute", gt=0)
+    )
+    max_files: int = field(
+        default=20,
+        metadata=_meta("most test files one speculation runs (0: every impacted file)", ge=0),
+    )
+    delay_ms: int = field(
+        default=150,
+        metadata=_meta(
+            "quiet time after a save before speculating (rapid saves coalesce)", ge=0, le=60_000
+        ),
+    )
+    max_waste: float = field(
+        default=0.05,
+        metadata=_meta(
+            "tripwire: unused share of speculative CPU that throttles speculation", ge=0, le=1
+        ),
+    )
+    waste_window_s: float = field(default=3600.0, metadata=_meta(gt=0))
+    min_events: int = field(default=20, metadata=_meta(ge=1))
+    cooldown_s: float = field(default=600.0, metadata=_meta(ge=0))
 
 
-class PredictiveConfig(_Strict):
+@dataclass(slots=True)
+class PredictiveSettings(_Frozen):
     """`[tool.maestro.ml.predictive]`: `maestro test --predictive` (docs/model.md)."""
 
-    threshold: float = Field(
-        default=0.05, ge=0, le=1,
-        description="run only test files with predicted P(fail) at or above this",
-    )  # fmt: skip
+    __pydantic_config__: ClassVar[dict[str, Any]] = _TABLE
+
+    threshold: float = field(
+        default=0.05,
+        metadata=_meta("run only test files with predicted P(fail) at or above this", ge=0, le=1),
+    )
 
 
-class MlConfig(_Strict):
-    speculation: SpeculationConfig = Field(default_factory=SpeculationConfig)
-    predictive: PredictiveConfig = Field(default_factory=PredictiveConfig)
-    fail_first: Literal["tests", "files", "off"] = Field(
-        default="tests", alias="fail-first",
-        description="order daemon runs most-likely-failure first: test files and, inside each "
-        "(classes kept together), their tests; only the files; or not at all",
-    )  # fmt: skip
+@dataclass(slots=True)
+class MlSettings(_Frozen):
+    __pydantic_config__: ClassVar[dict[str, Any]] = _TABLE
+
+    speculation: SpeculationSettings = field(default_factory=SpeculationSettings)
+    predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
+    fail_first: FailFirst = field(
+        default="tests",
+        metadata=_meta(
+            "order daemon runs most-likely-failure first: test files and, inside each "
+            "(classes kept together), their tests; only the files; or not at all"
+        ),
+    )
 
 
 def http_url(url: str) -> str:
@@ -98,80 +153,154 @@ def http_url(url: str) -> str:
     return url.rstrip("/")
 
 
-class RemoteConfig(_Strict):
+@dataclass(slots=True)
+class RemoteSettings(_Frozen):
     """`[tool.maestro.remote]`: the team's coordinator (docs/coordinator.md). The API key itself
     is never configured here: `api_key_env` names the environment variable that holds it."""
 
-    url: str = Field(description="coordinator base URL, e.g. http://127.0.0.1:8980")
-    tenant: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    api_key_env: str = Field(
+    __pydantic_config__: ClassVar[dict[str, Any]] = _TABLE
+
+    url: str = field(metadata=_meta("coordinator base URL, e.g. http://127.0.0.1:8980"))
+    tenant: str = field(metadata=_meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$"))
+    api_key_env: str = field(
         default="MAESTRO_REMOTE_API_KEY",
-        alias="api-key-env",
-        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="NAME of the environment variable holding the API key",
+        metadata=_meta(
+            "NAME of the environment variable holding the API key",
+            pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        ),
     )
-    read_timeout_s: float = Field(default=2.0, alias="read-timeout-s", gt=0, le=60)
-    upload: bool = Field(default=True, description="upload results when the key may write")
+    read_timeout_s: float = field(default=2.0, metadata=_meta(gt=0, le=60))
+    upload: bool = field(default=True, metadata=_meta("upload results when the key may write"))
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, url: str) -> str:
-        return http_url(url)
+    def __post_init__(self) -> None:
+        try:
+            url = http_url(self.url)
+        except ValueError as exc:
+            raise _FieldError("url", str(exc)) from None
+        object.__setattr__(self, "url", url)
 
 
-class RedactionConfig(_Strict):
+@dataclass(slots=True)
+class RedactionSettings(_Frozen):
     """`[tool.maestro.secrets.redaction]` (docs/security.md)."""
 
-    enforce: bool = Field(
+    __pydantic_config__: ClassVar[dict[str, Any]] = _TABLE
+
+    enforce: bool = field(
         default=True,
-        description="block an upload whose last scan finds a secret (false: send it, count it "
-        "and log a warning naming the kinds found)",
+        metadata=_meta(
+            "block an upload whose last scan finds a secret (false: send it, count it "
+            "and log a warning naming the kinds found)"
+        ),
     )
 
 
-class SecretsConfig(_Strict):
-    redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+@dataclass(slots=True)
+class SecretsSettings(_Frozen):
+    __pydantic_config__: ClassVar[dict[str, Any]] = _TABLE
+
+    redaction: RedactionSettings = field(default_factory=RedactionSettings)
 
 
-class MaestroConfig(_Strict):
+_TARGET_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+
+
+@dataclass(slots=True)
+class Settings(_Frozen):
     """Everything a workspace may configure; all of it optional (zero-config is the default)."""
 
-    roots: list[str] | None = Field(
-        default=None, description="source roots; default: the workspace root and src/ if present"
+    __pydantic_config__: ClassVar[dict[str, Any]] = _TABLE
+
+    roots: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_meta("source roots; default: the workspace root and src/ if present"),
     )
-    exclude: list[str] = Field(default_factory=list, description="gitignore-style patterns to skip")
-    interpreter: str | None = Field(default=None, description="python used to run the tests")
-    max_file_size: int = Field(
-        default=32 * 1024 * 1024, alias="max-file-size", gt=0, description="bytes scanned per file"
+    exclude: tuple[str, ...] = field(default=(), metadata=_meta("gitignore-style patterns to skip"))
+    interpreter: str | None = field(default=None, metadata=_meta("python used to run the tests"))
+    max_file_size: int = field(
+        default=DEFAULT_MAX_FILE_SIZE, metadata=_meta("bytes scanned per file", gt=0)
     )
-    env_allowlist: list[str] = Field(default_factory=list, alias="env-allowlist")
-    targets: dict[str, TargetSpec] = Field(default_factory=dict)
-    ml: MlConfig = Field(default_factory=MlConfig)
-    remote: RemoteConfig | None = None
-    secrets: SecretsConfig = Field(default_factory=SecretsConfig)
-    policy: dict[str, Any] = Field(
-        default_factory=dict, description="policy data (docs/policy.md), checked by maestro.policy"
+    env_allowlist: tuple[str, ...] = ()
+    targets: dict[str, Target] = field(default_factory=dict)
+    ml: MlSettings = field(default_factory=MlSettings)
+    remote: RemoteSettings | None = None
+    secrets: SecretsSettings = field(default_factory=SecretsSettings)
+    policy: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_meta("policy data (docs/policy.md), checked by maestro.policy"),
     )
 
-    @field_validator("targets")
-    @classmethod
-    def _target_names(cls, targets: dict[str, TargetSpec]) -> dict[str, TargetSpec]:
-        for name in targets:
-            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", name):
-                raise ValueError(f"target name {name!r} may use letters, digits, '_', '-', '.'")
-        return targets
+    def __post_init__(self) -> None:
+        for name in self.targets:
+            if not _TARGET_NAME.fullmatch(name):
+                raise _FieldError(
+                    "targets", f"target name {name!r} may use letters, digits, '_', '-', '.'"
+                )
+
+    @property
+    def speculation(self) -> SpeculationSettings:
+        return self.ml.speculation
+
+    @property
+    def speculation_enabled(self) -> bool:
+        return self.ml.speculation.enabled
+
+    @property
+    def predictive_threshold(self) -> float:
+        return self.ml.predictive.threshold
+
+    @property
+    def fail_first(self) -> FailFirst:
+        return self.ml.fail_first
+
+    @property
+    def redaction_enforce(self) -> bool:
+        """secrets.redaction.enforce: block uploads holding a secret."""
+        return self.secrets.redaction.enforce
 
 
-class LoadedConfig(BaseModel):
-    """The validated configuration plus where it came from (for messages)."""
+@dataclass(slots=True)
+class LoadedSettings(_Frozen):
+    """The workspace's settings plus where they came from (for messages)."""
 
-    config: MaestroConfig
+    config: Settings
     source: str | None = None  # relative file name, or None when nothing is configured
     table: str = ""  # "tool.maestro" for pyproject.toml, "" for maestro.toml
 
 
+def load_settings(root: Path) -> LoadedSettings:
+    """`maestro.toml` if present, else `[tool.maestro]` of pyproject.toml, else the defaults;
+    raises ConfigError (file, line, key, hint) when invalid."""
+    maestro_toml = root / CONFIG_FILE
+    if maestro_toml.is_file():
+        data, text = read_toml(maestro_toml, CONFIG_FILE)
+        return _validate(data, text, CONFIG_FILE, table="")
+    pyproject = root / PYPROJECT
+    try:
+        raw = pyproject.read_bytes()
+    except OSError:
+        raw = b""
+    if b"maestro" not in raw:  # zero-config: nothing to parse or validate
+        return LoadedSettings(Settings())
+    data, text = read_toml(pyproject, PYPROJECT)
+    section = data.get("tool", {}).get("maestro")
+    if section is None:
+        return LoadedSettings(Settings())
+    if not isinstance(section, dict):
+        raise ConfigError(
+            "[tool.maestro] must be a table",
+            where=f"{PYPROJECT}:{_line_of(text, 'tool.maestro', ()) or 1}",
+        )
+    return _validate(section, text, PYPROJECT, table="tool.maestro")
+
+
+load_config = load_settings  # an earlier name, still imported by engine/core.py
+
+
 def read_toml(path: Path, display: str | None = None) -> tuple[dict[str, Any], str]:
     """Parse a TOML file, turning every failure into a ConfigError that names file and line."""
+    import tomllib
+
     name = display or str(path)
     try:
         raw = path.read_bytes()
@@ -198,36 +327,23 @@ def read_toml(path: Path, display: str | None = None) -> tuple[dict[str, Any], s
         ) from exc
 
 
-def load_config(root: Path) -> LoadedConfig:
-    """Read `maestro.toml` if present, else `[tool.maestro]` of pyproject.toml, else defaults."""
-    maestro_toml = root / CONFIG_FILE
-    if maestro_toml.is_file():
-        data, text = read_toml(maestro_toml, CONFIG_FILE)
-        return _validate(data, text, CONFIG_FILE, table="")
-    pyproject = root / PYPROJECT
-    if pyproject.is_file():
-        data, text = read_toml(pyproject, PYPROJECT)
-        section = data.get("tool", {}).get("maestro")
-        if section is not None:
-            if not isinstance(section, dict):
-                raise ConfigError(
-                    "[tool.maestro] must be a table",
-                    where=f"{PYPROJECT}:{_line_of(text, 'tool.maestro', ()) or 1}",
-                )
-            return _validate(section, text, PYPROJECT, table="tool.maestro")
-    return LoadedConfig(config=MaestroConfig())
+def _validate(data: dict[str, Any], text: str, source: str, *, table: str) -> LoadedSettings:
+    from pydantic import TypeAdapter, ValidationError
 
-
-def _validate(data: dict[str, Any], text: str, source: str, *, table: str) -> LoadedConfig:
     try:
-        config = MaestroConfig.model_validate(data)
+        config = TypeAdapter(Settings).validate_python(data)
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = tuple(str(part) for part in err["loc"])
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, _FieldError):
+            loc += (cause.key,)
         key = ".".join(filter(None, (table, *loc)))
         line = _line_of(text, table, loc)
         where = f"{source}:{line}" if line else source
         message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "unexpected_keyword_argument":
+            message = "unknown key"
         raise ConfigError(
             f"{key}: {message}", where=where, hint=_hint_for(err["type"], loc)
         ) from exc
@@ -243,7 +359,7 @@ def _validate(data: dict[str, Any], text: str, source: str, *, table: str) -> Lo
                     hint=f"declared targets: {', '.join(sorted(config.targets))}; "
                     "fix the name or declare it",
                 )
-    return LoadedConfig(config=config, source=source, table=table)
+    return LoadedSettings(config, source, table)
 
 
 _KNOWN_KEYS = (
@@ -252,7 +368,7 @@ _KNOWN_KEYS = (
 
 
 def _hint_for(error_type: str, loc: tuple[str, ...]) -> str:
-    if error_type == "extra_forbidden":
+    if error_type in ("extra_forbidden", "unexpected_keyword_argument"):
         if len(loc) >= 3 and loc[0] == "targets":
             return "a target takes: srcs, deps, cmd, outputs, inputs"
         if loc[:1] == ("remote",):

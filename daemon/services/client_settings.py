@@ -14,8 +14,8 @@ import logging
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+from maestro.config import RemoteSettings, Settings, load_settings
 from maestro.errors import MaestroError
-from maestro.settings import RemoteSettings, Settings, load_settings
 from maestro.wire import CONFIGURE, ClientSettings, ConfigureResult
 
 if TYPE_CHECKING:
@@ -31,7 +31,8 @@ def apply_client_settings(config: Settings, client: ClientSettings) -> Settings:
     if client.interpreter is not None:
         changes["interpreter"] = client.interpreter
     if client.speculation is not None:
-        changes["speculation"] = replace(config.speculation, enabled=client.speculation)
+        speculation = replace(config.ml.speculation, enabled=client.speculation)
+        changes["ml"] = replace(config.ml, speculation=speculation)
     if client.coordinator_url is not None:
         # Only the URL comes from the editor: tenant and key variable are the workspace's. An
         # empty tenant tells SyncService to report what is missing instead of syncing.

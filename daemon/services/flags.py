@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from maestro.errors import CoordinatorError
 from maestro.flags import (
@@ -50,10 +50,10 @@ from maestro.flags.store import (
 )
 
 if TYPE_CHECKING:
+    from maestro.config import FailFirst, RemoteSettings, Settings
     from maestro.coordinator.flags_client import FlagsClient
     from maestro.daemon.app import DaemonApp
     from maestro.daemon.transport.server import RequestContext
-    from maestro.settings import RemoteSettings, Settings
     from maestro.wire import Empty
 
 log = logging.getLogger(__name__)
@@ -175,14 +175,19 @@ class FlagsService:
     def apply(self, config: Settings) -> Settings:
         """``config`` with every switch that is a flag replaced by the flag's value."""
         res = self.resolve_all()
-        speculation = replace(config.speculation, enabled=bool(res["ml.speculation.enabled"].value))
-        return replace(
-            config,
-            speculation=speculation,
-            fail_first=str(res["ml.fail-first"].value),
-            predictive_threshold=float(res["ml.predictive.threshold"].value),
-            redaction_enforce=bool(res["secrets.redaction.enforce"].value),
+        ml = config.ml
+        ml = replace(
+            ml,
+            speculation=replace(ml.speculation, enabled=bool(res["ml.speculation.enabled"].value)),
+            predictive=replace(
+                ml.predictive, threshold=float(res["ml.predictive.threshold"].value)
+            ),
+            fail_first=cast("FailFirst", str(res["ml.fail-first"].value)),
         )
+        redaction = replace(
+            config.secrets.redaction, enforce=bool(res["secrets.redaction.enforce"].value)
+        )
+        return replace(config, ml=ml, secrets=replace(config.secrets, redaction=redaction))
 
     async def _push_enforce(self) -> None:
         """The sync's upload gate follows ``secrets.redaction.enforce`` as soon as it changes

@@ -43,8 +43,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from maestro.config import SpeculationSettings
 from maestro.model.metrics import Tripwire
-from maestro.settings import SpeculationSettings
 from maestro.wire import SpeculationStatus
 
 if TYPE_CHECKING:

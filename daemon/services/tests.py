@@ -56,6 +56,7 @@ from maestro.wire import (
 
 if TYPE_CHECKING:
     from maestro.cache import Cache
+    from maestro.config import Settings
     from maestro.daemon.app import DaemonApp
     from maestro.daemon.services.policy import PolicyService
     from maestro.daemon.services.speculation import SpeculationService
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
     from maestro.engine.testing import Plan, Selection, Summary
     from maestro.graph.build import BuildGraph
     from maestro.graph.fingerprints import FingerprintStore
-    from maestro.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -296,10 +296,10 @@ def _set_tenant(
     import asyncio
     import os
 
+    from maestro.config import load_settings
     from maestro.coordinator.flags_client import FlagsClient
     from maestro.errors import ConfigError
     from maestro.flags import Scope
-    from maestro.settings import load_settings
 
     if not clear:
         flags.check_change(name, value, scope=Scope.TENANT, kill=kill, reason=reason)

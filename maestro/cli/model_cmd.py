@@ -204,11 +204,11 @@ def pull(root: ROOT_OPTION = None) -> None:
     import asyncio
     import os
 
+    from maestro.config import load_settings
     from maestro.coordinator.client import CoordinatorClient
     from maestro.coordinator.team_model import fetch_team_model, ranking_model
     from maestro.errors import ConfigError
     from maestro.model.train import ModelStore
-    from maestro.settings import load_settings
 
     ws = resolve_root(root)
     remote = load_settings(ws).config.remote
@@ -264,10 +264,10 @@ def push(root: ROOT_OPTION = None) -> None:
     import asyncio
     import os
 
+    from maestro.config import load_settings
     from maestro.coordinator.client import CoordinatorClient
     from maestro.errors import ConfigError
     from maestro.model.train import ModelStore
-    from maestro.settings import load_settings
 
     ws = resolve_root(root)
     config = load_settings(ws).config

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from flags_helpers import Coord
 
+from maestro.config import RemoteSettings, Settings
 from maestro.coordinator.models import Role
 from maestro.daemon.address import DaemonPaths
 from maestro.daemon.app import DaemonApp
@@ -16,7 +17,6 @@ from maestro.daemon.services.flags import FlagsService
 from maestro.daemon.services.sync import SyncService
 from maestro.flags import BUILTIN_FLAGS, Flag, Registry, Scope
 from maestro.flags.store import tenant_cache_path, user_flags_path
-from maestro.settings import RemoteSettings, Settings
 
 TODAY = date(2026, 12, 3)
 OLD = Flag(

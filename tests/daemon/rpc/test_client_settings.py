@@ -11,9 +11,9 @@ from conftest import DaemonEnv
 from test_speculation import edit, run_all, sessions, setup, spec, wait_for
 
 from maestro import wire
+from maestro.config import MlSettings, RemoteSettings, Settings, SpeculationSettings
 from maestro.daemon.services.client_settings import apply_client_settings
 from maestro.daemon.transport.client import SyncDaemonClient
-from maestro.settings import RemoteSettings, Settings, SpeculationSettings
 
 
 def test_speculation_follows_the_connected_editor(
@@ -69,7 +69,7 @@ def test_coordinator_url_without_a_tenant_says_what_is_missing(
 
 def test_apply_client_settings_replaces_only_what_is_given() -> None:
     remote = RemoteSettings(url="http://team:1", tenant="team", api_key_env="K")
-    config = Settings(interpreter="/ws/python", remote=remote, speculation=SpeculationSettings())
+    config = Settings(interpreter="/ws/python", remote=remote, ml=MlSettings(SpeculationSettings()))
     assert apply_client_settings(config, wire.ClientSettings()) is config
     out = apply_client_settings(
         config, wire.ClientSettings(coordinator_url="http://near:2", speculation=True)
