@@ -235,6 +235,8 @@ def encoding_problem(source: bytes) -> tuple[int, str] | None:
                 line = source[: exc.start].count(b"\n") + 1
                 return (line, f"not valid {encoding} (byte {source[exc.start]:#04x})")
             return None
+    if source.isascii():  # most files: no decode (and no copy of the text) needed
+        return None
     try:
         source.decode("utf-8")
     except UnicodeDecodeError as exc:
