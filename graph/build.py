@@ -291,18 +291,9 @@ class BuildGraph:
         self.stats.scanned += len(unseen)
         rels = [rel for rel, _ in unseen]
         workers = min(os.cpu_count() or 1, 4)
-        results: list[tuple[str, list[Any] | None, list[tuple[int, str]]]]
+        results: list[ScanResult]
         if len(unseen) >= PARALLEL_SCAN_MIN and workers > 1 and threading.active_count() == 1:
-            import concurrent.futures
-            import multiprocessing
-
-            chunks = [rels[i::workers] for i in range(workers)]
-            context = multiprocessing.get_context("fork")
-            with concurrent.futures.ProcessPoolExecutor(workers - 1, mp_context=context) as pool:
-                futures = [pool.submit(scan_files, str(self.root), c) for c in chunks[1:]]
-                results = scan_files(str(self.root), chunks[0])  # this process takes a share
-                for future in futures:
-                    results += future.result()
+            results = scan_forked(str(self.root), [rels[i::workers] for i in range(workers)])
         else:
             results = scan_files(str(self.root), rels)
         stats = dict(unseen)
@@ -553,14 +544,15 @@ class BuildGraph:
 PARALLEL_SCAN_MIN = 400  # below this, starting a worker costs more than it saves
 
 
-def scan_files(
-    root: str, rels: list[str]
-) -> list[tuple[str, list[Any] | None, list[tuple[int, str]]]]:
+ScanResult = tuple[str, list[Any] | None, list[tuple[int, str]]]
+
+
+def scan_files(root: str, rels: list[str]) -> list[ScanResult]:
     """Read and scan files: (rel, packed imports, problems), or (rel, None, [(0, error)]).
 
-    Module-level so a worker process can run it; results are plain lists (cheap to send).
+    Results are plain lists: cheap to send from a forked child (scan_forked).
     """
-    out: list[tuple[str, list[Any] | None, list[tuple[int, str]]]] = []
+    out: list[ScanResult] = []
     for rel in rels:
         try:
             with open(os.path.join(root, rel), "rb") as f:
@@ -571,6 +563,43 @@ def scan_files(
         packed = [[i.kind, i.module, i.level, list(i.names), i.line] for i in scan_imports(data)]
         out.append((rel, packed, file_problems(data)))
     return out
+
+
+def scan_forked(root: str, chunks: list[list[str]]) -> list[ScanResult]:
+    """``scan_files`` over ``chunks``: the first here, each other one in a forked child that
+    sends its results back through a pipe (marshal: they are plain lists). A bare fork, not a
+    process pool: a cold build does not pay for the pool's imports and start-up. A child that
+    fails has its chunk scanned here."""
+    import marshal
+
+    children: list[tuple[int, int, list[str]]] = []
+    for chunk in chunks[1:]:
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child: scan, send, exit without running the parent's exit handlers
+            status = 1
+            try:
+                os.close(read_end)
+                with os.fdopen(write_end, "wb") as pipe:
+                    pipe.write(marshal.dumps(scan_files(root, chunk)))
+                status = 0
+            finally:
+                os._exit(status)
+        os.close(write_end)
+        children.append((pid, read_end, chunk))
+    results = scan_files(root, chunks[0])
+    for pid, read_end, chunk in children:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        try:
+            if status != 0:
+                raise ValueError(f"scanning child exited with status {status}")
+            results += marshal.loads(data)
+        except (EOFError, ValueError, TypeError) as exc:
+            log.warning("parallel scan failed (%s); scanning %d files here", exc, len(chunk))
+            results += scan_files(root, chunk)
+    return results
 
 
 def file_problems(data: bytes) -> list[tuple[int, str]]:
