@@ -242,18 +242,10 @@ class TestService:
         return await asyncio.to_thread(engine.plan, selection, environ=environ)
 
     async def _private_graph(self) -> BuildGraph:
-        """A private graph for a run, from the shared graph's freshly saved index."""
-        from maestro.graph.build import BuildGraph
-
-        workspace = self.workspace
-
-        def build(shared: BuildGraph) -> BuildGraph:
-            shared.save()
-            own = BuildGraph.build(self.root, index_path=workspace.index_path)
-            own.index.path = None  # its saves would race with the shared graph's
-            return own
-
-        return await workspace.query(build)
+        """A private graph for a run: an in-memory copy of the shared graph once pending changes
+        are applied (the query's stat pass or the watcher keep it fresh), which never writes the
+        index, so the run's recordings and syntax checks cannot race the shared graph's saves."""
+        return await self.workspace.query(lambda shared: shared.copy())
 
     async def _run(
         self, params: RunTestsParams, ctx: RequestContext, execution_id: str = ""
