@@ -30,6 +30,7 @@ import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, NewType, final
 from urllib.parse import quote, quote_plus
 
@@ -280,31 +281,95 @@ _STRUCTURAL = (
 
 @functools.cache
 def _detector_patterns() -> tuple[_Pattern, ...]:
-    """detect-secrets' regex detectors (imported on first use: the package is slow to import)."""
+    """detect-secrets' regex detectors. Importing the package costs 0.2-0.5 s of CPU (it imports
+    ``requests``), in every CLI run: their regexes are saved in the user cache, per
+    detect-secrets version, and read back from there by later processes."""
+    saved = _saved_detectors_path()
+    rows = _read_detectors(saved) if saved is not None else None
+    if rows is None:
+        rows = _imported_detectors()
+        if saved is not None:
+            _save_detectors(saved, rows)
+    return tuple(_detector_pattern(*row) for row in rows)
+
+
+_DetectorRow = tuple[str, str, int, int | None]
+"""(kind, regex source, regex flags, secret group or None for a detector's rule)."""
+
+
+def _imported_detectors() -> list[_DetectorRow]:
     from detect_secrets.core.plugins.util import get_mapping_from_secret_type_to_class
     from detect_secrets.plugins.base import RegexBasedDetector
     from detect_secrets.plugins.keyword import QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
 
-    found: list[_Pattern] = []
+    rows: list[_DetectorRow] = []
     plugins: dict[str, type[Any]] = get_mapping_from_secret_type_to_class()
     for secret_type, plugin in plugins.items():
         if secret_type in _SKIPPED_DETECTORS or not issubclass(plugin, RegexBasedDetector):
             continue
-        kind = slug(secret_type)
         denylist: Iterable[re.Pattern[str]] = getattr(plugin, "denylist", ())
-        for regex in denylist:
-            requires = _QUOTES if kind == "secret-keyword" else ()
-            credentials = kind in ("ibm-cloud-iam-key", "softlayer-credentials")
-            needs = _CREDENTIAL_VALUE if credentials else None
-            if kind == "secret-keyword":
-                needs = _ASSIGNS
-            triggers = _DETECTOR_TRIGGERS.get(kind)
-            found.append(_Pattern(kind, regex, None, triggers, requires=requires, needs=needs))
+        rows += [(slug(secret_type), r.pattern, r.flags, None) for r in denylist]
     for regex, group in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items():
-        found.append(
-            _Pattern("secret-keyword", regex, group, _KEYWORD, requires=_QUOTES, needs=_ASSIGNS)
+        rows.append(("secret-keyword-quoted", regex.pattern, regex.flags, group))
+    return rows
+
+
+def _detector_pattern(kind: str, source: str, flags: int, group: int | None) -> _Pattern:
+    if kind == "secret-keyword-quoted":  # the keyword detector's own quoted forms
+        return _Pattern(
+            "secret-keyword",
+            re.compile(source, flags),
+            group,
+            _KEYWORD,
+            requires=_QUOTES,
+            needs=_ASSIGNS,
         )
-    return tuple(found)
+    needs = _CREDENTIAL_VALUE if kind in ("ibm-cloud-iam-key", "softlayer-credentials") else None
+    if kind == "secret-keyword":
+        needs = _ASSIGNS
+    return _Pattern(
+        kind,
+        re.compile(source, flags),
+        None,
+        _DETECTOR_TRIGGERS.get(kind),
+        requires=_QUOTES if kind == "secret-keyword" else (),
+        needs=needs,
+    )
+
+
+def _saved_detectors_path() -> Path | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from maestro.paths import cache_dir
+
+    try:
+        return cache_dir() / "detectors" / f"detect-secrets-{version('detect-secrets')}.json"
+    except (PackageNotFoundError, OSError):
+        return None
+
+
+def _read_detectors(path: Path) -> list[_DetectorRow] | None:
+    """The saved rows; None when absent or not exactly what this module writes."""
+    try:
+        data = json.loads(path.read_bytes())
+        rows = [(str(k), str(p), int(f), None if g is None else int(g)) for k, p, f, g in data]
+        for _, source, flags, _ in rows:
+            re.compile(source, flags)
+    except (OSError, ValueError, TypeError, re.error):
+        return None
+    return rows or None
+
+
+def _save_detectors(path: Path, rows: list[_DetectorRow]) -> None:
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(rows, f)
+        os.replace(tmp, path)
+    except OSError as exc:
+        log.debug("cannot save the detectors to %s: %s", path, exc)
 
 
 @dataclass
