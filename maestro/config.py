@@ -344,6 +344,8 @@ def _validate(data: dict[str, Any], text: str, source: str, *, table: str) -> Lo
         message = err["msg"].removeprefix("Value error, ")
         if err["type"] == "unexpected_keyword_argument":
             message = "unknown key"
+        elif err["type"] == "tuple_type":  # a TOML array, held as a tuple
+            message = "Input should be a valid list"
         raise ConfigError(
             f"{key}: {message}", where=where, hint=_hint_for(err["type"], loc)
         ) from exc
