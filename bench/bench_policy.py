@@ -123,8 +123,9 @@ def timed(fn: object, n: int, cpu: list[float] | None = None) -> list[float]:
 
 
 @contextlib.contextmanager
-def loaded() -> Iterator[None]:
-    """One CPU-bound process per core, and a thread running Python in this process."""
+def loaded(*, gil: bool = True) -> Iterator[None]:
+    """One CPU-bound process per core and, with ``gil``, a thread running Python in this
+    process (what the daemon's planning does beside a decision)."""
     burners = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"], cwd="/tmp")
         for _ in range(os.cpu_count() or 2)
@@ -137,16 +138,22 @@ def loaded() -> Iterator[None]:
             n += 1
 
     thread = threading.Thread(target=spin, daemon=True)
-    thread.start()
+    if gil:
+        thread.start()
     try:
         time.sleep(0.2)
         yield
     finally:
         stop.set()
-        thread.join()
+        if gil:
+            thread.join()
         for burner in burners:
             burner.kill()
             burner.wait()
+
+
+def host_busy() -> contextlib.AbstractContextManager[None]:
+    return loaded(gil=False)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -219,7 +226,9 @@ def main(argv: list[str] | None = None) -> None:
                 "coordinator": lambda i, inp: inp.model_copy(update={"path": f"/t/cas/{i}"}),
                 "plugin": lambda i, inp: inp.model_copy(update={"sha256": f"{i:064x}"}),
             }  # fmt: skip
-            conditions = [("quiet", contextlib.nullcontext), ("loaded", loaded)]
+            conditions = [
+                ("quiet", contextlib.nullcontext), ("host busy", host_busy), ("loaded", loaded),
+            ]  # fmt: skip
             rows = []
             p95s: dict[tuple[str, str, str], float] = {}
             offset = 0
@@ -446,9 +455,10 @@ def main(argv: list[str] | None = None) -> None:
         f"Django {version} sdist ({len(tests)} test files), {today()}, {machine()}, shared host "
         f"(a fixed 10^7-item loop took {speed:.2f} s), maestro at {git_rev('policy')}.\n\n"
         f"Per decision, in process ({args.decisions} each, compiled policy set, typed input); "
-        "quiet, then loaded (one CPU-bound process per core and a thread running Python in "
-        "the bench's process) in the same run; `decided before`: the same input with a new "
-        "execution id and a later clock each time (what the next run asks: the memo answers), "
+        "quiet, host busy (one CPU-bound process per core), then loaded (the same and a "
+        "thread running Python in the bench's process) in the same run; `decided before`: "
+        "the same input with a new execution id and a later clock each time (what the next "
+        "run asks: the memo answers), "
         "`new input`: a field the rules read varies every time (run: paths; select: changed; "
         "cache: target; coordinator: path; plugin: sha256), so Rego evaluates each:\n\n"
         f"{decisions_md}\n\n"
@@ -466,14 +476,17 @@ def main(argv: list[str] | None = None) -> None:
         "Loaded, its wall p95 is set by waits, not by the decision: beside a thread running "
         "Python the caller gets the GIL in switch-interval slices (5 ms), and a decision of "
         "~0.7 ms CPU that crosses a slice boundary waits a whole slice, so ~10 % of them take "
-        "5 ms or more; busy cores add preemption. So the 1 ms p95 holds loaded for repeated "
+        "5 ms or more; busy cores add preemption (`host busy` shows that part alone: what a "
+        "daemon decision sees while nothing else runs Python in the daemon). So the 1 ms p95 "
+        "holds loaded for repeated "
         "inputs and for the cheap points, and NOT for a run or select decision over an input "
         "never decided before; their CPU p95 is about 1-1.5 ms loaded.\n"
         "- A/B: `before` is the earlier path patched back in (every decision evaluated; "
         "rego-cpp through regopy's CDLL handles, which release and retake the GIL at each of "
-        "a decision's few dozen C calls). Keeping the GIL for the decision lowers the loaded "
-        "p95 of a new input only somewhat (the waits above remain); the memo is what takes a "
-        "repeated decision from tens of milliseconds at p95 to microseconds.\n"
+        "a decision's few dozen C calls). For a new input, keeping the GIL for the decision "
+        "makes no difference these rounds can show (each varies between ~10 and ~35 ms at "
+        "p95 either way: the waits above dominate); the memo is what takes a repeated "
+        "decision from tens of milliseconds at p95 to microseconds.\n"
         "- The select decision's input is the changed files (and the selected ones up to 100): "
         "rego-cpp gets the whole input at every decision (built through its C input calls "
         "directly, a few microseconds per string), so a workspace's test list is never sent; "

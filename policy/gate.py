@@ -10,12 +10,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maestro.policy.engine import PolicyEngine, PolicySet
-from maestro.policy.model import Decision, DecisionRecord, FiredRule, PolicyInput
+from maestro.policy.model import CacheInput, Decision, DecisionRecord, FiredRule, PolicyInput
 from maestro.policy.records import DecisionLog
 from maestro.redaction import Redactor
+
+if TYPE_CHECKING:
+    from maestro.engine.testing import Plan
 
 _MARK = re.compile(r"pytest\.mark\.([A-Za-z_]\w*)")
 
@@ -81,6 +84,37 @@ def serve_asks(
         if every or markers:
             out.append((target, markers))
     return out
+
+
+def deny_serving(
+    gate: PolicyGate, planned: Plan, execution_id: str, scanner: MarkerScanner, *,
+    ci: bool = False,
+) -> list[DecisionRecord]:  # fmt: skip
+    """Ask ``cache`` / ``serve`` for each file ``planned`` serves from the cache (see
+    :func:`serve_asks`); a file it denies is made to run for real, the whole file. Returns the
+    records of the decisions that were not a plain allow, kept in the gate's log (a plain
+    allow is not recorded: a plan serves hundreds of files at every run). Blocking."""
+    served = {f.target: f for f in planned.files if f.reason is None}
+    records = []
+    for target, markers in serve_asks(gate.engine.current, served, scanner):
+        f = served[target]
+        result = f.cached or f.carried
+        inp = CacheInput(
+            execution_id=execution_id, action="serve", target=target, markers=markers, ci=ci,
+            outcome=None if result is None else ("passed" if result.exit_code == 0 else "failed"),
+        )  # fmt: skip
+        decision = gate.engine.decide(inp)
+        if decision.result == "allow" and not decision.rules:
+            continue
+        record = gate.record(inp, decision, targets=[target])
+        if gate.log is not None:
+            gate.log.add(record)
+        records.append(record)
+        if decision.result != "allow":
+            f.reason = "cached result unusable"
+            f.run_nodes, f.carried, f.promote = None, None, False
+            f.node_reasons = {}
+    return records
 
 
 @dataclass

@@ -347,43 +347,18 @@ class PolicyService:
         denies runs for real (its whole file). Only decisions that are not a plain allow are
         recorded: a plan serves hundreds of files, each asked at every run (the policy set's
         memo answers the repeats). Returns the targets that now run."""
-        from maestro.policy.gate import serve_asks
+        from maestro.policy.gate import deny_serving
 
         gate, scanner = self._gate, self._markers
-        served = {f.target: f for f in planned.files if f.reason is None}
-        if gate is None or scanner is None or not served:
+        if gate is None or scanner is None or all(f.reason is not None for f in planned.files):
             return []
-
-        def decide_all() -> list[PlannedFile]:
-            denied = []
-            for target, markers in serve_asks(gate.engine.current, served, scanner):
-                f = served[target]
-                result = f.cached or f.carried
-                inp = CacheInput(
-                    execution_id=execution_id, action="serve", target=target,
-                    markers=markers, ci=ci,
-                    outcome=None if result is None
-                    else ("passed" if result.exit_code == 0 else "failed"),
-                )  # fmt: skip
-                decision = gate.engine.decide(inp)
-                if decision.result == "allow" and not decision.rules:
-                    continue
-                record = gate.record(inp, decision, targets=[target])
-                if gate.log is not None:
-                    gate.log.add(record)
-                self._note(record)
-                if decision.result != "allow":
-                    denied.append(f)
-            return denied
-
-        denied = await asyncio.to_thread(decide_all)
-        for f in denied:
-            f.reason = "cached result unusable"
-            f.run_nodes, f.carried, f.promote = None, None, False
-            f.node_reasons = {}
+        records = await asyncio.to_thread(deny_serving, gate, planned, execution_id, scanner, ci=ci)
+        for record in records:
+            self._note(record)
+        denied = [t for r in records if r.result != "allow" for t in r.targets]
         if denied:
             log.info("policy: %d cached results not served, run for real", len(denied))
-        return [f.target for f in denied]
+        return denied
 
     async def _select(
         self,
