@@ -19,6 +19,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, cast
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerSecond
@@ -44,6 +45,21 @@ log = logging.getLogger(__name__)
 SUSTAINED_WINDOW_S = 10
 _Check = tuple[str, RateLimiter, RateLimitItem, tuple[str, ...], int]
 """(rule, limiter, limit, identifiers, cost)"""
+LEASE_DIVISOR = 20
+"""A replica leases at most 1/20 of a shared limit at a time (see `RateLimits._hit_leased`)."""
+MAX_MOVING_LEASE = 32
+"""A moving window keeps one Redis list entry per hit: leases of it stay small."""
+MAX_SLIDING_LEASE = 256
+LEASE_WINDOW_FRACTION = 0.25
+MAX_LEASES = 10_000
+
+
+@dataclass(slots=True)
+class _Lease:
+    left: int
+    until: float
+
+
 Mode = Literal["shadow", "enforce"]
 
 
@@ -69,6 +85,8 @@ class RateLimits:
         self._warned = 0.0
         self._concurrent = not isinstance(storage, MemoryStorage)
         """Redis: the checks' round trips overlap."""
+        self._leases: dict[str, _Lease] = {}
+        """Hits taken from the shared counters and not yet spent, by limit key."""
         self._pipeline: RedispyBridge | None = None
         """Redis through redis-py: every check of a request in one round trip."""
         if isinstance(storage, RedisStorage) and isinstance(storage.bridge, RedispyBridge):
@@ -138,12 +156,8 @@ class RateLimits:
         if not checks:
             return shadowed
         try:
-            if self._pipeline is not None:
-                allowed = await self._hit_pipelined(self._pipeline, checks)
-            elif self._concurrent:
-                allowed = await asyncio.gather(
-                    *(limiter.hit(item, *ids, cost=cost) for _, limiter, item, ids, cost in checks)
-                )
+            if self._concurrent:
+                allowed = await self._hit_leased(checks)
             else:  # in memory nothing suspends: no task per check, no trip through the loop
                 allowed = [
                     await limiter.hit(item, *ids, cost=cost)
@@ -184,6 +198,58 @@ class RateLimits:
                 limit=str(item),
             )
         return shadowed
+
+    async def _hit_leased(self, checks: list[_Check]) -> list[bool]:
+        """Shared limits without a round trip per request: a replica takes a **lease** of
+        hits (1/`LEASE_DIVISOR` of the limit, capped) in one shared hit of that cost, then spends it
+        locally for up to a quarter of the limit's window. The shared counter runs ahead of
+        the requests served by at most a lease per replica (a tenant is refused early, never
+        late); a lease that is refused is retried as a single hit, so near its limit a
+        tenant is counted exactly. Byte allowances (cost > 1) are always hit directly."""
+        now = time.monotonic()
+        allowed: list[bool | None] = []
+        asks: list[_Check] = []
+        where: list[int] = []
+        for i, (rule, limiter, item, ids, cost) in enumerate(checks):
+            lease = self._leases.get(item.key_for(*ids)) if cost == 1 else None
+            if lease is not None and lease.left > 0 and lease.until > now:
+                lease.left -= 1
+                allowed.append(True)
+                continue
+            allowed.append(None)
+            size = cost
+            if cost == 1:
+                cap = MAX_MOVING_LEASE if limiter is self._moving else MAX_SLIDING_LEASE
+                size = max(1, min(cap, item.amount // LEASE_DIVISOR))
+            asks.append((rule, limiter, item, ids, size))
+            where.append(i)
+        if asks:
+            got = await self._hit_many(asks)
+            retry = [j for j, ok in enumerate(got) if not ok and asks[j][4] > checks[where[j]][4]]
+            if retry:  # near the limit: one hit, not a lease
+                again = await self._hit_many([checks[where[j]] for j in retry])
+                for j, ok in zip(retry, again, strict=True):
+                    got[j] = ok
+                    asks[j] = checks[where[j]]
+            for j, ok in enumerate(got):
+                allowed[where[j]] = ok
+                _, _, item, ids, size = asks[j]
+                if ok and checks[where[j]][4] == 1 and size > 1:
+                    self._leases[item.key_for(*ids)] = _Lease(
+                        size - 1, now + item.get_expiry() * LEASE_WINDOW_FRACTION
+                    )
+            if len(self._leases) > MAX_LEASES:
+                self._leases = {k: v for k, v in self._leases.items() if v.until > now}
+        return [bool(ok) for ok in allowed]
+
+    async def _hit_many(self, checks: list[_Check]) -> list[bool]:
+        if self._pipeline is not None:
+            return await self._hit_pipelined(self._pipeline, checks)
+        return list(
+            await asyncio.gather(
+                *(limiter.hit(item, *ids, cost=cost) for _, limiter, item, ids, cost in checks)
+            )
+        )
 
     async def _hit_pipelined(self, bridge: RedispyBridge, checks: list[_Check]) -> list[bool]:
         """The same hits as `limiter.hit` (the `limits` library's own Lua scripts and keys),

@@ -106,3 +106,49 @@ async def test_scripts_flushed_from_redis_are_reloaded_without_counting_twice(
     finally:
         await admin.aclose()
         await limits.close()
+
+
+async def test_a_lease_serves_later_requests_without_a_round_trip(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limits = _limits(redis_url, "ls" + str(time.time_ns()))
+    limits._global = limits._token = None
+    policy = TenantPolicy(burst=200, rate_per_s=100.0)  # leases of 10 and 50 hits
+    sends: list[int] = []
+    original = Connection.send_packed_command
+
+    async def counted(self: Connection, command: Any, check_health: bool = True) -> None:
+        sends.append(1)
+        await original(self, command, check_health)
+
+    try:
+        await limits.check("acme", "k", policy)  # loads the scripts, takes the leases
+        monkeypatch.setattr(Connection, "send_packed_command", counted)
+        for _ in range(9):
+            await limits.check("acme", "k", policy)
+        assert sends == []  # before: one round trip per request
+        await limits.check("acme", "k", policy)  # the burst lease is spent: a new one
+        assert len(sends) == 1
+    finally:
+        await limits.close()
+
+
+async def test_two_replicas_leasing_one_limit_never_pass_it(redis_url: str) -> None:
+    prefix = "two" + str(time.time_ns())
+    replicas = [_limits(redis_url, prefix), _limits(redis_url, prefix)]
+    policy = TenantPolicy(burst=40)  # leases of 2
+    served = 0
+    try:
+        for limits in replicas:
+            limits._global = limits._token = None
+        for i in range(60):
+            try:
+                await replicas[i % 2].check("acme", "k", policy)
+                served += 1
+            except Refusal:
+                pass
+    finally:
+        for limits in replicas:
+            await limits.close()
+    # early by at most a lease per replica, never late
+    assert 40 - 2 * 1 <= served <= 40
