@@ -98,7 +98,8 @@ class Provenance(_Model):
             maestro_version=maestro.__version__,
             hostname=os.environ.get("MAESTRO_HOSTNAME") or socket.gethostname(),
             python_version=".".join(str(p) for p in sys.version_info[:3]),
-            platform=platform.platform(terse=True),
+            # not platform.platform(): it runs `uname -p` in a subprocess for the processor name
+            platform=f"{platform.system()}-{platform.release()}-{platform.machine()}",
             created_at=datetime.now(UTC),
         )
 

@@ -189,3 +189,20 @@ def test_action_result_serialization_roundtrips(result: ActionResult) -> None:
 def test_decoding_arbitrary_bytes_raises_cache_error_only(data: bytes) -> None:
     with contextlib.suppress(CacheError):
         decode_action(data)
+
+
+def test_provenance_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every stored result carries it: platform.platform() forked `uname -p` after each run."""
+    import subprocess
+
+    from maestro.cache.action import Provenance
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a process was started: {args}")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+    import platform
+
+    monkeypatch.setattr(platform, "_uname_cache", None, raising=False)
+    found = Provenance.current()
+    assert found.platform.startswith(platform.system())

@@ -1,0 +1,131 @@
+"""First run, repeated: `maestro test` on an empty cache vs plain pytest vs pytest-testmon's first
+run, on the fidelity bench's projects, trees and venvs (bench/bench_fidelity.py prepares them).
+
+Each round runs the three commands back to back in a rotating order, each from scratch: plain
+pytest with `-p no:cacheprovider`, `pytest --testmon` with its data file removed, and the
+`maestro` console script's entry point (`test --no-daemon`, Maestro's cache and state emptied).
+The table gives medians and the median of the per-round ratios, so that a load spike hits the
+three commands of one round alike. Outcomes are not compared here (the fidelity bench does it);
+a round whose commands disagree on the exit code is reported.
+
+    .venv/bin/python -m bench.bench_first_run --rounds 5
+    .venv/bin/python -m bench.bench_first_run --rounds 5 --python /path/to/python3.12
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+
+from bench.bench_fidelity import DEFAULT_PYTHON, PROJECTS, Bench, Skip, _venv_python, prepare
+from bench.common import git_rev, machine, median, table, write_section
+
+
+@dataclass
+class Timings:
+    name: str
+    pytest: list[float] = field(default_factory=list)
+    testmon: list[float] = field(default_factory=list)
+    maestro: list[float] = field(default_factory=list)
+    disagreements: int = 0
+
+    def ratio(self, of: list[float], to: list[float]) -> float:
+        return median([a / b for a, b in zip(of, to, strict=True)])
+
+
+def bench_project(bench: Bench, rounds: int) -> Timings:
+    t = Timings(f"{bench.spec.name} {bench.spec.version}")
+    state = bench.out / "maestro"
+    data = bench.out / "testmondata"
+    for r in range(rounds):
+        order = ["pytest", "testmon", "maestro"]
+        order = order[r % 3 :] + order[: r % 3]
+        codes: dict[str, int] = {}
+        for what in order:
+            if what == "pytest":
+                ran, _ = bench.pytest(f"first-{r}")
+                t.pytest.append(ran.wall)
+            elif what == "testmon":
+                for stale in data.parent.glob("testmondata*"):
+                    stale.unlink()
+                ran, _ = bench.pytest(f"testmon-first-{r}", testmon=True)
+                t.testmon.append(ran.wall)
+            else:
+                shutil.rmtree(state, ignore_errors=True)
+                ran, _, _ = bench.maestro(f"maestro-first-{r}")
+                t.maestro.append(ran.wall)
+            codes[what] = ran.code
+        if len(set(codes.values())) > 1:
+            t.disagreements += 1
+        print(
+            f"{t.name} round {r + 1}: pytest {t.pytest[-1]:.2f}s testmon {t.testmon[-1]:.2f}s "
+            f"maestro {t.maestro[-1]:.2f}s",
+            file=sys.stderr,
+        )
+    return t
+
+
+def report(results: list[Timings], command: str, python: str, took: float) -> str:
+    rows = [
+        [
+            t.name,
+            f"{median(t.pytest):.2f} s",
+            f"{median(t.testmon):.2f} s",
+            f"{median(t.maestro):.2f} s",
+            f"{t.ratio(t.maestro, t.pytest):.2f}x",
+            f"{t.ratio(t.maestro, t.testmon):.2f}x",
+            str(t.disagreements),
+        ]
+        for t in results
+    ]
+    header = [
+        "project",
+        "pytest",
+        "testmon first",
+        "maestro first",
+        "maestro / pytest",
+        "maestro / testmon",
+        "exit codes differ",
+    ]
+    return (
+        f"{time.strftime('%Y-%m-%d')}, {machine()}, project venvs on {python}, maestro at "
+        f"{git_rev('maestro', 'engine', 'graph', 'cache')}; the bench took {took / 60:.0f} min. "
+        f"Reproduce: `{command}`\n\n"
+        "Medians over the rounds; the ratios are medians of per-round ratios (the three commands "
+        "of a round run back to back, in a rotating order).\n\n" + table(header, rows) + "\n"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    names = [p.name for p in PROJECTS]
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--projects", default=",".join(names), help="comma-separated")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--python", default=DEFAULT_PYTHON, help="makes the project venvs")
+    parser.add_argument("--timeout-s", type=float, default=900.0, help="per command")
+    parser.add_argument("--no-write", action="store_true", help="leave docs/BENCHMARKS.md alone")
+    ns = parser.parse_args(argv)
+    started = time.monotonic()
+    results: list[Timings] = []
+    for spec in PROJECTS:
+        if spec.name not in ns.projects.split(","):
+            continue
+        try:
+            tree = prepare(spec, ns.python, ns.timeout_s)
+        except Skip as exc:
+            print(f"{spec.name}: skipped ({exc})", file=sys.stderr)
+            continue
+        results.append(bench_project(Bench(spec, tree, ns.timeout_s), ns.rounds))
+    command = "python -m bench.bench_first_run " + " ".join(argv or sys.argv[1:])
+    python = _venv_python(ns.python)
+    text = report(results, command.strip(), python, time.monotonic() - started)
+    print(text)
+    if not ns.no_write:
+        write_section(f"First run, repeated (bench/bench_first_run.py), {python}", text)
+
+
+if __name__ == "__main__":
+    main()
