@@ -216,3 +216,11 @@ def test_an_unreadable_key_stops_the_start(tmp_path: Path) -> None:
     with Store(settings.data_dir / "store") as store, pytest.raises(ConfigError) as caught:
         create_app(settings, store=store)
     assert "policy_bundle_keys.k1" in caught.value.message
+
+
+def test_trusted_keys_come_from_the_environment_too(tmp_path: Path) -> None:
+    from maestro.coordinator.settings import load_settings
+
+    env = {"MAESTRO_COORDINATOR_POLICY_BUNDLE_KEYS": "2026=/etc/a.pem, 2027=/etc/b.pem"}
+    settings = load_settings(environ=env, overrides={"data_dir": tmp_path})
+    assert settings.policy_bundle_keys == {"2026": Path("/etc/a.pem"), "2027": Path("/etc/b.pem")}
