@@ -37,16 +37,21 @@ class Engine:
     store_gate: Callable[[PlannedFile], bool] | None = None  # the policy's cache decision
 
     @classmethod
-    def open(cls, root: Path) -> Engine:
+    def open(cls, root: Path, *, warm: WarmPytest | None = None) -> Engine:
         """The graph from its saved index, the user's cache and the configured interpreter.
-        The engine owns that cache: close it (`contextlib.closing`)."""
+        The engine owns that cache: close it (`contextlib.closing`). ``warm``'s process, if it
+        runs the interpreter, describes it (no query process on a first run)."""
         from maestro.cache import Cache
         from maestro.engine.interpreter_cache import workspace_interpreter
         from maestro.graph.build import BuildGraph
         from maestro.paths import graph_index_path
 
         graph = BuildGraph.build(root, index_path=graph_index_path(root))
-        interpreter = workspace_interpreter(root, configured=graph.loaded.config.interpreter)
+        interpreter = workspace_interpreter(
+            root,
+            configured=graph.loaded.config.interpreter,
+            describe=warm.describe if warm is not None else None,
+        )
         return cls(graph, Cache.open(), interpreter)
 
     def close(self) -> None:

@@ -10,7 +10,7 @@ import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -121,7 +121,14 @@ def find_interpreter_path(
     )
 
 
-def query_interpreter(path: Path, *, source: Source = "setting") -> Interpreter:
+Describe = Callable[[Path], str | None]
+"""The query's answer (its JSON line) from a process already running that interpreter (the warm
+pytest process), or None: then the interpreter is started to ask it."""
+
+
+def query_interpreter(
+    path: Path, *, source: Source = "setting", describe: Describe | None = None
+) -> Interpreter:
     """Ask the interpreter for its version, platform and pytest (memoised per path and mtime)."""
     try:
         mtime = path.stat().st_mtime_ns
@@ -130,6 +137,12 @@ def query_interpreter(path: Path, *, source: Source = "setting") -> Interpreter:
             f"the workspace interpreter {path} is missing ({exc.strerror})",
             hint="recreate the virtual environment, or configure another interpreter",
         ) from exc
+    line = describe(path) if describe is not None else None
+    if line is not None:
+        try:
+            return _interpreter(path, _QueryAnswer.model_validate_json(line), source)
+        except ValidationError:
+            log.debug("ignoring a malformed description of %s", path)
     return _query(path, mtime, source)
 
 
@@ -162,6 +175,10 @@ def _query(path: Path, mtime_ns: int, source: Source) -> Interpreter:
             f"unexpected answer from the workspace interpreter {path}",
             hint="is it a CPython or PyPy 3.11+ interpreter?",
         ) from exc
+    return _interpreter(path, answer, source)
+
+
+def _interpreter(path: Path, answer: _QueryAnswer, source: Source) -> Interpreter:
     return Interpreter(
         path=path,
         version=answer.version,
@@ -180,10 +197,11 @@ def resolve_interpreter(
     configured: str | Path | None = None,
     environ: Mapping[str, str] | None = None,
     require_pytest: bool = True,
+    describe: Describe | None = None,
 ) -> Interpreter:
     """Find, query and check the interpreter that runs this workspace's tests."""
     path, source = find_interpreter_path(root, configured=configured, environ=environ)
-    interpreter = query_interpreter(path, source=source)
+    interpreter = query_interpreter(path, source=source, describe=describe)
     if interpreter.version < (3, 11):
         raise RunnerError(
             f"the workspace interpreter {path} is Python {interpreter.version_string}; "

@@ -16,6 +16,7 @@ from typing import Any
 
 from maestro.cache.keys import site_dirs
 from maestro.engine.interpreter import (
+    Describe,
     Interpreter,
     find_interpreter_path,
     resolve_interpreter,
@@ -34,7 +35,9 @@ def _stamp(path: Path, prefix: Path, version: tuple[int, int, int], is_venv: boo
     return stamp
 
 
-def workspace_interpreter(root: Path, *, configured: str | Path | None = None) -> Interpreter:
+def workspace_interpreter(
+    root: Path, *, configured: str | Path | None = None, describe: Describe | None = None
+) -> Interpreter:
     """resolve_interpreter(), served from the state dir while nothing changed."""
     path, source = find_interpreter_path(root, configured=configured)
     state = workspace_state_dir(root) / FILE
@@ -56,7 +59,7 @@ def workspace_interpreter(root: Path, *, configured: str | Path | None = None) -
                 return found
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    found = resolve_interpreter(root, configured=configured)
+    found = resolve_interpreter(root, configured=configured, describe=describe)
     try:
         data = {
             "path": str(path),

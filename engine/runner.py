@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import secrets
+import select
 import signal
 import subprocess
 import tempfile
@@ -297,6 +298,7 @@ def _spawn(
     stdin: int,
     nice: int,
     interpreter: Path,
+    extra_fds: Sequence[int] = (),
 ) -> _Spawned:
     """Start ``command`` in its own session with the events pipe, the lifeline and ``record``'s
     group lock; ``env_of(events_fd)`` is its environment. On the event loop's thread (or the
@@ -314,7 +316,8 @@ def _spawn(
     try:
         env = env_of(write_fd)
         env[LIFELINE_FD_ENV] = str(lifeline_read)
-        inherited = [write_fd, lifeline_read] + ([] if record is None else [record.group_fd])
+        inherited = [write_fd, lifeline_read, *extra_fds]
+        inherited += [] if record is None else [record.group_fd]
         log.info("running %s in %s", " ".join(command), root)
         started = time.monotonic()
         proc = subprocess.Popen(
@@ -359,10 +362,12 @@ class WarmPytest:
     Use it as a context manager: leaving it kills a process nobody took.
     """
 
-    def __init__(self, root: Path, python: Path, spawned: _Spawned) -> None:
+    def __init__(self, root: Path, python: Path, spawned: _Spawned, described: int) -> None:
         self.root = root
         self.python = python
         self._spawned: _Spawned | None = spawned
+        self._described = described  # read end: the interpreter's description, then EOF
+        self._description: str | None = None
 
     @classmethod
     def start(
@@ -378,20 +383,50 @@ class WarmPytest:
         started, and the run then starts its own as usual."""
         root = root.absolute()
         allowlist = tuple(env_allowlist)
+        described, describe_fd = os.pipe()
+
+        def env_of(events_fd: int) -> dict[str, str]:
+            env = build_env(venv, events_fd=events_fd, allowlist=allowlist, environ=environ)
+            return {**env, WARM_DESCRIBE_FD_ENV: str(describe_fd)}
+
         try:
             spawned = _spawn(
                 root,
                 [str(python), "-m", WARM_MODULE],
                 _register_sync(root),
-                lambda fd: build_env(venv, events_fd=fd, allowlist=allowlist, environ=environ),
+                env_of,
                 stdin=subprocess.PIPE,
                 nice=0,
                 interpreter=python,
+                extra_fds=[describe_fd],
             )
         except (OSError, RunnerError) as exc:
             log.debug("no warm pytest process: %s", exc)
+            os.close(described)
             return None
-        return cls(root, python, spawned)
+        finally:
+            os.close(describe_fd)
+        del spawned.env[WARM_DESCRIBE_FD_ENV]  # the module takes it out of its environment
+        return cls(root, python, spawned, described)
+
+    def describe(self, python: Path) -> str | None:
+        """The interpreter query's answer as the waiting process gave it (blocking until it
+        has imported pytest); None if it runs another interpreter or gave none."""
+        if python != self.python:
+            return None
+        if self._described >= 0:
+            chunks: list[bytes] = []
+            deadline = time.monotonic() + _DESCRIBE_WAIT_S  # a stuck import: ask the usual way
+            with contextlib.suppress(OSError):
+                while select.select([self._described], [], [], _remaining(deadline))[0]:
+                    chunk = os.read(self._described, 1 << 16)
+                    if not chunk:
+                        break
+                    chunks.append(chunk)
+            os.close(self._described)
+            self._described = -1
+            self._description = b"".join(chunks).decode(errors="replace").strip() or None
+        return self._description
 
     def take(
         self, root: Path, command: Sequence[str], env_of: Callable[[int], dict[str, str]]
@@ -435,6 +470,9 @@ class WarmPytest:
         return None if self._spawned is None else self._spawned.proc.pid
 
     def discard(self) -> None:
+        if self._described >= 0:
+            os.close(self._described)
+            self._described = -1
         spawned, self._spawned = self._spawned, None
         if spawned is not None:
             with contextlib.suppress(OSError):
@@ -450,6 +488,14 @@ class WarmPytest:
 
 
 WARM_MODULE = "maestro_warm"
+WARM_DESCRIBE_FD_ENV = "MAESTRO_WARM_DESCRIBE_FD"  # maestro_warm's DESCRIBE_FD_ENV
+_DESCRIBE_WAIT_S = 30.0  # the interpreter query's own timeout
+
+
+def _remaining(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
+
+
 # The only variables a warm process may get after it started: the plugin reads them when pytest
 # configures it. Anything else (PYTHONHASHSEED, PYTHONPATH...) counts as the interpreter starts.
 _PER_RUN_ENV = frozenset({TRACE_ENV, SELECT_ENV})

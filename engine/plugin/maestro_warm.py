@@ -36,9 +36,41 @@ def _request() -> dict[str, Any] | None:
     return request if isinstance(request, dict) else None
 
 
+DESCRIBE_FD_ENV = "MAESTRO_WARM_DESCRIBE_FD"
+
+
+def _describe() -> None:
+    """Tell the runner what the interpreter query (maestro/engine/interpreter.py) would: it then
+    need not start the interpreter once more to ask."""
+    fd_text = os.environ.pop(DESCRIBE_FD_ENV, None)
+    if fd_text is None:
+        return
+    import sysconfig
+    from importlib.metadata import version
+
+    try:
+        pytest_version: str | None = version("pytest")
+    except Exception:
+        pytest_version = "unknown"
+    answer = {
+        "version": list(sys.version_info[:3]),
+        "implementation": sys.implementation.name,
+        "platform": sysconfig.get_platform(),
+        "prefix": sys.prefix,
+        "base_prefix": sys.base_prefix,
+        "pytest_version": pytest_version,
+    }
+    try:
+        with os.fdopen(int(fd_text), "w", encoding="utf-8") as f:
+            f.write(json.dumps(answer) + "\n")
+    except (OSError, ValueError):
+        pass  # the runner asks the interpreter itself
+
+
 def main() -> None:
     import pytest  # noqa: F401  (the slow part, done while the runner plans)
 
+    _describe()
     request = _request()
     if request is None:
         sys.exit(0)

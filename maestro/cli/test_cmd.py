@@ -260,7 +260,7 @@ def run_in_process(
         no_cache=params.no_cache,
         pytest_args=tuple(params.pytest_args),
     )
-    with closing(Engine.open(root)) as engine:
+    with closing(Engine.open(root, warm=warm)) as engine:
         summary = engine.run(
             selection,
             on_plan=lambda p: display.plan([planned_info(f) for f in p.files]),

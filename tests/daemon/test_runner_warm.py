@@ -48,6 +48,8 @@ def test_probe():
         "path": sys.path,
         "stdin": os.read(0, 100).decode(),
         "env": {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")},
+        "maestro_env": sorted(k for k in os.environ if k.startswith("MAESTRO_")),
+        "fds": len(os.listdir("/proc/self/fd")),
         "spawned": proc.exitcode,
         "warm_module": "maestro_warm" in sys.modules,
     }))
@@ -162,3 +164,24 @@ def test_a_warm_process_dies_with_the_process_that_started_it(
     )
     assert done.returncode == 0, done.stderr
     assert _gone(int(done.stdout.strip()))
+
+
+def test_a_warm_process_describes_its_interpreter_so_no_query_process_starts(
+    workspace: WriteWorkspace, interpreter: Interpreter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maestro.engine import interpreter as interpreters
+
+    root = workspace({"test_probe.py": PROBE})
+    with _warm(root, interpreter) as warm:
+        assert warm.describe(root / "python") is None  # not the interpreter it runs
+
+        def no_query(*args: object) -> Interpreter:
+            raise AssertionError("the interpreter was started to answer the query")
+
+        monkeypatch.setattr(interpreters, "_query", no_query)
+        described = interpreters.query_interpreter(interpreter.path, describe=warm.describe)
+        assert described == interpreter
+        report = run_pytest_sync(root, interpreter, ["test_probe.py"], warm=warm)
+    assert report.outcomes["passed"] == 1
+    seen = _probe(root)
+    assert not [k for k in seen["maestro_env"] if k.startswith("MAESTRO_WARM")]
