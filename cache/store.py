@@ -349,14 +349,51 @@ class Cache:
 
     def put_blobs(self, blobs: Sequence[bytes]) -> list[Digest]:
         """Store many blobs in one write transaction (one fsync instead of one per blob)."""
+        return self.put_run(blobs, ())
+
+    def put_run(
+        self, blobs: Sequence[bytes], actions: Sequence[tuple[str, ActionResult]]
+    ) -> list[Digest]:
+        """A run's blobs and the results that reference them, in one write transaction (one
+        fsync per run); the blobs' digests."""
         hashed = [_hash(data) for data in blobs]
-        self._put_many([(key, data) for (key, _), data in zip(hashed, blobs, strict=True)])
+        pairs = [(key, data) for (key, _), data in zip(hashed, blobs, strict=True)]
+        put_blobs, grow, existing = self._blob_writer(pairs)
+        put_actions, grow_actions = self._action_writer(actions)
+        if grow or actions:
+
+            def body(txn: lmdb.Transaction, dbs: L.Dbs) -> int:
+                put_blobs(txn, dbs)
+                put_actions(txn, dbs)
+                return L.get_int(txn, dbs, L.BLOB_BYTES) + L.get_int(txn, dbs, L.ACTION_BYTES)
+
+            total = self._write(body, grow=grow + grow_actions)
+            self._note(existing)
+            self._maybe_gc(total)
         return [digest for _, digest in hashed]
 
     def _put_many(self, pairs: Sequence[tuple[bytes, bytes]]) -> None:
-        pairs = [(key, data) for key, data in pairs if data]
-        if not pairs:
+        put_blobs, grow, existing = self._blob_writer(pairs)
+        if not grow:
             return
+
+        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> int:
+            put_blobs(txn, dbs)
+            return L.get_int(txn, dbs, L.BLOB_BYTES) + L.get_int(txn, dbs, L.ACTION_BYTES)
+
+        total = self._write(body, grow=grow)
+        self._note(existing)
+        self._maybe_gc(total)
+
+    def _blob_writer(
+        self, pairs: Sequence[tuple[bytes, bytes]]
+    ) -> tuple[Callable[[lmdb.Transaction, L.Dbs], None], int, list[bytes]]:
+        """What stores ``pairs`` in a write transaction, the bytes they add at most, and the
+        list it fills with the blobs already there (a re-put counts as a use)."""
+        pairs = [(key, data) for key, data in pairs if data]
+        existing: list[bytes] = []
+        if not pairs:
+            return (lambda txn, dbs: None), 0, existing
         incoming = sum(len(data) for _, data in pairs)
         if self.max_bytes is not None and max(len(data) for _, data in pairs) > self.max_bytes:
             raise CacheError(
@@ -364,9 +401,7 @@ class Cache:
                 hint="raise the cap with --max-size",
             )
 
-        existing: list[bytes] = []
-
-        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> int:
+        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> None:
             meta = L.META.pack(_now(), 0)[:8]  # the atime half, shared by the whole batch
             added = 0
             existing.clear()
@@ -383,11 +418,8 @@ class Cache:
                 txn.put(L.BLOB + key, meta + L.U64.pack(len(data)), db=dbs.meta)
                 added += len(data)
             L.add_int(txn, dbs, L.BLOB_BYTES, added)
-            return L.get_int(txn, dbs, L.BLOB_BYTES) + L.get_int(txn, dbs, L.ACTION_BYTES)
 
-        total = self._write(body, grow=incoming)
-        self._note(existing)
-        self._maybe_gc(total)
+        return body, incoming, existing
 
     def get_blob(self, ref: Digest | str) -> bytes | None:
         """The blob's bytes after re-hashing them; None if absent or corrupt (then quarantined)."""
@@ -457,15 +489,19 @@ class Cache:
 
     def put_actions(self, items: Sequence[tuple[str, ActionResult]]) -> None:
         """Store many results in one write transaction (one fsync for a whole run)."""
+        self.put_run((), items)
+
+    def _action_writer(
+        self, items: Sequence[tuple[str, ActionResult]]
+    ) -> tuple[Callable[[lmdb.Transaction, L.Dbs], None], int]:
+        """What stores ``items`` in a write transaction, and the bytes they add."""
         entries = []
         for action_hex, result in items:
             key = check_hex(action_hex, "action digest")
             refs = sorted({d.key for d in result.referenced_digests() if d.size})
             entries.append((key, L.seal_action(key, result.encode()), refs))
-        if not entries:
-            return
 
-        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> int:
+        def body(txn: lmdb.Transaction, dbs: L.Dbs) -> None:
             for key, value, refs in entries:
                 L.delete_action(txn, dbs, key)
                 txn.put(key, value, db=dbs.ac)
@@ -474,10 +510,8 @@ class Cache:
                     txn.put(key, b"".join(refs), db=dbs.arefs)
                     L.incref(txn, dbs, refs)
                 L.add_int(txn, dbs, L.ACTION_BYTES, len(value))
-            return L.get_int(txn, dbs, L.BLOB_BYTES) + L.get_int(txn, dbs, L.ACTION_BYTES)
 
-        total = self._write(body, grow=sum(len(value) for _, value, _ in entries))
-        self._maybe_gc(total)
+        return body, sum(len(value) for _, value, _ in entries)
 
     def get_action(self, action_hex: str, *, count: bool = True) -> ActionResult | None:
         """The stored result if it decodes and every blob it references exists and verifies.

@@ -791,8 +791,7 @@ def store_results(
         planned.last.set(key)
         stored_keys.append(key)
         out.append(FileOutcome(f, result, False, stored=True))
-    cache.put_blobs(blobs)  # shown results (stored or not) need their blobs
-    cache.put_actions(actions)
+    cache.put_run(blobs, actions)  # shown results (stored or not) need their blobs
     _remember_fingerprints(planned, stored_keys)
     try:
         planned.last.save()

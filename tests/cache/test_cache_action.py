@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
@@ -206,3 +207,27 @@ def test_provenance_starts_no_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(platform, "_uname_cache", None, raising=False)
     found = Provenance.current()
     assert found.platform.startswith(platform.system())
+
+
+def test_a_runs_blobs_and_results_are_one_write(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One write transaction (one fsync) per run, and the results find their blobs."""
+    writes: list[object] = []
+    original = Cache._write
+
+    def counted(self: Cache, body: Any, *, grow: int = 0) -> Any:
+        writes.append(body)
+        return original(self, body, grow=grow)
+
+    monkeypatch.setattr(Cache, "_write", counted)
+    out, err = b"captured stdout " * 20, b"captured stderr " * 20
+    digests = cache.put_run([out, err], [])  # no result yet: only the blobs
+    assert len(writes) == 1
+    result = make_result(stdout=digests[0], stderr=digests[1])
+    writes.clear()
+    assert cache.put_run([out, err], [(action_key(1), result)]) == digests
+    assert len(writes) == 1
+    found = cache.get_action(action_key(1))
+    assert found is not None and found.stdout == digests[0]
+    assert cache.get_blob(digests[1]) == err
