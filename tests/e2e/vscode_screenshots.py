@@ -21,6 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parents[1]))  # tests/: workspace_procs, as under pytest
 sys.path.insert(0, str(Path(__file__).parent))
 from editor_helpers import FILES, REPO, Project, kill_daemons
 
