@@ -185,6 +185,7 @@ class Engine:
         return run(
             self.graph, self.cache, self.interpreter, selection, on_plan=on_plan,
             on_event=on_event, environ=environ, fingerprints=self.fingerprints, warm=warm,
+            store_gate=self.store_gate,
         )  # fmt: skip
 
     def stale(self, *, environ: Mapping[str, str] | None = None) -> list[PlannedFile]:

@@ -954,6 +954,7 @@ def run(
     environ: Mapping[str, str] | None = None,
     fingerprints: FingerprintStore | None = None,
     warm: WarmPytest | None = None,
+    store_gate: Callable[[PlannedFile], bool] | None = None,
 ) -> Summary:
     """Plan and execute synchronously (the CLI's entry point); Ctrl-C stops the child group."""
     planned = plan(graph, cache, interpreter, selection, environ=environ, fingerprints=fingerprints)
@@ -962,5 +963,5 @@ def run(
     if not planned.to_run:  # all from the cache: no event loop, no process
         promote(cache, planned)
         return summarise([FileOutcome(f, f.cached, True) for f in planned.files], None)
-    engine = Engine(graph, cache, interpreter, fingerprints)
+    engine = Engine(graph, cache, interpreter, fingerprints, store_gate)
     return run_sync(engine.execute(planned, on_event=on_event, environ=environ, warm=warm))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -251,7 +252,8 @@ def run_in_process(
     from contextlib import closing
 
     from maestro.engine.core import Engine
-    from maestro.engine.testing import Selection, planned_info, summary_result
+    from maestro.engine.testing import Plan, Selection, planned_info, summary_result
+    from maestro.policy.local import LocalCacheGates
 
     selection = Selection(
         paths=tuple(params.paths),
@@ -260,13 +262,15 @@ def run_in_process(
         no_cache=params.no_cache,
         pytest_args=tuple(params.pytest_args),
     )
-    with closing(Engine.open(root, warm=warm)) as engine:
-        summary = engine.run(
-            selection,
-            on_plan=lambda p: display.plan([planned_info(f) for f in p.files]),
-            on_event=display.event,
-            warm=warm,
-        )
+    gates = LocalCacheGates(root, ci=bool(os.environ.get("CI")))
+
+    def on_plan(planned: Plan) -> None:
+        gates.serve(planned)  # before showing it: a denied file runs
+        display.plan([planned_info(f) for f in planned.files])
+
+    with closing(Engine.open(root, warm=warm)) as engine, closing(gates):
+        engine.store_gate = gates.store
+        summary = engine.run(selection, on_plan=on_plan, on_event=display.event, warm=warm)
     from maestro.policy.quarantine import in_process
 
     return in_process(root, summary_result(summary))  # quarantined failures do not fail it

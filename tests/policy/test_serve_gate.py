@@ -156,3 +156,39 @@ def test_the_built_in_cache_rules_never_deny_serving_an_unmarked_file(
         assert engine.decide(inp).result == "allow"
     marked = CacheInput(action="serve", target="t.py", markers=["net"], ci=ci, outcome=outcome)
     assert engine.decide(marked).result == "deny"
+
+
+def test_a_run_without_the_daemon_asks_the_same_serve_decision(ws: Path) -> None:
+    runner = CliRunner()
+    args = ["test", "--no-daemon", "--root", str(ws)]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, args)
+    assert second.exit_code == 0, second.output
+    assert (ws.parent / "runs.txt").read_text() == "xx"  # denied serving: it ran for real
+    out = " ".join(second.stdout.split())
+    assert "ran 1 files, 1 cached" in out
+
+
+def test_a_flaky_marked_file_is_neither_stored_nor_served_without_the_daemon(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "pyproject.toml").write_text(
+        "[project]\nname = 'ws'\nversion = '0'\n\n"
+        "[tool.pytest.ini_options]\nmarkers = ['flaky: sometimes fails']\n"
+    )
+    (root / "tests/test_plain.py").write_text("def test_plain():\n    assert True\n")
+    counting = COUNTING.replace("def test_live", "def test_f")
+    (root / "tests/test_f.py").write_text(
+        "import pytest\n\npytestmark = pytest.mark.flaky\n\n" + counting
+    )
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(tmp_path / "st"))
+    runner = CliRunner()
+    args = ["test", "--no-daemon", "--root", str(root)]
+    for _ in range(2):
+        done = runner.invoke(app, args)
+        assert done.exit_code == 0, done.output
+    assert (tmp_path / "runs.txt").read_text() == "xx"
+    assert "ran 1 files, 1 cached" in " ".join(done.stdout.split())

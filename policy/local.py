@@ -1,0 +1,91 @@
+"""The policy's cache gates for a run made without the daemon (`maestro test --no-daemon`, CI):
+the same ``serve`` and ``store`` decisions the daemon asks, so that a result is served and stored
+alike either way.
+
+Opening the policy costs a second or more (regopy, compiling the workspace's rules in a child),
+as much as a small suite: it is opened only when a decision could deny. The built-in cache rules
+deny ``serve`` and ``store`` for a marker only (``no_cache_markers``, see ``serve_asks``), so
+without workspace rules or settings a file that carries no marker is allowed without asking,
+and a run whose files carry none never opens it.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from maestro.errors import MaestroError
+from maestro.policy.gate import MarkerScanner, PolicyGate, deny_serving
+from maestro.policy.model import CacheInput
+from maestro.policy.sources import WORKSPACE_DIR, workspace_config
+
+if TYPE_CHECKING:
+    from maestro.engine.testing import Plan, PlannedFile
+
+log = logging.getLogger(__name__)
+
+
+def has_workspace_policy(root: Path) -> bool:
+    """Settings (``[tool.maestro.policy]``) or rules (``.maestro/policy/*.rego``) of its own."""
+    folder = root / WORKSPACE_DIR
+    return bool(workspace_config(root)) or (folder.is_dir() and any(folder.glob("*.rego")))
+
+
+class LocalCacheGates:
+    """One run's cache gates; close it (``contextlib.closing``)."""
+
+    def __init__(self, root: Path, *, ci: bool = False) -> None:
+        self.root = root
+        self.ci = ci
+        self.execution_id = uuid.uuid4().hex
+        self.scanner = MarkerScanner(root)
+        try:
+            self._every = has_workspace_policy(root)
+        except MaestroError:  # unreadable settings: ask, and let opening the policy report it
+            self._every = True
+        self._gate: PolicyGate | None = None
+        self._failed = False
+
+    def _asks(self, target: str) -> bool:
+        return self._every or bool(self.scanner.markers(target))
+
+    def _open(self) -> PolicyGate | None:
+        if self._gate is None and not self._failed:
+            try:
+                self._gate = PolicyGate.for_workspace(self.root, isolate=True)
+            except MaestroError as exc:  # open with a warning, as the daemon's cache gates do
+                log.warning("the policy's cache gates are not applied: %s", exc)
+                self._failed = True
+        return self._gate
+
+    def serve(self, planned: Plan) -> None:
+        """Make the files whose cached result the policy will not serve run for real."""
+        if not any(self._asks(f.target) for f in planned.files if f.reason is None):
+            return
+        gate = self._open()
+        if gate is not None:
+            deny_serving(gate, planned, self.execution_id, self.scanner, ci=self.ci)
+
+    def store(self, planned: PlannedFile) -> bool:
+        """Whether this file's new result may be stored (``Engine.store_gate``)."""
+        if not self._asks(planned.target):
+            return True
+        gate = self._open()
+        if gate is None:
+            return True
+        inp = CacheInput(
+            execution_id=self.execution_id,
+            action="store",
+            target=planned.target,
+            markers=self.scanner.markers(planned.target),
+            ci=self.ci,
+        )
+        decision, _ = gate.decide(inp, targets=[planned.target])
+        return decision.result == "allow"
+
+    def close(self) -> None:
+        if self._gate is not None:
+            self._gate.close()
+            self._gate = None
