@@ -106,3 +106,9 @@ def kill_daemons(root: Path, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while daemon_processes(root) and time.monotonic() < deadline:
         time.sleep(0.02)
+
+
+def no_daemon_left(root: Path) -> None:
+    """A test's teardown: kill every daemon of ``root``, and fail if one survives."""
+    kill_daemons(root)
+    assert not daemon_processes(root), "a daemon survived the test"
