@@ -30,7 +30,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from maestro.policy.sources import (
     Annotation,
     Module,
     PolicySources,
+    builtin_defaults,
     check_roots,
     load,
     read_annotations,
@@ -116,12 +116,6 @@ def merge_settings(layers: list[Any]) -> dict[str, Any]:
     return merged
 
 
-def _defaults() -> dict[str, Any]:
-    text = (resources.files("maestro.policy") / "rego" / "builtin" / "defaults.json").read_text()
-    value: dict[str, Any] = orjson.loads(text)
-    return value
-
-
 @dataclass
 class PolicySet:
     """One compiled policy: modules, data, annotations, and the digest naming it."""
@@ -147,7 +141,7 @@ class PolicySet:
         for point in POINTS:
             modules[f"compose/{point}.rego"] = _compose(point, present)
         config = {
-            "builtin": _defaults(),
+            "builtin": builtin_defaults(),
             **{k: v for k, v in sources.data.items() if k != "builtin"},
         }
         config["merged"] = merge_settings([config.get(layer, {}) for layer in LAYERS])

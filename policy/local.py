@@ -4,9 +4,9 @@ alike either way.
 
 Opening the policy costs a second or more (regopy, compiling the workspace's rules in a child),
 as much as a small suite: it is opened only when a decision could deny. The built-in cache rules
-deny ``serve`` and ``store`` for a marker only (``no_cache_markers``, see ``serve_asks``), so
-without workspace rules or settings a file that carries no marker is allowed without asking,
-and a run whose files carry none never opens it.
+deny ``serve`` and ``store`` for their ``no_cache_markers`` only (``flaky``), so without
+workspace rules or settings a file that carries none of them is allowed without asking, and a
+run whose files carry none never opens it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from maestro.errors import MaestroError
 from maestro.policy.gate import MarkerScanner, PolicyGate, deny_serving
 from maestro.policy.model import CacheInput
-from maestro.policy.sources import WORKSPACE_DIR, workspace_config
+from maestro.policy.sources import WORKSPACE_DIR, builtin_defaults, workspace_config
 
 if TYPE_CHECKING:
     from maestro.engine.testing import Plan, PlannedFile
@@ -45,11 +45,12 @@ class LocalCacheGates:
             self._every = has_workspace_policy(root)
         except MaestroError:  # unreadable settings: ask, and let opening the policy report it
             self._every = True
+        self._marks = frozenset(builtin_defaults().get("no_cache_markers", ()))
         self._gate: PolicyGate | None = None
         self._failed = False
 
     def _asks(self, target: str) -> bool:
-        return self._every or bool(self.scanner.markers(target))
+        return self._every or not self._marks.isdisjoint(self.scanner.markers(target))
 
     def _open(self) -> PolicyGate | None:
         if self._gate is None and not self._failed:

@@ -14,6 +14,7 @@ team rule (the composition in engine.py makes any layer's deny final).
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -72,6 +73,13 @@ class PolicySources:
         kept = [m for m in self.modules if m.layer != "team"]
         config = {**self.data, "team": data}
         return PolicySources([*kept, *modules], config, set(self.shadow), revision)
+
+
+def builtin_defaults() -> dict[str, Any]:
+    """The built-in rules' settings (``rego/builtin/defaults.json``), before any layer's."""
+    text = (resources.files("maestro.policy") / "rego" / "builtin" / "defaults.json").read_text()
+    value: dict[str, Any] = json.loads(text)
+    return value
 
 
 def builtin_modules() -> list[Module]:

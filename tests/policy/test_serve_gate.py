@@ -192,3 +192,27 @@ def test_a_flaky_marked_file_is_neither_stored_nor_served_without_the_daemon(
         assert done.exit_code == 0, done.output
     assert (tmp_path / "runs.txt").read_text() == "xx"
     assert "ran 1 files, 1 cached" in " ".join(done.stdout.split())
+
+
+def test_a_run_without_the_daemon_opens_no_policy_for_markers_no_rule_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening the policy costs a second or more: a plain run with common markers (skipif,
+    slow) must not pay it."""
+    from maestro.policy import local
+    from maestro.policy.gate import PolicyGate
+
+    root = tmp_path / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "tests/test_s.py").write_text(
+        "import pytest\n\n@pytest.mark.skipif(False, reason='no')\n@pytest.mark.slow\n"
+        "def test_s():\n    pass\n"
+    )
+
+    def refuse(*args: object, **kwargs: object) -> PolicyGate:
+        raise AssertionError("the policy was opened")
+
+    monkeypatch.setattr(PolicyGate, "for_workspace", refuse)
+    gates = local.LocalCacheGates(root)
+    planned = type("P", (), {"target": "tests/test_s.py"})()
+    assert gates.store(planned) is True  # type: ignore[arg-type]
