@@ -3,8 +3,6 @@ call. This is the function the daemon, the CLI and the editor integration use.""
 
 from __future__ import annotations
 
-import os
-import re
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -12,15 +10,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maestro.policy.engine import PolicyEngine, PolicySet
+from maestro.policy.markers import MarkerScanner as MarkerScanner
 from maestro.policy.model import CacheInput, Decision, DecisionRecord, FiredRule, PolicyInput
 from maestro.policy.records import DecisionLog
 from maestro.redaction import Redactor
 
 if TYPE_CHECKING:
     from maestro.engine.testing import Plan
-
-_MARK = re.compile(r"pytest\.mark\.([A-Za-z_]\w*)")
+    from maestro.policy.engine import PolicyEngine, PolicySet
 
 
 def redact_value(value: Any, redactor: Redactor) -> Any:
@@ -32,42 +29,6 @@ def redact_value(value: Any, redactor: Redactor) -> Any:
     if isinstance(value, dict):
         return {str(redactor.redact(str(k))): redact_value(v, redactor) for k, v in value.items()}
     return value
-
-
-@dataclass
-class MarkerScanner:
-    """pytest markers a test file applies (``@pytest.mark.critical``, ``pytestmark = ...``),
-    read from its text and remembered by modification time. Static: a marker applied by a
-    plugin or conftest hook is not seen (docs/policy.md)."""
-
-    root: Path
-    _seen: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
-
-    def markers(self, target: str) -> list[str]:
-        # asked for every file of a plan at every run: os.stat on a string, not pathlib
-        path = os.path.join(self.root, target)
-        try:
-            stamp = os.stat(path).st_mtime_ns
-        except OSError:
-            return []
-        held = self._seen.get(target)
-        if held is not None and held[0] == stamp:
-            return list(held[1])
-        try:
-            text = Path(path).read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return []
-        found = tuple(sorted(set(_MARK.findall(text)) - {"parametrize", "usefixtures"}))
-        self._seen[target] = (stamp, found)
-        return list(found)
-
-    def of(self, targets: Iterable[str]) -> dict[str, list[str]]:
-        out: dict[str, list[str]] = {}
-        for t in targets:
-            found = self.markers(t)
-            if found:
-                out[t] = found
-        return out
 
 
 def serve_asks(
@@ -128,6 +89,8 @@ class PolicyGate:
         cls, root: Path, environ: Mapping[str, str] | None = None, *, isolate: bool = False
     ) -> PolicyGate:
         """``isolate``: compile new policy sets in a child first (long-lived processes)."""
+        from maestro.policy.engine import PolicyEngine  # regopy: only once a gate is opened
+
         redactor = Redactor.from_environ(environ or {}, detectors=False)
         engine = PolicyEngine.open(root, isolate=isolate)
         return cls(engine, DecisionLog.for_workspace(root), redactor)

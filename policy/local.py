@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maestro.errors import MaestroError
-from maestro.policy.gate import MarkerScanner, PolicyGate, deny_serving
-from maestro.policy.model import CacheInput
+from maestro.policy.markers import MarkerScanner
 from maestro.policy.sources import WORKSPACE_DIR, builtin_defaults, workspace_config
 
 if TYPE_CHECKING:
     from maestro.engine.testing import Plan, PlannedFile
+    from maestro.policy.gate import PolicyGate
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,8 @@ class LocalCacheGates:
 
     def _open(self) -> PolicyGate | None:
         if self._gate is None and not self._failed:
+            from maestro.policy.gate import PolicyGate
+
             try:
                 self._gate = PolicyGate.for_workspace(self.root, isolate=True)
             except MaestroError as exc:  # open with a warning, as the daemon's cache gates do
@@ -67,6 +69,8 @@ class LocalCacheGates:
             return
         gate = self._open()
         if gate is not None:
+            from maestro.policy.gate import deny_serving
+
             deny_serving(gate, planned, self.execution_id, self.scanner, ci=self.ci)
 
     def store(self, planned: PlannedFile) -> bool:
@@ -76,6 +80,8 @@ class LocalCacheGates:
         gate = self._open()
         if gate is None:
             return True
+        from maestro.policy.model import CacheInput
+
         inp = CacheInput(
             execution_id=self.execution_id,
             action="store",

@@ -22,8 +22,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from maestro.errors import ConfigError, PolicyError
 
 Layer = Literal["builtin", "workspace", "team"]
@@ -182,6 +180,8 @@ def read_annotations(module: Module) -> list[Annotation]:
         while i < len(lines) and lines[i].lstrip().startswith("#"):
             block.append(lines[i].lstrip()[1:].removeprefix(" "))
             i += 1
+        import yaml  # only where METADATA is read: the CLI's cache gates load no module
+
         try:
             meta = yaml.safe_load("\n".join(block)) or {}
         except yaml.YAMLError as exc:
