@@ -26,6 +26,12 @@ if TYPE_CHECKING:
     from maestro.graph.fingerprints import FingerprintStore
 
 
+ALL_CACHED = "last-run-all-cached"
+"""In the workspace state dir while the last in-process run was served whole from the cache:
+the next one then starts no warm pytest process (``Engine.warm``), which it would most likely
+kill unused, its start-up competing with the plan for the CPU."""
+
+
 @dataclass(slots=True)
 class Engine:
     """One workspace's test engine. ``fingerprints`` None: the plan opens the workspace's store."""
@@ -61,13 +67,17 @@ class Engine:
     def warm(root: Path, *, environ: Mapping[str, str] | None = None) -> WarmPytest | None:
         """Start the pytest process of a run about to be planned (see ``WarmPytest``), from
         what is known before the graph: the configuration and the interpreter's path. None when
-        it cannot be; the run then starts its own."""
+        it cannot be, or when the last in-process run was served whole from the cache; the run
+        then starts its own."""
         from maestro.config import load_config
         from maestro.engine.interpreter import find_interpreter_path
         from maestro.engine.runner import WarmPytest
         from maestro.envvars import allowlist_with
         from maestro.errors import MaestroError
+        from maestro.paths import workspace_state_dir
 
+        if (workspace_state_dir(root) / ALL_CACHED).exists():
+            return None  # the last run needed no process: this one most likely neither
         try:
             config = load_config(root).config
             python, _ = find_interpreter_path(root, configured=config.interpreter, environ=environ)

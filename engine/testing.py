@@ -59,7 +59,7 @@ from maestro.cache.keys import (
 )
 from maestro.cache.store import Cache
 from maestro.engine import junit
-from maestro.engine.core import Engine
+from maestro.engine.core import ALL_CACHED, Engine
 from maestro.engine.events import Event, FileDeps, TestResult
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.node_level import FAILING, is_file_input, node_reasons
@@ -960,8 +960,18 @@ def run(
     planned = plan(graph, cache, interpreter, selection, environ=environ, fingerprints=fingerprints)
     if on_plan is not None:
         on_plan(planned)
+    _remember_all_cached(graph.root, not planned.to_run)
     if not planned.to_run:  # all from the cache: no event loop, no process
         promote(cache, planned)
         return summarise([FileOutcome(f, f.cached, True) for f in planned.files], None)
     engine = Engine(graph, cache, interpreter, fingerprints, store_gate)
     return run_sync(engine.execute(planned, on_event=on_event, environ=environ, warm=warm))
+
+
+def _remember_all_cached(root: Path, all_cached: bool) -> None:
+    marker = workspace_state_dir(root) / ALL_CACHED
+    with contextlib.suppress(OSError):
+        if all_cached:
+            marker.touch()
+        else:
+            marker.unlink(missing_ok=True)

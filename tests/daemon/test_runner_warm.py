@@ -185,3 +185,43 @@ def test_a_warm_process_describes_its_interpreter_so_no_query_process_starts(
     assert report.outcomes["passed"] == 1
     seen = _probe(root)
     assert not [k for k in seen["maestro_env"] if k.startswith("MAESTRO_WARM")]
+
+
+def test_no_warm_process_after_a_run_served_whole_from_the_cache(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    from maestro.engine.core import ALL_CACHED, Engine
+    from maestro.engine.testing import Selection
+    from maestro.paths import workspace_state_dir
+
+    root = workspace(
+        {
+            "maestro.toml": f"interpreter = {str(interpreter.path)!r}\n",
+            # unique: a result for the same inputs may be in the user cache already
+            "tests/test_a.py": f"def test_a():\n    assert {os.getpid()} + {time.time_ns()}\n",
+        }
+    )
+    marker = workspace_state_dir(root) / ALL_CACHED
+    for expected_marker in (False, True):  # a first run executes, the next is all cached
+        warm = Engine.warm(root)
+        assert (warm is None) == marker.exists()
+        engine = Engine.open(root, warm=warm)
+        try:
+            summary = engine.run(Selection(), warm=warm)
+        finally:
+            engine.close()
+            if warm is not None:
+                warm.discard()
+        assert summary.passed == 1
+        assert marker.exists() == expected_marker
+    assert Engine.warm(root) is None  # the last run needed no process: no start-up wasted
+    (root / "tests/test_a.py").write_text("def test_a():\n    assert 1\n")
+    engine = Engine.open(root)
+    try:
+        engine.run(Selection())
+    finally:
+        engine.close()
+    assert not marker.exists()  # it ran pytest: the next run starts one early again
+    warm = Engine.warm(root)
+    assert warm is not None
+    warm.discard()
