@@ -112,3 +112,20 @@ def no_daemon_left(root: Path) -> None:
     """A test's teardown: kill every daemon of ``root``, and fail if one survives."""
     kill_daemons(root)
     assert not daemon_processes(root), "a daemon survived the test"
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (read from /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def wait_dead(pid: int, seconds: float = 5.0) -> bool:
+    """Whether ``pid`` is gone (or a zombie) within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return not alive(pid)

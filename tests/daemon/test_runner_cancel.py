@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from workspace_procs import alive
 
 from maestro.engine.events import Event, SessionStart, TestStart
 from maestro.engine.interpreter import Interpreter
@@ -28,15 +29,6 @@ def test_sleeps():
     Path("grandchild.pid").write_text(str(child.pid))
     time.sleep(60)
 """
-
-
-def _alive(pid: int) -> bool:
-    """True while ``pid`` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 async def _run_then_cancel(
@@ -75,12 +67,12 @@ def test_cancel_kills_child_and_grandchild(
     root = workspace({"test_sleep.py": SLEEPER})
     elapsed, child, grandchild = asyncio.run(_run_then_cancel(root, interpreter, grace_s=3.0))
     assert elapsed < 5.0
-    assert not _alive(child)
+    assert not alive(child)
     # The grandchild is reparented to init (or a subreaper) once killed; give it a moment.
     deadline = time.monotonic() + 5
-    while _alive(grandchild) and time.monotonic() < deadline:
+    while alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(grandchild)
+    assert not alive(grandchild)
     with pytest.raises(ChildProcessError):
         os.waitpid(child, os.WNOHANG)  # already reaped: no zombie of ours
 
@@ -96,7 +88,7 @@ def test_cancel_escalates_to_sigkill_when_sigterm_is_ignored(
     root = workspace({"test_sleep.py": stubborn})
     elapsed, child, _ = asyncio.run(_run_then_cancel(root, interpreter, grace_s=1.0))
     assert 0.9 < elapsed < 5.0
-    assert not _alive(child)
+    assert not alive(child)
 
 
 def test_timeout_is_a_cancellation(workspace: WriteWorkspace, interpreter: Interpreter) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from workspace_procs import alive, wait_dead
 
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.runner import LIFELINE_FD_ENV, plugin_dir, run_pytest_sync, runs_dir
@@ -51,21 +52,6 @@ def test_alone():
 """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _wait_dead(pid: int, seconds: float = 5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return not _alive(pid)
-
-
 @pytest.fixture
 def kill_later() -> Iterator[list[int]]:
     """Process groups to SIGKILL when the test ends, whatever happened."""
@@ -97,14 +83,14 @@ def test_an_orphaned_run_is_killed_before_the_next_run_starts(
     owner, orphan = _owner(root, kill_later)
     owner.kill()  # kill -9 of the runner: its run goes on, unseen
     owner.wait()
-    assert _alive(orphan)
+    assert alive(orphan)
     (root / "test_check.py").write_text(CHECK.replace("@PID@", str(orphan)))
 
     report = run_pytest_sync(root, interpreter, ["test_check.py"])
 
     assert report.outcomes["passed"] == 1
     assert (root / "seen").read_text() in {"gone", "Z"}  # dead before the new run began
-    assert not _alive(orphan)
+    assert not alive(orphan)
     assert os.listdir(runs_dir(root)) == []  # both runs forgotten
 
 
@@ -118,7 +104,7 @@ def test_a_live_runners_run_is_left_alone(
         report = run_pytest_sync(root, interpreter, ["test_check.py"])
         assert report.outcomes["passed"] == 1
         assert (root / "seen").read_text() in {"S", "R"}
-        assert _alive(running)
+        assert alive(running)
         assert len(os.listdir(runs_dir(root))) == 2  # its owner and group files, not ours
     finally:
         owner.kill()
@@ -131,7 +117,7 @@ def test_a_finished_runs_leftover_files_are_forgotten(
     root = workspace({"test_ok.py": "def test_ok():\n    pass\n"})
     owner, child = _owner(root, kill_later)
     os.kill(child, signal.SIGKILL)  # the run ended, then its owner died before tidying up
-    assert _wait_dead(child)
+    assert wait_dead(child)
     owner.kill()
     owner.wait()
     assert len(os.listdir(runs_dir(root))) == 2
@@ -184,8 +170,8 @@ def test_the_lifeline_kills_the_group_when_the_runner_dies(
     runner.kill()
     runner.wait()
 
-    assert _wait_dead(int(child), 3.0)
-    assert _wait_dead(int(grandchild), 3.0)
+    assert wait_dead(int(child), 3.0)
+    assert wait_dead(int(grandchild), 3.0)
 
 
 def _import_lifeline(fd: int | None) -> subprocess.Popen[bytes]:

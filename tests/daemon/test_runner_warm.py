@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from workspace_procs import alive, wait_dead
 
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.runner import WarmPytest, run_pytest_sync, runs_dir, venv_of
@@ -54,21 +55,6 @@ def test_probe():
         "warm_module": "maestro_warm" in sys.modules,
     }))
 """
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _gone(pid: int, within_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + within_s
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return not _alive(pid)
 
 
 def _probe(root: Path) -> dict[str, Any]:
@@ -119,12 +105,12 @@ def test_a_warm_process_that_does_not_fit_the_run_is_killed_and_another_runs_it(
         after = {**os.environ, "TZ": "Europe/Paris"}
         report = run_pytest_sync(root, interpreter, ["test_probe.py"], environ=after)
         assert report.outcomes["passed"] == 1
-        assert _alive(pid)  # not offered to that run: still waiting
+        assert alive(pid)  # not offered to that run: still waiting
         report = run_pytest_sync(root, interpreter, ["test_probe.py"], environ=after, warm=warm)
     assert report.outcomes["passed"] == 1, report.stdout.decode() + report.stderr.decode()
     seen = _probe(root)
     assert seen["pid"] != pid and seen["env"]["TZ"] == "Europe/Paris"
-    assert _gone(pid)
+    assert wait_dead(pid)
 
 
 def test_an_unused_warm_process_exits_and_leaves_no_run_record(
@@ -133,10 +119,10 @@ def test_an_unused_warm_process_exits_and_leaves_no_run_record(
     root = workspace({"test_probe.py": PROBE})
     warm = _warm(root, interpreter)
     pid = warm.pid
-    assert pid is not None and _alive(pid)
+    assert pid is not None and alive(pid)
     assert [p for p in runs_dir(root).iterdir() if p.suffix == ".group"]
     warm.discard()
-    assert _gone(pid)
+    assert wait_dead(pid)
     assert not [p for p in runs_dir(root).iterdir() if not p.name.startswith(".")]
     assert not (root / "probe.json").exists()
 
@@ -163,7 +149,7 @@ def test_a_warm_process_dies_with_the_process_that_started_it(
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
-    assert _gone(int(done.stdout.strip()))
+    assert wait_dead(int(done.stdout.strip()))
 
 
 def test_a_warm_process_describes_its_interpreter_so_no_query_process_starts(
@@ -215,7 +201,7 @@ def test_no_warm_process_after_a_run_served_whole_from_the_cache(
         assert summary.passed == 1
         assert marker.exists() == expected_marker
     assert Engine.warm(root) is None  # the last run needed no process: no start-up wasted
-    (root / "tests/test_a.py").write_text("def test_a():\n    assert 1\n")
+    (root / "tests/test_a.py").write_text(f"def test_a():\n    assert {time.time_ns()}\n")
     engine = Engine.open(root)
     try:
         engine.run(Selection())
