@@ -69,7 +69,7 @@ class Engine:
         what is known before the graph: the configuration and the interpreter's path. None when
         it cannot be, or when the last in-process run was served whole from the cache; the run
         then starts its own."""
-        from maestro.config import load_config
+        from maestro.config import load_settings
         from maestro.engine.interpreter import find_interpreter_path
         from maestro.engine.runner import WarmPytest
         from maestro.envvars import allowlist_with
@@ -79,7 +79,7 @@ class Engine:
         if (workspace_state_dir(root) / ALL_CACHED).exists():
             return None  # the last run needed no process: this one most likely neither
         try:
-            config = load_config(root).config
+            config = load_settings(root).config
             python, _ = find_interpreter_path(root, configured=config.interpreter, environ=environ)
         except MaestroError:
             return None  # the run reports it

@@ -294,9 +294,6 @@ def load_settings(root: Path) -> LoadedSettings:
     return _validate(section, text, PYPROJECT, table="tool.maestro")
 
 
-load_config = load_settings  # an earlier name, still imported by engine/core.py
-
-
 def read_toml(path: Path, display: str | None = None) -> tuple[dict[str, Any], str]:
     """Parse a TOML file, turning every failure into a ConfigError that names file and line."""
     import tomllib

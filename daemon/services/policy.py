@@ -190,8 +190,8 @@ class PolicyService:
 
     async def sync_once(self) -> None:
         """Fetch the team bundle (by ETag) and send the decisions not sent yet."""
+        from maestro.config import load_settings
         from maestro.errors import PolicyBundleError
-        from maestro.settings import load_settings
 
         loaded = await asyncio.to_thread(load_settings, self.root)
         remote = loaded.config.remote

@@ -111,11 +111,11 @@ def prestart(argv: Sequence[str]) -> WarmPytest | None:
 
 def client_env(root: Path) -> dict[str, str]:
     """This process's environment, cut to the workspace's allowlist (what pytest may see)."""
-    from maestro.envvars import DEFAULT_ENV_ALLOWLIST, allowlisted_env
-    from maestro.settings import load_settings
+    from maestro.config import load_settings
+    from maestro.envvars import allowlist_with, allowlisted_env
 
     extra = load_settings(root).config.env_allowlist
-    return dict(allowlisted_env((*DEFAULT_ENV_ALLOWLIST, *extra), os.environ))
+    return dict(allowlisted_env(allowlist_with(extra), os.environ))
 
 
 # --- command line ------------------------------------------------------------------------------
