@@ -874,7 +874,7 @@ def prefetch_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
 
 
 def _remember_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
-    """Fingerprint every Python input at its stored digest, so the next change can be diffed."""
+    """Keep every Python input at its stored digest, so the next change can be diffed."""
     fps = planned.fingerprints
     if fps is None:
         return
@@ -885,11 +885,11 @@ def _remember_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
             if digest in done or not name.endswith(".py") or not is_file_input(name):
                 continue
             done.add(digest)
-            if digest != ABSENT and not fps.has(digest):
+            if digest != ABSENT:
                 try:
-                    fps.of_file(root / name, digest)
+                    fps.keep(root / name, digest)
                 except OSError:
-                    log.debug("cannot fingerprint %s", name, exc_info=True)
+                    log.debug("cannot keep %s for the next diff", name, exc_info=True)
 
 
 def summarise(outcomes: list[FileOutcome], report: RunReport | None) -> Summary:

@@ -62,6 +62,7 @@ so that the *previous* version of a file can be diffed without keeping its sourc
 from __future__ import annotations
 
 import ast
+import contextlib
 import copy
 import hashlib
 import os
@@ -659,12 +660,17 @@ class FingerprintStore:
     def _path(self, digest: str) -> Path:
         return self.directory / digest[:2] / f"{digest}.msgpack"
 
+    def _source(self, digest: str) -> Path:
+        return self.directory / digest[:2] / f"{digest}.py"
+
     def get(self, digest: str) -> FileFingerprints | None:
         found = self.memo.get(digest)
         if found is not None:
             return found
         try:
             raw = msgpack.unpackb(self._path(digest).read_bytes(), raw=False)
+        except FileNotFoundError:
+            return self._from_kept(digest)
         except (OSError, ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
             return None
         value = FileFingerprints.from_wire(raw)
@@ -672,8 +678,42 @@ class FingerprintStore:
             self.memo.put(digest, value)
         return value
 
+    def _from_kept(self, digest: str) -> FileFingerprints | None:
+        """Fingerprints of a version kept as source (``keep``), computed now, when a change is
+        first diffed against it."""
+        try:
+            data = self._source(digest).read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest() != digest:
+            return None
+        value = self.memo.of_bytes(data, digest)
+        self.put(digest, value)
+        with contextlib.suppress(OSError):
+            self._source(digest).unlink()
+        return value
+
     def has(self, digest: str) -> bool:
-        return self._path(digest).exists()
+        return self._path(digest).exists() or self._source(digest).exists()
+
+    def keep(self, path: Path, digest: str) -> None:
+        """Keep the version of ``path`` whose content has ``digest`` so that a later run can
+        diff against it. Parsing every input costs about a second of CPU on a small project's
+        first run (while its tests compete for the same cores), and most versions are never
+        diffed: the source is copied now and fingerprinted only when a change needs it."""
+        if self.has(digest):
+            return
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return
+        if hashlib.sha256(data).hexdigest() != digest:
+            return
+        target = self._source(digest)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
 
     def put(self, digest: str, value: FileFingerprints) -> None:
         self.memo.put(digest, value)

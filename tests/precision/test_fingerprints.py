@@ -267,3 +267,32 @@ def test_type_checking_branches_do_not_count() -> None:
     assert changed("LIVE = 1", "LIVE = 2") == (True, ())
     assert changed("return 1", "return 2") == (False, ("f",))
     assert changed("if TYPE_CHECKING:\n    Alias", "if not TYPE_CHECKING:\n    Alias")[0]
+
+
+def test_a_kept_version_is_fingerprinted_only_when_a_change_is_diffed(tmp_path: Path) -> None:
+    """A first run keeps its inputs' source (a copy); parsing them all cost about a second of
+    CPU beside the tests. A later process diffs against the kept version on demand."""
+    import hashlib
+
+    from maestro.graph.fingerprints import FingerprintStore
+
+    old = b"def f():\n    return 1\n\n\ndef g():\n    return 2\n"
+    digest = hashlib.sha256(old).hexdigest()
+    module = tmp_path / "m.py"
+    module.write_bytes(old)
+    FingerprintStore(tmp_path / "fps").keep(module, digest)
+    assert not list((tmp_path / "fps").rglob("*.msgpack"))  # kept, not parsed
+    module.write_bytes(old.replace(b"return 2", b"return 3"))  # the file moves on
+
+    later = FingerprintStore(tmp_path / "fps")
+    assert later.has(digest)
+    before = later.get(digest)
+    assert before == fingerprint_source(old)
+    changed = diff(before, fingerprint_source(module.read_bytes()))
+    assert changed is not None and set(changed.functions) == {"g"}
+    assert list((tmp_path / "fps").rglob("*.msgpack"))  # parsed once, kept as fingerprints
+    assert FingerprintStore(tmp_path / "fps").get(digest) == before
+    module.write_bytes(b"changed again")
+    other = FingerprintStore(tmp_path / "other")
+    other.keep(module, digest)  # the content no longer has that digest: nothing kept
+    assert not other.has(digest)
