@@ -623,7 +623,7 @@ class RemoteSync:
 class MirroredCache(Cache):
     """A `Cache` that reads through to and writes behind to a `RemoteSync`.
 
-    Drop-in for what daemon/testing.py uses (`get_action`, `put_action`, `put_blobs`): a local
+    Drop-in for what the engine uses (`get_action`, `put_run` and the `put_*` built on it): a local
     miss asks the coordinator (bounded by its read timeout, skipped while the circuit is open);
     a stored result is queued for upload. Local statistics count the first lookup as a miss and
     the re-read after a remote fetch as a hit; `RemoteSync.counters` count remote hits."""
@@ -658,12 +658,14 @@ class MirroredCache(Cache):
             return None
         return super().get_action(action_hex, count=count) if fetched else None
 
-    def put_actions(self, items: Sequence[tuple[str, ActionResult]]) -> None:
-        # put_action stores through here too: every stored result is queued for upload
-        super().put_actions(items)
+    def put_run(
+        self, blobs: Sequence[bytes], items: Sequence[tuple[str, ActionResult]]
+    ) -> list[Digest]:
+        # put_action and put_actions store through here too: every stored result is queued
+        digests = super().put_run(blobs, items)
         sync = self.sync
         if sync is None:
-            return
+            return digests
         gate = self.upload_gate
         for action_hex, result in items:
             if gate is not None and not gate(action_hex, result):
@@ -672,3 +674,4 @@ class MirroredCache(Cache):
                 sync.enqueue_upload(action_hex, result)
             except Exception:
                 log.warning("could not queue the upload of %s", action_hex, exc_info=True)
+        return digests
