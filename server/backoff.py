@@ -31,6 +31,9 @@ IDLE_POLL_S = 15.0
 """... and one without a remote (the editor's coordinatorUrl may give it one)."""
 
 
+WARN_AGAIN_S = 60.0
+
+
 def message(until: float, rule: str | None) -> str:
     clock = time.strftime("%H:%M:%S", time.localtime(until))
     return (
@@ -78,7 +81,10 @@ def _note(ls: MaestroServer, ws: Workspace, until: float | None, rule: str | Non
         ws.backoff_until = until
         text = message(until, rule)
         _notify(ls, ws, active=True, until=until, rule=rule, text=text)
-        if first:  # once per episode: a later end time only updates the status bar
+        # once per episode (a later end time only updates the status bar), and not again for
+        # an episode that starts right after one ended: the retried uploads met the limit again
+        if first and time.monotonic() - ws.backoff_warned_at > WARN_AGAIN_S:
+            ws.backoff_warned_at = time.monotonic()
             show(ls, types.MessageType.Warning, text)
     elif ws.backoff_until is not None:
         ws.backoff_until = None

@@ -74,6 +74,7 @@ class Workspace:
         self.flag_warnings_shown: set[str] = set()  # expired-flag warnings already shown
         self.flags_checked = False
         self.backoff_until: float | None = None  # the coordinator's backoff the editor was told
+        self.backoff_warned_at = 0.0  # when the last backoff Warning was shown (monotonic)
         self.backoff_watch: asyncio.Task[None] | None = None
 
     def invalidate(self, *, files_changed: bool) -> None:
