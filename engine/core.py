@@ -151,8 +151,10 @@ class Engine:
             # Fingerprinting the inputs (the next diff's baseline) costs about as much as a short
             # suite: do it while pytest runs; store_results then finds them (and adds the
             # dynamic inputs).
+            # the secrets of the environment the tests run in, and of this process's
+            redactor = Redactor.from_environ({**os.environ, **(environ or {})})
             fingerprinted = asyncio.ensure_future(
-                asyncio.to_thread(prefetch_fingerprints, planned, [f.key for f in to_run])
+                asyncio.to_thread(prefetch_fingerprints, planned, [f.key for f in to_run], redactor)
             )
             detectors = asyncio.ensure_future(asyncio.to_thread(preload_redaction))
             report = await run_pytest(
@@ -170,8 +172,6 @@ class Engine:
             )
             await fingerprinted
             await detectors
-            # the secrets of the environment the tests ran in, and of this process's
-            redactor = Redactor.from_environ({**os.environ, **(environ or {})})
             outcomes += store_results(
                 self.graph, self.cache, planned, to_run, report, started, redactor,
                 keep=self.store_gate,

@@ -792,7 +792,7 @@ def store_results(
         stored_keys.append(key)
         out.append(FileOutcome(f, result, False, stored=True))
     cache.put_run(blobs, actions)  # shown results (stored or not) need their blobs
-    _remember_fingerprints(planned, stored_keys)
+    _remember_fingerprints(planned, stored_keys, redactor)
     try:
         planned.last.save()
     except OSError:
@@ -865,19 +865,22 @@ def promote(cache: Cache, planned: Plan) -> None:
             log.warning("could not save the last keys of this workspace", exc_info=True)
 
 
-def prefetch_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
+def prefetch_fingerprints(planned: Plan, keys: Iterable[ActionKey], redactor: Redactor) -> None:
     """`_remember_fingerprints` ahead of time, in a worker thread: never fails the run."""
     try:
-        _remember_fingerprints(planned, keys)
+        _remember_fingerprints(planned, keys, redactor)
     except Exception:
         log.warning("fingerprinting the inputs ahead of the run failed", exc_info=True)
 
 
-def _remember_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
+def _remember_fingerprints(
+    planned: Plan, keys: Iterable[ActionKey], redactor: Redactor | None = None
+) -> None:
     """Keep every Python input at its stored digest, so the next change can be diffed."""
     fps = planned.fingerprints
     if fps is None:
         return
+    redactor = redactor if redactor is not None else Redactor.from_environ(os.environ)
     root = planned.digests.graph.root
     done: set[str] = set()
     for key in keys:
@@ -887,7 +890,7 @@ def _remember_fingerprints(planned: Plan, keys: Iterable[ActionKey]) -> None:
             done.add(digest)
             if digest != ABSENT:
                 try:
-                    fps.keep(root / name, digest)
+                    fps.keep(root / name, digest, redact=lambda t: str(redactor.redact(t)))
                 except OSError:
                     log.debug("cannot keep %s for the next diff", name, exc_info=True)
 

@@ -69,6 +69,7 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -680,12 +681,11 @@ class FingerprintStore:
 
     def _from_kept(self, digest: str) -> FileFingerprints | None:
         """Fingerprints of a version kept as source (``keep``), computed now, when a change is
-        first diffed against it."""
+        first diffed against it. The kept text is redacted: a function holding a secret then
+        reads as changed (it re-runs its tests), never the reverse."""
         try:
             data = self._source(digest).read_bytes()
         except OSError:
-            return None
-        if hashlib.sha256(data).hexdigest() != digest:
             return None
         value = self.memo.of_bytes(data, digest)
         self.put(digest, value)
@@ -696,11 +696,12 @@ class FingerprintStore:
     def has(self, digest: str) -> bool:
         return self._path(digest).exists() or self._source(digest).exists()
 
-    def keep(self, path: Path, digest: str) -> None:
+    def keep(self, path: Path, digest: str, *, redact: Callable[[str], str]) -> None:
         """Keep the version of ``path`` whose content has ``digest`` so that a later run can
         diff against it. Parsing every input costs about a second of CPU on a small project's
         first run (while its tests compete for the same cores), and most versions are never
-        diffed: the source is copied now and fingerprinted only when a change needs it."""
+        diffed: the source is kept now, through ``redact`` (no secret a test file holds is
+        copied anywhere), and fingerprinted only when a change needs it."""
         if self.has(digest):
             return
         try:
@@ -709,10 +710,11 @@ class FingerprintStore:
             return
         if hashlib.sha256(data).hexdigest() != digest:
             return
+        text = redact(data.decode("utf-8", errors="replace"))
         target = self._source(digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = target.with_suffix(f".tmp{os.getpid()}-{threading.get_ident()}")
-        tmp.write_bytes(data)
+        tmp.write_text(text, encoding="utf-8")
         os.replace(tmp, target)
 
     def put(self, digest: str, value: FileFingerprints) -> None:

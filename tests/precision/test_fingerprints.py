@@ -280,7 +280,7 @@ def test_a_kept_version_is_fingerprinted_only_when_a_change_is_diffed(tmp_path: 
     digest = hashlib.sha256(old).hexdigest()
     module = tmp_path / "m.py"
     module.write_bytes(old)
-    FingerprintStore(tmp_path / "fps").keep(module, digest)
+    FingerprintStore(tmp_path / "fps").keep(module, digest, redact=lambda text: text)
     assert not list((tmp_path / "fps").rglob("*.msgpack"))  # kept, not parsed
     module.write_bytes(old.replace(b"return 2", b"return 3"))  # the file moves on
 
@@ -294,5 +294,31 @@ def test_a_kept_version_is_fingerprinted_only_when_a_change_is_diffed(tmp_path: 
     assert FingerprintStore(tmp_path / "fps").get(digest) == before
     module.write_bytes(b"changed again")
     other = FingerprintStore(tmp_path / "other")
-    other.keep(module, digest)  # the content no longer has that digest: nothing kept
+    other.keep(module, digest, redact=lambda text: text)  # not that content: nothing kept
     assert not other.has(digest)
+
+
+def test_a_kept_version_holds_no_secret_and_its_secret_function_reads_as_changed(
+    tmp_path: Path,
+) -> None:
+    """The kept copy goes through redaction: a function holding a secret then differs from
+    the real file (its tests re-run), the others compare equal."""
+    import hashlib
+
+    from maestro.graph.fingerprints import FingerprintStore
+    from maestro.redaction import Redactor
+
+    token = "ghp_" + "A1b2C3d4E5" * 3 + "F6G7H8"
+    source = f'def f():\n    return "{token}"\n\n\ndef g():\n    return 2\n'.encode()
+    digest = hashlib.sha256(source).hexdigest()
+    module = tmp_path / "m.py"
+    module.write_bytes(source)
+    redactor = Redactor()
+    store = FingerprintStore(tmp_path / "fps")
+    store.keep(module, digest, redact=lambda text: str(redactor.redact(text)))
+    kept = b"".join(p.read_bytes() for p in (tmp_path / "fps").rglob("*.py"))
+    assert token.encode() not in kept and b"def g" in kept
+    before = FingerprintStore(tmp_path / "fps").get(digest)
+    assert before is not None
+    changed = diff(before, fingerprint_source(source))
+    assert set(changed.functions) == {"f"}  # over-selection where the secret was, nothing else
