@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from policy_helpers import daemon_pids
+from workspace_procs import daemon_processes as daemon_pids
 
 from maestro import wire
 from maestro.daemon.transport.client import DaemonClient

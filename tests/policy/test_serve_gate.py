@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from policy_helpers import daemon_pids
 from typer.testing import CliRunner
+from workspace_procs import daemon_processes as daemon_pids
 
 from maestro import wire
 from maestro.cli.app import app
