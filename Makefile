@@ -64,7 +64,7 @@ vscode-e2e-setup: sysdeps
 	-clients/vscode/e2e/setup.sh
 
 unit: relink sysdeps vscode vscode-e2e-setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=25
 
 test: lint unit
 
