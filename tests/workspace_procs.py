@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import tempfile
 import textwrap
 import time
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+
+from pytest import MonkeyPatch
 
 GIT = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "commit.gpgsign=false"]
 
@@ -129,3 +134,28 @@ def wait_dead(pid: int, seconds: float = 5.0) -> bool:
     while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
     return not alive(pid)
+
+
+@contextlib.contextmanager
+def daemon_workspace(
+    monkeypatch: MonkeyPatch,
+    files: Mapping[str, str] | Callable[[Path], Mapping[str, str]],
+    prefix: str,
+) -> Iterator[Path]:
+    """A workspace for tests that start a real daemon, under a short /tmp path (AF_UNIX socket
+    paths are short); ``files`` may be made from the scratch folder it gets. Its daemons are
+    killed and the folder removed afterwards."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
+    root = (base / "ws").resolve()
+    for rel, text in (files(base) if callable(files) else files).items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(base / "st"))
+    monkeypatch.setenv("MAESTRO_DAEMON_START_TIMEOUT", "30")
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    try:
+        yield root
+    finally:
+        kill_daemons(root)
+        shutil.rmtree(base, ignore_errors=True)

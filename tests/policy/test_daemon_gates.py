@@ -4,17 +4,11 @@ joins the plan, a flaky test's result is not cached, decisions are served by exe
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import shutil
-import signal
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workspace_procs import daemon_processes as daemon_pids
+from workspace_procs import daemon_workspace
 
 from maestro import wire
 from maestro.daemon.transport.client import DaemonClient
@@ -67,25 +61,12 @@ FILES = {
 
 @pytest.fixture
 def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="mpol", dir="/tmp"))  # AF_UNIX paths are short
-    root = (base / "ws").resolve()
-    release = base / "release"
-    files = {**FILES, "tests/db/test_a.py": SLOW.replace("{release}", str(release))}
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    monkeypatch.setenv("MAESTRO_STATE_DIR", str(base / "st"))
-    monkeypatch.setenv("MAESTRO_DAEMON_START_TIMEOUT", "30")
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    try:
+    def files(base: Path) -> dict[str, str]:
+        release = base / "release"
+        return {**FILES, "tests/db/test_a.py": SLOW.replace("{release}", str(release))}
+
+    with daemon_workspace(monkeypatch, files, "mpol") as root:
         yield root
-    finally:
-        for pid in daemon_pids(root):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 async def _decisions(client: DaemonClient, **kw: str) -> list[DecisionRecord]:

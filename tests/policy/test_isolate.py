@@ -5,19 +5,17 @@ CLI live on."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from workspace_procs import daemon_processes as daemon_pids
+from workspace_procs import daemon_workspace
 
 from maestro import wire
 from maestro.daemon.transport.client import DaemonClient
@@ -97,28 +95,13 @@ def test_policy_check_cli_reports_the_crash(workspace: Callable[..., Path]) -> N
 
 @pytest.fixture
 def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="miso", dir="/tmp"))  # AF_UNIX paths are short
-    root = (base / "ws").resolve()
     files = {
         "pyproject.toml": "[project]\nname = 'ws'\nversion = '0'\n",
         "tests/frozen/test_f.py": "def test_f():\n    pass\n",
         ".maestro/policy/freeze.rego": FREEZE,
     }
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    monkeypatch.setenv("MAESTRO_STATE_DIR", str(base / "st"))
-    monkeypatch.setenv("MAESTRO_DAEMON_START_TIMEOUT", "30")
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    try:
+    with daemon_workspace(monkeypatch, files, "miso") as root:
         yield root
-    finally:
-        for pid in daemon_pids(root):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.mark.slow

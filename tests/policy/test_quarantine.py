@@ -5,19 +5,14 @@ error carrying retryAfterMs, against a real daemon running real pytest."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from workspace_procs import daemon_processes as daemon_pids
+from workspace_procs import daemon_workspace
 
 from maestro import wire
 from maestro.daemon.transport.client import DaemonClient
@@ -62,23 +57,8 @@ REAL_FAILURE = "def test_real():\n    assert 0\n"
 
 @pytest.fixture
 def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="mqua", dir="/tmp"))  # AF_UNIX paths are short
-    root = (base / "ws").resolve()
-    for rel, text in FILES.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    monkeypatch.setenv("MAESTRO_STATE_DIR", str(base / "st"))
-    monkeypatch.setenv("MAESTRO_DAEMON_START_TIMEOUT", "30")
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    try:
+    with daemon_workspace(monkeypatch, FILES, "mqua") as root:
         yield root
-    finally:
-        for pid in daemon_pids(root):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_marked_tests_per_function_class_and_module(tmp_path: Path) -> None:

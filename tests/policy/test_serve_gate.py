@@ -5,19 +5,13 @@ explain --execution ID` shows the decision with its rule and remediation."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import shutil
-import signal
-import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
-from workspace_procs import daemon_processes as daemon_pids
+from workspace_procs import daemon_workspace
 
 from maestro import wire
 from maestro.cli.app import app
@@ -56,23 +50,8 @@ FILES = {
 
 @pytest.fixture
 def ws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    base = Path(tempfile.mkdtemp(prefix="mpsv", dir="/tmp"))  # AF_UNIX paths are short
-    root = (base / "ws").resolve()
-    for rel, text in FILES.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    monkeypatch.setenv("MAESTRO_STATE_DIR", str(base / "st"))
-    monkeypatch.setenv("MAESTRO_DAEMON_START_TIMEOUT", "30")
-    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
-    try:
+    with daemon_workspace(monkeypatch, FILES, "mpsv") as root:
         yield root
-    finally:
-        for pid in daemon_pids(root):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def test_a_denied_serve_runs_the_test_for_real_and_explain_says_why(ws: Path) -> None:
