@@ -9,6 +9,7 @@ every error names the file, the line and the key, and says how to fix it.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import FrozenInstanceError, dataclass, field
 from pathlib import Path
@@ -257,6 +258,21 @@ class Settings(_Frozen):
     def redaction_enforce(self) -> bool:
         """secrets.redaction.enforce: block uploads holding a secret."""
         return self.secrets.redaction.enforce
+
+    def remote_and_key(
+        self, key_hint: str = "export the tenant's API key"
+    ) -> tuple[RemoteSettings, str]:
+        """The coordinator and its API key (from the variable `api_key_env` names), for the
+        commands that cannot work without them; ConfigError says which one is missing."""
+        if self.remote is None:
+            raise ConfigError(
+                "no coordinator configured for this workspace",
+                hint="add [tool.maestro.remote] with url, tenant and api_key_env",
+            )
+        key = os.environ.get(self.remote.api_key_env)
+        if not key:
+            raise ConfigError(f"${self.remote.api_key_env} is not set", hint=key_hint)
+        return self.remote, key
 
 
 @dataclass(slots=True)

@@ -294,11 +294,9 @@ def _set_tenant(
     as_json: bool,
 ) -> None:
     import asyncio
-    import os
 
     from maestro.config import load_settings
     from maestro.coordinator.flags_client import FlagsClient
-    from maestro.errors import ConfigError
     from maestro.flags import Scope
 
     if not clear:
@@ -306,18 +304,9 @@ def _set_tenant(
     elif not reason.strip():
         flags.check_change(name, None, scope=Scope.TENANT, kill=False, reason=reason)
     assert flags.root is not None
-    remote = load_settings(flags.root).config.remote
-    if remote is None:
-        raise ConfigError(
-            "no coordinator configured for this workspace",
-            hint="add [tool.maestro.remote] with url, tenant and api_key_env",
-        )
-    key = os.environ.get(remote.api_key_env)
-    if not key:
-        raise ConfigError(
-            f"${remote.api_key_env} is not set",
-            hint="export an admin API key of the tenant in that variable",
-        )
+    remote, key = load_settings(flags.root).config.remote_and_key(
+        key_hint="export an admin API key of the tenant in that variable"
+    )
 
     async def put() -> Any:
         client = FlagsClient(remote.url, remote.tenant, key)

@@ -202,24 +202,14 @@ def status(root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
 def pull(root: ROOT_OPTION = None) -> None:
     """Fetch the team model published on the coordinator (verified; it then ranks tests)."""
     import asyncio
-    import os
 
     from maestro.config import load_settings
     from maestro.coordinator.client import CoordinatorClient
     from maestro.coordinator.team_model import fetch_team_model, ranking_model
-    from maestro.errors import ConfigError
     from maestro.model.train import ModelStore
 
     ws = resolve_root(root)
-    remote = load_settings(ws).config.remote
-    if remote is None:
-        raise ConfigError(
-            "no coordinator configured for this workspace",
-            hint="add [tool.maestro.remote] with url, tenant and api_key_env",
-        )
-    key = os.environ.get(remote.api_key_env)
-    if not key:
-        raise ConfigError(f"${remote.api_key_env} is not set", hint="export the tenant's API key")
+    remote, key = load_settings(ws).config.remote_and_key()
     model_dir = ModelStore.for_workspace(ws).dir
 
     async def fetch() -> object:
@@ -262,24 +252,14 @@ async def push_team_model(client: CoordinatorClient, model_dir: Path) -> dict[st
 def push(root: ROOT_OPTION = None) -> None:
     """Publish this workspace's model as the team model on the coordinator (an admin key)."""
     import asyncio
-    import os
 
     from maestro.config import load_settings
     from maestro.coordinator.client import CoordinatorClient
-    from maestro.errors import ConfigError
     from maestro.model.train import ModelStore
 
     ws = resolve_root(root)
     config = load_settings(ws).config
-    remote = config.remote
-    if remote is None:
-        raise ConfigError(
-            "no coordinator configured for this workspace",
-            hint="add [tool.maestro.remote] with url, tenant and api_key_env",
-        )
-    key = os.environ.get(remote.api_key_env)
-    if not key:
-        raise ConfigError(f"${remote.api_key_env} is not set", hint="export the tenant's API key")
+    remote, key = config.remote_and_key()
     model_dir = ModelStore.for_workspace(ws).dir
 
     async def send() -> dict[str, object]:

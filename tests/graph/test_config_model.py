@@ -80,3 +80,17 @@ def test_errors_name_file_line_and_key(make_ws: Make, text: str, where: str, mes
     assert info.value.where == where
     assert message in info.value.message
     assert info.value.hint
+
+
+def test_remote_and_key_say_which_is_missing(
+    make_ws: Make, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigError, match="no coordinator configured"):
+        Settings().remote_and_key()
+    config = load_settings(make_ws({"maestro.toml": CONFIGURED})).config
+    monkeypatch.delenv("TEAM_KEY", raising=False)
+    with pytest.raises(ConfigError, match=r"\$TEAM_KEY is not set") as info:
+        config.remote_and_key(key_hint="export an admin key")
+    assert info.value.hint == "export an admin key"
+    monkeypatch.setenv("TEAM_KEY", "k1")
+    assert config.remote_and_key() == (config.remote, "k1")
