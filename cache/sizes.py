@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from maestro.errors import CacheError
 
@@ -34,6 +35,17 @@ def parse_size(text: str) -> int:
             f"not a size: {text!r}", hint="use a number with an optional unit, e.g. 500MB, 2GiB, 1G"
         )
     return int(float(match.group(1)) * _UNITS[unit])
+
+
+def size_field(value: Any) -> Any:
+    """A pydantic before-validator for byte-size fields: `256MiB`-style text becomes bytes;
+    integers, digit strings and None pass on to the field's own validation."""
+    if isinstance(value, str) and not value.strip().isdigit():
+        try:
+            return parse_size(value)
+        except CacheError as exc:
+            raise ValueError(exc.message) from exc
+    return value
 
 
 def format_size(n: int) -> str:

@@ -23,7 +23,8 @@ from pydantic import (
     model_validator,
 )
 
-from maestro.errors import ConfigError, MaestroError
+from maestro.cache.sizes import size_field
+from maestro.errors import ConfigError
 
 from .tenancy import DEFAULT_SHARES, PRIORITY_CLASSES, TenantPolicies, TenantPolicy
 
@@ -32,19 +33,7 @@ MAX_TOKEN_TTL_S = 900
 """Tokens live at most 15 minutes: a leaked token is worth little, revocation is checked anyway."""
 
 
-def _size(value: Any) -> Any:
-    """Accept `256MiB`-style sizes from files and env as well as plain integers."""
-    if isinstance(value, str) and not value.strip().isdigit():
-        from maestro.cache.sizes import parse_size
-
-        try:
-            return parse_size(value)
-        except MaestroError as exc:
-            raise ValueError(exc.message) from exc
-    return value
-
-
-ByteSize = Annotated[int, BeforeValidator(_size)]
+ByteSize = Annotated[int, BeforeValidator(size_field)]
 
 
 def _pairs(value: Any) -> Any:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from maestro.errors import ConfigError, MaestroError
+from maestro.cache.sizes import size_field
+from maestro.errors import ConfigError
 
 if TYPE_CHECKING:
     from .records import TenantRecord
@@ -27,17 +28,6 @@ PriorityClass = Literal["interactive", "ci", "batch", "speculative"]
 PRIORITY_CLASSES: tuple[PriorityClass, ...] = ("interactive", "ci", "batch", "speculative")
 DEFAULT_SHARES: dict[str, int] = {"interactive": 40, "ci": 30, "batch": 20, "speculative": 10}
 """Assured concurrency shares of the priority levels (relative weights, like APF's)."""
-
-
-def _size(value: Any) -> Any:
-    if isinstance(value, str) and not value.strip().isdigit():
-        from maestro.cache.sizes import parse_size
-
-        try:
-            return parse_size(value)
-        except MaestroError as exc:
-            raise ValueError(exc.message) from exc
-    return value
 
 
 class TenantPolicy(BaseModel):
@@ -54,7 +44,9 @@ class TenantPolicy(BaseModel):
     """Requests allowed within any one second (a burst above `rate_per_s`)."""
     max_concurrent: int | None = Field(default=None, ge=1)
     """Requests of this tenant in flight at once on one replica; more wait in its queue."""
-    upload_bytes_per_day: Annotated[int | None, BeforeValidator(_size)] = Field(default=None, ge=1)
+    upload_bytes_per_day: Annotated[int | None, BeforeValidator(size_field)] = Field(
+        default=None, ge=1
+    )
     min_share: float = Field(default=0.0, ge=0.0, le=1.0)
     """Fraction of its level's seats this tenant gets first whenever it has work waiting."""
     evict: bool = True

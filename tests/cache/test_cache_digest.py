@@ -5,7 +5,7 @@ import hashlib
 import pytest
 
 from maestro.cache import EMPTY_DIGEST, Digest, digest_bytes
-from maestro.cache.sizes import format_size, parse_size
+from maestro.cache.sizes import format_size, parse_size, size_field
 from maestro.errors import CacheError
 
 
@@ -53,6 +53,13 @@ def test_parse_size(text: str, expected: int) -> None:
 def test_parse_size_rejects_garbage(text: str) -> None:
     with pytest.raises(CacheError):
         parse_size(text)
+
+
+def test_size_field_reads_units_and_passes_the_rest_on() -> None:
+    assert size_field("2KiB") == 2048
+    assert size_field("512") == "512" and size_field(7) == 7 and size_field(None) is None
+    with pytest.raises(ValueError, match="not a size"):
+        size_field("lots")
 
 
 def test_format_size() -> None:
