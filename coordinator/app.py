@@ -270,8 +270,13 @@ class Coordinator:
                 data_dir = self.settings.data_dir
                 keys = KeyringSource(data_dir, load_or_create_secret(data_dir))
             else:
-                keys = SharedKeyringSource(self.state, shared)
+                changes = (
+                    self.state.rotations_announced if isinstance(self.state, RedisState) else None
+                )
+                keys = SharedKeyringSource(self.state, shared, changes=changes)
                 refresh = keys.refresh
+        if isinstance(self.state, RedisState):
+            self.state.start_invalidation()
         self._auth = Authenticator(
             self.state,
             keys or token_keys_from_settings(self.settings),
@@ -896,7 +901,9 @@ def create_app(
     if state is None:
         if settings.state_backend == "redis":
             assert settings.redis_url is not None  # validated by Settings
-            state = RedisState.from_url(settings.redis_url, settings.redis_prefix)
+            state = RedisState.from_url(
+                settings.redis_url, settings.redis_prefix, cache_ttl_s=settings.record_cache_ttl_s
+            )
         else:
             assert store is not None
             state = LmdbState(store)

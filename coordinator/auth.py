@@ -17,8 +17,10 @@
   rotate` swaps it in one transaction and every replica reads it again within a second, at once
   when a token names a key it does not know yet (minted by a replica that already did).
 - Tokens are stateless, which lets replicas sharing the keys verify them, but every request also
-  re-reads the key record from the StateBackend (LMDB or Redis): revoking a key (or changing its
-  role) takes effect on the next request, whatever tokens were minted from it.
+  reads the key record from the StateBackend: revoking a key (or changing its role) takes effect
+  on the next request, whatever tokens were minted from it (embedded LMDB); replicas keep
+  records read from Redis for at most `record_cache_ttl_s` and drop them when the change is
+  announced (state.py), so there the bound is that TTL, milliseconds in practice.
 """
 
 from __future__ import annotations
@@ -128,7 +130,7 @@ def token_keys_from_settings(settings: Settings, generated: bytes | None = None)
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: resolved on every request from a token or key, never cached."""
+    """Who is calling: resolved on every request from a token or key."""
 
     tenant: TenantRecord
     role: Role
@@ -519,9 +521,10 @@ class KeyringSource:
 
 class SharedKeyringSource:
     """The token keys of replicas that share state in Redis: the keyring there (`key rotate`
-    swaps it), else the shared secret alone. Read again at most every `every_s` seconds, and
-    at once (at most every `min_gap_s`) before a token is signed or for a token naming a key
-    not known here yet (a replica that read the rotation first signed it)."""
+    swaps it), else the shared secret alone. Read again at most every `every_s` seconds, at
+    once when `changes()` moves (a rotation was announced), and at once (at most every
+    `min_gap_s`) before a token is signed or for a token naming a key not known here yet (a
+    replica that read the rotation first signed it)."""
 
     def __init__(
         self,
@@ -531,8 +534,11 @@ class SharedKeyringSource:
         every_s: float = 1.0,
         min_gap_s: float = 0.05,
         clock: Callable[[], float] = time.monotonic,
+        changes: Callable[[], int] | None = None,
     ) -> None:
         self._state = state
+        self._changes = changes
+        self._seen_change = changes() if changes is not None else 0
         self._keys = TokenKeys.single(shared)
         self._fallback = self._keys
         self._every = every_s
@@ -550,8 +556,11 @@ class SharedKeyringSource:
         since = None if self._read_at is None else now - self._read_at
         keys = self._keys
         soon = kid is None or (kid not in keys.keys and kid not in keys.retired)
-        if since is not None and since < (self._min_gap if soon else self._every):
+        announced = self._changes is not None and self._changes() != self._seen_change
+        if not announced and since is not None and since < (self._min_gap if soon else self._every):
             return
+        if self._changes is not None:
+            self._seen_change = self._changes()
         self._read_at = now
         raw = await self._state.token_keyring()
         if raw is None:

@@ -106,6 +106,11 @@ class Settings(BaseModel):
     redis_url: str | None = None
     """e.g. redis://127.0.0.1:6379/0 (state_backend = "redis")."""
     redis_prefix: str = Field(default="maestro:coord:", min_length=1, max_length=100)
+    record_cache_ttl_s: float = Field(default=1.0, ge=0.0, le=30.0)
+    """Replicas (Redis state): how long a key or tenant record read from Redis may be used
+    without reading it again. A revoked key is refused at once by the replica that revoked it,
+    by the others when the invalidation arrives (milliseconds), and at the latest after this
+    long. 0 reads both records on every request."""
     blob_backend: Literal["lmdb", "http"] = "lmdb"
     """Entries: embedded LMDB, or an upstream Bazel-HTTP-cache server (blob_upstream_url)."""
     blob_upstream_url: str | None = None

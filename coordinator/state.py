@@ -6,10 +6,14 @@ Everything here must be the same for every replica serving a tenant, which is wh
 - `LmdbState` (default): the embedded LMDB store (`store.py`), one node. Writes of embedded blobs
   charge usage in the same LMDB transaction as the write (see `LmdbBlobs`).
 - `RedisState`: a Redis server shared by several replicas (`redis` package, asyncio client).
-  Key records are read on every request (no cache), so a revocation through one replica is
-  refused by every other one on its next request. Usage is charged by a Lua script that reads
-  the tenant's current quota and increments the counters atomically, so concurrent uploads on
-  several replicas cannot overshoot a quota together.
+  A server keeps the key and tenant records it read for at most `cache_ttl_s` (a light read
+  then costs no Redis round trip for its credential). Every change of a record (revocation,
+  tenant settings, key rotation) is published on `<prefix>invalidate` in the same transaction
+  as the write; replicas subscribed to it drop their copy when the message arrives
+  (milliseconds), and the TTL bounds the staleness whatever happens to the subscription. Usage
+  is charged by a Lua script that reads the tenant's current quota and increments the counters
+  atomically (never cached), so concurrent uploads on several replicas cannot overshoot a quota
+  together.
 
 Redis layout (all keys under `redis_prefix`, default `maestro:coord:`):
 
@@ -20,11 +24,16 @@ Redis layout (all keys under `redis_prefix`, default `maestro:coord:`):
     usage:<tenant id>    hash {bytes, cas, ac}
     token-secret         hex token-signing secret shared by the replicas (SET NX on first start)
     token-keys           JSON keyring (auth.Keyring) of `maestro coordinator key rotate`
+    invalidate           pub/sub channel: the Redis key of every record changed
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
@@ -38,10 +47,12 @@ from .store import QuotaExceededError, Store, Usage
 if TYPE_CHECKING:
     from redis.asyncio import Redis
 
+log = logging.getLogger(__name__)
+
 
 class StateBackend(Protocol):
-    """What replicas must share. Reads are made on every request: implementations must not
-    cache key records (revocation is immediate)."""
+    """What replicas must share. Key and tenant records may be cached only for a short,
+    documented time and must be dropped when a change is announced (revocation)."""
 
     name: str
 
@@ -169,18 +180,87 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+class RecordCache:
+    """Key and tenant records as read from Redis, each kept at most `ttl_s` seconds and
+    dropped at once when an invalidation names it. Absent records are not kept (a key created
+    on another replica works on its first request here)."""
+
+    def __init__(self, ttl_s: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: dict[str, tuple[float, KeyRecord | TenantRecord]] = {}
+        self.epoch = 0
+        """Bumped by every invalidation: a read that started before one is not kept."""
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, key: str) -> KeyRecord | TenantRecord | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            self.misses += 1
+            return None
+        if self._clock() - entry[0] >= self.ttl_s:
+            del self._entries[key]
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entry[1]
+
+    def put(self, key: str, record: KeyRecord | TenantRecord, epoch: int, read_at: float) -> None:
+        if self.ttl_s <= 0 or epoch != self.epoch:
+            return
+        if len(self._entries) >= CACHE_MAX_ENTRIES:  # a flood of distinct keys: start over
+            self._entries.clear()
+        self._entries[key] = (read_at, record)
+
+    def drop(self, key: str | None = None) -> None:
+        """Forget `key`, or everything (None)."""
+        self.epoch += 1
+        if key is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(key, None)
+
+    def now(self) -> float:
+        return self._clock()
+
+
+CACHE_MAX_ENTRIES = 100_000
+KEYRING_CHANGED = "token-keys"
+"""The invalidation message of a key rotation (the keyring's key, without the prefix)."""
+
+
 class RedisState:
-    """Shared state in Redis, for several coordinator replicas."""
+    """Shared state in Redis, for several coordinator replicas.
+
+    `cache_ttl_s` > 0 keeps key and tenant records that long at most (see the module
+    docstring); `start_invalidation` subscribes to the changes other processes announce. Every
+    write of a record announces itself, whether or not this process caches."""
 
     name = "redis"
 
-    def __init__(self, client: Redis, prefix: str = "maestro:coord:") -> None:
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str = "maestro:coord:",
+        *,
+        cache_ttl_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.r = client
         self.p = prefix
         self._charge = client.register_script(_CHARGE)
+        self.cache = RecordCache(cache_ttl_s, clock)
+        self.channel = prefix + "invalidate"
+        self.keyring_changes = 0
+        """Bumped when a rotation is announced: the keyring is read again at once."""
+        self.subscribed = False
+        self._listener: asyncio.Task[None] | None = None
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "maestro:coord:") -> RedisState:
+    def from_url(
+        cls, url: str, prefix: str = "maestro:coord:", *, cache_ttl_s: float = 0.0
+    ) -> RedisState:
         from redis.asyncio import BlockingConnectionPool, Redis
 
         # Short timeouts: a stuck Redis must surface as an error, not hang every request. A
@@ -189,10 +269,55 @@ class RedisState:
         pool = BlockingConnectionPool.from_url(
             url, max_connections=256, timeout=5.0, socket_timeout=5.0, socket_connect_timeout=5.0
         )
-        return cls(Redis(connection_pool=pool), prefix)
+        return cls(Redis(connection_pool=pool), prefix, cache_ttl_s=cache_ttl_s)
 
     def _k(self, *parts: str) -> str:
         return self.p + ":".join(parts)
+
+    # -- invalidation ---------------------------------------------------------------------
+
+    def start_invalidation(self) -> None:
+        """Listen for announced changes (a task until `close`); idempotent."""
+        if self._listener is None:
+            self._listener = asyncio.create_task(self._listen(), name="redis-invalidate")
+
+    async def _listen(self) -> None:
+        from redis.exceptions import RedisError
+
+        backoff = 0.1
+        while True:
+            pubsub = self.r.pubsub()
+            try:
+                await pubsub.subscribe(self.channel)
+                while True:
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is None:
+                        continue
+                    if message["type"] == "subscribe":
+                        # changes made while not subscribed were missed: forget everything
+                        self.subscribed = True
+                        self.cache.drop()
+                        backoff = 0.1
+                    elif message["type"] == "message":
+                        self._invalidated(_bytes(message["data"]).decode(errors="replace"))
+            except (RedisError, OSError) as exc:
+                if self.subscribed:
+                    log.warning("lost the record invalidation channel (%r); retrying", exc)
+                self.subscribed = False
+                self.cache.drop()
+            finally:
+                with contextlib.suppress(RedisError, OSError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+    def rotations_announced(self) -> int:
+        return self.keyring_changes
+
+    def _invalidated(self, key: str) -> None:
+        if key == self._k(KEYRING_CHANGED):
+            self.keyring_changes += 1
+        self.cache.drop(key if key.startswith(self.p) else None)
 
     async def _get_json(self, key: str) -> bytes | None:
         raw = await self.r.get(key)
@@ -201,14 +326,32 @@ class RedisState:
     async def get_key(self, key_id: str) -> KeyRecord | None:
         if not key_id or len(key_id) > 64:
             return None
-        raw = await self._get_json(self._k("key", key_id))
-        return KeyRecord.model_validate_json(raw) if raw is not None else None
+        key = self._k("key", key_id)
+        cached = self.cache.get(key)
+        if isinstance(cached, KeyRecord):
+            return cached
+        epoch, read_at = self.cache.epoch, self.cache.now()
+        raw = await self._get_json(key)
+        if raw is None:
+            return None
+        record = KeyRecord.model_validate_json(raw)
+        self.cache.put(key, record, epoch, read_at)
+        return record
 
     async def get_tenant(self, name: str) -> TenantRecord | None:
         if not TENANT_RE.fullmatch(name):
             return None
-        raw = await self._get_json(self._k("tenant", name))
-        return TenantRecord.model_validate_json(raw) if raw is not None else None
+        key = self._k("tenant", name)
+        cached = self.cache.get(key)
+        if isinstance(cached, TenantRecord):
+            return cached
+        epoch, read_at = self.cache.epoch, self.cache.now()
+        raw = await self._get_json(key)
+        if raw is None:
+            return None
+        record = TenantRecord.model_validate_json(raw)
+        self.cache.put(key, record, epoch, read_at)
+        return record
 
     async def add_tenant(
         self, name: str, *, raw_ac: bool = False, quota_bytes: int | None = None
@@ -238,7 +381,9 @@ class RedisState:
                     record = change.apply(TenantRecord.model_validate_json(raw))
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(key, record.model_dump_json())
+                    pipe.publish(self.channel, key)
                     await pipe.execute()
+                    self._invalidated(key)
                     return record
                 except Exception as exc:
                     from redis.exceptions import WatchError
@@ -271,7 +416,11 @@ class RedisState:
         revoked = record.revoked()
         if revoked is not record:
             # Revocation only ever moves one way, so a plain SET cannot undo a concurrent one.
-            await self.r.set(key, revoked.model_dump_json())
+            async with self.r.pipeline(transaction=True) as pipe:
+                pipe.set(key, revoked.model_dump_json())
+                pipe.publish(self.channel, key)
+                await pipe.execute()
+        self._invalidated(key)
         return revoked
 
     async def list_keys(self, tenant: str | None = None) -> list[KeyRecord]:
@@ -325,7 +474,9 @@ class RedisState:
                     new = change(_bytes(raw) if raw is not None else None)
                     pipe.multi()  # type: ignore[no-untyped-call]
                     pipe.set(key, new)
+                    pipe.publish(self.channel, key)
                     await pipe.execute()
+                    self._invalidated(key)
                     return
                 except WatchError:
                     continue
@@ -334,4 +485,9 @@ class RedisState:
         await self.r.ping()
 
     async def close(self) -> None:
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
+            self._listener = None
         await self.r.aclose()

@@ -1,0 +1,242 @@
+"""Replicas keep the key and tenant records they read from Redis for a short time: a light read
+then costs no Redis round trip for its credential, and a revocation still stops a key on every
+replica within a bound. Two real `maestro coordinator serve` replicas, Debian's redis-server
+and nginx on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from coord_procs import (
+    Redis,
+    Replica,
+    bearer,
+    http,
+    needs_nginx,
+    needs_redis,
+    run_nginx,
+    run_redis,
+    start_coordinator,
+    stop,
+    token,
+)
+
+from maestro.coordinator.auth import new_key
+from maestro.coordinator.models import Role
+from maestro.coordinator.records import KeyRecord, TenantUpdate
+from maestro.coordinator.state import RecordCache, RedisState
+
+pytestmark = [needs_redis, needs_nginx]
+
+TTL_S = 2.0
+TENANT = "team"
+
+
+@dataclass
+class Pair:
+    redis: Redis
+    a: Replica
+    b: Replica
+    admin_key: str
+
+
+async def _bootstrap(url: str) -> str:
+    state = RedisState.from_url(url)
+    try:
+        await state.add_tenant(TENANT)
+        key = new_key(TENANT, Role.ADMIN, "bootstrap")
+        await state.add_key(key.record)
+        return key.plaintext
+    finally:
+        await state.close()
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
+    tmp = tmp_path_factory.mktemp("recordcache")
+    with run_redis(tmp) as redis, run_nginx(tmp) as nginx:
+        admin = asyncio.run(_bootstrap(redis.url))
+        settings = {
+            "state_backend": "redis",
+            "redis_url": redis.url,
+            "blob_backend": "http",
+            "blob_upstream_url": nginx.url,
+            "record_cache_ttl_s": str(TTL_S),
+        }
+        a = start_coordinator(tmp, "replica-a", settings)
+        try:
+            b = start_coordinator(tmp, "replica-b", settings)
+            try:
+                yield Pair(redis, a, b, admin)
+            finally:
+                stop(b.proc)
+        finally:
+            stop(a.proc)
+
+
+def _new_key(pair: Pair) -> tuple[str, str]:
+    admin = token(pair.a.base, pair.admin_key)
+    status, body, _ = http(
+        "POST",
+        f"{pair.a.base}/v1/tenants/{TENANT}/keys",
+        data=json.dumps({"role": "read-write", "label": "ci"}).encode(),
+        headers={**bearer(admin), "Content-Type": "application/json"},
+    )
+    assert status == 201, body
+    created = json.loads(body)
+    return created["api_key"], created["key"]["key_id"]
+
+
+def _url(replica: Replica, data: bytes = b"absent") -> str:
+    return f"{replica.base}/{TENANT}/cas/{hashlib.sha256(data).hexdigest()}"
+
+
+def _warm(pair: Pair, credentials: list[str]) -> None:
+    """Every replica has read (and now keeps) the records behind these credentials."""
+    for replica in (pair.a, pair.b):
+        for credential in credentials:
+            assert http("GET", _url(replica), headers=bearer(credential))[0] == 404
+
+
+async def _with_state(url: str, what: str, key_id: str = "") -> None:
+    """An admin process of its own (as a provisioning script is): its writes are announced."""
+    state = RedisState.from_url(url)
+    try:
+        if what == "revoke":
+            await state.revoke_key(key_id)
+        elif what == "raw_ac":
+            await state.update_tenant(TENANT, TenantUpdate(raw_ac=True))
+        elif what == "silent_revoke":
+            # a revocation whose announcement is lost: only the TTL can bound it
+            raw = await state.r.get(state._k("key", key_id))
+            assert raw is not None
+            revoked = KeyRecord.model_validate_json(raw).revoked()
+            await state.r.set(state._k("key", key_id), revoked.model_dump_json())
+    finally:
+        await state.close()
+
+
+def test_a_key_revoked_through_a_is_refused_by_b_at_once(pair: Pair) -> None:
+    api_key, key_id = _new_key(pair)
+    tok = token(pair.b.base, api_key)
+    _warm(pair, [api_key, tok])
+    admin = token(pair.a.base, pair.admin_key)
+    status, _, _ = http(
+        "DELETE", f"{pair.a.base}/v1/tenants/{TENANT}/keys/{key_id}", headers=bearer(admin)
+    )
+    assert status == 200
+    for replica in (pair.b, pair.a):
+        assert http("GET", _url(replica), headers=bearer(tok))[0] == 401
+        assert http("GET", _url(replica), headers=bearer(api_key))[0] == 401
+
+
+def test_a_key_revoked_by_another_process_is_refused_at_once(pair: Pair) -> None:
+    api_key, key_id = _new_key(pair)
+    tok = token(pair.a.base, api_key)
+    _warm(pair, [api_key, tok])
+    asyncio.run(_with_state(pair.redis.url, "revoke", key_id))
+    for replica in (pair.a, pair.b):
+        assert http("GET", _url(replica), headers=bearer(tok))[0] == 401
+        assert http("GET", _url(replica), headers=bearer(api_key))[0] == 401
+
+
+def test_a_revocation_whose_announcement_is_lost_holds_within_the_ttl(pair: Pair) -> None:
+    api_key, key_id = _new_key(pair)
+    tok = token(pair.b.base, api_key)
+    _warm(pair, [tok])
+    asyncio.run(_with_state(pair.redis.url, "silent_revoke", key_id))
+    revoked_at = time.monotonic()
+    refused_after: dict[str, float] = {}
+    while len(refused_after) < 2 and time.monotonic() - revoked_at < TTL_S + 3:
+        for replica in (pair.a, pair.b):
+            if replica.base not in refused_after:
+                if http("GET", _url(replica), headers=bearer(tok))[0] == 401:
+                    refused_after[replica.base] = time.monotonic() - revoked_at
+        time.sleep(0.05)
+    assert len(refused_after) == 2, refused_after
+    # the records were cached (accepted for a while) and never past the bound
+    assert max(refused_after.values()) <= TTL_S + 0.5, refused_after
+
+
+def test_a_tenant_change_is_seen_by_both_replicas_at_once(pair: Pair) -> None:
+    api_key, _ = _new_key(pair)
+    _warm(pair, [api_key])
+    opaque = b"not an ActionResult"
+    digest = hashlib.sha256(b"ac-key").hexdigest()
+    url_b = f"{pair.b.base}/{TENANT}/ac/{digest}"
+    assert http("PUT", url_b, data=opaque, headers=bearer(api_key))[0] == 400
+    asyncio.run(_with_state(pair.redis.url, "raw_ac"))
+    assert http("PUT", url_b, data=opaque, headers=bearer(api_key))[0] == 200
+
+
+def _redis_commands(url: str) -> int:
+    """Commands Redis has run so far (every kind, this INFO call excluded)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+
+def test_a_light_read_costs_no_redis_round_trip_for_its_credential(pair: Pair) -> None:
+    api_key, _ = _new_key(pair)
+    blob = b"light" * 800
+    url = _url(pair.b, blob)
+    tok = token(pair.b.base, api_key)
+    assert http("PUT", url, data=blob, headers=bearer(tok))[0] == 200
+    assert http("GET", url, headers=bearer(tok))[0] == 200
+    reads = 40
+    before = _redis_commands(pair.redis.url)
+    started = time.monotonic()
+    for _ in range(reads):
+        status, body, _ = http("GET", url, headers=bearer(tok))
+        assert status == 200 and body == blob
+    elapsed = time.monotonic() - started
+    used = _redis_commands(pair.redis.url) - before
+    # without the cache: 2 per read (key and tenant records) plus the limits' leases; with it,
+    # a re-read per record and TTL, the keyring once a second and a lease now and then
+    assert used <= 6 + 4 * (elapsed / TTL_S + 1) + 2 * elapsed, (used, elapsed)
+
+
+def test_the_cache_keeps_records_only_for_the_ttl_and_drops_on_invalidation() -> None:
+    now = [0.0]
+    cache = RecordCache(1.0, clock=lambda: now[0])
+    record = new_key(TENANT, Role.READ, "x").record
+    cache.put("k", record, cache.epoch, now[0])
+    assert cache.get("k") is record
+    now[0] = 0.99
+    assert cache.get("k") is record
+    now[0] = 1.0
+    assert cache.get("k") is None
+    # a read that started before an invalidation is not kept: it may predate the change
+    epoch = cache.epoch
+    cache.drop("k")
+    cache.put("k", record, epoch, now[0])
+    assert cache.get("k") is None
+    cache.put("k", record, cache.epoch, now[0])
+    cache.drop()
+    assert cache.get("k") is None
+    # TTL 0: nothing is kept
+    off = RecordCache(0.0, clock=lambda: now[0])
+    off.put("k", record, off.epoch, now[0])
+    assert off.get("k") is None
+
+
+def test_settings_bound_the_ttl(tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from maestro.coordinator.settings import Settings
+
+    assert Settings(data_dir=tmp_path).record_cache_ttl_s == 1.0
+    with pytest.raises(ValidationError):
+        Settings(data_dir=tmp_path, record_cache_ttl_s=60)
