@@ -410,24 +410,26 @@ class Store:
             db=db,
         )
 
+    def _entries_db(self, kind: bytes) -> Any:
+        return self._db["cas"] if kind == CAS else self._db["ac"]
+
+    def _delete_entry(
+        self, txn: lmdb.Transaction, tenant: TenantRecord, kind: bytes, key: bytes, size: int
+    ) -> None:
+        """Delete one stored entry and give its bytes and count back to the tenant's usage."""
+        txn.delete(tenant.prefix + key, db=self._entries_db(kind))
+        self._charge(txn, tenant, -size, cas=-1 if kind == CAS else 0, ac=-1 if kind == AC else 0)
+
     def _quarantine(self, tenant: TenantRecord, kind: bytes, key: bytes, reason: str) -> None:
         """Remove a corrupt entry (recording why) so it is a miss and a client re-uploads it."""
-        db = self._db["cas"] if kind == CAS else self._db["ac"]
 
         def body(txn: lmdb.Transaction) -> None:
-            data = txn.get(tenant.prefix + key, db=db)
+            data = txn.get(tenant.prefix + key, db=self._entries_db(kind))
             if data is None:
                 return
             if kind == CAS and hashlib.sha256(data).digest() == key:
                 return  # repaired meanwhile
-            txn.delete(tenant.prefix + key, db=db)
-            self._charge(
-                txn,
-                tenant,
-                -len(data),
-                cas=-1 if kind == CAS else 0,
-                ac=-1 if kind == AC else 0,
-            )
+            self._delete_entry(txn, tenant, kind, key, len(data))
             note = json.dumps({"reason": reason, "at": time.time(), "size": len(data)})
             txn.put(tenant.prefix + kind + key, note.encode(), db=self._db["quarantine"])
 
@@ -469,18 +471,10 @@ class Store:
             for kind, key in victims:
                 if freed >= need:
                     break
-                db = self._db["cas"] if kind == CAS else self._db["ac"]
-                data = txn.get(tenant.prefix + key, db=db)
+                data = txn.get(tenant.prefix + key, db=self._entries_db(kind))
                 if data is None:
                     continue
-                txn.delete(tenant.prefix + key, db=db)
-                self._charge(
-                    txn,
-                    tenant,
-                    -len(data),
-                    cas=-1 if kind == CAS else 0,
-                    ac=-1 if kind == AC else 0,
-                )
+                self._delete_entry(txn, tenant, kind, key, len(data))
                 freed += len(data)
                 evicted.append((kind, key))
             return freed, evicted
