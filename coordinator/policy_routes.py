@@ -176,7 +176,9 @@ class PolicyRoutes:
     def _log(self, tenant: str) -> DecisionLog:
         log = self._logs.get(tenant)
         if log is None:
-            log = self._logs[tenant] = DecisionLog(self._folder(tenant) / "decisions.sqlite")
+            # written by a background thread: a refusal's 429 does not wait for SQLite
+            path = self._folder(tenant) / "decisions.sqlite"
+            log = self._logs[tenant] = DecisionLog(path, background=True)
         return log
 
     @operation(

@@ -4,14 +4,14 @@ call. This is the function the daemon, the CLI and the editor integration use.""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from maestro.policy.markers import MarkerScanner as MarkerScanner
-from maestro.policy.model import CacheInput, Decision, DecisionRecord, FiredRule, PolicyInput
+from maestro.policy.model import CacheInput, Decision, DecisionRecord, PolicyInput
 from maestro.policy.records import DecisionLog
 from maestro.redaction import Redactor
 
@@ -20,15 +20,54 @@ if TYPE_CHECKING:
     from maestro.policy.engine import PolicyEngine, PolicySet
 
 
+def redact_strings(strings: list[str], redactor: Redactor) -> list[str]:
+    """``strings`` redacted, in one scan of them joined by newlines when none holds one: each
+    scan has a fixed cost (a decision record has a few dozen short strings, which one by one
+    cost most of a decision's time). A secret found across a join (the count of lines
+    changes) falls back to one scan per string."""
+    if not strings:
+        return []
+    if not any("\n" in s for s in strings):
+        joined = "\n".join(strings)
+        out = str(redactor.redact(joined))
+        if out == joined:
+            return strings
+        parts = out.split("\n")
+        if len(parts) == len(strings):
+            return parts
+    return [str(redactor.redact(s)) for s in strings]
+
+
+def _strings(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, list):
+        for v in value:
+            _strings(v, out)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            out.append(str(k))
+            _strings(v, out)
+
+
+def _rebuild(value: Any, it: Iterator[str]) -> Any:
+    if isinstance(value, str):
+        return next(it)
+    if isinstance(value, list):
+        return [_rebuild(v, it) for v in value]
+    if isinstance(value, dict):
+        return {next(it): _rebuild(v, it) for v in value.values()}
+    return value
+
+
 def redact_value(value: Any, redactor: Redactor) -> Any:
     """Every string of a JSON value redacted (keys too: a path can hold a token)."""
-    if isinstance(value, str):
-        return str(redactor.redact(value))
-    if isinstance(value, list):
-        return [redact_value(v, redactor) for v in value]
-    if isinstance(value, dict):
-        return {str(redactor.redact(str(k))): redact_value(v, redactor) for k, v in value.items()}
-    return value
+    strings: list[str] = []
+    _strings(value, strings)
+    redacted = redact_strings(strings, redactor)
+    if redacted is strings:
+        return value
+    return _rebuild(value, iter(redacted))
 
 
 def serve_asks(
@@ -86,14 +125,24 @@ class PolicyGate:
 
     @classmethod
     def for_workspace(
-        cls, root: Path, environ: Mapping[str, str] | None = None, *, isolate: bool = False
+        cls,
+        root: Path,
+        environ: Mapping[str, str] | None = None,
+        *,
+        isolate: bool = False,
+        background: bool | None = None,
     ) -> PolicyGate:
-        """``isolate``: compile new policy sets in a child first (long-lived processes)."""
+        """``isolate``: compile new policy sets in a child first; ``background``: write the
+        decision log from a writer thread (both for long-lived processes, which close the
+        gate; ``background`` defaults to ``isolate``)."""
         from maestro.policy.engine import PolicyEngine  # regopy: only once a gate is opened
 
         redactor = Redactor.from_environ(environ or {}, detectors=False)
         engine = PolicyEngine.open(root, isolate=isolate)
-        return cls(engine, DecisionLog.for_workspace(root), redactor)
+        log = DecisionLog.for_workspace(
+            root, background=isolate if background is None else background
+        )
+        return cls(engine, log, redactor)
 
     def decide(
         self, inp: PolicyInput, *, targets: Iterable[str] = ()
@@ -108,37 +157,45 @@ class PolicyGate:
     def record(
         self, inp: PolicyInput, decision: Decision, *, targets: Iterable[str] = ()
     ) -> DecisionRecord:
+        """The decision as a record: its input, rule messages and targets (made from the input,
+        so they carry what it carried) and the paths it concerns redacted, in one scan."""
+        payload = inp.model_dump(mode="json")
+        strings: list[str] = []
+        _strings(payload, strings)
+        n_input = len(strings)
+        paths = sorted(set(targets))
+        strings += paths
+        for rule in decision.rules:
+            strings.append(rule.message)
+            if rule.target is not None:
+                strings.append(rule.target)
+        redacted = redact_strings(strings, self.redactor)
+        it = iter(redacted)
+        if redacted is not strings:
+            payload = _rebuild(payload, it)
+        else:
+            it = iter(strings[n_input:])
+        paths = sorted({next(it) for _ in paths})
+        rules = []
+        for rule in decision.rules:
+            update: dict[str, Any] = {"message": next(it)}
+            if rule.target is not None:
+                update["target"] = next(it)
+            rules.append(rule.model_copy(update=update))
         return DecisionRecord(
             id=uuid.uuid4().hex,
             time=datetime.now(UTC).isoformat(timespec="milliseconds"),
             point=inp.point,
             execution_id=inp.execution_id,
             schema_=inp.schema_name(),
-            input=redact_value(inp.model_dump(mode="json"), self.redactor),
+            input=payload,
             result=decision.result,
-            rules=[self._redact_rule(r) for r in decision.rules],
+            rules=rules,
             retry_after_ms=decision.retry_after_ms,
-            targets=self._redact_paths(targets),
+            targets=paths,
             policy=decision.policy,
             error=decision.error,
         )
-
-    def _redact_paths(self, paths: Iterable[str]) -> list[str]:
-        # one pass over the joined list: a plan's hundreds of paths, redacted one by one, cost
-        # tens of milliseconds
-        unique = sorted(set(paths))
-        if any("\n" in p for p in unique):
-            return sorted({str(self.redactor.redact(p)) for p in unique})
-        return (
-            sorted(set(str(self.redactor.redact("\n".join(unique))).split("\n"))) if unique else []
-        )
-
-    def _redact_rule(self, rule: FiredRule) -> FiredRule:
-        # messages and targets are made from the input, so they carry what it carried
-        update: dict[str, Any] = {"message": str(self.redactor.redact(rule.message))}
-        if rule.target is not None:
-            update["target"] = str(self.redactor.redact(rule.target))
-        return rule.model_copy(update=update)
 
     def decisions(
         self, *, execution_id: str | None = None, test: str | None = None, limit: int = 100

@@ -3,12 +3,19 @@
 SQLite in the workspace state directory: one row per decision with the columns a query needs
 (execution id, point, result, the test files it concerned) and the record as JSON. The oldest
 rows go when there are more than ``max_records``.
+
+A long-lived process (the daemon, the coordinator) writes in the background: ``add`` hands the
+record to one writer thread (a bounded queue: a caller waits only when it is full) that stores
+what has queued up in one transaction, so a decision's caller does not pay for SQLite. Every
+read waits for what was added before it, so the process reads its own writes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
+import queue
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -22,6 +29,10 @@ from maestro.policy.model import DecisionRecord
 
 FILE_NAME = "policy-decisions.sqlite"
 DEFAULT_MAX_RECORDS = 20_000
+MAX_PENDING = 1024
+"""Records a background log holds before ``add`` waits for the writer."""
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 create table if not exists decisions (
@@ -43,12 +54,20 @@ def _file_of(test: str) -> str:
 
 
 class DecisionLog:
-    """The decisions of one workspace. Thread-safe."""
+    """The decisions of one workspace. Thread-safe. With ``background``, records are written
+    by a writer thread (module docstring): :meth:`close` writes what is pending."""
 
-    def __init__(self, path: Path, *, max_records: int = DEFAULT_MAX_RECORDS) -> None:
+    def __init__(
+        self, path: Path, *, max_records: int = DEFAULT_MAX_RECORDS, background: bool = False
+    ) -> None:
         self.path = path
         self.max_records = max_records
         self._lock = threading.Lock()
+        self._pending: queue.Queue[DecisionRecord | None] | None = (
+            queue.Queue(MAX_PENDING) if background else None
+        )
+        self._writer: threading.Thread | None = None
+        self._writer_lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         # created 0600 before SQLite opens it: records hold (redacted) inputs
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -64,30 +83,93 @@ class DecisionLog:
             raise PolicyError(f"cannot open the decision log: {exc}", where=str(path)) from None
 
     @classmethod
-    def for_workspace(cls, root: Path, *, max_records: int = DEFAULT_MAX_RECORDS) -> DecisionLog:
+    def for_workspace(
+        cls, root: Path, *, max_records: int = DEFAULT_MAX_RECORDS, background: bool = False
+    ) -> DecisionLog:
         from maestro.paths import workspace_state_dir
 
-        return cls(workspace_state_dir(root) / FILE_NAME, max_records=max_records)
+        path = workspace_state_dir(root) / FILE_NAME
+        return cls(path, max_records=max_records, background=background)
 
     def close(self) -> None:
+        """Write what is pending, stop the writer, close the database."""
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
+        if writer is not None and self._pending is not None:
+            self._pending.put(None)
+            writer.join()
         with self._lock:
             self._db.close()
 
     def add(self, record: DecisionRecord) -> None:
-        body = record.model_dump_json(by_alias=True).encode()
-        with self._lock:
-            self._db.execute(
-                "insert or replace into decisions(id, time, point, execution_id, result,"
-                " targets, body) values (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id, record.time, record.point, record.execution_id, record.result,
-                    orjson.dumps(sorted(set(record.targets))).decode(), body,
-                ),
-            )  # fmt: skip
-            self._db.execute(
-                "delete from decisions where seq <= (select max(seq) from decisions) - ?",
-                (self.max_records,),
+        if self._pending is None:
+            self._store([record])
+            return
+        self._start_writer()
+        self._pending.put(record)  # waits only while MAX_PENDING records are queued
+
+    def flush(self) -> None:
+        """Wait until every record added so far is stored (a no-op without a writer)."""
+        if self._pending is not None and self._writer is not None:
+            self._pending.join()
+
+    def _start_writer(self) -> None:
+        if self._writer is not None:
+            return
+        with self._writer_lock:
+            if self._writer is None:
+                self._writer = threading.Thread(
+                    target=self._write_loop, name="policy-decision-log", daemon=True
+                )
+                self._writer.start()
+
+    def _write_loop(self) -> None:
+        pending = self._pending
+        assert pending is not None
+        while True:
+            batch = [pending.get()]
+            while True:  # what queued up meanwhile goes in the same transaction
+                try:
+                    batch.append(pending.get_nowait())
+                except queue.Empty:
+                    break
+            records = [r for r in batch if r is not None]
+            try:
+                if records:
+                    self._store(records)
+            except sqlite3.Error:
+                log.exception("%d policy decisions not stored in %s", len(records), self.path)
+            finally:
+                for _ in batch:
+                    pending.task_done()
+            if len(records) < len(batch):  # close() asked to stop
+                return
+
+    def _store(self, records: list[DecisionRecord]) -> None:
+        rows = [
+            (
+                r.id, r.time, r.point, r.execution_id, r.result,
+                orjson.dumps(sorted(set(r.targets))).decode(),
+                r.model_dump_json(by_alias=True).encode(),
             )
+            for r in records
+        ]  # fmt: skip
+        with self._lock:
+            self._db.execute("begin")  # one transaction per batch
+            try:
+                self._db.executemany(
+                    "insert or replace into decisions(id, time, point, execution_id, result,"
+                    " targets, body) values (?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                self._db.execute(
+                    "delete from decisions where seq <= (select max(seq) from decisions) - ?",
+                    (self.max_records,),
+                )
+            except BaseException:
+                self._db.execute("rollback")
+                raise
+            self._db.execute("commit")
 
     def update(self, record: DecisionRecord) -> None:
         """Store a record again (a queued run's ``waited_ms`` is known when it starts)."""
@@ -123,11 +205,13 @@ class DecisionLog:
             sql += " where " + " and ".join(where)
         sql += " order by seq desc limit ?"
         args.append(max(0, limit))
+        self.flush()
         with self._lock:
             rows = self._db.execute(sql, args).fetchall()
         return [DecisionRecord.model_validate_json(row[0]) for row in rows]
 
     def get(self, record_id: str) -> DecisionRecord | None:
+        self.flush()
         with self._lock:
             row = self._db.execute(
                 "select body from decisions where id = ?", (record_id,)
@@ -137,6 +221,7 @@ class DecisionLog:
     def after(self, seq: int, *, limit: int = 500) -> tuple[int, list[DecisionRecord]]:
         """Records stored after position ``seq`` (oldest first) and the last position: what a
         daemon has not yet sent to the coordinator."""
+        self.flush()
         with self._lock:
             rows = self._db.execute(
                 "select seq, body from decisions where seq > ? order by seq limit ?", (seq, limit)
@@ -145,11 +230,13 @@ class DecisionLog:
         return int(last), [DecisionRecord.model_validate_json(r[1]) for r in rows]
 
     def count(self) -> int:
+        self.flush()
         with self._lock:
             (n,) = self._db.execute("select count(*) from decisions").fetchone()
         return int(n)
 
     def iter_all(self) -> Iterator[DecisionRecord]:
+        self.flush()
         with self._lock:
             rows = self._db.execute("select body from decisions order by seq").fetchall()
         for row in rows:
