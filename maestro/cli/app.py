@@ -1,43 +1,95 @@
-"""Root typer application; sub-commands live in sibling modules."""
+"""Root typer application: every command is imported when it is invoked (or listed by --help).
+
+A command line names one command, so building all of them first (their modules, pydantic
+models and typer's signature walk: over a tenth of a second) is paid by every invocation for
+nothing; the root group below maps each name to the module that owns it instead.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import importlib
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
 
 import typer
-
-from maestro.cli.cache_cmd import cache_app
-from maestro.cli.coordinator_cmd import coordinator_app
-from maestro.cli.daemon_cmd import daemon_app
-from maestro.cli.demo_cmd import demo
-from maestro.cli.explain_cmd import explain
-from maestro.cli.flags_cmd import flags_app
-from maestro.cli.graph_cmd import graph_app, impacted, why
-from maestro.cli.lsp_cmd import lsp
-from maestro.cli.model_cmd import model_app
-from maestro.cli.policy_cmd import policy_app
-from maestro.cli.test_cmd import TestCommand, test
-from maestro.cli.workspace_cmd import stale, status
+from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    # typer vendors click: its command types live there
+    from typer._click.core import Command
+
     from maestro.engine.runner import WarmPytest
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Maestro build intelligence.")
-app.command("test", cls=TestCommand)(test)
-app.command("impacted")(impacted)
-app.command("why")(why)
-app.command("explain")(explain)
-app.command("stale")(stale)
-app.command("status")(status)
-app.command("demo")(demo)
-app.command("lsp")(lsp)
-app.add_typer(graph_app, name="graph")
-app.add_typer(cache_app, name="cache")
-app.add_typer(daemon_app, name="daemon")
-app.add_typer(coordinator_app, name="coordinator")
-app.add_typer(model_app, name="model")
-app.add_typer(policy_app, name="policy")
-app.add_typer(flags_app, name="flags")
+_COMMANDS: dict[str, tuple[str, ...]] = {
+    # name: (module, attribute[, click class]): a command function, or a Typer for a group
+    "test": ("maestro.cli.test_cmd", "test", "TestCommand"),
+    "impacted": ("maestro.cli.graph_cmd", "impacted"),
+    "why": ("maestro.cli.graph_cmd", "why"),
+    "explain": ("maestro.cli.explain_cmd", "explain"),
+    "stale": ("maestro.cli.workspace_cmd", "stale"),
+    "status": ("maestro.cli.workspace_cmd", "status"),
+    "demo": ("maestro.cli.demo_cmd", "demo"),
+    "lsp": ("maestro.cli.lsp_cmd", "lsp"),
+    "graph": ("maestro.cli.graph_cmd", "graph_app"),
+    "cache": ("maestro.cli.cache_cmd", "cache_app"),
+    "daemon": ("maestro.cli.daemon_cmd", "daemon_app"),
+    "coordinator": ("maestro.cli.coordinator_cmd", "coordinator_app"),
+    "model": ("maestro.cli.model_cmd", "model_app"),
+    "policy": ("maestro.cli.policy_cmd", "policy_app"),
+    "flags": ("maestro.cli.flags_cmd", "flags_app"),
+}
+
+
+def load_command(name: str) -> Command:
+    """The click command for ``name`` (a key of the root's commands), its module imported now."""
+    module_name, attribute, *cls = _COMMANDS[name]
+    module = importlib.import_module(module_name)
+    target: Any = getattr(module, attribute)
+    if isinstance(target, typer.Typer):
+        group = typer.main.get_group(target)
+        group.name = name
+        return group
+    holder = typer.Typer(add_completion=False)
+    holder.command(name, cls=getattr(module, cls[0]) if cls else None)(target)
+    return typer.main.get_command(holder)
+
+
+class _LazyCommands(MutableMapping[str, "Command"]):
+    """Command names known up front (help order, "did you mean"), each built on first use."""
+
+    def __init__(self, load: Callable[[str], Command]) -> None:
+        self._load = load
+        self._built: dict[str, Command] = {}
+
+    def __getitem__(self, name: str) -> Command:
+        if name not in _COMMANDS:
+            raise KeyError(name)
+        if name not in self._built:
+            self._built[name] = self._load(name)
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Command) -> None:
+        raise TypeError(f"the root commands are fixed in {__name__}._COMMANDS, not {name!r}")
+
+    def __delitem__(self, name: str) -> None:
+        raise TypeError(f"the root commands are fixed in {__name__}._COMMANDS, not {name!r}")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_COMMANDS)
+
+    def __len__(self) -> int:
+        return len(_COMMANDS)
+
+
+class _LazyRoot(TyperGroup):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.commands = _LazyCommands(load_command)
+
+
+app = typer.Typer(
+    cls=_LazyRoot, no_args_is_help=True, add_completion=False, help="Maestro build intelligence."
+)
 
 
 def _print_version(value: bool) -> None:
