@@ -51,7 +51,7 @@ from .blobs import (
     UpstreamError,
     sha256_of,
 )
-from .eviction import LruTracker, evict_for
+from .eviction import LruTracker, RedisLru, evict_for
 from .hardening import CLIENT_CLOSED, SlowUploadError, is_client_abort, read_body
 from .metrics import CONTENT_TYPE, Metrics, MetricsListener, sees_tenants
 from .models import (
@@ -841,13 +841,20 @@ class Coordinator:
 
     async def _evict_for(self, tenant: TenantRecord, exc: QuotaExceededError, size: int) -> bool:
         """Make room for `size` bytes by LRU eviction when the tenant's policy allows it."""
-        if not isinstance(self.blobs, LmdbBlobs) or not self.gate.resolve(tenant).evict:
+        upstream = isinstance(self.blobs, HttpBlobs) and self.blobs.lru is not None
+        if not (upstream or isinstance(self.blobs, LmdbBlobs)):
+            return False
+        if not self.gate.resolve(tenant).evict:
             return False
         incoming = size + AC_FRAMING
         if incoming > exc.quota:
             return False  # would not fit in an empty tenant either
         need = exc.used + incoming - exc.quota
-        freed = await self.run(evict_for, self.blobs.store, self.lru, tenant, need)
+        if isinstance(self.blobs, HttpBlobs):
+            freed = await self.blobs.evict(tenant, need)
+        else:
+            assert isinstance(self.blobs, LmdbBlobs)
+            freed = await self.run(evict_for, self.blobs.store, self.lru, tenant, need)
         self.metrics.evicted_bytes.labels(tenant.name).inc(freed)
         return freed >= need
 
@@ -917,6 +924,8 @@ def create_app(
             timeout_s=settings.blob_upstream_timeout_s,
             max_connections=max(16, settings.io_threads * 8),
         )
+        if settings.upstream_eviction and isinstance(state, RedisState):
+            blobs.lru = RedisLru(state.r, state.p)
     else:
         assert store is not None
         blobs = LmdbBlobs(store, pool)

@@ -17,6 +17,9 @@ a CAS blob is served only if it hashes to its key, an AC record only if its own 
   are logged, counted, answered as misses and deleted (best effort; the next PUT re-uploads).
   Usage is charged in the StateBackend before the upload and refunded if it fails; two replicas
   uploading the same new entry at once may both charge it (usage errs high, never low).
+  With `lru` (eviction.RedisLru: `upstream_eviction = true`), writes and hits are recorded in
+  Redis, and `evict` deletes a tenant's least recently used entries to make room under its
+  quota.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import aiohttp
 
 from maestro.errors import CoordinatorError
 
+from .eviction import RedisLru
 from .records import AcRecord, CorruptRecordError, TenantRecord, decode_ac
 from .state import StateBackend
 from .store import EMPTY_SHA256, CasView, Store
@@ -195,6 +199,8 @@ class HttpBlobs:
         self._timeout = aiohttp.ClientTimeout(total=timeout_s, sock_connect=5.0)
         self._max_conn = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self.lru: RedisLru | None = None
+        """Recency and sizes in Redis, for eviction under quota (None: PUT answers 507)."""
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -256,10 +262,17 @@ class HttpBlobs:
         except (aiohttp.ClientError, TimeoutError) as exc:
             log.warning("could not delete it from the upstream: %r", exc)
 
+    def _touch(self, tenant: TenantRecord, kind: str, key: bytes) -> None:
+        if self.lru is not None:
+            self.lru.touch(tenant, kind, key)
+
     async def cas_size(self, tenant: TenantRecord, key: bytes) -> int | None:
         if key == EMPTY_SHA256:
             return 0
-        return await self._size(self.url(tenant, "cas", key))
+        size = await self._size(self.url(tenant, "cas", key))
+        if size is not None:  # a HEAD, an AC hit's reference, a re-upload: all uses
+            self._touch(tenant, "cas", key)
+        return size
 
     async def get_cas(self, tenant: TenantRecord, key: bytes) -> bytes | None:
         if key == EMPTY_SHA256:
@@ -270,6 +283,7 @@ class HttpBlobs:
         if await sha256_of(data, self.executor) != key:
             await self._discard(tenant, "cas", key, "sha256 mismatch")
             return None
+        self._touch(tenant, "cas", key)
         return data
 
     async def _charge_and_put(
@@ -286,6 +300,8 @@ class HttpBlobs:
                 self.state.charge(tenant, -delta, **{k: -v for k, v in counts.items()})
             )
             raise
+        if self.lru is not None:
+            await self.lru.stored(tenant, kind, key, len(data))
 
     async def put_cas(self, tenant: TenantRecord, key: bytes, data: bytes) -> bool:
         if key == EMPTY_SHA256:
@@ -312,6 +328,7 @@ class HttpBlobs:
             sizes = await asyncio.gather(*(self.cas_size(tenant, ref) for ref, _ in refs))
             if any(got != want for got, (_, want) in zip(sizes, refs, strict=True)):
                 return None
+        self._touch(tenant, "ac", key)
         return record.value
 
     async def put_ac(self, tenant: TenantRecord, key: bytes, record: AcRecord) -> None:
@@ -319,10 +336,46 @@ class HttpBlobs:
         old = await self._size(self.url(tenant, "ac", key))
         await self._charge_and_put(tenant, "ac", key, encoded, old)
 
+    async def evict(self, tenant: TenantRecord, need: int) -> int:
+        """Free at least `need` bytes of the tenant's least recently used entries (fewer when
+        fewer are known); returns the bytes freed. Usage is refunded in Redis first (one
+        atomic step, so concurrent evictions never free the same entry twice), then the
+        entries are deleted upstream; one that cannot be deleted is logged and left behind
+        (not counted any more, like an entry removed behind the coordinator's back)."""
+        if self.lru is None:
+            return 0
+        victims = await self.lru.evict(tenant, need)
+        if not victims:
+            return 0
+        limit = asyncio.Semaphore(8)
+
+        async def delete(kind: str, key: bytes) -> None:
+            async with limit:
+                try:
+                    async with self._http().delete(self.url(tenant, kind, key)) as resp:
+                        if resp.status not in (200, 202, 204, 404):
+                            log.warning(
+                                "upstream refused to delete an evicted entry (HTTP %d)", resp.status
+                            )
+                except (aiohttp.ClientError, TimeoutError) as exc:
+                    log.warning("could not delete an evicted entry upstream: %r", exc)
+
+        await asyncio.gather(*(delete(kind, key) for kind, key, _ in victims))
+        freed = sum(size for _, _, size in victims)
+        log.info(
+            "tenant %s: evicted %d entries, %d bytes (LRU) to stay under its quota",
+            tenant.name,
+            len(victims),
+            freed,
+        )
+        return freed
+
     async def ping(self) -> None:
         async with self._request("HEAD", self.base + "/", range(500)):
             pass
 
     async def close(self) -> None:
+        if self.lru is not None:
+            await self.lru.close()
         if self._session is not None:
             await self._session.close()

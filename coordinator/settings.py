@@ -117,6 +117,11 @@ class Settings(BaseModel):
     """e.g. http://127.0.0.1:8080/cache (bazel-remote with --disable_http_ac_validation, or a
     WebDAV PUT server such as nginx)."""
     blob_upstream_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    upstream_eviction: bool = False
+    """Replicas (Redis state, blob upstream): at a tenant's quota, delete its least recently
+    used entries from the upstream to make room (tenant policy `evict`), as the embedded store
+    does, instead of answering 507. Recency and sizes are kept in Redis; entries written
+    before it was turned on are never evicted."""
     metrics_token: SecretStr | None = Field(default=None, min_length=16)
     """Bearer token that sees /metrics whole, tenant-labelled series included (Prometheus:
     `authorization: {credentials: ...}`); without it /metrics leaves out every tenant name."""
