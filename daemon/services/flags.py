@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from maestro.daemon.services import cancel_and_wait
 from maestro.errors import CoordinatorError
 from maestro.flags import (
     FlagError,
@@ -322,10 +323,7 @@ class FlagsService:
 
     async def stop(self, app: DaemonApp) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(task)
         await self._close_client()
 
     # --- the `flags` method ----------------------------------------------------------------------

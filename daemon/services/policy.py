@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
+from maestro.daemon.services import cancel_and_wait
 from maestro.errors import MaestroError, PolicyDeniedError, PolicyError
 from maestro.policy.model import CacheInput, RunInput, RunKind, RunningRun, SelectInput
 from maestro.policy.protocol import (
@@ -119,10 +120,7 @@ class PolicyService:
 
     async def stop(self, app: DaemonApp) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(task)
         if self._client is not None:
             await self._client.close()
         if self._gate is not None:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from maestro.config import SpeculationSettings
+from maestro.daemon.services import cancel_and_wait
 from maestro.model.metrics import Tripwire
 from maestro.wire import SpeculationStatus
 
@@ -253,9 +254,7 @@ class SpeculationService:
         task = self._task
         if task is not None and not task.done():
             log.info("speculation cancelled: %s", why)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+            await cancel_and_wait(task)
 
     def _cpu_last_minute(self, now: float) -> float:
         while self._cpu_log and self._cpu_log[0][0] < now - 60.0:
