@@ -143,25 +143,23 @@ class DaemonClient:
     ) -> DaemonClient:
         """Connect to the daemon of ``root``, starting it first if needed (unless start=False)."""
         paths = DaemonPaths.for_root(root)
-        try:
+
+        async def connect() -> DaemonClient:
             return await cls.connect_socket(
-                recorded_socket(paths),
+                recorded_socket(paths),  # read again: a started daemon records its socket
                 client=client,
                 timeout=timeout,
                 default_timeout=default_timeout,
                 protocol=protocol,
             )
+
+        try:
+            return await connect()
         except DaemonNotRunningError:
             if not start:
                 raise
         await asyncio.to_thread(start_daemon, paths.root)
-        return await cls.connect_socket(
-            recorded_socket(paths),
-            client=client,
-            timeout=timeout,
-            default_timeout=default_timeout,
-            protocol=protocol,
-        )
+        return await connect()
 
     @classmethod
     async def connect_socket(
