@@ -28,12 +28,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 from pydantic import BaseModel, Field, ValidationError
 
 from maestro.errors import ConfigError, PolicyError
-from maestro.policy.bundle import BundleRejected, BundleStore, load_public_key
+from maestro.policy.bundle import (
+    BundleMetricFamilies,
+    BundleMetrics,
+    BundleRejected,
+    BundleStore,
+    Incident,
+    load_public_key,
+)
 from maestro.policy.engine import PolicyEngine, PolicySet
 from maestro.policy.model import CoordinatorInput, CoordinatorRefusal, DecisionRecord
 from maestro.policy.records import DecisionLog
@@ -76,20 +83,62 @@ class PolicyExplain(BaseModel):
     decisions: list[DecisionRecord] = Field(description="oldest first; inputs redacted")
 
 
+class PolicyBundleStatus(BaseModel):
+    tenant: str
+    verified: bool = Field(
+        description="trusted keys are configured for this tenant: bundles are verified here"
+    )
+    published: bool = Field(description="a bundle is served to daemons")
+    revision: str | None = Field(None, description="the verified bundle in force")
+    version: int | None = None
+    expires: str | None = None
+    incident: Incident | None = Field(
+        None,
+        description="open since a published bundle was rejected (or the one in force expired); "
+        "cleared when a good bundle is published",
+    )
+
+
 class TenantBundles:
     """The team layer per tenant at the coordinator: the keys it trusts for each tenant and,
     for a tenant with keys, a :class:`BundleStore` (the daemon's: same verification, last
-    good on disk, quarantine) whose engine decides the tenant's refusals."""
+    good on disk, quarantine, incidents) whose engine decides the tenant's refusals.
 
-    def __init__(self, data_dir: Path, keys: Mapping[str, Any], tenants: Mapping[str, Any]):
+    A rejected bundle raises the store's incident: an error log line naming the tenant, the
+    ``maestro_coordinator_policy_bundle_rejected_total{tenant,reason}`` counter and the
+    ``maestro_coordinator_policy_bundle_incident{tenant}`` gauge (tenant-labelled: private
+    series, like every tenant's), ``..._incidents_open`` (how many tenants, for anonymous
+    scrapes), and the incident in the tenant's policy status; a good bundle clears it."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        keys: Mapping[str, Any],
+        tenants: Mapping[str, Any],
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         self.data_dir = data_dir
         self.keys = dict(keys)
         self.tenant_keys = {name: dict(table) for name, table in tenants.items()}
         self._stores: dict[str, BundleStore] = {}
         self._lock = threading.Lock()
+        registry = registry if registry is not None else CollectorRegistry()
+        self.families = BundleMetricFamilies(
+            registry, prefix="maestro_coordinator_policy_bundle", labels=("tenant",)
+        )
+        self.incidents_open = Gauge(
+            "maestro_coordinator_policy_bundle_incidents_open",
+            "Tenants with an open policy bundle incident (a published bundle was rejected).",
+            registry=registry,
+        )
+        self.incidents_open.set_function(
+            lambda: sum(1 for s in list(self._stores.values()) if s.incident is not None)
+        )
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TenantBundles:
+    def from_settings(
+        cls, settings: Settings, registry: CollectorRegistry | None = None
+    ) -> TenantBundles:
         """Read every configured key now: a missing or malformed one stops the start."""
 
         def read(table: Mapping[str, Path], where: str) -> dict[str, Any]:
@@ -108,7 +157,7 @@ class TenantBundles:
             for name, table in settings.policy_tenant_bundle_keys.items()
         }
         return cls(settings.data_dir, read(settings.policy_bundle_keys, "policy_bundle_keys"),
-                   tenants)  # fmt: skip
+                   tenants, registry)  # fmt: skip
 
     def trusted(self, tenant: str) -> dict[str, Any]:
         """The global keys and the tenant's own (the tenant's win on a shared key id)."""
@@ -126,7 +175,10 @@ class TenantBundles:
                 return held
             folder = self.data_dir / "policy" / tenant / "verified"
             # a bundle is compiled in a child first: rego-cpp aborts the process on some forms
-            store = BundleStore(folder, PolicyEngine.open(None, isolate=True), keys)
+            store = BundleStore(
+                folder, PolicyEngine.open(None, isolate=True), keys,
+                metrics=BundleMetrics(self.families, (tenant,)), name=f"tenant {tenant}",
+            )  # fmt: skip
             if not store.warm_start():
                 self._adopt(tenant, store)
             self._stores[tenant] = store
@@ -153,6 +205,19 @@ class TenantBundles:
         for name in names:
             if self.trusted(name):
                 self.store(name)
+
+    def status(self, tenant: str, published: bool) -> PolicyBundleStatus:
+        """The tenant's verified bundle and open incident. Blocking (it may open the store)."""
+        store = self.store(tenant)
+        if store is None:
+            return PolicyBundleStatus(tenant=tenant, verified=False, published=published)
+        state = store.status()
+        version = state.get("version")
+        return PolicyBundleStatus(
+            tenant=tenant, verified=True, published=published, revision=state.get("revision"),
+            version=version if isinstance(version, int) else None, expires=state.get("expires"),
+            incident=store.incident,
+        )  # fmt: skip
 
     def policy(self, tenant: str) -> PolicySet | None:
         """The tenant's policy in force (None: no trusted keys or no store opened yet). Never
@@ -259,6 +324,19 @@ class PolicyRoutes:
 
         await self.coordinator.run(write)
         return web.Response(status=204)
+
+    @operation(
+        get=Operation(
+            "The tenant's team bundle at this coordinator: in force, and any open incident",
+            "get_policy_status",
+            {"200": Response("The status.", PolicyBundleStatus), **AUTH_ERRORS},
+        )
+    )
+    async def status(self, request: web.Request) -> web.Response:
+        principal = await self.coordinator.tenant_principal(request)
+        tenant = principal.tenant.name
+        published = (self._folder(tenant) / "bundle.tar.gz").is_file()
+        return _json(await self.coordinator.run(self.bundles.status, tenant, published))
 
     @operation(
         post=Operation(
@@ -464,7 +542,7 @@ _LAYER_ORDER = {"team": 0, "workspace": 1, "builtin": 2}
 
 
 def add_routes(app: web.Application, coordinator: Coordinator) -> None:
-    bundles = TenantBundles.from_settings(coordinator.settings)
+    bundles = TenantBundles.from_settings(coordinator.settings, coordinator.metrics.registry)
     routes = PolicyRoutes(coordinator, bundles)
 
     async def open_bundles(app: web.Application) -> None:
@@ -474,6 +552,7 @@ def add_routes(app: web.Application, coordinator: Coordinator) -> None:
     coordinator.gate.explainer = AdmissionPolicy(routes, coordinator.metrics.registry)
     app.router.add_get("/v1/tenants/{tenant}/policy/bundle", routes.bundle)
     app.router.add_put("/v1/tenants/{tenant}/policy/bundle", routes.bundle)
+    app.router.add_get("/v1/tenants/{tenant}/policy/status", routes.status)
     app.router.add_post("/v1/tenants/{tenant}/policy/decisions", routes.decisions)
     app.router.add_get("/api/policy/explain", routes.explain)
     app.on_cleanup.append(routes.close)

@@ -249,23 +249,50 @@ class Incident(BaseModel):
     time: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
-@dataclass
-class BundleMetrics:
-    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+class BundleMetricFamilies:
+    """The bundle metric families of one registry: a daemon's own (no labels), or the
+    coordinator's, shared by its tenants' stores (``labels=("tenant",)``)."""
 
-    def __post_init__(self) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        prefix: str = "maestro_policy_bundle",
+        labels: tuple[str, ...] = (),
+    ) -> None:
         self.rejected = Counter(
-            "maestro_policy_bundle_rejected", "Policy bundles quarantined, by reason",
-            ["reason"], registry=self.registry,
+            f"{prefix}_rejected", "Policy bundles quarantined, by reason",
+            [*labels, "reason"], registry=registry,
         )  # fmt: skip
         self.incident = Gauge(
-            "maestro_policy_bundle_incident", "1 while a policy bundle incident is open",
-            registry=self.registry,
+            f"{prefix}_incident", "1 while a policy bundle incident is open", labels,
+            registry=registry,
         )  # fmt: skip
         self.version = Gauge(
-            "maestro_policy_bundle_version", "Version of the team bundle in force",
-            registry=self.registry,
+            f"{prefix}_version", "Version of the team bundle in force", labels,
+            registry=registry,
         )  # fmt: skip
+
+
+@dataclass
+class BundleMetrics:
+    """One store's series: ``values`` are its label values in ``families`` (none: unlabelled)."""
+
+    families: BundleMetricFamilies = field(
+        default_factory=lambda: BundleMetricFamilies(CollectorRegistry())
+    )
+    values: tuple[str, ...] = ()
+
+    def reject(self, reason: str) -> None:
+        self.families.rejected.labels(*self.values, reason).inc()
+
+    def set_incident(self, active: bool) -> None:
+        gauge = self.families.incident
+        (gauge.labels(*self.values) if self.values else gauge).set(1 if active else 0)
+
+    def set_version(self, version: int) -> None:
+        gauge = self.families.version
+        (gauge.labels(*self.values) if self.values else gauge).set(version)
 
 
 @dataclass
@@ -279,6 +306,11 @@ class BundleStore:
     listeners: list[Callable[[Incident], None]] = field(default_factory=list)
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     incident: Incident | None = None
+    name: str = ""  # whose bundles, in log lines (the coordinator: "tenant acme")
+
+    @property
+    def _of(self) -> str:
+        return f" of {self.name}" if self.name else ""
 
     @property
     def last_good(self) -> Path:
@@ -325,7 +357,14 @@ class BundleStore:
             log.error("the persisted policy bundle is not usable: %s", exc)
             self._raise("layout", str(exc), None)
             return False
-        self.metrics.version.set(verified.version)
+        self.metrics.set_version(verified.version)
+        held = self._state().get("incident")
+        if isinstance(held, dict) and held.get("active"):  # open before the restart: still open
+            try:
+                self.incident = Incident.model_validate(held)
+                self.metrics.set_incident(True)
+            except ValueError:
+                pass
         if verified.expires is not None and verified.expires <= self.clock():
             self._raise(
                 "expired", f"the last good bundle expired at {verified.expires}", verified.revision
@@ -356,7 +395,7 @@ class BundleStore:
             "etag": etag, "expires": expires,
         }  # fmt: skip
         _write_private(self.state_file, json.dumps(state).encode())
-        self.metrics.version.set(verified.version)
+        self.metrics.set_version(verified.version)
         if self.incident is not None:
             self._clear(verified.revision)
         return verified
@@ -368,14 +407,14 @@ class BundleStore:
         _write_private(folder / f"{stamp}-{exc.reason}.tar.gz", data)
         for old in sorted(folder.iterdir())[:-10]:  # keep the last few for inspection
             old.unlink(missing_ok=True)
-        self.metrics.rejected.labels(exc.reason).inc()
+        self.metrics.reject(exc.reason)
         self._raise(exc.reason, exc.message, None)
 
     def _raise(self, reason: str, message: str, revision: str | None) -> None:
         self.incident = Incident(active=True, reason=reason, message=message, revision=revision)
-        log.error("policy bundle quarantined (%s): %s; the last good policy stays in force",
-                  reason, message)  # fmt: skip
-        self.metrics.incident.set(1)
+        log.error("policy bundle%s quarantined (%s): %s; the last good policy stays in force",
+                  self._of, reason, message)  # fmt: skip
+        self.metrics.set_incident(True)
         state = self._state()
         state["incident"] = self.incident.model_dump()
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -386,8 +425,8 @@ class BundleStore:
         cleared = Incident(active=False, reason="recovered", message=f"bundle {revision} in force",
                            revision=revision)  # fmt: skip
         self.incident = None
-        self.metrics.incident.set(0)
-        log.info("policy bundle incident cleared: %s in force", revision)
+        self.metrics.set_incident(False)
+        log.info("policy bundle incident%s cleared: %s in force", self._of, revision)
         self._emit(cleared)
 
     def _emit(self, incident: Incident) -> None:

@@ -99,14 +99,14 @@ def test_good_bundle_in_force_then_bad_ones_quarantined_with_incident_and_recove
         assert caught.value.reason in (reason, "unsigned"), (reason, caught.value)
         assert store.engine.current is good, reason  # the last good stays in force
         assert events[-1].active and events[-1].reason == caught.value.reason
-    assert store.metrics.incident._value.get() == 1
-    assert store.metrics.rejected.labels("rollback")._value.get() == 1
+    assert store.metrics.families.incident._value.get() == 1
+    assert store.metrics.families.rejected.labels("rollback")._value.get() == 1
     assert len(list((store.folder / "quarantine").iterdir())) == len(bad)
     assert "QUARANTINED" in store.status()["state"]
 
     store.apply(bundle(a, "a", 6))  # a good bundle clears the incident
     assert events[-1].active is False and store.incident is None
-    assert store.metrics.incident._value.get() == 0
+    assert store.metrics.families.incident._value.get() == 0
     assert store.status()["version"] == 6
 
 

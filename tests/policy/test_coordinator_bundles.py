@@ -224,3 +224,89 @@ def test_trusted_keys_come_from_the_environment_too(tmp_path: Path) -> None:
     env = {"MAESTRO_COORDINATOR_POLICY_BUNDLE_KEYS": "2026=/etc/a.pem, 2027=/etc/b.pem"}
     settings = load_settings(environ=env, overrides={"data_dir": tmp_path})
     assert settings.policy_bundle_keys == {"2026": Path("/etc/a.pem"), "2027": Path("/etc/b.pem")}
+
+
+def series(text: str, name: str, **labels: str) -> float | None:
+    """The value of one sample of a Prometheus exposition (None when absent)."""
+    for line in text.splitlines():
+        if line.startswith("#") or not line.startswith(name):
+            continue
+        head, _, value = line.rpartition(" ")
+        got = head[len(name) :]
+        if got and not got.startswith("{"):
+            continue
+        pairs = dict(p.split("=", 1) for p in got.strip("{}").split(",") if p)
+        if {k: v.strip('"') for k, v in pairs.items()} == labels:
+            return float(value)
+    return None
+
+
+async def test_a_rejected_bundle_raises_an_incident_until_a_good_one_arrives(
+    make: Make, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    signer = ec.generate_private_key(ec.SECP256R1())
+    keys = {"k1": str(pem(signer, tmp_path / "k1.pem"))}
+    env = await make(policy_bundle_keys=keys, metrics_public=True)
+    status_url = "/v1/tenants/{tenant}/policy/status"
+    rejected = "maestro_coordinator_policy_bundle_rejected_total"
+    incident = "maestro_coordinator_policy_bundle_incident"
+    open_now = "maestro_coordinator_policy_bundle_incidents_open"
+
+    async def status(e: Env, tenant: str = "alpha") -> dict[str, Any]:
+        resp = await e.client.get(status_url.format(tenant=tenant), headers=await e.auth(tenant))
+        assert resp.status == 200, await resp.text()
+        body: dict[str, Any] = await resp.json()
+        return body
+
+    async def metrics(e: Env) -> str:
+        return await (await e.client.get("/metrics")).text()
+
+    assert (await status(env)).get("incident") is None
+    assert (await env.publish("alpha", bundle(signer, version=1)))[0] == 204
+    uncompilable = build(
+        {"bad.rego": b"package maestro.team.run\n\ndeny contains x if {\n"}, key=signer,
+        kid="k1", revision="r2", version=2, expires=datetime.now(UTC) + timedelta(days=1),
+    )  # fmt: skip
+    with caplog.at_level("ERROR"):
+        status_code, body = await env.publish("alpha", uncompilable)
+    assert status_code == 422 and body["message"].startswith("compile:")
+    logged = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert any("tenant alpha" in m and "(compile)" in m for m in logged), logged
+    held = await status(env)
+    assert held["revision"] == "r1" and held["version"] == 1  # the last good stays in force
+    assert held["incident"]["active"] and held["incident"]["reason"] == "compile"
+    assert (await status(env, "beta")).get("incident") is None  # another tenant's is its own
+    text = await metrics(env)
+    assert series(text, rejected, reason="compile", tenant="alpha") == 1
+    assert series(text, incident, tenant="alpha") == 1
+    assert series(text, open_now) == 1
+
+    assert (await env.publish("alpha", bundle(signer, version=0)))[0] == 422  # rollback
+    text = await metrics(env)
+    assert series(text, rejected, reason="rollback", tenant="alpha") == 1
+    assert (await status(env))["incident"]["reason"] == "rollback"
+
+    # still open after a restart (persisted with the last good bundle)
+    await env.client.close()
+    env.store.close()
+    env = await make(policy_bundle_keys=keys, metrics_public=True)
+    assert (await status(env))["incident"]["reason"] == "rollback"
+    assert series(await metrics(env), incident, tenant="alpha") == 1
+
+    assert (await env.publish("alpha", bundle(signer, version=3)))[0] == 204
+    cleared = await status(env)
+    assert cleared.get("incident") is None and cleared["revision"] == "r3"
+    text = await metrics(env)
+    assert series(text, incident, tenant="alpha") == 0
+    assert series(text, open_now) == 0
+
+
+async def test_a_tenant_without_trusted_keys_has_no_verified_status(make: Make) -> None:
+    env = await make()
+    resp = await env.client.get(
+        "/v1/tenants/beta/policy/status", headers=await env.auth("beta")
+    )  # fmt: skip
+    body = await resp.json()
+    assert resp.status == 200 and body["verified"] is False and "incident" not in body
+    other = await env.client.get("/v1/tenants/alpha/policy/status", headers=await env.auth("beta"))
+    assert other.status in (401, 403, 404)  # never another tenant's
