@@ -108,6 +108,39 @@ def private_env(tree: Path) -> Iterator[Path]:
         shutil.rmtree(base, ignore_errors=True)
 
 
+def per_string_gate(gate_cls: type, redactor: object) -> type:
+    """The earlier record path, for the A/B: every string of the record redacted on its own
+    (a scan each), written to SQLite in the caller's thread."""
+
+    def redact(value: object) -> object:
+        if isinstance(value, str):
+            return str(redactor.redact(value))  # type: ignore[attr-defined]
+        if isinstance(value, list):
+            return [redact(v) for v in value]
+        if isinstance(value, dict):
+            return {redact(str(k)): redact(v) for k, v in value.items()}
+        return value
+
+    class Before(gate_cls):  # type: ignore[misc,valid-type]
+        def record(self, inp, decision, *, targets=()):  # type: ignore[no-untyped-def]
+            import uuid
+
+            from maestro.policy.model import DecisionRecord
+
+            return DecisionRecord(
+                id=uuid.uuid4().hex,
+                time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+                point=inp.point, execution_id=inp.execution_id, schema_=inp.schema_name(),
+                input=redact(inp.model_dump(mode="json")), result=decision.result,
+                rules=[r.model_copy(update={"message": redact(r.message)})
+                       for r in decision.rules],
+                retry_after_ms=decision.retry_after_ms, targets=sorted(set(targets)),
+                policy=decision.policy,
+            )  # fmt: skip
+
+    return Before
+
+
 def timed(fn: object, n: int, cpu: list[float] | None = None) -> list[float]:
     """Wall times of ``n`` calls; ``cpu`` gets this thread's CPU time per call (what the call
     costs without the waits a loaded shared host adds)."""
@@ -265,6 +298,41 @@ def main(argv: list[str] | None = None) -> None:
                             ])  # fmt: skip
                             print(rows[-1], flush=True)
             rows.sort(key=lambda r: list(inputs).index(r[0]))
+
+            # decision + redacted record + log write (what the daemon's caller pays), run point,
+            # new inputs: as shipped (one redaction scan, background writer) against before
+            from maestro.redaction import Redactor
+
+            redactor = Redactor.from_environ(os.environ, detectors=False)
+            Before = per_string_gate(PolicyGate, redactor)
+            rec_rows = []
+            for label, context in conditions:
+                with context():
+                    for name, gate_of in (
+                        ("as shipped", lambda p: PolicyGate(
+                            engine, DecisionLog(p, background=True), redactor)),
+                        ("before: a scan per string, SQLite in the caller", lambda p: Before(
+                            engine, DecisionLog(p), redactor)),
+                    ):  # fmt: skip
+                        rec_gate = gate_of(root.parent / f"rec-{offset}.sqlite")
+                        n = args.decisions
+                        batch = [fresh["run"](offset + i, inputs["run"]) for i in range(n)]
+                        offset += n
+                        it = iter(batch)
+                        cpu = []
+                        times = timed(lambda it=it, g=rec_gate: g.decide(next(it)), n, cpu)
+                        rec_gate.close()
+                        rec_rows.append([
+                            label, name, f"{statistics.median(times) * 1e3:.3f} ms",
+                            f"{percentile(times, 95) * 1e3:.3f} ms",
+                            f"{statistics.median(cpu) * 1e3:.3f} ms",
+                            f"{percentile(cpu, 95) * 1e3:.3f} ms",
+                        ])  # fmt: skip
+                        print(rec_rows[-1], flush=True)
+            rec_md = table(
+                ["host", "run decision, new input, recorded", "p50", "p95", "CPU p50",
+                 "CPU p95"], rec_rows, "llrrrr",
+            )  # fmt: skip
 
             # A/B, loaded, the run point: as shipped against the earlier path (every decision
             # evaluated, rego-cpp called through regopy's CDLL handles: GIL released per call)
@@ -462,6 +530,10 @@ def main(argv: list[str] | None = None) -> None:
         "`new input`: a field the rules read varies every time (run: paths; select: changed; "
         "cache: target; coordinator: path; plugin: sha256), so Rego evaluates each:\n\n"
         f"{decisions_md}\n\n"
+        "A decision with its record (`PolicyGate.decide`: decide, redact the input, rule "
+        "messages and targets, store in the decision log), what the daemon's caller pays, "
+        f"run point, new inputs ({args.decisions} each), A/B in the same sitting:\n\n"
+        f"{rec_md}\n\n"
         f"A/B in the same sitting, loaded, {args.ab_rounds} alternating rounds of "
         f"{args.decisions} run decisions each:\n\n{ab_md}\n\n{plan_md}\n\n"
         "- p95 CPU: the calling thread's CPU time per decision (`time.thread_time`), i.e. "
