@@ -48,6 +48,7 @@ from .blobs import (
     BlobBackend,
     HttpBlobs,
     LmdbBlobs,
+    SmallBlobCache,
     UpstreamError,
     sha256_of,
 )
@@ -923,6 +924,13 @@ def create_app(
             pool,
             timeout_s=settings.blob_upstream_timeout_s,
             max_connections=max(16, settings.io_threads * 8),
+            small_blobs=(
+                SmallBlobCache(
+                    settings.small_blob_cache_bytes, ttl_s=settings.small_blob_cache_ttl_s
+                )
+                if settings.small_blob_cache_bytes and settings.small_blob_cache_ttl_s
+                else None
+            ),
         )
         if settings.upstream_eviction and isinstance(state, RedisState):
             blobs.lru = RedisLru(state.r, state.p)

@@ -19,7 +19,11 @@ a CAS blob is served only if it hashes to its key, an AC record only if its own 
   uploading the same new entry at once may both charge it (usage errs high, never low).
   With `lru` (eviction.RedisLru: `upstream_eviction = true`), writes and hits are recorded in
   Redis, and `evict` deletes a tenant's least recently used entries to make room under its
-  quota.
+  quota. Small CAS blobs read from the upstream are kept in memory (`SmallBlobCache`, after
+  their hash checked) for a few seconds: a blob read again and again (an interactive client's
+  hot set) costs no upstream round trip. What is kept is content-addressed and verified, so
+  the only effect of keeping it is that a blob deleted upstream stays readable through this
+  replica for at most the TTL.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Container
 from concurrent.futures import Executor
 from contextlib import asynccontextmanager
@@ -178,6 +184,54 @@ def upstream_path(tenant: TenantRecord, kind: str, key: bytes) -> str:
     return f"t{tenant.id}/ac/{name}"
 
 
+class SmallBlobCache:
+    """Verified CAS blobs up to `max_entry` bytes, by (tenant id, digest), least recently used
+    dropped past `max_bytes` in all, each kept at most `ttl_s` after it was read upstream."""
+
+    def __init__(
+        self,
+        max_bytes: int,
+        *,
+        max_entry: int = 64 << 10,
+        ttl_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_bytes = max_bytes
+        self.max_entry = max_entry
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._entries: OrderedDict[tuple[int, bytes], tuple[float, bytes]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, tenant: TenantRecord, key: bytes) -> bytes | None:
+        entry = self._entries.get((tenant.id, key))
+        if entry is None:
+            return None
+        if self._clock() - entry[0] >= self.ttl_s:
+            self.drop(tenant, key)
+            return None
+        self._entries.move_to_end((tenant.id, key))
+        return entry[1]
+
+    def put(self, tenant: TenantRecord, key: bytes, data: bytes, read_at: float) -> None:
+        if len(data) > self.max_entry or len(data) > self.max_bytes:
+            return
+        self.drop(tenant, key)
+        self._entries[(tenant.id, key)] = (read_at, data)
+        self._bytes += len(data)
+        while self._bytes > self.max_bytes:
+            _, (_, old) = self._entries.popitem(last=False)
+            self._bytes -= len(old)
+
+    def drop(self, tenant: TenantRecord, key: bytes) -> None:
+        entry = self._entries.pop((tenant.id, key), None)
+        if entry is not None:
+            self._bytes -= len(entry[1])
+
+    def now(self) -> float:
+        return self._clock()
+
+
 class HttpBlobs:
     """Entries on an upstream Bazel-HTTP-cache server; see the module docstring."""
 
@@ -191,6 +245,7 @@ class HttpBlobs:
         *,
         timeout_s: float = 30.0,
         max_connections: int = 64,
+        small_blobs: SmallBlobCache | None = None,
     ) -> None:
         self.base = base_url.rstrip("/")
         self.state = state
@@ -200,6 +255,7 @@ class HttpBlobs:
         self._max_conn = max_connections
         self._session: aiohttp.ClientSession | None = None
         self.lru: RedisLru | None = None
+        self.small = small_blobs
         """Recency and sizes in Redis, for eviction under quota (None: PUT answers 507)."""
 
     def _http(self) -> aiohttp.ClientSession:
@@ -277,12 +333,21 @@ class HttpBlobs:
     async def get_cas(self, tenant: TenantRecord, key: bytes) -> bytes | None:
         if key == EMPTY_SHA256:
             return b""
+        small = self.small
+        if small is not None:
+            kept = small.get(tenant, key)
+            if kept is not None:
+                self._touch(tenant, "cas", key)
+                return kept
+            read_at = small.now()
         data = await self._get(self.url(tenant, "cas", key))
         if data is None:
             return None
         if await sha256_of(data, self.executor) != key:
             await self._discard(tenant, "cas", key, "sha256 mismatch")
             return None
+        if small is not None:
+            small.put(tenant, key, data, read_at)
         self._touch(tenant, "cas", key)
         return data
 
@@ -347,6 +412,10 @@ class HttpBlobs:
         victims = await self.lru.evict(tenant, need)
         if not victims:
             return 0
+        if self.small is not None:
+            for kind, key, _ in victims:
+                if kind == "cas":
+                    self.small.drop(tenant, key)
         limit = asyncio.Semaphore(8)
 
         async def delete(kind: str, key: bytes) -> None:

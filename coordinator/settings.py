@@ -117,6 +117,10 @@ class Settings(BaseModel):
     """e.g. http://127.0.0.1:8080/cache (bazel-remote with --disable_http_ac_validation, or a
     WebDAV PUT server such as nginx)."""
     blob_upstream_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    small_blob_cache_bytes: ByteSize = Field(default=32 << 20, ge=0)
+    """Replicas (blob upstream): memory for CAS blobs of at most 64 KiB read from the upstream,
+    hash-checked, kept up to `small_blob_cache_ttl_s` (0: every read goes upstream)."""
+    small_blob_cache_ttl_s: float = Field(default=5.0, ge=0.0, le=300.0)
     upstream_eviction: bool = False
     """Replicas (Redis state, blob upstream): at a tenant's quota, delete its least recently
     used entries from the upstream to make room (tenant policy `evict`), as the embedded store

@@ -11,10 +11,13 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from coord_procs import (
+    Nginx,
     Redis,
     Replica,
     bearer,
@@ -42,6 +45,7 @@ TENANT = "team"
 @dataclass
 class Pair:
     redis: Redis
+    nginx: Nginx
     a: Replica
     b: Replica
     admin_key: str
@@ -74,7 +78,7 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         try:
             b = start_coordinator(tmp, "replica-b", settings)
             try:
-                yield Pair(redis, a, b, admin)
+                yield Pair(redis, nginx, a, b, admin)
             finally:
                 stop(b.proc)
         finally:
@@ -240,3 +244,51 @@ def test_settings_bound_the_ttl(tmp_path: Path) -> None:
     assert Settings(data_dir=tmp_path).record_cache_ttl_s == 1.0
     with pytest.raises(ValidationError):
         Settings(data_dir=tmp_path, record_cache_ttl_s=60)
+
+
+def test_a_small_blob_read_again_costs_no_upstream_round_trip(pair: Pair) -> None:
+    """Kept in memory after its hash checked: even a copy rotting upstream meanwhile is not
+    read again within the TTL (the bytes served are the verified ones)."""
+    from maestro.coordinator.blobs import upstream_path
+
+    api_key, _ = _new_key(pair)
+    blob = b"small and hot " * 100
+    url = _url(pair.b, blob)
+    assert http("PUT", url, data=blob, headers=bearer(api_key))[0] == 200
+    assert http("GET", url, headers=bearer(api_key))[1] == blob  # read upstream, verified, kept
+    tenant = asyncio.run(_tenant_record(pair.redis.url))
+    root = pair.nginx.root / "cache"
+    path = root / upstream_path(tenant, "cas", hashlib.sha256(blob).digest())
+    path.write_bytes(b"rot" + blob[3:])
+    assert http("GET", url, headers=bearer(api_key))[1] == blob
+    # the other replica never read it: it reads upstream, finds the rot, never serves it
+    assert http("GET", _url(pair.a, blob), headers=bearer(api_key))[0] == 404
+
+
+async def _tenant_record(url: str) -> Any:
+    state = RedisState.from_url(url)
+    try:
+        return await state.get_tenant(TENANT)
+    finally:
+        await state.close()
+
+
+def test_the_small_blob_cache_is_bounded_by_ttl_bytes_and_tenant() -> None:
+    from maestro.coordinator.blobs import SmallBlobCache
+    from maestro.coordinator.records import TenantRecord
+
+    now = [0.0]
+    cache = SmallBlobCache(100, max_entry=40, ttl_s=5.0, clock=lambda: now[0])
+    created = datetime.now(UTC)
+    one, two = (TenantRecord(id=i, name=f"t{i}", created_at=created) for i in (1, 2))
+    cache.put(one, b"k", b"x" * 40, now[0])
+    assert cache.get(one, b"k") == b"x" * 40
+    assert cache.get(two, b"k") is None  # another tenant's same digest is its own entry
+    cache.put(one, b"big", b"y" * 41, now[0])
+    assert cache.get(one, b"big") is None  # over max_entry: never kept
+    cache.put(one, b"k2", b"z" * 40, now[0])
+    cache.get(one, b"k")  # k is now more recent than k2
+    cache.put(one, b"k3", b"w" * 40, now[0])  # 120 > 100: the least recently used goes
+    assert cache.get(one, b"k2") is None and cache.get(one, b"k") is not None
+    now[0] = 5.0
+    assert cache.get(one, b"k") is None  # past the TTL
