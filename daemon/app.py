@@ -39,8 +39,10 @@ from maestro.wire import (
     Dumped,
     Empty,
     MethodSpec,
+    P,
     PingParams,
     PingResult,
+    R,
     RemoteStatus,
     ShutdownResult,
     SleepParams,
@@ -54,8 +56,6 @@ from maestro.wire import (
 
 log = logging.getLogger(__name__)
 
-P = TypeVar("P", bound=BaseModel)
-R = TypeVar("R", bound=BaseModel)
 T = TypeVar("T")
 
 Hook = Callable[["DaemonApp"], Awaitable[None]]

@@ -17,9 +17,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
-
-from pydantic import BaseModel
 
 from maestro.daemon.transport.client import DaemonClient, Stream
 from maestro.errors import (
@@ -38,12 +35,12 @@ from maestro.wire import (
     Empty,
     Event,
     MethodSpec,
+    P,
+    R,
 )
 
 log = logging.getLogger(__name__)
 
-P = TypeVar("P", bound=BaseModel)
-R = TypeVar("R", bound=BaseModel)
 
 _RETRYABLE = (ConnectionLostError, DaemonNotRunningError)
 

@@ -39,6 +39,8 @@ from maestro.wire import (
     Event,
     HelloReply,
     MethodSpec,
+    P,
+    R,
     Request,
     Response,
     SubscribeParams,
@@ -51,8 +53,6 @@ from maestro.wire import (
 
 log = logging.getLogger(__name__)
 
-P = TypeVar("P", bound=BaseModel)
-R = TypeVar("R", bound=BaseModel)
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT_S = 60.0

@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -49,6 +49,8 @@ from maestro.wire import (
     Hello,
     HelloReply,
     MethodSpec,
+    P,
+    R,
     Request,
     Response,
     WireModel,
@@ -59,8 +61,6 @@ from maestro.wire import (
 
 log = logging.getLogger(__name__)
 
-P = TypeVar("P", bound=BaseModel)
-R = TypeVar("R", bound=BaseModel)
 
 Handler = Callable[[Any, "RequestContext"], Awaitable["BaseModel | Dumped[Any]"]]
 
