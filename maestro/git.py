@@ -89,6 +89,10 @@ def working_tree_changes(root: Path) -> list[GitChange]:
 def changes_since(root: Path, ref: str) -> list[GitChange]:
     """Everything that differs from the merge-base of REF and HEAD: commits, the working tree,
     and untracked files (what a branch changes, as a PR review sees it plus local edits)."""
+    if not ref.strip() or ref.startswith("-"):  # git would read "--output=x" as an option
+        raise GitError(
+            f"{ref!r} is not a git ref", where=str(root), hint="pass a branch, tag or commit"
+        )
     prefix = _prefix(root)
     base = _git(root, "merge-base", ref, "HEAD").decode().strip()
     raw = _git(root, "diff", "--name-status", "-z", "--no-renames", base, "--", ".")

@@ -376,9 +376,18 @@ async def _missing(ls: MaestroServer, ws: Workspace, file: str, node: str) -> st
         return None
     wanted = base_nodeid(node)
     items = ls.test_items(ls.uri_of(ws, file), file)
-    if any(i.nodeid == wanted for item in items for i in item.walk()):
-        return None
-    return f"{file} has no test {wanted.split('::', 1)[1]} (as the file reads now)"
+    if not any(i.nodeid == wanted for item in items for i in item.walk()):
+        return f"{file} has no test {wanted.split('::', 1)[1]} (as the file reads now)"
+    if wanted != node:
+        # parameter ids come from collection, not from the text: the last known results of
+        # the function tell which exist (none known: nothing to say)
+        known = {s.nodeid for s in ws.results.of_node(wanted)}
+        if known and node not in known:
+            return (
+                f"{wanted.split('::', 1)[1]} has no parameter set {node[len(wanted) :]} "
+                f"(its last results have {len(known)})"
+            )
+    return None
 
 
 def register(server: MaestroServer) -> None:

@@ -20,7 +20,14 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, NotRequired, TypeVar
 
-from pydantic import AliasGenerator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AliasGenerator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
 from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
@@ -88,6 +95,15 @@ class Empty(EditorModel):
 
 class ImpactedTargetsParams(WorkspaceParams):
     since: str | None = Field(default=None, description="a git ref: what changed since it")
+
+    @field_validator("since")
+    @classmethod
+    def _a_ref_not_an_option(cls, value: str | None) -> str | None:
+        # handed to git as an argument: "--output=x" would be read as an option
+        if value is not None and (not value.strip() or value.startswith("-")):
+            raise ValueError(f"{value!r} is not a git ref")
+        return value
+
     cache_state: bool | Literal["refresh"] = Field(
         default=True,
         description="true: the memoised cache state; 'refresh': fetch it (waits at most 2 s); "
@@ -516,6 +532,7 @@ class Command(Generic[R]):
     arguments: str
     result: type[R]
     doc: str
+    max_args: int = 1  # more is an InvalidParams error, as is an argument of another type
 
 
 IMPACTED_TARGETS = Request(
@@ -596,6 +613,7 @@ RUN_NODE = Command(
     "node id (`tests/test_a.py::T::test_y` or `<uri>::name`), [document uri]",
     RunAccepted,
     "Start a run of one test.",
+    max_args=2,
 )
 RUN_FILE = Command(
     "maestro.runFile", "file uri (or root-relative path)", RunAccepted, "Start a run of a file."
@@ -618,8 +636,9 @@ EXPLAIN_COMMAND = Command(
     "target, [input path]",
     ExplainResult,
     "As maestro/explain; also logged with window/logMessage.",
+    max_args=2,
 )
-STATUS_COMMAND = Command("maestro.status", "", StatusInfo, "As maestro/status.")
+STATUS_COMMAND = Command("maestro.status", "", StatusInfo, "As maestro/status.", max_args=0)
 RESTART = Command(
     "maestro.restartDaemon",
     "[root]",
@@ -724,14 +743,41 @@ def serve(
     return decorate
 
 
+ARGUMENT_KEYS = ("uri", "id", "target")
+"""An object argument names its value by one of these (a client may wrap a URI)."""
+
+
+def bad_arguments(spec: Command[Any], args: tuple[Any, ...]) -> str | None:
+    """Why ``args`` do not fit ``spec`` (None: they do): too many, or one that is neither a
+    string, null, nor an object with a string ``uri``/``id``/``target``."""
+    if len(args) > spec.max_args:
+        takes = f"at most {spec.max_args}" if spec.max_args else "no"
+        plural = "" if spec.max_args == 1 else "s"
+        return f"takes {takes} argument{plural} ({spec.arguments or 'none'}), got {len(args)}"
+    for index, arg in enumerate(args):
+        if arg is None or isinstance(arg, str):
+            continue
+        if isinstance(arg, dict) and any(isinstance(arg.get(k), str) for k in ARGUMENT_KEYS):
+            continue
+        return f"argument {index + 1} should be a string, got {type(arg).__name__}: {str(arg)[:60]}"
+    return None
+
+
 def command(
     server: LanguageServer, spec: Command[R]
 ) -> Callable[[Callable[..., Awaitable[R]]], Callable[..., Awaitable[R]]]:
-    """Register ``handler(ls, *arguments) -> spec.result`` as ``spec.name``; a MaestroError is
-    answered with its message and hint, as for requests."""
+    """Register ``handler(ls, *arguments) -> spec.result`` as ``spec.name``: arguments that do
+    not fit are an InvalidParams error saying which; a MaestroError is answered with its message
+    and hint, as for requests."""
 
     def decorate(handler: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         async def entry(ls: Any, *args: Any) -> R:
+            problem = bad_arguments(spec, args)
+            if problem is not None:
+                raise JsonRpcInvalidParams(
+                    f"{spec.name}: {problem}",
+                    data={"code": "invalid_params", "hint": "see docs/lsp.md for " + spec.name},
+                )
             try:
                 return await handler(ls, *args)
             except MaestroError as exc:

@@ -21,9 +21,11 @@ import inspect
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 import cattrs
 import orjson
+from lsprotocol import types
 from pydantic import BaseModel
 from pygls.exceptions import (
     JsonRpcException,
@@ -70,7 +72,21 @@ class _Unreadable:
 
     id: Any
     method: str
+    why: str = "params do not fit the request's LSP type (see the LSP spec)"
     jsonrpc: str = JsonRPCProtocol.VERSION
+
+
+def _bad_command_arguments(data: dict[str, Any]) -> str | None:
+    """executeCommand arguments that are not a list: the LSP type would take a string as the
+    sequence of its characters (a run of "t" for "tests/test_a.py")."""
+    if data.get("method") != types.WORKSPACE_EXECUTE_COMMAND:
+        return None
+    params = data.get("params")
+    arguments = params.get("arguments") if isinstance(params, dict) else None
+    if arguments is None or isinstance(arguments, list):
+        return None
+    command = params.get("command") if isinstance(params, dict) else None
+    return f"{command}: arguments should be a list, got {type(arguments).__name__}"
 
 
 class MaestroProtocol(LanguageServerProtocol):
@@ -88,12 +104,19 @@ class MaestroProtocol(LanguageServerProtocol):
         return super()._serialize_message(data)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
+        why = _bad_command_arguments(data)
+        if why is not None and "id" in data:
+            return _Unreadable(data["id"], data["method"], why)
         try:
             return super().structure_message(data)
         except JsonRpcException:
             if "id" in data and isinstance(data.get("method"), str):
                 return _Unreadable(data["id"], data["method"])
             raise
+
+    def _is_open(self, uri: str) -> bool:
+        workspace = self._workspace
+        return workspace is None or unquote(uri) in workspace.text_documents
 
     def answer_parse_error(self, error: Exception) -> None:
         """Body that is not JSON: the reply JSON-RPC asks for (ParseError, id null)."""
@@ -102,10 +125,16 @@ class MaestroProtocol(LanguageServerProtocol):
 
     def handle_message(self, message: Any) -> None:
         if isinstance(message, _Unreadable):
-            error = JsonRpcInvalidParams(
-                f"{message.method}: params do not fit the request's LSP type (see the LSP spec)"
-            )
+            error = JsonRpcInvalidParams(f"{message.method}: {message.why}")
             self._send_response(message.id, error=error.to_response_error())
+            return
+        if isinstance(message, types.DidChangeTextDocumentNotification) and not self._is_open(
+            message.params.text_document.uri
+        ):
+            # a client out of step; pygls would fail on it and pop an error up in the editor
+            log.warning(
+                "didChange for %s, which is not open: ignored", message.params.text_document.uri
+            )
             return
         if not self.collector.running:
             self.collector.start()

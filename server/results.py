@@ -219,7 +219,11 @@ class Results:
         return out
 
     def of_node(self, nodeid: str) -> list[TestState]:
-        """The results of a test function (all its parametrizations) or class."""
+        """The results of a test function (all its parametrizations), a class, or one
+        parameter set."""
+        exact = self.tests.get(nodeid)
+        if exact is not None and base_nodeid(nodeid) != nodeid:
+            return [exact]
         prefix = nodeid + "::"
         return [
             s

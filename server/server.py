@@ -232,7 +232,12 @@ class MaestroServer(LanguageServer):
             self._located_for = folders
         located = self._located.get(uri)
         if located is None:
-            path = uri_to_path(uri)
+            try:
+                path = uri_to_path(uri)
+            except ValueError:  # untitled:, vscode-notebook-cell:, http: ... nothing on disk
+                raise OutsideWorkspaceError(
+                    f"{uri} is not a file on disk", hint="save it in the workspace first"
+                ) from None
             ws = self.ws(self.root_of(path))
             try:
                 rel = ws.rel(path)

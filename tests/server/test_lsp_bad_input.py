@@ -47,6 +47,9 @@ CASES = [
     Case("textDocument as a string", "maestro/impactedTargets", {"textDocument": "file:///x"}, INVALID_PARAMS),
     Case("root as a number", "maestro/impactedTargets", {"root": 5}, INVALID_PARAMS, "root"),
     Case("unknown git ref", "maestro/impactedTargets", {"since": "no-such-ref-123"}, REFUSED, "no-such-ref-123"),
+    Case("git ref that reads as an option", "maestro/impactedTargets", {"since": "--output=/tmp/x"}, INVALID_PARAMS, "not a git ref"),
+    Case("document not on disk (untitled:)", "maestro/impactedTargets", {"textDocument": {"uri": "untitled:Untitled-1"}}, REFUSED, "not a file"),
+    Case("uris with an http URI", "maestro/impactedTargets", {"uris": ["http://example.com/a.py"]}, REFUSED, "not a file"),
     Case("document outside", "maestro/impactedTargets", {"textDocument": {"uri": "file:///etc/hosts"}}, REFUSED, "outside"),
     Case("root /", "maestro/impactedTargets", {"root": "/"}, REFUSED, "outside"),
     Case("root /tmp as URI", "maestro/impactedTargets", {"root": "file:///tmp"}, REFUSED, "outside"),
@@ -60,6 +63,7 @@ CASES = [
     Case("explain a missing file", "maestro/explain", {"target": "tests/test_gone.py"}, None, '"decision":"unknown"'),
     Case("status with junk", "maestro/status", {"junk": 1}, None, '"workspaces"'),
     Case("discover outside", "maestro/testExplorer/discover", {"textDocument": {"uri": "file:///etc/passwd"}}, REFUSED, "outside"),
+    Case("discover untitled:", "maestro/testExplorer/discover", {"textDocument": {"uri": "untitled:Untitled-1"}}, REFUSED, "not a file"),
     Case("run include as a string", "maestro/testExplorer/run", {"include": "a"}, INVALID_PARAMS, "include"),
     Case("run include empty", "maestro/testExplorer/run", {"include": []}, REFUSED, "include"),
     Case("run exclude numbers", "maestro/testExplorer/run", {"include": ["x"], "exclude": [1, 2]}, INVALID_PARAMS),
@@ -67,13 +71,20 @@ CASES = [
     Case("cancel unknown run", "maestro/testExplorer/cancel", {"runId": "nope"}, None, '"cancelled":[]'),
     Case("unknown method", "maestro/nope", {}, METHOD_NOT_FOUND),
     Case("runNode without id", "workspace/executeCommand", cmd("maestro.runNode"), REFUSED, "node id"),
-    Case("runNode with a number", "workspace/executeCommand", cmd("maestro.runNode", 123), REFUSED, "node id"),
+    Case("runNode with a number", "workspace/executeCommand", cmd("maestro.runNode", 123), INVALID_PARAMS, "argument 1"),
+    Case("runNode with three arguments", "workspace/executeCommand", cmd("maestro.runNode", "a", "b", "c"), INVALID_PARAMS, "at most 2"),
+    Case("runImpacted on untitled:", "workspace/executeCommand", cmd("maestro.runImpacted", "untitled:Untitled-1"), REFUSED, "not a file"),
+    Case("runAll with a number", "workspace/executeCommand", cmd("maestro.runAll", 5), INVALID_PARAMS, "argument 1"),
+    Case("status with an argument", "workspace/executeCommand", cmd("maestro.status", "x"), INVALID_PARAMS, "no argument"),
+    Case("explain with a number as input path", "workspace/executeCommand", cmd("maestro.explain", "tests/test_calc.py", 5), INVALID_PARAMS, "argument 2"),
+    Case("restartDaemon with a list", "workspace/executeCommand", cmd("maestro.restartDaemon", ["/"]), INVALID_PARAMS, "argument 1"),
     Case("runFile outside", "workspace/executeCommand", cmd("maestro.runFile", "file:///etc/hosts"), REFUSED, "outside"),
     Case("explain command without target", "workspace/executeCommand", cmd("maestro.explain"), REFUSED, "target"),
     Case("cacheStats command on /", "workspace/executeCommand", cmd("maestro.cacheStats", "/"), REFUSED, "outside"),
     Case("runAll on /", "workspace/executeCommand", cmd("maestro.runAll", "/"), REFUSED, "outside"),
     Case("restartDaemon on /etc", "workspace/executeCommand", cmd("maestro.restartDaemon", "/etc"), REFUSED, "outside"),
-    Case("cancel with an object", "workspace/executeCommand", cmd("maestro.cancel", {"weird": 1}), None, '"cancelled":[]'),
+    Case("cancel with an object", "workspace/executeCommand", cmd("maestro.cancel", {"weird": 1}), INVALID_PARAMS, "argument 1"),
+    Case("cancel with a run id object", "workspace/executeCommand", cmd("maestro.cancel", {"id": "nope"}), None, '"cancelled":[]'),
     Case("unknown command", "workspace/executeCommand", cmd("maestro.nope"), INVALID_PARAMS, "maestro.nope"),
     Case("codeLens outside", "textDocument/codeLens", {"textDocument": {"uri": "file:///etc/x.py"}}, None, "[]"),
     Case("hover outside", "textDocument/hover", {"textDocument": {"uri": "file:///etc/x.py"}, "position": {"line": 0, "character": 0}}, None, "null"),
@@ -152,7 +163,9 @@ def _frame(message: dict[str, Any] | bytes) -> bytes:
 
 def test_raw_bad_messages_get_errors_and_the_server_goes_on(lsp_env: Env) -> None:
     """What a typed client cannot send: JSON that does not parse (-32700, id null), standard
-    requests whose params do not fit their LSP type (-32602); then a good request is answered."""
+    requests whose params do not fit their LSP type (-32602), command arguments that are not a
+    list (-32602), a change to a document never opened (ignored, no error shown); then a good
+    request is answered."""
     proc = subprocess.Popen(
         [sys.executable, "-P", "-m", "maestro.server"],
         stdin=subprocess.PIPE,
@@ -171,6 +184,11 @@ def test_raw_bad_messages_get_errors_and_the_server_goes_on(lsp_env: Env) -> Non
         {"jsonrpc": "2.0", "id": 4, "method": "textDocument/hover",
          "params": {"textDocument": {"uri": root + "/x.py"},
                     "position": {"line": "x", "character": 0}}},
+        {"jsonrpc": "2.0", "id": 6, "method": "workspace/executeCommand",
+         "params": {"command": "maestro.runFile", "arguments": "tests/test_calc.py"}},
+        {"jsonrpc": "2.0", "method": "textDocument/didChange",
+         "params": {"textDocument": {"uri": root + "/tests/never_opened.py", "version": 2},
+                    "contentChanges": [{"text": "x"}]}},
         {"jsonrpc": "2.0", "id": 5, "method": "shutdown"},
     ]  # fmt: skip
     try:
@@ -179,8 +197,9 @@ def test_raw_bad_messages_get_errors_and_the_server_goes_on(lsp_env: Env) -> Non
             proc.stdin.write(_frame(m))
         proc.stdin.flush()
         answers: dict[Any, dict[str, Any]] = {}
+        shown: list[str] = []
         deadline = time.monotonic() + 30
-        while len(answers) < 5:
+        while len(answers) < 6:
             ready, _, _ = select.select(
                 [proc.stdout], [], [], max(0.0, deadline - time.monotonic())
             )
@@ -195,10 +214,16 @@ def test_raw_bad_messages_get_errors_and_the_server_goes_on(lsp_env: Env) -> Non
             answer = json.loads(proc.stdout.read(length))
             if "id" in answer and "method" not in answer:
                 answers[answer["id"] if answer["id"] is not None else "parse"] = answer
+            elif answer.get("method") == "window/showMessage":
+                shown.append(answer["params"]["message"])
         assert answers["parse"]["error"]["code"] == -32700
         assert answers[3]["error"]["code"] == INVALID_PARAMS
         assert answers[4]["error"]["code"] == INVALID_PARAMS
+        # a string is not spread into one-character arguments (a run of "t")
+        assert answers[6]["error"]["code"] == INVALID_PARAMS
+        assert "arguments should be a list" in answers[6]["error"]["message"]
         assert "error" not in answers[5]
+        assert not shown, shown  # the stray didChange is logged, not popped up in the editor
     finally:
         proc.kill()
         proc.wait(10)

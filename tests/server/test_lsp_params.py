@@ -1,6 +1,7 @@
 """Parametrized tests through a real server and daemon: one diagnostic per failing assert with
 the failing parameter ids listed (not one per parameter set), honest counts (total = test nodes
-selected), real durations, and the per-function lenses switched off (VS Code's default)."""
+selected), real durations, the per-function lenses switched off (VS Code's default), and
+`maestro/explain` of one parameter set (unknown when the function has no such set)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import contextlib
 import textwrap
 
-from conftest import Env, notes, open_doc, run_to_end, start_client
+from conftest import Env, notes, open_doc, request, run_to_end, start_client
 from lsprotocol import types
 
 PARAM_TEST = """
@@ -84,6 +85,18 @@ async def test_parametrized_failures_are_grouped(lsp_env: Env) -> None:
         )
         titles = [lens.command.title for lens in found or [] if lens.command]
         assert "▶ Run file" in titles and "▶ Run" not in titles
+
+        # explain one parameter set: its own result; one that does not exist: unknown
+        one = await request(
+            client, "maestro/explain", {"target": "tests/test_param.py::test_many[3]"}
+        )
+        assert [r["id"] for r in one["last"]] == ["tests/test_param.py::test_many[3]"], one
+        assert one["last"][0]["outcome"] == "passed" and one["decision"] != "unknown"
+        gone = await request(
+            client, "maestro/explain", {"target": "tests/test_param.py::test_many[99]"}
+        )
+        assert gone["decision"] == "unknown" and gone["last"] == [], gone
+        assert "no parameter set [99]" in gone["text"], gone
     finally:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.shutdown_session(), 15)
