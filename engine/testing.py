@@ -74,6 +74,7 @@ from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.fingerprints import FingerprintStore, diff
 from maestro.paths import workspace_state_dir
+from maestro.redact_many import is_redacted, redact_each
 from maestro.redaction import Redactor
 from maestro.wire import PlannedFileInfo, RunCounts, RunFileResult, RunTestsResult
 
@@ -443,7 +444,7 @@ def _decide(
         if not failed:
             return PlannedFile(target, nodes, key, cached, None)
         failing = tuple(t.node_id for t in cached.tests if t.outcome in FAILING)
-        if nodes is None and failing and all("::" in n for n in failing):
+        if nodes is None and failing and all(_runnable(n) for n in failing):
             # Only the failed nodes re-run; the passing ones are valid results for this key.
             return PlannedFile(
                 target, nodes, key, cached, "failed last time",
@@ -465,7 +466,8 @@ def _decide(
             if not reasons:
                 return PlannedFile(target, nodes, key, carried, None, changed, promote=True,
                                    carried=carried)  # fmt: skip
-            everything = len(reasons) >= len(carried.tests)
+            # a redacted id is not one pytest knows: then the whole file runs
+            everything = len(reasons) >= len(carried.tests) or not all(map(_runnable, reasons))
             return PlannedFile(
                 target, nodes, key, None, "inputs changed", changed,
                 run_nodes=None if everything else tuple(reasons),
@@ -473,6 +475,12 @@ def _decide(
                 node_reasons=reasons,
             )  # fmt: skip
     return PlannedFile(target, nodes, key, None, "inputs changed", changed)
+
+
+def _runnable(node_id: str) -> bool:
+    """A stored node id that can be passed back to pytest: a test's, not a file's (a collection
+    error), and as pytest knows it (not redacted: a parametrize id held a secret)."""
+    return "::" in node_id and not is_redacted(node_id)
 
 
 def last_result(cache: Cache, last: LastKeys, target: str) -> ActionResult | None:
@@ -576,7 +584,7 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def _outcome(result: TestResult, flaky: bool, redactor: Redactor) -> TestOutcome:
+def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) -> TestOutcome:
     path = line = test_line = None
     if result.raised_at is not None:
         path, line = result.raised_at.path, result.raised_at.line
@@ -584,7 +592,7 @@ def _outcome(result: TestResult, flaky: bool, redactor: Redactor) -> TestOutcome
     elif result.location is not None:
         path, line = result.location.path, result.test_line or result.location.line
     return TestOutcome(
-        node_id=result.nodeid,
+        node_id=node_id,
         outcome=result.outcome,
         duration_s=result.duration_s,
         path=path,
@@ -646,11 +654,14 @@ def _build_result(
     def indices(names: Iterable[str]) -> list[int]:
         return sorted({table.setdefault(n, len(table)) for n in names})
 
+    # node ids as stored: redacted (a parametrize id can hold a secret), each to the same text
+    # at every run, so a test keeps its record
+    stored_ids = redact_each(redactor, [r.nodeid for r in results])
     tests: list[TestOutcome] = []
-    for r in results:
-        before = previous.get(r.nodeid)
+    for r, node_id in zip(results, stored_ids, strict=True):
+        before = previous.get(node_id)
         flipped = before is not None and (before.outcome in FAILING) != (r.outcome in FAILING)
-        outcome = _outcome(r, flipped or (before is not None and before.flaky), redactor)
+        outcome = _outcome(r, node_id, flipped or (before is not None and before.flaky), redactor)
         trace = report.traces.get(r.nodeid)
         if traced and trace is not None:
             ran = indices(f"{p}::{q}" for p, qs in trace.functions.items() for q in qs)

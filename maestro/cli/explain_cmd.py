@@ -81,7 +81,7 @@ def explain(
         raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None
     result = _record_of(pf, previous)
     policy = _decisions(workspace, test=rel)
-    nodes = [rel] if sep else [t.node_id for t in result.tests] if result else []
+    nodes = [_stored_id(rel)] if sep else [t.node_id for t in result.tests] if result else []
     rows: list[dict[str, Any]] = []
     for node in nodes:
         runs, sentence = node_verdict(pf, node)
@@ -117,6 +117,16 @@ def explain(
                 console.print(f"      read {path}", highlight=False)
     for r in policy:
         console.print(f"  [magenta]policy[/] {r.summary()}", highlight=False)
+
+
+def _stored_id(node: str) -> str:
+    """``node`` as results store it: redacted, as a run redacts (a parametrize id can hold a
+    secret; the stored record and what is shown carry its marker instead)."""
+    import os
+
+    from maestro.redaction import Redactor
+
+    return str(Redactor.from_environ(os.environ).redact(node))
 
 
 def _decisions(workspace: Path, **query: str) -> list[DecisionRecord]:
