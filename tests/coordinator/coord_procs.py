@@ -19,8 +19,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from maestro.coordinator.auth import new_key
+from maestro.coordinator.models import Role
+from maestro.coordinator.records import TenantRecord, TenantUpdate
+from maestro.coordinator.state import RedisState
 
 REDIS_SERVER = shutil.which("redis-server") or (
     "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
@@ -231,6 +237,66 @@ def start_coordinator(tmp: Path, name: str, settings: dict[str, str]) -> Replica
         stop(proc, signal.SIGKILL)
         raise RuntimeError(f"coordinator {name} did not start: {log.read_text()[-3000:]}")
     return Replica(int(json.loads(line)["port"]), proc, log, data, env)  # type: ignore[arg-type]
+
+
+@dataclass
+class Replicas:
+    """Two coordinator replicas sharing state in one redis-server and blobs in one nginx."""
+
+    redis: Redis
+    nginx: Nginx
+    a: Replica
+    b: Replica
+    settings: dict[str, str]
+    """their MAESTRO_COORDINATOR_* settings (lower-case names, as start_coordinator takes them)"""
+
+
+@contextmanager
+def run_replicas(
+    tmp: Path, names: tuple[str, str] = ("replica-a", "replica-b"), **extra: str
+) -> Iterator[Replicas]:
+    """redis-server, nginx and two replicas over them (`extra`: more settings); all stopped on
+    exit. A replica a test restarts under the same name is the test's to stop."""
+    with run_redis(tmp) as redis, run_nginx(tmp) as nginx:
+        settings = {
+            "state_backend": "redis",
+            "redis_url": redis.url,
+            "blob_backend": "http",
+            "blob_upstream_url": nginx.url,
+            **extra,
+        }
+        a = start_coordinator(tmp, names[0], settings)
+        try:
+            b = start_coordinator(tmp, names[1], settings)
+            try:
+                yield Replicas(redis, nginx, a, b, settings)
+            finally:
+                stop(b.proc)
+        finally:
+            stop(a.proc)
+
+
+async def add_tenant(
+    redis_url: str,
+    name: str,
+    role: Role = Role.READ_WRITE,
+    label: str = "test",
+    *,
+    quota_bytes: int | None = None,
+    policy: dict[str, Any] | None = None,
+) -> tuple[TenantRecord, str]:
+    """Create a tenant in the replicas' shared state (with `policy` changes, if any) and one API
+    key; (its record, the key's plaintext)."""
+    state = RedisState.from_url(redis_url)
+    try:
+        tenant = await state.add_tenant(name, quota_bytes=quota_bytes)
+        if policy:
+            tenant = await state.update_tenant(name, TenantUpdate(policy_changes=policy))
+        key = new_key(name, role, label)
+        await state.add_key(key.record)
+        return tenant, key.plaintext
+    finally:
+        await state.close()
 
 
 def http(

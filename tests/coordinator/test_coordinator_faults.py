@@ -21,19 +21,15 @@ from coord_helpers import Env
 from coord_procs import (
     MAESTRO,
     Replica,
+    add_tenant,
     bearer,
     http,
     needs_nginx,
     needs_redis,
-    run_nginx,
-    run_redis,
+    run_replicas,
     start_coordinator,
     stop,
 )
-
-from maestro.coordinator.auth import new_key
-from maestro.coordinator.models import Role
-from maestro.coordinator.state import RedisState
 
 pytestmark = pytest.mark.slow
 
@@ -155,27 +151,9 @@ def test_embedded_store_killed_mid_upload(tmp_path: Path) -> None:
 @needs_redis
 @needs_nginx
 def test_replica_killed_mid_upload_to_upstream(tmp_path: Path) -> None:
-    with run_redis(tmp_path) as redis, run_nginx(tmp_path) as nginx:
-
-        async def bootstrap() -> str:
-            state = RedisState.from_url(redis.url)
-            try:
-                await state.add_tenant("team")
-                created = new_key("team", Role.READ_WRITE)
-                await state.add_key(created.record)
-                return created.plaintext
-            finally:
-                await state.close()
-
-        key = asyncio.run(bootstrap())
-        settings = {
-            "state_backend": "redis",
-            "redis_url": redis.url,
-            "blob_backend": "http",
-            "blob_upstream_url": nginx.url,
-        }
-        a = start_coordinator(tmp_path, "a", settings)
-        b = start_coordinator(tmp_path, "b", settings)
+    with run_replicas(tmp_path, ("a", "b")) as replicas:
+        _, key = asyncio.run(add_tenant(replicas.redis.url, "team"))
+        a, b, nginx = replicas.a, replicas.b, replicas.nginx
         try:
             big = os.urandom(8 << 20)
             path = f"/team/cas/{sha(big)}"
@@ -184,7 +162,7 @@ def test_replica_killed_mid_upload_to_upstream(tmp_path: Path) -> None:
             assert not [p for p in nginx.root.rglob("*") if p.is_file()]  # nothing upstream
             outcomes = []
             for delay in KILL_DELAYS:
-                a = start_coordinator(tmp_path, "a", settings)
+                a = start_coordinator(tmp_path, "a", replicas.settings)
                 blob = os.urandom(8 << 20)
                 blob_path = f"/team/cas/{sha(blob)}"
                 _full_put_then_kill(a, blob_path, key, blob, delay)
@@ -196,8 +174,7 @@ def test_replica_killed_mid_upload_to_upstream(tmp_path: Path) -> None:
             assert outcomes[-1] == "complete"
             print("kill outcomes (upstream):", outcomes)
         finally:
-            stop(a.proc)
-            stop(b.proc)
+            stop(a.proc)  # the last restart (run_replicas stops the first a and b)
 
 
 async def test_large_embedded_blob_corrupt_is_never_served(env: Env) -> None:

@@ -12,21 +12,18 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from coord_procs import (
     Nginx,
     Redis,
     Replica,
+    add_tenant,
     bearer,
     http,
     needs_nginx,
     needs_redis,
-    run_nginx,
-    run_redis,
-    start_coordinator,
-    stop,
+    run_replicas,
     token,
 )
 
@@ -52,38 +49,12 @@ class Cluster:
     """tenant name -> its admin (team*) or read-write (other*) key"""
 
 
-async def _add_tenant(url: str, name: str, role: Role, **options: Any) -> tuple[TenantRecord, str]:
-    state = RedisState.from_url(url)
-    try:
-        tenant = await state.add_tenant(name, **options)
-        key = new_key(name, role, "bootstrap")
-        await state.add_key(key.record)
-        return tenant, key.plaintext
-    finally:
-        await state.close()
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One Redis, one nginx, two replicas for the module (processes take seconds to start);
     each test gets its own tenants."""
-    tmp = tmp_path_factory.mktemp("scaleout")
-    with run_redis(tmp) as redis, run_nginx(tmp) as nginx:
-        settings = {
-            "state_backend": "redis",
-            "redis_url": redis.url,
-            "blob_backend": "http",
-            "blob_upstream_url": nginx.url,
-        }
-        a = start_coordinator(tmp, "replica-a", settings)
-        try:
-            b = start_coordinator(tmp, "replica-b", settings)
-            try:
-                yield Cluster(redis, nginx, a, b)
-            finally:
-                stop(b.proc)
-        finally:
-            stop(a.proc)
+    with run_replicas(tmp_path_factory.mktemp("scaleout")) as r:
+        yield Cluster(r.redis, r.nginx, r.a, r.b)
 
 
 _COUNTER = itertools.count()
@@ -116,11 +87,10 @@ class Tenants:
 def cluster(servers: Cluster) -> Tenants:
     n = next(_COUNTER)
     team, other = f"team{n}", f"other{n}"
-    for name, role, options in (
-        (team, Role.ADMIN, {"quota_bytes": QUOTA}),
-        (other, Role.READ_WRITE, {}),
-    ):
-        record, key = asyncio.run(_add_tenant(servers.redis.url, name, role, **options))
+    for name, role, quota in ((team, Role.ADMIN, QUOTA), (other, Role.READ_WRITE, None)):
+        record, key = asyncio.run(
+            add_tenant(servers.redis.url, name, role, "bootstrap", quota_bytes=quota)
+        )
         servers.tenants[name], servers.keys[name] = record, key
     return Tenants(servers, team, other)
 

@@ -21,19 +21,17 @@ from coord_procs import (
     MAESTRO,
     Redis,
     Replica,
+    add_tenant,
     bearer,
     http,
     needs_nginx,
     needs_redis,
-    run_nginx,
     run_redis,
-    start_coordinator,
-    stop,
+    run_replicas,
     token,
 )
 
-from maestro.coordinator.auth import Keyring, new_key, rotate_shared_keyring
-from maestro.coordinator.models import Role
+from maestro.coordinator.auth import Keyring, rotate_shared_keyring
 from maestro.coordinator.state import RedisState
 
 pytestmark = [needs_redis, needs_nginx, pytest.mark.slow]
@@ -51,17 +49,6 @@ class Pair:
     tmp: Path
 
 
-async def _bootstrap(url: str) -> str:
-    state = RedisState.from_url(url)
-    try:
-        await state.add_tenant("alpha")
-        key = new_key("alpha", Role.READ_WRITE, "drill")
-        await state.add_key(key.record)
-        return key.plaintext
-    finally:
-        await state.close()
-
-
 async def _keyring(url: str) -> Keyring | None:
     state = RedisState.from_url(url)
     try:
@@ -73,23 +60,9 @@ async def _keyring(url: str) -> Keyring | None:
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[Pair]:
-    with run_redis(tmp_path) as redis, run_nginx(tmp_path) as nginx:
-        settings = {
-            "state_backend": "redis",
-            "redis_url": redis.url,
-            "blob_backend": "http",
-            "blob_upstream_url": nginx.url,
-        }
-        api_key = asyncio.run(_bootstrap(redis.url))
-        a = start_coordinator(tmp_path, "replica-a", settings)
-        try:
-            b = start_coordinator(tmp_path, "replica-b", settings)
-            try:
-                yield Pair(redis, a, b, settings, api_key, tmp_path)
-            finally:
-                stop(b.proc)
-        finally:
-            stop(a.proc)
+    with run_replicas(tmp_path) as r:
+        _, api_key = asyncio.run(add_tenant(r.redis.url, "alpha", label="drill"))
+        yield Pair(r.redis, r.a, r.b, r.settings, api_key, tmp_path)
 
 
 def _kid(tok: str) -> str:
