@@ -14,9 +14,9 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from lsprotocol import types
@@ -34,6 +34,9 @@ from workspace_procs import (
 )
 
 from maestro.server.util import plain
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 FILES = {
     "pyproject.toml": pyproject("lspdemo"),
@@ -150,10 +153,64 @@ async def lsp(request: pytest.FixtureRequest, lsp_env: Env) -> AsyncIterator[Lan
     try:
         yield client
     finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(client.shutdown_session(), 15)
-        with contextlib.suppress(Exception):
-            await client.stop()
+        await stop_client(client)
+
+
+async def stop_client(client: LanguageClient) -> None:
+    """Shut the session down politely, then stop the server whatever that did."""
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.shutdown_session(), 15)
+    with contextlib.suppress(Exception):
+        await client.stop()
+
+
+@contextlib.asynccontextmanager
+async def rate_limited_remote(
+    env: Env,
+    data_dir: Path,
+    tenant_policy: dict[str, Any],
+    on_response: Callable[[web.Request, web.StreamResponse], Awaitable[None]] | None = None,
+) -> AsyncIterator[LanguageClient]:
+    """A real coordinator on loopback enforcing `tenant_policy` on tenant alpha, configured as
+    the workspace's remote (its key in the server's environment), and a neovim client of the
+    workspace that has answered maestro/status; both stopped on exit. `on_response` sees every
+    response the coordinator prepares."""
+    from aiohttp.test_utils import TestServer
+
+    from maestro.coordinator.app import RUNNER_KWARGS, create_app
+    from maestro.coordinator.auth import create_key
+    from maestro.coordinator.models import Role
+    from maestro.coordinator.settings import Settings
+    from maestro.coordinator.store import Store
+
+    settings = Settings(
+        data_dir=data_dir, token_ttl_s=300, io_threads=2, rate_limits="enforce",
+        tenants={"alpha": tenant_policy},
+    )  # fmt: skip
+    with Store(settings.data_dir / "store") as store:
+        store.add_tenant("alpha")
+        app = create_app(settings, store=store)
+        if on_response is not None:
+            app.on_response_prepare.append(on_response)
+        server = TestServer(app)
+        await server.start_server(**RUNNER_KWARGS)
+        client: LanguageClient | None = None
+        try:
+            base = str(server.make_url("")).rstrip("/")
+            with (env.root / "pyproject.toml").open("a") as f:
+                f.write(
+                    f'\n[tool.maestro.remote]\nurl = "{base}"\ntenant = "alpha"\n'
+                    'api-key-env = "MAESTRO_TEST_REMOTE_KEY"\n'
+                )
+            key = create_key(store, "alpha", Role.READ_WRITE)
+            env.env["MAESTRO_TEST_REMOTE_KEY"] = key.plaintext
+            client = await start_client(env, "neovim")
+            await request(client, "maestro/status", {})
+            yield client
+        finally:
+            if client is not None:
+                await stop_client(client)
+            await server.close()
 
 
 async def request(client: LanguageClient, method: str, params: Any, timeout: float = 60) -> Any:

@@ -6,7 +6,6 @@ each into ``maestro/remoteBackoff`` at once. A real coordinator on loopback whos
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from pathlib import Path
@@ -14,7 +13,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from conftest import Env, notes, request, run_to_end, start_client
+from conftest import Env, notes, rate_limited_remote, run_to_end
 from pytest_lsp import LanguageClient
 
 pytestmark = pytest.mark.slow
@@ -58,19 +57,6 @@ async def _arrivals(client: LanguageClient, seen: list[tuple[float, dict[str, An
 
 
 async def test_a_short_backoff_reaches_the_editor_at_once(lsp_env: Env, tmp_path: Path) -> None:
-    from aiohttp.test_utils import TestServer
-
-    from maestro.coordinator.app import RUNNER_KWARGS, create_app
-    from maestro.coordinator.auth import create_key
-    from maestro.coordinator.models import Role
-    from maestro.coordinator.settings import Settings
-    from maestro.coordinator.store import Store
-
-    env = lsp_env
-    settings = Settings(
-        data_dir=tmp_path / "coord", token_ttl_s=300, io_threads=2, rate_limits="enforce",
-        tenants={"alpha": {"rate_per_s": 100, "burst": 1}},
-    )  # fmt: skip
     refusals: list[tuple[float, float]] = []  # (when, advised seconds) of each 429 sent
 
     async def stamp(req: web.Request, resp: web.StreamResponse) -> None:
@@ -80,32 +66,16 @@ async def test_a_short_backoff_reaches_the_editor_at_once(lsp_env: Env, tmp_path
             advice = json.loads(bytes(resp.body))["retryAfterMs"] / 1000  # type: ignore[arg-type]
             refusals.append((time.monotonic(), advice))
 
-    with Store(settings.data_dir / "store") as store:
-        store.add_tenant("alpha")
-        app = create_app(settings, store=store)
-        app.on_response_prepare.append(stamp)
-        server = TestServer(app)
-        await server.start_server(**RUNNER_KWARGS)
-        client: LanguageClient | None = None
+    policy = {"rate_per_s": 100, "burst": 1}
+    async with rate_limited_remote(lsp_env, tmp_path / "coord", policy, stamp) as client:
         watcher: asyncio.Task[None] | None = None
         try:
-            base = str(server.make_url("")).rstrip("/")
-            with (env.root / "pyproject.toml").open("a") as f:
-                f.write(
-                    f'\n[tool.maestro.remote]\nurl = "{base}"\ntenant = "alpha"\n'
-                    'api-key-env = "MAESTRO_TEST_BACKOFF_KEY"\n'
-                )
-            env.env["MAESTRO_TEST_BACKOFF_KEY"] = create_key(
-                store, "alpha", Role.READ_WRITE
-            ).plaintext
-            client = await start_client(env, "neovim")
-            await request(client, "maestro/status", {})
             seen: list[tuple[float, dict[str, Any]]] = []
             watcher = asyncio.create_task(_arrivals(client, seen))
             # each run's team-cache reads and uploads go over the burst: 429s advising < 1 s;
             # two runs apart, so that there are at least two episodes
             for rel in ("tests/test_calc.py", "tests/test_other.py"):
-                ended = await run_to_end(client, "maestro.runFile", env.uri(rel))
+                ended = await run_to_end(client, "maestro.runFile", lsp_env.uri(rel))
                 assert ended["error"] is None, ended
                 await _settled(refusals, seen)
             episodes = _episodes(refusals)
@@ -126,9 +96,3 @@ async def test_a_short_backoff_reaches_the_editor_at_once(lsp_env: Env, tmp_path
         finally:
             if watcher is not None:
                 watcher.cancel()
-            if client is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(client.shutdown_session(), 15)
-                with contextlib.suppress(Exception):
-                    await client.stop()
-            await server.close()
