@@ -13,6 +13,8 @@ stays. Bundles and decisions live under ``<data_dir>/policy/<tenant>/`` of this 
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import logging
 import math
@@ -50,6 +52,7 @@ from maestro.redaction import Redactor
 from .admission import Explanation, Refusal
 from .app import ApiError, _json
 from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, operation
+from .policy_shared import FOLLOW_S, SharedBundles
 
 if TYPE_CHECKING:
     from .app import Coordinator
@@ -231,7 +234,55 @@ class PolicyRoutes:
     coordinator: Coordinator
     bundles: TenantBundles
     redactor: Redactor = field(default_factory=Redactor)
+    shared: SharedBundles | None = None  # replicas: bundles, versions, incidents in Redis
     _logs: dict[str, DecisionLog] = field(default_factory=dict)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _follower: asyncio.Task[None] | None = None
+
+    def _lock(self, tenant: str) -> asyncio.Lock:
+        """One publish or follow of a tenant's bundle at a time in this replica."""
+        return self._locks.setdefault(tenant, asyncio.Lock())
+
+    async def _follow(self, tenant: str, store: BundleStore) -> None:
+        """Bring the tenant's local store up to the shared state: a newer version published
+        at another replica is verified and put in force here, the incident mirrored."""
+        assert self.shared is not None
+        version, incident = await self.shared.head(tenant)
+        held = (await self.coordinator.run(store.status)).get("version")
+        if version is not None and (not isinstance(held, int) or version > held):
+            data = await self.shared.bundle(tenant)
+            if data is not None:
+                try:
+                    verified = await self.coordinator.run(store.apply, data)
+                except BundleRejected as exc:  # quarantined here, its incident raised here
+                    log.error("tenant %s: bundle version %d from another replica is not used: "
+                              "%s", tenant, version, exc)  # fmt: skip
+                    return
+                log.info("tenant %s: policy bundle %s (version %d) from another replica in force",
+                         tenant, verified.revision, verified.version)  # fmt: skip
+        store.adopt_incident(incident)
+
+    async def _follow_all(self) -> None:
+        assert self.shared is not None
+        while True:
+            await asyncio.sleep(FOLLOW_S)
+            try:
+                for tenant in await self.shared.tenants():
+                    if not self.bundles.trusted(tenant):
+                        continue
+                    store = await self.coordinator.run(self.bundles.store, tenant)
+                    if store is not None:
+                        async with self._lock(tenant):
+                            await self._follow(tenant, store)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis down: the bundles in force stay
+                log.warning("policy bundles of other replicas not followed: %r", exc)
+
+    async def start(self, app: web.Application) -> None:
+        await self.coordinator.run(self.bundles.open_all)
+        if self.shared is not None:
+            self._follower = asyncio.create_task(self._follow_all())
 
     def _folder(self, tenant: str) -> Path:
         path = self.coordinator.settings.data_dir / "policy" / tenant
@@ -280,11 +331,19 @@ class PolicyRoutes:
         if request.method == "PUT":
             return await self._publish(request)
         principal = await self.coordinator.tenant_principal(request)
-        path = self._folder(principal.tenant.name) / "bundle.tar.gz"
-        try:
-            data = await self.coordinator.run(path.read_bytes)
-        except FileNotFoundError:
-            raise ApiError(404, "not_found", "no policy bundle published for this tenant") from None
+        if self.shared is not None:
+            shared = await self.shared.bundle(principal.tenant.name)
+            if shared is None:
+                raise ApiError(404, "not_found", "no policy bundle published for this tenant")
+            data = shared
+        else:
+            path = self._folder(principal.tenant.name) / "bundle.tar.gz"
+            try:
+                data = await self.coordinator.run(path.read_bytes)
+            except FileNotFoundError:
+                raise ApiError(
+                    404, "not_found", "no policy bundle published for this tenant"
+                ) from None
         etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
         if etag in request.headers.get("If-None-Match", ""):
             return web.Response(status=304, headers={"ETag": etag})
@@ -303,16 +362,12 @@ class PolicyRoutes:
             raise ApiError(400, "bad_request", "a policy bundle is a tar.gz (OPA bundle layout)")
         tenant = principal.tenant.name
         store = await self.coordinator.run(self.bundles.store, tenant)
+        if self.shared is not None:
+            async with self._lock(tenant):
+                await self._publish_shared(tenant, store, data)
+            return web.Response(status=204)
         if store is not None:  # verified as daemons will, before anyone is served it
-            try:
-                verified = await self.coordinator.run(store.apply, data)
-            except BundleRejected as exc:
-                raise ApiError(
-                    422, "bundle_rejected", f"{exc.reason}: {exc.message}",
-                    hint=exc.hint or "the last good bundle stays published and in force",
-                ) from None  # fmt: skip
-            log.info("tenant %s: policy bundle %s (version %d) verified and in force",
-                     tenant, verified.revision, verified.version)  # fmt: skip
+            await self._verify(tenant, store, data)
         path = self._folder(tenant) / "bundle.tar.gz"
 
         def write() -> None:
@@ -325,6 +380,35 @@ class PolicyRoutes:
         await self.coordinator.run(write)
         return web.Response(status=204)
 
+    async def _verify(self, tenant: str, store: BundleStore, data: bytes) -> int:
+        """Put ``data`` in force in the tenant's store; 422 when it is rejected. Its version."""
+        try:
+            verified = await self.coordinator.run(store.apply, data)
+        except BundleRejected as exc:
+            if self.shared is not None and store.incident is not None:
+                await self.shared.raise_incident(tenant, store.incident)
+            raise ApiError(
+                422, "bundle_rejected", f"{exc.reason}: {exc.message}",
+                hint=exc.hint or "the last good bundle stays published and in force",
+            ) from None  # fmt: skip
+        log.info("tenant %s: policy bundle %s (version %d) verified and in force",
+                 tenant, verified.revision, verified.version)  # fmt: skip
+        return verified.version
+
+    async def _publish_shared(self, tenant: str, store: BundleStore | None, data: bytes) -> None:
+        assert self.shared is not None
+        if store is None:  # no trusted keys: shared as published, daemons verify
+            await self.shared.publish(tenant, data, None)
+            return
+        await self._follow(tenant, store)  # the rollback floor is the replicas' newest
+        version = await self._verify(tenant, store, data)
+        if not await self.shared.publish(tenant, data, version):
+            raise ApiError(
+                422, "bundle_rejected",
+                f"rollback: a version newer than {version} was published meanwhile",
+                hint="publish a newer version",
+            )  # fmt: skip
+
     @operation(
         get=Operation(
             "The tenant's team bundle at this coordinator: in force, and any open incident",
@@ -335,7 +419,14 @@ class PolicyRoutes:
     async def status(self, request: web.Request) -> web.Response:
         principal = await self.coordinator.tenant_principal(request)
         tenant = principal.tenant.name
-        published = (self._folder(tenant) / "bundle.tar.gz").is_file()
+        if self.shared is not None:
+            store = await self.coordinator.run(self.bundles.store, tenant)
+            if store is not None:
+                async with self._lock(tenant):
+                    await self._follow(tenant, store)
+            published = await self.shared.bundle(tenant) is not None
+        else:
+            published = (self._folder(tenant) / "bundle.tar.gz").is_file()
         return _json(await self.coordinator.run(self.bundles.status, tenant, published))
 
     @operation(
@@ -442,8 +533,14 @@ class PolicyRoutes:
         )
 
     async def close(self, app: web.Application) -> None:
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+        if self.shared is not None:
+            await self.shared.close()
         for log in self._logs.values():
-            log.close()
+            await self.coordinator.run(log.close)  # writes the pending records
 
 
 class AdmissionPolicy:
@@ -542,13 +639,15 @@ _LAYER_ORDER = {"team": 0, "workspace": 1, "builtin": 2}
 
 
 def add_routes(app: web.Application, coordinator: Coordinator) -> None:
-    bundles = TenantBundles.from_settings(coordinator.settings, coordinator.metrics.registry)
-    routes = PolicyRoutes(coordinator, bundles)
-
-    async def open_bundles(app: web.Application) -> None:
-        await coordinator.run(bundles.open_all)
-
-    app.on_startup.append(open_bundles)
+    settings = coordinator.settings
+    bundles = TenantBundles.from_settings(settings, coordinator.metrics.registry)
+    shared = (
+        SharedBundles.from_url(settings.redis_url, settings.redis_prefix)
+        if settings.state_backend == "redis" and settings.redis_url
+        else None
+    )
+    routes = PolicyRoutes(coordinator, bundles, shared=shared)
+    app.on_startup.append(routes.start)
     coordinator.gate.explainer = AdmissionPolicy(routes, coordinator.metrics.registry)
     app.router.add_get("/v1/tenants/{tenant}/policy/bundle", routes.bundle)
     app.router.add_put("/v1/tenants/{tenant}/policy/bundle", routes.bundle)

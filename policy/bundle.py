@@ -429,6 +429,14 @@ class BundleStore:
         log.info("policy bundle incident%s cleared: %s in force", self._of, revision)
         self._emit(cleared)
 
+    def adopt_incident(self, incident: Incident | None) -> None:
+        """Take the incident raised (or cleared, None) where this store is shared: another
+        coordinator replica verified the bundle. No event: that replica logged it."""
+        if incident == self.incident:
+            return
+        self.incident = incident
+        self.metrics.set_incident(incident is not None)
+
     def _emit(self, incident: Incident) -> None:
         for listener in self.listeners:
             try:
