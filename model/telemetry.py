@@ -225,8 +225,12 @@ class Telemetry:
         days: float | None = DEFAULT_WINDOW_DAYS,
         now: float | None = None,
         kind: RunKind | None = None,
+        after_id: int | None = None,
+        limit: int | None = None,
     ) -> Iterator[Run]:
-        """Runs in the sliding window (oldest first); `days=None` means everything."""
+        """Runs in the sliding window (oldest first); `days=None` means everything. With
+        `after_id`: only runs recorded after that one, in the order they were recorded (an
+        exporter's watermark), at most `limit` of them."""
         cutoff = -1.0 if days is None else (time.time() if now is None else now) - days * DAY
         sql = (
             "SELECT id, ts, kind, files, symbols, distances, closure_hits, executed FROM runs "
@@ -236,7 +240,14 @@ class Telemetry:
         if kind is not None:
             sql += " AND kind = ?"
             args.append(kind)
-        rows = self._db.execute(sql + " ORDER BY ts, id", args).fetchall()
+        if after_id is not None:
+            sql += " AND id > ?"
+            args.append(after_id)
+        sql += " ORDER BY id" if after_id is not None else " ORDER BY ts, id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        rows = self._db.execute(sql, args).fetchall()
         for rid, ts, rkind, files, symbols, distances, hits, executed in rows:
             res = self._db.execute(
                 "SELECT test, outcome, duration, used FROM results WHERE run_id = ? ORDER BY test",

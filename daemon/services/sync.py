@@ -11,6 +11,8 @@
 - When the coordinator asks the sync to back off (429/503 + Retry-After), subscribers get the
   `remote.backoff` event at once (and again when the end moves later), and its end when it
   ends: editors need not poll `status` to show it.
+- The workspace's run telemetry is sent to the coordinator's ingest endpoint by itself
+  (telemetry_upload.py: periodic, bounded, paused while the coordinator asks for backoff).
 - Uploads pass the egress gate (cache/remote.py): `secrets.redaction.enforce`
   (`[tool.maestro.secrets.redaction] enforce`, read when the daemon starts, default true) says
   whether an upload in which the last scan finds a secret is blocked or only counted.
@@ -51,6 +53,7 @@ class SyncService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._backoff: RemoteBackoff | None = None  # the episode subscribers were told of
         self._backoff_end: asyncio.TimerHandle | None = None
+        self._telemetry_task: asyncio.Task[None] | None = None
 
     async def startup(self, app: DaemonApp) -> None:
         from maestro.config import load_settings
@@ -95,6 +98,7 @@ class SyncService:
                 return
             from maestro.cache import Cache
             from maestro.cache.remote import RemoteSync
+            from maestro.coordinator.client import send_telemetry
 
             def start() -> RemoteSync:
                 engine = RemoteSync(
@@ -108,6 +112,7 @@ class SyncService:
                     backoff_s=(0.5, _max_backoff_s()),
                     enforce=self.enforce,
                     on_backoff=self._on_backoff,
+                    telemetry_transport=send_telemetry,
                 )
                 engine.start()
                 return engine
@@ -119,6 +124,23 @@ class SyncService:
                 log.exception("remote sync could not start")
                 return
             log.info("remote cache %s (tenant %s)", remote.url, remote.tenant)
+            self._start_telemetry_upload(self.engine)
+
+    def _start_telemetry_upload(self, engine: RemoteSync) -> None:
+        from maestro.paths import workspace_state_dir
+
+        from .telemetry_upload import TelemetryUploader, every_s_from_env
+
+        every_s = every_s_from_env()
+        if every_s <= 0:
+            return
+        uploader = TelemetryUploader(
+            engine,
+            workspace_state_dir(self.app.root) / "telemetry.sqlite3",
+            self.app.paths.state_dir,
+            every_s=every_s,
+        )
+        self._telemetry_task = asyncio.create_task(uploader.run_forever(), name="telemetry-upload")
 
     def view(self, *, wait_remote: bool) -> Cache | None:
         """The mirrored cache handle for runs (wait_remote) or for the IDE's questions."""
@@ -170,6 +192,11 @@ class SyncService:
         if self._backoff_end is not None:
             self._backoff_end.cancel()
         self._backoff_over(now=True)  # no engine, nothing to wait for
+        task, self._telemetry_task = self._telemetry_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         engine, views = self.engine, list(self._views.values())
         self.engine, self._views = None, {}
         for view in views:
