@@ -6,9 +6,11 @@ the coordinator holds no signing keys. With trusted public keys configured for a
 (``policy_bundle_keys``, ``policy_tenant_bundle_keys``), a published bundle is verified and
 compiled by the daemon's own :class:`~maestro.policy.bundle.BundleStore` (signature, digests,
 expiry, rollback) before it is served, and the tenant's admission refusals are decided by it
-(its team rules beside the built-in ones); a rejected one is refused (422) and the last good
-stays. Bundles and decisions live under ``<data_dir>/policy/<tenant>/`` of this replica
-(docs/policy.md says what scale-out needs).
+(its team rules beside the built-in ones); a rejected one is refused (422), the last good
+stays and an incident is raised (log, metrics, the tenant's policy status) until a good one
+arrives. Decisions and the verified last good bundle live under ``<data_dir>/policy/<tenant>/``
+of this replica; with Redis (replicas) the published bundle, its version and its incident are
+shared (:mod:`.policy_shared`).
 """
 
 from __future__ import annotations
