@@ -26,13 +26,20 @@ import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from workspace_procs import (
+    CALC_FAIL_LINE,
+    CALC_FILES,
+    CALC_RAISE_LINE,
+    commit_all,
+    pyproject,
+    write_files,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -45,45 +52,11 @@ ARTIFACTS = Path(__file__).with_name("artifacts") / "vscode"
 CHROMIUM = os.environ.get("MAESTRO_E2E_CHROMIUM", "/usr/bin/chromium")
 
 FILES = {
-    "pyproject.toml": """
-        [project]
-        name = "vscdemo"
-        version = "0"
-
-        [tool.pytest.ini_options]
-        testpaths = ["tests"]
-        """,
-    "pkg/__init__.py": "",
-    "pkg/calc.py": """
-        def add(a, b):
-            return a + b
-
-
-        def div(a, b):
-            if b == 0:
-                raise ZeroDivisionError("no zero please")
-            return a / b
-        """,
+    "pyproject.toml": pyproject("vscdemo"),
+    **CALC_FILES,
     "pkg/other.py": """
         def hello():
             return "hello"
-        """,
-    "tests/__init__.py": "",
-    "tests/test_calc.py": """
-        from pkg.calc import add, div
-
-
-        def test_add():
-            assert add(1, 2) == 3
-
-
-        def test_div_zero():
-            assert div(1, 0) == 0
-
-
-        class TestMore:
-            def test_div(self):
-                assert div(4, 2) == 2
         """,
     "tests/test_other.py": """
         import pkg.other
@@ -116,8 +89,8 @@ FILES = {
         }
         """,
 }
-FAIL_LINE = 9  # tests/test_calc.py, 1-based: `assert div(1, 0) == 0`
-RAISE_LINE = 7  # pkg/calc.py
+FAIL_LINE = CALC_FAIL_LINE  # tests/test_calc.py, 1-based: `assert div(1, 0) == 0`
+RAISE_LINE = CALC_RAISE_LINE  # pkg/calc.py
 
 
 def _maestro() -> Path | None:
@@ -233,14 +206,8 @@ def scratch() -> Iterator[Path]:
 
 
 def _workspace(root: Path) -> None:
-    for rel, text in FILES.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t", "-c", "commit.gpgsign=false"]
-    subprocess.run([*git, "init", "-q"], cwd=root, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-q", "-m", "init"], cwd=root, check=True)
+    write_files(root, FILES)
+    commit_all(root, "init")
 
 
 def test_vscode_status_lens_run_failure_explorer(
