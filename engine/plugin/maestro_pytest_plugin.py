@@ -360,6 +360,9 @@ class _Recorder:
         self._start = time.monotonic()
         self._root = ""
         self._excluded_prefixes: tuple[str, ...] = ()
+        # a test reads the same few files thousands of times: resolve each path once
+        self._rel_memo: dict[str, str | None] = {}
+        self._ignored_memo: dict[str, bool] = {}
         self._installed = rec.installed_prefixes()
         self._temp: tuple[str, ...] = ()  # pytest's temporary directories: test scratch
         self._children = children  # where Python children of the tests leave their records
@@ -396,6 +399,16 @@ class _Recorder:
 
     def _rel(self, path: str) -> str | None:
         """Workspace-relative posix path, or None for anything outside or excluded."""
+        try:
+            return self._rel_memo[path]
+        except KeyError:
+            pass
+        rel = self._resolve_rel(path)
+        if self._root:  # before the session starts nothing is inside
+            self._rel_memo[path] = rel
+        return rel
+
+    def _resolve_rel(self, path: str) -> str | None:
         path = os.path.normpath(path)
         root = self._root
         if not root or not (path.startswith(root + os.sep)):
@@ -610,6 +623,7 @@ class _Recorder:
     def pytest_sessionstart(self, session: Any) -> None:
         rootpath = getattr(session.config, "rootpath", None) or session.config.rootdir
         self._root = os.path.normpath(os.path.abspath(str(rootpath)))
+        self._rel_memo.clear()
         prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, os.path.dirname(__file__)}
         # Only environments *inside* the workspace matter (a system prefix such as /usr may
         # well contain the workspace itself).
@@ -646,17 +660,26 @@ class _Recorder:
         try:
             if not session.isinitpath(file_path):
                 return
-            config, root = session.config, str(self._root)
-            hook = config.hook
-            path = file_path
-            while str(path).startswith(root + os.sep):
-                if hook.pytest_ignore_collect(collection_path=path, config=config):
-                    # matched (or pytest < 9 calls the argument "not found"), never imported
-                    outcome.force_result([_Ignored.from_parent(parent, path=file_path)])
-                    return
-                path = path.parent
+            # pytest offers every file of a folder again for each file named in that folder
+            key = str(file_path)
+            ignored = self._ignored_memo.get(key)
+            if ignored is None:
+                ignored = self._ignored_memo[key] = self._ignored(session.config, file_path)
+            if ignored:  # matched (or pytest < 9 calls the argument "not found"), never imported
+                outcome.force_result([_Ignored.from_parent(parent, path=file_path)])
         except Exception:  # pytest internals moved: collect as pytest was asked to
             return
+
+    def _ignored(self, config: Any, file_path: Any) -> bool:
+        """Whether pytest, walking down to ``file_path``, would have ignored it or a folder
+        above it."""
+        hook, root = config.hook, str(self._root)
+        path = file_path
+        while str(path).startswith(root + os.sep):
+            if hook.pytest_ignore_collect(collection_path=path, config=config):
+                return True
+            path = path.parent
+        return False
 
     def pytest_collectstart(self, collector: Any) -> None:
         if isinstance(collector, pytest.File):
