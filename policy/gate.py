@@ -3,6 +3,7 @@ call. This is the function the daemon, the CLI and the editor integration use.""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -121,7 +122,9 @@ def deny_serving(
 class PolicyGate:
     engine: PolicyEngine
     log: DecisionLog | None
-    redactor: Redactor = field(default_factory=lambda: Redactor(detectors=False))
+    # detectors too, not known values only: a record's input holds node ids, whose parametrize
+    # ids can be any value a test was given (tokens, URLs with passwords)
+    redactor: Redactor = field(default_factory=Redactor)
 
     @classmethod
     def for_workspace(
@@ -137,7 +140,7 @@ class PolicyGate:
         gate; ``background`` defaults to ``isolate``)."""
         from maestro.policy.engine import PolicyEngine  # regopy: only once a gate is opened
 
-        redactor = Redactor.from_environ(environ or {}, detectors=False)
+        redactor = Redactor.from_environ(os.environ if environ is None else environ)
         engine = PolicyEngine.open(root, isolate=isolate)
         log = DecisionLog.for_workspace(
             root, background=isolate if background is None else background

@@ -346,16 +346,9 @@ def test_seeds_in_node_ids_reach_decisions_and_telemetry_redacted(
            ("coordinator bodies: policy decisions", "daemon telemetry database"))  # fmt: skip
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="node ids are kept raw by local stores keyed by them: action results in the cache's "
-    "LMDB (engine/testing.py _outcome), test-last-keys.msgpack, and the decision log "
-    "(policy-decisions.sqlite: inputs redacted by known values only, 173 of 240 raw); uploads "
-    "of them are redacted or blocked by the last scan",
-)
 def test_seeds_in_node_ids_never_reach_local_sinks(
     node_id_sinks: tuple[Setup, dict[str, str]],
 ) -> None:
     setup, sinks = node_id_sinks
     local = ("local cache (CAS, action results)", "daemon state (decision log, logs)")
-    _check(setup, {k: sinks[k] for k in local}, ())
+    _check(setup, {k: sinks[k] for k in local}, local)
