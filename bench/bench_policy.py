@@ -553,6 +553,13 @@ def main(argv: list[str] | None = None) -> None:
         "holds loaded for repeated "
         "inputs and for the cheap points, and NOT for a run or select decision over an input "
         "never decided before; their CPU p95 is about 1-1.5 ms loaded.\n"
+        "- Recorded: the daemon decides through `PolicyGate.decide`, which adds the record: "
+        "its input, rule messages, targets and paths redacted, then stored in SQLite. "
+        "`before` is the earlier record path (one redaction scan per string, a few dozen a "
+        "record, and the SQLite write in the caller's thread); as shipped, the record's "
+        "strings are redacted in one scan and a background writer stores it (docs/policy.md, "
+        '"Decision records"). The decision itself is the same in both rows (the '
+        "`new input` rows above), so the difference is what the record costs the caller.\n"
         "- A/B: `before` is the earlier path patched back in (every decision evaluated; "
         "rego-cpp through regopy's CDLL handles, which release and retake the GIL at each of "
         "a decision's few dozen C calls). For a new input, keeping the GIL for the decision "
