@@ -101,9 +101,16 @@ class DaemonApp:
         """Serve ``method`` (declared in maestro.wire) with ``handler``."""
         self.dispatcher.register(method, handler)
 
-    def provide(self, kind: type[T], service: T) -> None:
-        """Hold a workspace service (graph, cache, runner) for handlers to look up by type."""
+    def provide(
+        self, kind: type[T], service: T, *, start: Hook | None = None, stop: Hook | None = None
+    ) -> None:
+        """Hold a workspace service (graph, cache, runner) for handlers to look up by type;
+        `start` and `stop` run with the daemon's (see on_startup, on_shutdown)."""
         self._services[kind] = service
+        if start is not None:
+            self.on_startup(start)
+        if stop is not None:
+            self.on_shutdown(stop)
 
     def service(self, kind: type[T]) -> T:
         try:

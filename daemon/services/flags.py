@@ -367,8 +367,6 @@ class FlagsService:
 
 def install(app: DaemonApp) -> FlagsService:
     service = FlagsService(app)
-    app.provide(FlagsService, service)
-    app.on_startup(service.startup)
-    app.on_shutdown(service.stop)
+    app.provide(FlagsService, service, start=service.startup, stop=service.stop)
     app.register(FLAGS, service.flags)
     return service

@@ -540,9 +540,7 @@ def _now_ms() -> int:
 
 def install(app: DaemonApp) -> PolicyService:
     service = PolicyService(app)
-    app.provide(PolicyService, service)
-    app.on_startup(service.startup)
-    app.on_shutdown(service.stop)
+    app.provide(PolicyService, service, start=service.startup, stop=service.stop)
     app.register(POLICY_DECISIONS, service.decisions)
     app.register(POLICY_INCIDENT_CURRENT, service.current_incident)
     return service

@@ -759,9 +759,7 @@ def _empty_change() -> ChangeSet:
 
 def install(app: DaemonApp, workspace: WorkspaceService, tests: TestService) -> SpeculationService:
     service = SpeculationService(app, workspace, tests)
-    app.provide(SpeculationService, service)
-    app.on_startup(service.start)
-    app.on_shutdown(service.stop)
+    app.provide(SpeculationService, service, start=service.start, stop=service.stop)
     workspace.listeners.append(service.on_paths)
     tests.speculation = service
     return service

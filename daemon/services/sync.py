@@ -233,7 +233,5 @@ def _max_backoff_s() -> float:
 
 def install(app: DaemonApp) -> SyncService:
     service = SyncService(app)
-    app.provide(SyncService, service)
-    app.on_startup(service.startup)
-    app.on_shutdown(service.stop)
+    app.provide(SyncService, service, start=service.startup, stop=service.stop)
     return service

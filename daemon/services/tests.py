@@ -375,8 +375,7 @@ def install(
 ) -> TestService:
     service = TestService(app, workspace, sync)
     service.policy = policy.install(app)
-    app.provide(TestService, service)
-    app.on_shutdown(service.stop)
+    app.provide(TestService, service, stop=service.stop)
     app.register(STALE, service.stale)
     app.register(RUN_TESTS, service.run_tests)
     app.register(CACHE_STATS, service.cache_stats)

@@ -458,9 +458,7 @@ class WorkspaceService:
 def install(app: DaemonApp, *, watch: bool = True) -> WorkspaceService:
     """Provide the graph service and serve its methods."""
     service = WorkspaceService(app, watch=watch)
-    app.provide(WorkspaceService, service)
-    app.on_startup(service.start)
-    app.on_shutdown(service.stop)
+    app.provide(WorkspaceService, service, start=service.start, stop=service.stop)
     app.register(IMPACTED, service.impacted)
     app.register(WHY, service.why)
     app.register(GRAPH_STATS, service.stats)
