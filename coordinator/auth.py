@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
@@ -545,13 +546,16 @@ class SharedKeyringSource:
         self._min_gap = min_gap_s
         self._clock = clock
         self._read_at: float | None = None
+        self._background: asyncio.Task[None] | None = None
 
     def __call__(self) -> TokenKeys:
         return self._keys
 
     async def refresh(self, kid: str | None) -> None:
         """Before verifying a token naming `kid`, or (None) before signing one: a token is
-        always signed with the key that signs now (tokens are fetched once per TTL)."""
+        always signed with the key that signs now (tokens are fetched once per TTL). The
+        periodic re-read for a token of a known key runs in the background: that request
+        goes on with the keys in force instead of awaiting Redis."""
         now = self._clock()
         since = None if self._read_at is None else now - self._read_at
         keys = self._keys
@@ -562,6 +566,21 @@ class SharedKeyringSource:
         if self._changes is not None:
             self._seen_change = self._changes()
         self._read_at = now
+        if not soon and not announced and since is not None:
+            if self._background is None:
+                self._background = asyncio.create_task(self._read_in_background())
+            return
+        await self._read()
+
+    async def _read_in_background(self) -> None:
+        try:
+            await self._read()
+        except Exception as exc:  # Redis away: the keys in force stay, the next read retries
+            log.warning("could not re-read the shared keyring: %r", exc)
+        finally:
+            self._background = None
+
+    async def _read(self) -> None:
         raw = await self._state.token_keyring()
         if raw is None:
             self._keys = self._fallback

@@ -36,7 +36,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from maestro.errors import CoordinatorError
 
@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from redis.asyncio import Redis
 
 log = logging.getLogger(__name__)
+R = TypeVar("R", KeyRecord, TenantRecord)
 
 
 class StateBackend(Protocol):
@@ -221,6 +222,11 @@ class RecordCache:
         else:
             self._entries.pop(key, None)
 
+    def aging(self, key: str) -> bool:
+        """Kept for more than half its TTL: time to read it again (in the background)."""
+        entry = self._entries.get(key)
+        return entry is not None and self._clock() - entry[0] >= self.ttl_s / 2
+
     def now(self) -> float:
         return self._clock()
 
@@ -256,6 +262,8 @@ class RedisState:
         """Bumped when a rotation is announced: the keyring is read again at once."""
         self.subscribed = False
         self._listener: asyncio.Task[None] | None = None
+        self._refreshing: set[str] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(
@@ -323,35 +331,49 @@ class RedisState:
         raw = await self.r.get(key)
         return _bytes(raw) if raw is not None else None
 
-    async def get_key(self, key_id: str) -> KeyRecord | None:
-        if not key_id or len(key_id) > 64:
-            return None
-        key = self._k("key", key_id)
-        cached = self.cache.get(key)
-        if isinstance(cached, KeyRecord):
-            return cached
+    async def _read_record(self, key: str, model: type[R]) -> R | None:
         epoch, read_at = self.cache.epoch, self.cache.now()
         raw = await self._get_json(key)
         if raw is None:
             return None
-        record = KeyRecord.model_validate_json(raw)
+        record = model.model_validate_json(raw)
         self.cache.put(key, record, epoch, read_at)
         return record
+
+    async def _record(self, key: str, model: type[R]) -> R | None:
+        """The record, kept or read. A kept one past half its TTL is read again in the
+        background, so a record in use is never awaited again (a request that waits for a
+        pool connection behind a busy tenant's uploads would pay it) and never used past
+        its TTL either."""
+        cached = self.cache.get(key)
+        if isinstance(cached, model):
+            if self.cache.aging(key) and key not in self._refreshing:
+                self._refreshing.add(key)
+                task = asyncio.create_task(self._refresh(key, model))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return cached
+        return await self._read_record(key, model)
+
+    async def _refresh(self, key: str, model: type[R]) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            await self._read_record(key, model)
+        except (RedisError, OSError) as exc:  # the request path reads it when it expires
+            log.debug("background re-read of %s failed: %r", key, exc)
+        finally:
+            self._refreshing.discard(key)
+
+    async def get_key(self, key_id: str) -> KeyRecord | None:
+        if not key_id or len(key_id) > 64:
+            return None
+        return await self._record(self._k("key", key_id), KeyRecord)
 
     async def get_tenant(self, name: str) -> TenantRecord | None:
         if not TENANT_RE.fullmatch(name):
             return None
-        key = self._k("tenant", name)
-        cached = self.cache.get(key)
-        if isinstance(cached, TenantRecord):
-            return cached
-        epoch, read_at = self.cache.epoch, self.cache.now()
-        raw = await self._get_json(key)
-        if raw is None:
-            return None
-        record = TenantRecord.model_validate_json(raw)
-        self.cache.put(key, record, epoch, read_at)
-        return record
+        return await self._record(self._k("tenant", name), TenantRecord)
 
     async def add_tenant(
         self, name: str, *, raw_ac: bool = False, quota_bytes: int | None = None
@@ -485,6 +507,8 @@ class RedisState:
         await self.r.ping()
 
     async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
         if self._listener is not None:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError):

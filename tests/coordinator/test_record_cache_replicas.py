@@ -292,3 +292,29 @@ def test_the_small_blob_cache_is_bounded_by_ttl_bytes_and_tenant() -> None:
     assert cache.get(one, b"k2") is None and cache.get(one, b"k") is not None
     now[0] = 5.0
     assert cache.get(one, b"k") is None  # past the TTL
+
+
+async def _refresh_ahead(url: str) -> None:
+    now = [0.0]
+    state = RedisState(RedisState.from_url(url).r, cache_ttl_s=1.0, clock=lambda: now[0])
+    try:
+        key = new_key(TENANT, Role.READ, "before")
+        await state.add_key(key.record)
+        assert (await state.get_key(key.record.key_id)).label == "before"  # type: ignore[union-attr]
+        changed = key.record.model_copy(update={"label": "after"})
+        await state.r.set(state._k("key", key.record.key_id), changed.model_dump_json())  # silent
+        now[0] = 0.4
+        assert (await state.get_key(key.record.key_id)).label == "before"  # type: ignore[union-attr]
+        now[0] = 0.6  # past half the TTL: served as kept, read again in the background
+        assert (await state.get_key(key.record.key_id)).label == "before"  # type: ignore[union-attr]
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if (await state.get_key(key.record.key_id)).label == "after":  # type: ignore[union-attr]
+                break
+        assert (await state.get_key(key.record.key_id)).label == "after"  # type: ignore[union-attr]
+    finally:
+        await state.close()
+
+
+def test_a_record_in_use_is_read_again_in_the_background_before_its_ttl(pair: Pair) -> None:
+    asyncio.run(_refresh_ahead(pair.redis.url))
