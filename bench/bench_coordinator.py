@@ -257,11 +257,12 @@ def _setup_single(
     return [_coordinator(procs, data, settings or {}, profile)], key["api_key"]
 
 
-def _setup_replicas(procs: Procs, tmp: Path) -> tuple[list[str], str]:
+def shared_state(procs: Procs, work: Path, worker_connections: int = 1024) -> dict[str, str]:
+    """A redis-server and an nginx WebDAV upstream in `work` (both stopped with `procs`): the
+    coordinator settings that make replicas share them."""
     redis_bin, nginx_bin = shutil.which("redis-server"), shutil.which("nginx") or "/usr/sbin/nginx"
     if redis_bin is None or not os.path.exists(nginx_bin):
         raise RuntimeError("needs redis-server and nginx (apt-get install -y redis-server nginx)")
-    work = tmp / "replicas"
     (work / "root" / "cache").mkdir(parents=True)
     redis_port = _free_port()
     redis = procs.add(
@@ -280,7 +281,7 @@ def _setup_replicas(procs: Procs, tmp: Path) -> tuple[list[str], str]:
             work=work,
             root=work / "root",
             port=nginx_port,
-        )
+        ).replace("worker_connections 1024", f"worker_connections {worker_connections}")
     )
     nginx = procs.add(
         subprocess.Popen(
@@ -290,9 +291,19 @@ def _setup_replicas(procs: Procs, tmp: Path) -> tuple[list[str], str]:
         )
     )
     _wait_port(nginx_port, nginx, "nginx")
-    redis_url = f"redis://127.0.0.1:{redis_port}/0"
+    return {
+        "state_backend": "redis",
+        "redis_url": f"redis://127.0.0.1:{redis_port}/0",
+        "blob_backend": "http",
+        "blob_upstream_url": f"http://127.0.0.1:{nginx_port}/cache",
+    }
+
+
+def _setup_replicas(procs: Procs, tmp: Path) -> tuple[list[str], str]:
+    work = tmp / "replicas"
+    settings = shared_state(procs, work)
     key = subprocess.run(
-        [PYTHON, "-c", BOOTSTRAP_REDIS, redis_url],
+        [PYTHON, "-c", BOOTSTRAP_REDIS, settings["redis_url"]],
         cwd=work,
         env=_env(),
         capture_output=True,
@@ -300,12 +311,6 @@ def _setup_replicas(procs: Procs, tmp: Path) -> tuple[list[str], str]:
         check=True,
         timeout=60,
     ).stdout.strip()
-    settings = {
-        "state_backend": "redis",
-        "redis_url": redis_url,
-        "blob_backend": "http",
-        "blob_upstream_url": f"http://127.0.0.1:{nginx_port}/cache",
-    }
     bases = [_coordinator(procs, work / name, settings) for name in ("a", "b")]
     return bases, key
 
