@@ -5,10 +5,12 @@ built .vsix installed, driven by playwright-core in Debian's Chromium
 It opens a workspace with a failing test, sees the Maestro status bar item and the code lenses, runs
 the test file from its lens and then every test from the Test Explorer, and sees the failure as a
 squiggle at the failing line, in the Problems panel (with the raising line) and in the Testing view,
-and the Impacted Tests view of a source file. Then it restarts the daemon and reloads the window (a
-new language server) and sees the stored result again: the lens marked cached, the squiggle, the
-Problems entry, the Testing view. Last, a run a workspace Rego rule refuses shows a warning with
-the rule, its remediation and the retry time. Screenshots: tests/e2e/artifacts/vscode/.
+with folders and a parametrized function's sets grouped under it (one Problems entry for their
+one failing assert), and the Impacted Tests view of a source file. Then it restarts the daemon
+and reloads the window (a new language server) and sees the stored result again: the lens marked
+cached, the squiggle, the Problems entry, the Testing view. Last, a run a workspace Rego rule
+refuses shows a warning with the rule, its remediation and the retry time. Screenshots:
+tests/e2e/artifacts/vscode/.
 
 Setup (cached under .bench/vscode-e2e): clients/vscode/e2e/setup.sh; the .vsix:
 clients/vscode/build.sh (both run here when needed). Skips, saying why, when that is impossible
@@ -68,6 +70,16 @@ FILES = {
     "tests/test_frozen.py": """
         def test_frozen():
             assert True
+        """,
+    # a folder below tests/, and one failing assert shared by 10 parameter sets
+    "tests/unit/__init__.py": "",
+    "tests/unit/test_param.py": """
+        import pytest
+
+
+        @pytest.mark.parametrize("n", range(12))
+        def test_many(n):
+            assert n < 2
         """,
     # a workspace rule that refuses a run of only the frozen file, with remediation and retry time
     ".maestro/policy/freeze.rego": """
@@ -350,6 +362,16 @@ def test_vscode_status_lens_run_failure_explorer(
     # only test_div_zero re-ran: test_add shows its carried result, not "queued"
     add = next(v for k, v in rows.items() if k.startswith("test_add"))
     assert any("passed" in i for i in add), rows
+    # folders in the tree (tests/ and tests/unit/), parameter sets grouped under their function
+    labels = [r["label"] for r in seen["explorer"]]
+    assert any(k.startswith("tests") and not k.startswith("tests/") for k in labels), labels
+    assert any(k.startswith("unit") for k in labels), labels
+    many = next(v for k, v in rows.items() if k.startswith("test_many"))
+    assert any("failed" in i for i in many), rows
+    assert not any(k.startswith("test_many[") for k in labels), labels
+    # one Problems entry for the one failing assert of 10 parameter sets (not 10)
+    entries = [p for p in seen["problemsAfterAll"] if "test_many" in p and "failed" in p]
+    assert len(entries) == 1 and "10 parameter sets" in entries[0], seen["problemsAfterAll"]
     # the source file: its impacted-tests lens and the Impacted Tests view
     assert any("impacted test" in t for t in seen["sourceLenses"]), seen["sourceLenses"]
     assert any(r.startswith("tests/test_calc.py") for r in seen["impactedView"]), seen[

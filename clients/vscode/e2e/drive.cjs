@@ -54,19 +54,32 @@ async function openFile(page, rel) {
   await page.waitForTimeout(300);
 }
 
-/** Open the Testing view's folder rows (test files sit in folder items) until test_calc.py shows. */
-async function expandFolders(page) {
-  for (let i = 0; i < 5; i++) {
-    const rows = page.locator(".test-explorer .monaco-list-row");
-    if (await rows.filter({ hasText: "test_calc.py" }).count()) return;
-    const folder = rows.filter({ hasText: "tests" }).first();
-    if (!(await folder.count())) {
-      await page.waitForTimeout(1000);
-      continue;
+/** Expand the Testing view's row whose label starts with `label` (a folder, file or function):
+ * waits for the row to exist and for its children to show (aria-expanded), whatever the load. */
+async function expandRow(page, label, timeout = 60000) {
+  const deadline = Date.now() + timeout;
+  while (Date.now() < deadline) {
+    const state = await page.$$eval(".test-explorer .monaco-list-row", (rows, want) => {
+      const row = rows.find((r) => {
+        const el = r.querySelector(".label, .monaco-icon-label, .test-label") || r;
+        return el.textContent.trim().startsWith(want);
+      });
+      return row ? row.getAttribute("aria-expanded") || "leaf" : "missing";
+    }, label);
+    if (state === "true" || state === "leaf") return;
+    if (state === "false") {
+      await page.locator(".test-explorer .monaco-list-row", { hasText: label }).first()
+        .locator(".monaco-tl-twistie").click().catch(() => undefined);
     }
-    await folder.locator(".monaco-tl-twistie").click().catch(() => undefined);
-    await page.waitForTimeout(700);
+    await page.waitForTimeout(250);
   }
+  throw new Error(`the Testing view never showed an expanded row ${label}`);
+}
+
+/** Open the Testing view's folder rows (test files sit in folder items): tests/, tests/unit/. */
+async function expandFolders(page) {
+  await expandRow(page, "tests");
+  await expandRow(page, "unit");
 }
 
 async function texts(locator) {
@@ -147,14 +160,15 @@ async function main() {
     await page.waitForFunction(() => {
       const rows = [...document.querySelectorAll(".test-explorer .monaco-list-row")];
       const icon = (name, cls) => rows.some((r) => r.textContent.includes(name) && r.querySelector(cls));
-      return icon("test_calc.py", ".codicon-testing-failed-icon") && icon("test_other.py", ".codicon-testing-passed-icon");
+      return icon("test_calc.py", ".codicon-testing-failed-icon") && icon("test_other.py", ".codicon-testing-passed-icon")
+        && icon("test_param.py", ".codicon-testing-failed-icon");
     }, null, { timeout: 180000 });
-    // expand the failing file to show its tests; its icons can settle before the run ends (a
-    // failure shows at once): wait until none of its tests is left queued
-    await page.locator(".test-explorer .monaco-list-row", { hasText: "test_calc.py" }).first()
-      .locator(".monaco-tl-twistie").click().catch(() => undefined);
-    await page.waitForTimeout(1000);
-    await page.waitForFunction(() => !document.querySelector(".test-explorer .codicon-testing-queued-icon"),
+    // expand the failing files to show their tests; icons can settle before the run ends (a
+    // failure shows at once): wait until none of the tests is left queued or running
+    await expandRow(page, "test_calc.py");
+    await expandRow(page, "test_param.py");
+    await page.waitForFunction(() => !document.querySelector(
+      ".test-explorer .codicon-testing-queued-icon, .test-explorer .codicon-testing-loading-icon"),
       null, { timeout: 60000 }).catch(() => undefined);
     seen.explorer = await page.$$eval(".test-explorer .monaco-list-row", (rows) => rows.map((r) => ({
       label: (r.querySelector(".label, .monaco-icon-label, .test-label") || r).textContent.trim(),
@@ -165,6 +179,13 @@ async function main() {
     seen.testResultsPanel = await texts(page.locator(".test-output-peek, .test-results"))
       .catch(() => []);
     await shot(page, "test-explorer");
+    // the Problems panel after the whole run: the parametrized failure is one entry
+    await palette(page, "View: Focus Problems");
+    await page.locator(".markers-panel .monaco-list-row", { hasText: "test_many" }).first()
+      .waitFor({ timeout: 30000 }).catch(() => undefined);
+    seen.problemsAfterAll = await texts(problems);
+    step(`problems after all: ${JSON.stringify(seen.problemsAfterAll)}`);
+    await shot(page, "problems-after-all");
 
     // Impacted Tests view for a source file, with an unsaved edit
     await openFile(page, "pkg/calc.py");
