@@ -591,6 +591,7 @@ def _phase(
     hold: int,
     servers: list[int],
     burn: float = 0.0,
+    redis_url: str | None = None,
 ) -> dict[str, Any]:
     warm = 2.0 if hostile else 0.0
     span = args.phase_s + warm + 1
@@ -633,6 +634,9 @@ def _phase(
         _spawn("burn", {"duty": min(1.0, burn - i), "duration": args.phase_s + 1})
         for i in range(int(-(-burn // 1)))
     ]
+    # without the hostile tenant, every Redis command is the light reads' (and the replicas' own
+    # periodic ones): what one light read costs in Redis round trips
+    redis_before = _redis_commands(redis_url) if redis_url and not hostile else None
     light_proc = _spawn(
         "light",
         {
@@ -656,12 +660,20 @@ def _phase(
     time.sleep(max(0.0, args.phase_s - 0.5))
     cpu = meter.stop()
     light = _collect(light_proc, timeout=args.phase_s + 60)
+    redis_used = (
+        _redis_commands(redis_url) - redis_before
+        if redis_url is not None and redis_before is not None
+        else None
+    )
     for burner in burners:
         _collect(burner, timeout=30)
     sampling.set()
     sampler.join()
     metrics_after = [_metrics(b) for b in bases]
     out: dict[str, Any] = {"light": light, "cpu_cores": cpu}
+    requests = sum(v.get("n", 0) for v in light.values())
+    if redis_used is not None and requests:
+        out["redis_cmds_per_light_read"] = redis_used / requests
     if hostile_proc is not None:
         out["hostile"] = _collect(hostile_proc, timeout=span + 60)
     if hold_proc is not None:
@@ -693,6 +705,18 @@ def _phase(
         _sum_metric(m, "maestro_coordinator_rate_limit_shadow_total") for m in metrics_after
     )
     return out
+
+
+def _redis_commands(url: str) -> int:
+    """Commands the Redis server has run so far (INFO itself excluded)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        stats = client.info("commandstats")
+    finally:
+        client.close()
+    return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
 
 
 def _light_p95(result: dict[str, Any]) -> float:
@@ -738,6 +762,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         hold=hold if hostile else 0,
                         servers=servers,
                         burn=burn,
+                        redis_url=redis_url,
                     )
                     if label == "loaded, fairness on":  # the load is over: the decision alone
                         rows["decision"] = _collect(
@@ -849,6 +874,12 @@ def render(report: dict[str, Any], command: str) -> str:
                 f"{rows['decision']['ping_p95_ms']:.3f} ms."
                 if "ping_p95_ms" in rows["decision"]
                 else "."
+            )
+            + (
+                " Redis commands per light read (unloaded phase, the replicas' periodic ones "
+                f"included): {rows['unloaded']['redis_cmds_per_light_read']:.2f}."
+                if "redis_cmds_per_light_read" in rows["unloaded"]
+                else ""
             )
         )
     lines.append("")
