@@ -1,6 +1,6 @@
 """Malformed requests make aiohttp's parser log the offending request line or header; with a
-credential in it, the coordinator's log held the full API key (4 of 5 variants). Logs are an
-egress: every line goes through the redacting formatter."""
+credential in it, the coordinator's log held the full API key or token (4 of 5 variants). Logs
+are an egress: every line goes through the redacting formatter."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from coord_procs import MAESTRO, free_port, stop
+from coord_procs import MAESTRO, free_port, stop, token
 
 
 def _cli(data: Path, *args: str) -> str:
@@ -35,6 +35,12 @@ def _variants(key: str) -> list[str]:
     ]
 
 
+def _send(port: int, request: str) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(request.encode("latin-1"))
+        assert s.recv(100).startswith(b"HTTP/1.")  # a 400, not a hang
+
+
 def test_malformed_requests_leave_no_credential_in_the_log(tmp_path: Path) -> None:
     data = tmp_path / "data"
     _cli(data, "tenant", "add", "acme")
@@ -52,15 +58,21 @@ def test_malformed_requests_leave_no_credential_in_the_log(tmp_path: Path) -> No
         try:
             assert proc.stdout is not None
             assert json.loads(proc.stdout.readline())["event"] == "listening"
-            for request in _variants(key):
-                with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-                    s.sendall(request.encode("latin-1"))
-                    assert s.recv(100).startswith(b"HTTP/1.")  # a 400, not a hang
-            time.sleep(0.3)
+            # a short-lived token leaks the same way as the key it was exchanged for
+            bearer = token(f"http://127.0.0.1:{port}", key)
+            logged = []
+            for credential in (key, bearer):
+                for request in _variants(credential):
+                    _send(port, request)
+                    time.sleep(0.3)
+                    logged.append(log.read_text(errors="replace")[len("".join(logged)) :])
         finally:
             stop(proc)
     text = log.read_text(errors="replace")
     assert "Error handling request" in text  # aiohttp did log the bad requests
-    secret = key.split("_", 2)[2]
-    assert secret not in text and secret[:16] not in text
-    assert text.count("[REDACTED:") >= 4
+    # each variant on its own: logged (the check is not vacuous) and redacted
+    assert len(logged) == 10 and sum("[REDACTED:" in part for part in logged) >= 8, logged
+    for secret in (key.split("_", 2)[2], bearer.removeprefix("mt_")):
+        assert secret not in text and secret[:16] not in text
+        for part in secret.split(".")[1:]:  # a JWT's claims and signature, one by one
+            assert part[:16] not in text, part[:16]
