@@ -239,6 +239,7 @@ class PolicyRoutes:
     shared: SharedBundles | None = None  # replicas: bundles, versions, incidents in Redis
     _logs: dict[str, DecisionLog] = field(default_factory=dict)
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    _refused: dict[str, int] = field(default_factory=dict)  # shared version refused here
     _follower: asyncio.Task[None] | None = None
 
     def _lock(self, tenant: str) -> asyncio.Lock:
@@ -251,12 +252,15 @@ class PolicyRoutes:
         assert self.shared is not None
         version, incident = await self.shared.head(tenant)
         held = (await self.coordinator.run(store.status)).get("version")
+        if self._refused.get(tenant) == version:
+            return  # refused here already: not quarantined again at every follow
         if version is not None and (not isinstance(held, int) or version > held):
             data = await self.shared.bundle(tenant)
             if data is not None:
                 try:
                     verified = await self.coordinator.run(store.apply, data)
                 except BundleRejected as exc:  # quarantined here, its incident raised here
+                    self._refused[tenant] = version
                     log.error("tenant %s: bundle version %d from another replica is not used: "
                               "%s", tenant, version, exc)  # fmt: skip
                     return
