@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import textwrap
-from pathlib import Path
+from engine_workspace import Workspace as Workspace  # the test files import it from here
 
-from maestro.cache import Cache
 from maestro.engine import testing
-from maestro.engine.interpreter import Interpreter
-from maestro.graph.build import BuildGraph
-from maestro.paths import graph_index_path
 
 FILES = {
     "pyproject.toml": """
@@ -71,36 +66,6 @@ FILES = {
         """,
     "tests/values.txt": "ok\n",
 }
-
-
-class Workspace:
-    def __init__(self, root: Path, interpreter: Interpreter) -> None:
-        self.root = root
-        self.interpreter = interpreter
-
-    def write(self, rel: str, text: str) -> None:
-        path = self.root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip("\n"))
-
-    def edit(self, rel: str, old: str, new: str) -> None:
-        path = self.root / rel
-        text = path.read_text()
-        assert old in text, f"{old!r} not in {rel}"
-        path.write_text(text.replace(old, new))
-
-    def graph(self) -> BuildGraph:
-        return BuildGraph.build(self.root, index_path=graph_index_path(self.root))
-
-    def run(self, selection: testing.Selection | None = None) -> testing.Summary:
-        with Cache.open() as cache:
-            return testing.run(
-                self.graph(), cache, self.interpreter, selection or testing.Selection()
-            )
-
-    def plan(self) -> testing.Plan:
-        with Cache.open() as cache:
-            return testing.plan(self.graph(), cache, self.interpreter, testing.Selection())
 
 
 def ran_nodes(summary: testing.Summary) -> list[str]:
