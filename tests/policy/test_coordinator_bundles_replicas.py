@@ -26,6 +26,7 @@ from test_coordinator_bundles import TEAM_BURST, series
 from maestro.coordinator.app import RUNNER_KWARGS, create_app
 from maestro.coordinator.auth import new_key
 from maestro.coordinator.models import Role
+from maestro.coordinator.policy_shared import FOLLOW_S
 from maestro.coordinator.settings import Settings
 from maestro.coordinator.state import RedisState
 from maestro.policy.bundle import build
@@ -99,11 +100,26 @@ class Replica:
         raise AssertionError("five reads at a burst of 1 a second were all served")
 
 
-def bundle(key: ec.EllipticCurvePrivateKey, version: int, rego: bytes = TEAM_BURST) -> bytes:
+def bundle(
+    key: ec.EllipticCurvePrivateKey, version: int, rego: bytes = TEAM_BURST, kid: str = "k1"
+) -> bytes:
     return build(
-        {"burst.rego": rego, "data.json": b"{}"}, key=key, kid="k1", revision=f"r{version}",
+        {"burst.rego": rego, "data.json": b"{}"}, key=key, kid=kid, revision=f"r{version}",
         version=version, expires=datetime.now(UTC) + timedelta(days=1),
     )  # fmt: skip
+
+
+def pem(key: ec.EllipticCurvePrivateKey, path: Path) -> str:
+    path.write_bytes(
+        key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    return str(path)
+
+
+SECOND = ec.generate_private_key(ec.SECP256R1())
+"""Signs as key k2, which replica a trusts and replica b does not."""
 
 
 @pytest.fixture
@@ -111,12 +127,8 @@ async def replicas(
     tmp_path: Path, redis_url: str
 ) -> AsyncIterator[tuple[Replica, Replica, ec.EllipticCurvePrivateKey, dict[str, str]]]:
     signer = ec.generate_private_key(ec.SECP256R1())
-    pem = tmp_path / "k1.pem"
-    pem.write_bytes(
-        signer.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
-    )
+    k1 = pem(signer, tmp_path / "k1.pem")
+    trusted = {"a": {"k1": k1, "k2": pem(SECOND, tmp_path / "k2.pem")}, "b": {"k1": k1}}
     state = RedisState.from_url(redis_url)
     keys = {}
     try:
@@ -133,7 +145,7 @@ async def replicas(
             data_dir=tmp_path / name, state_backend="redis", redis_url=redis_url,
             blob_backend="http", blob_upstream_url="http://127.0.0.1:9/",
             rate_limits="enforce", tenants={"alpha": {"burst": 1}}, metrics_public=True,
-            policy_bundle_keys={"k1": str(pem)},
+            policy_bundle_keys=trusted[name],
         )  # fmt: skip
         server = TestServer(create_app(settings))
         await server.start_server(**RUNNER_KWARGS)
@@ -183,3 +195,19 @@ async def test_replicas_share_the_bundle_its_version_and_its_incident(
     assert "incident" not in cleared and cleared["version"] == 4
     served = await b.client.get(URL.format(what="bundle"), headers=await b.auth(user))
     assert await served.read() == fourth
+
+
+async def test_a_shared_bundle_a_replica_cannot_verify_is_refused_there_once(
+    replicas: tuple[Replica, Replica, ec.EllipticCurvePrivateKey, dict[str, str]],
+) -> None:
+    a, b, signer, keys = replicas
+    admin, user = keys[Role.ADMIN.value], keys[Role.READ_WRITE.value]
+    rejected = "maestro_coordinator_policy_bundle_rejected_total"
+    assert (await a.publish(admin, bundle(signer, 1)))[0] == 204
+    assert (await b.status(user))["version"] == 1
+    assert (await a.publish(admin, bundle(SECOND, 2, kid="k2")))[0] == 204  # a trusts k2
+    await asyncio.sleep(2 * FOLLOW_S + 0.5)  # b's follower meets it at least twice
+    held = await b.status(user)
+    assert held["version"] == 1 and held["incident"]["reason"] == "unknown_key"
+    assert series(await b.metrics(), rejected, reason="unknown_key", tenant="alpha") == 1
+    assert "incident" not in await a.status(user)  # a's verdict is a's
