@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
+
+
+class _ParseErrorsInOneLine(logging.Filter):
+    """pygls logs a body that is not JSON with its traceback: the client's fault, already
+    answered with ParseError, so one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, json.JSONDecodeError):
+            record.msg, record.args = f"{record.getMessage()}: not JSON: {exc}", None
+            record.exc_info, record.exc_text = None, None
+        return True
 
 
 def main(log_file: str | None = None) -> None:
@@ -16,6 +29,7 @@ def main(log_file: str | None = None) -> None:
     from maestro.redaction import RedactingFormatter
 
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(_ParseErrorsInOneLine())
     # force: the CLI's own stderr handler is replaced by this one
     logging.basicConfig(level=level, handlers=[handler], force=True)
     logging.getLogger("pygls").setLevel(os.environ.get("MAESTRO_LSP_PYGLS_LOG_LEVEL", "WARNING"))

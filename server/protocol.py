@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -42,7 +44,7 @@ from pygls.protocol.json_rpc import (
 )
 
 from maestro.server.collector import IdleCollector
-from maestro.server.methods import dump
+from maestro.server.methods import Refused, dump
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +78,18 @@ class _Unreadable:
     jsonrpc: str = JsonRPCProtocol.VERSION
 
 
+@dataclass(frozen=True)
+class _Dropped:
+    """A notification whose params did not fit its LSP type: nothing to answer, already logged."""
+
+    jsonrpc: str = JsonRPCProtocol.VERSION
+
+
+def _camel(problem: str) -> str:
+    """cattrs names fields as Python does: text_document -> textDocument, as on the wire."""
+    return re.sub(r"_([a-z])", lambda m: m.group(1).upper(), problem)
+
+
 def _bad_command_arguments(data: dict[str, Any]) -> str | None:
     """executeCommand arguments that are not a list: the LSP type would take a string as the
     sequence of its characters (a run of "t" for "tests/test_a.py")."""
@@ -107,16 +121,43 @@ class MaestroProtocol(LanguageServerProtocol):
         why = _bad_command_arguments(data)
         if why is not None and "id" in data:
             return _Unreadable(data["id"], data["method"], why)
+        method = data.get("method")
+        message_type = self.get_message_type(method) if isinstance(method, str) else None
+        if "jsonrpc" in data and "error" not in data and message_type is not None:
+            # a standard message whose params do not fit its LSP type: answered (a request) or
+            # dropped (a notification) with one log line naming the field, not pygls' traceback
+            try:
+                return self._converter.structure(data, message_type)
+            except cattrs.ClassValidationError as exc:
+                problems = "; ".join(_camel(p) for p in cattrs.transform_error(exc))
+                log.info("%s: params do not fit: %s", method, problems)
+                if "id" in data:
+                    return _Unreadable(data["id"], str(method), f"invalid params: {problems}")
+                return _Dropped()
         try:
             return super().structure_message(data)
         except JsonRpcException:
-            if "id" in data and isinstance(data.get("method"), str):
-                return _Unreadable(data["id"], data["method"])
+            if "id" in data and isinstance(method, str):
+                return _Unreadable(data["id"], method)
             raise
 
     def _is_open(self, uri: str) -> bool:
         workspace = self._workspace
         return workspace is None or unquote(uri) in workspace.text_documents
+
+    def _send_handler_result(self, future: Future[Any], *, msg_id: Any) -> None:
+        # A refusal (bad params, a Maestro error with its hint) is an answer, not a server fault:
+        # one log line, not pygls' traceback in the editor's log for every bad request.
+        if not future.cancelled() and isinstance(
+            future.exception(), JsonRpcInvalidParams | Refused
+        ):
+            exc = future.exception()
+            assert isinstance(exc, JsonRpcException)
+            self._request_futures.pop(msg_id, None)
+            log.info("request %s refused: %s", msg_id, exc.message.splitlines()[0])
+            self._send_response(msg_id, error=exc.to_response_error())
+            return
+        super()._send_handler_result(future, msg_id=msg_id)
 
     def answer_parse_error(self, error: Exception) -> None:
         """Body that is not JSON: the reply JSON-RPC asks for (ParseError, id null)."""
@@ -124,6 +165,8 @@ class MaestroProtocol(LanguageServerProtocol):
         self._send_data({"jsonrpc": JsonRPCProtocol.VERSION, "id": None, "error": error_body})
 
     def handle_message(self, message: Any) -> None:
+        if isinstance(message, _Dropped):
+            return
         if isinstance(message, _Unreadable):
             error = JsonRpcInvalidParams(f"{message.method}: {message.why}")
             self._send_response(message.id, error=error.to_response_error())

@@ -165,12 +165,14 @@ def test_raw_bad_messages_get_errors_and_the_server_goes_on(lsp_env: Env) -> Non
     """What a typed client cannot send: JSON that does not parse (-32700, id null), standard
     requests whose params do not fit their LSP type (-32602), command arguments that are not a
     list (-32602), a change to a document never opened (ignored, no error shown); then a good
-    request is answered."""
+    request is answered. Refusals leave one line each in the server's log, no traceback."""
+    log_path = lsp_env.base / "server.log"
+    log = log_path.open("wb")
     proc = subprocess.Popen(
         [sys.executable, "-P", "-m", "maestro.server"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=log,
         env=lsp_env.env,
         cwd=str(lsp_env.root),
     )
@@ -189,6 +191,9 @@ def test_raw_bad_messages_get_errors_and_the_server_goes_on(lsp_env: Env) -> Non
         {"jsonrpc": "2.0", "method": "textDocument/didChange",
          "params": {"textDocument": {"uri": root + "/tests/never_opened.py", "version": 2},
                     "contentChanges": [{"text": "x"}]}},
+        {"jsonrpc": "2.0", "id": 7, "method": "maestro/impactedTargets", "params": {"since": "-x"}},
+        {"jsonrpc": "2.0", "id": 8, "method": "maestro/impactedTargets",
+         "params": {"textDocument": {"uri": "file:///etc/hosts"}}},
         {"jsonrpc": "2.0", "id": 5, "method": "shutdown"},
     ]  # fmt: skip
     try:
@@ -199,7 +204,7 @@ def test_raw_bad_messages_get_errors_and_the_server_goes_on(lsp_env: Env) -> Non
         answers: dict[Any, dict[str, Any]] = {}
         shown: list[str] = []
         deadline = time.monotonic() + 30
-        while len(answers) < 6:
+        while len(answers) < 8:
             ready, _, _ = select.select(
                 [proc.stdout], [], [], max(0.0, deadline - time.monotonic())
             )
@@ -218,12 +223,21 @@ def test_raw_bad_messages_get_errors_and_the_server_goes_on(lsp_env: Env) -> Non
                 shown.append(answer["params"]["message"])
         assert answers["parse"]["error"]["code"] == -32700
         assert answers[3]["error"]["code"] == INVALID_PARAMS
+        assert "textDocument" in answers[3]["error"]["message"]  # the field, as on the wire
         assert answers[4]["error"]["code"] == INVALID_PARAMS
+        assert "position.line" in answers[4]["error"]["message"]
         # a string is not spread into one-character arguments (a run of "t")
         assert answers[6]["error"]["code"] == INVALID_PARAMS
         assert "arguments should be a list" in answers[6]["error"]["message"]
         assert "error" not in answers[5]
         assert not shown, shown  # the stray didChange is logged, not popped up in the editor
+        assert answers[7]["error"]["code"] == INVALID_PARAMS
+        assert answers[8]["error"]["code"] == REFUSED
     finally:
         proc.kill()
         proc.wait(10)
+        log.close()
+    # refusals are answers: one line each in the editor's log, not a traceback
+    logged = log_path.read_text(errors="replace")
+    assert "Traceback" not in logged, logged[-3000:]
+    assert "refused: maestro/impactedTargets: invalid params: since" in logged, logged[-3000:]
