@@ -56,6 +56,21 @@ CALC_FILES = {
 CALC_FAIL_LINE = 9
 CALC_RAISE_LINE = 7
 
+# A second module that one test file imports: an edit there impacts that file only.
+OTHER_FILES = {
+    "pkg/other.py": """
+        def hello():
+            return "hello"
+        """,
+    "tests/test_other.py": """
+        import pkg.other
+
+
+        def test_hello():
+            assert pkg.other.hello() == "hello"
+        """,
+}
+
 
 def pyproject(name: str) -> str:
     """A project named ``name`` whose tests pytest finds under tests/."""

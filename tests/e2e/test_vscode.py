@@ -38,6 +38,7 @@ from workspace_procs import (
     CALC_FAIL_LINE,
     CALC_FILES,
     CALC_RAISE_LINE,
+    OTHER_FILES,
     commit_all,
     pyproject,
     write_files,
@@ -56,17 +57,7 @@ CHROMIUM = os.environ.get("MAESTRO_E2E_CHROMIUM", "/usr/bin/chromium")
 FILES = {
     "pyproject.toml": pyproject("vscdemo"),
     **CALC_FILES,
-    "pkg/other.py": """
-        def hello():
-            return "hello"
-        """,
-    "tests/test_other.py": """
-        import pkg.other
-
-
-        def test_hello():
-            assert pkg.other.hello() == "hello"
-        """,
+    **OTHER_FILES,
     "tests/test_frozen.py": """
         def test_frozen():
             assert True

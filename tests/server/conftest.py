@@ -26,6 +26,7 @@ from workspace_procs import (
     CALC_FAIL_LINE,
     CALC_FILES,
     CALC_RAISE_LINE,
+    OTHER_FILES,
     commit_all,
     kill_daemons,  # noqa: F401 (the tests here import it from conftest)
     no_daemon_left,
@@ -41,17 +42,7 @@ if TYPE_CHECKING:
 FILES = {
     "pyproject.toml": pyproject("lspdemo"),
     **CALC_FILES,
-    "pkg/other.py": """
-        def hello():
-            return "hello"
-        """,
-    "tests/test_other.py": """
-        import pkg.other
-
-
-        def test_hello():
-            assert pkg.other.hello() == "hello"
-        """,
+    **OTHER_FILES,
     "tests/test_slow.py": """
         import time
 
