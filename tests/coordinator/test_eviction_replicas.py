@@ -21,22 +21,18 @@ from coord_procs import (
     Nginx,
     Redis,
     Replica,
+    add_tenant,
     bearer,
     http,
     needs_nginx,
     needs_redis,
-    run_nginx,
-    run_redis,
-    start_coordinator,
-    stop,
+    run_replicas,
     token,
 )
 
-from maestro.coordinator.auth import new_key
 from maestro.coordinator.blobs import upstream_path
 from maestro.coordinator.models import Role
-from maestro.coordinator.records import TenantRecord, TenantUpdate
-from maestro.coordinator.state import RedisState
+from maestro.coordinator.records import TenantRecord
 
 pytestmark = [needs_redis, needs_nginx]
 
@@ -56,39 +52,15 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("evictreplicas")
-    with run_redis(tmp) as redis, run_nginx(tmp) as nginx:
-        settings = {
-            "state_backend": "redis",
-            "redis_url": redis.url,
-            "blob_backend": "http",
-            "blob_upstream_url": nginx.url,
-            "upstream_eviction": "true",
-        }
-        a = start_coordinator(tmp, "replica-a", settings)
-        try:
-            b = start_coordinator(tmp, "replica-b", settings)
-            try:
-                yield Cluster(redis, nginx, a, b)
-            finally:
-                stop(b.proc)
-        finally:
-            stop(a.proc)
+    with run_replicas(tmp, upstream_eviction="true") as r:
+        yield Cluster(r.redis, r.nginx, r.a, r.b)
 
 
 _COUNTER = itertools.count()
 
 
 async def _tenant(url: str, name: str, **policy: Any) -> tuple[TenantRecord, str]:
-    state = RedisState.from_url(url)
-    try:
-        record = await state.add_tenant(name, quota_bytes=QUOTA)
-        if policy:
-            record = await state.update_tenant(name, TenantUpdate(policy_changes=policy))
-        key = new_key(name, Role.ADMIN, "bootstrap")
-        await state.add_key(key.record)
-        return record, key.plaintext
-    finally:
-        await state.close()
+    return await add_tenant(url, name, Role.ADMIN, "bootstrap", quota_bytes=QUOTA, policy=policy)
 
 
 def _sha(data: bytes) -> str:
