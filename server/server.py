@@ -116,6 +116,7 @@ class MaestroServer(LanguageServer):
         # resolving a path costs an lstat per component, and every request starts with it.
         self._located: dict[str, tuple[Workspace, str]] = {}
         self._located_for: object = None
+        self._unwatched: set[Path] = set()  # workspace folders refused (/ or home, no project)
 
     # --- workspaces ------------------------------------------------------------------------------
 
@@ -123,7 +124,30 @@ class MaestroServer(LanguageServer):
         roots = [uri_to_path(f.uri) for f in self.workspace.folders.values()]
         if not roots and self.workspace.root_path:
             roots = [Path(self.workspace.root_path)]
-        return [r.resolve() for r in roots]
+        return [r for r in (r.resolve() for r in roots) if self._watchable(r)]
+
+    def _watchable(self, root: Path) -> bool:
+        """``/`` and the home folder serve as workspace folders only when they are projects: a
+        client that falls back to the current directory for a lone file (Neovim's usual
+        ``root_dir``) would otherwise start a daemon that indexes and watches everything under
+        it. Files in projects below them still find their own project (``root_of``)."""
+        if root not in (Path("/"), Path.home().resolve()):
+            return True
+        from maestro.workspace import MARKERS
+
+        if any((root / m).exists() for m in MARKERS):
+            return True
+        if root not in self._unwatched:
+            self._unwatched.add(root)
+            message = (
+                f"Maestro: {root} is not a project (no {', '.join(MARKERS)}): not watching it; "
+                "files in projects below it still work. Open the project folder itself."
+            )
+            log.warning("%s", message)
+            self.window_show_message(
+                types.ShowMessageParams(type=types.MessageType.Warning, message=message)
+            )
+        return False
 
     def root_of(self, path: Path, *, directory: bool = False) -> Path:
         """The innermost workspace folder holding ``path``; without folders (a lone file opened),
