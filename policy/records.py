@@ -31,6 +31,9 @@ FILE_NAME = "policy-decisions.sqlite"
 DEFAULT_MAX_RECORDS = 20_000
 MAX_PENDING = 1024
 """Records a background log holds before ``add`` waits for the writer."""
+WRITER_IDLE_S = 5.0
+"""A writer with nothing to write for this long ends (the coordinator keeps a log per tenant);
+the next record starts another."""
 
 log = logging.getLogger(__name__)
 
@@ -93,11 +96,13 @@ class DecisionLog:
 
     def close(self) -> None:
         """Write what is pending, stop the writer, close the database."""
-        with self._writer_lock:
-            writer, self._writer = self._writer, None
-        if writer is not None and self._pending is not None:
-            self._pending.put(None)
-            writer.join()
+        if self._pending is not None:
+            self._pending.put(None)  # the stop mark, behind every record added before
+            self._start_writer()
+            with self._writer_lock:
+                writer = self._writer
+            if writer is not None:
+                writer.join()
         with self._lock:
             self._db.close()
 
@@ -105,17 +110,15 @@ class DecisionLog:
         if self._pending is None:
             self._store([record])
             return
-        self._start_writer()
         self._pending.put(record)  # waits only while MAX_PENDING records are queued
+        self._start_writer()
 
     def flush(self) -> None:
         """Wait until every record added so far is stored (a no-op without a writer)."""
-        if self._pending is not None and self._writer is not None:
+        if self._pending is not None:
             self._pending.join()
 
     def _start_writer(self) -> None:
-        if self._writer is not None:
-            return
         with self._writer_lock:
             if self._writer is None:
                 self._writer = threading.Thread(
@@ -127,7 +130,14 @@ class DecisionLog:
         pending = self._pending
         assert pending is not None
         while True:
-            batch = [pending.get()]
+            try:
+                batch = [pending.get(timeout=WRITER_IDLE_S)]
+            except queue.Empty:
+                with self._writer_lock:  # add() puts first, then starts a writer if none
+                    if pending.empty():
+                        self._writer = None
+                        return
+                continue
             while True:  # what queued up meanwhile goes in the same transaction
                 try:
                     batch.append(pending.get_nowait())
@@ -143,6 +153,8 @@ class DecisionLog:
                 for _ in batch:
                     pending.task_done()
             if len(records) < len(batch):  # close() asked to stop
+                with self._writer_lock:
+                    self._writer = None
                 return
 
     def _store(self, records: list[DecisionRecord]) -> None:

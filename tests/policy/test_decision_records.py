@@ -137,3 +137,23 @@ def test_for_workspace_writes_in_the_background_when_isolated(
     daemon = PolicyGate.for_workspace(root, isolate=True)
     assert daemon.log is not None and daemon.log._pending is not None
     daemon.close()
+
+
+def test_an_idle_writer_ends_and_the_next_record_starts_another(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workspace: Callable[..., Path]
+) -> None:
+    import time
+
+    import maestro.policy.records as records
+
+    monkeypatch.setattr(records, "WRITER_IDLE_S", 0.05)
+    log = DecisionLog(tmp_path / "d.sqlite", background=True)
+    gate = PolicyGate(PolicyEngine.open(workspace()), log)
+    gate.decide(RunInput(execution_id="first", now_ms=1))
+    deadline = time.monotonic() + 10
+    while log._writer is not None:  # a log per coordinator tenant must not keep a thread each
+        assert time.monotonic() < deadline, "the idle writer did not end"
+        time.sleep(0.02)
+    gate.decide(RunInput(execution_id="second", now_ms=1))
+    assert [r.execution_id for r in gate.decisions(execution_id="second")] == ["second"]
+    gate.close()
