@@ -270,6 +270,7 @@ class PolicyRoutes:
 
     async def _follow_all(self) -> None:
         assert self.shared is not None
+        failing = False
         while True:
             await asyncio.sleep(FOLLOW_S)
             try:
@@ -283,7 +284,15 @@ class PolicyRoutes:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis down: the bundles in force stay
-                log.warning("policy bundles of other replicas not followed: %r", exc)
+                # once per outage, not every FOLLOW_S
+                (log.debug if failing else log.warning)(
+                    "policy bundles of other replicas not followed: %r", exc
+                )
+                failing = True
+            else:
+                if failing:
+                    log.info("policy bundles of other replicas followed again")
+                failing = False
 
     async def start(self, app: web.Application) -> None:
         await self.coordinator.run(self.bundles.open_all)
@@ -430,7 +439,7 @@ class PolicyRoutes:
             if store is not None:
                 async with self._lock(tenant):
                     await self._follow(tenant, store)
-            published = await self.shared.bundle(tenant) is not None
+            published = await self.shared.published(tenant)
         else:
             published = (self._folder(tenant) / "bundle.tar.gz").is_file()
         return _json(await self.coordinator.run(self.bundles.status, tenant, published))

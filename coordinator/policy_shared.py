@@ -79,6 +79,9 @@ class SharedBundles:
         )
         return _int(version), _incident(incident)
 
+    async def published(self, tenant: str) -> bool:
+        return bool(await self.redis.exists(self._key(tenant, "bundle")))
+
     async def bundle(self, tenant: str) -> bytes | None:
         data = await self.redis.get(self._key(tenant, "bundle"))
         return data.encode() if isinstance(data, str) else data
