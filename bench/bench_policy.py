@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> None:
             # new inputs: as shipped (one redaction scan, background writer) against before
             from maestro.redaction import Redactor
 
-            redactor = Redactor.from_environ(os.environ, detectors=False)
+            redactor = Redactor.from_environ(os.environ)  # as PolicyGate.for_workspace
             Before = per_string_gate(PolicyGate, redactor)
             rec_rows = []
             for label, context in conditions:
