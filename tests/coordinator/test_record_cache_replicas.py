@@ -318,3 +318,26 @@ async def _refresh_ahead(url: str) -> None:
 
 def test_a_record_in_use_is_read_again_in_the_background_before_its_ttl(pair: Pair) -> None:
     asyncio.run(_refresh_ahead(pair.redis.url))
+
+
+def test_replicas_resubscribe_after_losing_the_invalidation_channel(pair: Pair) -> None:
+    import redis
+
+    client = redis.Redis.from_url(pair.redis.url)
+    channel = "maestro:coord:invalidate"
+    try:
+        assert client.pubsub_numsub(channel)[0][1] == 2  # both replicas listen
+        assert client.client_kill_filter(_type="pubsub") == 2
+        deadline = time.monotonic() + 10
+        while client.pubsub_numsub(channel)[0][1] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert client.pubsub_numsub(channel)[0][1] == 2  # back, by themselves
+    finally:
+        client.close()
+    api_key, key_id = _new_key(pair)
+    tok = token(pair.b.base, api_key)
+    _warm(pair, [tok])
+    asyncio.run(_with_state(pair.redis.url, "revoke", key_id))
+    for replica in (pair.a, pair.b):  # at once again, not after the TTL
+        assert http("GET", _url(replica), headers=bearer(tok))[0] == 401
+        assert "lost the record invalidation channel" in replica.log.read_text()
