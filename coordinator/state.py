@@ -360,7 +360,7 @@ class RedisState:
 
         try:
             await self._read_record(key, model)
-        except (RedisError, OSError) as exc:  # the request path reads it when it expires
+        except (RedisError, OSError, ValueError) as exc:  # read on the request path at expiry
             log.debug("background re-read of %s failed: %r", key, exc)
         finally:
             self._refreshing.discard(key)
