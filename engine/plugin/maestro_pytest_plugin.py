@@ -377,6 +377,7 @@ class _Recorder:
         self._tracer: _Tracer = _TRACER if _TRACER is not None else _Tracer("off")
         self._outside: set[Any] = set()  # code run outside any test window
         self._names: dict[Any, tuple[str, str] | str | None] = {}
+        self._not_recorded: set[Any] = set()  # code objects whose name is None in _names
         self._fixtures: dict[int, tuple[set[Any], list[str], list[tuple[str, bool]]]] = {}
         self._in_test: str | None = None
 
@@ -526,7 +527,8 @@ class _Recorder:
         code outside the workspace and outside the installed environment goes to `into`."""
         names = self._names
         out: dict[str, set[str]] = {}
-        for code in codes:
+        # most code a test runs is pytest's and the library's: drop it in one set operation
+        for code in codes - self._not_recorded:
             try:
                 found = names[code]
             except KeyError:
@@ -541,6 +543,8 @@ class _Recorder:
                     elif rel is None:
                         found = self._external(path)
                 names[code] = found
+                if found is None:
+                    self._not_recorded.add(code)
             if isinstance(found, tuple):
                 out.setdefault(found[0], set()).add(found[1])
             elif found is not None and into is not None:
