@@ -121,11 +121,11 @@ class Settings(BaseModel):
     """Replicas (blob upstream): memory for CAS blobs of at most 64 KiB read from the upstream,
     hash-checked, kept up to `small_blob_cache_ttl_s` (0: every read goes upstream)."""
     small_blob_cache_ttl_s: float = Field(default=5.0, ge=0.0, le=300.0)
-    upstream_eviction: bool = False
+    upstream_eviction: bool = True
     """Replicas (Redis state, blob upstream): at a tenant's quota, delete its least recently
     used entries from the upstream to make room (tenant policy `evict`), as the embedded store
-    does, instead of answering 507. Recency and sizes are kept in Redis; entries written
-    before it was turned on are never evicted."""
+    does, instead of answering 507 (false: 507). Recency and sizes are kept in Redis; entries
+    written before it was turned on are never evicted."""
     metrics_token: SecretStr | None = Field(default=None, min_length=16)
     """Bearer token that sees /metrics whole, tenant-labelled series included (Prometheus:
     `authorization: {credentials: ...}`); without it /metrics leaves out every tenant name."""

@@ -88,8 +88,16 @@ def cluster(servers: Cluster) -> Tenants:
     n = next(_COUNTER)
     team, other = f"team{n}", f"other{n}"
     for name, role, quota in ((team, Role.ADMIN, QUOTA), (other, Role.READ_WRITE, None)):
+        # no eviction: the quota tests see a full tenant refused (507), counted across replicas
         record, key = asyncio.run(
-            add_tenant(servers.redis.url, name, role, "bootstrap", quota_bytes=quota)
+            add_tenant(
+                servers.redis.url,
+                name,
+                role,
+                "bootstrap",
+                quota_bytes=quota,
+                policy={"evict": False},
+            )
         )
         servers.tenants[name], servers.keys[name] = record, key
     return Tenants(servers, team, other)

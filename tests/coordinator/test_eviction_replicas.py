@@ -1,5 +1,5 @@
 """LRU eviction under quota on replicas: two real `maestro coordinator serve` replicas with
-`upstream_eviction = true`, Debian's redis-server (recency, sizes, usage) and nginx (the blob
+`upstream_eviction` (the default), Debian's redis-server (recency, sizes, usage) and nginx (the blob
 upstream) on loopback. A tenant at its quota loses its least recently used entries, whichever
 replica wrote or read them, instead of getting 507."""
 
@@ -52,7 +52,7 @@ class Cluster:
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("evictreplicas")
-    with run_replicas(tmp, upstream_eviction="true") as r:
+    with run_replicas(tmp) as r:  # upstream_eviction is on by default
         yield Cluster(r.redis, r.nginx, r.a, r.b)
 
 
