@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import tarfile
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -74,8 +75,9 @@ def store_for(tmp_path: Path, workspace: Callable[..., Path]) -> Callable[..., B
 
 
 def test_good_bundle_in_force_then_bad_ones_quarantined_with_incident_and_recovery(
-    store_for: Callable[..., BundleStore],
+    store_for: Callable[..., BundleStore], caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="maestro.policy.bundle")
     a, other = key(), key()
     store = store_for({"a": a.public_key()})
     events: list[Incident] = []
@@ -103,11 +105,16 @@ def test_good_bundle_in_force_then_bad_ones_quarantined_with_incident_and_recove
     assert store.metrics.families.rejected.labels("rollback")._value.get() == 1
     assert len(list((store.folder / "quarantine").iterdir())) == len(bad)
     assert "QUARANTINED" in store.status()["state"]
+    # the incident's log line: an error per quarantined bundle, naming its reason
+    quarantined = [r for r in caplog.records if "quarantined" in r.getMessage()]
+    assert [r.levelno for r in quarantined] == [logging.ERROR] * len(bad)
+    assert "(rollback)" in quarantined[4].getMessage()
 
     store.apply(bundle(a, "a", 6))  # a good bundle clears the incident
     assert events[-1].active is False and store.incident is None
     assert store.metrics.families.incident._value.get() == 0
     assert store.status()["version"] == 6
+    assert any("incident" in r.getMessage() and "cleared" in r.getMessage() for r in caplog.records)
 
 
 def test_warm_start_from_the_persisted_last_good_without_the_coordinator(

@@ -161,13 +161,20 @@ async def test_daemon_policy_service_syncs_bundle_and_decisions_and_starts_warm(
     service = PolicyService(_App(root))  # type: ignore[arg-type]
     gate = await service.gate()
     assert gate is not None and service.bundles is not None
-    await service.admit("exec-a", ["tests/t.py"])  # interactive: allowed, recorded
+    secret = "ghp_" + "Z9y8X7w6V5u4T3s2R1q0P9o8N7m6L5k4J3i2"
+    # interactive: allowed, recorded; a path holding a token is redacted before it leaves
+    await service.admit("exec-a", ["tests/t.py", f"tests/{secret}/t.py"])
     await service.finished("exec-a")
     await service.sync_once()
     assert gate.engine.decide(RunInput(kind="background", now_ms=1)).result == "deny"
     rw = await env.auth("alpha", Role.READ_WRITE)
     explained = await env.client.get("/api/policy/explain?executionId=exec-a", headers=rw)
     assert [d["point"] for d in (await explained.json())["decisions"]] == ["run"]
+    sent = await explained.text()
+    assert secret not in sent and "tests/t.py" in sent and "[REDACTED:" in sent
+    # redacted by the daemon, not only by the coordinator
+    [held] = gate.decisions(execution_id="exec-a")
+    assert secret not in held.model_dump_json()
     await service.stop(None)  # type: ignore[arg-type]
 
     # a restart with the coordinator gone: the persisted bundle is in force at once

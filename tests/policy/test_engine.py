@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import stat
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
 
 from maestro.errors import PolicyError, PolicySyntaxError
-from maestro.policy import CacheInput, PluginInput, PolicyEngine, RunInput
+from maestro.policy import (
+    CacheInput,
+    CoordinatorInput,
+    PluginInput,
+    PolicyEngine,
+    PolicyInput,
+    RunInput,
+    SelectInput,
+)
 from maestro.policy.gate import PolicyGate
 from maestro.policy.records import DecisionLog
 from maestro.policy.sources import Module
@@ -88,7 +99,8 @@ def test_syntax_error_names_file_line_column_and_keeps_the_last_good(
     with pytest.raises(PolicySyntaxError) as caught:
         engine.reload()
     assert caught.value.where is not None
-    assert caught.value.where.startswith(".maestro/policy/bad.rego:6:")
+    # file:line:column, the column a number
+    assert re.fullmatch(r"\.maestro/policy/bad\.rego:6:\d+", caught.value.where)
     assert engine.current is good
     assert engine.decide(RunInput(now_ms=1)).result == "allow"
 
@@ -97,21 +109,41 @@ def test_syntax_error_names_file_line_column_and_keeps_the_last_good(
     ("inp", "result"),
     [
         (RunInput(execution_id="x", now_ms=1), "allow"),
+        (SelectInput(execution_id="x", changed=["src/a.py"]), "allow"),
         (CacheInput(execution_id="x", action="store", target="t.py"), "allow"),
+        (CacheInput(execution_id="x", action="serve", target="t.py"), "allow"),
         (CacheInput(execution_id="x", action="upload", target="t.py"), "deny"),
+        (
+            CoordinatorInput(execution_id="x", tenant="t", role="rw", method="GET", path="/"),
+            "allow",
+        ),
         (PluginInput(execution_id="x", name="p", version="1", sha256="0", signed=True), "deny"),
     ],
 )
 def test_fail_mode_on_evaluation_error(
-    workspace: Callable[..., Path], inp: RunInput | CacheInput | PluginInput, result: str
+    workspace: Callable[..., Path],
+    caplog: pytest.LogCaptureFixture,
+    inp: PolicyInput,
+    result: str,
 ) -> None:
+    """docs/policy.md's table: upload and plugin fail closed, every other point fails open with a
+    warning (in the decision and in the log)."""
     root = workspace("", {"conflict.rego": CONFLICT.format(point=inp.point)})
     engine = PolicyEngine.open(root)
     assert engine.last_error is None
-    decision = engine.decide(inp)
+    with caplog.at_level(logging.WARNING, logger="maestro.policy.engine"):
+        decision = engine.decide(inp)
     assert decision.error
     assert decision.result == result
-    assert decision.rules[0].rule == "policy.error"
+    [rule] = decision.rules
+    assert rule.rule == "policy.error"
+    assert rule.kind == ("deny" if result == "deny" else "warn")
+    assert rule.remediation.startswith("fix the policy")
+    [logged] = [r for r in caplog.records if "policy evaluation failed" in r.getMessage()]
+    if result == "deny":
+        assert logged.levelno == logging.ERROR and "fail closed" in logged.getMessage()
+    else:
+        assert logged.levelno == logging.WARNING and "fail open" in logged.getMessage()
 
 
 def test_shadow_layer_is_recorded_not_enforced(workspace: Callable[..., Path]) -> None:
@@ -141,6 +173,11 @@ def test_decision_log_is_private_bounded_redacted_queryable_and_exported(
     assert log.count() == 5
     [rec] = gate.decisions(execution_id="e6")
     assert rec.result == "deny" and rec.rules[0].rule == "cache.ci_only_upload"
+    # a record: its id, time (RFC 3339, UTC), point, and the rule's remediation from METADATA
+    assert rec.id and rec.id != gate.decisions(execution_id="e5")[0].id
+    assert datetime.fromisoformat(rec.time).utcoffset() == timedelta(0)
+    assert rec.point == "cache" and rec.rules[0].title == "Only CI writes the team cache"
+    assert rec.rules[0].remediation.startswith("results from CI warm the team cache")
     assert rec.schema_ == "maestro.policy.cache/1"
     assert secret not in rec.model_dump_json() and "[REDACTED:test:" in rec.input["target"]
     assert [r.execution_id for r in gate.decisions(test="tests/t5.py::test_a")] == ["e5"]

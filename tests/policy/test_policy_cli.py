@@ -133,8 +133,15 @@ def test_explain_shows_decisions_by_execution_and_by_test(
     assert "policy run queued 42 s" in " ".join(out.stdout.split())
 
     parquet = tmp_path / "d.parquet"
-    out = runner.invoke(app, ["policy", "export", "-o", str(parquet), "--root", str(root)])
+    out = runner.invoke(
+        app, ["policy", "export", "--format", "parquet", "-o", str(parquet), "--root", str(root)]
+    )
     assert out.exit_code == 0, out.output
-    assert pq.read_table(parquet).column("execution_id").to_pylist() == [execution]
+    table = pq.read_table(parquet)
+    assert table.column("execution_id").to_pylist() == [execution]
+    assert table.column("rule_ids").to_pylist() == [["caps.db_serial"]]
+    out = runner.invoke(app, ["policy", "export", "--format", "csv", "-o", str(parquet),
+                              "--root", str(root)])  # fmt: skip
+    assert out.exit_code != 0 and "expected parquet or json" in out.output
     out = runner.invoke(app, ["policy", "decisions", "--root", str(root), "--json"])
     assert json.loads(out.stdout)["decisions"][0]["retryAfterMs"] is None

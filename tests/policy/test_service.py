@@ -56,3 +56,32 @@ async def test_a_background_run_outside_its_window_is_denied_with_retry(
     await service.admit("i1", [], kind="interactive")  # interactive runs are not windowed
     await service.finished("i1")
     await service.stop(None)  # type: ignore[arg-type]
+
+
+ERRING_RUN = """package maestro.workspace.run
+
+import rego.v1
+
+pick := "a" if input.kind != ""
+
+pick := "b" if input.kind != ""
+
+deny contains {"rule": "conflict", "msg": pick} if pick
+"""
+
+
+async def test_a_local_run_the_policy_cannot_decide_starts_with_a_warning(
+    workspace: Callable[..., Path],
+) -> None:
+    """Fail open for local runs: the run is admitted and its result carries the warning."""
+    root = workspace("", {"erring.rego": ERRING_RUN})
+    service = PolicyService(_App(root))  # type: ignore[arg-type]
+    await service.admit("e1", ["tests/t.py"], kind="interactive")
+    [note] = service.notes("e1")
+    assert "could not decide" in note and "fail open" in note and "policy.error" in note
+    gate = await service.gate()
+    assert gate is not None
+    [record] = gate.decisions(execution_id="e1")
+    assert record.result == "allow" and record.error
+    await service.finished("e1")
+    await service.stop(None)  # type: ignore[arg-type]
