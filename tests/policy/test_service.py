@@ -85,3 +85,51 @@ async def test_a_local_run_the_policy_cannot_decide_starts_with_a_warning(
     assert record.result == "allow" and record.error
     await service.finished("e1")
     await service.stop(None)  # type: ignore[arg-type]
+
+
+async def test_never_skip_puts_a_critical_file_back_into_a_predictive_plan(
+    workspace: Callable[..., Path],
+) -> None:
+    """The daemon's side of never-skip: a file predictive mode dropped that carries `critical`
+    is planned again, its deselected tests restored, and the predictive info says why."""
+    from types import SimpleNamespace
+
+    from maestro.engine.testing import PlannedFile
+    from maestro.wire import PredictiveFile, PredictiveInfo, PredictiveTest
+
+    root = workspace()
+    tests = root / "tests"
+    tests.mkdir()
+    (tests / "test_pay.py").write_text(
+        "import pytest\n\n@pytest.mark.critical\ndef test_pay():\n    pass\n"
+    )
+    (tests / "test_misc.py").write_text("def test_misc():\n    pass\n")
+    (tests / "test_api.py").write_text(
+        "import pytest\n\npytestmark = pytest.mark.critical\n\ndef test_a():\n    pass\n"
+    )
+
+    def planned(target: str, deselect: tuple[str, ...] = ()) -> PlannedFile:
+        return PlannedFile(target=target, nodes=None, key=None, cached=None, reason=None,  # type: ignore[arg-type]
+                           deselect=deselect)  # fmt: skip
+
+    pay, misc = planned("tests/test_pay.py"), planned("tests/test_misc.py")
+    api = planned("tests/test_api.py", deselect=("tests/test_api.py::test_a",))
+    before = [pay, misc, api]
+    plan = SimpleNamespace(files=[api])  # predictive mode dropped pay and misc
+    info = PredictiveInfo(
+        threshold=0.5, model="heuristic",
+        skipped=[PredictiveFile(target=t, probability=0.01, reason="unlikely")
+                 for t in ("tests/test_pay.py", "tests/test_misc.py")],
+        skipped_tests=[PredictiveTest(node_id="tests/test_api.py::test_a", probability=0.01,
+                                      reason="unlikely")],
+    )  # fmt: skip
+    service = PolicyService(_App(root))  # type: ignore[arg-type]
+    out = await service.never_skip(before, plan, info, "p1")  # type: ignore[arg-type]
+    assert [f.target for f in plan.files] == ["tests/test_pay.py", "tests/test_api.py"]
+    assert api.deselect == ()
+    assert [s.target for s in out.skipped] == ["tests/test_misc.py"]
+    assert out.skipped_tests == []
+    assert "kept by policy (never_skip): tests/test_api.py, tests/test_pay.py" in out.note
+    [note] = service.notes("p1")
+    assert "never_skip.marker" in note
+    await service.stop(None)  # type: ignore[arg-type]
