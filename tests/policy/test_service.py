@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from maestro.cache import ActionResult, Provenance, TestOutcome, Timing
 from maestro.daemon.services.policy import PolicyService
 from maestro.errors import PolicyDeniedError
 
@@ -132,4 +133,51 @@ async def test_never_skip_puts_a_critical_file_back_into_a_predictive_plan(
     assert "kept by policy (never_skip): tests/test_api.py, tests/test_pay.py" in out.note
     [note] = service.notes("p1")
     assert "never_skip.marker" in note
+    await service.stop(None)  # type: ignore[arg-type]
+
+
+def _result() -> ActionResult:
+    return ActionResult(
+        exit_code=0,
+        tests=[TestOutcome(node_id="tests/t.py::test_a", outcome="passed", duration_s=0.01)],
+        timing=Timing(started_at=datetime(2026, 12, 3, tzinfo=UTC), wall_s=0.1, cpu_s=0.1),
+        provenance=Provenance.current(),
+    )
+
+
+class _Uploads:
+    """What MirroredCache uses of RemoteSync when storing: the uploads it queues."""
+
+    def __init__(self) -> None:
+        self.queued: list[str] = []
+
+    def enqueue_upload(self, action_hex: str, result: object) -> None:
+        self.queued.append(action_hex)
+
+
+async def test_a_ci_only_upload_rule_keeps_a_laptops_results_out_of_the_team_cache(
+    workspace: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The daemon's upload gate on a real LMDB cache: stored locally either way, queued for the
+    team cache only from CI."""
+    from maestro.cache.remote import MirroredCache
+
+    root = workspace("[tool.maestro.policy]\nupload_ci_only = true\n")
+    service = PolicyService(_App(root))  # type: ignore[arg-type]
+    assert await service.gate() is not None
+    sync = _Uploads()
+    cache = MirroredCache.mirror(sync, tmp_path / "cache")  # type: ignore[arg-type]
+    try:
+        for run, ci in (("laptop", False), ("ci", True)):
+            gates = service.cache_gate(run, ci=ci)
+            assert gates is not None
+            cache.upload_gate = gates[1]
+            key = f"{len(run):064x}"
+            cache.put_action(key, _result())
+            assert cache.get_action(key) is not None  # stored locally in both cases
+        assert sync.queued == [f"{len('ci'):064x}"]
+    finally:
+        cache.close()
+    [laptop] = service.notes("laptop")
+    assert "cache.ci_only_upload" in laptop and "denied" in laptop
     await service.stop(None)  # type: ignore[arg-type]
