@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from maestro.policy import CacheInput, PolicyEngine, RunInput, SelectInput
+from maestro.policy import CacheInput, PluginInput, PolicyEngine, RunInput, SelectInput
 from maestro.policy.model import RunningRun
 from maestro.policy.windows import window_states
 
@@ -167,3 +167,21 @@ def test_only_ci_uploads_when_the_team_says_so(workspace: Callable[..., Path]) -
     assert engine.decide(laptop.model_copy(update={"action": "store"})).result == "allow"
     # without the setting, anyone may upload
     assert PolicyEngine.open(workspace("")).decide(laptop).result == "allow"
+
+
+def test_an_unsigned_plugin_is_refused_unless_the_workspace_lists_it(
+    workspace: Callable[..., Path],
+) -> None:
+    unsigned = PluginInput(name="myplug", version="1.0", sha256="ab" * 32, signed=False)
+    decision = PolicyEngine.open(workspace()).decide(unsigned)
+    assert decision.result == "deny"
+    [rule] = decision.fired("deny")
+    assert rule.rule == "plugin.unsigned" and rule.message == "plugin myplug 1.0 is not signed"
+    assert "allow_unsigned_plugins" in rule.remediation
+    listed = PolicyEngine.open(
+        workspace('[tool.maestro.policy]\nallow_unsigned_plugins = ["myplug"]\n')
+    )
+    assert listed.decide(unsigned).result == "allow"
+    assert listed.decide(unsigned.model_copy(update={"name": "other"})).result == "deny"
+    signed = unsigned.model_copy(update={"name": "other", "signed": True, "signer": "acme"})
+    assert listed.decide(signed).result == "allow"
