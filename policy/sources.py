@@ -68,9 +68,16 @@ class PolicySources:
     def with_team(
         self, modules: list[Module], data: dict[str, Any], revision: str
     ) -> PolicySources:
+        """These sources with a team bundle's modules and data in force. Only the team puts
+        its rules in shadow mode (its data.json's ``shadow``); with a team bundle in force a
+        workspace cannot shadow the built-in rules either, since the team's settings drive
+        them (a workspace switching them off would override a team deny)."""
         kept = [m for m in self.modules if m.layer != "team"]
         config = {**self.data, "team": data}
-        return PolicySources([*kept, *modules], config, set(self.shadow), revision)
+        shadow = self.shadow - {"builtin"} if revision else set(self.shadow)
+        named = data.get("shadow", [])
+        shadow |= {layer for layer in LAYERS if isinstance(named, list) and layer in named}
+        return PolicySources([*kept, *modules], config, shadow, revision)
 
 
 def builtin_defaults() -> dict[str, Any]:
@@ -138,10 +145,16 @@ def load(root: Path | None) -> PolicySources:
         modules += workspace_modules(root)
         ws = workspace_config(root)
         for layer in ws.pop("shadow", []) or []:
+            if layer == "team":
+                raise ConfigError(
+                    "policy.shadow names 'team': a workspace cannot put the team's rules in"
+                    " shadow mode", where="pyproject.toml",
+                    hint='the team does, in its bundle\'s data.json: "shadow": ["team"]',
+                )  # fmt: skip
             if layer not in LAYERS:
                 raise ConfigError(
                     f"policy.shadow names {layer!r}", where="pyproject.toml",
-                    hint="shadow takes layer names: builtin, workspace, team",
+                    hint="shadow takes the workspace's layer names: builtin, workspace",
                 )  # fmt: skip
             shadow.add(layer)
         config["workspace"] = ws

@@ -13,7 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from maestro.errors import PolicyError, PolicySyntaxError
+from maestro.errors import ConfigError, PolicyError, PolicySyntaxError
 from maestro.policy import (
     CacheInput,
     CoordinatorInput,
@@ -146,13 +146,52 @@ def test_fail_mode_on_evaluation_error(
         assert logged.levelno == logging.WARNING and "fail open" in logged.getMessage()
 
 
-def test_shadow_layer_is_recorded_not_enforced(workspace: Callable[..., Path]) -> None:
-    root = workspace('[tool.maestro.policy]\nshadow = ["team"]\n')
-    engine = PolicyEngine.open(root)
-    engine.reload(team=team())
+def test_a_team_puts_its_own_rules_in_shadow_mode(workspace: Callable[..., Path]) -> None:
+    engine = PolicyEngine.open(workspace())
+    modules, _, revision = team()
+    engine.reload(team=(modules, {"shadow": ["team"]}, revision))
     decision = engine.decide(RunInput(kind="background", now_ms=1))
     assert decision.result == "allow"
     assert [(r.rule, r.shadow) for r in decision.rules] == [("team.freeze", True)]
+    engine.reload()  # the held bundle's shadow survives a workspace reload
+    assert engine.decide(RunInput(kind="background", now_ms=2)).result == "allow"
+    engine.reload(team=team())  # the team's next bundle enforces
+    assert engine.decide(RunInput(kind="background", now_ms=3)).result == "deny"
+
+
+def test_a_workspace_shadows_its_own_rules_but_not_the_teams(
+    workspace: Callable[..., Path],
+) -> None:
+    mine = TEAM_DENY.replace("maestro.team.run", "maestro.workspace.run").replace(
+        "team.freeze", "ws.freeze"
+    )
+    root = workspace('[tool.maestro.policy]\nshadow = ["workspace"]\n', {"mine.rego": mine})
+    engine = PolicyEngine.open(root)
+    decision = engine.decide(RunInput(kind="background", now_ms=1))
+    assert decision.result == "allow"
+    assert [(r.rule, r.shadow) for r in decision.rules] == [("ws.freeze", True)]
+
+    # a workspace naming the team's layer is refused, saying who may
+    with pytest.raises(ConfigError) as caught:
+        PolicyEngine.open(workspace('[tool.maestro.policy]\nshadow = ["team"]\n'))
+    assert "cannot put the team's rules in shadow mode" in caught.value.message
+    assert caught.value.hint is not None and '"shadow": ["team"]' in caught.value.hint
+
+
+def test_with_a_team_bundle_a_workspace_cannot_shadow_the_built_in_rules(
+    workspace: Callable[..., Path],
+) -> None:
+    """The team's settings drive built-in rules (here: only CI uploads); a workspace shadowing
+    the built-in layer would override the team's deny."""
+    root = workspace('[tool.maestro.policy]\nshadow = ["builtin"]\n')
+    engine = PolicyEngine.open(root)
+    laptop = CacheInput(action="upload", target="tests/t.py", ci=False)
+    assert engine.decide(laptop).result == "allow"  # no team: the workspace's choice
+    modules, _, revision = team()
+    engine.reload(team=(modules, {"upload_ci_only": True}, revision))
+    decision = engine.decide(laptop)
+    assert decision.result == "deny"
+    assert decision.fired("deny")[0].rule == "cache.ci_only_upload"
 
 
 def test_decision_log_is_private_bounded_redacted_queryable_and_exported(
