@@ -4,6 +4,10 @@ editor runs as written, and cleanup of the daemons they start.
 The project is a git repository (editors find the root by it; "impacted" is the working tree
 against HEAD): a source module two test files import, a failing test, passing ones elsewhere.
 State and cache live under a short /tmp path (AF_UNIX socket paths are short).
+
+``real_project`` is a real one instead: python-dateutil's sdist (the project the editor
+problems were found on), downloaded once with pip into the gitignored .bench/dl that the benches
+share; the tests that use it skip, saying why, when PyPI cannot be reached.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tarfile
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +35,8 @@ from workspace_procs import (
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"
+REAL_DIST, REAL_VERSION = "python-dateutil", "2.9.0.post0"
+DOWNLOADS = REPO / ".bench" / "dl"  # gitignored, shared with the benches' downloads
 
 FILES = {
     ".gitignore": """
@@ -103,6 +111,40 @@ def project() -> Iterator[Project]:
     for rel, text in FILES.items():
         made.write(rel, text)
     # the workspace's interpreter is the one with pytest (a person's project venv)
+    made.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    made.commit()
+    try:
+        yield made
+    finally:
+        no_daemon_left(made.root)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def real_sdist() -> Path:
+    """The real project's sdist, downloaded once (pip, PyPI); skips the test when unreachable."""
+    archive = DOWNLOADS / f"{REAL_DIST}-{REAL_VERSION}.tar.gz"
+    if not archive.exists():
+        DOWNLOADS.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+             f"{REAL_DIST}=={REAL_VERSION}", "-d", str(DOWNLOADS)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        if not archive.exists():
+            pytest.skip(f"cannot download {archive.name} (PyPI): {proc.stderr.strip()[-300:]}")
+    return archive
+
+
+@pytest.fixture
+def real_project() -> Iterator[Project]:
+    """python-dateutil as a person checks it out: its sources and tests, a git repository."""
+    archive = real_sdist()
+    base = Path(tempfile.mkdtemp(prefix="mreal", dir="/tmp"))
+    made = Project(base)
+    (base / "home").mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(base, filter="data")
+    (base / archive.name.removesuffix(".tar.gz")).rename(made.root)
     made.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
     made.commit()
     try:
