@@ -1,6 +1,8 @@
 ;;; emacs_recipe.el --- drive the README's Emacs recipe as a person would  -*- lexical-binding: t -*-
-;; Loaded after the recipe (emacs --batch -q -l recipe.el -l this): visit a source file (python-mode
-;; starts eglot), M-x maestro-run-impacted, wait for the run's end and the failure diagnostics.
+;; Loaded after the recipe (emacs --batch -q -l recipe.el -l this): visit a source file first
+;; (python-mode starts eglot), then a test file that gains an import of that source file and is
+;; saved, back in the first buffer M-x maestro-run-impacted (the run counts the saved file), wait
+;; for the run's end and the failure diagnostics.
 ;; Flymake does not run in batch mode, so publishDiagnostics is recorded as it arrives.
 ;; Writes what it saw as JSON to $MAESTRO_OUT and exits.
 (require 'cl-lib)
@@ -48,17 +50,28 @@ a diagnostic without a run."
   (condition-case err
       (if (equal (getenv "MAESTRO_MODE") "restart")
           (setq seen (maestro-e2e-restarted root))
-        (find-file (expand-file-name "tests/test_calc.py" root))
+        (find-file (expand-file-name "pkg/calc.py" root))
         (run-hooks 'post-command-hook)  ; the command loop runs it after a command; batch does not
         ;; eglot-ensure waits 3 s for the server (eglot-sync-connect), then connects in the
         ;; background: a second file visited before that ends would start a second server. A
         ;; person's next command comes later; wait for the first server as they would.
         (unless (maestro-e2e-wait 90 #'eglot-current-server)
           (error "eglot did not connect"))
-        (find-file (expand-file-name "pkg/calc.py" root))
-        (run-hooks 'post-command-hook)
-        (unless (maestro-e2e-wait 90 #'eglot-current-server)
-          (error "eglot did not manage the second buffer"))
+        (let ((first (current-buffer)))
+          ;; a test file that did not use pkg.calc now does: edited, then saved (C-x C-s)
+          (find-file (expand-file-name "tests/test_text.py" root))
+          (run-hooks 'post-command-hook)
+          (unless (maestro-e2e-wait 90 #'eglot-current-server)
+            (error "eglot did not manage the second buffer"))
+          (goto-char (point-min))
+          (insert "from pkg.calc import add\n")
+          (goto-char (point-max))
+          (insert "\n\ndef test_add_here():\n    assert add(1, 1) == 2\n")
+          (save-buffer)
+          ;; back to the first buffer opened: the commands work there
+          (switch-to-buffer first)
+          (run-hooks 'post-command-hook))
+        (setq seen (plist-put seen :buffer (buffer-name)))
         (setq seen (plist-put seen :server (jsonrpc-name (eglot-current-server))))
         (let ((start (float-time)))
           (call-interactively #'maestro-run-impacted)  ; as M-x maestro-run-impacted
