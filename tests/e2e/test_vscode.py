@@ -3,10 +3,12 @@ built .vsix installed, driven by playwright-core in Debian's Chromium
 (clients/vscode/e2e/drive.cjs).
 
 It opens a workspace with a failing test, sees the Maestro status bar item and the code lenses, runs
-the test file from its lens and then every test from the Test Explorer, and sees the failure as a
+the test file from its lens and then every test from the Test Explorer (a run past eglot-like 10 s
+request timeouts that ends in the Testing view), and sees the failure as a
 squiggle at the failing line, in the Problems panel (with the raising line) and in the Testing view,
 with folders and a parametrized function's sets grouped under it (one Problems entry for their
-one failing assert), and the Impacted Tests view of a source file. Then it restarts the daemon
+one failing assert), the Impacted Tests view of a source file, and another source file's lens
+through an edit ("unsaved edit") and a save (the saved count at once). Then it restarts the daemon
 and reloads the window (a new language server) and sees the stored result again: the lens marked
 cached, the squiggle, the Problems entry, the Testing view. Last, a run a workspace Rego rule
 refuses shows a warning with the rule, its remediation and the retry time. Screenshots:
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -54,6 +57,7 @@ CACHE = Path(os.environ.get("MAESTRO_VSCODE_E2E_DIR", REPO / ".bench" / "vscode-
 ARTIFACTS = Path(__file__).with_name("artifacts") / "vscode"
 CHROMIUM = os.environ.get("MAESTRO_E2E_CHROMIUM", "/usr/bin/chromium")
 
+SLOW_S = 11
 FILES = {
     "pyproject.toml": pyproject("vscdemo"),
     **CALC_FILES,
@@ -61,6 +65,14 @@ FILES = {
     "tests/test_frozen.py": """
         def test_frozen():
             assert True
+        """,
+    # a run of everything outlasts eglot-like request timeouts (10 s) and still ends in the view
+    "tests/test_slow.py": f"""
+        import time
+
+
+        def test_slow():
+            time.sleep({SLOW_S})
         """,
     # a folder below tests/, and one failing assert shared by 10 parameter sets
     "tests/unit/__init__.py": "",
@@ -350,6 +362,13 @@ def test_vscode_status_lens_run_failure_explorer(
     other = next(v for k, v in rows.items() if k.startswith("test_other.py"))
     assert any("failed" in i for i in calc), rows
     assert any("passed" in i for i in other), rows
+    # the run of everything outlasted a 10 s request timeout and ended in the view
+    assert seen["runAllSeconds"] > SLOW_S, seen["runAllSeconds"]
+    slow = next(k for k in rows if k.startswith("test_slow.py"))
+    assert any("passed" in i for i in rows[slow]), rows
+    # with its real duration (the row reads "test_slow.py11.1s")
+    took = re.fullmatch(r"test_slow\.py(\d+(?:\.\d+)?)s", slow)
+    assert took and float(took.group(1)) >= SLOW_S, slow
     # only test_div_zero re-ran: test_add shows its carried result, not "queued"
     add = next(v for k, v in rows.items() if k.startswith("test_add"))
     assert any("passed" in i for i in add), rows
@@ -368,6 +387,15 @@ def test_vscode_status_lens_run_failure_explorer(
     assert any(r.startswith("tests/test_calc.py") for r in seen["impactedView"]), seen[
         "impactedView"
     ]
+    # another source file edited then saved: the lens marks the unsaved edit, then counts the
+    # saved file at once (tests/test_other.py imports it)
+    assert seen["otherLenses"] == ["▶ 1 impacted test"], seen["otherLenses"]
+    assert seen["otherLensesEdited"] == ["▶ 1 impacted test (unsaved edit)"], seen[
+        "otherLensesEdited"
+    ]
+    assert seen["otherLensesSaved"] == ["▶ 1 impacted test"], seen["otherLensesSaved"]
+    assert seen["savedMs"] < 10_000, seen["savedMs"]
+    assert (ws / "pkg/other.py").read_text().endswith("# edited\n")
     # after a daemon restart and a window reload: the stored result of the unchanged inputs
     assert any("(cached, ran" in t and "failed" in t for t in seen["lensesAfterRestart"]), seen[
         "lensesAfterRestart"

@@ -1,7 +1,8 @@
 // Drive a real VS Code (code-server) in Debian's Chromium with playwright-core: open the fixture
 // workspace, see the Maestro status bar item and the code lenses, run a test file from its lens and
-// then all tests from the Test Explorer, see the failure as a squiggle, in the Problems panel and in
-// the Testing view, and the Impacted Tests view for a source file; then restart the daemon and
+// then all tests from the Test Explorer (one test sleeps past eglot-like request timeouts), see the
+// failure as a squiggle, in the Problems panel and in the Testing view, the Impacted Tests view for
+// a source file, and another source file's lens count after an edit and a save; then restart the daemon and
 // reload the window (a new language server) and see the stored result again on the reopened file
 // (lens marked cached, squiggle, Testing view); last, run a file the workspace policy refuses and
 // see the warning with its remediation and retry time. Screenshots go to $E2E_ARTIFACTS.
@@ -156,13 +157,17 @@ async function main() {
     await tree.first().waitFor({ timeout: 30000 });
     await expandFolders(page);
     await palette(page, "Test: Run All Tests");
+    const runAllAt = Date.now();
     step("Test: Run All Tests");
+    // tests/test_slow.py sleeps past eglot-like request timeouts: the run must still end in the view
     await page.waitForFunction(() => {
       const rows = [...document.querySelectorAll(".test-explorer .monaco-list-row")];
       const icon = (name, cls) => rows.some((r) => r.textContent.includes(name) && r.querySelector(cls));
       return icon("test_calc.py", ".codicon-testing-failed-icon") && icon("test_other.py", ".codicon-testing-passed-icon")
-        && icon("test_param.py", ".codicon-testing-failed-icon");
+        && icon("test_param.py", ".codicon-testing-failed-icon") && icon("test_slow.py", ".codicon-testing-passed-icon");
     }, null, { timeout: 180000 });
+    seen.runAllSeconds = (Date.now() - runAllAt) / 1000;
+    step(`run all: the slow file passed after ${seen.runAllSeconds} s`);
     // expand the failing files to show their tests; icons can settle before the run ends (a
     // failure shows at once): wait until none of the tests is left queued or running
     await expandRow(page, "test_calc.py");
@@ -200,6 +205,27 @@ async function main() {
       .catch(() => []);
     step(`impacted view: ${JSON.stringify(seen.impactedView)}`);
     await shot(page, "impacted-tests-view");
+
+    // edit a source file, then save it: its lens marks the unsaved edit, then counts the saved
+    // file (the count must not stay on the unsaved state or drop to 0)
+    await openFile(page, "pkg/other.py");
+    const lensWith = (re, timeout) => page.waitForFunction((src) => [...document.querySelectorAll(".codelens-decoration a")]
+      .some((a) => new RegExp(src).test(a.textContent.trim())), re.source, { timeout }).catch(() => undefined);
+    await lensWith(/impacted test/, 60000);
+    seen.otherLenses = await texts(page.locator(".codelens-decoration a"));
+    await page.locator(".part.editor .monaco-editor .view-lines").first().click();
+    await page.keyboard.press("Control+End");
+    await page.keyboard.type("# edited\n");
+    await lensWith(/unsaved edit/, 30000);
+    seen.otherLensesEdited = await texts(page.locator(".codelens-decoration a"));
+    step(`lenses after the edit: ${JSON.stringify(seen.otherLensesEdited)}`);
+    const savedAt = Date.now();
+    await page.keyboard.press("Control+S");
+    await lensWith(/^▶ \d+ impacted tests?$/, 30000);
+    seen.savedMs = Date.now() - savedAt;
+    seen.otherLensesSaved = await texts(page.locator(".codelens-decoration a"));
+    step(`lenses ${seen.savedMs} ms after the save: ${JSON.stringify(seen.otherLensesSaved)}`);
+    await shot(page, "source-lens-after-save");
     // the status bar once the runs are over (it refreshes on run begin/end)
     await page.waitForFunction(() => {
       const el = [...document.querySelectorAll(".statusbar-item")].find((e) => e.textContent.includes("Maestro"));
