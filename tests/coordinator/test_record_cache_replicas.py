@@ -20,14 +20,12 @@ from coord_procs import (
     Nginx,
     Redis,
     Replica,
+    add_tenant,
     bearer,
     http,
     needs_nginx,
     needs_redis,
-    run_nginx,
-    run_redis,
-    start_coordinator,
-    stop,
+    run_replicas,
     token,
 )
 
@@ -51,38 +49,12 @@ class Pair:
     admin_key: str
 
 
-async def _bootstrap(url: str) -> str:
-    state = RedisState.from_url(url)
-    try:
-        await state.add_tenant(TENANT)
-        key = new_key(TENANT, Role.ADMIN, "bootstrap")
-        await state.add_key(key.record)
-        return key.plaintext
-    finally:
-        await state.close()
-
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
     tmp = tmp_path_factory.mktemp("recordcache")
-    with run_redis(tmp) as redis, run_nginx(tmp) as nginx:
-        admin = asyncio.run(_bootstrap(redis.url))
-        settings = {
-            "state_backend": "redis",
-            "redis_url": redis.url,
-            "blob_backend": "http",
-            "blob_upstream_url": nginx.url,
-            "record_cache_ttl_s": str(TTL_S),
-        }
-        a = start_coordinator(tmp, "replica-a", settings)
-        try:
-            b = start_coordinator(tmp, "replica-b", settings)
-            try:
-                yield Pair(redis, nginx, a, b, admin)
-            finally:
-                stop(b.proc)
-        finally:
-            stop(a.proc)
+    with run_replicas(tmp, record_cache_ttl_s=str(TTL_S)) as r:
+        _, admin = asyncio.run(add_tenant(r.redis.url, TENANT, Role.ADMIN, "bootstrap"))
+        yield Pair(r.redis, r.nginx, r.a, r.b, admin)
 
 
 def _new_key(pair: Pair) -> tuple[str, str]:
