@@ -12,6 +12,7 @@ share; the tests that use it skip, saying why, when PyPI cannot be reached.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -103,21 +104,32 @@ class Project:
         commit_all(self.root)
 
 
-@pytest.fixture
-def project() -> Iterator[Project]:
-    base = Path(tempfile.mkdtemp(prefix="medit", dir="/tmp"))
+@contextlib.contextmanager
+def _checked_out(prefix: str, fill: Callable[[Project], None]) -> Iterator[Project]:
+    """A project in a fresh /tmp folder with a home beside it, filled by ``fill`` and committed;
+    on exit no daemon is left and the folder is gone."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     made = Project(base)
     (base / "home").mkdir()
-    for rel, text in FILES.items():
-        made.write(rel, text)
-    # the workspace's interpreter is the one with pytest (a person's project venv)
-    made.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
-    made.commit()
     try:
+        fill(made)
+        # the workspace's interpreter is the one with pytest (a person's project venv)
+        made.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+        made.commit()
         yield made
     finally:
         no_daemon_left(made.root)
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def project() -> Iterator[Project]:
+    def fill(made: Project) -> None:
+        for rel, text in FILES.items():
+            made.write(rel, text)
+
+    with _checked_out("medit", fill) as made:
+        yield made
 
 
 def real_sdist() -> Path:
@@ -139,19 +151,14 @@ def real_sdist() -> Path:
 def real_project() -> Iterator[Project]:
     """python-dateutil as a person checks it out: its sources and tests, a git repository."""
     archive = real_sdist()
-    base = Path(tempfile.mkdtemp(prefix="mreal", dir="/tmp"))
-    made = Project(base)
-    (base / "home").mkdir()
-    with tarfile.open(archive) as tar:
-        tar.extractall(base, filter="data")
-    (base / archive.name.removesuffix(".tar.gz")).rename(made.root)
-    made.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
-    made.commit()
-    try:
+
+    def fill(made: Project) -> None:
+        with tarfile.open(archive) as tar:
+            tar.extractall(made.base, filter="data")
+        (made.base / archive.name.removesuffix(".tar.gz")).rename(made.root)
+
+    with _checked_out("mreal", fill) as made:
         yield made
-    finally:
-        no_daemon_left(made.root)
-        shutil.rmtree(base, ignore_errors=True)
 
 
 def recipe(heading: str, language: str) -> str:
