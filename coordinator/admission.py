@@ -16,8 +16,9 @@ Modelled on Kubernetes API Priority and Fairness (APF):
   request that cannot be admitted is refused with **429**, `Retry-After`, and a JSON body with
   `retryAfterMs`, the `rule` that refused it and a `remediation`.
 
-State is per replica (as APF's is per API server); rate limits (limits.py) are shared through
-Redis. Everything runs on the event loop: no locks, O(hand size + queues) per decision.
+Seats and queues are per replica (as APF's are per API server); rate limits (limits.py) and,
+with replicas, a tenant's `max_concurrent` (concurrency.py) are shared through Redis.
+Everything runs on the event loop: no locks, O(hand size + queues) per decision.
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ from pydantic import BaseModel, Field
 from .tenancy import DEFAULT_SHARES, PRIORITY_CLASSES, PolicyResolver, TenantPolicy
 
 if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
     from .auth import Principal
+    from .concurrency import ClusterConcurrency, ClusterSeat
     from .limits import RateLimits
     from .settings import Settings
 
@@ -337,8 +341,12 @@ class Admission:
 
     # -- public --------------------------------------------------------------------------------
 
-    async def acquire(self, tenant: str, policy: TenantPolicy, cost: float = 1.0) -> Seat:
-        """A seat in the tenant's level, now or after a fair wait; raises Refusal."""
+    async def acquire(
+        self, tenant: str, policy: TenantPolicy, cost: float = 1.0, max_wait_s: float | None = None
+    ) -> Seat:
+        """A seat in the tenant's level, now or after a fair wait (`max_wait_s`, default the
+        configured budget); raises Refusal."""
+        budget = self.max_wait_s if max_wait_s is None else max_wait_s
         level = self.levels[policy.priority]
         now = self._clock()
         if (
@@ -360,7 +368,7 @@ class Admission:
         self._dispatch(level)
         future = waiter.future
         try:
-            async with asyncio.timeout(self.max_wait_s):
+            async with asyncio.timeout(budget):
                 seat = await asyncio.shield(future)
             # the wait as the request saw it: until this task ran again, not until dispatch
             seat.waited = self._clock() - now
@@ -370,7 +378,7 @@ class Admission:
                 return future.result()
             self._withdraw(level, queue, waiter)
             raise self._refusal(
-                level, tenant, "admission.wait_budget", f"no seat within {self.max_wait_s:g} s"
+                level, tenant, "admission.wait_budget", f"no seat within {budget:g} s"
             ) from None
         except asyncio.CancelledError:  # the client went away while waiting
             if future.done() and not future.cancelled():
@@ -612,8 +620,11 @@ class Gate:
         metrics: FairnessMetrics,
         routes: frozenset[str],
         slots: CredentialSlots | None = None,
+        quota: ClusterConcurrency | None = None,
     ) -> None:
         self.admission = admission
+        self.quota = quota
+        """Replicas: tenants' `max_concurrent` counted across all of them."""
         self.slots = slots or CredentialSlots()
         self.limits = limits
         self.resolve = resolve
@@ -635,7 +646,9 @@ class Gate:
         registry: CollectorRegistry,
         principal: Callable[[web.Request], Awaitable[Principal | None]],
         routes: frozenset[str],
+        redis: Redis | None = None,
     ) -> Gate:
+        from .concurrency import ClusterConcurrency
         from .limits import RateLimits
 
         metrics = FairnessMetrics(registry)
@@ -655,7 +668,20 @@ class Gate:
         limits = (
             RateLimits.from_settings(settings, metrics) if settings.rate_limits != "off" else None
         )
+        quota = (
+            ClusterConcurrency(
+                redis,
+                settings.redis_prefix,
+                lease_s=settings.concurrency_lease_s,
+                queue_length=settings.queue_length,
+                max_wait_s=settings.max_queue_wait_s,
+                metrics=metrics,
+            )
+            if settings.fairness and redis is not None
+            else None
+        )
         return cls(
+            quota=quota,
             admission=admission,
             limits=limits,
             resolve=PolicyResolver(settings.tenants, settings.default_tenant_policy),
@@ -668,6 +694,8 @@ class Gate:
         """Start sampling the event loop's lag (call on the serving loop)."""
         if self._lag_probe is None:
             self._lag_probe = asyncio.create_task(self._probe_lag())
+        if self.quota is not None:
+            self.quota.start()
 
     async def _probe_lag(self) -> None:
         loop = asyncio.get_running_loop()
@@ -682,6 +710,8 @@ class Gate:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._lag_probe
             self._lag_probe = None
+        if self.quota is not None:
+            await self.quota.close()
         if self.limits is not None:
             await self.limits.close()
 
@@ -722,20 +752,37 @@ class Gate:
             return await handler(request)
         if refused is not None:
             return await self._refuse(refused, request, principal, policy, upload)
-        seat: Seat | None = None
-        if self.admission is not None:
+        shared: ClusterSeat | None = None
+        waited = 0.0
+        if self.quota is not None and policy.max_concurrent is not None:
             try:
-                seat = await self.admission.acquire(
-                    principal.tenant.name, policy, 1.0 + upload / MIB
+                shared = await self.quota.acquire(
+                    principal.tenant.name, policy.max_concurrent, policy.priority
                 )
             except Refusal as refusal:
                 return await self._refuse(refusal, request, principal, policy, upload)
-        self.metrics.check.observe(time.perf_counter() - started - (seat.waited if seat else 0.0))
+            waited = shared.waited
+        seat: Seat | None = None
         try:
+            if self.admission is not None:
+                try:
+                    seat = await self.admission.acquire(
+                        principal.tenant.name,
+                        policy,
+                        1.0 + upload / MIB,
+                        # one wait budget for the quota and the level together
+                        max(0.001, self.admission.max_wait_s - waited) if waited else None,
+                    )
+                except Refusal as refusal:
+                    return await self._refuse(refusal, request, principal, policy, upload)
+                waited += seat.waited
+            self.metrics.check.observe(time.perf_counter() - started - waited)
             return await handler(request)
         finally:
             if seat is not None and self.admission is not None:
                 self.admission.release(seat)
+            if shared is not None and self.quota is not None:
+                self.quota.release(shared, time.perf_counter() - started - waited)
             self.metrics.gated.labels(policy.priority).observe(time.perf_counter() - entered)
 
     async def _refuse(

@@ -253,6 +253,7 @@ class Coordinator:
             frozenset(
                 {ENTRY_ROUTE, "/v1/tenants/{tenant}/telemetry", "/v1/tenants/{tenant}/model"}
             ),
+            redis=state.r if isinstance(state, RedisState) else None,
         )
 
     def _count_corrupt(self, tenant: Any, kind: str) -> None:

@@ -160,6 +160,10 @@ class Settings(BaseModel):
     """Requests one queue holds; beyond it the request is refused at once (429)."""
     max_queue_wait_s: float = Field(default=5.0, gt=0, le=600)
     """Wait budget in a queue; a request still queued after it is refused (429)."""
+    concurrency_lease_s: float = Field(default=10.0, ge=0.5, le=600)
+    """Replicas (Redis state): a replica renews its hold on tenants' cluster-wide
+    `max_concurrent` seats every third of this; the seats of a replica that died come back
+    after at most this long."""
     rate_limits: Literal["off", "shadow", "enforce"] = "shadow"
     """Rate limits: shadow counts and logs would-be refusals; enforce answers them with 429."""
     global_rate_per_s: float | None = Field(default=None, gt=0)

@@ -43,7 +43,8 @@ class TenantPolicy(BaseModel):
     burst: int | None = Field(default=None, ge=1)
     """Requests allowed within any one second (a burst above `rate_per_s`)."""
     max_concurrent: int | None = Field(default=None, ge=1)
-    """Requests of this tenant in flight at once on one replica; more wait in its queue."""
+    """Requests of this tenant in flight at once (across all replicas when they share Redis
+    state); more wait in its queue."""
     upload_bytes_per_day: Annotated[int | None, BeforeValidator(size_field)] = Field(
         default=None, ge=1
     )

@@ -1,0 +1,414 @@
+"""A tenant's `max_concurrent` as one quota across every replica (Redis state).
+
+Admission (admission.py) is per replica: each one owns its seats and fair queues, as APF's are
+per API server. A tenant's concurrency quota is different: it is what the tenant may run at
+once, so two replicas must not each admit `max_concurrent` of its requests. Embedded, the
+admission's own per-tenant count is the whole truth; with replicas, `ClusterConcurrency` keeps
+the count in Redis:
+
+- ``<prefix>conc:<tenant>`` (hash): seats held, by replica id;
+- ``<prefix>conc:<tenant>:lease`` (sorted set): when each replica's holding expires.
+
+Taking seats is one Lua script (drop the holdings of replicas whose lease expired, sum the
+rest, grant what fits), so the check and the grant are atomic across replicas. A replica renews
+its leases every third of `lease_s` (and re-states its exact count, repairing a release that
+was lost); a replica that dies stops renewing, and its seats come back within `lease_s`.
+Releases are batched into one pipelined round trip per turn of the event loop, off the
+request's path. A request that finds the quota full waits in a per-tenant FIFO; one task per
+waiting tenant asks for seats again whenever this replica releases one and otherwise every
+`POLL_S` (a seat freed on another replica is noticed within that). Redis unreachable: the
+request is let through uncounted (as the rate limits do), so the cache does not go down with
+its limiter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from redis.exceptions import NoScriptError, RedisError
+
+from .admission import FairnessMetrics, Refusal
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger(__name__)
+
+POLL_S = 0.05
+"""Waiting tenants ask Redis for seats at least this often (a seat freed elsewhere)."""
+
+# KEYS: holdings hash, lease zset. ARGV: replica, limit, wanted, lease ms.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[4])
+for _, r in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
+  redis.call('HDEL', KEYS[1], r)
+  redis.call('ZREM', KEYS[2], r)
+end
+local total = 0
+for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
+local grant = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) - total)
+if grant > 0 then
+  redis.call('HINCRBY', KEYS[1], ARGV[1], grant)
+  redis.call('ZADD', KEYS[2], now + lease, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], lease * 2)
+  redis.call('PEXPIRE', KEYS[2], lease * 2)
+else
+  grant = 0
+end
+return {grant, total + grant}
+"""
+
+# KEYS: holdings hash, lease zset. ARGV: replica, seats released.
+_RELEASE = """
+local left = redis.call('HINCRBY', KEYS[1], ARGV[1], -tonumber(ARGV[2]))
+if left <= 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return left
+"""
+
+# KEYS: holdings hash, lease zset. ARGV: replica, seats held now, lease ms, 1 = the count is
+# exact (else only the lease is extended: a release or an acquire is on its way).
+_RENEW = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local lease = tonumber(ARGV[3])
+if ARGV[4] ~= '1' then
+  redis.call('ZADD', KEYS[2], now + lease, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], lease * 2)
+  redis.call('PEXPIRE', KEYS[2], lease * 2)
+elseif tonumber(ARGV[2]) > 0 then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[2], now + lease, ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], lease * 2)
+  redis.call('PEXPIRE', KEYS[2], lease * 2)
+else
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[1])
+end
+return 1
+"""
+
+
+@dataclass(eq=False, slots=True)
+class ClusterSeat:
+    tenant: str
+    waited: float
+    counted: bool
+    """False when Redis could not be asked and the request was let through uncounted."""
+
+
+@dataclass(eq=False, slots=True)
+class _Waiter:
+    limit: int
+    future: asyncio.Future[bool]
+
+
+class ClusterConcurrency:
+    """Per-tenant concurrent-request quotas shared by the replicas through Redis."""
+
+    def __init__(
+        self,
+        client: Redis,
+        prefix: str,
+        *,
+        lease_s: float,
+        queue_length: int,
+        max_wait_s: float,
+        metrics: FairnessMetrics,
+        replica: str | None = None,
+        clock: Any = time.monotonic,
+    ) -> None:
+        self.r = client
+        self.prefix = prefix
+        self.lease_ms = max(1, round(lease_s * 1000))
+        self.queue_length = queue_length
+        self.max_wait_s = max_wait_s
+        self.metrics = metrics
+        self.replica = replica or uuid.uuid4().hex
+        self._clock = clock
+        self._acquire = client.register_script(_ACQUIRE)
+        self._release = client.register_script(_RELEASE)
+        self._renew = client.register_script(_RENEW)
+        self.held: Counter[str] = Counter()
+        """Seats this replica holds in Redis, by tenant."""
+        self._touched: set[str] = set()
+        """Tenants whose holding in Redis may be non-zero (renewed until it is zero)."""
+        self._pending: Counter[str] = Counter()
+        """Acquires on their way to Redis, by tenant (renewal leaves those tenants alone)."""
+        self._to_release: Counter[str] = Counter()
+        self._flushing: Counter[str] = Counter()
+        """Releases sent to Redis and not yet answered, by tenant."""
+        self._flush_scheduled = False
+        self._waiters: dict[str, deque[_Waiter]] = {}
+        self._wakers: dict[str, asyncio.Task[None]] = {}
+        self._freed: dict[str, asyncio.Event] = {}
+        self._hold_s = 0.05  # moving average of a seat's holding time, for Retry-After advice
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._renewer: asyncio.Task[None] | None = None
+        self._warned = 0.0
+
+    def _keys(self, tenant: str) -> list[str]:
+        base = f"{self.prefix}conc:{tenant}"
+        return [base, base + ":lease"]
+
+    def start(self) -> None:
+        if self._renewer is None:
+            self._renewer = asyncio.create_task(self._renew_forever(), name="conc-lease")
+
+    async def close(self) -> None:
+        tasks = [t for t in (self._renewer, *self._wakers.values()) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._renewer = None
+        # give the seats back now rather than at lease expiry
+        with contextlib.suppress(RedisError, OSError):
+            await self._renew_all(release_all=True)
+
+    def waiting(self, tenant: str) -> int:
+        return len(self._waiters.get(tenant, ()))
+
+    # -- acquire / release -----------------------------------------------------------------
+
+    async def acquire(
+        self, tenant: str, limit: int, priority: str, max_wait_s: float | None = None
+    ) -> ClusterSeat:
+        """A seat of the tenant's cluster-wide quota, now or after a FIFO wait; raises
+        Refusal when its queue is full or no seat frees within the budget."""
+        started = self._clock()
+        if not self._waiters.get(tenant):
+            try:
+                granted = await self._ask(tenant, limit, 1)
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+                return ClusterSeat(tenant, 0.0, counted=False)
+            if granted:
+                return ClusterSeat(tenant, 0.0, counted=True)
+        queue = self._waiters.setdefault(tenant, deque())
+        if len(queue) >= self.queue_length:
+            raise self._refusal(tenant, limit, priority, "admission.queue_full", "queue full")
+        waiter = _Waiter(limit, asyncio.get_running_loop().create_future())
+        queue.append(waiter)
+        self._wake(tenant)
+        budget = self.max_wait_s if max_wait_s is None else max_wait_s
+        try:
+            async with asyncio.timeout(budget):
+                counted = await asyncio.shield(waiter.future)
+        except TimeoutError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                return ClusterSeat(tenant, self._clock() - started, waiter.future.result())
+            self._withdraw(tenant, waiter)
+            raise self._refusal(
+                tenant,
+                limit,
+                priority,
+                "admission.wait_budget",
+                f"no seat of its concurrency quota within {budget:g} s",
+            ) from None
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self.release(ClusterSeat(tenant, 0.0, waiter.future.result()), held_s=0.0)
+            else:
+                self._withdraw(tenant, waiter)
+            raise
+        return ClusterSeat(tenant, self._clock() - started, counted)
+
+    def release(self, seat: ClusterSeat, held_s: float) -> None:
+        self._hold_s = 0.9 * self._hold_s + 0.1 * held_s
+        if not seat.counted:
+            return
+        self.held[seat.tenant] -= 1
+        if self.held[seat.tenant] <= 0:
+            del self.held[seat.tenant]
+        self._to_release[seat.tenant] += 1
+        self._schedule_flush()
+
+    # -- internals ---------------------------------------------------------------------------
+
+    async def _ask(self, tenant: str, limit: int, wanted: int) -> int:
+        self._pending[tenant] += 1
+        try:
+            granted, _ = await self._acquire(
+                keys=self._keys(tenant), args=[self.replica, limit, wanted, self.lease_ms]
+            )
+        finally:
+            self._pending[tenant] -= 1
+            if self._pending[tenant] <= 0:
+                del self._pending[tenant]
+        granted = int(granted)
+        if granted:
+            self.held[tenant] += granted
+            self._touched.add(tenant)
+        return granted
+
+    def _schedule_flush(self) -> None:
+        """One round trip for every release of this turn of the loop."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            asyncio.get_running_loop().call_soon(self._spawn_flush)
+
+    def _spawn_flush(self) -> None:
+        task = asyncio.create_task(self._flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _pipelined(self, commands: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+        """EVALSHA of registered scripts in one pipeline; a script Redis lacks (restarted,
+        flushed) is loaded and its commands sent again."""
+        pipe = self.r.pipeline(transaction=False)
+        for script, keys, args in commands:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        results = list(await pipe.execute(raise_on_error=False))
+        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if missing:
+            for script in {id(commands[i][0]): commands[i][0] for i in missing}.values():
+                await self.r.script_load(script.script)
+            again = await self._pipelined([commands[i] for i in missing])
+            for i, result in zip(missing, again, strict=True):
+                results[i] = result
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+        return results
+
+    async def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch, self._to_release = self._to_release, Counter()
+        if not batch:
+            return
+        self._flushing.update(batch)
+        try:
+            await self._pipelined(
+                [
+                    (self._release, self._keys(tenant), [self.replica, count])
+                    for tenant, count in batch.items()
+                ]
+            )
+        except (RedisError, OSError) as exc:
+            # the next renewal re-states this replica's exact counts
+            self._failed(exc)
+        finally:
+            self._flushing.subtract(batch)
+            self._flushing = +self._flushing
+        for tenant in batch:
+            event = self._freed.get(tenant)
+            if event is not None:
+                event.set()
+
+    def _wake(self, tenant: str) -> None:
+        if tenant not in self._wakers:
+            self._freed[tenant] = asyncio.Event()
+            self._wakers[tenant] = asyncio.create_task(self._serve(tenant), name="conc-wait")
+
+    async def _serve(self, tenant: str) -> None:
+        """Hand seats to the tenant's waiters in arrival order while any wait."""
+        queue = self._waiters[tenant]
+        event = self._freed[tenant]
+        try:
+            while queue:
+                event.clear()
+                try:
+                    granted = await self._ask(tenant, queue[0].limit, len(queue))
+                except (RedisError, OSError) as exc:
+                    self._failed(exc)
+                    while queue:  # let them through uncounted, as a failed check does
+                        waiter = queue.popleft()
+                        if not waiter.future.done():
+                            waiter.future.set_result(False)
+                    break
+                while granted and queue:
+                    waiter = queue.popleft()
+                    if waiter.future.done():
+                        continue
+                    waiter.future.set_result(True)
+                    granted -= 1
+                if granted:  # the waiters left meanwhile: give the extra seats back
+                    self.held[tenant] -= granted
+                    if self.held[tenant] <= 0:
+                        del self.held[tenant]
+                    self._to_release[tenant] += granted
+                    self._schedule_flush()
+                if queue:
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(POLL_S):
+                            await event.wait()
+        finally:
+            del self._wakers[tenant]
+            del self._freed[tenant]
+            if not queue:
+                self._waiters.pop(tenant, None)
+
+    def _withdraw(self, tenant: str, waiter: _Waiter) -> None:
+        queue = self._waiters.get(tenant)
+        if queue is not None:
+            with contextlib.suppress(ValueError):
+                queue.remove(waiter)
+        waiter.future.cancel()
+
+    async def _renew_forever(self) -> None:
+        every = self.lease_ms / 3000
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self._renew_all()
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+
+    async def _renew_all(self, *, release_all: bool = False) -> None:
+        """Extend this replica's leases and re-state its exact counts (repairs a lost
+        release); tenants with an acquire on its way are left to the next round."""
+        tenants = list(self._touched)
+        if not tenants:
+            return
+        exact: set[str] = set()
+        commands: list[tuple[Any, list[str], list[Any]]] = []
+        for tenant in tenants:
+            if release_all or not (
+                tenant in self._pending or tenant in self._flushing or tenant in self._to_release
+            ):
+                exact.add(tenant)
+            held = 0 if release_all else self.held.get(tenant, 0)
+            commands.append(
+                (
+                    self._renew,
+                    self._keys(tenant),
+                    [self.replica, held, self.lease_ms, 1 if tenant in exact else 0],
+                )
+            )
+        await self._pipelined(commands)
+        for tenant in exact:
+            if release_all or not self.held.get(tenant):
+                self._touched.discard(tenant)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.metrics.limiter_errors.inc()
+        now = self._clock()
+        if now - self._warned > 10:
+            self._warned = now
+            log.warning("concurrency quota store failed, requests let through: %r", exc)
+
+    def _refusal(self, tenant: str, limit: int, priority: str, rule: str, what: str) -> Refusal:
+        ahead = self.waiting(tenant) + 1
+        retry = min(60.0, max(0.05, ahead * self._hold_s / max(1, limit)))
+        return Refusal(
+            rule,
+            f"tenant {tenant}: {what}; {limit} in flight across the replicas, "
+            f"{self.waiting(tenant)} waiting here",
+            retry,
+            tenant=tenant,
+            priority=priority,
+            limit=f"max_concurrent {limit} across replicas",
+        )

@@ -1,0 +1,232 @@
+"""A tenant's `max_concurrent` is one quota across replicas sharing Redis: two real replicas
+(and, for the mechanics, two quota holders in one process) over a Debian redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import signal
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+from coord_procs import (
+    Replica,
+    Replicas,
+    add_tenant,
+    bearer,
+    http,
+    needs_nginx,
+    needs_redis,
+    run_redis,
+    run_replicas,
+    stop,
+)
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from maestro.coordinator.admission import FairnessMetrics, Refusal
+from maestro.coordinator.concurrency import ClusterConcurrency
+
+pytestmark = [needs_redis]
+
+LEASE_S = 1.5
+WAIT_S = 1.0
+
+
+# -- the quota itself, two holders in one process ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with run_redis(tmp_path_factory.mktemp("redis")) as redis:
+        yield redis.url
+
+
+def _quota(client: Redis, prefix: str, name: str) -> ClusterConcurrency:
+    return ClusterConcurrency(
+        client,
+        prefix,
+        lease_s=LEASE_S,
+        queue_length=4,
+        max_wait_s=WAIT_S,
+        metrics=FairnessMetrics(CollectorRegistry()),
+        replica=name,
+    )
+
+
+async def test_two_holders_share_one_quota_and_a_dead_ones_seats_come_back(
+    redis_url: str,
+) -> None:
+    client = Redis.from_url(redis_url)
+    prefix = f"t{time.time_ns()}:"
+    a, b = _quota(client, prefix, "a"), _quota(client, prefix, "b")
+    a.start()
+    b.start()
+    try:
+        held = [await a.acquire("acme", 3, "ci"), await b.acquire("acme", 3, "ci")]
+        held.append(await b.acquire("acme", 3, "ci"))
+        assert all(s.counted for s in held)
+        # the fourth waits wherever it arrives; a release on the other holder frees it
+        waiting = asyncio.create_task(a.acquire("acme", 3, "ci"))
+        await asyncio.sleep(0.2)
+        assert not waiting.done() and a.waiting("acme") == 1
+        b.release(held.pop(), held_s=0.1)
+        seat = await asyncio.wait_for(waiting, 1.0)
+        assert seat.counted and seat.waited > 0.1
+        # another tenant is not affected
+        assert (await b.acquire("other", 1, "ci")).counted
+        # the queue is bounded; the budget refuses with advice
+        with pytest.raises(Refusal) as refused:
+            await a.acquire("acme", 3, "ci")
+        assert refused.value.rule == "admission.wait_budget"
+        assert "across replicas" in (refused.value.limit or "")
+        # b dies without a word: its renewals stop, its one seat of acme is back in a lease
+        assert b._renewer is not None
+        b._renewer.cancel()
+        died = time.monotonic()
+        seat = await _acquire_within(a, "acme", 3, LEASE_S + 1.0)
+        assert seat.counted
+        assert time.monotonic() - died <= LEASE_S + 1.0
+    finally:
+        await a.close()
+        await client.aclose()
+
+
+async def _acquire_within(
+    quota: ClusterConcurrency, tenant: str, limit: int, seconds: float
+) -> object:
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return await quota.acquire(tenant, limit, "ci", max_wait_s=0.2)
+        except Refusal:
+            if time.monotonic() > deadline:
+                raise
+
+
+async def test_renewal_keeps_long_holds_and_restates_a_lost_release(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    prefix = f"r{time.time_ns()}:"
+    a = _quota(client, prefix, "a")
+    a.start()
+    try:
+        first = await a.acquire("acme", 2, "ci")
+        await a.acquire("acme", 2, "ci")
+        await asyncio.sleep(LEASE_S * 1.5)  # held past its first lease: still counted
+        with pytest.raises(Refusal):
+            await a.acquire("acme", 2, "ci", max_wait_s=0.1)
+        # a release whose round trip is lost: the next renewal re-states the count
+        a.held["acme"] -= 1
+        del first
+        await asyncio.sleep(LEASE_S / 3 + 0.3)
+        assert (await a.acquire("acme", 2, "ci", max_wait_s=0.5)).counted
+    finally:
+        await a.close()
+        assert await client.hlen(f"{prefix}conc:acme") == 0  # close gave the seats back
+        await client.aclose()
+
+
+# -- two real replicas ------------------------------------------------------------------------
+
+BODY = b"x" * 100
+DIGEST = hashlib.sha256(BODY).hexdigest()
+MISSING = hashlib.sha256(b"never stored").hexdigest()
+
+
+@pytest.fixture(scope="module")
+def replicas(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicas]:
+    with run_replicas(
+        tmp_path_factory.mktemp("conc"),
+        ("a", "b"),
+        max_queue_wait_s=str(WAIT_S),
+        concurrency_lease_s=str(LEASE_S),
+        body_read_timeout_s="120",
+        min_upload_bytes_per_s="0",
+    ) as r:
+        yield r
+
+
+def _slow_upload(replica: Replica, key: str) -> socket.socket:
+    """A PUT whose body has only begun: its handler holds a seat while it waits for the rest."""
+    sock = socket.create_connection(("127.0.0.1", replica.port), timeout=30)
+    head = (
+        f"PUT /capped/cas/{DIGEST} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Length: {len(BODY)}\r\n\r\n"
+    )
+    sock.sendall(head.encode() + BODY[:10])
+    return sock
+
+
+def _finish(sock: socket.socket) -> bytes:
+    sock.sendall(BODY[10:])
+    answer = sock.recv(4096)
+    sock.close()
+    return answer
+
+
+def _in_flight(replica: Replica, tenant: str) -> float:
+    _, text, _ = http("GET", f"{replica.base}/metrics")
+    pattern = rf'maestro_coordinator_tenant_in_flight\{{[^}}]*tenant="{tenant}"[^}}]*\}} (\S+)'
+    return sum(float(v) for v in re.findall(pattern, text.decode()))
+
+
+def _settle(replicas: Replicas, tenant: str, want: float, seconds: float = 5.0) -> float:
+    deadline = time.monotonic() + seconds
+    while True:
+        total = _in_flight(replicas.a, tenant) + _in_flight(replicas.b, tenant)
+        if total == want or time.monotonic() > deadline:
+            return total
+        time.sleep(0.05)
+
+
+def _get(replica: Replica, key: str) -> tuple[int, dict[str, object], float]:
+    started = time.monotonic()
+    status, body, _ = http("GET", f"{replica.base}/capped/cas/{MISSING}", headers=bearer(key))
+    took = time.monotonic() - started
+    return status, (json.loads(body) if status == 429 else {}), took
+
+
+@needs_nginx
+@pytest.mark.slow
+def test_max_concurrent_holds_across_replicas_and_a_killed_replicas_seats_return(
+    replicas: Replicas,
+) -> None:
+    _, key = asyncio.run(add_tenant(replicas.redis.url, "capped", policy={"max_concurrent": 2}))
+    a, b = replicas.a, replicas.b
+    on_a, on_b = _slow_upload(a, key), _slow_upload(b, key)
+    assert _settle(replicas, "capped", 2) == 2
+    # one in flight on each replica: each is under 2 alone, together they are at the quota
+    status, body, took = _get(a, key)
+    assert status == 429, "a third request was admitted while 2 were in flight"
+    assert body["rule"] == "admission.wait_budget" and "across replicas" in str(body["limit"])
+    assert took >= WAIT_S * 0.9
+    more = [_slow_upload(b, key), _slow_upload(a, key)]
+    time.sleep(0.3)
+    assert _settle(replicas, "capped", 2, 0.3) == 2  # never 3 or 4 in flight
+    for sock in more:
+        sock.close()  # they gave up while waiting
+    # a seat freed on A is taken by a request on B
+    status_line = _finish(on_a).split(b"\r\n")[0].split()
+    assert 200 <= int(status_line[1]) < 300, status_line
+    status, _, took = _get(b, key)
+    assert status == 404 and took < WAIT_S * 0.9
+    # B holds both seats, then is killed: A admits again once B's lease ran out
+    second_on_b = _slow_upload(b, key)
+    assert _settle(replicas, "capped", 2) == 2
+    assert _get(a, key)[0] == 429
+    b.proc.send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    b.proc.wait(10)
+    while True:
+        status, _, _ = _get(a, key)
+        if status == 404:
+            break
+        assert time.monotonic() - killed < LEASE_S + WAIT_S + 2.0, "B's seats never came back"
+    assert time.monotonic() - killed <= LEASE_S + WAIT_S + 1.0
+    for sock in (on_b, second_on_b):
+        sock.close()
+    stop(b.proc)
