@@ -140,7 +140,7 @@ def _unauthorized(
 def _json(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
     return web.Response(
         status=status,
-        body=model.model_dump_json(exclude_none=True).encode(),
+        body=model.model_dump_json(by_alias=True, exclude_none=True).encode(),
         content_type="application/json",
         headers=headers,
     )

@@ -34,7 +34,8 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
 
 from maestro.errors import ConfigError, PolicyError
 from maestro.policy.bundle import (
@@ -82,6 +83,9 @@ DECISION_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 
 
 class PolicyExplain(BaseModel):
+    # camelCase as the query parameters and the records it holds
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
     tenant: str
     execution_id: str = ""
     decision_id: str | None = None

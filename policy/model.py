@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic.alias_generators import to_camel
 
 Point = Literal["run", "select", "cache", "coordinator", "plugin"]
 POINTS: tuple[Point, ...] = ("run", "select", "cache", "coordinator", "plugin")
@@ -140,7 +141,19 @@ INPUTS: dict[Point, type[PolicyInput]] = {
 }
 
 
-class FiredRule(BaseModel):
+class WireModel(BaseModel):
+    """Records and the rules in them are one model on every wire (the coordinator's explain
+    API, the CLI's --json, the editor): camelCase by alias, either spelling accepted (records
+    stored before)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        json_schema_serialization_defaults_required=True,  # a dump always has every field
+    )
+
+
+class FiredRule(WireModel):
     """One rule that fired: its id and remediation (from its METADATA annotation)."""
 
     rule: str
@@ -152,8 +165,8 @@ class FiredRule(BaseModel):
     retry_after_ms: int | None = None
     retry_at_ms: int | None = Field(
         default=None,
-        description="epoch ms to retry at, when the rule said so (retry_after_ms is then the"
-        " delay from the decision's now_ms)",
+        description="epoch ms to retry at, when the rule said so (the retry delay is then"
+        " counted from the decision's now_ms)",
     )
     target: str | None = None
     shadow: bool = Field(default=False, description="recorded, not enforced (shadow rule set)")
@@ -182,7 +195,7 @@ class Decision(BaseModel):
         return sorted({r.target for r in self.fired(kind) if r.target})
 
 
-class DecisionRecord(BaseModel):
+class DecisionRecord(WireModel):
     """A decision as it is kept, exported and explained: the input is redacted."""
 
     id: str
@@ -193,14 +206,16 @@ class DecisionRecord(BaseModel):
     input: dict[str, Any] = Field(description="the input, every string redacted")
     result: Result
     rules: list[FiredRule]
-    retry_after_ms: int | None = Field(default=None, alias="retryAfterMs")
+    retry_after_ms: int | None = Field(
+        default=None, description="a deny's advice: retry after this"
+    )
     waited_ms: int | None = Field(default=None, description="how long a queued run waited")
     targets: list[str] = Field(default_factory=list, description="test files it concerned")
     policy: str = ""
     error: str | None = None
 
-    model_config = ConfigDict(populate_by_name=True)
-
+    @computed_field(description="one line to show, rules and remediation included")  # type: ignore[prop-decorator]
+    @property
     def summary(self) -> str:
         """One line a person reads: 'queued 42 s: at most 1 ... (rule x); remediation: ...'."""
         lead = {"allow": "allowed", "deny": "denied", "queue": "queued"}[self.result]

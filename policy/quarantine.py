@@ -163,5 +163,5 @@ def in_process(root: Path, result: RunTestsResult) -> RunTestsResult:
     finally:
         gate.close()
     applied = apply(result, decision)
-    notes = [record.summary()] if record.rules else []
+    notes = [record.summary] if record.rules else []
     return applied.model_copy(update={"execution_id": execution_id, "policy": notes})

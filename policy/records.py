@@ -162,7 +162,7 @@ class DecisionLog:
             (
                 r.id, r.time, r.point, r.execution_id, r.result,
                 orjson.dumps(sorted(set(r.targets))).decode(),
-                r.model_dump_json(by_alias=True).encode(),
+                r.model_dump_json(by_alias=True, exclude={"summary"}).encode(),
             )
             for r in records
         ]  # fmt: skip

@@ -346,7 +346,7 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> Expla
         )
     decisions = await policy.decisions_about(ws, node)
     for d in decisions[:3]:
-        reasons.append(f"policy: {d['summary']}")
+        reasons.append(f"policy: {d.summary}")
     return {
         "root": str(ws.root),
         "target": node,

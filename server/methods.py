@@ -35,6 +35,7 @@ from typing_extensions import TypedDict
 
 from maestro.cache.stats import CacheStats
 from maestro.errors import MaestroError
+from maestro.policy.model import DecisionRecord
 from maestro.reports import ChangeModel, HopModel, WhyReport
 from maestro.server.settings import Settings as ServerSettings
 from maestro.wire import ErrorInfo, StatusResult
@@ -217,31 +218,6 @@ class ExplainCache(TypedDict):
 Decision = Literal["re-run", "cached", "skipped (not impacted)", "unknown"]
 
 
-class PolicyRule(TypedDict):
-    """A rule that fired in a policy decision."""
-
-    id: Annotated[str, Field(description="the rule id, e.g. caps.db_serial")]
-    kind: Annotated[str, Field(description="deny, queue, include, keep, warn, quarantine")]
-    message: str
-    remediation: Annotated[str, Field(description="what to do about it (empty: none given)")]
-    retryAfterMs: int | None
-    shadow: Annotated[bool, Field(description="recorded, not enforced")]
-
-
-class PolicyDecision(TypedDict):
-    """A policy decision about a test or a run, as ``maestro explain`` shows it."""
-
-    id: str
-    time: Annotated[str, Field(description="RFC 3339, UTC")]
-    point: Annotated[str, Field(description="run, select, cache, coordinator, plugin")]
-    executionId: str
-    result: Annotated[Literal["allow", "deny", "queue"], Field(description="what was decided")]
-    summary: Annotated[str, Field(description="one line to show, rules and remediation included")]
-    rules: list[PolicyRule]
-    retryAfterMs: Annotated[int | None, Field(description="a deny's advice: retry after this")]
-    waitedMs: Annotated[int | None, Field(description="how long a queued run waited")]
-
-
 class ExplainResult(TypedDict):
     root: str
     target: str
@@ -254,7 +230,8 @@ class ExplainResult(TypedDict):
     why: Annotated[WhyReport | None, Field(description="the daemon's `why`, when path is given")]
     reasons: list[str]
     decisions: Annotated[
-        list[PolicyDecision], Field(description="policy decisions about the test, newest first")
+        list[DecisionRecord],
+        Field(description="policy decisions about the test, newest first (as maestro explain)"),
     ]
     text: str
 

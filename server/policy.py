@@ -11,7 +11,7 @@ from lsprotocol import types
 
 from maestro.errors import MaestroError, PolicyDeniedError
 from maestro.server import methods
-from maestro.server.methods import PolicyDecision, PolicyDenial, PolicyIncidentParams
+from maestro.server.methods import PolicyDenial, PolicyIncidentParams
 
 if TYPE_CHECKING:
     from maestro.policy.model import DecisionRecord
@@ -22,31 +22,7 @@ log = logging.getLogger(__name__)
 INCIDENT_EVENT = "policy.incident"
 
 
-def decision_info(record: DecisionRecord) -> PolicyDecision:
-    return {
-        "id": record.id,
-        "time": record.time,
-        "point": record.point,
-        "executionId": record.execution_id,
-        "result": record.result,
-        "summary": record.summary(),
-        "rules": [
-            {
-                "id": r.rule,
-                "kind": r.kind,
-                "message": r.message,
-                "remediation": r.remediation,
-                "retryAfterMs": r.retry_after_ms,
-                "shadow": r.shadow,
-            }
-            for r in record.rules
-        ],
-        "retryAfterMs": record.retry_after_ms,
-        "waitedMs": record.waited_ms,
-    }
-
-
-async def decisions_about(ws: Workspace, test: str, limit: int = 20) -> list[PolicyDecision]:
+async def decisions_about(ws: Workspace, test: str, limit: int = 20) -> list[DecisionRecord]:
     """The daemon's policy decisions about a test file or node, newest first (none when the
     daemon cannot say: explain still answers the rest)."""
     from maestro.policy.protocol import POLICY_DECISIONS, PolicyDecisionsParams
@@ -56,7 +32,7 @@ async def decisions_about(ws: Workspace, test: str, limit: int = 20) -> list[Pol
     except MaestroError as exc:
         log.info("no policy decisions for %s: %s", test, exc.message)
         return []
-    return [decision_info(d) for d in result.decisions]
+    return result.decisions
 
 
 def retry_text(retry_after_ms: int | None) -> str:

@@ -230,7 +230,11 @@ class PolicyService:
         # records hold inputs redacted by known values only: the full redactor (detectors too)
         # runs here, and the client's last scan right before they leave
         payload = client.redactor.redact_json(
-            {"decisions": [r.model_dump(mode="json", by_alias=True) for r in records]}
+            {
+                "decisions": [
+                    r.model_dump(mode="json", by_alias=True, exclude={"summary"}) for r in records
+                ]
+            }
         )
         try:
             await client.post_decisions(payload)
@@ -262,7 +266,7 @@ class PolicyService:
                 self._notes.pop(execution_id, None)
                 rules = decision.fired("deny")
                 raise PolicyDeniedError(
-                    record.summary(),
+                    record.summary,
                     retry_after_ms=decision.retry_after_ms,
                     execution_id=execution_id,
                     hint="; ".join([*(r.remediation for r in rules if r.remediation),
@@ -272,7 +276,7 @@ class PolicyService:
                 break
             if queued is None:
                 queued = record
-                log.info("run %s %s", execution_id, record.summary())
+                log.info("run %s %s", execution_id, record.summary)
                 if on_queued is not None:
                     on_queued(len(self._running))
             async with self._ended:
@@ -294,7 +298,7 @@ class PolicyService:
         inp.speculation_budget_s = budget_s
         decision, record = await asyncio.to_thread(gate.decide, inp)
         # not counted as running: it holds the run lock and yields to explicit runs anyway
-        return record.summary() if decision.result != "allow" else None
+        return record.summary if decision.result != "allow" else None
 
     async def finished(self, execution_id: str) -> None:
         self._running.pop(execution_id, None)
@@ -427,7 +431,7 @@ class PolicyService:
             if len(self._notes) > 256:  # uploads decided after their run ended: bounded
                 self._notes.pop(next(iter(self._notes)))
             notes = self._notes.setdefault(record.execution_id, [])
-            if (text := record.summary()) not in notes:
+            if (text := record.summary) not in notes:
                 notes.append(text)
 
     def notes(self, execution_id: str) -> list[str]:

@@ -116,7 +116,7 @@ def explain(
             for path in row.get("reads", []):
                 console.print(f"      read {path}", highlight=False)
     for r in policy:
-        console.print(f"  [magenta]policy[/] {r.summary()}", highlight=False)
+        console.print(f"  [magenta]policy[/] {r.summary}", highlight=False)
 
 
 def _stored_id(node: str) -> str:
@@ -140,7 +140,7 @@ def _decisions(workspace: Path, **query: str) -> list[DecisionRecord]:
 
 
 def _policy_row(record: DecisionRecord) -> dict[str, Any]:
-    return {**record.model_dump(mode="json", by_alias=True), "summary": record.summary()}
+    return record.model_dump(mode="json", by_alias=True)
 
 
 def _explain_execution(execution: str | None, as_json: bool, root: Path | None) -> None:
@@ -163,7 +163,7 @@ def _explain_execution(execution: str | None, as_json: bool, root: Path | None) 
     if not found:
         console.print(f"no policy decisions recorded for execution {execution}")
     for r in found:
-        console.print(f"{r.time} {r.summary()}", highlight=False)
+        console.print(f"{r.time} {r.summary}", highlight=False)
 
 
 def _opaque_of(result: ActionResult | None, node: str) -> list[str]:

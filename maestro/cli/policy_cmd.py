@@ -130,7 +130,7 @@ def evaluate(
     if as_json:
         _print_json(rec.model_dump(mode="json", by_alias=True))
         return
-    console.print(rec.summary(), highlight=False)
+    console.print(rec.summary, highlight=False)
     for rule in decision.rules:
         console.print(f"  {rule.kind:<7} {rule.layer:<9} {rule.sentence()}", highlight=False)
 
@@ -208,7 +208,7 @@ def status(root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
 
 def _show(records: list[DecisionRecord]) -> None:
     for r in records:
-        console.print(f"{r.time} {r.execution_id[:12] or '-':<12} {r.summary()}", highlight=False)
+        console.print(f"{r.time} {r.execution_id[:12] or '-':<12} {r.summary}", highlight=False)
 
 
 @policy_app.command("decisions")

@@ -74,15 +74,17 @@ async def test_refusal_carries_rego_rule_remediation_and_decision_id(make_env: E
     )
     assert explained.status == 200
     found = await explained.json()
-    assert found["tenant"] == "alpha" and found["execution_id"] == "run-42"
+    assert found["tenant"] == "alpha" and found["executionId"] == "run-42"
+    assert found["decisionId"] == body["decisionId"]
     (record,) = found["decisions"]
     assert record["point"] == "coordinator" and record["result"] == "deny"
-    # the explain body names fields as the daemon's explain does (schema_, retry_after_ms)
-    assert record["schema_"] == "maestro.policy.coordinator/1"
+    # the names of maestro explain --json and of the editor (schema, retryAfterMs, executionId)
+    assert record["schema"] == "maestro.policy.coordinator/1"
+    assert record["executionId"] == "run-42" and record["summary"].startswith("coordinator denied")
     assert record["rules"][0]["rule"] == "rate.tenant_burst"
     assert record["rules"][0]["remediation"] == BURST_REMEDIATION
     assert record["input"]["refusal"]["rule"] == "rate.tenant_burst"
-    assert record["input"]["method"] == "GET" and record["retry_after_ms"] == body["retryAfterMs"]
+    assert record["input"]["method"] == "GET" and record["retryAfterMs"] == body["retryAfterMs"]
     assert "Bearer" not in str(record["input"])  # no credential reaches the record
 
     by_run = await env.client.get(
@@ -101,6 +103,42 @@ async def test_refusal_carries_rego_rule_remediation_and_decision_id(make_env: E
     assert (await other_run.json())["decisions"] == []
     anonymous = await env.client.get("/api/policy/explain", params={"decisionId": "x"})
     assert anonymous.status == 401
+
+
+async def test_explain_says_what_the_cli_and_the_editor_say(make_env: EnvFactory) -> None:
+    """One model on three wires: a refusal's record from the explain API has the field names
+    (and values) of the same record printed by ``maestro explain --json`` and of the editor
+    protocol's ``maestro/explain`` decisions (the schema the clients' types are generated from).
+    Fails when one of them renames a field, adds one or serializes without the aliases."""
+    from pydantic import TypeAdapter
+
+    from maestro.cli.explain_cmd import _policy_row
+    from maestro.policy.model import DecisionRecord
+    from maestro.server.methods import ExplainResult
+
+    env = await make_env(rate_limits="enforce", tenants={"alpha": {"burst": 1}})
+    alpha = await env.auth("alpha")
+    url = f"/alpha/cas/{sha(b'x')}"
+    assert (await env.client.get(url, headers=alpha)).status == 404
+    refused = await env.client.get(url, headers={**alpha, EXECUTION_HEADER: "run-7"})
+    assert refused.status == 429
+    found = await env.client.get(
+        "/api/policy/explain", params={"executionId": "run-7"}, headers=alpha
+    )
+    (record,) = (await found.json())["decisions"]
+
+    cli = _policy_row(DecisionRecord.model_validate(record))
+    schema = TypeAdapter(ExplainResult).json_schema(mode="serialization", by_alias=True)
+    editor = schema["$defs"]["DecisionRecord"]["properties"]
+    editor_rule = schema["$defs"]["FiredRule"]["properties"]
+    assert set(cli) == set(editor) and set(cli["rules"][0]) == set(editor_rule)
+    # the coordinator leaves null fields out (all its answers do); every other name is the same
+    assert set(record) <= set(cli) and all(cli[k] is None for k in set(cli) - set(record))
+    assert {k: cli[k] for k in record} == {**record, "rules": cli["rules"]}
+    (rule,) = record["rules"]
+    assert set(rule) <= set(editor_rule) and {k: cli["rules"][0][k] for k in rule} == rule
+    assert {"schema", "executionId", "retryAfterMs", "summary"} <= set(record)
+    assert "retryAfterMs" in rule
 
 
 async def test_admitted_requests_never_evaluate_rego(make_env: EnvFactory) -> None:

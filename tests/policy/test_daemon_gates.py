@@ -110,7 +110,7 @@ def test_daemon_queues_a_capped_run_forces_a_test_and_does_not_cache_flaky(ws: P
             found = await _decisions(a, execution_id=queued[0].execution_id)
             queue = [d for d in found if d.result == "queue"]
             assert queue and queue[0].waited_ms is not None and queue[0].waited_ms >= 400
-            summary = queue[0].summary()
+            summary = queue[0].summary
             assert "queued" in summary and "(rule caps.db_serial)" in summary
             assert "remediation: tests/db share one database" in summary
 

@@ -221,7 +221,7 @@ def test_decision_log_is_private_bounded_redacted_queryable_and_exported(
     assert secret not in rec.model_dump_json() and "[REDACTED:test:" in rec.input["target"]
     assert [r.execution_id for r in gate.decisions(test="tests/t5.py::test_a")] == ["e5"]
     assert gate.decisions(execution_id="e0") == []  # pruned
-    assert "denied" in rec.summary() and "remediation:" in rec.summary()
+    assert "denied" in rec.summary and "remediation:" in rec.summary
     out = tmp_path / "d.parquet"
     assert log.export(out, "parquet") == 5
     table = pq.read_table(out)

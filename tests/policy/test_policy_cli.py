@@ -121,7 +121,7 @@ def test_explain_shows_decisions_by_execution_and_by_test(
 
     out = runner.invoke(app, ["explain", "--execution", execution, "--json", "--root", str(root)])
     [decision] = json.loads(out.stdout)["decisions"]
-    assert (decision["result"], decision["waited_ms"]) == ("queue", 42_000)
+    assert (decision["result"], decision["waitedMs"]) == ("queue", 42_000)
     assert decision["rules"][0]["rule"] == "caps.db_serial"
 
     out = runner.invoke(app, ["explain", "tests/db/test_db.py", "--json", "--root", str(root)])

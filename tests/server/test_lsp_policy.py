@@ -90,7 +90,7 @@ async def test_denied_run_and_explain_show_the_policy(lsp_env: Env) -> None:
         assert deny["point"] == "run" and deny["executionId"] == denied["executionId"]
         assert deny["retryAfterMs"] == 90000
         (rule,) = deny["rules"]
-        assert rule["id"] == "ops.release_freeze" and rule["kind"] == "deny"
+        assert rule["rule"] == "ops.release_freeze" and rule["kind"] == "deny"
         assert rule["remediation"].startswith("tests/test_calc.py is frozen")
         assert "remediation:" in deny["summary"]
         assert any(r.startswith("policy: run denied") for r in answer["reasons"])

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import * as assert from "node:assert/strict";
 import { decisionLines, deniedText, explainText, finishedLine, retryText } from "../src/model/runs";
-import type { ExplainResult, PolicyDecision, RunResult } from "../src/model/protocol";
+import type { DecisionRecord, ExplainResult, RunResult } from "../src/model/protocol";
 
 const base: RunResult = { runId: "run-1", root: "/ws", kind: "file", label: "run tests/test_a.py", cancelled: false, error: null };
 
@@ -50,12 +50,14 @@ test("a refusal whose summary lacks them gets the remediation and a readable ret
 });
 
 test("explain lists the policy decisions with remediation and retry", () => {
-  const decision: PolicyDecision = {
+  const rule = { kind: "deny", layer: "team", title: "", retryAtMs: null, target: null } as const;
+  const decision: DecisionRecord = {
     id: "d1", time: "2026-12-03T14:00:00Z", point: "run", executionId: "ex-1", result: "deny",
+    schema: "maestro.policy.run/1", input: {}, targets: [], policy: "", error: null,
     summary: "run denied (retry in 90 s): calc tests are frozen (rule ops.release_freeze)",
     rules: [
-      { id: "ops.release_freeze", kind: "deny", message: "calc tests are frozen", remediation: "wait for the release", retryAfterMs: 90000, shadow: false },
-      { id: "team.shadowed", kind: "deny", message: "x", remediation: "ignored", retryAfterMs: null, shadow: true },
+      { ...rule, rule: "ops.release_freeze", message: "calc tests are frozen", remediation: "wait for the release", retryAfterMs: 90000, shadow: false },
+      { ...rule, rule: "team.shadowed", message: "x", remediation: "ignored", retryAfterMs: null, shadow: true },
     ],
     retryAfterMs: 90000, waitedMs: null,
   };

@@ -195,6 +195,30 @@ export interface ExplainParams {
   path?: string | null;
 }
 
+/** A decision as it is kept, exported and explained: the input is redacted. */
+export interface DecisionRecord {
+  id: string;
+  /** RFC 3339, UTC */
+  time: string;
+  point: "run" | "select" | "cache" | "coordinator" | "plugin";
+  executionId: string;
+  schema: string;
+  /** the input, every string redacted */
+  input: Record<string, unknown>;
+  result: "allow" | "deny" | "queue";
+  rules: FiredRule[];
+  /** a deny's advice: retry after this */
+  retryAfterMs: number | null;
+  /** how long a queued run waited */
+  waitedMs: number | null;
+  /** test files it concerned */
+  targets: string[];
+  policy: string;
+  error: string | null;
+  /** one line to show, rules and remediation included */
+  summary: string;
+}
+
 export interface ExplainCache {
   state: "cached" | "stale" | "unknown";
   reason: string | null;
@@ -203,36 +227,19 @@ export interface ExplainCache {
   changedInputs: string[];
 }
 
-/** A policy decision about a test or a run, as ``maestro explain`` shows it. */
-export interface PolicyDecision {
-  id: string;
-  /** RFC 3339, UTC */
-  time: string;
-  /** run, select, cache, coordinator, plugin */
-  point: string;
-  executionId: string;
-  /** what was decided */
-  result: "allow" | "deny" | "queue";
-  /** one line to show, rules and remediation included */
-  summary: string;
-  rules: PolicyRule[];
-  /** a deny's advice: retry after this */
-  retryAfterMs: number | null;
-  /** how long a queued run waited */
-  waitedMs: number | null;
-}
-
-/** A rule that fired in a policy decision. */
-export interface PolicyRule {
-  /** the rule id, e.g. caps.db_serial */
-  id: string;
-  /** deny, queue, include, keep, warn, quarantine */
-  kind: string;
+/** One rule that fired: its id and remediation (from its METADATA annotation). */
+export interface FiredRule {
+  rule: string;
+  kind: "deny" | "queue" | "include" | "keep" | "warn" | "quarantine";
+  layer: "builtin" | "workspace" | "team";
   message: string;
-  /** what to do about it (empty: none given) */
   remediation: string;
+  title: string;
   retryAfterMs: number | null;
-  /** recorded, not enforced */
+  /** epoch ms to retry at, when the rule said so (the retry delay is then counted from the decision's now_ms) */
+  retryAtMs: number | null;
+  target: string | null;
+  /** recorded, not enforced (shadow rule set) */
   shadow: boolean;
 }
 
@@ -283,8 +290,8 @@ export interface ExplainResult {
   /** the daemon's `why`, when path is given */
   why: WhyReport | null;
   reasons: string[];
-  /** policy decisions about the test, newest first */
-  decisions: PolicyDecision[];
+  /** policy decisions about the test, newest first (as maestro explain) */
+  decisions: DecisionRecord[];
   text: string;
 }
 

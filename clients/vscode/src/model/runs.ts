@@ -1,6 +1,6 @@
 // What a run's end (maestro/runFinished) says to a person. Pure: unit-tested without VS Code.
 
-import type { ExplainResult, PolicyDecision, PolicyDenial, RunResult } from "./protocol";
+import type { DecisionRecord, ExplainResult, PolicyDenial, RunResult } from "./protocol";
 
 export interface FinishedLine {
   text: string;
@@ -44,12 +44,12 @@ export function finishedLine(r: RunResult): FinishedLine {
 }
 
 /** One decision as explain shows it: summary, then each enforced rule's remediation and the retry time. */
-export function decisionLines(d: PolicyDecision): string[] {
+export function decisionLines(d: DecisionRecord): string[] {
   const lines = [`${d.time} ${d.summary}`];
   for (const rule of d.rules) {
     if (rule.shadow) continue;
     if (rule.remediation && !d.summary.includes(rule.remediation))
-      lines.push(`  ${rule.id}: remediation: ${rule.remediation}`);
+      lines.push(`  ${rule.rule}: remediation: ${rule.remediation}`);
   }
   const retry = retryText(d.retryAfterMs);
   if (d.result === "deny" && retry) lines.push(`  ${retry} (execution ${d.executionId})`);

@@ -198,6 +198,30 @@ data class ExplainParams(
     val path: String? = null,
 )
 
+/** A decision as it is kept, exported and explained: the input is redacted. */
+data class DecisionRecord(
+    val id: String? = null,
+    /** RFC 3339, UTC */
+    val time: String? = null,
+    val point: String? = null,
+    val executionId: String? = null,
+    val schema: String? = null,
+    /** the input, every string redacted */
+    val input: Map<String, Any?>? = null,
+    val result: String? = null,
+    val rules: List<FiredRule>? = null,
+    /** a deny's advice: retry after this */
+    val retryAfterMs: Long? = null,
+    /** how long a queued run waited */
+    val waitedMs: Long? = null,
+    /** test files it concerned */
+    val targets: List<String>? = null,
+    val policy: String? = null,
+    val error: String? = null,
+    /** one line to show, rules and remediation included */
+    val summary: String? = null,
+)
+
 data class ExplainCache(
     val state: String? = null,
     val reason: String? = null,
@@ -206,36 +230,19 @@ data class ExplainCache(
     val changedInputs: List<String>? = null,
 )
 
-/** A policy decision about a test or a run, as ``maestro explain`` shows it. */
-data class PolicyDecision(
-    val id: String? = null,
-    /** RFC 3339, UTC */
-    val time: String? = null,
-    /** run, select, cache, coordinator, plugin */
-    val point: String? = null,
-    val executionId: String? = null,
-    /** what was decided */
-    val result: String? = null,
-    /** one line to show, rules and remediation included */
-    val summary: String? = null,
-    val rules: List<PolicyRule>? = null,
-    /** a deny's advice: retry after this */
-    val retryAfterMs: Long? = null,
-    /** how long a queued run waited */
-    val waitedMs: Long? = null,
-)
-
-/** A rule that fired in a policy decision. */
-data class PolicyRule(
-    /** the rule id, e.g. caps.db_serial */
-    val id: String? = null,
-    /** deny, queue, include, keep, warn, quarantine */
+/** One rule that fired: its id and remediation (from its METADATA annotation). */
+data class FiredRule(
+    val rule: String? = null,
     val kind: String? = null,
+    val layer: String? = null,
     val message: String? = null,
-    /** what to do about it (empty: none given) */
     val remediation: String? = null,
+    val title: String? = null,
     val retryAfterMs: Long? = null,
-    /** recorded, not enforced */
+    /** epoch ms to retry at, when the rule said so (the retry delay is then counted from the decision's now_ms) */
+    val retryAtMs: Long? = null,
+    val target: String? = null,
+    /** recorded, not enforced (shadow rule set) */
     val shadow: Boolean? = null,
 )
 
@@ -286,8 +293,8 @@ data class ExplainResult(
     /** the daemon's `why`, when path is given */
     val why: WhyReport? = null,
     val reasons: List<String>? = null,
-    /** policy decisions about the test, newest first */
-    val decisions: List<PolicyDecision>? = null,
+    /** policy decisions about the test, newest first (as maestro explain) */
+    val decisions: List<DecisionRecord>? = null,
     val text: String? = null,
 )
 
