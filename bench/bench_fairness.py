@@ -359,14 +359,78 @@ async def _decide(spec: dict[str, Any]) -> dict[str, Any]:
         seat = await admission.acquire(f"t{i % 8}", policy)
         times.append((time.perf_counter() - start) * 1000)
         admission.release(seat)
+    quota: dict[str, float] = {}
+    if spec["redis"]:
+        # with replicas, a tenant with a max_concurrent also takes a seat of its cluster-wide
+        # quota (one Lua round trip; the release is batched off the path)
+        import redis.asyncio
+
+        from maestro.coordinator.concurrency import ClusterConcurrency
+
+        client = redis.asyncio.Redis.from_url(spec["redis"])
+        shared = ClusterConcurrency(
+            client, "bench:", lease_s=10, queue_length=32, max_wait_s=5, metrics=metrics
+        )
+        shared.start()
+        # 1000: far from the quota, seats come from the replica's spares; 4: too small for
+        # spares, every decision asks Redis (a tenant near its quota is decided the same way)
+        for label, cap in (("quota", 1000), ("quota_exact", 4)):
+            capped = TenantPolicy(
+                priority="interactive", rate_per_s=1e6, burst=1_000_000, max_concurrent=cap
+            )
+            with_quota: list[float] = []
+            for i in range(spec["n"]):
+                start = time.perf_counter()
+                await limits.check(f"t{i % 8}", f"k{i % 8}", capped, 0)
+                held = await shared.acquire(f"{label}{i % 8}", cap, "interactive")
+                seat = await admission.acquire(f"t{i % 8}", capped)
+                with_quota.append((time.perf_counter() - start) * 1000)
+                admission.release(seat)
+                shared.release(held, 0.0)
+            quota |= {
+                f"{label}_p50_ms": _pct(with_quota, 0.5),
+                f"{label}_p95_ms": _pct(with_quota, 0.95),
+                f"{label}_p99_ms": _pct(with_quota, 0.99),
+            }
+        await shared.close()
+        await client.aclose()
     await limits.close()
     return {
         "n": len(times),
         "p50_ms": _pct(times, 0.5),
         "p95_ms": _pct(times, 0.95),
         "p99_ms": _pct(times, 0.99),
+        **quota,
         **floor,
     }
+
+
+def _decision_only(n: int) -> dict[str, Any]:
+    """The decision alone against a throwaway redis-server, without the load phases."""
+    from bench.bench_coordinator import Procs, _free_port, _wait_port
+
+    redis_bin = shutil.which("redis-server")
+    if redis_bin is None:
+        raise RuntimeError("needs redis-server (apt-get install -y redis-server)")
+    procs = Procs()
+    with tempfile.TemporaryDirectory(prefix="bench-decide-") as work:
+        try:
+            port = _free_port()
+            redis = procs.add(
+                subprocess.Popen(
+                    [redis_bin, "--port", str(port), "--bind", "127.0.0.1", "--dir", work,
+                     "--save", "", "--appendonly", "no"],
+                    stdout=subprocess.DEVNULL,
+                )
+            )  # fmt: skip
+            _wait_port(port, redis, "redis-server")
+            memory = _collect(_spawn("decide", {"redis": None, "n": n}), timeout=300)
+            shared = _collect(
+                _spawn("decide", {"redis": f"redis://127.0.0.1:{port}/0", "n": n}), timeout=300
+            )
+        finally:
+            procs.close()
+    return {"in memory": memory, "redis": shared, "loadavg": os.getloadavg()}
 
 
 async def _burn(spec: dict[str, Any]) -> dict[str, Any]:
@@ -869,6 +933,13 @@ def render(report: dict[str, Any], command: str) -> str:
             f"{rows['decision']['p50_ms']:.3f} ms, p95 {rows['decision']['p95_ms']:.3f} ms "
             f"(goal <= 2 ms), p99 {rows['decision']['p99_ms']:.3f} ms"
             + (
+                f"; with a cluster-wide max_concurrent of 1000 (spares): p95 "
+                f"{rows['decision']['quota_p95_ms']:.3f} ms, of 4 (a Lua round trip each): "
+                f"p95 {rows['decision']['quota_exact_p95_ms']:.3f} ms"
+                if "quota_p95_ms" in rows["decision"]
+                else ""
+            )
+            + (
                 f"; a bare Redis PING from the same process: p50 "
                 f"{rows['decision']['ping_p50_ms']:.3f} ms, p95 "
                 f"{rows['decision']['ping_p95_ms']:.3f} ms."
@@ -899,7 +970,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold", type=int, default=5000)
     parser.add_argument("--light-rate", type=float, default=20.0)
     parser.add_argument("--json", action="store_true", help="print the raw report")
+    parser.add_argument(
+        "--decision-only",
+        type=int,
+        metavar="N",
+        help="only time N admission decisions in a row (in memory, then Redis with and "
+        "without a cluster-wide max_concurrent)",
+    )
     args = parser.parse_args(argv)
+    if args.decision_only:
+        print(json.dumps(_decision_only(args.decision_only), indent=1))
+        return 0
     if args.quick:
         args.phase_s, args.hostile, args.hold = 3.0, 60, 1000
     report = run(args)

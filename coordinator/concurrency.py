@@ -14,11 +14,18 @@ rest, grant what fits), so the check and the grant are atomic across replicas. A
 its leases every third of `lease_s` (and re-states its exact count, repairing a release that
 was lost); a replica that dies stops renewing, and its seats come back within `lease_s`.
 Releases are batched into one pipelined round trip per turn of the event loop, off the
-request's path. A request that finds the quota full waits in a per-tenant FIFO; one task per
-waiting tenant asks for seats again whenever this replica releases one and otherwise every
-`POLL_S` (a seat freed on another replica is noticed within that). Redis unreachable: the
-request is let through uncounted (as the rate limits do), so the cache does not go down with
-its limiter.
+request's path. **Spares**: while a tenant's quota is at most half used, a replica asks for a few
+seats more than it needs (1/20 of the quota, at most 16) and keeps released seats, so most
+requests take a seat with no round trip; the spares go back after KEEP_SPARES_S unused, at once
+when the quota is more than half used or a request waits here. The count in Redis then runs
+ahead of the requests in flight by those spares: another replica's request may wait while they
+are kept (at most 1/20 of the quota per replica, only far from the limit), never the other way:
+in flight never exceeds the quota.
+
+A request that finds the quota full waits in a per-tenant FIFO; one task per waiting tenant
+asks for seats again whenever this replica releases one and otherwise every `POLL_S` (a seat
+freed on another replica is noticed within that). Redis unreachable: the request is let
+through uncounted (as the rate limits do), so the cache does not go down with its limiter.
 """
 
 from __future__ import annotations
@@ -43,8 +50,14 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.05
 """Waiting tenants ask Redis for seats at least this often (a seat freed elsewhere)."""
+SPARE_DIVISOR = 20
+MAX_SPARES = 16
+"""A replica keeps at most 1/20 of a tenant's quota (at most 16 seats) as spares."""
+KEEP_SPARES_S = 0.5
+"""Spares unused this long go back to Redis."""
 
-# KEYS: holdings hash, lease zset. ARGV: replica, limit, wanted, lease ms.
+# KEYS: holdings hash, lease zset. ARGV: replica, limit, wanted, lease ms, spares wanted (given
+# only while the quota stays at most half used).
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -55,7 +68,12 @@ for _, r in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
 end
 local total = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
-local grant = math.min(tonumber(ARGV[3]), tonumber(ARGV[2]) - total)
+local limit = tonumber(ARGV[2])
+local grant = math.min(tonumber(ARGV[3]), limit - total)
+local spares = tonumber(ARGV[5])
+if grant > 0 and spares > 0 and (total + grant + spares) * 2 <= limit then
+  grant = grant + spares
+end
 if grant > 0 then
   redis.call('HINCRBY', KEYS[1], ARGV[1], grant)
   redis.call('ZADD', KEYS[2], now + lease, ARGV[1])
@@ -103,6 +121,7 @@ return 1
 @dataclass(eq=False, slots=True)
 class ClusterSeat:
     tenant: str
+    limit: int
     waited: float
     counted: bool
     """False when Redis could not be asked and the request was let through uncounted."""
@@ -141,7 +160,13 @@ class ClusterConcurrency:
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
         self.held: Counter[str] = Counter()
-        """Seats this replica holds in Redis, by tenant."""
+        """Seats this replica holds in Redis, by tenant (in use + spares)."""
+        self.in_use: Counter[str] = Counter()
+        """Seats held by requests in flight here, by tenant."""
+        self._roomy: dict[str, bool] = {}
+        """Whether the tenant's quota was at most half used when last asked (spares allowed)."""
+        self._spare_used: dict[str, float] = {}
+        self._sweeping: set[str] = set()
         self._touched: set[str] = set()
         """Tenants whose holding in Redis may be non-zero (renewed until it is zero)."""
         self._pending: Counter[str] = Counter()
@@ -190,13 +215,20 @@ class ClusterConcurrency:
         Refusal when its queue is full or no seat frees within the budget."""
         started = self._clock()
         if not self._waiters.get(tenant):
+            if self.held[tenant] > self.in_use[tenant]:  # a spare: no round trip
+                self.in_use[tenant] += 1
+                self._spare_used[tenant] = started
+                return ClusterSeat(tenant, limit, 0.0, counted=True)
             try:
-                granted = await self._ask(tenant, limit, 1)
+                granted = await self._ask(tenant, limit, 1, _spares(limit))
             except (RedisError, OSError) as exc:
                 self._failed(exc)
-                return ClusterSeat(tenant, 0.0, counted=False)
+                return ClusterSeat(tenant, limit, 0.0, counted=False)
             if granted:
-                return ClusterSeat(tenant, 0.0, counted=True)
+                self.in_use[tenant] += 1
+                if granted > 1:
+                    self._keep_spares(tenant)
+                return ClusterSeat(tenant, limit, 0.0, counted=True)
         queue = self._waiters.setdefault(tenant, deque())
         if len(queue) >= self.queue_length:
             raise self._refusal(tenant, limit, priority, "admission.queue_full", "queue full")
@@ -209,7 +241,7 @@ class ClusterConcurrency:
                 counted = await asyncio.shield(waiter.future)
         except TimeoutError:
             if waiter.future.done() and not waiter.future.cancelled():
-                return ClusterSeat(tenant, self._clock() - started, waiter.future.result())
+                return ClusterSeat(tenant, limit, self._clock() - started, waiter.future.result())
             self._withdraw(tenant, waiter)
             raise self._refusal(
                 tenant,
@@ -220,35 +252,72 @@ class ClusterConcurrency:
             ) from None
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():
-                self.release(ClusterSeat(tenant, 0.0, waiter.future.result()), held_s=0.0)
+                self.release(ClusterSeat(tenant, limit, 0.0, waiter.future.result()), held_s=0.0)
             else:
                 self._withdraw(tenant, waiter)
             raise
-        return ClusterSeat(tenant, self._clock() - started, counted)
+        return ClusterSeat(tenant, limit, self._clock() - started, counted)
 
     def release(self, seat: ClusterSeat, held_s: float) -> None:
+        """Keep the seat as a spare while the quota has room and no request here waits;
+        otherwise give it back (one batched round trip, off the request's path)."""
         self._hold_s = 0.9 * self._hold_s + 0.1 * held_s
         if not seat.counted:
             return
-        self.held[seat.tenant] -= 1
-        if self.held[seat.tenant] <= 0:
-            del self.held[seat.tenant]
-        self._to_release[seat.tenant] += 1
+        tenant = seat.tenant
+        self.in_use[tenant] -= 1
+        if self.in_use[tenant] <= 0:
+            del self.in_use[tenant]
+        keep = (
+            _spares(seat.limit) if self._roomy.get(tenant) and not self._waiters.get(tenant) else 0
+        )
+        spare = self.held[tenant] - self.in_use[tenant]
+        if spare > keep:
+            self._give_back(tenant, spare - keep)
+        if self.held[tenant] > self.in_use[tenant]:
+            self._spare_used[tenant] = self._clock()
+            self._keep_spares(tenant)
+
+    def _give_back(self, tenant: str, seats: int) -> None:
+        self.held[tenant] -= seats
+        if self.held[tenant] <= 0:
+            del self.held[tenant]
+        self._to_release[tenant] += seats
         self._schedule_flush()
+
+    def _keep_spares(self, tenant: str) -> None:
+        """Give the tenant's spares back once unused for KEEP_SPARES_S."""
+        if tenant not in self._sweeping:
+            self._sweeping.add(tenant)
+            asyncio.get_running_loop().call_later(KEEP_SPARES_S, self._sweep, tenant)
+
+    def _sweep(self, tenant: str) -> None:
+        self._sweeping.discard(tenant)
+        spare = self.held[tenant] - self.in_use[tenant]
+        if spare <= 0:
+            return
+        idle = self._clock() - self._spare_used.get(tenant, 0.0)
+        if idle >= KEEP_SPARES_S:
+            self._give_back(tenant, spare)
+        else:
+            self._sweeping.add(tenant)
+            asyncio.get_running_loop().call_later(KEEP_SPARES_S - idle, self._sweep, tenant)
 
     # -- internals ---------------------------------------------------------------------------
 
-    async def _ask(self, tenant: str, limit: int, wanted: int) -> int:
+    async def _ask(self, tenant: str, limit: int, wanted: int, spares: int = 0) -> int:
         self._pending[tenant] += 1
         try:
-            granted, _ = await self._acquire(
-                keys=self._keys(tenant), args=[self.replica, limit, wanted, self.lease_ms]
+            granted, total = await self._acquire(
+                keys=self._keys(tenant),
+                args=[self.replica, limit, wanted, self.lease_ms, spares],
             )
         finally:
             self._pending[tenant] -= 1
             if self._pending[tenant] <= 0:
                 del self._pending[tenant]
         granted = int(granted)
+        self._roomy[tenant] = int(total) * 2 <= limit
         if granted:
             self.held[tenant] += granted
             self._touched.add(tenant)
@@ -334,13 +403,10 @@ class ClusterConcurrency:
                     if waiter.future.done():
                         continue
                     waiter.future.set_result(True)
+                    self.in_use[tenant] += 1
                     granted -= 1
                 if granted:  # the waiters left meanwhile: give the extra seats back
-                    self.held[tenant] -= granted
-                    if self.held[tenant] <= 0:
-                        del self.held[tenant]
-                    self._to_release[tenant] += granted
-                    self._schedule_flush()
+                    self._give_back(tenant, granted)
                 if queue:
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(POLL_S):
@@ -412,3 +478,7 @@ class ClusterConcurrency:
             priority=priority,
             limit=f"max_concurrent {limit} across replicas",
         )
+
+
+def _spares(limit: int) -> int:
+    return min(MAX_SPARES, limit // SPARE_DIVISOR)

@@ -29,7 +29,7 @@ from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from maestro.coordinator.admission import FairnessMetrics, Refusal
-from maestro.coordinator.concurrency import ClusterConcurrency
+from maestro.coordinator.concurrency import KEEP_SPARES_S, ClusterConcurrency
 
 pytestmark = [needs_redis]
 
@@ -127,6 +127,44 @@ async def test_renewal_keeps_long_holds_and_restates_a_lost_release(redis_url: s
     finally:
         await a.close()
         assert await client.hlen(f"{prefix}conc:acme") == 0  # close gave the seats back
+        await client.aclose()
+
+
+async def test_spares_skip_round_trips_far_from_the_quota_and_never_exceed_it(
+    redis_url: str,
+) -> None:
+    client = Redis.from_url(redis_url)
+    prefix = f"s{time.time_ns()}:"
+    a, b = _quota(client, prefix, "a"), _quota(client, prefix, "b")
+    a.queue_length = b.queue_length = 64
+    try:
+        first = await a.acquire("acme", 40, "ci")
+        assert a.held["acme"] == 1 + 2 and a.in_use["acme"] == 1  # 1/20 of 40 as spares
+        again = [await a.acquire("acme", 40, "ci") for _ in range(2)]
+        assert a.held["acme"] == 3  # the spares were used: no new seats asked for
+        for seat in again:
+            a.release(seat, held_s=0.0)
+        assert a.held["acme"] == 3 and a.in_use["acme"] == 1  # kept as spares
+        # b fills the quota: a's spares count, so b gets the rest and no more
+        got = []
+        while True:
+            try:
+                got.append(await b.acquire("acme", 40, "ci", max_wait_s=0.1))
+            except Refusal:
+                break
+        assert len(got) == 40 - 3
+        total = sum(int(v) for v in await client.hvals(f"{prefix}conc:acme"))
+        assert total == 40
+        # unused, a's spares go back: b takes them
+        await asyncio.sleep(KEEP_SPARES_S + 0.3)
+        assert a.held["acme"] == 1
+        got += [await b.acquire("acme", 40, "ci", max_wait_s=0.5) for _ in range(2)]
+        with pytest.raises(Refusal):
+            await b.acquire("acme", 40, "ci", max_wait_s=0.1)
+        a.release(first, held_s=0.0)
+    finally:
+        await a.close()
+        await b.close()
         await client.aclose()
 
 
