@@ -41,6 +41,8 @@ from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
 from pydantic import BaseModel, Field
 
+from maestro.tasks import cancel_and_wait
+
 from .tenancy import DEFAULT_SHARES, PRIORITY_CLASSES, PolicyResolver, TenantPolicy
 
 if TYPE_CHECKING:
@@ -705,11 +707,8 @@ class Gate:
             self.metrics.loop_lag.observe(max(0.0, loop.time() - due))
 
     async def close(self) -> None:
-        if self._lag_probe is not None:
-            self._lag_probe.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lag_probe
-            self._lag_probe = None
+        await cancel_and_wait(self._lag_probe)
+        self._lag_probe = None
         if self.quota is not None:
             await self.quota.close()
         if self.limits is not None:

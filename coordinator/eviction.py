@@ -13,12 +13,13 @@ run and a reasonable guess after a restart, without a write per cache hit to per
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from maestro.tasks import cancel_and_wait
 
 from .records import TenantRecord
 from .store import Store
@@ -208,8 +209,5 @@ class RedisLru:
         return out
 
     async def close(self) -> None:
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-            self._flusher = None
+        await cancel_and_wait(self._flusher)
+        self._flusher = None

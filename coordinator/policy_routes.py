@@ -16,7 +16,6 @@ shared (:mod:`.policy_shared`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import math
@@ -51,6 +50,7 @@ from maestro.policy.model import CoordinatorInput, CoordinatorRefusal, DecisionR
 from maestro.policy.records import DecisionLog
 from maestro.policy.sources import load
 from maestro.redaction import Redactor
+from maestro.tasks import cancel_and_wait
 
 from .admission import Explanation, Refusal
 from .app import ApiError, _json
@@ -552,10 +552,7 @@ class PolicyRoutes:
         )
 
     async def close(self, app: web.Application) -> None:
-        if self._follower is not None:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+        await cancel_and_wait(self._follower)
         if self.shared is not None:
             await self.shared.close()
         for log in self._logs.values():

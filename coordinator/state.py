@@ -39,6 +39,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from maestro.errors import CoordinatorError
+from maestro.tasks import cancel_and_wait
 
 from .models import TENANT_RE
 from .records import KeyRecord, TenantRecord, TenantUpdate, check_tenant_name
@@ -509,9 +510,6 @@ class RedisState:
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-        if self._listener is not None:
-            self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._listener
-            self._listener = None
+        await cancel_and_wait(self._listener)
+        self._listener = None
         await self.r.aclose()

@@ -26,7 +26,6 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
-from maestro.daemon.services import cancel_and_wait
 from maestro.errors import CoordinatorError
 from maestro.flags import (
     FlagError,
@@ -49,6 +48,7 @@ from maestro.flags.store import (
     workspace_flags_path,
     write_tenant_cache,
 )
+from maestro.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from maestro.config import FailFirst, RemoteSettings, Settings

@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from maestro.daemon.services import cancel_and_wait
 from maestro.errors import MaestroError, PolicyDeniedError, PolicyError
 from maestro.policy.model import CacheInput, RunInput, RunKind, RunningRun, SelectInput
 from maestro.policy.protocol import (
@@ -29,6 +28,7 @@ from maestro.policy.protocol import (
     PolicyDecisionsResult,
     PolicyIncidentResult,
 )
+from maestro.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from maestro.cache.action import ActionResult

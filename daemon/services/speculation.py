@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from maestro.config import SpeculationSettings
-from maestro.daemon.services import cancel_and_wait
 from maestro.model.metrics import Tripwire
+from maestro.tasks import cancel_and_wait
 from maestro.wire import SpeculationStatus
 
 if TYPE_CHECKING:

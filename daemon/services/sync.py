@@ -28,6 +28,7 @@ import time
 from typing import TYPE_CHECKING
 
 from maestro.errors import MaestroError
+from maestro.tasks import cancel_and_wait
 from maestro.wire import REMOTE_BACKOFF, RemoteBackoff, RemoteStatus
 
 if TYPE_CHECKING:
@@ -124,14 +125,13 @@ class SyncService:
                 log.exception("remote sync could not start")
                 return
             log.info("remote cache %s (tenant %s)", remote.url, remote.tenant)
-            self._start_telemetry_upload(self.engine)
+            self._start_telemetry_upload(self.engine, remote.telemetry_upload_every_s)
 
-    def _start_telemetry_upload(self, engine: RemoteSync) -> None:
+    def _start_telemetry_upload(self, engine: RemoteSync, every_s: float) -> None:
         from maestro.paths import workspace_state_dir
 
-        from .telemetry_upload import TelemetryUploader, every_s_from_env
+        from .telemetry_upload import TelemetryUploader
 
-        every_s = every_s_from_env()
         if every_s <= 0:
             return
         uploader = TelemetryUploader(
@@ -193,10 +193,7 @@ class SyncService:
             self._backoff_end.cancel()
         self._backoff_over(now=True)  # no engine, nothing to wait for
         task, self._telemetry_task = self._telemetry_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         engine, views = self.engine, list(self._views.values())
         self.engine, self._views = None, {}
         for view in views:

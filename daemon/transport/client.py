@@ -29,6 +29,7 @@ from maestro.errors import (
     RequestTimeoutError,
     UnknownMethodError,
 )
+from maestro.tasks import cancel_and_wait
 from maestro.wire import (
     CONNECTION_ERROR_ID,
     METHODS,
@@ -308,9 +309,7 @@ class DaemonClient:
         self._writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._writer.wait_closed(), 1.0)
-        self._reader_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader_task
+        await cancel_and_wait(self._reader_task)
 
     async def __aenter__(self) -> DaemonClient:
         return self
