@@ -172,6 +172,14 @@ class RemoteSettings(_Frozen):
     )
     read_timeout_s: float = field(default=2.0, metadata=_meta(gt=0, le=60))
     upload: bool = field(default=True, metadata=_meta("upload results when the key may write"))
+    telemetry_upload_every_s: float = field(
+        default=60.0,
+        metadata=_meta(
+            "seconds between the daemon's telemetry uploads to the coordinator (0: never)",
+            ge=0,
+            le=86_400,
+        ),
+    )
 
     def __post_init__(self) -> None:
         try:
@@ -387,7 +395,10 @@ def _hint_for(error_type: str, loc: tuple[str, ...]) -> str:
         if len(loc) >= 3 and loc[0] == "targets":
             return "a target takes: srcs, deps, cmd, outputs, inputs"
         if loc[:1] == ("remote",):
-            return "[tool.maestro.remote] takes: url, tenant, api_key_env, read_timeout_s, upload"
+            return (
+                "[tool.maestro.remote] takes: url, tenant, api_key_env, read_timeout_s, upload, "
+                "telemetry_upload_every_s"
+            )
         return f"known keys: {_KNOWN_KEYS}"
     if loc and loc[-1] in {"srcs", "outputs", "inputs", "deps", "roots", "exclude"}:
         return f'{loc[-1]} is a list of strings, e.g. {loc[-1]} = ["docs/**/*.md"]'

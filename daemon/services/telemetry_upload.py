@@ -1,10 +1,11 @@
 """The daemon sends its runs' telemetry to the team coordinator by itself.
 
-Every `every_s` (default 60 s, `MAESTRO_TELEMETRY_UPLOAD_EVERY_S`) the workspace's telemetry
-store is read from the last run sent on (a watermark in the state dir, so a restarted daemon
-neither resends nor skips), and the new runs' rows, one per (run, test), are queued on the sync
-engine as redacted JSON batches; the engine sends them to `POST /v1/tenants/{tenant}/telemetry`
-with its own retries, circuit breaker and backoff, and its egress gate scans them once more.
+Every `every_s` (`[tool.maestro.remote] telemetry_upload_every_s`, default 60 s; 0: never) the
+workspace's telemetry store is read from the last run sent on (a watermark in the state dir, so
+a restarted daemon neither resends nor skips), and the new runs' rows, one per (run, test), are
+queued on the sync engine as redacted JSON batches; the engine sends them to
+`POST /v1/tenants/{tenant}/telemetry` with its own retries, circuit breaker and backoff, and its
+egress gate scans them once more.
 
 Bounded: at most `max_rows` rows per batch (a run with more tests sends its first `max_rows`)
 and `max_batches` batches per round; no round adds
@@ -41,16 +42,6 @@ MAX_ROWS = 500
 MAX_BATCHES = 4
 MAX_QUEUED = 16
 WRITE_ROLES = frozenset({"read-write", "admin"})
-
-
-def every_s_from_env() -> float:
-    """`MAESTRO_TELEMETRY_UPLOAD_EVERY_S` (0 turns the upload off), else 60 s."""
-    raw = os.environ.get("MAESTRO_TELEMETRY_UPLOAD_EVERY_S")
-    try:
-        return max(0.0, float(raw)) if raw else EVERY_S
-    except ValueError:
-        log.warning("MAESTRO_TELEMETRY_UPLOAD_EVERY_S=%r is not a number: using %s", raw, EVERY_S)
-        return EVERY_S
 
 
 def rows_of(run: Run) -> list[dict[str, Any]]:

@@ -117,6 +117,7 @@ class Workspace:
         *,
         remote: bool = True,
         maestro_extra: str = "",
+        remote_extra: str = "",
     ) -> None:
         remote_table = f"""
             [tool.maestro.remote]
@@ -124,6 +125,7 @@ class Workspace:
             tenant = "{self.tenant}"
             api_key_env = "{KEY_ENV}"
             read_timeout_s = {read_timeout_s}
+            {remote_extra}
             """
         self.write(
             "pyproject.toml",

@@ -40,14 +40,14 @@ def _export(url: str, admin_key: str) -> list[dict[str, Any]]:
 def test_the_daemon_uploads_its_redacted_telemetry_by_itself(team: Team) -> None:
     admin = team.coord.key("team", "admin")
     ws = team.workspace("tel", "read-write")
-    ws.extra_env.update(MAESTRO_TELEMETRY_UPLOAD_EVERY_S="0.5", DEPLOY_TOKEN=SECRET)
+    ws.extra_env.update(DEPLOY_TOKEN=SECRET)
     files = dict(FILES)
     files["tests/test_c.py"] = (
         "import pytest\n\n\n"
         f"@pytest.mark.parametrize('value', ['{SECRET}'])\n"
         "def test_param(value):\n    assert value\n"
     )
-    ws.setup(files)
+    ws.setup(files, remote_extra="telemetry_upload_every_s = 0.5")
     out = ws.test()
     assert out.returncode == 0, out.stderr + out.stdout
 
@@ -129,3 +129,21 @@ def test_no_round_while_backing_off_or_with_a_read_key(
     assert up.round() == 0 and up.watermark() == 0  # nothing skipped for good
     engine.role = "read-write"
     assert up.round() == 1 and up.watermark() == 2
+
+
+def test_the_upload_interval_is_a_remote_setting(tmp_path: Path) -> None:
+    from maestro.config import load_settings
+    from maestro.errors import ConfigError
+
+    table = '[tool.maestro.remote]\nurl = "http://127.0.0.1:8980"\ntenant = "team"\n'
+    (tmp_path / "pyproject.toml").write_text(table)
+    remote = load_settings(tmp_path).config.remote
+    assert remote is not None and remote.telemetry_upload_every_s == 60.0
+    (tmp_path / "pyproject.toml").write_text(table + "telemetry-upload-every-s = 0.5\n")
+    remote = load_settings(tmp_path).config.remote
+    assert remote is not None and remote.telemetry_upload_every_s == 0.5
+    (tmp_path / "pyproject.toml").write_text(table + "telemetry_upload_every_s = -1\n")
+    with pytest.raises(ConfigError) as bad:
+        load_settings(tmp_path)
+    assert "tool.maestro.remote.telemetry_upload_every_s" in str(bad.value)
+    assert bad.value.where == "pyproject.toml:4"
