@@ -14,6 +14,11 @@ cached, the squiggle, the Problems entry, the Testing view. Last, a run a worksp
 refuses shows a warning with the rule, its remediation and the retry time. Screenshots:
 tests/e2e/artifacts/vscode/.
 
+A second session (clients/vscode/e2e/drive_restart.cjs) runs every test from the Testing view,
+edits a test file so that its passing test fails, saves and reloads the window: the pass shows
+as outdated after the save and is gone after the reload (VS Code's own copy of a run's results
+is never shown; only the results the cache holds for the current inputs come back).
+
 Setup (cached under .bench/vscode-e2e): clients/vscode/e2e/setup.sh; the .vsix:
 clients/vscode/build.sh (both run here when needed). Skips, saying why, when that is impossible
 on this machine.
@@ -35,6 +40,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from workspace_procs import (
@@ -225,17 +231,8 @@ def _workspace(root: Path) -> None:
     commit_all(root, "init")
 
 
-def test_vscode_status_lens_run_failure_explorer(
-    code_server: Path, vsix: Path, scratch: Path
-) -> None:
-    maestro = _maestro()
-    if maestro is None:
-        pytest.skip("no maestro executable next to this Python or in .venv (make test creates it)")
-    ws, ud, ext = scratch / "ws", scratch / "ud", scratch / "ext"
-    ws.mkdir()
-    _workspace(ws)
-    (ud / "User").mkdir(parents=True)
-    settings = {
+def _settings(maestro: Path) -> dict[str, object]:
+    return {
         "security.workspace.trust.enabled": False,
         "workbench.startupEditor": "none",
         "workbench.tips.enabled": False,
@@ -245,10 +242,29 @@ def test_vscode_status_lens_run_failure_explorer(
         "maestro.path": str(maestro),
         "maestro.interpreter": str(maestro.parent / "python"),
     }
+
+
+def _session(
+    code_server: Path,
+    vsix: Path,
+    scratch: Path,
+    ws: Path,
+    driver_path: Path,
+    artifacts: Path,
+    drive_env: dict[str, str] | None = None,
+    timeout_s: float = 600,
+) -> dict[str, Any]:
+    """code-server on ``ws`` with the .vsix installed, driven by ``driver_path``: what it saw."""
+    maestro = _maestro()
+    if maestro is None:
+        pytest.skip("no maestro executable next to this Python or in .venv (make test creates it)")
+    ud, ext = scratch / "ud", scratch / "ext"
+    (ud / "User").mkdir(parents=True)
+    settings = _settings(maestro)
     (ud / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
     # also as workspace settings: after a window reload code-server sometimes starts the extension
     # host without the user's machine-overridable settings (maestro.path)
-    (ws / ".vscode").mkdir()
+    (ws / ".vscode").mkdir(exist_ok=True)
     (ws / ".vscode" / "settings.json").write_text(
         json.dumps({k: v for k, v in settings.items() if k.startswith("maestro.")}, indent=2)
     )
@@ -287,10 +303,11 @@ def test_vscode_status_lens_run_failure_explorer(
         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=scratch, start_new_session=True,
     )  # fmt: skip
     driver: subprocess.Popen[bytes] | None = None
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
+    if artifacts.exists():
+        shutil.rmtree(artifacts)
+    artifacts.mkdir(parents=True)
     out = scratch / "seen.json"
+    drive_log = b""
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -301,41 +318,52 @@ def test_vscode_status_lens_run_failure_explorer(
                 assert server.poll() is None, (scratch / "code-server.log").read_text()[-2000:]
                 assert time.monotonic() < deadline, "code-server did not come up in 60 s"
                 time.sleep(0.3)
-        drive_env = {
+        env_for_driver = {
             **env,
+            **(drive_env or {}),
             "E2E_URL": f"http://127.0.0.1:{port}/?folder={ws}",
-            "E2E_ARTIFACTS": str(ARTIFACTS),
+            "E2E_ARTIFACTS": str(artifacts),
             "E2E_NODE_MODULES": str(code_server),
             "E2E_OUT": str(out),
             "E2E_CHROMIUM": CHROMIUM,
         }
         driver = subprocess.Popen(
-            ["node", str(DRIVER)],
-            env=drive_env,
+            ["node", str(driver_path)],
+            env=env_for_driver,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         try:
-            drive_log, _ = driver.communicate(timeout=600)
+            drive_log, _ = driver.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(driver)
             drive_log, _ = driver.communicate()
-        (ARTIFACTS / "drive.log").write_bytes(drive_log)
+        (artifacts / "drive.log").write_bytes(drive_log)
     finally:
         if driver is not None and driver.poll() is None:
             _kill_group(driver)
         _kill_group(server)
         log.close()
-        shutil.copy(scratch / "code-server.log", ARTIFACTS / "code-server.log")
+        shutil.copy(scratch / "code-server.log", artifacts / "code-server.log")
         # one log per window session (the reload starts a second one)
         for i, p in enumerate(sorted((ud / "logs").rglob("*Maestro*.log"))):
-            shutil.copy(p, ARTIFACTS / f"session{i}-{p.name}")
+            shutil.copy(p, artifacts / f"session{i}-{p.name}")
 
     assert out.exists(), f"the driver wrote nothing: {drive_log.decode(errors='replace')[-3000:]}"
-    seen = json.loads(out.read_text())
-    (ARTIFACTS / "seen.json").write_text(json.dumps(seen, indent=2))
-    assert "error" not in seen, f"{seen['error']}\nsteps: {seen['steps']}\nscreenshots: {ARTIFACTS}"
+    seen: dict[str, Any] = json.loads(out.read_text())
+    (artifacts / "seen.json").write_text(json.dumps(seen, indent=2))
+    assert "error" not in seen, f"{seen['error']}\nsteps: {seen['steps']}\nscreenshots: {artifacts}"
+    return seen
+
+
+def test_vscode_status_lens_run_failure_explorer(
+    code_server: Path, vsix: Path, scratch: Path
+) -> None:
+    ws = scratch / "ws"
+    ws.mkdir()
+    _workspace(ws)
+    seen = _session(code_server, vsix, scratch, ws, DRIVER, ARTIFACTS)
     assert len(seen["screenshots"]) >= 6 and all(
         Path(p).stat().st_size > 10_000 for p in seen["screenshots"]
     )
@@ -411,3 +439,56 @@ def test_vscode_status_lens_run_failure_explorer(
     assert "run refused by policy" in denied and "rule ops.release_freeze" in denied, denied
     assert "tests/test_frozen.py is frozen while the release is cut" in denied, denied
     assert "retry in 90 s" in denied, denied
+
+
+RESTART_DRIVER = CLIENT / "e2e" / "drive_restart.cjs"
+
+
+def _icons(rows: list[dict[str, Any]], label: str) -> list[str]:
+    row = next((r for r in rows if r["label"].startswith(label)), None)
+    assert row is not None, f"no row {label} in {[r['label'] for r in rows]}"
+    return list(row["icons"])
+
+
+def test_vscode_edit_save_reload_shows_no_stale_pass(
+    code_server: Path, vsix: Path, scratch: Path
+) -> None:
+    """A test that passed, then an edit of its file that makes it fail, saved, and a window
+    reload: the Testing view and the gutter must not show the old pass (the stored result is of
+    other inputs), while an untouched file's stored failure comes back."""
+    ws = scratch / "ws"
+    ws.mkdir()
+    write_files(ws, {"pyproject.toml": pyproject("vscstale"), **CALC_FILES, **OTHER_FILES})
+    commit_all(ws, "init")
+    seen = _session(
+        code_server,
+        vsix,
+        scratch,
+        ws,
+        RESTART_DRIVER,
+        ARTIFACTS.with_name("vscode-restart"),
+        {
+            "E2E_EDIT_FILE": "tests/test_other.py",
+            "E2E_EDIT_TEXT": 'pkg.other.hello = lambda: "bye"\n',
+            "E2E_WATCH": "test_other.py",
+            "E2E_FAILING": "test_calc.py",
+        },
+        timeout_s=400,
+    )
+    assert 'pkg.other.hello = lambda: "bye"' in (ws / "tests/test_other.py").read_text()
+    assert any("passed" in i for i in _icons(seen["before"], "test_other.py")), seen["before"]
+    # right after the save, in the same window: the pass is shown as outdated (dimmed)
+    other = next(r for r in seen["afterSave"] if r["label"].startswith("test_other.py"))
+    assert other["retired"], seen["afterSave"]
+    # after the reload: the untouched file's failure is back (the server answered) ...
+    assert any("failed" in i for i in _icons(seen["afterReload"], "test_calc.py")), seen[
+        "afterReload"
+    ]
+    # ... and nothing says the edited file's test passed, in the view or in the gutter
+    for label in ("test_other.py", "test_hello"):
+        assert not any("passed" in i for i in _icons(seen["afterReload"], label)), seen[
+            "afterReload"
+        ]
+        assert any("unset" in i for i in _icons(seen["afterReload"], label)), seen["afterReload"]
+    assert not any("passed" in i for i in seen["gutterAfterReload"]), seen["gutterAfterReload"]
+    assert not any("passed" in t for t in seen["lensesAfterReload"]), seen["lensesAfterReload"]

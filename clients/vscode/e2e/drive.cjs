@@ -14,6 +14,7 @@
 const fs = require("fs");
 const path = require("path");
 const { chromium } = require(path.join(process.env.E2E_NODE_MODULES, "playwright-core"));
+const { palette, openFile, expandRow, texts } = require("./lib.cjs");
 
 const url = process.env.E2E_URL;
 const art = process.env.E2E_ARTIFACTS;
@@ -32,59 +33,10 @@ async function shot(page, name) {
   seen.screenshots.push(file);
 }
 
-async function palette(page, text) {
-  await page.keyboard.press("F1");
-  const input = page.locator(".quick-input-widget input");
-  await input.waitFor({ state: "visible", timeout: 10000 });
-  await input.fill(`>${text}`);
-  await page.waitForTimeout(400);
-  await page.keyboard.press("Enter");
-  await page.waitForTimeout(300);
-}
-
-async function openFile(page, rel) {
-  await page.keyboard.press("Control+P");
-  const input = page.locator(".quick-input-widget input");
-  await input.waitFor({ state: "visible", timeout: 10000 });
-  await input.fill(rel);
-  const row = page.locator(".quick-input-list .monaco-list-row", { hasText: path.basename(rel) }).first();
-  await row.waitFor({ timeout: 15000 });
-  await page.waitForTimeout(300);
-  await row.click();
-  await page.locator(`.tab[aria-label*="${path.basename(rel)}"]`).first().waitFor({ timeout: 15000 });
-  await page.waitForTimeout(300);
-}
-
-/** Expand the Testing view's row whose label starts with `label` (a folder, file or function):
- * waits for the row to exist and for its children to show (aria-expanded), whatever the load. */
-async function expandRow(page, label, timeout = 60000) {
-  const deadline = Date.now() + timeout;
-  while (Date.now() < deadline) {
-    const state = await page.$$eval(".test-explorer .monaco-list-row", (rows, want) => {
-      const row = rows.find((r) => {
-        const el = r.querySelector(".label, .monaco-icon-label, .test-label") || r;
-        return el.textContent.trim().startsWith(want);
-      });
-      return row ? row.getAttribute("aria-expanded") || "leaf" : "missing";
-    }, label);
-    if (state === "true" || state === "leaf") return;
-    if (state === "false") {
-      await page.locator(".test-explorer .monaco-list-row", { hasText: label }).first()
-        .locator(".monaco-tl-twistie").click().catch(() => undefined);
-    }
-    await page.waitForTimeout(250);
-  }
-  throw new Error(`the Testing view never showed an expanded row ${label}`);
-}
-
 /** Open the Testing view's folder rows (test files sit in folder items): tests/, tests/unit/. */
 async function expandFolders(page) {
   await expandRow(page, "tests");
   await expandRow(page, "unit");
-}
-
-async function texts(locator) {
-  return (await locator.allInnerTexts()).map((t) => t.trim()).filter(Boolean);
 }
 
 async function main() {

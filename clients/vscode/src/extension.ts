@@ -126,6 +126,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
   reg("maestro-vscode.showOutput", () => output.show(true));
 
   context.subscriptions.push(
+    vscode.workspace.onDidSaveTextDocument((doc) => void explorer.outdate(doc)),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (!e.affectsConfiguration("maestro")) return;
       const next = readSettings();

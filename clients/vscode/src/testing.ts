@@ -8,6 +8,7 @@ import {
   type DidChangeParams,
   type DiscoverResult,
   type EndParams,
+  type ImpactedResult,
   type ProgressParams,
   type TestItem as ProtoItem,
 } from "./model/protocol";
@@ -99,6 +100,25 @@ export class TestExplorer implements vscode.Disposable {
       const rel = this.fileIdOfUri(p.uri);
       if (rel) this.removeFile(rel);
     }
+  }
+
+  /** A saved file changed the inputs of its own tests and of the tests it impacts: their shown
+   * results are of other inputs, so VS Code shows them as outdated until the next run. */
+  async outdate(doc: vscode.TextDocument): Promise<void> {
+    const client = this.client;
+    if (!client || !client.isRunning() || doc.languageId !== "python" || doc.uri.scheme !== "file") return;
+    const uri = client.code2ProtocolConverter.asUri(doc.uri);
+    const ids = new Set<string>();
+    const own = this.fileIdOfUri(uri);
+    if (own) ids.add(own);
+    try {
+      const res = await client.sendRequest<ImpactedResult>(METHODS.impactedTargets, { textDocument: { uri } });
+      for (const row of res.impacted) if (row.kind === "test") ids.add(row.target);
+    } catch (e) {
+      client.warn(`maestro/impactedTargets after a save failed: ${e instanceof Error ? e.message : String(e)}`);
+    }
+    const items = [...ids].map((id) => this.files.get(id)).filter((it): it is vscode.TestItem => !!it);
+    if (items.length) this.controller.invalidateTestResults(items);
   }
 
   private fileIdOfUri(uri: string): string | undefined {
@@ -217,20 +237,28 @@ export class TestExplorer implements vscode.Disposable {
     const exclude = (request.exclude ?? []).map((it) => it.id);
     const runs: Promise<void>[] = [];
     for (const [root, ids] of groups) {
-      const run = this.controller.createTestRun(request, include.length ? undefined : "Maestro: all tests", true);
+      // A run of its own, not persisted: VS Code keeps the results of a run started from its UI
+      // (whatever the `persist` flag) and shows them after a window reload, whatever changed
+      // since. After a reload only the server's restored results show: those the cache still
+      // holds for the current content of each file and its inputs (server/restore.py).
+      const own = new vscode.TestRunRequest(request.include, request.exclude, request.profile);
+      const run = this.controller.createTestRun(own, include.length ? undefined : "Maestro: all tests", false);
       this.router.expect();
       let runId: string | null = null;
       const done = new Promise<void>((resolve) => {
         (run as RunWithDone).maestroDone = resolve;
       });
-      const cancelSub = token.onCancellationRequested(() => {
+      const cancel = () => {
         if (runId) void client.sendRequest(METHODS.cancel, { runId });
-      });
+      };
+      // the UI's stop button cancels the request's run; the run of our own has a token too
+      const cancelSubs = [token.onCancellationRequested(cancel), run.token.onCancellationRequested(cancel)];
+      const cancelSub = { dispose: () => cancelSubs.forEach((d) => d.dispose()) };
       try {
         const res = await client.sendRequest<{ runId: string }>(METHODS.run, runParams(ids.length ? ids : undefined, exclude, root));
         runId = res.runId;
         this.router.bind(res.runId, { run, root: root ?? "" });
-        if (token.isCancellationRequested) void client.sendRequest(METHODS.cancel, { runId });
+        if (token.isCancellationRequested || run.token.isCancellationRequested) cancel();
       } catch (e) {
         this.router.abandon();
         run.appendOutput(`Maestro: ${e instanceof Error ? e.message : String(e)}\r\n`);
