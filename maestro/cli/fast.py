@@ -82,10 +82,11 @@ def runs_in_process(root: Path, *, no_daemon: bool) -> bool:
     from maestro.errors import MaestroError
 
     try:
-        running_socket(root)
+        socket = running_socket(root)
     except MaestroError:
         return not may_start()
-    return False
+    # running_socket names where a daemon would listen even when none does.
+    return not socket.exists() and not may_start()
 
 
 def prestart(argv: Sequence[str]) -> WarmPytest | None:

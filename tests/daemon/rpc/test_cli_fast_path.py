@@ -144,6 +144,15 @@ def test_without_a_daemon_the_full_cli_runs_in_process_and_starts_none(ws: Daemo
     assert not daemon_processes(ws.root)
 
 
+def test_without_a_daemon_pytest_starts_before_the_plan(ws: DaemonEnv) -> None:
+    """The default policy in a script, no daemon: the run is in process, so pytest's process
+    starts ahead of the plan (it once never did unless --no-daemon was given)."""
+    assert fast.runs_in_process(ws.root, no_daemon=False)
+    started(ws)
+    assert not fast.runs_in_process(ws.root, no_daemon=False)
+    assert fast.runs_in_process(ws.root, no_daemon=True)
+
+
 def test_help_and_other_commands_still_go_to_the_full_cli(ws: DaemonEnv) -> None:
     started(ws)
     top = maestro(ws, "--help")
