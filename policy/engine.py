@@ -28,7 +28,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -130,6 +130,7 @@ class PolicySet:
     timeless: bool = True  # no module reads now_ms: neither is it
     openings: bool = False  # a non-built-in module reads windows' next_open_ms
     ruled: frozenset[tuple[str, str]] = frozenset()  # (layer, point) pairs with rule modules
+    added: int = 0  # decisions put in the memo (persisted ones are not counted)
     _memo: OrderedDict[bytes, Decision] = field(default_factory=OrderedDict, repr=False)
     _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -180,17 +181,17 @@ class PolicySet:
             parts.pop()
         return None
 
-    def evaluate(self, inp: PolicyInput) -> Decision:
-        """The decision for ``inp``; a pure set answers a repeated input from its memo. The
-        returned decision may be shared with other callers: treat it as read-only."""
+    def _left_out(self) -> set[str]:
+        """Input fields Rego is not given: the execution id and the clock, when no module
+        reads them."""
         left_out = set()
         if self.blind:
             left_out.add("execution_id")
         if self.timeless:
             left_out.add("now_ms")
-        payload = inp.model_dump(mode="json", exclude=left_out or None)
-        if not self.pure:
-            return _resolve(self._evaluate(inp, payload), inp)
+        return left_out
+
+    def _key(self, point: str, payload: dict[str, Any]) -> bytes:
         keyed = payload
         if not self.openings and isinstance(payload.get("windows"), dict):
             # an open window's next_open_ms is the clock; no rule that reads it here
@@ -198,22 +199,101 @@ class PolicySet:
                 n: {**w, "next_open_ms": 0} if w.get("open") else w
                 for n, w in payload["windows"].items()
             }}  # fmt: skip
-        key = inp.point.encode() + orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS)
+        return point.encode() + orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS)
+
+    def _recall(self, key: bytes) -> Decision | None:
         with self._memo_lock:
             held = self._memo.get(key)
             if held is not None:
                 self._memo.move_to_end(key)
-        if held is None:
-            held = self._evaluate(inp, payload)  # an evaluation error is not remembered
-            with self._memo_lock:
-                self._memo[key] = held
-                if len(self._memo) > MEMO_SIZE:
-                    self._memo.popitem(last=False)
-        return _resolve(held, inp)
+        return held
 
-    def _evaluate(self, inp: PolicyInput, payload: dict[str, Any]) -> Decision:
+    def _keep(self, key: bytes, decision: Decision) -> None:
+        with self._memo_lock:
+            self._memo[key] = decision
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+            self.added += 1
+
+    def remember(self, entries: Sequence[tuple[bytes, Decision]]) -> None:
+        """Put decisions in the memo (read back from disk by :mod:`.memo`), recent ones kept."""
+        with self._memo_lock:
+            for key, decision in entries:
+                self._memo.setdefault(key, decision)
+            while len(self._memo) > MEMO_SIZE:
+                self._memo.popitem(last=False)
+
+    def remembered(self) -> list[tuple[bytes, Decision]]:
+        """The memo's entries, least recent first."""
+        with self._memo_lock:
+            return list(self._memo.items())
+
+    def evaluate(self, inp: PolicyInput) -> Decision:
+        """The decision for ``inp``; a pure set answers a repeated input from its memo. The
+        returned decision may be shared with other callers: treat it as read-only."""
+        payload = inp.model_dump(mode="json", exclude=self._left_out() or None)
+        if not self.pure:
+            return _resolve(self._evaluate(inp.point, payload), _now(inp))
+        key = self._key(inp.point, payload)
+        held = self._recall(key)
+        if held is None:
+            held = self._evaluate(inp.point, payload)  # an evaluation error is not remembered
+            self._keep(key, held)
+        return _resolve(held, _now(inp))
+
+    def evaluate_many(
+        self, base: PolicyInput, updates: Sequence[Mapping[str, Any]]
+    ) -> list[Decision | PolicyEvalError]:
+        """The decisions for ``base`` with each of ``updates`` applied to its fields (what
+        ``base.model_copy(update=u)`` would be asked), without a model and its serialization
+        per input: a plan asks one per test file, and most are answered by the memo. An
+        evaluation error is returned in its place (the caller applies the fail mode)."""
+        unknown = {k for u in updates for k in u} - set(type(base).model_fields)
+        if unknown:
+            raise PolicyError(f"not fields of {type(base).__name__}: {sorted(unknown)}")
+        left_out = self._left_out()
+        payload = base.model_dump(mode="json", exclude=left_out or None)
+        point = base.point
+        now = _now(base)
+        pure = self.pure
+        eaches = []
+        keys: list[bytes] = []
+        for update in updates:
+            each = {**payload, **update}
+            for name in left_out:
+                if name in update:
+                    del each[name]
+            eaches.append(each)
+            if pure:
+                keys.append(self._key(point, each))
+        held: list[Decision | None] = [None] * len(eaches)
+        if pure:
+            with self._memo_lock:  # once for the batch: most are answered here
+                memo = self._memo
+                for i, key in enumerate(keys):
+                    found = memo.get(key)
+                    if found is not None:
+                        memo.move_to_end(key)
+                        held[i] = found
+        out: list[Decision | PolicyEvalError] = []
+        for i, update in enumerate(updates):
+            decision = held[i]
+            if decision is None:
+                try:
+                    decision = self._evaluate(point, eaches[i])
+                except PolicyEvalError as exc:
+                    out.append(exc)
+                    continue
+                if pure:
+                    self._keep(keys[i], decision)
+            if decision.rules:
+                decision = _resolve(decision, update.get("now_ms", now))
+            out.append(decision)
+        return out
+
+    def _evaluate(self, point: Point, payload: dict[str, Any]) -> Decision:
         with self.compiled.lock:
-            value = self.compiled.query(inp.point, payload)
+            value = self.compiled.query(point, payload)
         fired: list[FiredRule] = []
         for name, found in value.items() if isinstance(value, dict) else ():
             layer, _, kind = name.partition("_")
@@ -225,7 +305,7 @@ class PolicySet:
             if isinstance(found, list):
                 fired.extend(self._fired(kind, item, layer) for item in found)
         fired.sort(key=lambda r: (KINDS.index(r.kind), r.rule, r.target or ""))
-        return _decide(inp.point, fired, self.digest)
+        return _decide(point, fired, self.digest)
 
     def _fired(self, kind: str, item: Any, layer: str) -> FiredRule:
         if not isinstance(item, dict):
@@ -248,11 +328,15 @@ class PolicySet:
         )
 
 
-def _resolve(decision: Decision, inp: PolicyInput) -> Decision:
+def _now(inp: PolicyInput) -> int | None:
+    # a field lookup first: pydantic's path for a missing attribute is slow
+    return getattr(inp, "now_ms", None) if "now_ms" in type(inp).model_fields else None
+
+
+def _resolve(decision: Decision, now: int | None) -> Decision:
     """Rules that said when to retry as an instant get their delay from the input's clock."""
     if not any(r.retry_at_ms is not None for r in decision.rules):
         return decision
-    now = getattr(inp, "now_ms", None)  # (pydantic's miss path is slow: asked only here)
     if now is None:
         return decision
     rules = [
@@ -292,14 +376,20 @@ class PolicyEngine:
     # long-lived processes (the daemon) compile a new set in a child first: rego-cpp aborts
     # the process on some constructs
     checker: ChildCompiler | None = None
+    # where a set's plan-time decisions (cache ``serve``) are kept by its digest, so the next
+    # process (a CLI run, a restarted daemon) answers them from its memo (:mod:`.memo`)
+    memo_dir: Path | None = None
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    _saved: tuple[int, int] = (0, 0)  # (id of the set, its added count) last written
 
     @classmethod
-    def open(cls, root: Path | None, *, isolate: bool = False) -> PolicyEngine:
+    def open(
+        cls, root: Path | None, *, isolate: bool = False, memo_dir: Path | None = None
+    ) -> PolicyEngine:
         """Built-in and workspace policy; a workspace policy that does not compile leaves the
         built-in one in force and is kept in :attr:`last_error`. With ``isolate``, every set
         with workspace or team modules is compiled in a child process first."""
-        engine = cls(root, checker=ChildCompiler() if isolate else None)
+        engine = cls(root, checker=ChildCompiler() if isolate else None, memo_dir=memo_dir)
         try:
             engine.reload()
         except PolicyError:
@@ -308,6 +398,10 @@ class PolicyEngine:
         return engine
 
     def install(self, policy: PolicySet) -> None:
+        if self.memo_dir is not None and policy.pure:
+            from maestro.policy.memo import load_memo
+
+            load_memo(self.memo_dir, policy)
         self.current = policy
         for listener in self.listeners:
             listener(policy)
@@ -345,6 +439,35 @@ class PolicyEngine:
             return policy.evaluate(inp)
         except PolicyEvalError as exc:
             return _failed(inp, str(exc), policy.digest)
+
+    def decide_many(
+        self, base: PolicyInput, updates: Sequence[Mapping[str, Any]]
+    ) -> list[Decision]:
+        """``decide(base.model_copy(update=u))`` for each of ``updates``, on one policy set
+        (:meth:`PolicySet.evaluate_many`); each evaluation error gets its point's fail mode."""
+        policy = self.current
+        if policy is None:
+            raise PolicyError("no policy loaded")
+        out = []
+        for update, got in zip(updates, policy.evaluate_many(base, updates), strict=True):
+            if isinstance(got, PolicyEvalError):
+                got = _failed(base.model_copy(update=dict(update)), str(got), policy.digest)
+            out.append(got)
+        return out
+
+    def save_memo(self) -> None:
+        """Write the set's plan-time decisions to :attr:`memo_dir` when it decided new ones
+        since the last write (a failure to write is logged: the memo is an optimization)."""
+        policy = self.current
+        if self.memo_dir is None or policy is None or not policy.pure:
+            return
+        mark = (id(policy), policy.added)
+        if mark == self._saved or policy.added == 0:
+            return
+        from maestro.policy.memo import save_memo
+
+        save_memo(self.memo_dir, policy)
+        self._saved = mark
 
 
 def _failed(inp: PolicyInput, error: str, digest: str) -> Decision:

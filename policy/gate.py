@@ -20,6 +20,9 @@ if TYPE_CHECKING:
     from maestro.engine.testing import Plan
     from maestro.policy.engine import PolicyEngine, PolicySet
 
+MEMO_DIR = "policy-memo"
+"""Under the workspace's state folder: plan-time decisions by policy digest (policy/memo.py)."""
+
 
 def redact_strings(strings: list[str], redactor: Redactor) -> list[str]:
     """``strings`` redacted, in one scan of them joined by newlines when none holds one: each
@@ -72,18 +75,23 @@ def redact_value(value: Any, redactor: Redactor) -> Any:
 
 
 def serve_asks(
-    policy: PolicySet | None, targets: Iterable[str], scanner: MarkerScanner
+    policy: PolicySet | None,
+    targets: Iterable[str],
+    scanner: MarkerScanner,
+    digests: Mapping[str, str] | None = None,
 ) -> list[tuple[str, list[str]]]:
     """The files whose cache ``serve`` decision must be asked, with their markers. Every one
     when a workspace or team module has cache rules; else only those carrying a marker: the
     built-in cache rules deny serving for a marker only (``no_cache_markers``), and a plan
-    serves hundreds of files at every run."""
+    serves hundreds of files at every run. ``digests``: the files' content digests, when the
+    caller knows them (the scanner then needs no stat)."""
     every = policy is None or not policy.only_builtin("cache")
+    known = digests or {}
     out = []
     for target in targets:
-        markers = scanner.markers(target)
+        markers = scanner.found(target, known.get(target))
         if every or markers:
-            out.append((target, markers))
+            out.append((target, list(markers)))
     return out
 
 
@@ -96,17 +104,27 @@ def deny_serving(
     records of the decisions that were not a plain allow, kept in the gate's log (a plain
     allow is not recorded: a plan serves hundreds of files at every run). Blocking."""
     served = {f.target: f for f in planned.files if f.reason is None}
+    # a file's own digest is among its key's inputs: what the plan just read, no stat again
+    digests = {t: d for t, f in served.items() if (d := f.key.inputs.get(t)) is not None}
+    asks = serve_asks(gate.engine.current, served, scanner, digests)
+    if not asks:
+        return []
+    updates = []
+    for target, markers in asks:
+        result = served[target].cached or served[target].carried
+        outcome = None if result is None else ("passed" if result.exit_code == 0 else "failed")
+        updates.append({"target": target, "markers": markers, "outcome": outcome})
+    base = CacheInput(execution_id=execution_id, action="serve", target=asks[0][0], ci=ci)
+    # one call for the plan's files: the memo answers an unchanged file without a model each
+    decisions = gate.engine.decide_many(base, updates)
+    gate.engine.save_memo()
     records = []
-    for target, markers in serve_asks(gate.engine.current, served, scanner):
-        f = served[target]
-        result = f.cached or f.carried
-        inp = CacheInput(
-            execution_id=execution_id, action="serve", target=target, markers=markers, ci=ci,
-            outcome=None if result is None else ("passed" if result.exit_code == 0 else "failed"),
-        )  # fmt: skip
-        decision = gate.engine.decide(inp)
+    for update, decision in zip(updates, decisions, strict=True):
         if decision.result == "allow" and not decision.rules:
             continue
+        target = str(update["target"])
+        f = served[target]
+        inp = base.model_copy(update=update)
         record = gate.record(inp, decision, targets=[target])
         if gate.log is not None:
             gate.log.add(record)
@@ -138,10 +156,12 @@ class PolicyGate:
         """``isolate``: compile new policy sets in a child first; ``background``: write the
         decision log from a writer thread (both for long-lived processes, which close the
         gate; ``background`` defaults to ``isolate``)."""
+        from maestro.paths import workspace_state_dir
         from maestro.policy.engine import PolicyEngine  # regopy: only once a gate is opened
 
         redactor = Redactor.from_environ(os.environ if environ is None else environ)
-        engine = PolicyEngine.open(root, isolate=isolate)
+        memo_dir = workspace_state_dir(root) / MEMO_DIR
+        engine = PolicyEngine.open(root, isolate=isolate, memo_dir=memo_dir)
         log = DecisionLog.for_workspace(
             root, background=isolate if background is None else background
         )

@@ -20,25 +20,37 @@ class MarkerScanner:
     plugin or conftest hook is not seen (docs/policy.md)."""
 
     root: Path
-    _seen: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)
+    # target -> (its modification time, or its content digest when the caller knew it; markers)
+    _seen: dict[str, tuple[int | str, tuple[str, ...]]] = field(default_factory=dict)
 
-    def markers(self, target: str) -> list[str]:
+    def markers(self, target: str, digest: str | None = None) -> list[str]:
+        """``digest``: the file's content digest when the caller has it (a plan does: its
+        cache key's inputs), which spares the stat that otherwise tells a changed file."""
+        return list(self.found(target, digest))
+
+    def found(self, target: str, digest: str | None = None) -> tuple[str, ...]:
+        held = self._seen.get(target)
+        if digest is not None and held is not None and held[0] == digest:
+            return held[1]
         # asked for every file of a plan at every run: os.stat on a string, not pathlib
         path = os.path.join(self.root, target)
-        try:
-            stamp = os.stat(path).st_mtime_ns
-        except OSError:
-            return []
-        held = self._seen.get(target)
-        if held is not None and held[0] == stamp:
-            return list(held[1])
+        stamp: int | str
+        if digest is not None:
+            stamp = digest
+        else:
+            try:
+                stamp = os.stat(path).st_mtime_ns
+            except OSError:
+                return ()
+            if held is not None and held[0] == stamp:
+                return held[1]
         try:
             text = Path(path).read_text(encoding="utf-8", errors="replace")
         except OSError:
-            return []
+            return ()
         found = tuple(sorted(set(_MARK.findall(text)) - {"parametrize", "usefixtures"}))
         self._seen[target] = (stamp, found)
-        return list(found)
+        return found
 
     def of(self, targets: Iterable[str]) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}

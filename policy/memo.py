@@ -1,0 +1,122 @@
+"""A policy set's plan-time decisions kept on disk by the set's digest.
+
+A plan asks the cache decision ``serve`` for every file it serves from the cache; with a
+workspace or team cache rule that is one Rego evaluation per test file (rego-cpp costs ~0.1 ms
+a query whatever the rules, so hundreds of milliseconds over a large suite). The answers are a
+function of the set and the input alone (only pure sets are kept: engine.IMPURE), so a new
+process with the same set (the next CLI run, a restarted daemon) reads them back instead.
+
+Only ``serve`` decisions are kept: they decide whether this machine's own cached results are
+used, the point a plan asks per file. Uploads, plugin loads and admissions are always decided by
+the live set. The file names the digest, and carries Maestro's and rego-cpp's versions: a
+different version reads nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import os
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+from pydantic import ValidationError
+
+from maestro.policy.model import Decision
+
+if TYPE_CHECKING:
+    from maestro.policy.engine import PolicySet
+
+log = logging.getLogger(__name__)
+
+FORMAT = 1
+KEPT_FILES = 8
+"""Memo files kept in the folder (newest first): a few policy sets switched between."""
+SERVE_PREFIX = b'cache{"action":"serve"'
+"""How a memo key of a ``serve`` decision starts (the point, then the input's JSON with sorted
+keys, ``action`` first of the cache input's fields)."""
+
+
+@functools.cache
+def _versions() -> list[str]:
+    from maestro import __version__
+
+    try:
+        regopy = metadata.version("regopy")
+    except metadata.PackageNotFoundError:
+        regopy = "?"
+    return [__version__, regopy]
+
+
+def memo_path(folder: Path, digest: str) -> Path:
+    return folder / f"{digest}.json"
+
+
+def load_memo(folder: Path, policy: PolicySet) -> int:
+    """Put the kept decisions of ``policy`` (by its digest) in its memo; how many."""
+    path = memo_path(folder, policy.digest)
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return 0
+    try:
+        held = orjson.loads(raw)
+        if held.get("format") != FORMAT or held.get("versions") != _versions():
+            return 0
+        if held.get("digest") != policy.digest:
+            return 0
+        # most are the same plain allow: one shared object for those (decisions in the memo
+        # are read-only), validated once
+        plain: tuple[object, Decision] | None = None
+        entries = []
+        for key, value in held["entries"]:
+            if not key.encode().startswith(SERVE_PREFIX):
+                continue
+            if plain is not None and value == plain[0]:
+                decision = plain[1]
+            else:
+                decision = Decision.model_validate(value)
+                if decision.result == "allow" and not decision.rules:
+                    plain = (value, decision)
+            entries.append((key.encode(), decision))
+    except (orjson.JSONDecodeError, ValidationError, KeyError, TypeError, ValueError) as exc:
+        log.warning("policy memo %s not read (%s): decisions are evaluated", path, exc)
+        return 0
+    policy.remember(entries)
+    return len(entries)
+
+
+def save_memo(folder: Path, policy: PolicySet) -> None:
+    """Write ``policy``'s ``serve`` decisions (replacing the file atomically); keep the
+    :data:`KEPT_FILES` newest memo files."""
+    entries = [
+        [key.decode(), decision.model_dump(mode="json")]
+        for key, decision in policy.remembered()
+        if key.startswith(SERVE_PREFIX) and decision.error is None
+    ]
+    if not entries:
+        return
+    body = orjson.dumps(
+        {"format": FORMAT, "versions": _versions(), "digest": policy.digest, "entries": entries}
+    )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".memo-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(body)
+            os.replace(tmp, memo_path(folder, policy.digest))
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in files[KEPT_FILES:]:
+            with contextlib.suppress(OSError):
+                old.unlink()
+    except OSError as exc:
+        log.warning("policy memo not written to %s: %s", folder, exc)
