@@ -99,7 +99,11 @@ def capabilities(profile: str) -> types.ClientCapabilities:
     return caps
 
 
-async def start_client(env: Env, profile: str) -> LanguageClient:
+async def start_client(
+    env: Env, profile: str, options: dict[str, Any] | None = None
+) -> LanguageClient:
+    """A server started in the workspace and initialized; ``options`` go over the default
+    initialization options."""
     client = make_test_lsp_client()
     client.maestro_notes = []  # type: ignore[attr-defined]
 
@@ -129,7 +133,11 @@ async def start_client(env: Env, profile: str) -> LanguageClient:
                 capabilities=capabilities(profile),
                 root_uri=env.root.as_uri(),
                 workspace_folders=[types.WorkspaceFolder(uri=env.root.as_uri(), name="ws")],
-                initialization_options={"interpreter": sys.executable, "debounceMs": 50},
+                initialization_options={
+                    "interpreter": sys.executable,
+                    "debounceMs": 50,
+                    **(options or {}),
+                },
             )
         ),
         30,
