@@ -6,6 +6,7 @@ tests of their own)."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -115,5 +116,26 @@ async def test_lenses_and_diagnostics_switched_off_and_back_on(lsp_env: Env) -> 
             return bool(client.diagnostics.get(test_uri))
 
         await until(published, "the failure as a diagnostic once diagnostics are on", 10)
+    finally:
+        await stop_client(client)
+
+
+async def test_the_interpreter_setting_runs_the_tests(lsp_env: Env) -> None:
+    """The editor's interpreter reaches the daemon and runs pytest: a wrapper that notes each
+    start and then is the same Python."""
+    env = lsp_env
+    starts = env.base / "starts.log"
+    wrapper = env.base / "python-wrapper"
+    wrapper.write_text(f'#!/bin/sh\necho "$@" >> {starts}\nexec {sys.executable} "$@"\n')
+    wrapper.chmod(0o755)
+    client = await start_client(env, "visual_studio_code", {"interpreter": str(wrapper)})
+    try:
+        status = await request(client, "maestro/status", {})
+        assert status["settings"]["interpreter"] == str(wrapper)
+        outcome = await run_to_end(client, "maestro.runFile", open_doc(client, env, TESTS))
+        assert (outcome["passed"], outcome["failed"]) == (2, 1), outcome
+        assert starts.exists() and "pytest" in starts.read_text(), (
+            starts.read_text() if starts.exists() else "the wrapper never ran"
+        )
     finally:
         await stop_client(client)
