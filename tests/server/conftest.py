@@ -93,17 +93,18 @@ def lsp_env() -> Iterator[Env]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def capabilities(profile: str) -> types.ClientCapabilities:
+def capabilities(profile: str, explorer: bool = True) -> types.ClientCapabilities:
     caps = client_capabilities(profile)
-    caps.experimental = {"maestroTestExplorer": True}
+    if explorer:
+        caps.experimental = {"maestroTestExplorer": True}
     return caps
 
 
 async def start_client(
-    env: Env, profile: str, options: dict[str, Any] | None = None
+    env: Env, profile: str, options: dict[str, Any] | None = None, explorer: bool = True
 ) -> LanguageClient:
     """A server started in the workspace and initialized; ``options`` go over the default
-    initialization options."""
+    initialization options; ``explorer``: the client declares the test-explorer protocol."""
     client = make_test_lsp_client()
     client.maestro_notes = []  # type: ignore[attr-defined]
 
@@ -130,7 +131,7 @@ async def start_client(
     await asyncio.wait_for(
         client.initialize_session(
             types.InitializeParams(
-                capabilities=capabilities(profile),
+                capabilities=capabilities(profile, explorer),
                 root_uri=env.root.as_uri(),
                 workspace_folders=[types.WorkspaceFolder(uri=env.root.as_uri(), name="ws")],
                 initialization_options={

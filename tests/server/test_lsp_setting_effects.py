@@ -139,3 +139,20 @@ async def test_the_interpreter_setting_runs_the_tests(lsp_env: Env) -> None:
         )
     finally:
         await stop_client(client)
+
+
+async def test_a_client_without_the_test_explorer_gets_none_of_its_notifications(
+    lsp_env: Env,
+) -> None:
+    """What VS Code's `maestro.testExplorer: false` sends: no `maestroTestExplorer` capability."""
+    env = lsp_env
+    client = await start_client(env, "visual_studio_code", explorer=False)
+    try:
+        assert (await request(client, "maestro/status", {}))["testExplorer"] is False
+        outcome = await run_to_end(client, "maestro.runFile", open_doc(client, env, TESTS))
+        assert outcome["failed"] == 1, outcome
+        seen = {n[0] for n in client.maestro_notes if isinstance(n, tuple)}  # type: ignore[attr-defined]
+        assert "maestro/runFinished" in seen
+        assert not {m for m in seen if m.startswith("maestro/testExplorer/")}, seen
+    finally:
+        await stop_client(client)
