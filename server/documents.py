@@ -64,10 +64,13 @@ def register(server: MaestroServer) -> None:
         ls.code_lens_refresh = bool(
             caps.workspace and caps.workspace.code_lens and caps.workspace.code_lens.refresh_support
         )
-        log.info("settings: %s", ls.settings.to_json())
+        # Nothing on stderr before the answer: eglot 1.9's wait for the answer (eglot-sync-connect)
+        # ends at the first output of any process, and a server that is not connected yet is
+        # not found by the next buffer's eglot-ensure, which starts a second one.
 
     @server.feature(types.INITIALIZED)
     async def initialized(ls: MaestroServer, params: types.InitializedParams) -> None:
+        log.info("settings: %s", ls.settings.to_json())
         # Connect (or start) the daemon of every folder now, so the first lens is fast.
         if not ls.settings.daemon_autostart:
             return

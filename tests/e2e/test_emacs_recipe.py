@@ -9,7 +9,8 @@ recipe's messages and Flymake's diagnostics.
   the run finishes, its counts arrive as a message and the failure as a diagnostic at the
   failing line;
 - a new Emacs visiting the failed test file first shows the stored failure there, marked cached,
-  without a run."""
+  without a run;
+- two Python files opened at once (before the first server answered) share one server."""
 
 from __future__ import annotations
 
@@ -91,6 +92,23 @@ def test_readme_recipe_runs_a_long_impacted_run_to_the_end(project: Project) -> 
     assert again["finished"] is None  # nothing ran
     # stored results keep the failing line: restored, the failure sits where the run put it
     assert [d["range"]["start"]["line"] + 1 for d in diags] == [FAIL_LINE], diags
+
+
+@pytest.mark.skipif(
+    not has_eglot(),
+    reason="emacs with eglot is not installed (`apt-get install -y emacs-nox elpa-eglot`; "
+    "`make test` does)",
+)
+def test_readme_recipe_two_files_opened_at_once_share_one_server(project: Project) -> None:
+    """`emacs pkg/calc.py tests/test_text.py`: both buffers' eglot-ensure run after the first
+    command, the second while the first server is still starting: one server for both."""
+    init = project.base / "init.el"
+    init.write_text(recipe("Emacs 28", "elisp"))
+    seen, stderr = emacs(project, init, mode="two-files")
+    assert seen["servers"] == 1, (seen, stderr[-2000:])
+    assert seen["same"] is True, seen
+    lsp = [p for p in seen["processes"] if not p.endswith("stderr") and "EGLOT" in p]
+    assert len(lsp) == 1, seen["processes"]
 
 
 def emacs(project: Project, init: Path, *, mode: str) -> tuple[dict[str, Any], str]:
