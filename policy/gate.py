@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from maestro.policy.markers import MARKERS_FILE, MEMO_DIR
 from maestro.policy.markers import MarkerScanner as MarkerScanner
 from maestro.policy.model import CacheInput, Decision, DecisionRecord, PolicyInput
 from maestro.policy.records import DecisionLog
@@ -19,9 +20,6 @@ from maestro.redaction import Redactor
 if TYPE_CHECKING:
     from maestro.engine.testing import Plan
     from maestro.policy.engine import PolicyEngine, PolicySet
-
-MEMO_DIR = "policy-memo"
-"""Under the workspace's state folder: plan-time decisions by policy digest (policy/memo.py)."""
 
 
 def redact_strings(strings: list[str], redactor: Redactor) -> list[str]:
@@ -106,7 +104,11 @@ def deny_serving(
     served = {f.target: f for f in planned.files if f.reason is None}
     # a file's own digest is among its key's inputs: what the plan just read, no stat again
     digests = {t: d for t, f in served.items() if (d := f.key.inputs.get(t)) is not None}
+    memo_dir = gate.engine.memo_dir
+    if memo_dir is not None:  # scans by digest kept beside the set's decisions
+        scanner.keep_in(memo_dir / MARKERS_FILE)
     asks = serve_asks(gate.engine.current, served, scanner, digests)
+    scanner.save()
     if not asks:
         return []
     updates = []

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maestro.errors import MaestroError
-from maestro.policy.markers import MarkerScanner
+from maestro.policy.markers import MARKERS_FILE, MEMO_DIR, MarkerScanner
 from maestro.policy.sources import WORKSPACE_DIR, builtin_defaults, workspace_config
 
 if TYPE_CHECKING:
@@ -49,8 +49,8 @@ class LocalCacheGates:
         self._gate: PolicyGate | None = None
         self._failed = False
 
-    def _asks(self, target: str) -> bool:
-        return self._every or not self._marks.isdisjoint(self.scanner.markers(target))
+    def _asks(self, target: str, digest: str | None = None) -> bool:
+        return self._every or not self._marks.isdisjoint(self.scanner.found(target, digest))
 
     def _open(self) -> PolicyGate | None:
         if self._gate is None and not self._failed:
@@ -65,7 +65,15 @@ class LocalCacheGates:
 
     def serve(self, planned: Plan) -> None:
         """Make the files whose cached result the policy will not serve run for real."""
-        if not any(self._asks(f.target) for f in planned.files if f.reason is None):
+        from maestro.paths import workspace_state_dir
+
+        # scans by content digest (the plan's key inputs), kept for the next run: a run would
+        # otherwise read every test file it serves to look for markers
+        self.scanner.keep_in(workspace_state_dir(self.root) / MEMO_DIR / MARKERS_FILE)
+        served = [f for f in planned.files if f.reason is None]
+        asked = any(self._asks(f.target, f.key.inputs.get(f.target)) for f in served)
+        self.scanner.save()
+        if not asked:
             return
         gate = self._open()
         if gate is not None:

@@ -18,6 +18,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import tempfile
 from importlib import metadata
 from pathlib import Path
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1
 KEPT_FILES = 8
 """Memo files kept in the folder (newest first): a few policy sets switched between."""
+_DIGEST = re.compile(r"[0-9a-f]{16}")  # a memo file's name (other files share the folder)
 SERVE_PREFIX = b'cache{"action":"serve"'
 """How a memo key of a ``serve`` decision starts (the point, then the input's JSON with sorted
 keys, ``action`` first of the cache input's fields)."""
@@ -114,7 +116,11 @@ def save_memo(folder: Path, policy: PolicySet) -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        files = sorted(
+            (p for p in folder.glob("*.json") if _DIGEST.fullmatch(p.stem)),
+            key=lambda p: p.stat().st_mtime_ns,
+            reverse=True,
+        )
         for old in files[KEPT_FILES:]:
             with contextlib.suppress(OSError):
                 old.unlink()

@@ -206,3 +206,43 @@ def test_markers_are_read_again_when_the_files_digest_changes(tmp_path: Path) ->
     assert scanner.found("tests/test_a.py", "d1") == ("flaky",)  # the plan said: unchanged
     assert scanner.found("tests/test_a.py", "d2") == ()
     assert scanner.markers("tests/test_a.py") == []  # by modification time: read again
+
+
+def test_marker_scans_by_digest_are_kept_for_the_next_process(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    path = tmp_path / "tests/test_a.py"
+    path.write_text("import pytest\n\n@pytest.mark.critical\ndef test_a():\n    pass\n")
+    kept = tmp_path / "state/policy-memo/markers.json"
+    first = MarkerScanner(tmp_path)
+    first.keep_in(kept)
+    assert first.found("tests/test_a.py", "d1") == ("critical",)
+    first.save()
+    path.unlink()  # the next process does not read the file for a digest it was given
+    again = MarkerScanner(tmp_path)
+    again.keep_in(kept)
+    assert again.found("tests/test_a.py", "d1") == ("critical",)
+    assert again.found("tests/test_a.py", "d2") == ()  # another content: read (now gone)
+    kept.write_text("[not a map")
+    damaged = MarkerScanner(tmp_path)
+    damaged.keep_in(kept)  # logged, and files are read
+    assert damaged.found("tests/test_a.py", "d1") == ()
+
+
+def test_old_memo_files_are_pruned_and_the_marker_scans_stay(
+    workspace: Callable[..., Path], tmp_path: Path
+) -> None:
+    from maestro.policy import memo
+
+    root = workspace("", {"serve.rego": SERVE})
+    folder = tmp_path / "memo"
+    folder.mkdir()
+    (folder / "markers.json").write_text("{}")
+    engine = PolicyEngine.open(root, memo_dir=folder)
+    base = CacheInput(action="serve", target="x")
+    for i in range(memo.KEPT_FILES + 2):
+        (root / ".maestro/policy/serve.rego").write_text(SERVE.replace("live_", f"live{i}_"))
+        engine.reload()
+        engine.decide_many(base, asks(2))
+        engine.save_memo()
+    names = sorted(p.name for p in folder.iterdir())
+    assert "markers.json" in names and len(names) == memo.KEPT_FILES + 1
