@@ -37,6 +37,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import threading
@@ -81,12 +82,25 @@ class SyncCounters:
     upload_failures: int = 0
     dropped: int = 0
     telemetry_sent: int = 0
+    telemetry_rows_sent: int = 0
+    telemetry_failures: int = 0  # sends that failed and are retried (a backoff request is not)
+    last_telemetry_at: float | None = None
+    last_telemetry_error: str | None = None
     egress_blocked: int = 0  # uploads the last scan stopped (a secret was found)
     egress_flagged: int = 0  # uploads sent although a secret was found (not enforcing)
     last_error: str | None = None
     last_error_at: float | None = None
     last_upload_at: float | None = None
     last_hit_s: float | None = None
+
+
+def _rows(batch: bytes) -> int:
+    """Rows in a telemetry batch (a JSON array; 1 for anything else)."""
+    try:
+        rows = json.loads(batch)
+    except ValueError:
+        return 1
+    return len(rows) if isinstance(rows, list) else 1
 
 
 async def cas_telemetry(client: CoordinatorClient, payload: RedactedBlob) -> None:
@@ -205,6 +219,10 @@ class RemoteSync:
                 coro.close()
             return None
         return asyncio.run_coroutine_threadsafe(cast(Any, coro), loop)
+
+    def submit(self, coro: Awaitable[Any]) -> concurrent.futures.Future[Any] | None:
+        """Run a coroutine on the sync's loop (with its client); None once it stops."""
+        return self._submit(coro)
 
     def _error(self, message: str) -> None:
         self.counters.last_error = message
@@ -485,9 +503,14 @@ class RemoteSync:
                             continue
                         if not self.backoff_until():  # asked to wait: not a failed attempt
                             self.queue.failed_telemetry(b.seq)
+                            self.counters.telemetry_failures += 1
+                        self.counters.last_telemetry_error = exc.message
                         raise
                     self.queue.done_telemetry(b.seq)
                     self.counters.telemetry_sent += 1
+                    self.counters.telemetry_rows_sent += _rows(payload.data)
+                    self.counters.last_telemetry_at = time.time()
+                    self.counters.last_telemetry_error = None
 
     async def _upload_one(self, action_hex: str, value: bytes, attempts: int) -> None:
         client = self.client

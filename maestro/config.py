@@ -180,6 +180,14 @@ class RemoteSettings(_Frozen):
             le=86_400,
         ),
     )
+    team_model_every_s: float = field(
+        default=600.0,
+        metadata=_meta(
+            "seconds between the daemon's fetches of the team model (0: only maestro model pull)",
+            ge=0,
+            le=86_400,
+        ),
+    )
 
     def __post_init__(self) -> None:
         try:
@@ -397,7 +405,7 @@ def _hint_for(error_type: str, loc: tuple[str, ...]) -> str:
         if loc[:1] == ("remote",):
             return (
                 "[tool.maestro.remote] takes: url, tenant, api_key_env, read_timeout_s, upload, "
-                "telemetry_upload_every_s"
+                "telemetry_upload_every_s, team_model_every_s"
             )
         return f"known keys: {_KNOWN_KEYS}"
     if loc and loc[-1] in {"srcs", "outputs", "inputs", "deps", "roots", "exclude"}:

@@ -291,6 +291,43 @@ class PingResult(WireModel):
     time: float
 
 
+class TelemetryUploadStatus(WireModel):
+    """What the daemon's telemetry uploader did (`telemetry_upload_every_s`)."""
+
+    every_s: float = Field(description="seconds between rounds; 0: uploads off")
+    rounds: int = 0
+    last_round_at: float | None = None
+    skipped: str | None = Field(
+        default=None,
+        description="why the last round queued nothing (backoff, the key's role, queue full)",
+    )
+    batches_queued: int = 0
+    rows_queued: int = 0
+    batches_sent: int = 0
+    rows_sent: int = 0
+    failures: int = Field(
+        default=0,
+        description="sends that failed and are retried (waiting out a Retry-After is not one)",
+    )
+    last_sent_at: float | None = None
+    last_error: str | None = None
+
+
+class TeamModelStatus(WireModel):
+    """The team model: what the daemon's last fetch did and which model ranks tests."""
+
+    every_s: float = Field(description="seconds between fetches; 0: only `maestro model pull`")
+    ranking: str = Field(default="heuristic", description="team, own or heuristic")
+    description: str = Field(default="", description="the ranking model, as `model status` says")
+    fetches: int = 0
+    last_fetch_at: float | None = None
+    last_fetch: str | None = Field(
+        default=None,
+        description="installed vN, unchanged, none published, skipped (backoff), refused or "
+        "failed and why",
+    )
+
+
 class RemoteStatus(WireModel):
     """The daemon's sync with the team coordinator (`[tool.maestro.remote]`)."""
 
@@ -325,6 +362,8 @@ class RemoteStatus(WireModel):
     egress_flagged: int = Field(
         default=0, description="uploads sent with a secret in them (secrets.redaction.enforce off)"
     )
+    telemetry: TelemetryUploadStatus | None = None
+    team_model: TeamModelStatus | None = None
 
 
 class SpeculationStatus(WireModel):

@@ -12,7 +12,9 @@
   `remote.backoff` event at once (and again when the end moves later), and its end when it
   ends: editors need not poll `status` to show it.
 - The workspace's run telemetry is sent to the coordinator's ingest endpoint by itself
-  (telemetry_upload.py: periodic, bounded, paused while the coordinator asks for backoff).
+  (telemetry_upload.py: periodic, bounded, paused while the coordinator asks for backoff), and
+  the team model is fetched and verified by itself (team_model.py); `status` says what both did
+  (`remote.telemetry`, `remote.team_model`).
 - Uploads pass the egress gate (cache/remote.py): `secrets.redaction.enforce`
   (`[tool.maestro.secrets.redaction] enforce`, read when the daemon starts, default true) says
   whether an upload in which the last scan finds a secret is blocked or only counted.
@@ -29,13 +31,16 @@ from typing import TYPE_CHECKING
 
 from maestro.errors import MaestroError
 from maestro.tasks import cancel_and_wait
-from maestro.wire import REMOTE_BACKOFF, RemoteBackoff, RemoteStatus
+from maestro.wire import REMOTE_BACKOFF, RemoteBackoff, RemoteStatus, TelemetryUploadStatus
 
 if TYPE_CHECKING:
     from maestro.cache import Cache
     from maestro.cache.remote import MirroredCache, RemoteSync
     from maestro.config import RemoteSettings
     from maestro.daemon.app import DaemonApp
+
+    from .team_model import TeamModelFetcher
+    from .telemetry_upload import TelemetryUploader
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ class SyncService:
         self._backoff: RemoteBackoff | None = None  # the episode subscribers were told of
         self._backoff_end: asyncio.TimerHandle | None = None
         self._telemetry_task: asyncio.Task[None] | None = None
+        self._model_task: asyncio.Task[None] | None = None
+        self._uploader: TelemetryUploader | None = None
+        self._fetcher: TeamModelFetcher | None = None
 
     async def startup(self, app: DaemonApp) -> None:
         from maestro.config import load_settings
@@ -126,21 +134,37 @@ class SyncService:
                 return
             log.info("remote cache %s (tenant %s)", remote.url, remote.tenant)
             self._start_telemetry_upload(self.engine, remote.telemetry_upload_every_s)
+            self._start_team_model(self.engine, remote.team_model_every_s)
 
     def _start_telemetry_upload(self, engine: RemoteSync, every_s: float) -> None:
         from maestro.paths import workspace_state_dir
 
         from .telemetry_upload import TelemetryUploader
 
-        if every_s <= 0:
-            return
         uploader = TelemetryUploader(
             engine,
             workspace_state_dir(self.app.root) / "telemetry.sqlite3",
             self.app.paths.state_dir,
             every_s=every_s,
         )
+        self._uploader = uploader
+        if every_s <= 0:
+            return
         self._telemetry_task = asyncio.create_task(uploader.run_forever(), name="telemetry-upload")
+
+    def _start_team_model(self, engine: RemoteSync, every_s: float) -> None:
+        from maestro.model.train import ModelStore
+
+        from .team_model import TeamModelFetcher
+
+        fetcher = TeamModelFetcher(
+            engine, ModelStore.for_workspace(self.app.root).dir, every_s=every_s
+        )
+        self._fetcher = fetcher
+        if every_s > 0:
+            self._model_task = asyncio.create_task(fetcher.run_forever(), name="team-model")
+        else:  # no fetch: still say which model ranks
+            self._model_task = asyncio.create_task(asyncio.to_thread(fetcher.rank))
 
     def view(self, *, wait_remote: bool) -> Cache | None:
         """The mirrored cache handle for runs (wait_remote) or for the IDE's questions."""
@@ -194,6 +218,9 @@ class SyncService:
         self._backoff_over(now=True)  # no engine, nothing to wait for
         task, self._telemetry_task = self._telemetry_task, None
         await cancel_and_wait(task)
+        await cancel_and_wait(self._model_task)
+        self._model_task = None
+        self._uploader, self._fetcher = None, None
         engine, views = self.engine, list(self._views.values())
         self.engine, self._views = None, {}
         for view in views:
@@ -217,7 +244,30 @@ class SyncService:
                 circuit="closed",
                 last_error=self.problem,
             )
-        return RemoteStatus(**self.engine.status())
+        return RemoteStatus(
+            **self.engine.status(),
+            telemetry=self._telemetry_status(self.engine),
+            team_model=self._fetcher.status() if self._fetcher is not None else None,
+        )
+
+    def _telemetry_status(self, engine: RemoteSync) -> TelemetryUploadStatus | None:
+        uploader = self._uploader
+        if uploader is None:
+            return None
+        up, sent = uploader.counters, engine.counters
+        return TelemetryUploadStatus(
+            every_s=uploader.every_s,
+            rounds=up.rounds,
+            last_round_at=up.last_round_at,
+            skipped=up.skipped,
+            batches_queued=up.batches,
+            rows_queued=up.rows,
+            batches_sent=sent.telemetry_sent,
+            rows_sent=sent.telemetry_rows_sent,
+            failures=sent.telemetry_failures,
+            last_sent_at=sent.last_telemetry_at,
+            last_error=sent.last_telemetry_error,
+        )
 
 
 def _max_backoff_s() -> float:

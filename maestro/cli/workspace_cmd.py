@@ -16,7 +16,13 @@ import typer
 from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
-from maestro.wire import SpeculationStatus, StaleFile, StaleResult
+from maestro.wire import (
+    SpeculationStatus,
+    StaleFile,
+    StaleResult,
+    TeamModelStatus,
+    TelemetryUploadStatus,
+)
 
 EXIT_USAGE = 4
 EXIT_INTERNAL = 3
@@ -146,9 +152,47 @@ def status(
         if remote.last_error:
             line += f"\n       last error: {remote.last_error}"
         console.print(line, highlight=False)
+        if remote.telemetry is not None:
+            console.print(telemetry_line(remote.telemetry), highlight=False)
+        if remote.team_model is not None:
+            console.print(team_model_line(remote.team_model), highlight=False)
     spec = daemon.speculation
     if spec is not None:
         console.print(speculation_line(spec), highlight=False)
+
+
+def _at(epoch: float | None) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(epoch)) if epoch else "never"
+
+
+def telemetry_line(tel: TelemetryUploadStatus) -> str:
+    """`maestro status`: what the telemetry uploader did."""
+    if tel.every_s <= 0:
+        return "[bold]telemetry[/] upload off (telemetry_upload_every_s = 0)"
+    line = (
+        f"[bold]telemetry[/] every {tel.every_s:g} s, last round {_at(tel.last_round_at)}: "
+        f"{tel.rows_sent} rows sent in {tel.batches_sent} batches (last {_at(tel.last_sent_at)}), "
+        f"{tel.rows_queued} rows queued, {tel.failures} failed sends"
+    )
+    if tel.skipped:
+        line += f"\n       last round queued nothing: {tel.skipped}"
+    if tel.last_error:
+        line += f"\n       last send failed: {tel.last_error}"
+    return line
+
+
+def team_model_line(team: TeamModelStatus) -> str:
+    """`maestro status`: what the last team-model fetch did and which model ranks."""
+    every = f"every {team.every_s:g} s" if team.every_s > 0 else "on maestro model pull only"
+    fetched = (
+        f"last fetch {_at(team.last_fetch_at)}: {team.last_fetch}"
+        if team.last_fetch
+        else "not fetched yet"
+    )
+    return (
+        f"[bold]team model[/] fetched {every}, {fetched}\n"
+        f"       ranking: {team.description or team.ranking}"
+    )
 
 
 def speculation_line(spec: SpeculationStatus) -> str:

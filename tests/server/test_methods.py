@@ -39,7 +39,14 @@ def test_check_names_a_hand_edited_file(tmp_path: Path) -> None:
 def test_every_shape_is_camel_case_on_the_wire() -> None:
     """One spelling for the editor: the daemon's cache counters too (they were snake_case)."""
     defs = codegen.Definitions.collect()
-    daemon_models = {"StatusResult", "RemoteStatus", "SpeculationStatus", "WhyReport"}
+    daemon_models = {
+        "StatusResult",
+        "RemoteStatus",
+        "TelemetryUploadStatus",
+        "TeamModelStatus",
+        "SpeculationStatus",
+        "WhyReport",
+    }
     for name, schema in defs.schemas.items():
         if name in daemon_models:  # the daemon's own status and why report, as it sends them
             continue

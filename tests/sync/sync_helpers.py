@@ -119,6 +119,7 @@ class Workspace:
         maestro_extra: str = "",
         remote_extra: str = "",
     ) -> None:
+        remote_extra = remote_extra.replace("\n", "\n" + " " * 12)  # the table's indent
         remote_table = f"""
             [tool.maestro.remote]
             url = "{self.url}"

@@ -335,6 +335,8 @@ export interface RemoteStatus {
   egress_blocked?: number;
   /** uploads sent with a secret in them (secrets.redaction.enforce off) */
   egress_flagged?: number;
+  telemetry?: TelemetryUploadStatus | null;
+  team_model?: TeamModelStatus | null;
 }
 
 export interface RunStatus {
@@ -407,6 +409,38 @@ export interface StatusResult {
   remote?: RemoteStatus | null;
   /** speculation and telemetry; None without a test service */
   speculation?: SpeculationStatus | null;
+}
+
+/** The team model: what the daemon's last fetch did and which model ranks tests. */
+export interface TeamModelStatus {
+  /** seconds between fetches; 0: only `maestro model pull` */
+  every_s: number;
+  /** team, own or heuristic */
+  ranking?: string;
+  /** the ranking model, as `model status` says */
+  description?: string;
+  fetches?: number;
+  last_fetch_at?: number | null;
+  /** installed vN, unchanged, none published, skipped (backoff), refused or failed and why */
+  last_fetch?: string | null;
+}
+
+/** What the daemon's telemetry uploader did (`telemetry_upload_every_s`). */
+export interface TelemetryUploadStatus {
+  /** seconds between rounds; 0: uploads off */
+  every_s: number;
+  rounds?: number;
+  last_round_at?: number | null;
+  /** why the last round queued nothing (backoff, the key's role, queue full) */
+  skipped?: string | null;
+  batches_queued?: number;
+  rows_queued?: number;
+  batches_sent?: number;
+  rows_sent?: number;
+  /** sends that failed and are retried (waiting out a Retry-After is not one) */
+  failures?: number;
+  last_sent_at?: number | null;
+  last_error?: string | null;
 }
 
 export interface WorkspaceStatus {

@@ -338,6 +338,8 @@ data class RemoteStatus(
     val egress_blocked: Long? = null,
     /** uploads sent with a secret in them (secrets.redaction.enforce off) */
     val egress_flagged: Long? = null,
+    val telemetry: TelemetryUploadStatus? = null,
+    val team_model: TeamModelStatus? = null,
 )
 
 data class RunStatus(
@@ -410,6 +412,38 @@ data class StatusResult(
     val remote: RemoteStatus? = null,
     /** speculation and telemetry; None without a test service */
     val speculation: SpeculationStatus? = null,
+)
+
+/** The team model: what the daemon's last fetch did and which model ranks tests. */
+data class TeamModelStatus(
+    /** seconds between fetches; 0: only `maestro model pull` */
+    val every_s: Double? = null,
+    /** team, own or heuristic */
+    val ranking: String? = null,
+    /** the ranking model, as `model status` says */
+    val description: String? = null,
+    val fetches: Long? = null,
+    val last_fetch_at: Double? = null,
+    /** installed vN, unchanged, none published, skipped (backoff), refused or failed and why */
+    val last_fetch: String? = null,
+)
+
+/** What the daemon's telemetry uploader did (`telemetry_upload_every_s`). */
+data class TelemetryUploadStatus(
+    /** seconds between rounds; 0: uploads off */
+    val every_s: Double? = null,
+    val rounds: Long? = null,
+    val last_round_at: Double? = null,
+    /** why the last round queued nothing (backoff, the key's role, queue full) */
+    val skipped: String? = null,
+    val batches_queued: Long? = null,
+    val rows_queued: Long? = null,
+    val batches_sent: Long? = null,
+    val rows_sent: Long? = null,
+    /** sends that failed and are retried (waiting out a Retry-After is not one) */
+    val failures: Long? = null,
+    val last_sent_at: Double? = null,
+    val last_error: String? = null,
 )
 
 data class WorkspaceStatus(
