@@ -84,3 +84,35 @@ def test_status_says_what_the_uploader_and_the_team_model_fetch_did(
     assert "team model fetched every 1 s, last fetch" in lines
     assert "ranking: team model from the coordinator" in lines
     ws.stop_daemon()
+
+
+def test_the_fetch_waits_out_a_backoff_and_says_why_it_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from maestro.cache import Cache
+    from maestro.cache.remote import RemoteSync
+    from maestro.daemon.services.team_model import TeamModelFetcher
+
+    engine = RemoteSync(
+        Cache.open(tmp_path / "cache"),
+        url="http://127.0.0.1:9",  # nothing listens there
+        tenant="team",
+        api_key="mk_x_y",
+        queue_path=tmp_path / "queue.sqlite",
+        read_timeout_s=2.0,
+    )
+    engine.start()
+    try:
+        fetcher = TeamModelFetcher(engine, tmp_path / "model", every_s=60, timeout_s=20)
+        monkeypatch.setattr(engine, "backoff_until", lambda: time.time() + 30)
+        assert fetcher.fetch() == "skipped: the coordinator asked to back off"
+        monkeypatch.setattr(engine, "backoff_until", lambda: None)
+        outcome = fetcher.fetch()
+        assert outcome.startswith("failed: "), outcome
+        status = fetcher.status()
+        assert status.fetches == 2 and status.last_fetch == outcome
+        assert status.ranking == "heuristic" and "no model" in status.description
+    finally:
+        engine.stop()
