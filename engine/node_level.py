@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from maestro.cache.action import ActionResult
 from maestro.cache.keys import ABSENT
 from maestro.cache.store import Cache
+from maestro.graph import environment
 from maestro.graph.build import BuildGraph
 from maestro.graph.fingerprints import FingerprintDiff, FingerprintStore, diff
 
@@ -59,6 +60,7 @@ def node_reasons(
     sources: dict[str, str] = {}  # changed .py with function-level changes -> reason for readers
     memoised: dict[str, str] = {}  # bare name of a changed memoised function -> where, in words
     constants: dict[str, str] = {}  # module-level name whose inert assignment changed -> where
+    constant_files: set[str] = set()  # the files those assignments are in
     by_path: dict[str, list[tuple[int, str]]] = {}
     for index, name in enumerate(trace.functions):
         path, _, qualname = name.partition("::")
@@ -93,6 +95,7 @@ def node_reasons(
             break
         for constant in delta.module_names or ():
             constants[constant] = f"{dotted(name, constant)}, changed at {name}"
+            constant_files.add(name)
         if delta.empty:
             continue  # comments, formatting
         sources[name] = f"read {name}, changed"
@@ -106,7 +109,7 @@ def node_reasons(
         whole = _memo_readers(graph, fps, by_path, old_inputs, new_inputs, memoised, hit)
     if whole is None and constants:
         whole = _memo_readers(
-            graph, fps, by_path, old_inputs, new_inputs, constants, hit, constants=True
+            graph, fps, by_path, old_inputs, new_inputs, constants, hit, constants=constant_files
         )
     if whole is None:
         for index in trace.import_time:
@@ -160,20 +163,21 @@ def _memo_readers(
     memoised: Mapping[str, str],
     hit: dict[int, str],
     *,
-    constants: bool = False,
+    constants: set[str] | None = None,
 ) -> str | None:
     """Marks in `hit` every recorded function whose code (as the tests executed it) names a
     changed memoised function: a test may have been served from the cache without executing
     it. Returns a reason for every node instead when module-level code names one (it may hand
     the function to anyone) or a file's previous fingerprints are unknown.
 
-    ``constants``: the names are module-level names whose inert assignment changed. Only code
-    that reads them sees the change: the functions that name them, or every importer when
-    module-level code reads one (``from m import X``, ``Y = X + 1``, a class body) or when any
-    input can reach names without naming them (``globals()``, ``import *``...)."""
+    ``constants``: the files in which module-level names' inert assignments changed (the
+    names are those). Only code that reads them sees the change: the functions that name them,
+    or every importer when module-level code reads one (``from m import X``, ``Y = X + 1``, a
+    class body), star-imports one of those files, or when an input can reach any module's
+    names without naming them (``getattr(module, name)``, ``sys.modules[...]``...)."""
     names = set(memoised)
-    kind = "the changed" if constants else "the memoised"
-    all_paths = by_path if not constants else {**{p: [] for p in old_inputs}, **by_path}
+    kind = "the changed" if constants is not None else "the memoised"
+    all_paths = by_path if constants is None else {**{p: [] for p in old_inputs}, **by_path}
     for path, entries in all_paths.items():
         if not path.endswith(".py") or os.path.isabs(path) or not is_file_input(path):
             continue
@@ -183,17 +187,22 @@ def _memo_readers(
         before = fps.get(digest) if digest != ABSENT else None
         if before is None and digest != ABSENT and digest == new_inputs.get(path):
             before = fps.of_file(graph.root / path, digest)
-        if constants and digest == ABSENT:
+        if constants is not None and digest == ABSENT:
             continue  # did not exist when the tests ran: none of them read it
         if before is None or before.parse_error:
             changed = next(iter(memoised.values()))
-            if constants:
+            if constants is not None:
                 return f"{changed} and the code of {path} is unknown"
             return f"a memoised function changed ({changed}) and the code of {path} is unknown"
-        if constants and before.escapes:
+        if constants is not None and (before.escapes or (before.own_escapes and path in constants)):
             changed = next(iter(memoised.values()))
             return f"{changed}, and {path} may read names it does not spell out"
-        module_names = before.module_loads if constants else before.module_refs
+        if constants is not None:
+            for star in before.stars:
+                if _star_reaches(graph, path, star, constants):
+                    changed = next(iter(memoised.values()))
+                    return f"{changed}, and {path} star-imports {star}"
+        module_names = before.module_loads if constants is not None else before.module_refs
         if found := names.intersection(module_names):
             module = dotted(path, "<module>")
             memo = memoised[min(found)]
@@ -203,7 +212,30 @@ def _memo_readers(
                 continue  # module-level code and class bodies: `module_refs` covered them
             if found := names.intersection(before.refs.get(qualname, names)):  # (unknown: hit)
                 name = min(found)
-                verb = "reads" if constants else "calls"
+                verb = "reads" if constants is not None else "calls"
                 where = f"{kind} {memoised[name]}"
                 hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
     return None
+
+
+def _star_reaches(graph: BuildGraph, importer: str, target: str, files: set[str]) -> bool:
+    """Can ``from <target> import *`` in `importer` read the names of one of `files`? A
+    relative target is resolved as Python does, from the importer's folder; an absolute one
+    through the import edges the graph resolved for it. Unsure (unresolved, not the standard
+    library): yes."""
+    if target.startswith("."):
+        module = target.lstrip(".")
+        folder = importer.rsplit("/", 1)[0] if "/" in importer else ""
+        for _ in range(len(target) - len(module) - 1):
+            folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
+        base = "/".join(p for p in (folder, module.replace(".", "/")) if p)
+        return bool({f"{base}.py", f"{base}/__init__.py"} & files)
+    spelled = target.replace(".", "/")
+    for file in files:
+        stem = file.removesuffix(".py").removesuffix("/__init__")
+        if stem == spelled or stem.endswith("/" + spelled):
+            return True
+    linked = {t for t, e in graph.deps.get(importer, {}).items() if e.detail == target}
+    if linked:
+        return bool(linked & files)
+    return target.partition(".")[0] not in environment.STDLIB

@@ -76,7 +76,7 @@ from typing import Any
 
 import msgpack
 
-FORMAT = 6
+FORMAT = 7
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -109,9 +109,17 @@ class FileFingerprints:
     """The names module-level code *reads* (loads, attribute names, imported names; class
     bodies, decorators and evaluated defaults included, function bodies not)."""
     escapes: bool = False
-    """Module-level names may be reached without being named: ``globals()``, ``vars()``,
-    ``getattr`` with a computed name, ``__dict__``, ``import *``, a module ``__getattr__``,
-    ``reload``."""
+    """The names of *any* module may be reached without being named: ``getattr`` with a
+    computed name, ``vars``/``dir``/``getmembers`` or ``__dict__`` of a module,
+    ``sys.modules[...]``, ``reload``."""
+    own_escapes: bool = False
+    """This module's own names may be reached without being named: ``globals()``, ``vars()``
+    or ``dir()`` without an argument, a module ``__getattr__`` or ``__dir__``."""
+    stars: tuple[str, ...] = ()
+    """The modules ``from M import *`` reads, as written (leading dots for relative ones)."""
+    annotations: tuple[str, ...] = ()
+    """Per top-level statement: the fingerprint of the annotation an inert annotated
+    assignment evaluates (``X: Dict[str, int] = {}``); "" for any other statement."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -126,6 +134,9 @@ class FileFingerprints:
             "binds": list(self.binds),
             "module_loads": list(self.module_loads),
             "escapes": self.escapes,
+            "own_escapes": self.own_escapes,
+            "stars": list(self.stars),
+            "annotations": list(self.annotations),
         }
 
     @classmethod
@@ -144,6 +155,9 @@ class FileFingerprints:
                 binds=tuple(map(str, raw["binds"])),
                 module_loads=tuple(map(str, raw["module_loads"])),
                 escapes=bool(raw["escapes"]),
+                own_escapes=bool(raw["own_escapes"]),
+                stars=tuple(map(str, raw["stars"])),
+                annotations=tuple(map(str, raw["annotations"])),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -328,45 +342,71 @@ def _module_like(node: ast.expr, imported: set[str]) -> bool:
     return False
 
 
-def _escapes(tree: ast.Module) -> bool:
+def _called(call: ast.Call) -> str | None:
+    """The name a call calls (``f(...)``, ``m.f(...)``); None for a call of a call's result
+    (``getattr(x, "read")()`` calls what getattr returned, it is no getattr)."""
+    if isinstance(call.func, ast.Attribute):
+        return call.func.attr
+    return call.func.id if isinstance(call.func, ast.Name) else None
+
+
+@dataclass(frozen=True, slots=True)
+class _Escapes:
+    any_module: bool = False
+    own: bool = False
+    stars: tuple[str, ...] = ()
+
+
+def _escapes(tree: ast.Module) -> _Escapes:
     """Can code reach a module's names without naming them? (see ``FileFingerprints``): a
-    computed attribute of something that is a module, not of any object."""
+    computed attribute of something that is a module, not of any object. Split by whose
+    names: any module's, this module's own, or those of the modules star-imported here."""
     imported: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported.update(a.asname or a.name.split(".")[0] for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.update(a.asname or a.name for a in node.names)
+    any_module = own = False
+    stars: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
-            return True
-        if (
+            stars.append("." * node.level + (node.module or ""))
+        elif (
             isinstance(node, ast.Attribute)
             and node.attr == "__dict__"
             and _module_like(node.value, imported)
         ):
-            return True
-        if isinstance(node, ast.Call):
-            name = _decorator_name(node.func)
+            any_module = True
+        elif isinstance(node, ast.Call):
+            name = _called(node)
             first = node.args[0] if node.args else None
-            if name in ("globals", "reload"):
-                return True
-            if name in _NAMESPACE_READERS and (first is None or _module_like(first, imported)):
-                return True
-            if (
+            bare = isinstance(node.func, ast.Name)
+            if name == "globals" and bare:
+                own = True  # this module's namespace (it may be handed on: still only its own)
+            elif name in ("globals", "reload"):
+                any_module = True
+            elif name in _NAMESPACE_READERS:
+                if first is None and name != "getmembers" and bare:
+                    own = True  # ``vars()`` / ``dir()``: the current scope
+                elif first is not None and _module_like(first, imported):
+                    any_module = True
+            elif (
                 name in _ATTR_FUNCTIONS
                 and (len(node.args) < 2 or not isinstance(node.args[1], ast.Constant))
                 and (first is None or _module_like(first, imported))
             ):
-                return True
-    return any(
+                any_module = True
+    own = own or any(
         isinstance(stmt, _Def) and stmt.name in ("__getattr__", "__dir__") for stmt in tree.body
     )
+    return _Escapes(any_module, own, tuple(sorted(set(stars))))
 
 
 def _binding(stmt: ast.stmt) -> str:
     """The names `stmt` binds if it is a plain assignment of an inert value, else "": such a
-    statement cannot raise or have side effects, so only the code reading its names sees it."""
+    statement cannot have side effects, so only the code reading its names sees it. An
+    annotated one also evaluates its annotation (`_annotation`), compared on its own."""
     if isinstance(stmt, ast.Assign) and _inert(stmt.value):
         if all(isinstance(t, ast.Name) for t in stmt.targets):
             return ",".join(t.id for t in stmt.targets if isinstance(t, ast.Name))
@@ -375,9 +415,17 @@ def _binding(stmt: ast.stmt) -> str:
         and stmt.value is not None
         and _inert(stmt.value)
         and isinstance(stmt.target, ast.Name)
-        and isinstance(stmt.annotation, ast.Name)
+        and stmt.simple
     ):
         return stmt.target.id
+    return ""
+
+
+def _annotation(stmt: ast.stmt, lazy: bool) -> str:
+    """The fingerprint of the annotation an inert annotated assignment evaluates at import
+    (it may read names, raise, or run code); "" when nothing is evaluated."""
+    if isinstance(stmt, ast.AnnAssign) and _binding(stmt) and not lazy:
+        return _fp(ast.dump(stmt.annotation))
     return ""
 
 
@@ -526,7 +574,8 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
             tree = ast.parse(data)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return FileFingerprints(module="bytes:" + _fp(data.hex()), parse_error=True)
-    splitter = _Splitter(lazy_annotations=_lazy_annotations(tree), escaping=_escaping_names(tree))
+    lazy = _lazy_annotations(tree)
+    splitter = _Splitter(lazy_annotations=lazy, escaping=_escaping_names(tree))
     statements: list[tuple[str, int]] = []
     try:
         for stmt in tree.body:
@@ -535,6 +584,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
     except RecursionError:
         return FileFingerprints(module="bytes:" + _fp(data.hex()), parse_error=True)
     module = _fp("\n".join(fp for fp, _ in statements))
+    escapes = _escapes(tree)
     return FileFingerprints(
         module,
         splitter.functions,
@@ -544,7 +594,10 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         memoised=tuple(sorted(splitter.memoised)),
         binds=tuple(_binding(stmt) for stmt in tree.body),
         module_loads=tuple(sorted(_names(list(tree.body), loads=True))),
-        escapes=_escapes(tree),
+        escapes=escapes.any_module,
+        own_escapes=escapes.own,
+        stars=escapes.stars,
+        annotations=tuple(_annotation(stmt, lazy) for stmt in tree.body),
     )
 
 
@@ -586,24 +639,42 @@ def diff(old: FileFingerprints, new: FileFingerprints) -> FingerprintDiff:
 
 def _changed_names(old: FileFingerprints, new: FileFingerprints) -> tuple[str, ...] | None:
     """The names of the plain inert assignments that differ between `old` and `new`, when
-    nothing else at module level differs (same other statements, same order) and no name can
-    escape; None otherwise."""
-    if old.escapes or new.escapes or old.parse_error or new.parse_error:
+    nothing else at module level differs and no name can escape; None otherwise.
+
+    "Nothing else": with the assignments of the changed names left out, both versions run the
+    same statements in the same order (an unchanged assignment that moved may now come after
+    code that reads it), and every annotation such an assignment evaluates is the same one at
+    the same place (adding ``X: Undefined = 3`` raises at import)."""
+    if old.escapes or new.escapes or old.own_escapes or new.own_escapes:
         return None
-    if len(old.binds) != len(old.statements) or len(new.binds) != len(new.statements):
+    if old.parse_error or new.parse_error:
+        return None
+    for fp in (old, new):
+        if not len(fp.binds) == len(fp.annotations) == len(fp.statements):
+            return None
+
+    def binds(fp: FileFingerprints) -> set[tuple[str, str]]:
+        return {(b, s) for (s, _), b in zip(fp.statements, fp.binds, strict=True) if b}
+
+    names = {n for b, _ in binds(old) ^ binds(new) for n in b.split(",")}
+    if not names:
         return None
 
-    def split(fp: FileFingerprints) -> tuple[list[str], set[tuple[str, str]]]:
-        others = [s for (s, _), b in zip(fp.statements, fp.binds, strict=True) if not b]
-        binds = {(b, s) for (s, _), b in zip(fp.statements, fp.binds, strict=True) if b}
-        return others, binds
+    def rest(fp: FileFingerprints) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for (s, _), b, a in zip(fp.statements, fp.binds, fp.annotations, strict=True):
+            if not b:
+                out.append(("code", s))
+                continue
+            if not names.intersection(b.split(",")):
+                out.append(("binds", s))
+            if a:
+                out.append(("annotation", a))
+        return out
 
-    old_others, old_binds = split(old)
-    new_others, new_binds = split(new)
-    if old_others != new_others:
+    if rest(old) != rest(new):
         return None
-    names = {n for b, _ in old_binds ^ new_binds for n in b.split(",")}
-    return tuple(sorted(names)) if names else None
+    return tuple(sorted(names))
 
 
 # ------------------------------------------------------------------------------ caching

@@ -476,5 +476,83 @@ def test_instance_dict_is_no_escape_but_module_vars_is() -> None:
     plain = b"class A:\n    def f(self):\n        return self.__dict__, getattr(self, name)\n"
     assert not fingerprint_source(plain).escapes
     for code in (b"import os\nX = vars(os)\n", b"import os\ndef f(n):\n    return getattr(os, n)\n",
-                 b"X = globals()\n", b"from os import *\n"):  # fmt: skip
+                 b"import sys\nX = getattr(sys.modules[__name__], n)\n"):  # fmt: skip
         assert fingerprint_source(code).escapes, code
+    # this module's own names only, and the names of the module star-imported
+    own = fingerprint_source(b"X = globals()\n")
+    assert (own.escapes, own.own_escapes) == (False, True)
+    assert fingerprint_source(b"from os import *\nfrom .tz import *\n").stars == (".tz", "os")
+    # a call of what getattr returned, a method named like a namespace reader: no escape
+    for code in (
+        b"import io\nX = getattr(io, 'open', None)()\n",
+        b"import t\nX = t.f.getmembers()\n",
+    ):
+        found = fingerprint_source(code)
+        assert not (found.escapes or found.own_escapes), code
+
+
+def test_a_star_import_of_another_module_does_not_widen_a_constant_change(ws: Workspace) -> None:
+    # python-dateutil: `from .tz import *` in tz/__init__.py made every rrule.py constant
+    # re-run the whole suite; a star import reads the names of the module it names only
+    ws.write("pkg/other.py", "OTHER = 1\n")
+    ws.write("pkg/api.py", "from .other import *\n")
+    ws.write("tests/test_other.py", "import pkg.api\nimport pkg.calc\n\n\n"
+             "def test_imports_only():\n    assert pkg.calc.RATE > 0\n\n\n"
+             "def test_api():\n    assert pkg.api.OTHER == 1\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    assert ran_nodes(ws.run()) == [
+        "tests/test_calc.py::test_combo",
+        "tests/test_calc.py::test_double",
+        "tests/test_other.py::test_imports_only",
+    ]
+
+
+def test_a_star_import_of_the_changed_module_reruns_every_importer(ws: Workspace) -> None:
+    # the star import copies RATE into pkg.api, whose namespace a test reads without naming it
+    ws.write("pkg/api.py", "from .calc import *\n\n\ndef names():\n    return dict(globals())\n")
+    ws.write("tests/test_other.py", "from pkg import api\n\n\ndef test_imports_only():\n"
+             "    assert api.names()['RA' + 'TE'] == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    other = next(f for f in ws.plan().files if f.target == "tests/test_other.py")
+    assert "star-imports .calc" in other.describe()
+    summary = ws.run()
+    assert "tests/test_other.py::test_imports_only" in ran_nodes(summary)
+    assert summary.failed == 1  # as plain pytest says
+
+
+def test_annotated_constant_reruns_only_its_readers(ws: Workspace) -> None:
+    # jinja2's `DEFAULT_POLICIES: t.Dict[str, t.Any] = {...}`: the annotation is evaluated, but
+    # it is the same code before and after; only the value changed
+    ws.edit("pkg/calc.py", "RATE = 2", "import typing\n\nRATE: typing.Final[int] = 2")
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE: typing.Final[int] = 2", "RATE: typing.Final[int] = 5")
+    assert ran_nodes(ws.run()) == [
+        "tests/test_calc.py::test_combo",
+        "tests/test_calc.py::test_double",
+        "tests/test_other.py::test_imports_only",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        # a new annotation is code run at import: here it raises NameError
+        ("RATE = 2", "RATE = 5\nLIMIT: Undefined = 3"),
+        # an unchanged constant moved below the code that reads it at import: NameError
+        ("SCALE = 3\nRATE = 2\nFACTOR = SCALE * 2", "RATE = 5\nFACTOR = SCALE * 2\nSCALE = 3"),
+    ],
+)
+def test_constant_change_with_other_import_time_effects_reruns_every_importer(
+    ws: Workspace, before: str, after: str
+) -> None:
+    ws.edit("pkg/calc.py", "RATE = 2", before)
+    ws.run()
+    ws.edit("pkg/calc.py", before, after)
+    for target in ("tests/test_calc.py", "tests/test_other.py"):
+        planned = next(f for f in ws.plan().files if f.target == target)
+        assert planned.run_nodes is None  # the whole file
+        assert "module-level code changed" in planned.describe()
+    summary = ws.run()
+    assert summary.errors == 2  # both importers fail at collection now, as plain pytest says
