@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 KINDS = ("deny", "queue", "include", "keep", "quarantine", "warn")
 ERROR_RULE = "policy.error"
+CHECKED_FILE = "checked.json"
+"""In ``memo_dir``: the digests of policy sets a child compiled (policy/isolate.py)."""
 MEMO_SIZE = 4096
 """Decisions a policy set remembers (by input, least recently used out)."""
 IMPURE = re.compile(
@@ -389,7 +391,11 @@ class PolicyEngine:
         """Built-in and workspace policy; a workspace policy that does not compile leaves the
         built-in one in force and is kept in :attr:`last_error`. With ``isolate``, every set
         with workspace or team modules is compiled in a child process first."""
-        engine = cls(root, checker=ChildCompiler() if isolate else None, memo_dir=memo_dir)
+        checker = None
+        if isolate:  # the sets checked before are kept beside the plan-time memo
+            kept = memo_dir / CHECKED_FILE if memo_dir is not None else None
+            checker = ChildCompiler(kept=kept)
+        engine = cls(root, checker=checker, memo_dir=memo_dir)
         try:
             engine.reload()
         except PolicyError:

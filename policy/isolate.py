@@ -5,21 +5,47 @@ accepts syntactically, several ``with input as`` forms among them. In the daemon
 kill every editor's connection, so a set with workspace or team modules is first compiled in
 a child with a time bound; a crash there becomes a PolicyError naming the module that crashed
 it (found by compiling each module on its own beside the built-in ones), and the caller keeps
-its last good set. Sets already checked are remembered by digest.
+its last good set. Sets already checked are remembered by digest, and with ``kept`` in a file
+of the workspace's state too: the next process (a CLI run, a restarted daemon) loading the same
+set does not pay a child interpreter (most of a second) again. The same modules and data with
+the same Maestro and rego-cpp compile the same way; the file only spares the check, it decides
+nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
+import logging
+import os
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
 
 from maestro.errors import PolicyError, PolicySyntaxError
 from maestro.policy.sources import Module, PolicySources
 
 DEFAULT_TIMEOUT_S = 30.0
+KEPT_DIGESTS = 32
+"""Checked sets a ``kept`` file remembers (the newest)."""
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def versions() -> list[str]:
+    """Maestro's and rego-cpp's (regopy's) versions: what a kept answer is valid for."""
+    from maestro import __version__
+
+    try:
+        regopy = metadata.version("regopy")
+    except metadata.PackageNotFoundError:
+        regopy = "?"
+    return [__version__, regopy]
 
 
 def _payload(sources: PolicySources) -> bytes:
@@ -41,6 +67,7 @@ class ChildCompiler:
     """Checks policy sets in a child process; remembers the sets that compiled."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S
+    kept: Path | None = None  # a file remembering the checked sets for the next process
     _good: set[str] = field(default_factory=set)
 
     def check(self, sources: PolicySources) -> None:
@@ -52,9 +79,14 @@ class ChildCompiler:
         digest = hashlib.sha256(body).hexdigest()
         if digest in self._good:
             return
+        held = self._read_kept()
+        if digest in held:
+            self._good.add(digest)
+            return
         crashed = self._run(body)
         if crashed is None:
             self._good.add(digest)
+            self._write_kept([*(d for d in held if d != digest), digest])
             return
         culprit = self._culprit(sources)
         raise PolicyError(
@@ -63,6 +95,39 @@ class ChildCompiler:
             hint="rego-cpp aborts on some constructs (several `with input as` forms): rewrite"
             " the rule without them; the last good policy stays in force",
         )
+
+    def _read_kept(self) -> list[str]:
+        if self.kept is None:
+            return []
+        try:
+            raw = json.loads(self.kept.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as exc:
+            log.warning("checked policy sets %s not read (%s): checked again", self.kept, exc)
+            return []
+        if not isinstance(raw, dict) or raw.get("versions") != versions():
+            return []
+        digests = raw.get("checked")
+        return [str(d) for d in digests] if isinstance(digests, list) else []
+
+    def _write_kept(self, digests: list[str]) -> None:
+        if self.kept is None:
+            return
+        body = json.dumps({"versions": versions(), "checked": digests[-KEPT_DIGESTS:]})
+        try:
+            self.kept.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.kept.parent, prefix=".checked-", suffix=".tmp")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    out.write(body)
+                os.replace(tmp, self.kept)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            log.warning("checked policy sets not kept in %s: %s", self.kept, exc)
 
     def _run(self, body: bytes) -> str | None:
         """None when the child compiled the set; the crash's description when it died.

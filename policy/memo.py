@@ -15,12 +15,10 @@ different version reads nothing.
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import os
 import re
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,15 +41,10 @@ SERVE_PREFIX = b'cache{"action":"serve"'
 keys, ``action`` first of the cache input's fields)."""
 
 
-@functools.cache
 def _versions() -> list[str]:
-    from maestro import __version__
+    from maestro.policy.isolate import versions
 
-    try:
-        regopy = metadata.version("regopy")
-    except metadata.PackageNotFoundError:
-        regopy = "?"
-    return [__version__, regopy]
+    return versions()
 
 
 def memo_path(folder: Path, digest: str) -> Path:

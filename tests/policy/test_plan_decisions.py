@@ -246,3 +246,58 @@ def test_old_memo_files_are_pruned_and_the_marker_scans_stay(
         engine.save_memo()
     names = sorted(p.name for p in folder.iterdir())
     assert "markers.json" in names and len(names) == memo.KEPT_FILES + 1
+
+
+CRASH = """package maestro.workspace.select
+
+import rego.v1
+
+helper contains "x" if {
+\tsome p in input.changed
+\tstartswith(p, "tests/db")
+}
+
+warn contains {"rule": "ws.crash", "msg": "m"} if {
+\tcount(data.maestro.workspace.select.helper) == 1 with input as {"changed": ["tests/db/a.py"]}
+}
+"""
+
+
+def test_a_set_a_child_compiled_is_not_checked_again_by_the_next_process(
+    workspace: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's cache gates and a restarted daemon open the policy isolated: a set checked
+    before (same sources, same versions) spares the child interpreter; a crashing one is
+    never kept."""
+    from maestro.errors import PolicyError
+    from maestro.policy import isolate
+    from maestro.policy.engine import CHECKED_FILE
+    from maestro.policy.sources import load
+
+    runs: list[int] = []
+    real = isolate.ChildCompiler._run
+
+    def counted(self: isolate.ChildCompiler, body: bytes) -> str | None:
+        runs.append(1)
+        return real(self, body)
+
+    monkeypatch.setattr(isolate.ChildCompiler, "_run", counted)
+    root = workspace("", {"serve.rego": SERVE})
+    memo = tmp_path / "memo"
+    PolicyEngine.open(root, isolate=True, memo_dir=memo)
+    assert len(runs) == 1 and (memo / CHECKED_FILE).is_file()
+    again = PolicyEngine.open(root, isolate=True, memo_dir=memo)
+    assert len(runs) == 1 and again.last_error is None
+    isolate.ChildCompiler(kept=memo / CHECKED_FILE).check(load(root))
+    assert len(runs) == 1
+
+    # another Maestro or rego-cpp version checks again
+    monkeypatch.setattr(isolate, "versions", lambda: ["0.0.0", "0"])
+    isolate.ChildCompiler(kept=memo / CHECKED_FILE).check(load(root))
+    assert len(runs) == 2
+    monkeypatch.undo()
+
+    (root / ".maestro/policy/crash.rego").write_text(CRASH)
+    for _ in range(2):
+        with pytest.raises(PolicyError, match="rego-cpp crashed"):
+            isolate.ChildCompiler(kept=memo / CHECKED_FILE).check(load(root))
