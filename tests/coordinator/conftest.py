@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 from coord_helpers import Clock, Env
+from coordinator_apps import serve
 
-from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.app import create_app
 from maestro.coordinator.settings import Settings
 from maestro.coordinator.store import Store
 
@@ -39,10 +39,7 @@ def store(settings: Settings) -> Iterator[Store]:
 async def env(settings: Settings, store: Store) -> AsyncIterator[Env]:
     clock = Clock()
     app = create_app(settings, store=store, clock=clock)
-    server = TestServer(app)
-    await server.start_server(**RUNNER_KWARGS)
-    client = TestClient(server)
-    await client.start_server()
+    client = await serve(app)
     try:
         yield Env(client, store, clock)
     finally:

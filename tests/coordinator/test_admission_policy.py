@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from coord_helpers import Clock, Env, sha
+from coordinator_apps import serve
 
 from maestro.coordinator.admission import EXECUTION_HEADER
-from maestro.coordinator.app import RUNNER_KWARGS, STATE, create_app
+from maestro.coordinator.app import STATE, create_app
 from maestro.coordinator.policy_routes import AdmissionPolicy
 from maestro.coordinator.settings import Settings
 from maestro.coordinator.store import Store
@@ -38,10 +39,7 @@ async def make_env(tmp_path: Path) -> AsyncIterator[EnvFactory]:
         store.add_tenant("alpha")
         store.add_tenant("beta")
         app = create_app(settings, store=store, clock=Clock())
-        server = TestServer(app)
-        await server.start_server(**RUNNER_KWARGS)
-        client = TestClient(server)
-        await client.start_server()
+        client = await serve(app)
         opened.append((client, store))
         return Env(client, store, Clock())
 

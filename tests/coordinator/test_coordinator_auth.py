@@ -10,10 +10,11 @@ from pathlib import Path
 
 import jwt
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
 from coord_helpers import Clock, Env, sha
+from coordinator_apps import serve
 
-from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.app import create_app
 from maestro.coordinator.auth import create_key
 from maestro.coordinator.models import Role
 from maestro.coordinator.settings import Settings, load_settings
@@ -161,10 +162,7 @@ OLD, NEW = "o" * 40, "n" * 40
 
 @contextlib.asynccontextmanager
 async def _served(settings: Settings, store: Store, clock: Clock) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
-    server = TestServer(create_app(settings, store=store, clock=clock))
-    await server.start_server(**RUNNER_KWARGS)
-    client = TestClient(server)
-    await client.start_server()
+    client = await serve(create_app(settings, store=store, clock=clock))
     try:
         yield client
     finally:

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
 from coord_helpers import Clock, Env, sha
+from coordinator_apps import serve
 
 from maestro.coordinator.admission import PRE_ADMISSION_SLOTS, CredentialSlots
-from maestro.coordinator.app import RUNNER_KWARGS, STATE, create_app
+from maestro.coordinator.app import STATE, create_app
 from maestro.coordinator.auth import Principal
 from maestro.coordinator.settings import Settings
 from maestro.coordinator.store import Store
@@ -28,10 +28,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     store.add_tenant("alpha")
     store.add_tenant("beta")
     clock = Clock()
-    server = TestServer(create_app(settings, store=store, clock=clock))
-    await server.start_server(**RUNNER_KWARGS)
-    client = TestClient(server)
-    await client.start_server()
+    client = await serve(create_app(settings, store=store, clock=clock))
     try:
         yield Env(client, store, clock)
     finally:

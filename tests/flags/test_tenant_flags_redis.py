@@ -8,10 +8,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from coordinator_apps import serve
 from flags_helpers import needs_redis, run_redis
 
-from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.app import create_app
 from maestro.coordinator.auth import new_key
 from maestro.coordinator.models import Role
 from maestro.coordinator.settings import Settings
@@ -43,10 +44,7 @@ async def replicas(tmp_path: Path) -> AsyncIterator[tuple[TestClient, TestClient
                 blob_upstream_url="http://127.0.0.1:9",
                 io_threads=2,
             )
-            server = TestServer(create_app(settings))
-            await server.start_server(**RUNNER_KWARGS)
-            client = TestClient(server)
-            await client.start_server()
+            client = await serve(create_app(settings))
             clients.append(client)
         try:
             yield clients[0], clients[1], keys

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from coordinator_apps import serve
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.app import create_app
 from maestro.coordinator.auth import create_key
 from maestro.coordinator.models import Role
 from maestro.coordinator.settings import Settings
@@ -108,10 +109,7 @@ async def make(tmp_path: Path) -> AsyncIterator[Make]:
         if not store.get_tenant("alpha"):
             store.add_tenant("alpha")
             store.add_tenant("beta")
-        server = TestServer(create_app(settings, store=store))
-        await server.start_server(**RUNNER_KWARGS)
-        client = TestClient(server)
-        await client.start_server()
+        client = await serve(create_app(settings, store=store))
         opened.append((client, store))
         return Env(client, store)
 

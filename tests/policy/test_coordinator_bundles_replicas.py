@@ -18,12 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from coordinator_apps import serve
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from test_coordinator_bundles import TEAM_BURST, series
 
-from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.app import create_app
 from maestro.coordinator.auth import new_key
 from maestro.coordinator.models import Role
 from maestro.coordinator.policy_shared import FOLLOW_S
@@ -147,10 +148,7 @@ async def replicas(
             rate_limits="enforce", tenants={"alpha": {"burst": 1}}, metrics_public=True,
             policy_bundle_keys=trusted[name],
         )  # fmt: skip
-        server = TestServer(create_app(settings))
-        await server.start_server(**RUNNER_KWARGS)
-        client = TestClient(server)
-        await client.start_server()
+        client = await serve(create_app(settings))
         clients.append(client)
     try:
         yield Replica(clients[0]), Replica(clients[1]), signer, keys

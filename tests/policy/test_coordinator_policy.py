@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient
+from coordinator_apps import serve
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.app import create_app
 from maestro.coordinator.auth import create_key
 from maestro.coordinator.models import Role
 from maestro.coordinator.settings import Settings
@@ -46,10 +47,7 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     with Store(settings.data_dir / "store") as store:
         store.add_tenant("alpha")
         store.add_tenant("beta")
-        server = TestServer(create_app(settings, store=store))
-        await server.start_server(**RUNNER_KWARGS)
-        client = TestClient(server)
-        await client.start_server()
+        client = await serve(create_app(settings, store=store))
         try:
             yield Env(client, store)
         finally:

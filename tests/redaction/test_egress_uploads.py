@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from coordinator_apps import serve
 from redaction_seeds import ENV_NAMES, Seed, seeds
 from test_redaction import leaked
 
 from maestro.cache import Cache
 from maestro.cache.remote import RemoteSync
 from maestro.cli.model_cmd import push_team_model
-from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.app import create_app
 from maestro.coordinator.auth import create_key
 from maestro.coordinator.client import CoordinatorClient, EgressBlockedError, send_telemetry
 from maestro.coordinator.models import Role
@@ -59,10 +59,7 @@ async def coord(tmp_path: Path) -> AsyncIterator[Coord]:
     )
     with Store(settings.data_dir / "store") as store:
         store.add_tenant("alpha")
-        server = TestServer(create_app(settings, store=store))
-        await server.start_server(**RUNNER_KWARGS)
-        client = TestClient(server)
-        await client.start_server()
+        client = await serve(create_app(settings, store=store))
         try:
             yield Coord(str(client.make_url("")).rstrip("/"), store, tmp_path / "bodies")
         finally:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from conftest import Env, command, notes, request, run_to_end, start_client
+from coordinator_apps import serve
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
@@ -131,11 +132,10 @@ async def test_team_bundle_incident_raised_and_cleared(lsp_env: Env, tmp_path: P
     """A real coordinator serves the team bundle; the daemon fetches it every second. A bundle
     signed by a key the workspace does not trust is quarantined: the editor gets
     maestro/policyIncident and one warning; a good bundle clears it (one message)."""
-    from aiohttp.test_utils import TestClient, TestServer
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-    from maestro.coordinator.app import RUNNER_KWARGS, create_app
+    from maestro.coordinator.app import create_app
     from maestro.coordinator.auth import create_key
     from maestro.coordinator.models import Role
     from maestro.coordinator.settings import Settings
@@ -146,10 +146,7 @@ async def test_team_bundle_incident_raised_and_cleared(lsp_env: Env, tmp_path: P
     settings = Settings(data_dir=tmp_path / "coord", token_ttl_s=300, io_threads=2)
     with Store(settings.data_dir / "store") as store:
         store.add_tenant("alpha")
-        server = TestServer(create_app(settings, store=store))
-        await server.start_server(**RUNNER_KWARGS)
-        http = TestClient(server)
-        await http.start_server()
+        http = await serve(create_app(settings, store=store))
         client: LanguageClient | None = None
         try:
             admin_key = create_key(store, "alpha", Role.ADMIN).plaintext
