@@ -549,7 +549,7 @@ def _sum_metric(text: str, name: str, **labels: str) -> float:
 
 
 def _start(
-    procs: Procs, tmp: Path, scenario: str, fairness: bool
+    procs: Procs, tmp: Path, scenario: str, fairness: bool, extra: dict[str, str] | None = None
 ) -> tuple[list[str], dict[str, str], dict[str, str], str | None]:
     from bench.bench_coordinator import NGINX_CONF, _coordinator, _free_port, _wait_port
 
@@ -563,6 +563,7 @@ def _start(
         "priority_shares": "interactive=60,ci=20,batch=15,speculative=5",
         # held connections stay open idle for the whole phase (slowloris tests use the default)
         "header_timeout_s": "120",
+        **(extra or {}),
     }
     tenants = {HOSTILE: HOSTILE_POLICY, **{t: LIGHT_POLICY for t in LIGHT}}
     work = Path(tempfile.mkdtemp(prefix=f"{scenario}-", dir=tmp))
@@ -815,7 +816,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 if label == BURNED:  # the hostile client's own CPU, taken from the light load
                     burn = rows["loaded, fairness on"]["cpu_cores"]["hostile client"]
                 try:
-                    bases, keys, digests, redis_url = _start(procs, tmp, scenario, fairness)
+                    bases, keys, digests, redis_url = _start(
+                        procs,
+                        tmp,
+                        scenario,
+                        fairness,
+                        {"bulk_upload_bytes_per_s": args.bulk_upload_rate}
+                        if fairness and args.bulk_upload_rate
+                        else None,
+                    )
                     servers = [p.pid for p in procs.procs[-len(bases) :]]
                     rows[label] = _phase(
                         bases,
@@ -970,6 +979,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hold", type=int, default=5000)
     parser.add_argument("--light-rate", type=float, default=20.0)
     parser.add_argument("--json", action="store_true", help="print the raw report")
+    parser.add_argument(
+        "--bulk-upload-rate",
+        metavar="SIZE",
+        help="with fairness on, the servers' bulk_upload_bytes_per_s (e.g. 32MiB)",
+    )
     parser.add_argument(
         "--decision-only",
         type=int,

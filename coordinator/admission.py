@@ -732,6 +732,7 @@ class Gate:
             if principal is not None:
                 started = time.perf_counter()
                 policy = self.resolve(principal.tenant)
+                request[PRIORITY_KEY] = policy.priority
                 upload = (request.content_length or 0) if request.method == "PUT" else 0
                 if self.limits is not None:
                     try:
@@ -820,6 +821,8 @@ class Gate:
             task.add_done_callback(self._shadow_tasks.discard)
 
 
+PRIORITY_KEY = web.RequestKey("maestro.priority", str)
+"""The request's priority level, set by the gate (upload pacing reads it)."""
 LAG_PROBE_EVERY_S = 0.02
 MAX_SHADOW_PENDING = 64
 SHADOW_RECORD_EVERY_S = 1.0

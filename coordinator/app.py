@@ -30,7 +30,7 @@ import maestro
 from maestro.errors import CoordinatorError
 
 from . import accesslog, dashboard, flags_routes, team_model, telemetry
-from .admission import Gate
+from .admission import PRIORITY_KEY, Gate
 from .auth import (
     Authenticator,
     KeyringSource,
@@ -53,7 +53,7 @@ from .blobs import (
     sha256_of,
 )
 from .eviction import LruTracker, RedisLru, evict_for
-from .hardening import CLIENT_CLOSED, SlowUploadError, is_client_abort, read_body
+from .hardening import CLIENT_CLOSED, BytePacer, SlowUploadError, is_client_abort, read_body
 from .metrics import CONTENT_TYPE, Metrics, MetricsListener, sees_tenants
 from .models import (
     ErrorBody,
@@ -246,6 +246,11 @@ class Coordinator:
         blobs.on_corrupt = self._count_corrupt
         # Priority levels, fair queues and rate limits in front of the cache routes.
         self.lru = LruTracker()
+        self.bulk_pacer = (
+            BytePacer(settings.bulk_upload_bytes_per_s)
+            if settings.bulk_upload_bytes_per_s
+            else None
+        )
         self.gate = Gate.from_settings(
             settings,
             self.metrics.registry,
@@ -757,6 +762,8 @@ class Coordinator:
         if length > limit:
             raise ApiError(413, "too_large", f"body of {length} bytes exceeds the {limit} limit")
         settings = self.settings
+        pacer = self.bulk_pacer
+        bulk = pacer is not None and request.get(PRIORITY_KEY, "interactive") != "interactive"
         try:
             body = await read_body(
                 request,
@@ -764,6 +771,7 @@ class Coordinator:
                 chunk_timeout_s=settings.body_read_timeout_s,
                 min_bytes_per_s=settings.min_upload_bytes_per_s,
                 grace_s=settings.upload_grace_s,
+                pace=pacer.take if bulk and pacer is not None else None,
             )
         except SlowUploadError as exc:
             raise ApiError(

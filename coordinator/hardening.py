@@ -8,6 +8,12 @@
   (`body_read_timeout_s`) and, after `upload_grace_s`, a minimum average rate
   (`min_upload_bytes_per_s`); a trickling upload is answered 408 and its connection closed, so it
   holds neither a seat nor a socket for long.
+- **Bulk upload pacing** (`bulk_upload_bytes_per_s`, off by default): upload bodies of the
+  priority levels below `interactive` are read through one token bucket per replica. The bytes
+  not yet read wait in the kernel and the client (TCP flow control), so a CI farm's admitted
+  uploads cannot keep the event loop busy receiving, copying and forwarding them while an
+  interactive request waits for its turn of the loop. Time spent paced does not count against
+  `min_upload_bytes_per_s`.
 - **Connections per client**: `GuardedSite` wraps aiohttp's protocol factory and closes a new
   connection at once when its peer address already holds `max_connections_per_client`.
 - **Client aborts**: a body that stops because the peer went away raises `ClientAbortedError`;
@@ -21,7 +27,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
@@ -56,6 +62,39 @@ def is_client_abort(exc: BaseException) -> bool:
     return isinstance(exc, ClientAbortedError | ConnectionResetError | BrokenPipeError)
 
 
+class BytePacer:
+    """A token bucket over body bytes, shared by the uploads it paces: each read takes its
+    chunk's bytes and, when the bucket is in debt, waits its share of the debt (so the readers
+    together stay at `bytes_per_s`, after a burst of `burst` bytes)."""
+
+    def __init__(
+        self,
+        bytes_per_s: int,
+        *,
+        burst: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = float(bytes_per_s)
+        self.burst = float(burst if burst is not None else max(CHUNK, bytes_per_s // 10))
+        self._tokens = self.burst
+        self._clock = clock
+        self._at = clock()
+        self.paced_s = 0.0
+        """Total time readers waited (a metric for benchmarks and tests)."""
+
+    async def take(self, n: int) -> float:
+        """Count `n` bytes read; wait while the bucket is in debt; the time waited."""
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate) - n
+        self._at = now
+        if self._tokens >= 0:
+            return 0.0
+        wait = -self._tokens / self.rate
+        self.paced_s += wait
+        await asyncio.sleep(wait)
+        return wait
+
+
 async def read_body(
     request: web.Request,
     length: int,
@@ -64,12 +103,15 @@ async def read_body(
     min_bytes_per_s: int,
     grace_s: float,
     clock: Callable[[], float] = time.monotonic,
+    pace: Callable[[int], Awaitable[float]] | None = None,
 ) -> bytes:
-    """Exactly `length` bytes of the body (fewer when the client sent less and closed)."""
+    """Exactly `length` bytes of the body (fewer when the client sent less and closed);
+    `pace` (a `BytePacer.take`) is awaited after each chunk."""
     from aiohttp import ClientPayloadError
 
     buffer = bytearray()
     started = clock()
+    paced = 0.0
     content = request.content
     while len(buffer) < length:
         try:
@@ -89,7 +131,9 @@ async def read_body(
                 )
             break
         buffer += chunk
-        elapsed = clock() - started
+        if pace is not None and len(buffer) < length:
+            paced += await pace(len(chunk))
+        elapsed = clock() - started - paced
         if min_bytes_per_s and elapsed > grace_s and len(buffer) / elapsed < min_bytes_per_s:
             raise SlowUploadError(
                 f"upload at {len(buffer) / elapsed:.0f} B/s, below the {min_bytes_per_s} B/s "

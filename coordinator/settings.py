@@ -192,6 +192,10 @@ class Settings(BaseModel):
     upload_grace_s: float = Field(default=5.0, ge=0, le=3600)
     max_connections_per_client: int = Field(default=512, ge=1, le=1_000_000)
     """Open connections from one client address; beyond it new ones are closed at once."""
+    bulk_upload_bytes_per_s: ByteSize | None = Field(default=None, ge=64 << 10)
+    """Per replica: how fast upload bodies of the levels below `interactive` are read, all
+    together (a token bucket; the rest waits in TCP buffers). Keeps bulk uploads from holding
+    the event loop while interactive requests wait; unset: as fast as they arrive."""
 
     @model_validator(mode="after")
     def _backends(self) -> Settings:

@@ -1,0 +1,80 @@
+"""Bulk upload pacing: bodies of the levels below interactive are read through one token bucket
+per replica (the rest waits in TCP buffers), interactive ones at once; a paced upload is not
+"too slow". In-process app on loopback over a real LMDB store."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from coord_helpers import Clock, Env, sha
+
+from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.hardening import BytePacer
+from maestro.coordinator.settings import Settings
+from maestro.coordinator.store import Store
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+async def env(tmp_path: Path) -> AsyncIterator[Env]:
+    settings = Settings(
+        data_dir=tmp_path / "coord",
+        max_blob_bytes=2 * MIB,
+        bulk_upload_bytes_per_s=MIB,
+        # paced time must not count: 1.5 MiB read in ~1 s would be far below this otherwise
+        min_upload_bytes_per_s=4 * MIB,
+        upload_grace_s=0.2,
+        tenants={"alpha": {"priority": "ci"}, "beta": {"priority": "interactive"}},
+    )
+    store = Store(settings.data_dir / "store")
+    store.add_tenant("alpha")
+    store.add_tenant("beta")
+    app = create_app(settings, store=store, clock=Clock())
+    server = TestServer(app)
+    await server.start_server(**RUNNER_KWARGS)
+    client = TestClient(server)
+    await client.start_server()
+    try:
+        yield Env(client, store, Clock())
+    finally:
+        await client.close()
+        store.close()
+
+
+async def _upload(env: Env, tenant: str, data: bytes) -> tuple[int, float]:
+    headers = await env.auth(tenant)
+    started = time.monotonic()
+    resp = await env.client.put(f"/{tenant}/cas/{sha(data)}", data=data, headers=headers)
+    return resp.status, time.monotonic() - started
+
+
+async def test_ci_uploads_are_paced_and_interactive_ones_are_not(env: Env) -> None:
+    blob = os.urandom(3 * MIB // 2)
+    status, fast = await _upload(env, "beta", blob)
+    assert status == 200 and fast < 0.6
+    # 1.5 MiB at 1 MiB/s after a 256 KiB burst (the last chunk is not waited for): ~1 s
+    status, paced = await _upload(env, "alpha", os.urandom(3 * MIB // 2))
+    assert status == 200, "a paced upload was cut as too slow"
+    assert paced >= 0.8, paced
+    # two at once share the one bucket
+    both = await asyncio.gather(*(_upload(env, "alpha", os.urandom(MIB)) for _ in range(2)))
+    assert [s for s, _ in both] == [200, 200]
+    assert max(t for _, t in both) >= 1.2
+
+
+async def test_the_bucket_holds_readers_together_to_its_rate() -> None:
+    now = [0.0]
+    pacer = BytePacer(1000, burst=500, clock=lambda: now[0])
+    assert await pacer.take(500) == 0.0  # the burst
+    waits = [await pacer.take(100) for _ in range(3)]  # no time passes: debt accumulates
+    assert waits == pytest.approx([0.1, 0.2, 0.3])
+    now[0] = 10.0  # refilled, capped at the burst
+    assert await pacer.take(500) == 0.0
+    assert await pacer.take(1) > 0
