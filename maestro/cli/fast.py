@@ -74,8 +74,10 @@ def may_start() -> bool:
 
 
 def runs_in_process(root: Path, *, no_daemon: bool) -> bool:
-    """Whether `maestro test` runs in this process: no daemon serves ``root``, and none may be
-    started for it (the rule maestro/cli/via_daemon.py follows)."""
+    """Whether `maestro test` runs in this process: no daemon serves ``root`` and the policy is
+    not ``start``. Under ``auto`` a terminal's first run does not wait for a daemon to start (a
+    cold start costs about a second before the run could begin): it runs here, and
+    ``start_in_background`` leaves a daemon for the next command."""
     if no_daemon or policy() == "off":
         return True
     from maestro.daemon.address import running_socket
@@ -84,9 +86,29 @@ def runs_in_process(root: Path, *, no_daemon: bool) -> bool:
     try:
         socket = running_socket(root)
     except MaestroError:
-        return not may_start()
+        return policy() != "start"
     # running_socket names where a daemon would listen even when none does.
-    return not socket.exists() and not may_start()
+    return not socket.exists() and policy() != "start"
+
+
+def start_in_background(root: Path) -> None:
+    """Spawn the workspace daemon without waiting for it (none is running or starting), when the
+    policy allows one: after an in-process run, so that it builds its graph from what the run
+    recorded and does not compete with the run for the CPU."""
+    if not may_start():
+        return
+    import logging
+
+    from maestro.daemon.address import DaemonPaths
+    from maestro.daemon.lifecycle import lock_holder, spawn_daemon
+    from maestro.errors import MaestroError
+
+    try:
+        paths = DaemonPaths.for_root(root)
+        if lock_holder(paths.lock) is None:
+            spawn_daemon(paths)
+    except (OSError, MaestroError) as exc:  # the next command starts one the usual way
+        logging.getLogger(__name__).debug("no daemon started in the background: %s", exc)
 
 
 def prestart(argv: Sequence[str]) -> WarmPytest | None:

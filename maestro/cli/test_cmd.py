@@ -18,7 +18,7 @@ import typer
 from typer.core import TyperCommand
 
 from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
-from maestro.cli.fast import client_env, runs_in_process
+from maestro.cli.fast import client_env, runs_in_process, start_in_background
 from maestro.cli.scope import subfolder
 from maestro.cli.test_render import Display, final_exit_code, no_tests_in_scope, print_summary
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
@@ -161,7 +161,8 @@ def test(
             _warm(ctx, workspace, no_daemon) as warm,
         ):
             result = None
-            if not no_daemon and via_daemon.policy() != "off":
+            in_process = runs_in_process(workspace, no_daemon=no_daemon)
+            if not in_process:
                 params = params.model_copy(update={"env": client_env(workspace)})
                 result = via_daemon.stream(
                     workspace, RUN_TESTS, params, lambda e: _daemon_event(display, e)
@@ -175,6 +176,8 @@ def test(
                     info = PredictiveInfo(threshold=threshold or 0.0, model="none", note=note)
                     result = result.model_copy(update={"predictive": info})
             display.finish()
+        if in_process and not no_daemon:
+            start_in_background(workspace)
         if junit_xml is not None:
             from maestro.engine import junit
 

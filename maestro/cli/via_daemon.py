@@ -5,7 +5,8 @@ wire models), and the command renders them with the same function, so output doe
 who computed it. Policy (``MAESTRO_DAEMON``):
 
 - ``auto`` (default): use a running daemon; start one only for an interactive terminal outside
-  CI, where the next command will profit from it. Scripts and CI never leave a daemon behind.
+  CI, where the next command will profit from it (`maestro test` does not wait for it: it runs in
+  process and starts one after the run). Scripts and CI never leave a daemon behind.
 - ``start``: always start one if needed.  ``off`` (or ``--no-daemon``): always in process.
 
 If the daemon cannot be reached or dies mid-call the command falls back to the in-process path

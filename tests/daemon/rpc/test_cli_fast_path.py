@@ -7,7 +7,9 @@ daemon runs (and no daemon left behind by a script), `--help` untouched.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pty
 import re
 import subprocess
 import sys
@@ -151,6 +153,49 @@ def test_without_a_daemon_pytest_starts_before_the_plan(ws: DaemonEnv) -> None:
     started(ws)
     assert not fast.runs_in_process(ws.root, no_daemon=False)
     assert fast.runs_in_process(ws.root, no_daemon=True)
+
+
+PARENT_TEST = (
+    "import os, pathlib\n\ndef test_parent():\n"
+    "    root = pathlib.Path(__file__).resolve().parent.parent\n"
+    "    (root / 'parent.txt').write_text(str(os.getppid()))\n"
+)
+
+
+def in_a_terminal(env: DaemonEnv, *args: str) -> tuple[int, str, int]:
+    """`maestro *args` with stdin and stdout on a pseudo-terminal, as a person types it: its
+    exit code, output and pid."""
+    main, other = pty.openpty()
+    environ = {**os.environ, "COLUMNS": "200", "TERM": "dumb"}
+    proc = subprocess.Popen(
+        [MAESTRO, *args], cwd=env.root, env=environ, stdin=other, stdout=other, stderr=other
+    )
+    os.close(other)
+    out = bytearray()
+    with contextlib.suppress(OSError):  # EIO: the terminal's other end is closed
+        while chunk := os.read(main, 65536):
+            out += chunk
+    os.close(main)
+    return proc.wait(timeout=120), out.decode(errors="replace"), proc.pid
+
+
+def test_a_terminal_first_run_does_not_wait_for_a_daemon(ws: DaemonEnv) -> None:
+    """No daemon, a person at a terminal: the run starts at once in process (a cold daemon
+    costs about a second before it could begin), then leaves a daemon for the next command."""
+    ws.write_old({"tests/test_parent.py": PARENT_TEST})
+    code, out, pid = in_a_terminal(ws, "test")
+    assert code == 0, out
+    assert "ran 3 files, 0 cached" in out
+    ran_by = int((ws.root / "parent.txt").read_text())
+    assert ran_by == pid, "pytest was not this command's child: it waited for a daemon"
+    deadline = time.monotonic() + 30
+    while ws.holder() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    holder = ws.holder()
+    assert holder is not None, "no daemon was left for the next command"
+    assert started(ws) == holder  # it answers (start_daemon waits for the one starting)
+    assert served_by_daemon(ws, "test")
+    assert "ran 0 files, 3 cached" in maestro(ws, "test").stdout
 
 
 def test_help_and_other_commands_still_go_to_the_full_cli(ws: DaemonEnv) -> None:
