@@ -164,7 +164,8 @@ class Display:
 
     def _collected(self, total: int) -> None:
         if self.progress is not None and self.task is not None:
-            self.total = total
+            # Results reported while collecting (a module-level skip) are not among the items.
+            self.total = total + self.done
             self.progress.update(self.task, total=self.total, description="running")
 
     def _started(self, nodeid: str) -> None:
