@@ -19,7 +19,6 @@ import asyncio
 import hashlib
 import logging
 import math
-import os
 import threading
 import time
 import uuid
@@ -37,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from maestro.errors import ConfigError, PolicyError
+from maestro.paths import replace_file
 from maestro.policy.bundle import (
     BundleMetricFamilies,
     BundleMetrics,
@@ -389,14 +389,7 @@ class PolicyRoutes:
             await self._verify(tenant, store, data)
         path = self._folder(tenant) / "bundle.tar.gz"
 
-        def write() -> None:
-            tmp = path.with_name(path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-
-        await self.coordinator.run(write)
+        await self.coordinator.run(replace_file, path, data)
         return web.Response(status=204)
 
     async def _verify(self, tenant: str, store: BundleStore, data: bytes) -> int:

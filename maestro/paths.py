@@ -63,3 +63,25 @@ def workspace_state_dir(root: Path) -> Path:
 def graph_index_path(root: Path) -> Path:
     """The persisted per-file graph index of a workspace."""
     return workspace_state_dir(root) / "graph-index.msgpack"
+
+
+def replace_file(path: Path, data: bytes, *, sync: bool = False) -> None:
+    """Atomically replace ``path`` with ``data``, mode 0600: written to a temporary file beside
+    it, then renamed over it, so a reader (another process too) sees the old content or the
+    new, never a part; the temporary is removed when anything fails. ``sync``: flushed to disk
+    before the rename (survives a power cut, costs a few ms). The folder must exist."""
+    import contextlib
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+            if sync:
+                out.flush()
+                os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

@@ -22,7 +22,6 @@ import hashlib
 import io
 import json
 import logging
-import os
 import tarfile
 import time
 from collections.abc import Callable, Mapping
@@ -36,6 +35,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from pydantic import BaseModel, Field
 
 from maestro.errors import PolicyBundleError, PolicyError
+from maestro.paths import replace_file
 from maestro.policy.engine import PolicyEngine
 from maestro.policy.sources import Module, check_roots
 
@@ -388,13 +388,13 @@ class BundleStore:
             self._quarantine(data, exc)
             raise
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(self.last_good, data)
+        replace_file(self.last_good, data)
         expires = verified.expires.isoformat() if verified.expires else None
         state = {
             "revision": verified.revision, "version": verified.version, "kid": verified.kid,
             "etag": etag, "expires": expires,
         }  # fmt: skip
-        _write_private(self.state_file, json.dumps(state).encode())
+        replace_file(self.state_file, json.dumps(state).encode())
         self.metrics.set_version(verified.version)
         if self.incident is not None:
             self._clear(verified.revision)
@@ -404,7 +404,7 @@ class BundleStore:
         folder = self.folder / "quarantine"
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         stamp = self.clock().strftime("%Y%m%dT%H%M%S%f")
-        _write_private(folder / f"{stamp}-{exc.reason}.tar.gz", data)
+        replace_file(folder / f"{stamp}-{exc.reason}.tar.gz", data)
         for old in sorted(folder.iterdir())[:-10]:  # keep the last few for inspection
             old.unlink(missing_ok=True)
         self.metrics.reject(exc.reason)
@@ -418,7 +418,7 @@ class BundleStore:
         state = self._state()
         state["incident"] = self.incident.model_dump()
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        _write_private(self.state_file, json.dumps(state).encode())
+        replace_file(self.state_file, json.dumps(state).encode())
         self._emit(self.incident)
 
     def _clear(self, revision: str) -> None:
@@ -476,11 +476,3 @@ class BundleStore:
             return "unreachable"
         await asyncio.to_thread(self.apply, body, etag=etag)
         return "updated"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, path)

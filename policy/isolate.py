@@ -14,20 +14,18 @@ nothing.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import json
 import logging
-import os
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
 from maestro.errors import PolicyError, PolicySyntaxError
+from maestro.paths import replace_file
 from maestro.policy.sources import Module, PolicySources
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -117,15 +115,7 @@ class ChildCompiler:
         body = json.dumps({"versions": versions(), "checked": digests[-KEPT_DIGESTS:]})
         try:
             self.kept.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.kept.parent, prefix=".checked-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    out.write(body)
-                os.replace(tmp, self.kept)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            replace_file(self.kept, body.encode())
         except OSError as exc:
             log.warning("checked policy sets not kept in %s: %s", self.kept, exc)
 

@@ -4,15 +4,15 @@ decision still scans markers to know that."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from maestro.paths import replace_file
 
 _MARK = re.compile(r"pytest\.mark\.([A-Za-z_]\w*)")
 log = logging.getLogger(__name__)
@@ -59,15 +59,7 @@ class MarkerScanner:
         held = {t: [s, list(m)] for t, (s, m) in self._seen.items() if isinstance(s, str)}
         try:
             self.kept.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.kept.parent, prefix=".markers-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    json.dump(held, out, separators=(",", ":"))
-                os.replace(tmp, self.kept)
-            except OSError:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            replace_file(self.kept, json.dumps(held, separators=(",", ":")).encode())
         except OSError as exc:
             log.warning("marker scans not kept in %s: %s", self.kept, exc)
             return

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import orjson
 from pydantic import ValidationError
 
+from maestro.paths import replace_file
 from maestro.policy.model import Decision
 
 if TYPE_CHECKING:
@@ -100,15 +99,7 @@ def save_memo(folder: Path, policy: PolicySet) -> None:
     )
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".memo-", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as out:
-                out.write(body)
-            os.replace(tmp, memo_path(folder, policy.digest))
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
+        replace_file(memo_path(folder, policy.digest), body)
         files = sorted(
             (p for p in folder.glob("*.json") if _DIGEST.fullmatch(p.stem)),
             key=lambda p: p.stat().st_mtime_ns,

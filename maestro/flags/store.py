@@ -17,7 +17,6 @@ import getpass
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from maestro.paths import state_dir, workspace_state_dir
+from maestro.paths import replace_file, state_dir, workspace_state_dir
 
 from .registry import FlagError, FlagValue, Registry
 from .resolve import FlagSetting, TenantFlags
@@ -65,18 +64,7 @@ def _private_dir(path: Path) -> None:
 def write_private(path: Path, data: bytes) -> None:
     """Atomically replace ``path`` with ``data``, mode 0600."""
     _private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    replace_file(path, data, sync=True)
 
 
 @contextlib.contextmanager
