@@ -280,7 +280,9 @@ class RunManager:
                 # the nodes selected in this pytest session (after deselection); a run may start
                 # several sessions, so they add up
                 files = event.get("files") or {}
-                run.collected.append(sum(len(ids) for ids in files.values()))
+                # results reported while collecting (a module-level skip) are not among the items
+                early = max(0, len(run.finished) - sum(run.collected))
+                run.collected.append(sum(len(ids) for ids in files.values()) + early)
                 run.total = sum(run.collected)
             elif kind == "test_start":
                 testexplorer.test_started(ls, run, str(event.get("nodeid")))

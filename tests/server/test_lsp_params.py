@@ -102,3 +102,26 @@ async def test_parametrized_failures_are_grouped(lsp_env: Env) -> None:
             await asyncio.wait_for(client.shutdown_session(), 15)
         with contextlib.suppress(Exception):
             await client.stop()
+
+
+async def test_a_module_level_skip_counts_in_the_progress_total(lsp_env: Env) -> None:
+    """pytest reports a module-level skip while collecting, before the items are known: the
+    count must not pass the total (it said 1/0, and structlog's run 856/855)."""
+    env = lsp_env
+    skipped = "import pytest\n\npytest.skip('no twisted', allow_module_level=True)\n"
+    (env.root / "tests/test_optional.py").write_text(skipped)
+    client = await start_client(env, "visual_studio_code")
+    try:
+        uri = open_doc(client, env, "tests/test_optional.py")
+        outcome = await run_to_end(client, "maestro.runFile", uri)
+        assert outcome["skipped"] == 1
+        progress = [
+            p for p in notes(client, "maestro/runProgress") if p["runId"] == outcome["runId"]
+        ]
+        assert (progress[-1]["done"], progress[-1]["total"]) == (1, 1)
+        assert all(p["total"] is None or p["done"] <= p["total"] for p in progress)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.shutdown_session(), 15)
+        with contextlib.suppress(Exception):
+            await client.stop()
