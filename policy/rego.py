@@ -83,16 +83,24 @@ class Compiled:
         self.lock = threading.Lock()
         self._interp = Interpreter()
         self._bundles: dict[str, Any] = {}
+        # queries naming a rule (data.a.b) are entry points of one bundle: rego-cpp compiles
+        # the modules once instead of once per query (5-10x less time opening a policy)
+        self._entries = {k: e for k, q in queries.items() if (e := _entrypoint(q)) is not None}
+        self._bundle: Any = None
         with _stdout_captured() as out:
             try:
                 for name, text in modules.items():
                     self._interp.add_module(name, text)
                 self._interp.add_data_json(orjson.dumps(dict(data)).decode())
+                if self._entries:
+                    names = list(dict.fromkeys(e.decode() for e in self._entries.values()))
+                    self._bundle = self._interp.build(None, names)
                 for key, query in queries.items():
-                    self._bundles[key] = self._interp.build(query)
+                    if key not in self._entries:
+                        self._bundles[key] = self._interp.build(query)
             except RegoError as exc:
                 raise _syntax_error(str(exc), modules) from None
-        if out and "Errors:" in out[0] and not self._bundles:
+        if out and "Errors:" in out[0] and not self._bundles and self._bundle is None:
             raise PolicySyntaxError(out[0].strip(), where="policy")
 
     def query(self, key: str, value: Any) -> Any:
@@ -102,7 +110,11 @@ class Compiled:
         c = _calls()
         impl = self._interp._impl
         _set_input(c, impl, value)
-        out = c.query(impl, self._bundles[key]._impl)
+        entry = self._entries.get(key)
+        if entry is not None:
+            out = c.query_entry(impl, self._bundle._impl, entry)
+        else:
+            out = c.query(impl, self._bundles[key]._impl)
         if not out:
             raise PolicyEvalError("rego-cpp returned no output", where=key)
         try:
@@ -141,6 +153,7 @@ class _Calls:
     set_input: Any
     free_input: Any
     query: Any
+    query_entry: Any
     ok: Any
     json_size: Any
     json: Any
@@ -150,8 +163,8 @@ class _Calls:
 ENTRY_POINTS = (
     "regoNewInput", "regoInputString", "regoInputInt", "regoInputFloat", "regoInputBoolean",
     "regoInputNull", "regoInputObjectItem", "regoInputObject", "regoInputArray", "regoSetInput",
-    "regoFreeInput", "regoBundleQuery", "regoOutputOk", "regoOutputJSONSize", "regoOutputJSON",
-    "regoFreeOutput",
+    "regoFreeInput", "regoBundleQuery", "regoBundleQueryEntrypoint", "regoOutputOk",
+    "regoOutputJSONSize", "regoOutputJSON", "regoFreeOutput",
 )  # fmt: skip
 """The C functions of :class:`_Calls`, in its field order."""
 
@@ -168,6 +181,15 @@ def _calls() -> _Calls:
         return fn
 
     return _Calls(*(bind(n) for n in ENTRY_POINTS))
+
+
+_RULE_REF = re.compile(r"data((?:\.[A-Za-z_][A-Za-z0-9_]*)+)")
+
+
+def _entrypoint(query: str) -> bytes | None:
+    """``data.a.b`` as a bundle entry point (``a/b``); None for any other query."""
+    found = _RULE_REF.fullmatch(query.strip())
+    return found.group(1)[1:].replace(".", "/").encode() if found else None
 
 
 def _set_input(c: _Calls, interp: Any, value: Any) -> None:
