@@ -2,7 +2,8 @@
 ;; Loaded after the recipe (emacs --batch -q -l recipe.el -l this): visit a source file first
 ;; (python-mode starts eglot), then a test file that gains an import of that source file and is
 ;; saved, back in the first buffer M-x maestro-run-impacted (the run counts the saved file), wait
-;; for the run's end and the failure diagnostics.
+;; for the run's end and the failure diagnostics. The files and the edit are the sample project's
+;; unless MAESTRO_SOURCE, MAESTRO_EDIT, MAESTRO_EDIT_HEAD/TAIL and MAESTRO_FAILED name others.
 ;; Flymake does not run in batch mode, so publishDiagnostics is recorded as it arrives.
 ;; Writes what it saw as JSON to $MAESTRO_OUT and exits.
 (require 'cl-lib)
@@ -25,6 +26,10 @@
       (accept-process-output nil 0.1))
     (funcall predicate)))
 
+(defun maestro-e2e-env (name default)
+  "The harness's setting NAME from the environment (the real project names its own files)."
+  (or (getenv name) default))
+
 (defun maestro-e2e-servers ()
   "How many language servers eglot runs (one project: one server)."
   (let ((count 0))
@@ -35,8 +40,9 @@
 (defun maestro-e2e-restarted (root)
   "A new Emacs (a new server) visiting the test file that failed: its stored failure arrives as
 a diagnostic without a run."
-  (let ((test-uri (concat "file://" (expand-file-name "tests/test_calc.py" root))))
-    (find-file (expand-file-name "tests/test_calc.py" root))
+  (let* ((failed (maestro-e2e-env "MAESTRO_FAILED" "tests/test_calc.py"))
+         (test-uri (concat "file://" (expand-file-name failed root))))
+    (find-file (expand-file-name failed root))
     (run-hooks 'post-command-hook)
     (unless (maestro-e2e-wait 90 #'eglot-current-server)
       (error "eglot did not connect"))
@@ -75,22 +81,23 @@ both eglot-ensure hooks run after that command, while the first server is still 
        ((equal (getenv "MAESTRO_MODE") "two-files")
         (setq seen (maestro-e2e-two-files root)))
        (t
-        (find-file (expand-file-name "pkg/calc.py" root))
+        (find-file (expand-file-name (maestro-e2e-env "MAESTRO_SOURCE" "pkg/calc.py") root))
         (run-hooks 'post-command-hook)  ; the command loop runs it after a command; batch does not
         ;; a person's next command comes once the first server answered: wait for it as they would
         ;; (two files visited at once: the two-files mode)
         (unless (maestro-e2e-wait 90 #'eglot-current-server)
           (error "eglot did not connect"))
         (let ((first (current-buffer)))
-          ;; a test file that did not use pkg.calc now does: edited, then saved (C-x C-s)
-          (find-file (expand-file-name "tests/test_text.py" root))
+          ;; a test file that did not use the source file now does: edited, then saved (C-x C-s)
+          (find-file (expand-file-name (maestro-e2e-env "MAESTRO_EDIT" "tests/test_text.py") root))
           (run-hooks 'post-command-hook)
           (unless (maestro-e2e-wait 90 #'eglot-current-server)
             (error "eglot did not manage the second buffer"))
           (goto-char (point-min))
-          (insert "from pkg.calc import add\n")
+          (insert (maestro-e2e-env "MAESTRO_EDIT_HEAD" "from pkg.calc import add\n"))
           (goto-char (point-max))
-          (insert "\n\ndef test_add_here():\n    assert add(1, 1) == 2\n")
+          (insert (maestro-e2e-env "MAESTRO_EDIT_TAIL"
+                                   "\n\ndef test_add_here():\n    assert add(1, 1) == 2\n"))
           (save-buffer)
           ;; back to the first buffer opened: the commands work there
           (switch-to-buffer first)
@@ -105,7 +112,9 @@ both eglot-ensure hooks run after that command, while the first server is still 
           (setq seen (plist-put seen :finished_s (- (float-time) start))))
         (setq seen (plist-put seen :finished maestro-e2e-finished))
         (setq seen (plist-put seen :servers (maestro-e2e-servers)))
-        (let ((test-uri (concat "file://" (expand-file-name "tests/test_calc.py" root))))
+        (let ((test-uri (concat "file://" (expand-file-name
+                                           (maestro-e2e-env "MAESTRO_FAILED" "tests/test_calc.py")
+                                           root))))
           (maestro-e2e-wait 20 (lambda () (cdr (assoc test-uri maestro-e2e-diagnostics))))
           (setq seen (plist-put seen :diagnostics
                                 (vconcat (cdr (assoc test-uri maestro-e2e-diagnostics))))))

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from editor_helpers import FAIL_LINE, Project, project, recipe
+from editor_helpers import FAIL_LINE, Project, project, real_project, recipe
 
 EMACS = shutil.which("emacs")
 HARNESS = Path(__file__).with_name("emacs_recipe.el")
 ARTIFACTS = Path(__file__).with_name("artifacts") / "emacs"
 SLOW_S = 32
 
-__all__ = ["project"]  # the fixture
+__all__ = ["project", "real_project"]  # the fixtures
 
 
 def has_eglot() -> bool:
@@ -111,7 +111,65 @@ def test_readme_recipe_two_files_opened_at_once_share_one_server(project: Projec
     assert len(lsp) == 1, seen["processes"]
 
 
-def emacs(project: Project, init: Path, *, mode: str) -> tuple[dict[str, Any], str]:
+REAL_EDIT = "tests/test_utils.py"
+REAL_TAIL = """
+
+from dateutil.easter import easter
+
+
+def test_easter_here():
+    assert easter(2024).month == 5
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    not has_eglot(),
+    reason="emacs with eglot is not installed (`apt-get install -y emacs-nox elpa-eglot`; "
+    "`make test` does)",
+)
+def test_readme_recipe_on_a_real_project(real_project: Project) -> None:
+    """python-dateutil: the first file visited is a source file (easter.py); a test file that
+    did not use it now does (a new failing test), saved; M-x maestro-run-impacted there runs
+    every test file using easter.py (rrule's hundreds of tests among them) to the end, the new
+    test's failure a diagnostic at its line; a new Emacs shows it again, cached, without a run."""
+    init = real_project.base / "init.el"
+    init.write_text(recipe("Emacs 28", "elisp"))
+    assert_line = len((real_project.root / REAL_EDIT).read_text().splitlines()) + REAL_TAIL.count(
+        "\n"
+    )
+    files = {
+        "MAESTRO_SOURCE": "src/dateutil/easter.py",
+        "MAESTRO_EDIT": REAL_EDIT,
+        "MAESTRO_EDIT_HEAD": "",
+        "MAESTRO_EDIT_TAIL": REAL_TAIL,
+        "MAESTRO_FAILED": REAL_EDIT,
+    }
+    seen, stderr = emacs(real_project, init, mode="real-session", extra=files)
+    assert seen["servers"] == 1, seen
+    assert seen["buffer"] == "easter.py", seen
+    assert seen["answered_s"] < 10, seen
+    finished = seen["finished"]
+    assert finished["kind"] == "impacted" and finished["cancelled"] is False, finished
+    assert finished["passed"] > 300 and finished["failed"] >= 1, finished  # test_rrule: 400+
+    assert "Timed out" not in stderr
+    passed, failed = finished["passed"], finished["failed"]
+    assert f"maestro: run impacted tests: {passed} passed, {failed} failed" in stderr
+    diags = seen["diagnostics"]
+    assert [d["range"]["start"]["line"] + 1 for d in diags] == [assert_line], diags
+    assert "test_easter_here" in diags[0]["message"], diags
+
+    # a new Emacs visiting that test file: the stored failure, marked cached, nothing run
+    again, _ = emacs(real_project, init, mode="restart", extra=files)
+    diags = again["diagnostics"]
+    assert [d["range"]["start"]["line"] + 1 for d in diags] == [assert_line], again
+    assert "cached result" in diags[0]["message"], again
+    assert again["finished"] is None
+
+
+def emacs(
+    project: Project, init: Path, *, mode: str, extra: dict[str, str] | None = None
+) -> tuple[dict[str, Any], str]:
     """Emacs in batch mode with ``init`` and the harness in ``mode``: what it saw, its stderr."""
     assert EMACS is not None
     out = project.base / f"seen-{mode}.json"
@@ -119,7 +177,7 @@ def emacs(project: Project, init: Path, *, mode: str) -> tuple[dict[str, Any], s
         [EMACS, "--batch", "-q", "-l", str(init), "-l", str(HARNESS)],
         cwd=project.root,
         env={**project.env, "MAESTRO_OUT": str(out), "MAESTRO_WS": str(project.root),
-             "MAESTRO_MODE": mode},
+             "MAESTRO_MODE": mode, **(extra or {})},
         stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=500,
     )  # fmt: skip
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
