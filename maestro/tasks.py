@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -24,3 +25,19 @@ async def cancel_and_wait(task: asyncio.Task[Any] | None) -> None:
             raise
     except Exception:
         log.warning("background task %s ended with an error", task.get_name(), exc_info=True)
+
+
+async def run_every(
+    every_s: float, work: Callable[[], object], what: str, *, first_s: float = 5.0
+) -> None:
+    """Run blocking ``work`` in a worker thread soon after the start (within ``first_s``), then
+    every ``every_s``, until cancelled. A failed round is logged and the next one still comes:
+    a background chore never takes its service down."""
+    delay = min(every_s, first_s)
+    while True:
+        await asyncio.sleep(delay)
+        delay = every_s
+        try:
+            await asyncio.to_thread(work)
+        except Exception:
+            log.exception("%s failed", what)

@@ -10,7 +10,6 @@ last fetch did and which model ranks are in `maestro status` (`remote.team_model
 
 from __future__ import annotations
 
-import asyncio
 import concurrent.futures
 import logging
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maestro.errors import MaestroError
+from maestro.tasks import run_every
 from maestro.wire import TeamModelStatus
 
 if TYPE_CHECKING:
@@ -123,11 +123,4 @@ class TeamModelFetcher:
 
     async def run_forever(self) -> None:
         """A fetch soon after the start, then every `every_s`, until cancelled."""
-        delay = min(self.every_s, 5.0)
-        while True:
-            await asyncio.sleep(delay)
-            delay = self.every_s
-            try:
-                await asyncio.to_thread(self.fetch)
-            except Exception:  # never take the daemon down for the team model
-                log.exception("team model fetch failed")
+        await run_every(self.every_s, self.fetch, "team model fetch")

@@ -20,7 +20,6 @@ were redacted when the store wrote them and are redacted again when the batch is
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
@@ -29,6 +28,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from maestro.tasks import run_every
 
 if TYPE_CHECKING:
     from maestro.cache.remote import RemoteSync
@@ -176,11 +177,4 @@ class TelemetryUploader:
 
     async def run_forever(self) -> None:
         """Rounds every `every_s` until cancelled; the first soon after the start."""
-        delay = min(self.every_s, 5.0)
-        while True:
-            await asyncio.sleep(delay)
-            delay = self.every_s
-            try:
-                await asyncio.to_thread(self.round)
-            except Exception:  # never take the daemon down for telemetry
-                log.exception("telemetry upload round failed")
+        await run_every(self.every_s, self.round, "telemetry upload round")

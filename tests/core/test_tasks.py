@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from maestro.tasks import cancel_and_wait
+from maestro.tasks import cancel_and_wait, run_every
 
 
 async def test_a_running_task_is_cancelled_and_has_ended() -> None:
@@ -55,3 +55,22 @@ async def test_the_callers_own_cancellation_is_not_swallowed() -> None:
         await closer
     inner.cancel()
     await asyncio.gather(inner, return_exceptions=True)
+
+
+async def test_run_every_goes_on_after_a_failed_round(caplog: pytest.LogCaptureFixture) -> None:
+    rounds: list[int] = []
+
+    def work() -> None:
+        rounds.append(len(rounds))
+        if len(rounds) == 2:
+            raise OSError("the coordinator went away")
+
+    task = asyncio.create_task(run_every(0.05, work, "upload round", first_s=0.01))
+    with caplog.at_level(logging.ERROR, logger="maestro.tasks"):
+        for _ in range(100):
+            if len(rounds) >= 3:
+                break
+            await asyncio.sleep(0.02)
+    await cancel_and_wait(task)
+    assert len(rounds) >= 3 and task.cancelled()
+    assert "upload round failed" in caplog.text and "the coordinator went away" in caplog.text
