@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_decision_cost import counting
+from test_isolate import CRASH
 
 from maestro.policy import CacheInput, PolicyEngine, RunInput
-from maestro.policy.engine import PolicySet
 from maestro.policy.markers import MarkerScanner
 from maestro.policy.memo import memo_path
 
@@ -48,18 +49,6 @@ pick := "b" if startswith(input.target, "tests/bad")
 
 deny contains {"rule": "conflict", "msg": pick} if pick
 """
-
-
-def counting(policy: PolicySet) -> list[int]:
-    calls = [0]
-    query = policy.compiled.query
-
-    def counted(key: str, value: Any) -> Any:
-        calls[0] += 1
-        return query(key, value)
-
-    policy.compiled.query = counted  # type: ignore[method-assign]
-    return calls
 
 
 def asks(n: int) -> list[dict[str, Any]]:
@@ -246,21 +235,6 @@ def test_old_memo_files_are_pruned_and_the_marker_scans_stay(
         engine.save_memo()
     names = sorted(p.name for p in folder.iterdir())
     assert "markers.json" in names and len(names) == memo.KEPT_FILES + 1
-
-
-CRASH = """package maestro.workspace.select
-
-import rego.v1
-
-helper contains "x" if {
-\tsome p in input.changed
-\tstartswith(p, "tests/db")
-}
-
-warn contains {"rule": "ws.crash", "msg": "m"} if {
-\tcount(data.maestro.workspace.select.helper) == 1 with input as {"changed": ["tests/db/a.py"]}
-}
-"""
 
 
 def test_a_set_a_child_compiled_is_not_checked_again_by_the_next_process(
