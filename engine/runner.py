@@ -446,6 +446,7 @@ class WarmPytest:
             and set(spawned.env) <= set(env)
             and extra.keys() <= _PER_RUN_ENV
             and spawned.proc.poll() is None
+            and self.unchanged()
         )
         if not fits:
             log.debug("the warm pytest process does not fit this run; starting another")
@@ -463,6 +464,36 @@ class WarmPytest:
         spawned.env = env
         spawned.started = time.monotonic()
         return spawned
+
+    def unchanged(self) -> bool:
+        """Whether what the process loaded is still what a new process would load: every module
+        file it imported has the same stat, and no file in the folder (first on its ``sys.path``)
+        now shadows one of its top-level modules. Blocks until it has imported pytest. A project
+        that pytest itself imports (pluggy, an editable plugin) is edited between runs: a process
+        kept waiting across them must not run the old code."""
+        text = self.describe(self.python)
+        if text is None:
+            return False
+        try:
+            loaded = json.loads(text)["loaded"]
+            files = [(str(f), int(m), int(z)) for f, m, z in loaded["files"]]
+            top = set(loaded["top"])
+            shadowing = list(loaded["shadowing"])
+        except (ValueError, KeyError, TypeError):
+            return False
+        for path, mtime_ns, size in files:
+            try:
+                st = os.stat(path)
+            except OSError:
+                return False
+            if (st.st_mtime_ns, st.st_size) != (mtime_ns, size):
+                log.info("not using the waiting pytest process: %s changed since it started", path)
+                return False
+        try:
+            here = sorted(e for e in os.listdir(self.root) if e.partition(".")[0] in top)
+        except OSError:
+            return False
+        return here == shadowing
 
     @property
     def pid(self) -> int | None:

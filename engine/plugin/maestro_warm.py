@@ -39,6 +39,28 @@ def _request() -> dict[str, Any] | None:
 DESCRIBE_FD_ENV = "MAESTRO_WARM_DESCRIBE_FD"
 
 
+def _loaded() -> dict[str, Any]:
+    """The source files of the imported modules with their stat, and the entries of the working
+    directory (first on ``sys.path`` under ``-m``) named like an imported top-level module."""
+    files: list[list[Any]] = []
+    top: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        top.add(name.partition(".")[0])
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str):
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue
+        files.append([path, st.st_mtime_ns, st.st_size])
+    try:
+        here = sorted(e for e in os.listdir(".") if e.partition(".")[0] in top)
+    except OSError:
+        here = []
+    return {"files": files, "top": sorted(top), "shadowing": here}
+
+
 def _describe() -> None:
     """Tell the runner what the interpreter query (maestro/engine/interpreter.py) would: it then
     need not start the interpreter once more to ask."""
@@ -59,6 +81,9 @@ def _describe() -> None:
         "prefix": sys.prefix,
         "base_prefix": sys.base_prefix,
         "pytest_version": pytest_version,
+        # What this process has loaded before it knows its run: the runner hands it a run only if
+        # none of it changed since, and no new file in the folder would shadow it.
+        "loaded": _loaded(),
     }
     try:
         with os.fdopen(int(fd_text), "w", encoding="utf-8") as f:

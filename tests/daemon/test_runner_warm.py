@@ -211,3 +211,47 @@ def test_no_warm_process_after_a_run_served_whole_from_the_cache(
     warm = Engine.warm(root)
     assert warm is not None
     warm.discard()
+
+
+def _venv_importing_at_start(root: Path) -> Interpreter:
+    """A venv whose start-up imports the workspace's own ``src/boot.py`` (a ``.pth`` line, as
+    editable installs do), with this suite's packages (pytest) on its path."""
+    import sysconfig
+
+    from maestro.engine.interpreter import query_interpreter
+
+    venv = root.parent / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    ours = sysconfig.get_paths()["purelib"]
+    (site / "ws.pth").write_text(f"{ours}\n{root / 'src'}\nimport boot\n")
+    return query_interpreter(venv / "bin/python")
+
+
+def test_a_warm_process_is_not_used_once_code_it_loaded_changed(
+    workspace: WriteWorkspace,
+) -> None:
+    """pytest itself may import the project under test (pluggy, an editable plugin): a process
+    that imported it before an edit must not run the edited project's tests with the old code."""
+    root = workspace(
+        {
+            "src/boot.py": "VALUE = 1\n",
+            "test_probe.py": PROBE,
+            "test_boot.py": "import boot\n\ndef test_boot():\n    assert boot.VALUE == 1\n",
+        }
+    )
+    interpreter = _venv_importing_at_start(root)
+    with _warm(root, interpreter) as warm:  # unchanged: the run takes it
+        pid = warm.pid
+        report = run_pytest_sync(root, interpreter, ["test_probe.py", "test_boot.py"], warm=warm)
+    assert report.outcomes["passed"] == 2, report.stdout.decode() + report.stderr.decode()
+    assert _probe(root)["pid"] == pid
+
+    with _warm(root, interpreter) as warm:
+        pid = warm.pid
+        assert warm.describe(interpreter.path) is not None  # it has loaded boot.py
+        (root / "src/boot.py").write_text("VALUE = 22\n")
+        report = run_pytest_sync(root, interpreter, ["test_probe.py", "test_boot.py"], warm=warm)
+    assert report.outcomes == {"passed": 1, "failed": 1}, report.stdout.decode()
+    assert _probe(root)["pid"] != pid
+    assert pid is not None and wait_dead(pid)
