@@ -56,8 +56,9 @@ KINDS = ("deny", "queue", "include", "keep", "quarantine", "warn")
 ERROR_RULE = "policy.error"
 CHECKED_FILE = "checked.json"
 """In ``memo_dir``: the digests of policy sets a child compiled (policy/isolate.py)."""
-MEMO_SIZE = 4096
-"""Decisions a policy set remembers (by input, least recently used out)."""
+MEMO_SIZE = 16384
+"""Decisions a policy set remembers (by input, least recently used out). A plan asks one
+``serve`` decision per test file it serves from the cache: sized for suites of thousands."""
 IMPURE = re.compile(
     r"\b(?:time\.now_ns|rand\.intn|uuid\.rfc4122|http\.send|net\.lookup_ip_addr|opa\.runtime)\b"
 )
@@ -133,7 +134,9 @@ class PolicySet:
     openings: bool = False  # a non-built-in module reads windows' next_open_ms
     ruled: frozenset[tuple[str, str]] = frozenset()  # (layer, point) pairs with rule modules
     added: int = 0  # decisions put in the memo (persisted ones are not counted)
+    memo_size: int = MEMO_SIZE
     _memo: OrderedDict[bytes, Decision] = field(default_factory=OrderedDict, repr=False)
+    _plain: dict[str, Decision] = field(default_factory=dict, repr=False)
     _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
@@ -210,19 +213,24 @@ class PolicySet:
                 self._memo.move_to_end(key)
         return held
 
-    def _keep(self, key: bytes, decision: Decision) -> None:
+    def _keep(self, key: bytes, decision: Decision) -> Decision:
+        """Remember ``decision``; the one to answer with (plain allows share one object: most
+        of a plan's serve decisions are one, and the memo holds thousands)."""
+        if decision.result == "allow" and not decision.rules and decision.error is None:
+            decision = self._plain.setdefault(decision.point, decision)
         with self._memo_lock:
             self._memo[key] = decision
-            if len(self._memo) > MEMO_SIZE:
+            if len(self._memo) > self.memo_size:
                 self._memo.popitem(last=False)
             self.added += 1
+        return decision
 
     def remember(self, entries: Sequence[tuple[bytes, Decision]]) -> None:
         """Put decisions in the memo (read back from disk by :mod:`.memo`), recent ones kept."""
         with self._memo_lock:
             for key, decision in entries:
                 self._memo.setdefault(key, decision)
-            while len(self._memo) > MEMO_SIZE:
+            while len(self._memo) > self.memo_size:
                 self._memo.popitem(last=False)
 
     def remembered(self) -> list[tuple[bytes, Decision]]:
@@ -240,7 +248,7 @@ class PolicySet:
         held = self._recall(key)
         if held is None:
             held = self._evaluate(inp.point, payload)  # an evaluation error is not remembered
-            self._keep(key, held)
+            held = self._keep(key, held)
         return _resolve(held, _now(inp))
 
     def evaluate_many(
@@ -287,7 +295,7 @@ class PolicySet:
                     out.append(exc)
                     continue
                 if pure:
-                    self._keep(keys[i], decision)
+                    decision = self._keep(keys[i], decision)
             if decision.rules:
                 decision = _resolve(decision, update.get("now_ms", now))
             out.append(decision)

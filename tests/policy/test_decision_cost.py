@@ -68,11 +68,13 @@ def test_the_memo_is_bounded_and_forgets_the_least_recent(workspace: Callable[..
     engine = PolicyEngine.open(workspace(CAP))
     policy = engine.current
     assert policy is not None
-    for i in range(MEMO_SIZE + 10):
+    assert policy.memo_size == MEMO_SIZE >= 10_000  # a plan's serve decisions of a large suite
+    size = policy.memo_size = 64  # the bound at work, without thousands of evaluations
+    for i in range(size + 10):
         engine.decide(run_input(path=f"tests/db/{i}.py"))
-    assert len(policy._memo) == MEMO_SIZE
+    assert len(policy._memo) == size
     calls = counting(policy)
-    engine.decide(run_input(path=f"tests/db/{MEMO_SIZE + 9}.py"))  # recent: remembered
+    engine.decide(run_input(path=f"tests/db/{size + 9}.py"))  # recent: remembered
     engine.decide(run_input(path="tests/db/0.py"))  # the oldest: forgotten, evaluated again
     assert calls[0] == 1
 

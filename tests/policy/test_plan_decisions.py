@@ -73,6 +73,8 @@ def test_decide_many_answers_as_decide_does_and_shares_its_memo(
     assert calls[0] == 12  # the same inputs: the memo answers decide too
     assert many == one
     assert {d.result for d in many} == {"allow", "deny"}
+    plain = [d for d in many if d.result == "allow" and not d.rules]
+    assert len(plain) > 1 and all(d is plain[0] for d in plain)  # one object in the memo
     assert [r.rule for r in many[0].rules] == ["cache.live", "cache.no_cache_marker"]
     # another execution id asks the same (no module reads it): answered, not evaluated
     engine.decide_many(base.model_copy(update={"execution_id": "e2"}), updates)
