@@ -30,6 +30,9 @@ def _lens(line: int, title: str, command: str, *args: object) -> types.CodeLens:
     )
 
 
+OUTDATED = " (outdated: edited since)"
+
+
 def _result_title(states: list[TestState], cached: bool) -> str:
     failing = [s for s in states if s.failing]
     worst = failing[0] if failing else states[0]
@@ -55,10 +58,10 @@ def test_file_lenses(
     file_cached = plan is not None and not plan.runs
     lenses = [_lens(0, "▶ Run file", "maestro.runFile", uri)]
     states = ws.results.of_file(rel)
+    outdated = OUTDATED if rel in ws.results.outdated else ""
     if states:
-        lenses.append(
-            _lens(0, "last: " + _result_title(states, file_cached), "maestro.explain", rel)
-        )
+        title = "last: " + _result_title(states, file_cached) + outdated
+        lenses.append(_lens(0, title, "maestro.explain", rel))
     elif plan is not None:
         lenses.append(_lens(0, f"last: {plan.describe}", "maestro.explain", rel))
     for item in flatten(items) if functions else []:
@@ -68,7 +71,7 @@ def test_file_lenses(
             lenses.append(
                 _lens(
                     item.line,
-                    _result_title(node_states, file_cached),
+                    _result_title(node_states, file_cached) + outdated,
                     "maestro.explain",
                     item.nodeid,
                 )

@@ -12,6 +12,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from maestro.errors import MaestroError
 from maestro.server import testexplorer
 from maestro.server.server import TEST_EXPLORER_CAPABILITY, MaestroServer
 from maestro.server.settings import Settings, SettingsError
@@ -51,6 +52,27 @@ async def _restore(ls: MaestroServer, uri: str) -> None:
         return
     ws, rel = located
     if await ls.is_test_file(ws, rel) and await restore(ls, ws, [rel]):
+        ls.schedule_refresh(0)
+
+
+async def _outdate(ls: MaestroServer, uri: str) -> None:
+    """A saved file changed the inputs of its own tests and of the tests it impacts: their
+    last results (lenses) are marked outdated until a run or a stored result of the new inputs."""
+    from maestro.server.impacted import impacted_targets
+
+    located = ls.locate(uri)
+    if located is None or not uri.endswith(".py"):
+        return
+    ws, rel = located
+    targets = [rel]
+    if not ws.results.of_file(rel):
+        try:
+            report = await impacted_targets(ls, ws, [uri], None, cache_state=False, tests_only=True)
+        except MaestroError as exc:
+            log.info("cannot tell which results %s outdates: %s", rel, exc.message)
+            return
+        targets = [row["target"] for row in report["impacted"] if row["kind"] == "test"]
+    if ws.results.mark_outdated(targets):
         ls.schedule_refresh(0)
 
 
@@ -98,6 +120,7 @@ def register(server: MaestroServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def did_open(ls: MaestroServer, params: types.DidOpenTextDocumentParams) -> None:
         ls.remember_disk(params.text_document.uri)
+        ls.saved_text[params.text_document.uri] = ls.disk.get(params.text_document.uri)
         ls.spawn(testexplorer.document_changed(ls, params.text_document.uri), "explorer")
         ls.spawn(_restore(ls, params.text_document.uri), "restore")
 
@@ -109,6 +132,7 @@ def register(server: MaestroServer) -> None:
     def did_save(ls: MaestroServer, params: types.DidSaveTextDocumentParams) -> None:
         uri = params.text_document.uri
         ls.remember_disk(uri)
+        before, ls.saved_text[uri] = ls.saved_text.get(uri), ls.disk.get(uri)
         located = ls.locate(uri)
         if located is None:
             return
@@ -116,6 +140,8 @@ def register(server: MaestroServer) -> None:
         ws.stale = None  # the daemon's answer may change; the watcher will tell us the rest
         ls.schedule_refresh()
         ls.spawn(testexplorer.document_changed(ls, uri), "explorer")
+        if ls.saved_text[uri] != before:  # `:w` of an unchanged buffer changes nothing
+            ls.spawn(_outdate(ls, uri), "outdate")
         if ls.settings.run_on_save and uri.endswith(".py"):
             from maestro.server.commands import run_impacted_of
 
@@ -125,6 +151,7 @@ def register(server: MaestroServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: MaestroServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.disk.pop(params.text_document.uri, None)
+        ls.saved_text.pop(params.text_document.uri, None)
         ls.forget(params.text_document.uri)
 
     @server.feature(types.SHUTDOWN)

@@ -127,6 +127,15 @@ class Results:
     def __init__(self) -> None:
         self.tests: dict[str, TestState] = {}
         self.files: dict[str, FileState] = {}
+        # test files whose content or inputs were saved changed since their last result: the
+        # result is of other inputs (shown as outdated until a new one arrives)
+        self.outdated: set[str] = set()
+
+    def mark_outdated(self, targets: list[str]) -> list[str]:
+        """Of ``targets``, those with a result, now outdated (newly so)."""
+        newly = [t for t in targets if t not in self.outdated and self.of_file(t)]
+        self.outdated.update(newly)
+        return newly
 
     def record_plan(self, files: list[dict[str, Any]], run_id: str) -> None:
         for f in files:
@@ -144,6 +153,7 @@ class Results:
         if event.get("event") != "test_result":
             return None
         nodeid = str(event["nodeid"])
+        self.outdated.discard(nodeid.split("::", 1)[0])
         location = event.get("location") or {}
         raised = event.get("raised_at") or {}
         state = TestState(
@@ -169,6 +179,7 @@ class Results:
         this run reported; cached files replace what was known about the file."""
         if result is None:
             return
+        self.outdated.discard(target)
         ran_at, ran_on = provenance(result)
         seen: set[str] = set()
         for t in result.get("tests") or []:

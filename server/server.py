@@ -102,6 +102,9 @@ class MaestroServer(LanguageServer):
         self.settings = Settings()
         self.workspaces: dict[Path, Workspace] = {}
         self.disk: dict[str, str | None] = {}  # uri -> text on disk when opened/saved
+        # uri -> text on disk at the last didOpen/didSave (``disk`` is also refreshed by a lens
+        # request that comes before the save's notification): did a save change the file?
+        self.saved_text: dict[str, str | None] = {}
         self.test_explorer = False
         self.code_lens_refresh = False
         self.progress_supported = False
