@@ -64,11 +64,13 @@ class Engine:
         self.cache.close()
 
     @staticmethod
-    def warm(root: Path, *, environ: Mapping[str, str] | None = None) -> WarmPytest | None:
+    def warm(
+        root: Path, *, environ: Mapping[str, str] | None = None, likely_only: bool = True
+    ) -> WarmPytest | None:
         """Start the pytest process of a run about to be planned (see ``WarmPytest``), from
         what is known before the graph: the configuration and the interpreter's path. None when
-        it cannot be, or when the last in-process run was served whole from the cache; the run
-        then starts its own."""
+        it cannot be, or (``likely_only``) when the last in-process run was served whole from
+        the cache; the run then starts its own."""
         from maestro.config import load_settings
         from maestro.engine.interpreter import find_interpreter_path
         from maestro.engine.runner import WarmPytest
@@ -76,7 +78,7 @@ class Engine:
         from maestro.errors import MaestroError
         from maestro.paths import workspace_state_dir
 
-        if (workspace_state_dir(root) / ALL_CACHED).exists():
+        if likely_only and (workspace_state_dir(root) / ALL_CACHED).exists():
             return None  # the last run needed no process: this one most likely neither
         try:
             config = load_settings(root).config

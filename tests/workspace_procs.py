@@ -116,6 +116,22 @@ def daemon_processes(root: Path) -> list[int]:
     return found
 
 
+def waiting_pytest(root: Path) -> list[int]:
+    """Pids of the pytest processes started ahead of a run (``maestro_warm``) in ``root``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if b"maestro_warm" in cmdline and cwd == str(root) and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
 def kill_daemons(root: Path, timeout: float = 5.0) -> None:
     """SIGKILL every daemon of ``root`` and wait until none is left (or ``timeout``): a daemon
     another process spawned gets its signal when it is next scheduled, which on a loaded

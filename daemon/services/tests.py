@@ -18,6 +18,11 @@ Why it is shaped this way:
   waits on the network (it only starts prefetches), since the IDE asks it.
 - ``RunTestsParams.env`` is the client's allowlisted environment: keys and the pytest child use it
   instead of the daemon's (which may be days old, or the LSP's), so results match `--no-daemon`.
+- A pytest process waits for the next explicit run (``WarmPytest``: interpreter started, pytest
+  imported), so a run does not pay for either; it is started when the daemon starts and after each
+  run that took it, with that run's environment. The runner hands it a run only if it was started
+  exactly as that run's own would be and nothing it imported changed since; otherwise it is killed
+  and the run starts its own. Speculative runs (lower priority) never take it.
 """
 
 from __future__ import annotations
@@ -65,6 +70,7 @@ if TYPE_CHECKING:
     from maestro.engine.core import Engine
     from maestro.engine.events import Event
     from maestro.engine.interpreter import Interpreter
+    from maestro.engine.runner import WarmPytest
     from maestro.engine.testing import Plan, Selection, Summary
     from maestro.graph.build import BuildGraph
     from maestro.graph.fingerprints import FingerprintStore
@@ -101,6 +107,9 @@ class TestService:
         self.speculation: SpeculationService | None = None  # telemetry, fail-first, speculation
         self._fingerprints: FingerprintStore | None = None
         self.policy: PolicyService | None = None  # run admission, select and cache gates
+        self._standby: WarmPytest | None = None  # the next explicit run's pytest process
+        self._standby_task: asyncio.Task[None] | None = None
+        self._warming: asyncio.Task[None] | None = None
 
     @property
     def fingerprints(self) -> FingerprintStore:
@@ -152,7 +161,63 @@ class TestService:
         except LookupError:
             return True
 
+    async def start(self, app: DaemonApp) -> None:
+        self._keep_standby(None)
+        self._warming = asyncio.create_task(self._warm_up(), name="warm-up")
+
+    async def _warm_up(self) -> None:
+        """What the first run would otherwise pay for, done while nobody waits: its imports,
+        the secret detectors, the cache's environment and the interpreter's description."""
+        try:
+            await asyncio.to_thread(_preload)
+            await self.cache()
+            await self.interpreter(await self.workspace.ready())
+        except Exception:  # the first run does it itself and reports what fails
+            log.debug("warming up for the first run failed", exc_info=True)
+
+    def _keep_standby(self, environ: Mapping[str, str] | None) -> None:
+        """Start the next run's pytest process in the background, if none waits or starts."""
+        if self._standby is not None or (self._standby_task and not self._standby_task.done()):
+            return
+
+        async def start() -> None:
+            from maestro.engine.core import Engine
+
+            try:
+                warm = await asyncio.to_thread(
+                    Engine.warm, self.root, environ=environ, likely_only=False
+                )
+            except Exception:  # the next run starts its own, as without one
+                log.exception("cannot start a waiting pytest process")
+                return
+            if warm is not None:
+                if self._standby is not None:
+                    await asyncio.to_thread(warm.discard)
+                else:
+                    self._standby = warm
+
+        self._standby_task = asyncio.create_task(start(), name="pytest-standby")
+
+    async def _take_standby(self, interpreter: Interpreter) -> WarmPytest | None:
+        """The waiting pytest process for a run of ``interpreter``, once it has imported pytest
+        (the runner's checks read what it loaded); None if there is none for it."""
+        warm, self._standby = self._standby, None
+        if warm is None:
+            return None
+        if warm.python != interpreter.path:
+            await asyncio.to_thread(warm.discard)
+            return None
+        await asyncio.to_thread(warm.describe, interpreter.path)
+        return warm
+
     async def stop(self, app: DaemonApp) -> None:
+        from maestro.tasks import cancel_and_wait
+
+        for task in (self._standby_task, self._warming):
+            await cancel_and_wait(task)
+        if self._standby is not None:
+            await asyncio.to_thread(self._standby.discard)
+            self._standby = None
         if self._cache is not None:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._cache.close)
@@ -299,11 +364,15 @@ class TestService:
             data: dict[str, Any] = event.model_dump(mode="json", exclude=_DROPPED_FIELDS)
             queue.put_nowait(RunProgress(done=counts.done, total=counts.total, event=data))
 
+        warm = await self._take_standby(engine.interpreter) if planned.to_run else None
         try:
             summary = await engine.execute(
-                planned, on_event=on_event, environ=environ, run_order=order
+                planned, on_event=on_event, environ=environ, run_order=order, warm=warm
             )
         finally:
+            if warm is not None and warm.pid is not None:  # the run did not need it
+                self._standby = warm
+            self._keep_standby(environ)
             queue.put_nowait(None)
             try:
                 await forwarder
@@ -370,12 +439,19 @@ class TestService:
         await self.workspace.query(record, mutates=True)
 
 
+def _preload() -> None:
+    import maestro.engine.testing  # noqa: F401  (and the runner, keys, cache, fingerprints)
+    from maestro.redaction import preload
+
+    preload()
+
+
 def install(
     app: DaemonApp, workspace: WorkspaceService, sync: SyncService | None = None
 ) -> TestService:
     service = TestService(app, workspace, sync)
     service.policy = policy.install(app)
-    app.provide(TestService, service, stop=service.stop)
+    app.provide(TestService, service, start=service.start, stop=service.stop)
     app.register(STALE, service.stale)
     app.register(RUN_TESTS, service.run_tests)
     app.register(CACHE_STATS, service.cache_stats)

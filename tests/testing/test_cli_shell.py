@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from testing_helpers import Workspace
+from workspace_procs import waiting_pytest
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 LONG_ID = "a" * 60
@@ -148,24 +149,10 @@ def test_after_a_revert_inputs_changed_names_only_what_differs_from_a_kept_resul
     assert not any(ln.startswith("  tests/test_b.py") for ln in done.stdout.splitlines())
 
 
-def _warm_processes(root: Path) -> list[int]:
-    """pytest processes started ahead of a run (maestro_warm) that are still there for ``root``."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            cwd = os.readlink(proc / "cwd")
-        except OSError:
-            continue
-        if b"maestro_warm" in cmdline and cwd == str(root):
-            found.append(int(proc.name))
-    return found
-
-
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="checks processes through /proc")
 def test_a_run_served_from_the_cache_leaves_no_pytest_process_behind(cli: Workspace) -> None:
     first = maestro(cli.root, "test", "--no-daemon")
     assert first.returncode == 0 and "0 cached" in first.stdout, first.stdout + first.stderr
     again = maestro(cli.root, "test", "--no-daemon")
     assert again.returncode == 0 and "ran 0 files" in again.stdout, again.stdout + again.stderr
-    assert not _warm_processes(cli.root.resolve())
+    assert not waiting_pytest(cli.root.resolve())

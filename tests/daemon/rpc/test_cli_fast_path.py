@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DaemonEnv, daemon_processes
+from workspace_procs import wait_dead, waiting_pytest
 
 from maestro import paths, wire
 from maestro.cli import fast
@@ -196,6 +197,41 @@ def test_a_terminal_first_run_does_not_wait_for_a_daemon(ws: DaemonEnv) -> None:
     assert started(ws) == holder  # it answers (start_daemon waits for the one starting)
     assert served_by_daemon(ws, "test")
     assert "ran 0 files, 3 cached" in maestro(ws, "test").stdout
+
+
+PID_TEST = (
+    "import os, pathlib\n\ndef test_pid():\n"
+    "    root = pathlib.Path(__file__).resolve().parent.parent\n"
+    "    (root / 'pid.txt').write_text(str(os.getpid()))\n"
+)
+
+
+def one_waiting(env: DaemonEnv, other_than: int | None = None) -> int:
+    """The daemon's waiting pytest process (started in the background), once there is one."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        found = [p for p in waiting_pytest(env.root) if p != other_than]
+        if found:
+            assert len(found) == 1, found
+            return found[0]
+        time.sleep(0.05)
+    raise AssertionError("the daemon keeps no pytest process waiting")
+
+
+def test_a_run_through_the_daemon_takes_the_pytest_process_waiting_for_it(ws: DaemonEnv) -> None:
+    """The daemon keeps a pytest process started (interpreter up, pytest imported) for the next
+    run, so a run through it does not pay for either; it never outlives the daemon."""
+    ws.write_old({"tests/test_pid.py": PID_TEST})
+    started(ws)
+    waiting = one_waiting(ws)
+    done = maestro(ws, "test")
+    assert done.returncode == 0 and "ran 3 files, 0 cached" in done.stdout, done.stdout
+    assert int((ws.root / "pid.txt").read_text()) == waiting
+    following = one_waiting(ws, other_than=waiting)  # one more, for the run after
+    assert "ran 0 files, 3 cached" in maestro(ws, "test").stdout
+    assert waiting_pytest(ws.root) == [following]  # a run that needed none kept it
+    stop_daemon(ws.root)
+    assert wait_dead(following)
 
 
 def test_help_and_other_commands_still_go_to_the_full_cli(ws: DaemonEnv) -> None:
