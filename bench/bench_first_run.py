@@ -4,12 +4,16 @@ run, on the fidelity bench's projects, trees and venvs (bench/bench_fidelity.py 
 Each round runs the three commands back to back in a rotating order, each from scratch: plain
 pytest with `-p no:cacheprovider`, `pytest --testmon` with its data file removed, and the
 `maestro` console script's entry point (`test --no-daemon`, Maestro's cache and state emptied).
-The table gives medians and the median of the per-round ratios, so that a load spike hits the
-three commands of one round alike. Outcomes are not compared here (the fidelity bench does it);
-a round where Maestro's exit code differs from pytest's is counted.
+With `--daemon`, a fourth command: `maestro test` through a workspace daemon started (and left
+to settle, as an editor's would have) before the timing, on an emptied cache: the first run of a
+person whose editor or earlier command started the daemon. The table gives medians and the
+median of the per-round ratios, so that a load spike hits the commands of one round alike.
+Outcomes are not compared here (the fidelity bench does it); a round where Maestro's exit code
+differs from pytest's is counted.
 
     .venv/bin/python -m bench.bench_first_run --rounds 5
     .venv/bin/python -m bench.bench_first_run --rounds 5 --python /path/to/python3.12
+    .venv/bin/python -m bench.bench_first_run --rounds 3 --daemon --projects pluggy,click
 """
 
 from __future__ import annotations
@@ -20,7 +24,17 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from bench.bench_fidelity import DEFAULT_PYTHON, PROJECTS, Bench, Skip, _venv_python, prepare
+from bench.bench_fidelity import (
+    DEFAULT_PYTHON,
+    PROJECTS,
+    Bench,
+    Ran,
+    Skip,
+    _venv_python,
+    prepare,
+    run,
+)
+from bench.bench_test_cache import MAESTRO_CODE
 from bench.common import git_rev, machine, median, table, write_section
 
 
@@ -30,19 +44,42 @@ class Timings:
     pytest: list[float] = field(default_factory=list)
     testmon: list[float] = field(default_factory=list)
     maestro: list[float] = field(default_factory=list)
+    daemon: list[float] = field(default_factory=list)
     disagreements: int = 0
 
     def ratio(self, of: list[float], to: list[float]) -> float:
         return median([a / b for a, b in zip(of, to, strict=True)])
 
 
-def bench_project(bench: Bench, rounds: int) -> Timings:
+SETTLE_S = 3.0  # a started daemon builds its graph and starts the next run's pytest process
+
+
+def through_daemon(bench: Bench, what: str, timeout: float) -> Ran:
+    """Start the workspace daemon on an empty cache, let it settle, time `maestro test` through
+    it, stop it."""
+    env = {k: v for k, v in bench.maestro_env.items() if k != "MAESTRO_DAEMON"}
+    root = ["--root", str(bench.tree)]
+    daemon = [sys.executable, "-c", MAESTRO_CODE, "daemon"]
+    started = run([*daemon, "start", *root], bench.tree, env, timeout)
+    if started.code != 0:
+        raise RuntimeError(f"maestro daemon start failed: {started.out}")
+    try:
+        time.sleep(SETTLE_S)
+        _, log = bench._start(what)
+        return run(
+            [sys.executable, "-c", MAESTRO_CODE, "test", *root], bench.tree, env, timeout, log
+        )
+    finally:
+        run([*daemon, "stop", *root], bench.tree, env, timeout)
+
+
+def bench_project(bench: Bench, rounds: int, *, daemon: bool = False) -> Timings:
     t = Timings(f"{bench.spec.name} {bench.spec.version}")
     state = bench.out / "maestro"
     data = bench.out / "testmondata"
     for r in range(rounds):
-        order = ["pytest", "testmon", "maestro"]
-        order = order[r % 3 :] + order[: r % 3]
+        order = ["pytest", "testmon", "maestro", *(["daemon"] if daemon else [])]
+        order = order[r % len(order) :] + order[: r % len(order)]
         codes: dict[str, int] = {}
         for what in order:
             if what == "pytest":
@@ -53,16 +90,21 @@ def bench_project(bench: Bench, rounds: int) -> Timings:
                     stale.unlink()
                 ran, _ = bench.pytest(f"testmon-first-{r}", testmon=True)
                 t.testmon.append(ran.wall)
-            else:
+            elif what == "maestro":
                 shutil.rmtree(state, ignore_errors=True)
                 ran, _, _ = bench.maestro(f"maestro-first-{r}")
                 t.maestro.append(ran.wall)
+            else:
+                shutil.rmtree(state, ignore_errors=True)
+                ran = through_daemon(bench, f"daemon-first-{r}", bench.timeout)
+                t.daemon.append(ran.wall)
             codes[what] = ran.code
-        if codes["maestro"] != codes["pytest"]:
+        if any(code != codes["pytest"] for code in codes.values()):
             t.disagreements += 1
+        through = f" daemon {t.daemon[-1]:.2f}s" if daemon else ""
         print(
             f"{t.name} round {r + 1}: pytest {t.pytest[-1]:.2f}s testmon {t.testmon[-1]:.2f}s "
-            f"maestro {t.maestro[-1]:.2f}s",
+            f"maestro {t.maestro[-1]:.2f}s{through}",
             file=sys.stderr,
         )
     return t
@@ -77,10 +119,16 @@ def report(results: list[Timings], command: str, python: str, took: float) -> st
             f"{median(t.maestro):.2f} s",
             f"{t.ratio(t.maestro, t.pytest):.2f}x",
             f"{t.ratio(t.maestro, t.testmon):.2f}x",
+            *(
+                [f"{median(t.daemon):.2f} s", f"{t.ratio(t.daemon, t.pytest):.2f}x"]
+                if t.daemon
+                else []
+            ),
             str(t.disagreements),
         ]
         for t in results
     ]
+    daemon = any(t.daemon for t in results)
     header = [
         "project",
         "pytest",
@@ -88,13 +136,14 @@ def report(results: list[Timings], command: str, python: str, took: float) -> st
         "maestro first",
         "maestro / pytest",
         "maestro / testmon",
+        *(["maestro first, warm daemon", "warm daemon / pytest"] if daemon else []),
         "maestro's exit code differs",
     ]
     return (
         f"{time.strftime('%Y-%m-%d')}, {machine()}, project venvs on {python}, maestro at "
         f"{git_rev('maestro', 'engine', 'graph', 'cache')}; the bench took {took / 60:.0f} min. "
         f"Reproduce: `{command}`\n\n"
-        "Medians over the rounds; the ratios are medians of per-round ratios (the three commands "
+        "Medians over the rounds; the ratios are medians of per-round ratios (the commands "
         "of a round run back to back, in a rotating order).\n\n" + table(header, rows) + "\n"
     )
 
@@ -107,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--python", default=DEFAULT_PYTHON, help="makes the project venvs")
     parser.add_argument("--timeout-s", type=float, default=900.0, help="per command")
     parser.add_argument("--no-write", action="store_true", help="leave docs/BENCHMARKS.md alone")
+    parser.add_argument("--daemon", action="store_true", help="also time a run through a daemon")
     ns = parser.parse_args(argv)
     started = time.monotonic()
     results: list[Timings] = []
@@ -118,7 +168,8 @@ def main(argv: list[str] | None = None) -> None:
         except Skip as exc:
             print(f"{spec.name}: skipped ({exc})", file=sys.stderr)
             continue
-        results.append(bench_project(Bench(spec, tree, ns.timeout_s), ns.rounds))
+        bench = Bench(spec, tree, ns.timeout_s)
+        results.append(bench_project(bench, ns.rounds, daemon=ns.daemon))
     command = "python -m bench.bench_first_run " + " ".join(argv or sys.argv[1:])
     python = _venv_python(ns.python)
     text = report(results, command.strip(), python, time.monotonic() - started)
