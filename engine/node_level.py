@@ -16,7 +16,7 @@ from maestro.cache.keys import ABSENT
 from maestro.cache.store import Cache
 from maestro.graph import environment
 from maestro.graph.build import BuildGraph
-from maestro.graph.fingerprints import FingerprintDiff, FingerprintStore, diff
+from maestro.graph.fingerprints import FileFingerprints, FingerprintDiff, FingerprintStore, diff
 
 FAILING = ("failed", "error")
 """The outcomes that fail a test (and re-run it next time)."""
@@ -61,6 +61,7 @@ def node_reasons(
     memoised: dict[str, str] = {}  # bare name of a changed memoised function -> where, in words
     constants: dict[str, str] = {}  # module-level name whose inert assignment changed -> where
     constant_files: set[str] = set()  # the files those assignments are in
+    removed: set[str] = set()  # those of the names no longer assigned
     by_path: dict[str, list[tuple[int, str]]] = {}
     for index, name in enumerate(trace.functions):
         path, _, qualname = name.partition("::")
@@ -96,6 +97,8 @@ def node_reasons(
         for constant in delta.module_names or ():
             constants[constant] = f"{dotted(name, constant)}, changed at {name}"
             constant_files.add(name)
+            if constant not in {n for b in after.binds if b for n in b.split(",")}:
+                removed.add(constant)
         if delta.empty:
             continue  # comments, formatting
         sources[name] = f"read {name}, changed"
@@ -108,8 +111,8 @@ def node_reasons(
     if whole is None and memoised:
         whole = _memo_readers(graph, fps, by_path, old_inputs, new_inputs, memoised, hit)
     if whole is None and constants:
-        whole = _memo_readers(
-            graph, fps, by_path, old_inputs, new_inputs, constants, hit, constants=constant_files
+        whole = _constant_readers(
+            graph, fps, by_path, old_inputs, new_inputs, constants, constant_files, removed, hit
         )
     if whole is None:
         for index in trace.import_time:
@@ -163,21 +166,20 @@ def _memo_readers(
     memoised: Mapping[str, str],
     hit: dict[int, str],
     *,
-    constants: set[str] | None = None,
+    constants: bool = False,
 ) -> str | None:
     """Marks in `hit` every recorded function whose code (as the tests executed it) names a
     changed memoised function: a test may have been served from the cache without executing
     it. Returns a reason for every node instead when module-level code names one (it may hand
     the function to anyone) or a file's previous fingerprints are unknown.
 
-    ``constants``: the files in which module-level names' inert assignments changed (the
-    names are those). Only code that reads them sees the change: the functions that name them,
-    or every importer when module-level code reads one (``from m import X``, ``Y = X + 1``, a
-    class body), star-imports one of those files, or when an input can reach any module's
-    names without naming them (``getattr(module, name)``, ``sys.modules[...]``...)."""
+    ``constants``: the names are module-level names whose inert assignment changed. Only code
+    that reads them sees the change: the functions that name them, or every importer when
+    module-level code reads one (``from m import X``, ``Y = X + 1``, a class body) or when any
+    input can reach names without naming them (``globals()``, ``import *``...)."""
     names = set(memoised)
-    kind = "the changed" if constants is not None else "the memoised"
-    all_paths = by_path if constants is None else {**{p: [] for p in old_inputs}, **by_path}
+    kind = "the changed" if constants else "the memoised"
+    all_paths = by_path if not constants else {**{p: [] for p in old_inputs}, **by_path}
     for path, entries in all_paths.items():
         if not path.endswith(".py") or os.path.isabs(path) or not is_file_input(path):
             continue
@@ -187,22 +189,17 @@ def _memo_readers(
         before = fps.get(digest) if digest != ABSENT else None
         if before is None and digest != ABSENT and digest == new_inputs.get(path):
             before = fps.of_file(graph.root / path, digest)
-        if constants is not None and digest == ABSENT:
+        if constants and digest == ABSENT:
             continue  # did not exist when the tests ran: none of them read it
         if before is None or before.parse_error:
             changed = next(iter(memoised.values()))
-            if constants is not None:
+            if constants:
                 return f"{changed} and the code of {path} is unknown"
             return f"a memoised function changed ({changed}) and the code of {path} is unknown"
-        if constants is not None and (before.escapes or (before.own_escapes and path in constants)):
+        if constants and before.escapes:
             changed = next(iter(memoised.values()))
             return f"{changed}, and {path} may read names it does not spell out"
-        if constants is not None:
-            for star in before.stars:
-                if _star_reaches(graph, path, star, constants):
-                    changed = next(iter(memoised.values()))
-                    return f"{changed}, and {path} star-imports {star}"
-        module_names = before.module_loads if constants is not None else before.module_refs
+        module_names = before.module_loads if constants else before.module_refs
         if found := names.intersection(module_names):
             module = dotted(path, "<module>")
             memo = memoised[min(found)]
@@ -212,14 +209,107 @@ def _memo_readers(
                 continue  # module-level code and class bodies: `module_refs` covered them
             if found := names.intersection(before.refs.get(qualname, names)):  # (unknown: hit)
                 name = min(found)
-                verb = "reads" if constants is not None else "calls"
+                verb = "reads" if constants else "calls"
                 where = f"{kind} {memoised[name]}"
                 hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
     return None
 
 
-def _star_reaches(graph: BuildGraph, importer: str, target: str, files: set[str]) -> bool:
-    """Can ``from <target> import *`` in `importer` read the names of one of `files`? A
+_UNKNOWN = FileFingerprints(module="<unknown>", parse_error=True)
+
+
+def _previous(
+    graph: BuildGraph,
+    fps: FingerprintStore,
+    path: str,
+    old_inputs: Mapping[str, str],
+    new_inputs: Mapping[str, str],
+) -> FileFingerprints | None:
+    """The fingerprints of `path` as the tests ran it; None if it was no input then (or did
+    not exist), `_UNKNOWN` if they cannot be had."""
+    digest = old_inputs.get(path)
+    if digest is None or digest == ABSENT:
+        return None
+    before = fps.get(digest)
+    if before is None and digest == new_inputs.get(path):
+        before = fps.of_file(graph.root / path, digest)
+    return _UNKNOWN if before is None else before
+
+
+def _constant_readers(
+    graph: BuildGraph,
+    fps: FingerprintStore,
+    by_path: Mapping[str, list[tuple[int, str]]],
+    old_inputs: Mapping[str, str],
+    new_inputs: Mapping[str, str],
+    constants: Mapping[str, str],
+    files: set[str],
+    removed: set[str],
+    hit: dict[int, str],
+) -> str | None:
+    """Marks in `hit` every recorded function whose code names a module-level name whose inert
+    assignment changed (`constants`, in `files`); only code that reads a name sees its value.
+    Returns a reason for every node instead when module-level code reads one (``Y = X + 1``,
+    a class body, a default value), or when its value may be read without being named.
+
+    The value lives in the changed module and in every module that binds it by ``from m import
+    X`` (same name: its readers spell X too; ``as Y`` is a read) from a module holding it: the
+    *holders*. Read without naming: any module's names through ``getattr(module, name)``,
+    ``sys.modules[...]``, ... (`escapes`), a holder's own names (``globals()``, a module
+    ``__getattr__``), and a star import of a holder. A removed name that a holder's ``from m
+    import X`` reads makes that import raise."""
+    names = set(constants)
+    first = next(iter(constants.values()))
+    known: dict[str, FileFingerprints] = {}
+    for path in old_inputs:
+        if not path.endswith(".py") or os.path.isabs(path) or not is_file_input(path):
+            continue
+        before = _previous(graph, fps, path, old_inputs, new_inputs)
+        if before is None:
+            continue  # did not exist when the tests ran: none of them read it
+        if before is _UNKNOWN or before.parse_error:
+            return f"{first} and the code of {path} is unknown"
+        if before.escapes:
+            return f"{first}, and {path} may read names it does not spell out"
+        known[path] = before
+    holders = set(files)
+    grew = True
+    while grew:
+        grew = False
+        for path, fp in known.items():
+            if path in holders:
+                continue
+            for entry in fp.imports_from:
+                module, _, name = entry.rpartition(":")
+                if name in names and _may_name(graph, path, module, holders):
+                    if name in removed:
+                        return f"{path} imports {name} from {module}: {constants[name]} (removed)"
+                    holders.add(path)
+                    grew = True
+                    break
+    for path, fp in known.items():
+        if fp.own_escapes and path in holders:
+            return f"{first}, and {path} may read names it does not spell out"
+        for star in fp.stars:
+            if _may_name(graph, path, star, holders):
+                return f"{first}, and {path} star-imports {star}"
+        if found := names.intersection(fp.module_loads):
+            module, changed = dotted(path, "<module>"), constants[min(found)]
+            return f"imports {module}, whose module-level code names the changed {changed}"
+    for path, entries in by_path.items():
+        if (recorded := known.get(path)) is None:
+            continue  # not an input of this test file: none of its tests ran it
+        for index, qualname in entries:
+            if index in hit or qualname not in recorded.functions:
+                continue  # module-level code and class bodies: `module_loads` covered them
+            if found := names.intersection(recorded.refs.get(qualname, names)):  # (unknown: hit)
+                where = f"the changed {constants[min(found)]}"
+                hit[index] = f"executed {dotted(path, qualname)}, which reads {where}"
+    return None
+
+
+def _may_name(graph: BuildGraph, importer: str, target: str, files: set[str]) -> bool:
+    """Can ``from <target> import ...`` in `importer` read the names of one of `files`? A
     relative target is resolved as Python does, from the importer's folder; an absolute one
     through the import edges the graph resolved for it. Unsure (unresolved, not the standard
     library): yes."""

@@ -107,7 +107,8 @@ class FileFingerprints:
     value (``X = 3``, ``NAMES = ("a", "b")``), comma-joined; "" for any other statement."""
     module_loads: tuple[str, ...] = ()
     """The names module-level code *reads* (loads, attribute names, imported names; class
-    bodies, decorators and evaluated defaults included, function bodies not)."""
+    bodies, decorators and evaluated defaults included, function bodies not), except the
+    names of ``imports_from``."""
     escapes: bool = False
     """The names of *any* module may be reached without being named: ``getattr`` with a
     computed name, ``vars``/``dir``/``getmembers`` or ``__dict__`` of a module,
@@ -117,6 +118,9 @@ class FileFingerprints:
     or ``dir()`` without an argument, a module ``__getattr__`` or ``__dir__``."""
     stars: tuple[str, ...] = ()
     """The modules ``from M import *`` reads, as written (leading dots for relative ones)."""
+    imports_from: tuple[str, ...] = ()
+    """``module:name`` for each ``from module import name`` (not renamed) run at module level
+    outside class bodies: the name is bound here to the same object, under the same name."""
     annotations: tuple[str, ...] = ()
     """Per top-level statement: the fingerprint of the annotation an inert annotated
     assignment evaluates (``X: Dict[str, int] = {}``); "" for any other statement."""
@@ -137,6 +141,7 @@ class FileFingerprints:
             "own_escapes": self.own_escapes,
             "stars": list(self.stars),
             "annotations": list(self.annotations),
+            "imports_from": list(self.imports_from),
         }
 
     @classmethod
@@ -158,6 +163,7 @@ class FileFingerprints:
                 own_escapes=bool(raw["own_escapes"]),
                 stars=tuple(map(str, raw["stars"])),
                 annotations=tuple(map(str, raw["annotations"])),
+                imports_from=tuple(map(str, raw["imports_from"])),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -291,10 +297,13 @@ def _literal_attribute(call: ast.Call) -> str | None:
     return None
 
 
-def _names(nodes: list[ast.AST], *, loads: bool = False) -> set[str]:
+def _names(
+    nodes: list[ast.AST], *, loads: bool = False, skip: frozenset[int] = frozenset()
+) -> set[str]:
     """Names `nodes` read or bind: variables, attribute names, imported names. A nested ``def``
     contributes its decorators and header only (its body is its own code). ``loads``: only the
-    names read (``X = 3`` binds X, reads nothing; ``from m import X`` reads X from m)."""
+    names read (``X = 3`` binds X, reads nothing; ``from m import X`` reads X from m).
+    ``skip``: ids of ``alias`` nodes left out."""
     found: set[str] = set()
     stack = list(nodes)
     while stack:
@@ -307,6 +316,8 @@ def _names(nodes: list[ast.AST], *, loads: bool = False) -> set[str]:
         elif isinstance(node, ast.Call) and (name := _literal_attribute(node)):
             found.add(name)
         elif isinstance(node, ast.alias):
+            if id(node) in skip:
+                continue
             found.add(node.name.rpartition(".")[2])
             if node.asname and not loads:
                 found.add(node.asname)
@@ -401,6 +412,29 @@ def _escapes(tree: ast.Module) -> _Escapes:
         isinstance(stmt, _Def) and stmt.name in ("__getattr__", "__dir__") for stmt in tree.body
     )
     return _Escapes(any_module, own, tuple(sorted(set(stars))))
+
+
+def _imports_from(tree: ast.Module) -> tuple[list[str], frozenset[int]]:
+    """``module:name`` of the ``from module import name`` statements (not renamed, not ``*``)
+    run at module level outside class bodies, and the ids of their ``alias`` nodes."""
+    found: list[str] = []
+    ids: set[int] = set()
+    stack: list[ast.stmt] = list(tree.body)
+    while stack:
+        stmt = stack.pop()
+        if isinstance(stmt, ast.ImportFrom):
+            module = "." * stmt.level + (stmt.module or "")
+            for alias in stmt.names:
+                if alias.name != "*" and alias.asname in (None, alias.name):
+                    found.append(f"{module}:{alias.name}")
+                    ids.add(id(alias))
+        elif isinstance(stmt, ast.If | ast.Try | ast.TryStar | ast.With):
+            for child in ast.iter_child_nodes(stmt):
+                if isinstance(child, ast.stmt):
+                    stack.append(child)
+                elif isinstance(child, ast.ExceptHandler):
+                    stack.extend(child.body)
+    return found, frozenset(ids)
 
 
 def _binding(stmt: ast.stmt) -> str:
@@ -585,6 +619,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         return FileFingerprints(module="bytes:" + _fp(data.hex()), parse_error=True)
     module = _fp("\n".join(fp for fp, _ in statements))
     escapes = _escapes(tree)
+    imports_from, rebinds = _imports_from(tree)
     return FileFingerprints(
         module,
         splitter.functions,
@@ -593,7 +628,8 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         module_refs=tuple(sorted(_names(list(tree.body)))),
         memoised=tuple(sorted(splitter.memoised)),
         binds=tuple(_binding(stmt) for stmt in tree.body),
-        module_loads=tuple(sorted(_names(list(tree.body), loads=True))),
+        module_loads=tuple(sorted(_names(list(tree.body), loads=True, skip=rebinds))),
+        imports_from=tuple(sorted(set(imports_from))),
         escapes=escapes.any_module,
         own_escapes=escapes.own,
         stars=escapes.stars,

@@ -556,3 +556,56 @@ def test_constant_change_with_other_import_time_effects_reruns_every_importer(
         assert "module-level code changed" in planned.describe()
     summary = ws.run()
     assert summary.errors == 2  # both importers fail at collection now, as plain pytest says
+
+
+def test_a_constant_imported_by_name_reruns_only_the_code_that_reads_it(ws: Workspace) -> None:
+    # jinja2's environment.py does `from .defaults import DEFAULT_POLICIES`: that binds the
+    # same value under the same name, whose readers spell it; it is no read at import
+    ws.write("pkg/helper.py", "from pkg.calc import RATE\n\n\ndef rate():\n    return RATE\n\n\n"
+             "def other():\n    return 1\n")  # fmt: skip
+    ws.write("tests/test_other.py", "from pkg import helper\n\n\ndef test_imports_only():\n"
+             "    assert helper.other() == 1\n\n\ndef test_reads():\n"
+             "    assert helper.rate() == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    summary = ws.run()
+    assert ran_nodes(summary) == [
+        "tests/test_calc.py::test_combo",
+        "tests/test_calc.py::test_double",
+        "tests/test_other.py::test_reads",
+    ]
+    assert summary.failed == 1  # test_reads, as plain pytest says
+
+
+@pytest.mark.parametrize(
+    ("helper", "test", "edit"),
+    [
+        # the importer's namespace is read without naming RATE
+        (
+            "from pkg.calc import RATE\n\n\ndef names():\n    return dict(globals())\n",
+            "    assert helper.names()['RA' + 'TE'] == 2\n",
+            ("RATE = 2", "RATE = 5"),
+        ),
+        # through a second module that imports it by name too, then a star import
+        (
+            "from pkg.again import *\n\n\ndef names():\n    return dict(globals())\n",
+            "    assert helper.names()['RA' + 'TE'] == 2\n",
+            ("RATE = 2", "RATE = 5"),
+        ),
+        # the name is gone: the import raises
+        ("from pkg.calc import RATE\n", "    assert helper\n", ("RATE = 2", "RAT = 2")),
+    ],
+)
+def test_a_constant_imported_by_name_and_read_without_it_reruns_every_importer(
+    ws: Workspace, helper: str, test: str, edit: tuple[str, str]
+) -> None:
+    ws.write("pkg/again.py", "from pkg.calc import RATE\n")
+    ws.write("pkg/helper.py", helper)
+    ws.write("tests/test_other.py", f"from pkg import helper\n\n\ndef test_imports_only():\n{test}")
+    ws.run()
+    ws.edit("pkg/calc.py", *edit)
+    other = next(f for f in ws.plan().files if f.target == "tests/test_other.py")
+    assert other.run_nodes is None or other.run_nodes == ("tests/test_other.py::test_imports_only",)
+    summary = ws.run()
+    assert summary.failed + summary.errors >= 1
+    assert "tests/test_other.py::test_imports_only" in ran_nodes(summary) or summary.errors
