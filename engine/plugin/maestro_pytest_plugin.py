@@ -12,11 +12,12 @@ end), ``session_trace`` and ``session_end``.
 
 Function-level tracing (``test_trace``/``session_trace``): which functions under the rootdir each
 test node executed, as (workspace-relative file, ``co_qualname``). On 3.12+ with ``sys.monitoring``
-(a PY_START callback that returns DISABLE, so each code object costs one callback per test;
-``restart_events`` re-arms them between windows); on 3.11 with cProfile's C profile hook
-(``subcalls=False, builtins=False``), whose per-function entries are harvested and cleared when a
-window closes: about half the cost of a Python ``sys.setprofile`` callback, which remains the
-hook of other threads (rootdir filtering happens once per code object, when a window closes).
+(a PY_START callback that returns DISABLE sees each code object once; code a record names
+then gets a second tool's local PY_START, which reports every call into it); on 3.11 with
+cProfile's C profile hook (``subcalls=False, builtins=False``), whose per-function entries are
+harvested and cleared when a window closes: about half the cost of a Python ``sys.setprofile``
+callback, which remains the hook of other threads (rootdir filtering happens once per code
+object, when a window closes).
 Lambdas, comprehensions and generator expressions are reported as the function they are written
 in. Code run outside any test (collection, imports, conftest, plugin
 set-up) goes to ``session_trace``; code run while a higher-scoped fixture is set up is also
@@ -140,6 +141,10 @@ _module_reads: set[tuple[str, str]] = set()
 # its file, or None (memoised: the audit hook walks frames on every read).
 _is_workspace: Callable[[str], bool] | None = None
 _workspace_code: dict[Any, str | None] = {}
+# Does a record name this code object (workspace code, or code outside the workspace that no
+# interpreter key covers)? Set by the recorder with the rootdir; the 3.12 tracer asks it once
+# per code object.
+_recorded: Callable[[Any], bool] | None = None
 
 
 def _reading_module() -> str | None:
@@ -217,6 +222,8 @@ class _Tracer:
     def __init__(self, mode: str) -> None:
         self.mode = mode
         self._tool: int | None = None
+        self._calls: int | None = None  # monitoring: the tool of the per-window events
+        self._armed: set[Any] = set()  # code objects with per-window events
         self._prof: cProfile.Profile | None = None
         self.current: set[Any] = set()
 
@@ -224,24 +231,15 @@ class _Tracer:
         global _seen
         if self.mode == "monitoring":
             mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
-            for tool in _MONITORING_TOOL_IDS:
-                if mon.get_tool(tool) is None:
-                    mon.use_tool_id(tool, "maestro")
-                    self._tool = tool
-                    break
-            else:
+            free = [t for t in _MONITORING_TOOL_IDS if mon.get_tool(t) is None]
+            if len(free) < 2:
                 self.mode = "lsprof"
-        if self.mode == "monitoring" and self._tool is not None:
-            mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
-            disable = mon.DISABLE
-            current = self
-
-            def py_start(code: Any, offset: int) -> Any:
-                current.current.add(code)
-                return disable
-
-            mon.register_callback(self._tool, mon.events.PY_START, py_start)
-            mon.set_events(self._tool, mon.events.PY_START)
+            else:
+                self._tool, self._calls = free[0], free[1]
+                mon.use_tool_id(self._tool, "maestro")
+                mon.use_tool_id(self._calls, "maestro")
+        if self.mode == "monitoring" and self._tool is not None and self._calls is not None:
+            self._start_monitoring()
         elif self.mode == "lsprof":
             # cProfile's C callback on this thread; other threads keep the Python callback.
             self._prof = cProfile.Profile(subcalls=False, builtins=False)
@@ -252,6 +250,50 @@ class _Tracer:
             _seen = self.current
             sys.setprofile(_profile)
             threading.setprofile(_profile)
+
+    def _start_monitoring(self) -> None:
+        """Two tools. The first sees each code object's first start (a global PY_START that
+        returns DISABLE, never re-armed): code no record names (pytest's, the standard library's,
+        installed packages') costs that one callback for the whole session. Code a record names
+        gets the second tool's PY_START as a local event, which also returns DISABLE and is
+        re-armed, when a window closes, for the code objects that window saw: one callback per
+        window and code object, as with one tool re-armed by ``restart_events`` at each test,
+        which however re-instruments every code object a test runs, pytest's included. (A
+        callback on every call would be cheaper still, but a test can see it: a RecursionError
+        then ends in the callback's frame.)"""
+        mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+        disable, event = mon.DISABLE, mon.events.PY_START
+        calls, armed, current = self._calls, self._armed, self
+
+        def first_start(code: Any, offset: int) -> Any:
+            current.current.add(code)
+            recorded = _recorded
+            if recorded is None:
+                return None  # before the session: this code is classified at a later start
+            try:
+                if recorded(code):
+                    mon.set_local_events(calls, code, event)
+                    armed.add(code)
+            except Exception:  # never break the code under test: ask again at its next start
+                return None
+            return disable
+
+        def each_start(code: Any, offset: int) -> Any:
+            current.current.add(code)
+            return disable
+
+        mon.register_callback(self._tool, event, first_start)
+        mon.register_callback(self._calls, event, each_start)
+        mon.set_events(self._tool, event)
+
+    def _rearm(self, seen: set[Any]) -> None:
+        """Re-arm the per-window events of the recorded code objects a window saw (setting a
+        code object's local events anew clears what DISABLE turned off)."""
+        mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+        event, tool = mon.events.PY_START, self._calls
+        for code in seen & self._armed:
+            mon.set_local_events(tool, code, 0)
+            mon.set_local_events(tool, code, event)
 
     def _harvest(self, into: set[Any]) -> None:
         """Move the code objects cProfile saw since the last harvest into ``into``."""
@@ -273,8 +315,8 @@ class _Tracer:
         old = self.current
         self.current = new if new is not None else set()
         if self.mode == "monitoring":
-            if self._tool is not None:
-                sys.monitoring.restart_events()  # type: ignore[attr-defined,unused-ignore]
+            if self._calls is not None:
+                self._rearm(old)
         elif self.mode == "lsprof":
             self._harvest(old)
             _seen = self.current
@@ -292,9 +334,13 @@ class _Tracer:
             mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
             with contextlib.suppress(Exception):
                 mon.set_events(self._tool, 0)
-                mon.register_callback(self._tool, mon.events.PY_START, None)
-                mon.free_tool_id(self._tool)
-            self._tool = None
+                for code in self._armed:
+                    mon.set_local_events(self._calls, code, 0)
+                for tool in (self._tool, self._calls):
+                    mon.register_callback(tool, mon.events.PY_START, None)
+                    mon.free_tool_id(tool)
+            self._tool = self._calls = None
+            self._armed.clear()
         elif self.mode == "lsprof":
             self._harvest(self.current)
             self._prof = None
@@ -522,6 +568,30 @@ class _Recorder:
 
     # -- function tracing -------------------------------------------------------------------
 
+    def _name(self, code: Any) -> tuple[str, str] | str | None:
+        """What a record calls ``code`` (memoised): (workspace file, qualified name), the path
+        of code outside the workspace that no interpreter key covers, or None."""
+        found: tuple[str, str] | str | None = None
+        filename = code.co_filename
+        if filename and not filename.startswith("<"):
+            path = os.path.abspath(filename)
+            rel = self._rel(path)
+            if rel is not None and rel.endswith(".py"):
+                qualname = getattr(code, "co_qualname", code.co_name)
+                found = (rel, rec.owner_qualname(qualname))
+            elif rel is None:
+                found = self._external(path)
+        self._names[code] = found
+        if found is None:
+            self._not_recorded.add(code)
+        return found
+
+    def _recorded(self, code: Any) -> bool:
+        try:
+            return self._names[code] is not None
+        except KeyError:
+            return self._name(code) is not None
+
     def _functions(self, codes: set[Any], into: _Seen | None = None) -> dict[str, list[str]]:
         """Workspace file -> qualified names of the functions among `codes` (cached per code);
         code outside the workspace and outside the installed environment goes to `into`."""
@@ -532,19 +602,7 @@ class _Recorder:
             try:
                 found = names[code]
             except KeyError:
-                found = None
-                filename = code.co_filename
-                if filename and not filename.startswith("<"):
-                    path = os.path.abspath(filename)
-                    rel = self._rel(path)
-                    if rel is not None and rel.endswith(".py"):
-                        qualname = getattr(code, "co_qualname", code.co_name)
-                        found = (rel, rec.owner_qualname(qualname))
-                    elif rel is None:
-                        found = self._external(path)
-                names[code] = found
-                if found is None:
-                    self._not_recorded.add(code)
+                found = self._name(code)
             if isinstance(found, tuple):
                 out.setdefault(found[0], set()).add(found[1])
             elif found is not None and into is not None:
@@ -635,13 +693,14 @@ class _Recorder:
         self._excluded_prefixes = tuple(
             p + os.sep for p in inside if p.startswith(self._root + os.sep)
         )
-        global _is_workspace
+        global _is_workspace, _recorded
         _is_workspace = self._is_workspace_code
         user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
         temp = [os.path.join(tempfile.gettempdir(), f"pytest-of-{user}")]
         if basetemp := getattr(session.config.option, "basetemp", None):
             temp.append(os.path.abspath(str(basetemp)))
         self._temp = tuple(os.path.normpath(t) + os.sep for t in temp)
+        _recorded = self._recorded  # once all it reads is set
         self._emit(
             "session_start",
             pytest_version=pytest.__version__,

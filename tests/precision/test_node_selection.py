@@ -344,6 +344,35 @@ def test_sys_monitoring_path_on_312(ws: Workspace, interpreter312: Interpreter) 
     assert ran_nodes(ws312.run()) == ["tests/test_calc.py::test_triple"]
 
 
+def test_312_code_run_by_several_files_counts_for_each(
+    ws: Workspace, interpreter312: Interpreter, tmp_path: Path
+) -> None:
+    """sys.monitoring sees a code object's first start once per session: a function (in the
+    workspace, or outside it where no interpreter key covers it) that a later test or a later
+    file runs again must still count for that test."""
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "extlib.py").write_text("def value():\n    return 1\n")
+    ws.write("tests/conftest.py", f"import sys\nsys.path.insert(0, {str(outside)!r})\n")
+    for name in ("a", "b"):
+        ws.write(
+            f"tests/test_ext_{name}.py",
+            "import extlib\nfrom pkg import calc\n\n"
+            f"def test_{name}():\n    assert extlib.value() == 1 and calc.triple(1) == 3\n",
+        )
+    ws312 = Workspace(ws.root, interpreter312)
+    ext = ["tests/test_ext_a.py::test_a", "tests/test_ext_b.py::test_b"]
+    assert set(ext) <= set(ran_nodes(ws312.run()))
+    # another size: the same size within the same second would import the stale .pyc
+    (outside / "extlib.py").write_text("def value():\n    return 22\n")
+    summary = ws312.run()
+    assert set(ext) <= set(ran_nodes(summary)) and summary.failed == 2
+    (outside / "extlib.py").write_text("def value():\n    return 1\n")
+    assert ws312.run().failed == 0  # the first run's results, for the first content
+    ws312.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    assert ran_nodes(ws312.run()) == ["tests/test_calc.py::test_triple", *ext]
+
+
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ traces every run (cheap)")
 def test_cold_run_before_312_is_untraced_and_the_next_run_traced(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
