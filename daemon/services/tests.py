@@ -162,18 +162,21 @@ class TestService:
             return True
 
     async def start(self, app: DaemonApp) -> None:
-        self._keep_standby(None)
         self._warming = asyncio.create_task(self._warm_up(), name="warm-up")
 
     async def _warm_up(self) -> None:
-        """What the first run would otherwise pay for, done while nobody waits: its imports,
-        the secret detectors, the cache's environment and the interpreter's description."""
+        """What the first run would otherwise pay for, done once the graph is built (not to
+        slow the daemon's own start, which a client may be waiting on): the run's imports, the
+        secret detectors, the cache's environment, the interpreter's description, then the
+        pytest process of the first run."""
         try:
+            graph = await self.workspace.ready()
             await asyncio.to_thread(_preload)
             await self.cache()
-            await self.interpreter(await self.workspace.ready())
+            await self.interpreter(graph)
         except Exception:  # the first run does it itself and reports what fails
             log.debug("warming up for the first run failed", exc_info=True)
+        self._keep_standby(None)
 
     def _keep_standby(self, environ: Mapping[str, str] | None) -> None:
         """Start the next run's pytest process in the background, if none waits or starts."""
