@@ -58,6 +58,7 @@ drive(seen, shot, env.E2E_OUT, async (page) => {
     await page.keyboard.type("# edited\n");
     seen.sourceDirty = await page.locator(".tab.dirty").first().waitFor({ timeout: 3000 })
       .then(() => true, () => false);
+    seen.sourceTabClass = await page.locator(".tab.active").first().getAttribute("class").catch(() => null);
     await lensWith(/unsaved edit/, 30000);
     seen.sourceLensesEdited = await texts(page.locator(".codelens-decoration a"));
     step(`source lenses after the edit: ${JSON.stringify(seen.sourceLensesEdited)}`);
