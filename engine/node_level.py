@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 
 from maestro.cache.action import ActionResult
-from maestro.cache.keys import ABSENT
+from maestro.cache.keys import ABSENT, WORKSPACE
 from maestro.cache.store import Cache
 from maestro.graph import environment
 from maestro.graph.build import BuildGraph
@@ -45,14 +45,24 @@ def node_reasons(
     changed: list[str],
 ) -> tuple[ActionResult, dict[str, str]] | None:
     """(previous result, node id -> reason for each node that must re-run), or None when the
-    change cannot be judged per node (file-level behaviour applies)."""
-    if not changed or any(not is_file_input(name) for name in changed):
+    change cannot be judged per node (file-level behaviour applies).
+
+    ``@workspace`` (some of what the file's tests read cannot be known: they ran a non-Python
+    program...) changes with any workspace file. When every reason for it belongs to a node
+    (``TestOutcome.opaque``), only those nodes depend on the whole workspace: they re-run, and
+    the others are judged by the file inputs that changed, as for any file. A reason of the
+    run outside any test (a program run by a conftest or a plugin at start-up, whose output
+    any test may see) keeps the whole file."""
+    if not changed or any(not is_file_input(n) and n != WORKSPACE for n in changed):
         return None
     previous = cache.get_action(previous_hex, count=False)
     if previous is None or previous.trace is None or not previous.tests:
         return None
     if any("::" not in t.node_id for t in previous.tests):
         return None  # a collection error stands for the whole file
+    opaque = WORKSPACE in changed
+    if opaque and not (previous.opaque and set(previous.opaque) <= _node_opaque(previous)):
+        return None
     trace = previous.trace
     whole: str | None = None
     hit: dict[int, str] = {}  # function index -> reason
@@ -67,6 +77,8 @@ def node_reasons(
         path, _, qualname = name.partition("::")
         by_path.setdefault(path, []).append((index, qualname))
     for name in changed:
+        if name == WORKSPACE:
+            continue  # the opaque nodes re-run (below)
         old, new = old_inputs.get(name), new_inputs.get(name)
         if os.path.isabs(name):  # code or a program outside the workspace: not traced per node
             whole = f"{name} (outside the workspace) changed"
@@ -131,6 +143,8 @@ def node_reasons(
     for t in previous.tests:
         if t.outcome in FAILING:
             reasons[t.node_id] = "failed last time"
+        elif opaque and t.opaque:
+            reasons[t.node_id] = f"depends on the whole workspace, which changed: {t.opaque[0]}"
         elif t.executed is None:
             reasons[t.node_id] = "has no execution record"
         elif found := next((hit[i] for i in t.executed if i in hit), None):
@@ -138,6 +152,10 @@ def node_reasons(
         elif read := next((p for p in t.reads if p in data or p in sources), None):
             reasons[t.node_id] = data.get(read) or sources[read]
     return previous, reasons
+
+
+def _node_opaque(result: ActionResult) -> set[str]:
+    return {reason for t in result.tests for reason in t.opaque}
 
 
 def _module_reading(graph: BuildGraph, path: str) -> str | None:

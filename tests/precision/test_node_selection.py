@@ -638,3 +638,54 @@ def test_a_constant_imported_by_name_and_read_without_it_reruns_every_importer(
     summary = ws.run()
     assert summary.failed + summary.errors >= 1
     assert "tests/test_other.py::test_imports_only" in ran_nodes(summary) or summary.errors
+
+
+CAT_TESTS = """
+import subprocess
+
+
+def test_cat():
+    out = subprocess.run(["cat", "tests/values.txt"], capture_output=True, text=True).stdout
+    assert out.strip() in ("ok", "fine")
+
+
+def test_plain():
+    assert True
+"""
+
+
+def test_only_the_nodes_that_ran_a_non_python_program_depend_on_the_whole_workspace(
+    ws: Workspace,
+) -> None:
+    # click's test_utils.py: 60 of its 142 tests run a pager; the others re-ran on any edit
+    ws.write("tests/test_cat.py", CAT_TESTS)
+    ws.run()
+    ws.write("notes.txt", "an unrelated file\n")
+    planned = next(f for f in ws.plan().files if f.target == "tests/test_cat.py")
+    assert planned.run_nodes == ("tests/test_cat.py::test_cat",)
+    assert "depends on the whole workspace, which changed: ran " in planned.describe()
+    assert ran_nodes(ws.run()) == ["tests/test_cat.py::test_cat"]
+    # what the program read changes: it re-runs, and fails as plain pytest says
+    ws.write("tests/values.txt", "bad\n")
+    summary = ws.run()
+    assert "tests/test_cat.py::test_cat" in ran_nodes(summary)
+    assert "tests/test_cat.py::test_plain" not in ran_nodes(summary)
+    assert summary.failed == 2  # test_cat and test_data's reader
+
+
+def test_a_program_run_outside_any_test_keeps_the_whole_file_on_the_workspace(
+    ws: Workspace,
+) -> None:
+    # pluggy: pytest-benchmark runs git when pytest starts; here a conftest keeps cat's output
+    ws.write("tests/conftest.py", "import subprocess\n\nSEEN = subprocess.run(['cat', "
+             "'tests/values.txt'], capture_output=True, text=True).stdout\n")  # fmt: skip
+    ws.write("tests/test_cat.py", "from conftest import SEEN\n\n\n"
+             "def test_seen():\n    assert SEEN.strip() == 'ok'\n\n\n"
+             "def test_plain():\n    assert True\n")  # fmt: skip
+    ws.run()
+    ws.write("tests/values.txt", "fine\n")
+    planned = next(f for f in ws.plan().files if f.target == "tests/test_cat.py")
+    assert planned.run_nodes is None  # the whole file
+    summary = ws.run()
+    assert "tests/test_cat.py::test_seen" in ran_nodes(summary)
+    assert summary.failed == 1
