@@ -13,8 +13,9 @@ multi-file project: what a person sees, not what the protocol allows.
 - a new Neovim (a new server) shows the stored result on that file, marked cached.
 
 On a real project (python-dateutil, where the first-buffer and after-`:w` problems were found):
-the first buffer's lens, "unsaved edit" after an edit, and right after `:w` the count that
-`maestro impacted` gives for that file.
+the first buffer's lens, "unsaved edit" after an edit, right after `:w` the count that
+`maestro impacted` gives for that file; one of its test files run from its lens to the end, with
+its result on the lens, shown again (cached) in a new Neovim.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ SLOW_CALC = (
 SLOW_LINE = textwrap.dedent(SLOW_CALC).lstrip("\n").splitlines().index("def test_slow_sum():")
 
 REAL_SOURCE = "src/dateutil/relativedelta.py"
+REAL_TEST = "tests/test_relativedelta.py"  # one of the files it impacts
 
 __all__ = ["project", "real_project"]  # the fixtures
 
@@ -106,7 +108,7 @@ def test_readme_recipe_on_a_real_project_first_buffer_and_after_save(
 ) -> None:
     init = real_project.base / "init.lua"
     init.write_text(recipe("Neovim 0.7", "lua"))
-    seen = nvim(real_project, init, REAL_SOURCE, mode="real")
+    seen = nvim(real_project, init, REAL_SOURCE, mode="real", ran="passed", second=REAL_TEST)
     assert seen["first_name"].endswith(REAL_SOURCE)
     # the count a person would get from the command line for that file
     cli = subprocess.run(
@@ -124,10 +126,25 @@ def test_readme_recipe_on_a_real_project_first_buffer_and_after_save(
     assert saved["ok"] and [lens["title"] for lens in saved["lenses"]] == [title], saved
     assert saved["ms"] < 10000, saved
     assert not [m for m in seen["messages"] if "not supported" in m], seen["messages"]
+    # one of its test files, run from its lens to the end: the file's lens shows the result
+    ran = steps["ran"]
+    assert ran["ok"], ran
+    result = [lens["title"] for lens in ran["lenses"] if lens["line"] == 0]
+    assert any(t.startswith("last: ✓") and " passed" in t for t in result), ran
+    # a new Neovim, a new language server: that result shows again, marked cached
+    again = nvim(real_project, init, REAL_TEST, mode="restart")
+    lens = [lens["title"] for lens in again["steps"]["restarted"]["lenses"] if lens["line"] == 0]
+    assert any(" passed" in t and "(cached" in t for t in lens), again
 
 
 def nvim(
-    project: Project, init: Path, path: str, *, mode: str, ran: str = "failed"
+    project: Project,
+    init: Path,
+    path: str,
+    *,
+    mode: str,
+    ran: str = "failed",
+    second: str | None = None,
 ) -> dict[str, Any]:
     """Run Neovim headless on ``path`` with ``init`` as init.lua and the harness in ``mode``
     (a run from a lens ends when a lens shows ``ran``); what it saw."""
@@ -137,7 +154,7 @@ def nvim(
         [NVIM, "--headless", "-n", "-i", "NONE", "-u", str(init),
          "-c", f"luafile {HARNESS}", path],
         cwd=project.root, env={**project.env, "MAESTRO_OUT": str(out), "MAESTRO_MODE": mode,
-             "MAESTRO_RAN": ran},
+             "MAESTRO_RAN": ran, **({"MAESTRO_SECOND": second} if second else {})},
         stdin=subprocess.DEVNULL, capture_output=True, timeout=400,
     )  # fmt: skip
     assert out.exists(), f"nvim wrote nothing (exit {proc.returncode}): {proc.stderr[-2000:]!r}"
