@@ -63,7 +63,7 @@ class DaemonLink:
     ) -> None:
         self.root = root
         self.autostart = autostart
-        self.timeout_s = timeout_s
+        self._timeout_s = timeout_s
         self.settings = settings or ClientSettings()
         """The editor's settings for this daemon: sent on every connect (a restarted daemon
         forgets them) and whenever they change."""
@@ -80,6 +80,18 @@ class DaemonLink:
         self._closing = False
 
     # --- connection ------------------------------------------------------------------------------
+
+    @property
+    def timeout_s(self) -> float:
+        """How long a query waits for the daemon (the editor's requestTimeoutS)."""
+        return self._timeout_s
+
+    @timeout_s.setter
+    def timeout_s(self, value: float) -> None:
+        # the live connection too: a changed setting must not wait for the next reconnect
+        self._timeout_s = value
+        if self._client is not None:
+            self._client.default_timeout = value
 
     @property
     def connected(self) -> bool:

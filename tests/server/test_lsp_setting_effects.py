@@ -1,7 +1,8 @@
-"""Editor settings that switch a feature off, each proven through a real language server and
-the daemon it starts: `daemonAutostart`, `codeLens.enabled`, `codeLens.impactedOnSource` and
-`diagnostics` (`speculation`, `coordinatorUrl`, `runOnSave` and `codeLens.testFunctions` have
-tests of their own)."""
+"""Editor settings, each proven through a real language server and the daemon it starts:
+`daemonAutostart`, `codeLens.enabled`, `codeLens.impactedOnSource` and `diagnostics` switched off
+and on, `debounceMs` delaying the lens refresh an edit asks for, `requestTimeoutS` bounding the
+wait for the daemon (changed while connected, too). `speculation`, `coordinatorUrl`, `runOnSave`
+and `codeLens.testFunctions` have tests of their own."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from conftest import Env, open_doc, request, run_to_end, start_client, stop_client
+from conftest import Env, change_doc, open_doc, request, run_to_end, start_client, stop_client
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from workspace_procs import daemon_processes
@@ -154,5 +155,52 @@ async def test_a_client_without_the_test_explorer_gets_none_of_its_notifications
         seen = {n[0] for n in client.maestro_notes if isinstance(n, tuple)}  # type: ignore[attr-defined]
         assert "maestro/runFinished" in seen
         assert not {m for m in seen if m.startswith("maestro/testExplorer/")}, seen
+    finally:
+        await stop_client(client)
+
+
+async def test_debounce_ms_delays_the_lens_refresh_an_edit_asks_for(lsp_env: Env) -> None:
+    env = lsp_env
+    client = await start_client(env, "visual_studio_code", {"debounceMs": 60_000})
+    notes: list[Any] = client.maestro_notes  # type: ignore[attr-defined]
+    try:
+        uri = open_doc(client, env, SOURCE)
+        assert any("impacted test" in t for t in await titles(client, env, SOURCE))
+        await asyncio.sleep(1.0)  # the refreshes of the open and of the daemon's start
+        notes.clear()
+        change_doc(client, uri, (env.root / SOURCE).read_text() + "\n# typing\n")
+        await asyncio.sleep(3.0)
+        assert "codeLens/refresh" not in notes  # a minute's debounce: not yet
+
+        configure(client, {"debounceMs": 100})
+        await asyncio.sleep(1.0)  # a settings change refreshes at once
+        notes.clear()
+        change_doc(client, uri, (env.root / SOURCE).read_text() + "\n# typing more\n", 3)
+
+        async def refreshed() -> bool:
+            return "codeLens/refresh" in notes
+
+        await until(refreshed, "a lens refresh 100 ms after the edit", timeout=10)
+    finally:
+        await stop_client(client)
+
+
+async def test_request_timeout_s_bounds_the_wait_for_the_daemon(lsp_env: Env) -> None:
+    env = lsp_env
+    client = await start_client(env, "visual_studio_code", {"requestTimeoutS": 0.000001})
+    try:
+        open_doc(client, env, SOURCE)
+        await titles(client, env, SOURCE)
+        status = await request(client, "maestro/status", {})
+        (workspace,) = status["workspaces"]
+        assert workspace["daemon"] is None and workspace["lastError"], workspace
+
+        configure(client, {"requestTimeoutS": 60})
+
+        async def answered() -> bool:
+            (ws,) = (await request(client, "maestro/status", {}))["workspaces"]
+            return ws["daemon"] is not None
+
+        await until(answered, "the daemon's status within the default timeout")
     finally:
         await stop_client(client)
