@@ -18,8 +18,8 @@ from maestro.cache.action import ActionResult, TestOutcome
 def _names(node_id: str) -> tuple[str, str]:
     parts = node_id.split("::")
     module = parts[0].removesuffix(".py").replace("/", ".")
-    if len(parts) == 1:
-        return module, module
+    if len(parts) == 1:  # a result of the file itself (a module-level skip, a collection error)
+        return "", module
     return ".".join([module, *parts[1:-1]]), parts[-1]
 
 
