@@ -724,7 +724,9 @@ def _build_result(
     blobs = [stdout_blob, _text(results, "stderr", redactor), junit_xml]
     pending.extend(blobs)  # stored with the run's other blobs, in one transaction
     stdout_d, stderr_d, junit_d = (digest_bytes(b) for b in blobs)
-    wall = sum(t.duration_s for t in tests)
+    # the file's share of the whole pytest process, start-up and collection included: what
+    # serving it later saves (its tests alone often take a few ms)
+    wall = report.wall_s * share
     return draft.model_copy(
         update={
             "stdout": stdout_d,
