@@ -12,15 +12,16 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from maestro import nodeids
 from maestro.cache.action import ActionResult, TestOutcome
 
 
 def _names(node_id: str) -> tuple[str, str]:
-    parts = node_id.split("::")
-    module = parts[0].removesuffix(".py").replace("/", ".")
-    if len(parts) == 1:  # a result of the file itself (a module-level skip, a collection error)
+    names = nodeids.parts(node_id)
+    module = names[0].removesuffix(".py").replace("/", ".")
+    if len(names) == 1:  # a result of the file itself (a module-level skip, a collection error)
         return "", module
-    return ".".join([module, *parts[1:-1]]), parts[-1]
+    return ".".join([module, *names[1:-1]]), names[-1]
 
 
 def _case(suite: ET.Element, test: TestOutcome, *, cached: bool) -> None:
@@ -30,7 +31,7 @@ def _case(suite: ET.Element, test: TestOutcome, *, cached: bool) -> None:
         "testcase",
         classname=classname,
         name=name,
-        file=test.node_id.split("::")[0],
+        file=nodeids.parts(test.node_id)[0],
         time=f"{test.duration_s:.3f}",
     )
     if test.line is not None:

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from lsprotocol import types
 
+from maestro import nodeids
+from maestro.nodeids import base as base_nodeid
 from maestro.server.discovery import flatten
 from maestro.server.results import TestState, ran_words
 from maestro.server.server import MaestroServer, Workspace
-from maestro.server.util import base_nodeid
 
 SOURCE = "maestro"
 
@@ -41,8 +42,7 @@ MAX_IDS = 10  # parameter ids named in one diagnostic; the rest are counted
 
 def _params(state: TestState) -> str:
     """``[a-1]`` of ``test_x[a-1]``; "" for a test without parameters."""
-    name = state.nodeid.rsplit("::", 1)[-1]
-    return name[name.index("[") :] if "[" in name else ""
+    return nodeids.params(state.nodeid)
 
 
 def diagnostic_for(

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from maestro.cache.stats import CacheStats
 from maestro.errors import GitError, MaestroError, UnknownTargetError
+from maestro.nodeids import base as base_nodeid
 from maestro.reports import ChangeModel, ImpactedReport, ImpactModel
 from maestro.server import methods, policy
 from maestro.server.methods import (
@@ -32,7 +33,6 @@ from maestro.server.methods import (
     serve,
 )
 from maestro.server.server import MaestroServer, Workspace
-from maestro.server.util import base_nodeid
 from maestro.wire import (
     CACHE_STATS,
     IMPACTED,

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from maestro.nodeids import base as base_nodeid
 from maestro.server.methods import TestResult
-from maestro.server.util import base_nodeid
 
 FAILING = ("failed", "error")
 HOST = socket.gethostname()

@@ -13,6 +13,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from maestro.errors import UnknownTargetError
+from maestro.nodeids import base as base_nodeid
 from maestro.server import methods
 from maestro.server.discovery import TestItem as FoundItem
 from maestro.server.methods import (
@@ -32,7 +33,6 @@ from maestro.server.methods import (
 )
 from maestro.server.results import TestState
 from maestro.server.server import MaestroServer, Workspace
-from maestro.server.util import base_nodeid
 
 if TYPE_CHECKING:
     from maestro.server.runs import Run

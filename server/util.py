@@ -30,9 +30,3 @@ def uri_to_path(uri: str) -> Path:
 def path_to_uri(path: Path | str) -> str:
     uri = from_fs_path(str(path))
     return uri or Path(path).as_uri()
-
-
-def base_nodeid(nodeid: str) -> str:
-    """The node id without its parametrization suffix: a.py::T::test_x[1] -> a.py::T::test_x."""
-    head, sep, _ = nodeid.partition("[")
-    return head if sep else nodeid

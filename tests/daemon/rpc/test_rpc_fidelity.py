@@ -44,6 +44,12 @@ FILES = {
     "tests/test_optional.py": (
         "import pytest\n\npytest.skip('no twisted', allow_module_level=True)\n"
     ),
+    # a parameter id holding "::": pytest splits only the part before "[" (classname, name)
+    "tests/test_params.py": (
+        "import pytest\n\n"
+        "@pytest.mark.parametrize('addr', ['ff::aa:1::2', '1.2.3.4'])\n"
+        "def test_addr(addr):\n    assert addr\n"
+    ),
     "tests/test_cat.py": (
         "import subprocess\n\n"
         "def test_cat():\n"
@@ -83,7 +89,7 @@ def pytest_truth(ws: DaemonEnv, tmp: Path) -> dict[str, str]:
 def junit_outcomes(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for case in ET.parse(path).getroot().iter("testcase"):
-        name = f"{case.get('classname')}.{case.get('name')}"
+        name = f"{case.get('classname')} {case.get('name')}"
         kinds = {child.tag for child in case}
         out[name] = next((k for k in ("failure", "error", "skipped") if k in kinds), "passed")
     return out
