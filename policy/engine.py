@@ -27,6 +27,7 @@ import hashlib
 import logging
 import re
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -67,6 +68,12 @@ _READS_EXECUTION = re.compile(r"\bexecution_id\b|\binput\b(?!\.)")
 """A module naming the execution id, or using ``input`` other than as ``input.FIELD``."""
 _READS_CLOCK = re.compile(r"\bnow_ms\b|\binput\b(?!\.)")
 _READS_OPENINGS = re.compile(r"\bnext_open_ms\b|\binput\b(?!\.)")
+_READS_TARGET = re.compile(r"\btarget\b|\binput\b(?!\.)")
+"""A module naming ``target`` (as a field or a key of what it fires) or using the input whole."""
+SERVES_KEPT = MEMO_SIZE
+"""Served files whose ``serve`` input an engine keeps to decide again on the next set."""
+WARM_CHUNK = 64
+"""Serve decisions a warm-up evaluates between checks that its set is still in force."""
 
 
 def fail_closed(inp: PolicyInput) -> bool:
@@ -133,6 +140,9 @@ class PolicySet:
     timeless: bool = True  # no module reads now_ms: neither is it
     openings: bool = False  # a non-built-in module reads windows' next_open_ms
     ruled: frozenset[tuple[str, str]] = frozenset()  # (layer, point) pairs with rule modules
+    # no workspace or team module reads a cache input's target: an unmarked file's serve
+    # decision is the same for every file with the same outcome (:meth:`_group`)
+    target_blind: bool = False
     added: int = 0  # decisions put in the memo (persisted ones are not counted)
     memo_size: int = MEMO_SIZE
     _memo: OrderedDict[bytes, Decision] = field(default_factory=OrderedDict, repr=False)
@@ -168,9 +178,15 @@ class PolicySet:
         openings = any(
             _READS_OPENINGS.search(m.text) for m in sources.modules if m.layer != "builtin"
         )
+        target_blind = not any(
+            _READS_TARGET.search(m.text) for m in sources.modules if m.layer != "builtin"
+        )
         digest = h.hexdigest()[:16]
         ruled = frozenset((layer, point) for layer, point, _ in present)
-        return cls(sources, compiled, notes, digest, data, pure, blind, timeless, openings, ruled)
+        return cls(
+            sources, compiled, notes, digest, data, pure, blind, timeless, openings, ruled,
+            target_blind=target_blind,
+        )  # fmt: skip
 
     def only_builtin(self, point: str) -> bool:
         """Whether only built-in modules define rules of ``point`` (no workspace or team)."""
@@ -205,6 +221,21 @@ class PolicySet:
                 for n, w in payload["windows"].items()
             }}  # fmt: skip
         return point.encode() + orjson.dumps(keyed, option=orjson.OPT_SORT_KEYS)
+
+    def _group(self, point: str, each: dict[str, Any]) -> dict[str, Any]:
+        """What tells ``each`` apart for this set. A ``serve`` decision of a file carrying no
+        marker does not depend on its target when no workspace or team module reads targets:
+        the built-in cache rules fire for a marker or an upload only (a test pins this). A
+        plan's unmarked files then share one evaluation per outcome. The key without
+        ``target`` is never an input's own (a cache input always has one)."""
+        if (
+            self.target_blind
+            and point == "cache"
+            and each.get("action") == "serve"
+            and not each.get("markers")
+        ):
+            return {k: v for k, v in each.items() if k != "target"}
+        return each
 
     def _recall(self, key: bytes) -> Decision | None:
         with self._memo_lock:
@@ -275,7 +306,7 @@ class PolicySet:
                     del each[name]
             eaches.append(each)
             if pure:
-                keys.append(self._key(point, each))
+                keys.append(self._key(point, self._group(point, each)))
         held: list[Decision | None] = [None] * len(eaches)
         if pure:
             with self._memo_lock:  # once for the batch: most are answered here
@@ -288,6 +319,9 @@ class PolicySet:
         out: list[Decision | PolicyEvalError] = []
         for i, update in enumerate(updates):
             decision = held[i]
+            if decision is None and pure:
+                # decided since the batch looked: an earlier file of its group, a warm-up
+                decision = self._recall(keys[i])
             if decision is None:
                 try:
                     decision = self._evaluate(point, eaches[i])
@@ -372,6 +406,17 @@ def _decide(point: Point, fired: list[FiredRule], digest: str) -> Decision:
     return Decision(point=point, result=result, rules=fired, policy=digest)
 
 
+@dataclass(frozen=True, slots=True)
+class Warmed:
+    """A warm-up that ended: the set, the decisions it went through (of ``asked``), its time."""
+
+    digest: str
+    decided: int
+    asked: int
+    wall_s: float
+    cpu_s: float
+
+
 @dataclass
 class PolicyEngine:
     """The policy in force for one workspace (or none: built-in only), swappable while serving.
@@ -389,8 +434,16 @@ class PolicyEngine:
     # where a set's plan-time decisions (cache ``serve``) are kept by its digest, so the next
     # process (a CLI run, a restarted daemon) answers them from its memo (:mod:`.memo`)
     memo_dir: Path | None = None
+    # long-lived processes (the daemon): a newly installed set decides the recent plans'
+    # ``serve`` inputs in a background thread (:meth:`remember_serves`), so the first plan
+    # after a policy change finds them in the memo instead of evaluating every file
+    warm_on_install: bool = False
+    warmed: Warmed | None = None  # the last warm-up that ended
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
     _saved: tuple[int, int] = (0, 0)  # (id of the set, its added count) last written
+    _serves: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
+    _serves_lock: threading.Lock = field(default_factory=threading.Lock)
+    _warming: threading.Thread | None = None
 
     @classmethod
     def open(
@@ -419,6 +472,74 @@ class PolicyEngine:
         self.current = policy
         for listener in self.listeners:
             listener(policy)
+        if self.warm_on_install:
+            self._start_warm(policy)
+
+    def remember_serves(self, updates: Sequence[Mapping[str, Any]]) -> None:
+        """The ``serve`` inputs of a plan's served files (``target``, ``markers``, ``outcome``,
+        ``ci``, as :meth:`decide_many` takes them), every one, asked or not: what the next set
+        installed decides in the background. The most recent :data:`SERVES_KEPT` are kept."""
+        with self._serves_lock:
+            serves = self._serves
+            for update in updates:
+                target = str(update["target"])
+                serves[target] = dict(update)
+                serves.move_to_end(target)
+            while len(serves) > SERVES_KEPT:
+                serves.popitem(last=False)
+
+    def _start_warm(self, policy: PolicySet) -> None:
+        # a set that reads the execution id never answers a plan from its memo
+        if not policy.pure or not policy.blind:
+            return
+        with self._serves_lock:
+            updates = list(self._serves.values())
+        if policy.only_builtin("cache"):  # as serve_asks: only marked files are asked
+            updates = [u for u in updates if u.get("markers")]
+        if not updates:
+            return
+        thread = threading.Thread(
+            target=self._warm, args=(policy, updates), name="policy-warm", daemon=True
+        )
+        self._warming = thread
+        thread.start()
+
+    def _warm(self, policy: PolicySet, updates: list[dict[str, Any]]) -> None:
+        """Decide ``updates`` on ``policy`` into its memo, then keep them on disk. Stops when
+        another set is installed. A plan meanwhile decides on the same set: each input it finds
+        in the memo is not evaluated again, the others it evaluates itself (same answers)."""
+        from maestro.policy.model import CacheInput
+
+        started, cpu = time.perf_counter(), time.thread_time()
+        base = CacheInput(action="serve", target="")
+        done = 0
+        try:
+            for i in range(0, len(updates), WARM_CHUNK):
+                if self.current is not policy or not self.warm_on_install:
+                    break
+                chunk = updates[i : i + WARM_CHUNK]
+                policy.evaluate_many(base, chunk)  # an evaluation error is not remembered
+                done += len(chunk)
+            if self.current is policy:
+                self.save_memo()
+        except Exception:  # an optimization: the next plan evaluates what is missing
+            log.exception("policy warm-up of %s failed", policy.digest)
+        self.warmed = Warmed(
+            policy.digest, done, len(updates), time.perf_counter() - started,
+            time.thread_time() - cpu,
+        )  # fmt: skip
+        log.info(
+            "policy %s: %d of %d serve decisions of recent plans decided in %.0f ms",
+            policy.digest, done, len(updates), self.warmed.wall_s * 1000,
+        )  # fmt: skip
+
+    def wait_warm(self, timeout: float | None = None) -> bool:
+        """Wait for the warm-up in progress, if any; whether none is still running."""
+        thread = self._warming
+        if thread is not None:
+            thread.join(timeout)
+            return not thread.is_alive()
+        return True
 
     def reload(self, *, team: tuple[list[Module], dict[str, Any], str] | None = None) -> PolicySet:
         """Recompile from the workspace (and ``team``, else the team layer in force). Raises

@@ -18,7 +18,7 @@ from maestro.policy.records import DecisionLog
 from maestro.redaction import Redactor
 
 if TYPE_CHECKING:
-    from maestro.engine.testing import Plan
+    from maestro.engine.testing import Plan, PlannedFile
     from maestro.policy.engine import PolicyEngine, PolicySet
 
 
@@ -93,6 +93,11 @@ def serve_asks(
     return out
 
 
+def _outcome(planned: PlannedFile) -> str | None:
+    result = planned.cached or planned.carried
+    return None if result is None else ("passed" if result.exit_code == 0 else "failed")
+
+
 def deny_serving(
     gate: PolicyGate, planned: Plan, execution_id: str, scanner: MarkerScanner, *,
     ci: bool = False,
@@ -108,14 +113,19 @@ def deny_serving(
     if memo_dir is not None:  # scans by digest kept beside the set's decisions
         scanner.keep_in(memo_dir / MARKERS_FILE)
     asks = serve_asks(gate.engine.current, served, scanner, digests)
+    if gate.engine.warm_on_install:  # every served file: what the next set decides ahead
+        gate.engine.remember_serves([
+            {"target": t, "markers": list(scanner.found(t, digests.get(t))),
+             "outcome": _outcome(f), "ci": ci}
+            for t, f in served.items()
+        ])  # fmt: skip
     scanner.save()
     if not asks:
         return []
-    updates = []
-    for target, markers in asks:
-        result = served[target].cached or served[target].carried
-        outcome = None if result is None else ("passed" if result.exit_code == 0 else "failed")
-        updates.append({"target": target, "markers": markers, "outcome": outcome})
+    updates = [
+        {"target": target, "markers": markers, "outcome": _outcome(served[target])}
+        for target, markers in asks
+    ]
     base = CacheInput(execution_id=execution_id, action="serve", target=asks[0][0], ci=ci)
     # one call for the plan's files: the memo answers an unchanged file without a model each
     decisions = gate.engine.decide_many(base, updates)

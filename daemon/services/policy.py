@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 
 SELECTED_IN_INPUT = 100
 DEFAULT_REFRESH_S = 60.0
+SOURCES_POLL_S = 1.0
+"""How often the daemon looks (a few stat calls) whether the workspace's policy changed, so it
+recompiles and decides the recent plans' serve inputs again before the next run asks
+(``.maestro/`` is not watched: the watcher leaves it out of the graph's changes)."""
 
 
 class PolicyService:
@@ -65,6 +69,8 @@ class PolicyService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._notes: dict[str, list[str]] = {}  # execution id -> decisions not a plain allow
         self._stamp: tuple[tuple[str, int, int], ...] = ()  # workspace policy files in force
+        self._reloading: asyncio.Task[None] | None = None
+        self._watch: asyncio.Task[None] | None = None
 
     async def gate(self) -> PolicyGate | None:
         """The workspace's gate, opened once (None, logged, when the log cannot be opened)."""
@@ -80,6 +86,9 @@ class PolicyService:
                 except PolicyError:
                     log.exception("policy gate unavailable: decisions are not enforced")
                     return None
+                # each new set (a workspace edit, a team bundle) decides the recent plans'
+                # serve inputs in the background: the next plan finds them decided
+                gate.engine.warm_on_install = True
                 self._gate = gate
                 self._markers = MarkerScanner(self.root)
                 self._stamp = await asyncio.to_thread(self._sources_stamp)
@@ -106,24 +115,60 @@ class PolicyService:
 
     async def _reload_if_changed(self, gate: PolicyGate) -> None:
         """Recompile when the workspace's policy changed; a set that does not compile (or
-        crashes rego-cpp in the child that checks it) leaves the last good one in force."""
-        stamp = await asyncio.to_thread(self._sources_stamp)
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
+        crashes rego-cpp in the child that checks it) leaves the last good one in force. A
+        reload in progress (started by the poll or another request) is waited for: a decision
+        after a change is the new policy's."""
+        while True:
+            running = self._reloading
+            if running is not None and not running.done():
+                await asyncio.shield(running)
+                continue
+            stamp = await asyncio.to_thread(self._sources_stamp)
+            if stamp == self._stamp:
+                return
+            if self._reloading is not running:  # another caller started one meanwhile
+                continue
+            self._stamp = stamp
+            self._reloading = asyncio.create_task(self._reload(gate), name="policy-reload")
+
+    async def _reload(self, gate: PolicyGate) -> None:
         try:
             policy = await asyncio.to_thread(gate.engine.reload)
         except MaestroError as exc:  # logged by the engine, kept in last_error
             log.error("workspace policy not reloaded, the last good one stays in force: %s", exc)
             return
+        except Exception:
+            log.exception("workspace policy not reloaded, the last good one stays in force")
+            return
         log.info("workspace policy reloaded (%s)", policy.digest)
+
+    async def _watch_sources(self) -> None:
+        """Reload (and so decide the recent serve inputs again) soon after the workspace's
+        policy changed, not at the next run."""
+        while True:
+            await asyncio.sleep(SOURCES_POLL_S)
+            gate = self._gate
+            if gate is None:
+                continue
+            try:
+                await self._reload_if_changed(gate)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("policy change check failed")
 
     async def stop(self, app: DaemonApp) -> None:
         task, self._task = self._task, None
         await cancel_and_wait(task)
+        watch, self._watch = self._watch, None
+        await cancel_and_wait(watch)
+        reloading, self._reloading = self._reloading, None
+        await cancel_and_wait(reloading)
         if self._client is not None:
             await self._client.close()
         if self._gate is not None:
+            self._gate.engine.warm_on_install = False  # a warm-up in progress stops
+            await asyncio.to_thread(self._gate.engine.wait_warm, 5.0)
             self._gate.close()
 
     # --- team bundle and decision upload -----------------------------------------------------
@@ -132,6 +177,7 @@ class PolicyService:
         """Start the coordinator sync in the background: the daemon answers at once."""
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.create_task(self._sync_forever(), name="policy-sync")
+        self._watch = asyncio.create_task(self._watch_sources(), name="policy-watch")
 
     def _open_bundles(self, gate: PolicyGate) -> None:
         """The team layer: the persisted last good bundle goes in force (no network needed)."""
