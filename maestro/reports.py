@@ -6,16 +6,18 @@ output is identical either way. Changing a field is a schema version bump (see d
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from maestro.graph.stats import STATS_SCHEMA, stats_data
 
 if TYPE_CHECKING:
     from maestro.graph.build import BuildGraph, Change, Hop, Impact
 
 IMPACTED_SCHEMA = "maestro.impacted/1"
 WHY_SCHEMA = "maestro.why/1"
-STATS_SCHEMA = "maestro.graph-stats/1"
 
 
 class HopModel(BaseModel):
@@ -177,31 +179,13 @@ class GraphStatsReport(BaseModel):
     def build(
         cls, graph: BuildGraph, *, with_targets: bool, check_syntax: bool = False
     ) -> GraphStatsReport:
-        stats = graph.compute_stats()
-        diagnostics = graph.diagnostics(check_syntax_now=check_syntax)
-        # the graph's own typed data: no validation (building the validator alone costs a
-        # cold `graph stats` more than its stats); a receiver over the wire validates it
-        return cls.model_construct(
-            schema_=STATS_SCHEMA,
-            root=str(graph.root),
-            files=stats.files,
-            python_files=stats.python_files,
-            tests=stats.tests,
-            declared_targets=stats.declared_targets,
-            edges=stats.edges,
-            distributions=stats.distributions,
-            unresolved_imports=stats.unresolved_imports,
-            reused_from_index=stats.reused_from_index,
-            scanned=stats.scanned,
-            build_seconds=round(stats.build_seconds, 4),
-            diagnostics=[
-                DiagnosticModel.model_construct(
-                    path=d.path, line=d.line, severity=d.severity, message=d.message
-                )
-                for d in diagnostics
-            ],
-            syntax_unchecked=graph.syntax_unchecked(),
-            targets=sorted(graph.tests) + sorted("//" + t for t in graph.targets)
-            if with_targets
-            else None,
-        )
+        return cls.of_data(stats_data(graph, with_targets=with_targets, check_syntax=check_syntax))
+
+    @classmethod
+    def of_data(cls, data: Mapping[str, Any]) -> GraphStatsReport:
+        """The report from its JSON form as maestro.graph.stats builds it, without validation
+        (building the validator alone costs a cold `graph stats` more than its stats); a
+        receiver over the wire validates it."""
+        fields = {key: value for key, value in data.items() if key != "schema"}
+        fields["diagnostics"] = [DiagnosticModel.model_construct(**d) for d in data["diagnostics"]]
+        return cls.model_construct(schema_=data["schema"], **fields)

@@ -29,7 +29,6 @@ if TYPE_CHECKING:
     from maestro.cli.test_render import Display
     from maestro.engine.runner import WarmPytest
     from maestro.errors import MaestroError
-    from maestro.reports import GraphStatsReport
 
 PROTOCOL_VERSION = 1
 """maestro.wire.PROTOCOL_VERSION, which this module must not import (pydantic); a test checks."""
@@ -570,14 +569,15 @@ def fast_why(argv: Sequence[str]) -> int | None:
 # --- maestro graph stats -------------------------------------------------------------------------
 
 
-def stats_in_process(workspace: Path, *, targets: bool, check_syntax: bool) -> GraphStatsReport:
-    """`graph stats` computed in this process (both routes: no daemon, or --no-daemon)."""
+def stats_in_process(workspace: Path, *, targets: bool, check_syntax: bool) -> dict[str, Any]:
+    """`graph stats` computed in this process (both routes: no daemon, or --no-daemon), in its
+    JSON form (maestro.graph.stats: no model layer to import)."""
     from maestro.graph.build import BuildGraph
+    from maestro.graph.stats import stats_data
     from maestro.paths import graph_index_path
-    from maestro.reports import GraphStatsReport
 
     graph = BuildGraph.build(workspace, index_path=graph_index_path(workspace))  # saves the index
-    report = GraphStatsReport.build(graph, with_targets=targets, check_syntax=check_syntax)
+    report = stats_data(graph, with_targets=targets, check_syntax=check_syntax)
     if check_syntax:  # keep the verdicts; the rest (distribution map) is cheaper to redo than save
         graph.save()
     return report
@@ -602,10 +602,9 @@ def fast_graph_stats(argv: Sequence[str]) -> int | None:
     if workspace is None:
         return None
     from maestro.errors import MaestroError
-    from maestro.reports import GraphStatsReport
 
-    targets, check_syntax = flags["--targets"], flags["--check-syntax"]
-    report: GraphStatsReport | None = None
+    targets, check_syntax, as_json = flags["--targets"], flags["--check-syntax"], flags["--json"]
+    report: dict[str, Any] | None = None
     if not flags["--no-daemon"] and policy() != "off":
         conn = connect(workspace)
         if conn is None and may_start():
@@ -613,10 +612,13 @@ def fast_graph_stats(argv: Sequence[str]) -> int | None:
         if conn is not None:
             with conn:
                 params = {"targets": targets, "check_syntax": check_syntax}
-                data = _request(conn, "graph_stats", params)
-            if data is None:
+                report = _request(conn, "graph_stats", params)
+            if report is None:
                 return None  # the full CLI meets the failure and reports it
-            report = GraphStatsReport.model_validate(data)
+            if as_json:  # the stable JSON is printed from a validated answer
+                from maestro.reports import GraphStatsReport
+
+                report = GraphStatsReport.model_validate(report).model_dump(by_alias=True)
     if report is None:
         try:
             report = stats_in_process(workspace, targets=targets, check_syntax=check_syntax)
@@ -624,7 +626,7 @@ def fast_graph_stats(argv: Sequence[str]) -> int | None:
             return None  # reported by the full CLI, which fails the same way
     from maestro.cli.graph_render import print_stats
 
-    print_stats(workspace, report, as_json=flags["--json"])
+    print_stats(workspace, report, as_json=as_json)
     return 0
 
 

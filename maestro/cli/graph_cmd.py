@@ -55,8 +55,10 @@ def stats(
 
     workspace = resolve_root(root)
     params = wire.GraphStatsParams(targets=targets, check_syntax=check_syntax)
-    report = via_daemon.call(workspace, wire.GRAPH_STATS, params, no_daemon=no_daemon)
-    if report is None:
+    answer = via_daemon.call(workspace, wire.GRAPH_STATS, params, no_daemon=no_daemon)
+    if answer is not None:
+        report = answer.model_dump(by_alias=True)
+    else:
         report = stats_in_process(workspace, targets=targets, check_syntax=check_syntax)
     print_stats(workspace, report, as_json=as_json)
 

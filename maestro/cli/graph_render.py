@@ -6,7 +6,7 @@ daemon's msgpack answer as it arrived, which is that same dump), so the output i
 construction. They write plain lines with the stdlib only: importing rich's console costs more
 than the whole warm answer, and a reason chain needs no layout (a path of one-child nodes).
 Lines are never wrapped, so they stay greppable; bold and dim go to a terminal only.
-`graph stats` renders its pydantic report (a rich table), on both routes too.
+`graph stats` renders its report's JSON form too: as rich lays it out, with rich on a terminal.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
-
-if TYPE_CHECKING:
-    from maestro.reports import GraphStatsReport
+from typing import Any, TextIO
 
 SHOWN = 40
 """Impacted targets the text output shows (with their reason trees) unless --all."""
@@ -113,47 +110,139 @@ def render_why(report: Mapping[str, Any], *, out: TextIO | None = None) -> int:
     return 0 if report["depends"] else EXIT_DOES_NOT_DEPEND
 
 
-def print_stats(workspace: Path, report: GraphStatsReport, *, as_json: bool) -> None:
-    """`maestro graph stats`: the stable JSON (--json) or the table."""
+def print_stats(workspace: Path, report: Mapping[str, Any], *, as_json: bool) -> None:
+    """`maestro graph stats`: the stable JSON (--json) or the table, from the report's JSON form
+    (maestro.graph.stats; a daemon's answer is that too)."""
     if as_json:
-        text = report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"})
+        from maestro.reports import GraphStatsReport
+
+        model = GraphStatsReport.of_data(report)
+        text = model.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"})
         sys.stdout.write(f"{text}\n")
         sys.stdout.flush()
         return
     render_stats(workspace, report)
 
 
-def render_stats(workspace: Path, report: GraphStatsReport) -> None:
-    """The stats as a table, then the targets (with --targets) and the diagnostics (rich)."""
+def stats_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:
+    edges: Mapping[str, int] = report["edges"]
+    return [
+        ("files", f"{report['files']:,} ({report['python_files']:,} Python)"),
+        ("test files", f"{report['tests']:,}"),
+        ("declared targets", f"{report['declared_targets']:,}"),
+        *((f"edges: {kind}", f"{count:,}") for kind, count in edges.items()),
+        ("distributions", f"{report['distributions']:,}"),
+        ("unresolved imports", f"{report['unresolved_imports']:,}"),
+        (
+            "built in",
+            f"{report['build_seconds'] * 1000:.0f} ms ({report['reused_from_index']:,} files "
+            f"from the index, {report['scanned']:,} scanned)",
+        ),
+    ]
+
+
+def unchecked_note(unchecked: int) -> str:
+    return (
+        f"syntax not checked yet in {unchecked:,} Python file{'s' * (unchecked != 1)} "
+        "(--check-syntax compiles them)"
+    )
+
+
+def render_stats(workspace: Path, report: Mapping[str, Any], *, out: TextIO | None = None) -> None:
+    """The stats as a table, then the targets (with --targets) and the diagnostics.
+
+    Where rich would write to a file (a pipe, a log: no terminal, no styles, no wrapping) the
+    same characters are written here with the stdlib: importing rich's table and console costs
+    a cold run more than the stats themselves. A terminal, or anything rich would lay out
+    otherwise, goes to rich."""
+    stream = out or sys.stdout
+    lines = plain_stats_lines(workspace, report, stream)
+    if lines is None:
+        rich_stats(workspace, report)
+        return
+    stream.write("".join(f"{line}\n" for line in lines))
+    stream.flush()
+
+
+def plain_stats_lines(
+    workspace: Path, report: Mapping[str, Any], stream: TextIO
+) -> list[str] | None:
+    """What rich prints for the stats to ``stream`` when that is no terminal, or None when rich
+    would print anything else (styles, a table wider than its width, text it would change)."""
+    rows = stats_rows(report)
+    label_width = max(len(label) for label, _ in rows)
+    value_width = max(len(value) for _, value in rows)
+    width = rich_width()
+    if rich_is_terminal(stream) or width is None or label_width + value_width + 4 > width:
+        return None
+    title = f"Build graph of {workspace}"
+    diagnostics: list[Mapping[str, Any]] = report["diagnostics"]
+    targets: list[str] = report.get("targets") or []
+    lines = [title]
+    lines += [f" {label.ljust(label_width)}  {value.ljust(value_width)} " for label, value in rows]
+    lines += targets
+    if diagnostics:
+        lines += ["", f"{len(diagnostics)} diagnostics"]
+        for d in diagnostics:
+            where = f"{d['path']}:{d['line']}" if d["line"] else d["path"]
+            lines.append(f"  {d['severity']} {where}: {d['message']}")
+    if unchecked := report["syntax_unchecked"]:
+        lines += ["", unchecked_note(unchecked)]
+    # rich expands tabs and drops control characters: text like that is left to it
+    return lines if all(line.isprintable() for line in lines) else None
+
+
+def rich_is_terminal(stream: TextIO) -> bool:
+    """rich.console.Console.is_terminal for a console writing to ``stream``."""
+    tty_compatible = os.environ.get("TTY_COMPATIBLE", "")
+    if tty_compatible in ("0", "1"):
+        return tty_compatible == "1"
+    force_color = os.environ.get("FORCE_COLOR")
+    if force_color is not None:
+        return force_color != ""
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return isatty is not None and bool(isatty())
+    except ValueError:
+        return False
+
+
+def rich_width() -> int | None:
+    """rich.console.Console.width off a terminal; None where rich would decide otherwise."""
+    if sys.platform == "win32":
+        return None
+    columns = os.environ.get("COLUMNS")
+    if columns is not None:
+        return int(columns) if columns.isdigit() and int(columns) > 0 else None
+    for fd in (0, 1, 2):
+        try:
+            width = os.get_terminal_size(fd).columns
+        except (AttributeError, ValueError, OSError):
+            continue
+        return width or 80
+    return 80
+
+
+def rich_stats(workspace: Path, report: Mapping[str, Any]) -> None:
+    """The stats through rich (a terminal's styles and layout). Text objects: a path or a
+    message is printed as it is, never read as markup or emoji codes."""
     from rich.table import Table
+    from rich.text import Text
 
     from maestro.cli.consoles import console
 
-    table = Table(title=f"Build graph of {workspace}", show_header=False, box=None)
-    table.add_row("files", f"{report.files:,} ({report.python_files:,} Python)")
-    table.add_row("test files", f"{report.tests:,}")
-    table.add_row("declared targets", f"{report.declared_targets:,}")
-    for kind, count in report.edges.items():
-        table.add_row(f"edges: {kind}", f"{count:,}")
-    table.add_row("distributions", f"{report.distributions:,}")
-    table.add_row("unresolved imports", f"{report.unresolved_imports:,}")
-    table.add_row(
-        "built in",
-        f"{report.build_seconds * 1000:.0f} ms "
-        f"({report.reused_from_index:,} files from the index, {report.scanned:,} scanned)",
-    )
+    title = Text(f"Build graph of {workspace}", style="table.title")
+    table = Table(title=title, show_header=False, box=None)
+    for label, value in stats_rows(report):
+        table.add_row(label, value)
     console.print(table)
-    if report.targets:
-        console.print("\n".join(report.targets), highlight=False)
-    if report.diagnostics:
-        console.print(f"\n[bold]{len(report.diagnostics)} diagnostics[/bold]")
-        for d in report.diagnostics:
-            where = f"{d.path}:{d.line}" if d.line else d.path
-            style = "red" if d.severity == "error" else "yellow"
-            console.print(f"  [{style}]{d.severity}[/{style}] {where}: {d.message}")
-    if unchecked := report.syntax_unchecked:
-        console.print(
-            f"\n[dim]syntax not checked yet in {unchecked:,} Python file{'s' * (unchecked != 1)} "
-            "(--check-syntax compiles them)[/dim]",
-            highlight=False,
-        )
+    if targets := report.get("targets"):
+        console.print(Text("\n".join(targets)))
+    if diagnostics := report["diagnostics"]:
+        console.print(Text.assemble("\n", (f"{len(diagnostics)} diagnostics", "bold")))
+        for d in diagnostics:
+            where = f"{d['path']}:{d['line']}" if d["line"] else d["path"]
+            style = "red" if d["severity"] == "error" else "yellow"
+            console.print(Text.assemble("  ", (d["severity"], style), f" {where}: {d['message']}"))
+    if unchecked := report["syntax_unchecked"]:
+        console.print(Text("\n" + unchecked_note(unchecked), style="dim"))

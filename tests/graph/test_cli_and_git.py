@@ -132,6 +132,28 @@ def test_bad_config_is_a_clear_error_not_a_traceback(make_ws: Make) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_graph_stats_prints_paths_and_messages_as_they_are(make_ws: Make) -> None:
+    """A path or message is never read as rich markup (`[red]` vanished, `[/x]` crashed)."""
+    root = make_ws({**WORKSPACE, "src/[red]/bad.py": "def f(:\n", "src/[/x]/bad.py": "def g(:\n"})
+    for env in ({"TTY_COMPATIBLE": "0"}, {"TTY_COMPATIBLE": "1"}):  # stdlib, then rich
+        proc = maestro(root, "graph", "stats", "--check-syntax", env={**env, "COLUMNS": "200"})
+        assert proc.returncode == 0, proc.stderr
+        assert "src/[red]/bad.py:1: " in proc.stdout and "src/[/x]/bad.py:1: " in proc.stdout
+        assert ("\x1b[" in proc.stdout) is (env["TTY_COMPATIBLE"] == "1")
+
+
+def test_cold_graph_stats_imports_no_model_layer_and_no_rich(make_ws: Make) -> None:
+    root = make_ws({**WORKSPACE, "src/demo/bad.py": "def f(:\n"})
+    env = {"MAESTRO_DAEMON": "off"}
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "maestro.cli", "graph", "stats"],
+        cwd=root, capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 0 and "syntax not checked yet in 7 Python files" in proc.stdout
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()}
+    assert "maestro" in imported and not {"pydantic", "rich", "typer"} & imported
+
+
 def test_graph_stats_and_export(make_ws: Make, tmp_path: Path) -> None:
     root = make_ws({**WORKSPACE, "src/demo/bad.py": "def f(:\n"})
     data = json.loads(maestro(root, "graph", "stats", "--json", "--targets").stdout)

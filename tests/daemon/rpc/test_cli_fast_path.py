@@ -353,6 +353,8 @@ def test_graph_stats_answers_like_the_full_cli_without_typer(ws: DaemonEnv) -> N
         same_stats(fast_answer, full_cli(ws, *args))
         assert "typer" not in imported(ws, *args)
     assert "src/pkg/bad.py:1" in maestro(ws, "graph", "stats").stdout
+    # printed to a pipe with the stdlib alone (pydantic reads this workspace's [tool.maestro])
+    assert not {"typer", "rich"} & imported(ws, "graph", "stats")
     assert not daemon_processes(ws.root)
     started(ws)
     for args in STATS:  # both ask the daemon

@@ -1,0 +1,45 @@
+"""The `graph stats` report in its JSON form, built from the graph without pydantic.
+
+The pydantic model (maestro.reports.GraphStatsReport) is the contract on the wire and for
+`--json`; this plain form is what both are made from, and what the CLI's text renders from, so a
+cold `maestro graph stats` imports no model layer at all.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from maestro.graph.build import BuildGraph
+
+STATS_SCHEMA = "maestro.graph-stats/1"
+
+
+def stats_data(
+    graph: BuildGraph, *, with_targets: bool, check_syntax: bool = False
+) -> dict[str, Any]:
+    """GraphStatsReport's fields by alias, in order (its `model_dump(by_alias=True)`)."""
+    stats = graph.compute_stats()
+    diagnostics = graph.diagnostics(check_syntax_now=check_syntax)
+    return {
+        "schema": STATS_SCHEMA,
+        "root": str(graph.root),
+        "files": stats.files,
+        "python_files": stats.python_files,
+        "tests": stats.tests,
+        "declared_targets": stats.declared_targets,
+        "edges": stats.edges,
+        "distributions": stats.distributions,
+        "unresolved_imports": stats.unresolved_imports,
+        "reused_from_index": stats.reused_from_index,
+        "scanned": stats.scanned,
+        "build_seconds": round(stats.build_seconds, 4),
+        "diagnostics": [
+            {"path": d.path, "line": d.line, "severity": d.severity, "message": d.message}
+            for d in diagnostics
+        ],
+        "syntax_unchecked": graph.syntax_unchecked(),
+        "targets": sorted(graph.tests) + sorted("//" + t for t in graph.targets)
+        if with_targets
+        else None,
+    }
