@@ -756,6 +756,156 @@ deny contains fired if {{
 """
 
 
+OUTCOME_RULE = """package maestro.workspace.cache
+
+import rego.v1
+
+deny contains {{"rule": "serve.failed{n}", "msg": "it failed last time"}} if {{
+\tinput.action == "serve"
+\tinput.outcome == "failed"
+}}
+"""
+"""A cache rule that reads no target: every unmarked file with the same outcome is one input."""
+
+TEAM_DAEMON = """package maestro.team.{point}
+
+import rego.v1
+
+# METADATA
+# custom:
+#   id: team.{name}{n}
+#   remediation: bundle {n}
+deny contains {{"rule": "team.{name}{n}", "msg": "{name} {n}"}} if {{
+\t{cond}
+}}
+"""
+DENIED_DIR = "tests/admin_views/"
+
+
+def swap_in_daemon(
+    root: Path, served: Any, memo_dir: Path, *, seconds: float, max_swaps: int, runners: int = 3
+) -> dict[str, Any]:
+    """The daemon's side of a hot swap: its engine (a new set compiled in a child first, a
+    warm-up of the recent plan's serve decisions on each) takes signed team bundles one after
+    another through ``BundleStore.apply`` (what a fetch does with the bytes it got) while
+    threads decide as the daemon does at every run: ``runners`` threads admit runs
+    (``PolicyGate.decide``, a background run every bundle denies) and one plans, asking the
+    serve decision of every Django file (``deny_serving``; each bundle denies the files under
+    ``DENIED_DIR``). A decision is wrong when a run is let through or denied by no published
+    bundle's rule, or a plan's denials are not exactly those files, by one bundle."""
+    import dataclasses
+    import threading
+
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from maestro.policy import PolicyEngine, RunInput
+    from maestro.policy.bundle import BundleStore, build
+    from maestro.policy.gate import MarkerScanner, PolicyGate, deny_serving
+    from maestro.policy.records import DecisionLog
+
+    signer = ec.generate_private_key(ec.SECP256R1())
+
+    def bundle(n: int) -> bytes:
+        run = TEAM_DAEMON.format(point="run", name="freeze", n=n, cond='input.kind == "background"')
+        cache = TEAM_DAEMON.format(
+            point="cache", name="views", n=n,
+            cond=f'input.action == "serve"\n\tstartswith(input.target, "{DENIED_DIR}")',
+        )  # fmt: skip
+        return build({"run.rego": run.encode(), "cache.rego": cache.encode(), "data.json": b"{}"},
+                     key=signer, kid="k1", revision=f"r{n}", version=n,
+                     expires=datetime.now(UTC) + timedelta(days=1))  # fmt: skip
+
+    bundles = [bundle(n) for n in range(1, max_swaps + 2)]
+    engine = PolicyEngine.open(root, isolate=True, memo_dir=memo_dir)
+    store = BundleStore(memo_dir.parent / "bundle", engine, {"k1": signer.public_key()})
+    store.apply(bundles[0])
+    engine.warm_on_install = True
+    log = DecisionLog(memo_dir.parent / "swap-decisions.sqlite", background=True)
+    gate = PolicyGate(engine, log)
+    expected = {f.target for f in served.files if f.target.startswith(DENIED_DIR)}
+    published = {1}
+    stop = threading.Event()
+    lock = threading.Lock()
+    failed: list[str] = []
+    runs: dict[int, int] = {}
+    plans: dict[int, int] = {}
+    plan_s: list[float] = []
+
+    def bundle_of(rules: list[str], name: str) -> int | None:
+        found = {r for r in rules if r.startswith(f"team.{name}")}
+        if len(found) != 1:
+            return None
+        n = int(found.pop().removeprefix(f"team.{name}"))
+        return n if n in published else None
+
+    def admit() -> None:
+        while not stop.is_set():
+            try:
+                decision, _ = gate.decide(
+                    RunInput(kind="background", now_ms=int(time.time() * 1e3))
+                )
+                n = bundle_of([r.rule for r in decision.rules], "freeze")
+                with lock:
+                    if decision.result != "deny" or n is None:
+                        failed.append(f"run {decision.result}: {[r.rule for r in decision.rules]}")
+                    else:
+                        runs[n] = runs.get(n, 0) + 1
+            except Exception as exc:  # every other outcome is a failure
+                with lock:
+                    failed.append(f"run: {type(exc).__name__}: {exc}")
+
+    def plan() -> None:
+        scanner = MarkerScanner(root)
+        while not stop.is_set():
+            copy = dataclasses.replace(served, files=[dataclasses.replace(f) for f in served.files])
+            try:
+                t0 = time.perf_counter()
+                records = deny_serving(gate, copy, "swap", scanner)
+                plan_s.append(time.perf_counter() - t0)
+            except Exception as exc:
+                with lock:
+                    failed.append(f"plan: {type(exc).__name__}: {exc}")
+                continue
+            denied = {t for r in records if r.result == "deny" for t in r.targets}
+            ns = {bundle_of([x.rule for x in r.rules], "views") for r in records}
+            with lock:
+                if denied != expected or len(ns) != 1 or None in ns:
+                    failed.append(f"plan: {len(denied ^ expected)} files wrong, bundles {ns}")
+                else:
+                    n = ns.pop()
+                    assert n is not None
+                    plans[n] = plans.get(n, 0) + 1
+
+    threads = [threading.Thread(target=admit) for _ in range(runners)]
+    threads.append(threading.Thread(target=plan))
+    for t in threads:
+        t.start()
+    swap_s = []
+    try:
+        time.sleep(0.5)
+        deadline = time.monotonic() + seconds
+        for n, data in enumerate(bundles[1:], start=2):
+            if time.monotonic() > deadline:
+                break
+            with lock:
+                published.add(n)  # before: a decision may see it at once
+            t0 = time.perf_counter()
+            store.apply(data)
+            swap_s.append(time.perf_counter() - t0)
+            time.sleep(0.2)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(120)
+        engine.warm_on_install = False
+        engine.wait_warm(60)
+        gate.close()
+    return {"swaps": len(swap_s), "swap_s": swap_s, "runs": sum(runs.values()),
+            "plans": sum(plans.values()), "run_bundles": len(runs), "plan_bundles": len(plans),
+            "plan_s": plan_s, "failed": failed, "denied": len(expected)}  # fmt: skip
+
+
 def rerun(args: argparse.Namespace) -> None:
     """The acceptance points of the policy work, measured short: p95 per decision (new inputs,
     the shared host as found), the policy's share of planning every Django test file through
@@ -885,6 +1035,40 @@ def rerun(args: argparse.Namespace) -> None:
                 # a new scanner: deny_serving reads the kept scans back
                 new_gate = PolicyGate(new_engine, None)
                 fresh += timed(lambda g=new_gate: serve(g, MarkerScanner(root)), 1, fresh_cpu)
+            n_served = len(served.files)
+            rule = root / ".maestro" / "policy" / "serve.rego"
+            # the daemon: a new set decides the recent plan's served files in the background
+            # (a warm-up) as soon as it is in force (a workspace edit, a team bundle)
+            engine.warm_on_install = True
+            serve()  # the recent plan, remembered
+            warmup, warmup_cpu, warmed, warmed_cpu, during, during_cpu = [], [], [], [], [], []
+            for i in range(3):  # a new rule each time: nothing kept for it
+                rule.write_text(SERVE_RULE.replace("tests/live_", f"tests/live{i}_"))
+                engine.reload()
+                assert engine.wait_warm(600)
+                done = engine.warmed
+                assert done is not None and done.decided == done.asked == n_served, done
+                warmup.append(done.wall_s)
+                warmup_cpu.append(done.cpu_s)
+                warmed += timed(serve, 1, warmed_cpu)
+            for i in range(10, 13):  # the plan asks at once, while the warm-up runs
+                rule.write_text(SERVE_RULE.replace("tests/live_", f"tests/live{i}_"))
+                engine.reload()
+                during += timed(serve, 1, during_cpu)
+                assert engine.wait_warm(600)
+            engine.warm_on_install = False
+            # a rule that reads no target: a plan's unmarked files share one evaluation per
+            # outcome; A/B with the same rule evaluated per file
+            grouped, grouped_cpu, per_file, per_file_cpu = [], [], [], []
+            for i in range(3):
+                rule.write_text(OUTCOME_RULE.format(n=i))
+                assert engine.reload().target_blind
+                grouped += timed(serve, 1, grouped_cpu)
+                rule.write_text(OUTCOME_RULE.format(n=f"{i}b"))
+                engine.reload().target_blind = False  # before: every file evaluated
+                per_file += timed(serve, 1, per_file_cpu)
+            rule.write_text(SERVE_RULE)
+            engine.reload()
             # what a CLI run pays to open the policy: the set compiled in a child first (the
             # first time), then the next processes (the set's check kept in the state folder)
             from maestro.paths import workspace_state_dir
@@ -906,6 +1090,11 @@ def rerun(args: argparse.Namespace) -> None:
             max_swaps=args.max_swaps,
         )  # fmt: skip
         print(swap, flush=True)
+        dswap = swap_in_daemon(
+            root, served, root.parent / "dswap" / MEMO_DIR, seconds=args.swap_seconds * 2,
+            max_swaps=args.max_swaps,
+        )  # fmt: skip
+        print({k: v for k, v in dswap.items() if k not in ("plan_s", "swap_s")}, flush=True)
 
     met = lambda s: "<= 10 ms " + ("(met)" if s <= 0.010 else "(NOT met)")  # noqa: E731
     n = len(served.files)
@@ -924,6 +1113,20 @@ def rerun(args: argparse.Namespace) -> None:
         ["same rule, first run after the policy changed (every file evaluated)", ms(changed),
          met(statistics.median(changed))],
         ["same, CPU", ms(changed_cpu), ""],
+        ["same rule, daemon: the changed set decides the recent plan's files in the "
+         f"background ({n_served}, a warm-up, off the plan's path)", ms(warmup), ""],
+        ["same, CPU (the warm-up's thread)", ms(warmup_cpu), ""],
+        ["same rule, daemon: first plan after the policy changed, warm-up done", ms(warmed),
+         met(statistics.median(warmed))],
+        ["same, CPU", ms(warmed_cpu), ""],
+        ["same rule, daemon: first plan at once after the change (during its warm-up)",
+         ms(during), met(statistics.median(during))],
+        ["same, CPU (the plan's thread)", ms(during_cpu), ""],
+        ["a workspace cache rule reading no target (outcome only), first run after the policy "
+         "changed: unmarked files grouped", ms(grouped), met(statistics.median(grouped))],
+        ["same, CPU", ms(grouped_cpu), ""],
+        ["same rule evaluated per file (before)", ms(per_file), met(statistics.median(per_file))],
+        ["same, CPU", ms(per_file_cpu), ""],
         ["for scale: markers of every file with nothing kept (reads each file)", ms(scan_cold),
          ""],
         ["PolicyEngine.open with the kept decisions read (no child compile)", ms(opened), ""],
@@ -948,7 +1151,23 @@ def rerun(args: argparse.Namespace) -> None:
          ["dropped or failed", str(len(swap["failed"]))]],
         "ll",
     )  # fmt: skip
-    print(p95_md, plan_md, swap_md, sep="\n\n")
+    dswap_md = table(
+        ["daemon engine, in process", "result"],
+        [["run admissions (threads)", "3"],
+         ["bundles swapped (verify + compile in a child + install + warm-up), median",
+          f"{dswap['swaps']}, {statistics.median(dswap['swap_s']) * 1e3:.0f} ms each"],
+         ["run decisions during the swaps / bundles that decided them",
+          f"{dswap['runs']} / {dswap['run_bundles']}"],
+         [f"plans over every file (serve decisions; {dswap['denied']} denied by each bundle) / "
+          "bundles", f"{dswap['plans']} / {dswap['plan_bundles']}"],
+         ["plan's serve decisions during the swaps, median / p95",
+          f"{ms(dswap['plan_s'])} / {percentile(dswap['plan_s'], 95) * 1e3:.1f} ms"],
+         ["dropped, failed or wrong", str(len(dswap["failed"]))]],
+        "ll",
+    )  # fmt: skip
+    print(p95_md, plan_md, swap_md, dswap_md, sep="\n\n")
+    if dswap["failed"]:
+        print("daemon swap failed:", dswap["failed"][:20])
     if swap["failed"]:
         print("failed:", swap["failed"][:20])
     body = (
@@ -964,6 +1183,12 @@ def rerun(args: argparse.Namespace) -> None:
         f"Bundle hot swap through the real path: a `maestro coordinator serve` subprocess; "
         f"readers hit the tenant's cache for ~{args.swap_seconds:.0f} s while an admin "
         f"publishes signed bundles (each with its own rule id):\n\n{swap_md}\n\n"
+        "Bundle hot swap at the daemon (`swap_in_daemon`): the daemon's engine (each set "
+        "compiled in a child first, then a warm-up of the plan's serve decisions) takes signed "
+        "team bundles through `BundleStore.apply` while 3 threads admit background runs (every "
+        "bundle denies them, each with its own rule id) and one plans every Django file "
+        f"(`deny_serving`; each bundle denies serving the files under `{DENIED_DIR}`):"
+        f"\n\n{dswap_md}\n\n"
         "- Planning: every Django test file planned (`Engine.plan`), then the plan with every "
         "file served from the cache handed to `deny_serving` (the most serve decisions a plan "
         "asks). `later runs`: the same process again (the daemon's case); `new process`: a "
@@ -979,6 +1204,17 @@ def rerun(args: argparse.Namespace) -> None:
         "(`shape rego-localref has no field rego-refhead`), and its one form that compiles "
         "(`with input.target as x.target`) took ~2 s for 604 files. Runs after that first one "
         "read them back.\n"
+        "- The daemon takes that first evaluation off the plan's path: it looks every second "
+        "whether the workspace's policy changed and reloads then (a team bundle is put in force "
+        "when fetched), and each new set decides the recent plans' served files in a "
+        "background thread (`warm-up`) and keeps them on disk, so the next plan (the daemon's, "
+        "or a CLI run's, which reads them back) finds them decided (`warm-up done`). A plan that "
+        "asks while the warm-up runs shares its work (neither evaluates what the other did) but "
+        "not its time: rego-cpp is called with the GIL held, so the two take turns (`during its "
+        "warm-up`); such a plan also waited for the reload (a child compile, the `CLI` rows).\n"
+        "- A rule that reads no target (`outcome only`): every unmarked file with the same "
+        "outcome is one input, evaluated once (here every file has the same: 1 evaluation "
+        "instead of 604); `before` is the same rule with that grouping turned off.\n"
         "- Opening the policy: a set is compiled once into one bundle with an entry point per "
         "decision point (was one build per point: ~3x less time compiling), and an isolated "
         "open (CLI, daemon) compiles a set in a child interpreter only the first time: its "
