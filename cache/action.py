@@ -62,8 +62,9 @@ class TraceRecord(_Model):
     """Function-level execution record of a test file's result (docs/action-key.md).
 
     ``functions`` is a table of ``<workspace path>::<qualified name>`` shared by the nodes'
-    ``executed`` indices; ``import_time`` lists the ones that ran outside any test (imports,
-    collection, conftest): a change to one of those re-runs the whole file.
+    ``executed`` indices; ``import_time`` lists the ones that ran outside any test and that
+    this file's tests may depend on (its own collection, conftest and session-wide code, any
+    workspace module's import): a change to one of those re-runs the whole file.
     """
 
     mode: str = ""  # "monitoring", "lsprof" (cProfile) or "profile" (sys.setprofile)

@@ -106,6 +106,10 @@ class FileDeps(_Event):
     modules: list[ModuleDep]
     external: list[str] = []
     opaque: list[str] = []
+    functions: dict[str, list[str]] = {}
+    """Workspace file -> functions run while this file was collected (its module's own top
+    level, parametrize lists, collection hooks) and while any file was collected that ran
+    some of the same code. Imports of workspace modules are in ``session_trace``."""
 
 
 class TestTrace(_Event):

@@ -688,6 +688,10 @@ def _build_result(
             import_time += old_trace.names(old_trace.import_time)
     if report.session_trace is not None:
         import_time += [f"{p}::{q}" for p, qs in report.session_trace.functions.items() for q in qs]
+        # what collecting this file ran, and collecting any test file it imports
+        for path, found in report.file_deps.items():
+            if path == planned.target or path in inputs:
+                import_time += [f"{p}::{q}" for p, qs in found.functions.items() for q in qs]
     record = (
         TraceRecord(
             mode=report.session_trace.mode,

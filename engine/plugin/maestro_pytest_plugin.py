@@ -19,8 +19,11 @@ harvested and cleared when a window closes: about half the cost of a Python ``sy
 callback, which remains the hook of other threads (rootdir filtering happens once per code
 object, when a window closes).
 Lambdas, comprehensions and generator expressions are reported as the function they are written
-in. Code run outside any test (collection, imports, conftest, plugin
-set-up) goes to ``session_trace``; code run while a higher-scoped fixture is set up is also
+in. Code run while a test file (or one of its classes) is collected goes to that file's
+``file_deps`` (``functions``: its module's top level, parametrize lists, collection hooks);
+code run while a workspace module is imported (in a collection or in a test: see ``_Imports``)
+and code run outside any test and file (conftest, plugin set-up, session hooks) go to
+``session_trace``; code run while a higher-scoped fixture is set up is also
 attributed to every later test that uses that fixture. ``MAESTRO_TRACE=off`` disables tracing,
 ``MAESTRO_TRACE=lsprof`` / ``MAESTRO_TRACE=profile`` force the cProfile / Python-callback hook.
 
@@ -114,10 +117,13 @@ class _Window:
     """What happened while one test file was collected or one test ran: raw paths opened for
     reading, programs started, and the module names first imported."""
 
-    __slots__ = ("modules_before", "paths", "scopes", "spawns", "test_file")
+    __slots__ = ("loose", "modules_before", "paths", "scopes", "spawns", "test_file")
 
     def __init__(self, test_file: str, *, modules: bool = False) -> None:
         self.test_file = test_file
+        # a workspace module ran its top level outside the import hook (a custom loader, a
+        # thread): what this window ran may be that module's import, shared by its importers
+        self.loose = False
         self.paths: list[str] = []
         self.spawns: list[tuple[str, bool]] = []
         # Only collection windows diff sys.modules (a copy per test costs more than it finds: a
@@ -203,6 +209,113 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             _module_reads.add((reader, found[0]))
     elif event in rec.SPAWN_EVENTS:
         window.spawns.append(rec.spawned(event, args))
+    elif event == "exec" and window is not _SESSION and args:
+        _module_exec(window, args[0])
+
+
+def _module_exec(window: _Window, code: Any) -> None:
+    """A module's top level starts (the ``exec`` audit event). A workspace module other than
+    the window's own test file that the import hook is not loading (a custom loader,
+    ``exec_module`` by hand, another thread) makes the window loose: its code may be that
+    module's import."""
+    hook, check = _IMPORTS, _is_workspace
+    if getattr(code, "co_name", None) != "<module>" or hook is None or check is None:
+        return
+    filename = code.co_filename
+    if not check(filename):
+        return
+    path = os.path.abspath(filename)
+    if hook.loading and hook.loading[-1] == path:
+        return
+    if hook.recorder._rel(path) != window.test_file:
+        window.loose = True
+
+
+# importlib's step that executes a found module, wrapped while the session runs. Compiled under
+# importlib's own file name: tracebacks of failed imports stay as without it (CPython and pytest
+# both drop importlib's frames), and the tracer does not take it for workspace code.
+_LOAD_WRAPPER = """
+def _load_unlocked(spec):
+    token = _enter(spec)
+    if token is None:
+        return _original(spec)
+    try:
+        return _original(spec)
+    finally:
+        _leave(token)
+"""
+
+
+class _Imports:
+    """Code run while a workspace module is imported counts for every test of the session.
+    The module keeps what its top level built (a table, a registration, a memo), and each
+    later importer uses it without running that code again: which test file (or test) imported
+    it first is an accident of order. So while a test file is collected or a test runs, the
+    import of a workspace module (other than that test file itself) gets its own tracer window,
+    which is charged to the session; the rest of the window (the test module's own top level,
+    its parametrize lists, collection hooks) stays the test file's or the test's."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        self.recorder = recorder
+        self.loading: list[str] = []  # absolute files of the modules being loaded, innermost last
+        self._main = threading.get_ident()
+        self._bootstrap: Any = None
+        self._original: Any = None
+        self._wrapper: Any = None
+
+    def install(self) -> None:
+        bootstrap = sys.modules.get("_frozen_importlib")
+        original = getattr(bootstrap, "_load_unlocked", None)
+        if original is None or self._original is not None:
+            return
+        namespace: dict[str, Any] = {
+            "_original": original, "_enter": self.enter, "_leave": self.leave
+        }  # fmt: skip
+        exec(compile(_LOAD_WRAPPER, "<frozen importlib._bootstrap>", "exec"), namespace)
+        self._bootstrap, self._original = bootstrap, original
+        self._wrapper = namespace["_load_unlocked"]
+        bootstrap._load_unlocked = self._wrapper  # type: ignore[union-attr]
+
+    def uninstall(self) -> None:
+        bootstrap, original = self._bootstrap, self._original
+        if original is not None and getattr(bootstrap, "_load_unlocked", None) is self._wrapper:
+            bootstrap._load_unlocked = original
+        self._original = None
+
+    def enter(self, spec: Any) -> set[Any] | None:
+        """The window the caller had (the import's own starts), or None: not traced apart."""
+        try:
+            window = _active
+            if window is None or window is _SESSION:
+                return None
+            origin = getattr(spec, "origin", None)
+            if not isinstance(origin, str) or not origin.endswith(".py"):
+                return None
+            path = os.path.abspath(origin)
+            rel = self.recorder._rel(path)
+            if rel is None or rel == window.test_file:
+                return None
+            if threading.get_ident() != self._main:
+                window.loose = True  # its import mixes with whatever the main thread runs
+                return None
+            tracer = self.recorder._tracer
+            if tracer.mode == "off":
+                return None
+            self.loading.append(path)
+            return tracer.swap()
+        except Exception:  # never break an import
+            return None
+
+    def leave(self, outer: set[Any]) -> None:
+        with contextlib.suppress(Exception):
+            if self.loading:
+                self.loading.pop()
+            inner = self.recorder._tracer.swap(outer)
+            outer |= inner  # the importer ran it too
+            self.recorder._outside |= inner
+
+
+_IMPORTS: _Imports | None = None
 
 
 # -- function tracing -----------------------------------------------------------------------------
@@ -422,6 +535,11 @@ class _Recorder:
         self._items: dict[str, Any] = {}
         self._tracer: _Tracer = _TRACER if _TRACER is not None else _Tracer("off")
         self._outside: set[Any] = set()  # code run outside any test window
+        # test file -> code run while it was collected (its module's own top level, its
+        # parametrize lists, collection hooks; workspace imports go to `_outside`)
+        self._collect_codes: dict[str, set[Any]] = {}
+        self._collect_stack: list[str] = []  # file keys of the collection windows open
+        self._shared: dict[str, set[Any]] | None = None  # `_collect_codes`, joined (once)
         self._names: dict[Any, tuple[str, str] | str | None] = {}
         self._not_recorded: set[Any] = set()  # code objects whose name is None in _names
         self._fixtures: dict[int, tuple[set[Any], list[str], list[tuple[str, bool]]]] = {}
@@ -671,14 +789,44 @@ class _Recorder:
         seen = _Seen()
         self._spawn_notes(_SESSION.spawns, seen)
         root = self._root
+        collected = self._joined().get(test_file)
         self._emit(
             "file_deps",
             path=test_file,
+            functions=self._functions(collected) if collected else {},
             files=sorted(f for f in files if not os.path.isdir(os.path.join(root, f))),
             modules=[{"name": n, "path": p} for n, p in sorted(deps.modules.items())],
             external=sorted((deps.external | seen.external) - set(_written)),
             opaque=[*deps.opaque, *seen.opaque],
         )
+
+    def _joined(self) -> dict[str, set[Any]]:
+        """Each test file's collection code joined with that of every file whose collection ran
+        some of the same workspace code (computed once, when collection is over): a helper
+        that memoises (a table built for the first file's parametrize list and served to the
+        next) ran in full only while the first was collected."""
+        if self._shared is not None:
+            return self._shared
+        parent = {key: key for key in self._collect_codes}
+
+        def find(key: str) -> str:
+            while parent[key] != key:
+                parent[key] = key = parent[parent[key]]
+            return key
+
+        owner: dict[Any, str] = {}
+        for key, codes in self._collect_codes.items():
+            for code in codes:
+                if code in self._not_recorded or not self._recorded(code):
+                    continue
+                first = owner.setdefault(code, key)
+                if first != key:
+                    parent[find(key)] = find(first)
+        groups: dict[str, set[Any]] = {}
+        for key, codes in self._collect_codes.items():
+            groups.setdefault(find(key), set()).update(codes)
+        self._shared = {key: groups[find(key)] for key in self._collect_codes}
+        return self._shared
 
     # -- session ----------------------------------------------------------------------------
 
@@ -701,6 +849,13 @@ class _Recorder:
             temp.append(os.path.abspath(str(basetemp)))
         self._temp = tuple(os.path.normpath(t) + os.sep for t in temp)
         _recorded = self._recorded  # once all it reads is set
+        global _IMPORTS
+        if self._tracer.mode != "off" and _IMPORTS is None:
+            _IMPORTS = _Imports(self)
+            try:
+                _IMPORTS.install()
+            except Exception:  # importlib moved: imports stay in the window that ran them
+                _IMPORTS = None
         self._emit(
             "session_start",
             pytest_version=pytest.__version__,
@@ -745,15 +900,36 @@ class _Recorder:
         return False
 
     def pytest_collectstart(self, collector: Any) -> None:
-        if isinstance(collector, pytest.File):
-            self._collecting[collector.nodeid] = _Window(self._file_key(collector), modules=True)
+        # a class is collected after its file's report: its parametrize lists are the file's
+        if isinstance(collector, (pytest.File, pytest.Class)):
+            key = self._file_key(collector)
+            self._collecting[collector.nodeid] = _Window(key, modules=True)
             global _active
             _active = self._collecting[collector.nodeid]
+            if self._tracer.mode != "off":
+                self._charge(self._tracer.swap())
+            self._collect_stack.append(key)
+
+    def _charge(self, codes: set[Any]) -> None:
+        """Code run before a collection window changed: the open one's, else the session's."""
+        if self._collect_stack:
+            self._collect_codes.setdefault(self._collect_stack[-1], set()).update(codes)
+        else:
+            self._outside |= codes
 
     def pytest_collectreport(self, report: Any) -> None:
         if report.nodeid in self._collecting:
             del self._collecting[report.nodeid]
+            window = _active
             self._close_window()
+            if self._collect_stack:
+                key = self._collect_stack.pop()
+                codes = self._tracer.swap() if self._tracer.mode != "off" else set()
+                self._collect_codes.setdefault(key, set()).update(codes)
+                if _IMPORTS is None or (window is not None and window.loose):
+                    self._outside |= codes  # may hold a workspace module's import: shared
+                if self._collect_stack:  # nested: the outer file's collection ran it too
+                    self._charge(codes)
             if report.skipped:
                 self._module_skipped(report)
         if report.failed:
@@ -827,8 +1003,11 @@ class _Recorder:
         phases[report.when] = report
 
     def pytest_runtest_logfinish(self, nodeid: str, location: Any) -> None:
+        loose = _active is not None and _active.loose
         seen = self._close_window()
         codes = self._tracer.swap() if self._tracer.mode != "off" else set()
+        if loose:
+            self._outside |= codes  # may be a workspace module's import: shared
         self._in_test = None
         item = self._items.pop(nodeid, None)
         phases = self._phases.pop(nodeid, {})
@@ -959,8 +1138,11 @@ class _Recorder:
         )
 
     def pytest_unconfigure(self, config: Any) -> None:
-        global _active
+        global _active, _IMPORTS
         _active = None
+        if _IMPORTS is not None:
+            _IMPORTS.uninstall()
+            _IMPORTS = None
         self._tracer.stop()
         for name in (rec.ENV_DIR, rec.ENV_ROOT):
             os.environ.pop(name, None)
