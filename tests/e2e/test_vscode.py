@@ -17,7 +17,9 @@ tests/e2e/artifacts/vscode/.
 A second session (clients/vscode/e2e/drive_restart.cjs) runs every test from the Testing view,
 edits a test file so that its passing test fails, saves and reloads the window: the pass shows
 as outdated after the save and is gone after the reload (VS Code's own copy of a run's results
-is never shown; only the results the cache holds for the current inputs come back).
+is never shown; only the results the cache holds for the current inputs come back). A third
+(clients/vscode/e2e/drive_follow.cjs) proves `maestro.impactedView.followUnsaved`: off, typing
+leaves the Impacted Tests view on the saved file's answer; turned on, typing refreshes it.
 
 Setup (cached under .bench/vscode-e2e): clients/vscode/e2e/setup.sh; the .vsix:
 clients/vscode/build.sh (both run here when needed). Skips, saying why, when that is impossible
@@ -259,15 +261,17 @@ def _session(
     drive_env: dict[str, str] | None = None,
     timeout_s: float = 600,
     interpreter_setting: bool = True,
+    extra_settings: dict[str, object] | None = None,
 ) -> dict[str, Any]:
     """code-server on ``ws`` with the .vsix installed, driven by ``driver_path``: what it saw.
-    Without ``interpreter_setting`` the workspace's maestro.toml names the interpreter."""
+    Without ``interpreter_setting`` the workspace's maestro.toml names the interpreter;
+    ``extra_settings`` go to the user's and (maestro.*) the workspace's settings."""
     maestro = _maestro()
     if maestro is None:
         pytest.skip("no maestro executable next to this Python or in .venv (make test creates it)")
     ud, ext = scratch / "ud", scratch / "ext"
     (ud / "User").mkdir(parents=True)
-    settings = _settings(maestro)
+    settings = {**_settings(maestro), **(extra_settings or {})}
     if not interpreter_setting:
         del settings["maestro.interpreter"]
     (ud / "User" / "settings.json").write_text(json.dumps(settings, indent=2))
@@ -448,6 +452,45 @@ def test_vscode_status_lens_run_failure_explorer(
     assert "run refused by policy" in denied and "rule ops.release_freeze" in denied, denied
     assert "tests/test_frozen.py is frozen while the release is cut" in denied, denied
     assert "retry in 90 s" in denied, denied
+
+
+FOLLOW_DRIVER = CLIENT / "e2e" / "drive_follow.cjs"
+
+
+def test_vscode_impacted_view_follows_unsaved_edits_only_when_set(
+    code_server: Path, vsix: Path, scratch: Path
+) -> None:
+    """`maestro.impactedView.followUnsaved`: off, typing in a source file leaves the Impacted
+    Tests view on the saved file's answer (while its lens shows the server counted the edit);
+    turned on in the workspace settings, the next keystrokes refresh the view to the unsaved
+    edit's answer; a save refreshes it either way."""
+    ws = scratch / "ws"
+    ws.mkdir()
+    write_files(ws, {"pyproject.toml": pyproject("vscfollow"), **CALC_FILES, **OTHER_FILES})
+    commit_all(ws, "init")
+    seen = _session(
+        code_server,
+        vsix,
+        scratch,
+        ws,
+        FOLLOW_DRIVER,
+        ARTIFACTS.with_name("vscode-follow"),
+        {"E2E_SOURCE": "pkg/other.py", "E2E_WS_SETTINGS": str(ws / ".vscode" / "settings.json")},
+        timeout_s=300,
+        extra_settings={"maestro.impactedView.followUnsaved": False},
+    )
+    saved_answer = "1 impacted test by pkg/other.py"
+    assert saved_answer in seen["viewBefore"] and "tests/test_other.py" in seen["viewBefore"], seen
+    assert "unsaved edit" not in seen["viewBefore"], seen["viewBefore"]
+    # off: the server has the edit (the lens), the view was not refreshed by typing
+    assert seen["lensesEdited"] == ["▶ 1 impacted test (unsaved edit)"], seen["lensesEdited"]
+    off = seen["viewOff"]
+    assert saved_answer in off and "unsaved edit" not in off, off
+    # on: typing refreshed it
+    assert f"{saved_answer} (unsaved edit)" in seen["viewOn"], seen["viewOn"]
+    # saved: the saved file's answer, whatever the setting
+    assert saved_answer in seen["viewSaved"] and "unsaved edit" not in seen["viewSaved"], seen
+    assert "# edited\n" in (ws / "pkg/other.py").read_text()
 
 
 RESTART_DRIVER = CLIENT / "e2e" / "drive_restart.cjs"
