@@ -194,8 +194,9 @@ def test(
         raise typer.Exit(report_failure(exc)) from None
     if result.predictive is not None:
         print_predictive(result.predictive)
-    print_summary(result.model_dump(mode="json"))
-    raise typer.Exit(final_exit_code(result.model_dump(mode="json"), impacted=params.impacted))
+    dumped = result.model_dump(mode="json")  # once: every test's outcome is in it
+    print_summary(dumped)
+    raise typer.Exit(final_exit_code(dumped, impacted=params.impacted))
 
 
 def print_predictive(info: PredictiveInfo) -> None:
