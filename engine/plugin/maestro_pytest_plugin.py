@@ -310,9 +310,9 @@ class _Imports:
         with contextlib.suppress(Exception):
             if self.loading:
                 self.loading.pop()
-            inner = self.recorder._tracer.swap(outer)
-            outer |= inner  # the importer ran it too
-            self.recorder._outside |= inner
+            # charged to every file (the importer's included) through the session; kept out
+            # of the importer's window, whose code alone joins collection windows
+            self.recorder._outside |= self.recorder._tracer.swap(outer)
 
 
 _IMPORTS: _Imports | None = None

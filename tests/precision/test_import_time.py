@@ -132,6 +132,32 @@ def test_a_module_run_by_hand_during_collection_counts_for_the_session(ws: Works
     assert summary.failed == 2
 
 
+def test_a_value_memoised_by_an_earlier_collection_reruns_the_files_served_from_it(
+    ws: Workspace,
+) -> None:
+    """test_m1's parametrize list computes cases(1); test_m2's gets it from the memo without
+    running compute(): both collections ran cases(), so each carries what the other ran."""
+    ws.write(
+        "pkg/memo.py",
+        "_CACHE = {}\n\n\ndef compute(k):\n    return k * 10\n\n\n"
+        "def cases(k):\n    if k not in _CACHE:\n        _CACHE[k] = compute(k)\n"
+        "    return _CACHE[k]\n",
+    )
+    body = (
+        "import pytest\n\nfrom pkg import memo\n\n\n"
+        "@pytest.mark.parametrize('v', [memo.cases(1)])\ndef test_{0}(v):\n    assert v == 10\n"
+    )
+    ws.write("tests/test_m1.py", body.format("m1"))
+    ws.write("tests/test_m2.py", body.format("m2"))
+    assert ws.run().failed == 0
+    ws.edit("pkg/memo.py", "k * 10", "k * 11")
+    summary = ws.run()
+    assert {"tests/test_m1.py::test_m1[11]", "tests/test_m2.py::test_m2[11]"} <= set(
+        ran_nodes(summary)
+    )
+    assert summary.failed == 2
+
+
 def test_a_test_file_imported_by_another_carries_its_collection_code(ws: Workspace) -> None:
     """pytest imports tests/test_param.py first (its own collection); test_uses_param.py then
     reuses the module's parametrize values."""
