@@ -235,6 +235,15 @@ def _workspace(root: Path) -> None:
     commit_all(root, "init")
 
 
+def _small_workspace(scratch: Path, name: str) -> Path:
+    """A committed project with pkg/calc.py, pkg/other.py and their test files."""
+    ws = scratch / "ws"
+    ws.mkdir()
+    write_files(ws, {"pyproject.toml": pyproject(name), **CALC_FILES, **OTHER_FILES})
+    commit_all(ws, "init")
+    return ws
+
+
 def _settings(maestro: Path) -> dict[str, object]:
     return {
         "security.workspace.trust.enabled": False,
@@ -464,10 +473,7 @@ def test_vscode_impacted_view_follows_unsaved_edits_only_when_set(
     Tests view on the saved file's answer (while its lens shows the server counted the edit);
     turned on in the workspace settings, the next keystrokes refresh the view to the unsaved
     edit's answer; a save refreshes it either way."""
-    ws = scratch / "ws"
-    ws.mkdir()
-    write_files(ws, {"pyproject.toml": pyproject("vscfollow"), **CALC_FILES, **OTHER_FILES})
-    commit_all(ws, "init")
+    ws = _small_workspace(scratch, "vscfollow")
     seen = _session(
         code_server,
         vsix,
@@ -509,10 +515,7 @@ def test_vscode_edit_save_reload_shows_no_stale_pass(
     """A test that passed, then an edit of its file that makes it fail, saved, and a window
     reload: the Testing view and the gutter must not show the old pass (the stored result is of
     other inputs), while an untouched file's stored failure comes back."""
-    ws = scratch / "ws"
-    ws.mkdir()
-    write_files(ws, {"pyproject.toml": pyproject("vscstale"), **CALC_FILES, **OTHER_FILES})
-    commit_all(ws, "init")
+    ws = _small_workspace(scratch, "vscstale")
     seen = _session(
         code_server,
         vsix,
