@@ -60,7 +60,13 @@ from maestro.graph.records import (
     describe,
 )
 from maestro.graph.resolver import Resolver, source_roots
-from maestro.graph.scanner import RawImport, check_syntax, encoding_problem, scan_imports
+from maestro.graph.scanner import (
+    RawImport,
+    check_syntax,
+    encoding_problem,
+    scan_imports,
+    scan_packed,
+)
 from maestro.names import first_undecodable, is_utf8, printable, undecodable_message
 
 if TYPE_CHECKING:
@@ -560,8 +566,7 @@ def scan_files(root: str, rels: list[str]) -> list[ScanResult]:
         except OSError as exc:
             out.append((rel, None, [(0, f"cannot read: {exc.strerror}")]))
             continue
-        packed = [[i.kind, i.module, i.level, list(i.names), i.line] for i in scan_imports(data)]
-        out.append((rel, packed, file_problems(data)))
+        out.append((rel, scan_packed(data), file_problems(data)))
     return out
 
 

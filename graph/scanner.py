@@ -18,7 +18,7 @@ import ast
 import bisect
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 SCANNER_VERSION = 1
 
@@ -67,6 +67,7 @@ _PLUGINS = re.compile(
 )
 _QUOTED = re.compile(rb"[\"']([\w.]+)[\"']")
 _NAME = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
+_SPACE = re.compile(r"[\s\\]")
 
 
 def _split_names(raw: bytes) -> list[str]:
@@ -122,9 +123,21 @@ class _Parity:
         return self._count % 2 == 1
 
 
+PackedImport = list[Any]
+"""A RawImport's fields as plain data: [kind, module, level, [names], line]. What a scan yields
+and the graph index keeps (a forked scan sends it through a pipe, the index packs it)."""
+
+
 def scan_imports(source: bytes) -> list[RawImport]:
     """All imports in `source`, in order of appearance."""
-    found: list[RawImport] = []
+    return [RawImport(k, m, lv, tuple(n), ln) for k, m, lv, n, ln in scan_packed(source)]
+
+
+def scan_packed(source: bytes) -> list[PackedImport]:
+    """``scan_imports`` as plain data: a cold build scans thousands of files and keeps plain data
+    (the index, the pipe from a forked scan); building RawImports there costs more than the
+    lists do."""
+    found: list[PackedImport] = []
     spans = _StringSpans(source)
     parity = _Parity(source)
     line = 1
@@ -145,33 +158,33 @@ def scan_imports(source: bytes) -> list[RawImport]:
         last = head.start()
         fmod = head.group("fmod")
         if fmod is not None:
-            spec = re.sub(r"[\s\\]", "", fmod.decode("utf-8", "replace"))
+            spec = _SPACE.sub("", fmod.decode("utf-8", "replace"))
             level = len(spec) - len(spec.lstrip("."))
             module = spec[level:]
             if module and not _NAME.match(module):
                 continue
             body = _FROM_NAMES.match(source, hit.end())
-            names = tuple(_split_names(body.group("names"))) if body else ()
-            found.append(RawImport("from", module, level, names, line))
+            names = _split_names(body.group("names")) if body else []
+            found.append(["from", module, level, names, line])
         else:
             body = _IMPORT_NAMES.match(source, hit.end())
             if body is None:
                 continue
             for name in _split_names(body.group("names")):
                 if name != "*":
-                    found.append(RawImport("import", name, 0, (), line))
+                    found.append(["import", name, 0, [], line])
     if b"import_module" in source or b"__import__" in source:
         found.extend(_dynamic_imports(source))
     if b"pytest_plugins" in source:
         for match in _PLUGINS.finditer(source):
             here = source.count(b"\n", 0, match.start()) + 1
             for raw in _QUOTED.findall(match.group("pval")):
-                found.append(RawImport("plugin", raw.decode(), 0, (), here))
+                found.append(["plugin", raw.decode(), 0, [], here])
     return found
 
 
-def _dynamic_imports(source: bytes) -> list[RawImport]:
-    found: list[RawImport] = []
+def _dynamic_imports(source: bytes) -> list[PackedImport]:
+    found: list[PackedImport] = []
     for match in _DYNAMIC.finditer(source):
         before = source[match.start() - 1 : match.start()]
         if before.isalnum() or before == b"_":
@@ -187,7 +200,7 @@ def _dynamic_imports(source: bytes) -> list[RawImport]:
             base = pkg.decode().split(".")
             base = base[: len(base) - (level - 1)]
             name = ".".join([*base, name[level:]]).strip(".")
-        found.append(RawImport("dynamic", name, 0, (), here))
+        found.append(["dynamic", name, 0, [], here])
     return found
 
 
