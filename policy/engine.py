@@ -84,13 +84,23 @@ def fail_closed(inp: PolicyInput) -> bool:
     return inp.point == "cache" and getattr(inp, "action", "") == "upload"
 
 
-def _compose(point: str, present: set[tuple[str, str, str]]) -> str:
+UNMARKED = "cache_unmarked"
+"""The cache point without the built-in layer's rules: what a ``serve`` decision of a file
+carrying no marker asks when a workspace or team module has cache rules. The built-in cache
+rules fire for a marker or an upload only (a test compares both entry points), and they cost a
+third of such a decision in rego-cpp; a plan asks one per served file."""
+
+
+def _compose(
+    point: str, present: set[tuple[str, str, str]], *, package: str = "",
+    layers: Sequence[str] = LAYERS,
+) -> str:  # fmt: skip
     """The point's decision module: what each layer's rules of each kind fired, as one rule
     per (layer, kind) named ``<layer>_<kind>`` (the layer is read from the name, which costs
     rego-cpp less than tagging every element with it). Only kinds a layer's modules define
     are composed (each undefined reference costs every decision a lookup)."""
-    lines = [f"package decision.{point}", "", "import rego.v1", ""]
-    for layer in LAYERS:
+    lines = [f"package decision.{package or point}", "", "import rego.v1", ""]
+    for layer in layers:
         for kind in KINDS:
             if (layer, point, kind) in present:
                 lines.append(f"{layer}_{kind} := data.maestro.{layer}.{point}.{kind}")
@@ -143,6 +153,7 @@ class PolicySet:
     # no workspace or team module reads a cache input's target: an unmarked file's serve
     # decision is the same for every file with the same outcome (:meth:`_group`)
     target_blind: bool = False
+    unmarked: bool = False  # the set has the :data:`UNMARKED` entry point
     added: int = 0  # decisions put in the memo (persisted ones are not counted)
     memo_size: int = MEMO_SIZE
     _memo: OrderedDict[bytes, Decision] = field(default_factory=OrderedDict, repr=False)
@@ -156,13 +167,21 @@ class PolicySet:
         modules = {m.name: m.text for m in sources.modules}
         for point in POINTS:
             modules[f"compose/{point}.rego"] = _compose(point, present)
+        queries = {p: f"data.decision.{p}" for p in POINTS}
+        unmarked = any(layer != "builtin" and p == "cache" for layer, p, _ in present)
+        if unmarked:
+            others = [layer for layer in LAYERS if layer != "builtin"]
+            modules[f"compose/{UNMARKED}.rego"] = _compose(
+                "cache", present, package=UNMARKED, layers=others
+            )
+            queries[UNMARKED] = f"data.decision.{UNMARKED}"
         config = {
             "builtin": builtin_defaults(),
             **{k: v for k, v in sources.data.items() if k != "builtin"},
         }
         config["merged"] = merge_settings([config.get(layer, {}) for layer in LAYERS])
         data = {"config": config}
-        compiled = Compiled(modules, data, {p: f"data.decision.{p}" for p in POINTS})
+        compiled = Compiled(modules, data, queries)
         notes: dict[str, Annotation] = {}
         for m in sources.modules:
             for a in read_annotations(m):
@@ -185,7 +204,7 @@ class PolicySet:
         ruled = frozenset((layer, point) for layer, point, _ in present)
         return cls(
             sources, compiled, notes, digest, data, pure, blind, timeless, openings, ruled,
-            target_blind=target_blind,
+            target_blind=target_blind, unmarked=unmarked,
         )  # fmt: skip
 
     def only_builtin(self, point: str) -> bool:
@@ -336,8 +355,16 @@ class PolicySet:
         return out
 
     def _evaluate(self, point: Point, payload: dict[str, Any]) -> Decision:
+        entry: str = point
+        if (
+            self.unmarked
+            and point == "cache"
+            and payload.get("action") == "serve"
+            and not payload.get("markers")
+        ):
+            entry = UNMARKED
         with self.compiled.lock:
-            value = self.compiled.query(point, payload)
+            value = self.compiled.query(entry, payload)
         fired: list[FiredRule] = []
         for name, found in value.items() if isinstance(value, dict) else ():
             layer, _, kind = name.partition("_")

@@ -348,3 +348,53 @@ async def test_the_daemon_reloads_a_changed_policy_unasked_and_a_request_meanwhi
         assert gate.engine.current.digest == expected.digest
     finally:
         await service.stop(None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        "",
+        "[tool.maestro.policy]\nupload_ci_only = true\nno_cache_markers = ['slow', 'net']\n"
+        "never_skip_markers = ['critical']\nquarantine = ['tests/']\n",
+    ],
+)
+def test_an_unmarked_serve_decision_skips_only_built_in_rules_that_cannot_fire(
+    workspace: Callable[..., Path], settings: str
+) -> None:
+    """The built-in cache rules fire for a marker or an upload only: an unmarked file's serve
+    decision asked without them is the whole cache point's."""
+    root = workspace(settings, {"serve.rego": LIVE.format(prefix="live")})
+    engine = PolicyEngine.open(root)
+    policy = engine.current
+    assert engine.last_error is None and policy is not None and policy.unmarked
+    calls: list[str] = []
+    query = policy.compiled.query
+
+    def seen(key: str, value: Any) -> Any:
+        calls.append(key)
+        return query(key, value)
+
+    policy.compiled.query = seen  # type: ignore[method-assign]
+    for target in ("tests/live_a.py", "tests/unit_a.py", "", "tests/"):
+        for ci in (False, True):
+            for outcome in (None, "passed", "failed"):
+                for action, markers in (
+                    ("serve", []), ("serve", ["net"]), ("serve", ["other"]), ("store", []),
+                    ("upload", []),
+                ):  # fmt: skip
+                    payload = CacheInput(
+                        action=action, target=target, markers=markers, ci=ci, outcome=outcome
+                    ).model_dump(mode="json")  # type: ignore[arg-type]
+                    calls.clear()
+                    fast = policy._evaluate("cache", payload)
+                    policy.unmarked = False
+                    try:
+                        whole = policy._evaluate("cache", payload)
+                    finally:
+                        policy.unmarked = True
+                    assert fast == whole, payload
+                    unmarked = action == "serve" and not markers
+                    assert calls == ["cache_unmarked" if unmarked else "cache", "cache"]
+    (root / ".maestro/policy/serve.rego").unlink()
+    no_rules = PolicyEngine.open(root).current
+    assert no_rules is not None and not no_rules.unmarked  # nothing to skip to
