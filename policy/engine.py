@@ -167,7 +167,7 @@ class PolicySet:
         modules = {m.name: m.text for m in sources.modules}
         for point in POINTS:
             modules[f"compose/{point}.rego"] = _compose(point, present)
-        queries = {p: f"data.decision.{p}" for p in POINTS}
+        queries: dict[str, str] = {p: f"data.decision.{p}" for p in POINTS}
         unmarked = any(layer != "builtin" and p == "cache" for layer, p, _ in present)
         if unmarked:
             others = [layer for layer in LAYERS if layer != "builtin"]
