@@ -6,7 +6,7 @@ daemon's msgpack answer as it arrived, which is that same dump), so the output i
 construction. They write plain lines with the stdlib only: importing rich's console costs more
 than the whole warm answer, and a reason chain needs no layout (a path of one-child nodes).
 Lines are never wrapped, so they stay greppable; bold and dim go to a terminal only.
-`graph stats` renders its report's JSON form too: as rich lays it out, with rich on a terminal.
+`graph stats` renders its report's JSON form too, as rich would lay it out.
 """
 
 from __future__ import annotations
@@ -151,12 +151,12 @@ def unchecked_note(unchecked: int) -> str:
 def render_stats(workspace: Path, report: Mapping[str, Any], *, out: TextIO | None = None) -> None:
     """The stats as a table, then the targets (with --targets) and the diagnostics.
 
-    Where rich would write to a file (a pipe, a log: no terminal, no styles, no wrapping) the
-    same characters are written here with the stdlib: importing rich's table and console costs
-    a cold run more than the stats themselves. A terminal, or anything rich would lay out
-    otherwise, goes to rich."""
+    Written with the stdlib, character for character as rich lays them out (importing rich's
+    table and console costs a cold run more than the stats themselves): to a file as rich writes
+    to one, and to a terminal with rich's padding and ANSI styles. Whatever rich would lay out
+    otherwise (wrapped lines, a dumb terminal, NO_COLOR, text it changes) goes to rich."""
     stream = out or sys.stdout
-    lines = plain_stats_lines(workspace, report, stream)
+    lines = stats_lines(workspace, report, stream)
     if lines is None:
         rich_stats(workspace, report)
         return
@@ -164,32 +164,66 @@ def render_stats(workspace: Path, report: Mapping[str, Any], *, out: TextIO | No
     stream.flush()
 
 
-def plain_stats_lines(
-    workspace: Path, report: Mapping[str, Any], stream: TextIO
-) -> list[str] | None:
-    """What rich prints for the stats to ``stream`` when that is no terminal, or None when rich
-    would print anything else (styles, a table wider than its width, text it would change)."""
+ITALIC, BOLD, DIM, RED, YELLOW = "3", "1", "2", "31", "33"
+
+
+def stats_lines(workspace: Path, report: Mapping[str, Any], stream: TextIO) -> list[str] | None:
+    """What rich prints for the stats to ``stream``, or None where this cannot say it exactly."""
+    terminal = rich_is_terminal(stream)
+    width = rich_width()
+    if width is None or (terminal and not rich_styles_by_number()):
+        return None
     rows = stats_rows(report)
     label_width = max(len(label) for label, _ in rows)
     value_width = max(len(value) for _, value in rows)
-    width = rich_width()
-    if rich_is_terminal(stream) or width is None or label_width + value_width + 4 > width:
-        return None
+    table_width = label_width + value_width + 4
     title = f"Build graph of {workspace}"
-    diagnostics: list[Mapping[str, Any]] = report["diagnostics"]
     targets: list[str] = report.get("targets") or []
-    lines = [title]
+    diagnostics = [
+        (d["severity"], f"{d['path']}:{d['line']}" if d["line"] else d["path"], d["message"])
+        for d in report["diagnostics"]
+    ]
+    unchecked = report["syntax_unchecked"]
+    note = unchecked_note(unchecked) if unchecked else ""
+    texts = [title, *targets, *(f"  {s} {w}: {m}" for s, w, m in diagnostics), note]
+    # rich expands tabs and drops control characters: text like that is left to it
+    if table_width > width or not all(text.isprintable() for text in texts):
+        return None
+    if terminal:  # lines are wrapped at the width (in cells) and the title centred over the table
+        if not all(text.isascii() and len(text) <= width for text in texts):
+            return None
+        if len(title) > table_width:
+            return None
+        pad = table_width - len(title)
+        title = " " * (pad // 2) + title + " " * (pad - pad // 2)
+
+    def styled(text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if terminal else text
+
+    lines = [styled(title, ITALIC)]
     lines += [f" {label.ljust(label_width)}  {value.ljust(value_width)} " for label, value in rows]
     lines += targets
     if diagnostics:
-        lines += ["", f"{len(diagnostics)} diagnostics"]
-        for d in diagnostics:
-            where = f"{d['path']}:{d['line']}" if d["line"] else d["path"]
-            lines.append(f"  {d['severity']} {where}: {d['message']}")
-    if unchecked := report["syntax_unchecked"]:
-        lines += ["", unchecked_note(unchecked)]
-    # rich expands tabs and drops control characters: text like that is left to it
-    return lines if all(line.isprintable() for line in lines) else None
+        lines += ["", styled(f"{len(diagnostics)} diagnostics", BOLD)]
+        for severity, where, message in diagnostics:
+            colour = RED if severity == "error" else YELLOW
+            lines.append(f"  {styled(severity, colour)} {where}: {message}")
+    if note:
+        lines += ["", styled(note, DIM)]
+    return lines
+
+
+def rich_styles_by_number() -> bool:
+    """Whether rich, writing to a terminal, styles with plain SGR numbers as stats_lines does:
+    the stream itself is the terminal (no TTY_COMPATIBLE or FORCE_COLOR), colours are on
+    (NO_COLOR unset) and the terminal is not dumb (rich then writes no styles at 80 columns)."""
+    env = os.environ
+    return (
+        env.get("TTY_COMPATIBLE", "") == ""
+        and "FORCE_COLOR" not in env
+        and env.get("NO_COLOR", "") == ""
+        and env.get("TERM", "").lower() not in ("dumb", "unknown")
+    )
 
 
 def rich_is_terminal(stream: TextIO) -> bool:
@@ -208,7 +242,8 @@ def rich_is_terminal(stream: TextIO) -> bool:
 
 
 def rich_width() -> int | None:
-    """rich.console.Console.width off a terminal; None where rich would decide otherwise."""
+    """rich.console.Console.width (COLUMNS, else the first standard stream's terminal, else
+    80); None where rich would decide otherwise."""
     if sys.platform == "win32":
         return None
     columns = os.environ.get("COLUMNS")

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from conftest import write_tree
 from gitutil import git, git_init
 
 Make = Callable[[dict[str, str | bytes]], Path]
@@ -152,6 +155,51 @@ def test_cold_graph_stats_imports_no_model_layer_and_no_rich(make_ws: Make) -> N
     assert proc.returncode == 0 and "syntax not checked yet in 7 Python files" in proc.stdout
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()}
     assert "maestro" in imported and not {"pydantic", "rich", "typer"} & imported
+
+
+@pytest.fixture
+def short_root() -> Iterator[Path]:
+    """A workspace whose path is short: its title fits over the stats table."""
+    base = Path(tempfile.mkdtemp(prefix="m", dir="/tmp"))
+    try:
+        yield write_tree(base, WORKSPACE)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_graph_stats_on_a_terminal_is_styled_as_rich_styles_it_without_rich(
+    short_root: Path,
+) -> None:
+    import pty
+
+    root = short_root
+    main, screen = pty.openpty()
+    env = {**os.environ, "MAESTRO_DAEMON": "off", "COLUMNS": "120", "TERM": "xterm-256color"}
+    for name in ("NO_COLOR", "FORCE_COLOR", "TTY_COMPATIBLE"):
+        env.pop(name, None)
+    proc = subprocess.Popen(
+        [sys.executable, "-X", "importtime", "-m", "maestro.cli", "graph", "stats"],
+        cwd=root, stdout=screen, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    os.close(screen)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, errors = proc.communicate(timeout=60)
+    os.close(main)
+    assert proc.returncode == 0, errors
+    text = out.decode().replace("\r\n", "\n")
+    title = f"Build graph of {root}"
+    assert text.startswith("\x1b[3m") and title in text.splitlines()[0], text
+    assert "\x1b[2msyntax not checked yet in 6 Python files" in text, text
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in errors.splitlines()}
+    assert "maestro" in imported and "rich" not in imported
 
 
 def test_graph_stats_and_export(make_ws: Make, tmp_path: Path) -> None:
