@@ -189,7 +189,10 @@ def report(
     notes = [
         "`graph stats` builds the graph (cold: scans every file; warm: reuses the index) and "
         "prints it; syntax is compiled only with `--check-syntax` (several times the scan). "
-        f'Its last line here: "{outputs["stats"]}".',
+        "Without a daemon it runs on the lean entry point too: the report is built as plain "
+        "data (maestro/graph/stats.py) and its table written with the stdlib as rich would lay "
+        "it out (no typer, pydantic or rich imported; `--json` still goes through the "
+        f'pydantic model). Its last line here: "{outputs["stats"]}".',
         "ruff parses on both cores; maestro's cold build scans on both but links on one, so on "
         "this shared host the cold ratio moves with the other tenants' load (a quiet host "
         "shortens ruff's wall most): the CPU column is the steadier comparison.",
