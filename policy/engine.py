@@ -506,14 +506,39 @@ class PolicyEngine:
         """The ``serve`` inputs of a plan's served files (``target``, ``markers``, ``outcome``,
         ``ci``, as :meth:`decide_many` takes them), every one, asked or not: what the next set
         installed decides in the background. The most recent :data:`SERVES_KEPT` are kept."""
+        changed = False
         with self._serves_lock:
             serves = self._serves
             for update in updates:
                 target = str(update["target"])
-                serves[target] = dict(update)
+                held = serves.get(target)
+                if held is None or held != update:
+                    serves[target] = dict(update)
+                    changed = True
                 serves.move_to_end(target)
             while len(serves) > SERVES_KEPT:
                 serves.popitem(last=False)
+            kept = list(serves.values()) if changed and self.memo_dir is not None else None
+        if kept is not None and self.memo_dir is not None:
+            # a restarted daemon warms a set that changed while it was down (:meth:`start_warm`)
+            from maestro.policy.memo import save_serves
+
+            save_serves(self.memo_dir, kept)
+
+    def start_warm(self) -> None:
+        """Warm the set in force with the served files kept by an earlier process (a daemon
+        restarted after the policy changed finds them decided at its first plan). Files the
+        set's kept decisions already answer cost a memo lookup each."""
+        if self.memo_dir is not None:
+            from maestro.policy.memo import load_serves
+
+            found = load_serves(self.memo_dir)
+            with self._serves_lock:
+                for update in found:
+                    self._serves.setdefault(str(update["target"]), update)
+        policy = self.current
+        if policy is not None:
+            self._start_warm(policy)
 
     def _start_warm(self, policy: PolicySet) -> None:
         # a set that reads the execution id never answers a plan from its memo
@@ -551,13 +576,15 @@ class PolicyEngine:
                 self.save_memo()
         except Exception:  # an optimization: the next plan evaluates what is missing
             log.exception("policy warm-up of %s failed", policy.digest)
-        self.warmed = Warmed(
+        warmed = Warmed(
             policy.digest, done, len(updates), time.perf_counter() - started,
             time.thread_time() - cpu,
         )  # fmt: skip
+        if self.current is policy:  # a warm-up stopped by a newer set's does not report
+            self.warmed = warmed
         log.info(
             "policy %s: %d of %d serve decisions of recent plans decided in %.0f ms",
-            policy.digest, done, len(updates), self.warmed.wall_s * 1000,
+            policy.digest, done, len(updates), warmed.wall_s * 1000,
         )  # fmt: skip
 
     def wait_warm(self, timeout: float | None = None) -> bool:

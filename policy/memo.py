@@ -18,7 +18,7 @@ import contextlib
 import logging
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import ValidationError
@@ -44,6 +44,42 @@ def _versions() -> list[str]:
     from maestro.policy.isolate import versions
 
     return versions()
+
+
+SERVES_FILE = "serves.json"
+"""In the memo folder: the served files' ``serve`` inputs of the recent plans (target, markers,
+outcome, ci), which a daemon's new set decides ahead (engine.PolicyEngine.start_warm)."""
+
+
+def save_serves(folder: Path, serves: list[dict[str, Any]]) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        replace_file(folder / SERVES_FILE, orjson.dumps({"format": FORMAT, "serves": serves}))
+    except OSError as exc:
+        log.warning("served files not kept in %s: %s", folder, exc)
+
+
+def load_serves(folder: Path) -> list[dict[str, Any]]:
+    """What :func:`save_serves` kept (nothing when it is missing, damaged or foreign)."""
+    try:
+        held = orjson.loads((folder / SERVES_FILE).read_bytes())
+    except FileNotFoundError:
+        return []
+    except (OSError, orjson.JSONDecodeError) as exc:
+        log.warning("kept served files %s not read (%s)", folder / SERVES_FILE, exc)
+        return []
+    fields = {"target", "markers", "outcome", "ci"}
+    if not isinstance(held, dict) or held.get("format") != FORMAT:
+        return []
+    serves = held.get("serves")
+    if not isinstance(serves, list):
+        return []
+    return [
+        s for s in serves
+        if isinstance(s, dict) and set(s) == fields and isinstance(s["target"], str)
+        and isinstance(s["markers"], list) and all(isinstance(m, str) for m in s["markers"])
+        and s["outcome"] in (None, "passed", "failed") and isinstance(s["ci"], bool)
+    ]  # fmt: skip
 
 
 def memo_path(folder: Path, digest: str) -> Path:

@@ -89,6 +89,9 @@ class PolicyService:
                 # each new set (a workspace edit, a team bundle) decides the recent plans'
                 # serve inputs in the background: the next plan finds them decided
                 gate.engine.warm_on_install = True
+                # a set that changed while no daemon ran: its plans' served files, kept by
+                # the last daemon, are decided now
+                await asyncio.to_thread(gate.engine.start_warm)
                 self._gate = gate
                 self._markers = MarkerScanner(self.root)
                 self._stamp = await asyncio.to_thread(self._sources_stamp)

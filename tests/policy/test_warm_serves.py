@@ -148,6 +148,30 @@ def test_a_new_set_decides_the_recent_plans_serve_inputs_before_the_next_plan(
     assert calls[0] == 0
 
 
+def test_a_restarted_engine_decides_the_kept_served_files_of_a_set_changed_meanwhile(
+    workspace: Callable[..., Path], tmp_path: Path
+) -> None:
+    root, engine, updates = changed_engine(workspace, tmp_path)
+    # the daemon stopped; the policy changed (changed_engine); a new daemon opens it
+    restarted = PolicyEngine.open(root, memo_dir=tmp_path / "memo")
+    policy = restarted.current
+    assert policy is not None and policy.digest != engine.current.digest  # type: ignore[union-attr]
+    restarted.warm_on_install = True
+    restarted.start_warm()
+    assert restarted.wait_warm(60)
+    assert restarted.warmed is not None and restarted.warmed.decided == len(updates)
+    calls = counting(policy)
+    assert restarted.decide_many(BASE, updates) == one_by_one(root, updates)
+    assert calls[0] == 0
+    # a damaged file is ignored: nothing warmed, nothing wrong
+    (tmp_path / "memo" / "serves.json").write_text("{not json")
+    again = PolicyEngine.open(root, memo_dir=tmp_path / "other")
+    again.memo_dir = tmp_path / "memo"
+    again.warm_on_install = True
+    again.start_warm()
+    assert again.wait_warm(60) and again.warmed is None
+
+
 def pause_warm_after(n: int, engine: PolicyEngine) -> tuple[threading.Event, threading.Event]:
     """Make the next warm-up stop after ``n`` evaluations until released: (paused, release)."""
     paused, release = threading.Event(), threading.Event()
