@@ -392,7 +392,9 @@ class WarmPytest:
         try:
             spawned = _spawn(
                 root,
-                [str(python), "-m", WARM_MODULE],
+                # pytest's own command: the process must be `python -m pytest` in every respect
+                # (argv, __main__, the frames under a test); -p is replaced by the run's arguments
+                [str(python), "-m", "pytest", "-p", WARM_MODULE],
                 _register_sync(root),
                 env_of,
                 stdin=subprocess.PIPE,

@@ -1,7 +1,9 @@
 """Start Maestro's recorder in a Python process a test started, then run the environment's own
-sitecustomize (this file shadows it by being first on PYTHONPATH).
+sitecustomize (this file shadows it by being first on PYTHONPATH); in a pytest process started
+ahead of its run, wait for that run (maestro_warm.py).
 
-Inert unless the test session set ``MAESTRO_CHILD_DIR`` (see maestro_record.py).
+Inert unless the test session set ``MAESTRO_CHILD_DIR`` (see maestro_record.py) or the runner
+set ``MAESTRO_WARM_DESCRIBE_FD``.
 """
 
 from __future__ import annotations
@@ -34,5 +36,23 @@ def _chain() -> None:
     spec.loader.exec_module(module)
 
 
+def _warm() -> None:
+    """Wait here, before ``-m pytest`` runs, so that the run's process is exactly a
+    ``python -m pytest`` one; never let it run pytest unset (it would run every test)."""
+    fd_text = os.environ.pop("MAESTRO_WARM_DESCRIBE_FD", None)
+    if not fd_text:
+        return
+    try:
+        import maestro_warm  # type: ignore[import-not-found,unused-ignore]
+
+        maestro_warm.serve(fd_text)
+        del sys.modules["maestro_warm"]  # as in `python -m pytest`: not among its modules
+    except BaseException as exc:
+        sys.stderr.write(f"maestro: the waiting pytest process failed: {exc!r}\n")
+        sys.stderr.flush()
+        os._exit(3)
+
+
 _start()
 _chain()
+_warm()

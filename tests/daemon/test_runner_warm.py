@@ -25,7 +25,7 @@ WriteWorkspace = Callable[[dict[str, str]], Path]
 
 # What a test can see of the process it runs in, written next to it.
 PROBE = """
-import json, multiprocessing, os, sys
+import inspect, json, multiprocessing, os, sys
 from pathlib import Path
 
 
@@ -53,7 +53,16 @@ def test_probe():
         "fds": len(os.listdir("/proc/self/fd")),
         "spawned": proc.exitcode,
         "warm_module": "maestro_warm" in sys.modules,
+        # what inspect.stack() walks under the test (a suite that walks it pays per frame)
+        "stack": [(os.path.basename(f.f_code.co_filename), f.f_code.co_name)
+                  for f in _frames(sys._getframe())],
     }))
+
+
+def _frames(frame):
+    while frame is not None:
+        yield frame
+        frame = frame.f_back
 """
 
 
@@ -255,3 +264,32 @@ def test_a_warm_process_is_not_used_once_code_it_loaded_changed(
     assert report.outcomes == {"passed": 1, "failed": 1}, report.stdout.decode()
     assert _probe(root)["pid"] != pid
     assert pid is not None and wait_dead(pid)
+
+
+def test_a_warm_process_whose_set_up_never_ran_exits_before_any_conftest(
+    workspace: WriteWorkspace, interpreter: Interpreter, tmp_path: Path
+) -> None:
+    """The waiting process is `python -m pytest` held in site start-up; if that hold never
+    happens (a broken sitecustomize of the environment) it must not go on to run the folder."""
+    from maestro.envvars import DEFAULT_ENV_ALLOWLIST
+
+    root = workspace(
+        {
+            "conftest.py": "open('conftest-ran', 'w').close()\n",
+            "test_probe.py": "def test_probe():\n    open('test-ran', 'w').close()\n",
+        }
+    )
+    broken = tmp_path / "site"
+    broken.mkdir()
+    (broken / "sitecustomize.py").write_text("raise RuntimeError('broken environment')\n")
+    environ = {**os.environ, "PYTHONPATH": str(broken)}
+    allowlist = [*DEFAULT_ENV_ALLOWLIST, "PYTHONPATH"]
+    with _warm(root, interpreter, environ=environ, env_allowlist=allowlist) as warm:
+        pid = warm.pid
+        assert pid is not None
+        assert warm.describe(interpreter.path) is None  # it exited without describing
+        assert wait_dead(pid)
+        assert not (root / "conftest-ran").exists() and not (root / "test-ran").exists()
+        report = run_pytest_sync(root, interpreter, ["test_probe.py"], warm=warm)
+    assert report.outcomes["passed"] == 1  # a process of its own ran it
+    assert report.session is not None and report.session.pid != pid
