@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -188,6 +188,25 @@ class BuildGraph:
             if entry is not None:
                 entries[rel] = entry
         entries.update(self._scan_unseen(unseen))
+        aside = self._distributions_aside() if may_fork(len(unseen)) else None
+        try:
+            self._read_sections_and_link(py_files, entries, walked.files, roots)
+        finally:
+            if aside is not None:
+                aside()
+        self.index.files = dict(self.py)
+        self.index.save()
+        self.stats.build_seconds = time.perf_counter() - started
+        log.info("graph built in %.3fs: %s", self.stats.build_seconds, self.stats)
+
+    def _read_sections_and_link(
+        self,
+        py_files: list[str],
+        entries: dict[str, FileEntry],
+        files: list[str],
+        roots: list[str],
+    ) -> None:
+        config = self.loaded.config
         self.py = {rel: entries[rel] for rel in py_files if rel in entries}
         self._read_sections()
         self.targets = dict(config.targets)
@@ -196,7 +215,7 @@ class BuildGraph:
         key = None
         if self.index.path is not None:
             key = store.links_key(
-                roots, self.loaded, self.pytest, walked.files, self.sections,
+                roots, self.loaded, self.pytest, files, self.sections,
                 self.index.dynamic, self.py,
             )  # fmt: skip
         restored = store.restore_links(self.index, key) if key is not None else None
@@ -206,10 +225,6 @@ class BuildGraph:
             self._link_all()
             if key is not None:
                 store.store_links(self.index, key, self.links)
-        self.index.files = dict(self.py)
-        self.index.save()
-        self.stats.build_seconds = time.perf_counter() - started
-        log.info("graph built in %.3fs: %s", self.stats.build_seconds, self.stats)
 
     def _link_all(self) -> None:
         links = self.links = Links()
@@ -244,6 +259,27 @@ class BuildGraph:
             self.index.extra["dists"] = {"key": key, "map": self._dists}
             self.index.dirty = True
         return self._dists
+
+    def _distributions_aside(self) -> Callable[[], None] | None:
+        """The environment's distribution map (cache keys and stats need it; reading a
+        site-packages costs a cold build's link step a fifth of itself) read in a forked child
+        while this process links; the returned function collects it. None when the index
+        already holds it for this environment."""
+        dirs = environment.site_packages(self.root)
+        key = environment.environment_key(dirs)
+        cached = self.index.extra.get("dists")
+        if isinstance(cached, dict) and cached.get("key") == key:
+            return None
+        collect = call_forked(environment.distribution_map, dirs)
+
+        def done() -> None:
+            found = collect()
+            if isinstance(found, dict) and not self._dists:
+                self._dists = found
+                self.index.extra["dists"] = {"key": key, "map": found}
+                self.index.dirty = True
+
+        return done
 
     def distribution_of(self, node: str) -> tuple[str, str] | None:
         """(distribution, version) behind a `dist:<module>` node, None if not installed."""
@@ -298,7 +334,7 @@ class BuildGraph:
         rels = [rel for rel, _ in unseen]
         workers = min(os.cpu_count() or 1, 4)
         results: list[ScanResult]
-        if len(unseen) >= PARALLEL_SCAN_MIN and workers > 1 and threading.active_count() == 1:
+        if may_fork(len(unseen)):
             results = scan_forked(str(self.root), [rels[i::workers] for i in range(workers)])
         else:
             results = scan_files(str(self.root), rels)
@@ -553,6 +589,44 @@ PARALLEL_SCAN_MIN = 400  # below this, starting a worker costs more than it save
 ScanResult = tuple[str, list[Any] | None, list[tuple[int, str]]]
 
 
+def may_fork(scanned: int) -> bool:
+    """Whether a build that scans ``scanned`` files uses forked helpers: a batch worth it, a
+    second core, and no other thread in this process (forking one is unsafe; the daemon builds
+    in a thread and then lives on its index)."""
+    cores = min(os.cpu_count() or 1, 4)
+    return scanned >= PARALLEL_SCAN_MIN and cores > 1 and threading.active_count() == 1
+
+
+def call_forked(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    """Start ``fn(*args)`` in a forked child; the returned function waits for its result
+    (plain data, sent through a pipe with marshal), or None when the child failed."""
+    import marshal
+
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: compute, send, exit without running the parent's exit handlers
+        status = 1
+        try:
+            os.close(read_end)
+            with os.fdopen(write_end, "wb") as pipe:
+                pipe.write(marshal.dumps(fn(*args)))
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(write_end)
+
+    def result() -> Any:
+        with os.fdopen(read_end, "rb") as pipe:
+            data = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        try:
+            return marshal.loads(data) if status == 0 else None
+        except (EOFError, ValueError, TypeError):
+            return None
+
+    return result
+
+
 def scan_files(root: str, rels: list[str]) -> list[ScanResult]:
     """Read and scan files: (rel, packed imports, problems), or (rel, None, [(0, error)]).
 
@@ -572,38 +646,17 @@ def scan_files(root: str, rels: list[str]) -> list[ScanResult]:
 
 def scan_forked(root: str, chunks: list[list[str]]) -> list[ScanResult]:
     """``scan_files`` over ``chunks``: the first here, each other one in a forked child that
-    sends its results back through a pipe (marshal: they are plain lists). A bare fork, not a
-    process pool: a cold build does not pay for the pool's imports and start-up. A child that
-    fails has its chunk scanned here."""
-    import marshal
-
-    children: list[tuple[int, int, list[str]]] = []
-    for chunk in chunks[1:]:
-        read_end, write_end = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: scan, send, exit without running the parent's exit handlers
-            status = 1
-            try:
-                os.close(read_end)
-                with os.fdopen(write_end, "wb") as pipe:
-                    pipe.write(marshal.dumps(scan_files(root, chunk)))
-                status = 0
-            finally:
-                os._exit(status)
-        os.close(write_end)
-        children.append((pid, read_end, chunk))
+    sends its results back through a pipe (call_forked). A bare fork, not a process pool: a
+    cold build does not pay for the pool's imports and start-up. A child that fails has its
+    chunk scanned here."""
+    children = [(call_forked(scan_files, root, chunk), chunk) for chunk in chunks[1:]]
     results = scan_files(root, chunks[0])
-    for pid, read_end, chunk in children:
-        with os.fdopen(read_end, "rb") as pipe:
-            data = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        try:
-            if status != 0:
-                raise ValueError(f"scanning child exited with status {status}")
-            results += marshal.loads(data)
-        except (EOFError, ValueError, TypeError) as exc:
-            log.warning("parallel scan failed (%s); scanning %d files here", exc, len(chunk))
-            results += scan_files(root, chunk)
+    for collect, chunk in children:
+        share = collect()
+        if not isinstance(share, list):
+            log.warning("a parallel scan's child failed; scanning its %d files here", len(chunk))
+            share = scan_files(root, chunk)
+        results += share
     return results
 
 

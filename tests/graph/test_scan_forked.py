@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from maestro.graph import build as build_module
+from maestro.graph import environment
 from maestro.graph.build import scan_files, scan_forked
 
 
@@ -44,3 +45,37 @@ def test_a_failed_child_share_is_scanned_here(
     monkeypatch.setattr(build_module, "scan_files", dies_in_children)
     forked = scan_forked(str(tmp_path), [rels[i::2] for i in range(2)])
     assert sorted(forked) == sorted(real(str(tmp_path), rels))
+
+
+def test_call_forked_returns_the_child_result_or_none() -> None:
+    assert build_module.call_forked(sorted, {"b": 1, "a": 2})() == ["a", "b"]
+
+    def fails() -> None:
+        raise RuntimeError("child lost")
+
+    assert build_module.call_forked(fails)() is None
+
+
+def test_a_cold_build_reads_the_environment_aside_and_keeps_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A cold build's distribution map is read in a forked child while the parent links, and
+    kept in the index: the next process does not read site-packages again."""
+    _files(tmp_path, build_module.PARALLEL_SCAN_MIN)
+    index = tmp_path / "index.msgpack"
+    parent = os.getpid()
+    real = environment.distribution_map
+    seen: list[int] = []
+
+    def where(dirs: list[Path]) -> dict[str, list[str]]:
+        seen.append(os.getpid())
+        return real(dirs)
+
+    monkeypatch.setattr(environment, "distribution_map", where)
+    cold = build_module.BuildGraph.build(tmp_path, index_path=index)
+    expected = real(environment.site_packages(tmp_path))
+    assert expected and cold.distributions() == expected
+    assert seen == [], "read in the child, whose calls this process does not see"
+    assert parent == os.getpid()
+    again = build_module.BuildGraph.build(tmp_path, index_path=index)
+    assert again.distributions() == expected and seen == []  # from the index
