@@ -578,7 +578,7 @@ def stats_in_process(workspace: Path, *, targets: bool, check_syntax: bool) -> d
 
     graph = BuildGraph.build(workspace, index_path=graph_index_path(workspace))  # saves the index
     report = stats_data(graph, with_targets=targets, check_syntax=check_syntax)
-    if check_syntax:  # keep the verdicts; the rest (distribution map) is cheaper to redo than save
+    if check_syntax:  # keep the verdicts
         graph.save()
     return report
 
