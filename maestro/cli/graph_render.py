@@ -114,14 +114,19 @@ def print_stats(workspace: Path, report: Mapping[str, Any], *, as_json: bool) ->
     """`maestro graph stats`: the stable JSON (--json) or the table, from the report's JSON form
     (maestro.graph.stats; a daemon's answer is that too)."""
     if as_json:
-        from maestro.reports import GraphStatsReport
-
-        model = GraphStatsReport.of_data(report)
-        text = model.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"})
-        sys.stdout.write(f"{text}\n")
+        sys.stdout.write(f"{stats_json(report)}\n")
         sys.stdout.flush()
         return
     render_stats(workspace, report)
+
+
+def stats_json(report: Mapping[str, Any]) -> str:
+    """The stable JSON of `graph stats --json`, from the report's JSON form (every field of
+    GraphStatsReport, in its order): what the model's ``model_dump_json(by_alias=True,
+    indent=2)`` writes (a test holds them equal), without importing pydantic."""
+    import json
+
+    return json.dumps(report, indent=2, ensure_ascii=False)
 
 
 def stats_rows(report: Mapping[str, Any]) -> list[tuple[str, str]]:

@@ -148,13 +148,20 @@ def test_graph_stats_prints_paths_and_messages_as_they_are(make_ws: Make) -> Non
 def test_cold_graph_stats_imports_no_model_layer_and_no_rich(make_ws: Make) -> None:
     root = make_ws({**WORKSPACE, "src/demo/bad.py": "def f(:\n"})
     env = {"MAESTRO_DAEMON": "off"}
-    proc = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "maestro.cli", "graph", "stats"],
-        cwd=root, capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
-    )  # fmt: skip
-    assert proc.returncode == 0 and "syntax not checked yet in 7 Python files" in proc.stdout
-    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()}
-    assert "maestro" in imported and not {"pydantic", "rich", "typer"} & imported
+    for json_flag, seen in (
+        ((), "syntax not checked yet in 7 Python files"),
+        (
+            ("--json",),
+            '"syntax_unchecked": 7',
+        ),
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "maestro.cli", "graph", "stats", *json_flag],
+            cwd=root, capture_output=True, text=True, env={**os.environ, **env}, timeout=60,
+        )  # fmt: skip
+        assert proc.returncode == 0 and seen in proc.stdout
+        imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines()}
+        assert "maestro" in imported and not {"pydantic", "rich", "typer"} & imported
 
 
 @pytest.fixture

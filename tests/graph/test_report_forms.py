@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from maestro.cli.graph_render import stats_json
 from maestro.graph.build import BuildGraph, Change
-from maestro.graph.stats import stats_data
+from maestro.graph.stats import STATS_SCHEMA, stats_data
 from maestro.reports import GraphStatsReport, ImpactedReport
 
 Make = Callable[[dict[str, str | bytes]], Path]
@@ -54,4 +55,36 @@ def test_stats_data_is_the_model_json_form(make_ws: Make, with_targets: bool) ->
     built = GraphStatsReport.of_data(data)  # no validation: the same JSON
     assert built.model_dump_json(by_alias=True, indent=2) == model.model_dump_json(
         by_alias=True, indent=2
+    )
+    # `graph stats --json` writes it with the stdlib: the same characters
+    assert stats_json(data) == model.model_dump_json(by_alias=True, indent=2)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.0001, 0.3264, 1.0, 12.5, 123456.7891])
+def test_stats_json_is_what_the_model_writes(seconds: float) -> None:
+    odd = "".join(chr(i) for i in range(0x250)) + '\u2028\ufeff\U0001f600 "q" \\ é'
+    data = {
+        "schema": STATS_SCHEMA,
+        "root": f"/w/{odd}",
+        "files": 1,
+        "python_files": 1,
+        "tests": 0,
+        "declared_targets": 0,
+        "edges": {"import": 3, "init": 1},
+        "distributions": 0,
+        "unresolved_imports": 0,
+        "reused_from_index": 0,
+        "scanned": 1,
+        "build_seconds": seconds,
+        "diagnostics": [{"path": odd, "line": 1, "severity": "error", "message": odd}],
+        "syntax_unchecked": 0,
+        "targets": [odd, "//x"],
+    }
+    model = GraphStatsReport.model_validate(data)
+    expected = model.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"})
+    assert stats_json(data) == expected
+    assert stats_json({**data, "edges": {}, "diagnostics": [], "targets": None}) == (
+        GraphStatsReport.model_validate(
+            {**data, "edges": {}, "diagnostics": [], "targets": None}
+        ).model_dump_json(by_alias=True, indent=2)
     )
