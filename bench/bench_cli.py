@@ -191,8 +191,8 @@ def report(
         "prints it; syntax is compiled only with `--check-syntax` (several times the scan). "
         "Without a daemon it runs on the lean entry point too: the report is built as plain "
         "data (maestro/graph/stats.py) and its table written with the stdlib as rich would lay "
-        "it out (no typer, pydantic or rich imported; `--json` still goes through the "
-        f'pydantic model). Its last line here: "{outputs["stats"]}".',
+        "it out (no typer, pydantic or rich imported; `--json` is written with the stdlib's "
+        f'json, as the pydantic model writes it). Its last line here: "{outputs["stats"]}".',
         "ruff parses on both cores; maestro's cold build scans on both but links on one, so on "
         "this shared host the cold ratio moves with the other tenants' load (a quiet host "
         "shortens ruff's wall most): the CPU column is the steadier comparison.",
