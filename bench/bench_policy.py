@@ -1057,6 +1057,21 @@ def rerun(args: argparse.Namespace) -> None:
                 during += timed(serve, 1, during_cpu)
                 assert engine.wait_warm(600)
             engine.warm_on_install = False
+            # a daemon started after the policy changed: it warms the new set with the served
+            # files the last daemon kept (policy-memo/serves.json)
+            restart, restart_cpu = [], []
+            for i in range(20, 23):
+                rule.write_text(SERVE_RULE.replace("tests/live_", f"tests/live{i}_"))
+                started = PolicyEngine.open(root, memo_dir=memo_dir)
+                started.warm_on_install = True
+                started.start_warm()
+                assert started.wait_warm(600)
+                assert started.warmed is not None and started.warmed.decided == n_served
+                started_gate = PolicyGate(started, None)
+                restart += timed(
+                    lambda g=started_gate: serve(g, MarkerScanner(root)), 1, restart_cpu
+                )
+                started.warm_on_install = False
             # a rule that reads no target: a plan's unmarked files share one evaluation per
             # outcome; A/B with the same rule evaluated per file
             grouped, grouped_cpu, per_file, per_file_cpu = [], [], [], []
@@ -1122,6 +1137,10 @@ def rerun(args: argparse.Namespace) -> None:
         ["same rule, daemon: first plan at once after the change (during its warm-up)",
          ms(during), met(statistics.median(during))],
         ["same, CPU (the plan's thread)", ms(during_cpu), ""],
+        ["same rule, a daemon started after the policy changed: first plan, its warm-up of "
+         "the served files the last daemon kept done", ms(restart),
+         met(statistics.median(restart))],
+        ["same, CPU", ms(restart_cpu), ""],
         ["a workspace cache rule reading no target (outcome only), first run after the policy "
          "changed: unmarked files grouped", ms(grouped), met(statistics.median(grouped))],
         ["same, CPU", ms(grouped_cpu), ""],
@@ -1211,7 +1230,10 @@ def rerun(args: argparse.Namespace) -> None:
         "or a CLI run's, which reads them back) finds them decided (`warm-up done`). A plan that "
         "asks while the warm-up runs shares its work (neither evaluates what the other did) but "
         "not its time: rego-cpp is called with the GIL held, so the two take turns (`during its "
-        "warm-up`); such a plan also waited for the reload (a child compile, the `CLI` rows).\n"
+        "warm-up`); such a plan also waited for the reload (a child compile, the `CLI` rows). "
+        "The served files' inputs are kept too (`policy-memo/serves.json`): a daemon started "
+        "after the policy changed warms the new set with them as it opens it (`started after "
+        "the policy changed`).\n"
         "- A rule that reads no target (`outcome only`): every unmarked file with the same "
         "outcome is one input, evaluated once (here every file has the same: 1 evaluation "
         "instead of 604); `before` is the same rule with that grouping turned off.\n"
