@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +25,8 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
+    import socket
+
     from maestro.cli.test_render import Display
     from maestro.engine.runner import WarmPytest
     from maestro.errors import MaestroError
@@ -247,6 +248,10 @@ def connect(root: Path) -> Connection | None:
         path = running_socket(root)
     except MaestroError:
         return None
+    if not path.exists():  # no daemon: not even the socket module is needed
+        return None
+    import socket
+
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(CONNECT_TIMEOUT_S)
     conn = Connection(sock)
