@@ -647,7 +647,9 @@ def _build_result(
     dynamic: list[str],
     pending: list[bytes],
     redactor: Redactor,
+    collected: list[str],
 ) -> ActionResult:
+    """``collected``: what collecting this file (and any test file it imports) ran."""
     previous = {t.node_id: t for t in planned.cached.tests} if planned.cached else {}
     traced = report.session_trace is not None
     deps = report.file_deps.get(planned.target)
@@ -690,10 +692,7 @@ def _build_result(
             import_time += old_trace.names(old_trace.import_time)
     if report.session_trace is not None:
         import_time += [f"{p}::{q}" for p, qs in report.session_trace.functions.items() for q in qs]
-        # what collecting this file ran, and collecting any test file it imports
-        for path, found in report.file_deps.items():
-            if path == planned.target or path in inputs:
-                import_time += [f"{p}::{q}" for p, qs in found.functions.items() for q in qs]
+        import_time += collected
     record = (
         TraceRecord(
             mode=report.session_trace.mode,
@@ -747,6 +746,38 @@ def _build_result(
     )
 
 
+_IMPORT_EDGES = frozenset({"import", "dynamic", "init", "conftest", "plugin"})
+
+
+def _importers(graph: BuildGraph, modules: list[str]) -> dict[str, set[str]]:
+    """Module -> the files importing it, directly or through other modules (import edges
+    only: a file that merely reads another does not share its module)."""
+    out: dict[str, set[str]] = {}
+    for module in modules:
+        seen, stack = {module}, [module]
+        while stack:
+            node = stack.pop()
+            for source in graph.rdeps.get(node, ()):
+                edge = graph.deps.get(source, {}).get(node)
+                if source not in seen and edge is not None and edge.kind in _IMPORT_EDGES:
+                    seen.add(source)
+                    stack.append(source)
+        out[module] = seen
+    return out
+
+
+def _collection_code(report: RunReport, target: str, importers: dict[str, set[str]]) -> list[str]:
+    """What collecting `target` ran, and collecting any test file it imports (whose module,
+    imported by pytest first, it reuses without running its top level again)."""
+    return [
+        f"{p}::{q}"
+        for path, found in report.file_deps.items()
+        if path == target or target in importers.get(path, ())
+        for p, qs in found.functions.items()
+        for q in qs
+    ]
+
+
 def store_results(
     graph: BuildGraph,
     cache: Cache,
@@ -761,6 +792,7 @@ def store_results(
     through ``redactor`` first: the cache is what a team cache uploads. ``keep`` (the policy's
     cache decision) may refuse a file's result: it is shown, not stored."""
     by_file = _file_results(report)
+    importers = _importers(graph, [p for p, d in report.file_deps.items() if d.functions])
     learn(graph, report)
     with contextlib.suppress(OSError):
         graph.save()
@@ -801,6 +833,7 @@ def store_results(
         result = _build_result(
             f, results, report, started, share, key.inputs,
             list(graph.index.dynamic.get(f.target, [])), blobs, redactor,
+            _collection_code(report, f.target, importers),
         )  # fmt: skip
         if f.deselect or changed_during_run & key.inputs.keys() or (keep and not keep(f)):
             # a predictive run's deselected tests have no result for these inputs

@@ -1140,7 +1140,7 @@ class _Recorder:
     def pytest_unconfigure(self, config: Any) -> None:
         global _active, _IMPORTS
         _active = None
-        if _IMPORTS is not None:
+        if _IMPORTS is not None and _IMPORTS.recorder is self:  # not a nested session's
             _IMPORTS.uninstall()
             _IMPORTS = None
         self._tracer.stop()

@@ -53,6 +53,21 @@ def test_a_parametrize_list_reruns_only_its_own_file(ws: Workspace) -> None:
     assert ran_nodes(ws.run()) == sorted([*PARAM, "tests/test_calc.py::test_triple"])
 
 
+def test_a_file_that_reads_a_test_file_does_not_take_its_collection_code(ws: Workspace) -> None:
+    """Only an importer reuses a test module; a file that reads it as data (python-dateutil's
+    docs example, read by every file) runs no code of it."""
+    ws.write("tests/test_param.py", PARAM_FILE)
+    ws.write(
+        "tests/test_reader.py",
+        "import pathlib\n\nfrom pkg import calc\n\n\ndef test_reads():\n"
+        "    assert 'parametrize' in pathlib.Path(__file__).with_name('test_param.py').read_text()"
+        "\n\n\ndef test_double():\n    assert calc.double(1) == 2\n",
+    )
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    assert ran_nodes(ws.run()) == sorted([*PARAM, "tests/test_calc.py::test_triple"])
+
+
 BUILD = {
     "pkg/build.py": "def make():\n    return {'a': 1}\n",
     "pkg/table.py": "from pkg.build import make\n\nTABLE = make()\n",
