@@ -159,7 +159,8 @@ def render_stats(workspace: Path, report: Mapping[str, Any], *, out: TextIO | No
     Written with the stdlib, character for character as rich lays them out (importing rich's
     table and console costs a cold run more than the stats themselves): to a file as rich writes
     to one, and to a terminal with rich's padding and ANSI styles. Whatever rich would lay out
-    otherwise (wrapped lines, a dumb terminal, NO_COLOR, text it changes) goes to rich."""
+    otherwise (wrapped lines, a dumb terminal, NO_COLOR, text it changes) goes to rich, which
+    prints to sys.stdout (``out`` is for the stdlib's lines only)."""
     stream = out or sys.stdout
     lines = stats_lines(workspace, report, stream)
     if lines is None:
