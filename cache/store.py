@@ -16,6 +16,7 @@ import os
 import stat
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,46 @@ class _Pending:
         return not (self.touches or self.hits or self.misses)
 
 
+class _DecodedActions:
+    """Action results decoded recently, each with the exact stored bytes it came from.
+
+    A long-lived process (the daemon) reads the same results at every run; decoding and
+    validating one of a large suite (tens of thousands of test outcomes) costs far more than
+    comparing its bytes with the ones decoded last time. A hit needs the stored value to be
+    byte-for-byte the same, so a result rewritten by any process is decoded afresh. Results are
+    treated as immutable everywhere (updates are ``model_copy``), so sharing one is safe.
+    """
+
+    MAX_BYTES = 64 << 20
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[bytes, tuple[bytes, ActionResult]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: bytes, raw: bytes | memoryview) -> ActionResult | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != raw:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: bytes, raw: bytes | memoryview, result: ActionResult) -> None:
+        data = bytes(raw)
+        if len(data) > self.MAX_BYTES // 4:
+            return
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[0])
+            self._entries[key] = (data, result)
+            self._bytes += len(data)
+            while self._bytes > self.MAX_BYTES and self._entries:
+                _, (dropped, _) = self._entries.popitem(last=False)
+                self._bytes -= len(dropped)
+
+
 class _SharedEnv:
     """One LMDB environment per resolved path per process (LMDB forbids opening it twice)."""
 
@@ -92,6 +133,7 @@ class _SharedEnv:
         # touching them again is skipped entirely, so a hot read loop costs no bookkeeping.
         self.fresh: set[bytes] = set()
         self.fresh_window = 0
+        self.decoded = _DecodedActions()
         try:
             make_private(path)
             self.env = lmdb.open(
@@ -529,13 +571,17 @@ class Cache:
                 self._note(miss=count)
                 return None
             result: ActionResult | None = None
-            try:
-                decoded = L.load_action(key, raw)
-            except NewerSchemaError as exc:
-                log.info("action %s: %s", action_hex, exc.message)
-            except CacheError as exc:
-                bad_action = exc.message
-            else:
+            decoded: ActionResult | None = shared.decoded.get(key, raw)
+            if decoded is None:
+                try:
+                    decoded = L.load_action(key, raw)
+                except NewerSchemaError as exc:
+                    log.info("action %s: %s", action_hex, exc.message)
+                except CacheError as exc:
+                    bad_action = exc.message
+                else:
+                    shared.decoded.put(key, raw, decoded)
+            if decoded is not None:
                 result = decoded
                 for digest in decoded.referenced_digests():
                     if not digest.size:

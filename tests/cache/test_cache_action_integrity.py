@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import msgpack
@@ -86,3 +88,37 @@ def test_verify_reports_and_quarantines_an_edited_action_entry(cache_root: Path)
         assert c.verify().clean  # quarantined, so the next pass finds nothing
         assert c.get_action(action_key(1)) is None
         assert c.get_action(action_key(2)) is not None
+
+
+def _in_another_process(code: str, path: Path) -> None:
+    """Run `code` (with `path`, the helpers and Cache in scope) in a separate interpreter, as
+    another maestro process would write the cache while this one keeps it open."""
+    here = Path(__file__).parent
+    script = (
+        "import sys; from pathlib import Path; "
+        f"sys.path.insert(0, {str(here)!r}); "
+        "from cache_helpers import *; from maestro.cache import Cache; "
+        f"path = Path({str(path)!r}); " + code
+    )
+    subprocess.run([sys.executable, "-c", script], check=True, cwd=here.root, timeout=60)
+
+
+def test_an_open_cache_sees_every_rewrite_of_an_entry_it_decoded_before(cache: Cache) -> None:
+    """A long-lived process (the daemon) keeps decoded results, yet an entry edited on disk is
+    quarantined and an entry another process stored again is read as it is now."""
+    cache.put_action(action_key(1), make_result(exit_code=1))
+    first = cache.get_action(action_key(1))
+    assert first is not None and first.exit_code == 1
+    assert cache.get_action(action_key(1)) is first  # the same bytes are not decoded twice
+    _in_another_process(f"flip_failed_to_passed(path, {action_key(1)!r})", cache.path)
+    assert cache.get_action(action_key(1)) is None
+    assert cache.stats().quarantined == 1
+    cache.put_action(action_key(2), make_result(exit_code=1))
+    assert cache.get_action(action_key(2)) is not None
+    _in_another_process(
+        f"c = Cache.open(path); c.put_action({action_key(2)!r}, make_result(exit_code=0)); "
+        "c.close()",
+        cache.path,
+    )
+    again = cache.get_action(action_key(2))
+    assert again is not None and again.exit_code == 0
