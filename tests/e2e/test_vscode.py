@@ -19,7 +19,9 @@ edits a test file so that its passing test fails, saves and reloads the window: 
 as outdated after the save and is gone after the reload (VS Code's own copy of a run's results
 is never shown; only the results the cache holds for the current inputs come back). A third
 (clients/vscode/e2e/drive_follow.cjs) proves `maestro.impactedView.followUnsaved`: off, typing
-leaves the Impacted Tests view on the saved file's answer; turned on, typing refreshes it.
+leaves the Impacted Tests view on the saved file's answer; turned on, typing refreshes it (and
+`maestro.trace.server` set to messages traces the LSP traffic in the Maestro output, which the
+other sessions, at its default, do not).
 
 Setup (cached under .bench/vscode-e2e): clients/vscode/e2e/setup.sh; the .vsix:
 clients/vscode/build.sh (both run here when needed). Skips, saying why, when that is impossible
@@ -483,7 +485,10 @@ def test_vscode_impacted_view_follows_unsaved_edits_only_when_set(
         ARTIFACTS.with_name("vscode-follow"),
         {"E2E_SOURCE": "pkg/other.py", "E2E_WS_SETTINGS": str(ws / ".vscode" / "settings.json")},
         timeout_s=300,
-        extra_settings={"maestro.impactedView.followUnsaved": False},
+        extra_settings={
+            "maestro.impactedView.followUnsaved": False,
+            "maestro.trace.server": "messages",
+        },
     )
     saved_answer = "1 impacted test by pkg/other.py"
     assert saved_answer in seen["viewBefore"] and "tests/test_other.py" in seen["viewBefore"], seen
@@ -497,6 +502,18 @@ def test_vscode_impacted_view_follows_unsaved_edits_only_when_set(
     # saved: the saved file's answer, whatever the setting
     assert saved_answer in seen["viewSaved"] and "unsaved edit" not in seen["viewSaved"], seen
     assert "# edited\n" in (ws / "pkg/other.py").read_text()
+    # `maestro.trace.server` (vscode-languageclient's): messages traced in the Maestro output
+    traced = _output_logs(ARTIFACTS.with_name("vscode-follow"))
+    assert "[Trace - " in traced and "Sending request 'maestro/impactedTargets" in traced, traced[
+        -2000:
+    ]
+
+
+def _output_logs(artifacts: Path) -> str:
+    """The Maestro output channel of every window session _session kept."""
+    logs = sorted(artifacts.glob("session*Maestro*.log"))
+    assert logs, f"no Maestro output log in {artifacts}"
+    return "\n".join(p.read_text(errors="replace") for p in logs)
 
 
 RESTART_DRIVER = CLIENT / "e2e" / "drive_restart.cjs"
@@ -547,6 +564,8 @@ def test_vscode_edit_save_reload_shows_no_stale_pass(
         assert any("unset" in i for i in _icons(seen["afterReload"], label)), seen["afterReload"]
     assert not any("passed" in i for i in seen["gutterAfterReload"]), seen["gutterAfterReload"]
     assert not any("passed" in t for t in seen["lensesAfterReload"]), seen["lensesAfterReload"]
+    # `maestro.trace.server` left at "off": no message is traced
+    assert "[Trace - " not in _output_logs(ARTIFACTS.with_name("vscode-restart"))
 
 
 def test_vscode_real_project_lens_run_all_edit_reload(
