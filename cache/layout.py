@@ -79,7 +79,12 @@ class Dbs:
 
 
 def open_dbs(env: lmdb.Environment, *, create: bool = True) -> Dbs:
-    handles = {name: env.open_db(name.encode(), create=create) for name in DB_NAMES}
+    """The handles; with ``create``, missing databases are made in one write transaction (one
+    commit and one fsync for a new cache, instead of one per database: a first run waits for it)."""
+    if not create:
+        return Dbs(**{name: env.open_db(name.encode(), create=False) for name in DB_NAMES})
+    with env.begin(write=True) as txn:
+        handles = {name: env.open_db(name.encode(), txn=txn, create=True) for name in DB_NAMES}
     return Dbs(**handles)
 
 
