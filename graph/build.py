@@ -261,10 +261,9 @@ class BuildGraph:
         return self._dists
 
     def _distributions_aside(self) -> Callable[[], None] | None:
-        """The environment's distribution map (cache keys and stats need it; reading a
-        site-packages costs a cold build's link step a fifth of itself) read in a forked child
-        while this process links; the returned function collects it. None when the index
-        already holds it for this environment."""
+        """The environment's distribution map (cache keys and stats need it, and it reads a
+        whole site-packages) read in a forked child while this process links; the returned
+        function collects it. None when the index already holds it for this environment."""
         dirs = environment.site_packages(self.root)
         key = environment.environment_key(dirs)
         cached = self.index.extra.get("dists")
