@@ -4,39 +4,18 @@
 //   E2E_URL, E2E_NODE_MODULES (with playwright-core), E2E_CHROMIUM, E2E_BEFORE, E2E_AFTER (png)
 "use strict";
 const path = require("path");
-const { chromium } = require(path.join(process.env.E2E_NODE_MODULES, "playwright-core"));
-
-async function command(page, text) {
-  await page.keyboard.press("F1");
-  const input = page.locator(".quick-input-widget input");
-  await input.waitFor({ state: "visible", timeout: 10000 });
-  await input.fill(`>${text}`);
-  await page.waitForTimeout(400);
-  await page.keyboard.press("Enter");
-  await page.waitForTimeout(500);
-}
+const { launch, palette, openFile } = require(path.join(__dirname, "..", "..", "clients", "vscode", "e2e", "lib.cjs"));
 
 async function main() {
-  const browser = await chromium.launch({
-    executablePath: process.env.E2E_CHROMIUM || "/usr/bin/chromium",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"],
-  });
+  const browser = await launch(process.env.E2E_NODE_MODULES, process.env.E2E_CHROMIUM);
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await page.goto(process.env.E2E_URL, { waitUntil: "domcontentloaded" });
     await page.locator(".monaco-workbench").waitFor({ timeout: 60000 });
-    await page.keyboard.press("Control+P");
-    const input = page.locator(".quick-input-widget input");
-    await input.waitFor({ state: "visible", timeout: 10000 });
-    await input.fill("tests/test_calc.py");
-    const row = page.locator(".quick-input-list .monaco-list-row", { hasText: "test_calc.py" }).first();
-    await row.waitFor({ timeout: 15000 });
-    await page.waitForTimeout(300);
-    await row.click();
+    await openFile(page, "tests/test_calc.py");
     const lenses = page.locator(".codelens-decoration a");
     await lenses.filter({ hasText: "Run file" }).first().waitFor({ timeout: 120000 });
-    await command(page, "View: Focus Problems");
+    await palette(page, "View: Focus Problems");
     await page.locator(".markers-panel").waitFor({ timeout: 20000 });
     await page.locator(".monaco-editor .view-lines").first().click({ position: { x: 400, y: 5 } });
     await page.waitForTimeout(1000);
