@@ -1,5 +1,7 @@
 """The `maestro` command line."""
 
+import sys
+
 
 def main() -> None:
     """Console-script entry: the lean fast path (maestro/cli/fast.py), else the typer CLI.
@@ -8,7 +10,41 @@ def main() -> None:
     loads typer or pydantic."""
     from maestro.cli.fast import main as entry
 
-    entry()
+    if sys.argv[1:2] != ["test"]:
+        entry()
+        return
+    try:
+        entry()
+    except SystemExit as exc:
+        if exc.code is None or isinstance(exc.code, int):
+            exit_now(exc.code or 0)
+        raise
+    exit_now(0)
+
+
+def exit_now(code: int) -> None:
+    """End the process once its work is done, without the interpreter's finalization: tearing
+    down every module and object a test run loaded (graph, results, pydantic's schemas) takes
+    longer than some short suites. Output is flushed and ``atexit`` handlers run as usual (a
+    recorder of a test that started this process writes its record there); only when a
+    non-daemon thread is still at work does the process exit the usual way, which joins it."""
+    import threading
+
+    if any(
+        t.is_alive() and not t.daemon
+        for t in threading.enumerate()
+        if t is not threading.main_thread()
+    ):
+        sys.exit(code)
+    import atexit
+    import contextlib
+    import os
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: lost either way
+            stream.flush()
+    os._exit(code)
 
 
 __all__ = ["main"]
