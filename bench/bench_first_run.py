@@ -14,15 +14,25 @@ differs from pytest's is counted.
     .venv/bin/python -m bench.bench_first_run --rounds 5
     .venv/bin/python -m bench.bench_first_run --rounds 5 --python /path/to/python3.12
     .venv/bin/python -m bench.bench_first_run --rounds 3 --daemon --projects pluggy,click
+
+With `--baseline DIR`, one more command in each round: the same in-process `maestro test` with
+DIR first on PYTHONPATH, where DIR holds another build of the `maestro` package (an earlier
+commit's tree laid out as the package, see `baseline_tree`): a change's before and after, side by
+side in the same rounds.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from bench.bench_fidelity import (
     DEFAULT_PYTHON,
@@ -45,6 +55,7 @@ class Timings:
     testmon: list[float] = field(default_factory=list)
     maestro: list[float] = field(default_factory=list)
     daemon: list[float] = field(default_factory=list)
+    baseline: list[float] = field(default_factory=list)
     disagreements: int = 0
 
     def ratio(self, of: list[float], to: list[float]) -> float:
@@ -73,12 +84,69 @@ def through_daemon(bench: Bench, what: str, timeout: float) -> Ran:
         run([*daemon, "stop", *root], bench.tree, env, timeout)
 
 
-def bench_project(bench: Bench, rounds: int, *, daemon: bool = False) -> Timings:
+PACKAGE_DIRS = {
+    "maestro": "maestro", "maestro/graph": "graph", "maestro/cache": "cache",
+    "maestro/daemon": "daemon", "maestro/engine": "engine", "maestro/coordinator": "coordinator",
+    "maestro/server": "server", "maestro/model": "model", "maestro/policy": "policy",
+}  # fmt: skip
+"""pyproject's package-dir: where each package of `maestro` lives in the source tree."""
+
+
+def baseline_tree(
+    rev: str, into: Path, *, revert: Sequence[str] = (), repo: Path | None = None
+) -> Path:
+    """The `maestro` package of commit ``rev`` laid out as installed, under ``into`` (for
+    ``--baseline``): the source tree from ``git archive``, less the changes of the ``revert``
+    commits, the top-level folders moved into the package as pyproject's package-dir maps
+    them."""
+    repo = repo or Path(__file__).resolve().parent.parent
+    src = into / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev], cwd=repo, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    for commit in revert:
+        diff = subprocess.run(
+            ["git", "diff", "--binary", f"{commit}^", commit],
+            cwd=repo, check=True, capture_output=True,
+        ).stdout  # fmt: skip
+        subprocess.run(["git", "apply", "-R"], cwd=src, input=diff, check=True)
+    for package, folder in sorted(PACKAGE_DIRS.items()):
+        target = into / package
+        if package == "maestro":
+            shutil.copytree(src / folder, target)
+        else:
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(src / folder, target)
+    return into
+
+
+def with_baseline(bench: Bench, baseline: Path, what: str) -> Ran:
+    """`maestro test --no-daemon` as ``Bench.maestro`` runs it, with ``baseline`` first on
+    PYTHONPATH."""
+    env = dict(bench.maestro_env)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(baseline), env.get("PYTHONPATH")) if p)
+    _, log = bench._start(what)
+    cmd = [sys.executable, "-c", MAESTRO_CODE, "test", "--no-daemon", "--root", str(bench.tree)]
+    cmd += ["--", *bench.spec.pytest_args] if bench.spec.pytest_args else []
+    saved = bench.maestro_env
+    bench.maestro_env = env
+    try:
+        return run(cmd, bench.tree, env, bench.timeout, log)
+    finally:
+        bench.maestro_env = saved
+
+
+def bench_project(
+    bench: Bench, rounds: int, *, daemon: bool = False, baseline: Path | None = None
+) -> Timings:
     t = Timings(f"{bench.spec.name} {bench.spec.version}")
     state = bench.out / "maestro"
     data = bench.out / "testmondata"
     for r in range(rounds):
         order = ["pytest", "testmon", "maestro", *(["daemon"] if daemon else [])]
+        order += ["baseline"] if baseline is not None else []
         order = order[r % len(order) :] + order[: r % len(order)]
         codes: dict[str, int] = {}
         for what in order:
@@ -94,6 +162,11 @@ def bench_project(bench: Bench, rounds: int, *, daemon: bool = False) -> Timings
                 shutil.rmtree(state, ignore_errors=True)
                 ran, _, _ = bench.maestro(f"maestro-first-{r}")
                 t.maestro.append(ran.wall)
+            elif what == "baseline":
+                assert baseline is not None
+                shutil.rmtree(state, ignore_errors=True)
+                ran = with_baseline(bench, baseline, f"baseline-first-{r}")
+                t.baseline.append(ran.wall)
             else:
                 shutil.rmtree(state, ignore_errors=True)
                 ran = through_daemon(bench, f"daemon-first-{r}", bench.timeout)
@@ -102,6 +175,7 @@ def bench_project(bench: Bench, rounds: int, *, daemon: bool = False) -> Timings
         if any(codes[k] != codes["pytest"] for k in ("maestro", "daemon") if k in codes):
             t.disagreements += 1
         through = f" daemon {t.daemon[-1]:.2f}s" if daemon else ""
+        through += f" baseline {t.baseline[-1]:.2f}s" if baseline is not None else ""
         print(
             f"{t.name} round {r + 1}: pytest {t.pytest[-1]:.2f}s testmon {t.testmon[-1]:.2f}s "
             f"maestro {t.maestro[-1]:.2f}s{through}",
@@ -124,11 +198,17 @@ def report(results: list[Timings], command: str, python: str, took: float) -> st
                 if t.daemon
                 else []
             ),
+            *(
+                [f"{median(t.baseline):.2f} s", f"{t.ratio(t.baseline, t.pytest):.2f}x"]
+                if t.baseline
+                else []
+            ),
             str(t.disagreements),
         ]
         for t in results
     ]
     daemon = any(t.daemon for t in results)
+    baseline = any(t.baseline for t in results)
     header = [
         "project",
         "pytest",
@@ -137,6 +217,7 @@ def report(results: list[Timings], command: str, python: str, took: float) -> st
         "maestro / pytest",
         "maestro / testmon",
         *(["maestro first, warm daemon", "warm daemon / pytest"] if daemon else []),
+        *(["baseline first", "baseline / pytest"] if baseline else []),
         "maestro's exit code differs",
     ]
     return (
@@ -157,7 +238,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout-s", type=float, default=900.0, help="per command")
     parser.add_argument("--no-write", action="store_true", help="leave docs/BENCHMARKS.md alone")
     parser.add_argument("--daemon", action="store_true", help="also time a run through a daemon")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time `maestro test` as of this commit"
+    )
+    parser.add_argument(
+        "--baseline-revert",
+        metavar="COMMITS",
+        default="",
+        help="comma-separated commits whose changes the baseline leaves out",
+    )
     ns = parser.parse_args(argv)
+    baseline = None
+    if ns.baseline:
+        into = Path(tempfile.mkdtemp(prefix="maestro-baseline-"))
+        revert = [c for c in ns.baseline_revert.split(",") if c]
+        baseline = baseline_tree(ns.baseline, into, revert=revert)
     started = time.monotonic()
     results: list[Timings] = []
     for spec in PROJECTS:
@@ -169,10 +264,12 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{spec.name}: skipped ({exc})", file=sys.stderr)
             continue
         bench = Bench(spec, tree, ns.timeout_s)
-        results.append(bench_project(bench, ns.rounds, daemon=ns.daemon))
+        results.append(bench_project(bench, ns.rounds, daemon=ns.daemon, baseline=baseline))
     command = "python -m bench.bench_first_run " + " ".join(argv or sys.argv[1:])
     python = _venv_python(ns.python)
     text = report(results, command.strip(), python, time.monotonic() - started)
+    if baseline is not None:
+        shutil.rmtree(baseline, ignore_errors=True)
     print(text)
     if not ns.no_write:
         write_section(f"First run, repeated (bench/bench_first_run.py), {python}", text)
