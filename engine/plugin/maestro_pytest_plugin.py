@@ -801,31 +801,25 @@ class _Recorder:
         )
 
     def _joined(self) -> dict[str, set[Any]]:
-        """Each test file's collection code joined with that of every file whose collection ran
-        some of the same workspace code (computed once, when collection is over): a helper
-        that memoises (a table built for the first file's parametrize list and served to the
-        next) ran in full only while the first was collected."""
+        """Each test file's collection code joined with that of every file collected before it
+        whose collection ran some of the same workspace code, and so on back (computed once,
+        when collection is over): a helper that memoises (a table built for an earlier file's
+        parametrize list and served to a later one) ran in full only for the earlier file, and
+        a file collected later cannot have fed an earlier one."""
         if self._shared is not None:
             return self._shared
-        parent = {key: key for key in self._collect_codes}
-
-        def find(key: str) -> str:
-            while parent[key] != key:
-                parent[key] = key = parent[parent[key]]
-            return key
-
-        owner: dict[Any, str] = {}
-        for key, codes in self._collect_codes.items():
+        runners: dict[Any, list[str]] = {}  # recorded code -> the files whose collection ran it
+        joined: dict[str, set[Any]] = {}
+        for key, codes in self._collect_codes.items():  # in collection order
+            earlier: set[str] = set()
             for code in codes:
                 if code in self._not_recorded or not self._recorded(code):
                     continue
-                first = owner.setdefault(code, key)
-                if first != key:
-                    parent[find(key)] = find(first)
-        groups: dict[str, set[Any]] = {}
-        for key, codes in self._collect_codes.items():
-            groups.setdefault(find(key), set()).update(codes)
-        self._shared = {key: groups[find(key)] for key in self._collect_codes}
+                found = runners.setdefault(code, [])
+                earlier.update(found)
+                found.append(key)
+            joined[key] = set(codes).union(*(joined[k] for k in earlier))
+        self._shared = joined
         return self._shared
 
     # -- session ----------------------------------------------------------------------------

@@ -173,6 +173,33 @@ def test_a_value_memoised_by_an_earlier_collection_reruns_the_files_served_from_
     assert summary.failed == 2
 
 
+def test_an_earlier_collection_does_not_take_a_later_ones_code(ws: Workspace) -> None:
+    """test_m1 is collected first: it cannot have been served what test_m2's collection
+    computed, so triple(), which only test_m2's parametrize list calls, is not its import-time
+    code (test_m2 keeps test_m1's: it may have been served cases(1))."""
+    ws.write("pkg/memo.py", "def cases(k):\n    return k * 10\n")
+    ws.write(
+        "tests/test_m1.py",
+        "import pytest\n\nfrom pkg import calc, memo\n\n\n"
+        "@pytest.mark.parametrize('v', [memo.cases(1)])\ndef test_m1(v):\n"
+        "    assert v == 10 and calc.double(1) == 2\n",
+    )
+    ws.write(
+        "tests/test_m2.py",
+        "import pytest\n\nfrom pkg import calc, memo\n\n\n"
+        "@pytest.mark.parametrize('v', [memo.cases(1), calc.triple(1)])\ndef test_m2(v):\n"
+        "    assert v > 0\n",
+    )
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    assert ran_nodes(ws.run()) == [
+        "tests/test_calc.py::test_triple", "tests/test_m2.py::test_m2[10]",
+        "tests/test_m2.py::test_m2[3]",
+    ]  # fmt: skip
+    ws.edit("pkg/memo.py", "k * 10", "k * 10 + 0")
+    assert "tests/test_m2.py::test_m2[3]" in ran_nodes(ws.run())  # ran memo.cases at import
+
+
 def test_a_test_file_imported_by_another_carries_its_collection_code(ws: Workspace) -> None:
     """pytest imports tests/test_param.py first (its own collection); test_uses_param.py then
     reuses the module's parametrize values."""
