@@ -70,6 +70,10 @@ class WireModel(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
+    def wire_dump(self) -> dict[str, Any]:
+        """The JSON-mode dump sent on the wire (fields by their aliases)."""
+        return self.model_dump(mode="json", by_alias=True)
+
 
 # --- envelopes -----------------------------------------------------------------------------------
 
@@ -719,6 +723,17 @@ class QuarantinedTest(WireModel):
     target: str = Field(description="what the rule named: a folder, a file or file::test")
 
 
+def _files_dump(model: WireModel, files: list[RunFileResult]) -> dict[str, Any]:
+    """`model`'s wire dump whose files' results, JSON dumps of ActionResults already, are not
+    walked again: a large suite's results hold tens of thousands of test outcomes."""
+    out = model.model_dump(mode="json", by_alias=True, exclude={"files"})
+    out["files"] = [
+        f.model_dump(mode="json", by_alias=True, exclude={"result"}) | {"result": f.result}
+        for f in files
+    ]
+    return out
+
+
 class RunTestsResult(RunCounts):
     files: list[RunFileResult]
     predictive: PredictiveInfo | None = Field(default=None, description="None: mode off")
@@ -730,6 +745,9 @@ class RunTestsResult(RunCounts):
         default_factory=list,
         description="the run's policy decisions that were not a plain allow, one sentence each",
     )
+
+    def wire_dump(self) -> dict[str, Any]:
+        return _files_dump(self, self.files)
 
 
 class CachedResultsParams(WireModel):
@@ -743,6 +761,9 @@ class CachedResultsResult(WireModel):
     the ActionResult JSON, with its provenance); files without one are left out."""
 
     files: list[RunFileResult]
+
+    def wire_dump(self) -> dict[str, Any]:
+        return _files_dump(self, self.files)
 
 
 class GraphChanged(WireModel):

@@ -531,9 +531,13 @@ class RpcServer:
             if isinstance(result, Dumped) and result.model is spec.result:
                 dumped = result.data
             elif isinstance(result, spec.result):
+                # the dump is JSON-mode already: skip re-validating it (see dump_frame);
                 # by_alias: report models name fields like `schema` through aliases
-                # the dump is JSON-mode already: skip re-validating it (see dump_frame)
-                dumped = result.model_dump(mode="json", by_alias=True)
+                dumped = (
+                    result.wire_dump()
+                    if isinstance(result, WireModel)
+                    else result.model_dump(mode="json", by_alias=True)
+                )
             else:
                 raise TypeError(
                     f"handler of {spec.name} returned {type(result).__name__}, "
