@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import lmdb
 
@@ -93,7 +93,8 @@ class _DecodedActions:
     MAX_BYTES = 64 << 20
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[bytes, tuple[bytes, ActionResult]] = OrderedDict()
+        # key -> [stored bytes, decoded result, its JSON-mode dump once asked for]
+        self._entries: OrderedDict[bytes, list[Any]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
@@ -103,7 +104,19 @@ class _DecodedActions:
             if entry is None or entry[0] != raw:
                 return None
             self._entries.move_to_end(key)
-            return entry[1]
+            found: ActionResult = entry[1]
+            return found
+
+    def json_of(self, key: bytes, result: ActionResult) -> dict[str, Any] | None:
+        """The JSON-mode dump of `result` if it is the very result kept for `key` (made once)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[1] is not result:
+                return None
+            if entry[2] is None:
+                entry[2] = result.model_dump(mode="json")
+            dumped: dict[str, Any] = entry[2]
+            return dumped
 
     def put(self, key: bytes, raw: bytes | memoryview, result: ActionResult) -> None:
         data = bytes(raw)
@@ -113,7 +126,7 @@ class _DecodedActions:
             old = self._entries.pop(key, None)
             if old is not None:
                 self._bytes -= len(old[0])
-            self._entries[key] = (data, result)
+            self._entries[key] = [data, result, None]
             self._bytes += len(data)
             while self._bytes > self.MAX_BYTES and self._entries:
                 _, (dropped, _) = self._entries.popitem(last=False)
@@ -554,6 +567,13 @@ class Cache:
                 L.add_int(txn, dbs, L.ACTION_BYTES, len(value))
 
         return body, sum(len(value) for _, value, _ in entries)
+
+    def action_json(self, action_hex: str, result: ActionResult) -> dict[str, Any]:
+        """``result.model_dump(mode="json")``; made once while `result` is the one this process
+        decoded for `action_hex` (the daemon answers every run with the same stored results).
+        The dict may be shared: do not mutate it."""
+        kept = self._live.decoded.json_of(check_hex(action_hex, "action digest"), result)
+        return kept if kept is not None else result.model_dump(mode="json")
 
     def get_action(self, action_hex: str, *, count: bool = True) -> ActionResult | None:
         """The stored result if it decodes and every blob it references exists and verifies.

@@ -552,8 +552,15 @@ def planned_info(f: PlannedFile) -> PlannedFileInfo:
     )
 
 
-def summary_result(summary: Summary) -> RunTestsResult:
-    """The wire form of a Summary (ActionResults as their JSON-mode dumps)."""
+def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResult:
+    """The wire form of a Summary (ActionResults as their JSON-mode dumps; a served result's
+    dump is made once per process when its `cache` is given)."""
+
+    def dumped(o: FileOutcome, result: ActionResult) -> dict[str, Any]:
+        if cache is not None and o.cached:
+            return cache.action_json(o.planned.key.hex, result)
+        return result.model_dump(mode="json")
+
     # built from the engine's own objects: validating every test's outcome again (a dict per
     # test, tens of thousands on a large suite) would only cost time
     files = [
@@ -561,7 +568,7 @@ def summary_result(summary: Summary) -> RunTestsResult:
             target=o.target,
             cached=o.cached,
             stored=o.stored,
-            result=o.result.model_dump(mode="json") if o.result is not None else None,
+            result=dumped(o, o.result) if o.result is not None else None,
         )
         for o in summary.files
     ]

@@ -37,9 +37,8 @@ async def cached_results(
                              selection=nodes)  # fmt: skip
             found = cache.get_action(key.hex, count=False)
             if found is not None:
-                files.append(
-                    RunFileResult(target=target, cached=True, result=found.model_dump(mode="json"))
-                )
+                dumped = cache.action_json(key.hex, found)
+                files.append(RunFileResult(target=target, cached=True, result=dumped))
         return CachedResultsResult(files=files)
 
     return await service.workspace.query(answer, mutates=True)

@@ -385,7 +385,7 @@ class TestService:
         await self.learn(summary)
         if self.speculation is not None:
             await self.speculation.after_run(graph, summary)
-        result = summary_result(summary)
+        result = summary_result(summary, self._cache)  # served results: dumped once
         if predictive is not None:
             # exit 5 ("no tests") is wrong when every file was predicted to pass and skipped
             code = 0 if result.exit_code == 5 and predictive.skipped else result.exit_code

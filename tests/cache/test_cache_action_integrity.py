@@ -122,3 +122,18 @@ def test_an_open_cache_sees_every_rewrite_of_an_entry_it_decoded_before(cache: C
     )
     again = cache.get_action(action_key(2))
     assert again is not None and again.exit_code == 0
+
+
+def test_a_kept_results_json_dump_is_made_once_and_only_for_that_very_result(
+    cache: Cache,
+) -> None:
+    cache.put_action(action_key(3), make_result(exit_code=1))
+    kept = cache.get_action(action_key(3))
+    assert kept is not None
+    dumped = cache.action_json(action_key(3), kept)
+    assert dumped == kept.model_dump(mode="json")
+    assert cache.action_json(action_key(3), kept) is dumped
+    # an equal result that is not the one kept (an update, another key's) is dumped afresh
+    other = kept.model_copy(update={"exit_code": 0})
+    assert cache.action_json(action_key(3), other)["exit_code"] == 0
+    assert cache.action_json(action_key(4), kept) is not dumped
