@@ -30,9 +30,10 @@ pytest's own node ids and folds setup/call/teardown the way Maestro's plugin doe
 failed or skipped collector (a module that does not import, a module-level skip) under its node id
 (the file). Maestro's side is its `--junit-xml` report (cached and fresh results alike): its
 testcases carry the node id's file in `file=` and classname = dotted file path + classes, so the
-node id is rebuilt exactly (`file::Class::name`); a file-level case (classname == name == the
-module) is the file. Both sides are compared in JUnit's vocabulary: passed, failed, error, skipped
-(xfailed counts as skipped, a non-strict xpass as passed, as both JUnit writers do). A testcase
+node id is rebuilt exactly (`file::Class::name`); a file-level case (empty classname, the
+dotted module as name, as pytest writes it) is the file. Both sides are compared in JUnit's
+vocabulary: passed, failed, error, skipped (xfailed counts as skipped, a non-strict xpass as
+passed, as both JUnit writers do). A testcase
 without the `maestro.cached` property ran in that `maestro test`: that gives the files and nodes
 Maestro ran. Every pytest process (plain, testmon and Maestro's) gets the same environment:
 Maestro's allowlist of variables plus the activated venv, the same --rootdir and the same extra
@@ -576,7 +577,7 @@ def read_junit(path: Path) -> dict[str, str] | None:
         file, classname = case.get("file", ""), case.get("classname", "")
         name = case.get("name", "")
         module = file.removesuffix(".py").replace("/", ".")
-        if classname == module and name == module:
+        if not classname and name == module:  # a file's own result, named as pytest names it
             node = file
         else:
             classes = classname[len(module) :].lstrip(".")
