@@ -7,7 +7,6 @@ from __future__ import annotations
 from lsprotocol import types
 
 from maestro import nodeids
-from maestro.nodeids import base as base_nodeid
 from maestro.server.discovery import flatten
 from maestro.server.results import TestState, ran_words
 from maestro.server.server import MaestroServer, Workspace
@@ -55,7 +54,7 @@ def diagnostic_for(
     """One diagnostic for the tests that failed at one place (the parametrizations of a test
     failing at the same assert are one problem, with their parameter ids listed)."""
     state = states[0]
-    line = state.test_line or state.def_line or def_lines.get(base_nodeid(state.nodeid)) or 1
+    line = state.test_line or state.def_line or def_lines.get(nodeids.base(state.nodeid)) or 1
     related: list[types.DiagnosticRelatedInformation] = []
     if state.raised_path and (state.raised_path != state.file or state.raised_line != line):
         raised_uri = ls.uri_of(ws, state.raised_path)
@@ -67,7 +66,7 @@ def diagnostic_for(
                 message=f"raised here: {state.raised_path}:{state.raised_line}",
             )
         )
-    name = base_nodeid(state.nodeid).split("::", 1)[-1]
+    name = nodeids.base(state.nodeid).split("::", 1)[-1]
     ids = [p for p in (_params(s) for s in states) if p]
     if len(states) > 1 or ids:
         shown = ", ".join(ids[:MAX_IDS]) + (
@@ -102,8 +101,8 @@ def diagnostics_of(ls: MaestroServer, ws: Workspace, rel: str) -> list[types.Dia
     def_lines = _def_lines(ls, uri, rel)
     groups: dict[tuple[object, ...], list[TestState]] = {}
     for s in failing:  # in the order pytest ran them: parameter ids read [5], [6], ... [10]
-        line = s.test_line or s.def_line or def_lines.get(base_nodeid(s.nodeid)) or 1
-        key = (base_nodeid(s.nodeid), line, s.outcome, s.raised_path, s.raised_line)
+        line = s.test_line or s.def_line or def_lines.get(nodeids.base(s.nodeid)) or 1
+        key = (nodeids.base(s.nodeid), line, s.outcome, s.raised_path, s.raised_line)
         groups.setdefault(key, []).append(s)
     return [diagnostic_for(ls, ws, uri, states, def_lines) for states in groups.values()]
 
