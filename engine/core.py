@@ -125,6 +125,7 @@ class Engine:
         ``run_order`` orders the files on pytest's command line and, by its tests' scores, the
         tests inside each file (fail-first; the summary keeps the plan's order); ``nice`` lowers the
         child's priority; ``warm`` is a process started for this run (``Engine.warm``)."""
+        from maestro.engine.bytecode import drop_ambiguous_bytecode
         from maestro.engine.runner import run_pytest
         from maestro.engine.testing import (
             FileOutcome,
@@ -159,6 +160,9 @@ class Engine:
                 asyncio.to_thread(prefetch_fingerprints, planned, [f.key for f in to_run], redactor)
             )
             detectors = asyncio.ensure_future(asyncio.to_thread(preload_redaction))
+            # the tests must run the code the key was computed from
+            sources = {rel: entry.mtime_ns for rel, entry in self.graph.py.items()}
+            await asyncio.to_thread(drop_ambiguous_bytecode, str(self.graph.root), sources)
             report = await run_pytest(
                 self.graph.root,
                 self.interpreter,
