@@ -151,6 +151,7 @@ class Engine:
             for f in to_run:
                 args.extend(f.run_nodes or f.nodes or [f.target])
             started = datetime.now(UTC)
+            planned.digests.freeze()
             # Fingerprinting the inputs (the next diff's baseline) costs about as much as a short
             # suite: do it while pytest runs; store_results then finds them (and adds the
             # dynamic inputs).

@@ -32,6 +32,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -181,17 +183,50 @@ def key_context(
     )
 
 
+_CLOCK_REALTIME_COARSE = 5  # Linux's clock id; Python names no constant for it
+
+
+def _file_clock_ns() -> int:
+    """Now, as file times will read it: Linux stamps files from its coarse clock (up to a tick
+    behind the wall clock) or finer, never earlier; elsewhere the wall clock less 10 ms."""
+    if sys.platform == "linux":
+        return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
+    return time.time_ns() - 10_000_000
+
+
 class Digests:
     """Memoised input digests, pinned for the lifetime of one plan + run (see module docstring)."""
 
     def __init__(self, graph: BuildGraph) -> None:
         self.graph = graph
         self.known: dict[str, str | None] = {}
+        self.frozen_at: int | None = None  # the run's start, as file times read it
+        self.late: set[str] = set()  # first hashed after the run started: not pinned before
 
     def __call__(self, rel: str) -> str | None:
         if rel not in self.known:
             self.known[rel] = self.graph.file_digest(rel)
+            if self.frozen_at is not None:
+                self.late.add(rel)
         return self.known[rel]
+
+    def freeze(self) -> None:
+        """The run starts: a digest taken from now on may already see a change made during it."""
+        self.frozen_at = _file_clock_ns()
+
+    def modified_during_run(self, names: Iterable[str]) -> set[str]:
+        """Those of ``names`` first hashed after the run started whose file was modified since
+        it started: their digest may not be the content the tests read."""
+        if self.frozen_at is None:
+            return set()
+        found: set[str] = set()
+        for rel in self.late.intersection(names):
+            try:
+                if os.stat(self.graph.root / rel).st_mtime_ns >= self.frozen_at:
+                    found.add(rel)
+            except OSError:
+                continue  # absent now: keyed as absent, and a re-created file changes the key
+        return found
 
     def fresh(self, rel: str) -> str | None:
         """Hash the file on disk now (never the index)."""
@@ -815,12 +850,24 @@ def store_results(
         )
         for f in to_run
     }
-    changed_during_run = {
-        name
+    file_inputs = {
+        name: digest
         for key in post.values()
         for name, digest in key.inputs.items()
-        if is_file_input(name) and digests.fresh(name) != (None if digest == "absent" else digest)
+        if is_file_input(name)
     }
+    changed_during_run = {
+        name
+        for name, digest in file_inputs.items()
+        if digests.fresh(name) != (None if digest == "absent" else digest)
+    }
+    # An input first seen by this run is hashed only now: a change made after the tests read it
+    # and before this hash would key the old content's outcome to the new content. Its mtime
+    # tells; what the run wrote itself is the content it read.
+    end = report.session_end
+    changed_during_run |= digests.modified_during_run(
+        file_inputs.keys() - set(end.written if end is not None else ())
+    )
     if changed_during_run:
         log.warning(
             "inputs changed while the tests ran, their results are not cached: %s",

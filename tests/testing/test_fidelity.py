@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -395,3 +397,45 @@ def test_a_same_size_edit_in_the_bytecodes_second_runs_the_new_code(ws: Workspac
     assert outcomes(summary)["tests/test_a.py::test_add"] == "failed"
     # nor was the old code's pass stored under the new content's key
     assert outcomes(ws.run())["tests/test_a.py::test_add"] == "failed"
+
+
+def test_a_data_file_changed_while_the_tests_ran_keeps_no_pass(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """The editor saves a file the first run's tests read while the run goes on: the passes of
+    the old content must not be stored under the new content's key (the file is first hashed
+    after the run)."""
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    ws.write(
+        "tests/test_slow.py",
+        f"""
+        import os, pathlib, time
+
+        def test_reads_then_waits():
+            seen = pathlib.Path("tests/data.txt").read_text().strip()
+            os.mkdir({str(ready)!r})
+            deadline = time.monotonic() + 30
+            while not os.path.exists({str(go)!r}) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert seen == "ok"
+        """,
+    )
+
+    def save_while_it_waits() -> None:
+        deadline = time.monotonic() + 60
+        while not ready.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        (ws.root / "tests/data.txt").write_text("no\n")
+        go.mkdir()
+
+    saver = threading.Thread(target=save_while_it_waits)
+    saver.start()
+    try:
+        first = outcomes(ws.run())
+    finally:
+        saver.join()
+    assert first["tests/test_slow.py::test_reads_then_waits"] == "passed"
+    assert first["tests/test_data.py::test_data"] == "passed"
+    second = outcomes(ws.run())
+    assert second["tests/test_slow.py::test_reads_then_waits"] == "failed"
+    assert second["tests/test_data.py::test_data"] == "failed"
