@@ -474,22 +474,32 @@ class PolicyEngine:
 
     @classmethod
     def open(
-        cls, root: Path | None, *, isolate: bool = False, memo_dir: Path | None = None
-    ) -> PolicyEngine:
+        cls, root: Path | None, *, isolate: bool = False, memo_dir: Path | None = None,
+        resident: bool = False,
+    ) -> PolicyEngine:  # fmt: skip
         """Built-in and workspace policy; a workspace policy that does not compile leaves the
         built-in one in force and is kept in :attr:`last_error`. With ``isolate``, every set
-        with workspace or team modules is compiled in a child process first."""
+        with workspace or team modules is compiled in a child process first; with
+        ``resident`` too (long-lived processes), that child is kept ready for the next set
+        (close the engine)."""
         checker = None
         if isolate:  # the sets checked before are kept beside the plan-time memo
             kept = memo_dir / CHECKED_FILE if memo_dir is not None else None
-            checker = ChildCompiler(kept=kept)
+            checker = ChildCompiler(kept=kept, resident=resident)
         engine = cls(root, checker=checker, memo_dir=memo_dir)
         try:
             engine.reload()
         except PolicyError:
             if engine.current is None:
                 engine.install(PolicySet.compile(load(None)))
+        if checker is not None:
+            checker.start()  # loads while nothing changes: the next edit is checked at once
         return engine
+
+    def close(self) -> None:
+        """End the resident child checker, if any (the engine still decides)."""
+        if self.checker is not None:
+            self.checker.close()
 
     def install(self, policy: PolicySet) -> None:
         if self.memo_dir is not None and policy.pure:

@@ -164,16 +164,18 @@ class PolicyGate:
         *,
         isolate: bool = False,
         background: bool | None = None,
+        resident: bool = False,
     ) -> PolicyGate:
-        """``isolate``: compile new policy sets in a child first; ``background``: write the
-        decision log from a writer thread (both for long-lived processes, which close the
-        gate; ``background`` defaults to ``isolate``)."""
+        """``isolate``: compile new policy sets in a child first; ``resident``: keep that child
+        ready for the next set; ``background``: write the decision log from a writer thread
+        (for long-lived processes, which close the gate; ``background`` defaults to
+        ``isolate``)."""
         from maestro.paths import workspace_state_dir
         from maestro.policy.engine import PolicyEngine  # regopy: only once a gate is opened
 
         redactor = Redactor.from_environ(os.environ if environ is None else environ)
         memo_dir = workspace_state_dir(root) / MEMO_DIR
-        engine = PolicyEngine.open(root, isolate=isolate, memo_dir=memo_dir)
+        engine = PolicyEngine.open(root, isolate=isolate, memo_dir=memo_dir, resident=resident)
         log = DecisionLog.for_workspace(
             root, background=isolate if background is None else background
         )
@@ -242,6 +244,7 @@ class PolicyGate:
         return self.log.query(execution_id=execution_id, test=test, limit=limit)
 
     def close(self) -> None:
+        self.engine.close()
         if self.log is not None:
             self.log.close()
 

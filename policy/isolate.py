@@ -10,16 +10,28 @@ of the workspace's state too: the next process (a CLI run, a restarted daemon) l
 set does not pay a child interpreter (most of a second) again. The same modules and data with
 the same Maestro and rego-cpp compile the same way; the file only spares the check, it decides
 nothing.
+
+A long-lived process (the daemon) keeps one child ready (``resident``): started ahead with the
+interpreter and rego-cpp loaded, it answers a check in the time a compile takes instead of an
+interpreter's start-up and imports, so a plan right after a policy edit does not wait most of a
+second for the check. A child that crashed on a set is replaced for the next check.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import logging
+import os
+import selectors
+import struct
 import subprocess
 import sys
+import tempfile
+import threading
+import time
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -60,13 +72,98 @@ def _payload(sources: PolicySources) -> bytes:
     ).encode()
 
 
+_HEADER = struct.Struct("!Q")  # a request's length, then its payload
+
+
+class _Resident:
+    """A child waiting for payloads on its stdin (``--serve``), one JSON line answered each on
+    its stdout; its stderr goes to a file, read when it dies."""
+
+    def __init__(self) -> None:
+        self._err = tempfile.TemporaryFile()  # noqa: SIM115  (lives as long as the child)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-P", "-m", "maestro.policy.isolate", "--serve"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._err,
+        )  # fmt: skip
+
+    def ask(self, body: bytes, timeout_s: float) -> tuple[str | None, str]:
+        """(the answer line, "") or (None, why it died). Raises TimeoutError (the child is
+        then killed)."""
+        proc = self.proc
+        assert proc.stdin is not None and proc.stdout is not None
+        try:
+            proc.stdin.write(_HEADER.pack(len(body)) + body)
+            proc.stdin.flush()
+        except OSError:
+            return None, self._died()
+        deadline = time.monotonic() + timeout_s
+        line = b""
+        with selectors.DefaultSelector() as sel:
+            sel.register(proc.stdout, selectors.EVENT_READ)
+            while not line.endswith(b"\n"):
+                left = deadline - time.monotonic()
+                if left <= 0 or not sel.select(left):
+                    self.close()
+                    raise TimeoutError
+                chunk = os.read(proc.stdout.fileno(), 65536)
+                if not chunk:
+                    return None, self._died()
+                line += chunk
+        return line.decode(errors="replace").strip(), ""
+
+    def _died(self) -> str:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(5)
+        code = self.proc.poll()
+        self._err.seek(0)
+        why = self._err.read().decode(errors="replace").strip().splitlines() or ["no output"]
+        self.close()
+        signal = f"signal {-code}" if code is not None and code < 0 else f"exit {code}"
+        return f"{signal}: {why[-1].strip()[:300]}"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(OSError):
+                self.proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        self._err.close()
+
+
 @dataclass
 class ChildCompiler:
     """Checks policy sets in a child process; remembers the sets that compiled."""
 
     timeout_s: float = DEFAULT_TIMEOUT_S
     kept: Path | None = None  # a file remembering the checked sets for the next process
+    # keep a child ready for the next check (:class:`_Resident`); close() ends it
+    resident: bool = False
     _good: set[str] = field(default_factory=set)
+    _child: _Resident | None = field(default=None, repr=False)
+    _child_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def start(self) -> None:
+        """Start the resident child now (it loads in the background), when there is none."""
+        if not self.resident:
+            return
+        with self._child_lock:
+            if self._child is None or not self._child.alive():
+                if self._child is not None:
+                    self._child.close()
+                self._child = _Resident()
+
+    def close(self) -> None:
+        with self._child_lock:
+            child, self._child = self._child, None
+        if child is not None:
+            child.close()
 
     def check(self, sources: PolicySources) -> None:
         """Raise PolicyError when the set crashes rego-cpp, does not compile, or takes longer
@@ -81,7 +178,7 @@ class ChildCompiler:
         if digest in held:
             self._good.add(digest)
             return
-        crashed = self._run(body)
+        crashed = self._ask(body) if self.resident else self._run(body)
         if crashed is None:
             self._good.add(digest)
             self._write_kept([*(d for d in held if d != digest), digest])
@@ -119,6 +216,29 @@ class ChildCompiler:
         except OSError as exc:
             log.warning("checked policy sets not kept in %s: %s", self.kept, exc)
 
+    def _ask(self, body: bytes) -> str | None:
+        """:meth:`_run` through the resident child (started now if there is none); the next
+        one is started after it, so it is loaded by the next check."""
+        self.start()
+        with self._child_lock:
+            child = self._child
+            assert child is not None
+            try:
+                line, crashed = child.ask(body, self.timeout_s)
+            except TimeoutError:
+                self._child = None
+                raise _too_long(self.timeout_s) from None
+            if line is None:
+                self._child = None
+        self.start()  # a crashed child is replaced for the next check
+        if line is None:
+            return crashed
+        answer = _answer(line)
+        if answer is None:
+            return f"exit 0: an answer that is not JSON: {line[:300]}"
+        _raise_reported(answer)
+        return None
+
     def _run(self, body: bytes) -> str | None:
         """None when the child compiled the set; the crash's description when it died.
         A compile error the child reports is raised as the typed error it is."""
@@ -128,24 +248,12 @@ class ChildCompiler:
                 input=body, capture_output=True, timeout=self.timeout_s, check=False,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
-            raise PolicyError(
-                f"compiling the policy took longer than {self.timeout_s:.0f} s; not loaded",
-                where="policy",
-                hint="the last good policy stays in force",
-            ) from None
+            raise _too_long(self.timeout_s) from None
         lines = proc.stdout.decode(errors="replace").strip().splitlines()
         answer = _answer(lines[-1]) if lines else None
         if proc.returncode == 0 and answer is not None:
-            error = answer.get("error")
-            if not isinstance(error, dict):
-                return None
-            cls = PolicySyntaxError if error.get("code") == PolicySyntaxError.code else PolicyError
-            where, hint = error.get("where"), error.get("hint")
-            raise cls(
-                str(error.get("message")),
-                where=str(where) if where is not None else None,
-                hint=str(hint) if hint is not None else None,
-            )
+            _raise_reported(answer)
+            return None
         why = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
         signal = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
         return f"{signal}: {why.strip()[:300]}"
@@ -166,6 +274,28 @@ class ChildCompiler:
         return ", ".join(m.name for m in others)
 
 
+def _too_long(timeout_s: float) -> PolicyError:
+    return PolicyError(
+        f"compiling the policy took longer than {timeout_s:.0f} s; not loaded",
+        where="policy",
+        hint="the last good policy stays in force",
+    )
+
+
+def _raise_reported(answer: dict[str, object]) -> None:
+    """Raise the compile error a child reported, as the typed error it is."""
+    error = answer.get("error")
+    if not isinstance(error, dict):
+        return
+    cls = PolicySyntaxError if error.get("code") == PolicySyntaxError.code else PolicyError
+    where, hint = error.get("where"), error.get("hint")
+    raise cls(
+        str(error.get("message")),
+        where=str(where) if where is not None else None,
+        hint=str(hint) if hint is not None else None,
+    )
+
+
 def _answer(line: str) -> dict[str, object] | None:
     try:
         value = json.loads(line)
@@ -174,19 +304,55 @@ def _answer(line: str) -> dict[str, object] | None:
     return value if isinstance(value, dict) else None
 
 
-def _main() -> None:
+def _check(body: bytes) -> str:
     from maestro.policy.engine import PolicySet
 
-    raw = json.loads(sys.stdin.buffer.read())
+    raw = json.loads(body)
     modules = [Module(m["name"], m["text"], m["layer"]) for m in raw["modules"]]
     sources = PolicySources(modules, raw["data"], set(raw["shadow"]), raw["revision"])
     try:
         PolicySet.compile(sources)
     except PolicyError as exc:
         error = {"code": exc.code, "message": exc.message, "where": exc.where, "hint": exc.hint}
-        sys.stdout.write(json.dumps({"error": error}) + "\n")
+        return json.dumps({"error": error}) + "\n"
+    return json.dumps({"ok": True}) + "\n"
+
+
+def _read_exact(fd: int, n: int) -> bytes | None:
+    out = b""
+    while len(out) < n:
+        chunk = os.read(fd, n - len(out))
+        if not chunk:
+            return None
+        out += chunk
+    return out
+
+
+def _serve() -> None:
+    """The resident child: answer payloads until stdin closes (the parent ended or closed
+    it). The answers go to a private copy of stdout: rego-cpp writes to descriptor 1."""
+    import maestro.policy.engine  # noqa: F401  (loaded before the first request)
+
+    answers = os.dup(1)
+    os.dup2(2, 1)
+    stdin = sys.stdin.buffer.fileno()
+    while True:
+        header = _read_exact(stdin, _HEADER.size)
+        if header is None:
+            return
+        body = _read_exact(stdin, _HEADER.unpack(header)[0])
+        if body is None:
+            return
+        answer = _check(body).encode()
+        while answer:
+            answer = answer[os.write(answers, answer) :]
+
+
+def _main() -> None:
+    if sys.argv[1:] == ["--serve"]:
+        _serve()
         return
-    sys.stdout.write(json.dumps({"ok": True}) + "\n")
+    sys.stdout.write(_check(sys.stdin.buffer.read()))
 
 
 if __name__ == "__main__":

@@ -6,12 +6,15 @@ Opening the policy costs a second or more (regopy, compiling the workspace's rul
 as much as a small suite: it is opened only when a decision could deny. The built-in cache rules
 deny ``serve`` and ``store`` for their ``no_cache_markers`` only (``flaky``), so without
 workspace rules or settings a file that carries none of them is allowed without asking, and a
-run whose files carry none never opens it.
+run whose files carry none never opens it. With rules or settings of its own, every run asks
+(its serve and store decisions), so the policy is opened in the background as the run starts:
+the child's check and the compile overlap the run's planning instead of following it.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -48,20 +51,34 @@ class LocalCacheGates:
         self._marks = frozenset(builtin_defaults().get("no_cache_markers", ()))
         self._gate: PolicyGate | None = None
         self._failed = False
+        self._lock = threading.Lock()
+        self._opening: threading.Thread | None = None
+        if self._every:  # every served or stored file will be asked: open it meanwhile
+            self._opening = threading.Thread(
+                target=self._open_ahead, name="policy-open", daemon=True
+            )
+            self._opening.start()
 
     def _asks(self, target: str, digest: str | None = None) -> bool:
         return self._every or not self._marks.isdisjoint(self.scanner.found(target, digest))
 
-    def _open(self) -> PolicyGate | None:
-        if self._gate is None and not self._failed:
-            from maestro.policy.gate import PolicyGate
+    def _open_ahead(self) -> None:
+        try:
+            self._open()
+        except Exception:  # the caller opens it again and gets the error itself
+            log.debug("opening the policy ahead failed", exc_info=True)
 
-            try:
-                self._gate = PolicyGate.for_workspace(self.root, isolate=True)
-            except MaestroError as exc:  # open with a warning, as the daemon's cache gates do
-                log.warning("the policy's cache gates are not applied: %s", exc)
-                self._failed = True
-        return self._gate
+    def _open(self) -> PolicyGate | None:
+        with self._lock:
+            if self._gate is None and not self._failed:
+                from maestro.policy.gate import PolicyGate
+
+                try:
+                    self._gate = PolicyGate.for_workspace(self.root, isolate=True)
+                except MaestroError as exc:  # a warning, as the daemon's cache gates do
+                    log.warning("the policy's cache gates are not applied: %s", exc)
+                    self._failed = True
+            return self._gate
 
     def serve(self, planned: Plan) -> None:
         """Make the files whose cached result the policy will not serve run for real."""
@@ -101,6 +118,9 @@ class LocalCacheGates:
         return decision.result == "allow"
 
     def close(self) -> None:
-        if self._gate is not None:
-            self._gate.close()
-            self._gate = None
+        if self._opening is not None:
+            self._opening.join()
+        with self._lock:
+            if self._gate is not None:
+                self._gate.close()
+                self._gate = None

@@ -80,7 +80,7 @@ class PolicyService:
 
                 try:
                     gate = await asyncio.to_thread(
-                        PolicyGate.for_workspace, self.root, isolate=True
+                        PolicyGate.for_workspace, self.root, isolate=True, resident=True
                     )
                     await asyncio.to_thread(self._open_bundles, gate)
                 except PolicyError:

@@ -82,6 +82,43 @@ def test_child_reports_syntax_errors_and_remembers_good_sets(
     assert time.perf_counter() - started < 0.2
 
 
+def test_resident_child_checks_each_set_and_outlives_a_crash(
+    workspace: Callable[..., Path],
+) -> None:
+    """The daemon's checker keeps one child for every check: the same answers as a child per
+    check (a good set, a syntax error with its place, a crash naming the file), a crashed
+    child replaced for the next check, and none left once the engine is closed."""
+    root = workspace(modules={"freeze.rego": FREEZE})
+    engine = PolicyEngine.open(root, isolate=True, resident=True)
+    checker = engine.checker
+    assert checker is not None and checker._child is not None
+    first = checker._child.proc
+    try:
+        rules = root / ".maestro/policy"
+        (rules / "bad.rego").write_text(BROKEN)
+        with pytest.raises(PolicySyntaxError) as caught:
+            engine.reload()
+        assert (caught.value.where or "").startswith(".maestro/policy/bad.rego:")
+        assert checker._child.proc is first and first.poll() is None  # answered, alive
+        (rules / "bad.rego").unlink()
+        (rules / "crash.rego").write_text(CRASH)
+        with pytest.raises(PolicyError) as crashed:
+            engine.reload()
+        assert crashed.value.where == ".maestro/policy/crash.rego"
+        assert "rego-cpp crashed" in crashed.value.message
+        assert first.poll() is not None  # the crash took that child
+        assert engine.current is not None and "ws.crash" not in str(engine.current.sources)
+        (rules / "crash.rego").unlink()
+        (rules / "later.rego").write_text(FREEZE.replace("tests/frozen", "tests/cold"))
+        policy = engine.reload()  # a new child answered
+        assert "tests/cold" in str(policy.sources.modules)
+        second = checker._child.proc
+        assert second is not first and second.poll() is None
+    finally:
+        engine.close()
+    assert checker._child is None and second.poll() is not None
+
+
 def test_policy_check_cli_reports_the_crash(workspace: Callable[..., Path]) -> None:
     root = workspace(modules={"crash.rego": CRASH})
     proc = subprocess.run(

@@ -195,3 +195,35 @@ def test_a_run_without_the_daemon_opens_no_policy_for_markers_no_rule_reads(
     gates = local.LocalCacheGates(root)
     planned = type("P", (), {"target": "tests/test_s.py"})()
     assert gates.store(planned) is True  # type: ignore[arg-type]
+
+
+def test_a_run_without_the_daemon_opens_a_workspace_policy_while_it_plans(
+    ws: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With rules of its own every run asks (serve and store): the policy (its child check and
+    compile, most of a second) is opened in the background as the run starts, so the plan does
+    not wait for it after planning; the decisions are the same."""
+    import threading
+
+    from maestro.policy import local
+    from maestro.policy.gate import PolicyGate
+
+    opened_in: list[str] = []
+    real = PolicyGate.for_workspace
+
+    def spy(*args: object, **kwargs: object) -> PolicyGate:
+        opened_in.append(threading.current_thread().name)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(PolicyGate, "for_workspace", spy)
+    gates = local.LocalCacheGates(ws)
+    try:
+        assert gates._opening is not None
+        gates._opening.join(120)
+        assert opened_in == ["policy-open"]  # before any decision was asked
+        live = type("P", (), {"target": "tests/test_live.py"})()
+        assert gates.store(live) is True  # type: ignore[arg-type]
+        assert opened_in == ["policy-open"]  # opened once
+    finally:
+        gates.close()
+    assert gates._gate is None
