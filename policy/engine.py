@@ -120,6 +120,66 @@ def _defines(module: Module) -> set[tuple[str, str, str]]:
     }
 
 
+_PACKAGE_OF = re.compile(r"^\s*package\s+([A-Za-z_][\w.]*)", re.MULTILINE)
+_DATA_REF = re.compile(r"\bdata\b((?:\s*\.\s*[A-Za-z_]\w*)*)")
+
+
+def _other_point(package: str) -> bool:
+    """A package of another decision point than ``cache`` (``maestro.<layer>.run...``, the
+    composed ``decision.run``): what a ``serve`` decision cannot reach unless named."""
+    parts = package.split(".")
+    if parts[:1] == ["decision"]:
+        return len(parts) > 1 and parts[1] in POINTS and parts[1] != "cache"
+    return (
+        parts[:1] == ["maestro"] and len(parts) > 2 and parts[2] in POINTS and parts[2] != "cache"
+    )
+
+
+def serve_digest(
+    modules: Mapping[str, str], data: Any, shadow: Sequence[str], notes: Mapping[str, Annotation],
+    flags: Sequence[bool],
+) -> str:  # fmt: skip
+    """What a set's ``serve`` decisions are a function of: its modules but other points' own
+    (``maestro.<layer>.run``...), unless a remaining module refers to data in a way that may
+    reach them (``data.maestro.workspace.run.x``, ``data.maestro``, ``data[...]``, ``data``
+    whole: then every module counts), its data, shadow layers, the annotations' titles and
+    remediations, and the flags that shape an input and its memo key. Two sets with the same
+    serve digest decide every ``serve`` input alike (but for the ``policy`` digest they
+    stamp), so a set after an edit of run rules keeps the previous set's serve decisions."""
+    kept = {n: t for n, t in modules.items() if not _other_point(_package(t))}
+    if any(_may_reach_other_points(t) for t in kept.values()):
+        kept = dict(modules)
+    h = hashlib.sha256()
+    for name in sorted(kept):
+        h.update(name.encode() + b"\0" + kept[name].encode() + b"\0")
+    h.update(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+    h.update(repr(sorted(shadow)).encode())
+    h.update(repr(sorted((r, a.title, a.remediation) for r, a in notes.items())).encode())
+    h.update(repr(list(flags)).encode())
+    return h.hexdigest()[:16]
+
+
+def _may_reach_other_points(text: str) -> bool:
+    """Whether a module refers to data that may be another point's package: one named
+    (``data.maestro.workspace.run``), or a ref too short to tell (``data.maestro[x]``,
+    ``data``). Text in comments and strings counts too (only ever more modules kept)."""
+    for found in _DATA_REF.finditer(text):
+        path = [part.strip() for part in found.group(1).split(".")[1:]]
+        if not path:
+            return True
+        if path[0] not in ("maestro", "decision"):
+            continue  # data.config...
+        depth = 3 if path[0] == "maestro" else 2
+        if len(path) < depth or _other_point(".".join(path[:depth])):
+            return True
+    return False
+
+
+def _package(text: str) -> str:
+    found = _PACKAGE_OF.search(text)
+    return found.group(1) if found else ""
+
+
 def merge_settings(layers: list[Any]) -> dict[str, Any]:
     """The layers' settings as the built-in rules read them: lists unioned, tables of tables
     as entries carrying their ``name`` (every layer's), flags true when any layer sets them."""
@@ -154,6 +214,7 @@ class PolicySet:
     # decision is the same for every file with the same outcome (:meth:`_group`)
     target_blind: bool = False
     unmarked: bool = False  # the set has the :data:`UNMARKED` entry point
+    serves: str = ""  # what its serve decisions are a function of (:func:`serve_digest`)
     added: int = 0  # decisions put in the memo (persisted ones are not counted)
     memo_size: int = MEMO_SIZE
     _memo: OrderedDict[bytes, Decision] = field(default_factory=OrderedDict, repr=False)
@@ -202,9 +263,14 @@ class PolicySet:
         )
         digest = h.hexdigest()[:16]
         ruled = frozenset((layer, point) for layer, point, _ in present)
+        serves = serve_digest(
+            modules, data, sorted(sources.shadow), notes,
+            [pure, blind, timeless, openings, target_blind, unmarked,
+             all(layer == "builtin" for layer, point in ruled if point == "cache")],
+        )  # fmt: skip
         return cls(
             sources, compiled, notes, digest, data, pure, blind, timeless, openings, ruled,
-            target_blind=target_blind, unmarked=unmarked,
+            target_blind=target_blind, unmarked=unmarked, serves=serves,
         )  # fmt: skip
 
     def only_builtin(self, point: str) -> bool:
@@ -287,6 +353,29 @@ class PolicySet:
         """The memo's entries, least recent first."""
         with self._memo_lock:
             return list(self._memo.items())
+
+    def inherit(self, entries: Sequence[tuple[bytes, Decision]]) -> int:
+        """Put another set's ``serve`` decisions in the memo, stamped with this set's digest:
+        only for a set of the same :attr:`serves` (its serve decisions are the same). They
+        count as decided here (the memo is written for this set). How many."""
+        from maestro.policy.memo import SERVE_PREFIX
+
+        stamped: dict[int, Decision] = {}
+        out = []
+        for key, decision in entries:
+            if not key.startswith(SERVE_PREFIX) or decision.error is not None:
+                continue
+            held = stamped.get(id(decision))
+            if held is None:
+                held = decision.model_copy(update={"policy": self.digest})
+                if held.result == "allow" and not held.rules:
+                    held = self._plain.setdefault(held.point, held)
+                stamped[id(decision)] = held
+            out.append((key, held))
+        self.remember(out)
+        with self._memo_lock:
+            self.added += len(out)
+        return len(out)
 
     def evaluate(self, inp: PolicyInput) -> Decision:
         """The decision for ``inp``; a pure set answers a repeated input from its memo. The
@@ -502,10 +591,17 @@ class PolicyEngine:
             self.checker.close()
 
     def install(self, policy: PolicySet) -> None:
+        held = self.current
         if self.memo_dir is not None and policy.pure:
             from maestro.policy.memo import load_memo
 
             load_memo(self.memo_dir, policy)
+        if (
+            held is not None and held is not policy and held.pure and policy.pure
+            and held.serves == policy.serves
+        ):  # fmt: skip
+            # an edit that cannot change a serve decision (run rules, a window): kept
+            policy.inherit(held.remembered())
         self.current = policy
         for listener in self.listeners:
             listener(policy)

@@ -87,18 +87,67 @@ def memo_path(folder: Path, digest: str) -> Path:
 
 
 def load_memo(folder: Path, policy: PolicySet) -> int:
-    """Put the kept decisions of ``policy`` (by its digest) in its memo; how many."""
+    """Put the kept decisions of ``policy`` (by its digest) in its memo; how many. Without
+    them, those of a kept set with the same serve digest (an edit of run rules since: its
+    serve decisions are the same), stamped with this set's digest."""
     path = memo_path(folder, policy.digest)
+    entries = _read(path, digest=policy.digest)
+    if entries is not None:
+        policy.remember(entries)
+        return len(entries)
+    if not policy.serves:
+        return 0
+    for other in _memo_files(folder):
+        if other == path or _serves_of(other) != policy.serves:
+            continue
+        entries = _read(other, serves=policy.serves)
+        if entries:
+            return policy.inherit(entries)
+    return 0
+
+
+_SERVES = re.compile(rb'"serves":"([0-9a-f]{16})"')
+
+
+def _serves_of(path: Path) -> str | None:
+    """A memo file's serve digest, read from its head (written before its entries)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(512)
+    except OSError:
+        return None
+    found = _SERVES.search(head)
+    return found.group(1).decode() if found else None
+
+
+def _memo_files(folder: Path) -> list[Path]:
+    """The memo files, newest first."""
+    try:
+        files = [
+            (p.stat().st_mtime_ns, p) for p in folder.glob("*.json") if _DIGEST.fullmatch(p.stem)
+        ]
+    except OSError:
+        return []
+    return [p for _, p in sorted(files, reverse=True)]
+
+
+def _read(
+    path: Path, *, digest: str | None = None, serves: str | None = None
+) -> list[tuple[bytes, Decision]] | None:
+    """A memo file's serve entries when it is this version's and names ``digest`` (or
+    ``serves``); None when it is missing, damaged or another's."""
     try:
         raw = path.read_bytes()
     except OSError:
-        return 0
+        return None
     try:
         held = orjson.loads(raw)
         if held.get("format") != FORMAT or held.get("versions") != _versions():
-            return 0
-        if held.get("digest") != policy.digest:
-            return 0
+            return None
+        if digest is not None and held.get("digest") != digest:
+            return None
+        if serves is not None and held.get("serves") != serves:
+            return None
         # most are the same plain allow: one shared object for those (decisions in the memo
         # are read-only), validated once
         plain: tuple[object, Decision] | None = None
@@ -115,9 +164,8 @@ def load_memo(folder: Path, policy: PolicySet) -> int:
             entries.append((key.encode(), decision))
     except (orjson.JSONDecodeError, ValidationError, KeyError, TypeError, ValueError) as exc:
         log.warning("policy memo %s not read (%s): decisions are evaluated", path, exc)
-        return 0
-    policy.remember(entries)
-    return len(entries)
+        return None
+    return entries
 
 
 def save_memo(folder: Path, policy: PolicySet) -> None:
@@ -130,18 +178,14 @@ def save_memo(folder: Path, policy: PolicySet) -> None:
     ]
     if not entries:
         return
-    body = orjson.dumps(
-        {"format": FORMAT, "versions": _versions(), "digest": policy.digest, "entries": entries}
-    )
+    body = orjson.dumps({
+        "format": FORMAT, "versions": _versions(), "digest": policy.digest,
+        "serves": policy.serves, "entries": entries,
+    })  # fmt: skip
     try:
         folder.mkdir(parents=True, exist_ok=True)
         replace_file(memo_path(folder, policy.digest), body)
-        files = sorted(
-            (p for p in folder.glob("*.json") if _DIGEST.fullmatch(p.stem)),
-            key=lambda p: p.stat().st_mtime_ns,
-            reverse=True,
-        )
-        for old in files[KEPT_FILES:]:
+        for old in _memo_files(folder)[KEPT_FILES:]:
             with contextlib.suppress(OSError):
                 old.unlink()
     except OSError as exc:
