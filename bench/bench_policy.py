@@ -204,8 +204,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--swap-readers", type=int, default=8)
     parser.add_argument("--max-swaps", type=int, default=12)
+    parser.add_argument(
+        "--after-change",
+        action="store_true",
+        help="only the latency of a plan right after a policy edit, before/after A/B",
+    )
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     refresh_link_tree()
+    if args.after_change:
+        after_change(args)
+        return
     if args.rerun:
         rerun(args)
         return
@@ -904,6 +913,179 @@ def swap_in_daemon(
     return {"swaps": len(swap_s), "swap_s": swap_s, "runs": sum(runs.values()),
             "plans": sum(plans.values()), "run_bundles": len(runs), "plan_bundles": len(plans),
             "plan_s": plan_s, "failed": failed, "denied": len(expected)}  # fmt: skip
+
+
+FREEZE_RULE = """package maestro.workspace.run
+
+import rego.v1
+
+deny contains {{"rule": "ops.freeze{n}", "msg": "frozen"}} if {{
+\tsome p in input.paths
+\tstartswith(p, "tests/frozen{n}")
+}}
+"""
+"""A run rule: an edit of it cannot change a serve decision."""
+
+
+def _child_cpu(pid: int | None) -> float:
+    """CPU seconds of a live child (the resident checker), from /proc."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def after_change(args: argparse.Namespace) -> None:
+    """A plan right after the workspace policy was edited, the daemon's way and the CLI's,
+    before and after in the same run (alternating rounds), Django's test files all served:
+
+    - ``before``: each new set checked in a new child interpreter, every serve decision
+      evaluated again after any edit, a CLI run opening the policy after planning;
+    - ``after``: the daemon's resident checker child, serve decisions kept across an edit
+      that cannot change them (a run rule), the CLI opening the policy while it plans, an
+      answer's text read once per set (``in process``: the serve decisions alone on a set
+      that decided nothing yet; CPU there is the calling thread's).
+
+    Wall, this process's CPU (all threads: the warm-up's too) and the checker children's."""
+    import dataclasses
+
+    from maestro.engine.core import Engine
+    from maestro.engine.testing import Selection
+    from maestro.policy import engine as policy_engine
+    from maestro.policy.engine import PolicyEngine, PolicySet
+    from maestro.policy.gate import MarkerScanner, PolicyGate, deny_serving
+    from maestro.policy.local import LocalCacheGates
+
+    tree = fetch_sdist(*DJANGO)
+    loop_s = host_speed()
+    load = os.getloadavg()
+    print(f"{machine()}; host loop {loop_s:.2f} s; load {load}", flush=True)
+    inherit = PolicySet.inherit
+    answers_kept = policy_engine.ANSWERS_KEPT
+
+    def no_inherit(self: PolicySet, entries: Any) -> int:
+        return 0
+
+    results: dict[tuple[str, str, str], list[tuple[float, float, float]]] = {}
+    with private_env(tree) as root:
+        rules = root / ".maestro" / "policy"
+        rules.mkdir(parents=True, exist_ok=True)
+        (rules / "serve.rego").write_text(SERVE_RULE)
+        (rules / "freeze.rego").write_text(FREEZE_RULE.format(n=0))
+        with contextlib.closing(Engine.open(root)) as eng:
+            planned = eng.plan(Selection())
+            served = dataclasses.replace(
+                planned, files=[dataclasses.replace(f, reason=None) for f in planned.files]
+            )
+            n_files = len(served.files)
+            edit = [0]
+
+            def change(what: str) -> None:
+                edit[0] += 1
+                if what == "run rule":
+                    (rules / "freeze.rego").write_text(FREEZE_RULE.format(n=edit[0]))
+                else:
+                    (rules / "serve.rego").write_text(
+                        SERVE_RULE.replace("tests/live_", f"tests/live{edit[0]}_")
+                    )
+
+            def use(variant: str) -> None:
+                """Before: no serve decisions kept across an edit, every answer read."""
+                after = variant == "after"
+                PolicySet.inherit = inherit if after else no_inherit  # type: ignore[method-assign]
+                policy_engine.ANSWERS_KEPT = answers_kept if after else 0
+
+            daemon: dict[str, PolicyGate] = {}
+            for variant in ("before", "after"):
+                use(variant)
+                gate = PolicyGate.for_workspace(root, isolate=True, resident=variant == "after")
+                gate.engine.warm_on_install = True
+                deny_serving(gate, served, "x", MarkerScanner(root))  # the recent plan
+                assert gate.engine.wait_warm(600)
+                daemon[variant] = gate
+            scanner = MarkerScanner(root)
+            for _ in range(args.rounds):
+                # the serve decisions alone, on a set that decided nothing yet (what follows
+                # the child check and the compile)
+                for variant in ("before", "after"):
+                    use(variant)
+                    change("cache rule")
+                    fresh = PolicyGate(PolicyEngine.open(root), None)
+                    w, c = time.perf_counter(), time.thread_time()
+                    deny_serving(fresh, served, "x", scanner)
+                    results.setdefault(("in process", "cache rule", variant), []).append(
+                        (time.perf_counter() - w, time.thread_time() - c, 0.0)
+                    )
+                for what in ("run rule", "cache rule"):
+                    for variant in ("before", "after"):
+                        use(variant)
+                        gate = daemon[variant]
+                        checker = gate.engine.checker
+                        assert checker is not None
+                        change(what)
+                        child_pid = checker._child.proc.pid if checker._child is not None else None
+                        k0, r0 = _children_cpu(), _child_cpu(child_pid)
+                        w, c = time.perf_counter(), time.process_time()
+                        gate.engine.reload()  # the daemon: a request waits for the reload
+                        deny_serving(gate, served, "x", scanner)
+                        wall, cpu = time.perf_counter() - w, time.process_time() - c
+                        child = _children_cpu() - k0 + _child_cpu(child_pid) - r0
+                        results.setdefault(("daemon", what, variant), []).append((wall, cpu, child))
+                        assert gate.engine.wait_warm(600)
+                        # the CLI: a new process over the same state (the set never checked)
+                        change(what)
+                        w, c, k0 = time.perf_counter(), time.process_time(), _children_cpu()
+                        if variant == "after":
+                            gates = LocalCacheGates(root)  # opens while it plans
+                            got = eng.plan(Selection())
+                        else:
+                            got = eng.plan(Selection())
+                            gates = LocalCacheGates(root)
+                        plan = dataclasses.replace(
+                            got, files=[dataclasses.replace(f, reason=None) for f in got.files]
+                        )
+                        gates.serve(plan)
+                        gates.close()
+                        wall, cpu = time.perf_counter() - w, time.process_time() - c
+                        results.setdefault(("CLI", what, variant), []).append(
+                            (wall, cpu, _children_cpu() - k0)
+                        )
+                        print(what, variant, {k: v[-1] for k, v in results.items()}, flush=True)
+            use("after")
+            for gate in daemon.values():
+                gate.engine.warm_on_install = False
+                gate.engine.wait_warm(60)
+                gate.close()
+            plan_s = timed(lambda: eng.plan(Selection()), 3)
+    med = lambda xs: f"{statistics.median(xs) * 1e3:.1f} ms"  # noqa: E731
+    rows = []
+    for (where, what, variant), got in results.items():
+        rows.append([
+            where, what, variant, med([g[0] for g in got]), med([g[1] for g in got]),
+            med([g[2] for g in got]), " / ".join(f"{g[0] * 1e3:.0f}" for g in got),
+        ])  # fmt: skip
+    rows.sort(key=lambda r: (r[0], r[1], r[2] != "before"))
+    md = table(
+        ["process", "edit", "variant", "wall", "CPU (this process)", "CPU (checker child)",
+         "wall of each round, ms"],
+        rows, "lllrrrl",
+    )  # fmt: skip
+    print(
+        f"Django ({n_files} test files, all served), {today()}, {machine()}, maestro at "
+        f"{git_rev('policy', 'bench')}; load {load[0]:.1f}, loop {loop_s:.2f} s; "
+        f"Engine.plan alone {statistics.median(plan_s) * 1e3:.0f} ms (median of 3)\n"
+    )
+    print(md)
 
 
 def rerun(args: argparse.Namespace) -> None:

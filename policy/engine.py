@@ -39,7 +39,7 @@ import orjson
 from maestro.errors import PolicyError, PolicyEvalError
 from maestro.policy.isolate import ChildCompiler
 from maestro.policy.model import POINTS, Decision, FiredRule, Point, PolicyInput, Result
-from maestro.policy.rego import Compiled
+from maestro.policy.rego import Compiled, answer
 from maestro.policy.sources import (
     LAYERS,
     Annotation,
@@ -73,6 +73,8 @@ _READS_TARGET = re.compile(r"\btarget\b|\binput\b(?!\.)")
 SERVES_KEPT = MEMO_SIZE
 """Served files whose ``serve`` input an engine keeps to decide again on the next set."""
 WARM_CHUNK = 64
+ANSWERS_KEPT = 1024
+"""Distinct answer texts a set keeps read (an answer naming its target is one per file)."""
 """Serve decisions a warm-up evaluates between checks that its set is still in force."""
 
 
@@ -220,6 +222,7 @@ class PolicySet:
     _memo: OrderedDict[bytes, Decision] = field(default_factory=OrderedDict, repr=False)
     _plain: dict[str, Decision] = field(default_factory=dict, repr=False)
     _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _answers: dict[tuple[str, bytes], Decision] = field(default_factory=dict, repr=False)
 
     @classmethod
     def compile(cls, sources: PolicySources) -> PolicySet:
@@ -453,7 +456,17 @@ class PolicySet:
         ):
             entry = UNMARKED
         with self.compiled.lock:
-            value = self.compiled.query(entry, payload)
+            text = self.compiled.query_raw(entry, payload)
+        # most answers repeat (a plan's files mostly fire nothing): read each text once
+        held = self._answers.get((point, text))
+        if held is not None:
+            return held
+        decision = self._read(point, answer(text))
+        if len(self._answers) < ANSWERS_KEPT:
+            self._answers[(point, text)] = decision
+        return decision
+
+    def _read(self, point: Point, value: Any) -> Decision:
         fired: list[FiredRule] = []
         for name, found in value.items() if isinstance(value, dict) else ():
             layer, _, kind = name.partition("_")

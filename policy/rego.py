@@ -104,9 +104,14 @@ class Compiled:
             raise PolicySyntaxError(out[0].strip(), where="policy")
 
     def query(self, key: str, value: Any) -> Any:
-        """The entry point's value for ``value`` as input (None when undefined). The input is
-        built as terms from Python values (rego-cpp's input calls): several times faster than
-        handing rego-cpp JSON text, which it runs through its Rego parser."""
+        """The entry point's value for ``value`` as input (None when undefined)."""
+        return answer(self.query_raw(key, value))
+
+    def query_raw(self, key: str, value: Any) -> bytes:
+        """The entry point's answer for ``value`` as input, as rego-cpp's JSON text (read it
+        with :func:`answer`); an error answer raises. The input is built as terms from Python
+        values (rego-cpp's input calls): several times faster than handing rego-cpp JSON
+        text, which it runs through its Rego parser."""
         c = _calls()
         impl = self._interp._impl
         _set_input(c, impl, value)
@@ -125,16 +130,23 @@ class Compiled:
                 raise PolicyEvalError("rego-cpp could not render the output", where=key)
         finally:
             c.free_output(out)
-        text = buf.value
+        text: bytes = buf.value
         if text == b"undefined":
-            return None
+            return text
         if not ok or text.startswith(b"(error"):
             decoded = text.decode(errors="replace")
             found = _MESSAGE.search(decoded)
             raise PolicyEvalError(found.group("msg") if found else decoded[:200], where=key)
-        answer = orjson.loads(text)
-        expressions = answer.get("expressions") if isinstance(answer, dict) else None
-        return expressions[0] if expressions else None
+        return text
+
+
+def answer(text: bytes) -> Any:
+    """The value of an answer :meth:`Compiled.query_raw` returned (None when undefined)."""
+    if text == b"undefined":
+        return None
+    value = orjson.loads(text)
+    expressions = value.get("expressions") if isinstance(value, dict) else None
+    return expressions[0] if expressions else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,13 +41,13 @@ def run_input(now_ms: int = 1_000, path: str = "tests/db/x.py") -> RunInput:
 def counting(policy: PolicySet) -> list[int]:
     """Count the Rego evaluations of ``policy`` (its compiled set's queries)."""
     calls = [0]
-    query = policy.compiled.query
+    query = policy.compiled.query_raw
 
-    def counted(key: str, value: Any) -> Any:
+    def counted(key: str, value: Any) -> bytes:
         calls[0] += 1
         return query(key, value)
 
-    policy.compiled.query = counted  # type: ignore[method-assign]
+    policy.compiled.query_raw = counted  # type: ignore[method-assign]
     return calls
 
 
@@ -236,3 +236,43 @@ def test_a_rule_reading_the_clock_sees_it(workspace: Callable[..., Path]) -> Non
     assert not engine.current.timeless
     assert engine.decide(RunInput(now_ms=3)).result == "deny"
     assert engine.decide(RunInput(now_ms=4)).result == "allow"
+
+
+def test_an_answer_text_is_read_once_per_set_and_decides_the_same(
+    workspace: Callable[..., Path],
+) -> None:
+    """Files whose evaluations answer the same text share the decision read from it; an
+    answer naming its file is read for that file; an evaluation error is never kept."""
+    from maestro.policy import CacheInput
+
+    serve = """package maestro.workspace.cache
+
+import rego.v1
+
+deny contains {"rule": "cache.failed", "msg": "failed"} if input.outcome == "failed"
+
+deny contains {"rule": "cache.live", "target": input.target, "msg": "live"} if {
+\tstartswith(input.target, "tests/live_")
+}
+"""
+    root = workspace("", {"serve.rego": serve})
+    engine = PolicyEngine.open(root)
+    policy = engine.current
+    assert policy is not None and not policy.target_blind
+    base = CacheInput(action="serve", target="x")
+    updates = [
+        {"target": f"tests/{'live' if i % 5 == 0 else 'unit'}_{i}.py",
+         "outcome": "failed" if i % 2 else "passed"}
+        for i in range(40)
+    ]  # fmt: skip
+    calls = counting(policy)
+    got = engine.decide_many(base, updates)
+    assert calls[0] == len(updates)  # each file evaluated (the rules read the target)
+    fresh = PolicyEngine.open(root)
+    assert got == [fresh.decide(base.model_copy(update=u)) for u in updates]
+    # unit files: 2 texts (passed, failed); live ones name their file: one text each
+    assert len(policy._answers) == 2 + sum(1 for u in updates if "live" in u["target"])
+    unit_failed = [d for u, d in zip(updates, got, strict=True)
+                   if "unit" in u["target"] and u["outcome"] == "failed"]  # fmt: skip
+    assert all(d is unit_failed[0] for d in unit_failed)
+    assert [r.rule for r in unit_failed[0].rules] == ["cache.failed"]

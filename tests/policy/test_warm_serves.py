@@ -392,13 +392,13 @@ def test_an_unmarked_serve_decision_skips_only_built_in_rules_that_cannot_fire(
     policy = engine.current
     assert engine.last_error is None and policy is not None and policy.unmarked
     calls: list[str] = []
-    query = policy.compiled.query
+    query = policy.compiled.query_raw
 
-    def seen(key: str, value: Any) -> Any:
+    def seen(key: str, value: Any) -> bytes:
         calls.append(key)
         return query(key, value)
 
-    policy.compiled.query = seen  # type: ignore[method-assign]
+    policy.compiled.query_raw = seen  # type: ignore[method-assign]
     for target in ("tests/live_a.py", "tests/unit_a.py", "", "tests/"):
         for ci in (False, True):
             for outcome in (None, "passed", "failed"):
