@@ -594,8 +594,13 @@ class PolicyEngine:
         except PolicyError:
             if engine.current is None:
                 engine.install(PolicySet.compile(load(None)))
-        if checker is not None:
-            checker.start()  # loads while nothing changes: the next edit is checked at once
+        held = engine.current
+        own = held is not None and any(m.layer != "builtin" for m in held.sources.modules)
+        if checker is not None and (own or engine.last_error is not None):
+            # a workspace or team policy (or one being fixed): the child loads while nothing
+            # changes, so the next edit is checked at once; with the built-in rules alone,
+            # the first check starts it
+            checker.start()
         return engine
 
     def close(self) -> None:

@@ -170,3 +170,20 @@ def test_daemon_survives_a_crashing_rule_and_keeps_the_last_good_policy(ws: Path
             await client.close()
 
     asyncio.run(main())
+
+
+def test_no_resident_child_waits_for_a_workspace_without_policy(
+    workspace: Callable[..., Path],
+) -> None:
+    """Built-in rules only: nothing to check until a policy appears (no idle child); the
+    first check starts the child, kept for the next."""
+    root = workspace()
+    engine = PolicyEngine.open(root, isolate=True, resident=True)
+    checker = engine.checker
+    try:
+        assert checker is not None and checker._child is None
+        (root / ".maestro/policy/freeze.rego").write_text(FREEZE)
+        engine.reload()
+        assert checker._child is not None and checker._child.alive()
+    finally:
+        engine.close()
