@@ -15,11 +15,13 @@ import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING
 
 from maestro.model.telemetry import ChangeSet, TestResult, target_of
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
 
 FEATURES: tuple[str, ...] = (
     "distance",  # graph hops from the test file to the nearest changed file (FAR if not impacted)
@@ -103,6 +105,8 @@ class History:
         self, change: ChangeSet, tests: Sequence[str], now: float
     ) -> npt.NDArray[np.float64]:
         """One row per test, columns in FEATURES order."""
+        import numpy as np  # only ranking needs it: a daemon that never ranks never loads it
+
         changed = set(change.files)
         names = _name_keys(change.symbols)
         rows = np.zeros((len(tests), len(FEATURES)), dtype=np.float64)

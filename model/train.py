@@ -25,13 +25,18 @@ import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Literal
 
 from maestro.errors import MaestroError
 from maestro.model.features import FAR, FEATURES
+
+if TYPE_CHECKING:
+    # numpy (and sklearn, skops) load when a model predicts, trains or loads: a daemon that
+    # never ranks a run never pays for them
+    import numpy as np
+    import numpy.typing as npt
+
+    Matrix = npt.NDArray[np.float64]
 
 Kind = Literal["gbdt", "logistic", "heuristic"]
 FORMAT = 1
@@ -54,9 +59,6 @@ ALLOWED_TYPES: frozenset[str] = frozenset(
 
 class UntrustedModelError(MaestroError):
     """A model file that is not ours (digest mismatch, or types outside the allowlist)."""
-
-
-Matrix = npt.NDArray[np.float64]
 
 
 @dataclass
@@ -82,6 +84,8 @@ class Predictor:
 
     def predict(self, X: Matrix) -> npt.NDArray[np.float64]:
         """P(fail) per row."""
+        import numpy as np
+
         if len(X) == 0:
             return np.zeros(0)
         if self.estimator is None:
@@ -96,6 +100,8 @@ class Predictor:
 
 def heuristic_scores(X: Matrix) -> npt.NDArray[np.float64]:
     """The no-data predictor: history first, then proximity; a score in (0, 1), not calibrated."""
+    import numpy as np
+
     col = {name: i for i, name in enumerate(FEATURES)}
     rate = X[:, col["fail_rate"]]
     cofail = np.maximum(X[:, col["cofail_file"]], X[:, col["cofail_symbol"]])
@@ -119,6 +125,7 @@ def train(
     X: Matrix, y: npt.NDArray[np.int_], *, kind: Kind | None = None, seed: int = 0
 ) -> Predictor:
     """Fit a predictor on feature rows `X` (FEATURES order) and labels `y` (1 = failed)."""
+    import numpy as np
     import sklearn
 
     n, positives = len(y), int(np.sum(y))
@@ -298,6 +305,8 @@ def should_retrain(
 
 
 def log_loss(p: npt.NDArray[np.float64], y: npt.NDArray[np.int_]) -> float:
+    import numpy as np
+
     eps = 1e-6
     q = np.clip(p, eps, 1 - eps)
     return float(-np.mean(y * np.log(q) + (1 - y) * np.log(1 - q))) if len(y) else math.nan

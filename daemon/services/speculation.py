@@ -176,8 +176,8 @@ class SpeculationService:
 
     def _load(self) -> None:
         """Open telemetry, replay its window into a History, load the model (model thread)."""
-        from maestro.coordinator.team_model import ranking_model
         from maestro.model.features import History
+        from maestro.model.team import ranking_model
         from maestro.model.telemetry import Telemetry
         from maestro.model.train import ModelStore, UntrustedModelError
 

@@ -69,14 +69,14 @@ class TeamModelFetcher:
 
     def rank(self) -> None:
         """Which model ranks now (blocking: it loads the model as ranking will)."""
-        from maestro.coordinator.team_model import ranking_model
+        from maestro.model.team import ranking_model
 
         ranking = ranking_model(self.model_dir)
         self.counters.ranking, self.counters.description = ranking.source, ranking.describe()
 
     def fetch(self) -> str:
         """One fetch (blocking: waits for the engine's loop); returns what it did."""
-        from maestro.coordinator.team_model import (
+        from maestro.model.team import (
             UntrustedTeamModelError,
             fetch_team_model,
             team_dir,

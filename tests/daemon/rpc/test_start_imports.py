@@ -1,0 +1,67 @@
+"""What a daemon loads from its start to its first answer and the background work that follows:
+not the coordinator's server side (aiohttp's web framework, the routes) nor numpy / scikit-learn,
+which only ranking or training needs. Read from the daemon's own `-X importtime` report (its
+stderr goes to its log)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from conftest import DaemonEnv, started, targets
+
+from maestro import wire
+from maestro.daemon.lifecycle import stop_daemon
+from maestro.daemon.transport.client import SyncDaemonClient
+
+NOT_AT_START = ("aiohttp.web", "maestro.coordinator.app", "numpy", "sklearn")
+
+
+def imported(log: str) -> set[str]:
+    """Module names in the `-X importtime` lines of a log."""
+    return {
+        line.rsplit("|", 1)[-1].strip()
+        for line in log.splitlines()
+        if line.startswith("import time:") and "|" in line
+    }
+
+
+def wait_for(read: Callable[[], str], needles: tuple[str, ...], timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = read()
+        if all(n in text for n in needles):
+            return text
+        time.sleep(0.1)
+    raise AssertionError(f"the daemon log never showed {needles}:\n{text[-3000:]}")
+
+
+def test_start_and_first_answer_load_neither_the_server_nor_numpy(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    daemon_env.write_old(
+        {
+            "pkg/__init__.py": "",
+            "pkg/mod.py": "def f():\n    return 1\n",
+            "tests/test_mod.py": "from pkg.mod import f\n\ndef test_f():\n    assert f() == 1\n",
+        }
+    )
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    started(daemon_env)
+    log_path = daemon_env.paths.log
+    with SyncDaemonClient(daemon_env.root, start=False, timeout=30) as client:
+        report = client.call(wire.IMPACTED, wire.ImpactedParams(paths=["pkg/mod.py"]))
+        assert targets(report) == ["tests/test_mod.py"]
+        # the background work a start sets off has run: the speculation model's load (which
+        # reads which model ranks) and the first run's warm-up (its imports, its pytest)
+        text = wait_for(
+            lambda: log_path.read_text(errors="replace"),
+            ("telemetry: ", "ranking with", "maestro.engine.testing"),
+        )
+    assert "maestro.daemon.app" in imported(text)  # the report is there
+    stop_daemon(daemon_env.root)
+    loaded = imported(log_path.read_text(errors="replace"))
+    assert not {m for m in loaded if m.split(".")[0] in {"numpy", "sklearn"}}
+    assert not loaded & set(NOT_AT_START)
