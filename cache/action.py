@@ -70,6 +70,10 @@ class TraceRecord(_Model):
     mode: str = ""  # "monitoring", "lsprof" (cProfile) or "profile" (sys.setprofile)
     functions: list[str] = Field(default_factory=list)
     import_time: list[int] = Field(default_factory=list)
+    import_lines: dict[str, list[int]] = Field(default_factory=dict)
+    """Index (as text) of an ``import_time`` function -> every line it ran in the runs behind
+    this record, for the version of its file in this result's inputs; a function missing here
+    has no line record (a change to it re-runs the whole file)."""
 
     def names(self, indices: list[int] | None) -> list[str]:
         table = self.functions

@@ -134,6 +134,9 @@ class SessionTrace(_Event):
     event: Literal["session_trace"]
     mode: str
     functions: dict[str, list[str]] = {}
+    lines: dict[str, dict[str, list[int]]] = {}
+    """File -> function -> the lines it ran, for the functions run outside the tests whose
+    lines were recorded from their first start (3.12+); the others have no line record."""
 
 
 class SessionEnd(_Event):

@@ -11,12 +11,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from maestro.cache.action import ActionResult
+from maestro.cache.action import ActionResult, TraceRecord
 from maestro.cache.keys import ABSENT, WORKSPACE
 from maestro.cache.store import Cache
 from maestro.graph import environment
 from maestro.graph.build import BuildGraph
-from maestro.graph.fingerprints import FileFingerprints, FingerprintDiff, FingerprintStore, diff
+from maestro.graph.fingerprints import (
+    FileFingerprints,
+    FingerprintDiff,
+    FingerprintStore,
+    diff,
+    unexecuted_change,
+)
 
 FAILING = ("failed", "error")
 """The outcomes that fail a test (and re-run it next time)."""
@@ -72,6 +78,8 @@ def node_reasons(
     constants: dict[str, str] = {}  # module-level name whose inert assignment changed -> where
     constant_files: set[str] = set()  # the files those assignments are in
     removed: set[str] = set()  # those of the names no longer assigned
+    versions: dict[str, tuple[FileFingerprints, FileFingerprints]] = {}  # changed .py: old, new
+    own: dict[int, tuple[str, str]] = {}  # function index -> (file, qualname): changed itself
     by_path: dict[str, list[tuple[int, str]]] = {}
     for index, name in enumerate(trace.functions):
         path, _, qualname = name.partition("::")
@@ -114,10 +122,12 @@ def node_reasons(
         if delta.empty:
             continue  # comments, formatting
         sources[name] = f"read {name}, changed"
+        versions[name] = (before, after)
         gone = delta.functions
         for index, qualname in by_path.get(name, ()):
             if qualname in gone:
                 hit[index] = f"executed {_changed_function(name, qualname, delta)}"
+                own[index] = (name, qualname)
         for qualname in gone & {*before.memoised, *after.memoised}:
             memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta)
     if whole is None and memoised:
@@ -127,8 +137,12 @@ def node_reasons(
             graph, fps, by_path, old_inputs, new_inputs, constants, constant_files, removed, hit
         )
     if whole is None:
+        # the line records are of the versions in the result's own inputs
+        versions = {p: v for p, v in versions.items() if previous.inputs.get(p) == old_inputs[p]}
         for index in trace.import_time:
             if index in hit:
+                if not (memoised or constants) and _unreached(trace, index, own, versions):
+                    continue  # its import-time runs never reached the change: as any test's
                 whole = f"{hit[index]} (ran at import or collection time)"
                 break
     if whole is None:
@@ -152,6 +166,23 @@ def node_reasons(
         elif read := next((p for p in t.reads if p in data or p in sources), None):
             reasons[t.node_id] = data.get(read) or sources[read]
     return previous, reasons
+
+
+def _unreached(
+    trace: TraceRecord,
+    index: int,
+    own: Mapping[int, tuple[str, str]],
+    versions: Mapping[str, tuple[FileFingerprints, FileFingerprints]],
+) -> bool:
+    """Did a changed function that ran at import or collection time run none of its changed
+    statements there (its line record, of the version the tests ran)? Then what its import-time
+    runs built is the same with the new version, and only the tests that executed it re-run."""
+    lines = trace.import_lines.get(str(index))
+    where = own.get(index)
+    if lines is None or where is None or where[0] not in versions:
+        return False
+    before, after = versions[where[0]]
+    return unexecuted_change(before, after, where[1], set(lines))
 
 
 def _node_opaque(result: ActionResult) -> set[str]:

@@ -74,7 +74,7 @@ from maestro.engine.runner import (
 from maestro.envvars import allowlist_with
 from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
-from maestro.graph.fingerprints import FingerprintStore, diff
+from maestro.graph.fingerprints import FingerprintStore, diff, map_lines
 from maestro.paths import workspace_state_dir
 from maestro.redact_many import is_redacted, redact_each
 from maestro.redaction import Redactor
@@ -496,6 +496,20 @@ def _decide(
     changed = changed_inputs(previous[1], key.inputs)
     if nodes is None and graph is not None and fps is not None:
         found = node_reasons(graph, cache, fps, previous[0], previous[1], key.inputs, changed)
+        if found is None:
+            # the nearest result may have no record (a cold run before 3.12 is untraced, and
+            # undoing an edit serves it again): an older one that has may still judge per node
+            others = sorted(
+                (len(changed_inputs(i, key.inputs)), n, (k, i))
+                for n, (k, i) in enumerate(last.history(target))
+                if k != previous[0]
+            )
+            for _, _, entry in others[:_OTHER_PREVIOUS]:
+                differ = changed_inputs(entry[1], key.inputs)
+                found = node_reasons(graph, cache, fps, entry[0], entry[1], key.inputs, differ)
+                if found is not None:
+                    previous, changed = entry, differ
+                    break
         if found is not None:
             carried, reasons = found
             if not reasons:
@@ -510,6 +524,9 @@ def _decide(
                 node_reasons=reasons,
             )  # fmt: skip
     return PlannedFile(target, nodes, key, None, "inputs changed", changed)
+
+
+_OTHER_PREVIOUS = 3  # older results tried when the nearest cannot judge per node
 
 
 def _runnable(node_id: str) -> bool:
@@ -679,6 +696,51 @@ def _complete(target: str, report: RunReport, results: list[TestResult]) -> bool
     return all(n in done for n in collected)
 
 
+def _carry_lines(
+    trace: TraceRecord,
+    old_inputs: Mapping[str, str],
+    new_inputs: Mapping[str, str],
+    lines: dict[str, set[int]],
+    no_lines: set[str],
+    fps: FingerprintStore | None,
+    root: Path,
+) -> None:
+    """The line records of a carried result's import-time functions, for the new version of
+    each file: as recorded where the file did not change, mapped statement by statement where
+    it did and its fingerprints tell (a line number means nothing in another version)."""
+    for index in trace.import_time:
+        if not 0 <= index < len(trace.functions):
+            continue
+        name = trace.functions[index]
+        found = trace.import_lines.get(str(index))
+        path, _, qualname = name.partition("::")
+        old, new = old_inputs.get(path), new_inputs.get(path)
+        if found is not None and old is not None and old != new and new is not None:
+            found = _mapped_lines(fps, root, path, old, new, qualname, found)
+        if found is None or old is None:
+            no_lines.add(name)
+        else:
+            lines.setdefault(name, set()).update(found)
+
+
+def _mapped_lines(
+    fps: FingerprintStore | None,
+    root: Path,
+    path: str,
+    old: str,
+    new: str,
+    qualname: str,
+    found: list[int],
+) -> list[int] | None:
+    if fps is None or ABSENT in (old, new) or not path.endswith(".py"):
+        return None
+    before, after = fps.get(old), fps.of_file(root / path, new)
+    if before is None or after is None:
+        return None
+    mapped = map_lines(before, after, qualname, set(found))
+    return None if mapped is None else sorted(mapped)
+
+
 def _build_result(
     planned: PlannedFile,
     results: list[TestResult],
@@ -690,8 +752,11 @@ def _build_result(
     pending: list[bytes],
     redactor: Redactor,
     collected: list[str],
+    fps: FingerprintStore | None = None,
+    root: Path = Path("."),
 ) -> ActionResult:
-    """``collected``: what collecting this file (and any test file it imports) ran."""
+    """``collected``: what collecting this file (and any test file it imports) ran; `fps`
+    and `root` map the line records a carried result holds to changed files' new versions."""
     previous = {t.node_id: t for t in planned.cached.tests} if planned.cached else {}
     traced = report.session_trace is not None
     deps = report.file_deps.get(planned.target)
@@ -717,6 +782,8 @@ def _build_result(
         tests.append(outcome)
     carried = planned.carried if planned.run_nodes is not None else None
     import_time: list[str] = []
+    lines: dict[str, set[int]] = {}  # import-time function -> lines it ran (all known)
+    no_lines: set[str] = set()  # import-time functions without a line record
     if carried is not None:
         fresh = {t.node_id: t for t in tests}
         merged: list[TestOutcome] = []
@@ -732,14 +799,29 @@ def _build_result(
         tests = merged + list(fresh.values())
         if old_trace is not None:
             import_time += old_trace.names(old_trace.import_time)
+            _carry_lines(old_trace, carried.inputs, inputs, lines, no_lines, fps, root)
     if report.session_trace is not None:
-        import_time += [f"{p}::{q}" for p, qs in report.session_trace.functions.items() for q in qs]
-        import_time += collected
+        fresh_time = [f"{p}::{q}" for p, qs in report.session_trace.functions.items() for q in qs]
+        fresh_time += collected
+        import_time += fresh_time
+        line_records = report.session_trace.lines
+        for name in fresh_time:
+            path, _, qualname = name.partition("::")
+            found = line_records.get(path, {}).get(qualname)
+            if found is None:
+                no_lines.add(name)
+            else:
+                lines.setdefault(name, set()).update(found)
     record = (
         TraceRecord(
             mode=report.session_trace.mode,
             import_time=indices(import_time),
             functions=list(table),
+            import_lines={
+                str(table[name]): sorted(found)
+                for name, found in lines.items()
+                if name not in no_lines and name in table
+            },
         )
         if report.session_trace is not None
         else None
@@ -887,7 +969,7 @@ def store_results(
         result = _build_result(
             f, results, report, started, share, key.inputs,
             list(graph.index.dynamic.get(f.target, [])), blobs, redactor,
-            _collection_code(report, f.target, importers),
+            _collection_code(report, f.target, importers), planned.fingerprints, graph.root,
         )  # fmt: skip
         if f.deselect or changed_during_run & key.inputs.keys() or (keep and not keep(f)):
             # a predictive run's deselected tests have no result for these inputs
@@ -958,7 +1040,20 @@ def promote(cache: Cache, planned: Plan) -> None:
     stored = False
     for f in planned.files:
         if f.promote and f.carried is not None:
-            result = f.carried.model_copy(update={"inputs": f.key.inputs})
+            update: dict[str, object] = {"inputs": f.key.inputs}
+            if (trace := f.carried.trace) is not None and trace.import_lines:
+                lines: dict[str, set[int]] = {}
+                no_lines: set[str] = set()
+                root = planned.digests.graph.root
+                fps = planned.fingerprints
+                _carry_lines(trace, f.carried.inputs, f.key.inputs, lines, no_lines, fps, root)
+                kept = {
+                    str(i): sorted(lines[trace.functions[i]])
+                    for i in trace.import_time
+                    if trace.functions[i] in lines and trace.functions[i] not in no_lines
+                }
+                update["trace"] = trace.model_copy(update={"import_lines": kept})
+            result = f.carried.model_copy(update=update)
             cache.put_action(f.key.hex, result)
             f.cached = result
             planned.last.set(f.key)

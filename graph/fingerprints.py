@@ -76,7 +76,7 @@ from typing import Any
 
 import msgpack
 
-FORMAT = 7
+FORMAT = 8
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -124,6 +124,11 @@ class FileFingerprints:
     annotations: tuple[str, ...] = ()
     """Per top-level statement: the fingerprint of the annotation an inert annotated
     assignment evaluates (``X: Dict[str, int] = {}``); "" for any other statement."""
+    outlines: dict[str, Any] = field(default_factory=dict)
+    """Qualified name -> ``[head, scope, block]``: the fingerprint of its ``def`` statement
+    without the body, of its scope (locals, ``global``/``nonlocal`` names, free names, whether
+    it is a generator) and its body's statement tree (``unexecuted_change``). Only for a name
+    defined once, in a file whose scopes could be read."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -142,6 +147,7 @@ class FileFingerprints:
             "stars": list(self.stars),
             "annotations": list(self.annotations),
             "imports_from": list(self.imports_from),
+            "outlines": self.outlines,
         }
 
     @classmethod
@@ -164,6 +170,7 @@ class FileFingerprints:
                 stars=tuple(map(str, raw["stars"])),
                 annotations=tuple(map(str, raw["annotations"])),
                 imports_from=tuple(map(str, raw["imports_from"])),
+                outlines=dict(raw["outlines"]),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -478,11 +485,233 @@ def _escaping_names(tree: ast.AST) -> set[str]:
     return found
 
 
+_BLOCKS = ("body", "orelse", "finalbody")
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+
+
+def _generator(node: _Def) -> bool:
+    """Does a ``yield`` in the function's own code make it a generator?"""
+    todo: list[ast.AST] = list(node.body)
+    while todo:
+        item = todo.pop()
+        if isinstance(item, ast.Yield | ast.YieldFrom):
+            return True
+        if not isinstance(item, _SCOPES):
+            todo.extend(ast.iter_child_nodes(item))
+    return False
+
+
+def _statement(stmt: ast.stmt | ast.excepthandler) -> list[Any]:
+    """``[whole, header, first line, last line, sub-blocks]`` of one statement of an outline:
+    the fingerprint of the whole statement, of the statement without its blocks of statements
+    (``body``, ``orelse``, ``finalbody``; a ``try``'s handlers as one block), its lines and
+    those blocks. A ``match`` and a nested ``def`` or ``class`` have no sub-blocks."""
+    if isinstance(stmt, _Def | ast.ClassDef):
+        first = _def_line(stmt)
+    else:  # a statement put in place of code that never runs (`if TYPE_CHECKING:`): no lines
+        first = getattr(stmt, "lineno", None) or -1
+    last = getattr(stmt, "end_lineno", None) or first
+    blocks: list[Any] = []
+    header = copy.copy(stmt)
+    if not isinstance(stmt, _Def | ast.ClassDef | ast.Match):
+        for name in (*_BLOCKS, "handlers"):
+            value = getattr(stmt, name, None)
+            if isinstance(value, list):
+                blocks.append([name, _block(value)])
+                setattr(header, name, [])
+    return [_fp(ast.dump(stmt)), _fp(ast.dump(header)), first, last, blocks]
+
+
+def _block(stmts: list[Any]) -> list[Any]:
+    return [_statement(s) for s in stmts]
+
+
+def _scopes(data: bytes) -> dict[str, str] | None:
+    """Qualified name -> what the compiler decided about the function's names (local, declared
+    global or nonlocal, free), for each function defined once; None if it cannot be read.
+    A changed statement that never ran can still change how the others run by changing these
+    (``x = 1`` anywhere makes ``x`` local everywhere in the function)."""
+    import importlib.util
+    import symtable
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            top = symtable.symtable(importlib.util.decode_source(data), "<fingerprint>", "exec")
+    except (SyntaxError, ValueError, UnicodeDecodeError, RecursionError, MemoryError):
+        return None
+    found: dict[str, str] = {}
+    twice: set[str] = set()
+    todo: list[tuple[symtable.SymbolTable, str]] = [(top, "")]
+    while todo:
+        table, prefix = todo.pop()
+        for child in table.get_children():
+            kind = child.get_type()
+            kind = getattr(kind, "value", kind)  # an enum from 3.13
+            if kind not in ("function", "class"):
+                continue  # lambdas, comprehensions, annotation scopes: their owner's
+            qualname = prefix + child.get_name()
+            if qualname in found or qualname in twice:
+                twice.add(qualname)
+                found.pop(qualname, None)
+            elif isinstance(child, symtable.Function):
+                found[qualname] = "\n".join(
+                    ",".join(sorted(names))
+                    for names in (
+                        child.get_locals(),
+                        [n.get_name() for n in child.get_symbols() if n.is_declared_global()],
+                        child.get_nonlocals(),
+                        child.get_frees(),
+                        child.get_parameters(),
+                    )
+                )
+            inner = qualname + (".<locals>." if kind == "function" else ".")
+            todo.append((child, inner))
+    return found
+
+
+def unexecuted_change(
+    old: FileFingerprints, new: FileFingerprints, qualname: str, lines: set[int]
+) -> bool:
+    """Is every difference between the two versions of function `qualname` in statements
+    that, in the old version, ran none of `lines` (the lines it executed)? Then a run of the
+    old version that executed those lines behaves exactly as the new version would: same
+    ``def`` statement, same scope (which names are local, global, free; generator or not), and
+    each changed, removed or inserted statement unreached (an insertion point is reached when
+    the statement after it starts, or, at the end of a block, when the block's last statement
+    ran). False whenever it cannot tell."""
+    before, after = old.outlines.get(qualname), new.outlines.get(qualname)
+    if not before or not after or before[0] != after[0] or before[1] != after[1]:
+        return False
+    ranges: list[tuple[int, int]] = []
+    if not _block_diff(before[2], after[2], ranges) or not ranges:
+        return False
+    return not any(first <= line <= last for first, last in ranges for line in lines)
+
+
+def _block_diff(old: list[Any], new: list[Any], ranges: list[tuple[int, int]]) -> bool:
+    """Adds to `ranges` the old lines that must not have run for the blocks to behave alike;
+    False if it cannot be told from the old block alone (an insertion into an empty block)."""
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, [s[0] for s in old], [s[0] for s in new], False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        if tag == "insert":
+            if not old:
+                return False
+            at = old[i1] if i1 < len(old) else old[-1]
+            ranges.append((at[2], at[3]))
+            continue
+        if tag == "replace" and i2 - i1 == j2 - j1:
+            for a, b in zip(old[i1:i2], new[j1:j2], strict=True):
+                if a[1] == b[1] and len(a[4]) == len(b[4]) and _sub_blocks(a, b, ranges):
+                    continue
+                ranges.append((a[2], a[3]))
+            continue
+        ranges.extend((s[2], s[3]) for s in old[i1:i2])  # deleted, or replaced by more or fewer
+    return True
+
+
+def _sub_blocks(old: list[Any], new: list[Any], ranges: list[tuple[int, int]]) -> bool:
+    """Diffs the blocks of two statements with the same header; a ``try``'s handlers only
+    pairwise (a new or reordered handler catches what an old one let through)."""
+    found: list[tuple[int, int]] = []
+    for (name, a), (other, b) in zip(old[4], new[4], strict=True):
+        if name != other:
+            return False
+        if name != "handlers":
+            if not _block_diff(a, b, found):
+                return False
+            continue
+        if len(a) != len(b) or any(x[1] != y[1] for x, y in zip(a, b, strict=True)):
+            return False
+        for x, y in zip(a, b, strict=True):
+            if x[0] != y[0] and not _sub_blocks(x, y, found):
+                return False
+    ranges.extend(found)
+    return True
+
+
+def map_lines(
+    old: FileFingerprints, new: FileFingerprints, qualname: str, lines: set[int]
+) -> set[int] | None:
+    """The lines of the new version of function `qualname` that correspond to `lines`, run by
+    its old version, when the new version runs the same statements (unchanged statements that
+    ran, at their new places; changed or inserted ones never reached); None if it cannot tell.
+    A statement that ran counts with all its lines (more lines than ran: fewer changes judged
+    unreached later, never more)."""
+    before, after = old.outlines.get(qualname), new.outlines.get(qualname)
+    if not before or not after or before[0] != after[0] or before[1] != after[1]:
+        return None
+    out: set[int] = set()
+    return out if _map_block(before[2], after[2], lines, out) else None
+
+
+def _ran(stmt: list[Any], lines: set[int]) -> bool:
+    return any(stmt[2] <= line <= stmt[3] for line in lines)
+
+
+def _header_lines(stmt: list[Any]) -> range:
+    firsts = [s[2] for _, block in stmt[4] for s in block if s[2] > 0]
+    return range(stmt[2], (min(firsts) if firsts else stmt[3] + 1))
+
+
+def _map_block(old: list[Any], new: list[Any], lines: set[int], out: set[int]) -> bool:
+    import difflib
+
+    matcher = difflib.SequenceMatcher(None, [s[0] for s in old], [s[0] for s in new], False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "insert":
+            at = old[i1] if i1 < len(old) else (old[-1] if old else None)
+            if at is None or _ran(at, lines):
+                return False  # reached: the new statements may have run
+            continue
+        if tag in ("equal", "replace") and i2 - i1 == j2 - j1:
+            for a, b in zip(old[i1:i2], new[j1:j2], strict=True):
+                if not _map_statement(a, b, lines, out, same=tag == "equal"):
+                    return False
+            continue
+        if any(_ran(s, lines) for s in old[i1:i2]):
+            return False  # a deleted or rewritten statement ran
+    return True
+
+
+def _map_statement(
+    old: list[Any], new: list[Any], lines: set[int], out: set[int], *, same: bool
+) -> bool:
+    if not _ran(old, lines):
+        return True  # (changed or not) it never ran: nothing to map
+    if not old[4]:
+        if not same:
+            return False
+        out.update(range(new[2], new[3] + 1))
+        return True
+    if old[1] != new[1] or len(old[4]) != len(new[4]):
+        return False
+    if any(line in _header_lines(old) for line in lines):
+        out.update(_header_lines(new))
+    for (name, a), (other, b) in zip(old[4], new[4], strict=True):
+        if name != other:
+            return False
+        if name == "handlers":
+            if len(a) != len(b) or any(x[1] != y[1] for x, y in zip(a, b, strict=True)):
+                return False
+            for x, y in zip(a, b, strict=True):
+                if not _map_statement(x, y, lines, out, same=x[0] == y[0]):
+                    return False
+        elif not _map_block(a, b, lines, out):
+            return False
+    return True
+
+
 class _Splitter:
     """Copies a tree with nested ``def`` bodies cut out, registering each function by name."""
 
     def __init__(self, *, lazy_annotations: bool = False, escaping: set[str] | None = None) -> None:
         self.functions: dict[str, tuple[str, int]] = {}
+        self.outlines: dict[str, list[Any] | None] = {}  # None: defined more than once
         self.refs: dict[str, set[str]] = {}
         self.memoised: set[str] = set()
         self.lazy_annotations = lazy_annotations
@@ -576,22 +805,28 @@ class _Splitter:
         head = [self.expr(d, qualname) for d in node.decorator_list]
         args = self.expr(node.args, qualname)
         returns = self.expr(node.returns, qualname) if node.returns else None
-        body = [ast.dump(self.owned(s, inner)) for s in node.body]
-        text = "\n".join(
-            [
-                type(node).__name__,
-                node.name,
-                *(ast.dump(d) for d in head),
-                ast.dump(args),
-                ast.dump(returns) if returns is not None else "",
-                *body,
-            ]
-        )
+        owned = [self.owned(s, inner) for s in node.body]
+        body = [ast.dump(s) for s in owned]
+        signature = [
+            type(node).__name__,
+            node.name,
+            *(ast.dump(d) for d in head),
+            ast.dump(args),
+            ast.dump(returns) if returns is not None else "",
+        ]
+        text = "\n".join([*signature, *body])
         own = fp = _fp(text)
         line = _def_line(node)
         previous = self.functions.get(qualname)
         if previous is not None:  # same qualname defined twice: one combined fingerprint
             fp, line = _fp(previous[0] + fp), min(previous[1], line)
+            self.outlines[qualname] = None
+        elif qualname not in self.outlines:
+            try:
+                outline = [_fp("\n".join(signature)), _generator(node), _block(owned)]
+            except (AttributeError, TypeError, ValueError):  # no outline: judged as a whole
+                outline = None
+            self.outlines[qualname] = outline
         self.functions[qualname] = (fp, line)
         header: list[ast.AST] = [*node.decorator_list, node.args]
         if node.returns is not None:
@@ -620,6 +855,14 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
     module = _fp("\n".join(fp for fp, _ in statements))
     escapes = _escapes(tree)
     imports_from, rebinds = _imports_from(tree)
+    outlines: dict[str, Any] = {}
+    scopes = _scopes(data)
+    if scopes is not None:
+        for qualname, outline in splitter.outlines.items():
+            scope = scopes.get(qualname)
+            if outline is not None and scope is not None:
+                head, generator, block = outline
+                outlines[qualname] = [head, _fp(f"{scope}\n{generator}"), block]
     return FileFingerprints(
         module,
         splitter.functions,
@@ -634,6 +877,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         own_escapes=escapes.own,
         stars=escapes.stars,
         annotations=tuple(_annotation(stmt, lazy) for stmt in tree.body),
+        outlines=outlines,
     )
 
 

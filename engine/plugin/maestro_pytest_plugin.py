@@ -105,6 +105,16 @@ ENV_SELECT = "MAESTRO_SELECT"
 _MONITORING_TOOL_IDS = (4, 3)
 
 
+def _wrapper() -> Callable[[Any], Any]:
+    """A hook wrapper whose generator only yields (its result or error passes through):
+    new-style where pluggy has them (an old-style one costs a result object and a shim per
+    call, and this one wraps every fixture set-up), old-style before pluggy 1.1."""
+    try:
+        return pytest.hookimpl(wrapper=True)  # type: ignore[no-any-return,unused-ignore]
+    except TypeError:
+        return pytest.hookimpl(hookwrapper=True)  # type: ignore[no-any-return,unused-ignore]
+
+
 def _is_utf8(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -320,6 +330,27 @@ _IMPORTS: _Imports | None = None
 
 # -- function tracing -----------------------------------------------------------------------------
 
+_FUNCTION = 0x3  # CO_OPTIMIZED | CO_NEWLOCALS: a function's code (not a module's, a class body's)
+# Code the interpreter's key covers (the standard library, installed packages) and generated
+# code: never a workspace function, whose lines are recorded from before the session
+_INSTALLED = (
+    "<",
+    *{
+        os.path.normpath(p) + os.sep
+        for p in (sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix)
+        if p
+    },
+)
+
+
+def _in_test() -> bool:
+    """Is a test running (not collection, an import, or the session outside tests)?"""
+    window = _active
+    if window is None or window is _SESSION or window.modules_before is not None:
+        return False
+    return not (_IMPORTS is not None and _IMPORTS.loading)
+
+
 # The set the 3.11 profile function adds to: swapped (rebound) at every window change.
 _seen: set[Any] = set()
 
@@ -339,6 +370,15 @@ class _Tracer:
         self._armed: set[Any] = set()  # code objects with per-window events
         self._prof: cProfile.Profile | None = None
         self.current: set[Any] = set()
+        # monitoring: the lines each recorded function first started outside a test has run
+        # outside the tests, from its first start on (see `_start_monitoring`); the functions
+        # that may have run before they were classified; those whose lines ran in a test since
+        # the last window outside the tests (disabled: re-armed at the next such window); and
+        # those that ran in a window that may have been an import although taken for a test
+        self.lines: dict[Any, set[int]] = {}
+        self._early: set[Any] = set()
+        self._dirty: set[Any] = set()
+        self.unknown: set[Any] = set()
 
     def start(self) -> None:
         global _seen
@@ -375,20 +415,49 @@ class _Tracer:
         callback on every call would be cheaper still, but a test can see it: a RecursionError
         then ends in the callback's frame.)"""
         mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
-        disable, event = mon.DISABLE, mon.events.PY_START
-        calls, armed, current = self._calls, self._armed, self
+        disable, event, line_event = mon.DISABLE, mon.events.PY_START, mon.events.LINE
+        tool, calls, armed, current = self._tool, self._calls, self._armed, self
+        lines, early, dirty = self.lines, self._early, self._dirty
 
         def first_start(code: Any, offset: int) -> Any:
             current.current.add(code)
             recorded = _recorded
+            function = code.co_flags & _FUNCTION == _FUNCTION
             if recorded is None:
-                return None  # before the session: this code is classified at a later start
+                # before the session (conftests, plugins): classified at a later start; a
+                # function of the workspace may run at import time now, its lines with it
+                try:
+                    if function and not code.co_filename.startswith(_INSTALLED):
+                        lines[code] = set()
+                        mon.set_local_events(tool, code, line_event)
+                    else:
+                        early.add(code)
+                except Exception:
+                    early.add(code)
+                return None
             try:
                 if recorded(code):
                     mon.set_local_events(calls, code, event)
                     armed.add(code)
+                    # a function first run outside a test (an import, a collection) may have
+                    # run at import time: its lines tell which of its statements did
+                    if function and code not in early and code not in lines and not _in_test():
+                        lines[code] = set()
+                        mon.set_local_events(tool, code, line_event)
+                elif lines.pop(code, None) is not None:
+                    mon.set_local_events(tool, code, 0)
             except Exception:  # never break the code under test: ask again at its next start
                 return None
+            return disable
+
+        def each_line(code: Any, line: int) -> Any:
+            # a line a test runs is no import-time line; disabled all the same, and re-armed
+            # when the next window outside the tests opens (an import may run it there)
+            if _in_test():
+                dirty.add(code)
+            else:
+                with contextlib.suppress(KeyError):
+                    lines[code].add(line)
             return disable
 
         def each_start(code: Any, offset: int) -> Any:
@@ -396,6 +465,7 @@ class _Tracer:
             return disable
 
         mon.register_callback(self._tool, event, first_start)
+        mon.register_callback(self._tool, line_event, each_line)
         mon.register_callback(self._calls, event, each_start)
         mon.set_events(self._tool, event)
 
@@ -407,6 +477,17 @@ class _Tracer:
         for code in seen & self._armed:
             mon.set_local_events(tool, code, 0)
             mon.set_local_events(tool, code, event)
+
+    def _rearm_lines(self) -> None:
+        """Re-arm the line events of the functions whose lines ran in a test, so that each line
+        they run outside the tests from now on is recorded."""
+        mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+        tool, event = self._tool, mon.events.LINE
+        for code in self._dirty:
+            if code in self.lines:
+                mon.set_local_events(tool, code, 0)
+                mon.set_local_events(tool, code, event)
+        self._dirty.clear()
 
     def _harvest(self, into: set[Any]) -> None:
         """Move the code objects cProfile saw since the last harvest into ``into``."""
@@ -430,6 +511,8 @@ class _Tracer:
         if self.mode == "monitoring":
             if self._calls is not None:
                 self._rearm(old)
+            if self._dirty and not _in_test():
+                self._rearm_lines()
         elif self.mode == "lsprof":
             self._harvest(old)
             _seen = self.current
@@ -449,6 +532,9 @@ class _Tracer:
                 mon.set_events(self._tool, 0)
                 for code in self._armed:
                     mon.set_local_events(self._calls, code, 0)
+                for code in self.lines:
+                    mon.set_local_events(self._tool, code, 0)
+                mon.register_callback(self._tool, mon.events.LINE, None)
                 for tool in (self._tool, self._calls):
                     mon.register_callback(tool, mon.events.PY_START, None)
                     mon.free_tool_id(tool)
@@ -544,10 +630,14 @@ class _Recorder:
         self._not_recorded: set[Any] = set()  # code objects whose name is None in _names
         self._fixtures: dict[int, tuple[set[Any], list[str], list[tuple[str, bool]]]] = {}
         self._in_test: str | None = None
+        self._last = False  # the test running is the session's last
 
     # -- output -----------------------------------------------------------------------------
 
-    def _emit(self, event: str, **fields: Any) -> None:
+    def _emit(self, event: str, *, flush: bool = True, **fields: Any) -> None:
+        """Write one event line. ``flush=False`` leaves it in the buffer until the next flushed
+        event (the next ``test_start``, the session's end): a write and a wake-up of the
+        runner per test instead of one per event."""
         if self._stream is None:
             return
         fields["event"] = event
@@ -556,7 +646,8 @@ class _Recorder:
         with self._lock:
             try:
                 self._stream.write(line)
-                self._stream.flush()
+                if flush:
+                    self._stream.flush()
             except (OSError, ValueError):  # the runner went away: keep the tests running
                 self._stream = None
 
@@ -730,19 +821,40 @@ class _Recorder:
                 out.setdefault(path, set()).update(qualnames)
         return {path: sorted(q) for path, q in sorted(out.items())}
 
-    @pytest.hookimpl(hookwrapper=True)
+    def _import_lines(self) -> dict[str, dict[str, list[int]]]:
+        """Workspace file -> function -> the lines it ran, for each function that ran outside
+        the tests (imports, collections, the session) and whose every such code object had its
+        lines recorded from its first start; a function missing here has no line record."""
+        lines, unknown_codes = self._tracer.lines, self._tracer.unknown
+        found: dict[tuple[str, str], set[int]] = {}
+        unknown: set[tuple[str, str]] = set()
+        for code in self._outside.union(*self._collect_codes.values()):
+            name = self._names.get(code)
+            if not isinstance(name, tuple) or name in unknown:
+                continue
+            ran = lines.get(code)
+            if ran is None or code in unknown_codes:
+                unknown.add(name)
+                found.pop(name, None)
+            else:
+                found.setdefault(name, set()).update(ran)
+        out: dict[str, dict[str, list[int]]] = {}
+        for (path, qualname), ran in sorted(found.items()):
+            out.setdefault(path, {})[qualname] = sorted(ran)
+        return out
+
+    @_wrapper()
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Any:
         """What a higher-scoped fixture reads, runs and executes counts for every test using it,
         including the tests that get it already set up."""
         window = _active
         if self._in_test is None or fixturedef.scope == "function" or window is None:
-            yield
-            return
+            return (yield)
         mark, spawn_mark = len(window.paths), len(window.spawns)
         tracing = self._tracer.mode != "off"
         outer = self._tracer.swap() if tracing else set()
         try:
-            yield
+            return (yield)
         finally:
             inner = self._tracer.swap(outer) if tracing else set()
             outer |= inner
@@ -792,6 +904,7 @@ class _Recorder:
         collected = self._joined().get(test_file)
         self._emit(
             "file_deps",
+            flush=False,
             path=test_file,
             functions=self._functions(collected) if collected else {},
             files=sorted(f for f in files if not os.path.isdir(os.path.join(root, f))),
@@ -974,6 +1087,7 @@ class _Recorder:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> None:
+        self._last = nextitem is None  # no test_start will follow to flush its result
         self._items[item.nodeid] = item
         self._open_window(self._file_key(item))
         if self._tracer.mode != "off":
@@ -1002,11 +1116,13 @@ class _Recorder:
         codes = self._tracer.swap() if self._tracer.mode != "off" else set()
         if loose:
             self._outside |= codes  # may be a workspace module's import: shared
+            self._tracer.unknown |= codes  # whose lines were taken for a test's
         self._in_test = None
         item = self._items.pop(nodeid, None)
         phases = self._phases.pop(nodeid, {})
         failure = self._failures.pop(nodeid, None)
-        self._emit("test_result", **self._result(nodeid, item, phases, failure))
+        # out with the next test's start (which is flushed: a crash in that test is named)
+        self._emit("test_result", flush=False, **self._result(nodeid, item, phases, failure))
         if item is not None:
             fixture_codes, fixture_paths, fixture_spawns = self._fixture_records(item)
             codes |= fixture_codes
@@ -1025,6 +1141,7 @@ class _Recorder:
         if self._tracer.mode != "off":
             self._emit(
                 "test_trace",
+                flush=False,
                 nodeid=nodeid,
                 functions=functions,
                 files=sorted(seen.files),
@@ -1032,6 +1149,16 @@ class _Recorder:
             )
         if item is not None and self._last_item_of_file.get(key) == nodeid:
             self._emit_deps(key)
+        if self._last:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            try:
+                if self._stream is not None:
+                    self._stream.flush()
+            except (OSError, ValueError):
+                self._stream = None
 
     def _result(
         self, nodeid: str, item: Any, phases: dict[str, Any], failure: Any
@@ -1104,7 +1231,12 @@ class _Recorder:
         if mode != "off":
             self._outside |= self._tracer.swap()
             self._tracer.stop()
-            self._emit("session_trace", mode=mode, functions=self._functions(self._outside))
+            self._emit(
+                "session_trace",
+                mode=mode,
+                functions=self._functions(self._outside),
+                lines=self._import_lines(),
+            )
             self._outside = set()
         written = {rel for raw in _written if (rel := self._rel(raw)) is not None}
         imports: dict[str, set[str]] = {}
