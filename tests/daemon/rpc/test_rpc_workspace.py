@@ -304,20 +304,26 @@ def test_run_tests_streams_progress_and_a_second_run_queues(ws: DaemonEnv) -> No
     _slow_workspace(ws)
     started(ws)
 
-    async def one(client: DaemonClient, delay: float) -> tuple[list[wire.Event], Any]:
-        await asyncio.sleep(delay)
+    first_planned = asyncio.Event()
+
+    async def one(
+        client: DaemonClient, after: asyncio.Event | None
+    ) -> tuple[list[wire.Event], Any]:
+        if after is not None:  # the second run starts once the first is under way
+            await after.wait()
         events: list[wire.Event] = []
         stream = client.stream(wire.RUN_TESTS, wire.RunTestsParams(no_cache=True), timeout=120)
         async with stream:
             async for event in stream:
                 events.append(event)
+                first_planned.set()
         return events, stream.result
 
     async def main() -> None:
         a = await DaemonClient.connect(ws.root, start=False)
         b = await DaemonClient.connect(ws.root, start=False)
         try:
-            (ev_a, res_a), (ev_b, res_b) = await asyncio.gather(one(a, 0), one(b, 0.3))
+            (ev_a, res_a), (ev_b, res_b) = await asyncio.gather(one(a, None), one(b, first_planned))
         finally:
             await a.close()
             await b.close()
