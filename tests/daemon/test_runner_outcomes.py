@@ -253,3 +253,45 @@ def test_environment_is_allowlisted(
         root, interpreter, [], env_allowlist=["PATH", "ALLOWED_*"], extra_env={"GIVEN": "yes"}
     )
     assert report.outcomes == {"passed": 1}, report.stdout.decode()
+
+
+def test_a_process_that_dies_inside_a_test_keeps_the_results_before_it(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    """Results are written out with the next test's start (not one write each): a child that
+    dies inside a test has reported every test before it, and names the one it died in."""
+    root = workspace(
+        {
+            "test_die.py": (
+                "import os\n\n\ndef test_first():\n    pass\n\n\ndef test_second():\n"
+                "    assert False\n\n\ndef test_dies():\n    os._exit(9)\n\n\n"
+                "def test_never():\n    pass\n"
+            )
+        }
+    )
+    report = run_pytest_sync(root, interpreter, [])
+    outcomes = {nodeid.split("::")[-1]: r.outcome for nodeid, r in report.results.items()}
+    assert outcomes == {"test_first": "passed", "test_second": "failed"}
+    assert report.unfinished == ("test_die.py::test_dies",)
+    assert report.exit_code == 9
+
+
+def test_the_last_result_is_reported_when_the_session_ends_abruptly(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    """No test starts after the last one to carry its result out: it is written at once (a
+    session-finish hook that exits the process must not lose it)."""
+    root = workspace(
+        {
+            "conftest.py": (
+                "import os\n\nimport pytest\n\n\n@pytest.hookimpl(tryfirst=True)\n"
+                "def pytest_sessionfinish(session):\n    os._exit(0)\n"
+            ),
+            "test_one.py": "def test_one():\n    pass\n\n\ndef test_two():\n    pass\n",
+        }
+    )
+    report = run_pytest_sync(root, interpreter, [])
+    outcomes = {nodeid.split("::")[-1]: r.outcome for nodeid, r in report.results.items()}
+    assert outcomes == {"test_one": "passed", "test_two": "passed"}
+    assert report.unfinished == ()
+    assert report.session_end is None  # the plugin's own session end never ran
