@@ -32,10 +32,21 @@ async function launch(nodeModules, chromiumPath) {
 }
 
 async function palette(page, text) {
-  await page.keyboard.press("F1");
+  // a workbench still restoring (a window reload on a loaded machine) can close the palette
+  // between its opening and the typing: open it again rather than wait on a hidden input
   const input = page.locator(".quick-input-widget input");
-  await input.waitFor({ state: "visible", timeout: 10000 });
-  await input.fill(`>${text}`);
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press("F1");
+    try {
+      await input.waitFor({ state: "visible", timeout: 10000 });
+      await input.fill(`>${text}`, { timeout: 10000 });
+      break;
+    } catch (err) {
+      if (attempt >= 4) throw err;
+      await page.keyboard.press("Escape");
+      await page.waitForTimeout(1000);
+    }
+  }
   await page.waitForTimeout(400);
   await page.keyboard.press("Enter");
   await page.waitForTimeout(300);
