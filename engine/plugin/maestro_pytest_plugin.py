@@ -372,9 +372,10 @@ class _Tracer:
         self.current: set[Any] = set()
         # monitoring: the lines each recorded function first started outside a test has run
         # outside the tests, from its first start on (see `_start_monitoring`); the functions
-        # that may have run before they were classified; those whose lines ran in a test since
-        # the last window outside the tests (disabled: re-armed at the next such window); and
-        # those that ran in a window that may have been an import although taken for a test
+        # that may have run before they were classified; those some of whose lines ran in a
+        # test (and are disabled since); and those without a complete line record: run
+        # outside the tests after that, or in a window taken for a test that may have been an
+        # import
         self.lines: dict[Any, set[int]] = {}
         self._early: set[Any] = set()
         self._dirty: set[Any] = set()
@@ -417,7 +418,7 @@ class _Tracer:
         mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
         disable, event, line_event = mon.DISABLE, mon.events.PY_START, mon.events.LINE
         tool, calls, armed, current = self._tool, self._calls, self._armed, self
-        lines, early, dirty = self.lines, self._early, self._dirty
+        lines, early, dirty, unknown = self.lines, self._early, self._dirty, self.unknown
 
         def first_start(code: Any, offset: int) -> Any:
             current.current.add(code)
@@ -451,8 +452,9 @@ class _Tracer:
             return disable
 
         def each_line(code: Any, line: int) -> Any:
-            # a line a test runs is no import-time line; disabled all the same, and re-armed
-            # when the next window outside the tests opens (an import may run it there)
+            # a line a test runs is no import-time line; disabled all the same (one callback
+            # per line and session): if the function runs outside the tests again, it has no
+            # complete line record (`each_start`)
             if _in_test():
                 dirty.add(code)
             else:
@@ -462,6 +464,8 @@ class _Tracer:
 
         def each_start(code: Any, offset: int) -> Any:
             current.current.add(code)
+            if code in dirty and not _in_test():
+                unknown.add(code)  # lines it ran in a test are off: these may go unseen
             return disable
 
         mon.register_callback(self._tool, event, first_start)
@@ -477,17 +481,6 @@ class _Tracer:
         for code in seen & self._armed:
             mon.set_local_events(tool, code, 0)
             mon.set_local_events(tool, code, event)
-
-    def _rearm_lines(self) -> None:
-        """Re-arm the line events of the functions whose lines ran in a test, so that each line
-        they run outside the tests from now on is recorded."""
-        mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
-        tool, event = self._tool, mon.events.LINE
-        for code in self._dirty:
-            if code in self.lines:
-                mon.set_local_events(tool, code, 0)
-                mon.set_local_events(tool, code, event)
-        self._dirty.clear()
 
     def _harvest(self, into: set[Any]) -> None:
         """Move the code objects cProfile saw since the last harvest into ``into``."""
@@ -511,8 +504,6 @@ class _Tracer:
         if self.mode == "monitoring":
             if self._calls is not None:
                 self._rearm(old)
-            if self._dirty and not _in_test():
-                self._rearm_lines()
         elif self.mode == "lsprof":
             self._harvest(old)
             _seen = self.current
