@@ -825,7 +825,8 @@ def swap_in_daemon(
                      expires=datetime.now(UTC) + timedelta(days=1))  # fmt: skip
 
     bundles = [bundle(n) for n in range(1, max_swaps + 2)]
-    engine = PolicyEngine.open(root, isolate=True, memo_dir=memo_dir)
+    # as the daemon opens it: the checker child kept ready for the next bundle
+    engine = PolicyEngine.open(root, isolate=True, memo_dir=memo_dir, resident=True)
     store = BundleStore(memo_dir.parent / "bundle", engine, {"k1": signer.public_key()})
     store.apply(bundles[0])
     engine.warm_on_install = True
