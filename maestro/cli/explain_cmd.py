@@ -11,6 +11,7 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
 from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
@@ -101,22 +102,23 @@ def explain(
         }
         console.print_json(json.dumps(payload))
         return
-    console.print(f"[bold]{pf.target}[/]: {pf.describe()}", highlight=False)
+    # node ids, paths and reasons are text, not markup: `test_x[case0]` must keep its `[case0]`
+    console.print(f"[bold]{escape(pf.target)}[/]: {escape(pf.describe())}", highlight=False)
     if not nodes:
         console.print("  [dim]no per-test record yet: the file runs as a whole[/]")
     for row in rows:
         style = "cyan" if row["runs"] else "green"
-        console.print(f"  [{style}]{'runs  ' if row['runs'] else 'cached'}[/] {row['reason']}",
-                      highlight=False)  # fmt: skip
+        verdict = "runs  " if row["runs"] else "cached"
+        console.print(f"  [{style}]{verdict}[/] {escape(row['reason'])}", highlight=False)
         for note in row["opaque"]:
-            console.print(f"      depends on the whole workspace: {note}", highlight=False)
+            console.print(escape(f"      depends on the whole workspace: {note}"), highlight=False)
         if record:
             for name in row.get("executed", []):
-                console.print(f"      executed {name}", highlight=False)
+                console.print(escape(f"      executed {name}"), highlight=False)
             for path in row.get("reads", []):
-                console.print(f"      read {path}", highlight=False)
+                console.print(escape(f"      read {path}"), highlight=False)
     for r in policy:
-        console.print(f"  [magenta]policy[/] {r.summary}", highlight=False)
+        console.print(f"  [magenta]policy[/] {escape(r.summary)}", highlight=False)
 
 
 def _stored_id(node: str) -> str:
@@ -163,7 +165,7 @@ def _explain_execution(execution: str | None, as_json: bool, root: Path | None) 
     if not found:
         console.print(f"no policy decisions recorded for execution {execution}")
     for r in found:
-        console.print(f"{r.time} {r.summary}", highlight=False)
+        console.print(escape(f"{r.time} {r.summary}"), highlight=False)
 
 
 def _opaque_of(result: ActionResult | None, node: str) -> list[str]:

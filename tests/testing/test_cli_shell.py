@@ -156,3 +156,22 @@ def test_a_run_served_from_the_cache_leaves_no_pytest_process_behind(cli: Worksp
     again = maestro(cli.root, "test", "--no-daemon")
     assert again.returncode == 0 and "ran 0 files" in again.stdout, again.stdout + again.stderr
     assert not waiting_pytest(cli.root.resolve())
+
+
+def test_explain_keeps_parameter_ids_in_its_text(cli: Workspace) -> None:
+    cli.write(
+        "tests/test_params.py",
+        """
+        import pytest
+
+        @pytest.mark.parametrize("x", ["case0", "bold"])
+        def test_x(x):
+            assert x != "bold"
+        """,
+    )
+    assert maestro(cli.root, "test", "tests/test_params.py").returncode == 1
+    done = maestro(cli.root, "explain", "tests/test_params.py")
+    assert done.returncode == 0, done.stdout + done.stderr
+    # rich read `[case0]` as a markup tag: every parameter set printed as plain `test_x`
+    assert "tests/test_params.py::test_x[case0] is served from the cache" in done.stdout
+    assert "tests/test_params.py::test_x[bold] failed last time" in done.stdout, done.stdout
