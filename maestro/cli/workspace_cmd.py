@@ -73,8 +73,10 @@ def render_stale(result: StaleResult, *, as_json: bool) -> None:
         ]
         console.print_json(json.dumps({"schema": "maestro.stale/1", "stale": rows}))
         return
-    for f in result.stale:
-        console.print(f"{f.target}  [dim]{f.describe}[/]")
+    from rich.markup import escape
+
+    for f in result.stale:  # node ids are text, not markup: `test_x[case0]` keeps `[case0]`
+        console.print(f"{escape(f.target)}  [dim]{escape(f.describe)}[/]", highlight=False)
     console.print(f"{len(result.stale)} of {result.tests} test files stale")
 
 

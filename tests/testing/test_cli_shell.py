@@ -175,3 +175,20 @@ def test_explain_keeps_parameter_ids_in_its_text(cli: Workspace) -> None:
     # rich read `[case0]` as a markup tag: every parameter set printed as plain `test_x`
     assert "tests/test_params.py::test_x[case0] is served from the cache" in done.stdout
     assert "tests/test_params.py::test_x[bold] failed last time" in done.stdout, done.stdout
+
+
+def test_stale_keeps_parameter_ids_in_its_text(cli: Workspace) -> None:
+    cli.write(
+        "tests/test_params.py",
+        """
+        import pytest
+
+        @pytest.mark.parametrize("x", ["case0", "bold"])
+        def test_x(x):
+            assert x != "bold"
+        """,
+    )
+    assert maestro(cli.root, "test", "tests/test_params.py").returncode == 1
+    done = maestro(cli.root, "stale")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "tests/test_params.py::test_x[bold] failed last time" in done.stdout, done.stdout
