@@ -60,6 +60,11 @@ T = TypeVar("T")
 
 Hook = Callable[["DaemonApp"], Awaitable[None]]
 
+FIRST_ANSWER_LIMIT_S = 2.0
+"""How long background work started with the daemon (such as the first run's imports and pytest
+process) waits for the first answer before starting anyway: on a 2-vCPU machine it otherwise
+competes with that answer, which a client that just started the daemon waits for."""
+
 
 def test_methods_enabled() -> bool:
     return os.environ.get("MAESTRO_DAEMON_TEST_METHODS") == "1"
@@ -88,6 +93,7 @@ class DaemonApp:
         self._startup: list[Hook] = []
         self._shutdown: list[Hook] = []
         self._stop: asyncio.Event | None = None
+        self._answered = asyncio.Event()
         self.stop_reason = ""
         self._register_builtins(test_methods_enabled() if test_methods is None else test_methods)
 
@@ -126,6 +132,17 @@ class DaemonApp:
     def on_shutdown(self, hook: Hook) -> None:
         """Run after connections are closed, in reverse registration order."""
         self._shutdown.append(hook)
+
+    def answered(self) -> None:
+        """The daemon answered a workspace query or began a run: work waiting in
+        `first_answer` may start."""
+        self._answered.set()
+
+    async def first_answer(self, limit_s: float = FIRST_ANSWER_LIMIT_S) -> None:
+        """Return once the daemon has answered (see `answered`), or after ``limit_s``: for
+        background work that would slow the answer a client waits for after a start."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._answered.wait(), limit_s)
 
     def broadcast(self, event: str, payload: BaseModel | Mapping[str, Any] | None = None) -> int:
         """Push an event to subscribed clients (never blocks); returns how many got it."""

@@ -222,6 +222,9 @@ class PolicyService:
             loop.call_soon_threadsafe(self.app.broadcast, POLICY_INCIDENT, incident)
 
     async def _sync_forever(self) -> None:
+        # the gate (rego-cpp, the workspace's policy) opens after the daemon's first answer: a
+        # run asks for it at once, a query after a restart does not need it
+        await self.app.first_answer()
         gate = await self.gate()
         if gate is None:
             return

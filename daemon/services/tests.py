@@ -168,9 +168,11 @@ class TestService:
         """What the first run would otherwise pay for, done once the graph is built (not to
         slow the daemon's own start, which a client may be waiting on): the run's imports, the
         secret detectors, the cache's environment, the interpreter's description, then the
-        pytest process of the first run."""
+        pytest process of the first run. It starts after the daemon's first answer (or a run
+        request), which it would otherwise slow."""
         try:
             graph = await self.workspace.ready()
+            await self.app.first_answer()
             await asyncio.to_thread(_preload)
             await self.cache()
             await self.interpreter(graph)
@@ -262,6 +264,7 @@ class TestService:
 
     async def run_tests(self, params: RunTestsParams, ctx: RequestContext) -> RunTestsResult:
         execution_id = uuid.uuid4().hex
+        self.app.answered()  # the warm-up (its pytest process) serves this run: start it now
         policy = self.policy
         if policy is not None:  # may wait (queue) or raise PolicyDeniedError
             await policy.admit(

@@ -367,6 +367,7 @@ class WorkspaceService:
             if mutates:
                 self._dirty = True
                 self.generation += 1
+        self.app.answered()
         if self._watcher is None and self._watch:
             asyncio.get_running_loop().call_later(WATCH_AFTER_ANSWER_S, self._start_watcher)
         return result
