@@ -95,6 +95,12 @@ def rss_mb(pid: int) -> tuple[float, float]:
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["VmHWM"].split()[0]) / 1024
 
 
+def cpu_s(pid: int) -> float:
+    """The process's user + system CPU time so far (/proc/<pid>/stat, clock ticks)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def module_of(rel: str) -> str:
     return rel.removesuffix(".py").removesuffix("/__init__").replace("/", ".")
 
@@ -195,6 +201,7 @@ def main(argv: list[str] | None = None) -> None:
 
         # 4. restart -> first answer
         restarts: list[float] = []
+        restart_cpu: list[float] = []
         warm_rss: list[float] = []
         probe = "django/utils/html.py"
         for _ in range(args.restarts):
@@ -206,11 +213,14 @@ def main(argv: list[str] | None = None) -> None:
                 hops, why = SHAPES["cli"]  # as `maestro impacted` asks, like the rows above
                 client.call(wire.IMPACTED, wire.ImpactedParams(paths=[probe], hops=hops, why=why))
                 restarts.append(time.perf_counter() - started)
+                restart_cpu.append(cpu_s(reply.pid))
                 warm = client.call(wire.GRAPH_STATS, wire.GraphStatsParams())
             warm_rss.append(rss_mb(reply.pid)[0])
         r50 = statistics.median(restarts)
+        c50 = statistics.median(restart_cpu)
         print(
-            f"restart -> first answer: median {r50:.3f} s, max {max(restarts):.3f} s "
+            f"restart -> first answer: median {r50:.3f} s (daemon CPU {c50:.2f} s), "
+            f"max {max(restarts):.3f} s "
             f"({warm.reused_from_index} files from the index, {warm.scanned} scanned)"
         )
 
@@ -232,6 +242,7 @@ def main(argv: list[str] | None = None) -> None:
          "<= 200 MB", ok(rss, 200)],
         ["daemon restart -> first answer: median", f"{r50:.3f} s", "<= 0.5 s", ok(r50, 0.5)],
         ["same: worst of the restarts", f"{max(restarts):.3f} s", "", ""],
+        ["same: the daemon's CPU time to that answer, median", f"{c50:.2f} s", "", ""],
     ]  # fmt: skip
     md = table(["measure", "result", "target", "met"], rows, "lrrl")
     print()
