@@ -116,7 +116,7 @@ def _outcome(raw: str) -> str:
     return "passed"
 
 
-LOAD_DELAY_S = 1.0  # after the graph is ready: its first answers go first
+LOAD_DELAY_S = 1.0  # after the daemon's first answer: the answers that follow it go first
 
 
 class SpeculationService:
@@ -155,12 +155,21 @@ class SpeculationService:
 
     async def _load_after_graph(self) -> None:
         """Telemetry and model load after the graph and its first answers, unless needed
-        sooner: both need the GIL (the model's numpy import alone is ~0.2 s), and a restarted
-        daemon's first answer must not wait for them."""
+        sooner: both need the GIL (replaying a long telemetry window, loading a trained model
+        and numpy), and a restarted daemon's first answer must not wait for them."""
         with contextlib.suppress(Exception):  # a failed build is the graph's to report
             await self.workspace.ready()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wanted.wait(), LOAD_DELAY_S)
+
+        async def settled() -> None:
+            await self.app.first_answer()
+            await asyncio.sleep(LOAD_DELAY_S)
+
+        waits = [asyncio.ensure_future(self._wanted.wait()), asyncio.ensure_future(settled())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
         await self._model(self._load)
 
     async def stop(self, app: DaemonApp) -> None:
