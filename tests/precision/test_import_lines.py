@@ -11,6 +11,8 @@ files that imported it re-runs, as before."""
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 from precision_helpers import Workspace, ran_nodes
 
@@ -185,15 +187,13 @@ def test_a_change_that_can_reach_the_statements_that_ran_reruns_every_file(
         assert "ran at import or collection time" in planned.describe(), target
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ records the lines")
 def test_without_a_line_record_every_file_reruns(ws: Workspace) -> None:
     """3.11 (cProfile records no lines): as before, every file that imported it."""
     for rel, text in FILES.items():
         ws.write(rel, text)
-    assert ws.run().failed == 0
-    ws.run()  # a cold run before 3.12 is untraced: make the record
+    assert ws.run().failed == 0  # traced: the tests set MAESTRO_TRACE=always
     ws.edit("pkg/render.py", 'self.mode = "windows"', 'self.mode = "win"')
-    ws.run()
-    ws.edit("pkg/render.py", 'self.mode = "win"', 'self.mode = "nt"')
     assert ran_nodes(ws.run()) == EVERY
 
 
