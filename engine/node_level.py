@@ -9,7 +9,8 @@ cannot judge per node returns None and the file runs as a whole (see engine/test
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import TypeVar
 
 from maestro.cache.action import ActionResult, TraceRecord
 from maestro.cache.keys import ABSENT, WORKSPACE
@@ -41,6 +42,9 @@ def dotted(path: str, qualname: str) -> str:
     return module if qualname == "<module>" else f"{module}.{qualname}"
 
 
+T = TypeVar("T")
+
+
 def node_reasons(
     graph: BuildGraph,
     cache: Cache,
@@ -49,6 +53,7 @@ def node_reasons(
     old_inputs: Mapping[str, str],
     new_inputs: Mapping[str, str],
     changed: list[str],
+    prefer: Collection[str] = (),
 ) -> tuple[ActionResult, dict[str, str]] | None:
     """(previous result, node id -> reason for each node that must re-run), or None when the
     change cannot be judged per node (file-level behaviour applies).
@@ -58,7 +63,11 @@ def node_reasons(
     (``TestOutcome.opaque``), only those nodes depend on the whole workspace: they re-run, and
     the others are judged by the file inputs that changed, as for any file. A reason of the
     run outside any test (a program run by a conftest or a plugin at start-up, whose output
-    any test may see) keeps the whole file."""
+    any test may see) keeps the whole file.
+
+    ``prefer``: files that also differ from a nearer result (judged against an older one); a
+    node that executed several changed functions is told the one in those files first, so an
+    undone edit is not named as the reason."""
     if not changed or any(not is_file_input(n) and n != WORKSPACE for n in changed):
         return None
     previous = cache.get_action(previous_hex, count=False)
@@ -161,11 +170,27 @@ def node_reasons(
             reasons[t.node_id] = f"depends on the whole workspace, which changed: {t.opaque[0]}"
         elif t.executed is None:
             reasons[t.node_id] = "has no execution record"
-        elif found := next((hit[i] for i in t.executed if i in hit), None):
+        elif found := _first_hit(trace, t.executed, hit, prefer):
             reasons[t.node_id] = found
-        elif read := next((p for p in t.reads if p in data or p in sources), None):
+        elif read := next(
+            (p for p in _preferred(t.reads, prefer.__contains__) if p in data or p in sources),
+            None,
+        ):
             reasons[t.node_id] = data.get(read) or sources[read]
     return previous, reasons
+
+
+def _first_hit(
+    trace: TraceRecord, executed: Sequence[int], hit: Mapping[int, str], prefer: Collection[str]
+) -> str | None:
+    """The reason of the first changed function a node executed, one of `prefer`'s files first."""
+    ranked = _preferred(executed, lambda i: trace.functions[i].partition("::")[0] in prefer)
+    return next((hit[i] for i in ranked if i in hit), None)
+
+
+def _preferred(items: Sequence[T], first: Callable[[T], bool]) -> list[T]:
+    """`items` with those `first` accepts ahead of the others, each part in its own order."""
+    return [x for x in items if first(x)] + [x for x in items if not first(x)]
 
 
 def _unreached(

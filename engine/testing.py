@@ -506,9 +506,12 @@ def _decide(
             )
             for _, _, entry in others[:_OTHER_PREVIOUS]:
                 differ = changed_inputs(entry[1], key.inputs)
-                found = node_reasons(graph, cache, fps, entry[0], entry[1], key.inputs, differ)
+                found = node_reasons(
+                    graph, cache, fps, entry[0], entry[1], key.inputs, differ, prefer=changed
+                )
                 if found is not None:
-                    previous, changed = entry, differ
+                    # `changed` stays what differs from the nearest result: an edit undone
+                    # since the older one is no reason to tell ("inputs changed", node reasons)
                     break
         if found is not None:
             carried, reasons = found
