@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +37,15 @@ def _stamp(path: Path, prefix: Path, version: tuple[int, int, int], is_venv: boo
 
 
 def workspace_interpreter(
-    root: Path, *, configured: str | Path | None = None, describe: Describe | None = None
+    root: Path,
+    *,
+    configured: str | Path | None = None,
+    describe: Describe | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> Interpreter:
-    """resolve_interpreter(), served from the state dir while nothing changed."""
-    path, source = find_interpreter_path(root, configured=configured)
+    """resolve_interpreter(), served from the state dir while nothing changed. ``environ``: where
+    ``VIRTUAL_ENV`` and ``PATH`` come from (default: this process's environment)."""
+    path, source = find_interpreter_path(root, configured=configured, environ=environ)
     state = workspace_state_dir(root) / FILE
     try:
         saved = json.loads(state.read_text())
@@ -59,7 +65,7 @@ def workspace_interpreter(
                 return found
     except (OSError, ValueError, KeyError, TypeError):
         pass
-    found = resolve_interpreter(root, configured=configured, describe=describe)
+    found = resolve_interpreter(root, configured=configured, describe=describe, environ=environ)
     try:
         data = {
             "path": str(path),

@@ -227,12 +227,18 @@ class TestService:
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self._cache.close)
 
-    async def interpreter(self, graph: BuildGraph) -> Interpreter:
-        """Resolved per request: a venv created or upgraded since the last run is picked up."""
+    async def interpreter(
+        self, graph: BuildGraph, environ: Mapping[str, str] | None = None
+    ) -> Interpreter:
+        """Resolved per request: a venv created or upgraded since the last run is picked up.
+        ``environ``: the client's (its active venv, its PATH), else the daemon's own, which may
+        be an editor's started from the desktop."""
         from maestro.engine.interpreter_cache import workspace_interpreter
 
         configured = self.settings(graph).interpreter
-        return await asyncio.to_thread(workspace_interpreter, self.root, configured=configured)
+        return await asyncio.to_thread(
+            workspace_interpreter, self.root, configured=configured, environ=environ
+        )
 
     # --- stale / cache stats ---------------------------------------------------------------------
 
@@ -295,14 +301,17 @@ class TestService:
             self.active -= 1
             self.run_lock.release()
 
-    async def open_run(self, *, wait_remote: bool) -> Engine:
+    async def open_run(
+        self, *, wait_remote: bool, environ: Mapping[str, str] | None = None
+    ) -> Engine:
         """The engine of one run, explicit or speculative (the caller holds `run_lock`): a
-        private graph, the workspace's interpreter, the run cache (waiting on the coordinator
-        for a local miss or not) and the daemon's fingerprint store."""
+        private graph, the workspace's interpreter (found in ``environ``), the run cache
+        (waiting on the coordinator for a local miss or not) and the daemon's fingerprint
+        store."""
         from maestro.engine.core import Engine
 
         graph = await self._private_graph()
-        interpreter = await self.interpreter(graph)
+        interpreter = await self.interpreter(graph, environ)
         cache = await self.run_cache(graph, wait_remote=wait_remote)
         return Engine(graph, cache, interpreter, self.fingerprints)
 
@@ -324,9 +333,9 @@ class TestService:
         from maestro.engine.testing import Selection, planned_info, summary_result
 
         self.runs += 1
-        engine = await self.open_run(wait_remote=True)
-        graph = engine.graph
         environ = params.env
+        engine = await self.open_run(wait_remote=True, environ=environ)
+        graph = engine.graph
         changes = None
         if params.buffers is not None:
             from maestro.wire import ImpactedParams

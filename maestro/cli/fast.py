@@ -133,12 +133,17 @@ def prestart(argv: Sequence[str]) -> WarmPytest | None:
 
 
 def client_env(root: Path) -> dict[str, str]:
-    """This process's environment, cut to the workspace's allowlist (what pytest may see)."""
+    """This process's environment, cut to the workspace's allowlist (what pytest may see), and
+    its active venv: the daemon finds the interpreter as this process would (the allowlist
+    decides what pytest and the key see, not this)."""
     from maestro.config import load_settings
     from maestro.envvars import allowlist_with, allowlisted_env
 
     extra = load_settings(root).config.env_allowlist
-    return dict(allowlisted_env(allowlist_with(extra), os.environ))
+    env = dict(allowlisted_env(allowlist_with(extra), os.environ))
+    if "VIRTUAL_ENV" in os.environ:
+        env["VIRTUAL_ENV"] = os.environ["VIRTUAL_ENV"]
+    return env
 
 
 # --- command line ------------------------------------------------------------------------------

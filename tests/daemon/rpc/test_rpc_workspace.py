@@ -475,3 +475,26 @@ def test_a_source_buffer_keeps_its_etag_while_typed_into_a_config_buffer_does_no
         other = {"buffers": {"pyproject.toml": config + "[tool.pytest.ini_options]\n"}}
         two = client.call(wire.IMPACTED, {**other, "etag": one.etag})
         assert not two.unchanged and two.etag != one.etag
+
+
+def test_a_run_finds_the_interpreter_in_the_clients_environment(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A daemon started by an editor launched from the desktop (its python3 has no pytest) runs
+    a terminal's `maestro test` with the terminal's active venv, as `--no-daemon` would."""
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(daemon_env.base / "cache"))
+    daemon_env.write_old({"tests/test_one.py": "def test_one():\n    assert 1\n"})
+    bare = daemon_env.base / "bare"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(bare)], check=True)
+    monkeypatch.setenv("PATH", f"{bare / 'bin'}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    monkeypatch.delenv("VIRTUAL_ENV", raising=False)
+    started(daemon_env)
+    terminal = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "VIRTUAL_ENV": str(Path(sys.executable).parent.parent),
+    }
+    with SyncDaemonClient(daemon_env.root, start=False) as client:
+        result = client.stream(
+            wire.RUN_TESTS, wire.RunTestsParams(env=terminal), lambda e: None, timeout=120
+        )
+    assert (result.exit_code, result.passed) == (0, 1)
