@@ -32,11 +32,11 @@ from typing import Any, Literal
 
 import jwt
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from pydantic import BaseModel, Field
 
 from maestro.errors import PolicyBundleError, PolicyError
 from maestro.paths import replace_file
 from maestro.policy.engine import PolicyEngine
+from maestro.policy.model import Incident as Incident  # its home before
 from maestro.policy.sources import Module, check_roots
 
 log = logging.getLogger(__name__)
@@ -236,17 +236,6 @@ def build(
             info.mtime = 0
             tar.addfile(info, io.BytesIO(raw))
     return out.getvalue()
-
-
-class Incident(BaseModel):
-    """Raised when a bundle is quarantined, cleared when a good one is in force."""
-
-    event: Literal["policy/incident"] = "policy/incident"
-    active: bool
-    reason: str
-    message: str
-    revision: str | None = None
-    time: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 class BundleMetricFamilies:

@@ -7,6 +7,7 @@ the version stays; a field removed or changing meaning bumps the version.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
@@ -233,3 +234,14 @@ class DecisionRecord(WireModel):
         if self.error:
             text += f" [evaluation error: {self.error}]"
         return text
+
+
+class Incident(BaseModel):
+    """Raised when a bundle is quarantined, cleared when a good one is in force."""
+
+    event: Literal["policy/incident"] = "policy/incident"
+    active: bool
+    reason: str
+    message: str
+    revision: str | None = None
+    time: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))

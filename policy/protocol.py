@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from maestro.policy.bundle import Incident
-from maestro.policy.model import DecisionRecord
+from maestro.policy.model import DecisionRecord, Incident
 from maestro.wire import Empty, register_event, register_method
 
 
