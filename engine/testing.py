@@ -32,7 +32,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -183,24 +182,13 @@ def key_context(
     )
 
 
-_CLOCK_REALTIME_COARSE = 5  # Linux's clock id; Python names no constant for it
-
-
-def _file_clock_ns() -> int:
-    """Now, as file times will read it: Linux stamps files from its coarse clock (up to a tick
-    behind the wall clock) or finer, never earlier; elsewhere the wall clock less 10 ms."""
-    if sys.platform == "linux":
-        return time.clock_gettime_ns(_CLOCK_REALTIME_COARSE)
-    return time.time_ns() - 10_000_000
-
-
 class Digests:
     """Memoised input digests, pinned for the lifetime of one plan + run (see module docstring)."""
 
     def __init__(self, graph: BuildGraph) -> None:
         self.graph = graph
         self.known: dict[str, str | None] = {}
-        self.frozen_at: int | None = None  # the run's start, as file times read it
+        self.frozen_at: int | None = None  # the run's start (wall clock, ns)
         self.late: set[str] = set()  # first hashed after the run started: not pinned before
 
     def __call__(self, rel: str) -> str | None:
@@ -211,8 +199,10 @@ class Digests:
         return self.known[rel]
 
     def freeze(self) -> None:
-        """The run starts: a digest taken from now on may already see a change made during it."""
-        self.frozen_at = _file_clock_ns()
+        """The run starts: a digest taken from now on may already see a change made during it.
+        File times may lag the clock by a tick (Linux stamps from a coarse clock): a write in
+        the first tick of the run may read as before it, but no test has read anything yet."""
+        self.frozen_at = time.time_ns()
 
     def modified_during_run(self, names: Iterable[str]) -> set[str]:
         """Those of ``names`` first hashed after the run started whose file was modified since
