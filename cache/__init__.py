@@ -6,8 +6,9 @@ contract imports maestro.cache.stats) must not pay for LMDB and every other subm
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from maestro.lazy import lazy_names
 
 if TYPE_CHECKING:
     from .action import ActionResult, Provenance, TestOutcome, Timing
@@ -35,14 +36,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_names(__name__, _HOME, globals())
 
 __all__ = [
     "EMPTY_DIGEST",

@@ -9,8 +9,9 @@ client, not the server (aiohttp's web framework, the routes, the OpenAPI documen
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from maestro.lazy import lazy_names
 
 if TYPE_CHECKING:
     from .app import create_app
@@ -20,17 +21,11 @@ if TYPE_CHECKING:
 __all__ = ["CoordinatorClient", "Settings", "create_app", "load_settings"]
 
 _WHERE = {
-    "create_app": ".app",
-    "CoordinatorClient": ".client",
-    "Settings": ".settings",
-    "load_settings": ".settings",
+    "create_app": "app",
+    "CoordinatorClient": "client",
+    "Settings": "settings",
+    "load_settings": "settings",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _WHERE, globals())
