@@ -618,7 +618,24 @@ def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResu
         for o in summary.files
     ]
     counts = {name: getattr(summary, name) for name in RunCounts.model_fields}
-    return RunTestsResult(**counts, files=files)
+    said = _why_unfinished(summary.report) if summary.not_run_files else ""
+    return RunTestsResult(**counts, files=files, pytest_said=said)
+
+
+_SAID_LINES = 15
+
+
+def _why_unfinished(report: RunReport | None) -> str:
+    """What pytest printed about why files did not finish: its INTERNALERROR lines, else the end
+    of its error output, else of its output; redacted (it goes to the terminal and the wire)."""
+    if report is None:
+        return ""
+    out = report.stdout.decode(errors="replace").splitlines()
+    lines = [line for line in out if line.startswith("INTERNALERROR>")]
+    if not lines:
+        lines = report.stderr.decode(errors="replace").strip().splitlines() or out
+    tail = "\n".join(line.rstrip() for line in lines[-_SAID_LINES:]).strip()
+    return str(Redactor.from_environ(os.environ).redact(tail)) if tail else ""
 
 
 def collection_error_line(target: str, longrepr: str) -> int | None:

@@ -745,6 +745,11 @@ class RunTestsResult(RunCounts):
         default_factory=list,
         description="the run's policy decisions that were not a plain allow, one sentence each",
     )
+    pytest_said: str = Field(
+        default="",
+        description="when files did not finish: the last lines pytest printed (an "
+        "INTERNALERROR, a crash), redacted",
+    )
 
     def wire_dump(self) -> dict[str, Any]:
         return _files_dump(self, self.files)

@@ -256,6 +256,9 @@ def print_summary(result: Mapping[str, Any]) -> None:
         )
     if result.get("not_run_files"):
         console.print(f"[yellow]{result['not_run_files']} files did not finish (not cached)[/]")
+        if result.get("pytest_said"):
+            console.print("pytest said:", highlight=False)
+            console.print(escape(str(result["pytest_said"])), highlight=False, soft_wrap=True)
     if quarantined:
         bad = sum(1 for q in quarantined.values() if q.get("outcome") in ("failed", "error"))
         rules = ", ".join(sorted({str(q.get("rule")) for q in quarantined.values()}))

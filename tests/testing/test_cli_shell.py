@@ -192,3 +192,15 @@ def test_stale_keeps_parameter_ids_in_its_text(cli: Workspace) -> None:
     done = maestro(cli.root, "stale")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "tests/test_params.py::test_x[bold] failed last time" in done.stdout, done.stdout
+
+
+def test_files_that_did_not_finish_say_what_pytest_said(cli: Workspace) -> None:
+    cli.write(
+        "tests/conftest.py",
+        "def pytest_runtest_logreport(report):\n    raise RuntimeError('boom in a hook')\n",
+    )
+    done = maestro(cli.root, "test", "tests/test_a.py")
+    assert done.returncode != 0
+    assert "1 files did not finish" in done.stdout
+    assert "pytest said:" in done.stdout
+    assert "RuntimeError: boom in a hook" in done.stdout
