@@ -223,6 +223,17 @@ class RunManager:
         outcome.update(self._summary(run, result))
         self._publish(run)
         self._end(run, _summary_line(outcome))
+        if result.not_run_files and result.pytest_said:
+            # pytest broke down (an INTERNALERROR, a crash): its own words, not just a count
+            log.warning("pytest's output of %s:\n%s", run.id, result.pytest_said)
+            last = result.pytest_said.strip().splitlines()[-1]
+            ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Error,
+                    message=f"Maestro: {result.not_run_files} test files did not finish; "
+                    f"pytest said: {last} (the Maestro output has the rest)",
+                )
+            )
         notify(ls, methods.TEST_RESULTS, outcome)
         testexplorer.run_end(ls, run, outcome)
         ws = run.ws
