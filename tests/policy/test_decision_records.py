@@ -92,25 +92,28 @@ def test_background_log_reads_its_own_writes_and_close_drains(
     log = DecisionLog(path, max_records=50, background=True)
     gate = PolicyGate(PolicyEngine.open(root), log)
 
+    read_back: dict[str, list[str]] = {}
+
     def decide(tag: str) -> None:
-        for i in range(40):
+        for i in range(15):  # 45 in all: none is trimmed before it is read back
             gate.decide(
                 RunInput(execution_id=f"{tag}{i}", paths=[f"tests/db/{tag}{i}.py"], now_ms=1)
             )
+        read_back[tag] = [r.execution_id for r in gate.decisions(execution_id=f"{tag}14")]
 
     threads = [threading.Thread(target=decide, args=(t,)) for t in "abc"]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert [r.execution_id for r in gate.decisions(execution_id="c39")] == ["c39"]
-    assert log.count() == 50  # bounded: the newest 50 of 120
-    for i in range(5):
+    assert read_back == {t: [f"{t}14"] for t in "abc"}
+    assert log.count() == 45
+    for i in range(30):
         gate.decide(RunInput(execution_id=f"z{i}", paths=["tests/db/z.py"], now_ms=1))
     gate.close()  # drains the queue before closing
     with sqlite3.connect(path) as db:
         ids = {row[0] for row in db.execute("select execution_id from decisions")}
-    assert {f"z{i}" for i in range(5)} <= ids and len(ids) == 50
+    assert {f"z{i}" for i in range(30)} <= ids and len(ids) == 50  # the newest 50 of 75
 
 
 def test_a_full_queue_makes_the_caller_wait_not_drop(
