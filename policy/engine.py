@@ -50,6 +50,7 @@ from maestro.policy.sources import (
     load,
     read_annotations,
 )
+from maestro.policy.targets import Test, answers, plain, target_tests
 
 log = logging.getLogger(__name__)
 
@@ -215,6 +216,9 @@ class PolicySet:
     # no workspace or team module reads a cache input's target: an unmarked file's serve
     # decision is the same for every file with the same outcome (:meth:`_group`)
     target_blind: bool = False
+    # else, the string tests through which they read it, when that is the only way
+    # (:mod:`.targets`): unmarked files with the same answers share one evaluation
+    target_tests: tuple[Test, ...] | None = None
     unmarked: bool = False  # the set has the :data:`UNMARKED` entry point
     serves: str = ""  # what its serve decisions are a function of (:func:`serve_digest`)
     added: int = 0  # decisions put in the memo (persisted ones are not counted)
@@ -264,16 +268,20 @@ class PolicySet:
         target_blind = not any(
             _READS_TARGET.search(m.text) for m in sources.modules if m.layer != "builtin"
         )
+        tests = (
+            None if target_blind
+            else target_tests(m.text for m in sources.modules if m.layer != "builtin")
+        )  # fmt: skip
         digest = h.hexdigest()[:16]
         ruled = frozenset((layer, point) for layer, point, _ in present)
         serves = serve_digest(
             modules, data, sorted(sources.shadow), notes,
-            [pure, blind, timeless, openings, target_blind, unmarked,
+            [pure, blind, timeless, openings, target_blind, unmarked, tests is not None,
              all(layer == "builtin" for layer, point in ruled if point == "cache")],
         )  # fmt: skip
         return cls(
             sources, compiled, notes, digest, data, pure, blind, timeless, openings, ruled,
-            target_blind=target_blind, unmarked=unmarked, serves=serves,
+            target_blind=target_blind, target_tests=tests, unmarked=unmarked, serves=serves,
         )  # fmt: skip
 
     def only_builtin(self, point: str) -> bool:
@@ -314,15 +322,19 @@ class PolicySet:
         """What tells ``each`` apart for this set. A ``serve`` decision of a file carrying no
         marker does not depend on its target when no workspace or team module reads targets:
         the built-in cache rules fire for a marker or an upload only (a test pins this). A
-        plan's unmarked files then share one evaluation per outcome. The key without
-        ``target`` is never an input's own (a cache input always has one)."""
-        if (
-            self.target_blind
-            and point == "cache"
-            and each.get("action") == "serve"
-            and not each.get("markers")
-        ):
+        plan's unmarked files then share one evaluation per outcome. When they read it
+        through string tests only (:attr:`target_tests`), the tests' answers stand for it:
+        one evaluation per outcome and answers. The key without ``target`` is never an
+        input's own (a cache input always has one, and no ``target_tests`` field)."""
+        if point != "cache" or each.get("action") != "serve" or each.get("markers"):
+            return each
+        if self.target_blind:
             return {k: v for k, v in each.items() if k != "target"}
+        target = each.get("target")
+        if self.target_tests is not None and isinstance(target, str) and plain(target):
+            grouped = {k: v for k, v in each.items() if k != "target"}
+            grouped["target_tests"] = answers(self.target_tests, target)
+            return grouped
         return each
 
     def _recall(self, key: bytes) -> Decision | None:
