@@ -946,18 +946,26 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
+VARIANTS = ("before", "per file", "grouped")
+"""--after-change's variants, in the order of its table."""
+
+
 def after_change(args: argparse.Namespace) -> None:
     """A plan right after the workspace policy was edited, the daemon's way and the CLI's,
     before and after in the same run (alternating rounds), Django's test files all served:
 
     - ``before``: each new set checked in a new child interpreter, every serve decision
       evaluated again after any edit, a CLI run opening the policy after planning;
-    - ``after``: the daemon's resident checker child, serve decisions kept across an edit
+    - ``per file``: the daemon's resident checker child, serve decisions kept across an edit
       that cannot change them (a run rule), the CLI opening the policy while it plans, an
-      answer's text read once per set (``in process``: the serve decisions alone on a set
-      that decided nothing yet; CPU there is the calling thread's).
+      answer's text read once per set, each served file still one evaluation;
+    - ``grouped`` (as shipped): the same, and served files whose target the rules read only
+      through string tests share one evaluation per answers (policy/targets.py).
 
-    Wall, this process's CPU (all threads: the warm-up's too) and the checker children's."""
+    ``in process``: the serve decisions alone on a set that decided nothing yet. Wall, this
+    process's CPU (all threads: the warm-up's too) and the checker children's; then the
+    serve decisions' own wall and calling-thread CPU (the daemon: after its reload; the
+    CLI: ``gates.serve``, which first waits for the policy it opened while planning)."""
     import dataclasses
 
     from maestro.engine.core import Engine
@@ -973,11 +981,15 @@ def after_change(args: argparse.Namespace) -> None:
     print(f"{machine()}; host loop {loop_s:.2f} s; load {load}", flush=True)
     inherit = PolicySet.inherit
     answers_kept = policy_engine.ANSWERS_KEPT
+    target_tests = policy_engine.target_tests
+
+    def no_tests(texts: Any) -> None:
+        return None
 
     def no_inherit(self: PolicySet, entries: Any) -> int:
         return 0
 
-    results: dict[tuple[str, str, str], list[tuple[float, float, float]]] = {}
+    results: dict[tuple[str, str, str], list[tuple[float, float, float, float, float]]] = {}
     with private_env(tree) as root:
         rules = root / ".maestro" / "policy"
         rules.mkdir(parents=True, exist_ok=True)
@@ -1001,15 +1013,20 @@ def after_change(args: argparse.Namespace) -> None:
                     )
 
             def use(variant: str) -> None:
-                """Before: no serve decisions kept across an edit, every answer read."""
-                after = variant == "after"
+                """Before: no serve decisions kept across an edit, every answer read; per file:
+                as shipped but each served file evaluated (no grouping by the target's string
+                tests); grouped: as shipped."""
+                after = variant != "before"
                 PolicySet.inherit = inherit if after else no_inherit  # type: ignore[method-assign]
                 policy_engine.ANSWERS_KEPT = answers_kept if after else 0
+                policy_engine.target_tests = (  # type: ignore[assignment]
+                    target_tests if variant == "grouped" else no_tests
+                )
 
             daemon: dict[str, PolicyGate] = {}
-            for variant in ("before", "after"):
+            for variant in VARIANTS:
                 use(variant)
-                gate = PolicyGate.for_workspace(root, isolate=True, resident=variant == "after")
+                gate = PolicyGate.for_workspace(root, isolate=True, resident=variant != "before")
                 gate.engine.warm_on_install = True
                 deny_serving(gate, served, "x", MarkerScanner(root))  # the recent plan
                 assert gate.engine.wait_warm(600)
@@ -1018,17 +1035,18 @@ def after_change(args: argparse.Namespace) -> None:
             for _ in range(args.rounds):
                 # the serve decisions alone, on a set that decided nothing yet (what follows
                 # the child check and the compile)
-                for variant in ("before", "after"):
+                for variant in VARIANTS:
                     use(variant)
                     change("cache rule")
                     fresh = PolicyGate(PolicyEngine.open(root), None)
                     w, c = time.perf_counter(), time.thread_time()
                     deny_serving(fresh, served, "x", scanner)
+                    wall, cpu = time.perf_counter() - w, time.thread_time() - c
                     results.setdefault(("in process", "cache rule", variant), []).append(
-                        (time.perf_counter() - w, time.thread_time() - c, 0.0)
+                        (wall, cpu, 0.0, wall, cpu)
                     )
                 for what in ("run rule", "cache rule"):
-                    for variant in ("before", "after"):
+                    for variant in VARIANTS:
                         use(variant)
                         gate = daemon[variant]
                         checker = gate.engine.checker
@@ -1038,15 +1056,19 @@ def after_change(args: argparse.Namespace) -> None:
                         k0, r0 = _children_cpu(), _child_cpu(child_pid)
                         w, c = time.perf_counter(), time.process_time()
                         gate.engine.reload()  # the daemon: a request waits for the reload
+                        w2, c2 = time.perf_counter(), time.thread_time()
                         deny_serving(gate, served, "x", scanner)
+                        plan_w, plan_c = time.perf_counter() - w2, time.thread_time() - c2
                         wall, cpu = time.perf_counter() - w, time.process_time() - c
                         child = _children_cpu() - k0 + _child_cpu(child_pid) - r0
-                        results.setdefault(("daemon", what, variant), []).append((wall, cpu, child))
+                        results.setdefault(("daemon", what, variant), []).append(
+                            (wall, cpu, child, plan_w, plan_c)
+                        )
                         assert gate.engine.wait_warm(600)
                         # the CLI: a new process over the same state (the set never checked)
                         change(what)
                         w, c, k0 = time.perf_counter(), time.process_time(), _children_cpu()
-                        if variant == "after":
+                        if variant != "before":
                             gates = LocalCacheGates(root)  # opens while it plans
                             got = eng.plan(Selection())
                         else:
@@ -1055,14 +1077,16 @@ def after_change(args: argparse.Namespace) -> None:
                         plan = dataclasses.replace(
                             got, files=[dataclasses.replace(f, reason=None) for f in got.files]
                         )
-                        gates.serve(plan)
+                        w2, c2 = time.perf_counter(), time.thread_time()
+                        gates.serve(plan)  # waits for the policy's opening, then decides
+                        plan_w, plan_c = time.perf_counter() - w2, time.thread_time() - c2
                         gates.close()
                         wall, cpu = time.perf_counter() - w, time.process_time() - c
                         results.setdefault(("CLI", what, variant), []).append(
-                            (wall, cpu, _children_cpu() - k0)
+                            (wall, cpu, _children_cpu() - k0, plan_w, plan_c)
                         )
                         print(what, variant, {k: v[-1] for k, v in results.items()}, flush=True)
-            use("after")
+            use("grouped")
             for gate in daemon.values():
                 gate.engine.warm_on_install = False
                 gate.engine.wait_warm(60)
@@ -1073,13 +1097,14 @@ def after_change(args: argparse.Namespace) -> None:
     for (where, what, variant), got in results.items():
         rows.append([
             where, what, variant, med([g[0] for g in got]), med([g[1] for g in got]),
-            med([g[2] for g in got]), " / ".join(f"{g[0] * 1e3:.0f}" for g in got),
+            med([g[2] for g in got]), med([g[3] for g in got]), med([g[4] for g in got]),
+            " / ".join(f"{g[0] * 1e3:.0f}" for g in got),
         ])  # fmt: skip
-    rows.sort(key=lambda r: (r[0], r[1], r[2] != "before"))
+    rows.sort(key=lambda r: (r[0], r[1], VARIANTS.index(r[2])))
     md = table(
         ["process", "edit", "variant", "wall", "CPU (this process)", "CPU (checker child)",
-         "wall of each round, ms"],
-        rows, "lllrrrl",
+         "serve decisions: wall", "serve decisions: CPU (thread)", "wall of each round, ms"],
+        rows, "lllrrrrrl",
     )  # fmt: skip
     print(
         f"Django ({n_files} test files, all served), {today()}, {machine()}, maestro at "
