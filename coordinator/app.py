@@ -124,6 +124,21 @@ class ApiError(Exception):
 AUTH_FAILURE = web.RequestKey("auth_failure", ApiError)
 
 
+async def small_body(request: web.Request, limit: int, too_large: str) -> bytes:
+    """The whole body of a request whose body may be at most ``limit`` bytes (JSON documents,
+    policy bundles); 413 with ``too_large`` past it, whether or not a Content-Length says so.
+    One read of the stream returns only what has arrived, so it reads until the end."""
+    if (request.content_length or 0) > limit:
+        raise ApiError(413, "too_large", too_large)
+    body = bytearray()
+    while len(body) <= limit:
+        chunk = await request.content.read(limit + 1 - len(body))
+        if not chunk:
+            return bytes(body)
+        body += chunk
+    raise ApiError(413, "too_large", too_large)
+
+
 def _unauthorized(
     message: str = "missing or invalid credentials", *, hint: str | None = None
 ) -> ApiError:
@@ -457,10 +472,9 @@ class Coordinator:
         """Exchange an API key (JSON body or Authorization header) for a short-lived token."""
         api_key: str | None = None
         if request.can_read_body:
-            if (request.content_length or 0) > 4096:
-                raise ApiError(413, "too_large", "token requests are small JSON bodies")
+            body = await small_body(request, 4096, "token requests are small JSON bodies")
             try:
-                api_key = TokenRequest.model_validate_json(await request.read()).api_key
+                api_key = TokenRequest.model_validate_json(body).api_key
             except ValidationError:
                 raise ApiError(
                     400, "bad_request", 'expected a JSON body {"api_key": "mk_..."}'
@@ -529,10 +543,9 @@ class Coordinator:
     async def create_key(self, request: web.Request) -> web.Response:
         """An admin creates a key of its own tenant; the plaintext is in this response only."""
         principal = await self._admin(request)
-        if (request.content_length or 0) > 4096:
-            raise ApiError(413, "too_large", "key requests are small JSON bodies")
+        raw = await small_body(request, 4096, "key requests are small JSON bodies")
         try:
-            body = KeyCreateRequest.model_validate_json(await request.read())
+            body = KeyCreateRequest.model_validate_json(raw)
         except ValidationError:
             raise ApiError(
                 400, "bad_request", 'expected a JSON body {"role": "read", "label": "..."}'

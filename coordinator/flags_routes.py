@@ -284,13 +284,12 @@ class TenantFlagRoutes:
         )
     )
     async def set_flag(self, request: web.Request) -> web.Response:
-        from .app import ApiError
+        from .app import ApiError, small_body
 
         principal = await self.c.tenant_principal(request, admin=True)
-        if (request.content_length or 0) > _MAX_BODY:
-            raise ApiError(413, "too_large", "flag changes are small JSON bodies")
+        raw = await small_body(request, _MAX_BODY, "flag changes are small JSON bodies")
         try:
-            body = FlagPut.model_validate_json(await request.read())
+            body = FlagPut.model_validate_json(raw)
         except ValidationError as exc:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "body"

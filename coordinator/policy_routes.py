@@ -53,7 +53,7 @@ from maestro.redaction import Redactor
 from maestro.tasks import cancel_and_wait
 
 from .admission import Explanation, Refusal
-from .app import ApiError, _json
+from .app import ApiError, _json, small_body
 from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, operation
 from .policy_shared import FOLLOW_S, SharedBundles
 
@@ -372,11 +372,7 @@ class PolicyRoutes:
         principal = await self.coordinator.tenant_principal(request, write=True)
         if not principal.role.is_admin:
             raise ApiError(403, "forbidden", "the admin role of this tenant is required")
-        if (request.content_length or 0) > MAX_BUNDLE_BYTES:
-            raise ApiError(413, "too_large", "policy bundles are at most 8 MiB")
-        data = await request.content.read(MAX_BUNDLE_BYTES + 1)
-        if len(data) > MAX_BUNDLE_BYTES:
-            raise ApiError(413, "too_large", "policy bundles are at most 8 MiB")
+        data = await small_body(request, MAX_BUNDLE_BYTES, "policy bundles are at most 8 MiB")
         if not data.startswith(b"\x1f\x8b"):
             raise ApiError(400, "bad_request", "a policy bundle is a tar.gz (OPA bundle layout)")
         tenant = principal.tenant.name
@@ -456,11 +452,9 @@ class PolicyRoutes:
     )
     async def decisions(self, request: web.Request) -> web.Response:
         principal = await self.coordinator.tenant_principal(request, write=True)
-        if (request.content_length or 0) > MAX_DECISIONS_BYTES:
-            raise ApiError(413, "too_large", "send decisions in batches of at most 4 MiB")
-        body = await request.content.read(MAX_DECISIONS_BYTES + 1)
-        if len(body) > MAX_DECISIONS_BYTES:
-            raise ApiError(413, "too_large", "send decisions in batches of at most 4 MiB")
+        body = await small_body(
+            request, MAX_DECISIONS_BYTES, "send decisions in batches of at most 4 MiB"
+        )
         try:
             batch = DecisionBatch.model_validate_json(body, strict=True)
         except ValidationError as exc:

@@ -87,7 +87,7 @@ class TeamModelRoutes:
         ),
     )
     async def model(self, request: web.Request) -> web.Response:
-        from .app import ApiError
+        from .app import ApiError, small_body
 
         if request.method not in ("GET", "PUT"):
             raise ApiError(405, "method_not_allowed", "GET or PUT", headers={"Allow": "GET, PUT"})
@@ -98,10 +98,9 @@ class TeamModelRoutes:
                 raise ApiError(404, "not_found", "no team model published for this tenant")
             return web.Response(body=value, content_type="application/json")
         principal = await self.c.tenant_principal(request, admin=True)
-        if (request.content_length or 0) > 1 << 20:
-            raise ApiError(413, "too_large", "model metadata is a small JSON document")
+        raw = await small_body(request, 1 << 20, "model metadata is a small JSON document")
         try:
-            meta = TeamModelInfo.model_validate_json(await request.read())
+            meta = TeamModelInfo.model_validate_json(raw)
         except ValidationError as exc:
             raise ApiError(400, "bad_request", f"expected TeamModelInfo: {exc}"[:500]) from None
         tenant = principal.tenant

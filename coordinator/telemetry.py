@@ -116,7 +116,7 @@ class TelemetryRoutes:
         ),
     )
     async def telemetry(self, request: web.Request) -> web.Response:
-        from .app import ApiError
+        from .app import ApiError, small_body
 
         if request.method not in ("GET", "POST"):
             raise ApiError(405, "method_not_allowed", "GET or POST", headers={"Allow": "GET, POST"})
@@ -125,11 +125,9 @@ class TelemetryRoutes:
             body = await self.c.run(self.store.export, principal.tenant)
             return web.Response(body=body, content_type="application/x-ndjson")
         principal = await self.c.tenant_principal(request, write=True, admin=False)
-        if (request.content_length or 0) > MAX_BATCH_BYTES:
-            raise ApiError(413, "too_large", f"telemetry batches are at most {MAX_BATCH_BYTES} B")
-        raw = await request.read()
-        if len(raw) > MAX_BATCH_BYTES:
-            raise ApiError(413, "too_large", f"telemetry batches are at most {MAX_BATCH_BYTES} B")
+        raw = await small_body(
+            request, MAX_BATCH_BYTES, f"telemetry batches are at most {MAX_BATCH_BYTES} B"
+        )
         try:
             parsed = json.loads(raw)
         except ValueError:
