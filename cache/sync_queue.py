@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from maestro.redaction import RedactedBlob
 
@@ -145,25 +146,17 @@ class SyncQueue:
             self._trim("uploads", "length(value)")
 
     def peek_uploads(self, n: int) -> list[QueuedUpload]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT action, value, attempts FROM uploads ORDER BY seq LIMIT ?", (n,)
-            ).fetchall()
+        rows = self._rows("SELECT action, value, attempts FROM uploads ORDER BY seq LIMIT ?", n)
         return [QueuedUpload(a, bytes(v), t) for a, v, t in rows]
 
     def done_upload(self, action: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM uploads WHERE action = ?", (action,))
+        self._run("DELETE FROM uploads WHERE action = ?", action)
 
     def failed_upload(self, action: str) -> None:
-        with self._lock:
-            self._db.execute(
-                "UPDATE uploads SET attempts = attempts + 1 WHERE action = ?", (action,)
-            )
+        self._run("UPDATE uploads SET attempts = attempts + 1 WHERE action = ?", action)
 
     def clear_uploads(self) -> int:
-        with self._lock:
-            return self._db.execute("DELETE FROM uploads").rowcount
+        return self._run("DELETE FROM uploads")
 
     # -- telemetry ---------------------------------------------------------------------------
 
@@ -178,19 +171,14 @@ class SyncQueue:
             self._trim("telemetry", "length(payload)")
 
     def peek_telemetry(self, n: int) -> list[QueuedBatch]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT seq, payload, attempts FROM telemetry ORDER BY seq LIMIT ?", (n,)
-            ).fetchall()
+        rows = self._rows("SELECT seq, payload, attempts FROM telemetry ORDER BY seq LIMIT ?", n)
         return [QueuedBatch(s, bytes(p), t) for s, p, t in rows]
 
     def done_telemetry(self, seq: int) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM telemetry WHERE seq = ?", (seq,))
+        self._run("DELETE FROM telemetry WHERE seq = ?", seq)
 
     def failed_telemetry(self, seq: int) -> None:
-        with self._lock:
-            self._db.execute("UPDATE telemetry SET attempts = attempts + 1 WHERE seq = ?", (seq,))
+        self._run("UPDATE telemetry SET attempts = attempts + 1 WHERE seq = ?", seq)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -201,6 +189,15 @@ class SyncQueue:
             ).fetchone()
             (t,) = self._db.execute("SELECT count(*) FROM telemetry").fetchone()
         return QueueCounts(int(n), int(size), int(t))
+
+    def _run(self, sql: str, *args: object) -> int:
+        """One statement under the lock; the rows it changed."""
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    def _rows(self, sql: str, *args: object) -> list[Any]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     def _trim(self, table: str, size_expr: str) -> None:
         """Drop the oldest rows beyond the bounds (caller holds the lock, inside a transaction)."""
