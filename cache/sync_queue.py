@@ -54,6 +54,20 @@ CREATE TABLE IF NOT EXISTS telemetry (
 
 
 @dataclass(frozen=True, slots=True)
+class _Outbox:
+    """One queue table: rows in arrival order (``seq``), each named by ``key``, carrying
+    the blob ``value``."""
+
+    table: str
+    key: str
+    value: str
+
+
+_UPLOADS = _Outbox("uploads", "action", "value")
+_TELEMETRY = _Outbox("telemetry", "seq", "payload")
+
+
+@dataclass(frozen=True, slots=True)
 class QueuedUpload:
     action: str
     value: bytes
@@ -143,20 +157,20 @@ class SyncQueue:
                 "INSERT INTO uploads (action, value, enqueued) VALUES (?, ?, ?)",
                 (action, value.data, time.time()),
             )
-            self._trim("uploads", "length(value)")
+            self._trim(_UPLOADS)
 
     def peek_uploads(self, n: int) -> list[QueuedUpload]:
-        rows = self._rows("SELECT action, value, attempts FROM uploads ORDER BY seq LIMIT ?", n)
-        return [QueuedUpload(a, bytes(v), t) for a, v, t in rows]
+        return [QueuedUpload(*row) for row in self._peek(_UPLOADS, n)]
 
     def done_upload(self, action: str) -> None:
-        self._run("DELETE FROM uploads WHERE action = ?", action)
+        self._done(_UPLOADS, action)
 
     def failed_upload(self, action: str) -> None:
-        self._run("UPDATE uploads SET attempts = attempts + 1 WHERE action = ?", action)
+        self._failed(_UPLOADS, action)
 
     def clear_uploads(self) -> int:
-        return self._run("DELETE FROM uploads")
+        with self._lock:
+            return self._db.execute("DELETE FROM uploads").rowcount
 
     # -- telemetry ---------------------------------------------------------------------------
 
@@ -168,17 +182,16 @@ class SyncQueue:
                 "INSERT INTO telemetry (payload, enqueued) VALUES (?, ?)",
                 (payload.data, time.time()),
             )
-            self._trim("telemetry", "length(payload)")
+            self._trim(_TELEMETRY)
 
     def peek_telemetry(self, n: int) -> list[QueuedBatch]:
-        rows = self._rows("SELECT seq, payload, attempts FROM telemetry ORDER BY seq LIMIT ?", n)
-        return [QueuedBatch(s, bytes(p), t) for s, p, t in rows]
+        return [QueuedBatch(*row) for row in self._peek(_TELEMETRY, n)]
 
     def done_telemetry(self, seq: int) -> None:
-        self._run("DELETE FROM telemetry WHERE seq = ?", seq)
+        self._done(_TELEMETRY, seq)
 
     def failed_telemetry(self, seq: int) -> None:
-        self._run("UPDATE telemetry SET attempts = attempts + 1 WHERE seq = ?", seq)
+        self._failed(_TELEMETRY, seq)
 
     # -- state -------------------------------------------------------------------------------
 
@@ -190,17 +203,30 @@ class SyncQueue:
             (t,) = self._db.execute("SELECT count(*) FROM telemetry").fetchone()
         return QueueCounts(int(n), int(size), int(t))
 
-    def _run(self, sql: str, *args: object) -> int:
-        """One statement under the lock; the rows it changed."""
-        with self._lock:
-            return self._db.execute(sql, args).rowcount
+    # -- one outbox table ----------------------------------------------------------------------
 
-    def _rows(self, sql: str, *args: object) -> list[Any]:
+    def _peek(self, box: _Outbox, n: int) -> list[tuple[Any, bytes, int]]:
+        """The ``n`` oldest rows: key, value, attempts."""
         with self._lock:
-            return self._db.execute(sql, args).fetchall()
+            rows = self._db.execute(
+                f"SELECT {box.key}, {box.value}, attempts FROM {box.table} ORDER BY seq LIMIT ?",
+                (n,),
+            ).fetchall()
+        return [(key, bytes(value), attempts) for key, value, attempts in rows]
 
-    def _trim(self, table: str, size_expr: str) -> None:
+    def _done(self, box: _Outbox, key: object) -> None:
+        with self._lock:
+            self._db.execute(f"DELETE FROM {box.table} WHERE {box.key} = ?", (key,))
+
+    def _failed(self, box: _Outbox, key: object) -> None:
+        with self._lock:
+            self._db.execute(
+                f"UPDATE {box.table} SET attempts = attempts + 1 WHERE {box.key} = ?", (key,)
+            )
+
+    def _trim(self, box: _Outbox) -> None:
         """Drop the oldest rows beyond the bounds (caller holds the lock, inside a transaction)."""
+        table, size_expr = box.table, f"length({box.value})"
         n, size = self._db.execute(
             f"SELECT count(*), coalesce(sum({size_expr}), 0) FROM {table}"
         ).fetchone()
