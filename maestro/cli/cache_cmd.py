@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from maestro.cli.common import fail_on_error
+from maestro.cli.common import JSON_OPTION, fail_on_error
 
 cache_app = typer.Typer(
     help="Inspect and maintain the content-addressed test cache (MAESTRO_CACHE_DIR overrides "
@@ -23,7 +23,7 @@ err = Console(stderr=True)
 @cache_app.command()
 @fail_on_error
 def stats(
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Hits, misses, entries, size and the time cache hits saved."""
     from maestro.cache import Cache

@@ -1,4 +1,4 @@
-"""What every sub-command shares: consoles, the --root option, and error reporting."""
+"""What every sub-command shares: consoles, the --root and --json options, and error reporting."""
 
 from __future__ import annotations
 
@@ -25,8 +25,14 @@ ROOT_OPTION = Annotated[
     ),
 ]
 
+JSON_OPTION = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
 # Usage-type problems exit 2 (like a bad command line); everything else 1.
-_USAGE_ERRORS = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
+USAGE_ERRORS = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
+# The commands about test runs (test, explain, stale, status) exit with pytest's codes instead:
+# 3 for an internal error, 4 for a usage error (1 and 2 are failed and interrupted runs there).
+EXIT_INTERNAL = 3
+EXIT_USAGE = 4
 
 
 def resolve_root(root: Path | None) -> Path:
@@ -49,6 +55,12 @@ def fail_on_error(func: Callable[P, R]) -> Callable[P, R]:
             return func(*args, **kwargs)
         except MaestroError as exc:
             report_error(exc)
-            raise typer.Exit(2 if isinstance(exc, _USAGE_ERRORS) else 1) from None
+            raise typer.Exit(2 if isinstance(exc, USAGE_ERRORS) else 1) from None
 
     return wrapper
+
+
+def pytest_style_exit(exc: MaestroError) -> typer.Exit:
+    """Print ``exc`` as message + hint; the exit a command about test runs raises for it."""
+    report_error(exc)
+    return typer.Exit(EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_INTERNAL)

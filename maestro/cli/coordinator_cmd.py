@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from maestro.cli.common import fail_on_error
+from maestro.cli.common import JSON_OPTION, fail_on_error
 
 if TYPE_CHECKING:
     from maestro.coordinator.auth import Rotation
@@ -191,7 +191,7 @@ def key_create(
     tenant: str,
     role: Annotated[str, typer.Option("--role", help="read | read-write | admin")] = "read",
     label: Annotated[str, typer.Option("--label", help="Free-form note, e.g. 'CI'.")] = "",
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JSON_OPTION = False,
     data: DATA = None,
     config: CONFIG = None,
 ) -> None:
@@ -233,7 +233,7 @@ def key_rotate(
             "no token it signed is refused before it expires).",
         ),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: JSON_OPTION = False,
     data: DATA = None,
     config: CONFIG = None,
 ) -> None:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from maestro.cli.common import fail_on_error, resolve_root
+from maestro.cli.common import JSON_OPTION, fail_on_error, resolve_root
 from maestro.errors import DaemonNotRunningError
 
 daemon_app = typer.Typer(
@@ -68,7 +68,7 @@ def stop(
 @fail_on_error
 def status(
     root: RootOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """Pid, uptime, versions, connections, socket and log. Exit status 1 if not running."""
     from maestro.daemon.lifecycle import DaemonPaths

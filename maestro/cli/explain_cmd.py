@@ -13,8 +13,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
-from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
+from maestro.cli.common import (
+    EXIT_INTERNAL,
+    EXIT_USAGE,
+    JSON_OPTION,
+    ROOT_OPTION,
+    console,
+    pytest_style_exit,
+    report_error,
+    resolve_root,
+)
+from maestro.errors import MaestroError, UnknownTargetError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -22,10 +31,6 @@ if TYPE_CHECKING:
     from maestro.cache.action import ActionResult
     from maestro.engine.testing import PlannedFile
     from maestro.policy.model import DecisionRecord
-
-EXIT_INTERNAL = 3
-EXIT_USAGE = 4
-_USAGE = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
 
 
 def node_verdict(planned: PlannedFile, node: str) -> tuple[bool, str]:
@@ -50,7 +55,7 @@ def explain(
     record: Annotated[
         bool, typer.Option("--record", help="also list the functions and files it used")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: JSON_OPTION = False,
     execution: Annotated[
         str | None, typer.Option("--execution", help="a run's id: its policy decisions")
     ] = None,
@@ -78,8 +83,7 @@ def explain(
             pf = planned.files[0]
             previous = testing.last_result(engine.cache, planned.last, pf.target)
     except MaestroError as exc:
-        report_error(exc)
-        raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None
+        raise pytest_style_exit(exc) from None
     result = _record_of(pf, previous)
     policy = _decisions(workspace, test=rel)
     nodes = [_stored_id(rel)] if sep else [t.node_id for t in result.tests] if result else []

@@ -19,7 +19,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from maestro.cli.common import ROOT_OPTION, console, err_console, fail_on_error, resolve_root
+from maestro.cli.common import (
+    JSON_OPTION,
+    ROOT_OPTION,
+    console,
+    err_console,
+    fail_on_error,
+    resolve_root,
+)
 from maestro.errors import WorkspaceError
 
 if TYPE_CHECKING:  # imported when a flags command runs: every other command skips the registry
@@ -37,8 +44,6 @@ class ScopeChoice(StrEnum):
 flags_app = typer.Typer(
     no_args_is_help=True, help="Feature flags: list, get, set, explain (owner, scope, expiry)."
 )
-
-JSON_OPTION = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 @dataclass

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from maestro.cli.common import ROOT_OPTION, console, fail_on_error, resolve_root
+from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, fail_on_error, resolve_root
 from maestro.cli.graph_render import SHOWN, print_stats, render_impacted, render_why
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.graph.export import export_dot, export_json
@@ -39,7 +39,7 @@ def collect_changes(root: Path, paths: list[str], since: str | None) -> list[Cha
 def stats(
     root: ROOT_OPTION = None,
     targets: Annotated[bool, typer.Option("--targets", help="list every target")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+    as_json: JSON_OPTION = False,
     check_syntax: Annotated[
         bool,
         typer.Option(
@@ -68,7 +68,7 @@ def impacted(
     since: Annotated[
         str | None, typer.Option("--since", help="changes since the merge-base with REF")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+    as_json: JSON_OPTION = False,
     show_all: Annotated[bool, typer.Option("--all", help="show every impacted target")] = False,
     root: ROOT_OPTION = None,
     no_daemon: NO_DAEMON_OPTION = False,
@@ -113,7 +113,7 @@ def impacted(
 def why(
     target: Annotated[str, typer.Argument(help="a test file or //declared-target")],
     path: Annotated[str, typer.Argument(help="a file (or global input) it may depend on")],
-    as_json: Annotated[bool, typer.Option("--json", help="stable JSON output")] = False,
+    as_json: JSON_OPTION = False,
     root: ROOT_OPTION = None,
     no_daemon: NO_DAEMON_OPTION = False,
 ) -> None:

@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from maestro.cli.common import ROOT_OPTION, fail_on_error, resolve_root
+from maestro.cli.common import JSON_OPTION, ROOT_OPTION, fail_on_error, resolve_root
 
 if TYPE_CHECKING:
     from maestro.coordinator.client import CoordinatorClient
@@ -26,7 +26,6 @@ err = Console(stderr=True, highlight=False)
 DAYS_OPTION = Annotated[
     float, typer.Option("--days", help="sliding window of telemetry, in days", min=0.01)
 ]
-JSON_OPTION = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
 @model_app.command()

@@ -9,15 +9,13 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from maestro.cli.common import ROOT_OPTION, console, fail_on_error, resolve_root
+from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, fail_on_error, resolve_root
 from maestro.errors import ConfigError, PolicyError
 
 if TYPE_CHECKING:
     from maestro.policy.model import DecisionRecord
 
 policy_app = typer.Typer(no_args_is_help=True, help="Policy as code: check, evaluate, explain.")
-
-JSON_OPTION = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 def _print_json(value: Any) -> None:

@@ -9,13 +9,20 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
 
 import typer
 
-from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
+from maestro.cli.common import (
+    EXIT_INTERNAL,
+    JSON_OPTION,
+    ROOT_OPTION,
+    console,
+    pytest_style_exit,
+    report_error,
+    resolve_root,
+)
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
-from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
+from maestro.errors import MaestroError
 from maestro.wire import (
     SpeculationStatus,
     StaleFile,
@@ -23,10 +30,6 @@ from maestro.wire import (
     TeamModelStatus,
     TelemetryUploadStatus,
 )
-
-EXIT_USAGE = 4
-EXIT_INTERNAL = 3
-_USAGE = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
 
 
 def stale_in_process(root: Path) -> StaleResult:
@@ -48,7 +51,7 @@ def stale_in_process(root: Path) -> StaleResult:
 
 def stale(
     root: ROOT_OPTION = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: JSON_OPTION = False,
     no_daemon: NO_DAEMON_OPTION = False,
 ) -> None:
     """Test files with no cached passing result for their current inputs, and why."""
@@ -61,8 +64,7 @@ def stale(
         if result is None:
             result = stale_in_process(workspace)
     except MaestroError as exc:
-        report_error(exc)
-        raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None
+        raise pytest_style_exit(exc) from None
     render_stale(result, as_json=as_json)
 
 
@@ -82,7 +84,7 @@ def render_stale(result: StaleResult, *, as_json: bool) -> None:
 
 def status(
     root: ROOT_OPTION = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: JSON_OPTION = False,
 ) -> None:
     """The workspace daemon, its graph and the cache (never starts the daemon)."""
     from maestro import wire
