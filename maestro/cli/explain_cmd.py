@@ -13,16 +13,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.markup import escape
 
-from maestro.cli.common import (
-    EXIT_INTERNAL,
-    EXIT_USAGE,
-    JSON_OPTION,
-    ROOT_OPTION,
-    console,
-    pytest_style_exit,
-    report_error,
-    resolve_root,
-)
+from maestro.cli import common
+from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, report_error, resolve_root
 from maestro.errors import MaestroError, UnknownTargetError
 
 if TYPE_CHECKING:
@@ -83,7 +75,7 @@ def explain(
             pf = planned.files[0]
             previous = testing.last_result(engine.cache, planned.last, pf.target)
     except MaestroError as exc:
-        raise pytest_style_exit(exc) from None
+        raise common.pytest_style_exit(exc) from None
     result = _record_of(pf, previous)
     policy = _decisions(workspace, test=rel)
     nodes = [_stored_id(rel)] if sep else [t.node_id for t in result.tests] if result else []
@@ -152,12 +144,12 @@ def _policy_row(record: DecisionRecord) -> dict[str, Any]:
 def _explain_execution(execution: str | None, as_json: bool, root: Path | None) -> None:
     if execution is None:
         report_error(MaestroError("name a TEST or --execution ID", hint="maestro explain --help"))
-        raise typer.Exit(EXIT_USAGE)
+        raise typer.Exit(common.EXIT_USAGE)
     try:
         found = list(reversed(_decisions(resolve_root(root), execution_id=execution)))
     except MaestroError as exc:
         report_error(exc)
-        raise typer.Exit(EXIT_INTERNAL) from None
+        raise typer.Exit(common.EXIT_INTERNAL) from None
     if as_json:
         payload = {
             "schema": "maestro.explain.execution/1",

@@ -12,15 +12,8 @@ from pathlib import Path
 
 import typer
 
-from maestro.cli.common import (
-    EXIT_INTERNAL,
-    JSON_OPTION,
-    ROOT_OPTION,
-    console,
-    pytest_style_exit,
-    report_error,
-    resolve_root,
-)
+from maestro.cli import common
+from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, report_error, resolve_root
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.errors import MaestroError
 from maestro.wire import (
@@ -64,7 +57,7 @@ def stale(
         if result is None:
             result = stale_in_process(workspace)
     except MaestroError as exc:
-        raise pytest_style_exit(exc) from None
+        raise common.pytest_style_exit(exc) from None
     render_stale(result, as_json=as_json)
 
 
@@ -107,7 +100,7 @@ def status(
             raise typer.Exit(1) from None
     except MaestroError as exc:
         report_error(exc)
-        raise typer.Exit(EXIT_INTERNAL) from None
+        raise typer.Exit(common.EXIT_INTERNAL) from None
     if as_json:
         data = {
             "running": True,
