@@ -66,6 +66,55 @@ def test_crashing_rule_is_an_error_naming_the_file(workspace: Callable[..., Path
     assert engine.last_error is not None and engine.last_error.where == ".maestro/policy/crash.rego"
 
 
+def test_a_one_shot_check_forks_this_process_instead_of_a_new_interpreter(
+    workspace: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CLI's check after a policy edit: a fork with rego-cpp loaded, not a new
+    interpreter's start-up; a good set passes, a syntax error and a crash are reported as
+    before (the crash's module named), and this process lives on."""
+    from maestro.policy import isolate
+
+    assert isolate.FORK
+    spawned: list[object] = []
+    real_run = subprocess.run
+
+    def no_interpreter(*args: object, **kwargs: object) -> object:
+        if "maestro.policy.isolate" in str(args[:1]):
+            spawned.append(args)
+        return real_run(*args, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(isolate.subprocess, "run", no_interpreter)
+    root = workspace(modules={"freeze.rego": FREEZE})
+    ChildCompiler().check(load(root))
+    (root / ".maestro/policy/bad.rego").write_text(BROKEN)
+    with pytest.raises(PolicySyntaxError) as syntax:
+        ChildCompiler().check(load(root))
+    assert (syntax.value.where or "").startswith(".maestro/policy/bad.rego:")
+    (root / ".maestro/policy/bad.rego").unlink()
+    (root / ".maestro/policy/crash.rego").write_text(CRASH)
+    with pytest.raises(PolicyError) as crashed:
+        ChildCompiler().check(load(root))
+    assert crashed.value.where == ".maestro/policy/crash.rego"
+    assert "rego-cpp crashed" in crashed.value.message and "signal 6" in crashed.value.message
+    assert spawned == []
+    # a fork that does not answer in time is killed (and reaped) ...
+    (root / ".maestro/policy/crash.rego").unlink()
+    real_check = isolate._check
+    monkeypatch.setattr(isolate, "_check", lambda body: time.sleep(30) or real_check(body))
+    started = time.monotonic()
+    assert isolate._forked(b"{}", 1.0) is None
+    assert time.monotonic() - started < 10
+    children = " ".join(p.read_text() for p in Path("/proc/self/task").glob("*/children"))
+    states = [Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+              for pid in children.split() if Path(f"/proc/{pid}/stat").exists()]  # fmt: skip
+    assert "Z" not in states  # reaped, none left behind
+    # ... and the set is then checked in a new interpreter
+    monkeypatch.setattr(isolate, "_forked", lambda body, timeout_s: None)
+    (root / ".maestro/policy/freeze2.rego").write_text(FREEZE.replace("ops.freeze", "ops.f2"))
+    ChildCompiler().check(load(root))
+    assert len(spawned) == 1
+
+
 def test_child_reports_syntax_errors_and_remembers_good_sets(
     workspace: Callable[..., Path],
 ) -> None:
