@@ -946,7 +946,7 @@ def _children_cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-VARIANTS = ("before", "per file", "grouped")
+VARIANTS = ("before", "per file", "grouped, fork")
 """--after-change's variants, in the order of its table."""
 
 
@@ -959,8 +959,9 @@ def after_change(args: argparse.Namespace) -> None:
     - ``per file``: the daemon's resident checker child, serve decisions kept across an edit
       that cannot change them (a run rule), the CLI opening the policy while it plans, an
       answer's text read once per set, each served file still one evaluation;
-    - ``grouped`` (as shipped): the same, and served files whose target the rules read only
-      through string tests share one evaluation per answers (policy/targets.py).
+    - ``grouped, fork`` (as shipped): the same, and served files whose target the rules read
+      only through string tests share one evaluation per answers (policy/targets.py), and the
+      CLI checks a new set in a fork of itself instead of a new interpreter.
 
     ``in process``: the serve decisions alone on a set that decided nothing yet. Wall, this
     process's CPU (all threads: the warm-up's too) and the checker children's; then the
@@ -971,6 +972,7 @@ def after_change(args: argparse.Namespace) -> None:
     from maestro.engine.core import Engine
     from maestro.engine.testing import Selection
     from maestro.policy import engine as policy_engine
+    from maestro.policy import isolate
     from maestro.policy.engine import PolicyEngine, PolicySet
     from maestro.policy.gate import MarkerScanner, PolicyGate, deny_serving
     from maestro.policy.local import LocalCacheGates
@@ -982,6 +984,7 @@ def after_change(args: argparse.Namespace) -> None:
     inherit = PolicySet.inherit
     answers_kept = policy_engine.ANSWERS_KEPT
     target_tests = policy_engine.target_tests
+    fork = isolate.FORK
 
     def no_tests(texts: Any) -> None:
         return None
@@ -1015,13 +1018,14 @@ def after_change(args: argparse.Namespace) -> None:
             def use(variant: str) -> None:
                 """Before: no serve decisions kept across an edit, every answer read; per file:
                 as shipped but each served file evaluated (no grouping by the target's string
-                tests); grouped: as shipped."""
+                tests, the CLI's check in a new interpreter); grouped, fork: as shipped."""
                 after = variant != "before"
                 PolicySet.inherit = inherit if after else no_inherit  # type: ignore[method-assign]
                 policy_engine.ANSWERS_KEPT = answers_kept if after else 0
                 policy_engine.target_tests = (  # type: ignore[assignment]
-                    target_tests if variant == "grouped" else no_tests
+                    target_tests if variant == VARIANTS[-1] else no_tests
                 )
+                isolate.FORK = fork if variant == VARIANTS[-1] else False
 
             daemon: dict[str, PolicyGate] = {}
             for variant in VARIANTS:
@@ -1086,7 +1090,7 @@ def after_change(args: argparse.Namespace) -> None:
                             (wall, cpu, _children_cpu() - k0, plan_w, plan_c)
                         )
                         print(what, variant, {k: v[-1] for k, v in results.items()}, flush=True)
-            use("grouped")
+            use(VARIANTS[-1])
             for gate in daemon.values():
                 gate.engine.warm_on_install = False
                 gate.engine.wait_warm(60)
