@@ -86,6 +86,7 @@ def node_reasons(
     memoised: dict[str, str] = {}  # bare name of a changed memoised function -> where, in words
     constants: dict[str, str] = {}  # module-level name whose inert assignment changed -> where
     constant_files: set[str] = set()  # the files those assignments are in
+    attributes: dict[str, str] = {}  # private class attribute whose inert value changed -> where
     removed: set[str] = set()  # those of the names no longer assigned
     versions: dict[str, tuple[FileFingerprints, FileFingerprints]] = {}  # changed .py: old, new
     own: dict[int, tuple[str, str]] = {}  # function index -> (file, qualname): changed itself
@@ -128,6 +129,9 @@ def node_reasons(
             constant_files.add(name)
             if constant not in {n for b in after.binds if b for n in b.split(",")}:
                 removed.add(constant)
+        for attribute in delta.class_names or ():
+            bare = attribute.rpartition(".")[2]
+            attributes.setdefault(bare, f"{dotted(name, attribute)}, changed at {name}")
         if delta.empty:
             continue  # comments, formatting
         sources[name] = f"read {name}, changed"
@@ -145,12 +149,16 @@ def node_reasons(
         whole = _constant_readers(
             graph, fps, by_path, old_inputs, new_inputs, constants, constant_files, removed, hit
         )
+    if whole is None and attributes:
+        whole = _attribute_readers(graph, fps, by_path, old_inputs, new_inputs, attributes, hit)
     if whole is None:
         # the line records are of the versions in the result's own inputs
         versions = {p: v for p, v in versions.items() if previous.inputs.get(p) == old_inputs[p]}
         for index in trace.import_time:
             if index in hit:
-                if not (memoised or constants) and _unreached(trace, index, own, versions):
+                if not (memoised or constants or attributes) and _unreached(
+                    trace, index, own, versions
+                ):
                     continue  # its import-time runs never reached the change: as any test's
                 whole = f"{hit[index]} (ran at import or collection time)"
                 break
@@ -380,6 +388,81 @@ def _constant_readers(
                 where = f"the changed {constants[min(found)]}"
                 hit[index] = f"executed {dotted(path, qualname)}, which reads {where}"
     return None
+
+
+def _attribute_readers(
+    graph: BuildGraph,
+    fps: FingerprintStore,
+    by_path: Mapping[str, list[tuple[int, str]]],
+    old_inputs: Mapping[str, str],
+    new_inputs: Mapping[str, str],
+    attributes: Mapping[str, str],
+    hit: dict[int, str],
+) -> str | None:
+    """Marks in `hit` every recorded function whose code reads a private class attribute whose
+    inert value changed (`attributes`: bare name -> where): by name (``self._x``, ``C._x``,
+    ``getattr(o, "_x")``) or without spelling it (``getattr`` with a computed name that may be
+    it, ``vars``, ``dir``, ``__dict__``, a mock's spec...: ``FileFingerprints.dynamic``).
+    Returns a reason for every node instead when module-level code (class bodies included)
+    reads one or reads attributes without spelling them, when a string constant spells one
+    (``patch.object(C, "_x")``, ``eval``), or when code of an input is unknown.
+
+    A memoised function that reads one may serve later tests without running: the functions
+    that call it by name are marked too (`_memo_readers`); one whose name escapes its file
+    re-runs every node. Only the classes `fingerprints._plain_class` accepts get here: no
+    decorator, metaclass or base outside the workspace reads their namespace, and code outside
+    the workspace does not spell private names."""
+    names = set(attributes)
+    first = next(iter(attributes.values()))
+    known: dict[str, FileFingerprints] = {}
+    for path in old_inputs:
+        if not path.endswith(".py") or os.path.isabs(path) or not is_file_input(path):
+            continue
+        before = _previous(graph, fps, path, old_inputs, new_inputs)
+        if before is None:
+            continue  # did not exist when the tests ran: none of them read it
+        if before is _UNKNOWN or before.parse_error:
+            return f"{first} and the code of {path} is unknown"
+        if found := names.intersection(before.module_loads):
+            module, changed = dotted(path, "<module>"), attributes[min(found)]
+            return f"imports {module}, whose module-level code reads the changed {changed}"
+        if _generic_reads(before.dynamic.get("<module>", ()), names):
+            module = dotted(path, "<module>")
+            return f"{first}, and module-level code of {module} reads attributes it does not name"
+        if found := names.intersection(before.private_strings):
+            return f"{first}, and {path} spells {min(found)} in a string"
+        known[path] = before
+    cached: dict[str, str] = {}
+    for path, entries in by_path.items():
+        if (recorded := known.get(path)) is None:
+            continue  # not an input of this test file: none of its tests ran it
+        for index, qualname in entries:
+            if index in hit or qualname not in recorded.functions:
+                continue
+            refs = recorded.refs.get(qualname)
+            if refs is None:
+                why = f"may read the changed {first}"
+            elif found := names.intersection(refs):
+                why = f"reads the changed {attributes[min(found)]}"
+            elif _generic_reads(recorded.dynamic.get(qualname, ()), names):
+                why = f"may read the changed {first} by a computed name"
+            else:
+                continue
+            hit[index] = f"executed {dotted(path, qualname)}, which {why}"
+            if qualname in recorded.cached:
+                if qualname not in recorded.memoised:
+                    return f"{hit[index]}, and keeps its results across calls"
+                cached[qualname.rpartition(".")[2]] = f"{dotted(path, qualname)} ({why})"
+    if cached:
+        return _memo_readers(graph, fps, by_path, old_inputs, new_inputs, cached, hit)
+    return None
+
+
+def _generic_reads(markers: Sequence[str], names: Collection[str]) -> bool:
+    """Can code with these `FileFingerprints.dynamic` markers read one of `names`?"""
+    return any(
+        m == "*" or (m.startswith("^") and any(n.startswith(m[1:]) for n in names)) for m in markers
+    )
 
 
 def _may_name(graph: BuildGraph, importer: str, target: str, files: set[str]) -> bool:

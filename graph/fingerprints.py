@@ -45,7 +45,11 @@ module-level code changed. So the split must put each piece of code where a test
 Class bodies stay module-level on purpose: a class attribute is read through instances handed
 around by any code (``resp.encoding`` reads no code object of the class), by subclasses in other
 modules, and by generated methods the tracer does not see (``dataclass`` ``__init__`` is compiled
-from a string), so no per-node record bounds who observes it. What remains unobserved is
+from a string), so no per-node record bounds who observes it. The one exception is kept apart
+(``class_frames``/``class_binds``): the inert values of *private* attributes of a *plain*
+class (no decorator, base or keyword), which only workspace code spells; selection then
+finds their readers by name, or by how they read names they do not spell (``dynamic``).
+What remains unobserved is
 introspection of a function that never runs (``inspect.signature`` or ``__defaults__`` read by
 code in another module, of a function that is never used as a value in its own file): a changed
 inert default or annotation then re-runs only the tests that executed the function.
@@ -66,6 +70,7 @@ import contextlib
 import copy
 import hashlib
 import os
+import re
 import threading
 import warnings
 from collections import OrderedDict
@@ -76,7 +81,7 @@ from typing import Any
 
 import msgpack
 
-FORMAT = 8
+FORMAT = 9
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -129,6 +134,23 @@ class FileFingerprints:
     without the body, of its scope (locals, ``global``/``nonlocal`` names, free names, whether
     it is a generator) and its body's statement tree (``unexecuted_change``). Only for a name
     defined once, in a file whose scopes could be read."""
+    class_frames: tuple[str, ...] = ()
+    """Per top-level statement: for a plain class (``class C:``/``class C(object):``, no
+    decorator, no keyword), the fingerprint of the statement with the values of its private
+    inert attributes (`_private_attribute`) left out; "" for any other statement."""
+    class_binds: tuple[str, ...] = ()
+    """Per top-level statement: for a plain class, ``Class.name=fingerprint`` of each of those
+    attribute values in body order, comma-joined; "" otherwise."""
+    dynamic: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Qualified name (``<module>`` for module-level code and class bodies) -> how its own code
+    reads attributes it does not spell: ``*`` (``getattr`` with a computed name, ``vars``,
+    ``dir``, ``__dict__``, ``getmembers``, ``eval``, mock specs...) or ``^P`` (``getattr``
+    with a name that starts with the literal P). Only for code that does."""
+    private_strings: tuple[str, ...] = ()
+    """The ``_private`` identifiers spelled inside string constants (``patch.object(C,
+    "_x")``, ``"{0._x}".format``, ``eval``): code may read such an attribute by that string."""
+    cached: tuple[str, ...] = ()
+    """Every function with a memoising decorator, called by name only or not."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -148,6 +170,11 @@ class FileFingerprints:
             "annotations": list(self.annotations),
             "imports_from": list(self.imports_from),
             "outlines": self.outlines,
+            "class_frames": list(self.class_frames),
+            "class_binds": list(self.class_binds),
+            "dynamic": {q: list(v) for q, v in self.dynamic.items()},
+            "private_strings": list(self.private_strings),
+            "cached": list(self.cached),
         }
 
     @classmethod
@@ -171,6 +198,11 @@ class FileFingerprints:
                 annotations=tuple(map(str, raw["annotations"])),
                 imports_from=tuple(map(str, raw["imports_from"])),
                 outlines=dict(raw["outlines"]),
+                class_frames=tuple(map(str, raw["class_frames"])),
+                class_binds=tuple(map(str, raw["class_binds"])),
+                dynamic={str(q): tuple(map(str, v)) for q, v in raw["dynamic"].items()},
+                private_strings=tuple(map(str, raw["private_strings"])),
+                cached=tuple(map(str, raw["cached"])),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -188,7 +220,11 @@ class FingerprintDiff:
     lines: dict[str, int] = field(default_factory=dict)  # qualname -> line (new, or old if gone)
     module_names: tuple[str, ...] | None = None
     """When the module-level change is only plain assignments of inert values (added, changed
-    or removed) and the names cannot escape: the names they bind. None otherwise."""
+    or removed) and the names cannot escape, and values of private class attributes
+    (`class_names`): the names they bind. None otherwise."""
+    class_names: tuple[str, ...] | None = None
+    """With `module_names`: ``Class.attribute`` of each private inert class attribute whose
+    value changed (same classes, same attributes, same order). None when `module_names` is."""
 
     @property
     def functions(self) -> set[str]:
@@ -470,6 +506,141 @@ def _annotation(stmt: ast.stmt, lazy: bool) -> str:
     return ""
 
 
+# Names that code outside the workspace reads by convention although they start with "_":
+# namedtuple's protocol (``_fields``: ``_asdict``, pandas, pydantic), enum's and ctypes'
+# ``_sunder_`` names (excluded by their trailing underscore).
+_PROTOCOL_NAMES = frozenset({"_fields", "_field_defaults", "_field_types", "_asdict", "_make"})
+
+
+def _private_attribute(name: str) -> bool:
+    """A class attribute only the workspace's own code reads by name: one leading underscore
+    (no dunder, no name mangling), not a ``_sunder_`` nor a namedtuple protocol name."""
+    return (
+        name.startswith("_")
+        and not name.startswith("__")
+        and not name.endswith("_")
+        and name not in _PROTOCOL_NAMES
+    )
+
+
+def _plain_class(stmt: ast.stmt) -> bool:
+    """``class C:`` / ``class C(object):``: no decorator, metaclass, base or keyword that
+    could read the class namespace as it is created (``dataclass``, ``Enum``, a base's
+    ``__init_subclass__`` outside the workspace...)."""
+    return (
+        isinstance(stmt, ast.ClassDef)
+        and not stmt.decorator_list
+        and not stmt.keywords
+        and all(isinstance(b, ast.Name) and b.id == "object" for b in stmt.bases)
+    )
+
+
+def _class_parts(stmt: ast.stmt, owned: Any) -> tuple[str, str]:
+    """(`class_frames` entry, `class_binds` entry) of one top-level statement; ("", "") when it
+    is no plain class or has no private inert attribute. Each ``_x = <inert>`` of the body
+    (all targets private names) stays in the frame as ``_x = <placeholder>``: the frame keeps
+    which attributes exist and in what order, the binds their values."""
+    if not _plain_class(stmt) or not isinstance(owned, ast.ClassDef):
+        return "", ""
+    frame = copy.copy(owned)
+    frame.body = []
+    binds: list[str] = []
+    for item in owned.body:
+        if (
+            isinstance(item, ast.Assign)
+            and _inert(item.value)
+            and all(isinstance(t, ast.Name) and _private_attribute(t.id) for t in item.targets)
+        ):
+            value = _fp(ast.dump(item.value))
+            names = [t.id for t in item.targets if isinstance(t, ast.Name)]
+            binds.extend(f"{owned.name}.{name}={value}" for name in names)
+            stub = copy.copy(item)
+            stub.value = ast.Constant(_PLACEHOLDER)
+            frame.body.append(stub)
+        else:
+            frame.body.append(item)
+    if not binds:
+        return "", ""
+    return _fp(ast.dump(frame)), ",".join(binds)
+
+
+# Ways to read an attribute without spelling its name: a namespace read whole, a computed
+# name, code compiled from a string, a mock made from a class's ``dir()``.
+_GENERIC_READERS = frozenset(
+    {
+        "vars",
+        "dir",
+        "getmembers",
+        "getmembers_static",
+        "getattr_static",
+        "attrgetter",
+        "create_autospec",
+        "eval",
+        "exec",
+        "__dict__",
+        "__getattribute__",
+        "__getattr__",
+    }
+)
+_SPEC_KEYWORDS = frozenset({"autospec", "spec", "spec_set"})
+
+
+def _name_prefix(node: ast.expr) -> str:
+    """The literal start of a computed string (``"_handle_" + name``, ``f"_on_{x}"``)."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _name_prefix(node.left)
+    if isinstance(node, ast.JoinedStr) and node.values:
+        return _name_prefix(node.values[0])
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return ""
+
+
+def _generic(nodes: list[ast.AST]) -> set[str]:
+    """How `nodes` read attributes without spelling them (see ``FileFingerprints.dynamic``),
+    nested ``def`` bodies excluded as in `_names`."""
+    found: set[str] = set()
+    literal: set[int] = set()  # getattr(x, "name"): a read by name (`_names` has it)
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Call):
+            if _called(node) == "getattr" and isinstance(node.func, ast.Name | ast.Attribute):
+                literal.add(id(node.func))
+                name = node.args[1] if len(node.args) >= 2 else None
+                if name is None or isinstance(name, ast.Starred):
+                    found.add("*")
+                elif not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
+                    prefix = _name_prefix(name)
+                    found.add(f"^{prefix}" if prefix else "*")
+            if any(k.arg in _SPEC_KEYWORDS for k in node.keywords):
+                found.add("*")
+        elif isinstance(node, ast.Name | ast.Attribute):
+            spelled = node.id if isinstance(node, ast.Name) else node.attr
+            if spelled in _GENERIC_READERS or (spelled == "getattr" and id(node) not in literal):
+                found.add("*")
+        if isinstance(node, _Def):
+            stack.extend(node.decorator_list)
+            stack.append(node.args)
+            if node.returns is not None:
+                stack.append(node.returns)
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+    return found
+
+
+def _private_strings(tree: ast.AST) -> set[str]:
+    """The ``_private`` identifiers inside the string constants of `tree`."""
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and "_" in node.value:
+            found.update(_PRIVATE_IN_TEXT.findall(node.value))
+    return found
+
+
+_PRIVATE_IN_TEXT = re.compile(r"(?<!\w)_\w+")
+
+
 def _escaping_names(tree: ast.AST) -> set[str]:
     """Names used other than as the callee of a call: such a function object may be handed to
     code that reads its signature (``register(f)``, ``callback=self.f``, ``{"x": f}``)."""
@@ -714,6 +885,8 @@ class _Splitter:
         self.outlines: dict[str, list[Any] | None] = {}  # None: defined more than once
         self.refs: dict[str, set[str]] = {}
         self.memoised: set[str] = set()
+        self.cached: set[str] = set()
+        self.dynamic: dict[str, set[str]] = {}
         self.lazy_annotations = lazy_annotations
         self.escaping = escaping or set()
 
@@ -724,6 +897,7 @@ class _Splitter:
             stub = copy.copy(node)
             stub.body = []
             if _memoising(node):
+                self.cached.add(prefix + node.name)
                 # Callers served from its cache never execute it: if they name it (it never
                 # escapes this file), selection finds them by name; else its body counts here.
                 if node.name in self.escaping:
@@ -832,6 +1006,8 @@ class _Splitter:
         if node.returns is not None:
             header.append(node.returns)
         self.refs.setdefault(qualname, set()).update(_names([*header, *node.body]))
+        if generic := _generic([*header, *node.body]):
+            self.dynamic.setdefault(qualname, set()).update(generic)
         return own
 
 
@@ -846,10 +1022,20 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
     lazy = _lazy_annotations(tree)
     splitter = _Splitter(lazy_annotations=lazy, escaping=_escaping_names(tree))
     statements: list[tuple[str, int]] = []
+    frames: list[str] = []
+    class_binds: list[str] = []
     try:
         for stmt in tree.body:
             line = _def_line(stmt) if isinstance(stmt, _Def | ast.ClassDef) else stmt.lineno
-            statements.append((_fp(ast.dump(splitter.owned(stmt, ""))), line))
+            owned = splitter.owned(stmt, "")
+            statements.append((_fp(ast.dump(owned)), line))
+            frame, binds = _class_parts(stmt, owned)
+            frames.append(frame)
+            class_binds.append(binds)
+        dynamic = {q: tuple(sorted(v)) for q, v in splitter.dynamic.items()}
+        if generic := _generic(list(tree.body)):
+            dynamic["<module>"] = tuple(sorted(generic))
+        private_strings = tuple(sorted(_private_strings(tree)))
     except RecursionError:
         return FileFingerprints(module="bytes:" + _fp(data.hex()), parse_error=True)
     module = _fp("\n".join(fp for fp, _ in statements))
@@ -878,6 +1064,11 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         stars=escapes.stars,
         annotations=tuple(_annotation(stmt, lazy) for stmt in tree.body),
         outlines=outlines,
+        class_frames=tuple(frames),
+        class_binds=tuple(class_binds),
+        dynamic=dynamic,
+        private_strings=private_strings,
+        cached=tuple(sorted(splitter.cached)),
     )
 
 
@@ -913,38 +1104,45 @@ def diff(old: FileFingerprints, new: FileFingerprints) -> FingerprintDiff:
         module_changed,
         module_line,
         lines,
-        _changed_names(old, new) if module_changed else None,
+        *(_changed_names(old, new) if module_changed else (None, None)),
     )
 
 
-def _changed_names(old: FileFingerprints, new: FileFingerprints) -> tuple[str, ...] | None:
-    """The names of the plain inert assignments that differ between `old` and `new`, when
-    nothing else at module level differs and no name can escape; None otherwise.
+def _changed_names(
+    old: FileFingerprints, new: FileFingerprints
+) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
+    """(module names, ``Class.attribute`` names): the names of the plain inert assignments
+    that differ between `old` and `new`, and the private inert attributes of plain classes
+    whose values differ, when nothing else at module level differs and no module name can
+    escape; (None, None) otherwise.
 
     "Nothing else": with the assignments of the changed names left out, both versions run the
     same statements in the same order (an unchanged assignment that moved may now come after
     code that reads it), and every annotation such an assignment evaluates is the same one at
-    the same place (adding ``X: Undefined = 3`` raises at import)."""
-    if old.escapes or new.escapes or old.own_escapes or new.own_escapes:
-        return None
+    the same place (adding ``X: Undefined = 3`` raises at import). A plain class counts by its
+    frame (`class_frames`): the same attributes in the same order, only values differ."""
+    unknown: tuple[None, None] = (None, None)
     if old.parse_error or new.parse_error:
-        return None
+        return unknown
     for fp in (old, new):
-        if not len(fp.binds) == len(fp.annotations) == len(fp.statements):
-            return None
+        sizes = {len(fp.statements), len(fp.binds), len(fp.annotations)}
+        if sizes | {len(fp.class_frames), len(fp.class_binds)} != sizes or len(sizes) != 1:
+            return unknown
 
     def binds(fp: FileFingerprints) -> set[tuple[str, str]]:
         return {(b, s) for (s, _), b in zip(fp.statements, fp.binds, strict=True) if b}
 
     names = {n for b, _ in binds(old) ^ binds(new) for n in b.split(",")}
-    if not names:
-        return None
+    if names and (old.escapes or new.escapes or old.own_escapes or new.own_escapes):
+        return unknown
 
     def rest(fp: FileFingerprints) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        for (s, _), b, a in zip(fp.statements, fp.binds, fp.annotations, strict=True):
+        for (s, _), b, a, frame in zip(
+            fp.statements, fp.binds, fp.annotations, fp.class_frames, strict=True
+        ):
             if not b:
-                out.append(("code", s))
+                out.append(("class", frame) if frame else ("code", s))
                 continue
             if not names.intersection(b.split(",")):
                 out.append(("binds", s))
@@ -953,8 +1151,22 @@ def _changed_names(old: FileFingerprints, new: FileFingerprints) -> tuple[str, .
         return out
 
     if rest(old) != rest(new):
-        return None
-    return tuple(sorted(names))
+        return unknown
+    attributes: set[str] = set()
+    pairs = zip((c for c in old.class_binds if c), (c for c in new.class_binds if c), strict=False)
+    for before, after in pairs:
+        olds, news = before.split(","), after.split(",")
+        if len(olds) != len(news):
+            return unknown
+        for a, b in zip(olds, news, strict=True):
+            name, _, value = a.partition("=")
+            if b.partition("=")[0] != name:
+                return unknown
+            if b.partition("=")[2] != value:
+                attributes.add(name)
+    if not names and not attributes:
+        return unknown
+    return tuple(sorted(names)), tuple(sorted(attributes))
 
 
 # ------------------------------------------------------------------------------ caching
