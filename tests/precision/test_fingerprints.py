@@ -322,3 +322,59 @@ def test_a_kept_version_holds_no_secret_and_its_secret_function_reads_as_changed
     assert before is not None
     changed = diff(before, fingerprint_source(source))
     assert set(changed.functions) == {"f"}  # over-selection where the secret was, nothing else
+
+
+CLASS_TABLE = textwrap.dedent(
+    """
+    class _Rules(object):
+        _weekday_map = {"MO": 0, "TU": 1}
+        limit = 3
+
+        def parse(self, name):
+            return getattr(self, "_handle_" + name)()
+
+        def get(self, name):
+            return getattr(self, name)
+
+        def spec(self):
+            return vars(self)
+    """
+)
+
+
+def _class_diff(old: str, new: str, source: str = CLASS_TABLE) -> tuple[object, object]:
+    d = diff(
+        fingerprint_source(source.encode()), fingerprint_source(source.replace(old, new).encode())
+    )
+    return d.module_names, d.class_names
+
+
+def test_a_private_class_attribute_value_is_told_apart_from_its_class() -> None:
+    assert _class_diff('"TU": 1', '"TU": 2') == ((), ("_Rules._weekday_map",))
+    # with a changed module constant too
+    source = "X = 1\n" + CLASS_TABLE
+    both = source.replace("X = 1", "X = 2").replace('"TU": 1', '"TU": 2')
+    d = diff(fingerprint_source(source.encode()), fingerprint_source(both.encode()))
+    assert (d.module_names, d.class_names) == (("X",), ("_Rules._weekday_map",))
+
+
+def test_a_class_attribute_that_code_outside_may_read_stays_module_level() -> None:
+    unknown = (None, None)
+    assert _class_diff("limit = 3", "limit = 4") == unknown  # public
+    assert _class_diff('"TU": 1}', '"TU": 1}\n    _more = 1') == unknown  # added
+    decorated = CLASS_TABLE.replace("class _Rules(object):", "@final\nclass _Rules(object):")
+    assert _class_diff('"TU": 1', '"TU": 2', decorated) == unknown
+    based = CLASS_TABLE.replace("class _Rules(object):", "class _Rules(Base):")
+    assert _class_diff('"TU": 1', '"TU": 2', based) == unknown
+    computed = CLASS_TABLE.replace('{"MO": 0, "TU": 1}', "dict(MO=0, TU=1)")
+    assert _class_diff("TU=1", "TU=2", computed) == unknown  # not inert
+
+
+def test_how_a_function_reads_attributes_it_does_not_name() -> None:
+    fp = fingerprint_source(CLASS_TABLE.encode())
+    assert fp.dynamic == {
+        "_Rules.parse": ("^_handle_",),
+        "_Rules.get": ("*",),
+        "_Rules.spec": ("*",),
+    }
+    assert "_handle_" in fp.private_strings
