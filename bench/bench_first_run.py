@@ -7,7 +7,9 @@ pytest with `-p no:cacheprovider`, `pytest --testmon` with its data file removed
 With `--daemon`, a fourth command: `maestro test` through a workspace daemon started (and left
 to settle, as an editor's would have) before the timing, on an emptied cache: the first run of a
 person whose editor or earlier command started the daemon. The table gives medians and the
-median of the per-round ratios, so that a load spike hits the commands of one round alike.
+median of the per-round ratios, so that a load spike hits the commands of one round alike;
+the CPU seconds of each command (and of the processes it waited for) go beside the wall times,
+the steadier measure on a loaded host.
 Outcomes are not compared here (the fidelity bench does it); a round where Maestro's exit code
 differs from pytest's is counted.
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -56,10 +59,19 @@ class Timings:
     maestro: list[float] = field(default_factory=list)
     daemon: list[float] = field(default_factory=list)
     baseline: list[float] = field(default_factory=list)
+    # CPU seconds (user + system) of each command and the processes it waited for; none for the
+    # daemon's side, whose work is done in a process this one does not wait for
+    cpu: dict[str, list[float]] = field(default_factory=dict)
     disagreements: int = 0
 
     def ratio(self, of: list[float], to: list[float]) -> float:
         return median([a / b for a, b in zip(of, to, strict=True)])
+
+
+def children_cpu() -> float:
+    """CPU seconds of this process's waited-for descendants so far."""
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
 
 
 SETTLE_S = 3.0  # a started daemon builds its graph and starts the next run's pytest process
@@ -167,6 +179,7 @@ def bench_project(
         order = order[r % len(order) :] + order[: r % len(order)]
         codes: dict[str, int] = {}
         for what in order:
+            cpu_before = children_cpu()
             if what == "pytest":
                 ran, _ = bench.pytest(f"first-{r}")
                 t.pytest.append(ran.wall)
@@ -189,13 +202,16 @@ def bench_project(
                 ran = through_daemon(bench, f"daemon-first-{r}", bench.timeout)
                 t.daemon.append(ran.wall)
             codes[what] = ran.code
+            if what != "daemon":
+                t.cpu.setdefault(what, []).append(children_cpu() - cpu_before)
         if any(codes[k] != codes["pytest"] for k in ("maestro", "daemon") if k in codes):
             t.disagreements += 1
         through = f" daemon {t.daemon[-1]:.2f}s" if daemon else ""
         through += f" baseline {t.baseline[-1]:.2f}s" if baseline is not None else ""
         print(
             f"{t.name} round {r + 1}: pytest {t.pytest[-1]:.2f}s testmon {t.testmon[-1]:.2f}s "
-            f"maestro {t.maestro[-1]:.2f}s{through}",
+            f"maestro {t.maestro[-1]:.2f}s{through}; CPU "
+            + " ".join(f"{k} {v[-1]:.2f}s" for k, v in sorted(t.cpu.items())),
             file=sys.stderr,
         )
     return t
@@ -220,6 +236,8 @@ def report(results: list[Timings], command: str, python: str, took: float) -> st
                 if t.baseline
                 else []
             ),
+            f"{t.ratio(t.cpu['maestro'], t.cpu['pytest']):.2f}x",
+            *([f"{t.ratio(t.cpu['baseline'], t.cpu['pytest']):.2f}x"] if t.baseline else []),
             str(t.disagreements),
         ]
         for t in results
@@ -235,6 +253,8 @@ def report(results: list[Timings], command: str, python: str, took: float) -> st
         "maestro / testmon",
         *(["maestro first, warm daemon", "warm daemon / pytest"] if daemon else []),
         *(["baseline first", "baseline / pytest"] if baseline else []),
+        "maestro CPU / pytest CPU",
+        *(["baseline CPU / pytest CPU"] if baseline else []),
         "maestro's exit code differs",
     ]
     return (
@@ -242,7 +262,10 @@ def report(results: list[Timings], command: str, python: str, took: float) -> st
         f"{git_rev('maestro', 'engine', 'graph', 'cache')}; the bench took {took / 60:.0f} min. "
         f"Reproduce: `{command}`\n\n"
         "Medians over the rounds; the ratios are medians of per-round ratios (the commands "
-        "of a round run back to back, in a rotating order).\n\n" + table(header, rows) + "\n"
+        "of a round run back to back, in a rotating order). CPU: user + system seconds of the "
+        "command and every process it waited for (maestro's pytest included).\n\n"
+        + table(header, rows)
+        + "\n"
     )
 
 
