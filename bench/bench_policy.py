@@ -468,11 +468,13 @@ def main(argv: list[str] | None = None) -> None:
             (root / ".maestro" / "policy" / "serve.rego").write_text(SERVE_RULE)
             ruled = PolicyEngine.open(root)
             assert ruled.last_error is None, ruled.last_error
-            ruled_cold = []
+            ruled_cold: list[float] = []
+            ruled_cold_cpu: list[float] = []
+            ruled_warm_cpu: list[float] = []
             for _ in range(3):
                 ruled.reload()
-                ruled_cold += timed(lambda: serve_all(ruled), 1)
-            ruled_warm = timed(lambda: serve_all(ruled), 10)
+                ruled_cold += timed(lambda: serve_all(ruled), 1, ruled_cold_cpu)
+            ruled_warm = timed(lambda: serve_all(ruled), 10, ruled_warm_cpu)
             (root / ".maestro" / "policy" / "serve.rego").unlink()
             ruled_cold_ms = statistics.median(ruled_cold) * 1e3
             ruled_warm_ms = statistics.median(ruled_warm) * 1e3
@@ -532,8 +534,10 @@ def main(argv: list[str] | None = None) -> None:
         ["same with a workspace cache rule (every file asked), first run",
          f"{ruled_cold_ms:.1f} ms",
          "<= 10 ms " + ("(met)" if ruled_cold_ms <= 10 else "(NOT met)")],
+        ["same, CPU (this thread)", f"{statistics.median(ruled_cold_cpu) * 1e3:.1f} ms", ""],
         ["same with a workspace cache rule, later runs", f"{ruled_warm_ms:.2f} ms",
          "<= 10 ms " + ("(met)" if ruled_warm_ms <= 10 else "(NOT met)")],
+        ["same, CPU (this thread)", f"{statistics.median(ruled_warm_cpu) * 1e3:.2f} ms", ""],
         ["pytest marker scan of every test file (warm, predictive mode only)",
          f"{marker_ms:.2f} ms", ""],
         [f"hot swap: {swaps} bundles swapped (verify + compile), median",
