@@ -160,7 +160,7 @@ def _module_tests(text: str) -> list[Test]:
             if (
                 before[1] not in _ARITHMETIC
                 and _is_target(toks, i + 2)
-                and toks[i + 5][1] not in _AFTER_REF
+                and toks[i + 5][1] not in _AFTER_REF | _ARITHMETIC
             ):
                 tests.append(("eq", (value,)))
                 used.add(i + 2)
