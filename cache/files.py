@@ -1,5 +1,6 @@
 """Files of the snapshot drill, shared by the cache and the coordinator: a file created private,
-a data file hashed (and copied) in one pass, and a staged directory swapped into place."""
+a data file hashed (and copied) in one pass and checked against its manifest, and a staged
+directory swapped into place."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from typing import BinaryIO, TypedDict
 from pydantic import BaseModel, ConfigDict
 
 import maestro
+from maestro.errors import IntegrityError
 
 FILE_MODE = 0o600
 """Mode of every file the cache writes (LMDB files, snapshots, restores): they hold captured test
@@ -76,6 +78,22 @@ def sha256_file(path: Path, copy_to: Path | None = None) -> str:
             if dst is not None:
                 dst.close()
     return hasher.hexdigest()
+
+
+def check_data_file(
+    path: Path, manifest: DataFileManifest, refuse: str, copy_to: Path | None = None
+) -> None:
+    """Size and sha256 of a snapshot's data file against its manifest, copying it to `copy_to`
+    meanwhile (what is checked is what was copied); IntegrityError, after `refuse`, if not."""
+    if not path.is_file():
+        raise IntegrityError(f"{refuse}: {path.name} is missing")
+    if path.stat().st_size != manifest.data_bytes:
+        raise IntegrityError(f"{refuse}: {path.name} has the wrong size")
+    if sha256_file(path, copy_to=copy_to) != manifest.data_sha256:
+        raise IntegrityError(
+            f"{refuse}: {path.name} does not match the manifest's sha256",
+            hint="the snapshot was altered or damaged; use another snapshot",
+        )
 
 
 @contextmanager

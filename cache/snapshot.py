@@ -28,10 +28,10 @@ from . import layout as L
 from .action import NewerSchemaError
 from .files import (
     DataFileManifest,
+    check_data_file,
     create_private,
     data_file_facts,
     install_staged,
-    sha256_file,
     staging_dir,
 )
 
@@ -162,26 +162,12 @@ def load_manifest(snapshot_dir: Path) -> Manifest:
         raise IntegrityError(f"invalid snapshot manifest {path}: {exc}") from exc
 
 
-def _check_data_file(snapshot_dir: Path, manifest: Manifest, copy_to: Path | None = None) -> None:
-    """Size and sha256 of the data file against the manifest (optionally copying it meanwhile)."""
-    data_path = snapshot_dir / manifest.data_file
-    refuse = f"refusing to restore from {snapshot_dir}"
-    if not data_path.is_file():
-        raise IntegrityError(f"{refuse}: {data_path.name} is missing")
-    if data_path.stat().st_size != manifest.data_bytes:
-        raise IntegrityError(f"{refuse}: {data_path.name} has the wrong size")
-    if sha256_file(data_path, copy_to=copy_to) != manifest.data_sha256:
-        raise IntegrityError(
-            f"{refuse}: {data_path.name} does not match the manifest's sha256",
-            hint="the snapshot was altered or damaged; use another snapshot",
-        )
-
-
 def check_snapshot(snapshot_dir: Path) -> Manifest:
     """Re-verify a snapshot in place: data file hash, then every blob and action entry."""
     manifest = load_manifest(snapshot_dir)
-    _check_data_file(snapshot_dir, manifest)
-    _check_entries(snapshot_dir, manifest, f"refusing to restore from {snapshot_dir}")
+    refuse = f"refusing to restore from {snapshot_dir}"
+    check_data_file(snapshot_dir / manifest.data_file, manifest, refuse)
+    _check_entries(snapshot_dir, manifest, refuse)
     return manifest
 
 
@@ -242,8 +228,9 @@ def restore_snapshot(snapshot_dir: Path, target: Path, *, force: bool = False) -
     with staging_dir(target) as staging:
         # Verify the staged copy itself (what will be installed), never touching the target
         # until every check passed: the file hash while copying, then every entry.
-        _check_data_file(snapshot_dir, manifest, copy_to=staging / DATA_FILE)
-        _check_entries(staging, manifest, f"refusing to restore from {snapshot_dir}")
+        refuse = f"refusing to restore from {snapshot_dir}"
+        check_data_file(snapshot_dir / manifest.data_file, manifest, refuse, staging / DATA_FILE)
+        _check_entries(staging, manifest, refuse)
         replaced = install_staged(staging, target)
     if replaced is not None:
         # Kept for the user to delete, and still captured test output. The restore itself is

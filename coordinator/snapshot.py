@@ -22,10 +22,10 @@ from pydantic import ValidationError
 from maestro.cache.files import (
     FILE_MODE,
     DataFileManifest,
+    check_data_file,
     create_private,
     data_file_facts,
     install_staged,
-    sha256_file,
     staging_dir,
 )
 from maestro.errors import CoordinatorError, IntegrityError
@@ -129,12 +129,9 @@ def restore_snapshot(src: Path, target: Path, *, force: bool = False) -> Snapsho
         raise CoordinatorError(
             f"a store already exists at {target}", hint="stop the server and pass --force"
         )
-    data = src / DATA_FILE
-    if not data.is_file() or data.stat().st_size != manifest.data_bytes:
-        raise IntegrityError(f"{data} is missing or has the wrong size")
     with staging_dir(target) as staging:
-        if sha256_file(data, copy_to=staging / DATA_FILE) != manifest.data_sha256:
-            raise IntegrityError(f"{data} does not match the manifest's sha256")
+        refuse = f"refusing to restore from {src}"
+        check_data_file(src / DATA_FILE, manifest, refuse, staging / DATA_FILE)
         counts, chain = _scan(staging)
         if (counts["cas"], counts["ac"], chain) != (
             manifest.cas_entries,
