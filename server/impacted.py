@@ -199,6 +199,50 @@ async def impacted_targets(
         stale = await stale_state(ls, ws, STALE_BUDGET_S)
     else:  # the daemon's `stale` holds its graph lock while it hashes: only on demand
         stale = ws.stale if cache_state else None
+    # a re-asked answer the daemon confirmed is the same report object: its rows are too,
+    # unless the cache state, the results or the unsaved buffers changed
+    shape = (tests_only, reasons)
+    inputs = (reports, stale, ws.results.version, unsaved)
+    held = ws.rows_memo.get(shape)
+    if held is not None and _same(held[0], inputs):
+        rows: list[ImpactedRow] = held[1]
+    else:
+        rows = _rows(ls, ws, impacts, unsaved, stale, tests_only=tests_only, reasons=reasons)
+        ws.rows_memo[shape] = (inputs, rows)
+    return {
+        "root": str(ws.root),
+        "source": source,
+        "changes": changes,
+        "impacted": rows,
+        "count": sum(1 for r in rows if r["kind"] == "test"),
+        "daemonMs": round(sum(r.elapsed_ms for r in reports), 3),
+        "elapsedMs": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+def _same(held: tuple[Any, ...], inputs: tuple[Any, ...]) -> bool:
+    """The same reports and cache state (by identity), results version and unsaved paths."""
+    (reports, stale, version, unsaved), (reports2, stale2, version2, unsaved2) = held, inputs
+    return (
+        len(reports) == len(reports2)
+        and all(a is b for a, b in zip(reports, reports2, strict=True))
+        and stale is stale2
+        and version == version2
+        and unsaved == unsaved2
+    )
+
+
+def _rows(
+    ls: MaestroServer,
+    ws: Workspace,
+    impacts: list[ImpactModel],
+    unsaved: set[str],
+    stale: StaleResult | None,
+    *,
+    tests_only: bool,
+    reasons: bool,
+) -> list[ImpactedRow]:
+    """One row per impacted target: its reason in a line, cache state and last outcomes."""
     stale_by = {s.target: s for s in stale.stale} if stale else {}
     by_file = ws.results.by_file()
     root_uri = ls.uri_of(ws, "").rstrip("/") + "/"
@@ -250,15 +294,7 @@ async def impacted_targets(
         if reasons:
             row["reason"] = i.reason
         rows.append(row)
-    return {
-        "root": str(ws.root),
-        "source": source,
-        "changes": changes,
-        "impacted": rows,
-        "count": sum(1 for r in rows if r["kind"] == "test"),
-        "daemonMs": round(sum(r.elapsed_ms for r in reports), 3),
-        "elapsedMs": round((time.perf_counter() - started) * 1000, 3),
-    }
+    return rows
 
 
 def workspace_for(ls: MaestroServer, params: WorkspaceParams) -> Workspace:

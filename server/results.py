@@ -130,6 +130,8 @@ class Results:
         # test files whose content or inputs were saved changed since their last result: the
         # result is of other inputs (shown as outdated until a new one arrives)
         self.outdated: set[str] = set()
+        self.version = 0
+        """Bumped when a test's outcome is recorded (rows built from the results are stale)."""
 
     def mark_outdated(self, targets: list[str]) -> list[str]:
         """Of ``targets``, those with a result, now outdated (newly so)."""
@@ -153,6 +155,7 @@ class Results:
         if event.get("event") != "test_result":
             return None
         nodeid = str(event["nodeid"])
+        self.version += 1
         self.outdated.discard(nodeid.split("::", 1)[0])
         location = event.get("location") or {}
         raised = event.get("raised_at") or {}
@@ -179,6 +182,7 @@ class Results:
         this run reported; cached files replace what was known about the file."""
         if result is None:
             return
+        self.version += 1
         self.outdated.discard(target)
         ran_at, ran_on = provenance(result)
         seen: set[str] = set()

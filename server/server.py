@@ -68,6 +68,8 @@ class Workspace:
         self.impacted_memo: dict[tuple[Any, ...], ImpactedReport] = {}
         self.impacted_inflight: dict[tuple[Any, ...], asyncio.Future[ImpactedReport]] = {}
         """Daemon questions on their way, by exact request: concurrent askers share one answer."""
+        self.rows_memo: dict[tuple[Any, ...], Any] = {}
+        """The editor's rows of the last answers, by shape (see impacted.impacted_targets)."""
         self.restoring: dict[str, tuple[int, asyncio.Future[bool]]] = {}
         """Stored results asked for, per test file: (graph generation, answer on its way)."""
         self.incident_shown: str | None = None  # the policy incident last shown (None: none)
