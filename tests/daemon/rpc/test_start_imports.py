@@ -14,8 +14,11 @@ from conftest import DaemonEnv, started, targets
 from maestro import wire
 from maestro.daemon.lifecycle import stop_daemon
 from maestro.daemon.transport.client import SyncDaemonClient
+from maestro.policy.protocol import POLICY_DECISIONS, PolicyDecisionsParams
 
 NOT_AT_START = ("aiohttp.web", "maestro.coordinator.app", "numpy", "sklearn")
+TEAM_BUNDLE = ("maestro.policy.bundle", "jwt", "cryptography", "prometheus_client")
+"""Only a workspace that trusts team bundle keys needs these."""
 
 
 def imported(log: str) -> set[str]:
@@ -65,3 +68,59 @@ def test_start_and_first_answer_load_neither_the_server_nor_numpy(
     loaded = imported(log_path.read_text(errors="replace"))
     assert not {m for m in loaded if m.split(".")[0] in {"numpy", "sklearn"}}
     assert not loaded & set(NOT_AT_START)
+
+
+PROJECT = {
+    "pkg/__init__.py": "",
+    "pkg/mod.py": "def f():\n    return 1\n",
+    "tests/test_mod.py": "from pkg.mod import f\n\ndef test_f():\n    assert f() == 1\n",
+}
+
+
+def test_with_the_built_in_rules_alone_the_gate_opens_at_the_first_policy_question(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No workspace policy, no coordinator: answering queries loads neither rego-cpp nor the
+    team bundle's crypto; the first run (here a policy question) opens the gate."""
+    daemon_env.write_old(PROJECT)
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    started(daemon_env)
+    log_path = daemon_env.paths.log
+    with SyncDaemonClient(daemon_env.root, start=False, timeout=30) as client:
+        client.call(wire.IMPACTED, wire.ImpactedParams(paths=["pkg/mod.py"]))
+        text = wait_for(
+            lambda: log_path.read_text(errors="replace"),
+            ("built-in rules only", "maestro.engine.testing"),
+        )
+        loaded = imported(text)
+        assert "regopy" not in loaded
+        assert not loaded & set(TEAM_BUNDLE)
+        answer = client.call(POLICY_DECISIONS, PolicyDecisionsParams())
+        assert answer.error is None
+        assert answer.policy  # the built-in set's digest: the gate is open
+        loaded = imported(log_path.read_text(errors="replace"))
+    assert "regopy" in loaded
+    assert not loaded & set(TEAM_BUNDLE)
+
+
+def test_a_workspace_policy_opens_the_gate_after_the_first_answer(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Settings of its own (no bundle keys): the gate opens without a run, the bundle's
+    crypto stays unloaded."""
+    daemon_env.write_old(
+        {**PROJECT, "pyproject.toml": "[tool.maestro.policy]\nupload_ci_only = true\n"}
+    )
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    started(daemon_env)
+    log_path = daemon_env.paths.log
+    with SyncDaemonClient(daemon_env.root, start=False, timeout=30) as client:
+        client.call(wire.IMPACTED, wire.ImpactedParams(paths=["pkg/mod.py"]))
+        deadline = time.monotonic() + 30
+        while "regopy" not in imported(log_path.read_text(errors="replace")):
+            assert time.monotonic() < deadline, "the gate did not open without a run"
+            time.sleep(0.1)
+        assert client.call(POLICY_DECISIONS, PolicyDecisionsParams()).policy  # open by now
+    assert "built-in rules only" not in log_path.read_text(errors="replace")
+    stop_daemon(daemon_env.root)
+    assert not imported(log_path.read_text(errors="replace")) & set(TEAM_BUNDLE)
