@@ -253,7 +253,8 @@ class ChildCompiler:
         fork of this process where there is one (:func:`_forked`) and this is a one-shot
         process (a long-lived one keeps its threads' locks out of a fork's way), else a new
         interpreter."""
-        got = _forked(body, self.timeout_s) if FORK and not self.resident else None
+        fork = FORK and not self.resident
+        got = _forked(body, min(self.timeout_s, FORK_WAIT_S)) if fork else None
         if got is None:
             try:
                 proc = subprocess.run(
@@ -293,6 +294,9 @@ FORK = sys.platform == "linux"
 """Check a set in a fork of this process (a one-shot process: the CLI) rather than a new
 interpreter: the fork has the interpreter and rego-cpp loaded, so a check costs about a
 compile (~20-40 ms CPU) instead of an interpreter's start-up and imports (~300-400 ms CPU)."""
+FORK_WAIT_S = 10.0
+"""How long a fork may take before it is killed and the set checked in a new interpreter (a
+compile takes well under that; a fork stuck on a lock another thread held would not end)."""
 
 
 def _forked(body: bytes, timeout_s: float) -> tuple[int, bytes, bytes] | None:
@@ -301,7 +305,10 @@ def _forked(body: bytes, timeout_s: float) -> tuple[int, bytes, bytes] | None:
     is then killed, and the caller checks in a new interpreter: a fork of a process with
     threads could wait on a lock another thread held). The fork only compiles and writes its
     answer to a pipe, then leaves with ``os._exit`` (no handlers, no buffers flushed)."""
-    import regopy  # noqa: F401  (loaded before the fork: the fork only compiles)
+    # what the fork uses is loaded before it: an import another thread was in the middle of
+    # at the fork could wait forever there
+    import regopy  # noqa: F401
+    import yaml  # noqa: F401
 
     import maestro.policy.engine  # noqa: F401
     from maestro.policy import rego
