@@ -1,6 +1,6 @@
 """LSP benchmark on the Django sdist, through a real stdio client.
 
-    python -m bench.bench_lsp [--runs N] [--write | --no-write]
+    python -m bench.bench_lsp [--runs N] [--write | --no-write] [--baseline REV]
 
 Starts `python -P -m maestro.server` (cwd = the Django tree) with pygls' LanguageClient over
 stdio; the server starts the workspace daemon (private MAESTRO_STATE_DIR / MAESTRO_CACHE_DIR under
@@ -14,6 +14,11 @@ stdio; the server starts the workspace daemon (private MAESTRO_STATE_DIR / MAEST
 - the same while typing into an unsaved buffer (didChange with new text, then the request: the
   daemon gets the buffer; after the first edit the server's memo holds, the daemon confirms it);
 - `textDocument/codeLens` on the largest test file of the graph: target p95 <= 50 ms.
+
+Each row also prints the server's and the daemon's CPU time per request (all threads, from
+/proc/<pid>/task/*/schedstat): comparable on a loaded host, where the round trips are not. With
+``--baseline REV``, the bench first runs on that commit's server and daemon (its tree laid out
+as installed, on PYTHONPATH), then on the working tree, and prints both side by side.
 
 Measured once the server and the daemon are idle after the first answer (`settle`), with the
 client's own start-up objects frozen out of its garbage collector (`gc.freeze`, as the server does).
@@ -93,13 +98,22 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+CPU_PIDS: list[int] = []
+"""The server's and the daemon's pids: each row also reports their CPU time per request."""
+CPU_MS: list[tuple[float, float]] = []
+"""Per row: the server's and the daemon's CPU ms per request (comparable on a loaded host)."""
+
+
 async def _timed(n: int, call: Any) -> tuple[list[float], Any]:
     times: list[float] = []
     last = None
+    cpu = [_cpu_ns(p) for p in CPU_PIDS]
     for _ in range(n):
         started = time.perf_counter()
         last = await call()
         times.append(time.perf_counter() - started)
+    used = [(_cpu_ns(p) - c) / 1e6 / n for p, c in zip(CPU_PIDS, cpu, strict=True)]
+    CPU_MS.append((used[0], sum(used[1:])) if used else (0.0, 0.0))
     return times, last
 
 
@@ -116,9 +130,11 @@ def _edit(client: LanguageClient, uri: str, version: int, text: str) -> None:
 
 
 def _row(name: str, times: list[float], target: str) -> list[str]:
+    server_ms, daemon_ms = CPU_MS[-1] if CPU_MS else (0.0, 0.0)
     print(
         name,
-        f"p50 {percentile(times, 50) * 1000:.1f} ms, p95 {percentile(times, 95) * 1000:.1f} ms",
+        f"p50 {percentile(times, 50) * 1000:.1f} ms, p95 {percentile(times, 95) * 1000:.1f} ms;",
+        f"CPU per request: server {server_ms:.2f} ms, daemon {daemon_ms:.2f} ms",
         flush=True,
     )
     return [
@@ -130,7 +146,9 @@ def _row(name: str, times: list[float], target: str) -> list[str]:
     ]
 
 
-async def bench(root: Path, runs: int, state: Path) -> tuple[list[list[str]], dict[str, Any]]:
+async def bench(
+    root: Path, runs: int, state: Path, pythonpath: str | None = None
+) -> tuple[list[list[str]], dict[str, Any]]:
     env = {
         **os.environ,
         "MAESTRO_STATE_DIR": str(state / "st"),
@@ -141,6 +159,8 @@ async def bench(root: Path, runs: int, state: Path) -> tuple[list[list[str]], di
     # The bench's private link tree (bench/__init__.py) has no maestro.server: the server and
     # its daemon use the installed (editable) package.
     env.pop("PYTHONPATH", None)
+    if pythonpath:  # another commit's package (--baseline)
+        env["PYTHONPATH"] = pythonpath
     client = LanguageClient("bench", "1", converter_factory=_plain_results)
 
     @client.feature(types.WORKSPACE_CODE_LENS_REFRESH)
@@ -175,6 +195,8 @@ async def bench(root: Path, runs: int, state: Path) -> tuple[list[list[str]], di
         info["impacted"] = first["count"]
         assert client._server is not None
         info["settle_s"] = await settle([client._server.pid, *daemon_pids(root)])
+        CPU_PIDS[:] = [client._server.pid, *daemon_pids(root)]
+        CPU_MS.clear()
         # The measuring client is Python too: a full collection walking everything it imported
         # (lsprotocol's ~1,000 classes) is a 30-60 ms pause in the client, not in the server.
         gc.collect()
@@ -315,6 +337,16 @@ async def bench(root: Path, runs: int, state: Path) -> tuple[list[list[str]], di
             await client.stop()
 
 
+def _cpu_ns(pid: int) -> int:
+    """CPU time of all of ``pid``'s threads, in ns (schedstat: finer than clock ticks)."""
+    total = 0
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError, ValueError):
+                total += int(Path(f"/proc/{pid}/task/{task}/schedstat").read_text().split()[0])
+    return total
+
+
 def _cpu_s(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -358,20 +390,64 @@ def stop_daemons(root: Path) -> None:
             os.kill(pid, signal.SIGTERM)
 
 
+def baseline_tree(rev: str, into: Path) -> Path:
+    """The `maestro` package of commit ``rev`` laid out as installed (its own pyproject's
+    package-dir), for ``--baseline``."""
+    import subprocess
+    import tomllib
+
+    repo = Path(__file__).resolve().parent.parent
+    src = into / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev], cwd=repo, check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    dirs = tomllib.loads((src / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for package, folder in sorted(dirs.items(), key=lambda kv: kv[0].count(".")):
+        target = into / package.replace(".", "/")
+        if target.exists() and package != "maestro":
+            shutil.rmtree(target)
+        shutil.copytree(src / folder, target, dirs_exist_ok=True)
+    return into
+
+
+def _side_by_side(before: list[list[str]], after: list[list[str]], cpu: list[Any]) -> str:
+    rows = [
+        [b[0], b[1], a[1], b[2], a[2], f"{cb[0]:.2f}", f"{ca[0]:.2f}"]
+        for b, a, (cb, ca) in zip(before, after, cpu, strict=False)
+    ]
+    head = ["request", "p50 before", "p50 after", "p95 before", "p95 after"]
+    return table([*head, "server CPU before", "server CPU after"], rows, "lrrrrrr")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--write", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--baseline", metavar="REV", help="first run the bench on this commit's server and daemon"
+    )
     args = parser.parse_args()
     root = fetch_sdist(*DJANGO).resolve()
     state = Path(tempfile.mkdtemp(prefix="mblsp", dir="/tmp"))
     speed = [host_speed()]
+    before: list[list[str]] = []
+    before_cpu: list[tuple[float, float]] = []
     try:
-        rows, info = asyncio.run(bench(root, args.runs, state))
+        if args.baseline:
+            tree = baseline_tree(args.baseline, state / "baseline")
+            before, _ = asyncio.run(bench(root, args.runs, state / "b", str(tree)))
+            before_cpu = list(CPU_MS)
+            stop_daemons(root)
+        rows, info = asyncio.run(bench(root, args.runs, state / "a"))
         speed.append(host_speed())
     finally:
         stop_daemons(root)
         shutil.rmtree(state, ignore_errors=True)
+    if args.baseline:
+        print(f"\nbefore = {args.baseline}, after = the working tree; CPU ms per request")
+        print(_side_by_side(before, rows, list(zip(before_cpu, CPU_MS, strict=False))))
     body = "\n".join(
         [
             f"{today()}, {machine()}, {git_rev('server', 'bench/bench_lsp.py')}. "
