@@ -612,7 +612,10 @@ class PolicyService:
         )
 
     async def current_incident(self, params: Empty, ctx: RequestContext) -> PolicyIncidentResult:
-        """The open bundle incident: the gate is opened first, so a warm start's is known."""
+        """The open bundle incident: the gate is opened first, so a warm start's is known
+        (without a policy of the workspace's own there are no bundle keys, hence no bundle)."""
+        if self._gate is None and not await asyncio.to_thread(self.wanted_at_start):
+            return PolicyIncidentResult(incident=None)
         await self.gate()
         bundles = self.bundles
         return PolicyIncidentResult(incident=bundles.incident if bundles is not None else None)

@@ -14,7 +14,11 @@ from conftest import DaemonEnv, started, targets
 from maestro import wire
 from maestro.daemon.lifecycle import stop_daemon
 from maestro.daemon.transport.client import SyncDaemonClient
-from maestro.policy.protocol import POLICY_DECISIONS, PolicyDecisionsParams
+from maestro.policy.protocol import (
+    POLICY_DECISIONS,
+    POLICY_INCIDENT_CURRENT,
+    PolicyDecisionsParams,
+)
 
 NOT_AT_START = ("aiohttp.web", "maestro.coordinator.app", "numpy", "sklearn")
 TEAM_BUNDLE = ("maestro.policy.bundle", "jwt", "cryptography", "prometheus_client")
@@ -88,11 +92,13 @@ def test_with_the_built_in_rules_alone_the_gate_opens_at_the_first_policy_questi
     log_path = daemon_env.paths.log
     with SyncDaemonClient(daemon_env.root, start=False, timeout=30) as client:
         client.call(wire.IMPACTED, wire.ImpactedParams(paths=["pkg/mod.py"]))
-        text = wait_for(
+        wait_for(
             lambda: log_path.read_text(errors="replace"),
             ("built-in rules only", "maestro.engine.testing"),
         )
-        loaded = imported(text)
+        # an editor asks for the open bundle incident when it connects: there can be none
+        assert client.call(POLICY_INCIDENT_CURRENT, wire.Empty()).incident is None
+        loaded = imported(log_path.read_text(errors="replace"))
         assert "regopy" not in loaded
         assert not loaded & set(TEAM_BUNDLE)
         answer = client.call(POLICY_DECISIONS, PolicyDecisionsParams())
