@@ -418,6 +418,7 @@ class _Tracer:
         mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
         disable, event, line_event = mon.DISABLE, mon.events.PY_START, mon.events.LINE
         tool, calls, armed, current = self._tool, self._calls, self._armed, self
+        unrecorded, set_aside = _early_unrecorded(), _SET_ASIDE
         lines, early, dirty, unknown = self.lines, self._early, self._dirty, self.unknown
 
         def first_start(code: Any, offset: int) -> Any:
@@ -426,7 +427,12 @@ class _Tracer:
             function = code.co_flags & _FUNCTION == _FUNCTION
             if recorded is None:
                 # before the session (conftests, plugins): classified at a later start; a
-                # function of the workspace may run at import time now, its lines with it
+                # function of the workspace may run at import time now, its lines with it.
+                # Installed code outside the rootdir the runner named is never recorded: it
+                # costs one callback, not one per call until the session starts
+                if unrecorded is not None and unrecorded(code):
+                    set_aside.add(code)
+                    return disable
                 try:
                     if function and not code.co_filename.startswith(_INSTALLED):
                         lines[code] = set()
@@ -472,6 +478,14 @@ class _Tracer:
         mon.register_callback(self._tool, line_event, each_line)
         mon.register_callback(self._calls, event, each_start)
         mon.set_events(self._tool, event)
+
+    def restart(self, early: set[Any]) -> None:
+        """Undo every DISABLE (monitoring): each code object reports its next start again;
+        ``early`` may have run before that (its lines unrecorded)."""
+        self._early |= early
+        if self.mode == "monitoring" and self._tool is not None:
+            with contextlib.suppress(Exception):
+                sys.monitoring.restart_events()  # type: ignore[attr-defined,unused-ignore]
 
     def _rearm(self, seen: set[Any]) -> None:
         """Re-arm the per-window events of the recorded code objects a window saw (setting a
@@ -542,6 +556,55 @@ class _Tracer:
             threading.setprofile(None)  # type: ignore[arg-type,unused-ignore]
             _seen = set()
         self.mode = "off"
+
+
+def _argv_rootdir() -> str | None:
+    """The ``--rootdir`` of this process's command line (the last one, as pytest takes it), as
+    the session's rootpath will be; the runner always names one."""
+    found = None
+    args = sys.argv[1:]
+    for i, arg in enumerate(args):
+        if arg.startswith("--rootdir="):
+            found = arg.partition("=")[2]
+        elif arg == "--rootdir" and i + 1 < len(args):
+            found = args[i + 1]
+    if not found:
+        return None
+    return os.path.normpath(os.path.abspath(os.path.expandvars(found)))
+
+
+_EARLY_ROOT: str | None = None  # the rootdir `_early_unrecorded` assumed
+_SET_ASIDE: set[Any] = set()  # the code objects it found unrecorded
+
+
+def _early_unrecorded() -> Callable[[Any], bool] | None:
+    """Before the session, whether a code object is one no record will name (as
+    ``_Recorder._name`` decides once the session has its rootdir): generated code, and code
+    under the installed environment's prefixes that is not in the rootdir the command line names
+    (or is in an environment inside it). None when the command line names none.
+    ``pytest_sessionstart`` checks the guess."""
+    global _EARLY_ROOT
+    root = _argv_rootdir()
+    if root is None:
+        return None
+    _EARLY_ROOT = root
+    inside = root + os.sep
+    prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, os.path.dirname(__file__)}
+    excluded = tuple(
+        p + os.sep for p in (os.path.normpath(p) for p in prefixes if p) if p.startswith(inside)
+    )
+    installed: tuple[str, ...] = rec.installed_prefixes()
+
+    def unrecorded(code: Any) -> bool:
+        filename: str = code.co_filename
+        if not filename or filename.startswith("<"):
+            return True
+        path = os.path.normpath(os.path.abspath(filename))
+        if path.startswith(inside) and not path.startswith(excluded):
+            return False
+        return path.startswith(installed)
+
+    return unrecorded
 
 
 def _trace_mode() -> str:
@@ -819,7 +882,8 @@ class _Recorder:
         lines, unknown_codes = self._tracer.lines, self._tracer.unknown
         found: dict[tuple[str, str], set[int]] = {}
         unknown: set[tuple[str, str]] = set()
-        for code in self._outside.union(*self._collect_codes.values()):
+        ran_outside = self._outside.union(*self._collect_codes.values())
+        for code in ran_outside - self._not_recorded:
             name = self._names.get(code)
             if not isinstance(name, tuple) or name in unknown:
                 continue
@@ -850,7 +914,8 @@ class _Recorder:
             inner = self._tracer.swap(outer) if tracing else set()
             outer |= inner
             record = self._fixtures.setdefault(id(fixturedef), (set(), [], []))
-            record[0].update(inner)
+            # only what a record may name: every test using the fixture joins this set
+            record[0].update(inner - self._not_recorded)
             record[1].extend(window.paths[mark:])
             # a process a fixture starts may outlive the test: its record may come too late
             record[2].extend((p, False) for p, _ in window.spawns[spawn_mark:])
@@ -947,6 +1012,14 @@ class _Recorder:
             temp.append(os.path.abspath(str(basetemp)))
         self._temp = tuple(os.path.normpath(t) + os.sep for t in temp)
         _recorded = self._recorded  # once all it reads is set
+        if _EARLY_ROOT is not None and self._root != _EARLY_ROOT:
+            # the code set aside before the session was judged against another rootdir: let
+            # every code object start once more, to be classified against this one
+            self._tracer.restart(_SET_ASIDE)
+        else:
+            self._not_recorded |= _SET_ASIDE
+            self._names.update(dict.fromkeys(_SET_ASIDE))
+        _SET_ASIDE.clear()
         global _IMPORTS
         if self._tracer.mode != "off" and _IMPORTS is None:
             _IMPORTS = _Imports(self)
