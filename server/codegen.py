@@ -179,9 +179,10 @@ def generate_ts(defs: Definitions) -> str:
 
 
 def _base_of(name: str, defs: Definitions) -> str | None:
-    """The protocol type ``name`` extends in methods.py (a TypedDict subclass), if generated."""
+    """The protocol type ``name`` extends in methods.py (a TypedDict or model subclass), if
+    generated."""
     kind = getattr(methods, name, None)
-    for base in getattr(kind, "__orig_bases__", ()):
+    for base in (*getattr(kind, "__orig_bases__", ()), *getattr(kind, "__bases__", ())):
         found = getattr(base, "__name__", None)
         if found in defs.schemas and found != name:
             return str(found)
@@ -260,6 +261,7 @@ def generate_kotlin(defs: Definitions) -> str:
             "",
         ]
     out[-1:] = ["}", ""]
+    extended = {base for name in defs.schemas if (base := _kotlin_base(name, defs))}
     for name, schema in defs.schemas.items():
         props: dict[str, Schema] = schema.get("properties", {})
         out += _doc(schema.get("description"), "")
@@ -269,12 +271,30 @@ def generate_kotlin(defs: Definitions) -> str:
         if not props:
             out += [f"class {name}", ""]
             continue
-        out.append(f"data class {name}(")
+        # A data class cannot be extended: a base is an open class, its subclasses declare only
+        # their own properties (Gson reads and writes the inherited ones all the same).
+        base = _kotlin_base(name, defs)
+        inherited: dict[str, Schema] = defs.schemas[base]["properties"] if base else {}
+        out.append(f"{'open' if name in extended else 'data'} class {name}(")
         for key, prop in props.items():
+            if key in inherited:
+                continue
             out += _doc(prop.get("description"), "    ")
             out.append(f"    val {_kotlin_name(key)}: {kotlin_type(prop)}? = null,")
-        out += [")", ""]
+        out += [f"){f' : {base}()' if base else ''}", ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _kotlin_base(name: str, defs: Definitions) -> str | None:
+    """The base ``name`` extends in Kotlin: its protocol base, when it keeps every property of
+    that base as declared there and adds one of its own (else the class restates them all)."""
+    base = _base_of(name, defs)
+    if base is None:
+        return None
+    props: dict[str, Schema] = defs.schemas[name].get("properties", {})
+    inherited: dict[str, Schema] = defs.schemas[base].get("properties", {})
+    keeps = all(props.get(key) == prop for key, prop in inherited.items())
+    return base if keeps and inherited and len(props) > len(inherited) else None
 
 
 def _const(method: str) -> str:

@@ -87,3 +87,17 @@ def test_every_request_result_is_a_documented_type(spec: methods.Request[Any, An
     assert f"`{spec.method}`" in docs and f"**`{spec.result.__name__}`**" in docs
     TypeAdapter(spec.result).json_schema(mode="serialization")  # a type pydantic can describe
     get_type_hints(spec.params)
+
+
+def test_kotlin_subclasses_extend_their_base_instead_of_restating_it() -> None:
+    """A Kotlin data class cannot be extended: the protocol base is an open class and the
+    subclass declares only its own properties (Gson fills the inherited ones)."""
+    kotlin = (ROOT / codegen.KOTLIN_FILE).read_text()
+    for base, sub, own in (
+        ("RunSummary", "RunResult", "files"),
+        ("WorkspaceParams", "ExplainParams", "target"),
+    ):
+        assert f"open class {base}(" in kotlin
+        declared = kotlin.split(f"data class {sub}(\n")[1].split("\n)")[0]
+        assert f"val {own}:" in declared and "val root:" not in declared, declared
+        assert f"data class {sub}(\n{declared}\n) : {base}()" in kotlin

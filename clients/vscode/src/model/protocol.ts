@@ -64,14 +64,7 @@ export interface DocumentRef {
   uri: string;
 }
 
-export interface ImpactedTargetsParams {
-  /** workspace root path or file URI */
-  root?: string | null;
-  textDocument?: DocumentRef | null;
-  /** a document URI */
-  uri?: string | null;
-  /** several document URIs */
-  uris?: string[];
+export interface ImpactedTargetsParams extends WorkspaceParams {
   /** a git ref: what changed since it */
   since?: string | null;
   /** true: the memoised cache state; 'refresh': fetch it (waits at most 2 s); false: leave the column out */
@@ -179,14 +172,7 @@ export interface CacheStatsInfo {
   hitRate: number | null;
 }
 
-export interface ExplainParams {
-  /** workspace root path or file URI */
-  root?: string | null;
-  textDocument?: DocumentRef | null;
-  /** a document URI */
-  uri?: string | null;
-  /** several document URIs */
-  uris?: string[];
+export interface ExplainParams extends WorkspaceParams {
   /** node id, root-relative path or URI */
   target?: string | null;
   /** same as target */
@@ -464,14 +450,7 @@ export interface StatusInfo {
   runs: RunStatus[];
 }
 
-export interface DiscoverParams {
-  /** workspace root path or file URI */
-  root?: string | null;
-  textDocument?: DocumentRef | null;
-  /** a document URI */
-  uri?: string | null;
-  /** several document URIs */
-  uris?: string[];
+export interface DiscoverParams extends WorkspaceParams {
 }
 
 /** An LSP position (0-based line and UTF-16 character). */
@@ -501,14 +480,7 @@ export interface DiscoverResult {
   files: TestItem[];
 }
 
-export interface ExplorerRunParams {
-  /** workspace root path or file URI */
-  root?: string | null;
-  textDocument?: DocumentRef | null;
-  /** a document URI */
-  uri?: string | null;
-  /** several document URIs */
-  uris?: string[];
+export interface ExplorerRunParams extends WorkspaceParams {
   /** node ids or files; absent: every test (empty: an error) */
   include?: string[] | null;
   /** node ids deselected */

@@ -68,13 +68,6 @@ data class DocumentRef(
 )
 
 data class ImpactedTargetsParams(
-    /** workspace root path or file URI */
-    val root: String? = null,
-    val textDocument: DocumentRef? = null,
-    /** a document URI */
-    val uri: String? = null,
-    /** several document URIs */
-    val uris: List<String>? = null,
     /** a git ref: what changed since it */
     val since: String? = null,
     /** true: the memoised cache state; 'refresh': fetch it (waits at most 2 s); false: leave the column out */
@@ -83,7 +76,7 @@ data class ImpactedTargetsParams(
     val testsOnly: Boolean? = null,
     /** also the structured reason hops */
     val reasons: Boolean? = null,
-)
+) : WorkspaceParams()
 
 /** A row's cache column: would the test file be served from the cache? */
 data class CacheCell(
@@ -151,7 +144,7 @@ data class ImpactedResult(
 )
 
 /** Which workspace a request is about: a document in it, or its root; default: the first workspace folder. */
-data class WorkspaceParams(
+open class WorkspaceParams(
     /** workspace root path or file URI */
     val root: String? = null,
     val textDocument: DocumentRef? = null,
@@ -183,20 +176,13 @@ data class CacheStatsInfo(
 )
 
 data class ExplainParams(
-    /** workspace root path or file URI */
-    val root: String? = null,
-    val textDocument: DocumentRef? = null,
-    /** a document URI */
-    val uri: String? = null,
-    /** several document URIs */
-    val uris: List<String>? = null,
     /** node id, root-relative path or URI */
     val target: String? = null,
     /** same as target */
     val nodeid: String? = null,
     /** an input: why does target depend on it? */
     val path: String? = null,
-)
+) : WorkspaceParams()
 
 /** A decision as it is kept, exported and explained: the input is redacted. */
 data class DecisionRecord(
@@ -505,18 +491,11 @@ data class DiscoverResult(
 )
 
 data class ExplorerRunParams(
-    /** workspace root path or file URI */
-    val root: String? = null,
-    val textDocument: DocumentRef? = null,
-    /** a document URI */
-    val uri: String? = null,
-    /** several document URIs */
-    val uris: List<String>? = null,
     /** node ids or files; absent: every test (empty: an error) */
     val include: List<String>? = null,
     /** node ids deselected */
     val exclude: List<String>? = null,
-)
+) : WorkspaceParams()
 
 data class RunStarted(
     val runId: String? = null,
@@ -563,33 +542,8 @@ data class PolicyDenial(
 )
 
 data class RunResult(
-    val runId: String? = null,
-    val root: String? = null,
-    val kind: String? = null,
-    val label: String? = null,
-    val done: Long? = null,
-    val total: Long? = null,
-    val elapsedS: Double? = null,
-    val message: String? = null,
-    val cancelled: Boolean? = null,
-    val error: ErrorInfo? = null,
-    /** the policy refused the run (error too) */
-    val denied: PolicyDenial? = null,
-    val exitCode: Long? = null,
-    val passed: Long? = null,
-    val failed: Long? = null,
-    val errors: Long? = null,
-    val skipped: Long? = null,
-    val xfailed: Long? = null,
-    val xpassed: Long? = null,
-    val flaky: Long? = null,
-    val ranFiles: Long? = null,
-    val cachedFiles: Long? = null,
-    val notRunFiles: Long? = null,
-    val timeSavedS: Double? = null,
-    val wallS: Double? = null,
     val files: List<FileResult>? = null,
-)
+) : RunSummary()
 
 /** A run command's answer, sent at once: the run goes on, its outcome arrives as ``maestro/runFinished`` with the same run id. */
 data class RunAccepted(
@@ -678,7 +632,7 @@ data class ProgressParams(
 )
 
 /** A finished, refused or cancelled run; the counts only once it ran. */
-data class RunSummary(
+open class RunSummary(
     val runId: String? = null,
     val root: String? = null,
     val kind: String? = null,
