@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 from lsprotocol import types
 
@@ -51,6 +51,15 @@ Prepare = Callable[[], Awaitable["RunTestsParams | str"]]
 nothing to run, and why."""
 
 IMPACTED_KINDS: frozenset[str] = frozenset({"impacted", "save"})
+
+
+class _RunNames(TypedDict):
+    """What every message about a run starts with."""
+
+    runId: str
+    root: str
+    kind: RunKind
+    label: str
 
 
 @dataclass
@@ -90,14 +99,11 @@ class Run:
             for p in theirs
         )
 
+    def _names(self) -> _RunNames:
+        return {"runId": self.id, "root": str(self.ws.root), "kind": self.kind, "label": self.label}
+
     def accepted(self) -> RunAccepted:
-        return {
-            "runId": self.id,
-            "root": str(self.ws.root),
-            "kind": self.kind,
-            "label": self.label,
-            "superseded": list(self.superseded),
-        }
+        return {**self._names(), "superseded": list(self.superseded)}
 
     def cancel(self) -> bool:
         if self.task is None or self.task.done():
@@ -107,15 +113,8 @@ class Run:
         return True
 
     def to_json(self) -> RunStatus:
-        return {
-            "runId": self.id,
-            "root": str(self.ws.root),
-            "kind": self.kind,
-            "label": self.label,
-            "done": self.done,
-            "total": self.total,
-            "elapsedS": round(time.monotonic() - self.started, 3),
-        }
+        elapsed = round(time.monotonic() - self.started, 3)
+        return {**self._names(), "done": self.done, "total": self.total, "elapsedS": elapsed}
 
     def outcome(self) -> RunResult:
         """What the run's answer says before it has counts."""
