@@ -3,7 +3,8 @@ run, on the fidelity bench's projects, trees and venvs (bench/bench_fidelity.py 
 
 Each round runs the three commands back to back in a rotating order, each from scratch: plain
 pytest with `-p no:cacheprovider`, `pytest --testmon` with its data file removed, and the
-`maestro` console script's entry point (`test --no-daemon`, Maestro's cache and state emptied).
+`maestro` console script's entry point (`test --no-daemon`, Maestro's cache and state emptied
+but for the secret detectors' table, which Maestro writes once per machine).
 With `--daemon`, a fourth command: `maestro test` through a workspace daemon started (and left
 to settle, as an editor's would have) before the timing, on an emptied cache: the first run of a
 person whose editor or earlier command started the daemon. The table gives medians and the
@@ -165,6 +166,22 @@ def as_installed(*trees: Path) -> None:
         compileall.compile_dir(str(root), quiet=1, workers=1)
 
 
+def empty_state(state: Path) -> None:
+    """Empty Maestro's cache and state for a first run, but keep the secret detectors' table
+    (``cache/detectors``): Maestro writes it once per machine and detect-secrets version, at the
+    first run it ever makes there, so a new project's first run does not pay for it again."""
+    keep = state / "cache" / "detectors"
+    if not state.is_dir():
+        return
+    for entry in [*state.iterdir(), *(keep.parent.iterdir() if keep.parent.is_dir() else [])]:
+        if entry in (keep, keep.parent):
+            continue
+        if entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 def bench_project(
     bench: Bench, rounds: int, *, daemon: bool = False, baseline: Path | None = None
 ) -> Timings:
@@ -189,16 +206,16 @@ def bench_project(
                 ran, _ = bench.pytest(f"testmon-first-{r}", testmon=True)
                 t.testmon.append(ran.wall)
             elif what == "maestro":
-                shutil.rmtree(state, ignore_errors=True)
+                empty_state(state)
                 ran, _, _ = bench.maestro(f"maestro-first-{r}")
                 t.maestro.append(ran.wall)
             elif what == "baseline":
                 assert baseline is not None
-                shutil.rmtree(state, ignore_errors=True)
+                empty_state(state)
                 ran = with_baseline(bench, baseline, f"baseline-first-{r}")
                 t.baseline.append(ran.wall)
             else:
-                shutil.rmtree(state, ignore_errors=True)
+                empty_state(state)
                 ran = through_daemon(bench, f"daemon-first-{r}", bench.timeout)
                 t.daemon.append(ran.wall)
             codes[what] = ran.code

@@ -287,7 +287,7 @@ def _detector_patterns() -> tuple[_Pattern, ...]:
     saved = _saved_detectors_path()
     rows = _read_detectors(saved) if saved is not None else None
     if rows is None:
-        rows = _bundled_detectors(saved) or _imported_detectors()
+        rows = _imported_detectors()
         if saved is not None:
             _save_detectors(saved, rows)
     return tuple(_detector_pattern(*row) for row in rows)
@@ -295,16 +295,6 @@ def _detector_patterns() -> tuple[_Pattern, ...]:
 
 _DetectorRow = tuple[str, str, int, int | None]
 """(kind, regex source, regex flags, secret group or None for a detector's rule)."""
-
-
-def _bundled_detectors(saved: Path | None) -> list[_DetectorRow] | None:
-    """The rows shipped with Maestro (maestro/detectors_table.py) when they are those of the
-    installed detect-secrets (named in ``saved``, the user cache's file for it)."""
-    from maestro import detectors_table
-
-    if saved is None or saved.name != f"detect-secrets-{detectors_table.VERSION}.json":
-        return None
-    return list(detectors_table.ROWS)
 
 
 def _imported_detectors() -> list[_DetectorRow]:
