@@ -123,6 +123,7 @@ def test_easter_here():
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.skipif(
     not has_eglot(),
     reason="emacs with eglot is not installed (`apt-get install -y emacs-nox elpa-eglot`; "

@@ -100,6 +100,7 @@ def test_readme_recipe_lenses_first_buffer_and_after_save(project: Project) -> N
 
 
 @pytest.mark.slow
+@pytest.mark.extended
 @pytest.mark.skipif(
     NVIM is None, reason="nvim is not installed (`apt-get install -y neovim`; `make test` does)"
 )

@@ -568,6 +568,7 @@ def test_vscode_edit_save_reload_shows_no_stale_pass(
     assert "[Trace - " not in _output_logs(ARTIFACTS.with_name("vscode-restart"))
 
 
+@pytest.mark.extended
 def test_vscode_real_project_lens_run_all_edit_reload(
     code_server: Path, vsix: Path, scratch: Path
 ) -> None:

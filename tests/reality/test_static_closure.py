@@ -21,7 +21,7 @@ if str(REPO) not in sys.path:
 from bench.bench_reality import PROJECTS, run_project  # noqa: E402
 from bench.common import FetchError  # noqa: E402
 
-pytestmark = [pytest.mark.network, pytest.mark.slow]
+pytestmark = [pytest.mark.network, pytest.mark.slow, pytest.mark.extended]
 
 
 @pytest.mark.parametrize("project", PROJECTS, ids=[p.name for p in PROJECTS])
