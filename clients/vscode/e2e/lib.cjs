@@ -53,12 +53,23 @@ async function palette(page, text) {
 }
 
 async function openFile(page, rel) {
-  await page.keyboard.press("Control+P");
-  const input = page.locator(".quick-input-widget input");
-  await input.waitFor({ state: "visible", timeout: 10000 });
-  await input.fill(rel);
+  // Quick Open lists files from a workspace search that a loaded host can take long to start,
+  // and a window still restoring may close the widget: ask again, as a person would.
   const row = page.locator(".quick-input-list .monaco-list-row", { hasText: path.basename(rel) }).first();
-  await row.waitFor({ timeout: 15000 });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.keyboard.press("Control+P");
+      const input = page.locator(".quick-input-widget input");
+      await input.waitFor({ state: "visible", timeout: 10000 });
+      await input.fill(rel);
+      await row.waitFor({ timeout: 15000 });
+      break;
+    } catch (err) {
+      if (attempt >= 4) throw err;
+      await page.keyboard.press("Escape");
+      await page.waitForTimeout(1000);
+    }
+  }
   await page.waitForTimeout(300);
   await row.click();
   await page.locator(`.tab[aria-label*="${path.basename(rel)}"]`).first().waitFor({ timeout: 15000 });
