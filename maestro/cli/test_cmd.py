@@ -1,4 +1,4 @@
-"""`maestro test` and `maestro stale`: cached, impact-selected pytest runs at the terminal.
+"""`maestro test`: cached, impact-selected pytest runs at the terminal.
 
 Exit codes follow pytest: 0 all passed, 1 failures, 2 interrupted, 3 internal error (Maestro or
 pytest could not run), 4 usage error, 5 no tests selected (but 0 for --impacted when nothing is
@@ -8,7 +8,6 @@ impacted: a docs-only change must not fail CI).
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 from pathlib import Path
@@ -17,18 +16,18 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from typer.core import TyperCommand
 
-from maestro.cli.common import ROOT_OPTION, console, report_error, resolve_root
+from maestro.cli.common import (
+    ROOT_OPTION,
+    console,
+    pytest_style_exit,
+    report_error,
+    resolve_root,
+)
 from maestro.cli.fast import client_env, runs_in_process, start_in_background
 from maestro.cli.scope import subfolder
 from maestro.cli.test_render import Display, final_exit_code, no_tests_in_scope, print_summary
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
-from maestro.errors import (
-    ConfigError,
-    GitError,
-    MaestroError,
-    UnknownTargetError,
-    WorkspaceError,
-)
+from maestro.errors import MaestroError, UnknownTargetError, WorkspaceError
 
 if TYPE_CHECKING:
     from maestro.cache.action import ActionResult
@@ -39,9 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_INTERRUPTED = 2
-EXIT_INTERNAL = 3
-EXIT_USAGE = 4
-_USAGE = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
 _META = "maestro.pytest_args"
 
 
@@ -226,7 +222,7 @@ def _daemon_event(display: Display, event: WireEvent) -> None:
 def report_failure(exc: MaestroError) -> int:
     """Print a MaestroError as message + hint; the exit code it means."""
     report_error(exc)
-    return EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL
+    return int(pytest_style_exit(exc).exit_code)
 
 
 def _warm(
@@ -289,29 +285,3 @@ def file_results(result: RunTestsResult) -> list[tuple[ActionResult, bool]]:
         for f in result.files
         if f.result is not None
     ]
-
-
-def stale(
-    root: ROOT_OPTION = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
-) -> None:
-    """Test files with no cached passing result for their current inputs, and why."""
-    from contextlib import closing
-
-    from maestro.engine.core import Engine
-
-    try:
-        workspace = resolve_root(root)
-        with closing(Engine.open(workspace)) as engine:
-            found = engine.stale()
-        graph = engine.graph
-    except MaestroError as exc:
-        report_error(exc)
-        raise typer.Exit(EXIT_USAGE if isinstance(exc, _USAGE) else EXIT_INTERNAL) from None
-    if as_json:
-        rows = [{"target": f.target, "reason": f.reason, "changed": f.changed} for f in found]
-        console.print_json(json.dumps({"schema": "maestro.stale/1", "stale": rows}))
-        return
-    for f in found:
-        console.print(f"{f.target}  [dim]{f.describe()}[/]")
-    console.print(f"{len(found)} of {len(graph.tests)} test files stale")

@@ -10,11 +10,11 @@ import typer
 from testing_helpers import Workspace
 from typer.testing import CliRunner
 
-from maestro.cli import test_cmd
+from maestro.cli import test_cmd, workspace_cmd
 
 app = typer.Typer()
 app.command("test", cls=test_cmd.TestCommand)(test_cmd.test)
-app.command("stale")(test_cmd.stale)
+app.command("stale")(workspace_cmd.stale)
 
 
 @pytest.fixture
@@ -41,7 +41,7 @@ def test_exit_codes_summary_and_cache(cli: Workspace) -> None:
     assert "inputs changed: pkg/b.py" in out
     assert "FAILED tests/test_b.py::test_mul" in out
     assert "tests/test_b.py:5: AssertionError: assert 5 == 6" in out
-    code, out = invoke("stale")
+    code, out = invoke("stale", "--no-daemon")
     assert code == 0 and "tests/test_b.py" in out and "failed last time" in out
 
 
