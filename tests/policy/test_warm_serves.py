@@ -92,7 +92,7 @@ def test_unmarked_files_share_one_evaluation_when_no_rule_reads_their_target(
         # test_target_tests.py: those share one evaluation per answers)
         'glob.match("tests/live*", ["/"], input.target)',
         'p := "tests/live"\n\tstartswith(input.target, p)',
-        'count(input.target) > 16',
+        "count(input.target) > 16",
         'startswith(lower(input.target), "tests/live")',
     ],
 )
