@@ -796,20 +796,17 @@ class PolicyEngine:
 
 
 def _failed(inp: PolicyInput, error: str, digest: str) -> Decision:
-    if fail_closed(inp):
-        log.error("policy evaluation failed, %s denied (fail closed): %s", inp.point, error)
-        rule = FiredRule(
-            rule=ERROR_RULE, kind="deny", layer="builtin",
-            message=f"the policy could not decide ({error}); denied because {inp.point}"
-            " decisions fail closed",
-            remediation="fix the policy (`maestro policy check`, `maestro policy eval`)",
-        )  # fmt: skip
-        return Decision(point=inp.point, result="deny", rules=[rule], policy=digest, error=error)
-    log.warning("policy evaluation failed, %s allowed (fail open): %s", inp.point, error)
+    closed = fail_closed(inp)
+    result, how = ("deny", "denied") if closed else ("allow", "allowed")
+    fail = "fail closed" if closed else "fail open"
+    log.log(
+        logging.ERROR if closed else logging.WARNING,
+        "policy evaluation failed, %s %s (%s): %s", inp.point, how, fail, error,
+    )  # fmt: skip
     rule = FiredRule(
-        rule=ERROR_RULE, kind="warn", layer="builtin",
-        message=f"the policy could not decide ({error}); allowed because {inp.point}"
-        " decisions fail open",
+        rule=ERROR_RULE, kind="deny" if closed else "warn", layer="builtin",
+        message=f"the policy could not decide ({error}); {how} because {inp.point}"
+        f" decisions {fail}",
         remediation="fix the policy (`maestro policy check`, `maestro policy eval`)",
     )  # fmt: skip
-    return Decision(point=inp.point, result="allow", rules=[rule], policy=digest, error=error)
+    return Decision(point=inp.point, result=result, rules=[rule], policy=digest, error=error)
