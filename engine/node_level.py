@@ -342,18 +342,12 @@ def _constant_readers(
     import X`` reads makes that import raise."""
     names = set(constants)
     first = next(iter(constants.values()))
-    known: dict[str, FileFingerprints] = {}
-    for path in old_inputs:
-        if not path.endswith(".py") or os.path.isabs(path) or not is_file_input(path):
-            continue
-        before = _previous(graph, fps, path, old_inputs, new_inputs)
-        if before is None:
-            continue  # did not exist when the tests ran: none of them read it
-        if before is _UNKNOWN or before.parse_error:
-            return f"{first} and the code of {path} is unknown"
+    known = _python_inputs(graph, fps, old_inputs, new_inputs, first)
+    if isinstance(known, str):
+        return known
+    for path, before in known.items():
         if before.escapes:
             return f"{first}, and {path} may read names it does not spell out"
-        known[path] = before
     holders = set(files)
     grew = True
     while grew:
@@ -390,6 +384,28 @@ def _constant_readers(
     return None
 
 
+def _python_inputs(
+    graph: BuildGraph,
+    fps: FingerprintStore,
+    old_inputs: Mapping[str, str],
+    new_inputs: Mapping[str, str],
+    first: str,
+) -> dict[str, FileFingerprints] | str:
+    """The fingerprints, as the tests ran them, of the workspace's Python inputs that existed
+    then; a reason to re-run every node instead when the code of one is unknown."""
+    known: dict[str, FileFingerprints] = {}
+    for path in old_inputs:
+        if not path.endswith(".py") or os.path.isabs(path) or not is_file_input(path):
+            continue
+        before = _previous(graph, fps, path, old_inputs, new_inputs)
+        if before is None:
+            continue  # did not exist when the tests ran: none of them read it
+        if before is _UNKNOWN or before.parse_error:
+            return f"{first} and the code of {path} is unknown"
+        known[path] = before
+    return known
+
+
 def _attribute_readers(
     graph: BuildGraph,
     fps: FingerprintStore,
@@ -414,15 +430,10 @@ def _attribute_readers(
     the workspace does not spell private names."""
     names = set(attributes)
     first = next(iter(attributes.values()))
-    known: dict[str, FileFingerprints] = {}
-    for path in old_inputs:
-        if not path.endswith(".py") or os.path.isabs(path) or not is_file_input(path):
-            continue
-        before = _previous(graph, fps, path, old_inputs, new_inputs)
-        if before is None:
-            continue  # did not exist when the tests ran: none of them read it
-        if before is _UNKNOWN or before.parse_error:
-            return f"{first} and the code of {path} is unknown"
+    known = _python_inputs(graph, fps, old_inputs, new_inputs, first)
+    if isinstance(known, str):
+        return known
+    for path, before in known.items():
         if found := names.intersection(before.module_loads):
             module, changed = dotted(path, "<module>"), attributes[min(found)]
             return f"imports {module}, whose module-level code reads the changed {changed}"
@@ -431,7 +442,6 @@ def _attribute_readers(
             return f"{first}, and module-level code of {module} reads attributes it does not name"
         if found := names.intersection(before.private_strings):
             return f"{first}, and {path} spells {min(found)} in a string"
-        known[path] = before
     cached: dict[str, str] = {}
     for path, entries in by_path.items():
         if (recorded := known.get(path)) is None:

@@ -366,14 +366,17 @@ def _names(
                 found.add(node.asname)
         elif loads and isinstance(node, ast.Global | ast.Nonlocal):
             found.update(node.names)
-        if isinstance(node, _Def):
-            stack.extend(node.decorator_list)
-            stack.append(node.args)
-            if node.returns is not None:
-                stack.append(node.returns)
-            continue
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(_outside_body(node))
     return found
+
+
+def _outside_body(node: ast.AST) -> list[ast.AST]:
+    """The children a walk of the code *around* functions visits: a nested function's
+    decorators, parameters (defaults) and annotation run where it is defined; its body runs
+    only when it is called and has its own record."""
+    if isinstance(node, _Def):
+        return [*node.decorator_list, node.args, *([node.returns] if node.returns else [])]
+    return list(ast.iter_child_nodes(node))
 
 
 _ATTR_FUNCTIONS = frozenset({"getattr", "hasattr", "setattr", "delattr"})
@@ -619,13 +622,7 @@ def _generic(nodes: list[ast.AST]) -> set[str]:
             spelled = node.id if isinstance(node, ast.Name) else node.attr
             if spelled in _GENERIC_READERS or (spelled == "getattr" and id(node) not in literal):
                 found.add("*")
-        if isinstance(node, _Def):
-            stack.extend(node.decorator_list)
-            stack.append(node.args)
-            if node.returns is not None:
-                stack.append(node.returns)
-            continue
-        stack.extend(ast.iter_child_nodes(node))
+        stack.extend(_outside_body(node))
     return found
 
 
