@@ -225,46 +225,22 @@ class PolicyService:
 
     async def _sync_forever(self) -> None:
         # the gate (rego-cpp, the workspace's policy) opens after the daemon's first answer: a
-        # run asks for it at once, a query after a restart does not need it. With the built-in
-        # rules alone and no coordinator, nothing needs it before a run or a policy question,
-        # so a daemon that only answers an editor's queries never loads rego-cpp; a policy or
-        # a coordinator added later is seen here.
+        # run asks for it at once, a query after a restart does not need it. Opened at the
+        # first run instead, it would add its import and compile to that run (~0.25 s of a
+        # small suite's first run through the daemon) to save ~20 MB of an idle daemon.
         await self.app.first_answer()
-        refresh_s = DEFAULT_REFRESH_S
-        told = False
+        gate = await self.gate()
+        if gate is None:
+            return
+        refresh_s = float(str(self._bundle_settings(gate).get("refresh_s", DEFAULT_REFRESH_S)))
         while True:
-            if self._gate is None and not await asyncio.to_thread(self.wanted_at_start):
-                if not told:
-                    log.info("policy: built-in rules only; the gate opens at the first run")
-                    told = True
-            else:
-                gate = await self.gate()
-                if gate is None:
-                    return
-                bundle = self._bundle_settings(gate)
-                refresh_s = float(str(bundle.get("refresh_s", DEFAULT_REFRESH_S)))
-                try:
-                    await self.sync_once()
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("policy sync with the coordinator failed")
+            try:
+                await self.sync_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("policy sync with the coordinator failed")
             await asyncio.sleep(refresh_s)
-
-    def wanted_at_start(self) -> bool:
-        """Whether the gate opens without waiting for a run: the workspace has a policy of its
-        own (modules or settings, whose compile and recent-plan warm-up should not wait for
-        the first run) or a coordinator to sync the team bundle and the decision log with."""
-        from maestro.config import load_settings
-        from maestro.policy.sources import workspace_config, workspace_modules
-
-        try:
-            if workspace_modules(self.root) or workspace_config(self.root):
-                return True
-            remote = load_settings(self.root).config.remote
-        except (MaestroError, OSError):  # a broken policy or setting: the gate reports it
-            return True
-        return remote is not None and bool(os.environ.get(remote.api_key_env))
 
     async def sync_once(self) -> None:
         """Fetch the team bundle (by ETag) and send the decisions not sent yet."""
@@ -612,10 +588,7 @@ class PolicyService:
         )
 
     async def current_incident(self, params: Empty, ctx: RequestContext) -> PolicyIncidentResult:
-        """The open bundle incident: the gate is opened first, so a warm start's is known
-        (without a policy of the workspace's own there are no bundle keys, hence no bundle)."""
-        if self._gate is None and not await asyncio.to_thread(self.wanted_at_start):
-            return PolicyIncidentResult(incident=None)
+        """The open bundle incident: the gate is opened first, so a warm start's is known."""
         await self.gate()
         bundles = self.bundles
         return PolicyIncidentResult(incident=bundles.incident if bundles is not None else None)
