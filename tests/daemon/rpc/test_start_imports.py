@@ -81,12 +81,17 @@ PROJECT = {
 }
 
 
-def test_with_the_built_in_rules_alone_the_team_bundles_crypto_stays_unloaded(
-    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    "pyproject",
+    ["", "[tool.maestro.policy]\nupload_ci_only = true\n"],
+    ids=["built-in rules alone", "settings of its own"],
+)
+def test_the_gate_opens_after_the_first_answer_without_the_team_bundles_crypto(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch, pyproject: str
 ) -> None:
-    """No workspace policy, no coordinator: the gate opens after the first answer (a first
-    run does not wait for rego-cpp), without the team bundle's crypto (no keys, no bundle)."""
-    daemon_env.write_old(PROJECT)
+    """No bundle keys: the gate (rego-cpp) opens after the first answer, so that a first run
+    does not wait for it, and the team bundle's crypto stays unloaded."""
+    daemon_env.write_old({**PROJECT, "pyproject.toml": pyproject} if pyproject else PROJECT)
     monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
     started(daemon_env)
     log_path = daemon_env.paths.log
@@ -100,29 +105,6 @@ def test_with_the_built_in_rules_alone_the_team_bundles_crypto_stays_unloaded(
         assert client.call(POLICY_INCIDENT_CURRENT, wire.Empty()).incident is None
         answer = client.call(POLICY_DECISIONS, PolicyDecisionsParams())
         assert answer.error is None
-        assert answer.policy  # the built-in set's digest: the gate is open
-    stop_daemon(daemon_env.root)
-    assert not imported(log_path.read_text(errors="replace")) & set(TEAM_BUNDLE)
-
-
-def test_a_workspace_policy_opens_the_gate_after_the_first_answer(
-    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Settings of its own (no bundle keys): the gate opens without a run, the bundle's
-    crypto stays unloaded."""
-    daemon_env.write_old(
-        {**PROJECT, "pyproject.toml": "[tool.maestro.policy]\nupload_ci_only = true\n"}
-    )
-    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
-    started(daemon_env)
-    log_path = daemon_env.paths.log
-    with SyncDaemonClient(daemon_env.root, start=False, timeout=30) as client:
-        client.call(wire.IMPACTED, wire.ImpactedParams(paths=["pkg/mod.py"]))
-        deadline = time.monotonic() + 30
-        while "regopy" not in imported(log_path.read_text(errors="replace")):
-            assert time.monotonic() < deadline, "the gate did not open without a run"
-            time.sleep(0.1)
-        assert client.call(POLICY_DECISIONS, PolicyDecisionsParams()).policy  # open by now
-    assert "built-in rules only" not in log_path.read_text(errors="replace")
+        assert answer.policy  # the set's digest: the gate is open
     stop_daemon(daemon_env.root)
     assert not imported(log_path.read_text(errors="replace")) & set(TEAM_BUNDLE)
