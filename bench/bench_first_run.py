@@ -34,6 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,14 +98,6 @@ def through_daemon(bench: Bench, what: str, timeout: float) -> Ran:
         run([*daemon, "stop", *root], bench.tree, env, timeout)
 
 
-PACKAGE_DIRS = {
-    "maestro": "maestro", "maestro/graph": "graph", "maestro/cache": "cache",
-    "maestro/daemon": "daemon", "maestro/engine": "engine", "maestro/coordinator": "coordinator",
-    "maestro/server": "server", "maestro/model": "model", "maestro/policy": "policy",
-}  # fmt: skip
-"""pyproject's package-dir: where each package of `maestro` lives in the source tree."""
-
-
 def baseline_tree(
     rev: str, into: Path, *, revert: Sequence[str] = (), repo: Path | None = None
 ) -> Path:
@@ -125,13 +118,13 @@ def baseline_tree(
             cwd=repo, check=True, capture_output=True,
         ).stdout  # fmt: skip
         subprocess.run(["git", "apply", "-R"], cwd=src, input=diff, check=True)
-    for package, folder in sorted(PACKAGE_DIRS.items()):
-        target = into / package
-        if package == "maestro":
-            shutil.copytree(src / folder, target)
-        else:
-            shutil.rmtree(target, ignore_errors=True)
-            shutil.copytree(src / folder, target)
+    # the commit's own package-dir: an older commit may map other folders
+    dirs = tomllib.loads((src / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
+    for package, folder in sorted(dirs.items(), key=lambda kv: kv[0].count(".")):
+        target = into / package.replace(".", "/")
+        if target.exists() and package != "maestro":
+            shutil.rmtree(target)
+        shutil.copytree(src / folder, target, dirs_exist_ok=True)
     return into
 
 

@@ -46,6 +46,7 @@ from typing import Any
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
 
+from bench.bench_first_run import baseline_tree
 from bench.bench_graph import DJANGO
 from bench.common import (
     fetch_sdist,
@@ -388,28 +389,6 @@ def stop_daemons(root: Path) -> None:
     for pid in daemon_pids(root):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
-
-
-def baseline_tree(rev: str, into: Path) -> Path:
-    """The `maestro` package of commit ``rev`` laid out as installed (its own pyproject's
-    package-dir), for ``--baseline``."""
-    import subprocess
-    import tomllib
-
-    repo = Path(__file__).resolve().parent.parent
-    src = into / "src"
-    src.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", rev], cwd=repo, check=True, capture_output=True
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
-    dirs = tomllib.loads((src / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"]
-    for package, folder in sorted(dirs.items(), key=lambda kv: kv[0].count(".")):
-        target = into / package.replace(".", "/")
-        if target.exists() and package != "maestro":
-            shutil.rmtree(target)
-        shutil.copytree(src / folder, target, dirs_exist_ok=True)
-    return into
 
 
 def _side_by_side(before: list[list[str]], after: list[list[str]], cpu: list[Any]) -> str:
