@@ -293,7 +293,7 @@ class ChildCompiler:
 FORK = sys.platform == "linux"
 """Check a set in a fork of this process (a one-shot process: the CLI) rather than a new
 interpreter: the fork has the interpreter and rego-cpp loaded, so a check costs about a
-compile (~20-40 ms CPU) instead of an interpreter's start-up and imports (~300-400 ms CPU)."""
+compile instead of an interpreter's start-up and imports."""
 FORK_WAIT_S = 10.0
 """How long a fork may take before it is killed and the set checked in a new interpreter (a
 compile takes well under that; a fork stuck on a lock another thread held would not end)."""

@@ -226,8 +226,7 @@ class PolicyService:
     async def _sync_forever(self) -> None:
         # the gate (rego-cpp, the workspace's policy) opens after the daemon's first answer: a
         # run asks for it at once, a query after a restart does not need it. Opened at the
-        # first run instead, it would add its import and compile to that run (~0.25 s of a
-        # small suite's first run through the daemon) to save ~20 MB of an idle daemon.
+        # first run instead, its import and compile would delay that run.
         await self.app.first_answer()
         gate = await self.gate()
         if gate is None:
