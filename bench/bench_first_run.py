@@ -17,6 +17,7 @@ differs from pytest's is counted.
     .venv/bin/python -m bench.bench_first_run --rounds 5
     .venv/bin/python -m bench.bench_first_run --rounds 5 --python /path/to/python3.12
     .venv/bin/python -m bench.bench_first_run --rounds 3 --daemon --projects pluggy,click
+    .venv/bin/python -m bench.bench_first_run --work-dir .bench/first_run  # beside bench_fidelity
 
 With `--baseline DIR`, one more command in each round: the same in-process `maestro test` with
 DIR first on PYTHONPATH, where DIR holds another build of the `maestro` package (an earlier
@@ -39,6 +40,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import bench_fidelity as fidelity
 from bench.bench_fidelity import (
     DEFAULT_PYTHON,
     PROJECTS,
@@ -292,12 +294,20 @@ def main(argv: list[str] | None = None) -> None:
         "--baseline", metavar="REV", help="also time `maestro test` as of this commit"
     )
     parser.add_argument(
+        "--work-dir",
+        type=Path,
+        help="trees and venvs of its own (made once there) instead of the fidelity bench's, "
+        "which this bench resets to pristine: for running beside bench_fidelity",
+    )
+    parser.add_argument(
         "--baseline-revert",
         metavar="COMMITS",
         default="",
         help="comma-separated commits whose changes the baseline leaves out",
     )
     ns = parser.parse_args(argv)
+    if ns.work_dir is not None:
+        fidelity.WORK = ns.work_dir.resolve()
     baseline = None
     if ns.baseline:
         into = Path(tempfile.mkdtemp(prefix="maestro-baseline-"))
