@@ -14,13 +14,25 @@ rest, grant what fits), so the check and the grant are atomic across replicas. A
 its leases every third of `lease_s` (and re-states its exact count, repairing a release that
 was lost); a replica that dies stops renewing, and its seats come back within `lease_s`.
 Releases are batched into one pipelined round trip per turn of the event loop, off the
-request's path. **Spares**: while a tenant's quota is at most half used, a replica asks for a few
-seats more than it needs (1/20 of the quota, at most 16) and keeps released seats, so most
-requests take a seat with no round trip; the spares go back after KEEP_SPARES_S unused, at once
-when the quota is more than half used or a request waits here. The count in Redis then runs
-ahead of the requests in flight by those spares: another replica's request may wait while they
-are kept (at most 1/20 of the quota per replica, only far from the limit), never the other way:
-in flight never exceeds the quota.
+request's path.
+
+**Seats kept (leases of seats, as quota servers grant tokens in batches).** A replica keeps
+the seats its requests released (and, while the quota is at most half used, takes 1/20 of it
+more, at most 16, with the one it needs), so a tenant's next requests there take a seat with
+no round trip, near its quota as far from it. Kept seats are counted in Redis, so in flight
+never exceeds the quota; what they can cost is another replica's wait, bounded so:
+
+- a replica refused a seat says so in Redis (``<prefix>conc:<tenant>:want``, a sorted set of
+  replicas with a deadline, refreshed while its requests wait);
+- every replica holding seats of a tenant reads that every `POLL_S` (one pipelined round trip
+  for all its tenants, off the request's path) and, while another replica wants seats, gives
+  its kept seats back at once and every released seat too;
+- while other replicas want seats, the script grants a replica no more than its fair part of
+  the quota (``ceil(limit / replicas wanting)``, counting what it holds), so seats move to the
+  waiting replica instead of back to the one that just gave them up;
+- kept seats unused for KEEP_SPARES_S go back anyway.
+
+So a seat kept on one replica reaches a request waiting on another within about two polls.
 
 A request that finds the quota full waits in a per-tenant FIFO; one task per waiting tenant
 asks for seats again whenever this replica releases one and otherwise every `POLL_S` (a seat
@@ -49,15 +61,19 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_S = 0.05
-"""Waiting tenants ask Redis for seats at least this often (a seat freed elsewhere)."""
+"""Waiting tenants ask Redis for seats at least this often (a seat freed elsewhere), and
+replicas holding seats look this often for another replica wanting them."""
+WANT_S = 3 * POLL_S
+"""A replica's wish for seats is forgotten this long after its last refused ask."""
 SPARE_DIVISOR = 20
 MAX_SPARES = 16
-"""A replica keeps at most 1/20 of a tenant's quota (at most 16 seats) as spares."""
+"""Far from its quota, a replica asks for 1/20 of a tenant's quota (at most 16 seats) more."""
 KEEP_SPARES_S = 0.5
-"""Spares unused this long go back to Redis."""
+"""Kept seats unused this long go back to Redis."""
 
-# KEYS: holdings hash, lease zset. ARGV: replica, limit, wanted, lease ms, spares wanted (given
-# only while the quota stays at most half used).
+# KEYS: holdings hash, lease zset, want zset. ARGV: replica, limit, wanted, lease ms, spares
+# wanted (given only while the quota stays at most half used), want ms. Returns the seats
+# granted, the total held, and how many other replicas want seats.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -66,12 +82,20 @@ for _, r in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now)) do
   redis.call('HDEL', KEYS[1], r)
   redis.call('ZREM', KEYS[2], r)
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[3], '-inf', now)
+local others = redis.call('ZCARD', KEYS[3])
+if redis.call('ZSCORE', KEYS[3], ARGV[1]) then others = others - 1 end
 local total = 0
 for _, v in ipairs(redis.call('HVALS', KEYS[1])) do total = total + tonumber(v) end
 local limit = tonumber(ARGV[2])
-local grant = math.min(tonumber(ARGV[3]), limit - total)
+local wanted = tonumber(ARGV[3])
+local grant = math.min(wanted, limit - total)
+if others > 0 then
+  local mine = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+  grant = math.min(grant, math.ceil(limit / (others + 1)) - mine)
+end
 local spares = tonumber(ARGV[5])
-if grant > 0 and spares > 0 and (total + grant + spares) * 2 <= limit then
+if grant > 0 and others == 0 and spares > 0 and (total + grant + spares) * 2 <= limit then
   grant = grant + spares
 end
 if grant > 0 then
@@ -82,7 +106,23 @@ if grant > 0 then
 else
   grant = 0
 end
-return {grant, total + grant}
+if grant < wanted then
+  redis.call('ZADD', KEYS[3], now + tonumber(ARGV[6]), ARGV[1])
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[6]) * 2)
+else
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
+return {grant, total + grant, others}
+"""
+
+# KEYS: want zset. ARGV: replica. How many other replicas want seats of the tenant.
+_WANTS = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local others = redis.call('ZCARD', KEYS[1])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then others = others - 1 end
+return others
 """
 
 # KEYS: holdings hash, lease zset. ARGV: replica, seats released.
@@ -159,12 +199,17 @@ class ClusterConcurrency:
         self._acquire = client.register_script(_ACQUIRE)
         self._release = client.register_script(_RELEASE)
         self._renew = client.register_script(_RENEW)
+        self._wants = client.register_script(_WANTS)
+        self.asks = 0
+        """Acquire round trips made (what kept seats save)."""
         self.held: Counter[str] = Counter()
-        """Seats this replica holds in Redis, by tenant (in use + spares)."""
+        """Seats this replica holds in Redis, by tenant (in use + kept)."""
         self.in_use: Counter[str] = Counter()
         """Seats held by requests in flight here, by tenant."""
-        self._roomy: dict[str, bool] = {}
-        """Whether the tenant's quota was at most half used when last asked (spares allowed)."""
+        self.contended: set[str] = set()
+        """Tenants another replica wants seats of (as of the last ask or look): kept seats go
+        back."""
+        self._watcher: asyncio.Task[None] | None = None
         self._spare_used: dict[str, float] = {}
         self._sweeping: set[str] = set()
         self._touched: set[str] = set()
@@ -185,20 +230,20 @@ class ClusterConcurrency:
 
     def _keys(self, tenant: str) -> list[str]:
         base = f"{self.prefix}conc:{tenant}"
-        return [base, base + ":lease"]
+        return [base, base + ":lease", base + ":want"]
 
     def start(self) -> None:
         if self._renewer is None:
             self._renewer = asyncio.create_task(self._renew_forever(), name="conc-lease")
 
     async def close(self) -> None:
-        tasks = [t for t in (self._renewer, *self._wakers.values()) if t is not None]
+        tasks = [t for t in (self._renewer, self._watcher, *self._wakers.values()) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        self._renewer = None
+        self._renewer = self._watcher = None
         # give the seats back now rather than at lease expiry
         with contextlib.suppress(RedisError, OSError):
             await self._renew_all(release_all=True)
@@ -215,7 +260,7 @@ class ClusterConcurrency:
         Refusal when its queue is full or no seat frees within the budget."""
         started = self._clock()
         if not self._waiters.get(tenant):
-            if self.held[tenant] > self.in_use[tenant]:  # a spare: no round trip
+            if self.held[tenant] > self.in_use[tenant]:  # a kept seat: no round trip
                 self.in_use[tenant] += 1
                 self._spare_used[tenant] = started
                 return ClusterSeat(tenant, limit, 0.0, counted=True)
@@ -259,8 +304,9 @@ class ClusterConcurrency:
         return ClusterSeat(tenant, limit, self._clock() - started, counted)
 
     def release(self, seat: ClusterSeat, held_s: float) -> None:
-        """Keep the seat as a spare while the quota has room and no request here waits;
-        otherwise give it back (one batched round trip, off the request's path)."""
+        """Hand the seat to a request waiting here, or keep it, while no other replica wants
+        seats of the tenant; otherwise give it back (one batched round trip, off the
+        request's path)."""
         self._hold_s = 0.9 * self._hold_s + 0.1 * held_s
         if not seat.counted:
             return
@@ -268,15 +314,18 @@ class ClusterConcurrency:
         self.in_use[tenant] -= 1
         if self.in_use[tenant] <= 0:
             del self.in_use[tenant]
-        keep = (
-            _spares(seat.limit) if self._roomy.get(tenant) and not self._waiters.get(tenant) else 0
-        )
-        spare = self.held[tenant] - self.in_use[tenant]
-        if spare > keep:
-            self._give_back(tenant, spare - keep)
-        if self.held[tenant] > self.in_use[tenant]:
-            self._spare_used[tenant] = self._clock()
-            self._keep_spares(tenant)
+        if tenant in self.contended:
+            self._give_back(tenant, self.held[tenant] - self.in_use[tenant])
+            return
+        queue = self._waiters.get(tenant)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.future.done():
+                waiter.future.set_result(True)
+                self.in_use[tenant] += 1
+                return
+        self._spare_used[tenant] = self._clock()
+        self._keep_spares(tenant)
 
     def _give_back(self, tenant: str, seats: int) -> None:
         self.held[tenant] -= seats
@@ -306,22 +355,56 @@ class ClusterConcurrency:
     # -- internals ---------------------------------------------------------------------------
 
     async def _ask(self, tenant: str, limit: int, wanted: int, spares: int = 0) -> int:
+        self.asks += 1
         self._pending[tenant] += 1
         try:
-            granted, total = await self._acquire(
+            granted, _total, others = await self._acquire(
                 keys=self._keys(tenant),
-                args=[self.replica, limit, wanted, self.lease_ms, spares],
+                args=[self.replica, limit, wanted, self.lease_ms, spares, round(WANT_S * 1000)],
             )
         finally:
             self._pending[tenant] -= 1
             if self._pending[tenant] <= 0:
                 del self._pending[tenant]
         granted = int(granted)
-        self._roomy[tenant] = int(total) * 2 <= limit
         if granted:
             self.held[tenant] += granted
             self._touched.add(tenant)
+            if self._watcher is None:
+                self._watcher = asyncio.create_task(self._watch_forever(), name="conc-watch")
+        self._contend(tenant, int(others) > 0, granted)
         return granted
+
+    def _contend(self, tenant: str, wanted_elsewhere: bool, granted: int = 0) -> None:
+        """Another replica wants seats (or no longer does): give back the kept ones (not
+        those just `granted`, which the caller hands to its requests)."""
+        if not wanted_elsewhere:
+            self.contended.discard(tenant)
+            return
+        self.contended.add(tenant)
+        kept = self.held[tenant] - self.in_use[tenant] - granted
+        if kept > 0:
+            self._give_back(tenant, kept)
+
+    async def _watch_forever(self) -> None:
+        """Every POLL_S, for the tenants this replica holds seats of: does another replica
+        want some (then kept seats go back)? One pipelined round trip for all of them."""
+        while True:
+            await asyncio.sleep(POLL_S)
+            tenants = [t for t, n in self.held.items() if n > 0]
+            if not tenants:  # the next seat granted starts another
+                self.contended.clear()
+                self._watcher = None
+                return
+            try:
+                wants = await self._pipelined(
+                    [(self._wants, self._keys(t)[2:], [self.replica]) for t in tenants]
+                )
+            except (RedisError, OSError) as exc:
+                self._failed(exc)
+                continue
+            for tenant, others in zip(tenants, wants, strict=True):
+                self._contend(tenant, int(others) > 0)
 
     def _schedule_flush(self) -> None:
         """One round trip for every release of this turn of the loop."""

@@ -144,24 +144,108 @@ async def test_spares_skip_round_trips_far_from_the_quota_and_never_exceed_it(
         assert a.held["acme"] == 3  # the spares were used: no new seats asked for
         for seat in again:
             a.release(seat, held_s=0.0)
-        assert a.held["acme"] == 3 and a.in_use["acme"] == 1  # kept as spares
-        # b fills the quota: a's spares count, so b gets the rest and no more
+        assert a.held["acme"] == 3 and a.in_use["acme"] == 1  # kept
+        # b fills the quota: a's kept seats count, so b never gets more than the rest; once b
+        # is refused, a sees it wanting and gives its kept seats back, which b then takes
         got = []
         while True:
             try:
-                got.append(await b.acquire("acme", 40, "ci", max_wait_s=0.1))
+                got.append(await b.acquire("acme", 40, "ci", max_wait_s=0.3))
             except Refusal:
                 break
-        assert len(got) == 40 - 3
-        total = sum(int(v) for v in await client.hvals(f"{prefix}conc:acme"))
-        assert total == 40
-        # unused, a's spares go back: b takes them
-        await asyncio.sleep(KEEP_SPARES_S + 0.3)
-        assert a.held["acme"] == 1
-        got += [await b.acquire("acme", 40, "ci", max_wait_s=0.5) for _ in range(2)]
+            total = sum(int(v) for v in await client.hvals(f"{prefix}conc:acme"))
+            assert total <= 40
+        assert len(got) == 40 - 1 and a.held["acme"] == 1
         with pytest.raises(Refusal):
             await b.acquire("acme", 40, "ci", max_wait_s=0.1)
         a.release(first, held_s=0.0)
+    finally:
+        await a.close()
+        await b.close()
+        await client.aclose()
+
+
+def _count_asks(quota: ClusterConcurrency) -> list[int]:
+    """Seats asked of Redis, one entry per round trip."""
+    asks: list[int] = []
+    ask = quota._ask
+
+    async def counted(tenant: str, limit: int, wanted: int, spares: int = 0) -> int:
+        asks.append(wanted)
+        return await ask(tenant, limit, wanted, spares)
+
+    quota._ask = counted  # type: ignore[method-assign]
+    return asks
+
+
+async def test_near_the_quota_a_replica_decides_with_the_seats_it_keeps(redis_url: str) -> None:
+    """A tenant with 3 of its 4 seats in flight on b: a's requests, one after another, take
+    and release the last seat with one round trip in all (before: one each)."""
+    client = Redis.from_url(redis_url)
+    prefix = f"n{time.time_ns()}:"
+    a, b = _quota(client, prefix, "a"), _quota(client, prefix, "b")
+    try:
+        on_b = [await b.acquire("acme", 4, "ci") for _ in range(3)]
+        asks = _count_asks(a)
+        for _ in range(50):
+            seat = await a.acquire("acme", 4, "ci")
+            assert seat.counted
+            a.release(seat, held_s=0.001)
+        assert asks == [1]
+        assert a.held["acme"] == 1 and a.in_use["acme"] == 0
+        # the kept seat is counted: b cannot take a fifth one
+        with pytest.raises(Refusal):
+            await b.acquire("acme", 4, "ci", max_wait_s=0.02)
+        # unused, it goes back
+        await asyncio.sleep(KEEP_SPARES_S + 0.3)
+        assert a.held["acme"] == 0
+        for seat in on_b:
+            b.release(seat, held_s=0.0)
+    finally:
+        await a.close()
+        await b.close()
+        await client.aclose()
+
+
+async def test_kept_seats_go_to_a_replica_that_waits_for_them(redis_url: str) -> None:
+    """a keeps all 4 seats of the quota; requests waiting on b get them (never more than 4 in
+    flight), and while both want seats the quota is split between them."""
+    client = Redis.from_url(redis_url)
+    prefix = f"k{time.time_ns()}:"
+    a, b = _quota(client, prefix, "a"), _quota(client, prefix, "b")
+    a.queue_length = b.queue_length = 16
+    in_flight = 0
+    peak = 0
+    served = {"a": 0, "b": 0}
+
+    async def one(quota: ClusterConcurrency, name: str, hold_s: float) -> None:
+        nonlocal in_flight, peak
+        seat = await quota.acquire("acme", 4, "ci", max_wait_s=2.0)
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(hold_s)
+        in_flight -= 1
+        served[name] += 1
+        quota.release(seat, held_s=hold_s)
+
+    try:
+        await asyncio.gather(*(one(a, "a", 0.01) for _ in range(4)))
+        assert a.held["acme"] == 4 and a.in_use["acme"] == 0  # all kept
+        started = time.monotonic()
+        await asyncio.gather(*(one(b, "b", 0.0) for _ in range(2)))
+        assert time.monotonic() - started < 0.5, "b waited for a's kept seats too long"
+        assert a.held["acme"] < 4
+        # both busy: each side keeps requests in flight; b is not starved by a's keeping
+        served = {"a": 0, "b": 0}
+
+        async def busy(quota: ClusterConcurrency, name: str) -> None:
+            until = time.monotonic() + 1.0
+            while time.monotonic() < until:
+                await asyncio.gather(*(one(quota, name, 0.02) for _ in range(4)))
+
+        await asyncio.gather(busy(a, "a"), busy(b, "b"))
+        assert peak <= 4
+        assert min(served.values()) >= max(served.values()) / 4, served
     finally:
         await a.close()
         await b.close()
