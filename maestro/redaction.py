@@ -283,14 +283,48 @@ _STRUCTURAL = (
 def _detector_patterns() -> tuple[_Pattern, ...]:
     """detect-secrets' regex detectors. Importing the package costs 0.2-0.5 s of CPU (it imports
     ``requests``), in every CLI run: their regexes are saved in the user cache, per
-    detect-secrets version, and read back from there by later processes."""
+    detect-secrets version, and read back from there by later processes. The process that
+    finds none saved reads them in a child interpreter, so that no Maestro process keeps
+    detect-secrets, requests and their native parts loaded (a daemon lives for hours); it
+    imports them itself only when the child fails."""
     saved = _saved_detectors_path()
     rows = _read_detectors(saved) if saved is not None else None
     if rows is None:
-        rows = _imported_detectors()
+        rows = _child_detectors() or _imported_detectors()
         if saved is not None:
             _save_detectors(saved, rows)
     return tuple(_detector_pattern(*row) for row in rows)
+
+
+_CHILD_TIMEOUT_S = 60.0
+_CHILD_SOURCE = (
+    "import json, sys\n"
+    "from maestro.redaction import _imported_detectors\n"
+    "sys.stdout.write(json.dumps(_imported_detectors()))\n"
+)
+
+
+def _child_detectors() -> list[_DetectorRow] | None:
+    """The detectors' rows as a child interpreter reads them; None when it fails."""
+    import subprocess
+    import sys
+
+    try:
+        done = subprocess.run(
+            # -P: a folder named maestro in the current directory must not shadow the package
+            [sys.executable, "-P", "-c", _CHILD_SOURCE],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            timeout=_CHILD_TIMEOUT_S,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.debug("cannot read the detectors in a child: %s", exc)
+        return None
+    if done.returncode != 0:
+        log.debug("reading the detectors in a child failed: %s", done.stderr[-2000:])
+        return None
+    return _parsed_detectors(done.stdout)
 
 
 _DetectorRow = tuple[str, str, int, int | None]
@@ -351,11 +385,19 @@ def _saved_detectors_path() -> Path | None:
 def _read_detectors(path: Path) -> list[_DetectorRow] | None:
     """The saved rows; None when absent or not exactly what this module writes."""
     try:
-        data = json.loads(path.read_bytes())
+        return _parsed_detectors(path.read_bytes())
+    except OSError:
+        return None
+
+
+def _parsed_detectors(text: bytes) -> list[_DetectorRow] | None:
+    """The rows in ``text``; None when it is not exactly what this module writes."""
+    try:
+        data = json.loads(text)
         rows = [(str(k), str(p), int(f), None if g is None else int(g)) for k, p, f, g in data]
         for _, source, flags, _ in rows:
             re.compile(source, flags)
-    except (OSError, ValueError, TypeError, re.error):
+    except (ValueError, TypeError, re.error):
         return None
     return rows or None
 

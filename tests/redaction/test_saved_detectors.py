@@ -72,3 +72,29 @@ def test_a_later_process_redacts_without_importing_detect_secrets(cache: Path) -
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_the_first_process_reads_the_detectors_in_a_child(cache: Path) -> None:
+    """No detectors saved yet: a child reads them, this process never loads detect-secrets."""
+    probe = (
+        "import sys\n"
+        "from maestro.redaction import Redactor\n"
+        "out = Redactor().redact('password = \"hunter2hunter2\"')\n"
+        "assert 'hunter2hunter2' not in out, out\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'detect_secrets', 'requests'}))\n"
+    )
+    env = {**os.environ, "MAESTRO_CACHE_DIR": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert _saved(cache).stat().st_size > 0
+
+
+def test_without_a_child_the_detectors_are_imported(
+    cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(cache / "no-such-python"))
+    assert len(redaction._detector_patterns()) > 10
+    assert _saved(cache).stat().st_size > 0

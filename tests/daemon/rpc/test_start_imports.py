@@ -1,7 +1,7 @@
 """What a daemon loads from its start to its first answer and the background work that follows:
 not the coordinator's server side (aiohttp's web framework, the routes) nor numpy / scikit-learn,
-which only ranking or training needs. Read from the daemon's own `-X importtime` report (its
-stderr goes to its log)."""
+which only ranking or training needs, nor detect-secrets and requests, whose detectors a child
+reads once. Read from the daemon's own `-X importtime` report (its stderr goes to its log)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,8 @@ from maestro.policy.protocol import (
 )
 
 NOT_AT_START = ("aiohttp.web", "maestro.coordinator.app", "numpy", "sklearn")
+NEVER = ("detect_secrets", "requests", "urllib3", "charset_normalizer")
+"""Top-level packages a daemon never loads, even the first one with no detectors saved."""
 TEAM_BUNDLE = ("maestro.policy.bundle", "jwt", "cryptography", "prometheus_client")
 """Only a workspace that trusts team bundle keys needs these."""
 
@@ -56,6 +58,8 @@ def test_start_and_first_answer_load_neither_the_server_nor_numpy(
         }
     )
     monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    # no detect-secrets detectors saved yet, as for the first daemon after an install
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(daemon_env.base / "cache"))
     started(daemon_env)
     log_path = daemon_env.paths.log
     with SyncDaemonClient(daemon_env.root, start=False, timeout=30) as client:
@@ -70,8 +74,9 @@ def test_start_and_first_answer_load_neither_the_server_nor_numpy(
     assert "maestro.daemon.app" in imported(text)  # the report is there
     stop_daemon(daemon_env.root)
     loaded = imported(log_path.read_text(errors="replace"))
-    assert not {m for m in loaded if m.split(".")[0] in {"numpy", "sklearn"}}
+    assert not {m for m in loaded if m.split(".")[0] in {"numpy", "sklearn", *NEVER}}
     assert not loaded & set(NOT_AT_START)
+    assert list((daemon_env.base / "cache" / "detectors").glob("detect-secrets-*.json"))
 
 
 PROJECT = {
