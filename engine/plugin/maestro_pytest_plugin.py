@@ -135,7 +135,8 @@ class _Window:
         # thread): what this window ran may be that module's import, shared by its importers
         self.loose = False
         self.paths: list[str] = []
-        self.spawns: list[tuple[str, bool]] = []
+        # (program, is Python: a record will come; None: not Python, its reads are known)
+        self.spawns: list[tuple[str, bool | None]] = []
         # Only collection windows diff sys.modules (a copy per test costs more than it finds: a
         # module a test imports is read through open(), which the audit hook records).
         self.modules_before: set[str] | None = set(sys.modules) if modules else None
@@ -218,7 +219,25 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         if reader is not None:
             _module_reads.add((reader, found[0]))
     elif event in rec.SPAWN_EVENTS:
-        window.spawns.append(rec.spawned(event, args))
+        program, python = rec.spawned(event, args)
+        reads = None if python else rec.known_reads(event, args)
+        if reads is None and window is _SESSION and rec.vcs_query(event, args):
+            # a tool's query of the repository before or between the tests (pytest-benchmark's
+            # commit info at start-up): repository metadata is no input, as .git is none;
+            # the same query from the workspace's code, a conftest or a test stays opaque
+            reads = [] if rec.started_by_installed(sys._getframe(1)) else None
+        if reads is None:
+            window.spawns.append((program, python))
+            return
+        window.spawns.append((program, None))  # not Python, but what it reads is known
+        scope = _conftest_scope() if window.scopes is not None else None
+        reader = _reading_module() if reads else None
+        for path in reads:
+            window.paths.append(path)
+            if window.scopes is not None:
+                window.scopes.append(scope)
+            if reader is not None:
+                _module_reads.add((reader, path))
     elif event == "exec" and window is not _SESSION and args:
         _module_exec(window, args[0])
 
@@ -682,7 +701,7 @@ class _Recorder:
         self._shared: dict[str, set[Any]] | None = None  # `_collect_codes`, joined (once)
         self._names: dict[Any, tuple[str, str] | str | None] = {}
         self._not_recorded: set[Any] = set()  # code objects whose name is None in _names
-        self._fixtures: dict[int, tuple[set[Any], list[str], list[tuple[str, bool]]]] = {}
+        self._fixtures: dict[int, tuple[set[Any], list[str], list[tuple[str, bool | None]]]] = {}
         self._in_test: str | None = None
         self._last = False  # the test running is the session's last
 
@@ -805,7 +824,8 @@ class _Recorder:
             window.paths.extend(p for p in record.get("reads", ()) if isinstance(p, str))
             _written.extend(p for p in record.get("writes", ()) if isinstance(p, str))
             for program, python in record.get("spawns", ()):
-                window.spawns.append((str(program), False)) if not python else None
+                if not python:
+                    window.spawns.append((str(program), None if python is None else False))
                 expected += bool(python)
             for path, qualnames in (record.get("functions") or {}).items():
                 rel = self._rel(path)
@@ -819,12 +839,13 @@ class _Recorder:
                 "(run with -I or -E, a cleared environment, or killed): what they read is unknown"
             )
 
-    def _spawn_notes(self, spawns: list[tuple[str, bool]], seen: _Seen) -> None:
-        """Programs a test ran are inputs by content; what a non-Python one reads is unknown."""
+    def _spawn_notes(self, spawns: list[tuple[str, bool | None]], seen: _Seen) -> None:
+        """Programs a test ran are inputs by content; what a non-Python one reads is unknown
+        unless its arguments said it (its reads are then among the window's)."""
         for program, python in dict.fromkeys(spawns):
             if os.path.isabs(program) and os.path.isfile(program) and program != sys.executable:
                 seen.external.add(program)
-            if not python:
+            if python is False:
                 seen.opaque.append(
                     f"ran {program}, which is not Python: what it reads cannot be recorded"
                 )
@@ -918,12 +939,16 @@ class _Recorder:
             record[0].update(inner - self._not_recorded)
             record[1].extend(window.paths[mark:])
             # a process a fixture starts may outlive the test: its record may come too late
-            record[2].extend((p, False) for p, _ in window.spawns[spawn_mark:])
+            record[2].extend(
+                (p, None if py is None else False) for p, py in window.spawns[spawn_mark:]
+            )
 
-    def _fixture_records(self, item: Any) -> tuple[set[Any], list[str], list[tuple[str, bool]]]:
+    def _fixture_records(
+        self, item: Any
+    ) -> tuple[set[Any], list[str], list[tuple[str, bool | None]]]:
         codes: set[Any] = set()
         paths: list[str] = []
-        spawns: list[tuple[str, bool]] = []
+        spawns: list[tuple[str, bool | None]] = []
         if not self._fixtures:
             return codes, paths, spawns
         try:

@@ -86,6 +86,133 @@ def spawned(event: str, args: tuple[Any, ...]) -> tuple[str, bool]:
         return "an unknown program", False
 
 
+# What a few compiled tools read is named by their arguments: ``file`` reads its operands (and
+# its magic database, unless $MAGIC moves it), ``uname`` reads none. Only these flags, which take
+# no value, are understood; any other makes the program opaque again.
+_FILE_FLAGS = frozenset(
+    {"-b", "--brief", "-L", "--dereference", "-h", "--no-dereference", "-i", "--mime",
+     "--mime-type", "--mime-encoding", "-z", "--uncompress", "-Z", "--uncompress-noreport",
+     "-s", "--special-files", "-k", "--keep-going", "-N", "--no-pad", "-n", "--no-buffer",
+     "-r", "--raw", "-E", "--extension", "-0", "--print0", "-S", "--no-sandbox"}
+)  # fmt: skip
+_COMPILED = (b"\x7fELF", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
+             b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")  # fmt: skip
+# Read-only queries of a repository's metadata (its history, refs, configuration, the dirty flag
+# of ``describe --dirty``): what tools such as pytest-benchmark or setuptools-scm ask at start-up.
+_VCS_QUERIES = {
+    "git": frozenset(
+        {"rev-parse", "config", "describe", "show", "log", "symbolic-ref", "rev-list", "branch",
+         "remote", "version", "--version", "for-each-ref", "name-rev"}
+    ),
+    "hg": frozenset(
+        {"path", "paths", "id", "identify", "tip", "branch", "log", "root", "parents", "version",
+         "--version"}
+    ),
+    "svn": frozenset({"info", "--version"}),
+    "svnversion": None,  # any arguments
+}  # fmt: skip
+
+
+def _spawn_args(event: str, args: tuple[Any, ...]) -> tuple[Any, list[str], Any, Any] | None:
+    """(executable, argv, cwd, env) of a spawn event that starts one program by its name or
+    path; None for the others (a fork, a shell command, a pty) or odd arguments."""
+    if event == "subprocess.Popen":
+        executable, argv, cwd, env = (list(args) + [None] * 4)[:4]
+    elif event in ("os.posix_spawn", "os.exec"):
+        (executable, argv, env), cwd = (list(args) + [None] * 3)[:3], None
+    elif event == "os.spawn":
+        (_mode, executable, argv, env), cwd = (list(args) + [None] * 4)[:4], None
+    else:
+        return None
+    try:
+        if isinstance(argv, (str, bytes)):
+            argv = [argv]
+        names = [os.fsdecode(a) for a in (argv or ())]
+    except Exception:
+        return None
+    return executable, names, cwd, env
+
+
+def _search_path(env: Any) -> list[str]:
+    raw = env.get("PATH", env.get(b"PATH")) if isinstance(env, dict) else os.environ.get("PATH")
+    return os.fsdecode(raw).split(os.pathsep) if raw is not None else os.defpath.split(os.pathsep)
+
+
+def _is_compiled(program: str) -> bool:
+    """A native executable (ELF, Mach-O): the real tool, not a script named like it."""
+    try:
+        with open(program, "rb") as f:
+            return f.read(4) in _COMPILED
+    except OSError:
+        return False
+
+
+def known_reads(event: str, args: tuple[Any, ...]) -> list[str] | None:
+    """The files a program started by a spawn audit event reads, when its arguments say it all:
+    nothing for a program found nowhere on the search path (it never runs), the operands of
+    ``file``, nothing for ``uname``. None when what it reads is unknown."""
+    found = _spawn_args(event, args)
+    if found is None:
+        return None
+    executable, argv, cwd, env = found
+    try:
+        first = os.fsdecode(executable) if executable is not None else (argv[0] if argv else "")
+        if not first:
+            return None
+        program = _program([first], env)
+        if not os.path.isabs(program):
+            # not found: exec fails too, unless a relative entry of the search path finds it
+            # from the child's working directory
+            relative = any(not os.path.isabs(d) for d in _search_path(env))
+            return None if relative or os.sep in first else []
+        if not _is_compiled(program):
+            return None
+        name, rest = os.path.basename(program), argv[1:]
+        if name == "uname":
+            return [] if all(a.startswith("-") for a in rest) else None
+        if name != "file" or (env if isinstance(env, dict) else os.environ).get("MAGIC"):
+            return None
+        where = os.fsdecode(cwd) if cwd is not None else os.getcwd()
+        operands: list[str] = []
+        flags = True
+        for arg in rest:
+            if flags and arg == "--":
+                flags = False
+            elif flags and arg.startswith("-"):
+                if arg not in _FILE_FLAGS:
+                    return None
+            else:
+                operands.append(os.path.normpath(os.path.join(where, arg)))
+        return operands
+    except Exception:
+        return None
+
+
+def vcs_query(event: str, args: tuple[Any, ...]) -> bool:
+    """Is this spawn a read-only query of a repository's metadata (``git rev-parse``, ``git
+    describe --dirty``, ``hg id``, ``svnversion``) by the real, compiled tool?"""
+    found = _spawn_args(event, args)
+    if found is None:
+        return False
+    executable, argv, _cwd, env = found
+    try:
+        first = os.fsdecode(executable) if executable is not None else (argv[0] if argv else "")
+        program = _program([first], env) if first else ""
+        if not os.path.isabs(program) or not _is_compiled(program):
+            return False
+        name, rest = os.path.basename(program), list(argv[1:])
+        if name not in _VCS_QUERIES:
+            return False
+        queries = _VCS_QUERIES[name]
+        if queries is None:
+            return True
+        while name == "git" and rest and rest[0] in ("-C", "--no-pager", "-P"):
+            rest = rest[2:] if rest[0] == "-C" else rest[1:]
+        return bool(rest) and rest[0] in queries
+    except Exception:
+        return False
+
+
 def _program(argv: list[str], env: Any) -> str:
     name = argv[0]
     if os.sep in name:
@@ -153,6 +280,47 @@ def installed_prefixes() -> tuple[str, ...]:
     return tuple(os.path.normpath(p) + os.sep for p in found if p)
 
 
+def site_prefixes() -> tuple[str, ...]:
+    """Where installed distributions live (site-packages, the user site): their code is a tool
+    of the run, versioned by the installed-distribution listing."""
+    found = set()
+    for name in ("purelib", "platlib"):
+        with contextlib.suppress(KeyError):
+            found.add(sysconfig.get_paths()[name])
+    with contextlib.suppress(Exception):
+        import site
+
+        found.update(site.getsitepackages())
+        found.add(site.getusersitepackages())
+    return tuple(os.path.normpath(p) + os.sep for p in found if p)
+
+
+def _stdlib_prefixes() -> tuple[str, ...]:
+    found = set()
+    for name in ("stdlib", "platstdlib"):
+        with contextlib.suppress(KeyError):
+            found.add(sysconfig.get_paths()[name])
+    return tuple(os.path.normpath(p) + os.sep for p in found if p)
+
+
+_SITE = site_prefixes()
+_STDLIB = _stdlib_prefixes()
+
+
+def started_by_installed(frame: Any) -> bool:
+    """Was the code that made this call (past the standard library: ``subprocess``,
+    ``platform``) an installed distribution's (a pytest plugin), not the workspace's, a
+    conftest's or a script's?"""
+    while frame is not None:
+        filename = os.path.normpath(os.path.abspath(frame.f_code.co_filename))
+        if filename.startswith(_SITE):
+            return True
+        if not (frame.f_code.co_filename.startswith("<") or filename.startswith(_STDLIB)):
+            return False
+        frame = frame.f_back
+    return False
+
+
 def read_records(directory: str) -> list[dict[str, Any]]:
     """Take (read and delete) every finished child record in `directory`."""
     try:
@@ -184,7 +352,7 @@ class ChildRecorder:
         self.root = os.path.normpath(root) + os.sep
         self.reads: list[str] = []
         self.writes: list[str] = []
-        self.spawns: list[tuple[str, bool]] = []
+        self.spawns: list[tuple[str, bool | None]] = []
         self.codes: set[Any] = set()
         self._tool: int | None = None
         self._profiler: Any = None
@@ -205,7 +373,11 @@ class ChildRecorder:
             if found is not None:
                 (self.writes if found[1] else self.reads).append(found[0])
         elif event in SPAWN_EVENTS and self.directory:
-            self.spawns.append(spawned(event, args))
+            program, python = spawned(event, args)
+            reads = None if python else known_reads(event, args)
+            if reads is not None:  # not Python, but what it reads is known
+                self.reads.extend(reads)
+            self.spawns.append((program, python if reads is None else None))
 
     def _start_tracing(self) -> None:
         mon = getattr(sys, "monitoring", None)
@@ -259,7 +431,7 @@ class ChildRecorder:
             "argv": [os.fsdecode(a) for a in sys.orig_argv][:8],
             "reads": sorted(set(self.reads)),
             "writes": sorted(set(self.writes)),
-            "spawns": sorted(set(self.spawns)),
+            "spawns": sorted(set(self.spawns), key=repr),
             "functions": {path: sorted(q) for path, q in functions.items()},
         }
         name = f"{RECORD_PREFIX}{os.getpid()}-{threading.get_ident()}.json"

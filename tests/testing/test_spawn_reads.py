@@ -1,0 +1,196 @@
+"""A non-Python program makes a test depend on the whole workspace, unless what it reads is known:
+`file` reads its operands, a program found nowhere on the PATH never runs, and a repository
+query (`git rev-parse`, `git describe --dirty`) that an installed tool makes outside the tests
+(pytest-benchmark's commit info at start-up) is no input. Each narrowing keeps its other side:
+a change to what the program reads still re-runs the test and fails it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import sys
+import sysconfig
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from testing_helpers import Workspace, ran
+
+from maestro.engine import testing
+from maestro.engine.runner import plugin_dir
+
+
+def outcomes(summary: testing.Summary) -> dict[str, str]:
+    return {t.node_id: t.outcome for r, _ in summary.results() for t in r.tests}
+
+
+def opaque(summary: testing.Summary, node: str) -> list[str]:
+    """Why the node (or its file, when the run was not traced) depends on the whole workspace."""
+    return next(
+        [*r.opaque, *t.opaque] for r, _ in summary.results() for t in r.tests if t.node_id == node
+    )
+
+
+@pytest.mark.skipif(shutil.which("file") is None, reason="needs the file(1) tool")
+def test_file_depends_on_its_operand_only(ws: Workspace) -> None:
+    ws.write("tests/blob.txt", "plain words\n")
+    ws.write(
+        "tests/test_kind.py",
+        """
+        import subprocess
+
+        def test_kind():
+            out = subprocess.run(["file", "-b", "tests/blob.txt"], capture_output=True, text=True)
+            assert "text" in out.stdout
+        """,
+    )
+    node = "tests/test_kind.py::test_kind"
+    first = ws.run()
+    assert outcomes(first)[node] == "passed"
+    assert opaque(first, node) == []  # its reads are known: no "depends on the whole workspace"
+    ws.edit("pkg/a.py", "return a + b", "return a - b")  # not read by `file`
+    assert "tests/test_kind.py" not in ran(ws.run())
+    (ws.root / "tests/blob.txt").write_bytes(b"\x00\x01\x02\x03\xff\xfe" * 40)
+    summary = ws.run()
+    assert "tests/test_kind.py" in ran(summary)
+    assert outcomes(summary)[node] == "failed"
+
+
+@pytest.mark.skipif(shutil.which("file") is None, reason="needs the file(1) tool")
+def test_file_with_an_unknown_option_stays_opaque(ws: Workspace) -> None:
+    ws.write("tests/names.txt", "tests/blob.txt\n")
+    ws.write("tests/blob.txt", "plain words\n")
+    ws.write(
+        "tests/test_kinds.py",
+        """
+        import subprocess
+
+        def test_kinds():  # -f: the files to look at are listed in another file
+            out = subprocess.run(["file", "-b", "-f", "tests/names.txt"],
+                                 capture_output=True, text=True)
+            assert "text" in out.stdout
+        """,
+    )
+    node = "tests/test_kinds.py::test_kinds"
+    first = ws.run()
+    assert outcomes(first)[node] == "passed"
+    assert any("not Python" in note for note in opaque(first, node))
+    (ws.root / "tests/blob.txt").write_bytes(b"\x00\x01\x02\x03\xff\xfe" * 40)
+    assert outcomes(ws.run())[node] == "failed"
+
+
+def test_a_program_found_nowhere_never_ran(ws: Workspace) -> None:
+    ws.write(
+        "tests/test_missing.py",
+        """
+        import subprocess, pytest
+
+        def test_missing():
+            with pytest.raises(FileNotFoundError):
+                subprocess.run(["maestro-no-such-tool-here", "--version"])
+        """,
+    )
+    node = "tests/test_missing.py::test_missing"
+    first = ws.run()
+    assert outcomes(first)[node] == "passed" and opaque(first, node) == []
+    ws.edit("pkg/a.py", "return a + b", "return a - b")
+    assert "tests/test_missing.py" not in ran(ws.run())
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_a_repository_query_from_a_conftest_stays_opaque(ws: Workspace) -> None:
+    """The workspace's own code asking git at import (a version from `git describe`) may feed
+    any test: every test still depends on the whole workspace."""
+    ws.write(
+        "tests/conftest.py",
+        """
+        import subprocess
+
+        DESCRIBED = subprocess.run(["git", "describe", "--dirty", "--always"],
+                                   capture_output=True, text=True).stdout
+        """,
+    )
+    first = ws.run()
+    assert outcomes(first)["tests/test_b.py::test_mul"] == "passed"
+    assert any("git" in note for note in opaque(first, "tests/test_b.py::test_mul"))
+    ws.edit("pkg/a.py", "return a + b", "return a - b")
+    assert "tests/test_b.py" in ran(ws.run())  # pkg/a.py is not its input: @workspace is
+
+
+# -- who asked: an installed tool or the workspace --------------------------------------------
+
+
+@pytest.fixture
+def record(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
+    monkeypatch.syspath_prepend(str(plugin_dir()))
+    spec = importlib.util.spec_from_file_location(
+        "maestro_record_under_test", plugin_dir() / "maestro_record.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    yield module
+
+
+def _caller(filename: str) -> Any:
+    """A frame of code that lives at `filename`, calling through the standard library."""
+    namespace: dict[str, Any] = {"sys": sys}
+    exec(compile("def ask():\n    return sys._getframe()\n", filename, "exec"), namespace)
+    return namespace["ask"]()
+
+
+def test_started_by_installed_looks_past_the_standard_library(
+    record: types.ModuleType, tmp_path: Path
+) -> None:
+    site = sysconfig.get_paths()["purelib"]
+    assert record.started_by_installed(_caller(os.path.join(site, "some_plugin", "utils.py")))
+    assert not record.started_by_installed(_caller(str(tmp_path / "ws" / "conftest.py")))
+    # subprocess.py itself is the standard library's: the frame above it decides
+    stdlib = os.path.join(sysconfig.get_paths()["stdlib"], "subprocess.py")
+    namespace: dict[str, Any] = {"sys": sys}
+    exec(compile("def inner():\n    return sys._getframe()\n", stdlib, "exec"), namespace)
+    conftest = str(tmp_path / "conftest.py")
+    exec(compile("def outer(f):\n    return f()\n", conftest, "exec"), namespace)
+    assert not record.started_by_installed(namespace["outer"](namespace["inner"]))
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_vcs_queries_are_read_only_ones(record: types.ModuleType) -> None:
+    def popen(*argv: str) -> tuple[Any, ...]:
+        return (argv[0], list(argv), None, None)
+
+    assert record.vcs_query("subprocess.Popen", popen("git", "rev-parse", "--git-dir"))
+    assert record.vcs_query("subprocess.Popen", popen("git", "describe", "--dirty", "--always"))
+    assert record.vcs_query("subprocess.Popen", popen("git", "-C", "x", "config", "--local", "a"))
+    assert not record.vcs_query("subprocess.Popen", popen("git", "status"))
+    assert not record.vcs_query("subprocess.Popen", popen("git", "diff", "--name-only"))
+    assert not record.vcs_query("subprocess.Popen", popen("git", "-c", "a=b", "log"))
+    assert not record.vcs_query("subprocess.Popen", popen("cat", "README"))
+    assert not record.vcs_query("os.system", (b"git rev-parse HEAD",))
+
+
+def test_known_reads(record: types.ModuleType, tmp_path: Path) -> None:
+    def popen(*argv: str, cwd: str | None = None) -> tuple[Any, ...]:
+        return (argv[0], list(argv), cwd, None)
+
+    missing = popen("maestro-no-such-tool-here")
+    assert record.known_reads("subprocess.Popen", missing) == []
+    assert record.known_reads("subprocess.Popen", popen("./maestro-no-such-tool-here")) is None
+    env = {"PATH": f"bin{os.pathsep}/usr/bin"}  # a relative entry: found from the child's cwd?
+    odd = ("maestro-no-such-tool-here", ["maestro-no-such-tool-here"], None, env)
+    assert record.known_reads("subprocess.Popen", odd) is None
+    if shutil.which("file"):
+        at = str(tmp_path)
+        found = record.known_reads("subprocess.Popen", popen("file", "-b", "a.txt", cwd=at))
+        assert found == [str(tmp_path / "a.txt")]
+        assert record.known_reads("subprocess.Popen", popen("file", "-f", "names")) is None
+        assert record.known_reads("subprocess.Popen", popen("file", "-m", "magic", "x")) is None
+    script = tmp_path / "file"  # a script named like the tool is not the tool
+    script.write_text('#!/bin/sh\ncat "$@"\n')
+    script.chmod(0o755)
+    assert record.known_reads("subprocess.Popen", popen(str(script), "a.txt")) is None
+    if shutil.which("cat"):
+        assert record.known_reads("subprocess.Popen", popen("cat", "a.txt")) is None
