@@ -109,17 +109,20 @@ async def read_body(
     `pace` (a `BytePacer.take`) is awaited after each chunk."""
     from aiohttp import ClientPayloadError
 
-    buffer = bytearray()
+    # joined once at the end: a bytearray grown chunk by chunk is reallocated (and its pages
+    # faulted in afresh) over and over on the event loop
+    chunks: list[bytes] = []
+    received = 0
     started = clock()
     paced = 0.0
     content = request.content
-    while len(buffer) < length:
+    while received < length:
         try:
             async with asyncio.timeout(chunk_timeout_s):
-                chunk = await content.read(min(CHUNK, length - len(buffer)))
+                chunk = await content.read(min(CHUNK, length - received))
         except TimeoutError:
             raise SlowUploadError(
-                f"no body bytes for {chunk_timeout_s:g} s ({len(buffer)} of {length} received)",
+                f"no body bytes for {chunk_timeout_s:g} s ({received} of {length} received)",
                 hint="the upload stalled; the connection is closed",
             ) from None
         except (ClientPayloadError, ConnectionError) as exc:
@@ -127,20 +130,20 @@ async def read_body(
         if not chunk:
             if request.transport is None or request.transport.is_closing():
                 raise ClientAbortedError(
-                    f"client closed the upload after {len(buffer)} of {length} bytes"
+                    f"client closed the upload after {received} of {length} bytes"
                 )
             break
-        buffer += chunk
-        if pace is not None and len(buffer) < length:
+        chunks.append(chunk)
+        received += len(chunk)
+        if pace is not None and received < length:
             paced += await pace(len(chunk))
         elapsed = clock() - started - paced
-        if min_bytes_per_s and elapsed > grace_s and len(buffer) / elapsed < min_bytes_per_s:
+        if min_bytes_per_s and elapsed > grace_s and received / elapsed < min_bytes_per_s:
             raise SlowUploadError(
-                f"upload at {len(buffer) / elapsed:.0f} B/s, below the {min_bytes_per_s} B/s "
-                "minimum",
+                f"upload at {received / elapsed:.0f} B/s, below the {min_bytes_per_s} B/s minimum",
                 hint="the connection is closed; retry over a faster link",
             )
-    return bytes(buffer)
+    return b"".join(chunks)
 
 
 class _Guarded(asyncio.Protocol):
