@@ -67,6 +67,8 @@ DEFAULT_KID = "default"
 ALGORITHM = "HS256"
 ISSUER = "maestro-coordinator"
 MAX_TOKEN_CHARS = 1024
+VERIFIED_TOKENS = 4096
+"""Tokens whose signature checked out, kept so a client's next requests skip the check."""
 MIN_SECRET_BYTES = 32
 """HS256 keys shorter than its digest are below RFC 7518's minimum (section 3.2)."""
 KID_RE = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -210,6 +212,8 @@ class Authenticator:
         self._ttl = ttl_s
         self._accept_keys = accept_api_keys
         self._clock = clock
+        self._verified: dict[str, tuple[str, bytes, dict[str, Any]]] = {}
+        """token -> (kid, the secret it verified under, its claims); oldest first."""
 
     @property
     def keys(self) -> TokenKeys:
@@ -263,6 +267,16 @@ class Authenticator:
         """The claims of a token whose signature checks out under the key its `kid` names."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_CHARS:
             raise TokenRejectedError("not a coordinator token", reason="invalid")
+        keys = self.keys
+        # A client sends the same token for its whole life: the exact string verified before
+        # under a key still in force needs no second signature check (CPU on the event loop,
+        # per request). Any other string, one changed bit included, is checked in full.
+        cached = self._verified.get(token)
+        if cached is not None:
+            self._refuse_retired(keys, cached[0])
+            if keys.keys.get(cached[0]) == cached[1]:
+                return cached[2]
+            del self._verified[token]
         body = token[len(TOKEN_PREFIX) :]
         try:
             # The header only picks the key; nothing else is read before the signature checks.
@@ -271,10 +285,7 @@ class Authenticator:
             raise TokenRejectedError("malformed token", reason="invalid") from None
         if not isinstance(kid, str):
             raise TokenRejectedError("token without a key id (kid)", reason="invalid")
-        keys = self.keys
-        until = keys.verify_until.get(kid)
-        if kid in keys.retired or (until is not None and self._clock() >= until):
-            raise TokenRejectedError(f"token signed with retired key {kid!r}", reason="retired_key")
+        self._refuse_retired(keys, kid)
         secret = keys.keys.get(kid)
         if secret is None:
             raise TokenRejectedError(f"token signed with unknown key {kid!r}", reason="invalid")
@@ -295,7 +306,15 @@ class Authenticator:
         if body.rsplit(".", 1)[-1] != _b64(decoded["signature"]):
             raise TokenRejectedError("non-canonical token encoding", reason="invalid")
         claims: dict[str, Any] = decoded["payload"]
+        if len(self._verified) >= VERIFIED_TOKENS:
+            del self._verified[next(iter(self._verified))]
+        self._verified[token] = (kid, secret, claims)
         return claims
+
+    def _refuse_retired(self, keys: TokenKeys, kid: str) -> None:
+        until = keys.verify_until.get(kid)
+        if kid in keys.retired or (until is not None and self._clock() >= until):
+            raise TokenRejectedError(f"token signed with retired key {kid!r}", reason="retired_key")
 
     async def check_token(self, token: str) -> Principal:
         """Verify signature and expiry, then the key's *current* state (revocation, role)."""

@@ -6,6 +6,7 @@ import base64
 import contextlib
 import os
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jwt
@@ -15,8 +16,15 @@ from coord_helpers import Clock, Env, sha
 from coordinator_apps import serve
 
 from maestro.coordinator.app import create_app
-from maestro.coordinator.auth import create_key
+from maestro.coordinator.auth import (
+    Authenticator,
+    Principal,
+    TokenKeys,
+    TokenRejectedError,
+    create_key,
+)
 from maestro.coordinator.models import Role
+from maestro.coordinator.records import TenantRecord
 from maestro.coordinator.settings import Settings, load_settings
 from maestro.coordinator.store import Store
 from maestro.errors import ConfigError
@@ -291,3 +299,55 @@ def test_token_key_settings(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=message) as refused:
             load_settings(None, environ=environ)
         assert OLD not in str(refused.value) and NEW not in str(refused.value)
+
+
+def test_a_verified_token_is_checked_once_while_its_key_stays_in_force(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The signature of a token a client sends again is not checked again; a key retired or
+    replaced since, or a token differing by one character, is checked (and refused) as before."""
+    decoded: list[str] = []
+    decode = jwt.decode_complete
+
+    def counted(body: str, *args: object, **kwargs: object) -> dict[str, object]:
+        decoded.append(body)
+        return decode(body, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode_complete", counted)
+    keys = [TokenKeys("k1", {"k1": OLD.encode()})]
+    auth = Authenticator(
+        None,  # type: ignore[arg-type]  # only signatures are checked here
+        lambda: keys[0],
+        ttl_s=600,
+        accept_api_keys=False,
+        clock=lambda: 1_000_000.0,
+    )
+    tenant = TenantRecord(id=1, name="alpha", created_at=datetime.now(UTC))
+    principal = Principal(tenant=tenant, role=Role.READ_WRITE, key_id="kid1")
+    token, _ = auth.mint(principal)
+    for _ in range(3):
+        assert auth._verified_claims(token)["ten"] == "alpha"
+    assert len(decoded) == 1
+    # one character changed: checked in full, refused
+    head, payload, signature = token.split(".")
+    flipped = (
+        f"{head}.{payload}.{signature[:-2]}{'A' if signature[-2] != 'A' else 'B'}{signature[-1]}"
+    )
+    with pytest.raises(TokenRejectedError):
+        auth._verified_claims(flipped)
+    assert len(decoded) == 2
+    # the same kid with another secret: checked again under it, refused
+    keys[0] = TokenKeys("k1", {"k1": NEW.encode()})
+    with pytest.raises(TokenRejectedError) as refused:
+        auth._verified_claims(token)
+    assert refused.value.reason == "invalid" and len(decoded) == 3
+    # the kid retired: refused as such, without a check
+    keys[0] = TokenKeys("k2", {"k2": NEW.encode()}, retired=frozenset({"k1"}))
+    with pytest.raises(TokenRejectedError) as refused:
+        auth._verified_claims(token)
+    assert refused.value.reason == "retired_key"
+    # back in force with its secret: verified once more, then kept again
+    keys[0] = TokenKeys("k1", {"k1": OLD.encode()})
+    auth._verified_claims(token)
+    auth._verified_claims(token)
+    assert len(decoded) == 4
