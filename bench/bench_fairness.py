@@ -459,6 +459,63 @@ def _decision_only(n: int) -> dict[str, Any]:
     return {"in memory": memory, "redis": shared, "loadavg": os.getloadavg()}
 
 
+async def _cost(spec: dict[str, Any]) -> dict[str, Any]:
+    """One request at a time on one keep-alive connection: `n` 1 MiB uploads (the hostile
+    tenant's 8 blobs in turn), then `10 n` 4 KiB reads with a token (the light tenants'), with
+    the server's CPU time (from /proc) around each series: its CPU per request, alone."""
+    import hashlib
+
+    import aiohttp
+
+    base, pid, n = spec["base"], spec["pid"], spec["n"]
+    rng = random.Random(7)
+    pool = [rng.randbytes(UPLOAD) for _ in range(8)]
+    digests = [hashlib.sha256(b).hexdigest() for b in pool]
+    out: dict[str, Any] = {}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=1)) as session:
+        hostile = {"Authorization": f"Bearer {await _token(session, base, spec['key'])}"}
+        light = {"Authorization": f"Bearer {await _token(session, base, spec['light_key'])}"}
+        for kind in ("put", "get"):
+            before = _cpu_s(pid)
+            count = n if kind == "put" else 10 * n
+            for i in range(count):
+                if kind == "put":
+                    request = session.put(
+                        f"{base}/{HOSTILE}/cas/{digests[i % 8]}", data=pool[i % 8], headers=hostile
+                    )
+                else:
+                    request = session.get(f"{base}/{LIGHT[0]}/cas/{spec['digest']}", headers=light)
+                async with request as resp:
+                    await resp.read()
+                    if resp.status != 200:
+                        raise RuntimeError(f"cost: {kind} answered {resp.status}")
+            out[f"{kind}_cpu_ms"] = 1000 * (_cpu_s(pid) - before) / count
+    return out
+
+
+def _cost_only(n: int, rounds: int) -> dict[str, Any]:
+    """Server CPU per 1 MiB upload and per 4 KiB read, one at a time, embedded, fairness on
+    (as in the loaded phase): `rounds` servers in a row, each measured over `n` of each."""
+    import bench.bench_coordinator as coordinator_bench
+    from bench.bench_coordinator import Procs
+
+    coordinator_bench._env = _env
+    results = []
+    with tempfile.TemporaryDirectory(prefix="bench-cost-") as tmp:
+        for _ in range(rounds):
+            procs = Procs()
+            try:
+                bases, keys, digests, _ = _start(procs, Path(tmp), "embedded", True)
+                spec = {
+                    "base": bases[0], "pid": procs.procs[-1].pid, "n": n, "key": keys[HOSTILE],
+                    "light_key": keys[LIGHT[0]], "digest": digests[LIGHT[0]],
+                }  # fmt: skip
+                results.append(_collect(_spawn("cost", spec), timeout=300))
+            finally:
+                procs.close()
+    return {"rounds": results, "loadavg": os.getloadavg()}
+
+
 async def _burn(spec: dict[str, Any]) -> dict[str, Any]:
     """Busy for `duty` of every 10 ms until the deadline: the CPU the hostile client process
     took, without its requests (the unloaded baseline with the load generator's CPU)."""
@@ -476,6 +533,7 @@ def _role_main(role: str, spec_json: str) -> int:
     spec = json.loads(spec_json)
     runner = {
         "light": _light, "hostile": _hostile, "hold": _hold, "decide": _decide, "burn": _burn,
+        "cost": _cost,
     }[role]  # fmt: skip
     print(json.dumps(asyncio.run(runner(spec))))
     return 0
@@ -517,6 +575,16 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _runq_wait_s(pid: int) -> float:
+    """Seconds the process's main thread (the event loop's) has waited for a CPU while
+    runnable (0 once it is gone, or without schedstats)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/schedstat") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def _host_jiffies() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs."""
     with open("/proc/stat") as f:
@@ -530,11 +598,19 @@ class _CpuMeter:
     def __init__(self, pids: dict[str, list[int]]) -> None:
         self.pids = pids
         self.start = {k: sum(_cpu_s(p) for p in v) for k, v in pids.items()}
+        self.waited = {k: sum(_runq_wait_s(p) for p in v) for k, v in pids.items()}
         self.host = _host_jiffies()
         self.t0 = time.monotonic()
+        self.wall = 0.0
+        self.runq_wait: dict[str, float] = {}
+        """Per name: the main threads' wait for a CPU, seconds per second (after `stop`)."""
 
     def stop(self) -> dict[str, float]:
-        wall = time.monotonic() - self.t0
+        wall = self.wall = time.monotonic() - self.t0
+        self.runq_wait = {
+            k: round((sum(_runq_wait_s(p) for p in v) - self.waited[k]) / wall, 3)
+            for k, v in self.pids.items()
+        }
         out = {k: (sum(_cpu_s(p) for p in v) - self.start[k]) / wall for k, v in self.pids.items()}
         busy, total = _host_jiffies()
         cores = os.cpu_count() or 1
@@ -739,6 +815,7 @@ def _phase(
             "rate": args.light_rate,
         },
     )
+    served_before = _served(bases)
     meter = _CpuMeter(
         {
             "servers": servers,
@@ -750,6 +827,7 @@ def _phase(
     )
     time.sleep(max(0.0, args.phase_s - 0.5))
     cpu = meter.stop()
+    served = {k: v - served_before[k] for k, v in _served(bases).items()}
     light = _collect(light_proc, timeout=args.phase_s + 60)
     redis_used = (
         _redis_commands(redis_url) - redis_before
@@ -761,7 +839,15 @@ def _phase(
     sampling.set()
     sampler.join()
     metrics_after = [_metrics(b) for b in bases]
-    out: dict[str, Any] = {"light": light, "cpu_cores": cpu}
+    out: dict[str, Any] = {"light": light, "cpu_cores": cpu, "runq_wait": meter.runq_wait}
+    # the servers' CPU per request answered and per MiB of upload body received, over the
+    # same window as the CPU meter: what the work costs, whatever the host's load
+    server_cpu_s = cpu["servers"] * meter.wall
+    if served["requests"]:
+        out["server_cpu_ms_per_request"] = 1000 * server_cpu_s / served["requests"]
+    if served["received_mib"] >= 1:
+        out["server_cpu_ms_per_mib"] = 1000 * server_cpu_s / served["received_mib"]
+    out["served"] = served
     requests = sum(v.get("n", 0) for v in light.values())
     if redis_used is not None and requests:
         out["redis_cmds_per_light_read"] = redis_used / requests
@@ -796,6 +882,23 @@ def _phase(
         _sum_metric(m, "maestro_coordinator_rate_limit_shadow_total") for m in metrics_after
     )
     return out
+
+
+def _served(bases: list[str]) -> dict[str, float]:
+    """Requests answered and MiB of PUT bodies accepted so far, summed over the servers."""
+    texts = []
+    for base in bases:
+        try:
+            texts.append(_metrics(base))
+        except OSError:
+            continue
+    return {
+        "requests": sum(_sum_metric(t, "maestro_coordinator_requests_total") for t in texts),
+        "received_mib": sum(
+            _sum_metric(t, "maestro_coordinator_received_bytes_total") for t in texts
+        )
+        / (1 << 20),
+    }
 
 
 def _redis_commands(url: str) -> int:
@@ -907,6 +1010,10 @@ def _fmt(value: Any, digits: int = 1) -> str:
     return str(value)
 
 
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1000
+
+
 def render(report: dict[str, Any], command: str) -> str:
     lines = [
         "| scenario | phase | light p95 (ms, worst of 3) | hostile PUT p95 (ms) "
@@ -950,6 +1057,29 @@ def render(report: dict[str, Any], command: str) -> str:
                 f"{_fmt(cpu['servers'], 2)} | {_fmt(cpu.get('hostile client'), 2)} | "
                 f"{_fmt(cpu['light client'], 2)} | {_fmt(others or None, 2)} | "
                 f"{_fmt(cpu['host'], 2)} |"
+            )
+    lines += [
+        "",
+        "What the servers' work costs (CPU per request answered and per MiB of upload body "
+        "received, over the phase) and how long their event loops and the light client waited "
+        "for a CPU while runnable (ms per second, from /proc schedstat; the host's other "
+        "processes, other sessions included, decide most of it):",
+        "",
+        "| scenario | phase | requests answered | server CPU per request (ms) | server CPU per "
+        "MiB received (ms) | servers' loops waiting for a CPU (ms/s, summed) | light client "
+        "waiting for a CPU (ms/s) | host (cores) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scenario, rows in report["scenarios"].items():
+        for label in PHASES:
+            r = rows[label]
+            wait = r.get("runq_wait", {})
+            lines.append(
+                f"| {scenario} | {label} | {_fmt(r.get('served', {}).get('requests'), 0)} | "
+                f"{_fmt(r.get('server_cpu_ms_per_request'), 3)} | "
+                f"{_fmt(r.get('server_cpu_ms_per_mib'), 2)} | "
+                f"{_fmt(_ms(wait.get('servers')), 0)} | {_fmt(_ms(wait.get('light client')), 0)} | "
+                f"{_fmt(r['cpu_cores']['host'], 2)} |"
             )
     lines.append("")
     for scenario, rows in report["scenarios"].items():
@@ -1025,7 +1155,17 @@ def main(argv: list[str] | None = None) -> int:
         help="only time N admission decisions in a row (in memory, then Redis with and "
         "without a cluster-wide max_concurrent)",
     )
+    parser.add_argument(
+        "--cost-only",
+        type=int,
+        metavar="N",
+        help="only measure the server's CPU per 1 MiB upload and per 4 KiB read (N uploads, "
+        "10 N reads, one at a time; embedded, 3 servers in a row)",
+    )
     args = parser.parse_args(argv)
+    if args.cost_only:
+        print(json.dumps(_cost_only(args.cost_only, 3), indent=1))
+        return 0
     if args.decision_only:
         print(json.dumps(_decision_only(args.decision_only), indent=1))
         return 0
