@@ -24,15 +24,16 @@ from maestro.graph.fingerprints import (
     diff,
     unexecuted_change,
 )
+from maestro.graph.records import LISTING
 
 FAILING = ("failed", "error")
 """The outcomes that fail a test (and re-run it next time)."""
 
 
 def is_file_input(name: str) -> bool:
-    """An input that is a file (not the interpreter, an env var, a distribution, a target or a
-    config section)."""
-    return not name.startswith(("@", "env:", "dist:", "//")) and "#" not in name
+    """An input that is a file (not the interpreter, an env var, a distribution, a target, a
+    directory's listing or a config section)."""
+    return not name.startswith(("@", "env:", "dist:", "//", LISTING)) and "#" not in name
 
 
 def dotted(path: str, qualname: str) -> str:

@@ -32,6 +32,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import posixpath
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -73,7 +74,9 @@ from maestro.engine.runner import (
 from maestro.envvars import allowlist_with
 from maestro.errors import UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
+from maestro.graph.files import listing_digest
 from maestro.graph.fingerprints import FingerprintStore, diff, map_lines
+from maestro.graph.records import LISTING
 from maestro.paths import workspace_state_dir
 from maestro.redact_many import is_redacted, redact_each
 from maestro.redaction import Redactor
@@ -211,6 +214,8 @@ class Digests:
             return set()
         found: set[str] = set()
         for rel in self.late.intersection(names):
+            if rel.startswith(LISTING):
+                continue  # a directory's time moves with its __pycache__: no evidence here
             try:
                 if os.stat(self.graph.root / rel).st_mtime_ns >= self.frozen_at:
                     found.add(rel)
@@ -219,7 +224,9 @@ class Digests:
         return found
 
     def fresh(self, rel: str) -> str | None:
-        """Hash the file on disk now (never the index)."""
+        """Hash the file (or list the directory) on disk now (never the index)."""
+        if rel.startswith(LISTING):
+            return listing_digest(self.graph.root, rel.removeprefix(LISTING))
         try:
             with open(self.graph.root / rel, "rb") as f:
                 return hashlib.file_digest(f, "sha256").hexdigest()
@@ -946,7 +953,7 @@ def store_results(
         name: digest
         for key in post.values()
         for name, digest in key.inputs.items()
-        if is_file_input(name)
+        if is_file_input(name) or name.startswith(LISTING)
     }
     changed_during_run = {
         name
@@ -1028,7 +1035,8 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
             # A union: a run of some tests sees only some of what a module reads, and keys that
             # flip with the subset run would re-run the others in turn, for ever.
             known = graph.index.dynamic.get(module, [])
-            found = {f for f in files if f not in scratch} - {module}
+            found = {f for f in files if f not in scratch and not _scratch_listing(f, scratch)}
+            found -= {module}
             if not found <= set(known):
                 graph.record_dynamic(module, [*known, *found])
 
@@ -1037,12 +1045,20 @@ def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:
     """The inputs a run recorded for one test file, as graph nodes: workspace files (less the
     scratch files the run wrote itself), modules, absolute paths outside the workspace (keyed
     by content), and ``@workspace`` when some of what it read cannot be known."""
-    found = [f for f in deps.files if f not in scratch]
+    found = [f for f in deps.files if f not in scratch and not _scratch_listing(f, scratch)]
     found += [m.path for m in deps.modules]
     found += deps.external
     if deps.opaque:
         found.append(WORKSPACE)
     return found
+
+
+def _scratch_listing(name: str, scratch: set[str]) -> bool:
+    """A listing of a directory the run wrote into: its names change with every run."""
+    if not name.startswith(LISTING):
+        return False
+    directory = name.removeprefix(LISTING)
+    return any(posixpath.dirname(f) == ("" if directory == "." else directory) for f in scratch)
 
 
 def promote(cache: Cache, planned: Plan) -> None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from maestro.config import LoadedSettings, Target, load_settings
 from maestro.errors import UnknownTargetError, WorkspaceError
 from maestro.graph import environment, query, store
-from maestro.graph.files import is_excluded, walk
+from maestro.graph.files import is_excluded, listing_digest, walk
 from maestro.graph.global_inputs import is_root_global_input, section_digests
 from maestro.graph.index import FileEntry, Index
 from maestro.graph.linker import (
@@ -50,6 +50,7 @@ from maestro.graph.pytest_config import PytestConfig, load_pytest_config
 from maestro.graph.query import Change, Impact
 from maestro.graph.records import (
     DIST,
+    LISTING,
     TARGET,
     BuildStats,
     Diagnostic,
@@ -74,6 +75,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DIST",
+    "LISTING",
     "TARGET",
     "BuildGraph",
     "BuildStats",
@@ -504,7 +506,10 @@ class BuildGraph:
         return query.closure(self.deps, target)
 
     def file_digest(self, rel: str) -> str | None:
-        """sha256 of a file's content (None if absent), remembered while its stat is unchanged."""
+        """sha256 of a file's content (None if absent), remembered while its stat is unchanged;
+        for a directory's listing (``dir:...``), of the names in it."""
+        if rel.startswith(LISTING):
+            return listing_digest(self.root, rel.removeprefix(LISTING))
         entry = self.py.get(rel)
         if entry is not None and entry.digest:
             return entry.digest

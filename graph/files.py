@@ -7,6 +7,7 @@ that is not valid UTF-8 is reported and left out (see maestro.names).
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,25 @@ NOISE_DIRS = frozenset(
         ".idea", ".vscode", ".maestro",
     }
 )  # fmt: skip
+
+
+# Entries a run or a tool adds to any directory it touches: no part of what a listing says.
+_LISTING_NOISE = frozenset(
+    {"__pycache__", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache"}
+)
+
+
+def listing_digest(root: Path, rel: str) -> str | None:
+    """sha256 over the sorted entry names of a workspace directory (None when it is absent).
+    Names only: each file the test then reads is an input of its own."""
+    try:
+        names = os.listdir(os.path.join(root, rel))
+    except OSError:
+        return None
+    kept = sorted(
+        os.fsencode(n) for n in names if n not in _LISTING_NOISE and not n.endswith(".pyc")
+    )
+    return hashlib.sha256(b"\0".join(kept)).hexdigest()
 
 
 @dataclass(slots=True)

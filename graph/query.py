@@ -7,6 +7,7 @@ more than a warm start's whole budget, is loaded only for whole-graph algorithms
 
 from __future__ import annotations
 
+import posixpath
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from maestro.config import Target
 from maestro.graph.global_inputs import is_root_global_input, section_digests
 from maestro.graph.index import FileEntry
 from maestro.graph.linker import Links, glob
-from maestro.graph.records import DIST, TARGET, Edge, Hop, TargetKind, describe
+from maestro.graph.records import DIST, LISTING, TARGET, Edge, Hop, TargetKind, describe
 from maestro.graph.resolver import Resolver
 from maestro.names import is_utf8
 
@@ -182,6 +183,11 @@ def changed_nodes(
                     nodes[section] = rel
             continue
         nodes[rel] = rel
+        if change.status != "modified" or rel not in all_files:
+            # a name came or went: the tests that listed its directory see it
+            listing = LISTING + (posixpath.dirname(rel) or ".")
+            if listing in rdeps:
+                nodes[listing] = rel
         if change.status == "deleted" or (rel not in all_files and rel.endswith(".py")):
             for importer, name in resolver.former_importers(rel, py):
                 add(importer, rel, Edge("import", 0, name))

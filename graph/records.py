@@ -13,6 +13,8 @@ EdgeKind = Literal[
 ]  # fmt: skip
 TargetKind = Literal["test", "declared"]
 DIST = "dist:"
+LISTING = "dir:"
+"""A workspace directory's listing (``dir:tests/data``, ``dir:.`` for the root), read by a test."""
 TARGET = "//"
 
 

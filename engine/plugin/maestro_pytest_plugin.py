@@ -34,15 +34,18 @@ first without splitting a module or class (``fail_first``); an unreadable file i
 Dynamic dependencies: an audit hook records ``open`` events while a test file is collected
 (imported) and while its tests run; modules first imported in those windows come from a
 ``sys.modules`` diff (the ``import`` audit event misses ``importlib.import_module`` of a top-level
-name). Known limits:
+name). Directories of the workspace that workspace code lists (``os.listdir``, ``os.scandir``
+and the walks, globs and ``pathlib`` iterations made of them) are inputs as ``dir:<path>``: a
+file added or removed there can add, drop or change a test. Known limits:
 
 - A module already imported by an earlier test file (or by conftest / plugins) is not imported
   again, so each file's module list only sees *first* imports; static import analysis covers the
   rest. Reading a ``.py`` file through a cached ``.pyc`` is reported as the ``.py`` source.
 - Session-scoped fixtures set up during a file's first test are attributed to that file; conftest
   imports happen outside any file's window and are not attributed.
-- Files opened for writing only are not dependencies and are ignored; directory listings
-  (``os.listdir``, ``glob``) are not recorded.
+- Files opened for writing only are not dependencies and are ignored. Listings made by the
+  import system, ``importlib.metadata``, pytest and pluggy are not recorded (what they see is
+  keyed otherwise), nor listings of installed code.
 - The audit hook cannot be removed: after the session it returns at its first check.
 - Under pytest-xdist only the controller's view is reported (workers are not instrumented).
 """
@@ -69,6 +72,7 @@ import maestro_record as rec  # type: ignore[import-not-found,unused-ignore]
 import pytest
 
 VERSION = 1
+_LISTED = "dir:"  # the graph's name of a workspace directory's listing
 ENV_FD = "MAESTRO_EVENTS_FD"
 _MAX_CAPTURE = 16 * 1024  # per stream, per test
 _MAX_LONGREPR = 16 * 1024
@@ -238,6 +242,16 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 window.scopes.append(scope)
             if reader is not None:
                 _module_reads.add((reader, path))
+    elif event in rec.LIST_EVENTS and (check := _is_workspace) is not None:
+        listing = rec.listed(args, check)
+        if listing is None:
+            return
+        window.paths.append(listing)
+        if window.scopes is not None:
+            window.scopes.append(_conftest_scope())
+        reader = _reading_module()
+        if reader is not None:
+            _module_reads.add((reader, listing))
     elif event == "exec" and window is not _SESSION and args:
         _module_exec(window, args[0])
 
@@ -738,8 +752,12 @@ class _Recorder:
         return rel
 
     def _resolve_rel(self, path: str) -> str | None:
-        path = os.path.normpath(path)
         root = self._root
+        if path.startswith(rec.LISTING):
+            directory = os.path.normpath(path[len(rec.LISTING) :])
+            inside = "." if directory == root else self._resolve_rel(directory)
+            return None if inside is None or not root else _LISTED + inside
+        path = os.path.normpath(path)
         if not root or not (path.startswith(root + os.sep)):
             return None
         if self._excluded_prefixes and path.startswith(self._excluded_prefixes):

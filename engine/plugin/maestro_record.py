@@ -23,11 +23,13 @@ import shutil
 import sys
 import sysconfig
 import threading
+from collections.abc import Callable
 from typing import Any
 
 ENV_DIR = "MAESTRO_CHILD_DIR"
 ENV_ROOT = "MAESTRO_CHILD_ROOT"
 RECORD_PREFIX = "child-"
+_INSTALLED = os.sep + "site-packages" + os.sep
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _ANONYMOUS = frozenset(
     {"<lambda>", "<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<locals>"}
@@ -38,6 +40,40 @@ SPAWN_EVENTS = frozenset(
     {"subprocess.Popen", "os.posix_spawn", "os.spawn", "os.exec", "os.system", "os.fork",
      "os.forkpty", "pty.spawn"}
 )  # fmt: skip
+
+
+LIST_EVENTS = frozenset({"os.listdir", "os.scandir"})
+LISTING = "\x00dir:"
+"""Marks a directory listing among the paths a process read (no path holds a NUL): a test that
+walks a directory depends on which names are in it, not only on the files it then opens."""
+# Code that lists directories for its own bookkeeping: the import system's finders cache every
+# directory on sys.path, importlib.metadata scans it for distributions, pytest and pluggy walk
+# the tree. What they see is keyed otherwise (the graph, the installed-distribution listing).
+_BOOKKEEPERS = ("<frozen importlib", "/importlib/", "/_pytest/", "/pluggy/")
+
+
+def listed(args: tuple[Any, ...], is_workspace: Callable[[str], bool]) -> str | None:
+    """The marked absolute directory of an ``os.listdir``/``os.scandir`` audit event when
+    workspace code asked for it (directly or through the standard library's walks, globs and
+    paths); None for a descriptor, for bookkeeping listings and outside workspace code."""
+    frame: Any = sys._getframe(2)  # the caller of listdir/scandir (this <- the audit hook)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if filename.startswith(_BOOKKEEPERS[0]) or any(b in filename for b in _BOOKKEEPERS[1:]):
+            return None
+        if is_workspace(filename):
+            break
+        frame = frame.f_back
+    if frame is None:
+        return None
+    path = args[0] if args else None
+    if isinstance(path, int):
+        return None
+    try:
+        text = "." if path is None else os.fsdecode(path)
+        return LISTING + os.path.abspath(text)
+    except Exception:  # an odd path object must never break the code that listed it
+        return None
 
 
 def opened(args: tuple[Any, ...]) -> tuple[str, bool] | None:
@@ -378,6 +414,13 @@ class ChildRecorder:
             if reads is not None:  # not Python, but what it reads is known
                 self.reads.extend(reads)
             self.spawns.append((program, python if reads is None else None))
+        elif event in LIST_EVENTS:
+            listing = listed(args, self._is_workspace)
+            if listing is not None:
+                self.reads.append(listing)
+
+    def _is_workspace(self, filename: str) -> bool:
+        return filename.startswith(self.root) and _INSTALLED not in filename
 
     def _start_tracing(self) -> None:
         mon = getattr(sys, "monitoring", None)

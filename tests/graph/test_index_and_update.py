@@ -154,3 +154,25 @@ def test_a_new_recording_replaces_the_old_one(make_ws: Make) -> None:
     graph.record_dynamic("tests/test_data.py", ["data/b.json"])
     assert graph.impacted([Change("data/a.json")]) == []
     assert [i.target for i in graph.impacted([Change("data/b.json")])] == ["tests/test_data.py"]
+
+
+def test_a_name_added_to_or_removed_from_a_listed_directory_impacts_its_listers(
+    make_ws: Make,
+) -> None:
+    root = make_ws(
+        {"tests/test_cases.py": "", "tests/test_other.py": "", "cases/a.txt": "1", "top.txt": ""}
+    )
+    graph = BuildGraph.build(root)
+    graph.record_dynamic("tests/test_cases.py", ["dir:cases", "dir:."])
+    assert graph.file_digest("dir:cases") != graph.file_digest("dir:.")
+    (root / "cases" / "b.txt").write_text("2")
+    assert [i.target for i in graph.impacted([Change("cases/b.txt", "added")])] == [
+        "tests/test_cases.py"
+    ]
+    assert [i.target for i in graph.impacted([Change("new.txt", "added")])] == [
+        "tests/test_cases.py"
+    ]
+    assert [i.target for i in graph.impacted([Change("cases/a.txt", "deleted")])] == [
+        "tests/test_cases.py"
+    ]
+    assert graph.impacted([Change("top.txt")]) == []  # an edit keeps the names

@@ -439,3 +439,88 @@ def test_a_data_file_changed_while_the_tests_ran_keeps_no_pass(
     second = outcomes(ws.run())
     assert second["tests/test_slow.py::test_reads_then_waits"] == "failed"
     assert second["tests/test_data.py::test_data"] == "failed"
+
+
+def test_a_case_file_added_to_a_directory_a_collection_walks_runs(ws: Workspace) -> None:
+    # tomlkit's conftest parametrizes from os.walk over a data directory: a new case file is a
+    # new test, which pytest runs and a cache keyed only by the files read never saw.
+    ws.write("tests/cases/one.txt", "1\n")
+    ws.write(
+        "tests/conftest.py",
+        """
+        import os
+
+        CASES = os.path.join(os.path.dirname(__file__), "cases")
+
+        def pytest_generate_tests(metafunc):
+            if "case" in metafunc.fixturenames:
+                names = []
+                for root, _, files in os.walk(CASES):
+                    names += sorted(files)
+                metafunc.parametrize("case", names)
+        """,
+    )
+    ws.write(
+        "tests/test_cases.py",
+        """
+        import os
+
+        def test_case(case):
+            with open(os.path.join(os.path.dirname(__file__), "cases", case)) as f:
+                assert f.read().strip() == "1"
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_cases.py::test_case[one.txt]"] == "passed"
+    assert ran(ws.run()) == []  # the import system's and pytest's own listings are no inputs
+    ws.write("tests/cases/two.txt", "2\n")
+    summary = ws.run()
+    assert "tests/test_cases.py" in ran(summary)
+    assert outcomes(summary)["tests/test_cases.py::test_case[two.txt]"] == "failed"
+    (ws.root / "tests/cases/two.txt").unlink()
+    summary = ws.run()
+    assert "tests/test_cases.py::test_case[two.txt]" not in outcomes(summary)
+    assert outcomes(summary)["tests/test_cases.py::test_case[one.txt]"] == "passed"
+
+
+def test_a_file_added_where_a_test_globs_reruns_it(ws: Workspace) -> None:
+    ws.write("data/a.csv", "x\n")
+    ws.write(
+        "tests/test_glob.py",
+        """
+        import pathlib
+
+        DATA = pathlib.Path(__file__).parent.parent / "data"
+
+        def test_one_table():
+            assert len(list(DATA.glob("*.csv"))) == 1
+
+        def test_unrelated():
+            assert True
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_glob.py::test_one_table"] == "passed"
+    assert ran(ws.run()) == []
+    ws.write("data/b.csv", "y\n")
+    summary = ws.run()
+    assert outcomes(summary)["tests/test_glob.py::test_one_table"] == "failed"
+
+
+def test_a_directory_a_python_child_lists_is_an_input(ws: Workspace) -> None:
+    ws.write("data/a.csv", "x\n")
+    ws.write(
+        "tests/test_child_lists.py",
+        """
+        import subprocess, sys
+
+        def test_one_table():
+            out = subprocess.run(
+                [sys.executable, "-c", "import os; print(len(os.listdir('data')))"],
+                capture_output=True, text=True, check=True,
+            ).stdout
+            assert out.strip() == "1"
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_child_lists.py::test_one_table"] == "passed"
+    assert "tests/test_child_lists.py" not in ran(ws.run())
+    ws.write("data/b.csv", "y\n")
+    assert outcomes(ws.run())["tests/test_child_lists.py::test_one_table"] == "failed"
