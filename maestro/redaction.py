@@ -311,8 +311,9 @@ def _child_detectors() -> list[_DetectorRow] | None:
 
     try:
         done = subprocess.run(
-            # -P: a folder named maestro in the current directory must not shadow the package
-            [sys.executable, "-P", "-c", _CHILD_SOURCE],
+            # -I: a folder named maestro in the current directory must not shadow the package,
+            # nor the user's PYTHONPATH, PYTHONSTARTUP or sitecustomize run in our child
+            [sys.executable, "-I", "-c", _CHILD_SOURCE],
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=_CHILD_TIMEOUT_S,
