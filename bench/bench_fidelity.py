@@ -41,7 +41,13 @@ arguments (a fixed --hypothesis-seed where hypothesis is installed; its example 
 plain pytest and testmon is kept outside the tree, so they never change Maestro's inputs).
 
     .venv/bin/python -m bench.bench_fidelity [--projects attrs,click] [--mutants 10]
-        [--python python3.11] [--no-write]
+        [--python python3.11] [--no-write] [--retrace process|daemon]
+
+Before Python 3.12 Maestro's first run is untraced and a warm daemon re-records it, traced, once
+idle (engine/retrace.py); the bench runs without a daemon, so by default its mutants are judged
+against the untraced first run, as for a user of ``--no-daemon``. ``--retrace daemon`` makes the
+first run through a daemon and waits for that re-recording (a daemon user's case);
+``--retrace process`` runs the same re-recording in process after the first run.
 
 Every command is bounded (--timeout-s; the process group is killed); a project whose download,
 install or baseline fails is reported as skipped with the reason. Results (every mismatch) also go
@@ -710,18 +716,45 @@ class Bench:
         ran = run([*cmd, *nodes], self.tree, env, self.timeout, log)
         return ran, None if ran.timed_out else read_report(report)
 
-    def maestro(self, what: str) -> tuple[Ran, dict[str, str] | None, dict[str, str]]:
-        """(the run, Maestro's JUnit outcomes, what its own pytest ran: node -> outcome)."""
+    def maestro(
+        self, what: str, *, daemon: bool = False
+    ) -> tuple[Ran, dict[str, str] | None, dict[str, str]]:
+        """(the run, Maestro's JUnit outcomes, what its own pytest ran: node -> outcome); with
+        ``daemon``, through the workspace daemon (``daemon("start")`` started it)."""
         report, log = self._start(what)
         junit = self.out / "maestro.xml"
         junit.unlink(missing_ok=True)
-        cmd = [sys.executable, "-c", MAESTRO_CODE, "test", "--no-daemon", "--root", str(self.tree)]
+        cmd = [sys.executable, "-c", MAESTRO_CODE, "test", "--root", str(self.tree)]
+        cmd += [] if daemon else ["--no-daemon"]
         cmd += ["--junit-xml", str(junit)]
         cmd += ["--", *self.spec.pytest_args] if self.spec.pytest_args else []
-        ran = run(cmd, self.tree, self.maestro_env, self.timeout, log)
+        env = self.daemon_env() if daemon else self.maestro_env
+        ran = run(cmd, self.tree, env, self.timeout, log)
         if ran.timed_out:
             return ran, None, {}
         return ran, read_junit(junit), read_report(report) or {}
+
+    def daemon_env(self) -> dict[str, str]:
+        return {k: v for k, v in self.maestro_env.items() if k != "MAESTRO_DAEMON"}
+
+    def daemon(self, command: str) -> Ran:
+        """`maestro daemon start|stop` for the tree (its state under the bench's state dir)."""
+        cmd = [sys.executable, "-c", MAESTRO_CODE, "daemon", command, "--root", str(self.tree)]
+        return run(cmd, self.tree, self.daemon_env(), self.timeout)
+
+    def wait_retraced(self, timeout: float) -> float:
+        """Seconds until the daemon's log says it re-recorded the first run's files; NaN if
+        it did not within `timeout`."""
+        from maestro.daemon.address import LOG_NAME
+
+        start = time.monotonic()
+        state = Path(self.maestro_env["MAESTRO_STATE_DIR"])
+        while time.monotonic() - start < timeout:
+            for log in state.rglob(LOG_NAME):
+                if "re-recorded " in log.read_text(encoding="utf-8", errors="replace"):
+                    return time.monotonic() - start
+            time.sleep(0.5)
+        return float("nan")
 
     def confirm(self, what: str, mismatches: list[Mismatch]) -> None:
         """Re-run the nodes of outcome mismatches with plain pytest (twice, same tree): a node
@@ -748,7 +781,23 @@ def _failing(outcomes: dict[str, str]) -> set[str]:
     return {n for n, o in outcomes.items() if o in ("failed", "error")}
 
 
-def bench_project(spec: Spec, count: int, seed: int, python: str, timeout: float) -> ProjectResult:
+RETRACE_CODE = """\
+import asyncio, contextlib, logging, sys
+from pathlib import Path
+from maestro.engine.core import Engine
+from maestro.engine.retrace import retrace
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+with contextlib.closing(Engine.open(Path(sys.argv[1]))) as engine:
+    summary = asyncio.run(retrace(engine, pytest_args=sys.argv[2:]))
+print("re-recorded", 0 if summary is None else sum(o.stored for o in summary.files), "files")
+"""
+"""What a warm daemon does once idle after a run that stored untraced results (Python < 3.12,
+engine/retrace.py), run in process by ``--retrace process`` right after the first run."""
+
+
+def bench_project(
+    spec: Spec, count: int, seed: int, python: str, timeout: float, retrace: str = ""
+) -> ProjectResult:
     res = ProjectResult(f"{spec.name} {spec.version}")
     tree = prepare(spec, python, timeout)
     b = Bench(spec, tree, timeout)
@@ -774,11 +823,29 @@ def bench_project(spec: Spec, count: int, seed: int, python: str, timeout: float
     )
 
     # 2./3. Maestro first and no-change runs; testmon's baseline
-    rm, m1, ran1 = b.maestro("maestro-first")
+    if retrace == "daemon":
+        started = b.daemon("start")
+        if started.code != 0:
+            raise Skip(f"maestro daemon start failed: {started.out.strip()[-300:]}")
+        time.sleep(3.0)  # the daemon builds its graph (as bench_first_run's SETTLE_S)
+    try:
+        rm, m1, ran1 = b.maestro("maestro-first", daemon=retrace == "daemon")
+        if retrace == "daemon":
+            res.times["maestro retrace"] = took = b.wait_retraced(timeout)
+            say(f"the daemon re-recorded the first run {took:.1f} s after it")
+    finally:
+        if retrace == "daemon":
+            b.daemon("stop")
     res.times["maestro first"] = rm.wall
     if m1 is None:
         raise Skip(f"maestro test wrote no JUnit (exit {rm.code}): {rm.out.strip()[-300:]}")
     res.first = compare("first run", m1, set(ran1), p1, flaky)
+    if retrace == "process":
+        _, log = b._start("maestro-retrace")
+        cmd = [sys.executable, "-c", RETRACE_CODE, str(tree), *spec.pytest_args]
+        rr = run(cmd, tree, b.maestro_env, timeout, log)
+        res.times["maestro retrace"] = rr.wall
+        say(f"re-recorded traced in {rr.wall:.1f} s (exit {rr.code}): {rr.out.strip()[-200:]}")
     rm2, m2, ran2 = b.maestro("maestro-nochange")
     res.times["maestro no-change"] = rm2.wall
     if m2 is None:
@@ -1025,6 +1092,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-write", action="store_true", help="leave docs/BENCHMARKS.md alone")
     parser.add_argument("--jobs", type=int, default=1, help="projects benched at once")
     parser.add_argument("--results", type=Path, default=None, help="JSON out")
+    parser.add_argument(
+        "--retrace",
+        choices=("process", "daemon"),
+        default="",
+        help="re-record the untraced first run (Python < 3.12) before the mutants: 'process' runs "
+        "the idle daemon's job in process after it; 'daemon' makes the first run through a "
+        "daemon and waits for the daemon to do it (the later runs stay in process)",
+    )
     ns = parser.parse_args(argv)
     ns.results = ns.results or work_dir(ns.python) / "results.json"
     wanted = [p.strip() for p in ns.projects.split(",") if p.strip()]
@@ -1040,7 +1115,7 @@ def main(argv: list[str] | None = None) -> None:
     for spec in specs if ns.jobs <= 1 else []:
         t0 = time.monotonic()
         try:
-            r = bench_project(spec, ns.mutants, ns.seed, ns.python, ns.timeout_s)
+            r = bench_project(spec, ns.mutants, ns.seed, ns.python, ns.timeout_s, ns.retrace)
         except Skip as exc:
             r = ProjectResult(f"{spec.name} {spec.version}", skipped=str(exc))
             print(f"{spec.name}: skipped: {exc}", flush=True)
@@ -1123,6 +1198,7 @@ def _in_parallel(specs: list[Spec], ns: argparse.Namespace) -> list[ProjectResul
         cmd = [sys.executable, "-m", "bench.bench_fidelity", "--no-write", "--results", str(out)]
         cmd += ["--projects", ",".join(s.name for s in group), "--mutants", str(ns.mutants)]
         cmd += ["--seed", str(ns.seed), "--python", ns.python, "--timeout-s", str(ns.timeout_s)]
+        cmd += ["--retrace", ns.retrace] if ns.retrace else []
         children.append((out, subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])))
     try:
         for _, child in children:

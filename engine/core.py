@@ -117,6 +117,7 @@ class Engine:
         run_order: RunOrder | None = None,
         nice: int = 0,
         warm: WarmPytest | None = None,
+        agree: bool = False,
     ) -> Summary:
         """Run the plan's non-cached files in one pytest process, store their results, summarise.
 
@@ -124,7 +125,8 @@ class Engine:
         process's); the daemon passes its client's so results match an in-process run.
         ``run_order`` orders the files on pytest's command line and, by its tests' scores, the
         tests inside each file (fail-first; the summary keeps the plan's order); ``nice`` lowers the
-        child's priority; ``warm`` is a process started for this run (``Engine.warm``)."""
+        child's priority; ``warm`` is a process started for this run (``Engine.warm``);
+        ``agree``: store only results whose outcomes are the cached ones (`store_results`)."""
         from maestro.engine.bytecode import drop_ambiguous_bytecode
         from maestro.engine.runner import run_pytest
         from maestro.engine.testing import (
@@ -181,7 +183,7 @@ class Engine:
             await detectors
             outcomes += store_results(
                 self.graph, self.cache, planned, to_run, report, started, redactor,
-                keep=self.store_gate,
+                keep=self.store_gate, agree=agree,
             )  # fmt: skip
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])

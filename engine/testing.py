@@ -928,10 +928,13 @@ def store_results(
     started: datetime,
     redactor: Redactor,
     keep: Callable[[PlannedFile], bool] | None = None,
+    agree: bool = False,
 ) -> list[FileOutcome]:
     """Store each run file's result. Everything the tests printed, raised or failed with goes
     through ``redactor`` first: the cache is what a team cache uploads. ``keep`` (the policy's
-    cache decision) may refuse a file's result: it is shown, not stored."""
+    cache decision) may refuse a file's result: it is shown, not stored. With ``agree`` (a
+    re-recording of cached results) a result is stored only when every node's outcome is the
+    cached result's."""
     by_file = _file_results(report)
     importers = _importers(graph, [p for p, d in report.file_deps.items() if d.functions])
     learn(graph, report)
@@ -988,6 +991,10 @@ def store_results(
             list(graph.index.dynamic.get(f.target, [])), blobs, redactor,
             _collection_code(report, f.target, importers), planned.fingerprints, graph.root,
         )  # fmt: skip
+        if agree and not same_outcomes(f.cached, result):
+            log.warning("%s: outcomes differ from the cached result's; kept the cached", f.target)
+            out.append(FileOutcome(f, result, False, stored=False))
+            continue
         if f.deselect or changed_during_run & key.inputs.keys() or (keep and not keep(f)):
             # a predictive run's deselected tests have no result for these inputs
             out.append(FileOutcome(f, result, False, stored=False))
@@ -1003,6 +1010,15 @@ def store_results(
     except OSError:
         log.warning("could not save the last keys of this workspace", exc_info=True)
     return out
+
+
+def same_outcomes(cached: ActionResult | None, result: ActionResult) -> bool:
+    """The same nodes with the same outcomes."""
+    if cached is None or cached.exit_code != result.exit_code:
+        return False
+    return {t.node_id: t.outcome for t in cached.tests} == {
+        t.node_id: t.outcome for t in result.tests
+    }
 
 
 def trace_env(

@@ -23,6 +23,10 @@ Why it is shaped this way:
   run that took it, with that run's environment. The runner hands it a run only if it was started
   exactly as that run's own would be and nothing it imported changed since; otherwise it is killed
   and the run starts its own. Speculative runs (lower priority) never take it.
+- Before Python 3.12 a test file's first run is untraced (engine/retrace.py): once the daemon is
+  idle after a run that stored such results, it re-runs those files traced at low priority (and
+  stores the traced results that agree with the cached ones), so that the first change re-runs
+  the nodes that executed it, not the whole file. An explicit run cancels it before it queues.
 """
 
 from __future__ import annotations
@@ -77,6 +81,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+RETRACE_DELAY_S = 2.0  # idle time after a run before its untraced files are re-recorded
+
 _DROPPED_FIELDS = {"stdout", "stderr", "longrepr"}
 
 
@@ -110,6 +116,8 @@ class TestService:
         self._standby: WarmPytest | None = None  # the next explicit run's pytest process
         self._standby_task: asyncio.Task[None] | None = None
         self._warming: asyncio.Task[None] | None = None
+        self._retrace: asyncio.Task[None] | None = None  # re-recording untraced results
+        self._untraced: set[str] = set()  # test files stored without a per-node record
 
     @property
     def fingerprints(self) -> FingerprintStore:
@@ -218,7 +226,7 @@ class TestService:
     async def stop(self, app: DaemonApp) -> None:
         from maestro.tasks import cancel_and_wait
 
-        for task in (self._standby_task, self._warming):
+        for task in (self._standby_task, self._warming, self._retrace):
             await cancel_and_wait(task)
         if self._standby is not None:
             await asyncio.to_thread(self._standby.discard)
@@ -286,8 +294,11 @@ class TestService:
     async def _queued(
         self, params: RunTestsParams, ctx: RequestContext, execution_id: str
     ) -> RunTestsResult:
-        ahead = self.active + self.waiting
+        from maestro.tasks import cancel_and_wait
+
         self.waiting += 1
+        await cancel_and_wait(self._retrace)  # background work never delays a user's run
+        ahead = self.active + self.waiting - 1
         try:
             if ahead:
                 await ctx.emit(RUN_QUEUED, RunQueued(ahead=ahead))
@@ -395,6 +406,7 @@ class TestService:
                 forwarder.cancel()
                 raise
         await self.learn(summary)
+        self._after_run(engine, summary, selection, environ)
         if self.speculation is not None:
             await self.speculation.after_run(graph, summary)
         result = summary_result(summary, self._cache)  # served results: dumped once
@@ -409,6 +421,55 @@ class TestService:
             notes = self.policy.notes(execution_id)
             result = result.model_copy(update={"policy": notes})
         return result.model_copy(update={"execution_id": execution_id})
+
+    def _after_run(
+        self,
+        engine: Engine,
+        summary: Summary,
+        selection: Selection,
+        environ: Mapping[str, str] | None,
+    ) -> None:
+        """Schedule the re-recording of the files this run stored without a per-node record."""
+        from maestro.engine.retrace import wanted
+
+        if not wanted(engine, environ):
+            return
+        self._untraced |= {
+            o.target
+            for o in summary.files
+            if o.stored and not o.cached and o.result is not None and o.result.trace is None
+        }
+        if self._untraced and (self._retrace is None or self._retrace.done()):
+            self._retrace = asyncio.create_task(
+                self._retrace_idle(selection.pytest_args, environ), name="retrace"
+            )
+
+    async def _retrace_idle(
+        self, pytest_args: tuple[str, ...], environ: Mapping[str, str] | None
+    ) -> None:
+        """Once idle, re-run the untraced files traced, at low priority, in the local cache only
+        (a remote cache keeps what it was given); cancelled by the next explicit run."""
+        from maestro.engine.core import Engine
+        from maestro.engine.retrace import retrace
+
+        await asyncio.sleep(RETRACE_DELAY_S)
+        if self.active or self.waiting:
+            return
+        try:
+            async with self.run_lock:
+                targets = sorted(self._untraced)
+                graph = await self._private_graph()
+                interpreter = await self.interpreter(graph, environ)
+                engine = Engine(graph, await self.cache(), interpreter, self.fingerprints)
+                summary = await retrace(engine, targets, pytest_args=pytest_args, environ=environ)
+                self._untraced.difference_update(targets)
+                if summary is not None:
+                    await self.learn(summary)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the results stay as stored: file-level records
+            log.exception("re-recording untraced results failed")
+            self._untraced.clear()
 
     async def _predictive(
         self, graph: BuildGraph, planned: Plan, threshold: float | None

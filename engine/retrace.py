@@ -1,0 +1,90 @@
+"""Re-record, with a per-node record, the results an untraced run stored.
+
+Before Python 3.12 the only C-level call hook is cProfile's, which about doubles a call-heavy
+suite, so a test file's first run is untraced (`trace_env`): its result has no per-node record,
+and the first change to any of its inputs re-runs the whole file. When idle, the daemon runs
+those files again, traced, at low priority, and stores the traced result under the same key,
+but only when every node's outcome is the one cached (`store_results(agree=True)`): a test whose
+outcome flipped keeps the cached result, and its next change re-runs it whole as before. A
+user's run cancels a re-recording in progress (its pytest process group is killed before
+anything is stored; `Engine.execute` stores only after pytest exits).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from maestro.engine.runner import TRACE_ENV
+
+if TYPE_CHECKING:
+    from maestro.engine.core import Engine
+    from maestro.engine.testing import Plan, PlannedFile, Reason, Summary
+
+log = logging.getLogger(__name__)
+
+# not a rule's refusal or a failure: a passing result that cannot judge a change per node
+REASON: Reason = "cached result unusable"
+NICE = 10
+
+
+def wanted(engine: Engine, environ: Mapping[str, str] | None) -> bool:
+    """Would this interpreter's first runs be untraced (and so worth re-recording)?"""
+    if engine.interpreter.version >= (3, 12):
+        return False
+    return environ is None or TRACE_ENV not in environ
+
+
+def untraced(planned: Plan) -> list[PlannedFile]:
+    """The whole files served from a passing cached result that has no per-node record."""
+    return [
+        f
+        for f in planned.files
+        if not f.runs
+        and not f.promote
+        and f.nodes is None
+        and f.cached is not None
+        and f.cached.trace is None
+    ]
+
+
+def plan_retrace(planned: Plan) -> Plan | None:
+    """The plan that re-runs `planned`'s untraced files whole; None when there are none."""
+    files = [replace(f, reason=REASON) for f in untraced(planned)]
+    if not files:
+        return None
+    return replace(planned, files=files)
+
+
+async def retrace(
+    engine: Engine,
+    targets: Sequence[str] = (),
+    *,
+    pytest_args: Sequence[str] = (),
+    environ: Mapping[str, str] | None = None,
+    nice: int = NICE,
+) -> Summary | None:
+    """Re-run, traced, the untraced cached results of `targets` (default: every test file) with
+    the user's `pytest_args` (they are in the key); store the traced results that agree."""
+    import asyncio
+
+    from maestro.engine.testing import Selection
+
+    if not wanted(engine, environ):
+        return None
+    selection = Selection(paths=tuple(targets), pytest_args=tuple(pytest_args))
+    planned = await asyncio.to_thread(engine.plan, selection, environ=environ)
+    sub = plan_retrace(planned)
+    if sub is None:
+        return None
+    log.info("re-recording %d test file(s) with a per-node record", len(sub.files))
+    import os
+
+    # traced whatever the last keys say (the variable is not keyed: it changes records only)
+    traced = {**(os.environ if environ is None else environ), TRACE_ENV: "lsprof"}
+    summary = await engine.execute(sub, environ=traced, nice=nice, agree=True)
+    stored = sum(1 for o in summary.files if o.stored)
+    log.info("re-recorded %d of %d test file(s)", stored, len(sub.files))
+    return summary

@@ -1,0 +1,71 @@
+"""Before 3.12 an untraced first run is re-recorded, traced, by the idle daemon; a user's run
+cancels that re-recording instead of waiting for it. Real daemon, real pytest, real LMDB."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DaemonEnv
+from test_speculation import CONFTEST, SLOW, run_all, sessions, setup, wait_for
+
+from maestro.cache import Cache
+from maestro.daemon.transport.client import SyncDaemonClient
+from maestro.engine import testing
+from maestro.engine.interpreter import query_interpreter
+from maestro.graph.build import BuildGraph
+from maestro.paths import graph_index_path
+
+pytestmark = pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ traces every run")
+
+
+def traced(root: Path) -> dict[str, bool]:
+    """Test file -> served from a cached result with a per-node record (None: not served)."""
+    graph = BuildGraph.build(root, index_path=graph_index_path(root))
+    with Cache.open() as cache:
+        planned = testing.plan(
+            graph, cache, query_interpreter(Path(sys.executable)), testing.Selection()
+        )
+    return {
+        f.target: not f.runs and f.cached is not None and f.cached.trace is not None
+        for f in planned.files
+    }
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_idle_daemon_retraces_and_a_run_cancels_it(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = daemon_env
+    env.write_old({"tests/test_slow.py": SLOW, "tests/conftest.py": CONFTEST})
+    marker = setup(env, monkeypatch, speculate=False)
+    monkeypatch.delenv("MAESTRO_TRACE")  # the default: the first run is untraced before 3.12
+    pid_file, hold = env.base / "slow.pid", env.base / "hold"
+    with SyncDaemonClient(env.root, start=False) as client:
+        first = run_all(client)
+        assert first.exit_code == 0 and sessions(marker) == 1
+        assert not any(traced(env.root).values())
+        # the re-recording starts once idle; hold it in test_slow
+        pid_file.unlink(missing_ok=True)
+        hold.write_text("")
+        wait_for(pid_file.exists, what="the re-recording's pytest")
+        pid = int(pid_file.read_text())
+        assert sessions(marker) == 2 and alive(pid)
+        second = run_all(client)  # not held up: served from the cache, the re-recording killed
+        assert second.exit_code == 0 and second.ran_files == 0
+        wait_for(lambda: not alive(pid), what="the cancelled pytest to exit")
+        assert not any(traced(env.root).values())  # nothing stored by the cancelled run
+        # idle again: re-recorded to the end this time
+        hold.unlink()
+        wait_for(lambda: all(traced(env.root).values()), timeout=60, what="traced results")
+        third = run_all(client)
+        assert third.exit_code == 0 and third.ran_files == 0
