@@ -29,7 +29,6 @@ from typing import Any
 ENV_DIR = "MAESTRO_CHILD_DIR"
 ENV_ROOT = "MAESTRO_CHILD_ROOT"
 RECORD_PREFIX = "child-"
-_INSTALLED = os.sep + "site-packages" + os.sep
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _ANONYMOUS = frozenset(
     {"<lambda>", "<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<locals>"}
@@ -122,15 +121,25 @@ def spawned(event: str, args: tuple[Any, ...]) -> tuple[str, bool]:
         return "an unknown program", False
 
 
-# What a few compiled tools read is named by their arguments: ``file`` reads its operands (and
-# its magic database, unless $MAGIC moves it), ``uname`` reads none. Only these flags, which take
-# no value, are understood; any other makes the program opaque again.
+# What a few compiled tools read is named by their arguments: ``file`` and ``cat`` read their
+# operands (``file`` its magic database too, unless $MAGIC moves it), ``uname`` and ``less``
+# without arguments none of the workspace, ``sh -c`` with one simple command what that command
+# reads. Only these flags, which take no value, are understood; any other makes the program
+# opaque again.
 _FILE_FLAGS = frozenset(
     {"-b", "--brief", "-L", "--dereference", "-h", "--no-dereference", "-i", "--mime",
      "--mime-type", "--mime-encoding", "-z", "--uncompress", "-Z", "--uncompress-noreport",
      "-s", "--special-files", "-k", "--keep-going", "-N", "--no-pad", "-n", "--no-buffer",
      "-r", "--raw", "-E", "--extension", "-0", "--print0", "-S", "--no-sandbox"}
 )  # fmt: skip
+_CAT_FLAGS = frozenset(
+    {"-A", "--show-all", "-b", "--number-nonblank", "-e", "-E", "--show-ends", "-n", "--number",
+     "-s", "--squeeze-blank", "-t", "-T", "--show-tabs", "-u", "-v", "--show-nonprinting"}
+)  # fmt: skip
+# The tools whose reads are their operands, with the flags (taking no value) understood.
+_TOOL_FLAGS = {"file": _FILE_FLAGS, "cat": _CAT_FLAGS}
+_SHELLS = frozenset({"sh", "bash", "dash"})
+_SHELL_SYNTAX = frozenset("$`;&|<>(){}*?[]~#!=\n\\")
 _COMPILED = (b"\x7fELF", b"\xfe\xed\xfa\xce", b"\xfe\xed\xfa\xcf", b"\xce\xfa\xed\xfe",
              b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe")  # fmt: skip
 # Read-only queries of a repository's metadata (its history, refs, configuration, the dirty flag
@@ -186,7 +195,9 @@ def _is_compiled(program: str) -> bool:
 def known_reads(event: str, args: tuple[Any, ...]) -> list[str] | None:
     """The files a program started by a spawn audit event reads, when its arguments say it all:
     nothing for a program found nowhere on the search path (it never runs), the operands of
-    ``file``, nothing for ``uname``. None when what it reads is unknown."""
+    ``file`` and ``cat``, nothing for ``uname`` or a bare ``less`` (its standard input), what
+    the command of ``sh -c`` reads when it is one of these. None when what it reads is
+    unknown."""
     found = _spawn_args(event, args)
     if found is None:
         return None
@@ -201,27 +212,62 @@ def known_reads(event: str, args: tuple[Any, ...]) -> list[str] | None:
             # from the child's working directory
             relative = any(not os.path.isabs(d) for d in _search_path(env))
             return None if relative or os.sep in first else []
-        if not _is_compiled(program):
-            return None
-        name, rest = os.path.basename(program), argv[1:]
-        if name == "uname":
-            return [] if all(a.startswith("-") for a in rest) else None
-        if name != "file" or (env if isinstance(env, dict) else os.environ).get("MAGIC"):
-            return None
         where = os.fsdecode(cwd) if cwd is not None else os.getcwd()
-        operands: list[str] = []
-        flags = True
-        for arg in rest:
-            if flags and arg == "--":
-                flags = False
-            elif flags and arg.startswith("-"):
-                if arg not in _FILE_FLAGS:
-                    return None
-            else:
-                operands.append(os.path.normpath(os.path.join(where, arg)))
-        return operands
+        return _tool_reads(program, argv[1:], where, env, shell=True)
     except Exception:
         return None
+
+
+def _tool_reads(
+    program: str, rest: list[str], where: str, env: Any, *, shell: bool
+) -> list[str] | None:
+    """What the compiled tool `program` reads given its arguments `rest` (see `known_reads`);
+    `shell`: ``sh -c`` with a simple command may be looked into."""
+    if not _is_compiled(program):
+        return None
+    name = os.path.basename(program)
+    if name == "uname":
+        return [] if all(a.startswith("-") for a in rest) else None
+    if name == "less":
+        return [] if not rest else None  # its standard input only
+    if shell and name in _SHELLS and len(rest) >= 2 and rest[0] == "-c":
+        # bash runs $BASH_ENV's file first, even for -c
+        return None if _environ(env).get("BASH_ENV") else _shell_reads(rest[1], where, env)
+    flags = _TOOL_FLAGS.get(name)
+    if flags is None or (name == "file" and _environ(env).get("MAGIC")):
+        return None
+    operands: list[str] = []
+    options = True
+    for arg in rest:
+        if options and arg == "--":
+            options = False
+        elif options and arg.startswith("-") and arg != "-":
+            if arg not in flags:
+                return None
+        elif arg != "-":  # "-": the standard input
+            operands.append(os.path.normpath(os.path.join(where, arg)))
+    return operands
+
+
+def _shell_reads(command: str, where: str, env: Any) -> list[str] | None:
+    """``sh -c COMMAND`` where COMMAND is one simple command (words, quotes; no expansion,
+    redirection, pipe, list, glob or assignment) that runs a known tool found on the PATH
+    (a shell builtin never is one of them): what that tool reads."""
+    if any(c in _SHELL_SYNTAX for c in command):
+        return None
+    import shlex  # here: every Python child of a test imports this module
+
+    words = shlex.split(command)
+    if not words:
+        return None
+    program = _program([words[0]], env)
+    if not os.path.isabs(program) or os.path.basename(program) in _SHELLS:
+        return None
+    return _tool_reads(program, words[1:], where, env, shell=False)
+
+
+def _environ(env: Any) -> Any:
+    return env if isinstance(env, dict) else os.environ
 
 
 def vcs_query(event: str, args: tuple[Any, ...]) -> bool:
@@ -392,6 +438,7 @@ class ChildRecorder:
         self.codes: set[Any] = set()
         self._tool: int | None = None
         self._profiler: Any = None
+        self._installed: tuple[str, ...] | None = None  # once something is listed
 
     def start(self) -> None:
         sys.addaudithook(self._audit)
@@ -420,7 +467,11 @@ class ChildRecorder:
                 self.reads.append(listing)
 
     def _is_workspace(self, filename: str) -> bool:
-        return filename.startswith(self.root) and _INSTALLED not in filename
+        """Code the test made this process run (its ``-c`` string, a script, workspace modules):
+        anything but the interpreter's and the installed code."""
+        if self._installed is None:
+            self._installed = installed_prefixes()
+        return not filename.startswith(self._installed)
 
     def _start_tracing(self) -> None:
         mon = getattr(sys, "monitoring", None)
