@@ -542,9 +542,10 @@ def _role_main(role: str, spec_json: str) -> int:
 # -- orchestration -----------------------------------------------------------------------------
 
 
-def _spawn(role: str, spec: dict[str, Any]) -> subprocess.Popen[str]:
+def _spawn(role: str, spec: dict[str, Any], nice: int = 0) -> subprocess.Popen[str]:
+    niced = ["nice", "-n", str(nice)] if nice else []
     return subprocess.Popen(
-        [PYTHON, str(THIS), "--role", role, json.dumps(spec)],
+        [*niced, PYTHON, str(THIS), "--role", role, json.dumps(spec)],
         cwd=tempfile.gettempdir(),
         env=_env(),
         stdout=subprocess.PIPE,
@@ -765,13 +766,16 @@ def _phase(
     hold_proc = None
     if hold:
         addresses = [b.removeprefix("http://").rsplit(":", 1) for b in bases]
-        hold_proc = _spawn("hold", {"n": hold, "servers": addresses, "duration": span + 4})
+        hold_proc = _spawn(
+            "hold", {"n": hold, "servers": addresses, "duration": span + 4}, args.client_nice
+        )
         time.sleep(4)  # connections opened before the load starts
     hostile_proc = None
     if hostile:
         hostile_proc = _spawn(
             "hostile",
             {"bases": bases, "key": keys[HOSTILE], "duration": span, "concurrency": args.hostile},
+            args.client_nice,
         )
         time.sleep(warm)
     import threading
@@ -798,7 +802,7 @@ def _phase(
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     burners = [
-        _spawn("burn", {"duty": min(1.0, burn - i), "duration": args.phase_s + 1})
+        _spawn("burn", {"duty": min(1.0, burn - i), "duration": args.phase_s + 1}, args.client_nice)
         for i in range(int(-(-burn // 1)))
     ]
     # without the hostile tenant, every Redis command is the light reads' (and the replicas' own
@@ -1154,6 +1158,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help="only time N admission decisions in a row (in memory, then Redis with and "
         "without a cluster-wide max_concurrent)",
+    )
+    parser.add_argument(
+        "--client-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the hostile client, the held connections and the burner at nice N (the "
+        "servers and the light client stay at 0): the load generators yield the host's CPU "
+        "as if they ran on other machines, while still sending as much as they can",
     )
     parser.add_argument(
         "--cost-only",
