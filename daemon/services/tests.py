@@ -118,6 +118,7 @@ class TestService:
         self._warming: asyncio.Task[None] | None = None
         self._retrace: asyncio.Task[None] | None = None  # re-recording untraced results
         self._untraced: set[str] = set()  # test files stored without a per-node record
+        self._tried: set[str] = set()  # the keys of the results re-recorded (or tried)
 
     @property
     def fingerprints(self) -> FingerprintStore:
@@ -429,16 +430,19 @@ class TestService:
         selection: Selection,
         environ: Mapping[str, str] | None,
     ) -> None:
-        """Schedule the re-recording of the files this run stored without a per-node record."""
+        """Schedule the re-recording of the whole files this run stored or served without a
+        per-node record (served: an untraced run without the daemon; once per key, so that a
+        result the re-recording could not confirm is not tried again at every run)."""
         from maestro.engine.retrace import wanted
 
         if not wanted(engine, environ):
             return
-        self._untraced |= {
-            o.target
-            for o in summary.files
-            if o.stored and not o.cached and o.result is not None and o.result.trace is None
-        }
+        for o in summary.files:
+            if o.result is None or o.result.trace is not None or o.planned.nodes is not None:
+                continue
+            fresh = o.stored and not o.cached
+            if fresh or (o.cached and o.planned.key.hex not in self._tried):
+                self._untraced.add(o.target)
         if self._untraced and (self._retrace is None or self._retrace.done()):
             self._retrace = asyncio.create_task(
                 self._retrace_idle(selection.pytest_args, environ), name="retrace"
@@ -464,6 +468,7 @@ class TestService:
                 summary = await retrace(engine, targets, pytest_args=pytest_args, environ=environ)
                 self._untraced.difference_update(targets)
                 if summary is not None:
+                    self._tried.update(o.planned.key.hex for o in summary.files)
                     await self.learn(summary)
         except asyncio.CancelledError:
             raise

@@ -69,3 +69,23 @@ def test_idle_daemon_retraces_and_a_run_cancels_it(
         wait_for(lambda: all(traced(env.root).values()), timeout=60, what="traced results")
         third = run_all(client)
         assert third.exit_code == 0 and third.ran_files == 0
+
+
+def test_results_of_a_run_without_the_daemon_are_retraced_once_served(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = daemon_env
+    marker = setup(env, monkeypatch, speculate=False)
+    monkeypatch.delenv("MAESTRO_TRACE")
+    graph = BuildGraph.build(env.root, index_path=graph_index_path(env.root))
+    with Cache.open() as cache:  # `maestro test --no-daemon`: untraced
+        interpreter = query_interpreter(Path(sys.executable))
+        assert testing.run(graph, cache, interpreter, testing.Selection()).exit_code == 0
+    assert sessions(marker) == 1 and not any(traced(env.root).values())
+    with SyncDaemonClient(env.root, start=False) as client:
+        served = run_all(client)
+        assert served.exit_code == 0 and served.ran_files == 0
+        wait_for(lambda: all(traced(env.root).values()), timeout=60, what="traced results")
+        assert sessions(marker) == 2
+        assert run_all(client).ran_files == 0
+    assert sessions(marker) == 2  # served again: not re-recorded twice
