@@ -26,8 +26,13 @@ Reported: each tenant's p95; the **gap** = light p95 loaded - light p95 unloaded
 top tenant pushes the bottom ones; the seed target is a 40% reduction with fairness on); light
 p95 loaded / unloaded (goal <= 1.5x); the hostile tenant's seat share of its level against its
 minimum share; the admission-check p95 from the server's histogram (goal <= 2 ms); connections
-held. Client processes are separate from the servers; the host has 2 vCPUs shared with other
-jobs, so read ratios, not absolute numbers.
+held; how long the servers' event loops and the light client waited for a CPU while runnable
+(/proc schedstat). Client processes are separate from the servers; the host has 2 vCPUs shared
+with other jobs, so read ratios, not absolute numbers. `--client-nice N` runs the load
+generators (hostile client, held connections, burner) at nice N.
+
+    python -m bench.bench_fairness --decision-only 5000   # the admission decision alone
+    python -m bench.bench_fairness --cost-only 200        # server CPU per upload / per read
 """
 
 from __future__ import annotations
@@ -819,7 +824,6 @@ def _phase(
             "rate": args.light_rate,
         },
     )
-    served_before = _served(bases)
     meter = _CpuMeter(
         {
             "servers": servers,
@@ -831,7 +835,6 @@ def _phase(
     )
     time.sleep(max(0.0, args.phase_s - 0.5))
     cpu = meter.stop()
-    served = {k: v - served_before[k] for k, v in _served(bases).items()}
     light = _collect(light_proc, timeout=args.phase_s + 60)
     redis_used = (
         _redis_commands(redis_url) - redis_before
@@ -844,14 +847,6 @@ def _phase(
     sampler.join()
     metrics_after = [_metrics(b) for b in bases]
     out: dict[str, Any] = {"light": light, "cpu_cores": cpu, "runq_wait": meter.runq_wait}
-    # the servers' CPU per request answered and per MiB of upload body received, over the
-    # same window as the CPU meter: what the work costs, whatever the host's load
-    server_cpu_s = cpu["servers"] * meter.wall
-    if served["requests"]:
-        out["server_cpu_ms_per_request"] = 1000 * server_cpu_s / served["requests"]
-    if served["received_mib"] >= 1:
-        out["server_cpu_ms_per_mib"] = 1000 * server_cpu_s / served["received_mib"]
-    out["served"] = served
     requests = sum(v.get("n", 0) for v in light.values())
     if redis_used is not None and requests:
         out["redis_cmds_per_light_read"] = redis_used / requests
@@ -886,23 +881,6 @@ def _phase(
         _sum_metric(m, "maestro_coordinator_rate_limit_shadow_total") for m in metrics_after
     )
     return out
-
-
-def _served(bases: list[str]) -> dict[str, float]:
-    """Requests answered and MiB of PUT bodies accepted so far, summed over the servers."""
-    texts = []
-    for base in bases:
-        try:
-            texts.append(_metrics(base))
-        except OSError:
-            continue
-    return {
-        "requests": sum(_sum_metric(t, "maestro_coordinator_requests_total") for t in texts),
-        "received_mib": sum(
-            _sum_metric(t, "maestro_coordinator_received_bytes_total") for t in texts
-        )
-        / (1 << 20),
-    }
 
 
 def _redis_commands(url: str) -> int:
@@ -1064,24 +1042,20 @@ def render(report: dict[str, Any], command: str) -> str:
             )
     lines += [
         "",
-        "What the servers' work costs (CPU per request answered and per MiB of upload body "
-        "received, over the phase) and how long their event loops and the light client waited "
-        "for a CPU while runnable (ms per second, from /proc schedstat; the host's other "
+        "How long the servers' event loops and the light client waited for a CPU while "
+        "runnable (ms per second of the phase, from /proc schedstat; the host's other "
         "processes, other sessions included, decide most of it):",
         "",
-        "| scenario | phase | requests answered | server CPU per request (ms) | server CPU per "
-        "MiB received (ms) | servers' loops waiting for a CPU (ms/s, summed) | light client "
-        "waiting for a CPU (ms/s) | host (cores) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| scenario | phase | light p95 at the client (ms) | servers' loops waiting for a CPU "
+        "(ms/s, summed) | light client waiting for a CPU (ms/s) | host (cores) |",
+        "|---|---|---|---|---|---|",
     ]
     for scenario, rows in report["scenarios"].items():
         for label in PHASES:
             r = rows[label]
             wait = r.get("runq_wait", {})
             lines.append(
-                f"| {scenario} | {label} | {_fmt(r.get('served', {}).get('requests'), 0)} | "
-                f"{_fmt(r.get('server_cpu_ms_per_request'), 3)} | "
-                f"{_fmt(r.get('server_cpu_ms_per_mib'), 2)} | "
+                f"| {scenario} | {label} | {_light_p95(r):.1f} | "
                 f"{_fmt(_ms(wait.get('servers')), 0)} | {_fmt(_ms(wait.get('light client')), 0)} | "
                 f"{_fmt(r['cpu_cores']['host'], 2)} |"
             )
