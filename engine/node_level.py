@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import TypeVar
 
-from maestro.cache.action import ActionResult, TraceRecord
+from maestro.cache.action import ActionResult, TestOutcome, TraceRecord
 from maestro.cache.keys import ABSENT, WORKSPACE
 from maestro.cache.store import Cache
 from maestro.graph import environment
@@ -119,6 +119,11 @@ def node_reasons(
             whole = f"inputs changed: {name} (no fingerprint of the previous version)"
             break
         delta = diff(before, after)
+        if _never_ran(graph, trace, previous.tests, by_path, name, before):
+            # no test, import or collection behind this result ran any of its code: the
+            # nodes that read it as data (inspect, open) re-run, and no other
+            sources[name] = f"read {name}, changed"
+            continue
         if delta.module_changed and delta.module_names is None:
             whole = (
                 f"imports {dotted(name, '<module>')}, whose module-level code changed at "
@@ -217,6 +222,44 @@ def _unreached(
         return False
     before, after = versions[where[0]]
     return unexecuted_change(before, after, where[1], set(lines))
+
+
+def _never_ran(
+    graph: BuildGraph,
+    trace: TraceRecord,
+    tests: Sequence[TestOutcome],
+    by_path: Mapping[str, list[tuple[int, str]]],
+    path: str,
+    before: FileFingerprints,
+) -> bool:
+    """Was the module at `path` never imported by the runs behind `trace` (a platform's module,
+    ``_winconsole`` on Linux, that the import graph names)? Only when that is certain: the
+    runs were traced from the plugin's start (3.12 ``sys.monitoring``: a module's top level is
+    recorded as ``<module>`` when it runs), its package's ``__init__`` is recorded as run (so the
+    package was imported after tracing started, and this module could not have been imported
+    before it), this version defines a function (an empty or tiny module's code can equal
+    another file's, which the recorder may take for it), no code of the file ran, and nothing
+    was recorded reading it but this file's tests (whose reads re-run them)."""
+    if trace.mode != "monitoring" or path in by_path or not before.functions:
+        return False
+    folder, _, base = path.rpartition("/")
+    if base == "__init__.py":
+        folder = folder.rpartition("/")[0]
+    if not folder or f"{folder}/__init__.py" not in by_path:
+        return False
+    if not any(q == "<module>" for _, q in by_path[f"{folder}/__init__.py"]):
+        return False
+    own = {t.node_id.partition("::")[0] for t in tests}
+    read_by_nodes = {p for t in tests for p in t.reads}
+    for source in graph.rdeps.get(path, ()):
+        edge = graph.deps.get(source, {}).get(path)
+        if edge is None or edge.kind in ("dynamic", "src", "global", "dep"):
+            return False
+        if edge.kind != "recorded" or (source in graph.tests and source not in own):
+            continue  # an import the runs never took; another test file's own record
+        if source not in own or path not in read_by_nodes:
+            return False  # read by a module's code, or outside the tests
+    return True
 
 
 def _node_opaque(result: ActionResult) -> set[str]:

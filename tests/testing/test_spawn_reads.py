@@ -1,5 +1,6 @@
 """A non-Python program makes a test depend on the whole workspace, unless what it reads is known:
-`file` reads its operands, a program found nowhere on the PATH never runs, and a repository
+`file` and `cat` read their operands, `sh -c` with one simple command what that command reads,
+a program found nowhere on the PATH never runs, and a repository
 query (`git rev-parse`, `git describe --dirty`) that an installed tool makes outside the tests
 (pytest-benchmark's commit info at start-up) is no input. Each narrowing keeps its other side:
 a change to what the program reads still re-runs the test and fails it."""
@@ -80,6 +81,36 @@ def test_file_with_an_unknown_option_stays_opaque(ws: Workspace) -> None:
     assert any("not Python" in note for note in opaque(first, node))
     (ws.root / "tests/blob.txt").write_bytes(b"\x00\x01\x02\x03\xff\xfe" * 40)
     assert outcomes(ws.run())[node] == "failed"
+
+
+def test_a_pager_fed_through_a_shell_reads_only_its_input(ws: Workspace) -> None:
+    """click's echo_via_pager: Popen(["/usr/bin/cat"], shell=True, stdin=PIPE), i.e.
+    `sh -c /usr/bin/cat`: what it shows is what the test wrote to it."""
+    ws.write("tests/words.txt", "hello\n")
+    ws.write(
+        "tests/test_pager.py",
+        """
+        import shutil, subprocess
+
+        def test_pager():
+            c = subprocess.Popen([shutil.which("cat")], shell=True, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+            assert c.communicate("paged\\n")[0] == "paged\\n"
+
+        def test_shell_cat():
+            out = subprocess.run("cat tests/words.txt", shell=True, capture_output=True,
+                                 text=True)
+            assert out.stdout == "hello\\n"
+        """,
+    )
+    first = ws.run()
+    assert first.failed == 0
+    assert opaque(first, "tests/test_pager.py::test_pager") == []
+    ws.edit("pkg/a.py", "return a + b", "return a - b")
+    assert "tests/test_pager.py" not in ran(ws.run())
+    ws.write("tests/words.txt", "bye\n")
+    summary = ws.run()
+    assert outcomes(summary)["tests/test_pager.py::test_shell_cat"] == "failed"
 
 
 def test_a_program_found_nowhere_never_ran(ws: Workspace) -> None:
@@ -188,9 +219,34 @@ def test_known_reads(record: types.ModuleType, tmp_path: Path) -> None:
         assert found == [str(tmp_path / "a.txt")]
         assert record.known_reads("subprocess.Popen", popen("file", "-f", "names")) is None
         assert record.known_reads("subprocess.Popen", popen("file", "-m", "magic", "x")) is None
+    if shutil.which("cat") and shutil.which("sh"):
+        at = str(tmp_path)
+        sh = shutil.which("sh")
+        assert record.known_reads("subprocess.Popen", popen("cat", "-n", "a", "-", cwd=at)) == [
+            str(tmp_path / "a")
+        ]
+        assert record.known_reads("subprocess.Popen", popen(sh, "-c", "cat 'a b'", cwd=at)) == [
+            str(tmp_path / "a b")
+        ]
+        for command in (
+            "cat $F",
+            "cat a; cat b",
+            "cat a | head",
+            "cat < a",
+            "cat *.txt",
+            "eval cat a",
+            "exec cat a",
+            "X=1 cat a",
+            "head a",
+            "sh -c 'cat a'",
+        ):
+            found = record.known_reads("subprocess.Popen", popen(sh, "-c", command, cwd=at))
+            assert found is None, command
+        sourced = (sh, [sh, "-c", "cat a"], at, {"PATH": os.environ["PATH"], "BASH_ENV": "x"})
+        assert record.known_reads("subprocess.Popen", sourced) is None
     script = tmp_path / "file"  # a script named like the tool is not the tool
     script.write_text('#!/bin/sh\ncat "$@"\n')
     script.chmod(0o755)
     assert record.known_reads("subprocess.Popen", popen(str(script), "a.txt")) is None
-    if shutil.which("cat"):
-        assert record.known_reads("subprocess.Popen", popen("cat", "a.txt")) is None
+    if shutil.which("head"):
+        assert record.known_reads("subprocess.Popen", popen("head", "a.txt")) is None
