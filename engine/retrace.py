@@ -7,7 +7,10 @@ those files again, traced, at low priority, and stores the traced result under t
 but only when every node's outcome is the one cached (`store_results(agree=True)`): a test whose
 outcome flipped keeps the cached result, and its next change re-runs it whole as before. A
 user's run cancels a re-recording in progress (its pytest process group is killed before
-anything is stored; `Engine.execute` stores only after pytest exits).
+anything is stored; `Engine.execute` stores only after pytest exits). Since nobody waits for
+it, it also records, with ``sys.settrace``, the lines the functions run outside the tests (an
+import, a collection) run there, which a cold run before 3.12 cannot afford: a change to such a
+function that none of those lines holds then re-runs only the nodes that executed it.
 """
 
 from __future__ import annotations
@@ -82,8 +85,9 @@ async def retrace(
     log.info("re-recording %d test file(s) with a per-node record", len(sub.files))
     import os
 
-    # traced whatever the last keys say (the variable is not keyed: it changes records only)
-    traced = {**(os.environ if environ is None else environ), TRACE_ENV: "lsprof"}
+    # traced whatever the last keys say (the variable is not keyed: it changes records only),
+    # with line records of the code run outside the tests: slow, but nobody waits for it
+    traced = {**(os.environ if environ is None else environ), TRACE_ENV: "lines"}
     summary = await engine.execute(sub, environ=traced, nice=nice, agree=True)
     stored = sum(1 for o in summary.files if o.stored)
     log.info("re-recorded %d of %d test file(s)", stored, len(sub.files))

@@ -25,7 +25,9 @@ code run while a workspace module is imported (in a collection or in a test: see
 and code run outside any test and file (conftest, plugin set-up, session hooks) go to
 ``session_trace``; code run while a higher-scoped fixture is set up is also
 attributed to every later test that uses that fixture. ``MAESTRO_TRACE=off`` disables tracing,
-``MAESTRO_TRACE=lsprof`` / ``MAESTRO_TRACE=profile`` force the cProfile / Python-callback hook.
+``MAESTRO_TRACE=lsprof`` / ``MAESTRO_TRACE=profile`` force the cProfile / Python-callback hook;
+``MAESTRO_TRACE=lines`` before 3.12 adds a ``sys.settrace`` record of the lines functions run
+outside the tests (slow: the daemon's re-recording of an untraced run uses it).
 
 Selection: ``MAESTRO_SELECT`` names a JSON file ``{"scores": {node id: P(fail)}, "deselect":
 [node id]}`` from the runner. The tests are deselected by exact id and put most-likely-failure
@@ -397,7 +399,9 @@ class _Tracer:
     """Code objects executed per window; `swap` starts a new window and returns the old one."""
 
     def __init__(self, mode: str) -> None:
-        self.mode = mode
+        # lsprof+lines: 3.11's cProfile record plus a ``sys.settrace`` line record (below)
+        self.trace_lines = mode == "lsprof+lines"
+        self.mode = "lsprof" if self.trace_lines else mode
         self._tool: int | None = None
         self._calls: int | None = None  # monitoring: the tool of the per-window events
         self._armed: set[Any] = set()  # code objects with per-window events
@@ -410,6 +414,9 @@ class _Tracer:
         # outside the tests after that, or in a window taken for a test that may have been an
         # import
         self.lines: dict[Any, set[int]] = {}
+        self._line_codes: dict[Any, bool] = {}  # lsprof+lines: code -> has a local tracer
+        self._line_call: Any = None
+        self._lines_lost = False
         self._early: set[Any] = set()
         self._dirty: set[Any] = set()
         self.unknown: set[Any] = set()
@@ -432,11 +439,58 @@ class _Tracer:
             self._prof = cProfile.Profile(subcalls=False, builtins=False)
             _seen = self.current
             threading.setprofile(_profile)
+            if self.trace_lines:
+                self._start_lines()
             self._prof.enable()
         elif self.mode == "profile":
             _seen = self.current
             sys.setprofile(_profile)
             threading.setprofile(_profile)
+
+    def _start_lines(self) -> None:
+        """3.11 has no cheap line event: a ``sys.settrace`` function (every call of every thread
+        started from now on; a slow record, made when nobody waits: the daemon re-recording an
+        untraced run) gives each function outside the installed prefixes a local tracer that
+        keeps the lines it runs outside the tests, whenever its frame started (in the main
+        thread: code another thread runs has no line record). A frame that began
+        in a test, whose lines are off, and that returns or yields outside the tests may have run
+        lines unseen: no line record for it. If another tracer replaced this one (a coverage
+        tool, a debugger) some lines went unseen: no line record at all (`lines_complete`)."""
+        lines, unknown, wanted = self.lines, self.unknown, self._line_codes
+        main, ident = threading.get_ident(), threading.get_ident
+
+        def local(frame: Any, event: str, arg: Any) -> Any:
+            if event == "line":
+                if not _in_test():
+                    lines[frame.f_code].add(frame.f_lineno)
+            elif event == "return" and not frame.f_trace_lines and not _in_test():
+                unknown.add(frame.f_code)
+            return local
+
+        def call(frame: Any, event: str, arg: Any) -> Any:
+            code = frame.f_code
+            keep = wanted.get(code)
+            if keep is None:
+                keep = wanted[code] = code.co_flags & _FUNCTION == _FUNCTION and not (
+                    code.co_filename.startswith(_INSTALLED)
+                )
+                if keep:
+                    lines.setdefault(code, set())
+            if not keep:
+                return None
+            if ident() != main:  # whether the main thread is in a test tells nothing here
+                unknown.add(code)
+                return None
+            frame.f_trace_lines = not _in_test()
+            return local
+
+        self._line_call = call
+        sys.settrace(call)
+        threading.settrace(call)
+
+    def lines_complete(self) -> bool:
+        """Was the line tracer in place all along (checked at each window change)?"""
+        return self.trace_lines and not self._lines_lost
 
     def _start_monitoring(self) -> None:
         """Two tools. The first sees each code object's first start (a global PY_START that
@@ -556,6 +610,9 @@ class _Tracer:
             _seen = self.current
             # enable() also takes the hook back from a test that replaced it
             self._prof.enable()  # type: ignore[union-attr]
+            if self._line_call is not None and sys.gettrace() is not self._line_call:
+                self._lines_lost = True  # replaced for a while: lines may have gone unseen
+                sys.settrace(self._line_call)
         elif self.mode == "profile":
             _seen = self.current
             if sys.getprofile() is not _profile:  # a test replaced it: take it back
@@ -582,6 +639,13 @@ class _Tracer:
             self._harvest(self.current)
             self._prof = None
             threading.setprofile(None)  # type: ignore[arg-type,unused-ignore]
+            if self._line_call is not None:
+                if sys.gettrace() is self._line_call:
+                    sys.settrace(None)
+                else:
+                    self._lines_lost = True
+                threading.settrace(None)  # type: ignore[arg-type,unused-ignore]
+                self._line_call = None
             _seen = set()
         elif self.mode == "profile":
             if sys.getprofile() is _profile:
@@ -646,6 +710,8 @@ def _trace_mode() -> str:
         return "off"
     if wanted in ("profile", "lsprof"):
         return wanted
+    if wanted == "lines" and not hasattr(sys, "monitoring"):
+        return "lsprof+lines"
     if sys.version_info >= (3, 12) and hasattr(sys, "monitoring"):
         return "monitoring"
     return "lsprof"
@@ -918,6 +984,8 @@ class _Recorder:
         """Workspace file -> function -> the lines it ran, for each function that ran outside
         the tests (imports, collections, the session) and whose every such code object had its
         lines recorded from its first start; a function missing here has no line record."""
+        if self._tracer.trace_lines and not self._tracer.lines_complete():
+            return {}
         lines, unknown_codes = self._tracer.lines, self._tracer.unknown
         found: dict[tuple[str, str], set[int]] = {}
         unknown: set[tuple[str, str]] = set()

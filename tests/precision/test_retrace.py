@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 from precision_helpers import Workspace, ran_nodes
+from test_import_lines import EVERY, STYLED
+from test_import_lines import FILES as IMPORT_FILES
 
 from maestro.cache import Cache
 from maestro.engine import testing
@@ -119,3 +121,70 @@ def test_retrace_keeps_the_cached_result_when_outcomes_differ(
         "tests/test_flip.py::test_first_time_only",
         "tests/test_flip.py::test_triple",
     ]
+
+
+# -- line records of the code run outside the tests (MAESTRO_TRACE=lines, what retrace uses) ----
+
+
+@pytest.fixture
+def lines311(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
+    monkeypatch.setenv("MAESTRO_TRACE", "lines")
+    for rel, text in IMPORT_FILES.items():
+        ws.write(rel, text)
+    return ws
+
+
+def test_lines_a_change_its_import_never_ran_reruns_only_its_executors(
+    lines311: Workspace,
+) -> None:
+    ws = lines311
+    assert ws.run().failed == 0
+    ws.edit("pkg/render.py", 'self.mode = "windows"', 'self.mode = "win"')
+    assert ran_nodes(ws.run()) == ["tests/test_render.py::test_new"]
+    # the other side: a statement the import ran re-runs every file
+    ws.edit("pkg/render.py", 'self.mode = "plain"', 'self.mode = "basic"')
+    summary = ws.run()
+    assert ran_nodes(summary) == EVERY
+    assert summary.failed == 2
+
+
+def test_lines_a_line_a_test_ran_first_and_an_import_later_is_an_import_time_line(
+    lines311: Workspace,
+) -> None:
+    ws = lines311
+    for rel, text in STYLED.items():
+        ws.write(rel, text)
+    ws.write("pkg/late.py", "from pkg.render import Renderer\n\nOBJ = Renderer(style='x')\n")
+    ws.write(
+        "tests/test_zlate.py",
+        "def test_late():\n    from pkg import late\n\n    assert late.OBJ.style == 'x'\n",
+    )
+    assert ws.run().failed == 0
+    ws.edit("pkg/render.py", "self.style = style", "self.style = style * 2")
+    summary = ws.run()
+    assert "tests/test_zlate.py::test_late" in ran_nodes(summary)
+    assert "tests/test_calc.py::test_double" in ran_nodes(summary)
+    assert summary.failed == 2
+
+
+def test_lines_lost_to_another_tracer_mean_no_line_record(lines311: Workspace) -> None:
+    """A test replaced the tracer (a coverage tool, a debugger): lines may have gone unseen."""
+    ws = lines311
+    ws.write(
+        "tests/test_tracer.py",
+        "import sys\n\n\ndef test_replaces_the_tracer():\n    sys.settrace(None)\n",
+    )
+    assert ws.run().failed == 0
+    ws.edit("pkg/render.py", 'self.mode = "windows"', 'self.mode = "win"')
+    assert ran_nodes(ws.run()) == sorted([*EVERY, "tests/test_tracer.py::test_replaces_the_tracer"])
+
+
+def test_retrace_records_import_time_lines(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAESTRO_TRACE")
+    for rel, text in IMPORT_FILES.items():
+        ws.write(rel, text)
+    assert ws.run().failed == 0  # untraced
+    summary = _retrace(ws)
+    assert summary is not None and all(o.stored for o in summary.files)
+    ws.edit("pkg/render.py", 'self.mode = "windows"', 'self.mode = "win"')
+    assert ran_nodes(ws.run()) == ["tests/test_render.py::test_new"]
