@@ -315,7 +315,9 @@ class ClusterConcurrency:
         if self.in_use[tenant] <= 0:
             del self.in_use[tenant]
         if tenant in self.contended:
-            self._give_back(tenant, self.held[tenant] - self.in_use[tenant])
+            kept = self.held[tenant] - self.in_use[tenant]
+            if kept > 0:
+                self._give_back(tenant, kept)
             return
         queue = self._waiters.get(tenant)
         while queue:
