@@ -73,13 +73,14 @@ import os
 import re
 import threading
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgpack
+
+from maestro.lru import LruCache
 
 FORMAT = 9
 """Version of the fingerprint definition; stored with each cached entry."""
@@ -1169,32 +1170,13 @@ def _changed_names(
 # ------------------------------------------------------------------------------ caching
 
 
-class FingerprintMemo:
+class FingerprintMemo(LruCache[str, FileFingerprints]):
     """Recently used fingerprints by content digest, in memory (bounded, least recently used
     dropped first). Thread-safe: a run fingerprints its inputs in a worker thread while the
     daemon plans the next request with the same memo."""
 
     def __init__(self, entries: int = _MEMORY_ENTRIES) -> None:
-        self.entries = entries
-        self._items: OrderedDict[str, FileFingerprints] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def get(self, digest: str) -> FileFingerprints | None:
-        with self._lock:
-            found = self._items.get(digest)
-            if found is not None:
-                self._items.move_to_end(digest)
-            return found
-
-    def put(self, digest: str, value: FileFingerprints) -> None:
-        with self._lock:
-            self._items[digest] = value
-            self._items.move_to_end(digest)
-            while len(self._items) > self.entries:
-                self._items.popitem(last=False)
+        super().__init__(entries)
 
     def of_bytes(self, data: bytes, digest: str | None = None) -> FileFingerprints:
         """`fingerprint_source`, memoised by the sha256 of `data` (pass it if already known)."""

@@ -37,6 +37,7 @@ from typing import Any
 import orjson
 
 from maestro.errors import PolicyError, PolicyEvalError
+from maestro.lru import LruCache
 from maestro.policy.isolate import ChildCompiler
 from maestro.policy.model import POINTS, Decision, FiredRule, Point, PolicyInput, Result
 from maestro.policy.rego import Compiled, answer
@@ -222,10 +223,10 @@ class PolicySet:
     unmarked: bool = False  # the set has the :data:`UNMARKED` entry point
     serves: str = ""  # what its serve decisions are a function of (:func:`serve_digest`)
     added: int = 0  # decisions put in the memo (persisted ones are not counted)
-    memo_size: int = MEMO_SIZE
-    _memo: OrderedDict[bytes, Decision] = field(default_factory=OrderedDict, repr=False)
+    _memo: LruCache[bytes, Decision] = field(
+        default_factory=lambda: LruCache(MEMO_SIZE), repr=False
+    )
     _plain: dict[str, Decision] = field(default_factory=dict, repr=False)
-    _memo_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _answers: dict[tuple[str, bytes], Decision] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -337,37 +338,31 @@ class PolicySet:
             return grouped
         return each
 
-    def _recall(self, key: bytes) -> Decision | None:
-        with self._memo_lock:
-            held = self._memo.get(key)
-            if held is not None:
-                self._memo.move_to_end(key)
-        return held
+    @property
+    def memo_size(self) -> int:
+        """How many decisions the memo holds at the most."""
+        return self._memo.size
+
+    @memo_size.setter
+    def memo_size(self, size: int) -> None:
+        self._memo.size = size
 
     def _keep(self, key: bytes, decision: Decision) -> Decision:
         """Remember ``decision``; the one to answer with (plain allows share one object: most
         of a plan's serve decisions are one, and the memo holds thousands)."""
         if decision.result == "allow" and not decision.rules and decision.error is None:
             decision = self._plain.setdefault(decision.point, decision)
-        with self._memo_lock:
-            self._memo[key] = decision
-            if len(self._memo) > self.memo_size:
-                self._memo.popitem(last=False)
-            self.added += 1
+        self._memo.put(key, decision)
+        self.added += 1
         return decision
 
     def remember(self, entries: Sequence[tuple[bytes, Decision]]) -> None:
         """Put decisions in the memo (read back from disk by :mod:`.memo`), recent ones kept."""
-        with self._memo_lock:
-            for key, decision in entries:
-                self._memo.setdefault(key, decision)
-            while len(self._memo) > self.memo_size:
-                self._memo.popitem(last=False)
+        self._memo.add(entries)
 
     def remembered(self) -> list[tuple[bytes, Decision]]:
         """The memo's entries, least recent first."""
-        with self._memo_lock:
-            return list(self._memo.items())
+        return self._memo.items()
 
     def inherit(self, entries: Sequence[tuple[bytes, Decision]]) -> int:
         """Put another set's ``serve`` decisions in the memo, stamped with this set's digest:
@@ -388,8 +383,7 @@ class PolicySet:
                 stamped[id(decision)] = held
             out.append((key, held))
         self.remember(out)
-        with self._memo_lock:
-            self.added += len(out)
+        self.added += len(out)
         return len(out)
 
     def evaluate(self, inp: PolicyInput) -> Decision:
@@ -399,7 +393,7 @@ class PolicySet:
         if not self.pure:
             return _resolve(self._evaluate(inp.point, payload), _now(inp))
         key = self._key(inp.point, payload)
-        held = self._recall(key)
+        held = self._memo.get(key)
         if held is None:
             held = self._evaluate(inp.point, payload)  # an evaluation error is not remembered
             held = self._keep(key, held)
@@ -430,21 +424,14 @@ class PolicySet:
             eaches.append(each)
             if pure:
                 keys.append(self._key(point, self._group(point, each)))
-        held: list[Decision | None] = [None] * len(eaches)
-        if pure:
-            with self._memo_lock:  # once for the batch: most are answered here
-                memo = self._memo
-                for i, key in enumerate(keys):
-                    found = memo.get(key)
-                    if found is not None:
-                        memo.move_to_end(key)
-                        held[i] = found
+        # one lock for the batch: most are answered here
+        held = self._memo.get_many(keys) if pure else [None] * len(eaches)
         out: list[Decision | PolicyEvalError] = []
         for i, update in enumerate(updates):
             decision = held[i]
             if decision is None and pure:
                 # decided since the batch looked: an earlier file of its group, a warm-up
-                decision = self._recall(keys[i])
+                decision = self._memo.get(keys[i])
             if decision is None:
                 try:
                     decision = self._evaluate(point, eaches[i])
