@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,8 @@ FETCH_TIMEOUT_S = 120.0
 
 @dataclass
 class FetchCounters:
+    """What :class:`TeamModelStatus` reports besides the period (the same names)."""
+
     fetches: int = 0
     last_fetch_at: float | None = None
     last_fetch: str | None = None
@@ -57,15 +59,7 @@ class TeamModelFetcher:
         self.counters = FetchCounters()
 
     def status(self) -> TeamModelStatus:
-        c = self.counters
-        return TeamModelStatus(
-            every_s=self.every_s,
-            ranking=c.ranking,
-            description=c.description,
-            fetches=c.fetches,
-            last_fetch_at=c.last_fetch_at,
-            last_fetch=c.last_fetch,
-        )
+        return TeamModelStatus(every_s=self.every_s, **asdict(self.counters))
 
     def rank(self) -> None:
         """Which model ranks now (blocking: it loads the model as ranking will)."""
