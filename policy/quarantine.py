@@ -14,10 +14,13 @@ import ast
 import logging
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from maestro.errors import MaestroError
-from maestro.policy.model import Decision, FiredRule
 from maestro.wire import QuarantinedTest, RunTestsResult
+
+if TYPE_CHECKING:  # the policy's models: loaded only by a workspace that quarantines
+    from maestro.policy.model import Decision, FiredRule
 
 log = logging.getLogger(__name__)
 
@@ -131,14 +134,18 @@ def configured(root: Path) -> bool:
 def in_process(root: Path, result: RunTestsResult) -> RunTestsResult:
     """Quarantine for a run made without the daemon (the CLI's own process, CI): the select
     decision over the run's files, recorded in the workspace's decision log, then applied."""
+    try:
+        if not configured(root):
+            return result
+    except MaestroError as exc:  # the run stands as it is; the policy's problem is logged
+        log.warning("quarantine not applied: %s", exc)
+        return result
     import uuid
 
     from maestro.policy.gate import MarkerScanner, PolicyGate
     from maestro.policy.model import SelectInput
 
     try:
-        if not configured(root):
-            return result
         gate = PolicyGate.for_workspace(root, isolate=True)
     except MaestroError as exc:  # the run stands as it is; the policy's problem is logged
         log.warning("quarantine not applied: %s", exc)
