@@ -10,13 +10,15 @@ user's run cancels a re-recording in progress (its pytest process group is kille
 anything is stored; `Engine.execute` stores only after pytest exits). Since nobody waits for
 it, it also records, with ``sys.settrace``, the lines the functions run outside the tests (an
 import, a collection) run there, which a cold run before 3.12 cannot afford: a change to such a
-function that none of those lines holds then re-runs only the nodes that executed it.
+function that none of those lines holds then re-runs only the nodes that executed it. A user's
+run before 3.12 keeps no line records either (cProfile's record only): the files it ran are
+re-recorded the same way once the daemon is idle again.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -34,14 +36,15 @@ NICE = 10
 
 
 def wanted(engine: Engine, environ: Mapping[str, str] | None) -> bool:
-    """Would this interpreter's first runs be untraced (and so worth re-recording)?"""
+    """Would this interpreter's runs lack a per-node or line record (worth re-recording)?"""
     if engine.interpreter.version >= (3, 12):
         return False
     return environ is None or TRACE_ENV not in environ
 
 
-def untraced(planned: Plan) -> list[PlannedFile]:
-    """The whole files served from a passing cached result that has no per-node record."""
+def untraced(planned: Plan, rerecord: Collection[str] = ()) -> list[PlannedFile]:
+    """The whole files served from a passing cached result that has no per-node record, or
+    that `rerecord` names (the results of a user's run before 3.12: no line records)."""
     return [
         f
         for f in planned.files
@@ -49,13 +52,13 @@ def untraced(planned: Plan) -> list[PlannedFile]:
         and not f.promote
         and f.nodes is None
         and f.cached is not None
-        and f.cached.trace is None
+        and (f.cached.trace is None or f.target in rerecord)
     ]
 
 
-def plan_retrace(planned: Plan) -> Plan | None:
-    """The plan that re-runs `planned`'s untraced files whole; None when there are none."""
-    files = [replace(f, reason=REASON) for f in untraced(planned)]
+def plan_retrace(planned: Plan, rerecord: Collection[str] = ()) -> Plan | None:
+    """The plan that re-runs `untraced` files whole; None when there are none."""
+    files = [replace(f, reason=REASON) for f in untraced(planned, rerecord)]
     if not files:
         return None
     return replace(planned, files=files)
@@ -68,9 +71,11 @@ async def retrace(
     pytest_args: Sequence[str] = (),
     environ: Mapping[str, str] | None = None,
     nice: int = NICE,
+    rerecord: Collection[str] = (),
 ) -> Summary | None:
-    """Re-run, traced, the untraced cached results of `targets` (default: every test file) with
-    the user's `pytest_args` (they are in the key); store the traced results that agree."""
+    """Re-run, traced, the untraced cached results of `targets` (default: every test file) and
+    those `rerecord` names, with the user's `pytest_args` (they are in the key); store the
+    traced results that agree."""
     import asyncio
 
     from maestro.engine.testing import Selection
@@ -79,7 +84,7 @@ async def retrace(
         return None
     selection = Selection(paths=tuple(targets), pytest_args=tuple(pytest_args))
     planned = await asyncio.to_thread(engine.plan, selection, environ=environ)
-    sub = plan_retrace(planned)
+    sub = plan_retrace(planned, rerecord)
     if sub is None:
         return None
     log.info("re-recording %d test file(s) with a per-node record", len(sub.files))

@@ -119,6 +119,7 @@ class TestService:
         self._retrace: asyncio.Task[None] | None = None  # re-recording untraced results
         self._untraced: set[str] = set()  # test files stored without a per-node record
         self._tried: set[str] = set()  # the keys of the results re-recorded (or tried)
+        self._rerecord: set[str] = set()  # of those, traced already (no line records)
 
     @property
     def fingerprints(self) -> FingerprintStore:
@@ -430,18 +431,20 @@ class TestService:
         selection: Selection,
         environ: Mapping[str, str] | None,
     ) -> None:
-        """Schedule the re-recording of the whole files this run stored or served without a
-        per-node record (served: an untraced run without the daemon; once per key, so that a
-        result the re-recording could not confirm is not tried again at every run)."""
+        """Schedule the re-recording of the whole files this run stored (before 3.12 without
+        line records, or untraced) or served untraced (a run without the daemon; once per key,
+        so that a result the re-recording could not confirm is not tried again at every run)."""
         from maestro.engine.retrace import wanted
 
         if not wanted(engine, environ):
             return
         for o in summary.files:
-            if o.result is None or o.result.trace is not None or o.planned.nodes is not None:
+            if o.result is None or o.planned.nodes is not None:
                 continue
-            fresh = o.stored and not o.cached
-            if fresh or (o.cached and o.planned.key.hex not in self._tried):
+            if o.stored and not o.cached:
+                self._untraced.add(o.target)
+                self._rerecord.add(o.target)
+            elif o.cached and o.result.trace is None and o.planned.key.hex not in self._tried:
                 self._untraced.add(o.target)
         if self._untraced and (self._retrace is None or self._retrace.done()):
             self._retrace = asyncio.create_task(
@@ -461,12 +464,15 @@ class TestService:
             return
         try:
             async with self.run_lock:
-                targets = sorted(self._untraced)
+                targets, rerecord = sorted(self._untraced), set(self._rerecord)
                 graph = await self._private_graph()
                 interpreter = await self.interpreter(graph, environ)
                 engine = Engine(graph, await self.cache(), interpreter, self.fingerprints)
-                summary = await retrace(engine, targets, pytest_args=pytest_args, environ=environ)
+                summary = await retrace(
+                    engine, targets, pytest_args=pytest_args, environ=environ, rerecord=rerecord
+                )
                 self._untraced.difference_update(targets)
+                self._rerecord.difference_update(rerecord)
                 if summary is not None:
                     self._tried.update(o.planned.key.hex for o in summary.files)
                     await self.learn(summary)
@@ -475,6 +481,7 @@ class TestService:
         except Exception:  # the results stay as stored: file-level records
             log.exception("re-recording untraced results failed")
             self._untraced.clear()
+            self._rerecord.clear()
 
     async def _predictive(
         self, graph: BuildGraph, planned: Plan, threshold: float | None

@@ -24,10 +24,10 @@ from maestro.engine.retrace import retrace
 pytestmark = pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ traces every run")
 
 
-def _retrace(ws: Workspace) -> testing.Summary | None:
+def _retrace(ws: Workspace, rerecord: tuple[str, ...] = ()) -> testing.Summary | None:
     with Cache.open() as cache:
         engine = Engine(ws.graph(), cache, ws.interpreter)
-        return asyncio.run(retrace(engine))
+        return asyncio.run(retrace(engine, rerecord=rerecord))
 
 
 def _traced(ws: Workspace, target: str) -> bool:
@@ -185,6 +185,22 @@ def test_retrace_records_import_time_lines(ws: Workspace, monkeypatch: pytest.Mo
         ws.write(rel, text)
     assert ws.run().failed == 0  # untraced
     summary = _retrace(ws)
+    assert summary is not None and all(o.stored for o in summary.files)
+    ws.edit("pkg/render.py", 'self.mode = "windows"', 'self.mode = "win"')
+    assert ran_nodes(ws.run()) == ["tests/test_render.py::test_new"]
+
+
+def test_retrace_adds_line_records_to_a_traced_run(ws: Workspace) -> None:
+    """A user's traced run before 3.12 (cProfile) keeps no line records: re-recorded (the
+    daemon names the files a user's run stored), a change its import never ran re-runs only its
+    executor (without: every file that imported it)."""
+    for rel, text in IMPORT_FILES.items():
+        ws.write(rel, text)
+    assert ws.run().failed == 0  # MAESTRO_TRACE=always: traced, no lines
+    assert _traced(ws, "tests/test_render.py")
+    assert _retrace(ws) is None  # nothing untraced: only what the daemon names is re-recorded
+    every = ("tests/test_calc.py", "tests/test_data.py", "tests/test_other.py")
+    summary = _retrace(ws, (*every, "tests/test_render.py"))
     assert summary is not None and all(o.stored for o in summary.files)
     ws.edit("pkg/render.py", 'self.mode = "windows"', 'self.mode = "win"')
     assert ran_nodes(ws.run()) == ["tests/test_render.py::test_new"]
