@@ -338,7 +338,9 @@ def configure_logging(path: Path) -> None:
     # a file name that is not UTF-8 (lone surrogates) is logged escaped, not dropped with an error
     handler = logging.FileHandler(path, encoding="utf-8", errors="backslashreplace")
     # a log line may quote a test's output or a library's error message: redacted like any egress
-    from maestro.redaction import RedactingFormatter
+    from maestro.redaction import RedactingFormatter, import_detectors_apart
+
+    import_detectors_apart()
 
     handler.setFormatter(
         RedactingFormatter("%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")

@@ -283,17 +283,29 @@ _STRUCTURAL = (
 def _detector_patterns() -> tuple[_Pattern, ...]:
     """detect-secrets' regex detectors. Importing the package costs 0.2-0.5 s of CPU (it imports
     ``requests``), in every CLI run: their regexes are saved in the user cache, per
-    detect-secrets version, and read back from there by later processes. The process that
-    finds none saved reads them in a child interpreter, so that no Maestro process keeps
-    detect-secrets, requests and their native parts loaded (a daemon lives for hours); it
-    imports them itself only when the child fails."""
+    detect-secrets version, and read back from there by later processes. With none saved, a
+    process imports them itself, or reads them in a child interpreter (see
+    :func:`import_detectors_apart`)."""
     saved = _saved_detectors_path()
     rows = _read_detectors(saved) if saved is not None else None
     if rows is None:
-        rows = _child_detectors() or _imported_detectors()
+        rows = _child_detectors() if _apart.is_set() else None
+        if rows is None:
+            rows = _imported_detectors()
         if saved is not None:
             _save_detectors(saved, rows)
     return tuple(_detector_pattern(*row) for row in rows)
+
+
+_apart = threading.Event()
+
+
+def import_detectors_apart() -> None:
+    """For a long-lived process (the daemon): detectors not saved yet are read in a child
+    interpreter, so that this process does not keep detect-secrets, requests and their native
+    parts loaded for its whole life; it imports them itself only when the child fails. A
+    one-shot process imports them itself: that costs about half the CPU of a child."""
+    _apart.set()
 
 
 _CHILD_TIMEOUT_S = 60.0

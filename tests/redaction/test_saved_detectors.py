@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,11 +75,12 @@ def test_a_later_process_redacts_without_importing_detect_secrets(cache: Path) -
     assert done.stdout.strip() == "False"
 
 
-def test_the_first_process_reads_the_detectors_in_a_child(cache: Path) -> None:
-    """No detectors saved yet: a child reads them, this process never loads detect-secrets."""
+def test_a_long_lived_process_reads_the_detectors_in_a_child(cache: Path) -> None:
+    """No detectors saved yet: a child reads them, the process never loads detect-secrets."""
     probe = (
         "import sys\n"
-        "from maestro.redaction import Redactor\n"
+        "from maestro.redaction import Redactor, import_detectors_apart\n"
+        "import_detectors_apart()\n"
         "out = Redactor().redact('password = \"hunter2hunter2\"')\n"
         "assert 'hunter2hunter2' not in out, out\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'detect_secrets', 'requests'}))\n"
@@ -95,6 +97,8 @@ def test_the_first_process_reads_the_detectors_in_a_child(cache: Path) -> None:
 def test_without_a_child_the_detectors_are_imported(
     cache: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(redaction, "_apart", threading.Event())
+    redaction.import_detectors_apart()
     monkeypatch.setattr(sys, "executable", str(cache / "no-such-python"))
     assert len(redaction._detector_patterns()) > 10
     assert _saved(cache).stat().st_size > 0
