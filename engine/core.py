@@ -8,7 +8,6 @@ store, which the engine must not close.
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -127,6 +126,8 @@ class Engine:
         tests inside each file (fail-first; the summary keeps the plan's order); ``nice`` lowers the
         child's priority; ``warm`` is a process started for this run (``Engine.warm``);
         ``agree``: store only results whose outcomes are the cached ones (`store_results`)."""
+        import asyncio  # not at the top: `Engine.warm` starts pytest before asyncio is imported
+
         from maestro.engine.bytecode import drop_ambiguous_bytecode
         from maestro.engine.runner import run_pytest
         from maestro.engine.testing import (

@@ -6,6 +6,7 @@ Order: an explicit setting, ``<root>/.venv/bin/python``, ``$VIRTUAL_ENV/bin/pyth
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -14,9 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ValidationError
+from typing import Any, Literal
 
 from maestro.errors import RunnerError
 
@@ -46,13 +45,44 @@ print(json.dumps({
 """
 
 
-class _QueryAnswer(BaseModel):
+_ANSWER_KEYS = {"version", "implementation", "platform", "prefix", "base_prefix", "pytest_version"}
+
+
+@dataclass(frozen=True)
+class _QueryAnswer:
+    """The query's JSON line, checked with the standard library only: this module is imported
+    before an in-process run starts its pytest process, which pydantic's import would delay."""
+
     version: tuple[int, int, int]
     implementation: str
     platform: str
     prefix: str
     base_prefix: str
     pytest_version: str | None
+
+    @classmethod
+    def parse(cls, line: str | bytes) -> _QueryAnswer:
+        """ValueError unless ``line`` is a JSON object of the query's fields and types."""
+        data: Any = json.loads(line)
+        if not isinstance(data, dict) or not data.keys() >= _ANSWER_KEYS:
+            raise ValueError("not an answer")
+        version = data.get("version")
+        texts = [data.get(k) for k in ("implementation", "platform", "prefix", "base_prefix")]
+        strs = [t for t in texts if isinstance(t, str)]
+        pytest_version = data.get("pytest_version")
+        if not (
+            isinstance(version, list)
+            and len(version) == 3
+            and all(type(v) is int for v in version)
+            and len(strs) == len(texts)
+            and (pytest_version is None or isinstance(pytest_version, str))
+        ):
+            raise ValueError("unexpected fields")
+        implementation, platform, prefix, base_prefix = strs
+        return cls(
+            (version[0], version[1], version[2]),
+            implementation, platform, prefix, base_prefix, pytest_version,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -140,8 +170,8 @@ def query_interpreter(
     line = describe(path) if describe is not None else None
     if line is not None:
         try:
-            return _interpreter(path, _QueryAnswer.model_validate_json(line), source)
-        except ValidationError:
+            return _interpreter(path, _QueryAnswer.parse(line), source)
+        except ValueError:
             log.debug("ignoring a malformed description of %s", path)
     return _query(path, mtime, source)
 
@@ -169,8 +199,8 @@ def _query(path: Path, mtime_ns: int, source: Source) -> Interpreter:
             hint="check that it starts: run `<path> -c pass` yourself, or configure another",
         )
     try:
-        answer = _QueryAnswer.model_validate_json(proc.stdout.strip().splitlines()[-1])
-    except (ValidationError, IndexError) as exc:
+        answer = _QueryAnswer.parse(proc.stdout.strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
         raise RunnerError(
             f"unexpected answer from the workspace interpreter {path}",
             hint="is it a CPython or PyPy 3.11+ interpreter?",

@@ -26,7 +26,6 @@ A run never outlives its runner, and never overlaps a run its dead runner left b
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import functools
@@ -44,26 +43,30 @@ from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, ParamSpec, TypeVar
+from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from maestro.engine.events import (
-    Collected,
-    CollectError,
-    Event,
-    FileDeps,
-    SessionEnd,
-    SessionStart,
-    SessionTrace,
-    TestResult,
-    TestStart,
-    TestTrace,
-    parse_event,
-)
-from maestro.engine.interpreter import Interpreter
 from maestro.envvars import DEFAULT_ENV_ALLOWLIST as DEFAULT_ENV_ALLOWLIST
 from maestro.envvars import allowlisted_env
 from maestro.errors import RunnerError
 from maestro.paths import workspace_state_dir
+
+# asyncio and the event models (pydantic) are imported where a run needs them, not here:
+# `WarmPytest.start` starts an in-process run's pytest before the CLI has imported either
+if TYPE_CHECKING:
+    import asyncio
+
+    from maestro.engine.events import (
+        Collected,
+        CollectError,
+        Event,
+        FileDeps,
+        SessionEnd,
+        SessionStart,
+        SessionTrace,
+        TestResult,
+        TestTrace,
+    )
+    from maestro.engine.interpreter import Interpreter
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +83,7 @@ _MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
 _ORPHAN_WAIT_S = 5.0  # how long a SIGKILLed orphan may take to release its lock
 
-EventCallback = Callable[[Event], None]
+EventCallback = Callable[["Event"], None]
 
 
 @dataclass(frozen=True)
@@ -137,27 +140,29 @@ class _Collector:
     def feed(self, line: bytes) -> None:
         if not line.strip():
             return
-        event = parse_event(line)
+        import maestro.engine.events as ev
+
+        event = ev.parse_event(line)
         if event is None:
             self.invalid += 1
             return
         match event:
-            case SessionStart():
+            case ev.SessionStart():
                 self.session = event
-            case Collected():
+            case ev.Collected():
                 self.collected = event
-            case TestStart():
+            case ev.TestStart():
                 self.started[event.nodeid] = None
-            case TestResult():
+            case ev.TestResult():
                 self.results[event.nodeid] = event
                 self.started.pop(event.nodeid, None)
-            case FileDeps():
+            case ev.FileDeps():
                 self.file_deps[event.path] = event
-            case TestTrace():
+            case ev.TestTrace():
                 self.traces[event.nodeid] = event
-            case SessionTrace():
+            case ev.SessionTrace():
                 self.session_trace = event
-            case SessionEnd():
+            case ev.SessionEnd():
                 self.session_end = event
         if self.on_event is not None:
             try:
@@ -548,6 +553,8 @@ async def _run_pytest(
     nice: int,
     warm: WarmPytest | None = None,
 ) -> RunReport:
+    import asyncio
+
     interpreter.require_pytest()
     root = root.absolute()
     if not root.is_dir():
@@ -670,6 +677,8 @@ def run_sync(main: Coroutine[Any, Any, _T]) -> _T:
     """``asyncio.run(main)`` whose main task does not hold the result: on 3.11 the runner's
     SIGINT bookkeeping formats the finished task's repr, and with it the whole result (a
     thousand-test report took a quarter of a second)."""
+    import asyncio
+
     box: list[_T] = []
 
     async def holder() -> None:
@@ -699,6 +708,8 @@ class _Child:
     """Reaps the child in a thread with wait4 (exit status and its own rusage)."""
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        import asyncio
+
         self.proc = proc
         loop = asyncio.get_running_loop()
         self.exited: asyncio.Future[tuple[int, Any]] = loop.create_future()
@@ -728,6 +739,8 @@ class _Child:
 
     async def terminate(self, grace_s: float) -> None:
         """SIGTERM the group, SIGKILL it after ``grace_s``; returns once the child is reaped."""
+        import asyncio
+
         pid = self.proc.pid
         _signal_group(pid, signal.SIGTERM)
         try:
@@ -751,6 +764,8 @@ class _Pipes:
     async def open(
         self, loop: asyncio.AbstractEventLoop, pipe: IO[bytes], limit: int = _CHUNK
     ) -> asyncio.StreamReader:
+        import asyncio
+
         self._pending.append(pipe)
         reader = asyncio.StreamReader(limit=limit)
         transport, _ = await loop.connect_read_pipe(
@@ -953,6 +968,8 @@ def reap_orphans(directory: Path, *, wait_s: float = _ORPHAN_WAIT_S) -> list[int
 async def _register(root: Path) -> RunRecord | None:
     """Kill the orphans of the workspace, then record this run; None if the state dir is
     unusable (the lifeline still ties the run to this process)."""
+    import asyncio
+
     return await asyncio.to_thread(_register_sync, root)
 
 

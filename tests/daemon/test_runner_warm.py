@@ -293,3 +293,22 @@ def test_a_warm_process_whose_set_up_never_ran_exits_before_any_conftest(
         report = run_pytest_sync(root, interpreter, ["test_probe.py"], warm=warm)
     assert report.outcomes["passed"] == 1  # a process of its own ran it
     assert report.session is not None and report.session.pid != pid
+
+
+def test_the_warm_process_starts_before_asyncio_and_pydantic_are_imported(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    """An in-process `maestro test` starts pytest's process first (maestro/cli/fast.py
+    prestart): what it imports until then delays the process and the whole run."""
+    root = workspace({"tests/test_a.py": "def test_a():\n    pass\n"})
+    probe = (
+        "import sys; from pathlib import Path; from maestro.engine.core import Engine; "
+        f"warm = Engine.warm(Path({str(root)!r})); "
+        "print(warm is not None, sorted({'asyncio', 'pydantic'} & set(sys.modules))); "
+        "warm.discard()"
+    )
+    env = {**os.environ, "VIRTUAL_ENV": str(interpreter.prefix)}
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd="/", env=env, timeout=60
+    )
+    assert out.stdout.strip() == "True []", out.stderr

@@ -206,3 +206,13 @@ def test_cli_without_daemon_quarantines_too(ws: Path) -> None:
         cwd=ws, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     assert failing.returncode == 1, failing.stdout + failing.stderr
+
+
+def test_a_workspace_that_quarantines_nothing_loads_no_policy_model() -> None:
+    """A run outside the daemon asks the quarantine after its tests: without a quarantine it
+    must not pay for the policy's models between pytest's exit and the summary."""
+    probe = (
+        "import sys; import maestro.policy.quarantine; print('maestro.policy.model' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd="/")
+    assert out.stdout.strip() == "False", out.stderr
