@@ -92,9 +92,11 @@ def node_reasons(
     versions: dict[str, tuple[FileFingerprints, FileFingerprints]] = {}  # changed .py: old, new
     own: dict[int, tuple[str, str]] = {}  # function index -> (file, qualname): changed itself
     by_path: dict[str, list[tuple[int, str]]] = {}
+    by_qualname: dict[str, list[int]] = {}
     for index, name in enumerate(trace.functions):
         path, _, qualname = name.partition("::")
         by_path.setdefault(path, []).append((index, qualname))
+        by_qualname.setdefault(qualname, []).append(index)
     for name in changed:
         if name == WORKSPACE:
             continue  # the opaque nodes re-run (below)
@@ -119,7 +121,8 @@ def node_reasons(
             whole = f"inputs changed: {name} (no fingerprint of the previous version)"
             break
         delta = diff(before, after)
-        if _never_ran(graph, trace, previous.tests, by_path, name, before):
+        twins = _twins(graph, fps, old_inputs, trace, by_qualname, name, before, before.functions)
+        if not twins and _never_ran(graph, trace, previous.tests, by_path, name, before):
             # no test, import or collection behind this result ran any of its code: the
             # nodes that read it as data (inspect, open) re-run, and no other
             sources[name] = f"read {name}, changed"
@@ -147,6 +150,10 @@ def node_reasons(
             if qualname in gone:
                 hit[index] = f"executed {_changed_function(name, qualname, delta)}"
                 own[index] = (name, qualname)
+        for index, qualname in _twins(
+            graph, fps, old_inputs, trace, by_qualname, name, before, gone
+        ):
+            hit.setdefault(index, f"executed {_changed_function(name, qualname, delta)}")
         for qualname in gone & {*before.memoised, *after.memoised}:
             memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta)
     if whole is None and memoised:
@@ -224,6 +231,41 @@ def _unreached(
     return unexecuted_change(before, after, where[1], set(lines))
 
 
+def _twins(
+    graph: BuildGraph,
+    fps: FingerprintStore,
+    old_inputs: Mapping[str, str],
+    trace: TraceRecord,
+    by_qualname: Mapping[str, list[int]],
+    path: str,
+    before: FileFingerprints,
+    qualnames: Collection[str],
+) -> list[tuple[int, str]]:
+    """The recorded functions of other files that may be `path`'s (old) function of the same
+    name. Code objects compare equal whatever their file (same name, first line, bytecode and
+    constants: a copied module, a test file copied to another directory), and the recorder keeps
+    one of equal code objects: a node that ran `path`'s function may be recorded as having run
+    its twin. A function whose fingerprint or line differs is no twin."""
+    found: list[tuple[int, str]] = []
+    for qualname in qualnames:
+        if qualname == "<module>":
+            continue
+        for index in by_qualname.get(qualname, ()):
+            other = trace.functions[index].partition("::")[0]
+            if other == path:
+                continue
+            digest = old_inputs.get(other) or graph.file_digest(other)
+            theirs = None
+            if digest is not None:
+                theirs = fps.get(digest) or fps.of_file(graph.root / other, digest)
+            if theirs is not None and theirs.functions.get(qualname) != before.functions.get(
+                qualname
+            ):
+                continue
+            found.append((index, qualname))
+    return found
+
+
 def _never_ran(
     graph: BuildGraph,
     trace: TraceRecord,
@@ -238,7 +280,8 @@ def _never_ran(
     recorded as ``<module>`` when it runs), its package's ``__init__`` is recorded as run (so the
     package was imported after tracing started, and this module could not have been imported
     before it), this version defines a function (an empty or tiny module's code can equal
-    another file's, which the recorder may take for it), no code of the file ran, and nothing
+    another file's, which the recorder may take for it), no code of the file ran (the caller
+    checks that no function recorded elsewhere may be its own: `_twins`), and nothing
     was recorded reading it but this file's tests (whose reads re-run them)."""
     if trace.mode != "monitoring" or path in by_path or not before.functions:
         return False
