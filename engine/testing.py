@@ -662,6 +662,14 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+def _collection_failed(tests: Iterable[TestOutcome | TestResult]) -> bool:
+    """Did the file fail to collect (a failing node that is the file itself)?"""
+    return any(
+        "::" not in (t.node_id if isinstance(t, TestOutcome) else t.nodeid) and t.outcome in FAILING
+        for t in tests
+    )
+
+
 def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) -> TestOutcome:
     path = line = test_line = None
     if result.raised_at is not None:
@@ -785,10 +793,18 @@ def _build_result(
     # node ids as stored: redacted (a parametrize id can hold a secret), each to the same text
     # at every run, so a test keeps its record
     stored_ids = redact_each(redactor, [r.nodeid for r in results])
+    # The file failed to collect last time with the same inputs and collects now, or the other
+    # way round (another file's import changed the process: warnings made errors, a module
+    # patched): every outcome changed, though no node id is in both results.
+    file_flip = bool(previous) and _collection_failed(previous.values()) != _collection_failed(
+        results
+    )
     tests: list[TestOutcome] = []
     for r, node_id in zip(results, stored_ids, strict=True):
         before = previous.get(node_id)
-        flipped = before is not None and (before.outcome in FAILING) != (r.outcome in FAILING)
+        flipped = file_flip or (
+            before is not None and (before.outcome in FAILING) != (r.outcome in FAILING)
+        )
         outcome = _outcome(r, node_id, flipped or (before is not None and before.flaky), redactor)
         trace = report.traces.get(r.nodeid)
         if traced and trace is not None:

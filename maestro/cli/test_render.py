@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 SHOW_REASONS = 10
 
+_FLAKY_SHOWN = 10  # node ids named in the flaky line; the rest are counted
+
 
 class PlanRow(Protocol):
     """One planned test file (PlannedFileInfo has these attributes)."""
@@ -251,9 +253,10 @@ def print_summary(result: Mapping[str, Any]) -> None:
             console.print(escape(detail), highlight=False)
     flaky = [str(t["node_id"]) for t in tests if t.get("flaky")]
     if flaky:
-        console.print(
-            "[yellow]flaky[/] (outcome changed with the same inputs): " + escape(", ".join(flaky))
-        )
+        shown = ", ".join(flaky[:_FLAKY_SHOWN])
+        if len(flaky) > _FLAKY_SHOWN:  # a whole file flips when its collection does
+            shown += f" and {len(flaky) - _FLAKY_SHOWN} more"
+        console.print("[yellow]flaky[/] (outcome changed with the same inputs): " + escape(shown))
     if result.get("not_run_files"):
         console.print(f"[yellow]{result['not_run_files']} files did not finish (not cached)[/]")
         if result.get("pytest_said"):

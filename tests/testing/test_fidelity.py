@@ -524,3 +524,26 @@ def test_a_directory_a_python_child_lists_is_an_input(ws: Workspace) -> None:
     assert "tests/test_child_lists.py" not in ran(ws.run())
     ws.write("data/b.csv", "y\n")
     assert outcomes(ws.run())["tests/test_child_lists.py::test_one_table"] == "failed"
+
+
+def test_a_collection_error_then_a_pass_with_the_same_inputs_is_flagged(ws: Workspace) -> None:
+    # Python-Markdown: a test module turns warnings into errors at import, so a later file's
+    # collection warning fails it in a full run; run alone, the file collects and passes.
+    ws.write("tests/test_a_filters.py", "import warnings\n\nwarnings.simplefilter('error')\n")
+    ws.write(
+        "tests/test_b_collect.py",
+        """
+        class TestLooksLikeATest:
+            def __init__(self):
+                pass
+
+        def test_ok():
+            assert True
+        """,
+    )
+    first = outcomes(ws.run())
+    assert first.get("tests/test_b_collect.py") == "error"  # as the full pytest run says
+    second = ws.run()
+    assert "tests/test_b_collect.py" in ran(second)
+    flaky = [t.node_id for r, _ in second.results() for t in r.tests if t.flaky]
+    assert flaky == ["tests/test_b_collect.py::test_ok"]
