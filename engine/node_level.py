@@ -121,7 +121,7 @@ def node_reasons(
             whole = f"inputs changed: {name} (no fingerprint of the previous version)"
             break
         delta = diff(before, after)
-        twins = _twins(graph, fps, old_inputs, trace, by_qualname, name, before, before.functions)
+        twins = _twins(graph, fps, old_inputs, trace, by_qualname, name, before)
         if not twins and _never_ran(graph, trace, previous.tests, by_path, name, before):
             # no test, import or collection behind this result ran any of its code: the
             # nodes that read it as data (inspect, open) re-run, and no other
@@ -150,10 +150,9 @@ def node_reasons(
             if qualname in gone:
                 hit[index] = f"executed {_changed_function(name, qualname, delta)}"
                 own[index] = (name, qualname)
-        for index, qualname in _twins(
-            graph, fps, old_inputs, trace, by_qualname, name, before, gone
-        ):
-            hit.setdefault(index, f"executed {_changed_function(name, qualname, delta)}")
+        for index, qualname in twins:
+            if qualname in gone:
+                hit.setdefault(index, f"executed {_changed_function(name, qualname, delta)}")
         for qualname in gone & {*before.memoised, *after.memoised}:
             memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta)
     if whole is None and memoised:
@@ -239,7 +238,6 @@ def _twins(
     by_qualname: Mapping[str, list[int]],
     path: str,
     before: FileFingerprints,
-    qualnames: Collection[str],
 ) -> list[tuple[int, str]]:
     """The recorded functions of other files that may be `path`'s (old) function of the same
     name. Code objects compare equal whatever their file (same name, first line, bytecode and
@@ -247,22 +245,22 @@ def _twins(
     one of equal code objects: a node that ran `path`'s function may be recorded as having run
     its twin. A function whose fingerprint or line differs is no twin."""
     found: list[tuple[int, str]] = []
-    for qualname in qualnames:
+    versions: dict[str, FileFingerprints | None] = {}  # other file -> its fingerprints
+    for qualname, fingerprint in before.functions.items():
         if qualname == "<module>":
             continue
         for index in by_qualname.get(qualname, ()):
             other = trace.functions[index].partition("::")[0]
             if other == path:
                 continue
-            digest = old_inputs.get(other) or graph.file_digest(other)
-            theirs = None
-            if digest is not None:
-                theirs = fps.get(digest) or fps.of_file(graph.root / other, digest)
-            if theirs is not None and theirs.functions.get(qualname) != before.functions.get(
-                qualname
-            ):
-                continue
-            found.append((index, qualname))
+            if other not in versions:
+                digest = old_inputs.get(other) or graph.file_digest(other)
+                versions[other] = (
+                    fps.get(digest) or fps.of_file(graph.root / other, digest) if digest else None
+                )
+            theirs = versions[other]
+            if theirs is None or theirs.functions.get(qualname) == fingerprint:
+                found.append((index, qualname))
     return found
 
 

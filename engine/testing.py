@@ -662,12 +662,9 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def _collection_failed(tests: Iterable[TestOutcome | TestResult]) -> bool:
-    """Did the file fail to collect (a failing node that is the file itself)?"""
-    return any(
-        "::" not in (t.node_id if isinstance(t, TestOutcome) else t.nodeid) and t.outcome in FAILING
-        for t in tests
-    )
+def _collection_failed(outcomes: Iterable[tuple[str, str]]) -> bool:
+    """Did the file fail to collect (a failing node that is the file itself)? (node id, outcome)"""
+    return any("::" not in node_id and outcome in FAILING for node_id, outcome in outcomes)
 
 
 def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) -> TestOutcome:
@@ -796,9 +793,9 @@ def _build_result(
     # The file failed to collect last time with the same inputs and collects now, or the other
     # way round (another file's import changed the process: warnings made errors, a module
     # patched): every outcome changed, though no node id is in both results.
-    file_flip = bool(previous) and _collection_failed(previous.values()) != _collection_failed(
-        results
-    )
+    file_flip = bool(previous) and _collection_failed(
+        (t.node_id, t.outcome) for t in previous.values()
+    ) != _collection_failed((r.nodeid, r.outcome) for r in results)
     tests: list[TestOutcome] = []
     for r, node_id in zip(results, stored_ids, strict=True):
         before = previous.get(node_id)
@@ -1059,7 +1056,7 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
     files its import read (so that every importer depends on them, not only the first)."""
     end = report.session_end
     written = set(end.written) if end is not None else set()
-    scratch = written - graph.all_files  # what the run wrote that the workspace does not track
+    scratch = _scratch(written - graph.all_files)
     for target, deps in report.file_deps.items():
         graph.record_dynamic(target, dynamic_inputs(deps, scratch))
     for module, files in (end.import_reads if end is not None else {}).items():
@@ -1067,8 +1064,7 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
             # A union: a run of some tests sees only some of what a module reads, and keys that
             # flip with the subset run would re-run the others in turn, for ever.
             known = graph.index.dynamic.get(module, [])
-            found = {f for f in files if f not in scratch and not _scratch_listing(f, scratch)}
-            found -= {module}
+            found = {f for f in files if f not in scratch} - {module}
             if not found <= set(known):
                 graph.record_dynamic(module, [*known, *found])
 
@@ -1077,7 +1073,7 @@ def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:
     """The inputs a run recorded for one test file, as graph nodes: workspace files (less the
     scratch files the run wrote itself), modules, absolute paths outside the workspace (keyed
     by content), and ``@workspace`` when some of what it read cannot be known."""
-    found = [f for f in deps.files if f not in scratch and not _scratch_listing(f, scratch)]
+    found = [f for f in deps.files if f not in scratch]
     found += [m.path for m in deps.modules]
     found += deps.external
     if deps.opaque:
@@ -1085,12 +1081,10 @@ def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:
     return found
 
 
-def _scratch_listing(name: str, scratch: set[str]) -> bool:
-    """A listing of a directory the run wrote into: its names change with every run."""
-    if not name.startswith(LISTING):
-        return False
-    directory = name.removeprefix(LISTING)
-    return any(posixpath.dirname(f) == ("" if directory == "." else directory) for f in scratch)
+def _scratch(files: set[str]) -> set[str]:
+    """What the run wrote that the workspace does not track, and the listings of the
+    directories it wrote them in (their names change with every run): no inputs."""
+    return files | {LISTING + (posixpath.dirname(f) or ".") for f in files}
 
 
 def promote(cache: Cache, planned: Plan) -> None:

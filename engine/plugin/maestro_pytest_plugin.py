@@ -65,7 +65,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 # The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
@@ -174,7 +174,7 @@ def _reading_module() -> str | None:
     """The workspace module whose code is reading: the innermost workspace frame (a library
     module, a conftest fixture, a helper, the test itself); before the rootdir is known, the
     innermost module being imported."""
-    frame = sys._getframe(2)
+    frame = sys._getframe(3)  # the caller of the audited call (<- the hook <- `_read`)
     check, known = _is_workspace, _workspace_code
     while frame is not None:
         code = frame.f_code
@@ -198,7 +198,7 @@ _MAIN = getattr(sys.modules.get("__main__"), "__file__", None)
 def _conftest_scope() -> str | None:
     """The directory of the conftest.py whose import-time code is reading, if any: what it
     reads counts for the tests in that directory and below."""
-    frame = sys._getframe(2)
+    frame = sys._getframe(3)  # the caller of the audited call (<- the hook <- `_read`)
     while frame is not None:
         filename = frame.f_code.co_filename
         if filename.endswith("conftest.py"):
@@ -218,12 +218,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         if found[1]:
             _written.append(found[0])
             return
-        window.paths.append(found[0])
-        if window.scopes is not None:
-            window.scopes.append(_conftest_scope())
-        reader = _reading_module()
-        if reader is not None:
-            _module_reads.add((reader, found[0]))
+        _read(window, (found[0],))
     elif event in rec.SPAWN_EVENTS:
         program, python = rec.spawned(event, args)
         reads = None if python else rec.known_reads(event, args)
@@ -236,24 +231,12 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             window.spawns.append((program, python))
             return
         window.spawns.append((program, None))  # not Python, but what it reads is known
-        scope = _conftest_scope() if window.scopes is not None else None
-        reader = _reading_module() if reads else None
-        for path in reads:
-            window.paths.append(path)
-            if window.scopes is not None:
-                window.scopes.append(scope)
-            if reader is not None:
-                _module_reads.add((reader, path))
+        if reads:
+            _read(window, reads)
     elif event in rec.LIST_EVENTS and (check := _is_workspace) is not None:
         listing = rec.listed(args, check)
-        if listing is None:
-            return
-        window.paths.append(listing)
-        if window.scopes is not None:
-            window.scopes.append(_conftest_scope())
-        reader = _reading_module()
-        if reader is not None:
-            _module_reads.add((reader, listing))
+        if listing is not None:
+            _read(window, (listing,))
     elif event == "os.utime" and args and not isinstance(args[0], int):
         # the run set a file's times itself (jinja2's auto-reload tests): its new mtime is no
         # sign of a change made while the tests ran, as for a file the run wrote
@@ -261,6 +244,19 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             _written.append(os.path.abspath(os.fsdecode(args[0])))
     elif event == "exec" and window is not _SESSION and args:
         _module_exec(window, args[0])
+
+
+def _read(window: _Window, paths: Sequence[str]) -> None:
+    """`window` read `paths` (files, or marked listings): each counts for the conftest scope and
+    the workspace module of the code reading (the frames above the audited call)."""
+    scope = _conftest_scope() if window.scopes is not None else None
+    reader = _reading_module()
+    for path in paths:
+        window.paths.append(path)
+        if window.scopes is not None:
+            window.scopes.append(scope)
+        if reader is not None:
+            _module_reads.add((reader, path))
 
 
 def _module_exec(window: _Window, code: Any) -> None:
