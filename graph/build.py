@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from maestro.config import LoadedSettings, Target, load_settings
 from maestro.errors import UnknownTargetError, WorkspaceError
 from maestro.graph import environment, query, store
-from maestro.graph.files import is_excluded, listing_digest, walk
+from maestro.graph.files import is_excluded, listing_digest, listing_names, names_digest, walk
 from maestro.graph.global_inputs import is_root_global_input, section_digests
 from maestro.graph.index import FileEntry, Index
 from maestro.graph.linker import (
@@ -373,8 +373,28 @@ class BuildGraph:
         # a name that is not UTF-8 is never a node (it would reach cache keys and the wire)
         recorded = sorted({rel for rel in inputs if is_utf8(rel)} - {test})
         self.index.dynamic[test] = recorded
+        self._record_listings(test, recorded)
         self.index.dirty = True
         replace_recorded(self.links, test, recorded)
+
+    def _record_listings(self, who: str, recorded: list[str]) -> None:
+        """Keep the names of each directory `who` listed, as they are now (the run just ended),
+        so that `impacted` can tell a name added or removed since from an edit."""
+        seen: dict[str, str] = {}
+        listings = self.index.listings
+        for rel in recorded:
+            if not rel.startswith(LISTING):
+                continue
+            directory = rel.removeprefix(LISTING)
+            names = listing_names(self.root, directory) or []
+            digest = names_digest(names)
+            if digest not in listings:
+                listings[digest] = frozenset(names)
+            seen[directory] = digest
+        if seen:
+            self.index.listed[who] = seen
+        else:
+            self.index.listed.pop(who, None)
 
     def update(self, paths: Iterable[str]) -> set[str]:
         """Re-read changed files; returns the nodes whose edges changed."""
@@ -461,6 +481,8 @@ class BuildGraph:
                 None,
                 files={rel: entries.get(id(e)) or e.copy() for rel, e in index.files.items()},
                 dynamic={test: list(inputs) for test, inputs in index.dynamic.items()},
+                listed={who: dict(dirs) for who, dirs in index.listed.items()},
+                listings=dict(index.listings),  # its values are frozen
                 extra=dict(index.extra),  # its values are replaced whole, never edited
                 saved_at_ns=index.saved_at_ns,
                 dirty=index.dirty,
@@ -488,6 +510,7 @@ class BuildGraph:
         changed = query.changed_nodes(
             list(changes), root=self.root, links=self.links, sections=self.sections,
             targets=self.targets, all_files=self.all_files, py=self.py, resolver=self.resolver,
+            listed=self.index.listed, listings=self.index.listings,
         )  # fmt: skip
         return query.impacted(self.links, [TARGET + name for name in self.targets], changed)
 

@@ -34,17 +34,33 @@ _LISTING_NOISE = frozenset(
 )
 
 
-def listing_digest(root: Path, rel: str) -> str | None:
-    """sha256 over the sorted entry names of a workspace directory (None when it is absent).
-    Names only: each file the test then reads is an input of its own."""
+def listing_names(root: Path, rel: str) -> list[str] | None:
+    """The entry names of a workspace directory that a listing input counts, sorted by their
+    bytes (None when it is absent)."""
     try:
         names = os.listdir(os.path.join(root, rel))
     except OSError:
         return None
-    kept = sorted(
-        os.fsencode(n) for n in names if n not in _LISTING_NOISE and not n.endswith(".pyc")
-    )
-    return hashlib.sha256(b"\0".join(kept)).hexdigest()
+    return sorted((n for n in names if listed_name(n)), key=os.fsencode)
+
+
+def listed_name(name: str) -> bool:
+    """Whether an entry's name is part of what its directory's listing says."""
+    return name not in _LISTING_NOISE and not name.endswith(".pyc")
+
+
+def listing_digest(root: Path, rel: str) -> str | None:
+    """sha256 over the sorted entry names of a workspace directory (None when it is absent).
+    Names only: each file the test then reads is an input of its own."""
+    names = listing_names(root, rel)
+    if names is None:
+        return None
+    return names_digest(names)
+
+
+def names_digest(names: list[str]) -> str:
+    """The digest of a listing's names (sorted as `listing_names` sorts them)."""
+    return hashlib.sha256(b"\0".join(map(os.fsencode, names))).hexdigest()
 
 
 @dataclass(slots=True)

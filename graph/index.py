@@ -127,6 +127,11 @@ class Index:
     path: Path | None
     files: dict[str, FileEntry] = field(default_factory=dict)
     dynamic: dict[str, list[str]] = field(default_factory=dict)  # test file -> recorded inputs
+    # What each recorded directory listing said when it was recorded, so that a name added or
+    # removed since is told from an edit once the graph knows the file: recorder (test file or
+    # module) -> {directory: digest of its names}, and digest -> the names.
+    listed: dict[str, dict[str, str]] = field(default_factory=dict)
+    listings: dict[str, frozenset[str]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. cached distribution map
     saved_at_ns: int = 0
     dirty: bool = False
@@ -148,6 +153,8 @@ class Index:
                 path,
                 files={k: FileEntry.unpack(v) for k, v in data["files"].items()},
                 dynamic={k: list(v) for k, v in data.get("dynamic", {}).items()},
+                listed={k: dict(v) for k, v in data.get("listed", {}).items()},
+                listings={k: frozenset(v) for k, v in data.get("listings", {}).items()},
                 extra=dict(data.get("extra", {})),
                 saved_at_ns=int(data.get("saved_at_ns", 0)),
             )
@@ -174,6 +181,9 @@ class Index:
         if self.path is None or not self.dirty:
             return
         now = time.time_ns()
+        seen = {digest for dirs in self.listed.values() for digest in dirs.values()}
+        for digest in self.listings.keys() - seen:
+            del self.listings[digest]  # no recording refers to it any more
         try:
             payload = _pack(
                 {
@@ -182,6 +192,8 @@ class Index:
                     "saved_at_ns": now,
                     "files": {k: v.pack() for k, v in self.files.items()},
                     "dynamic": self.dynamic,
+                    "listed": self.listed,
+                    "listings": {k: sorted(v) for k, v in self.listings.items()},
                     "extra": self.extra,
                 }
             )

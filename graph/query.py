@@ -7,14 +7,16 @@ more than a warm start's whole budget, is loaded only for whole-graph algorithms
 
 from __future__ import annotations
 
+import os
 import posixpath
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from maestro.config import Target
+from maestro.graph.files import listed_name
 from maestro.graph.global_inputs import is_root_global_input, section_digests
 from maestro.graph.index import FileEntry
 from maestro.graph.linker import Links, glob
@@ -143,12 +145,18 @@ def changed_nodes(
     all_files: set[str],
     py: Mapping[str, FileEntry],
     resolver: Resolver,
+    listed: Mapping[str, Mapping[str, str]] | None = None,
+    listings: Mapping[str, frozenset[str]] | None = None,
 ) -> dict[str, str]:
     """Graph nodes that changed -> the changed input (file) they stand for.
 
     A change may reach what the graph has no edge to yet: a new or unparsable global-input
     section, a deleted file's former importers, a new file matching a declared glob. Those
-    edges are added to `links` first, so the walk finds their dependents."""
+    edges are added to `links` first, so the walk finds their dependents.
+
+    `listed` and `listings` (the index's) say which names each recorded directory listing saw;
+    a change whose name (or the name of one of its directories) is in a listing now and was not
+    then, or the other way round, changes that listing."""
     nodes: dict[str, str] = {}
     rdeps, add = links.rdeps, links.add
     for change in changes:
@@ -183,11 +191,10 @@ def changed_nodes(
                     nodes[section] = rel
             continue
         nodes[rel] = rel
-        if change.status != "modified" or rel not in all_files:
-            # a name came or went: the tests that listed its directory see it
-            listing = LISTING + (posixpath.dirname(rel) or ".")
-            if listing in rdeps:
-                nodes[listing] = rel
+        for listing in _listings_changed(
+            change, root, rdeps, all_files, listed or {}, listings or {}
+        ):
+            nodes[listing] = rel
         if change.status == "deleted" or (rel not in all_files and rel.endswith(".py")):
             for importer, name in resolver.former_importers(rel, py):
                 add(importer, rel, Edge("import", 0, name))
@@ -198,6 +205,49 @@ def changed_nodes(
                 if glob(pattern).match_file(rel):
                     add(TARGET + name, rel, Edge("src", 0, pattern))
     return nodes
+
+
+def _listings_changed(
+    change: Change,
+    root: Path,
+    rdeps: Mapping[str, set[str]],
+    all_files: set[str],
+    listed: Mapping[str, Mapping[str, str]],
+    listings: Mapping[str, frozenset[str]],
+) -> Iterator[str]:
+    """The recorded listings (``dir:<path>``) a change adds a name to or removes one from: its
+    own directory's, and its ancestors' when a directory came or went with it. Each is judged
+    against the names its listers saw when they were recorded, not against the graph, which
+    knows a new file as soon as the watcher does (an added file is then an edit to it). A
+    listing recorded without its names falls back to the change's status."""
+    rel = change.path
+    child = rel
+    parent = posixpath.dirname(rel)
+    while True:
+        directory = parent or "."
+        listing = LISTING + directory
+        listers = rdeps.get(listing)
+        name = posixpath.basename(child)
+        if listers and listed_name(name):
+            if child == rel and change.status != "modified":
+                present = change.status == "added"
+            else:
+                present = os.path.lexists(root / child)
+            views: set[str] = set()
+            unknown = False
+            for lister in listers:
+                digest = listed.get(lister, {}).get(directory)
+                if digest is None or digest not in listings:
+                    unknown = True
+                else:
+                    views.add(digest)
+            if any((name in listings[digest]) != present for digest in views):
+                yield listing
+            elif unknown and child == rel and (change.status != "modified" or rel not in all_files):
+                yield listing  # recorded before names were kept: a name came or went
+        if not parent:
+            return
+        child, parent = parent, posixpath.dirname(parent)
 
 
 def impacted(links: Links, declared: Iterable[str], changed: Mapping[str, str]) -> list[Impact]:

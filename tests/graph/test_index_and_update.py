@@ -176,3 +176,28 @@ def test_a_name_added_to_or_removed_from_a_listed_directory_impacts_its_listers(
         "tests/test_cases.py"
     ]
     assert graph.impacted([Change("top.txt")]) == []  # an edit keeps the names
+
+
+def test_a_listing_keeps_its_names_once_the_graph_knows_the_new_file(
+    make_ws: Make, tmp_path: Path
+) -> None:
+    """A warm graph that has folded in a new or removed file (the daemon's watcher did) tells
+    it from an edit by the names the listers saw, kept in the index across a restart."""
+    root = make_ws({"tests/test_cases.py": "", "cases/a.txt": "1", "cases/sub/b.txt": "2"})
+    index = tmp_path / "index"
+    graph = BuildGraph.build(root, index_path=index)
+    graph.record_dynamic("tests/test_cases.py", ["dir:cases", "dir:cases/sub"])
+    graph.save()
+    (root / "cases" / "new.txt").write_text("3")
+    (root / "cases" / "more").mkdir()
+    (root / "cases" / "more" / "c.txt").write_text("4")
+    (root / "cases" / "sub" / "b.txt").unlink()
+    for known in (graph, BuildGraph.build(root, index_path=index)):
+        known.update(["cases/new.txt", "cases/more/c.txt", "cases/sub/b.txt"])
+        assert "cases/new.txt" in known.all_files
+        for rel in ("cases/new.txt", "cases/more/c.txt", "cases/sub/b.txt"):
+            status = "modified" if (root / rel).exists() else "deleted"
+            assert [i.target for i in known.impacted([Change(rel, status)])] == [
+                "tests/test_cases.py"
+            ], rel
+        assert known.impacted([Change("cases/a.txt")]) == []  # an edit keeps the names
