@@ -44,6 +44,7 @@ from maestro.wire import (
     PingResult,
     R,
     RemoteStatus,
+    RetraceStatus,
     ShutdownResult,
     SleepParams,
     SleepResult,
@@ -247,7 +248,21 @@ class DaemonApp:
             methods=self.dispatcher.methods(),
             remote=self._remote_status(),
             speculation=self._speculation_status(),
+            retrace=self._retrace_status(),
         )
+
+    def _retrace_status(self) -> RetraceStatus | None:
+        from maestro.daemon.services.tests import TestService
+
+        service = self._services.get(TestService)
+        if service is None:
+            return None
+        try:
+            status: RetraceStatus = service.retrace_status()
+        except Exception:
+            log.exception("retrace status failed")
+            return None
+        return status
 
     def _speculation_status(self) -> SpeculationStatus | None:
         from maestro.daemon.services.speculation import SpeculationService

@@ -13,6 +13,10 @@ import, a collection) run there, which a cold run before 3.12 cannot afford: a c
 function that none of those lines holds then re-runs only the nodes that executed it. A user's
 run before 3.12 keeps no line records either (cProfile's record only): the files it ran are
 re-recorded the same way once the daemon is idle again.
+
+It is the daemon's work, not the user's: ``[tool.maestro] retrace = false`` turns it off, and it
+is a ``background`` run for the policy (asked before each re-recording, never waiting), so a
+closed run window holds it until the window opens. `maestro status` says which.
 """
 
 from __future__ import annotations
@@ -37,9 +41,16 @@ NICE = 10
 
 def wanted(engine: Engine, environ: Mapping[str, str] | None) -> bool:
     """Would this interpreter's runs lack a per-node or line record (worth re-recording)?"""
+    return not_wanted(engine, environ) is None
+
+
+def not_wanted(engine: Engine, environ: Mapping[str, str] | None) -> str | None:
+    """Why this interpreter's runs need no re-recording (None: they do)."""
     if engine.interpreter.version >= (3, 12):
-        return False
-    return environ is None or TRACE_ENV not in environ
+        return "Python 3.12+ traces every run"
+    if environ is not None and TRACE_ENV in environ:
+        return f"{TRACE_ENV} is set"
+    return None
 
 
 def untraced(planned: Plan, rerecord: Collection[str] = ()) -> list[PlannedFile]:

@@ -238,6 +238,14 @@ class Settings(_Frozen):
         default=DEFAULT_MAX_FILE_SIZE, metadata=_meta("bytes scanned per file", gt=0)
     )
     env_allowlist: tuple[str, ...] = ()
+    retrace: bool = field(
+        default=True,
+        metadata=_meta(
+            "before Python 3.12: the idle daemon re-runs, traced and at low priority, the test "
+            "files whose results an untraced first run stored (false: never; a background run, "
+            "so the policy's run windows apply)"
+        ),
+    )
     targets: dict[str, Target] = field(default_factory=dict)
     ml: MlSettings = field(default_factory=MlSettings)
     remote: RemoteSettings | None = None

@@ -393,6 +393,22 @@ class SpeculationStatus(WireModel):
     last: str = ""
 
 
+class RetraceStatus(WireModel):
+    """Before Python 3.12: the idle daemon's re-recording, traced, of the results an untraced
+    first run stored (the ``retrace`` setting)."""
+
+    enabled: bool = True
+    state: str = Field(
+        default="idle",
+        description="off (the retrace setting), idle, waiting (for the daemon to be idle), "
+        "running, held (the policy refused it for now) or not needed (3.12+, MAESTRO_TRACE set)",
+    )
+    reason: str = Field(default="", description="why it is off, held or not needed")
+    pending: int = Field(default=0, description="test files waiting to be re-recorded")
+    runs: int = 0
+    stored: int = Field(default=0, description="traced results stored")
+
+
 class StatusResult(WireModel):
     pid: int
     root: str
@@ -412,6 +428,9 @@ class StatusResult(WireModel):
     )
     speculation: SpeculationStatus | None = Field(
         default=None, description="speculation and telemetry; None without a test service"
+    )
+    retrace: RetraceStatus | None = Field(
+        default=None, description="re-recording of untraced results; None without a test service"
     )
 
 

@@ -346,14 +346,24 @@ class PolicyService:
 
     async def refuse_speculation(self, execution_id: str, budget_s: float) -> str | None:
         """Admit a speculative run now or say why not (it never waits: a later save retries)."""
+        refused = await self.refuse_unattended(execution_id, "speculative", budget_s)
+        return refused[0] if refused is not None else None
+
+    async def refuse_unattended(
+        self, execution_id: str, kind: RunKind, budget_s: float | None = None
+    ) -> tuple[str, int | None] | None:
+        """Admit a run nobody waits for (speculative, background) now, or say why not and in
+        how many ms to ask again (None: unknown). It never waits: its caller retries."""
         gate = await self.gate()
         if gate is None:
             return None
-        inp = self._run_input(gate, execution_id, [], "speculative")
+        inp = self._run_input(gate, execution_id, [], kind)
         inp.speculation_budget_s = budget_s
         decision, record = await asyncio.to_thread(gate.decide, inp)
         # not counted as running: it holds the run lock and yields to explicit runs anyway
-        return record.summary if decision.result != "allow" else None
+        if decision.result == "allow":
+            return None
+        return record.summary, decision.retry_after_ms
 
     async def finished(self, execution_id: str) -> None:
         self._running.pop(execution_id, None)

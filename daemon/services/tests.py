@@ -54,6 +54,7 @@ from maestro.wire import (
     STALE,
     Empty,
     PredictiveInfo,
+    RetraceStatus,
     RunPlanned,
     RunProgress,
     RunQueued,
@@ -82,6 +83,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETRACE_DELAY_S = 2.0  # idle time after a run before its untraced files are re-recorded
+RETRACE_RETRY_S = 300.0  # most time between two asks while the policy holds the re-recording
 
 _DROPPED_FIELDS = {"stdout", "stderr", "longrepr"}
 
@@ -120,6 +122,11 @@ class TestService:
         self._untraced: set[str] = set()  # test files stored without a per-node record
         self._tried: set[str] = set()  # the keys of the results re-recorded (or tried)
         self._rerecord: set[str] = set()  # of those, traced already (no line records)
+        self._retrace_held = ""  # why the policy holds the re-recording ("": it does not)
+        self._retrace_needless = ""  # why the last run needs none (3.12+, MAESTRO_TRACE)
+        self._retracing = False
+        self._retrace_runs = 0
+        self._retrace_stored = 0
 
     @property
     def fingerprints(self) -> FingerprintStore:
@@ -433,10 +440,12 @@ class TestService:
     ) -> None:
         """Schedule the re-recording of the whole files this run stored (before 3.12 without
         line records, or untraced) or served untraced (a run without the daemon; once per key,
-        so that a result the re-recording could not confirm is not tried again at every run)."""
-        from maestro.engine.retrace import wanted
+        so that a result the re-recording could not confirm is not tried again at every run).
+        Not with ``retrace = false``."""
+        from maestro.engine.retrace import not_wanted
 
-        if not wanted(engine, environ):
+        self._retrace_needless = not_wanted(engine, environ) or ""
+        if self._retrace_needless or not self.settings(engine.graph).retrace:
             return
         for o in summary.files:
             if o.result is None or o.planned.nodes is not None:
@@ -455,14 +464,29 @@ class TestService:
         self, pytest_args: tuple[str, ...], environ: Mapping[str, str] | None
     ) -> None:
         """Once idle, re-run the untraced files traced, at low priority, in the local cache only
-        (a remote cache keeps what it was given); cancelled by the next explicit run."""
+        (a remote cache keeps what it was given); cancelled by the next explicit run. A
+        background run for the policy: while it refuses (a closed run window), ask again when
+        it says the answer may change."""
         from maestro.engine.core import Engine
         from maestro.engine.retrace import retrace
 
-        await asyncio.sleep(RETRACE_DELAY_S)
-        if self.active or self.waiting:
-            return
+        delay = RETRACE_DELAY_S
+        while True:
+            await asyncio.sleep(delay)
+            if self.active or self.waiting or not self._retrace_on():
+                return
+            refused = await self._retrace_refused()
+            if refused is None:
+                break
+            why, retry_ms = refused
+            if why != self._retrace_held:
+                log.info("re-recording untraced results held by the policy: %s", why)
+            self._retrace_held = why
+            wait = retry_ms / 1000 if retry_ms is not None else RETRACE_RETRY_S
+            delay = min(max(wait, RETRACE_DELAY_S), RETRACE_RETRY_S)
+        self._retrace_held = ""
         try:
+            self._retracing = True
             async with self.run_lock:
                 targets, rerecord = sorted(self._untraced), set(self._rerecord)
                 graph = await self._private_graph()
@@ -474,6 +498,8 @@ class TestService:
                 self._untraced.difference_update(targets)
                 self._rerecord.difference_update(rerecord)
                 if summary is not None:
+                    self._retrace_runs += 1
+                    self._retrace_stored += sum(1 for o in summary.files if o.stored)
                     self._tried.update(o.planned.key.hex for o in summary.files)
                     await self.learn(summary)
         except asyncio.CancelledError:
@@ -482,6 +508,40 @@ class TestService:
             log.exception("re-recording untraced results failed")
             self._untraced.clear()
             self._rerecord.clear()
+        finally:
+            self._retracing = False
+
+    def _retrace_on(self) -> bool:
+        """The ``retrace`` setting as the workspace says now (on before the graph is read)."""
+        graph = self.workspace.graph
+        return graph is None or self.settings(graph).retrace
+
+    async def _retrace_refused(self) -> tuple[str, int | None] | None:
+        """The policy's refusal of a background run now, as speculation asks for its own."""
+        if self.policy is None:
+            return None
+        return await self.policy.refuse_unattended(uuid.uuid4().hex, "background")
+
+    def retrace_status(self) -> RetraceStatus:
+        """`maestro status`: whether the re-recording is off, held by the policy, or at work."""
+        enabled = self._retrace_on()
+        pending = len(self._untraced)
+        if not enabled:
+            state, reason = "off", "retrace = false"
+        elif self._retracing:
+            state, reason = "running", ""
+        elif self._retrace_held and pending:
+            state, reason = "held", f"policy: {self._retrace_held}"
+        elif self._retrace_needless:
+            state, reason = "not needed", self._retrace_needless
+        elif pending:
+            state, reason = "waiting", ""
+        else:
+            state, reason = "idle", ""
+        return RetraceStatus(
+            enabled=enabled, state=state, reason=reason, pending=pending,
+            runs=self._retrace_runs, stored=self._retrace_stored,
+        )  # fmt: skip
 
     async def _predictive(
         self, graph: BuildGraph, planned: Plan, threshold: float | None

@@ -17,6 +17,7 @@ from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, report_error, 
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.errors import MaestroError
 from maestro.wire import (
+    RetraceStatus,
     SpeculationStatus,
     StaleFile,
     StaleResult,
@@ -156,6 +157,8 @@ def status(
     spec = daemon.speculation
     if spec is not None:
         console.print(speculation_line(spec), highlight=False)
+    if daemon.retrace is not None:
+        console.print(retrace_line(daemon.retrace), highlight=False)
 
 
 def _at(epoch: float | None) -> str:
@@ -190,6 +193,19 @@ def team_model_line(team: TeamModelStatus) -> str:
         f"[bold]team model[/] fetched {every}, {fetched}\n"
         f"       ranking: {team.description or team.ranking}"
     )
+
+
+def retrace_line(retrace: RetraceStatus) -> str:
+    """`maestro status`: the re-recording of untraced results (before 3.12), and why it is off,
+    held or not needed."""
+    line = f"[bold]retrace[/] {retrace.state}"
+    if retrace.reason:
+        line += f" ({retrace.reason})"
+    if retrace.pending:
+        line += f": {retrace.pending} test file(s) to re-record"
+    if retrace.runs:
+        line += f"; {retrace.runs} re-recordings stored {retrace.stored} traced result(s)"
+    return line
 
 
 def speculation_line(spec: SpeculationStatus) -> str:
