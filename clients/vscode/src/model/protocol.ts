@@ -325,6 +325,20 @@ export interface RemoteStatus {
   team_model?: TeamModelStatus | null;
 }
 
+/** Before Python 3.12: the idle daemon's re-recording, traced, of the results an untraced first run stored (the ``retrace`` setting). */
+export interface RetraceStatus {
+  enabled?: boolean;
+  /** off (the retrace setting), idle, waiting (for the daemon to be idle), running, held (the policy refused it for now) or not needed (3.12+, MAESTRO_TRACE set) */
+  state?: string;
+  /** why it is off, held or not needed */
+  reason?: string;
+  /** test files waiting to be re-recorded */
+  pending?: number;
+  runs?: number;
+  /** traced results stored */
+  stored?: number;
+}
+
 export interface RunStatus {
   runId: string;
   root: string;
@@ -395,6 +409,8 @@ export interface StatusResult {
   remote?: RemoteStatus | null;
   /** speculation and telemetry; None without a test service */
   speculation?: SpeculationStatus | null;
+  /** re-recording of untraced results; None without a test service */
+  retrace?: RetraceStatus | null;
 }
 
 /** The team model: what the daemon's last fetch did and which model ranks tests. */

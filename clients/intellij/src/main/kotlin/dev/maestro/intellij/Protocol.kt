@@ -328,6 +328,20 @@ data class RemoteStatus(
     val team_model: TeamModelStatus? = null,
 )
 
+/** Before Python 3.12: the idle daemon's re-recording, traced, of the results an untraced first run stored (the ``retrace`` setting). */
+data class RetraceStatus(
+    val enabled: Boolean? = null,
+    /** off (the retrace setting), idle, waiting (for the daemon to be idle), running, held (the policy refused it for now) or not needed (3.12+, MAESTRO_TRACE set) */
+    val state: String? = null,
+    /** why it is off, held or not needed */
+    val reason: String? = null,
+    /** test files waiting to be re-recorded */
+    val pending: Long? = null,
+    val runs: Long? = null,
+    /** traced results stored */
+    val stored: Long? = null,
+)
+
 data class RunStatus(
     val runId: String? = null,
     val root: String? = null,
@@ -398,6 +412,8 @@ data class StatusResult(
     val remote: RemoteStatus? = null,
     /** speculation and telemetry; None without a test service */
     val speculation: SpeculationStatus? = null,
+    /** re-recording of untraced results; None without a test service */
+    val retrace: RetraceStatus? = null,
 )
 
 /** The team model: what the daemon's last fetch did and which model ranks tests. */
