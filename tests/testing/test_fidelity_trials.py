@@ -1,0 +1,99 @@
+"""Divergences from plain pytest found by trying `maestro test` as a new user on real projects
+(marshmallow, sqlparse, packaging), each reduced to a small workspace: real pytest children, real
+LMDB. Every test first asks plain pytest for the truth, then checks that Maestro says the same."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from testing_helpers import Workspace
+
+from maestro.engine import testing
+
+
+def outcomes(summary: testing.Summary) -> dict[str, str]:
+    return {t.node_id: t.outcome for r, _ in summary.results() for t in r.tests}
+
+
+def pytest_says(ws: Workspace, *args: str) -> dict[str, str]:
+    """Plain pytest's outcome per node id, for the whole suite (or `args`)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rA", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    found: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word in ("PASSED", "FAILED", "ERROR", "SKIPPED"):
+            found[rest.split(" - ")[0].strip()] = word.lower()
+    return found
+
+
+REGISTRY = """
+_registry: dict[str, list[type]] = {}
+
+
+def register(cls):
+    _registry.setdefault(cls.__name__, []).append(cls)
+    return cls
+
+
+def lookup(name):
+    found = _registry[name]
+    if len(found) > 1:
+        raise LookupError(f"{len(found)} classes named {name!r}")
+    return found[0]
+"""
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "a test file's import can change what another file's tests see (a class registry, as "
+        "marshmallow's): pytest imports every file before any test runs, Maestro only the files "
+        "it runs, and a file's key covers no other test file"
+    ),
+)
+def test_a_new_file_registering_a_class_at_import_changes_another_files_outcome(
+    ws: Workspace,
+) -> None:
+    # marshmallow: every Schema subclass registers by name at class creation; adding a test
+    # file with a second `FooSerializer` fails tests/test_registry.py::
+    # test_multiple_classes_with_all under pytest, while Maestro served its cached pass.
+    ws.write("pkg/registry.py", REGISTRY)
+    ws.write(
+        "tests/test_lookup.py",
+        """
+        from pkg.registry import lookup, register
+
+
+        @register
+        class Foo:
+            pass
+
+
+        def test_lookup():
+            assert lookup("Foo") is Foo
+        """,
+    )
+    node = "tests/test_lookup.py::test_lookup"
+    assert outcomes(ws.run())[node] == "passed"
+    ws.write(
+        "tests/test_other.py",
+        """
+        from pkg.registry import register
+
+
+        @register
+        class Foo:
+            pass
+
+
+        def test_other():
+            assert Foo.__name__ == "Foo"
+        """,
+    )
+    assert pytest_says(ws)[node] == "failed"  # both files are imported before any test runs
+    assert outcomes(ws.run())[node] == "failed"
