@@ -431,6 +431,10 @@ class BuildGraph:
                     structural = True
             elif is_root_global_input(rel) or exists != (rel in self.all_files):
                 structural = True
+            elif not exists and path.is_dir() != (rel in self.dirs):
+                # a directory came or went: the watcher may report no file in it (one written
+                # before the new directory's watch was set up), so walk the tree again
+                structural = True
         if structural:
             self._relink_all()
             touched.add("*")

@@ -201,3 +201,19 @@ def test_a_listing_keeps_its_names_once_the_graph_knows_the_new_file(
                 "tests/test_cases.py"
             ], rel
         assert known.impacted([Change("cases/a.txt")]) == []  # an edit keeps the names
+
+
+def test_a_new_directory_reported_alone_brings_its_files(make_ws: Make) -> None:
+    """The watcher may report a new directory and not the file written into it right away
+    (before the directory's own watch was set up): the update walks it."""
+    root = make_ws({"tests/test_a.py": "", "pkg/__init__.py": ""})
+    graph = BuildGraph.build(root)
+    (root / "pkg" / "sub").mkdir()
+    (root / "pkg" / "sub" / "mod.py").write_text("X = 1\n")
+    assert graph.update(["pkg/sub"]) == {"*"}
+    assert "pkg/sub/mod.py" in graph.all_files and "pkg/sub/mod.py" in graph.py
+    (root / "pkg" / "sub" / "mod.py").unlink()
+    (root / "pkg" / "sub").rmdir()
+    assert graph.update(["pkg/sub"]) == {"*"}
+    assert "pkg/sub/mod.py" not in graph.all_files
+    assert graph.update(["pkg/sub"]) == set()  # known to be gone: nothing to relink

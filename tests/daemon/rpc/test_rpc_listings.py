@@ -49,13 +49,22 @@ FILES = {
 
 
 async def graph_knows(client: DaemonClient, rel: str) -> None:
-    """Wait until the watcher has folded `rel`'s change into the daemon's graph."""
-    deadline = time.monotonic() + 20
+    """Wait until the watcher has folded `rel`'s change into the daemon's graph: `rel` or a
+    directory it is in was reported (a file written into a new directory right away may be
+    reported as the directory alone)."""
+    deadline = time.monotonic() + 30
+    seen: list[object] = []
     while time.monotonic() < deadline:
-        event = await client.next_event(timeout=max(0.1, deadline - time.monotonic()))
-        if event.event == "graph_changed" and rel in event.payload["paths"]:
+        try:
+            event = await client.next_event(timeout=max(0.1, deadline - time.monotonic()))
+        except TimeoutError:
+            break
+        if event.event == "graph_changed" and any(
+            rel == path or rel.startswith(path + "/") for path in event.payload["paths"]
+        ):
             return
-    pytest.fail(f"the daemon's watcher never reported {rel}")
+        seen.append(event.payload)
+    pytest.fail(f"the daemon's watcher never reported {rel}; it reported {seen}")
 
 
 async def impacted(client: DaemonClient, rel: str) -> list[str]:
