@@ -1067,6 +1067,8 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
             found = {f for f in files if f not in scratch} - {module}
             if not found <= set(known):
                 graph.record_dynamic(module, [*known, *found])
+            elif any(f.startswith(LISTING) for f in found):
+                graph.record_listings(module, known)  # the names it listed this time
 
 
 def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:

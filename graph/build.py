@@ -373,11 +373,11 @@ class BuildGraph:
         # a name that is not UTF-8 is never a node (it would reach cache keys and the wire)
         recorded = sorted({rel for rel in inputs if is_utf8(rel)} - {test})
         self.index.dynamic[test] = recorded
-        self._record_listings(test, recorded)
+        self.record_listings(test, recorded)
         self.index.dirty = True
         replace_recorded(self.links, test, recorded)
 
-    def _record_listings(self, who: str, recorded: list[str]) -> None:
+    def record_listings(self, who: str, recorded: Iterable[str]) -> None:
         """Keep the names of each directory `who` listed, as they are now (the run just ended),
         so that `impacted` can tell a name added or removed since from an edit."""
         seen: dict[str, str] = {}

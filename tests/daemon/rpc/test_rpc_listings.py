@@ -110,3 +110,30 @@ def test_a_name_added_or_removed_impacts_the_listers_once_the_graph_knows_it(
             await client.close()
 
     asyncio.run(main())
+
+
+def test_once_the_listers_ran_again_the_new_name_is_no_change(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The names a conftest's listing saw are renewed by every run that imports it, not only
+    by one that finds it reading something new: otherwise the first name added would impact
+    its listers for ever."""
+    env = daemon_env
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(env.base / "cache"))
+    env.write_old(FILES)
+    started(env)
+    params = wire.RunTestsParams(env=dict(os.environ))
+    with SyncDaemonClient(env.root, start=False) as sync:
+        assert sync.stream(wire.RUN_TESTS, params, lambda e: None, timeout=120).passed == 3
+        (env.root / "data/cases/c.txt").write_text("c")
+        again = sync.stream(wire.RUN_TESTS, params, lambda e: None, timeout=120)
+        assert again.passed == 4 and again.ran_files == 2
+        paths = wire.ImpactedParams(paths=["data/cases/c.txt"])
+        assert targets(sync.call(wire.IMPACTED, paths)) == []
+        (env.root / "data/cases/b.txt").unlink()
+        assert targets(sync.call(wire.IMPACTED, paths)) == []
+        gone = wire.ImpactedParams(paths=["data/cases/b.txt"])
+        assert targets(sync.call(wire.IMPACTED, gone)) == [
+            "tests/test_cases.py",
+            "tests/test_other.py",
+        ]
