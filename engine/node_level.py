@@ -155,14 +155,13 @@ def node_reasons(
                 hit.setdefault(index, f"executed {_changed_function(name, qualname, delta)}")
         for qualname in gone & {*before.memoised, *after.memoised}:
             memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta)
+    readers = _Readers(graph, fps, by_path, old_inputs, new_inputs, hit)
     if whole is None and memoised:
-        whole = _memo_readers(graph, fps, by_path, old_inputs, new_inputs, memoised, hit)
+        whole = _memo_readers(readers, memoised)
     if whole is None and constants:
-        whole = _constant_readers(
-            graph, fps, by_path, old_inputs, new_inputs, constants, constant_files, removed, hit
-        )
+        whole = _constant_readers(readers, constants, constant_files, removed)
     if whole is None and attributes:
-        whole = _attribute_readers(graph, fps, by_path, old_inputs, new_inputs, attributes, hit)
+        whole = _attribute_readers(readers, attributes)
     if whole is None:
         # the line records are of the versions in the result's own inputs
         versions = {p: v for p, v in versions.items() if previous.inputs.get(p) == old_inputs[p]}
@@ -324,95 +323,109 @@ def _changed_function(path: str, qualname: str, delta: FingerprintDiff) -> str:
     return f"{dotted(path, qualname)}, changed at {path}:{delta.lines[qualname]}"
 
 
-def _memo_readers(
-    graph: BuildGraph,
-    fps: FingerprintStore,
-    by_path: Mapping[str, list[tuple[int, str]]],
-    old_inputs: Mapping[str, str],
-    new_inputs: Mapping[str, str],
-    memoised: Mapping[str, str],
-    hit: dict[int, str],
-    *,
-    constants: bool = False,
-) -> str | None:
-    """Marks in `hit` every recorded function whose code (as the tests executed it) names a
-    changed memoised function: a test may have been served from the cache without executing
-    it. Returns a reason for every node instead when module-level code names one (it may hand
-    the function to anyone) or a file's previous fingerprints are unknown.
-
-    ``constants``: the names are module-level names whose inert assignment changed. Only code
-    that reads them sees the change: the functions that name them, or every importer when
-    module-level code reads one (``from m import X``, ``Y = X + 1``, a class body) or when any
-    input can reach names without naming them (``globals()``, ``import *``...)."""
-    names = set(memoised)
-    kind = "the changed" if constants else "the memoised"
-    all_paths = by_path if not constants else {**{p: [] for p in old_inputs}, **by_path}
-    for path, entries in all_paths.items():
-        if not path.endswith(".py") or os.path.isabs(path) or not is_file_input(path):
-            continue
-        digest = old_inputs.get(path)
-        if digest is None:
-            continue  # not an input of this test file: none of its tests ran it
-        before = fps.get(digest) if digest != ABSENT else None
-        if before is None and digest != ABSENT and digest == new_inputs.get(path):
-            before = fps.of_file(graph.root / path, digest)
-        if constants and digest == ABSENT:
-            continue  # did not exist when the tests ran: none of them read it
-        if before is None or before.parse_error:
-            changed = next(iter(memoised.values()))
-            if constants:
-                return f"{changed} and the code of {path} is unknown"
-            return f"a memoised function changed ({changed}) and the code of {path} is unknown"
-        if constants and before.escapes:
-            changed = next(iter(memoised.values()))
-            return f"{changed}, and {path} may read names it does not spell out"
-        module_names = before.module_loads if constants else before.module_refs
-        if found := names.intersection(module_names):
-            module = dotted(path, "<module>")
-            memo = memoised[min(found)]
-            return f"imports {module}, whose module-level code names {kind} {memo}"
-        for index, qualname in entries:
-            if index in hit or qualname not in before.functions:
-                continue  # module-level code and class bodies: `module_refs` covered them
-            if found := names.intersection(before.refs.get(qualname, names)):  # (unknown: hit)
-                name = min(found)
-                verb = "reads" if constants else "calls"
-                where = f"{kind} {memoised[name]}"
-                hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
-    return None
-
-
 _UNKNOWN = FileFingerprints(module="<unknown>", parse_error=True)
 
 
-def _previous(
-    graph: BuildGraph,
-    fps: FingerprintStore,
-    path: str,
-    old_inputs: Mapping[str, str],
-    new_inputs: Mapping[str, str],
-) -> FileFingerprints | None:
-    """The fingerprints of `path` as the tests ran it; None if it was no input then (or did
-    not exist), `_UNKNOWN` if they cannot be had."""
-    digest = old_inputs.get(path)
-    if digest is None or digest == ABSENT:
-        return None
-    before = fps.get(digest)
-    if before is None and digest == new_inputs.get(path):
-        before = fps.of_file(graph.root / path, digest)
-    return _UNKNOWN if before is None else before
+@dataclass(frozen=True)
+class _Readers:
+    """What the walks over the recorded readers of changed names share: the recorded functions
+    by file (`by_path`), both versions of the inputs, and `hit` (function index -> reason),
+    which they mark."""
+
+    graph: BuildGraph
+    fps: FingerprintStore
+    by_path: Mapping[str, list[tuple[int, str]]]
+    old_inputs: Mapping[str, str]
+    new_inputs: Mapping[str, str]
+    hit: dict[int, str]
+
+    def previous(self, path: str) -> FileFingerprints | None:
+        """The fingerprints of `path` as the tests ran it; None if it was no input then (or did
+        not exist), `_UNKNOWN` if they cannot be had."""
+        digest = self.old_inputs.get(path)
+        if digest is None or digest == ABSENT:
+            return None
+        before = self.fps.get(digest)
+        if before is None and digest == self.new_inputs.get(path):
+            before = self.fps.of_file(self.graph.root / path, digest)
+        return _UNKNOWN if before is None else before
+
+    def python_inputs(
+        self,
+        paths: Iterable[str],
+        names: Mapping[str, str],
+        module_names: Callable[[FileFingerprints], Collection[str]],
+        verb: str,
+    ) -> dict[str, FileFingerprints] | str:
+        """The fingerprints, as the tests ran them, of those of `paths` that are the workspace's
+        Python inputs and existed then. A reason to re-run every node instead when the code of
+        one is unknown, or when its module-level code (`module_names` of its fingerprints)
+        names one of the changed `names` (name -> where it changed): ``imports m, whose
+        module-level code <verb> <where>``."""
+        first = next(iter(names.values()))
+        known: dict[str, FileFingerprints] = {}
+        for path in paths:
+            if not _workspace_python(path):
+                continue
+            before = self.previous(path)
+            if before is None:
+                continue  # did not exist when the tests ran: none of them read it
+            if before is _UNKNOWN or before.parse_error:
+                return f"{first} and the code of {path} is unknown"
+            if found := names.keys() & set(module_names(before)):
+                module = dotted(path, "<module>")
+                return f"imports {module}, whose module-level code {verb} {names[min(found)]}"
+            known[path] = before
+        return known
+
+    def unmarked(
+        self, known: Mapping[str, FileFingerprints]
+    ) -> Iterator[tuple[int, str, str, FileFingerprints]]:
+        """(index, file, qualname, its file's fingerprints) of each recorded function not marked
+        yet that the version the tests ran defines; module-level code and class bodies are
+        left to the callers' module-level checks."""
+        for path, entries in self.by_path.items():
+            if (recorded := known.get(path)) is None:
+                continue  # not an input of this test file: none of its tests ran it
+            for index, qualname in entries:
+                if index not in self.hit and qualname in recorded.functions:
+                    yield index, path, qualname, recorded
+
+    def mark_naming(
+        self, known: Mapping[str, FileFingerprints], names: Mapping[str, str], verb: str
+    ) -> None:
+        """Marks each recorded function whose code names one of `names` (name -> where it
+        changed), or whose names are unknown: ``executed f, which <verb> <where>``."""
+        for index, path, qualname, recorded in self.unmarked(known):
+            if found := names.keys() & recorded.refs.get(qualname, names.keys()):
+                where = names[min(found)]
+                self.hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
+
+
+def _workspace_python(path: str) -> bool:
+    return path.endswith(".py") and not os.path.isabs(path) and is_file_input(path)
+
+
+def _memo_readers(readers: _Readers, memoised: Mapping[str, str]) -> str | None:
+    """Marks in `hit` every recorded function whose code (as the tests executed it) names a
+    changed memoised function: a test may have been served from the cache without executing
+    it. Returns a reason for every node instead when module-level code names one (it may hand
+    the function to anyone) or a file's previous fingerprints are unknown."""
+    for path in readers.by_path:  # recorded as run, yet absent then: unknown
+        if readers.old_inputs.get(path) == ABSENT and _workspace_python(path):
+            changed = next(iter(memoised.values()))
+            return f"a memoised function changed ({changed}) and the code of {path} is unknown"
+    known = readers.python_inputs(
+        readers.by_path, memoised, lambda f: f.module_refs, "names the memoised"
+    )
+    if isinstance(known, str):
+        return known
+    readers.mark_naming(known, memoised, "calls the memoised")
+    return None
 
 
 def _constant_readers(
-    graph: BuildGraph,
-    fps: FingerprintStore,
-    by_path: Mapping[str, list[tuple[int, str]]],
-    old_inputs: Mapping[str, str],
-    new_inputs: Mapping[str, str],
-    constants: Mapping[str, str],
-    files: set[str],
-    removed: set[str],
-    hit: dict[int, str],
+    readers: _Readers, constants: Mapping[str, str], files: set[str], removed: set[str]
 ) -> str | None:
     """Marks in `hit` every recorded function whose code names a module-level name whose inert
     assignment changed (`constants`, in `files`); only code that reads a name sees its value.
@@ -425,14 +438,13 @@ def _constant_readers(
     ``sys.modules[...]``, ... (`escapes`), a holder's own names (``globals()``, a module
     ``__getattr__``), and a star import of a holder. A removed name that a holder's ``from m
     import X`` reads makes that import raise."""
-    names = set(constants)
     first = next(iter(constants.values()))
-    known = _python_inputs(graph, fps, old_inputs, new_inputs, first)
+    known = readers.python_inputs(
+        readers.old_inputs, constants, lambda f: f.module_loads, "names the changed"
+    )
     if isinstance(known, str):
         return known
-    for path, before in known.items():
-        if before.escapes:
-            return f"{first}, and {path} may read names it does not spell out"
+    graph = readers.graph
     holders = set(files)
     grew = True
     while grew:
@@ -442,64 +454,23 @@ def _constant_readers(
                 continue
             for entry in fp.imports_from:
                 module, _, name = entry.rpartition(":")
-                if name in names and _may_name(graph, path, module, holders):
+                if name in constants and _may_name(graph, path, module, holders):
                     if name in removed:
                         return f"{path} imports {name} from {module}: {constants[name]} (removed)"
                     holders.add(path)
                     grew = True
                     break
     for path, fp in known.items():
-        if fp.own_escapes and path in holders:
+        if fp.escapes or (fp.own_escapes and path in holders):
             return f"{first}, and {path} may read names it does not spell out"
         for star in fp.stars:
             if _may_name(graph, path, star, holders):
                 return f"{first}, and {path} star-imports {star}"
-        if found := names.intersection(fp.module_loads):
-            module, changed = dotted(path, "<module>"), constants[min(found)]
-            return f"imports {module}, whose module-level code names the changed {changed}"
-    for path, entries in by_path.items():
-        if (recorded := known.get(path)) is None:
-            continue  # not an input of this test file: none of its tests ran it
-        for index, qualname in entries:
-            if index in hit or qualname not in recorded.functions:
-                continue  # module-level code and class bodies: `module_loads` covered them
-            if found := names.intersection(recorded.refs.get(qualname, names)):  # (unknown: hit)
-                where = f"the changed {constants[min(found)]}"
-                hit[index] = f"executed {dotted(path, qualname)}, which reads {where}"
+    readers.mark_naming(known, constants, "reads the changed")
     return None
 
 
-def _python_inputs(
-    graph: BuildGraph,
-    fps: FingerprintStore,
-    old_inputs: Mapping[str, str],
-    new_inputs: Mapping[str, str],
-    first: str,
-) -> dict[str, FileFingerprints] | str:
-    """The fingerprints, as the tests ran them, of the workspace's Python inputs that existed
-    then; a reason to re-run every node instead when the code of one is unknown."""
-    known: dict[str, FileFingerprints] = {}
-    for path in old_inputs:
-        if not path.endswith(".py") or os.path.isabs(path) or not is_file_input(path):
-            continue
-        before = _previous(graph, fps, path, old_inputs, new_inputs)
-        if before is None:
-            continue  # did not exist when the tests ran: none of them read it
-        if before is _UNKNOWN or before.parse_error:
-            return f"{first} and the code of {path} is unknown"
-        known[path] = before
-    return known
-
-
-def _attribute_readers(
-    graph: BuildGraph,
-    fps: FingerprintStore,
-    by_path: Mapping[str, list[tuple[int, str]]],
-    old_inputs: Mapping[str, str],
-    new_inputs: Mapping[str, str],
-    attributes: Mapping[str, str],
-    hit: dict[int, str],
-) -> str | None:
+def _attribute_readers(readers: _Readers, attributes: Mapping[str, str]) -> str | None:
     """Marks in `hit` every recorded function whose code reads a private class attribute whose
     inert value changed (`attributes`: bare name -> where): by name (``self._x``, ``C._x``,
     ``getattr(o, "_x")``) or without spelling it (``getattr`` with a computed name that may be
@@ -515,41 +486,35 @@ def _attribute_readers(
     the workspace does not spell private names."""
     names = set(attributes)
     first = next(iter(attributes.values()))
-    known = _python_inputs(graph, fps, old_inputs, new_inputs, first)
+    known = readers.python_inputs(
+        readers.old_inputs, attributes, lambda f: f.module_loads, "reads the changed"
+    )
     if isinstance(known, str):
         return known
     for path, before in known.items():
-        if found := names.intersection(before.module_loads):
-            module, changed = dotted(path, "<module>"), attributes[min(found)]
-            return f"imports {module}, whose module-level code reads the changed {changed}"
         if _generic_reads(before.dynamic.get("<module>", ()), names):
             module = dotted(path, "<module>")
             return f"{first}, and module-level code of {module} reads attributes it does not name"
         if found := names.intersection(before.private_strings):
             return f"{first}, and {path} spells {min(found)} in a string"
     cached: dict[str, str] = {}
-    for path, entries in by_path.items():
-        if (recorded := known.get(path)) is None:
-            continue  # not an input of this test file: none of its tests ran it
-        for index, qualname in entries:
-            if index in hit or qualname not in recorded.functions:
-                continue
-            refs = recorded.refs.get(qualname)
-            if refs is None:
-                why = f"may read the changed {first}"
-            elif found := names.intersection(refs):
-                why = f"reads the changed {attributes[min(found)]}"
-            elif _generic_reads(recorded.dynamic.get(qualname, ()), names):
-                why = f"may read the changed {first} by a computed name"
-            else:
-                continue
-            hit[index] = f"executed {dotted(path, qualname)}, which {why}"
-            if qualname in recorded.cached:
-                if qualname not in recorded.memoised:
-                    return f"{hit[index]}, and keeps its results across calls"
-                cached[qualname.rpartition(".")[2]] = f"{dotted(path, qualname)} ({why})"
+    for index, path, qualname, recorded in readers.unmarked(known):
+        refs = recorded.refs.get(qualname)
+        if refs is None:
+            why = f"may read the changed {first}"
+        elif found := names.intersection(refs):
+            why = f"reads the changed {attributes[min(found)]}"
+        elif _generic_reads(recorded.dynamic.get(qualname, ()), names):
+            why = f"may read the changed {first} by a computed name"
+        else:
+            continue
+        readers.hit[index] = f"executed {dotted(path, qualname)}, which {why}"
+        if qualname in recorded.cached:
+            if qualname not in recorded.memoised:
+                return f"{readers.hit[index]}, and keeps its results across calls"
+            cached[qualname.rpartition(".")[2]] = f"{dotted(path, qualname)} ({why})"
     if cached:
-        return _memo_readers(graph, fps, by_path, old_inputs, new_inputs, cached, hit)
+        return _memo_readers(readers, cached)
     return None
 
 
