@@ -9,7 +9,8 @@ cannot judge per node returns None and the file runs as a whole (see engine/test
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from maestro.cache.action import ActionResult, TestOutcome, TraceRecord
