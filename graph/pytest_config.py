@@ -36,6 +36,9 @@ class PytestConfig:
     python_files: tuple[str, ...] = DEFAULT_PYTHON_FILES
     norecursedirs: tuple[str, ...] = DEFAULT_NORECURSE
     pythonpath: list[str] = field(default_factory=list)
+    # `--doctest-modules` in addopts: pytest collects every module (but setup.py, __main__.py
+    # and conftest.py, whose doctests pytest imports differently) as doctests too
+    doctest_modules: bool = False
     diagnostics: list[tuple[str, str]] = field(default_factory=list)
 
     def matcher(self) -> Callable[[str], bool]:
@@ -51,6 +54,7 @@ class PytestConfig:
             directory, _, name = rel.rpartition("/")
             if not name.endswith(".py") or name == "conftest.py":
                 return False
+            doctests = self.doctest_modules and name not in ("setup.py", "__main__.py")
             ok = dir_ok.get(directory)
             if ok is None:
                 ok = not any(norecurse(part) for part in directory.split("/") if part)
@@ -61,7 +65,7 @@ class PytestConfig:
                 any(rel == tp or rel.startswith(tp + "/") for tp in testpaths) or tp_globs(rel)
             ):
                 return False
-            return names(name) or paths(rel)
+            return doctests or names(name) or paths(rel)
 
         return is_test_file
 
@@ -82,6 +86,15 @@ def _as_list(value: object) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value]
     return []
+
+
+def _doctest_modules(addopts: list[str]) -> bool:
+    """Whether pytest, given `addopts`, collects modules' doctests."""
+    disabled = any(
+        a == "-pno:doctest" or (a == "-p" and addopts[i + 1 : i + 2] == ["no:doctest"])
+        for i, a in enumerate(addopts)
+    )
+    return "--doctest-modules" in addopts and not disabled
 
 
 def load_pytest_config(root: Path) -> PytestConfig:
@@ -127,5 +140,7 @@ def load_pytest_config(root: Path) -> PytestConfig:
             cfg.norecursedirs = tuple(_as_list(options["norecursedirs"]))
         if "pythonpath" in options:
             cfg.pythonpath = [p.strip("/") or "." for p in _as_list(options["pythonpath"])]
+        if "addopts" in options:
+            cfg.doctest_modules = _doctest_modules(_as_list(options["addopts"]))
         return cfg
     return PytestConfig()

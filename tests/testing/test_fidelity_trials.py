@@ -97,3 +97,57 @@ def test_a_new_file_registering_a_class_at_import_changes_another_files_outcome(
     )
     assert pytest_says(ws)[node] == "failed"  # both files are imported before any test runs
     assert outcomes(ws.run())[node] == "failed"
+
+
+DOCTEST_PYPROJECT = """
+[project]
+name = "demo"
+version = "0"
+
+[tool.pytest.ini_options]
+testpaths = ["pkg", "tests"]
+addopts = ["--doctest-modules"]
+"""
+
+
+def test_doctest_modules_in_addopts_are_run_as_pytest_runs_them(ws: Workspace) -> None:
+    # jaraco's project skeleton (zipp, inflect, jaraco.*) and many others put
+    # --doctest-modules in addopts: pytest then collects every module's doctests; Maestro
+    # collected only test_*.py files, so a broken docstring example was never run.
+    ws.write("pyproject.toml", DOCTEST_PYPROJECT)
+    ws.write(
+        "pkg/a.py",
+        '''
+        def add(a, b):
+            """
+            >>> add(1, 2)
+            3
+            """
+            return a + b
+        ''',
+    )
+    node = "pkg/a.py::pkg.a.add"
+    truth = pytest_says(ws)
+    assert truth[node] == "passed"
+    first = outcomes(ws.run())
+    assert {n: first.get(n) for n in truth} == truth
+    assert outcomes(ws.run())[node] == "passed"  # served from the cache
+    ws.edit("pkg/a.py", "return a + b", "return a - b")
+    truth = pytest_says(ws)
+    assert truth[node] == "failed"
+    after = outcomes(ws.run())
+    assert {n: after.get(n) for n in truth} == truth
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "text files pytest collects as doctests (test*.txt by default, --doctest-glob) are no "
+        "test targets: the graph's test files are Python files only"
+    ),
+)
+def test_a_text_file_doctest_is_run_as_pytest_runs_it(ws: Workspace) -> None:
+    ws.write("tests/test_usage.txt", ">>> from pkg.a import add\n>>> add(2, 2)\n4\n")
+    node = "tests/test_usage.txt::test_usage.txt"
+    assert pytest_says(ws)[node] == "passed"
+    assert outcomes(ws.run()).get(node) == "passed"
