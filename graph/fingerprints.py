@@ -600,11 +600,13 @@ def _name_prefix(node: ast.expr) -> str:
     return ""
 
 
-def _generic(nodes: list[ast.AST]) -> set[str]:
+def _generic(nodes: list[ast.AST], *, local: bool = False) -> set[str]:
     """How `nodes` read attributes without spelling them (see ``FileFingerprints.dynamic``),
-    nested ``def`` bodies excluded as in `_names`."""
+    nested ``def`` bodies excluded as in `_names`. ``local``: `nodes` are a function's, whose
+    loops over literal strings give their names only those strings (`_loop_literals`)."""
     found: set[str] = set()
     literal: set[int] = set()  # getattr(x, "name"): a read by name (`_names` has it)
+    spelled_by_loop = _loop_literals(nodes) if local else set()
     stack = list(nodes)
     while stack:
         node = stack.pop()
@@ -614,6 +616,8 @@ def _generic(nodes: list[ast.AST]) -> set[str]:
                 name = node.args[1] if len(node.args) >= 2 else None
                 if name is None or isinstance(name, ast.Starred):
                     found.add("*")
+                elif id(name) in spelled_by_loop:
+                    pass  # one of the loop's strings: a private one is in `private_strings`
                 elif not (isinstance(name, ast.Constant) and isinstance(name.value, str)):
                     prefix = _name_prefix(name)
                     found.add(f"^{prefix}" if prefix else "*")
@@ -625,6 +629,73 @@ def _generic(nodes: list[ast.AST]) -> set[str]:
                 found.add("*")
         stack.extend(_outside_body(node))
     return found
+
+
+def _loop_literals(nodes: list[ast.AST]) -> set[int]:
+    """The ids of the names, in a function's code, that can hold nothing but one of the string
+    constants a loop over a literal collection gives them (``for a in ("x", "y"):
+    getattr(o, a)``, ``(getattr(o, a) for a in ["x"])``): read inside such a loop, bound
+    nowhere else in the function (nested scopes included; a ``for`` statement's variable may be
+    the variable of other such ``for`` statements) and declared neither ``global`` nor
+    ``nonlocal``. A computed ``getattr`` with such a name reads only names spelled in a string
+    of this file, which `private_strings` lists."""
+    binds: dict[str, int] = {}
+    declared: set[str] = set()
+    loops: list[tuple[str, list[ast.AST]]] = []  # loop variable -> the code that sees its values
+    statements: dict[str, int] = {}  # variable -> the `for` statements over literals binding it
+    for top in nodes:
+        for node in ast.walk(top):
+            for name in _bound_names(node):
+                binds[name] = binds.get(name, 0) + 1
+            if isinstance(node, ast.Global | ast.Nonlocal):
+                declared.update(node.names)
+            elif isinstance(node, ast.For | ast.AsyncFor) and _literal_strings(node.iter):
+                if isinstance(node.target, ast.Name):
+                    loops.append((node.target.id, list(node.body)))
+                    statements[node.target.id] = statements.get(node.target.id, 0) + 1
+            elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+                inner: list[ast.AST] = (
+                    [node.key, node.value] if isinstance(node, ast.DictComp) else [node.elt]
+                )
+                inner += [test for gen in node.generators for test in gen.ifs]
+                for gen in node.generators:
+                    if isinstance(gen.target, ast.Name) and _literal_strings(gen.iter):
+                        loops.append((gen.target.id, inner))
+    found: set[int] = set()
+    for name, body in loops:
+        if binds.get(name) not in (1, statements.get(name)) or name in declared:
+            continue
+        for top in body:
+            found.update(
+                id(n)
+                for n in ast.walk(top)
+                if isinstance(n, ast.Name) and n.id == name and isinstance(n.ctx, ast.Load)
+            )
+    return found
+
+
+def _bound_names(node: ast.AST) -> list[str]:
+    """The names `node` binds (or deletes) in its scope."""
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+        return [node.id]
+    if isinstance(node, ast.alias):
+        return [(node.asname or node.name).partition(".")[0]]
+    if isinstance(node, ast.arg):
+        return [node.arg]
+    if isinstance(node, _Def | ast.ClassDef):
+        return [node.name]
+    if isinstance(node, ast.ExceptHandler | ast.MatchAs | ast.MatchStar) and node.name:
+        return [node.name]
+    if isinstance(node, ast.MatchMapping) and node.rest:
+        return [node.rest]
+    return []
+
+
+def _literal_strings(node: ast.expr) -> bool:
+    """Is `node` a tuple, list or set display of string constants only?"""
+    return isinstance(node, ast.Tuple | ast.List | ast.Set) and all(
+        isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts
+    )
 
 
 def _private_strings(tree: ast.AST) -> set[str]:
@@ -1004,7 +1075,7 @@ class _Splitter:
         if node.returns is not None:
             header.append(node.returns)
         self.refs.setdefault(qualname, set()).update(_names([*header, *node.body]))
-        if generic := _generic([*header, *node.body]):
+        if generic := _generic([*header, *node.body], local=True):
             self.dynamic.setdefault(qualname, set()).update(generic)
         return own
 

@@ -180,3 +180,96 @@ def test_a_class_attribute_that_may_be_read_unseen_reruns_every_importer(
     ws.edit("pkg/table.py", *edit)
     ran = ran_nodes(ws.run())
     assert [n for n in ran if "test_table" in n] == table_nodes
+
+
+LOOPS = """\
+class _Delta(object):
+    _names = ("x",)
+    hour = 1
+    minute = 2
+
+    def names(self):
+        return self._names
+
+    def fields(self):
+        out = []
+        for attr in ["hour", "minute"]:
+            out.append(getattr(self, attr))
+        for attr in ("minute",):
+            out.append(getattr(self, attr))
+        return out
+
+    def counted(self):
+        return sum(getattr(self, a) is not None for a in ("hour", "minute"))
+
+
+DELTA = _Delta()
+"""
+LOOP_TESTS = """\
+from pkg.delta import DELTA
+
+
+def test_names():
+    assert DELTA.names() == ("x",)
+
+
+def test_fields():
+    assert DELTA.fields()[0] in (1, ("x",))
+
+
+def test_counted():
+    assert DELTA.counted() == 2
+"""
+NAMES = ('_names = ("x",)', '_names = ("y",)')
+LOOP = 'for attr in ["hour", "minute"]:'
+
+
+def _loop_workspace(ws: Workspace, delta: str) -> list[str]:
+    ws.write("pkg/delta.py", delta)
+    ws.write("tests/test_delta.py", LOOP_TESTS)
+    return [n for n in ran_nodes(ws.run()) if "test_delta" in n]
+
+
+def test_a_computed_name_from_a_loop_over_literal_strings_reads_only_those(
+    ws: Workspace,
+) -> None:
+    """``for attr in ["hour", "minute"]: getattr(self, attr)`` (python-dateutil's
+    ``relativedelta.__add__``; ``__repr__`` has two such loops over one variable) reads no
+    private attribute that no string spells: a change to ``_names`` re-runs only the test that
+    reads it by name."""
+    assert len(_loop_workspace(ws, LOOPS)) == 3
+    ws.edit("pkg/delta.py", *NAMES)
+    summary = ws.run()
+    assert ran_nodes(summary) == ["tests/test_delta.py::test_names"]
+    assert (summary.exit_code, summary.failed) == (1, 1)
+
+
+@pytest.mark.parametrize(
+    ("delta", "fails"),
+    [
+        # the loop spells the private name: every importer (`private_strings`)
+        (LOOPS.replace(LOOP, 'for attr in ["_names", "minute"]:'), True),
+        # the loop variable is rebound: any name
+        (
+            LOOPS.replace(LOOP, 'for attr in ["names"]:').replace(
+                "out.append(getattr(self, attr))",
+                'attr = "_" + attr\n            out.append(getattr(self, attr))',
+                1,
+            ),
+            True,
+        ),
+        # a parameter of the same name: the loop is not all that binds it
+        (LOOPS.replace("def fields(self):", "def fields(self, attr=None):"), False),
+        # not a literal collection (the other loop over the same variable is)
+        (LOOPS.replace(LOOP, 'for attr in list(["hour", "minute"]):'), False),
+    ],
+    ids=["spelled", "rebound", "parameter", "computed"],
+)
+def test_a_loop_that_may_read_the_changed_attribute_still_reruns(
+    ws: Workspace, delta: str, fails: bool
+) -> None:
+    assert len(_loop_workspace(ws, delta)) == 3
+    ws.edit("pkg/delta.py", *NAMES)
+    summary = ws.run()
+    assert "tests/test_delta.py::test_fields" in ran_nodes(summary)
+    assert summary.failed == (2 if fails else 1)  # test_names and, reading `_names`, test_fields
