@@ -215,11 +215,15 @@ def _listings_changed(
     listed: Mapping[str, Mapping[str, str]],
     listings: Mapping[str, frozenset[str]],
 ) -> Iterator[str]:
-    """The recorded listings (``dir:<path>``) a change adds a name to or removes one from: its
-    own directory's, and its ancestors' when a directory came or went with it. Each is judged
-    against the names its listers saw when they were recorded, not against the graph, which
-    knows a new file as soon as the watcher does (an added file is then an edit to it). A
-    listing recorded without its names falls back to the change's status."""
+    """The recorded listings (``dir:<path>``) a change adds a name to or removes one from.
+
+    A change that says it added or deleted its file (git's status against a base, a path gone
+    from the disk) changes its directory's listing. One that says "modified" (any existing
+    path given by name, an editor's buffer) is judged against the names the listers saw when
+    they were recorded, not against the graph, which knows a new file as soon as the daemon's
+    watcher does: a name they did not see was added since. The directories above it are
+    judged the same way (a new directory is a name in its parent's listing). A listing
+    recorded without its names falls back to whether the graph knows the file."""
     rel = change.path
     child = rel
     parent = posixpath.dirname(rel)
@@ -230,24 +234,42 @@ def _listings_changed(
         name = posixpath.basename(child)
         if listers and listed_name(name):
             if child == rel and change.status != "modified":
-                present = change.status == "added"
-            else:
-                present = os.path.lexists(root / child)
-            views: set[str] = set()
-            unknown = False
-            for lister in listers:
-                digest = listed.get(lister, {}).get(directory)
-                if digest is None or digest not in listings:
-                    unknown = True
-                else:
-                    views.add(digest)
-            if any((name in listings[digest]) != present for digest in views):
+                yield listing  # a name came or went
+            elif _seen_otherwise(
+                root / child, name, listers, directory, listed, listings,
+                unknown=child == rel and rel not in all_files,
+            ):  # fmt: skip
                 yield listing
-            elif unknown and child == rel and (change.status != "modified" or rel not in all_files):
-                yield listing  # recorded before names were kept: a name came or went
         if not parent:
             return
         child, parent = parent, posixpath.dirname(parent)
+
+
+def _seen_otherwise(
+    path: Path,
+    name: str,
+    listers: set[str],
+    directory: str,
+    listed: Mapping[str, Mapping[str, str]],
+    listings: Mapping[str, frozenset[str]],
+    *,
+    unknown: bool,
+) -> bool:
+    """Did a lister of `directory` see `name` there when it was not, or the other way round?
+    `unknown` answers for a lister recorded without the names."""
+    present: bool | None = None
+    fallback = False
+    for lister in listers:
+        digest = listed.get(lister, {}).get(directory)
+        names = listings.get(digest) if digest is not None else None
+        if names is None:
+            fallback = unknown
+            continue
+        if present is None:
+            present = os.path.lexists(path)
+        if (name in names) != present:
+            return True
+    return fallback
 
 
 def impacted(links: Links, declared: Iterable[str], changed: Mapping[str, str]) -> list[Impact]:

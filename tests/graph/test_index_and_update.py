@@ -217,3 +217,18 @@ def test_a_new_directory_reported_alone_brings_its_files(make_ws: Make) -> None:
     assert graph.update(["pkg/sub"]) == {"*"}
     assert "pkg/sub/mod.py" not in graph.all_files
     assert graph.update(["pkg/sub"]) == set()  # known to be gone: nothing to relink
+
+
+def test_a_name_git_says_was_added_impacts_its_listers_even_once_they_saw_it(
+    make_ws: Make,
+) -> None:
+    """`impacted --since BASE` asks about the change from BASE, not from the last run: a case
+    file the branch added changes the listing though the listers already ran with it."""
+    root = make_ws({"tests/test_cases.py": "", "cases/a.txt": "1", "cases/new.txt": "2"})
+    graph = BuildGraph.build(root)
+    graph.record_dynamic("tests/test_cases.py", ["dir:cases"])
+    assert graph.impacted([Change("cases/new.txt")]) == []  # an edit: the names it saw
+    for status in ("added", "deleted"):
+        assert [i.target for i in graph.impacted([Change("cases/new.txt", status)])] == [
+            "tests/test_cases.py"
+        ]
