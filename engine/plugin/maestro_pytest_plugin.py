@@ -163,7 +163,12 @@ _module_reads: set[tuple[str, str]] = set()
 # Is this file workspace code? Set by the recorder once the rootdir is known; code object ->
 # its file, or None (memoised: the audit hook walks frames on every read).
 _is_workspace: Callable[[str], bool] | None = None
-_workspace_code: dict[Any, str | None] = {}
+_workspace_code: dict[int, str | None] = {}
+# Every code object the recorder has met, by id. Code objects compare equal across files (same
+# name, first line, bytecode and constants: a vendored copy of an installed module), so every
+# set and memo of them is keyed by id; holding them here keeps an id from being reused. (Hashing
+# a code object also costs more than hashing its id.)
+_CODES: dict[int, Any] = {}
 # Does a record name this code object (workspace code, or code outside the workspace that no
 # interpreter key covers)? Set by the recorder with the rootdir; the 3.12 tracer asks it once
 # per code object.
@@ -179,10 +184,12 @@ def _reading_module() -> str | None:
     while frame is not None:
         code = frame.f_code
         if check is not None:
+            key = id(code)
             try:
-                found = known[code]
+                found = known[key]
             except KeyError:
-                found = known[code] = code.co_filename if check(code.co_filename) else None
+                _CODES[key] = code
+                found = known[key] = code.co_filename if check(code.co_filename) else None
             if found is not None:
                 return found
         elif code.co_name == "<module>":
@@ -328,7 +335,7 @@ class _Imports:
             bootstrap._load_unlocked = original
         self._original = None
 
-    def enter(self, spec: Any) -> set[Any] | None:
+    def enter(self, spec: Any) -> set[int] | None:
         """The window the caller had (the import's own starts), or None: not traced apart."""
         try:
             window = _active
@@ -352,7 +359,7 @@ class _Imports:
         except Exception:  # never break an import
             return None
 
-    def leave(self, outer: set[Any]) -> None:
+    def leave(self, outer: set[int]) -> None:
         with contextlib.suppress(Exception):
             if self.loading:
                 self.loading.pop()
@@ -387,17 +394,20 @@ def _in_test() -> bool:
     return not (_IMPORTS is not None and _IMPORTS.loading)
 
 
-# The set the 3.11 profile function adds to: swapped (rebound) at every window change.
-_seen: set[Any] = set()
+# What the Python profile function saw (code objects by id), folded into the window at every
+# window change (3.11: other threads, or every thread with MAESTRO_TRACE=profile).
+_seen: dict[int, Any] = {}
 
 
 def _profile(frame: Any, event: str, arg: Any) -> None:
     if event == "call":
-        _seen.add(frame.f_code)
+        code = frame.f_code
+        _seen[id(code)] = code
 
 
 class _Tracer:
-    """Code objects executed per window; `swap` starts a new window and returns the old one."""
+    """Code objects executed per window (their ids: see `_CODES`); `swap` starts a new window and
+    returns the old one."""
 
     def __init__(self, mode: str) -> None:
         # lsprof+lines: 3.11's cProfile record plus a ``sys.settrace`` line record (below)
@@ -405,25 +415,26 @@ class _Tracer:
         self.mode = "lsprof" if self.trace_lines else mode
         self._tool: int | None = None
         self._calls: int | None = None  # monitoring: the tool of the per-window events
-        self._armed: set[Any] = set()  # code objects with per-window events
+        self._armed: set[int] = set()  # code objects with per-window events
         self._prof: cProfile.Profile | None = None
-        self.current: set[Any] = set()
+        self.current: set[int] = set()
         # monitoring: the lines each recorded function first started outside a test has run
         # outside the tests, from its first start on (see `_start_monitoring`); the functions
         # that may have run before they were classified; those some of whose lines ran in a
         # test (and are disabled since); and those without a complete line record: run
         # outside the tests after that, or in a window taken for a test that may have been an
         # import
-        self.lines: dict[Any, set[int]] = {}
-        self._line_codes: dict[Any, bool] = {}  # lsprof+lines: code -> has a local tracer
+        self.lines: dict[int, set[int]] = {}
+        self._line_codes: dict[int, bool] = {}  # lsprof+lines: code -> has a local tracer
         self._line_call: Any = None
         self._lines_lost = False
-        self._early: set[Any] = set()
-        self._dirty: set[Any] = set()
-        self.unknown: set[Any] = set()
+        self._early: set[int] = set()
+        self._dirty: set[int] = set()
+        self.unknown: set[int] = set()
 
     def start(self) -> None:
         global _seen
+        _seen = {}
         if self.mode == "monitoring":
             mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
             free = [t for t in _MONITORING_TOOL_IDS if mon.get_tool(t) is None]
@@ -438,13 +449,11 @@ class _Tracer:
         elif self.mode == "lsprof":
             # cProfile's C callback on this thread; other threads keep the Python callback.
             self._prof = cProfile.Profile(subcalls=False, builtins=False)
-            _seen = self.current
             threading.setprofile(_profile)
             if self.trace_lines:
                 self._start_lines()
             self._prof.enable()
         elif self.mode == "profile":
-            _seen = self.current
             sys.setprofile(_profile)
             threading.setprofile(_profile)
 
@@ -457,30 +466,32 @@ class _Tracer:
         in a test, whose lines are off, and that returns or yields outside the tests may have run
         lines unseen: no line record for it. If another tracer replaced this one (a coverage
         tool, a debugger) some lines went unseen: no line record at all (`lines_complete`)."""
-        lines, unknown, wanted = self.lines, self.unknown, self._line_codes
+        lines, unknown, wanted, codes = self.lines, self.unknown, self._line_codes, _CODES
         main, ident = threading.get_ident(), threading.get_ident
 
         def local(frame: Any, event: str, arg: Any) -> Any:
             if event == "line":
                 if not _in_test():
-                    lines[frame.f_code].add(frame.f_lineno)
+                    lines[id(frame.f_code)].add(frame.f_lineno)
             elif event == "return" and not frame.f_trace_lines and not _in_test():
-                unknown.add(frame.f_code)
+                unknown.add(id(frame.f_code))
             return local
 
         def call(frame: Any, event: str, arg: Any) -> Any:
             code = frame.f_code
-            keep = wanted.get(code)
+            key = id(code)
+            keep = wanted.get(key)
             if keep is None:
-                keep = wanted[code] = code.co_flags & _FUNCTION == _FUNCTION and not (
+                codes[key] = code
+                keep = wanted[key] = code.co_flags & _FUNCTION == _FUNCTION and not (
                     code.co_filename.startswith(_INSTALLED)
                 )
                 if keep:
-                    lines.setdefault(code, set())
+                    lines.setdefault(key, set())
             if not keep:
                 return None
             if ident() != main:  # whether the main thread is in a test tells nothing here
-                unknown.add(code)
+                unknown.add(key)
                 return None
             frame.f_trace_lines = not _in_test()
             return local
@@ -505,12 +516,14 @@ class _Tracer:
         then ends in the callback's frame.)"""
         mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
         disable, event, line_event = mon.DISABLE, mon.events.PY_START, mon.events.LINE
-        tool, calls, armed, current = self._tool, self._calls, self._armed, self
+        tool, calls, armed, current, codes = self._tool, self._calls, self._armed, self, _CODES
         unrecorded, set_aside = _early_unrecorded(), _SET_ASIDE
         lines, early, dirty, unknown = self.lines, self._early, self._dirty, self.unknown
 
         def first_start(code: Any, offset: int) -> Any:
-            current.current.add(code)
+            key = id(code)
+            codes[key] = code
+            current.current.add(key)
             recorded = _recorded
             function = code.co_flags & _FUNCTION == _FUNCTION
             if recorded is None:
@@ -519,27 +532,27 @@ class _Tracer:
                 # Installed code outside the rootdir the runner named is never recorded: it
                 # costs one callback, not one per call until the session starts
                 if unrecorded is not None and unrecorded(code):
-                    set_aside.add(code)
+                    set_aside.add(key)
                     return disable
                 try:
                     if function and not code.co_filename.startswith(_INSTALLED):
-                        lines[code] = set()
+                        lines[key] = set()
                         mon.set_local_events(tool, code, line_event)
                     else:
-                        early.add(code)
+                        early.add(key)
                 except Exception:
-                    early.add(code)
+                    early.add(key)
                 return None
             try:
                 if recorded(code):
                     mon.set_local_events(calls, code, event)
-                    armed.add(code)
+                    armed.add(key)
                     # a function first run outside a test (an import, a collection) may have
                     # run at import time: its lines tell which of its statements did
-                    if function and code not in early and code not in lines and not _in_test():
-                        lines[code] = set()
+                    if function and key not in early and key not in lines and not _in_test():
+                        lines[key] = set()
                         mon.set_local_events(tool, code, line_event)
-                elif lines.pop(code, None) is not None:
+                elif lines.pop(key, None) is not None:
                     mon.set_local_events(tool, code, 0)
             except Exception:  # never break the code under test: ask again at its next start
                 return None
@@ -550,16 +563,17 @@ class _Tracer:
             # per line and session): if the function runs outside the tests again, it has no
             # complete line record (`each_start`)
             if _in_test():
-                dirty.add(code)
+                dirty.add(id(code))
             else:
                 with contextlib.suppress(KeyError):
-                    lines[code].add(line)
+                    lines[id(code)].add(line)
             return disable
 
         def each_start(code: Any, offset: int) -> Any:
-            current.current.add(code)
-            if code in dirty and not _in_test():
-                unknown.add(code)  # lines it ran in a test are off: these may go unseen
+            key = id(code)
+            current.current.add(key)
+            if key in dirty and not _in_test():
+                unknown.add(key)  # lines it ran in a test are off: these may go unseen
             return disable
 
         mon.register_callback(self._tool, event, first_start)
@@ -567,7 +581,7 @@ class _Tracer:
         mon.register_callback(self._calls, event, each_start)
         mon.set_events(self._tool, event)
 
-    def restart(self, early: set[Any]) -> None:
+    def restart(self, early: set[int]) -> None:
         """Undo every DISABLE (monitoring): each code object reports its next start again;
         ``early`` may have run before that (its lines unrecorded)."""
         self._early |= early
@@ -575,32 +589,44 @@ class _Tracer:
             with contextlib.suppress(Exception):
                 sys.monitoring.restart_events()  # type: ignore[attr-defined,unused-ignore]
 
-    def _rearm(self, seen: set[Any]) -> None:
+    def _rearm(self, seen: set[int]) -> None:
         """Re-arm the per-window events of the recorded code objects a window saw (setting a
         code object's local events anew clears what DISABLE turned off)."""
         mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
-        event, tool = mon.events.PY_START, self._calls
-        for code in seen & self._armed:
+        event, tool, codes = mon.events.PY_START, self._calls, _CODES
+        for key in seen & self._armed:
+            code = codes[key]
             mon.set_local_events(tool, code, 0)
             mon.set_local_events(tool, code, event)
 
-    def _harvest(self, into: set[Any]) -> None:
+    def _harvest(self, into: set[int]) -> None:
         """Move the code objects cProfile saw since the last harvest into ``into``."""
         prof = self._prof
         if prof is None:
             return
         prof.disable()
+        codes = _CODES
         try:
             for entry in prof.getstats():
                 code = entry.code
                 if not isinstance(code, str):  # str: a built-in (not profiled anyway)
-                    into.add(code)
+                    key = id(code)
+                    codes[key] = code
+                    into.add(key)
         finally:
             prof.clear()
 
-    def swap(self, new: set[Any] | None = None) -> set[Any]:
-        """Make `new` (default: a fresh set) the current window; return the previous one."""
+    @staticmethod
+    def _take_profiled(into: set[int]) -> None:
+        """Move what the Python profile function saw into ``into``."""
         global _seen
+        taken, _seen = _seen, {}
+        if taken:
+            _CODES.update(taken)
+            into.update(taken)
+
+    def swap(self, new: set[int] | None = None) -> set[int]:
+        """Make `new` (default: a fresh set) the current window; return the previous one."""
         old = self.current
         self.current = new if new is not None else set()
         if self.mode == "monitoring":
@@ -608,28 +634,27 @@ class _Tracer:
                 self._rearm(old)
         elif self.mode == "lsprof":
             self._harvest(old)
-            _seen = self.current
+            self._take_profiled(old)
             # enable() also takes the hook back from a test that replaced it
             self._prof.enable()  # type: ignore[union-attr]
             if self._line_call is not None and sys.gettrace() is not self._line_call:
                 self._lines_lost = True  # replaced for a while: lines may have gone unseen
                 sys.settrace(self._line_call)
         elif self.mode == "profile":
-            _seen = self.current
+            self._take_profiled(old)
             if sys.getprofile() is not _profile:  # a test replaced it: take it back
                 sys.setprofile(_profile)
         return old
 
     def stop(self) -> None:
-        global _seen
         if self.mode == "monitoring" and self._tool is not None:
             mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
             with contextlib.suppress(Exception):
                 mon.set_events(self._tool, 0)
-                for code in self._armed:
-                    mon.set_local_events(self._calls, code, 0)
-                for code in self.lines:
-                    mon.set_local_events(self._tool, code, 0)
+                for key in self._armed:
+                    mon.set_local_events(self._calls, _CODES[key], 0)
+                for key in self.lines:
+                    mon.set_local_events(self._tool, _CODES[key], 0)
                 mon.register_callback(self._tool, mon.events.LINE, None)
                 for tool in (self._tool, self._calls):
                     mon.register_callback(tool, mon.events.PY_START, None)
@@ -640,6 +665,7 @@ class _Tracer:
             self._harvest(self.current)
             self._prof = None
             threading.setprofile(None)  # type: ignore[arg-type,unused-ignore]
+            self._take_profiled(self.current)
             if self._line_call is not None:
                 if sys.gettrace() is self._line_call:
                     sys.settrace(None)
@@ -647,12 +673,11 @@ class _Tracer:
                     self._lines_lost = True
                 threading.settrace(None)  # type: ignore[arg-type,unused-ignore]
                 self._line_call = None
-            _seen = set()
         elif self.mode == "profile":
             if sys.getprofile() is _profile:
                 sys.setprofile(None)
             threading.setprofile(None)  # type: ignore[arg-type,unused-ignore]
-            _seen = set()
+            self._take_profiled(self.current)
         self.mode = "off"
 
 
@@ -672,7 +697,7 @@ def _argv_rootdir() -> str | None:
 
 
 _EARLY_ROOT: str | None = None  # the rootdir `_early_unrecorded` assumed
-_SET_ASIDE: set[Any] = set()  # the code objects it found unrecorded
+_SET_ASIDE: set[int] = set()  # the code objects it found unrecorded (ids)
 
 
 def _early_unrecorded() -> Callable[[Any], bool] | None:
@@ -774,15 +799,15 @@ class _Recorder:
         self._failures: dict[str, Any] = {}
         self._items: dict[str, Any] = {}
         self._tracer: _Tracer = _TRACER if _TRACER is not None else _Tracer("off")
-        self._outside: set[Any] = set()  # code run outside any test window
+        self._outside: set[int] = set()  # code run outside any test window (ids: `_CODES`)
         # test file -> code run while it was collected (its module's own top level, its
         # parametrize lists, collection hooks; workspace imports go to `_outside`)
-        self._collect_codes: dict[str, set[Any]] = {}
+        self._collect_codes: dict[str, set[int]] = {}
         self._collect_stack: list[str] = []  # file keys of the collection windows open
-        self._shared: dict[str, set[Any]] | None = None  # `_collect_codes`, joined (once)
-        self._names: dict[Any, tuple[str, str] | str | None] = {}
-        self._not_recorded: set[Any] = set()  # code objects whose name is None in _names
-        self._fixtures: dict[int, tuple[set[Any], list[str], list[tuple[str, bool | None]]]] = {}
+        self._shared: dict[str, set[int]] | None = None  # `_collect_codes`, joined (once)
+        self._names: dict[int, tuple[str, str] | str | None] = {}  # by code object id
+        self._not_recorded: set[int] = set()  # code objects whose name is None in _names
+        self._fixtures: dict[int, tuple[set[int], list[str], list[tuple[str, bool | None]]]] = {}
         self._in_test: str | None = None
         self._last = False  # the test running is the session's last
 
@@ -950,28 +975,30 @@ class _Recorder:
                 found = (rel, rec.owner_qualname(qualname))
             elif rel is None:
                 found = self._external(path)
-        self._names[code] = found
+        key = id(code)
+        _CODES[key] = code
+        self._names[key] = found
         if found is None:
-            self._not_recorded.add(code)
+            self._not_recorded.add(key)
         return found
 
     def _recorded(self, code: Any) -> bool:
         try:
-            return self._names[code] is not None
+            return self._names[id(code)] is not None
         except KeyError:
             return self._name(code) is not None
 
-    def _functions(self, codes: set[Any], into: _Seen | None = None) -> dict[str, list[str]]:
+    def _functions(self, codes: set[int], into: _Seen | None = None) -> dict[str, list[str]]:
         """Workspace file -> qualified names of the functions among `codes` (cached per code);
         code outside the workspace and outside the installed environment goes to `into`."""
         names = self._names
         out: dict[str, set[str]] = {}
         # most code a test runs is pytest's and the library's: drop it in one set operation
-        for code in codes - self._not_recorded:
+        for key in codes - self._not_recorded:
             try:
-                found = names[code]
+                found = names[key]
             except KeyError:
-                found = self._name(code)
+                found = self._name(_CODES[key])
             if isinstance(found, tuple):
                 out.setdefault(found[0], set()).add(found[1])
             elif found is not None and into is not None:
@@ -991,12 +1018,12 @@ class _Recorder:
         found: dict[tuple[str, str], set[int]] = {}
         unknown: set[tuple[str, str]] = set()
         ran_outside = self._outside.union(*self._collect_codes.values())
-        for code in ran_outside - self._not_recorded:
-            name = self._names.get(code)
+        for key in ran_outside - self._not_recorded:
+            name = self._names.get(key)
             if not isinstance(name, tuple) or name in unknown:
                 continue
-            ran = lines.get(code)
-            if ran is None or code in unknown_codes:
+            ran = lines.get(key)
+            if ran is None or key in unknown_codes:
                 unknown.add(name)
                 found.pop(name, None)
             else:
@@ -1032,8 +1059,8 @@ class _Recorder:
 
     def _fixture_records(
         self, item: Any
-    ) -> tuple[set[Any], list[str], list[tuple[str, bool | None]]]:
-        codes: set[Any] = set()
+    ) -> tuple[set[int], list[str], list[tuple[str, bool | None]]]:
+        codes: set[int] = set()
         paths: list[str] = []
         spawns: list[tuple[str, bool | None]] = []
         if not self._fixtures:
@@ -1081,7 +1108,7 @@ class _Recorder:
             opaque=[*deps.opaque, *seen.opaque],
         )
 
-    def _joined(self) -> dict[str, set[Any]]:
+    def _joined(self) -> dict[str, set[int]]:
         """Each test file's collection code joined with that of every file collected before it
         whose collection ran some of the same workspace code, and so on back (computed once,
         when collection is over): a helper that memoises (a table built for an earlier file's
@@ -1089,14 +1116,14 @@ class _Recorder:
         a file collected later cannot have fed an earlier one."""
         if self._shared is not None:
             return self._shared
-        runners: dict[Any, list[str]] = {}  # recorded code -> the files whose collection ran it
-        joined: dict[str, set[Any]] = {}
+        runners: dict[int, list[str]] = {}  # recorded code -> the files whose collection ran it
+        joined: dict[str, set[int]] = {}
         for key, codes in self._collect_codes.items():  # in collection order
             earlier: set[str] = set()
-            for code in codes:
-                if code in self._not_recorded or not self._recorded(code):
+            for code_id in codes:
+                if code_id in self._not_recorded or not self._recorded(_CODES[code_id]):
                     continue
-                found = runners.setdefault(code, [])
+                found = runners.setdefault(code_id, [])
                 earlier.update(found)
                 found.append(key)
             joined[key] = set(codes).union(*(joined[k] for k in earlier))
@@ -1193,7 +1220,7 @@ class _Recorder:
                 self._charge(self._tracer.swap())
             self._collect_stack.append(key)
 
-    def _charge(self, codes: set[Any]) -> None:
+    def _charge(self, codes: set[int]) -> None:
         """Code run before a collection window changed: the open one's, else the session's."""
         if self._collect_stack:
             self._collect_codes.setdefault(self._collect_stack[-1], set()).update(codes)

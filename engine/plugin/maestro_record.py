@@ -435,7 +435,8 @@ class ChildRecorder:
         self.reads: list[str] = []
         self.writes: list[str] = []
         self.spawns: list[tuple[str, bool | None]] = []
-        self.codes: set[Any] = set()
+        # by id: code objects compare equal across files (a vendored copy of an installed module)
+        self.codes: dict[int, Any] = {}
         self._tool: int | None = None
         self._profiler: Any = None
         self._installed: tuple[str, ...] | None = None  # once something is listed
@@ -480,7 +481,7 @@ class ChildRecorder:
             tool, codes, disable = free[0], self.codes, mon.DISABLE
 
             def py_start(code: Any, offset: int) -> Any:
-                codes.add(code)
+                codes[id(code)] = code
                 return disable
 
             mon.use_tool_id(tool, "maestro")
@@ -496,14 +497,15 @@ class ChildRecorder:
 
     def _thread_profile(self, frame: Any, event: str, arg: Any) -> None:
         if event == "call":
-            self.codes.add(frame.f_code)
+            code = frame.f_code
+            self.codes[id(code)] = code
 
     def _harvest(self) -> None:
         if self._profiler is not None:
             self._profiler.disable()
             for entry in self._profiler.getstats():
                 if not isinstance(entry.code, str):
-                    self.codes.add(entry.code)
+                    self.codes[id(entry.code)] = entry.code
             self._profiler = None
         if self._tool is not None:
             with contextlib.suppress(Exception):
@@ -515,7 +517,7 @@ class ChildRecorder:
             return
         self._harvest()
         functions: dict[str, set[str]] = {}
-        for code in list(self.codes):
+        for code in list(self.codes.values()):
             filename = code.co_filename
             if filename and not filename.startswith("<"):
                 qualname = owner_qualname(getattr(code, "co_qualname", code.co_name))
