@@ -148,7 +148,11 @@ class Engine:
         if to_run:
             # Each file is its own action: one file's collection error must not abort the others.
             args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
-            if run_order is not None and run_order.files:
+            # a polluter stays before the files it is collected before (engine/pollution.py)
+            polluting = planned.polluters is not None and any(
+                f.target in planned.polluters.files for f in to_run
+            )
+            if run_order is not None and run_order.files and not polluting:
                 rank = {t: i for i, t in enumerate(run_order.files)}
                 to_run = sorted(to_run, key=lambda f: rank.get(f.target, len(rank)))
             for f in to_run:

@@ -56,6 +56,7 @@ class Collected(_Event):
     event: Literal["collected"]
     files: dict[str, list[str]]
     errors: list[CollectError] = []
+    polluters: list[str] = []  # files whose collection changed the warnings filters
 
     @property
     def nodeids(self) -> list[str]:

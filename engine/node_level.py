@@ -16,6 +16,7 @@ from typing import TypeVar
 from maestro.cache.action import ActionResult, TestOutcome, TraceRecord
 from maestro.cache.keys import ABSENT, WORKSPACE
 from maestro.cache.store import Cache
+from maestro.engine.pollution import AFTER
 from maestro.graph import environment
 from maestro.graph.build import BuildGraph
 from maestro.graph.fingerprints import (
@@ -33,8 +34,8 @@ FAILING = ("failed", "error")
 
 def is_file_input(name: str) -> bool:
     """An input that is a file (not the interpreter, an env var, a distribution, a target, a
-    directory's listing or a config section)."""
-    return not name.startswith(("@", "env:", "dist:", "//", LISTING)) and "#" not in name
+    directory's listing, a file collected before it or a config section)."""
+    return not name.startswith(("@", "env:", "dist:", "//", LISTING, AFTER)) and "#" not in name
 
 
 def dotted(path: str, qualname: str) -> str:

@@ -65,6 +65,7 @@ from maestro.engine.core import ALL_CACHED, Engine
 from maestro.engine.events import Event, FileDeps, TestResult
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.node_level import FAILING, is_file_input, node_reasons
+from maestro.engine.pollution import Polluters
 from maestro.engine.runner import (
     TRACE_ENV,
     RunReport,
@@ -85,7 +86,12 @@ from maestro.wire import PlannedFileInfo, RunCounts, RunFileResult, RunTestsResu
 log = logging.getLogger(__name__)
 
 Reason = Literal[
-    "no cached result", "inputs changed", "failed last time", "--no-cache", "cached result unusable"
+    "no cached result",
+    "inputs changed",
+    "failed last time",
+    "--no-cache",
+    "cached result unusable",
+    "collected before a file that runs",
 ]
 LAST_RUNS_FILE = "test-last-keys.msgpack"
 LAST_KEYS_KEPT = 3  # per test file: the keys a change is judged against (an undone edit's too)
@@ -365,6 +371,7 @@ class Plan:
     digests: Digests
     last: LastKeys
     fingerprints: FingerprintStore | None = None
+    polluters: Polluters | None = None
 
     @property
     def to_run(self) -> list[PlannedFile]:
@@ -395,16 +402,21 @@ def plan(
     digests = Digests(graph)
     last = LastKeys.load(graph.root)
     fps = fingerprints if fingerprints is not None else fingerprint_store(graph.root)
+    polluters = Polluters.load(graph.root)
     files: list[PlannedFile] = []
-    for target, nodes in select(graph, selection).items():
-        inputs = target_inputs(graph, target, file_digest=digests)
-        key = action_key(target, context, inputs, selection=nodes)
-        decided = _decide(
+
+    def decide(target: str, nodes: tuple[str, ...] | None) -> PlannedFile:
+        key = file_key(graph, target, context, digests, polluters, nodes)
+        return _decide(
             cache, last, target, nodes, key, no_cache=selection.no_cache, graph=graph, fps=fps
         )
+
+    for target, nodes in select(graph, selection).items():
+        decided = decide(target, nodes)
         if not selection.no_cache:  # a hit is a file served without running (not a failed one)
             cache.count_lookup(None if decided.runs else decided.cached)
         served = decided.cached if not decided.runs and not decided.promote else None
+        key = decided.key
         current = (key.hex, key.inputs)
         if served is not None and served.trace is not None and last.get(target) != current:
             # The result just served is the baseline of the next change (an edit undone, then
@@ -412,13 +424,58 @@ def plan(
             # unless it has no per-node record and the last one has (an untraced cold run).
             last.set(key)
         files.append(decided)
+    files = _with_polluters(files, polluters, graph.tests, decide)
     if last.dirty:
         try:
             last.save()
         except OSError:
             log.warning("could not save the last keys of this workspace", exc_info=True)
     _changed_symbols(graph, cache, fps, last, files)
-    return Plan(files, context, tuple(selection.pytest_args), allowlist, digests, last, fps)
+    return Plan(
+        files, context, tuple(selection.pytest_args), allowlist, digests, last, fps, polluters
+    )
+
+
+def file_key(
+    graph: BuildGraph,
+    target: str,
+    context: KeyContext,
+    digests: Callable[[str], str | None],
+    polluters: Polluters,
+    nodes: tuple[str, ...] | None = None,
+) -> ActionKey:
+    """A test file's key: its inputs, and the polluters a full run collects before it."""
+    inputs = target_inputs(graph, target, file_digest=digests)
+    inputs |= polluters.inputs(target, graph.tests, digests)
+    return action_key(target, context, inputs, selection=nodes)
+
+
+def _with_polluters(
+    files: list[PlannedFile],
+    polluters: Polluters,
+    tests: Iterable[str],
+    decide: Callable[[str, tuple[str, ...] | None], PlannedFile],
+) -> list[PlannedFile]:
+    """Each file that runs has the polluters a full run collects before it run too (a cached
+    one, or one not selected, runs whole): it is collected as in the full run."""
+    if not polluters.files:
+        return files
+    tests = list(tests)
+    by_target = {f.target: f for f in files}
+    todo = [f for f in files if f.runs]
+    while todo:
+        wanted = {p for f in todo for p in polluters.before(f.target, tests)}
+        todo = []
+        for target in sorted(wanted):
+            f = by_target.get(target) or decide(target, None)
+            if not f.runs:  # importing it is what matters: any of its tests will do
+                f.reason = "collected before a file that runs"
+                f.promote = False
+                f.run_nodes = f.carried = None
+                f.node_reasons = {}
+                todo.append(f)
+            by_target[target] = f
+    return sorted(by_target.values(), key=lambda f: f.target)
 
 
 def _changed_symbols(
@@ -793,9 +850,10 @@ def _build_result(
     # The file failed to collect last time with the same inputs and collects now, or the other
     # way round (another file's import changed the process: warnings made errors, a module
     # patched): every outcome changed, though no node id is in both results.
+    fails_now = any(_file_of(e.path) == planned.target for e in report.collection_errors)
     file_flip = bool(previous) and _collection_failed(
         (t.node_id, t.outcome) for t in previous.values()
-    ) != _collection_failed((r.nodeid, r.outcome) for r in results)
+    ) != (fails_now or _collection_failed((r.nodeid, r.outcome) for r in results))
     tests: list[TestOutcome] = []
     for r, node_id in zip(results, stored_ids, strict=True):
         before = previous.get(node_id)
@@ -920,6 +978,15 @@ def _importers(graph: BuildGraph, modules: list[str]) -> dict[str, set[str]]:
     return out
 
 
+def _imported(graph: BuildGraph, target: str) -> bool:
+    """Does another workspace file import `target`?"""
+    for source in graph.rdeps.get(target, ()):
+        edge = graph.deps.get(source, {}).get(target)
+        if source != target and edge is not None and edge.kind in _IMPORT_EDGES:
+            return True
+    return False
+
+
 def _collection_code(report: RunReport, target: str, importers: dict[str, set[str]]) -> list[str]:
     """What collecting `target` ran, and collecting any test file it imports (whose module,
     imported by pytest first, it reuses without running its top level again)."""
@@ -953,16 +1020,19 @@ def store_results(
     learn(graph, report)
     with contextlib.suppress(OSError):
         graph.save()
+    polluters = planned.polluters or Polluters.load(graph.root)
+    if report.collected is not None:
+        found = report.collected.polluters
+        polluters.learn([*report.collected.files, *found], found)
+        try:
+            polluters.save()
+        except OSError:
+            log.warning("could not save the collection polluters of this workspace", exc_info=True)
     total = sum(r.duration_s for r in report.results.values())
     digests = planned.digests
     # Post-run keys, with the deps just recorded (pinned digests for inputs known before).
     post = {
-        f.target: action_key(
-            f.target,
-            planned.context,
-            target_inputs(graph, f.target, file_digest=digests),
-            selection=f.nodes,
-        )
+        f.target: file_key(graph, f.target, planned.context, digests, polluters, f.nodes)
         for f in to_run
     }
     file_inputs = {
@@ -1057,9 +1127,17 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
     end = report.session_end
     written = set(end.written) if end is not None else set()
     scratch = _scratch(written - graph.all_files)
+    module_reads = end.import_reads if end is not None else {}
     for target, deps in report.file_deps.items():
-        graph.record_dynamic(target, dynamic_inputs(deps, scratch))
-    for module, files in (end.import_reads if end is not None else {}).items():
+        inputs = dynamic_inputs(deps, scratch)
+        if _imported(graph, target):
+            # A test file other files import: what its code reads is also a module's (below),
+            # a union, or a run that does not collect it would add to it and the next that
+            # does take it away, each time re-running its importers.
+            extra = set(module_reads.get(target, ())) | set(graph.index.dynamic.get(target, []))
+            inputs += sorted(extra - scratch - {target} - set(inputs))
+        graph.record_dynamic(target, inputs)
+    for module, files in module_reads.items():
         if module in graph.py and module not in report.file_deps:
             # A union: a run of some tests sees only some of what a module reads, and keys that
             # flip with the subset run would re-run the others in turn, for ever.

@@ -19,8 +19,15 @@ if TYPE_CHECKING:
 async def cached_results(
     service: TestService, params: CachedResultsParams, ctx: RequestContext
 ) -> CachedResultsResult:
-    from maestro.cache.keys import action_key, target_inputs
-    from maestro.engine.testing import Digests, Selection, env_allowlist_of, key_context, select
+    from maestro.engine.pollution import Polluters
+    from maestro.engine.testing import (
+        Digests,
+        Selection,
+        env_allowlist_of,
+        file_key,
+        key_context,
+        select,
+    )
 
     if not params.paths:
         return CachedResultsResult(files=[])
@@ -31,10 +38,10 @@ async def cached_results(
     def answer(g: BuildGraph) -> CachedResultsResult:
         context = key_context(interpreter, (), env_allowlist_of(g))
         digests = Digests(g)
+        polluters = Polluters.load(g.root)
         files: list[RunFileResult] = []
         for target, nodes in select(g, Selection(paths=tuple(params.paths))).items():
-            key = action_key(target, context, target_inputs(g, target, file_digest=digests),
-                             selection=nodes)  # fmt: skip
+            key = file_key(g, target, context, digests, polluters, nodes)
             found = cache.get_action(key.hex, count=False)
             if found is not None:
                 dumped = cache.action_json(key.hex, found)

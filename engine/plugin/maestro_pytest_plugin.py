@@ -65,6 +65,7 @@ import sys
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -795,6 +796,10 @@ class _Recorder:
         self._last_item_of_file: dict[str, str] = {}
         self._collect_errors: list[dict[str, Any]] = []
         self._collecting: dict[str, _Window] = {}
+        # pytest collects every file under one warnings context: a file whose import changes
+        # the filters changes how the files after it collect (engine/pollution.py)
+        self._filters_before: dict[str, tuple[Any, ...]] = {}
+        self._polluters: list[str] = []
         self._phases: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, Any] = {}
         self._items: dict[str, Any] = {}
@@ -1214,6 +1219,8 @@ class _Recorder:
         if isinstance(collector, (pytest.File, pytest.Class)):
             key = self._file_key(collector)
             self._collecting[collector.nodeid] = _Window(key, modules=True)
+            if isinstance(collector, pytest.File):
+                self._filters_before[collector.nodeid] = tuple(warnings.filters)
             global _active
             _active = self._collecting[collector.nodeid]
             if self._tracer.mode != "off":
@@ -1234,6 +1241,9 @@ class _Recorder:
             self._close_window()
             if self._collect_stack:
                 key = self._collect_stack.pop()
+                before = self._filters_before.pop(report.nodeid, None)
+                if before is not None and tuple(warnings.filters) != before:
+                    self._polluters.append(key)
                 codes = self._tracer.swap() if self._tracer.mode != "off" else set()
                 self._collect_codes.setdefault(key, set()).update(codes)
                 if _IMPORTS is None or (window is not None and window.loose):
@@ -1284,7 +1294,7 @@ class _Recorder:
             key = self._file_key(item)
             files.setdefault(key, []).append(item.nodeid)
             self._last_item_of_file[key] = item.nodeid
-        self._emit("collected", files=files, errors=self._collect_errors)
+        self._emit("collected", files=files, errors=self._collect_errors, polluters=self._polluters)
 
     # -- tests ------------------------------------------------------------------------------
 

@@ -213,3 +213,50 @@ def test_no_tests_selected_exits_5(ws: Workspace) -> None:
     summary = ws.run(testing.Selection(paths=("tests/test_empty.py",)))
     assert summary.exit_code == 5
     assert ran(ws.run(testing.Selection(paths=("tests/test_empty.py",)))) == []
+
+
+def test_a_test_file_other_tests_import_keeps_its_inputs_after_a_partial_run(
+    ws: Workspace,
+) -> None:
+    # Python-Markdown's markdown/test_tools.py: a test file (pytest collects it) whose helpers
+    # other test files import and call. What its code reads counts for its importers; a run
+    # that did not collect it must not change its own inputs, nor a full run change them back
+    # (every partial run re-ran the files after it).
+    ws.write("tests/util.txt", "a\n")
+    ws.write(
+        "tests/test_util.py",
+        """
+        import pathlib
+
+        DATA = pathlib.Path(__file__).parent / "util.txt"
+
+
+        def load():
+            return DATA.read_text()
+
+
+        def test_util():
+            assert True
+        """,
+    )
+    ws.write(
+        "tests/test_x.py",
+        """
+        from test_util import load
+
+
+        def test_x():
+            assert load() == "a\\n"
+        """,
+    )
+    ws.run()
+    assert ran(ws.run()) == []
+    ws.run(testing.Selection(paths=("tests/test_x.py",), no_cache=True))
+    assert ran(ws.run()) == []
+    ws.run(testing.Selection(paths=("tests/test_x.py",), no_cache=True))
+    assert ran(ws.run()) == []
+    ws.edit("tests/test_util.py", "assert True", "assert 1")  # it runs without its importer
+    ws.run()
+    assert ran(ws.run()) == []
+    ws.run(testing.Selection(paths=("tests/test_x.py",), no_cache=True))
+    assert ran(ws.run()) == []

@@ -1,0 +1,131 @@
+"""A test file whose import changes the warnings filters changes how every file pytest collects
+after it collects (Python-Markdown's tests/test_legacy.py makes warnings errors at import, so a
+later file's collection warning fails it in a full run). A cached result must be the full run's
+answer whichever files run, and change when the polluting file does."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from testing_helpers import Workspace, ran
+
+from maestro.engine import testing
+
+POLLUTER = "tests/test_a_filters.py"
+VICTIM = "tests/test_b_collect.py"
+
+
+def outcomes(summary: testing.Summary) -> dict[str, str]:
+    return {t.node_id: t.outcome for r, _ in summary.results() for t in r.tests}
+
+
+def pytest_says(ws: Workspace, *args: str) -> dict[str, str]:
+    """Plain pytest's outcome per node (and per file for a collection error)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rA", "-q", "-p", "no:cacheprovider",
+         "--continue-on-collection-errors", *args],
+        cwd=ws.root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    found: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word in ("PASSED", "FAILED", "ERROR"):
+            node = rest.split(" - ")[0].strip()
+            found[node] = word.lower()
+    return found
+
+
+def write(ws: Workspace) -> None:
+    ws.write(
+        POLLUTER,
+        """
+        import warnings
+
+        warnings.simplefilter("error")
+
+
+        def test_filters():
+            assert True
+        """,
+    )
+    ws.write(
+        VICTIM,
+        """
+        class TestLooksLikeATest:
+            def __init__(self):
+                pass
+
+
+        def test_ok():
+            assert 1 + 1 == 2
+        """,
+    )
+
+
+def has_error(found: dict[str, str]) -> bool:
+    return any(n.startswith(VICTIM) and o == "error" for n, o in found.items())
+
+
+def test_a_file_rerun_alone_is_collected_as_in_the_full_run(ws: Workspace) -> None:
+    write(ws)
+    assert has_error(pytest_says(ws))  # the full run: the collection warning is an error
+    first = ws.run()
+    assert has_error(outcomes(first))
+    assert not any(t.flaky for r, _ in first.results() for t in r.tests)
+
+    # the victim changes (its test still passes): it re-runs, collected after the polluter
+    ws.edit(VICTIM, "1 + 1 == 2", "2 + 2 == 4")
+    second = ws.run()
+    assert VICTIM in ran(second)
+    assert has_error(outcomes(second)), outcomes(second)
+    assert not any(t.flaky for r, _ in second.results() for t in r.tests)
+    assert has_error(pytest_says(ws))
+
+    # asked for alone, it is still the full run's answer (its result does not depend on how
+    # it was selected)
+    alone = ws.run(testing.Selection(paths=(VICTIM,)))
+    assert has_error(outcomes(alone)), outcomes(alone)
+
+
+def test_a_change_to_the_polluting_file_reruns_the_files_collected_after_it(
+    ws: Workspace,
+) -> None:
+    write(ws)
+    assert has_error(outcomes(ws.run()))
+    ws.edit(POLLUTER, 'warnings.simplefilter("error")', 'warnings.simplefilter("default")')
+    summary = ws.run()
+    assert VICTIM in ran(summary)
+    assert not has_error(outcomes(summary)), outcomes(summary)
+    assert not has_error(pytest_says(ws))
+    assert outcomes(summary)[f"{VICTIM}::test_ok"] == "passed"
+    # and back: the polluter makes the victim fail to collect again
+    ws.edit(POLLUTER, 'warnings.simplefilter("default")', 'warnings.simplefilter("error")')
+    again = ws.run()
+    assert VICTIM in ran(again)
+    assert has_error(outcomes(again))
+
+
+def test_a_file_that_keeps_failing_to_collect_is_not_flaky(ws: Workspace) -> None:
+    # A collection error that comes back at every re-run (same inputs) is no flip: its tests
+    # that passed both times are not flaky.
+    ws.write(
+        "pyproject.toml",
+        """
+        [project]
+        name = "demo"
+        version = "0"
+
+        [tool.pytest.ini_options]
+        testpaths = ["tests"]
+        filterwarnings = ["error::pytest.PytestCollectionWarning"]
+        """,
+    )
+    write(ws)
+    ws.write(POLLUTER, "def test_filters():\n    assert True\n")
+    first = ws.run()
+    assert has_error(outcomes(first))
+    second = ws.run()
+    assert VICTIM in ran(second)  # failed last time
+    assert has_error(outcomes(second))
+    assert not [t.node_id for r, _ in second.results() for t in r.tests if t.flaky]
