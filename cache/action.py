@@ -31,7 +31,9 @@ Outcome = Literal["passed", "failed", "skipped", "error", "xfailed", "xpassed"]
 
 class _Model(BaseModel):
     # Unknown keys are ignored so additive changes stay readable without a schema bump.
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    # Validators are built on first use: a first run imports this module before its pytest
+    # process has its run and needs none of them until the results come back.
+    model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
 class TestOutcome(_Model):

@@ -28,7 +28,7 @@ _CHUNK = 1 << 20
 class DataFileManifest(BaseModel):
     """What every snapshot manifest says of its data file; each drill adds its own counts."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     created_at: datetime
     maestro_version: str

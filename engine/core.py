@@ -164,10 +164,19 @@ class Engine:
             # dynamic inputs).
             # the secrets of the environment the tests run in, and of this process's
             redactor = Redactor.from_environ({**os.environ, **(environ or {})})
-            fingerprinted = asyncio.ensure_future(
-                asyncio.to_thread(prefetch_fingerprints, planned, [f.key for f in to_run], redactor)
-            )
-            detectors = asyncio.ensure_future(asyncio.to_thread(preload_redaction))
+            # Both threads start once pytest has its run: started before, they hold the GIL
+            # while this thread reaps orphans and hands the waiting process its run.
+            background: list[asyncio.Future[None]] = []
+
+            def begin_background() -> None:
+                keys = [f.key for f in to_run]
+                background.append(
+                    asyncio.ensure_future(
+                        asyncio.to_thread(prefetch_fingerprints, planned, keys, redactor)
+                    )
+                )
+                background.append(asyncio.ensure_future(asyncio.to_thread(preload_redaction)))
+
             # the tests must run the code the key was computed from
             sources = {rel: entry.mtime_ns for rel, entry in self.graph.py.items()}
             await asyncio.to_thread(drop_ambiguous_bytecode, str(self.graph.root), sources)
@@ -183,9 +192,10 @@ class Engine:
                 extra_env=trace_env(self.interpreter, planned, to_run, environ),
                 deselect=[n for f in to_run for n in f.deselect],
                 warm=warm,
+                on_started=begin_background,
             )
-            await fingerprinted
-            await detectors
+            for job in background:
+                await job
             outcomes += store_results(
                 self.graph, self.cache, planned, to_run, report, started, redactor,
                 keep=self.store_gate, agree=agree,

@@ -7,6 +7,7 @@ may grow); an unknown event name or another protocol version is rejected by ``pa
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Annotated, ClassVar, Literal
 
@@ -21,7 +22,9 @@ Phase = Literal["collect", "setup", "call", "teardown"]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    # Validators are built on first use, not at import: `maestro test` imports this module before
+    # its pytest process has its run, and parses the first event only after that.
+    model_config = ConfigDict(extra="ignore", frozen=True, defer_build=True)
 
 
 class _Event(_Model):
@@ -165,13 +168,15 @@ Event = Annotated[
     Field(discriminator="event"),
 ]
 
-_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+@functools.cache
+def _adapter() -> TypeAdapter[Event]:
+    return TypeAdapter(Event)
 
 
 def parse_event(line: bytes | str) -> Event | None:
     """One validated event, or None (logged) for a line that is not a valid v1 event."""
     try:
-        return _ADAPTER.validate_json(line)
+        return _adapter().validate_json(line)
     except ValidationError as exc:
         log.warning("skipping invalid plugin event %.200r: %s", line, exc.errors()[:1])
         return None

@@ -237,6 +237,7 @@ async def run_pytest(
     test_scores: Mapping[str, float] | None = None,
     deselect: Sequence[str] = (),
     warm: WarmPytest | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> RunReport:
     """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
 
@@ -252,6 +253,8 @@ async def run_pytest(
     drops exactly these node ids (pytest's ``--deselect`` matches prefixes: ``test_a`` would
     also drop ``test_ab``). ``warm``: a process started for this run before it was planned,
     used when it was started exactly as this run would start one (else it is discarded).
+    ``on_started`` is called on the event loop once the process has its run: work that may
+    wait until then (it would only delay the start) begins there.
     """
     select_path: str | None = None
     if test_scores or deselect:
@@ -263,7 +266,7 @@ async def run_pytest(
         return await _run_pytest(
             root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
             env_allowlist=env_allowlist, extra_env=extra_env, grace_s=grace_s,
-            environ=environ, nice=nice, warm=warm,
+            environ=environ, nice=nice, warm=warm, on_started=on_started,
         )  # fmt: skip
     finally:
         if select_path is not None:
@@ -552,6 +555,7 @@ async def _run_pytest(
     environ: Mapping[str, str] | None,
     nice: int,
     warm: WarmPytest | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> RunReport:
     import asyncio
 
@@ -603,6 +607,8 @@ async def _run_pytest(
     collector = _Collector(on_event)
     pipes = _Pipes()
     try:
+        if on_started is not None:
+            on_started()
         loop = asyncio.get_running_loop()
         events = await pipes.open(loop, os.fdopen(read_fd, "rb", buffering=0), _EVENT_LINE_LIMIT)
         out = await pipes.open(loop, proc.stdout)
