@@ -112,15 +112,9 @@ def _root(
 def main(warm: WarmPytest | None = None) -> None:
     """Run the command line; ``warm``: pytest's process, started early for `maestro test`
     (maestro/cli/fast.py), which the command takes from the context or kills."""
-    import logging
-    import sys
+    from maestro.cli.fast import log_to_stderr
 
-    from maestro.redaction import RedactingFormatter
-
-    # warnings of the in-process paths reach stderr redacted (commands that serve set their own)
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter("%(message)s"))  # as logging's last resort prints
-    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    log_to_stderr()
     if warm is None:
         app()
         return

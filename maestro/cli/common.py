@@ -9,10 +9,15 @@ from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 
+from maestro.cli.consoles import EXIT_INTERNAL as EXIT_INTERNAL
+from maestro.cli.consoles import EXIT_USAGE as EXIT_USAGE
+from maestro.cli.consoles import USAGE_ERRORS as USAGE_ERRORS
 from maestro.cli.consoles import console as console
 from maestro.cli.consoles import err_console as err_console
+from maestro.cli.consoles import exit_code_for
 from maestro.cli.consoles import report_error as report_error
-from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
+from maestro.cli.scope import resolve_root as resolve_root
+from maestro.errors import MaestroError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -26,24 +31,6 @@ ROOT_OPTION = Annotated[
 ]
 
 JSON_OPTION = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-
-# Usage-type problems exit 2 (like a bad command line); everything else 1.
-USAGE_ERRORS = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
-# The commands about test runs (test, explain, stale, status) exit with pytest's codes instead:
-# 3 for an internal error, 4 for a usage error (1 and 2 are failed and interrupted runs there).
-EXIT_INTERNAL = 3
-EXIT_USAGE = 4
-
-
-def resolve_root(root: Path | None) -> Path:
-    """--root as given, else the project around the current folder (an error outside one)."""
-    from maestro.cli.scope import project_root
-
-    if root is not None:
-        if not root.is_dir():
-            raise WorkspaceError(f"--root {root} is not a directory", hint="pass a directory")
-        return root.resolve()
-    return project_root()
 
 
 def fail_on_error(func: Callable[P, R]) -> Callable[P, R]:
@@ -63,4 +50,4 @@ def fail_on_error(func: Callable[P, R]) -> Callable[P, R]:
 def pytest_style_exit(exc: MaestroError) -> typer.Exit:
     """Print ``exc`` as message + hint; the exit a command about test runs raises for it."""
     report_error(exc)
-    return typer.Exit(EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_INTERNAL)
+    return typer.Exit(exit_code_for(exc))

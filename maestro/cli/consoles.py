@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from maestro.errors import MaestroError
+from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
 
 
 class _Console(Console):
@@ -25,6 +25,13 @@ class _Console(Console):
         """Console.__init__ sets it; the terminal decides instead."""
 
 
+# Usage-type problems exit 2 (like a bad command line); everything else 1.
+USAGE_ERRORS = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
+# The commands about test runs (test, explain, stale, status) exit with pytest's codes instead:
+# 3 for an internal error, 4 for a usage error (1 and 2 are failed and interrupted runs there).
+EXIT_INTERNAL = 3
+EXIT_USAGE = 4
+
 console = _Console(highlight=False)
 err_console = _Console(stderr=True, highlight=False)
 
@@ -34,3 +41,8 @@ def report_error(exc: MaestroError) -> None:
     err_console.print(f"[bold red]error:[/] {where}{exc.message}")
     if exc.hint:
         err_console.print(f"  [bold]hint:[/] {exc.hint}")
+
+
+def exit_code_for(exc: MaestroError) -> int:
+    """The exit code of a command about test runs that failed with ``exc`` (pytest's codes)."""
+    return EXIT_USAGE if isinstance(exc, USAGE_ERRORS) else EXIT_INTERNAL

@@ -46,10 +46,13 @@ def main() -> None:
         # An in-process `maestro test` starts pytest's process before the full CLI's imports,
         # which then overlap its start-up (see WarmPytest in maestro/engine/runner.py).
         warm = prestart(argv) if command == "test" else None
-        from maestro.cli.app import main as full_cli
+        if command == "test":
+            code = plain_test(argv, warm)
+        if code is None:
+            from maestro.cli.app import main as full_cli
 
-        full_cli(warm)
-        return
+            full_cli(warm)
+            return
     sys.exit(code)
 
 
@@ -160,6 +163,8 @@ class TestArgs(NamedTuple):
     no_cache: bool = False
     root: str | None = None
     pytest_args: tuple[str, ...] = ()
+    no_daemon: bool = False
+    junit_xml: str | None = None
 
 
 def parse_test_args(argv: Sequence[str]) -> TestArgs | None:
@@ -170,27 +175,32 @@ def parse_test_args(argv: Sequence[str]) -> TestArgs | None:
     if "--" in args:
         cut = args.index("--")
         args, pytest_args = args[:cut], args[cut + 1 :]
-    flags = {"impacted": False, "all_tests": False, "no_cache": False}
-    values: dict[str, str | None] = {"since": None, "root": None}
-    names = {"--impacted": "impacted", "--all": "all_tests", "--no-cache": "no_cache"}
+    flags = {"impacted": False, "all_tests": False, "no_cache": False, "no_daemon": False}
+    values: dict[str, str | None] = {"since": None, "root": None, "junit-xml": None}
+    names = {
+        "--impacted": "impacted",
+        "--all": "all_tests",
+        "--no-cache": "no_cache",
+        "--no-daemon": "no_daemon",
+    }
     i = 0
     while i < len(args):
         arg = args[i]
         name, eq, value = arg.partition("=")
         if arg in names:
             flags[names[arg]] = True
-        elif name in ("--since", "--root"):
+        elif name in ("--since", "--root", "--junit-xml"):
             if not eq:
-                if i + 1 >= len(args):
-                    return None
+                if i + 1 >= len(args) or args[i + 1].startswith("-"):
+                    return None  # a missing value (or one typer reads otherwise)
                 i += 1
                 value = args[i]
             values[name[2:]] = value
-        else:  # paths, --junit-xml, --no-daemon, --help, typos: the full CLI's business
+        else:  # paths, --predictive, --help, typos: the full CLI's business
             return None
         i += 1
-    since, root = values["since"], values["root"]
-    if since == "" or root == "" or (flags["all_tests"] and (flags["impacted"] or since)):
+    since, root, junit = values["since"], values["root"], values["junit-xml"]
+    if "" in (since, root, junit) or (flags["all_tests"] and (flags["impacted"] or since)):
         return None  # the full CLI reports these
     return TestArgs(
         impacted=flags["impacted"],
@@ -199,7 +209,45 @@ def parse_test_args(argv: Sequence[str]) -> TestArgs | None:
         no_cache=flags["no_cache"],
         root=root,
         pytest_args=tuple(pytest_args),
+        no_daemon=flags["no_daemon"],
+        junit_xml=junit,
     )
+
+
+def log_to_stderr() -> None:
+    """Warnings of the in-process paths reach stderr redacted (commands that serve set their
+    own handlers)."""
+    import logging
+
+    from maestro.redaction import RedactingFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter("%(message)s"))  # as logging's last resort prints
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+
+
+def plain_test(argv: Sequence[str], warm: WarmPytest | None) -> int | None:
+    """`maestro test` for a command line :func:`parse_test_args` reads, without typer (its
+    exit code); None for any other (the full CLI, which takes ``warm`` over)."""
+    args = parse_test_args(argv)
+    if args is None:
+        return None
+    from maestro.cli.test_run import run_test
+
+    log_to_stderr()
+
+    with warm if warm is not None else contextlib.nullcontext():
+        return run_test(
+            impacted=args.impacted,
+            since=args.since,
+            all_tests=args.all_tests,
+            no_cache=args.no_cache,
+            junit_xml=Path(args.junit_xml) if args.junit_xml is not None else None,
+            root=Path(args.root) if args.root is not None else None,
+            no_daemon=args.no_daemon,
+            pytest_args=args.pytest_args,
+            warm=warm,
+        )
 
 
 # --- connection ----------------------------------------------------------------------------------
@@ -285,7 +333,7 @@ def connect(root: Path) -> Connection | None:
 def fast_test(argv: Sequence[str]) -> int | None:
     """Run `maestro test` through a running daemon: its exit code, or None for the full CLI."""
     args = parse_test_args(argv)
-    if args is None or policy() == "off":
+    if args is None or args.no_daemon or args.junit_xml is not None or policy() == "off":
         return None
     from maestro.errors import MaestroError
 

@@ -30,6 +30,15 @@ def project_root(start: Path | None = None) -> Path:
     return found
 
 
+def resolve_root(root: Path | None) -> Path:
+    """--root as given, else the project around the current folder (an error outside one)."""
+    if root is not None:
+        if not root.is_dir():
+            raise WorkspaceError(f"--root {root} is not a directory", hint="pass a directory")
+        return root.resolve()
+    return project_root()
+
+
 def subfolder(root: Path, cwd: Path | None = None) -> str | None:
     """The current folder relative to ``root`` when it is strictly inside it, else None.
 

@@ -1,4 +1,4 @@
-"""`maestro test`: cached, impact-selected pytest runs at the terminal.
+"""`maestro test` in the typer CLI: the command line, then :func:`maestro.cli.test_run.run_test`.
 
 Exit codes follow pytest: 0 all passed, 1 failures, 2 interrupted, 3 internal error (Maestro or
 pytest could not run), 4 usage error, 5 no tests selected (but 0 for --impacted when nothing is
@@ -7,37 +7,21 @@ impacted: a docs-only change must not fail CI).
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperCommand
 
-from maestro.cli.common import (
-    ROOT_OPTION,
-    console,
-    pytest_style_exit,
-    report_error,
-    resolve_root,
-)
-from maestro.cli.fast import client_env, runs_in_process, start_in_background
-from maestro.cli.scope import subfolder
-from maestro.cli.test_render import Display, final_exit_code, no_tests_in_scope, print_summary
+from maestro.cli.common import ROOT_OPTION
+from maestro.cli.test_run import _relative as _relative
+from maestro.cli.test_run import file_results as file_results
+from maestro.cli.test_run import print_predictive as print_predictive
+from maestro.cli.test_run import report_failure as report_failure
+from maestro.cli.test_run import run_in_process as run_in_process
+from maestro.cli.test_run import run_test
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
-from maestro.errors import MaestroError, UnknownTargetError, WorkspaceError
 
-if TYPE_CHECKING:
-    from maestro.cache.action import ActionResult
-    from maestro.engine.runner import WarmPytest
-    from maestro.wire import Event as WireEvent
-    from maestro.wire import PredictiveInfo, RunTestsParams, RunTestsResult
-
-log = logging.getLogger(__name__)
-
-EXIT_INTERRUPTED = 2
 _META = "maestro.pytest_args"
 
 
@@ -53,23 +37,6 @@ class TestCommand(TyperCommand):
             args = args[:cut]
         parsed: list[str] = super().parse_args(ctx, args)
         return parsed
-
-
-def _relative(root: Path, paths: list[str], *, keep_missing: bool) -> list[str]:
-    """User paths (cwd-relative or absolute, maybe with ::node) as root-relative posix paths."""
-    from maestro.engine.changes import normalize
-
-    out = []
-    for raw in paths:
-        path, sep, rest = raw.partition("::")
-        try:
-            rel = normalize(root, path)
-        except WorkspaceError:
-            if not keep_missing:
-                raise
-            rel = path
-        out.append(f"{rel}{sep}{rest}" if rel != "." else f"{sep}{rest}" if sep else ".")
-    return out
 
 
 def test(
@@ -127,161 +94,20 @@ def test(
     Through the workspace daemon when one runs (see maestro/cli/via_daemon.py), in this process
     otherwise; the display, summary, exit code and JUnit file are the same either way: both paths
     produce a RunTestsResult and render it with the same functions."""
-    from maestro.cli import via_daemon
-    from maestro.wire import RUN_TESTS, PredictiveInfo, RunTestsParams
-
-    pytest_args = tuple(ctx.meta.get(_META, ()))
-    scope: str | None = None
-    try:
-        if all_tests and (paths or impacted or since):
-            raise UnknownTargetError(
-                "--all selects every test file; drop it or the other selection",
-                hint="maestro test --all, or maestro test --impacted",
-            )
-        workspace = resolve_root(root)
-        if not (paths or root or all_tests or impacted or since is not None):
-            scope = subfolder(workspace)
-        given = paths or (["."] if scope else [])  # "." is the cwd: the subfolder
-        selected = _relative(workspace, given, keep_missing=impacted or bool(since))
-        params = RunTestsParams(
-            paths=selected,
-            impacted=impacted or since is not None,
-            since=since,
-            no_cache=no_cache,
-            pytest_args=list(pytest_args),
-            predictive=predictive or threshold is not None,
-            threshold=threshold,
-        )
-        with (
-            Display(impacted=params.impacted, scope=scope) as display,
-            _warm(ctx, workspace, no_daemon) as warm,
-        ):
-            result = None
-            in_process = runs_in_process(workspace, no_daemon=no_daemon)
-            if not in_process:
-                params = params.model_copy(update={"env": client_env(workspace)})
-                result = via_daemon.stream(
-                    workspace, RUN_TESTS, params, lambda e: _daemon_event(display, e)
-                )
-                if result is None:
-                    display.reset()  # the daemon gave up mid-run: start over in process
-            if result is None:
-                result = run_in_process(workspace, params, display, warm=warm)
-                if params.predictive:  # the ranking needs the daemon's telemetry and change set
-                    note = "predictive mode needs the daemon: nothing skipped"
-                    info = PredictiveInfo(threshold=threshold or 0.0, model="none", note=note)
-                    result = result.model_copy(update={"predictive": info})
-            display.finish()
-        if in_process and not no_daemon:
-            start_in_background(workspace)
-        if junit_xml is not None:
-            from maestro.engine import junit
-
-            decided = result.predictive
-            skipped = [(f.target, f.reason) for f in decided.skipped] if decided else []
-            skipped += [(t.node_id, t.reason) for t in decided.skipped_tests] if decided else []
-            junit_xml.write_bytes(junit.render(file_results(result), skipped_files=skipped))
-    except KeyboardInterrupt:
-        console.print("[bold yellow]interrupted[/]: nothing from the unfinished run was cached")
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except MaestroError as exc:
-        if scope and isinstance(exc, UnknownTargetError):
-            raise typer.Exit(no_tests_in_scope(scope)) from None
-        raise typer.Exit(report_failure(exc)) from None
-    if result.predictive is not None:
-        print_predictive(result.predictive)
-    dumped = result.wire_dump()  # the form the daemon sends: both are rendered alike
-    print_summary(dumped)
-    raise typer.Exit(final_exit_code(dumped, impacted=params.impacted))
-
-
-def print_predictive(info: PredictiveInfo) -> None:
-    """The files and tests predictive mode skipped, each with its P(fail) and the features
-    behind it."""
-    from rich.markup import escape
-
-    for f in info.skipped:
-        console.print(f"[yellow]skipped[/] {escape(f.target)}  [dim]{escape(f.reason)}[/]")
-    shown = 20
-    for t in info.skipped_tests[:shown]:
-        console.print(f"[yellow]skipped[/] {escape(t.node_id)}  [dim]{escape(t.reason)}[/]")
-    if len(info.skipped_tests) > shown:
-        more = len(info.skipped_tests) - shown
-        console.print(f"[yellow]skipped[/] {more} more test(s) (--junit-xml lists them all)")
-    for f in info.kept:
-        if "never skipped" in f.reason:
-            console.print(f"[cyan]kept[/] {escape(f.target)}  [dim]{escape(f.reason)}[/]")
-    note = f" ({info.note})" if info.note else ""
-    console.print(escape(info.summary()) + note)
-
-
-def _daemon_event(display: Display, event: WireEvent) -> None:
-    display.daemon_event(event.event, event.payload)
-
-
-def report_failure(exc: MaestroError) -> int:
-    """Print a MaestroError as message + hint; the exit code it means."""
-    report_error(exc)
-    return int(pytest_style_exit(exc).exit_code)
-
-
-def _warm(
-    ctx: typer.Context, root: Path, no_daemon: bool
-) -> contextlib.AbstractContextManager[WarmPytest | None]:
-    """pytest's process, when this run will be in process: the one the console script started
-    (maestro/cli/fast.py), else one started now. Leaving the block kills it if the run did not
-    take it."""
     from maestro.engine.runner import WarmPytest
 
-    early = ctx.find_object(WarmPytest)
-    if early is not None:
-        if early.root == root.absolute():
-            return early
-        early.discard()
-    if not runs_in_process(root, no_daemon=no_daemon):
-        return contextlib.nullcontext()
-    from maestro.engine.core import Engine
-
-    warm = Engine.warm(root)
-    return warm if warm is not None else contextlib.nullcontext()
-
-
-def run_in_process(
-    root: Path, params: RunTestsParams, display: Display, *, warm: WarmPytest | None = None
-) -> RunTestsResult:
-    from contextlib import closing
-
-    from maestro.engine.core import Engine
-    from maestro.engine.testing import Plan, Selection, planned_info, summary_result
-    from maestro.policy.local import LocalCacheGates
-
-    selection = Selection(
-        paths=tuple(params.paths),
-        impacted=params.impacted,
-        since=params.since,
-        no_cache=params.no_cache,
-        pytest_args=tuple(params.pytest_args),
+    code = run_test(
+        paths=paths or (),
+        impacted=impacted,
+        since=since,
+        all_tests=all_tests,
+        no_cache=no_cache,
+        junit_xml=junit_xml,
+        predictive=predictive,
+        threshold=threshold,
+        root=root,
+        no_daemon=no_daemon,
+        pytest_args=tuple(ctx.meta.get(_META, ())),
+        warm=ctx.find_object(WarmPytest),
     )
-    gates = LocalCacheGates(root, ci=bool(os.environ.get("CI")))
-
-    def on_plan(planned: Plan) -> None:
-        gates.serve(planned)  # before showing it: a denied file runs
-        display.plan([planned_info(f) for f in planned.files])
-
-    with closing(Engine.open(root, warm=warm)) as engine, closing(gates):
-        engine.store_gate = gates.store
-        summary = engine.run(selection, on_plan=on_plan, on_event=display.event, warm=warm)
-    from maestro.policy.quarantine import in_process
-
-    return in_process(root, summary_result(summary))  # quarantined failures do not fail it
-
-
-def file_results(result: RunTestsResult) -> list[tuple[ActionResult, bool]]:
-    """(ActionResult, served from cache) of every file that has a result, in plan order."""
-    from maestro.cache.action import ActionResult
-
-    return [
-        (ActionResult.model_validate(f.result), f.cached)
-        for f in result.files
-        if f.result is not None
-    ]
+    raise typer.Exit(code)

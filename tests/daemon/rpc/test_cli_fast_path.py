@@ -76,11 +76,12 @@ def started(env: DaemonEnv) -> int:
 
 
 def served_by_daemon(env: DaemonEnv, *args: str) -> bool:
-    """Whether `maestro *args` ran without importing typer (the fast path; pydantic is imported
-    here only because the workspace has a [tool.maestro] table to validate)."""
+    """Whether `maestro *args` was answered by the daemon's fast path: without typer, and
+    without the engine (a plain `maestro test` in process skips typer too, never the engine)."""
     done = maestro(env, *args, python_flags=("-X", "importtime"))
     assert "import time:" in done.stderr
-    return not re.search(r"\| +typer$", done.stderr, flags=re.M)
+    modules = ("typer", "maestro.engine.testing")
+    return not any(re.search(rf"\| +{re.escape(m)}$", done.stderr, flags=re.M) for m in modules)
 
 
 def same(a: subprocess.CompletedProcess[str], b: subprocess.CompletedProcess[str]) -> None:
@@ -414,14 +415,19 @@ def test_parse_test_args() -> None:
     assert fast.parse_test_args(["test", "--", "tests/x.py"]) == fast.TestArgs(
         pytest_args=("tests/x.py",)
     )
+    # read for the in-process route (fast.plain_test); the daemon's fast path leaves them
+    assert fast.parse_test_args(["test", "--junit-xml", "r.xml", "--no-daemon"]) == fast.TestArgs(
+        junit_xml="r.xml", no_daemon=True
+    )
     for argv in (
         [],
         ["impacted"],
         ["test", "tests/test_core.py"],
         ["test", "--help"],
-        ["test", "--junit-xml", "r.xml"],
-        ["test", "--no-daemon"],
+        ["test", "--junit-xml"],
         ["test", "--since"],
+        ["test", "--since", "--all"],
+        ["test", "--predictive"],
         ["test", "--all", "--impacted"],
     ):
         assert fast.parse_test_args(argv) is None, argv
