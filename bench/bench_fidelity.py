@@ -14,11 +14,13 @@ workspace interpreter) and its own git repository (one commit of the pristine tr
    constant flips; module-level constants; conftest.py code; fixture bodies; data files the tests
    or the library read (text: a first line added; binary: cut in half); hand-written per
    project where the suite has them: code the tests run in a subprocess, session-scoped fixtures;
+   a case file added to a directory of data files, which a suite that lists the directory
+   (`os.listdir`, a glob, a template loader's listing) sees as one more name;
    drawn in the order of KINDS, a kind a project lacks replaced by a function flip): each is
    applied, then `maestro test` (all files; it re-runs what changed and serves the rest) vs a full
    plain pytest on the same mutated tree, and `pytest --testmon` from a copy of its pristine
-   baseline database, to count what it selects; then the mutant is reverted and `maestro test`
-   must again match the pristine pytest run.
+   baseline database, to count what it selects; then the mutant is reverted (an added file
+   removed) and `maestro test` must again match the pristine pytest run.
 
 Every difference is classified: STALE PASS (Maestro passed, pytest failed or errored), FALSE
 FAILURE (Maestro failed or errored, pytest passed), MISSING (pytest reported the node, Maestro
@@ -41,7 +43,7 @@ arguments (a fixed --hypothesis-seed where hypothesis is installed; its example 
 plain pytest and testmon is kept outside the tree, so they never change Maestro's inputs).
 
     .venv/bin/python -m bench.bench_fidelity [--projects attrs,click] [--mutants 10]
-        [--python python3.11] [--no-write] [--retrace process|daemon]
+        [--python python3.11] [--no-write] [--retrace process|daemon] [--work-dir DIR]
 
 Before Python 3.12 Maestro's first run is untraced and a warm daemon re-records it, traced, once
 idle (engine/retrace.py); the bench runs without a daemon, so by default its mutants are judged
@@ -180,7 +182,7 @@ PROJECTS = [
 # Mutant kinds in the order they are drawn (cycled); a kind without candidates in a project is
 # replaced by a function-body flip.
 KINDS = (
-    "function", "constant", "conftest", "fixture", "data", "subprocess", "session",
+    "function", "constant", "conftest", "fixture", "data", "subprocess", "session", "dir",
     "function", "constant", "fixture", "function", "conftest", "function",
 )  # fmt: skip
 CATEGORIES = ("STALE PASS", "FALSE FAILURE", "MISSING", "EXTRA", "other")
@@ -364,6 +366,7 @@ class Mutant:
     old: bytes
     new: bytes
     flip: object = None  # a bench_precision Mutant, applied to `old` when picked
+    added: bool = False  # `path` is a new file (`old` empty): reverting removes it
 
     def made(self) -> Mutant | None:
         """With `new` computed (None when the flip does not parse)."""
@@ -496,6 +499,31 @@ def _data_files(tree: Path, spec: Spec) -> Iterator[Mutant]:
             yield Mutant("data", rel, f"{rel}: {how}", raw, new)
 
 
+_NOT_CASES = {".py", ".pyc", ".pyi", ".typed"}  # code, stubs and markers: no case files
+
+
+def _added_case_files(tree: Path, spec: Spec) -> Iterator[Mutant]:
+    """For each directory of the test folder or the library holding a file other than Python
+    code (test cases, templates, fixtures' data): that directory's first such file copied under
+    a new name beside it. Whatever lists the directory sees one more name: a case that
+    parametrizes a test, a template a loader lists and compiles."""
+    for folder in (spec.tests, *spec.library):
+        found: dict[Path, Path] = {}
+        for path in sorted((tree / folder).rglob("*")):
+            if not path.is_file() or path.suffix in _NOT_CASES or path.parent in found:
+                continue
+            if "__pycache__" in path.parts or ".egg-info" in path.as_posix():
+                continue
+            if any(part.startswith(".") for part in path.relative_to(tree).parts):
+                continue
+            found[path.parent] = path
+        for directory, source in sorted(found.items()):
+            new = directory / f"fidelity_mutant_{source.name}"
+            rel = new.relative_to(tree).as_posix()
+            label = f"{rel}: added (a copy of {source.name})"
+            yield Mutant("dir", rel, label, b"", source.read_bytes(), added=True)
+
+
 def candidates(tree: Path, spec: Spec) -> dict[str, list[Mutant]]:
     found: dict[str, list[Mutant]] = {k: [] for k in dict.fromkeys(KINDS)}
     for lib in spec.library:
@@ -526,6 +554,7 @@ def candidates(tree: Path, spec: Spec) -> dict[str, list[Mutant]]:
     found["fixture"] += _flip_mutants(tree, spec.tests, "fixture", fixture_code)
     found["fixture"] += _fixture_returns(tree, spec.tests)
     found["data"] += _data_files(tree, spec)
+    found["dir"] += _added_case_files(tree, spec)
     for e in spec.edits:
         raw = (tree / e.path).read_bytes()
         if raw.decode().count(e.old) != 1:
@@ -536,14 +565,18 @@ def candidates(tree: Path, spec: Spec) -> dict[str, list[Mutant]]:
     return found
 
 
-def pick(found: dict[str, list[Mutant]], count: int, seed: int) -> list[Mutant]:
+def pick(
+    found: dict[str, list[Mutant]], count: int, seed: int, kinds: Sequence[str] = KINDS
+) -> list[Mutant]:
+    """`count` mutants drawn in the order of KINDS (those in `kinds`), cycled."""
     rng = random.Random(seed)
     pools = {k: list(v) for k, v in found.items()}
+    order = [k for k in KINDS if k in kinds] or list(KINDS)
     chosen: list[Mutant] = []
     for i in range(count * 3):
         if len(chosen) == count:
             break
-        kind = KINDS[i % len(KINDS)]
+        kind = order[i % len(order)]
         pool = pools.get(kind) or pools["function"]
         while pool:
             made = pool.pop(rng.randrange(len(pool))).made()
@@ -796,7 +829,13 @@ engine/retrace.py), run in process by ``--retrace process`` right after the firs
 
 
 def bench_project(
-    spec: Spec, count: int, seed: int, python: str, timeout: float, retrace: str = ""
+    spec: Spec,
+    count: int,
+    seed: int,
+    python: str,
+    timeout: float,
+    retrace: str = "",
+    kinds: Sequence[str] = KINDS,
 ) -> ProjectResult:
     res = ProjectResult(f"{spec.name} {spec.version}")
     tree = prepare(spec, python, timeout)
@@ -869,7 +908,7 @@ def bench_project(
     say(f"testmon first {rt.wall:.1f} s, no-change {rt2.wall:.1f} s")
 
     # 4. mutants
-    chosen = pick(candidates(tree, spec), count, seed)
+    chosen = pick(candidates(tree, spec), count, seed, kinds)
     for i, mutant in enumerate(chosen):
         mr = MutantResult(mutant.kind, mutant.label)
         res.mutants.append(mr)
@@ -901,7 +940,10 @@ def bench_project(
                     mr.testmon_nodes, mr.testmon_files = len(tm), _files(tm)
                     mr.testmon_misses = len(failing - set(tm))
         finally:
-            target.write_bytes(mutant.old)
+            if mutant.added:
+                target.unlink(missing_ok=True)
+            else:
+                target.write_bytes(mutant.old)
         # revert: Maestro must again agree with the pristine run
         rr, mrv, ranv = b.maestro(f"{tag}-maestro-revert")
         if mrv is None:
@@ -1082,6 +1124,7 @@ def report(results: list[ProjectResult]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
+    global WORK
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     names = [s.name for s in PROJECTS]
     parser.add_argument("--projects", default=",".join(names), help="comma-separated")
@@ -1093,6 +1136,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", type=int, default=1, help="projects benched at once")
     parser.add_argument("--results", type=Path, default=None, help="JSON out")
     parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help=f"trees, venvs and logs here instead of {WORK} (a bench of its own beside another)",
+    )
+    parser.add_argument(
+        "--kinds",
+        default=",".join(dict.fromkeys(KINDS)),
+        help="comma-separated mutant kinds to draw (in the order of KINDS; e.g. dir)",
+    )
+    parser.add_argument(
         "--retrace",
         choices=("process", "daemon"),
         default="",
@@ -1101,6 +1155,11 @@ def main(argv: list[str] | None = None) -> None:
         "daemon and waits for the daemon to do it (the later runs stay in process)",
     )
     ns = parser.parse_args(argv)
+    if ns.work_dir is not None:
+        WORK = ns.work_dir.resolve()
+    kinds = [k.strip() for k in ns.kinds.split(",") if k.strip()]
+    if set(kinds) - set(KINDS):
+        parser.error(f"unknown kinds {sorted(set(kinds) - set(KINDS))}; known: {', '.join(KINDS)}")
     ns.results = ns.results or work_dir(ns.python) / "results.json"
     wanted = [p.strip() for p in ns.projects.split(",") if p.strip()]
     unknown = set(wanted) - set(names)
@@ -1115,7 +1174,7 @@ def main(argv: list[str] | None = None) -> None:
     for spec in specs if ns.jobs <= 1 else []:
         t0 = time.monotonic()
         try:
-            r = bench_project(spec, ns.mutants, ns.seed, ns.python, ns.timeout_s, ns.retrace)
+            r = bench_project(spec, ns.mutants, ns.seed, ns.python, ns.timeout_s, ns.retrace, kinds)
         except Skip as exc:
             r = ProjectResult(f"{spec.name} {spec.version}", skipped=str(exc))
             print(f"{spec.name}: skipped: {exc}", flush=True)
@@ -1130,7 +1189,7 @@ def main(argv: list[str] | None = None) -> None:
     print(body)
     took = time.monotonic() - started
     print(f"bench took {took:.0f} s")
-    full = set(wanted) == set(names) and ns.mutants >= 10
+    full = set(wanted) == set(names) and ns.mutants >= 10 and set(kinds) == set(KINDS)
     if ns.no_write or not full:
         return
     command = f".venv/bin/python -m bench.bench_fidelity --mutants {ns.mutants}"
@@ -1199,6 +1258,7 @@ def _in_parallel(specs: list[Spec], ns: argparse.Namespace) -> list[ProjectResul
         cmd += ["--projects", ",".join(s.name for s in group), "--mutants", str(ns.mutants)]
         cmd += ["--seed", str(ns.seed), "--python", ns.python, "--timeout-s", str(ns.timeout_s)]
         cmd += ["--retrace", ns.retrace] if ns.retrace else []
+        cmd += ["--kinds", ns.kinds] + (["--work-dir", str(WORK)] if ns.work_dir else [])
         children.append((out, subprocess.Popen(cmd, cwd=Path(__file__).resolve().parents[1])))
     try:
         for _, child in children:
