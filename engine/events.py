@@ -168,9 +168,16 @@ Event = Annotated[
     Field(discriminator="event"),
 ]
 
+
 @functools.cache
 def _adapter() -> TypeAdapter[Event]:
     return TypeAdapter(Event)
+
+
+def prepare() -> None:
+    """Build the validators now: a long-lived process does it while idle, before its first run
+    (a one-shot `maestro test` builds them at its first event, once pytest has its run)."""
+    _adapter()
 
 
 def parse_event(line: bytes | str) -> Event | None:

@@ -589,9 +589,14 @@ class TestService:
 
 def _preload() -> None:
     import maestro.engine.testing  # noqa: F401  (and the runner, keys, cache, fingerprints)
+    from maestro.cache.action import ActionResult
+    from maestro.engine.events import prepare
     from maestro.redaction import preload
 
     preload()
+    # built on first use (a one-shot CLI builds them once pytest has its run): here, while idle
+    prepare()
+    ActionResult.model_rebuild(force=True)
 
 
 def install(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -69,3 +71,22 @@ def test_garbage_on_the_event_pipe_does_not_break_the_run(
     assert report.invalid_event_lines == 2
     assert report.outcomes == {"passed": 2}
     assert report.session_end is not None
+
+
+def test_the_daemon_builds_the_run_validators_while_idle() -> None:
+    """The models are built on first use (a one-shot CLI builds them once pytest has its run);
+    the daemon's warm-up builds them before its first run instead."""
+    probe = (
+        "from maestro.daemon.services.tests import _preload\n"
+        "from maestro.cache.action import ActionResult\n"
+        "from maestro.engine import events\n"
+        "def state():\n"
+        "    return events._adapter.cache_info().currsize, ActionResult.__pydantic_complete__\n"
+        "before = state()\n"
+        "_preload()\n"
+        "print(before, state())\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, cwd="/", timeout=120
+    )
+    assert out.stdout.strip() == "(0, False) (1, True)", out.stderr
