@@ -11,6 +11,7 @@ daemon attaches a handler with ``DaemonApp.register`` and clients call it with t
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -153,13 +154,19 @@ class Cancel(_Envelope):
 Frame = Annotated[
     Hello | HelloReply | Request | Response | Event | Cancel, Field(discriminator="type")
 ]
-_FRAME: TypeAdapter[Frame] = TypeAdapter(Frame)
+
+
+@functools.cache
+def _frame() -> TypeAdapter[Frame]:
+    """Built on first use: an in-process `maestro test` imports this module and sends no frame
+    (building a validator at import also loads pydantic's plugins, importlib.metadata with them)."""
+    return TypeAdapter(Frame)
 
 
 def parse_frame(obj: Mapping[str, Any]) -> Frame:
     """Validate one decoded frame map into its envelope model; ProtocolError if it is none."""
     try:
-        return _FRAME.validate_python(obj)
+        return _frame().validate_python(obj)
     except ValidationError as exc:
         errors = exc.errors()
         msg = errors[0]["msg"] if errors else "validation failed"

@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from maestro.cli.consoles import console, exit_code_for, report_error
 from maestro.cli.fast import client_env, runs_in_process, start_in_background
@@ -72,15 +72,20 @@ def run_test(
             scope = subfolder(workspace)
         given = list(paths) or (["."] if scope else [])  # "." is the cwd: the subfolder
         selected = _relative(workspace, given, keep_missing=impacted or bool(since))
-        params = RunTestsParams(
-            paths=selected,
-            impacted=impacted or since is not None,
-            since=since,
-            no_cache=no_cache,
-            pytest_args=list(pytest_args),
-            predictive=predictive or threshold is not None,
-            threshold=threshold,
-        )
+        fields: dict[str, Any] = {
+            "paths": selected,
+            "impacted": impacted or since is not None,
+            "since": since,
+            "no_cache": no_cache,
+            "pytest_args": list(pytest_args),
+            "predictive": predictive or threshold is not None,
+            "threshold": threshold,
+        }
+        odd = since == "" or len(since or "") > 1000 or len(pytest_args) > 10_000
+        if selected or threshold is not None or odd:
+            params = RunTestsParams.model_validate(fields)
+        else:  # nothing validation could refuse: its validator is built after pytest's start
+            params = RunTestsParams.model_construct(**fields)
         with (
             Display(impacted=params.impacted, scope=scope) as display,
             _warm(warm, workspace, no_daemon) as warm_process,
@@ -196,8 +201,9 @@ def run_in_process(
 ) -> RunTestsResult:
     from contextlib import closing
 
+    from maestro.cli.test_render import PlannedRow
     from maestro.engine.core import Engine
-    from maestro.engine.testing import Plan, Selection, planned_info, summary_result
+    from maestro.engine.testing import Plan, Selection, summary_result
     from maestro.policy.local import LocalCacheGates
 
     selection = Selection(
@@ -211,7 +217,14 @@ def run_in_process(
 
     def on_plan(planned: Plan) -> None:
         gates.serve(planned)  # before showing it: a denied file runs
-        display.plan([planned_info(f) for f in planned.files])
+        # the rows the wire's PlannedFileInfo would give, without building its validator
+        # before pytest has its run
+        display.plan(
+            [
+                PlannedRow(f.target, f.runs, f.describe(), len(f.cached.tests) if f.cached else 0)
+                for f in planned.files
+            ]
+        )
 
     with closing(Engine.open(root, warm=warm)) as engine, closing(gates):
         engine.store_gate = gates.store

@@ -90,3 +90,46 @@ def test_the_models_of_a_run_are_built_after_its_imports() -> None:
     lines = out.stdout.splitlines()
     assert lines[:1] == ["[]"], out.stdout + out.stderr
     assert "t.py::a" in lines[1]
+
+
+# Records, when the waiting pytest process is handed its run, which validators are built.
+TAKE_PROBE = """
+import json, sys
+import maestro.engine.runner as runner
+
+_take = runner.WarmPytest.take
+
+def _recording_take(self, *args, **kwargs):
+    built = []
+    if "pydantic" in sys.modules:
+        from pydantic import BaseModel
+        todo = [BaseModel]
+        while todo:
+            for sub in todo.pop().__subclasses__():
+                todo.append(sub)
+                if sub.__dict__.get("__pydantic_complete__"):
+                    built.append(sub.__qualname__)
+    with open({out!r}, "w") as f:
+        json.dump({{"built": sorted(built), "metadata": "importlib.metadata" in sys.modules}}, f)
+    return _take(self, *args, **kwargs)
+
+runner.WarmPytest.take = _recording_take
+"""
+
+
+def test_pytest_gets_its_run_before_any_validator_is_built(ws: Workspace, tmp_path: Path) -> None:
+    """Building a pydantic validator loads pydantic's plugins, importlib.metadata with them: a
+    plain in-process run builds none (and so imports neither) before pytest has its run. (A
+    workspace with a Maestro table validates it first: not this one, whose venv is active.)"""
+    site = tmp_path / "site"
+    site.mkdir()
+    seen = tmp_path / "seen.json"
+    (site / "sitecustomize.py").write_text(TAKE_PROBE.format(out=str(seen)))
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env.update(MAESTRO_DAEMON="off", PYTHONPATH=str(site), VIRTUAL_ENV=sys.prefix)
+    done = subprocess.run(
+        [MAESTRO, "test", "--no-daemon"], cwd=ws.root, env=env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(seen.read_text()) == {"built": [], "metadata": False}
