@@ -115,9 +115,15 @@ class SpeculationSettings(_Frozen):
             "tripwire: unused share of speculative CPU that throttles speculation", ge=0, le=1
         ),
     )
-    waste_window_s: float = field(default=3600.0, metadata=_meta(gt=0))
-    min_events: int = field(default=20, metadata=_meta(ge=1))
-    cooldown_s: float = field(default=600.0, metadata=_meta(ge=0))
+    waste_window_s: float = field(
+        default=3600.0, metadata=_meta("the tripwire's window, in seconds", gt=0)
+    )
+    min_events: int = field(
+        default=20, metadata=_meta("events the tripwire needs in its window to trip", ge=1)
+    )
+    cooldown_s: float = field(
+        default=600.0, metadata=_meta("seconds a tripped speculator stays off", ge=0)
+    )
 
 
 @dataclass(slots=True)
@@ -162,7 +168,11 @@ class RemoteSettings(_Frozen):
     __pydantic_config__: ClassVar[dict[str, Any]] = _TABLE
 
     url: str = field(metadata=_meta("coordinator base URL, e.g. http://127.0.0.1:8980"))
-    tenant: str = field(metadata=_meta(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$"))
+    tenant: str = field(
+        metadata=_meta(
+            "the team's tenant on the coordinator", pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$"
+        )
+    )
     api_key_env: str = field(
         default="MAESTRO_REMOTE_API_KEY",
         metadata=_meta(
@@ -170,7 +180,10 @@ class RemoteSettings(_Frozen):
             pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         ),
     )
-    read_timeout_s: float = field(default=2.0, metadata=_meta(gt=0, le=60))
+    read_timeout_s: float = field(
+        default=2.0,
+        metadata=_meta("seconds a cache read may wait for the coordinator", gt=0, le=60),
+    )
     upload: bool = field(default=True, metadata=_meta("upload results when the key may write"))
     telemetry_upload_every_s: float = field(
         default=60.0,
@@ -199,7 +212,8 @@ class RemoteSettings(_Frozen):
 
 @dataclass(slots=True)
 class RedactionSettings(_Frozen):
-    """`[tool.maestro.secrets.redaction]` (docs/security.md)."""
+    """`[tool.maestro.secrets.redaction]`: what a secret found in a result does to its upload
+    (docs/security.md)."""
 
     __pydantic_config__: ClassVar[dict[str, Any]] = _TABLE
 
@@ -237,7 +251,13 @@ class Settings(_Frozen):
     max_file_size: int = field(
         default=DEFAULT_MAX_FILE_SIZE, metadata=_meta("bytes scanned per file", gt=0)
     )
-    env_allowlist: tuple[str, ...] = ()
+    env_allowlist: tuple[str, ...] = field(
+        default=(),
+        metadata=_meta(
+            "environment variables passed to pytest and keyed, besides the defaults "
+            "(docs/action-key.md)"
+        ),
+    )
     retrace: bool = field(
         default=True,
         metadata=_meta(
@@ -420,7 +440,7 @@ def _hint_for(error_type: str, loc: tuple[str, ...]) -> str:
         return f'{loc[-1]} is a list of strings, e.g. {loc[-1]} = ["docs/**/*.md"]'
     if loc[:1] == ("targets",):
         return 'declare a target as [tool.maestro.targets.NAME] with srcs = ["glob", ...]'
-    return "see docs/configuration.md for every key and its type"
+    return "docs/configuration.md lists every key, its type and its bounds"
 
 
 def _line_of(text: str, table: str, loc: tuple[str, ...]) -> int | None:

@@ -94,3 +94,16 @@ def test_remote_and_key_say_which_is_missing(
     assert info.value.hint == "export an admin key"
     monkeypatch.setenv("TEAM_KEY", "k1")
     assert config.remote_and_key() == (config.remote, "k1")
+
+
+def test_the_configuration_reference_is_generated_from_the_model() -> None:
+    # docs/configuration.md is what `python -m maestro.config_doc --write` makes: every key of
+    # the model, with its type, default and bounds
+    from maestro import config_doc
+
+    root = Path(__file__).resolve().parents[2]
+    assert (root / config_doc.DOC).read_text(encoding="utf-8") == config_doc.reference(), (
+        "docs/configuration.md is stale: run python -m maestro.config_doc --write"
+    )
+    for key in ("max-file-size", "env-allowlist", "retrace", "fail-first", "cooldown-s"):
+        assert f"`{key}`" in config_doc.reference()
