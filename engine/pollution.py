@@ -23,14 +23,12 @@ anyway); a result whose collection flips under the same key is flagged flaky ins
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import msgpack
 
-from maestro.paths import workspace_state_dir
+from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 
 AFTER = "collected-after:"
 _FILE = "collection-polluters.msgpack"
@@ -47,10 +45,7 @@ class Polluters:
     @classmethod
     def load(cls, root: Path) -> Polluters:
         path = workspace_state_dir(root) / _FILE
-        try:
-            data = msgpack.unpackb(path.read_bytes(), raw=False)
-        except (OSError, ValueError, msgpack.ExtraData, msgpack.FormatError):
-            data = []
+        data = read_msgpack(path)
         files = {f for f in data if isinstance(f, str)} if isinstance(data, list) else set()
         return cls(path, files)
 
@@ -77,11 +72,5 @@ class Polluters:
         if not self.dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        try:
-            tmp.write_bytes(msgpack.packb(sorted(self.files), use_bin_type=True))
-            os.replace(tmp, self.path)
-        finally:
-            with contextlib.suppress(OSError):
-                tmp.unlink()
+        replace_file(self.path, msgpack.packb(sorted(self.files), use_bin_type=True))
         self.dirty = False

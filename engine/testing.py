@@ -78,7 +78,7 @@ from maestro.graph.build import BuildGraph, Change
 from maestro.graph.files import listing_digest
 from maestro.graph.fingerprints import FingerprintStore, diff, map_lines
 from maestro.graph.records import LISTING
-from maestro.paths import workspace_state_dir
+from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 from maestro.redact_many import is_redacted, redact_each
 from maestro.redaction import Redactor
 from maestro.wire import PlannedFileInfo, RunCounts, RunFileResult, RunTestsResult
@@ -255,13 +255,8 @@ class LastKeys:
     @classmethod
     def load(cls, root: Path) -> LastKeys:
         path = workspace_state_dir(root) / LAST_RUNS_FILE
-        try:
-            data = msgpack.unpackb(path.read_bytes(), raw=False)
-            if not isinstance(data, dict):
-                data = {}
-        except (OSError, ValueError, msgpack.ExtraData, msgpack.FormatError):
-            data = {}
-        return cls(path, data)
+        data = read_msgpack(path)
+        return cls(path, data if isinstance(data, dict) else {})
 
     def get(self, target: str) -> tuple[str, dict[str, str]] | None:
         entry = self.data.get(target)
@@ -304,9 +299,7 @@ class LastKeys:
     def save(self) -> None:
         if not self.dirty:
             return
-        tmp = self.path.with_suffix(f".tmp{os.getpid()}")
-        tmp.write_bytes(msgpack.packb(self.data, use_bin_type=True))
-        os.replace(tmp, self.path)
+        replace_file(self.path, msgpack.packb(self.data, use_bin_type=True))
         self.dirty = False
 
 
@@ -1093,6 +1086,18 @@ def store_results(
     except OSError:
         log.warning("could not save the last keys of this workspace", exc_info=True)
     return out
+
+
+def passed_alone(outcome: FileOutcome) -> bool:
+    """Whether a re-run of only the failed nodes of an exact hit passed one of them: the same
+    inputs, another answer, which the whole file (what pytest runs) must confirm."""
+    f, result = outcome.planned, outcome.result
+    if f.reason != "failed last time" or f.run_nodes is None or f.cached is None:
+        return False
+    if result is None:
+        return False
+    failed = {t.node_id for t in f.cached.tests if t.outcome in FAILING}
+    return any(t.node_id in failed and t.outcome not in FAILING for t in result.tests)
 
 
 def same_outcomes(cached: ActionResult | None, result: ActionResult) -> bool:

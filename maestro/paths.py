@@ -65,6 +65,17 @@ def graph_index_path(root: Path) -> Path:
     return workspace_state_dir(root) / "graph-index.msgpack"
 
 
+def read_msgpack(path: Path) -> object:
+    """A state file's msgpack value; None when it is missing, unreadable or not msgpack (a
+    state file is a memo: losing it costs a re-run, never a wrong answer)."""
+    import msgpack
+
+    try:
+        return msgpack.unpackb(path.read_bytes(), raw=False)
+    except (OSError, ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+        return None
+
+
 def replace_file(path: Path, data: bytes, *, sync: bool = False) -> None:
     """Atomically replace ``path`` with ``data``, mode 0600: written to a temporary file beside
     it, then renamed over it, so a reader (another process too) sees the old content or the
