@@ -132,6 +132,8 @@ class Engine:
         from maestro.engine.runner import run_pytest
         from maestro.engine.testing import (
             FileOutcome,
+            PlannedFile,
+            passed_alone,
             prefetch_fingerprints,
             promote,
             store_results,
@@ -196,10 +198,35 @@ class Engine:
             )
             for job in background:
                 await job
-            outcomes += store_results(
+            fresh = store_results(
                 self.graph, self.cache, planned, to_run, report, started, redactor,
                 keep=self.store_gate, agree=agree,
             )  # fmt: skip
+            # A failed test that passes when re-run alone, with the same inputs, may need what
+            # the tests before it in its file did (pytest always runs those first): the whole
+            # file, re-run now, decides, and its result replaces the alone-answer.
+            confirm = [o.planned for o in fresh if passed_alone(o)]
+            if confirm:
+                whole = [
+                    PlannedFile(f.target, None, f.key, f.cached, f.reason, f.changed)
+                    for f in confirm
+                ]
+                again = await run_pytest(
+                    self.graph.root, self.interpreter,
+                    ["--continue-on-collection-errors", *planned.pytest_args,
+                     *(f.target for f in whole)],
+                    on_event=on_event, env_allowlist=planned.env_allowlist, environ=environ,
+                    nice=nice, extra_env=trace_env(self.interpreter, planned, whole, environ),
+                )  # fmt: skip
+                redone = store_results(
+                    self.graph, self.cache, planned, whole, again, started, redactor,
+                    keep=self.store_gate, agree=agree,
+                )  # fmt: skip
+                targets = {f.target for f in whole}
+                fresh = [o for o in fresh if o.target not in targets] + redone
+                if again.exit_code < 0 or again.exit_code in (2, 3, 4):
+                    report = again
+            outcomes += fresh
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
         return summarise(outcomes, report)
