@@ -211,10 +211,16 @@ class Engine:
                     PlannedFile(f.target, None, f.key, f.cached, f.reason, f.changed)
                     for f in confirm
                 ]
+                # collected as in the full run: after the polluters before them
+                known = planned.polluters
+                with_them = {f.target for f in whole} | {
+                    p
+                    for f in whole
+                    for p in (known.before(f.target, self.graph.tests) if known else ())
+                }
                 again = await run_pytest(
                     self.graph.root, self.interpreter,
-                    ["--continue-on-collection-errors", *planned.pytest_args,
-                     *(f.target for f in whole)],
+                    ["--continue-on-collection-errors", *planned.pytest_args, *sorted(with_them)],
                     on_event=on_event, env_allowlist=planned.env_allowlist, environ=environ,
                     nice=nice, extra_env=trace_env(self.interpreter, planned, whole, environ),
                 )  # fmt: skip
