@@ -43,7 +43,9 @@ class PytestConfig:
 
     def matcher(self) -> Callable[[str], bool]:
         """A fast predicate: would pytest collect `rel` (posix, relative to rootdir) as a test?"""
-        norecurse = _any_of(self.norecursedirs)
+        # as pytest's fnmatch_ex: a pattern with a separator matches the directory's whole path
+        norecurse = _any_of(tuple(p for p in self.norecursedirs if "/" not in p))
+        norecurse_path = _any_of(tuple("*/" + p for p in self.norecursedirs if "/" in p))
         names = _any_of(tuple(p for p in self.python_files if "/" not in p))
         paths = _any_of(tuple(p for p in self.python_files if "/" in p))
         testpaths = [tp.rstrip("/") for tp in self.testpaths]
@@ -57,7 +59,11 @@ class PytestConfig:
             doctests = self.doctest_modules and name not in ("setup.py", "__main__.py")
             ok = dir_ok.get(directory)
             if ok is None:
-                ok = not any(norecurse(part) for part in directory.split("/") if part)
+                parts = directory.split("/") if directory else []
+                ok = not any(
+                    norecurse(part) or norecurse_path("/" + "/".join(parts[: i + 1]))
+                    for i, part in enumerate(parts)
+                )
                 dir_ok[directory] = ok
             if not ok:
                 return False

@@ -167,6 +167,24 @@ def test_pytest_discovery_rules(make_ws: Make, build: Build) -> None:
     assert build(root).tests == {"tests/check_one.py", "tests/test_two.py"}
 
 
+def test_a_norecursedirs_pattern_with_a_slash_matches_the_directory_path(
+    make_ws: Make, build: Build
+) -> None:
+    # marshmallow: norecursedirs = "... tests/mypy_test_cases"; pytest matches a pattern that
+    # holds a separator against the whole path, not a part of it
+    root = make_ws(
+        {
+            "pyproject.toml": (
+                '[tool.pytest.ini_options]\nnorecursedirs = ".git tests/mypy_test_cases"\n'
+            ),
+            "tests/test_one.py": "",
+            "tests/mypy_test_cases/test_typed.py": "",
+            "other/mypy_test_cases/test_kept.py": "",
+        }
+    )
+    assert build(root).tests == {"tests/test_one.py", "other/mypy_test_cases/test_kept.py"}
+
+
 def test_prepend_import_mode_basedir(make_ws: Make, build: Build) -> None:
     """Tests in a directory without __init__.py import siblings by bare name (rootdir/basedir)."""
     root = make_ws(
