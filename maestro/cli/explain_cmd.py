@@ -102,7 +102,7 @@ def explain(
     console.print(f"[bold]{escape(pf.target)}[/]: {escape(pf.describe())}", highlight=False)
     if not nodes:
         console.print("  [dim]no per-test record yet: the file runs as a whole[/]")
-    for row in rows:
+    for row in rows if record or sep else _grouped(rows):
         style = "cyan" if row["runs"] else "green"
         verdict = "runs  " if row["runs"] else "cached"
         console.print(f"  [{style}]{verdict}[/] {escape(row['reason'])}", highlight=False)
@@ -115,6 +115,33 @@ def explain(
                 console.print(escape(f"      read {path}"), highlight=False)
     for r in policy:
         console.print(f"  [magenta]policy[/] {escape(r.summary)}", highlight=False)
+
+
+_SHOWN = 3  # node ids named in a grouped line
+
+
+def _grouped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Nodes with the same verdict for the same reason, one line each group, in first-seen
+    order: a file of 300 served tests is one line, not 300."""
+    groups: dict[tuple[bool, str, tuple[str, ...]], list[dict[str, Any]]] = {}
+    for row in rows:
+        tail = row["reason"].removeprefix(row["node"]).strip()
+        groups.setdefault((row["runs"], tail, tuple(row["opaque"])), []).append(row)
+    out: list[dict[str, Any]] = []
+    for (runs, tail, opaque), members in groups.items():
+        if len(members) == 1:
+            out.append(members[0])
+            continue
+        names = [m["node"].partition("::")[2] or m["node"] for m in members]
+        shown = ", ".join(names[:_SHOWN])
+        if len(names) > _SHOWN:
+            shown += f" and {len(names) - _SHOWN} more"
+        verb = tail.replace("is served", "are served", 1).replace(
+            "runs with its whole file", "run with their whole file", 1
+        )
+        reason = f"{len(members)} tests ({shown}) {verb}"
+        out.append({"node": "", "runs": runs, "reason": reason, "opaque": list(opaque)})
+    return out
 
 
 def _stored_id(node: str) -> str:

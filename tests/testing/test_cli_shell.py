@@ -177,6 +177,22 @@ def test_explain_keeps_parameter_ids_in_its_text(cli: Workspace) -> None:
     assert "tests/test_params.py::test_x[bold] failed last time" in done.stdout, done.stdout
 
 
+def test_explain_says_once_what_many_tests_share(cli: Workspace) -> None:
+    cli.write(
+        "tests/test_many.py",
+        "".join(f"def test_{i}():\n    assert True\n\n\n" for i in range(40)),
+    )
+    assert maestro(cli.root, "test", "tests/test_many.py").returncode == 0
+    done = maestro(cli.root, "explain", "tests/test_many.py")
+    lines = done.stdout.splitlines()
+    assert lines[1:] == [
+        "  cached 40 tests (test_0, test_1, test_2 and 37 more) are served from the cache: "
+        "no input changed"
+    ], done.stdout
+    one = maestro(cli.root, "explain", "tests/test_many.py::test_7").stdout
+    assert "tests/test_many.py::test_7 is served from the cache: no input changed" in one
+
+
 def test_stale_keeps_parameter_ids_in_its_text(cli: Workspace) -> None:
     cli.write(
         "tests/test_params.py",
