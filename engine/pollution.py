@@ -24,6 +24,7 @@ anyway); a result whose collection flips under the same key is flagged flaky ins
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgpack
@@ -34,20 +35,20 @@ AFTER = "collected-after:"
 _FILE = "collection-polluters.msgpack"
 
 
+@dataclass(slots=True)
 class Polluters:
     """The workspace's test files known to change the warnings filters at collection."""
 
-    def __init__(self, path: Path, files: set[str]) -> None:
-        self.path = path
-        self.files = files
-        self.dirty = False
+    path: Path
+    files: set[str]
+    dirty: bool = False
 
     @classmethod
     def load(cls, root: Path) -> Polluters:
-        path = workspace_state_dir(root) / _FILE
-        data = read_msgpack(path)
-        files = {f for f in data if isinstance(f, str)} if isinstance(data, list) else set()
-        return cls(path, files)
+        found = read_msgpack(path := workspace_state_dir(root) / _FILE)
+        return cls(
+            path, {f for f in found if isinstance(f, str)} if isinstance(found, list) else set()
+        )
 
     def before(self, target: str, tests: Iterable[str]) -> list[str]:
         """The known polluters a full run collects before `target` (among `tests`), in order."""
