@@ -320,6 +320,7 @@ class PlannedFile:
     promote: bool = False  # node-level: nothing to run; store `carried` under `key`
     deselect: tuple[str, ...] = ()  # predictive mode skipped these: the result is not stored
     symbols: tuple[str, ...] = ()  # qualnames changed in its Python inputs since its last run
+    untraced: bool = False  # its last result has no per-test record: a change re-runs it whole
 
     @property
     def runs(self) -> bool:
@@ -341,7 +342,8 @@ class PlannedFile:
             return f"inputs changed: {', '.join(self.changed[:3])}{more}: {node} {why}"
         if self.reason == "inputs changed" and self.changed:
             more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
-            return f"inputs changed: {', '.join(self.changed[:3])}{more}"
+            whole = "; no per-test record yet, so the whole file" if self.untraced else ""
+            return f"inputs changed: {', '.join(self.changed[:3])}{more}{whole}"
         return self.reason
 
 
@@ -573,7 +575,12 @@ def _decide(
                 carried=None if everything else carried,
                 node_reasons=reasons,
             )  # fmt: skip
-    return PlannedFile(target, nodes, key, None, "inputs changed", changed)
+    # no result with a per-test record to judge by (an untraced first run before 3.12): say so
+    untraced = all(
+        (r := cache.get_action(k, count=False)) is None or r.trace is None
+        for k, _ in last.history(target)
+    )
+    return PlannedFile(target, nodes, key, None, "inputs changed", changed, untraced=untraced)
 
 
 _OTHER_PREVIOUS = 3  # older results tried when the nearest cannot judge per node

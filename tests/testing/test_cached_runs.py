@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import lmdb
@@ -260,3 +261,12 @@ def test_a_test_file_other_tests_import_keeps_its_inputs_after_a_partial_run(
     assert ran(ws.run()) == []
     ws.run(testing.Selection(paths=("tests/test_x.py",), no_cache=True))
     assert ran(ws.run()) == []
+
+
+def test_a_file_without_a_per_test_record_says_why_it_reruns_whole(ws: Workspace) -> None:
+    ws.run()
+    ws.edit("pkg/b.py", "return a * b", "return b * a")
+    planned = {f.target: f for f in ws.plan().files}["tests/test_b.py"]
+    untraced = sys.version_info < (3, 12)  # before 3.12 a first run in process is untraced
+    assert planned.untraced is untraced
+    assert ("no per-test record yet" in planned.describe()) is untraced, planned.describe()
