@@ -560,7 +560,9 @@ def _decide(
                 )
                 if found is not None:
                     # `changed` stays what differs from the nearest result: an edit undone
-                    # since the older one is no reason to tell ("inputs changed", node reasons)
+                    # since the older one is no reason to tell ("inputs changed", node reasons);
+                    # a node's reason that names one (or an old failure) says whose it is
+                    found = found[0], _as_of_older(found[1], set(differ) - set(changed))
                     break
         if found is not None:
             carried, reasons = found
@@ -584,6 +586,19 @@ def _decide(
 
 
 _OTHER_PREVIOUS = 3  # older results tried when the nearest cannot judge per node
+_AS_OF_OLDER = " (as of the last run with a per-test record)"
+
+
+def _as_of_older(reasons: dict[str, str], undone: set[str]) -> dict[str, str]:
+    """Node reasons judged against an older result than the one last seen: a reason naming a
+    file that differs only from that older result (an edit undone since), or a failure of
+    that run, says that it is that run's."""
+    return {
+        node: why + _AS_OF_OLDER
+        if why == "failed last time" or any(u in why for u in undone)
+        else why
+        for node, why in reasons.items()
+    }
 
 
 def _runnable(node_id: str) -> bool:

@@ -270,3 +270,39 @@ def test_a_file_without_a_per_test_record_says_why_it_reruns_whole(ws: Workspace
     untraced = sys.version_info < (3, 12)  # before 3.12 a first run in process is untraced
     assert planned.untraced is untraced
     assert ("no per-test record yet" in planned.describe()) is untraced, planned.describe()
+
+
+def test_a_reason_from_an_older_record_says_it_is_that_runs(ws: Workspace) -> None:
+    # sqlparse: keywords.py broken (traced re-run, failures), restored (the untraced first
+    # result served again), then a test edited: the file was judged against the broken run's
+    # record and said "keywords.py changed", which it had not since the result the user saw
+    ws.write(
+        "tests/test_b.py",
+        """
+        from pkg.b import mul
+
+
+        def test_mul():
+            assert mul(2, 3) == 6
+
+
+        def test_square():
+            assert mul(3, 3) == 9
+        """,
+    )
+    ws.run()
+    ws.edit("pkg/b.py", "return a * b", "return a * b + 1")
+    assert ws.run().failed
+    ws.edit("pkg/b.py", "return a * b + 1", "return a * b")
+    assert ran(ws.run()) == []
+    ws.edit("tests/test_b.py", "mul(3, 3) == 9", "mul(3, 3) == 3 * 3")
+    planned = {f.target: f for f in ws.plan().files}["tests/test_b.py"]
+    assert planned.changed == ["tests/test_b.py"]
+    if sys.version_info < (3, 12):  # the first run was untraced: an older record judged
+        mul = planned.node_reasons["tests/test_b.py::test_mul"]
+        assert mul.endswith("(as of the last run with a per-test record)"), mul
+    assert all(
+        "as of the last run" in why
+        for why in planned.node_reasons.values()
+        if "pkg/b.py" in why or why.startswith("failed last time")
+    )
