@@ -274,7 +274,8 @@ def print_summary(result: Mapping[str, Any]) -> None:
     if result.get("failed"):
         parts.append(f"[red]{result['failed']} failed[/]")
     if result.get("errors"):
-        parts.append(f"[red]{result['errors']} errors[/]")
+        errors = result["errors"]
+        parts.append(f"[red]{errors} error{'s' if errors != 1 else ''}[/]")  # as pytest says
     parts.append(f"{result.get('skipped', 0)} skipped")
     if result.get("xfailed"):
         parts.append(f"{result['xfailed']} xfailed")
