@@ -621,10 +621,12 @@ def stale(
     environ: Mapping[str, str] | None = None,
     fingerprints: FingerprintStore | None = None,
 ) -> list[PlannedFile]:
-    """Test files with no usable (passing) cached result for their current inputs."""
-    return plan(
+    """Test files with no usable (passing) cached result for their current inputs (a polluter
+    that would only run with one of them has one)."""
+    planned = plan(
         graph, cache, interpreter, Selection(), environ=environ, fingerprints=fingerprints
-    ).to_run
+    )
+    return [f for f in planned.to_run if f.reason != "collected before a file that runs"]
 
 
 # ------------------------------------------------------------------------------ run

@@ -10,6 +10,7 @@ import sys
 
 from testing_helpers import Workspace, ran
 
+from maestro.cache import Cache
 from maestro.engine import testing
 
 POLLUTER = "tests/test_a_filters.py"
@@ -86,6 +87,10 @@ def test_a_file_rerun_alone_is_collected_as_in_the_full_run(ws: Workspace) -> No
     # it was selected)
     alone = ws.run(testing.Selection(paths=(VICTIM,)))
     assert has_error(outcomes(alone)), outcomes(alone)
+    # the polluter runs only with it: its own result is no stale one
+    with Cache.open() as cache:
+        stale = testing.stale(ws.graph(), cache, ws.interpreter)
+    assert [f.target for f in stale] == [VICTIM]  # it failed last time
 
 
 def test_a_change_to_the_polluting_file_reruns_the_files_collected_after_it(
