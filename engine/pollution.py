@@ -23,7 +23,7 @@ anyway); a result whose collection flips under the same key is flagged flaky ins
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,13 +50,12 @@ class Polluters:
             path, {f for f in found if isinstance(f, str)} if isinstance(found, list) else set()
         )
 
-    def before(self, target: str, tests: Iterable[str]) -> list[str]:
+    def before(self, target: str, tests: Container[str]) -> list[str]:
         """The known polluters a full run collects before `target` (among `tests`), in order."""
-        known = set(tests)
-        return sorted(p for p in self.files if p < target and p in known)
+        return sorted(p for p in self.files if p < target and p in tests)
 
     def inputs(
-        self, target: str, tests: Iterable[str], digest: Callable[[str], str | None]
+        self, target: str, tests: Container[str], digest: Callable[[str], str | None]
     ) -> dict[str, str]:
         """The key entries of `target` for the polluters collected before it."""
         return {AFTER + p: digest(p) or "absent" for p in self.before(target, tests)}

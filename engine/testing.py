@@ -35,7 +35,7 @@ import os
 import posixpath
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -448,14 +448,13 @@ def file_key(
 def _with_polluters(
     files: list[PlannedFile],
     polluters: Polluters,
-    tests: Iterable[str],
+    tests: Container[str],
     decide: Callable[[str, tuple[str, ...] | None], PlannedFile],
 ) -> list[PlannedFile]:
     """Each file that runs has the polluters a full run collects before it run too (a cached
     one, or one not selected, runs whole): it is collected as in the full run."""
     if not polluters.files:
         return files
-    tests = list(tests)
     by_target = {f.target: f for f in files}
     todo = [f for f in files if f.runs]
     while todo:
