@@ -59,6 +59,17 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+
+def _status_of(what: str, read: Callable[[], T | None]) -> T | None:
+    """A service's part of `maestro status`, or None: status must answer even when that
+    service's bookkeeping is broken (logged)."""
+    try:
+        return read()
+    except Exception:
+        log.exception("%s status failed", what)
+        return None
+
+
 Hook = Callable[["DaemonApp"], Awaitable[None]]
 
 FIRST_ANSWER_LIMIT_S = 2.0
@@ -255,40 +266,19 @@ class DaemonApp:
         from maestro.daemon.services.tests import TestService
 
         service = self._services.get(TestService)
-        if service is None:
-            return None
-        try:
-            status: RetraceStatus = service.retrace_status()
-        except Exception:
-            log.exception("retrace status failed")
-            return None
-        return status
+        return _status_of("retrace", service.retrace_status) if service else None
 
     def _speculation_status(self) -> SpeculationStatus | None:
         from maestro.daemon.services.speculation import SpeculationService
 
         service = self._services.get(SpeculationService)
-        if service is None:
-            return None
-        try:
-            status: SpeculationStatus = service.status()
-        except Exception:
-            log.exception("speculation status failed")
-            return None
-        return status
+        return _status_of("speculation", service.status) if service else None
 
     def _remote_status(self) -> RemoteStatus | None:
         from maestro.daemon.services.sync import SyncService
 
         sync = self._services.get(SyncService)
-        if sync is None:
-            return None
-        try:
-            status: RemoteStatus | None = sync.status()
-        except Exception:  # status must answer even if the sync's bookkeeping is broken
-            log.exception("remote status failed")
-            return None
-        return status
+        return _status_of("remote", sync.status) if sync else None
 
     async def _shutdown_method(self, params: Empty, ctx: RequestContext) -> ShutdownResult:
         # Stop on the next loop turn, once the reply is queued: close() flushes queues first.
