@@ -189,13 +189,13 @@ def parse_test_args(argv: Sequence[str]) -> TestArgs | None:
         name, eq, value = arg.partition("=")
         if arg in names:
             flags[names[arg]] = True
-        elif name in ("--since", "--root", "--junit-xml"):
+        elif name in ("--since", "--root", "--junit-xml", "--junitxml"):
             if not eq:
                 if i + 1 >= len(args) or args[i + 1].startswith("-"):
                     return None  # a missing value (or one typer reads otherwise)
                 i += 1
                 value = args[i]
-            values[name[2:]] = value
+            values["junit-xml" if name == "--junitxml" else name[2:]] = value
         else:  # paths, --predictive, --help, typos: the full CLI's business
             return None
         i += 1

@@ -35,7 +35,16 @@ class TestCommand(TyperCommand):
             cut = args.index("--")
             ctx.meta[_META] = list(args[cut + 1 :])
             args = args[:cut]
-        parsed: list[str] = super().parse_args(ctx, args)
+        try:
+            parsed: list[str] = super().parse_args(ctx, args)
+        except Exception as exc:
+            # click's NoSuchOption (typer may vendor click): most often a pytest option (`-x`,
+            # `--doctest-modules`), so say where those go
+            name, message = getattr(exc, "option_name", None), getattr(exc, "message", None)
+            if isinstance(name, str) and isinstance(message, str):
+                hint = f"pytest's own options go after `--`:\n  maestro test -- {name}"
+                exc.message = f"{message}\n  {hint}"  # type: ignore[attr-defined]
+            raise
         return parsed
 
 
@@ -64,7 +73,9 @@ def test(
     ] = False,
     junit_xml: Annotated[
         Path | None,
-        typer.Option("--junit-xml", metavar="PATH", help="cached + fresh results as JUnit XML"),
+        typer.Option(
+            "--junit-xml", "--junitxml", metavar="PATH", help="cached + fresh results as JUnit XML"
+        ),
     ] = None,
     predictive: Annotated[
         bool,

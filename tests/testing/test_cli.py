@@ -11,6 +11,7 @@ from testing_helpers import Workspace
 from typer.testing import CliRunner
 
 from maestro.cli import test_cmd, workspace_cmd
+from maestro.cli.fast import parse_test_args
 
 app = typer.Typer()
 app.command("test", cls=test_cmd.TestCommand)(test_cmd.test)
@@ -56,6 +57,22 @@ def test_usage_errors_and_no_tests(cli: Workspace) -> None:
     assert invoke("test", "--all", "tests/test_a.py")[0] == 4
     cli.write("tests/test_empty.py", "X = 1\n")
     assert invoke("test", "tests/test_empty.py")[0] == 5
+
+
+def test_pytest_spellings_of_the_junit_option_and_a_pytest_option_before_the_dash(
+    cli: Workspace, tmp_path: Path
+) -> None:
+    report = tmp_path / "junit.xml"
+    code, out = invoke("test", "--junitxml", str(report))  # pytest's own spelling
+    assert code == 0, out
+    assert report.read_text().count("<testcase") == 5
+    plain = parse_test_args(["test", "--junitxml", str(report)])
+    assert plain is not None and plain.junit_xml == str(report)
+    code, out = invoke("test", "--doctest-modules", "tests")
+    assert code == 2
+    assert "No such option: --doctest-modules" in out
+    assert "pytest's own options go after `--`" in out
+    assert "maestro test -- --doctest-modules" in out
 
 
 def test_junit_merges_cached_and_fresh(cli: Workspace, tmp_path: Path) -> None:
