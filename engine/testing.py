@@ -137,13 +137,14 @@ def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...]
     for raw in selection.paths:
         path, sep, _ = raw.partition("::")
         path = path.strip("/") if path not in ("", ".", "./") else ""
+        known = path in graph.py or path in graph.tests  # a module, or a text file of doctests
         if sep:
-            if path not in graph.py:
+            if not known:
                 raise _unknown(raw)
             nodes = chosen.setdefault(path, set())
             if nodes is not None:
                 nodes.add(f"{path}::{raw.partition('::')[2]}")
-        elif path in graph.py:
+        elif known:
             chosen[path] = None
         elif path == "" or (graph.root / path).is_dir():
             prefix = path + "/" if path else ""

@@ -41,12 +41,13 @@ from maestro.graph.linker import (
     link_declared,
     link_file,
     link_globals,
+    link_imports,
     link_recorded,
     link_test,
     link_tests,
     replace_recorded,
 )
-from maestro.graph.pytest_config import PytestConfig, load_pytest_config
+from maestro.graph.pytest_config import PytestConfig, doctest_source, load_pytest_config
 from maestro.graph.query import Change, Impact
 from maestro.graph.records import (
     DIST,
@@ -218,7 +219,7 @@ class BuildGraph:
         if self.index.path is not None:
             key = store.links_key(
                 roots, self.loaded, self.pytest, files, self.sections,
-                self.index.dynamic, self.py,
+                self.index.dynamic, self.py, self._text_stamps(files),
             )  # fmt: skip
         restored = store.restore_links(self.index, key) if key is not None else None
         if restored is not None:
@@ -233,10 +234,48 @@ class BuildGraph:
         resolver, py = self.resolver, self.py
         for rel, entry in py.items():
             link_file(links, resolver, rel, entry)
-        link_tests(links, resolver, py, self.pytest.matcher())
+        link_tests(links, resolver, py, self.pytest.matcher(), self.all_files, self._text_imports)
         link_globals(links, links.tests, self.sections)
         link_declared(links, self.targets, self.all_files, self.loaded.source or "maestro.toml")
         link_recorded(links, self.index.dynamic, py)
+
+    def _text_stamps(self, files: list[str]) -> list[str]:
+        """Each text test file's path and stat: its edges come from its content."""
+        is_test = self.pytest.matcher()
+        stamps = []
+        for rel in files:
+            if not rel.endswith(".py") and is_test(rel):
+                try:
+                    st = os.stat(os.path.join(self.root, rel))
+                except OSError:
+                    continue
+                stamps.append(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}")
+        return stamps
+
+    def _text_imports(self, rel: str) -> list[RawImport] | None:
+        """What the doctest examples of a text file pytest would collect import; None when it
+        has no example (pytest collects no test from it) or is gone."""
+        try:
+            data = (self.root / rel).read_bytes()
+        except OSError:
+            return None
+        source = doctest_source(data, self.pytest.doctest_encoding)
+        return None if source is None else scan_imports(source)
+
+    def _relink_text(self, rel: str) -> bool:
+        """A text file pytest collects doctests from changed: its edges again (what its examples
+        import may have changed). False when it became or stopped being a test file."""
+        imports = self._text_imports(rel)
+        if (imports is not None) != (rel in self.tests):
+            return False
+        if imports is not None:
+            links = self.links
+            links.drop(rel)
+            link_imports(links, self.resolver, rel, imports)
+            link_test(links, self.resolver, rel, self.py)
+            link_globals(links, [rel], self.sections)
+            replace_recorded(links, rel, self.index.dynamic.get(rel, []))
+        return True
 
     def _read_sections(self) -> None:
         self.sections = {}
@@ -431,6 +470,12 @@ class BuildGraph:
                     structural = True
             elif is_root_global_input(rel) or exists != (rel in self.all_files):
                 structural = True
+            elif exists and (rel in self.tests or self.pytest.is_test_file(rel)):
+                # a text file of doctests
+                if not self._relink_text(rel):
+                    structural = True
+                elif rel in self.tests:
+                    touched.add(rel)
             elif not exists and path.is_dir() != (rel in self.dirs):
                 # a directory came or went: the watcher may report no file in it (one written
                 # before the new directory's watch was set up), so walk the tree again

@@ -63,8 +63,12 @@ class Links:
 
 def link_file(links: Links, resolver: Resolver, rel: str, entry: FileEntry) -> None:
     """The edges of one file's imports; remembers the imports that resolved to nothing."""
+    link_imports(links, resolver, rel, entry.imports)
+
+
+def link_imports(links: Links, resolver: Resolver, rel: str, imports: list[RawImport]) -> None:
     add = links.add
-    unresolved = [imp for imp in entry.imports if not resolver.resolve(rel, imp, add)]
+    unresolved = [imp for imp in imports if not resolver.resolve(rel, imp, add)]
     if unresolved:
         links.unresolved[rel] = unresolved
     else:
@@ -72,10 +76,23 @@ def link_file(links: Links, resolver: Resolver, rel: str, entry: FileEntry) -> N
 
 
 def link_tests(
-    links: Links, resolver: Resolver, py: Mapping[str, FileEntry], is_test: Callable[[str], bool]
+    links: Links,
+    resolver: Resolver,
+    py: Mapping[str, FileEntry],
+    is_test: Callable[[str], bool],
+    all_files: Iterable[str] = (),
+    text_imports: Callable[[str], list[RawImport] | None] | None = None,
 ) -> None:
-    """Find the test files (pytest's discovery) and link each to its conftests and packages."""
+    """Find the test files (pytest's discovery: Python modules, and text files its doctest
+    plugin collects) and link each to its conftests and packages; a text file also to what its
+    examples import (`text_imports`: None for a file pytest collects no test from)."""
     links.tests = {rel for rel in py if is_test(rel)}
+    for rel in all_files:
+        if not rel.endswith(".py") and is_test(rel):
+            imports = text_imports(rel) if text_imports is not None else []
+            if imports is not None:
+                links.tests.add(rel)
+                link_imports(links, resolver, rel, imports)
     for rel in links.tests:
         link_test(links, resolver, rel, py)
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_PYTHON_FILES = ("test_*.py", "*_test.py")
+DEFAULT_DOCTEST_GLOBS = ("test*.txt",)
 DEFAULT_NORECURSE = (
     "*.egg",
     ".*",
@@ -39,6 +40,10 @@ class PytestConfig:
     # `--doctest-modules` in addopts: pytest collects every module (but setup.py, __main__.py
     # and conftest.py, whose doctests pytest imports differently) as doctests too
     doctest_modules: bool = False
+    # text files pytest's doctest plugin collects: `--doctest-glob` in addopts, else test*.txt;
+    # empty when the plugin is disabled (`-p no:doctest`)
+    doctest_globs: tuple[str, ...] = DEFAULT_DOCTEST_GLOBS
+    doctest_encoding: str = "utf-8"
     diagnostics: list[tuple[str, str]] = field(default_factory=list)
 
     def matcher(self) -> Callable[[str], bool]:
@@ -50,11 +55,17 @@ class PytestConfig:
         paths = _any_of(tuple(p for p in self.python_files if "/" in p))
         testpaths = [tp.rstrip("/") for tp in self.testpaths]
         tp_globs = _any_of(tuple(self.testpaths))
+        # as fnmatch_ex: a glob without a separator matches the name, else the path's end
+        text_names = _any_of(tuple(p for p in self.doctest_globs if "/" not in p))
+        text_paths = _any_of(tuple("*/" + p for p in self.doctest_globs if "/" in p))
         dir_ok: dict[str, bool] = {}
 
         def is_test_file(rel: str) -> bool:
             directory, _, name = rel.rpartition("/")
-            if not name.endswith(".py") or name == "conftest.py":
+            if not name.endswith(".py"):
+                if not (text_names(name) or text_paths("/" + rel)):
+                    return False
+            elif name == "conftest.py":
                 return False
             doctests = self.doctest_modules and name not in ("setup.py", "__main__.py")
             ok = dir_ok.get(directory)
@@ -71,12 +82,28 @@ class PytestConfig:
                 any(rel == tp or rel.startswith(tp + "/") for tp in testpaths) or tp_globs(rel)
             ):
                 return False
-            return doctests or names(name) or paths(rel)
+            return doctests or not name.endswith(".py") or names(name) or paths(rel)
 
         return is_test_file
 
     def is_test_file(self, rel: str) -> bool:
         return self.matcher()(rel)
+
+
+_PROMPT = re.compile(rb"^[ \t]*(?:>>>|\.\.\.)(?: |$)(.*)$", re.MULTILINE)
+
+
+def doctest_source(data: bytes, encoding: str = "utf-8") -> bytes | None:
+    """The Python code of a text file's doctest examples (the lines after `>>> ` and `... `),
+    one per line, as UTF-8: what its imports are read from. None when pytest collects no test
+    from it: no example (a data file named test_*.txt); a file pytest cannot decode has one,
+    its collection error."""
+    try:
+        text = data.decode(encoding).encode("utf-8", "surrogateescape")
+    except (LookupError, UnicodeDecodeError):
+        return b""
+    found = [m.group(1).rstrip(b"\r") for m in _PROMPT.finditer(text)]
+    return b"\n".join(found) if found else None
 
 
 def _any_of(patterns: tuple[str, ...]) -> Callable[[str], bool]:
@@ -94,13 +121,30 @@ def _as_list(value: object) -> list[str]:
     return []
 
 
-def _doctest_modules(addopts: list[str]) -> bool:
-    """Whether pytest, given `addopts`, collects modules' doctests."""
-    disabled = any(
+def _doctest_disabled(addopts: list[str]) -> bool:
+    return any(
         a == "-pno:doctest" or (a == "-p" and addopts[i + 1 : i + 2] == ["no:doctest"])
         for i, a in enumerate(addopts)
     )
-    return "--doctest-modules" in addopts and not disabled
+
+
+def _doctest_modules(addopts: list[str]) -> bool:
+    """Whether pytest, given `addopts`, collects modules' doctests."""
+    return "--doctest-modules" in addopts and not _doctest_disabled(addopts)
+
+
+def _doctest_globs(addopts: list[str]) -> tuple[str, ...]:
+    """The text files pytest, given `addopts`, collects as doctests (`--doctest-glob`, which
+    may repeat, replaces the default test*.txt)."""
+    if _doctest_disabled(addopts):
+        return ()
+    globs: list[str] = []
+    for i, a in enumerate(addopts):
+        if a == "--doctest-glob" and i + 1 < len(addopts):
+            globs.append(addopts[i + 1])
+        elif a.startswith("--doctest-glob="):
+            globs.append(a.removeprefix("--doctest-glob="))
+    return tuple(globs) or DEFAULT_DOCTEST_GLOBS
 
 
 def load_pytest_config(root: Path) -> PytestConfig:
@@ -146,7 +190,11 @@ def load_pytest_config(root: Path) -> PytestConfig:
             cfg.norecursedirs = tuple(_as_list(options["norecursedirs"]))
         if "pythonpath" in options:
             cfg.pythonpath = [p.strip("/") or "." for p in _as_list(options["pythonpath"])]
+        if isinstance(options.get("doctest_encoding"), str):
+            cfg.doctest_encoding = str(options["doctest_encoding"]).strip()
         if "addopts" in options:
-            cfg.doctest_modules = _doctest_modules(_as_list(options["addopts"]))
+            addopts = _as_list(options["addopts"])
+            cfg.doctest_modules = _doctest_modules(addopts)
+            cfg.doctest_globs = _doctest_globs(addopts)
         return cfg
     return PytestConfig()

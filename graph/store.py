@@ -28,14 +28,18 @@ def links_key(
     sections: Mapping[str, str],
     dynamic: Mapping[str, list[str]],
     py: Mapping[str, FileEntry],
+    texts: Iterable[str] = (),
 ) -> str:
-    digest = hashlib.sha256(_key_bytes(f"links-2 {roots!r} {loaded!r}"))
+    """`texts`: a stamp of each text test file (its edges come from its content)."""
+    digest = hashlib.sha256(_key_bytes(f"links-3 {roots!r} {loaded!r}"))
     digest.update(_key_bytes(repr(pytest)))
     digest.update(_key_bytes("\0".join(files)))
     digest.update(_key_bytes(repr(sorted(sections.items()))))
     digest.update(_key_bytes(repr(sorted(dynamic.items()))))
     for rel, e in py.items():
         digest.update(_key_bytes(f"{rel}\0{e.size}\0{e.mtime_ns}\0{e.inode}"))
+    for stamp in texts:
+        digest.update(_key_bytes(stamp))
     return digest.hexdigest()
 
 

@@ -97,6 +97,31 @@ def test_update_with_added_and_deleted_files(make_ws: Make) -> None:
     assert "tests/test_new.py" in graph.tests
 
 
+def test_a_text_doctest_file_follows_its_edits(make_ws: Make, tmp_path: Path) -> None:
+    root = make_ws(
+        {"pkg/__init__.py": "", "pkg/a.py": "", "pkg/b.py": "", "tests/test_doc.txt": "data\n"}
+    )
+    index = tmp_path / "index"
+    graph = BuildGraph.build(root, index_path=index)
+    graph.save()
+    assert graph.tests == set()  # no example yet: pytest collects no test from it
+    (root / "tests/test_doc.txt").write_text(">>> import pkg.a\n")
+    graph.update(["tests/test_doc.txt"])
+    assert graph.tests == {"tests/test_doc.txt"}
+    assert {i.target for i in graph.impacted([Change("pkg/a.py")])} == {"tests/test_doc.txt"}
+    (root / "tests/test_doc.txt").write_text(">>> import pkg.b\n")
+    assert graph.update(["tests/test_doc.txt"]) == {"tests/test_doc.txt"}
+    assert {i.target for i in graph.impacted([Change("pkg/a.py")])} == set()
+    assert {i.target for i in graph.impacted([Change("pkg/b.py")])} == {"tests/test_doc.txt"}
+    graph.save()
+    # a second process restores the links of the file as last read, not an older snapshot
+    again = BuildGraph.build(root, index_path=index)
+    assert {i.target for i in again.impacted([Change("pkg/b.py")])} == {"tests/test_doc.txt"}
+    (root / "tests/test_doc.txt").write_text(">>> import pkg.a\n>>> import pkg.b\n")
+    third = BuildGraph.build(root, index_path=index)
+    assert {i.target for i in third.impacted([Change("pkg/a.py")])} == {"tests/test_doc.txt"}
+
+
 def test_recorded_dynamic_deps_join_the_graph_and_persist(make_ws: Make, tmp_path: Path) -> None:
     root = make_ws({"tests/test_data.py": "", "tests/data/input.json": "{}"})
     index = tmp_path / "index.msgpack"

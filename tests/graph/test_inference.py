@@ -185,6 +185,48 @@ def test_a_norecursedirs_pattern_with_a_slash_matches_the_directory_path(
     assert build(root).tests == {"tests/test_one.py", "other/mypy_test_cases/test_kept.py"}
 
 
+def test_text_files_pytest_collects_as_doctests_are_test_files(make_ws: Make, build: Build) -> None:
+    # pytest's doctest plugin (always on) collects test*.txt under the same rules (testpaths,
+    # norecursedirs); a file without an example yields no test, so it is no test file
+    root = make_ws(
+        {
+            "pyproject.toml": '[tool.pytest.ini_options]\ntestpaths = ["tests", "docs"]\n',
+            "pkg/__init__.py": "",
+            "pkg/a.py": "",
+            "pkg/b.py": "",
+            "tests/test_usage.txt": (
+                "Prose.\n\n    >>> from pkg.a import add\n    >>> import pkg.b as b\n"
+            ),
+            "tests/test_data.txt": "rows of data, no example\n",
+            "tests/usage.txt": ">>> import pkg.b\n",  # not test*.txt
+            "tests/.hidden/test_h.txt": ">>> 1\n1\n",  # norecursedirs .*
+            "other/test_out.txt": ">>> 1\n1\n",  # outside testpaths
+            "docs/test_bad.txt": b">>> 1\n\xff\n",  # undecodable: pytest reports an error
+        }
+    )
+    graph = build(root)
+    assert graph.tests == {"tests/test_usage.txt", "docs/test_bad.txt"}
+    assert impacted_tests(graph, "pkg/a.py") == {"tests/test_usage.txt"}
+    assert impacted_tests(graph, "pkg/b.py") == {"tests/test_usage.txt"}
+
+
+def test_doctest_glob_in_addopts_replaces_the_default(make_ws: Make, build: Build) -> None:
+    root = make_ws(
+        {
+            "setup.cfg": (
+                "[tool:pytest]\naddopts = --doctest-glob=*.rst --doctest-glob 'docs/*.md'\n"
+            ),
+            "README.rst": ">>> 1\n1\n",
+            "docs/guide.md": ">>> 1\n1\n",
+            "notes.md": ">>> 1\n1\n",
+            "tests/test_old.txt": ">>> 1\n1\n",
+        }
+    )
+    assert build(root).tests == {"README.rst", "docs/guide.md"}
+    (root / "setup.cfg").write_text("[tool:pytest]\naddopts = -p no:doctest\n")
+    assert build(root).tests == set()
+
+
 def test_prepend_import_mode_basedir(make_ws: Make, build: Build) -> None:
     """Tests in a directory without __init__.py import siblings by bare name (rootdir/basedir)."""
     root = make_ws(

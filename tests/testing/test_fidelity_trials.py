@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from testing_helpers import Workspace
+from testing_helpers import Workspace, ran
 
 from maestro.engine import testing
 
@@ -139,18 +139,60 @@ def test_doctest_modules_in_addopts_are_run_as_pytest_runs_them(ws: Workspace) -
     assert {n: after.get(n) for n in truth} == truth
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "text files pytest collects as doctests (test*.txt by default, --doctest-glob) are no "
-        "test targets: the graph's test files are Python files only"
-    ),
-)
 def test_a_text_file_doctest_is_run_as_pytest_runs_it(ws: Workspace) -> None:
+    # pytest's doctest plugin collects test*.txt (always on): Maestro's test files were Python
+    # files only, so a broken example in such a file never ran (pytest 1 failed, Maestro all
+    # passed). Keyed on the text and on what its examples execute.
     ws.write("tests/test_usage.txt", ">>> from pkg.a import add\n>>> add(2, 2)\n4\n")
+    ws.write("tests/usage.txt", ">>> 1\n2\n")  # not test*.txt: pytest never collects it
     node = "tests/test_usage.txt::test_usage.txt"
-    assert pytest_says(ws)[node] == "passed"
-    assert outcomes(ws.run()).get(node) == "passed"
+    truth = pytest_says(ws)
+    assert truth[node] == "passed"
+    first = outcomes(ws.run())
+    assert first == truth
+    second = ws.run()
+    assert outcomes(second) == truth
+    assert "tests/test_usage.txt" not in ran(second)  # served from the cache
+    ws.edit("pkg/a.py", "return a + b", "return a - b")  # what the example executes
+    truth = pytest_says(ws)
+    assert truth[node] == "failed"
+    assert outcomes(ws.run()) == truth
+    ws.edit("pkg/a.py", "return a - b", "return a + b")
+    ws.edit("tests/test_usage.txt", "4\n", "5\n")  # the text itself
+    truth = pytest_says(ws)
+    assert truth[node] == "failed"
+    assert outcomes(ws.run()) == truth
+    ws.edit("tests/test_usage.txt", "5\n", "4\n")
+    assert outcomes(ws.run())[node] == "passed"
+    untouched = ws.run()
+    assert "tests/test_usage.txt" not in ran(untouched)
+
+
+def test_doctest_glob_in_addopts_decides_which_text_files_are_tests(ws: Workspace) -> None:
+    # `--doctest-glob` replaces test*.txt (jaraco.* and others collect README.rst / docs/*.rst)
+    ws.write(
+        "pyproject.toml",
+        """
+        [project]
+        name = "demo"
+        version = "0"
+
+        [tool.pytest.ini_options]
+        addopts = "--doctest-glob=*.rst --doctest-glob docs/*.md"
+        """,
+    )
+    ws.write("README.rst", "Usage::\n\n    >>> from pkg.a import add\n    >>> add(1, 1)\n    2\n")
+    ws.write("docs/guide.md", ">>> 2 * 3\n6\n")
+    ws.write("notes.md", ">>> 2 * 3\n7\n")  # matches no glob: never collected
+    ws.write("tests/test_usage.txt", ">>> 1\n2\n")  # no longer collected
+    truth = pytest_says(ws)
+    assert truth["README.rst::README.rst"] == "passed"
+    assert truth["docs/guide.md::guide.md"] == "passed"
+    assert outcomes(ws.run()) == truth
+    ws.edit("pkg/a.py", "return a + b", "return a * b")
+    truth = pytest_says(ws)
+    assert truth["README.rst::README.rst"] == "failed"
+    assert outcomes(ws.run()) == truth
 
 
 ORDER_REASON = (
