@@ -385,13 +385,36 @@ def _detector_pattern(kind: str, source: str, flags: int, group: int | None) -> 
 
 
 def _saved_detectors_path() -> Path | None:
-    from importlib.metadata import PackageNotFoundError, version
-
     from maestro.paths import cache_dir
 
+    installed = _detect_secrets_version()
+    if installed is None:
+        return None
     try:
-        return cache_dir() / "detectors" / f"detect-secrets-{version('detect-secrets')}.json"
-    except (PackageNotFoundError, OSError):
+        return cache_dir() / "detectors" / f"detect-secrets-{installed}.json"
+    except OSError:
+        return None
+
+
+def _detect_secrets_version() -> str | None:
+    """detect-secrets' version, from the name of its dist-info folder beside the package (found
+    without importing it); from importlib.metadata only when that folder is not there. The
+    daemon formats its first log line with the detectors, before it answers: importing
+    importlib.metadata (and email with it) there would cost more than the rest of their load."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("detect_secrets")
+    if spec is None:
+        return None
+    if spec.origin is not None:
+        names = [p.name for p in Path(spec.origin).parent.parent.glob("detect_secrets-*.dist-info")]
+        if len(names) == 1:
+            return names[0].removeprefix("detect_secrets-").removesuffix(".dist-info")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("detect-secrets")
+    except PackageNotFoundError:
         return None
 
 

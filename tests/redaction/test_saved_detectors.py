@@ -75,6 +75,29 @@ def test_a_later_process_redacts_without_importing_detect_secrets(cache: Path) -
     assert done.stdout.strip() == "False"
 
 
+def test_reading_them_back_does_not_import_importlib_metadata(cache: Path) -> None:
+    """The daemon formats its first log line with the detectors, before its first answer: the
+    saved file is found by detect-secrets' version without importlib.metadata (and email)."""
+    from importlib.metadata import version
+
+    redaction._detector_patterns()
+    assert _saved(cache).name == f"detect-secrets-{version('detect-secrets')}.json"
+    probe = (
+        "import sys\n"
+        "from maestro.redaction import Redactor\n"
+        "out = Redactor().redact('password = \"hunter2hunter2\"')\n"
+        "assert 'hunter2hunter2' not in out, out\n"
+        "print(sorted(m for m in sys.modules if m.startswith(('importlib.metadata', 'email'))))\n"
+    )
+    env = {**os.environ, "MAESTRO_CACHE_DIR": str(cache)}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd="/", env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+    assert len(list((cache / "detectors").iterdir())) == 1  # read back, not saved again
+
+
 def test_a_long_lived_process_reads_the_detectors_in_a_child(cache: Path) -> None:
     """No detectors saved yet: a child reads them, the process never loads detect-secrets."""
     probe = (
