@@ -133,6 +133,8 @@ class Engine:
         from maestro.engine.testing import (
             FileOutcome,
             PlannedFile,
+            confirmation_notes,
+            failed_in_part,
             passed_alone,
             prefetch_fingerprints,
             promote,
@@ -146,6 +148,7 @@ class Engine:
         outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
         promote(self.cache, planned)
         report: RunReport | None = None
+        confirmed: list[str] = []  # what whole-file confirmations said
         to_run = planned.to_run
         if to_run:
             # Each file is its own action: one file's collection error must not abort the others.
@@ -202,10 +205,12 @@ class Engine:
                 self.graph, self.cache, planned, to_run, report, started, redactor,
                 keep=self.store_gate, agree=agree,
             )  # fmt: skip
-            # A failed test that passes when re-run alone, with the same inputs, may need what
-            # the tests before it in its file did (pytest always runs those first): the whole
-            # file, re-run now, decides, and its result replaces the alone-answer.
-            confirm = [o.planned for o in fresh if passed_alone(o)]
+            # A test run without the tests before it in its file may need what they did (pytest
+            # always runs those first): a failure there (or a failed test passing alone, with
+            # the same inputs) is put to the whole file, re-run now; its result replaces the
+            # partial one. Only failures pay.
+            doubted = [o for o in fresh if passed_alone(o) or failed_in_part(o)]
+            confirm = [o.planned for o in doubted]
             if confirm:
                 whole = [
                     PlannedFile(f.target, None, f.key, f.cached, f.reason, f.changed)
@@ -229,13 +234,16 @@ class Engine:
                     keep=self.store_gate, agree=agree,
                 )  # fmt: skip
                 targets = {f.target for f in whole}
+                by_target = {o.target: o for o in redone}
+                for o in doubted:
+                    confirmed += confirmation_notes(o, by_target[o.target])
                 fresh = [o for o in fresh if o.target not in targets] + redone
                 if again.exit_code < 0 or again.exit_code in (2, 3, 4):
                     report = again
             outcomes += fresh
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
-        return summarise(outcomes, report)
+        return summarise(outcomes, report, confirmed)
 
     def run(
         self,

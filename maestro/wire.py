@@ -776,6 +776,11 @@ class RunTestsResult(RunCounts):
         description="when files did not finish: the last lines pytest printed (an "
         "INTERNALERROR, a crash), redacted",
     )
+    confirmed: list[str] = Field(
+        default_factory=list,
+        description="tests whose outcome in a run without the rest of their file was put to "
+        "their whole file in the same run, and what it said, one sentence each",
+    )
 
     def wire_dump(self) -> dict[str, Any]:
         return _files_dump(self, self.files)

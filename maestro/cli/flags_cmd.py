@@ -44,6 +44,7 @@ class ScopeChoice(StrEnum):
 flags_app = typer.Typer(
     no_args_is_help=True, help="Feature flags: list, get, set, explain (owner, scope, expiry)."
 )
+FLAG_NAME = Annotated[str, typer.Argument(help="flag name, e.g. ml.speculation.enabled")]
 
 
 @dataclass
@@ -173,7 +174,7 @@ def _daemon_report(flags: WorkspaceFlags, *, as_json: bool) -> None:
 @fail_on_error
 def get_flag(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="flag name, e.g. ml.speculation.enabled")],
+    name: FLAG_NAME,
     root: ROOT_OPTION = None,
     as_json: JSON_OPTION = False,
 ) -> None:
@@ -189,7 +190,7 @@ def get_flag(
 @fail_on_error
 def explain_flag(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="flag name")],
+    name: FLAG_NAME,
     root: ROOT_OPTION = None,
     as_json: JSON_OPTION = False,
 ) -> None:
@@ -234,7 +235,7 @@ def explain_flag(
 @fail_on_error
 def set_flag(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="flag name")],
+    name: FLAG_NAME,
     value: Annotated[
         str | None, typer.Argument(help="the value (omit with --kill or --clear)")
     ] = None,

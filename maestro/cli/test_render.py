@@ -257,6 +257,8 @@ def print_summary(result: Mapping[str, Any]) -> None:
         if len(flaky) > _FLAKY_SHOWN:  # a whole file flips when its collection does
             shown += f" and {len(flaky) - _FLAKY_SHOWN} more"
         console.print("[yellow]flaky[/] (outcome changed with the same inputs): " + escape(shown))
+    for note in result.get("confirmed") or []:  # a partial run's doubt the whole file settled
+        console.print("[yellow]confirmed[/] " + escape(str(note)), highlight=False)
     if result.get("not_run_files"):
         console.print(f"[yellow]{result['not_run_files']} files did not finish (not cached)[/]")
         if result.get("pytest_said"):

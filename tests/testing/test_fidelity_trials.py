@@ -195,12 +195,6 @@ def test_doctest_glob_in_addopts_decides_which_text_files_are_tests(ws: Workspac
     assert outcomes(ws.run()) == truth
 
 
-ORDER_REASON = (
-    "a changed node re-runs without the nodes before it in its file, so a test that passes "
-    "only after an earlier one fails alone, and its failed-only re-runs keep failing"
-)
-
-
 def test_a_failure_that_needs_an_earlier_test_is_not_turned_into_a_cached_pass(
     ws: Workspace,
 ) -> None:
@@ -223,16 +217,21 @@ def test_a_failure_that_needs_an_earlier_test_is_not_turned_into_a_cached_pass(
     )
     node = "tests/test_order.py::test_b"
     assert pytest_says(ws)[node] == "failed"
+    said: list[str] = []
     for _ in range(3):  # the first run, then the failed node alone, then again
         summary = ws.run()
         assert outcomes(summary)[node] == "failed"
         assert summary.exit_code == 1 and summary.flaky == 0
+        said += summary.confirmed
+    assert said == [
+        f"{node} passed when re-run alone; its whole file re-ran, as pytest runs it: failed"
+    ] * 2
 
 
-@pytest.mark.xfail(strict=True, reason=ORDER_REASON)
 def test_a_changed_test_that_needs_an_earlier_test_passes_as_under_pytest(ws: Workspace) -> None:
     # test_b passes only after test_a; editing test_b re-ran test_b alone: a false failure,
-    # and a sticky one (each later run re-ran the failed node alone again).
+    # and a sticky one (each later run re-ran the failed node alone again). A failure in a
+    # run of part of a file is now put to the whole file in the same run.
     ws.write(
         "tests/test_order.py",
         """
@@ -249,8 +248,53 @@ def test_a_changed_test_that_needs_an_earlier_test_passes_as_under_pytest(ws: Wo
     )
     node = "tests/test_order.py::test_b"
     assert outcomes(ws.run())[node] == "passed"
+    said: list[str] = []
     for message in ("STATE", "(STATE, 1)"):  # a first run may judge the whole file
         ws.edit("tests/test_order.py", "assert STATE == [1]", f"assert STATE == [1], {message}")
         assert pytest_says(ws)[node] == "passed"
-        assert outcomes(ws.run())[node] == "passed"
+        summary = ws.run()
+        assert outcomes(summary)[node] == "passed"
+        assert summary.exit_code == 0 and summary.flaky == 0
+        assert summary.ran_files == 1 and summary.passed == 7  # each test counted once
+        said += summary.confirmed
+        again = ws.run()  # the whole file's pass is what was stored
+        assert outcomes(again)[node] == "passed" and not again.confirmed
+        assert "tests/test_order.py" not in ran(again)
         ws.edit("tests/test_order.py", f"assert STATE == [1], {message}", "assert STATE == [1]")
+    assert said == [
+        f"{node} failed when run without the other tests of its file; its whole file re-ran, "
+        "as pytest runs it: passed"
+    ]
+
+
+def test_a_changed_test_that_fails_in_its_whole_file_too_is_confirmed_once(
+    ws: Workspace,
+) -> None:
+    # a real failure: the whole file says so too; the next run re-runs only the failed node
+    # (its failure was the whole file's) and pays no second confirmation
+    ws.write(
+        "tests/test_order.py",
+        """
+        def test_a():
+            pass
+
+
+        def test_b():
+            assert 1 == 1
+        """,
+    )
+    node = "tests/test_order.py::test_b"
+    ws.run()
+    ws.edit("tests/test_order.py", "pass", "assert True")  # a first run may judge it whole
+    ws.run()  # every node has a per-test record now: the edit below runs test_b alone
+    ws.edit("tests/test_order.py", "assert 1 == 1", "assert 1 == 2")
+    truth = pytest_says(ws)
+    summary = ws.run()
+    assert {n: outcomes(summary).get(n) for n in truth} == truth
+    assert summary.exit_code == 1 and summary.failed == 1
+    assert summary.confirmed == [
+        f"{node} failed when run without the other tests of its file; its whole file "
+        "re-ran, as pytest runs it: failed"
+    ]
+    again = ws.run()
+    assert outcomes(again)[node] == "failed" and not again.confirmed
