@@ -158,9 +158,10 @@ _VCS_QUERIES = {
 }  # fmt: skip
 
 
-def _spawn_args(event: str, args: tuple[Any, ...]) -> tuple[Any, list[str], Any, Any] | None:
-    """(executable, argv, cwd, env) of a spawn event that starts one program by its name or
-    path; None for the others (a fork, a shell command, a pty) or odd arguments."""
+def _spawn_args(event: str, args: tuple[Any, ...]) -> tuple[str, list[str], Any, Any] | None:
+    """(program, argv, cwd, env) of a spawn event that starts one program by its name or path
+    (program: as named, its executable or else ``argv[0]``; "" when neither is given); None for
+    the others (a fork, a shell command, a pty) or odd arguments."""
     if event == "subprocess.Popen":
         executable, argv, cwd, env = (list(args) + [None] * 4)[:4]
     elif event in ("os.posix_spawn", "os.exec"):
@@ -173,9 +174,10 @@ def _spawn_args(event: str, args: tuple[Any, ...]) -> tuple[Any, list[str], Any,
         if isinstance(argv, (str, bytes)):
             argv = [argv]
         names = [os.fsdecode(a) for a in (argv or ())]
+        first = os.fsdecode(executable) if executable is not None else (names[0] if names else "")
     except Exception:
         return None
-    return executable, names, cwd, env
+    return first, names, cwd, env
 
 
 def _search_path(env: Any) -> list[str]:
@@ -199,13 +201,10 @@ def known_reads(event: str, args: tuple[Any, ...]) -> list[str] | None:
     the command of ``sh -c`` reads when it is one of these. None when what it reads is
     unknown."""
     found = _spawn_args(event, args)
-    if found is None:
+    if found is None or not found[0]:
         return None
-    executable, argv, cwd, env = found
+    first, argv, cwd, env = found
     try:
-        first = os.fsdecode(executable) if executable is not None else (argv[0] if argv else "")
-        if not first:
-            return None
         program = _program([first], env)
         if not os.path.isabs(program):
             # not found: exec fails too, unless a relative entry of the search path finds it
@@ -274,12 +273,11 @@ def vcs_query(event: str, args: tuple[Any, ...]) -> bool:
     """Is this spawn a read-only query of a repository's metadata (``git rev-parse``, ``git
     describe --dirty``, ``hg id``, ``svnversion``) by the real, compiled tool?"""
     found = _spawn_args(event, args)
-    if found is None:
+    if found is None or not found[0]:
         return False
-    executable, argv, _cwd, env = found
+    first, argv, _cwd, env = found
     try:
-        first = os.fsdecode(executable) if executable is not None else (argv[0] if argv else "")
-        program = _program([first], env) if first else ""
+        program = _program([first], env)
         if not os.path.isabs(program) or not _is_compiled(program):
             return False
         name, rest = os.path.basename(program), list(argv[1:])
