@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgpack
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict
 
 from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing, TraceRecord
 from maestro.cache.digest import digest_bytes
@@ -65,7 +65,7 @@ from maestro.engine.core import ALL_CACHED, Engine
 from maestro.engine.events import Event, FileDeps, TestResult
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.node_level import FAILING, is_file_input, node_reasons
-from maestro.engine.pollution import Polluters
+from maestro.engine.pollution import AFTER, Polluters
 from maestro.engine.runner import (
     TRACE_ENV,
     RunReport,
@@ -73,10 +73,11 @@ from maestro.engine.runner import (
     run_sync,
 )
 from maestro.envvars import allowlist_with
-from maestro.errors import UnknownTargetError
+from maestro.errors import ConfigError, UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.files import listing_digest
 from maestro.graph.fingerprints import FingerprintStore, diff, map_lines
+from maestro.graph.pytest_config import unfollowed_args
 from maestro.graph.records import LISTING
 from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 from maestro.redact_many import is_redacted, redact_each
@@ -120,6 +121,14 @@ class Selection:
 
 def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...] | None]:
     """Test file -> node ids to run (None = the whole file), in a stable order."""
+    if unfollowed := unfollowed_args(graph.pytest, selection.pytest_args):
+        where = graph.pytest.inifile or "pyproject.toml"
+        raise ConfigError(
+            f"{' '.join(unfollowed)} would change which files pytest collects, and Maestro "
+            f"takes its test files from the pytest configuration ({where})",
+            hint=f'set it in {where} (e.g. addopts = ["--doctest-modules"] under '
+            "[tool.pytest.ini_options] in pyproject.toml), or run plain pytest this once",
+        )
     if selection.impacted or selection.since:
         from maestro.engine import changes as sources
 
@@ -337,15 +346,39 @@ class PlannedFile:
             first = self.run_nodes[0] if self.run_nodes else ""
             why = self.node_reasons.get(first, self.reason)
             return f"{len(self.run_nodes)} of {total} tests: {first} {why}"
-        if self.node_reasons and self.reason == "inputs changed" and self.changed:
-            node, why = next(iter(self.node_reasons.items()))
-            more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
-            return f"inputs changed: {', '.join(self.changed[:3])}{more}: {node} {why}"
         if self.reason == "inputs changed" and self.changed:
             more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
-            whole = "; no per-test record yet, so the whole file" if self.untraced else ""
-            return f"inputs changed: {', '.join(self.changed[:3])}{more}{whole}"
+            changed = f"inputs changed: {', '.join(map(input_label, self.changed[:3]))}{more}"
+            if self.node_reasons:
+                node, why = next(iter(self.node_reasons.items()))
+                return f"{changed}: {node} {why}"
+            traced_would_narrow = self.untraced and any(map(is_file_input, self.changed))
+            whole = "; no per-test record yet, so the whole file" if traced_would_narrow else ""
+            return f"{changed}{whole}"
         return self.reason
+
+
+_INPUT_LABELS = {
+    "@args": "pytest arguments",
+    "@select": "the tests asked for",
+    "@runner": "pytest version",
+    "@python": "Python interpreter",
+    "@environment": "installed packages",
+    WORKSPACE: "any workspace file (it ran a process that could not be recorded)",
+}
+
+
+def input_label(name: str) -> str:
+    """An inputs map's name as a person reads it in a reason ("dir:tests" -> "names in tests/")."""
+    if label := _INPUT_LABELS.get(name):
+        return label
+    if name.startswith("env:"):
+        return f"${name[4:]}"
+    if name.startswith(LISTING):
+        return f"names in {name[len(LISTING) :] or '.'}/"
+    if name.startswith(AFTER):
+        return f"{name[len(AFTER) :]} (collected before it)"
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -652,7 +685,6 @@ class Summary(RunCounts):
 
     files: list[FileOutcome]
     report: RunReport | None = None
-    confirmed: list[str] = Field(default_factory=list)  # what whole-file confirmations said
 
     def failures(self) -> list[tuple[str, TestOutcome]]:
         return [
@@ -701,7 +733,7 @@ def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResu
     ]
     counts = {name: getattr(summary, name) for name in RunCounts.model_fields}
     said = _why_unfinished(summary.report) if summary.not_run_files else ""
-    return RunTestsResult(**counts, files=files, pytest_said=said, confirmed=summary.confirmed)
+    return RunTestsResult(**counts, files=files, pytest_said=said)
 
 
 _SAID_LINES = 15
@@ -1125,47 +1157,6 @@ def passed_alone(outcome: FileOutcome) -> bool:
     return any(t.node_id in failed and t.outcome not in FAILING for t in result.tests)
 
 
-def failed_in_part(outcome: FileOutcome) -> bool:
-    """Whether a test failed in a run of only some tests of its file (node-level selection of a
-    changed file): it may need what the tests before it did (pytest always runs those first),
-    which the whole file must confirm. A failed node re-run with the same inputs is not: its
-    failure was a whole file's."""
-    f, result = outcome.planned, outcome.result
-    if f.run_nodes is None or f.nodes is not None or f.reason == "failed last time":
-        return False
-    return result is not None and any(t.outcome in FAILING for t in result.tests)
-
-
-def confirmation_notes(part: FileOutcome, whole: FileOutcome, limit: int = 3) -> list[str]:
-    """What the whole file's run said of the tests whose run without the rest of their file
-    was put to it, one plain sentence each (`limit` named, the rest counted)."""
-    if part.result is None:
-        return []
-    after = {t.node_id: t.outcome for t in whole.result.tests} if whole.result else {}
-    cached = part.planned.cached
-    if passed_alone(part) and cached is not None:
-        failed = {t.node_id for t in cached.tests if t.outcome in FAILING}
-        doubted = [
-            (t.node_id, "passed when re-run alone")
-            for t in part.result.tests
-            if t.node_id in failed and t.outcome not in FAILING
-        ]
-    else:
-        doubted = [
-            (t.node_id, f"{t.outcome} when run without the other tests of its file")
-            for t in part.result.tests
-            if t.outcome in FAILING
-        ]
-    notes = [
-        f"{node} {how}; its whole file re-ran, as pytest runs it: "
-        + (after.get(node, "not collected") if whole.result else "did not finish")
-        for node, how in doubted[:limit]
-    ]
-    if len(doubted) > limit:
-        notes.append(f"... and {len(doubted) - limit} more tests of {part.target}")
-    return notes
-
-
 def same_outcomes(cached: ActionResult | None, result: ActionResult) -> bool:
     """The same nodes with the same outcomes."""
     if cached is None or cached.exit_code != result.exit_code:
@@ -1299,9 +1290,7 @@ def _remember_fingerprints(
                     log.debug("cannot keep %s for the next diff", name, exc_info=True)
 
 
-def summarise(
-    outcomes: list[FileOutcome], report: RunReport | None, confirmed: list[str] | None = None
-) -> Summary:
+def summarise(outcomes: list[FileOutcome], report: RunReport | None) -> Summary:
     tally: Counter[str] = Counter()
     not_run = cached = ran = flaky = 0
     saved = 0.0
@@ -1334,9 +1323,7 @@ def summarise(
     )
     # built from the engine's own objects: nothing to validate
     exit_code = _exit_code(RunCounts.model_construct(exit_code=0, **counts), report)
-    return Summary.model_construct(
-        exit_code=exit_code, files=outcomes, report=report, confirmed=confirmed or [], **counts
-    )
+    return Summary.model_construct(exit_code=exit_code, files=outcomes, report=report, **counts)
 
 
 def _exit_code(counts: RunCounts, report: RunReport | None) -> int:

@@ -11,7 +11,7 @@ import fnmatch
 import re
 import shlex
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -198,3 +198,43 @@ def load_pytest_config(root: Path) -> PytestConfig:
             cfg.doctest_globs = _doctest_globs(addopts)
         return cfg
     return PytestConfig()
+
+
+# ini options that decide which files are tests, or where the rootdir and configuration are
+_DISCOVERY_INI = frozenset(
+    {"python_files", "testpaths", "norecursedirs", "pythonpath", "addopts", "doctest_encoding"}
+)
+_WITH_VALUE = ("--doctest-glob", "-o", "--override-ini", "-p", "-c", "--config-file", "--rootdir",
+               "--confcutdir")  # fmt: skip
+
+
+def unfollowed_args(config: PytestConfig, args: Sequence[str]) -> list[str]:
+    """The pytest arguments of one run that would change which files pytest collects (or its
+    rootdir) from what ``config`` says: the graph's test files come from the configuration, so
+    a run given these would miss tests pytest runs (or run some it would not)."""
+    found: list[str] = []
+    i = 0
+    while i < len(args):
+        arg, name, value = args[i], args[i], ""
+        if arg in _WITH_VALUE and i + 1 < len(args):
+            i += 1
+            value, arg = args[i], f"{arg} {args[i]}"
+        elif arg.startswith("--") and "=" in arg:
+            name, _, value = arg.partition("=")
+        elif arg[:2] in ("-o", "-p", "-c") and len(arg) > 2:
+            name, value = arg[:2], arg[2:]
+        if _changes_discovery(config, name, value):
+            found.append(arg)
+        i += 1
+    return found
+
+
+def _changes_discovery(config: PytestConfig, name: str, value: str) -> bool:
+    doctests = config.doctest_modules or bool(config.doctest_globs)
+    return (
+        (name == "--doctest-modules" and not config.doctest_modules)
+        or (name == "--doctest-glob" and value not in config.doctest_globs)
+        or (name in ("-o", "--override-ini") and value.partition("=")[0] in _DISCOVERY_INI)
+        or (name == "-p" and value == "no:doctest" and doctests)
+        or name in ("-c", "--config-file", "--rootdir", "--confcutdir")
+    )

@@ -7,6 +7,7 @@ typer CLI or maestro/cli/fast.py) runs the command: output does not depend on th
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
 
@@ -37,10 +38,11 @@ err_console = _Console(stderr=True, highlight=False)
 
 
 def report_error(exc: MaestroError) -> None:
-    where = f"{exc.where}: " if exc.where else ""
-    err_console.print(f"[bold red]error:[/] {where}{exc.message}")
+    # what the error says is text, not markup: "[tool.pytest.ini_options]", "test_x[1]"
+    where = escape(f"{exc.where}: ") if exc.where else ""
+    err_console.print(f"[bold red]error:[/] {where}{escape(exc.message)}")
     if exc.hint:
-        err_console.print(f"  [bold]hint:[/] {exc.hint}")
+        err_console.print(f"  [bold]hint:[/] {escape(exc.hint)}")
 
 
 def exit_code_for(exc: MaestroError) -> int:

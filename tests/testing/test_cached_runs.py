@@ -11,6 +11,7 @@ from testing_helpers import Workspace, ran
 
 from maestro.cache import Cache
 from maestro.engine import testing
+from maestro.errors import ConfigError
 
 ALL = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py", "tests/test_data.py"]
 
@@ -149,6 +150,7 @@ def test_env_allowlist_variable_change_reruns(
     summary = ws.run(selection)
     assert ran(summary) == ["tests/test_env.py"] and summary.failed == 1
     assert summary.files[0].planned.changed == ["env:DEMO_FLAG"]
+    assert summary.files[0].planned.describe() == "inputs changed: $DEMO_FLAG"
     monkeypatch.setenv("UNLISTED", "whatever")  # not allowlisted: no effect on keys
     monkeypatch.setenv("DEMO_FLAG", "on")
     assert ran(ws.run(selection)) == []
@@ -161,6 +163,26 @@ def test_node_id_selection_is_its_own_action(ws: Workspace) -> None:
     assert ran(ws.run(one)) == []
     whole = ws.plan(testing.Selection(paths=("tests/test_c.py",)))
     assert whole.to_run and whole.to_run[0].changed == ["@select"]
+    assert whole.to_run[0].describe() == "inputs changed: the tests asked for"
+    summary = ws.run(testing.Selection(paths=("tests/test_c.py",), pytest_args=("-k", "square")))
+    assert (
+        summary.files[0].planned.describe()
+        == "inputs changed: pytest arguments, the tests asked for"
+    )
+
+
+def test_pytest_arguments_that_change_which_files_are_tests_are_refused(ws: Workspace) -> None:
+    # pytest would collect every module's doctests: the graph's test files would miss them
+    for args in (["--doctest-modules"], ["-o", "python_files=check_*.py"], ["--rootdir=/"]):
+        with pytest.raises(ConfigError, match="would change which files pytest collects") as exc:
+            ws.run(testing.Selection(pytest_args=tuple(args)))
+        assert exc.value.hint and "[tool.pytest.ini_options]" in exc.value.hint
+    ws.write("pyproject.toml", '[tool.pytest.ini_options]\naddopts = "--doctest-modules"\n')
+    ws.write(
+        "pkg/a.py", 'def add(a, b):\n    """\n    >>> add(1, 2)\n    3\n    """\n    return a + b\n'
+    )
+    summary = ws.run(testing.Selection(pytest_args=("--doctest-modules", "-p", "no:cacheprovider")))
+    assert summary.passed >= 1 and "pkg/a.py" in [f.target for f in summary.files]
 
 
 def test_impacted_selection_from_explicit_changes(ws: Workspace) -> None:
