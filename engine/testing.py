@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import msgpack
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 
 from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing, TraceRecord
 from maestro.cache.digest import digest_bytes
@@ -685,6 +685,7 @@ class Summary(RunCounts):
 
     files: list[FileOutcome]
     report: RunReport | None = None
+    confirmed: list[str] = Field(default_factory=list)  # what whole-file confirmations said
 
     def failures(self) -> list[tuple[str, TestOutcome]]:
         return [
@@ -733,7 +734,7 @@ def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResu
     ]
     counts = {name: getattr(summary, name) for name in RunCounts.model_fields}
     said = _why_unfinished(summary.report) if summary.not_run_files else ""
-    return RunTestsResult(**counts, files=files, pytest_said=said)
+    return RunTestsResult(**counts, files=files, pytest_said=said, confirmed=summary.confirmed)
 
 
 _SAID_LINES = 15
@@ -1157,6 +1158,47 @@ def passed_alone(outcome: FileOutcome) -> bool:
     return any(t.node_id in failed and t.outcome not in FAILING for t in result.tests)
 
 
+def failed_in_part(outcome: FileOutcome) -> bool:
+    """Whether a test failed in a run of only some tests of its file (node-level selection of a
+    changed file): it may need what the tests before it did (pytest always runs those first),
+    which the whole file must confirm. A failed node re-run with the same inputs is not: its
+    failure was a whole file's."""
+    f, result = outcome.planned, outcome.result
+    if f.run_nodes is None or f.nodes is not None or f.reason == "failed last time":
+        return False
+    return result is not None and any(t.outcome in FAILING for t in result.tests)
+
+
+def confirmation_notes(part: FileOutcome, whole: FileOutcome, limit: int = 3) -> list[str]:
+    """What the whole file's run said of the tests whose run without the rest of their file
+    was put to it, one plain sentence each (`limit` named, the rest counted)."""
+    if part.result is None:
+        return []
+    after = {t.node_id: t.outcome for t in whole.result.tests} if whole.result else {}
+    cached = part.planned.cached
+    if passed_alone(part) and cached is not None:
+        failed = {t.node_id for t in cached.tests if t.outcome in FAILING}
+        doubted = [
+            (t.node_id, "passed when re-run alone")
+            for t in part.result.tests
+            if t.node_id in failed and t.outcome not in FAILING
+        ]
+    else:
+        doubted = [
+            (t.node_id, f"{t.outcome} when run without the other tests of its file")
+            for t in part.result.tests
+            if t.outcome in FAILING
+        ]
+    notes = [
+        f"{node} {how}; its whole file re-ran, as pytest runs it: "
+        + (after.get(node, "not collected") if whole.result else "did not finish")
+        for node, how in doubted[:limit]
+    ]
+    if len(doubted) > limit:
+        notes.append(f"... and {len(doubted) - limit} more tests of {part.target}")
+    return notes
+
+
 def same_outcomes(cached: ActionResult | None, result: ActionResult) -> bool:
     """The same nodes with the same outcomes."""
     if cached is None or cached.exit_code != result.exit_code:
@@ -1290,7 +1332,9 @@ def _remember_fingerprints(
                     log.debug("cannot keep %s for the next diff", name, exc_info=True)
 
 
-def summarise(outcomes: list[FileOutcome], report: RunReport | None) -> Summary:
+def summarise(
+    outcomes: list[FileOutcome], report: RunReport | None, confirmed: list[str] | None = None
+) -> Summary:
     tally: Counter[str] = Counter()
     not_run = cached = ran = flaky = 0
     saved = 0.0
@@ -1323,7 +1367,9 @@ def summarise(outcomes: list[FileOutcome], report: RunReport | None) -> Summary:
     )
     # built from the engine's own objects: nothing to validate
     exit_code = _exit_code(RunCounts.model_construct(exit_code=0, **counts), report)
-    return Summary.model_construct(exit_code=exit_code, files=outcomes, report=report, **counts)
+    return Summary.model_construct(
+        exit_code=exit_code, files=outcomes, report=report, confirmed=confirmed or [], **counts
+    )
 
 
 def _exit_code(counts: RunCounts, report: RunReport | None) -> int:
