@@ -52,6 +52,10 @@ class TestOutcome(_Model):
     """The failing line in the test file when `path`/`line` is where it raised, elsewhere (an
     editor shows a stored failure at both; older entries lack it)."""
     flaky: bool = False
+    also: list[Outcome] = Field(default_factory=list)
+    """What pytest's summary line counts for this node besides `outcome`, from its other phases:
+    "passed" for a call that passed before its teardown errored, "error" for a teardown error
+    after a failed or skipped call."""
     executed: list[int] | None = None
     """Indices into ``ActionResult.trace.functions`` of what this node ran; None = no record."""
     reads: list[str] = Field(default_factory=list)

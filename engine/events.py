@@ -90,6 +90,7 @@ class TestResult(_Event):
     longrepr: str | None = None
     stdout: str = ""
     stderr: str = ""
+    also: list[Outcome] = Field(default_factory=list)  # counted too (a teardown's error)
 
 
 class ModuleDep(_Model):

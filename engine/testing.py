@@ -791,6 +791,7 @@ def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) 
         test_line=test_line,
         message=redactor.redact_optional(result.message),
         flaky=flaky,
+        also=result.also,
     )
 
 
@@ -1349,6 +1350,7 @@ def summarise(
             ran += 1
         for t in o.result.tests:
             tally[t.outcome] += 1
+            tally.update(t.also)  # as pytest counts: a teardown's error too
             flaky += t.flaky
     counts: dict[str, Any] = dict(
         ran_files=ran,

@@ -1378,6 +1378,7 @@ class _Recorder:
     ) -> dict[str, Any]:
         outcome, failed_when = _outcome(phases)
         last = phases.get("teardown") or phases.get("call") or phases.get("setup")
+        also = _also_counted(phases, outcome)
         result: dict[str, Any] = {
             "nodeid": nodeid,
             "outcome": outcome,
@@ -1391,6 +1392,8 @@ class _Recorder:
             "stdout": _truncate(getattr(last, "capstdout", "") or ""),
             "stderr": _truncate(getattr(last, "capstderr", "") or ""),
         }
+        if also:
+            result["also"] = also
         if item is not None:
             lineno = item.location[1]
             result["location"] = {
@@ -1512,6 +1515,25 @@ def _outcome(phases: dict[str, Any]) -> tuple[str, str | None]:
     if call is None:
         return "error", None  # interrupted before the call phase
     return "passed", None
+
+
+def _counted(report: Any) -> str | None:
+    """The category pytest's summary line counts one phase report in (None: not counted)."""
+    xfail = hasattr(report, "wasxfail")
+    if report.passed:
+        return ("xpassed" if xfail else "passed") if report.when == "call" else None
+    if report.skipped:
+        return "xfailed" if xfail else "skipped"
+    return "failed" if report.when == "call" else "error"
+
+
+def _also_counted(phases: dict[str, Any], outcome: str) -> list[str]:
+    """What pytest's summary counts for a node besides its outcome: a call that passed and a
+    teardown that errored are "1 passed, 1 error" there, one node here."""
+    found = [c for c in map(_counted, phases.values()) if c is not None]
+    if outcome in found:
+        found.remove(outcome)
+    return found
 
 
 def _truncate(text: str, limit: int = _MAX_CAPTURE) -> str:

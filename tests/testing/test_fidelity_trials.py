@@ -297,3 +297,68 @@ def test_a_changed_test_that_fails_in_its_whole_file_too_is_confirmed_once(
     ]
     again = ws.run()
     assert outcomes(again)[node] == "failed" and not again.confirmed
+
+
+def pytest_counts(ws: Workspace) -> dict[str, int]:
+    """The counts of plain pytest's summary line ('1 failed, 2 passed, 3 errors in 0.1s')."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    line = done.stdout.strip().splitlines()[-1].split(" in ")[0]
+    plural = {"errors": "error"}
+    return {
+        plural.get(word, word): int(n)
+        for n, word in (part.split() for part in line.split(", "))
+        if word not in ("warning", "warnings")
+    }
+
+
+def test_the_counts_of_a_test_whose_teardown_errors_are_pytests(ws: Workspace) -> None:
+    # pytest counts each phase: a call that passed and a teardown that raised is "1 passed,
+    # 1 error"; Maestro counted the node once ("1 error"), so its summary line disagreed
+    ws.write(
+        "tests/test_teardown.py",
+        """
+        import pytest
+
+
+        @pytest.fixture
+        def bad_teardown():
+            yield
+            raise RuntimeError("teardown")
+
+
+        def test_pass(bad_teardown):
+            pass
+
+
+        def test_fail(bad_teardown):
+            assert 0
+
+
+        def test_skip(bad_teardown):
+            pytest.skip("not here")
+
+
+        @pytest.mark.xfail
+        def test_xfail(bad_teardown):
+            assert 0
+
+
+        @pytest.mark.xfail
+        def test_xpass(bad_teardown):
+            pass
+        """,
+    )
+    truth = pytest_counts(ws)
+    assert truth["error"] == 3 and truth["xfailed"] == 3  # an xfail's teardown error: xfailed
+    names = ("passed", "failed", "skipped", "error", "xfailed", "xpassed")
+    for _ in range(2):  # run, then served from the cache
+        summary = ws.run()
+        counts = {
+            "passed": summary.passed, "failed": summary.failed, "skipped": summary.skipped,
+            "error": summary.errors, "xfailed": summary.xfailed, "xpassed": summary.xpassed,
+        }  # fmt: skip
+        assert {n: counts[n] for n in names if counts[n]} == truth
+        assert summary.exit_code == 1
