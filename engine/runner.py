@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from maestro.envvars import DEFAULT_ENV_ALLOWLIST as DEFAULT_ENV_ALLOWLIST
 from maestro.envvars import allowlisted_env
-from maestro.errors import RunnerError
+from maestro.errors import PytestUsageError, RunnerError
 from maestro.paths import workspace_state_dir
 
 # asyncio and the event models (pydantic) are imported where a run needs them, not here:
@@ -665,6 +665,8 @@ async def _run_pytest(
         traces=collector.traces,
         session_trace=collector.session_trace,
     )
+    if report.exit_code == _PYTEST_USAGE_ERROR:
+        raise _usage_error(report, root)
     if report.session is None:
         tail = report.stderr.decode(errors="replace").strip().splitlines()[-5:]
         raise RunnerError(
@@ -673,6 +675,33 @@ async def _run_pytest(
             hint=f"run `{interpreter.path} -m pytest {' '.join(args)}` in {root} to see why",
         )
     return report
+
+
+_PYTEST_USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
+
+
+def _usage_error(report: RunReport, root: Path) -> PytestUsageError:
+    """What pytest said when it refused the run ("ERROR: not found: ...::test_x"), paths made
+    relative to the workspace: its results must not be taken for a run that found no tests."""
+    said: list[str] = []
+    for stream in (report.stderr, report.stdout):
+        lines = stream.decode(errors="replace").splitlines()
+        first = next((i for i, line in enumerate(lines) if line.startswith("ERROR:")), None)
+        if first is not None:
+            lines[first] = lines[first].removeprefix("ERROR:")
+            said += [line.strip() for line in lines[first : first + 4] if line.strip()]
+    # argparse's usage line and pytest's ini/rootdir footer say nothing about what is wrong
+    said = [
+        line.partition(" error: ")[2] or line
+        for line in said
+        if not line.startswith(("usage:", "inifile:", "rootdir:"))
+    ]
+    text = " ".join(said) or "no message"
+    return PytestUsageError(
+        f"pytest refused the run: {text.replace(str(root) + os.sep, '')}",
+        hint="check the node ids and the pytest arguments after `--`; plain pytest given "
+        "them refuses them too (exit 4)",
+    )
 
 
 _T = TypeVar("_T")

@@ -50,6 +50,13 @@ class UnknownTargetError(MaestroError):
     code = "unknown_target"
 
 
+class PytestUsageError(MaestroError):
+    """pytest refused the command line of a run (a node id not found, an unknown option, a bad
+    ``-k`` expression): it ran no test, as plain pytest given the same would not."""
+
+    code = "pytest_usage"
+
+
 class GitError(MaestroError):
     """A git change source failed (not a repository, unknown ref, git missing)."""
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 from rich.console import Console
 from rich.markup import escape
 
-from maestro.errors import ConfigError, GitError, MaestroError, UnknownTargetError, WorkspaceError
+from maestro.errors import (
+    ConfigError,
+    GitError,
+    MaestroError,
+    PytestUsageError,
+    UnknownTargetError,
+    WorkspaceError,
+)
 
 
 class _Console(Console):
@@ -27,7 +34,7 @@ class _Console(Console):
 
 
 # Usage-type problems exit 2 (like a bad command line); everything else 1.
-USAGE_ERRORS = (ConfigError, WorkspaceError, GitError, UnknownTargetError)
+USAGE_ERRORS = (ConfigError, WorkspaceError, GitError, UnknownTargetError, PytestUsageError)
 # The commands about test runs (test, explain, stale, status) exit with pytest's codes instead:
 # 3 for an internal error, 4 for a usage error (1 and 2 are failed and interrupted runs there).
 EXIT_INTERNAL = 3

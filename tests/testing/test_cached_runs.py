@@ -11,7 +11,7 @@ from testing_helpers import Workspace, ran
 
 from maestro.cache import Cache
 from maestro.engine import testing
-from maestro.errors import ConfigError
+from maestro.errors import ConfigError, PytestUsageError
 
 ALL = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py", "tests/test_data.py"]
 
@@ -183,6 +183,16 @@ def test_pytest_arguments_that_change_which_files_are_tests_are_refused(ws: Work
     )
     summary = ws.run(testing.Selection(pytest_args=("--doctest-modules", "-p", "no:cacheprovider")))
     assert summary.passed >= 1 and "pkg/a.py" in [f.target for f in summary.files]
+
+
+def test_a_node_id_pytest_does_not_find_stores_nothing(ws: Workspace) -> None:
+    # pytest refuses the whole command line (exit 4) and runs no test: test_a.py's "no tests"
+    # was stored, and later runs served it with its tests gone
+    both = testing.Selection(paths=("tests/test_c.py::nope", "tests/test_a.py"), no_cache=True)
+    with pytest.raises(PytestUsageError, match=r"not found: tests/test_c\.py::nope"):
+        ws.run(both)
+    summary = ws.run(testing.Selection(paths=("tests/test_a.py",)))
+    assert ran(summary) == ["tests/test_a.py"] and summary.passed == 1
 
 
 def test_impacted_selection_from_explicit_changes(ws: Workspace) -> None:

@@ -55,6 +55,8 @@ def test_pytest_args_after_double_dash(cli: Workspace) -> None:
 def test_usage_errors_and_no_tests(cli: Workspace) -> None:
     assert invoke("test", "tests/nope.py")[0] == 4
     assert invoke("test", "--all", "tests/test_a.py")[0] == 4
+    code, out = invoke("test", "--", "--bogus")  # pytest's usage error, not an internal one
+    assert code == 4 and "pytest refused the run: unrecognized arguments: --bogus" in out
     cli.write("tests/test_empty.py", "X = 1\n")
     assert invoke("test", "tests/test_empty.py")[0] == 5
 
