@@ -87,6 +87,10 @@ class RateLimits:
         """Redis: the checks' round trips overlap."""
         self._leases: dict[str, _Lease] = {}
         """Hits taken from the shared counters and not yet spent, by limit key."""
+        self._refused: dict[str, float] = {}
+        """Limit key -> until when its hits are refused here without asking Redis again."""
+        self._retry_at: dict[str, float] = {}
+        """Limit key -> when it has room again, as last asked (enforce mode's advice)."""
         self._pipeline: RedispyBridge | None = None
         """Redis through redis-py: every check of a request in one round trip."""
         if isinstance(storage, RedisStorage) and isinstance(storage.bridge, RedispyBridge):
@@ -205,12 +209,17 @@ class RateLimits:
         locally for up to a quarter of the limit's window. The shared counter runs ahead of
         the requests served by at most a lease per replica (a tenant is refused early, never
         late); a lease that is refused is retried as a single hit, so near its limit a
-        tenant is counted exactly. Byte allowances (cost > 1) are always hit directly."""
+        tenant is counted exactly. A limit that refuses is then refused here, without a round
+        trip, for 1/`LEASE_DIVISOR` of its window. Byte allowances (cost > 1) are always hit
+        directly."""
         now = time.monotonic()
         allowed: list[bool | None] = []
         asks: list[_Check] = []
         where: list[int] = []
         for i, (rule, limiter, item, ids, cost) in enumerate(checks):
+            if cost == 1 and self._refused and self._refused.get(item.key_for(*ids), 0.0) > now:
+                allowed.append(False)  # refused moments ago: still no room, no round trip
+                continue
             lease = self._leases.get(item.key_for(*ids)) if cost == 1 else None
             if lease is not None and lease.left > 0 and lease.until > now:
                 lease.left -= 1
@@ -234,12 +243,21 @@ class RateLimits:
             for j, ok in enumerate(got):
                 allowed[where[j]] = ok
                 _, _, item, ids, size = asks[j]
-                if ok and checks[where[j]][4] == 1 and size > 1:
+                if checks[where[j]][4] != 1:
+                    continue
+                if ok and size > 1:
                     self._leases[item.key_for(*ids)] = _Lease(
                         size - 1, now + item.get_expiry() * LEASE_WINDOW_FRACTION
                     )
+                elif not ok:
+                    # a tenant far over a limit would otherwise cost a round trip (two: the
+                    # lease, then the single hit) per request; it is refused here for a
+                    # 1/LEASE_DIVISOR of the window instead (early, never late, as a lease)
+                    self._refused[item.key_for(*ids)] = now + item.get_expiry() / LEASE_DIVISOR
             if len(self._leases) > MAX_LEASES:
                 self._leases = {k: v for k, v in self._leases.items() if v.until > now}
+            if len(self._refused) > MAX_LEASES:
+                self._refused = {k: v for k, v in self._refused.items() if v > now}
         return [bool(ok) for ok in allowed]
 
     async def _hit_many(self, checks: list[_Check]) -> list[bool]:
@@ -299,11 +317,21 @@ class RateLimits:
     async def _retry_after(
         self, limiter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]
     ) -> float:
+        key = item.key_for(*ids)
+        now = time.monotonic()
+        known = self._retry_at.get(key)
+        if known is not None and self._refused.get(key, 0.0) > now and known > now:
+            return max(0.05, known - now)  # advised moments ago: no round trip per refusal
         try:
             stats = await limiter.get_window_stats(item, *ids)
         except Exception:
             return float(item.get_expiry())
-        return min(float(item.get_expiry()), max(0.05, stats.reset_time - self._clock()))
+        retry = min(float(item.get_expiry()), max(0.05, stats.reset_time - self._clock()))
+        if self._concurrent:
+            if len(self._retry_at) > MAX_LEASES:
+                self._retry_at = {k: v for k, v in self._retry_at.items() if v > now}
+            self._retry_at[key] = now + retry
+        return retry
 
 
 _Eval = tuple[Any, list[str], list[Any]]

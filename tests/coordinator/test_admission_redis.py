@@ -152,3 +152,35 @@ async def test_two_replicas_leasing_one_limit_never_pass_it(redis_url: str) -> N
             await limits.close()
     # early by at most a lease per replica, never late
     assert 40 - 2 * 1 <= served <= 40
+
+
+async def test_a_tenant_over_its_limit_is_refused_without_a_round_trip_per_request(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    limits = _limits(redis_url, "over" + str(time.time_ns()))
+    limits._global = limits._token = None
+    # 20 per 10 s, leases of 1: every hit asks Redis until refused; then refused here for 0.5 s
+    policy = TenantPolicy(rate_per_s=2.0)
+    sends: list[int] = []
+    original = Connection.send_packed_command
+
+    async def counted(self: Connection, command: Any, check_health: bool = True) -> None:
+        sends.append(1)
+        await original(self, command, check_health)
+
+    try:
+        for _ in range(20):
+            await limits.check("acme", "k", policy)
+        monkeypatch.setattr(Connection, "send_packed_command", counted)
+        with pytest.raises(Refusal) as first:
+            await limits.check("acme", "k", policy)
+        asked = len(sends)
+        assert asked >= 1
+        for _ in range(30):  # a CI farm far over its limit, within 1/20 of the window
+            with pytest.raises(Refusal) as again:
+                await limits.check("acme", "k", policy)
+            assert again.value.rule == "rate.tenant"
+            assert 0 < again.value.retry_after_s <= first.value.retry_after_s
+        assert len(sends) == asked  # before: one or two round trips per refused request
+    finally:
+        await limits.close()
