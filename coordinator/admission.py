@@ -43,6 +43,7 @@ from pydantic import BaseModel, Field
 
 from maestro.tasks import cancel_and_wait
 
+from .hardening import BulkYield
 from .tenancy import DEFAULT_SHARES, PRIORITY_CLASSES, PolicyResolver, TenantPolicy
 
 if TYPE_CHECKING:
@@ -593,6 +594,11 @@ class CredentialSlots:
             self._held.pop(key, None)
 
 
+SHORT_BODY_BYTES = 64 * 1024
+HOLDS_BULK_BACK = "interactive"
+"""Bulk upload bodies wait (`BulkYield`) while a request of this level with at most
+SHORT_BODY_BYTES of body is in flight (the lower levels' own short requests, such as a CI
+farm's burst of reads queued behind its uploads, do not hold its uploads back)."""
 DRAIN_LIMIT = 64 * 1024
 """A refused upload larger than this is not drained: its connection closes after the 429."""
 
@@ -623,8 +629,11 @@ class Gate:
         routes: frozenset[str],
         slots: CredentialSlots | None = None,
         quota: ClusterConcurrency | None = None,
+        bulk: BulkYield | None = None,
     ) -> None:
         self.admission = admission
+        self.bulk = bulk
+        """Bulk upload bodies wait while short requests are served (None: they never do)."""
         self.quota = quota
         """Replicas: tenants' `max_concurrent` counted across all of them."""
         self.slots = slots or CredentialSlots()
@@ -690,6 +699,11 @@ class Gate:
             principal=principal,
             metrics=metrics,
             routes=routes,
+            bulk=(
+                BulkYield(settings.bulk_yield_max_s)
+                if settings.fairness and settings.bulk_yield_max_s > 0
+                else None
+            ),
         )
 
     def start(self) -> None:
@@ -723,6 +737,15 @@ class Gate:
             return await handler(request)
         if self.admission is None and self.limits is None:
             return await handler(request)
+        try:
+            return await self._gated(request, handler)
+        finally:
+            if request.get(HOLDS_BULK_KEY) and self.bulk is not None:
+                self.bulk.leave()
+
+    async def _gated(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
         entered = time.perf_counter()
         credential = request.headers.get("Authorization", "")
         refused: Refusal | None = None
@@ -733,6 +756,13 @@ class Gate:
                 started = time.perf_counter()
                 policy = self.resolve(principal.tenant)
                 request[PRIORITY_KEY] = policy.priority
+                if (
+                    self.bulk is not None
+                    and policy.priority == HOLDS_BULK_BACK
+                    and (request.content_length or 0) <= SHORT_BODY_BYTES
+                ):
+                    self.bulk.enter()  # left by `middleware` once answered
+                    request[HOLDS_BULK_KEY] = True
                 upload = (request.content_length or 0) if request.method == "PUT" else 0
                 if self.limits is not None:
                     try:
@@ -822,6 +852,7 @@ class Gate:
 
 
 PRIORITY_KEY = web.RequestKey("maestro.priority", str)
+HOLDS_BULK_KEY = web.RequestKey("maestro.holds_bulk", bool)
 """The request's priority level, set by the gate (upload pacing reads it)."""
 LAG_PROBE_EVERY_S = 0.02
 MAX_SHADOW_PENDING = 64

@@ -53,7 +53,14 @@ from .blobs import (
     sha256_of,
 )
 from .eviction import LruTracker, RedisLru, evict_for
-from .hardening import CLIENT_CLOSED, BytePacer, SlowUploadError, is_client_abort, read_body
+from .hardening import (
+    CLIENT_CLOSED,
+    BytePacer,
+    SlowUploadError,
+    drain_body,
+    is_client_abort,
+    read_body,
+)
 from .metrics import CONTENT_TYPE, Metrics, MetricsListener, sees_tenants
 from .models import (
     ErrorBody,
@@ -765,7 +772,7 @@ class Coordinator:
             )
         return bytes(data)
 
-    async def _read_body(self, request: web.Request) -> bytes:
+    def _body_length(self, request: web.Request) -> int:
         length = request.content_length
         if length is None:
             raise ApiError(
@@ -774,18 +781,42 @@ class Coordinator:
         limit = self.settings.max_blob_bytes
         if length > limit:
             raise ApiError(413, "too_large", f"body of {length} bytes exceeds the {limit} limit")
+        return length
+
+    def _body_reading(self, request: web.Request) -> dict[str, Any]:
         settings = self.settings
         pacer = self.bulk_pacer
-        bulk = pacer is not None and request.get(PRIORITY_KEY, "interactive") != "interactive"
+        held_back = self.gate.bulk
+        bulk = request.get(PRIORITY_KEY, "interactive") != "interactive"
+        return {
+            "chunk_timeout_s": settings.body_read_timeout_s,
+            "min_bytes_per_s": settings.min_upload_bytes_per_s,
+            "grace_s": settings.upload_grace_s,
+            "pace": pacer.take if bulk and pacer is not None else None,
+            "before": held_back.wait if bulk and held_back is not None else None,
+        }
+
+    async def _already_stored(self, request: web.Request, tenant: TenantRecord, key: bytes) -> bool:
+        """A CAS upload of a blob this tenant already holds at the announced size: its body
+        need not be kept, hashed or written (a CI farm re-uploading its outputs). What is
+        stored was verified when written and is re-hashed on every read (a corrupt copy is
+        dropped then, and the next upload stores it again)."""
+        encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+        declared = request.headers.get("X-Digest-SizeBytes")
+        if encoding in ("identity", ""):
+            size = request.content_length
+            if declared is not None and declared.strip() != str(size):
+                return False  # refused as a size mismatch by the full path
+        elif encoding == "zstd" and declared is not None and declared.strip().isdigit():
+            size = int(declared)
+        else:
+            return False
+        return size is not None and await self.blobs.cas_size(tenant, key) == size
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        length = self._body_length(request)
         try:
-            body = await read_body(
-                request,
-                length,
-                chunk_timeout_s=settings.body_read_timeout_s,
-                min_bytes_per_s=settings.min_upload_bytes_per_s,
-                grace_s=settings.upload_grace_s,
-                pace=pacer.take if bulk and pacer is not None else None,
-            )
+            body = await read_body(request, length, **self._body_reading(request))
         except SlowUploadError as exc:
             raise ApiError(
                 408, exc.code, exc.message, hint=exc.hint, headers={"Connection": "close"}
@@ -812,6 +843,20 @@ class Coordinator:
         self, request: web.Request, principal: Principal, kind: str, key: bytes
     ) -> web.Response:
         tenant = principal.tenant
+        if kind == "cas":
+            length = self._body_length(request)
+            if await self._already_stored(request, tenant, key):
+                try:
+                    received = await drain_body(request, length, **self._body_reading(request))
+                except SlowUploadError as exc:
+                    raise ApiError(
+                        408, exc.code, exc.message, hint=exc.hint, headers={"Connection": "close"}
+                    ) from None
+                if received != length:
+                    raise ApiError(400, "bad_request", "body shorter than Content-Length")
+                self.metrics.bytes_in.labels(tenant.name, kind).inc(length)  # as received
+                self.lru.touch(tenant, CAS, key)
+                return web.Response(status=200)
         data = await self._read_body(request)
 
         async def write() -> None:

@@ -24,6 +24,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
@@ -95,6 +96,46 @@ class BytePacer:
         return wait
 
 
+class BulkYield:
+    """Backpressure from short requests onto bulk upload bodies: while any short request (no
+    body, or a small one) is being served, upload bodies of the levels below `interactive`
+    are not read, each for at most `max_wait_s` per chunk. Their bytes wait in the kernel and
+    the client (TCP flow control), so a short request's turns of the event loop are not
+    shared with receiving someone's 1 MiB uploads. The bound keeps a steady stream of short
+    requests from starving an admitted upload: it still gets a chunk per `max_wait_s`."""
+
+    def __init__(self, max_wait_s: float) -> None:
+        self.max_wait_s = max_wait_s
+        self.short = 0
+        """Short requests in flight."""
+        self._clear = asyncio.Event()
+        self._clear.set()
+        self.yielded_s = 0.0
+        """Total time bulk readers waited (a metric for benchmarks and tests)."""
+
+    def enter(self) -> None:
+        self.short += 1
+        if self.short == 1:
+            self._clear.clear()
+
+    def leave(self) -> None:
+        self.short -= 1
+        if self.short == 0:
+            self._clear.set()
+
+    async def wait(self) -> float:
+        """Return once no short request is in flight, or after `max_wait_s`; the time waited."""
+        if not self.short:
+            return 0.0
+        started = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.max_wait_s):
+                await self._clear.wait()
+        waited = time.monotonic() - started
+        self.yielded_s += waited
+        return waited
+
+
 async def read_body(
     request: web.Request,
     length: int,
@@ -104,46 +145,109 @@ async def read_body(
     grace_s: float,
     clock: Callable[[], float] = time.monotonic,
     pace: Callable[[int], Awaitable[float]] | None = None,
+    before: Callable[[], Awaitable[float]] | None = None,
 ) -> bytes:
     """Exactly `length` bytes of the body (fewer when the client sent less and closed);
-    `pace` (a `BytePacer.take`) is awaited after each chunk."""
-    from aiohttp import ClientPayloadError
-
+    `pace` (a `BytePacer.take`) is awaited after each chunk, `before` (a `BulkYield.wait`)
+    before each; time spent in either does not count against the minimum rate."""
     # joined once at the end: a bytearray grown chunk by chunk is reallocated (and its pages
     # faulted in afresh) over and over on the event loop
     chunks: list[bytes] = []
+    await _receive(
+        request,
+        length,
+        chunks.append,
+        chunk_timeout_s=chunk_timeout_s,
+        min_bytes_per_s=min_bytes_per_s,
+        grace_s=grace_s,
+        clock=clock,
+        pace=pace,
+        before=before,
+    )
+    return b"".join(chunks)
+
+
+async def drain_body(
+    request: web.Request,
+    length: int,
+    *,
+    chunk_timeout_s: float,
+    min_bytes_per_s: int,
+    grace_s: float,
+    clock: Callable[[], float] = time.monotonic,
+    pace: Callable[[int], Awaitable[float]] | None = None,
+    before: Callable[[], Awaitable[float]] | None = None,
+) -> int:
+    """As `read_body`, under the same deadlines and pacing, but the bytes are dropped as they
+    arrive (a body the server already holds): the number received."""
+    return await _receive(
+        request,
+        length,
+        None,
+        chunk_timeout_s=chunk_timeout_s,
+        min_bytes_per_s=min_bytes_per_s,
+        grace_s=grace_s,
+        clock=clock,
+        pace=pace,
+        before=before,
+    )
+
+
+async def _receive(
+    request: web.Request,
+    length: int,
+    sink: Callable[[bytes], object] | None,
+    *,
+    chunk_timeout_s: float,
+    min_bytes_per_s: int,
+    grace_s: float,
+    clock: Callable[[], float],
+    pace: Callable[[int], Awaitable[float]] | None,
+    before: Callable[[], Awaitable[float]] | None,
+) -> int:
+    from aiohttp import ClientPayloadError
+
     received = 0
     started = clock()
     paced = 0.0
     content = request.content
-    while received < length:
-        try:
-            async with asyncio.timeout(chunk_timeout_s):
+    loop = asyncio.get_running_loop()
+    try:
+        # one timer per body, moved forward after each chunk (a timeout context per chunk
+        # cost a timer handle and a task lookup per 64-256 KiB)
+        async with asyncio.timeout(chunk_timeout_s) as deadline:
+            while received < length:
+                if before is not None:
+                    deadline.reschedule(None)
+                    paced += await before()
+                    deadline.reschedule(loop.time() + chunk_timeout_s)
                 chunk = await content.read(min(CHUNK, length - received))
-        except TimeoutError:
-            raise SlowUploadError(
-                f"no body bytes for {chunk_timeout_s:g} s ({received} of {length} received)",
-                hint="the upload stalled; the connection is closed",
-            ) from None
-        except (ClientPayloadError, ConnectionError) as exc:
-            raise ClientAbortedError(f"client closed the upload: {exc}") from None
-        if not chunk:
-            if request.transport is None or request.transport.is_closing():
-                raise ClientAbortedError(
-                    f"client closed the upload after {received} of {length} bytes"
-                )
-            break
-        chunks.append(chunk)
-        received += len(chunk)
-        if pace is not None and received < length:
-            paced += await pace(len(chunk))
-        elapsed = clock() - started - paced
-        if min_bytes_per_s and elapsed > grace_s and received / elapsed < min_bytes_per_s:
-            raise SlowUploadError(
-                f"upload at {received / elapsed:.0f} B/s, below the {min_bytes_per_s} B/s minimum",
-                hint="the connection is closed; retry over a faster link",
-            )
-    return b"".join(chunks)
+                if not chunk:
+                    break
+                if sink is not None:
+                    sink(chunk)
+                received += len(chunk)
+                if pace is not None and received < length:
+                    deadline.reschedule(None)  # time paced is not the client's stall
+                    paced += await pace(len(chunk))
+                elapsed = clock() - started - paced
+                if min_bytes_per_s and elapsed > grace_s and received / elapsed < min_bytes_per_s:
+                    raise SlowUploadError(
+                        f"upload at {received / elapsed:.0f} B/s, below the "
+                        f"{min_bytes_per_s} B/s minimum",
+                        hint="the connection is closed; retry over a faster link",
+                    )
+                deadline.reschedule(loop.time() + chunk_timeout_s)
+    except TimeoutError:
+        raise SlowUploadError(
+            f"no body bytes for {chunk_timeout_s:g} s ({received} of {length} received)",
+            hint="the upload stalled; the connection is closed",
+        ) from None
+    except (ClientPayloadError, ConnectionError) as exc:
+        raise ClientAbortedError(f"client closed the upload: {exc}") from None
+    if received < length and (request.transport is None or request.transport.is_closing()):
+        raise ClientAbortedError(f"client closed the upload after {received} of {length} bytes")
+    return received
 
 
 class _Guarded(asyncio.Protocol):
