@@ -823,6 +823,7 @@ def _phase(
             "duration": args.phase_s,
             "rate": args.light_rate,
         },
+        args.server_nice,
     )
     meter = _CpuMeter(
         {
@@ -883,6 +884,19 @@ def _phase(
     return out
 
 
+def _renice(pid: int, nice: int) -> None:
+    """Every thread of a process at `nice` (threads started later inherit it)."""
+    try:
+        tids = [int(t) for t in os.listdir(f"/proc/{pid}/task")]
+    except OSError:
+        return
+    for tid in tids:
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, nice)
+        except OSError as exc:
+            raise RuntimeError(f"--server-nice {nice}: {exc} (negative needs root)") from None
+
+
 def _redis_commands(url: str) -> int:
     """Commands the Redis server has run so far (INFO itself excluded)."""
     import redis
@@ -926,17 +940,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 burn = 0.0
                 if label == BURNED:  # the hostile client's own CPU, taken from the light load
                     burn = rows["loaded, fairness on"]["cpu_cores"]["hostile client"]
+                extra = dict(kv.split("=", 1) for kv in args.setting) if fairness else {}
+                if fairness and args.bulk_upload_rate:
+                    extra["bulk_upload_bytes_per_s"] = args.bulk_upload_rate
                 try:
-                    bases, keys, digests, redis_url = _start(
-                        procs,
-                        tmp,
-                        scenario,
-                        fairness,
-                        {"bulk_upload_bytes_per_s": args.bulk_upload_rate}
-                        if fairness and args.bulk_upload_rate
-                        else None,
-                    )
+                    bases, keys, digests, redis_url = _start(procs, tmp, scenario, fairness, extra)
                     servers = [p.pid for p in procs.procs[-len(bases) :]]
+                    if args.server_nice:
+                        for proc in procs.procs:  # servers, and redis-server and nginx
+                            _renice(proc.pid, args.server_nice)
                     rows[label] = _phase(
                         bases,
                         keys,
@@ -1141,6 +1153,23 @@ def main(argv: list[str] | None = None) -> int:
         help="run the hostile client, the held connections and the burner at nice N (the "
         "servers and the light client stay at 0): the load generators yield the host's CPU "
         "as if they ran on other machines, while still sending as much as they can",
+    )
+    parser.add_argument(
+        "--server-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run the servers (and redis-server, nginx) and the light client at nice N: on a "
+        "host shared with other jobs, a negative N keeps the measured path ahead of them "
+        "(the load generators stay at --client-nice)",
+    )
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a server setting for the phases with fairness on (e.g. bulk_yield_max_s=0); "
+        "repeatable",
     )
     parser.add_argument(
         "--cost-only",
