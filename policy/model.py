@@ -22,7 +22,7 @@ RunKind = Literal["interactive", "background", "speculative", "ci"]
 class PolicyInput(BaseModel):
     """Base of every decision point's input."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
     point: ClassVar[Point]
     schema_version: ClassVar[int] = 1
 
@@ -36,6 +36,8 @@ class PolicyInput(BaseModel):
 class WindowState(BaseModel):
     """A configured run window, evaluated at the decision's time by Maestro (zoneinfo)."""
 
+    model_config = ConfigDict(defer_build=True)
+
     open: bool
     next_open_ms: int = Field(description="epoch ms of the window's next start (now if open)")
     tz: str
@@ -43,6 +45,8 @@ class WindowState(BaseModel):
 
 
 class RunningRun(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     execution_id: str
     kind: RunKind
     paths: list[str] = Field(description="targets it runs; empty: the whole suite")
@@ -101,6 +105,8 @@ class CacheInput(PolicyInput):
 class CoordinatorRefusal(BaseModel):
     """The coordinator's own refusal, handed to the policy so its rules name and explain it."""
 
+    model_config = ConfigDict(defer_build=True)
+
     rule: str = Field(description="admission.queue_full, rate.tenant, ...")
     message: str
     retry_after_ms: int
@@ -151,6 +157,7 @@ class WireModel(BaseModel):
         alias_generator=to_camel,
         populate_by_name=True,
         json_schema_serialization_defaults_required=True,  # a dump always has every field
+        defer_build=True,
     )
 
 
@@ -181,6 +188,8 @@ class FiredRule(WireModel):
 
 class Decision(BaseModel):
     """What the policy decided for one input."""
+
+    model_config = ConfigDict(defer_build=True)
 
     point: Point
     result: Result
@@ -239,9 +248,21 @@ class DecisionRecord(WireModel):
 class Incident(BaseModel):
     """Raised when a bundle is quarantined, cleared when a good one is in force."""
 
+    model_config = ConfigDict(defer_build=True)
+
     event: Literal["policy/incident"] = "policy/incident"
     active: bool
     reason: str
     message: str
     revision: str | None = None
     time: str = Field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+
+def prepare() -> None:
+    """Build the validators a run's decisions use. They are built on first use (a daemon
+    starts and answers without them); a daemon builds them while it opens its gate, before its
+    first run asks."""
+    models: list[type[BaseModel]] = [*INPUTS.values()]
+    models += [WindowState, RunningRun, FiredRule, Decision, DecisionRecord]
+    for model in models:
+        model.model_rebuild(force=True)

@@ -5,19 +5,23 @@ Call it through the daemon client with :data:`POLICY_DECISIONS`; without a daemo
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from maestro.policy.model import DecisionRecord, Incident
 from maestro.wire import Empty, register_event, register_method
 
 
 class PolicyDecisionsParams(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     execution_id: str | None = Field(default=None, description="a run's execution id")
     test: str | None = Field(default=None, description="a test file or node id")
     limit: int = Field(default=20, ge=1, le=1000)
 
 
 class PolicyDecisionsResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     decisions: list[DecisionRecord] = Field(description="newest first")
     policy: str = Field(default="", description="digest of the policy set in force")
     error: str | None = Field(default=None, description="why the workspace policy is not loaded")
@@ -32,6 +36,8 @@ POLICY_DECISIONS = register_method(
 
 
 class PolicyIncidentResult(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     incident: Incident | None = Field(
         default=None, description="the open team-bundle incident (None: none is open)"
     )

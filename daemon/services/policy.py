@@ -77,12 +77,14 @@ class PolicyService:
         async with self._open_lock:
             if self._gate is None:
                 from maestro.policy.gate import MarkerScanner, PolicyGate
+                from maestro.policy.model import prepare
 
                 try:
                     gate = await asyncio.to_thread(
                         PolicyGate.for_workspace, self.root, isolate=True, resident=True
                     )
                     await asyncio.to_thread(self._open_bundles, gate)
+                    await asyncio.to_thread(prepare)
                 except PolicyError:
                     log.exception("policy gate unavailable: decisions are not enforced")
                     return None
