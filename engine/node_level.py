@@ -177,7 +177,11 @@ def node_reasons(
                 break
     if whole is None:
         read_by_nodes = {p for t in previous.tests for p in t.reads}
+        target = previous.tests[0].node_id.partition("::")[0]
         for path in data:
+            if path == target:  # a text file of doctests (pytest reads it to collect them)
+                whole = f"runs the examples of {path}, changed"
+                break
             if path not in read_by_nodes:
                 whole = f"read {path} outside any test (collection or import), changed"
                 break
