@@ -149,6 +149,7 @@ class Engine:
         promote(self.cache, planned)
         report: RunReport | None = None
         confirmed: list[str] = []  # what whole-file confirmations said
+        confirming_s = 0.0  # the time pytest took for them
         to_run = planned.to_run
         if to_run:
             # Each file is its own action: one file's collection error must not abort the others.
@@ -237,13 +238,17 @@ class Engine:
                 by_target = {o.target: o for o in redone}
                 for o in doubted:
                     confirmed += confirmation_notes(o, by_target[o.target])
+                confirming_s += again.wall_s
                 fresh = [o for o in fresh if o.target not in targets] + redone
                 if again.exit_code < 0 or again.exit_code in (2, 3, 4):
                     report = again
             outcomes += fresh
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
-        return summarise(outcomes, report, confirmed)
+        summary = summarise(outcomes, report, confirmed)
+        if confirming_s:  # the summary's "pytest Ns" covers every run
+            summary = summary.model_copy(update={"wall_s": summary.wall_s + confirming_s})
+        return summary
 
     def run(
         self,
