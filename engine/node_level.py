@@ -99,6 +99,7 @@ def node_reasons(
         path, _, qualname = name.partition("::")
         by_path.setdefault(path, []).append((index, qualname))
         by_qualname.setdefault(qualname, []).append(index)
+    read_by_nodes = {p for t in previous.tests for p in t.reads}
     for name in changed:
         if name == WORKSPACE:
             continue  # the opaque nodes re-run (below)
@@ -143,6 +144,10 @@ def node_reasons(
         for attribute in delta.class_names or ():
             bare = attribute.rpartition(".")[2]
             attributes.setdefault(bare, f"{dotted(name, attribute)}, changed at {name}")
+        if name not in by_path and name in read_by_nodes:
+            # read as text by a test and none of its code recorded running (a linter's fixture
+            # file): every change counts for its readers, comments and formatting too
+            sources[name] = f"read {name}, changed"
         if delta.empty:
             continue  # comments, formatting
         sources[name] = f"read {name}, changed"
@@ -176,7 +181,6 @@ def node_reasons(
                 whole = f"{hit[index]} (ran at import or collection time)"
                 break
     if whole is None:
-        read_by_nodes = {p for t in previous.tests for p in t.reads}
         target = previous.tests[0].node_id.partition("::")[0]
         for path in data:
             if path == target:  # a text file of doctests (pytest reads it to collect them)

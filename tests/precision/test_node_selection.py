@@ -147,6 +147,27 @@ def test_data_file_change_reruns_only_the_node_that_read_it(ws: Workspace) -> No
     assert ran_nodes(ws.run()) == ["tests/test_data.py::test_reads"]
 
 
+def test_a_python_file_read_as_text_reruns_its_reader_on_a_comment_change(ws: Workspace) -> None:
+    # a linter's fixture (parso's normalizer_issue_files): a .py file the test reads, never
+    # runs, whose comments are the expectations; a comment-only change was "formatting"
+    ws.write("tests/cases/case_one.py", "# expect: E1\nx = 1\n")
+    ws.write(
+        "tests/test_cases.py",
+        "from pathlib import Path\n\n\n"
+        "def test_case():\n"
+        "    text = (Path(__file__).parent / 'cases' / 'case_one.py').read_text()\n"
+        "    assert text.startswith('# expect: E1')\n\n\n"
+        "def test_other():\n"
+        "    assert True\n",
+    )
+    ws.run()
+    ws.run()  # a per-test record
+    ws.edit("tests/cases/case_one.py", "# expect: E1", "# expect: E2")
+    summary = ws.run()
+    assert ran_nodes(summary) == ["tests/test_cases.py::test_case"]
+    assert summary.failed == 1
+
+
 def test_new_function_called_from_an_existing_one(ws: Workspace) -> None:
     ws.run()
     ws.edit(
