@@ -70,7 +70,7 @@ def test_a_second_interpreter_version_is_a_cache_miss(
 
     code, out = run(ws, str(python312))
     assert code == 0 and ran_cached(out) == (4, 0), out  # same files, same pytest: all re-run
-    assert "@python" in out  # the reason names the interpreter
+    assert "inputs changed: installed packages, Python interpreter" in out  # words, not @python
     code, out = run(ws, str(python312))
     assert code == 0 and ran_cached(out) == (0, 4), out
 
