@@ -119,8 +119,22 @@ class Selection:
     pytest_args: tuple[str, ...] = ()
 
 
+# pytest options that pick the tests from pytest's last runs (its cacheprovider)
+_FROM_PYTEST_CACHE = frozenset(
+    {"--lf", "--last-failed", "--lfnf", "--last-failed-no-failures", "--sw", "--stepwise",
+     "--sw-skip", "--stepwise-skip"}
+)  # fmt: skip
+
+
 def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...] | None]:
     """Test file -> node ids to run (None = the whole file), in a stable order."""
+    if stateful := [a for a in selection.pytest_args if a.partition("=")[0] in _FROM_PYTEST_CACHE]:
+        raise ConfigError(
+            f"{' '.join(stateful)} would choose the tests from pytest's own cache "
+            "(.pytest_cache), which is no input of Maestro's results",
+            hint="`maestro test` already re-runs what failed last time and what changed; "
+            "run plain pytest for its own last-failed or stepwise runs",
+        )
     if unfollowed := unfollowed_args(graph.pytest, selection.pytest_args):
         where = graph.pytest.inifile or "pyproject.toml"
         raise ConfigError(

@@ -177,6 +177,10 @@ def test_pytest_arguments_that_change_which_files_are_tests_are_refused(ws: Work
         with pytest.raises(ConfigError, match="would change which files pytest collects") as exc:
             ws.run(testing.Selection(pytest_args=tuple(args)))
         assert exc.value.hint and "[tool.pytest.ini_options]" in exc.value.hint
+    for args in (["--lf"], ["--sw"], ["--last-failed-no-failures=none"]):
+        # a result stored under them would be of the tests pytest's own cache picked
+        with pytest.raises(ConfigError, match="from pytest's own cache"):
+            ws.run(testing.Selection(pytest_args=tuple(args)))
     ws.write("pyproject.toml", '[tool.pytest.ini_options]\naddopts = "--doctest-modules"\n')
     ws.write(
         "pkg/a.py", 'def add(a, b):\n    """\n    >>> add(1, 2)\n    3\n    """\n    return a + b\n'
