@@ -282,27 +282,6 @@ class Settings(_Frozen):
                     "targets", f"target name {name!r} may use letters, digits, '_', '-', '.'"
                 )
 
-    @property
-    def speculation(self) -> SpeculationSettings:
-        return self.ml.speculation
-
-    @property
-    def speculation_enabled(self) -> bool:
-        return self.ml.speculation.enabled
-
-    @property
-    def predictive_threshold(self) -> float:
-        return self.ml.predictive.threshold
-
-    @property
-    def fail_first(self) -> FailFirst:
-        return self.ml.fail_first
-
-    @property
-    def redaction_enforce(self) -> bool:
-        """secrets.redaction.enforce: block uploads holding a secret."""
-        return self.secrets.redaction.enforce
-
     def remote_and_key(
         self, key_hint: str = "export the tenant's API key"
     ) -> tuple[RemoteSettings, str]:

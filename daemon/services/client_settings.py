@@ -93,7 +93,7 @@ class ClientSettingsService:
             problem = sync.problem
         return ConfigureResult(
             interpreter=effective.interpreter,
-            speculation=effective.speculation.enabled,
+            speculation=effective.ml.speculation.enabled,
             coordinator_url=effective.remote.url if effective.remote else None,
             remote_problem=problem,
         )

@@ -254,7 +254,7 @@ class PolicyService:
         if remote is None or not key:
             return
         client = await self._coordinator(remote.url, remote.tenant, key)
-        client.enforce = loaded.config.redaction_enforce
+        client.enforce = loaded.config.secrets.redaction.enforce
         try:
             token = await client.token()
         except MaestroError as exc:

@@ -257,7 +257,7 @@ class SpeculationService:
     def _refresh_settings(self) -> None:
         graph = self.workspace.graph
         if graph is not None:
-            self.settings = self.tests.settings(graph).speculation
+            self.settings = self.tests.settings(graph).ml.speculation
 
     async def cancel(self, why: str) -> None:
         task = self._task
@@ -509,7 +509,7 @@ class SpeculationService:
         files and the tests inside them ("tests"), the files only ("files"), or none ("off")."""
         from maestro.engine.testing import RunOrder
 
-        mode = self.tests.settings(graph).fail_first
+        mode = self.tests.settings(graph).ml.fail_first
         if mode == "off":
             return None
         wanted = set(files)

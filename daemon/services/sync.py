@@ -72,7 +72,7 @@ class SyncService:
         except MaestroError as exc:
             log.warning("remote sync off: %s", exc.message)
             return
-        await self.configure(loaded.config.remote, enforce=loaded.config.redaction_enforce)
+        await self.configure(loaded.config.remote, enforce=loaded.config.secrets.redaction.enforce)
 
     async def configure(
         self, remote: RemoteSettings | None, *, enforce: bool | None = None

@@ -150,7 +150,7 @@ class TestService:
         """The mirrored cache when a coordinator is configured, else the local one."""
         if self.sync is not None:
             settings = self.settings(graph)
-            await self.sync.configure(settings.remote, enforce=settings.redaction_enforce)
+            await self.sync.configure(settings.remote, enforce=settings.secrets.redaction.enforce)
             view = self.sync.view(wait_remote=wait_remote) if self._mirror_enabled() else None
             if view is not None:
                 return view
@@ -548,7 +548,7 @@ class TestService:
     ) -> PredictiveInfo:
         """Predictive mode (opt-in): skip files predicted to pass; say which and why."""
         if threshold is None:
-            threshold = self.settings(graph).predictive_threshold
+            threshold = self.settings(graph).ml.predictive.threshold
         if self.speculation is None:
             note = "no ranking in this daemon: nothing skipped"
             return PredictiveInfo(threshold=threshold, model="none", note=note)

@@ -263,7 +263,7 @@ def push(root: ROOT_OPTION = None) -> None:
 
     async def send() -> dict[str, object]:
         async with CoordinatorClient(
-            remote.url, remote.tenant, key, enforce=config.redaction_enforce
+            remote.url, remote.tenant, key, enforce=config.secrets.redaction.enforce
         ) as client:
             return await push_team_model(client, model_dir)
 

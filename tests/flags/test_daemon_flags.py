@@ -76,7 +76,7 @@ async def test_poll_apply_keep_last_good_and_warn(
         await flags.poll_once()
         assert sync.enforce is False
         assert sync.engine is not None and sync.engine.enforce is False
-        assert flags.apply(Settings()).redaction_enforce is False
+        assert flags.apply(Settings()).secrets.redaction.enforce is False
         kill = await coord.client.put(
             "/v1/tenants/alpha/flags/secrets.redaction.enforce",
             json={"kill": True, "reason": "no"},

@@ -40,10 +40,10 @@ def test_configured_values_arrive_in_the_one_model(make_ws: Make) -> None:
     config = loaded.config
     assert loaded.source == "maestro.toml"
     assert config.env_allowlist == ("FOO",)
-    assert config.fail_first == config.ml.fail_first == "files"
-    assert config.speculation_enabled and config.speculation.max_concurrent == 2
+    assert config.ml.fail_first == "files"
+    assert config.ml.speculation.enabled and config.ml.speculation.max_concurrent == 2
     assert config.remote == RemoteSettings("http://127.0.0.1:8980", "alpha", "TEAM_KEY")
-    assert config.redaction_enforce is False
+    assert config.secrets.redaction.enforce is False
     assert config.targets["docs"].cmd == ("make", "docs")
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.interpreter = "/usr/bin/python3"  # type: ignore[misc]

@@ -75,7 +75,8 @@ def test_apply_client_settings_replaces_only_what_is_given() -> None:
         config, wire.ClientSettings(coordinator_url="http://near:2", speculation=True)
     )
     assert out.remote == replace(remote, url="http://near:2")
-    assert out.speculation.enabled and out.speculation.delay_ms == config.speculation.delay_ms
+    assert out.ml.speculation.enabled
+    assert out.ml.speculation.delay_ms == config.ml.speculation.delay_ms
     assert out.interpreter == "/ws/python"
     assert apply_client_settings(config, wire.ClientSettings(interpreter="/x")).interpreter == "/x"
 
