@@ -19,9 +19,8 @@ from pydantic import BaseModel, ConfigDict
 import maestro
 from maestro.errors import IntegrityError
 
-FILE_MODE = 0o600
-"""Mode of every file the cache writes (LMDB files, snapshots, restores): they hold captured test
-output, which other local users must not read. Directories are 0700."""
+from .layout import FILE_MODE as FILE_MODE
+
 _CHUNK = 1 << 20
 
 

@@ -20,15 +20,15 @@ import hashlib
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lmdb
 import msgpack
 
 from maestro.errors import CacheError, IntegrityError
 
-from . import files
-from .action import ActionResult, NewerSchemaError, decode_action, unpack_map
+if TYPE_CHECKING:
+    from .action import ActionResult
 
 BLOB = b"c"
 ACTION = b"a"
@@ -53,7 +53,9 @@ DB_NAMES = ("cas", "ac", "meta", "refc", "arefs", "stats", "quarantine")
 
 DATA_FILE = "data.mdb"
 LOCK_FILE = "lock.mdb"
-FILE_MODE = files.FILE_MODE
+FILE_MODE = 0o600
+"""Mode of every file the cache writes (LMDB files, snapshots, restores): they hold captured test
+output, which other local users must not read. Directories are 0700."""
 
 AC_FORMAT = 2
 """Version of the envelope around stored action values (`seal_action`).
@@ -186,6 +188,9 @@ def unseal_action(key: bytes, value: bytes | memoryview) -> bytes:
 
     Raises NewerSchemaError (a newer envelope: not ours to judge), UnsealedActionError (no
     envelope), IntegrityError (digest mismatch) or CacheError (not an envelope at all)."""
+    # here, not at the top: opening the cache and a miss need no model (pydantic's import)
+    from .action import NewerSchemaError, unpack_map
+
     envelope = unpack_map(value, "action entry")
     version = envelope.get("schema_version")
     if not isinstance(version, int) or version < AC_FORMAT:
@@ -205,11 +210,15 @@ def unseal_action(key: bytes, value: bytes | memoryview) -> bytes:
 
 def load_action(key: bytes, value: bytes | memoryview) -> ActionResult:
     """Check and decode a stored action value; the errors of `unseal_action` and `decode_action`."""
+    from .action import decode_action
+
     return decode_action(unseal_action(key, value))
 
 
 def action_problem(key: bytes, value: bytes | memoryview) -> str | None:
     """Why a stored action value must be quarantined, or None (sound, or newer than us)."""
+    from .action import NewerSchemaError
+
     try:
         load_action(key, value)
     except NewerSchemaError:

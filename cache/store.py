@@ -29,13 +29,13 @@ from maestro.errors import CacheError, IntegrityError, WorkspaceError
 from maestro.paths import cache_dir
 
 from . import layout as L
-from .action import ActionResult, NewerSchemaError
 from .digest import EMPTY_DIGEST, Digest, check_hex, trusted_digest
 from .eviction import GcReport, collect
-from .stats import CacheStats
 
 if TYPE_CHECKING:
+    from .action import ActionResult
     from .snapshot import Manifest, RestoreReport
+    from .stats import CacheStats
     from .verify import VerifyReport
 
 log = logging.getLogger(__name__)
@@ -596,6 +596,9 @@ class Cache:
             result: ActionResult | None = None
             decoded: ActionResult | None = shared.decoded.get(key, raw)
             if decoded is None:
+                # here, not at the top: opening the cache and a miss need no model (pydantic)
+                from .action import NewerSchemaError
+
                 try:
                     decoded = L.load_action(key, raw)
                 except NewerSchemaError as exc:
@@ -654,6 +657,8 @@ class Cache:
 
     def stats(self) -> CacheStats:
         """Persisted counters, including this process's not-yet-flushed hits and misses."""
+        from .stats import CacheStats
+
         self.flush()
         shared = self._live
         with shared.env.begin() as txn:

@@ -137,6 +137,7 @@ class Engine:
             failed_in_part,
             passed_alone,
             prefetch_fingerprints,
+            preload_models,
             promote,
             store_results,
             summarise,
@@ -182,6 +183,7 @@ class Engine:
                     )
                 )
                 background.append(asyncio.ensure_future(asyncio.to_thread(preload_redaction)))
+                background.append(asyncio.ensure_future(asyncio.to_thread(preload_models)))
 
             # the tests must run the code the key was computed from
             sources = {rel: entry.mtime_ns for rel, entry in self.graph.py.items()}

@@ -11,9 +11,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-from maestro.cache.action import ActionResult, TestOutcome, TraceRecord
 from maestro.cache.keys import ABSENT, WORKSPACE
 from maestro.cache.store import Cache
 from maestro.engine.pollution import AFTER
@@ -27,6 +26,9 @@ from maestro.graph.fingerprints import (
     unexecuted_change,
 )
 from maestro.graph.records import LISTING
+
+if TYPE_CHECKING:
+    from maestro.cache.action import ActionResult, TestOutcome, TraceRecord
 
 FAILING = ("failed", "error")
 """The outcomes that fail a test (and re-run it next time)."""

@@ -39,12 +39,10 @@ from collections.abc import Callable, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import msgpack
-from pydantic import ConfigDict, Field
 
-from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing, TraceRecord
 from maestro.cache.digest import digest_bytes
 from maestro.cache.keys import (
     ABSENT,
@@ -60,9 +58,7 @@ from maestro.cache.keys import (
     target_inputs,
 )
 from maestro.cache.store import Cache
-from maestro.engine import junit
 from maestro.engine.core import ALL_CACHED, Engine
-from maestro.engine.events import Event, FileDeps, TestResult
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.node_level import FAILING, is_file_input, node_reasons
 from maestro.engine.pollution import AFTER, Polluters
@@ -82,7 +78,13 @@ from maestro.graph.records import LISTING
 from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 from maestro.redact_many import is_redacted, redact_each
 from maestro.redaction import Redactor
-from maestro.wire import PlannedFileInfo, RunCounts, RunFileResult, RunTestsResult
+
+# The models (pydantic) are imported where a result is built: not before pytest has its run.
+if TYPE_CHECKING:
+    from maestro.cache.action import ActionResult, TestOutcome, TraceRecord
+    from maestro.engine.events import Event, FileDeps, TestResult
+    from maestro.engine.summary import Summary as Summary
+    from maestro.wire import PlannedFileInfo, RunCounts, RunTestsResult
 
 log = logging.getLogger(__name__)
 
@@ -691,31 +693,10 @@ class FileOutcome:
         return self.planned.target
 
 
-class Summary(RunCounts):
-    """A run's outcome inside the engine: its counts (the wire's RunCounts) and, per file, the
-    plan and the result, with the pytest report when pytest ran."""
-
-    model_config = ConfigDict(arbitrary_types_allowed=True)
-
-    files: list[FileOutcome]
-    report: RunReport | None = None
-    confirmed: list[str] = Field(default_factory=list)  # what whole-file confirmations said
-
-    def failures(self) -> list[tuple[str, TestOutcome]]:
-        return [
-            (f.target, t)
-            for f in self.files
-            if f.result is not None
-            for t in f.result.tests
-            if t.outcome in FAILING
-        ]
-
-    def results(self) -> list[tuple[ActionResult, bool]]:
-        return [(f.result, f.cached) for f in self.files if f.result is not None]
-
-
 def planned_info(f: PlannedFile) -> PlannedFileInfo:
     """The wire form of a planned file (the run's plan event, in process or from the daemon)."""
+    from maestro.wire import PlannedFileInfo
+
     return PlannedFileInfo(
         target=f.target,
         runs=f.runs,
@@ -729,6 +710,7 @@ def planned_info(f: PlannedFile) -> PlannedFileInfo:
 def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResult:
     """The wire form of a Summary (ActionResults as their JSON-mode dumps; a served result's
     dump is made once per process when its `cache` is given)."""
+    from maestro.wire import RunCounts, RunFileResult, RunTestsResult
 
     def dumped(o: FileOutcome, result: ActionResult) -> dict[str, Any]:
         if cache is not None and o.cached:
@@ -790,6 +772,8 @@ def _collection_failed(outcomes: Iterable[tuple[str, str]]) -> bool:
 
 
 def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) -> TestOutcome:
+    from maestro.cache.action import TestOutcome
+
     path = line = test_line = None
     if result.raised_at is not None:
         path, line = result.raised_at.path, result.raised_at.line
@@ -902,6 +886,9 @@ def _build_result(
 ) -> ActionResult:
     """``collected``: what collecting this file (and any test file it imports) ran; `fps`
     and `root` map the line records a carried result holds to changed files' new versions."""
+    from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing, TraceRecord
+    from maestro.engine import junit
+
     previous = {t.node_id: t for t in planned.cached.tests} if planned.cached else {}
     traced = report.session_trace is not None
     deps = report.file_deps.get(planned.target)
@@ -1317,6 +1304,17 @@ def promote(cache: Cache, planned: Plan) -> None:
             log.warning("could not save the last keys of this workspace", exc_info=True)
 
 
+def preload_models() -> None:
+    """Import the models a run's events and results are read and built with (pydantic), in a
+    thread while pytest runs: neither the hand-over before it nor the end after it waits for
+    them."""
+    import importlib
+
+    # the summary's module imports the wire and the cache's models
+    for name in ("maestro.engine.events", "maestro.engine.junit", "maestro.engine.summary"):
+        importlib.import_module(name)
+
+
 def prefetch_fingerprints(planned: Plan, keys: Iterable[ActionKey], redactor: Redactor) -> None:
     """`_remember_fingerprints` ahead of time, in a worker thread: never fails the run."""
     try:
@@ -1350,6 +1348,9 @@ def _remember_fingerprints(
 def summarise(
     outcomes: list[FileOutcome], report: RunReport | None, confirmed: list[str] | None = None
 ) -> Summary:
+    from maestro.engine.summary import Summary
+    from maestro.wire import RunCounts
+
     tally: Counter[str] = Counter()
     not_run = cached = ran = flaky = 0
     saved = 0.0

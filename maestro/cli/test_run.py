@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from maestro.cli.consoles import console, exit_code_for, report_error
 from maestro.cli.fast import client_env, runs_in_process, start_in_background
@@ -58,8 +58,6 @@ def run_test(
     Through the workspace daemon when one runs (see maestro/cli/via_daemon.py), in this process
     otherwise; the display, summary, exit code and JUnit file are the same either way: both paths
     produce a RunTestsResult and render it with the same functions."""
-    from maestro.wire import RUN_TESTS, PredictiveInfo, RunTestsParams
-
     scope: str | None = None
     try:
         if all_tests and (paths or impacted or since):
@@ -82,10 +80,14 @@ def run_test(
             "threshold": threshold,
         }
         odd = since == "" or len(since or "") > 1000 or len(pytest_args) > 10_000
+        validated: RunTestsParams | None = None
         if selected or threshold is not None or odd:
-            params = RunTestsParams.model_validate(fields)
-        else:  # nothing validation could refuse: its validator is built after pytest's start
-            params = RunTestsParams.model_construct(**fields)
+            from maestro.wire import RunTestsParams
+
+            validated = RunTestsParams.model_validate(fields)
+        # else nothing validation could refuse: an in-process run imports no model (pydantic)
+        # before pytest has its run
+        params = validated if validated is not None else Request(**fields)
         with (
             Display(impacted=params.impacted, scope=scope) as display,
             _warm(warm, workspace, no_daemon) as warm_process,
@@ -94,16 +96,20 @@ def run_test(
             in_process = runs_in_process(workspace, no_daemon=no_daemon)
             if not in_process:
                 from maestro.cli import via_daemon
+                from maestro.wire import RUN_TESTS, RunTestsParams
 
-                params = params.model_copy(update={"env": client_env(workspace)})
+                sent = validated or RunTestsParams.model_construct(**fields)
+                sent = sent.model_copy(update={"env": client_env(workspace)})
                 result = via_daemon.stream(
-                    workspace, RUN_TESTS, params, lambda e: _daemon_event(display, e)
+                    workspace, RUN_TESTS, sent, lambda e: _daemon_event(display, e)
                 )
                 if result is None:
                     display.reset()  # the daemon gave up mid-run: start over in process
             if result is None:
                 result = run_in_process(workspace, params, display, warm=warm_process)
                 if params.predictive:  # the ranking needs the daemon's telemetry and change set
+                    from maestro.wire import PredictiveInfo
+
                     note = "predictive mode needs the daemon: nothing skipped"
                     info = PredictiveInfo(threshold=threshold or 0.0, model="none", note=note)
                     result = result.model_copy(update={"predictive": info})
@@ -196,8 +202,25 @@ def _warm(
     return warm if warm is not None else contextlib.nullcontext()
 
 
+class Request(NamedTuple):
+    """The run parameters of an in-process `maestro test`: RunTestsParams' fields that it
+    reads, without the model."""
+
+    paths: Sequence[str]
+    impacted: bool
+    since: str | None
+    no_cache: bool
+    pytest_args: Sequence[str]
+    predictive: bool
+    threshold: float | None
+
+
 def run_in_process(
-    root: Path, params: RunTestsParams, display: Display, *, warm: WarmPytest | None = None
+    root: Path,
+    params: RunTestsParams | Request,
+    display: Display,
+    *,
+    warm: WarmPytest | None = None,
 ) -> RunTestsResult:
     from contextlib import closing
 
