@@ -380,7 +380,7 @@ _INPUT_LABELS = {
     "@runner": "pytest version",
     "@python": "Python interpreter",
     "@environment": "installed packages",
-    WORKSPACE: "any workspace file (it ran a process that could not be recorded)",
+    WORKSPACE: "the workspace (a program it ran could not be recorded)",
 }
 
 
