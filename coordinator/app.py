@@ -45,6 +45,7 @@ from .auth import (
 )
 from .blobs import (
     INLINE_HASH_BYTES,
+    UNKNOWN,
     BlobBackend,
     HttpBlobs,
     LmdbBlobs,
@@ -796,22 +797,27 @@ class Coordinator:
             "before": held_back.wait if bulk and held_back is not None else None,
         }
 
-    async def _already_stored(self, request: web.Request, tenant: TenantRecord, key: bytes) -> bool:
-        """A CAS upload of a blob this tenant already holds at the announced size: its body
-        need not be kept, hashed or written (a CI farm re-uploading its outputs). What is
-        stored was verified when written and is re-hashed on every read (a corrupt copy is
-        dropped then, and the next upload stores it again)."""
+    async def _held_size(
+        self, request: web.Request, tenant: TenantRecord, key: bytes
+    ) -> int | None:
+        """The size of the blob this CAS upload names, as held for the tenant (None: absent),
+        or UNKNOWN when the request announces no uncompressed size to compare it with. A blob
+        held at the announced size need not be kept, hashed or written again (a CI farm
+        re-uploading its outputs): what is stored was verified when written and is re-hashed
+        on every read (a corrupt copy is dropped then, and the next upload stores it again)."""
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         declared = request.headers.get("X-Digest-SizeBytes")
         if encoding in ("identity", ""):
             size = request.content_length
             if declared is not None and declared.strip() != str(size):
-                return False  # refused as a size mismatch by the full path
+                return UNKNOWN  # refused as a size mismatch by the full path
         elif encoding == "zstd" and declared is not None and declared.strip().isdigit():
             size = int(declared)
         else:
-            return False
-        return size is not None and await self.blobs.cas_size(tenant, key) == size
+            return UNKNOWN
+        if size is None:
+            return UNKNOWN
+        return await self.blobs.cas_size(tenant, key)
 
     async def _read_body(self, request: web.Request) -> bytes:
         length = self._body_length(request)
@@ -843,9 +849,12 @@ class Coordinator:
         self, request: web.Request, principal: Principal, kind: str, key: bytes
     ) -> web.Response:
         tenant = principal.tenant
+        held: int | None = UNKNOWN
         if kind == "cas":
             length = self._body_length(request)
-            if await self._already_stored(request, tenant, key):
+            held = await self._held_size(request, tenant, key)
+            announced = request.headers.get("X-Digest-SizeBytes", str(length)).strip()
+            if held is not None and held != UNKNOWN and str(held) == announced:
                 try:
                     received = await drain_body(request, length, **self._body_reading(request))
                 except SlowUploadError as exc:
@@ -869,7 +878,9 @@ class Coordinator:
                         f"body hashes to {actual.hex()}, not the digest in the path",
                         hint="nothing was stored; the upload was truncated or altered",
                     )
-                await self.blobs.put_cas(tenant, key, data)
+                # the size asked above: no second presence check upstream (not after an
+                # eviction, which may have removed it)
+                await self.blobs.put_cas(tenant, key, data, held if not evicted else UNKNOWN)
             else:
                 if tenant.raw_ac:
                     record = AcRecord(raw=True, value=data, refs=())
@@ -887,12 +898,14 @@ class Coordinator:
                     record = AcRecord(raw=False, value=data, refs=refs)
                 await self.blobs.put_ac(tenant, key, record)
 
+        evicted = False
         try:
             try:
                 await write()
             except QuotaExceededError as exc:
                 if not await self._evict_for(tenant, exc, len(data)):
                     raise
+                evicted = True
                 await write()
         except QuotaExceededError as exc:
             self.metrics.quota_rejections.labels(tenant.name).inc()

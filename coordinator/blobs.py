@@ -56,6 +56,8 @@ INLINE_HASH_BYTES = 256 << 10
 on a quiet core); larger ones in the pool, where hashlib releases the GIL."""
 
 OnCorrupt = Callable[[TenantRecord, str], None]
+UNKNOWN = -1
+"""`put_cas(held=...)`: the caller did not just ask for the blob's size."""
 
 
 class UpstreamError(CoordinatorError):
@@ -75,8 +77,11 @@ class BlobBackend(Protocol):
         """The verified blob; None when absent or corrupt."""
         ...
 
-    async def put_cas(self, tenant: TenantRecord, key: bytes, data: bytes) -> bool:
-        """Store a blob already verified to hash to `key`; False if it was present."""
+    async def put_cas(
+        self, tenant: TenantRecord, key: bytes, data: bytes, held: int | None = UNKNOWN
+    ) -> bool:
+        """Store a blob already verified to hash to `key`; False if it was present. `held`:
+        the size `cas_size` just answered, when the caller asked (None: absent)."""
         ...
 
     async def get_ac(self, tenant: TenantRecord, key: bytes) -> bytes | None: ...
@@ -147,7 +152,9 @@ class LmdbBlobs:
             self.on_corrupt(tenant, "cas")
         return data
 
-    async def put_cas(self, tenant: TenantRecord, key: bytes, data: bytes) -> bool:
+    async def put_cas(
+        self, tenant: TenantRecord, key: bytes, data: bytes, held: int | None = UNKNOWN
+    ) -> bool:
         stored: bool = await asyncio.get_running_loop().run_in_executor(
             self.executor, self._put_cas, tenant, key, data
         )
@@ -368,10 +375,12 @@ class HttpBlobs:
         if self.lru is not None:
             await self.lru.stored(tenant, kind, key, len(data))
 
-    async def put_cas(self, tenant: TenantRecord, key: bytes, data: bytes) -> bool:
+    async def put_cas(
+        self, tenant: TenantRecord, key: bytes, data: bytes, held: int | None = UNKNOWN
+    ) -> bool:
         if key == EMPTY_SHA256:
             return False
-        old = await self._size(self.url(tenant, "cas", key))
+        old = await self._size(self.url(tenant, "cas", key)) if held == UNKNOWN else held
         if old == len(data):
             return False  # present (verified when read; a corrupt copy is deleted on read)
         await self._charge_and_put(tenant, "cas", key, data, old)

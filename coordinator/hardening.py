@@ -221,7 +221,9 @@ async def _receive(
                     deadline.reschedule(None)
                     paced += await before()
                     deadline.reschedule(loop.time() + chunk_timeout_s)
-                chunk = await content.read(min(CHUNK, length - received))
+                # whatever one socket read delivered, as it was buffered: `read(n)` joins
+                # buffered pieces up to n into a new bytes object, a copy per chunk
+                chunk, _ = await content.readchunk()
                 if not chunk:
                     break
                 if sink is not None:

@@ -199,7 +199,7 @@ class Settings(BaseModel):
     bulk_yield_max_s: float = Field(default=0.05, ge=0, le=5)
     """With fairness on: while an `interactive` request with no body or a small one (at most
     64 KiB) is being served, upload bodies of the levels below `interactive` are not read, for
-    at most this long per chunk (256 KiB) of each; 0: never held back."""
+    at most this long per chunk (one socket read, at most 256 KiB) of each; 0: never held back."""
 
     @model_validator(mode="after")
     def _backends(self) -> Settings:

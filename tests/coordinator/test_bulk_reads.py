@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,14 @@ import pytest
 import zstandard
 from aiohttp.test_utils import TestClient, TestServer
 from coord_helpers import Clock, Env, sha
+from coord_procs import needs_nginx, run_nginx
 
 import maestro.coordinator.app as app_module
-from maestro.coordinator.app import RUNNER_KWARGS, STATE, create_app
 from maestro.coordinator import hardening
+from maestro.coordinator.app import RUNNER_KWARGS, STATE, create_app
+from maestro.coordinator.blobs import HttpBlobs
 from maestro.coordinator.settings import Settings
+from maestro.coordinator.state import LmdbState
 from maestro.coordinator.store import Store
 
 MIB = 1 << 20
@@ -89,9 +93,7 @@ async def test_a_held_blob_uploaded_again_is_read_but_not_hashed_or_stored(
     assert resp.status == 200 and await resp.read() == blob
 
 
-async def test_an_upload_of_another_size_is_verified_as_before(
-    env: Env, hashed: list[int]
-) -> None:
+async def test_an_upload_of_another_size_is_verified_as_before(env: Env, hashed: list[int]) -> None:
     blob = os.urandom(MIB)
     headers = await env.auth("alpha")
     resp = await env.client.put(f"/alpha/cas/{sha(blob)}", data=blob, headers=headers)
@@ -118,7 +120,9 @@ async def test_interactive_reads_hold_bulk_bodies_back(
     blob = os.urandom(4096)
     headers = {t: await env.auth(t) for t in ("alpha", "beta")}
     for tenant in ("alpha", "beta"):
-        resp = await env.client.put(f"/{tenant}/cas/{sha(blob)}", data=blob, headers=headers[tenant])
+        resp = await env.client.put(
+            f"/{tenant}/cas/{sha(blob)}", data=blob, headers=headers[tenant]
+        )
         assert resp.status == 200
     seen: dict[str, int] = {}
     real = coordinator.blobs.get_cas
@@ -160,3 +164,38 @@ async def test_a_held_back_reader_is_not_starved() -> None:
     waited = await asyncio.wait_for(bulk.wait(), 5)
     assert waited >= 0.01
     assert bulk.yielded_s == waited
+
+
+@needs_nginx
+async def test_an_upstream_upload_asks_for_presence_once(tmp_path: Path) -> None:
+    """A replica asks the upstream whether it holds the blob before reading the body (to drop
+    a re-upload's body); storing a new blob then reuses that answer instead of asking again."""
+    store = Store(tmp_path / "store")
+    state = LmdbState(store)
+    pool = ThreadPoolExecutor(2)
+    with run_nginx(tmp_path) as nginx:
+        blobs = HttpBlobs(nginx.url, state, pool)
+        try:
+            tenant = await state.add_tenant("alpha")
+            asked: list[str] = []
+            real = blobs._size
+
+            async def size(url: str) -> int | None:
+                asked.append(url)
+                return await real(url)
+
+            blobs._size = size  # type: ignore[method-assign]
+            blob = os.urandom(4096)
+            key = bytes.fromhex(sha(blob))
+            held = await blobs.cas_size(tenant, key)
+            assert held is None and len(asked) == 1
+            assert await blobs.put_cas(tenant, key, blob, held) is True
+            assert len(asked) == 1, "the upstream was asked for presence twice"
+            assert await blobs.get_cas(tenant, key) == blob
+            # without an answer at hand, put_cas asks itself (and finds it)
+            assert await blobs.put_cas(tenant, key, blob) is False
+            assert len(asked) == 2
+        finally:
+            await blobs.close()
+            pool.shutdown()
+            store.close()
