@@ -24,6 +24,7 @@ from maestro import __version__
 from maestro.daemon.lifecycle import (
     DaemonPaths,
     idle_timeout_from_env,
+    reap_orphaned_runs,
     remove_stale_socket_file,
     write_info,
 )
@@ -188,10 +189,12 @@ class DaemonApp:
             await self.server.start()
             write_info(self.paths, self._info())
             idle = asyncio.create_task(self._idle_watch(), name="idle-watch")
+            reap = asyncio.create_task(self._reap_orphans(), name="reap-orphans")
             try:
                 await self._stop.wait()
             finally:
                 idle.cancel()
+                reap.cancel()
                 await self.server.close()
                 with contextlib.suppress(FileNotFoundError):
                     self.paths.info.unlink()
@@ -203,6 +206,12 @@ class DaemonApp:
                     log.exception("shutdown hook %r failed", hook)
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
+
+    async def _reap_orphans(self) -> None:
+        """The runs a dead daemon left, killed once the first answer is out: it imports the test
+        runner, which that answer does not need, and a run kills them itself before it starts."""
+        await self.first_answer()
+        await asyncio.to_thread(reap_orphaned_runs, self.root)
 
     async def _idle_watch(self) -> None:
         if self.idle_timeout_s <= 0:

@@ -378,7 +378,6 @@ def run_daemon(root: Path) -> int:
     # Private files get explicit modes; the socket is bound under a temporary umask.
     try:
         log.info("daemon pid %d starting for %s", os.getpid(), paths.root)
-        _reap_orphaned_runs(paths.root)
         app = build_app(paths)
         asyncio.run(app.serve())
         return 0
@@ -393,9 +392,9 @@ def run_daemon(root: Path) -> int:
         log.info("daemon pid %d stopped", os.getpid())
 
 
-def _reap_orphaned_runs(root: Path) -> None:
+def reap_orphaned_runs(root: Path) -> None:
     """Kill the pytest runs a previous daemon (or CLI) left running when it died, now rather
-    than at the next run: their results can no longer reach anyone."""
+    than at the next run: their results can no longer reach anyone. Blocking."""
     from maestro.engine.runner import reap_orphans, runs_dir
 
     try:

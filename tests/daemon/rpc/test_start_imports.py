@@ -113,3 +113,22 @@ def test_the_gate_opens_after_the_first_answer_without_the_team_bundles_crypto(
         assert answer.policy  # the set's digest: the gate is open
     stop_daemon(daemon_env.root)
     assert not imported(log_path.read_text(errors="replace")) & set(TEAM_BUNDLE)
+
+
+def test_the_test_runner_is_imported_after_the_graph_answers(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The orphans of a dead daemon's runs are killed once the first answer is out (a run kills
+    them itself before it starts): a restarted daemon's first answer does not import the test
+    runner for them."""
+    daemon_env.write_old(PROJECT)
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    started(daemon_env)
+    log_path = daemon_env.paths.log
+    with SyncDaemonClient(daemon_env.root, start=False, timeout=30) as client:
+        client.call(wire.IMPACTED, wire.ImpactedParams(paths=["pkg/mod.py"]))
+        text = wait_for(lambda: log_path.read_text(errors="replace"), ("maestro.engine.runner",))
+    lines = text.splitlines()
+    runner = next(i for i, line in enumerate(lines) if line.endswith(" maestro.engine.runner"))
+    ready = next(i for i, line in enumerate(lines) if "graph ready" in line)
+    assert ready < runner
