@@ -196,10 +196,11 @@ class Settings(BaseModel):
     """Per replica: how fast upload bodies of the levels below `interactive` are read, all
     together (a token bucket; the rest waits in TCP buffers). Keeps bulk uploads from holding
     the event loop while interactive requests wait; unset: as fast as they arrive."""
-    bulk_yield_max_s: float = Field(default=0.05, ge=0, le=5)
+    bulk_yield_max_s: float = Field(default=0.0, ge=0, le=5)
     """With fairness on: while an `interactive` request with no body or a small one (at most
     64 KiB) is being served, upload bodies of the levels below `interactive` are not read, for
-    at most this long per chunk (one socket read, at most 256 KiB) of each; 0: never held back."""
+    at most this long per chunk (one socket read, at most 256 KiB) of each (e.g. 0.05); 0 (the
+    default): never held back."""
 
     @model_validator(mode="after")
     def _backends(self) -> Settings:
