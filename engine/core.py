@@ -133,15 +133,18 @@ class Engine:
         from maestro.engine.testing import (
             FileOutcome,
             PlannedFile,
+            collect_only,
             confirmation_notes,
             failed_in_part,
             passed_alone,
             prefetch_fingerprints,
             preload_models,
             promote,
+            repollute,
             store_results,
             summarise,
             trace_env,
+            with_companions,
         )
         from maestro.redaction import Redactor
         from maestro.redaction import preload as preload_redaction
@@ -156,14 +159,16 @@ class Engine:
             # Each file is its own action: one file's collection error must not abort the others.
             args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
             # a polluter stays before the files it is collected before (engine/pollution.py)
-            polluting = planned.polluters is not None and any(
-                f.target in planned.polluters.files for f in to_run
+            polluting = planned.collect_only or (
+                planned.polluters is not None
+                and any(f.target in planned.polluters.files for f in to_run)
             )
             if run_order is not None and run_order.files and not polluting:
                 rank = {t: i for i, t in enumerate(run_order.files)}
                 to_run = sorted(to_run, key=lambda f: rank.get(f.target, len(rank)))
-            for f in to_run:
-                args.extend(f.run_nodes or f.nodes or [f.target])
+            # state polluters are collected with the files that run, their tests deselected
+            named, companions = with_companions(to_run, planned.collect_only)
+            args.extend(named)
             started = datetime.now(UTC)
             planned.digests.freeze()
             # Fingerprinting the inputs (the next diff's baseline) costs about as much as a short
@@ -198,7 +203,7 @@ class Engine:
                 nice=nice,
                 test_scores=run_order.tests if run_order is not None else {},
                 extra_env=trace_env(self.interpreter, planned, to_run, environ),
-                deselect=[n for f in to_run for n in f.deselect],
+                deselect=[n for f in to_run for n in f.deselect] + companions,
                 warm=warm,
                 on_started=begin_background,
             )
@@ -226,11 +231,14 @@ class Engine:
                     for f in whole
                     for p in (known.before(f.target, self.graph.tests) if known else ())
                 }
+                others = sorted(set(collect_only(whole)) - with_them)
                 again = await run_pytest(
                     self.graph.root, self.interpreter,
-                    ["--continue-on-collection-errors", *planned.pytest_args, *sorted(with_them)],
+                    ["--continue-on-collection-errors", *planned.pytest_args,
+                     *sorted(with_them | set(others))],
                     on_event=on_event, env_allowlist=planned.env_allowlist, environ=environ,
                     nice=nice, extra_env=trace_env(self.interpreter, planned, whole, environ),
+                    deselect=others,
                 )  # fmt: skip
                 redone = store_results(
                     self.graph, self.cache, planned, whole, again, started, redactor,
@@ -245,6 +253,30 @@ class Engine:
                 if again.exit_code < 0 or again.exit_code in (2, 3, 4):
                     report = again
             outcomes += fresh
+            # a test file this run found changing a module's state at import (a new file
+            # registering a class) changes what the files just served from the cache see in
+            # a full run: those whose key it changes are decided again, and run now
+            redo = repollute(self.graph, self.cache, planned, planned.new_polluters)
+            if redo:
+                decided = {f.target for f in redo}
+                outcomes = [o for o in outcomes if o.target not in decided]
+                outcomes += [FileOutcome(f, f.cached, True) for f in redo if not f.runs]
+                rerun = [f for f in redo if f.runs]
+                if rerun:
+                    names, others = with_companions(rerun, collect_only(rerun))
+                    again = await run_pytest(
+                        self.graph.root, self.interpreter,
+                        ["--continue-on-collection-errors", *planned.pytest_args, *names],
+                        on_event=on_event, env_allowlist=planned.env_allowlist,
+                        environ=environ, nice=nice, deselect=others,
+                        extra_env=trace_env(self.interpreter, planned, rerun, environ),
+                    )  # fmt: skip
+                    outcomes += store_results(
+                        self.graph, self.cache, planned, rerun, again, started, redactor,
+                        keep=self.store_gate, agree=agree,
+                    )  # fmt: skip
+                    if again.exit_code < 0 or again.exit_code in (2, 3, 4):
+                        report = again
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
         summary = summarise(outcomes, report, confirmed)

@@ -60,6 +60,10 @@ class Collected(_Event):
     files: dict[str, list[str]]
     errors: list[CollectError] = []
     polluters: list[str] = []  # files whose collection changed the warnings filters
+    # test file -> the workspace modules whose state its collection changed (a registry)
+    state: dict[str, list[str]] = {}
+    state_new: dict[str, list[str]] = {}  # test file -> the workspace modules it imported first
+    observed: list[str] = []  # the test files whose collection was watched for that
 
     @property
     def nodeids(self) -> list[str]:

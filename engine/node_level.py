@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from maestro.cache.keys import ABSENT, WORKSPACE
 from maestro.cache.store import Cache
-from maestro.engine.pollution import AFTER
+from maestro.engine.pollution import AFTER, WITH
 from maestro.graph import environment
 from maestro.graph.build import BuildGraph
 from maestro.graph.fingerprints import (
@@ -36,8 +36,9 @@ FAILING = ("failed", "error")
 
 def is_file_input(name: str) -> bool:
     """An input that is a file (not the interpreter, an env var, a distribution, a target, a
-    directory's listing, a file collected before it or a config section)."""
-    return not name.startswith(("@", "env:", "dist:", "//", LISTING, AFTER)) and "#" not in name
+    directory's listing, a file collected before or with it or a config section)."""
+    prefixes = ("@", "env:", "dist:", "//", LISTING, AFTER, WITH)
+    return not name.startswith(prefixes) and "#" not in name
 
 
 def dotted(path: str, qualname: str) -> str:

@@ -1,4 +1,8 @@
-"""Test files whose import changes how the files collected after them collect.
+"""Test files whose import changes how the other files collect or what their tests see.
+
+Two kinds, both learned by the plugin while pytest collects.
+
+Warnings filters (``collected-after:``).
 
 pytest collects all the files of a session inside one ``warnings.catch_warnings`` block, so a
 test module that changes the warnings filters at import (``warnings.simplefilter("error")``)
@@ -16,15 +20,38 @@ the reference:
   in the full run (whatever the selection: ``maestro test F`` answers for F what the whole
   suite says).
 
-Not covered: state other than the warnings filters (a module that patches ``sys.modules`` or
-``os.environ`` at import), and conftest files (collected for every file of their folder
-anyway); a result whose collection flips under the same key is flagged flaky instead.
+Workspace module state (``collected-with:``). pytest imports every test file before the first
+test runs, so a test file whose import registers something in a workspace module (marshmallow
+registers every ``Schema`` subclass by name in ``class_registry``) changes what the tests of
+every other file see, whichever order they run in:
+
+- the plugin snapshots the workspace modules (their names' objects, the sizes of their
+  module-level dicts, lists and sets) around each test file's collection; a module whose
+  snapshot changed, or one first imported by that file whose containers hold an object the
+  file defined, is a module the file's import changed (``Collected.state``): the file is a
+  state polluter of it (`Polluters.state`, learned from every run that collected it);
+- a test file's key holds ``collected-with:<polluter>`` for each state polluter of a module
+  among its inputs (other than itself), with the digest of the Python files the polluter's
+  import runs (its own and its imports'): an edit there re-runs the file;
+- a file that runs has those polluters collected in the same pytest process, their tests
+  deselected (`Plan.collect_only`): its tests see the state of the full run;
+- a polluter found by a run (a new test file) changes the keys of files just served from the
+  cache: they are planned again and re-run in the same ``maestro test`` (`repollute`).
+
+Not covered: process state other than the warnings filters and the workspace modules' own
+namespaces (``os.environ``, ``sys.modules`` entries replaced, ``sys.path``, installed
+packages' modules, the attributes of an object a module holds mutated in place, an entry of
+a module-level container replaced by one of the same size in a module imported before), and
+conftest files (collected for every file of their folder anyway). A result whose outcome
+flips under the same key is flagged flaky instead.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable
-from dataclasses import dataclass
+import ast
+import hashlib
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgpack
@@ -32,45 +59,218 @@ import msgpack
 from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 
 AFTER = "collected-after:"
+WITH = "collected-with:"
 _FILE = "collection-polluters.msgpack"
+_IMPORT_DIGEST = "1:"  # the version of `import_digest`, in its memo's keys
 
 
 @dataclass(slots=True)
 class Polluters:
-    """The workspace's test files known to change the warnings filters at collection."""
+    """The workspace's test files known to change the warnings filters (`files`) or workspace
+    modules' state (`state`: test file -> those modules) at collection."""
 
     path: Path
     files: set[str]
+    state: dict[str, set[str]] = field(default_factory=dict)
     dirty: bool = False
+    # a polluter's content digest -> the digest of what of it runs at import (`import_digest`)
+    import_digests: dict[str, str] = field(default_factory=dict)
+    _used: set[str] = field(default_factory=set)  # those of `import_digests` asked for
+    _inputs: dict[str, Mapping[str, str]] = field(default_factory=dict)  # a polluter's, memo
 
     @classmethod
     def load(cls, root: Path) -> Polluters:
         found = read_msgpack(path := workspace_state_dir(root) / _FILE)
+        if isinstance(found, list):  # before state polluters were known
+            found = {"filters": found}
+        if not isinstance(found, dict):
+            found = {}
+        filters, state, memo = found.get("filters"), found.get("state"), found.get("imports")
         return cls(
-            path, {f for f in found if isinstance(f, str)} if isinstance(found, list) else set()
+            path,
+            {f for f in filters if isinstance(f, str)} if isinstance(filters, list) else set(),
+            {
+                p: {m for m in ms if isinstance(m, str)}
+                for p, ms in (state.items() if isinstance(state, dict) else ())
+                if isinstance(p, str) and isinstance(ms, list)
+            },
+            import_digests={
+                k: v
+                for k, v in (memo.items() if isinstance(memo, dict) else ())
+                if isinstance(k, str) and isinstance(v, str)
+            },
         )
 
     def before(self, target: str, tests: Container[str]) -> list[str]:
         """The known polluters a full run collects before `target` (among `tests`), in order."""
         return sorted(p for p in self.files if p < target and p in tests)
 
+    def alongside(self, target: str, tests: Container[str], inputs: Collection[str]) -> list[str]:
+        """The state polluters of a module among `inputs` (the inputs of `target`, among
+        `tests`): a full run imports them before any test of `target` runs."""
+        return sorted(
+            p
+            for p, modules in self.state.items()
+            if p != target and p in tests and any(m in inputs for m in modules)
+        )
+
     def inputs(
-        self, target: str, tests: Container[str], digest: Callable[[str], str | None]
+        self,
+        target: str,
+        tests: Container[str],
+        digest: Callable[[str], str | None],
+        inputs: Mapping[str, str] | None = None,
+        imports: Callable[[str], Mapping[str, str]] | None = None,
+        source: Callable[[str], bytes | None] | None = None,
     ) -> dict[str, str]:
-        """The key entries of `target` for the polluters collected before it."""
-        return {AFTER + p: digest(p) or "absent" for p in self.before(target, tests)}
+        """The key entries of `target` for the polluters collected before it and, given its
+        `inputs`, those collected with it (`imports`: a polluter's own inputs; `source`: a
+        file's content)."""
+        found = {AFTER + p: digest(p) or "absent" for p in self.before(target, tests)}
+        if inputs is not None and self.state:
+            for p in self.alongside(target, tests, inputs):
+                found[WITH + p] = self._with_digest(p, inputs, digest, imports, source)
+        return found
+
+    def _with_digest(
+        self,
+        polluter: str,
+        inputs: Mapping[str, str],
+        digest: Callable[[str], str | None],
+        imports: Callable[[str], Mapping[str, str]] | None,
+        source: Callable[[str], bytes | None] | None,
+    ) -> str:
+        """What the polluter's import runs: its code but its test functions' bodies, and the
+        Python files among its inputs that are not the target's (those are in its own key)."""
+        own = digest(polluter) or "absent"
+        entries = {polluter: own}
+        if source is not None and own != "absent":
+            memo = _IMPORT_DIGEST + own
+            known = self.import_digests.get(memo)
+            if known is None:
+                text = source(polluter)
+                known = own if text is None else import_digest(text)
+                self.import_digests[memo] = known
+                self.dirty = True
+            self._used.add(memo)
+            entries[polluter] = known
+        if imports is not None:
+            found = self._inputs.get(polluter)
+            if found is None:
+                found = self._inputs[polluter] = imports(polluter)
+            entries |= {
+                n: d
+                for n, d in found.items()
+                if n != polluter and n not in inputs and _is_python_file(n)
+            }
+        h = hashlib.sha256()
+        for name in sorted(entries):
+            h.update(f"{name}\0{entries[name]}\n".encode(errors="surrogateescape"))
+        return h.hexdigest()
 
     def learn(self, collected: Iterable[str], polluting: Iterable[str]) -> None:
         """A run collected the files `collected`; of those, `polluting` changed the filters."""
+        self._inputs.clear()  # the graph may know more inputs of a polluter now
         found = set(polluting)
         files = (self.files - set(collected)) | found
         if files != self.files:
             self.files = files
             self.dirty = True
 
+    def learn_state(
+        self,
+        observed: Iterable[str],
+        changed: Mapping[str, Iterable[str]],
+        first_imported: Mapping[str, Iterable[str]],
+    ) -> set[str]:
+        """A run watched the collection of `observed`; `changed`: the modules each changed,
+        `first_imported`: those it imported first (whose change before that import could not
+        be seen: still assumed). Returns the polluters found with a module not known before."""
+        self._inputs.clear()
+        new: set[str] = set()
+        for p in observed:
+            old = self.state.get(p, set())
+            now = set(changed.get(p, ())) | (old & set(first_imported.get(p, ())))
+            if now - old:
+                new.add(p)
+            if now != old:
+                self.dirty = True
+                if now:
+                    self.state[p] = now
+                else:
+                    self.state.pop(p, None)
+        return new
+
     def save(self) -> None:
         if not self.dirty:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        replace_file(self.path, msgpack.packb(sorted(self.files), use_bin_type=True))
+        data = {
+            "filters": sorted(self.files),
+            "state": {p: sorted(m) for p, m in self.state.items()},
+            "imports": {k: v for k, v in self.import_digests.items() if k in self._used},
+        }
+        replace_file(self.path, msgpack.packb(data, use_bin_type=True))
         self.dirty = False
+
+
+def _is_python_file(name: str) -> bool:
+    return (
+        name.endswith(".py")
+        and not name.startswith(("@", "env:", "dist:", "//"))
+        and "#" not in name
+    )
+
+
+def import_digest(source: bytes) -> str:
+    """A digest of what of a test file runs when it is imported: all of it but the bodies of
+    its test functions and methods (``test*``: pytest calls them after every file is
+    collected), unless a name used outside any function body (at import) is theirs, and but
+    those tests whole when undecorated with no default (adding one changes nothing at import).
+    Comments, blank lines and line numbers do not count."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return hashlib.sha256(source).hexdigest()
+    used: set[str] = set()
+    tests: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+
+    def visit(node: ast.AST, inside: bool) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            # decorators, defaults and annotations run at the definition
+            returns = [node.returns] if node.returns else []
+            for part in (*node.decorator_list, node.args, *returns):
+                visit(part, inside)
+            if node.name.startswith("test") and not inside:
+                tests.append(node)
+            for statement in node.body:
+                visit(statement, True)
+            return
+        if not inside:
+            if isinstance(node, ast.Name):
+                used.add(node.id)
+            elif isinstance(node, ast.Attribute):
+                used.add(node.attr)
+            elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                used.add(node.value)  # getattr(cls, "test_x")
+        for child in ast.iter_child_nodes(node):
+            visit(child, inside)
+
+    visit(tree, False)
+    idle = {id(node) for node in tests if node.name not in used}
+    for node in tests:
+        if id(node) in idle:
+            node.body = [ast.Pass()]
+    # a plain test (no decorator, no default: nothing of it runs at import) does not count at all
+    plain = {
+        id(node)
+        for node in tests
+        if id(node) in idle
+        and not node.decorator_list
+        and not node.args.defaults
+        and not any(node.args.kw_defaults)
+    }
+    for holder in ast.walk(tree):
+        if isinstance(holder, (ast.Module, ast.ClassDef)):
+            holder.body = [n for n in holder.body if id(n) not in plain] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree).encode()).hexdigest()

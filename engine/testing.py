@@ -61,7 +61,7 @@ from maestro.cache.store import Cache
 from maestro.engine.core import ALL_CACHED, Engine
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.node_level import FAILING, is_file_input, node_reasons
-from maestro.engine.pollution import AFTER, Polluters
+from maestro.engine.pollution import AFTER, WITH, Polluters
 from maestro.engine.runner import (
     TRACE_ENV,
     RunReport,
@@ -417,10 +417,17 @@ class Plan:
     last: LastKeys
     fingerprints: FingerprintStore | None = None
     polluters: Polluters | None = None
+    new_polluters: set[str] = field(default_factory=set)  # found by this plan's runs
 
     @property
     def to_run(self) -> list[PlannedFile]:
         return [f for f in self.files if f.runs]
+
+    @property
+    def collect_only(self) -> list[str]:
+        """The state polluters of the files that run, not running themselves: collected with
+        them, their tests deselected (engine/pollution.py)."""
+        return collect_only(self.files)
 
     @property
     def cached(self) -> list[PlannedFile]:
@@ -489,10 +496,80 @@ def file_key(
     polluters: Polluters,
     nodes: tuple[str, ...] | None = None,
 ) -> ActionKey:
-    """A test file's key: its inputs, and the polluters a full run collects before it."""
+    """A test file's key: its inputs, the polluters a full run collects before it and those
+    whose import changes a module among its inputs."""
     inputs = target_inputs(graph, target, file_digest=digests)
-    inputs |= polluters.inputs(target, graph.tests, digests)
+    inputs |= polluters.inputs(
+        target, graph.tests, digests, inputs,
+        lambda p: target_inputs(graph, p, file_digest=digests),
+        lambda p: _source(graph.root / p),
+    )  # fmt: skip
     return action_key(target, context, inputs, selection=nodes)
+
+
+def _source(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def collect_only(files: Iterable[PlannedFile]) -> list[str]:
+    """The state polluters in the keys of the files that run (``collected-with:``) that do
+    not run themselves: collected with them, for what their import does."""
+    files = list(files)
+    running = {f.target for f in files if f.runs}
+    return sorted(
+        {
+            name.removeprefix(WITH)
+            for f in files
+            if f.runs
+            for name in f.key.inputs
+            if name.startswith(WITH)
+        }
+        - running
+    )
+
+
+def with_companions(
+    to_run: list[PlannedFile], companions: list[str]
+) -> tuple[list[str], list[str]]:
+    """pytest's arguments for `to_run` with the state polluters `companions` collected too
+    (in path order then: the order of a full run's collection), and the companions again: the
+    files whose tests are deselected."""
+    if not companions:
+        return [a for f in to_run for a in (f.run_nodes or f.nodes or [f.target])], []
+    args = [(f.target, list(f.run_nodes or f.nodes or [f.target])) for f in to_run]
+    args += [(p, [p]) for p in companions]
+    return [a for _, names in sorted(args, key=lambda t: t[0]) for a in names], list(companions)
+
+
+def repollute(graph: BuildGraph, cache: Cache, planned: Plan, found: set[str]) -> list[PlannedFile]:
+    """After a run found new state polluters (`found`: a new test file registering a class),
+    the files of the plan served from the cache whose key they change, decided again (a hit
+    under the new key is served; the rest must run)."""
+    if not found or planned.polluters is None:
+        return []
+    fps = planned.fingerprints
+    again: list[PlannedFile] = []
+    for f in planned.files:
+        if f.runs:
+            continue
+        key = file_key(
+            graph, f.target, planned.context, planned.digests, planned.polluters, f.nodes
+        )
+        if key.hex == f.key.hex:
+            continue
+        decided = _decide(
+            cache, planned.last, f.target, f.nodes, key, no_cache=False, graph=graph, fps=fps
+        )
+        if decided.runs:  # whole: what changed is a file collected with it
+            decided.reason = "inputs changed"
+            decided.run_nodes = decided.carried = None
+            decided.node_reasons = {}
+            decided.promote = False
+        again.append(decided)
+    return again
 
 
 def _with_polluters(
@@ -1074,9 +1151,14 @@ def store_results(
     with contextlib.suppress(OSError):
         graph.save()
     polluters = planned.polluters or Polluters.load(graph.root)
+    planned.polluters = polluters
     if report.collected is not None:
         found = report.collected.polluters
         polluters.learn([*report.collected.files, *found], found)
+        collected = report.collected
+        planned.new_polluters |= polluters.learn_state(
+            collected.observed, collected.state, collected.state_new
+        )
         try:
             polluters.save()
         except OSError:

@@ -67,6 +67,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
+from types import ModuleType
 from typing import Any
 
 # The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
@@ -370,6 +371,41 @@ class _Imports:
 
 
 _IMPORTS: _Imports | None = None
+
+_LOADED_WRAPPER = """
+def _load_unlocked(spec):
+    module = _original(spec)
+    _loaded(spec, module)
+    return module
+"""
+
+
+class _Loaded:
+    """Tells the recorder each module loaded, once its top level has run: the state a module
+    first imported by a test file's collection had before that file's own code changed it."""
+
+    def __init__(self, loaded: Callable[[Any, Any], None]) -> None:
+        self._loaded = loaded
+        self._bootstrap: Any = None
+        self._original: Any = None
+        self._wrapper: Any = None
+
+    def install(self) -> None:
+        bootstrap = sys.modules.get("_frozen_importlib")
+        original = getattr(bootstrap, "_load_unlocked", None)
+        if original is None:
+            return
+        namespace: dict[str, Any] = {"_original": original, "_loaded": self._loaded}
+        exec(compile(_LOADED_WRAPPER, "<frozen importlib._bootstrap>", "exec"), namespace)
+        self._bootstrap, self._original = bootstrap, original
+        self._wrapper = namespace["_load_unlocked"]
+        bootstrap._load_unlocked = self._wrapper  # type: ignore[union-attr]
+
+    def uninstall(self) -> None:
+        bootstrap, original = self._bootstrap, self._original
+        if original is not None and getattr(bootstrap, "_load_unlocked", None) is self._wrapper:
+            bootstrap._load_unlocked = original
+        self._original = None
 
 
 # -- function tracing -----------------------------------------------------------------------------
@@ -800,6 +836,18 @@ class _Recorder:
         # the filters changes how the files after it collect (engine/pollution.py)
         self._filters_before: dict[str, tuple[Any, ...]] = {}
         self._polluters: list[str] = []
+        # pytest imports every test file before any test runs: a file whose import changes a
+        # workspace module's state (a class registry) changes what the tests of the other
+        # files see (engine/pollution.py)
+        self._state_before: dict[str, tuple[Any, dict[str, _ModuleState]]] = {}
+        self._state: dict[str, list[str]] = {}  # test file -> workspace modules it changed
+        self._state_new: dict[str, list[str]] = {}  # test file -> those first imported by it
+        self._observed: list[str] = []  # test files whose collection was watched
+        self._module_names: set[str] = set()  # sys.modules' names, as last seen
+        # a workspace module loaded while a test file is collected -> its state once loaded
+        self._loaded_states: dict[str, _ModuleState] = {}
+        self._loaded_hook = _Loaded(self._module_loaded)
+        self._module_files: dict[str, str] = {}  # those of workspace modules -> their files
         self._phases: dict[str, dict[str, Any]] = {}
         self._failures: dict[str, Any] = {}
         self._items: dict[str, Any] = {}
@@ -1171,6 +1219,8 @@ class _Recorder:
                 _IMPORTS.install()
             except Exception:  # importlib moved: imports stay in the window that ran them
                 _IMPORTS = None
+        with contextlib.suppress(Exception):  # importlib moved: first imports are scanned
+            self._loaded_hook.install()
         self._emit(
             "session_start",
             pytest_version=pytest.__version__,
@@ -1221,6 +1271,8 @@ class _Recorder:
             self._collecting[collector.nodeid] = _Window(key, modules=True)
             if isinstance(collector, pytest.File):
                 self._filters_before[collector.nodeid] = tuple(warnings.filters)
+                with contextlib.suppress(Exception):  # never break a collection
+                    self._state_before[collector.nodeid] = (collector, self._module_states())
             global _active
             _active = self._collecting[collector.nodeid]
             if self._tracer.mode != "off":
@@ -1244,6 +1296,10 @@ class _Recorder:
                 before = self._filters_before.pop(report.nodeid, None)
                 if before is not None and tuple(warnings.filters) != before:
                     self._polluters.append(key)
+                state = self._state_before.pop(report.nodeid, None)
+                if state is not None:
+                    with contextlib.suppress(Exception):
+                        self._state_changes(key, *state)
                 codes = self._tracer.swap() if self._tracer.mode != "off" else set()
                 self._collect_codes.setdefault(key, set()).update(codes)
                 if _IMPORTS is None or (window is not None and window.loose):
@@ -1261,6 +1317,90 @@ class _Recorder:
                     "longrepr": text,
                 }
             )
+
+    def _module_states(self) -> dict[str, _ModuleState]:
+        """Each workspace module's state, shallowly: its names' objects and the sizes of its
+        module-level containers (and of the containers a dict of them holds), and the same of
+        the classes it defines."""
+        out: dict[str, _ModuleState] = {}
+        modules, files = sys.modules, self._module_files
+        names = modules.keys()
+        if len(names) != len(self._module_names) or names - self._module_names:
+            for name in names - self._module_names:
+                path = getattr(modules.get(name), "__file__", None)
+                rel = self._rel(os.path.abspath(path)) if isinstance(path, str) else None
+                if rel is not None and rel.endswith(".py"):
+                    files[name] = rel
+            for name in self._module_names - names:
+                files.pop(name, None)
+            self._module_names = set(names)
+        for name, rel in list(files.items()):
+            state = self._module_state(name, modules.get(name), rel)
+            if state is not None:
+                out[name] = state
+        return out
+
+    def _module_loaded(self, spec: Any, module: Any) -> None:
+        with contextlib.suppress(Exception):  # never break an import
+            if not self._state_before:
+                return  # no test file is being collected
+            origin = getattr(spec, "origin", None)
+            rel = self._rel(os.path.abspath(origin)) if isinstance(origin, str) else None
+            if rel is not None and rel.endswith(".py"):
+                state = self._module_state(spec.name, module, rel)
+                if state is not None:
+                    self._loaded_states[spec.name] = state
+
+    @staticmethod
+    def _module_state(name: str, module: Any, rel: str) -> _ModuleState | None:
+        namespace = getattr(module, "__dict__", None)
+        if type(namespace) is not dict:
+            return None
+        # a submodule imported binds its name in its package: no state of the package's
+        values = [
+            v for k, v in namespace.items() if type(v) is not ModuleType and k != "__builtins__"
+        ]
+        ids = list(map(id, values))
+        sizes = [_size(v) for v in values if type(v) in _CONTAINERS]
+        for value in values:  # the classes it defines: their attributes, their registries
+            if isinstance(value, type) and value.__dict__.get("__module__") == name:
+                members = list(value.__dict__.values())
+                ids += map(id, members)
+                sizes += [_size(v) for v in members if type(v) in _CONTAINERS]
+        return (rel, tuple(ids), tuple(sizes))
+
+    def _state_changes(self, key: str, collector: Any, before: dict[str, _ModuleState]) -> None:
+        """Record the workspace modules whose state collecting the test file `key` changed: a
+        name bound, rebound or removed, a module-level container grown or shrunk; and, in a
+        module its collection imported first, a module-level container holding an object the
+        test file defined (a class registered by its import)."""
+        after = self._module_states()
+        test_module = getattr(collector, "_obj", None)
+        owner = getattr(test_module, "__name__", None)
+        own = {n for n, m in sys.modules.items() if m is test_module}
+        changed = {
+            state[0]
+            for name, state in after.items()
+            if name not in own and name in before and before[name] != state
+        }
+        first = after.keys() - before.keys() - own
+        new = {after[n][0] for n in first}
+        # first imported by it: as the import left it, when known; else the test file's
+        # objects it holds
+        loaded, self._loaded_states = self._loaded_states, {}
+        changed |= {
+            after[n][0]
+            for n in first
+            if (n in loaded and loaded[n] != after[n])
+            or (isinstance(owner, str) and _holds(sys.modules.get(n), owner))
+        }
+        changed.discard(key)
+        new.discard(key)
+        self._observed.append(key)
+        if changed:
+            self._state[key] = sorted(changed)
+        if new:
+            self._state_new[key] = sorted(new)
 
     def _module_skipped(self, report: Any) -> None:
         """``pytest.skip(allow_module_level=True)``: pytest counts the module as one skip."""
@@ -1281,9 +1421,11 @@ class _Recorder:
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
         scores, drop = _read_selection(os.environ.get(ENV_SELECT))
         if drop:
-            gone = [item for item in items if item.nodeid in drop]
+            # a bare path: a file collected only for what its import does to the others
+            gone = [item for item in items if item.nodeid in drop or self._file_key(item) in drop]
             if gone:
-                items[:] = [item for item in items if item.nodeid not in drop]
+                dropped = set(map(id, gone))
+                items[:] = [item for item in items if id(item) not in dropped]
                 config.hook.pytest_deselected(items=gone)
         if scores:
             items[:] = fail_first(items, scores)
@@ -1294,7 +1436,10 @@ class _Recorder:
             key = self._file_key(item)
             files.setdefault(key, []).append(item.nodeid)
             self._last_item_of_file[key] = item.nodeid
-        self._emit("collected", files=files, errors=self._collect_errors, polluters=self._polluters)
+        self._emit(
+            "collected", files=files, errors=self._collect_errors, polluters=self._polluters,
+            state=self._state, state_new=self._state_new, observed=self._observed,
+        )  # fmt: skip
 
     # -- tests ------------------------------------------------------------------------------
 
@@ -1482,6 +1627,7 @@ class _Recorder:
     def pytest_unconfigure(self, config: Any) -> None:
         global _active, _IMPORTS
         _active = None
+        self._loaded_hook.uninstall()  # installed after `_IMPORTS`: removed before
         if _IMPORTS is not None and _IMPORTS.recorder is self:  # not a nested session's
             _IMPORTS.uninstall()
             _IMPORTS = None
@@ -1541,6 +1687,50 @@ def _truncate(text: str, limit: int = _MAX_CAPTURE) -> str:
         return text
     half = limit // 2
     return f"{text[:half]}\n... [{len(text) - 2 * half} characters truncated] ...\n{text[-half:]}"
+
+
+_CONTAINERS = (dict, list, set)
+# a workspace module at one moment: (its file, its names' object ids, its containers' sizes)
+_ModuleState = tuple[str, tuple[int, ...], tuple[tuple[int, int, int], ...]]
+
+
+def _size(container: Any) -> tuple[int, int, int]:
+    """A container's size, the sum of its members' ids (an entry replaced) and, for a dict,
+    the sizes of its container values (a registry of lists)."""
+    if type(container) is not dict:
+        return len(container), sum(map(id, container)), 0
+    values = container.values()
+    nested = sum(len(v) for v in values if type(v) in _CONTAINERS)
+    return len(container), sum(map(id, values)), nested
+
+
+def _holds(module: Any, owner: str) -> bool:
+    """Whether a module-level container of `module` (or a container in it) holds an object
+    defined in the module named `owner`."""
+    namespace = getattr(module, "__dict__", None)
+    if type(namespace) is not dict:
+        return False
+
+    def defined_there(value: Any) -> bool:
+        try:
+            return getattr(value, "__module__", None) == owner
+        except Exception:
+            return False
+
+    for value in list(namespace.values()):
+        if type(value) is dict:
+            members: list[Any] = [*value.keys(), *value.values()]
+        elif type(value) in (list, set):
+            members = list(value)
+        else:
+            continue
+        for member in members:
+            if type(member) in (list, set, tuple):
+                if any(defined_there(m) for m in member):
+                    return True
+            elif defined_there(member):
+                return True
+    return False
 
 
 def _read_selection(path: str | None) -> tuple[dict[str, float], frozenset[str]]:

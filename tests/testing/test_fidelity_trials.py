@@ -7,7 +7,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 from testing_helpers import Workspace, ran
 
 from maestro.engine import testing
@@ -48,14 +47,6 @@ def lookup(name):
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "a test file's import can change what another file's tests see (a class registry, as "
-        "marshmallow's): pytest imports every file before any test runs, Maestro only the files "
-        "it runs, and a file's key covers no other test file"
-    ),
-)
 def test_a_new_file_registering_a_class_at_import_changes_another_files_outcome(
     ws: Workspace,
 ) -> None:

@@ -1,0 +1,285 @@
+"""pytest imports every test file before the first test runs: a test file whose import registers
+something in a workspace module (marshmallow's class registry) changes what the tests of the
+other files see. A cached result must be the full run's answer whichever files run, change when
+the registering file does, and a new registering file must re-run the files it affects at once.
+Real pytest children, real LMDB; every check first asks plain pytest."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from testing_helpers import Workspace, ran
+
+from maestro.engine import testing
+from maestro.engine.pollution import Polluters, import_digest
+
+REGISTRY = """
+_registry: dict[str, list[type]] = {}
+_by_name: dict[str, type] = {}
+
+
+def register(cls):
+    _registry.setdefault(cls.__name__, []).append(cls)
+    return cls
+
+
+def lookup(name):
+    found = _registry[name]
+    if len(found) > 1:
+        raise LookupError(f"{len(found)} classes named {name!r}")
+    return found[0]
+
+
+def name(cls):
+    _by_name[cls.__name__] = cls
+    return cls
+
+
+def named(name):
+    return _by_name[name]
+"""
+
+VICTIM = "tests/test_lookup.py"
+POLLUTER = "tests/test_other.py"
+NODE = f"{VICTIM}::test_lookup"
+
+
+def outcomes(summary: testing.Summary) -> dict[str, str]:
+    return {t.node_id: t.outcome for r, _ in summary.results() for t in r.tests}
+
+
+def pytest_says(ws: Workspace, *args: str) -> dict[str, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-rA", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    found: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word in ("PASSED", "FAILED", "ERROR", "SKIPPED"):
+            found[rest.split(" - ")[0].strip()] = word.lower()
+    return found
+
+
+def write(ws: Workspace, *, polluter: bool = True) -> None:
+    ws.write("pkg/__init__.py", "")
+    ws.write("pkg/registry.py", REGISTRY)
+    ws.write(
+        VICTIM,
+        """
+        from pkg.registry import lookup, register
+
+
+        @register
+        class Foo:
+            pass
+
+
+        def test_lookup():
+            assert lookup("Foo") is Foo
+        """,
+    )
+    ws.write("tests/test_plain.py", "def test_plain():\n    assert True\n")
+    if polluter:
+        ws.write(POLLUTER, OTHER)
+
+
+OTHER = """
+from pkg.registry import register
+
+
+@register
+class Foo:
+    pass
+
+
+def test_other():
+    assert Foo.__name__ == "Foo"
+"""
+
+
+def test_a_file_run_alone_is_collected_with_the_files_registering_into_its_modules(
+    ws: Workspace,
+) -> None:
+    write(ws)
+    assert pytest_says(ws)[NODE] == "failed"
+    assert outcomes(ws.run())[NODE] == "failed"
+    # the victim changes (still failing in a full run): re-run, alone, it is still failed
+    ws.edit(VICTIM, "pass", "x = 1")
+    assert pytest_says(ws)[NODE] == "failed"
+    alone = ws.run(testing.Selection(paths=(VICTIM,)))
+    assert outcomes(alone) == {NODE: "failed"}  # the polluter's tests were not run
+    again = ws.run()
+    assert outcomes(again)[NODE] == "failed"
+    assert outcomes(again)[f"{POLLUTER}::test_other"] == "passed"
+
+
+def test_an_edit_of_the_registering_file_reruns_the_files_that_use_the_module(
+    ws: Workspace,
+) -> None:
+    write(ws)
+    assert outcomes(ws.run())[NODE] == "failed"
+    ws.edit(POLLUTER, "class Foo", "class Bar")
+    ws.edit(POLLUTER, 'Foo.__name__ == "Foo"', 'Bar.__name__ == "Bar"')
+    assert pytest_says(ws)[NODE] == "passed"
+    summary = ws.run()
+    assert VICTIM in ran(summary)
+    assert "tests/test_plain.py" not in ran(summary)  # it does not use the registry
+    assert outcomes(summary)[NODE] == "passed"
+    assert ran(ws.run()) == []  # nothing changed: nothing runs
+    ws.edit(POLLUTER, "class Bar", "class Foo")
+    ws.edit(POLLUTER, 'Bar.__name__ == "Bar"', 'Foo.__name__ == "Foo"')
+    assert outcomes(ws.run())[NODE] == "failed"
+    # a test's body does not run at import: the files using the registry keep their results
+    ws.edit(POLLUTER, "class Foo", "class Baz")
+    ws.edit(POLLUTER, 'Foo.__name__ == "Foo"', 'Baz.__name__ == "Baz"')
+    assert outcomes(ws.run())[NODE] == "passed"
+    ws.edit(POLLUTER, 'Baz.__name__ == "Baz"', 'Baz.__name__ != "Foo"')
+    assert ran(ws.run()) == [POLLUTER]
+
+
+def test_a_file_added_then_removed_registering_a_class(ws: Workspace) -> None:
+    write(ws, polluter=False)
+    assert outcomes(ws.run())[NODE] == "passed"
+    assert ran(ws.run()) == []
+    ws.write(POLLUTER, OTHER)
+    summary = ws.run()  # the new file runs; the victim, served first, is re-run at once
+    assert outcomes(summary)[NODE] == "failed"
+    assert "tests/test_plain.py" not in ran(summary)
+    (Path(ws.root) / POLLUTER).unlink()
+    assert pytest_says(ws)[NODE] == "passed"
+    assert outcomes(ws.run())[NODE] == "passed"
+
+
+def test_an_entry_replaced_in_a_registry_imported_before(ws: Workspace) -> None:
+    # `_by_name[name] = cls`: a second class of the same name replaces the first (same size);
+    # the registry was imported by the file collected first
+    ws.write("pkg/__init__.py", "")
+    ws.write("pkg/registry.py", REGISTRY)
+    ws.write(
+        "tests/test_a.py",
+        """
+        from pkg.registry import name, named
+
+
+        @name
+        class Foo:
+            pass
+
+
+        def test_named():
+            assert named("Foo") is Foo
+        """,
+    )
+    node = "tests/test_a.py::test_named"
+    assert outcomes(ws.run())[node] == "passed"
+    ws.write(
+        "tests/test_b.py",
+        """
+        from pkg.registry import name
+
+
+        @name
+        class Foo:
+            pass
+
+
+        def test_b():
+            pass
+        """,
+    )
+    assert pytest_says(ws)[node] == "failed"
+    assert outcomes(ws.run())[node] == "failed"
+
+
+def test_a_registry_on_a_base_class(ws: Workspace) -> None:
+    ws.write("pkg/__init__.py", "")
+    ws.write(
+        "pkg/plugins.py",
+        """
+        class Plugin:
+            known = []
+
+            def __init_subclass__(cls):
+                Plugin.known.append(cls.__name__)
+        """,
+    )
+    ws.write(
+        "tests/test_count.py",
+        """
+        from pkg.plugins import Plugin
+
+
+        def test_none():
+            assert Plugin.known == []
+        """,
+    )
+    node = "tests/test_count.py::test_none"
+    assert outcomes(ws.run())[node] == "passed"
+    ws.write(
+        "tests/test_plugin.py",
+        """
+        from pkg.plugins import Plugin
+
+
+        class Mine(Plugin):
+            pass
+
+
+        def test_mine():
+            pass
+        """,
+    )
+    assert pytest_says(ws)[node] == "failed"
+    assert outcomes(ws.run())[node] == "failed"
+    assert outcomes(ws.run(testing.Selection(paths=("tests/test_count.py",))))[node] == "failed"
+
+
+def test_what_a_test_file_runs_at_import_is_what_its_digest_covers() -> None:
+    base = b"""import reg
+
+
+@reg.register
+class Schema:
+    def test_method(self):
+        assert 1
+
+
+def test_plain():
+    pass
+
+
+@reg.mark
+def test_decorated():
+    pass
+"""
+    same = import_digest(base)
+    # a test's body runs after every file is collected: not at import
+    assert import_digest(base.replace(b"assert 1", b"assert 2")) == same
+    assert import_digest(base + b"\n\ndef test_new():\n    pass\n") == same  # plain, added
+    assert import_digest(base.replace(b"def test_plain():\n    pass", b"")) == same
+    # what runs at import does count
+    assert import_digest(base.replace(b"@reg.register\n", b"")) != same
+    assert import_digest(base.replace(b"@reg.mark\n", b"")) != same
+    assert import_digest(base + b"\nregistered = reg.ALL\n") != same
+    # a test function called at import is import-time code
+    called = base + b"\ntest_plain()\n"
+    body = called.replace(b"def test_plain():\n    pass", b"def test_plain():\n    reg.x()")
+    assert import_digest(body) != import_digest(called)
+
+
+def test_the_polluters_survive_a_reload(isolated: Path) -> None:
+    polluters = Polluters.load(isolated)
+    assert polluters.learn_state(["tests/test_a.py"], {"tests/test_a.py": ["pkg/r.py"]}, {}) == {
+        "tests/test_a.py"
+    }
+    polluters.save()
+    again = Polluters.load(isolated)
+    assert again.state == {"tests/test_a.py": {"pkg/r.py"}}
+    # seen again, changing nothing it had not imported first: forgotten
+    assert again.learn_state(["tests/test_a.py"], {}, {"tests/test_a.py": ["pkg/r.py"]}) == set()
+    assert again.state == {"tests/test_a.py": {"pkg/r.py"}}  # it imported it first: kept
+    again.learn_state(["tests/test_a.py"], {}, {})
+    assert again.state == {}
