@@ -171,6 +171,11 @@ _workspace_code: dict[int, str | None] = {}
 # set and memo of them is keyed by id; holding them here keeps an id from being reused. (Hashing
 # a code object also costs more than hashing its id.)
 _CODES: dict[int, Any] = {}
+# The key of a code object in every set and memo of them: object.__hash__ is its address,
+# rotated (unique among live objects, as id() is), but raises no audit event. id() raises
+# "builtins.id", which calls the recorder's audit hook once more: on 3.12 at every call into
+# recorded code (each PY_START), and in the frame walk of every read.
+_key = object.__hash__
 # Does a record name this code object (workspace code, or code outside the workspace that no
 # interpreter key covers)? Set by the recorder with the rootdir; the 3.12 tracer asks it once
 # per code object.
@@ -182,15 +187,15 @@ def _reading_module() -> str | None:
     module, a conftest fixture, a helper, the test itself); before the rootdir is known, the
     innermost module being imported."""
     frame = sys._getframe(3)  # the caller of the audited call (<- the hook <- `_read`)
-    check, known = _is_workspace, _workspace_code
+    check, known, key_of = _is_workspace, _workspace_code, _key
     while frame is not None:
         code = frame.f_code
         if check is not None:
-            key = id(code)
+            key = key_of(code)
             try:
                 found = known[key]
             except KeyError:
-                _CODES[key] = code
+                _CODES[key] = code  # kept alive: its address, and so its key, stays its own
                 found = known[key] = code.co_filename if check(code.co_filename) else None
             if found is not None:
                 return found
@@ -217,6 +222,8 @@ def _conftest_scope() -> str | None:
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if event not in _HANDLED:  # most events (attribute reads, id()) are none of ours
+        return
     window = _active
     if window is None:
         return
@@ -253,6 +260,9 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             _written.append(os.path.abspath(os.fsdecode(args[0])))
     elif event == "exec" and window is not _SESSION and args:
         _module_exec(window, args[0])
+
+
+_HANDLED = frozenset({"open", "os.utime", "exec", *rec.SPAWN_EVENTS, *rec.LIST_EVENTS})
 
 
 def _read(window: _Window, paths: Sequence[str]) -> None:
@@ -439,7 +449,7 @@ _seen: dict[int, Any] = {}
 def _profile(frame: Any, event: str, arg: Any) -> None:
     if event == "call":
         code = frame.f_code
-        _seen[id(code)] = code
+        _seen[_key(code)] = code
 
 
 class _Tracer:
@@ -509,14 +519,14 @@ class _Tracer:
         def local(frame: Any, event: str, arg: Any) -> Any:
             if event == "line":
                 if not _in_test():
-                    lines[id(frame.f_code)].add(frame.f_lineno)
+                    lines[_key(frame.f_code)].add(frame.f_lineno)
             elif event == "return" and not frame.f_trace_lines and not _in_test():
-                unknown.add(id(frame.f_code))
+                unknown.add(_key(frame.f_code))
             return local
 
         def call(frame: Any, event: str, arg: Any) -> Any:
             code = frame.f_code
-            key = id(code)
+            key = _key(code)
             keep = wanted.get(key)
             if keep is None:
                 codes[key] = code
@@ -558,7 +568,7 @@ class _Tracer:
         lines, early, dirty, unknown = self.lines, self._early, self._dirty, self.unknown
 
         def first_start(code: Any, offset: int) -> Any:
-            key = id(code)
+            key = _key(code)
             codes[key] = code
             current.current.add(key)
             recorded = _recorded
@@ -600,14 +610,14 @@ class _Tracer:
             # per line and session): if the function runs outside the tests again, it has no
             # complete line record (`each_start`)
             if _in_test():
-                dirty.add(id(code))
+                dirty.add(_key(code))
             else:
                 with contextlib.suppress(KeyError):
-                    lines[id(code)].add(line)
+                    lines[_key(code)].add(line)
             return disable
 
         def each_start(code: Any, offset: int) -> Any:
-            key = id(code)
+            key = _key(code)
             current.current.add(key)
             if key in dirty and not _in_test():
                 unknown.add(key)  # lines it ran in a test are off: these may go unseen
@@ -647,7 +657,7 @@ class _Tracer:
             for entry in prof.getstats():
                 code = entry.code
                 if not isinstance(code, str):  # str: a built-in (not profiled anyway)
-                    key = id(code)
+                    key = _key(code)
                     codes[key] = code
                     into.add(key)
         finally:
@@ -1028,7 +1038,7 @@ class _Recorder:
                 found = (rel, rec.owner_qualname(qualname))
             elif rel is None:
                 found = self._external(path)
-        key = id(code)
+        key = _key(code)
         _CODES[key] = code
         self._names[key] = found
         if found is None:
@@ -1037,7 +1047,7 @@ class _Recorder:
 
     def _recorded(self, code: Any) -> bool:
         try:
-            return self._names[id(code)] is not None
+            return self._names[_key(code)] is not None
         except KeyError:
             return self._name(code) is not None
 

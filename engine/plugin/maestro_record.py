@@ -51,16 +51,36 @@ walks a directory depends on which names are in it, not only on the files it the
 _BOOKKEEPERS = ("<frozen importlib", "/importlib/", "/_pytest/", "/pluggy/")
 
 
+_BOOKKEEPING, _WORKSPACE, _OTHER = "bookkeeping", "workspace", "other"
+# Per workspace check, what each code file is to `listed` (a session lists hundreds of
+# directories, each from a few dozen frames; most are the same few files).
+_FRAME_KINDS: dict[Callable[[str], bool], dict[str, str]] = {}
+
+
+def _frame_kind(filename: str, is_workspace: Callable[[str], bool]) -> str:
+    if filename.startswith(_BOOKKEEPERS[0]) or any(b in filename for b in _BOOKKEEPERS[1:]):
+        return _BOOKKEEPING
+    return _WORKSPACE if is_workspace(filename) else _OTHER
+
+
 def listed(args: tuple[Any, ...], is_workspace: Callable[[str], bool]) -> str | None:
     """The marked absolute directory of an ``os.listdir``/``os.scandir`` audit event when
     workspace code asked for it (directly or through the standard library's walks, globs and
     paths); None for a descriptor, for bookkeeping listings and outside workspace code."""
     frame: Any = sys._getframe(2)  # the caller of listdir/scandir (this <- the audit hook)
+    kinds = _FRAME_KINDS.get(is_workspace)
+    if kinds is None:
+        kinds = _FRAME_KINDS[is_workspace] = {}
     while frame is not None:
         filename = frame.f_code.co_filename
-        if filename.startswith(_BOOKKEEPERS[0]) or any(b in filename for b in _BOOKKEEPERS[1:]):
+        kind = kinds.get(filename)
+        if kind is None:
+            kind = _frame_kind(filename, is_workspace)
+            if filename.startswith("/") or not filename.endswith(".py"):
+                kinds[filename] = kind  # (where a relative file name is depends on the cwd)
+        if kind is _BOOKKEEPING:
             return None
-        if is_workspace(filename):
+        if kind is _WORKSPACE:
             break
         frame = frame.f_back
     if frame is None:
