@@ -394,6 +394,8 @@ def input_label(name: str) -> str:
         return f"names in {name[len(LISTING) :] or '.'}/"
     if name.startswith(AFTER):
         return f"{name[len(AFTER) :]} (collected before it)"
+    if name.startswith(WITH):
+        return f"{name[len(WITH) :]} (its import changes state these tests read)"
     return name
 
 

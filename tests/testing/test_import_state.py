@@ -124,6 +124,8 @@ def test_an_edit_of_the_registering_file_reruns_the_files_that_use_the_module(
     ws.edit(POLLUTER, "class Foo", "class Bar")
     ws.edit(POLLUTER, 'Foo.__name__ == "Foo"', 'Bar.__name__ == "Bar"')
     assert pytest_says(ws)[NODE] == "passed"
+    victim = next(f for f in ws.plan().files if f.target == VICTIM)
+    assert f"{POLLUTER} (its import changes state these tests read)" in victim.describe()
     summary = ws.run()
     assert VICTIM in ran(summary)
     assert "tests/test_plain.py" not in ran(summary)  # it does not use the registry
