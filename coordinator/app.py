@@ -58,9 +58,8 @@ from .hardening import (
     CLIENT_CLOSED,
     BytePacer,
     SlowUploadError,
-    drain_body,
     is_client_abort,
-    read_body,
+    receive_body,
 )
 from .metrics import CONTENT_TYPE, Metrics, MetricsListener, sees_tenants
 from .models import (
@@ -819,16 +818,25 @@ class Coordinator:
             return UNKNOWN
         return await self.blobs.cas_size(tenant, key)
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        length = self._body_length(request)
+    async def _receive(
+        self, request: web.Request, length: int, sink: Callable[[bytes], object] | None
+    ) -> None:
+        """The whole body into `sink` (None: dropped), or the API error that ends the upload."""
         try:
-            body = await read_body(request, length, **self._body_reading(request))
+            received = await receive_body(request, length, sink, **self._body_reading(request))
         except SlowUploadError as exc:
             raise ApiError(
                 408, exc.code, exc.message, hint=exc.hint, headers={"Connection": "close"}
             ) from None
-        if len(body) != length:
+        if received != length:
             raise ApiError(400, "bad_request", "body shorter than Content-Length")
+
+    async def _read_body(self, request: web.Request) -> bytes:
+        # joined once at the end: a bytearray grown chunk by chunk is reallocated (and its
+        # pages faulted in afresh) over and over on the event loop
+        chunks: list[bytes] = []
+        await self._receive(request, self._body_length(request), chunks.append)
+        body = b"".join(chunks)
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding == "zstd":
             data = await self.run(self._decompress, body)
@@ -855,14 +863,7 @@ class Coordinator:
             held = await self._held_size(request, tenant, key)
             announced = request.headers.get("X-Digest-SizeBytes", str(length)).strip()
             if held is not None and held != UNKNOWN and str(held) == announced:
-                try:
-                    received = await drain_body(request, length, **self._body_reading(request))
-                except SlowUploadError as exc:
-                    raise ApiError(
-                        408, exc.code, exc.message, hint=exc.hint, headers={"Connection": "close"}
-                    ) from None
-                if received != length:
-                    raise ApiError(400, "bad_request", "body shorter than Content-Length")
+                await self._receive(request, length, None)
                 self.metrics.bytes_in.labels(tenant.name, kind).inc(length)  # as received
                 self.lru.touch(tenant, CAS, key)
                 return web.Response(status=200)

@@ -4,7 +4,7 @@
   connection opens and after each response and is not reset by incoming bytes, so with
   `keepalive_timeout = header_timeout_s` a connection that has not delivered a complete request
   head by then (slowloris: one header byte every few seconds) is closed, as is an idle one.
-- **Uploads**: `read_body` reads a PUT body in chunks with a deadline per chunk
+- **Uploads**: `receive_body` reads a PUT body in chunks with a deadline per chunk
   (`body_read_timeout_s`) and, after `upload_grace_s`, a minimum average rate
   (`min_upload_bytes_per_s`); a trickling upload is answered 408 and its connection closed, so it
   holds neither a seat nor a socket for long.
@@ -136,64 +136,7 @@ class BulkYield:
         return waited
 
 
-async def read_body(
-    request: web.Request,
-    length: int,
-    *,
-    chunk_timeout_s: float,
-    min_bytes_per_s: int,
-    grace_s: float,
-    clock: Callable[[], float] = time.monotonic,
-    pace: Callable[[int], Awaitable[float]] | None = None,
-    before: Callable[[], Awaitable[float]] | None = None,
-) -> bytes:
-    """Exactly `length` bytes of the body (fewer when the client sent less and closed);
-    `pace` (a `BytePacer.take`) is awaited after each chunk, `before` (a `BulkYield.wait`)
-    before each; time spent in either does not count against the minimum rate."""
-    # joined once at the end: a bytearray grown chunk by chunk is reallocated (and its pages
-    # faulted in afresh) over and over on the event loop
-    chunks: list[bytes] = []
-    await _receive(
-        request,
-        length,
-        chunks.append,
-        chunk_timeout_s=chunk_timeout_s,
-        min_bytes_per_s=min_bytes_per_s,
-        grace_s=grace_s,
-        clock=clock,
-        pace=pace,
-        before=before,
-    )
-    return b"".join(chunks)
-
-
-async def drain_body(
-    request: web.Request,
-    length: int,
-    *,
-    chunk_timeout_s: float,
-    min_bytes_per_s: int,
-    grace_s: float,
-    clock: Callable[[], float] = time.monotonic,
-    pace: Callable[[int], Awaitable[float]] | None = None,
-    before: Callable[[], Awaitable[float]] | None = None,
-) -> int:
-    """As `read_body`, under the same deadlines and pacing, but the bytes are dropped as they
-    arrive (a body the server already holds): the number received."""
-    return await _receive(
-        request,
-        length,
-        None,
-        chunk_timeout_s=chunk_timeout_s,
-        min_bytes_per_s=min_bytes_per_s,
-        grace_s=grace_s,
-        clock=clock,
-        pace=pace,
-        before=before,
-    )
-
-
-async def _receive(
+async def receive_body(
     request: web.Request,
     length: int,
     sink: Callable[[bytes], object] | None,
@@ -201,10 +144,15 @@ async def _receive(
     chunk_timeout_s: float,
     min_bytes_per_s: int,
     grace_s: float,
-    clock: Callable[[], float],
-    pace: Callable[[int], Awaitable[float]] | None,
-    before: Callable[[], Awaitable[float]] | None,
+    clock: Callable[[], float] = time.monotonic,
+    pace: Callable[[int], Awaitable[float]] | None = None,
+    before: Callable[[], Awaitable[float]] | None = None,
 ) -> int:
+    """Up to `length` bytes of the body, each chunk handed to `sink` as it arrives (None: a
+    body the server already holds, dropped); the number received (fewer when the client sent
+    less and closed). `pace` (a `BytePacer.take`) is awaited after each chunk, `before` (a
+    `BulkYield.wait`) before each; time spent in either does not count against the minimum
+    rate."""
     from aiohttp import ClientPayloadError
 
     received = 0
