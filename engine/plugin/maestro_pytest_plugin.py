@@ -311,19 +311,13 @@ def _load_unlocked(spec):
 """
 
 
-class _Imports:
-    """Code run while a workspace module is imported counts for every test of the session.
-    The module keeps what its top level built (a table, a registration, a memo), and each
-    later importer uses it without running that code again: which test file (or test) imported
-    it first is an accident of order. So while a test file is collected or a test runs, the
-    import of a workspace module (other than that test file itself) gets its own tracer window,
-    which is charged to the session; the rest of the window (the test module's own top level,
-    its parametrize lists, collection hooks) stays the test file's or the test's."""
+class _LoadHook:
+    """importlib's `_load_unlocked` wrapped, while installed, by generated code (`source`,
+    compiled under importlib's file name) that calls `_original` and the given `names`."""
 
-    def __init__(self, recorder: _Recorder) -> None:
-        self.recorder = recorder
-        self.loading: list[str] = []  # absolute files of the modules being loaded, innermost last
-        self._main = threading.get_ident()
+    def __init__(self, source: str, names: dict[str, Any]) -> None:
+        self._source = source
+        self._names = names
         self._bootstrap: Any = None
         self._original: Any = None
         self._wrapper: Any = None
@@ -333,10 +327,8 @@ class _Imports:
         original = getattr(bootstrap, "_load_unlocked", None)
         if original is None or self._original is not None:
             return
-        namespace: dict[str, Any] = {
-            "_original": original, "_enter": self.enter, "_leave": self.leave
-        }  # fmt: skip
-        exec(compile(_LOAD_WRAPPER, "<frozen importlib._bootstrap>", "exec"), namespace)
+        namespace: dict[str, Any] = {"_original": original, **self._names}
+        exec(compile(self._source, "<frozen importlib._bootstrap>", "exec"), namespace)
         self._bootstrap, self._original = bootstrap, original
         self._wrapper = namespace["_load_unlocked"]
         bootstrap._load_unlocked = self._wrapper  # type: ignore[union-attr]
@@ -346,6 +338,22 @@ class _Imports:
         if original is not None and getattr(bootstrap, "_load_unlocked", None) is self._wrapper:
             bootstrap._load_unlocked = original
         self._original = None
+
+
+class _Imports(_LoadHook):
+    """Code run while a workspace module is imported counts for every test of the session.
+    The module keeps what its top level built (a table, a registration, a memo), and each
+    later importer uses it without running that code again: which test file (or test) imported
+    it first is an accident of order. So while a test file is collected or a test runs, the
+    import of a workspace module (other than that test file itself) gets its own tracer window,
+    which is charged to the session; the rest of the window (the test module's own top level,
+    its parametrize lists, collection hooks) stays the test file's or the test's."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        super().__init__(_LOAD_WRAPPER, {"_enter": self.enter, "_leave": self.leave})
+        self.recorder = recorder
+        self.loading: list[str] = []  # absolute files of the modules being loaded, innermost last
+        self._main = threading.get_ident()
 
     def enter(self, spec: Any) -> set[int] | None:
         """The window the caller had (the import's own starts), or None: not traced apart."""
@@ -390,32 +398,12 @@ def _load_unlocked(spec):
 """
 
 
-class _Loaded:
+class _Loaded(_LoadHook):
     """Tells the recorder each module loaded, once its top level has run: the state a module
     first imported by a test file's collection had before that file's own code changed it."""
 
     def __init__(self, loaded: Callable[[Any, Any], None]) -> None:
-        self._loaded = loaded
-        self._bootstrap: Any = None
-        self._original: Any = None
-        self._wrapper: Any = None
-
-    def install(self) -> None:
-        bootstrap = sys.modules.get("_frozen_importlib")
-        original = getattr(bootstrap, "_load_unlocked", None)
-        if original is None:
-            return
-        namespace: dict[str, Any] = {"_original": original, "_loaded": self._loaded}
-        exec(compile(_LOADED_WRAPPER, "<frozen importlib._bootstrap>", "exec"), namespace)
-        self._bootstrap, self._original = bootstrap, original
-        self._wrapper = namespace["_load_unlocked"]
-        bootstrap._load_unlocked = self._wrapper  # type: ignore[union-attr]
-
-    def uninstall(self) -> None:
-        bootstrap, original = self._bootstrap, self._original
-        if original is not None and getattr(bootstrap, "_load_unlocked", None) is self._wrapper:
-            bootstrap._load_unlocked = original
-        self._original = None
+        super().__init__(_LOADED_WRAPPER, {"_loaded": loaded})
 
 
 # -- function tracing -----------------------------------------------------------------------------
