@@ -153,7 +153,7 @@ class Engine:
         promote(self.cache, planned)
         report: RunReport | None = None
         confirmed: list[str] = []  # what whole-file confirmations said
-        confirming_s = 0.0  # the time pytest took for them
+        confirming_s = 0.0  # the time pytest took for them and any other run after the first
         to_run = planned.to_run
         if to_run:
             # Each file is its own action: one file's collection error must not abort the others.
@@ -209,6 +209,25 @@ class Engine:
             )
             for job in background:
                 await job
+
+            async def run_again(
+                files: list[PlannedFile], names: list[str], deselect: list[str]
+            ) -> tuple[list[FileOutcome], RunReport]:
+                """Another pytest process of this run, for `files` (collected with `names`,
+                `deselect`ed): its results stored as the first run's are."""
+                again = await run_pytest(
+                    self.graph.root, self.interpreter,
+                    ["--continue-on-collection-errors", *planned.pytest_args, *names],
+                    on_event=on_event, env_allowlist=planned.env_allowlist, environ=environ,
+                    nice=nice, extra_env=trace_env(self.interpreter, planned, files, environ),
+                    deselect=deselect,
+                )  # fmt: skip
+                stored = store_results(
+                    self.graph, self.cache, planned, files, again, started, redactor,
+                    keep=self.store_gate, agree=agree,
+                )  # fmt: skip
+                return stored, again
+
             fresh = store_results(
                 self.graph, self.cache, planned, to_run, report, started, redactor,
                 keep=self.store_gate, agree=agree,
@@ -232,18 +251,7 @@ class Engine:
                     for p in (known.before(f.target, self.graph.tests) if known else ())
                 }
                 others = sorted(set(collect_only(whole)) - with_them)
-                again = await run_pytest(
-                    self.graph.root, self.interpreter,
-                    ["--continue-on-collection-errors", *planned.pytest_args,
-                     *sorted(with_them | set(others))],
-                    on_event=on_event, env_allowlist=planned.env_allowlist, environ=environ,
-                    nice=nice, extra_env=trace_env(self.interpreter, planned, whole, environ),
-                    deselect=others,
-                )  # fmt: skip
-                redone = store_results(
-                    self.graph, self.cache, planned, whole, again, started, redactor,
-                    keep=self.store_gate, agree=agree,
-                )  # fmt: skip
+                redone, again = await run_again(whole, sorted(with_them | set(others)), others)
                 targets = {f.target for f in whole}
                 by_target = {o.target: o for o in redone}
                 for o in doubted:
@@ -264,17 +272,9 @@ class Engine:
                 rerun = [f for f in redo if f.runs]
                 if rerun:
                     names, others = with_companions(rerun, collect_only(rerun))
-                    again = await run_pytest(
-                        self.graph.root, self.interpreter,
-                        ["--continue-on-collection-errors", *planned.pytest_args, *names],
-                        on_event=on_event, env_allowlist=planned.env_allowlist,
-                        environ=environ, nice=nice, deselect=others,
-                        extra_env=trace_env(self.interpreter, planned, rerun, environ),
-                    )  # fmt: skip
-                    outcomes += store_results(
-                        self.graph, self.cache, planned, rerun, again, started, redactor,
-                        keep=self.store_gate, agree=agree,
-                    )  # fmt: skip
+                    stored, again = await run_again(rerun, names, others)
+                    outcomes += stored
+                    confirming_s += again.wall_s
                     if again.exit_code < 0 or again.exit_code in (2, 3, 4):
                         report = again
         order = {f.target: i for i, f in enumerate(planned.files)}
