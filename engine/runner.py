@@ -690,6 +690,9 @@ def _usage_error(report: RunReport, root: Path) -> PytestUsageError:
         if first is not None:
             lines[first] = lines[first].removeprefix("ERROR:")
             said += [line.strip() for line in lines[first : first + 4] if line.strip()]
+    if not said:  # a conftest.py that fails to import: the end of its traceback
+        tail = report.stderr.decode(errors="replace").strip().splitlines()[-4:]
+        said = [line.strip() for line in tail if line.strip()]
     # argparse's usage line and pytest's ini/rootdir footer say nothing about what is wrong
     said = [
         line.partition(" error: ")[2] or line
@@ -699,8 +702,8 @@ def _usage_error(report: RunReport, root: Path) -> PytestUsageError:
     text = " ".join(said) or "no message"
     return PytestUsageError(
         f"pytest refused the run: {text.replace(str(root) + os.sep, '')}",
-        hint="check the node ids and the pytest arguments after `--`; plain pytest given "
-        "them refuses them too (exit 4)",
+        hint="fix what pytest names (a node id, an option after `--`, a conftest.py); plain "
+        "pytest given the same refuses it too (exit 4)",
     )
 
 

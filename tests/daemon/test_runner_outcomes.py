@@ -10,7 +10,7 @@ import pytest
 from maestro.engine.events import Event, FileDeps, TestResult, TestStart, TestTrace
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.runner import run_pytest_sync
-from maestro.errors import RunnerError
+from maestro.errors import PytestUsageError
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
 
@@ -222,14 +222,19 @@ def test_no_tests_is_exit_five_not_an_error(
     assert report.results == {}
 
 
-def test_bad_arguments_raise_runner_error(
+def test_what_pytest_refuses_is_a_usage_error_in_its_words(
     workspace: WriteWorkspace, interpreter: Interpreter
 ) -> None:
     root = workspace({"test_one.py": "def test_one():\n    pass\n"})
-    with pytest.raises(RunnerError) as err:
+    with pytest.raises(PytestUsageError) as err:
         run_pytest_sync(root, interpreter, ["--no-such-option"])
-    assert "before the session started" in err.value.message
-    assert err.value.hint is not None and "-m pytest" in err.value.hint
+    assert err.value.message == "pytest refused the run: unrecognized arguments: --no-such-option"
+    (root / "conftest.py").write_text("import no_such_module\n")
+    with pytest.raises(PytestUsageError) as err:
+        run_pytest_sync(root, interpreter, ["test_one.py"])
+    assert "ImportError while loading conftest" in err.value.message
+    assert "No module named 'no_such_module'" in err.value.message
+    assert err.value.hint is not None and "conftest.py" in err.value.hint
 
 
 def test_environment_is_allowlisted(
