@@ -212,9 +212,11 @@ class Engine:
 
             async def run_again(
                 files: list[PlannedFile], names: list[str], deselect: list[str]
-            ) -> tuple[list[FileOutcome], RunReport]:
+            ) -> list[FileOutcome]:
                 """Another pytest process of this run, for `files` (collected with `names`,
-                `deselect`ed): its results stored as the first run's are."""
+                `deselect`ed): its results stored as the first run's are, its time counted in
+                the run's, and its report the run's when it was interrupted or broke."""
+                nonlocal report, confirming_s
                 again = await run_pytest(
                     self.graph.root, self.interpreter,
                     ["--continue-on-collection-errors", *planned.pytest_args, *names],
@@ -226,7 +228,10 @@ class Engine:
                     self.graph, self.cache, planned, files, again, started, redactor,
                     keep=self.store_gate, agree=agree,
                 )  # fmt: skip
-                return stored, again
+                confirming_s += again.wall_s
+                if again.exit_code < 0 or again.exit_code in (2, 3):  # 4 raises in run_pytest
+                    report = again
+                return stored
 
             fresh = store_results(
                 self.graph, self.cache, planned, to_run, report, started, redactor,
@@ -251,15 +256,12 @@ class Engine:
                     for p in (known.before(f.target, self.graph.tests) if known else ())
                 }
                 others = sorted(set(collect_only(whole)) - with_them)
-                redone, again = await run_again(whole, sorted(with_them | set(others)), others)
+                redone = await run_again(whole, sorted(with_them | set(others)), others)
                 targets = {f.target for f in whole}
                 by_target = {o.target: o for o in redone}
                 for o in doubted:
                     confirmed += confirmation_notes(o, by_target[o.target])
-                confirming_s += again.wall_s
                 fresh = [o for o in fresh if o.target not in targets] + redone
-                if again.exit_code < 0 or again.exit_code in (2, 3, 4):
-                    report = again
             outcomes += fresh
             # a test file this run found changing a module's state at import (a new file
             # registering a class) changes what the files just served from the cache see in
@@ -272,11 +274,7 @@ class Engine:
                 rerun = [f for f in redo if f.runs]
                 if rerun:
                     names, others = with_companions(rerun, collect_only(rerun))
-                    stored, again = await run_again(rerun, names, others)
-                    outcomes += stored
-                    confirming_s += again.wall_s
-                    if again.exit_code < 0 or again.exit_code in (2, 3, 4):
-                        report = again
+                    outcomes += await run_again(rerun, names, others)
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
         summary = summarise(outcomes, report, confirmed)
