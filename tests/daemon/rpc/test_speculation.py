@@ -195,11 +195,13 @@ def test_superseding_edit_cancels_and_leaves_no_partial_result(
         edit(root, "def one():\n    x = 1\n    return x\n")
 
         def gone() -> bool:
+            # the process can be reaped between the two looks: either way it is gone
             try:
                 os.kill(first, 0)
-            except ProcessLookupError:
+                stat = Path(f"/proc/{first}/stat").read_text()
+            except (ProcessLookupError, FileNotFoundError):
                 return True
-            return Path(f"/proc/{first}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
         wait_for(gone, what="the superseded pytest to die")
         wait_for(lambda: spec(client).cancelled >= 1, what="the cancellation to be counted")
