@@ -12,6 +12,10 @@ Modelled on Kubernetes API Priority and Fairness (APF):
 - Free seats are handed out by **deficit round robin** over the non-empty queues (cost: one seat
   plus one per MiB of body, scaled by the head tenant's `weight`), after first serving any tenant
   holding fewer seats than its `min_share` of the level. `max_concurrent` caps a tenant's seats.
+- While a tenant has requests waiting, the seats it holds are integrated over that time
+  (`queued_seconds`, `queued_seat_seconds`): its share *while it wanted more*, the measure to
+  read against `min_share` (the seats held at any instant fall to 0 for a tenant whose
+  requests finish quickly, without its having waited for any).
 - Queues are **bounded** (`queue_length`) and waits have a **budget** (`max_queue_wait_s`); a
   request that cannot be admitted is refused with **429**, `Retry-After`, and a JSON body with
   `retryAfterMs`, the `rule` that refused it and a `remediation`.
@@ -225,6 +229,20 @@ class FairnessMetrics:
             labels,
             registry=registry,
         )
+        self.queued_s = PromCounter(
+            prefix + "queued_seconds",
+            "Time the tenant had requests waiting for a seat in the level.",
+            labels,
+            registry=registry,
+        )
+        self.queued_seat_s = PromCounter(
+            prefix + "queued_seat_seconds",
+            "Seats held integrated over the time the tenant had requests waiting: divided by "
+            "queued_seconds and the level's seats, its share while it wanted more (against "
+            "min_share).",
+            labels,
+            registry=registry,
+        )
         self.seats = Gauge(
             prefix + "level_seats", "Assured seats of a priority level.", ("priority",),
             registry=registry,
@@ -282,6 +300,17 @@ class _Queue:
     active: bool = False
 
 
+@dataclass(eq=False, slots=True)
+class _Backlog:
+    """One tenant's waiting requests in a level, and the seats it held while they waited."""
+
+    policy: TenantPolicy
+    queued: int = 0
+    since: float = 0.0
+    queued_s: float = 0.0
+    seat_s: float = 0.0
+
+
 @dataclass(eq=False)
 class _Level:
     name: str
@@ -291,6 +320,7 @@ class _Level:
     in_flight: int = 0
     queued: int = 0
     by_tenant: Counter[str] = field(default_factory=Counter)
+    backlog: dict[str, _Backlog] = field(default_factory=dict)
     service_s: float = 0.05  # moving average of seat holding time, for Retry-After advice
 
 
@@ -364,6 +394,7 @@ class Admission:
         waiter = _Waiter(tenant, policy, cost, now, asyncio.get_running_loop().create_future())
         queue.waiters.append(waiter)
         level.queued += 1
+        self._backlog(level, tenant, policy, now, +1)
         if not queue.active:
             queue.active = True
             level.ring.append(queue)
@@ -392,11 +423,14 @@ class Admission:
 
     def release(self, seat: Seat) -> None:
         level = self.levels[seat.level]
+        now = self._clock()
+        if seat.tenant in level.backlog:
+            self._account(level, seat.tenant, now)
         level.in_flight -= 1
         level.by_tenant[seat.tenant] -= 1
         if level.by_tenant[seat.tenant] <= 0:
             del level.by_tenant[seat.tenant]
-        held = max(0.0, self._clock() - seat.started)
+        held = max(0.0, now - seat.started)
         level.service_s = 0.9 * level.service_s + 0.1 * held
         if self.metrics is not None:
             self.metrics.in_flight.labels(seat.level, seat.tenant).dec()
@@ -419,7 +453,51 @@ class Admission:
             }
         return out
 
+    def shares_while_queued(self) -> dict[str, dict[str, dict[str, float]]]:
+        """Per level and tenant that ever waited: the time it had requests waiting, the share
+        of the level's seats it held meanwhile, and its configured `min_share`."""
+        now = self._clock()
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for level in self.levels.values():
+            for tenant, backlog in level.backlog.items():
+                self._account(level, tenant, now)
+                if backlog.queued_s <= 0:
+                    continue
+                out.setdefault(level.name, {})[tenant] = {
+                    "queued_s": backlog.queued_s,
+                    "share": backlog.seat_s / (backlog.queued_s * level.seats),
+                    "min_share": backlog.policy.min_share,
+                }
+        return out
+
     # -- internals -----------------------------------------------------------------------------
+
+    def _account(self, level: _Level, tenant: str, now: float) -> None:
+        """Add the time since the last change to the tenant's waiting time and seat time
+        (called before its waiting requests or its seats change)."""
+        backlog = level.backlog[tenant]
+        if not backlog.queued:
+            return
+        span = max(0.0, now - backlog.since)
+        held = level.by_tenant.get(tenant, 0) * span
+        backlog.queued_s += span
+        backlog.seat_s += held
+        backlog.since = now
+        if self.metrics is not None and span:
+            self.metrics.queued_s.labels(level.name, tenant).inc(span)
+            self.metrics.queued_seat_s.labels(level.name, tenant).inc(held)
+
+    def _backlog(
+        self, level: _Level, tenant: str, policy: TenantPolicy, now: float, delta: int
+    ) -> None:
+        backlog = level.backlog.get(tenant)
+        if backlog is None:
+            backlog = level.backlog[tenant] = _Backlog(policy, since=now)
+        self._account(level, tenant, now)
+        if not backlog.queued:
+            backlog.since = now
+        backlog.policy = policy
+        backlog.queued += delta
 
     def _may_start(self, level: _Level, tenant: str, policy: TenantPolicy) -> bool:
         cap = policy.max_concurrent
@@ -452,6 +530,7 @@ class Admission:
         except ValueError:
             return
         level.queued -= 1
+        self._backlog(level, waiter.tenant, waiter.policy, self._clock(), -1)
         self._gauge_queued(level, waiter.tenant, -1)
         if not queue.waiters:
             self._deactivate(level, queue)
@@ -469,12 +548,16 @@ class Admission:
             if picked is None:
                 return  # every head tenant is at its max_concurrent
             queue, waiter = picked
-            queue.waiters.popleft()
+            if queue.waiters[0] is waiter:
+                queue.waiters.popleft()
+            else:  # a tenant below its minimum share, from behind others in a shared queue
+                queue.waiters.remove(waiter)
             level.queued -= 1
+            now = self._clock()
+            self._backlog(level, waiter.tenant, waiter.policy, now, -1)
             self._gauge_queued(level, waiter.tenant, -1)
             if not queue.waiters:
                 self._deactivate(level, queue)
-            now = self._clock()
             waiter.future.set_result(
                 self._start(
                     level, waiter.tenant, waiter.policy, waiter.queued_at, now - waiter.queued_at
@@ -483,16 +566,9 @@ class Admission:
 
     def _next(self, level: _Level) -> tuple[_Queue, _Waiter] | None:
         ring = level.ring
-        # Minimum shares first: a waiting tenant below its guaranteed seats goes ahead.
-        for queue in ring:
-            head = queue.waiters[0]
-            floor = head.policy.min_seats(level.seats)
-            if (
-                floor
-                and level.by_tenant[head.tenant] < floor
-                and self._may_start(level, head.tenant, head.policy)
-            ):
-                return queue, head
+        below = self._below_floor(level)
+        if below is not None:
+            return below
         blocked = 0
         # Deficit round robin: a queue at the front of the ring gets a quantum per turn and
         # serves while its deficit covers the head's cost; bounded because quanta accumulate.
@@ -515,6 +591,30 @@ class Admission:
             if queue.deficit < head.cost:
                 ring.rotate(-1)
         return None
+
+    def _below_floor(self, level: _Level) -> tuple[_Queue, _Waiter] | None:
+        """Minimum shares first: the longest-waiting request of a tenant holding fewer than its
+        guaranteed seats goes ahead, wherever it waits. Shuffle sharding lets tenants share a
+        queue, so such a request may sit behind another tenant's, not at a queue's head."""
+        best: tuple[_Queue, _Waiter] | None = None
+        for tenant, backlog in level.backlog.items():
+            if not backlog.queued:
+                continue
+            floor = backlog.policy.min_seats(level.seats)
+            if (
+                not floor
+                or level.by_tenant[tenant] >= floor
+                or not self._may_start(level, tenant, backlog.policy)
+            ):
+                continue
+            for index in self._hands.get(tenant, ()):
+                queue = level.queues[index]
+                for waiter in queue.waiters:
+                    if waiter.tenant == tenant:
+                        if best is None or waiter.queued_at < best[1].queued_at:
+                            best = (queue, waiter)
+                        break
+        return best
 
     def _refusal(self, level: _Level, tenant: str, rule: str, what: str) -> Refusal:
         # Advice: the time for the level to work through what is queued ahead of a retry.

@@ -13,8 +13,15 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from coord_helpers import Clock, Env, sha
+from prometheus_client import CollectorRegistry, generate_latest
 
-from maestro.coordinator.admission import Admission, Explanation, Refusal, deal
+from maestro.coordinator.admission import (
+    Admission,
+    Explanation,
+    FairnessMetrics,
+    Refusal,
+    deal,
+)
 from maestro.coordinator.app import RUNNER_KWARGS, STATE, create_app
 from maestro.coordinator.records import TenantUpdate
 from maestro.coordinator.settings import Settings
@@ -243,6 +250,51 @@ async def test_min_share_goes_first_and_max_concurrent_caps() -> None:
     assert seat.tenant == "floor" and not second.done()
     adm.release(first)
     assert (await asyncio.wait_for(second, 1)).tenant == "greedy"
+
+
+async def test_a_tenant_below_its_minimum_share_is_served_from_behind_a_shared_queue() -> None:
+    # one queue per level: every tenant shares it, as shuffle sharding lets tenants do
+    adm = await _admission(concurrency=16, queues_per_level=1, hand_size=1)
+    level = adm.levels["ci"]
+    heavy = TenantPolicy(priority="ci")
+    floor = TenantPolicy(priority="ci", min_share=0.5)
+    held = [await adm.acquire("heavy", heavy) for _ in range(level.seats)]
+    backlog = [asyncio.create_task(adm.acquire("heavy", heavy)) for _ in range(20)]
+    await asyncio.sleep(0)
+    mine = asyncio.create_task(adm.acquire("floor", floor))
+    await asyncio.sleep(0)
+    adm.release(held.pop())  # the freed seat goes to the tenant below its share, not FIFO
+    assert (await asyncio.wait_for(mine, 1)).tenant == "floor"
+    assert not any(task.done() for task in backlog)
+    for task in backlog:
+        task.cancel()
+    await asyncio.gather(*backlog, return_exceptions=True)
+
+
+async def test_share_while_queued_is_the_seats_held_while_requests_waited() -> None:
+    clock = Clock()
+    registry = CollectorRegistry()
+    adm = await _admission(concurrency=16, clock=clock, metrics=FairnessMetrics(registry))
+    seats = adm.levels["ci"].seats  # 4
+    policy = TenantPolicy(priority="ci", min_share=0.25)
+    held = [await adm.acquire("busy", policy) for _ in range(seats)]
+    quick = await adm.acquire("quick", TenantPolicy(priority="batch"))  # never waits
+    clock.now += 100.0  # seats held, nothing waiting: not counted
+    waiting = asyncio.create_task(adm.acquire("busy", policy))
+    await asyncio.sleep(0)
+    clock.now += 10.0  # all seats held while one more waited
+    adm.release(held.pop())
+    await asyncio.wait_for(waiting, 1)
+    second = asyncio.create_task(adm.acquire("busy", policy))
+    await asyncio.sleep(0)
+    adm.release(held.pop())  # hands its seat straight on: the tenant still holds 4
+    await asyncio.wait_for(second, 1)
+    adm.release(quick)
+    report = adm.shares_while_queued()
+    assert report == {"ci": {"busy": {"queued_s": 10.0, "share": 1.0, "min_share": 0.25}}}
+    text = generate_latest(registry).decode()
+    assert 'maestro_coordinator_queued_seconds_total{priority="ci",tenant="busy"} 10.0' in text
+    assert 'maestro_coordinator_queued_seat_seconds_total{priority="ci",tenant="busy"} 40.0' in text
 
 
 async def test_refusal_json_is_the_documented_shape(make_env: EnvFactory) -> None:
