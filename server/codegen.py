@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, TypeAdapter
 
 from maestro.server import methods
 
@@ -65,7 +65,31 @@ class Definitions:
             add(note.params, "serialization")
         for command in methods.COMMANDS:
             add(command.result, "serialization")
+        # the types they extend, so that each client's type extends them instead of restating
+        # their fields (after the rest: the order of the types met before stays as it was)
+        while missing := [
+            base
+            for name in found
+            for base in _protocol_bases(getattr(methods, name, None))
+            if base.__name__ not in found
+        ]:
+            add(missing[0], "serialization")
         return cls(found)
+
+
+def _protocol_bases(kind: Any) -> list[Any]:
+    """The types of methods.py that ``kind`` extends and that hold fields."""
+    bases = (*getattr(kind, "__orig_bases__", ()), *getattr(kind, "__bases__", ()))
+    return [
+        base
+        for base in dict.fromkeys(bases)
+        if getattr(base, "__module__", None) == methods.__name__
+        and (
+            base.model_fields
+            if isinstance(base, type) and issubclass(base, BaseModel)
+            else getattr(base, "__annotations__", None)
+        )
+    ]
 
 
 def _merge(found: dict[str, Schema], name: str, schema: Schema) -> None:

@@ -256,11 +256,16 @@ class WorkspaceStatus(TypedDict):
 RunKind = Literal["node", "file", "impacted", "all", "explorer", "save"]
 
 
-class RunStatus(TypedDict):
+class RunRef(TypedDict):
+    """What every message about a run starts with: which run, where, what it runs."""
+
     runId: str
     root: str
     kind: RunKind
     label: str
+
+
+class RunStatus(RunRef):
     done: int
     total: int | None
     elapsedS: float
@@ -295,13 +300,9 @@ class PolicyDenial(TypedDict):
     executionId: Annotated[str, Field(description="for maestro explain --execution")]
 
 
-class RunSummary(TypedDict):
+class RunSummary(RunRef):
     """A finished, refused or cancelled run; the counts only once it ran."""
 
-    runId: str
-    root: str
-    kind: RunKind
-    label: str
     done: NotRequired[int]
     total: NotRequired[int | None]
     elapsedS: NotRequired[float]
@@ -330,14 +331,10 @@ class RunResult(RunSummary):
     files: NotRequired[list[FileResult]]
 
 
-class RunAccepted(TypedDict):
+class RunAccepted(RunRef):
     """A run command's answer, sent at once: the run goes on, its outcome arrives as
     ``maestro/runFinished`` with the same run id."""
 
-    runId: str
-    root: str
-    kind: RunKind
-    label: str
     superseded: Annotated[list[str], Field(description="active runs this one cancelled")]
 
 

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 from lsprotocol import types
 
@@ -33,6 +33,7 @@ from maestro.server.methods import (
     FileResult,
     RunAccepted,
     RunKind,
+    RunRef,
     RunResult,
     RunStatus,
     notify,
@@ -51,15 +52,6 @@ Prepare = Callable[[], Awaitable["RunTestsParams | str"]]
 nothing to run, and why."""
 
 IMPACTED_KINDS: frozenset[str] = frozenset({"impacted", "save"})
-
-
-class _RunNames(TypedDict):
-    """What every message about a run starts with."""
-
-    runId: str
-    root: str
-    kind: RunKind
-    label: str
 
 
 @dataclass
@@ -99,7 +91,7 @@ class Run:
             for p in theirs
         )
 
-    def _names(self) -> _RunNames:
+    def _names(self) -> RunRef:
         return {"runId": self.id, "root": str(self.ws.root), "kind": self.kind, "label": self.label}
 
     def accepted(self) -> RunAccepted:

@@ -339,11 +339,7 @@ export interface RetraceStatus {
   stored?: number;
 }
 
-export interface RunStatus {
-  runId: string;
-  root: string;
-  kind: "node" | "file" | "impacted" | "all" | "explorer" | "save";
-  label: string;
+export interface RunStatus extends RunRef {
   done: number;
   total: number | null;
   elapsedS: number;
@@ -552,11 +548,7 @@ export interface RunResult extends RunSummary {
 }
 
 /** A run command's answer, sent at once: the run goes on, its outcome arrives as ``maestro/runFinished`` with the same run id. */
-export interface RunAccepted {
-  runId: string;
-  root: string;
-  kind: "node" | "file" | "impacted" | "all" | "explorer" | "save";
-  label: string;
+export interface RunAccepted extends RunRef {
   /** active runs this one cancelled */
   superseded: string[];
 }
@@ -638,11 +630,7 @@ export interface ProgressParams {
 }
 
 /** A finished, refused or cancelled run; the counts only once it ran. */
-export interface RunSummary {
-  runId: string;
-  root: string;
-  kind: "node" | "file" | "impacted" | "all" | "explorer" | "save";
-  label: string;
+export interface RunSummary extends RunRef {
   done?: number;
   total?: number | null;
   elapsedS?: number;
@@ -679,4 +667,12 @@ export interface RestartResult {
   stopped: number | null;
   /** the pid of the daemon now serving the workspace */
   pid: number;
+}
+
+/** What every message about a run starts with: which run, where, what it runs. */
+export interface RunRef {
+  runId: string;
+  root: string;
+  kind: "node" | "file" | "impacted" | "all" | "explorer" | "save";
+  label: string;
 }

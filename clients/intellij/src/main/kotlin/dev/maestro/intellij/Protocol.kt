@@ -343,14 +343,10 @@ data class RetraceStatus(
 )
 
 data class RunStatus(
-    val runId: String? = null,
-    val root: String? = null,
-    val kind: String? = null,
-    val label: String? = null,
     val done: Long? = null,
     val total: Long? = null,
     val elapsedS: Double? = null,
-)
+) : RunRef()
 
 data class Settings(
     val interpreter: String? = null,
@@ -563,13 +559,9 @@ data class RunResult(
 
 /** A run command's answer, sent at once: the run goes on, its outcome arrives as ``maestro/runFinished`` with the same run id. */
 data class RunAccepted(
-    val runId: String? = null,
-    val root: String? = null,
-    val kind: String? = null,
-    val label: String? = null,
     /** active runs this one cancelled */
     val superseded: List<String>? = null,
-)
+) : RunRef()
 
 /** A run's counts so far: ``total`` is the test nodes selected to run (null until pytest collected), ``cachedTests`` those served from the cache without running. */
 data class RunProgressParams(
@@ -649,10 +641,6 @@ data class ProgressParams(
 
 /** A finished, refused or cancelled run; the counts only once it ran. */
 open class RunSummary(
-    val runId: String? = null,
-    val root: String? = null,
-    val kind: String? = null,
-    val label: String? = null,
     val done: Long? = null,
     val total: Long? = null,
     val elapsedS: Double? = null,
@@ -674,7 +662,7 @@ open class RunSummary(
     val notRunFiles: Long? = null,
     val timeSavedS: Double? = null,
     val wallS: Double? = null,
-)
+) : RunRef()
 
 data class EndParams(
     val runId: String? = null,
@@ -689,4 +677,12 @@ data class RestartResult(
     val stopped: Long? = null,
     /** the pid of the daemon now serving the workspace */
     val pid: Long? = null,
+)
+
+/** What every message about a run starts with: which run, where, what it runs. */
+open class RunRef(
+    val runId: String? = null,
+    val root: String? = null,
+    val kind: String? = null,
+    val label: String? = null,
 )
