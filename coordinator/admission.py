@@ -749,6 +749,8 @@ class Gate:
         self._lag_probe: asyncio.Task[None] | None = None
         self._shadow_last: dict[tuple[str, str], float] = {}
         """(tenant, rule) -> when its last shadow refusal was recorded."""
+        self.interactive_at = -math.inf
+        """When (time.monotonic) an interactive request last entered or left the gate."""
 
     @classmethod
     def from_settings(
@@ -813,6 +815,10 @@ class Gate:
         if self.quota is not None:
             self.quota.start()
 
+    def interactive_quiet(self, for_s: float) -> bool:
+        """No interactive request has entered or left the gate for `for_s` seconds."""
+        return time.monotonic() - self.interactive_at > for_s
+
     async def _probe_lag(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
@@ -856,6 +862,8 @@ class Gate:
                 started = time.perf_counter()
                 policy = self.resolve(principal.tenant)
                 request[PRIORITY_KEY] = policy.priority
+                if policy.priority == HOLDS_BULK_BACK:
+                    self.interactive_at = time.monotonic()
                 if (
                     self.bulk is not None
                     and policy.priority == HOLDS_BULK_BACK
@@ -914,6 +922,8 @@ class Gate:
             if shared is not None and self.quota is not None:
                 self.quota.release(shared, time.perf_counter() - started - waited)
             self.metrics.gated.labels(policy.priority).observe(time.perf_counter() - entered)
+            if policy.priority == HOLDS_BULK_BACK:
+                self.interactive_at = time.monotonic()
 
     async def _refuse(
         self,

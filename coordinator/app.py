@@ -269,7 +269,10 @@ class Coordinator:
         # Priority levels, fair queues and rate limits in front of the cache routes.
         self.lru = LruTracker()
         self.bulk_pacer = (
-            BytePacer(settings.bulk_upload_bytes_per_s)
+            BytePacer(
+                settings.bulk_upload_bytes_per_s,
+                idle=self._bulk_unpaced if settings.bulk_upload_pace_idle_s else None,
+            )
             if settings.bulk_upload_bytes_per_s
             else None
         )
@@ -782,6 +785,11 @@ class Coordinator:
         if length > limit:
             raise ApiError(413, "too_large", f"body of {length} bytes exceeds the {limit} limit")
         return length
+
+    def _bulk_unpaced(self) -> bool:
+        """Bulk bodies need no pacing: no interactive request for `bulk_upload_pace_idle_s`."""
+        idle_s = self.settings.bulk_upload_pace_idle_s
+        return idle_s is not None and self.gate.interactive_quiet(idle_s)
 
     def _body_reading(self, request: web.Request) -> dict[str, Any]:
         settings = self.settings

@@ -66,7 +66,9 @@ def is_client_abort(exc: BaseException) -> bool:
 class BytePacer:
     """A token bucket over body bytes, shared by the uploads it paces: each read takes its
     chunk's bytes and, when the bucket is in debt, waits its share of the debt (so the readers
-    together stay at `bytes_per_s`, after a burst of `burst` bytes)."""
+    together stay at `bytes_per_s`, after a burst of `burst` bytes). With `idle` (a predicate:
+    no request the pacing protects is being served), nothing is paced while it holds and the
+    bucket stays full, so bulk uploads run at full speed when no one is waiting behind them."""
 
     def __init__(
         self,
@@ -74,18 +76,24 @@ class BytePacer:
         *,
         burst: int | None = None,
         clock: Callable[[], float] = time.monotonic,
+        idle: Callable[[], bool] | None = None,
     ) -> None:
         self.rate = float(bytes_per_s)
         self.burst = float(burst if burst is not None else max(CHUNK, bytes_per_s // 10))
         self._tokens = self.burst
         self._clock = clock
         self._at = clock()
+        self._idle = idle
         self.paced_s = 0.0
         """Total time readers waited (a metric for benchmarks and tests)."""
 
     async def take(self, n: int) -> float:
         """Count `n` bytes read; wait while the bucket is in debt; the time waited."""
         now = self._clock()
+        if self._idle is not None and self._idle():
+            self._tokens = self.burst
+            self._at = now
+            return 0.0
         self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate) - n
         self._at = now
         if self._tokens >= 0:

@@ -196,6 +196,10 @@ class Settings(BaseModel):
     """Per replica: how fast upload bodies of the levels below `interactive` are read, all
     together (a token bucket; the rest waits in TCP buffers). Keeps bulk uploads from holding
     the event loop while interactive requests wait; unset: as fast as they arrive."""
+    bulk_upload_pace_idle_s: float | None = Field(default=None, gt=0, le=3600)
+    """With `bulk_upload_bytes_per_s`: pace only while interactive requests come in; once none
+    has reached the cache routes for this long, bulk bodies are read at full speed (unset:
+    always paced)."""
     bulk_yield_max_s: float = Field(default=0.0, ge=0, le=5)
     """With fairness on: while an `interactive` request with no body or a small one (at most
     64 KiB) is being served, upload bodies of the levels below `interactive` are not read, for
@@ -230,6 +234,11 @@ class Settings(BaseModel):
         if unknown or any(v < 1 for v in self.priority_shares.values()):
             raise ValueError(
                 f"priority_shares: positive shares for {', '.join(PRIORITY_CLASSES)} only"
+            )
+        if self.bulk_upload_pace_idle_s is not None and not self.bulk_upload_bytes_per_s:
+            raise ValueError(
+                "bulk_upload_pace_idle_s needs bulk_upload_bytes_per_s (the rate to pace bulk "
+                "uploads at while interactive requests come in)"
             )
         if self.state_backend == "redis" and self.blob_backend == "lmdb":
             raise ValueError(

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from coord_helpers import Clock, Env, sha
+from pydantic import ValidationError
 
-from maestro.coordinator.app import RUNNER_KWARGS, create_app
+from maestro.coordinator.app import RUNNER_KWARGS, STATE, create_app
 from maestro.coordinator.hardening import BytePacer
 from maestro.coordinator.settings import Settings
 from maestro.coordinator.store import Store
@@ -78,3 +79,50 @@ async def test_the_bucket_holds_readers_together_to_its_rate() -> None:
     now[0] = 10.0  # refilled, capped at the burst
     assert await pacer.take(500) == 0.0
     assert await pacer.take(1) > 0
+
+
+@pytest.fixture
+async def idle_env(tmp_path: Path) -> AsyncIterator[Env]:
+    settings = Settings(
+        data_dir=tmp_path / "coord",
+        max_blob_bytes=2 * MIB,
+        bulk_upload_bytes_per_s=MIB,
+        bulk_upload_pace_idle_s=30.0,
+        tenants={"alpha": {"priority": "ci"}, "beta": {"priority": "interactive"}},
+    )
+    store = Store(settings.data_dir / "store")
+    store.add_tenant("alpha")
+    store.add_tenant("beta")
+    app = create_app(settings, store=store, clock=Clock())
+    server = TestServer(app)
+    await server.start_server(**RUNNER_KWARGS)
+    client = TestClient(server)
+    await client.start_server()
+    try:
+        yield Env(client, store, Clock())
+    finally:
+        await client.close()
+        store.close()
+
+
+async def test_with_an_idle_window_bulk_uploads_are_paced_only_after_interactive_requests(
+    idle_env: Env,
+) -> None:
+    pacer = idle_env.client.app[STATE].bulk_pacer
+    assert pacer is not None
+    # no interactive request yet: a CI upload runs at full speed
+    assert (await _upload(idle_env, "alpha", os.urandom(3 * MIB // 2)))[0] == 200
+    assert pacer.paced_s == 0.0
+    # an interactive read reaches the cache: the next CI upload waits for the bucket
+    headers = await idle_env.auth("beta")
+    resp = await idle_env.client.get(f"/beta/cas/{sha(b'absent')}", headers=headers)
+    assert resp.status == 404
+    assert (await _upload(idle_env, "alpha", os.urandom(3 * MIB // 2)))[0] == 200
+    assert pacer.paced_s > 0.0
+
+
+def test_an_idle_window_without_a_rate_is_refused_with_the_setting_it_needs(
+    tmp_path: Path,
+) -> None:
+    with pytest.raises(ValidationError, match="needs bulk_upload_bytes_per_s"):
+        Settings(data_dir=tmp_path, bulk_upload_pace_idle_s=1.0)
