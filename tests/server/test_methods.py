@@ -101,3 +101,18 @@ def test_kotlin_subclasses_extend_their_base_instead_of_restating_it() -> None:
         declared = kotlin.split(f"data class {sub}(\n")[1].split("\n)")[0]
         assert f"val {own}:" in declared and "val root:" not in declared, declared
         assert f"data class {sub}(\n{declared}\n) : {base}()" in kotlin
+
+
+def test_a_base_sent_only_through_its_subclasses_is_generated_once() -> None:
+    """RunRef is never a message of its own; the run messages extend it in every client instead
+    of each restating the run's id, root, kind and label."""
+    kotlin = (ROOT / codegen.KOTLIN_FILE).read_text()
+    ts = (ROOT / codegen.TS_FILE).read_text()
+    assert "open class RunRef(" in kotlin
+    for sub, own in (("RunStatus", "done"), ("RunAccepted", "superseded")):
+        declared = kotlin.split(f"data class {sub}(\n")[1].split("\n) : ")[0]
+        assert f"val {own}:" in declared and "val runId:" not in declared, declared
+        assert f"export interface {sub} extends RunRef {{" in ts
+    summary = kotlin.split("open class RunSummary(\n")[1].split("\n)")[0]
+    assert "val runId:" not in summary
+    assert "open class RunSummary(\n" + summary + "\n) : RunRef()" in kotlin
