@@ -847,6 +847,7 @@ class _Recorder:
         self._loaded_hook = _Loaded(self._module_loaded)
         self._module_files: dict[str, str] = {}  # those of workspace modules -> their files
         self._phases: dict[str, dict[str, Any]] = {}
+        self._subtests: dict[str, list[Any]] = {}  # node id -> its subtests' reports, in order
         self._failures: dict[str, Any] = {}
         self._items: dict[str, Any] = {}
         self._tracer: _Tracer = _TRACER if _TRACER is not None else _Tracer("off")
@@ -1463,6 +1464,9 @@ class _Recorder:
         self._failures[item.nodeid] = (call.when, excinfo)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
+        if _is_subtest(report):  # its own "call" report: the test's comes after it
+            self._subtests.setdefault(report.nodeid, []).append(report)
+            return
         phases = self._phases.setdefault(report.nodeid, {})
         phases[report.when] = report
 
@@ -1476,9 +1480,11 @@ class _Recorder:
         self._in_test = None
         item = self._items.pop(nodeid, None)
         phases = self._phases.pop(nodeid, {})
+        subtests = self._subtests.pop(nodeid, [])
         failure = self._failures.pop(nodeid, None)
         # out with the next test's start (which is flushed: a crash in that test is named)
-        self._emit("test_result", flush=False, **self._result(nodeid, item, phases, failure))
+        result = self._result(nodeid, item, phases, subtests, failure)
+        self._emit("test_result", flush=False, **result)
         if item is not None:
             fixture_codes, fixture_paths, fixture_spawns = self._fixture_records(item)
             codes |= fixture_codes
@@ -1517,11 +1523,16 @@ class _Recorder:
                 self._stream = None
 
     def _result(
-        self, nodeid: str, item: Any, phases: dict[str, Any], failure: Any
+        self, nodeid: str, item: Any, phases: dict[str, Any], subtests: list[Any], failure: Any
     ) -> dict[str, Any]:
         outcome, failed_when = _outcome(phases)
+        decisive = phases.get(failed_when) if failed_when else None
+        sub = _deciding_subtest(outcome, subtests)
+        if sub is not None:
+            outcome = "failed" if sub.failed else _counted(sub) or "skipped"
+            failed_when, decisive = ("call", sub) if sub.failed else (None, None)
         last = phases.get("teardown") or phases.get("call") or phases.get("setup")
-        also = _also_counted(phases, outcome)
+        also = _also_counted([*phases.values(), *subtests], outcome)
         result: dict[str, Any] = {
             "nodeid": nodeid,
             "outcome": outcome,
@@ -1544,15 +1555,16 @@ class _Recorder:
                 "line": lineno + 1 if isinstance(lineno, int) else None,
             }
         if outcome in ("failed", "error"):
-            report = phases.get(failed_when) if failed_when else None
-            if report is not None:
-                text = str(getattr(report, "longreprtext", "") or report.longrepr or "")
+            if decisive is not None:
+                text = str(getattr(decisive, "longreprtext", "") or decisive.longrepr or "")
                 result["longrepr"] = _truncate(text, _MAX_LONGREPR)
                 result["message"] = _error_line(text)
             if failure is not None and item is not None:
                 self._locate(result, item, failure[1])
-        elif outcome == "skipped":
-            report = phases.get("call") or phases.get("setup")
+            if sub is not None and result["message"]:
+                result["message"] = f"{_subtest_name(sub)} {result['message']}"[:_MAX_MESSAGE]
+        elif outcome in ("skipped", "xfailed"):
+            report = sub or phases.get("call") or phases.get("setup")
             longrepr = getattr(report, "longrepr", None)
             if isinstance(longrepr, tuple) and len(longrepr) == 3:
                 result["message"] = str(longrepr[2])[:_MAX_MESSAGE]
@@ -1671,13 +1683,46 @@ def _counted(report: Any) -> str | None:
     return "failed" if report.when == "call" else "error"
 
 
-def _also_counted(phases: dict[str, Any], outcome: str) -> list[str]:
+def _also_counted(reports: list[Any], outcome: str) -> list[str]:
     """What pytest's summary counts for a node besides its outcome: a call that passed and a
-    teardown that errored are "1 passed, 1 error" there, one node here."""
-    found = [c for c in map(_counted, phases.values()) if c is not None]
+    teardown that errored are "1 passed, 1 error" there, one node here; a failed subtest is
+    one more "failed" (its passes pytest counts apart, as "subtests passed")."""
+    found = [
+        c for r in reports if (c := _counted(r)) is not None and not (r.passed and _is_subtest(r))
+    ]
     if outcome in found:
         found.remove(outcome)
     return found
+
+
+def _is_subtest(report: Any) -> bool:
+    """A subtest's report: pytest's own (9.0 on) or the pytest-subtests plugin's."""
+    return type(report).__name__ in ("SubtestReport", "SubTestReport") and hasattr(
+        report, "context"
+    )
+
+
+def _deciding_subtest(outcome: str, subtests: list[Any]) -> Any:
+    """The subtest that decides a test's outcome, as pytest's JUnit XML records it: the first
+    failed one fails a test unless its setup or teardown errored, and a skipped one skips a
+    test that passed otherwise. None: the test's own phases decide."""
+    failed = next((r for r in subtests if r.failed), None)
+    if failed is not None and outcome != "error":
+        return failed
+    if outcome == "passed":
+        return next((r for r in subtests if r.skipped), None)
+    return None
+
+
+def _subtest_name(report: Any) -> str:
+    """How pytest names a subtest in its summary: ``[msg] (key=value)``."""
+    describe = getattr(report, "_sub_test_description", None) or getattr(
+        report, "sub_test_description", None
+    )
+    try:
+        return str(describe()).strip() if callable(describe) else ""
+    except Exception:
+        return ""
 
 
 def _truncate(text: str, limit: int = _MAX_CAPTURE) -> str:
