@@ -321,6 +321,8 @@ class _Level:
     queued: int = 0
     by_tenant: Counter[str] = field(default_factory=Counter)
     backlog: dict[str, _Backlog] = field(default_factory=dict)
+    waiting: dict[str, _Backlog] = field(default_factory=dict)
+    """The backlogs with requests waiting now (the minimum-share pass looks only at these)."""
     service_s: float = 0.05  # moving average of seat holding time, for Retry-After advice
 
 
@@ -498,6 +500,10 @@ class Admission:
             backlog.since = now
         backlog.policy = policy
         backlog.queued += delta
+        if backlog.queued:
+            level.waiting[tenant] = backlog
+        else:
+            level.waiting.pop(tenant, None)
 
     def _may_start(self, level: _Level, tenant: str, policy: TenantPolicy) -> bool:
         cap = policy.max_concurrent
@@ -597,9 +603,7 @@ class Admission:
         guaranteed seats goes ahead, wherever it waits. Shuffle sharding lets tenants share a
         queue, so such a request may sit behind another tenant's, not at a queue's head."""
         best: tuple[_Queue, _Waiter] | None = None
-        for tenant, backlog in level.backlog.items():
-            if not backlog.queued:
-                continue
+        for tenant, backlog in level.waiting.items():
             floor = backlog.policy.min_seats(level.seats)
             if (
                 not floor
