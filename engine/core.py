@@ -31,6 +31,23 @@ the next one then starts no warm pytest process (``Engine.warm``), which it woul
 kill unused, its start-up competing with the plan for the CPU."""
 
 
+# What a run imports between its plan and the hand-over of its pytest process (the event loop),
+# imported while that process still imports pytest, when this one would only wait for it. The
+# events' and results' models (pydantic, several times longer to import) stay in the thread that
+# loads them during the run: a process ready in the middle of that import would wait for it.
+_HAND_OVER_IMPORTS = ("asyncio", "maestro.engine.bytecode")
+
+
+def _import_while_waiting(warm: WarmPytest) -> None:
+    """Import the hand-over's modules unless ``warm``'s process is ready for its run."""
+    import importlib
+
+    for name in _HAND_OVER_IMPORTS:
+        if warm.ready():
+            return
+        importlib.import_module(name)
+
+
 @dataclass(slots=True)
 class Engine:
     """One workspace's test engine. ``fingerprints`` None: the plan opens the workspace's store."""
@@ -52,12 +69,19 @@ class Engine:
         from maestro.paths import graph_index_path
 
         graph = BuildGraph.build(root, index_path=graph_index_path(root))
-        interpreter = workspace_interpreter(
-            root,
-            configured=graph.loaded.config.interpreter,
-            describe=warm.describe if warm is not None else None,
-        )
-        return cls(graph, Cache.open(), interpreter)
+        cache = Cache.open()  # before the interpreter, which may wait for `warm`'s process
+        try:
+            if warm is not None:
+                _import_while_waiting(warm)
+            interpreter = workspace_interpreter(
+                root,
+                configured=graph.loaded.config.interpreter,
+                describe=warm.describe if warm is not None else None,
+            )
+        except BaseException:
+            cache.close()
+            raise
+        return cls(graph, cache, interpreter)
 
     def close(self) -> None:
         self.cache.close()

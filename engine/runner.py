@@ -32,7 +32,6 @@ import functools
 import json
 import logging
 import os
-import secrets
 import select
 import signal
 import subprocess
@@ -418,6 +417,15 @@ class WarmPytest:
             os.close(describe_fd)
         del spawned.env[WARM_DESCRIBE_FD_ENV]  # the module takes it out of its environment
         return cls(root, python, spawned, described)
+
+    def ready(self) -> bool:
+        """Whether the process has described its interpreter: :meth:`describe` would not wait."""
+        if self._described < 0:
+            return True
+        try:
+            return bool(select.select([self._described], [], [], 0)[0])
+        except OSError:
+            return True
 
     def describe(self, python: Path) -> str | None:
         """The interpreter query's answer as the waiting process gave it (blocking until it
@@ -887,7 +895,7 @@ class RunRecord:
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.token = f"{os.getpid()}-{secrets.token_hex(6)}"
+        self.token = f"{os.getpid()}-{os.urandom(6).hex()}"
         self.owner_fd = _create_locked(directory / f"{self.token}.owner", str(os.getpid()))
         try:
             self.group_fd = _create_locked(directory / f"{self.token}.group", "")

@@ -182,6 +182,25 @@ def test_a_warm_process_describes_its_interpreter_so_no_query_process_starts(
     assert not [k for k in seen["maestro_env"] if k.startswith("MAESTRO_WARM")]
 
 
+def test_a_warm_process_is_ready_once_it_has_described_its_interpreter(
+    workspace: WriteWorkspace, interpreter: Interpreter
+) -> None:
+    """`maestro test` imports what the hand-over needs while the process is not ready, and no
+    longer once it is: asking must never block."""
+    root = workspace({"test_probe.py": PROBE})
+    with _warm(root, interpreter) as warm:
+        deadline = time.monotonic() + 60
+        while not warm.ready() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert warm.ready()
+        started = time.monotonic()
+        assert warm.describe(interpreter.path) is not None
+        assert time.monotonic() - started < 1.0
+        assert warm.ready()  # described: nothing left to wait for
+        report = run_pytest_sync(root, interpreter, ["test_probe.py"], warm=warm)
+    assert report.outcomes["passed"] == 1
+
+
 def test_no_warm_process_after_a_run_served_whole_from_the_cache(
     workspace: WriteWorkspace, interpreter: Interpreter
 ) -> None:
