@@ -41,6 +41,7 @@ def has_eglot() -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.extended  # 36 s; `make test` keeps the two-buffer recipe below and Neovim's long run
 @pytest.mark.skipif(
     not has_eglot(),
     reason="emacs with eglot is not installed (`apt-get install -y emacs-nox elpa-eglot`; "
