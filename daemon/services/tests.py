@@ -588,15 +588,32 @@ class TestService:
 
 
 def _preload() -> None:
-    import maestro.engine.testing  # noqa: F401  (and the runner, keys, cache, fingerprints)
-    from maestro.cache.action import ActionResult
+    # what a run imports: the engine (runner, keys, cache, fingerprints), the cache gate, the
+    # policy's run input and force-include rules
+    import maestro.cache.remote
+    import maestro.engine.changes
+    import maestro.engine.testing
+    import maestro.policy.windows  # noqa: F401
+    from maestro.cache.action import ActionResult, TestOutcome
     from maestro.engine.events import prepare
     from maestro.redaction import preload
+    from maestro.wire import (
+        PlannedFileInfo,
+        RunPlanned,
+        RunProgress,
+        RunTestsParams,
+        RunTestsResult,
+    )
 
     preload()
-    # built on first use (a one-shot CLI builds them once pytest has its run): here, while idle
+    # built on first use (a one-shot CLI builds them once pytest has its run): here, while idle;
+    # the models a run validates or builds, from its request to its result
     prepare()
-    ActionResult.model_rebuild(force=True)
+    for model in (
+        ActionResult, TestOutcome, RunTestsParams, PlannedFileInfo, RunPlanned, RunProgress,
+        RunTestsResult,
+    ):  # fmt: skip
+        model.model_rebuild(force=True)
 
 
 def install(

@@ -5,6 +5,7 @@ reads once. Read from the daemon's own `-X importtime` report (its stderr goes t
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -132,3 +133,30 @@ def test_the_test_runner_is_imported_after_the_graph_answers(
     runner = next(i for i, line in enumerate(lines) if line.endswith(" maestro.engine.runner"))
     ready = next(i for i, line in enumerate(lines) if "graph ready" in line)
     assert ready < runner
+
+
+RUN_IMPORTS = ("maestro.cache.remote", "maestro.policy.windows", "maestro.engine.changes")
+"""What a run imports from its request to its plan: the warm-up imports them, before it."""
+
+
+def test_the_first_run_imports_nothing_the_warm_up_could_have(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first run through a daemon that had time to warm up does not wait for the modules its
+    request and plan need (each was a tenth of a second on a loaded host)."""
+    daemon_env.write_old(PROJECT)
+    monkeypatch.setenv("PYTHONPROFILEIMPORTTIME", "1")
+    started(daemon_env)
+    log_path = daemon_env.paths.log
+    with SyncDaemonClient(daemon_env.root, start=False, timeout=30) as client:
+        client.call(wire.IMPACTED, wire.ImpactedParams(paths=["pkg/mod.py"]))
+        # the warm-up's last step: the first run's pytest process
+        before = wait_for(
+            lambda: log_path.read_text(errors="replace"), ("-m pytest -p maestro_warm",), 60
+        )
+        params = wire.RunTestsParams(env=dict(os.environ))
+        assert client.stream(wire.RUN_TESTS, params, lambda e: None, timeout=120).passed == 1
+    stop_daemon(daemon_env.root)
+    during = imported(log_path.read_text(errors="replace")[len(before) :])
+    assert set(RUN_IMPORTS) <= imported(before)
+    assert not during & set(RUN_IMPORTS)
