@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import posixpath
@@ -68,9 +69,10 @@ from maestro.engine.runner import (
     WarmPytest,
     run_sync,
 )
-from maestro.envvars import allowlist_with
+from maestro.envvars import allowlist_with, env_names_file, read_env_names
 from maestro.errors import ConfigError, UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
+from maestro.graph.env_refs import referenced as referenced_env
 from maestro.graph.files import listing_digest
 from maestro.graph.fingerprints import FingerprintStore, diff, map_lines
 from maestro.graph.pytest_config import unfollowed_args
@@ -437,7 +439,15 @@ class Plan:
 
 
 def env_allowlist_of(graph: BuildGraph) -> tuple[str, ...]:
-    return allowlist_with(graph.loaded.config.env_allowlist)
+    """The default allowlist, the workspace's `env-allowlist`, then every variable its code
+    reads by name (graph/env_refs.py): plain pytest would see those. The names are kept for
+    the CLI's fast path, which sends the daemon what pytest may see."""
+    names = sorted(referenced_env(graph.root, graph.py, graph.index))
+    state = workspace_state_dir(graph.root)
+    if read_env_names(state) != names:
+        with contextlib.suppress(OSError):  # a memo: the next plan writes it again
+            replace_file(env_names_file(state), json.dumps(names).encode())
+    return allowlist_with([*graph.loaded.config.env_allowlist, *names])
 
 
 def plan(

@@ -8,7 +8,9 @@ to filter ``os.environ``.
 from __future__ import annotations
 
 import fnmatch
+import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 # Variables a test may legitimately need from the user's environment; everything else is
 # dropped so that a result depends on what the action key records. Trailing ``*`` is a prefix.
@@ -48,3 +50,18 @@ def allowlisted_env(
             if any(fnmatch.fnmatchcase(name, p) if p.endswith("*") else name == p for p in pats)
         )
     )
+
+
+def env_names_file(state_dir: Path) -> Path:
+    """Where a workspace keeps the variable names its code reads (graph/env_refs.py), for the
+    CLI's fast path: it sends the daemon those variables without building the graph."""
+    return state_dir / "env-names.json"
+
+
+def read_env_names(state_dir: Path) -> list[str]:
+    """The names last written there; none when missing or unreadable (a memo)."""
+    try:
+        names = json.loads(env_names_file(state_dir).read_bytes())
+    except (OSError, ValueError):
+        return []
+    return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []

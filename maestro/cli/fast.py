@@ -140,9 +140,10 @@ def client_env(root: Path) -> dict[str, str]:
     its active venv: the daemon finds the interpreter as this process would (the allowlist
     decides what pytest and the key see, not this)."""
     from maestro.config import load_settings
-    from maestro.envvars import allowlist_with, allowlisted_env
+    from maestro.envvars import allowlist_with, allowlisted_env, read_env_names
+    from maestro.paths import workspace_state_dir
 
-    extra = load_settings(root).config.env_allowlist
+    extra = [*load_settings(root).config.env_allowlist, *read_env_names(workspace_state_dir(root))]
     env = dict(allowlisted_env(allowlist_with(extra), os.environ))
     if "VIRTUAL_ENV" in os.environ:
         env["VIRTUAL_ENV"] = os.environ["VIRTUAL_ENV"]

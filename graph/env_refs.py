@@ -1,0 +1,71 @@
+"""Environment variables the workspace's own code reads by a literal name.
+
+pytest gets only allowlisted variables (maestro/envvars.py), so a result depends on nothing the
+key does not cover. A variable the project's code reads by name (``os.environ.get("X")``,
+``os.getenv("X")``, ``os.environ["X"]``, ``"X" in os.environ``) is one the user expects a run to
+see: plain pytest sees it, and a run without it is not what pytest would say. Those names join
+the allowlist, so a set one reaches pytest and enters the key; an unset one changes nothing.
+
+Found by a regular expression over each Python file's bytes, memoised per file by its size and
+mtime in the index (``Index.extra``), so only changed files are read again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol
+
+MEMO = "env-refs"
+_NAME = rb"""[rbuRBU]?(['"])([A-Za-z_][A-Za-z0-9_]*)\1"""
+_READ = re.compile(
+    rb"(?:\benvironb?(?:\.get|\.setdefault|\.pop)?\s*[\[(]|\bgetenvb?\s*\()\s*" + _NAME
+    + rb"|" + _NAME.replace(rb"\1", rb"\3") + rb"\s+(?:not\s+)?in\s+(?:os\.)?environb?\b"
+)  # fmt: skip
+# tooling that never runs under pytest: its variables (CIBUILDWHEEL, a docs build's) would key
+# every test of the workspace for nothing
+_TOOLING = frozenset({"setup.py", "noxfile.py", "fabfile.py", "docs/conf.py", "doc/conf.py"})
+
+
+class _Stat(Protocol):
+    size: int
+    mtime_ns: int
+
+
+class _Index(Protocol):
+    extra: dict[str, Any]
+    dirty: bool
+
+
+def read_names(data: bytes) -> list[str]:
+    """The variable names `data` (Python source) reads by a literal name, sorted."""
+    if b"environ" not in data and b"getenv" not in data:
+        return []
+    found = {(m.group(2) or m.group(4)).decode() for m in _READ.finditer(data)}
+    return sorted(found)
+
+
+def referenced(root: Path, files: Mapping[str, _Stat], index: _Index) -> frozenset[str]:
+    """Every name the workspace's Python files (``files``: path -> its stat as the graph last
+    saw it) read, tooling scripts aside. Unreadable files count as reading nothing."""
+    old: dict[str, list[Any]] = index.extra.get(MEMO) or {}
+    memo: dict[str, list[Any]] = {}
+    changed = len(old) != len(files)
+    for rel, st in files.items():
+        if rel in _TOOLING:
+            continue
+        seen = old.get(rel)
+        if seen is not None and seen[0] == st.size and seen[1] == st.mtime_ns:
+            memo[rel] = seen
+            continue
+        try:
+            data = (root / rel).read_bytes()
+        except OSError:
+            data = b""
+        memo[rel] = [st.size, st.mtime_ns, read_names(data)]
+        changed = True
+    if changed:
+        index.extra[MEMO] = memo
+        index.dirty = True
+    return frozenset(name for _, _, names in memo.values() for name in names)

@@ -1,0 +1,95 @@
+"""A variable the project's code reads by name reaches pytest and keys the result: found on
+wcwidth 0.9.4, whose package reads `WCWIDTH_PYTHON` at import. `WCWIDTH_PYTHON=1 pytest` skipped
+tests/test_core.py::test_c_extension_parity; `WCWIDTH_PYTHON=1 maestro test` served the cached
+pass: pytest got only allowlisted variables, and the key did not change. Real `maestro`
+processes, real pytest, real LMDB."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from testing_helpers import Workspace
+
+from maestro.graph.env_refs import read_names
+
+MAESTRO = str(Path(sys.executable).parent / "maestro")
+
+MODULE = """
+import os
+
+PURE = bool(os.environ.get("DEMO_PURE", ""))
+"""
+
+TEST = """
+import pytest
+
+from pkg import mode
+
+
+def test_fast_path():
+    if mode.PURE:
+        pytest.skip("pure Python mode")
+    assert not mode.PURE
+"""
+
+
+def maestro(ws: Workspace, extra: dict[str, str], *args: str) -> tuple[int, str]:
+    env = {k: v for k, v in os.environ.items() if k != "DEMO_PURE"}
+    env.update(MAESTRO_DAEMON="off", **extra)
+    done = subprocess.run(
+        [MAESTRO, *args], cwd=ws.root, env=env, capture_output=True, text=True, timeout=300,
+        check=False,
+    )  # fmt: skip
+    return done.returncode, done.stdout + done.stderr
+
+
+def test_a_variable_the_code_reads_reaches_pytest_and_keys_the_result(ws: Workspace) -> None:
+    ws.write("pkg/mode.py", MODULE)
+    ws.write("tests/test_mode.py", TEST)
+    code, out = maestro(ws, {}, "test", "tests/test_mode.py")
+    assert code == 0 and "1 passed" in out, out
+    code, out = maestro(ws, {"DEMO_PURE": "1"}, "test", "tests/test_mode.py")
+    assert code == 0, out
+    assert "1 skipped" in out and "$DEMO_PURE" in out, out  # re-ran, and says why
+    code, out = maestro(ws, {"DEMO_PURE": "1"}, "test", "tests/test_mode.py")
+    assert "1 cached" in out and "1 skipped" in out, out  # its own result, served
+    code, out = maestro(ws, {}, "test", "tests/test_mode.py")
+    assert "1 cached" in out and "1 passed" in out, out  # unset again: the first result
+
+
+def test_a_variable_nothing_reads_by_name_stays_out(ws: Workspace) -> None:
+    # read by a name made at run time: not a name the code reads literally, so not passed
+    ws.write(
+        "tests/test_mode.py",
+        """
+        import os
+
+
+        def test_env():
+            assert "DEMO_" + "OTHER" not in os.environ
+        """,
+    )
+    code, out = maestro(ws, {"DEMO_OTHER": "1"}, "test", "tests/test_mode.py")
+    assert code == 0 and "1 passed" in out, out
+
+
+def test_the_names_read() -> None:
+    source = b"""
+import os
+from os import environ, getenv
+a = os.environ.get("A_GET", "")
+b = os.environ["B_ITEM"]
+c = getenv('C_GETENV')
+d = "D_IN" in os.environ
+e = 'E_NOT' not in environ
+f = os.environ.setdefault("F_DEFAULT", "1")
+g = os.environ.get(NAME)  # not a literal: unknown
+h = os.environb[b"H_BYTES"]
+"""
+    assert read_names(source) == [
+        "A_GET", "B_ITEM", "C_GETENV", "D_IN", "E_NOT", "F_DEFAULT", "H_BYTES",
+    ]  # fmt: skip
+    assert read_names(b"x = 1\n") == []
