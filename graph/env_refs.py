@@ -23,6 +23,9 @@ _READ = re.compile(
     rb"(?:\benvironb?(?:\.get|\.setdefault|\.pop)?\s*[\[(]|\bgetenvb?\s*\()\s*" + _NAME
     + rb"|" + _NAME.replace(rb"\1", rb"\3") + rb"\s+(?:not\s+)?in\s+(?:os\.)?environb?\b"
 )  # fmt: skip
+# variables that steer the interpreter, pytest or Maestro's own child: passing the user's
+# value would change how the run is made (PYTEST_ADDOPTS: which tests), not what a test sees
+_STEERING = ("PYTHON", "PYTEST_", "MAESTRO_", "VIRTUAL_ENV", "COV_CORE_", "COVERAGE_")
 # tooling that never runs under pytest: its variables (CIBUILDWHEEL, a docs build's) would key
 # every test of the workspace for nothing
 _TOOLING = frozenset({"setup.py", "noxfile.py", "fabfile.py", "docs/conf.py", "doc/conf.py"})
@@ -68,4 +71,6 @@ def referenced(root: Path, files: Mapping[str, _Stat], index: _Index) -> frozens
     if changed:
         index.extra[MEMO] = memo
         index.dirty = True
-    return frozenset(name for _, _, names in memo.values() for name in names)
+    return frozenset(
+        name for _, _, names in memo.values() for name in names if not name.startswith(_STEERING)
+    )

@@ -76,6 +76,22 @@ def test_a_variable_nothing_reads_by_name_stays_out(ws: Workspace) -> None:
     assert code == 0 and "1 passed" in out, out
 
 
+def test_variables_that_steer_the_run_are_never_passed(ws: Workspace) -> None:
+    # the project's code names them, but the user's value would change how pytest runs
+    ws.write(
+        "tests/test_mode.py",
+        """
+        import os
+
+
+        def test_env():
+            assert os.environ.get("PYTEST_ADDOPTS") is None
+        """,
+    )
+    code, out = maestro(ws, {"PYTEST_ADDOPTS": "-k nothing_matches"}, "test", "tests/test_mode.py")
+    assert code == 0 and "1 passed" in out, out
+
+
 def test_the_names_read() -> None:
     source = b"""
 import os
