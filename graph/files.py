@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from maestro.errors import ConfigError
 from maestro.names import is_utf8, undecodable_message
 
 if TYPE_CHECKING:
@@ -79,16 +80,36 @@ def _gitignore(directory: str) -> pathspec.PathSpec[Any] | None:
     return _spec(lines) if lines else None
 
 
-def _spec(lines: list[str]) -> pathspec.PathSpec[Any]:
+def _spec(lines: list[str], *, user: bool = False) -> pathspec.PathSpec[Any]:
+    """The patterns of a .gitignore, skipping a line git cannot read either (`!` alone): git
+    ignores such a line, it never fails. ``user``: the workspace's `exclude` setting, where a
+    pattern that means nothing is an error to fix."""
     import pathspec  # ~70 ms to import: only when a .gitignore or an exclude exists
 
-    return pathspec.PathSpec.from_lines("gitignore", lines)
+    try:
+        return pathspec.PathSpec.from_lines("gitignore", lines)
+    except ValueError:  # pathspec's GitIgnorePatternError
+        pass
+    readable = []
+    for line in lines:
+        try:
+            pathspec.PathSpec.from_lines("gitignore", [line])
+        except ValueError as exc:
+            if user:
+                raise ConfigError(
+                    f"exclude pattern {line!r} is not a gitignore pattern ({exc})",
+                    hint="fix or remove it in the `exclude` list of maestro.toml "
+                    "(or [tool.maestro] in pyproject.toml)",
+                ) from exc
+            continue
+        readable.append(line)
+    return pathspec.PathSpec.from_lines("gitignore", readable)
 
 
 def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
     """All files under `root` that are not ignored, as sorted relative posix paths."""
     result = WalkResult()
-    user_spec = _spec(list(exclude)) if exclude else None
+    user_spec = _spec(list(exclude), user=True) if exclude else None
     seen_dirs: set[str] = set()
     # (directory, its relative prefix, the gitignore specs in force with their base prefixes)
     stack: list[tuple[str, str, list[tuple[str, pathspec.PathSpec[Any]]]]] = [(str(root), "", [])]
@@ -159,7 +180,7 @@ def is_excluded(rel: str, exclude: tuple[str, ...] | list[str]) -> bool:
     """Whether the user's exclude patterns keep `rel` (a file or a directory) out of a walk."""
     if not exclude:
         return False
-    spec = _spec(list(exclude))
+    spec = _spec(list(exclude), user=True)
     parts = rel.split("/")
     ancestors = ("/".join(parts[:i]) + "/" for i in range(1, len(parts) + 1))
     return spec.match_file(rel) or any(spec.match_file(d) for d in ancestors)
