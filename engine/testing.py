@@ -59,6 +59,7 @@ from maestro.cache.keys import (
     target_inputs,
 )
 from maestro.cache.store import Cache
+from maestro.engine.collect_probe import ensure_collected
 from maestro.engine.core import ALL_CACHED, Engine
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.node_level import FAILING, is_file_input, node_reasons
@@ -462,6 +463,8 @@ def plan(
     """Key every selected test file and decide whether it runs, and why. A long-lived caller
     (the daemon) passes its own `fingerprints` store so that its memory memo outlives the plan."""
     allowlist = env_allowlist_of(graph)
+    # the files conftests collect themselves are tests too (asked of them once per change)
+    ensure_collected(graph, interpreter, allowlist=allowlist, environ=environ)
     context = key_context(interpreter, selection.pytest_args, allowlist, environ)
     digests = Digests(graph)
     last = LastKeys.load(graph.root)

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from maestro.config import LoadedSettings, Target, load_settings
 from maestro.errors import UnknownTargetError, WorkspaceError
-from maestro.graph import environment, query, store
+from maestro.graph import collectors, environment, query, store
 from maestro.graph.files import is_excluded, listing_digest, listing_names, names_digest, walk
 from maestro.graph.global_inputs import is_root_global_input, section_digests
 from maestro.graph.index import FileEntry, Index
@@ -138,6 +138,8 @@ class BuildGraph:
         self.stats = BuildStats()
         self.resolver = Resolver(self.all_files, self.dirs, [])
         self._dists: dict[str, list[str]] = {}
+        # what to ask the conftests that collect files themselves; None: no such conftest
+        self.collect_request: collectors.CollectRequest | None = None
 
     # The linked state lives in `links`; these keep the names callers have always read.
     @property
@@ -191,6 +193,7 @@ class BuildGraph:
             if entry is not None:
                 entries[rel] = entry
         entries.update(self._scan_unseen(unseen))
+        self._learn_collected(entries)
         aside = self._distributions_aside() if may_fork(len(unseen)) else None
         try:
             self._read_sections_and_link(py_files, entries, walked.files, roots)
@@ -229,6 +232,51 @@ class BuildGraph:
             if key is not None:
                 store.store_links(self.index, key, self.links)
 
+    def _learn_collected(self, py: Iterable[str]) -> None:
+        """The files conftests collect themselves, as last asked (kept beside the index)."""
+        request = collectors.collect_request(self.root, self.pytest, self.all_files, py)
+        self.collect_request = request
+        if request is None or self.index.path is None:
+            return
+        files = collectors.load_memo(self.index.path.parent, request.key)
+        if files is not None:
+            self.pytest = dataclasses.replace(
+                self.pytest, collected_files=files, collected_files_key=request.key
+            )
+
+    def ask_collected(self) -> collectors.CollectRequest | None:
+        """The question to ask the conftests that collect files themselves, as the files are
+        now (an edit of such a conftest relinks nothing, yet may change its answer); None when
+        the answer is known, or there is no such conftest."""
+        request = collectors.collect_request(self.root, self.pytest, self.all_files, self.py)
+        self.collect_request = request
+        if request is None:
+            if self.pytest.collected_files:  # the hook is gone
+                self.learn_collected("", ())
+            return None
+        if self.pytest.collected_files_key == request.key:
+            return None
+        return request
+
+    def learn_known_collected(self) -> bool:
+        """Learn the conftests' answer if one is kept beside the index (no process is started);
+        True when it changed the tests."""
+        request = self.ask_collected()
+        if request is None or self.index.path is None:
+            return False
+        files = collectors.load_memo(self.index.path.parent, request.key)
+        if files is None:
+            return False
+        self.learn_collected(request.key, files)
+        return True
+
+    def learn_collected(self, key: str, files: Iterable[str]) -> None:
+        """The conftests' answer (under ``key``): those files are tests; relink."""
+        self.pytest = dataclasses.replace(
+            self.pytest, collected_files=tuple(sorted(files)), collected_files_key=key
+        )
+        self._link_all()
+
     def _link_all(self) -> None:
         links = self.links = Links()
         resolver, py = self.resolver, self.py
@@ -242,9 +290,10 @@ class BuildGraph:
     def _text_stamps(self, files: list[str]) -> list[str]:
         """Each text test file's path and stat: its edges come from its content."""
         is_test = self.pytest.matcher()
+        collected = frozenset(self.pytest.collected_files)  # no edge from their content
         stamps = []
         for rel in files:
-            if not rel.endswith(".py") and is_test(rel):
+            if not rel.endswith(".py") and is_test(rel) and rel not in collected:
                 try:
                     st = os.stat(os.path.join(self.root, rel))
                 except OSError:
@@ -254,13 +303,16 @@ class BuildGraph:
 
     def _text_imports(self, rel: str) -> list[RawImport] | None:
         """What the doctest examples of a text file pytest would collect import; None when it
-        has no example (pytest collects no test from it) or is gone."""
+        has no example (pytest collects no test from it) or is gone. A file a conftest collects
+        imports nothing itself (its conftests are its code) but its doctests' imports."""
         try:
             data = (self.root / rel).read_bytes()
         except OSError:
             return None
         source = doctest_source(data, self.pytest.doctest_encoding)
-        return None if source is None else scan_imports(source)
+        if source is None:
+            return [] if rel in self.pytest.collected_files else None
+        return scan_imports(source)
 
     def _relink_text(self, rel: str) -> bool:
         """A text file pytest collects doctests from changed: its edges again (what its examples
@@ -506,7 +558,7 @@ class BuildGraph:
         fresh._build()
         for name in (
             "loaded", "pytest", "all_files", "dirs", "py", "links", "targets", "sections",
-            "walk_diagnostics", "resolver", "_dists",
+            "walk_diagnostics", "resolver", "_dists", "collect_request",
         ):  # fmt: skip
             setattr(self, name, getattr(fresh, name))
 
@@ -547,6 +599,7 @@ class BuildGraph:
             other.stats = dataclasses.replace(self.stats, edges=dict(self.stats.edges))
             other.resolver = self.resolver.copy(other.all_files, other.dirs)
             other._dists = self._dists  # replaced whole when refreshed, never edited
+            other.collect_request = self.collect_request  # frozen
         return other
 
     # ------------------------------------------------------------------ queries

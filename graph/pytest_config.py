@@ -44,6 +44,10 @@ class PytestConfig:
     # empty when the plugin is disabled (`-p no:doctest`)
     doctest_globs: tuple[str, ...] = DEFAULT_DOCTEST_GLOBS
     doctest_encoding: str = "utf-8"
+    # files a conftest's own `pytest_collect_file` takes (graph/collectors.py): tests whatever
+    # their name, found by asking that hook; sorted, so that the graph's key is stable
+    collected_files: tuple[str, ...] = ()
+    collected_files_key: str = ""  # the question they answer (CollectRequest.key)
     diagnostics: list[tuple[str, str]] = field(default_factory=list)
 
     def matcher(self) -> Callable[[str], bool]:
@@ -59,8 +63,11 @@ class PytestConfig:
         text_names = _any_of(tuple(p for p in self.doctest_globs if "/" not in p))
         text_paths = _any_of(tuple("*/" + p for p in self.doctest_globs if "/" in p))
         dir_ok: dict[str, bool] = {}
+        collected = frozenset(self.collected_files)
 
         def is_test_file(rel: str) -> bool:
+            if rel in collected:
+                return True
             directory, _, name = rel.rpartition("/")
             if not name.endswith(".py"):
                 if not (text_names(name) or text_paths("/" + rel)):

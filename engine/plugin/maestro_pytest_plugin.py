@@ -165,6 +165,7 @@ _module_reads: set[tuple[str, str]] = set()
 # Is this file workspace code? Set by the recorder once the rootdir is known; code object ->
 # its file, or None (memoised: the audit hook walks frames on every read).
 _is_workspace: Callable[[str], bool] | None = None
+_ROOT = ""  # the rootdir, once the session knows it
 _workspace_code: dict[int, str | None] = {}
 # Every code object the recorder has met, by id. Code objects compare equal across files (same
 # name, first line, bytecode and constants: a vendored copy of an installed module), so every
@@ -274,8 +275,18 @@ def _read(window: _Window, paths: Sequence[str]) -> None:
         window.paths.append(path)
         if window.scopes is not None:
             window.scopes.append(scope)
-        if reader is not None:
+        if reader is not None and not (window.test_file and _companion(path, window.test_file)):
             _module_reads.add((reader, path))
+
+
+def _companion(path: str, test_file: str) -> bool:
+    """Is `path` the test file itself or a file named after it (its golden `F.output`)? Then
+    the read is that file's input only, whatever code reads it (a conftest's collector): the
+    reading module's importers do not depend on it."""
+    if not _ROOT or not os.path.basename(path).startswith(os.path.basename(test_file)):
+        return False
+    own, full = os.path.join(_ROOT, test_file), os.path.abspath(path)
+    return full == own or (full.startswith(own) and full[len(own) : len(own) + 1] == ".")
 
 
 def _module_exec(window: _Window, code: Any) -> None:
@@ -790,6 +801,28 @@ class _Deps:
         self.opaque: dict[str, None] = {}  # why some of what it read cannot be known
 
 
+def _drop_named_only(config: Any, file_path: Any, outcome: Any) -> None:
+    """A file a conftest's collector takes though pytest's own rules do not name it: walking,
+    pytest would not also collect it as a Python module (python_files) or a doctest file
+    (doctest globs); named on its command line, it would."""
+    from _pytest.doctest import DoctestTextfile
+    from _pytest.pathlib import fnmatch_ex
+    from _pytest.python import Module, path_matches_patterns
+
+    drop: list[type] = []
+    if file_path.suffix == ".py" and not path_matches_patterns(
+        file_path, config.getini("python_files")
+    ):
+        drop.append(Module)
+    globs = config.getoption("doctestglob", None) or ["test*.txt"]
+    if not any(fnmatch_ex(glob, file_path) for glob in globs):
+        drop.append(DoctestTextfile)
+    collectors = outcome.get_result()
+    kept = [c for c in collectors if type(c) not in drop]
+    if len(kept) != len(collectors):
+        outcome.force_result(kept)
+
+
 class _Ignored(pytest.File):
     """A file Maestro named that pytest's own walk would have skipped: no tests, not imported."""
 
@@ -1195,8 +1228,9 @@ class _Recorder:
         self._excluded_prefixes = tuple(
             p + os.sep for p in inside if p.startswith(self._root + os.sep)
         )
-        global _is_workspace, _recorded
+        global _is_workspace, _recorded, _ROOT
         _is_workspace = self._is_workspace_code
+        _ROOT = self._root
         user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
         temp = [os.path.join(tempfile.gettempdir(), f"pytest-of-{user}")]
         if basetemp := getattr(session.config.option, "basetemp", None):
@@ -1249,6 +1283,8 @@ class _Recorder:
                 ignored = self._ignored_memo[key] = self._ignored(session.config, file_path)
             if ignored:  # matched (or pytest < 9 calls the argument "not found"), never imported
                 outcome.force_result([_Ignored.from_parent(parent, path=file_path)])
+            else:
+                _drop_named_only(session.config, file_path, outcome)
         except Exception:  # pytest internals moved: collect as pytest was asked to
             return
 
@@ -1363,7 +1399,8 @@ class _Recorder:
         sizes = [_size(v) for v in values if type(v) in _CONTAINERS]
         for value in values:  # the classes it defines: their attributes, their registries
             if isinstance(value, type) and value.__dict__.get("__module__") == name:
-                members = list(value.__dict__.values())
+                # but pytest's own marks (set on an Item class at its first instance)
+                members = [v for k, v in value.__dict__.items() if not k.startswith("_pytest")]
                 ids += map(id, members)
                 sizes += [_size(v) for v in members if type(v) in _CONTAINERS]
         return (rel, tuple(ids), tuple(sizes))

@@ -1,0 +1,74 @@
+"""Which files do the workspace's conftests collect themselves? (engine/collect_probe.py)
+
+Loaded only by the probe process: it replaces pytest's collection (no test module is imported)
+with one question per candidate file, asked as pytest asks it while walking the directories:
+is the file or a folder above it ignored, and does ``pytest_collect_file`` return a collector
+for it. The answer goes to the JSON file the request names; then pytest exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROBE_ENV = "MAESTRO_COLLECT_PROBE"
+
+
+def _load_conftests(config: Any, directory: Path) -> None:
+    """The conftests from the rootdir down to ``directory``, as pytest loads them before it
+    collects a folder."""
+    pm = config.pluginmanager
+    mode = config.getoption("importmode")
+    try:
+        namespace = config.getini("consider_namespace_packages")
+        pm._loadconftestmodules(
+            directory, mode, rootpath=config.rootpath, consider_namespace_packages=namespace
+        )
+    except (TypeError, ValueError):  # pytest < 8.1
+        pm._loadconftestmodules(directory, mode, rootpath=config.rootpath)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection(session: Any) -> bool:
+    request_path = os.environ[PROBE_ENV]
+    with open(request_path, encoding="utf-8") as f:
+        request = json.load(f)
+    config = session.config
+    root = Path(request["root"])
+    ignored: dict[Path, bool] = {}
+    loaded: set[Path] = set()
+
+    def is_ignored(path: Path) -> bool:
+        known = ignored.get(path)
+        if known is None:
+            hook = session.gethookproxy(path)
+            known = bool(hook.pytest_ignore_collect(collection_path=path, config=config))
+            if not known and path.parent != root:
+                known = is_ignored(path.parent)
+            ignored[path] = known
+        return known
+
+    found: list[str] = []
+    errors: list[str] = []
+    for rel in request["candidates"]:
+        path = root / rel
+        try:
+            if path.parent not in loaded:
+                loaded.add(path.parent)
+                _load_conftests(config, path.parent)
+            if is_ignored(path):
+                continue
+            hook = session.gethookproxy(path)
+            if hook.pytest_collect_file(file_path=path, parent=session):
+                found.append(rel)
+        except Exception as exc:  # pytest would report it while collecting this file
+            found.append(rel)
+            errors.append(f"{rel}: {type(exc).__name__}: {exc}")
+    out = Path(request["out"])
+    out.write_text(json.dumps({"files": found, "errors": errors}), encoding="utf-8")
+    session.items = []
+    pytest.exit("maestro collection probe done", returncode=0)
