@@ -69,7 +69,8 @@ class Engine:
         from maestro.paths import graph_index_path
 
         graph = BuildGraph.build(root, index_path=graph_index_path(root))
-        cache = Cache.open()  # before the interpreter, which may wait for `warm`'s process
+        # with `warm`, opened first: the interpreter may wait for that process's description
+        cache = Cache.open() if warm is not None else None
         try:
             if warm is not None:
                 _import_while_waiting(warm)
@@ -79,9 +80,10 @@ class Engine:
                 describe=warm.describe if warm is not None else None,
             )
         except BaseException:
-            cache.close()
+            if cache is not None:
+                cache.close()
             raise
-        return cls(graph, cache, interpreter)
+        return cls(graph, cache if cache is not None else Cache.open(), interpreter)
 
     def close(self) -> None:
         self.cache.close()
