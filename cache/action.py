@@ -80,6 +80,9 @@ class TraceRecord(_Model):
     """Index (as text) of an ``import_time`` function -> every line it ran in the runs behind
     this record, for the version of its file in this result's inputs; a function missing here
     has no line record (a change to it re-runs the whole file)."""
+    collection_reads: list[str] = Field(default_factory=list)
+    """Workspace files read while the file was collected (module level, parametrize lists):
+    a change to one re-runs the whole file, even when some node also read it."""
 
     def names(self, indices: list[int] | None) -> list[str]:
         table = self.functions

@@ -112,6 +112,9 @@ class FileDeps(_Event):
     event: Literal["file_deps"]
     path: str
     files: list[str]
+    collected: list[str] = []
+    """Those of ``files`` read while the file was collected (its module's top level, its
+    parametrize lists): every node depends on them, whichever node also read them."""
     modules: list[ModuleDep]
     external: list[str] = []
     opaque: list[str] = []

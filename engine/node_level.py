@@ -103,6 +103,7 @@ def node_reasons(
         by_path.setdefault(path, []).append((index, qualname))
         by_qualname.setdefault(qualname, []).append(index)
     read_by_nodes = {p for t in previous.tests for p in t.reads}
+    collection_reads = set(previous.trace.collection_reads if previous.trace else ())
     for name in changed:
         if name == WORKSPACE:
             continue  # the opaque nodes re-run (below)
@@ -189,7 +190,7 @@ def node_reasons(
             if path == target:  # a text file of doctests (pytest reads it to collect them)
                 whole = f"runs the examples of {path}, changed"
                 break
-            if path not in read_by_nodes:
+            if path not in read_by_nodes or path in collection_reads:
                 whole = f"read {path} outside any test (collection or import), changed"
                 break
     if whole is not None:

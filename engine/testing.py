@@ -1055,6 +1055,7 @@ def _build_result(
                 for name, found in lines.items()
                 if name not in no_lines and name in table
             },
+            collection_reads=deps.collected if deps is not None else [],
         )
         if report.session_trace is not None
         else None

@@ -73,6 +73,7 @@ from typing import Any
 # The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
 import maestro_lifeline  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
 import maestro_record as rec  # type: ignore[import-not-found,unused-ignore]
+import maestro_retain  # type: ignore[import-not-found,unused-ignore]
 import pytest
 
 VERSION = 1
@@ -271,6 +272,13 @@ def _read(window: _Window, paths: Sequence[str]) -> None:
     the workspace module of the code reading (the frames above the audited call)."""
     scope = _conftest_scope() if window.scopes is not None else None
     reader = _reading_module()
+    if reader is not None and window.test_file and _ROOT and _is_workspace is not None:
+        # a test file's own read, unless the library code reading may keep what it read
+        own = os.path.join(_ROOT, window.test_file)
+        if os.path.abspath(reader) != own and maestro_retain.stays_with_test(
+            sys._getframe(2), own, _is_workspace
+        ):
+            reader = own
     for path in paths:
         window.paths.append(path)
         if window.scopes is not None:
@@ -792,10 +800,11 @@ def _trace_mode() -> str:
 class _Deps:
     """Accumulated dependencies of one test file, across its collection and its tests."""
 
-    __slots__ = ("external", "files", "modules", "opaque")
+    __slots__ = ("collected", "external", "files", "modules", "opaque")
 
     def __init__(self) -> None:
         self.files: set[str] = set()
+        self.collected: set[str] = set()  # read while the file was collected (its tests' too)
         self.modules: dict[str, str] = {}
         self.external: set[str] = set()  # absolute: code outside the workspace, programs run
         self.opaque: dict[str, None] = {}  # why some of what it read cannot be known
@@ -993,6 +1002,8 @@ class _Recorder:
         self._spawn_notes(window.spawns, seen)
         deps = self._deps.setdefault(window.test_file, _Deps())
         deps.files |= seen.files
+        if window.modules_before is not None:
+            deps.collected |= seen.files
         deps.external |= seen.external
         deps.opaque.update(dict.fromkeys(seen.opaque))
         before = window.modules_before
@@ -1188,6 +1199,7 @@ class _Recorder:
             path=test_file,
             functions=self._functions(collected) if collected else {},
             files=sorted(f for f in files if not os.path.isdir(os.path.join(root, f))),
+            collected=sorted(deps.collected),
             modules=[{"name": n, "path": p} for n, p in sorted(deps.modules.items())],
             external=sorted((deps.external | seen.external) - set(_written)),
             opaque=[*deps.opaque, *seen.opaque],

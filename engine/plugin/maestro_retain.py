@@ -1,0 +1,332 @@
+"""Can what a test reads through workspace code outlive the test in that code's modules?
+
+A read made by a workspace module's code counts for every test file importing the module: the
+module may keep what it read (a table loaded once into a global, a memo), and a later test then
+uses it without reading. When the code on the stack at the read provably keeps nothing, the read
+counts for the test reading only. "Provably" is narrow on purpose; anything not understood keeps
+the module-wide charge:
+
+- every workspace frame between the read and the outermost workspace caller is a plain function
+  (no generator, closure, memoising or other decorator: its name in its module or class resolves
+  to the very function), whose code writes no global, free variable or attribute, imports
+  nothing and looks up no name dynamically (``getattr``, ``globals``, ``exec`` ...);
+- every global such code (and the workspace functions it names, transitively) reaches is inert:
+  a constant, a module's function of a small list of standard-library modules that keep no
+  data, a builtin, or a workspace function satisfying the same; a mutable global (a dict, a
+  list, an instance, a class, an ``lru_cache`` wrapper) or an installed library's function may
+  keep what it is given;
+- the arguments of the library frames are inert values (strings, paths, numbers, tuples of
+  them) never rebound: such a function can only store into objects it made itself;
+- no frame of other code (an installed library, say a template engine's loader that caches)
+  sits between workspace frames; pytest's, pluggy's and the import system's may.
+
+The test file's own top level (its collection) keeps what it read in the test module: that
+counts for the test file (and its importers), as any collection read does. Test code that
+stores what it read into state it was handed (a fixture's object) is the test's own change of
+state, which is not followed (as when the test reads the file itself).
+
+Stdlib only (runs inside the workspace's interpreter, 3.11+).
+"""
+
+from __future__ import annotations
+
+import builtins
+import dis
+import os
+import re
+import types
+from collections.abc import Callable
+from pathlib import PurePath
+from typing import Any
+
+# The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
+import maestro_record as rec  # type: ignore[import-not-found,unused-ignore]
+
+_FUNCTION = 0x3  # CO_OPTIMIZED | CO_NEWLOCALS
+_SUSPENDS = 0x20 | 0x80 | 0x100 | 0x200  # generator, coroutine, iterable coroutine, async gen
+_VARARGS, _VARKEYWORDS = 0x4, 0x8
+# Standard-library modules whose functions and classes keep nothing of what they are given
+# (beyond a transparent cache, as `re`'s of compiled patterns).
+_KEEP_NOTHING = frozenset(
+    {"os", "posixpath", "ntpath", "genericpath", "pathlib", "io", "_pyio", "codecs", "encodings",
+     "json", "re", "string", "textwrap", "itertools", "functools", "operator", "math",
+     "collections", "_collections_abc", "csv", "tomllib", "ast", "tokenize", "token", "difflib",
+     "fnmatch", "glob", "unicodedata", "base64", "binascii", "hashlib", "struct", "html",
+     "keyword", "copy", "datetime", "shlex", "gzip", "bz2", "lzma", "zipfile", "pprint",
+     "reprlib", "stat", "_io", "_json", "_csv", "_functools", "_operator", "_collections",
+     "_codecs", "_sre", "_stat", "_struct", "_datetime", "posix", "nt", "zlib"}
+)  # fmt: skip
+# Names in those modules (and builtins) that register, look up dynamically or change the process.
+_KEEPERS = frozenset(
+    {"register", "register_dialect", "putenv", "unsetenv", "chdir", "fchdir", "register_at_fork",
+     "getattr", "setattr", "delattr", "globals", "vars", "exec", "eval", "compile",
+     "__import__", "breakpoint", "super", "input", "environ", "environb", "attrgetter",
+     "methodcaller", "import_module"}
+)  # fmt: skip
+_UNKNOWN_OPS = frozenset(
+    {"STORE_GLOBAL", "DELETE_GLOBAL", "STORE_NAME", "DELETE_NAME", "LOAD_NAME", "IMPORT_STAR",
+     "LOAD_BUILD_CLASS", "LOAD_SUPER_ATTR", "LOAD_CLASSDEREF",
+     "LOAD_FROM_DICT_OR_GLOBALS", "LOAD_FROM_DICT_OR_DEREF", "SETUP_ANNOTATIONS"}
+)  # fmt: skip
+# A function's imports reach modules (and what is in them) no global names, and an attribute
+# it sets may be a module's or a class's (``config.TABLE = rows``): test code only
+_TEST_CODE_OPS = frozenset({"IMPORT_NAME", "IMPORT_FROM", "STORE_ATTR", "DELETE_ATTR"})
+_ATTR_OPS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
+_INERT_TYPES = (str, bytes, int, float, complex, bool, type(None), range, PurePath, re.Pattern)
+_MISSING = object()
+_BUDGET = 200  # functions looked into per read; past it, assume it keeps
+
+
+_STDLIB: tuple[str, ...] = rec._STDLIB
+# Machinery around the tests: what it holds of a test's data is the test's result, a fixture's
+# cached value (recorded per fixture) or a module it imported.
+_RUNNER = ("/_pytest/", "/pluggy/", "/importlib/")
+
+
+def _top(module_name: object) -> str:
+    return module_name.split(".", 1)[0] if isinstance(module_name, str) else ""
+
+
+def inert(value: Any, depth: int = 0) -> bool:
+    """A value nobody can store into: a constant, a path, a compiled pattern, a tuple or
+    frozenset of those."""
+    if isinstance(value, _INERT_TYPES) or value is Ellipsis:
+        return type(value).__module__ in ("builtins", "re") or isinstance(value, PurePath)
+    if isinstance(value, (tuple, frozenset)) and type(value) in (tuple, frozenset):
+        return depth < 3 and len(value) <= 256 and all(inert(v, depth + 1) for v in value)
+    return False
+
+
+class _Scan:
+    """What a code object (and the code nested in it) does that matters here."""
+
+    __slots__ = ("chains", "ok", "rebinds", "test_only")
+
+    def __init__(
+        self, ok: bool, chains: list[tuple[str, ...]], rebinds: frozenset[str], test_only: bool
+    ) -> None:
+        self.ok = ok
+        self.test_only = test_only
+        self.chains = chains  # global name, then the attribute names read off it
+        self.rebinds = rebinds  # local names stored or deleted
+
+
+_SCANS: dict[int, _Scan] = {}
+_HELD: dict[int, Any] = {}  # the scanned code objects, so that their keys stay theirs
+_key = object.__hash__  # id() would raise an audit event inside the audit hook
+
+
+def _scan(code: Any, *, nested: bool = False) -> _Scan:
+    key = _key(code)
+    found = _SCANS.get(key)
+    if found is not None:
+        return found
+    chains: list[tuple[str, ...]] = []
+    rebinds: set[str] = set()
+    test_only = False
+    ok = code.co_flags & _FUNCTION == _FUNCTION
+    if not nested:
+        ok = ok and not code.co_flags & _SUSPENDS and not code.co_freevars
+    try:
+        chain: list[str] | None = None
+        for ins in dis.get_instructions(code) if ok else ():
+            op = ins.opname
+            if op in _UNKNOWN_OPS:
+                ok = False
+                break
+            if chain is not None and op in _ATTR_OPS:
+                chain.append(str(ins.argval))
+                continue
+            chain = None
+            test_only = test_only or op in _TEST_CODE_OPS
+            if op == "LOAD_GLOBAL":
+                chain = [str(ins.argval)]
+                chains.append(chain)  # type: ignore[arg-type]
+            elif op.startswith(("STORE_FAST", "DELETE_FAST")):
+                names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
+                rebinds.update(str(n) for n in names)
+        for const in code.co_consts if ok else ():
+            if isinstance(const, types.CodeType):
+                inner = _scan(const, nested=True)
+                ok = ok and inner.ok
+                test_only = test_only or inner.test_only
+                chains.extend(inner.chains)
+    except Exception:  # bytecode this version of dis does not describe: unknown
+        ok = False
+    found = _Scan(ok, [tuple(c) for c in chains], frozenset(rebinds), test_only)
+    _HELD[key] = code
+    _SCANS[key] = found
+    return found
+
+
+class _Judge:
+    """One read's verdict: every function looked into must keep nothing (bounded work)."""
+
+    def __init__(self, is_workspace: Callable[[str], bool]) -> None:
+        self.is_workspace = is_workspace
+        self.seen: set[tuple[int, bool]] = set()
+        self.budget = _BUDGET
+
+    def function(self, func: Any, lenient: bool = False) -> bool:
+        """A workspace function called by name keeps nothing of what it gets."""
+        key = (_key(func), lenient)
+        if key in self.seen:
+            return True  # being judged (recursion): its verdict comes from the first visit
+        self.seen.add(key)
+        self.budget -= 1
+        if self.budget < 0 or func.__closure__ is not None:
+            return False
+        if not inert(func.__defaults__ or ()) or not inert(
+            tuple((func.__kwdefaults__ or {}).values())
+        ):
+            return False
+        code = func.__code__
+        scan = _scan(code)
+        if not scan.ok or (scan.test_only and not lenient):
+            return False
+        return self.chains(scan.chains, func.__globals__, lenient)
+
+    def chains(
+        self, chains: list[tuple[str, ...]], namespace: dict[str, Any], lenient: bool
+    ) -> bool:
+        for chain in chains:
+            value = namespace.get(chain[0], _MISSING)
+            if value is _MISSING:
+                value = getattr(builtins, chain[0], _MISSING)
+                if value is _MISSING or chain[0] in _KEEPERS:
+                    return False
+            if not self.value(value, chain[1:], lenient):
+                return False
+        return True
+
+    def value(self, value: Any, attrs: tuple[str, ...], lenient: bool = False) -> bool:
+        """What a global (with the attributes read off it) is keeps nothing it is given.
+        `lenient` (test code): modules, classes and functions outside the workspace pass."""
+        for name in attrs:
+            if isinstance(value, types.ModuleType):
+                if not (lenient or self.module(value)) or name in _KEEPERS:
+                    return False
+                value = vars(value).get(name, _MISSING)
+                if value is _MISSING:
+                    return lenient  # a module __getattr__, or not there yet
+            elif isinstance(value, type):
+                # a method or constant of a keep-nothing class
+                return lenient or (self.foreign_class(value) and name not in _KEEPERS)
+            else:
+                return inert(value)  # an attribute read off a value: only an inert one
+        if inert(value):
+            return True
+        if isinstance(value, types.FunctionType):
+            if self._workspace(value.__code__.co_filename):
+                return self.function(value, lenient)
+            if lenient:
+                return True
+            return _top(value.__module__) in _KEEP_NOTHING and value.__name__ not in _KEEPERS
+        if isinstance(value, types.BuiltinFunctionType):
+            owner = getattr(value, "__self__", None)
+            if value.__name__ in _KEEPERS:
+                return False
+            if lenient or owner is None or owner is builtins:
+                return True
+            if isinstance(owner, types.ModuleType):
+                return _top(owner.__name__) in _KEEP_NOTHING
+            return isinstance(owner, type) and self.foreign_class(owner)
+        if isinstance(value, (type, types.ModuleType)):
+            return lenient or (isinstance(value, type) and self.foreign_class(value))
+        return False
+
+    def module(self, module: types.ModuleType) -> bool:
+        return _top(module.__name__) in _KEEP_NOTHING or self._workspace(
+            getattr(module, "__file__", None) or ""
+        )
+
+    @staticmethod
+    def foreign_class(cls: type) -> bool:
+        """A builtin class or one of a keep-nothing module (a workspace class is not looked
+        into: its methods may keep in its class namespace)."""
+        return cls.__module__ == "builtins" or _top(cls.__module__) in _KEEP_NOTHING
+
+    def _workspace(self, filename: str) -> bool:
+        return bool(filename) and self.is_workspace(filename)
+
+    def frame(self, frame: Any, own: bool) -> bool:
+        """A workspace frame on the stack at the read keeps nothing (a library frame: nor can
+        it store into what its caller handed it)."""
+        code = frame.f_code
+        scan = _scan(code)
+        if not scan.ok or (scan.test_only and not own):
+            return False
+        func = self._resolve(frame.f_globals, getattr(code, "co_qualname", code.co_name))
+        if func is None or func.__code__ is not code or not self.function(func, own):
+            return False
+        if own:  # test code: what it stores into state it was handed is its own change
+            return True
+        count = code.co_argcount + code.co_kwonlyargcount
+        count += bool(code.co_flags & _VARARGS) + bool(code.co_flags & _VARKEYWORDS)
+        params = code.co_varnames[:count]
+        if scan.rebinds.intersection(params):
+            return False
+        values = frame.f_locals
+        keywords = params[-1] if code.co_flags & _VARKEYWORDS else None
+        for name in params:
+            value = values.get(name, _MISSING)
+            if name == keywords and type(value) is dict:  # **kwargs: made by the call
+                value = tuple(value.values())
+            if not inert(value):
+                return False
+        return True
+
+    @staticmethod
+    def _resolve(namespace: dict[str, Any], qualname: str) -> Any:
+        """The function a qualified name names in its module, through class namespaces; None
+        when that is not a plain function (decorated, nested, a property)."""
+        parts = qualname.split(".")
+        if any(p.startswith("<") for p in parts):
+            return None
+        value = namespace.get(parts[0])
+        for part in parts[1:]:
+            if not isinstance(value, type):
+                return None
+            value = vars(value).get(part)
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+        return value if isinstance(value, types.FunctionType) else None
+
+
+def _runner(filename: str) -> bool:
+    return filename.startswith("<frozen ") or any(r in filename for r in _RUNNER)
+
+
+def _keeps_nothing_file(filename: str) -> bool:
+    if not filename.startswith(_STDLIB):
+        return False
+    for prefix in _STDLIB:
+        if filename.startswith(prefix):
+            rest = filename[len(prefix) :]
+            return _top(rest.replace(os.sep, ".").removesuffix(".py")) in _KEEP_NOTHING
+    return False
+
+
+def stays_with_test(frame: Any, own: str, is_workspace: Callable[[str], bool]) -> bool:
+    """Does a read whose innermost frame is `frame` stay with the test file `own` (absolute
+    path) that is running or being collected? See the module's docstring."""
+    judge = _Judge(is_workspace)
+    pending = False  # a frame of other code since the last workspace frame
+    try:
+        while frame is not None:
+            code = frame.f_code
+            filename = code.co_filename
+            if filename and is_workspace(filename):
+                if pending:
+                    return False
+                mine = os.path.abspath(filename) == own
+                # the test file's own top level or class body: what it keeps is the file's
+                top = mine and code.co_flags & _FUNCTION != _FUNCTION
+                if not top and not judge.frame(frame, mine):
+                    return False
+            elif not (_runner(filename) or _keeps_nothing_file(filename)):
+                pending = True
+            frame = frame.f_back
+    except Exception:  # anything odd: the module-wide charge
+        return False
+    return True
