@@ -484,6 +484,10 @@ class SpeculationService:
             if history is None:
                 return Ranking([(t, 0.0) for t in targets], {})
             change = _change_set(graph, changed, symbols, executed)
+            if not history.tests and not _tells_apart(change):
+                # every test's features would be the same, and so its place: the plan's order,
+                # without loading the features' numpy on a run's way (a daemon's first run)
+                return Ranking([(t, 0.0) for t in targets], {})
             known = known_nodes(history, targets)
             nodes = [n for ns in known.values() for n in ns]
             nodes += [t for t in targets if t not in known]
@@ -758,6 +762,14 @@ def _change_set(
     from maestro.model.features import change_from_graph
 
     return change_from_graph(graph, changed, symbols, executed)
+
+
+def _tells_apart(change: ChangeSet) -> bool:
+    """Whether ``change`` gives some tests other features than others (without history)."""
+    return bool(
+        change.files or change.symbols or change.distances or change.closure_hits
+        or change.executed
+    )  # fmt: skip
 
 
 def _empty_change() -> ChangeSet:
