@@ -132,7 +132,7 @@ class _DecodedActions:
             self._entries[key] = [data, result, None]
             self._bytes += len(data)
             while self._bytes > self.MAX_BYTES and self._entries:
-                _, (dropped, _) = self._entries.popitem(last=False)
+                dropped = self._entries.popitem(last=False)[1][0]  # [bytes, result, dump]
                 self._bytes -= len(dropped)
 
 

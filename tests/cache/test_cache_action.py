@@ -231,3 +231,19 @@ def test_a_runs_blobs_and_results_are_one_write(
     found = cache.get_action(action_key(1))
     assert found is not None and found.stdout == digests[0]
     assert cache.get_blob(digests[1]) == err
+
+
+def test_more_results_than_the_decoded_memo_holds_are_still_served(
+    cache: Cache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pygments' 5,346 outcomes through a no-change run filled the memo past its 8 MiB and the
+    # eviction's unpacking raised ValueError: the plan failed instead of serving the results
+    from maestro.cache.store import _DecodedActions
+
+    monkeypatch.setattr(_DecodedActions, "MAX_BYTES", 2_000)
+    results = {n: make_result(stdout=cache.put_blob(f"out {n}".encode() * 50)) for n in range(12)}
+    for n, result in results.items():
+        cache.put_action(action_key(n), result)
+    for _ in range(2):
+        for n, result in results.items():
+            assert cache.get_action(action_key(n)) == result
