@@ -184,11 +184,11 @@ _key = object.__hash__
 _recorded: Callable[[Any], bool] | None = None
 
 
-def _reading_module() -> str | None:
+def _reading_module(depth: int = 3) -> str | None:
     """The workspace module whose code is reading: the innermost workspace frame (a library
     module, a conftest fixture, a helper, the test itself); before the rootdir is known, the
     innermost module being imported."""
-    frame = sys._getframe(3)  # the caller of the audited call (<- the hook <- `_read`)
+    frame = sys._getframe(depth)  # the caller of the audited call (<- the hook <- `_read`)
     check, known, key_of = _is_workspace, _workspace_code, _key
     while frame is not None:
         code = frame.f_code
@@ -1389,14 +1389,30 @@ class _Recorder:
 
     def _module_loaded(self, spec: Any, module: Any) -> None:
         with contextlib.suppress(Exception):  # never break an import
-            if not self._state_before:
-                return  # no test file is being collected
             origin = getattr(spec, "origin", None)
             rel = self._rel(os.path.abspath(origin)) if isinstance(origin, str) else None
+            if rel is not None and not rel.endswith(".py") and _active is not None:
+                self._compiled_loaded(_active, os.path.abspath(str(origin)))
+            if not self._state_before:
+                return  # no test file is being collected
             if rel is not None and rel.endswith(".py"):
                 state = self._module_state(spec.name, module, rel)
                 if state is not None:
                     self._loaded_states[spec.name] = state
+
+    @staticmethod
+    def _compiled_loaded(window: _Window, path: str) -> None:
+        """A compiled module of the workspace (a C extension built in place) was loaded: no
+        open() reads it, and the import graph has no edge to it. It is a read of the window's
+        and of the workspace module importing it, so that every importer of that module
+        depends on it, not only the test file whose collection imported it first."""
+        # the frames above: this <- `_module_loaded` <- importlib's `_load_unlocked` <- ...
+        reader = _reading_module(3)
+        window.paths.append(path)
+        if window.scopes is not None:
+            window.scopes.append(_conftest_scope())
+        if reader is not None:
+            _module_reads.add((reader, path))
 
     @staticmethod
     def _module_state(name: str, module: Any, rel: str) -> _ModuleState | None:
