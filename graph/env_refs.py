@@ -56,14 +56,12 @@ def referenced(root: Path, files: Mapping[str, _Stat], index: _Index) -> frozens
     memo: dict[str, list[Any]] = {}
     changed = len(old) != len(files)
     for rel, st in files.items():
-        if rel in _TOOLING:
-            continue
         seen = old.get(rel)
         if seen is not None and seen[0] == st.size and seen[1] == st.mtime_ns:
             memo[rel] = seen
             continue
         try:
-            data = (root / rel).read_bytes()
+            data = b"" if rel in _TOOLING else (root / rel).read_bytes()
         except OSError:
             data = b""
         memo[rel] = [st.size, st.mtime_ns, read_names(data)]

@@ -109,3 +109,20 @@ h = os.environb[b"H_BYTES"]
         "A_GET", "B_ITEM", "C_GETENV", "D_IN", "E_NOT", "F_DEFAULT", "H_BYTES",
     ]  # fmt: skip
     assert read_names(b"x = 1\n") == []
+
+
+def test_the_names_are_read_once_per_file_change(ws: Workspace) -> None:
+    # a no-change plan must not read every Python file again (nor rewrite the index)
+    from maestro.graph.env_refs import MEMO, referenced
+
+    ws.write("pkg/mode.py", MODULE)
+    ws.write("setup.py", 'import os\nSKIP = os.environ.get("TOOLING_ONLY")\n')
+    graph = ws.graph()
+    assert "DEMO_PURE" in referenced(graph.root, graph.py, graph.index)
+    graph.save()
+    again = ws.graph()
+    before = again.index.extra.get(MEMO)
+    again.index.dirty = False
+    names = referenced(again.root, again.py, again.index)
+    assert names == {"DEMO_PURE"}  # setup.py's variable keys nothing
+    assert again.index.extra.get(MEMO) is before and not again.index.dirty
