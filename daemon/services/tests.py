@@ -345,7 +345,16 @@ class TestService:
         """A private graph for a run: an in-memory copy of the shared graph once pending changes
         are applied (the query's stat pass or the watcher keep it fresh), which never writes the
         index, so the run's recordings and syntax checks cannot race the shared graph's saves."""
-        return await self.workspace.query(lambda shared: shared.copy())
+
+        def learned_copy(shared: BuildGraph) -> tuple[BuildGraph, bool]:
+            # the files conftests collect, asked by an earlier run: the shared graph keeps them
+            learned = shared.learn_known_collected()
+            return shared.copy(), learned
+
+        graph, learned = await self.workspace.query(learned_copy)
+        if learned:
+            await self.workspace.query(lambda _: None, mutates=True)
+        return graph
 
     async def _run(
         self, params: RunTestsParams, ctx: RequestContext, execution_id: str = ""
