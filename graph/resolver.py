@@ -4,6 +4,7 @@ reverse question for a deleted file (which imports would have reached it)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from maestro.graph.records import DIST, Edge, EdgeKind
 from maestro.graph.scanner import RawImport
 
 AddEdge = Callable[[str, str, Edge], None]
+
+# a compiled module built in place: `name.so`, `name.cpython-311-x86_64-linux-gnu.so`,
+# `name.abi3.so`, `name.cp311-win_amd64.pyd`
+_COMPILED = re.compile(r"([A-Za-z_]\w*)(?:\.[\w-]+)?\.(?:so|pyd)")
 
 
 def source_roots(root: Path, config: Settings, pytest: PytestConfig) -> list[str]:
@@ -37,7 +42,7 @@ class Resolver:
     directory and top-level name: they depend only on the file set, which a new build replaces
     along with its resolver."""
 
-    __slots__ = ("_basedir_cache", "_top_cache", "all_files", "dirs", "roots")
+    __slots__ = ("_basedir_cache", "_compiled", "_top_cache", "all_files", "dirs", "roots")
 
     def __init__(self, all_files: set[str], dirs: set[str], roots: list[str]) -> None:
         self.all_files = all_files
@@ -45,6 +50,21 @@ class Resolver:
         self.roots = roots
         self._basedir_cache: dict[str, str] = {}
         self._top_cache: dict[tuple[str, str], str | None] = {}
+        self._compiled: dict[str, list[str]] | None = None
+
+    def compiled(self, stem: str) -> list[str]:
+        """The compiled modules (C extensions built in place) an import of the module at path
+        `stem` (``pkg/_speedups``) may load: the import system tries them before a .py file."""
+        if self._compiled is None:
+            found: dict[str, list[str]] = {}
+            for rel in self.all_files:
+                if rel.endswith((".so", ".pyd")):
+                    directory, _, name = rel.rpartition("/")
+                    if match := _COMPILED.fullmatch(name):
+                        prefix = directory + "/" if directory else ""
+                        found.setdefault(prefix + match.group(1), []).append(rel)
+            self._compiled = {stem: sorted(files) for stem, files in found.items()}
+        return self._compiled.get(stem, [])
 
     def copy(self, all_files: set[str], dirs: set[str]) -> Resolver:
         """The same resolver over copies of its file sets (its memos stay valid for them)."""
@@ -78,6 +98,7 @@ class Resolver:
                 f"{root}{top}.py" in self.all_files
                 or f"{root}{top}/__init__.py" in self.all_files
                 or f"{root}{top}" in self.dirs
+                or self.compiled(f"{root}{top}")
             ):
                 found = root
                 break
@@ -89,12 +110,15 @@ class Resolver:
         for i in range(1, len(parts) + 1):
             stem = base + "/".join(parts[:i])
             last = i == len(parts)
+            compiled = self.compiled(stem)
+            for file in compiled:
+                yield file, True
             if f"{stem}/__init__.py" in self.all_files:
                 yield f"{stem}/__init__.py", last
             elif f"{stem}.py" in self.all_files:
                 yield f"{stem}.py", True
                 return  # the rest are attributes of a module
-            elif stem not in self.dirs:
+            elif compiled or stem not in self.dirs:
                 return  # not in the workspace (an attribute, or missing)
 
     def resolve(self, rel: str, imp: RawImport, add: AddEdge) -> bool:
@@ -139,9 +163,12 @@ class Resolver:
                 for name in imp.names:
                     if name == "*":
                         continue
+                    detail = f"{dotted}.{name}" if dotted.strip(".") else f"{dotted}{name}"
+                    for candidate in self.compiled(prefix + name):
+                        add(rel, candidate, Edge(kind, imp.line, detail))
+                        linked = True
                     for candidate in (f"{prefix}{name}.py", f"{prefix}{name}/__init__.py"):
                         if candidate in self.all_files:
-                            detail = f"{dotted}.{name}" if dotted.strip(".") else f"{dotted}{name}"
                             add(rel, candidate, Edge(kind, imp.line, detail))
                             linked = True
                             break

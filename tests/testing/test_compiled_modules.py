@@ -67,3 +67,23 @@ def test_a_rebuilt_extension_re_runs_every_file_that_imports_it(ws: Workspace) -
     assert outcomes(ws.run()) == truth
     build(ws, 1)
     assert outcomes(ws.run()) == pytest_says(ws)
+
+
+def test_a_rebuilt_extension_re_runs_each_test_file_importing_it_itself(ws: Workspace) -> None:
+    # a test file importing the extension itself, collected after the one whose import loaded
+    # it, finds it in sys.modules: no load is seen for it, and its import resolved to nothing
+    build(ws, 1)
+    for name in ("test_ext_1", "test_ext_2"):
+        ws.write(
+            f"tests/{name}.py",
+            "import _demo_ext\n\n\ndef test_value():\n    assert _demo_ext.VALUE == 1\n",
+        )
+    nodes = ["tests/test_ext_1.py::test_value", "tests/test_ext_2.py::test_value"]
+    assert outcomes(ws.run()) == pytest_says(ws)
+    assert ran(ws.run()) == []
+    for value, outcome in ((2, "failed"), (1, "passed"), (2, "failed")):
+        # from the second rebuild on, each file has a per-test record to judge by
+        build(ws, value)
+        truth = pytest_says(ws)
+        assert [truth[n] for n in nodes] == [outcome, outcome]
+        assert outcomes(ws.run()) == truth
