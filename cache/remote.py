@@ -45,7 +45,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
@@ -107,6 +107,36 @@ async def cas_telemetry(client: CoordinatorClient, payload: RedactedBlob) -> Non
     """Default telemetry transport: the batch as a CAS blob of the tenant (content-addressed,
     verified, counted against the quota). A dedicated ingest endpoint can replace it."""
     await client.put_cas(payload)
+
+
+class SyncState(TypedDict):
+    """What `RemoteSync.status` reports: the fields of the wire's `RemoteStatus` that this layer
+    knows (the daemon adds the telemetry uploader's and the team model's), typed here because
+    the cache knows nothing of the wire."""
+
+    url: str
+    tenant: str
+    role: str | None
+    uploads: str
+    queue_length: int
+    queue_bytes: int
+    telemetry_queue: int
+    circuit: str
+    last_error: str | None
+    last_error_at: float | None
+    retry_at: float | None
+    backoff_until: float | None
+    backoff_rule: str | None
+    remote_hits: int
+    remote_misses: int
+    remote_errors: int
+    corrupt_refused: int
+    uploaded: int
+    upload_failures: int
+    dropped: int
+    last_upload_at: float | None
+    egress_blocked: int
+    egress_flagged: int
 
 
 class RemoteSync:
@@ -611,7 +641,7 @@ class RemoteSync:
 
     # -- status --------------------------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> SyncState:
         counts = self.queue.counts()
         c = self.counters
         return {
