@@ -218,7 +218,8 @@ def _conftest_scope() -> str | None:
     while frame is not None:
         filename = frame.f_code.co_filename
         if filename.endswith("conftest.py"):
-            return os.path.dirname(os.path.abspath(filename))
+            found: str = rec.abspath(filename)
+            return os.path.dirname(found)
         frame = frame.f_back  # type: ignore[assignment]
     return None
 
@@ -259,7 +260,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
         # the run set a file's times itself (jinja2's auto-reload tests): its new mtime is no
         # sign of a change made while the tests ran, as for a file the run wrote
         with contextlib.suppress(Exception):
-            _written.append(os.path.abspath(os.fsdecode(args[0])))
+            _written.append(rec.abspath(os.fsdecode(args[0])))
     elif event == "exec" and window is not _SESSION and args:
         _module_exec(window, args[0])
 
@@ -275,7 +276,7 @@ def _read(window: _Window, paths: Sequence[str]) -> None:
     if reader is not None and window.test_file and _ROOT and _is_workspace is not None:
         # a test file's own read, unless the library code reading may keep what it read
         own = os.path.join(_ROOT, window.test_file)
-        if os.path.abspath(reader) != own and maestro_retain.stays_with_test(
+        if rec.abspath(reader) != own and maestro_retain.stays_with_test(
             sys._getframe(2), own, _is_workspace
         ):
             reader = own
@@ -293,7 +294,7 @@ def _companion(path: str, test_file: str) -> bool:
     reading module's importers do not depend on it."""
     if not _ROOT or not os.path.basename(path).startswith(os.path.basename(test_file)):
         return False
-    own, full = os.path.join(_ROOT, test_file), os.path.abspath(path)
+    own, full = os.path.join(_ROOT, test_file), str(rec.abspath(path))
     return full == own or (full.startswith(own) and full[len(own) : len(own) + 1] == ".")
 
 
@@ -308,7 +309,7 @@ def _module_exec(window: _Window, code: Any) -> None:
     filename = code.co_filename
     if not check(filename):
         return
-    path = os.path.abspath(filename)
+    path = rec.abspath(filename)
     if hook.loading and hook.loading[-1] == path:
         return
     if hook.recorder._rel(path) != window.test_file:
@@ -383,7 +384,7 @@ class _Imports(_LoadHook):
             origin = getattr(spec, "origin", None)
             if not isinstance(origin, str) or not origin.endswith(".py"):
                 return None
-            path = os.path.abspath(origin)
+            path = rec.abspath(origin)
             rel = self.recorder._rel(path)
             if rel is None or rel == window.test_file:
                 return None
@@ -747,7 +748,7 @@ def _argv_rootdir() -> str | None:
             found = args[i + 1]
     if not found:
         return None
-    return os.path.normpath(os.path.abspath(os.path.expandvars(found)))
+    return os.path.abspath(os.path.expandvars(found))
 
 
 _EARLY_ROOT: str | None = None  # the rootdir `_early_unrecorded` assumed
@@ -776,7 +777,7 @@ def _early_unrecorded() -> Callable[[Any], bool] | None:
         filename: str = code.co_filename
         if not filename or filename.startswith("<"):
             return True
-        path = os.path.normpath(os.path.abspath(filename))
+        path: str = rec.abspath(filename)
         if path.startswith(inside) and not path.startswith(excluded):
             return False
         return path.startswith(installed)
@@ -963,7 +964,7 @@ class _Recorder:
     def _is_workspace_code(self, filename: str) -> bool:
         if not filename.endswith(".py"):
             return False
-        rel = self._rel(os.path.abspath(filename))
+        rel = self._rel(rec.abspath(filename))
         return rel is not None
 
     def _external(self, path: str) -> str | None:
@@ -1011,7 +1012,7 @@ class _Recorder:
             module = sys.modules.get(name)
             file = getattr(module, "__file__", None)
             if isinstance(file, str):
-                path = os.path.abspath(file)
+                path = rec.abspath(file)
                 rel = self._rel(path)
                 if rel is not None:
                     deps.modules[name] = rel
@@ -1064,7 +1065,7 @@ class _Recorder:
         found: tuple[str, str] | str | None = None
         filename = code.co_filename
         if filename and not filename.startswith("<"):
-            path = os.path.abspath(filename)
+            path = rec.abspath(filename)
             rel = self._rel(path)
             if rel is not None and rel.endswith(".py"):
                 qualname = getattr(code, "co_qualname", code.co_name)
@@ -1231,7 +1232,7 @@ class _Recorder:
 
     def pytest_sessionstart(self, session: Any) -> None:
         rootpath = getattr(session.config, "rootpath", None) or session.config.rootdir
-        self._root = os.path.normpath(os.path.abspath(str(rootpath)))
+        self._root = os.path.normpath(rec.abspath(str(rootpath)))
         self._rel_memo.clear()
         prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, os.path.dirname(__file__)}
         # Only environments *inside* the workspace matter (a system prefix such as /usr may
@@ -1246,7 +1247,7 @@ class _Recorder:
         user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
         temp = [os.path.join(tempfile.gettempdir(), f"pytest-of-{user}")]
         if basetemp := getattr(session.config.option, "basetemp", None):
-            temp.append(os.path.abspath(str(basetemp)))
+            temp.append(rec.abspath(str(basetemp)))
         self._temp = tuple(os.path.normpath(t) + os.sep for t in temp)
         _recorded = self._recorded  # once all it reads is set
         if _EARLY_ROOT is not None and self._root != _EARLY_ROOT:
@@ -1375,7 +1376,7 @@ class _Recorder:
         if len(names) != len(self._module_names) or names - self._module_names:
             for name in names - self._module_names:
                 path = getattr(modules.get(name), "__file__", None)
-                rel = self._rel(os.path.abspath(path)) if isinstance(path, str) else None
+                rel = self._rel(rec.abspath(path)) if isinstance(path, str) else None
                 if rel is not None and rel.endswith(".py"):
                     files[name] = rel
             for name in self._module_names - names:
@@ -1390,9 +1391,9 @@ class _Recorder:
     def _module_loaded(self, spec: Any, module: Any) -> None:
         with contextlib.suppress(Exception):  # never break an import
             origin = getattr(spec, "origin", None)
-            rel = self._rel(os.path.abspath(origin)) if isinstance(origin, str) else None
+            rel = self._rel(rec.abspath(origin)) if isinstance(origin, str) else None
             if rel is not None and not rel.endswith(".py") and _active is not None:
-                self._compiled_loaded(_active, os.path.abspath(str(origin)))
+                self._compiled_loaded(_active, rec.abspath(str(origin)))
             if not self._state_before:
                 return  # no test file is being collected
             if rel is not None and rel.endswith(".py"):
@@ -1646,7 +1647,7 @@ class _Recorder:
         test_path = os.path.normpath(str(getattr(item, "path", None) or item.fspath))
         tb = excinfo.tb
         while tb is not None:
-            filename = os.path.normpath(os.path.abspath(tb.tb_frame.f_code.co_filename))
+            filename = os.path.normpath(rec.abspath(tb.tb_frame.f_code.co_filename))
             if filename == test_path:
                 result["test_line"] = tb.tb_lineno
             rel = self._rel(filename)
@@ -1677,7 +1678,7 @@ class _Recorder:
         written = {rel for raw in _written if (rel := self._rel(raw)) is not None}
         imports: dict[str, set[str]] = {}
         for module, raw in _module_reads:
-            source, rel = self._rel(os.path.abspath(module)), self._rel(raw)
+            source, rel = self._rel(rec.abspath(module)), self._rel(raw)
             # Python sources are read to be imported (the import graph has them) or shown
             # (linecache, inspect): as a module's edge they would chain it to test files
             if (
@@ -1947,7 +1948,7 @@ def _children_dir(config: Any) -> str:
         return ""
     rootpath = getattr(config, "rootpath", None) or config.rootdir
     os.environ[rec.ENV_DIR] = directory
-    os.environ[rec.ENV_ROOT] = os.path.abspath(str(rootpath))
+    os.environ[rec.ENV_ROOT] = rec.abspath(str(rootpath))
     return directory
 
 

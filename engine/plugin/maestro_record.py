@@ -48,6 +48,20 @@ walks a directory depends on which names are in it, not only on the files it the
 # Code that lists directories for its own bookkeeping: the import system's finders cache every
 # directory on sys.path, importlib.metadata scans it for distributions, pytest and pluggy walk
 # the tree. What they see is keyed otherwise (the graph, the installed-distribution listing).
+# os's functions as they were when the recorder was imported: a test may wrap them while it runs
+# (blockbuster raises BlockingError in os.path.abspath, os.getcwd, os.stat inside an event loop),
+# and the recorder's hooks run inside the test's own calls (an open(), an import)
+_getcwd = os.getcwd
+
+
+def abspath(path: Any) -> str:
+    """``os.path.abspath`` of a str or path-like, through the functions saved at import."""
+    text = os.fspath(path)
+    if isinstance(text, bytes):
+        text = os.fsdecode(text)
+    return os.path.normpath(text if os.path.isabs(text) else os.path.join(_getcwd(), text))
+
+
 _BOOKKEEPERS = ("<frozen importlib", "/importlib/", "/_pytest/", "/pluggy/")
 
 
@@ -90,7 +104,7 @@ def listed(args: tuple[Any, ...], is_workspace: Callable[[str], bool]) -> str | 
         return None
     try:
         text = "." if path is None else os.fsdecode(path)
-        return LISTING + os.path.abspath(text)
+        return LISTING + abspath(text)
     except Exception:  # an odd path object must never break the code that listed it
         return None
 
@@ -109,7 +123,7 @@ def opened(args: tuple[Any, ...]) -> tuple[str, bool] | None:
     try:
         text = os.fsdecode(path)
         if not os.path.isabs(text):
-            text = os.path.join(os.getcwd(), text)
+            text = os.path.join(_getcwd(), text)
     except Exception:  # an odd path object must never break the code that opened it
         return None
     return text, write
@@ -231,7 +245,7 @@ def known_reads(event: str, args: tuple[Any, ...]) -> list[str] | None:
             # from the child's working directory
             relative = any(not os.path.isabs(d) for d in _search_path(env))
             return None if relative or os.sep in first else []
-        where = os.fsdecode(cwd) if cwd is not None else os.getcwd()
+        where = os.fsdecode(cwd) if cwd is not None else _getcwd()
         return _tool_reads(program, argv[1:], where, env, shell=True)
     except Exception:
         return None
@@ -316,7 +330,7 @@ def vcs_query(event: str, args: tuple[Any, ...]) -> bool:
 def _program(argv: list[str], env: Any) -> str:
     name = argv[0]
     if os.sep in name:
-        return os.path.abspath(name)
+        return abspath(name)
     path = None
     if isinstance(env, dict):
         raw = env.get("PATH", env.get(b"PATH"))
@@ -412,7 +426,7 @@ def started_by_installed(frame: Any) -> bool:
     ``platform``) an installed distribution's (a pytest plugin), not the workspace's, a
     conftest's or a script's?"""
     while frame is not None:
-        filename = os.path.normpath(os.path.abspath(frame.f_code.co_filename))
+        filename = abspath(frame.f_code.co_filename)
         if filename.startswith(_SITE):
             return True
         if not (frame.f_code.co_filename.startswith("<") or filename.startswith(_STDLIB)):
