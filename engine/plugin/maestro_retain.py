@@ -21,7 +21,8 @@ the module-wide charge:
   sits between workspace frames; pytest's, pluggy's and the import system's may.
 
 The test file's own top level (its collection) keeps what it read in the test module: that
-counts for the test file (and its importers), as any collection read does. Test code that
+counts for the test file (and its importers), as any collection read does, unless its code hands
+it on to another workspace module (`top_level`). Test code that
 stores what it read into state it was handed (a fixture's object) is the test's own change of
 state, which is not followed (as when the test reads the file itself).
 
@@ -34,6 +35,7 @@ import builtins
 import dis
 import os
 import re
+import sys
 import types
 from collections.abc import Callable
 from pathlib import PurePath
@@ -91,7 +93,9 @@ def inert(value: Any, depth: int = 0) -> bool:
     """A value nobody can store into: a constant, a path, a compiled pattern, a tuple or
     frozenset of those."""
     if isinstance(value, _INERT_TYPES) or value is Ellipsis:
-        return type(value).__module__ in ("builtins", "re") or isinstance(value, PurePath)
+        return type(value).__module__ in ("builtins", "re") or (
+            isinstance(value, PurePath) and type(value).__module__.startswith("pathlib")
+        )
     if isinstance(value, (tuple, frozenset)) and type(value) in (tuple, frozenset):
         return depth < 3 and len(value) <= 256 and all(inert(v, depth + 1) for v in value)
     return False
@@ -156,6 +160,72 @@ def _scan(code: Any, *, nested: bool = False) -> _Scan:
     found = _Scan(ok, [tuple(c) for c in chains], frozenset(rebinds), test_only)
     _HELD[key] = code
     _SCANS[key] = found
+    return found
+
+
+class _Top:
+    """What a module's (or class body's) top-level code names, binds and nests."""
+
+    __slots__ = ("bodies", "chains", "ok", "own")
+
+    def __init__(
+        self, ok: bool, chains: list[tuple[str, ...]], own: frozenset[str], bodies: list[Any]
+    ) -> None:
+        self.ok = ok
+        self.chains = chains  # names loaded, then the attribute names read off them
+        self.own = own  # names it binds itself (not by an import)
+        self.bodies = bodies  # class bodies it runs
+
+
+_TOPS: dict[int, _Top] = {}
+_CLASS_BODY = 0x2  # CO_NEWLOCALS: a function's code; a class body has neither flag
+_TOP_UNKNOWN = frozenset(
+    {"STORE_ATTR", "DELETE_ATTR", "STORE_GLOBAL", "DELETE_GLOBAL", "DELETE_NAME", "IMPORT_STAR"}
+)
+
+
+def _scan_top(code: Any) -> _Top:
+    key = _key(code)
+    found = _TOPS.get(key)
+    if found is not None:
+        return found
+    chains: list[list[str]] = []
+    own: set[str] = set()
+    bodies: list[Any] = []
+    ok = True
+    try:
+        chain: list[str] | None = None
+        imported = False
+        for ins in dis.get_instructions(code):
+            op = ins.opname
+            if op in _TOP_UNKNOWN:
+                ok = False
+                break
+            if chain is not None and op in _ATTR_OPS:
+                chain.append(str(ins.argval))
+                continue
+            chain = None
+            if op in ("LOAD_NAME", "LOAD_GLOBAL"):
+                chain = [str(ins.argval)]
+                chains.append(chain)
+            elif op in ("IMPORT_NAME", "IMPORT_FROM"):
+                imported = True
+                continue
+            elif op == "STORE_NAME" and not imported:
+                own.add(str(ins.argval))
+            imported = imported and op in ("STORE_NAME", "POP_TOP", "SWAP", "COPY")
+        for const in code.co_consts if ok else ():
+            # class bodies, and what runs in place (a comprehension, a generator expression
+            # before 3.12; a lambda, to be safe)
+            if isinstance(const, types.CodeType) and (
+                not const.co_flags & _CLASS_BODY or const.co_name.startswith("<")
+            ):
+                bodies.append(const)
+    except Exception:
+        ok = False
+    found = _Top(ok, [tuple(c) for c in chains], frozenset(own), bodies)
+    _HELD[key] = code
+    _TOPS[key] = found
     return found
 
 
@@ -276,6 +346,68 @@ class _Judge:
                 return False
         return True
 
+    def top_level(self, frame: Any) -> bool:
+        """The test file's own top level keeps what it read in the test module (the file's,
+        and its importers'), unless it hands it on: all of its code (the statements after the
+        read too) may reach no other workspace module's container, class or attribute, and
+        may call no other workspace module's function that could keep what it is given."""
+        code = frame.f_code
+        if code.co_name != "<module>":
+            return False  # a class body running
+        return self._top_code(code, frame.f_globals, frame.f_globals.get("__name__"), frozenset())
+
+    def _top_code(
+        self, code: Any, namespace: dict[str, Any], name: Any, outer: frozenset[str]
+    ) -> bool:
+        top = _scan_top(code)
+        if not top.ok:
+            return False
+        own = outer | top.own | {"__annotations__"}  # its own, made by SETUP_ANNOTATIONS
+        for chain in top.chains:
+            value = namespace.get(chain[0], _MISSING)
+            if value is _MISSING:
+                if chain[0] in own:  # bound further down: only passed on as it is
+                    if len(chain) > 1:
+                        return False
+                    continue
+                value = getattr(builtins, chain[0], _MISSING)
+                if value is _MISSING or chain[0] in _KEEPERS:
+                    return False
+            if not self._top_value(value, chain[1:], name, chain[0] in own):
+                return False
+        return all(self._top_code(body, namespace, name, own) for body in top.bodies)
+
+    def _top_value(self, value: Any, attrs: tuple[str, ...], name: Any, mine: bool) -> bool:
+        """What a test module's top level names (`mine`: a name it binds itself, not by an
+        import) hands nothing it is given to another workspace module."""
+        held_by = None  # the module the value was read off
+        for attr in attrs:
+            if not isinstance(value, types.ModuleType):
+                break
+            if attr in _KEEPERS:
+                return False
+            held_by = value
+            value = vars(value).get(attr, _MISSING)
+            if value is _MISSING:
+                return False
+        if isinstance(value, types.FunctionType):
+            if value.__module__ == name:
+                return self.function(value, lenient=True)  # its own helper: test code
+            return not self._workspace(value.__code__.co_filename) or self.function(value)
+        if isinstance(value, type):
+            module = sys.modules.get(value.__module__)
+            return value.__module__ == name or not self._workspace(
+                getattr(module, "__file__", None) or ""
+            )
+        if isinstance(value, types.BuiltinFunctionType):
+            return value.__name__ not in _KEEPERS
+        if inert(value) or isinstance(value, types.ModuleType):
+            return True
+        if held_by is None:
+            return mine  # its own value; an imported one may be another module's
+        # an object installed code holds (pytest.mark), not a workspace module
+        return not self._workspace(getattr(held_by, "__file__", None) or "")
+
     @staticmethod
     def _resolve(namespace: dict[str, Any], qualname: str) -> Any:
         """The function a qualified name names in its module, through class namespaces; None
@@ -320,9 +452,10 @@ def stays_with_test(frame: Any, own: str, is_workspace: Callable[[str], bool]) -
                 if pending:
                     return False
                 mine = os.path.abspath(filename) == own
-                # the test file's own top level or class body: what it keeps is the file's
-                top = mine and code.co_flags & _FUNCTION != _FUNCTION
-                if not top and not judge.frame(frame, mine):
+                if mine and code.co_flags & _FUNCTION != _FUNCTION:
+                    if not judge.top_level(frame):
+                        return False
+                elif not judge.frame(frame, mine):
                     return False
             elif not (_runner(filename) or _keeps_nothing_file(filename)):
                 pending = True

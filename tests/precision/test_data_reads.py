@@ -194,3 +194,23 @@ def test_a_file_read_at_collection_and_by_a_test_reruns_the_whole_file(ws: Works
     summary = ws.run()
     assert "tests/test_both.py::test_module_value" in ran_nodes(summary)
     assert summary.failed == 2
+
+
+def test_a_test_module_handing_what_it_read_to_a_library_reruns_its_users(ws: Workspace) -> None:
+    """The test module's top level stores what a pure library function read into a library
+    module's table, after the read: every file importing that module re-runs."""
+    reader = READER + "\n\nTABLE = {}\n"
+    user = (
+        "from pathlib import Path\n\nimport pkg.cases\n\n"
+        "CASES = pkg.cases.read_cases(Path(__file__).parent / 'cases.txt')\n"
+        "pkg.cases.TABLE.update(rows=CASES)\n\n\n"
+        "def test_first():\n    assert CASES == ['a', 'b']\n"
+    )
+    other = "import pkg.cases as c\n\n\ndef test_later():\n    assert len(c.TABLE['rows']) == 2\n"
+    _workspace(ws, reader, user, "def test_nothing():\n    pass\n")
+    ws.write("tests/test_z.py", other)
+    assert ws.run().failed == 0
+    ws.write("tests/cases.txt", "a\nb\nc\n")
+    summary = ws.run()
+    assert "tests/test_z.py::test_later" in ran_nodes(summary)
+    assert summary.failed == 2
