@@ -451,7 +451,7 @@ def stays_with_test(frame: Any, own: str, is_workspace: Callable[[str], bool]) -
             if filename and is_workspace(filename):
                 if pending:
                     return False
-                mine = os.path.abspath(filename) == own
+                mine = rec.abspath(filename) == own
                 if mine and code.co_flags & _FUNCTION != _FUNCTION:
                     if not judge.top_level(frame):
                         return False
