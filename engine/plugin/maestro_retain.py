@@ -323,19 +323,21 @@ class _Judge:
         """A workspace frame on the stack at the read keeps nothing (a library frame: nor can
         it store into what its caller handed it)."""
         code = frame.f_code
+        if not own and not self._arguments(frame, code):
+            return False  # first: cheaper than looking into the code (a method's self)
         scan = _scan(code)
         if not scan.ok or (scan.test_only and not own):
             return False
+        if not own and scan.rebinds.intersection(_parameters(code)):
+            return False
         func = self._resolve(frame.f_globals, getattr(code, "co_qualname", code.co_name))
-        if func is None or func.__code__ is not code or not self.function(func, own):
-            return False
-        if own:  # test code: what it stores into state it was handed is its own change
-            return True
-        count = code.co_argcount + code.co_kwonlyargcount
-        count += bool(code.co_flags & _VARARGS) + bool(code.co_flags & _VARKEYWORDS)
-        params = code.co_varnames[:count]
-        if scan.rebinds.intersection(params):
-            return False
+        # test code: what it stores into state it was handed is its own change
+        return func is not None and func.__code__ is code and self.function(func, own)
+
+    @staticmethod
+    def _arguments(frame: Any, code: Any) -> bool:
+        """A library frame's arguments are inert: it cannot store into what it was handed."""
+        params = _parameters(code)
         values = frame.f_locals
         keywords = params[-1] if code.co_flags & _VARKEYWORDS else None
         for name in params:
@@ -423,6 +425,12 @@ class _Judge:
             if isinstance(value, (staticmethod, classmethod)):
                 value = value.__func__
         return value if isinstance(value, types.FunctionType) else None
+
+
+def _parameters(code: Any) -> tuple[str, ...]:
+    count = code.co_argcount + code.co_kwonlyargcount
+    count += bool(code.co_flags & _VARARGS) + bool(code.co_flags & _VARKEYWORDS)
+    return tuple(code.co_varnames[:count])
 
 
 def _runner(filename: str) -> bool:
