@@ -1392,7 +1392,8 @@ class _Recorder:
         with contextlib.suppress(Exception):  # never break an import
             origin = getattr(spec, "origin", None)
             rel = self._rel(rec.abspath(origin)) if isinstance(origin, str) else None
-            if rel is not None and not rel.endswith(".py") and _active is not None:
+            located = getattr(spec, "has_location", False)  # not "built-in", "frozen"
+            if located and rel is not None and not rel.endswith(".py") and _active is not None:
                 self._compiled_loaded(_active, rec.abspath(str(origin)))
             if not self._state_before:
                 return  # no test file is being collected
