@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import contextlib
 import cProfile
+import getpass
 import json
 import os
 import platform
@@ -1244,8 +1245,17 @@ class _Recorder:
         global _is_workspace, _recorded, _ROOT
         _is_workspace = self._is_workspace_code
         _ROOT = self._root
-        user = os.environ.get("USER") or os.environ.get("LOGNAME") or "unknown"
-        temp = [os.path.join(tempfile.gettempdir(), f"pytest-of-{user}")]
+        # where pytest's tmp_path_factory puts its numbered directories (_pytest/tmpdir.py): the
+        # user as getpass names it (the password database when no USER/LOGNAME is set)
+        given = os.environ.get("PYTEST_DEBUG_TEMPROOT") or tempfile.gettempdir()
+        users = ["unknown"]
+        with contextlib.suppress(Exception):
+            users.append(getpass.getuser())
+        temp = [
+            os.path.join(root, f"pytest-of-{user}")
+            for root in {given, os.path.realpath(given)}
+            for user in users
+        ]
         if basetemp := getattr(session.config.option, "basetemp", None):
             temp.append(rec.abspath(str(basetemp)))
         self._temp = tuple(os.path.normpath(t) + os.sep for t in temp)

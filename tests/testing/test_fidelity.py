@@ -7,10 +7,13 @@ real workspace with a real pytest child, then checks the next run against the tr
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -126,9 +129,15 @@ def test_a_file_read_by_a_non_python_child_reruns_conservatively(ws: Workspace) 
     assert "depends on the whole workspace" in said.output and "not Python" in said.output
 
 
-def test_a_module_outside_the_workspace_is_keyed_by_content(ws: Workspace, tmp_path: Path) -> None:
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
+@pytest.fixture
+def outside() -> Iterator[Path]:
+    """A folder outside the workspace and outside pytest's temporary folders (test scratch)."""
+    folder = Path(tempfile.mkdtemp(prefix="maestro-elsewhere-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_module_outside_the_workspace_is_keyed_by_content(ws: Workspace, outside: Path) -> None:
     (outside / "extlib.py").write_text("def value():\n    return 1\n")
     ws.write(
         "tests/test_ext.py",
