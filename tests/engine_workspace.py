@@ -6,8 +6,13 @@ On sys.path through pytest's `pythonpath` (pyproject.toml), so every test folder
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from maestro.cache import Cache
 from maestro.engine import testing
@@ -47,3 +52,13 @@ class Workspace:
             return testing.plan(
                 self.graph(), cache, self.interpreter, selection or testing.Selection()
             )
+
+
+@pytest.fixture
+def outside() -> Iterator[Path]:
+    """A folder outside the workspace and outside pytest's temporary folders, which hold a
+    test's scratch (never an input): where a monorepo's sibling or the home directory would be.
+    A fixture for the folders whose conftest imports it."""
+    folder = Path(tempfile.mkdtemp(prefix="maestro-outside-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)

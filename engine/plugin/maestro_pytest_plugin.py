@@ -62,6 +62,7 @@ import json
 import os
 import platform
 import shutil
+import stat
 import sys
 import tempfile
 import threading
@@ -861,6 +862,8 @@ class _Recorder:
         self._stream = stream
         self._lock = threading.Lock()
         self._start = time.monotonic()
+        # a file outside the workspace written since is this run's output, not its input
+        self._started_ns = time.time_ns()
         self._root = ""
         self._excluded_prefixes: tuple[str, ...] = ()
         # a test reads the same few files thousands of times: resolve each path once
@@ -969,12 +972,23 @@ class _Recorder:
         return rel is not None
 
     def _external(self, path: str) -> str | None:
-        """An absolute ``.py`` file outside the workspace that no interpreter key covers (an
-        editable install, a ``.pth`` or ``sys.path`` entry elsewhere): an input by content."""
+        """An absolute file outside the workspace that no interpreter key covers, an input by
+        content: code (an editable install, a ``.pth`` or ``sys.path`` entry elsewhere) or data
+        (a sibling folder's fixture, a file under the home directory). Not pytest's temporary
+        directories, the children's records, installed or bytecode files, or the kernel's."""
         path = os.path.normpath(path)
-        if not path.endswith(".py") or path.startswith((self._root + os.sep, *self._temp)):
+        if path.startswith((self._root + os.sep, *self._temp, *_VIRTUAL)):
             return None
-        if path.startswith(self._installed) or not os.path.isfile(path):
+        if path.endswith(".pyc") or (self._children and path.startswith(self._children)):
+            return None
+        if path.startswith(self._installed):
+            return None
+        try:
+            st = _STAT(path)
+        except OSError:
+            return None
+        # pip's self-check file, a tool's cache: made by the run (its children too)
+        if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns >= self._started_ns:
             return None
         return path
 
@@ -1808,6 +1822,10 @@ def _truncate(text: str, limit: int = _MAX_CAPTURE) -> str:
     half = limit // 2
     return f"{text[:half]}\n... [{len(text) - 2 * half} characters truncated] ...\n{text[-half:]}"
 
+
+# the kernel's files: their content is the machine's state of the moment, never a test's input
+_VIRTUAL = ("/proc/", "/sys/", "/dev/", "/run/")
+_STAT = os.stat  # as it was at import: a test may wrap os's functions (blockbuster)
 
 _CONTAINERS = (dict, list, set)
 # a workspace module at one moment: (its file, its names' object ids, its containers' sizes)

@@ -366,13 +366,11 @@ def test_sys_monitoring_path_on_312(ws: Workspace, interpreter312: Interpreter) 
 
 
 def test_312_code_run_by_several_files_counts_for_each(
-    ws: Workspace, interpreter312: Interpreter, tmp_path: Path
+    ws: Workspace, interpreter312: Interpreter, outside: Path
 ) -> None:
     """sys.monitoring sees a code object's first start once per session: a function (in the
     workspace, or outside it where no interpreter key covers it) that a later test or a later
     file runs again must still count for that test."""
-    outside = tmp_path / "elsewhere"
-    outside.mkdir()
     (outside / "extlib.py").write_text("def value():\n    return 1\n")
     ws.write("tests/conftest.py", f"import sys\nsys.path.insert(0, {str(outside)!r})\n")
     for name in ("a", "b"):

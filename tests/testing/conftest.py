@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from engine_workspace import outside  # noqa: F401  (a fixture)
 from testing_helpers import FILES, Workspace
 
 from maestro.engine.interpreter import Interpreter, query_interpreter

@@ -7,13 +7,10 @@ real workspace with a real pytest child, then checks the next run against the tr
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -127,14 +124,6 @@ def test_a_file_read_by_a_non_python_child_reruns_conservatively(ws: Workspace) 
     )  # fmt: skip
     assert said.exit_code == 0, said.output
     assert "depends on the whole workspace" in said.output and "not Python" in said.output
-
-
-@pytest.fixture
-def outside() -> Iterator[Path]:
-    """A folder outside the workspace and outside pytest's temporary folders (test scratch)."""
-    folder = Path(tempfile.mkdtemp(prefix="maestro-elsewhere-"))
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_a_module_outside_the_workspace_is_keyed_by_content(ws: Workspace, outside: Path) -> None:
