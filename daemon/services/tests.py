@@ -44,6 +44,8 @@ from maestro.cache.stats import CacheStats
 from maestro.daemon.services import policy
 from maestro.daemon.services.cached import cached_results
 from maestro.daemon.services.workspace import WorkspaceService
+from maestro.graph.env_refs import MEMO as ENV_MEMO
+from maestro.graph.env_refs import referenced as referenced_env
 from maestro.wire import (
     CACHE_STATS,
     CACHED_RESULTS,
@@ -349,7 +351,11 @@ class TestService:
         def learned_copy(shared: BuildGraph) -> tuple[BuildGraph, bool]:
             # the files conftests collect, asked by an earlier run: the shared graph keeps them
             learned = shared.learn_known_collected()
-            return shared.copy(), learned
+            # and the variables its code reads: each copy's plan then finds every file known
+            # (a copy's memo dies with it, so every run would read every Python file again)
+            memo = shared.index.extra.get(ENV_MEMO)
+            referenced_env(shared.root, shared.py, shared.index)
+            return shared.copy(), learned or shared.index.extra.get(ENV_MEMO) is not memo
 
         graph, learned = await self.workspace.query(learned_copy)
         if learned:
