@@ -126,3 +126,18 @@ def test_the_names_are_read_once_per_file_change(ws: Workspace) -> None:
     names = referenced(again.root, again.py, again.index)
     assert names == {"DEMO_PURE"}  # setup.py's variable keys nothing
     assert again.index.extra.get(MEMO) is before and not again.index.dirty
+
+
+def test_a_run_copy_of_the_graph_finds_the_names_already_read(ws: Workspace) -> None:
+    # the daemon plans each run on a copy of its shared graph: the shared graph reads the names
+    # first (daemon/services/tests.py), and a copy then reads no file again
+    from maestro.graph.env_refs import MEMO, referenced
+
+    ws.write("pkg/mode.py", MODULE)
+    shared = ws.graph()
+    referenced(shared.root, shared.py, shared.index)
+    copy = shared.copy()
+    memo = copy.index.extra.get(MEMO)
+    assert memo is not None
+    assert referenced(copy.root, copy.py, copy.index) == {"DEMO_PURE"}
+    assert copy.index.extra.get(MEMO) is memo
