@@ -976,6 +976,8 @@ class _Recorder:
         content: code (an editable install, a ``.pth`` or ``sys.path`` entry elsewhere) or data
         (a sibling folder's fixture, a file under the home directory). Not pytest's temporary
         directories, the children's records, installed or bytecode files, or the kernel's."""
+        if "\x00" in path:  # a listing's marker (maestro_record.LISTING), never a file
+            return None
         path = os.path.normpath(path)
         if path.startswith((self._root + os.sep, *self._temp, *_VIRTUAL)):
             return None
@@ -985,7 +987,7 @@ class _Recorder:
             return None
         try:
             st = _STAT(path)
-        except OSError:
+        except (OSError, ValueError):  # gone, unreadable, or a name the OS refuses
             return None
         # pip's self-check file, a tool's cache: made by the run (its children too)
         if not stat.S_ISREG(st.st_mode) or st.st_mtime_ns >= self._started_ns:

@@ -69,3 +69,24 @@ def test_a_file_outside_the_workspace_that_the_run_made_is_no_input(
     again = ws.run()
     assert outcomes(again)[NODE] == "passed"
     assert again.ran_files == 0, "the run's own output was taken for a changed input"
+
+
+def test_a_test_listing_a_folder_outside_the_workspace_runs_as_under_pytest(
+    ws: Workspace, outside: Path
+) -> None:
+    # a listing is recorded as a path holding a NUL marker: os.stat of it raised ValueError
+    # inside pytest (INTERNALERROR), and every test of the run was lost
+    (outside / "case.txt").write_text("1\n")
+    ws.write(
+        "tests/test_shared.py",
+        f"""
+        import os
+
+
+        def test_shared_value():
+            assert os.listdir({str(outside)!r}) == ["case.txt"]
+        """,
+    )
+    summary = ws.run()
+    assert outcomes(summary)[NODE] == "passed"
+    assert summary.exit_code == 0
