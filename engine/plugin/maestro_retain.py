@@ -37,7 +37,7 @@ import os
 import re
 import sys
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import PurePath
 from typing import Any
 
@@ -120,33 +120,48 @@ _HELD: dict[int, Any] = {}  # the scanned code objects, so that their keys stay 
 _key = object.__hash__  # id() would raise an audit event inside the audit hook
 
 
+class _Unknown(Exception):
+    """Code doing what a scan does not follow."""
+
+
+_LOADS = frozenset({"LOAD_NAME", "LOAD_GLOBAL"})
+
+
+def _named(code: Any, unknown: frozenset[str], chains: list[Sequence[str]]) -> Iterator[Any]:
+    """`code`'s instructions but the attribute reads off a name it loads: each loaded name
+    starts a chain in `chains` that those reads extend. Raises `_Unknown` at an op of
+    `unknown`."""
+    chain: list[str] | None = None
+    for ins in dis.get_instructions(code):
+        op = ins.opname
+        if op in unknown:
+            raise _Unknown(op)
+        if chain is not None and op in _ATTR_OPS:
+            chain.append(str(ins.argval))
+            continue
+        chain = None
+        if op in _LOADS:
+            chain = [str(ins.argval)]
+            chains.append(chain)
+        yield ins
+
+
 def _scan(code: Any, *, nested: bool = False) -> _Scan:
     key = _key(code)
     found = _SCANS.get(key)
     if found is not None:
         return found
-    chains: list[tuple[str, ...]] = []
+    chains: list[Sequence[str]] = []
     rebinds: set[str] = set()
     test_only = False
     ok = code.co_flags & _FUNCTION == _FUNCTION
     if not nested:
         ok = ok and not code.co_flags & _SUSPENDS and not code.co_freevars
     try:
-        chain: list[str] | None = None
-        for ins in dis.get_instructions(code) if ok else ():
+        for ins in _named(code, _UNKNOWN_OPS, chains) if ok else ():
             op = ins.opname
-            if op in _UNKNOWN_OPS:
-                ok = False
-                break
-            if chain is not None and op in _ATTR_OPS:
-                chain.append(str(ins.argval))
-                continue
-            chain = None
             test_only = test_only or op in _TEST_CODE_OPS
-            if op == "LOAD_GLOBAL":
-                chain = [str(ins.argval)]
-                chains.append(chain)  # type: ignore[arg-type]
-            elif op.startswith(("STORE_FAST", "DELETE_FAST")):
+            if op.startswith(("STORE_FAST", "DELETE_FAST")):
                 names = ins.argval if isinstance(ins.argval, tuple) else (ins.argval,)
                 rebinds.update(str(n) for n in names)
         for const in code.co_consts if ok else ():
@@ -155,7 +170,7 @@ def _scan(code: Any, *, nested: bool = False) -> _Scan:
                 ok = ok and inner.ok
                 test_only = test_only or inner.test_only
                 chains.extend(inner.chains)
-    except Exception:  # bytecode this version of dis does not describe: unknown
+    except Exception:  # an op not followed, or bytecode this version of dis does not describe
         ok = False
     found = _Scan(ok, [tuple(c) for c in chains], frozenset(rebinds), test_only)
     _HELD[key] = code
@@ -189,29 +204,18 @@ def _scan_top(code: Any) -> _Top:
     found = _TOPS.get(key)
     if found is not None:
         return found
-    chains: list[list[str]] = []
+    chains: list[Sequence[str]] = []
     own: set[str] = set()
     bodies: list[Any] = []
     ok = True
     try:
-        chain: list[str] | None = None
         imported = False
-        for ins in dis.get_instructions(code):
+        for ins in _named(code, _TOP_UNKNOWN, chains):
             op = ins.opname
-            if op in _TOP_UNKNOWN:
-                ok = False
-                break
-            if chain is not None and op in _ATTR_OPS:
-                chain.append(str(ins.argval))
-                continue
-            chain = None
-            if op in ("LOAD_NAME", "LOAD_GLOBAL"):
-                chain = [str(ins.argval)]
-                chains.append(chain)
-            elif op in ("IMPORT_NAME", "IMPORT_FROM"):
+            if op in ("IMPORT_NAME", "IMPORT_FROM"):
                 imported = True
                 continue
-            elif op == "STORE_NAME" and not imported:
+            if op == "STORE_NAME" and not imported:
                 own.add(str(ins.argval))
             imported = imported and op in ("STORE_NAME", "POP_TOP", "SWAP", "COPY")
         for const in code.co_consts if ok else ():
