@@ -45,12 +45,13 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TypedDict, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from maestro.errors import CacheError, CoordinatorAuthError, CoordinatorError, IntegrityError
 from maestro.redaction import RedactedBlob, Redactor
+from maestro.wire import RemoteStatus, TeamModelStatus, TelemetryUploadStatus
 
 from .action import ActionResult, decode_action
 from .circuit import CircuitBreaker
@@ -107,36 +108,6 @@ async def cas_telemetry(client: CoordinatorClient, payload: RedactedBlob) -> Non
     """Default telemetry transport: the batch as a CAS blob of the tenant (content-addressed,
     verified, counted against the quota). A dedicated ingest endpoint can replace it."""
     await client.put_cas(payload)
-
-
-class SyncState(TypedDict):
-    """What `RemoteSync.status` reports: the fields of the wire's `RemoteStatus` that this layer
-    knows (the daemon adds the telemetry uploader's and the team model's), typed here because
-    the cache knows nothing of the wire."""
-
-    url: str
-    tenant: str
-    role: str | None
-    uploads: str
-    queue_length: int
-    queue_bytes: int
-    telemetry_queue: int
-    circuit: str
-    last_error: str | None
-    last_error_at: float | None
-    retry_at: float | None
-    backoff_until: float | None
-    backoff_rule: str | None
-    remote_hits: int
-    remote_misses: int
-    remote_errors: int
-    corrupt_refused: int
-    uploaded: int
-    upload_failures: int
-    dropped: int
-    last_upload_at: float | None
-    egress_blocked: int
-    egress_flagged: int
 
 
 class RemoteSync:
@@ -641,36 +612,44 @@ class RemoteSync:
 
     # -- status --------------------------------------------------------------------------------
 
-    def status(self) -> SyncState:
+    def status(
+        self,
+        *,
+        telemetry: TelemetryUploadStatus | None = None,
+        team_model: TeamModelStatus | None = None,
+    ) -> RemoteStatus:
+        """The sync's status; the daemon adds its telemetry uploader's and team model's."""
         counts = self.queue.counts()
         c = self.counters
-        return {
-            "url": self.url,
-            "tenant": self.tenant,
-            "role": self.role,
-            "uploads": self.upload_state(),
-            "queue_length": counts.uploads,
-            "queue_bytes": counts.upload_bytes,
-            "telemetry_queue": counts.telemetry,
-            "circuit": self.breaker.state,
-            "last_error": c.last_error,
-            "last_error_at": c.last_error_at,
-            "retry_at": self.retry_at,
-            "backoff_until": self.backoff_until(),
-            "backoff_rule": (
+        return RemoteStatus(
+            url=self.url,
+            tenant=self.tenant,
+            role=self.role,
+            uploads=self.upload_state(),
+            queue_length=counts.uploads,
+            queue_bytes=counts.upload_bytes,
+            telemetry_queue=counts.telemetry,
+            circuit=self.breaker.state,
+            last_error=c.last_error,
+            last_error_at=c.last_error_at,
+            retry_at=self.retry_at,
+            backoff_until=self.backoff_until(),
+            backoff_rule=(
                 getattr(self._client, "backoff_rule", None) if self.backoff_until() else None
             ),
-            "remote_hits": c.remote_hits,
-            "remote_misses": c.remote_misses,
-            "remote_errors": c.remote_errors,
-            "corrupt_refused": c.corrupt,
-            "uploaded": c.uploaded,
-            "upload_failures": c.upload_failures,
-            "dropped": c.dropped + self.queue.dropped,
-            "last_upload_at": c.last_upload_at,
-            "egress_blocked": c.egress_blocked,
-            "egress_flagged": c.egress_flagged,
-        }
+            remote_hits=c.remote_hits,
+            remote_misses=c.remote_misses,
+            remote_errors=c.remote_errors,
+            corrupt_refused=c.corrupt,
+            uploaded=c.uploaded,
+            upload_failures=c.upload_failures,
+            dropped=c.dropped + self.queue.dropped,
+            last_upload_at=c.last_upload_at,
+            egress_blocked=c.egress_blocked,
+            egress_flagged=c.egress_flagged,
+            telemetry=telemetry,
+            team_model=team_model,
+        )
 
 
 class MirroredCache(Cache):

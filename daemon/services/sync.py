@@ -244,8 +244,7 @@ class SyncService:
                 circuit="closed",
                 last_error=self.problem,
             )
-        return RemoteStatus(
-            **self.engine.status(),
+        return self.engine.status(
             telemetry=self._telemetry_status(self.engine),
             team_model=self._fetcher.status() if self._fetcher is not None else None,
         )

@@ -19,6 +19,7 @@ from maestro.coordinator.client import send_telemetry
 from maestro.coordinator.models import Role
 from maestro.coordinator.records import TenantUpdate
 from maestro.coordinator.store import Store
+from maestro.wire import RemoteStatus
 
 pytestmark = pytest.mark.slow
 
@@ -60,26 +61,24 @@ def test_sync_backs_off_on_429_and_recovers(served: tuple[Replica, str], tmp_pat
     sync.start()
     try:
         assert _wait(lambda: sync.role == "read-write", 10)
-        seen_backoff: list[dict[str, object]] = []
+        seen_backoff: list[RemoteStatus] = []
         for i in range(6):
             sync.upload_telemetry({"run": i, "outcome": "passed"})
 
         def drained() -> bool:
             status = sync.status()
-            if status["backoff_until"]:
+            if status.backoff_until:
                 seen_backoff.append(status)
             return sync.counters.telemetry_sent == 6
 
         assert _wait(drained, 20), sync.status()
         assert seen_backoff, "the coordinator's 429 never showed in the status"
         first = seen_backoff[0]
-        assert first["backoff_rule"] == "rate.tenant_burst"
-        assert (
-            isinstance(first["backoff_until"], float) and first["backoff_until"] > time.time() - 5
-        )
+        assert first.backoff_rule == "rate.tenant_burst"
+        assert first.backoff_until is not None and first.backoff_until > time.time() - 5
         final = sync.status()
-        assert final["telemetry_queue"] == 0 and final["dropped"] == 0
-        assert final["backoff_until"] is None  # recovered
+        assert final.telemetry_queue == 0 and final.dropped == 0
+        assert final.backoff_until is None  # recovered
         # the server saw each batch once: nothing was lost or sent twice
         import urllib.request
 

@@ -122,7 +122,7 @@ def test_a_result_holding_a_secret_is_not_queued_when_enforcing(
         assert sync.counters.egress_flagged == 1 and sync.counters.egress_blocked == 0
     assert "github-token" in caplog.text and TOKEN not in caplog.text
     status = sync.status()
-    assert status["egress_blocked"] + status["egress_flagged"] == 1
+    assert status.egress_blocked + status.egress_flagged == 1
 
 
 def test_the_last_scan_blocks_a_referenced_blob_holding_a_secret(sync: RemoteSync) -> None:
