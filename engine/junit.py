@@ -8,12 +8,51 @@ so the report is rendered from the per-test outcomes instead, following pytest's
 from __future__ import annotations
 
 import platform
-import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
 from maestro import nodeids
 from maestro.cache.action import ActionResult, TestOutcome
+
+# The document is written as xml.etree.ElementTree writes it after ElementTree.indent (the same
+# bytes: a test holds them to it), without building the element tree: a first run renders
+# one document per test file and the whole run's with --junit-xml.
+_INDENT = "  "
+_DECLARATION = "<?xml version='1.0' encoding='utf-8'?>\n"
+
+
+def _attr(text: str) -> str:
+    """An attribute value escaped as ElementTree escapes it."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    if '"' in text:
+        text = text.replace('"', "&quot;")
+    if "\r" in text:
+        text = text.replace("\r", "&#13;")
+    if "\n" in text:
+        text = text.replace("\n", "&#10;")
+    if "\t" in text:
+        text = text.replace("\t", "&#09;")
+    return text
+
+
+def _cdata(text: str) -> str:
+    """Element text escaped as ElementTree escapes it."""
+    if "&" in text:
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
+    return text
+
+
+def _start(tag: str, attrs: Iterable[tuple[str, str]]) -> str:
+    return "<" + tag + "".join(f' {k}="{_attr(v)}"' for k, v in attrs)
 
 
 def _names(node_id: str) -> tuple[str, str]:
@@ -24,27 +63,29 @@ def _names(node_id: str) -> tuple[str, str]:
     return ".".join([module, *names[1:-1]]), names[-1]
 
 
-def _case(suite: ET.Element, test: TestOutcome, *, cached: bool) -> None:
+def _case(out: list[str], test: TestOutcome, *, cached: bool) -> None:
+    """One ``<testcase>`` at the suite's depth, its closing line included."""
     classname, name = _names(test.node_id)
-    case = ET.SubElement(
-        suite,
-        "testcase",
-        classname=classname,
-        name=name,
-        file=nodeids.parts(test.node_id)[0],
-        time=f"{test.duration_s:.3f}",
-    )
+    attrs = [
+        ("classname", classname),
+        ("name", name),
+        ("file", nodeids.parts(test.node_id)[0]),
+        ("time", f"{test.duration_s:.3f}"),
+    ]
     if test.line is not None:
-        case.set("line", str(test.line))
+        attrs.append(("line", str(test.line)))
+    children: list[str] = []
     message = test.message or ""
     where = f"{test.path}:{test.line}: " if test.path and test.line else ""
     match test.outcome:
-        case "failed":
-            ET.SubElement(case, "failure", message=message).text = where + message
-        case "error":
-            ET.SubElement(case, "error", message=message).text = where + message
+        case "failed" | "error" as kind:
+            text = where + message
+            tag = "failure" if kind == "failed" else "error"
+            opened = _start(tag, [("message", message)])
+            children.append(f"{opened}>{_cdata(text)}</{tag}>" if text else f"{opened} />")
         case "skipped" | "xfailed":
-            ET.SubElement(case, "skipped", type="pytest.skip", message=message)
+            children.append(_start("skipped", [("type", "pytest.skip"), ("message", message)]))
+            children[-1] += " />"
         case _:
             pass
     props = []
@@ -53,9 +94,15 @@ def _case(suite: ET.Element, test: TestOutcome, *, cached: bool) -> None:
     if test.flaky:
         props.append(("maestro.flaky", "true"))
     if props:
-        holder = ET.SubElement(case, "properties")
-        for key, value in props:
-            ET.SubElement(holder, "property", name=key, value=value)
+        inner = "\n" + _INDENT * 4
+        held = inner.join(_start("property", [("name", k), ("value", v)]) + " />" for k, v in props)
+        children.append(f"<properties>{inner}{held}\n{_INDENT * 3}</properties>")
+    out.append("\n" + _INDENT * 2 + _start("testcase", attrs))
+    if children:
+        inner = "\n" + _INDENT * 3
+        out.append(">" + inner + inner.join(children) + "\n" + _INDENT * 2 + "</testcase>")
+    else:
+        out.append(" />")
 
 
 def render(
@@ -66,21 +113,22 @@ def render(
 ) -> bytes:
     """One `<testsuites>` document for (result, served_from_cache) pairs; `skipped_files`
     (test file or node id, why) are what predictive mode did not run, one skipped testcase each."""
-    root = ET.Element("testsuites")
-    suite = ET.SubElement(root, "testsuite", name=name)
+    cases: list[str] = []
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total = 0.0
     for target, why in skipped_files:
         classname, case_name = _names(target)
-        case = ET.SubElement(
-            suite, "testcase", classname=classname, name=case_name, file=target, time="0.000"
+        attrs = [("classname", classname), ("name", case_name), ("file", target)]
+        skipped = _start("skipped", [("type", "maestro.predictive"), ("message", why)])
+        cases.append(
+            "\n" + _INDENT * 2 + _start("testcase", [*attrs, ("time", "0.000")]) + ">"
+            f"\n{_INDENT * 3}{skipped} />\n{_INDENT * 2}</testcase>"
         )
-        ET.SubElement(case, "skipped", type="maestro.predictive", message=why)
         counts["tests"] += 1
         counts["skipped"] += 1
     for result, cached in results:
         for test in result.tests:
-            _case(suite, test, cached=cached)
+            _case(cases, test, cached=cached)
             counts["tests"] += 1
             total += test.duration_s
             if test.outcome == "failed":
@@ -89,11 +137,23 @@ def render(
                 counts["errors"] += 1
             elif test.outcome in ("skipped", "xfailed"):
                 counts["skipped"] += 1
-    for key, value in counts.items():
-        suite.set(key, str(value))
-    suite.set("time", f"{total:.3f}")
-    suite.set("timestamp", datetime.now(UTC).isoformat(timespec="seconds"))
-    suite.set("hostname", platform.node())
-    ET.indent(root)
-    data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return data
+    timestamp, hostname = _stamp()
+    suite = _start(
+        "testsuite",
+        [
+            ("name", name),
+            *((key, str(value)) for key, value in counts.items()),
+            ("time", f"{total:.3f}"),
+            ("timestamp", timestamp),
+            ("hostname", hostname),
+        ],
+    )
+    body = f"{suite}>{''.join(cases)}\n{_INDENT}</testsuite>" if cases else f"{suite} />"
+    document = f"{_DECLARATION}<testsuites>\n{_INDENT}{body}\n</testsuites>"
+    # as ElementTree encodes: what UTF-8 cannot hold (a lone surrogate) as a character reference
+    return document.encode("utf-8", "xmlcharrefreplace")
+
+
+def _stamp() -> tuple[str, str]:
+    """The suite's timestamp and hostname."""
+    return datetime.now(UTC).isoformat(timespec="seconds"), platform.node()
