@@ -1,6 +1,6 @@
 """Files of the snapshot drill, shared by the cache and the coordinator: a file created private,
-a data file hashed (and copied) in one pass and checked against its manifest, and a staged
-directory swapped into place."""
+a data file hashed (and copied) in one pass and checked against its manifest, and the restore:
+a staged copy, checked, swapped into place."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import hashlib
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 import maestro
 from maestro.errors import IntegrityError
 
+from .layout import DATA_FILE
 from .layout import FILE_MODE as FILE_MODE
 
 _CHUNK = 1 << 20
@@ -93,6 +94,23 @@ def check_data_file(
             f"{refuse}: {path.name} does not match the manifest's sha256",
             hint="the snapshot was altered or damaged; use another snapshot",
         )
+
+
+def restore_staged(
+    data_file: Path,
+    manifest: DataFileManifest,
+    refuse: str,
+    target: Path,
+    check: Callable[[Path], None],
+) -> Path | None:
+    """Restore a snapshot's `data_file` to the directory `target`: copied into a staging
+    directory beside it while checked against `manifest`, `check` run on the staged copy (it
+    raises IntegrityError on what it refuses), then installed. The target is touched only once
+    every check passed; a previous one is moved aside (not deleted) and returned."""
+    with staging_dir(target) as staging:
+        check_data_file(data_file, manifest, refuse, staging / DATA_FILE)
+        check(staging)
+        return install_staged(staging, target)
 
 
 @contextmanager

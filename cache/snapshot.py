@@ -31,8 +31,7 @@ from .files import (
     check_data_file,
     create_private,
     data_file_facts,
-    install_staged,
-    staging_dir,
+    restore_staged,
 )
 
 log = logging.getLogger(__name__)
@@ -225,13 +224,14 @@ def restore_snapshot(snapshot_dir: Path, target: Path, *, force: bool = False) -
             hint="pass --force to replace it (the old one is kept beside it)",
         )
     manifest = load_manifest(snapshot_dir)
-    with staging_dir(target) as staging:
-        # Verify the staged copy itself (what will be installed), never touching the target
-        # until every check passed: the file hash while copying, then every entry.
-        refuse = f"refusing to restore from {snapshot_dir}"
-        check_data_file(snapshot_dir / manifest.data_file, manifest, refuse, staging / DATA_FILE)
-        _check_entries(staging, manifest, refuse)
-        replaced = install_staged(staging, target)
+    refuse = f"refusing to restore from {snapshot_dir}"
+    replaced = restore_staged(
+        snapshot_dir / manifest.data_file,
+        manifest,
+        refuse,
+        target,
+        lambda staged: _check_entries(staged, manifest, refuse),
+    )
     if replaced is not None:
         # Kept for the user to delete, and still captured test output. The restore itself is
         # done: a failure here is reported, not raised.

@@ -22,11 +22,9 @@ from pydantic import ValidationError
 from maestro.cache.files import (
     FILE_MODE,
     DataFileManifest,
-    check_data_file,
     create_private,
     data_file_facts,
-    install_staged,
-    staging_dir,
+    restore_staged,
 )
 from maestro.errors import CoordinatorError, IntegrityError
 
@@ -129,15 +127,16 @@ def restore_snapshot(src: Path, target: Path, *, force: bool = False) -> Snapsho
         raise CoordinatorError(
             f"a store already exists at {target}", hint="stop the server and pass --force"
         )
-    with staging_dir(target) as staging:
-        refuse = f"refusing to restore from {src}"
-        check_data_file(src / DATA_FILE, manifest, refuse, staging / DATA_FILE)
-        counts, chain = _scan(staging)
+
+    def check(staged: Path) -> None:
+        counts, chain = _scan(staged)
         if (counts["cas"], counts["ac"], chain) != (
             manifest.cas_entries,
             manifest.ac_entries,
             manifest.entries_sha256,
         ):
             raise IntegrityError("snapshot entries differ from the manifest")
-        replaced = install_staged(staging, target)
-    return SnapshotRestoreReport(counts["cas"], counts["ac"], target, replaced)
+
+    refuse = f"refusing to restore from {src}"
+    replaced = restore_staged(src / DATA_FILE, manifest, refuse, target, check)
+    return SnapshotRestoreReport(manifest.cas_entries, manifest.ac_entries, target, replaced)

@@ -118,3 +118,23 @@ def test_snapshot_restore_drill(tmp_path: Path) -> None:
     with Store(live) as store:
         t = store.get_tenant("t1")
         assert t is not None and store.get_cas(t, bytes.fromhex(sha(blobs[7]))) == blobs[7]
+
+
+def test_a_manifest_whose_entries_disagree_is_refused_before_the_store_is_touched(
+    tmp_path: Path,
+) -> None:
+    # the data file matches its hash, so only the check of the staged copy's entries refuses
+    live = tmp_path / "data" / "store"
+    blob = os.urandom(100)
+    with Store(live) as store:
+        tenant = store.add_tenant("t1")
+        store.put_cas(tenant, bytes.fromhex(sha(blob)), blob)
+        take_snapshot(store, tmp_path / "snap")
+    manifest = tmp_path / "snap" / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"cas_entries": 1', '"cas_entries": 2'))
+    with pytest.raises(IntegrityError, match="entries differ"):
+        restore_snapshot(tmp_path / "snap", live, force=True)
+    assert not list(live.parent.glob("*.replaced-*")) and not list(live.parent.glob(".*restore*"))
+    with Store(live) as store:
+        t = store.get_tenant("t1")
+        assert t is not None and store.get_cas(t, bytes.fromhex(sha(blob))) == blob
