@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import zstandard
 from aiohttp import web
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 import maestro
 from maestro.errors import CoordinatorError
@@ -144,6 +144,31 @@ async def small_body(request: web.Request, limit: int, too_large: str) -> bytes:
             return bytes(body)
         body += chunk
     raise ApiError(413, "too_large", too_large)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+async def json_body(
+    request: web.Request,
+    model: type[M],
+    limit: int,
+    too_large: str,
+    expected: str,
+    *,
+    strict: bool = False,
+) -> M:
+    """A small JSON body (`small_body`) validated as `model`; 400 when it is not one, saying
+    where pydantic's first problem is, with the body the route expects (`expected`) as hint."""
+    raw = await small_body(request, limit, too_large)
+    try:
+        return model.model_validate_json(raw, strict=strict)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "body"
+        raise ApiError(
+            400, "bad_request", f"{where}: {first['msg']}", hint=f"expected {expected}"
+        ) from None
 
 
 def _unauthorized(
@@ -482,13 +507,14 @@ class Coordinator:
         """Exchange an API key (JSON body or Authorization header) for a short-lived token."""
         api_key: str | None = None
         if request.can_read_body:
-            body = await small_body(request, 4096, "token requests are small JSON bodies")
-            try:
-                api_key = TokenRequest.model_validate_json(body).api_key
-            except ValidationError:
-                raise ApiError(
-                    400, "bad_request", 'expected a JSON body {"api_key": "mk_..."}'
-                ) from None
+            body = await json_body(
+                request,
+                TokenRequest,
+                4096,
+                "token requests are small JSON bodies",
+                'a JSON body {"api_key": "mk_..."}',
+            )
+            api_key = body.api_key
         else:
             api_key = credential_from_header(request.headers.get("Authorization"))
         principal = await self.auth.check_key(api_key) if api_key else None
@@ -553,13 +579,13 @@ class Coordinator:
     async def create_key(self, request: web.Request) -> web.Response:
         """An admin creates a key of its own tenant; the plaintext is in this response only."""
         principal = await self._admin(request)
-        raw = await small_body(request, 4096, "key requests are small JSON bodies")
-        try:
-            body = KeyCreateRequest.model_validate_json(raw)
-        except ValidationError:
-            raise ApiError(
-                400, "bad_request", 'expected a JSON body {"role": "read", "label": "..."}'
-            ) from None
+        body = await json_body(
+            request,
+            KeyCreateRequest,
+            4096,
+            "key requests are small JSON bodies",
+            'a JSON body {"role": "read", "label": "..."}',
+        )
         key = new_key(principal.tenant.name, body.role, body.label)
         await self.state.add_key(key.record)
         log.info("key created over HTTP: %s (tenant %s)", key.record.key_id, key.record.tenant)

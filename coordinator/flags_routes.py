@@ -27,7 +27,7 @@ from aiohttp import web
 from prometheus_client import Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from maestro.flags import (
     FlagError,
@@ -284,21 +284,16 @@ class TenantFlagRoutes:
         )
     )
     async def set_flag(self, request: web.Request) -> web.Response:
-        from .app import ApiError, small_body
+        from .app import ApiError, json_body
 
         principal = await self.c.tenant_principal(request, admin=True)
-        raw = await small_body(request, _MAX_BODY, "flag changes are small JSON bodies")
-        try:
-            body = FlagPut.model_validate_json(raw)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "body"
-            raise ApiError(
-                400,
-                "bad_request",
-                f"{where}: {first['msg']}",
-                hint='expected {"value": ..., "kill": false, "clear": false, "reason": "why"}',
-            ) from None
+        body = await json_body(
+            request,
+            FlagPut,
+            _MAX_BODY,
+            "flag changes are small JSON bodies",
+            '{"value": ..., "kill": false, "clear": false, "reason": "why"}',
+        )
         name = request.match_info["name"]
         try:
             flag = self.registry.get(name)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 from prometheus_client import Counter as PromCounter
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from maestro.errors import ConfigError, PolicyError
@@ -53,7 +53,7 @@ from maestro.redaction import Redactor
 from maestro.tasks import cancel_and_wait
 
 from .admission import Explanation, Refusal
-from .app import ApiError, _json, small_body
+from .app import ApiError, _json, json_body, small_body
 from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, operation
 from .policy_shared import FOLLOW_S, SharedBundles
 
@@ -452,14 +452,14 @@ class PolicyRoutes:
     )
     async def decisions(self, request: web.Request) -> web.Response:
         principal = await self.coordinator.tenant_principal(request, write=True)
-        body = await small_body(
-            request, MAX_DECISIONS_BYTES, "send decisions in batches of at most 4 MiB"
+        batch = await json_body(
+            request,
+            DecisionBatch,
+            MAX_DECISIONS_BYTES,
+            "send decisions in batches of at most 4 MiB",
+            "a decision batch",
+            strict=True,
         )
-        try:
-            batch = DecisionBatch.model_validate_json(body, strict=True)
-        except ValidationError as exc:
-            msg = exc.errors()[0]["msg"]
-            raise ApiError(400, "bad_request", f"not a decision batch: {msg}") from None
         log = self._log(principal.tenant.name)
 
         def store() -> int:

@@ -23,7 +23,6 @@ import logging
 from typing import TYPE_CHECKING
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from maestro.model.team import (
     MAX_MODEL_BYTES,
@@ -87,7 +86,7 @@ class TeamModelRoutes:
         ),
     )
     async def model(self, request: web.Request) -> web.Response:
-        from .app import ApiError, small_body
+        from .app import ApiError, json_body
 
         if request.method not in ("GET", "PUT"):
             raise ApiError(405, "method_not_allowed", "GET or PUT", headers={"Allow": "GET, PUT"})
@@ -98,11 +97,13 @@ class TeamModelRoutes:
                 raise ApiError(404, "not_found", "no team model published for this tenant")
             return web.Response(body=value, content_type="application/json")
         principal = await self.c.tenant_principal(request, admin=True)
-        raw = await small_body(request, 1 << 20, "model metadata is a small JSON document")
-        try:
-            meta = TeamModelInfo.model_validate_json(raw)
-        except ValidationError as exc:
-            raise ApiError(400, "bad_request", f"expected TeamModelInfo: {exc}"[:500]) from None
+        meta = await json_body(
+            request,
+            TeamModelInfo,
+            1 << 20,
+            "model metadata is a small JSON document",
+            "TeamModelInfo (the published model's metadata)",
+        )
         tenant = principal.tenant
         data = await self.c.blobs.get_cas(tenant, bytes.fromhex(meta.sha256))
         if data is None:

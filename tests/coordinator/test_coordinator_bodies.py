@@ -53,3 +53,23 @@ async def test_an_oversized_chunked_body_is_refused_with_413(env: Env) -> None:
     )
     assert resp.status == 413, await resp.text()
     assert (await resp.json())["error"] == "too_large"
+
+
+async def test_every_json_body_route_says_where_a_malformed_body_is_wrong(env: Env) -> None:
+    # the same answer from each route that reads a model: 400 bad_request, where and what
+    # pydantic found first, and the body the route expects as the hint
+    admin = await env.auth("alpha", Role.ADMIN)
+    for method, url, body, where in (
+        ("POST", "/v1/token", b'{"api_key": 7}', "api_key: "),
+        ("POST", "/v1/tenants/alpha/keys", b'{"role": "root"}', "role: "),
+        ("PUT", "/v1/tenants/alpha/flags/ml.fail-first", b"{not json", "body: "),
+        ("POST", "/v1/tenants/alpha/policy/decisions", b'{"decisions": 1}', "decisions: "),
+        ("PUT", "/v1/tenants/alpha/model", b"{}", "sha256: "),
+    ):
+        resp = await env.client.request(
+            method, url, data=body, headers={**admin, "Content-Type": "application/json"}
+        )
+        answer = await resp.json()
+        assert resp.status == 400 and answer["error"] == "bad_request", (url, answer)
+        assert answer["message"].startswith(where), (url, answer)
+        assert answer["hint"].startswith("expected "), (url, answer)
