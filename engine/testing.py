@@ -1168,6 +1168,7 @@ def store_results(
     cached result's."""
     by_file = _file_results(report)
     importers = _importers(graph, [p for p, d in report.file_deps.items() if d.functions])
+    keep_carried_inputs(report, to_run)
     learn(graph, report)
     with contextlib.suppress(OSError):
         graph.save()
@@ -1328,6 +1329,34 @@ def trace_env(
     if any(planned.last.get(f.target) is not None for f in to_run):
         return {}
     return {TRACE_ENV: "off"}
+
+
+def keep_carried_inputs(report: RunReport, to_run: Iterable[PlannedFile]) -> None:
+    """A run of some tests of a file records only what those tests read; the tests carried
+    from the previous result depend on what they read then (in its inputs). Joined into the
+    file's recorded deps, which replace the file's in the graph (`learn`): else a file only a
+    carried test read leaves the file's key, and its next change re-runs nothing (a stale pass).
+    The previous result's other inputs (its static closure) are inputs anyway."""
+    for f in to_run:
+        deps = report.file_deps.get(f.target)
+        if f.run_nodes is None or f.carried is None or deps is None:
+            continue
+        names = f.carried.inputs
+        files = {
+            n for n in names if not os.path.isabs(n) and (is_file_input(n) or n.startswith(LISTING))
+        }
+        external = {n for n in names if os.path.isabs(n)}
+        opaque = list(deps.opaque)
+        if WORKSPACE in names and not opaque:
+            carried = [why for t in f.carried.tests for why in t.opaque]
+            opaque = carried[:1] or ["the previous result depends on the whole workspace"]
+        report.file_deps[f.target] = deps.model_copy(
+            update={
+                "files": sorted(set(deps.files) | files),
+                "external": sorted(set(deps.external) | external),
+                "opaque": opaque,
+            }
+        )
 
 
 def learn(graph: BuildGraph, report: RunReport) -> None:
