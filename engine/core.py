@@ -9,7 +9,7 @@ store, which the engine must not close.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -160,6 +160,7 @@ class Engine:
             FileOutcome,
             PlannedFile,
             collect_only,
+            confirm_until,
             confirmation_notes,
             failed_in_part,
             passed_alone,
@@ -237,18 +238,22 @@ class Engine:
                 await job
 
             async def run_again(
-                files: list[PlannedFile], names: list[str], deselect: list[str]
+                files: list[PlannedFile],
+                names: list[str],
+                deselect: list[str],
+                until: Sequence[str] = (),
             ) -> list[FileOutcome]:
                 """Another pytest process of this run, for `files` (collected with `names`,
-                `deselect`ed): its results stored as the first run's are, its time counted in
-                the run's, and its report the run's when it was interrupted or broke."""
+                `deselect`ed, each file stopped after the last of `until` in it): its results
+                stored as the first run's are, its time counted in the run's, and its report
+                the run's when it was interrupted or broke."""
                 nonlocal report, confirming_s
                 again = await run_pytest(
                     self.graph.root, self.interpreter,
                     ["--continue-on-collection-errors", *planned.pytest_args, *names],
                     on_event=on_event, env_allowlist=planned.env_allowlist, environ=environ,
                     nice=nice, extra_env=trace_env(self.interpreter, planned, files, environ),
-                    deselect=deselect,
+                    deselect=deselect, until=until,
                 )  # fmt: skip
                 stored = store_results(
                     self.graph, self.cache, planned, files, again, started, redactor,
@@ -265,15 +270,19 @@ class Engine:
             )  # fmt: skip
             # A test run without the tests before it in its file may need what they did (pytest
             # always runs those first): a failure there (or a failed test passing alone, with
-            # the same inputs) is put to the whole file, re-run now; its result replaces the
-            # partial one. Only failures pay.
+            # the same inputs) is put to its file, re-run now up to the last such test; its
+            # outcomes replace the partial run's. Only failures pay.
             doubted = [o for o in fresh if passed_alone(o) or failed_in_part(o)]
-            confirm = [o.planned for o in doubted]
-            if confirm:
-                whole = [
-                    PlannedFile(f.target, None, f.key, f.cached, f.reason, f.changed)
-                    for f in confirm
-                ]
+            if doubted:
+                whole: list[PlannedFile] = []
+                until: list[str] = []
+                for o in doubted:
+                    f, reach = o.planned, confirm_until(o)
+                    carried = None if reach is None else o.result
+                    again = PlannedFile(f.target, None, f.key, f.cached, f.reason, f.changed)
+                    again.run_nodes, again.carried = reach, carried
+                    whole.append(again)
+                    until += reach or ()
                 # collected as in the full run: after the polluters before them
                 known = planned.polluters
                 with_them = {f.target for f in whole} | {
@@ -282,7 +291,7 @@ class Engine:
                     for p in (known.before(f.target, self.graph.tests) if known else ())
                 }
                 others = sorted(set(collect_only(whole)) - with_them)
-                redone = await run_again(whole, sorted(with_them | set(others)), others)
+                redone = await run_again(whole, sorted(with_them | set(others)), others, until)
                 targets = {f.target for f in whole}
                 by_target = {o.target: o for o in redone}
                 for o in doubted:

@@ -72,7 +72,7 @@ log = logging.getLogger(__name__)
 PLUGIN_MODULE = "maestro_pytest_plugin"
 EVENTS_FD_ENV = "MAESTRO_EVENTS_FD"
 TRACE_ENV = "MAESTRO_TRACE"  # the plugin's ENV_TRACE: off | lsprof | profile
-SELECT_ENV = "MAESTRO_SELECT"  # the plugin's ENV_SELECT: {"scores": {...}, "deselect": [...]}
+SELECT_ENV = "MAESTRO_SELECT"  # the plugin's ENV_SELECT: {"scores", "deselect", "until"}
 LIFELINE_FD_ENV = "MAESTRO_LIFELINE_FD"  # maestro_lifeline's ENV_FD
 RUNS_DIR = "runs"
 DEFAULT_GRACE_S = 5.0
@@ -237,6 +237,7 @@ async def run_pytest(
     deselect: Sequence[str] = (),
     warm: WarmPytest | None = None,
     on_started: Callable[[], None] | None = None,
+    until: Sequence[str] = (),
 ) -> RunReport:
     """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
 
@@ -250,16 +251,23 @@ async def run_pytest(
     plugin, highest first: a file or class ranks as its best test and is never split, equal
     scores keep pytest's order. ``deselect``
     drops exactly these node ids (pytest's ``--deselect`` matches prefixes: ``test_a`` would
-    also drop ``test_ab``). ``warm``: a process started for this run before it was planned,
+    also drop ``test_ab``). ``until`` (node ids) drops, in each file holding some of them, the
+    tests pytest collects after the last of them (when all of them are collected; else none).
+    ``warm``: a process started for this run before it was planned,
     used when it was started exactly as this run would start one (else it is discarded).
     ``on_started`` is called on the event loop once the process has its run: work that may
     wait until then (it would only delay the start) begins there.
     """
     select_path: str | None = None
-    if test_scores or deselect:
+    if test_scores or deselect or until:
         fd, select_path = tempfile.mkstemp(prefix="maestro-select-", suffix=".json")  # 0600
+        selection = {
+            "scores": dict(test_scores or {}),
+            "deselect": list(deselect),
+            "until": list(until),
+        }
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({"scores": dict(test_scores or {}), "deselect": list(deselect)}, f)
+            json.dump(selection, f)
         extra_env = {**(extra_env or {}), SELECT_ENV: select_path}
     try:
         return await _run_pytest(

@@ -1275,6 +1275,21 @@ def failed_in_part(outcome: FileOutcome) -> bool:
     return result is not None and any(t.outcome in FAILING for t in result.tests)
 
 
+def confirm_until(outcome: FileOutcome) -> tuple[str, ...] | None:
+    """The tests of a doubted run (`passed_alone`, `failed_in_part`) that their file must
+    confirm: it re-runs up to the last of them, as pytest runs it (the tests after them run
+    later and cannot change what they do), its outcomes replacing the doubted run's, whose
+    other tests stay. None: the whole file (a collection error, an id pytest does not know)."""
+    f, result = outcome.planned, outcome.result
+    if result is None:
+        return None
+    if passed_alone(outcome):
+        nodes = tuple(f.run_nodes or ())
+    else:
+        nodes = tuple(t.node_id for t in result.tests if t.outcome in FAILING)
+    return nodes if nodes and all(map(_runnable, nodes)) else None
+
+
 def confirmation_notes(part: FileOutcome, whole: FileOutcome, limit: int = 3) -> list[str]:
     """What the whole file's run said of the tests whose run without the rest of their file
     was put to it, one plain sentence each (`limit` named, the rest counted)."""
@@ -1296,7 +1311,7 @@ def confirmation_notes(part: FileOutcome, whole: FileOutcome, limit: int = 3) ->
             if t.outcome in FAILING
         ]
     notes = [
-        f"{node} {how}; its whole file re-ran, as pytest runs it: "
+        f"{node} {how}; its file re-ran up to it, as pytest runs it: "
         + (after.get(node, "not collected") if whole.result else "did not finish")
         for node, how in doubted[:limit]
     ]

@@ -1511,7 +1511,9 @@ class _Recorder:
 
     @pytest.hookimpl(tryfirst=True)  # ordering plugins the user chose (and --ff) run after
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
-        scores, drop = _read_selection(os.environ.get(ENV_SELECT))
+        scores, drop, until = _read_selection(os.environ.get(ENV_SELECT))
+        if until:
+            drop = drop | after_the_last(items, until, self._file_key)
         if drop:
             # a bare path: a file collected only for what its import does to the others
             gone = [item for item in items if item.nodeid in drop or self._file_key(item) in drop]
@@ -1873,27 +1875,52 @@ def _holds(module: Any, owner: str) -> bool:
     return False
 
 
-def _read_selection(path: str | None) -> tuple[dict[str, float], frozenset[str]]:
-    """(node id -> P(fail), node ids to deselect) from the runner's JSON object
-    ``{"scores": {...}, "deselect": [...]}``. Both are advisory: a missing or malformed file
-    means pytest's own selection and order."""
+def _read_selection(
+    path: str | None,
+) -> tuple[dict[str, float], frozenset[str], frozenset[str]]:
+    """(node id -> P(fail), node ids to deselect, node ids after which their files stop) from
+    the runner's JSON object ``{"scores": {...}, "deselect": [...], "until": [...]}``. All are
+    advisory: a missing or malformed file means pytest's own selection and order."""
     if not path:
-        return {}, frozenset()
+        return {}, frozenset(), frozenset()
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError):
-        return {}, frozenset()
+        return {}, frozenset(), frozenset()
     if not isinstance(data, dict):
-        return {}, frozenset()
-    raw, drop = data.get("scores"), data.get("deselect")
+        return {}, frozenset(), frozenset()
+    raw, drop, until = data.get("scores"), data.get("deselect"), data.get("until")
     scores = {
         node: float(p)
         for node, p in (raw.items() if isinstance(raw, dict) else ())
         if isinstance(p, (int, float)) and not isinstance(p, bool)
     }
-    nodes = drop if isinstance(drop, list) else ()
-    return scores, frozenset(n for n in nodes if isinstance(n, str))
+
+    def names(found: object) -> frozenset[str]:
+        listed = found if isinstance(found, list) else ()
+        return frozenset(n for n in listed if isinstance(n, str))
+
+    return scores, names(drop), names(until)
+
+
+def after_the_last(
+    items: list[Any], until: frozenset[str], file_of: Callable[[Any], str]
+) -> frozenset[str]:
+    """The node ids of `items` (pytest's collection order) collected after the last of `until`
+    in their file: tests that run later change no outcome of that test or of those before it.
+    None when one of `until` was not collected (where it comes is then unknown)."""
+    last: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if item.nodeid in until:
+            last[file_of(item)] = i
+    if {item.nodeid for item in items} & until != until:
+        return frozenset()
+    return frozenset(
+        item.nodeid
+        for i, item in enumerate(items)
+        if (end := last.get(file_of(item))) is not None and i > end
+    )
 
 
 def fail_first(items: list[Any], scores: dict[str, float]) -> list[Any]:

@@ -216,7 +216,8 @@ def test_a_failure_that_needs_an_earlier_test_is_not_turned_into_a_cached_pass(
         assert outcomes(summary)[node] == "failed"
         assert summary.exit_code == 1 and summary.flaky == 0
         said += summary.confirmed
-    confirmed = f"{node} passed when re-run alone; its whole file re-ran, as pytest runs it: failed"
+    confirmed = f"{node} passed when re-run alone; its file re-ran up to it, as pytest runs it: "
+    confirmed += "failed"
     assert said == [confirmed, confirmed]  # the second run and the third
 
 
@@ -254,7 +255,7 @@ def test_a_changed_test_that_needs_an_earlier_test_passes_as_under_pytest(ws: Wo
         assert "tests/test_order.py" not in ran(again)
         ws.edit("tests/test_order.py", f"assert STATE == [1], {message}", "assert STATE == [1]")
     assert said == [
-        f"{node} failed when run without the other tests of its file; its whole file re-ran, "
+        f"{node} failed when run without the other tests of its file; its file re-ran up to it, "
         "as pytest runs it: passed"
     ]
 
@@ -285,11 +286,78 @@ def test_a_changed_test_that_fails_in_its_whole_file_too_is_confirmed_once(
     assert {n: outcomes(summary).get(n) for n in truth} == truth
     assert summary.exit_code == 1 and summary.failed == 1
     assert summary.confirmed == [
-        f"{node} failed when run without the other tests of its file; its whole file "
-        "re-ran, as pytest runs it: failed"
+        f"{node} failed when run without the other tests of its file; its file re-ran "
+        "up to it, as pytest runs it: failed"
     ]
     again = ws.run()
     assert outcomes(again)[node] == "failed" and not again.confirmed
+
+
+ORDERED = """
+import pathlib
+
+LOG = pathlib.Path(__file__).parents[2] / "ran.txt"  # outside the workspace: written, no input
+STATE = []
+
+
+def note(name):
+    with LOG.open("a") as f:
+        f.write(name + "\\n")
+
+
+def test_a():
+    note("a")
+    STATE.append(1)
+
+
+def test_b():
+    note("b")
+    assert STATE == [1]
+
+
+def test_c():
+    note("c")
+
+
+def test_d():
+    note("d")
+    assert True
+"""
+
+
+def test_a_failure_in_part_of_a_file_is_confirmed_by_the_tests_up_to_it(ws: Workspace) -> None:
+    # test_b passes only after test_a. Edited, it re-ran alone and failed: the confirmation
+    # re-runs its file as pytest runs it up to test_b (test_a, test_b), not test_c and test_d,
+    # which run after it and cannot change its outcome; their results stay. A later test that
+    # really fails is still confirmed, up to it: the whole file here.
+    log = ws.root.parent / "ran.txt"
+    ws.write("tests/test_order.py", ORDERED)
+    ws.run()
+    ws.edit("tests/test_order.py", 'note("c")', 'note("c")\n    assert 1')  # may run it whole
+    ws.run()  # every node has a per-test record now
+    log.write_text("")
+    ws.edit("tests/test_order.py", "assert STATE == [1]", "assert STATE == [1], STATE")
+    truth = pytest_says(ws)
+    log.write_text("")
+    summary = ws.run()
+    assert {n: outcomes(summary).get(n) for n in truth} == truth
+    assert summary.exit_code == 0
+    assert log.read_text().split() == ["b", "a", "b"]  # alone, then with the test before it
+    node = "tests/test_order.py::test_b"
+    assert summary.confirmed == [
+        f"{node} failed when run without the other tests of its file; its file re-ran up to it, "
+        "as pytest runs it: passed"
+    ]
+    again = ws.run()  # what was stored: the four tests, the carried ones included
+    assert "tests/test_order.py" not in ran(again) and outcomes(again) == truth
+
+    ws.edit("tests/test_order.py", "assert True", "assert False")
+    truth = pytest_says(ws)
+    assert truth["tests/test_order.py::test_d"] == "failed"
+    log.write_text("")
+    summary = ws.run()
+    assert {n: outcomes(summary).get(n) for n in truth} == truth
+    assert log.read_text().split() == ["d", "a", "b", "c", "d"]
 
 
 def pytest_counts(ws: Workspace) -> dict[str, int]:
