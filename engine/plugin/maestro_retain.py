@@ -39,7 +39,7 @@ import sys
 import types
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import PurePath
-from typing import Any
+from typing import Any, NamedTuple, TypeVar
 
 # The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
 import maestro_record as rec  # type: ignore[import-not-found,unused-ignore]
@@ -101,23 +101,27 @@ def inert(value: Any, depth: int = 0) -> bool:
     return False
 
 
-class _Scan:
+class _Scan(NamedTuple):
     """What a code object (and the code nested in it) does that matters here."""
 
-    __slots__ = ("chains", "ok", "rebinds", "test_only")
-
-    def __init__(
-        self, ok: bool, chains: list[tuple[str, ...]], rebinds: frozenset[str], test_only: bool
-    ) -> None:
-        self.ok = ok
-        self.test_only = test_only
-        self.chains = chains  # global name, then the attribute names read off it
-        self.rebinds = rebinds  # local names stored or deleted
+    ok: bool
+    chains: list[tuple[str, ...]]  # global name, then the attribute names read off it
+    rebinds: frozenset[str]  # local names stored or deleted
+    test_only: bool
 
 
 _SCANS: dict[int, _Scan] = {}
 _HELD: dict[int, Any] = {}  # the scanned code objects, so that their keys stay theirs
 _key = object.__hash__  # id() would raise an audit event inside the audit hook
+_T = TypeVar("_T")
+
+
+def _remember(memo: dict[int, _T], key: int, code: Any, found: _T) -> _T:
+    """`found` memoised for `code` under its key; the code is held meanwhile, so that no other
+    code object can take its key."""
+    _HELD[key] = code
+    memo[key] = found
+    return found
 
 
 class _Unknown(Exception):
@@ -172,24 +176,18 @@ def _scan(code: Any, *, nested: bool = False) -> _Scan:
                 chains.extend(inner.chains)
     except Exception:  # an op not followed, or bytecode this version of dis does not describe
         ok = False
-    found = _Scan(ok, [tuple(c) for c in chains], frozenset(rebinds), test_only)
-    _HELD[key] = code
-    _SCANS[key] = found
-    return found
+    return _remember(
+        _SCANS, key, code, _Scan(ok, [tuple(c) for c in chains], frozenset(rebinds), test_only)
+    )
 
 
-class _Top:
+class _Top(NamedTuple):
     """What a module's (or class body's) top-level code names, binds and nests."""
 
-    __slots__ = ("bodies", "chains", "ok", "own")
-
-    def __init__(
-        self, ok: bool, chains: list[tuple[str, ...]], own: frozenset[str], bodies: list[Any]
-    ) -> None:
-        self.ok = ok
-        self.chains = chains  # names loaded, then the attribute names read off them
-        self.own = own  # names it binds itself (not by an import)
-        self.bodies = bodies  # class bodies it runs
+    ok: bool
+    chains: list[tuple[str, ...]]  # names loaded, then the attribute names read off them
+    own: frozenset[str]  # names it binds itself (not by an import)
+    bodies: list[Any]  # class bodies it runs
 
 
 _TOPS: dict[int, _Top] = {}
@@ -227,10 +225,7 @@ def _scan_top(code: Any) -> _Top:
                 bodies.append(const)
     except Exception:
         ok = False
-    found = _Top(ok, [tuple(c) for c in chains], frozenset(own), bodies)
-    _HELD[key] = code
-    _TOPS[key] = found
-    return found
+    return _remember(_TOPS, key, code, _Top(ok, [tuple(c) for c in chains], frozenset(own), bodies))
 
 
 class _Judge:
