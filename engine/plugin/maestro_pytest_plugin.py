@@ -846,10 +846,13 @@ class _Seen:
     """What one window added, resolved: workspace files read, code outside the workspace and
     programs run, functions executed by its child processes, and what could not be recorded."""
 
-    __slots__ = ("external", "files", "functions", "opaque")
+    __slots__ = ("external", "files", "functions", "loaded", "opaque")
 
     def __init__(self) -> None:
         self.files: set[str] = set()
+        # workspace modules a child process imported: inputs of the test file, but no node's
+        # reads (a node depends on what it ran of them, as on the modules imported here)
+        self.loaded: set[str] = set()
         self.external: set[str] = set()
         self.functions: dict[str, set[str]] = {}
         self.opaque: list[str] = []
@@ -1019,9 +1022,9 @@ class _Recorder:
                 seen.external.add(outside)
         self._spawn_notes(window.spawns, seen)
         deps = self._deps.setdefault(window.test_file, _Deps())
-        deps.files |= seen.files
+        deps.files |= seen.files | seen.loaded
         if window.modules_before is not None:
-            deps.collected |= seen.files
+            deps.collected |= seen.files | seen.loaded
         deps.external |= seen.external
         deps.opaque.update(dict.fromkeys(seen.opaque))
         before = window.modules_before
@@ -1046,6 +1049,11 @@ class _Recorder:
             return
         for record in records:
             window.paths.extend(p for p in record.get("reads", ()) if isinstance(p, str))
+            for path in record.get("loads", ()):
+                if isinstance(path, str) and (rel := self._rel(path)) is not None:
+                    seen.loaded.add(rel)
+                elif isinstance(path, str) and (outside := self._external(path)) is not None:
+                    seen.external.add(outside)
             _written.extend(p for p in record.get("writes", ()) if isinstance(p, str))
             for program, python in record.get("spawns", ()):
                 if not python:
@@ -1592,7 +1600,7 @@ class _Recorder:
         if item is not None:  # the window's own reads are charged already; add the rest
             key = self._file_key(item)
             deps = self._deps.setdefault(key, _Deps())
-            deps.files |= seen.files
+            deps.files |= seen.files | seen.loaded
             deps.external |= seen.external
             deps.opaque.update(dict.fromkeys(seen.opaque))
         if self._tracer.mode != "off":

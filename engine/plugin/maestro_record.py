@@ -109,6 +109,22 @@ def listed(args: tuple[Any, ...], is_workspace: Callable[[str], bool]) -> str | 
         return None
 
 
+_LOADER = "<frozen importlib._bootstrap_external>"
+_LOADING = ("get_data", "get_code", "exec_module")
+
+
+def loads_code(frame: Any) -> bool:
+    """Is `frame` (the caller of an audited ``open``) the import system reading a module's
+    source or bytecode to execute it (importlib's get_data, called by get_code, called by
+    exec_module)? That read is the module's code, which the recorder follows as it runs (its
+    top level and each function), not data its text is read as (``inspect``, ``open``)."""
+    for name in _LOADING:
+        if frame is None or frame.f_code.co_name != name or frame.f_code.co_filename != _LOADER:
+            return False
+        frame = frame.f_back
+    return True
+
+
 def opened(args: tuple[Any, ...]) -> tuple[str, bool] | None:
     """(absolute path, opened for writing) of an ``open`` audit event; None for descriptors."""
     path = args[0]
@@ -465,6 +481,7 @@ class ChildRecorder:
         self.directory = directory
         self.root = os.path.normpath(root) + os.sep
         self.reads: list[str] = []
+        self.loads: list[str] = []  # modules' code the import system read to run it
         self.writes: list[str] = []
         self.spawns: list[tuple[str, bool | None]] = []
         # by id: code objects compare equal across files (a vendored copy of an installed module)
@@ -486,8 +503,12 @@ class ChildRecorder:
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
         if event == "open":
             found = opened(args)
-            if found is not None:
-                (self.writes if found[1] else self.reads).append(found[0])
+            if found is None:
+                return
+            if found[1]:
+                self.writes.append(found[0])
+            else:
+                (self.loads if loads_code(sys._getframe(1)) else self.reads).append(found[0])
         elif event in SPAWN_EVENTS and self.directory:
             program, python = spawned(event, args)
             reads = None if python else known_reads(event, args)
@@ -558,6 +579,7 @@ class ChildRecorder:
             "pid": os.getpid(),
             "argv": [os.fsdecode(a) for a in sys.orig_argv][:8],
             "reads": sorted(set(self.reads)),
+            "loads": sorted(set(self.loads)),
             "writes": sorted(set(self.writes)),
             "spawns": sorted(set(self.spawns), key=repr),
             "functions": {path: sorted(q) for path, q in functions.items()},
