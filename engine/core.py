@@ -38,14 +38,24 @@ kill unused, its start-up competing with the plan for the CPU."""
 _HAND_OVER_IMPORTS = ("asyncio", "maestro.engine.bytecode")
 
 
-def _import_while_waiting(warm: WarmPytest) -> None:
-    """Import the hand-over's modules unless ``warm``'s process is ready for its run."""
+def _prepare_while_waiting(warm: WarmPytest, graph: BuildGraph) -> None:
+    """Until ``warm``'s process is ready for its run: import the hand-over's modules, then read
+    what the plan reads that its interpreter's description does not change (the environment's
+    distributions, the environment names the code reads; the plan finds both remembered)."""
     import importlib
 
     for name in _HAND_OVER_IMPORTS:
         if warm.ready():
             return
         importlib.import_module(name)
+    if warm.ready():
+        return
+    graph.distributions()
+    if warm.ready():
+        return
+    from maestro.engine.testing import env_allowlist_of
+
+    env_allowlist_of(graph)
 
 
 @dataclass(slots=True)
@@ -73,7 +83,7 @@ class Engine:
         cache = Cache.open() if warm is not None else None
         try:
             if warm is not None:
-                _import_while_waiting(warm)
+                _prepare_while_waiting(warm, graph)
             interpreter = workspace_interpreter(
                 root,
                 configured=graph.loaded.config.interpreter,

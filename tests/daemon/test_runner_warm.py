@@ -201,6 +201,54 @@ def test_a_warm_process_is_ready_once_it_has_described_its_interpreter(
     assert report.outcomes["passed"] == 1
 
 
+class _Starting:
+    """A warm process still importing pytest (or, ``ready``, waiting for its run)."""
+
+    def __init__(self, ready: bool) -> None:
+        self._ready = ready
+
+    def ready(self) -> bool:
+        return self._ready
+
+
+def test_while_its_pytest_process_starts_the_cli_reads_what_the_plan_reads_of_the_workspace(
+    workspace: WriteWorkspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`maestro test` waits for its pytest process to describe the interpreter before it can
+    plan; meanwhile it reads what the plan needs that the description does not change (the
+    environment names the code reads, the installed distributions), and the plan, which then
+    runs while pytest waits for its hand-over, reads neither again. Nothing is read once the
+    process is ready."""
+    from maestro.engine import core
+    from maestro.engine.testing import env_allowlist_of
+    from maestro.graph import env_refs
+    from maestro.graph.build import BuildGraph
+    from maestro.paths import graph_index_path
+
+    root = workspace(
+        {
+            "pkg/conf.py": "import os\nLEVEL = os.environ.get('PKG_LEVEL')\n",
+            "tests/test_a.py": "def test_a():\n    pass\n",
+        }
+    )
+    graph = BuildGraph.build(root, index_path=graph_index_path(root))
+    read: list[bytes] = []
+    names = env_refs.read_names
+    monkeypatch.setattr(env_refs, "read_names", lambda data: (read.append(data), names(data))[1])
+    core._prepare_while_waiting(_Starting(ready=True), graph)  # type: ignore[arg-type]
+    assert read == [] and "dists" not in graph.index.extra
+    core._prepare_while_waiting(_Starting(ready=False), graph)  # type: ignore[arg-type]
+    assert len(read) == 2 and "dists" in graph.index.extra
+    read.clear()
+    distributions = graph.distributions()
+    monkeypatch.setattr(
+        "maestro.graph.environment.distribution_map", lambda dirs: pytest.fail("read again")
+    )
+    graph._dists = {}  # what the index remembers is enough
+    assert "PKG_LEVEL" in env_allowlist_of(graph)  # the plan's
+    assert read == [] and graph.distributions() == distributions
+
+
 def test_no_warm_process_after_a_run_served_whole_from_the_cache(
     workspace: WriteWorkspace, interpreter: Interpreter
 ) -> None:
