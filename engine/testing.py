@@ -1452,14 +1452,21 @@ def promote(cache: Cache, planned: Plan) -> None:
 
 
 def preload_models() -> None:
-    """Import the models a run's events and results are read and built with (pydantic), in a
-    thread while pytest runs: neither the hand-over before it nor the end after it waits for
-    them."""
+    """Import the models a run's events and results are read and built with (pydantic) and
+    build their validators, in a thread while pytest runs: neither the hand-over before it nor
+    the end after it waits for them."""
     import importlib
 
     # the summary's module imports the wire and the cache's models
     for name in ("maestro.engine.events", "maestro.engine.junit", "maestro.engine.summary"):
         importlib.import_module(name)
+    from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing, TraceRecord
+    from maestro.wire import RunTestsResult
+
+    # their validators too (built on first use): what the results and the summary are built
+    # with once pytest has exited, when the run waits for them
+    for model in (TestOutcome, Timing, Provenance, TraceRecord, ActionResult, RunTestsResult):
+        model.model_rebuild()  # once: a long-lived process has them already
 
 
 def prefetch_fingerprints(planned: Plan, keys: Iterable[ActionKey], redactor: Redactor) -> None:
