@@ -73,7 +73,6 @@ from maestro.engine.runner import (
 from maestro.envvars import allowlist_with, env_names_file, read_env_names
 from maestro.errors import ConfigError, UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
-from maestro.graph.env_refs import MEMO as ENV_MEMO
 from maestro.graph.env_refs import referenced as referenced_env
 from maestro.graph.files import listing_digest
 from maestro.graph.fingerprints import FingerprintStore, diff, map_lines
@@ -444,9 +443,9 @@ def env_allowlist_of(graph: BuildGraph) -> tuple[str, ...]:
     """The default allowlist, the workspace's `env-allowlist`, then every variable its code
     reads by name (graph/env_refs.py): plain pytest would see those. The names are kept for
     the CLI's fast path, which sends the daemon what pytest may see."""
-    memo = graph.index.extra.get(ENV_MEMO)
-    names = sorted(referenced_env(graph.root, graph.py, graph.index))
-    if graph.index.extra.get(ENV_MEMO) is not memo:  # files were read: keep what they name
+    refs = referenced_env(graph.root, graph.py, graph.index)
+    names = sorted(refs.names)
+    if refs.changed:  # files were read: keep what they name
         with contextlib.suppress(OSError):
             graph.save()
     state = workspace_state_dir(graph.root)

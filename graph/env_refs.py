@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -49,7 +50,16 @@ def read_names(data: bytes) -> list[str]:
     return sorted(found)
 
 
-def referenced(root: Path, files: Mapping[str, _Stat], index: _Index) -> frozenset[str]:
+@dataclass(frozen=True, slots=True)
+class Referenced:
+    """The names the workspace's code reads, and whether finding them changed the memo (files
+    were read again: the index is worth saving, a graph copied now carries the new memo)."""
+
+    names: frozenset[str]
+    changed: bool
+
+
+def referenced(root: Path, files: Mapping[str, _Stat], index: _Index) -> Referenced:
     """Every name the workspace's Python files (``files``: path -> its stat as the graph last
     saw it) read, tooling scripts aside. Unreadable files count as reading nothing."""
     old: dict[str, list[Any]] = index.extra.get(MEMO) or {}
@@ -69,6 +79,12 @@ def referenced(root: Path, files: Mapping[str, _Stat], index: _Index) -> frozens
     if changed:
         index.extra[MEMO] = memo
         index.dirty = True
-    return frozenset(
-        name for _, _, names in memo.values() for name in names if not name.startswith(_STEERING)
+    return Referenced(
+        frozenset(
+            name
+            for _, _, names in memo.values()
+            for name in names
+            if not name.startswith(_STEERING)
+        ),
+        changed,
     )

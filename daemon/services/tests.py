@@ -44,7 +44,6 @@ from maestro.cache.stats import CacheStats
 from maestro.daemon.services import policy
 from maestro.daemon.services.cached import cached_results
 from maestro.daemon.services.workspace import WorkspaceService
-from maestro.graph.env_refs import MEMO as ENV_MEMO
 from maestro.graph.env_refs import referenced as referenced_env
 from maestro.wire import (
     CACHE_STATS,
@@ -353,9 +352,8 @@ class TestService:
             learned = shared.learn_known_collected()
             # and the variables its code reads: each copy's plan then finds every file known
             # (a copy's memo dies with it, so every run would read every Python file again)
-            memo = shared.index.extra.get(ENV_MEMO)
-            referenced_env(shared.root, shared.py, shared.index)
-            return shared.copy(), learned or shared.index.extra.get(ENV_MEMO) is not memo
+            env = referenced_env(shared.root, shared.py, shared.index)
+            return shared.copy(), learned or env.changed
 
         graph, learned = await self.workspace.query(learned_copy)
         if learned:

@@ -118,13 +118,15 @@ def test_the_names_are_read_once_per_file_change(ws: Workspace) -> None:
     ws.write("pkg/mode.py", MODULE)
     ws.write("setup.py", 'import os\nSKIP = os.environ.get("TOOLING_ONLY")\n')
     graph = ws.graph()
-    assert "DEMO_PURE" in referenced(graph.root, graph.py, graph.index)
+    first = referenced(graph.root, graph.py, graph.index)
+    assert "DEMO_PURE" in first.names and first.changed
     graph.save()
     again = ws.graph()
     before = again.index.extra.get(MEMO)
     again.index.dirty = False
-    names = referenced(again.root, again.py, again.index)
-    assert names == {"DEMO_PURE"}  # setup.py's variable keys nothing
+    refs = referenced(again.root, again.py, again.index)
+    assert refs.names == {"DEMO_PURE"}  # setup.py's variable keys nothing
+    assert not refs.changed  # what callers save (or hand a copy) on
     assert again.index.extra.get(MEMO) is before and not again.index.dirty
 
 
@@ -135,9 +137,10 @@ def test_a_run_copy_of_the_graph_finds_the_names_already_read(ws: Workspace) -> 
 
     ws.write("pkg/mode.py", MODULE)
     shared = ws.graph()
-    referenced(shared.root, shared.py, shared.index)
+    assert referenced(shared.root, shared.py, shared.index).changed
     copy = shared.copy()
     memo = copy.index.extra.get(MEMO)
     assert memo is not None
-    assert referenced(copy.root, copy.py, copy.index) == {"DEMO_PURE"}
+    refs = referenced(copy.root, copy.py, copy.index)
+    assert refs.names == {"DEMO_PURE"} and not refs.changed
     assert copy.index.extra.get(MEMO) is memo
