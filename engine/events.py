@@ -11,13 +11,17 @@ import functools
 import logging
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 log = logging.getLogger(__name__)
 
 EVENTS_VERSION = 1
 
 Outcome = Literal["passed", "failed", "skipped", "error", "xfailed", "xpassed"]
+# pytest times a test with the clock functions its timing module holds, which a test may patch
+# (freezegun, time-machine): a test that winds them back gets a negative duration from pytest,
+# and its result is still the test's
+Duration = Annotated[float, AfterValidator(lambda seconds: max(seconds, 0.0))]
 Phase = Literal["collect", "setup", "call", "teardown"]
 
 
@@ -86,7 +90,7 @@ class TestResult(_Event):
     nodeid: str
     outcome: Outcome
     when: Phase | None = None
-    duration_s: float = Field(ge=0)
+    duration_s: Duration
     location: Location | None = None
     message: str | None = None
     test_line: int | None = None
