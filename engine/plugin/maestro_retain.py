@@ -116,9 +116,10 @@ _key = object.__hash__  # id() would raise an audit event inside the audit hook
 _T = TypeVar("_T")
 
 
-def _remember(memo: dict[int, _T], key: int, code: Any, found: _T) -> _T:
+def _remember(memo: dict[int, _T], code: Any, found: _T) -> _T:
     """`found` memoised for `code` under its key; the code is held meanwhile, so that no other
     code object can take its key."""
+    key = _key(code)
     _HELD[key] = code
     memo[key] = found
     return found
@@ -151,10 +152,11 @@ def _named(code: Any, unknown: frozenset[str], chains: list[Sequence[str]]) -> I
 
 
 def _scan(code: Any, *, nested: bool = False) -> _Scan:
-    key = _key(code)
-    found = _SCANS.get(key)
-    if found is not None:
-        return found
+    found = _SCANS.get(_key(code))
+    return found if found is not None else _remember(_SCANS, code, _scan_code(code, nested))
+
+
+def _scan_code(code: Any, nested: bool) -> _Scan:
     chains: list[Sequence[str]] = []
     rebinds: set[str] = set()
     test_only = False
@@ -176,9 +178,7 @@ def _scan(code: Any, *, nested: bool = False) -> _Scan:
                 chains.extend(inner.chains)
     except Exception:  # an op not followed, or bytecode this version of dis does not describe
         ok = False
-    return _remember(
-        _SCANS, key, code, _Scan(ok, [tuple(c) for c in chains], frozenset(rebinds), test_only)
-    )
+    return _Scan(ok, [tuple(c) for c in chains], frozenset(rebinds), test_only)
 
 
 class _Top(NamedTuple):
@@ -198,10 +198,11 @@ _TOP_UNKNOWN = frozenset(
 
 
 def _scan_top(code: Any) -> _Top:
-    key = _key(code)
-    found = _TOPS.get(key)
-    if found is not None:
-        return found
+    found = _TOPS.get(_key(code))
+    return found if found is not None else _remember(_TOPS, code, _scan_top_code(code))
+
+
+def _scan_top_code(code: Any) -> _Top:
     chains: list[Sequence[str]] = []
     own: set[str] = set()
     bodies: list[Any] = []
@@ -216,7 +217,7 @@ def _scan_top(code: Any) -> _Top:
             if op == "STORE_NAME" and not imported:
                 own.add(str(ins.argval))
             imported = imported and op in ("STORE_NAME", "POP_TOP", "SWAP", "COPY")
-        for const in code.co_consts if ok else ():
+        for const in code.co_consts:
             # class bodies, and what runs in place (a comprehension, a generator expression
             # before 3.12; a lambda, to be safe)
             if isinstance(const, types.CodeType) and (
@@ -225,7 +226,7 @@ def _scan_top(code: Any) -> _Top:
                 bodies.append(const)
     except Exception:
         ok = False
-    return _remember(_TOPS, key, code, _Top(ok, [tuple(c) for c in chains], frozenset(own), bodies))
+    return _Top(ok, [tuple(c) for c in chains], frozenset(own), bodies)
 
 
 class _Judge:
