@@ -232,39 +232,48 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
     window = _active
     if window is None:
         return
-    if event == "open":
-        found = rec.opened(args)
-        if found is None:
-            return
-        if found[1]:
-            _written.append(found[0])
-            return
-        _read(window, (found[0],))
-    elif event in rec.SPAWN_EVENTS:
-        program, python = rec.spawned(event, args)
-        reads = None if python else rec.known_reads(event, args)
-        if reads is None and window is _SESSION and rec.vcs_query(event, args):
-            # a tool's query of the repository before or between the tests (pytest-benchmark's
-            # commit info at start-up): repository metadata is no input, as .git is none;
-            # the same query from the workspace's code, a conftest or a test stays opaque
-            reads = [] if rec.started_by_installed(sys._getframe(1)) else None
-        if reads is None:
-            window.spawns.append((program, python))
-            return
-        window.spawns.append((program, None))  # not Python, but what it reads is known
-        if reads:
-            _read(window, reads)
-    elif event in rec.LIST_EVENTS and (check := _is_workspace) is not None:
-        listing = rec.listed(args, check)
-        if listing is not None:
-            _read(window, (listing,))
-    elif event == "os.utime" and args and not isinstance(args[0], int):
-        # the run set a file's times itself (jinja2's auto-reload tests): its new mtime is no
-        # sign of a change made while the tests ran, as for a file the run wrote
-        with contextlib.suppress(Exception):
-            _written.append(rec.abspath(os.fsdecode(args[0])))
-    elif event == "exec" and window is not _SESSION and args:
-        _module_exec(window, args[0])
+    try:
+        if event == "open":
+            found = rec.opened(args)
+            if found is None:
+                return
+            if found[1]:
+                _written.append(found[0])
+                return
+            _read(window, (found[0],))
+        elif event in rec.SPAWN_EVENTS:
+            program, python = rec.spawned(event, args)
+            reads = None if python else rec.known_reads(event, args)
+            if reads is None and window is _SESSION and rec.vcs_query(event, args):
+                # a tool's query of the repository before or between the tests (pytest-benchmark's
+                # commit info at start-up): repository metadata is no input, as .git is none;
+                # the same query from the workspace's code, a conftest or a test stays opaque
+                reads = [] if rec.started_by_installed(rec.caller(1)) else None
+            if reads is None:
+                window.spawns.append((program, python))
+                return
+            window.spawns.append((program, None))  # not Python, but what it reads is known
+            if reads:
+                _read(window, reads)
+        elif event in rec.LIST_EVENTS and (check := _is_workspace) is not None:
+            listing = rec.listed(args, check)
+            if listing is not None:
+                _read(window, (listing,))
+        elif event == "os.utime" and args and not isinstance(args[0], int):
+            # the run set a file's times itself (jinja2's auto-reload tests): its new mtime is no
+            # sign of a change made while the tests ran, as for a file the run wrote
+            with contextlib.suppress(Exception):
+                _written.append(rec.abspath(os.fsdecode(args[0])))
+        elif event == "exec" and window is not _SESSION and args:
+            _module_exec(window, args[0])
+    except Exception:
+        # An audit hook that raises fails the audited operation: never that. What the window
+        # depends on is then unknown, so it depends on everything.
+        window.spawns.append((_FAILED + event, False))
+
+
+# A spawn entry that stands for an audit event the recorder could not handle.
+_FAILED = "\0recorder failed on "
 
 
 _HANDLED = frozenset({"open", "os.utime", "exec", *rec.SPAWN_EVENTS, *rec.LIST_EVENTS})
@@ -1075,6 +1084,12 @@ class _Recorder:
         """Programs a test ran are inputs by content; what a non-Python one reads is unknown
         unless its arguments said it (its reads are then among the window's)."""
         for program, python in dict.fromkeys(spawns):
+            if program.startswith(_FAILED):
+                seen.opaque.append(
+                    f"Maestro's recorder failed on a '{program[len(_FAILED) :]}' event: "
+                    "what it depends on is unknown"
+                )
+                continue
             if os.path.isabs(program) and os.path.isfile(program) and program != sys.executable:
                 seen.external.add(program)
             if python is False:

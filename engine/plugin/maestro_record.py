@@ -113,6 +113,15 @@ _LOADER = "<frozen importlib._bootstrap_external>"
 _LOADING = ("get_data", "get_code", "exec_module")
 
 
+def caller(depth: int) -> Any:
+    """The frame `depth` levels above the caller, or None: an audit event raised by the
+    interpreter itself (opening a script given on its command line) has no Python frame."""
+    try:
+        return sys._getframe(depth + 1)
+    except ValueError:
+        return None
+
+
 def loads_code(frame: Any) -> bool:
     """Is `frame` (the caller of an audited ``open``) the import system reading a module's
     source or bytecode to execute it (importlib's get_data, called by get_code, called by
@@ -501,24 +510,30 @@ class ChildRecorder:
         self.directory = ""
 
     def _audit(self, event: str, args: tuple[Any, ...]) -> None:
-        if event == "open":
-            found = opened(args)
-            if found is None:
-                return
-            if found[1]:
-                self.writes.append(found[0])
-            else:
-                (self.loads if loads_code(sys._getframe(1)) else self.reads).append(found[0])
-        elif event in SPAWN_EVENTS and self.directory:
-            program, python = spawned(event, args)
-            reads = None if python else known_reads(event, args)
-            if reads is not None:  # not Python, but what it reads is known
-                self.reads.extend(reads)
-            self.spawns.append((program, python if reads is None else None))
-        elif event in LIST_EVENTS:
-            listing = listed(args, self._is_workspace)
-            if listing is not None:
-                self.reads.append(listing)
+        try:
+            if event == "open":
+                found = opened(args)
+                if found is None:
+                    return
+                if found[1]:
+                    self.writes.append(found[0])
+                else:
+                    (self.loads if loads_code(caller(1)) else self.reads).append(found[0])
+            elif event in SPAWN_EVENTS and self.directory:
+                program, python = spawned(event, args)
+                reads = None if python else known_reads(event, args)
+                if reads is not None:  # not Python, but what it reads is known
+                    self.reads.extend(reads)
+                self.spawns.append((program, python if reads is None else None))
+            elif event in LIST_EVENTS:
+                listing = listed(args, self._is_workspace)
+                if listing is not None:
+                    self.reads.append(listing)
+        except Exception:
+            # An audit hook that raises fails the audited operation (the interpreter then
+            # reports a stale errno): never that. Leave no record instead: a child without one
+            # makes the test depend on everything.
+            self.directory = ""
 
     def _is_workspace(self, filename: str) -> bool:
         """Code the test made this process run (its ``-c`` string, a script, workspace modules):

@@ -49,6 +49,32 @@ def test_code_run_in_a_python_subprocess_is_an_input(ws: Workspace) -> None:
     assert outcomes(summary)["tests/test_child.py::test_child_answer"] == "failed"
 
 
+def test_a_workspace_script_run_by_path_in_a_python_child(ws: Workspace) -> None:
+    """`python pkg/cli.py`: the interpreter itself opens the script, with no Python frame on
+    the stack; the child's recorder once raised there, and the child failed to open its script
+    ("[Errno 22] Invalid argument") under Maestro only (tabulate's CLI tests)."""
+    ws.write("pkg/cli.py", 'if __name__ == "__main__":\n    print("hello")\n')
+    ws.write(
+        "tests/test_cli_script.py",
+        """
+        import subprocess, sys
+
+        def test_script():
+            out = subprocess.run(
+                [sys.executable, "pkg/cli.py"], capture_output=True, text=True
+            )
+            assert out.returncode == 0, out.stderr
+            assert out.stdout == "hello\\n"
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_cli_script.py::test_script"] == "passed"
+    assert "tests/test_cli_script.py" not in ran(ws.run())
+    ws.edit("pkg/cli.py", 'print("hello")', 'print("hello!")')
+    summary = ws.run()
+    assert "tests/test_cli_script.py" in ran(summary)
+    assert outcomes(summary)["tests/test_cli_script.py::test_script"] == "failed"
+
+
 def test_a_file_conftest_reads_at_import_is_an_input(ws: Workspace) -> None:
     ws.write("tests/conf.json", '{"expected": 3}\n')
     ws.write(
