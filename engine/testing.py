@@ -1167,7 +1167,7 @@ def store_results(
     cached result's."""
     by_file = _file_results(report)
     importers = _importers(graph, [p for p, d in report.file_deps.items() if d.functions])
-    keep_carried_inputs(report, to_run)
+    keep_carried_inputs(graph, report, to_run)
     learn(graph, report)
     with contextlib.suppress(OSError):
         graph.save()
@@ -1345,29 +1345,37 @@ def trace_env(
     return {TRACE_ENV: "off"}
 
 
-def keep_carried_inputs(report: RunReport, to_run: Iterable[PlannedFile]) -> None:
+def keep_carried_inputs(
+    graph: BuildGraph, report: RunReport, to_run: Iterable[PlannedFile]
+) -> None:
     """A run of some tests of a file records only what those tests read; the tests carried
-    from the previous result depend on what they read then (in its inputs). Joined into the
-    file's recorded deps, which replace the file's in the graph (`learn`): else a file only a
-    carried test read leaves the file's key, and its next change re-runs nothing (a stale pass).
-    The previous result's other inputs (its static closure) are inputs anyway."""
+    from the previous result depend on what they read then. Joined into the file's recorded
+    deps, which replace the file's in the graph (`learn`): the file's deps recorded so far, and
+    what the carried result's key held that the graph no longer gives the file (the previous
+    result's other inputs are static ones). Else a file only a carried test read leaves the
+    file's key, and its next change re-runs nothing (a stale pass)."""
     for f in to_run:
         deps = report.file_deps.get(f.target)
         if f.run_nodes is None or f.carried is None or deps is None:
             continue
-        names = f.carried.inputs
-        files = {
-            n for n in names if not os.path.isabs(n) and (is_file_input(n) or n.startswith(LISTING))
+        known = set(graph.index.dynamic.get(f.target, []))
+        reach = graph.closure(f.target)
+        known |= {
+            n
+            for n in f.carried.inputs
+            if n not in reach
+            and (n == WORKSPACE or os.path.isabs(n) or is_file_input(n) or n.startswith(LISTING))
         }
-        external = {n for n in names if os.path.isabs(n)}
         opaque = list(deps.opaque)
-        if WORKSPACE in names and not opaque:
+        if WORKSPACE in known and not opaque:
             carried = [why for t in f.carried.tests for why in t.opaque]
             opaque = carried[:1] or ["the previous result depends on the whole workspace"]
         report.file_deps[f.target] = deps.model_copy(
             update={
-                "files": sorted(set(deps.files) | files),
-                "external": sorted(set(deps.external) | external),
+                "files": sorted(
+                    set(deps.files) | {n for n in known if n != WORKSPACE and not os.path.isabs(n)}
+                ),
+                "external": sorted(set(deps.external) | {n for n in known if os.path.isabs(n)}),
                 "opaque": opaque,
             }
         )

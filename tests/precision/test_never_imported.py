@@ -70,6 +70,19 @@ def test_a_module_no_run_imported_reruns_only_its_reader(ws312: Workspace) -> No
     assert ran_nodes(ws312.run()) == ["tests/test_source.py::test_source"]  # failed last time
 
 
+def test_a_module_no_run_imported_reruns_only_its_reader_after_a_partial_run(
+    ws312: Workspace,
+) -> None:
+    """A run of some tests of a file keeps what its other tests read as the file's inputs,
+    not every module it imports (read by no test): pkg/_win.py still re-runs only its reader."""
+    ws312.edit("tests/test_compat.py", "== 'posix'", "== 'posix', 0")
+    assert ran_nodes(ws312.run()) == ["tests/test_compat.py::test_stream"]
+    ws312.edit("pkg/_win.py", "FACTORIES = {0: print,", "FACTORIES = {2: print,")
+    summary = ws312.run()
+    assert ran_nodes(summary) == ["tests/test_source.py::test_source"]
+    assert summary.failed == 1
+
+
 def test_a_module_imported_inside_a_test_reruns(ws312: Workspace) -> None:
     ws312.edit("pkg/lazy.py", "TABLE = {1: print}", "TABLE = {2: print}")
     summary = ws312.run()
