@@ -79,9 +79,9 @@ def _case(out: list[str], test: TestOutcome, *, cached: bool) -> None:
             tag = "failure" if kind == "failed" else "error"
             opened = _start(tag, [("message", message)])
             children.append(f"{opened}>{_cdata(text)}</{tag}>" if text else f"{opened} />")
-        case "skipped" | "xfailed":
-            children.append(_start("skipped", [("type", "pytest.skip"), ("message", message)]))
-            children[-1] += " />"
+        case "skipped" | "xfailed" as kind:
+            kind = "pytest.xfail" if kind == "xfailed" else "pytest.skip"
+            children.append(_start("skipped", [("type", kind), ("message", message)]) + " />")
         case _:
             pass
     props = []

@@ -1684,8 +1684,11 @@ class _Recorder:
         elif outcome in ("skipped", "xfailed"):
             report = sub or phases.get("call") or phases.get("setup")
             longrepr = getattr(report, "longrepr", None)
-            if isinstance(longrepr, tuple) and len(longrepr) == 3:
-                result["message"] = str(longrepr[2])[:_MAX_MESSAGE]
+            reason = getattr(report, "wasxfail", None)
+            if isinstance(reason, str):  # as pytest's JUnit file says it
+                result["message"] = reason.removeprefix("reason: ")[:_MAX_MESSAGE]
+            elif isinstance(longrepr, tuple) and len(longrepr) == 3:
+                result["message"] = str(longrepr[2]).removeprefix("Skipped: ")[:_MAX_MESSAGE]
         return result
 
     def _locate(self, result: dict[str, Any], item: Any, excinfo: Any) -> None:

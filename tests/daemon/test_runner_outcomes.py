@@ -123,7 +123,7 @@ def test_every_outcome_is_reported(outcome_root: Path, interpreter: Interpreter)
     assert report.invalid_event_lines == 0
     assert report.unfinished == ()
     assert by_name["test_passes"].duration_s >= 0.2
-    assert by_name["test_skipped"].message == "Skipped: not today"
+    assert by_name["test_skipped"].message == "not today"
     assert by_name["test_setup_error"].when == "setup"
     assert by_name["test_setup_error"].message == "RuntimeError: fixture broke"
     assert by_name["test_teardown_error"].when == "teardown"

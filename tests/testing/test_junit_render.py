@@ -64,7 +64,8 @@ def _reference(
             elif test.outcome == "error":
                 ET.SubElement(case, "error", message=message).text = where + message
             elif test.outcome in ("skipped", "xfailed"):
-                ET.SubElement(case, "skipped", type="pytest.skip", message=message)
+                kind = "pytest.xfail" if test.outcome == "xfailed" else "pytest.skip"
+                ET.SubElement(case, "skipped", type=kind, message=message)
             props = [("maestro.cached", "true")] if cached else []
             props += [("maestro.flaky", "true")] if test.flaky else []
             if props:

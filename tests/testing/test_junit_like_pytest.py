@@ -1,0 +1,74 @@
+"""`maestro test --junit-xml` describes each node as pytest's own JUnit file does: CI dashboards
+and the diff tools users point at both files tell an expected failure from a skip by the
+`<skipped>` element's type, and show its reason as the message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from testing_helpers import Workspace
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+
+
+def _skips(path: Path) -> dict[str, tuple[str | None, str | None]]:
+    """Test name -> (type, message) of its `<skipped>` element."""
+    found = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        skipped = case.find("skipped")
+        if skipped is not None:
+            found[case.get("name", "")] = (skipped.get("type"), skipped.get("message"))
+    return found
+
+
+def test_skips_and_expected_failures_are_written_as_pytest_writes_them(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write(
+        "tests/test_marks.py",
+        """
+        import pytest
+
+        @pytest.mark.xfail(reason="todo")
+        def test_marked():
+            assert False
+
+        @pytest.mark.parametrize("x", [pytest.param(1, marks=pytest.mark.xfail(reason="later"))])
+        def test_param(x):
+            assert x == 2
+
+        def test_imperative():
+            pytest.xfail("not yet")
+
+        def test_skipped():
+            pytest.skip("nope")
+
+        @pytest.mark.skip(reason="off")
+        def test_marked_skip():
+            pass
+        """,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
+        cwd=ws.root, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    env.update(
+        MAESTRO_DAEMON="off",
+        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
+        MAESTRO_STATE_DIR=str(tmp_path / "state"),
+    )
+    for _ in range(2):  # a run, then the same answer from the cache
+        done = subprocess.run(
+            [MAESTRO, "test", "--junit-xml", str(ours)],
+            cwd=ws.root, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert _skips(ours) == _skips(plain)
+    assert _skips(plain)["test_marked"] == ("pytest.xfail", "todo")
