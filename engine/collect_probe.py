@@ -91,15 +91,21 @@ def probe(
             tail = output.stdout.decode(errors="replace")[-2000:] if output is not None else ""
             raise RunnerError(
                 f"could not ask the conftests defining pytest_collect_file "
-                f"({', '.join(request.conftests)}) which files they collect: {exc}\n{tail}",
+                f"({request.askers}) which files they collect: {exc}\n{tail}",
                 hint="run `pytest --collect-only -q` in the workspace to see what fails",
             ) from exc
     files = tuple(sorted(str(f) for f in answer.get("files", [])))
     for error in answer.get("errors", []):
         log.warning("collection probe: %s", error)
+    for item in answer.get("unaddressable", []):
+        log.warning(
+            "not run by Maestro: %s (a plugin's test pytest cannot be given by its file; "
+            "plain pytest on the whole folder runs it)",
+            item,
+        )
     log.info(
         "collection probe: %d of %d candidate files collected by %s in %.2fs",
-        len(files), len(request.candidates), ", ".join(request.conftests),
+        len(files), len(request.candidates), request.askers,
         time.perf_counter() - started,
     )  # fmt: skip
     return files

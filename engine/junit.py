@@ -80,8 +80,8 @@ def _case(out: list[str], test: TestOutcome, *, cached: bool) -> None:
             opened = _start(tag, [("message", message)])
             children.append(f"{opened}>{_cdata(text)}</{tag}>" if text else f"{opened} />")
         case "skipped" | "xfailed" as kind:
-            kind = "pytest.xfail" if kind == "xfailed" else "pytest.skip"
-            children.append(_start("skipped", [("type", kind), ("message", message)]) + " />")
+            typed = "pytest.xfail" if kind == "xfailed" else "pytest.skip"
+            children.append(_start("skipped", [("type", typed), ("message", message)]) + " />")
         case _:
             pass
     props = []

@@ -234,7 +234,9 @@ class BuildGraph:
 
     def _learn_collected(self, py: Iterable[str]) -> None:
         """The files conftests collect themselves, as last asked (kept beside the index)."""
-        request = collectors.collect_request(self.root, self.pytest, self.all_files, py)
+        request = collectors.collect_request(
+            self.root, self.pytest, self.all_files, py, self.collecting_plugins()
+        )
         self.collect_request = request
         if request is None or self.index.path is None:
             return
@@ -248,7 +250,9 @@ class BuildGraph:
         """The question to ask the conftests that collect files themselves, as the files are
         now (an edit of such a conftest relinks nothing, yet may change its answer); None when
         the answer is known, or there is no such conftest."""
-        request = collectors.collect_request(self.root, self.pytest, self.all_files, self.py)
+        request = collectors.collect_request(
+            self.root, self.pytest, self.all_files, self.py, self.collecting_plugins()
+        )
         self.collect_request = request
         if request is None:
             if self.pytest.collected_files:  # the hook is gone
@@ -337,6 +341,19 @@ class BuildGraph:
             except OSError:
                 continue
             self.sections.update(section_digests(rel, content))
+
+    def collecting_plugins(self) -> list[str]:
+        """The installed pytest plugins' source files defining ``pytest_collect_file``
+        (memoised in the index per state of the environment)."""
+        dirs = environment.site_packages(self.root)
+        key = environment.environment_key(dirs)
+        cached = self.index.extra.get("collecting-plugins")
+        if isinstance(cached, dict) and cached.get("key") == key:
+            return list(cached["files"])
+        found = collectors.collecting_plugins(environment.pytest_plugin_files(dirs))
+        self.index.extra["collecting-plugins"] = {"key": key, "files": found}
+        self.index.dirty = True
+        return found
 
     def distributions(self) -> dict[str, list[str]]:
         """Top-level module -> [distribution, version] of the workspace's environment (cached)."""

@@ -1,11 +1,12 @@
 """Test files a conftest's own collector takes: what pytest runs beyond its naming rules.
 
 A conftest.py that defines ``pytest_collect_file`` may turn any file below it into tests (YAML
-specs, golden-output samples). Which files it takes can only be known by asking that hook, so
+specs, golden-output samples); so may an installed plugin (pytest-checkdocs makes
+``pyproject.toml`` a test). Which files they take can only be known by asking that hook, so
 the engine asks it (engine/collect_probe.py) and the answer is kept in the workspace's state
-directory under a key: the collecting conftests' contents, pytest's configuration and the list
-of candidate files. Adding or removing a file asks again; editing a data file does not (its
-content is an input of its tests, recorded as any other).
+directory under a key: the collecting conftests' and plugins' contents, pytest's configuration
+and the list of candidate files. Adding or removing a file asks again; editing a data file does
+not (its content is an input of its tests, recorded as any other).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +28,37 @@ _HOOK = re.compile(rb"^[ \t]*(?:async[ \t]+)?def[ \t]+pytest_collect_file\b", re
 
 @dataclass(frozen=True, slots=True)
 class CollectRequest:
-    """The question to ask the conftests: which of ``candidates`` do they collect?"""
+    """The question to ask the conftests (and installed plugins) defining the hook: which of
+    ``candidates`` do they collect?"""
 
     key: str
     conftests: tuple[str, ...]
     candidates: tuple[str, ...]
+    plugins: tuple[str, ...] = ()  # installed plugins' source files
+
+    @property
+    def askers(self) -> str:
+        """Who is asked, for messages."""
+        return ", ".join((*self.conftests, *(os.path.basename(p) for p in self.plugins)))
+
+
+def defines_hook(data: bytes) -> bool:
+    return b"pytest_collect_file" in data and _HOOK.search(data) is not None
+
+
+def collecting_plugins(files: Iterable[str]) -> list[str]:
+    """Of installed pytest plugins' source files, those defining ``pytest_collect_file``
+    (pytest-checkdocs makes ``pyproject.toml`` a test): a text check."""
+    found = []
+    for path in files:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            continue
+        if defines_hook(data):
+            found.append(path)
+    return found
 
 
 def collecting_conftests(root: Path, py: Iterable[str]) -> list[str]:
@@ -43,17 +70,22 @@ def collecting_conftests(root: Path, py: Iterable[str]) -> list[str]:
                 data = (root / rel).read_bytes()
             except OSError:
                 continue
-            if b"pytest_collect_file" in data and _HOOK.search(data):
+            if defines_hook(data):
                 found.append(rel)
     return found
 
 
 def collect_request(
-    root: Path, config: PytestConfig, all_files: Iterable[str], py: Iterable[str]
+    root: Path,
+    config: PytestConfig,
+    all_files: Iterable[str],
+    py: Iterable[str],
+    plugins: Sequence[str] = (),
 ) -> CollectRequest | None:
-    """None when no conftest defines ``pytest_collect_file`` (nothing to ask)."""
+    """None when no conftest, nor any of the installed ``plugins``, defines
+    ``pytest_collect_file`` (nothing to ask)."""
     conftests = collecting_conftests(root, py)
-    if not conftests:
+    if not conftests and not plugins:
         return None
     static = dataclasses.replace(config, collected_files=(), collected_files_key="")
     is_test = static.matcher()
@@ -61,7 +93,8 @@ def collect_request(
     walked = dataclasses.replace(
         static, python_files=("*",), doctest_globs=("*",), doctest_modules=True
     ).matcher()
-    prefixes = tuple(c.removesuffix("conftest.py") for c in conftests)
+    # a plugin collects anywhere; a conftest in its own folder and below
+    prefixes = ("",) if plugins else tuple(c.removesuffix("conftest.py") for c in conftests)
     candidates = tuple(
         sorted(
             rel
@@ -72,14 +105,20 @@ def collect_request(
             and not (rel.endswith(".py") and is_test(rel))
         )
     )
-    digest = hashlib.sha256(b"collectors-1\0" + repr(static).encode())
+    digest = hashlib.sha256(b"collectors-2\0" + repr(static).encode())
     for rel in conftests:
         try:
             digest.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
         except OSError:
             digest.update(rel.encode() + b"\0-\0")
+    for path in plugins:
+        try:
+            with open(path, "rb") as f:
+                digest.update(path.encode() + b"\0" + f.read() + b"\0")
+        except OSError:
+            digest.update(path.encode() + b"\0-\0")
     digest.update("\0".join(candidates).encode("utf-8", "surrogateescape"))
-    return CollectRequest(digest.hexdigest(), tuple(conftests), candidates)
+    return CollectRequest(digest.hexdigest(), tuple(conftests), candidates, tuple(plugins))
 
 
 def load_memo(state_dir: Path, key: str) -> tuple[str, ...] | None:

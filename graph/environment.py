@@ -60,6 +60,44 @@ def distribution_map(dirs: list[Path]) -> dict[str, list[str]]:
     return mapping
 
 
+def pytest_plugin_files(dirs: list[Path]) -> list[str]:
+    """The source files of the pytest plugins installed in `dirs` (``pytest11`` entry points,
+    which pytest loads in every run), found beside them; a plugin elsewhere (an editable install)
+    is left out."""
+    found: list[str] = []
+    for d in dirs:
+        try:
+            infos = sorted(e.path for e in os.scandir(d) if e.name.endswith(".dist-info"))
+        except OSError:
+            continue
+        for info in infos:
+            for module in _entry_point_modules(_read(os.path.join(info, "entry_points.txt"))):
+                parts = module.split(".")
+                for path in (
+                    os.path.join(d, *parts) + ".py",
+                    os.path.join(d, *parts, "__init__.py"),
+                ):
+                    if os.path.isfile(path):
+                        found.append(path)
+                        break
+    return found
+
+
+def _entry_point_modules(text: str | None, group: str = "pytest11") -> list[str]:
+    """The modules of `group`'s entry points in an ``entry_points.txt``."""
+    modules: list[str] = []
+    section = ""
+    for raw in (text or "").splitlines():
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            section = line[1:-1].strip()
+        elif section == group and "=" in line and not line.startswith(("#", ";")):
+            module = line.partition("=")[2].partition(":")[0].strip()
+            if module:
+                modules.append(module)
+    return modules
+
+
 def _distribution(info: str, metadata_file: str) -> tuple[str, str, set[str]] | None:
     """(name, version, top-level names) of one installed distribution, None if unreadable."""
     is_dir = os.path.isdir(info)

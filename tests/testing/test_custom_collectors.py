@@ -4,6 +4,9 @@ real pytest children, real LMDB. Plain pytest is asked for the truth first."""
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +15,7 @@ from test_fidelity_trials import outcomes, pytest_says
 from testing_helpers import Workspace, ran
 
 from maestro.engine import collect_probe
+from maestro.engine.interpreter import Interpreter, query_interpreter
 
 # pytest's documented YAML example, reduced: one `name: value` spec per line (no PyYAML)
 CONFTEST = """
@@ -134,3 +138,74 @@ def test_a_workspace_without_a_collecting_conftest_starts_no_probe(
     assert summary.files and set(outcomes(summary).values()) == {"passed"}
     assert probes == []
     assert not list((isolated / "state").rglob("collectors.json"))
+
+
+# An installed plugin (a ``pytest11`` entry point, as pytest-checkdocs is) collecting files of its
+# own: one kind addressable by its file, one item hung on the folder (checkdocs' `.::project`)
+PLUGIN = """
+import pytest
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.suffix == ".check":
+        return CheckFile.from_parent(parent, path=file_path)
+    if file_path.name == "project.cfg":
+        return CheckItem.from_parent(parent, name="project", expect="ok")
+
+
+class CheckFile(pytest.File):
+    def collect(self):
+        yield CheckItem.from_parent(self, name="content", expect=self.path.read_text().strip())
+
+
+class CheckItem(pytest.Item):
+    def __init__(self, *, expect, **kwargs):
+        super().__init__(**kwargs)
+        self.expect = expect
+        self.funcargs = {}
+
+    def runtest(self):
+        assert self.expect == "ok"
+
+    def reportinfo(self):
+        return self.path, 0, self.name
+"""
+
+
+def _venv_with_plugin(root: Path) -> Interpreter:
+    """The workspace's own .venv (where Maestro looks for installed plugins), on this test
+    environment's packages, with the plugin installed as a distribution."""
+    venv = root / ".venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "host.pth").write_text(str(Path(pytest.__file__).parent.parent) + "\n")
+    (site / "demo_collect.py").write_text(PLUGIN)
+    info = site / "demo_collect-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-collect\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[pytest11]\ndemo = demo_collect\n")
+    return query_interpreter(venv / "bin" / "python")
+
+
+def test_files_an_installed_plugin_collects_run_as_under_pytest(
+    ws: Workspace, caplog: pytest.LogCaptureFixture
+) -> None:
+    ws.interpreter = _venv_with_plugin(ws.root)
+    ws.write("tests/spec.check", "ok\n")
+    ws.write("tests/project.cfg", "[demo]\n")
+    done = subprocess.run(
+        [str(ws.interpreter.path), "-m", "pytest", "-rA", "-q", "-p", "no:cacheprovider"],
+        cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "PASSED tests/spec.check::content" in done.stdout, done.stdout
+    assert "PASSED tests::project" in done.stdout, done.stdout
+    with caplog.at_level(logging.WARNING, logger="maestro.engine.collect_probe"):
+        first = ws.run()
+    assert outcomes(first)["tests/spec.check::content"] == "passed"
+    # pytest cannot be given the folder's item by a file: said, not run, and the run goes on
+    assert "tests/project.cfg" in caplog.text and "not run by Maestro" in caplog.text
+    assert "tests/spec.check" not in ran(ws.run())
+    ws.write("tests/spec.check", "broken\n")
+    again = ws.run()
+    assert ran(again) == ["tests/spec.check"]
+    assert outcomes(again)["tests/spec.check::content"] == "failed"
