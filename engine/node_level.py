@@ -90,6 +90,9 @@ def node_reasons(
     data: dict[str, str] = {}  # changed non-Python file -> reason
     sources: dict[str, str] = {}  # changed .py with function-level changes -> reason for readers
     memoised: dict[str, str] = {}  # bare name of a changed memoised function -> where, in words
+    # changed file -> (its fingerprints as the tests ran it, bare name of each changed function
+    # -> where, in words): its own functions naming one may have served a result they kept
+    callees: dict[str, tuple[FileFingerprints, dict[str, str]]] = {}
     constants: dict[str, str] = {}  # module-level name whose inert assignment changed -> where
     constant_files: set[str] = set()  # the files those assignments are in
     attributes: dict[str, str] = {}  # private class attribute whose inert value changed -> where
@@ -166,6 +169,9 @@ def node_reasons(
                 hit.setdefault(index, f"executed {_changed_function(name, qualname, delta)}")
         for qualname in gone & {*before.memoised, *after.memoised}:
             memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta)
+        named = callees.setdefault(name, (before, {}))[1]
+        for qualname in sorted(gone):
+            named.setdefault(qualname.rpartition(".")[2], _changed_function(name, qualname, delta))
     readers = _Readers(graph, fps, by_path, old_inputs, new_inputs, hit)
     if whole is None and memoised:
         whole = _memo_readers(readers, memoised)
@@ -184,6 +190,12 @@ def node_reasons(
                     continue  # its import-time runs never reached the change: as any test's
                 whole = f"{hit[index]} (ran at import or collection time)"
                 break
+    if whole is None:
+        # hand-written memoisation (a dict checked before calling a builder, marshmallow's URL
+        # regexes): a test served from it ran the checking function, not the changed builder;
+        # the check is taken to be in the builder's own file
+        for path, (fingerprints, names) in callees.items():
+            readers.mark_naming({path: fingerprints}, names, "calls the changed")
     if whole is None:
         target = previous.tests[0].node_id.partition("::")[0]
         for path in data:

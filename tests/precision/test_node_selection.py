@@ -517,6 +517,49 @@ def test_a_file_a_doctest_module_memoises_reruns_every_node_using_it(ws: Workspa
     assert summary.failed == 2
 
 
+def test_a_hand_written_memo_reruns_the_nodes_it_served(ws: Workspace) -> None:
+    """marshmallow's validate.URL keeps each regex _regex_generator builds in a dict its
+    __call__ checks first: after a change to the generator, the nodes served from that dict
+    never executed it. Before, only the first node re-ran (16 stale passes there)."""
+    ws.write(
+        "pkg/patterns.py",
+        """
+        import re
+
+
+        class _Memo:
+            def __init__(self):
+                self._memo = {}
+
+            def __call__(self, flags):
+                if flags not in self._memo:
+                    self._memo[flags] = self._build(flags)
+                return self._memo[flags]
+
+            def _build(self, flags):
+                return re.compile("localhost", flags)
+
+
+        matcher = _Memo()
+
+
+        def is_local(text):
+            return matcher(re.I).match(text) is not None
+        """,
+    )
+    ws.write(
+        "tests/test_urls.py",
+        "from pkg.patterns import is_local\n\n\ndef test_one():\n"
+        "    assert is_local('localhost')\n\n\ndef test_two():\n"
+        "    assert is_local('LOCALHOST')\n",
+    )
+    ws.run()
+    ws.edit("pkg/patterns.py", 're.compile("localhost"', 're.compile("localhostx"')
+    summary = ws.run()
+    assert ran_nodes(summary) == ["tests/test_urls.py::test_one", "tests/test_urls.py::test_two"]
+    assert summary.failed == 2
+
+
 def test_a_conftest_hook_run_at_collection_reruns_every_node(ws: Workspace) -> None:
     ws.write(
         "tests/conftest.py",
