@@ -49,7 +49,8 @@ file added or removed there can add, drop or change a test. Known limits:
   import system, ``importlib.metadata``, pytest and pluggy are not recorded (what they see is
   keyed otherwise), nor listings of installed code.
 - The audit hook cannot be removed: after the session it returns at its first check.
-- Under pytest-xdist only the controller's view is reported (workers are not instrumented).
+- Under a runner, pytest-xdist does not distribute (its workers would not be recorded): the
+  tests run in the pytest process, as with ``-n 0``.
 """
 
 # os.path on plain strings: the audit hook runs on every open() and must stay cheap.
@@ -2034,6 +2035,20 @@ def _children_dir(config: Any) -> str:
     os.environ[rec.ENV_DIR] = directory
     os.environ[rec.ENV_ROOT] = rec.abspath(str(rootpath))
     return directory
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: Any) -> None:
+    """Under a runner, pytest-xdist's workers (``-n``, ``--dist``, ``--tx``, from the command line
+    or addopts) would run the tests where nothing records them: the tests run in this process
+    instead, as xdist's own ``-n 0`` runs them (before xdist reads its options)."""
+    option = config.option
+    if not os.environ.get(ENV_FD) or not hasattr(option, "numprocesses"):
+        return
+    option.numprocesses = 0
+    option.distload = False
+    option.dist = "no"
+    option.tx = []
 
 
 def pytest_configure(config: Any) -> None:
