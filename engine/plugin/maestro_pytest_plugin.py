@@ -603,7 +603,9 @@ class _Tracer:
                     return disable
                 try:
                     if function and not code.co_filename.startswith(_INSTALLED):
-                        lines[key] = set()
+                        # each start before the session comes here (None keeps the event on):
+                        # the lines its earlier runs reported are kept (each is reported once)
+                        lines.setdefault(key, set())
                         mon.set_local_events(tool, code, line_event)
                     else:
                         early.add(key)

@@ -261,3 +261,36 @@ def test_map_lines() -> None:
         map_lines(before, fingerprint_source(ran_changed.encode()), "Renderer.__init__", RAN)
         is None
     )
+
+
+REGISTRY = """\
+REGISTRY = {}
+
+
+def setup(name):
+    if name == "a":
+        REGISTRY["a"] = 1
+    REGISTRY[name] = REGISTRY.get(name, 0) + 1
+"""
+
+
+def test_a_function_a_conftest_calls_twice_before_the_session_keeps_its_first_lines(
+    ws: Workspace, interpreter312: Interpreter
+) -> None:
+    """The recorder's first-start callback runs at every start before the session; it reset
+    the function's line record each time, and the lines of the first call (each reported
+    once) were lost: `setup`'s record said none of its lines ran at import, a change in its
+    first call's branch re-ran no test, and test_a, which reads what the conftest built, was
+    served as passed while pytest failed it."""
+    ws312 = Workspace(ws.root, interpreter312)
+    ws312.write("pkg/reg.py", REGISTRY)
+    ws312.write("tests/conftest.py", 'from pkg import reg\n\nreg.setup("a")\nreg.setup("b")\n')
+    ws312.write(
+        "tests/test_reg.py",
+        "from pkg.reg import REGISTRY\n\n\ndef test_a():\n    assert REGISTRY['a'] == 2\n",
+    )
+    assert ws312.run().failed == 0
+    ws312.edit("pkg/reg.py", 'REGISTRY["a"] = 1', 'REGISTRY["a"] = 5')
+    summary = ws312.run()
+    assert "tests/test_reg.py::test_a" in ran_nodes(summary)
+    assert summary.failed == 1
