@@ -256,7 +256,8 @@ def _is_compiled(program: str) -> bool:
 def known_reads(event: str, args: tuple[Any, ...]) -> list[str] | None:
     """The files a program started by a spawn audit event reads, when its arguments say it all:
     nothing for a program found nowhere on the search path (it never runs), the operands of
-    ``file`` and ``cat``, nothing for ``uname`` or a bare ``less`` (its standard input), what
+    ``file`` and ``cat``, nothing for ``uname``, ``ldconfig -p`` or a bare ``less`` (its standard
+    input), what
     the command of ``sh -c`` reads when it is one of these. None when what it reads is
     unknown."""
     found = _spawn_args(event, args)
@@ -288,6 +289,10 @@ def _tool_reads(
         return [] if all(a.startswith("-") for a in rest) else None
     if name == "less":
         return [] if not rest else None  # its standard input only
+    if name == "ldconfig":
+        # -p prints the system's library cache (ctypes.util.find_library asks it, as trio
+        # does at import): nothing of the workspace; any other use may read or write more
+        return [] if rest and all(a in ("-p", "--print-cache") for a in rest) else None
     if shell and name in _SHELLS and len(rest) >= 2 and rest[0] == "-c":
         # bash runs $BASH_ENV's file first, even for -c
         return None if _environ(env).get("BASH_ENV") else _shell_reads(rest[1], where, env)

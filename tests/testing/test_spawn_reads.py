@@ -132,6 +132,36 @@ def test_a_program_found_nowhere_never_ran(ws: Workspace) -> None:
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def _compiled_ldconfig() -> bool:
+    """A compiled /sbin/ldconfig (some distributions wrap it in a shell script)."""
+    try:
+        with open("/sbin/ldconfig", "rb") as f:
+            return f.read(4) == b"\x7fELF"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not _compiled_ldconfig(), reason="needs a compiled /sbin/ldconfig")
+def test_a_library_lookup_reads_nothing_of_the_workspace(ws: Workspace) -> None:
+    # tenacity 9.2.1 with trio installed: trio's import asks ctypes.util.find_library, which
+    # runs `ldconfig -p`, and every test file depended on the whole workspace
+    ws.write(
+        "tests/test_lib.py",
+        """
+        import ctypes.util
+
+        def test_find():
+            assert ctypes.util.find_library("c")
+        """,
+    )
+    node = "tests/test_lib.py::test_find"
+    first = ws.run()
+    assert outcomes(first)[node] == "passed"
+    assert opaque(first, node) == []
+    ws.edit("pkg/a.py", "return a + b", "return a - b")
+    assert "tests/test_lib.py" not in ran(ws.run())
+
+
 def test_a_repository_query_from_a_conftest_stays_opaque(ws: Workspace) -> None:
     """The workspace's own code asking git at import (a version from `git describe`) may feed
     any test: every test still depends on the whole workspace."""
@@ -219,6 +249,10 @@ def test_known_reads(record: types.ModuleType, tmp_path: Path) -> None:
         assert found == [str(tmp_path / "a.txt")]
         assert record.known_reads("subprocess.Popen", popen("file", "-f", "names")) is None
         assert record.known_reads("subprocess.Popen", popen("file", "-m", "magic", "x")) is None
+    if _compiled_ldconfig():
+        assert record.known_reads("subprocess.Popen", popen("/sbin/ldconfig", "-p")) == []
+        assert record.known_reads("subprocess.Popen", popen("/sbin/ldconfig", "/opt/lib")) is None
+        assert record.known_reads("subprocess.Popen", popen("/sbin/ldconfig")) is None
     if shutil.which("cat") and shutil.which("sh"):
         at = str(tmp_path)
         sh = shutil.which("sh")
