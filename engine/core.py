@@ -167,6 +167,7 @@ class Engine:
         from maestro.engine.bytecode import drop_ambiguous_bytecode
         from maestro.engine.runner import run_pytest
         from maestro.engine.testing import (
+            UNTRACED,
             FileOutcome,
             PlannedFile,
             collect_only,
@@ -180,6 +181,7 @@ class Engine:
             repollute,
             store_results,
             summarise,
+            timed_out,
             trace_env,
             with_companions,
         )
@@ -246,12 +248,15 @@ class Engine:
             )
             for job in background:
                 await job
+            traced = trace_env(self.interpreter, planned, to_run, environ) != UNTRACED
 
             async def run_again(
                 files: list[PlannedFile],
                 names: list[str],
                 deselect: list[str],
                 until: Sequence[str] = (),
+                *,
+                untraced: bool = False,
             ) -> list[FileOutcome]:
                 """Another pytest process of this run, for `files` (collected with `names`,
                 `deselect`ed, each file stopped after the last of `until` in it): its results
@@ -262,8 +267,10 @@ class Engine:
                     self.graph.root, self.interpreter,
                     ["--continue-on-collection-errors", *planned.pytest_args, *names],
                     on_event=on_event, env_allowlist=planned.env_allowlist, environ=environ,
-                    nice=nice, extra_env=trace_env(self.interpreter, planned, files, environ),
-                    deselect=deselect, until=until,
+                    nice=nice, deselect=deselect, until=until,
+                    extra_env=UNTRACED if untraced else trace_env(
+                        self.interpreter, planned, files, environ
+                    ),
                 )  # fmt: skip
                 stored = store_results(
                     self.graph, self.cache, planned, files, again, started, redactor,
@@ -307,6 +314,22 @@ class Engine:
                 for o in doubted:
                     confirmed += confirmation_notes(o, by_target[o.target])
                 fresh = [o for o in fresh if o.target not in targets] + redone
+            # Traced, a call-heavy test runs several times slower than under pytest: a file
+            # with a test that ran out of its pytest-timeout runs again untraced, as pytest
+            # runs it, and that run's outcomes (file-level records) are the ones kept.
+            slow = [o for o in fresh if traced and timed_out(o)]
+            if slow:
+                files = [o.planned for o in slow]
+                names, others = with_companions(files, collect_only(files))
+                hidden = [n for f in files for n in f.deselect] + others
+                redone = await run_again(files, names, hidden, untraced=True)
+                targets = {f.target for f in files}
+                fresh = [o for o in fresh if o.target not in targets] + redone
+                confirmed += [
+                    f"{o.target}: a test ran out of its pytest-timeout while Maestro recorded "
+                    "what it ran; the file ran again as pytest runs it, and that run counts"
+                    for o in slow
+                ]
             outcomes += fresh
             # a test file this run found changing a module's state at import (a new file
             # registering a class) changes what the files just served from the cache see in

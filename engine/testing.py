@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import posixpath
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
@@ -1274,6 +1275,20 @@ def failed_in_part(outcome: FileOutcome) -> bool:
     return result is not None and any(t.outcome in FAILING for t in result.tests)
 
 
+# pytest-timeout's failure message (its `Failed: Timeout (>3.0s) from pytest-timeout.`)
+_TIMEOUT = re.compile(r"Timeout \(>[0-9.]+s\) from pytest-timeout")
+
+
+def timed_out(outcome: FileOutcome) -> bool:
+    """Whether a test of a traced run ran out of its pytest-timeout: traced, a call-heavy test
+    runs several times slower than under pytest, so the untraced run must say."""
+    result = outcome.result
+    return result is not None and any(
+        t.outcome in FAILING and t.message is not None and _TIMEOUT.search(t.message)
+        for t in result.tests
+    )
+
+
 def confirm_until(outcome: FileOutcome) -> tuple[str, ...] | None:
     """The tests of a doubted run (`passed_alone`, `failed_in_part`) that their file must
     confirm: it re-runs up to the last of them, as pytest runs it (the tests after them run
@@ -1342,7 +1357,10 @@ def trace_env(
         return {}
     if any(planned.last.get(f.target) is not None for f in to_run):
         return {}
-    return {TRACE_ENV: "off"}
+    return UNTRACED
+
+
+UNTRACED = {TRACE_ENV: "off"}
 
 
 def keep_carried_inputs(

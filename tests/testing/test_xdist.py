@@ -4,34 +4,10 @@ run the tests where nothing records them, so the run is made in one pytest proce
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-import pytest
 from test_fidelity_trials import outcomes
 from testing_helpers import Workspace, ran
 
-from maestro.engine.interpreter import Interpreter, query_interpreter
-
-
-@pytest.fixture(scope="session")
-def interpreter_xdist(tmp_path_factory: pytest.TempPathFactory) -> Interpreter:
-    """A venv on this environment's packages with pytest-xdist added (skipped when it cannot
-    be installed here)."""
-    venv = tmp_path_factory.mktemp("xdist") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "host.pth").write_text(str(Path(pytest.__file__).parent.parent) + "\n")
-    try:
-        subprocess.run(
-            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps",
-             "pytest-xdist>=3", "execnet>=2"],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-    except (subprocess.SubprocessError, OSError) as exc:
-        pytest.skip(f"cannot install pytest-xdist here: {exc}")
-    return query_interpreter(venv / "bin/python")
+from maestro.engine.interpreter import Interpreter
 
 
 def test_tests_distributed_by_xdist_run_record_and_cache(
