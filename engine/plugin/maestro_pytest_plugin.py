@@ -828,7 +828,8 @@ class _Deps:
 def _drop_named_only(config: Any, file_path: Any, outcome: Any) -> None:
     """A file a conftest's collector takes though pytest's own rules do not name it: walking,
     pytest would not also collect it as a Python module (python_files) or a doctest file
-    (doctest globs); named on its command line, it would."""
+    (doctest globs); named on its command line, it would. A file no other collector takes was
+    named by the user (`maestro test tests/test.py`): pytest collects it whatever its name."""
     from _pytest.doctest import DoctestTextfile
     from _pytest.pathlib import fnmatch_ex
     from _pytest.python import Module, path_matches_patterns
@@ -843,7 +844,7 @@ def _drop_named_only(config: Any, file_path: Any, outcome: Any) -> None:
         drop.append(DoctestTextfile)
     collectors = outcome.get_result()
     kept = [c for c in collectors if type(c) not in drop]
-    if len(kept) != len(collectors):
+    if kept and len(kept) != len(collectors):
         outcome.force_result(kept)
 
 

@@ -423,3 +423,24 @@ def test_the_counts_of_a_test_whose_teardown_errors_are_pytests(ws: Workspace) -
         }  # fmt: skip
         assert {n: counts[n] for n in names if counts[n]} == truth
         assert summary.exit_code == 1
+
+
+def test_a_named_file_outside_python_files_runs_as_pytest_runs_it(ws: Workspace) -> None:
+    # decorator 5.3.1 keeps its tests in tests/test.py, outside pytest's default python_files:
+    # `pytest tests/test.py` collects a file named on its command line whatever its name, and
+    # `maestro test tests/test.py` made pytest drop it ('not found', exit 4).
+    ws.write(
+        "tests/test.py",
+        """
+        def test_ok():
+            assert True
+
+        def test_bad():
+            assert False
+        """,
+    )
+    truth = pytest_says(ws, "tests/test.py")
+    assert truth == {"tests/test.py::test_ok": "passed", "tests/test.py::test_bad": "failed"}
+    selection = testing.Selection(paths=("tests/test.py",))
+    assert outcomes(ws.run(selection)) == truth
+    assert outcomes(ws.run(selection)) == truth  # served from the cache
