@@ -1,6 +1,6 @@
 """Test files whose import changes how the other files collect or what their tests see.
 
-Two kinds, both learned by the plugin while pytest collects.
+Two kinds learned by the plugin while pytest collects, and one found from the files' names.
 
 Warnings filters (``collected-after:``).
 
@@ -37,6 +37,10 @@ every other file see, whichever order they run in:
   deselected (`Plan.collect_only`): its tests see the state of the full run;
 - a polluter found by a run (a new test file) changes the keys of files just served from the
   cache: they are planned again and re-run in the same ``maestro test`` (`repollute`).
+
+Module names (``collected-after:`` too). Under pytest's prepend and append import modes two test
+files of one module name cannot both be imported: the full run fails the later one. Found from
+the files at each plan (`module_clashes`), the earlier file counts as a polluter of the later.
 
 Not covered: process state other than the warnings filters and the workspace modules' own
 namespaces (``os.environ``, ``sys.modules`` entries replaced, ``sys.path``, installed
@@ -76,6 +80,9 @@ class Polluters:
     # a polluter's content digest -> the digest of what of it runs at import (`import_digest`)
     import_digests: dict[str, str] = field(default_factory=dict)
     _used: set[str] = field(default_factory=set)  # those of `import_digests` asked for
+    # test file -> the test files of its module name a full run collects before it (not kept:
+    # `module_clashes` finds them from the files at each plan)
+    clashes: dict[str, list[str]] = field(default_factory=dict)
     _inputs: dict[str, Mapping[str, str]] = field(default_factory=dict)  # a polluter's, memo
 
     @classmethod
@@ -102,8 +109,11 @@ class Polluters:
         )
 
     def before(self, target: str, tests: Container[str]) -> list[str]:
-        """The known polluters a full run collects before `target` (among `tests`), in order."""
-        return sorted(p for p in self.files if p < target and p in tests)
+        """The known polluters a full run collects before `target` (among `tests`), in order;
+        with them the files of its module name, which make its import fail."""
+        found = {p for p in self.files if p < target and p in tests}
+        found.update(p for p in self.clashes.get(target, ()) if p in tests)
+        return sorted(found)
 
     def alongside(self, target: str, tests: Container[str], inputs: Collection[str]) -> list[str]:
         """The state polluters of a module among `inputs` (the inputs of `target`, among
@@ -212,6 +222,26 @@ class Polluters:
         }
         replace_file(self.path, msgpack.packb(data, use_bin_type=True))
         self.dirty = False
+
+
+def module_clashes(tests: Iterable[str], packages: Container[str]) -> dict[str, list[str]]:
+    """Test file -> the test files before it (path order, pytest's) of the same module name, as
+    pytest's prepend and append import modes name a test module: its basename, under the
+    packages (folders with an ``__init__.py`` among `packages`) it sits in. A full run fails to
+    import the later file ("import file mismatch"); alone, it would import."""
+    seen: dict[str, list[str]] = {}
+    found: dict[str, list[str]] = {}
+    for rel in sorted(t for t in tests if t.endswith(".py")):
+        parts = rel.split("/")
+        name = [parts[-1].removesuffix(".py")]
+        folder = parts[:-1]
+        while folder and "/".join((*folder, "__init__.py")) in packages:
+            name.insert(0, folder.pop())
+        earlier = seen.setdefault(".".join(name), [])
+        if earlier:
+            found[rel] = list(earlier)
+        earlier.append(rel)
+    return found
 
 
 def _is_python_file(name: str) -> bool:

@@ -64,7 +64,7 @@ from maestro.engine.collect_probe import ensure_collected
 from maestro.engine.core import ALL_CACHED, Engine
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.node_level import FAILING, is_file_input, node_reasons
-from maestro.engine.pollution import AFTER, WITH, Polluters
+from maestro.engine.pollution import AFTER, WITH, Polluters, module_clashes
 from maestro.engine.runner import (
     TRACE_ENV,
     RunReport,
@@ -77,7 +77,7 @@ from maestro.graph.build import BuildGraph, Change
 from maestro.graph.env_refs import referenced as referenced_env
 from maestro.graph.files import listing_digest
 from maestro.graph.fingerprints import FingerprintStore, diff, map_lines
-from maestro.graph.pytest_config import unfollowed_args
+from maestro.graph.pytest_config import import_mode, unfollowed_args
 from maestro.graph.records import LISTING
 from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 from maestro.redact_many import is_redacted, redact_each
@@ -474,7 +474,7 @@ def plan(
     digests = Digests(graph)
     last = LastKeys.load(graph.root)
     fps = fingerprints if fingerprints is not None else fingerprint_store(graph.root)
-    polluters = Polluters.load(graph.root)
+    polluters = polluters_for(graph, selection.pytest_args)
     files: list[PlannedFile] = []
 
     def decide(target: str, nodes: tuple[str, ...] | None) -> PlannedFile:
@@ -506,6 +506,15 @@ def plan(
     return Plan(
         files, context, tuple(selection.pytest_args), allowlist, digests, last, fps, polluters
     )
+
+
+def polluters_for(graph: BuildGraph, pytest_args: Sequence[str] = ()) -> Polluters:
+    """The workspace's known polluters, and the test files whose module name an earlier one
+    has (unless the import mode is importlib): what the keys and runs of its files follow."""
+    polluters = Polluters.load(graph.root)
+    if import_mode(list(pytest_args), graph.pytest.import_mode) != "importlib":
+        polluters.clashes = module_clashes(graph.tests, graph.py)
+    return polluters
 
 
 def file_key(
@@ -600,7 +609,7 @@ def _with_polluters(
 ) -> list[PlannedFile]:
     """Each file that runs has the polluters a full run collects before it run too (a cached
     one, or one not selected, runs whole): it is collected as in the full run."""
-    if not polluters.files:
+    if not polluters.files and not polluters.clashes:
         return files
     by_target = {f.target: f for f in files}
     todo = [f for f in files if f.runs]

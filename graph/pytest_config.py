@@ -44,6 +44,9 @@ class PytestConfig:
     # empty when the plugin is disabled (`-p no:doctest`)
     doctest_globs: tuple[str, ...] = DEFAULT_DOCTEST_GLOBS
     doctest_encoding: str = "utf-8"
+    # `--import-mode` in addopts: under prepend and append two test files of one module name
+    # collide (the second fails to import)
+    import_mode: str = "prepend"
     # files a conftest's own `pytest_collect_file` takes (graph/collectors.py): tests whatever
     # their name, found by asking that hook; sorted, so that the graph's key is stable
     collected_files: tuple[str, ...] = ()
@@ -140,6 +143,17 @@ def _doctest_modules(addopts: list[str]) -> bool:
     return "--doctest-modules" in addopts and not _doctest_disabled(addopts)
 
 
+def import_mode(args: list[str], default: str = "prepend") -> str:
+    """The ``--import-mode`` that `args` (addopts, or a run's arguments) set, the last one."""
+    mode = default
+    for i, a in enumerate(args):
+        if a.startswith("--import-mode="):
+            mode = a.partition("=")[2]
+        elif a == "--import-mode" and i + 1 < len(args):
+            mode = args[i + 1]
+    return mode
+
+
 def _doctest_globs(addopts: list[str]) -> tuple[str, ...]:
     """The text files pytest, given `addopts`, collects as doctests (`--doctest-glob`, which
     may repeat, replaces the default test*.txt)."""
@@ -202,6 +216,7 @@ def load_pytest_config(root: Path) -> PytestConfig:
         if "addopts" in options:
             addopts = _as_list(options["addopts"])
             cfg.doctest_modules = _doctest_modules(addopts)
+            cfg.import_mode = import_mode(addopts)
             cfg.doctest_globs = _doctest_globs(addopts)
         return cfg
     return PytestConfig()

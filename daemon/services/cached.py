@@ -19,13 +19,13 @@ if TYPE_CHECKING:
 async def cached_results(
     service: TestService, params: CachedResultsParams, ctx: RequestContext
 ) -> CachedResultsResult:
-    from maestro.engine.pollution import Polluters
     from maestro.engine.testing import (
         Digests,
         Selection,
         env_allowlist_of,
         file_key,
         key_context,
+        polluters_for,
         select,
     )
 
@@ -38,7 +38,7 @@ async def cached_results(
     def answer(g: BuildGraph) -> CachedResultsResult:
         context = key_context(interpreter, (), env_allowlist_of(g))
         digests = Digests(g)
-        polluters = Polluters.load(g.root)
+        polluters = polluters_for(g)
         files: list[RunFileResult] = []
         for target, nodes in select(g, Selection(paths=tuple(params.paths))).items():
             key = file_key(g, target, context, digests, polluters, nodes)

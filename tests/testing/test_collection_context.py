@@ -134,3 +134,25 @@ def test_a_file_that_keeps_failing_to_collect_is_not_flaky(ws: Workspace) -> Non
     assert VICTIM in ran(second)  # failed last time
     assert has_error(outcomes(second))
     assert not [t.node_id for r, _ in second.results() for t in r.tests if t.flaky]
+
+
+def test_a_file_whose_module_name_an_earlier_file_has_fails_to_import_as_in_the_full_run(
+    ws: Workspace,
+) -> None:
+    """Two test modules of one name (no __init__.py, pytest's prepend import mode): a full run
+    fails to import the second ("import file mismatch"); run alone after an edit it would
+    import, a pass pytest never gives."""
+    first, second = "tests/a/test_same.py", "tests/b/test_same.py"
+    ws.write(first, "def test_first():\n    assert True\n")
+    ws.write(second, "def test_second():\n    assert True\n")
+    assert pytest_says(ws)[second] == "error"
+    assert outcomes(ws.run())[second] == "error"
+    ws.edit(second, "assert True", "assert 1")
+    again = ws.run()
+    assert second in ran(again)
+    assert outcomes(again)[second] == "error", outcomes(again)
+    # without the first, the second imports: its key followed the first's presence
+    (ws.root / first).unlink()
+    assert pytest_says(ws)[f"{second}::test_second"] == "passed"
+    gone = ws.run()
+    assert outcomes(gone)[f"{second}::test_second"] == "passed"
