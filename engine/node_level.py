@@ -337,21 +337,21 @@ def _module_reading(graph: BuildGraph, path: str) -> str | None:
     file other files import (a module under --doctest-modules), whose recorded reads hold
     what its code read for its importers' tests too."""
     for source in sorted(graph.rdeps.get(path, ())):
-        if source in graph.py and (source not in graph.tests or _imported(graph, source)):
+        if source in graph.py and (source not in graph.tests or imported_elsewhere(graph, source)):
             edge = graph.deps.get(source, {}).get(path)
             if edge is not None and edge.kind == "recorded":
                 return source
     return None
 
 
-_IMPORT_EDGES = frozenset({"import", "dynamic", "init", "conftest", "plugin"})
+IMPORT_EDGES = frozenset({"import", "dynamic", "init", "conftest", "plugin"})
 
 
-def _imported(graph: BuildGraph, target: str) -> bool:
+def imported_elsewhere(graph: BuildGraph, target: str) -> bool:
     """Does another workspace file import `target`?"""
     for source in graph.rdeps.get(target, ()):
         edge = graph.deps.get(source, {}).get(target)
-        if source != target and edge is not None and edge.kind in _IMPORT_EDGES:
+        if source != target and edge is not None and edge.kind in IMPORT_EDGES:
             return True
     return False
 

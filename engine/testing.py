@@ -63,7 +63,13 @@ from maestro.cache.store import Cache
 from maestro.engine.collect_probe import ensure_collected
 from maestro.engine.core import ALL_CACHED, Engine
 from maestro.engine.interpreter import Interpreter
-from maestro.engine.node_level import FAILING, is_file_input, node_reasons
+from maestro.engine.node_level import (
+    FAILING,
+    IMPORT_EDGES,
+    imported_elsewhere,
+    is_file_input,
+    node_reasons,
+)
 from maestro.engine.pollution import AFTER, WITH, Polluters, module_clashes
 from maestro.engine.runner import (
     TRACE_ENV,
@@ -179,12 +185,21 @@ def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...]
             prefix = path + "/" if path else ""
             found = [t for t in graph.tests if t.startswith(prefix)]
             if not found and path:
-                raise _unknown(raw)
+                raise _no_tests_in(raw)
             for test in found:
                 chosen[test] = None
         else:
             raise _unknown(raw)
     return {t: (tuple(sorted(n)) if n is not None else None) for t, n in sorted(chosen.items())}
+
+
+def _no_tests_in(folder: str) -> UnknownTargetError:
+    return UnknownTargetError(
+        f"{folder} holds no file pytest collects as a test (python_files, testpaths, "
+        "norecursedirs and the doctest options decide)",
+        hint=f"name the files themselves (pytest runs a file named on its command line "
+        f"whatever its name), e.g. maestro test {folder.rstrip('/')}/test.py",
+    )
 
 
 def _unknown(path: str) -> UnknownTargetError:
@@ -1118,9 +1133,6 @@ def _build_result(
     )
 
 
-_IMPORT_EDGES = frozenset({"import", "dynamic", "init", "conftest", "plugin"})
-
-
 def _importers(graph: BuildGraph, modules: list[str]) -> dict[str, set[str]]:
     """Module -> the files importing it, directly or through other modules (import edges
     only: a file that merely reads another does not share its module)."""
@@ -1131,20 +1143,11 @@ def _importers(graph: BuildGraph, modules: list[str]) -> dict[str, set[str]]:
             node = stack.pop()
             for source in graph.rdeps.get(node, ()):
                 edge = graph.deps.get(source, {}).get(node)
-                if source not in seen and edge is not None and edge.kind in _IMPORT_EDGES:
+                if source not in seen and edge is not None and edge.kind in IMPORT_EDGES:
                     seen.add(source)
                     stack.append(source)
         out[module] = seen
     return out
-
-
-def _imported(graph: BuildGraph, target: str) -> bool:
-    """Does another workspace file import `target`?"""
-    for source in graph.rdeps.get(target, ()):
-        edge = graph.deps.get(source, {}).get(target)
-        if source != target and edge is not None and edge.kind in _IMPORT_EDGES:
-            return True
-    return False
 
 
 def _collection_code(report: RunReport, target: str, importers: dict[str, set[str]]) -> list[str]:
@@ -1417,7 +1420,7 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
     module_reads = end.import_reads if end is not None else {}
     for target, deps in report.file_deps.items():
         inputs = dynamic_inputs(deps, scratch)
-        if _imported(graph, target):
+        if imported_elsewhere(graph, target):
             # A test file other files import: what its code reads is also a module's (below),
             # a union, or a run that does not collect it would add to it and the next that
             # does take it away, each time re-running its importers.
