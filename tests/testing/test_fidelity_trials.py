@@ -7,9 +7,11 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from testing_helpers import Workspace, ran
 
 from maestro.engine import testing
+from maestro.errors import UnknownTargetError
 
 
 def outcomes(summary: testing.Summary) -> dict[str, str]:
@@ -444,3 +446,14 @@ def test_a_named_file_outside_python_files_runs_as_pytest_runs_it(ws: Workspace)
     selection = testing.Selection(paths=("tests/test.py",))
     assert outcomes(ws.run(selection)) == truth
     assert outcomes(ws.run(selection)) == truth  # served from the cache
+
+
+def test_a_folder_with_no_collected_file_is_named_as_one(ws: Workspace) -> None:
+    # `maestro test tests` on decorator 5.3.1 (its tests/test.py is outside python_files) said
+    # "tests is not a test file, directory or node id": it is a directory, and the way out is to
+    # name the files, which pytest collects whatever their name.
+    ws.write("checks/test.py", "def test_ok():\n    assert True\n")
+    with pytest.raises(UnknownTargetError) as refused:
+        ws.run(testing.Selection(paths=("checks",)))
+    assert "checks holds no file pytest collects as a test" in str(refused.value)
+    assert "maestro test checks/test.py" in str(refused.value.hint)
