@@ -463,39 +463,21 @@ def test_threads_and_hijacked_hooks(ws: Workspace, hook: str) -> None:
     assert traces["tests/test_hooks.py::test_after_the_hijack"]["pkg/work.py"] == ["after"]
 
 
-def test_a_file_a_module_memoises_reruns_every_node_using_it(ws: Workspace) -> None:
+@pytest.mark.parametrize("doctest_modules", [False, True], ids=["plain", "doctest-modules"])
+def test_a_file_a_module_memoises_reruns_every_node_using_it(
+    ws: Workspace, doctest_modules: bool
+) -> None:
     """Only the first test reads the file; the others get it from the module's memo (python-
-    dateutil's zoneinfo tarball): per-node reads alone would carry their stale passes."""
-    ws.write("pkg/table.txt", "3\n")
-    ws.write(
-        "pkg/table.py",
-        "import pathlib\n\n_MEMO = {}\n\n\ndef limit():\n    if 'v' not in _MEMO:\n"
-        "        _MEMO['v'] = int((pathlib.Path(__file__).parent / 'table.txt').read_text())\n"
-        "    return _MEMO['v']\n",
-    )
-    ws.write(
-        "tests/test_memo.py",
-        "from pkg.table import limit\n\n\ndef test_one():\n    assert limit() == 3\n\n\n"
-        "def test_two():\n    assert limit() == 3\n",
-    )
-    ws.run()
-    ws.write("pkg/table.txt", "4\n")
-    summary = ws.run()
-    assert {"tests/test_memo.py::test_one", "tests/test_memo.py::test_two"} <= set(
-        ran_nodes(summary)
-    )
-    assert summary.failed == 2
-
-
-def test_a_file_a_doctest_module_memoises_reruns_every_node_using_it(ws: Workspace) -> None:
-    """As above with --doctest-modules (humanize's gettext catalogs, kept by humanize.i18n):
-    the memoising module is a test file too, and its read still reaches every node of the test
-    files importing it. Before, only the node that read the file first re-ran (stale passes)."""
-    ws.write(
-        "pyproject.toml",
-        '[project]\nname = "demo"\nversion = "0"\n\n[tool.pytest.ini_options]\n'
-        'testpaths = ["pkg", "tests"]\naddopts = "--doctest-modules"\n',
-    )
+    dateutil's zoneinfo tarball): per-node reads alone would carry their stale passes. With
+    --doctest-modules (humanize's gettext catalogs, kept by humanize.i18n) the memoising module
+    is a test file too, and its read still reaches every node of the test files importing it;
+    before, only the node that read the file first re-ran there (stale passes)."""
+    if doctest_modules:
+        ws.write(
+            "pyproject.toml",
+            '[project]\nname = "demo"\nversion = "0"\n\n[tool.pytest.ini_options]\n'
+            'testpaths = ["pkg", "tests"]\naddopts = "--doctest-modules"\n',
+        )
     ws.write("pkg/table.txt", "3\n")
     ws.write(
         "pkg/table.py",
