@@ -718,8 +718,8 @@ def _usage_error(report: RunReport, root: Path) -> PytestUsageError:
     text = " ".join(said) or "no message"
     return PytestUsageError(
         f"pytest refused the run: {text.replace(str(root) + os.sep, '')}",
-        hint="fix what pytest names (a node id, an option after `--`, a conftest.py); plain "
-        "pytest given the same refuses it too (exit 4)",
+        hint="fix what pytest names (a node id, an option after `--`, a conftest.py); if "
+        "plain pytest given the same files runs, this is Maestro's fault: please report it",
     )
 
 
