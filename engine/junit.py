@@ -24,26 +24,23 @@ _DECLARATION = "<?xml version='1.0' encoding='utf-8'?>\n"
 def _attr(text: str) -> str:
     """An attribute value escaped as ElementTree escapes it: as element text, and quotes and
     white space other than blanks."""
-    text = _cdata(text)
-    if '"' in text:
-        text = text.replace('"', "&quot;")
-    if "\r" in text:
-        text = text.replace("\r", "&#13;")
-    if "\n" in text:
-        text = text.replace("\n", "&#10;")
-    if "\t" in text:
-        text = text.replace("\t", "&#09;")
-    return text
+    return _replaced(_cdata(text), _ATTRIBUTE)
 
 
 def _cdata(text: str) -> str:
     """Element text escaped as ElementTree escapes it."""
-    if "&" in text:
-        text = text.replace("&", "&amp;")
-    if "<" in text:
-        text = text.replace("<", "&lt;")
-    if ">" in text:
-        text = text.replace(">", "&gt;")
+    return _replaced(text, _TEXT)
+
+
+# in ElementTree's order ("&" first); each replaced only where present (most values hold none)
+_TEXT = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"))
+_ATTRIBUTE = (('"', "&quot;"), ("\r", "&#13;"), ("\n", "&#10;"), ("\t", "&#09;"))
+
+
+def _replaced(text: str, table: tuple[tuple[str, str], ...]) -> str:
+    for old, new in table:
+        if old in text:
+            text = text.replace(old, new)
     return text
 
 
