@@ -24,7 +24,7 @@ import sys
 import sysconfig
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 ENV_DIR = "MAESTRO_CHILD_DIR"
 ENV_ROOT = "MAESTRO_CHILD_ROOT"
@@ -217,10 +217,21 @@ _VCS_QUERIES = {
 }  # fmt: skip
 
 
-def _spawn_args(event: str, args: tuple[Any, ...]) -> tuple[str, list[str], Any, Any] | None:
-    """(program, argv, cwd, env) of a spawn event that starts one program by its name or path
-    (program: as named, its executable or else ``argv[0]``; "" when neither is given); None for
-    the others (a fork, a shell command, a pty) or odd arguments."""
+class _Start(NamedTuple):
+    """A spawn that starts one program by its name or path."""
+
+    named: str
+    """The program as the spawn names it: its executable, or else ``argv[0]``."""
+    program: str
+    """``named`` resolved on the search path the child gets; as named when found nowhere."""
+    argv: list[str]
+    cwd: Any
+    env: Any
+
+
+def _started(event: str, args: tuple[Any, ...]) -> _Start | None:
+    """The program a spawn event starts by its name or path; None for the other spawns (a fork,
+    a shell command, a pty), for odd arguments and for a spawn that names no program."""
     if event == "subprocess.Popen":
         executable, argv, cwd, env = (list(args) + [None] * 4)[:4]
     elif event in ("os.posix_spawn", "os.exec"):
@@ -233,10 +244,12 @@ def _spawn_args(event: str, args: tuple[Any, ...]) -> tuple[str, list[str], Any,
         if isinstance(argv, (str, bytes)):
             argv = [argv]
         names = [os.fsdecode(a) for a in (argv or ())]
-        first = os.fsdecode(executable) if executable is not None else (names[0] if names else "")
+        named = os.fsdecode(executable) if executable is not None else (names[0] if names else "")
+        if not named:
+            return None
+        return _Start(named, _program([named], env), names, cwd, env)
     except Exception:
         return None
-    return first, names, cwd, env
 
 
 def _search_path(env: Any) -> list[str]:
@@ -260,19 +273,17 @@ def known_reads(event: str, args: tuple[Any, ...]) -> list[str] | None:
     input), what
     the command of ``sh -c`` reads when it is one of these. None when what it reads is
     unknown."""
-    found = _spawn_args(event, args)
-    if found is None or not found[0]:
+    start = _started(event, args)
+    if start is None:
         return None
-    first, argv, cwd, env = found
     try:
-        program = _program([first], env)
-        if not os.path.isabs(program):
+        if not os.path.isabs(start.program):
             # not found: exec fails too, unless a relative entry of the search path finds it
             # from the child's working directory
-            relative = any(not os.path.isabs(d) for d in _search_path(env))
-            return None if relative or os.sep in first else []
-        where = os.fsdecode(cwd) if cwd is not None else _getcwd()
-        return _tool_reads(program, argv[1:], where, env, shell=True)
+            relative = any(not os.path.isabs(d) for d in _search_path(start.env))
+            return None if relative or os.sep in start.named else []
+        where = os.fsdecode(start.cwd) if start.cwd is not None else _getcwd()
+        return _tool_reads(start.program, start.argv[1:], where, start.env, shell=True)
     except Exception:
         return None
 
@@ -336,15 +347,13 @@ def _environ(env: Any) -> Any:
 def vcs_query(event: str, args: tuple[Any, ...]) -> bool:
     """Is this spawn a read-only query of a repository's metadata (``git rev-parse``, ``git
     describe --dirty``, ``hg id``, ``svnversion``) by the real, compiled tool?"""
-    found = _spawn_args(event, args)
-    if found is None or not found[0]:
+    start = _started(event, args)
+    if start is None:
         return False
-    first, argv, _cwd, env = found
     try:
-        program = _program([first], env)
-        if not os.path.isabs(program) or not _is_compiled(program):
+        if not os.path.isabs(start.program) or not _is_compiled(start.program):
             return False
-        name, rest = os.path.basename(program), list(argv[1:])
+        name, rest = os.path.basename(start.program), list(start.argv[1:])
         if name not in _VCS_QUERIES:
             return False
         queries = _VCS_QUERIES[name]
