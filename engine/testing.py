@@ -928,10 +928,17 @@ def _text(
     return redactor.redact("".join(parts)).encode()
 
 
-def _file_results(report: RunReport) -> dict[str, list[TestResult]]:
+def _file_results(report: RunReport, targets: Iterable[str]) -> dict[str, list[TestResult]]:
     by_file: dict[str, list[TestResult]] = {}
     for nodeid, result in report.results.items():
         by_file.setdefault(_file_of(nodeid), []).append(result)
+    # a folder pytest reports skipped (its conftest skips at import): the result of each file
+    # in it, the folder's one node counted once (summarise)
+    named = set(targets)
+    for folder in [k for k in by_file if k not in named]:
+        for target in named:
+            if target.startswith(folder + "/"):
+                by_file.setdefault(target, []).extend(by_file[folder])
     return by_file
 
 
@@ -1178,7 +1185,7 @@ def store_results(
     cache decision) may refuse a file's result: it is shown, not stored. With ``agree`` (a
     re-recording of cached results) a result is stored only when every node's outcome is the
     cached result's."""
-    by_file = _file_results(report)
+    by_file = _file_results(report, [f.target for f in to_run])
     importers = _importers(graph, [p for p, d in report.file_deps.items() if d.functions])
     keep_carried_inputs(graph, report, to_run)
     learn(graph, report)
@@ -1543,6 +1550,7 @@ def summarise(
     from maestro.wire import RunCounts
 
     tally: Counter[str] = Counter()
+    counted: set[str] = set()
     not_run = cached = ran = flaky = 0
     saved = 0.0
     for o in outcomes:
@@ -1555,6 +1563,9 @@ def summarise(
         else:
             ran += 1
         for t in o.result.tests:
+            if t.node_id in counted:
+                continue  # a skipped folder's node, in the result of each of its files
+            counted.add(t.node_id)
             tally[t.outcome] += 1
             tally.update(t.also)  # as pytest counts: a teardown's error too
             flaky += t.flaky

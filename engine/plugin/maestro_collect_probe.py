@@ -57,13 +57,19 @@ def pytest_collection(session: Any) -> bool:
     # collected, but into items pytest cannot be given by the file's path (pytest-checkdocs'
     # `.::project`, hung on the folder): a run of that file would be refused
     unaddressable: list[str] = []
+    # folders whose conftest skips at import (pytest.skip(allow_module_level=True)): pytest
+    # reports the folder skipped and collects nothing below it
+    skipped: set[Path] = set()
     for rel in request["candidates"]:
         path = root / rel
         try:
             if path.parent not in loaded:
                 loaded.add(path.parent)
-                _load_conftests(config, path.parent)
-            if is_ignored(path):
+                try:
+                    _load_conftests(config, path.parent)
+                except pytest.skip.Exception:
+                    skipped.add(path.parent)
+            if path.parent in skipped or is_ignored(path):
                 continue
             hook = session.gethookproxy(path)
             collected = hook.pytest_collect_file(file_path=path, parent=session)
@@ -71,7 +77,7 @@ def pytest_collection(session: Any) -> bool:
                 found.append(rel)
             elif collected:
                 unaddressable.extend(f"{rel}: {node.nodeid}" for node in collected)
-        except Exception as exc:  # pytest would report it while collecting this file
+        except (Exception, pytest.fail.Exception) as exc:  # pytest reports it collecting
             found.append(rel)
             errors.append(f"{rel}: {type(exc).__name__}: {exc}")
     out = Path(request["out"])

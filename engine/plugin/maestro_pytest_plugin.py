@@ -1409,6 +1409,8 @@ class _Recorder:
                     self._charge(codes)
             if report.skipped:
                 self._module_skipped(report)
+        elif report.skipped and report.nodeid and "::" not in report.nodeid:
+            self._module_skipped(report)  # a folder: its conftest skipped at import
         if report.failed:
             text = _truncate(str(getattr(report, "longreprtext", "") or report.longrepr))
             self._collect_errors.append(
@@ -2038,6 +2040,83 @@ def _children_dir(config: Any) -> str:
     os.environ[rec.ENV_DIR] = directory
     os.environ[rec.ENV_ROOT] = rec.abspath(str(rootpath))
     return directory
+
+
+def _skipping_folder(error: BaseException) -> str | None:
+    """The folder of the conftest whose import raised ``error`` (a module-level skip)."""
+    tb = error.__traceback__
+    found = None
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if os.path.basename(filename) == "conftest.py":
+            found = os.path.dirname(os.path.abspath(filename))
+        tb = tb.tb_next
+    return found
+
+
+def _under(invocation_dir: str, arg: str, folders: Sequence[str]) -> bool:
+    """Whether the path of ``arg`` (a path or node id) is in one of ``folders``."""
+    path = os.path.abspath(os.path.join(invocation_dir, str(arg).split("::")[0]))
+    return any(path == f or path.startswith(f + os.sep) for f in folders)
+
+
+class _SkippedFolders:
+    """Files Maestro named under a folder whose conftest skips at import: pytest's walk reports
+    the folder skipped (as its run of the whole suite does) instead of 'not found'."""
+
+    def __init__(self, invocation_dir: str, folders: list[str]) -> None:
+        self.invocation_dir = invocation_dir
+        self.folders = folders
+        self.session: Any = None
+
+    def pytest_sessionstart(self, session: Any) -> None:
+        self.session = session
+
+    def pytest_collectreport(self, report: Any) -> None:
+        # the session's own report comes last, right before pytest checks the named paths
+        notfound = getattr(self.session, "_notfound", None) if report.nodeid == "" else None
+        if notfound:
+            notfound[:] = [
+                entry
+                for entry in notfound
+                if not _under(self.invocation_dir, entry[0], self.folders)
+            ]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str]) -> Any:
+    """Under a runner, test files are named where pytest's run of the suite walks folders: one
+    under a folder whose conftest skips at import (``pytest.importorskip`` at its top) would stop
+    pytest before the session. Its files are left out of the initial conftests (the rest load as
+    pytest loads them) and stay named: the collection reports the folder skipped, as the walk
+    does."""
+    outcome = yield
+    error = outcome.excinfo[1] if outcome.excinfo else None
+    if not isinstance(error, pytest.skip.Exception) or not os.environ.get(ENV_FD):
+        return
+    namespace = early_config.known_args_namespace
+    invocation_dir = str(early_config.invocation_params.dir)
+    folders: list[str] = []
+    while isinstance(error, pytest.skip.Exception):
+        folder = _skipping_folder(error)
+        named = list(namespace.file_or_dir or [])
+        kept = [a for a in named if folder is None or not _under(invocation_dir, a, [folder])]
+        if not kept and early_config.inipath is not None:
+            kept = [str(early_config.inipath)]  # the rootdir's conftests, not testpaths'
+        if folder is None or kept == named:
+            return  # what pytest says of it: the suite's walk would load it the same way
+        folders.append(folder)
+        namespace.file_or_dir = kept
+        try:
+            early_config.pytest_load_initial_conftests(early_config)
+        except pytest.skip.Exception as again:
+            error = again
+        else:
+            error = None
+    early_config.pluginmanager.register(
+        _SkippedFolders(invocation_dir, folders), "maestro-skipped-folders"
+    )
+    outcome.force_result(None)
 
 
 @pytest.hookimpl(tryfirst=True)

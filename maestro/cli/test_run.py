@@ -258,11 +258,19 @@ def run_in_process(
 
 
 def file_results(result: RunTestsResult) -> list[tuple[ActionResult, bool]]:
-    """(ActionResult, served from cache) of every file that has a result, in plan order."""
+    """(ActionResult, served from cache) of every file that has a result, in plan order, each
+    test once (a skipped folder's node is in the result of each of its files)."""
     from maestro.cache.action import ActionResult
 
-    return [
-        (ActionResult.model_validate(f.result), f.cached)
-        for f in result.files
-        if f.result is not None
-    ]
+    seen: set[str] = set()
+    out: list[tuple[ActionResult, bool]] = []
+    for f in result.files:
+        if f.result is None:
+            continue
+        action = ActionResult.model_validate(f.result)
+        tests = [t for t in action.tests if t.node_id not in seen]
+        seen.update(t.node_id for t in tests)
+        if len(tests) < len(action.tests):
+            action = action.model_copy(update={"tests": tests})
+        out.append((action, f.cached))
+    return out
