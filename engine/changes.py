@@ -13,7 +13,7 @@ from pathlib import Path
 from maestro import git
 from maestro.git import Status
 from maestro.graph.build import Change
-from maestro.graph.files import NOISE_DIRS
+from maestro.graph.files import NOISE_DIRS, own_prefixes
 from maestro.graph.global_inputs import is_global_input
 from maestro.names import is_utf8, printable
 from maestro.workspace import normalize as normalize  # the CLI's fast path needs it lean
@@ -64,8 +64,9 @@ def _is_noise(rel: str) -> bool:
 def from_git(root: Path, since: str | None = None) -> list[Change]:
     found = git.changes_since(root, since) if since else git.working_tree_changes(root)
     changes: list[Change] = []
+    own = own_prefixes(root)
     for item in found:
-        if _is_noise(item.path) or not usable(item.path):
+        if _is_noise(item.path) or item.path.startswith(own) or not usable(item.path):
             continue
         if is_global_input(item.path):
             old = git.old_content(root, item)

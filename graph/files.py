@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from maestro.errors import ConfigError
 from maestro.names import is_utf8, undecodable_message
+from maestro.paths import own_dirs
 
 if TYPE_CHECKING:
     import pathspec
@@ -106,10 +107,23 @@ def _spec(lines: list[str], *, user: bool = False) -> pathspec.PathSpec[Any]:
     return pathspec.PathSpec.from_lines("gitignore", readable)
 
 
+def own_prefixes(root: Path) -> tuple[str, ...]:
+    """Root-relative posix prefixes ("x/y/") of Maestro's own cache and state directories that
+    lie inside the workspace: their files change on every run and are nobody's input."""
+    real_root = os.path.realpath(root)
+    found = []
+    for d in own_dirs():
+        rel = os.path.relpath(os.path.realpath(d), real_root)
+        if rel != "." and not rel.startswith(".."):  # the root itself: a user's odd choice
+            found.append(Path(rel).as_posix() + "/")
+    return tuple(found)
+
+
 def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
     """All files under `root` that are not ignored, as sorted relative posix paths."""
     result = WalkResult()
     user_spec = _spec(list(exclude), user=True) if exclude else None
+    own = own_prefixes(root)
     seen_dirs: set[str] = set()
     # (directory, its relative prefix, the gitignore specs in force with their base prefixes)
     stack: list[tuple[str, str, list[tuple[str, pathspec.PathSpec[Any]]]]] = [(str(root), "", [])]
@@ -151,6 +165,8 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
                     result.diagnostics.append((rel, "broken symlink; skipped"))
                 continue
             if entry.name in NOISE_DIRS or entry.name.endswith(".egg-info"):
+                continue
+            if own and rel + "/" in own:
                 continue
             if filtering and _ignored(rel + "/", specs, user_spec):
                 continue

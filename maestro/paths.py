@@ -46,6 +46,22 @@ def usual_state_dir() -> Path | None:
     return Path(home) / ".local" / "state" / APP if os.path.isabs(home) else None
 
 
+def own_dirs() -> tuple[Path, ...]:
+    """Maestro's cache and state directories as configured, found without importing platformdirs
+    on Linux (its defaults there are the XDG ones): what Maestro writes there on every run is
+    never a workspace file, even when a user puts them inside the workspace."""
+    if sys.platform != "linux":
+        return cache_dir(), state_dir()
+    cache = os.environ.get("MAESTRO_CACHE_DIR")
+    if not cache:
+        xdg = os.environ.get("XDG_CACHE_HOME", "")
+        home = os.environ.get("HOME", "")
+        base = xdg if os.path.isabs(xdg) else os.path.join(home, ".cache") if home else ""
+        cache = os.path.join(base, APP) if base else ""
+    state = os.environ.get("MAESTRO_STATE_DIR") or str(usual_state_dir() or "")
+    return tuple(Path(d) for d in (cache, state) if d)
+
+
 def workspace_key(root: Path) -> str:
     """A short stable name for a workspace root, used for its state directory."""
     resolved = root.resolve()

@@ -31,7 +31,7 @@ from maestro.daemon.watcher import IgnoreRules, Watcher
 from maestro.errors import MaestroError, WorkspaceError
 from maestro.graph.global_inputs import is_global_input, is_root_global_input
 from maestro.names import is_utf8, printable
-from maestro.paths import graph_index_path, workspace_state_dir
+from maestro.paths import graph_index_path, own_dirs, workspace_state_dir
 from maestro.reports import GraphStatsReport, HopModel, ImpactedReport, WhyReport
 from maestro.wire import (
     GRAPH_CHANGED,
@@ -193,7 +193,7 @@ class WorkspaceService:
             return
         state = workspace_state_dir(self.root)
         self._watcher = Watcher(
-            self.root, self._on_batch, excluded=(state, self.app.paths.socket.parent),
+            self.root, self._on_batch, excluded=(state, self.app.paths.socket.parent, *own_dirs()),
             step_ms=_step_ms(), on_lost=self._on_watch_lost,
         )  # fmt: skip
         self._watcher.start()

@@ -457,3 +457,30 @@ def test_a_folder_with_no_collected_file_is_named_as_one(ws: Workspace) -> None:
         ws.run(testing.Selection(paths=("checks",)))
     assert "checks holds no file pytest collects as a test" in str(refused.value)
     assert "maestro test checks/test.py" in str(refused.value.hint)
+
+
+def test_maestros_own_directories_inside_the_workspace_are_not_its_files(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # setuptools-scm 10.3.4 with MAESTRO_CACHE_DIR/MAESTRO_STATE_DIR in the project (as a CI job
+    # that caches a folder of its checkout): every test that ran git depends on the whole
+    # workspace, and the cache's own writes changed it, so no run was ever served from the cache
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(ws.root / ".maestro-cache"))
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(ws.root / "var/maestro-state"))
+    ws.write("tests/words.txt", "hello\n")
+    ws.write(
+        "tests/test_head.py",
+        """
+        import subprocess
+
+        def test_head():
+            out = subprocess.run(["head", "tests/words.txt"], capture_output=True, text=True)
+            assert out.stdout == "hello\\n"
+        """,
+    )
+    node = "tests/test_head.py::test_head"
+    assert outcomes(ws.run())[node] == "passed"
+    assert "tests/test_head.py" not in ran(ws.run())
+    assert "tests/test_head.py" not in ran(ws.run())
+    ws.write("tests/words.txt", "bye\n")  # still the whole workspace's input
+    assert outcomes(ws.run())[node] == "failed"
