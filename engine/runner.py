@@ -40,7 +40,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -107,6 +107,8 @@ class RunReport:
     invalid_event_lines: int = 0
     traces: dict[str, TestTrace] = field(default_factory=dict)  # by node id
     session_trace: SessionTrace | None = None
+    # test files collected only for what their import does, every test of them deselected
+    collected_only: tuple[str, ...] = ()
 
     @property
     def cpu_s(self) -> float:
@@ -270,11 +272,13 @@ async def run_pytest(
             json.dump(selection, f)
         extra_env = {**(extra_env or {}), SELECT_ENV: select_path}
     try:
-        return await _run_pytest(
+        report = await _run_pytest(
             root, interpreter, args, on_event=on_event, junit_xml=junit_xml,
             env_allowlist=env_allowlist, extra_env=extra_env, grace_s=grace_s,
             environ=environ, nice=nice, warm=warm, on_started=on_started,
         )  # fmt: skip
+        whole = tuple(d for d in deselect if "::" not in d)  # a file's path: all its tests
+        return replace(report, collected_only=whole) if whole else report
     finally:
         if select_path is not None:
             with contextlib.suppress(OSError):

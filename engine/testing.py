@@ -1426,6 +1426,12 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
     scratch = _scratch(written - graph.all_files)
     module_reads = end.import_reads if end is not None else {}
     for target, deps in report.file_deps.items():
+        if target in report.collected_only:
+            # Collected for its import's state only: it recorded part of its inputs (not its
+            # tests' reads, nor what the session read for them). Its recorded deps stay those
+            # of its last run, which its cached result's key holds; replaced, its key and the
+            # keys naming it would change with no edit, re-running them at the next run.
+            continue
         inputs = dynamic_inputs(deps, scratch)
         if imported_elsewhere(graph, target):
             # A test file other files import: what its code reads is also a module's (below),
