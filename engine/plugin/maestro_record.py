@@ -370,11 +370,7 @@ def _program(argv: list[str], env: Any) -> str:
     name = argv[0]
     if os.sep in name:
         return abspath(name)
-    path = None
-    if isinstance(env, dict):
-        raw = env.get("PATH", env.get(b"PATH"))
-        path = os.fsdecode(raw) if raw is not None else None
-    return shutil.which(name, path=path) or name
+    return shutil.which(name, path=os.pathsep.join(_search_path(env))) or name
 
 
 def is_python(program: str) -> bool:

@@ -284,3 +284,20 @@ def test_known_reads(record: types.ModuleType, tmp_path: Path) -> None:
     assert record.known_reads("subprocess.Popen", popen(str(script), "a.txt")) is None
     if shutil.which("head"):
         assert record.known_reads("subprocess.Popen", popen("head", "a.txt")) is None
+
+
+def test_a_child_environment_without_path_searches_the_default_path(
+    record: types.ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # exec looks a bare name up on the child's PATH, and on os.defpath when the child's
+    # environment has none: never on the parent's
+    tool = tmp_path / "bin" / "maestro-private-tool"
+    tool.parent.mkdir()
+    tool.write_text('#!/bin/sh\ncat "$@"\n')
+    tool.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tool.parent}{os.pathsep}{os.environ['PATH']}")
+    name = tool.name
+    inherited = (name, [name, "a"], str(tmp_path), None)
+    assert record.known_reads("subprocess.Popen", inherited) is None  # found: reads unknown
+    cleared = (name, [name, "a"], str(tmp_path), {"LANG": "C"})
+    assert record.known_reads("subprocess.Popen", cleared) == []  # found nowhere: never ran
