@@ -37,8 +37,8 @@ class PytestConfig:
     python_files: tuple[str, ...] = DEFAULT_PYTHON_FILES
     norecursedirs: tuple[str, ...] = DEFAULT_NORECURSE
     pythonpath: list[str] = field(default_factory=list)
-    # `--doctest-modules` in addopts: pytest collects every module (but setup.py, __main__.py
-    # and conftest.py, whose doctests pytest imports differently) as doctests too
+    # `--doctest-modules` in addopts: pytest collects every module (but setup.py and
+    # __main__.py; conftest.py too, imported as the conftest it is) as doctests too
     doctest_modules: bool = False
     # text files pytest's doctest plugin collects: `--doctest-glob` in addopts, else test*.txt;
     # empty when the plugin is disabled (`-p no:doctest`)
@@ -75,7 +75,9 @@ class PytestConfig:
             if not name.endswith(".py"):
                 if not (text_names(name) or text_paths("/" + rel)):
                     return False
-            elif name == "conftest.py":
+            elif name == "conftest.py" and not self.doctest_modules:
+                # pytest's walk offers it to the doctest plugin like any module; without
+                # --doctest-modules only a conftest's or plugin's collector may take it
                 return False
             doctests = self.doctest_modules and name not in ("setup.py", "__main__.py")
             ok = dir_ok.get(directory)

@@ -140,6 +140,49 @@ def test_a_workspace_without_a_collecting_conftest_starts_no_probe(
     assert not list((isolated / "state").rglob("collectors.json"))
 
 
+# A linter's collector (pytest-ruff's, pytest-flake8's shape): every Python file pytest walks
+# past, conftest.py included, gets an item of its own
+LINT_CONFTEST = """
+import pytest
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.suffix == ".py":
+        return LintFile.from_parent(parent, path=file_path)
+
+
+class LintFile(pytest.File):
+    def collect(self):
+        yield LintItem.from_parent(self, name="lint")
+
+
+class LintItem(pytest.Item):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.funcargs = {}
+
+    def runtest(self):
+        assert "FIX" + "ME" not in self.path.read_text()
+
+    def reportinfo(self):
+        return self.path, 0, "lint"
+"""
+
+
+def test_a_collector_taking_every_module_runs_on_conftest_py_too(ws: Workspace) -> None:
+    # pytest-ruff on importlib_metadata: plain pytest ran conftest.py::ruff; Maestro never
+    # offered conftest.py to the collector, so a lint failure there was silently not run
+    ws.write("tests/conftest.py", LINT_CONFTEST)
+    ws.write("tests/test_a.py", "def test_a():\n    pass\n")
+    truth = pytest_says(ws)
+    assert truth["tests/conftest.py::lint"] == "passed"
+    assert outcomes(ws.run()) == truth
+    ws.edit("tests/conftest.py", "import pytest", "import pytest  # FIXME")
+    truth = pytest_says(ws)
+    assert truth["tests/conftest.py::lint"] == "failed"
+    assert outcomes(ws.run()) == truth
+
+
 # An installed plugin (a ``pytest11`` entry point, as pytest-checkdocs is) collecting files of its
 # own: one kind addressable by its file, one item hung on the folder (checkdocs' `.::project`)
 PLUGIN = """

@@ -484,3 +484,39 @@ def test_maestros_own_directories_inside_the_workspace_are_not_its_files(
     assert "tests/test_head.py" not in ran(ws.run())
     ws.write("tests/words.txt", "bye\n")  # still the whole workspace's input
     assert outcomes(ws.run())[node] == "failed"
+
+
+def test_a_conftest_docstring_example_runs_as_pytest_runs_it(ws: Workspace) -> None:
+    # under --doctest-modules pytest collects conftest.py's doctests too (its walk hands every
+    # module to the doctest plugin); Maestro never took conftest.py for a test file, so a
+    # broken example in a fixture's docstring failed under pytest and passed under Maestro
+    ws.write("pyproject.toml", DOCTEST_PYPROJECT)
+    ws.write("pkg/__init__.py", "")
+    ws.write("tests/test_a.py", "def test_a(two):\n    assert two == 2\n")
+    ws.write(
+        "tests/conftest.py",
+        '''
+        import pytest
+
+
+        def double(x):
+            """
+            >>> double(1)
+            2
+            """
+            return 2 * x
+
+
+        @pytest.fixture
+        def two():
+            return 2
+        ''',
+    )
+    node = "tests/conftest.py::conftest.double"
+    truth = pytest_says(ws)
+    assert truth[node] == "passed"
+    assert outcomes(ws.run()) == truth
+    ws.edit("tests/conftest.py", "return 2 * x", "return 3 * x")
+    truth = pytest_says(ws)
+    assert truth[node] == "failed"
+    assert outcomes(ws.run()) == truth
