@@ -110,12 +110,17 @@ class Provenance(_Model):
     def current(cls) -> Provenance:
         return cls(
             maestro_version=maestro.__version__,
-            hostname=os.environ.get("MAESTRO_HOSTNAME") or socket.gethostname(),
+            hostname=this_host(),
             python_version=".".join(str(p) for p in sys.version_info[:3]),
             # not platform.platform(): it runs `uname -p` in a subprocess for the processor name
             platform=f"{platform.system()}-{platform.release()}-{platform.machine()}",
             created_at=datetime.now(UTC),
         )
+
+
+def this_host() -> str:
+    """The host name results produced here carry."""
+    return os.environ.get("MAESTRO_HOSTNAME") or socket.gethostname()
 
 
 class ActionResult(_Model):

@@ -150,18 +150,24 @@ def target_inputs(
     digest_of = file_digest or graph.file_digest
     inputs: dict[str, str] = {}
     for node in (target, *graph.closure(target)):
-        if node.startswith("dist:"):
-            found = graph.distribution_of(node)
-            inputs[node] = f"{found[0]}=={found[1]}" if found else ABSENT
-        elif node.startswith("//"):
-            continue  # declared targets are not test inputs
-        elif node == WORKSPACE:
-            inputs[node] = workspace_digest(graph, digest_of)
-        elif "#" in node:
-            inputs[node] = graph.sections.get(node, ABSENT)
-        else:
-            inputs[node] = digest_of(node) or ABSENT
+        value = input_value(graph, node, digest_of)
+        if value is not None:
+            inputs[node] = value
     return inputs
+
+
+def input_value(graph: BuildGraph, node: str, digest_of: Callable[[str], str | None]) -> str | None:
+    """The inputs-map value a graph node has now (None: a node that is not a test input)."""
+    if node.startswith("dist:"):
+        found = graph.distribution_of(node)
+        return f"{found[0]}=={found[1]}" if found else ABSENT
+    if node.startswith("//"):
+        return None  # declared targets are not test inputs
+    if node == WORKSPACE:
+        return workspace_digest(graph, digest_of)
+    if "#" in node:
+        return graph.sections.get(node, ABSENT)
+    return digest_of(node) or ABSENT
 
 
 def workspace_digest(graph: BuildGraph, digest_of: Callable[[str], str | None]) -> str:

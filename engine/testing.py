@@ -55,6 +55,7 @@ from maestro.cache.keys import (
     allowlisted_env,
     changed_inputs,
     environment_digest,
+    input_value,
     outcome_args,
     site_dirs,
     target_inputs,
@@ -495,8 +496,9 @@ def plan(
     def decide(target: str, nodes: tuple[str, ...] | None) -> PlannedFile:
         key = file_key(graph, target, context, digests, polluters, nodes)
         return _decide(
-            cache, last, target, nodes, key, no_cache=selection.no_cache, graph=graph, fps=fps
-        )
+            cache, last, target, nodes, key, no_cache=selection.no_cache, graph=graph, fps=fps,
+            holds=holding(graph, key, digests, polluters),
+        )  # fmt: skip
 
     for target, nodes in select(graph, selection).items():
         decided = decide(target, nodes)
@@ -543,12 +545,60 @@ def file_key(
     """A test file's key: its inputs, the polluters a full run collects before it and those
     whose import changes a module among its inputs."""
     inputs = target_inputs(graph, target, file_digest=digests)
-    inputs |= polluters.inputs(
+    inputs |= _polluter_inputs(graph, target, digests, polluters, inputs)
+    return action_key(target, context, inputs, selection=nodes)
+
+
+def _polluter_inputs(
+    graph: BuildGraph,
+    target: str,
+    digests: Callable[[str], str | None],
+    polluters: Polluters,
+    inputs: Mapping[str, str],
+) -> dict[str, str]:
+    return polluters.inputs(
         target, graph.tests, digests, inputs,
         lambda p: target_inputs(graph, p, file_digest=digests),
         lambda p: _source(graph.root / p),
     )  # fmt: skip
-    return action_key(target, context, inputs, selection=nodes)
+
+
+# Inputs that are settings of the run, not content it read: an earlier result holds only where
+# they are all the same (an unset allowlisted variable has no entry at all)
+_RUN_SETTINGS = ("@", "env:")
+_SETTINGS = (*_RUN_SETTINGS, AFTER, WITH)
+
+
+def holding(
+    graph: BuildGraph, key: ActionKey, digests: Callable[[str], str | None], polluters: Polluters
+) -> Callable[[Mapping[str, str], ActionResult], bool]:
+    """Whether an earlier run of `key.target` (its recorded inputs map, its result) would run
+    the same now: every file it read has the content it had; the files `key` names that it
+    did not read are absent or were already there, unchanged, when it ran on this host (a
+    conftest or module added since may change it); its settings (interpreter, arguments,
+    environment variables) are `key`'s, and so are the files collected before or with it
+    (which of them count, and what they add, follows the files it read)."""
+
+    def holds(recorded: Mapping[str, str], result: ActionResult) -> bool:
+        read = {n: v for n, v in recorded.items() if not n.startswith(_SETTINGS)}
+        for name, value in read.items():
+            now = key.inputs[name] if name in key.inputs else input_value(graph, name, digests)
+            if now != value:
+                return False
+        from maestro.cache.action import this_host
+
+        here = result.provenance.hostname == this_host()
+        for name, now in key.inputs.items():
+            if name in read or name.startswith((*_SETTINGS, "dist:")) or now == ABSENT:
+                continue  # a distribution: the same, as the installed packages are
+            if not here or not _untouched_since(graph.root, name, result.timing.started_at):
+                return False
+        collected = _polluter_inputs(graph, key.target, digests, polluters, read)
+        settings = {n: v for n, v in key.inputs.items() if n.startswith(_RUN_SETTINGS)}
+        settings.update(collected)
+        return {n: v for n, v in recorded.items() if n.startswith(_SETTINGS)} == settings
+
+    return holds
 
 
 def _source(path: Path) -> bytes | None:
@@ -605,8 +655,9 @@ def repollute(graph: BuildGraph, cache: Cache, planned: Plan, found: set[str]) -
         if key.hex == f.key.hex:
             continue
         decided = _decide(
-            cache, planned.last, f.target, f.nodes, key, no_cache=False, graph=graph, fps=fps
-        )
+            cache, planned.last, f.target, f.nodes, key, no_cache=False, graph=graph, fps=fps,
+            holds=holding(graph, key, planned.digests, planned.polluters),
+        )  # fmt: skip
         if decided.runs:  # whole: what changed is a file collected with it
             decided.reason = "inputs changed"
             decided.run_nodes = decided.carried = None
@@ -689,13 +740,18 @@ def _decide(
     no_cache: bool,
     graph: BuildGraph | None = None,
     fps: FingerprintStore | None = None,
+    holds: Callable[[Mapping[str, str], ActionResult], bool] | None = None,
 ) -> PlannedFile:
     if no_cache:
         return PlannedFile(target, nodes, key, None, "--no-cache")
     cached = cache.get_action(key.hex, count=False)  # counted by plan(), once decided
+    earlier = earlier_result(cache, last, key, holds) if cached is None and holds else None
+    if earlier is not None:
+        # served under its own key: the inputs it read (not all in `key`) stay what a change is
+        # keyed by, so it is never stored under `key`
+        return PlannedFile(target, nodes, earlier[0], earlier[1], None)
     if cached is not None:
-        failed = any(t.outcome in FAILING for t in cached.tests) or cached.exit_code not in (0, 5)
-        if not failed:
+        if not _failed(cached):
             return PlannedFile(target, nodes, key, cached, None)
         failing = tuple(t.node_id for t in cached.tests if t.outcome in FAILING)
         if nodes is None and failing and all(_runnable(n) for n in failing):
@@ -756,6 +812,41 @@ def _decide(
 
 
 _OTHER_PREVIOUS = 3  # older results tried when the nearest cannot judge per node
+
+
+def earlier_result(
+    cache: Cache,
+    last: LastKeys,
+    key: ActionKey,
+    holds: Callable[[Mapping[str, str], ActionResult], bool],
+) -> tuple[ActionKey, ActionResult] | None:
+    """A kept earlier passing result of `key.target` that `holds` now, and its key: an edit
+    undone (or a branch switched back) is served, although the last run (of the edit) recorded
+    other inputs and so keys the file differently. A run reads what its inputs decide, so the
+    earlier run, given the same inputs, would read and do the same again."""
+    for hex_, recorded in last.history(key.target):
+        if hex_ == key.hex:
+            continue
+        result = cache.get_action(hex_, count=False)
+        if result is not None and not _failed(result) and holds(recorded, result):
+            return ActionKey(key.target, hex_, dict(recorded)), result
+    return None
+
+
+def _untouched_since(root: Path, name: str, when: datetime) -> bool:
+    """Whether the file (or listed directory, or config file of a section) `name` has not
+    changed since a second before `when` (the ctime too: it moves on every write and rename)."""
+    try:
+        st = os.stat(os.path.join(root, name.removeprefix(LISTING).partition("#")[0]))
+    except OSError:
+        return False
+    return max(st.st_ctime, st.st_mtime) < when.timestamp() - 1.0
+
+
+def _failed(result: ActionResult) -> bool:
+    return any(t.outcome in FAILING for t in result.tests) or result.exit_code not in (0, 5)
+
+
 _AS_OF_OLDER = " (as of the last run with a per-test record)"
 
 

@@ -34,3 +34,47 @@ def test_an_edit_after_an_undo_is_judged_against_a_traced_result(
         "tests/test_calc.py::test_triple",
     ]
     assert summary.failed == 0
+
+
+def test_an_undone_edit_that_changed_what_a_test_read_is_served_from_the_cache(
+    ws: Workspace,
+) -> None:
+    # the edit makes the test fail before it reads its data file: the edit's run records other
+    # inputs than the first run, so keying the undone file by them named no stored result
+    ws.write(
+        "tests/test_data.py",
+        "import pathlib\n\nfrom pkg import calc\n\n\ndef test_reads():\n"
+        "    assert calc.triple(1) == 3\n"
+        "    assert pathlib.Path('tests/values.txt').read_text().strip() == 'ok'\n",
+    )
+    assert ws.run().failed == 0
+    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
+    assert ws.run().failed == 2  # test_triple, test_reads
+    ws.edit("pkg/calc.py", "return x * 4", "return x * 3")
+    undone = ws.run()
+    assert ran_nodes(undone) == []
+    assert (undone.failed, undone.passed) == (0, 5)
+    # still keyed by what the first run read: its data file changes the test's outcome
+    ws.edit("tests/values.txt", "ok", "changed")
+    summary = ws.run()
+    assert ran_nodes(summary) == ["tests/test_data.py::test_reads"]
+    assert summary.failed == 1
+
+
+def test_an_undone_edit_is_not_served_past_a_conftest_added_since(ws: Workspace) -> None:
+    # the earlier result never read the new conftest (it was not there): not a result for now
+    ws.write(
+        "tests/test_data.py",
+        "import pathlib\n\nfrom pkg import calc\n\n\ndef test_reads():\n"
+        "    assert calc.triple(1) == 3\n"
+        "    assert pathlib.Path('tests/values.txt').read_text().strip() == 'ok'\n",
+    )
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 4", "return x * 3")
+    ws.write("tests/conftest.py", "import pytest\n\n\n@pytest.fixture(autouse=True)\n"
+             "def broken():\n    raise RuntimeError('set-up fails')\n")  # fmt: skip
+    summary = ws.run()
+    assert summary.passed == 0
+    assert summary.errors == 5
