@@ -683,6 +683,8 @@ class MutantResult:
     testmon_nodes: int = 0
     maestro_misses: int = 0  # failing under pytest, not run by Maestro's pytest
     testmon_misses: int = 0  # failing under pytest, not run by testmon
+    revert_files: int = 0  # what Maestro's pytest ran after the mutant was undone
+    revert_nodes: int = 0
     mismatches: list[Mismatch] = field(default_factory=list)
     revert_mismatches: list[Mismatch] = field(default_factory=list)
     note: str = ""
@@ -950,12 +952,14 @@ def bench_project(
             mr.note += f"; revert run wrote no JUnit (exit {rr.code})"
         else:
             mr.revert_mismatches = compare("revert", mrv, set(ranv), p1, flaky)
+            mr.revert_files, mr.revert_nodes = _files(ranv), len(ranv)
             b.confirm(f"{tag}-revert", mr.revert_mismatches)
         say(
             f"[{i + 1}/{len(chosen)}] {mutant.kind} {mutant.label}: {mr.pytest_failing} failing; "
             f"maestro ran {mr.maestro_files}f/{mr.maestro_nodes}n, testmon "
             f"{mr.testmon_files}f/{mr.testmon_nodes}n; mismatches {len(mr.mismatches)}, "
-            f"after revert {len(mr.revert_mismatches)} {mr.note}"
+            f"after revert {len(mr.revert_mismatches)} (ran {mr.revert_files}f/"
+            f"{mr.revert_nodes}n) {mr.note}"
         )
     return res
 
@@ -1050,13 +1054,14 @@ def project_section(r: ProjectResult, limit: int = 25) -> str:
             f"{m.maestro_misses} / {m.testmon_misses}",
             _counts(m.mismatches),
             _counts(m.revert_mismatches),
+            f"{m.revert_files} / {m.revert_nodes}",
         ]
         for m in r.mutants
     ]
     head = ["kind", "mutant", "failing (pytest)", "maestro ran files / nodes",
             "testmon ran files / nodes", "misses maestro / testmon", "mismatches",
-            "after revert"]  # fmt: skip
-    lines += [table(head, rows, "ll" + "r" * 6), ""]
+            "after revert", "maestro ran after revert"]  # fmt: skip
+    lines += [table(head, rows, "ll" + "r" * 7), ""]
     every = sorted(_all_mismatches(r), key=lambda x: x[1].pytest_flaky)  # defects first
     if not every:
         return "\n".join(lines)
