@@ -1275,7 +1275,9 @@ class FingerprintStore:
         return self.directory / digest[:2] / f"{digest}.msgpack"
 
     def _source(self, digest: str) -> Path:
-        return self.directory / digest[:2] / f"{digest}.py"
+        # not `.py`: in a state directory inside the workspace, pytest, IDEs and type checkers
+        # would take the kept copy for one of its modules
+        return self.directory / digest[:2] / f"{digest}.src"
 
     def get(self, digest: str) -> FileFingerprints | None:
         found = self.memo.get(digest)
