@@ -580,6 +580,11 @@ def holding(
     (which of them count, and what they add, follows the files it read)."""
 
     def holds(recorded: Mapping[str, str], result: ActionResult) -> bool:
+        def settings(inputs: Mapping[str, str], kinds: tuple[str, ...]) -> dict[str, str]:
+            return {n: v for n, v in inputs.items() if n.startswith(kinds)}
+
+        if settings(recorded, _RUN_SETTINGS) != settings(key.inputs, _RUN_SETTINGS):
+            return False  # the cheap check first: most misses are a new interpreter or argument
         read = {n: v for n, v in recorded.items() if not n.startswith(_SETTINGS)}
         for name, value in read.items():
             now = key.inputs[name] if name in key.inputs else input_value(graph, name, digests)
@@ -594,9 +599,7 @@ def holding(
             if not here or not _untouched_since(graph.root, name, result.timing.started_at):
                 return False
         collected = _polluter_inputs(graph, key.target, digests, polluters, read)
-        settings = {n: v for n, v in key.inputs.items() if n.startswith(_RUN_SETTINGS)}
-        settings.update(collected)
-        return {n: v for n, v in recorded.items() if n.startswith(_SETTINGS)} == settings
+        return settings(recorded, (AFTER, WITH)) == collected
 
     return holds
 
