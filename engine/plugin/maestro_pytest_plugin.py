@@ -59,6 +59,7 @@ from __future__ import annotations
 import contextlib
 import cProfile
 import getpass
+import importlib.util
 import json
 import os
 import platform
@@ -139,7 +140,7 @@ class _Window:
     """What happened while one test file was collected or one test ran: raw paths opened for
     reading, programs started, and the module names first imported."""
 
-    __slots__ = ("loose", "modules_before", "paths", "scopes", "spawns", "test_file")
+    __slots__ = ("loads", "loose", "modules_before", "paths", "scopes", "spawns", "test_file")
 
     def __init__(self, test_file: str, *, modules: bool = False) -> None:
         self.test_file = test_file
@@ -147,6 +148,8 @@ class _Window:
         # thread): what this window ran may be that module's import, shared by its importers
         self.loose = False
         self.paths: list[str] = []
+        # workspace modules a test imported afresh: what the import system read to run them
+        self.loads: list[str] = []
         # (program, is Python: a record will come; None: not Python, its reads are known)
         self.spawns: list[tuple[str, bool | None]] = []
         # Only collection windows diff sys.modules (a copy per test costs more than it finds: a
@@ -241,6 +244,9 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             if found[1]:
                 _written.append(found[0])
                 return
+            if _loaded_in_test(window, rec.caller(1)):
+                window.loads.append(found[0])
+                return
             _read(window, (found[0],))
         elif event in rec.SPAWN_EVENTS:
             program, python = rec.spawned(event, args)
@@ -278,6 +284,17 @@ _FAILED = "\0recorder failed on "
 
 
 _HANDLED = frozenset({"open", "os.utime", "exec", *rec.SPAWN_EVENTS, *rec.LIST_EVENTS})
+
+
+def _loaded_in_test(window: _Window, frame: Any) -> bool:
+    """Is this read importlib reading, inside a test, the code of a workspace module it is
+    importing (the import hook's, its source or bytecode, to execute it)? That is code the test
+    runs, judged by what of it ran (its import's code is the session's, the functions the test
+    then calls the test's), as for a Python child's imports: not text the test read."""
+    hook = _IMPORTS
+    if hook is None or not hook.loading or window is _SESSION or window.modules_before is not None:
+        return False
+    return bool(rec.loads_code(frame))
 
 
 def _read(window: _Window, paths: Sequence[str]) -> None:
@@ -1033,6 +1050,12 @@ class _Recorder:
                 seen.files.add(rel)
             elif (outside := self._external(raw)) is not None:
                 seen.external.add(outside)
+        for raw in window.loads:
+            if raw.endswith(".pyc"):
+                with contextlib.suppress(ValueError):
+                    raw = importlib.util.source_from_cache(raw)
+            if (rel := self._rel(raw)) is not None:
+                seen.loaded.add(rel)
         self._spawn_notes(window.spawns, seen)
         deps = self._deps.setdefault(window.test_file, _Deps())
         deps.files |= seen.files | seen.loaded
