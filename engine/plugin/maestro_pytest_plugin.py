@@ -283,6 +283,13 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 _FAILED = "\0recorder failed on "
 
 
+def _ran_unseen(what: str) -> None:
+    """A test (or collection) ran a tool whose reads no audit event tells: it is opaque."""
+    window = _active
+    if window is not None:
+        window.spawns.append((rec.UNSEEN + what, False))
+
+
 _HANDLED = frozenset({"open", "os.utime", "exec", *rec.SPAWN_EVENTS, *rec.LIST_EVENTS})
 
 
@@ -1111,6 +1118,12 @@ class _Recorder:
         """Programs a test ran are inputs by content; what a non-Python one reads is unknown
         unless its arguments said it (its reads are then among the window's)."""
         for program, python in dict.fromkeys(spawns):
+            if program.startswith(rec.UNSEEN):
+                seen.opaque.append(
+                    f"ran {program[len(rec.UNSEEN) :]}, which reads in native code and skips "
+                    "what did not change by its times: what it read is unknown"
+                )
+                continue
             if program.startswith(_FAILED):
                 seen.opaque.append(
                     f"Maestro's recorder failed on a '{program[len(_FAILED) :]}' event: "
@@ -1343,6 +1356,9 @@ class _Recorder:
                 _IMPORTS = None
         with contextlib.suppress(Exception):  # importlib moved: first imports are scanned
             self._loaded_hook.install()
+        for name in rec.UNSEEN_ENTRIES:
+            if name in sys.modules:
+                rec.watch_unseen(sys.modules[name], _ran_unseen)
         self._emit(
             "session_start",
             pytest_version=pytest.__version__,
@@ -1468,6 +1484,8 @@ class _Recorder:
 
     def _module_loaded(self, spec: Any, module: Any) -> None:
         with contextlib.suppress(Exception):  # never break an import
+            if spec.name in rec.UNSEEN_ENTRIES:
+                rec.watch_unseen(module, _ran_unseen)
             origin = getattr(spec, "origin", None)
             rel = self._rel(rec.abspath(origin)) if isinstance(origin, str) else None
             located = getattr(spec, "has_location", False)  # not "built-in", "frozen"

@@ -154,6 +154,38 @@ def opened(args: tuple[Any, ...]) -> tuple[str, bool] | None:
     return text, write
 
 
+UNSEEN = "\x00reads unseen: "
+"""Marks, among the programs a process ran, a tool whose reads no audit event tells."""
+# Tools that read what they work on in native code and skip what did not change by its times:
+# mypy parses with a Rust extension and keeps an incremental cache that stands for the files
+# it then does not open. A process that loaded one (a module of it), and the entry points a
+# test calls in the pytest process, depend on everything.
+UNSEEN_READERS = {"mypy.build": "mypy's type checker"}
+UNSEEN_ENTRIES = {"mypy.api": ("mypy's type checker", ("run", "run_dmypy"))}
+
+
+def unseen_readers() -> list[str]:
+    """The tools of ``UNSEEN_READERS`` this process loaded."""
+    return [what for name, what in UNSEEN_READERS.items() if name in sys.modules]
+
+
+def watch_unseen(module: Any, ran: Callable[[str], None]) -> None:
+    """Wrap the entry points of ``module`` (``UNSEEN_ENTRIES``): each call reports ``ran``."""
+    what, names = UNSEEN_ENTRIES.get(getattr(module, "__name__", ""), ("", ()))
+    for name in names:
+        real = getattr(module, name, None)
+        if real is None or getattr(real, "_maestro_unseen", False):
+            continue
+
+        def entry(*args: Any, _real: Any = real, **kwargs: Any) -> Any:
+            ran(what)
+            return _real(*args, **kwargs)
+
+        entry._maestro_unseen = True  # type: ignore[attr-defined]
+        entry.__doc__, entry.__name__ = real.__doc__, name
+        setattr(module, name, entry)
+
+
 def spawned(event: str, args: tuple[Any, ...]) -> tuple[str, bool]:
     """(program, is Python) of a spawn audit event: the program as resolved on the PATH the child
     gets, and whether it will run our sitecustomize (and so leave a record)."""
@@ -594,6 +626,7 @@ class ChildRecorder:
         if not self.directory:
             return
         self._harvest()
+        self.spawns.extend((UNSEEN + what, False) for what in unseen_readers())
         functions: dict[str, set[str]] = {}
         for code in list(self.codes.values()):
             filename = code.co_filename
