@@ -61,6 +61,7 @@ import cProfile
 import getpass
 import importlib.util
 import json
+import linecache
 import os
 import platform
 import shutil
@@ -1042,7 +1043,23 @@ class _Recorder:
 
     def _open_window(self, test_file: str) -> None:
         global _active
+        self._forget_source_text()
         _active = _Window(test_file)
+
+    def _forget_source_text(self) -> None:
+        """linecache keeps the text of every source file it served (``inspect.getsource``,
+        traceback lines) for the rest of the process, so only the first test to ask read the
+        file. Forget the workspace's: each test that takes a file's text reads it in its own
+        window (execnet ships a module's source to each worker interpreter it starts, which runs
+        it as a string: its record names no file)."""
+        cache = linecache.cache
+        for name in list(cache):
+            entry = cache.get(name)
+            # (size, None, lines, name): text registered by a tool for generated code, no file
+            if entry is None or (len(entry) > 1 and entry[1] is None):
+                continue
+            if isinstance(name, str) and os.path.isabs(name) and self._rel(name) is not None:
+                cache.pop(name, None)
 
     def _close_window(self) -> _Seen:
         global _active
@@ -2186,6 +2203,42 @@ def pytest_configure(config: Any) -> None:
             _TRACER.stop()
         return
     config.pluginmanager.register(_Recorder(stream, _children_dir(config)), "maestro-recorder")
+    _rewrite_as_walked(config)
+
+
+def _rewrite_as_walked(config: Any) -> None:
+    """pytest rewrites the asserts of every module named on its command line, and Maestro names
+    each module it runs for ``--doctest-modules``: walking the folder, pytest leaves such a
+    module's asserts alone (only conftests, ``python_files`` and registered modules are
+    rewritten), and a doctest or a test matching an ``AssertionError``'s message sees the
+    difference. Judge those modules as the walk does (a file's result must not depend on how it
+    was selected); a test module named by its path is rewritten as before."""
+    if not config.getoption("doctestmodules", False):
+        return
+    try:
+        from pathlib import Path
+
+        from _pytest.assertion.rewrite import AssertionRewritingHook
+        from _pytest.python import path_matches_patterns
+    except ImportError:  # pytest internals moved: rewrite as pytest was asked to
+        return
+    hook = next((h for h in sys.meta_path if isinstance(h, AssertionRewritingHook)), None)
+    real = getattr(hook, "_should_rewrite", None)
+    if hook is None or real is None:
+        return
+    patterns = config.getini("python_files")
+
+    def should_rewrite(name: str, fn: str, state: Any) -> bool:
+        path = Path(fn)
+        if path.name == "conftest.py" or path_matches_patterns(path, patterns):
+            return bool(real(name, fn, state))
+        session, hook.session = hook.session, None  # as if not on the command line
+        try:
+            return bool(real(name, fn, state))
+        finally:
+            hook.session = session
+
+    hook._should_rewrite = should_rewrite  # type: ignore[method-assign]  # this hook only
 
 
 _start_recording()

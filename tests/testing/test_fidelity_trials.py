@@ -520,3 +520,70 @@ def test_a_conftest_docstring_example_runs_as_pytest_runs_it(ws: Workspace) -> N
     truth = pytest_says(ws)
     assert truth[node] == "failed"
     assert outcomes(ws.run()) == truth
+
+
+SHIPPING_TESTS = """
+import inspect
+import subprocess
+import sys
+
+import pkg.engine as engine
+
+
+def ship():
+    # the module's text, run by a fresh interpreter (execnet bootstraps its workers so)
+    code = inspect.getsource(engine) + "\\nprint(answer())\\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return done.stdout
+
+
+def test_one():
+    assert ship() == "42\\n"
+
+
+def test_two():
+    assert ship() == "42\\n"
+"""
+
+
+def test_a_module_text_each_test_ships_to_a_child_is_read_by_each(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # execnet 2.1.2: `popen//python=...` gateways send inspect.getsource(gateway_base) to the new
+    # interpreter; linecache keeps the text after the first test asked, so only that test read
+    # the file. After an edit to a function only the child runs, pytest failed
+    # test_remote_exec_function_with_kwargs and Maestro served its pass: "no input changed"
+    monkeypatch.setenv("MAESTRO_TRACE", "always")  # a per-test record from the first run on 3.11
+    ws.write("pkg/engine.py", "def answer():\n    return 42\n")
+    ws.write("tests/test_ship.py", SHIPPING_TESTS)
+    nodes = ("tests/test_ship.py::test_one", "tests/test_ship.py::test_two")
+    assert [outcomes(ws.run())[n] for n in nodes] == ["passed", "passed"]
+    ws.edit("pkg/engine.py", "return 42", "return 41")
+    assert pytest_says(ws, "tests/test_ship.py") == dict.fromkeys(nodes, "failed")
+    assert [outcomes(ws.run())[n] for n in nodes] == ["failed", "failed"]
+
+
+def test_a_doctest_module_keeps_its_plain_asserts_as_pytest_walking_does(ws: Workspace) -> None:
+    # zipp 4.1.2: `Translator('xyz')` in a docstring expects "AssertionError: Invalid
+    # separators". pytest rewrites the asserts of a module named on its command line, and
+    # Maestro names each doctest module: the rewritten message grew an explanation and the
+    # doctest failed, while plain pytest, walking the folder, left the module alone and passed
+    ws.write("pyproject.toml", DOCTEST_PYPROJECT)
+    ws.write(
+        "pkg/a.py",
+        '''
+        def check(seps):
+            """
+            >>> check("xyz")
+            Traceback (most recent call last):
+            ...
+            AssertionError: Invalid separators
+            """
+            assert set(seps) <= {"/"}, "Invalid separators"
+        ''',
+    )
+    ws.write("tests/test_a.py", "from pkg.a import check\n\n\ndef test_check():\n    check('/')\n")
+    node = "pkg/a.py::pkg.a.check"
+    truth = pytest_says(ws)
+    assert truth[node] == "passed"
+    assert outcomes(ws.run()) == truth
