@@ -141,7 +141,9 @@ class _Window:
     """What happened while one test file was collected or one test ran: raw paths opened for
     reading, programs started, and the module names first imported."""
 
-    __slots__ = ("loads", "loose", "modules_before", "paths", "scopes", "spawns", "test_file")
+    __slots__ = (
+        "loads", "loose", "modules_before", "own", "paths", "scopes", "spawns", "test_file",
+    )  # fmt: skip
 
     def __init__(self, test_file: str, *, modules: bool = False) -> None:
         self.test_file = test_file
@@ -157,6 +159,9 @@ class _Window:
         # module a test imports is read through open(), which the audit hook records).
         self.modules_before: set[str] | None = set(sys.modules) if modules else None
         self.scopes: list[str | None] | None = None  # the session window only
+        # files this window wrote afresh (created or truncated) before reading them: what it
+        # then reads there is its own output, not an input (a read before the write stays one)
+        self.own: set[str] = set()
 
 
 # The one piece of state the audit hook reads: the current window (a test file's, a test's, or
@@ -244,7 +249,11 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 return
             if found[1]:
                 _written.append(found[0])
+                if window is not _SESSION and rec.replaces(args):
+                    window.own.add(rec.abspath(found[0]))
                 return
+            if window.own and rec.abspath(found[0]) in window.own:
+                return  # reads back what this window wrote: the window's own output
             if _loaded_in_test(window, rec.caller(1)):
                 window.loads.append(found[0])
                 return

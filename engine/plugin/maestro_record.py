@@ -154,6 +154,18 @@ def opened(args: tuple[Any, ...]) -> tuple[str, bool] | None:
     return text, write
 
 
+def replaces(args: tuple[Any, ...]) -> bool:
+    """Does an ``open`` audit event for writing create or truncate the file (its content is
+    then all the opener's), rather than append to it or write into it in place?"""
+    mode = args[1] if len(args) > 1 else None
+    if isinstance(mode, str):
+        return "w" in mode or "x" in mode
+    flags = args[2] if len(args) > 2 else 0
+    return isinstance(flags, int) and bool(
+        flags & os.O_TRUNC or flags & (os.O_CREAT | os.O_EXCL) == os.O_CREAT | os.O_EXCL
+    )
+
+
 UNSEEN = "\x00reads unseen: "
 """Marks, among the programs a process ran, a tool whose reads no audit event tells."""
 # Tools that read what they work on in native code and skip what did not change by its times:
