@@ -73,11 +73,16 @@ class WalkResult:
 
 
 def _gitignore(directory: str) -> pathspec.PathSpec[Any] | None:
-    try:
-        with open(os.path.join(directory, ".gitignore"), encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        return None
+    """The ignore patterns that hold from ``directory`` down: its .gitignore and, at the top
+    of a repository, the repository's own `.git/info/exclude` (git reads both; the .gitignore's
+    lines come last, so they win where both match, as in git)."""
+    lines: list[str] = []
+    for name in (os.path.join(".git", "info", "exclude"), ".gitignore"):
+        try:
+            with open(os.path.join(directory, name), encoding="utf-8", errors="replace") as f:
+                lines += f.read().splitlines()
+        except OSError:
+            continue
     return _spec(lines) if lines else None
 
 
@@ -138,7 +143,7 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
         names = {entry.name for entry in entries}
         if prefix and "pyvenv.cfg" in names:
             continue  # a virtual environment (known from its listing: no stat per directory)
-        if ".gitignore" in names:
+        if ".gitignore" in names or ".git" in names:
             spec = _gitignore(directory)
             if spec is not None:
                 specs = [*specs, (prefix, spec)]

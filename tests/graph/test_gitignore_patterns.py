@@ -39,3 +39,19 @@ def test_a_bad_exclude_pattern_is_a_config_error_naming_it(tmp_path: Path) -> No
         BuildGraph.build(tmp_path)
     assert "'!'" in caught.value.message
     assert caught.value.hint is not None and "exclude" in caught.value.hint
+
+
+def test_the_repositorys_own_exclude_file_hides_files_as_a_gitignore_does(tmp_path: Path) -> None:
+    # zipp 4.1.2's sdist has no .gitignore: a user who lists .coverage in .git/info/exclude (git
+    # ignores it) still saw pytest-cov's .coverage taken for a workspace file, so every test
+    # depending on the whole workspace re-ran after each run rewrote it
+    (tmp_path / ".git" / "info").mkdir(parents=True)
+    (tmp_path / ".git" / "info" / "exclude").write_text("# git's comment\n.coverage*\nscratch/\n")
+    (tmp_path / ".coverage").write_text("x\n")
+    (tmp_path / "scratch").mkdir()
+    (tmp_path / "scratch" / "out.txt").write_text("x\n")
+    (tmp_path / "kept.txt").write_text("x\n")
+    assert walk(tmp_path).files == ["kept.txt"]
+    # a .gitignore beside it still has the last word, as in git
+    (tmp_path / ".gitignore").write_text("!.coverage\n")
+    assert walk(tmp_path).files == [".coverage", ".gitignore", "kept.txt"]
