@@ -109,6 +109,8 @@ Reason = Literal[
 ]
 LAST_RUNS_FILE = "test-last-keys.msgpack"
 LAST_KEYS_KEPT = 3  # per test file: the keys a change is judged against (an undone edit's too)
+# In the last keys: test file -> the inputs that changed while its last run ran (not stored)
+_UNSTORED = "\x00unstored"
 # Passed to pytest but keyed only through what they resolve to: the interpreter (@python) and
 # the programs the tests ran (recorded as inputs by content). Activating a venv changes PATH.
 _RESOLVED_ENV = frozenset({"PATH"})
@@ -340,7 +342,24 @@ class LastKeys:
     def set(self, key: ActionKey) -> None:
         kept = [[k, i] for k, i in self.history(key.target)[: LAST_KEYS_KEPT - 1] if k != key.hex]
         self.data[key.target] = [key.hex, key.inputs, kept]
+        unstored = self.data.get(_UNSTORED)
+        if isinstance(unstored, dict):
+            unstored.pop(key.target, None)
         self.dirty = True
+
+    def not_stored(self, target: str, changed: Iterable[str]) -> None:
+        """The last run of ``target`` was not stored: ``changed`` changed while it ran."""
+        unstored = self.data.setdefault(_UNSTORED, {})
+        if isinstance(unstored, dict):
+            unstored[target] = sorted(changed)
+            self.dirty = True
+
+    def unstored(self, target: str) -> tuple[str, ...]:
+        """The inputs that changed while the last run of ``target`` ran, when that kept its
+        result out of the cache (it then runs again with no edit: this tells why)."""
+        unstored = self.data.get(_UNSTORED)
+        found = unstored.get(target) if isinstance(unstored, dict) else None
+        return tuple(str(n) for n in found) if isinstance(found, list) else ()
 
     def save(self) -> None:
         if not self.dirty:
@@ -367,6 +386,7 @@ class PlannedFile:
     deselect: tuple[str, ...] = ()  # predictive mode skipped these: the result is not stored
     symbols: tuple[str, ...] = ()  # qualnames changed in its Python inputs since its last run
     untraced: bool = False  # its last result has no per-test record: a change re-runs it whole
+    unstored: tuple[str, ...] = ()  # inputs that changed while its last run ran: not stored
 
     @property
     def runs(self) -> bool:
@@ -390,8 +410,18 @@ class PlannedFile:
                 return f"{changed}: {node} {why}"
             traced_would_narrow = self.untraced and any(map(is_file_input, self.changed))
             whole = "; no per-test record yet, so the whole file" if traced_would_narrow else ""
-            return f"{changed}{whole}"
-        return self.reason
+            return f"{changed}{whole}{self._unstored()}"
+        return f"{self.reason}{self._unstored()}"
+
+    def _unstored(self) -> str:
+        if not self.unstored or self.reason not in ("no cached result", "inputs changed"):
+            return ""
+        names = ", ".join(map(input_label, self.unstored[:3]))
+        more = f" (+{len(self.unstored) - 3} more)" if len(self.unstored) > 3 else ""
+        return (
+            f" (its last run's result was not stored: {names}{more} changed while the tests"
+            " ran, written by the tests or another program)"
+        )
 
 
 _INPUT_LABELS = {
@@ -734,6 +764,26 @@ def fingerprint_store(root: Path) -> FingerprintStore:
 
 
 def _decide(
+    cache: Cache,
+    last: LastKeys,
+    target: str,
+    nodes: tuple[str, ...] | None,
+    key: ActionKey,
+    *,
+    no_cache: bool,
+    graph: BuildGraph | None = None,
+    fps: FingerprintStore | None = None,
+    holds: Callable[[Mapping[str, str], ActionResult], bool] | None = None,
+) -> PlannedFile:
+    decided = _decide_file(
+        cache, last, target, nodes, key, no_cache=no_cache, graph=graph, fps=fps, holds=holds
+    )
+    if decided.runs:
+        decided.unstored = last.unstored(target)
+    return decided
+
+
+def _decide_file(
     cache: Cache,
     last: LastKeys,
     target: str,
@@ -1348,7 +1398,9 @@ def store_results(
             log.warning("%s: outcomes differ from the cached result's; kept the cached", f.target)
             out.append(FileOutcome(f, result, False, stored=False))
             continue
-        if f.deselect or changed_during_run & key.inputs.keys() or (keep and not keep(f)):
+        if changed := changed_during_run & key.inputs.keys():
+            planned.last.not_stored(f.target, changed)
+        if f.deselect or changed or (keep and not keep(f)):
             # a predictive run's deselected tests have no result for these inputs
             out.append(FileOutcome(f, result, False, stored=False))
             continue
