@@ -32,6 +32,16 @@ def _load_conftests(config: Any, directory: Path) -> None:
         pm._loadconftestmodules(directory, mode, rootpath=config.rootpath)
 
 
+def walk_ignores(session: Any, path: Path) -> bool:
+    """Whether pytest's walk leaves ``path`` out (not asking about the folders above it). The
+    walk asks the folder collecting it, with that folder's conftests: a folder's own conftest
+    (loaded once the walk is inside it) is never asked about the folder, nor about paths in
+    other folders."""
+    _load_conftests(session.config, path.parent)
+    hook = session.gethookproxy(path.parent)
+    return bool(hook.pytest_ignore_collect(collection_path=path, config=session.config))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection(session: Any) -> bool:
     request_path = os.environ[PROBE_ENV]
@@ -45,8 +55,7 @@ def pytest_collection(session: Any) -> bool:
     def is_ignored(path: Path) -> bool:
         known = ignored.get(path)
         if known is None:
-            hook = session.gethookproxy(path)
-            known = bool(hook.pytest_ignore_collect(collection_path=path, config=config))
+            known = walk_ignores(session, path)
             if not known and path.parent != root:
                 known = is_ignored(path.parent)
             ignored[path] = known

@@ -76,6 +76,7 @@ from types import ModuleType
 from typing import Any
 
 # The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
+import maestro_collect_probe  # type: ignore[import-not-found,unused-ignore]
 import maestro_lifeline  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
 import maestro_record as rec  # type: ignore[import-not-found,unused-ignore]
 import maestro_retain  # type: ignore[import-not-found,unused-ignore]
@@ -1411,7 +1412,7 @@ class _Recorder:
             key = str(file_path)
             ignored = self._ignored_memo.get(key)
             if ignored is None:
-                ignored = self._ignored_memo[key] = self._ignored(session.config, file_path)
+                ignored = self._ignored_memo[key] = self._ignored(session, file_path)
             if ignored:  # matched (or pytest < 9 calls the argument "not found"), never imported
                 outcome.force_result([_Ignored.from_parent(parent, path=file_path)])
             else:
@@ -1419,13 +1420,12 @@ class _Recorder:
         except Exception:  # pytest internals moved: collect as pytest was asked to
             return
 
-    def _ignored(self, config: Any, file_path: Any) -> bool:
+    def _ignored(self, session: Any, file_path: Any) -> bool:
         """Whether pytest, walking down to ``file_path``, would have ignored it or a folder
         above it."""
-        hook, root = config.hook, str(self._root)
-        path = file_path
+        root, path = str(self._root), file_path
         while str(path).startswith(root + os.sep):
-            if hook.pytest_ignore_collect(collection_path=path, config=config):
+            if maestro_collect_probe.walk_ignores(session, path):
                 return True
             path = path.parent
         return False

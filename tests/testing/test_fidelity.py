@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from test_fidelity_trials import pytest_says
 from testing_helpers import Workspace, ran
 from typer.testing import CliRunner
 
@@ -190,6 +191,27 @@ def test_collect_ignore_with_pytest_8_runs_the_other_files(
     assert summary.errors == summary.failed == 0
     assert outcomes(summary)["tests/test_a.py::test_add"] == "passed"
     assert not any("test_legacy" in node for node in outcomes(summary))
+
+
+def test_a_conftest_ignoring_paths_is_asked_only_below_its_folder(ws: Workspace) -> None:
+    # PyYAML 6.0.4's tests/legacy_tests/conftest.py: its pytest_ignore_collect ignores every
+    # path but two file names, its own folder included. pytest's walk asks a folder's conftest
+    # about what is in the folder, never about the folder itself nor about other folders:
+    # asked of every path (and of its own folder), nothing ran, exit 5, "0 passed" cached
+    ws.write(
+        "tests/legacy/conftest.py",
+        "def pytest_ignore_collect(collection_path):\n"
+        "    return collection_path.name not in ('test_keep.py',)\n",
+    )
+    ws.write("tests/legacy/test_keep.py", "def test_kept():\n    assert True\n")
+    ws.write("tests/legacy/test_helper.py", "def test_never_collected():\n    assert False\n")
+    expected = pytest_says(ws)
+    assert expected["tests/legacy/test_keep.py::test_kept"] == "passed"
+    assert not any("test_helper" in node for node in expected)
+    for _ in range(2):  # first run, then from the cache
+        summary = ws.run()
+        assert outcomes(summary) == {node: "passed" for node in expected}
+        assert summary.exit_code == 0
 
 
 def test_module_level_skip_counts_as_pytest_counts_it(ws: Workspace) -> None:
