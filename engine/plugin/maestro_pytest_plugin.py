@@ -255,10 +255,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 return
             if window.own and rec.abspath(found[0]) in window.own:
                 return  # reads back what this window wrote: the window's own output
-            if _loaded_in_test(window, rec.caller(1)):
-                window.loads.append(found[0])
-                return
-            _read(window, (found[0],))
+            # the import system running a module a test imports: code, not text the test read
+            _read(window, (found[0],), load=_loaded_in_test(window, rec.caller(1)))
         elif event in rec.SPAWN_EVENTS:
             program, python = rec.spawned(event, args)
             reads = None if python else rec.known_reads(event, args)
@@ -315,9 +313,11 @@ def _loaded_in_test(window: _Window, frame: Any) -> bool:
     return bool(rec.loads_code(frame))
 
 
-def _read(window: _Window, paths: Sequence[str]) -> None:
+def _read(window: _Window, paths: Sequence[str], *, load: bool = False) -> None:
     """`window` read `paths` (files, or marked listings): each counts for the conftest scope and
-    the workspace module of the code reading (the frames above the audited call)."""
+    the workspace module of the code reading (the frames above the audited call). A `load` (a
+    module's code run by a test's import) is no read of the test's, but still one of the module
+    whose code imported it (a lazy import in a function: its importers depend on it)."""
     scope = _conftest_scope() if window.scopes is not None else None
     reader = _reading_module()
     if reader is not None and window.test_file and _ROOT and _is_workspace is not None:
@@ -328,7 +328,7 @@ def _read(window: _Window, paths: Sequence[str]) -> None:
         ):
             reader = own
     for path in paths:
-        window.paths.append(path)
+        (window.loads if load else window.paths).append(path)
         if window.scopes is not None:
             window.scopes.append(scope)
         if reader is not None and not (window.test_file and _companion(path, window.test_file)):

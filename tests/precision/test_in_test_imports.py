@@ -76,3 +76,27 @@ def test_a_module_a_test_imports_afresh_reruns_it_for_the_code_it_ran_311(
     ws: Workspace, interpreter: Interpreter
 ) -> None:
     _check(Workspace(ws.root, interpreter))
+
+
+def test_a_module_a_library_function_imports_lazily_stays_its_importers_input(
+    ws: Workspace, interpreter312: Interpreter
+) -> None:
+    """pkg.lazy imports pkg.helper inside a function: the first test to call it imports it, the
+    later ones only use it. A change that breaks helper's import fails them all under pytest
+    (each call imports it again), so each file using pkg.lazy re-runs."""
+    w = Workspace(ws.root, interpreter312)
+    w.write("pkg/helper.py", "VALUE = 1\n")
+    w.write(
+        "pkg/lazy.py",
+        "def use():\n    global helper\n    from pkg import helper\n\n    return helper.VALUE\n",
+    )
+    for name in ("test_a_first", "test_b_later"):
+        w.write(
+            f"tests/{name}.py",
+            f"from pkg import lazy\n\n\ndef {name}():\n    assert lazy.use() == 1\n",
+        )
+    assert w.run().failed == 0
+    w.edit("pkg/helper.py", "VALUE = 1\n", "VALUE = 1\nraise RuntimeError('broken')\n")
+    summary = w.run()
+    assert "tests/test_b_later.py::test_b_later" in ran_nodes(summary)
+    assert summary.failed == 2
