@@ -1046,6 +1046,10 @@ class _Recorder:
         return path
 
     def _file_key(self, node: Any) -> str:
+        # the file that collected it: an item may report another path (PyYAML's legacy items
+        # report their data file)
+        owner = node.getparent(pytest.File) if hasattr(node, "getparent") else None
+        node = owner or node
         path = str(getattr(node, "path", None) or node.fspath)
         return self._rel(path) or path.replace(os.sep, "/")
 
