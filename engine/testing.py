@@ -397,6 +397,10 @@ class PlannedFile:
             if self.promote:
                 return "cached (no executed code changed)"
             return "cached"
+        return f"{self._why()}{self._unstored()}"
+
+    def _why(self) -> str:
+        assert self.reason is not None
         if self.run_nodes is not None and self.carried is not None:
             total = len(self.carried.tests)
             first = self.run_nodes[0] if self.run_nodes else ""
@@ -410,8 +414,8 @@ class PlannedFile:
                 return f"{changed}: {node} {why}"
             traced_would_narrow = self.untraced and any(map(is_file_input, self.changed))
             whole = "; no per-test record yet, so the whole file" if traced_would_narrow else ""
-            return f"{changed}{whole}{self._unstored()}"
-        return f"{self.reason}{self._unstored()}"
+            return f"{changed}{whole}"
+        return self.reason
 
     def _unstored(self) -> str:
         if not self.unstored or self.reason not in ("no cached result", "inputs changed"):
