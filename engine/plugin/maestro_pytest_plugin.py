@@ -280,6 +280,13 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             # sign of a change made while the tests ran, as for a file the run wrote
             with contextlib.suppress(Exception):
                 _written.append(rec.abspath(os.fsdecode(args[0])))
+        elif event == "os.rename" and window.own and len(args) == 4 and args[2:] == (-1, -1):
+            # os.rename / os.replace of a file this window wrote (an atomic save through a
+            # temporary file): the target's content is the window's own output too
+            if rec.abspath(args[0]) in window.own:
+                target = rec.abspath(args[1])
+                window.own.add(target)
+                _written.append(target)
         elif event == "exec" and window is not _SESSION and args:
             _module_exec(window, args[0])
     except Exception:
@@ -299,7 +306,7 @@ def _ran_unseen(what: str) -> None:
         window.spawns.append((rec.UNSEEN + what, False))
 
 
-_HANDLED = frozenset({"open", "os.utime", "exec", *rec.SPAWN_EVENTS, *rec.LIST_EVENTS})
+_HANDLED = frozenset({"open", "os.utime", "os.rename", "exec", *rec.SPAWN_EVENTS, *rec.LIST_EVENTS})
 
 
 def _loaded_in_test(window: _Window, frame: Any) -> bool:

@@ -6,6 +6,7 @@ stored and `maestro explain` says so."""
 
 from __future__ import annotations
 
+import pytest
 from testing_helpers import Workspace, ran
 from typer.testing import CliRunner
 
@@ -24,12 +25,27 @@ def test_other():
 """
 
 
-def test_a_file_the_test_wrote_then_read_is_its_own_output(ws: Workspace) -> None:
-    ws.write("tests/test_stamp.py", WRITES_THEN_READS.replace("{MARK}", ""))
+SAVES_ATOMICALLY_THEN_READS = """
+import os, pathlib, time
+
+def test_stamp():
+    tmp = pathlib.Path("tests/out.txt.tmp")
+    tmp.write_text(f"stamp {time.time_ns()}{MARK}")
+    os.replace(tmp, "tests/out.txt")  # an atomic save
+    assert pathlib.Path("tests/out.txt").read_text().startswith("stamp")
+
+def test_other():
+    assert True
+"""
+
+
+@pytest.mark.parametrize("body", [WRITES_THEN_READS, SAVES_ATOMICALLY_THEN_READS])
+def test_a_file_the_test_wrote_then_read_is_its_own_output(ws: Workspace, body: str) -> None:
+    ws.write("tests/test_stamp.py", body.replace("{MARK}", ""))
     assert ws.run().failed == 0
     # edits of the test: the second re-runs only that test, with the earlier runs' record at hand
     for mark in (" ", "  "):
-        ws.write("tests/test_stamp.py", WRITES_THEN_READS.replace("{MARK}", mark))
+        ws.write("tests/test_stamp.py", body.replace("{MARK}", mark))
         assert "tests/test_stamp.py" in ran(ws.run())
     again = ws.run()  # no change: its result was stored
     assert ran(again) == [] and again.failed == 0
