@@ -143,7 +143,8 @@ class _Window:
     reading, programs started, and the module names first imported."""
 
     __slots__ = (
-        "loads", "loose", "modules_before", "own", "paths", "scopes", "spawns", "test_file",
+        "loads", "loose", "modules_before", "own", "paths", "running", "scopes", "spawns",
+        "test_file",
     )  # fmt: skip
 
     def __init__(self, test_file: str, *, modules: bool = False) -> None:
@@ -163,6 +164,8 @@ class _Window:
         # files this window wrote afresh (created or truncated) before reading them: what it
         # then reads there is its own output, not an input (a read before the write stays one)
         self.own: set[str] = set()
+        # recorded Python children an earlier window started, still running when it opened
+        self.running: set[int] = set()
 
 
 # The one piece of state the audit hook reads: the current window (a test file's, a test's, or
@@ -1066,6 +1069,8 @@ class _Recorder:
         global _active
         self._forget_source_text()
         _active = _Window(test_file)
+        if self._children:
+            _active.running = rec.running_children(self._children)
 
     def _forget_source_text(self) -> None:
         """linecache keeps the text of every source file it served (``inspect.getsource``,
@@ -1126,6 +1131,15 @@ class _Recorder:
         that left none makes the window opaque."""
         expected = sum(1 for _, python in window.spawns if python)
         records = rec.read_records(self._children) if self._children else []
+        # one an earlier test started, running all along or ending after this window: what it
+        # did for this test is in no record this window gets
+        unseen = window.running - {r.get("pid") for r in records}
+        if unseen:
+            seen.opaque.append(
+                f"ran while {len(unseen)} Python process(es) an earlier test started kept "
+                "running (a worker or server kept for later tests): what they did for it is "
+                "not recorded"
+            )
         if not records and not expected:
             return
         for record in records:
@@ -1445,7 +1459,9 @@ class _Recorder:
         # a class is collected after its file's report: its parametrize lists are the file's
         if isinstance(collector, (pytest.File, pytest.Class)):
             key = self._file_key(collector)
-            self._collecting[collector.nodeid] = _Window(key, modules=True)
+            self._collecting[collector.nodeid] = window = _Window(key, modules=True)
+            if self._children:
+                window.running = rec.running_children(self._children)
             if isinstance(collector, pytest.File):
                 self._filters_before[collector.nodeid] = tuple(warnings.filters)
                 with contextlib.suppress(Exception):  # never break a collection

@@ -29,6 +29,7 @@ from typing import Any, NamedTuple
 ENV_DIR = "MAESTRO_CHILD_DIR"
 ENV_ROOT = "MAESTRO_CHILD_ROOT"
 RECORD_PREFIX = "child-"
+RUNNING_PREFIX = "running-"  # a recorded child's mark while it runs (its record comes at exit)
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _ANONYMOUS = frozenset(
     {"<lambda>", "<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<locals>"}
@@ -514,6 +515,30 @@ def started_by_installed(frame: Any) -> bool:
     return False
 
 
+def running_children(directory: str) -> set[int]:
+    """The recorded Python children still running (their record is not written yet): a
+    worker or server an earlier test started may be doing work for the running one."""
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(RUNNING_PREFIX)]
+    except OSError:
+        return set()
+    running: set[int] = set()
+    for name in names:
+        try:
+            pid = int(name[len(RUNNING_PREFIX) :])
+            os.kill(pid, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:  # killed before it could write its record
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(directory, name))
+            continue
+        except PermissionError:
+            pass  # alive, another user's (a reused pid): counted, conservatively
+        running.add(pid)
+    return running
+
+
 def read_records(directory: str) -> list[dict[str, Any]]:
     """Take (read and delete) every finished child record in `directory`."""
     try:
@@ -554,6 +579,9 @@ class ChildRecorder:
         self._installed: tuple[str, ...] | None = None  # once something is listed
 
     def start(self) -> None:
+        # marked before the hook: the mark is the recorder's, not a write of the child
+        with contextlib.suppress(OSError):
+            open(os.path.join(self.directory, f"{RUNNING_PREFIX}{os.getpid()}"), "wb").close()
         sys.addaudithook(self._audit)
         self._start_tracing()
         atexit.register(self.finish)
@@ -664,6 +692,8 @@ class ChildRecorder:
             os.replace(tmp, final)
         except OSError:
             pass  # the parent sees a Python child without a record: conservative
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, f"{RUNNING_PREFIX}{os.getpid()}"))
         del directory
 
 

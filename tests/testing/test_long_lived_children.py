@@ -1,0 +1,69 @@
+"""A Python process one test starts and later tests keep using (execnet's `gw` fixture keeps its
+worker interpreters in a session-scoped group; a server a fixture keeps running) does work for
+those later tests that no record of theirs holds: its record comes when it exits. A test that
+runs while such a process is running depends on the whole workspace, as one that starts a
+program whose reads cannot be recorded does. (execnet 2.1: 11 stale passes after an edit of code
+only its workers run.)"""
+
+from __future__ import annotations
+
+import pytest
+from testing_helpers import Workspace
+
+from maestro.engine import testing
+
+CONFTEST = """
+import subprocess
+import sys
+
+import pytest
+
+_workers = {}
+
+
+@pytest.fixture
+def worker():
+    if "w" not in _workers:  # started by the first test that asks, kept for the others
+        _workers["w"] = subprocess.Popen(
+            [sys.executable, "-c", "import sys\\nimport pkg.work as w\\n"
+             "for line in sys.stdin:\\n    print(w.answer(), flush=True)"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+    return _workers["w"]
+"""
+
+TESTS = """
+def ask(worker):
+    worker.stdin.write("?\\n")
+    worker.stdin.flush()
+    return worker.stdout.readline()
+
+
+def test_one(worker):
+    assert ask(worker) == "42\\n"
+
+
+def test_two(worker):
+    assert ask(worker) == "42\\n"
+"""
+
+NODES = ("tests/test_w.py::test_one", "tests/test_w.py::test_two")
+
+
+def outcomes(summary: testing.Summary) -> dict[str, str]:
+    return {t.node_id: t.outcome for r, _ in summary.results() for t in r.tests}
+
+
+def test_a_worker_an_earlier_test_started_keeps_the_later_tests_from_the_cache(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAESTRO_TRACE", "always")  # per-node records from the first run on
+    ws.write("pkg/work.py", "def answer():\n    return 42\n")
+    ws.write("tests/conftest.py", CONFTEST)
+    ws.write("tests/test_w.py", TESTS)
+    first = ws.run()
+    assert [outcomes(first)[n] for n in NODES] == ["passed", "passed"]
+    opaque = next(t.opaque for r, _ in first.results() for t in r.tests if t.node_id == NODES[1])
+    assert any("kept running" in why for why in opaque)
+    ws.edit("pkg/work.py", "return 42", "return 41")  # code only the worker runs
+    assert [outcomes(ws.run())[n] for n in NODES] == ["failed", "failed"]
