@@ -386,6 +386,7 @@ class PlannedFile:
     deselect: tuple[str, ...] = ()  # predictive mode skipped these: the result is not stored
     symbols: tuple[str, ...] = ()  # qualnames changed in its Python inputs since its last run
     untraced: bool = False  # its last result has no per-test record: a change re-runs it whole
+    earlier: bool = False  # served from an earlier key whose inputs all hold again (undone edit)
     unstored: tuple[str, ...] = ()  # inputs that changed while its last run ran: not stored
 
     @property
@@ -534,11 +535,17 @@ def plan(
             holds=holding(graph, key, digests, polluters),
         )  # fmt: skip
 
+    restored = False
     for target, nodes in select(graph, selection).items():
         decided = decide(target, nodes)
         if not selection.no_cache:  # a hit is a file served without running (not a failed one)
             cache.count_lookup(None if decided.runs else decided.cached)
         served = decided.cached if not decided.runs and not decided.promote else None
+        if decided.earlier and served is not None:
+            # what that run recorded is what the file reads again: its next key is that
+            # result's own, and the next change is judged against it (not the undone edit's)
+            graph.record_dynamic(target, served.dynamic_deps)
+            restored = True
         key = decided.key
         current = (key.hex, key.inputs)
         if served is not None and served.trace is not None and last.get(target) != current:
@@ -548,6 +555,9 @@ def plan(
             last.set(key)
         files.append(decided)
     files = _with_polluters(files, polluters, graph.tests, decide)
+    if restored:
+        with contextlib.suppress(OSError):  # a memo: the next plan restores it again
+            graph.save()
     if last.dirty:
         try:
             last.save()
@@ -806,7 +816,7 @@ def _decide_file(
     if earlier is not None:
         # served under its own key: the inputs it read (not all in `key`) stay what a change is
         # keyed by, so it is never stored under `key`
-        return PlannedFile(target, nodes, earlier[0], earlier[1], None)
+        return PlannedFile(target, nodes, earlier[0], earlier[1], None, earlier=True)
     if cached is not None:
         if not _failed(cached):
             return PlannedFile(target, nodes, key, cached, None)

@@ -78,3 +78,24 @@ def test_an_undone_edit_is_not_served_past_a_conftest_added_since(ws: Workspace)
     summary = ws.run()
     assert summary.passed == 0
     assert summary.errors == 5
+
+
+def test_after_an_undone_edit_is_served_the_next_edit_is_judged_per_node(ws: Workspace) -> None:
+    ws.write(
+        "tests/test_data.py",
+        "import pathlib\n\nfrom pkg import calc\n\n\ndef test_reads():\n"
+        "    assert calc.triple(1) == 3\n"
+        "    assert pathlib.Path('tests/values.txt').read_text().strip() == 'ok'\n",
+    )
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 4", "return x * 3")
+    assert ran_nodes(ws.run()) == []
+    # judged against the result served, as its own run recorded it: the data file the edit's
+    # run never reached is no change
+    ws.edit("pkg/calc.py", "return x * RATE", "return RATE * x")
+    assert ran_nodes(ws.run()) == [
+        "tests/test_calc.py::test_combo",
+        "tests/test_calc.py::test_double",
+    ]
