@@ -59,7 +59,6 @@ from __future__ import annotations
 import contextlib
 import cProfile
 import getpass
-import importlib.util
 import json
 import linecache
 import os
@@ -143,7 +142,7 @@ class _Window:
     reading, programs started, and the module names first imported."""
 
     __slots__ = (
-        "loads", "loose", "modules_before", "own", "paths", "running", "scopes", "spawns",
+        "loose", "modules_before", "own", "paths", "running", "scopes", "spawns",
         "test_file",
     )  # fmt: skip
 
@@ -153,8 +152,6 @@ class _Window:
         # thread): what this window ran may be that module's import, shared by its importers
         self.loose = False
         self.paths: list[str] = []
-        # workspace modules a test imported afresh: what the import system read to run them
-        self.loads: list[str] = []
         # (program, is Python: a record will come; None: not Python, its reads are known)
         self.spawns: list[tuple[str, bool | None]] = []
         # Only collection windows diff sys.modules (a copy per test costs more than it finds: a
@@ -258,8 +255,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 return
             if window.own and rec.abspath(found[0]) in window.own:
                 return  # reads back what this window wrote: the window's own output
-            # the import system running a module a test imports: code, not text the test read
-            _read(window, (found[0],), load=_loaded_in_test(window, rec.caller(1)))
+            _read(window, (found[0],))
         elif event in rec.SPAWN_EVENTS:
             program, python = rec.spawned(event, args)
             reads = None if python else rec.known_reads(event, args)
@@ -312,22 +308,9 @@ def _ran_unseen(what: str) -> None:
 _HANDLED = frozenset({"open", "os.utime", "os.rename", "exec", *rec.SPAWN_EVENTS, *rec.LIST_EVENTS})
 
 
-def _loaded_in_test(window: _Window, frame: Any) -> bool:
-    """Is this read importlib reading, inside a test, the code of a workspace module it is
-    importing (the import hook's, its source or bytecode, to execute it)? That is code the test
-    runs, judged by what of it ran (its import's code is the session's, the functions the test
-    then calls the test's), as for a Python child's imports: not text the test read."""
-    hook = _IMPORTS
-    if hook is None or not hook.loading or window is _SESSION or window.modules_before is not None:
-        return False
-    return bool(rec.loads_code(frame))
-
-
-def _read(window: _Window, paths: Sequence[str], *, load: bool = False) -> None:
+def _read(window: _Window, paths: Sequence[str]) -> None:
     """`window` read `paths` (files, or marked listings): each counts for the conftest scope and
-    the workspace module of the code reading (the frames above the audited call). A `load` (a
-    module's code run by a test's import) is no read of the test's, but still one of the module
-    whose code imported it (a lazy import in a function: its importers depend on it)."""
+    the workspace module of the code reading (the frames above the audited call)."""
     scope = _conftest_scope() if window.scopes is not None else None
     reader = _reading_module()
     if reader is not None and window.test_file and _ROOT and _is_workspace is not None:
@@ -338,7 +321,7 @@ def _read(window: _Window, paths: Sequence[str], *, load: bool = False) -> None:
         ):
             reader = own
     for path in paths:
-        (window.loads if load else window.paths).append(path)
+        window.paths.append(path)
         if window.scopes is not None:
             window.scopes.append(scope)
         if reader is not None and not (window.test_file and _companion(path, window.test_file)):
@@ -1100,12 +1083,6 @@ class _Recorder:
                 seen.files.add(rel)
             elif (outside := self._external(raw)) is not None:
                 seen.external.add(outside)
-        for raw in window.loads:
-            if raw.endswith(".pyc"):
-                with contextlib.suppress(ValueError):
-                    raw = importlib.util.source_from_cache(raw)
-            if (rel := self._rel(raw)) is not None:
-                seen.loaded.add(rel)
         self._spawn_notes(window.spawns, seen)
         deps = self._deps.setdefault(window.test_file, _Deps())
         deps.files |= seen.files | seen.loaded
