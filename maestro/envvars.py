@@ -26,6 +26,17 @@ DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
     "TZ",
     "TMPDIR",
     "TERM",
+    # the interpreter's own settings that change what a test sees, as plain pytest gets them
+    # (warnings as errors, hash order, asserts, encodings); not PYTHONPATH, which tools set for
+    # their own processes (an editor, a wrapper): opt in with `env-allowlist`
+    "PYTHONWARNINGS",
+    "PYTHONHASHSEED",
+    "PYTHONOPTIMIZE",
+    "PYTHONSAFEPATH",
+    "PYTHONDEVMODE",
+    "PYTHONUTF8",
+    "PYTHONIOENCODING",
+    "PYTHONINTMAXSTRDIGITS",
 )
 
 

@@ -92,6 +92,27 @@ def test_variables_that_steer_the_run_are_never_passed(ws: Workspace) -> None:
     assert code == 0 and "1 passed" in out, out
 
 
+def test_the_interpreters_own_settings_reach_pytest_and_key_the_result(ws: Workspace) -> None:
+    # PYTHONWARNINGS=error in a CI job: pytest fails a test that warns; Maestro passed it,
+    # started pytest without the variable, and served that pass under it
+    ws.write(
+        "tests/test_mode.py",
+        """
+        import warnings
+
+
+        def test_warns():
+            warnings.warn("old API", DeprecationWarning)
+        """,
+    )
+    code, out = maestro(ws, {}, "test", "tests/test_mode.py")
+    assert code == 0 and "1 passed" in out, out
+    code, out = maestro(ws, {"PYTHONWARNINGS": "error"}, "test", "tests/test_mode.py")
+    assert code == 1 and "1 failed" in out and "$PYTHONWARNINGS" in out, out
+    code, out = maestro(ws, {}, "test", "tests/test_mode.py")
+    assert code == 0 and "1 cached" in out and "1 passed" in out, out
+
+
 def test_the_names_read() -> None:
     source = b"""
 import os
