@@ -835,7 +835,7 @@ def _decide_file(
     if newest[0] == key.hex:
         return PlannedFile(target, nodes, key, None, "cached result unusable")
     previous = last.nearest(cache, target, key.inputs) or newest
-    changed = changed_inputs(previous[1], key.inputs)
+    changed = _changes_since(previous[1], key.inputs)
     if nodes is None and graph is not None and fps is not None:
         found = node_reasons(graph, cache, fps, previous[0], previous[1], key.inputs, changed)
         if found is None:
@@ -847,7 +847,7 @@ def _decide_file(
                 if k != previous[0]
             )
             for _, _, entry in others[:_OTHER_PREVIOUS]:
-                differ = changed_inputs(entry[1], key.inputs)
+                differ = _changes_since(entry[1], key.inputs)
                 found = node_reasons(
                     graph, cache, fps, entry[0], entry[1], key.inputs, differ, prefer=changed
                 )
@@ -908,6 +908,12 @@ def _untouched_since(root: Path, name: str, when: datetime) -> bool:
     except OSError:
         return False
     return max(st.st_ctime, st.st_mtime) < when.timestamp() - 1.0
+
+
+def _changes_since(before: Mapping[str, str], now: Mapping[str, str]) -> list[str]:
+    """The inputs that changed since a result: not a file its run never read that is absent
+    now (a later run read it while it was there; its removal undid that edit)."""
+    return [n for n in changed_inputs(before, now) if n in before or now.get(n) != ABSENT]
 
 
 def _failed(result: ActionResult) -> bool:

@@ -99,3 +99,25 @@ def test_after_an_undone_edit_is_served_the_next_edit_is_judged_per_node(ws: Wor
         "tests/test_calc.py::test_combo",
         "tests/test_calc.py::test_double",
     ]
+
+
+def test_an_edit_after_an_undone_one_is_not_judged_by_a_file_a_session_hook_read_then(
+    ws: Workspace,
+) -> None:
+    # a conftest hook reads every case file at session start (an input of every test file); a
+    # case added, then removed: the next edit is judged against the first run's result, where
+    # the removed case, absent as then, is no change
+    ws.write(
+        "tests/conftest.py",
+        "import pathlib\n\n\ndef pytest_sessionstart(session):\n"
+        "    for case in sorted(pathlib.Path('tests/cases').glob('*.txt')):\n"
+        "        assert case.read_text().strip() == 'ok'\n",
+    )
+    ws.write("tests/cases/a.txt", "ok\n")
+    assert ws.run().failed == 0
+    ws.write("tests/cases/b.txt", "ok\n")
+    ws.run()
+    (ws.root / "tests/cases/b.txt").unlink()
+    assert ran_nodes(ws.run()) == []
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_triple"]
