@@ -1933,6 +1933,8 @@ def _truncate(text: str, limit: int = _MAX_CAPTURE) -> str:
 # the kernel's files: their content is the machine's state of the moment, never a test's input
 _VIRTUAL = ("/proc/", "/sys/", "/dev/", "/run/")
 _STAT = os.stat  # as it was at import: a test may wrap os's functions (blockbuster)
+_LSTAT = os.lstat
+_CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".so", ".pyd")
 
 _CONTAINERS = (dict, list, set)
 # a workspace module at one moment: (its file, its names' object ids, its containers' sizes)
@@ -2089,6 +2091,44 @@ def _start_tracer() -> None:
         _TRACER = None
 
 
+def _probing(real: Callable[..., Any]) -> Callable[..., Any]:
+    """``os.stat``/``os.lstat`` that note, in a test's window, the workspace file whose being
+    there a test asks without reading it (``Path.exists``, ``os.path.isfile``): no audit event
+    says so. A file (or its absence) counts as a read; a folder does not (its listing would)."""
+
+    def probe(path: Any, *args: Any, **kwargs: Any) -> Any:
+        window = _active
+        if (
+            window is None or window is _SESSION or window.modules_before is not None
+            or not _ROOT or isinstance(path, int) or kwargs.get("dir_fd") is not None
+        ):  # fmt: skip
+            return real(path, *args, **kwargs)
+        try:
+            result = real(path, *args, **kwargs)
+        except FileNotFoundError:
+            _probed(window, path)
+            raise
+        if not stat.S_ISDIR(result.st_mode):
+            _probed(window, path)
+        return result
+
+    probe.__wrapped__ = real  # type: ignore[attr-defined]
+    return probe
+
+
+def _probed(window: _Window, path: Any) -> None:
+    try:
+        full = rec.abspath(os.fsdecode(path))
+        # not a module: the import system, linecache, inspect and pytest itself stat sources
+        # (the test's own file among them), and an import of it is recorded as such
+        if full.endswith(_CODE_SUFFIXES) or full in window.own:
+            return
+        if _ROOT and full.startswith(_ROOT + os.sep):
+            _read(window, (full,))
+    except Exception:  # a hook never breaks the test's own call
+        return
+
+
 def _start_recording() -> None:
     """Record from import time (``-p`` loads us before the first conftest is imported) when a
     runner is listening. The audit hook cannot be removed: once the session ends it returns at
@@ -2098,6 +2138,8 @@ def _start_recording() -> None:
         return
     _active = _SESSION
     sys.addaudithook(_audit)
+    os.stat = _probing(_STAT)
+    os.lstat = _probing(_LSTAT)
 
 
 def _children_dir(config: Any) -> str:
