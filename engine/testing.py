@@ -530,10 +530,11 @@ def plan(
 
     def decide(target: str, nodes: tuple[str, ...] | None) -> PlannedFile:
         key = file_key(graph, target, context, digests, polluters, nodes)
-        return _decide(
+        decided = _decide(
             cache, last, target, nodes, key, no_cache=selection.no_cache, graph=graph, fps=fps,
             holds=holding(graph, key, digests, polluters),
         )  # fmt: skip
+        return _unstored_noted(last, decided)
 
     restored = False
     for target, nodes in select(graph, selection).items():
@@ -701,9 +702,12 @@ def repollute(graph: BuildGraph, cache: Cache, planned: Plan, found: set[str]) -
         )
         if key.hex == f.key.hex:
             continue
-        decided = _decide(
-            cache, planned.last, f.target, f.nodes, key, no_cache=False, graph=graph, fps=fps,
-            holds=holding(graph, key, planned.digests, planned.polluters),
+        decided = _unstored_noted(
+            planned.last,
+            _decide(
+                cache, planned.last, f.target, f.nodes, key, no_cache=False, graph=graph, fps=fps,
+                holds=holding(graph, key, planned.digests, planned.polluters),
+            ),
         )  # fmt: skip
         if decided.runs:  # whole: what changed is a file collected with it
             decided.reason = "inputs changed"
@@ -777,27 +781,14 @@ def fingerprint_store(root: Path) -> FingerprintStore:
     return FingerprintStore(workspace_state_dir(root) / FINGERPRINTS_DIR)
 
 
-def _decide(
-    cache: Cache,
-    last: LastKeys,
-    target: str,
-    nodes: tuple[str, ...] | None,
-    key: ActionKey,
-    *,
-    no_cache: bool,
-    graph: BuildGraph | None = None,
-    fps: FingerprintStore | None = None,
-    holds: Callable[[Mapping[str, str], ActionResult], bool] | None = None,
-) -> PlannedFile:
-    decided = _decide_file(
-        cache, last, target, nodes, key, no_cache=no_cache, graph=graph, fps=fps, holds=holds
-    )
+def _unstored_noted(last: LastKeys, decided: PlannedFile) -> PlannedFile:
+    """A file that runs again says whether its last result went unstored, and why."""
     if decided.runs:
-        decided.unstored = last.unstored(target)
+        decided.unstored = last.unstored(decided.target)
     return decided
 
 
-def _decide_file(
+def _decide(
     cache: Cache,
     last: LastKeys,
     target: str,

@@ -13,6 +13,22 @@ import sys
 import pytest
 from precision_helpers import Workspace, ran_nodes
 
+READS_AFTER_A_CALL = (
+    "import pathlib\n\nfrom pkg import calc\n\n\ndef test_reads():\n"
+    "    assert calc.triple(1) == 3\n"
+    "    assert pathlib.Path('tests/values.txt').read_text().strip() == 'ok'\n"
+)
+
+
+def edit_and_undo(ws: Workspace) -> None:
+    """An edit that makes a test fail before it reads its data file (its run records other
+    inputs than the first run's), then the edit undone: the tree is the first run's again."""
+    ws.write("tests/test_data.py", READS_AFTER_A_CALL)
+    assert ws.run().failed == 0
+    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
+    assert ws.run().failed == 2  # test_triple, test_reads
+    ws.edit("pkg/calc.py", "return x * 4", "return x * 3")
+
 
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ traces every run (cheap)")
 def test_an_edit_after_an_undo_is_judged_against_a_traced_result(
@@ -41,16 +57,7 @@ def test_an_undone_edit_that_changed_what_a_test_read_is_served_from_the_cache(
 ) -> None:
     # the edit makes the test fail before it reads its data file: the edit's run records other
     # inputs than the first run, so keying the undone file by them named no stored result
-    ws.write(
-        "tests/test_data.py",
-        "import pathlib\n\nfrom pkg import calc\n\n\ndef test_reads():\n"
-        "    assert calc.triple(1) == 3\n"
-        "    assert pathlib.Path('tests/values.txt').read_text().strip() == 'ok'\n",
-    )
-    assert ws.run().failed == 0
-    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
-    assert ws.run().failed == 2  # test_triple, test_reads
-    ws.edit("pkg/calc.py", "return x * 4", "return x * 3")
+    edit_and_undo(ws)
     undone = ws.run()
     assert ran_nodes(undone) == []
     assert (undone.failed, undone.passed) == (0, 5)
@@ -63,16 +70,7 @@ def test_an_undone_edit_that_changed_what_a_test_read_is_served_from_the_cache(
 
 def test_an_undone_edit_is_not_served_past_a_conftest_added_since(ws: Workspace) -> None:
     # the earlier result never read the new conftest (it was not there): not a result for now
-    ws.write(
-        "tests/test_data.py",
-        "import pathlib\n\nfrom pkg import calc\n\n\ndef test_reads():\n"
-        "    assert calc.triple(1) == 3\n"
-        "    assert pathlib.Path('tests/values.txt').read_text().strip() == 'ok'\n",
-    )
-    ws.run()
-    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
-    ws.run()
-    ws.edit("pkg/calc.py", "return x * 4", "return x * 3")
+    edit_and_undo(ws)
     ws.write("tests/conftest.py", "import pytest\n\n\n@pytest.fixture(autouse=True)\n"
              "def broken():\n    raise RuntimeError('set-up fails')\n")  # fmt: skip
     summary = ws.run()
@@ -81,16 +79,7 @@ def test_an_undone_edit_is_not_served_past_a_conftest_added_since(ws: Workspace)
 
 
 def test_after_an_undone_edit_is_served_the_next_edit_is_judged_per_node(ws: Workspace) -> None:
-    ws.write(
-        "tests/test_data.py",
-        "import pathlib\n\nfrom pkg import calc\n\n\ndef test_reads():\n"
-        "    assert calc.triple(1) == 3\n"
-        "    assert pathlib.Path('tests/values.txt').read_text().strip() == 'ok'\n",
-    )
-    ws.run()
-    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
-    ws.run()
-    ws.edit("pkg/calc.py", "return x * 4", "return x * 3")
+    edit_and_undo(ws)
     assert ran_nodes(ws.run()) == []
     # judged against the result served, as its own run recorded it: the data file the edit's
     # run never reached is no change
