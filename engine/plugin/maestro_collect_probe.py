@@ -32,14 +32,20 @@ def _load_conftests(config: Any, directory: Path) -> None:
         pm._loadconftestmodules(directory, mode, rootpath=config.rootpath)
 
 
-def walk_ignores(session: Any, path: Path) -> bool:
-    """Whether pytest's walk leaves ``path`` out (not asking about the folders above it). The
-    walk asks the folder collecting it, with that folder's conftests: a folder's own conftest
-    (loaded once the walk is inside it) is never asked about the folder, nor about paths in
-    other folders."""
-    _load_conftests(session.config, path.parent)
-    hook = session.gethookproxy(path.parent)
-    return bool(hook.pytest_ignore_collect(collection_path=path, config=session.config))
+def walk_ignores(session: Any, path: Path, root: Path, memo: dict[Path, bool]) -> bool:
+    """Whether pytest's walk from ``root`` down to ``path`` leaves it, or a folder above it, out
+    (``memo``: the answers so far, per path). The walk asks the folder collecting a path, with
+    that folder's conftests: a folder's own conftest (loaded once the walk is inside it) is
+    never asked about the folder, nor about paths in other folders."""
+    known = memo.get(path)
+    if known is None:
+        _load_conftests(session.config, path.parent)
+        hook = session.gethookproxy(path.parent)
+        known = bool(hook.pytest_ignore_collect(collection_path=path, config=session.config))
+        if not known and path.parent not in (root, path):
+            known = walk_ignores(session, path.parent, root, memo)
+        memo[path] = known
+    return known
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -51,15 +57,6 @@ def pytest_collection(session: Any) -> bool:
     root = Path(request["root"])
     ignored: dict[Path, bool] = {}
     loaded: set[Path] = set()
-
-    def is_ignored(path: Path) -> bool:
-        known = ignored.get(path)
-        if known is None:
-            known = walk_ignores(session, path)
-            if not known and path.parent != root:
-                known = is_ignored(path.parent)
-            ignored[path] = known
-        return known
 
     found: list[str] = []
     errors: list[str] = []
@@ -78,7 +75,7 @@ def pytest_collection(session: Any) -> bool:
                     _load_conftests(config, path.parent)
                 except pytest.skip.Exception:
                     skipped.add(path.parent)
-            if path.parent in skipped or is_ignored(path):
+            if path.parent in skipped or walk_ignores(session, path, root, ignored):
                 continue
             hook = session.gethookproxy(path)
             collected = hook.pytest_collect_file(file_path=path, parent=session)

@@ -912,7 +912,8 @@ class _Recorder:
         self._excluded_prefixes: tuple[str, ...] = ()
         # a test reads the same few files thousands of times: resolve each path once
         self._rel_memo: dict[str, str | None] = {}
-        self._ignored_memo: dict[str, bool] = {}
+        # per path: does pytest's walk leave it or a folder above it out (collect_ignore ...)
+        self._ignored: dict[Any, bool] = {}
         self._installed = rec.installed_prefixes()
         self._temp: tuple[str, ...] = ()  # pytest's temporary directories: test scratch
         self._children = children  # where Python children of the tests leave their records
@@ -1411,26 +1412,16 @@ class _Recorder:
             if not session.isinitpath(file_path):
                 return
             # pytest offers every file of a folder again for each file named in that folder
-            key = str(file_path)
-            ignored = self._ignored_memo.get(key)
-            if ignored is None:
-                ignored = self._ignored_memo[key] = self._ignored(session, file_path)
-            if ignored:  # matched (or pytest < 9 calls the argument "not found"), never imported
+            walk = maestro_collect_probe.walk_ignores
+            root = type(file_path)(self._root)
+            inside = str(file_path).startswith(self._root + os.sep)
+            if inside and walk(session, file_path, root, self._ignored):
+                # matched (or pytest < 9 calls the argument "not found"), never imported
                 outcome.force_result([_Ignored.from_parent(parent, path=file_path)])
             else:
                 _drop_named_only(session.config, file_path, outcome)
         except Exception:  # pytest internals moved: collect as pytest was asked to
             return
-
-    def _ignored(self, session: Any, file_path: Any) -> bool:
-        """Whether pytest, walking down to ``file_path``, would have ignored it or a folder
-        above it."""
-        root, path = str(self._root), file_path
-        while str(path).startswith(root + os.sep):
-            if maestro_collect_probe.walk_ignores(session, path):
-                return True
-            path = path.parent
-        return False
 
     def pytest_collectstart(self, collector: Any) -> None:
         # a class is collected after its file's report: its parametrize lists are the file's
