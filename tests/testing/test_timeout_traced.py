@@ -1,6 +1,10 @@
 """A test that passes within its pytest-timeout under pytest passes under Maestro: before 3.12 a
 run that records what each test executes (cProfile's hook) makes a call-heavy test several times
-slower, so a file whose test runs out of its timeout there runs again as pytest runs it."""
+slower, so a file whose test runs out of its timeout there runs again as pytest runs it.
+
+The test below is slow only while a profile or trace hook is set, so the traced run always runs
+out of the timeout and pytest's run never does, however loaded the host (a real call-heavy test
+is 2-5x slower traced, a ratio a busy host blurs)."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import sys
 
 import pytest
 from test_fidelity_trials import outcomes
-from testing_helpers import Workspace
+from testing_helpers import Workspace, ran
 
 from maestro.engine.interpreter import Interpreter
 
@@ -16,17 +20,16 @@ pytestmark = pytest.mark.skipif(
     sys.version_info >= (3, 12), reason="3.12's recorder does not slow a call-heavy test that much"
 )
 
-# about 0.2 s as pytest runs it here, several times that traced
 WORK = """
-def step(x):
-    return (x * 31 + 7) % 1000003
+import sys
+import time
 
 
-def work(n):
-    x = 1
-    for _ in range(n):
-        x = step(x)
-    return x
+def work():
+    # as slow as a call-heavy test under a profiler, only there
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        time.sleep(6)
+    return 1
 """
 
 
@@ -35,16 +38,13 @@ def test_a_test_timing_out_only_while_traced_keeps_pytests_outcome(
 ) -> None:
     ws.interpreter = interpreter_timeout
     ws.write("pkg/work.py", WORK)
-    ws.write(
-        "tests/test_work.py",
-        "from pkg.work import work\n\n\ndef test_work():\n    work(3_000_000)\n",
-    )
+    ws.write("tests/test_work.py", "from pkg.work import work\n\n\ndef test_work():\n    work()\n")
     first = ws.run()  # untraced: a file's first run
     assert outcomes(first)["tests/test_work.py::test_work"] == "passed"
-    took = max(t.duration_s for r, _ in first.results() for t in r.tests)
-    # a timeout three times what the test took as pytest runs it; its next run is traced
-    timeout = f"timeout = {max(0.5, round(3 * took, 2))}"
-    ws.edit("pyproject.toml", 'testpaths = ["tests"]', f'testpaths = ["tests"]\n{timeout}')
-    summary = ws.run()
+    ws.edit("pyproject.toml", 'testpaths = ["tests"]', 'testpaths = ["tests"]\ntimeout = 2')
+    summary = ws.run()  # traced: the test runs out of its 2 s there, never under pytest
     assert outcomes(summary)["tests/test_work.py::test_work"] == "passed"
     assert any("pytest-timeout" in note for note in summary.confirmed), summary.confirmed
+    stored = ws.run()  # the untraced run's pass was the one kept
+    assert outcomes(stored)["tests/test_work.py::test_work"] == "passed"
+    assert ran(stored) == []
