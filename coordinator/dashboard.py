@@ -1,6 +1,6 @@
 """A small served dashboard of admission and fairness: `/dashboard` (HTML) fetching
 `/dashboard.json` (queue wait p50/p95, in flight, admitted, rejected per priority level, and per
-tenant for callers allowed to see tenant names).
+tenant for callers allowed to see tenant names, with the share of its level each tenant used).
 
 Who sees tenant names is decided as for `/metrics` (metrics.sees_tenants): the `metrics_token`
 bearer or `metrics_public`; an anonymous caller gets the per-level rows only. The page itself
@@ -36,6 +36,19 @@ class Row(BaseModel):
     admitted: int
     rejected: int
     rejected_by_rule: dict[str, int]
+    seat_share: float | None = Field(
+        default=None,
+        description="the tenant's part of the seat time its level's requests used (0-1); "
+        "absent in per-level rows",
+    )
+    waited_s: float | None = Field(
+        default=None, description="time the tenant had requests waiting for a seat"
+    )
+    share_while_waiting: float | None = Field(
+        default=None,
+        description="share of the level's seats the tenant held while it had requests "
+        "waiting (0-1), the number to read against its min_share; absent if it never waited",
+    )
 
 
 class Dashboard(BaseModel):
@@ -65,7 +78,11 @@ FAMILIES = {
     "maestro_coordinator_tenant_in_flight": "in_flight",
     "maestro_coordinator_admitted": "admitted",
     "maestro_coordinator_rejected": "rejected",
+    "maestro_coordinator_seat_seconds": "seat_s",
+    "maestro_coordinator_queued_seconds": "queued_s",
+    "maestro_coordinator_queued_seat_seconds": "queued_seat_s",
 }
+LEVEL_SEATS = "maestro_coordinator_level_seats"
 
 
 def snapshot(registry: CollectorRegistry, *, tenants: bool) -> Dashboard:
@@ -73,7 +90,11 @@ def snapshot(registry: CollectorRegistry, *, tenants: bool) -> Dashboard:
     buckets: dict[Key, dict[float, float]] = defaultdict(dict)
     numbers: dict[Key, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     rules: dict[Key, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    seats: dict[str, float] = {}
     for family in registry.collect():
+        if family.name == LEVEL_SEATS:
+            seats.update((s.labels["priority"], s.value) for s in family.samples)
+            continue
         name = FAMILIES.get(family.name)
         if name is None:
             continue
@@ -101,6 +122,10 @@ def snapshot(registry: CollectorRegistry, *, tenants: bool) -> Dashboard:
         cumulative = sorted(buckets.get(key, {}).items())
         p50, p95 = _quantile(cumulative, 0.5), _quantile(cumulative, 0.95)
         got = numbers.get(key, {})
+        tenant_row = bool(key[1])
+        level_seat_s = numbers.get((key[0], ""), {}).get("seat_s", 0.0)
+        queued_s = got.get("queued_s", 0.0)
+        level_seats = seats.get(key[0], 0.0)
         return Row(
             priority=key[0],
             tenant=key[1] or None,
@@ -110,6 +135,17 @@ def snapshot(registry: CollectorRegistry, *, tenants: bool) -> Dashboard:
             admitted=int(got.get("admitted", 0)),
             rejected=int(got.get("rejected", 0)),
             rejected_by_rule=dict(sorted(rules.get(key, {}).items())),
+            seat_share=(
+                round(got.get("seat_s", 0.0) / level_seat_s, 4)
+                if tenant_row and level_seat_s > 0
+                else None
+            ),
+            waited_s=round(queued_s, 3) if tenant_row else None,
+            share_while_waiting=(
+                round(got.get("queued_seat_s", 0.0) / (queued_s * level_seats), 4)
+                if tenant_row and queued_s > 0 and level_seats > 0
+                else None
+            ),
         )
 
     return Dashboard(
@@ -133,7 +169,7 @@ td:first-child,td:nth-child(2){text-align:left}
 <h2>Tenants</h2><table id="tenants"></table>
 <script>
 const cols = ["priority", "tenant", "wait_p50_ms", "wait_p95_ms", "in_flight", "admitted",
-              "rejected", "rejected_by_rule"];
+              "rejected", "rejected_by_rule", "seat_share", "waited_s", "share_while_waiting"];
 function fill(id, rows) {
   const table = document.getElementById(id);
   table.replaceChildren();
@@ -189,7 +225,7 @@ class DashboardRoutes:
     @operation(
         get=Operation(
             "Queue wait p50/p95, in flight, admitted, rejected per priority level (and per "
-            "tenant with the metrics token)",
+            "tenant with the metrics token, with the share of its level it used)",
             "dashboard_data",
             {"200": Response("The numbers.", Dashboard)},
             False,

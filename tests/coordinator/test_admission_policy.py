@@ -313,3 +313,46 @@ async def test_metrics_listener_serves_the_whole_dashboard(make_env: EnvFactory)
     assert data["tenants_visible"] is True
     assert [r["tenant"] for r in data["tenants"]] == ["alpha"]
     assert "alpha" not in await (await env.client.get("/dashboard.json")).text()
+
+
+async def test_dashboard_shows_the_share_of_its_level_each_tenant_used(
+    make_env: EnvFactory,
+) -> None:
+    """An operator reads, per tenant, its part of the level's seat time and the share of seats
+    it held while it had requests waiting (what min_share promises)."""
+    from test_fairness import _slow_put
+
+    env = await make_env(
+        concurrency=4,  # ci: one seat
+        queues_per_level=1,
+        queue_hand_size=1,
+        max_queue_wait_s=5.0,
+        default_tenant_policy={"priority": "ci"},
+        metrics_public=True,
+    )
+    token = await env.token("alpha")
+    port = env.client.server.port
+    assert port is not None
+    holder = await asyncio.to_thread(_slow_put, port, "alpha", token)  # holds the seat
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        await asyncio.sleep(0.2)
+        waiting = asyncio.create_task(env.client.get(f"/alpha/cas/{sha(b'w')}", headers=headers))
+        await asyncio.sleep(0.6)
+    finally:
+        holder.close()  # the seat comes free: the waiting request is admitted
+    assert (await waiting).status == 404
+    beta = await env.auth("beta")
+    assert (await env.client.get(f"/beta/cas/{sha(b'w')}", headers=beta)).status == 404
+
+    data = await (await env.client.get("/dashboard.json")).json()
+    rows = {r["tenant"]: r for r in data["tenants"] if r["priority"] == "ci"}
+    alpha, other = rows["alpha"], rows["beta"]
+    assert alpha["waited_s"] >= 0.4 and alpha["share_while_waiting"] >= 0.9, alpha
+    assert other["share_while_waiting"] is None and other["waited_s"] == 0.0, other
+    assert alpha["seat_share"] > 0.9 > other["seat_share"] > 0.0
+    assert abs(alpha["seat_share"] + other["seat_share"] - 1.0) < 0.01
+    (level,) = [r for r in data["levels"] if r["priority"] == "ci"]
+    assert level["seat_share"] is None and level["share_while_waiting"] is None
+    page = await (await env.client.get("/dashboard")).text()
+    assert "share_while_waiting" in page
