@@ -979,7 +979,7 @@ def after_change(args: argparse.Namespace) -> None:
     from maestro.policy import isolate
     from maestro.policy.engine import PolicyEngine, PolicySet
     from maestro.policy.gate import MarkerScanner, PolicyGate, deny_serving
-    from maestro.policy.local import LocalCacheGates
+    from maestro.policy.local import LocalGates
 
     tree = fetch_sdist(*DJANGO)
     loop_s = host_speed()
@@ -1077,11 +1077,11 @@ def after_change(args: argparse.Namespace) -> None:
                         change(what)
                         w, c, k0 = time.perf_counter(), time.process_time(), _children_cpu()
                         if variant != "before":
-                            gates = LocalCacheGates(root)  # opens while it plans
+                            gates = LocalGates(root)  # opens while it plans
                             got = eng.plan(Selection())
                         else:
                             got = eng.plan(Selection())
-                            gates = LocalCacheGates(root)
+                            gates = LocalGates(root)
                         plan = dataclasses.replace(
                             got, files=[dataclasses.replace(f, reason=None) for f in got.files]
                         )

@@ -3,6 +3,7 @@ call. This is the function the daemon, the CLI and the editor integration use.""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -11,15 +12,27 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from maestro.errors import PolicyDeniedError, PolicyError
 from maestro.policy.markers import MARKERS_FILE, MEMO_DIR
 from maestro.policy.markers import MarkerScanner as MarkerScanner
-from maestro.policy.model import CacheInput, Decision, DecisionRecord, PolicyInput
+from maestro.policy.model import (
+    CacheInput,
+    Decision,
+    DecisionRecord,
+    PolicyInput,
+    RunInput,
+    RunKind,
+    RunningRun,
+)
 from maestro.policy.records import DecisionLog
 from maestro.redaction import Redactor
 
 if TYPE_CHECKING:
     from maestro.engine.testing import Plan, PlannedFile
     from maestro.policy.engine import PolicyEngine, PolicySet
+
+
+log = logging.getLogger(__name__)
 
 
 def redact_strings(strings: list[str], redactor: Redactor) -> list[str]:
@@ -181,6 +194,32 @@ class PolicyGate:
         )
         return cls(engine, log, redactor)
 
+    def run_input(
+        self,
+        execution_id: str,
+        paths: list[str],
+        kind: RunKind,
+        running: list[RunningRun] | None = None,
+    ) -> RunInput:
+        """The ``run`` point's input now: the run windows evaluated at this instant (a bad
+        window setting leaves them out; `maestro policy check` reports it)."""
+        from maestro.policy.windows import window_states
+
+        now = datetime.now(UTC)
+        policy = self.engine.current
+        config = policy.sources.data.get("workspace", {}) if policy is not None else {}
+        try:
+            windows = window_states(config, now)
+        except PolicyError:
+            windows = {}
+        except Exception:
+            log.warning("run windows not evaluated", exc_info=True)
+            windows = {}
+        return RunInput(
+            execution_id=execution_id, kind=kind, paths=paths,
+            now_ms=int(now.timestamp() * 1000), running=running or [], windows=windows,
+        )  # fmt: skip
+
     def decide(
         self, inp: PolicyInput, *, targets: Iterable[str] = ()
     ) -> tuple[Decision, DecisionRecord]:
@@ -264,3 +303,16 @@ def decisions_for(
         return log.query(execution_id=execution_id, test=test, limit=limit)
     finally:
         log.close()
+
+
+def run_denied(decision: Decision, record: DecisionRecord, execution_id: str) -> PolicyDeniedError:
+    """The error a denied run answers, alike with or without the daemon: the decision as its
+    message, the rules' remediations and the explain command as its hint."""
+    rules = decision.fired("deny")
+    remedies = [r.remediation for r in rules if r.remediation]
+    return PolicyDeniedError(
+        record.summary,
+        retry_after_ms=decision.retry_after_ms,
+        execution_id=execution_id,
+        hint="; ".join([*remedies, f"maestro explain --execution {execution_id}"]),
+    )

@@ -1,6 +1,6 @@
-"""The policy's cache gates for a run made without the daemon (`maestro test --no-daemon`, CI):
-the same ``serve`` and ``store`` decisions the daemon asks, so that a result is served and stored
-alike either way.
+"""The policy's gates for a run made without the daemon (`maestro test --no-daemon`, a
+terminal's first run, CI): the same ``run`` admission and ``serve`` and ``store`` decisions the
+daemon asks, so that a run is refused, and a result served and stored, alike either way.
 
 Opening the policy costs a second or more (regopy, compiling the workspace's rules in a child),
 as much as a small suite: it is opened only when a decision could deny. The built-in cache rules
@@ -36,8 +36,8 @@ def has_workspace_policy(root: Path) -> bool:
     return bool(workspace_config(root)) or (folder.is_dir() and any(folder.glob("*.rego")))
 
 
-class LocalCacheGates:
-    """One run's cache gates; close it (``contextlib.closing``)."""
+class LocalGates:
+    """One run's gates; close it (``contextlib.closing``)."""
 
     def __init__(self, root: Path, *, ci: bool = False) -> None:
         self.root = root
@@ -79,6 +79,27 @@ class LocalCacheGates:
                     log.warning("the policy's cache gates are not applied: %s", exc)
                     self._failed = True
             return self._gate
+
+    def admit(self, paths: list[str]) -> None:
+        """Raise PolicyDeniedError when the workspace's policy denies this run, as the daemon
+        would. Only the workspace's own rules and settings can: the built-in ``run`` rules
+        window background and speculative runs and cap concurrent ones, and this run is
+        neither. A ``queue`` answer waits for runs this process cannot see: it runs."""
+        if not self._every:
+            return
+        gate = self._open()
+        if gate is None:
+            return
+        from maestro.policy.gate import run_denied
+
+        inp = gate.run_input(self.execution_id, paths, "interactive")
+        decision, record = gate.decide(inp, targets=paths)
+        if decision.result == "deny":
+            raise run_denied(decision, record, self.execution_id)
+        if decision.result == "queue":
+            log.info(
+                "run %s: %s; no run is known here to wait for", self.execution_id, record.summary
+            )
 
     def serve(self, planned: Plan) -> None:
         """Make the files whose cached result the policy will not serve run for real."""

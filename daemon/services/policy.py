@@ -15,10 +15,9 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from maestro.errors import MaestroError, PolicyDeniedError, PolicyError
+from maestro.errors import MaestroError, PolicyError
 from maestro.policy.model import CacheInput, RunInput, RunKind, RunningRun, SelectInput
 from maestro.policy.protocol import (
     POLICY_DECISIONS,
@@ -309,6 +308,8 @@ class PolicyService:
         on_queued: Callable[[int], object] | None = None,
     ) -> None:  # fmt: skip
         """Wait while the policy queues this run; raise PolicyDeniedError when it denies."""
+        from maestro.policy.gate import run_denied
+
         gate = await self.gate()
         if gate is None:
             return
@@ -321,14 +322,7 @@ class PolicyService:
                 self._note(record)
             if decision.result == "deny":
                 self._notes.pop(execution_id, None)
-                rules = decision.fired("deny")
-                raise PolicyDeniedError(
-                    record.summary,
-                    retry_after_ms=decision.retry_after_ms,
-                    execution_id=execution_id,
-                    hint="; ".join([*(r.remediation for r in rules if r.remediation),
-                                    f"maestro explain --execution {execution_id}"]),
-                )  # fmt: skip
+                raise run_denied(decision, record, execution_id)
             if decision.result == "allow":
                 break
             if queued is None:
@@ -375,22 +369,7 @@ class PolicyService:
     def _run_input(
         self, gate: PolicyGate, execution_id: str, paths: list[str], kind: RunKind
     ) -> RunInput:
-        from maestro.policy.windows import window_states
-
-        now = datetime.now(UTC)
-        policy = gate.engine.current
-        config = policy.sources.data.get("workspace", {}) if policy is not None else {}
-        try:
-            windows = window_states(config, now)
-        except PolicyError:
-            windows = {}
-        except Exception:  # a bad window setting: `maestro policy check` reports it
-            log.warning("run windows not evaluated", exc_info=True)
-            windows = {}
-        return RunInput(
-            execution_id=execution_id, kind=kind, paths=paths, now_ms=_now_ms(),
-            running=list(self._running.values()), windows=windows,
-        )  # fmt: skip
+        return gate.run_input(execution_id, paths, kind, list(self._running.values()))
 
     # --- select ------------------------------------------------------------------------------
 

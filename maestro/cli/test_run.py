@@ -227,7 +227,7 @@ def run_in_process(
     from maestro.cli.test_render import PlannedRow
     from maestro.engine.core import Engine
     from maestro.engine.testing import Plan, Selection, summary_result
-    from maestro.policy.local import LocalCacheGates
+    from maestro.policy.local import LocalGates
 
     selection = Selection(
         paths=tuple(params.paths),
@@ -236,9 +236,10 @@ def run_in_process(
         no_cache=params.no_cache,
         pytest_args=tuple(params.pytest_args),
     )
-    gates = LocalCacheGates(root, ci=bool(os.environ.get("CI")))
+    gates = LocalGates(root, ci=bool(os.environ.get("CI")))
 
     def on_plan(planned: Plan) -> None:
+        gates.admit(list(params.paths))  # as the daemon admits a run: a denied one runs nothing
         gates.serve(planned)  # before showing it: a denied file runs
         # the rows the wire's PlannedFileInfo would give, without building its validator
         # before pytest has its run

@@ -208,6 +208,32 @@ def test_cli_without_daemon_quarantines_too(ws: Path) -> None:
     assert failing.returncode == 1, failing.stdout + failing.stderr
 
 
+def test_cli_without_daemon_refuses_a_denied_run_too(ws: Path) -> None:
+    """A run the workspace's rules deny is refused without the daemon too (`--no-daemon`, or a
+    terminal's first run, which does not wait for a daemon): before, only the daemon asked the
+    run point, so the same command ran the frozen tests or not by whether a daemon was up."""
+    maestro = str(Path(sys.executable).parent / "maestro")
+    frozen = subprocess.run(
+        [maestro, "test", "--no-daemon", "tests/frozen"],
+        cwd=ws, capture_output=True, text=True, timeout=180, env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+    said = frozen.stdout + frozen.stderr
+    assert frozen.returncode != 0 and "ops.freeze" in said, said
+    assert "frozen during the migration" in said and "passed" not in said, said
+    execution = said.split("maestro explain --execution ", 1)[1].split()[0].rstrip(").;")
+    explained = subprocess.run(
+        [maestro, "explain", "--execution", execution, "--json"],
+        cwd=ws, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert "ops.freeze" in explained.stdout, explained.stdout + explained.stderr
+    # the rest of the workspace still runs without the daemon
+    allowed = subprocess.run(
+        [maestro, "test", "--no-daemon", "tests/test_listed.py"],
+        cwd=ws, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr
+
+
 def test_a_workspace_that_quarantines_nothing_loads_no_policy_model() -> None:
     """A run outside the daemon asks the quarantine after its tests: without a quarantine it
     must not pay for the policy's models between pytest's exit and the summary."""

@@ -192,7 +192,7 @@ def test_a_run_without_the_daemon_opens_no_policy_for_markers_no_rule_reads(
         raise AssertionError("the policy was opened")
 
     monkeypatch.setattr(PolicyGate, "for_workspace", refuse)
-    gates = local.LocalCacheGates(root)
+    gates = local.LocalGates(root)
     planned = type("P", (), {"target": "tests/test_s.py"})()
     assert gates.store(planned) is True  # type: ignore[arg-type]
 
@@ -216,7 +216,7 @@ def test_a_run_without_the_daemon_opens_a_workspace_policy_while_it_plans(
         return real(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(PolicyGate, "for_workspace", spy)
-    gates = local.LocalCacheGates(ws)
+    gates = local.LocalGates(ws)
     try:
         assert gates._opening is not None
         gates._opening.join(120)
