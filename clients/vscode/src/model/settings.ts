@@ -3,6 +3,7 @@
 
 import * as os from "os";
 import * as path from "path";
+import type { CodeLensSettings, Settings } from "./protocol";
 
 /** The `maestro.*` settings as VS Code hands them over (unset strings are ""). */
 export interface RawSettings {
@@ -18,17 +19,39 @@ export interface RawSettings {
   runOnSave?: boolean;
 }
 
-export interface InitOptions {
-  interpreter: string | null;
-  /** null: the workspace's `ml.speculation.enabled` decides. */
-  speculation: boolean | null;
-  coordinatorUrl: string | null;
-  daemonAutostart: boolean;
-  /** testFunctions: off by default in VS Code, whose Testing gutter runs and shows each test. */
-  codeLens: { enabled: boolean; impactedOnSource: boolean; testFunctions: boolean };
-  diagnostics: boolean;
-  runOnSave: boolean;
+/** Reads one `maestro.*` setting (the key without the prefix), `fallback` when unset. */
+export type SettingGetter = <T>(key: string, fallback: T) => T;
+
+/** The `maestro.*` settings the extension sends or launches with; each fallback is the
+ * package.json default. */
+export function readRaw(get: SettingGetter): RawSettings {
+  return {
+    path: get<string>("path", ""),
+    interpreter: get<string>("interpreter", ""),
+    speculation: get<string | boolean>("speculation", "workspace"),
+    coordinatorUrl: get<string>("coordinatorUrl", ""),
+    daemonAutostart: get<boolean>("daemonAutostart", true),
+    codeLens: {
+      enabled: get<boolean>("codeLens.enabled", true),
+      impactedOnSource: get<boolean>("codeLens.impactedOnSource", true),
+      testFunctions: get<boolean>("codeLens.testFunctions", false),
+    },
+    diagnostics: get<boolean>("diagnostics", true),
+    testExplorer: get<boolean>("testExplorer", true),
+    runOnSave: get<boolean>("runOnSave", false),
+  };
 }
+
+/** What the extension sends: the server's settings type (generated from server/settings.py), with
+ * every key VS Code has a setting for present. `speculation` null: the workspace's
+ * `ml.speculation.enabled` decides. `codeLens.testFunctions` is off by default in VS Code, whose
+ * Testing gutter runs and shows each test. */
+export type InitOptions = Required<
+  Pick<
+    Settings,
+    "interpreter" | "speculation" | "coordinatorUrl" | "daemonAutostart" | "diagnostics" | "runOnSave"
+  >
+> & { codeLens: Required<CodeLensSettings> };
 
 export interface ServerCommand {
   command: string;
