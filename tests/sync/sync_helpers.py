@@ -35,6 +35,7 @@ class Coordinator:
         self.log = base / "coord.log"
         self.port = 0
         self.proc: subprocess.Popen[bytes] | None = None
+        self.settings_env: dict[str, str] = {}  # MAESTRO_COORDINATOR_* for `serve`
         base.mkdir(parents=True, exist_ok=True)
 
     def cli(self, *args: str) -> str:
@@ -65,7 +66,7 @@ class Coordinator:
             cwd=self.base,
             stdout=subprocess.PIPE,
             stderr=open(self.log, "ab"),  # noqa: SIM115
-            env=_base_env(),
+            env={**_base_env(), **self.settings_env},
         )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
