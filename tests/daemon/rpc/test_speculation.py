@@ -478,7 +478,9 @@ def test_cli_predictive_lists_what_it_skipped_and_why(
     out = runner.invoke(app, ["test", *args])
     assert out.exit_code == 1, out.output  # test_core still fails: it was never skipped
     lines = out.output.splitlines()
-    (skipped,) = [line for line in lines if line.startswith("skipped tests/test_extra.py")]
+    found = [line for line in lines if line.startswith("skipped tests/test_extra.py")]
+    assert len(found) == 1, out.output
+    (skipped,) = found
     assert "P(fail) 0." in skipped and "< 0.5" in skipped and "hop(s) from the change" in skipped
     assert any(
         line.startswith("kept tests/test_core.py") and "failed last time: never skipped" in line
