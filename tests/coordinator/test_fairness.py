@@ -314,6 +314,21 @@ async def test_refusal_json_is_the_documented_shape(make_env: EnvFactory) -> Non
     assert 1 <= retry_after_s <= 10 and retry_after_s * 1000 >= body["retryAfterMs"]
 
 
+async def test_the_global_limit_is_one_budget_for_every_tenant(make_env: EnvFactory) -> None:
+    env = await make_env(rate_limits="enforce", global_rate_per_s=0.2)  # 2 in any 10 s
+    alpha, beta = await env.auth("alpha"), await env.auth("beta")
+    url = f"/{{}}/cas/{sha(b'g')}"
+    assert (await env.client.get(url.format("alpha"), headers=alpha)).status == 404
+    assert (await env.client.get(url.format("beta"), headers=beta)).status == 404
+    # a third tenant request, whoever sends it, is over the coordinator's own rate
+    resp = await env.client.get(url.format("alpha"), headers=alpha)
+    body = await resp.json()
+    assert resp.status == 429 and body["rule"] == "rate.global", body
+    assert 0 < body["retryAfterMs"] <= 10_000 and int(resp.headers["Retry-After"]) >= 1
+    assert "coordinator as a whole" in body["remediation"]
+    assert (await env.client.get(url.format("beta"), headers=beta)).status == 429
+
+
 async def test_grafana_dashboard_queries_only_metrics_the_coordinator_exports(
     make_env: EnvFactory,
 ) -> None:

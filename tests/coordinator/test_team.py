@@ -165,3 +165,49 @@ def test_verify_refuses_bytes_that_do_not_match(tmp_path: Path) -> None:
     with pytest.raises(UntrustedTeamModelError, match="features"):
         verify_artifact(data, TeamModelInfo(sha256=sha(data), size=len(data), info=bad))
     assert json.loads(meta.model_dump_json())["sha256"] == sha(data)
+
+
+async def test_model_pull_and_status_say_which_model_ranks(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`maestro model pull` installs the published team model and `maestro model status` says it
+    ranks; once its file is tampered with, status says the workspace's fallback ranks and why."""
+    import asyncio
+
+    import typer
+    from typer.testing import CliRunner
+
+    from maestro.cli.model_cmd import model_app
+
+    data, info = _trained(tmp_path)
+    assert await _publish(env, data, info) == 200
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TEAM_KEY", env.key("alpha", Role.READ))
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    base = str(env.client.make_url("")).rstrip("/")
+    (ws / "pyproject.toml").write_text(
+        f'[project]\nname = "x"\n\n[tool.maestro.remote]\nurl = "{base}"\n'
+        'tenant = "alpha"\napi_key_env = "TEAM_KEY"\n'
+    )
+    app = typer.Typer()
+    app.add_typer(model_app, name="model")
+    cli = CliRunner()
+
+    def model(*args: str) -> str:
+        result = cli.invoke(app, ["model", *args, "--root", str(ws)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    pulled = await asyncio.to_thread(model, "pull")
+    assert "ranking: team model from the coordinator" in pulled, pulled
+    status = json.loads(await asyncio.to_thread(model, "status", "--json"))
+    assert status["ranking"]["source"] == "team"
+    assert sha(data)[:12] in status["ranking"]["description"]
+    assert "ranking: team model from the coordinator" in await asyncio.to_thread(model, "status")
+
+    team_file = next(team_dir(ModelStore.for_workspace(ws).dir).glob("model-v*.skops"))
+    team_file.write_bytes(team_file.read_bytes() + b"\0")
+    status = json.loads(await asyncio.to_thread(model, "status", "--json"))
+    assert status["ranking"]["source"] == "heuristic", status["ranking"]
+    assert "team model refused" in status["ranking"]["description"]
