@@ -165,3 +165,31 @@ def test_gradle_build_uses_platform_plugin_2x_and_lsp4ij() -> None:
     props = (ROOT / "gradle.properties").read_text()
     assert re.search(r"^lsp4ijVersion=\d+\.\d+\.\d+$", props, re.M)
     assert (ROOT / "settings.gradle.kts").exists()
+
+
+def test_every_setting_reaches_the_launch_command_or_the_server() -> None:
+    """No IntelliJ setting that does nothing: each field of MaestroSettings.Options is used by the
+    server command line or the initialization options, and every option sent is one the server's
+    settings model takes (a key it does not know would be ignored, silently)."""
+    from pydantic.alias_generators import to_camel
+
+    from maestro.server.settings import CodeLensSettings, Settings
+
+    text = (KOTLIN / "dev" / "maestro" / "intellij" / "MaestroSettings.kt").read_text()
+    options = re.search(r"data class Options\((.*?)\n    \)", text, re.S)
+    assert options, "MaestroSettings.Options not found"
+    fields = re.findall(r"^\s*var (\w+):", options.group(1), re.M)
+    assert fields, "no settings fields found"
+    rest = text[options.end() :]
+    for field in fields:
+        assert f"options.{field}" in rest, f"{field} reaches neither command() nor the server"
+    sent = re.search(r"fun initializationOptions\(\).*?\n    \)\n", rest, re.S)
+    assert sent, "initializationOptions() not found"
+    nested = re.findall(r'"(\w+)" to mapOf\((.*?)\)', sent.group(0))
+    known = {to_camel(name) for name in Settings.model_fields}
+    lens_known = {to_camel(name) for name in CodeLensSettings.model_fields}
+    for key, inner in nested:
+        assert key == "codeLens", key
+        assert set(re.findall(r'"(\w+)" to ', inner)) <= lens_known, inner
+    top = set(re.findall(r'^\s+"(\w+)" to ', sent.group(0), re.M))
+    assert top and top <= known, f"options the server does not know: {top - known}"
