@@ -1,18 +1,20 @@
 """`maestro coordinator ...`: run the remote cache server and administer its tenants and keys.
 
-Admin commands open the data directory directly (LMDB allows several processes), so they work
-while the server runs, and a revocation is effective on the server's very next request. They need
-filesystem access to the data dir: that *is* the operator's credential.
+Admin commands change the state the servers read: the data directory directly (LMDB allows
+several processes), or with `state_backend = "redis"` the replicas' Redis (a change is announced
+to every replica at once). They work while the servers run, and a revocation is effective on the
+very next request. They need access to the data dir or to Redis: that *is* the operator's
+credential.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -22,15 +24,23 @@ from maestro.cli.common import JSON_OPTION, fail_on_error
 
 if TYPE_CHECKING:
     from maestro.coordinator.auth import Rotation
+    from maestro.coordinator.records import TenantRecord
     from maestro.coordinator.settings import Settings
-    from maestro.coordinator.store import Store
+    from maestro.coordinator.state import StateBackend
+    from maestro.coordinator.store import Store, Usage
+
+T = TypeVar("T")
 
 coordinator_app = typer.Typer(
     help="The remote coordinator: a multi-tenant Bazel-HTTP-compatible cache server.",
     no_args_is_help=True,
 )
-tenant_app = typer.Typer(help="Manage tenants (operates on the data dir).", no_args_is_help=True)
-key_app = typer.Typer(help="Manage API keys (operates on the data dir).", no_args_is_help=True)
+tenant_app = typer.Typer(
+    help="Manage tenants (in the data dir, or the replicas' Redis).", no_args_is_help=True
+)
+key_app = typer.Typer(
+    help="Manage API keys (in the data dir, or the replicas' Redis).", no_args_is_help=True
+)
 coordinator_app.add_typer(tenant_app, name="tenant")
 coordinator_app.add_typer(key_app, name="key")
 out = Console(highlight=False)
@@ -55,6 +65,44 @@ def _store(data: Path | None, config: Path | None) -> Store:
 
     settings = _settings(data, config)
     return Store(settings.data_dir / "store", map_size=settings.map_size_bytes)
+
+
+def _admin(
+    data: Path | None, config: Path | None, action: Callable[[StateBackend], Awaitable[T]]
+) -> T:
+    """Run one admin action on the state the servers read: the embedded store, or with
+    `state_backend = "redis"` the replicas' shared Redis."""
+    import asyncio
+
+    from maestro.coordinator.state import LmdbState, RedisState
+
+    settings = _settings(data, config)
+    if settings.state_backend != "redis":
+        with _store(data, config) as store:
+
+            async def local() -> T:
+                return await action(LmdbState(store))
+
+            return asyncio.run(local())
+
+    async def shared() -> T:
+        state = RedisState.from_url(settings.redis_url or "", settings.redis_prefix)
+        try:
+            return await action(state)
+        finally:
+            await state.close()
+
+    from redis.exceptions import RedisError
+
+    from maestro.errors import CoordinatorError
+
+    try:
+        return asyncio.run(shared())
+    except (RedisError, OSError) as exc:
+        raise CoordinatorError(
+            f"could not reach the replicas' Redis ({settings.redis_url}): {exc}",
+            hint="check redis_url and that Redis is up; nothing was changed",
+        ) from None
 
 
 @coordinator_app.command()
@@ -85,10 +133,8 @@ def tenant_add(
     """Create a tenant (its name is the URL prefix)."""
     from maestro.cache.sizes import parse_size
 
-    with _store(data, config) as store:
-        record = store.add_tenant(
-            name, raw_ac=raw_ac, quota_bytes=parse_size(quota) if quota else None
-        )
+    size = parse_size(quota) if quota else None
+    record = _admin(data, config, lambda s: s.add_tenant(name, raw_ac=raw_ac, quota_bytes=size))
     out.print(f"tenant {record.name} created (raw_ac={record.raw_ac}, quota={record.quota_bytes})")
 
 
@@ -149,15 +195,14 @@ def tenant_set(
     ):
         if text is not None:
             changes[field] = optional(text, parse)
-    with _store(data, config) as store:
-        change = TenantUpdate(
-            raw_ac=raw_ac,
-            quota_bytes=size,
-            clear_quota=clear,
-            policy_changes=changes or None,
-            clear_policy=reset_policy,
-        )
-        record = store.update_tenant(name, change)
+    change = TenantUpdate(
+        raw_ac=raw_ac,
+        quota_bytes=size,
+        clear_quota=clear,
+        policy_changes=changes or None,
+        clear_policy=reset_policy,
+    )
+    record = _admin(data, config, lambda s: s.update_tenant(name, change))
     policy = record.policy.summary() if record.policy else "configured default"
     out.print(
         f"tenant {record.name}: raw_ac={record.raw_ac}, quota={record.quota_bytes}, "
@@ -169,8 +214,11 @@ def tenant_set(
 @fail_on_error
 def tenant_list(data: DATA = None, config: CONFIG = None) -> None:
     """Tenants with their usage."""
-    with _store(data, config) as store:
-        rows = [(t, store.usage(t)) for t in store.list_tenants()]
+
+    async def listed(state: StateBackend) -> list[tuple[TenantRecord, Usage]]:
+        return [(t, await state.usage(t)) for t in await state.list_tenants()]
+
+    rows = _admin(data, config, listed)
     table = Table("tenant", "raw AC", "quota", "used bytes", "CAS", "AC", "policy")
     for tenant, usage in rows:
         table.add_row(
@@ -196,7 +244,7 @@ def key_create(
     config: CONFIG = None,
 ) -> None:
     """Create an API key; the key is printed once and cannot be recovered."""
-    from maestro.coordinator.auth import create_key
+    from maestro.coordinator.auth import new_key
     from maestro.coordinator.models import Role
     from maestro.errors import ConfigError
 
@@ -204,8 +252,8 @@ def key_create(
         parsed = Role(role)
     except ValueError:
         raise ConfigError(f"unknown role {role!r}", hint="read, read-write or admin") from None
-    with _store(data, config) as store:
-        new = create_key(store, tenant, parsed, label)
+    new = new_key(tenant, parsed, label)
+    _admin(data, config, lambda s: s.add_key(new.record))
     if as_json:
         print(json.dumps({"key_id": new.record.key_id, "api_key": new.plaintext}))  # noqa: T201
         return
@@ -217,8 +265,7 @@ def key_create(
 @fail_on_error
 def key_revoke(key_id: str, data: DATA = None, config: CONFIG = None) -> None:
     """Revoke a key; tokens minted from it stop working on the next request."""
-    with _store(data, config) as store:
-        record = store.revoke_key(key_id)
+    record = _admin(data, config, lambda s: s.revoke_key(key_id))
     out.print(f"key {record.key_id} revoked at {record.revoked_at}")
 
 
@@ -301,8 +348,7 @@ def key_list(
     config: CONFIG = None,
 ) -> None:
     """Key ids, tenants, roles and state (never the keys themselves)."""
-    with _store(data, config) as store:
-        keys = store.list_keys(tenant)
+    keys = _admin(data, config, lambda s: s.list_keys(tenant))
     table = Table("key id", "tenant", "role", "label", "created", "revoked")
     for k in keys:
         table.add_row(
