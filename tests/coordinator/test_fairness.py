@@ -233,6 +233,31 @@ async def test_fair_queuing_serves_a_light_tenant_between_heavy_requests() -> No
     assert last_light < 12, order
 
 
+async def test_a_tenants_weight_is_its_part_of_its_levels_seats_under_contention() -> None:
+    adm = await _admission(queues_per_level=64, hand_size=1)
+    assert deal("gold", 64, 1) != deal("plain", 64, 1)  # their own queues
+    gold, plain = TenantPolicy(priority="ci", weight=3), TenantPolicy(priority="ci")
+    held = [await adm.acquire("filler", TenantPolicy(priority="ci"))]
+    while adm.levels["ci"].in_flight < adm.levels["ci"].seats:
+        held.append(await adm.acquire("filler", TenantPolicy(priority="ci")))
+    order: list[str] = []
+
+    async def one(tenant: str, policy: TenantPolicy) -> None:
+        seat = await adm.acquire(tenant, policy)
+        order.append(tenant)
+        await asyncio.sleep(0)
+        adm.release(seat)
+
+    tasks = [asyncio.create_task(one("gold", gold)) for _ in range(30)]
+    tasks += [asyncio.create_task(one("plain", plain)) for _ in range(30)]
+    await asyncio.sleep(0)
+    for seat in held:
+        adm.release(seat)
+    await asyncio.gather(*tasks)
+    first = order[:24]  # while both had requests waiting
+    assert 16 <= first.count("gold") <= 20, order  # 3 to 1: 18 of 24
+
+
 async def test_min_share_goes_first_and_max_concurrent_caps() -> None:
     adm = await _admission(concurrency=8)
     seats = adm.levels["batch"].seats  # 2
