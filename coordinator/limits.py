@@ -15,6 +15,7 @@ must not go down because its limiter did.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import logging
 import math
 import time
@@ -61,6 +62,48 @@ class _Lease:
 
 
 Mode = Literal["shadow", "enforce"]
+
+SWEEP_EVERY_S = 1.0
+
+
+class SweptMemoryStorage(MemoryStorage):
+    """The `limits` library's in-memory storage with its expiry sweep made cheap.
+
+    The library starts its sweep as a task at every hit once the previous one finished, and the
+    sweep hops to a worker thread for each moving-window key (`asyncio.to_thread` around one
+    bisect). Under a steady stream of requests it therefore runs back to back, costing the event
+    loop a thread hand-off per key per turn and queueing behind upload hashing in the same pool.
+    Here it runs inline, at most once per `SWEEP_EVERY_S`. Hits never depend on it: counters
+    expire when read and a moving window compares entry times, so the sweep only frees memory.
+    """
+
+    _swept_at = 0.0
+
+    async def _MemoryStorage__schedule_expiry(self) -> None:  # the library's private hook
+        now = time.monotonic()
+        if now - self._swept_at >= SWEEP_EVERY_S:
+            self._swept_at = now
+            self.sweep()
+
+    def sweep(self) -> None:
+        """Drop expired moving-window entries and counters (no await: atomic on the loop)."""
+        now = time.time()
+        for key, events in list(self.events.items()):
+            lock = self.locks.get(key)
+            if lock is not None and lock.locked():
+                continue  # being changed: the next sweep takes it
+            cutoff = bisect.bisect_left(events, -now, key=lambda event: -event.expiry)
+            if cutoff:
+                self.events[key] = events[:cutoff]
+            else:
+                self.events.pop(key, None)
+                self.locks.pop(key, None)
+        for key, at in list(self.expirations.items()):
+            lock = self.locks.get(key)
+            if at <= now and not (lock is not None and lock.locked()):
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)
+                self.locks.pop(key, None)
 
 
 class RateLimits:
@@ -110,7 +153,7 @@ class RateLimits:
                 max_connections=1024,
             )
         else:
-            storage = MemoryStorage()
+            storage = SweptMemoryStorage()
         mode: Mode = "enforce" if settings.rate_limits == "enforce" else "shadow"
         return cls(
             storage,

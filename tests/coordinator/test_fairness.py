@@ -354,6 +354,40 @@ async def test_the_global_limit_is_one_budget_for_every_tenant(make_env: EnvFact
     assert (await env.client.get(url.format("beta"), headers=beta)).status == 429
 
 
+@pytest.mark.parametrize("swept", [True, False], ids=["coordinator", "library"])
+async def test_in_memory_limits_sweep_inline_without_a_thread_per_key(
+    swept: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Embedded, a limit check costs the event loop no thread hand-off: the storage's expiry
+    sweep runs inline at most once a second (the library's hops to a thread per key at every
+    hit), and still frees what expired."""
+    from limits.aio.storage import MemoryStorage
+
+    from maestro.coordinator.limits import RateLimits, SweptMemoryStorage
+
+    hops: list[object] = []
+    to_thread = asyncio.to_thread
+
+    async def counted(func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        hops.append(func)
+        return await to_thread(func, *args, **kwargs)
+
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    storage = SweptMemoryStorage() if swept else MemoryStorage()
+    limits = RateLimits(storage, mode="enforce", metrics=FairnessMetrics(CollectorRegistry()))
+    policy = TenantPolicy(burst=3, rate_per_s=100.0)
+    for _ in range(3):
+        await limits.check("alpha", None, policy)
+    with pytest.raises(Refusal):
+        await limits.check("alpha", None, policy)
+    await asyncio.sleep(1.1)  # the burst window and the sweep interval pass
+    await limits.check("alpha", None, policy)
+    await asyncio.sleep(0.05)  # the library's sweep task, if any, has run
+    (events,) = storage.events.values()
+    assert len(events) == 1  # the expired three are gone
+    assert (hops == []) is swept, hops
+
+
 async def test_grafana_dashboard_queries_only_metrics_the_coordinator_exports(
     make_env: EnvFactory,
 ) -> None:
