@@ -339,6 +339,18 @@ class LastKeys:
                 best, fewest = entry, count
         return best
 
+    def keep(self, key: ActionKey) -> None:
+        """Keep ``key``, served again but not made the last (an untraced result), as the first
+        of the earlier keys: the edits judged against the last keys must not push out the
+        result an undone edit returns to."""
+        history = self.history(key.target)
+        if not history or key.hex in (k for k, _ in history[:2]):
+            return  # the last key, or already the first kept
+        newest, *older = history
+        kept = [[key.hex, key.inputs], *([k, i] for k, i in older if k != key.hex)]
+        self.data[key.target] = [newest[0], newest[1], kept[: LAST_KEYS_KEPT - 1]]
+        self.dirty = True
+
     def set(self, key: ActionKey) -> None:
         kept = [[k, i] for k, i in self.history(key.target)[: LAST_KEYS_KEPT - 1] if k != key.hex]
         self.data[key.target] = [key.hex, key.inputs, kept]
@@ -554,6 +566,8 @@ def plan(
             # another made, is diffed against what is on disk, not against the undone edit);
             # unless it has no per-node record and the last one has (an untraced cold run).
             last.set(key)
+        elif served is not None:
+            last.keep(key)  # what a later undone edit returns to, baseline or not
         files.append(decided)
     files = _with_polluters(files, polluters, graph.tests, decide)
     if restored:

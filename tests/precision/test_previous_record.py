@@ -110,3 +110,26 @@ def test_an_edit_after_an_undone_one_is_not_judged_by_a_file_a_session_hook_read
     assert ran_nodes(ws.run()) == []
     ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
     assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_triple"]
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ traces every run (cheap)")
+def test_an_untraced_result_served_again_is_kept_for_later_undone_edits(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the cold run's untraced results are served at each undo but stay no baseline; three edits
+    # later (each undone) they must still be kept: the third edit's run records other inputs
+    # (the test fails before it reads its data file), so only an earlier result serves its undo
+    monkeypatch.delenv("MAESTRO_TRACE")
+    ws.write("tests/test_data.py", READS_AFTER_A_CALL)
+    assert ws.run().failed == 0
+    for old, new in [
+        ("return double(x) + 1", "return 1 + double(x)"),
+        ("return x * RATE", "return RATE * x"),
+        ("return x * 3", "return x * 4"),
+    ]:
+        ws.edit("pkg/calc.py", old, new)
+        ws.run()
+        ws.edit("pkg/calc.py", new, old)
+        undone = ws.run()
+        assert ran_nodes(undone) == []
+        assert (undone.failed, undone.passed) == (0, 5)
