@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
 from maestro.cache.keys import ABSENT, WORKSPACE
@@ -23,9 +24,11 @@ from maestro.graph.fingerprints import (
     FingerprintDiff,
     FingerprintStore,
     diff,
+    fingerprint_source,
     unexecuted_change,
 )
 from maestro.graph.records import LISTING
+from maestro.redaction import Redactor
 
 if TYPE_CHECKING:
     from maestro.cache.action import ActionResult, TestOutcome, TraceRecord
@@ -131,6 +134,7 @@ def node_reasons(
             whole = f"inputs changed: {name} (no fingerprint of the previous version)"
             break
         delta = diff(before, after)
+        hidden = _hidden_only(graph.root / name, before, delta)
         twins = _twins(graph, fps, old_inputs, trace, by_qualname, name, before)
         if not twins and _never_ran(graph, trace, previous.tests, by_path, name, before):
             # no test, import or collection behind this result ran any of its code: the
@@ -162,16 +166,20 @@ def node_reasons(
         gone = delta.functions
         for index, qualname in by_path.get(name, ()):
             if qualname in gone:
-                hit[index] = f"executed {_changed_function(name, qualname, delta)}"
+                hit[index] = f"executed {_changed_function(name, qualname, delta, hidden)}"
                 own[index] = (name, qualname)
         for index, qualname in twins:
             if qualname in gone:
-                hit.setdefault(index, f"executed {_changed_function(name, qualname, delta)}")
+                hit.setdefault(
+                    index, f"executed {_changed_function(name, qualname, delta, hidden)}"
+                )
         for qualname in gone & {*before.memoised, *after.memoised}:
-            memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta)
+            memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta, hidden)
         named = callees.setdefault(name, (before, {}))[1]
         for qualname in sorted(gone):
-            named.setdefault(qualname.rpartition(".")[2], _changed_function(name, qualname, delta))
+            named.setdefault(
+                qualname.rpartition(".")[2], _changed_function(name, qualname, delta, hidden)
+            )
     readers = _Readers(graph, fps, by_path, old_inputs, new_inputs, hit)
     if whole is None and memoised:
         whole = _memo_readers(readers, memoised)
@@ -356,11 +364,38 @@ def imported_elsewhere(graph: BuildGraph, target: str) -> bool:
     return False
 
 
-def _changed_function(path: str, qualname: str, delta: FingerprintDiff) -> str:
-    """``pkg.mod.f, changed at pkg/mod.py:12`` (or ``deleted from pkg/mod.py``)."""
+def _changed_function(
+    path: str, qualname: str, delta: FingerprintDiff, hidden: Collection[str] = ()
+) -> str:
+    """``pkg.mod.f, changed at pkg/mod.py:12`` (or ``deleted from pkg/mod.py``); for one of
+    `hidden`, that it may not have changed at all."""
     if qualname in delta.deleted:
         return f"{dotted(path, qualname)}, deleted from {path}"
-    return f"{dotted(path, qualname)}, changed at {path}:{delta.lines[qualname]}"
+    where = f"{path}:{delta.lines[qualname]}"
+    if qualname in hidden:
+        return (
+            f"{dotted(path, qualname)}, which holds text that looks like a secret ({where}): "
+            "Maestro keeps no copy of it, so cannot tell whether it changed"
+        )
+    return f"{dotted(path, qualname)}, changed at {where}"
+
+
+def _hidden_only(path: Path, before: FileFingerprints, delta: FingerprintDiff) -> frozenset[str]:
+    """The changed functions of `path` that equal their previous version once the current
+    file's secret-looking text is hidden as it was in the kept previous version (graph/
+    fingerprints.py `keep`): what differs may be only that hiding. They still re-run (the
+    secret itself may have changed); their reason must not name an edit nobody made."""
+    if not delta.changed:
+        return frozenset()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return frozenset()
+    masked_text = str(Redactor.from_environ(os.environ).redact(text))
+    if masked_text == text:
+        return frozenset()
+    masked = fingerprint_source(masked_text.encode()).functions
+    return frozenset(q for q in delta.changed if masked.get(q) == before.functions.get(q))
 
 
 _UNKNOWN = FileFingerprints(module="<unknown>", parse_error=True)

@@ -763,3 +763,34 @@ def test_a_program_run_outside_any_test_keeps_the_whole_file_on_the_workspace(
     summary = ws.run()
     assert "tests/test_cat.py::test_seen" in ran_nodes(summary)
     assert summary.failed == 1
+
+
+def test_a_test_holding_a_secret_is_told_as_hidden_not_as_changed(ws: Workspace) -> None:
+    """Maestro keeps a previous version with secret-looking text hidden, so a test function
+    holding such text compares unequal to it after an edit elsewhere in its file: it re-runs
+    (never served from a guess), and its reason says why instead of naming a line nobody
+    touched."""
+    ws.write(
+        "tests/test_urls.py",
+        """
+        def test_with_credentials():
+            assert "http://user:pa55word@host/".startswith("http")
+
+
+        def test_plain():
+            assert 1 + 1 == 2
+        """,
+    )
+    ws.run()
+    ws.edit("tests/test_urls.py", "1 + 1 == 2", "2 + 2 == 4")
+    urls = next(f for f in ws.plan().files if f.target == "tests/test_urls.py")
+    assert urls.node_reasons["tests/test_urls.py::test_plain"] == (
+        "executed tests.test_urls.test_plain, changed at tests/test_urls.py:5"
+    )
+    hidden = urls.node_reasons["tests/test_urls.py::test_with_credentials"]
+    assert "changed at" not in hidden
+    assert hidden == (
+        "executed tests.test_urls.test_with_credentials, which holds text that looks like a "
+        "secret (tests/test_urls.py:1): Maestro keeps no copy of it, so cannot tell whether it "
+        "changed"
+    )
