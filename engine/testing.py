@@ -1020,7 +1020,10 @@ def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResu
     ]
     counts = {name: getattr(summary, name) for name in RunCounts.model_fields}
     said = _why_unfinished(summary.report) if summary.not_run_files else ""
-    return RunTestsResult(**counts, files=files, pytest_said=said, confirmed=summary.confirmed)
+    return RunTestsResult(
+        **counts, files=files, pytest_said=said, session_failed=_session_failed(summary),
+        confirmed=summary.confirmed,
+    )  # fmt: skip
 
 
 _SAID_LINES = 15
@@ -1037,6 +1040,27 @@ def _why_unfinished(report: RunReport | None) -> str:
         lines = report.stderr.decode(errors="replace").strip().splitlines() or out
     tail = "\n".join(line.rstrip() for line in lines[-_SAID_LINES:]).strip()
     return str(Redactor.from_environ(os.environ).redact(tail)) if tail else ""
+
+
+def _session_failed(summary: Summary) -> str:
+    """What pytest printed when it failed its session with no test failing: a plugin did, after
+    the tests (pytest-cov's ``--cov-fail-under``: "FAIL Required test coverage of 99% not
+    reached"). Its gate judged only the tests that ran, not those served from the cache, so it
+    does not fail the run; it is told. Redacted (it goes to the terminal and the wire)."""
+    report = summary.report
+    if report is None or report.exit_code != 1 or summary.failed or summary.errors:
+        return ""
+    if summary.confirmed:
+        return ""  # a partial run's failure its whole file did not repeat: pytest's 1 is that
+    out = [line.rstrip() for line in report.stdout.decode(errors="replace").splitlines()]
+    told = [line for line in out if _FAIL_WORD.search(line) and not _SUMMARY_LINE.match(line)]
+    tail = "\n".join(told[-_SAID_LINES:]).strip() or "(it printed no reason)"
+    return str(Redactor.from_environ(os.environ).redact(tail))
+
+
+# a line telling a failure, and pytest's own closing counts line ("=== 3 passed in 1.2s ===")
+_FAIL_WORD = re.compile(r"\bfail", re.IGNORECASE)
+_SUMMARY_LINE = re.compile(r"^=*\s*(\d+ \w+(, )?)+.* in [\d.]+s")
 
 
 def collection_error_line(target: str, longrepr: str) -> int | None:

@@ -776,6 +776,12 @@ class RunTestsResult(RunCounts):
         description="when files did not finish: the last lines pytest printed (an "
         "INTERNALERROR, a crash), redacted",
     )
+    session_failed: str = Field(
+        default="",
+        description="when pytest failed its session with no test failing (a plugin after the "
+        "tests: pytest-cov's --cov-fail-under): what it printed about it, redacted; the exit "
+        "code stays the tests' outcome",
+    )
     confirmed: list[str] = Field(
         default_factory=list,
         description="tests whose outcome in a run without the rest of their file was put to "

@@ -264,6 +264,13 @@ def print_summary(result: Mapping[str, Any]) -> None:
         if result.get("pytest_said"):
             console.print("pytest said:", highlight=False)
             console.print(escape(str(result["pytest_said"])), highlight=False, soft_wrap=True)
+    if result.get("session_failed"):
+        console.print(
+            "[yellow]pytest failed its session with no test failing[/]: a plugin did, after the"
+            " tests; a gate such as pytest-cov's --cov-fail-under judged only the tests that"
+            " ran, not those served from the cache, so the exit code is the tests'. pytest said:"
+        )
+        console.print(escape(str(result["session_failed"])), highlight=False, soft_wrap=True)
     if quarantined:
         bad = sum(1 for q in quarantined.values() if q.get("outcome") in ("failed", "error"))
         rules = ", ".join(sorted({str(q.get("rule")) for q in quarantined.values()}))

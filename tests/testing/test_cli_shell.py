@@ -220,3 +220,36 @@ def test_files_that_did_not_finish_say_what_pytest_said(cli: Workspace) -> None:
     assert "1 files did not finish" in done.stdout
     assert "pytest said:" in done.stdout
     assert "RuntimeError: boom in a hook" in done.stdout
+
+
+# A coverage gate as pytest-cov's: after the tests, it fails the session without failing a test.
+GATE = """
+import pytest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtestloop(session):
+    result = yield
+    session.testsfailed += 1
+    return result
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line("FAIL Required test coverage of 99% not reached.")
+"""
+
+
+def test_a_session_failed_by_a_plugin_with_no_test_failing_is_told(cli: Workspace) -> None:
+    """pytest exits 1 when a plugin fails the session after the tests (pytest-cov's
+    --cov-fail-under); a gate over the tests that ran is no gate over a run served partly from
+    the cache, so the exit code stays the tests' outcome, and the run says what pytest said."""
+    cli.write("tests/conftest.py", GATE)
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_a.py"],
+        cwd=cli.root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert plain.returncode == 1
+    done = maestro(cli.root, "test", "tests/test_a.py")
+    assert done.returncode == 0, done.stdout
+    assert "pytest failed its session with no test failing" in done.stdout
+    assert "FAIL Required test coverage of 99% not reached." in done.stdout
