@@ -3,6 +3,7 @@ generated from it, the server validates params against it and answers in its sha
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -116,3 +117,32 @@ def test_a_base_sent_only_through_its_subclasses_is_generated_once() -> None:
     summary = kotlin.split("open class RunSummary(\n")[1].split("\n)")[0]
     assert "val runId:" not in summary
     assert "open class RunSummary(\n" + summary + "\n) : RunRef()" in kotlin
+
+
+def _documented(value: Any) -> str:
+    """A default as docs/lsp.md writes it (JSON)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def test_the_initialization_options_table_is_the_settings_model() -> None:
+    """docs/lsp.md "Initialization options" lists every key the server takes, with its default,
+    and no key it does not take: editors' settings are written from that table."""
+    from pydantic.alias_generators import to_camel
+
+    from maestro.server.settings import CodeLensSettings, Settings
+
+    docs = (ROOT / codegen.DOCS_FILE).read_text()
+    section = docs.split("\n## Initialization options\n", 1)[1].split("\n## ", 1)[0]
+    table = dict(re.findall(r"^\| `([\w.]+)` \| .+? \| (\S+) \| ", section, re.M))
+    expected: dict[str, str] = {}
+    for name, field in Settings.model_fields.items():
+        if name == "code_lens":
+            for sub, inner in CodeLensSettings.model_fields.items():
+                expected[f"codeLens.{to_camel(sub)}"] = _documented(inner.default)
+        else:
+            expected[to_camel(name)] = _documented(field.default)
+    assert table == expected
