@@ -71,7 +71,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any
 
 # The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
@@ -943,6 +943,7 @@ class _Recorder:
         self._failures: dict[str, Any] = {}
         self._items: dict[str, Any] = {}
         self._tracer: _Tracer = _TRACER if _TRACER is not None else _Tracer("off")
+        self._before_us: dict[str, list[str]] | None = None  # see `_loaded_before`
         self._outside: set[int] = set()  # code run outside any test window (ids: `_CODES`)
         # test file -> code run while it was collected (its module's own top level, its
         # parametrize lists, collection hooks; workspace imports go to `_outside`)
@@ -1235,10 +1236,39 @@ class _Recorder:
                 found.pop(name, None)
             else:
                 found.setdefault(name, set()).update(ran)
+        before_us = self._loaded_before()  # their runs before the recording have no record
         out: dict[str, dict[str, list[int]]] = {}
         for (path, qualname), ran in sorted(found.items()):
-            out.setdefault(path, {})[qualname] = sorted(ran)
+            if path not in before_us:
+                out.setdefault(path, {})[qualname] = sorted(ran)
         return out
+
+    def _loaded_before(self) -> dict[str, list[str]]:
+        """Workspace file -> the functions in it that started before pytest loaded this plugin
+        (maestro_early.py noted them; when nothing did, every function of the workspace modules
+        loaded by then): pytest parses its ini file (with a workspace's iniconfig) and imports
+        the ``-p`` plugins its addopts name, asking them for their options, before it loads us.
+        No window saw what that code did: each test file depends on it, and a change to it
+        re-runs the file whole."""
+        if self._before_us is None:
+            global _active
+            found: dict[str, set[str]] = {}
+            if _EARLY_CODE is not None:
+                for code in _EARLY_CODE:
+                    rel = self._rel(rec.abspath(code.co_filename))
+                    if rel is not None and rel.endswith(".py"):
+                        qualname = getattr(code, "co_qualname", code.co_name)
+                        found.setdefault(rel, set()).add(rec.owner_qualname(qualname))
+            window, _active = _active, None  # reading them is the recorder's, no test's
+            try:
+                for path in _LOADED_BEFORE:
+                    rel = self._rel(rec.abspath(path))
+                    if rel is not None and rel.endswith(".py"):
+                        found[rel] = _qualnames(path)
+            finally:
+                _active = window
+            self._before_us = {rel: sorted(names) for rel, names in sorted(found.items())}
+        return self._before_us
 
     @_wrapper()
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Any:
@@ -1290,7 +1320,8 @@ class _Recorder:
             return
         self._emitted_deps.add(test_file)
         deps = self._deps.get(test_file, _Deps())
-        files = set(deps.files)
+        before_us = self._loaded_before()
+        files = set(deps.files) | before_us.keys()
         # What conftest (or pytest itself) read outside any test counts for the tests in scope.
         here = os.path.join(self._root, test_file)
         session = _SESSION.scopes or []
@@ -1304,11 +1335,14 @@ class _Recorder:
         self._spawn_notes(_SESSION.spawns, seen)
         root = self._root
         collected = self._joined().get(test_file)
+        functions = self._functions(collected) if collected else {}
+        for rel, qualnames in before_us.items():
+            functions[rel] = sorted({*functions.get(rel, ()), *qualnames})
         self._emit(
             "file_deps",
             flush=False,
             path=test_file,
-            functions=self._functions(collected) if collected else {},
+            functions=functions,
             files=sorted(f for f in files if not os.path.isdir(os.path.join(root, f))),
             collected=sorted(deps.collected),
             modules=[{"name": n, "path": p} for n, p in sorted(deps.modules.items())],
@@ -2287,5 +2321,42 @@ def _rewrite_as_walked(config: Any) -> None:
     hook._should_rewrite = should_rewrite  # type: ignore[method-assign]  # this hook only
 
 
+def _loaded_sources() -> tuple[str, ...]:
+    """The Python source files of the modules loaded so far."""
+    found = (getattr(m, "__file__", None) for m in list(sys.modules.values()))
+    return tuple(f for f in found if isinstance(f, str) and f.endswith(".py"))
+
+
+def _qualnames(path: str) -> set[str]:
+    """The qualified names of every function, class body and module code in a source file,
+    as a record names them."""
+    try:
+        with open(path, "rb") as source:
+            code = compile(source.read(), path, "exec", dont_inherit=True)
+    except (OSError, SyntaxError, ValueError):
+        return {"<module>"}
+    names: set[str] = set()
+    stack = [code]
+    while stack:
+        code = stack.pop()
+        names.add(rec.owner_qualname(getattr(code, "co_qualname", code.co_name)))
+        stack += [c for c in code.co_consts if isinstance(c, CodeType)]
+    return names
+
+
+def _started_before() -> list[CodeType] | None:
+    """The code that started in this process before pytest loaded us, as maestro_early.py
+    noted it (from sitecustomize); None when nothing noted it."""
+    try:
+        import maestro_early  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    found: list[CodeType] | None = maestro_early.stop()
+    return found
+
+
+_EARLY_CODE = _started_before()
+# unnoted: every function of the workspace modules loaded before us counts as having run
+_LOADED_BEFORE = _loaded_sources() if _EARLY_CODE is None else ()
 _start_recording()
 _start_tracer()

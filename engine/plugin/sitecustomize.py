@@ -3,7 +3,8 @@ sitecustomize (this file shadows it by being first on PYTHONPATH); in a pytest p
 ahead of its run, wait for that run (maestro_warm.py).
 
 Inert unless the test session set ``MAESTRO_CHILD_DIR`` (see maestro_record.py) or the runner
-set ``MAESTRO_WARM_DESCRIBE_FD``.
+set ``MAESTRO_WARM_DESCRIBE_FD`` or ``MAESTRO_EVENTS_FD`` (the run's own pytest process, where it
+notes the code that starts before the plugin: maestro_early.py).
 """
 
 from __future__ import annotations
@@ -53,6 +54,19 @@ def _warm() -> None:
         os._exit(3)
 
 
+def _early() -> None:
+    """In the pytest process of a run (not a test's child), note the code that starts before
+    pytest loads Maestro's plugin (maestro_early.py)."""
+    if os.environ.get("MAESTRO_EVENTS_FD") and not os.environ.get("MAESTRO_CHILD_DIR"):
+        try:
+            import maestro_early  # type: ignore[import-not-found,unused-ignore]
+
+            maestro_early.start()
+        except Exception:  # the plugin then counts all the code of what was loaded before it
+            pass
+
+
 _start()
 _chain()
 _warm()
+_early()

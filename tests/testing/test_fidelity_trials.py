@@ -587,3 +587,85 @@ def test_a_doctest_module_keeps_its_plain_asserts_as_pytest_walking_does(ws: Wor
     truth = pytest_says(ws)
     assert truth[node] == "passed"
     assert outcomes(ws.run()) == truth
+
+
+EARLY_PLUGIN_PYPROJECT = """
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+pythonpath = ["."]
+addopts = "-p plug"
+"""
+
+
+@pytest.mark.parametrize("trace", ["always", "off"])
+def test_workspace_code_pytest_ran_before_maestros_plugin_is_an_input(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, trace: str
+) -> None:
+    # iniconfig 2.3.1 (a pytest dependency, installed from the workspace): pytest parses its ini
+    # file with the workspace's parser before it loads Maestro's plugin. After an edit to that
+    # parser pytest ran 54 tests and Maestro 36, no record having seen the parser run. Reduced:
+    # a `-p` plugin in addopts, imported and asked for its options before Maestro's plugin
+    monkeypatch.setenv("MAESTRO_TRACE", trace)
+    ws.write("pyproject.toml", EARLY_PLUGIN_PYPROJECT)
+    ws.write(
+        "plug.py",
+        """
+        def pytest_addoption(parser):
+            parser.addini("greeting", "what the tests expect", default="hello")
+        """,
+    )
+    ws.write(
+        "tests/test_greet.py",
+        """
+        def test_greeting(pytestconfig):
+            assert pytestconfig.getini("greeting") == "hello"
+
+
+        def test_other():
+            pass
+        """,
+    )
+    node = "tests/test_greet.py::test_greeting"
+    assert outcomes(ws.run())[node] == "passed"
+    ws.edit("plug.py", '"hello"', '"bye"')
+    assert pytest_says(ws)[node] == "failed"
+    assert outcomes(ws.run())[node] == "failed"
+
+
+def test_only_the_code_that_ran_before_maestros_plugin_reruns_the_whole_file(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # packaging 26.4: pytest imports the workspace's packaging.version before Maestro's plugin,
+    # but calls none of its functions: an edit to Version.is_devrelease re-runs its executors
+    # (none of 14 files), not all 14 files whole
+    monkeypatch.setenv("MAESTRO_TRACE", "always")
+    ws.write("pyproject.toml", EARLY_PLUGIN_PYPROJECT)
+    ws.write(
+        "plug.py",
+        """
+        def pytest_addoption(parser):
+            parser.addini("greeting", "what the tests expect", default="hello")
+
+
+        def shout(text):
+            return text.upper()
+        """,
+    )
+    ws.write(
+        "tests/test_greet.py",
+        """
+        from plug import shout
+
+
+        def test_shout():
+            assert shout("hi") == "HI"
+
+
+        def test_other():
+            pass
+        """,
+    )
+    ws.run()
+    ws.edit("plug.py", "text.upper()", "text.upper() + ''")
+    planned = next(f for f in ws.plan().files if f.target == "tests/test_greet.py")
+    assert planned.run_nodes == ("tests/test_greet.py::test_shout",)
