@@ -69,9 +69,10 @@ def test_tenants_and_keys_made_with_the_cli_are_every_replicas(
     url = f"/clifarm/cas/{hashlib.sha256(b'none').hexdigest()}"
     statuses = [
         http("GET", base + url, headers=bearer(tokens[base]))[0]
-        for base in (r.a.base, r.b.base, r.a.base)
+        for base in (r.a.base, r.b.base, r.a.base, r.b.base)
     ]
-    assert statuses == [404, 404, 429], statuses
+    # one budget: the third or fourth is refused (two per replica would serve all four)
+    assert statuses[:2] == [404, 404] and 429 in statuses[2:], statuses
 
     # a revocation through the CLI is effective on the very next request, on either replica
     _cli(r, tmp, "key", "revoke", created["key_id"])
