@@ -243,6 +243,13 @@ class FairnessMetrics:
             labels,
             registry=registry,
         )
+        self.min_share = Gauge(
+            prefix + "tenant_min_share",
+            "The tenant's configured min_share of its level (0-1), as of when it last had "
+            "requests waiting.",
+            labels,
+            registry=registry,
+        )
         self.seats = Gauge(
             prefix + "level_seats", "Assured seats of a priority level.", ("priority",),
             registry=registry,
@@ -500,6 +507,8 @@ class Admission:
             backlog.since = now
         backlog.policy = policy
         backlog.queued += delta
+        if delta > 0 and self.metrics is not None:
+            self.metrics.min_share.labels(level.name, tenant).set(policy.min_share)
         if backlog.queued:
             level.waiting[tenant] = backlog
         else:

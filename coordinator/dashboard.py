@@ -49,6 +49,9 @@ class Row(BaseModel):
         description="share of the level's seats the tenant held while it had requests "
         "waiting (0-1), the number to read against its min_share; absent if it never waited",
     )
+    min_share: float | None = Field(
+        default=None, description="the tenant's configured min_share; absent if it never waited"
+    )
 
 
 class Dashboard(BaseModel):
@@ -81,6 +84,7 @@ FAMILIES = {
     "maestro_coordinator_seat_seconds": "seat_s",
     "maestro_coordinator_queued_seconds": "queued_s",
     "maestro_coordinator_queued_seat_seconds": "queued_seat_s",
+    "maestro_coordinator_tenant_min_share": "min_share",
 }
 LEVEL_SEATS = "maestro_coordinator_level_seats"
 
@@ -109,6 +113,9 @@ def snapshot(registry: CollectorRegistry, *, tenants: bool) -> Dashboard:
                 bound = float(labels["le"])
                 for key in keys:
                     buckets[key][bound] = buckets[key].get(bound, 0.0) + sample.value
+                continue
+            if name == "min_share":
+                numbers[keys[0]][name] = sample.value  # a setting: not summed into the level
                 continue
             if name != "in_flight" and not sample.name.endswith("_total"):
                 continue  # _created
@@ -146,6 +153,7 @@ def snapshot(registry: CollectorRegistry, *, tenants: bool) -> Dashboard:
                 if tenant_row and queued_s > 0 and level_seats > 0
                 else None
             ),
+            min_share=got.get("min_share") if tenant_row else None,
         )
 
     return Dashboard(
@@ -169,7 +177,8 @@ td:first-child,td:nth-child(2){text-align:left}
 <h2>Tenants</h2><table id="tenants"></table>
 <script>
 const cols = ["priority", "tenant", "wait_p50_ms", "wait_p95_ms", "in_flight", "admitted",
-              "rejected", "rejected_by_rule", "seat_share", "waited_s", "share_while_waiting"];
+              "rejected", "rejected_by_rule", "seat_share", "waited_s", "share_while_waiting",
+              "min_share"];
 function fill(id, rows) {
   const table = document.getElementById(id);
   table.replaceChildren();

@@ -327,7 +327,7 @@ async def test_dashboard_shows_the_share_of_its_level_each_tenant_used(
         queues_per_level=1,
         queue_hand_size=1,
         max_queue_wait_s=5.0,
-        default_tenant_policy={"priority": "ci"},
+        default_tenant_policy={"priority": "ci", "min_share": 0.25},
         metrics_public=True,
     )
     token = await env.token("alpha")
@@ -349,10 +349,13 @@ async def test_dashboard_shows_the_share_of_its_level_each_tenant_used(
     rows = {r["tenant"]: r for r in data["tenants"] if r["priority"] == "ci"}
     alpha, other = rows["alpha"], rows["beta"]
     assert alpha["waited_s"] >= 0.4 and alpha["share_while_waiting"] >= 0.9, alpha
+    assert alpha["min_share"] == 0.25  # what the share while waiting is read against
     assert other["share_while_waiting"] is None and other["waited_s"] == 0.0, other
+    assert other["min_share"] is None
     assert alpha["seat_share"] > 0.9 > other["seat_share"] >= 0.0  # its one quick read
     assert abs(alpha["seat_share"] + other["seat_share"] - 1.0) < 0.01
     (level,) = [r for r in data["levels"] if r["priority"] == "ci"]
     assert level["seat_share"] is None and level["share_while_waiting"] is None
+    assert level["min_share"] is None
     page = await (await env.client.get("/dashboard")).text()
-    assert "share_while_waiting" in page
+    assert "share_while_waiting" in page and "min_share" in page
