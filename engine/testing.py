@@ -463,6 +463,10 @@ def input_label(name: str) -> str:
         return f"{name[len(AFTER) :]} (collected before it)"
     if name.startswith(WITH):
         return f"{name[len(WITH) :]} (its import changes state these tests read)"
+    path, hashed, section = name.partition("#")
+    if hashed and not name.startswith(("@", "//", "dist:")):
+        # a configuration file's section that pytest reads, or the whole file ("#*")
+        return path if section == "*" else f"{path} [{section}]"
     return name
 
 

@@ -75,6 +75,8 @@ def test_pytest_config_change_reruns_everything(ws: Workspace) -> None:
     summary = ws.run()
     assert ran(summary) == ALL
     assert all("pyproject.toml#tool.pytest" in f.planned.changed for f in summary.files)
+    # as a person reads it: the file and its section, not the key's own spelling
+    assert summary.files[0].planned.describe() == "inputs changed: pyproject.toml [tool.pytest]"
 
 
 def test_failed_test_reruns_next_time_and_flaky_is_labelled(ws: Workspace, tmp_path: Path) -> None:
