@@ -7,8 +7,7 @@ code run. ``sitecustomize`` starts this note as the interpreter starts; the plug
 it is imported and counts what started as run outside any test (maestro_pytest_plugin.py
 ``_loaded_before``).
 
-Inert unless the runner's events descriptor (``MAESTRO_EVENTS_FD``) is set. Standard-library
-and installed code is not kept: no record names it.
+Standard-library and installed code is not kept: no record names it.
 """
 
 from __future__ import annotations
@@ -18,7 +17,6 @@ import sys
 from types import CodeType
 from typing import Any
 
-_EVENTS_FD = "MAESTRO_EVENTS_FD"  # maestro_pytest_plugin's ENV_FD
 _TOOL_IDS = (5, 2)  # sys.monitoring ids the plugin's own tracer (4, 3) does not take
 
 _started: dict[int, CodeType] | None = None  # id -> each code object that started
@@ -34,7 +32,7 @@ def _installed() -> tuple[str, ...]:
 def start() -> None:
     """Begin noting (once), in the pytest process of a run."""
     global _started, _tool
-    if _started is not None or not os.environ.get(_EVENTS_FD):
+    if _started is not None:
         return
     started: dict[int, CodeType] = {}
     installed = _installed()
@@ -62,6 +60,8 @@ def start() -> None:
                 if id(code) not in started and not code.co_filename.startswith(installed):
                     started[id(code)] = code
 
+        if sys.getprofile() is not None:
+            return  # another profiler's: unknown, as above
         sys.setprofile(profile)
     _started = started
 

@@ -56,8 +56,10 @@ def _warm() -> None:
 
 def _early() -> None:
     """In the pytest process of a run (not a test's child), note the code that starts before
-    pytest loads Maestro's plugin (maestro_early.py)."""
-    if os.environ.get("MAESTRO_EVENTS_FD") and not os.environ.get("MAESTRO_CHILD_DIR"):
+    pytest loads Maestro's plugin (maestro_early.py); in one started ahead of its run, from
+    before it imports pytest."""
+    run = os.environ.get("MAESTRO_EVENTS_FD") or os.environ.get("MAESTRO_WARM_DESCRIBE_FD")
+    if run and not os.environ.get("MAESTRO_CHILD_DIR"):
         try:
             import maestro_early  # type: ignore[import-not-found,unused-ignore]
 
@@ -68,5 +70,5 @@ def _early() -> None:
 
 _start()
 _chain()
-_warm()
 _early()
+_warm()
