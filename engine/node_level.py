@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
-from maestro.cache.keys import ABSENT, WORKSPACE
+from maestro.cache.keys import ABSENT, WORKSPACE, input_value
 from maestro.cache.store import Cache
 from maestro.engine.pollution import AFTER, WITH
 from maestro.graph import environment
@@ -117,6 +117,12 @@ def node_reasons(
         if os.path.isabs(name):  # code or a program outside the workspace: not traced per node
             whole = f"{name} (outside the workspace) changed"
             break
+        if new is None:
+            # an input of the result judged by (an older one) that the key no longer names: it
+            # counts as it is now, as when an earlier result is served (`holding`)
+            new = input_value(graph, name, graph.file_digest)
+            if new == old:
+                continue
         if not name.endswith(".py"):
             if reader := _module_reading(graph, name):
                 # read by a module's code, which may keep it (a lazily loaded table): tests that
@@ -126,7 +132,10 @@ def node_reasons(
             data[name] = f"read {name}, changed"
             continue
         if old in (None, ABSENT) or new in (None, ABSENT):
-            whole = f"{name} {'appeared' if old in (None, ABSENT) else 'was deleted'}"
+            # not among the inputs of the result judged by, but there then: a new input
+            new_input = old is None and new not in (None, ABSENT)
+            told = "is a new input" if new_input else "appeared" if old == ABSENT else "was deleted"
+            whole = f"{name} {told}"
             break
         before = fps.get(old)
         after = fps.of_file(graph.root / name, new)
@@ -155,12 +164,13 @@ def node_reasons(
         for attribute in delta.class_names or ():
             bare = attribute.rpartition(".")[2]
             attributes.setdefault(bare, f"{dotted(name, attribute)}, changed at {name}")
-        if name not in by_path and name in read_by_nodes:
-            # read as text by a test and none of its code recorded running (a linter's fixture
-            # file): every change counts for its readers, comments and formatting too
-            sources[name] = f"read {name}, changed"
         if delta.empty:
-            continue  # comments, formatting
+            # comments, formatting: no code changed, but a test that read the text (a linter's
+            # fixture file, inspect.getsource, a traceback it formats) may judge exactly that,
+            # whether any of its code ran or not
+            if name in read_by_nodes:
+                sources[name] = f"read {name}, changed"
+            continue
         sources[name] = f"read {name}, changed"
         versions[name] = (before, after)
         gone = delta.functions

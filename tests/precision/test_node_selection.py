@@ -168,6 +168,32 @@ def test_a_python_file_read_as_text_reruns_its_reader_on_a_comment_change(ws: Wo
     assert summary.failed == 1
 
 
+def test_a_python_file_whose_code_ran_and_was_read_as_text_reruns_on_a_comment_change(
+    ws: Workspace,
+) -> None:
+    # the test runs helper and judges the traceback it formats, which shows helper's source:
+    # its comment changes no code, only the text the test read
+    ws.write(
+        "tests/test_tb.py",
+        "import pytest\n\n\n"
+        "def helper():\n"
+        "    # the marker line\n"
+        "    raise ValueError('boom')\n\n\n"
+        "def test_shows_the_marker():\n"
+        "    with pytest.raises(ValueError) as info:\n"
+        "        helper()\n"
+        "    assert 'the marker line' in str(info.getrepr(style='long'))\n\n\n"
+        "def test_other():\n"
+        "    assert True\n",
+    )
+    assert ws.run().failed == 0
+    ws.edit("tests/test_tb.py", "# the marker line", "# another line")
+    summary = ws.run()
+    # before: 'cached (no executed code changed)', a pass where pytest fails it
+    assert ran_nodes(summary) == ["tests/test_tb.py::test_shows_the_marker"]
+    assert summary.failed == 1
+
+
 def test_new_function_called_from_an_existing_one(ws: Workspace) -> None:
     ws.run()
     ws.edit(
