@@ -1,0 +1,55 @@
+"""The note of the code that starts in a run's pytest process before Maestro's plugin is loaded
+(engine/plugin/maestro_early.py), in a fresh interpreter of each kind the tests run on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from maestro.engine.runner import plugin_dir
+
+SCRIPT = """
+import sys
+import maestro_early
+
+{before}
+maestro_early.start()
+import early_mod
+early_mod.used()
+found = maestro_early.stop()
+after = sys.monitoring.get_tool(5) if hasattr(sys, "monitoring") else sys.getprofile()
+names = None if found is None else sorted(
+    c.co_name for c in found if c.co_filename.endswith("early_mod.py")
+)
+print(names, after)
+"""
+
+MODULE = "def used():\n    return 1\n\n\ndef unused():\n    return 2\n"
+
+
+def note(tmp_path: Path, before: str = "") -> str:
+    (tmp_path / "early_mod.py").write_text(MODULE)
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(before=before)],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": f"{plugin_dir()}:{tmp_path}", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+def test_the_workspace_code_that_started_is_noted_and_the_note_ends(tmp_path: Path) -> None:
+    # the module's top level and the function called, not the one never called; nothing left on
+    assert note(tmp_path) == "['<module>', 'used'] None"
+
+
+def test_another_profiler_is_left_alone_and_the_note_says_it_knows_nothing(
+    tmp_path: Path,
+) -> None:
+    # what ran before the plugin is then unknown: the plugin counts every function
+    taken = (
+        "sys.monitoring.use_tool_id(5, 'x'); sys.monitoring.use_tool_id(2, 'y')"
+        if sys.version_info >= (3, 12)
+        else "sys.setprofile(lambda *a: None)"
+    )
+    assert note(tmp_path, taken).startswith("None ")
