@@ -74,6 +74,8 @@ from collections.abc import Callable, Sequence
 from types import CodeType, ModuleType
 from typing import Any
 
+import _pytest
+
 # The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
 import maestro_collect_probe  # type: ignore[import-not-found,unused-ignore]
 import maestro_lifeline  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
@@ -223,6 +225,32 @@ def _reading_module(depth: int = 3) -> str | None:
 
 _MAIN = getattr(sys.modules.get("__main__"), "__file__", None)
 
+_PYTEST_CODE = os.path.join(os.path.dirname(os.path.abspath(_pytest.__file__)), "")
+_PYTEST_RUNNER = os.path.join(_PYTEST_CODE, "runner.py")
+_PYTEST_TRACEBACKS = os.path.join(_PYTEST_CODE, "_code", "")
+_STDLIB = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "")
+_PACKAGES = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+
+
+def _formats_report(frame: Any) -> bool:
+    """Is pytest's own report of a test phase that raised formatting its traceback (the source
+    lines of its frames, through linecache) at `frame`? The test's outcome was decided before,
+    by the code that ran (in the node's record); the text only shows it. Only when nothing but
+    pytest's and the standard library's code runs between the read and pytest's own
+    ``pytest_runtest_makereport``: a hook, a plugin, a custom ``repr_failure``, an exception's
+    ``__str__`` or the test formatting a traceback itself reads what it may judge."""
+    formats = False
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if name.startswith(_PYTEST_CODE):
+            if name == _PYTEST_RUNNER and frame.f_code.co_name == "pytest_runtest_makereport":
+                return formats
+            formats = formats or name.startswith(_PYTEST_TRACEBACKS)
+        elif not name.startswith(_STDLIB) or any(part in name for part in _PACKAGES):
+            return False
+        frame = frame.f_back
+    return False
+
 
 def _conftest_scope() -> str | None:
     """The directory of the conftest.py whose import-time code is reading, if any: what it
@@ -255,6 +283,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 return
             if window.own and rec.abspath(found[0]) in window.own:
                 return  # reads back what this window wrote: the window's own output
+            if window is not _SESSION and _formats_report(sys._getframe(1)):
+                return  # the text of pytest's report, not what the test's outcome came from
             _read(window, (found[0],))
         elif event in rec.SPAWN_EVENTS:
             program, python = rec.spawned(event, args)
