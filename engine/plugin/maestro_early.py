@@ -7,7 +7,9 @@ code run. ``sitecustomize`` starts this note as the interpreter starts; the plug
 it is imported and counts what started as run outside any test (maestro_pytest_plugin.py
 ``_loaded_before``).
 
-Standard-library and installed code is not kept: no record names it.
+Generated code and Maestro's own are not kept; the plugin keeps the workspace's (a workspace
+may well lie under the interpreter's prefix, /usr/local/src/app under /usr/local: the prefixes
+cannot tell it from the standard library here).
 """
 
 from __future__ import annotations
@@ -23,10 +25,8 @@ _started: dict[int, CodeType] | None = None  # id -> each code object that start
 _tool: int | None = None
 
 
-def _installed() -> tuple[str, ...]:
-    prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, sys.base_exec_prefix}
-    here = os.path.dirname(os.path.abspath(__file__))
-    return ("<", here + os.sep, *(os.path.normpath(p) + os.sep for p in prefixes if p))
+def _unkept() -> tuple[str, ...]:
+    return ("<", os.path.dirname(os.path.abspath(__file__)) + os.sep)
 
 
 def start() -> None:
@@ -35,7 +35,7 @@ def start() -> None:
     if _started is not None:
         return
     started: dict[int, CodeType] = {}
-    installed = _installed()
+    unkept = _unkept()
     mon = getattr(sys, "monitoring", None)
     if mon is not None:
         free = [t for t in _TOOL_IDS if mon.get_tool(t) is None]
@@ -44,7 +44,7 @@ def start() -> None:
         disable = mon.DISABLE
 
         def first_start(code: CodeType, offset: int) -> Any:
-            if not code.co_filename.startswith(installed):
+            if not code.co_filename.startswith(unkept):
                 started[id(code)] = code
             return disable  # one event per code object
 
@@ -57,7 +57,7 @@ def start() -> None:
         def profile(frame: Any, event: str, arg: Any) -> None:
             if event == "call":
                 code = frame.f_code
-                if id(code) not in started and not code.co_filename.startswith(installed):
+                if id(code) not in started and not code.co_filename.startswith(unkept):
                     started[id(code)] = code
 
         if sys.getprofile() is not None:

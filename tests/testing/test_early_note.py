@@ -53,3 +53,18 @@ def test_another_profiler_is_left_alone_and_the_note_says_it_knows_nothing(
         else "sys.setprofile(lambda *a: None)"
     )
     assert note(tmp_path, taken).startswith("None ")
+
+
+def test_code_under_the_interpreters_prefix_is_noted_too(tmp_path: Path) -> None:
+    # a workspace may lie under the prefix (/usr/local/src/app with Python in /usr/local): the
+    # plugin, knowing the rootdir, tells it from the standard library; the note cannot
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", tmp_path], check=True)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "early_mod.py").write_text(MODULE)
+    done = subprocess.run(
+        [tmp_path / "bin" / "python", "-c", SCRIPT.format(before="")],
+        cwd=src, capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": f"{plugin_dir()}:{src}", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.stdout.strip() == "['<module>', 'used'] None"
