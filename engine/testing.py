@@ -352,8 +352,9 @@ class LastKeys:
         self.dirty = True
 
     def set(self, key: ActionKey) -> None:
-        kept = [[k, i] for k, i in self.history(key.target)[: LAST_KEYS_KEPT - 1] if k != key.hex]
-        self.data[key.target] = [key.hex, key.inputs, kept]
+        # the same key set again (a file's run confirmed by another) keeps every earlier one
+        kept = [[k, i] for k, i in self.history(key.target) if k != key.hex]
+        self.data[key.target] = [key.hex, key.inputs, kept[: LAST_KEYS_KEPT - 1]]
         unstored = self.data.get(_UNSTORED)
         if isinstance(unstored, dict):
             unstored.pop(key.target, None)

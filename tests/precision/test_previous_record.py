@@ -133,3 +133,30 @@ def test_an_untraced_result_served_again_is_kept_for_later_undone_edits(
         undone = ws.run()
         assert ran_nodes(undone) == []
         assert (undone.failed, undone.passed) == (0, 5)
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ traces every run (cheap)")
+def test_a_failing_edit_of_a_test_confirmed_by_a_rerun_keeps_the_result_its_undo_returns_to(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the edit adds a data file and makes one test of the file read it and fail; its failure
+    # is confirmed by re-running the file up to it, which stores the edit's result again: that
+    # must not push out the cold run's result, the one the undo returns to
+    monkeypatch.delenv("MAESTRO_TRACE")
+    ws.write("tests/test_data.py", READS_AFTER_A_CALL.replace("\ndef test_reads", TEST_BEFORE))
+    assert ws.run().failed == 0
+    ws.edit("pkg/calc.py", "return double(x) + 1", "return 1 + double(x)")
+    ws.run()
+    ws.edit("pkg/calc.py", "return 1 + double(x)", "return double(x) + 1")
+    assert ran_nodes(ws.run()) == []
+    ws.write("tests/other.txt", "bad\n")
+    ws.edit("tests/test_data.py", "tests/values.txt", "tests/other.txt")
+    assert ws.run().failed == 1
+    ws.edit("tests/test_data.py", "tests/other.txt", "tests/values.txt")
+    (ws.root / "tests/other.txt").unlink()
+    undone = ws.run()
+    assert ran_nodes(undone) == []
+    assert (undone.failed, undone.passed) == (0, 6)
+
+
+TEST_BEFORE = "\ndef test_before():\n    assert True\n\n\ndef test_reads"
