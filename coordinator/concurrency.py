@@ -227,6 +227,9 @@ class ClusterConcurrency:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._renewer: asyncio.Task[None] | None = None
         self._warned = 0.0
+        # checked by the background loops too: a cancellation swallowed on its way through a
+        # Redis call would otherwise keep a loop, and close() waiting for it, running forever
+        self._closing = False
 
     def _keys(self, tenant: str) -> list[str]:
         base = f"{self.prefix}conc:{tenant}"
@@ -237,12 +240,12 @@ class ClusterConcurrency:
             self._renewer = asyncio.create_task(self._renew_forever(), name="conc-lease")
 
     async def close(self) -> None:
+        self._closing = True
         tasks = [t for t in (self._renewer, self._watcher, *self._wakers.values()) if t is not None]
         for task in tasks:
             task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # their CancelledError is their result; a cancellation of close() itself propagates
+        await asyncio.gather(*tasks, return_exceptions=True)
         self._renewer = self._watcher = None
         # give the seats back now rather than at lease expiry
         with contextlib.suppress(RedisError, OSError):
@@ -391,7 +394,7 @@ class ClusterConcurrency:
     async def _watch_forever(self) -> None:
         """Every POLL_S, for the tenants this replica holds seats of: does another replica
         want some (then kept seats go back)? One pipelined round trip for all of them."""
-        while True:
+        while not self._closing:
             await asyncio.sleep(POLL_S)
             tenants = [t for t, n in self.held.items() if n > 0]
             if not tenants:  # the next seat granted starts another
@@ -472,7 +475,7 @@ class ClusterConcurrency:
         queue = self._waiters[tenant]
         event = self._freed[tenant]
         try:
-            while queue:
+            while queue and not self._closing:
                 event.clear()
                 try:
                     granted = await self._ask(tenant, queue[0].limit, len(queue))
@@ -511,7 +514,7 @@ class ClusterConcurrency:
 
     async def _renew_forever(self) -> None:
         every = self.lease_ms / 3000
-        while True:
+        while not self._closing:
             await asyncio.sleep(every)
             try:
                 await self._renew_all()

@@ -96,6 +96,42 @@ async def test_two_holders_share_one_quota_and_a_dead_ones_seats_come_back(
         await client.aclose()
 
 
+async def test_close_ends_even_when_a_redis_call_swallowed_the_cancellation(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replica shutting down does not hang: close() cancels its background loops and waits
+    for them, and a loop whose cancellation a Redis call swallowed (seen under load: close()
+    waited forever on the lease renewer, cancelling but back in its sleep) still ends."""
+    client = Redis.from_url(redis_url)
+    quota = _quota(client, f"t{time.time_ns()}:", "a")
+    renew = ClusterConcurrency._renew_all
+    inside = asyncio.Event()
+    swallowed: list[bool] = []
+
+    async def swallowing(self: ClusterConcurrency, *, release_all: bool = False) -> None:
+        if not release_all and not swallowed:
+            inside.set()
+            try:
+                await asyncio.sleep(30)  # in flight when close() cancels
+            except asyncio.CancelledError:
+                swallowed.append(True)  # as a library catching it on its way would
+        await renew(self, release_all=release_all)
+
+    monkeypatch.setattr(ClusterConcurrency, "_renew_all", swallowing)
+    quota.start()
+    try:
+        assert (await quota.acquire("acme", 3, "ci")).counted
+        await asyncio.wait_for(inside.wait(), LEASE_S * 3)  # the renewer is inside a renewal
+        renewer = quota._renewer
+        assert renewer is not None
+        closing = asyncio.ensure_future(quota.close())
+        done, _ = await asyncio.wait([closing], timeout=LEASE_S * 3)
+        assert closing in done, "close() still waits for its background loops"
+        assert swallowed and renewer.done()
+    finally:
+        await client.aclose()
+
+
 async def _acquire_within(
     quota: ClusterConcurrency, tenant: str, limit: int, seconds: float
 ) -> object:
