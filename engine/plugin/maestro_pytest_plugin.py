@@ -1825,10 +1825,12 @@ class _Recorder:
 
     def _locate(self, result: dict[str, Any], item: Any, excinfo: Any) -> None:
         """Message, the failing line in the test file and the innermost workspace frame."""
-        try:
-            message = excinfo.exconly()
-        except Exception:
-            message = repr(excinfo.value)
+        message = _doctest_message(excinfo.value)
+        if message is None:
+            try:
+                message = excinfo.exconly()
+            except Exception:
+                message = repr(excinfo.value)
         lines = [line for line in message.splitlines() if line.strip()]
         result["message"] = (lines[0] if lines else message)[:_MAX_MESSAGE]
         test_path = os.path.normpath(str(getattr(item, "path", None) or item.fspath))
@@ -2102,6 +2104,23 @@ def fail_first(items: list[Any], scores: dict[str, float]) -> list[Any]:
         keys.append((chain, own))
     order = sorted(range(len(items)), key=lambda i: (*(best[g] for g in keys[i][0]), keys[i][1]))
     return [items[i] for i in order]
+
+
+def _doctest_message(value: BaseException) -> str | None:
+    """What a failed doctest example did, as pytest's report says it; None for another error.
+    The exception pytest's doctest items raise names only the DocTest (``<DocTest usage.rst
+    from ...:0 (1 example)>``), which tells a reader nothing."""
+    doctest = sys.modules.get("doctest")  # loaded whenever a doctest item ran
+    if doctest is None:
+        return None
+    if isinstance(value, doctest.UnexpectedException):
+        inner = value.exc_info[1]
+        return f"{type(inner).__name__}: {inner}" if str(inner) else type(inner).__name__
+    if isinstance(value, doctest.DocTestFailure):
+        source = value.example.source.strip().splitlines()[0]
+        want, got = value.example.want.strip(), value.got.strip()
+        return f">>> {source}: expected {want or 'nothing'}, got {got or 'nothing'}"
+    return None
 
 
 def _error_line(text: str) -> str:
