@@ -132,9 +132,10 @@ def node_reasons(
             data[name] = f"read {name}, changed"
             continue
         if old in (None, ABSENT) or new in (None, ABSENT):
-            # not among the inputs of the result judged by, but there then: a new input
-            new_input = old is None and new not in (None, ABSENT)
-            told = "is a new input" if new_input else "appeared" if old == ABSENT else "was deleted"
+            # not among the inputs of the result judged by (it may have been there): a new input
+            told = (
+                "is a new input" if old is None else "appeared" if old == ABSENT else "was deleted"
+            )
             whole = f"{name} {told}"
             break
         before = fps.get(old)

@@ -820,3 +820,47 @@ def test_a_test_holding_a_secret_is_told_as_hidden_not_as_changed(ws: Workspace)
         "secret (tests/test_urls.py:1): Maestro keeps no copy of it, so cannot tell whether it "
         "changed"
     )
+
+
+def test_an_older_results_input_the_key_no_longer_names_counts_as_it_is_now(
+    ws: Workspace,
+) -> None:
+    """The result a change is judged by may be an older one whose inputs name a file the key
+    no longer does (cattrs 26.2.1 on 3.11: an undone edit served the cold result, whose inputs
+    became the graph's again). The file is there, unchanged: no change, and not "was deleted"
+    (the whole file re-ran, saying `src/cattr/__init__.py was deleted`; it was there)."""
+    from maestro.cache.keys import changed_inputs
+    from maestro.cache.store import Cache
+    from maestro.engine.node_level import node_reasons
+
+    ws.write("pkg/extra.py", "def value():\n    return 1\n")
+    ws.run()
+    last = ws.plan().last.get("tests/test_calc.py")
+    assert last is not None
+    previous, inputs = last
+    older = {**inputs, "pkg/extra.py": ws.graph().file_digest("pkg/extra.py") or ""}
+    ws.edit("tests/test_calc.py", "calc.triple(2) == 6", "calc.triple(2) == 2 * 3")
+    planned = ws.plan()
+    now = next(f for f in planned.files if f.target == "tests/test_calc.py").key.inputs
+    assert planned.fingerprints is not None and "pkg/extra.py" not in now
+    with Cache.open() as cache:
+        found = node_reasons(
+            ws.graph(), cache, planned.fingerprints, previous, older, now,
+            changed_inputs(older, now),
+        )  # fmt: skip
+    assert found is not None
+    assert found[1] == {
+        "tests/test_calc.py::test_triple": (
+            "executed tests.test_calc.test_triple, changed at tests/test_calc.py:8"
+        )
+    }
+    ws.edit("tests/test_calc.py", "calc.triple(2) == 2 * 3", "calc.triple(2) == 6")
+    (ws.root / "pkg/extra.py").unlink()  # deleted since: that is a change, and says so
+    planned = ws.plan()
+    now = next(f for f in planned.files if f.target == "tests/test_calc.py").key.inputs
+    with Cache.open() as cache:
+        found = node_reasons(
+            ws.graph(), cache, planned.fingerprints, previous, older, now,
+            changed_inputs(older, now),
+        )  # fmt: skip
+    assert found is not None and set(found[1].values()) == {"pkg/extra.py was deleted"}
