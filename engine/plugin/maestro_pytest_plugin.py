@@ -1843,6 +1843,8 @@ class _Recorder:
             if rel is not None:
                 result["raised_at"] = {"path": rel, "line": tb.tb_lineno}
             tb = tb.tb_next
+        if result.get("test_line") is None:
+            result["test_line"] = _doctest_line(excinfo.value)
 
     def pytest_sessionfinish(self, session: Any, exitstatus: Any) -> None:
         global _active
@@ -2121,6 +2123,17 @@ def _doctest_message(value: BaseException) -> str | None:
         want, got = value.example.want.strip(), value.got.strip()
         return f">>> {source}: expected {want or 'nothing'}, got {got or 'nothing'}"
     return None
+
+
+def _doctest_line(value: BaseException) -> int | None:
+    """The line of a failed doctest example in its file, as pytest's report gives it."""
+    doctest = sys.modules.get("doctest")
+    if doctest is None or not isinstance(
+        value, (doctest.UnexpectedException, doctest.DocTestFailure)
+    ):
+        return None
+    start, offset = value.test.lineno, value.example.lineno
+    return None if start is None or offset is None else start + offset + 1
 
 
 def _error_line(text: str) -> str:

@@ -2,7 +2,8 @@
 Found on semver, whose docs/*.rst doctests failed under Maestro with only
 ``doctest.UnexpectedException: <DocTest usage.rst from ...:0 (1 example)>`` where pytest
 printed ``UNEXPECTED EXCEPTION: NameError: name 'semver' is not defined``: the reader could not
-tell why. Real pytest child, real LMDB."""
+tell why, and its line was the file's first (pytest says the example's). Real pytest child, real
+LMDB."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ def test_a_doctest_raising_says_its_exception(ws: Workspace) -> None:
     assert summary.failed == 1
     message = messages(summary)["tests/usage.rst::usage.rst"] or ""
     assert message == "NameError: name 'answer' is not defined"
+    ((_, failure),) = summary.failures()
+    assert (failure.path, failure.line) == ("tests/usage.rst", 4)  # the example's line
 
 
 def test_a_doctest_printing_otherwise_says_what_it_expected_and_got(ws: Workspace) -> None:
