@@ -214,7 +214,7 @@ def node_reasons(
         # regexes): a test served from it ran the checking function, not the changed builder;
         # the check is taken to be in the builder's own file
         for path, (fingerprints, names) in callees.items():
-            readers.mark_naming({path: fingerprints}, names, "calls the changed")
+            readers.mark_naming({path: fingerprints}, names, "names the changed")
     if whole is None:
         target = previous.tests[0].node_id.partition("::")[0]
         for path in data:
@@ -506,7 +506,7 @@ def _memo_readers(readers: _Readers, memoised: Mapping[str, str]) -> str | None:
     )
     if isinstance(known, str):
         return known
-    readers.mark_naming(known, memoised, "calls the memoised")
+    readers.mark_naming(known, memoised, "names the memoised")
     return None
 
 

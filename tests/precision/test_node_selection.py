@@ -305,7 +305,7 @@ def test_memoised_function_change_reruns_tests_served_from_its_cache(ws: Workspa
     ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
     memo = next(f for f in ws.plan().files if f.target == "tests/test_memo.py")
     assert memo.node_reasons["tests/test_memo.py::test_second"].startswith(
-        "executed tests.test_memo.test_second, which calls the memoised pkg.calc.triple, "
+        "executed tests.test_memo.test_second, which names the memoised pkg.calc.triple, "
         "changed at pkg/calc.py:"
     )
     summary = ws.run()
