@@ -59,27 +59,24 @@ def _reference(
                 case.set("line", str(test.line))
             message = test.message or ""
             where = f"{test.path}:{test.line}: " if test.path and test.line else ""
+            counts["tests"] += 1
+            total += test.duration_s
             if test.outcome == "failed":
                 ET.SubElement(case, "failure", message=message).text = where + message
+                counts["failures"] += 1
             elif test.outcome == "error":
                 ET.SubElement(case, "error", message=message).text = where + message
+                counts["errors"] += 1
             elif test.outcome in ("skipped", "xfailed"):
                 kind = "pytest.xfail" if test.outcome == "xfailed" else "pytest.skip"
                 ET.SubElement(case, "skipped", type=kind, message=message)
+                counts["skipped"] += 1
             props = [("maestro.cached", "true")] if cached else []
             props += [("maestro.flaky", "true")] if test.flaky else []
             if props:
                 holder = ET.SubElement(case, "properties")
                 for key, value in props:
                     ET.SubElement(holder, "property", name=key, value=value)
-            counts["tests"] += 1
-            total += test.duration_s
-            if test.outcome == "failed":
-                counts["failures"] += 1
-            elif test.outcome == "error":
-                counts["errors"] += 1
-            elif test.outcome in ("skipped", "xfailed"):
-                counts["skipped"] += 1
     for key, value in counts.items():
         suite.set(key, str(value))
     suite.set("time", f"{total:.3f}")
