@@ -53,6 +53,7 @@ from .blobs import (
     UpstreamError,
     sha256_of,
 )
+from .bulk_receive import TAKEN_OVER, BulkReceiver, Received
 from .eviction import LruTracker, RedisLru, evict_for
 from .hardening import (
     CLIENT_CLOSED,
@@ -301,6 +302,11 @@ class Coordinator:
             if settings.bulk_upload_bytes_per_s
             else None
         )
+        self.bulk_receiver = (
+            BulkReceiver(settings.bulk_receive_threads, nice=settings.bulk_receive_nice)
+            if settings.bulk_receive_threads and settings.fairness
+            else None
+        )
         self.gate = Gate.from_settings(
             settings,
             self.metrics.registry,
@@ -402,7 +408,7 @@ class Coordinator:
                     )
         finally:
             self.metrics.in_flight.dec()
-        if response.headers.get("Connection", "").lower() == "close":
+        if response.headers.get("Connection", "").lower() == "close" or request.get(TAKEN_OVER):
             response.force_close()
         elapsed = time.perf_counter() - start
         resource = request.match_info.route.resource
@@ -788,7 +794,7 @@ class Coordinator:
         compressed: bytes = zstandard.ZstdCompressor(level=self.settings.zstd_level).compress(data)
         return compressed
 
-    def _decompress(self, body: bytes) -> bytes:
+    def _decompress(self, body: bytes | bytearray) -> bytes:
         limit = self.settings.max_blob_bytes
         try:
             reader = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(body))
@@ -865,15 +871,64 @@ class Coordinator:
         if received != length:
             raise ApiError(400, "bad_request", "body shorter than Content-Length")
 
-    async def _read_body(self, request: web.Request) -> bytes:
-        # joined once at the end: a bytearray grown chunk by chunk is reallocated (and its
-        # pages faulted in afresh) over and over on the event loop
-        chunks: list[bytes] = []
-        await self._receive(request, self._body_length(request), chunks.append)
-        body = b"".join(chunks)
+    def _off_loop(self, request: web.Request, length: int) -> BulkReceiver | None:
+        """The receiver for a large upload body of a bulk level (None: read it on the loop)."""
+        receiver = self.bulk_receiver
+        if receiver is None or request.get(PRIORITY_KEY, "interactive") == "interactive":
+            return None
+        return receiver if receiver.can_take(request, length) else None
+
+    async def _receive_off_loop(
+        self, receiver: BulkReceiver, request: web.Request, length: int, *, keep: bool
+    ) -> Received | None:
+        settings = self.settings
+        pacer = self.bulk_pacer
+        try:
+            return await receiver.receive(
+                request,
+                length,
+                keep=keep,
+                chunk_timeout_s=settings.body_read_timeout_s,
+                min_bytes_per_s=settings.min_upload_bytes_per_s,
+                grace_s=settings.upload_grace_s,
+                pace=pacer.reserve if pacer is not None else None,
+            )
+        except SlowUploadError as exc:
+            raise ApiError(
+                408, exc.code, exc.message, hint=exc.hint, headers={"Connection": "close"}
+            ) from None
+
+    async def _drop_body(self, request: web.Request, length: int) -> None:
+        receiver = self._off_loop(request, length)
+        if receiver is None or not await self._receive_off_loop(
+            receiver, request, length, keep=False
+        ):
+            await self._receive(request, length, None)
+
+    async def _read_body(
+        self, request: web.Request, *, off_loop: bool = False
+    ) -> tuple[bytes | bytearray, bytes | None]:
+        """The decoded body, and its sha256 when a receiver thread hashed it on the way in."""
+        length = self._body_length(request)
+        receiver = self._off_loop(request, length) if off_loop else None
+        got = (
+            await self._receive_off_loop(receiver, request, length, keep=True) if receiver else None
+        )
+        body: bytes | bytearray
+        digest: bytes | None = None
+        if got is not None:
+            assert got.body is not None
+            body, digest = got.body, got.sha256
+        else:
+            # joined once at the end: a bytearray grown chunk by chunk is reallocated (and its
+            # pages faulted in afresh) over and over on the event loop
+            chunks: list[bytes] = []
+            await self._receive(request, length, chunks.append)
+            body = b"".join(chunks)
+        data: bytes | bytearray
         encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
         if encoding == "zstd":
-            data = await self.run(self._decompress, body)
+            data, digest = await self.run(self._decompress, body), None
         elif encoding in ("identity", ""):
             data = body
         else:
@@ -885,7 +940,7 @@ class Coordinator:
             raise ApiError(
                 400, "size_mismatch", "X-Digest-SizeBytes differs from the uncompressed size"
             )
-        return data
+        return data, digest
 
     async def _put(
         self, request: web.Request, principal: Principal, kind: str, key: bytes
@@ -897,15 +952,15 @@ class Coordinator:
             held = await self._held_size(request, tenant, key)
             announced = request.headers.get("X-Digest-SizeBytes", str(length)).strip()
             if held is not None and held != UNKNOWN and str(held) == announced:
-                await self._receive(request, length, None)
+                await self._drop_body(request, length)
                 self.metrics.bytes_in.labels(tenant.name, kind).inc(length)  # as received
                 self.lru.touch(tenant, CAS, key)
                 return web.Response(status=200)
-        data = await self._read_body(request)
+        data, digest = await self._read_body(request, off_loop=kind == "cas")
 
         async def write() -> None:
             if kind == "cas":
-                actual = await sha256_of(data, self.pool)
+                actual = digest if digest is not None else await sha256_of(data, self.pool)
                 if actual != key:
                     raise ApiError(
                         400,
@@ -917,11 +972,12 @@ class Coordinator:
                 # eviction, which may have removed it)
                 await self.blobs.put_cas(tenant, key, data, held if not evicted else UNKNOWN)
             else:
+                value = data if isinstance(data, bytes) else bytes(data)
                 if tenant.raw_ac:
-                    record = AcRecord(raw=True, value=data, refs=())
+                    record = AcRecord(raw=True, value=value, refs=())
                 else:
                     try:
-                        refs = referenced_blobs(data)
+                        refs = referenced_blobs(value)
                     except InvalidActionResultError as exc:
                         raise ApiError(
                             400,
@@ -930,7 +986,7 @@ class Coordinator:
                             hint="tenants of opaque clients (ccache, bazel) need raw AC mode: "
                             "maestro coordinator tenant set NAME --raw-ac",
                         ) from None
-                    record = AcRecord(raw=False, value=data, refs=refs)
+                    record = AcRecord(raw=False, value=value, refs=refs)
                 await self.blobs.put_ac(tenant, key, record)
 
         evicted = False
@@ -1092,6 +1148,8 @@ def create_app(
         for metrics in listener:
             await metrics.stop()
         await coordinator.gate.close()
+        if coordinator.bulk_receiver is not None:
+            coordinator.bulk_receiver.close()
         await coordinator.blobs.close()
         if owned_state:
             await coordinator.state.close()

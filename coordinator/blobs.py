@@ -78,7 +78,7 @@ class BlobBackend(Protocol):
         ...
 
     async def put_cas(
-        self, tenant: TenantRecord, key: bytes, data: bytes, held: int | None = UNKNOWN
+        self, tenant: TenantRecord, key: bytes, data: bytes | bytearray, held: int | None = UNKNOWN
     ) -> bool:
         """Store a blob already verified to hash to `key`; False if it was present. `held`:
         the size `cas_size` just answered, when the caller asked (None: absent)."""
@@ -97,7 +97,7 @@ def _ignore(tenant: TenantRecord, kind: str) -> None:
     pass
 
 
-async def sha256_of(data: bytes | memoryview, executor: Executor | None) -> bytes:
+async def sha256_of(data: bytes | bytearray | memoryview, executor: Executor | None) -> bytes:
     if len(data) <= INLINE_HASH_BYTES or executor is None:
         return hashlib.sha256(data).digest()
     return await asyncio.get_running_loop().run_in_executor(
@@ -153,14 +153,14 @@ class LmdbBlobs:
         return data
 
     async def put_cas(
-        self, tenant: TenantRecord, key: bytes, data: bytes, held: int | None = UNKNOWN
+        self, tenant: TenantRecord, key: bytes, data: bytes | bytearray, held: int | None = UNKNOWN
     ) -> bool:
         stored: bool = await asyncio.get_running_loop().run_in_executor(
             self.executor, self._put_cas, tenant, key, data
         )
         return stored
 
-    def _put_cas(self, tenant: TenantRecord, key: bytes, data: bytes) -> bool:
+    def _put_cas(self, tenant: TenantRecord, key: bytes, data: bytes | bytearray) -> bool:
         return self.store.put_cas(tenant, key, data, verified=True)
 
     async def get_ac(self, tenant: TenantRecord, key: bytes) -> bytes | None:
@@ -303,7 +303,7 @@ class HttpBlobs:
         async with self._request("GET", url, _FOUND_OR_NOT) as resp:
             return None if resp.status == 404 else await resp.read()
 
-    async def _put(self, url: str, data: bytes) -> None:
+    async def _put(self, url: str, data: bytes | bytearray) -> None:
         headers = {"Content-Type": "application/octet-stream"}
         async with self._request("PUT", url, _STORED, data=data, headers=headers):
             pass
@@ -359,7 +359,7 @@ class HttpBlobs:
         return data
 
     async def _charge_and_put(
-        self, tenant: TenantRecord, kind: str, key: bytes, data: bytes, old: int | None
+        self, tenant: TenantRecord, kind: str, key: bytes, data: bytes | bytearray, old: int | None
     ) -> None:
         delta = len(data) - (old or 0)
         new = 1 if old is None else 0
@@ -376,7 +376,7 @@ class HttpBlobs:
             await self.lru.stored(tenant, kind, key, len(data))
 
     async def put_cas(
-        self, tenant: TenantRecord, key: bytes, data: bytes, held: int | None = UNKNOWN
+        self, tenant: TenantRecord, key: bytes, data: bytes | bytearray, held: int | None = UNKNOWN
     ) -> bool:
         if key == EMPTY_SHA256:
             return False

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -84,23 +85,32 @@ class BytePacer:
         self._clock = clock
         self._at = clock()
         self._idle = idle
+        self._lock = threading.Lock()
         self.paced_s = 0.0
         """Total time readers waited (a metric for benchmarks and tests)."""
 
+    def reserve(self, n: int) -> float:
+        """Count `n` bytes read; how long the reader must wait now (0: the bucket is not in
+        debt). Thread-safe: receiver threads (bulk_receive.py) share the bucket with the loop."""
+        with self._lock:
+            now = self._clock()
+            if self._idle is not None and self._idle():
+                self._tokens = self.burst
+                self._at = now
+                return 0.0
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate) - n
+            self._at = now
+            if self._tokens >= 0:
+                return 0.0
+            wait = -self._tokens / self.rate
+            self.paced_s += wait
+            return wait
+
     async def take(self, n: int) -> float:
         """Count `n` bytes read; wait while the bucket is in debt; the time waited."""
-        now = self._clock()
-        if self._idle is not None and self._idle():
-            self._tokens = self.burst
-            self._at = now
-            return 0.0
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate) - n
-        self._at = now
-        if self._tokens >= 0:
-            return 0.0
-        wait = -self._tokens / self.rate
-        self.paced_s += wait
-        await asyncio.sleep(wait)
+        wait = self.reserve(n)
+        if wait > 0:
+            await asyncio.sleep(wait)
         return wait
 
 

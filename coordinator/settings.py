@@ -200,6 +200,14 @@ class Settings(BaseModel):
     """With `bulk_upload_bytes_per_s`: pace only while interactive requests come in; once none
     has reached the cache routes for this long, bulk bodies are read at full speed (unset:
     always paced)."""
+    bulk_receive_threads: int = Field(default=0, ge=0, le=256)
+    """With fairness on: threads that receive large upload bodies (at least 256 KiB) of the
+    levels below `interactive` straight from their sockets, off the event loop that serves
+    interactive requests; such an upload's connection closes after its answer. 0: every body
+    is received on the event loop."""
+    bulk_receive_nice: int = Field(default=0, ge=0, le=19)
+    """The receiver threads' nice value: above 0, a host short of CPU runs the event loop (and
+    everything else of the server) before them."""
     bulk_yield_max_s: float = Field(default=0.0, ge=0, le=5)
     """With fairness on: while an `interactive` request with no body or a small one (at most
     64 KiB) is being served, upload bodies of the levels below `interactive` are not read, for

@@ -314,7 +314,7 @@ class Store:
             return len(data) if data is not None else None
 
     def put_cas(
-        self, tenant: TenantRecord, key: bytes, data: bytes, *, verified: bool = False
+        self, tenant: TenantRecord, key: bytes, data: bytes | bytearray, *, verified: bool = False
     ) -> bool:
         """Store a blob whose sha256 is `key` (checked here unless the caller just did);
         False if already stored."""
