@@ -61,7 +61,7 @@ class Received:
 
 
 class BulkReceiver:
-    """A pool of receiver threads, each optionally at nice `nice` (lower CPU priority)."""
+    """A pool of receiver threads, optionally `nice` steps below the event loop's priority."""
 
     def __init__(self, threads: int, *, nice: int = 0) -> None:
         self.nice = nice
@@ -73,9 +73,13 @@ class BulkReceiver:
         """Bodies handed to the threads (a metric for benchmarks and tests)."""
 
     def _lower_priority(self) -> None:
+        """`nice` below the thread that started it (the event loop's), whatever that is."""
         if self.nice > 0:
             try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
+                tid = threading.get_native_id()
+                os.setpriority(
+                    os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + self.nice)
+                )
             except (OSError, AttributeError) as exc:  # not Linux, or not permitted
                 log.warning("bulk receiver threads keep their priority: %s", exc)
 
