@@ -160,7 +160,8 @@ def node_reasons(
         for constant in delta.module_names or ():
             constants[constant] = f"{dotted(name, constant)}, changed at {name}"
             constant_files.add(name)
-            if constant not in {n for b in after.binds if b for n in b.split(",")}:
+            bound = {n for b in after.binds if b for n in b.split(",")}
+            if constant not in bound or constant in after.unbound:
                 removed.add(constant)
         for attribute in delta.class_names or ():
             bare = attribute.rpartition(".")[2]

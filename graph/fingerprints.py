@@ -80,9 +80,10 @@ from typing import Any
 
 import msgpack
 
+from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 9
+FORMAT = 10
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -152,6 +153,13 @@ class FileFingerprints:
     "_x")``, ``"{0._x}".format``, ``eval``): code may read such an attribute by that string."""
     cached: tuple[str, ...] = ()
     """Every function with a memoising decorator, called by name only or not."""
+    values: dict[str, str] = field(default_factory=dict)
+    """Each name only top-level statements that compute from constants bind (``M = tuple([1] *
+    31)``, ``N = list(M)``, ``del N[3]``: graph/module_values.py) -> a digest of its values
+    during the import. Such statements are listed in `binds` too, and their reads are left out
+    of `module_loads`: a name whose values changed counts as changed itself."""
+    unbound: tuple[str, ...] = ()
+    """Those of the names of `values` that a ``del`` leaves unbound at the end of the import."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -176,6 +184,8 @@ class FileFingerprints:
             "dynamic": {q: list(v) for q, v in self.dynamic.items()},
             "private_strings": list(self.private_strings),
             "cached": list(self.cached),
+            "values": self.values,
+            "unbound": list(self.unbound),
         }
 
     @classmethod
@@ -204,6 +214,8 @@ class FileFingerprints:
                 dynamic={str(q): tuple(map(str, v)) for q, v in raw["dynamic"].items()},
                 private_strings=tuple(map(str, raw["private_strings"])),
                 cached=tuple(map(str, raw["cached"])),
+                values={str(k): str(v) for k, v in raw["values"].items()},
+                unbound=tuple(map(str, raw["unbound"])),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -1110,6 +1122,9 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
     module = _fp("\n".join(fp for fp, _ in statements))
     escapes = _escapes(tree)
     imports_from, rebinds = _imports_from(tree)
+    computed = module_values(tree, _binds_anything)
+    # an evaluated statement reads only names whose values count themselves (`values`)
+    run: list[ast.AST] = [s for s, n in zip(tree.body, computed.statements, strict=True) if not n]
     outlines: dict[str, Any] = {}
     scopes = _scopes(data)
     if scopes is not None:
@@ -1125,8 +1140,11 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         refs={q: tuple(sorted(names)) for q, names in splitter.refs.items()},
         module_refs=tuple(sorted(_names(list(tree.body)))),
         memoised=tuple(sorted(splitter.memoised)),
-        binds=tuple(_binding(stmt) for stmt in tree.body),
-        module_loads=tuple(sorted(_names(list(tree.body), loads=True, skip=rebinds))),
+        binds=tuple(
+            _binding(stmt) or names
+            for stmt, names in zip(tree.body, computed.statements, strict=True)
+        ),
+        module_loads=tuple(sorted(_names(run, loads=True, skip=rebinds))),
         imports_from=tuple(sorted(set(imports_from))),
         escapes=escapes.any_module,
         own_escapes=escapes.own,
@@ -1138,7 +1156,21 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         dynamic=dynamic,
         private_strings=private_strings,
         cached=tuple(sorted(splitter.cached)),
+        values=computed.values,
+        unbound=computed.unbound,
     )
+
+
+def _binds_anything(stmt: ast.stmt) -> set[str]:
+    """The names `stmt` may bind in its module's namespace: anything it binds at any depth
+    but inside function bodies (a class body's names too, needlessly)."""
+    found: set[str] = set()
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        found.update(_bound_names(node))
+        stack.extend(_outside_body(node))
+    return found
 
 
 def diff(old: FileFingerprints, new: FileFingerprints) -> FingerprintDiff:
@@ -1202,6 +1234,9 @@ def _changed_names(
         return {(b, s) for (s, _), b in zip(fp.statements, fp.binds, strict=True) if b}
 
     names = {n for b, _ in binds(old) ^ binds(new) for n in b.split(",")}
+    names |= {
+        n for n in old.values.keys() | new.values.keys() if old.values.get(n) != new.values.get(n)
+    }
     if names and (old.escapes or new.escapes or old.own_escapes or new.own_escapes):
         return unknown
 

@@ -1,0 +1,463 @@
+"""The values a module's top level computes without running any code but builtins'.
+
+A module constant is often computed rather than written out (``MASK = tuple([1] * 31 + [2] *
+29)``, ``LATER = list(MASK)``, ``del LATER[3]``, ``ALL = frozenset(NAMES)``). Such a statement
+cannot have side effects or read anything but the names before it, so a change to it is seen
+only by the code that reads the names whose values differ, as for an inert literal
+(graph/fingerprints.py ``binds``). This module tells which top-level statements are of that
+kind and the value history of each name they bind, by evaluating them: a statement counts only
+when its evaluation here succeeds, so one that would raise at import stays module-level code.
+
+Evaluated: constants, tuple/list/set/dict displays (``*`` unpacking included), arithmetic and
+bitwise operators, unary operators, subscripts and slices, and calls, positional only, of a few
+pure builtins (``tuple``, ``list``, ``range``, ``len``, ...); statements ``X = ...``, ``A, B =
+...``, ``X += ...`` and ``del X, X[i]``. A name counts only if no other code of the module may
+bind it (an import, a ``def``, a loop, ``global`` in a function, an assignment this module cannot
+evaluate), a builtin only if the module binds no such name, and nothing counts in a module with
+a star import. Values stay small (a bound on elements and integer size); anything beyond
+stops the evaluation of that statement, which then stays module-level code.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import operator
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+_MAX_ELEMENTS = 100_000  # per value built, and per module in all
+_MAX_INT_BITS = 4096
+_MAX_ROUNDS = 8  # statements found unevaluable make the names they bind unknown: evaluate again
+
+_BUILTINS: dict[str, Callable[..., Any]] = {
+    "tuple": tuple,
+    "list": list,
+    "set": set,
+    "frozenset": frozenset,
+    "dict": dict,
+    "range": range,
+    "len": len,
+    "sorted": sorted,
+    "reversed": reversed,
+    "min": min,
+    "max": max,
+    "sum": sum,
+    "abs": abs,
+    "int": int,
+    "str": str,
+    "float": float,
+    "bool": bool,
+    "zip": zip,
+    "enumerate": enumerate,
+}
+
+_BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
+    ast.LShift: operator.lshift,
+    ast.RShift: operator.rshift,
+    ast.BitOr: operator.or_,
+    ast.BitAnd: operator.and_,
+    ast.BitXor: operator.xor,
+}
+_IN_PLACE: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
+    ast.Add: operator.iadd,
+    ast.Sub: operator.isub,
+    ast.Mult: operator.imul,
+    ast.BitOr: operator.ior,
+    ast.BitAnd: operator.iand,
+    ast.BitXor: operator.ixor,
+}
+_UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+    ast.Invert: operator.invert,
+    ast.Not: operator.not_,
+}
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+_CONTAINERS = (tuple, list, set, frozenset, dict, range)
+
+
+class _Unevaluable(Exception):
+    """The statement is not one this module evaluates (or it would raise)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ModuleValues:
+    """`statements`: per top-level statement, the names an evaluated statement binds, deletes
+    or changes in place (comma-joined), "" for any other. `values`: each name only evaluated
+    statements bind -> a digest of its value after each of them (the same digest: the same
+    values at every step of the import). `unbound`: those of the names deleted at the end, and
+    the names other code binds that an evaluated del deletes."""
+
+    statements: tuple[str, ...]
+    values: dict[str, str]
+    unbound: tuple[str, ...]
+
+
+def module_values(
+    tree: ast.Module, bound_elsewhere: Callable[[ast.stmt], Iterable[str]]
+) -> ModuleValues:
+    """The evaluated statements of `tree` and their names' value histories.
+    `bound_elsewhere(stmt)`: the names a statement binds in the module's namespace (at any
+    depth but inside function bodies) that is not one this module evaluates."""
+    try:
+        return _module_values(tree, bound_elsewhere)
+    except RecursionError:
+        return ModuleValues(("",) * len(tree.body), {}, ())
+
+
+def _module_values(
+    tree: ast.Module, bound_elsewhere: Callable[[ast.stmt], Iterable[str]]
+) -> ModuleValues:
+    body = tree.body
+    nothing = ModuleValues(("",) * len(body), {}, ())
+    candidates: list[bool] = [_candidate(s) for s in body]
+    unknown: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
+            return nothing
+        if isinstance(node, ast.Global):
+            unknown.update(node.names)
+    for stmt, candidate in zip(body, candidates, strict=True):
+        if not candidate:
+            unknown.update(bound_elsewhere(stmt))
+    bound = unknown | {n for s, c in zip(body, candidates, strict=True) if c for n in _targets(s)}
+    builtins = {k: v for k, v in _BUILTINS.items() if k not in bound}
+    for _ in range(_MAX_ROUNDS):
+        found = _evaluate(body, candidates, unknown, builtins)
+        if found is None:
+            return nothing
+        failed, result = found
+        if not failed:
+            return result
+        for index in failed:
+            candidates[index] = False
+            unknown.update(_targets(body[index]))
+    return nothing
+
+
+def _evaluate(
+    body: list[ast.stmt],
+    candidates: list[bool],
+    unknown: set[str],
+    builtins: dict[str, Callable[..., Any]],
+) -> tuple[list[int], ModuleValues] | None:
+    """One pass over `body`: (indices of candidates that failed, the result if none did);
+    None when the module's values grow past the bound."""
+    env: dict[str, Any] = {}
+    history: dict[str, str] = {}
+    statements: list[str] = []
+    failed: list[int] = []
+    deleted: set[str] = set()  # names of `unknown` a del may leave unbound
+    budget = [_MAX_ELEMENTS]
+    for index, (stmt, candidate) in enumerate(zip(body, candidates, strict=True)):
+        # a del may name what other code bound (below); an assignment may not
+        names = [] if not candidate or isinstance(stmt, ast.Delete) else _targets(stmt)
+        if not candidate or unknown.intersection(names):
+            if candidate:
+                failed.append(index)
+                unknown.update(_targets(stmt))
+            statements.append("")
+            continue
+        evaluator = _Evaluator(env, builtins, budget, unknown)
+        try:
+            names, touched = evaluator.run(stmt)
+            deleted |= evaluator.deleted
+            values = {n: _canonical(env[n]) if n in env else "<unbound>" for n in touched}
+        except _Budget:
+            return None
+        except Exception:  # _Unevaluable, or a builtin's error on builtin values
+            # what it binds is unknown from here on (earlier statements binding it count as
+            # unevaluated in the next pass)
+            failed.append(index)
+            unknown.update(_targets(stmt))
+            statements.append("")
+            continue
+        for name, value in values.items():
+            step = f"{history.get(name, '')}|{value}".encode()
+            history[name] = hashlib.sha256(step).hexdigest()[:16]
+        statements.append(",".join(sorted(names)))
+    unbound = tuple(sorted({n for n in history if n not in env} | deleted))
+    return failed, ModuleValues(tuple(statements), history, unbound)
+
+
+def _candidate(stmt: ast.stmt) -> bool:
+    if isinstance(stmt, ast.Assign):
+        return all(_name_targets(t) for t in stmt.targets)
+    if isinstance(stmt, ast.AugAssign):
+        return isinstance(stmt.target, ast.Name)
+    if isinstance(stmt, ast.Delete):
+        return all(
+            isinstance(t, ast.Name)
+            or (isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name))
+            for t in stmt.targets
+        )
+    return False
+
+
+def _name_targets(target: ast.expr) -> bool:
+    if isinstance(target, ast.Name):
+        return True
+    return isinstance(target, ast.Tuple | ast.List) and all(
+        isinstance(e, ast.Name) for e in target.elts
+    )
+
+
+def _targets(stmt: ast.stmt) -> list[str]:
+    """The module names a candidate statement binds, deletes or changes in place."""
+    found: list[str] = []
+    targets = (
+        stmt.targets
+        if isinstance(stmt, ast.Assign | ast.Delete)
+        else [stmt.target]
+        if isinstance(stmt, ast.AugAssign)
+        else []
+    )
+    for target in targets:
+        if isinstance(target, ast.Name):
+            found.append(target.id)
+        elif isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+            found.append(target.value.id)
+        elif isinstance(target, ast.Tuple | ast.List):
+            found.extend(e.id for e in target.elts if isinstance(e, ast.Name))
+    return found
+
+
+class _Budget(Exception):
+    """The module's values grew past the bound: none of them is evaluated."""
+
+
+class _Evaluator:
+    def __init__(
+        self,
+        env: dict[str, Any],
+        builtins: dict[str, Callable[..., Any]],
+        budget: list[int],
+        unknown: set[str],
+    ) -> None:
+        self.env = env
+        self.builtins = builtins
+        self.budget = budget
+        self.unknown = unknown
+        self.deleted: set[str] = set()  # names of `unknown` a del deleted
+
+    def run(self, stmt: ast.stmt) -> tuple[list[str], list[str]]:
+        """Executes `stmt` on `env` (a failure may leave it half changed: the caller then
+        evaluates the module again without this statement). (The names it binds, deletes or
+        changes, the names whose values it may have changed: those, and every name when it
+        changed an object in place, which another name may hold.)"""
+        if isinstance(stmt, ast.Assign):
+            value = self.expr(stmt.value)
+            staged: dict[str, Any] = {}
+            for target in stmt.targets:
+                if isinstance(target, ast.Name):
+                    staged[target.id] = value
+                    continue
+                assert isinstance(target, ast.Tuple | ast.List)
+                items = self.sized(list(value)) if _iterable(value) else None
+                if items is None or len(items) != len(target.elts):
+                    raise _Unevaluable
+                for element, item in zip(target.elts, items, strict=True):
+                    assert isinstance(element, ast.Name)
+                    staged[element.id] = item
+            self.env.update(staged)
+            return _targets(stmt), _targets(stmt)
+        if isinstance(stmt, ast.AugAssign):
+            assert isinstance(stmt.target, ast.Name)
+            function = _IN_PLACE.get(type(stmt.op))
+            if function is None or stmt.target.id not in self.env:
+                raise _Unevaluable
+            old = self.env[stmt.target.id]
+            operand = self.expr(stmt.value)
+            self.guard(old, operand, stmt.op)
+            self.env[stmt.target.id] = self.check(self.call(function, [old, operand]))
+            # a list, set or dict changes in place: another name may hold the same object
+            name = [stmt.target.id]
+            return name, list(self.env) if isinstance(old, list | set | dict) else name
+        assert isinstance(stmt, ast.Delete)
+        # A name other code bound (`unknown`) may be deleted, or an item of it at a constant
+        # index: that does the same with either version of the evaluated statements, whose
+        # values that code does not read (a read of a changed one is module-level code reading
+        # it). Such a name stays unknown, and is listed among the statement's names (a change
+        # to it is a change to that name) and, deleted, among the unbound (it may be so).
+        names: list[str] = []
+        in_place = False
+        for target in stmt.targets:
+            if isinstance(target, ast.Name):
+                if target.id in self.unknown:
+                    names.append(target.id)
+                    self.deleted.add(target.id)
+                    continue
+                if target.id not in self.env:
+                    raise _Unevaluable
+                del self.env[target.id]
+                names.append(target.id)
+                continue
+            assert isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+            if target.value.id in self.unknown:
+                if not _constant(target.slice):
+                    raise _Unevaluable
+                names.append(target.value.id)
+                continue
+            held = self.expr(target.value)
+            if not isinstance(held, list | dict):
+                raise _Unevaluable
+            self.call(operator.delitem, [held, self.index(target.slice)])
+            names.append(target.value.id)
+            in_place = True
+        known = [n for n in names if n not in self.unknown]
+        return names, list({*self.env, *known}) if in_place else known
+
+    def index(self, node: ast.expr) -> Any:
+        if isinstance(node, ast.Slice):
+            return slice(
+                *(None if p is None else self.expr(p) for p in (node.lower, node.upper, node.step))
+            )
+        return self.expr(node)
+
+    def expr(self, node: ast.expr) -> Any:
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in self.env:
+                return self.env[node.id]
+            raise _Unevaluable
+        if isinstance(node, ast.Tuple | ast.List | ast.Set):
+            items = self.items(node.elts)
+            kind = {ast.Tuple: tuple, ast.List: list, ast.Set: set}[type(node)]
+            return self.check(self.call(kind, [items]))
+        if isinstance(node, ast.Dict):
+            if any(k is None for k in node.keys):
+                raise _Unevaluable
+            pairs = [
+                (self.expr(k), self.expr(v))
+                for k, v in zip(node.keys, node.values, strict=True)
+                if k
+            ]
+            return self.check(self.call(dict, [pairs]))
+        if isinstance(node, ast.BinOp):
+            function = _BINARY.get(type(node.op))
+            if function is None:
+                raise _Unevaluable
+            left, right = self.expr(node.left), self.expr(node.right)
+            self.guard(left, right, node.op)
+            return self.check(self.call(function, [left, right]))
+        if isinstance(node, ast.UnaryOp):
+            return self.check(self.call(_UNARY[type(node.op)], [self.expr(node.operand)]))
+        if isinstance(node, ast.Subscript):
+            return self.check(
+                self.call(operator.getitem, [self.expr(node.value), self.index(node.slice)])
+            )
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.keywords:
+                raise _Unevaluable
+            function = self.builtins.get(node.func.id)
+            if function is None or node.func.id in self.env:
+                raise _Unevaluable
+            args = self.items(node.args)
+            return self.check(self.call(function, args))
+        raise _Unevaluable
+
+    def items(self, nodes: list[ast.expr]) -> list[Any]:
+        out: list[Any] = []
+        for node in nodes:
+            if isinstance(node, ast.Starred):
+                value = self.expr(node.value)
+                if not _iterable(value):
+                    raise _Unevaluable
+                out.extend(self.sized(list(value)))
+            else:
+                out.append(self.expr(node))
+        return self.sized(out)
+
+    def call(self, function: Callable[..., Any], args: list[Any]) -> Any:
+        for arg in args:
+            if not _allowed(arg):
+                raise _Unevaluable
+        try:
+            return function(*args)
+        except (ArithmeticError, LookupError, TypeError, ValueError) as error:
+            raise _Unevaluable from error
+
+    def guard(self, left: Any, right: Any, op: ast.operator) -> None:
+        """Refuses an operation whose result would be too big before it is computed."""
+        if isinstance(op, ast.Mult):
+            for a, b in ((left, right), (right, left)):
+                sequence = isinstance(a, str | bytes | tuple | list)
+                if sequence and isinstance(b, int) and len(a) * max(b, 0) > _MAX_ELEMENTS:
+                    raise _Unevaluable
+        if (
+            isinstance(op, ast.Pow | ast.LShift)
+            and isinstance(left, int)
+            and isinstance(right, int)
+        ):
+            bits = (
+                left.bit_length() * right if isinstance(op, ast.Pow) else left.bit_length() + right
+            )
+            if right < 0 or bits > _MAX_INT_BITS:
+                raise _Unevaluable
+
+    def sized(self, items: list[Any]) -> list[Any]:
+        self.budget[0] -= len(items)
+        if self.budget[0] < 0:
+            raise _Budget
+        if len(items) > _MAX_ELEMENTS:
+            raise _Unevaluable
+        return items
+
+    def check(self, value: Any) -> Any:
+        if isinstance(value, int) and value.bit_length() > _MAX_INT_BITS:
+            raise _Unevaluable
+        if isinstance(value, str | bytes | tuple | list | set | frozenset | dict | range):
+            if len(value) > _MAX_ELEMENTS:
+                raise _Unevaluable
+            self.budget[0] -= len(value) if not isinstance(value, range) else 1
+            if self.budget[0] < 0:
+                raise _Budget
+        return value
+
+
+def _constant(node: ast.expr) -> bool:
+    """Does `node` (an index or a slice) read no name?"""
+    return not any(isinstance(n, ast.Name) for n in ast.walk(node))
+
+
+def _iterable(value: Any) -> bool:
+    return isinstance(value, (str, bytes, *_CONTAINERS)) or type(value).__name__ in {
+        "list_reverseiterator",
+        "reversed",
+        "zip",
+        "enumerate",
+    }
+
+
+def _allowed(value: Any) -> bool:
+    """Only values whose operations are the builtins' own (no user class, no callable)."""
+    return type(value) in (*_SCALARS, *_CONTAINERS) or _iterable(value)
+
+
+def _canonical(value: Any) -> str:
+    """The same text for equal values of the same types, whatever the hash seed; an iterator
+    (state that a read consumes) is no value."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return f"{kind.__name__}:{value!r}"
+    if kind in (tuple, list):
+        return f"{kind.__name__}[" + ",".join(_canonical(v) for v in value) + "]"
+    if kind in (set, frozenset):
+        return f"{kind.__name__}{{" + ",".join(sorted(_canonical(v) for v in value)) + "}"
+    if kind is dict:
+        return (
+            "dict{" + ",".join(f"{_canonical(k)}:{_canonical(v)}" for k, v in value.items()) + "}"
+        )
+    if kind is range:
+        return f"range:{value!r}"
+    raise _Unevaluable
