@@ -204,9 +204,13 @@ class Engine:
             )
             if run_order is not None and run_order.files and not polluting:
                 rank = {t: i for i, t in enumerate(run_order.files)}
-                to_run = sorted(to_run, key=lambda f: rank.get(f.target, len(rank)))
+                # the files it does not rank keep pytest's order, after those it does
+                to_run = sorted(
+                    to_run,
+                    key=lambda f: (rank.get(f.target, len(rank)), planned.order.key(f.target)),
+                )
             # state polluters are collected with the files that run, their tests deselected
-            named, companions = with_companions(to_run, planned.collect_only)
+            named, companions = with_companions(to_run, planned.collect_only, planned.order)
             args.extend(named)
             started = datetime.now(UTC)
             planned.digests.freeze()
@@ -308,7 +312,8 @@ class Engine:
                     for p in (known.before(f.target, self.graph.tests) if known else ())
                 }
                 others = sorted(set(collect_only(whole)) - with_them)
-                redone = await run_again(whole, sorted(with_them | set(others)), others, until)
+                names = planned.order.sorted(with_them | set(others))
+                redone = await run_again(whole, names, others, until)
                 targets = {f.target for f in whole}
                 by_target = {o.target: o for o in redone}
                 for o in doubted:
@@ -320,7 +325,7 @@ class Engine:
             slow = [o for o in fresh if traced and timed_out(o)]
             if slow:
                 files = [o.planned for o in slow]
-                names, others = with_companions(files, collect_only(files))
+                names, others = with_companions(files, collect_only(files), planned.order)
                 hidden = [n for f in files for n in f.deselect] + others
                 redone = await run_again(files, names, hidden, untraced=True)
                 targets = {f.target for f in files}
@@ -341,7 +346,7 @@ class Engine:
                 outcomes += [FileOutcome(f, f.cached, True) for f in redo if not f.runs]
                 rerun = [f for f in redo if f.runs]
                 if rerun:
-                    names, others = with_companions(rerun, collect_only(rerun))
+                    names, others = with_companions(rerun, collect_only(rerun), planned.order)
                     outcomes += await run_again(rerun, names, others)
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])

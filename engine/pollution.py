@@ -13,9 +13,9 @@ the reference:
 - the plugin reports the files whose collection changed the filters (``Collected.polluters``),
   and each such file is remembered per workspace (`Polluters`, learned from every run that
   collected it);
-- a test file's key covers every remembered polluter a full run collects before it (pytest
-  collects Maestro's files in path order), as ``collected-after:<path>`` with its content's
-  digest: an edit of the polluter re-runs the files after it;
+- a test file's key covers every remembered polluter a full run collects before it (in
+  pytest's order: engine/order.py), as ``collected-after:<path>`` with its content's digest:
+  an edit of the polluter re-runs the files after it;
 - a file that runs has those polluters run with it, before it, so that it is collected as
   in the full run (whatever the selection: ``maestro test F`` answers for F what the whole
   suite says).
@@ -60,6 +60,7 @@ from pathlib import Path
 
 import msgpack
 
+from maestro.engine.order import FileOrder
 from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 
 AFTER = "collected-after:"
@@ -84,9 +85,10 @@ class Polluters:
     # `module_clashes` finds them from the files at each plan)
     clashes: dict[str, list[str]] = field(default_factory=dict)
     _inputs: dict[str, Mapping[str, str]] = field(default_factory=dict)  # a polluter's, memo
+    order: FileOrder = field(default_factory=FileOrder)  # the full run's (engine/order.py)
 
     @classmethod
-    def load(cls, root: Path) -> Polluters:
+    def load(cls, root: Path, order: FileOrder | None = None) -> Polluters:
         found = read_msgpack(path := workspace_state_dir(root) / _FILE)
         if isinstance(found, list):  # before state polluters were known
             found = {"filters": found}
@@ -106,14 +108,16 @@ class Polluters:
                 for k, v in (memo.items() if isinstance(memo, dict) else ())
                 if isinstance(k, str) and isinstance(v, str)
             },
+            order=order or FileOrder(),
         )
 
     def before(self, target: str, tests: Container[str]) -> list[str]:
         """The known polluters a full run collects before `target` (among `tests`), in order;
         with them the files of its module name, which make its import fail."""
-        found = {p for p in self.files if p < target and p in tests}
+        at = self.order.key(target)
+        found = {p for p in self.files if self.order.key(p) < at and p in tests}
         found.update(p for p in self.clashes.get(target, ()) if p in tests)
-        return sorted(found)
+        return self.order.sorted(found)
 
     def alongside(self, target: str, tests: Container[str], inputs: Collection[str]) -> list[str]:
         """The state polluters of a module among `inputs` (the inputs of `target`, among
@@ -224,14 +228,16 @@ class Polluters:
         self.dirty = False
 
 
-def module_clashes(tests: Iterable[str], packages: Container[str]) -> dict[str, list[str]]:
-    """Test file -> the test files before it (path order, pytest's) of the same module name, as
+def module_clashes(
+    tests: Iterable[str], packages: Container[str], order: FileOrder | None = None
+) -> dict[str, list[str]]:
+    """Test file -> the test files before it (in the full run's `order`) of the same module name, as
     pytest's prepend and append import modes name a test module: its basename, under the
     packages (folders with an ``__init__.py`` among `packages`) it sits in. A full run fails to
     import the later file ("import file mismatch"); alone, it would import."""
     seen: dict[str, list[str]] = {}
     found: dict[str, list[str]] = {}
-    for rel in sorted(t for t in tests if t.endswith(".py")):
+    for rel in (order or FileOrder()).sorted(t for t in tests if t.endswith(".py")):
         parts = rel.split("/")
         name = [parts[-1].removesuffix(".py")]
         folder = parts[:-1]

@@ -71,6 +71,7 @@ from maestro.engine.node_level import (
     is_file_input,
     node_reasons,
 )
+from maestro.engine.order import FileOrder, full_run, named, reordered
 from maestro.engine.pollution import AFTER, WITH, Polluters, module_clashes
 from maestro.engine.runner import (
     TRACE_ENV,
@@ -168,9 +169,10 @@ def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...]
         else:
             changes = sources.from_git(graph.root, selection.since)
         impacts = graph.impacted(changes)
-        return {i.target: None for i in sorted(impacts, key=lambda i: i.target) if i.kind == "test"}
+        whole = full_run(graph.pytest, graph.root)
+        return dict.fromkeys(whole.sorted({i.target for i in impacts if i.kind == "test"}))
     if not selection.paths:
-        return dict.fromkeys(sorted(graph.tests))
+        return dict.fromkeys(full_run(graph.pytest, graph.root).sorted(graph.tests))
     chosen: dict[str, set[str] | None] = {}
     for raw in selection.paths:
         path, sep, _ = raw.partition("::")
@@ -193,7 +195,19 @@ def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...]
                 chosen[test] = None
         else:
             raise _unknown(raw)
-    return {t: (tuple(sorted(n)) if n is not None else None) for t, n in sorted(chosen.items())}
+    order = run_order_of(graph, selection)
+    return {
+        t: (tuple(sorted(n)) if n is not None else None)
+        for t, n in sorted(chosen.items(), key=lambda item: order.key(item[0]))
+    }
+
+
+def run_order_of(graph: BuildGraph, selection: Selection) -> FileOrder:
+    """The order plain pytest runs the selection's files in: the paths the user named, in
+    the order named (`impacted`'s are changed files, not arguments), else the full run's."""
+    if selection.paths and not (selection.impacted or selection.since):
+        return named(selection.paths)
+    return full_run(graph.pytest, graph.root)
 
 
 def _no_tests_in(folder: str) -> UnknownTargetError:
@@ -492,6 +506,7 @@ class Plan:
     fingerprints: FingerprintStore | None = None
     polluters: Polluters | None = None
     new_polluters: set[str] = field(default_factory=set)  # found by this plan's runs
+    order: FileOrder = field(default_factory=FileOrder)  # the order pytest runs the files in
 
     @property
     def to_run(self) -> list[PlannedFile]:
@@ -543,6 +558,7 @@ def plan(
     last = LastKeys.load(graph.root)
     fps = fingerprints if fingerprints is not None else fingerprint_store(graph.root)
     polluters = polluters_for(graph, selection.pytest_args)
+    order = run_order_of(graph, selection)
     files: list[PlannedFile] = []
 
     def decide(target: str, nodes: tuple[str, ...] | None) -> PlannedFile:
@@ -574,7 +590,7 @@ def plan(
         elif served is not None:
             last.keep(key)  # what a later undone edit returns to, baseline or not
         files.append(decided)
-    files = _with_polluters(files, polluters, graph.tests, decide)
+    files = _with_polluters(files, polluters, graph.tests, decide, order)
     if restored:
         with contextlib.suppress(OSError):  # a memo: the next plan restores it again
             graph.save()
@@ -585,16 +601,17 @@ def plan(
             log.warning("could not save the last keys of this workspace", exc_info=True)
     _changed_symbols(graph, cache, fps, last, files)
     return Plan(
-        files, context, tuple(selection.pytest_args), allowlist, digests, last, fps, polluters
-    )
+        files, context, tuple(selection.pytest_args), allowlist, digests, last, fps, polluters,
+        order=order,
+    )  # fmt: skip
 
 
 def polluters_for(graph: BuildGraph, pytest_args: Sequence[str] = ()) -> Polluters:
     """The workspace's known polluters, and the test files whose module name an earlier one
     has (unless the import mode is importlib): what the keys and runs of its files follow."""
-    polluters = Polluters.load(graph.root)
+    polluters = Polluters.load(graph.root, full_run(graph.pytest, graph.root))
     if import_mode(list(pytest_args), graph.pytest.import_mode) != "importlib":
-        polluters.clashes = module_clashes(graph.tests, graph.py)
+        polluters.clashes = module_clashes(graph.tests, graph.py, polluters.order)
     return polluters
 
 
@@ -693,16 +710,17 @@ def collect_only(files: Iterable[PlannedFile]) -> list[str]:
 
 
 def with_companions(
-    to_run: list[PlannedFile], companions: list[str]
+    to_run: list[PlannedFile], companions: list[str], order: FileOrder
 ) -> tuple[list[str], list[str]]:
     """pytest's arguments for `to_run` with the state polluters `companions` collected too
-    (in path order then: the order of a full run's collection), and the companions again: the
-    files whose tests are deselected."""
+    (all in the run's `order`, pytest's), and the companions again: the files whose tests
+    are deselected."""
     if not companions:
         return [a for f in to_run for a in (f.run_nodes or f.nodes or [f.target])], []
     args = [(f.target, list(f.run_nodes or f.nodes or [f.target])) for f in to_run]
     args += [(p, [p]) for p in companions]
-    return [a for _, names in sorted(args, key=lambda t: t[0]) for a in names], list(companions)
+    ranked = sorted(args, key=lambda t: order.key(t[0]))
+    return [a for _, names in ranked for a in names], list(companions)
 
 
 def repollute(graph: BuildGraph, cache: Cache, planned: Plan, found: set[str]) -> list[PlannedFile]:
@@ -742,9 +760,11 @@ def _with_polluters(
     polluters: Polluters,
     tests: Container[str],
     decide: Callable[[str, tuple[str, ...] | None], PlannedFile],
+    order: FileOrder,
 ) -> list[PlannedFile]:
     """Each file that runs has the polluters a full run collects before it run too (a cached
-    one, or one not selected, runs whole): it is collected as in the full run."""
+    one, or one not selected, runs whole): it is collected as in the full run. The files in
+    the run's `order`."""
     if not polluters.files and not polluters.clashes:
         return files
     by_target = {f.target: f for f in files}
@@ -752,7 +772,7 @@ def _with_polluters(
     while todo:
         wanted = {p for f in todo for p in polluters.before(f.target, tests)}
         todo = []
-        for target in sorted(wanted):
+        for target in order.sorted(wanted):
             f = by_target.get(target) or decide(target, None)
             if not f.runs:  # importing it is what matters: any of its tests will do
                 f.reason = "collected before a file that runs"
@@ -761,7 +781,7 @@ def _with_polluters(
                 f.node_reasons = {}
                 todo.append(f)
             by_target[target] = f
-    return sorted(by_target.values(), key=lambda f: f.target)
+    return sorted(by_target.values(), key=lambda f: order.key(f.target))
 
 
 def _changed_symbols(
@@ -1389,7 +1409,7 @@ def store_results(
     learn(graph, report)
     with contextlib.suppress(OSError):
         graph.save()
-    polluters = planned.polluters or Polluters.load(graph.root)
+    polluters = planned.polluters or Polluters.load(graph.root, full_run(graph.pytest, graph.root))
     planned.polluters = polluters
     if report.collected is not None:
         found = report.collected.polluters
@@ -1432,6 +1452,14 @@ def store_results(
             "inputs changed while the tests ran, their results are not cached: %s",
             ", ".join(sorted(changed_during_run)[:5]),
         )
+    # a file the named paths' order runs after other files than the full run does may owe
+    # its outcome to that order: shown, not stored (the cache holds what the full run says)
+    shuffled = reordered(planned.order, polluters.order, [f.target for f in to_run])
+    if shuffled:
+        log.info(
+            "not cached, run in another order than the full run's: %s",
+            ", ".join(sorted(shuffled)[:5]),
+        )
     out: list[FileOutcome] = []
     stored_keys: list[ActionKey] = []
     blobs: list[bytes] = []
@@ -1454,7 +1482,7 @@ def store_results(
             continue
         if changed := changed_during_run & key.inputs.keys():
             planned.last.not_stored(f.target, changed)
-        if f.deselect or changed or (keep and not keep(f)):
+        if f.deselect or changed or f.target in shuffled or (keep and not keep(f)):
             # a predictive run's deselected tests have no result for these inputs
             out.append(FileOutcome(f, result, False, stored=False))
             continue
