@@ -34,6 +34,11 @@ servers; the host has 2 vCPUs shared with other jobs, so read ratios, not absolu
 client included) to CPU 1, as a deployment would give the coordinator cores of its own and the
 CI farm and developers machines of theirs; other processes on the host still use both CPUs. The
 targets are the same; a pinned run is labelled as such in its output.
+`--session-nice N`: with the kernel's autogroup scheduling on (`/proc/sys/kernel/
+sched_autogroup_enabled`), CPU time is shared between sessions first and a thread's nice value
+only orders it within its own session, so `--server-nice` and `--client-nice` cannot take CPU
+from another session's jobs. This sets the bench session's autogroup nice (every process of the
+bench, servers and clients alike, against the other sessions on the host; negative needs root).
 
     python -m bench.bench_fairness --decision-only 5000   # the admission decision alone
     python -m bench.bench_fairness --cost-only 200        # server CPU per upload / per read
@@ -957,6 +962,24 @@ def _renice(pid: int, nice: int) -> None:
             raise RuntimeError(f"--server-nice {nice}: {exc} (negative needs root)") from None
 
 
+def _autogroup(nice: int | None) -> str | None:
+    """This session's autogroup (and its nice), after setting it to `nice`; None when the
+    kernel does not group by session."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as f:
+            if f.read().strip() != "1":
+                return None
+        if nice is not None:
+            with open("/proc/self/autogroup", "w") as f:
+                f.write(str(nice))
+        with open("/proc/self/autogroup") as f:
+            return f.read().strip()
+    except OSError as exc:
+        if nice is not None:
+            raise RuntimeError(f"--session-nice {nice}: {exc}") from None
+        return None
+
+
 def _redis_commands(url: str) -> int:
     """Commands the Redis server has run so far (INFO itself excluded)."""
     import redis
@@ -985,6 +1008,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     limit = _raise_nofile(args.hold + 4000)
     report: dict[str, Any] = {"nofile": limit, "scenarios": {}}
+    report["autogroup"] = _autogroup(args.session_nice)
     if args.pin:
         servers, clients = ({int(c) for c in part.split(",")} for part in args.pin.split(":", 1))
         if servers & clients:
@@ -1084,6 +1108,11 @@ def render(report: dict[str, Any], command: str) -> str:
             f"process on CPU {pin['clients']} (other processes on the host unpinned)."
             if pin
             else "Not pinned: servers and clients share every CPU of the host."
+        )
+        + (
+            f" Scheduling: autogroups on; the bench's session is {report['autogroup']}."
+            if report.get("autogroup")
+            else ""
         ),
         "",
         "| scenario | phase | light p95 (ms, worst of 3) | hostile PUT p95 (ms) "
@@ -1264,6 +1293,13 @@ def main(argv: list[str] | None = None) -> int:
         help="run the servers (and redis-server, nginx) and the light client at nice N: on a "
         "host shared with other jobs, a negative N keeps the measured path ahead of them "
         "(the load generators stay at --client-nice)",
+    )
+    parser.add_argument(
+        "--session-nice",
+        type=int,
+        metavar="N",
+        help="set the bench session's autogroup nice to N (kernels with sched_autogroup: "
+        "the only nice that orders the bench against other sessions' jobs)",
     )
     parser.add_argument(
         "--pin",
