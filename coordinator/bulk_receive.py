@@ -118,29 +118,28 @@ class BulkReceiver:
             return None  # the whole body is already here: the connection can stay open
         sock = transport.get_extra_info("socket")
         request[TAKEN_OVER] = True
-        # What aiohttp already read stays in its stream, and a socket read already dispatched
-        # in this turn of the loop may still add some: take it until a turn adds nothing.
+        # What aiohttp already read stays in its stream; a socket read already dispatched in
+        # this turn of the loop may still add some, so once more after one turn (the
+        # transport paused each time after read_nowait, which may resume it).
         head: list[bytes] = []
         got = 0
-        settled = False
-        while got < length:
+        for turn in (0, 1):
             try:
                 chunk = content.read_nowait(length - got)
             except Exception as exc:  # the stream's stored error: the client went away
                 raise ClientAbortedError(f"client closed the upload: {exc!r}") from None
-            transport.pause_reading()  # after read_nowait, which may resume it
+            transport.pause_reading()
             if chunk:
                 head.append(chunk)
                 got += len(chunk)
-            elif settled:
-                break
-            settled = not chunk
-            await asyncio.sleep(0)
-        # aiohttp then neither waits for the rest of the body nor drains it; marking the end
-        # resumes the transport, which must stay paused: the rest is the thread's
-        content.feed_eof()
-        transport.pause_reading()
-        request.protocol.close()  # after this answer; and it drops anything read meanwhile
+            if turn == 0 and got < length:
+                await asyncio.sleep(0)
+        # The connection closes after this answer, without waiting for (or draining) the rest
+        # of the body: the rest is the thread's. (Marking the stream's end instead would resume
+        # the transport, an epoll change and back per upload.)
+        request.protocol.close()
+        if hasattr(request.protocol, "_lingering_time"):  # aiohttp's RequestHandler
+            request.protocol._lingering_time = 0.0
         self.taken_over += 1
         loop = asyncio.get_running_loop()
         received = await loop.run_in_executor(
