@@ -42,6 +42,14 @@ Module names (``collected-after:`` too). Under pytest's prepend and append impor
 files of one module name cannot both be imported: the full run fails the later one. Found from
 the files at each plan (`module_clashes`), the earlier file counts as a polluter of the later.
 
+Session namespaces (``collected-after:`` too). pytest's ``doctest_namespace`` is one dict for
+the session: an autouse fixture of a conftest that fills it (semver's ``tests/conftest.py``)
+runs for the tests of its folder, and the doctests of every file after them (``docs/*.rst``)
+see its names; a doctest file run without such a test before it fails with a ``NameError``.
+Found from the conftests' source at each plan (`namespace_providers`): the first test module of
+the fixture's folder in the full run counts as a polluter of each file with doctests after it,
+outside that folder (its key entry also covers the conftest); it runs whole, before it.
+
 Not covered: process state other than the warnings filters and the workspace modules' own
 namespaces (``os.environ``, ``sys.modules`` entries replaced, ``sys.path``, installed
 packages' modules, the attributes of an object a module holds mutated in place, an entry of
@@ -54,6 +62,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +93,9 @@ class Polluters:
     # test file -> the test files of its module name a full run collects before it (not kept:
     # `module_clashes` finds them from the files at each plan)
     clashes: dict[str, list[str]] = field(default_factory=dict)
+    # test file -> {the test module whose tests fill doctest_namespace before it: the conftest
+    # whose autouse fixture does} (not kept: `namespace_providers` finds them at each plan)
+    namespace: dict[str, dict[str, str]] = field(default_factory=dict)
     _inputs: dict[str, Mapping[str, str]] = field(default_factory=dict)  # a polluter's, memo
     order: FileOrder = field(default_factory=FileOrder)  # the full run's (engine/order.py)
 
@@ -117,6 +129,7 @@ class Polluters:
         at = self.order.key(target)
         found = {p for p in self.files if self.order.key(p) < at and p in tests}
         found.update(p for p in self.clashes.get(target, ()) if p in tests)
+        found.update(p for p in self.namespace.get(target, ()) if p in tests)
         return self.order.sorted(found)
 
     def alongside(self, target: str, tests: Container[str], inputs: Collection[str]) -> list[str]:
@@ -141,6 +154,14 @@ class Polluters:
         `inputs`, those collected with it (`imports`: a polluter's own inputs; `source`: a
         file's content)."""
         found = {AFTER + p: digest(p) or "absent" for p in self.before(target, tests)}
+        for p, conftest in self.namespace.get(target, {}).items():
+            if AFTER + p not in found:
+                continue
+            # what the conftest's fixture puts there; the module's own content only when its
+            # import matters too (the module's tests are there to run the fixture)
+            imported = p in self.files or p in self.clashes.get(target, ())
+            both = f"{found[AFTER + p] if imported else ''}\0{digest(conftest) or 'absent'}"
+            found[AFTER + p] = hashlib.sha256(both.encode()).hexdigest()
         if inputs is not None and self.state:
             for p in self.alongside(target, tests, inputs):
                 found[WITH + p] = self._with_digest(p, inputs, digest, imports, source)
@@ -247,6 +268,68 @@ def module_clashes(
         if earlier:
             found[rel] = list(earlier)
         earlier.append(rel)
+    return found
+
+
+def fills_doctest_namespace(source: bytes) -> bool:
+    """Whether a conftest defines an autouse fixture that asks for ``doctest_namespace``."""
+    if b"doctest_namespace" not in source:
+        return False
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return False
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        args = node.args
+        if "doctest_namespace" not in {a.arg for a in (*args.posonlyargs, *args.args)}:
+            continue
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call) and any(
+                k.arg == "autouse" and isinstance(k.value, ast.Constant) and k.value.value is True
+                for k in decorator.keywords
+            ):
+                return True
+    return False
+
+
+def namespace_providers(
+    conftests: Iterable[str],
+    tests: Iterable[str],
+    source: Callable[[str], bytes | None],
+    order: FileOrder,
+    python_files: Callable[[str], bool],
+) -> dict[str, dict[str, str]]:
+    """File with doctests -> {the first test module of a conftest's folder that a full run
+    runs before it: that conftest}, for each conftest outside its folders with an autouse
+    fixture filling ``doctest_namespace``: running the module's tests runs the fixture (a
+    module named as `python_files` says, defining a test). A Python file counts when its source
+    holds a doctest prompt."""
+    fillers = [c for c in sorted(conftests) if fills_doctest_namespace(source(c) or b"")]
+    if not fillers:
+        return {}
+    ranked = order.sorted(tests)
+    found: dict[str, dict[str, str]] = {}
+    for conftest in fillers:
+        folder = conftest.rpartition("/")[0]
+        prefix = folder + "/" if folder else ""
+        first = next(
+            (
+                t
+                for t in ranked
+                if t.startswith(prefix)
+                and python_files(t)
+                and re.search(rb"^\s*(async\s+)?def test|^\s*class Test", source(t) or b"", re.M)
+            ),
+            None,
+        )
+        if first is None:
+            continue
+        for t in ranked[ranked.index(first) + 1 :]:
+            if t.startswith(prefix) or (t.endswith(".py") and b">>>" not in (source(t) or b"")):
+                continue
+            found.setdefault(t, {})[first] = conftest
     return found
 
 

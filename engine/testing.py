@@ -29,6 +29,7 @@ fingerprint) keeps the file-level behaviour.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import hashlib
 import json
 import logging
@@ -72,7 +73,13 @@ from maestro.engine.node_level import (
     node_reasons,
 )
 from maestro.engine.order import FileOrder, full_run, named, reordered
-from maestro.engine.pollution import AFTER, WITH, Polluters, module_clashes
+from maestro.engine.pollution import (
+    AFTER,
+    WITH,
+    Polluters,
+    module_clashes,
+    namespace_providers,
+)
 from maestro.engine.runner import (
     TRACE_ENV,
     RunReport,
@@ -612,7 +619,21 @@ def polluters_for(graph: BuildGraph, pytest_args: Sequence[str] = ()) -> Pollute
     polluters = Polluters.load(graph.root, full_run(graph.pytest, graph.root))
     if import_mode(list(pytest_args), graph.pytest.import_mode) != "importlib":
         polluters.clashes = module_clashes(graph.tests, graph.py, polluters.order)
+    conftests = [p for p in graph.py if p.rpartition("/")[2] == "conftest.py"]
+    polluters.namespace = namespace_providers(
+        conftests, graph.tests, lambda p: _source(graph.root / p), polluters.order,
+        lambda rel: _named_as_tests(rel, graph.pytest.python_files),
+    )  # fmt: skip
     return polluters
+
+
+def _named_as_tests(rel: str, patterns: Sequence[str]) -> bool:
+    """Whether pytest's `python_files` takes `rel` for a test module (fnmatch_ex's way)."""
+    name = rel.rpartition("/")[2]
+    return any(
+        fnmatch.fnmatch("/" + rel, "*/" + p) if "/" in p else fnmatch.fnmatch(name, p)
+        for p in patterns
+    )
 
 
 def file_key(
@@ -765,7 +786,7 @@ def _with_polluters(
     """Each file that runs has the polluters a full run collects before it run too (a cached
     one, or one not selected, runs whole): it is collected as in the full run. The files in
     the run's `order`."""
-    if not polluters.files and not polluters.clashes:
+    if not polluters.files and not polluters.clashes and not polluters.namespace:
         return files
     by_target = {f.target: f for f in files}
     todo = [f for f in files if f.runs]

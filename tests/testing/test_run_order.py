@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from test_fidelity_trials import outcomes, pytest_says
-from testing_helpers import Workspace
+from testing_helpers import Workspace, ran
 
-from maestro.engine import testing
+from maestro.engine import pollution, testing
 from maestro.engine.order import FileOrder, full_run, named
 from maestro.graph.pytest_config import PytestConfig
 
@@ -32,10 +32,9 @@ def test_second():
 """
 
 
-def test_testpaths_run_in_the_order_given(ws: Workspace) -> None:
-    # semver 3.1.2: testpaths = ["tests", "docs"]; an autouse fixture of tests/conftest.py
-    # fills doctest_namespace, which docs/*.rst use. Maestro named docs/ first (path order)
-    # and the doctests failed with a NameError where pytest passes them.
+def semver_docs(ws: Workspace) -> None:
+    """semver 3.1.2's layout: testpaths = ["tests", "docs"]; an autouse fixture of
+    tests/conftest.py fills doctest_namespace, which the doctests of docs/*.rst use."""
     ws.write(
         "pyproject.toml",
         """
@@ -56,10 +55,37 @@ def test_testpaths_run_in_the_order_given(ws: Workspace) -> None:
         """,
     )
     ws.write("docs/usage.rst", "Usage\n=====\n\n    >>> answer\n    42\n")
+
+
+def test_testpaths_run_in_the_order_given(ws: Workspace) -> None:
+    # Maestro named docs/ first (path order) and the doctests failed with a NameError where
+    # pytest passes them
+    semver_docs(ws)
     truth = pytest_says(ws)
     assert truth["docs/usage.rst::usage.rst"] == "passed"
     got = outcomes(ws.run())
     assert got == truth
+
+
+def test_a_doctest_file_run_alone_gets_the_namespace_a_fixture_elsewhere_fills(
+    ws: Workspace,
+) -> None:
+    # semver: after an edit of one docs/*.rst only that file ran, with no test of tests/
+    # before it in the session, and its doctests failed with a NameError
+    semver_docs(ws)
+    ws.run()
+    ws.write("docs/usage.rst", "Usage\n=====\n\nMore text.\n\n    >>> answer\n    42\n")
+    truth = pytest_says(ws)
+    assert truth["docs/usage.rst::usage.rst"] == "passed"
+    summary = ws.run()
+    assert outcomes(summary) == truth
+    # a test file of tests/ ran before it, whole (its fixture filled the namespace)
+    assert ran(summary) == ["docs/usage.rst", "tests/test_a.py"]
+    # what the fixture puts there is in the doctests' key: dropping the name fails them
+    ws.edit("tests/conftest.py", 'doctest_namespace["answer"] = 42', "pass")
+    truth = pytest_says(ws)
+    assert truth["docs/usage.rst::usage.rst"] == "failed"
+    assert outcomes(ws.run()) == truth
 
 
 def test_a_folder_runs_before_a_file_whose_name_it_begins(ws: Workspace) -> None:
@@ -107,3 +133,25 @@ def test_the_order_key_follows_pytests_walk(tmp_path: Path) -> None:
     config = PytestConfig(testpaths=["tests/*", "docs"])
     assert full_run(config, tmp_path).roots == ("tests/func", "tests/unit", "docs")
     assert full_run(PytestConfig(testpaths=["nothing"]), tmp_path).roots == ("",)
+
+
+def test_only_a_conftest_outside_the_doctests_folder_with_an_autouse_filler_counts() -> None:
+    fills = b"@pytest.fixture(autouse=True)\ndef f(doctest_namespace):\n    pass\n"
+    asked = b"@pytest.fixture\ndef f(doctest_namespace):\n    pass\n"
+    test = b"def test_x():\n    pass\n"
+    tests = ["docs/a.rst", "tests/helper.py", "tests/test_x.py", "z/test_doc.py", "z/b.rst"]
+
+    def providers(conftest: str, text: bytes) -> dict[str, dict[str, str]]:
+        sources = {conftest: text, "tests/helper.py": b"", "tests/test_x.py": test}
+        return pollution.namespace_providers(
+            [conftest], tests, sources.get, named(["tests", "docs", "z"]),
+            lambda rel: rel.rpartition("/")[2].startswith("test_"),
+        )  # fmt: skip
+
+    # the first test module of its folder (not a helper), before files with doctests only
+    assert providers("tests/conftest.py", fills) == {
+        "docs/a.rst": {"tests/test_x.py": "tests/conftest.py"},
+        "z/b.rst": {"tests/test_x.py": "tests/conftest.py"},
+    }
+    assert providers("tests/conftest.py", asked) == {}  # runs only for a test asking for it
+    assert providers("conftest.py", fills) == {}  # the doctests' own fixture then
