@@ -1448,6 +1448,7 @@ class _Recorder:
                 _IMPORTS.install()
             except Exception:  # importlib moved: imports stay in the window that ran them
                 _IMPORTS = None
+        self._compiled_before()
         with contextlib.suppress(Exception):  # importlib moved: first imports are scanned
             self._loaded_hook.install()
         for name in rec.UNSEEN_ENTRIES:
@@ -1582,6 +1583,27 @@ class _Recorder:
                 state = self._module_state(spec.name, module, rel)
                 if state is not None:
                     self._loaded_states[spec.name] = state
+
+    def _compiled_before(self) -> None:
+        """Compiled modules of the workspace loaded before the session (by a pytest11 plugin of
+        the workspace, an initial conftest, a ``-p`` plugin): the load hook was not installed
+        yet, no open() read them, and an ignored file (``*.so`` in .gitignore) has no import
+        edge. What the session read outside any test counts for every test file: so do they."""
+        with contextlib.suppress(Exception):  # a module with an odd spec: never break the run
+            for module in list(sys.modules.values()):
+                spec = getattr(module, "__spec__", None)
+                origin = getattr(spec, "origin", None)
+                if (
+                    not isinstance(origin, str)
+                    or not getattr(spec, "has_location", False)
+                    or origin.endswith((".py", ".pyc"))
+                ):
+                    continue
+                path = rec.abspath(origin)
+                if self._rel(path) is not None:
+                    _SESSION.paths.append(path)
+                    if _SESSION.scopes is not None:
+                        _SESSION.scopes.append(None)
 
     @staticmethod
     def _compiled_loaded(window: _Window, path: str) -> None:
@@ -2188,6 +2210,7 @@ def _probing(real: Callable[..., Any]) -> Callable[..., Any]:
         if (
             window is None or window is _SESSION or window.modules_before is not None
             or not _ROOT or isinstance(path, int) or kwargs.get("dir_fd") is not None
+            or _outside_root(path)
         ):  # fmt: skip
             return real(path, *args, **kwargs)
         try:
@@ -2201,6 +2224,23 @@ def _probing(real: Callable[..., Any]) -> Callable[..., Any]:
 
     probe.__wrapped__ = real  # type: ignore[attr-defined]
     return probe
+
+
+def _outside_root(path: Any) -> bool:
+    """Whether ``path`` is an absolute path that names no file in the workspace as written: no
+    ``.``/``..`` part or doubled separator that normalising would change, and not under the
+    root. Most of a suite's stats are such (gettext's catalogues, the standard library's
+    sources): they skip the normalisation :func:`_probed` needs for the others."""
+    if type(path) is not str:
+        if not isinstance(path, os.PathLike):
+            return False
+        path = os.fspath(path)
+        if type(path) is not str:
+            return False
+    return (
+        path[:1] == os.sep and not path.startswith(_ROOT + os.sep)
+        and os.sep + "." not in path and os.sep + os.sep not in path
+    )  # fmt: skip
 
 
 def _probed(window: _Window, path: Any) -> None:

@@ -89,3 +89,29 @@ def test_a_rebuilt_extension_re_runs_each_test_file_importing_it_itself(ws: Work
         truth = pytest_says(ws)
         assert [truth[n] for n in nodes] == [outcome, outcome]
         assert outcomes(ws.run()) == truth
+
+
+def test_a_rebuilt_ignored_extension_loaded_before_the_session_re_runs_its_users(
+    ws: Workspace,
+) -> None:
+    # time-machine 3.4 (its .gitignore holds `*.so`; the package is a pytest11 plugin, imported
+    # before the session with its `_time_machine` extension built in place): after a change to
+    # _time_machine.c and a rebuild, pytest failed 11 tests and Maestro served their passes.
+    # A rootdir conftest is imported before the session as well.
+    ws.write(".gitignore", "*.so\nbuild/\n")
+    build(ws, 1)
+    ws.write("pkg/__init__.py", "")
+    ws.write("pkg/uses_ext.py", "from _demo_ext import VALUE\n")
+    ws.write("conftest.py", "import pkg.uses_ext  # noqa: F401\n")
+    ws.write(
+        "tests/test_ext.py",
+        "from pkg.uses_ext import VALUE\n\n\ndef test_value():\n    assert VALUE == 1\n",
+    )
+    node = "tests/test_ext.py::test_value"
+    assert outcomes(ws.run()) == pytest_says(ws)
+    build(ws, 2)
+    truth = pytest_says(ws)
+    assert truth[node] == "failed"
+    assert outcomes(ws.run()) == truth
+    build(ws, 1)
+    assert outcomes(ws.run()) == pytest_says(ws)
