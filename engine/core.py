@@ -198,9 +198,10 @@ class Engine:
             # Each file is its own action: one file's collection error must not abort the others.
             args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
             # a polluter stays before the files it is collected before (engine/pollution.py)
+            known, running = planned.polluters, {f.target for f in to_run}
             polluting = planned.collect_only or (
-                planned.polluters is not None
-                and any(f.target in planned.polluters.files for f in to_run)
+                known is not None
+                and any(f.target in known.files or known.before(f.target, running) for f in to_run)
             )
             if run_order is not None and run_order.files and not polluting:
                 rank = {t: i for i, t in enumerate(run_order.files)}

@@ -11,8 +11,11 @@ from pathlib import Path
 from test_fidelity_trials import outcomes, pytest_says
 from testing_helpers import Workspace, ran
 
+from maestro.cache.store import Cache
 from maestro.engine import pollution, testing
+from maestro.engine.core import Engine
 from maestro.engine.order import FileOrder, full_run, named
+from maestro.engine.runner import run_sync
 from maestro.graph.pytest_config import PytestConfig
 
 FIRST = """
@@ -155,3 +158,23 @@ def test_only_a_conftest_outside_the_doctests_folder_with_an_autouse_filler_coun
     }
     assert providers("tests/conftest.py", asked) == {}  # runs only for a test asking for it
     assert providers("conftest.py", fills) == {}  # the doctests' own fixture then
+
+
+def test_fail_first_keeps_a_namespace_filler_before_the_doctests(ws: Workspace) -> None:
+    # the daemon's fail-first order puts a file that failed first: a doctest file moved before
+    # the test module that fills its namespace would fail where pytest passes it
+    semver_docs(ws)
+    ws.run()
+    ws.write("docs/usage.rst", "Usage\n=====\n\nMore.\n\n    >>> answer\n    42\n")
+    order = testing.RunOrder(("docs/usage.rst", "tests/test_a.py"))
+    graph = ws.graph()
+    with Cache.open() as cache:
+        planned = testing.plan(graph, cache, ws.interpreter, testing.Selection())
+        assert ran_planned(planned) == ["tests/test_a.py", "docs/usage.rst"]
+        engine = Engine(graph, cache, ws.interpreter)
+        summary = run_sync(engine.execute(planned, run_order=order))
+    assert outcomes(summary)["docs/usage.rst::usage.rst"] == "passed"
+
+
+def ran_planned(planned: testing.Plan) -> list[str]:
+    return [f.target for f in planned.to_run]
