@@ -38,7 +38,9 @@ targets are the same; a pinned run is labelled as such in its output.
 sched_autogroup_enabled`), CPU time is shared between sessions first and a thread's nice value
 only orders it within its own session, so `--server-nice` and `--client-nice` cannot take CPU
 from another session's jobs. This sets the bench session's autogroup nice (every process of the
-bench, servers and clients alike, against the other sessions on the host; negative needs root).
+bench, servers and clients alike, against the other sessions on the host; negative needs root)
+and puts it back when the bench ends. The session is the one the bench was started in (its
+shell included): run it in a session of its own (`setsid`).
 
     python -m bench.bench_fairness --decision-only 5000   # the admission decision alone
     python -m bench.bench_fairness --cost-only 200        # server CPU per upload / per read
@@ -1331,7 +1333,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.quick:
         args.phase_s, args.hostile, args.hold = 3.0, 60, 1000
-    report = run(args)
+    before = _autogroup(None)
+    try:
+        report = run(args)
+    finally:
+        if args.session_nice is not None and before is not None:  # the session outlives us
+            _autogroup(int(before.rsplit(" ", 1)[1]))
     if args.json:
         print(json.dumps(report, indent=1))
     print(render(report, "python -m bench.bench_fairness " + " ".join(argv)))
