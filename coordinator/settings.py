@@ -206,8 +206,9 @@ class Settings(BaseModel):
     interactive requests; such an upload's connection closes after its answer. 0: every body
     is received on the event loop."""
     bulk_receive_nice: int = Field(default=0, ge=0, le=19)
-    """How many nice steps below the server's own priority the receiver threads run: above 0,
-    a host short of CPU runs the event loop (and the rest of the server) before them."""
+    """How many nice steps below the server's own priority the receiver threads run. Above 0 a
+    host short of CPU runs the event loop before them, but a receiver thread preempted while it
+    holds the GIL then stalls the loop until it runs again."""
     bulk_yield_max_s: float = Field(default=0.0, ge=0, le=5)
     """With fairness on: while an `interactive` request with no body or a small one (at most
     64 KiB) is being served, upload bodies of the levels below `interactive` are not read, for
