@@ -202,3 +202,41 @@ async def test_an_interactive_read_is_answered_while_bulk_bodies_trickle_in(env:
     for blob in blobs:
         got = await env.client.get(f"/farm/cas/{sha(blob)}", headers=farm)
         assert await got.read() == blob
+
+
+async def test_a_taken_over_upload_is_paced_with_the_others_and_not_cut_as_too_slow(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "coord",
+        max_blob_bytes=4 * MIB,
+        bulk_receive_threads=2,
+        bulk_upload_bytes_per_s=MIB,
+        # paced time must not count: 1.5 MiB read in ~1 s would be far below this otherwise
+        min_upload_bytes_per_s=4 * MIB,
+        upload_grace_s=0.2,
+        tenants={"farm": {"priority": "ci"}},
+    )
+    store = Store(settings.data_dir / "store")
+    store.add_tenant("farm")
+    app = create_app(settings, store=store, clock=Clock())
+    server = TestServer(app)
+    await server.start_server(**RUNNER_KWARGS)
+    client = TestClient(server)
+    await client.start_server()
+    try:
+        env = Env(client, store, Clock())
+        blob = os.urandom(3 * MIB // 2)
+        headers = await env.auth("farm")
+        started = time.monotonic()
+        resp = await client.put(f"/farm/cas/{sha(blob)}", data=blob, headers=headers)
+        took = time.monotonic() - started
+        assert resp.status == 200, await resp.text()
+        assert _taken_over(env) == 1
+        # 1.5 MiB at 1 MiB/s after a 256 KiB burst, less what aiohttp read before: ~1 s
+        assert took >= 0.7, took
+        got = await client.get(f"/farm/cas/{sha(blob)}", headers=headers)
+        assert await got.read() == blob
+    finally:
+        await client.close()
+        store.close()
