@@ -152,11 +152,16 @@ def node_reasons(
             sources[name] = f"read {name}, changed"
             continue
         if delta.module_changed and delta.module_names is None:
-            whole = (
-                f"imports {dotted(name, '<module>')}, whose module-level code changed at "
-                f"{name}:{delta.module_line}"
-            )
-            break
+            if not delta.fixtures:
+                whole = (
+                    f"imports {dotted(name, '<module>')}, whose module-level code changed at "
+                    f"{name}:{delta.module_line}"
+                )
+                break
+            if used := _fixture_users(previous, name, delta.fixtures):
+                whole = f"{used}, whose params changed at {name}:{delta.module_line}"
+                break
+            # only the params of fixtures none of these tests uses: their other changes count
         for constant in delta.module_names or ():
             constants[constant] = f"{dotted(name, constant)}, changed at {name}"
             constant_files.add(name)
@@ -243,6 +248,30 @@ def node_reasons(
         ):
             reasons[t.node_id] = data.get(read) or sources[read]
     return previous, reasons
+
+
+def _fixture_users(previous: ActionResult, path: str, fixtures: Collection[str]) -> str | None:
+    """Why every node of `previous` re-runs after the ``params``/``ids`` of `fixtures` (pytest
+    fixtures defined at the top level of `path`) changed, or None when none of its tests can
+    use one. A test that uses a fixture runs its function before it starts (its node ids and
+    its parameter come from those values); one that passed and did not run it does not use
+    it. A test that did not pass may have stopped before (a skip mark, another fixture's
+    error): it may use one, and its id may change, so the whole file re-runs."""
+    # a same-named function of any file counts: the recorder may name an equal code object of
+    # another file for it (`_twins`)
+    functions = previous.trace.functions if previous.trace else []
+    named = {i: q for i, f in enumerate(functions) if (q := f.partition("::")[2]) in fixtures}
+    indices = set(named)
+    if indices & set(previous.trace.import_time if previous.trace else ()):
+        return f"ran the fixture {dotted(path, min(fixtures))} at import or collection time"
+    for test in previous.tests:
+        if test.executed is None or test.outcome != "passed":
+            return (
+                f"{test.node_id} did not pass last time and may use {dotted(path, min(fixtures))}"
+            )
+        if used := indices.intersection(test.executed):
+            return f"{test.node_id} uses the fixture {dotted(path, named[min(used)])}"
+    return None
 
 
 def _first_hit(

@@ -160,6 +160,13 @@ class FileFingerprints:
     of `module_loads`: a name whose values changed counts as changed itself."""
     unbound: tuple[str, ...] = ()
     """Those of the names of `values` that a ``del`` leaves unbound at the end of the import."""
+    fixture_frames: tuple[str, ...] = ()
+    """Per top-level statement: for a ``def`` that pytest's ``fixture(...)`` decorates with
+    inert ``params``/``ids`` (``@pytest.fixture(params=(True, False))``), the fingerprint of
+    the statement as its owner sees it with those values left out; "" for any other."""
+    fixture_binds: tuple[str, ...] = ()
+    """Per top-level statement: with a `fixture_frames` entry, ``name=fingerprint`` of those
+    values (the function's name); "" otherwise."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -186,6 +193,8 @@ class FileFingerprints:
             "cached": list(self.cached),
             "values": self.values,
             "unbound": list(self.unbound),
+            "fixture_frames": list(self.fixture_frames),
+            "fixture_binds": list(self.fixture_binds),
         }
 
     @classmethod
@@ -216,6 +225,8 @@ class FileFingerprints:
                 cached=tuple(map(str, raw["cached"])),
                 values={str(k): str(v) for k, v in raw["values"].items()},
                 unbound=tuple(map(str, raw["unbound"])),
+                fixture_frames=tuple(map(str, raw["fixture_frames"])),
+                fixture_binds=tuple(map(str, raw["fixture_binds"])),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -238,6 +249,9 @@ class FingerprintDiff:
     class_names: tuple[str, ...] | None = None
     """With `module_names`: ``Class.attribute`` of each private inert class attribute whose
     value changed (same classes, same attributes, same order). None when `module_names` is."""
+    fixtures: tuple[str, ...] | None = None
+    """When the module-level change is only the inert ``params``/``ids`` of pytest fixtures
+    (`FileFingerprints.fixture_frames`): the names of those fixture functions. None otherwise."""
 
     @property
     def functions(self) -> set[str]:
@@ -1105,6 +1119,9 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
     statements: list[tuple[str, int]] = []
     frames: list[str] = []
     class_binds: list[str] = []
+    fixture_frames: list[str] = []
+    fixture_binds: list[str] = []
+    spellings = _fixture_spellings(tree)
     try:
         for stmt in tree.body:
             line = _def_line(stmt) if isinstance(stmt, _Def | ast.ClassDef) else stmt.lineno
@@ -1113,6 +1130,9 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
             frame, binds = _class_parts(stmt, owned)
             frames.append(frame)
             class_binds.append(binds)
+            frame, binds = _fixture_parts(owned, spellings)
+            fixture_frames.append(frame)
+            fixture_binds.append(binds)
         dynamic = {q: tuple(sorted(v)) for q, v in splitter.dynamic.items()}
         if generic := _generic(list(tree.body)):
             dynamic["<module>"] = tuple(sorted(generic))
@@ -1158,7 +1178,64 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         cached=tuple(sorted(splitter.cached)),
         values=computed.values,
         unbound=computed.unbound,
+        fixture_frames=tuple(fixture_frames),
+        fixture_binds=tuple(fixture_binds),
     )
+
+
+def _fixture_spellings(tree: ast.Module) -> set[str]:
+    """How this module spells pytest's ``fixture``: ``pytest.fixture`` after ``import pytest``,
+    ``fixture`` after ``from pytest import fixture`` (top level, not renamed). Nothing when it
+    binds those names otherwise too."""
+    found: set[str] = set()
+    other: set[str] = set()
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                (found if alias.name == "pytest" and not alias.asname else other).add(
+                    alias.asname or alias.name.partition(".")[0]
+                )
+        elif isinstance(stmt, ast.ImportFrom):
+            for alias in stmt.names:
+                pytest = stmt.module == "pytest" and not stmt.level and alias.name == "fixture"
+                (found if pytest and not alias.asname else other).add(alias.asname or alias.name)
+        else:
+            other.update(_binds_anything(stmt))
+    if found & other:
+        return set()
+    return {"pytest.fixture" if n == "pytest" else n for n in found}
+
+
+_FIXTURE_VALUES = ("params", "ids")
+
+
+def _fixture_parts(owned: Any, spellings: set[str]) -> tuple[str, str]:
+    """(`fixture_frames` entry, `fixture_binds` entry) of one top-level statement, as its
+    owner sees it (`owned`): ("", "") unless it is a ``def`` with one decorator
+    ``fixture(...)`` of pytest's whose ``params``/``ids`` are given as inert values (a value
+    that may raise, ``params=1``, stays with the statement)."""
+    if not isinstance(owned, _Def) or not spellings:
+        return "", ""
+    found = [
+        d
+        for d in owned.decorator_list
+        if isinstance(d, ast.Call) and ast.unparse(d.func) in spellings
+    ]
+    if len(found) != 1 or found[0].args:
+        return "", ""
+    keywords = [k for k in found[0].keywords if k.arg in _FIXTURE_VALUES]
+    if not keywords or not all(
+        isinstance(k.value, ast.Tuple | ast.List) and _inert(k.value) for k in keywords
+    ):
+        return "", ""
+    values = _fp(ast.dump(ast.Tuple([k.value for k in keywords], ast.Load())))
+    frame = copy.deepcopy(owned)
+    for decorator in frame.decorator_list:
+        if isinstance(decorator, ast.Call) and ast.unparse(decorator.func) in spellings:
+            for keyword in decorator.keywords:
+                if keyword.arg in _FIXTURE_VALUES:
+                    keyword.value = ast.Constant(_PLACEHOLDER)
+    return _fp(ast.dump(frame)), f"{owned.name}={values}"
 
 
 def _binds_anything(stmt: ast.stmt) -> set[str]:
@@ -1206,7 +1283,29 @@ def diff(old: FileFingerprints, new: FileFingerprints) -> FingerprintDiff:
         module_line,
         lines,
         *(_changed_names(old, new) if module_changed else (None, None)),
+        _changed_fixtures(old, new) if module_changed else None,
     )
+
+
+def _changed_fixtures(old: FileFingerprints, new: FileFingerprints) -> tuple[str, ...] | None:
+    """The names of the fixture functions whose inert ``params``/``ids`` differ between `old`
+    and `new`, when every other module-level statement is the same, in the same order."""
+    if old.parse_error or new.parse_error or len(old.statements) != len(new.statements):
+        return None
+    for fp in (old, new):
+        if {len(fp.fixture_frames), len(fp.fixture_binds)} != {len(fp.statements)}:
+            return None
+    found: list[str] = []
+    for index, ((a, _), (b, _)) in enumerate(zip(old.statements, new.statements, strict=True)):
+        if a == b:
+            continue
+        frame, name = old.fixture_frames[index], old.fixture_binds[index].partition("=")[0]
+        if not frame or frame != new.fixture_frames[index]:
+            return None
+        if name != new.fixture_binds[index].partition("=")[0]:
+            return None
+        found.append(name)
+    return tuple(sorted(found)) or None
 
 
 def _changed_names(
