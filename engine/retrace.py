@@ -89,10 +89,13 @@ async def retrace(
     traced results that agree."""
     import asyncio
 
+    from maestro.engine.order import full_run
     from maestro.engine.testing import Selection
 
     if not wanted(engine, environ):
         return None
+    # in the full run's order: the files are no paths a user named in an order of theirs
+    targets = full_run(engine.graph.pytest, engine.graph.root).sorted(targets)
     selection = Selection(paths=tuple(targets), pytest_args=tuple(pytest_args))
     planned = await asyncio.to_thread(engine.plan, selection, environ=environ)
     sub = plan_retrace(planned, rerecord)

@@ -6,8 +6,10 @@ Real pytest children; plain pytest says what is right."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
+import pytest
 from test_fidelity_trials import outcomes, pytest_says
 from testing_helpers import Workspace, ran
 
@@ -15,6 +17,7 @@ from maestro.cache.store import Cache
 from maestro.engine import pollution, testing
 from maestro.engine.core import Engine
 from maestro.engine.order import FileOrder, full_run, named
+from maestro.engine.retrace import retrace
 from maestro.engine.runner import run_sync
 from maestro.graph.pytest_config import PytestConfig
 
@@ -174,6 +177,25 @@ def test_fail_first_keeps_a_namespace_filler_before_the_doctests(ws: Workspace) 
         engine = Engine(graph, cache, ws.interpreter)
         summary = run_sync(engine.execute(planned, run_order=order))
     assert outcomes(summary)["docs/usage.rst::usage.rst"] == "passed"
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="3.12+ traces every run")
+def test_re_recording_runs_the_files_in_the_full_runs_order(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the daemon re-records untraced results naming the files sorted: docs/ first, its
+    # doctests failed without their namespace and nothing was re-recorded
+    monkeypatch.delenv("MAESTRO_TRACE", raising=False)
+    semver_docs(ws)
+    ws.run()
+    with Cache.open() as cache:
+        engine = Engine(ws.graph(), cache, ws.interpreter)
+        summary = run_sync(retrace(engine, ["docs/usage.rst", "tests/test_a.py"]))
+    assert summary is not None
+    assert outcomes(summary)["docs/usage.rst::usage.rst"] == "passed"
+    assert sorted(o.target for o in summary.files if o.stored) == [
+        "docs/usage.rst", "tests/test_a.py"
+    ]  # fmt: skip
 
 
 def ran_planned(planned: testing.Plan) -> list[str]:
