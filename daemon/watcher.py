@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maestro.graph.files import NOISE_DIRS
+from maestro.graph.files import NOISE_DIRS, kept_when_gitignored
 
 if TYPE_CHECKING:
     import pathspec
@@ -95,7 +95,7 @@ class IgnoreRules:
             for i in range(1, len(rest)):
                 if spec.match_file("/".join(rest[:i]) + "/"):
                     return True
-            if spec.match_file("/".join(rest)):
+            if spec.match_file("/".join(rest)) and not kept_when_gitignored(parts[-1]):
                 return True
         return False
 

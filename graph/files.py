@@ -30,6 +30,8 @@ NOISE_DIRS = frozenset(
 )  # fmt: skip
 
 
+COMPILED_SUFFIXES = (".so", ".pyd")
+
 # Entries a run or a tool adds to any directory it touches: no part of what a listing says.
 _LISTING_NOISE = frozenset(
     {"__pycache__", ".pytest_cache", ".hypothesis", ".mypy_cache", ".ruff_cache"}
@@ -154,7 +156,7 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
             try:
                 # regular files first: the answer comes from the directory entry, no syscall
                 if entry.is_file():
-                    if filtering and _ignored(rel, specs, user_spec):
+                    if filtering and _ignored(rel, _file_specs(entry.name, specs), user_spec):
                         continue
                     if is_utf8(entry.name):
                         files.append(rel)
@@ -189,6 +191,21 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
             stack.append((entry.path, rel + "/", specs))
     result.files.sort()
     return result
+
+
+def kept_when_gitignored(name: str) -> bool:
+    """A compiled module built in place (``_speedups.cpython-312-x86_64-linux-gnu.so``): a
+    .gitignore keeps build products out of the repository, yet the import system loads this
+    one from the workspace, so it stays a workspace file (an import edge's end, an input by
+    content). A directory .gitignore hides (``build/``) is still skipped, and so is a file the
+    user's own ``exclude`` names."""
+    return name.endswith(COMPILED_SUFFIXES)
+
+
+def _file_specs(
+    name: str, specs: list[tuple[str, pathspec.PathSpec[Any]]]
+) -> list[tuple[str, pathspec.PathSpec[Any]]]:
+    return [] if kept_when_gitignored(name) else specs
 
 
 def _undecodable(rel: str, directory: bool) -> tuple[str, str]:

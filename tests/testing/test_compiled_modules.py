@@ -115,3 +115,22 @@ def test_a_rebuilt_ignored_extension_loaded_before_the_session_re_runs_its_users
     assert outcomes(ws.run()) == truth
     build(ws, 1)
     assert outcomes(ws.run()) == pytest_says(ws)
+
+
+def test_an_ignored_extension_each_test_file_imports_itself_is_an_input_of_each(
+    ws: Workspace,
+) -> None:
+    # the second test file finds the module in sys.modules (no load seen): only the import
+    # edge makes it an input, and an ignored file was no workspace file
+    ws.write(".gitignore", "*.so\nbuild/\n")
+    build(ws, 1)
+    for name in ("test_ext_1", "test_ext_2"):
+        ws.write(
+            f"tests/{name}.py",
+            "import _demo_ext\n\n\ndef test_value():\n    assert _demo_ext.VALUE == 1\n",
+        )
+    assert outcomes(ws.run()) == pytest_says(ws)
+    build(ws, 2)
+    truth = pytest_says(ws)
+    assert truth["tests/test_ext_2.py::test_value"] == "failed"
+    assert outcomes(ws.run()) == truth
