@@ -200,3 +200,30 @@ def test_re_recording_runs_the_files_in_the_full_runs_order(
 
 def ran_planned(planned: testing.Plan) -> list[str]:
     return [f.target for f in planned.to_run]
+
+
+def test_the_order_key_is_pytests_collection_order(ws: Workspace) -> None:
+    for rel in (
+        "tests/test_a-b.py", "tests/test_a/test_x.py", "tests/subpkg/__init__.py",
+        "tests/subpkg/test_z.py", "tests/subpkg/sub/test_y.py", "tests/subpkg/_h/test_h.py",
+        "tests/Zed/test_q.py", "tests/test_a_c.py", "tests/test_a0.py", "more/test_m.py",
+    ):  # fmt: skip
+        ws.write(rel, "def test_it():\n    pass\n")
+    ws.write(
+        "pyproject.toml",
+        """
+        [tool.pytest.ini_options]
+        testpaths = ["more", "tests/subpkg", "tests"]
+        """,
+    )
+    import subprocess
+    import sys
+
+    listed = subprocess.run(
+        [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"],
+        cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
+    ).stdout  # fmt: skip
+    files = list(dict.fromkeys(line.split("::")[0] for line in listed.splitlines() if "::" in line))
+    graph = ws.graph()
+    assert full_run(graph.pytest, graph.root).sorted(graph.tests) == files
+    assert list(testing.select(graph, testing.Selection())) == files
