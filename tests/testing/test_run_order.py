@@ -6,6 +6,7 @@ Real pytest children; plain pytest says what is right."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -216,9 +217,6 @@ def test_the_order_key_is_pytests_collection_order(ws: Workspace) -> None:
         testpaths = ["more", "tests/subpkg", "tests"]
         """,
     )
-    import subprocess
-    import sys
-
     listed = subprocess.run(
         [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"],
         cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
