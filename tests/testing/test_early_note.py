@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from maestro.engine.runner import plugin_dir
 
 SCRIPT = """
@@ -68,3 +70,69 @@ def test_code_under_the_interpreters_prefix_is_noted_too(tmp_path: Path) -> None
         env={"PYTHONPATH": f"{plugin_dir()}:{src}", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert done.stdout.strip() == "['<module>', 'used'] None"
+
+
+LAZY = """
+import sys, threading
+import maestro_early
+
+maestro_early.start()
+import json, email.utils  # the standard library's code runs unprofiled
+json.dumps(email.utils.quote("x"))
+before = sys.getprofile()
+{workspace}
+found = maestro_early.stop()
+names = None if found is None else sorted(
+    c.co_name for c in found if c.co_filename.endswith("early_mod.py")
+)
+print(before is None, names, sys.getprofile())
+"""
+
+
+def lazy_note(tmp_path: Path, workspace: str) -> str:
+    (tmp_path / "early_mod.py").write_text(MODULE)
+    done = subprocess.run(
+        [sys.executable, "-c", LAZY.format(workspace=workspace)],
+        cwd=tmp_path, capture_output=True, text=True, check=True,
+        env={"PYTHONPATH": f"{plugin_dir()}:{tmp_path}", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    return done.stdout.strip()
+
+
+before_312 = pytest.mark.skipif(
+    sys.version_info >= (3, 12), reason="3.12 notes with sys.monitoring, one event per code"
+)
+
+
+@before_312
+def test_the_profile_function_waits_for_the_first_code_outside_the_installation(
+    tmp_path: Path,
+) -> None:
+    # pytest's import and start run at full speed; the workspace's code is noted all the same
+    assert lazy_note(tmp_path, "import early_mod; early_mod.used()") == (
+        "True ['<module>', 'used'] None"
+    )
+
+
+@before_312
+def test_workspace_code_compiled_and_called_without_an_exec_is_noted(tmp_path: Path) -> None:
+    made = (
+        "import types\n"
+        "code = compile(open('early_mod.py').read(), '{}', 'exec')\n"
+        "used = next(c for c in code.co_consts if getattr(c, 'co_name', '') == 'used')\n"
+        "types.FunctionType(used, {{}})()"
+    ).format(tmp_path / "early_mod.py")
+    assert lazy_note(tmp_path, made) == "True ['used'] None"
+
+
+@before_312
+def test_workspace_code_first_run_in_another_thread_makes_the_note_unknown(
+    tmp_path: Path,
+) -> None:
+    # a profile function sees its own thread only: the plugin then counts every function
+    other = (
+        "t = threading.Thread(target=lambda: __import__('early_mod').used())\n"
+        "t.start(); t.join()\n"
+        "import early_mod; early_mod.unused()"
+    )
+    assert lazy_note(tmp_path, other) == "True None None"
