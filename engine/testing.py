@@ -565,7 +565,12 @@ def plan(
     last = LastKeys.load(graph.root)
     fps = fingerprints if fingerprints is not None else fingerprint_store(graph.root)
     polluters = polluters_for(graph, selection.pytest_args)
+    selected = select(graph, selection)
     order = run_order_of(graph, selection)
+    if not reordered(order, polluters.order, selected):
+        # the named files keep the full run's relative order: then so do the files run with
+        # them (polluters, companions), as in the full run
+        order = polluters.order
     files: list[PlannedFile] = []
 
     def decide(target: str, nodes: tuple[str, ...] | None) -> PlannedFile:
@@ -577,7 +582,7 @@ def plan(
         return _unstored_noted(last, decided)
 
     restored = False
-    for target, nodes in select(graph, selection).items():
+    for target, nodes in selected.items():
         decided = decide(target, nodes)
         if not selection.no_cache:  # a hit is a file served without running (not a failed one)
             cache.count_lookup(None if decided.runs else decided.cached)

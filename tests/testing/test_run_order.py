@@ -225,3 +225,54 @@ def test_the_order_key_is_pytests_collection_order(ws: Workspace) -> None:
     graph = ws.graph()
     assert full_run(graph.pytest, graph.root).sorted(graph.tests) == files
     assert list(testing.select(graph, testing.Selection())) == files
+
+
+def test_a_companion_after_the_named_file_stays_after_it(ws: Workspace) -> None:
+    # `maestro test F` collects F's state polluters with it: one that a full run collects
+    # after F (here it also turns warnings into errors) was named first, and F's import
+    # warning became a collection error pytest never shows
+    from test_fidelity_trials import REGISTRY
+
+    ws.write("pkg/registry.py", REGISTRY)
+    ws.write(
+        "tests/test_b2.py",
+        """
+        import warnings
+
+        from pkg import registry
+
+        warnings.warn("at import", UserWarning)
+
+
+        def test_b2():
+            assert registry
+        """,
+    )
+    ws.write(
+        "tests/test_c2.py",
+        """
+        import warnings
+
+        from pkg.registry import register
+
+        warnings.simplefilter("error")
+
+
+        @register
+        class Foo:
+            pass
+
+
+        def test_c2():
+            pass
+        """,
+    )
+    ws.run()  # learns the polluters
+    ws.edit("tests/test_b2.py", "assert registry", "assert registry is not None")
+    paths = ("tests/test_b2.py",)
+    planned = ws.plan(testing.Selection(paths=paths))
+    assert planned.collect_only == ["tests/test_c2.py"]
+    truth = pytest_says(ws)
+    assert truth["tests/test_b2.py::test_b2"] == "passed"
+    got = outcomes(ws.run(testing.Selection(paths=paths)))
+    assert got == {"tests/test_b2.py::test_b2": "passed"}
