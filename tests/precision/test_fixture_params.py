@@ -97,3 +97,22 @@ def test_only_inert_params_and_ids_of_pytests_fixture_count() -> None:
     assert _fixtures(renamed, "(1, 2)", "(1, 3)") is None  # not pytest's
     named = "from pytest import fixture\n\n\n@fixture(params=[1])\ndef f(request):\n    pass\n"
     assert _fixtures(named, "[1]", "[2]") == ("f",)
+
+
+def test_a_wider_fixtures_params_rerun_every_file_that_uses_it(ws: Workspace) -> None:
+    # set up once, by the first test that uses it: charged to each test that uses it
+    ws.write(
+        "tests/conftest.py", CONFTEST.replace("params=(1, 2)", "scope='session', params=(1, 2)")
+    )
+    for name in ("a", "b"):
+        ws.write(f"tests/test_{name}.py", f"def test_{name}(number):\n    assert number < 3\n")
+    ws.run()
+    ws.edit("tests/conftest.py", "params=(1, 2)", "params=(1, 3)")
+    summary = ws.run()
+    assert ran_nodes(summary) == [
+        "tests/test_a.py::test_a[1]",
+        "tests/test_a.py::test_a[3]",
+        "tests/test_b.py::test_b[1]",
+        "tests/test_b.py::test_b[3]",
+    ]
+    assert summary.failed == 2  # as plain pytest says
