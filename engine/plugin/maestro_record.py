@@ -697,10 +697,22 @@ class ChildRecorder:
         del directory
 
 
+# multiprocessing's resource tracker: the first semaphore or shared memory block of a "spawn" or
+# "forkserver" context starts it, and it lives until the session ends, only unlinking at exit
+# what it was told about. Marked running, it would make every later test of the session
+# opaque; it runs no workspace code and reads no workspace file, so it is not recorded at all.
+_RESOURCE_TRACKER = "from multiprocessing.resource_tracker import main;"
+
+
+def _resource_tracker() -> bool:
+    argv = list(getattr(sys, "orig_argv", ()))
+    return "-c" in argv[:-1] and argv[argv.index("-c") + 1].startswith(_RESOURCE_TRACKER)
+
+
 def start_child() -> None:
     """Entry point of the sitecustomize: record this process if a test session asked for it."""
     directory = os.environ.get(ENV_DIR)
     root = os.environ.get(ENV_ROOT)
-    if not directory or not root or not os.path.isdir(directory):
+    if not directory or not root or not os.path.isdir(directory) or _resource_tracker():
         return
     ChildRecorder(directory, root).start()

@@ -8,7 +8,7 @@ only its workers run.)"""
 from __future__ import annotations
 
 import pytest
-from testing_helpers import Workspace
+from testing_helpers import Workspace, ran
 
 from maestro.engine import testing
 
@@ -67,3 +67,28 @@ def test_a_worker_an_earlier_test_started_keeps_the_later_tests_from_the_cache(
     assert any("kept running" in why for why in opaque)
     ws.edit("pkg/work.py", "return 42", "return 41")  # code only the worker runs
     assert [outcomes(ws.run())[n] for n in NODES] == ["failed", "failed"]
+
+
+def test_multiprocessing_resource_tracker_keeps_no_later_test_from_the_cache(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # loguru: a test creating a Lock of a "spawn" or "forkserver" context starts
+    # multiprocessing's resource tracker, a Python process kept until the session ends; it
+    # only unlinks named semaphores at exit, yet every later test of the session (1581 of
+    # loguru's 1645) was opaque and re-ran at any edit
+    monkeypatch.setenv("MAESTRO_TRACE", "always")
+    ws.write("pkg/__init__.py", "")
+    ws.write("pkg/other.py", "X = 1\n")
+    ws.write(
+        "tests/test_a.py",
+        "import multiprocessing\nimport time\n\n\ndef test_lock():\n"
+        "    multiprocessing.get_context('spawn').Lock()\n"
+        "    time.sleep(2)  # the tracker is up (marked running) when the next test starts\n",
+    )
+    ws.write("tests/test_b.py", "def test_later():\n    assert True\n")
+    first = ws.run()
+    later = "tests/test_b.py::test_later"
+    assert outcomes(first)[later] == "passed"
+    assert next(t.opaque for r, _ in first.results() for t in r.tests if t.node_id == later) == []
+    ws.edit("pkg/other.py", "X = 1", "X = 2")  # nothing imports it
+    assert ran(ws.run()) == []
