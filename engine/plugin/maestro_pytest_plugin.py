@@ -75,6 +75,7 @@ from types import CodeType, ModuleType
 from typing import Any
 
 import _pytest
+import _pytest.runner as _pytest_runner
 
 # The directory of this file is on PYTHONPATH (the runner puts it there): siblings import as such.
 import maestro_collect_probe  # type: ignore[import-not-found,unused-ignore]
@@ -751,6 +752,17 @@ class _Tracer:
         if taken:
             _CODES.update(taken)
             into.update(taken)
+
+    def pause(self) -> bool:
+        """Take cProfile's hook off until `resume` (the other modes cost nothing to keep)."""
+        if self.mode != "lsprof" or self._prof is None:
+            return False
+        self._prof.disable()
+        return True
+
+    def resume(self) -> None:
+        if self._prof is not None:
+            self._prof.enable()
 
     def swap(self, new: set[int] | None = None) -> set[int]:
         """Make `new` (default: a fresh set) the current window; return the previous one."""
@@ -2373,6 +2385,73 @@ def pytest_cmdline_main(config: Any) -> None:
     option.tx = []
 
 
+# Modules whose ``pytest_runtest_makereport`` wrappers never look at a report's text (pytest's own
+# set the outcome of xfail and unittest skips from the exception, not its text; Hypothesis' adds
+# sections).
+_TEXT_BLIND_WRAPPERS = ("_pytest.", "maestro_", "_hypothesis_pytestplugin")
+
+
+class _PytestReport:
+    """pytest's own report of a failed phase, made with the recorder's hook off (3.11's cProfile:
+    formatting the tracebacks of a mass failure took most of such a run, at about 1.6x the CPU
+    of pytest's own). Only when the item keeps pytest's ``repr_failure`` and no wrapper may judge
+    the report's text: what runs there then formats the failure's text (an exception's
+    ``__str__`` included) after the code that ran decided the outcome, and a failure re-runs
+    anyway. The other implementations pluggy would
+    call before pytest's runner are called here first, in its order and recorded, as pluggy
+    would (the first answer wins); a test formatting a failure itself stays recorded too."""
+
+    def __init__(self, tracer: _Tracer) -> None:
+        self._tracer = tracer
+
+    def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
+        excinfo = call.excinfo
+        if excinfo is None or isinstance(excinfo.value, _SKIP_TYPES):
+            return None
+        before = self._before_pytests(item)
+        if before is None:
+            return None
+        args = {"item": item, "call": call}
+        for impl in before:
+            report = impl.function(*(args[name] for name in impl.argnames))
+            if report is not None:
+                return report
+        if not self._tracer.pause():
+            return _pytest_runner.pytest_runtest_makereport(item, call)
+        try:
+            return _pytest_runner.pytest_runtest_makereport(item, call)
+        finally:
+            self._tracer.resume()
+
+    def _before_pytests(self, item: Any) -> list[Any] | None:
+        """The plain implementations pluggy calls after this one and before pytest's runner;
+        None unless the runner's comes after them and the item formats as pytest does."""
+        try:
+            if not type(item).repr_failure.__module__.startswith("_pytest."):
+                return None
+            impls = []
+            for impl in item.ihook.pytest_runtest_makereport.get_hookimpls():
+                if not impl.hookwrapper and not getattr(impl, "wrapper", False):
+                    impls.append(impl)
+                elif not impl.function.__module__.startswith(_TEXT_BLIND_WRAPPERS):
+                    return None  # it may judge the report's text
+            # pluggy calls them from the last to the first
+            mine = next(i for i, impl in enumerate(impls) if impl.plugin is self)
+            runner = next(
+                i
+                for i, impl in enumerate(impls)
+                if impl.function is _pytest_runner.pytest_runtest_makereport
+            )
+            if runner >= mine or set(impls[runner].argnames) - {"item", "call"}:
+                return None
+            before = impls[runner + 1 : mine][::-1]
+            if any(set(impl.argnames) - {"item", "call"} for impl in before):
+                return None
+        except Exception:  # pytest or pluggy internals moved: pytest makes it, recorded
+            return None
+        return before
+
+
 def pytest_configure(config: Any) -> None:
     """Register the recorder when the runner gave us a descriptor; otherwise stay inert."""
     global _active
@@ -2385,6 +2464,8 @@ def pytest_configure(config: Any) -> None:
             _TRACER.stop()
         return
     config.pluginmanager.register(_Recorder(stream, _children_dir(config)), "maestro-recorder")
+    if _TRACER is not None and _TRACER.mode == "lsprof":
+        config.pluginmanager.register(_PytestReport(_TRACER), "maestro-pytest-report")
     _rewrite_as_walked(config)
 
 
