@@ -145,10 +145,11 @@ class MlSettings(_Frozen):
     speculation: SpeculationSettings = field(default_factory=SpeculationSettings)
     predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
     fail_first: FailFirst = field(
-        default="tests",
+        default="files",
         metadata=_meta(
             "order daemon runs most-likely-failure first: test files and, inside each "
-            "(classes kept together), their tests; only the files; or not at all"
+            "(classes kept together), their tests; only the files (their tests in pytest's "
+            "order); or not at all"
         ),
     )
 

@@ -45,7 +45,7 @@ async def test_poll_apply_keep_last_good_and_warn(
     try:
         await flags.poll_once()
         assert flags.state == "polling" and flags.tenant is not None
-        assert flags.value("ml.fail-first") == "tests"
+        assert flags.value("ml.fail-first") == "files"
 
         admin = await coord.auth("alpha", Role.ADMIN)
         put = await coord.client.put(
@@ -102,7 +102,7 @@ async def test_poll_apply_keep_last_good_and_warn(
 
         sync.config = None  # the workspace no longer has a coordinator: its overrides go
         await flags.poll_once()
-        assert flags.value("ml.fail-first") == "tests"
+        assert flags.value("ml.fail-first") == "files"
         assert not tenant_cache_path(root).exists()
     finally:
         await flags.stop(app)

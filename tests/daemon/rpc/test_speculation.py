@@ -317,14 +317,16 @@ def test_runs_are_ordered_fail_first_from_telemetry(
             "tests/test_core.py", "tests/test_extra.py", "tests/test_zzz.py", "tests/test_zzz.py"
         ]  # fmt: skip
         assert first[-1] == "tests/test_zzz.py::test_z"
-        # the failure is in telemetry now: the next run starts with its file, and with it
-        assert order(client)[:2] == ["tests/test_zzz.py::test_z", "tests/test_zzz.py::test_a"]
-        # `ml.fail-first = "files"` orders the files only
+        # the failure is in telemetry now: the next run starts with its file, whose tests
+        # keep pytest's order (the default `ml.fail-first = "files"`: tests of one module may
+        # depend on their order, and the result is stored)
+        assert order(client)[:2] == ["tests/test_zzz.py::test_a", "tests/test_zzz.py::test_z"]
+        # `"tests"` also runs the failure first inside its file
         pyproject = root / "pyproject.toml"
-        pyproject.write_text(pyproject.read_text() + '\n[tool.maestro.ml]\nfail-first = "files"\n')
-        files_only = ["tests/test_zzz.py::test_a", "tests/test_zzz.py::test_z"]
+        pyproject.write_text(pyproject.read_text() + '\n[tool.maestro.ml]\nfail-first = "tests"\n')
+        inside = ["tests/test_zzz.py::test_z", "tests/test_zzz.py::test_a"]
         # each try is a run; the watcher reloads the settings after the save
-        wait_for(lambda: order(client)[:2] == files_only, timeout=60, what="files-only order")
+        wait_for(lambda: order(client)[:2] == inside, timeout=60, what="tests-first order")
 
 
 PREDICTIVE_FILES = {
