@@ -126,8 +126,11 @@ def node_reasons(
         if not name.endswith(".py"):
             if reader := _module_reading(graph, name):
                 # read by a module's code, which may keep it (a lazily loaded table): tests that
-                # only get it from there never read it themselves
-                whole = f"{reader} read {name}, changed"
+                # only get it from there never read it themselves. The reason names the module,
+                # not a node: no node of this file need have read it
+                target = previous.tests[0].node_id.partition("::")[0]
+                who = "this file" if reader == target else f"{reader}, which this file imports,"
+                whole = f"{who} read {name} (changed) and may keep what it read"
                 break
             data[name] = f"read {name}, changed"
             continue
