@@ -314,8 +314,8 @@ def _is_compiled(program: str) -> bool:
 def known_reads(event: str, args: tuple[Any, ...]) -> list[str] | None:
     """The files a program started by a spawn audit event reads, when its arguments say it all:
     nothing for a program found nowhere on the search path (it never runs), the operands of
-    ``file`` and ``cat``, nothing for ``uname``, ``ldconfig -p`` or a bare ``less`` (its standard
-    input), what
+    ``file`` and ``cat``, nothing for ``uname``, ``ldconfig -p``, a bare ``less`` (its standard
+    input) or the network listings ``uuid.getnode`` runs (``ip link`` ...), what
     the command of ``sh -c`` reads when it is one of these. None when what it reads is
     unknown."""
     start = _started(event, args)
@@ -333,6 +333,14 @@ def known_reads(event: str, args: tuple[Any, ...]) -> list[str] | None:
         return None
 
 
+# What uuid.getnode() runs when the uuid library cannot tell the machine's MAC: the commands it
+# runs, as it runs them (nothing else of these tools' arguments is judged)
+_NETWORK_LISTINGS = frozenset(
+    {("ip", "link"), ("ifconfig",), ("ifconfig", "-a"), ("ifconfig", "-av"), ("arp", "-an"),
+     ("netstat", "-ian")}
+)  # fmt: skip
+
+
 def _tool_reads(
     program: str, rest: list[str], where: str, env: Any, *, shell: bool
 ) -> list[str] | None:
@@ -345,6 +353,8 @@ def _tool_reads(
         return [] if all(a.startswith("-") for a in rest) else None
     if name == "less":
         return [] if not rest else None  # its standard input only
+    if (name, *rest) in _NETWORK_LISTINGS:
+        return []  # the kernel's interfaces and tables (uuid.getnode asks them)
     if name == "ldconfig":
         # -p prints the system's library cache (ctypes.util.find_library asks it, as trio
         # does at import): nothing of the workspace; any other use may read or write more

@@ -131,7 +131,6 @@ def test_a_program_found_nowhere_never_ran(ws: Workspace) -> None:
     assert "tests/test_missing.py" not in ran(ws.run())
 
 
-@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def _compiled_ldconfig() -> bool:
     """A compiled /sbin/ldconfig (some distributions wrap it in a shell script)."""
     try:
@@ -162,6 +161,40 @@ def test_a_library_lookup_reads_nothing_of_the_workspace(ws: Workspace) -> None:
     assert "tests/test_lib.py" not in ran(ws.run())
 
 
+def _compiled_ip() -> bool:
+    """A compiled `ip` on the search path uuid uses (it adds /sbin and /usr/sbin)."""
+    found = shutil.which(
+        "ip", path=os.pathsep.join([os.environ.get("PATH", ""), "/sbin", "/usr/sbin"])
+    )
+    if found is None:
+        return False
+    with open(found, "rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+@pytest.mark.skipif(not _compiled_ip(), reason="needs a compiled ip (iproute2)")
+def test_the_network_listing_uuid_runs_reads_nothing_of_the_workspace(ws: Workspace) -> None:
+    # time-machine: uuid.getnode() without libuuid's answer runs `ip link`, and the test that
+    # asked depended on the whole workspace, re-running at every edit
+    ws.write(
+        "tests/test_node.py",
+        """
+        import subprocess
+
+        def test_mac():
+            out = subprocess.run(["ip", "link"], capture_output=True, text=True)
+            assert out.returncode == 0
+        """,
+    )
+    node = "tests/test_node.py::test_mac"
+    first = ws.run()
+    assert outcomes(first)[node] == "passed"
+    assert opaque(first, node) == []
+    ws.edit("pkg/a.py", "return a + b", "return a - b")
+    assert "tests/test_node.py" not in ran(ws.run())
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 def test_a_repository_query_from_a_conftest_stays_opaque(ws: Workspace) -> None:
     """The workspace's own code asking git at import (a version from `git describe`) may feed
     any test: every test still depends on the whole workspace."""
