@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 
-from aiohttp.test_utils import TestClient
+from aiohttp.test_utils import TestClient, TestServer
 
+from maestro.coordinator.app import RUNNER_KWARGS, create_app
 from maestro.coordinator.auth import create_key
 from maestro.coordinator.models import Role
+from maestro.coordinator.settings import Settings
 from maestro.coordinator.store import Store
 
 
@@ -44,3 +48,22 @@ class Env:
 
 def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+@contextlib.asynccontextmanager
+async def served(settings: Settings, tenants: Iterable[str]) -> AsyncIterator[Env]:
+    """An in-process coordinator with `settings` on loopback, over a real LMDB store holding
+    `tenants`, and a client of it."""
+    store = Store(settings.data_dir / "store")
+    for tenant in tenants:
+        store.add_tenant(tenant)
+    clock = Clock()
+    server = TestServer(create_app(settings, store=store, clock=clock))
+    await server.start_server(**RUNNER_KWARGS)
+    client = TestClient(server)
+    await client.start_server()
+    try:
+        yield Env(client, store, clock)
+    finally:
+        await client.close()
+        store.close()

@@ -14,13 +14,12 @@ from typing import Any
 
 import pytest
 import zstandard
-from aiohttp.test_utils import TestClient, TestServer
-from coord_helpers import Clock, Env, sha
+from coord_helpers import Env, served, sha
 from coord_procs import needs_nginx, run_nginx
 
 import maestro.coordinator.app as app_module
 from maestro.coordinator import hardening
-from maestro.coordinator.app import RUNNER_KWARGS, STATE, create_app
+from maestro.coordinator.app import STATE
 from maestro.coordinator.blobs import HttpBlobs
 from maestro.coordinator.settings import Settings
 from maestro.coordinator.state import LmdbState
@@ -37,19 +36,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         bulk_yield_max_s=0.05,
         tenants={"alpha": {"priority": "ci"}, "beta": {"priority": "interactive"}},
     )
-    store = Store(settings.data_dir / "store")
-    store.add_tenant("alpha")
-    store.add_tenant("beta")
-    app = create_app(settings, store=store, clock=Clock())
-    server = TestServer(app)
-    await server.start_server(**RUNNER_KWARGS)
-    client = TestClient(server)
-    await client.start_server()
-    try:
-        yield Env(client, store, Clock())
-    finally:
-        await client.close()
-        store.close()
+    async with served(settings, ["alpha", "beta"]) as env:
+        yield env
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from coord_helpers import Clock, Env, sha
+from coord_helpers import Clock, Env, served, sha
 
 from maestro.coordinator.app import RUNNER_KWARGS, STATE, create_app
 from maestro.coordinator.settings import Settings
@@ -33,19 +33,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         body_read_timeout_s=1.0,
         tenants={"farm": {"priority": "ci"}, "dev": {"priority": "interactive"}},
     )
-    store = Store(settings.data_dir / "store")
-    store.add_tenant("farm")
-    store.add_tenant("dev")
-    app = create_app(settings, store=store, clock=Clock())
-    server = TestServer(app)
-    await server.start_server(**RUNNER_KWARGS)
-    client = TestClient(server)
-    await client.start_server()
-    try:
-        yield Env(client, store, Clock())
-    finally:
-        await client.close()
-        store.close()
+    async with served(settings, ["farm", "dev"]) as env:
+        yield env
 
 
 def _taken_over(env: Env) -> int:

@@ -11,14 +11,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
-from coord_helpers import Clock, Env, sha
+from coord_helpers import Env, served, sha
 from pydantic import ValidationError
 
-from maestro.coordinator.app import RUNNER_KWARGS, STATE, create_app
+from maestro.coordinator.app import STATE
 from maestro.coordinator.hardening import BytePacer
 from maestro.coordinator.settings import Settings
-from maestro.coordinator.store import Store
 
 MIB = 1 << 20
 
@@ -34,19 +32,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         upload_grace_s=0.2,
         tenants={"alpha": {"priority": "ci"}, "beta": {"priority": "interactive"}},
     )
-    store = Store(settings.data_dir / "store")
-    store.add_tenant("alpha")
-    store.add_tenant("beta")
-    app = create_app(settings, store=store, clock=Clock())
-    server = TestServer(app)
-    await server.start_server(**RUNNER_KWARGS)
-    client = TestClient(server)
-    await client.start_server()
-    try:
-        yield Env(client, store, Clock())
-    finally:
-        await client.close()
-        store.close()
+    async with served(settings, ["alpha", "beta"]) as env:
+        yield env
 
 
 async def _upload(env: Env, tenant: str, data: bytes) -> tuple[int, float]:
@@ -90,19 +77,8 @@ async def idle_env(tmp_path: Path) -> AsyncIterator[Env]:
         bulk_upload_pace_idle_s=30.0,
         tenants={"alpha": {"priority": "ci"}, "beta": {"priority": "interactive"}},
     )
-    store = Store(settings.data_dir / "store")
-    store.add_tenant("alpha")
-    store.add_tenant("beta")
-    app = create_app(settings, store=store, clock=Clock())
-    server = TestServer(app)
-    await server.start_server(**RUNNER_KWARGS)
-    client = TestClient(server)
-    await client.start_server()
-    try:
-        yield Env(client, store, Clock())
-    finally:
-        await client.close()
-        store.close()
+    async with served(settings, ["alpha", "beta"]) as env:
+        yield env
 
 
 async def test_with_an_idle_window_bulk_uploads_are_paced_only_after_interactive_requests(
