@@ -1,0 +1,106 @@
+"""A memo filled by one test file's tests and read by another's, in the same pytest process.
+
+The memo rules of node-level selection (docs/action-key.md: a changed ``memoised`` function, and a
+function of the same file whose code names a changed one) re-run a node that got the changed
+function's result from a memo without executing it. The memo need not have been filled by a test
+of the same file: any test that ran before it in the process may have filled it. A narrowing of
+either rule must keep these nodes re-running, as plain pytest would fail them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from precision_helpers import Workspace, ran_nodes
+
+from maestro.engine.interpreter import Interpreter
+
+FILL = "tests/test_a_fill.py::test_fills_the_memo"
+SERVED = "tests/test_b_served.py::test_served_from_the_memo"
+
+HAND_WRITTEN = """
+    import re
+
+
+    class _Memo:
+        def __init__(self):
+            self._memo = {}
+
+        def __call__(self, flags):
+            if flags not in self._memo:
+                self._memo[flags] = self._build(flags)
+            return self._memo[flags]
+
+        def _build(self, flags):
+            return re.compile("localhost", flags)
+
+
+    matcher = _Memo()
+
+
+    def is_local(text):
+        return matcher(re.I).match(text) is not None
+    """
+
+LRU_CACHED = """
+    import functools
+
+
+    @functools.lru_cache
+    def pattern():
+        return "localhost"
+
+
+    def is_local(text):
+        return text.lower() == pattern()
+    """
+
+
+CASES = pytest.mark.parametrize(
+    ("source", "builder", "reason"),
+    [
+        (HAND_WRITTEN, 're.compile("localhost"', "which names the changed pkg.memo._Memo._build"),
+        (LRU_CACHED, 'return "localhost"', "which names the memoised pkg.memo.pattern"),
+    ],
+    ids=["hand-written", "lru_cache"],
+)
+
+
+@CASES
+def test_a_node_served_from_a_memo_another_file_filled_reruns(
+    ws: Workspace, source: str, builder: str, reason: str
+) -> None:
+    _served_from_another_files_memo(ws, source, builder, reason)
+
+
+@pytest.mark.slow
+@CASES
+def test_a_node_served_from_a_memo_another_file_filled_reruns_on_312(
+    ws: Workspace, interpreter312: Interpreter, source: str, builder: str, reason: str
+) -> None:
+    """The same through sys.monitoring (3.12+), which records each code object's first start
+    apart from its later calls."""
+    _served_from_another_files_memo(Workspace(ws.root, interpreter312), source, builder, reason)
+
+
+def _served_from_another_files_memo(ws: Workspace, source: str, builder: str, reason: str) -> None:
+    """test_a fills the memo (runs the builder), test_b, later in the same process, only reads
+    it; after a change to the builder plain pytest fails both."""
+    ws.write("pkg/memo.py", source)
+    ws.write(
+        "tests/test_a_fill.py",
+        "from pkg.memo import is_local\n\n\ndef test_fills_the_memo():\n"
+        "    assert is_local('localhost')\n",
+    )
+    ws.write(
+        "tests/test_b_served.py",
+        "from pkg.memo import is_local\n\n\ndef test_served_from_the_memo():\n"
+        "    assert is_local('LOCALHOST')\n",
+    )
+    assert ws.run().failed == 0
+    ws.edit("pkg/memo.py", builder, builder.replace("localhost", "localhostx"))
+    served = next(f for f in ws.plan().files if f.target == "tests/test_b_served.py")
+    # it never ran the builder itself: only the memo rule re-runs it
+    assert reason in served.node_reasons[SERVED]
+    summary = ws.run()
+    assert {FILL, SERVED} <= set(ran_nodes(summary))
+    assert summary.failed == 2  # as plain pytest: the served node gets the new builder's result
