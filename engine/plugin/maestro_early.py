@@ -88,7 +88,8 @@ def _watch(started: dict[int, CodeType], unkept: tuple[str, ...]) -> None:
     """Start the profiler at the first execution of code that may be the workspace's."""
     global _watching, _profiler
     skipped = unkept + _installed()
-    _profiler = _lsprof.Profiler(builtins=False)
+    # only which code started is read: no caller -> callee table (subcalls), no builtins
+    _profiler = _lsprof.Profiler(subcalls=False, builtins=False)
     main_thread = _thread.get_ident()
 
     def executed(event: str, args: tuple[Any, ...]) -> None:
@@ -109,7 +110,7 @@ def _watch(started: dict[int, CodeType], unkept: tuple[str, ...]) -> None:
             return
         if isinstance(code, CodeType):
             started[id(code)] = code  # its frame starts after this hook returns
-        _profiler.enable()
+        _profiler.enable(subcalls=False, builtins=False)
         _profiling = True
 
     _watching = True
