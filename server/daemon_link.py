@@ -167,6 +167,8 @@ class DaemonLink:
             log.warning("remote cache of %s: %s", self.root, self.applied.remote_problem)
 
     def _fail(self, exc: MaestroError) -> None:
+        if self.state != "error":  # once per outage: every request retries while it lasts
+            log.warning("cannot connect to the daemon of %s: %s", self.root, exc.message)
         self.last_error = exc.message
         self._set_state("error")
 

@@ -386,6 +386,10 @@ class MaestroServer(LanguageServer):
             return
         ws = self.workspaces.get(link.root)
         if link.state == "connected" and ws is not None:
+            # The editor asks for a document's lenses once and keeps the answer until told
+            # otherwise: one given without the daemon (guessed from the file name, no results)
+            # or lost on the way must not stay for good.
+            self.schedule_refresh(0)
             # every connect: an incident raised while no server listened is not lost
             self.spawn(policy.current_incident(self, ws), name="maestro-incident")
             if ws.backoff_watch is None or ws.backoff_watch.done():
