@@ -39,6 +39,12 @@ async def restore(ls: MaestroServer, ws: Workspace, rels: list[str]) -> list[str
             ws.restoring[rel] = (ws.generation, future)
         try:
             found = await _ask(ls, ws, todo)
+        except asyncio.CancelledError:
+            # the asker went away (the editor cancelled its lens request): not asked, ask again
+            for rel in todo:
+                if ws.restoring.get(rel, (0, None))[1] is future:
+                    del ws.restoring[rel]
+            raise
         finally:
             if not future.done():
                 future.set_result(True)
