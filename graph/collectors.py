@@ -105,7 +105,7 @@ def collect_request(
             and not (rel.endswith(".py") and is_test(rel))
         )
     )
-    digest = hashlib.sha256(b"collectors-2\0" + repr(static).encode())
+    digest = hashlib.sha256(b"collectors-3\0" + repr(static).encode())
     for rel in conftests:
         try:
             digest.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")

@@ -23,6 +23,9 @@ def _load_conftests(config: Any, directory: Path) -> None:
     collects a folder."""
     pm = config.pluginmanager
     mode = config.getoption("importmode")
+    if not hasattr(pm, "_loadconftestmodules"):  # pytest 7: asking for them loads them
+        pm._getconftestmodules(directory, mode, rootpath=config.rootpath)
+        return
     try:
         namespace = config.getini("consider_namespace_packages")
         pm._loadconftestmodules(
