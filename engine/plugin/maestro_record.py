@@ -57,10 +57,15 @@ _getcwd = os.getcwd
 
 def abspath(path: Any) -> str:
     """``os.path.abspath`` of a str or path-like, through the functions saved at import."""
-    text = os.fspath(path)
+    text: str | bytes = os.fspath(path)
     if isinstance(text, bytes):
         text = os.fsdecode(text)
+    if _POSIX and text[:1] == "/" and "//" not in text and "/." not in text and text[-1] != "/":
+        return text  # no empty, '.' or '..' part: normpath would return it as it is
     return os.path.normpath(text if os.path.isabs(text) else os.path.join(_getcwd(), text))
+
+
+_POSIX = os.sep == "/" and os.altsep is None
 
 
 _BOOKKEEPERS = ("<frozen importlib", "/importlib/", "/_pytest/", "/pluggy/")
@@ -82,6 +87,8 @@ def listed(args: tuple[Any, ...], is_workspace: Callable[[str], bool]) -> str | 
     """The marked absolute directory of an ``os.listdir``/``os.scandir`` audit event when
     workspace code asked for it (directly or through the standard library's walks, globs and
     paths); None for a descriptor, for bookkeeping listings and outside workspace code."""
+    if _own_listings and threading.get_ident() in _own_listings:
+        return None  # the recorder's own look at its records directory
     frame: Any = sys._getframe(2)  # the caller of listdir/scandir (this <- the audit hook)
     kinds = _FRAME_KINDS.get(is_workspace)
     if kinds is None:
@@ -525,11 +532,25 @@ def started_by_installed(frame: Any) -> bool:
     return False
 
 
+# Threads listing the children's records directory now: the plugin does it as each test starts
+# and ends, and `listed` would otherwise walk the stack each time to find it no test's read.
+_own_listings: set[int] = set()
+
+
+def _records_in(directory: str) -> list[str]:
+    ident = threading.get_ident()
+    _own_listings.add(ident)
+    try:
+        return os.listdir(directory)
+    finally:
+        _own_listings.discard(ident)
+
+
 def running_children(directory: str) -> set[int]:
     """The recorded Python children still running (their record is not written yet): a
     worker or server an earlier test started may be doing work for the running one."""
     try:
-        names = [n for n in os.listdir(directory) if n.startswith(RUNNING_PREFIX)]
+        names = [n for n in _records_in(directory) if n.startswith(RUNNING_PREFIX)]
     except OSError:
         return set()
     running: set[int] = set()
@@ -552,7 +573,7 @@ def running_children(directory: str) -> set[int]:
 def read_records(directory: str) -> list[dict[str, Any]]:
     """Take (read and delete) every finished child record in `directory`."""
     try:
-        names = [n for n in os.listdir(directory) if n.startswith(RECORD_PREFIX)]
+        names = [n for n in _records_in(directory) if n.startswith(RECORD_PREFIX)]
     except OSError:
         return []
     out: list[dict[str, Any]] = []
