@@ -24,7 +24,7 @@ import sys
 import sysconfig
 import threading
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, NoReturn
 
 ENV_DIR = "MAESTRO_CHILD_DIR"
 ENV_ROOT = "MAESTRO_CHILD_ROOT"
@@ -53,6 +53,7 @@ walks a directory depends on which names are in it, not only on the files it the
 # (blockbuster raises BlockingError in os.path.abspath, os.getcwd, os.stat inside an event loop),
 # and the recorder's hooks run inside the test's own calls (an open(), an import)
 _getcwd = os.getcwd
+_os_exit = os._exit
 
 
 def abspath(path: Any) -> str:
@@ -618,6 +619,14 @@ class ChildRecorder:
         atexit.register(self.finish)
         # A fork of this child shares the hooks but not the record: it is opaque to us.
         os.register_at_fork(after_in_child=self._forked)
+        # os._exit runs no atexit handler: mypy ends with it (skipping the freeing of its
+        # objects), as a program exiting from a worker thread does. Write the record first.
+        os._exit = self._hard_exit
+
+    def _hard_exit(self, status: int) -> NoReturn:
+        with contextlib.suppress(Exception):
+            self.finish()  # nothing in a fork of this child (its directory is unset)
+        _os_exit(status)
 
     def _forked(self) -> None:
         self.directory = ""
