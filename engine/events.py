@@ -99,6 +99,7 @@ class TestResult(_Event):
     stdout: str = ""
     stderr: str = ""
     also: list[Outcome] = Field(default_factory=list)  # counted too (a teardown's error)
+    addressable: bool = True  # pytest finds it by its node id (no "::" inside a name)
 
 
 class ModuleDep(_Model):
@@ -126,6 +127,9 @@ class FileDeps(_Event):
     """Workspace file -> functions run while this file was collected (its module's own top
     level, parametrize lists, collection hooks) and while any file was collected that ran
     some of the same code. Imports of workspace modules are in ``session_trace``."""
+    env: list[str] = []
+    """The variables its collection or tests read by name through ``os.environ`` and found
+    unset (pytest's own reads and steering variables aside)."""
 
 
 class TestTrace(_Event):
@@ -166,6 +170,9 @@ class SessionEnd(_Event):
     import_reads: dict[str, list[str]] = {}
     """Workspace module -> files its code read (at import, or later: a module that memoises
     what it read serves it to every later test that uses it)."""
+    env: list[str] = []
+    """The variables read by name and found unset outside every test file (conftest, plugins,
+    session fixtures' teardown): read for every file."""
 
 
 Event = Annotated[

@@ -82,6 +82,7 @@ import maestro_collect_probe  # type: ignore[import-not-found,unused-ignore]
 import maestro_lifeline  # type: ignore[import-not-found,unused-ignore]  # noqa: F401
 import maestro_record as rec  # type: ignore[import-not-found,unused-ignore]
 import maestro_retain  # type: ignore[import-not-found,unused-ignore]
+import pluggy
 import pytest
 
 VERSION = 1
@@ -1390,6 +1391,7 @@ class _Recorder:
             modules=[{"name": n, "path": p} for n, p in sorted(deps.modules.items())],
             external=sorted((deps.external | seen.external) - set(_written)),
             opaque=[*deps.opaque, *seen.opaque],
+            env=sorted(_env_reads.get(test_file, ())),
         )
 
     def _joined(self) -> dict[str, set[int]]:
@@ -1923,6 +1925,7 @@ class _Recorder:
                 m: sorted(f for f in files if not os.path.isdir(os.path.join(root, f)))
                 for m, files in sorted(imports.items())
             },
+            env=sorted(_env_reads.get("", ())),
         )
 
     def pytest_unconfigure(self, config: Any) -> None:
@@ -2276,9 +2279,65 @@ def _start_recording() -> None:
     if not os.environ.get(ENV_FD):
         return
     _active = _SESSION
+    _watch_environ()
     sys.addaudithook(_audit)
     os.stat = _probing(_STAT)
     os.lstat = _probing(_LSTAT)
+
+
+# Variables that steer the run, never passed from the user's environment (maestro/envvars.py)
+_STEERING = ("PYTHON", "PYTEST_", "MAESTRO_", "VIRTUAL_ENV", "COV_CORE_", "COVERAGE_")
+# The window's test file ("" outside every file) -> the variables read there and found unset.
+_env_reads: dict[str, set[str]] = {}
+
+
+def _watch_environ() -> None:
+    """Note a read by name through ``os.environ`` (``[]``, ``get``, ``os.getenv``, ``in``: all
+    go through ``__getitem__``; iterating names none) that found the variable unset: one the
+    runner did not pass (plain pytest may see the user's value) or one unset for the user too
+    (setting it later would change what the test sees). A variable found set was passed, and
+    the key covers it; so only a miss is noted, and a hit pays nothing."""
+    environ = os.environ
+    real = os._Environ.__getitem__
+
+    def getitem(self: Any, key: Any) -> Any:
+        try:
+            return real(self, key)
+        except KeyError:
+            if (
+                self is environ and type(key) is str and not key.startswith(_STEERING)
+                and not _pytest_reads(sys._getframe(1))
+            ):  # fmt: skip
+                window = _active
+                _env_reads.setdefault(window.test_file if window is not None else "", set()).add(
+                    key
+                )
+            raise
+
+    os._Environ.__getitem__ = getitem  # type: ignore[method-assign]
+
+
+# The reader is the first caller outside the standard library (os.environ.get, os.getenv and
+# `in` are written there, and shutil.get_terminal_size reads COLUMNS for whoever asks) ...
+_STDLIB = os.path.dirname(os.__file__) + os.sep
+# ... and pytest's and pluggy's own reads (CI, NO_COLOR, COLUMNS) shape what pytest prints,
+# which Maestro renders itself: no test's outcome
+_RUNNER_CODE = (
+    *(os.path.dirname(m.__file__) + os.sep for m in (_pytest, pluggy) if m.__file__),
+    os.path.abspath(__file__),
+)
+
+
+def _pytest_reads(frame: Any) -> bool:
+    while frame is not None:
+        name: str = frame.f_code.co_filename
+        if not (
+            name.startswith("<frozen ")
+            or (name.startswith(_STDLIB) and os.sep + "site-packages" + os.sep not in name)
+        ):
+            return name.startswith(_RUNNER_CODE)
+        frame = frame.f_back
+    return False
 
 
 def _children_dir(config: Any) -> str:
