@@ -240,6 +240,7 @@ async def run_pytest(
     warm: WarmPytest | None = None,
     on_started: Callable[[], None] | None = None,
     until: Sequence[str] = (),
+    only: Sequence[str] = (),
 ) -> RunReport:
     """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
 
@@ -255,18 +256,21 @@ async def run_pytest(
     drops exactly these node ids (pytest's ``--deselect`` matches prefixes: ``test_a`` would
     also drop ``test_ab``). ``until`` (node ids) drops, in each file holding some of them, the
     tests pytest collects after the last of them (when all of them are collected; else none).
+    ``only`` (test ids) keeps, of the files they are in, only the tests they name (as pytest
+    matches an id argument: a class's or an unparametrized function's id takes its tests).
     ``warm``: a process started for this run before it was planned,
     used when it was started exactly as this run would start one (else it is discarded).
     ``on_started`` is called on the event loop once the process has its run: work that may
     wait until then (it would only delay the start) begins there.
     """
     select_path: str | None = None
-    if test_scores or deselect or until:
+    if test_scores or deselect or until or only:
         fd, select_path = tempfile.mkstemp(prefix="maestro-select-", suffix=".json")  # 0600
         selection = {
             "scores": dict(test_scores or {}),
             "deselect": list(deselect),
             "until": list(until),
+            "only": list(only),
         }
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(selection, f)

@@ -30,8 +30,10 @@ attributed to every later test that uses that fixture. ``MAESTRO_TRACE=off`` dis
 outside the tests (slow: the daemon's re-recording of an untraced run uses it).
 
 Selection: ``MAESTRO_SELECT`` names a JSON file ``{"scores": {node id: P(fail)}, "deselect":
-[node id]}`` from the runner. The tests are deselected by exact id and put most-likely-failure
-first without splitting a module or class (``fail_first``); an unreadable file is ignored.
+[node id], "until": [node id], "only": [node id]}`` from the runner. The tests are deselected
+by exact id (and, in a file ``only`` names tests of, the tests none of them takes: the runner
+names such a file whole so that pytest imports it in order) and put most-likely-failure first
+without splitting a module or class (``fail_first``); an unreadable file is ignored.
 
 Dynamic dependencies: an audit hook records ``open`` events while a test file is collected
 (imported) and while its tests run; modules first imported in those windows come from a
@@ -1702,7 +1704,9 @@ class _Recorder:
 
     @pytest.hookimpl(tryfirst=True)  # ordering plugins the user chose (and --ff) run after
     def pytest_collection_modifyitems(self, session: Any, config: Any, items: list[Any]) -> None:
-        scores, drop, until = _read_selection(os.environ.get(ENV_SELECT))
+        scores, drop, until, only = _read_selection(os.environ.get(ENV_SELECT))
+        if only:
+            drop = drop | not_kept(items, only, self._file_key)
         if until:
             drop = drop | after_the_last(items, until, self._file_key)
         if drop:
@@ -2078,19 +2082,22 @@ def _holds(module: Any, owner: str) -> bool:
 
 def _read_selection(
     path: str | None,
-) -> tuple[dict[str, float], frozenset[str], frozenset[str]]:
-    """(node id -> P(fail), node ids to deselect, node ids after which their files stop) from
-    the runner's JSON object ``{"scores": {...}, "deselect": [...], "until": [...]}``. All are
-    advisory: a missing or malformed file means pytest's own selection and order."""
+) -> tuple[dict[str, float], frozenset[str], frozenset[str], frozenset[str]]:
+    """(node id -> P(fail), node ids to deselect, node ids after which their files stop, node
+    ids to keep of their files) from the runner's JSON object ``{"scores": {...}, "deselect":
+    [...], "until": [...], "only": [...]}``. All are advisory: a missing or malformed file
+    means pytest's own selection and order."""
+    nothing: tuple[dict[str, float], frozenset[str], frozenset[str], frozenset[str]]
+    nothing = {}, frozenset(), frozenset(), frozenset()
     if not path:
-        return {}, frozenset(), frozenset()
+        return nothing
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except (OSError, ValueError):
-        return {}, frozenset(), frozenset()
+        return nothing
     if not isinstance(data, dict):
-        return {}, frozenset(), frozenset()
+        return nothing
     raw, drop, until = data.get("scores"), data.get("deselect"), data.get("until")
     scores = {
         node: float(p)
@@ -2102,7 +2109,28 @@ def _read_selection(
         listed = found if isinstance(found, list) else ()
         return frozenset(n for n in listed if isinstance(n, str))
 
-    return scores, names(drop), names(until)
+    return scores, names(drop), names(until), names(data.get("only"))
+
+
+def not_kept(
+    items: list[Any], only: frozenset[str], file_of: Callable[[Any], str]
+) -> frozenset[str]:
+    """The node ids of `items` in the files `only` names tests of that none of them takes, as
+    pytest matches an id argument: the id itself, a class's id the tests in it, a function's id
+    without parameters each of its parametrizations."""
+    files = {n.split("::", 1)[0] for n in only}
+    return frozenset(
+        item.nodeid for item in items if file_of(item) in files and not _taken(item.nodeid, only)
+    )
+
+
+def _taken(nodeid: str, only: frozenset[str]) -> bool:
+    if nodeid in only:
+        return True
+    parts = nodeid.split("::")
+    if "[" in parts[-1] and "::".join([*parts[:-1], parts[-1].split("[", 1)[0]]) in only:
+        return True
+    return any("::".join(parts[:i]) in only for i in range(2, len(parts)))
 
 
 def after_the_last(
