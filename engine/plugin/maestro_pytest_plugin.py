@@ -58,6 +58,7 @@ file added or removed there can add, drop or change a test. Known limits:
 # os.path on plain strings: the audit hook runs on every open() and must stay cheap.
 from __future__ import annotations
 
+import atexit
 import contextlib
 import cProfile
 import getpass
@@ -270,7 +271,10 @@ def _conftest_scope() -> str | None:
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if event not in _HANDLED:  # most events (attribute reads, id()) are none of ours
+    try:
+        if event not in _HANDLED:  # most events (attribute reads, id()) are none of ours
+            return
+    except TypeError:  # the interpreter shuts down: this module's globals are None
         return
     window = _active
     if window is None:
@@ -2241,6 +2245,10 @@ def _start_tracer() -> None:
         _TRACER.start()
     except Exception:  # tracing is an optimisation; never break the run
         _TRACER = None
+        return
+    # pytest may end before the session (a conftest that fails to import): its callbacks must
+    # not outlive this module's globals, or their errors end stderr where pytest's message was
+    atexit.register(_TRACER.stop)
 
 
 def _probing(real: Callable[..., Any]) -> Callable[..., Any]:

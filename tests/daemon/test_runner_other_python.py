@@ -13,6 +13,7 @@ import pytest
 
 from maestro.engine.interpreter import Interpreter, resolve_interpreter
 from maestro.engine.runner import run_pytest_sync
+from maestro.errors import PytestUsageError
 
 WriteWorkspace = Callable[[dict[str, str]], Path]
 
@@ -79,3 +80,24 @@ def test_plugin_runs_in_a_python312_venv(venv312: Path, workspace: WriteWorkspac
     assert failed.raised_at is not None and failed.raised_at.path == "lib.py"
     assert failed.test_line == 8
     assert "lib.py" in report.file_deps["test_x.py"].files
+
+
+@pytest.mark.slow
+def test_a_conftest_that_fails_to_import_is_named_in_a_python312_venv(
+    venv312: Path, workspace: WriteWorkspace
+) -> None:
+    """The recorder's audit hook outlives the module globals it reads when the interpreter
+    shuts down; its error there was the last thing on stderr, and pytest's own message (the
+    conftest's traceback) was lost behind it."""
+    root = workspace(
+        {
+            "conftest.py": "raise ValueError('bad settings')\n",
+            "test_x.py": "def test_x():\n    pass\n",
+        }
+    )
+    (root / ".venv").symlink_to(venv312)
+    interpreter: Interpreter = resolve_interpreter(root, environ={"PATH": ""})
+    with pytest.raises(PytestUsageError) as err:
+        run_pytest_sync(root, interpreter, ["test_x.py"])
+    assert "ValueError: bad settings" in err.value.message, err.value.message
+    assert "audit hook" not in err.value.message
