@@ -1648,13 +1648,13 @@ class _Recorder:
         values = [
             v for k, v in namespace.items() if type(v) is not ModuleType and k != "__builtins__"
         ]
-        ids = list(map(id, values))
+        ids = list(map(_identity, values))
         sizes = [_size(v) for v in values if type(v) in _CONTAINERS]
         for value in values:  # the classes it defines: their attributes, their registries
             if isinstance(value, type) and value.__dict__.get("__module__") == name:
                 # but pytest's own marks (set on an Item class at its first instance)
                 members = [v for k, v in value.__dict__.items() if not k.startswith("_pytest")]
-                ids += map(id, members)
+                ids += map(_identity, members)
                 sizes += [_size(v) for v in members if type(v) in _CONTAINERS]
         return (rel, tuple(ids), tuple(sizes))
 
@@ -2045,14 +2045,20 @@ _CONTAINERS = (dict, list, set)
 _ModuleState = tuple[str, tuple[int, ...], tuple[tuple[int, int, int], ...]]
 
 
+# An object's identity without id(): object's own hash is a rotation of its address (one value
+# per live object, whatever hash its type defines), and it raises no audit event, where each id()
+# call runs the recorder's hook.
+_identity = object.__hash__
+
+
 def _size(container: Any) -> tuple[int, int, int]:
     """A container's size, the sum of its members' ids (an entry replaced) and, for a dict,
     the sizes of its container values (a registry of lists)."""
     if type(container) is not dict:
-        return len(container), sum(map(id, container)), 0
+        return len(container), sum(map(_identity, container)), 0
     values = container.values()
     nested = sum(len(v) for v in values if type(v) in _CONTAINERS)
-    return len(container), sum(map(id, values)), nested
+    return len(container), sum(map(_identity, values)), nested
 
 
 def _holds(module: Any, owner: str) -> bool:
