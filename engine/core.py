@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -174,6 +174,7 @@ class Engine:
             confirm_until,
             confirmation_notes,
             failed_in_part,
+            key_context,
             passed_alone,
             prefetch_fingerprints,
             preload_models,
@@ -184,6 +185,8 @@ class Engine:
             timed_out,
             trace_env,
             with_companions,
+            withheld_notes,
+            withheld_reads,
         )
         from maestro.redaction import Redactor
         from maestro.redaction import preload as preload_redaction
@@ -192,6 +195,7 @@ class Engine:
         promote(self.cache, planned)
         report: RunReport | None = None
         confirmed: list[str] = []  # what whole-file confirmations said
+        environment: list[str] = []  # files that read a variable pytest did not get
         confirming_s = 0.0  # the time pytest took for them and any other run after the first
         to_run = planned.to_run
         if to_run:
@@ -262,23 +266,25 @@ class Engine:
                 until: Sequence[str] = (),
                 *,
                 untraced: bool = False,
+                plan: Plan = planned,
             ) -> list[FileOutcome]:
                 """Another pytest process of this run, for `files` (collected with `names`,
                 `deselect`ed, each file stopped after the last of `until` in it): its results
-                stored as the first run's are, its time counted in the run's, and its report
-                the run's when it was interrupted or broke."""
+                stored as the first run's are (or as `plan` says: more variables passed), its
+                time counted in the run's, and its report the run's when it was interrupted or
+                broke."""
                 nonlocal report, confirming_s
                 again = await run_pytest(
                     self.graph.root, self.interpreter,
-                    ["--continue-on-collection-errors", *planned.pytest_args, *names],
-                    on_event=on_event, env_allowlist=planned.env_allowlist, environ=environ,
+                    ["--continue-on-collection-errors", *plan.pytest_args, *names],
+                    on_event=on_event, env_allowlist=plan.env_allowlist, environ=environ,
                     nice=nice, deselect=deselect, until=until,
                     extra_env=UNTRACED if untraced else trace_env(
-                        self.interpreter, planned, files, environ
+                        self.interpreter, plan, files, environ
                     ),
                 )  # fmt: skip
                 stored = store_results(
-                    self.graph, self.cache, planned, files, again, started, redactor,
+                    self.graph, self.cache, plan, files, again, started, redactor,
                     keep=self.store_gate, agree=agree,
                 )  # fmt: skip
                 confirming_s += again.wall_s
@@ -290,6 +296,32 @@ class Engine:
                 self.graph, self.cache, planned, to_run, report, started, redactor,
                 keep=self.store_gate, agree=agree,
             )  # fmt: skip
+            # A file that read a variable the user's environment sets and pytest did not get
+            # may have another outcome under plain pytest: its result is not stored, the name
+            # is learned (`learn_env`: passed and keyed from now on) and, when this process
+            # has its value (not a daemon, which gets only the allowlisted values), the file
+            # runs again now with it: that run's outcomes are pytest's and replace the first's.
+            reads = withheld_reads(report, [o.target for o in fresh], planned.withheld)
+            if reads:
+                read = sorted({n for names in reads.values() for n in names})
+                source = os.environ if environ is None else environ
+                now = all(n in source for n in read)
+                if now:
+                    allowlist = (*planned.env_allowlist, *read)
+                    passing = replace(
+                        planned,
+                        env_allowlist=allowlist,
+                        context=key_context(
+                            self.interpreter, planned.pytest_args, allowlist, environ
+                        ),
+                        withheld=planned.withheld - set(read),
+                    )
+                    files = [o.planned for o in fresh if o.target in reads]
+                    names, others = with_companions(files, collect_only(files), planned.order)
+                    hidden = [n for f in files for n in f.deselect] + others
+                    redone = await run_again(files, names, hidden, plan=passing)
+                    fresh = [o for o in fresh if o.target not in reads] + redone
+                environment += withheld_notes(reads, ran_again=now)
             # A test run without the tests before it in its file may need what they did (pytest
             # always runs those first): a failure there (or a failed test passing alone, with
             # the same inputs) is put to its file, re-run now up to the last such test; its
@@ -351,7 +383,7 @@ class Engine:
                     outcomes += await run_again(rerun, names, others)
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
-        summary = summarise(outcomes, report, confirmed)
+        summary = summarise(outcomes, report, confirmed, environment)
         if confirming_s:  # the summary's "pytest Ns" covers every run
             summary = summary.model_copy(update={"wall_s": summary.wall_s + confirming_s})
         return summary

@@ -24,6 +24,7 @@ class Summary(RunCounts):
     files: list[FileOutcome]
     report: RunReport | None = None
     confirmed: list[str] = Field(default_factory=list)  # what whole-file confirmations said
+    environment: list[str] = Field(default_factory=list)  # files that read a withheld variable
 
     def failures(self) -> list[tuple[str, TestOutcome]]:
         return [

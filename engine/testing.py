@@ -86,7 +86,16 @@ from maestro.engine.runner import (
     WarmPytest,
     run_sync,
 )
-from maestro.envvars import allowlist_with, env_names_file, read_env_names
+from maestro.envvars import (
+    STEERING,
+    allowlist_with,
+    env_names_file,
+    learned_env_file,
+    passes,
+    read_env_names,
+    read_learned_env,
+    withheld_names,
+)
 from maestro.errors import ConfigError, UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.env_refs import referenced as referenced_env
@@ -455,6 +464,13 @@ class PlannedFile:
     def _unstored(self) -> str:
         if not self.unstored or self.reason not in ("no cached result", "inputs changed"):
             return ""
+        env = [n for n in self.unstored if n.startswith("env:")]
+        if env:  # read while withheld (`withheld_reads`): learned, passed from then on
+            read = ", ".join(map(input_label, env))
+            return (
+                f" (its last run's result was not stored: it read {read}, which your environment"
+                " sets but Maestro did not pass to pytest then)"
+            )
         names = ", ".join(map(input_label, self.unstored[:3]))
         more = f" (+{len(self.unstored) - 3} more)" if len(self.unstored) > 3 else ""
         return (
@@ -514,6 +530,8 @@ class Plan:
     polluters: Polluters | None = None
     new_polluters: set[str] = field(default_factory=set)  # found by this plan's runs
     order: FileOrder = field(default_factory=FileOrder)  # the order pytest runs the files in
+    # variables the environment the run is for sets that pytest does not get (names only)
+    withheld: frozenset[str] = frozenset()
 
     @property
     def to_run(self) -> list[PlannedFile]:
@@ -532,18 +550,101 @@ class Plan:
 
 def env_allowlist_of(graph: BuildGraph) -> tuple[str, ...]:
     """The default allowlist, the workspace's `env-allowlist`, then every variable its code
-    reads by name (graph/env_refs.py): plain pytest would see those. The names are kept for
-    the CLI's fast path, which sends the daemon what pytest may see."""
+    reads by name (graph/env_refs.py) or its tests read while withheld: plain pytest would see
+    those. The names are kept for the CLI's fast path, which sends the daemon what pytest may
+    see."""
     refs = referenced_env(graph.root, graph.py, graph.index)
-    names = sorted(refs.names)
+    state = workspace_state_dir(graph.root)
+    # and those its tests were seen reading and finding unset (`learn_env`)
+    names = sorted(refs.names.union(read_learned_env(state)))
     if refs.changed:  # files were read: keep what they name
         with contextlib.suppress(OSError):
             graph.save()
-    state = workspace_state_dir(graph.root)
     if read_env_names(state) != names:
         with contextlib.suppress(OSError):  # a memo: the next plan writes it again
             replace_file(env_names_file(state), json.dumps(names).encode())
     return allowlist_with([*graph.loaded.config.env_allowlist, *names])
+
+
+def withheld_reads(
+    report: RunReport, targets: Iterable[str], withheld: frozenset[str]
+) -> dict[str, list[str]]:
+    """Test file -> the withheld variables (`Plan.withheld`) its tests or collection read, or
+    anything read outside every file (conftest, a session fixture, pytest itself): unset in
+    this run, set for plain pytest, its outcome may not be pytest's."""
+    if not withheld:
+        return {}
+    end = report.session_end
+    session = set(end.env if end is not None else ()) & withheld
+    out: dict[str, list[str]] = {}
+    for target in targets:
+        deps = report.file_deps.get(target)
+        names = session.union(deps.env if deps is not None else ()) & withheld
+        if names:
+            out[target] = sorted(names)
+    return out
+
+
+def learn_env(root: Path, report: RunReport, allowlist: tuple[str, ...]) -> None:
+    """Keep the variables the run's tests read by name and found unset, which the allowlist
+    does not pass, in the workspace state: every plan from now on passes them to pytest and
+    keys them when set (`env_allowlist_of`). One withheld (set for the user) changes every
+    file's key once; one unset for the user too changes none until it is set."""
+    end = report.session_end
+    read = {n for deps in report.file_deps.values() for n in deps.env}
+    read.update(end.env if end is not None else ())
+    new = {n for n in read if n.isidentifier() and not passes(n, allowlist)}
+    if not new:
+        return
+    state = workspace_state_dir(root)
+    known = read_learned_env(state)
+    if new <= set(known):
+        return
+    names = sorted({*known, *(n for n in new if not n.startswith(STEERING))})
+    try:
+        replace_file(learned_env_file(state), json.dumps(names).encode())
+        # the CLI's fast path sends the daemon these names' values from its next request
+        sent = read_env_names(state)
+        replace_file(env_names_file(state), json.dumps(sorted({*sent, *names})).encode())
+    except OSError:
+        log.warning("could not keep the variables the tests read in the workspace state")
+
+
+def withheld_notes(reads: Mapping[str, Sequence[str]], *, ran_again: bool) -> list[str]:
+    """What the run says of the files that read withheld variables (those that read the same
+    ones in one sentence), and once of the names learned: every file's key changes once."""
+
+    def then(names: Sequence[str], files: int) -> str:
+        one, it = len(names) == 1, "it" if files == 1 else "they"
+        if ran_again:
+            return f"{it} ran again with {'it' if one else 'them'} passed, and that run counts"
+        outcomes = "its outcome" if files == 1 else "their outcomes"
+        may = "may not be plain pytest's and is" if files == 1 else "may not be pytest's and are"
+        return (
+            f"{outcomes} {may} not stored; {'it is' if one else 'they are'} passed from the next"
+            " run on"
+        )
+
+    by_names: dict[tuple[str, ...], list[str]] = {}
+    for target, names in sorted(reads.items()):
+        by_names.setdefault(tuple(names), []).append(target)
+    notes = []
+    for names, targets in by_names.items():
+        files = ", ".join(targets[:3]) + (
+            f" and {len(targets) - 3} more" if len(targets) > 3 else ""
+        )
+        notes.append(
+            f"{files} read {', '.join(names)}, which your environment sets but Maestro did not"
+            f" pass to pytest: {then(names, len(targets))}"
+        )
+    learned = sorted({n for names in reads.values() for n in names})
+    if learned:
+        others = "every other test file's" if ran_again else "every test file's"
+        notes.append(
+            f"{', '.join(learned)} will be passed to pytest and keyed from now on (kept in the"
+            f" workspace state): {others} key changes once, so it runs once more"
+        )
+    return notes
 
 
 def plan(
@@ -612,9 +713,10 @@ def plan(
         except OSError:
             log.warning("could not save the last keys of this workspace", exc_info=True)
     _changed_symbols(graph, cache, fps, last, files)
+    withheld = withheld_names(allowlist, os.environ if environ is None else environ)
     return Plan(
         files, context, tuple(selection.pytest_args), allowlist, digests, last, fps, polluters,
-        order=order,
+        order=order, withheld=withheld,
     )  # fmt: skip
 
 
@@ -877,7 +979,7 @@ def _decide(
         if not _failed(cached):
             return PlannedFile(target, nodes, key, cached, None)
         failing = tuple(t.node_id for t in cached.tests if t.outcome in FAILING)
-        if nodes is None and failing and all(_runnable(n) for n in failing):
+        if nodes is None and failing and _all_runnable(failing, cached):
             # Only the failed nodes re-run; the passing ones are valid results for this key.
             return PlannedFile(
                 target, nodes, key, cached, "failed last time",
@@ -919,7 +1021,7 @@ def _decide(
                 return PlannedFile(target, nodes, key, carried, None, changed, promote=True,
                                    carried=carried)  # fmt: skip
             # a redacted id is not one pytest knows: then the whole file runs
-            everything = len(reasons) >= len(carried.tests) or not all(map(_runnable, reasons))
+            everything = len(reasons) >= len(carried.tests) or not _all_runnable(reasons, carried)
             return PlannedFile(
                 target, nodes, key, None, "inputs changed", changed,
                 run_nodes=None if everything else tuple(reasons),
@@ -995,6 +1097,13 @@ def _runnable(node_id: str) -> bool:
     """A stored node id that can be passed back to pytest: a test's, not a file's (a collection
     error), and as pytest knows it (not redacted: a parametrize id held a secret)."""
     return "::" in node_id and not is_redacted(node_id)
+
+
+def _all_runnable(nodes: Iterable[str], result: ActionResult) -> bool:
+    """Can each of `nodes` (of `result`) be passed back to pytest? Not one pytest cannot find
+    by its id (a name holding "::"): it runs only as part of its whole file."""
+    unaddressable = {t.node_id for t in result.tests if not t.addressable}
+    return all(_runnable(n) and n not in unaddressable for n in nodes)
 
 
 def last_result(cache: Cache, last: LastKeys, target: str) -> ActionResult | None:
@@ -1073,7 +1182,7 @@ def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResu
     said = _why_unfinished(summary.report) if summary.not_run_files else ""
     return RunTestsResult(
         **counts, files=files, pytest_said=said, session_failed=_session_failed(summary),
-        confirmed=summary.confirmed,
+        confirmed=summary.confirmed, environment=summary.environment,
     )  # fmt: skip
 
 
@@ -1155,6 +1264,7 @@ def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) 
         message=redactor.redact_optional(result.message),
         flaky=flaky,
         also=result.also,
+        addressable=result.addressable,
     )
 
 
@@ -1433,6 +1543,7 @@ def store_results(
     importers = _importers(graph, [p for p, d in report.file_deps.items() if d.functions])
     keep_carried_inputs(graph, report, to_run)
     learn(graph, report)
+    learn_env(graph.root, report, planned.env_allowlist)
     with contextlib.suppress(OSError):
         graph.save()
     polluters = planned.polluters or Polluters.load(graph.root, full_run(graph.pytest, graph.root))
@@ -1486,6 +1597,7 @@ def store_results(
             "not cached, run in another order than the full run's: %s",
             ", ".join(sorted(shuffled)[:5]),
         )
+    withheld = withheld_reads(report, [f.target for f in to_run], planned.withheld)
     out: list[FileOutcome] = []
     stored_keys: list[ActionKey] = []
     blobs: list[bytes] = []
@@ -1508,7 +1620,10 @@ def store_results(
             continue
         if changed := changed_during_run & key.inputs.keys():
             planned.last.not_stored(f.target, changed)
-        if f.deselect or changed or f.target in shuffled or (keep and not keep(f)):
+        # a variable pytest did not get, read: plain pytest, which gets it, may say otherwise
+        if unset := withheld.get(f.target):
+            planned.last.not_stored(f.target, [f"env:{n}" for n in unset])
+        if f.deselect or changed or unset or f.target in shuffled or (keep and not keep(f)):
             # a predictive run's deselected tests have no result for these inputs
             out.append(FileOutcome(f, result, False, stored=False))
             continue
@@ -1574,7 +1689,7 @@ def confirm_until(outcome: FileOutcome) -> tuple[str, ...] | None:
         nodes = tuple(f.run_nodes or ())
     else:
         nodes = tuple(t.node_id for t in result.tests if t.outcome in FAILING)
-    return nodes if nodes and all(map(_runnable, nodes)) else None
+    return nodes if nodes and _all_runnable(nodes, result) else None
 
 
 def confirmation_notes(part: FileOutcome, whole: FileOutcome, limit: int = 3) -> list[str]:
@@ -1804,7 +1919,10 @@ def _remember_fingerprints(
 
 
 def summarise(
-    outcomes: list[FileOutcome], report: RunReport | None, confirmed: list[str] | None = None
+    outcomes: list[FileOutcome],
+    report: RunReport | None,
+    confirmed: list[str] | None = None,
+    environment: list[str] | None = None,
 ) -> Summary:
     from maestro.engine.summary import Summary
     from maestro.wire import RunCounts
@@ -1847,7 +1965,12 @@ def summarise(
     # built from the engine's own objects: nothing to validate
     exit_code = _exit_code(RunCounts.model_construct(exit_code=0, **counts), report)
     return Summary.model_construct(
-        exit_code=exit_code, files=outcomes, report=report, confirmed=confirmed or [], **counts
+        exit_code=exit_code,
+        files=outcomes,
+        report=report,
+        confirmed=confirmed or [],
+        environment=environment or [],
+        **counts,
     )
 
 

@@ -18,15 +18,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from maestro.envvars import STEERING
+
 MEMO = "env-refs"
 _NAME = rb"""[rbuRBU]?(['"])([A-Za-z_][A-Za-z0-9_]*)\1"""
 _READ = re.compile(
     rb"(?:\benvironb?(?:\.get|\.setdefault|\.pop)?\s*[\[(]|\bgetenvb?\s*\()\s*" + _NAME
     + rb"|" + _NAME.replace(rb"\1", rb"\3") + rb"\s+(?:not\s+)?in\s+(?:os\.)?environb?\b"
 )  # fmt: skip
-# variables that steer the interpreter, pytest or Maestro's own child: passing the user's
-# value would change how the run is made (PYTEST_ADDOPTS: which tests), not what a test sees
-_STEERING = ("PYTHON", "PYTEST_", "MAESTRO_", "VIRTUAL_ENV", "COV_CORE_", "COVERAGE_")
+# variables that steer the run (maestro/envvars.py): the user's value is not what a test sees
+_STEERING = STEERING
 # tooling that never runs under pytest: its variables (CIBUILDWHEEL, a docs build's) would key
 # every test of the workspace for nothing
 _TOOLING = frozenset({"setup.py", "noxfile.py", "fabfile.py", "docs/conf.py", "doc/conf.py"})

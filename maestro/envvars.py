@@ -40,6 +40,17 @@ DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
 )
 
 
+# Variables that steer the interpreter, pytest or Maestro's own child: passing the user's value
+# would change how the run is made (PYTEST_ADDOPTS: which tests), not what a test sees. Never
+# found in the workspace's code, never withheld-and-learned.
+STEERING = ("PYTHON", "PYTEST_", "MAESTRO_", "VIRTUAL_ENV", "COV_CORE_", "COVERAGE_")
+# The names (never the values) of the variables the environment a run is for sets but the
+# allowlist does not pass: comma-separated, from the CLI to the daemon inside its allowlisted
+# environment (the daemon's own environment is not the user's), and from the runner to the
+# plugin, which reports the tests that read one of them.
+WITHHELD_ENV = "MAESTRO_WITHHELD_ENV"
+
+
 def allowlist_with(extra: Iterable[str]) -> tuple[str, ...]:
     """The default allowlist, then the workspace's own ``env-allowlist`` names."""
     return (*DEFAULT_ENV_ALLOWLIST, *(e for e in extra if e not in DEFAULT_ENV_ALLOWLIST))
@@ -54,13 +65,30 @@ def allowlisted_env(
     receives. Unset variables are simply absent: setting one later changes the key.
     """
     pats = tuple(patterns)
-    return tuple(
-        sorted(
-            (name, value)
-            for name, value in environ.items()
-            if any(fnmatch.fnmatchcase(name, p) if p.endswith("*") else name == p for p in pats)
-        )
+    return tuple(sorted((name, value) for name, value in environ.items() if passes(name, pats)))
+
+
+def passes(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether the allowlist ``patterns`` (`NAME`, or `PREFIX*`) passes ``name`` to pytest."""
+    return any(fnmatch.fnmatchcase(name, p) if p.endswith("*") else name == p for p in patterns)
+
+
+def withheld_names(patterns: Iterable[str], environ: Mapping[str, str]) -> frozenset[str]:
+    """The variables set in the environment a run is for that pytest does not get, steering
+    ones aside: those ``environ`` sets that the allowlist ``patterns`` does not pass, and those
+    a client named in ``WITHHELD_ENV`` (set in its environment, their values not sent). A test
+    that reads one sees it unset, where plain pytest would see its value."""
+    pats = tuple(patterns)
+    named = environ.get(WITHHELD_ENV, "").split(",")
+    passed = (n for n in environ if not passes(n, pats))
+    return frozenset(
+        name for name in (*passed, *named) if name.isidentifier() and not name.startswith(STEERING)
     )
+
+
+def client_withheld(patterns: Iterable[str], environ: Mapping[str, str]) -> str:
+    """``WITHHELD_ENV``'s value for a client sending the allowlisted part of ``environ``."""
+    return ",".join(sorted(withheld_names(patterns, {**environ, WITHHELD_ENV: ""})))
 
 
 def env_names_file(state_dir: Path) -> Path:
@@ -76,3 +104,20 @@ def read_env_names(state_dir: Path) -> list[str]:
     except (OSError, ValueError):
         return []
     return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+
+
+def learned_env_file(state_dir: Path) -> Path:
+    """Where a workspace keeps the variables its tests were seen reading while withheld (by an
+    installed package, which graph/env_refs.py does not read): passed from then on."""
+    return state_dir / "env-learned.json"
+
+
+def read_learned_env(state_dir: Path) -> list[str]:
+    """The names learned so far, steering ones never; none when missing or unreadable."""
+    try:
+        names = json.loads(learned_env_file(state_dir).read_bytes())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(names, list):
+        return []
+    return sorted({n for n in names if isinstance(n, str) and not n.startswith(STEERING)})

@@ -787,6 +787,11 @@ class RunTestsResult(RunCounts):
         description="tests whose outcome in a run without the rest of their file was put to "
         "their whole file in the same run, and what it said, one sentence each",
     )
+    environment: list[str] = Field(
+        default_factory=list,
+        description="test files that read a variable the environment sets but pytest did not "
+        "get (not in the allowlist), and what the run did about it, one sentence each",
+    )
 
     def wire_dump(self) -> dict[str, Any]:
         return _files_dump(self, self.files)

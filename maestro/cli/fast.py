@@ -136,15 +136,25 @@ def prestart(argv: Sequence[str]) -> WarmPytest | None:
 
 
 def client_env(root: Path) -> dict[str, str]:
-    """This process's environment, cut to the workspace's allowlist (what pytest may see), and
-    its active venv: the daemon finds the interpreter as this process would (the allowlist
-    decides what pytest and the key see, not this)."""
+    """This process's environment, cut to the workspace's allowlist (what pytest may see), the
+    names of the variables it leaves out, and its active venv: the daemon finds the interpreter
+    as this process would (the allowlist decides what pytest and the key see, not this)."""
     from maestro.config import load_settings
-    from maestro.envvars import allowlist_with, allowlisted_env, read_env_names
+    from maestro.envvars import (
+        WITHHELD_ENV,
+        allowlist_with,
+        allowlisted_env,
+        client_withheld,
+        read_env_names,
+    )
     from maestro.paths import workspace_state_dir
 
     extra = [*load_settings(root).config.env_allowlist, *read_env_names(workspace_state_dir(root))]
-    env = dict(allowlisted_env(allowlist_with(extra), os.environ))
+    allowlist = allowlist_with(extra)
+    env = dict(allowlisted_env(allowlist, os.environ))
+    # the names (never the values) of the rest: the daemon tells the tests that read one
+    if withheld := client_withheld(allowlist, os.environ):
+        env[WITHHELD_ENV] = withheld
     if "VIRTUAL_ENV" in os.environ:
         env["VIRTUAL_ENV"] = os.environ["VIRTUAL_ENV"]
     return env

@@ -60,8 +60,9 @@ def test_a_variable_the_code_reads_reaches_pytest_and_keys_the_result(ws: Worksp
     assert "1 cached" in out and "1 passed" in out, out  # unset again: the first result
 
 
-def test_a_variable_nothing_reads_by_name_stays_out(ws: Workspace) -> None:
-    # read by a name made at run time: not a name the code reads literally, so not passed
+def test_a_variable_read_by_a_name_made_at_run_time_is_found_by_the_read(ws: Workspace) -> None:
+    # not a name the code reads literally, so not passed at first; the plugin sees the test
+    # read it (tests/testing/test_withheld_env.py): the file runs again with it, as pytest would
     ws.write(
         "tests/test_mode.py",
         """
@@ -73,7 +74,7 @@ def test_a_variable_nothing_reads_by_name_stays_out(ws: Workspace) -> None:
         """,
     )
     code, out = maestro(ws, {"DEMO_OTHER": "1"}, "test", "tests/test_mode.py")
-    assert code == 0 and "1 passed" in out, out
+    assert code == 1 and "1 failed" in out and "read DEMO_OTHER" in out, out
 
 
 def test_variables_that_steer_the_run_are_never_passed(ws: Workspace) -> None:
