@@ -51,7 +51,9 @@ async def restore(ls: MaestroServer, ws: Workspace, rels: list[str]) -> list[str
     else:
         found = []
     if waiting:
-        await asyncio.gather(*waiting)
+        # not gather(): a cancelled waiter (the editor cancels a lens request it replaces) would
+        # cancel the shared answer, and every later asker of the file would end cancelled too
+        await asyncio.wait(waiting)
     return found
 
 
