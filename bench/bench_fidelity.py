@@ -69,6 +69,7 @@ import random
 import re
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -808,6 +809,19 @@ class Bench:
                 m.pytest_flaky = True
 
 
+def copy_sqlite(src: Path, dst: Path) -> None:
+    """`dst` := what a reader of the SQLite database `src` sees. testmon keeps its database in WAL
+    mode and its process may exit without a checkpoint: copying the file alone drops the writes
+    still in `src`-wal, and a `dst`-wal left by an earlier run would be replayed into the copy."""
+    for stale in (dst, *(dst.with_name(dst.name + s) for s in ("-wal", "-shm", "-journal"))):
+        stale.unlink(missing_ok=True)
+    with (
+        contextlib.closing(sqlite3.connect(src)) as source,
+        contextlib.closing(sqlite3.connect(dst)) as copy,
+    ):
+        source.backup(copy)
+
+
 def _files(nodes: Sequence[str] | set[str] | dict[str, str]) -> int:
     return len({n.split("::")[0] for n in nodes})
 
@@ -906,7 +920,7 @@ def bench_project(
     res.testmon_nochange_ran = len(t2 or {})
     testmon_ok = tm_data.exists() and not rt.timed_out
     if testmon_ok:
-        shutil.copy(tm_data, b.out / "testmondata.base")
+        copy_sqlite(tm_data, b.out / "testmondata.base")
     say(f"testmon first {rt.wall:.1f} s, no-change {rt2.wall:.1f} s")
 
     # 4. mutants
@@ -923,7 +937,7 @@ def bench_project(
             mr.times = {"pytest": rp.wall, "maestro": rm.wall}
             tm = None
             if testmon_ok:
-                shutil.copy(b.out / "testmondata.base", tm_data)
+                copy_sqlite(b.out / "testmondata.base", tm_data)
                 rt, tm = b.pytest(f"{tag}-testmon", testmon=True)
                 mr.times["testmon"] = rt.wall
             if pm is None or mm is None:
