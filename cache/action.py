@@ -56,6 +56,9 @@ class TestOutcome(_Model):
     """What pytest's summary line counts for this node besides `outcome`, from its other phases:
     "passed" for a call that passed before its teardown errored, "error" for a teardown error
     after a failed or skipped call."""
+    addressable: bool = True
+    """Can pytest be given this node id to run it alone? Not when a collector's name holds
+    "::" (html5lib's data-file items): then its whole file runs."""
     executed: list[int] | None = None
     """Indices into ``ActionResult.trace.functions`` of what this node ran; None = no record."""
     reads: list[str] = Field(default_factory=list)

@@ -1509,7 +1509,7 @@ class _Recorder:
             return
 
     def pytest_collectstart(self, collector: Any) -> None:
-        # a class is collected after its file's report: its parametrize lists are the file's
+        # a class's window has its file's key: its parametrize lists are the file's
         if isinstance(collector, (pytest.File, pytest.Class)):
             key = self._file_key(collector)
             self._collecting[collector.nodeid] = window = _Window(key, modules=True)
@@ -1533,10 +1533,15 @@ class _Recorder:
             self._outside |= codes
 
     def pytest_collectreport(self, report: Any) -> None:
-        if report.nodeid in self._collecting:
-            del self._collecting[report.nodeid]
-            window = _active
+        global _active
+        window = self._collecting.pop(report.nodeid, None)
+        if window is not None:
+            # pytest reports a collector after its children (a file after its classes): close
+            # this collector's own window, then the enclosing one is open again
+            _active = window
             self._close_window()
+            if self._collecting:
+                _active = next(reversed(self._collecting.values()))
             if self._collect_stack:
                 key = self._collect_stack.pop()
                 before = self._filters_before.pop(report.nodeid, None)
@@ -1842,6 +1847,8 @@ class _Recorder:
         }
         if also:
             result["also"] = also
+        if item is not None and not _addressable(item):
+            result["addressable"] = False
         if item is not None:
             lineno = item.location[1]
             result["location"] = {
@@ -1952,6 +1959,16 @@ class _Recorder:
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
+
+
+def _addressable(item: Any) -> bool:
+    """Does pytest find `item` by its node id? Each "::" of the id must part two names: a name
+    holding "::" (a conftest's collector naming its items "DOM::parser") matches none."""
+    try:
+        chain = item.listchain()
+    except Exception:  # a collector tree pytest walks otherwise: leave it to pytest
+        return True
+    return not any("::" in getattr(node, "name", "") for node in chain[1:])
 
 
 def _outcome(phases: dict[str, Any]) -> tuple[str, str | None]:
