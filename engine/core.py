@@ -215,7 +215,7 @@ class Engine:
                     key=lambda f: (rank.get(f.target, len(rank)), planned.order.key(f.target)),
                 )
             # state polluters are collected with the files that run, their tests deselected
-            named, companions = with_companions(to_run, planned.collect_only, planned.order)
+            named, companions, only = with_companions(to_run, planned.collect_only, planned.order)
             args.extend(named)
             started = datetime.now(UTC)
             planned.digests.freeze()
@@ -252,6 +252,7 @@ class Engine:
                 test_scores=run_order.tests if run_order is not None else {},
                 extra_env=trace_env(self.interpreter, planned, to_run, environ),
                 deselect=[n for f in to_run for n in f.deselect] + companions,
+                only=only,
                 warm=warm,
                 on_started=begin_background,
             )
@@ -265,11 +266,13 @@ class Engine:
                 deselect: list[str],
                 until: Sequence[str] = (),
                 *,
+                only: Sequence[str] = (),
                 untraced: bool = False,
                 plan: Plan = planned,
             ) -> list[FileOutcome]:
                 """Another pytest process of this run, for `files` (collected with `names`,
-                `deselect`ed, each file stopped after the last of `until` in it): its results
+                `deselect`ed, each file stopped after the last of `until` in it, of the files
+                `only` names tests of those tests): its results
                 stored as the first run's are (or as `plan` says: more variables passed), its
                 time counted in the run's, and its report the run's when it was interrupted or
                 broke."""
@@ -278,7 +281,7 @@ class Engine:
                     self.graph.root, self.interpreter,
                     ["--continue-on-collection-errors", *plan.pytest_args, *names],
                     on_event=on_event, env_allowlist=plan.env_allowlist, environ=environ,
-                    nice=nice, deselect=deselect, until=until,
+                    nice=nice, deselect=deselect, until=until, only=only,
                     extra_env=UNTRACED if untraced else trace_env(
                         self.interpreter, plan, files, environ
                     ),
@@ -317,9 +320,9 @@ class Engine:
                         withheld=planned.withheld - set(read),
                     )
                     files = [o.planned for o in fresh if o.target in reads]
-                    names, others = with_companions(files, collect_only(files), planned.order)
+                    names, others, only = with_companions(files, collect_only(files), planned.order)
                     hidden = [n for f in files for n in f.deselect] + others
-                    redone = await run_again(files, names, hidden, plan=passing)
+                    redone = await run_again(files, names, hidden, only=only, plan=passing)
                     fresh = [o for o in fresh if o.target not in reads] + redone
                 environment += withheld_notes(reads, ran_again=now)
             # A test run without the tests before it in its file may need what they did (pytest
@@ -358,9 +361,9 @@ class Engine:
             slow = [o for o in fresh if traced and timed_out(o)]
             if slow:
                 files = [o.planned for o in slow]
-                names, others = with_companions(files, collect_only(files), planned.order)
+                names, others, only = with_companions(files, collect_only(files), planned.order)
                 hidden = [n for f in files for n in f.deselect] + others
-                redone = await run_again(files, names, hidden, untraced=True)
+                redone = await run_again(files, names, hidden, only=only, untraced=True)
                 targets = {f.target for f in files}
                 fresh = [o for o in fresh if o.target not in targets] + redone
                 confirmed += [
@@ -379,8 +382,8 @@ class Engine:
                 outcomes += [FileOutcome(f, f.cached, True) for f in redo if not f.runs]
                 rerun = [f for f in redo if f.runs]
                 if rerun:
-                    names, others = with_companions(rerun, collect_only(rerun), planned.order)
-                    outcomes += await run_again(rerun, names, others)
+                    names, others, only = with_companions(rerun, collect_only(rerun), planned.order)
+                    outcomes += await run_again(rerun, names, others, only=only)
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
         summary = summarise(outcomes, report, confirmed, environment)

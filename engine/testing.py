@@ -839,16 +839,39 @@ def collect_only(files: Iterable[PlannedFile]) -> list[str]:
 
 def with_companions(
     to_run: list[PlannedFile], companions: list[str], order: FileOrder
-) -> tuple[list[str], list[str]]:
+) -> tuple[list[str], list[str], list[str]]:
     """pytest's arguments for `to_run` with the state polluters `companions` collected too
-    (all in the run's `order`, pytest's), and the companions again: the files whose tests
-    are deselected."""
-    if not companions:
-        return [a for f in to_run for a in (f.run_nodes or f.nodes or [f.target])], []
-    args = [(f.target, list(f.run_nodes or f.nodes or [f.target])) for f in to_run]
-    args += [(p, [p]) for p in companions]
-    ranked = sorted(args, key=lambda t: order.key(t[0]))
-    return [a for _, names in ranked for a in names], list(companions)
+    (all in the run's `order`, pytest's), the companions again: the files whose tests are
+    deselected, and the tests to keep of the files named whole to be imported in that order
+    (`imported_in_order`)."""
+    entries = [(f.target, list(f.run_nodes or f.nodes or [f.target])) for f in to_run]
+    if companions:
+        entries += [(p, [p]) for p in companions]
+        entries.sort(key=lambda t: order.key(t[0]))
+    args, only = imported_in_order(entries)
+    return args, list(companions), only
+
+
+def imported_in_order(entries: list[tuple[str, list[str]]]) -> tuple[list[str], list[str]]:
+    """pytest's arguments for `entries` (each file and the ids of its tests that run, or its
+    path alone), imported in their order, and the test ids to keep (the plugin's `only`).
+
+    pytest imports the files named by a test id while it resolves its arguments, and the
+    files named whole after that: a file named by ids after one named whole would be imported
+    first (before a polluter whose warnings filters its collection must see). Such a file is
+    named whole, and its ids select its tests instead."""
+    args: list[str] = []
+    only: list[str] = []
+    whole_before = False
+    for target, names in entries:
+        by_id = names != [target]
+        if by_id and whole_before:
+            args.append(target)
+            only += names
+        else:
+            args += names
+        whole_before = whole_before or not by_id
+    return args, only
 
 
 def repollute(graph: BuildGraph, cache: Cache, planned: Plan, found: set[str]) -> list[PlannedFile]:

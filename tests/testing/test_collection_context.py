@@ -156,3 +156,47 @@ def test_a_file_whose_module_name_an_earlier_file_has_fails_to_import_as_in_the_
     assert pytest_says(ws)[f"{second}::test_second"] == "passed"
     gone = ws.run()
     assert outcomes(gone)[f"{second}::test_second"] == "passed"
+
+
+FLAG = "tests/test_c_flag.py"
+
+
+def test_a_test_rerun_by_its_id_is_imported_after_the_polluter_as_in_the_full_run(
+    ws: Workspace,
+) -> None:
+    """pytest imports the files named by a test id while it resolves its arguments, before the
+    files named whole: with the polluter named whole and a test of the victim by its id, the
+    victim is imported first, without the polluter's filters (a pass the full run never
+    gives)."""
+    write(ws)
+    ws.write(
+        FLAG,
+        """
+        import warnings
+
+        try:
+            warnings.warn("at import")
+            RAISED = False
+        except UserWarning:
+            RAISED = True
+
+
+        def test_one():
+            assert RAISED
+
+
+        def test_two():
+            assert not RAISED
+        """,
+    )
+    full = pytest_says(ws)
+    assert full[f"{FLAG}::test_one"] == "passed" and full[f"{FLAG}::test_two"] == "failed"
+    first = outcomes(ws.run())
+    assert first[f"{FLAG}::test_two"] == "failed", first
+    ws.edit(FLAG, "assert RAISED\n", "assert RAISED, 'one'\n")
+    assert outcomes(ws.run())[f"{FLAG}::test_two"] == "failed"  # the whole file, traced
+    ws.edit(FLAG, "assert not RAISED", "assert not RAISED, 'the filters'")
+    again = ws.run()
+    assert FLAG in ran(again)
+    assert outcomes(again)[f"{FLAG}::test_two"] == "failed", outcomes(again)
+    assert pytest_says(ws)[f"{FLAG}::test_two"] == "failed"
