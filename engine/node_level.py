@@ -110,6 +110,7 @@ def node_reasons(
         by_qualname.setdefault(qualname, []).append(index)
     read_by_nodes = {p for t in previous.tests for p in t.reads}
     collection_reads = set(previous.trace.collection_reads if previous.trace else ())
+    target = previous.tests[0].node_id.partition("::")[0] if previous.tests else ""
     for name in changed:
         if name == WORKSPACE:
             continue  # the opaque nodes re-run (below)
@@ -151,7 +152,11 @@ def node_reasons(
         twins = _twins(graph, fps, old_inputs, trace, by_qualname, name, before)
         if not twins and _never_ran(graph, trace, previous.tests, by_path, name, before):
             # no test, import or collection behind this result ran any of its code: the
-            # nodes that read it as data (inspect, open) re-run, and no other
+            # nodes that read it as data (inspect, open) re-run, and no other; read while the
+            # file was collected (a parametrize list of its cases), every node
+            if name in collection_reads and name != target:
+                whole = f"read {name} outside any test (collection or import), changed"
+                break
             sources[name] = f"read {name}, changed"
             continue
         if delta.module_changed and delta.module_names is None:
@@ -178,6 +183,9 @@ def node_reasons(
             # comments, formatting: no code changed, but a test that read the text (a linter's
             # fixture file, inspect.getsource, a traceback it formats) may judge exactly that,
             # whether any of its code ran or not
+            if name in collection_reads and name != target:
+                whole = f"read {name} outside any test (collection or import), changed"
+                break
             if name in read_by_nodes:
                 sources[name] = f"read {name}, changed"
             continue
@@ -225,7 +233,6 @@ def node_reasons(
         for path, (fingerprints, names) in callees.items():
             readers.mark_naming({path: fingerprints}, names, "names the changed")
     if whole is None:
-        target = previous.tests[0].node_id.partition("::")[0]
         for path in data:
             if path == target:  # a text file of doctests (pytest reads it to collect them)
                 whole = f"runs the examples of {path}, changed"
