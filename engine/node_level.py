@@ -155,7 +155,7 @@ def node_reasons(
             # nodes that read it as data (inspect, open) re-run, and no other; read while the
             # file was collected (a parametrize list of its cases), every node
             if name in collection_reads and name != target:
-                whole = f"read {name} outside any test (collection or import), changed"
+                whole = _read_outside(name)
                 break
             sources[name] = f"read {name}, changed"
             continue
@@ -184,7 +184,7 @@ def node_reasons(
             # fixture file, inspect.getsource, a traceback it formats) may judge exactly that,
             # whether any of its code ran or not
             if name in collection_reads and name != target:
-                whole = f"read {name} outside any test (collection or import), changed"
+                whole = _read_outside(name)
                 break
             if name in read_by_nodes:
                 sources[name] = f"read {name}, changed"
@@ -238,7 +238,7 @@ def node_reasons(
                 whole = f"runs the examples of {path}, changed"
                 break
             if path not in read_by_nodes or path in collection_reads:
-                whole = f"read {path} outside any test (collection or import), changed"
+                whole = _read_outside(path)
                 break
     if whole is not None:
         return previous, {t.node_id: whole for t in previous.tests}
@@ -258,6 +258,12 @@ def node_reasons(
         ):
             reasons[t.node_id] = data.get(read) or sources[read]
     return previous, reasons
+
+
+def _read_outside(path: str) -> str:
+    """The reason of every node of a file whose collection or import read `path`: said of the
+    file, since the node it is shown with need not have read it."""
+    return f"depends on {path}, read outside any test while its file was collected, changed"
 
 
 def _fixture_users(previous: ActionResult, path: str, fixtures: Collection[str]) -> str | None:

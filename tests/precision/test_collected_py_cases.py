@@ -46,3 +46,8 @@ def test_a_comment_of_a_python_case_file_read_at_collection_reruns_its_file(
     summary = ws.run()
     assert "tests/test_cases.py::test_case[one.py]" in ran_nodes(summary)
     assert summary.failed == 1
+    # said of the file's collection, not of the node it is shown with (which never read it)
+    (reasons,) = [f.planned.node_reasons for f in summary.files if not f.cached]
+    assert set(reasons.values()) == {
+        "depends on tests/cases/one.py, read outside any test while its file was collected, changed"
+    }
