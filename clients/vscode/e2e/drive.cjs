@@ -11,7 +11,7 @@
 //   E2E_OUT=seen.json node drive.cjs
 // Writes what it saw as JSON to $E2E_OUT (also on failure, with `error`), exit 0 unless it crashed.
 "use strict";
-const { recorder, palette, openFile, expandRow, texts, drive } = require("./lib.cjs");
+const { recorder, palette, openFile, expandRow, texts, lensesWith, drive } = require("./lib.cjs");
 
 const url = process.env.E2E_URL;
 const { seen, step, shot } = recorder(process.env.E2E_ARTIFACTS);
@@ -136,21 +136,16 @@ drive(seen, shot, process.env.E2E_OUT, async (page) => {
   // edit a source file, then save it: its lens marks the unsaved edit, then counts the saved
   // file (the count must not stay on the unsaved state or drop to 0)
   await openFile(page, "pkg/other.py");
-  const lensWith = (re, timeout) => page.waitForFunction((src) => [...document.querySelectorAll(".codelens-decoration a")]
-    .some((a) => new RegExp(src).test(a.textContent.trim())), re.source, { timeout }).catch(() => undefined);
-  await lensWith(/impacted test/, 60000);
-  seen.otherLenses = await texts(page.locator(".codelens-decoration a"));
+  seen.otherLenses = await lensesWith(page, /impacted test/, 60000);
   await page.locator(".part.editor .monaco-editor .view-lines").first().click();
   await page.keyboard.press("Control+End");
   await page.keyboard.type("# edited\n");
-  await lensWith(/unsaved edit/, 30000);
-  seen.otherLensesEdited = await texts(page.locator(".codelens-decoration a"));
+  seen.otherLensesEdited = await lensesWith(page, /unsaved edit/, 30000);
   step(`lenses after the edit: ${JSON.stringify(seen.otherLensesEdited)}`);
   const savedAt = Date.now();
   await page.keyboard.press("Control+S");
-  await lensWith(/^▶ \d+ impacted tests?$/, 30000);
+  seen.otherLensesSaved = await lensesWith(page, /^▶ \d+ impacted tests?$/, 30000);
   seen.savedMs = Date.now() - savedAt;
-  seen.otherLensesSaved = await texts(page.locator(".codelens-decoration a"));
   step(`lenses ${seen.savedMs} ms after the save: ${JSON.stringify(seen.otherLensesSaved)}`);
   await shot(page, "source-lens-after-save");
   // the status bar once the runs are over (it refreshes on run begin/end)

@@ -113,6 +113,18 @@ async function texts(locator) {
   return (await locator.allInnerTexts()).map((t) => t.trim()).filter(Boolean);
 }
 
+/** The code lens texts once one matches `re`, read in the same instant as the match (VS Code
+ * re-renders lenses on every refresh, and the lens of the file shown before can still be there
+ * for a moment after a switch: a second read can find none); [] if none matched in time. */
+async function lensesWith(page, re, timeout) {
+  const handle = await page.waitForFunction((src) => {
+    const found = [...document.querySelectorAll(".codelens-decoration a")]
+      .map((a) => a.textContent.trim()).filter(Boolean);
+    return found.some((t) => new RegExp(src).test(t)) ? found : null;
+  }, re.source, { timeout }).catch(() => undefined);
+  return handle ? handle.jsonValue() : [];
+}
+
 /** Run `body(page)` in a fresh browser page; write `seen` to `out` whatever happens. */
 function drive(seen, shot, out, body) {
   const main = async () => {
@@ -141,4 +153,4 @@ function drive(seen, shot, out, body) {
   });
 }
 
-module.exports = { recorder, launch, palette, openFile, expandRow, explorerRows, texts, drive };
+module.exports = { recorder, launch, palette, openFile, expandRow, explorerRows, texts, lensesWith, drive };
