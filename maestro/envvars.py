@@ -26,6 +26,9 @@ DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
     "TZ",
     "TMPDIR",
     "TERM",
+    # set by every CI service; tools change what a test sees under it (Hypothesis' settings
+    # profile: no deadline, derandomised): keyed from the start rather than learned per file
+    "CI",
     # the interpreter's own settings that change what a test sees, as plain pytest gets them
     # (warnings as errors, hash order, asserts, encodings); not PYTHONPATH, which tools set for
     # their own processes (an editor, a wrapper): opt in with `env-allowlist`
