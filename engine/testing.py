@@ -128,6 +128,8 @@ LAST_RUNS_FILE = "test-last-keys.msgpack"
 LAST_KEYS_KEPT = 3  # per test file: the keys a change is judged against (an undone edit's too)
 # In the last keys: test file -> the inputs that changed while its last run ran (not stored)
 _UNSTORED = "\x00unstored"
+# ... or this, when it ran in another order than the full run's (`reordered`)
+_REORDERED = "@order"
 # Passed to pytest but keyed only through what they resolve to: the interpreter (@python) and
 # the programs the tests ran (recorded as inputs by content). Activating a venv changes PATH.
 _RESOLVED_ENV = frozenset({"PATH"})
@@ -464,6 +466,12 @@ class PlannedFile:
     def _unstored(self) -> str:
         if not self.unstored or self.reason not in ("no cached result", "inputs changed"):
             return ""
+        if _REORDERED in self.unstored:
+            return (
+                " (its last run's result was not stored: the named files ran in another order"
+                " than the full run's, and a file's outcome may depend on the files run before"
+                " it; name them in pytest's collection order, or run them all)"
+            )
         env = [n for n in self.unstored if n.startswith("env:")]
         if env:  # read while withheld (`withheld_reads`): learned, passed from then on
             read = ", ".join(map(input_label, env))
@@ -1646,6 +1654,8 @@ def store_results(
         # a variable pytest did not get, read: plain pytest, which gets it, may say otherwise
         if unset := withheld.get(f.target):
             planned.last.not_stored(f.target, [f"env:{n}" for n in unset])
+        if f.target in shuffled and not changed and not unset:
+            planned.last.not_stored(f.target, [_REORDERED])
         if f.deselect or changed or unset or f.target in shuffled or (keep and not keep(f)):
             # a predictive run's deselected tests have no result for these inputs
             out.append(FileOutcome(f, result, False, stored=False))

@@ -276,3 +276,16 @@ def test_a_companion_after_the_named_file_stays_after_it(ws: Workspace) -> None:
     assert truth["tests/test_b2.py::test_b2"] == "passed"
     got = outcomes(ws.run(testing.Selection(paths=paths)))
     assert got == {"tests/test_b2.py::test_b2": "passed"}
+
+
+def test_a_named_run_in_another_order_says_why_it_was_not_stored(ws: Workspace) -> None:
+    # pyparsing: `maestro test tests/test_unit.py tests/test_util.py tests/test_simple_unit.py`
+    # (not pytest's order) stored nothing, and the next run said only "no cached result"
+    paths = ("tests/test_c.py", "tests/test_a.py")
+    first = ws.run(testing.Selection(paths=paths))
+    assert [f.stored for f in first.files] == [False, False]
+    again = [f.planned.describe() for f in ws.run(testing.Selection(paths=paths)).files]
+    assert len(again) == 2
+    for said in again:
+        assert said.startswith("no cached result (its last run's result was not stored: the")
+        assert "another order than the full run's" in said
