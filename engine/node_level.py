@@ -182,8 +182,10 @@ def node_reasons(
         if delta.empty:
             # comments, formatting: no code changed, but a test that read the text (a linter's
             # fixture file, inspect.getsource, a traceback it formats) may judge exactly that,
-            # whether any of its code ran or not
-            if name in collection_reads and name != target:
+            # whether any of its code ran or not; read as text at collection, not imported, by
+            # every node
+            imported = any(q == "<module>" for _, q in by_path.get(name, ()))
+            if name in collection_reads and name != target and not imported:
                 whole = _read_outside(name)
                 break
             if name in read_by_nodes:
