@@ -288,10 +288,12 @@ def run(
     return Ran(time.perf_counter() - start, proc.returncode, out or "", timed_out)
 
 
-def _allowlisted() -> dict[str, str]:
-    from maestro.envvars import DEFAULT_ENV_ALLOWLIST, allowlisted_env
-
-    return dict(allowlisted_env(DEFAULT_ENV_ALLOWLIST, os.environ))
+def _user_env() -> dict[str, str]:
+    """The environment a user runs the three tools in: this process's, without the variables
+    that run the bench itself (the interpreter's path to a Maestro snapshot, Maestro's own
+    settings, an activated venv) and without a terminal's size, which a shell keeps to itself."""
+    drop = ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONDONTWRITEBYTECODE", "COLUMNS", "LINES")
+    return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("MAESTRO_")}
 
 
 # -- trees and venvs -------------------------------------------------------------------------------
@@ -718,17 +720,21 @@ class Bench:
         self.out.mkdir(parents=True)
         venv = tree / ".venv"
         self.path_file = venv / "fidelity-report-path"
-        base = _allowlisted()
-        base["PATH"] = os.pathsep.join(p for p in (str(venv / "bin"), base.get("PATH")) if p)
-        base["VIRTUAL_ENV"] = str(venv)
+        # one environment for the three, the user's: Maestro passes pytest what plain pytest
+        # in it would read (a variable it withheld and a test read makes it run the file again)
+        user = _user_env()
+        base = {**user, "VIRTUAL_ENV": str(venv)}
+        base["PATH"] = os.pathsep.join(p for p in (str(venv / "bin"), user.get("PATH")) if p)
         self.pytest_env = {**base, "HYPOTHESIS_STORAGE_DIRECTORY": str(self.out / "hyp-pytest")}
         self.testmon_env = {**base, "TESTMON_DATAFILE": str(self.out / "testmondata")}
         self.testmon_env["HYPOTHESIS_STORAGE_DIRECTORY"] = str(self.out / "hyp-testmon")
         state = self.out / "maestro"
-        self.maestro_env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
+        self.maestro_env = {
+            k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "COLUMNS", "LINES")
+        }
         self.maestro_env.update(
             MAESTRO_CACHE_DIR=str(state / "cache"), MAESTRO_STATE_DIR=str(state / "state"),
-            MAESTRO_DAEMON="off", COLUMNS="200",
+            MAESTRO_DAEMON="off",
         )  # fmt: skip
         self.args = [f"--rootdir={tree}", *spec.pytest_args]
         self.python = str(venv / "bin/python")
