@@ -6,9 +6,11 @@ On sys.path through pytest's `pythonpath` (pyproject.toml), so every test folder
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 import tempfile
 import textwrap
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from maestro.cache import Cache
 from maestro.engine import testing
 from maestro.engine.interpreter import Interpreter
+from maestro.engine.runner import plugin_dir
 from maestro.graph.build import BuildGraph
 from maestro.paths import graph_index_path
 
@@ -62,3 +65,17 @@ def outside() -> Iterator[Path]:
     folder = Path(tempfile.mkdtemp(prefix="maestro-outside-"))
     yield folder
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def load_plugin(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    """A fresh copy of the pytest plugin module, inert (no runner listening), for calling its
+    functions directly."""
+    monkeypatch.syspath_prepend(str(plugin_dir()))  # its siblings import by name
+    monkeypatch.delenv("MAESTRO_EVENTS_FD", raising=False)
+    spec = importlib.util.spec_from_file_location(
+        "maestro_plugin_under_test", plugin_dir() / "maestro_pytest_plugin.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -4,27 +4,17 @@ plugin's `only`)."""
 
 from __future__ import annotations
 
-import importlib.util
 import types
-from collections.abc import Iterator
 
 import pytest
+from engine_workspace import load_plugin
 
-from maestro.engine.runner import plugin_dir
 from maestro.engine.testing import imported_in_order
 
 
 @pytest.fixture
-def plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[types.ModuleType]:
-    monkeypatch.syspath_prepend(str(plugin_dir()))  # its siblings import by name
-    monkeypatch.delenv("MAESTRO_EVENTS_FD", raising=False)  # inert: no recording here
-    spec = importlib.util.spec_from_file_location(
-        "maestro_plugin_under_test", plugin_dir() / "maestro_pytest_plugin.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    yield module
+def plugin(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
+    return load_plugin(monkeypatch)
 
 
 def test_a_file_named_by_ids_after_one_named_whole_is_named_whole() -> None:
