@@ -231,9 +231,11 @@ def node_reasons(
     if whole is None:
         # hand-written memoisation (a dict checked before calling a builder, marshmallow's URL
         # regexes): a test served from it ran the checking function, not the changed builder;
-        # the check is taken to be in the builder's own file
+        # the check is taken to be in the builder's own file. Not for a name read only in what
+        # the function raises: reaching the raise runs the builder (or uses only its object),
+        # and nothing there is kept for a later call
         for path, (fingerprints, names) in callees.items():
-            readers.mark_naming({path: fingerprints}, names, "names the changed")
+            readers.mark_naming({path: fingerprints}, names, "names the changed", raised=False)
     if whole is None:
         for path in data:
             if path == target:  # a text file of doctests (pytest reads it to collect them)
@@ -526,12 +528,21 @@ class _Readers:
                     yield index, path, qualname, recorded
 
     def mark_naming(
-        self, known: Mapping[str, FileFingerprints], names: Mapping[str, str], verb: str
+        self,
+        known: Mapping[str, FileFingerprints],
+        names: Mapping[str, str],
+        verb: str,
+        *,
+        raised: bool = True,
     ) -> None:
         """Marks each recorded function whose code names one of `names` (name -> where it
-        changed), or whose names are unknown: ``executed f, which <verb> <where>``."""
+        changed), or whose names are unknown: ``executed f, which <verb> <where>``.
+        ``raised=False``: not for a name read only inside its ``raise`` statements."""
         for index, path, qualname, recorded in self.unmarked(known):
-            if found := names.keys() & recorded.refs.get(qualname, names.keys()):
+            refs = recorded.refs.get(qualname, names.keys())
+            if not raised:
+                refs = set(refs) - set(recorded.raised.get(qualname, ()))
+            if found := names.keys() & refs:
                 where = names[min(found)]
                 self.hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
 

@@ -83,7 +83,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 10
+FORMAT = 11
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -105,6 +105,10 @@ class FileFingerprints:
     parse_error: bool = False
     refs: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Qualified name -> the names its own code reads (nested bodies excluded), sorted."""
+    raised: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Qualified name -> those of its `refs` it reads only as what a ``raise`` statement calls,
+    unconditionally (not under ``and``/``or``, ``x if c else y``, a comprehension or a lambda):
+    whenever that code reads the name, the callee runs."""
     module_refs: tuple[str, ...] = ()
     """The names module-level code reads (class bodies included, function bodies not)."""
     memoised: tuple[str, ...] = ()
@@ -176,6 +180,7 @@ class FileFingerprints:
             "statements": [list(s) for s in self.statements],
             "parse_error": self.parse_error,
             "refs": {q: list(v) for q, v in self.refs.items()},
+            "raised": {q: list(v) for q, v in self.raised.items()},
             "module_refs": list(self.module_refs),
             "memoised": list(self.memoised),
             "binds": list(self.binds),
@@ -208,6 +213,7 @@ class FileFingerprints:
                 statements=tuple((str(s[0]), int(s[1])) for s in raw["statements"]),
                 parse_error=bool(raw["parse_error"]),
                 refs={str(q): tuple(map(str, v)) for q, v in raw["refs"].items()},
+                raised={str(q): tuple(map(str, v)) for q, v in raw["raised"].items()},
                 module_refs=tuple(map(str, raw["module_refs"])),
                 memoised=tuple(map(str, raw["memoised"])),
                 binds=tuple(map(str, raw["binds"])),
@@ -368,16 +374,23 @@ def _literal_attribute(call: ast.Call) -> str | None:
 
 
 def _names(
-    nodes: list[ast.AST], *, loads: bool = False, skip: frozenset[int] = frozenset()
+    nodes: list[ast.AST],
+    *,
+    loads: bool = False,
+    skip: frozenset[int] = frozenset(),
+    raises: bool = True,
 ) -> set[str]:
     """Names `nodes` read or bind: variables, attribute names, imported names. A nested ``def``
     contributes its decorators and header only (its body is its own code). ``loads``: only the
     names read (``X = 3`` binds X, reads nothing; ``from m import X`` reads X from m).
-    ``skip``: ids of ``alias`` nodes left out."""
+    ``skip``: ids of ``alias`` nodes left out. ``raises=False``: not those of ``raise``
+    statements."""
     found: set[str] = set()
     stack = list(nodes)
     while stack:
         node = stack.pop()
+        if not raises and isinstance(node, ast.Raise):
+            continue
         if isinstance(node, ast.Name):
             if not (loads and isinstance(node.ctx, ast.Store)):
                 found.add(node.id)
@@ -395,6 +408,49 @@ def _names(
             found.update(node.names)
         stack.extend(_outside_body(node))
     return found
+
+
+_CONDITIONAL = (
+    ast.BoolOp, ast.IfExp, ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp
+)  # fmt: skip
+
+
+def _raised_calls(nodes: list[ast.AST]) -> tuple[set[str], set[str]]:
+    """(the names the ``raise`` statements of `nodes`' own code call unconditionally, every
+    other name those statements read): reaching such a statement runs each of those calls, so
+    a test that ran none of the callees never read anything they return."""
+    called: set[str] = set()
+    other: set[str] = set()
+    stack = list(nodes)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Raise):
+            _raise_names(node, called, other)
+        else:
+            stack.extend(_outside_body(node))
+    return called, other
+
+
+def _raise_names(statement: ast.Raise, called: set[str], other: set[str]) -> None:
+    stack: list[tuple[ast.AST, bool]] = [(statement, False)]
+    while stack:
+        node, conditional = stack.pop()
+        conditional = conditional or isinstance(node, _CONDITIONAL)
+        children = list(ast.iter_child_nodes(node))
+        if isinstance(node, ast.Call) and not conditional:
+            if isinstance(node.func, ast.Name):
+                called.add(node.func.id)
+                children.remove(node.func)
+            elif isinstance(node.func, ast.Attribute):
+                called.add(node.func.attr)
+                children[children.index(node.func)] = node.func.value
+        if isinstance(node, ast.Call) and (name := _literal_attribute(node)):
+            other.add(name)
+        elif isinstance(node, ast.Name):
+            other.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            other.add(node.attr)
+        stack.extend((child, conditional) for child in children)
 
 
 def _outside_body(node: ast.AST) -> list[ast.AST]:
@@ -979,6 +1035,9 @@ class _Splitter:
         self.functions: dict[str, tuple[str, int]] = {}
         self.outlines: dict[str, list[Any] | None] = {}  # None: defined more than once
         self.refs: dict[str, set[str]] = {}
+        # the names a `raise` statement calls unconditionally, and every other name read
+        self.raise_called: dict[str, set[str]] = {}
+        self.unraised: dict[str, set[str]] = {}
         self.memoised: set[str] = set()
         self.cached: set[str] = set()
         self.dynamic: dict[str, set[str]] = {}
@@ -1101,6 +1160,11 @@ class _Splitter:
         if node.returns is not None:
             header.append(node.returns)
         self.refs.setdefault(qualname, set()).update(_names([*header, *node.body]))
+        called, other = _raised_calls(node.body)
+        self.unraised.setdefault(qualname, set()).update(
+            other, _names([*header, *node.body], raises=False)
+        )
+        self.raise_called.setdefault(qualname, set()).update(called)
         if generic := _generic([*header, *node.body], local=True):
             self.dynamic.setdefault(qualname, set()).update(generic)
         return own
@@ -1158,6 +1222,11 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         splitter.functions,
         tuple(statements),
         refs={q: tuple(sorted(names)) for q, names in splitter.refs.items()},
+        raised={
+            q: tuple(sorted(only))
+            for q, names in splitter.raise_called.items()
+            if (only := names - splitter.unraised.get(q, set()))
+        },
         module_refs=tuple(sorted(_names(list(tree.body)))),
         memoised=tuple(sorted(splitter.memoised)),
         binds=tuple(

@@ -569,6 +569,50 @@ def test_a_hand_written_memo_reruns_the_nodes_it_served(ws: Workspace) -> None:
     assert summary.failed == 2
 
 
+@pytest.mark.parametrize(
+    ("raised", "rerun"),
+    [
+        ('raise ValueError("expected " + describe(want))', ["test_mismatch"]),
+        # a call under `or` may not run: what the memo kept is raised instead
+        ("raise ValueError(KEPT.get(want) or describe(want))", ["test_match", "test_mismatch"]),
+    ],
+    ids=["called", "maybe-called"],
+)
+def test_a_builder_named_only_in_what_a_function_raises(
+    ws: Workspace, raised: str, rerun: list[str]
+) -> None:
+    """jinja2's TokenStream.expect names describe_token_expr only in the error it raises: a
+    test that never reached the raise never ran it and cannot have been served its result (the
+    hand-written-memo rule re-ran every test that ran expect)."""
+    ws.write(
+        "pkg/tokens.py",
+        f"""
+        KEPT = {{}}
+
+
+        def describe(kind):
+            return f"'{{kind}}'"
+
+
+        def expect(kind, want):
+            if kind != want:
+                {raised}
+            return kind
+        """,
+    )
+    ws.write(
+        "tests/test_tokens.py",
+        "import pytest\nfrom pkg.tokens import expect\n\n\ndef test_match():\n"
+        "    assert expect('a', 'a') == 'a'\n\n\ndef test_mismatch():\n"
+        "    with pytest.raises(ValueError, match=\"expected 'b'\"):\n        expect('a', 'b')\n",
+    )
+    ws.run()
+    ws.edit("pkg/tokens.py", "return f\"'{kind}'\"", 'return f"<{kind}>"')
+    summary = ws.run()
+    assert ran_nodes(summary) == [f"tests/test_tokens.py::{n}" for n in rerun]
+    assert summary.failed == 1  # test_mismatch: the message changed
+
+
 def test_a_conftest_hook_run_at_collection_reruns_every_node(ws: Workspace) -> None:
     ws.write(
         "tests/conftest.py",
