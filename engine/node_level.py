@@ -539,10 +539,10 @@ class _Readers:
         changed), or whose names are unknown: ``executed f, which <verb> <where>``.
         ``raised=False``: not for a name read only inside its ``raise`` statements."""
         for index, path, qualname, recorded in self.unmarked(known):
-            refs = recorded.refs.get(qualname, names.keys())
+            refs: Collection[str] = recorded.refs.get(qualname, names.keys())
             if not raised:
                 refs = set(refs) - set(recorded.raised.get(qualname, ()))
-            if found := names.keys() & refs:
+            if found := names.keys() & set(refs):
                 where = names[min(found)]
                 self.hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
 

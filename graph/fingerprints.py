@@ -1160,7 +1160,7 @@ class _Splitter:
         if node.returns is not None:
             header.append(node.returns)
         self.refs.setdefault(qualname, set()).update(_names([*header, *node.body]))
-        called, other = _raised_calls(node.body)
+        called, other = _raised_calls(list(node.body))
         self.unraised.setdefault(qualname, set()).update(
             other, _names([*header, *node.body], raises=False)
         )
