@@ -272,10 +272,9 @@ class Engine:
             ) -> list[FileOutcome]:
                 """Another pytest process of this run, for `files` (collected with `names`,
                 `deselect`ed, each file stopped after the last of `until` in it, of the files
-                `only` names tests of those tests): its results
-                stored as the first run's are (or as `plan` says: more variables passed), its
-                time counted in the run's, and its report the run's when it was interrupted or
-                broke."""
+                `only` names tests of those tests): its results stored as the first run's are
+                (or as `plan` says: more variables passed), its time counted in the run's, and
+                its report the run's when it was interrupted or broke."""
                 nonlocal report, confirming_s
                 again = await run_pytest(
                     self.graph.root, self.interpreter,

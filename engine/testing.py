@@ -601,14 +601,18 @@ def learn_env(root: Path, report: RunReport, allowlist: tuple[str, ...]) -> None
     end = report.session_end
     read = {n for deps in report.file_deps.values() for n in deps.env}
     read.update(end.env if end is not None else ())
-    new = {n for n in read if n.isidentifier() and not passes(n, allowlist)}
+    new = {
+        n
+        for n in read
+        if n.isidentifier() and not n.startswith(STEERING) and not passes(n, allowlist)
+    }
     if not new:
         return
     state = workspace_state_dir(root)
     known = read_learned_env(state)
     if new <= set(known):
         return
-    names = sorted({*known, *(n for n in new if not n.startswith(STEERING))})
+    names = sorted({*known, *new})
     try:
         replace_file(learned_env_file(state), json.dumps(names).encode())
         # the CLI's fast path sends the daemon these names' values from its next request

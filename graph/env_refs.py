@@ -26,8 +26,6 @@ _READ = re.compile(
     rb"(?:\benvironb?(?:\.get|\.setdefault|\.pop)?\s*[\[(]|\bgetenvb?\s*\()\s*" + _NAME
     + rb"|" + _NAME.replace(rb"\1", rb"\3") + rb"\s+(?:not\s+)?in\s+(?:os\.)?environb?\b"
 )  # fmt: skip
-# variables that steer the run (maestro/envvars.py): the user's value is not what a test sees
-_STEERING = STEERING
 # tooling that never runs under pytest: its variables (CIBUILDWHEEL, a docs build's) would key
 # every test of the workspace for nothing
 _TOOLING = frozenset({"setup.py", "noxfile.py", "fabfile.py", "docs/conf.py", "doc/conf.py"})
@@ -85,7 +83,7 @@ def referenced(root: Path, files: Mapping[str, _Stat], index: _Index) -> Referen
             name
             for _, _, names in memo.values()
             for name in names
-            if not name.startswith(_STEERING)
+            if not name.startswith(STEERING)  # the run's, not a test's
         ),
         changed,
     )

@@ -102,8 +102,13 @@ def env_names_file(state_dir: Path) -> Path:
 
 def read_env_names(state_dir: Path) -> list[str]:
     """The names last written there; none when missing or unreadable (a memo)."""
+    return _read_names(env_names_file(state_dir))
+
+
+def _read_names(path: Path) -> list[str]:
+    """A JSON list of names; none when missing or unreadable."""
     try:
-        names = json.loads(env_names_file(state_dir).read_bytes())
+        names = json.loads(path.read_bytes())
     except (OSError, ValueError):
         return []
     return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
@@ -117,10 +122,5 @@ def learned_env_file(state_dir: Path) -> Path:
 
 def read_learned_env(state_dir: Path) -> list[str]:
     """The names learned so far, steering ones never; none when missing or unreadable."""
-    try:
-        names = json.loads(learned_env_file(state_dir).read_bytes())
-    except (OSError, ValueError):
-        return []
-    if not isinstance(names, list):
-        return []
-    return sorted({n for n in names if isinstance(n, str) and not n.startswith(STEERING)})
+    names = _read_names(learned_env_file(state_dir))
+    return sorted({n for n in names if not n.startswith(STEERING)})
