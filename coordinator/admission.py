@@ -47,6 +47,7 @@ from pydantic import BaseModel, Field
 
 from maestro.tasks import cancel_and_wait
 
+from .bodies import json_reply
 from .hardening import BulkYield
 from .tenancy import DEFAULT_SHARES, PRIORITY_CLASSES, PolicyResolver, TenantPolicy
 
@@ -181,11 +182,8 @@ def refusal_response(refusal: Refusal, explained: Explanation | None = None) -> 
         limit=refusal.limit,
         decisionId=decision_id,
     )
-    return web.Response(
-        status=429,
-        body=body.model_dump_json(exclude_none=True).encode(),
-        content_type="application/json",
-        headers={"Retry-After": str(max(1, math.ceil(refusal.retry_after_s)))},
+    return json_reply(
+        body, 429, headers={"Retry-After": str(max(1, math.ceil(refusal.retry_after_s)))}
     )
 
 

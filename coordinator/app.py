@@ -24,7 +24,6 @@ from typing import Any, TypeVar
 
 import zstandard
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 
 import maestro
 from maestro.errors import CoordinatorError
@@ -53,6 +52,7 @@ from .blobs import (
     UpstreamError,
     sha256_of,
 )
+from .bodies import JSON_BODY_ERRORS, ApiError, json_body, json_reply
 from .bulk_receive import TAKEN_OVER, BulkReceiver, Received
 from .eviction import LruTracker, RedisLru, evict_for
 from .hardening import (
@@ -111,65 +111,7 @@ def _is_backend_outage(exc: BaseException) -> bool:
     )
 
 
-class ApiError(Exception):
-    """Raised by handlers; the middleware renders it as an ErrorBody JSON response."""
-
-    def __init__(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        *,
-        hint: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.body = ErrorBody(error=code, message=message, hint=hint)
-        self.headers = headers or {}
-
-
 AUTH_FAILURE = web.RequestKey("auth_failure", ApiError)
-
-
-async def small_body(request: web.Request, limit: int, too_large: str) -> bytes:
-    """The whole body of a request whose body may be at most ``limit`` bytes (JSON documents,
-    policy bundles); 413 with ``too_large`` past it, whether or not a Content-Length says so.
-    One read of the stream returns only what has arrived, so it reads until the end."""
-    if (request.content_length or 0) > limit:
-        raise ApiError(413, "too_large", too_large)
-    body = bytearray()
-    while len(body) <= limit:
-        chunk = await request.content.read(limit + 1 - len(body))
-        if not chunk:
-            return bytes(body)
-        body += chunk
-    raise ApiError(413, "too_large", too_large)
-
-
-M = TypeVar("M", bound=BaseModel)
-
-
-async def json_body(
-    request: web.Request,
-    model: type[M],
-    limit: int,
-    too_large: str,
-    expected: str,
-    *,
-    strict: bool = False,
-) -> M:
-    """A small JSON body (`small_body`) validated as `model`; 400 when it is not one, saying
-    where pydantic's first problem is, with the body the route expects (`expected`) as hint."""
-    raw = await small_body(request, limit, too_large)
-    try:
-        return model.model_validate_json(raw, strict=strict)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "body"
-        raise ApiError(
-            400, "bad_request", f"{where}: {first['msg']}", hint=f"expected {expected}"
-        ) from None
 
 
 def _unauthorized(
@@ -182,15 +124,6 @@ def _unauthorized(
         hint=hint
         or "exchange an API key at POST /v1/token and send `Authorization: Bearer <token>`",
         headers={"WWW-Authenticate": 'Bearer realm="maestro-coordinator"'},
-    )
-
-
-def _json(model: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(
-        status=status,
-        body=model.model_dump_json(by_alias=True, exclude_none=True).encode(),
-        content_type="application/json",
-        headers=headers,
     )
 
 
@@ -371,10 +304,10 @@ class Coordinator:
             try:
                 response = await handler(request)
             except ApiError as exc:
-                response = _json(exc.body, exc.status, exc.headers)
+                response = json_reply(exc.body, exc.status, exc.headers)
             except web.HTTPException as exc:
                 code = exc.reason.lower().replace(" ", "_") if exc.reason else "http_error"
-                response = _json(
+                response = json_reply(
                     ErrorBody(error=code, message=exc.reason or "error"),
                     exc.status,
                     {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)},
@@ -383,13 +316,13 @@ class Coordinator:
                 if is_client_abort(exc):
                     self.metrics.client_aborts.inc()
                     log.info("client went away during %s %s: %s", request.method, request.path, exc)
-                    response = _json(
+                    response = json_reply(
                         ErrorBody(error="client_aborted", message="the client closed the request"),
                         CLIENT_CLOSED,
                     )
                 elif _is_backend_outage(exc):
                     log.warning("state backend failure serving %s: %r", request.method, exc)
-                    response = _json(
+                    response = json_reply(
                         ErrorBody(
                             error="backend_unavailable",
                             message="the shared state backend does not answer",
@@ -400,7 +333,7 @@ class Coordinator:
                     )
                 else:
                     log.exception("unhandled error serving %s %s", request.method, request.path)
-                    response = _json(
+                    response = json_reply(
                         ErrorBody(
                             error="internal_error", message="internal error (see server log)"
                         ),
@@ -529,7 +462,7 @@ class Coordinator:
             raise _unauthorized("invalid or revoked API key")
         request[PRINCIPAL] = principal
         token, expires = self.auth.mint(principal)
-        return _json(
+        return json_reply(
             TokenResponse(
                 token=token,
                 expires_in=self.settings.token_ttl_s,
@@ -552,7 +485,7 @@ class Coordinator:
         principal = await self._admin(request)
         tenant = principal.tenant
         usage = await self.state.usage(tenant)
-        return _json(
+        return json_reply(
             TenantStatus(
                 tenant=tenant.name,
                 raw_ac=tenant.raw_ac,
@@ -575,9 +508,7 @@ class Coordinator:
             "create_key",
             {
                 "201": Response("The new key (store it now).", KeyCreated),
-                "400": err("Malformed body."),
-                **AUTH_ERRORS,
-                "413": err("Body too large."),
+                **JSON_BODY_ERRORS,
             },
             body=KeyCreateRequest,
         )
@@ -595,7 +526,7 @@ class Coordinator:
         key = new_key(principal.tenant.name, body.role, body.label)
         await self.state.add_key(key.record)
         log.info("key created over HTTP: %s (tenant %s)", key.record.key_id, key.record.tenant)
-        return _json(
+        return json_reply(
             KeyCreated(api_key=key.plaintext, key=_key_info(key.record)),
             status=201,
             headers={"Cache-Control": "no-store"},
@@ -621,7 +552,7 @@ class Coordinator:
             raise ApiError(404, "not_found", "no such key in this tenant")
         record = await self.state.revoke_key(key_id)
         log.info("key revoked over HTTP: %s (tenant %s)", key_id, record.tenant)
-        return _json(_key_info(record))
+        return json_reply(_key_info(record))
 
     @operation(
         get=Operation(
@@ -641,7 +572,7 @@ class Coordinator:
         except Exception as exc:
             log.warning("health check failed: %r", exc)
             raise ApiError(503, "unhealthy", "a backend does not answer") from None
-        return _json(Health(version=maestro.__version__))
+        return json_reply(Health(version=maestro.__version__))
 
     @operation(
         get=public_document(

@@ -39,6 +39,7 @@ from maestro.flags import (
     builtin_registry,
 )
 
+from .bodies import ApiError, json_body, json_reply
 from .openapi import AUTH_ERRORS, Operation, Response, err, operation
 from .state import LmdbState, RedisState
 
@@ -262,11 +263,7 @@ class TenantFlagRoutes:
         if tag in [t.strip() for t in request.headers.get("If-None-Match", "").split(",")]:
             return web.Response(status=304, headers=headers)
         body = TenantFlagsBody(tenant=principal.tenant.name, overrides=doc.overrides)
-        return web.Response(
-            body=body.model_dump_json(exclude_none=True).encode(),
-            content_type="application/json",
-            headers=headers,
-        )
+        return json_reply(body, headers=headers)
 
     @operation(
         put=Operation(
@@ -284,8 +281,6 @@ class TenantFlagRoutes:
         )
     )
     async def set_flag(self, request: web.Request) -> web.Response:
-        from .app import ApiError, json_body
-
         principal = await self.c.tenant_principal(request, admin=True)
         body = await json_body(
             request,
@@ -352,11 +347,7 @@ class TenantFlagRoutes:
             who,
             body.reason,
         )
-        out = FlagChanged(flag=name, override=new, audit=entry)
-        return web.Response(
-            body=out.model_dump_json(exclude_none=True).encode(),
-            content_type="application/json",
-        )
+        return json_reply(FlagChanged(flag=name, override=new, audit=entry))
 
     @operation(
         get=Operation(
@@ -368,11 +359,7 @@ class TenantFlagRoutes:
     async def audit(self, request: web.Request) -> web.Response:
         principal = await self.c.tenant_principal(request, admin=True)
         doc = await self.storage.read(principal.tenant)
-        out = TenantAudit(tenant=principal.tenant.name, entries=doc.audit)
-        return web.Response(
-            body=out.model_dump_json(exclude_none=True).encode(),
-            content_type="application/json",
-        )
+        return json_reply(TenantAudit(tenant=principal.tenant.name, entries=doc.audit))
 
 
 def add_routes(app: web.Application, coordinator: Coordinator, **kwargs: Any) -> TenantFlagRoutes:

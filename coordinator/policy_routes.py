@@ -53,7 +53,7 @@ from maestro.redaction import Redactor
 from maestro.tasks import cancel_and_wait
 
 from .admission import Explanation, Refusal
-from .app import ApiError, _json, json_body, small_body
+from .bodies import JSON_BODY_ERRORS, ApiError, json_body, json_reply, small_body
 from .openapi import AUTH_ERRORS, BINARY, Operation, Response, err, operation
 from .policy_shared import FOLLOW_S, SharedBundles
 
@@ -435,7 +435,7 @@ class PolicyRoutes:
             published = await self.shared.published(tenant)
         else:
             published = (self._folder(tenant) / "bundle.tar.gz").is_file()
-        return _json(await self.coordinator.run(self.bundles.status, tenant, published))
+        return json_reply(await self.coordinator.run(self.bundles.status, tenant, published))
 
     @operation(
         post=Operation(
@@ -443,9 +443,7 @@ class PolicyRoutes:
             "post_policy_decisions",
             {
                 "200": Response("Stored.", DecisionsStored),
-                "400": err("Malformed body."),
-                **AUTH_ERRORS,
-                "413": err("Body too large."),
+                **JSON_BODY_ERRORS,
             },
             body=DecisionBatch,
         )
@@ -467,7 +465,7 @@ class PolicyRoutes:
                 log.add(self._redacted(record))
             return len(batch.decisions)
 
-        return _json(DecisionsStored(stored=await self.coordinator.run(store)))
+        return json_reply(DecisionsStored(stored=await self.coordinator.run(store)))
 
     def _redacted(self, record: DecisionRecord) -> DecisionRecord:
         # daemons redact before sending; the coordinator does not rely on it
@@ -517,7 +515,7 @@ class PolicyRoutes:
             record = await self.coordinator.run(log.get, decision_id)
             if record is None:
                 raise ApiError(404, "not_found", "no decision with this id for this tenant")
-            return _json(
+            return json_reply(
                 PolicyExplain(
                     tenant=principal.tenant.name,
                     execution_id=record.execution_id,
@@ -530,7 +528,7 @@ class PolicyRoutes:
                 400, "bad_request", "executionId or decisionId (1 to 128 characters) is required"
             )
         found = await self.coordinator.run(lambda: log.query(execution_id=execution, limit=1000))
-        return _json(
+        return json_reply(
             PolicyExplain(
                 tenant=principal.tenant.name,
                 execution_id=execution,

@@ -35,6 +35,7 @@ from maestro.model.team import (
     verify_artifact,
 )
 
+from .bodies import ApiError, json_body
 from .openapi import AUTH_ERRORS, Operation, Response, err, operation
 from .records import AcRecord
 
@@ -86,8 +87,6 @@ class TeamModelRoutes:
         ),
     )
     async def model(self, request: web.Request) -> web.Response:
-        from .app import ApiError, json_body
-
         if request.method not in ("GET", "PUT"):
             raise ApiError(405, "method_not_allowed", "GET or PUT", headers={"Allow": "GET, PUT"})
         if request.method == "GET":

@@ -28,6 +28,7 @@ from pydantic import BaseModel
 
 from maestro.redaction import Redactor
 
+from .bodies import ApiError, json_reply, small_body
 from .openapi import AUTH_ERRORS, Operation, Response, err, operation
 
 if TYPE_CHECKING:
@@ -116,8 +117,6 @@ class TelemetryRoutes:
         ),
     )
     async def telemetry(self, request: web.Request) -> web.Response:
-        from .app import ApiError, small_body
-
         if request.method not in ("GET", "POST"):
             raise ApiError(405, "method_not_allowed", "GET or POST", headers={"Allow": "GET, POST"})
         if request.method == "GET":
@@ -143,8 +142,9 @@ class TelemetryRoutes:
                 principal.tenant.name,
                 redacted,
             )
-        out = TelemetryAccepted(tenant=principal.tenant.name, rows=written, redacted=redacted)
-        return web.Response(body=out.model_dump_json().encode(), content_type="application/json")
+        return json_reply(
+            TelemetryAccepted(tenant=principal.tenant.name, rows=written, redacted=redacted)
+        )
 
 
 def _rows_counter(coordinator: Coordinator) -> Any:
