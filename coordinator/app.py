@@ -506,10 +506,7 @@ class Coordinator:
         post=Operation(
             "Create an API key of this tenant (admin role); shown once",
             "create_key",
-            {
-                "201": Response("The new key (store it now).", KeyCreated),
-                **JSON_BODY_ERRORS,
-            },
+            {"201": Response("The new key (store it now).", KeyCreated), **JSON_BODY_ERRORS},
             body=KeyCreateRequest,
         )
     )

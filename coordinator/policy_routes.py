@@ -441,10 +441,7 @@ class PolicyRoutes:
         post=Operation(
             "Send policy decisions (redacted) of this tenant's daemons (read-write role)",
             "post_policy_decisions",
-            {
-                "200": Response("Stored.", DecisionsStored),
-                **JSON_BODY_ERRORS,
-            },
+            {"200": Response("Stored.", DecisionsStored), **JSON_BODY_ERRORS},
             body=DecisionBatch,
         )
     )
