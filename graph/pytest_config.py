@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import configparser
 import fnmatch
+import posixpath
 import re
 import shlex
 import tomllib
@@ -60,7 +61,8 @@ class PytestConfig:
         norecurse_path = _any_of(tuple("*/" + p for p in self.norecursedirs if "/" in p))
         names = _any_of(tuple(p for p in self.python_files if "/" not in p))
         paths = _any_of(tuple(p for p in self.python_files if "/" in p))
-        testpaths = [tp.rstrip("/") for tp in self.testpaths]
+        # a testpath of the rootdir itself leaves every folder in
+        testpaths = [] if "." in self.testpaths else [tp.rstrip("/") for tp in self.testpaths]
         tp_globs = _any_of(tuple(self.testpaths))
         # as fnmatch_ex: a glob without a separator matches the name, else the path's end
         text_names = _any_of(tuple(p for p in self.doctest_globs if "/" not in p))
@@ -131,6 +133,12 @@ def _as_list(value: object) -> list[str]:
     if isinstance(value, list):
         return [str(v) for v in value]
     return []
+
+
+def _rootdir_relative(path: str) -> str:
+    """An ini path option's folder as the graph spells paths (posix, relative to the rootdir,
+    "." for the rootdir itself): pytest resolves "./tests" and "tests/" to the same folder."""
+    return posixpath.normpath(path).strip("/") or "."
 
 
 def _doctest_disabled(addopts: list[str]) -> bool:
@@ -206,13 +214,13 @@ def load_pytest_config(root: Path) -> PytestConfig:
             return cfg
         cfg = PytestConfig(inifile=name)
         if "testpaths" in options:
-            cfg.testpaths = [p.strip("/") for p in _as_list(options["testpaths"])]
+            cfg.testpaths = [_rootdir_relative(p) for p in _as_list(options["testpaths"])]
         if "python_files" in options:
             cfg.python_files = tuple(_as_list(options["python_files"]))
         if "norecursedirs" in options:
             cfg.norecursedirs = tuple(_as_list(options["norecursedirs"]))
         if "pythonpath" in options:
-            cfg.pythonpath = [p.strip("/") or "." for p in _as_list(options["pythonpath"])]
+            cfg.pythonpath = [_rootdir_relative(p) for p in _as_list(options["pythonpath"])]
         if isinstance(options.get("doctest_encoding"), str):
             cfg.doctest_encoding = str(options["doctest_encoding"]).strip()
         if "addopts" in options:

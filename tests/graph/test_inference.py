@@ -167,6 +167,38 @@ def test_pytest_discovery_rules(make_ws: Make, build: Build) -> None:
     assert build(root).tests == {"tests/check_one.py", "tests/test_two.py"}
 
 
+@pytest.mark.parametrize("spelled", ["./tests", "tests/", "./tests/../tests"])
+def test_testpaths_and_pythonpath_spelled_with_a_dot_are_the_same_folders(
+    make_ws: Make, build: Build, spelled: str
+) -> None:
+    # docopt-ng: testpaths = ["./tests"]; pytest resolves it against the rootdir, Maestro
+    # compared it as text and found no test at all ("0 test files", exit 5)
+    root = make_ws(
+        {
+            "pyproject.toml": (
+                f'[tool.pytest.ini_options]\ntestpaths = ["{spelled}"]\npythonpath = ["./lib"]\n'
+            ),
+            "lib/helper.py": "def h():\n    return 1\n",
+            "tests/test_one.py": "from helper import h\n",
+            "scripts/test_outside.py": "",
+        }
+    )
+    graph = build(root)
+    assert graph.tests == {"tests/test_one.py"}
+    assert impacted_tests(graph, "lib/helper.py") == {"tests/test_one.py"}
+
+
+def test_a_testpath_of_the_root_itself_keeps_every_test(make_ws: Make, build: Build) -> None:
+    root = make_ws(
+        {
+            "pytest.ini": "[pytest]\ntestpaths = .\n",
+            "tests/test_one.py": "",
+            "test_top.py": "",
+        }
+    )
+    assert build(root).tests == {"tests/test_one.py", "test_top.py"}
+
+
 def test_a_norecursedirs_pattern_with_a_slash_matches_the_directory_path(
     make_ws: Make, build: Build
 ) -> None:
