@@ -31,22 +31,29 @@ async function launch(nodeModules, chromiumPath) {
   });
 }
 
-async function palette(page, text) {
-  // a workbench still restoring (a window reload on a loaded machine) can close the palette
-  // between its opening and the typing: open it again rather than wait on a hidden input
-  const input = page.locator(".quick-input-widget input");
+/** Open a quick-input widget and fill it (`ask`), as a person would: if it does not work, press
+ * Escape and ask again, at most 4 times in all (the last failure is thrown). */
+async function askAgain(page, ask) {
   for (let attempt = 1; ; attempt++) {
-    await page.keyboard.press("F1");
     try {
-      await input.waitFor({ state: "visible", timeout: 10000 });
-      await input.fill(`>${text}`, { timeout: 10000 });
-      break;
+      return await ask();
     } catch (err) {
       if (attempt >= 4) throw err;
       await page.keyboard.press("Escape");
       await page.waitForTimeout(1000);
     }
   }
+}
+
+async function palette(page, text) {
+  // a workbench still restoring (a window reload on a loaded machine) can close the palette
+  // between its opening and the typing: open it again rather than wait on a hidden input
+  const input = page.locator(".quick-input-widget input");
+  await askAgain(page, async () => {
+    await page.keyboard.press("F1");
+    await input.waitFor({ state: "visible", timeout: 10000 });
+    await input.fill(`>${text}`, { timeout: 10000 });
+  });
   await page.waitForTimeout(400);
   await page.keyboard.press("Enter");
   await page.waitForTimeout(300);
@@ -56,20 +63,13 @@ async function openFile(page, rel) {
   // Quick Open lists files from a workspace search that a loaded host can take long to start,
   // and a window still restoring may close the widget: ask again, as a person would.
   const row = page.locator(".quick-input-list .monaco-list-row", { hasText: path.basename(rel) }).first();
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await page.keyboard.press("Control+P");
-      const input = page.locator(".quick-input-widget input");
-      await input.waitFor({ state: "visible", timeout: 10000 });
-      await input.fill(rel);
-      await row.waitFor({ timeout: 15000 });
-      break;
-    } catch (err) {
-      if (attempt >= 4) throw err;
-      await page.keyboard.press("Escape");
-      await page.waitForTimeout(1000);
-    }
-  }
+  await askAgain(page, async () => {
+    await page.keyboard.press("Control+P");
+    const input = page.locator(".quick-input-widget input");
+    await input.waitFor({ state: "visible", timeout: 10000 });
+    await input.fill(rel);
+    await row.waitFor({ timeout: 15000 });
+  });
   await page.waitForTimeout(300);
   await row.click();
   await page.locator(`.tab[aria-label*="${path.basename(rel)}"]`).first().waitFor({ timeout: 15000 });
