@@ -482,7 +482,7 @@ class Coordinator:
         )
     )
     async def tenant_status(self, request: web.Request) -> web.Response:
-        principal = await self._admin(request)
+        principal = await self.tenant_principal(request, admin=True)
         tenant = principal.tenant
         usage = await self.state.usage(tenant)
         return json_reply(
@@ -496,12 +496,6 @@ class Coordinator:
             )
         )
 
-    async def _admin(self, request: web.Request) -> Principal:
-        principal = await self.authenticate(request)
-        if principal.tenant.name != request.match_info["tenant"] or not principal.role.is_admin:
-            raise self._forbidden("the admin role of this tenant is required")
-        return principal
-
     @operation(
         post=Operation(
             "Create an API key of this tenant (admin role); shown once",
@@ -512,7 +506,7 @@ class Coordinator:
     )
     async def create_key(self, request: web.Request) -> web.Response:
         """An admin creates a key of its own tenant; the plaintext is in this response only."""
-        principal = await self._admin(request)
+        principal = await self.tenant_principal(request, admin=True)
         body = await json_body(
             request,
             KeyCreateRequest,
@@ -542,7 +536,7 @@ class Coordinator:
     )
     async def revoke_key(self, request: web.Request) -> web.Response:
         """An admin revokes a key of its own tenant, effective at once on every replica."""
-        principal = await self._admin(request)
+        principal = await self.tenant_principal(request, admin=True)
         key_id = request.match_info["key_id"]
         record = await self.state.get_key(key_id)
         if record is None or record.tenant != principal.tenant.name:

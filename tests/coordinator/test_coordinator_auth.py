@@ -87,6 +87,23 @@ async def test_roles(env: Env) -> None:
     assert (await env.client.get("/v1/tenants/beta", headers=admin)).status == 403
 
 
+async def test_an_admin_on_another_tenants_routes_is_told_the_tenant_is_not_its_own(
+    env: Env,
+) -> None:
+    """The tenant's admin routes (status, keys) refuse another tenant's admin as every tenant
+    route does: the credential is not for that tenant (it is an admin, of its own tenant)."""
+    admin = await env.auth("alpha", Role.ADMIN)
+    for method, path in (
+        ("GET", "/v1/tenants/beta"),
+        ("POST", "/v1/tenants/beta/keys"),
+        ("DELETE", "/v1/tenants/beta/keys/k1"),
+    ):
+        resp = await env.client.request(method, path, headers=admin, json={"role": "read"})
+        assert resp.status == 403, path
+        body = await resp.json()
+        assert body["message"] == "this credential does not grant access to that tenant", path
+
+
 async def test_credential_forms(env: Env) -> None:
     url = f"/alpha/cas/{sha(b'x')}"
     token = await env.token("alpha")
