@@ -9,7 +9,7 @@ store, which the engine must not close.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     from maestro.graph.build import BuildGraph
     from maestro.graph.fingerprints import FingerprintStore
 
+
+AskEnv = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
+"""Given the names of variables a run's environment left out, their values where known."""
 
 ALL_CACHED = "last-run-all-cached"
 """In the workspace state dir while the last in-process run was served whole from the cache:
@@ -153,6 +156,7 @@ class Engine:
         nice: int = 0,
         warm: WarmPytest | None = None,
         agree: bool = False,
+        ask_env: AskEnv | None = None,
     ) -> Summary:
         """Run the plan's non-cached files in one pytest process, store their results, summarise.
 
@@ -161,7 +165,9 @@ class Engine:
         ``run_order`` orders the files on pytest's command line and, by its tests' scores, the
         tests inside each file (fail-first; the summary keeps the plan's order); ``nice`` lowers the
         child's priority; ``warm`` is a process started for this run (``Engine.warm``);
-        ``agree``: store only results whose outcomes are the cached ones (`store_results`)."""
+        ``agree``: store only results whose outcomes are the cached ones (`store_results`);
+        ``ask_env``: how the values of variables ``environ`` left out (the daemon's client has
+        them) are asked for when a test file turns out to read one."""
         import asyncio  # not at the top: `Engine.warm` starts pytest before asyncio is imported
 
         from maestro.engine.bytecode import drop_ambiguous_bytecode
@@ -269,24 +275,29 @@ class Engine:
                 only: Sequence[str] = (),
                 untraced: bool = False,
                 plan: Plan = planned,
+                env: Mapping[str, str] | None = environ,
             ) -> list[FileOutcome]:
                 """Another pytest process of this run, for `files` (collected with `names`,
                 `deselect`ed, each file stopped after the last of `until` in it, of the files
                 `only` names tests of those tests): its results stored as the first run's are
                 (or as `plan` says: more variables passed), its time counted in the run's, and
-                its report the run's when it was interrupted or broke."""
+                its report the run's when it was interrupted or broke; ``env``: the environment
+                its variables come from (the first run's, or more)."""
                 nonlocal report, confirming_s
                 again = await run_pytest(
                     self.graph.root, self.interpreter,
                     ["--continue-on-collection-errors", *plan.pytest_args, *names],
-                    on_event=on_event, env_allowlist=plan.env_allowlist, environ=environ,
+                    on_event=on_event, env_allowlist=plan.env_allowlist, environ=env,
                     nice=nice, deselect=deselect, until=until, only=only,
                     extra_env=UNTRACED if untraced else trace_env(
-                        self.interpreter, plan, files, environ
+                        self.interpreter, plan, files, env
                     ),
                 )  # fmt: skip
+                secrets = redactor if env is environ else Redactor.from_environ(
+                    {**os.environ, **(env or {})}
+                )  # fmt: skip
                 stored = store_results(
-                    self.graph, self.cache, plan, files, again, started, redactor,
+                    self.graph, self.cache, plan, files, again, started, secrets,
                     keep=self.store_gate, agree=agree,
                 )  # fmt: skip
                 confirming_s += again.wall_s
@@ -301,12 +312,17 @@ class Engine:
             # A file that read a variable the user's environment sets and pytest did not get
             # may have another outcome under plain pytest: its result is not stored, the name
             # is learned (`learn_env`: passed and keyed from now on) and, when this process
-            # has its value (not a daemon, which gets only the allowlisted values), the file
-            # runs again now with it: that run's outcomes are pytest's and replace the first's.
+            # has its value (a daemon gets only the allowlisted values: it asks its client),
+            # the file runs again now with it: that run's outcomes are pytest's and replace
+            # the first's.
             reads = withheld_reads(report, [o.target for o in fresh], planned.withheld)
             if reads:
                 read = sorted({n for names in reads.values() for n in names})
-                source = os.environ if environ is None else environ
+                source: Mapping[str, str] = os.environ if environ is None else environ
+                missing = [n for n in read if n not in source]
+                if missing and ask_env is not None:
+                    given = await ask_env(missing)
+                    source = {**source, **{n: given[n] for n in missing if n in given}}
                 now = all(n in source for n in read)
                 if now:
                     allowlist = (*planned.env_allowlist, *read)
@@ -314,14 +330,16 @@ class Engine:
                         planned,
                         env_allowlist=allowlist,
                         context=key_context(
-                            self.interpreter, planned.pytest_args, allowlist, environ
+                            self.interpreter, planned.pytest_args, allowlist, source
                         ),
                         withheld=planned.withheld - set(read),
                     )
                     files = [o.planned for o in fresh if o.target in reads]
                     names, others, only = with_companions(files, collect_only(files), planned.order)
                     hidden = [n for f in files for n in f.deselect] + others
-                    redone = await run_again(files, names, hidden, only=only, plan=passing)
+                    redone = await run_again(
+                        files, names, hidden, only=only, plan=passing, env=source
+                    )
                     fresh = [o for o in fresh if o.target not in reads] + redone
                 environment += withheld_notes(reads, ran_again=now)
             # A test run without the tests before it in its file may need what they did (pytest

@@ -625,6 +625,11 @@ class RunTestsParams(WireModel):
         description="the client's allowlisted environment (keys and pytest use it instead of "
         "the daemon's, so results match an in-process run); None: the daemon's environment",
     )
+    answers_env: bool = Field(
+        default=False,
+        description="the client answers ``run.env_wanted`` with ``provide_env``: a test file "
+        "that read a variable ``env`` left out then runs again at once with its value",
+    )
     predictive: bool = Field(
         default=False,
         description="predictive mode: of the files that would run, run only those whose "
@@ -648,6 +653,21 @@ class RunQueued(WireModel):
     """Event ``run.queued``: another run of this workspace is active; ``ahead`` runs go first."""
 
     ahead: int
+
+
+class EnvWanted(WireModel):
+    """Event ``run.env_wanted`` (to a client that ``answers_env``): test files read these
+    variables, which its environment sets and ``env`` left out; the client answers with
+    ``provide_env`` (the values it has), and the files run again with them."""
+
+    names: list[str] = Field(max_length=1000)
+
+
+class ProvideEnvParams(WireModel):
+    """The values of the variables a ``run.env_wanted`` named (those the client has)."""
+
+    run: int = Field(description="the id of the ``run_tests`` request on this connection")
+    env: dict[str, str] = Field(max_length=1000)
 
 
 class RunPlanned(WireModel):
@@ -849,6 +869,12 @@ RUN_TESTS = register_method(
     streams=True,
     doc="Cached, impact-selected test run; one per workspace at a time, the rest queue.",
 )
+PROVIDE_ENV = register_method(
+    "provide_env",
+    ProvideEnvParams,
+    Empty,
+    doc="The answer to a run's ``run.env_wanted``: the values of the variables it named.",
+)
 CACHE_STATS = register_method("cache_stats", Empty, CacheStats, doc="Cache counters.")
 
 
@@ -867,4 +893,5 @@ GRAPH_CHANGED = register_event("graph_changed", GraphChanged)
 REMOTE_BACKOFF = register_event("remote.backoff", RemoteBackoff)
 RUN_QUEUED = register_event("run.queued", RunQueued)
 RUN_PLAN = register_event("run.plan", RunPlanned)
+RUN_ENV_WANTED = register_event("run.env_wanted", EnvWanted)
 RUN_PROGRESS = register_event("run.progress", RunProgress)

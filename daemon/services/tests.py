@@ -36,7 +36,7 @@ import contextlib
 import functools
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -48,13 +48,17 @@ from maestro.graph.env_refs import referenced as referenced_env
 from maestro.wire import (
     CACHE_STATS,
     CACHED_RESULTS,
+    PROVIDE_ENV,
+    RUN_ENV_WANTED,
     RUN_PLAN,
     RUN_PROGRESS,
     RUN_QUEUED,
     RUN_TESTS,
     STALE,
     Empty,
+    EnvWanted,
     PredictiveInfo,
+    ProvideEnvParams,
     RetraceStatus,
     RunPlanned,
     RunProgress,
@@ -85,6 +89,7 @@ log = logging.getLogger(__name__)
 
 RETRACE_DELAY_S = 2.0  # idle time after a run before its untraced files are re-recorded
 RETRACE_RETRY_S = 300.0  # most time between two asks while the policy holds the re-recording
+ENV_ANSWER_S = 10.0  # how long a run waits for its client's `provide_env`
 
 _DROPPED_FIELDS = {"stdout", "stderr", "longrepr"}
 
@@ -128,6 +133,8 @@ class TestService:
         self._retracing = False
         self._retrace_runs = 0
         self._retrace_stored = 0
+        # (connection, run_tests request) -> the `provide_env` answer that run waits for
+        self._env_asks: dict[tuple[int, int], asyncio.Future[dict[str, str]]] = {}
 
     @property
     def fingerprints(self) -> FingerprintStore:
@@ -322,6 +329,41 @@ class TestService:
             self.active -= 1
             self.run_lock.release()
 
+    def _asker(self, ctx: RequestContext) -> Callable[[Sequence[str]], Awaitable[dict[str, str]]]:
+        """How a run asks its client for the values of variables its `env` left out: an
+        event, then the client's `provide_env` (only the names asked are taken; nothing after
+        `ENV_ANSWER_S`: the run goes on without them, as it would for a client that does not
+        answer)."""
+        key = (ctx.connection.id, ctx.request_id)
+
+        async def ask(names: Sequence[str]) -> dict[str, str]:
+            answer: asyncio.Future[dict[str, str]] = asyncio.get_running_loop().create_future()
+            self._env_asks[key] = answer
+            try:
+                if not await ctx.emit(RUN_ENV_WANTED, EnvWanted(names=sorted(names))):
+                    return {}
+                given = await asyncio.wait_for(answer, ENV_ANSWER_S)
+            except TimeoutError:
+                log.info("run %d: the client did not give the variables %s", self.runs, names)
+                return {}
+            finally:
+                self._env_asks.pop(key, None)
+            return {n: given[n] for n in names if n in given}
+
+        return ask
+
+    async def provide_env(self, params: ProvideEnvParams, ctx: RequestContext) -> Empty:
+        from maestro.errors import InvalidParamsError
+
+        answer = self._env_asks.get((ctx.connection.id, params.run))
+        if answer is None or answer.done():
+            raise InvalidParamsError(
+                f"run {params.run} of this connection is not waiting for variables",
+                hint="send provide_env once, after the run's run.env_wanted event",
+            )
+        answer.set_result(dict(params.env))
+        return Empty()
+
     async def open_run(
         self, *, wait_remote: bool, environ: Mapping[str, str] | None = None
     ) -> Engine:
@@ -415,8 +457,9 @@ class TestService:
         warm = await self._take_standby(engine.interpreter) if planned.to_run else None
         try:
             summary = await engine.execute(
-                planned, on_event=on_event, environ=environ, run_order=order, warm=warm
-            )
+                planned, on_event=on_event, environ=environ, run_order=order, warm=warm,
+                ask_env=self._asker(ctx) if params.answers_env else None,
+            )  # fmt: skip
         finally:
             if warm is not None and warm.pid is not None:  # the run did not need it
                 self._standby = warm
@@ -637,6 +680,7 @@ def install(
     app.provide(TestService, service, start=service.start, stop=service.stop)
     app.register(STALE, service.stale)
     app.register(RUN_TESTS, service.run_tests)
+    app.register(PROVIDE_ENV, service.provide_env)
     app.register(CACHE_STATS, service.cache_stats)
     app.register(CACHED_RESULTS, functools.partial(cached_results, service))
     return service

@@ -34,13 +34,16 @@ from maestro.wire import (
     CONNECTION_ERROR_ID,
     METHODS,
     PROTOCOL_VERSION,
+    PROVIDE_ENV,
     RESTART_HINT,
+    RUN_ENV_WANTED,
     SUBSCRIBE,
     Cancel,
     Event,
     HelloReply,
     MethodSpec,
     P,
+    ProvideEnvParams,
     R,
     Request,
     Response,
@@ -269,16 +272,18 @@ class DaemonClient:
         params: P | Mapping[str, Any] | None = None,
         *,
         timeout: Timeout = DEFAULT,
+        environ: Mapping[str, str] | None = None,
     ) -> Stream[R]:
         """A request whose events are iterated with ``async for``; then ``.result`` is set.
 
         Leaving ``async with`` (or breaking out of the loop inside it) cancels the request.
-        ``timeout`` bounds the whole request.
+        ``timeout`` bounds the whole request. ``environ``: where the values a run's
+        ``run.env_wanted`` names are taken from (its params say ``answers_env``).
         """
         spec = _resolve(method)
         wire_params = _params(spec, params)
         budget = self.default_timeout if isinstance(timeout, _Default) else timeout
-        return Stream(self, spec, wire_params, budget)
+        return Stream(self, spec, wire_params, budget, environ)
 
     async def cancel(self, request_id: int) -> None:
         """Ask the daemon to cancel a request; its call then raises RequestCancelledError."""
@@ -420,11 +425,13 @@ class Stream(Generic[R]):
         spec: MethodSpec[Any, R],
         params: dict[str, Any],
         timeout: float | None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         self._client = client
         self._spec = spec
         self._params = params
         self._timeout = timeout
+        self._environ = environ
         self._deadline: float | None = None
         self.request_id = 0
         self._queue: asyncio.Queue[_Item] | None = None
@@ -485,12 +492,21 @@ class Stream(Generic[R]):
             self._finish()
             raise
         if isinstance(item, Event):
+            if item.event == RUN_ENV_WANTED and self._environ is not None:
+                await self._give_env(item.payload.get("names"))
             return item
         self._finish()
         if isinstance(item, MaestroError):
             raise item
         self._result = _result(self._spec, item)
         raise StopAsyncIteration
+
+    async def _give_env(self, names: object) -> None:
+        """Answer ``run.env_wanted``: the values of the names asked that ``environ`` has."""
+        assert self._environ is not None
+        wanted = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+        given = {n: self._environ[n] for n in wanted if n in self._environ}
+        await self._client.call(PROVIDE_ENV, ProvideEnvParams(run=self.request_id, env=given))
 
     async def __aenter__(self) -> Stream[R]:
         await self.start()
@@ -567,11 +583,12 @@ class SyncDaemonClient:
         on_event: Callable[[Event], None],
         *,
         timeout: Timeout = DEFAULT,
+        environ: Mapping[str, str] | None = None,
     ) -> R:
         """Run a streaming request, calling ``on_event`` for each event; returns the result."""
 
         async def run() -> R:
-            stream = self._client.stream(method, params, timeout=timeout)
+            stream = self._client.stream(method, params, timeout=timeout, environ=environ)
             async with stream:
                 async for event in stream:
                     on_event(event)

@@ -367,6 +367,7 @@ def fast_test(argv: Sequence[str]) -> int | None:
         "no_cache": args.no_cache,
         "pytest_args": list(args.pytest_args),
         "env": env,
+        "answers_env": True,
     }
     with conn:
         return _run(conn, workspace, params, scope)
@@ -444,9 +445,13 @@ def _receive(conn: Connection, display: Display) -> dict[str, Any] | _Failed:
         kind, rid = frame.get("type"), frame.get("id")
         if kind == "event" and rid == REQUEST_ID:
             payload = frame.get("payload")
-            display.daemon_event(
-                str(frame.get("event")), payload if isinstance(payload, dict) else {}
-            )
+            payload = payload if isinstance(payload, dict) else {}
+            if frame.get("event") == "run.env_wanted":
+                try:
+                    _give_env(conn, payload.get("names"))
+                except OSError as exc:
+                    return _Failed(lost=f"connection to the daemon lost: {exc}")
+            display.daemon_event(str(frame.get("event")), payload)
         elif kind == "response" and rid in (REQUEST_ID, 0):
             error, result = frame.get("error"), frame.get("result")
             if isinstance(error, dict):
@@ -454,6 +459,15 @@ def _receive(conn: Connection, display: Display) -> dict[str, Any] | _Failed:
             if isinstance(result, dict) and rid == REQUEST_ID:
                 return result
             return _Failed(lost="the daemon sent an invalid response")
+
+
+def _give_env(conn: Connection, names: object) -> None:
+    """Answer the run's ``run.env_wanted``: its test files read these variables, which this
+    environment sets and the request left out; the daemon runs them again with the values."""
+    wanted = [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
+    given = {n: os.environ[n] for n in wanted if n in os.environ}
+    params = {"run": REQUEST_ID, "env": given}
+    conn.send({"type": "request", "id": REQUEST_ID + 1, "method": "provide_env", "params": params})
 
 
 def _after_failure(

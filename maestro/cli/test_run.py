@@ -99,10 +99,11 @@ def run_test(
                 from maestro.wire import RUN_TESTS, RunTestsParams
 
                 sent = validated or RunTestsParams.model_construct(**fields)
-                sent = sent.model_copy(update={"env": client_env(workspace)})
+                sent = sent.model_copy(update={"env": client_env(workspace), "answers_env": True})
                 result = via_daemon.stream(
-                    workspace, RUN_TESTS, sent, lambda e: _daemon_event(display, e)
-                )
+                    workspace, RUN_TESTS, sent, lambda e: _daemon_event(display, e),
+                    environ=os.environ,
+                )  # fmt: skip
                 if result is None:
                     display.reset()  # the daemon gave up mid-run: start over in process
             if result is None:

@@ -16,7 +16,7 @@ If the daemon cannot be reached or dies mid-call the command falls back to the i
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -83,13 +83,15 @@ def stream(
     *,
     no_daemon: bool = False,
     start: bool = True,
+    environ: Mapping[str, str] | None = None,
 ) -> R | None:
     """A streaming method (``run_tests``): ``on_event`` gets each event as it arrives; the
     result, or None when the caller should compute it in process. No timeout: a run takes as
-    long as the tests do, and Ctrl-C cancels it (the daemon stops the pytest process group)."""
+    long as the tests do, and Ctrl-C cancels it (the daemon stops the pytest process group).
+    ``environ``: what a run that asks for variables by name (``run.env_wanted``) is given."""
     return _via(
         root,
-        lambda client: client.stream(method, params, on_event, timeout=None),
+        lambda client: client.stream(method, params, on_event, timeout=None, environ=environ),
         no_daemon,
         start,
     )

@@ -128,6 +128,31 @@ def test_through_a_daemon_the_first_result_is_not_stored(ws: Workspace, outside:
     assert second.failed == 1 and not second.environment  # as pytest says
 
 
+def test_a_daemon_asks_its_client_and_the_first_run_is_pytests(
+    ws: Workspace, outside: Path
+) -> None:
+    # a real daemon started without the variable, real clients (the CLI's fast path, then the
+    # full CLI's typed client with --junit-xml): the daemon asks the client for the value
+    workspace(ws, outside)
+    (outside / "envlib2.py").write_text(LIBRARY.replace("DEMO_CA_BUNDLE", "DEMO_SECOND"))
+    ws.write("tests/test_env2.py", TEST.replace("envlib", "envlib2"))
+    env = environment(
+        DEMO_CA_BUNDLE="/etc/demo.pem", DEMO_SECOND="/etc/second.pem", MAESTRO_DAEMON="start"
+    )
+    assert "1 failed" in pytest_says(ws, env)
+    code, out = maestro(ws, environment(), "daemon", "start")
+    assert code == 0, out
+    try:
+        for args in (["tests/test_env.py"], ["tests/test_env2.py", "--junit-xml", "j.xml"]):
+            code, out = maestro(ws, env, "test", *args)
+            assert code == 1 and "1 failed" in out, out
+            assert "it ran again with it passed, and that run counts" in out, out
+        code, out = maestro(ws, env, "test", "tests/test_env2.py")  # keyed with the value
+        assert code == 1 and "1 failed" in out and "environment" not in out, out
+    finally:
+        maestro(ws, environment(), "daemon", "stop")
+
+
 def test_a_variable_read_unset_keys_the_result_once_set(ws: Workspace, outside: Path) -> None:
     # stored while the user's shell did not set it; set later, plain pytest sees it: the
     # stored pass must not be served for it
