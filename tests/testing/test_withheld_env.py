@@ -101,9 +101,9 @@ def test_a_variable_installed_code_reads_gives_pytests_answer(ws: Workspace, out
 
 
 def test_through_a_daemon_the_first_result_is_not_stored(ws: Workspace, outside: Path) -> None:
-    # the daemon gets the client's allowlisted values and only the names of the rest: it cannot
-    # run the file again with the value, so the result is shown, not stored, and the next
-    # request (whose client reads the learned names) sends the value
+    # the daemon gets the client's allowlisted values and only the names of the rest: when its
+    # client does not give the value (no `ask_env`), the result is shown, not stored, and the
+    # next request (whose client reads the learned names) sends the value
     workspace(ws, outside)
     user = environment(DEMO_CA_BUNDLE="/etc/demo.pem")
     allowlist = allowlist_with([*read_env_names(workspace_state_dir(ws.root))])
