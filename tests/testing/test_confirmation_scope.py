@@ -94,7 +94,7 @@ EDITS = {
 }
 
 
-@pytest.mark.parametrize("where", ["settings", "cached"])
+@pytest.mark.parametrize("where", ["cached", pytest.param("settings", marks=pytest.mark.extended)])
 def test_a_failure_needing_state_an_earlier_test_left_in_a_package_is_confirmed(
     ws: Workspace, where: str
 ) -> None:
