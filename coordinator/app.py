@@ -58,6 +58,7 @@ from .eviction import LruTracker, RedisLru, evict_for
 from .hardening import (
     CLIENT_CLOSED,
     BytePacer,
+    LoopSharePacer,
     SlowUploadError,
     is_client_abort,
     receive_body,
@@ -227,14 +228,14 @@ class Coordinator:
         blobs.on_corrupt = self._count_corrupt
         # Priority levels, fair queues and rate limits in front of the cache routes.
         self.lru = LruTracker()
-        self.bulk_pacer = (
-            BytePacer(
+        self.bulk_pacer: BytePacer | None = None
+        if settings.bulk_upload_bytes_per_s:
+            self.bulk_pacer = BytePacer(
                 settings.bulk_upload_bytes_per_s,
                 idle=self._bulk_unpaced if settings.bulk_upload_pace_idle_s else None,
             )
-            if settings.bulk_upload_bytes_per_s
-            else None
-        )
+        elif settings.fairness and 0 < settings.bulk_loop_share < 1:
+            self.bulk_pacer = LoopSharePacer(settings.bulk_loop_share, idle=self._interactive_idle)
         self.bulk_receiver = (
             BulkReceiver(settings.bulk_receive_threads, nice=settings.bulk_receive_nice)
             if settings.bulk_receive_threads and settings.fairness
@@ -745,6 +746,10 @@ class Coordinator:
         idle_s = self.settings.bulk_upload_pace_idle_s
         return idle_s is not None and self.gate.interactive_quiet(idle_s)
 
+    def _interactive_idle(self) -> bool:
+        """No interactive request for `bulk_loop_share_idle_s`: bulk bodies need no pacing."""
+        return self.gate.interactive_quiet(self.settings.bulk_loop_share_idle_s)
+
     def _body_reading(self, request: web.Request) -> dict[str, Any]:
         settings = self.settings
         pacer = self.bulk_pacer
@@ -1058,6 +1063,8 @@ def create_app(
     async def startup(app: web.Application) -> None:
         await coordinator.start()
         coordinator.gate.start()
+        if isinstance(coordinator.bulk_pacer, LoopSharePacer):
+            coordinator.bulk_pacer.start()
         if settings.metrics_port is not None:
             metrics = MetricsListener(
                 coordinator.metrics, settings.metrics_host, settings.metrics_port
@@ -1070,6 +1077,8 @@ def create_app(
         for metrics in listener:
             await metrics.stop()
         await coordinator.gate.close()
+        if isinstance(coordinator.bulk_pacer, LoopSharePacer):
+            await coordinator.bulk_pacer.close()
         if coordinator.bulk_receiver is not None:
             coordinator.bulk_receiver.close()
         await coordinator.blobs.close()

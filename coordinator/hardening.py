@@ -8,12 +8,13 @@
   (`body_read_timeout_s`) and, after `upload_grace_s`, a minimum average rate
   (`min_upload_bytes_per_s`); a trickling upload is answered 408 and its connection closed, so it
   holds neither a seat nor a socket for long.
-- **Bulk upload pacing** (`bulk_upload_bytes_per_s`, off by default): upload bodies of the
-  priority levels below `interactive` are read through one token bucket per replica. The bytes
-  not yet read wait in the kernel and the client (TCP flow control), so a CI farm's admitted
-  uploads cannot keep the event loop busy receiving, copying and forwarding them while an
-  interactive request waits for its turn of the loop. Time spent paced does not count against
-  `min_upload_bytes_per_s`.
+- **Bulk upload pacing**: upload bodies of the priority levels below `interactive` are read
+  through one token bucket per replica. The bytes not yet read wait in the kernel and the
+  client (TCP flow control), so a CI farm's admitted uploads cannot keep the event loop busy
+  receiving, copying and forwarding them while an interactive request waits for its turn of
+  the loop. By default (`LoopSharePacer`, `bulk_loop_share`) the bucket's rate follows the
+  loop's busy share while interactive requests come in; `bulk_upload_bytes_per_s` fixes it
+  instead. Time spent paced does not count against `min_upload_bytes_per_s`.
 - **Connections per client**: `GuardedSite` wraps aiohttp's protocol factory and closes a new
   connection at once when its peer address already holds `max_connections_per_client`.
 - **Client aborts**: a body that stops because the peer went away raises `ClientAbortedError`;
@@ -36,6 +37,7 @@ from aiohttp import web
 from aiohttp.web_runner import BaseSite, TCPSite
 
 from maestro.errors import CoordinatorError
+from maestro.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from prometheus_client import Counter as PromCounter
@@ -112,6 +114,83 @@ class BytePacer:
         if wait > 0:
             await asyncio.sleep(wait)
         return wait
+
+
+class LoopSharePacer(BytePacer):
+    """Bulk body pacing whose rate follows the event loop's busy share (no rate to configure).
+
+    Every `TICK_S` the loop thread's CPU time over the wall time since the last tick gives the
+    share of the loop that was busy. While requests of the protected level keep coming (not
+    `idle()`), a share above `target` cuts the rate in proportion (at most by half per tick),
+    and a share at or below it raises the rate by a tenth, between `min_rate` (bulk uploads
+    always progress) and `max_rate` (at which nothing is paced; also while idle).
+    Why a share and not seats: on one event loop, even a single admitted bulk upload keeps the
+    loop busy as long as its bytes arrive; a loop that never sleeps is no longer woken at once
+    by the operating system when an interactive request arrives, and that request waits behind
+    whatever else wants the host's CPU. Keeping the loop below `target` busy leaves it free for
+    requests as they come."""
+
+    TICK_S = 0.02
+
+    def __init__(
+        self,
+        target: float,
+        *,
+        min_rate: int = 8 << 20,
+        max_rate: int = 1 << 30,
+        idle: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        cpu: Callable[[], float] = time.thread_time,
+    ) -> None:
+        super().__init__(max_rate, burst=CHUNK, clock=clock, idle=idle)
+        self.target = target
+        self.min_rate = float(min_rate)
+        self.max_rate = float(max_rate)
+        self.cpu = cpu
+        """The loop thread's CPU time so far (seconds)."""
+        self._task: asyncio.Task[None] | None = None
+        self._last: tuple[float, float] | None = None
+        self.busy = 0.0
+        """The loop's busy share over the last tick."""
+
+    def reserve(self, n: int) -> float:
+        if self.rate >= self.max_rate:  # the loop has room: not paced, not even a timer
+            return 0.0
+        return super().reserve(n)
+
+    def observe(self, busy: float) -> None:
+        """Adjust the rate to the loop's busy share over the last tick."""
+        self.busy = busy
+        if self._idle is not None and self._idle():
+            self.rate = self.max_rate  # as unpaced as the idle bucket itself
+            return
+        if busy > self.target:
+            self.rate = max(self.min_rate, self.rate * max(0.5, self.target / busy))
+        else:
+            self.rate = min(self.max_rate, self.rate * 1.1)
+
+    def tick(self) -> None:
+        """Sample the loop thread's CPU time (call on the loop thread) and observe the share."""
+        now, cpu = self._clock(), self.cpu()
+        if self._last is not None:
+            wall = now - self._last[0]
+            if wall > 0:
+                self.observe(min(1.0, (cpu - self._last[1]) / wall))
+        self._last = (now, cpu)
+
+    def start(self) -> None:
+        """Sample the serving loop every TICK_S (call on that loop)."""
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self.tick()
+            await asyncio.sleep(self.TICK_S)
 
 
 class BulkYield:

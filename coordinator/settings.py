@@ -200,6 +200,14 @@ class Settings(BaseModel):
     """With `bulk_upload_bytes_per_s`: pace only while interactive requests come in; once none
     has reached the cache routes for this long, bulk bodies are read at full speed (unset:
     always paced)."""
+    bulk_loop_share: float = Field(default=0.25, ge=0, le=1)
+    """With fairness on and no `bulk_upload_bytes_per_s`: while interactive requests come in,
+    upload bodies of the levels below `interactive` are read only as fast as keeps the event
+    loop busy at most this share of the time (the rate adapts every 20 ms, never below
+    8 MiB/s); 0 or 1: not paced."""
+    bulk_loop_share_idle_s: float = Field(default=1.0, gt=0, le=3600)
+    """With `bulk_loop_share`: once no interactive request has reached the cache routes for
+    this long, bulk bodies are read at full speed."""
     bulk_receive_threads: int = Field(default=0, ge=0, le=256)
     """With fairness on: threads that receive large upload bodies (at least 256 KiB) of the
     levels below `interactive` straight from their sockets, off the event loop that serves
