@@ -23,7 +23,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -79,6 +79,11 @@ log = logging.getLogger(__name__)
 MAX_PENDING_DECISIONS = 32
 """Refusals being decided at once; beyond it a 429 keeps the built-in rule text and no record
 (a flood of refusals must not queue work behind itself)."""
+DECISIONS_PER_TENANT_S = 10.0
+"""Refusals of one tenant decided per second (a bucket of as many); beyond it a 429 keeps the
+built-in rule text and no record: a tenant that keeps sending what is refused must not buy
+Rego evaluations and decision-log writes, which share the server's CPU with everyone else's
+requests."""
 DECISION_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
 
 
@@ -545,11 +550,17 @@ class AdmissionPolicy:
     """The `coordinator` decision point behind the admission gate's refusals.
 
     Asked only when admission or a rate limit refused (or, in shadow mode, would refuse): an
-    admitted request never evaluates Rego. The policy set is compiled once; each refusal is
+    admitted request never evaluates Rego. The policy set is compiled once; a refusal is
     decided and recorded (tenant's decision log, input redacted) in the coordinator's executor
-    so the event loop keeps serving while rego-cpp and SQLite work."""
+    so the event loop keeps serving while rego-cpp and SQLite work, up to
+    DECISIONS_PER_TENANT_S of a tenant's refusals a second (the rest keep the built-in text)."""
 
-    def __init__(self, routes: PolicyRoutes, registry: CollectorRegistry) -> None:
+    def __init__(
+        self,
+        routes: PolicyRoutes,
+        registry: CollectorRegistry,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.routes = routes
         self.policy = PolicySet.compile(load(None))
         self.pending = 0
@@ -563,12 +574,27 @@ class AdmissionPolicy:
         )
         self.skipped = PromCounter(
             "maestro_coordinator_policy_decisions_skipped",
-            "Refusals answered with the built-in rule because too many were being decided.",
+            "Refusals answered with the built-in rule because too many were being decided, or "
+            "the tenant's refusals this second were decided already.",
             registry=registry,
         )
+        self._clock = clock
+        self._budget: dict[str, tuple[float, float]] = {}
+        """Per tenant: decisions it may still have, as of when."""
+
+    def _may_decide(self, tenant: str) -> bool:
+        """Take one of the tenant's decisions (DECISIONS_PER_TENANT_S, refilled continuously)."""
+        now = self._clock()
+        left, at = self._budget.get(tenant, (DECISIONS_PER_TENANT_S, now))
+        left = min(DECISIONS_PER_TENANT_S, left + (now - at) * DECISIONS_PER_TENANT_S)
+        if left < 1:
+            self._budget[tenant] = (left, now)
+            return False
+        self._budget[tenant] = (left - 1, now)
+        return True
 
     async def __call__(self, refusal: Refusal) -> Explanation | None:
-        if self.pending >= MAX_PENDING_DECISIONS:
+        if self.pending >= MAX_PENDING_DECISIONS or not self._may_decide(refusal.tenant):
             self.skipped.inc()
             return None
         self.pending += 1

@@ -181,9 +181,49 @@ async def test_shadow_refusal_is_recorded_but_served(make_env: EnvFactory) -> No
         assert record["rules"][0]["rule"] == "rate.tenant_burst" and record["rules"][0]["shadow"]
 
 
-async def test_decision_latency_on_refusal(make_env: EnvFactory) -> None:
+async def test_a_tenants_flood_of_refusals_buys_a_bounded_number_of_decisions(
+    make_env: EnvFactory,
+) -> None:
+    env = await make_env(rate_limits="enforce", tenants={"alpha": {"burst": 1}})
+    policy = _policy(env)
+    alpha = await env.auth("alpha")
+    url = f"/alpha/cas/{sha(b'f')}"
+    assert (await env.client.get(url, headers=alpha)).status == 404
+    bodies = []
+    for _ in range(40):
+        resp = await env.client.get(url, headers=alpha)
+        if resp.status == 429:
+            bodies.append(await resp.json())
+    assert len(bodies) >= 30
+    decided = [b for b in bodies if "decisionId" in b]
+    # the first ones are decided (the bucket's ten), the flood after them is not: still a 429
+    # with the rule, its advice and the built-in remediation
+    assert 10 <= len(decided) < len(bodies) and "decisionId" in bodies[0]
+    assert len(policy.timings) == len(decided)
+    for body in bodies:
+        assert body["rule"] == "rate.tenant_burst" and body["retryAfterMs"] > 0
+        assert body["remediation"]
+    # another tenant's refusal is decided: the budget is per tenant
+    env2 = await make_env(rate_limits="enforce", tenants={"beta": {"burst": 1}})
+    beta = await env2.auth("beta")
+    assert (await env2.client.get(f"/beta/cas/{sha(b'f')}", headers=beta)).status == 404
+    resp = await env2.client.get(f"/beta/cas/{sha(b'f')}", headers=beta)
+    assert resp.status == 429 and "decisionId" in await resp.json()
+    await asyncio.sleep(0.25)  # the bucket refills: alpha's next refusal is decided again
+    for _ in range(3):  # (one request a second passes the burst window)
+        resp = await env.client.get(url, headers=alpha)
+        if resp.status == 429:
+            break
+    assert resp.status == 429 and "decisionId" in await resp.json()
+
+
+async def test_decision_latency_on_refusal(
+    make_env: EnvFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """p95 of the decision on refusal (Rego evaluation; evaluation + record) and the 429's
     round trip, against an admitted request's round trip."""
+    # every refusal decided here, to time them all
+    monkeypatch.setattr("maestro.coordinator.policy_routes.DECISIONS_PER_TENANT_S", 1e6)
     env = await make_env(rate_limits="enforce", tenants={"alpha": {"burst": 1}})
     policy = _policy(env)
     alpha = await env.auth("alpha")
