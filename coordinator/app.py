@@ -236,6 +236,8 @@ class Coordinator:
             )
         elif settings.fairness and 0 < settings.bulk_loop_share < 1:
             self.bulk_pacer = LoopSharePacer(settings.bulk_loop_share, idle=self._interactive_idle)
+        if self.bulk_pacer is not None:
+            self.metrics.watch_pacer(self.bulk_pacer)
         self.bulk_receiver = (
             BulkReceiver(settings.bulk_receive_threads, nice=settings.bulk_receive_nice)
             if settings.bulk_receive_threads and settings.fairness

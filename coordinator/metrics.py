@@ -22,6 +22,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from .hardening import BytePacer, LoopSharePacer
+
 if TYPE_CHECKING:
     from .settings import Settings
 
@@ -79,6 +81,28 @@ class Metrics:
             "Requests being served.",
             registry=self.registry,
         )
+
+    def watch_pacer(self, pacer: BytePacer) -> None:
+        """Export the bulk pacer's current rate, the time bulk readers waited for it and, for
+        the adaptive one, the event loop's busy share it follows."""
+        Gauge(
+            "maestro_coordinator_bulk_pace_bytes_per_second",
+            "Rate bulk upload bodies are read at while paced (adaptive: follows the loop's busy "
+            "share; at its ceiling, or with no interactive request lately, nothing is paced).",
+            registry=self.registry,
+        ).set_function(lambda: pacer.rate)
+        Gauge(
+            "maestro_coordinator_bulk_paced_seconds",
+            "Time bulk upload readers have waited for the pacer, summed over readers.",
+            registry=self.registry,
+        ).set_function(lambda: pacer.paced_s)
+        if isinstance(pacer, LoopSharePacer):
+            loop_share = pacer
+            Gauge(
+                "maestro_coordinator_event_loop_busy_share",
+                "Share of the last 20 ms the event loop thread spent on the CPU.",
+                registry=self.registry,
+            ).set_function(lambda: loop_share.busy)
 
     def method_label(self, method: str) -> str:
         return method if method in KNOWN_METHODS else "other"

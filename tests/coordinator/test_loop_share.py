@@ -68,6 +68,11 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
         yield env
 
 
+def _sample(text: str, name: str) -> float:
+    (value,) = [line.split()[1] for line in text.splitlines() if line.startswith(name + " ")]
+    return float(value)
+
+
 async def _upload(env: Env, tenant: str, data: bytes) -> int:
     headers = await env.auth(tenant)
     resp = await env.client.put(f"/{tenant}/cas/{sha(data)}", data=data, headers=headers)
@@ -94,6 +99,12 @@ async def test_by_default_ci_uploads_yield_to_interactive_requests_on_a_busy_loo
     assert pacer.paced_s > 0.0
     stored = await env.client.get(f"/alpha/cas/{sha(blob)}", headers=await env.auth("alpha"))
     assert stored.status == 200 and await stored.read() == blob
+    # what an operator sees: the pacer's rate at its floor, the time bulk readers waited, the
+    # loop's busy share it follows
+    text = await (await env.client.get("/metrics")).text()
+    assert _sample(text, "maestro_coordinator_bulk_pace_bytes_per_second") == 8 * MIB
+    assert _sample(text, "maestro_coordinator_event_loop_busy_share") > 0.9
+    assert _sample(text, "maestro_coordinator_bulk_paced_seconds") > 0.0
     # an interactive upload is never paced
     paced = pacer.paced_s
     assert (await _upload(env, "beta", os.urandom(2 * MIB))) == 200
