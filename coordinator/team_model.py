@@ -82,6 +82,7 @@ class TeamModelRoutes:
                 "400": err("Untrusted types, wrong features, bad metadata."),
                 **AUTH_ERRORS,
                 "409": err("The blob is not stored."),
+                "413": err("Body too large."),
             },
             body=TeamModelInfo,
         ),

@@ -354,3 +354,25 @@ async def test_openapi_refuses_an_undocumented_route(settings: Settings, store: 
                 assert op["operationId"] == "extra" and op["parameters"][0]["name"] == "tenant"
         finally:
             await app.cleanup()
+
+
+async def test_every_json_body_route_documents_the_413_it_answers(env: Env) -> None:
+    """A client generated from /openapi.json knows every answer: an oversized JSON body is
+    refused with a 413 that each such route documents."""
+    doc = await (await env.client.get("/openapi.json")).json()
+    admin = await env.auth("alpha", Role.ADMIN)
+    body = b"{" + b" " * (8 << 20) + b"}"
+    routes = [
+        (method, path)
+        for path, ops in doc["paths"].items()
+        for method, op in ops.items()
+        if "application/json" in op.get("requestBody", {}).get("content", {})
+    ]
+    assert len(routes) >= 5
+    for method, path in routes:
+        url = path.replace("{tenant}", "alpha").replace("{name}", "lsp.enabled")
+        resp = await env.client.request(
+            method, url, data=body, headers={**admin, "Content-Type": "application/json"}
+        )
+        assert resp.status == 413, f"{method.upper()} {path}: {resp.status}"
+        assert "413" in doc["paths"][path][method]["responses"], f"{method.upper()} {path}"
