@@ -137,6 +137,9 @@ class _Collector:
     traces: dict[str, TestTrace] = field(default_factory=dict)
     session_trace: SessionTrace | None = None
     invalid: int = 0
+    # node ids collected more than once (a collector naming several items alike): pytest runs
+    # and counts each; here they are one node whose results and traces are joined
+    repeated: frozenset[str] = frozenset()
 
     def feed(self, line: bytes) -> None:
         if not line.strip():
@@ -152,15 +155,19 @@ class _Collector:
                 self.session = event
             case ev.Collected():
                 self.collected = event
+                ids = Counter(n for nodes in event.files.values() for n in nodes)
+                self.repeated = frozenset(n for n, times in ids.items() if times > 1)
             case ev.TestStart():
                 self.started[event.nodeid] = None
             case ev.TestResult():
-                self.results[event.nodeid] = event
+                seen = self.results.get(event.nodeid) if event.nodeid in self.repeated else None
+                self.results[event.nodeid] = event if seen is None else _joined(seen, event)
                 self.started.pop(event.nodeid, None)
             case ev.FileDeps():
                 self.file_deps[event.path] = event
             case ev.TestTrace():
-                self.traces[event.nodeid] = event
+                known = self.traces.get(event.nodeid) if event.nodeid in self.repeated else None
+                self.traces[event.nodeid] = event if known is None else _joined_trace(known, event)
             case ev.SessionTrace():
                 self.session_trace = event
             case ev.SessionEnd():
@@ -170,6 +177,41 @@ class _Collector:
                 self.on_event(event)
             except Exception:  # a listener's bug must not lose the run
                 log.exception("on_event callback failed for %s", event.event)
+
+
+# which of a repeated node id's outcomes the node takes: a failure is never hidden by a pass
+_SEVERITY = {"skipped": 0, "xfailed": 1, "passed": 2, "xpassed": 3, "error": 4, "failed": 5}
+
+
+def _joined(seen: TestResult, new: TestResult) -> TestResult:
+    """Two tests of one node id as one node: the worse outcome, with its failure's details, the
+    other counted beside it (as pytest counts both)."""
+    worse, other = (new, seen) if _SEVERITY[new.outcome] > _SEVERITY[seen.outcome] else (seen, new)
+    return worse.model_copy(
+        update={
+            "also": [*worse.also, other.outcome, *other.also],
+            "duration_s": seen.duration_s + new.duration_s,
+            "stdout": seen.stdout + new.stdout,
+            "stderr": seen.stderr + new.stderr,
+        }
+    )
+
+
+def _joined_trace(seen: TestTrace, new: TestTrace) -> TestTrace:
+    """What two tests of one node id executed and read: the node depends on both."""
+    functions = {
+        f: sorted({*names, *new.functions.get(f, ())}) for f, names in seen.functions.items()
+    }
+    for f, names in new.functions.items():
+        functions.setdefault(f, sorted(names))
+    return seen.model_copy(
+        update={
+            "functions": functions,
+            "files": sorted({*seen.files, *new.files}),
+            "opaque": list(dict.fromkeys([*seen.opaque, *new.opaque])),
+            "params": seen.params if seen.params == new.params else None,
+        }
+    )
 
 
 def plugin_dir() -> Path:
