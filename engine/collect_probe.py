@@ -88,10 +88,15 @@ def probe(
             answer = json.loads(out.read_text(encoding="utf-8"))
         except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
             output = locals().get("done")
-            tail = output.stdout.decode(errors="replace")[-2000:] if output is not None else ""
+            why: object = exc
+            if output is not None and not out.exists():
+                # pytest stopped before collecting (a conftest it could not load): its reason
+                # is on stderr, the answer file was never written
+                said = (output.stderr + output.stdout).decode(errors="replace").strip()
+                why = f"pytest exited with code {output.returncode} first:\n{said[-3000:]}"
             raise RunnerError(
                 f"could not ask the conftests defining pytest_collect_file "
-                f"({request.askers}) which files they collect: {exc}\n{tail}",
+                f"({request.askers}) which files they collect: {why}",
                 hint="run `pytest --collect-only -q` in the workspace to see what fails",
             ) from exc
     files = tuple(sorted(str(f) for f in answer.get("files", [])))

@@ -16,6 +16,7 @@ from testing_helpers import Workspace, ran
 
 from maestro.engine import collect_probe
 from maestro.engine.interpreter import Interpreter, query_interpreter
+from maestro.errors import RunnerError
 
 # pytest's documented YAML example, reduced: one `name: value` spec per line (no PyYAML)
 CONFTEST = """
@@ -252,3 +253,15 @@ def test_files_an_installed_plugin_collects_run_as_under_pytest(
     again = ws.run()
     assert ran(again) == ["tests/spec.check"]
     assert outcomes(again)["tests/spec.check::content"] == "failed"
+
+
+def test_a_conftest_pytest_cannot_load_is_named_with_pytest_s_own_reason(ws: Workspace) -> None:
+    # docopt-ng under pytest 9: its conftest's pytest_collect_file takes `path`, which pytest 9
+    # removed; plain pytest printed why, Maestro said only "[Errno 2] No such file or
+    # directory: '/tmp/maestro-probe-.../answer.json'" (pytest writes the reason to stderr)
+    ws.write("tests/conftest.py", CONFTEST + "\nraise RuntimeError('the conftest says no')\n")
+    ws.write("tests/specs/test_simple.yaml", "hello: ok\n")
+    with pytest.raises(RunnerError) as raised:
+        ws.run()
+    assert "the conftest says no" in str(raised.value)
+    assert "answer.json" not in str(raised.value)
