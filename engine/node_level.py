@@ -20,6 +20,7 @@ from maestro.engine.pollution import AFTER, WITH
 from maestro.graph import environment
 from maestro.graph.build import BuildGraph
 from maestro.graph.fingerprints import (
+    CLASS_BUILDERS,
     FileFingerprints,
     FingerprintDiff,
     FingerprintStore,
@@ -170,12 +171,24 @@ def node_reasons(
                 whole = f"{used}, whose params changed at {name}:{delta.module_line}"
                 break
             # only the params of fixtures none of these tests uses: their other changes count
+        if delta.classes and (refused := _class_refused(graph, name, delta)):
+            whole = refused
+            break
         for constant in delta.module_names or ():
             constants[constant] = f"{dotted(name, constant)}, changed at {name}"
             constant_files.add(name)
             bound = {n for b in after.binds if b for n in b.split(",")}
+            bound |= {h.partition("|")[0] for h in after.class_heads if h}
             if constant not in bound or constant in after.unbound:
                 removed.add(constant)
+        for head in delta.classes:
+            # its methods run on its instances, which a test may get without naming the class
+            # (made by an earlier test or a fixture and kept)
+            owner = head.partition("|")[0]
+            changed_at = f"{dotted(name, owner)}, changed at {name}:{delta.module_line}"
+            for index, qualname in by_path.get(name, ()):
+                if qualname.startswith(f"{owner}."):
+                    hit.setdefault(index, f"executed a method of {changed_at}")
         for attribute in delta.class_names or ():
             bare = attribute.rpartition(".")[2]
             attributes.setdefault(bare, f"{dotted(name, attribute)}, changed at {name}")
@@ -580,9 +593,11 @@ def _constant_readers(
     The value lives in the changed module and in every module that binds it by ``from m import
     X`` (same name: its readers spell X too; ``as Y`` is a read) from a module holding it: the
     *holders*. Read without naming: any module's names through ``getattr(module, name)``,
-    ``sys.modules[...]``, ... (`escapes`), a holder's own names (``globals()``, a module
-    ``__getattr__``), and a star import of a holder. A removed name that a holder's ``from m
-    import X`` reads makes that import raise."""
+    ``sys.modules[...]``, ... (`escapes`), code compiled from text that spells the name
+    (`code_namespace`), a holder's own names (``globals()``, a module ``__getattr__``), and a
+    star import of a holder (of a private name, only when a string spells it: ``__all__``). A
+    removed name that a holder's ``from m import X`` reads makes that import raise. A class
+    statement changed outside its method bodies counts as its name's assignment."""
     first = next(iter(constants.values()))
     known = readers.python_inputs(
         readers.old_inputs, constants, lambda f: f.module_loads, "names the changed"
@@ -605,11 +620,15 @@ def _constant_readers(
                     holders.add(path)
                     grew = True
                     break
+    # a star import binds a private name only when ``__all__`` spells it in a string; code
+    # compiled from text reads it only when the text spells it (from a string of any input)
+    spelled = {n for fp in known.values() for n in fp.private_strings}
+    hidden = all(n.startswith("_") and n not in spelled for n in constants)
     for path, fp in known.items():
-        if fp.escapes or (fp.own_escapes and path in holders):
+        if fp.escapes or (fp.own_escapes and path in holders) or (fp.code_namespace and not hidden):
             return f"{first}, and {path} may read names it does not spell out"
         for star in fp.stars:
-            if _may_name(graph, path, star, holders):
+            if not hidden and _may_name(graph, path, star, holders):
                 return f"{first}, and {path} star-imports {star}"
     readers.mark_naming(known, constants, "reads the changed")
     return None
@@ -660,6 +679,32 @@ def _attribute_readers(readers: _Readers, attributes: Mapping[str, str]) -> str 
             cached[qualname.rpartition(".")[2]] = f"{dotted(path, qualname)} ({why})"
     if cached:
         return _memo_readers(readers, cached)
+    return None
+
+
+def _class_refused(graph: BuildGraph, path: str, delta: FingerprintDiff) -> str | None:
+    """Why every node re-runs after class statements of `path` changed outside their method
+    bodies (`FingerprintDiff.classes`), or None when only the readers of their names need to.
+    pytest reads the names of test files, conftests and plugins without spelling them (it
+    collects classes, fixtures and hooks from them); a class statement that runs code of a
+    module outside `CLASS_BUILDERS` (a registering decorator, a field factory of the
+    workspace) may leave the class, or what it made of it, in a place read by other names."""
+    changed = f"{dotted(path, '<module>')}, whose module-level code changed at {path}:"
+    changed += str(delta.module_line)
+    if path in graph.tests or path.rpartition("/")[2] == "conftest.py":
+        return f"imports {changed} (pytest reads its names)"
+    for source in graph.rdeps.get(path, ()):
+        edge = graph.deps.get(source, {}).get(path)
+        if edge is not None and edge.kind in ("conftest", "plugin"):
+            return f"imports {changed} (pytest reads its names)"
+    own = dotted(path, "<module>").partition(".")[0]
+    for head in delta.classes:
+        owner, _, origins = head.partition("|")
+        for origin in origins.split(",") if origins else ():
+            top = own if origin == "=" or origin.startswith(".") else origin.partition(".")[0]
+            if top not in CLASS_BUILDERS:
+                where = "this module" if origin == "=" else origin
+                return f"imports {changed} (class {owner} runs code of {where})"
     return None
 
 

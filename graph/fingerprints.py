@@ -73,7 +73,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,7 +83,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 11
+FORMAT = 12
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -127,6 +127,10 @@ class FileFingerprints:
     own_escapes: bool = False
     """This module's own names may be reached without being named: ``globals()``, ``vars()``
     or ``dir()`` without an argument, a module ``__getattr__`` or ``__dir__``."""
+    code_namespace: bool = False
+    """A module's namespace is merged into the globals of code this file compiles from text
+    (`_merged_namespaces`): that code reads the names its text spells. A public name, or a
+    private one spelled in a string (`private_strings`), may be read through it unnamed."""
     stars: tuple[str, ...] = ()
     """The modules ``from M import *`` reads, as written (leading dots for relative ones)."""
     imports_from: tuple[str, ...] = ()
@@ -171,6 +175,10 @@ class FileFingerprints:
     fixture_binds: tuple[str, ...] = ()
     """Per top-level statement: with a `fixture_frames` entry, ``name=fingerprint`` of those
     values (the function's name); "" otherwise."""
+    class_heads: tuple[str, ...] = ()
+    """Per top-level statement: for a class statement whose execution can do nothing but bind
+    its name (`_class_head`), ``Name|origins``: the modules, as imported, of the decorators and
+    callables it runs ("=" for this module's own); "" for any other statement."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -187,6 +195,7 @@ class FileFingerprints:
             "module_loads": list(self.module_loads),
             "escapes": self.escapes,
             "own_escapes": self.own_escapes,
+            "code_namespace": self.code_namespace,
             "stars": list(self.stars),
             "annotations": list(self.annotations),
             "imports_from": list(self.imports_from),
@@ -200,6 +209,7 @@ class FileFingerprints:
             "unbound": list(self.unbound),
             "fixture_frames": list(self.fixture_frames),
             "fixture_binds": list(self.fixture_binds),
+            "class_heads": list(self.class_heads),
         }
 
     @classmethod
@@ -220,6 +230,7 @@ class FileFingerprints:
                 module_loads=tuple(map(str, raw["module_loads"])),
                 escapes=bool(raw["escapes"]),
                 own_escapes=bool(raw["own_escapes"]),
+                code_namespace=bool(raw["code_namespace"]),
                 stars=tuple(map(str, raw["stars"])),
                 annotations=tuple(map(str, raw["annotations"])),
                 imports_from=tuple(map(str, raw["imports_from"])),
@@ -233,6 +244,7 @@ class FileFingerprints:
                 unbound=tuple(map(str, raw["unbound"])),
                 fixture_frames=tuple(map(str, raw["fixture_frames"])),
                 fixture_binds=tuple(map(str, raw["fixture_binds"])),
+                class_heads=tuple(map(str, raw["class_heads"])),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -258,6 +270,9 @@ class FingerprintDiff:
     fixtures: tuple[str, ...] | None = None
     """When the module-level change is only the inert ``params``/``ids`` of pytest fixtures
     (`FileFingerprints.fixture_frames`): the names of those fixture functions. None otherwise."""
+    classes: tuple[str, ...] = ()
+    """With `module_names`: ``Name|origins`` (`FileFingerprints.class_heads`, both versions'
+    origins) of each class statement among them that changed outside its method bodies."""
 
     @property
     def functions(self) -> set[str]:
@@ -495,6 +510,39 @@ class _Escapes:
     any_module: bool = False
     own: bool = False
     stars: tuple[str, ...] = ()
+    code_namespace: bool = False
+
+
+_COMPILERS = frozenset({"compile", "exec", "eval"})
+
+
+def _merged_namespaces(tree: ast.Module, imported: set[str]) -> set[int]:
+    """Ids of the ``M.__dict__`` nodes of statements ``d.update(M.__dict__)`` (M a module) in a
+    file that compiles code from text (calls ``compile``, ``exec`` or ``eval``): attrs merges
+    the namespace of a class's module into the globals of the methods it generates. None when
+    the file compiles nothing (a merged namespace may be read whole by other code)."""
+    called = {
+        n.func.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+    }
+    if not called & _COMPILERS:
+        return set()
+    found: set[int] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+            continue
+        call = node.value
+        if not (isinstance(call.func, ast.Attribute) and call.func.attr == "update"):
+            continue
+        arg = call.args[0] if len(call.args) == 1 and not call.keywords else None
+        if (
+            isinstance(arg, ast.Attribute)
+            and arg.attr == "__dict__"
+            and _module_like(arg.value, imported)
+        ):
+            found.add(id(arg))
+    return found
 
 
 def _escapes(tree: ast.Module) -> _Escapes:
@@ -509,6 +557,7 @@ def _escapes(tree: ast.Module) -> _Escapes:
             imported.update(a.asname or a.name for a in node.names)
     any_module = own = False
     stars: list[str] = []
+    merged = _merged_namespaces(tree, imported)
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
             stars.append("." * node.level + (node.module or ""))
@@ -516,6 +565,7 @@ def _escapes(tree: ast.Module) -> _Escapes:
             isinstance(node, ast.Attribute)
             and node.attr == "__dict__"
             and _module_like(node.value, imported)
+            and id(node) not in merged
         ):
             any_module = True
         elif isinstance(node, ast.Call):
@@ -540,7 +590,7 @@ def _escapes(tree: ast.Module) -> _Escapes:
     own = own or any(
         isinstance(stmt, _Def) and stmt.name in ("__getattr__", "__dir__") for stmt in tree.body
     )
-    return _Escapes(any_module, own, tuple(sorted(set(stars))))
+    return _Escapes(any_module, own, tuple(sorted(set(stars))), bool(merged))
 
 
 def _imports_from(tree: ast.Module) -> tuple[list[str], frozenset[int]]:
@@ -648,6 +698,121 @@ def _class_parts(stmt: ast.stmt, owned: Any) -> tuple[str, str]:
     if not binds:
         return "", ""
     return _fp(ast.dump(frame)), ",".join(binds)
+
+
+# Packages whose callables, run while a class statement executes (decorators, field
+# definitions, method decorators), keep no reference to the class they build anywhere else:
+# the class they return is all they leave behind. A module's top package is compared.
+CLASS_BUILDERS = frozenset(
+    {"attr", "attrs", "dataclasses", "functools", "typing", "typing_extensions", "abc"}
+)
+# Builtins that have no effect beyond the object they return when called in a class body.
+_INERT_BUILTINS = frozenset(
+    {
+        "property",
+        "staticmethod",
+        "classmethod",
+        "frozenset",
+        "tuple",
+        "list",
+        "dict",
+        "set",
+        "int",
+        "str",
+        "float",
+        "bool",
+        "bytes",
+        "object",
+    }
+)
+_CLASS_BODY = (ast.Expr, ast.Assign, ast.AnnAssign, ast.Pass, ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def _origins(tree: ast.Module) -> dict[str, str]:
+    """Each name the module binds at its top level -> where its value comes from: the module of
+    a top-level import as written (``attr``, ``._make``), "=" for a name the module defines
+    itself, "?" for a name bound more than one way."""
+    found: dict[str, str] = {}
+
+    def bind(name: str, origin: str) -> None:
+        found[name] = origin if found.get(name, origin) == origin else "?"
+
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                bind(alias.asname or alias.name.partition(".")[0], alias.name)
+        elif isinstance(stmt, ast.ImportFrom):
+            module = "." * stmt.level + (stmt.module or "")
+            for alias in stmt.names:
+                bind(alias.asname or alias.name, module)
+        else:
+            for name in _binds_anything(stmt):
+                bind(name, "=")
+    return found
+
+
+def _root(node: ast.expr) -> str | None:
+    """The variable a callee or decorator starts from (``attr`` of ``attr.s(...)``), None when
+    it is no dotted name (a subscript, a call's result called)."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    while isinstance(node, ast.Attribute):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _class_head(stmt: ast.stmt, origins: dict[str, str]) -> str:
+    """`class_heads` entry of one top-level statement: ``Name|origin,...`` for a class statement
+    whose execution can only bind its name: no base (but ``object``), no keyword, a body of
+    assignments, expressions and ``def`` statements, and every decorator and call run outside
+    method bodies starting from a module-level name (its origin is listed: selection accepts
+    only class builders, `CLASS_BUILDERS`), one of `_INERT_BUILTINS` or a name the class body
+    bound itself (``@x.validator`` after ``x = attr.ib()``); "" for any other statement."""
+    if not isinstance(stmt, ast.ClassDef) or stmt.keywords:
+        return ""
+    if not all(isinstance(b, ast.Name) and b.id == "object" for b in stmt.bases):
+        return ""
+    if not all(isinstance(item, _CLASS_BODY) for item in stmt.body):
+        return ""
+    local: set[str] = set()  # what the body binds: attributes, methods
+    for item in stmt.body:
+        if isinstance(item, _Def):
+            local.add(item.name)
+        elif isinstance(item, ast.Assign | ast.AnnAssign):
+            targets = item.targets if isinstance(item, ast.Assign) else [item.target]
+            local.update(t.id for t in targets if isinstance(t, ast.Name))
+    found: set[str] = set()
+    stack: list[ast.AST] = [*stmt.decorator_list, *stmt.body]
+    while stack:
+        node = stack.pop()
+        callees: list[ast.expr] = []
+        if isinstance(node, ast.Call):
+            callees.append(node.func)
+        elif isinstance(node, _Def):
+            callees.extend(node.decorator_list)
+        elif isinstance(node, ast.ClassDef):
+            return ""  # a nested class statement runs its own decorators and bases
+        for callee in callees:
+            root = _root(callee)
+            if root is None:
+                return ""
+            if root in local and root not in origins:
+                continue
+            origin = origins.get(root)
+            if origin is None:
+                if root not in _INERT_BUILTINS:
+                    return ""
+                continue
+            if origin == "?":
+                return ""
+            found.add(origin)
+        stack.extend(_outside_body(node))
+    for decorator in stmt.decorator_list:  # called with the class, even when no call itself
+        root = _root(decorator)
+        if root is None or origins.get(root, "?") == "?":
+            return ""
+        found.add(origins[root])
+    return f"{stmt.name}|{','.join(sorted(found))}"
 
 
 # Ways to read an attribute without spelling its name: a namespace read whole, a computed
@@ -1186,6 +1351,8 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
     fixture_frames: list[str] = []
     fixture_binds: list[str] = []
     spellings = _fixture_spellings(tree)
+    origins = _origins(tree)
+    heads: list[str] = []
     try:
         for stmt in tree.body:
             line = _def_line(stmt) if isinstance(stmt, _Def | ast.ClassDef) else stmt.lineno
@@ -1197,6 +1364,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
             frame, binds = _fixture_parts(owned, spellings)
             fixture_frames.append(frame)
             fixture_binds.append(binds)
+            heads.append(_class_head(stmt, origins))
         dynamic = {q: tuple(sorted(v)) for q, v in splitter.dynamic.items()}
         if generic := _generic(list(tree.body)):
             dynamic["<module>"] = tuple(sorted(generic))
@@ -1237,6 +1405,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         imports_from=tuple(sorted(set(imports_from))),
         escapes=escapes.any_module,
         own_escapes=escapes.own,
+        code_namespace=escapes.code_namespace,
         stars=escapes.stars,
         annotations=tuple(_annotation(stmt, lazy) for stmt in tree.body),
         outlines=outlines,
@@ -1249,6 +1418,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         unbound=computed.unbound,
         fixture_frames=tuple(fixture_frames),
         fixture_binds=tuple(fixture_binds),
+        class_heads=tuple(heads),
     )
 
 
@@ -1344,6 +1514,7 @@ def diff(old: FileFingerprints, new: FileFingerprints) -> FingerprintDiff:
                 break
         else:
             module_line = new.statements[-1][1] if new.statements else 1
+    names, attributes, classes = _changed_names(old, new) if module_changed else (None, None, ())
     return FingerprintDiff(
         tuple(sorted(changed)),
         tuple(sorted(added)),
@@ -1351,8 +1522,10 @@ def diff(old: FileFingerprints, new: FileFingerprints) -> FingerprintDiff:
         module_changed,
         module_line,
         lines,
-        *(_changed_names(old, new) if module_changed else (None, None)),
+        names,
+        attributes,
         _changed_fixtures(old, new) if module_changed else None,
+        classes,
     )
 
 
@@ -1379,40 +1552,89 @@ def _changed_fixtures(old: FileFingerprints, new: FileFingerprints) -> tuple[str
 
 def _changed_names(
     old: FileFingerprints, new: FileFingerprints
-) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None]:
-    """(module names, ``Class.attribute`` names): the names of the plain inert assignments
-    that differ between `old` and `new`, and the private inert attributes of plain classes
-    whose values differ, when nothing else at module level differs and no module name can
-    escape; (None, None) otherwise.
+) -> tuple[tuple[str, ...] | None, tuple[str, ...] | None, tuple[str, ...]]:
+    """(module names, ``Class.attribute`` names, changed class statements): the names of the
+    plain inert assignments that differ between `old` and `new`, and the private inert
+    attributes of plain classes whose values differ, when nothing else at module level differs
+    and no module name can escape; (None, None, ()) otherwise.
 
     "Nothing else": with the assignments of the changed names left out, both versions run the
     same statements in the same order (an unchanged assignment that moved may now come after
     code that reads it), and every annotation such an assignment evaluates is the same one at
     the same place (adding ``X: Undefined = 3`` raises at import). A plain class counts by its
-    frame (`class_frames`): the same attributes in the same order, only values differ."""
-    unknown: tuple[None, None] = (None, None)
+    frame (`class_frames`): the same attributes in the same order, only values differ.
+
+    Failing that, a class statement that can do nothing but bind its name (`class_heads`) and
+    changed outside its method bodies (a decorator's argument, a class attribute, a method's
+    decorator or default) counts as a change of that name, as an assignment would: its name
+    is among the module names, and ``Name|origins`` among the class statements, for selection
+    to judge whether what it runs may keep the class elsewhere."""
+    unknown: tuple[None, None, tuple[str, ...]] = (None, None, ())
     if old.parse_error or new.parse_error:
         return unknown
     for fp in (old, new):
         sizes = {len(fp.statements), len(fp.binds), len(fp.annotations)}
-        if sizes | {len(fp.class_frames), len(fp.class_binds)} != sizes or len(sizes) != 1:
+        others = {len(fp.class_frames), len(fp.class_binds), len(fp.class_heads)}
+        if sizes | others != sizes or len(sizes) != 1:
             return unknown
+    found = _named_changes(old, new, frozenset())
+    if found is not None:
+        return (*found, ())
+
+    def heads(fp: FileFingerprints) -> set[tuple[str, str]]:
+        return {(h, s) for (s, _), h in zip(fp.statements, fp.class_heads, strict=True) if h}
+
+    changed = {h for h, _ in heads(old) ^ heads(new)}
+    classes = frozenset(h.partition("|")[0] for h in changed)
+    if not classes:
+        return unknown
+    found = _named_changes(old, new, classes)
+    if found is None:
+        return unknown
+    origins: dict[str, set[str]] = {}
+    for head in changed:
+        name, _, spelled = head.partition("|")
+        origins.setdefault(name, set()).update(o for o in spelled.split(",") if o)
+    entries = tuple(f"{n}|{','.join(sorted(o))}" for n, o in sorted(origins.items()))
+    return (*found, entries)
+
+
+def spelled_unnamed(fp: FileFingerprints, names: Collection[str]) -> bool:
+    """May code `fp`'s file compiles from text read one of `names` (`code_namespace`)?"""
+    if not fp.code_namespace:
+        return False
+    return any(not n.startswith("_") or n in fp.private_strings for n in names)
+
+
+def _named_changes(
+    old: FileFingerprints, new: FileFingerprints, classes: frozenset[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """`_changed_names` for sizes already checked, the changed statements of `classes` (class
+    statements of `class_heads`) counted as changes of their names; None when unknown."""
 
     def binds(fp: FileFingerprints) -> set[tuple[str, str]]:
         return {(b, s) for (s, _), b in zip(fp.statements, fp.binds, strict=True) if b}
 
-    names = {n for b, _ in binds(old) ^ binds(new) for n in b.split(",")}
+    names = {n for b, _ in binds(old) ^ binds(new) for n in b.split(",")} | classes
     names |= {
         n for n in old.values.keys() | new.values.keys() if old.values.get(n) != new.values.get(n)
     }
     if names and (old.escapes or new.escapes or old.own_escapes or new.own_escapes):
-        return unknown
+        return None
+    if any(spelled_unnamed(fp, names) for fp in (old, new)):
+        return None
+
+    def head(fp: FileFingerprints, index: int) -> str:
+        return fp.class_heads[index].partition("|")[0] if fp.class_heads else ""
 
     def rest(fp: FileFingerprints) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []
-        for (s, _), b, a, frame in zip(
-            fp.statements, fp.binds, fp.annotations, fp.class_frames, strict=True
+        for index, ((s, _), b, a, frame) in enumerate(
+            zip(fp.statements, fp.binds, fp.annotations, fp.class_frames, strict=True)
         ):
+            if (name := head(fp, index)) in classes:
+                out.append(("class head", name))
+                continue
             if not b:
                 out.append(("class", frame) if frame else ("code", s))
                 continue
@@ -1423,21 +1645,24 @@ def _changed_names(
         return out
 
     if rest(old) != rest(new):
-        return unknown
+        return None
+
+    def private(fp: FileFingerprints) -> list[str]:
+        return [c for c in fp.class_binds if c and c.partition(".")[0] not in classes]
+
     attributes: set[str] = set()
-    pairs = zip((c for c in old.class_binds if c), (c for c in new.class_binds if c), strict=False)
-    for before, after in pairs:
+    for before, after in zip(private(old), private(new), strict=False):
         olds, news = before.split(","), after.split(",")
         if len(olds) != len(news):
-            return unknown
+            return None
         for a, b in zip(olds, news, strict=True):
             name, _, value = a.partition("=")
             if b.partition("=")[0] != name:
-                return unknown
+                return None
             if b.partition("=")[2] != value:
                 attributes.add(name)
     if not names and not attributes:
-        return unknown
+        return None
     return tuple(sorted(names)), tuple(sorted(attributes))
 
 

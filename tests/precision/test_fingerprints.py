@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
+
 from maestro.graph.fingerprints import (
     FingerprintMemo,
     FingerprintStore,
@@ -361,16 +363,39 @@ def test_a_private_class_attribute_value_is_told_apart_from_its_class() -> None:
     assert (d.module_names, d.class_names) == (("X",), ("_Rules._weekday_map",))
 
 
-def test_a_class_attribute_that_code_outside_may_read_stays_module_level() -> None:
+def test_a_class_attribute_that_code_outside_may_read_changes_its_class() -> None:
+    # the class name counts as changed (its readers re-run), not the attribute alone
+    whole_class = (("_Rules",), ())
+    assert _class_diff("limit = 3", "limit = 4") == whole_class  # public
+    assert _class_diff('"TU": 1}', '"TU": 1}\n    _more = 1') == whole_class  # added
+    computed = CLASS_TABLE.replace('{"MO": 0, "TU": 1}', "dict(MO=0, TU=1)")
+    assert _class_diff("TU=1", "TU=2", computed) == whole_class  # not inert
+    # a decorator or base that may keep the class: module-level code changed
     unknown = (None, None)
-    assert _class_diff("limit = 3", "limit = 4") == unknown  # public
-    assert _class_diff('"TU": 1}', '"TU": 1}\n    _more = 1') == unknown  # added
     decorated = CLASS_TABLE.replace("class _Rules(object):", "@final\nclass _Rules(object):")
     assert _class_diff('"TU": 1', '"TU": 2', decorated) == unknown
     based = CLASS_TABLE.replace("class _Rules(object):", "class _Rules(Base):")
     assert _class_diff('"TU": 1', '"TU": 2', based) == unknown
-    computed = CLASS_TABLE.replace('{"MO": 0, "TU": 1}', "dict(MO=0, TU=1)")
-    assert _class_diff("TU=1", "TU=2", computed) == unknown  # not inert
+
+
+@pytest.mark.parametrize(
+    ("source", "classes"),
+    [
+        ("import attr\n\n\n@attr.s(repr=False)\nclass C:\n    x = attr.ib()\n", ("C|attr",)),
+        ("from ._make import attrs\n\n\n@attrs(repr=False)\nclass C:\n    pass\n", ("C|._make",)),
+        ("def reg(c):\n    return c\n\n\n@reg\nclass C:\n    x = attr.ib(repr=False)\n", ()),
+        ("import attr\n\n\n@attr.s(repr=False)\nclass C:\n    x = helper()\n", ()),
+        ("class C:\n    x = frozenset([1])\n\n    @property\n    def y(self):\n        return 1\n",
+         ("C|",)),
+    ],
+)  # fmt: skip
+def test_what_a_changed_class_statement_runs(source: str, classes: tuple[str, ...]) -> None:
+    # `repr=False` -> `repr=True`, `[1]` -> `[2]`: the origins of what its statement runs (the
+    # modules of its decorators and calls) go to selection, which accepts class builders only
+    new = source.replace("repr=False", "repr=True").replace("[1]", "[2]")
+    d = diff(fingerprint_source(source.encode()), fingerprint_source(new.encode()))
+    assert d.classes == classes
+    assert d.module_names == (("C",) if classes else None)
 
 
 def test_how_a_function_reads_attributes_it_does_not_name() -> None:
