@@ -595,17 +595,32 @@ def pick(
 def read_report(path: Path) -> dict[str, str] | None:
     """The report plugin's node id -> JUnit category (every pytest session of the command), or
     None when no session finished."""
+    sessions = read_sessions(path)
+    if sessions is None:
+        return None
+    found: dict[str, str] = {}
+    for nodes in sessions:
+        found.update(nodes)
+    return found
+
+
+def read_sessions(path: Path) -> list[dict[str, str]] | None:
+    """Each pytest session of the command that ran a test, in order: node id -> category. A
+    `maestro test`'s first is the run it planned; later ones re-run what it doubted (a failure
+    in part of a file, confirmed up to it) or what read a variable pytest did not get."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError:
         return None
-    found: dict[str, str] = {}
+    sessions: list[dict[str, str]] = []
     for line in lines:
         try:
-            found.update({n: _category(o) for n, o in json.loads(line)["nodes"].items()})
-        except (ValueError, KeyError):
+            nodes = {n: _category(o) for n, o in json.loads(line)["nodes"].items()}
+        except (ValueError, KeyError, AttributeError):
             continue
-    return found
+        if nodes:
+            sessions.append(nodes)
+    return sessions
 
 
 def read_junit(path: Path) -> dict[str, str] | None:
@@ -682,6 +697,7 @@ class MutantResult:
     pytest_failing: int = 0
     maestro_files: int = 0
     maestro_nodes: int = 0
+    maestro_planned: tuple[int, int] = (0, 0)  # files, nodes of its first pytest session
     testmon_files: int = 0
     testmon_nodes: int = 0
     maestro_misses: int = 0  # failing under pytest, not run by Maestro's pytest
@@ -715,6 +731,7 @@ class Bench:
 
     def __init__(self, spec: Spec, tree: Path, timeout: float) -> None:
         self.spec, self.tree, self.timeout = spec, tree, timeout
+        self.last_sessions: list[dict[str, str]] = []
         self.out = tree.parent / "out" / spec.name
         shutil.rmtree(self.out, ignore_errors=True)
         self.out.mkdir(parents=True)
@@ -762,7 +779,8 @@ class Bench:
         self, what: str, *, daemon: bool = False
     ) -> tuple[Ran, dict[str, str] | None, dict[str, str]]:
         """(the run, Maestro's JUnit outcomes, what its own pytest ran: node -> outcome); with
-        ``daemon``, through the workspace daemon (``daemon("start")`` started it)."""
+        ``daemon``, through the workspace daemon (``daemon("start")`` started it). The last
+        report's sessions stay in ``last_sessions``."""
         report, log = self._start(what)
         junit = self.out / "maestro.xml"
         junit.unlink(missing_ok=True)
@@ -772,6 +790,7 @@ class Bench:
         cmd += ["--", *self.spec.pytest_args] if self.spec.pytest_args else []
         env = self.daemon_env() if daemon else self.maestro_env
         ran = run(cmd, self.tree, env, self.timeout, log)
+        self.last_sessions = [] if ran.timed_out else read_sessions(report) or []
         if ran.timed_out:
             return ran, None, {}
         return ran, read_junit(junit), read_report(report) or {}
@@ -957,6 +976,8 @@ def bench_project(
                 mr.mismatches = compare("mutant", mm, set(ran), pm, flaky)
                 b.confirm(tag, mr.mismatches)  # (on the mutated tree)
                 mr.maestro_files, mr.maestro_nodes = _files(ran), len(ran)
+                planned = b.last_sessions[0] if b.last_sessions else {}
+                mr.maestro_planned = (_files(planned), len(planned))
                 mr.maestro_misses = len(failing - set(ran))
                 if tm is not None:
                     mr.testmon_nodes, mr.testmon_files = len(tm), _files(tm)
@@ -1031,7 +1052,9 @@ def summary_row(r: ProjectResult) -> list[str]:
         _count(mism, "STALE PASS"),
         _count(mism, "FALSE FAILURE"),
         f"{_mean([m.maestro_files for m in done]):.1f} / "
-        f"{_mean([m.maestro_nodes for m in done]):.0f} vs "
+        f"{_mean([m.maestro_nodes for m in done]):.0f} "
+        f"(planned {_mean([m.maestro_planned[0] for m in done]):.1f} / "
+        f"{_mean([m.maestro_planned[1] for m in done]):.0f}) vs "
         f"{_mean([m.testmon_files for m in done]):.1f} / "
         f"{_mean([m.testmon_nodes for m in done]):.0f}",
         f"{sum(m.maestro_misses for m in done)} vs {sum(m.testmon_misses for m in done)}",
@@ -1042,7 +1065,8 @@ def summary_row(r: ProjectResult) -> list[str]:
 
 SUMMARY_HEADER = [
     "project", "nodes", "first-run mismatches", "no-change mismatches", "mutants",
-    "stale passes", "false failures", "files / nodes run per mutant: maestro vs testmon",
+    "stale passes", "false failures",
+    "files / nodes run per mutant: maestro (its planned run, without confirmations) vs testmon",
     "misses: maestro vs testmon", "first run: maestro / pytest", "maestro / testmon first",
 ]  # fmt: skip
 
@@ -1069,7 +1093,12 @@ def project_section(r: ProjectResult, limit: int = 25) -> str:
             m.kind,
             f"`{m.label}`",
             m.pytest_failing if not m.note else m.note,
-            f"{m.maestro_files} / {m.maestro_nodes}",
+            f"{m.maestro_files} / {m.maestro_nodes}"
+            + (
+                f" (planned {m.maestro_planned[0]} / {m.maestro_planned[1]})"
+                if m.maestro_planned[1] != m.maestro_nodes
+                else ""
+            ),
             f"{m.testmon_files} / {m.testmon_nodes}",
             f"{m.maestro_misses} / {m.testmon_misses}",
             _counts(m.mismatches),
