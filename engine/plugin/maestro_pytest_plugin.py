@@ -1649,9 +1649,12 @@ class _Recorder:
         namespace = getattr(module, "__dict__", None)
         if type(namespace) is not dict:
             return None
-        # a submodule imported binds its name in its package: no state of the package's
+        # a submodule imported binds its name in its package: no state of the package's; a
+        # warning issued from its code fills its __warningregistry__, which no test reads
         values = [
-            v for k, v in namespace.items() if type(v) is not ModuleType and k != "__builtins__"
+            v
+            for k, v in namespace.items()
+            if type(v) is not ModuleType and k not in ("__builtins__", "__warningregistry__")
         ]
         ids = list(map(_identity, values))
         sizes = [_size(v) for v in values if type(v) in _CONTAINERS]

@@ -285,3 +285,24 @@ def test_the_polluters_survive_a_reload(isolated: Path) -> None:
     assert again.state == {"tests/test_a.py": {"pkg/r.py"}}  # it imported it first: kept
     again.learn_state(["tests/test_a.py"], {}, {})
     assert again.state == {}
+
+
+def test_a_warning_at_a_test_file_s_import_changes_no_state(ws: Workspace) -> None:
+    # docopt-ng: collecting testcases.docopt warned from the conftest (the deprecated `path`
+    # argument); the conftest module's __warningregistry__ grew, so the data file counted as
+    # changing the conftest's state and an edit of it re-ran every test file
+    ws.write(
+        "pkg/util.py",
+        "import warnings\n\n\ndef old(x):\n"
+        "    warnings.warn('old is deprecated', DeprecationWarning)\n    return x\n\n\n"
+        "def new(x):\n    return x\n",
+    )
+    ws.write("tests/test_warns.py", "from pkg.util import old\n\nVALUE = old(1)\n\n\n"
+             "def test_w():\n    assert VALUE == 1\n")  # fmt: skip
+    ws.write("tests/test_user.py", "from pkg.util import new\n\n\ndef test_u():\n"
+             "    assert new(2) == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("tests/test_warns.py", "VALUE = old(1)", "VALUE = old(1) * 1")
+    summary = ws.run()
+    assert ran(summary) == ["tests/test_warns.py"]
+    assert outcomes(summary) == pytest_says(ws)
