@@ -8,9 +8,10 @@ cannot judge per node returns None and the file runs as a whole (see engine/test
 
 from __future__ import annotations
 
+import ast
 import os
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -239,6 +240,10 @@ def node_reasons(
                     trace, index, own, versions
                 ):
                     continue  # its import-time runs never reached the change: as any test's
+                if not (memoised or attributes) and _never_read_at_import(
+                    readers, trace, index, constants, previous.inputs
+                ):
+                    continue  # nor read the changed name there: as any test's
                 whole = f"{hit[index]} (ran at import or collection time)"
                 break
     if whole is None:
@@ -487,6 +492,8 @@ class _Readers:
     old_inputs: Mapping[str, str]
     new_inputs: Mapping[str, str]
     hit: dict[int, str]
+    named: dict[int, set[str]] = field(default_factory=dict)
+    """Function index -> the changed names `mark_naming` found it reading."""
 
     def previous(self, path: str) -> FileFingerprints | None:
         """The fingerprints of `path` as the tests ran it; None if it was no input then (or did
@@ -558,6 +565,7 @@ class _Readers:
             if found := names.keys() & set(refs):
                 where = names[min(found)]
                 self.hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
+                self.named[index] = set(found)
 
 
 def _workspace_python(path: str) -> bool:
@@ -680,6 +688,105 @@ def _attribute_readers(readers: _Readers, attributes: Mapping[str, str]) -> str 
     if cached:
         return _memo_readers(readers, cached)
     return None
+
+
+def _never_read_at_import(
+    readers: _Readers,
+    trace: TraceRecord,
+    index: int,
+    constants: Collection[str],
+    recorded: Mapping[str, str],
+) -> bool:
+    """Did a function marked only for reading changed names (`_Readers.named`), which ran at
+    import or collection time, run none of the statements that read them there (its line
+    record)? Then nothing it did there saw their values, and only the tests that executed it
+    re-run. Only for a file unchanged since the record (`recorded`: the inputs of the result
+    that holds it), read from disk."""
+    names = readers.named.get(index)
+    lines = trace.import_lines.get(str(index))
+    if not names or lines is None or not names <= set(constants):
+        return False
+    path, _, qualname = trace.functions[index].partition("::")
+    digest = readers.old_inputs.get(path)
+    if digest is None or digest != readers.new_inputs.get(path) or recorded.get(path) != digest:
+        return False
+    try:
+        tree = ast.parse((readers.graph.root / path).read_bytes())
+    except (OSError, SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    found = _definitions(tree, qualname)
+    if len(found) != 1 or readers.graph.file_digest(path) != digest:
+        return False
+    return not _reading_lines(found[0], names).intersection(lines)
+
+
+def _reading_lines(function: ast.FunctionDef | ast.AsyncFunctionDef, names: set[str]) -> set[int]:
+    """The lines of `function`'s own statements that spell one of `names` (a variable, an
+    attribute, an import, a string: ``getattr(m, "X")``), lambdas and comprehensions included;
+    a compound statement by its header. Running any of its code runs one of those lines."""
+    reading: set[int] = set()
+    stack: list[ast.stmt] = list(function.body)
+    while stack:
+        stmt = stack.pop()
+        parts: list[ast.AST] = []
+        for _, value in ast.iter_fields(stmt):
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, ast.stmt):
+                    # a nested function's body is its own record; a nested class's body too,
+                    # run when its statement (a line of this function) runs
+                    if isinstance(stmt, ast.ClassDef):
+                        parts.append(item)
+                    elif not isinstance(stmt, ast.FunctionDef | ast.AsyncFunctionDef):
+                        stack.append(item)
+                elif isinstance(item, ast.excepthandler | ast.match_case):
+                    parts.extend(
+                        c for c in ast.iter_child_nodes(item) if not isinstance(c, ast.stmt)
+                    )
+                    stack.extend(c for c in ast.iter_child_nodes(item) if isinstance(c, ast.stmt))
+                elif isinstance(item, ast.AST):
+                    parts.append(item)
+        spelled = isinstance(stmt, ast.Global | ast.Nonlocal) and bool(names & set(stmt.names))
+        if spelled or any(_spells(part, names) for part in parts):
+            starts = [getattr(p, "lineno", None) or stmt.lineno for p in parts]
+            ends = [getattr(p, "end_lineno", None) or stmt.lineno for p in parts]
+            reading.update(range(min([stmt.lineno, *starts]), max([stmt.lineno, *ends]) + 1))
+    return reading
+
+
+def _spells(node: ast.AST, names: set[str]) -> bool:
+    for child in ast.walk(node):
+        if isinstance(child, ast.Name) and child.id in names:
+            return True
+        if isinstance(child, ast.Attribute) and child.attr in names:
+            return True
+        if isinstance(child, ast.alias) and {child.name.rpartition(".")[2], child.asname} & names:
+            return True
+        if (
+            isinstance(child, ast.Constant)
+            and isinstance(child.value, str)
+            and child.value in names
+        ):
+            return True
+    return False
+
+
+def _definitions(tree: ast.Module, qualname: str) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """The ``def`` statements of `tree` whose ``co_qualname`` is `qualname`."""
+    found: list[ast.FunctionDef | ast.AsyncFunctionDef] = []
+    stack: list[tuple[ast.AST, str]] = [(tree, "")]
+    while stack:
+        node, prefix = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef):
+                name = prefix + child.name
+                if name == qualname:
+                    found.append(child)
+                stack.append((child, name + ".<locals>."))
+            elif isinstance(child, ast.ClassDef):
+                stack.append((child, prefix + child.name + "."))
+            else:
+                stack.append((child, prefix))
+    return found
 
 
 def _class_refused(graph: BuildGraph, path: str, delta: FingerprintDiff) -> str | None:

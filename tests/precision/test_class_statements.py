@@ -14,6 +14,8 @@ from __future__ import annotations
 import pytest
 from precision_helpers import Workspace, ran_nodes
 
+from maestro.engine.interpreter import Interpreter
+
 SHAPES = """\
 import dataclasses
 
@@ -199,3 +201,39 @@ def test_code_compiled_in_a_module_namespace_reads_what_its_text_spells(
     compiled = "tests/test_shapes.py::test_compiled"
     assert ran_nodes(summary) == ([BOX, compiled, UNRELATED] if whole else [BOX])
     assert summary.failed == (2 if whole else 1)
+
+
+@pytest.fixture
+def ws312(ws: Workspace, interpreter312: Interpreter) -> Workspace:
+    return Workspace(ws.root, interpreter312)
+
+
+READER = """\
+from pkg.shapes import Box
+
+
+def optional(value, box=False):
+    if box:
+        return Box()
+    return value
+"""
+
+
+@pytest.mark.parametrize(
+    ("call", "whole"), [("optional(1)", False), ("optional(1, box=True)", True)]
+)
+def test_a_reader_run_at_import_reruns_every_node_only_if_it_read_the_class_there(
+    ws312: Workspace, call: str, whole: bool
+) -> None:
+    # attrs' validators.optional reads _make's _AndValidator only for a list of validators;
+    # attrs' own import runs it without one (3.12: the recorder keeps the lines import-time
+    # code ran; the reader's file is unchanged)
+    ws312.write("pkg/shapes.py", SHAPES)
+    ws312.write("pkg/readers.py", READER)
+    tests = TESTS + f"\n\nfrom pkg import readers  # noqa: E402\n\nVALUE = readers.{call}\n"
+    ws312.write("tests/test_shapes.py", tests)
+    assert ws312.run().failed == 0
+    ws312.edit("pkg/shapes.py", "size: int = 2", "size: int = 3")
+    summary = ws312.run()
+    assert ran_nodes(summary) == ([BOX, UNRELATED] if whole else [BOX])
+    assert summary.failed == 1
