@@ -36,6 +36,7 @@ import logging
 import os
 import posixpath
 import re
+import shlex
 import time
 from collections import Counter
 from collections.abc import Callable, Container, Iterable, Mapping, Sequence
@@ -160,6 +161,15 @@ _FROM_PYTEST_CACHE = frozenset(
 )  # fmt: skip
 
 
+def _addopts_line(inifile: str, args: Sequence[str]) -> str:
+    """Where and how `args` go in the pytest configuration file `inifile`, as a person writes
+    them there: ``addopts = ["--x"] under [tool.pytest.ini_options] in pyproject.toml``."""
+    if inifile.endswith("pyproject.toml"):
+        return f"addopts = {json.dumps(list(args))} under [tool.pytest.ini_options] in {inifile}"
+    section = "[tool:pytest]" if inifile.endswith("setup.cfg") else "[pytest]"
+    return f"addopts = {shlex.join(args)} under {section} in {inifile}"
+
+
 def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...] | None]:
     """Test file -> node ids to run (None = the whole file), in a stable order."""
     if stateful := [a for a in selection.pytest_args if a.partition("=")[0] in _FROM_PYTEST_CACHE]:
@@ -174,8 +184,8 @@ def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...]
         raise ConfigError(
             f"{' '.join(unfollowed)} would change which files pytest collects, and Maestro "
             f"takes its test files from the pytest configuration ({where})",
-            hint=f'set it in {where} (e.g. addopts = ["--doctest-modules"] under '
-            "[tool.pytest.ini_options] in pyproject.toml), or run plain pytest this once",
+            hint=f"set it in the configuration ({_addopts_line(where, unfollowed)}), or run "
+            "plain pytest this once",
         )
     if selection.impacted or selection.since:
         from maestro.engine import changes as sources

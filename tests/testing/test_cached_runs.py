@@ -344,3 +344,19 @@ def test_a_reason_from_an_older_record_says_it_is_that_runs(ws: Workspace) -> No
         for why in planned.node_reasons.values()
         if "pkg/b.py" in why or why.startswith("failed last time")
     )
+
+
+def test_the_hint_for_a_refused_argument_names_it_and_the_configuration_file(
+    ws: Workspace,
+) -> None:
+    # schema: `--doctest-glob=README.rst` (its tox.ini) was refused with a hint to put
+    # "--doctest-modules" under [tool.pytest.ini_options] "in pyproject.toml", though the
+    # argument was another and the project configures pytest in setup.cfg
+    ws.write("pyproject.toml", '[project]\nname = "demo"\nversion = "0"\n')
+    ws.write("setup.cfg", "[tool:pytest]\ntestpaths = tests\n")
+    with pytest.raises(ConfigError) as exc:
+        ws.run(testing.Selection(pytest_args=("--doctest-glob=README.rst",)))
+    assert exc.value.hint is not None
+    assert "addopts = --doctest-glob=README.rst" in exc.value.hint
+    assert "[tool:pytest] in setup.cfg" in exc.value.hint
+    assert "pyproject.toml" not in exc.value.hint and "--doctest-modules" not in exc.value.hint
