@@ -65,6 +65,10 @@ class TestOutcome(_Model):
     """Workspace files the node opened for reading (data files; sources read while importing)."""
     opaque: list[str] = Field(default_factory=list)
     """Why some of what the node read is unknown (it ran a program that is not Python...)."""
+    params: dict[str, int] | None = None
+    """Parametrized fixture function (``<workspace file>::<name>``) -> the index of its
+    ``params`` element this node got (-1: unknown); None = no record. A node missing a fixture
+    here does not use its params."""
 
 
 class TraceRecord(_Model):

@@ -145,6 +145,9 @@ class TestTrace(_Event):
     functions: dict[str, list[str]] = {}
     files: list[str] = []
     opaque: list[str] = []
+    params: dict[str, int] | None = None
+    """Parametrized fixture function (``<workspace file>::<name>``) -> the index of its
+    ``params`` element the node got, -1 when unknown; None: no record."""
 
 
 class SessionTrace(_Event):

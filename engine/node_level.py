@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from maestro.cache.keys import ABSENT, WORKSPACE, input_value
 from maestro.cache.store import Cache
+from maestro.engine.fixture_params import ParamChange, param_changes
 from maestro.engine.pollution import AFTER, WITH
 from maestro.graph import environment
 from maestro.graph.build import BuildGraph
@@ -65,6 +66,7 @@ def node_reasons(
     new_inputs: Mapping[str, str],
     changed: list[str],
     prefer: Collection[str] = (),
+    regroup: dict[str, str] | None = None,
 ) -> tuple[ActionResult, dict[str, str]] | None:
     """(previous result, node id -> reason for each node that must re-run), or None when the
     change cannot be judged per node (file-level behaviour applies).
@@ -78,7 +80,11 @@ def node_reasons(
 
     ``prefer``: files that also differ from a nearer result (judged against an older one); a
     node that executed several changed functions is told the one in those files first, so an
-    undone edit is not named as the reason."""
+    undone edit is not named as the reason.
+
+    ``regroup`` gets the test functions whose node ids a change of fixture params changes, and
+    why (engine/fixture_params.py): given to pytest whole, their nodes without a reason
+    served. They may have new nodes: they run even when no node has a reason."""
     if not changed or any(not is_file_input(n) and n != WORKSPACE for n in changed):
         return None
     previous = cache.get_action(previous_hex, count=False)
@@ -102,6 +108,7 @@ def node_reasons(
     constant_files: set[str] = set()  # the files those assignments are in
     attributes: dict[str, str] = {}  # private class attribute whose inert value changed -> where
     removed: set[str] = set()  # those of the names no longer assigned
+    params_changed: list[ParamChange] = []  # per file whose fixtures' params only changed
     versions: dict[str, tuple[FileFingerprints, FileFingerprints]] = {}  # changed .py: old, new
     own: dict[int, tuple[str, str]] = {}  # function index -> (file, qualname): changed itself
     by_path: dict[str, list[tuple[int, str]]] = {}
@@ -161,6 +168,7 @@ def node_reasons(
                 break
             sources[name] = f"read {name}, changed"
             continue
+        settled: set[str] = set()  # fixture functions whose params alone changed: judged
         if delta.module_changed and delta.module_names is None:
             if not delta.fixtures:
                 whole = (
@@ -169,8 +177,14 @@ def node_reasons(
                 )
                 break
             if used := _fixture_users(previous, name, delta.fixtures):
-                whole = f"{used}, whose params changed at {name}:{delta.module_line}"
-                break
+                where = f"{dotted(name, min(delta.fixtures))}, changed at {name}:"
+                where += str(delta.module_line)
+                narrowed = param_changes(previous, name, before, after, delta, where)
+                if narrowed is None or regroup is None:
+                    whole = f"{used}, whose params changed at {name}:{delta.module_line}"
+                    break
+                params_changed.append(narrowed)
+                settled = set(delta.fixtures)
             # only the params of fixtures none of these tests uses: their other changes count
         if delta.classes and (refused := _class_refused(graph, name, delta)):
             whole = refused
@@ -207,7 +221,7 @@ def node_reasons(
             continue
         sources[name] = f"read {name}, changed"
         versions[name] = (before, after)
-        gone = delta.functions
+        gone = delta.functions - settled
         for index, qualname in by_path.get(name, ()):
             if qualname in gone:
                 hit[index] = f"executed {_changed_function(name, qualname, delta, hidden)}"
@@ -279,6 +293,11 @@ def node_reasons(
             None,
         ):
             reasons[t.node_id] = data.get(read) or sources[read]
+    for change in params_changed:
+        for node, why in change.reasons.items():
+            reasons.setdefault(node, why)
+        if regroup is not None:
+            regroup.update(change.functions)
     return previous, reasons
 
 

@@ -65,6 +65,7 @@ from maestro.cache.keys import (
 from maestro.cache.store import Cache
 from maestro.engine.collect_probe import ensure_collected
 from maestro.engine.core import ALL_CACHED, Engine
+from maestro.engine.fixture_params import regroup
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.node_level import (
     FAILING,
@@ -439,6 +440,7 @@ class PlannedFile:
     node_reasons: dict[str, str] = field(default_factory=dict)  # node id -> why it (re-)runs
     promote: bool = False  # node-level: nothing to run; store `carried` under `key`
     deselect: tuple[str, ...] = ()  # predictive mode skipped these: the result is not stored
+    served: tuple[str, ...] = ()  # node-level: deselected from functions given whole; carried
     symbols: tuple[str, ...] = ()  # qualnames changed in its Python inputs since its last run
     untraced: bool = False  # its last result has no per-test record: a change re-runs it whole
     earlier: bool = False  # served from an earlier key whose inputs all hold again (undone edit)
@@ -461,6 +463,9 @@ class PlannedFile:
             total = len(self.carried.tests)
             first = self.run_nodes[0] if self.run_nodes else ""
             why = self.node_reasons.get(first, self.reason)
+            if self.served or first not in {t.node_id for t in self.carried.tests}:
+                # test functions given whole (engine/fixture_params.py): their count is unknown
+                return f"{len(self.run_nodes)} given to pytest, {total} served: {first} {why}"
             return f"{len(self.run_nodes)} of {total} tests: {first} {why}"
         if self.reason == "inputs changed" and self.changed:
             more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
@@ -871,7 +876,9 @@ def with_companions(
         entries += [(p, [p]) for p in companions]
         entries.sort(key=lambda t: order.key(t[0]))
     args, only = imported_in_order(entries)
-    return args, list(companions), only
+    # the served nodes of test functions given whole (engine/fixture_params.py)
+    served = [n for f in to_run if f.run_nodes is not None for n in f.served]
+    return args, list(companions) + served, only
 
 
 def imported_in_order(entries: list[tuple[str, list[str]]]) -> tuple[list[str], list[str]]:
@@ -1040,7 +1047,10 @@ def _decide(
     previous = last.nearest(cache, target, key.inputs) or newest
     changed = _changes_since(previous[1], key.inputs)
     if nodes is None and graph is not None and fps is not None:
-        found = node_reasons(graph, cache, fps, previous[0], previous[1], key.inputs, changed)
+        functions: dict[str, str] = {}  # whose node ids a change of fixture params changes
+        found = node_reasons(
+            graph, cache, fps, previous[0], previous[1], key.inputs, changed, regroup=functions
+        )
         if found is None:
             # the nearest result may have no record (a cold run before 3.12 is untraced, and
             # undoing an edit serves it again): an older one that has may still judge per node
@@ -1051,9 +1061,11 @@ def _decide(
             )
             for _, _, entry in others[:_OTHER_PREVIOUS]:
                 differ = _changes_since(entry[1], key.inputs)
+                functions = {}
                 found = node_reasons(
-                    graph, cache, fps, entry[0], entry[1], key.inputs, differ, prefer=changed
-                )
+                    graph, cache, fps, entry[0], entry[1], key.inputs, differ, prefer=changed,
+                    regroup=functions,
+                )  # fmt: skip
                 if found is not None:
                     # `changed` stays what differs from the nearest result: an edit undone
                     # since the older one is no reason to tell ("inputs changed", node reasons);
@@ -1062,6 +1074,8 @@ def _decide(
                     break
         if found is not None:
             carried, reasons = found
+            if functions:
+                return _regrouped(target, nodes, key, changed, carried, reasons, functions)
             if not reasons:
                 return PlannedFile(target, nodes, key, carried, None, changed, promote=True,
                                    carried=carried)  # fmt: skip
@@ -1082,6 +1096,31 @@ def _decide(
 
 
 _OTHER_PREVIOUS = 3  # older results tried when the nearest cannot judge per node
+
+
+def _regrouped(
+    target: str,
+    nodes: tuple[str, ...] | None,
+    key: ActionKey,
+    changed: list[str],
+    previous: ActionResult,
+    reasons: dict[str, str],
+    functions: dict[str, str],
+) -> PlannedFile:
+    """A file some of whose test functions have nodes a change of fixture params changes:
+    those functions run but for their nodes without a reason (deselected and served), the
+    other nodes with a reason by their id, the rest served (engine/fixture_params.py). The
+    whole file when an id cannot be given to pytest (a redacted one, a name holding "::")."""
+    given, served, carried = regroup(previous, reasons, functions)
+    ids = [*(t.node_id for t in previous.tests), *given]
+    told = {**functions, **reasons}  # a function given whole: why (it may have new nodes)
+    if not _all_runnable(ids, previous) or not carried.tests:
+        return PlannedFile(target, nodes, key, None, "inputs changed", changed,
+                           node_reasons=told)  # fmt: skip
+    return PlannedFile(
+        target, nodes, key, None, "inputs changed", changed,
+        run_nodes=given, carried=carried, node_reasons=told, served=served,
+    )  # fmt: skip
 
 
 def earlier_result(
@@ -1445,7 +1484,12 @@ def _build_result(
         if traced and trace is not None:
             ran = indices(f"{p}::{q}" for p, qs in trace.functions.items() for q in qs)
             outcome = outcome.model_copy(
-                update={"executed": ran, "reads": trace.files, "opaque": trace.opaque}
+                update={
+                    "executed": ran,
+                    "reads": trace.files,
+                    "opaque": trace.opaque,
+                    "params": trace.params,
+                }
             )
         tests.append(outcome)
     carried = planned.carried if planned.run_nodes is not None else None

@@ -175,6 +175,15 @@ class FileFingerprints:
     fixture_binds: tuple[str, ...] = ()
     """Per top-level statement: with a `fixture_frames` entry, ``name=fingerprint`` of those
     values (the function's name); "" otherwise."""
+    fixture_params: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """A fixture function of `fixture_binds` with no other decorator -> one key per element of
+    its ``params`` (its value and its pytest id): equal keys at the same index give the node of
+    that element the same value under the same id. Only when each element's id is known and
+    unique (pytest adds a suffix to repeated ids): constants of plain types, or ``ids`` strings."""
+    fixture_defs: dict[str, str] = field(default_factory=dict)
+    """A fixture function of `fixture_binds` with no other decorator -> the fingerprint of its
+    whole ``def`` (body included) with its ``params``/``ids`` left out: equal, only those
+    changed."""
     class_heads: tuple[str, ...] = ()
     """Per top-level statement: for a class statement whose execution can do nothing but bind
     its name (`_class_head`), ``Name|origins``: the modules, as imported, of the decorators and
@@ -209,6 +218,8 @@ class FileFingerprints:
             "unbound": list(self.unbound),
             "fixture_frames": list(self.fixture_frames),
             "fixture_binds": list(self.fixture_binds),
+            "fixture_params": {q: list(v) for q, v in self.fixture_params.items()},
+            "fixture_defs": self.fixture_defs,
             "class_heads": list(self.class_heads),
         }
 
@@ -244,6 +255,10 @@ class FileFingerprints:
                 unbound=tuple(map(str, raw["unbound"])),
                 fixture_frames=tuple(map(str, raw["fixture_frames"])),
                 fixture_binds=tuple(map(str, raw["fixture_binds"])),
+                fixture_params={
+                    str(q): tuple(map(str, v)) for q, v in raw.get("fixture_params", {}).items()
+                },
+                fixture_defs={str(q): str(v) for q, v in raw.get("fixture_defs", {}).items()},
                 class_heads=tuple(map(str, raw["class_heads"])),
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
@@ -1350,6 +1365,8 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
     class_binds: list[str] = []
     fixture_frames: list[str] = []
     fixture_binds: list[str] = []
+    fixture_params: dict[str, tuple[str, ...]] = {}
+    fixture_defs: dict[str, str] = {}
     spellings = _fixture_spellings(tree)
     origins = _origins(tree)
     heads: list[str] = []
@@ -1364,6 +1381,10 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
             frame, binds = _fixture_parts(owned, spellings)
             fixture_frames.append(frame)
             fixture_binds.append(binds)
+            if binds and isinstance(stmt, _Def) and len(stmt.decorator_list) == 1:
+                fixture_defs[stmt.name] = _blanked(stmt)
+                if (elements := _fixture_elements(stmt)) is not None:
+                    fixture_params[stmt.name] = elements
             heads.append(_class_head(stmt, origins))
         dynamic = {q: tuple(sorted(v)) for q, v in splitter.dynamic.items()}
         if generic := _generic(list(tree.body)):
@@ -1418,6 +1439,8 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         unbound=computed.unbound,
         fixture_frames=tuple(fixture_frames),
         fixture_binds=tuple(fixture_binds),
+        fixture_params=fixture_params,
+        fixture_defs=fixture_defs,
         class_heads=tuple(heads),
     )
 
@@ -1475,6 +1498,63 @@ def _fixture_parts(owned: Any, spellings: set[str]) -> tuple[str, str]:
                 if keyword.arg in _FIXTURE_VALUES:
                     keyword.value = ast.Constant(_PLACEHOLDER)
     return _fp(ast.dump(frame)), f"{owned.name}={values}"
+
+
+# ids pytest uses as they are: printable ASCII without a backslash (escaped) or brackets
+_PLAIN_ID = re.compile(r"[A-Za-z0-9_.+=@-]+")
+
+
+def _fixture_elements(stmt: _Def) -> tuple[str, ...] | None:
+    """`FileFingerprints.fixture_params` of a fixture function `_fixture_parts` accepted: None
+    when it has another decorator (pytest would hold another function), no ``params``, or an
+    element whose id is unknown or repeated."""
+    if len(stmt.decorator_list) != 1 or not isinstance(stmt.decorator_list[0], ast.Call):
+        return None
+    given = {k.arg: k.value for k in stmt.decorator_list[0].keywords}
+    params, ids = given.get("params"), given.get("ids")
+    if not isinstance(params, ast.Tuple | ast.List):
+        return None
+    names: list[ast.expr] = list(params.elts)
+    if ids is not None:
+        if not isinstance(ids, ast.Tuple | ast.List) or len(ids.elts) != len(params.elts):
+            return None
+        names = [
+            value if isinstance(name, ast.Constant) and name.value is None else name
+            for value, name in zip(params.elts, ids.elts, strict=True)
+        ]
+    found: list[str] = []
+    for value, name in zip(params.elts, names, strict=True):
+        shown = _plain_id(name)
+        if shown is None:
+            return None
+        found.append(f"{_fp(ast.dump(value))}:{shown}")
+    shown_ids = [f.partition(":")[2] for f in found]
+    return tuple(found) if len(set(shown_ids)) == len(shown_ids) else None
+
+
+def _blanked(stmt: _Def) -> str:
+    """`FileFingerprints.fixture_defs` of a fixture function."""
+    frame = copy.deepcopy(stmt)
+    for decorator in frame.decorator_list:
+        if isinstance(decorator, ast.Call):
+            for keyword in decorator.keywords:
+                if keyword.arg in _FIXTURE_VALUES:
+                    keyword.value = ast.Constant(_PLACEHOLDER)
+    return _fp(ast.dump(frame))
+
+
+def _plain_id(node: ast.expr) -> str | None:
+    """pytest's id of a parameter (or the text of an ``ids`` entry) when it is sure: a string
+    as it is, a number, bool or None as ``str`` gives it; None otherwise."""
+    try:
+        value = ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return None
+    if isinstance(value, str):
+        return value if _PLAIN_ID.fullmatch(value) else None
+    if value is None or isinstance(value, bool | int | float | complex):
+        return str(value)
+    return None
 
 
 def _binds_anything(stmt: ast.stmt) -> set[str]:

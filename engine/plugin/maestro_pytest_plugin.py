@@ -1810,6 +1810,7 @@ class _Recorder:
                 functions=functions,
                 files=sorted(seen.files),
                 opaque=list(dict.fromkeys(seen.opaque)),
+                params=None if item is None else fixture_params(item, self._rel),
             )
         if item is not None and self._last_item_of_file.get(key) == nodeid:
             self._emit_deps(key)
@@ -2015,6 +2016,71 @@ def _also_counted(reports: list[Any], outcome: str) -> list[str]:
     if outcome in found:
         found.remove(outcome)
     return found
+
+
+def fixture_params(item: Any, rel: Callable[[str], str | None]) -> dict[str, int] | None:
+    """Which element of each parametrized fixture's ``params`` the node got: the fixture's
+    function (``<workspace file>::<name>``) -> its index; -1 where the index cannot be told
+    (the test parametrizes that name itself, or the ids may come from a
+    ``pytest_make_parametrize_id`` hook). None when pytest's internals are not as expected.
+    A test using a fixture that requests a parametrized one has it here too."""
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return {}
+    try:
+        defs = item._fixtureinfo.name2fixturedefs
+        indices = dict(callspec.indices)
+        params = dict(callspec.params)
+        hooked = bool(item.config.pluginmanager.hook.pytest_make_parametrize_id.get_hookimpls())
+        marked = {
+            name
+            for mark in item.iter_markers("parametrize")
+            for name in _mark_argnames(mark.args[0] if mark.args else mark.kwargs["argnames"])
+        }
+    except Exception:  # another pytest: no record, and a change re-runs the file
+        return None
+    found: dict[str, int] = {}
+    for argname, chain in defs.items():
+        owner = _parametrizing(chain, argname)
+        if owner is None:
+            continue
+        code = getattr(getattr(owner, "func", None), "__code__", None)
+        if code is None:
+            found[f"?::{argname}"] = -1  # whose it is is unknown
+            continue
+        path = rel(code.co_filename)
+        if path is None:
+            continue  # not the workspace's: no change of its is judged by this
+        name = f"{path}::{code.co_qualname}"
+        index = indices.get(argname)
+        sure = (
+            argname not in marked
+            and not hooked
+            and isinstance(index, int)
+            and 0 <= index < len(owner.params)
+            and argname in params
+            and owner.params[index] is params[argname]
+        )
+        if argname in marked or argname in indices:
+            found[name] = index if sure and isinstance(index, int) else -1
+    return found
+
+
+def _mark_argnames(argnames: Any) -> list[str]:
+    if isinstance(argnames, str):
+        return [n.strip() for n in argnames.split(",") if n.strip()]
+    return [str(n) for n in argnames]
+
+
+def _parametrizing(chain: Any, argname: str) -> Any:
+    """The fixture definition whose ``params`` pytest parametrizes `argname` with (as its
+    fixtures plugin picks it), or None."""
+    for fixturedef in reversed(list(chain)):
+        if getattr(fixturedef, "params", None) is not None:
+            return fixturedef
+        if argname not in getattr(fixturedef, "argnames", ()):
+            return None
+    return None
 
 
 def _is_subtest(report: Any) -> bool:
