@@ -73,7 +73,7 @@ import os
 import re
 import threading
 import warnings
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -573,13 +573,14 @@ def _escapes(tree: ast.Module) -> _Escapes:
     any_module = own = False
     stars: list[str] = []
     merged = _merged_namespaces(tree, imported)
-    for node in ast.walk(tree):
+    for node, shadowed in _scoped_walk(tree):
+        modules = imported - shadowed if shadowed else imported
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
             stars.append("." * node.level + (node.module or ""))
         elif (
             isinstance(node, ast.Attribute)
             and node.attr == "__dict__"
-            and _module_like(node.value, imported)
+            and _module_like(node.value, modules)
             and id(node) not in merged
         ):
             any_module = True
@@ -594,18 +595,65 @@ def _escapes(tree: ast.Module) -> _Escapes:
             elif name in _NAMESPACE_READERS:
                 if first is None and name != "getmembers" and bare:
                     own = True  # ``vars()`` / ``dir()``: the current scope
-                elif first is not None and _module_like(first, imported):
+                elif first is not None and _module_like(first, modules):
                     any_module = True
             elif (
                 name in _ATTR_FUNCTIONS
                 and (len(node.args) < 2 or not isinstance(node.args[1], ast.Constant))
-                and (first is None or _module_like(first, imported))
+                and (first is None or _module_like(first, modules))
             ):
                 any_module = True
     own = own or any(
         isinstance(stmt, _Def) and stmt.name in ("__getattr__", "__dir__") for stmt in tree.body
     )
     return _Escapes(any_module, own, tuple(sorted(set(stars))), bool(merged))
+
+
+def _scoped_walk(tree: ast.Module) -> Iterator[tuple[ast.AST, frozenset[str]]]:
+    """Every node of `tree` with the names that are variables of the functions around it
+    there (`_function_locals`): such a name is no module, whatever the file imports under it
+    (attrs' tests take a parameter ``attr``). A function's decorators, defaults and
+    annotations are evaluated outside it."""
+    stack: list[tuple[ast.AST, frozenset[str]]] = [(tree, frozenset())]
+    while stack:
+        node, shadowed = stack.pop()
+        yield node, shadowed
+        body: list[ast.AST] = []
+        if isinstance(node, _Def):
+            body = list(node.body)
+        elif isinstance(node, ast.Lambda):
+            body = [node.body]
+        inner = shadowed | _function_locals(node) if body else shadowed
+        for child in ast.iter_child_nodes(node):
+            stack.append((child, inner if any(child is b for b in body) else shadowed))
+
+
+def _function_locals(node: ast.AST) -> frozenset[str]:
+    """The parameters of a function or lambda and the names its body binds but by an import,
+    without those it declares ``global`` (nested scopes and comprehensions left out)."""
+    if not isinstance(node, _Def | ast.Lambda):
+        return frozenset()
+    args = node.args
+    found = {a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+    found.update(a.arg for a in (args.vararg, args.kwarg) if a is not None)
+    if isinstance(node, ast.Lambda):
+        return frozenset(found)
+    imported: set[str] = set()
+    declared: set[str] = set()
+    stack: list[ast.AST] = list(node.body)
+    scopes = (*_SCOPES, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    while stack:
+        child = stack.pop()
+        if isinstance(child, ast.Global):
+            declared.update(child.names)
+        elif isinstance(child, ast.Import | ast.ImportFrom):
+            imported.update(_bound_names(a)[0] for a in child.names)
+            continue
+        found.update(_bound_names(child))
+        if isinstance(child, scopes):
+            continue  # its own scope (a def's or class's name is bound here: above)
+        stack.extend(ast.iter_child_nodes(child))
+    return frozenset(found - imported - declared)
 
 
 def _imports_from(tree: ast.Module) -> tuple[list[str], frozenset[int]]:

@@ -237,3 +237,26 @@ def test_a_reader_run_at_import_reruns_every_node_only_if_it_read_the_class_ther
     summary = ws312.run()
     assert ran_nodes(summary) == ([BOX, UNRELATED] if whole else [BOX])
     assert summary.failed == 1
+
+
+@pytest.mark.parametrize("shadowed", [True, False])
+def test_a_computed_getattr_of_a_parameter_named_like_a_module_is_no_module_read(
+    ws: Workspace, shadowed: bool
+) -> None:
+    # attrs' test_make.py imports attr and has a test taking a parameter `attr` (an
+    # Attribute), whose `setattr(attr, attr_name, 1)` took every module's names for reachable:
+    # the file re-ran whole on any module-level change of attrs
+    if shadowed:
+        pick = "def pick(calc, name):\n    return getattr(calc, name)\n\n\n"
+        call = "class Obj:\n        x = 1\n\n    assert pick(Obj(), 'x') == 1\n"
+    else:
+        pick = "def pick(name):\n    return getattr(calc, name)\n\n\n"
+        call = "assert pick('__name__') == 'pkg.calc'\n"
+    ws.write("tests/test_other.py", "import pkg.calc\nfrom pkg import calc\n\n\n"
+             "def test_imports_only():\n    assert pkg.calc.RATE > 0\n\n\n"
+             f"{pick}def test_pick():\n    {call}")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    ran = [n for n in ran_nodes(ws.run()) if "test_other" in n]
+    pick_node = [] if shadowed else ["tests/test_other.py::test_pick"]
+    assert ran == ["tests/test_other.py::test_imports_only", *pick_node]
