@@ -45,10 +45,14 @@ module-level code changed. So the split must put each piece of code where a test
 Class bodies stay module-level on purpose: a class attribute is read through instances handed
 around by any code (``resp.encoding`` reads no code object of the class), by subclasses in other
 modules, and by generated methods the tracer does not see (``dataclass`` ``__init__`` is compiled
-from a string), so no per-node record bounds who observes it. The one exception is kept apart
+from a string), so no per-node record bounds who observes it. One exception is kept apart
 (``class_frames``/``class_binds``): the inert values of *private* attributes of a *plain*
 class (no decorator, base or keyword), which only workspace code spells; selection then
 finds their readers by name, or by how they read names they do not spell (``dynamic``).
+Another: a class statement that can do nothing but bind its name (``class_heads``: no base,
+no keyword, decorators and calls of class builders only) changed outside its method bodies
+counts as a change of that name; selection re-runs the code reading the name and the tests
+that ran one of its methods (an instance is made by code naming the class, or kept from it).
 What remains unobserved is
 introspection of a function that never runs (``inspect.signature`` or ``__defaults__`` read by
 code in another module, of a function that is never used as a value in its own file): a changed
