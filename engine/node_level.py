@@ -157,6 +157,7 @@ def node_reasons(
             whole = f"inputs changed: {name} (no fingerprint of the previous version)"
             break
         delta = diff(before, after)
+        delta = _unsealed(graph.root / name, before, delta, fps.seal_key())
         hidden = _hidden_only(graph.root / name, before, delta)
         twins = _twins(graph, fps, old_inputs, trace, by_qualname, name, before)
         if not twins and _never_ran(graph, trace, previous.tests, by_path, name, before):
@@ -476,6 +477,31 @@ def _changed_function(
             "Maestro keeps no copy of it, so cannot tell whether it changed"
         )
     return f"{dotted(path, qualname)}, changed at {where}"
+
+
+def _unsealed(
+    path: Path, before: FileFingerprints, delta: FingerprintDiff, key: bytes | None
+) -> FingerprintDiff:
+    """The diff against a previous version kept with its secrets sealed (graph/fingerprints.py
+    `keep`: each one a digest keyed by the store's key): against the current file sealed alike,
+    code that differs only by being sealed is unchanged. Taken only when it is the smaller diff:
+    against a version fingerprinted from its text (or sealed with a key since lost), sealing
+    the current file can only add differences, and the plain diff stands."""
+    if key is None or delta.empty:
+        return delta
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return delta
+    sealed = str(Redactor.from_environ(os.environ).seal(text, key))
+    if sealed == text:
+        return delta
+    again = diff(before, fingerprint_source(sealed.encode()))
+    smaller = again.functions < delta.functions or (
+        again.functions == delta.functions and delta.module_changed and not again.module_changed
+    )
+    fewer_module = not again.module_changed or delta.module_changed
+    return again if smaller and fewer_module and set(again.added) <= set(delta.added) else delta
 
 
 def _hidden_only(path: Path, before: FileFingerprints, delta: FingerprintDiff) -> frozenset[str]:

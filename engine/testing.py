@@ -1995,6 +1995,12 @@ def _remember_fingerprints(
     if fps is None:
         return
     redactor = redactor if redactor is not None else Redactor.from_environ(os.environ)
+    sealed_by = fps.seal_key()
+
+    def sealing(text: str) -> str:
+        # each secret a keyed digest of it: a later diff tells whether it changed
+        return str(redactor.redact(text) if sealed_by is None else redactor.seal(text, sealed_by))
+
     root = planned.digests.graph.root
     done: set[str] = set()
     for key in keys:
@@ -2004,7 +2010,7 @@ def _remember_fingerprints(
             done.add(digest)
             if digest != ABSENT:
                 try:
-                    fps.keep(root / name, digest, redact=lambda t: str(redactor.redact(t)))
+                    fps.keep(root / name, digest, redact=sealing)
                 except OSError:
                     log.debug("cannot keep %s for the next diff", name, exc_info=True)
 

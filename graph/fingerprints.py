@@ -1819,6 +1819,9 @@ class FingerprintMemo(LruCache[str, FileFingerprints]):
         return found
 
 
+_SEAL_KEY_BYTES = 32
+
+
 class FingerprintStore:
     """Fingerprints by content digest, on disk (one small msgpack file per digest).
 
@@ -1867,6 +1870,30 @@ class FingerprintStore:
         with contextlib.suppress(OSError):
             self._source(digest).unlink()
         return value
+
+    @property
+    def seal_key_path(self) -> Path:
+        return self.directory / "seal.key"
+
+    def seal_key(self) -> bytes | None:
+        """The store's private key for sealing the secrets of the versions it keeps (0600;
+        made on first use): a kept version and the current file sealed with it compare equal
+        exactly when their secrets do. None when it cannot be had (then nothing is sealed)."""
+        path = self.seal_key_path
+        with contextlib.suppress(FileNotFoundError):
+            key = path.read_bytes()
+            return key if len(key) == _SEAL_KEY_BYTES else None
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return self.seal_key()  # another process made it first
+        except OSError:
+            return None
+        key = os.urandom(_SEAL_KEY_BYTES)
+        with os.fdopen(fd, "wb") as out:
+            out.write(key)
+        return key
 
     def has(self, digest: str) -> bool:
         return self._path(digest).exists() or self._source(digest).exists()

@@ -23,12 +23,13 @@ from __future__ import annotations
 import base64
 import functools
 import hashlib
+import hmac
 import json
 import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NewType, final
@@ -510,13 +511,28 @@ class Redactor:
 
     def redact(self, text: str) -> Redacted:
         """``text`` with every secret replaced by its marker."""
+        return self._replace(text, marker)
+
+    def seal(self, text: str, key: bytes) -> Redacted:
+        """``text`` with every secret replaced by a digest of it keyed by ``key``
+        (``[SEALED:<kind>:<32 hex>]``): two texts sealed with one key are equal exactly when
+        their secrets are (a marker's 4 hex digits would make that a guess); without the key
+        the digest tells nothing of the value, however short."""
+
+        def keyed(kind: str, value: str) -> str:
+            mac = hmac.new(key, value.encode("utf-8", "surrogateescape"), hashlib.sha256)
+            return f"[SEALED:{kind}:{mac.hexdigest()[:32]}]"
+
+        return self._replace(text, keyed)
+
+    def _replace(self, text: str, mark: Callable[[str, str], str]) -> Redacted:
         found = self.findings(text) if text else []
         if not found:
             return Redacted(text)
         out: list[str] = []
         at = 0
         for f in found:
-            out += [text[at : f.start], marker(f.kind, text[f.start : f.end])]
+            out += [text[at : f.start], mark(f.kind, text[f.start : f.end])]
             at = f.end
         out.append(text[at:])
         return Redacted("".join(out))

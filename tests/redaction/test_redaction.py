@@ -146,3 +146,15 @@ def test_assignments_escaped_more_than_once() -> None:
     quotes twice (`password = \\\\"...\\\\"`)."""
     line = """log.warning('{"value": "password = \\\\"Yt2##qWGklb2Rfe\\\\""}')"""
     assert "Yt2##qWGklb2Rfe" not in Redactor().redact(line)
+
+
+def test_sealed_text_tells_whether_a_secret_changed_and_nothing_of_it() -> None:
+    redactor = Redactor()
+    text = 'def factory():\n    return make(password="hunter2-but-longer")\n'
+    key, other = b"k" * 32, b"o" * 32
+    sealed = redactor.seal(text, key)
+    assert "hunter2" not in sealed and "[SEALED:" in sealed
+    assert redactor.seal(text, key) == sealed  # the same secret, the same text
+    assert redactor.seal(text.replace("longer", "longeR"), key) != sealed
+    assert redactor.seal(text, other) != sealed  # another key tells nothing about this one
+    assert redactor.seal("no secret here\n", key) == "no secret here\n"
