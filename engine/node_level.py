@@ -99,6 +99,7 @@ def node_reasons(
     whole: str | None = None
     hit: dict[int, str] = {}  # function index -> reason
     data: dict[str, str] = {}  # changed non-Python file -> reason
+    fates: dict[str, str] = {}  # the same -> changed, since deleted or since created
     sources: dict[str, str] = {}  # changed .py with function-level changes -> reason for readers
     memoised: dict[str, str] = {}  # bare name of a changed memoised function -> where, in words
     # changed file -> (its fingerprints as the tests ran it, bare name of each changed function
@@ -134,15 +135,16 @@ def node_reasons(
             if new == old:
                 continue
         if not name.endswith(".py"):
+            became = _became(old, new)
             if reader := _module_reading(graph, name):
                 # read by a module's code, which may keep it (a lazily loaded table): tests that
                 # only get it from there never read it themselves. The reason names the module,
                 # not a node: no node of this file need have read it
                 target = previous.tests[0].node_id.partition("::")[0]
                 who = "this file" if reader == target else f"{reader}, which this file imports,"
-                whole = f"{who} read {name} (changed) and may keep what it read"
+                whole = f"{who} read {name} ({became}) and may keep what it read"
                 break
-            data[name] = f"read {name}, changed"
+            data[name], fates[name] = f"read {name}, {became}", became
             continue
         if old in (None, ABSENT) or new in (None, ABSENT):
             # not among the inputs of the result judged by (it may have been there): a new input
@@ -275,7 +277,7 @@ def node_reasons(
                 whole = f"runs the examples of {path}, changed"
                 break
             if path not in read_by_nodes or path in collection_reads:
-                whole = _read_outside(path)
+                whole = _read_outside(path, fates[path])
                 break
     if whole is not None:
         return previous, {t.node_id: whole for t in previous.tests}
@@ -302,10 +304,20 @@ def node_reasons(
     return previous, reasons
 
 
-def _read_outside(path: str) -> str:
+def _read_outside(path: str, became: str = "changed") -> str:
     """The reason of every node of a file whose collection or import read `path`: said of the
     file, since the node it is shown with need not have read it."""
-    return f"depends on {path}, read outside any test while its file was collected, changed"
+    return f"depends on {path}, read outside any test while its file was collected, {became}"
+
+
+def _became(old: str | None, new: str | None) -> str:
+    """What happened to a file the tests read: ``changed``, or that it is gone or came back (a
+    removed extension module read as "changed" was not)."""
+    if new == ABSENT:
+        return "since deleted"
+    if old == ABSENT:
+        return "since created"
+    return "changed"
 
 
 def _fixture_users(previous: ActionResult, path: str, fixtures: Collection[str]) -> str | None:

@@ -146,6 +146,12 @@ def test_data_file_change_reruns_only_the_node_that_read_it(ws: Workspace) -> No
     assert data.run_nodes == ("tests/test_data.py::test_reads",)
     assert data.node_reasons["tests/test_data.py::test_reads"] == "read tests/values.txt, changed"
     assert ran_nodes(ws.run()) == ["tests/test_data.py::test_reads"]
+    # a file that is gone is said to be (wrapt: a removed extension module read "changed")
+    (ws.root / "tests/values.txt").unlink()
+    data = next(f for f in ws.plan().files if f.target == "tests/test_data.py")
+    assert data.node_reasons["tests/test_data.py::test_reads"] == (
+        "read tests/values.txt, since deleted"
+    )
 
 
 def test_a_python_file_read_as_text_reruns_its_reader_on_a_comment_change(ws: Workspace) -> None:
