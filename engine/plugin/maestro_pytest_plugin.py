@@ -349,6 +349,14 @@ _HANDLED = frozenset({"open", "os.utime", "os.rename", "exec", *rec.SPAWN_EVENTS
 def _read(window: _Window, paths: Sequence[str]) -> None:
     """`window` read `paths` (files, or marked listings): each counts for the conftest scope and
     the workspace module of the code reading (the frames above the audited call)."""
+    if _ROOT and not any(map(_may_be_inside, paths)):
+        # no record names a file outside the rootdir as the workspace's: its reader and conftest
+        # scope are never asked for (each takes a walk up the stack, an audit event per frame)
+        for path in paths:
+            window.paths.append(path)
+            if window.scopes is not None:
+                window.scopes.append(None)
+        return
     scope = _conftest_scope() if window.scopes is not None else None
     reader = _reading_module()
     if reader is not None and window.test_file and _ROOT and _is_workspace is not None:
@@ -364,6 +372,17 @@ def _read(window: _Window, paths: Sequence[str]) -> None:
             window.scopes.append(scope)
         if reader is not None and not (window.test_file and _companion(path, window.test_file)):
             _module_reads.add((reader, path))
+
+
+def _may_be_inside(path: str) -> bool:
+    """Is `path` (an absolute file, or a marked listing) the rootdir or under it once
+    normalised, as the recorder resolves it? A relative one is judged where it is read."""
+    if path.startswith(rec.LISTING):
+        path = path[len(rec.LISTING) :]
+    if path[:1] != os.sep:
+        return True
+    full = rec.abspath(path)
+    return full == _ROOT or full.startswith(_ROOT + os.sep)
 
 
 def _companion(path: str, test_file: str) -> bool:
@@ -2432,14 +2451,14 @@ def _watch_environ() -> None:
         try:
             return real(self, key)
         except KeyError:
-            if (
-                self is environ and type(key) is str and not key.startswith(_STEERING)
-                and not _pytest_reads(sys._getframe(1))
-            ):  # fmt: skip
+            if self is environ and type(key) is str and not key.startswith(_STEERING):
                 window = _active
-                _env_reads.setdefault(window.test_file if window is not None else "", set()).add(
-                    key
-                )
+                where = window.test_file if window is not None else ""
+                noted = _env_reads.get(where)
+                # whose read it is takes a walk up the stack (an audit event per frame): only
+                # for a name not noted there yet, as a suite asks for the same few many times
+                if (noted is None or key not in noted) and not _pytest_reads(sys._getframe(1)):
+                    _env_reads.setdefault(where, set()).add(key)
             raise
 
     os._Environ.__getitem__ = getitem  # type: ignore[method-assign]

@@ -6,6 +6,7 @@ processes, real pytest, real LMDB."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from testing_helpers import Workspace
 
+from maestro.engine.runner import plugin_dir
 from maestro.graph.env_refs import read_names
 
 MAESTRO = str(Path(sys.executable).parent / "maestro")
@@ -166,3 +168,41 @@ def test_a_run_copy_of_the_graph_finds_the_names_already_read(ws: Workspace) -> 
     refs = referenced(copy.root, copy.py, copy.index)
     assert refs.names == {"DEMO_PURE"} and not refs.changed
     assert copy.index.extra.get(MEMO) is memo
+
+
+ASKS = """
+import os
+
+
+def test_asks_{name}():
+    for _ in range(3):  # the same unset names, again and again, as a suite's helpers ask them
+        assert os.environ.get("DEMO_SHARED") is None
+        assert "DEMO_ONLY_{name}" not in os.environ
+"""
+
+
+def test_each_file_notes_the_unset_names_it_read_however_often(tmp_path: Path) -> None:
+    """The plugin's own record: every file that read an unset name has it, once, and no other
+    file's names (a name noted for one file is looked for again in the next)."""
+    for name in ("a", "b"):
+        (tmp_path / f"test_{name}.py").write_text(ASKS.format(name=name))
+    events = tmp_path / "events.jsonl"
+    with events.open("w") as sink:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "maestro_pytest_plugin", "-p",
+             "no:cacheprovider", "test_a.py", "test_b.py"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+            pass_fds=(sink.fileno(),),
+            env={"PATH": os.environ["PATH"], "PYTHONPATH": str(plugin_dir()),
+                 "MAESTRO_EVENTS_FD": str(sink.fileno()), "MAESTRO_TRACE": "off"},
+        )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    read = {
+        e["path"]: e["env"]
+        for e in map(json.loads, events.read_text().splitlines())
+        if e["event"] == "file_deps"
+    }
+    assert read == {
+        "test_a.py": ["DEMO_ONLY_a", "DEMO_SHARED"],
+        "test_b.py": ["DEMO_ONLY_b", "DEMO_SHARED"],
+    }
