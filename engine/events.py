@@ -68,6 +68,7 @@ class Collected(_Event):
     state: dict[str, list[str]] = {}
     state_new: dict[str, list[str]] = {}  # test file -> the workspace modules it imported first
     observed: list[str] = []  # the test files whose collection was watched for that
+    deselected: list[str] = []  # collected, then dropped by the runner's selection
 
     @property
     def nodeids(self) -> list[str]:

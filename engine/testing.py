@@ -1500,9 +1500,12 @@ def _build_result(
         fresh = {t.node_id: t for t in tests}
         merged: list[TestOutcome] = []
         old_trace = carried.trace
+        gone = _not_collected(planned, report)
         for t in carried.tests:
             if t.node_id in fresh:
                 merged.append(fresh.pop(t.node_id))
+                continue
+            if t.node_id in gone:
                 continue
             executed: list[int] | None = None
             if traced and old_trace is not None and t.executed is not None:
@@ -1581,6 +1584,15 @@ def _build_result(
             "opaque": list(deps.opaque) if deps is not None else [],
         }
     )
+
+
+def _not_collected(planned: PlannedFile, report: RunReport) -> set[str]:
+    """Those of the nodes served from functions given whole (`PlannedFile.served`) that pytest
+    did not collect: their ids were taken to stay, but pytest names those nodes otherwise now
+    (run under their new ids) or has them no more. Their old results leave the file's result."""
+    if not planned.served or report.collected is None:
+        return set()
+    return set(planned.served) - set(report.collected.deselected)
 
 
 def _importers(graph: BuildGraph, modules: list[str]) -> dict[str, set[str]]:

@@ -989,6 +989,7 @@ class _Recorder:
         self._emitted_deps: set[str] = set()
         self._last_item_of_file: dict[str, str] = {}
         self._collect_errors: list[dict[str, Any]] = []
+        self._deselected: list[str] = []  # the collected items the runner's selection dropped
         self._collecting: dict[str, _Window] = {}
         # pytest collects every file under one warnings context: a file whose import changes
         # the filters changes how the files after it collect (engine/pollution.py)
@@ -1747,6 +1748,7 @@ class _Recorder:
                 dropped = set(map(id, gone))
                 items[:] = [item for item in items if id(item) not in dropped]
                 config.hook.pytest_deselected(items=gone)
+                self._deselected += [item.nodeid for item in gone]
         if scores:
             items[:] = fail_first(items, scores)
 
@@ -1759,6 +1761,7 @@ class _Recorder:
         self._emit(
             "collected", files=files, errors=self._collect_errors, polluters=self._polluters,
             state=self._state, state_new=self._state_new, observed=self._observed,
+            deselected=self._deselected,
         )  # fmt: skip
 
     # -- tests ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 from precision_helpers import Workspace, ran_nodes
 
+from maestro.engine import fixture_params
 from maestro.engine.summary import Summary
 from maestro.graph.fingerprints import diff, fingerprint_source
 
@@ -277,3 +278,18 @@ def test_a_fixture_changed_with_the_params_reruns_the_files(per_node: Workspace)
         "tests/u/test_uses.py::test_number[3]",
         "tests/u/test_uses.py::test_plain",
     ]
+
+
+def test_a_served_node_pytest_no_longer_has_leaves_the_result(
+    per_node: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # were an element taken for unchanged wrongly (pytest named its node otherwise), the node
+    # pytest no longer collects must not stay in the result under its old id
+    monkeypatch.setattr(fixture_params, "_element_change", lambda old, new, index: None)
+    per_node.edit("tests/u/conftest.py", "params=(1, 2)", "params=(1, 3)")
+    summary = per_node.run()
+    assert ran_nodes(summary) == [
+        "tests/u/test_deep.py::test_doubled[3]",
+        "tests/u/test_uses.py::test_number[3]",
+    ]
+    assert not any("[2]" in n for n in _outcomes(summary))
