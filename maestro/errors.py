@@ -57,6 +57,43 @@ class PytestUsageError(MaestroError):
     code = "pytest_usage"
 
 
+class BrokenDependencyError(MaestroError):
+    """A library Maestro imports does not import: this environment's copy of it is broken
+    (often the very project being edited, installed in the venv Maestro runs from)."""
+
+    code = "broken_dependency"
+
+
+def broken_dependency(exc: BaseException) -> BrokenDependencyError | None:
+    """``exc`` (an ImportError or SyntaxError) as the user's error when it comes from a module
+    outside Maestro's own package; None when Maestro's own code is at fault (a bug to show)."""
+    if not isinstance(exc, ImportError | SyntaxError):
+        return None
+    import traceback
+    from pathlib import Path
+
+    own = Path(__file__).parent  # as imported: an editable install links the files here
+    if isinstance(exc, SyntaxError) and exc.filename:
+        where = f"{exc.filename}:{exc.lineno}" if exc.lineno else exc.filename
+        culprit = exc.filename
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        culprit = frames[-1].filename if frames else ""
+        where = f"{culprit}:{frames[-1].lineno}" if frames else ""
+        if isinstance(exc, ImportError) and exc.path:  # `from m import x`: m's file
+            culprit = str(exc.path)
+    if not culprit or culprit.startswith("<") or Path(culprit).is_relative_to(own):
+        return None
+    return BrokenDependencyError(
+        f"a library Maestro uses does not import: {type(exc).__name__}: {exc}",
+        where=where or None,
+        hint="this environment's copy of it is broken (often the project you are editing, "
+        "installed in the venv Maestro runs from): fix it, or install Maestro in its own "
+        "environment (pipx install maestro-conductor) and run it with the project's venv "
+        "activated; pytest still runs in the project's interpreter",
+    )
+
+
 class GitError(MaestroError):
     """A git change source failed (not a repository, unknown ref, git missing)."""
 

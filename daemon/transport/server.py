@@ -35,6 +35,7 @@ from maestro.errors import (
     ProtocolMismatchError,
     RequestCancelledError,
     UnknownMethodError,
+    broken_dependency,
 )
 from maestro.wire import (
     CONNECTION_ERROR_ID,
@@ -558,7 +559,11 @@ class RpcServer:
             response = Response(id=rid, error=error_info(exc))
         except Exception as exc:
             log.exception("%s: %s (request %d) failed", conn, spec.name, rid)
-            response = Response(id=rid, error=error_info(exc, log_path=self._log_hint()))
+            broken = broken_dependency(exc)  # the user's environment, not a daemon bug
+            response = Response(
+                id=rid,
+                error=error_info(broken if broken is not None else exc, log_path=self._log_hint()),
+            )
         finally:
             conn.tasks.pop(rid, None)
             conn.contexts.pop(rid, None)

@@ -7,7 +7,23 @@ def main() -> None:
     """Console-script entry: the lean fast path (maestro/cli/fast.py), else the typer CLI.
 
     Nothing is imported at package import time, so `maestro test` through a warm daemon never
-    loads typer or pydantic."""
+    loads typer or pydantic. A library Maestro imports that does not import (this venv's copy
+    is the project being edited, and broken) is told as the user's error, not as a crash."""
+    try:
+        _main()
+    except (ImportError, SyntaxError) as exc:
+        from maestro.errors import broken_dependency
+
+        error = broken_dependency(exc)
+        if error is None:
+            raise
+        # plain text: the library that failed may be one the console needs
+        sys.stderr.write(f"error: {error}\n")
+        sys.stderr.flush()
+        exit_now(3)
+
+
+def _main() -> None:
     from maestro.cli.fast import main as entry
 
     if sys.argv[1:2] != ["test"]:
