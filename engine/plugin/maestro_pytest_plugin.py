@@ -557,6 +557,33 @@ def _profile(frame: Any, event: str, arg: Any) -> None:
         _seen[_key(code)] = code
 
 
+def _alive_codes() -> set[int]:
+    """The code of every frame that may run on: this thread's stack and the suspended
+    generators and coroutines (a yield fixture torn down later), registered in `_CODES`. A
+    frame started while the line tracer was off has no local tracer for the rest of its life."""
+    import gc
+    import types
+
+    frames: list[Any] = []
+    frame: Any = sys._getframe(1)
+    while frame is not None:
+        frames.append(frame)
+        frame = frame.f_back
+    kinds = (types.GeneratorType, types.CoroutineType, types.AsyncGeneratorType)
+    for obj in gc.get_objects():
+        if isinstance(obj, kinds):
+            frame = getattr(obj, "gi_frame", None) or getattr(obj, "cr_frame", None)
+            frame = frame or getattr(obj, "ag_frame", None)
+            if frame is not None:
+                frames.append(frame)
+    keys: set[int] = set()
+    for frame in frames:
+        key = _key(frame.f_code)
+        _CODES[key] = frame.f_code
+        keys.add(key)
+    return keys
+
+
 class _Tracer:
     """Code objects executed per window (their ids: see `_CODES`); `swap` starts a new window and
     returns the old one."""
@@ -803,7 +830,11 @@ class _Tracer:
             # enable() also takes the hook back from a test that replaced it
             self._prof.enable()  # type: ignore[union-attr]
             if self._line_call is not None and sys.gettrace() is not self._line_call:
-                self._lines_lost = True  # replaced for a while: lines may have gone unseen
+                # replaced for a while (a test's RecursionError inside the tracer ends it, a
+                # debugger or coverage tool): what ran in this window, and the frames alive
+                # across it, may have run lines unseen; the earlier windows' lines stand
+                self.unknown.update(old)
+                self.unknown.update(_alive_codes())
                 sys.settrace(self._line_call)
         elif self.mode == "profile":
             self._take_profiled(old)
