@@ -381,7 +381,7 @@ def _may_be_inside(path: str) -> bool:
         path = path[len(rec.LISTING) :]
     if path[:1] != os.sep:
         return True
-    full = rec.abspath(path)
+    full: str = rec.abspath(path)
     return full == _ROOT or full.startswith(_ROOT + os.sep)
 
 
