@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import ClientError, ClientSession, ClientTimeout
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives import serialization
@@ -53,7 +54,12 @@ def bundle(signer: ec.EllipticCurvePrivateKey, n: int) -> bytes:
     )  # fmt: skip
 
 
-async def test_no_request_is_dropped_while_bundles_are_swapped(tmp_path: Path) -> None:
+async def test_no_request_is_dropped_while_bundles_are_swapped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # every refusal decided (the tenant's refusals otherwise buy a bounded number of decisions
+    # a second, the rest answered by the built-in rule): what is checked is which bundle decided
+    monkeypatch.setattr("maestro.coordinator.policy_routes.DECISIONS_PER_TENANT_S", 1e6)
     signer = ec.generate_private_key(ec.SECP256R1())
     pem = tmp_path / "k1.pem"
     pem.write_bytes(
