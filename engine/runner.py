@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 from maestro.envvars import DEFAULT_ENV_ALLOWLIST as DEFAULT_ENV_ALLOWLIST
 from maestro.envvars import allowlisted_env
 from maestro.errors import PytestUsageError, RunnerError
-from maestro.paths import workspace_state_dir
+from maestro.paths import own_dirs, workspace_state_dir
 
 # asyncio and the event models (pydantic) are imported where a run needs them, not here:
 # `WarmPytest.start` starts an in-process run's pytest before the CLI has imported either
@@ -74,6 +74,7 @@ EVENTS_FD_ENV = "MAESTRO_EVENTS_FD"
 TRACE_ENV = "MAESTRO_TRACE"  # the plugin's ENV_TRACE: off | lsprof | profile
 SELECT_ENV = "MAESTRO_SELECT"  # the plugin's ENV_SELECT: {"scores", "deselect", "until"}
 LIFELINE_FD_ENV = "MAESTRO_LIFELINE_FD"  # maestro_lifeline's ENV_FD
+OWN_DIRS_ENV = "MAESTRO_OWN_DIRS"  # the plugin's ENV_OWN_DIRS: what it never takes for an input
 RUNS_DIR = "runs"
 DEFAULT_GRACE_S = 5.0
 _DRAIN_S = 2.0  # after exit, how long a grandchild may keep our pipes open
@@ -193,6 +194,7 @@ def _joined(seen: TestResult, new: TestResult) -> TestResult:
             "duration_s": seen.duration_s + new.duration_s,
             "stdout": seen.stdout + new.stdout,
             "stderr": seen.stderr + new.stderr,
+            "each": [*(seen.each or [seen]), new],
         }
     )
 
@@ -248,6 +250,7 @@ def build_env(
         env["PATH"] = os.pathsep.join(p for p in (venv_bin, env.get("PATH")) if p)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugin_dir()), env.get("PYTHONPATH")) if p)
     env[EVENTS_FD_ENV] = str(events_fd)
+    env[OWN_DIRS_ENV] = os.pathsep.join(str(d) for d in own_dirs())
     return env
 
 

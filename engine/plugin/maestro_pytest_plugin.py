@@ -91,6 +91,7 @@ import pytest
 VERSION = 1
 _LISTED = "dir:"  # the graph's name of a workspace directory's listing
 ENV_FD = "MAESTRO_EVENTS_FD"
+ENV_OWN_DIRS = "MAESTRO_OWN_DIRS"  # Maestro's cache and state: written every run, nobody's input
 _MAX_CAPTURE = 16 * 1024  # per stream, per test
 _MAX_LONGREPR = 16 * 1024
 _MAX_MESSAGE = 1000
@@ -1097,7 +1098,7 @@ class _Recorder:
         path = os.path.normpath(path)
         if not root or not (path.startswith(root + os.sep)):
             return None
-        if self._excluded_prefixes and path.startswith(self._excluded_prefixes):
+        if self._excluded_prefixes and (path + os.sep).startswith(self._excluded_prefixes):
             return None
         parts = path[len(root) + 1 :].split(os.sep)
         if parts and parts[-1].endswith((".pyc", ".pyo")) and "__pycache__" in parts:
@@ -1482,7 +1483,8 @@ class _Recorder:
         prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, os.path.dirname(__file__)}
         # Only environments *inside* the workspace matter (a system prefix such as /usr may
         # well contain the workspace itself).
-        inside = (os.path.normpath(p) for p in prefixes if p)
+        prefixes.update(os.environ.get(ENV_OWN_DIRS, "").split(os.pathsep))
+        inside = (os.path.normpath(rec.abspath(p)) for p in prefixes if p)
         self._excluded_prefixes = tuple(
             p + os.sep for p in inside if p.startswith(self._root + os.sep)
         )

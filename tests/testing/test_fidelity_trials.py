@@ -486,6 +486,33 @@ def test_maestros_own_directories_inside_the_workspace_are_not_its_files(
     assert outcomes(ws.run())[node] == "failed"
 
 
+def test_a_walk_of_the_workspace_does_not_list_maestros_own_directories(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # boltons 26.2.0's test_iter_find_files walks the project's parent folder: with the cache and
+    # state in the project (a CI job caching a folder of its checkout), the listings of the state
+    # folder were its inputs, they change on every run, and the file never came from the cache
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(ws.root / ".mcache"))
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(ws.root / ".mstate"))
+    ws.write("pkg/__init__.py", "")
+    ws.write(
+        "tests/test_walk.py",
+        """
+        import os
+
+        def test_walk():
+            found = [f for _, _, files in os.walk(".") for f in files]
+            assert "__init__.py" in found
+        """,
+    )
+    node = "tests/test_walk.py::test_walk"
+    assert outcomes(ws.run())[node] == "passed"
+    assert "tests/test_walk.py" not in ran(ws.run())
+    assert "tests/test_walk.py" not in ran(ws.run())
+    ws.write("pkg/more.py", "")  # a listing of the workspace's own folders is still an input
+    assert "tests/test_walk.py" in ran(ws.run())
+
+
 def test_a_conftest_docstring_example_runs_as_pytest_runs_it(ws: Workspace) -> None:
     # under --doctest-modules pytest collects conftest.py's doctests too (its walk hands every
     # module to the doctest plugin); Maestro never took conftest.py for a test file, so a
