@@ -36,6 +36,20 @@ class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore", defer_build=True)
 
 
+class TestRun(_Model):
+    """One of several tests collected under one node id (a collector naming its items alike):
+    what pytest reports for it alone."""
+
+    __test__ = False
+
+    outcome: Outcome
+    duration_s: float = Field(default=0.0, ge=0)
+    path: str | None = None
+    line: int | None = Field(default=None, ge=0)
+    message: Redacted | None = None
+    also: list[Outcome] = Field(default_factory=list)
+
+
 class TestOutcome(_Model):
     """One pytest node's result; `path`/`line` locate the failure for editors and reports."""
 
@@ -65,6 +79,9 @@ class TestOutcome(_Model):
     """Workspace files the node opened for reading (data files; sources read while importing)."""
     opaque: list[str] = Field(default_factory=list)
     """Why some of what the node read is unknown (it ran a program that is not Python...)."""
+    each: list[TestRun] = Field(default_factory=list)
+    """When several tests share this node id, each of them in run order; the node's own
+    fields are then the worst outcome's, and ``also`` counts the others."""
     params: dict[str, int] | None = None
     """Parametrized fixture function (``<workspace file>::<name>``) -> the index of its
     ``params`` element this node got (-1: unknown); None = no record. A node missing a fixture
@@ -152,6 +169,10 @@ class ActionResult(_Model):
     def referenced_digests(self) -> list[Digest]:
         """Every CAS blob this result needs; an AC hit requires all of them to be present."""
         return [d for d in (self.stdout, self.stderr, self.junit) if d is not None]
+
+    def test_count(self) -> int:
+        """Tests as pytest collects them: a node id holding several counts each."""
+        return sum(len(t.each) or 1 for t in self.tests)
 
     def iter_failures(self) -> Iterator[TestOutcome]:
         return (t for t in self.tests if t.outcome in ("failed", "error"))

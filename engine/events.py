@@ -101,6 +101,9 @@ class TestResult(_Event):
     stderr: str = ""
     also: list[Outcome] = Field(default_factory=list)  # counted too (a teardown's error)
     addressable: bool = True  # pytest finds it by its node id (no "::" inside a name)
+    # the runner's, not the plugin's: the tests of a node id collected several times, in run
+    # order, when this result stands for all of them
+    each: list[TestResult] = Field(default_factory=list)
 
 
 class ModuleDep(_Model):

@@ -8,7 +8,7 @@ so the report is rendered from the per-test outcomes instead, following pytest's
 from __future__ import annotations
 
 import platform
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from maestro import nodeids
@@ -98,6 +98,27 @@ def _case(out: list[str], test: TestOutcome, *, cached: bool) -> None:
         out.append(" />")
 
 
+def _each(tests: Iterable[TestOutcome]) -> Iterator[TestOutcome]:
+    """One outcome per test as pytest writes them: a node id several tests share is one
+    testcase for each of them."""
+    for test in tests:
+        if not test.each:
+            yield test
+            continue
+        for one in test.each:
+            yield test.model_copy(
+                update={
+                    "outcome": one.outcome,
+                    "duration_s": one.duration_s,
+                    "path": one.path,
+                    "line": one.line,
+                    "message": one.message,
+                    "also": one.also,
+                    "each": [],
+                }
+            )
+
+
 def render(
     results: Iterable[tuple[ActionResult, bool]],
     *,
@@ -120,7 +141,7 @@ def render(
         counts["tests"] += 1
         counts["skipped"] += 1
     for result, cached in results:
-        for test in result.tests:
+        for test in _each(result.tests):
             _case(cases, test, cached=cached)
             counts["tests"] += 1
             total += test.duration_s

@@ -460,13 +460,16 @@ class PlannedFile:
     def _why(self) -> str:
         assert self.reason is not None
         if self.run_nodes is not None and self.carried is not None:
-            total = len(self.carried.tests)
+            # tests as pytest counts them: a node id several tests share counts each
+            total = self.carried.test_count()
             first = self.run_nodes[0] if self.run_nodes else ""
             why = self.node_reasons.get(first, self.reason)
             if self.served or first not in {t.node_id for t in self.carried.tests}:
                 # test functions given whole (engine/fixture_params.py): their count is unknown
                 return f"{len(self.run_nodes)} given to pytest, {total} served: {first} {why}"
-            return f"{len(self.run_nodes)} of {total} tests: {first} {why}"
+            running = set(self.run_nodes)
+            count = sum(len(t.each) or 1 for t in self.carried.tests if t.node_id in running)
+            return f"{count} of {total} tests: {first} {why}"
         if self.reason == "inputs changed" and self.changed:
             more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
             changed = f"inputs changed: {', '.join(map(input_label, self.changed[:3]))}{more}"
@@ -1237,7 +1240,7 @@ def planned_info(f: PlannedFile) -> PlannedFileInfo:
         reason=f.reason,
         describe=f.describe(),
         changed=list(f.changed),
-        cached_tests=len(f.cached.tests) if f.cached else 0,
+        cached_tests=f.cached.test_count() if f.cached else 0,
     )
 
 
@@ -1329,15 +1332,30 @@ def _collection_failed(outcomes: Iterable[tuple[str, str]]) -> bool:
     return any("::" not in node_id and outcome in FAILING for node_id, outcome in outcomes)
 
 
-def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) -> TestOutcome:
-    from maestro.cache.action import TestOutcome
-
-    path = line = test_line = None
+def _where(result: TestResult) -> tuple[str | None, int | None, int | None]:
+    """A result's (path, line, test line): where it raised, else the test's own line."""
     if result.raised_at is not None:
-        path, line = result.raised_at.path, result.raised_at.line
-        test_line = result.test_line
-    elif result.location is not None:
-        path, line = result.location.path, result.test_line or result.location.line
+        return result.raised_at.path, result.raised_at.line, result.test_line
+    if result.location is not None:
+        return result.location.path, result.test_line or result.location.line, None
+    return None, None, None
+
+
+def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) -> TestOutcome:
+    from maestro.cache.action import TestOutcome, TestRun
+
+    path, line, test_line = _where(result)
+    each = [
+        TestRun(
+            outcome=r.outcome,
+            duration_s=r.duration_s,
+            path=_where(r)[0],
+            line=_where(r)[1],
+            message=redactor.redact_optional(r.message),
+            also=r.also,
+        )
+        for r in result.each
+    ]
     return TestOutcome(
         node_id=node_id,
         outcome=result.outcome,
@@ -1349,6 +1367,7 @@ def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) 
         flaky=flaky,
         also=result.also,
         addressable=result.addressable,
+        each=each,
     )
 
 

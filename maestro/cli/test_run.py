@@ -246,7 +246,7 @@ def run_in_process(
         # before pytest has its run
         display.plan(
             [
-                PlannedRow(f.target, f.runs, f.describe(), len(f.cached.tests) if f.cached else 0)
+                PlannedRow(f.target, f.runs, f.describe(), f.cached.test_count() if f.cached else 0)
                 for f in planned.files
             ]
         )

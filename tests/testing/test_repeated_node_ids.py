@@ -4,12 +4,17 @@ keys the node as all of them together. Real pytest children, real LMDB."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
 
 from testing_helpers import Workspace, ran
 
 from maestro.engine import testing
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 # docopt-ng's shape: each case of a group is an item named after the group
 CONFTEST = """
@@ -102,3 +107,59 @@ def test_a_change_to_what_an_earlier_test_of_the_id_ran_runs_it_again(ws: Worksp
     truth = pytest_counts(ws)
     assert truth == (before[0] - 1, 1, 1)
     assert counts(ws.run()) == truth
+
+
+def _testcases(path: Path) -> list[tuple[str, str, str]]:
+    """(classname, name, what it holds: failure, error, skipped or nothing) per testcase."""
+    return [
+        (
+            case.get("classname", ""),
+            case.get("name", ""),
+            ",".join(c.tag for c in case if c.tag != "properties"),
+        )
+        for case in ET.parse(path).getroot().iter("testcase")
+    ]
+
+
+def test_the_junit_file_and_the_counts_hold_every_test_of_a_repeated_id(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    # docopt-ng: Maestro's JUnit file held one testcase per node id where pytest's holds one
+    # per test, and the plan said "3 cached (520 tests)" beside "614 passed"
+    workspace(ws, "group: first\ngroup: second\ngroup: first\nalone: second\n")
+    ws.edit("pkg/checks.py", "def second():\n    return True", "def second():\n    return False")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
+        cwd=ws.root, env=env, capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    truth = _testcases(plain)
+    cases = [(name, what) for classname, name, what in truth if classname.endswith(".cases")]
+    assert cases == [("group", ""), ("group", "failure"), ("group", ""), ("alone", "failure")]
+    env.update(
+        MAESTRO_DAEMON="off",
+        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
+        MAESTRO_STATE_DIR=str(tmp_path / "state"),
+    )
+
+    def maestro_test() -> str:
+        done = subprocess.run(
+            [MAESTRO, "test", "--junit-xml", str(ours)],
+            cwd=ws.root, env=env, capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert _testcases(ours) == _testcases(plain), done.stdout + done.stderr
+        return done.stdout
+
+    assert "7 passed, 2 failed" in maestro_test()
+    # only the failing nodes run again: their share of the file's tests
+    assert "4 of 4 tests: tests/test_usage.cases::group" in maestro_test()
+    ws.edit("pkg/checks.py", "def second():\n    return False", "def second():\n    return True")
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
+        cwd=ws.root, env={k: v for k, v in env.items() if not k.startswith("MAESTRO_")},
+        capture_output=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert "9 passed" in maestro_test()
+    cached = maestro_test()  # from the cache: the plan counts tests as the summary does
+    assert "5 cached (9 tests)" in cached and "9 passed" in cached, cached
