@@ -18,6 +18,7 @@ from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, report_error, 
 from maestro.errors import MaestroError, UnknownTargetError
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
     from pathlib import Path
 
     from maestro.cache.action import ActionResult
@@ -25,17 +26,46 @@ if TYPE_CHECKING:
     from maestro.policy.model import DecisionRecord
 
 
-def node_verdict(planned: PlannedFile, node: str) -> tuple[bool, str]:
-    """(runs, sentence) for one node id of a planned file."""
+def node_verdict(
+    planned: PlannedFile, node: str, since_last: Sequence[str] = ()
+) -> tuple[bool, str]:
+    """(runs, sentence) for one node id of a planned file; ``since_last``: the inputs that
+    differ from its last run's (an edit undone since serves an older result)."""
     if planned.reason is None:
         if planned.promote:
             return False, f"{node} is served from the cache: it executed nothing that changed"
-        return False, f"{node} is served from the cache: no input changed"
+        if since_last and planned.cached is not None:
+            return False, f"{node} is served from the cache: {_stored_for(planned, since_last)}"
+        return False, f"{node} is served from the cache: no input changed since its last run"
     if node in planned.node_reasons:
         return True, f"{node} {planned.node_reasons[node]}"
     if planned.run_nodes is not None:
         return False, f"{node} is served from the cache: it executed nothing that changed"
     return True, f"{node} runs with its whole file: {planned.describe()}"
+
+
+def _stored_for(planned: PlannedFile, since_last: Sequence[str]) -> str:
+    """Why a file whose inputs changed since its last run is served: a stored result was
+    made with the inputs it has now (an edit undone, a branch switched back)."""
+    from maestro.cache.action import this_host
+    from maestro.engine.testing import input_label
+
+    assert planned.cached is not None
+    names = [input_label(n) for n in since_last[:3]]
+    more = f" (+{len(since_last) - 3} more)" if len(since_last) > 3 else ""
+    verb = "changed"
+    when = planned.cached.timing.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    host = planned.cached.provenance.hostname
+    where = "" if host == this_host() else f" on {host}"
+    stored = (
+        "an earlier result whose inputs all hold again is stored"
+        if planned.earlier
+        else "a result for these exact inputs is stored"
+    )
+    return (
+        f"{', '.join(names)}{more} {verb} since the last run, and {stored} "
+        f"(from the run of {when}{where})"
+    )
 
 
 def _record_of(planned: PlannedFile, previous: ActionResult | None) -> ActionResult | None:
@@ -60,6 +90,7 @@ def explain(
         return
     from contextlib import closing
 
+    from maestro.cache.keys import changed_inputs
     from maestro.cli.test_cmd import _relative
     from maestro.engine import testing
     from maestro.engine.core import Engine
@@ -74,6 +105,13 @@ def explain(
                 raise UnknownTargetError(f"{test} is not a test file of this workspace")
             pf = planned.files[0]
             previous = testing.last_result(engine.cache, planned.last, pf.target)
+            newest = planned.last.get(pf.target)
+            # served, yet not the last run's inputs: what differs from them
+            since_last = (
+                changed_inputs(newest[1], pf.key.inputs)
+                if not pf.runs and newest is not None and newest[0] != pf.key.hex
+                else []
+            )
     except MaestroError as exc:
         raise common.pytest_style_exit(exc) from None
     result = _record_of(pf, previous)
@@ -81,7 +119,7 @@ def explain(
     nodes = [_stored_id(rel)] if sep else [t.node_id for t in result.tests] if result else []
     rows: list[dict[str, Any]] = []
     for node in nodes:
-        runs, sentence = node_verdict(pf, node)
+        runs, sentence = node_verdict(pf, node, since_last)
         row: dict[str, Any] = {"node": node, "runs": runs, "reason": sentence}
         row["opaque"] = _opaque_of(result, node)
         if record and result is not None:
@@ -93,6 +131,7 @@ def explain(
             "target": pf.target,
             "file": pf.describe(),
             "changed": pf.changed,
+            "changed_since_last_run": since_last,
             "nodes": rows,
             "policy": [_policy_row(r) for r in policy],
         }

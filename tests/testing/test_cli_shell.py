@@ -187,10 +187,30 @@ def test_explain_says_once_what_many_tests_share(cli: Workspace) -> None:
     lines = done.stdout.splitlines()
     assert lines[1:] == [
         "  cached 40 tests (test_0, test_1, test_2 and 37 more) are served from the cache: "
-        "no input changed"
+        "no input changed since its last run"
     ], done.stdout
     one = maestro(cli.root, "explain", "tests/test_many.py::test_7").stdout
-    assert "tests/test_many.py::test_7 is served from the cache: no input changed" in one
+    assert (
+        "tests/test_many.py::test_7 is served from the cache: no input changed since its last run"
+        in one
+    )
+
+
+def test_explain_after_an_undone_edit_says_a_stored_result_has_these_inputs(
+    cli: Workspace,
+) -> None:
+    # docopt-ng: after a revert, explain said "served from the cache: no input changed",
+    # though the file had changed since the last run (a result for its inputs was stored)
+    assert maestro(cli.root, "test", "tests/test_a.py").returncode == 0
+    cli.edit("pkg/a.py", "return a + b", "return b + a")
+    assert maestro(cli.root, "test", "tests/test_a.py").returncode == 0
+    cli.edit("pkg/a.py", "return b + a", "return a + b")
+    told = maestro(cli.root, "explain", "tests/test_a.py::test_add").stdout
+    assert "no input changed" not in told, told
+    assert (
+        "tests/test_a.py::test_add is served from the cache: pkg/a.py changed since the last "
+        "run, and a result for these exact inputs is stored (from the run of "
+    ) in " ".join(told.split()), told
 
 
 def test_stale_keeps_parameter_ids_in_its_text(cli: Workspace) -> None:
