@@ -27,15 +27,19 @@ if TYPE_CHECKING:
 
 
 def node_verdict(
-    planned: PlannedFile, node: str, since_last: Sequence[str] = ()
+    planned: PlannedFile,
+    node: str,
+    since_last: Sequence[str] = (),
+    last_run: ActionResult | None = None,
 ) -> tuple[bool, str]:
     """(runs, sentence) for one node id of a planned file; ``since_last``: the inputs that
-    differ from its last run's (an edit undone since serves an older result)."""
+    differ from its last run's (``last_run``; an edit undone since serves an older result)."""
     if planned.reason is None:
         if planned.promote:
             return False, f"{node} is served from the cache: it executed nothing that changed"
         if since_last and planned.cached is not None:
-            return False, f"{node} is served from the cache: {_stored_for(planned, since_last)}"
+            stored = _stored_for(planned.cached, since_last, last_run, earlier=planned.earlier)
+            return False, f"{node} is served from the cache: {stored}"
         return False, f"{node} is served from the cache: no input changed since its last run"
     if node in planned.node_reasons:
         return True, f"{node} {planned.node_reasons[node]}"
@@ -44,28 +48,34 @@ def node_verdict(
     return True, f"{node} runs with its whole file: {planned.describe()}"
 
 
-def _stored_for(planned: PlannedFile, since_last: Sequence[str]) -> str:
+def _stored_for(
+    served: ActionResult, since_last: Sequence[str], last_run: ActionResult | None, *, earlier: bool
+) -> str:
     """Why a file whose inputs changed since its last run is served: a stored result was
     made with the inputs it has now (an edit undone, a branch switched back)."""
-    from maestro.cache.action import this_host
     from maestro.engine.testing import input_label
 
-    assert planned.cached is not None
     names = [input_label(n) for n in since_last[:3]]
     more = f" (+{len(since_last) - 3} more)" if len(since_last) > 3 else ""
-    verb = "changed"
-    when = planned.cached.timing.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
-    host = planned.cached.provenance.hostname
-    where = "" if host == this_host() else f" on {host}"
+    last = f" ({_run_of(last_run)})" if last_run is not None else ""
     stored = (
         "an earlier result whose inputs all hold again is stored"
-        if planned.earlier
+        if earlier
         else "a result for these exact inputs is stored"
     )
     return (
-        f"{', '.join(names)}{more} {verb} since the last run, and {stored} "
-        f"(from the run of {when}{where})"
+        f"{', '.join(names)}{more} changed since the last run{last}, and {stored} "
+        f"(from the run of {_run_of(served)})"
     )
+
+
+def _run_of(result: ActionResult) -> str:
+    """When (and, if not here, where) a stored result's run started."""
+    from maestro.cache.action import this_host
+
+    when = result.timing.started_at.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+    host = result.provenance.hostname
+    return when if host == this_host() else f"{when} on {host}"
 
 
 def _record_of(planned: PlannedFile, previous: ActionResult | None) -> ActionResult | None:
@@ -119,7 +129,7 @@ def explain(
     nodes = [_stored_id(rel)] if sep else [t.node_id for t in result.tests] if result else []
     rows: list[dict[str, Any]] = []
     for node in nodes:
-        runs, sentence = node_verdict(pf, node, since_last)
+        runs, sentence = node_verdict(pf, node, since_last, previous)
         row: dict[str, Any] = {"node": node, "runs": runs, "reason": sentence}
         row["opaque"] = _opaque_of(result, node)
         if record and result is not None:
