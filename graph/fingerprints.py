@@ -87,7 +87,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 12
+FORMAT = 13
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -167,9 +167,10 @@ class FileFingerprints:
     """Every function with a memoising decorator, called by name only or not."""
     values: dict[str, str] = field(default_factory=dict)
     """Each name only top-level statements that compute from constants bind (``M = tuple([1] *
-    31)``, ``N = list(M)``, ``del N[3]``: graph/module_values.py) -> a digest of its values
-    during the import. Such statements are listed in `binds` too, and their reads are left out
-    of `module_loads`: a name whose values changed counts as changed itself."""
+    31)``, ``N = list(M)``, ``del N[3]``, ``S = struct.Struct(FMT)``, ``P = S.pack``:
+    graph/module_values.py) -> a digest of its values during the import. Such statements are
+    listed in `binds` too, and their reads are left out of `module_loads`: a name whose values
+    changed counts as changed itself."""
     unbound: tuple[str, ...] = ()
     """Those of the names of `values` that a ``del`` leaves unbound at the end of the import."""
     fixture_frames: tuple[str, ...] = ()

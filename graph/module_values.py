@@ -9,13 +9,28 @@ kind and the value history of each name they bind, by evaluating them: a stateme
 when its evaluation here succeeds, so one that would raise at import stays module-level code.
 
 Evaluated: constants, tuple/list/set/dict displays (``*`` unpacking included), arithmetic and
-bitwise operators, unary operators, subscripts and slices, and calls, positional only, of a few
-pure builtins (``tuple``, ``list``, ``range``, ``len``, ...); statements ``X = ...``, ``A, B =
-...``, ``X += ...`` and ``del X, X[i]``. A name counts only if no other code of the module may
-bind it (an import, a ``def``, a loop, ``global`` in a function, an assignment this module cannot
-evaluate), a builtin only if the module binds no such name, and nothing counts in a module with
-a star import. Values stay small (a bound on elements and integer size); anything beyond
-stops the evaluation of that statement, which then stays module-level code.
+bitwise operators, unary operators, subscripts and slices, f-strings without a format spec, and
+calls, positional only, of a few pure builtins (``tuple``, ``list``, ``range``, ``len``, ...);
+statements ``X = ...``, ``A, B = ...``, ``X += ...`` and ``del X, X[i]``.
+
+Also the builders of the standard library a module's constants are commonly made with, named
+through a plain top-level import of their module (``import struct``, ``import typing as t``,
+``from struct import Struct``; `_MODULE_ATTRIBUTES`): ``struct.Struct``/``pack``/``calcsize``,
+``pickle.dumps``, ``typing.cast``, ``string``'s constants and a few of ``sys``'s, plus the
+non-mutating methods of `_METHODS` on evaluated values (``S.pack``, ``"x".encode("ascii")``).
+Each has no effect but the value it returns (nothing registered, nothing kept elsewhere), and
+is run here on the module's own values, so a statement that would raise stays module-level
+code. Code of the workspace is never run: any other callee, attribute or name leaves the
+statement unevaluated. A value read from the interpreter (``sys.version_info``: the tests' may
+differ from Maestro's own) and whatever is computed from it counts by the statements' text
+and the values they read, not by the value computed here.
+
+A name counts only if no other code of the module may bind it (an import, a ``def``, a loop,
+``global`` in a function, an assignment this module cannot evaluate), a builtin only if the
+module binds no such name, an import only if it comes before and nothing else binds its name,
+and nothing counts in a module with a star import. Values stay small (a bound on elements and
+integer size); anything beyond stops the evaluation of that statement, which then stays
+module-level code.
 """
 
 from __future__ import annotations
@@ -23,6 +38,12 @@ from __future__ import annotations
 import ast
 import hashlib
 import operator
+import pickle
+import string
+import struct
+import sys
+import types
+import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -89,6 +110,89 @@ class _Unevaluable(Exception):
     """The statement is not one this module evaluates (or it would raise)."""
 
 
+def _new_struct(fmt: str | bytes) -> struct.Struct:
+    made = struct.Struct(fmt)
+    if made.size > _MAX_ELEMENTS:
+        raise _Unevaluable
+    return made
+
+
+def _pack(fmt: str | bytes, *values: Any) -> bytes:
+    if struct.calcsize(fmt) > _MAX_ELEMENTS:
+        raise _Unevaluable
+    return struct.pack(fmt, *values)
+
+
+# What a plain import of a standard module may name, by its dotted name: values, and builders
+# that only return a new value (their arguments are this module's evaluated values).
+_MODULE_ATTRIBUTES: dict[str, Any] = {
+    "struct.Struct": _new_struct,
+    "struct.pack": _pack,
+    "struct.calcsize": struct.calcsize,
+    "pickle.dumps": pickle.dumps,
+    "pickle.HIGHEST_PROTOCOL": pickle.HIGHEST_PROTOCOL,
+    "pickle.DEFAULT_PROTOCOL": pickle.DEFAULT_PROTOCOL,
+    "typing.cast": typing.cast,
+    "sys.version_info": tuple(sys.version_info),
+    "sys.hexversion": sys.hexversion,
+    "sys.maxsize": sys.maxsize,
+    "sys.maxunicode": sys.maxunicode,
+    "sys.byteorder": sys.byteorder,
+    **{
+        f"string.{name}": getattr(string, name)
+        for name in (
+            "ascii_letters",
+            "ascii_lowercase",
+            "ascii_uppercase",
+            "digits",
+            "hexdigits",
+            "octdigits",
+            "punctuation",
+            "printable",
+            "whitespace",
+        )
+    },
+}
+# Values of the interpreter that runs the tests, which may not be the one evaluating here.
+_INTERPRETER = frozenset(
+    {"sys.version_info", "sys.hexversion", "pickle.HIGHEST_PROTOCOL", "pickle.DEFAULT_PROTOCOL"}
+)
+_MODULES = frozenset(name.rpartition(".")[0] for name in _MODULE_ATTRIBUTES)
+_BUILDERS = frozenset(id(v) for v in _MODULE_ATTRIBUTES.values() if callable(v))
+# Attributes read of an evaluated value: methods that return a new value and leave the object
+# as it was, and plain data attributes.
+_TEXT_METHODS = frozenset(
+    {
+        "lower",
+        "upper",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "split",
+        "rsplit",
+        "startswith",
+        "endswith",
+        "count",
+        "index",
+        "find",
+        "join",
+    }
+)
+_METHODS: dict[type, frozenset[str]] = {
+    str: _TEXT_METHODS | {"encode"},
+    bytes: _TEXT_METHODS | {"decode", "hex"},
+    struct.Struct: frozenset({"pack", "unpack", "size", "format"}),
+    tuple: frozenset({"count", "index"}),
+}
+
+
+class _Module:
+    """A standard module named by a plain import (`_MODULES`): only its listed attributes."""
+
+    def __init__(self, dotted: str) -> None:
+        self.dotted = dotted
+
+
 @dataclass(frozen=True, slots=True)
 class ModuleValues:
     """`statements`: per top-level statement, the names an evaluated statement binds, deletes
@@ -126,13 +230,15 @@ def _module_values(
             return nothing
         if isinstance(node, ast.Global):
             unknown.update(node.names)
+    declared = set(unknown)
     for stmt, candidate in zip(body, candidates, strict=True):
         if not candidate:
             unknown.update(bound_elsewhere(stmt))
     bound = unknown | {n for s, c in zip(body, candidates, strict=True) if c for n in _targets(s)}
     builtins = {k: v for k, v in _BUILTINS.items() if k not in bound}
+    modules = _standard_imports(body, bound_elsewhere, declared)
     for _ in range(_MAX_ROUNDS):
-        found = _evaluate(body, candidates, unknown, builtins)
+        found = _evaluate(body, candidates, unknown, builtins, modules)
         if found is None:
             return nothing
         failed, result = found
@@ -144,15 +250,49 @@ def _module_values(
     return nothing
 
 
+def _standard_imports(
+    body: list[ast.stmt],
+    bound_elsewhere: Callable[[ast.stmt], Iterable[str]],
+    declared: set[str],
+) -> dict[str, tuple[int, str]]:
+    """Each name a top-level ``import``/``from ... import`` of `_MODULES` binds and nothing else
+    in the module binds (no other statement at any depth but function bodies, no ``global``
+    in `declared`) -> (the index of that statement, the dotted name it binds)."""
+    found: dict[str, tuple[int, str]] = {}
+    seen: dict[str, int] = {}
+    for index, stmt in enumerate(body):
+        names = list(bound_elsewhere(stmt))
+        for name in names:
+            seen[name] = seen.get(name, 0) + 1
+        if isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                if alias.asname is not None:
+                    found[alias.asname] = (index, alias.name)
+                elif "." not in alias.name:
+                    found[alias.name] = (index, alias.name)
+        elif isinstance(stmt, ast.ImportFrom) and stmt.level == 0 and stmt.module:
+            for alias in stmt.names:
+                found[alias.asname or alias.name] = (index, f"{stmt.module}.{alias.name}")
+    return {
+        name: (index, dotted)
+        for name, (index, dotted) in found.items()
+        if seen.get(name) == 1
+        and name not in declared
+        and (dotted in _MODULES or dotted in _MODULE_ATTRIBUTES)
+    }
+
+
 def _evaluate(
     body: list[ast.stmt],
     candidates: list[bool],
     unknown: set[str],
     builtins: dict[str, Callable[..., Any]],
+    modules: dict[str, tuple[int, str]],
 ) -> tuple[list[int], ModuleValues] | None:
     """One pass over `body`: (indices of candidates that failed, the result if none did);
     None when the module's values grow past the bound."""
     env: dict[str, Any] = {}
+    tainted: set[str] = set()  # names computed from a value of the interpreter (`_INTERPRETER`)
     history: dict[str, str] = {}
     statements: list[str] = []
     failed: list[int] = []
@@ -167,11 +307,19 @@ def _evaluate(
                 unknown.update(_targets(stmt))
             statements.append("")
             continue
-        evaluator = _Evaluator(env, builtins, budget, unknown)
+        imported = {n: d for n, (at, d) in modules.items() if at < index and n not in env}
+        evaluator = _Evaluator(env, builtins, budget, unknown, imported, tainted)
         try:
             names, touched = evaluator.run(stmt)
             deleted |= evaluator.deleted
             values = {n: _canonical(env[n]) if n in env else "<unbound>" for n in touched}
+            if evaluator.interpreted:
+                # the tests' interpreter may compute another value: the statement counts by
+                # its text and by what it read
+                read = ",".join(f"{n}={history.get(n, '')}" for n in sorted(evaluator.read))
+                text = ast.dump(stmt)
+                values = {n: f"{v}|{text}|{read}" for n, v in values.items()}
+                tainted.update(touched)
         except _Budget:
             return None
         except Exception:  # _Unevaluable, or a builtin's error on builtin values
@@ -242,12 +390,18 @@ class _Evaluator:
         builtins: dict[str, Callable[..., Any]],
         budget: list[int],
         unknown: set[str],
+        modules: dict[str, str] | None = None,
+        tainted: set[str] | None = None,
     ) -> None:
         self.env = env
         self.builtins = builtins
         self.budget = budget
         self.unknown = unknown
+        self.modules = modules or {}  # name -> dotted name its standard import binds
+        self.tainted = tainted if tainted is not None else set()
         self.deleted: set[str] = set()  # names of `unknown` a del deleted
+        self.read: set[str] = set()  # the evaluated names read
+        self.interpreted = False  # read a value of the interpreter, or a name computed from one
 
     def run(self, stmt: ast.stmt) -> tuple[list[str], list[str]]:
         """Executes `stmt` on `env` (a failure may leave it half changed: the caller then
@@ -328,8 +482,36 @@ class _Evaluator:
             return node.value
         if isinstance(node, ast.Name):
             if node.id in self.env:
+                self.read.add(node.id)
+                self.interpreted |= node.id in self.tainted
                 return self.env[node.id]
+            if node.id in self.modules:
+                return self.imported(self.modules[node.id])
             raise _Unevaluable
+        if isinstance(node, ast.Attribute):
+            held = self.expr(node.value)
+            if isinstance(held, _Module):
+                return self.imported(f"{held.dotted}.{node.attr}")
+            if node.attr not in _METHODS.get(type(held), ()):
+                raise _Unevaluable
+            return getattr(held, node.attr)
+        if isinstance(node, ast.JoinedStr):
+            parts: list[str] = []
+            for part in node.values:
+                if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                    parts.append(part.value)
+                    continue
+                if not isinstance(part, ast.FormattedValue) or part.format_spec is not None:
+                    raise _Unevaluable
+                converters: dict[int, Callable[[Any], str]] = {
+                    -1: str,
+                    115: str,
+                    114: repr,
+                    97: ascii,
+                }
+                convert = converters[part.conversion]
+                parts.append(self.check(self.call(convert, [self.expr(part.value)])))
+            return self.check("".join(self.sized(parts)))
         if isinstance(node, ast.Tuple | ast.List | ast.Set):
             items = self.items(node.elts)
             kind = {ast.Tuple: tuple, ast.List: list, ast.Set: set}[type(node)]
@@ -357,14 +539,48 @@ class _Evaluator:
                 self.call(operator.getitem, [self.expr(node.value), self.index(node.slice)])
             )
         if isinstance(node, ast.Call):
-            if not isinstance(node.func, ast.Name) or node.keywords:
-                raise _Unevaluable
-            function = self.builtins.get(node.func.id)
-            if function is None or node.func.id in self.env:
-                raise _Unevaluable
-            args = self.items(node.args)
-            return self.check(self.call(function, args))
+            if isinstance(node.func, ast.Name) and node.func.id in self.builtins:
+                if node.keywords or node.func.id in self.env:
+                    raise _Unevaluable
+                args = self.items(node.args)
+                return self.check(self.call(self.builtins[node.func.id], args))
+            return self.check(self.build(node))
         raise _Unevaluable
+
+    def imported(self, dotted: str) -> Any:
+        """What a standard import names: a `_Module`, or one of `_MODULE_ATTRIBUTES`."""
+        if dotted in _MODULES:
+            return _Module(dotted)
+        if dotted not in _MODULE_ATTRIBUTES:
+            raise _Unevaluable
+        self.interpreted |= dotted in _INTERPRETER
+        return _MODULE_ATTRIBUTES[dotted]
+
+    def build(self, node: ast.Call) -> Any:
+        """A call of a standard builder (`_MODULE_ATTRIBUTES`) or of a method of `_METHODS` on
+        an evaluated value, with evaluated arguments (keywords too)."""
+        function = self.expr(node.func)
+        method = isinstance(function, types.BuiltinMethodType) and _method(function)
+        if id(function) not in _BUILDERS and not method:
+            raise _Unevaluable
+        args = self.items(node.args)
+        keywords: dict[str, Any] = {}
+        for keyword in node.keywords:
+            if keyword.arg is None:
+                raise _Unevaluable
+            keywords[keyword.arg] = self.expr(keyword.value)
+        for arg in [*args, *keywords.values()]:
+            if not (_allowed(arg) or _built(arg)):
+                raise _Unevaluable
+        if method and function.__name__ == "join" and args:
+            items = args[0] = self.sized(list(args[0]))
+            size = len(function.__self__) * len(items) + sum(map(_length, items))
+            if size > _MAX_ELEMENTS:
+                raise _Unevaluable
+        try:
+            return function(*args, **keywords)
+        except (ArithmeticError, LookupError, TypeError, ValueError, struct.error) as error:
+            raise _Unevaluable from error
 
     def items(self, nodes: list[ast.expr]) -> list[Any]:
         out: list[Any] = []
@@ -444,10 +660,33 @@ def _allowed(value: Any) -> bool:
     return type(value) in (*_SCALARS, *_CONTAINERS) or _iterable(value)
 
 
+def _length(item: Any) -> int:
+    return len(item) if isinstance(item, str | bytes) else 0
+
+
+def _method(function: Any) -> bool:
+    """A method of `_METHODS` bound to an evaluated value."""
+    owner = getattr(function, "__self__", None)
+    if not (_allowed(owner) or isinstance(owner, struct.Struct)):
+        return False
+    return function.__name__ in _METHODS.get(type(owner), ())
+
+
+def _built(value: Any) -> bool:
+    """A value a standard builder made (beside the builtins' `_allowed`)."""
+    if isinstance(value, types.BuiltinMethodType):
+        return _method(value)
+    return type(value) is struct.Struct
+
+
 def _canonical(value: Any) -> str:
     """The same text for equal values of the same types, whatever the hash seed; an iterator
     (state that a read consumes) is no value."""
     kind = type(value)
+    if kind is struct.Struct:
+        return f"struct.Struct:{value.format!r}"
+    if kind is types.BuiltinMethodType and _method(value):
+        return f"method:{_canonical(value.__self__)}.{value.__name__}"
     if kind in _SCALARS:
         return f"{kind.__name__}:{value!r}"
     if kind in (tuple, list):
