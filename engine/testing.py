@@ -427,6 +427,9 @@ class LastKeys:
 # ------------------------------------------------------------------------------ plan
 
 
+_STATE_OF = "{}'s import changes state these tests read"
+
+
 @dataclass(slots=True)
 class PlannedFile:
     target: str
@@ -445,6 +448,8 @@ class PlannedFile:
     untraced: bool = False  # its last result has no per-test record: a change re-runs it whole
     earlier: bool = False  # served from an earlier key whose inputs all hold again (undone edit)
     unstored: tuple[str, ...] = ()  # inputs that changed while its last run ran: not stored
+    # a polluter's key entry (collected-with:) that changed -> the files edited behind it
+    through: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def runs(self) -> bool:
@@ -472,7 +477,8 @@ class PlannedFile:
             return f"{count} of {total} tests: {first} {why}"
         if self.reason == "inputs changed" and self.changed:
             more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
-            changed = f"inputs changed: {', '.join(map(input_label, self.changed[:3]))}{more}"
+            named = ", ".join(self._label(n) for n in self.changed[:3])
+            changed = f"inputs changed: {named}{more}"
             if self.node_reasons:
                 node, why = next(iter(self.node_reasons.items()))
                 return f"{changed}: {node} {why}"
@@ -480,6 +486,21 @@ class PlannedFile:
             whole = "; no per-test record yet, so the whole file" if traced_would_narrow else ""
             return f"{changed}{whole}"
         return self.reason
+
+    def _label(self, name: str) -> str:
+        """An input as a reason names it: a polluter whose import changed, by the files edited
+        (its key entry covers them: it may be unedited itself)."""
+        edited = self.through.get(name)
+        if not edited:
+            return input_label(name)
+        polluter = name.removeprefix(WITH)
+        others = [n for n in edited if n != polluter]
+        if not others:
+            return input_label(name)
+        files = ", ".join(others)
+        if polluter in edited:
+            return f"{polluter} and {files}, which it imports ({_STATE_OF.format(polluter)})"
+        return f"{files}, which {polluter} imports ({_STATE_OF.format(polluter)})"
 
     def _unstored(self) -> str:
         if not self.unstored or self.reason not in ("no cached result", "inputs changed"):
@@ -743,6 +764,7 @@ def plan(
         except OSError:
             log.warning("could not save the last keys of this workspace", exc_info=True)
     _changed_symbols(graph, cache, fps, last, files)
+    _edited_through_polluters(graph, last, digests, files)
     withheld = withheld_names(allowlist, os.environ if environ is None else environ)
     return Plan(
         files, context, tuple(selection.pytest_args), allowlist, digests, last, fps, polluters,
@@ -1001,6 +1023,40 @@ def _changed_symbols(
 
 def fingerprint_store(root: Path) -> FingerprintStore:
     return FingerprintStore(workspace_state_dir(root) / FINGERPRINTS_DIR)
+
+
+def _edited_through_polluters(
+    graph: BuildGraph, last: LastKeys, digests: Digests, files: list[PlannedFile]
+) -> None:
+    """Set each running file's `through`: for a polluter whose key entry changed, the files
+    behind it edited since the polluter's last run (itself, or a module it imports that the
+    file does not: a helper of that test file). None known: the reason names the polluter."""
+    edited: dict[str, tuple[str, ...]] = {}
+    for f in files:
+        for name in f.changed if f.runs else ():
+            if not name.startswith(WITH):
+                continue
+            polluter = name.removeprefix(WITH)
+            if polluter not in edited:
+                edited[polluter] = _edited_since_last(graph, last, digests, polluter)
+            found = tuple(n for n in edited[polluter] if n == polluter or n not in f.key.inputs)
+            if found:
+                f.through[name] = found
+
+
+def _edited_since_last(
+    graph: BuildGraph, last: LastKeys, digests: Digests, target: str
+) -> tuple[str, ...]:
+    """`target` and the Python files among its inputs that changed since its last run."""
+    before = last.get(target)
+    if before is None:
+        return ()
+    now = target_inputs(graph, target, file_digest=digests)
+    return tuple(
+        n
+        for n in changed_inputs(before[1], now)
+        if n == target or (n.endswith(".py") and is_file_input(n))
+    )
 
 
 def _unstored_noted(last: LastKeys, decided: PlannedFile) -> PlannedFile:

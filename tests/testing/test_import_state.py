@@ -142,6 +142,37 @@ def test_an_edit_of_the_registering_file_reruns_the_files_that_use_the_module(
     assert ran(ws.run()) == [POLLUTER]
 
 
+def test_an_edit_of_a_helper_the_registering_file_imports_is_named(ws: Workspace) -> None:
+    # pathspec: "inputs changed: tests/test_01_util.py (its import changes state these tests
+    # read)" when only tests/util.py, a helper that file imports, was edited
+    write(ws, polluter=False)
+    ws.write("tests/helpers.py", "def named(name):\n    return type(name, (), {})\n")
+    ws.write(
+        POLLUTER,
+        """
+        from helpers import named
+
+        from pkg.registry import register
+
+        Foo = register(named("Foo"))
+
+
+        def test_other():
+            assert Foo.__name__
+        """,
+    )
+    assert pytest_says(ws)[NODE] == "failed"
+    assert outcomes(ws.run())[NODE] == "failed"
+    ws.edit("tests/helpers.py", "type(name,", "type(name + '2',")
+    assert pytest_says(ws)[NODE] == "passed"
+    victim = next(f for f in ws.plan().files if f.target == VICTIM)
+    assert victim.describe() == (
+        f"inputs changed: tests/helpers.py, which {POLLUTER} imports "
+        f"({POLLUTER}'s import changes state these tests read)"
+    )
+    assert outcomes(ws.run())[NODE] == "passed"
+
+
 def test_a_file_added_then_removed_registering_a_class(ws: Workspace) -> None:
     write(ws, polluter=False)
     assert outcomes(ws.run())[NODE] == "passed"
