@@ -1811,14 +1811,17 @@ class _Recorder:
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self._emit("test_start", nodeid=nodeid)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_makereport(self, item: Any, call: Any) -> None:
-        excinfo = call.excinfo
-        if excinfo is None or item.nodeid in self._failures:
-            return
-        if isinstance(excinfo.value, _SKIP_TYPES):
-            return
-        self._failures[item.nodeid] = (call.when, excinfo)
+    @_wrapper()
+    def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
+        """The phase's failure as the report gets it: read after the other implementations,
+        as pytest's unittest plugin hands a TestCase's failure to ``call`` only in its own."""
+        try:
+            return (yield)
+        finally:
+            excinfo = call.excinfo
+            failed = excinfo is not None and not isinstance(excinfo.value, _SKIP_TYPES)
+            if failed and item.nodeid not in self._failures:
+                self._failures[item.nodeid] = (call.when, excinfo)
 
     def pytest_runtest_logreport(self, report: Any) -> None:
         if _is_subtest(report):  # its own "call" report: the test's comes after it
