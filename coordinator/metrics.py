@@ -13,8 +13,11 @@ trusted networks).
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hmac
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -31,6 +34,7 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "PUT", "POST", "DELETE", "PATCH", "OPT
 LATENCY_BUCKETS = (
     0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+GC_PAUSE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 _ROUTE = ("route", "method")
 _ENTRY = ("tenant", "kind")
 
@@ -81,6 +85,34 @@ class Metrics:
             "Requests being served.",
             registry=self.registry,
         )
+
+    def watch_gc(self) -> Callable[[], None]:
+        """Time every garbage collection of this process by generation (a collection holds the
+        GIL, so the event loop waits it out); returns the function that stops it. Called by the
+        serving process only: the collector is process-wide, and tests run several apps."""
+        pauses = Histogram(
+            "maestro_coordinator_gc_pause_seconds",
+            "Garbage collections by generation (2: full) and how long each stopped the server.",
+            ("generation",),
+            buckets=GC_PAUSE_BUCKETS,
+            registry=self.registry,
+        )
+        by_generation = [pauses.labels(str(generation)) for generation in range(3)]
+        started = [0.0]
+
+        def timed(phase: str, info: dict[str, int]) -> None:
+            if phase == "start":
+                started[0] = time.perf_counter()
+            else:
+                by_generation[info["generation"]].observe(time.perf_counter() - started[0])
+
+        gc.callbacks.append(timed)
+
+        def stop() -> None:
+            with contextlib.suppress(ValueError):
+                gc.callbacks.remove(timed)
+
+        return stop
 
     def watch_pacer(self, pacer: BytePacer) -> None:
         """Export the bulk pacer's current rate, the time bulk readers waited for it and, for

@@ -192,6 +192,13 @@ class Settings(BaseModel):
     upload_grace_s: float = Field(default=5.0, ge=0, le=3600)
     max_connections_per_client: int = Field(default=512, ge=1, le=1_000_000)
     """Open connections from one client address; beyond it new ones are closed at once."""
+    gc_young_threshold: int = Field(default=50_000, ge=0, le=10_000_000)
+    """`coordinator serve`: allocations between two collections of the garbage collector's
+    youngest generation (Python's default is 700), with the objects made at start frozen out
+    of every collection. At the default, a request's short-lived objects are often still alive
+    at a collection and are promoted to the older generations; their full collections then
+    traverse every held connection and stop the event loop each time. 0: the interpreter's
+    own settings."""
     bulk_upload_bytes_per_s: ByteSize | None = Field(default=None, ge=64 << 10)
     """Per replica: how fast upload bodies of the levels below `interactive` are read, all
     together (a token bucket; the rest waits in TCP buffers). Keeps bulk uploads from holding
