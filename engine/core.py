@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from maestro.engine.warm import ALL_CACHED as ALL_CACHED
+
 if TYPE_CHECKING:
     from maestro.cache.store import Cache
     from maestro.engine.events import Event
@@ -27,12 +29,6 @@ if TYPE_CHECKING:
 
 AskEnv = Callable[[Sequence[str]], Awaitable[Mapping[str, str]]]
 """Given the names of variables a run's environment left out, their values where known."""
-
-ALL_CACHED = "last-run-all-cached"
-"""In the workspace state dir while the last in-process run was served whole from the cache:
-the next one then starts no warm pytest process (``Engine.warm``), which it would most likely
-kill unused, its start-up competing with the plan for the CPU."""
-
 
 # What a run imports between its plan and the hand-over of its pytest process (the event loop),
 # imported while that process still imports pytest, when this one would only wait for it. The
@@ -105,32 +101,12 @@ class Engine:
     def warm(
         root: Path, *, environ: Mapping[str, str] | None = None, likely_only: bool = True
     ) -> WarmPytest | None:
-        """Start the pytest process of a run about to be planned (see ``WarmPytest``), from
-        what is known before the graph: the configuration and the interpreter's path. None when
-        it cannot be, or (``likely_only``) when the last in-process run was served whole from
-        the cache; the run then starts its own."""
-        from maestro.config import load_settings
-        from maestro.engine.interpreter import find_interpreter_path
-        from maestro.engine.runner import WarmPytest
-        from maestro.envvars import allowlist_with
-        from maestro.errors import MaestroError
-        from maestro.paths import workspace_state_dir
+        """Start the pytest process of a run about to be planned (``start_warm`` in
+        maestro/engine/warm.py); None when it cannot be, or (``likely_only``) when the last
+        in-process run was served whole from the cache: the run then starts its own."""
+        from maestro.engine.warm import start_warm
 
-        if likely_only and (workspace_state_dir(root) / ALL_CACHED).exists():
-            return None  # the last run needed no process: this one most likely neither
-        try:
-            config = load_settings(root).config
-            python, _ = find_interpreter_path(root, configured=config.interpreter, environ=environ)
-        except MaestroError:
-            return None  # the run reports it
-        venv = python.parent.parent
-        return WarmPytest.start(
-            root,
-            python,
-            venv=venv if (venv / "pyvenv.cfg").is_file() else None,
-            env_allowlist=allowlist_with(config.env_allowlist),
-            environ=environ,
-        )
+        return start_warm(root, environ=environ, likely_only=likely_only)
 
     def plan(self, selection: Selection, *, environ: Mapping[str, str] | None = None) -> Plan:
         from maestro.engine.testing import plan

@@ -1,15 +1,14 @@
 """Find and describe the workspace's Python interpreter (tests run there, not in the daemon).
 
-Order: an explicit setting, ``<root>/.venv/bin/python``, ``$VIRTUAL_ENV/bin/python``, then
-``python3`` on PATH. The interpreter is queried once per (path, mtime) by a tiny subprocess.
+Where it is: maestro/engine/interpreter_path.py (an explicit setting, ``<root>/.venv/bin/python``,
+``$VIRTUAL_ENV/bin/python``, then ``python3`` on PATH). The interpreter is queried once per
+(path, mtime) by a tiny subprocess.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
+from maestro.engine.interpreter_path import find_interpreter_path as find_interpreter_path
 from maestro.errors import RunnerError
 
 log = logging.getLogger(__name__)
@@ -115,42 +115,6 @@ class Interpreter:
             )
 
 
-def find_interpreter_path(
-    root: Path, *, configured: str | Path | None = None, environ: Mapping[str, str] | None = None
-) -> tuple[Path, Source]:
-    """The interpreter path and where it came from; RunnerError when nothing is found."""
-    env = os.environ if environ is None else environ
-    if configured:
-        candidate = Path(configured).expanduser()
-        if not candidate.is_absolute() and len(candidate.parts) == 1:
-            found = shutil.which(str(candidate), path=env.get("PATH"))
-            if found:
-                return Path(found), "setting"
-        path = candidate if candidate.is_absolute() else root / candidate
-        if not _is_executable(path):
-            raise RunnerError(
-                f"the configured interpreter {configured} does not exist or is not executable",
-                hint="fix the interpreter setting, or remove it to use .venv, $VIRTUAL_ENV or PATH",
-            )
-        return path, "setting"
-    local = root / ".venv" / "bin" / "python"
-    if _is_executable(local):
-        return local.absolute(), ".venv"
-    virtual_env = env.get("VIRTUAL_ENV")
-    if virtual_env:
-        active = Path(virtual_env) / "bin" / "python"
-        if _is_executable(active):
-            return active, "VIRTUAL_ENV"
-        log.warning("VIRTUAL_ENV=%s has no bin/python; falling back to PATH", virtual_env)
-    found = shutil.which("python3", path=env.get("PATH"))
-    if found:
-        return Path(found), "PATH"
-    raise RunnerError(
-        f"no Python interpreter found for {root}",
-        hint="create one with `python3 -m venv .venv` in the workspace, or configure its path",
-    )
-
-
 Describe = Callable[[Path], str | None]
 """The query's answer (its JSON line) from a process already running that interpreter (the warm
 pytest process), or None: then the interpreter is started to ask it."""
@@ -241,7 +205,3 @@ def resolve_interpreter(
     if require_pytest:
         interpreter.require_pytest()
     return interpreter
-
-
-def _is_executable(path: Path) -> bool:
-    return path.is_file() and os.access(path, os.X_OK)

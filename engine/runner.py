@@ -22,17 +22,19 @@ A run never outlives its runner, and never overlaps a run its dead runner left b
   not fire: a test stuck in C code holding the GIL, a child where the plugin did not load) and
   waits for it to die. Runs of live runners are left alone: the daemon serialises its
   own, and an explicit ``--no-daemon`` run beside it is the user's call.
+
+The spawn itself, the lifeline, the run records and the warm process live in
+maestro/engine/warm.py, which imports only what a spawn needs (the console script starts an
+in-process run's pytest from there before the rest of the CLI loads); they are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import functools
 import json
 import logging
 import os
-import select
 import signal
 import subprocess
 import tempfile
@@ -44,10 +46,24 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
+from maestro.engine.warm import EVENTS_FD_ENV as EVENTS_FD_ENV
+from maestro.engine.warm import LIFELINE_FD_ENV as LIFELINE_FD_ENV
+from maestro.engine.warm import OWN_DIRS_ENV as OWN_DIRS_ENV
+from maestro.engine.warm import PLUGIN_MODULE as PLUGIN_MODULE
+from maestro.engine.warm import RUNS_DIR as RUNS_DIR
+from maestro.engine.warm import SELECT_ENV as SELECT_ENV
+from maestro.engine.warm import TRACE_ENV as TRACE_ENV
+from maestro.engine.warm import WARM_DESCRIBE_FD_ENV as WARM_DESCRIBE_FD_ENV
+from maestro.engine.warm import WARM_MODULE as WARM_MODULE
+from maestro.engine.warm import RunRecord as RunRecord
+from maestro.engine.warm import WarmPytest as WarmPytest
+from maestro.engine.warm import _register_sync, _release, _signal_group, _spawn
+from maestro.engine.warm import build_env as build_env
+from maestro.engine.warm import plugin_dir as plugin_dir
+from maestro.engine.warm import reap_orphans as reap_orphans
+from maestro.engine.warm import runs_dir as runs_dir
 from maestro.envvars import DEFAULT_ENV_ALLOWLIST as DEFAULT_ENV_ALLOWLIST
-from maestro.envvars import allowlisted_env
 from maestro.errors import PytestUsageError, RunnerError
-from maestro.paths import own_dirs, workspace_state_dir
 
 # asyncio and the event models (pydantic) are imported where a run needs them, not here:
 # `WarmPytest.start` starts an in-process run's pytest before the CLI has imported either
@@ -69,19 +85,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PLUGIN_MODULE = "maestro_pytest_plugin"
-EVENTS_FD_ENV = "MAESTRO_EVENTS_FD"
-TRACE_ENV = "MAESTRO_TRACE"  # the plugin's ENV_TRACE: off | lsprof | profile
-SELECT_ENV = "MAESTRO_SELECT"  # the plugin's ENV_SELECT: {"scores", "deselect", "until"}
-LIFELINE_FD_ENV = "MAESTRO_LIFELINE_FD"  # maestro_lifeline's ENV_FD
-OWN_DIRS_ENV = "MAESTRO_OWN_DIRS"  # the plugin's ENV_OWN_DIRS: what it never takes for an input
-RUNS_DIR = "runs"
 DEFAULT_GRACE_S = 5.0
 _DRAIN_S = 2.0  # after exit, how long a grandchild may keep our pipes open
 _EVENT_LINE_LIMIT = 16 * 1024 * 1024
 _MAX_OUTPUT_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
-_ORPHAN_WAIT_S = 5.0  # how long a SIGKILLed orphan may take to release its lock
 
 EventCallback = Callable[["Event"], None]
 
@@ -216,44 +224,6 @@ def _joined_trace(seen: TestTrace, new: TestTrace) -> TestTrace:
     )
 
 
-def plugin_dir() -> Path:
-    """The directory holding the plugin file (through the editable link tree if need be)."""
-    here = Path(__file__)
-    for base in (here.parent, here.resolve().parent):
-        candidate = base / "plugin"
-        if (candidate / f"{PLUGIN_MODULE}.py").is_file():
-            return candidate
-    raise RunnerError(
-        f"the pytest plugin {PLUGIN_MODULE}.py is missing from the maestro installation",
-        hint="reinstall maestro-conductor (the plugin ships as package data of maestro.engine)",
-    )
-
-
-def build_env(
-    venv: Path | None,
-    *,
-    events_fd: int,
-    allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
-    extra_env: Mapping[str, str] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> dict[str, str]:
-    """The child's environment: allowlisted variables, activation of the ``venv`` the
-    interpreter lives in (None: not a venv), plugin path, events fd."""
-    source = os.environ if environ is None else environ
-    env = dict(allowlisted_env(allowlist, source))
-    if TRACE_ENV in source:  # how the plugin traces: changes records, never outcomes (not keyed)
-        env[TRACE_ENV] = source[TRACE_ENV]
-    env.update(extra_env or {})
-    if venv is not None:
-        env["VIRTUAL_ENV"] = str(venv)
-        venv_bin = str(venv / "bin")
-        env["PATH"] = os.pathsep.join(p for p in (venv_bin, env.get("PATH")) if p)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(plugin_dir()), env.get("PYTHONPATH")) if p)
-    env[EVENTS_FD_ENV] = str(events_fd)
-    env[OWN_DIRS_ENV] = os.pathsep.join(str(d) for d in own_dirs())
-    return env
-
-
 def venv_of(interpreter: Interpreter) -> Path | None:
     return interpreter.prefix if interpreter.is_venv else None
 
@@ -332,283 +302,6 @@ async def run_pytest(
         if select_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(select_path)
-
-
-@dataclass
-class _Spawned:
-    """A started pytest child and the descriptors and record this process keeps for it."""
-
-    proc: subprocess.Popen[bytes]
-    read_fd: int  # the events pipe's read end
-    lifeline_write: int
-    record: RunRecord | None
-    env: dict[str, str]  # as spawned (a warm child adds its run's extras later)
-    started: float
-
-    def kill(self) -> None:
-        """SIGKILL the group, reap the leader, let go of everything (a run that never ran)."""
-        _signal_group(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-            self.proc.wait(_ORPHAN_WAIT_S)
-        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-        _release(self.read_fd, self.lifeline_write, self.record)
-
-
-def _spawn(
-    root: Path,
-    command: Sequence[str],
-    record: RunRecord | None,
-    env_of: Callable[[int], dict[str, str]],
-    *,
-    stdin: int,
-    nice: int,
-    interpreter: Path,
-    extra_fds: Sequence[int] = (),
-) -> _Spawned:
-    """Start ``command`` in its own session with the events pipe, the lifeline and ``record``'s
-    group lock; ``env_of(events_fd)`` is its environment. On the event loop's thread (or the
-    main thread): the child's death signal follows the thread that forks it."""
-    read_fd, write_fd = os.pipe()
-    try:
-        # Only this process ever holds the write end (os.pipe is close-on-exec): EOF = we are gone.
-        lifeline_read, lifeline_write = os.pipe()
-    except BaseException:
-        os.close(read_fd)
-        os.close(write_fd)
-        if record is not None:
-            record.close()
-        raise
-    try:
-        env = env_of(write_fd)
-        env[LIFELINE_FD_ENV] = str(lifeline_read)
-        inherited = [write_fd, lifeline_read, *extra_fds]
-        inherited += [] if record is None else [record.group_fd]
-        log.info("running %s in %s", " ".join(command), root)
-        started = time.monotonic()
-        proc = subprocess.Popen(
-            command,
-            cwd=root,
-            env=env,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            pass_fds=inherited,
-            start_new_session=True,
-        )
-        if record is not None:
-            record.spawned(proc.pid)
-        if nice > 0:
-            with contextlib.suppress(OSError):  # it exited already: nothing to lower
-                os.setpriority(
-                    os.PRIO_PROCESS, proc.pid, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice)
-                )
-    except OSError as exc:
-        _release(read_fd, lifeline_write, record)
-        raise RunnerError(
-            f"cannot start {interpreter}: {exc.strerror}",
-            hint="check the interpreter setting or recreate the virtual environment",
-        ) from exc
-    except BaseException:
-        _release(read_fd, lifeline_write, record)
-        raise
-    finally:
-        os.close(write_fd)
-        os.close(lifeline_read)
-    return _Spawned(proc, read_fd, lifeline_write, record, env, started)
-
-
-class WarmPytest:
-    """A pytest process started before its run is planned (``plugin/maestro_warm.py``).
-
-    The CLI starts one at the top of an in-process ``maestro test`` so that the interpreter's
-    start-up and pytest's import overlap the graph, the keys and the plan. The run takes it only
-    if it was started exactly as the run would start its own (interpreter, folder, environment
-    less the run's own extras); otherwise, or when nothing needs to run, it is killed unused.
-    Use it as a context manager: leaving it kills a process nobody took.
-    """
-
-    def __init__(self, root: Path, python: Path, spawned: _Spawned, described: int) -> None:
-        self.root = root
-        self.python = python
-        self._spawned: _Spawned | None = spawned
-        self._described = described  # read end: the interpreter's description, then EOF
-        self._description: str | None = None
-
-    @classmethod
-    def start(
-        cls,
-        root: Path,
-        python: Path,
-        *,
-        venv: Path | None,
-        env_allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
-        environ: Mapping[str, str] | None = None,
-    ) -> WarmPytest | None:
-        """Start one (blocking: it first reaps the workspace's orphans); None if it cannot be
-        started, and the run then starts its own as usual."""
-        root = root.absolute()
-        allowlist = tuple(env_allowlist)
-        described, describe_fd = os.pipe()
-
-        def env_of(events_fd: int) -> dict[str, str]:
-            env = build_env(venv, events_fd=events_fd, allowlist=allowlist, environ=environ)
-            return {**env, WARM_DESCRIBE_FD_ENV: str(describe_fd)}
-
-        try:
-            spawned = _spawn(
-                root,
-                # pytest's own command: the process must be `python -m pytest` in every respect
-                # (argv, __main__, the frames under a test); -p is replaced by the run's arguments
-                [str(python), "-m", "pytest", "-p", WARM_MODULE],
-                _register_sync(root),
-                env_of,
-                stdin=subprocess.PIPE,
-                nice=0,
-                interpreter=python,
-                extra_fds=[describe_fd],
-            )
-        except (OSError, RunnerError) as exc:
-            log.debug("no warm pytest process: %s", exc)
-            os.close(described)
-            return None
-        finally:
-            os.close(describe_fd)
-        del spawned.env[WARM_DESCRIBE_FD_ENV]  # the module takes it out of its environment
-        return cls(root, python, spawned, described)
-
-    def ready(self) -> bool:
-        """Whether the process has described its interpreter: :meth:`describe` would not wait."""
-        if self._described < 0:
-            return True
-        try:
-            return bool(select.select([self._described], [], [], 0)[0])
-        except OSError:
-            return True
-
-    def describe(self, python: Path) -> str | None:
-        """The interpreter query's answer as the waiting process gave it (blocking until it
-        has imported pytest); None if it runs another interpreter or gave none."""
-        if python != self.python:
-            return None
-        if self._described >= 0:
-            chunks: list[bytes] = []
-            deadline = time.monotonic() + _DESCRIBE_WAIT_S  # a stuck import: ask the usual way
-            with contextlib.suppress(OSError):
-                while select.select([self._described], [], [], _remaining(deadline))[0]:
-                    chunk = os.read(self._described, 1 << 16)
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-            os.close(self._described)
-            self._described = -1
-            self._description = b"".join(chunks).decode(errors="replace").strip() or None
-        return self._description
-
-    def take(
-        self, root: Path, command: Sequence[str], env_of: Callable[[int], dict[str, str]]
-    ) -> _Spawned | None:
-        """Hand the process over to the run of ``command`` if it fits (see the class), else
-        kill it; None: start a process of your own. ``env_of(events_fd)`` is the environment
-        the run would spawn with, its extras included."""
-        spawned, self._spawned = self._spawned, None
-        if spawned is None:
-            return None
-        env = env_of(int(spawned.env[EVENTS_FD_ENV]))
-        env[LIFELINE_FD_ENV] = spawned.env[LIFELINE_FD_ENV]
-        extra = {k: v for k, v in env.items() if spawned.env.get(k) != v}
-        fits = (
-            root.absolute() == self.root
-            and list(command[:3]) == [str(self.python), "-m", "pytest"]
-            and set(spawned.env) <= set(env)
-            and extra.keys() <= _PER_RUN_ENV
-            and spawned.proc.poll() is None
-            and self.unchanged()
-        )
-        if not fits:
-            log.debug("the warm pytest process does not fit this run; starting another")
-            spawned.kill()
-            return None
-        request = json.dumps({"args": list(command[3:]), "env": extra}) + "\n"
-        assert spawned.proc.stdin is not None
-        try:
-            # A long node list may exceed the pipe: the child reads once pytest is imported.
-            spawned.proc.stdin.write(request.encode())
-            spawned.proc.stdin.close()
-        except OSError:  # it died on the way (a broken pytest): the run finds out by itself
-            spawned.kill()
-            return None
-        spawned.env = env
-        spawned.started = time.monotonic()
-        return spawned
-
-    def unchanged(self) -> bool:
-        """Whether what the process loaded is still what a new process would load: every module
-        file it imported has the same stat, and no file in the folder (first on its ``sys.path``)
-        now shadows one of its top-level modules. Blocks until it has imported pytest. A project
-        that pytest itself imports (pluggy, an editable plugin) is edited between runs: a process
-        kept waiting across them must not run the old code."""
-        text = self.describe(self.python)
-        if text is None:
-            return False
-        try:
-            loaded = json.loads(text)["loaded"]
-            files = [(str(f), int(m), int(z)) for f, m, z in loaded["files"]]
-            top = set(loaded["top"])
-            shadowing = list(loaded["shadowing"])
-        except (ValueError, KeyError, TypeError):
-            return False
-        for path, mtime_ns, size in files:
-            try:
-                st = os.stat(path)
-            except OSError:
-                return False
-            if (st.st_mtime_ns, st.st_size) != (mtime_ns, size):
-                log.info("not using the waiting pytest process: %s changed since it started", path)
-                return False
-        try:
-            here = sorted(e for e in os.listdir(self.root) if e.partition(".")[0] in top)
-        except OSError:
-            return False
-        return here == shadowing
-
-    @property
-    def pid(self) -> int | None:
-        """The waiting process's id; None once taken or discarded."""
-        return None if self._spawned is None else self._spawned.proc.pid
-
-    def discard(self) -> None:
-        if self._described >= 0:
-            os.close(self._described)
-            self._described = -1
-        spawned, self._spawned = self._spawned, None
-        if spawned is not None:
-            with contextlib.suppress(OSError):
-                assert spawned.proc.stdin is not None
-                spawned.proc.stdin.close()  # EOF: it exits by itself, running nothing
-            spawned.kill()
-
-    def __enter__(self) -> WarmPytest:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.discard()
-
-
-WARM_MODULE = "maestro_warm"
-WARM_DESCRIBE_FD_ENV = "MAESTRO_WARM_DESCRIBE_FD"  # maestro_warm's DESCRIBE_FD_ENV
-_DESCRIBE_WAIT_S = 30.0  # the interpreter query's own timeout
-
-
-def _remaining(deadline: float) -> float:
-    return max(0.0, deadline - time.monotonic())
-
-
-# The only variables a warm process may get after it started: the plugin reads them when pytest
-# configures it. Anything else (PYTHONHASHSEED, PYTHONPATH...) counts as the interpreter starts.
-_PER_RUN_ENV = frozenset({TRACE_ENV, SELECT_ENV})
 
 
 async def _run_pytest(
@@ -920,174 +613,12 @@ async def _read_events(reader: asyncio.StreamReader, collector: _Collector) -> N
         collector.feed(line)
 
 
-def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
-def _release(read_fd: int | None, lifeline_write: int, record: RunRecord | None) -> None:
-    if read_fd is not None:
-        os.close(read_fd)
-    os.close(lifeline_write)
-    if record is not None:
-        record.close()
-
-
-# --- the workspace's running pytest groups ------------------------------------------------------
-
-
-def runs_dir(root: Path) -> Path:
-    """Where the runs of the workspace at ``root`` are recorded (private, created on demand)."""
-    path = workspace_state_dir(root) / RUNS_DIR
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
-
-
-class RunRecord:
-    """One pytest group in a runs directory, as two files under ``flock``.
-
-    ``<token>.owner`` is locked by the runner for the whole run (its descriptor is close-on-exec:
-    no child inherits it). ``<token>.group`` is locked through a descriptor the child inherits;
-    the runner closes its own copy once the child started, so that lock lives exactly as long as
-    the child (and whatever inherited the descriptor from it) and holds the group id. A group
-    still locked whose owner is not is an orphan. Locks, not pids: the kernel drops a lock when
-    its last holder dies, even on kill -9, and a pid can be reused.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        self.token = f"{os.getpid()}-{os.urandom(6).hex()}"
-        self.owner_fd = _create_locked(directory / f"{self.token}.owner", str(os.getpid()))
-        try:
-            self.group_fd = _create_locked(directory / f"{self.token}.group", "")
-        except BaseException:
-            os.close(self.owner_fd)
-            _unlink(directory / f"{self.token}.owner")
-            raise
-
-    def spawned(self, pgid: int) -> None:
-        """The child (leader of group ``pgid``) now holds the group lock alone."""
-        if self.group_fd < 0:
-            return
-        with contextlib.suppress(OSError):
-            os.pwrite(self.group_fd, f"{pgid}\n".encode(), 0)
-        os.close(self.group_fd)
-        self.group_fd = -1
-
-    def close(self) -> None:
-        """The run is over: forget it (group file first, see ``reap_orphans``)."""
-        if self.group_fd >= 0:
-            os.close(self.group_fd)
-            self.group_fd = -1
-        _unlink(self.directory / f"{self.token}.group")
-        if self.owner_fd >= 0:
-            _unlink(self.directory / f"{self.token}.owner")
-            os.close(self.owner_fd)
-            self.owner_fd = -1
-
-
-def _create_locked(path: Path, text: str) -> int:
-    """A new file at ``path``, exclusively locked before it appears (renamed into place), so a
-    reaper can never see it unlocked while its creator still means to hold it."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.write(fd, text.encode())
-        os.replace(tmp, path)
-    except BaseException:
-        os.close(fd)
-        _unlink(tmp)
-        raise
-    return fd
-
-
-def _unlink(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError):
-        path.unlink()
-
-
-def _locked(fd: int) -> bool:
-    """Whether another open file description holds a lock on the file (probe, then let go)."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    fcntl.flock(fd, fcntl.LOCK_UN)
-    return False
-
-
-def _owner_alive(path: Path) -> bool:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    try:
-        return _locked(fd)
-    finally:
-        os.close(fd)
-
-
-def reap_orphans(directory: Path, *, wait_s: float = _ORPHAN_WAIT_S) -> list[int]:
-    """SIGKILL the pytest groups in ``directory`` whose runner died, wait until they are gone,
-    forget finished runs; returns the group ids it killed. Blocking (call it off the loop)."""
-    try:
-        names = sorted(os.listdir(directory))
-    except FileNotFoundError:
-        return []
-    killed: list[int] = []
-    for name in names:
-        if not name.endswith(".group") or name.startswith("."):
-            continue
-        group = directory / name
-        owner = directory / f"{name.removesuffix('.group')}.owner"
-        try:
-            fd = os.open(group, os.O_RDONLY | os.O_CLOEXEC)
-        except FileNotFoundError:
-            continue
-        try:
-            if _locked(fd) and _owner_alive(owner):
-                continue  # a live runner's run
-            if _locked(fd):
-                text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                # Held, so a member of that group is alive and its id cannot have been reused.
-                if text.isdigit():
-                    log.warning(
-                        "killing pytest process group %s, left running by a runner that died",
-                        text,
-                    )
-                    _signal_group(int(text), signal.SIGKILL)
-                    killed.append(int(text))
-                deadline = time.monotonic() + wait_s
-                while _locked(fd) and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                if _locked(fd):
-                    log.warning("an orphaned pytest run (%s) still holds %s", text or "?", group)
-                    continue
-            _unlink(group)
-            if not _owner_alive(owner):
-                _unlink(owner)
-        finally:
-            os.close(fd)
-    return killed
-
-
 async def _register(root: Path) -> RunRecord | None:
     """Kill the orphans of the workspace, then record this run; None if the state dir is
     unusable (the lifeline still ties the run to this process)."""
     import asyncio
 
     return await asyncio.to_thread(_register_sync, root)
-
-
-def _register_sync(root: Path) -> RunRecord | None:
-    try:
-        directory = runs_dir(root)
-        reap_orphans(directory)
-        return RunRecord(directory)
-    except OSError as exc:
-        log.warning("cannot record the run in the workspace state dir: %s", exc)
-        return None
 
 
 def _read_optional(path: Path | None) -> bytes | None:

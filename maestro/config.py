@@ -16,9 +16,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from maestro.errors import ConfigError
+from maestro.workspace import CONFIG_FILE as CONFIG_FILE
+from maestro.workspace import PYPROJECT as PYPROJECT
+from maestro.workspace import unconfigured
 
-CONFIG_FILE = "maestro.toml"
-PYPROJECT = "pyproject.toml"
 DEFAULT_MAX_FILE_SIZE = 32 * 1024 * 1024
 FailFirst = Literal["tests", "files", "off"]
 
@@ -311,17 +312,13 @@ class LoadedSettings(_Frozen):
 def load_settings(root: Path) -> LoadedSettings:
     """`maestro.toml` if present, else `[tool.maestro]` of pyproject.toml, else the defaults;
     raises ConfigError (file, line, key, hint) when invalid."""
+    if unconfigured(root):  # zero-config: nothing to parse or validate
+        return LoadedSettings(Settings())
     maestro_toml = root / CONFIG_FILE
     if maestro_toml.is_file():
         data, text = read_toml(maestro_toml, CONFIG_FILE)
         return _validate(data, text, CONFIG_FILE, table="")
     pyproject = root / PYPROJECT
-    try:
-        raw = pyproject.read_bytes()
-    except OSError:
-        raw = b""
-    if b"maestro" not in raw:  # zero-config: nothing to parse or validate
-        return LoadedSettings(Settings())
     data, text = read_toml(pyproject, PYPROJECT)
     section = data.get("tool", {}).get("maestro")
     if section is None:

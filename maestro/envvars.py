@@ -8,7 +8,6 @@ to filter ``os.environ``.
 from __future__ import annotations
 
 import fnmatch
-import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -107,6 +106,8 @@ def read_env_names(state_dir: Path) -> list[str]:
 
 def _read_names(path: Path) -> list[str]:
     """A JSON list of names; none when missing or unreadable."""
+    import json  # not at the top: the console script spawns pytest before json is needed
+
     try:
         names = json.loads(path.read_bytes())
     except (OSError, ValueError):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from maestro.names import printable
+
+TYPE_CHECKING = False  # typing's own flag: an import of typing on the way to a test run's spawn
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class MaestroError(Exception):

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from maestro.errors import WorkspaceError
 
-MARKERS = ("maestro.toml", "pyproject.toml", "setup.py", "setup.cfg", ".git")
+CONFIG_FILE = "maestro.toml"
+PYPROJECT = "pyproject.toml"
+MARKERS = (CONFIG_FILE, PYPROJECT, "setup.py", "setup.cfg", ".git")
 
 
 def find_root(start: Path | None = None) -> Path:
@@ -17,6 +19,20 @@ def find_root(start: Path | None = None) -> Path:
         if any((candidate / marker).exists() for marker in MARKERS):
             return candidate
     return here
+
+
+def unconfigured(root: Path) -> bool:
+    """Whether nothing configures Maestro in ``root``: no maestro.toml, and a pyproject.toml
+    (if readable) that does not even mention it. Its settings are then the defaults, with
+    nothing to parse (maestro/config.py; an in-process `maestro test` starts its pytest process
+    without importing the settings' model)."""
+    if (root / CONFIG_FILE).is_file():
+        return False
+    try:
+        raw = (root / PYPROJECT).read_bytes()
+    except OSError:
+        return True
+    return b"maestro" not in raw
 
 
 def normalize(root: Path, path: str) -> str:

@@ -24,13 +24,19 @@ def main() -> None:
 
 
 def _main() -> None:
-    from maestro.cli.fast import main as entry
-
     if sys.argv[1:2] != ["test"]:
+        from maestro.cli.fast import main as entry
+
         entry()
         return
+    # pytest's process first, so that the CLI's imports overlap its start (maestro/cli/launch.py)
+    from maestro.cli.launch import prestart
+
+    warm = prestart(sys.argv[1:])
+    from maestro.cli.fast import main as entry
+
     try:
-        entry()
+        entry(warm)
     except SystemExit as exc:
         if exc.code is None or isinstance(exc.code, int):
             exit_now(exc.code or 0)

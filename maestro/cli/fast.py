@@ -24,6 +24,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from maestro.cli.launch import policy as policy
+from maestro.cli.launch import runs_in_process as runs_in_process
+from maestro.cli.launch import workspace as _workspace
+
 if TYPE_CHECKING:
     import socket
 
@@ -38,15 +42,14 @@ CONNECT_TIMEOUT_S = 10.0
 EXIT_INTERRUPTED = 2
 
 
-def main() -> None:
+def main(warm: WarmPytest | None = None) -> None:
+    """The console script's command line; ``warm``: the pytest process an in-process `maestro
+    test` started first (maestro/cli/launch.py), taken by the run or killed unused."""
     argv = sys.argv[1:]
     command = argv[0] if argv else ""
-    code = FAST_COMMANDS[command](argv) if command in FAST_COMMANDS else None
-    if code is None:
-        # An in-process `maestro test` starts pytest's process before the full CLI's imports,
-        # which then overlap its start-up (see WarmPytest in maestro/engine/runner.py).
-        warm = prestart(argv) if command == "test" else None
-        if command == "test":
+    with warm if warm is not None else contextlib.nullcontext():
+        code = FAST_COMMANDS[command](argv) if command in FAST_COMMANDS else None
+        if code is None and command == "test":
             code = plain_test(argv, warm)
         if code is None:
             from maestro.cli.app import main as full_cli
@@ -59,39 +62,12 @@ def main() -> None:
 # --- daemon policy (shared with maestro/cli/via_daemon.py) -----------------------------------
 
 
-def policy() -> str:
-    value = os.environ.get("MAESTRO_DAEMON", "auto").strip().lower()
-    if value in ("0", "off", "no", "false", "never"):
-        return "off"
-    if value in ("1", "start", "yes", "true", "always"):
-        return "start"
-    return "auto"
-
-
 def may_start() -> bool:
     mode = policy()
     if mode == "start":
         return True
     interactive = sys.stdout.isatty() and sys.stdin.isatty()
     return mode == "auto" and interactive and not os.environ.get("CI")
-
-
-def runs_in_process(root: Path, *, no_daemon: bool) -> bool:
-    """Whether `maestro test` runs in this process: no daemon serves ``root`` and the policy is
-    not ``start``. Under ``auto`` a terminal's first run does not wait for a daemon to start (a
-    cold start costs about a second before the run could begin): it runs here, and
-    ``start_in_background`` leaves a daemon for the next command."""
-    if no_daemon or policy() == "off":
-        return True
-    from maestro.daemon.address import running_socket
-    from maestro.errors import MaestroError
-
-    try:
-        socket = running_socket(root)
-    except MaestroError:
-        return policy() != "start"
-    # running_socket names where a daemon would listen even when none does.
-    return not socket.exists() and policy() != "start"
 
 
 def start_in_background(root: Path) -> None:
@@ -112,27 +88,6 @@ def start_in_background(root: Path) -> None:
             spawn_daemon(paths)
     except (OSError, MaestroError) as exc:  # the next command starts one the usual way
         logging.getLogger(__name__).debug("no daemon started in the background: %s", exc)
-
-
-def prestart(argv: Sequence[str]) -> WarmPytest | None:
-    """pytest's process for a `maestro test` command line that will run in process."""
-    args = list(argv[1:])
-    if "--" in args:
-        args = args[: args.index("--")]
-    if "--help" in args:
-        return None
-    root: str | None = None
-    for i, arg in enumerate(args):
-        if arg == "--root" and i + 1 < len(args):
-            root = args[i + 1]
-        elif arg.startswith("--root="):
-            root = arg.removeprefix("--root=")
-    workspace = _workspace(root or None)
-    if workspace is None or not runs_in_process(workspace, no_daemon="--no-daemon" in args):
-        return None
-    from maestro.engine.core import Engine
-
-    return Engine.warm(workspace)
 
 
 def client_env(root: Path) -> dict[str, str]:
@@ -537,21 +492,6 @@ def parse_graph_args(argv: Sequence[str], *, flags: Sequence[str]) -> GraphArgs 
             positional.append(arg)
         i += 1
     return GraphArgs(tuple(positional), values["--since"], show_all, values["--root"])
-
-
-def _workspace(root: str | None) -> Path | None:
-    """The workspace as the full CLI resolves it (maestro/cli/common.py), or None to leave any
-    problem to the full CLI, which reports it."""
-    from maestro.cli.scope import project_root
-    from maestro.errors import MaestroError
-
-    if root is not None:
-        given = Path(root)
-        return given.resolve() if given.is_dir() else None
-    try:
-        return project_root()
-    except MaestroError:
-        return None
 
 
 def _relative(workspace: Path, paths: Sequence[str]) -> list[str] | None:

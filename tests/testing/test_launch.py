@@ -1,0 +1,120 @@
+"""An in-process `maestro test` starts its pytest process before the rest of the CLI loads
+(maestro/cli/launch.py): the process starts as early as the console script can start it, the
+run takes it (no second pytest), and what stops a run before pytest is reported as before."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from testing_helpers import Workspace
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+
+# Loaded into the `maestro` process only (PYTHONPATH is not among the variables its pytest gets):
+# at each process it starts, the command and the modules loaded by then.
+PROBE = """
+import subprocess, sys
+
+_init = subprocess.Popen.__init__
+
+def _recording_init(self, args, *rest, **kw):
+    modules = sorted(sys.modules)
+    import json  # once the loaded modules are known
+
+    with open({out!r}, "a") as f:
+        f.write(json.dumps({{"args": [str(a) for a in args], "modules": modules}}))
+        f.write("\\n")
+    _init(self, args, *rest, **kw)
+
+subprocess.Popen.__init__ = _recording_init
+"""
+
+# What the CLI loads for its run (its stack, the models, the event loop) and the heavier parts of
+# the standard library it needs only then: none of it may delay pytest's start.
+LATER = {
+    "typer", "pydantic", "rich", "asyncio", "msgpack", "lmdb",
+    "maestro.cli.fast", "maestro.cli.test_run", "maestro.engine.core", "maestro.engine.runner",
+    "maestro.engine.interpreter", "maestro.config", "maestro.graph.build",
+    "dataclasses", "logging", "typing", "json",
+}  # fmt: skip
+
+
+def _run(
+    ws: Workspace, tmp_path: Path, args: list[str], *, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, list[str]]]]:
+    """One cold `maestro test` (the console script), and the processes it started."""
+    site = tmp_path / "site"
+    site.mkdir(exist_ok=True)
+    started = tmp_path / "started.jsonl"
+    started.unlink(missing_ok=True)
+    (site / "sitecustomize.py").write_text(PROBE.format(out=str(started)))
+    run_env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "MAESTRO_DAEMON")}
+    # the workspace has no .venv: its interpreter is the active one, this environment's
+    run_env.update(VIRTUAL_ENV=sys.prefix, PYTHONPATH=str(site), **(env or {}))
+    done = subprocess.run(
+        [MAESTRO, "test", *args], cwd=ws.root, env=run_env, capture_output=True, text=True,
+        timeout=120,
+    )  # fmt: skip
+    lines = started.read_text().splitlines() if started.exists() else []
+    return done, [json.loads(line) for line in lines]
+
+
+def _pytests(started: list[dict[str, list[str]]]) -> list[dict[str, list[str]]]:
+    return [p for p in started if p["args"][1:3] == ["-m", "pytest"]]
+
+
+def test_pytest_starts_before_the_cli_loads_its_stack_and_runs_the_tests(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    done, started = _run(ws, tmp_path, ["--no-daemon"], env={"MAESTRO_DAEMON": "off"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\b5 passed\b", done.stdout), done.stdout
+    pytests = _pytests(started)
+    # the first process the CLI starts is pytest's, and the run took it: no second one
+    assert started and started[0] is pytests[0], started
+    assert len(pytests) == 1, [p["args"] for p in started]
+    assert "maestro_warm" in pytests[0]["args"]
+    assert not LATER & set(pytests[0]["modules"]), sorted(LATER & set(pytests[0]["modules"]))
+
+
+def test_with_no_daemon_running_the_default_policy_starts_pytest_first_too(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """Under the default policy the CLI first looks for a running daemon (none here, and not a
+    terminal: none is started); the run is then in process, its pytest started first."""
+    done, started = _run(ws, tmp_path, [])
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert re.search(r"\b5 passed\b", done.stdout), done.stdout
+    pytests = _pytests(started)
+    assert len(pytests) == 1 and started[0] is pytests[0], [p["args"] for p in started]
+    stack = {"typer", "pydantic", "rich", "asyncio", "maestro.cli.fast", "maestro.engine.runner"}
+    assert not stack & set(pytests[0]["modules"])
+
+
+def test_a_bad_interpreter_setting_is_reported_and_no_pytest_starts(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere" / "python"
+    ws.write("maestro.toml", f"interpreter = {str(missing)!r}\n")
+    done, started = _run(ws, tmp_path, ["--no-daemon"])
+    assert done.returncode == 3, done.stdout + done.stderr
+    said = " ".join((done.stdout + done.stderr).split())
+    assert f"the configured interpreter {missing} does not exist" in said, said
+    assert not _pytests(started)
+
+
+def test_outside_any_project_the_error_is_reported_and_no_pytest_starts(
+    tmp_path: Path, ws: Workspace
+) -> None:
+    lost = tmp_path / "lost"
+    lost.mkdir()
+    nowhere = Workspace(lost, ws.interpreter)
+    done, started = _run(nowhere, tmp_path, ["--no-daemon"])
+    assert done.returncode == 4, done.stdout + done.stderr
+    assert "not inside a project" in done.stdout + done.stderr
+    assert not _pytests(started)
