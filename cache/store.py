@@ -158,6 +158,10 @@ class _SharedEnv:
                 max_dbs=len(L.DB_NAMES) + 1,
                 max_readers=512,
                 mode=L.FILE_MODE,
+                # One flush per commit, not two (the meta page written through a second, synced
+                # descriptor): atomicity and consistency stay, a power cut may undo the last
+                # commit. For a cache that is a re-run; a run's commit is on its critical path.
+                metasync=False,
             )
             self.dbs = L.open_dbs(self.env)
         except lmdb.Error as exc:
