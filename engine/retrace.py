@@ -72,7 +72,7 @@ def plan_retrace(planned: Plan, rerecord: Collection[str] = ()) -> Plan | None:
     files = [replace(f, reason=REASON) for f in untraced(planned, rerecord)]
     if not files:
         return None
-    return replace(planned, files=files)
+    return replace(planned, files=files, background=True)
 
 
 async def retrace(

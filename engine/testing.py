@@ -132,6 +132,7 @@ LAST_KEYS_KEPT = 3  # per test file: the keys a change is judged against (an und
 _UNSTORED = "\x00unstored"
 # ... or this, when it ran in another order than the full run's (`reordered`)
 _REORDERED = "@order"
+_BACKGROUND = "@background"  # with the inputs that changed: while the daemon's own run ran
 # Passed to pytest but keyed only through what they resolve to: the interpreter (@python) and
 # the programs the tests ran (recorded as inputs by content). Activating a venv changes PATH.
 _RESOLVED_ENV = frozenset({"PATH"})
@@ -518,8 +519,16 @@ class PlannedFile:
                 f" (its last run's result was not stored: it read {read}, which your environment"
                 " sets but Maestro did not pass to pytest then)"
             )
-        names = ", ".join(map(input_label, self.unstored[:3]))
-        more = f" (+{len(self.unstored) - 3} more)" if len(self.unstored) > 3 else ""
+        changed = [n for n in self.unstored if n != _BACKGROUND]
+        names = ", ".join(map(input_label, changed[:3]))
+        more = f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""
+        if _BACKGROUND in self.unstored:
+            # nobody waited for that run: a change meanwhile is most likely the user's edit
+            verb = "were" if len(changed) > 1 else "was"
+            return (
+                f" (the daemon's background run of it was not stored: {names}{more} {verb}"
+                " edited while that run was under way)"
+            )
         return (
             f" (its last run's result was not stored: {names}{more} changed while the tests"
             " ran, written by the tests or another program)"
@@ -579,6 +588,7 @@ class Plan:
     order: FileOrder = field(default_factory=FileOrder)  # the order pytest runs the files in
     # variables the environment the run is for sets that pytest does not get (names only)
     withheld: frozenset[str] = frozenset()
+    background: bool = False  # the daemon's own run (speculative, re-recording): nobody asked
 
     @property
     def to_run(self) -> list[PlannedFile]:
@@ -1757,9 +1767,8 @@ def store_results(
     # and before this hash would key the old content's outcome to the new content. Its mtime
     # tells; what the run wrote itself is the content it read.
     end = report.session_end
-    changed_during_run |= digests.modified_during_run(
-        file_inputs.keys() - set(end.written if end is not None else ())
-    )
+    ran_wrote = set(end.written if end is not None else ())
+    changed_during_run |= digests.modified_during_run(file_inputs.keys() - ran_wrote)
     if changed_during_run:
         log.warning(
             "inputs changed while the tests ran, their results are not cached: %s",
@@ -1795,7 +1804,9 @@ def store_results(
             out.append(FileOutcome(f, result, False, stored=False))
             continue
         if changed := changed_during_run & key.inputs.keys():
-            planned.last.not_stored(f.target, changed)
+            # the daemon's own run (nobody waited for it): what its tests did not write, an edit
+            edited = changed - ran_wrote if planned.background else set()
+            planned.last.not_stored(f.target, [*edited, _BACKGROUND] if edited else changed)
         # a variable pytest did not get, read: plain pytest, which gets it, may say otherwise
         if unset := withheld.get(f.target):
             planned.last.not_stored(f.target, [f"env:{n}" for n in unset])

@@ -351,7 +351,7 @@ class SpeculationService:
         order = self._order(graph, ranking, (t for t, _ in chosen))
         n = max(1, min(settings.max_concurrent, len(files)))
         chunks = [files[i::n] for i in range(n)]
-        sub = [replace(planned, files=chunk) for chunk in chunks]
+        sub = [replace(planned, files=chunk, background=True) for chunk in chunks]
         log.info(
             "speculating on %d of %d stale impacted file(s) after %d changed path(s): %s",
             len(files), len(to_run), len(paths), ", ".join(t for t, _ in chosen[:5]),

@@ -1979,7 +1979,11 @@ class _Recorder:
                 lines=self._import_lines(),
             )
             self._outside = set()
-        written = {rel for raw in _written if (rel := self._rel(raw)) is not None}
+        # a module's bytecode cache written as it is imported (its source just edited, or
+        # no cache yet) is no write of its source, which `_rel` makes of a cached module read
+        written = {
+            rel for raw in _written if not _is_bytecode(raw) and (rel := self._rel(raw)) is not None
+        }
         imports: dict[str, set[str]] = {}
         for module, raw in _module_reads:
             source, rel = self._rel(rec.abspath(module)), self._rel(raw)
@@ -2062,6 +2066,10 @@ def _counted(report: Any) -> str | None:
     if report.skipped:
         return "xfailed" if xfail else "skipped"
     return "failed" if report.when == "call" else "error"
+
+
+def _is_bytecode(path: str) -> bool:
+    return path.endswith((".pyc", ".pyo")) and "__pycache__" in path
 
 
 def _also_counted(reports: list[Any], outcome: str) -> list[str]:
