@@ -7,11 +7,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
 from testing_helpers import Workspace
+from workspace_procs import alive, wait_dead
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
@@ -44,6 +48,13 @@ LATER = {
 }  # fmt: skip
 
 
+def _env(site: Path, env: dict[str, str] | None = None) -> dict[str, str]:
+    run_env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "MAESTRO_DAEMON")}
+    # the workspace has no .venv: its interpreter is the active one, this environment's
+    run_env.update(VIRTUAL_ENV=sys.prefix, PYTHONPATH=str(site), **(env or {}))
+    return run_env
+
+
 def _run(
     ws: Workspace, tmp_path: Path, args: list[str], *, env: dict[str, str] | None = None
 ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, list[str]]]]:
@@ -53,12 +64,9 @@ def _run(
     started = tmp_path / "started.jsonl"
     started.unlink(missing_ok=True)
     (site / "sitecustomize.py").write_text(PROBE.format(out=str(started)))
-    run_env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "MAESTRO_DAEMON")}
-    # the workspace has no .venv: its interpreter is the active one, this environment's
-    run_env.update(VIRTUAL_ENV=sys.prefix, PYTHONPATH=str(site), **(env or {}))
     done = subprocess.run(
-        [MAESTRO, "test", *args], cwd=ws.root, env=run_env, capture_output=True, text=True,
-        timeout=120,
+        [MAESTRO, "test", *args], cwd=ws.root, env=_env(site, env), capture_output=True,
+        text=True, timeout=120,
     )  # fmt: skip
     lines = started.read_text().splitlines() if started.exists() else []
     return done, [json.loads(line) for line in lines]
@@ -118,3 +126,43 @@ def test_outside_any_project_the_error_is_reported_and_no_pytest_starts(
     assert done.returncode == 4, done.stdout + done.stderr
     assert "not inside a project" in done.stdout + done.stderr
     assert not _pytests(started)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+def test_stopping_maestro_test_mid_run_stops_its_pytest(
+    ws: Workspace, tmp_path: Path, sig: signal.Signals
+) -> None:
+    """Ctrl-C ends the run as interrupted; a kill leaves nothing either: the pytest process the
+    console script started first is gone with the run."""
+    running = tmp_path / "running"
+    ws.write(
+        "tests/test_slow.py",
+        "import os, pathlib, time\n\n\ndef test_slow():\n"
+        f"    pathlib.Path({str(running)!r} + '.tmp').write_text(str(os.getpid()))\n"
+        f"    os.replace({str(running)!r} + '.tmp', {str(running)!r})\n"
+        "    time.sleep(120)\n",
+    )
+    site = tmp_path / "site"
+    site.mkdir()
+    cli = subprocess.Popen(
+        [MAESTRO, "test", "--no-daemon", "tests/test_slow.py"], cwd=ws.root,
+        env=_env(site, {"MAESTRO_DAEMON": "off"}), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not running.exists() and cli.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert running.exists(), cli.communicate(timeout=10)
+        pytest_pid = int(running.read_text())
+        assert alive(pytest_pid)
+        cli.send_signal(sig)
+        out, _ = cli.communicate(timeout=30)
+        assert wait_dead(pytest_pid, 10)
+        if sig == signal.SIGINT:
+            assert cli.returncode == 2
+            assert "interrupted" in out
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.communicate()
