@@ -702,10 +702,11 @@ def _binding(stmt: ast.stmt) -> str:
     return ""
 
 
-def _annotation(stmt: ast.stmt, lazy: bool) -> str:
-    """The fingerprint of the annotation an inert annotated assignment evaluates at import
-    (it may read names, raise, or run code); "" when nothing is evaluated."""
-    if isinstance(stmt, ast.AnnAssign) and _binding(stmt) and not lazy:
+def _annotation(stmt: ast.stmt, lazy: bool, evaluated: bool = False) -> str:
+    """The fingerprint of the annotation an inert annotated assignment, or one whose value is
+    `evaluated` (graph/module_values.py), evaluates at import (it may read names, raise, or run
+    code); "" when nothing is evaluated."""
+    if isinstance(stmt, ast.AnnAssign) and (evaluated or _binding(stmt)) and not lazy:
         return _fp(ast.dump(stmt.annotation))
     return ""
 
@@ -1451,6 +1452,12 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
     computed = module_values(tree, _binds_anything)
     # an evaluated statement reads only names whose values count themselves (`values`)
     run: list[ast.AST] = [s for s, n in zip(tree.body, computed.statements, strict=True) if not n]
+    # except the annotations they evaluate
+    run += [
+        s.annotation
+        for s, n in zip(tree.body, computed.statements, strict=True)
+        if n and isinstance(s, ast.AnnAssign) and not lazy
+    ]
     outlines: dict[str, Any] = {}
     scopes = _scopes(data)
     if scopes is not None:
@@ -1481,7 +1488,10 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         own_escapes=escapes.own,
         code_namespace=escapes.code_namespace,
         stars=escapes.stars,
-        annotations=tuple(_annotation(stmt, lazy) for stmt in tree.body),
+        annotations=tuple(
+            _annotation(stmt, lazy, bool(names))
+            for stmt, names in zip(tree.body, computed.statements, strict=True)
+        ),
         outlines=outlines,
         class_frames=tuple(frames),
         class_binds=tuple(class_binds),

@@ -11,7 +11,8 @@ when its evaluation here succeeds, so one that would raise at import stays modul
 Evaluated: constants, tuple/list/set/dict displays (``*`` unpacking included), arithmetic and
 bitwise operators, unary operators, subscripts and slices, f-strings without a format spec, and
 calls, positional only, of a few pure builtins (``tuple``, ``list``, ``range``, ``len``, ...);
-statements ``X = ...``, ``A, B = ...``, ``X += ...`` and ``del X, X[i]``.
+statements ``X = ...``, ``X: T = ...`` (the annotation is left to the caller), ``A, B = ...``,
+``X += ...`` and ``del X, X[i]``.
 
 Also the builders of the standard library a module's constants are commonly made with, named
 through a plain top-level import of their module (``import struct``, ``import typing as t``,
@@ -340,6 +341,9 @@ def _evaluate(
 def _candidate(stmt: ast.stmt) -> bool:
     if isinstance(stmt, ast.Assign):
         return all(_name_targets(t) for t in stmt.targets)
+    if isinstance(stmt, ast.AnnAssign):
+        # its annotation is the caller's (evaluated or not, it binds nothing)
+        return stmt.simple == 1 and isinstance(stmt.target, ast.Name) and stmt.value is not None
     if isinstance(stmt, ast.AugAssign):
         return isinstance(stmt.target, ast.Name)
     if isinstance(stmt, ast.Delete):
@@ -366,7 +370,7 @@ def _targets(stmt: ast.stmt) -> list[str]:
         stmt.targets
         if isinstance(stmt, ast.Assign | ast.Delete)
         else [stmt.target]
-        if isinstance(stmt, ast.AugAssign)
+        if isinstance(stmt, ast.AugAssign | ast.AnnAssign)
         else []
     )
     for target in targets:
@@ -423,6 +427,10 @@ class _Evaluator:
                     assert isinstance(element, ast.Name)
                     staged[element.id] = item
             self.env.update(staged)
+            return _targets(stmt), _targets(stmt)
+        if isinstance(stmt, ast.AnnAssign):
+            assert isinstance(stmt.target, ast.Name) and stmt.value is not None
+            self.env[stmt.target.id] = self.expr(stmt.value)
             return _targets(stmt), _targets(stmt)
         if isinstance(stmt, ast.AugAssign):
             assert isinstance(stmt.target, ast.Name)

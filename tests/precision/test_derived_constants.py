@@ -213,6 +213,14 @@ def test_names_built_from_a_changed_one_count_as_changed() -> None:
     assert _names(text, "-_", "_-") == ("A", "B")
 
 
+def test_an_annotated_builder_follows_and_its_annotation_stays_module_level() -> None:
+    typed = "import struct\nA = '>Q'\nS: struct.Struct = struct.Struct(A)\nN: int = S.size\n"
+    assert _names(typed, "Q", "I") == ("A", "N", "S")
+    # the annotation is evaluated at import: its reads are module-level reads
+    assert "T" in fingerprint_source(b"from m import T\nA = 1\nB: T = A + 1\n").module_loads
+    assert _names("A = 1\nB: int = A + 1\n", "B: int", "B: Undefined") is None
+
+
 def test_a_value_of_the_interpreter_counts_by_the_text_that_reads_it() -> None:
     # 0 here whatever the version: what the tests' interpreter computes may differ
     source = "import sys\nV = sys.version_info[0] // 100\nW = V + 1\nU = 7\n"
