@@ -15,7 +15,7 @@ it (engine/pollution.py) are those the full run collects first.
 from __future__ import annotations
 
 import glob
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Container, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,16 +79,27 @@ def named(paths: Sequence[str]) -> FileOrder:
     return FileOrder(tuple(_norm(p) for p in paths) or ("",))
 
 
-def reordered(run: FileOrder, full: FileOrder, files: Iterable[str]) -> set[str]:
-    """The `files` that `run`'s order puts after other files than the full run's order does
-    (among `files`): what ran before them in the session is not what the full run has."""
+def reordered(
+    run: FileOrder,
+    full: FileOrder,
+    files: Iterable[str],
+    before: Callable[[str, Container[str]], Iterable[str]] | None = None,
+) -> set[str]:
+    """The `files` whose outcome this session's order may have made other than the full run's:
+    one run after a file the full run runs after it (a predecessor the full run does not give
+    it), or before one of its polluters (`before`: the files a full run must collect before
+    it, among those given). A file that only misses some of the full run's predecessors is
+    what every partial run is: the polluters it needs run with it."""
     in_run = run.sorted(set(files))
-    at = {f: i for i, f in enumerate(full.sorted(in_run))}
+    at = {f: i for i, f in enumerate(in_run)}
     found: set[str] = set()
-    latest = -1
-    for i, f in enumerate(in_run):
-        # the same files before it in both orders: the first i of the full run's
-        if not (latest == i - 1 and at[f] == i):
+    latest: OrderKey | None = None
+    for f in in_run:
+        key = full.key(f)
+        after_later = latest is not None and latest > key
+        if after_later or (
+            before is not None and any(at.get(p, -1) > at[f] for p in before(f, at))
+        ):
             found.add(f)
-        latest = max(latest, at[f])
+        latest = key if latest is None else max(latest, key)
     return found

@@ -1776,7 +1776,9 @@ def store_results(
         )
     # a file the named paths' order runs after other files than the full run does may owe
     # its outcome to that order: shown, not stored (the cache holds what the full run says)
-    shuffled = reordered(planned.order, polluters.order, [f.target for f in to_run])
+    shuffled = reordered(
+        planned.order, polluters.order, [f.target for f in to_run], polluters.before
+    )
     if shuffled:
         log.info(
             "not cached, run in another order than the full run's: %s",

@@ -278,14 +278,42 @@ def test_a_companion_after_the_named_file_stays_after_it(ws: Workspace) -> None:
     assert got == {"tests/test_b2.py::test_b2": "passed"}
 
 
-def test_a_named_run_in_another_order_says_why_it_was_not_stored(ws: Workspace) -> None:
-    # pyparsing: `maestro test tests/test_unit.py tests/test_util.py tests/test_simple_unit.py`
-    # (not pytest's order) stored nothing, and the next run said only "no cached result"
+def test_a_named_run_in_another_order_stores_what_the_full_run_would_say(ws: Workspace) -> None:
+    # pyparsing: `maestro test tests examples/tiny/tests` (its tox command; a full run collects
+    # examples/ first) stored nothing, and every run took the whole 3.5 minutes again. A file
+    # run before the files the full run puts before it only misses predecessors, as in any
+    # partial run: stored. One run after a file the full run runs after it is not, and says why.
     paths = ("tests/test_c.py", "tests/test_a.py")
     first = ws.run(testing.Selection(paths=paths))
-    assert [f.stored for f in first.files] == [False, False]
-    again = [f.planned.describe() for f in ws.run(testing.Selection(paths=paths)).files]
-    assert len(again) == 2
-    for said in again:
-        assert said.startswith("no cached result (its last run's result was not stored: the")
-        assert "another order than the full run's" in said
+    assert [(f.planned.target, f.stored) for f in first.files] == [
+        ("tests/test_c.py", True),
+        ("tests/test_a.py", False),
+    ]
+    again = ws.run(testing.Selection(paths=paths))
+    assert ran(again) == ["tests/test_a.py"]
+    (said,) = [f.planned.describe() for f in again.files if f.planned.target == "tests/test_a.py"]
+    assert said.startswith("no cached result (its last run's result was not stored: the")
+    assert "another order than the full run's" in said
+    assert ran(ws.run(testing.Selection(paths=paths))) == []  # run alone, it was stored
+
+
+def test_a_file_named_before_its_polluter_is_not_stored(ws: Workspace) -> None:
+    # a full run collects test_a.py (warnings become errors at its import) before test_b.py,
+    # whose import warns: a collection error. `pytest tests/test_b.py tests/test_a.py` collects
+    # test_b.py first and it passes; that pass is not what the full run says, so not stored.
+    ws.write(
+        "tests/test_a.py",
+        "import warnings\n\nwarnings.simplefilter('error')\n\n\ndef test_a():\n    pass\n",
+    )
+    ws.write(
+        "tests/test_b.py",
+        "import warnings\n\nwarnings.warn('at import')\n\n\ndef test_b():\n    pass\n",
+    )
+    node = "tests/test_b.py"
+    assert pytest_says(ws) == {node: "error"}  # pytest stops at a collection error
+    assert outcomes(ws.run())[node] == "error"  # learns the polluter
+    ws.edit("tests/test_b.py", "def test_b():", "def test_b():  # edited")
+    paths = ("tests/test_b.py", "tests/test_a.py")
+    named = ws.run(testing.Selection(paths=paths))
+    assert not [f.planned.target for f in named.files if f.stored and "test_b" in f.planned.target]
+    assert outcomes(ws.run())[node] == "error"
