@@ -1885,32 +1885,53 @@ def confirm_until(outcome: FileOutcome) -> tuple[str, ...] | None:
 
 def confirmation_notes(part: FileOutcome, whole: FileOutcome, limit: int = 3) -> list[str]:
     """What the whole file's run said of the tests whose run without the rest of their file
-    was put to it, one plain sentence each (`limit` named, the rest counted)."""
+    was put to it: one plain sentence for one test, one for the tests that were doubted for
+    the same reason (`limit` named, the rest counted)."""
     if part.result is None:
         return []
     after = {t.node_id: t.outcome for t in whole.result.tests} if whole.result else {}
     cached = part.planned.cached
+    doubted: dict[str, list[str]] = {}  # why a test was put to its file -> those tests
     if passed_alone(part) and cached is not None:
         failed = {t.node_id for t in cached.tests if t.outcome in FAILING}
-        doubted = [
-            (t.node_id, "passed when re-run alone")
-            for t in part.result.tests
-            if t.node_id in failed and t.outcome not in FAILING
-        ]
+        for t in part.result.tests:
+            if t.node_id in failed and t.outcome not in FAILING:
+                doubted.setdefault("passed when re-run alone", []).append(t.node_id)
     else:
-        doubted = [
-            (t.node_id, f"{t.outcome} when run without the other tests of its file")
-            for t in part.result.tests
-            if t.outcome in FAILING
-        ]
-    notes = [
-        f"{node} {how}; its file re-ran up to it, as pytest runs it: "
-        + (after.get(node, "not collected") if whole.result else "did not finish")
-        for node, how in doubted[:limit]
-    ]
-    if len(doubted) > limit:
-        notes.append(f"... and {len(doubted) - limit} more tests of {part.target}")
+        for t in part.result.tests:
+            if t.outcome in FAILING:
+                how = f"{t.outcome} when run without the other tests of its file"
+                doubted.setdefault(how, []).append(t.node_id)
+
+    def said(node: str) -> str:
+        return after.get(node, "not collected") if whole.result else "did not finish"
+
+    notes: list[str] = []
+    for how, nodes in doubted.items():
+        if len(nodes) == 1:
+            node = nodes[0]
+            notes.append(f"{node} {how}; its file re-ran up to it, as pytest runs it: {said(node)}")
+            continue
+        by_answer: dict[str, list[str]] = {}
+        for node in nodes:
+            by_answer.setdefault(said(node), []).append(node.partition("::")[2] or node)
+        if len(by_answer) == 1:
+            answer = f"all {next(iter(by_answer))}"
+        else:
+            answer = "; ".join(f"{a}: {_named(names, limit)}" for a, names in by_answer.items())
+        names = _named([n.partition("::")[2] or n for n in nodes], limit)
+        their = how.replace("of its file", "of their file")
+        notes.append(
+            f"{len(nodes)} tests of {part.target} ({names}) {their}; the file re-ran up to "
+            f"them, as pytest runs it: {answer}"
+        )
     return notes
+
+
+def _named(names: Sequence[str], limit: int) -> str:
+    """The first `limit` names, the rest counted."""
+    shown = ", ".join(names[:limit])
+    return shown if len(names) <= limit else f"{shown} and {len(names) - limit} more"
 
 
 def same_outcomes(cached: ActionResult | None, result: ActionResult) -> bool:

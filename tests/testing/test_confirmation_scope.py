@@ -9,6 +9,8 @@ passes it."""
 
 from __future__ import annotations
 
+import textwrap
+
 import pytest
 from test_fidelity_trials import outcomes, pytest_says
 from testing_helpers import Workspace, ran
@@ -118,3 +120,27 @@ def test_a_failure_needing_state_an_earlier_test_left_in_a_package_is_confirmed(
     ]
     again = ws.run()  # the confirmed pass is what was stored
     assert "tests/test_shared.py" not in ran(again) and outcomes(again)[node] == "passed"
+
+
+def test_several_tests_confirmed_for_one_reason_are_told_in_one_line(ws: Workspace) -> None:
+    # docopt-ng: a partial run's failures confirmed by their file's run printed one long line
+    # per test
+    for rel, text in CACHED.items():
+        ws.write(rel, text)
+    ws.write(
+        "tests/test_shared.py",
+        textwrap.dedent(CACHED["tests/test_shared.py"])
+        + "\n\ndef test_uses_too():\n    assert zones.describe(zones.get('utc')) == 'fixed'\n",
+    )
+    ws.run()
+    ws.edit("tests/test_shared.py", "assert True", "assert 1")
+    ws.run()  # every node has a per-test record now
+    path, old, new = EDITS["cached"]
+    ws.edit(path, old, new)
+    truth = pytest_says(ws)
+    summary = ws.run()
+    assert {n: outcomes(summary).get(n) for n in truth} == truth
+    assert summary.confirmed == [
+        "2 tests of tests/test_shared.py (test_uses, test_uses_too) failed when run without the"
+        " other tests of their file; the file re-ran up to them, as pytest runs it: all passed"
+    ]
