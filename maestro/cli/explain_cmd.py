@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from pathlib import Path
 
+    from maestro.cache import Cache
     from maestro.cache.action import ActionResult
-    from maestro.engine.testing import PlannedFile
+    from maestro.engine.testing import LastKeys, PlannedFile
     from maestro.policy.model import DecisionRecord
 
 
@@ -78,6 +79,24 @@ def _run_of(result: ActionResult) -> str:
     return when if host == this_host() else f"{when} on {host}"
 
 
+def _latest_run(
+    cache: Cache, last: LastKeys, planned: PlannedFile
+) -> tuple[ActionResult, dict[str, str]] | None:
+    """The kept run of a served file that started after the served result's, and its inputs:
+    the file ran since with other inputs (serving a result again makes it the baseline of
+    the next change, so the last key alone would not tell)."""
+    served = planned.cached
+    if served is None:
+        return None
+    found: tuple[ActionResult, dict[str, str]] | None = None
+    for hex_, inputs in last.history(planned.target):
+        result = cache.get_action(hex_, count=False)
+        latest = found[0] if found is not None else served
+        if result is not None and result.timing.started_at > latest.timing.started_at:
+            found = result, inputs
+    return found
+
+
 def _record_of(planned: PlannedFile, previous: ActionResult | None) -> ActionResult | None:
     return planned.cached or planned.carried or previous
 
@@ -115,13 +134,9 @@ def explain(
                 raise UnknownTargetError(f"{test} is not a test file of this workspace")
             pf = planned.files[0]
             previous = testing.last_result(engine.cache, planned.last, pf.target)
-            newest = planned.last.get(pf.target)
-            # served, yet not the last run's inputs: what differs from them
-            since_last = (
-                changed_inputs(newest[1], pf.key.inputs)
-                if not pf.runs and newest is not None and newest[0] != pf.key.hex
-                else []
-            )
+            latest = _latest_run(engine.cache, planned.last, pf) if not pf.runs else None
+            # served, yet a later run had other inputs (an edit undone since): what differs
+            since_last = changed_inputs(latest[1], pf.key.inputs) if latest else []
     except MaestroError as exc:
         raise common.pytest_style_exit(exc) from None
     result = _record_of(pf, previous)
@@ -129,7 +144,7 @@ def explain(
     nodes = [_stored_id(rel)] if sep else [t.node_id for t in result.tests] if result else []
     rows: list[dict[str, Any]] = []
     for node in nodes:
-        runs, sentence = node_verdict(pf, node, since_last, previous)
+        runs, sentence = node_verdict(pf, node, since_last, latest[0] if latest else None)
         row: dict[str, Any] = {"node": node, "runs": runs, "reason": sentence}
         row["opaque"] = _opaque_of(result, node)
         if record and result is not None:
