@@ -1449,7 +1449,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
     module = _fp("\n".join(fp for fp, _ in statements))
     escapes = _escapes(tree)
     imports_from, rebinds = _imports_from(tree)
-    computed = module_values(tree, _binds_anything)
+    computed = module_values(tree, _binds_anything, _binds_here)
     # an evaluated statement reads only names whose values count themselves (`values`)
     run: list[ast.AST] = [s for s, n in zip(tree.body, computed.statements, strict=True) if not n]
     # except the annotations they evaluate
@@ -1628,6 +1628,18 @@ def _binds_anything(stmt: ast.stmt) -> set[str]:
     while stack:
         node = stack.pop()
         found.update(_bound_names(node))
+        stack.extend(_outside_body(node))
+    return found
+
+
+def _binds_here(stmt: ast.stmt) -> set[str]:
+    """`_binds_anything` but parameters, which bind in their function's scope."""
+    found: set[str] = set()
+    stack: list[ast.AST] = [stmt]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, ast.arg):
+            found.update(_bound_names(node))
         stack.extend(_outside_body(node))
     return found
 

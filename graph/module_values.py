@@ -208,19 +208,25 @@ class ModuleValues:
 
 
 def module_values(
-    tree: ast.Module, bound_elsewhere: Callable[[ast.stmt], Iterable[str]]
+    tree: ast.Module,
+    bound_elsewhere: Callable[[ast.stmt], Iterable[str]],
+    bound_here: Callable[[ast.stmt], Iterable[str]] | None = None,
 ) -> ModuleValues:
     """The evaluated statements of `tree` and their names' value histories.
     `bound_elsewhere(stmt)`: the names a statement binds in the module's namespace (at any
-    depth but inside function bodies) that is not one this module evaluates."""
+    depth but inside function bodies) that is not one this module evaluates; `bound_here`:
+    the same without the parameters of the functions it defines, to tell whether an import's
+    name is bound once (`bound_elsewhere` when None)."""
     try:
-        return _module_values(tree, bound_elsewhere)
+        return _module_values(tree, bound_elsewhere, bound_here or bound_elsewhere)
     except RecursionError:
         return ModuleValues(("",) * len(tree.body), {}, ())
 
 
 def _module_values(
-    tree: ast.Module, bound_elsewhere: Callable[[ast.stmt], Iterable[str]]
+    tree: ast.Module,
+    bound_elsewhere: Callable[[ast.stmt], Iterable[str]],
+    bound_here: Callable[[ast.stmt], Iterable[str]],
 ) -> ModuleValues:
     body = tree.body
     nothing = ModuleValues(("",) * len(body), {}, ())
@@ -237,7 +243,7 @@ def _module_values(
             unknown.update(bound_elsewhere(stmt))
     bound = unknown | {n for s, c in zip(body, candidates, strict=True) if c for n in _targets(s)}
     builtins = {k: v for k, v in _BUILTINS.items() if k not in bound}
-    modules = _standard_imports(body, bound_elsewhere, declared)
+    modules = _standard_imports(body, bound_here, declared)
     for _ in range(_MAX_ROUNDS):
         found = _evaluate(body, candidates, unknown, builtins, modules)
         if found is None:
@@ -253,7 +259,7 @@ def _module_values(
 
 def _standard_imports(
     body: list[ast.stmt],
-    bound_elsewhere: Callable[[ast.stmt], Iterable[str]],
+    bound_here: Callable[[ast.stmt], Iterable[str]],
     declared: set[str],
 ) -> dict[str, tuple[int, str]]:
     """Each name a top-level ``import``/``from ... import`` of `_MODULES` binds and nothing else
@@ -262,8 +268,7 @@ def _standard_imports(
     found: dict[str, tuple[int, str]] = {}
     seen: dict[str, int] = {}
     for index, stmt in enumerate(body):
-        names = list(bound_elsewhere(stmt))
-        for name in names:
+        for name in set(bound_here(stmt)):
             seen[name] = seen.get(name, 0) + 1
         if isinstance(stmt, ast.Import):
             for alias in stmt.names:

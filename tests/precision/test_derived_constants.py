@@ -211,6 +211,9 @@ def test_names_built_from_a_changed_one_count_as_changed() -> None:
     assert _names(imported, "'>Q'", "'>I'") == ("P", "S")
     text = "import string\nA = f'{string.digits}-_'.encode('ascii')\nB = A.decode()\n"
     assert _names(text, "-_", "_-") == ("A", "B")
+    # a parameter of that name binds in its function: the import is the module's only one
+    shadowed = "import string\n\n\ndef f(string):\n    return string\n\n\nA = string.digits + 'x'\n"
+    assert _names(shadowed, "'x'", "'y'") == ("A",)
 
 
 def test_an_annotated_builder_follows_and_its_annotation_stays_module_level() -> None:
