@@ -44,6 +44,9 @@ def node_verdict(
         return False, f"{node} is served from the cache: no input changed since its last run"
     if node in planned.node_reasons:
         return True, f"{node} {planned.node_reasons[node]}"
+    if planned.run_nodes is not None and planned.reason == "failed last time":
+        # nothing changed: the failed tests run again, the others' results hold
+        return False, f"{node} is served from the cache: no input changed since its last run"
     if planned.run_nodes is not None:
         return False, f"{node} is served from the cache: it executed nothing that changed"
     return True, f"{node} runs with its whole file: {planned.describe()}"

@@ -218,6 +218,19 @@ def test_explain_after_an_undone_edit_says_a_stored_result_has_these_inputs(
     assert again == said, again
 
 
+def test_explain_of_a_failed_file_with_no_change_says_no_input_changed(cli: Workspace) -> None:
+    # itsdangerous: with nothing changed, the passing tests of a file whose failed test runs
+    # again were "served from the cache: it executed nothing that changed"
+    cli.write("tests/test_two.py", "def test_ok():\n    pass\n\n\ndef test_bad():\n    assert 0\n")
+    assert maestro(cli.root, "test", "tests/test_two.py").returncode == 1
+    told = maestro(cli.root, "explain", "tests/test_two.py").stdout
+    assert (
+        "tests/test_two.py::test_ok is served from the cache: no input changed since its last run"
+        in told
+    ), told
+    assert "tests/test_two.py::test_bad failed last time" in told, told
+
+
 def test_stale_keeps_parameter_ids_in_its_text(cli: Workspace) -> None:
     cli.write(
         "tests/test_params.py",
