@@ -297,6 +297,21 @@ def test_a_named_run_in_another_order_stores_what_the_full_run_would_say(ws: Wor
     assert ran(ws.run(testing.Selection(paths=paths))) == []  # run alone, it was stored
 
 
+def test_doctests_named_before_their_namespace_filler_are_not_stored(ws: Workspace) -> None:
+    # semver: `pytest docs tests` runs the doctests before any test of tests/ filled their
+    # namespace (a NameError); the full run passes them. Shown as named, never stored.
+    semver_docs(ws)
+    ws.run()  # learns the namespace filler
+    ws.write("docs/usage.rst", "Usage\n=====\n\nMore text.\n\n    >>> answer\n    42\n")
+    node = "docs/usage.rst::usage.rst"
+    assert pytest_says(ws, "docs", "tests")[node] == "failed"
+    named = ws.run(testing.Selection(paths=("docs", "tests")))
+    assert outcomes(named)[node] == "failed"
+    assert not [f for f in named.files if f.planned.target == "docs/usage.rst" and f.stored]
+    assert pytest_says(ws)[node] == "passed"
+    assert outcomes(ws.run())[node] == "passed"
+
+
 def test_a_file_named_before_its_polluter_is_not_stored(ws: Workspace) -> None:
     # a full run collects test_a.py (warnings become errors at its import) before test_b.py,
     # whose import warns: a collection error. `pytest tests/test_b.py tests/test_a.py` collects
