@@ -149,7 +149,9 @@ class Resolver:
         module_file = None
         for file, is_module in self.module_path(base, parts):
             edge_kind: EdgeKind = kind if is_module else "init"
-            name = dotted if is_module else file.removesuffix("/__init__.py").replace("/", ".")
+            # a package by its module name: under a source root (src/), not its file's path
+            inside = file[len(base) :] if not imp.level and file.startswith(base) else file
+            name = dotted if is_module else inside.removesuffix("/__init__.py").replace("/", ".")
             add(rel, file, Edge(edge_kind, imp.line, name))
             linked = True
             if is_module:

@@ -150,6 +150,23 @@ def test_why_and_closure(make_ws: Make) -> None:
     assert {"pkg/a.py", "pkg/b.py", "pkg/__init__.py"} <= graph.closure("tests/test_a.py")
 
 
+def test_why_names_a_package_under_a_source_root_by_its_module_name(make_ws: Make) -> None:
+    # itsdangerous: "runs package init of src.itsdangerous (line 9)" for
+    # `from itsdangerous.exc import ...` (the package is itsdangerous, under src/)
+    root = make_ws(
+        {
+            "pyproject.toml": '[project]\nname = "pkg"\nversion = "0"\n',
+            "src/pkg/__init__.py": "from . import b\n",
+            "src/pkg/a.py": "",
+            "src/pkg/b.py": "",
+            "tests/test_a.py": "from pkg.a import x\n",
+        }
+    )
+    chain = BuildGraph.build(root).why("tests/test_a.py", "src/pkg/b.py")
+    assert chain is not None
+    assert chain[0].describe() == "runs package init of pkg (line 1)"
+
+
 def test_parallel_cold_scan_gives_the_same_graph(
     make_ws: Make, monkeypatch: pytest.MonkeyPatch
 ) -> None:
