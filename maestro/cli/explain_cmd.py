@@ -100,6 +100,20 @@ def _latest_run(
     return found
 
 
+def _named_nodes(node: str, known: list[str], target: str) -> list[str]:
+    """The tests a node id names among the file's `known` ones (none known: the id as given):
+    itself, or those of a parametrized function or a class it names."""
+    if not known or node in known:
+        return [node]
+    found = [n for n in known if n.startswith((node + "[", node + "::"))]
+    if not found:
+        raise UnknownTargetError(
+            f"{node} is not a test of {target} (its last run had {len(known)} tests)",
+            hint=f"maestro explain {target} lists them",
+        )
+    return found
+
+
 def _record_of(planned: PlannedFile, previous: ActionResult | None) -> ActionResult | None:
     return planned.cached or planned.carried or previous
 
@@ -144,7 +158,12 @@ def explain(
         raise common.pytest_style_exit(exc) from None
     result = _record_of(pf, previous)
     policy = _decisions(workspace, test=rel)
-    nodes = [_stored_id(rel)] if sep else [t.node_id for t in result.tests] if result else []
+    nodes = [t.node_id for t in result.tests] if result else []
+    if sep:
+        try:
+            nodes = _named_nodes(_stored_id(rel), nodes, pf.target)
+        except MaestroError as exc:
+            raise common.pytest_style_exit(exc) from None
     rows: list[dict[str, Any]] = []
     for node in nodes:
         runs, sentence = node_verdict(pf, node, since_last, latest[0] if latest else None)
@@ -169,7 +188,7 @@ def explain(
     console.print(f"[bold]{escape(pf.target)}[/]: {escape(pf.describe())}", highlight=False)
     if not nodes:
         console.print("  [dim]no per-test record yet: the file runs as a whole[/]")
-    for row in rows if record or sep else _grouped(rows):
+    for row in rows if record else _grouped(rows):
         style = "cyan" if row["runs"] else "green"
         verdict = "runs  " if row["runs"] else "cached"
         console.print(f"  [{style}]{verdict}[/] {escape(row['reason'])}", highlight=False)

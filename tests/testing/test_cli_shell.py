@@ -231,6 +231,21 @@ def test_explain_of_a_failed_file_with_no_change_says_no_input_changed(cli: Work
     assert "tests/test_two.py::test_bad failed last time" in told, told
 
 
+def test_explain_of_a_node_the_file_does_not_have_says_so(cli: Workspace) -> None:
+    # itsdangerous: `explain FILE::test_nope` said the test "is served from the cache", exit 0;
+    # `explain FILE::test_base64` (a parametrized function) did too, of no node of the file
+    cli.write(
+        "tests/test_p.py",
+        "import pytest\n\n\n@pytest.mark.parametrize('x', [1, 2])\ndef test_p(x):\n    pass\n",
+    )
+    assert maestro(cli.root, "test", "tests/test_p.py").returncode == 0
+    missing = maestro(cli.root, "explain", "tests/test_p.py::test_nope")
+    assert missing.returncode == 4, missing.stdout
+    assert "tests/test_p.py::test_nope is not a test of tests/test_p.py" in missing.stderr
+    both = " ".join(maestro(cli.root, "explain", "tests/test_p.py::test_p").stdout.split())
+    assert "2 tests (test_p[1], test_p[2]) are served from the cache" in both, both
+
+
 def test_stale_keeps_parameter_ids_in_its_text(cli: Workspace) -> None:
     cli.write(
         "tests/test_params.py",
