@@ -234,10 +234,21 @@ def _tests(result: Mapping[str, Any]) -> Iterable[Mapping[str, Any]]:
             yield from action.get("tests", [])
 
 
+def _each(tests: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+    """One outcome per test, as pytest lists failures: a node id several tests share (its
+    ``each``) stands for each of them."""
+    for t in tests:
+        each = t.get("each") or []
+        if not each:
+            yield t
+        for one in each:
+            yield {**t, **one, "each": []}
+
+
 def print_summary(result: Mapping[str, Any]) -> None:
     """Failures, flaky tests and the counts line of a RunTestsResult in JSON mode."""
     tests = list(_tests(result))
-    failures = [t for t in tests if t.get("outcome") in ("failed", "error")]
+    failures = [t for t in _each(tests) if t.get("outcome") in ("failed", "error")]
     quarantined = {str(q.get("node_id")): q for q in result.get("quarantined") or []}
     if failures:
         console.rule("[bold red]failures")
