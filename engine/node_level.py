@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import os
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -265,12 +266,8 @@ def node_reasons(
                 break
     if whole is None:
         # hand-written memoisation (a dict checked before calling a builder, marshmallow's URL
-        # regexes): a test served from it ran the checking function, not the changed builder;
-        # the check is taken to be in the builder's own file. Not for a name read only in what
-        # the function raises: reaching the raise runs the builder (or uses only its object),
-        # and nothing there is kept for a later call
-        for path, (fingerprints, names) in callees.items():
-            readers.mark_naming({path: fingerprints}, names, "names the changed", raised=False)
+        # regexes): a test served from it ran the checking function, not the changed builder
+        _memo_holders(readers, callees)
     if whole is None:
         for path in data:
             if path == target:  # a text file of doctests (pytest reads it to collect them)
@@ -623,6 +620,76 @@ class _Readers:
                 where = names[min(found)]
                 self.hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
                 self.named[index] = set(found)
+
+
+def _memo_holders(
+    readers: _Readers, callees: Mapping[str, tuple[FileFingerprints, Mapping[str, str]]]
+) -> None:
+    """Marks each recorded function that may hold a result derived from a changed function
+    (`callees`: changed file -> its fingerprints as the tests ran it, bare name of each changed
+    function -> where, in words) in a hand-written memo: a test served from the memo ran the
+    checking function, not the changed builder.
+
+    A holder names the changed function, or a function that names it, transitively (a memo one
+    call further up keeps what a helper of the builder returns: the served node ran neither),
+    in the changed file or in a recorded file that imports it (a module dict filled from an
+    imported builder); a name its module-level code names (``from .build import build``) is
+    followed into that file's importers too. Names are bare, so every namer counts, whether its
+    code can keep anything across calls or not. Not for a name read only in what a function
+    raises: reaching the raise runs the callee, and nothing there is kept for a later call."""
+    files: dict[str, FileFingerprints | None] = {p: f for p, (f, _) in callees.items()}
+    held: dict[str, dict[str, str]] = {}  # file -> name its code may get a result by -> where
+    todo: deque[tuple[str, str, str]] = deque(
+        (path, name, f"the changed {where}")
+        for path, (_, names) in callees.items()
+        for name, where in names.items()
+    )
+    importers: dict[str, list[str]] = {}
+    while todo:  # breadth first: each name is told by its shortest chain
+        path, name, where = todo.popleft()
+        if path not in importers:
+            importers[path] = _importers(readers, path)
+        for reader in (path, *importers[path]):
+            if reader not in files:
+                before = readers.previous(reader)
+                files[reader] = before if before is not None and before is not _UNKNOWN else None
+            recorded = files[reader]
+            seen = held.setdefault(reader, {})
+            if name in seen:
+                continue
+            seen[name] = where
+            if recorded is None or recorded.parse_error:
+                continue  # its recorded functions are all marked (below)
+            if reader != path and name in recorded.module_refs:
+                todo.append((reader, name, where))  # bound there as well: its importers' too
+            for qualname in recorded.functions:
+                refs = recorded.refs.get(qualname, (name,))
+                if name in refs and name not in recorded.raised.get(qualname, ()):
+                    chained = f"{dotted(reader, qualname)}, which names {where}"
+                    todo.append((reader, qualname.rpartition(".")[2], chained))
+    for path, names in held.items():
+        recorded = files[path]
+        if recorded is not None and not recorded.parse_error:
+            readers.mark_naming({path: recorded}, names, "names", raised=False)
+            continue
+        first = names[min(names)]
+        for index, qualname in readers.by_path.get(path, ()):
+            if index not in readers.hit and qualname != "<module>":
+                where = dotted(path, qualname)
+                readers.hit[index] = f"executed {where}, whose code is unknown: it may name {first}"
+
+
+def _importers(readers: _Readers, path: str) -> list[str]:
+    """The recorded workspace Python files that import `path`."""
+    graph = readers.graph
+    found = []
+    for source in sorted(graph.rdeps.get(path, ())):
+        edge = graph.deps.get(source, {}).get(path)
+        if edge is None or edge.kind not in IMPORT_EDGES or source == path:
+            continue
+        if source in readers.by_path and _workspace_python(source):
+            found.append(source)
+    return found
 
 
 def _workspace_python(path: str) -> bool:

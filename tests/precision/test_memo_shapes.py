@@ -14,8 +14,10 @@ re-run.
 - A builder whose result is only tested for truth still decides what is kept
   (`test_a_builder_called_only_in_a_condition`).
 
-Two memos the rule does not look for are kept as strict xfails: a check one call further up
-(it names a helper of the builder), and a check in another file. Both give a stale pass.
+- A check one call further up (it names a helper of the builder, not the builder), and a check
+  in another file (a module dict filled from an imported builder): without following namers
+  transitively and into importing files, both gave a stale pass
+  (`test_a_memo_further_up_or_in_another_file`).
 """
 
 from __future__ import annotations
@@ -138,12 +140,8 @@ def test_a_builder_called_only_in_a_condition(ws: Workspace) -> None:
     assert summary.failed == 2
 
 
-# Memos the rule does not look for: it takes the check to be in the builder's own file and to
-# name the builder. Plain pytest fails both nodes; Maestro serves test_two as passed.
-UNCOVERED = pytest.mark.xfail(
-    strict=True, reason="the memo rule looks only for checks naming the builder in its own file"
-)
-
+# Memos the builder's own namers do not show: the check names a helper of the builder, or it is
+# in a module that imports the builder. Plain pytest fails both nodes.
 ONE_CALL_UP = """
     import re
 
@@ -187,15 +185,29 @@ IN_ANOTHER_FILE = """
 
 
 @pytest.mark.extended
-@UNCOVERED
 @pytest.mark.parametrize(
-    ("source", "builder"),
-    [(ONE_CALL_UP, "pkg/kept.py"), (IN_ANOTHER_FILE, "pkg/build.py")],
+    ("source", "builder", "reason"),
+    [
+        (
+            ONE_CALL_UP,
+            "pkg/kept.py",
+            "executed pkg.kept._Memo.__call__, which names pkg.kept._Memo._make, which names the "
+            "changed pkg.kept._Memo._build",
+        ),
+        (
+            IN_ANOTHER_FILE,
+            "pkg/build.py",
+            "executed pkg.kept.hour, which names the changed pkg.build.build",
+        ),
+    ],
     ids=["one-call-up", "another-file"],
 )
-def test_a_memo_the_rule_does_not_look_for(ws: Workspace, source: str, builder: str) -> None:
+def test_a_memo_further_up_or_in_another_file(
+    ws: Workspace, source: str, builder: str, reason: str
+) -> None:
     """A memo that keeps what a helper of the builder returns, and one in a module that imports
-    the builder: after a change to the builder, test_two is served as passed."""
+    the builder: after a change to the builder, test_two (served from the memo: it ran neither
+    the builder nor its helper) re-runs, and fails as under plain pytest."""
     ws.write("pkg/kept.py", source)
     ws.write(
         "pkg/build.py", "import re\n\n\ndef build(flags):\n    return re.compile('7', flags)\n"
@@ -203,5 +215,7 @@ def test_a_memo_the_rule_does_not_look_for(ws: Workspace, source: str, builder: 
     ws.write("tests/test_kept.py", KEPT_TESTS)
     assert ws.run().failed == 0
     ws.edit(builder, "compile('7'" if builder == "pkg/build.py" else 'compile("7"', "compile('8'")
+    plan = next(f for f in ws.plan().files if f.target == "tests/test_kept.py")
+    assert reason in plan.node_reasons.get(BOTH[1], "")
     summary = ws.run()
     assert ran_nodes(summary) == BOTH
