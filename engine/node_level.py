@@ -635,8 +635,11 @@ def _memo_holders(
     in the changed file or in a recorded file that imports it (a module dict filled from an
     imported builder); a name its module-level code names (``from .build import build``) is
     followed into that file's importers too. Names are bare, so every namer counts, whether its
-    code can keep anything across calls or not. Not for a name read only in what a function
-    raises: reaching the raise runs the callee, and nothing there is kept for a later call."""
+    code can keep anything across calls or not. A special method's name (``__init__``) is
+    looked for only in its own file, and its namers are not followed: code gets what those
+    return without naming them (``C()``), and every class's ``super().__init__()`` names one.
+    Not for a name read only in what a function raises: reaching the raise runs the callee,
+    and nothing there is kept for a later call."""
     files: dict[str, FileFingerprints | None] = {p: f for p, (f, _) in callees.items()}
     held: dict[str, dict[str, str]] = {}  # file -> name its code may get a result by -> where
     todo: deque[tuple[str, str, str]] = deque(
@@ -649,7 +652,7 @@ def _memo_holders(
         path, name, where = todo.popleft()
         if path not in importers:
             importers[path] = _importers(readers, path)
-        for reader in (path, *importers[path]):
+        for reader in (path,) if _dunder(name) else (path, *importers[path]):
             if reader not in files:
                 before = readers.previous(reader)
                 files[reader] = before if before is not None and before is not _UNKNOWN else None
@@ -664,9 +667,10 @@ def _memo_holders(
                 todo.append((reader, name, where))  # bound there as well: its importers' too
             for qualname in recorded.functions:
                 refs = recorded.refs.get(qualname, (name,))
-                if name in refs and name not in recorded.raised.get(qualname, ()):
-                    chained = f"{dotted(reader, qualname)}, which names {where}"
-                    todo.append((reader, qualname.rpartition(".")[2], chained))
+                bare = qualname.rpartition(".")[2]
+                if _dunder(bare) or name not in refs or name in recorded.raised.get(qualname, ()):
+                    continue
+                todo.append((reader, bare, f"{dotted(reader, qualname)}, which names {where}"))
     for path, names in held.items():
         recorded = files[path]
         if recorded is not None and not recorded.parse_error:
@@ -677,6 +681,10 @@ def _memo_holders(
             if index not in readers.hit and qualname != "<module>":
                 where = dotted(path, qualname)
                 readers.hit[index] = f"executed {where}, whose code is unknown: it may name {first}"
+
+
+def _dunder(name: str) -> bool:
+    return len(name) > 4 and name.startswith("__") and name.endswith("__")
 
 
 def _importers(readers: _Readers, path: str) -> list[str]:
