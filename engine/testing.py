@@ -1120,26 +1120,33 @@ def _decide(
         found = node_reasons(
             graph, cache, fps, previous[0], previous[1], key.inputs, changed, regroup=functions
         )
-        if found is None:
+        if found is None or len(found[1]) >= len(found[0].tests):
             # the nearest result may have no record (a cold run before 3.12 is untraced, and
-            # undoing an edit serves it again): an older one that has may still judge per node
+            # undoing an edit serves it again), or judge an edit undone since it was made as a
+            # change for every test (a module-level line put back): an older one may still
+            # judge per node, or narrow (one as near as the nearest: a farther one differs in
+            # more files, rarely judging fewer nodes, and each judgement costs)
+            near = len(changed_inputs(previous[1], key.inputs))
             others = sorted(
                 (len(changed_inputs(i, key.inputs)), n, (k, i))
                 for n, (k, i) in enumerate(last.history(target))
                 if k != previous[0]
             )
-            for _, _, entry in others[:_OTHER_PREVIOUS]:
+            for count, _, entry in others[:_OTHER_PREVIOUS]:
+                if found is not None and count > near:
+                    break
                 differ = _changes_since(entry[1], key.inputs)
-                functions = {}
-                found = node_reasons(
+                theirs: dict[str, str] = {}
+                older = node_reasons(
                     graph, cache, fps, entry[0], entry[1], key.inputs, differ, prefer=changed,
-                    regroup=functions,
+                    regroup=theirs,
                 )  # fmt: skip
-                if found is not None:
+                if older is not None and (found is None or len(older[1]) < len(found[1])):
                     # `changed` stays what differs from the nearest result: an edit undone
                     # since the older one is no reason to tell ("inputs changed", node reasons);
                     # a node's reason that names one (or an old failure) says whose it is
-                    found = found[0], _as_of_older(found[1], set(differ) - set(changed))
+                    found = older[0], _as_of_older(older[1], set(differ) - set(changed))
+                    functions = theirs
                     break
         if found is not None:
             carried, reasons = found
@@ -1164,7 +1171,7 @@ def _decide(
     return PlannedFile(target, nodes, key, None, "inputs changed", changed, untraced=untraced)
 
 
-_OTHER_PREVIOUS = 3  # older results tried when the nearest cannot judge per node
+_OTHER_PREVIOUS = 3  # older results tried when the nearest cannot judge per node, or judges all
 
 
 def _regrouped(

@@ -160,3 +160,27 @@ def test_a_failing_edit_of_a_test_confirmed_by_a_rerun_keeps_the_result_its_undo
 
 
 TEST_BEFORE = "\ndef test_before():\n    assert True\n\n\ndef test_reads"
+
+
+def test_an_edit_after_an_undone_module_level_edit_is_judged_against_the_result_it_narrows(
+    ws: Workspace,
+) -> None:
+    # found on pyflakes: a module-level line of checker.py edited (every test re-runs), undone
+    # with a test helper edited (run), that undone too and a function body edited. Two kept
+    # results then differ from the tree by checker.py alone; against the newer, the line put
+    # back counted as a change: all 796 tests re-ran, told "module-level code changed at
+    # pyflakes/checker.py:23", a line the user had restored
+    names = "import builtins\n\nRATE = 2\nNAMES = frozenset(dir(builtins)) | {'a'}\n"
+    ws.edit("pkg/calc.py", "RATE = 2\n", names)
+    assert ws.run().failed == 0
+    ws.edit("pkg/calc.py", "{'a'}", "{'b'}")
+    assert "tests/test_calc.py::test_triple" in ran_nodes(ws.run())  # module-level: every test
+    # undone with a test edited: run, the newest result holds neither edit
+    ws.edit("pkg/calc.py", "{'b'}", "{'a'}")
+    ws.edit("tests/test_calc.py", "calc.combo(1) == 1 +", "calc.combo(1) - 1 ==")
+    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_combo"]
+    ws.edit("tests/test_calc.py", "calc.combo(1) - 1 ==", "calc.combo(1) == 1 +")
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    reasons = [f.describe() for f in ws.plan().files if f.runs]
+    assert not any("module-level" in r for r in reasons), reasons
+    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_triple"]
