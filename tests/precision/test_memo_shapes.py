@@ -219,3 +219,24 @@ def test_a_memo_further_up_or_in_another_file(
     assert reason in plan.node_reasons.get(BOTH[1], "")
     summary = ws.run()
     assert ran_nodes(summary) == BOTH
+
+
+def test_a_changed_init_spares_other_classes_init_in_importing_files(ws: Workspace) -> None:
+    """Every ``__init__`` calling ``super().__init__()`` names one: a change to the base's does not
+    re-run a node that only built an unrelated class of a module importing the base's."""
+    ws.write("pkg/base.py", "class Base:\n    def __init__(self):\n        self.x = 1\n")
+    ws.write(
+        "pkg/other.py",
+        "from pkg.base import Base\n\n\nclass Plain:\n    def __init__(self):\n"
+        "        super().__init__()\n        self.y = 2\n\n\ndef make_base():\n    return Base()\n",
+    )
+    ws.write(
+        "tests/test_kept.py",
+        "from pkg.other import Plain, make_base\n\n\ndef test_one():\n"
+        "    assert make_base().x == 1\n\n\ndef test_two():\n    assert Plain().y == 2\n",
+    )
+    assert ws.run().failed == 0
+    ws.edit("pkg/base.py", "self.x = 1", "self.x = 3")
+    summary = ws.run()
+    assert ran_nodes(summary) == [BOTH[0]]
+    assert summary.failed == 1
