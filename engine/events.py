@@ -180,6 +180,10 @@ class SessionEnd(_Event):
     env: list[str] = []
     """The variables read by name and found unset outside every test file (conftest, plugins,
     session fixtures' teardown): read for every file."""
+    modules: dict[str, list[str]] = {}
+    """Top-level import name -> the workspace files (or files outside every interpreter key)
+    its modules in ``sys.modules`` were loaded from at the session's end; a zip on
+    ``sys.path`` stands for the modules imported from it."""
 
 
 Event = Annotated[

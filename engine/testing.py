@@ -104,7 +104,7 @@ from maestro.graph.env_refs import referenced as referenced_env
 from maestro.graph.files import listing_digest
 from maestro.graph.fingerprints import FingerprintStore, diff, map_lines
 from maestro.graph.pytest_config import import_mode, unfollowed_args
-from maestro.graph.records import LISTING
+from maestro.graph.records import DIST, LISTING
 from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 from maestro.redact_many import is_redacted, redact_each
 from maestro.redaction import Redactor
@@ -2038,6 +2038,16 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
                 graph.record_dynamic(module, [*known, *found])
             elif any(f.startswith(LISTING) for f in found):
                 graph.record_listings(module, known)  # the names it listed this time
+    for name, files in (end.modules if end is not None else {}).items():
+        node = DIST + name
+        if graph.rdeps.get(node):
+            # Files import a name the graph could not resolve, and the run found it loaded from
+            # these files (a folder or zip a test put on sys.path): each importer depends on
+            # them, as the modules of a later file that takes it from sys.modules. A union, as
+            # a run of some tests loads only some of them.
+            known = graph.index.dynamic.get(node, [])
+            if not set(files) <= set(known):
+                graph.record_dynamic(node, [*known, *files])
 
 
 def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:

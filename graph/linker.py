@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from maestro.config import Target
 from maestro.errors import ConfigError
 from maestro.graph.index import FileEntry
-from maestro.graph.records import TARGET, Edge
+from maestro.graph.records import DIST, TARGET, Edge
 from maestro.graph.resolver import Resolver
 from maestro.graph.scanner import RawImport
 
@@ -145,9 +145,10 @@ def link_recorded(
     links: Links, dynamic: Mapping[str, list[str]], py: Mapping[str, FileEntry]
 ) -> None:
     """What earlier runs recorded: for a test file, what it read while running; for a module,
-    what its import read."""
+    what its import read; for an import name the graph could not resolve, the files a run found
+    it loaded from."""
     for test, inputs in dynamic.items():
-        if test in links.tests or test in py:
+        if test in links.tests or test in py or test.startswith(DIST):
             for rel in inputs:
                 links.add(test, rel, Edge("recorded"))
 

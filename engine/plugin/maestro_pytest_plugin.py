@@ -73,6 +73,7 @@ import tempfile
 import threading
 import time
 import warnings
+import zipimport
 from collections.abc import Callable, Sequence
 from types import CodeType, ModuleType
 from typing import Any
@@ -2007,7 +2008,31 @@ class _Recorder:
                 for m, files in sorted(imports.items())
             },
             env=sorted(_env_reads.get("", ())),
+            modules=self._runtime_modules(),
         )
+
+    def _runtime_modules(self) -> dict[str, list[str]]:
+        """Top-level import name -> the files its loaded modules came from, for those loaded
+        from the workspace or from a file no interpreter key covers. A test that put a folder or
+        zip on ``sys.path`` leaves its modules in ``sys.modules`` for later files, whose import
+        of the name the graph could not resolve: this ties that name to the files. A module
+        imported from a zip stands for the archive (its code's file names are inside it)."""
+        found: dict[str, set[str]] = {}
+        for name, module in list(sys.modules.items()):
+            file = getattr(module, "__file__", None)
+            if not isinstance(file, str):
+                continue
+            loader = getattr(module, "__loader__", None)
+            archive = getattr(loader, "archive", None)
+            if isinstance(loader, zipimport.zipimporter) and isinstance(archive, str):
+                file = archive
+            path = rec.abspath(file)
+            rel = self._rel(path)
+            if rel is None:
+                rel = self._external(path)
+            if rel is not None:
+                found.setdefault(name.partition(".")[0], set()).add(rel)
+        return {name: sorted(files) for name, files in sorted(found.items())}
 
     def pytest_unconfigure(self, config: Any) -> None:
         global _active, _IMPORTS

@@ -13,18 +13,19 @@ library module counts for every file importing it" must keep catching (docs/acti
   module serves a later file without a read (`test_a_loader_held_by_a_module_reruns_its_users`).
   Narrowing to "the objects handed to the reading code die with the test" would have to follow
   every object they reach.
-
-One stale pass no charge covers is kept as a strict xfail: a module a test imported after
-putting a zip (or folder) on ``sys.path``, used from ``sys.modules`` by a later file whose
-import the graph cannot resolve (process state a test leaves for later files: docs/action-key.md
-"What the key does not cover", test pollution). jinja2 stays clear of it only because its
-``PackageLoader`` imports ``t_pack`` from library code, whose reads count for every importer.
+- A module a test imported after putting a zip or folder on ``sys.path``, which a later file
+  takes from ``sys.modules`` under a name the graph cannot resolve (``dist:<name>``): the run
+  ties the name to the files it was loaded from (the archive for a zip), so that file re-runs
+  too. jinja2's ``PackageLoader`` imports ``t_pack`` from library code instead, and those reads
+  count for every importer.
 """
 
 from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from precision_helpers import Workspace, ran_nodes
@@ -143,45 +144,91 @@ def _zip(value: int) -> bytes:
     return out.getvalue()
 
 
-@pytest.mark.extended
-@pytest.mark.xfail(
-    strict=True,
-    reason="test pollution: a module a test imported through a sys.path entry it added is an "
-    "input of that test only; a later file's import of it from sys.modules reads nothing",
-)
+ZPK_FIXTURE = """
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def zpk(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "data" / "ENTRY"))
+    import zpk
+
+    return zpk
+
+
+def test_a(zpk):
+    assert zpk.VALUE == 1
+"""
+
+# collected after test_a.py: plain pytest gives them the zpk test_a imported, from sys.modules
+ZPK_USER = """
+def test_value():
+    import zpk
+
+    assert zpk.VALUE == 1
+
+
+def test_call():
+    import zpk
+
+    assert zpk.value() == 1
+"""
+
+
+def _zpk_source(value: int) -> str:
+    return f"VALUE = {value}\n\n\ndef value():\n    return {value}\n"
+
+
+def _zip(value: int) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr("zpk/__init__.py", _zpk_source(value))
+    return out.getvalue()
+
+
+def _reruns_the_later_file(ws: Workspace, change: Callable[[], None]) -> None:
+    assert ws.run().failed == 0
+    change()
+    summary = ws.run()
+    ran = set(ran_nodes(summary))
+    later = {"tests/test_b.py::test_value", "tests/test_b.py::test_call"}
+    assert {"tests/test_a.py::test_a", *later} <= ran
+    assert summary.failed == 3  # as plain pytest
+    assert not any(n.startswith(("tests/test_other.py", "tests/test_calc.py")) for n in ran)
+
+
 def test_a_module_a_test_imported_from_a_zip_reruns_a_later_file_using_it(
     ws: Workspace,
 ) -> None:
     (ws.root / "tests/data").mkdir(parents=True)
     (ws.root / "tests/data/zpk.zip").write_bytes(_zip(1))
-    ws.write(
-        "tests/test_a.py",
-        """
-        from pathlib import Path
-
-        import pytest
+    ws.write("tests/test_a.py", ZPK_FIXTURE.replace("ENTRY", "zpk.zip"))
+    ws.write("tests/test_b.py", ZPK_USER)
+    _reruns_the_later_file(ws, lambda: (ws.root / "tests/data/zpk.zip").write_bytes(_zip(2)))
 
 
-        @pytest.fixture
-        def zpk(monkeypatch):
-            monkeypatch.syspath_prepend(str(Path(__file__).parent / "data" / "zpk.zip"))
-            import zpk
-
-            return zpk
-
-
-        def test_a(zpk):
-            assert zpk.VALUE == 1
-        """,
+@pytest.mark.extended
+def test_a_module_a_test_imported_from_a_folder_reruns_a_later_file_using_it(
+    ws: Workspace,
+) -> None:
+    ws.write("tests/data/folder/zpk/__init__.py", _zpk_source(1))
+    ws.write("tests/test_a.py", ZPK_FIXTURE.replace("ENTRY", "folder"))
+    ws.write("tests/test_b.py", ZPK_USER)
+    _reruns_the_later_file(
+        ws, lambda: ws.write("tests/data/folder/zpk/__init__.py", _zpk_source(2))
     )
-    # plain pytest runs test_a.py first: test_b finds zpk in sys.modules
-    ws.write(
-        "tests/test_b.py",
-        "def test_b():\n    import zpk\n\n    assert zpk.VALUE == 1\n",
-    )
-    assert ws.run().failed == 0
-    (ws.root / "tests/data/zpk.zip").write_bytes(_zip(2))
-    summary = ws.run()
-    # plain pytest fails both; Maestro serves test_b as passed
-    assert "tests/test_b.py::test_b" in ran_nodes(summary)
-    assert summary.failed == 2
+
+
+@pytest.mark.extended
+def test_a_module_imported_from_a_zip_outside_the_workspace_reruns_a_later_file_using_it(
+    ws: Workspace, outside: Path
+) -> None:
+    """An archive no interpreter key covers is an input by content."""
+    archive = outside / "zpk.zip"
+    archive.write_bytes(_zip(1))
+    fixture = ZPK_FIXTURE.replace('Path(__file__).parent / "data" / "ENTRY"', repr(str(archive)))
+    ws.write("tests/test_a.py", fixture)
+    ws.write("tests/test_b.py", ZPK_USER)
+    _reruns_the_later_file(ws, lambda: archive.write_bytes(_zip(2)))
