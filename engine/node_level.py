@@ -31,7 +31,7 @@ from maestro.graph.fingerprints import (
     fingerprint_source,
     unexecuted_change,
 )
-from maestro.graph.records import LISTING
+from maestro.graph.records import DIST, LISTING
 from maestro.redaction import Redactor
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ def node_reasons(
         before = fps.get(old)
         after = fps.of_file(graph.root / name, new)
         if before is None or after is None:
-            whole = f"inputs changed: {name} (no fingerprint of the previous version)"
+            whole = f"{name} changed, and its previous version has no fingerprint to judge by"
             break
         delta = diff(before, after)
         delta = _unsealed(graph.root / name, before, delta, fps.seal_key())
@@ -175,9 +175,13 @@ def node_reasons(
         settled: set[str] = set()  # fixture functions whose params alone changed: judged
         if delta.module_changed and delta.module_names is None:
             if not delta.fixtures:
+                at = f"{name}:{delta.module_line}"
                 whole = (
-                    f"imports {dotted(name, '<module>')}, whose module-level code changed at "
-                    f"{name}:{delta.module_line}"
+                    f"its own module-level code changed at {at}"
+                    if name == target
+                    # a test may run it in a child (`python -m`) rather than import it
+                    else f"imports or runs {dotted(name, '<module>')}, whose module-level code "
+                    f"changed at {at}"
                 )
                 break
             if used := _fixture_users(previous, name, delta.fixtures):
@@ -274,7 +278,14 @@ def node_reasons(
                 whole = f"runs the examples of {path}, changed"
                 break
             if path not in read_by_nodes or path in collection_reads:
-                whole = _read_outside(path, fates[path])
+                module = _loaded_from(graph, target, path)
+                whole = (
+                    # the module may have been loaded by another file's test: no read of this
+                    # file's need have happened
+                    f"imports {module}, whose modules were loaded from {path} ({fates[path]})"
+                    if module
+                    else _read_outside(path, fates[path])
+                )
                 break
     if whole is not None:
         return previous, {t.node_id: whole for t in previous.tests}
@@ -305,6 +316,15 @@ def _read_outside(path: str, became: str = "changed") -> str:
     """The reason of every node of a file whose collection or import read `path`: said of the
     file, since the node it is shown with need not have read it."""
     return f"depends on {path}, read outside any test while its file was collected, {became}"
+
+
+def _loaded_from(graph: BuildGraph, target: str, path: str) -> str | None:
+    """The import name `target` uses whose modules a run found loaded from `path` (a zip or
+    folder a test put on ``sys.path``), if any."""
+    for node in sorted(n for n, files in graph.index.dynamic.items() if path in files):
+        if node.startswith(DIST) and target in graph.rdeps.get(node, ()):
+            return node[len(DIST) :]
+    return None
 
 
 def _became(old: str | None, new: str | None) -> str:

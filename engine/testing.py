@@ -482,6 +482,10 @@ class PlannedFile:
             changed = f"inputs changed: {named}{more}"
             if self.node_reasons:
                 node, why = next(iter(self.node_reasons.items()))
+                if len(self.node_reasons) > 1 and len(set(self.node_reasons.values())) == 1:
+                    # one reason for every node is said of the file: shown after a node's id it
+                    # reads as a claim about that node
+                    return f"{changed}: the whole file: {why}"
                 return f"{changed}: {node} {why}"
             traced_would_narrow = self.untraced and any(map(is_file_input, self.changed))
             whole = "; no per-test record yet, so the whole file" if traced_would_narrow else ""
@@ -545,6 +549,9 @@ _INPUT_LABELS = {
 }
 
 
+_NEW_OR_VERSION = "a new import or version"
+
+
 def input_label(name: str) -> str:
     """An inputs map's name as a person reads it in a reason ("dir:tests" -> "names in tests/")."""
     if label := _INPUT_LABELS.get(name):
@@ -557,6 +564,9 @@ def input_label(name: str) -> str:
         return f"{name[len(AFTER) :]} (collected before it)"
     if name.startswith(WITH):
         return f"{name[len(WITH) :]} (its import changes state these tests read)"
+    if name.startswith(DIST):
+        # an import of a name from outside the workspace: new to this file, or installed anew
+        return f"{name[len(DIST) :]} (imported from outside the workspace: {_NEW_OR_VERSION})"
     path, hashed, section = name.partition("#")
     if hashed and not name.startswith(("@", "//", "dist:")):
         # a configuration file's section that pytest reads, or the whole file ("#*")

@@ -206,7 +206,17 @@ def test_a_module_a_test_imported_from_a_zip_reruns_a_later_file_using_it(
     (ws.root / "tests/data/zpk.zip").write_bytes(_zip(1))
     ws.write("tests/test_a.py", ZPK_FIXTURE.replace("ENTRY", "zpk.zip"))
     ws.write("tests/test_b.py", ZPK_USER)
-    _reruns_the_later_file(ws, lambda: (ws.root / "tests/data/zpk.zip").write_bytes(_zip(2)))
+
+    def change() -> None:
+        (ws.root / "tests/data/zpk.zip").write_bytes(_zip(2))
+        # said of the import: test_a's test loaded the module, nothing read it while this
+        # file was collected
+        later = next(f for f in ws.plan().files if f.target == "tests/test_b.py")
+        assert set(later.node_reasons.values()) == {
+            "imports zpk, whose modules were loaded from tests/data/zpk.zip (changed)"
+        }
+
+    _reruns_the_later_file(ws, change)
 
 
 @pytest.mark.extended

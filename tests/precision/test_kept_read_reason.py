@@ -53,7 +53,7 @@ def test_a_lazily_kept_table_reruns_a_later_test_that_never_read_it(ws: Workspac
         "tests/test_later.py::test_served": why,
         "tests/test_later.py::test_other": why,
     }
-    assert later.describe().endswith(f"tests/test_later.py::test_served {why}")
+    assert later.describe().endswith(f"the whole file: {why}")  # said of the file
     summary = ws.run()
     assert {"tests/test_first.py::test_reads", "tests/test_later.py::test_served"} <= set(
         ran_nodes(summary)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -10,6 +11,8 @@ from precision_helpers import Workspace, ran_nodes
 
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.runner import run_pytest_sync
+from maestro.engine.testing import FINGERPRINTS_DIR
+from maestro.paths import workspace_state_dir
 
 CALC = [
     "tests/test_calc.py::test_combo",
@@ -286,7 +289,42 @@ def test_decorator_change_reruns_every_importer(ws: Workspace) -> None:
     plan = ws.plan()
     other = next(f for f in plan.files if f.target == "tests/test_other.py")
     assert "whose module-level code changed at pkg/calc.py:" in other.describe()
+    # one reason for every node of a file is said of the file, not of its first node
+    calc = next(f for f in plan.files if f.target == "tests/test_calc.py")
+    assert calc.describe().startswith(
+        "inputs changed: pkg/calc.py: the whole file: imports or runs pkg.calc, whose "
+        "module-level code changed at pkg/calc.py:"
+    )
     assert ran_nodes(ws.run()) == [*CALC, "tests/test_other.py::test_imports_only"]
+
+
+def test_a_test_files_own_module_level_change_is_said_of_the_file(ws: Workspace) -> None:
+    ws.write(
+        "tests/test_own.py",
+        """
+        import functools
+
+
+        @functools.lru_cache(maxsize=2)
+        def half(x):
+            return x // 2
+
+
+        def test_one():
+            assert half(2) == 1
+
+
+        def test_two():
+            assert half(4) == 2
+        """,
+    )
+    ws.run()
+    ws.edit("tests/test_own.py", "maxsize=2", "maxsize=3")
+    own = next(f for f in ws.plan().files if f.target == "tests/test_own.py")
+    assert own.describe() == (
+        "inputs changed: tests/test_own.py: the whole file: its own module-level code "
+        "changed at tests/test_own.py:4"
+    )
 
 
 def test_memoised_function_change_reruns_tests_served_from_its_cache(ws: Workspace) -> None:
@@ -968,3 +1006,28 @@ def test_an_older_results_input_the_key_no_longer_names_counts_as_it_is_now(
             changed_inputs(older, now),
         )  # fmt: skip
     assert found is not None and set(found[1].values()) == {"pkg/extra.py was deleted"}
+
+
+def test_a_new_import_of_an_installed_module_is_named_as_one(ws: Workspace) -> None:
+    ws.run()
+    ws.write("tests/conftest.py", "import pytest\n\nMARK = pytest.mark.slow\n")
+    calc = next(f for f in ws.plan().files if f.target == "tests/test_calc.py")
+    # not "dist:pytest", which reads as the pytest distribution having changed
+    assert "pytest (imported from outside the workspace: a new import or version)" in (
+        calc.describe()
+    )
+    assert "dist:" not in calc.describe()
+
+
+def test_a_change_without_a_fingerprint_of_the_previous_version_says_so_once(
+    ws: Workspace,
+) -> None:
+    ws.run()
+    # a stored version unreadable (an upgrade changed the format): nothing to judge nodes by
+    shutil.rmtree(workspace_state_dir(ws.root) / FINGERPRINTS_DIR)
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    calc = next(f for f in ws.plan().files if f.target == "tests/test_calc.py")
+    assert calc.describe() == (
+        "inputs changed: pkg/calc.py: the whole file: pkg/calc.py changed, and its previous "
+        "version has no fingerprint to judge by"
+    )
