@@ -862,11 +862,15 @@ def holding(
 
     def holds(recorded: Mapping[str, str], result: ActionResult) -> bool:
         def settings(inputs: Mapping[str, str], kinds: tuple[str, ...]) -> dict[str, str]:
-            return {n: v for n, v in inputs.items() if n.startswith(kinds)}
+            return {n: v for n, v in inputs.items() if n.startswith(kinds) and n != WORKSPACE}
 
         if settings(recorded, _RUN_SETTINGS) != settings(key.inputs, _RUN_SETTINGS):
             return False  # the cheap check first: most misses are a new interpreter or argument
-        read = {n: v for n, v in recorded.items() if not n.startswith(_SETTINGS)}
+        # The whole workspace is what that run read (a program it ran could not be recorded),
+        # not a setting: the last run (a collection error) may not have run that program.
+        read = {n: v for n, v in recorded.items() if n == WORKSPACE or not n.startswith(_SETTINGS)}
+        if WORKSPACE in key.inputs and WORKSPACE not in read:
+            return False  # the program the last run ran may read what that run never did
         for name, value in read.items():
             now = key.inputs[name] if name in key.inputs else input_value(graph, name, digests)
             if now != value:

@@ -595,3 +595,30 @@ def test_a_collection_error_then_a_pass_with_the_same_inputs_is_flagged(ws: Work
     assert "tests/test_b_collect.py" in ran(second)
     flaky = [t.node_id for r, _ in second.results() for t in r.tests if t.flaky]
     assert flaky == ["tests/test_b_collect.py::test_ok"]
+
+
+def test_undoing_an_edit_that_broke_collection_serves_a_non_python_childs_file(
+    ws: Workspace,
+) -> None:
+    """A test running a non-Python program depends on the whole workspace; its file's last run
+    (a collection error) recorded no such dependency, and the undo once re-ran the file although
+    the result of these exact inputs was kept (toolz's test_parallel after a broken `__all__`)."""
+    ws.write("pkg/words.py", "WORD = 'hello'\n")
+    ws.write(
+        "tests/test_echo.py",
+        """
+        import subprocess
+        from pkg.words import WORD
+
+        def test_echo():
+            out = subprocess.run(["echo", WORD], capture_output=True, text=True)
+            assert out.stdout == WORD + "\\n"
+        """,
+    )
+    assert outcomes(ws.run())["tests/test_echo.py::test_echo"] == "passed"
+    ws.write("pkg/words.py", "WORD = \n")  # the test file no longer imports
+    assert ws.run().errors == 1
+    ws.write("pkg/words.py", "WORD = 'hello'\n")
+    summary = ws.run()
+    assert outcomes(summary)["tests/test_echo.py::test_echo"] == "passed"
+    assert "tests/test_echo.py" not in ran(summary)
