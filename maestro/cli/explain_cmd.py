@@ -42,8 +42,12 @@ def node_verdict(
             stored = _stored_for(planned.cached, since_last, last_run, earlier=planned.earlier)
             return False, f"{node} is served from the cache: {stored}"
         return False, f"{node} is served from the cache: no input changed since its last run"
-    if node in planned.node_reasons:
-        return True, f"{node} {planned.node_reasons[node]}"
+    reasons = planned.node_reasons
+    if planned.run_nodes is None and len(reasons) > 1 and len(set(reasons.values())) == 1:
+        # one reason for every node is said of the file, not of this node
+        return True, f"{node} runs with its whole file: {planned.describe()}"
+    if node in reasons:
+        return True, f"{node} {reasons[node]}"
     if planned.run_nodes is not None and planned.reason == "failed last time":
         # nothing changed: the failed tests run again, the others' results hold
         return False, f"{node} is served from the cache: no input changed since its last run"

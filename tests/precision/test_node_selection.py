@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from precision_helpers import Workspace, ran_nodes
 
+from maestro.cli.explain_cmd import node_verdict
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.runner import run_pytest_sync
 from maestro.engine.testing import FINGERPRINTS_DIR
@@ -324,6 +325,10 @@ def test_a_test_files_own_module_level_change_is_said_of_the_file(ws: Workspace)
     assert own.describe() == (
         "inputs changed: tests/test_own.py: the whole file: its own module-level code "
         "changed at tests/test_own.py:4"
+    )
+    assert node_verdict(own, "tests/test_own.py::test_one") == (
+        True,
+        f"tests/test_own.py::test_one runs with its whole file: {own.describe()}",
     )
 
 
