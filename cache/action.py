@@ -87,6 +87,10 @@ class TestOutcome(_Model):
     ``params`` element this node got (-1: unknown); None = no record. A node missing a fixture
     here does not use its params."""
 
+    def test_count(self) -> int:
+        """Tests as pytest collects them under this node id (several may share it)."""
+        return len(self.each) or 1
+
 
 class TraceRecord(_Model):
     """Function-level execution record of a test file's result (docs/action-key.md).
@@ -172,7 +176,7 @@ class ActionResult(_Model):
 
     def test_count(self) -> int:
         """Tests as pytest collects them: a node id holding several counts each."""
-        return sum(len(t.each) or 1 for t in self.tests)
+        return sum(t.test_count() for t in self.tests)
 
     def iter_failures(self) -> Iterator[TestOutcome]:
         return (t for t in self.tests if t.outcome in ("failed", "error"))

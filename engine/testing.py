@@ -474,7 +474,7 @@ class PlannedFile:
                 # test functions given whole (engine/fixture_params.py): their count is unknown
                 return f"{len(self.run_nodes)} given to pytest, {total} served: {first} {why}"
             running = set(self.run_nodes)
-            count = sum(len(t.each) or 1 for t in self.carried.tests if t.node_id in running)
+            count = sum(t.test_count() for t in self.carried.tests if t.node_id in running)
             return f"{count} of {total} tests: {first} {why}"
         if self.reason == "inputs changed" and self.changed:
             more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
@@ -1436,12 +1436,13 @@ def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) 
         TestRun(
             outcome=r.outcome,
             duration_s=r.duration_s,
-            path=_where(r)[0],
-            line=_where(r)[1],
+            path=where[0],
+            line=where[1],
             message=redactor.redact_optional(r.message),
             also=r.also,
         )
         for r in result.each
+        for where in (_where(r),)
     ]
     return TestOutcome(
         node_id=node_id,
