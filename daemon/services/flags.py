@@ -31,7 +31,6 @@ from maestro.flags import (
     FlagError,
     FlagValue,
     Inputs,
-    Layer,
     Registry,
     Resolution,
     TenantFlags,
@@ -149,14 +148,7 @@ class FlagsService:
         except FlagError as exc:  # a broken settings file: the tenant's overrides still hold
             log.warning("local flag settings unreadable: %s", exc)
             local = Inputs()
-        where = dict(local.where)
-        tenant = {}
-        if self.tenant is not None and self.tenant.tenant:
-            tenant = dict(self.tenant.overrides)
-            fetched = self.tenant.fetched_at
-            when = f", fetched {fetched.isoformat(timespec='seconds')}" if fetched else ""
-            where[Layer.TENANT] = f"tenant {self.tenant.tenant} on the coordinator{when}"
-        return replace(local, tenant=tenant, editor=self._editor(), where=where)
+        return replace(local.with_tenant(self.tenant), editor=self._editor())
 
     def resolve_all(self) -> dict[str, Resolution]:
         """Every flag resolved; memoised until a local file, the tenant's overrides, the

@@ -118,20 +118,13 @@ class WorkspaceFlags:
             config, config_where = config_values(self.root, self.registry)
             where[Layer.WORKSPACE] = f"workspace {self.root}"
             where[Layer.CONFIG] = config_where or "workspace configuration"
-        tenant: dict[str, FlagSetting] = {}
-        if self.tenant is not None and self.tenant.tenant:
-            tenant = dict(self.tenant.overrides)
-            fetched = self.tenant.fetched_at
-            when = f", fetched {fetched.isoformat(timespec='seconds')}" if fetched else ""
-            where[Layer.TENANT] = f"tenant {self.tenant.tenant} on the coordinator{when}"
         return Inputs(
-            tenant=tenant,
             editor=dict(self.editor),
             workspace=workspace,
             config=config,
             user=self._file(Scope.USER).read(),
             where=where,
-        )
+        ).with_tenant(self.tenant)
 
     def resolve(self, name: str) -> Resolution:
         return resolve(self.registry.get(name), self.inputs(), self.today())

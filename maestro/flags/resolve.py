@@ -18,7 +18,7 @@ wherever it was switched on.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from enum import StrEnum
 
@@ -90,6 +90,15 @@ class Inputs:
             return self.user.get(name)
         plain = (self.editor if layer is Layer.EDITOR else self.config).get(name)
         return None if plain is None else FlagSetting(value=plain)
+
+    def with_tenant(self, tenant: TenantFlags | None) -> Inputs:
+        """These inputs with `tenant`'s overrides as the tenant layer (none without a tenant)."""
+        if tenant is None or not tenant.tenant:
+            return replace(self, tenant={})
+        fetched = tenant.fetched_at
+        when = f", fetched {fetched.isoformat(timespec='seconds')}" if fetched else ""
+        where = {**self.where, Layer.TENANT: f"tenant {tenant.tenant} on the coordinator{when}"}
+        return replace(self, tenant=dict(tenant.overrides), where=where)
 
 
 @dataclass(frozen=True, slots=True)
