@@ -24,6 +24,7 @@ from maestro import __version__
 from maestro.daemon.lifecycle import (
     DaemonPaths,
     idle_timeout_from_env,
+    read_info,
     reap_orphaned_runs,
     remove_stale_socket_file,
     write_info,
@@ -79,6 +80,10 @@ process) waits for the first answer before starting anyway: on a 2-vCPU machine 
 competes with that answer, which a client that just started the daemon waits for."""
 
 
+STATE_WATCH_S = 0.5
+"""How often the daemon checks that its lock file is still there (two stat calls)."""
+
+
 def test_methods_enabled() -> bool:
     return os.environ.get("MAESTRO_DAEMON_TEST_METHODS") == "1"
 
@@ -108,6 +113,9 @@ class DaemonApp:
         self._stop: asyncio.Event | None = None
         self._answered = asyncio.Event()
         self.stop_reason = ""
+        self.owns_state: Callable[[], bool] | None = None
+        """Whether the workspace's lock (so its state directory) is still this daemon's; set by
+        the daemon process, which holds the lock."""
         self._register_builtins(test_methods_enabled() if test_methods is None else test_methods)
 
     # --- extension points ------------------------------------------------------------------------
@@ -190,14 +198,15 @@ class DaemonApp:
             write_info(self.paths, self._info())
             idle = asyncio.create_task(self._idle_watch(), name="idle-watch")
             reap = asyncio.create_task(self._reap_orphans(), name="reap-orphans")
+            state = asyncio.create_task(self._state_watch(), name="state-watch")
             try:
                 await self._stop.wait()
             finally:
                 idle.cancel()
                 reap.cancel()
+                state.cancel()
                 await self.server.close()
-                with contextlib.suppress(FileNotFoundError):
-                    self.paths.info.unlink()
+                self._remove_info()
         finally:
             for hook in reversed(self._shutdown):
                 try:
@@ -212,6 +221,27 @@ class DaemonApp:
         runner, which that answer does not need, and a run kills them itself before it starts."""
         await self.first_answer()
         await asyncio.to_thread(reap_orphaned_runs, self.root)
+
+    def _remove_info(self) -> None:
+        """daemon.json, if it is still this daemon's (a successor may have written its own)."""
+        info = read_info(self.paths)
+        if info is not None and info.get("pid") == os.getpid():
+            with contextlib.suppress(FileNotFoundError):
+                self.paths.info.unlink()
+
+    async def _state_watch(self, step_s: float = STATE_WATCH_S) -> None:
+        """Stop once the state directory is gone or replaced: no client can reach this daemon
+        any more, and the next start would make a second one for the same workspace."""
+        owns = self.owns_state
+        if owns is None:
+            return
+        while True:
+            await asyncio.sleep(step_s)
+            if not owns():
+                self.request_shutdown(
+                    f"its lock {self.paths.lock} was removed (state directory deleted?)"
+                )
+                return
 
     async def _idle_watch(self) -> None:
         if self.idle_timeout_s <= 0:

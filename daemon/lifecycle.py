@@ -84,6 +84,19 @@ class DaemonLock:
         self._fd = fd
         return True
 
+    def still_ours(self) -> bool:
+        """False once ``path`` no longer names the file this lock holds (its state directory was
+        removed, or replaced): a new starter would take a fresh lock there, and a second daemon
+        would serve the workspace."""
+        if self._fd is None:
+            return False
+        try:
+            mine = os.fstat(self._fd)
+            there = os.stat(self.path)
+        except OSError:
+            return False
+        return (mine.st_dev, mine.st_ino) == (there.st_dev, there.st_ino)
+
     def release(self) -> None:
         if self._fd is not None:
             with contextlib.suppress(OSError):
@@ -108,6 +121,60 @@ def lock_holder(path: Path) -> int | None:
         return None
     finally:
         os.close(fd)
+
+
+def stop_daemons_without_state(paths: DaemonPaths, *, timeout: float = 5.0) -> list[int]:
+    """Stop this workspace's daemons whose lock file was deleted (Linux; call with the lock held).
+
+    Removing the state directory under a running daemon (``rm -rf``, ``git clean -fdx``) frees its
+    lock's name, not the daemon: it notices within a second (``DaemonLock.still_ours``), and a new
+    daemon that starts sooner stops it here, so one workspace never has two daemons (two
+    watchers, two runs of the same tests)."""
+    proc = Path("/proc")
+    if not (proc / "self" / "fd").is_dir():
+        return []
+    gone = os.fsencode(os.path.realpath(paths.lock)) + b" (deleted)"
+    root = os.fsencode(paths.root)
+    found: list[int] = []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            if b"maestro.daemon" not in argv or root not in argv:
+                continue
+            fds = os.listdir(entry / "fd")
+        except OSError:
+            continue
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                if os.readlink(os.fsencode(entry / "fd" / fd)) == gone:
+                    found.append(int(entry.name))
+                    break
+    for pid in found:
+        log.warning("stopping daemon pid %d: its state directory was removed", pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for pid in found:
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _alive(pid):
+            log.warning("daemon pid %d did not stop; sending SIGKILL", pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie has stopped: it only waits for its parent)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
 
 
 def daemon_pid(root: Path) -> int | None:
@@ -374,11 +441,13 @@ def run_daemon(root: Path) -> int:
     if not lock.acquire(wait_s=1.0):
         log.info("another daemon (pid %s) serves %s; exiting", lock_holder(paths.lock), root)
         return 0
+    stop_daemons_without_state(paths)
     # No process-wide umask change: test runs spawned by the daemon must see the user's umask.
     # Private files get explicit modes; the socket is bound under a temporary umask.
     try:
         log.info("daemon pid %d starting for %s", os.getpid(), paths.root)
         app = build_app(paths)
+        app.owns_state = lock.still_ours
         asyncio.run(app.serve())
         return 0
     except MaestroError as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
@@ -241,6 +242,36 @@ def test_kill_9_leaves_stale_socket_that_next_start_replaces(daemon_env: DaemonE
     assert "removing stale socket" in daemon_env.paths.log.read_text()
     with SyncDaemonClient(daemon_env.root, start=False) as client:
         assert client.call(wire.STATUS).pid == new_pid
+
+
+def _only_daemons(env: DaemonEnv, expected: list[int], within_s: float = 10.0) -> None:
+    deadline = time.monotonic() + within_s
+    while daemon_processes(env.root) != expected:
+        assert time.monotonic() < deadline, (daemon_processes(env.root), expected)
+        time.sleep(0.05)
+
+
+def test_a_daemon_whose_state_dir_was_removed_stops_by_itself(daemon_env: DaemonEnv) -> None:
+    """`rm -rf` of the state directory (or `git clean -fdx` with it inside the project): the
+    daemon can no longer be reached, so it must not run on (watching, running tests) forever."""
+    started(daemon_env)
+    state = daemon_env.paths.state_dir
+    shutil.rmtree(state)
+    _only_daemons(daemon_env, [], within_s=5.0)
+    assert not state.exists(), sorted(p.name for p in state.iterdir())
+
+
+def test_start_after_the_state_dir_was_removed_leaves_one_daemon(daemon_env: DaemonEnv) -> None:
+    old = started(daemon_env)
+    shutil.rmtree(daemon_env.paths.state_dir)
+    new = started(daemon_env)
+    assert new != old
+    _only_daemons(daemon_env, [new])
+    with SyncDaemonClient(daemon_env.root, start=False) as client:
+        assert client.call(wire.STATUS).pid == new
+    # the old daemon, leaving, removed none of the new one's files
+    assert daemon_env.paths.socket.exists()
+    assert json.loads(daemon_env.paths.info.read_text())["pid"] == new
 
 
 def test_connection_lost_mid_call_raises_quickly(daemon_env: DaemonEnv) -> None:
