@@ -34,6 +34,15 @@ servers; the host has 2 vCPUs shared with other jobs, so read ratios, not absolu
 client included) to CPU 1, as a deployment would give the coordinator cores of its own and the
 CI farm and developers machines of theirs; other processes on the host still use both CPUs. The
 targets are the same; a pinned run is labelled as such in its output.
+`--load-sched idle` runs the load generators (hostile client, held connections, burner) at
+SCHED_IDLE: a model of a CI farm whose clients run on machines of their own. They still send as
+much as they can, but get a CPU only when the servers, Redis, nginx and the light client leave
+one free, and a waking server or light client always preempts them. Report the unmodelled run
+beside it: the model removes the load generator's CPU from the measured path, so it also makes
+the fairness-off phase milder (the gap cut is read on the unmodelled run).
+Per phase the report also gives the CPU of redis-server and nginx (replicas) and how late the
+light client's own timers fired (p50/p95): the light client's wait for a CPU, which each of its
+requests also pays when its answer arrives.
 `--session-nice N`: with the kernel's autogroup scheduling on (`/proc/sys/kernel/
 sched_autogroup_enabled`), CPU time is shared between sessions first and a thread's nice value
 only orders it within its own session, so `--server-nice` and `--client-nice` cannot take CPU
@@ -193,6 +202,7 @@ async def _light(spec: dict[str, Any]) -> dict[str, Any]:
                 i += 1
                 next_at = start + i / rate
                 await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                late.append((time.perf_counter() - next_at) * 1000)
             await asyncio.gather(*tasks)
             results[tenant] = {
                 "n": len(out),
@@ -201,8 +211,11 @@ async def _light(spec: dict[str, Any]) -> dict[str, Any]:
                 "codes": codes,
             }
 
+        # how late the client's own timers fired: the light client's wait for a CPU (and for
+        # its loop), which every one of its requests also pays when its answer arrives
+        late: list[float] = []
         await asyncio.gather(*(tenant_loop(t) for t in spec["tenants"]))
-    return results
+    return {"tenants": results, "late_p50": _pct(late, 0.5), "late_p95": _pct(late, 0.95)}
 
 
 async def _hostile(spec: dict[str, Any]) -> dict[str, Any]:
@@ -547,6 +560,8 @@ async def _burn(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _role_main(role: str, spec_json: str) -> int:
     spec = json.loads(spec_json)
+    if spec.get("sched_idle"):  # every thread started from here on inherits it
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     runner = {
         "light": _light, "hostile": _hostile, "hold": _hold, "decide": _decide, "burn": _burn,
         "cost": _cost,
@@ -581,8 +596,15 @@ def _pin(pid: int, cpus: set[int] | None) -> None:
             _pin(child, cpus)
 
 
+LOAD_IDLE: list[bool] = []
+"""`--load-sched idle`: the load generators (hostile client, held connections, burner) run at
+SCHED_IDLE (non-empty: yes)."""
+
+
 def _spawn(role: str, spec: dict[str, Any], nice: int = 0) -> subprocess.Popen[str]:
     niced = ["nice", "-n", str(nice)] if nice else []
+    if LOAD_IDLE and role in ("hostile", "hold", "burn"):
+        spec = {**spec, "sched_idle": True}
     proc = subprocess.Popen(
         [*niced, PYTHON, str(THIS), "--role", role, json.dumps(spec)],
         cwd=tempfile.gettempdir(),
@@ -606,6 +628,15 @@ def _collect(proc: subprocess.Popen[str], timeout: float) -> dict[str, Any]:
         raise RuntimeError(f"load process failed: {err[-2000:]}")
     result: dict[str, Any] = json.loads(out)
     return result
+
+
+def _with_children(pid: int) -> list[int]:
+    """A process and its child processes (nginx's workers)."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [pid, *(int(c) for c in f.read().split())]
+    except OSError:
+        return [pid]
 
 
 def _cpu_s(pid: int) -> float:
@@ -802,6 +833,7 @@ def _phase(
     servers: list[int],
     burn: float = 0.0,
     redis_url: str | None = None,
+    helpers: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
     warm = 2.0 if hostile else 0.0
     span = args.phase_s + warm + 1
@@ -869,11 +901,13 @@ def _phase(
             **({"hostile client": [hostile_proc.pid]} if hostile_proc else {}),
             **({"holder": [hold_proc.pid]} if hold_proc else {}),
             **({"burner": [b.pid for b in burners]} if burners else {}),
+            **(helpers or {}),
         }
     )
     time.sleep(max(0.0, args.phase_s - 0.5))
     cpu = meter.stop()
-    light = _collect(light_proc, timeout=args.phase_s + 60)
+    light_out = _collect(light_proc, timeout=args.phase_s + 60)
+    light = light_out["tenants"]
     redis_used = (
         _redis_commands(redis_url) - redis_before
         if redis_url is not None and redis_before is not None
@@ -884,7 +918,13 @@ def _phase(
     sampling.set()
     sampler.join()
     metrics_after = [_metrics(b) for b in bases]
-    out: dict[str, Any] = {"light": light, "cpu_cores": cpu, "runq_wait": meter.runq_wait}
+    out: dict[str, Any] = {
+        "light": light,
+        "light_client_late_p50_ms": light_out["late_p50"],
+        "light_client_late_p95_ms": light_out["late_p95"],
+        "cpu_cores": cpu,
+        "runq_wait": meter.runq_wait,
+    }
     requests = sum(v.get("n", 0) for v in light.values())
     if redis_used is not None and requests:
         out["redis_cmds_per_light_read"] = redis_used / requests
@@ -1017,6 +1057,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             raise SystemExit("--pin: the servers' and the clients' CPUs must be disjoint")
         PIN.update(servers=servers, clients=clients)
         report["pin"] = {"servers": sorted(servers), "clients": sorted(clients)}
+    if args.load_sched == "idle":
+        LOAD_IDLE.append(True)
+        report["load_sched"] = "idle"
     with tempfile.TemporaryDirectory(prefix="bench-fairness-") as tmp_name:
         tmp = Path(tmp_name)
         for scenario in args.scenarios.split(","):
@@ -1038,6 +1081,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 try:
                     bases, keys, digests, redis_url = _start(procs, tmp, scenario, fairness, extra)
                     servers = [p.pid for p in procs.procs[-len(bases) :]]
+                    helpers = (
+                        {
+                            "redis-server": [procs.procs[0].pid],
+                            "nginx": _with_children(procs.procs[1].pid),
+                        }
+                        if scenario == "replicas"
+                        else None
+                    )
                     if args.server_nice:
                         for proc in procs.procs:  # servers, and redis-server and nginx
                             _renice(proc.pid, args.server_nice)
@@ -1053,6 +1104,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                         servers=servers,
                         burn=burn,
                         redis_url=redis_url,
+                        helpers=helpers,
                     )
                     if label == "loaded, fairness on":  # the load is over: the decision alone
                         rows["decision"] = _collect(
@@ -1115,6 +1167,12 @@ def render(report: dict[str, Any], command: str) -> str:
             f" Scheduling: autogroups on; the bench's session is {report['autogroup']}."
             if report.get("autogroup")
             else ""
+        )
+        + (
+            " **Load generators at SCHED_IDLE** (hostile client, held connections, burner): a "
+            "model of clients on other machines."
+            if report.get("load_sched") == "idle"
+            else ""
         ),
         "",
         "| scenario | phase | light p95 (ms, worst of 3) | hostile PUT p95 (ms) "
@@ -1167,9 +1225,10 @@ def render(report: dict[str, Any], command: str) -> str:
         "phase; host = every process on the machine, other sessions included):",
         "",
         "| scenario | phase | light p95 at the client (ms) | light p95 in the server, gate to "
-        "answer (ms, bucket bound) | event loop lag p95 (ms, bucket bound) | CPU: servers "
-        "| hostile client | light client | other bench processes | host |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "answer (ms, bucket bound) | event loop lag p95 (ms, bucket bound) | light client's "
+        "timers late p95 (ms) | CPU: servers | redis-server / nginx | hostile client "
+        "| light client | other bench processes | host |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario, rows in report["scenarios"].items():
         for label in PHASES:
@@ -1181,7 +1240,13 @@ def render(report: dict[str, Any], command: str) -> str:
                 f"| {scenario} | {label} | {_light_p95(r):.1f} | "
                 f"{'<= ' + _fmt(server_p95 * 1000) if server_p95 is not None else '-'} | "
                 f"{'<= ' + _fmt(lag_p95 * 1000) if lag_p95 is not None else '-'} | "
-                f"{_fmt(cpu['servers'], 2)} | {_fmt(cpu.get('hostile client'), 2)} | "
+                f"{_fmt(r.get('light_client_late_p95_ms'))} | {_fmt(cpu['servers'], 2)} | "
+                + (
+                    f"{_fmt(cpu['redis-server'], 2)} / {_fmt(cpu['nginx'], 2)} | "
+                    if "redis-server" in cpu
+                    else "- | "
+                )
+                + f"{_fmt(cpu.get('hostile client'), 2)} | "
                 f"{_fmt(cpu['light client'], 2)} | {_fmt(others or None, 2)} | "
                 f"{_fmt(cpu['host'], 2)} |"
             )
@@ -1192,8 +1257,9 @@ def render(report: dict[str, Any], command: str) -> str:
         "processes, other sessions included, decide most of it):",
         "",
         "| scenario | phase | light p95 at the client (ms) | servers' loops waiting for a CPU "
-        "(ms/s, summed) | light client waiting for a CPU (ms/s) | host (cores) |",
-        "|---|---|---|---|---|---|",
+        "(ms/s, summed) | light client waiting for a CPU (ms/s) | redis-server waiting (ms/s) "
+        "| hostile client waiting (ms/s) | host (cores) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for scenario, rows in report["scenarios"].items():
         for label in PHASES:
@@ -1202,6 +1268,8 @@ def render(report: dict[str, Any], command: str) -> str:
             lines.append(
                 f"| {scenario} | {label} | {_light_p95(r):.1f} | "
                 f"{_fmt(_ms(wait.get('servers')), 0)} | {_fmt(_ms(wait.get('light client')), 0)} | "
+                f"{_fmt(_ms(wait.get('redis-server')), 0)} | "
+                f"{_fmt(_ms(wait.get('hostile client')), 0)} | "
                 f"{_fmt(r['cpu_cores']['host'], 2)} |"
             )
     lines.append("")
@@ -1308,6 +1376,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SERVER_CPUS:CLIENT_CPUS",
         help="pin the servers (and redis-server, nginx) and the client processes to disjoint "
         "CPUs, e.g. 0:1 (comma-separated lists)",
+    )
+    parser.add_argument(
+        "--load-sched",
+        choices=("normal", "idle"),
+        default="normal",
+        help="idle: run the load generators (hostile client, held connections, burner) at "
+        "SCHED_IDLE, so they only get a CPU that the servers, Redis, nginx and the light "
+        "client leave free: a model of a CI farm whose clients run on machines of their own "
+        "(they still send as much as they can); normal (the default): they compete as equals",
     )
     parser.add_argument(
         "--setting",
