@@ -165,11 +165,35 @@ _FROM_PYTEST_CACHE = frozenset(
 
 def _addopts_line(inifile: str, args: Sequence[str]) -> str:
     """Where and how `args` go in the pytest configuration file `inifile`, as a person writes
-    them there: ``addopts = ["--x"] under [tool.pytest.ini_options] in pyproject.toml``."""
-    if inifile.endswith("pyproject.toml"):
-        return f"addopts = {json.dumps(list(args))} under [tool.pytest.ini_options] in {inifile}"
-    section = "[tool:pytest]" if inifile.endswith("setup.cfg") else "[pytest]"
-    return f"addopts = {shlex.join(args)} under {section} in {inifile}"
+    them there: ``addopts = ["--x"] under [tool.pytest.ini_options] in pyproject.toml``. An
+    ``-o name=value`` becomes that ini line itself (pytest reads no `-o` given as one list item
+    ``"-o name=value"``, nor ``"-p no:doctest"``: each word is its own item)."""
+    lines: list[str] = []
+    words: list[str] = []
+    toml = inifile.endswith("pyproject.toml")
+    for arg in args:  # as unfollowed_args gives them: an option and its value joined by " "
+        name, _, value = arg.partition(" ")
+        parts = [name, value] if value else [name]
+        if name.startswith("--override-ini="):
+            name, value = "-o", arg.partition("=")[2]
+        elif name.startswith("-o") and len(name) > 2:
+            name, value = "-o", arg[2:]
+        if name in ("-o", "--override-ini") and "=" in value:
+            key, _, setting = value.partition("=")
+            shown = json.dumps(shlex.split(setting) if key != "addopts" else setting)
+            lines.append(f"{key} = {shown if toml else setting}")
+        else:
+            words += parts
+    if words:
+        lines.append(f"addopts = {json.dumps(words) if toml else shlex.join(words)}")
+    section = (
+        "[tool.pytest.ini_options]"
+        if toml
+        else "[tool:pytest]"
+        if inifile.endswith("setup.cfg")
+        else "[pytest]"
+    )
+    return f"{'; '.join(lines)} under {section} in {inifile}"
 
 
 def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...] | None]:

@@ -179,6 +179,16 @@ def test_pytest_arguments_that_change_which_files_are_tests_are_refused(ws: Work
         with pytest.raises(ConfigError, match="would change which files pytest collects") as exc:
             ws.run(testing.Selection(pytest_args=tuple(args)))
         assert exc.value.hint and "[tool.pytest.ini_options]" in exc.value.hint
+    # the hint is what to write in pyproject.toml, as pytest reads it: one word per addopts
+    # item, an `-o` as its own ini line ("-p no:doctest" as one item is no plugin pytest knows)
+    for args, line in (
+        (["-p", "no:doctest"], 'addopts = ["-p", "no:doctest"] under'),
+        (["-o", "python_files=check_*.py"], 'python_files = ["check_*.py"] under'),
+        (["--override-ini=norecursedirs=a b"], 'norecursedirs = ["a", "b"] under'),
+    ):
+        with pytest.raises(ConfigError) as exc:
+            ws.run(testing.Selection(pytest_args=tuple(args)))
+        assert exc.value.hint and line in exc.value.hint
     for args in (["--lf"], ["--sw"], ["--last-failed-no-failures=none"]):
         # a result stored under them would be of the tests pytest's own cache picked
         with pytest.raises(ConfigError, match="from pytest's own cache"):
