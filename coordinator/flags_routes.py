@@ -163,21 +163,12 @@ class _Storage:
 
             return await self.c.run(body)
         if isinstance(state, RedisState):
-            from redis.exceptions import WatchError
-
-            key = self._redis_key(state, tenant)
-            async with state.r.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(key)
-                        raw = await pipe.get(key)
-                        doc = change(_Doc.model_validate_json(raw) if raw else _Doc())
-                        pipe.multi()  # type: ignore[no-untyped-call]
-                        pipe.set(key, doc.model_dump_json())
-                        await pipe.execute()
-                        return doc
-                    except WatchError:
-                        continue
+            return await state.swap(
+                self._redis_key(state, tenant),
+                lambda raw: change(_Doc.model_validate_json(raw) if raw else _Doc()),
+                _Doc.model_dump_json,
+                announce=False,
+            )
         raise web.HTTPNotImplemented(reason="flags need the lmdb or redis state backend")
 
 

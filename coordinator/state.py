@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 R = TypeVar("R", KeyRecord, TenantRecord)
+T = TypeVar("T")
 
 
 class StateBackend(Protocol):
@@ -332,6 +333,36 @@ class RedisState:
         raw = await self.r.get(key)
         return _bytes(raw) if raw is not None else None
 
+    async def swap(
+        self,
+        key: str,
+        change: Callable[[bytes | None], T],
+        encode: Callable[[T], str | bytes],
+        *,
+        announce: bool = True,
+    ) -> T:
+        """Set `key` to ``encode(change(its value))`` atomically: when another writer changes
+        the key between the read and the write, `change` runs again on the newer value (an
+        exception from `change` writes nothing). `announce`: every process drops its cached copy."""
+        from redis.exceptions import WatchError
+
+        async with self.r.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    await pipe.watch(key)
+                    raw = await pipe.get(key)
+                    new = change(_bytes(raw) if raw is not None else None)
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.set(key, encode(new))
+                    if announce:
+                        pipe.publish(self.channel, key)
+                    await pipe.execute()
+                except WatchError:
+                    continue
+                if announce:
+                    self._invalidated(key)
+                return new
+
     async def _read_record(self, key: str, model: type[R]) -> R | None:
         epoch, read_at = self.cache.epoch, self.cache.now()
         raw = await self._get_json(key)
@@ -393,27 +424,12 @@ class RedisState:
         return record
 
     async def update_tenant(self, name: str, change: TenantUpdate) -> TenantRecord:
-        key = self._k("tenant", name)
-        async with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    if raw is None:
-                        raise CoordinatorError(f"no tenant named {name!r}")
-                    record = change.apply(TenantRecord.model_validate_json(raw))
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(key, record.model_dump_json())
-                    pipe.publish(self.channel, key)
-                    await pipe.execute()
-                    self._invalidated(key)
-                    return record
-                except Exception as exc:
-                    from redis.exceptions import WatchError
+        def changed(raw: bytes | None) -> TenantRecord:
+            if raw is None:
+                raise CoordinatorError(f"no tenant named {name!r}")
+            return change.apply(TenantRecord.model_validate_json(raw))
 
-                    if isinstance(exc, WatchError):
-                        continue
-                    raise
+        return await self.swap(self._k("tenant", name), changed, TenantRecord.model_dump_json)
 
     async def list_tenants(self) -> list[TenantRecord]:
         names = sorted(_bytes(n) for n in await self.r.smembers(self._k("tenant-names")))
@@ -486,23 +502,7 @@ class RedisState:
     async def swap_token_keyring(self, change: Callable[[bytes | None], bytes]) -> None:
         """Replace the shared keyring with `change(current)`, atomically: a concurrent
         rotation makes this one start over from the keyring it wrote."""
-        from redis.exceptions import WatchError
-
-        key = self._k("token-keys")
-        async with self.r.pipeline(transaction=True) as pipe:
-            while True:
-                try:
-                    await pipe.watch(key)
-                    raw = await pipe.get(key)
-                    new = change(_bytes(raw) if raw is not None else None)
-                    pipe.multi()  # type: ignore[no-untyped-call]
-                    pipe.set(key, new)
-                    pipe.publish(self.channel, key)
-                    await pipe.execute()
-                    self._invalidated(key)
-                    return
-                except WatchError:
-                    continue
+        await self.swap(self._k("token-keys"), change, bytes)
 
     async def ping(self) -> None:
         await self.r.ping()
