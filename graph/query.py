@@ -100,7 +100,7 @@ class _Reasons:
         deps, parent = self._deps, self.parent
         while distance > 0:
             nxt = parent(node, distance)
-            path.append((node, describe(deps[node][nxt])))
+            path.append((node, describe(deps[node][nxt], nxt)))
             node, distance = nxt, distance - 1
             text = memo.get(node)
             if text is not None:

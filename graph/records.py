@@ -39,11 +39,11 @@ class Hop(NamedTuple):
     edge: Edge
 
     def describe(self) -> str:
-        return describe(self.edge)
+        return describe(self.edge, self.target)
 
 
-def describe(e: Edge) -> str:
-    """An edge in words ("imports x (line 3)"), as a reason chain says it."""
+def describe(e: Edge, target: str = "") -> str:
+    """An edge to `target` in words ("imports x (line 3)"), as a reason chain says it."""
     at = f" (line {e.line})" if e.line else ""
     match e.kind:
         case "import" | "dynamic" | "plugin":
@@ -59,7 +59,10 @@ def describe(e: Edge) -> str:
         case "dep":
             return "depends on target"
         case "recorded":
-            return "read it while running (recorded)"
+            # a module found by the recorder was imported (dynamically, or through another
+            # module's import at run time); anything else was read as data
+            verb = "imported" if target.endswith((".py", ".pyi")) else "read"
+            return f"{verb} it while running (recorded)"
         case "dist":
             return f"imports installed distribution {e.detail}{at}"
     return e.kind

@@ -134,6 +134,18 @@ def test_recorded_dynamic_deps_join_the_graph_and_persist(make_ws: Make, tmp_pat
     assert impact.chain[0].describe() == "read it while running (recorded)"
 
 
+def test_recorded_module_is_said_imported_not_read(make_ws: Make) -> None:
+    """A module the recorder found a test loading at run time is not "read" as data."""
+    root = make_ws({"tests/test_plugins.py": "", "pkg/__init__.py": "", "pkg/late.py": ""})
+    graph = BuildGraph.build(root)
+    graph.record_dynamic("tests/test_plugins.py", ["pkg/late.py"])
+    [impact] = graph.impacted([Change("pkg/late.py")])
+    assert impact.chain[0].describe() == "imported it while running (recorded)"
+    hops = graph.why("tests/test_plugins.py", "pkg/late.py")
+    assert hops is not None
+    assert [h.describe() for h in hops] == ["imported it while running (recorded)"]
+
+
 def test_why_and_closure(make_ws: Make) -> None:
     root = make_ws(
         {
