@@ -51,9 +51,10 @@ from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import RedisError
 
 from .admission import FairnessMetrics, Refusal
+from .redis_scripts import evalsha_all
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -402,8 +403,8 @@ class ClusterConcurrency:
                 self._watcher = None
                 return
             try:
-                wants = await self._pipelined(
-                    [(self._wants, self._keys(t)[2:], [self.replica]) for t in tenants]
+                wants = await evalsha_all(
+                    self.r, [(self._wants, self._keys(t)[2:], [self.replica]) for t in tenants]
                 )
             except (RedisError, OSError) as exc:
                 self._failed(exc)
@@ -422,25 +423,6 @@ class ClusterConcurrency:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _pipelined(self, commands: list[tuple[Any, list[str], list[Any]]]) -> list[Any]:
-        """EVALSHA of registered scripts in one pipeline; a script Redis lacks (restarted,
-        flushed) is loaded and its commands sent again."""
-        pipe = self.r.pipeline(transaction=False)
-        for script, keys, args in commands:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
-        results = list(await pipe.execute(raise_on_error=False))
-        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if missing:
-            for script in {id(commands[i][0]): commands[i][0] for i in missing}.values():
-                await self.r.script_load(script.script)
-            again = await self._pipelined([commands[i] for i in missing])
-            for i, result in zip(missing, again, strict=True):
-                results[i] = result
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return results
-
     async def _flush(self) -> None:
         self._flush_scheduled = False
         batch, self._to_release = self._to_release, Counter()
@@ -448,11 +430,12 @@ class ClusterConcurrency:
             return
         self._flushing.update(batch)
         try:
-            await self._pipelined(
+            await evalsha_all(
+                self.r,
                 [
                     (self._release, self._keys(tenant), [self.replica, count])
                     for tenant, count in batch.items()
-                ]
+                ],
             )
         except (RedisError, OSError) as exc:
             # the next renewal re-states this replica's exact counts
@@ -542,7 +525,7 @@ class ClusterConcurrency:
                     [self.replica, held, self.lease_ms, 1 if tenant in exact else 0],
                 )
             )
-        await self._pipelined(commands)
+        await evalsha_all(self.r, commands)
         for tenant in exact:
             if release_all or not self.held.get(tenant):
                 self._touched.discard(tenant)

@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Literal, cast
 
 from limits import RateLimitItem, RateLimitItemPerDay, RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
@@ -31,9 +31,9 @@ from limits.aio.strategies import (
     RateLimiter,
     SlidingWindowCounterRateLimiter,
 )
-from redis.exceptions import NoScriptError
 
 from .admission import FairnessMetrics, Refusal
+from .redis_scripts import Eval, evalsha_all
 from .tenancy import TenantPolicy
 
 if TYPE_CHECKING:
@@ -314,15 +314,13 @@ class RateLimits:
 
     async def _hit_pipelined(self, bridge: RedispyBridge, checks: list[_Check]) -> list[bool]:
         """The same hits as `limiter.hit` (the `limits` library's own Lua scripts and keys),
-        sent as one pipeline of EVALSHA: one round trip to Redis per request instead of one
-        per limit, and no task per check. (A pipeline given the script objects would ask
-        SCRIPT EXISTS first, a second round trip every time: scripts are loaded only when
-        Redis says it lacks one, after which just the commands that failed are re-sent.)"""
+        sent as one pipeline of EVALSHA (:func:`evalsha_all`): one round trip to Redis per
+        request instead of one per limit, and no task per check."""
         storage = self.storage
         assert isinstance(storage, RedisStorage)
         client = cast("Redis", bridge.get_connection())
         now = time.time()
-        commands: list[_Eval] = []
+        commands: list[Eval] = []  # the `limits` library's registered scripts
         for _, limiter, item, ids, cost in checks:
             key = item.key_for(*ids)
             if limiter is self._moving:
@@ -344,18 +342,7 @@ class RateLimits:
                         [item.amount, item.get_expiry(), cost],
                     )
                 )
-        results = await _evalsha(client, commands)
-        missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
-        if missing:
-            for script in {id(commands[i][0]): commands[i][0] for i in missing}.values():
-                await client.script_load(script.script)
-            retried = await _evalsha(client, [commands[i] for i in missing])
-            for i, result in zip(missing, retried, strict=True):
-                results[i] = result
-        for result in results:
-            if isinstance(result, Exception):
-                raise result
-        return [bool(ok) for ok in results]
+        return [bool(ok) for ok in await evalsha_all(client, commands)]
 
     async def _retry_after(
         self, limiter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]
@@ -375,17 +362,6 @@ class RateLimits:
                 self._retry_at = {k: v for k, v in self._retry_at.items() if v > now}
             self._retry_at[key] = now + retry
         return retry
-
-
-_Eval = tuple[Any, list[str], list[Any]]
-"""(a registered script of the `limits` library, its keys, its arguments)"""
-
-
-async def _evalsha(client: Redis, commands: list[_Eval]) -> list[Any]:
-    pipe = client.pipeline(transaction=False)
-    for script, keys, args in commands:
-        pipe.evalsha(script.sha, len(keys), *keys, *args)
-    return list(await pipe.execute(raise_on_error=False))
 
 
 def _sustained(rate_per_s: float) -> RateLimitItem:

@@ -166,6 +166,29 @@ async def test_renewal_keeps_long_holds_and_restates_a_lost_release(redis_url: s
         await client.aclose()
 
 
+async def test_a_release_after_redis_lost_its_scripts_loads_them_and_frees_the_seat(
+    redis_url: str,
+) -> None:
+    client = Redis.from_url(redis_url)
+    prefix = f"f{time.time_ns()}:"
+    a = _quota(client, prefix, "a")
+    a.start()
+    try:
+        seat = await a.acquire("acme", 1, "ci")
+        await client.script_flush()  # a restarted or failed-over Redis has no scripts
+        a.release(seat, held_s=0.1)
+        deadline = time.monotonic() + 5.0
+        while await client.hget(f"{prefix}conc:acme", "a") not in (None, b"0"):
+            assert time.monotonic() < deadline, "the seat was never given back"
+            await asyncio.sleep(0.02)
+        # the release itself went through: only its pipeline loads this script again
+        assert await client.script_exists(a._release.sha) == [True]
+        assert (await a.acquire("acme", 1, "ci", max_wait_s=0.1)).counted
+    finally:
+        await a.close()
+        await client.aclose()
+
+
 async def test_spares_skip_round_trips_far_from_the_quota_and_never_exceed_it(
     redis_url: str,
 ) -> None:
