@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from maestro.coordinator.auth import Rotation
     from maestro.coordinator.records import TenantRecord
     from maestro.coordinator.settings import Settings
-    from maestro.coordinator.state import StateBackend
+    from maestro.coordinator.state import RedisState, StateBackend
     from maestro.coordinator.store import Store, Usage
 
 T = TypeVar("T")
@@ -74,7 +74,7 @@ def _admin(
     `state_backend = "redis"` the replicas' shared Redis."""
     import asyncio
 
-    from maestro.coordinator.state import LmdbState, RedisState
+    from maestro.coordinator.state import LmdbState
 
     settings = _settings(data, config)
     if settings.state_backend != "redis":
@@ -84,6 +84,25 @@ def _admin(
                 return await action(LmdbState(store))
 
             return asyncio.run(local())
+    return _on_redis(
+        settings, action, f"could not reach the replicas' Redis ({settings.redis_url})"
+    )
+
+
+def _on_redis(
+    settings: Settings,
+    action: Callable[[RedisState], Awaitable[T]],
+    failure: str,
+    also: tuple[type[Exception], ...] = (),
+) -> T:
+    """Run `action` on the replicas' shared Redis; an error there (or one of `also`) is a
+    CoordinatorError saying `failure`."""
+    import asyncio
+
+    from redis.exceptions import RedisError
+
+    from maestro.coordinator.state import RedisState
+    from maestro.errors import CoordinatorError
 
     async def shared() -> T:
         state = RedisState.from_url(settings.redis_url or "", settings.redis_prefix)
@@ -92,16 +111,12 @@ def _admin(
         finally:
             await state.close()
 
-    from redis.exceptions import RedisError
-
-    from maestro.errors import CoordinatorError
-
+    errors: tuple[type[Exception], ...] = (RedisError, OSError, *also)
     try:
         return asyncio.run(shared())
-    except (RedisError, OSError) as exc:
+    except errors as exc:
         raise CoordinatorError(
-            f"could not reach the replicas' Redis ({settings.redis_url}): {exc}",
-            hint="check redis_url and that Redis is up; nothing was changed",
+            f"{failure}: {exc}", hint="check redis_url and that Redis is up; nothing was changed"
         ) from None
 
 
@@ -316,28 +331,14 @@ def key_rotate(
 
 def _rotate_shared(settings: Settings, overlap_s: float) -> Rotation:
     """Rotate the keyring the replicas share in Redis."""
-    import asyncio
-
     from maestro.coordinator.auth import rotate_shared_keyring
-    from maestro.coordinator.state import RedisState
-    from maestro.errors import CoordinatorError
 
-    async def rotate() -> Rotation:
-        state = RedisState.from_url(settings.redis_url or "", settings.redis_prefix)
-        try:
-            return await rotate_shared_keyring(state, overlap_s=overlap_s)
-        finally:
-            await state.close()
-
-    from redis.exceptions import RedisError
-
-    try:
-        return asyncio.run(rotate())
-    except (RedisError, OSError, ValueError) as exc:
-        raise CoordinatorError(
-            f"could not rotate the replicas' token keys in Redis: {exc}",
-            hint="check redis_url and that Redis is up; nothing was changed",
-        ) from None
+    return _on_redis(
+        settings,
+        lambda state: rotate_shared_keyring(state, overlap_s=overlap_s),
+        "could not rotate the replicas' token keys in Redis",
+        also=(ValueError,),
+    )
 
 
 @key_app.command("list")
