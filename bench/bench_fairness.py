@@ -659,6 +659,21 @@ def _runq_wait_s(pid: int) -> float:
         return 0.0
 
 
+def _switches(pid: int) -> tuple[int, int]:
+    """(voluntary, involuntary) context switches of the process's main thread so far: how
+    often it slept (the event loop waiting in epoll) and how often it was preempted."""
+    counts = {}
+    try:
+        with open(f"/proc/{pid}/task/{pid}/status") as f:
+            for line in f:
+                if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                    key, value = line.split(":")
+                    counts[key] = int(value)
+    except (OSError, ValueError):
+        return 0, 0
+    return counts.get("voluntary_ctxt_switches", 0), counts.get("nonvoluntary_ctxt_switches", 0)
+
+
 def _host_jiffies() -> tuple[int, int]:
     """(busy, total) jiffies of all CPUs."""
     with open("/proc/stat") as f:
@@ -673,11 +688,14 @@ class _CpuMeter:
         self.pids = pids
         self.start = {k: sum(_cpu_s(p) for p in v) for k, v in pids.items()}
         self.waited = {k: sum(_runq_wait_s(p) for p in v) for k, v in pids.items()}
+        self.switched = {k: [_switches(p) for p in v] for k, v in pids.items()}
         self.host = _host_jiffies()
         self.t0 = time.monotonic()
         self.wall = 0.0
         self.runq_wait: dict[str, float] = {}
         """Per name: the main threads' wait for a CPU, seconds per second (after `stop`)."""
+        self.switches: dict[str, list[float]] = {}
+        """Per name: the main threads' [sleeps, preemptions] per second (after `stop`)."""
 
     def stop(self) -> dict[str, float]:
         wall = self.wall = time.monotonic() - self.t0
@@ -685,6 +703,12 @@ class _CpuMeter:
             k: round((sum(_runq_wait_s(p) for p in v) - self.waited[k]) / wall, 3)
             for k, v in self.pids.items()
         }
+        for k, v in self.pids.items():
+            now = [_switches(p) for p in v]
+            self.switches[k] = [
+                round(sum(b[i] - a[i] for a, b in zip(self.switched[k], now, strict=True)) / wall)
+                for i in (0, 1)
+            ]
         out = {k: (sum(_cpu_s(p) for p in v) - self.start[k]) / wall for k, v in self.pids.items()}
         busy, total = _host_jiffies()
         cores = os.cpu_count() or 1
@@ -924,6 +948,7 @@ def _phase(
         "light_client_late_p95_ms": light_out["late_p95"],
         "cpu_cores": cpu,
         "runq_wait": meter.runq_wait,
+        "switches_per_s": meter.switches,
     }
     requests = sum(v.get("n", 0) for v in light.values())
     if redis_used is not None and requests:
@@ -1258,8 +1283,9 @@ def render(report: dict[str, Any], command: str) -> str:
         "",
         "| scenario | phase | light p95 at the client (ms) | servers' loops waiting for a CPU "
         "(ms/s, summed) | light client waiting for a CPU (ms/s) | redis-server waiting (ms/s) "
-        "| hostile client waiting (ms/s) | host (cores) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| hostile client waiting (ms/s) | servers' loops: sleeps / preemptions per s "
+        "| light client: sleeps / preemptions per s | host (cores) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for scenario, rows in report["scenarios"].items():
         for label in PHASES:
@@ -1270,6 +1296,8 @@ def render(report: dict[str, Any], command: str) -> str:
                 f"{_fmt(_ms(wait.get('servers')), 0)} | {_fmt(_ms(wait.get('light client')), 0)} | "
                 f"{_fmt(_ms(wait.get('redis-server')), 0)} | "
                 f"{_fmt(_ms(wait.get('hostile client')), 0)} | "
+                f"{' / '.join(map(str, r.get('switches_per_s', {}).get('servers', ['-'])))} | "
+                f"{' / '.join(map(str, r.get('switches_per_s', {}).get('light client', ['-'])))} | "
                 f"{_fmt(r['cpu_cores']['host'], 2)} |"
             )
     lines.append("")
