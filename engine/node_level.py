@@ -154,8 +154,14 @@ def node_reasons(
             )
             whole = f"{name} {told}"
             break
-        before = fps.get(old)
+        before = fps.get(old) or fps.from_git(graph.root, name, old)
         after = fps.of_file(graph.root / name, new)
+        if before is None and fps.outdated(old):
+            whole = (
+                f"{name} changed, and its previous version was fingerprinted by an older "
+                "Maestro (fingerprints changed format on upgrade): re-run whole this once"
+            )
+            break
         if before is None or after is None:
             whole = f"{name} changed, and its previous version has no fingerprint to judge by"
             break

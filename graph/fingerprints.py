@@ -1858,7 +1858,9 @@ class FingerprintStore:
         self.memo = memo if memo is not None else FingerprintMemo()
 
     def _path(self, digest: str) -> Path:
-        return self.directory / digest[:2] / f"{digest}.msgpack"
+        # the format in the name: an entry of another Maestro's fingerprints is no entry here
+        # (`has` stays two stat calls), yet its kept source is (`_from_kept`)
+        return self.directory / digest[:2] / f"{digest}.f{FORMAT}.msgpack"
 
     def _source(self, digest: str) -> Path:
         # not `.py`: in a state directory inside the workspace, pytest, IDEs and type checkers
@@ -1872,26 +1874,73 @@ class FingerprintStore:
         try:
             raw = msgpack.unpackb(self._path(digest).read_bytes(), raw=False)
         except FileNotFoundError:
-            return self._from_kept(digest)
+            raw = self._legacy(digest)
+            if raw is None:
+                return self._from_kept(digest)
         except (OSError, ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
-            return None
+            return self._from_kept(digest)
         value = FileFingerprints.from_wire(raw)
         if value is not None:
             self.memo.put(digest, value)
         return value
 
+    def _legacy(self, digest: str) -> object:
+        """An entry kept before the format was in the name (``<digest>.msgpack``), if it has
+        this format; None otherwise."""
+        try:
+            raw = msgpack.unpackb(
+                (self.directory / digest[:2] / f"{digest}.msgpack").read_bytes(), raw=False
+            )
+        except (OSError, ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError):
+            return None
+        return raw if isinstance(raw, dict) and raw.get("format") == FORMAT else None
+
     def _from_kept(self, digest: str) -> FileFingerprints | None:
         """Fingerprints of a version kept as source (``keep``), computed now, when a change is
         first diffed against it. The kept text is redacted: a function holding a secret then
-        reads as changed (it re-runs its tests), never the reverse."""
+        reads as changed (it re-runs its tests), never the reverse. The source stays: a Maestro
+        whose fingerprints have another format computes its own from it."""
         try:
             data = self._source(digest).read_bytes()
         except OSError:
             return None
         value = self.memo.of_bytes(data, digest)
         self.put(digest, value)
+        return value
+
+    def outdated(self, digest: str) -> bool:
+        """Whether the version with ``digest`` was fingerprinted by a Maestro whose fingerprints
+        had another format, and neither its source nor this format's entry is kept: a change
+        from it cannot be judged function by function (once, after an upgrade)."""
+        if self.has(digest):
+            return False
+        folder = self.directory / digest[:2]
         with contextlib.suppress(OSError):
-            self._source(digest).unlink()
+            return any(
+                p.name.startswith(f"{digest}.") and p.name.endswith(".msgpack")
+                for p in folder.iterdir()
+            )
+        return False
+
+    def from_git(self, root: Path, rel: str, digest: str) -> FileFingerprints | None:
+        """Fingerprints of the version with ``digest`` if it is ``rel`` as last committed
+        (``git show HEAD:rel``): how a version no entry or kept source covers (one
+        fingerprinted by an older Maestro, then edited) is still judged function by function."""
+        import subprocess
+
+        try:
+            done = subprocess.run(
+                ["git", "-C", os.fspath(root), "show", f"HEAD:{rel}"],
+                capture_output=True,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        if done.returncode != 0 or hashlib.sha256(done.stdout).hexdigest() != digest:
+            return None
+        value = self.memo.of_bytes(done.stdout, digest)
+        self.put(digest, value)
         return value
 
     @property
@@ -1926,8 +1975,9 @@ class FingerprintStore:
         diff against it. Parsing every input costs about a second of CPU on a small project's
         first run (while its tests compete for the same cores), and most versions are never
         diffed: the source is kept now, through ``redact`` (no secret a test file holds is
-        copied anywhere), and fingerprinted only when a change needs it."""
-        if self.has(digest):
+        copied anywhere), and fingerprinted only when a change needs it. Kept even when it
+        is fingerprinted already: a later Maestro with other fingerprints computes its own."""
+        if self._source(digest).exists():
             return
         try:
             data = path.read_bytes()

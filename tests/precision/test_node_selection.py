@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from maestro.cli.explain_cmd import node_verdict
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.runner import run_pytest_sync
 from maestro.engine.testing import FINGERPRINTS_DIR
+from maestro.graph import fingerprints
 from maestro.paths import workspace_state_dir
 
 CALC = [
@@ -1036,3 +1038,55 @@ def test_a_change_without_a_fingerprint_of_the_previous_version_says_so_once(
         "inputs changed: pkg/calc.py: the whole file: pkg/calc.py changed, and its previous "
         "version has no fingerprint to judge by"
     )
+
+
+def test_an_upgrade_that_changes_the_fingerprint_format_keeps_node_selection(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_triple"]
+    # Maestro upgraded to a version whose fingerprints have another format: the versions the
+    # kept results ran are judged again from their kept sources, not the whole suite re-run
+    monkeypatch.setattr(fingerprints, "FORMAT", fingerprints.FORMAT + 1)
+    ws.edit("pkg/calc.py", "return 3 * x", "return x + x + x")
+    calc = next(f for f in ws.plan().files if f.target == "tests/test_calc.py")
+    assert calc.run_nodes == ("tests/test_calc.py::test_triple",), calc.describe()
+    assert ran_nodes(ws.run()) == ["tests/test_calc.py::test_triple"]
+
+
+def test_an_upgrade_that_cannot_judge_a_change_says_why_everything_runs(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    ws.run()
+    # an older Maestro kept no source of the versions it fingerprinted
+    for kept in (workspace_state_dir(ws.root) / FINGERPRINTS_DIR).rglob("*.src"):
+        kept.unlink()
+    monkeypatch.setattr(fingerprints, "FORMAT", fingerprints.FORMAT + 1)
+    ws.edit("pkg/calc.py", "return 3 * x", "return x + x + x")
+    calc = next(f for f in ws.plan().files if f.target == "tests/test_calc.py")
+    assert calc.describe() == (
+        "inputs changed: pkg/calc.py: the whole file: pkg/calc.py changed, and its previous "
+        "version was fingerprinted by an older Maestro (fingerprints changed format on "
+        "upgrade): re-run whole this once"
+    )
+
+
+def test_an_upgrade_judges_a_change_from_the_committed_version(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    ws.run()
+    git = ["git", "-C", str(ws.root), "-c", "user.name=u", "-c", "user.email=u@x"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "pkg/calc.py"], check=True)
+    subprocess.run([*git, "commit", "-qm", "calc"], check=True)
+    for kept in (workspace_state_dir(ws.root) / FINGERPRINTS_DIR).rglob("*.src"):
+        kept.unlink()  # as an older Maestro left them
+    monkeypatch.setattr(fingerprints, "FORMAT", fingerprints.FORMAT + 1)
+    ws.edit("pkg/calc.py", "return 3 * x", "return x + x + x")
+    calc = next(f for f in ws.plan().files if f.target == "tests/test_calc.py")
+    assert calc.run_nodes == ("tests/test_calc.py::test_triple",), calc.describe()
