@@ -141,9 +141,8 @@ def status(
                 f"blocked, {remote.egress_flagged} sent (secrets.redaction.enforce off)"
             )
         if remote.backoff_until:
-            until = time.strftime("%H:%M:%S", time.localtime(remote.backoff_until))
             line += (
-                f"\n       coordinator asked us to back off until {until}"
+                f"\n       coordinator asked us to back off until {_at(remote.backoff_until)}"
                 f"{f' ({remote.backoff_rule})' if remote.backoff_rule else ''}: "
                 "working from the local cache, uploads wait"
             )
