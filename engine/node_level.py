@@ -647,12 +647,26 @@ class _Readers:
                 self.hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
                 self.named[index] = set(found)
 
+    def mark_escaping(self, escaping: Mapping[str, Collection[str]], first: str) -> None:
+        """Marks each recorded function of `escaping` (file -> qualnames of its functions whose
+        code may reach any module's names without spelling them; the recorder reports a lambda
+        or comprehension as the function holding it, as `escaping` counts its code): they may
+        read a changed name unnamed. Not by the line records of `_never_read_at_import` (which
+        look for spelled names): run at import or collection, every node re-runs."""
+        for path, scopes in escaping.items():
+            for index, qualname in self.by_path.get(path, ()):
+                if qualname in scopes:
+                    where = dotted(path, qualname)
+                    why = f"executed {where}, which may read names it does not spell out: {first}"
+                    self.hit.setdefault(index, why)
+                    self.named.pop(index, None)
+
 
 def _memo_holders(
     readers: _Readers, callees: Mapping[str, tuple[FileFingerprints, Mapping[str, str]]]
 ) -> None:
     """Marks each recorded function that may hold a result derived from a changed function
-    (`callees`: changed file -> its fingerprints as the tests ran it, bare name of each changed
+    (`callees`: changed file -> its fingerprints as the tests ran it, qualname of each changed
     function -> where, in words) in a hand-written memo: a test served from the memo ran the
     checking function, not the changed builder.
 
@@ -790,13 +804,18 @@ def _constant_readers(
     # compiled from text reads it only when the text spells it (from a string of any input)
     spelled = {n for fp in known.values() for n in fp.private_strings}
     hidden = all(n.startswith("_") and n not in spelled for n in constants)
+    escaping: dict[str, tuple[str, ...]] = {}  # file -> its functions reaching any module's names
     for path, fp in known.items():
-        if fp.escapes or (fp.own_escapes and path in holders) or (fp.code_namespace and not hidden):
+        anywhere = fp.escapes and (not fp.escaping or "<module>" in fp.escaping)
+        if anywhere or (fp.own_escapes and path in holders) or (fp.code_namespace and not hidden):
             return f"{first}, and {path} may read names it does not spell out"
         for star in fp.stars:
             if not hidden and _may_name(graph, path, star, holders):
                 return f"{first}, and {path} star-imports {star}"
+        if fp.escapes:
+            escaping[path] = fp.escaping
     readers.mark_naming(known, constants, "reads the changed")
+    readers.mark_escaping(escaping, first)
     return None
 
 

@@ -128,6 +128,10 @@ class FileFingerprints:
     """The names of *any* module may be reached without being named: ``getattr`` with a
     computed name, ``vars``/``dir``/``getmembers`` or ``__dict__`` of a module,
     ``sys.modules[...]``, ``reload``."""
+    escaping: tuple[str, ...] = ()
+    """Where the code of `escapes` is: the qualnames of the innermost functions whose own code
+    (lambdas and comprehensions in it included) does it, ``<module>`` for module-level code
+    (class bodies, decorators and defaults evaluated there)."""
     own_escapes: bool = False
     """This module's own names may be reached without being named: ``globals()``, ``vars()``
     or ``dir()`` without an argument, a module ``__getattr__`` or ``__dir__``."""
@@ -208,6 +212,7 @@ class FileFingerprints:
             "binds": list(self.binds),
             "module_loads": list(self.module_loads),
             "escapes": self.escapes,
+            "escaping": list(self.escaping),
             "own_escapes": self.own_escapes,
             "code_namespace": self.code_namespace,
             "stars": list(self.stars),
@@ -245,6 +250,10 @@ class FileFingerprints:
                 binds=tuple(map(str, raw["binds"])),
                 module_loads=tuple(map(str, raw["module_loads"])),
                 escapes=bool(raw["escapes"]),
+                # kept before `escaping` was: anywhere
+                escaping=tuple(
+                    map(str, raw.get("escaping", ["<module>"] if raw["escapes"] else []))
+                ),
                 own_escapes=bool(raw["own_escapes"]),
                 code_namespace=bool(raw["code_namespace"]),
                 stars=tuple(map(str, raw["stars"])),
@@ -528,6 +537,7 @@ def _called(call: ast.Call) -> str | None:
 @dataclass(frozen=True, slots=True)
 class _Escapes:
     any_module: bool = False
+    where: tuple[str, ...] = ()  # `FileFingerprints.escaping`
     own: bool = False
     stars: tuple[str, ...] = ()
     code_namespace: bool = False
@@ -575,10 +585,12 @@ def _escapes(tree: ast.Module) -> _Escapes:
             imported.update(a.asname or a.name.split(".")[0] for a in node.names)
         elif isinstance(node, ast.ImportFrom):
             imported.update(a.asname or a.name for a in node.names)
-    any_module = own = False
+    own = False
     stars: list[str] = []
+    where: set[str] = set()  # the scopes of the code reaching any module's names
     merged = _merged_namespaces(tree, imported)
-    for node, shadowed in _scoped_walk(tree):
+    for node, shadowed, scope in _scoped_walk(tree):
+        any_module = False
         modules = imported - shadowed if shadowed else imported
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
             stars.append("." * node.level + (node.module or ""))
@@ -608,29 +620,43 @@ def _escapes(tree: ast.Module) -> _Escapes:
                 and (first is None or _module_like(first, modules))
             ):
                 any_module = True
+        if any_module:
+            where.add(scope)
     own = own or any(
         isinstance(stmt, _Def) and stmt.name in ("__getattr__", "__dir__") for stmt in tree.body
     )
-    return _Escapes(any_module, own, tuple(sorted(set(stars))), bool(merged))
+    return _Escapes(bool(where), tuple(sorted(where)), own, tuple(sorted(set(stars))), bool(merged))
 
 
-def _scoped_walk(tree: ast.Module) -> Iterator[tuple[ast.AST, frozenset[str]]]:
+def _scoped_walk(tree: ast.Module) -> Iterator[tuple[ast.AST, frozenset[str], str]]:
     """Every node of `tree` with the names that are variables of the functions around it
     there (`_function_locals`): such a name is no module, whatever the file imports under it
-    (attrs' tests take a parameter ``attr``). A function's decorators, defaults and
-    annotations are evaluated outside it."""
-    stack: list[tuple[ast.AST, frozenset[str]]] = [(tree, frozenset())]
+    (attrs' tests take a parameter ``attr``), and the qualname of the innermost ``def`` whose
+    code runs it (``<module>`` outside any; a lambda's or comprehension's code counts as its
+    function's). A function's decorators, defaults and annotations are evaluated outside it."""
+    stack: list[tuple[ast.AST, frozenset[str], str, str]] = [(tree, frozenset(), "<module>", "")]
     while stack:
-        node, shadowed = stack.pop()
-        yield node, shadowed
+        node, shadowed, scope, prefix = stack.pop()
+        yield node, shadowed, scope
         body: list[ast.AST] = []
         if isinstance(node, _Def):
             body = list(node.body)
         elif isinstance(node, ast.Lambda):
             body = [node.body]
         inner = shadowed | _function_locals(node) if body else shadowed
+        within, nested = scope, prefix
+        if isinstance(node, _Def):
+            within = prefix + node.name
+            nested = within + ".<locals>."
+        elif isinstance(node, ast.ClassDef):
+            nested = f"{prefix}{node.name}."
         for child in ast.iter_child_nodes(node):
-            stack.append((child, inner if any(child is b for b in body) else shadowed))
+            if any(child is b for b in body):
+                stack.append((child, inner, within, nested))
+            elif isinstance(node, ast.ClassDef) and any(child is b for b in node.body):
+                stack.append((child, shadowed, scope, nested))
+            else:
+                stack.append((child, shadowed, scope, prefix))
 
 
 def _function_locals(node: ast.AST) -> frozenset[str]:
@@ -1485,6 +1511,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         module_loads=tuple(sorted(_names(run, loads=True, skip=rebinds))),
         imports_from=tuple(sorted(set(imports_from))),
         escapes=escapes.any_module,
+        escaping=escapes.where,
         own_escapes=escapes.own,
         code_namespace=escapes.code_namespace,
         stars=escapes.stars,

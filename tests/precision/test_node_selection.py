@@ -1090,3 +1090,84 @@ def test_an_upgrade_judges_a_change_from_the_committed_version(
     ws.edit("pkg/calc.py", "return 3 * x", "return x + x + x")
     calc = next(f for f in ws.plan().files if f.target == "tests/test_calc.py")
     assert calc.run_nodes == ("tests/test_calc.py::test_triple",), calc.describe()
+
+
+def test_a_computed_name_read_in_a_function_reruns_only_its_executors(ws: Workspace) -> None:
+    # jinja2: utils.import_string reads any module's names (`getattr(__import__(m), obj)`); a
+    # changed constant re-ran every node of every file importing it, though only the tests
+    # that ran import_string can have read the constant through it
+    ws.write("pkg/helper.py", "import pkg.calc as c\n\nNAME = 'RA' + 'TE'\n\n\n"
+             "def rate():\n    return getattr(c, NAME)\n")  # fmt: skip
+    ws.write("tests/test_other.py", "from pkg import helper\n\n\ndef test_imports_only():\n"
+             "    assert helper.rate() == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    other = next(f for f in ws.plan().files if f.target == "tests/test_other.py")
+    assert other.node_reasons["tests/test_other.py::test_imports_only"] == (
+        "executed pkg.helper.rate, which may read names it does not spell out: "
+        "pkg.calc.RATE, changed at pkg/calc.py"
+    )
+    summary = ws.run()
+    # test_triple ran neither a reader of RATE nor pkg.helper.rate: served
+    assert ran_nodes(summary) == [
+        "tests/test_calc.py::test_combo",
+        "tests/test_calc.py::test_double",
+        "tests/test_other.py::test_imports_only",
+    ]
+    assert summary.failed == 1  # test_imports_only, as plain pytest says
+
+
+def test_a_kept_lambda_reading_a_computed_name_reruns_its_callers(ws: Workspace) -> None:
+    # the lambda reads a module's name without spelling it; the second test calls the kept
+    # lambda without running the function that made it (the recorder names the lambda's code
+    # as that function's)
+    ws.write("pkg/helper.py", "import pkg.calc as c\n\nNAME = 'RA' + 'TE'\nKEPT = []\n\n\n"
+             "def reader():\n    if not KEPT:\n        KEPT.append(lambda: getattr(c, NAME))\n"
+             "    return KEPT[0]\n")  # fmt: skip
+    ws.write("tests/test_other.py", "from pkg import helper\n\n\ndef test_imports_only():\n"
+             "    assert helper.reader()() == 2\n\n\ndef test_kept():\n"
+             "    assert helper.KEPT[0]() == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    summary = ws.run()
+    assert {"tests/test_other.py::test_imports_only", "tests/test_other.py::test_kept"} <= set(
+        ran_nodes(summary)
+    )
+    assert summary.failed == 2  # both, as plain pytest says
+
+
+def test_a_computed_name_read_at_module_level_reruns_every_importer(ws: Workspace) -> None:
+    # (test_calc.py does not import pkg.helper: judged as before)
+    ws.write("pkg/helper.py", "import pkg.calc as c\n\nNOW = getattr(c, 'RA' + 'TE')\n")
+    ws.write("tests/test_other.py", "from pkg import helper\n\n\ndef test_imports_only():\n"
+             "    assert helper.NOW == 2\n\n\ndef test_runs_nothing():\n    pass\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    other = next(f for f in ws.plan().files if f.target == "tests/test_other.py")
+    assert "pkg/helper.py may read names it does not spell out" in other.describe()
+    summary = ws.run()
+    assert ran_nodes(summary) == [
+        "tests/test_calc.py::test_combo",
+        "tests/test_calc.py::test_double",
+        "tests/test_other.py::test_imports_only",
+        "tests/test_other.py::test_runs_nothing",
+    ]
+    assert summary.failed == 1
+
+
+def test_where_code_reaches_any_module_names() -> None:
+    from maestro.graph.fingerprints import fingerprint_source
+
+    code = (
+        b"import os\n"
+        b"class A:\n    def f(self, n):\n        return getattr(os, n)\n"
+        b"def g(n):\n    def inner():\n        return vars(os)\n"
+        b"    return [getattr(os, m) for m in n], lambda: os.__dict__\n"
+        b"def h(n=getattr(os, 'a' + 'b')):\n    return n\n"
+    )
+    found = fingerprint_source(code)
+    # a default is evaluated where the def statement runs: module level
+    assert found.escaping == ("<module>", "A.f", "g", "g.<locals>.inner")
+    assert fingerprint_source(b"import os\nclass B:\n    X = getattr(os, n)\n").escaping == (
+        "<module>",
+    )
