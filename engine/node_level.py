@@ -91,7 +91,8 @@ def node_reasons(
     previous = cache.get_action(previous_hex, count=False)
     if previous is None or previous.trace is None or not previous.tests:
         return None
-    if any("::" not in t.node_id for t in previous.tests):
+    skipped = _skipped_at_import(previous)
+    if any("::" not in t.node_id for t in previous.tests) and not skipped:
         return None  # a collection error stands for the whole file
     opaque = WORKSPACE in changed
     if opaque and not (previous.opaque and set(previous.opaque) <= _node_opaque(previous)):
@@ -297,16 +298,19 @@ def node_reasons(
         return previous, {t.node_id: whole for t in previous.tests}
     reasons: dict[str, str] = {}
     for t in previous.tests:
+        executed, reads = t.executed, t.reads
+        if skipped:  # what the file's import and collection ran and read decided the skip
+            executed, reads = trace.import_time, [*reads, *sorted(collection_reads)]
         if t.outcome in FAILING:
             reasons[t.node_id] = "failed last time"
         elif opaque and t.opaque:
             reasons[t.node_id] = f"depends on the whole workspace, which changed: {t.opaque[0]}"
-        elif t.executed is None:
+        elif executed is None:
             reasons[t.node_id] = "has no execution record"
-        elif found := _first_hit(trace, t.executed, hit, prefer):
+        elif found := _first_hit(trace, executed, hit, prefer):
             reasons[t.node_id] = found
         elif read := next(
-            (p for p in _preferred(t.reads, prefer.__contains__) if p in data or p in sources),
+            (p for p in _preferred(reads, prefer.__contains__) if p in data or p in sources),
             None,
         ):
             reasons[t.node_id] = data.get(read) or sources[read]
@@ -316,6 +320,17 @@ def node_reasons(
         if regroup is not None:
             regroup.update(change.functions)
     return previous, reasons
+
+
+def _skipped_at_import(result: ActionResult) -> bool:
+    """Is `result` a module-level skip (``pytest.skip(allow_module_level=True)``,
+    ``importorskip``): the file's one outcome, no test collected? What its import and
+    collection executed (`TraceRecord.import_time`) and read decided it, as a test's record
+    decides that test."""
+    if len(result.tests) != 1 or result.trace is None:
+        return False
+    only = result.tests[0]
+    return "::" not in only.node_id and only.outcome == "skipped"
 
 
 def _read_outside(path: str, became: str = "changed") -> str:

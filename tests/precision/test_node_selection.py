@@ -1171,3 +1171,43 @@ def test_where_code_reaches_any_module_names() -> None:
     assert fingerprint_source(b"import os\nclass B:\n    X = getattr(os, n)\n").escaping == (
         "<module>",
     )
+
+
+SKIPPED_WHEN_ABSENT = (
+    "import pytest\n\nfrom pkg import calc\n\ntry:\n    import no_such_module_here\n"
+    "except ImportError:\n    pytest.skip('needs no_such_module_here', allow_module_level=True)\n"
+    "\n\ndef test_with_it():\n    assert calc.triple(1) == 3\n"
+)
+
+
+def test_a_file_skipped_at_import_is_served_after_a_change_its_import_never_ran(
+    ws: Workspace,
+) -> None:
+    # structlog's test_twisted.py (skipped without twisted) re-ran on every edit of the package
+    ws.write("tests/test_skipped.py", SKIPPED_WHEN_ABSENT)
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
+    skipped = next(f for f in ws.plan().files if f.target == "tests/test_skipped.py")
+    assert skipped.reason is None  # served
+    summary = ws.run()
+    assert ran_nodes(summary) == ["tests/test_calc.py::test_triple"]
+    assert summary.skipped == 1
+
+
+def test_a_file_skipped_by_what_its_import_ran_reruns_when_that_changes(ws: Workspace) -> None:
+    ws.write(
+        "tests/test_skipped.py",
+        "import pytest\n\nfrom pkg import calc\n\nif calc.triple(1) == 3:\n"
+        "    pytest.skip('triple works', allow_module_level=True)\n"
+        "\n\ndef test_runs_once_triple_breaks():\n    assert calc.triple(1) == 3\n",
+    )
+    ws.run()
+    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
+    skipped = next(f for f in ws.plan().files if f.target == "tests/test_skipped.py")
+    assert skipped.node_reasons["tests/test_skipped.py"] == (
+        "executed pkg.calc.triple, changed at pkg/calc.py:8 (ran at import or collection time)"
+    )
+    summary = ws.run()
+    # as plain pytest: no skip now, and the test fails
+    assert "tests/test_skipped.py::test_runs_once_triple_breaks" in ran_nodes(summary)
+    assert summary.failed == 2 and summary.skipped == 0  # with test_calc.py::test_triple
