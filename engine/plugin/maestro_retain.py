@@ -330,9 +330,28 @@ class _Judge:
             return False
         if not own and scan.rebinds.intersection(_parameters(code)):
             return False
-        func = self._resolve(frame.f_globals, getattr(code, "co_qualname", code.co_name))
+        qualname = getattr(code, "co_qualname", code.co_name)
+        func = self._resolve(frame.f_globals, qualname)
+        if func is None and "<locals>" in qualname:
+            func = self._held_by_caller(frame)
         # test code: what it stores into state it was handed is its own change
         return func is not None and func.__code__ is code and self.function(func, own)
+
+    @staticmethod
+    def _held_by_caller(frame: Any) -> Any:
+        """A nested function (the reader a fixture returns) as its caller holds it: the very
+        function in one of the caller's variables. None when the caller holds a wrapper of it
+        (a cache in C code, between the two frames, may keep what it returns)."""
+        caller, code = frame.f_back, frame.f_code
+        if caller is None:
+            return None
+        found = None
+        for value in caller.f_locals.values():
+            if isinstance(value, types.FunctionType) and value.__code__ is code:
+                found = value
+            elif getattr(getattr(value, "__wrapped__", None), "__code__", None) is code:
+                return None
+        return found
 
     @staticmethod
     def _arguments(frame: Any, code: Any) -> bool:
