@@ -8,7 +8,8 @@ the module-wide charge:
 
 - every workspace frame between the read and the outermost workspace caller is a plain function
   (no generator, closure, memoising or other decorator: its name in its module or class resolves
-  to the very function), whose code writes no global, free variable or attribute, imports
+  to the very function; a nested one, as the reader a fixture returns, is held as itself by its
+  caller's variables), whose code writes no global, free variable or attribute, imports
   nothing and looks up no name dynamically (``getattr``, ``globals``, ``exec`` ...);
 - every global such code (and the workspace functions it names, transitively) reaches is inert:
   a constant, a module's function of a small list of standard-library modules that keep no
