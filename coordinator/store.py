@@ -329,11 +329,7 @@ class Store:
                 return False  # common for re-uploads: no write transaction, no fsync
 
         def body(txn: lmdb.Transaction) -> bool:
-            old = txn.get(full, db=self._db["cas"])
-            old_len = len(old) if old is not None else 0
-            self._charge(txn, tenant, len(data) - old_len, cas=0 if old is not None else 1)
-            txn.put(full, data, db=self._db["cas"])
-            if old is not None:
+            if self._put_entry(txn, tenant, CAS, key, data):
                 log.warning("tenant %s: repaired corrupt blob %s on re-put", tenant.name, key.hex())
             return True
 
@@ -372,15 +368,7 @@ class Store:
 
     def put_ac(self, tenant: TenantRecord, key: bytes, record: AcRecord) -> None:
         encoded = record.encode()
-        full = tenant.prefix + key
-
-        def body(txn: lmdb.Transaction) -> None:
-            old = txn.get(full, db=self._db["ac"])
-            old_len = len(old) if old is not None else 0
-            self._charge(txn, tenant, len(encoded) - old_len, ac=0 if old is not None else 1)
-            txn.put(full, encoded, db=self._db["ac"])
-
-        self._commit(body)
+        self._commit(lambda txn: self._put_entry(txn, tenant, AC, key, encoded))
 
     def charge(self, tenant: TenantRecord, delta: int, *, cas: int = 0, ac: int = 0) -> None:
         """Charge usage on its own (blobs kept elsewhere); QuotaExceededError changes nothing."""
@@ -412,6 +400,25 @@ class Store:
 
     def _entries_db(self, kind: bytes) -> Any:
         return self._db["cas"] if kind == CAS else self._db["ac"]
+
+    def _put_entry(
+        self,
+        txn: lmdb.Transaction,
+        tenant: TenantRecord,
+        kind: bytes,
+        key: bytes,
+        data: bytes | bytearray,
+    ) -> bool:
+        """Store one entry and charge the tenant its change in bytes (and count, if it is new);
+        True when it replaced an entry."""
+        full = tenant.prefix + key
+        db = self._entries_db(kind)
+        old = txn.get(full, db=db)
+        new = 1 if old is None else 0
+        size = len(data) - (len(old) if old is not None else 0)
+        self._charge(txn, tenant, size, cas=new if kind == CAS else 0, ac=new if kind == AC else 0)
+        txn.put(full, data, db=db)
+        return old is not None
 
     def _delete_entry(
         self, txn: lmdb.Transaction, tenant: TenantRecord, kind: bytes, key: bytes, size: int
