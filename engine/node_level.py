@@ -104,7 +104,7 @@ def node_reasons(
     fates: dict[str, str] = {}  # the same -> changed, since deleted or since created
     sources: dict[str, str] = {}  # changed .py with function-level changes -> reason for readers
     memoised: dict[str, str] = {}  # bare name of a changed memoised function -> where, in words
-    # changed file -> (its fingerprints as the tests ran it, bare name of each changed function
+    # changed file -> (its fingerprints as the tests ran it, qualname of each changed function
     # -> where, in words): its own functions naming one may have served a result they kept
     callees: dict[str, tuple[FileFingerprints, dict[str, str]]] = {}
     constants: dict[str, str] = {}  # module-level name whose inert assignment changed -> where
@@ -250,9 +250,7 @@ def node_reasons(
             memoised[qualname.rpartition(".")[2]] = _changed_function(name, qualname, delta, hidden)
         named = callees.setdefault(name, (before, {}))[1]
         for qualname in sorted(gone):
-            named.setdefault(
-                qualname.rpartition(".")[2], _changed_function(name, qualname, delta, hidden)
-            )
+            named.setdefault(qualname, _changed_function(name, qualname, delta, hidden))
     readers = _Readers(graph, fps, by_path, old_inputs, new_inputs, hit)
     if whole is None and memoised:
         whole = _memo_readers(readers, memoised)
@@ -694,17 +692,32 @@ def _memo_holders(
     looked for only in its own file, and its namers are not followed: code gets what those
     return without naming them (``C()``), and every class's ``super().__init__()`` names one.
     Not for a name read only in what a function raises: reaching the raise runs the callee,
-    and nothing there is kept for a later call."""
+    and nothing there is kept for a later call. Nor for a name a function reads only as what
+    its own nested ``def`` or ``class`` statements bind (`FileFingerprints.own_defs`): Python
+    resolves it to that definition, which counts by its own qualname, never to a namesake
+    elsewhere (click's ``Parameter.type_cast_value`` calls its own ``convert``)."""
     files: dict[str, FileFingerprints | None] = {p: f for p, (f, _) in callees.items()}
     held: dict[str, dict[str, str]] = {}  # file -> name its code may get a result by -> where
-    todo: deque[tuple[str, str, str]] = deque(
-        (path, name, f"the changed {where}")
+    # (file, qualname) -> the names of `held` it names (a function's own nested definition of
+    # a name counts only for that definition)
+    namers: dict[tuple[str, str], set[str]] = {}
+    todo: deque[tuple[str, str, str, str]] = deque(
+        (path, qualname.rpartition(".")[2], f"the changed {where}", qualname)
         for path, (_, names) in callees.items()
-        for name, where in names.items()
+        for qualname, where in names.items()
     )
     importers: dict[str, list[str]] = {}
     while todo:  # breadth first: each name is told by its shortest chain
-        path, name, where = todo.popleft()
+        path, name, where, defined = todo.popleft()
+        outer, nested, inner = defined.rpartition(".<locals>.")
+        recorded = files.get(path) if nested and inner == name else None
+        # the function it is defined in names it by its own definition (not as below)
+        own = recorded is not None and name in recorded.own_defs.get(outer, ())
+        if own and (path, outer) not in namers:
+            held.setdefault(path, {}).setdefault(defined, where)
+            namers[(path, outer)] = {defined}
+            if not _dunder(bare := outer.rpartition(".")[2]):
+                todo.append((path, bare, f"{dotted(path, outer)}, which names {where}", outer))
         if path not in importers:
             importers[path] = _importers(readers, path)
         for reader in (path,) if _dunder(name) else (path, *importers[path]):
@@ -719,17 +732,27 @@ def _memo_holders(
             if recorded is None or recorded.parse_error:
                 continue  # its recorded functions are all marked (below)
             if reader != path and name in recorded.module_refs:
-                todo.append((reader, name, where))  # bound there as well: its importers' too
+                todo.append((reader, name, where, ""))  # bound there as well: its importers' too
             for qualname in recorded.functions:
                 refs = recorded.refs.get(qualname, (name,))
                 bare = qualname.rpartition(".")[2]
-                if _dunder(bare) or name not in refs or name in recorded.raised.get(qualname, ()):
+                if name not in refs or name in recorded.raised.get(qualname, ()):
                     continue
-                todo.append((reader, bare, f"{dotted(reader, qualname)}, which names {where}"))
+                if name in recorded.own_defs.get(qualname, ()):
+                    continue  # its own nested definition of the name: no other it can reach
+                namers.setdefault((reader, qualname), set()).add(name)
+                if not _dunder(bare):
+                    where_ = f"{dotted(reader, qualname)}, which names {where}"
+                    todo.append((reader, bare, where_, qualname))
     for path, names in held.items():
         recorded = files[path]
         if recorded is not None and not recorded.parse_error:
-            readers.mark_naming({path: recorded}, names, "names", raised=False)
+            for index, qualname in readers.by_path.get(path, ()):
+                found = namers.get((path, qualname))
+                if found and index not in readers.hit and qualname in recorded.functions:
+                    what = f"executed {dotted(path, qualname)}, which names {names[min(found)]}"
+                    readers.hit[index] = what
+                    readers.named[index] = found
             continue
         first = names[min(names)]
         for index, qualname in readers.by_path.get(path, ()):

@@ -197,6 +197,10 @@ class FileFingerprints:
     """Per top-level statement: for a class statement whose execution can do nothing but bind
     its name (`_class_head`), ``Name|origins``: the modules, as imported, of the decorators and
     callables it runs ("=" for this module's own); "" for any other statement."""
+    own_defs: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Qualified name -> the names its own code reads only as its variables that nothing but its
+    own nested ``def`` or ``class`` statements bind (`_own_defs`): such a read is of the
+    function or class defined there, never of another of that name. Only where there are any."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -231,6 +235,7 @@ class FileFingerprints:
             "fixture_params": {q: list(v) for q, v in self.fixture_params.items()},
             "fixture_defs": self.fixture_defs,
             "class_heads": list(self.class_heads),
+            "own_defs": {q: list(v) for q, v in self.own_defs.items()},
         }
 
     @classmethod
@@ -274,6 +279,8 @@ class FileFingerprints:
                 },
                 fixture_defs={str(q): str(v) for q, v in raw.get("fixture_defs", {}).items()},
                 class_heads=tuple(map(str, raw["class_heads"])),
+                # kept before `own_defs` was: none known
+                own_defs={str(q): tuple(map(str, v)) for q, v in raw.get("own_defs", {}).items()},
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -452,6 +459,52 @@ def _names(
             found.update(node.names)
         stack.extend(_outside_body(node))
     return found
+
+
+def _own_defs(function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    """The names `function`'s own code reads (as variables, nested bodies excluded) that only
+    its own nested ``def``/``class`` statements bind: no parameter, assignment, ``for``, ``with``,
+    ``except``, ``match`` or walrus target, import, ``del``, ``global`` or ``nonlocal`` (a nested
+    function's ``nonlocal`` included) binds them, and its code spells none of them as an
+    attribute. Python's scoping makes each such read one of those nested definitions, never a
+    module-level or another function's namesake (click's ``Parameter.type_cast_value`` calls
+    its own ``convert``, not ``ParamType.convert``). Taken conservatively: a target anywhere in
+    a comprehension, lambda or nested class body of its own code counts as binding it."""
+    args = function.args
+    params = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
+    other = {a.arg for a in params if a is not None}
+    defined: set[str] = set()
+    read: set[str] = set()
+    stack: list[tuple[ast.AST, bool]] = [(s, True) for s in function.body]
+    while stack:
+        node, scope = stack.pop()  # scope: in `function`'s own scope, not a class body's
+        if isinstance(node, ast.Nonlocal | ast.Global):
+            other.update(node.names)
+        elif isinstance(node, _Def):
+            (defined if scope else other).add(node.name)
+            stack.extend((n, scope) for n in _outside_body(node))
+            # a nested function's `nonlocal` rebinds this function's variable
+            other.update(n for d in ast.walk(node) if isinstance(d, ast.Nonlocal) for n in d.names)
+            continue
+        elif isinstance(node, ast.ClassDef):
+            (defined if scope else other).add(node.name)
+            stack.extend((n, scope) for n in (*node.decorator_list, *node.bases, *node.keywords))
+            stack.extend((n, False) for n in node.body)
+            continue
+        elif isinstance(node, ast.Name):
+            (read if isinstance(node.ctx, ast.Load) else other).add(node.id)
+        elif isinstance(node, ast.Attribute):
+            other.add(node.attr)
+        elif isinstance(node, ast.alias):
+            other.update({node.name.partition(".")[0], node.name, node.asname or ""})
+        elif isinstance(node, ast.Call) and (name := _literal_attribute(node)):
+            other.add(name)
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            other.add(node.rest)
+        if isinstance(getattr(node, "name", None), str):  # except/match targets, type params
+            other.add(node.name)  # type: ignore[attr-defined]
+        stack.extend((n, scope) for n in ast.iter_child_nodes(node))
+    return frozenset((defined & read) - other)
 
 
 _CONDITIONAL = (
@@ -1295,6 +1348,8 @@ class _Splitter:
         self.functions: dict[str, tuple[str, int]] = {}
         self.outlines: dict[str, list[Any] | None] = {}  # None: defined more than once
         self.refs: dict[str, set[str]] = {}
+        self.own_defs: dict[str, frozenset[str]] = {}  # `FileFingerprints.own_defs`
+        self.not_own: dict[str, set[str]] = {}  # the names a definition reads otherwise
         # the names a `raise` statement calls unconditionally, and every other name read
         self.raise_called: dict[str, set[str]] = {}
         self.unraised: dict[str, set[str]] = {}
@@ -1419,7 +1474,13 @@ class _Splitter:
         header: list[ast.AST] = [*node.decorator_list, node.args]
         if node.returns is not None:
             header.append(node.returns)
-        self.refs.setdefault(qualname, set()).update(_names([*header, *node.body]))
+        names = _names([*header, *node.body])
+        self.refs.setdefault(qualname, set()).update(names)
+        # defined twice (``typing.overload`` stubs): either one may be what runs, so a name
+        # counts as its own definition only where each one that reads it says so
+        defs = _own_defs(node)
+        self.own_defs[qualname] = self.own_defs.get(qualname, frozenset()) | defs
+        self.not_own.setdefault(qualname, set()).update(names - defs)
         called, other = _raised_calls(list(node.body))
         self.unraised.setdefault(qualname, set()).update(
             other, _names([*header, *node.body], raises=False)
@@ -1532,6 +1593,11 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         fixture_params=fixture_params,
         fixture_defs=fixture_defs,
         class_heads=tuple(heads),
+        own_defs={
+            q: tuple(sorted(own))
+            for q, n in splitter.own_defs.items()
+            if (own := n - splitter.not_own[q])
+        },
     )
 
 
