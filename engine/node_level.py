@@ -258,6 +258,7 @@ def node_reasons(
         whole = _constant_readers(readers, constants, constant_files, removed)
     if whole is None and attributes:
         whole = _attribute_readers(readers, attributes)
+    unreached: set[int] = set()  # run at import or collection, never reaching the change there
     if whole is None:
         # the line records are of the versions in the result's own inputs
         versions = {p: v for p, v in versions.items() if previous.inputs.get(p) == old_inputs[p]}
@@ -266,10 +267,12 @@ def node_reasons(
                 if not (memoised or constants or attributes) and _unreached(
                     trace, index, own, versions
                 ):
+                    unreached.add(index)
                     continue  # its import-time runs never reached the change: as any test's
                 if not (memoised or attributes) and _never_read_at_import(
                     readers, trace, index, constants, previous.inputs
                 ):
+                    unreached.add(index)
                     continue  # nor read the changed name there: as any test's
                 whole = f"{hit[index]} (ran at import or collection time)"
                 break
@@ -298,7 +301,8 @@ def node_reasons(
     for t in previous.tests:
         executed, reads = t.executed, t.reads
         if skipped:  # what the file's import and collection ran and read decided the skip
-            executed, reads = trace.import_time, [*reads, *sorted(collection_reads)]
+            executed = [i for i in trace.import_time if i not in unreached]
+            reads = [*reads, *sorted(collection_reads)]
         if t.outcome in FAILING:
             reasons[t.node_id] = "failed last time"
         elif opaque and t.opaque:

@@ -294,3 +294,28 @@ def test_a_function_a_conftest_calls_twice_before_the_session_keeps_its_first_li
     summary = ws312.run()
     assert "tests/test_reg.py::test_a" in ran_nodes(summary)
     assert summary.failed == 1
+
+
+SKIPPED = (
+    "import pytest\n\nimport pkg.render\n\ntry:\n    import no_such_module_here\n"
+    "except ImportError:\n    pytest.skip('needs no_such_module_here', allow_module_level=True)\n"
+    "\n\ndef test_with_it():\n    assert pkg.render.DEFAULT.mode == 'plain'\n"
+)
+
+
+def test_a_file_skipped_at_import_is_served_after_a_change_its_import_never_reached(
+    ws312: Workspace,
+) -> None:
+    """structlog's test_twisted.py, skipped without twisted: its import builds a
+    ConsoleRenderer, so it executed __init__ there, but never the changed statement."""
+    ws312.write("tests/test_skipped.py", SKIPPED)
+    ws312.run()
+    ws312.edit("pkg/render.py", 'self.mode = "windows"', 'self.mode = "win"')
+    summary = ws312.run()
+    assert ran_nodes(summary) == ["tests/test_render.py::test_new"]
+    assert summary.skipped == 1
+    # a statement the import ran: the skipped file re-runs with every other
+    ws312.edit("pkg/render.py", 'self.mode = "plain"', 'self.mode = "basic"')
+    summary = ws312.run()
+    assert ran_nodes(summary) == sorted([*EVERY, "tests/test_skipped.py"])
+    assert summary.failed == 2 and summary.skipped == 1
