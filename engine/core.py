@@ -133,6 +133,7 @@ class Engine:
         warm: WarmPytest | None = None,
         agree: bool = False,
         ask_env: AskEnv | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> Summary:
         """Run the plan's non-cached files in one pytest process, store their results, summarise.
 
@@ -143,7 +144,8 @@ class Engine:
         child's priority; ``warm`` is a process started for this run (``Engine.warm``);
         ``agree``: store only results whose outcomes are the cached ones (`store_results`);
         ``ask_env``: how the values of variables ``environ`` left out (the daemon's client has
-        them) are asked for when a test file turns out to read one."""
+        them) are asked for when a test file turns out to read one; ``on_started``: called once
+        the first pytest process has its run."""
         import asyncio  # not at the top: `Engine.warm` starts pytest before asyncio is imported
 
         from maestro.engine.bytecode import drop_ambiguous_bytecode
@@ -211,6 +213,8 @@ class Engine:
             background: list[asyncio.Future[None]] = []
 
             def begin_background() -> None:
+                if on_started is not None:
+                    on_started()
                 keys = [f.key for f in to_run]
                 background.append(
                     asyncio.ensure_future(
@@ -392,14 +396,16 @@ class Engine:
         on_event: Callable[[Event], None] | None = None,
         environ: Mapping[str, str] | None = None,
         warm: WarmPytest | None = None,
+        on_started: Callable[[], None] | None = None,
     ) -> Summary:
-        """Plan and execute synchronously (no event loop when everything is cached)."""
+        """Plan and execute synchronously (no event loop when everything is cached);
+        ``on_started``: called once pytest has its run (not when nothing runs)."""
         from maestro.engine.testing import run
 
         return run(
             self.graph, self.cache, self.interpreter, selection, on_plan=on_plan,
             on_event=on_event, environ=environ, fingerprints=self.fingerprints, warm=warm,
-            store_gate=self.store_gate,
+            store_gate=self.store_gate, on_started=on_started,
         )  # fmt: skip
 
     def stale(self, *, environ: Mapping[str, str] | None = None) -> list[PlannedFile]:

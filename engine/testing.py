@@ -2275,8 +2275,10 @@ def run(
     fingerprints: FingerprintStore | None = None,
     warm: WarmPytest | None = None,
     store_gate: Callable[[PlannedFile], bool] | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> Summary:
-    """Plan and execute synchronously (the CLI's entry point); Ctrl-C stops the child group."""
+    """Plan and execute synchronously (the CLI's entry point); Ctrl-C stops the child group.
+    ``on_started``: called once pytest has its run."""
     planned = plan(graph, cache, interpreter, selection, environ=environ, fingerprints=fingerprints)
     if on_plan is not None:
         on_plan(planned)
@@ -2285,7 +2287,11 @@ def run(
         promote(cache, planned)
         return summarise([FileOutcome(f, f.cached, True) for f in planned.files], None)
     engine = Engine(graph, cache, interpreter, fingerprints, store_gate)
-    return run_sync(engine.execute(planned, on_event=on_event, environ=environ, warm=warm))
+    return run_sync(
+        engine.execute(
+            planned, on_event=on_event, environ=environ, warm=warm, on_started=on_started
+        )
+    )
 
 
 def _remember_all_cached(root: Path, all_cached: bool) -> None:

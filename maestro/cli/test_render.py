@@ -4,7 +4,8 @@ Both routes render with these functions: the full CLI (maestro/cli/test_cmd.py, 
 through the daemon) and the fast path (maestro/cli/fast.py, the daemon's msgpack answer as it
 arrived). They take the wire form (RunTestsResult / PlannedFileInfo in JSON mode, or objects with
 the same attributes) and import nothing but rich, so the fast path stays free of typer and
-pydantic and the output is the same by construction.
+pydantic and the output is the same by construction. rich itself loads at the first print: an
+in-process run shows its plan once its pytest process has its run (`Display.plan`'s ``later``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,6 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
-
-from rich.markup import escape
-
-from maestro.cli.consoles import console, err_console
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -71,6 +68,7 @@ class Display:
         self.done = 0
         self.total = 0
         self.started = time.monotonic()
+        self._pending: list[PlanRow] | None = None  # a plan kept for later (`plan`)
 
     def __enter__(self) -> Display:
         return self
@@ -85,6 +83,8 @@ class Display:
     def daemon_event(self, name: str, payload: Mapping[str, Any]) -> None:
         """The daemon's run events: run.queued (stderr), run.plan, run.progress."""
         if name == "run.queued":
+            from maestro.cli.consoles import err_console
+
             ahead = payload.get("ahead", 0)
             err_console.print(f"[dim]waiting for {ahead} run(s) of this workspace to finish[/]")
         elif name == "run.plan":
@@ -94,7 +94,17 @@ class Display:
             if isinstance(data, dict):
                 self.progress_event(data)
 
-    def plan(self, files: Sequence[PlanRow]) -> None:
+    def plan(self, files: Sequence[PlanRow], *, later: bool = False) -> None:
+        """Show the plan: its counts, the reasons of the files that run, then the progress bar
+        (in a terminal). ``later``: keep it until :meth:`show_plan` (or :meth:`finish`) asks:
+        an in-process run shows it once its pytest process has its run."""
+        if later:
+            self._pending = list(files)
+            return
+        from rich.markup import escape
+
+        from maestro.cli.consoles import console
+
         to_run = [f for f in files if f.runs]
         cached = [f for f in files if not f.runs]
         cached_tests = sum(f.cached_tests for f in cached)
@@ -179,7 +189,14 @@ class Display:
             self.done += 1
             self.progress.update(self.task, completed=self.done)
 
+    def show_plan(self) -> None:
+        """Show the plan kept by ``plan(files, later=True)``, if any."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self.plan(pending)
+
     def finish(self) -> None:
+        self.show_plan()
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
@@ -215,6 +232,10 @@ def final_exit_code(result: Mapping[str, Any], *, impacted: bool) -> int:
 
 
 def no_tests_in_scope(scope: str) -> int:
+    from rich.markup import escape
+
+    from maestro.cli.consoles import console
+
     """A subfolder with no test files (a source folder): pytest's "no tests ran", exit 5."""
     console.print(
         f"no test files under {escape(scope)}/ (the current folder); --all runs the project"
@@ -247,6 +268,10 @@ def _each(tests: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
 
 def print_summary(result: Mapping[str, Any]) -> None:
     """Failures, flaky tests and the counts line of a RunTestsResult in JSON mode."""
+    from rich.markup import escape
+
+    from maestro.cli.consoles import console
+
     tests = list(_tests(result))
     failures = [t for t in _each(tests) if t.get("outcome") in ("failed", "error")]
     quarantined = {str(q.get("node_id")): q for q in result.get("quarantined") or []}

@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from maestro.cli.consoles import console, exit_code_for, report_error
 from maestro.cli.fast import client_env, runs_in_process, start_in_background
 from maestro.cli.scope import resolve_root, subfolder
 from maestro.cli.test_render import Display, final_exit_code, no_tests_in_scope, print_summary
@@ -125,6 +124,8 @@ def run_test(
             skipped += [(t.node_id, t.reason) for t in decided.skipped_tests] if decided else []
             junit_xml.write_bytes(junit.render(file_results(result), skipped_files=skipped))
     except KeyboardInterrupt:
+        from maestro.cli.consoles import console
+
         console.print("[bold yellow]interrupted[/]: nothing from the unfinished run was cached")
         return EXIT_INTERRUPTED
     except MaestroError as exc:
@@ -160,6 +161,8 @@ def print_predictive(info: PredictiveInfo) -> None:
     behind it."""
     from rich.markup import escape
 
+    from maestro.cli.consoles import console
+
     for f in info.skipped:
         console.print(f"[yellow]skipped[/] {escape(f.target)}  [dim]{escape(f.reason)}[/]")
     shown = 20
@@ -181,6 +184,8 @@ def _daemon_event(display: Display, event: WireEvent) -> None:
 
 def report_failure(exc: MaestroError) -> int:
     """Print a MaestroError as message + hint; the exit code it means."""
+    from maestro.cli.consoles import exit_code_for, report_error
+
     report_error(exc)
     return exit_code_for(exc)
 
@@ -244,16 +249,22 @@ def run_in_process(
         gates.serve(planned)  # before showing it: a denied file runs
         # the rows the wire's PlannedFileInfo would give, without building its validator
         # before pytest has its run
+        # shown once pytest has its run (`on_started`), when a process waits for it: what
+        # showing it loads (rich) then loads while pytest runs
         display.plan(
             [
                 PlannedRow(f.target, f.runs, f.describe(), f.cached.test_count() if f.cached else 0)
                 for f in planned.files
-            ]
+            ],
+            later=warm is not None and bool(planned.to_run),
         )
 
     with closing(Engine.open(root, warm=warm)) as engine, closing(gates):
         engine.store_gate = gates.store
-        summary = engine.run(selection, on_plan=on_plan, on_event=display.event, warm=warm)
+        summary = engine.run(
+            selection, on_plan=on_plan, on_event=display.event, warm=warm,
+            on_started=display.show_plan,
+        )  # fmt: skip
     from maestro.policy.quarantine import in_process
 
     return in_process(root, summary_result(summary))  # quarantined failures do not fail it

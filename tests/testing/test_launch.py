@@ -63,13 +63,47 @@ def _run(
     site.mkdir(exist_ok=True)
     started = tmp_path / "started.jsonl"
     started.unlink(missing_ok=True)
-    (site / "sitecustomize.py").write_text(PROBE.format(out=str(started)))
+    (site / "sitecustomize.py").write_text((PROBE + HAND_OVER).format(out=str(started)))
     done = subprocess.run(
         [MAESTRO, "test", *args], cwd=ws.root, env=_env(site, env), capture_output=True,
         text=True, timeout=120,
     )  # fmt: skip
     lines = started.read_text().splitlines() if started.exists() else []
     return done, [json.loads(line) for line in lines]
+
+
+# Also, when the run hands its pytest process the run: the modules loaded by then.
+HAND_OVER = """
+import importlib.machinery
+
+
+class _Finder:
+    def find_spec(self, name, path, target=None):
+        if name != "maestro.engine.warm":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        load = spec.loader.exec_module
+
+        def exec_module(module):
+            load(module)
+            take = module.WarmPytest.take
+
+            def recording_take(self, *args, **kw):
+                modules = sorted(sys.modules)
+                import json
+
+                with open({out!r}, "a") as f:
+                    f.write(json.dumps({{"args": ["hand-over"], "modules": modules}}) + "\\n")
+                return take(self, *args, **kw)
+
+            module.WarmPytest.take = recording_take
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+sys.meta_path.insert(0, _Finder())
+"""
 
 
 def _pytests(started: list[dict[str, list[str]]]) -> list[dict[str, list[str]]]:
@@ -88,6 +122,22 @@ def test_pytest_starts_before_the_cli_loads_its_stack_and_runs_the_tests(
     assert len(pytests) == 1, [p["args"] for p in started]
     assert "maestro_warm" in pytests[0]["args"]
     assert not LATER & set(pytests[0]["modules"]), sorted(LATER & set(pytests[0]["modules"]))
+
+
+def test_the_plan_shows_once_pytest_has_its_run_and_the_console_loads_after(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """What shows the plan (rich) loads while pytest runs, not before the hand-over; the plan
+    still comes first on the terminal, before the run's summary."""
+    done, started = _run(ws, tmp_path, ["--no-daemon"], env={"MAESTRO_DAEMON": "off"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    hand_over = [p for p in started if p["args"] == ["hand-over"]]
+    assert len(hand_over) == 1, [p["args"] for p in started]
+    loaded = {m.partition(".")[0] for m in hand_over[0]["modules"]}
+    assert "rich" not in loaded
+    plan = re.search(r"\b(\d+) test files: 0 cached \(0 tests\), \1 to run\b", done.stdout)
+    summary = re.search(r"\b5 passed\b", done.stdout)
+    assert plan and summary and plan.start() < summary.start(), done.stdout
 
 
 def test_with_no_daemon_running_the_default_policy_starts_pytest_first_too(
