@@ -21,11 +21,28 @@ from typing import Any, Protocol
 from maestro.envvars import STEERING
 
 MEMO = "env-refs"
-_NAME = rb"""[rbuRBU]?(['"])([A-Za-z_][A-Za-z0-9_]*)\1"""
-_READ = re.compile(
-    rb"(?:\benvironb?(?:\.get|\.setdefault|\.pop)?\s*[\[(]|\bgetenvb?\s*\()\s*" + _NAME
-    + rb"|" + _NAME.replace(rb"\1", rb"\3") + rb"\s+(?:not\s+)?in\s+(?:os\.)?environb?\b"
-)  # fmt: skip
+_IDENT = rb"([A-Za-z_][A-Za-z0-9_]*)"
+_IN = rb"\s+(?:not\s+)?in\s+(?:os\.)?environb?\b"
+
+
+def _alternatives() -> list[bytes]:
+    """`environ.get("X")` (and `[`, `.setdefault`, `.pop`), `getenv("X")`, then `"X" in environ`
+    for each string prefix and quote. Each alternative starts with a character of its own
+    (`e(?<!\\we)` is `\\be`): the search then tries only the positions one can start at, not
+    the whole pattern at each byte. The name is a match's last group."""
+    string = rb"[rbuRBU]?(['\"])" + _IDENT + rb"\%d"  # quote group, name group, same quote
+    out = [
+        rb"e(?<!\we)nvironb?(?:\.get|\.setdefault|\.pop)?\s*[\[(]\s*" + string % 1,
+        rb"g(?<!\wg)etenvb?\s*\(\s*" + string % 3,
+    ]
+    out += [
+        bytes([letter]) + rb"(['\"])" + _IDENT + rb"\%d" % (5 + 2 * i) + _IN
+        for i, letter in enumerate(b"rbuRBU")
+    ]
+    return out + [quote + _IDENT + quote + _IN for quote in (b"'", b'"')]
+
+
+_READ = re.compile(b"|".join(_alternatives()))
 # tooling that never runs under pytest: its variables (CIBUILDWHEEL, a docs build's) would key
 # every test of the workspace for nothing
 _TOOLING = frozenset({"setup.py", "noxfile.py", "fabfile.py", "docs/conf.py", "doc/conf.py"})
@@ -45,7 +62,7 @@ def read_names(data: bytes) -> list[str]:
     """The variable names `data` (Python source) reads by a literal name, sorted."""
     if b"environ" not in data and b"getenv" not in data:
         return []
-    found = {(m.group(2) or m.group(4)).decode() for m in _READ.finditer(data)}
+    found = {m.group(m.lastindex or 0).decode() for m in _READ.finditer(data)}
     return sorted(found)
 
 

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from testing_helpers import Workspace
 
 from maestro.engine.runner import plugin_dir
@@ -133,6 +134,25 @@ h = os.environb[b"H_BYTES"]
         "A_GET", "B_ITEM", "C_GETENV", "D_IN", "E_NOT", "F_DEFAULT", "H_BYTES",
     ]  # fmt: skip
     assert read_names(b"x = 1\n") == []
+
+
+@pytest.mark.parametrize(
+    ("source", "names"),
+    [
+        (b'environ.pop( "A" ) ; environb.setdefault(B"B", 1)', ["A", "B"]),
+        (b"os.getenvb(u'C') + getenv(rb\"D\")", ["C"]),  # rb: a prefix of two letters
+        (b"r'E' not in environb, R\"F\"\n  in\tos.environ, U'G' in environ", ["E", "F", "G"]),
+        (b"b'H' in environ or u\"I\" in environ or B'J' in environ", ["H", "I", "J"]),
+        (b'"K" in os.environ.get("L")', ["K"]),  # the match of K took `environ`
+        (b'x = \'M\' in environment; "N"in environ; "O" in os.environ_', []),
+        (b"xenviron['P'] + _getenv('Q') + 9environ['R'] + environ['S\"]", []),
+        (b"\xffenviron['T'] + (\"U\"\n\n not in\n environ)", ["T", "U"]),
+    ],
+)
+def test_the_names_read_in_every_form_and_not_in_lookalikes(
+    source: bytes, names: list[str]
+) -> None:
+    assert read_names(source) == names
 
 
 def test_the_names_are_read_once_per_file_change(ws: Workspace) -> None:
