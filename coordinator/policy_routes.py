@@ -277,6 +277,13 @@ class PolicyRoutes:
                          tenant, verified.revision, verified.version)  # fmt: skip
         store.adopt_incident(incident)
 
+    async def _catch_up(self, tenant: str) -> None:
+        """:meth:`_follow` under the tenant's lock, when it has a local store (trusted keys)."""
+        store = await self.coordinator.run(self.bundles.store, tenant)
+        if store is not None:
+            async with self._lock(tenant):
+                await self._follow(tenant, store)
+
     async def _follow_all(self) -> None:
         assert self.shared is not None
         failing = False
@@ -284,12 +291,8 @@ class PolicyRoutes:
             await asyncio.sleep(FOLLOW_S)
             try:
                 for tenant in await self.shared.tenants():
-                    if not self.bundles.trusted(tenant):
-                        continue
-                    store = await self.coordinator.run(self.bundles.store, tenant)
-                    if store is not None:
-                        async with self._lock(tenant):
-                            await self._follow(tenant, store)
+                    if self.bundles.trusted(tenant):
+                        await self._catch_up(tenant)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # Redis down: the bundles in force stay
@@ -433,10 +436,7 @@ class PolicyRoutes:
         principal = await self.coordinator.tenant_principal(request)
         tenant = principal.tenant.name
         if self.shared is not None:
-            store = await self.coordinator.run(self.bundles.store, tenant)
-            if store is not None:
-                async with self._lock(tenant):
-                    await self._follow(tenant, store)
+            await self._catch_up(tenant)
             published = await self.shared.published(tenant)
         else:
             published = (self._folder(tenant) / "bundle.tar.gz").is_file()

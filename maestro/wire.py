@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
-    field_validator,
     model_validator,
 )
 
@@ -484,6 +484,16 @@ DEBUG_SLEEP = register_method(
 DEBUG_TICK = register_event("debug.tick", TickPayload)
 
 
+def _coordinator_url(url: str | None) -> str | None:
+    from maestro.config import http_url
+
+    return None if url is None else http_url(url)
+
+
+CoordinatorUrl = Annotated[str | None, AfterValidator(_coordinator_url)]
+"""A coordinator base URL, normalised (no trailing slash); a ValueError says the form."""
+
+
 class ClientSettings(WireModel):
     """A client's overrides of the workspace configuration (an editor's settings). The daemon
     holds them while that client's connection is open; ``None`` keeps the workspace's value."""
@@ -494,16 +504,9 @@ class ClientSettings(WireModel):
     speculation: bool | None = Field(
         default=None, description="turn speculation on or off (over `ml.speculation.enabled`)"
     )
-    coordinator_url: str | None = Field(
+    coordinator_url: CoordinatorUrl = Field(
         default=None, description="coordinator base URL (over `[tool.maestro.remote] url`)"
     )
-
-    @field_validator("coordinator_url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        from maestro.config import http_url
-
-        return None if url is None else http_url(url)
 
 
 class ConfigureResult(WireModel):

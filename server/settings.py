@@ -18,7 +18,7 @@ from pydantic.alias_generators import to_camel
 
 from maestro.errors import ConfigError
 from maestro.server.util import plain
-from maestro.wire import ClientSettings
+from maestro.wire import ClientSettings, CoordinatorUrl
 
 DOCS_HINT = 'see docs/lsp.md "Initialization options" for every key and its type'
 
@@ -50,7 +50,7 @@ class Settings(_Options):
     """Python that runs the tests, over the workspace's `[tool.maestro] interpreter`."""
     speculation: bool | None = None
     """Speculation on (True) or off (False) over `ml.speculation.enabled`; None: the workspace's."""
-    coordinator_url: str | None = None
+    coordinator_url: CoordinatorUrl = None
     """Coordinator base URL over `[tool.maestro.remote] url` (tenant, key: the workspace's)."""
     daemon_autostart: bool = True
     """Start the workspace daemon when none runs (and restart it if it dies)."""
@@ -72,13 +72,6 @@ class Settings(_Options):
             value = os.path.expanduser(os.path.expandvars(value.strip()))
             return value or None
         return value
-
-    @field_validator("coordinator_url")
-    @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        from maestro.config import http_url
-
-        return None if url is None else http_url(url)
 
     @field_validator("code_lens", mode="before")
     @classmethod
