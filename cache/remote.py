@@ -51,6 +51,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from maestro.errors import CacheError, CoordinatorAuthError, CoordinatorError, IntegrityError
 from maestro.redaction import RedactedBlob, Redactor
+from maestro.tasks import first_of
 from maestro.wire import RemoteStatus, TeamModelStatus, TelemetryUploadStatus
 
 from .action import ActionResult, decode_action
@@ -457,15 +458,7 @@ class RemoteSync:
 
     async def _until_woken(self) -> None:
         assert self._wake is not None and self._stopping is not None
-        waits = [
-            asyncio.ensure_future(self._wake.wait()),
-            asyncio.ensure_future(self._stopping.wait()),
-        ]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
+        await first_of(self._wake.wait(), self._stopping.wait())
 
     async def _sleep(self, seconds: float) -> None:
         assert self._stopping is not None

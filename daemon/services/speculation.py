@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from maestro.config import SpeculationSettings
 from maestro.model.metrics import Tripwire
-from maestro.tasks import cancel_and_wait
+from maestro.tasks import cancel_and_wait, first_of
 from maestro.wire import SpeculationStatus
 
 if TYPE_CHECKING:
@@ -164,12 +164,7 @@ class SpeculationService:
             await self.app.first_answer()
             await asyncio.sleep(LOAD_DELAY_S)
 
-        waits = [asyncio.ensure_future(self._wanted.wait()), asyncio.ensure_future(settled())]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for wait in waits:
-                wait.cancel()
+        await first_of(self._wanted.wait(), settled())
         await self._model(self._load)
 
     async def stop(self, app: DaemonApp) -> None:
