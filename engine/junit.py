@@ -8,6 +8,7 @@ so the report is rendered from the per-test outcomes instead, following pytest's
 from __future__ import annotations
 
 import platform
+import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -28,8 +29,18 @@ def _attr(text: str) -> str:
 
 
 def _cdata(text: str) -> str:
-    """Element text escaped as ElementTree escapes it."""
-    return _replaced(text, _TEXT)
+    """Element text escaped as ElementTree escapes it, after what XML 1.0 forbids (a terminal's
+    ESC, a lone surrogate) is written ``#x1B`` as pytest's --junitxml writes it."""
+    return _replaced(_ILLEGAL.sub(_illegal, text), _TEXT)
+
+
+# the characters XML 1.0 forbids (pytest's junitxml.bin_xml_escape)
+_ILLEGAL = re.compile("[^\t\n\r\x20-\x7e\x80-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _illegal(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"#x{code:02X}" if code <= 0xFF else f"#x{code:04X}"
 
 
 # in ElementTree's order ("&" first); each replaced only where present (most values hold none)

@@ -72,3 +72,54 @@ def test_skips_and_expected_failures_are_written_as_pytest_writes_them(
         assert done.returncode == 0, done.stdout + done.stderr
         assert _skips(ours) == _skips(plain)
     assert _skips(plain)["test_marked"] == ("pytest.xfail", "todo")
+
+
+def _failures(path: Path) -> dict[str, str | None]:
+    """Test name -> the message of its `<failure>` element (the document must parse)."""
+    found = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        failure = case.find("failure")
+        if failure is not None:
+            found[case.get("name", "")] = failure.get("message")
+    return found
+
+
+def test_terminal_escapes_in_a_failure_are_written_as_pytest_writes_them(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A failure holding what a pty or a coloured tool printed (ESC, a bell, a backspace:
+    characters XML 1.0 forbids) is written `#x1B`, as pytest writes it: before, the file held
+    the raw ESC and no XML parser (nor CI dashboard) could read it (pexpect's test_replwrap)."""
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write(
+        "tests/test_tty.py",
+        """
+        def test_prompt():
+            raise AssertionError("\\x1b[?2004l\\x07\\x08")
+
+        def test_fine():
+            pass
+        """,
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
+        cwd=ws.root, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    env.update(
+        MAESTRO_DAEMON="off",
+        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
+        MAESTRO_STATE_DIR=str(tmp_path / "state"),
+    )
+    for _ in range(2):  # a run, then the same answer from the cache
+        done = subprocess.run(
+            [MAESTRO, "test", "--junit-xml", str(ours)],
+            cwd=ws.root, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stdout + done.stderr
+        failures = _failures(ours)
+        assert list(failures) == ["test_prompt"]
+        assert "#x1B[?2004l#x07#x08" in (failures["test_prompt"] or "")
+        assert "\x1b" not in ours.read_text(encoding="utf-8")
+    assert "#x1B[?2004l#x07#x08" in (_failures(plain)["test_prompt"] or "")

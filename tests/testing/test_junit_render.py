@@ -2,11 +2,14 @@
 
 engine/junit.py writes the XML itself (the element tree cost a first run more than the rest of
 storing its results); `_reference` below is how it was built with ElementTree, and any report,
-escaping included, must come out byte for byte the same.
+escaping included, must come out byte for byte the same. Characters XML 1.0 forbids (a
+terminal's ESC, NUL, a lone surrogate), which ElementTree writes as they are, are first written
+``#x1B`` as pytest's --junitxml writes them, so that every document parses.
 """
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -23,6 +26,12 @@ from maestro.redaction import Redacted
 STAMP = ("2026-12-05T07:00:00+00:00", "host<&\">'\n\r\t")
 
 
+def _legal(text: str) -> str:
+    """pytest's junitxml.bin_xml_escape: what XML 1.0 forbids, as ``#x1B``."""
+    illegal = "[^\t\n\r\x20-\x7e\x80-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+    return re.sub(illegal, lambda m: f"#x{ord(m.group()):02X}", text)
+
+
 def _reference(
     results: Iterable[tuple[ActionResult, bool]],
     *,
@@ -30,22 +39,27 @@ def _reference(
     skipped_files: Iterable[tuple[str, str]] = (),
 ) -> bytes:
     def names(node_id: str) -> tuple[str, str]:
-        parts = nodeids.parts(node_id)
+        parts = [_legal(p) for p in nodeids.parts(node_id)]
         module = parts[0].removesuffix(".py").replace("/", ".")
         if len(parts) == 1:
             return "", module
         return ".".join([module, *parts[1:-1]]), parts[-1]
 
     root = ET.Element("testsuites")
-    suite = ET.SubElement(root, "testsuite", name=name)
+    suite = ET.SubElement(root, "testsuite", name=_legal(name))
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
     total = 0.0
     for target, why in skipped_files:
         classname, case_name = names(target)
         case = ET.SubElement(
-            suite, "testcase", classname=classname, name=case_name, file=target, time="0.000"
+            suite,
+            "testcase",
+            classname=classname,
+            name=case_name,
+            file=_legal(target),
+            time="0.000",
         )
-        ET.SubElement(case, "skipped", type="maestro.predictive", message=why)
+        ET.SubElement(case, "skipped", type="maestro.predictive", message=_legal(why))
         counts["tests"] += 1
         counts["skipped"] += 1
     for result, cached in results:
@@ -53,12 +67,12 @@ def _reference(
             classname, case_name = names(test.node_id)
             case = ET.SubElement(
                 suite, "testcase", classname=classname, name=case_name,
-                file=nodeids.parts(test.node_id)[0], time=f"{test.duration_s:.3f}",
+                file=_legal(nodeids.parts(test.node_id)[0]), time=f"{test.duration_s:.3f}",
             )  # fmt: skip
             if test.line is not None:
                 case.set("line", str(test.line))
-            message = test.message or ""
-            where = f"{test.path}:{test.line}: " if test.path and test.line else ""
+            message = _legal(test.message or "")
+            where = _legal(f"{test.path}:{test.line}: ") if test.path and test.line else ""
             counts["tests"] += 1
             total += test.duration_s
             if test.outcome == "failed":
@@ -81,7 +95,7 @@ def _reference(
         suite.set(key, str(value))
     suite.set("time", f"{total:.3f}")
     suite.set("timestamp", STAMP[0])
-    suite.set("hostname", STAMP[1])
+    suite.set("hostname", _legal(STAMP[1]))
     ET.indent(root)
     data: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
     return data
@@ -161,6 +175,6 @@ def test_any_report_is_written_as_elementtree_writes_it(
     runs: list[tuple[list[TestOutcome], bool]], skipped: list[tuple[str, str]], name: str
 ) -> None:
     results = [(_result(*tests), cached) for tests, cached in runs]
-    assert junit.render(results, name=name, skipped_files=skipped) == _reference(
-        results, name=name, skipped_files=skipped
-    )
+    document = junit.render(results, name=name, skipped_files=skipped)
+    assert document == _reference(results, name=name, skipped_files=skipped)
+    ET.fromstring(document)  # any report parses
