@@ -98,9 +98,7 @@ def register(server: MaestroServer) -> None:
     async def code_lens(ls: MaestroServer, params: types.CodeLensParams) -> list[types.CodeLens]:
         settings = ls.settings.code_lens
         uri = params.text_document.uri
-        if not settings.enabled or not uri.startswith("file:") or not uri.endswith(".py"):
-            return []
-        located = ls.locate(uri)
+        located = ls.locate_python(uri) if settings.enabled else None
         if located is None:
             return []
         ws, rel = located

@@ -45,9 +45,7 @@ async def _restore(ls: MaestroServer, uri: str) -> None:
     have one (lenses are refreshed; a lens request meanwhile waits for the same answer)."""
     from maestro.server.restore import restore
 
-    if not uri.startswith("file:") or not uri.endswith(".py"):
-        return
-    located = ls.locate(uri)
+    located = ls.locate_python(uri)
     if located is None:
         return
     ws, rel = located

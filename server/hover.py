@@ -93,9 +93,7 @@ def register(server: MaestroServer) -> None:
     @server.feature(types.TEXT_DOCUMENT_HOVER)
     async def hover(ls: MaestroServer, params: types.HoverParams) -> types.Hover | None:
         uri = params.text_document.uri
-        if not uri.startswith("file:") or not uri.endswith(".py"):
-            return None
-        located = ls.locate(uri)
+        located = ls.locate_python(uri)
         if located is None:
             return None
         ws, rel = located

@@ -234,6 +234,12 @@ class MaestroServer(LanguageServer):
         except (OutsideWorkspaceError, ValueError):
             return None
 
+    def locate_python(self, uri: str) -> tuple[Workspace, str] | None:
+        """:meth:`locate` for a Python file's ``file:`` URI; None for any other document."""
+        if not uri.startswith("file:") or not uri.endswith(".py"):
+            return None
+        return self.locate(uri)
+
     def ws(self, root: Path) -> Workspace:
         found = self.workspaces.get(root)
         if found is not None:

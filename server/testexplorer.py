@@ -175,9 +175,7 @@ def run_end(ls: MaestroServer, run: Run, outcome: RunSummary) -> None:
 
 async def document_changed(ls: MaestroServer, uri: str) -> None:
     """Tell the explorer about a test file's current items (on open and save)."""
-    if not ls.test_explorer or not uri.startswith("file:") or not uri.endswith(".py"):
-        return
-    located = ls.locate(uri)
+    located = ls.locate_python(uri) if ls.test_explorer else None
     if located is None:
         return
     ws, rel = located
