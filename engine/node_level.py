@@ -13,6 +13,7 @@ import os
 from collections import deque
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 
@@ -713,6 +714,8 @@ def _memo_holders(
     importers: dict[str, list[str]] = {}
     while todo:  # breadth first: each name is told by its shortest chain
         path, name, where, defined = todo.popleft()
+        # a private name of a class is its mangled one: another class's namesake is not it
+        key = _mangled(name, defined) or name
         outer, nested, inner = defined.rpartition(".<locals>.")
         recorded = files.get(path) if nested and inner == name else None
         # the function it is defined in names it by its own definition (not as below)
@@ -730,21 +733,24 @@ def _memo_holders(
                 files[reader] = before if before is not None and before is not _UNKNOWN else None
             recorded = files[reader]
             seen = held.setdefault(reader, {})
-            if name in seen:
+            if key in seen:
                 continue
-            seen[name] = where
+            seen[key] = where
             if recorded is None or recorded.parse_error:
                 continue  # its recorded functions are all marked (below)
-            if reader != path and name in recorded.module_refs:
-                todo.append((reader, name, where, ""))  # bound there as well: its importers' too
+            if reader != path and key in recorded.module_refs:
+                todo.append((reader, key, where, ""))  # bound there as well: its importers' too
             for qualname in recorded.functions:
-                refs = recorded.refs.get(qualname, (name,))
+                refs = recorded.refs.get(qualname, (key,))
                 bare = qualname.rpartition(".")[2]
-                if name not in refs or name in recorded.raised.get(qualname, ()):
+                spelled = key if key in refs else name
+                if spelled not in refs or spelled in recorded.raised.get(qualname, ()):
                     continue
+                if spelled != key and (_mangled(name, qualname) or name) != key:
+                    continue  # its class's own private name, or a plain one: not this
                 if name in recorded.own_defs.get(qualname, ()):
                     continue  # its own nested definition of the name: no other it can reach
-                namers.setdefault((reader, qualname), set()).add(name)
+                namers.setdefault((reader, qualname), set()).add(key)
                 if not _dunder(bare):
                     where_ = f"{dotted(reader, qualname)}, which names {where}"
                     todo.append((reader, bare, where_, qualname))
@@ -767,6 +773,20 @@ def _memo_holders(
 
 def _dunder(name: str) -> bool:
     return len(name) > 4 and name.startswith("__") and name.endswith("__")
+
+
+def _mangled(name: str, qualname: str) -> str | None:
+    """How code of `qualname` (a function's qualified name) spells `name` once Python has
+    mangled it: ``__x`` read in class ``C``'s code (its methods, their nested functions) is
+    ``_C__x``; None when it is not mangled there (no class, a dunder, not private)."""
+    if not name.startswith("__") or name.endswith("__"):
+        return None
+    parts = qualname.split(".")
+    classes = [
+        part for part, after in pairwise(parts) if part != "<locals>" and after != "<locals>"
+    ]
+    owner = classes[-1].lstrip("_") if classes else ""
+    return f"_{owner}{name}" if owner else None
 
 
 def _importers(readers: _Readers, path: str) -> list[str]:
