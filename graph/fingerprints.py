@@ -493,6 +493,8 @@ def _own_defs(function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str
             continue
         elif isinstance(node, ast.Name):
             (read if isinstance(node.ctx, ast.Load) else other).add(node.id)
+        elif isinstance(node, ast.arg):  # a lambda's parameter: its reads are this code's
+            other.add(node.arg)
         elif isinstance(node, ast.Attribute):
             other.add(node.attr)
         elif isinstance(node, ast.alias):

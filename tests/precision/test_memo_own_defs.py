@@ -150,9 +150,9 @@ def test_a_memo_with_a_nested_definition_still_reruns(
 
 def test_own_defs_are_only_names_nothing_else_can_bind() -> None:
     """A read counts as one of the function's own definitions only when nothing else can bind
-    the name there: not a parameter, an assignment, a walrus in a comprehension, a nested
-    function's ``nonlocal``, an import, and not when it is also spelled as an attribute, or read
-    otherwise by another definition of the same name."""
+    the name there: not a parameter (a lambda's included), an assignment, a walrus in a
+    comprehension, a nested function's ``nonlocal``, an import, and not when it is also spelled
+    as an attribute, or read otherwise by another definition of the same name."""
     fp = fingerprint_source(
         b"""
 import os
@@ -197,6 +197,10 @@ def imported():
     def path(v): return v
     from os import path
     return path(1)
+
+def lambda_parameter():
+    def convert(v): return v
+    return (lambda convert: convert(1))(convert)
 
 def twice():
     def f(): return 1
