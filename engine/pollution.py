@@ -90,6 +90,8 @@ class Polluters:
     # a polluter's content digest -> the digest of what of it runs at import (`import_digest`)
     import_digests: dict[str, str] = field(default_factory=dict)
     _used: set[str] = field(default_factory=set)  # those of `import_digests` asked for
+    # state polluter -> what its import ran (`import_of`) when a run last saw it change a module
+    learned: dict[str, str] = field(default_factory=dict)
     # test file -> the test files of its module name a full run collects before it (not kept:
     # `module_clashes` finds them from the files at each plan)
     clashes: dict[str, list[str]] = field(default_factory=dict)
@@ -107,6 +109,7 @@ class Polluters:
         if not isinstance(found, dict):
             found = {}
         filters, state, memo = found.get("filters"), found.get("state"), found.get("imports")
+        learned = found.get("learned")
         return cls(
             path,
             {f for f in filters if isinstance(f, str)} if isinstance(filters, list) else set(),
@@ -118,6 +121,11 @@ class Polluters:
             import_digests={
                 k: v
                 for k, v in (memo.items() if isinstance(memo, dict) else ())
+                if isinstance(k, str) and isinstance(v, str)
+            },
+            learned={
+                k: v
+                for k, v in (learned.items() if isinstance(learned, dict) else ())
                 if isinstance(k, str) and isinstance(v, str)
             },
             order=order or FileOrder(),
@@ -180,15 +188,7 @@ class Polluters:
         own = digest(polluter) or "absent"
         entries = {polluter: own}
         if source is not None and own != "absent":
-            memo = _IMPORT_DIGEST + own
-            known = self.import_digests.get(memo)
-            if known is None:
-                text = source(polluter)
-                known = own if text is None else import_digest(text)
-                self.import_digests[memo] = known
-                self.dirty = True
-            self._used.add(memo)
-            entries[polluter] = known
+            entries[polluter] = self.import_of(polluter, digest, source)
         if imports is not None:
             found = self._inputs.get(polluter)
             if found is None:
@@ -217,15 +217,27 @@ class Polluters:
         observed: Iterable[str],
         changed: Mapping[str, Iterable[str]],
         first_imported: Mapping[str, Iterable[str]],
+        imported: Callable[[str], str | None] | None = None,
     ) -> set[str]:
         """A run watched the collection of `observed`; `changed`: the modules each changed,
         `first_imported`: those it imported first (whose change before that import could not
-        be seen: still assumed). Returns the polluters found with a module not known before."""
+        be seen: still assumed). Returns the polluters found with a module not known before.
+
+        `imported`: what a file's import runs (`import_of`), as now. A polluter whose import is
+        what it was when it was seen changing a module stays one even when this run saw no
+        change: a change made once (a registry filled lazily, a flag set) is seen only in the
+        file that makes it first, and which one that is depends on the files collected before
+        it. Forgotten then, it was found again by the next run in another order: the files
+        reading the module re-ran each time (their keys name their polluters)."""
         self._inputs.clear()
         new: set[str] = set()
         for p in observed:
             old = self.state.get(p, set())
-            now = set(changed.get(p, ())) | (old & set(first_imported.get(p, ())))
+            seen = set(changed.get(p, ()))
+            now = seen | (old & set(first_imported.get(p, ())))
+            code = imported(p) if imported is not None else None
+            if code is not None and old - now and self.learned.get(p) == code:
+                now |= old  # the same code, seen making those changes before
             if now - old:
                 new.add(p)
             if now != old:
@@ -234,7 +246,33 @@ class Polluters:
                     self.state[p] = now
                 else:
                     self.state.pop(p, None)
+            if code is not None and seen and self.learned.get(p) != code:
+                self.learned[p] = code
+                self.dirty = True
+            if not now and self.learned.pop(p, None) is not None:
+                self.dirty = True
         return new
+
+    def import_of(
+        self,
+        polluter: str,
+        digest: Callable[[str], str | None],
+        source: Callable[[str], bytes | None],
+    ) -> str:
+        """The digest of what the polluter's import runs (`import_digest`: its code but its test
+        functions' bodies), memoised by its content's digest."""
+        own = digest(polluter) or "absent"
+        if own == "absent":
+            return own
+        memo = _IMPORT_DIGEST + own
+        known = self.import_digests.get(memo)
+        if known is None:
+            text = source(polluter)
+            known = own if text is None else import_digest(text)
+            self.import_digests[memo] = known
+            self.dirty = True
+        self._used.add(memo)
+        return known
 
     def save(self) -> None:
         if not self.dirty:
@@ -244,6 +282,7 @@ class Polluters:
             "filters": sorted(self.files),
             "state": {p: sorted(m) for p, m in self.state.items()},
             "imports": {k: v for k, v in self.import_digests.items() if k in self._used},
+            "learned": {p: c for p, c in self.learned.items() if p in self.state},
         }
         replace_file(self.path, msgpack.packb(data, use_bin_type=True))
         self.dirty = False
