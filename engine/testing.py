@@ -944,14 +944,29 @@ def with_companions(
     (all in the run's `order`, pytest's), the companions again: the files whose tests are
     deselected, and the tests to keep of the files named whole to be imported in that order
     (`imported_in_order`)."""
-    entries = [(f.target, list(f.run_nodes or f.nodes or [f.target])) for f in to_run]
+    # A file Maestro runs some tests of is named whole and the tests it serves are deselected,
+    # not the others named: an id made at collection time (a parametrize value of
+    # datetime.now()) is another at each collection; pytest refuses a whole run for an id it
+    # does not collect, and runs the new one
+    picked = [f for f in to_run if f.run_nodes is not None and f.nodes is None]
+    entries = [
+        (f.target, [f.target] if f in picked else list(f.run_nodes or f.nodes or [f.target]))
+        for f in to_run
+    ]
     if companions:
         entries += [(p, [p]) for p in companions]
         entries.sort(key=lambda t: order.key(t[0]))
     args, only = imported_in_order(entries)
     # the served nodes of test functions given whole (engine/fixture_params.py)
     served = [n for f in to_run if f.run_nodes is not None for n in f.served]
+    served += [n for f in picked for n in _served_of(f) if n not in served]
     return args, list(companions) + served, only
+
+
+def _served_of(f: PlannedFile) -> list[str]:
+    """The carried nodes of a file Maestro runs some tests of that it does not run."""
+    running = set(f.run_nodes or ())
+    return [t.node_id for t in f.carried.tests if t.node_id not in running] if f.carried else []
 
 
 def imported_in_order(entries: list[tuple[str, list[str]]]) -> tuple[list[str], list[str]]:
@@ -1631,7 +1646,7 @@ def _build_result(
         fresh = {t.node_id: t for t in tests}
         merged: list[TestOutcome] = []
         old_trace = carried.trace
-        gone = _not_collected(planned, report)
+        gone = _not_collected(planned, report) | _uncollected(planned, report, redactor)
         for t in carried.tests:
             if t.node_id in fresh:
                 merged.append(fresh.pop(t.node_id))
@@ -1726,6 +1741,23 @@ def _not_collected(planned: PlannedFile, report: RunReport) -> set[str]:
     return set(planned.served) - set(report.collected.deselected)
 
 
+def _uncollected(planned: PlannedFile, report: RunReport, redactor: Redactor) -> set[str]:
+    """The carried nodes of a file its run collected whole (`with_companions` names a file
+    whole when Maestro picks its tests; a confirmation runs it whole) that pytest collects no
+    more: an id made at collection time (datetime.now() in a parametrize list) is another
+    node at each collection, and its old result must not stay beside the new one."""
+    collected = report.collected
+    if planned.nodes is not None or planned.carried is None or collected is None:
+        return set()
+    target = planned.target
+    now = [*collected.files.get(target, ()), *(n for n in collected.deselected if
+                                                _file_of(n) == target)]  # fmt: skip
+    if not now:
+        return set()  # not collected at all (a collection error): the error says so
+    kept = set(redact_each(redactor, now))
+    return {t.node_id for t in planned.carried.tests if t.node_id not in kept}
+
+
 def _importers(graph: BuildGraph, modules: list[str]) -> dict[str, set[str]]:
     """Module -> the files importing it, directly or through other modules (import edges
     only: a file that merely reads another does not share its module)."""
@@ -1785,10 +1817,7 @@ def store_results(
         polluters.learn([*report.collected.files, *found], found)
         collected = report.collected
         planned.new_polluters |= polluters.learn_state(
-            collected.observed,
-            collected.state,
-            collected.state_new,
-            lambda p: polluters.import_of(p, planned.digests, lambda q: _source(graph.root / q)),
+            collected.observed, collected.state, collected.state_new
         )
         try:
             polluters.save()
