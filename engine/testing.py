@@ -1366,8 +1366,17 @@ def planned_info(f: PlannedFile) -> PlannedFileInfo:
         reason=f.reason,
         describe=f.describe(),
         changed=list(f.changed),
-        cached_tests=f.cached.test_count() if f.cached else 0,
+        cached_tests=served_tests(f),
     )
+
+
+def served_tests(f: PlannedFile) -> int:
+    """The tests of `f` the cache serves: all of a cached result's, the carried tests a run of
+    some of its tests does not run."""
+    if f.runs and f.run_nodes is not None and f.carried is not None:
+        running = set(f.run_nodes)
+        return sum(t.test_count() for t in f.carried.tests if t.node_id not in running)
+    return f.cached.test_count() if f.cached else 0
 
 
 def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResult:

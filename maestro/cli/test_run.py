@@ -232,7 +232,7 @@ def run_in_process(
 
     from maestro.cli.test_render import PlannedRow
     from maestro.engine.core import Engine
-    from maestro.engine.testing import Plan, Selection, summary_result
+    from maestro.engine.testing import Plan, Selection, served_tests, summary_result
     from maestro.policy.local import LocalGates
 
     selection = Selection(
@@ -252,10 +252,7 @@ def run_in_process(
         # shown once pytest has its run (`on_started`), when a process waits for it: what
         # showing it loads (rich) then loads while pytest runs
         display.plan(
-            [
-                PlannedRow(f.target, f.runs, f.describe(), f.cached.test_count() if f.cached else 0)
-                for f in planned.files
-            ],
+            [PlannedRow(f.target, f.runs, f.describe(), served_tests(f)) for f in planned.files],
             later=warm is not None and bool(planned.to_run),
         )
 

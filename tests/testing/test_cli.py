@@ -95,6 +95,33 @@ def test_impacted_with_explicit_changed_paths(cli: Workspace) -> None:
     assert "1 test files" in out and "ran 1 files" in out
 
 
+def test_the_selection_note_counts_a_file_run_in_part_as_in_part(cli: Workspace) -> None:
+    # marshmallow: "4 run whole, 0 in part" said of files whose lines read "13 of 396 tests"
+    cli.write(
+        "tests/test_d.py",
+        """
+        from pkg.a import add
+        from pkg.b import mul
+
+
+        def test_add():
+            assert add(1, 2) == 3
+
+
+        def test_mul():
+            assert mul(2, 3) == 6
+        """,
+    )
+    invoke("test")
+    cli.edit("tests/test_d.py", "== 3", "== 3, 'add'")
+    invoke("test")  # every node has a per-test record now
+    cli.edit("pkg/b.py", "return a * b", "return b * a")
+    code, out = invoke("test", "--impacted", "pkg/b.py")
+    assert code == 0, out
+    assert "tests/test_d.py  1 of 2 tests" in out
+    assert "3 test files `maestro impacted` lists, 2 run whole, 1 in part, 0 not at all" in out
+
+
 def test_parametrized_failure_ids_are_printed_verbatim(cli: Workspace) -> None:
     cli.write(
         "tests/test_p.py",
