@@ -1826,7 +1826,10 @@ def store_results(
         polluters.learn([*report.collected.files, *found], found)
         collected = report.collected
         planned.new_polluters |= polluters.learn_state(
-            collected.observed, collected.state, collected.state_new
+            collected.observed,
+            collected.state,
+            collected.state_new,
+            lambda p: polluters.import_of(p, planned.digests, lambda q: _source(graph.root / q)),
         )
         try:
             polluters.save()
