@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from pathlib import Path
 
 from testing_helpers import Workspace
@@ -23,6 +24,28 @@ def _skips(path: Path) -> dict[str, tuple[str | None, str | None]]:
         if skipped is not None:
             found[case.get("name", "")] = (skipped.get("type"), skipped.get("message"))
     return found
+
+
+def _junit_runs(
+    ws: Workspace, tmp_path: Path, plain: Path, ours: Path
+) -> Iterator[subprocess.CompletedProcess[str]]:
+    """Plain pytest writes `plain`; then `maestro test` writes `ours` twice (a run, then the
+    same answer from the cache), each run handed to the caller to check before the next."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
+        cwd=ws.root, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    env.update(
+        MAESTRO_DAEMON="off",
+        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
+        MAESTRO_STATE_DIR=str(tmp_path / "state"),
+    )
+    for _ in range(2):
+        yield subprocess.run(
+            [MAESTRO, "test", "--junit-xml", str(ours)],
+            cwd=ws.root, env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
 
 
 def test_skips_and_expected_failures_are_written_as_pytest_writes_them(
@@ -53,22 +76,8 @@ def test_skips_and_expected_failures_are_written_as_pytest_writes_them(
             pass
         """,
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
     plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
-        cwd=ws.root, env=env, capture_output=True, timeout=120,
-    )  # fmt: skip
-    env.update(
-        MAESTRO_DAEMON="off",
-        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
-        MAESTRO_STATE_DIR=str(tmp_path / "state"),
-    )
-    for _ in range(2):  # a run, then the same answer from the cache
-        done = subprocess.run(
-            [MAESTRO, "test", "--junit-xml", str(ours)],
-            cwd=ws.root, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+    for done in _junit_runs(ws, tmp_path, plain, ours):
         assert done.returncode == 0, done.stdout + done.stderr
         assert _skips(ours) == _skips(plain)
     assert _skips(plain)["test_marked"] == ("pytest.xfail", "todo")
@@ -101,22 +110,8 @@ def test_terminal_escapes_in_a_failure_are_written_as_pytest_writes_them(
             pass
         """,
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
     plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
-        cwd=ws.root, env=env, capture_output=True, timeout=120,
-    )  # fmt: skip
-    env.update(
-        MAESTRO_DAEMON="off",
-        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
-        MAESTRO_STATE_DIR=str(tmp_path / "state"),
-    )
-    for _ in range(2):  # a run, then the same answer from the cache
-        done = subprocess.run(
-            [MAESTRO, "test", "--junit-xml", str(ours)],
-            cwd=ws.root, env=env, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+    for done in _junit_runs(ws, tmp_path, plain, ours):
         assert done.returncode == 1, done.stdout + done.stderr
         failures = _failures(ours)
         assert list(failures) == ["test_prompt"]
