@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from .admission import FairnessMetrics, Refusal
+from .hardening import WarnEvery
 from .redis_scripts import evalsha_all
 
 if TYPE_CHECKING:
@@ -227,7 +228,7 @@ class ClusterConcurrency:
         self._hold_s = 0.05  # moving average of a seat's holding time, for Retry-After advice
         self._tasks: set[asyncio.Task[Any]] = set()
         self._renewer: asyncio.Task[None] | None = None
-        self._warned = 0.0
+        self._warn = WarnEvery(log, clock=clock)
         # checked by the background loops too: a cancellation swallowed on its way through a
         # Redis call would otherwise keep a loop, and close() waiting for it, running forever
         self._closing = False
@@ -532,10 +533,7 @@ class ClusterConcurrency:
 
     def _failed(self, exc: BaseException) -> None:
         self.metrics.limiter_errors.inc()
-        now = self._clock()
-        if now - self._warned > 10:
-            self._warned = now
-            log.warning("concurrency quota store failed, requests let through: %r", exc)
+        self._warn.warning("concurrency quota store failed, requests let through: %r", exc)
 
     def _refusal(self, tenant: str, limit: int, priority: str, rule: str, what: str) -> Refusal:
         ahead = self.waiting(tenant) + 1

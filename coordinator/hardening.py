@@ -49,6 +49,28 @@ CLIENT_CLOSED = 499
 """The status recorded for a request whose client went away (nginx's convention)."""
 
 
+class WarnEvery:
+    """A warning written at most once every ``every_s`` seconds of ``clock``; the ones between
+    are dropped (a store that fails, or a client over its cap, would write one per request)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        every_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._log = logger
+        self._every_s = every_s
+        self._clock = clock
+        self._last = 0.0
+
+    def warning(self, msg: str, *args: object) -> None:
+        now = self._clock()
+        if now - self._last > self._every_s:
+            self._last = now
+            self._log.warning(msg, *args)
+
+
 class SlowUploadError(CoordinatorError):
     """The body arrived slower than the configured minimum (HTTP 408, connection closed)."""
 
@@ -353,7 +375,7 @@ class ConnectionGuard:
         self.max_per_client = max_per_client
         self.open: Counter[str] = Counter()
         self._refused = refused
-        self._warned = 0.0
+        self._warn = WarnEvery(log)
 
     def __call__(self) -> asyncio.Protocol:
         return _Guarded(self, self._factory())
@@ -362,14 +384,11 @@ class ConnectionGuard:
         if self.open[peer] >= self.max_per_client:
             if self._refused is not None:
                 self._refused.inc()
-            now = time.monotonic()
-            if now - self._warned > 10:
-                self._warned = now
-                log.warning(
-                    "client %s holds %d connections (the cap): new ones are closed",
-                    peer,
-                    self.open[peer],
-                )
+            self._warn.warning(
+                "client %s holds %d connections (the cap): new ones are closed",
+                peer,
+                self.open[peer],
+            )
             return False
         self.open[peer] += 1
         return True

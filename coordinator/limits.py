@@ -33,6 +33,7 @@ from limits.aio.strategies import (
 )
 
 from .admission import FairnessMetrics, Refusal
+from .hardening import WarnEvery
 from .redis_scripts import Eval, evalsha_all
 from .tenancy import TenantPolicy
 
@@ -125,7 +126,7 @@ class RateLimits:
         self._global = _sustained(global_rate_per_s) if global_rate_per_s else None
         self._token = _sustained(token_rate_per_s) if token_rate_per_s else None
         self._clock = clock
-        self._warned = 0.0
+        self._warn = WarnEvery(log, clock=clock)
         self._concurrent = not isinstance(storage, MemoryStorage)
         """Redis: the checks' round trips overlap."""
         self._leases: dict[str, _Lease] = {}
@@ -212,10 +213,7 @@ class RateLimits:
                 ]
         except Exception as exc:
             self.metrics.limiter_errors.inc()
-            now = self._clock()
-            if now - self._warned > 10:
-                self._warned = now
-                log.warning("rate limit store failed, requests let through: %r", exc)
+            self._warn.warning("rate limit store failed, requests let through: %r", exc)
             return shadowed
         for ok, (rule, limiter, item, ids, _) in zip(allowed, checks, strict=True):
             if ok:
