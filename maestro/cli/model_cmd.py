@@ -196,23 +196,34 @@ def status(root: ROOT_OPTION = None, as_json: JSON_OPTION = False) -> None:
         out.print(f"speculation: {used}/{total} results used ({used / total:.0%})")
 
 
+def _team_client(root: Path | None) -> tuple[CoordinatorClient, Path]:
+    """The workspace's coordinator client (to use with ``async with``; it blocks bodies that hold
+    a secret as ``secrets.redaction.enforce`` says) and its model folder."""
+    from maestro.config import load_settings
+    from maestro.coordinator.client import CoordinatorClient
+    from maestro.model.train import ModelStore
+
+    ws = resolve_root(root)
+    config = load_settings(ws).config
+    remote, key = config.remote_and_key()
+    client = CoordinatorClient(
+        remote.url, remote.tenant, key, enforce=config.secrets.redaction.enforce
+    )
+    return client, ModelStore.for_workspace(ws).dir
+
+
 @model_app.command()
 @fail_on_error
 def pull(root: ROOT_OPTION = None) -> None:
     """Fetch the team model published on the coordinator (verified; it then ranks tests)."""
     import asyncio
 
-    from maestro.config import load_settings
-    from maestro.coordinator.client import CoordinatorClient
     from maestro.coordinator.team_model import fetch_team_model, ranking_model
-    from maestro.model.train import ModelStore
 
-    ws = resolve_root(root)
-    remote, key = load_settings(ws).config.remote_and_key()
-    model_dir = ModelStore.for_workspace(ws).dir
+    client, model_dir = _team_client(root)
 
     async def fetch() -> object:
-        async with CoordinatorClient(remote.url, remote.tenant, key) as client:
+        async with client:
             return await fetch_team_model(client, model_dir)
 
     if asyncio.run(fetch()) is None:
@@ -252,19 +263,10 @@ def push(root: ROOT_OPTION = None) -> None:
     """Publish this workspace's model as the team model on the coordinator (an admin key)."""
     import asyncio
 
-    from maestro.config import load_settings
-    from maestro.coordinator.client import CoordinatorClient
-    from maestro.model.train import ModelStore
-
-    ws = resolve_root(root)
-    config = load_settings(ws).config
-    remote, key = config.remote_and_key()
-    model_dir = ModelStore.for_workspace(ws).dir
+    client, model_dir = _team_client(root)
 
     async def send() -> dict[str, object]:
-        async with CoordinatorClient(
-            remote.url, remote.tenant, key, enforce=config.secrets.redaction.enforce
-        ) as client:
+        async with client:
             return await push_team_model(client, model_dir)
 
     published = asyncio.run(send())

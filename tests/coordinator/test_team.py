@@ -211,3 +211,53 @@ async def test_model_pull_and_status_say_which_model_ranks(
     status = json.loads(await asyncio.to_thread(model, "status", "--json"))
     assert status["ranking"]["source"] == "heuristic", status["ranking"]
     assert "team model refused" in status["ranking"]["description"]
+
+
+async def test_model_push_publishes_what_model_pull_installs_elsewhere(
+    env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`maestro model push` (admin key) publishes the workspace's model; `maestro model pull` in
+    another workspace (read key) installs that same model and says it ranks."""
+    import asyncio
+
+    import typer
+    from typer.testing import CliRunner
+
+    from maestro.cli.model_cmd import model_app
+
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("ADMIN_KEY", env.key("alpha", Role.ADMIN))
+    monkeypatch.setenv("READ_KEY", env.key("alpha", Role.READ))
+    base = str(env.client.make_url("")).rstrip("/")
+    app = typer.Typer()
+    app.add_typer(model_app, name="model")
+    cli = CliRunner()
+
+    def workspace(name: str, key_env: str) -> Path:
+        ws = tmp_path / name
+        ws.mkdir()
+        (ws / "pyproject.toml").write_text(
+            f'[project]\nname = "{name}"\n\n[tool.maestro.remote]\nurl = "{base}"\n'
+            f'tenant = "alpha"\napi_key_env = "{key_env}"\n'
+        )
+        return ws
+
+    def model(ws: Path, *args: str) -> str:
+        result = cli.invoke(app, ["model", *args, "--root", str(ws)])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    ci, dev = workspace("ci", "ADMIN_KEY"), workspace("dev", "READ_KEY")
+    X = np.random.default_rng(3).random((60, len(FEATURES)))
+    store = ModelStore.for_workspace(ci)
+    store.save(train(X, (X[:, 2] > 0.5).astype(np.int_), kind="logistic"))
+    info = store.info()
+    assert info is not None
+    sent = (store.dir / f"model-v{info.version}.skops").read_bytes()
+
+    pushed = await asyncio.to_thread(model, ci, "push")
+    assert f"published team model {sha(sent)[:12]}" in pushed, pushed
+    pulled = await asyncio.to_thread(model, dev, "pull")
+    assert "ranking: team model from the coordinator" in pulled, pulled
+    installed = next(team_dir(ModelStore.for_workspace(dev).dir).glob("model-v*.skops"))
+    assert installed.read_bytes() == sent
