@@ -24,25 +24,6 @@ log = logging.getLogger(__name__)
 Source = Literal["setting", ".venv", "VIRTUAL_ENV", "PATH"]
 
 _QUERY_TIMEOUT_S = 30.0
-# Runs in the workspace interpreter: stdlib only, never imports pytest (only finds it).
-_QUERY = """
-import importlib.util, json, sys, sysconfig
-version = None
-if importlib.util.find_spec("pytest") is not None:
-    try:
-        from importlib.metadata import version as _v
-        version = _v("pytest")
-    except Exception:
-        version = "unknown"
-print(json.dumps({
-    "version": list(sys.version_info[:3]),
-    "implementation": sys.implementation.name,
-    "platform": sysconfig.get_platform(),
-    "prefix": sys.prefix,
-    "base_prefix": sys.base_prefix,
-    "pytest_version": version,
-}))
-"""
 
 
 _ANSWER_KEYS = {"version", "implementation", "platform", "prefix", "base_prefix", "pytest_version"}
@@ -142,14 +123,18 @@ def query_interpreter(
 
 @lru_cache(maxsize=32)
 def _query(path: Path, mtime_ns: int, source: Source) -> Interpreter:
+    from maestro.engine.warm import plugin_dir
+
+    # the file runs in the workspace interpreter: stdlib only, and it never imports pytest
+    query = plugin_dir() / "maestro_warm.py"
     try:
         proc = subprocess.run(
-            [str(path), "-c", _QUERY],
+            [str(path), str(query)],
             capture_output=True,
             timeout=_QUERY_TIMEOUT_S,
             check=False,
             stdin=subprocess.DEVNULL,
-            cwd=Path(path.anchor or "/"),  # a neutral cwd: `-c` puts it first on sys.path
+            cwd=Path(path.anchor or "/"),
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise RunnerError(

@@ -16,6 +16,9 @@ process, or the runner died), exits at once with status 0 and runs nothing.
 ``-p maestro_warm`` is a guard: it is replaced by the run's arguments, so pytest imports this
 module as a plugin only if ``serve`` never ran (no ``sitecustomize``), and it then exits before
 pytest loads any conftest.
+
+Run as a script, this file is the interpreter query of maestro/engine/interpreter.py: it prints
+the same description of the interpreter (pytest found, not imported) and exits.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing is not imported: the interpreter query runs this file
+if TYPE_CHECKING:
+    from typing import Any
 
 DESCRIBE_FD_ENV = "MAESTRO_WARM_DESCRIBE_FD"
 UNSERVED_EXIT = 3  # pytest imported the guard: the process was never handed a run
@@ -68,27 +74,34 @@ def _loaded(cwd: str) -> dict[str, Any]:
     return {"files": files, "top": sorted(top), "shadowing": here}
 
 
-def _describe(fd_text: str, cwd: str) -> None:
-    """Tell the runner what the interpreter query (maestro/engine/interpreter.py) would: it then
-    need not start the interpreter once more to ask."""
+def description(pytest_version: str | None) -> dict[str, Any]:
+    """The interpreter as Maestro's interpreter query reads it (maestro/engine/interpreter.py
+    runs this file to ask; a waiting pytest process hands it over instead)."""
     import sysconfig
-    from importlib.metadata import version
 
-    try:
-        pytest_version: str | None = version("pytest")
-    except Exception:
-        pytest_version = "unknown"
-    answer = {
+    return {
         "version": list(sys.version_info[:3]),
         "implementation": sys.implementation.name,
         "platform": sysconfig.get_platform(),
         "prefix": sys.prefix,
         "base_prefix": sys.base_prefix,
         "pytest_version": pytest_version,
-        # What this process has loaded before it knows its run: the runner hands it a run only if
-        # none of it changed since, and no new file in the folder would shadow it.
-        "loaded": _loaded(cwd),
     }
+
+
+def _describe(fd_text: str, cwd: str) -> None:
+    """Tell the runner what the interpreter query (maestro/engine/interpreter.py) would: it then
+    need not start the interpreter once more to ask."""
+    from importlib.metadata import version
+
+    try:
+        pytest_version: str | None = version("pytest")
+    except Exception:
+        pytest_version = "unknown"
+    answer = description(pytest_version)
+    # What this process has loaded before it knows its run: the runner hands it a run only if
+    # none of it changed since, and no new file in the folder would shadow it.
+    answer["loaded"] = _loaded(cwd)
     try:
         with os.fdopen(int(fd_text), "w", encoding="utf-8") as f:
             f.write(json.dumps(answer) + "\n")
@@ -125,6 +138,23 @@ def serve(fd_text: str) -> None:
     sys.argv[1:] = args  # -m sets sys.argv[0] to pytest's __main__.py
 
 
-if os.environ.get(DESCRIBE_FD_ENV):  # pytest imported the guard: serve never ran
+def _query() -> None:
+    """The interpreter query's answer on stdout; pytest is found, never imported."""
+    import importlib.util
+
+    pytest_version = None
+    if importlib.util.find_spec("pytest") is not None:
+        try:
+            from importlib.metadata import version
+
+            pytest_version = version("pytest")
+        except Exception:
+            pytest_version = "unknown"
+    print(json.dumps(description(pytest_version)))  # noqa: T201
+
+
+if __name__ == "__main__":  # the interpreter query runs this file
+    _query()
+elif os.environ.get(DESCRIBE_FD_ENV):  # pytest imported the guard: serve never ran
     sys.stderr.write("maestro_warm: the waiting pytest process was not set up; exiting\n")
     os._exit(UNSERVED_EXIT)
