@@ -102,7 +102,7 @@ from maestro.errors import ConfigError, UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.env_refs import referenced as referenced_env
 from maestro.graph.files import listing_digest
-from maestro.graph.fingerprints import FingerprintStore, diff, map_lines
+from maestro.graph.fingerprints import FingerprintStore, StoreUsage, diff, map_lines
 from maestro.graph.pytest_config import import_mode, unfollowed_args
 from maestro.graph.records import DIST, LISTING
 from maestro.paths import read_msgpack, replace_file, workspace_state_dir
@@ -137,6 +137,11 @@ _BACKGROUND = "@background"  # with the inputs that changed: while the daemon's 
 # the programs the tests ran (recorded as inputs by content). Activating a venv changes PATH.
 _RESOLVED_ENV = frozenset({"PATH"})
 FINGERPRINTS_DIR = "fingerprints"
+# A run drops the kept versions no key of the workspace names at most this often, and keeps
+# those written in as long (a run still going in another process names them later)
+PRUNE_EVERY_S = 3600.0
+GC_GRACE_S = 600.0  # `maestro cache gc`: the same, for the runs going on as it collects
+_PRUNED_STAMP = "pruned"
 
 
 # ------------------------------------------------------------------------------ selection
@@ -1088,6 +1093,56 @@ def fingerprint_store(root: Path) -> FingerprintStore:
     return FingerprintStore(workspace_state_dir(root) / FINGERPRINTS_DIR)
 
 
+def needed_versions(state: Path) -> set[str] | None:
+    """The digests of the file versions a change can still be judged against in the workspace
+    whose state directory is ``state``: every input of every key its last keys hold (the last
+    one and the earlier ones of each test file). None when those cannot be read."""
+    path = state / LAST_RUNS_FILE
+    data = read_msgpack(path)
+    if not isinstance(data, dict):
+        return set() if not path.exists() else None
+    found: set[str] = set()
+    for entry in data.values():
+        if not isinstance(entry, list) or len(entry) < 2:
+            continue  # the unstored notes
+        older = entry[2] if len(entry) > 2 and isinstance(entry[2], list) else []
+        maps = [entry[1], *(e[1] for e in older if isinstance(e, list) and len(e) == 2)]
+        found.update(v for m in maps if isinstance(m, dict) for v in m.values() if v != ABSENT)
+    return found
+
+
+def prune_versions(state: Path, *, grace_s: float) -> tuple[StoreUsage, StoreUsage]:
+    """Drop the versions kept in the fingerprint store of the workspace whose state directory
+    is ``state`` that no key of it names (older than ``grace_s``): (dropped, still held)."""
+    store = FingerprintStore(state / FINGERPRINTS_DIR)
+    needed = needed_versions(state)
+    dropped = StoreUsage() if needed is None else store.prune(needed, grace_s=grace_s)
+    return dropped, store.usage()
+
+
+def prune_versions_now_and_then(root: Path) -> None:
+    """At most once per PRUNE_EVERY_S, drop the versions the fingerprint store keeps that no
+    stored key can be diffed against any more: each edit keeps one more (its redacted source,
+    so a new fingerprint format can judge it again), and a long-lived workspace would keep
+    them all. Never fails the run."""
+    state = workspace_state_dir(root)
+    stamp = state / FINGERPRINTS_DIR / _PRUNED_STAMP
+    try:
+        if time.time() - stamp.stat().st_mtime < PRUNE_EVERY_S:
+            return
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return
+    try:
+        stamp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stamp.touch(mode=0o600)
+        os.utime(stamp)
+        prune_versions(state, grace_s=PRUNE_EVERY_S)
+    except Exception:
+        log.warning("dropping the file versions no result needs failed", exc_info=True)
+
+
 def _edited_through_polluters(
     graph: BuildGraph, last: LastKeys, digests: Digests, files: list[PlannedFile]
 ) -> None:
@@ -1918,6 +1973,8 @@ def store_results(
         planned.last.save()
     except OSError:
         log.warning("could not save the last keys of this workspace", exc_info=True)
+    else:
+        prune_versions_now_and_then(planned.digests.graph.root)
     return out
 
 

@@ -20,6 +20,30 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _workspace_states() -> list[Path]:
+    """The state directory of every workspace Maestro has run in (each keeps its own
+    fingerprint store beside its last keys)."""
+    from maestro.paths import state_dir
+
+    try:
+        return sorted(p for p in (state_dir() / "workspaces").iterdir() if p.is_dir())
+    except OSError:
+        return []
+
+
+def _kept_versions() -> tuple[int, int, int]:
+    """The file versions the workspaces' fingerprint stores keep: (workspaces, versions, bytes)."""
+    from maestro.engine.testing import FINGERPRINTS_DIR
+    from maestro.graph.fingerprints import FingerprintStore, StoreUsage
+
+    total, count = StoreUsage(), 0
+    for state in _workspace_states():
+        if (state / FINGERPRINTS_DIR).is_dir():
+            total += FingerprintStore(state / FINGERPRINTS_DIR).usage()
+            count += 1
+    return count, total.versions, total.bytes
+
+
 @cache_app.command()
 @fail_on_error
 def stats(
@@ -32,8 +56,11 @@ def stats(
     with Cache.open() as cache:
         s = cache.stats()
         path = cache.path
+    workspaces, versions, kept = _kept_versions()
     if as_json:
-        out.print_json(s.model_dump_json())
+        data = s.model_dump(mode="json")
+        data["kept_versions"] = {"workspaces": workspaces, "versions": versions, "bytes": kept}
+        out.print_json(data=data)
         return
     table = Table(title=f"Cache at {path}", show_header=False)
     table.add_column(style="bold")
@@ -49,6 +76,8 @@ def stats(
         ("wall time saved", f"{s.wall_seconds_saved:.1f} s"),
         ("evictions", str(s.evictions)),
         ("quarantined", str(s.quarantined)),
+        # what a change is diffed against, per workspace (`gc` drops those no result needs)
+        ("kept file versions", f"{versions} in {workspaces} workspaces ({format_size(kept)})"),
     ]
     for name, value in rows:
         table.add_row(name, value)
@@ -96,9 +125,13 @@ def gc(
         bool, typer.Option("--purge-quarantine", help="Also drop quarantined entries.")
     ] = False,
 ) -> None:
-    """Evict least-recently-used entries down to a size; referenced blobs of kept results stay."""
+    """Evict least-recently-used entries down to a size; referenced blobs of kept results stay.
+    Also drops the file versions each workspace keeps to diff changes against that none of its
+    stored keys names any more."""
     from maestro.cache import Cache
     from maestro.cache.sizes import format_size, parse_size
+    from maestro.engine.testing import GC_GRACE_S, prune_versions
+    from maestro.graph.fingerprints import StoreUsage
 
     target = parse_size(max_size)
 
@@ -109,6 +142,14 @@ def gc(
         f"evicted {report.evicted_actions} action results and {report.evicted_blobs} blobs, "
         f"{format_size(report.before_bytes)} -> {format_size(report.after_bytes)}"
         + (f"; purged {purged} quarantined entries" if purge_quarantine else "")
+    )
+    dropped, held = StoreUsage(), StoreUsage()
+    for state in _workspace_states():
+        gone, kept = prune_versions(state, grace_s=GC_GRACE_S)
+        dropped, held = dropped + gone, held + kept
+    out.print(
+        f"dropped {dropped.versions} kept file versions no stored result is diffed against "
+        f"({format_size(dropped.bytes)}); {held.versions} kept ({format_size(held.bytes)})"
     )
 
 

@@ -14,6 +14,8 @@ from maestro.cache import Cache
 def cache_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     root = tmp_path / "cache-home"
     monkeypatch.setenv("MAESTRO_CACHE_DIR", str(root))
+    # `cache gc` and `stats` also look at every workspace's kept file versions: none here
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(tmp_path / "state"))
     return root
 
 
