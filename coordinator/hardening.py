@@ -31,6 +31,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
@@ -49,26 +50,21 @@ CLIENT_CLOSED = 499
 """The status recorded for a request whose client went away (nginx's convention)."""
 
 
+@dataclass(slots=True)
 class WarnEvery:
     """A warning written at most once every ``every_s`` seconds of ``clock``; the ones between
     are dropped (a store that fails, or a client over its cap, would write one per request)."""
 
-    def __init__(
-        self,
-        logger: logging.Logger,
-        every_s: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._log = logger
-        self._every_s = every_s
-        self._clock = clock
-        self._last = 0.0
+    logger: logging.Logger
+    every_s: float = 10.0
+    clock: Callable[[], float] = time.monotonic
+    _last: float = field(default=0.0, init=False)
 
     def warning(self, msg: str, *args: object) -> None:
-        now = self._clock()
-        if now - self._last > self._every_s:
+        now = self.clock()
+        if now - self._last > self.every_s:
             self._last = now
-            self._log.warning(msg, *args)
+            self.logger.warning(msg, *args)
 
 
 class SlowUploadError(CoordinatorError):
