@@ -13,7 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import KW_ONLY, asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -41,22 +41,16 @@ class FetchCounters:
     description: str = ""
 
 
+@dataclass(eq=False)
 class TeamModelFetcher:
     """Fetches and installs the team model every `every_s` (see the module docstring)."""
 
-    def __init__(
-        self,
-        engine: RemoteSync,
-        model_dir: Path,
-        *,
-        every_s: float = EVERY_S,
-        timeout_s: float = FETCH_TIMEOUT_S,
-    ) -> None:
-        self.engine = engine
-        self.model_dir = model_dir
-        self.every_s = every_s
-        self.timeout_s = timeout_s
-        self.counters = FetchCounters()
+    engine: RemoteSync
+    model_dir: Path
+    _: KW_ONLY
+    every_s: float = EVERY_S
+    timeout_s: float = FETCH_TIMEOUT_S
+    counters: FetchCounters = field(default_factory=FetchCounters, init=False)
 
     def status(self) -> TeamModelStatus:
         return TeamModelStatus(every_s=self.every_s, **asdict(self.counters))
