@@ -274,6 +274,13 @@ class FairnessMetrics:
             buckets=WAIT_BUCKETS,
             registry=registry,
         )
+        self.overdraft = PromCounter(
+            prefix + "rate_limit_overdraft",
+            "Requests served on a replica's credit that the shared limit then had no room for "
+            "(counted in it anyway): the over-admission of background lease renewal, by rule.",
+            ("rule",),
+            registry=registry,
+        )
         self.limiter_errors = PromCounter(
             prefix + "rate_limit_errors",
             "Limit checks that failed (storage unreachable) and were let through.",

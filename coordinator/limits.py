@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import logging
 import math
 import time
@@ -56,10 +57,24 @@ LEASE_WINDOW_FRACTION = 0.25
 MAX_LEASES = 10_000
 
 
-@dataclass(slots=True)
+REFILL_WAIT_S = 0.25
+"""A request that finds its replica's lease and credit both spent waits at most this long for
+the reservation in flight (then it is let through, as when the store fails)."""
+FORCE_LIMIT = 1 << 31
+"""The limit passed to the `limits` scripts to count hits already served, whatever the count."""
+
+
+@dataclass(slots=True, eq=False)
 class _Lease:
     left: int
     until: float
+    size: int = 1
+    owed: int = 0
+    """Hits served on credit since the last reservation: the next one counts them too."""
+    sending: int = 0
+    """Hits served on credit that the reservation in flight counts."""
+    refill: asyncio.Task[None] | None = None
+    """The reservation in flight (at most one per limit key)."""
 
 
 Mode = Literal["shadow", "enforce"]
@@ -135,6 +150,7 @@ class RateLimits:
         """Limit key -> until when its hits are refused here without asking Redis again."""
         self._retry_at: dict[str, float] = {}
         """Limit key -> when it has room again, as last asked (enforce mode's advice)."""
+        self._refills: set[asyncio.Task[None]] = set()
         self._pipeline: RedispyBridge | None = None
         """Redis through redis-py: every check of a request in one round trip."""
         if isinstance(storage, RedisStorage) and isinstance(storage.bridge, RedispyBridge):
@@ -165,6 +181,9 @@ class RateLimits:
         )
 
     async def close(self) -> None:
+        for task in list(self._refills):
+            task.cancel()
+        await asyncio.gather(*self._refills, return_exceptions=True)
         if isinstance(self.storage, RedisStorage):
             client = getattr(self.storage, "storage", None)
             close = getattr(client, "aclose", None)
@@ -246,32 +265,55 @@ class RateLimits:
 
     async def _hit_leased(self, checks: list[_Check]) -> list[bool]:
         """Shared limits without a round trip per request: a replica takes a **lease** of
-        hits (1/`LEASE_DIVISOR` of the limit, capped) in one shared hit of that cost, then spends it
-        locally for up to a quarter of the limit's window. The shared counter runs ahead of
-        the requests served by at most a lease per replica (a tenant is refused early, never
-        late); a lease that is refused is retried as a single hit, so near its limit a
-        tenant is counted exactly. A limit that refuses is then refused here, without a round
-        trip, for 1/`LEASE_DIVISOR` of its window. Byte allowances (cost > 1) are always hit
-        directly."""
+        hits (1/`LEASE_DIVISOR` of the limit, capped) in one shared hit of that cost, then spends
+        it locally for up to a quarter of the limit's window.
+
+        A lease of more than one hit (limits of at least 2 `LEASE_DIVISOR`, through the
+        pipeline) is renewed **in the background**: once half of it is spent, one reservation
+        per limit key is sent while requests go on spending the rest, and a request that finds
+        it spent before the answer is served **on credit**, counted by the next reservation.
+        A reservation Redis refuses is retried as a single hit; refused again, the hits served
+        on credit are counted anyway (the shared counter then holds every request served, so
+        the tenant is refused until its window has room for them) and the limit is refused here
+        for 1/`LEASE_DIVISOR` of its window. When that time is up, the next request is refused
+        while one reservation asks again in the background. So a request of such a limit does
+        not await Redis: it may be refused a lease's worth early, and served at most one lease
+        per replica late (the credit, `_Lease.owed`). Only a replica that serves a lease and
+        its credit within one round trip makes the next requests wait for the reservation in
+        flight (one for all of them, at most `REFILL_WAIT_S`); in shadow mode the credit has
+        no bound (every request is served anyway) and nothing waits.
+
+        Limits under 2 `LEASE_DIVISOR` (leases of one hit) and byte allowances (cost > 1)
+        are counted exactly, one awaited shared hit per request, as is a lease taken without
+        the pipeline."""
         now = time.monotonic()
         allowed: list[bool | None] = []
         asks: list[_Check] = []
         where: list[int] = []
-        for i, (rule, limiter, item, ids, cost) in enumerate(checks):
-            if cost == 1 and self._refused and self._refused.get(item.key_for(*ids), 0.0) > now:
+        waits: list[int] = []
+        for i, check in enumerate(checks):
+            _, limiter, item, ids, cost = check
+            key = item.key_for(*ids)
+            if cost == 1 and self._refused and self._refused.get(key, 0.0) > now:
                 allowed.append(False)  # refused moments ago: still no room, no round trip
                 continue
-            lease = self._leases.get(item.key_for(*ids)) if cost == 1 else None
+            size = cost
+            if cost == 1:
+                cap = MAX_MOVING_LEASE if limiter is self._moving else MAX_SLIDING_LEASE
+                size = max(1, min(cap, item.amount // LEASE_DIVISOR))
+            if cost == 1 and size > 1 and self._pipeline is not None:
+                spent = self._spend(key, check, size, now)
+                allowed.append(spent)
+                if spent is None:
+                    waits.append(i)
+                continue
+            lease = self._leases.get(key) if cost == 1 else None
             if lease is not None and lease.left > 0 and lease.until > now:
                 lease.left -= 1
                 allowed.append(True)
                 continue
             allowed.append(None)
-            size = cost
-            if cost == 1:
-                cap = MAX_MOVING_LEASE if limiter is self._moving else MAX_SLIDING_LEASE
-                size = max(1, min(cap, item.amount // LEASE_DIVISOR))
-            asks.append((rule, limiter, item, ids, size))
+            asks.append((check[0], limiter, item, ids, size))
             where.append(i)
         if asks:
             got = await self._hit_many(asks)
@@ -288,32 +330,133 @@ class RateLimits:
                     continue
                 if ok and size > 1:
                     self._leases[item.key_for(*ids)] = _Lease(
-                        size - 1, now + item.get_expiry() * LEASE_WINDOW_FRACTION
+                        size - 1, now + item.get_expiry() * LEASE_WINDOW_FRACTION, size
                     )
                 elif not ok:
                     # a tenant far over a limit would otherwise cost a round trip (two: the
                     # lease, then the single hit) per request; it is refused here for a
                     # 1/LEASE_DIVISOR of the window instead (early, never late, as a lease)
                     self._refused[item.key_for(*ids)] = now + item.get_expiry() / LEASE_DIVISOR
-            if len(self._leases) > MAX_LEASES:
-                self._leases = {k: v for k, v in self._leases.items() if v.until > now}
-            if len(self._refused) > MAX_LEASES:
-                self._refused = {k: v for k, v in self._refused.items() if v > now}
+        for i in waits:  # credit spent too: wait (bounded) for the reservation in flight
+            allowed[i] = await self._wait_for_lease(checks[i])
+        if len(self._leases) > MAX_LEASES:
+            self._leases = {
+                k: v for k, v in self._leases.items() if v.until > now or v.refill or v.owed
+            }
+        if len(self._refused) > MAX_LEASES:
+            self._refused = {k: v for k, v in self._refused.items() if v > now}
         return [bool(ok) for ok in allowed]
 
-    async def _hit_many(self, checks: list[_Check]) -> list[bool]:
+    async def _wait_for_lease(self, check: _Check) -> bool:
+        """Decide once the reservations in flight answer, for at most `REFILL_WAIT_S`; past
+        that the request is let through (as when the store fails) but still counted, by the
+        next reservation."""
+        item = check[2]
+        key = item.key_for(*check[3])
+        deadline = time.monotonic() + REFILL_WAIT_S
+        while True:
+            lease = self._leases.get(key)
+            if lease is None or lease.refill is None:
+                spent = self._spend(key, check, lease.size if lease else 2, time.monotonic())
+                return True if spent is None else spent
+            left = deadline - time.monotonic()
+            if left <= 0:
+                lease.owed += 1
+                return True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(lease.refill), left)
+            spent = self._spend(key, check, lease.size, time.monotonic())
+            if spent is not None:
+                return spent
+
+    def _spend(self, key: str, check: _Check, size: int, now: float) -> bool | None:
+        """One hit of a renewed-in-the-background lease, decided here: True (a leased hit or
+        credit), False (refused: the limit had no room at the last ask), None (lease and
+        credit spent, a reservation on its way: wait for it)."""
+        item = check[2]
+        lease = self._leases.get(key)
+        if lease is None:
+            lease = self._leases[key] = _Lease(0, 0.0, size)
+        lease.size = size
+        refused_until = self._refused.get(key)
+        if refused_until is not None:  # refused, and 1/LEASE_DIVISOR of the window is up
+            if now - refused_until < item.get_expiry() / LEASE_DIVISOR:
+                # still pressing on: refused (early, never late) while one reservation asks
+                if lease.refill is None:
+                    self._start_refill(key, check, lease)
+                return False
+            del self._refused[key]  # quiet since: asked again as a new limit would be
+        if lease.left > 0 and lease.until > now:
+            lease.left -= 1
+            if lease.left <= size // 2 and lease.refill is None:
+                self._start_refill(key, check, lease)
+            return True
+        if lease.owed + lease.sending < size or self.mode == "shadow":  # shadow: served anyway
+            lease.owed += 1
+            if lease.refill is None:
+                self._start_refill(key, check, lease)
+            return True
+        return None if lease.refill is not None else True
+
+    def _start_refill(self, key: str, check: _Check, lease: _Lease) -> None:
+        task = asyncio.get_running_loop().create_task(self._refill(key, check, lease))
+        lease.refill = task
+        self._refills.add(task)
+        task.add_done_callback(self._refills.discard)
+
+    async def _refill(self, key: str, check: _Check, lease: _Lease) -> None:
+        """Reserve the next lease plus the hits served on credit, in the background."""
+        rule, limiter, item, ids, _ = check
+        owed, lease.owed = lease.owed, 0
+        lease.sending = owed
+        try:
+            size = lease.size
+            got = size
+            (ok,) = await self._hit_many([(rule, limiter, item, ids, size + owed)])
+            if not ok:  # near the limit: one hit (held for the next request) and the credit
+                got = 1
+                (ok,) = await self._hit_many([(rule, limiter, item, ids, 1 + owed)])
+            if not ok:
+                got = 0
+                if owed:  # served already: counted, so the window makes room for them
+                    await self._hit_many([(rule, limiter, item, ids, owed)], force=True)
+                    self.metrics.overdraft.labels(rule).inc(owed)
+            now = time.monotonic()
+            if got:
+                kept = lease.left if lease.until > now else 0
+                lease.left = kept + got
+                lease.until = now + item.get_expiry() * LEASE_WINDOW_FRACTION
+                self._refused.pop(key, None)
+            else:
+                lease.left = 0
+                self._refused[key] = now + item.get_expiry() / LEASE_DIVISOR
+                if self.mode == "enforce":  # the advice for the refusals that follow
+                    await self._ask_retry(limiter, item, ids)
+        except Exception as exc:  # the store failed: what was served on credit is let go
+            self.metrics.limiter_errors.inc()
+            log.debug("rate limit reservation failed, requests let through: %r", exc)
+        finally:
+            lease.refill = None
+            lease.sending = 0
+        if lease.owed and (lease.left > 0 or key not in self._refused):
+            self._start_refill(key, check, lease)  # credit taken meanwhile: count it now
+
+    async def _hit_many(self, checks: list[_Check], *, force: bool = False) -> list[bool]:
         if self._pipeline is not None:
-            return await self._hit_pipelined(self._pipeline, checks)
+            return await self._hit_pipelined(self._pipeline, checks, force=force)
         return list(
             await asyncio.gather(
                 *(limiter.hit(item, *ids, cost=cost) for _, limiter, item, ids, cost in checks)
             )
         )
 
-    async def _hit_pipelined(self, bridge: RedispyBridge, checks: list[_Check]) -> list[bool]:
+    async def _hit_pipelined(
+        self, bridge: RedispyBridge, checks: list[_Check], *, force: bool = False
+    ) -> list[bool]:
         """The same hits as `limiter.hit` (the `limits` library's own Lua scripts and keys),
         sent as one pipeline of EVALSHA (:func:`evalsha_all`): one round trip to Redis per
-        request instead of one per limit, and no task per check."""
+        request instead of one per limit, and no task per check. `force`: counted whatever
+        the count (hits already served), by passing the scripts a limit nothing reaches."""
         storage = self.storage
         assert isinstance(storage, RedisStorage)
         client = cast("Redis", bridge.get_connection())
@@ -326,7 +469,7 @@ class RateLimits:
                     (
                         bridge.lua_acquire_moving_window,
                         [bridge.prefixed_key(key)],
-                        [now, item.amount, item.get_expiry(), cost],
+                        [now, FORCE_LIMIT if force else item.amount, item.get_expiry(), cost],
                     )
                 )
             else:
@@ -337,7 +480,7 @@ class RateLimits:
                             bridge.prefixed_key(storage._previous_window_key(key)),
                             bridge.prefixed_key(storage._current_window_key(key)),
                         ],
-                        [item.amount, item.get_expiry(), cost],
+                        [FORCE_LIMIT if force else item.amount, item.get_expiry(), cost],
                     )
                 )
         return [bool(ok) for ok in await evalsha_all(client, commands)]
@@ -348,8 +491,22 @@ class RateLimits:
         key = item.key_for(*ids)
         now = time.monotonic()
         known = self._retry_at.get(key)
+        lease = self._leases.get(key)
+        if lease is not None and lease.size > 1 and self._pipeline is not None:
+            # decided here (reservations in the background): the advice their refusal read,
+            # else the time until the next one asks
+            if known is not None and known > now:
+                return max(0.05, known - now)
+            return max(0.05, item.get_expiry() / LEASE_DIVISOR)
         if known is not None and self._refused.get(key, 0.0) > now and known > now:
             return max(0.05, known - now)  # advised moments ago: no round trip per refusal
+        return await self._ask_retry(limiter, item, ids)
+
+    async def _ask_retry(
+        self, limiter: RateLimiter, item: RateLimitItem, ids: tuple[str, ...]
+    ) -> float:
+        """When the limit has room again, as Redis says (kept for the refusals that follow)."""
+        now = time.monotonic()
         try:
             stats = await limiter.get_window_stats(item, *ids)
         except Exception:
@@ -358,7 +515,7 @@ class RateLimits:
         if self._concurrent:
             if len(self._retry_at) > MAX_LEASES:
                 self._retry_at = {k: v for k, v in self._retry_at.items() if v > now}
-            self._retry_at[key] = now + retry
+            self._retry_at[item.key_for(*ids)] = now + retry
         return retry
 
 
