@@ -21,9 +21,12 @@ a CAS blob is served only if it hashes to its key, an AC record only if its own 
   Redis, and `evict` deletes a tenant's least recently used entries to make room under its
   quota. Small CAS blobs read from the upstream are kept in memory (`SmallBlobCache`, after
   their hash checked) for a few seconds: a blob read again and again (an interactive client's
-  hot set) costs no upstream round trip. What is kept is content-addressed and verified, so
-  the only effect of keeping it is that a blob deleted upstream stays readable through this
-  replica for at most the TTL.
+  hot set) costs no upstream round trip, and past half its TTL a read has the upstream asked
+  in the background whether it still holds it (a HEAD), so it is not awaited on the request
+  path either, where an upstream busy writing other tenants' uploads answers late. What is
+  kept is content-addressed and verified, so the only effect of keeping it is that a blob
+  deleted upstream stays readable through this replica for at most the TTL after the
+  upstream last said it held it. Reads of one blob at once share one upstream GET.
 """
 
 from __future__ import annotations
@@ -220,6 +223,17 @@ class SmallBlobCache:
         self._entries.move_to_end((tenant.id, key))
         return entry[1]
 
+    def aging(self, tenant: TenantRecord, key: bytes) -> bool:
+        """Kept for more than half its TTL: time to ask the upstream again (in the background)."""
+        entry = self._entries.get((tenant.id, key))
+        return entry is not None and self._clock() - entry[0] >= self.ttl_s / 2
+
+    def renew(self, tenant: TenantRecord, key: bytes, read_at: float) -> None:
+        """The upstream still held the blob at `read_at`: keep it for a TTL from then."""
+        entry = self._entries.get((tenant.id, key))
+        if entry is not None and read_at > entry[0]:
+            self._entries[(tenant.id, key)] = (read_at, entry[1])
+
     def put(self, tenant: TenantRecord, key: bytes, data: bytes, read_at: float) -> None:
         if len(data) > self.max_entry or len(data) > self.max_bytes:
             return
@@ -264,6 +278,10 @@ class HttpBlobs:
         self.lru: RedisLru | None = None
         self.small = small_blobs
         """Recency and sizes in Redis, for eviction under quota (None: PUT answers 507)."""
+        self._fetching: dict[tuple[int, bytes], asyncio.Task[bytes | None]] = {}
+        """CAS reads on their way from the upstream: a read of the same blob meanwhile waits
+        for that one instead of sending its own."""
+        self._renewing: dict[tuple[int, bytes], asyncio.Task[None]] = {}
 
     def _http(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -338,6 +356,10 @@ class HttpBlobs:
         return size
 
     async def get_cas(self, tenant: TenantRecord, key: bytes) -> bytes | None:
+        """The verified blob. A small one read before is served from memory; past half its TTL
+        the upstream is asked in the background whether it still holds it, so a blob read
+        again and again never waits for an upstream busy with other tenants' uploads. Reads
+        of one blob at once share one upstream GET."""
         if key == EMPTY_SHA256:
             return b""
         small = self.small
@@ -345,8 +367,20 @@ class HttpBlobs:
             kept = small.get(tenant, key)
             if kept is not None:
                 self._touch(tenant, "cas", key)
+                if small.aging(tenant, key):
+                    self._renew(tenant, key, len(kept))
                 return kept
-            read_at = small.now()
+        fetching = self._fetching.get((tenant.id, key))
+        if fetching is None:
+            fetching = asyncio.get_running_loop().create_task(self._fetch_cas(tenant, key))
+            self._fetching[(tenant.id, key)] = fetching
+            fetching.add_done_callback(lambda _: self._fetching.pop((tenant.id, key), None))
+        # shielded: a reader that goes away does not cancel the others' read
+        return await asyncio.shield(fetching)
+
+    async def _fetch_cas(self, tenant: TenantRecord, key: bytes) -> bytes | None:
+        small = self.small
+        read_at = small.now() if small is not None else 0.0
         data = await self._get(self.url(tenant, "cas", key))
         if data is None:
             return None
@@ -357,6 +391,30 @@ class HttpBlobs:
             small.put(tenant, key, data, read_at)
         self._touch(tenant, "cas", key)
         return data
+
+    def _renew(self, tenant: TenantRecord, key: bytes, size: int) -> None:
+        if (tenant.id, key) in self._renewing:
+            return
+        task = asyncio.get_running_loop().create_task(self._renew_kept(tenant, key, size))
+        self._renewing[(tenant.id, key)] = task
+        task.add_done_callback(lambda _: self._renewing.pop((tenant.id, key), None))
+
+    async def _renew_kept(self, tenant: TenantRecord, key: bytes, size: int) -> None:
+        """Keep a small blob another TTL if the upstream still holds it (same size: the bytes
+        kept were verified against the digest); drop it if not. An upstream that does not
+        answer leaves it to expire at its TTL."""
+        small = self.small
+        assert small is not None
+        asked_at = small.now()
+        try:
+            held = await self._size(self.url(tenant, "cas", key))
+        except UpstreamError as exc:
+            log.debug("could not renew a kept blob of tenant %s: %s", tenant.name, exc.message)
+            return
+        if held == size:
+            small.renew(tenant, key, asked_at)
+        else:
+            small.drop(tenant, key)
 
     async def _charge_and_put(
         self, tenant: TenantRecord, kind: str, key: bytes, data: bytes | bytearray, old: int | None
@@ -453,6 +511,10 @@ class HttpBlobs:
             pass
 
     async def close(self) -> None:
+        pending = [*self._fetching.values(), *self._renewing.values()]
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
         if self.lru is not None:
             await self.lru.close()
         if self._session is not None:
