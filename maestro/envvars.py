@@ -29,8 +29,9 @@ DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
     # profile: no deadline, derandomised): keyed from the start rather than learned per file
     "CI",
     # the interpreter's own settings that change what a test sees, as plain pytest gets them
-    # (warnings as errors, hash order, asserts, encodings); not PYTHONPATH, which tools set for
-    # their own processes (an editor, a wrapper): opt in with `env-allowlist`
+    # (warnings as errors, hash order, asserts, encodings, the order a child's output comes out
+    # in); not PYTHONPATH, which tools set for their own processes (an editor, a wrapper): opt in
+    # with `env-allowlist`
     "PYTHONWARNINGS",
     "PYTHONHASHSEED",
     "PYTHONOPTIMIZE",
@@ -39,6 +40,7 @@ DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
     "PYTHONUTF8",
     "PYTHONIOENCODING",
     "PYTHONINTMAXSTRDIGITS",
+    "PYTHONUNBUFFERED",
 )
 
 

@@ -40,7 +40,7 @@ def test_fast_path():
 
 
 def maestro(ws: Workspace, extra: dict[str, str], *args: str) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if k != "DEMO_PURE"}
+    env = {k: v for k, v in os.environ.items() if k not in ("DEMO_PURE", "PYTHONUNBUFFERED")}
     env.update(MAESTRO_DAEMON="off", **extra)
     done = subprocess.run(
         [MAESTRO, *args], cwd=ws.root, env=env, capture_output=True, text=True, timeout=300,
@@ -114,6 +114,35 @@ def test_the_interpreters_own_settings_reach_pytest_and_key_the_result(ws: Works
     code, out = maestro(ws, {"PYTHONWARNINGS": "error"}, "test", "tests/test_mode.py")
     assert code == 1 and "1 failed" in out and "$PYTHONWARNINGS" in out, out
     code, out = maestro(ws, {}, "test", "tests/test_mode.py")
+    assert code == 0 and "1 cached" in out and "1 passed" in out, out
+
+
+def test_unbuffered_output_reaches_pytest_and_keys_the_result(ws: Workspace) -> None:
+    # PYTHONUNBUFFERED=1 (Docker images, IDE run configurations): a child's print comes out
+    # before its error message, and yamllint's `python -m yamllint` test fails under pytest;
+    # Maestro started pytest without it and passed the test
+    ws.write(
+        "tests/test_child.py",
+        """
+        import subprocess
+        import sys
+
+        CHILD = "import sys; print('usage'); print('error', file=sys.stderr)"
+
+
+        def test_error_comes_first():
+            out = subprocess.run(
+                [sys.executable, "-c", CHILD],
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=True,
+            ).stdout
+            assert out.startswith("error"), out
+        """,
+    )
+    code, out = maestro(ws, {}, "test", "tests/test_child.py")
+    assert code == 0 and "1 passed" in out, out
+    code, out = maestro(ws, {"PYTHONUNBUFFERED": "1"}, "test", "tests/test_child.py")
+    assert code == 1 and "1 failed" in out and "$PYTHONUNBUFFERED" in out, out
+    code, out = maestro(ws, {}, "test", "tests/test_child.py")
     assert code == 0 and "1 cached" in out and "1 passed" in out, out
 
 
