@@ -70,6 +70,8 @@ class TestOutcome(_Model):
     """What pytest's summary line counts for this node besides `outcome`, from its other phases:
     "passed" for a call that passed before its teardown errored, "error" for a teardown error
     after a failed or skipped call."""
+    warnings: int = 0
+    """How many warnings pytest recorded while this node ran (its summary line counts them)."""
     addressable: bool = True
     """Can pytest be given this node id to run it alone? Not when a collector's name holds
     "::" (html5lib's data-file items): then its whole file runs."""
@@ -169,6 +171,8 @@ class ActionResult(_Model):
     """Per-node execution record (additive: older readers ignore it, older entries lack it)."""
     opaque: list[str] = Field(default_factory=list)
     """Why the file depends on the whole workspace: what some of its tests read is unknown."""
+    collect_warnings: int = 0
+    """How many warnings pytest recorded that point at this file while collecting it."""
 
     def referenced_digests(self) -> list[Digest]:
         """Every CAS blob this result needs; an AC hit requires all of them to be present."""

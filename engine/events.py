@@ -184,6 +184,11 @@ class SessionEnd(_Event):
     """Top-level import name -> the workspace files (or files outside every interpreter key)
     its modules in ``sys.modules`` were loaded from at the session's end; a zip on
     ``sys.path`` stands for the modules imported from it."""
+    warnings: dict[str, int] = {}
+    """Node id -> the warnings pytest recorded while the test ran (its summary counts them)."""
+    collect_warnings: dict[str, int] = {}
+    """Workspace file a warning raised while collecting points at -> how many; "" for the
+    others (pytest's configuration, code outside the workspace)."""
 
 
 Event = Annotated[

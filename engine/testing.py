@@ -1684,12 +1684,15 @@ def _build_result(
         (t.node_id, t.outcome) for t in previous.values()
     ) != (fails_now or _collection_failed((r.nodeid, r.outcome) for r in results))
     tests: list[TestOutcome] = []
+    warned_in = report.session_end.warnings if report.session_end is not None else {}
     for r, node_id in zip(results, stored_ids, strict=True):
         before = previous.get(node_id)
         flipped = file_flip or (
             before is not None and (before.outcome in FAILING) != (r.outcome in FAILING)
         )
         outcome = _outcome(r, node_id, flipped or (before is not None and before.flaky), redactor)
+        if warned := warned_in.get(r.nodeid):
+            outcome = outcome.model_copy(update={"warnings": warned})
         trace = report.traces.get(r.nodeid)
         if traced and trace is not None:
             ran = indices(f"{p}::{q}" for p, qs in trace.functions.items() for q in qs)
@@ -1792,6 +1795,11 @@ def _build_result(
             "dynamic_deps": dynamic,
             "trace": record,
             "opaque": list(deps.opaque) if deps is not None else [],
+            "collect_warnings": (
+                report.session_end.collect_warnings.get(planned.target, 0)
+                if report.session_end is not None
+                else 0
+            ),
         }
     )
 
@@ -2304,7 +2312,7 @@ def summarise(
 
     tally: Counter[str] = Counter()
     counted: set[str] = set()
-    not_run = cached = ran = flaky = 0
+    not_run = cached = ran = flaky = warned = warned_before = 0
     saved = 0.0
     for o in outcomes:
         if o.result is None:
@@ -2315,6 +2323,7 @@ def summarise(
             saved += o.result.timing.wall_s
         else:
             ran += 1
+        warnings = o.result.collect_warnings
         for t in o.result.tests:
             if t.node_id in counted:
                 continue  # a skipped folder's node, in the result of each of its files
@@ -2322,6 +2331,14 @@ def summarise(
             tally[t.outcome] += 1
             tally.update(t.also)  # as pytest counts: a teardown's error too
             flaky += t.flaky
+            warnings += t.warnings
+        warned += warnings
+        # served: the warnings its recorded run had (a node carried by a partial run too)
+        warned_before += warnings if o.cached else _carried_warnings(o)
+    if report is not None and report.session_end is not None:
+        # raised while collecting, pointing at no file of the run (a conftest, a library)
+        named = {o.target for o in outcomes}
+        warned += sum(n for f, n in report.session_end.collect_warnings.items() if f not in named)
     counts: dict[str, Any] = dict(
         ran_files=ran,
         cached_files=cached,
@@ -2333,6 +2350,8 @@ def summarise(
         xfailed=tally["xfailed"],
         xpassed=tally["xpassed"],
         flaky=flaky,
+        warnings=warned,
+        cached_warnings=warned_before,
         time_saved_s=saved,
         wall_s=report.wall_s if report is not None else 0.0,
         pytest_exit_code=report.exit_code if report is not None else None,
@@ -2347,6 +2366,15 @@ def summarise(
         environment=environment or [],
         **counts,
     )
+
+
+def _carried_warnings(outcome: FileOutcome) -> int:
+    """The warnings of the nodes a partial run of a file served from its earlier result."""
+    planned, result = outcome.planned, outcome.result
+    if planned.run_nodes is None or planned.carried is None or result is None:
+        return 0
+    ran = set(planned.run_nodes)
+    return sum(t.warnings for t in result.tests if t.node_id not in ran)
 
 
 def _exit_code(counts: RunCounts, report: RunReport | None) -> int:

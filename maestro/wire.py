@@ -754,6 +754,10 @@ class RunCounts(WireModel):
     xfailed: int = 0
     xpassed: int = 0
     flaky: int = 0
+    warnings: int = Field(default=0, description="as pytest's summary line counts them")
+    cached_warnings: int = Field(
+        default=0, description="those of `warnings` recorded when a cached file last ran"
+    )
     time_saved_s: float = 0.0
     wall_s: float = 0.0
     pytest_exit_code: int | None = Field(default=None, description="None: nothing was run")

@@ -1043,6 +1043,10 @@ class _Recorder:
         self._phases: dict[str, dict[str, Any]] = {}
         self._subtests: dict[str, list[Any]] = {}  # node id -> its subtests' reports, in order
         self._failures: dict[str, Any] = {}
+        # how many warnings pytest recorded (what its summary line counts): by node id, and
+        # while collecting by the file each points at ("" for none of the workspace's)
+        self._warnings: dict[str, int] = {}
+        self._collect_warnings: dict[str, int] = {}
         self._items: dict[str, Any] = {}
         self._tracer: _Tracer = _TRACER if _TRACER is not None else _Tracer("off")
         self._before_us: dict[str, list[str]] | None = None  # see `_loaded_before`
@@ -1812,6 +1816,19 @@ class _Recorder:
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self._emit("test_start", nodeid=nodeid)
 
+    def pytest_warning_recorded(
+        self, warning_message: Any, when: str, nodeid: str, location: Any
+    ) -> None:
+        """Count each warning pytest records for its summary: a test's by its node id, one
+        raised while the files were collected by the file it points at (the test file whose
+        import raised it); the others (pytest's configuration, a conftest) belong to no file."""
+        if when == "runtest" and nodeid:
+            self._warnings[nodeid] = self._warnings.get(nodeid, 0) + 1
+            return
+        rel = self._rel(str(warning_message.filename)) if when == "collect" else None
+        key = rel or ""
+        self._collect_warnings[key] = self._collect_warnings.get(key, 0) + 1
+
     @_wrapper()
     def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
         """The phase's failure as the report gets it: read after the other implementations,
@@ -2009,6 +2026,8 @@ class _Recorder:
             },
             env=sorted(_env_reads.get("", ())),
             modules=self._runtime_modules(),
+            warnings=self._warnings,
+            collect_warnings=self._collect_warnings,
         )
 
     def _runtime_modules(self) -> dict[str, list[str]]:

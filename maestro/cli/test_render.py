@@ -328,6 +328,8 @@ def print_summary(result: Mapping[str, Any]) -> None:
         parts.append(f"{result['xfailed']} xfailed")
     if result.get("xpassed"):
         parts.append(f"{result['xpassed']} xpassed")
+    if warned := int(result.get("warnings") or 0):
+        parts.append(f"[yellow]{warned} warning{'s' if warned != 1 else ''}[/]")  # as pytest says
     ran = result.get("pytest_exit_code") is not None
     console.print(
         ", ".join(parts)
@@ -335,6 +337,19 @@ def print_summary(result: Mapping[str, Any]) -> None:
         + f" (saved {float(result.get('time_saved_s', 0.0)):.2f}s)"
         + (f", pytest {float(result.get('wall_s', 0.0)):.2f}s" if ran else "")
     )
+    if before := int(result.get("cached_warnings") or 0):
+        which = (
+            f"{before} of the {warned} warnings are"
+            if before != warned
+            else f"the {warned} warnings are"
+            if warned != 1
+            else "the warning is"
+        )
+        console.print(
+            f"{which} from the cached results' recorded runs (pytest, or maestro test "
+            "--no-cache, shows them)",
+            highlight=False,
+        )
     notes = [str(n) for n in result.get("policy") or []]
     if notes:
         more = f" and {len(notes) - 1} more" if len(notes) > 1 else ""

@@ -1,0 +1,87 @@
+"""`maestro test` counts pytest's warnings as pytest's summary line does, fresh and served from
+the cache (then saying they are the recorded run's): real pytest children, a real LMDB cache."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pytest
+import typer
+from testing_helpers import Workspace
+from typer.testing import CliRunner
+
+from maestro.cli import test_cmd
+
+app = typer.Typer()
+app.command("test", cls=test_cmd.TestCommand)(test_cmd.test)
+app.command("noop")(lambda: None)
+
+WARNS = """
+import warnings
+
+
+def test_user():
+    warnings.warn("careful", UserWarning)
+
+
+def test_deprecated():
+    warnings.warn("old api", DeprecationWarning)
+
+
+def test_quiet():
+    assert True
+"""
+
+AT_IMPORT = """
+import warnings
+
+warnings.warn("at import", UserWarning)
+
+
+def test_q():
+    assert 1
+"""
+
+
+def _said(output: str) -> str:
+    return " ".join(output.split())
+
+
+def test_the_summary_counts_warnings_as_pytest_does(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("tests/test_warns.py", WARNS)
+    ws.write("tests/test_at_import.py", AT_IMPORT)
+    monkeypatch.chdir(ws.root)
+    monkeypatch.setenv("MAESTRO_TRACE", "always")  # a per-test record from the first run
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    found = re.search(r"(\d+) warnings? in ", plain.stdout)
+    assert found is not None, plain.stdout
+    expected = int(found[1])
+    assert expected == 3  # two tests and one test file's import
+
+    fresh = CliRunner().invoke(app, ["test", "--no-daemon"])
+    assert fresh.exit_code == 0, fresh.output
+    assert f", {expected} warnings — ran" in _said(fresh.output)
+    assert "recorded run" not in fresh.output
+
+    served = CliRunner().invoke(app, ["test", "--no-daemon"])
+    assert served.exit_code == 0 and ", 0 to run" in served.output, served.output
+    said = _said(served.output)
+    assert f", {expected} warnings — ran 0 files" in said
+    assert f"the {expected} warnings are from the cached results' recorded runs" in said
+
+    # one test runs again: its warning is this run's; its file's other test's, carried, and
+    # the other file's are the recorded runs'
+    ws.edit("tests/test_warns.py", '"careful"', '"careful!"')
+    partly = CliRunner().invoke(app, ["test", "--no-daemon"])
+    said = _said(partly.output)
+    assert "1 of 3 tests: tests/test_warns.py::test_user" in said
+    assert f", {expected} warnings — ran 1 files" in said, said
+    assert f"2 of the {expected} warnings are from the cached results' recorded runs" in said
