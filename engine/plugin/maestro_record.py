@@ -756,3 +756,18 @@ def start_child() -> None:
     if not directory or not root or not os.path.isdir(directory) or _resource_tracker():
         return
     ChildRecorder(directory, root).start()
+
+
+def _mark_fork() -> None:
+    """In a fork of a process whose tests' children are recorded (the pytest process, or a
+    recorded child): it runs its parent's code and leaves no record, and may stay to work for
+    later tests (a process pool kept in a module global), so it is marked running, as a recorded
+    child is, for as long as it lives."""
+    directory = os.environ.get(ENV_DIR)
+    if directory:
+        with contextlib.suppress(OSError):
+            mark = os.path.join(directory, f"{RUNNING_PREFIX}{os.getpid()}")
+            os.close(os.open(mark, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
+os.register_at_fork(after_in_child=_mark_fork)

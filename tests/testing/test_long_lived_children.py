@@ -92,3 +92,39 @@ def test_multiprocessing_resource_tracker_keeps_no_later_test_from_the_cache(
     assert next(t.opaque for r, _ in first.results() for t in r.tests if t.node_id == later) == []
     ws.edit("pkg/other.py", "X = 1", "X = 2")  # nothing imports it
     assert ran(ws.run()) == []
+
+
+FORKED_POOL = """
+import concurrent.futures
+import multiprocessing
+
+# forked by the first test that submits, kept for the others
+POOL = concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+
+
+def test_start():
+    assert POOL.submit(abs, -2).result() == 2
+
+
+def test_square():
+    # only the worker imports and runs pkg.work
+    assert POOL.submit(eval, "__import__('pkg.work').work.square(3)").result() == 9
+"""
+
+
+def test_a_forked_worker_an_earlier_test_started_keeps_the_later_tests_from_the_cache(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a fork of the pytest process leaves no record at all: the test that forks is opaque, and
+    # a later test handing work to the fork it left running was served as passed after an edit
+    # of the code only the fork ran
+    monkeypatch.setenv("MAESTRO_TRACE", "always")
+    ws.write("pkg/work.py", "def square(x):\n    return x * x\n")
+    ws.write("tests/test_pool.py", FORKED_POOL)
+    nodes = ("tests/test_pool.py::test_start", "tests/test_pool.py::test_square")
+    first = ws.run()
+    assert [outcomes(first)[n] for n in nodes] == ["passed", "passed"]
+    later = next(t.opaque for r, _ in first.results() for t in r.tests if t.node_id == nodes[1])
+    assert any("kept running" in why for why in later)
+    ws.edit("pkg/work.py", "x * x", "x * x + 1")
+    assert [outcomes(ws.run())[n] for n in nodes] == ["passed", "failed"]
