@@ -700,7 +700,10 @@ def _memo_holders(
     and nothing there is kept for a later call. Nor for a name a function reads only as what
     its own nested ``def`` or ``class`` statements bind (`FileFingerprints.own_defs`): Python
     resolves it to that definition, which counts by its own qualname, never to a namesake
-    elsewhere (click's ``Parameter.type_cast_value`` calls its own ``convert``)."""
+    elsewhere (click's ``Parameter.type_cast_value`` calls its own ``convert``); nor for a
+    global name its module binds only by a ``class`` statement (`FileFingerprints.class_reads`):
+    that is the class, whose special methods are followed as above (python-dateutil's
+    ``rrule.replace`` makes an ``rrule``, it does not call ``rruleset.rrule``)."""
     files: dict[str, FileFingerprints | None] = {p: f for p, (f, _) in callees.items()}
     held: dict[str, dict[str, str]] = {}  # file -> name its code may get a result by -> where
     # (file, qualname) -> the names of `held` it names (a function's own nested definition of
@@ -750,6 +753,8 @@ def _memo_holders(
                     continue  # its class's own private name, or a plain one: not this
                 if name in recorded.own_defs.get(qualname, ()):
                     continue  # its own nested definition of the name: no other it can reach
+                if spelled in recorded.class_reads.get(qualname, ()):
+                    continue  # its module's class of that name: calling it runs its dunders
                 namers.setdefault((reader, qualname), set()).add(key)
                 if not _dunder(bare):
                     where_ = f"{dotted(reader, qualname)}, which names {where}"

@@ -202,6 +202,11 @@ class FileFingerprints:
     """Qualified name -> the names its own code reads only as its variables that nothing but its
     own nested ``def`` or ``class`` statements bind (`_own_defs`): such a read is of the
     function or class defined there, never of another of that name. Only where there are any."""
+    class_reads: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Qualified name of a function outside any other function -> the names its own code reads
+    only as global variables that this module binds by nothing but undecorated top-level
+    ``class`` statements (`_class_bound`, `_global_reads`): such a read is of that class, never
+    of a function of that name elsewhere. Only where there are any."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -237,6 +242,7 @@ class FileFingerprints:
             "fixture_defs": self.fixture_defs,
             "class_heads": list(self.class_heads),
             "own_defs": {q: list(v) for q, v in self.own_defs.items()},
+            "class_reads": {q: list(v) for q, v in self.class_reads.items()},
         }
 
     @classmethod
@@ -282,6 +288,10 @@ class FileFingerprints:
                 class_heads=tuple(map(str, raw["class_heads"])),
                 # kept before `own_defs` was: none known
                 own_defs={str(q): tuple(map(str, v)) for q, v in raw.get("own_defs", {}).items()},
+                # kept before `class_reads` was: none known
+                class_reads={
+                    str(q): tuple(map(str, v)) for q, v in raw.get("class_reads", {}).items()
+                },
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -471,6 +481,25 @@ def _own_defs(function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str
     module-level or another function's namesake (click's ``Parameter.type_cast_value`` calls
     its own ``convert``, not ``ParamType.convert``). Taken conservatively: a target anywhere in
     a comprehension, lambda or nested class body of its own code counts as binding it."""
+    defined, read, other = _own_names(function)
+    return frozenset((defined & read) - other)
+
+
+def _global_reads(function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str]:
+    """The names `function`'s own code (its body, nested bodies excluded) reads as variables
+    and binds nowhere (no parameter, assignment, target, import, ``global``/``nonlocal``,
+    nested ``def`` or ``class``) nor spells as an attribute: outside any other function, Python
+    looks each such read up in the module's globals (a class body's names are not seen from
+    its methods). Private names (``__x``, mangled in a class) are left out."""
+    defined, read, other = _own_names(function)
+    return frozenset(n for n in read - defined - other if not n.startswith("__"))
+
+
+def _own_names(
+    function: ast.FunctionDef | ast.AsyncFunctionDef,
+) -> tuple[set[str], set[str], set[str]]:
+    """(the names `function`'s own nested ``def``/``class`` statements bind, the names its own
+    code reads as variables, every name it binds otherwise or spells as an attribute)."""
     args = function.args
     params = [*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg]
     other = {a.arg for a in params if a is not None}
@@ -507,7 +536,61 @@ def _own_defs(function: ast.FunctionDef | ast.AsyncFunctionDef) -> frozenset[str
         if isinstance(getattr(node, "name", None), str):  # except/match targets, type params
             other.add(node.name)  # type: ignore[attr-defined]
         stack.extend((n, scope) for n in ast.iter_child_nodes(node))
-    return frozenset((defined & read) - other)
+    return defined, read, other
+
+
+def _class_bound(tree: ast.Module) -> frozenset[str]:
+    """The global names this module binds by nothing but undecorated ``class`` statements of
+    its module-level code (inside ``if``/``try``/``with`` too): no assignment, target,
+    import, ``def``, ``del`` or walrus there, no ``global`` declaration anywhere, no star
+    import and no reach into its own namespace (``globals()``, ``vars()``, a module
+    ``__getattr__``). Reading such a name gets that class."""
+    classes: set[str] = set()
+    other: set[str] = set()
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.ClassDef):
+            (other if node.decorator_list else classes).add(node.name)
+            stack.extend([*node.bases, *node.keywords])  # its body binds class attributes
+            continue
+        if isinstance(node, _Def):
+            other.add(node.name)
+            stack.extend(_outside_body(node))
+            continue
+        if isinstance(node, ast.Lambda):
+            stack.extend([*node.args.defaults, *filter(None, node.args.kw_defaults)])
+            continue
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            other.add(node.id)
+        elif isinstance(node, ast.alias):
+            if node.name == "*":
+                return frozenset()
+            other.add(node.asname or node.name.partition(".")[0])
+        elif isinstance(node, ast.Global | ast.Nonlocal):
+            other.update(node.names)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            if node.func.id in ("globals", "vars", "locals", "exec", "eval"):
+                return frozenset()
+        elif isinstance(node, ast.MatchMapping) and node.rest:
+            other.add(node.rest)
+        if isinstance(getattr(node, "name", None), str):  # except/match targets, type aliases
+            other.add(node.name)  # type: ignore[attr-defined]
+        stack.extend(ast.iter_child_nodes(node))
+    for node in ast.walk(tree):  # a function's `global X` may rebind it
+        if isinstance(node, ast.Global):
+            other.update(node.names)
+        elif _reaches_globals(node):
+            return frozenset()
+    return frozenset(classes - other)
+
+
+def _reaches_globals(node: ast.AST) -> bool:
+    """Can `node` reach the module's namespace unnamed (``globals``, ``vars``, a module
+    ``__getattr__`` or ``__dir__``)?"""
+    if isinstance(node, _Def):
+        return node.name in ("__getattr__", "__dir__")
+    return isinstance(node, ast.Name) and node.id in ("globals", "vars")
 
 
 _CONDITIONAL = (
@@ -1353,6 +1436,8 @@ class _Splitter:
         self.refs: dict[str, set[str]] = {}
         self.own_defs: dict[str, frozenset[str]] = {}  # `FileFingerprints.own_defs`
         self.not_own: dict[str, set[str]] = {}  # the names a definition reads otherwise
+        self.global_reads: dict[str, set[str]] = {}  # `_global_reads`, outside functions only
+        self.not_global: dict[str, set[str]] = {}  # the names a definition reads otherwise
         # the names a `raise` statement calls unconditionally, and every other name read
         self.raise_called: dict[str, set[str]] = {}
         self.unraised: dict[str, set[str]] = {}
@@ -1484,6 +1569,11 @@ class _Splitter:
         defs = _own_defs(node)
         self.own_defs[qualname] = self.own_defs.get(qualname, frozenset()) | defs
         self.not_own.setdefault(qualname, set()).update(names - defs)
+        if "<locals>" not in qualname:  # (an enclosing function's variable could be it)
+            # its decorators and defaults are read where it is defined, a class body's names
+            found = _global_reads(node) - _names(header)
+            self.global_reads.setdefault(qualname, set()).update(found)
+            self.not_global.setdefault(qualname, set()).update(names - found)
         called, other = _raised_calls(list(node.body))
         self.unraised.setdefault(qualname, set()).update(
             other, _names([*header, *node.body], raises=False)
@@ -1538,6 +1628,8 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         return FileFingerprints(module="bytes:" + _fp(data.hex()), parse_error=True)
     module = _fp("\n".join(fp for fp, _ in statements))
     escapes = _escapes(tree)
+    reach = escapes.own or escapes.stars or escapes.code_namespace
+    classes = frozenset() if reach else _class_bound(tree)
     imports_from, rebinds = _imports_from(tree)
     computed = module_values(tree, _binds_anything, _binds_here)
     # an evaluated statement reads only names whose values count themselves (`values`)
@@ -1600,6 +1692,11 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
             q: tuple(sorted(own))
             for q, n in splitter.own_defs.items()
             if (own := n - splitter.not_own[q])
+        },
+        class_reads={
+            q: tuple(sorted(only))
+            for q, n in splitter.global_reads.items()
+            if (only := (n - splitter.not_global[q]) & classes)
         },
     )
 
