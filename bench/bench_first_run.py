@@ -137,6 +137,8 @@ def with_baseline(bench: Bench, baseline: Path, what: str) -> Ran:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(baseline), env.get("PYTHONPATH")) if p)
     _, log = bench._start(what)
     cmd = [sys.executable, "-c", MAESTRO_CODE, "test", "--no-daemon", "--root", str(bench.tree)]
+    # as `Bench.maestro` does: the run's JUnit file is written on both sides
+    cmd += ["--junit-xml", str(bench.out / "baseline.xml")]
     cmd += ["--", *bench.spec.pytest_args] if bench.spec.pytest_args else []
     saved = bench.maestro_env
     bench.maestro_env = env
