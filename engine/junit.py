@@ -20,6 +20,9 @@ from maestro.cache.action import ActionResult, TestOutcome
 # one document per test file and the whole run's with --junit-xml.
 _INDENT = "  "
 _DECLARATION = "<?xml version='1.0' encoding='utf-8'?>\n"
+# The message of the error written for a teardown that failed after its test failed or was
+# skipped: how pytest's message for it begins (the result keeps no text of that teardown).
+TEARDOWN = "failed on teardown"
 
 
 def _attr(text: str) -> str:
@@ -90,6 +93,8 @@ def _case(out: list[str], test: TestOutcome, *, cached: bool) -> None:
         case "skipped" | "xfailed" as kind:
             typed = "pytest.xfail" if kind == "xfailed" else "pytest.skip"
             children.append(_start("skipped", [("type", typed), ("message", message)]) + " />")
+            if kind == "skipped" and "error" in test.also:  # pytest adds it to the same case
+                children.append(_start("error", [("message", TEARDOWN)]) + " />")
         case _:
             pass
     props = []
@@ -107,6 +112,17 @@ def _case(out: list[str], test: TestOutcome, *, cached: bool) -> None:
         out.append(">" + inner + inner.join(children) + "\n" + _INDENT * 2 + "</testcase>")
     else:
         out.append(" />")
+    if test.outcome == "failed" and "error" in test.also:
+        # pytest closes the failed case and opens another for its teardown's error
+        again = [(k, "0.000" if k == "time" else v) for k, v in attrs]
+        error = _start("error", [("message", TEARDOWN)]) + " />"
+        out.append(f"\n{_INDENT * 2}{_start('testcase', again)}>\n{_INDENT * 3}{error}")
+        out.append(f"\n{_INDENT * 2}</testcase>")
+
+
+def _teardown_errors(test: TestOutcome) -> int:
+    """The teardown error written beside a failed or skipped test's own outcome (0 or 1)."""
+    return int(test.outcome in ("failed", "skipped") and "error" in test.also)
 
 
 def _each(tests: Iterable[TestOutcome]) -> Iterator[TestOutcome]:
@@ -154,7 +170,9 @@ def render(
     for result, cached in results:
         for test in _each(result.tests):
             _case(cases, test, cached=cached)
-            counts["tests"] += 1
+            teardown = _teardown_errors(test)
+            counts["tests"] += 1 + (teardown if test.outcome == "failed" else 0)
+            counts["errors"] += teardown
             total += test.duration_s
             if test.outcome == "failed":
                 counts["failures"] += 1

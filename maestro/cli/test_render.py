@@ -266,6 +266,16 @@ def _each(tests: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
             yield {**t, **one, "each": []}
 
 
+def _teardown(test: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The error of a teardown that failed after its test failed or was skipped, listed as
+    pytest lists it (its own line, counted among the errors); its text is not kept."""
+    if test.get("outcome") in ("failed", "skipped") and "error" in (test.get("also") or []):
+        after = "failed" if test.get("outcome") == "failed" else "was skipped"
+        failed = f"its teardown failed after it {after}"
+        return [{**test, "outcome": "error", "message": failed, "line": None}]
+    return []
+
+
 def print_summary(result: Mapping[str, Any]) -> None:
     """Failures, flaky tests and the counts line of a RunTestsResult in JSON mode."""
     from rich.markup import escape
@@ -273,7 +283,11 @@ def print_summary(result: Mapping[str, Any]) -> None:
     from maestro.cli.consoles import console
 
     tests = list(_tests(result))
-    failures = [t for t in _each(tests) if t.get("outcome") in ("failed", "error")]
+    failures = [
+        shown
+        for t in _each(tests)
+        for shown in ([t] if t.get("outcome") in ("failed", "error") else []) + _teardown(t)
+    ]
     quarantined = {str(q.get("node_id")): q for q in result.get("quarantined") or []}
     if failures:
         console.rule("[bold red]failures")

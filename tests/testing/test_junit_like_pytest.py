@@ -118,3 +118,60 @@ def test_terminal_escapes_in_a_failure_are_written_as_pytest_writes_them(
         assert "#x1B[?2004l#x07#x08" in (failures["test_prompt"] or "")
         assert "\x1b" not in ours.read_text(encoding="utf-8")
     assert "#x1B[?2004l#x07#x08" in (_failures(plain)["test_prompt"] or "")
+
+
+def _cases(path: Path) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
+    """(test name, the tags of its outcome elements) per `<testcase>` of tests/test_down.py in
+    file order, and the suite's failures and errors counts."""
+    root = ET.parse(path).getroot()
+    suite = next(root.iter("testsuite"))
+    cases = [
+        (c.get("name", ""), [e.tag for e in c if e.tag != "properties"])
+        for c in root.iter("testcase")
+        if c.get("classname") == "tests.test_down"
+    ]
+    return cases, {k: suite.get(k, "") for k in ("failures", "errors")}
+
+
+def test_a_teardown_error_after_a_failure_or_a_skip_is_written_as_pytest_writes_it(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """pytest writes a failed test whose teardown then errors as two testcases (the failure,
+    then the error), and a skipped one as one testcase holding both: Maestro wrote only the
+    failure or the skip, and its suite counted one error for pytest's three."""
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write(
+        "tests/test_down.py",
+        """
+        import pytest
+
+        @pytest.fixture
+        def broken():
+            yield
+            raise RuntimeError("teardown broke")
+
+        def test_fails(broken):
+            assert 1 == 2
+
+        def test_skips(broken):
+            pytest.skip("no")
+
+        def test_passes(broken):
+            pass
+        """,
+    )
+    plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
+    for done in _junit_runs(ws, tmp_path, plain, ours):
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert _cases(ours) == _cases(plain)
+        # the terminal lists each error the counts line counts
+        assert done.stdout.count("ERROR tests/test_down.py::") == 3, done.stdout
+    assert _cases(plain) == (
+        [
+            ("test_fails", ["failure"]),
+            ("test_fails", ["error"]),
+            ("test_skips", ["skipped", "error"]),
+            ("test_passes", ["error"]),
+        ],
+        {"failures": "1", "errors": "3"},
+    )
