@@ -57,16 +57,19 @@ def run_impacted_of(
     ls: MaestroServer, ws: Workspace, uri: str | None, *, kind: RunKind = "impacted"
 ) -> RunAccepted:
     """Start a run of what ``uri`` (or, without one, the working tree and every unsaved
-    buffer) impacts; the selection is made inside the run, so the command answers at once."""
+    buffer) impacts; the selection is made inside the run, so the command answers at once.
+    The daemon is given the changed files, as `maestro test --impacted` gives them: it runs
+    the impacted test files in the full run's order. Named one by one, in the rows' order
+    (nearest first), they ran in an order of their own, whose results are shown but not
+    cached."""
 
     async def prepare() -> RunTestsParams | str:
         report = await impacted_targets(
             ls, ws, [uri] if uri else None, None, cache_state=False, tests_only=True
         )
-        targets = [r["target"] for r in report["impacted"]]
-        if not targets:
+        if not report["impacted"]:
             return "no impacted tests"
-        return RunTestsParams(paths=targets)
+        return RunTestsParams(paths=[c.path for c in report["changes"]], impacted=True)
 
     label = "run impacted tests" if kind == "impacted" else "run impacted tests (on save)"
     return manager(ls).start(ws, None, kind=kind, label=label, prepare=prepare).accepted()
