@@ -480,6 +480,9 @@ class PlannedFile:
     unstored: tuple[str, ...] = ()  # inputs that changed while its last run ran: not stored
     # a polluter's key entry (collected-with:) that changed -> the files edited behind it
     through: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # those of `changed` back at the version an earlier run of the file had (an edit undone
+    # since its last run): told after the others, and said so
+    back: tuple[str, ...] = ()
 
     @property
     def runs(self) -> bool:
@@ -524,6 +527,8 @@ class PlannedFile:
     def _label(self, name: str) -> str:
         """An input as a reason names it: a polluter whose import changed, by the files edited
         (its key entry covers them: it may be unedited itself)."""
+        if name in self.back:
+            return f"{input_label(name)} (back as an earlier run had it)"
         edited = self.through.get(name)
         if not edited:
             return input_label(name)
@@ -1222,7 +1227,44 @@ def _decide(
     if newest[0] == key.hex:
         return PlannedFile(target, nodes, key, None, "cached result unusable")
     previous = last.nearest(cache, target, key.inputs) or newest
-    changed = _changes_since(previous[1], key.inputs)
+    changed, back = _undone_last(
+        _changes_since(previous[1], key.inputs), last.history(target), previous[0], key.inputs
+    )
+    decided = _judged(cache, target, nodes, key, previous, changed, graph, fps, last)
+    decided.back = back
+    return decided
+
+
+def _undone_last(
+    changed: list[str],
+    history: Sequence[tuple[str, Mapping[str, str]]],
+    previous: str,
+    inputs: Mapping[str, str],
+) -> tuple[list[str], tuple[str, ...]]:
+    """``changed``, those back at the version an earlier kept run of the file had (an edit
+    undone since the file last ran) moved last, and those: a reason leads with what was
+    edited, not with what was put back."""
+    back = tuple(
+        n for n in changed if any(i.get(n) == inputs.get(n) for k, i in history if k != previous)
+    )
+    if not back:
+        return changed, ()
+    return [n for n in changed if n not in back] + list(back), back
+
+
+def _judged(
+    cache: Cache,
+    target: str,
+    nodes: tuple[str, ...] | None,
+    key: ActionKey,
+    previous: tuple[str, dict[str, str]],
+    changed: list[str],
+    graph: BuildGraph | None,
+    fps: FingerprintStore | None,
+    last: LastKeys,
+) -> PlannedFile:
+    """How a file whose inputs ``changed`` since its ``previous`` result runs: its nodes
+    judged by that result's record (or an older one's), else whole."""
     if nodes is None and graph is not None and fps is not None:
         functions: dict[str, str] = {}  # whose node ids a change of fixture params changes
         found = node_reasons(
