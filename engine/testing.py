@@ -1305,8 +1305,10 @@ def _judged(
             if not reasons:
                 return PlannedFile(target, nodes, key, carried, None, changed, promote=True,
                                    carried=carried)  # fmt: skip
-            # a redacted id is not one pytest knows: then the whole file runs
-            everything = len(reasons) >= len(carried.tests) or not _all_runnable(reasons, carried)
+            # a redacted id is not one pytest knows: then the whole file runs. One pytest cannot
+            # find by its id ("::" inside a parametrize id) still runs alone: the file is named
+            # whole and the served tests are deselected by id (`with_companions`)
+            everything = len(reasons) >= len(carried.tests) or not all(map(_runnable, reasons))
             return PlannedFile(
                 target, nodes, key, None, "inputs changed", changed,
                 run_nodes=None if everything else tuple(reasons),
