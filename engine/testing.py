@@ -1133,17 +1133,19 @@ def prune_versions_now_and_then(root: Path) -> None:
     state = workspace_state_dir(root)
     stamp = state / FINGERPRINTS_DIR / _PRUNED_STAMP
     try:
-        if time.time() - stamp.stat().st_mtime < PRUNE_EVERY_S:
-            return
+        due: bool | None = time.time() - stamp.stat().st_mtime >= PRUNE_EVERY_S
     except FileNotFoundError:
-        pass
+        due = None  # the first run: the clock starts (nothing kept is an hour old yet)
     except OSError:
+        return
+    if due is False:
         return
     try:
         stamp.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         stamp.touch(mode=0o600)
         os.utime(stamp)
-        prune_versions(state, grace_s=PRUNE_EVERY_S)
+        if due:
+            prune_versions(state, grace_s=PRUNE_EVERY_S)
     except Exception:
         log.warning("dropping the file versions no result needs failed", exc_info=True)
 
