@@ -167,6 +167,8 @@ class RunManager:
         await self._begin(run)
         testexplorer.run_begin(ls, run)
         outcome = run.outcome()
+        # pytest runs what is on disk: the editor's unsaved edits are not in these results
+        unsaved = sorted(ls.buffers(run.ws))
         try:
             if run.prepare is not None:
                 prepared = await run.prepare()
@@ -212,6 +214,8 @@ class RunManager:
             )
             return self._finished(run, outcome)
         outcome.update(self._summary(run, result))
+        if unsaved:
+            outcome["message"] = _unsaved_note(unsaved)
         self._publish(run)
         self._end(run, _summary_line(outcome))
         if result.not_run_files and result.pytest_said:
@@ -423,7 +427,18 @@ def _summary_line(outcome: RunResult) -> str:
     text = ", ".join(parts) or "no tests"
     if outcome.get("cachedFiles"):
         text += f" ({outcome['cachedFiles']} files cached)"
+    if (message := outcome.get("message")) and message.startswith(_UNSAVED_NOTE):
+        text += f"; {message}"
     return text
+
+
+_UNSAVED_NOTE = "ran the saved files: "
+
+
+def _unsaved_note(paths: list[str]) -> str:
+    """Says that the run did not see the unsaved edits of ``paths``."""
+    named = ", ".join(paths[:3]) + (f" and {len(paths) - 3} more" if len(paths) > 3 else "")
+    return f"{_UNSAVED_NOTE}{named} {'has' if len(paths) == 1 else 'have'} unsaved changes"
 
 
 def register(server: MaestroServer) -> None:

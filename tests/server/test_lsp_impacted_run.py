@@ -1,11 +1,13 @@
-"""`maestro.runImpacted` through a real server and daemon on a saved edit: the impacted files
+"""`maestro.runImpacted` through a real server and daemon. On a saved edit the impacted files
 run in the full run's order, so their results are stored and the same question asked again is
-answered from the cache, as `maestro test --impacted` is."""
+answered from the cache, as `maestro test --impacted` is. On an unsaved edit pytest runs what is
+on disk, and the run's end says so."""
 
 from __future__ import annotations
 
 import pytest
-from conftest import Env, run_to_end, start_client, stop_client
+from conftest import Env, change_doc, open_doc, run_to_end, start_client, stop_client
+from lsprotocol import types
 from workspace_procs import commit_all, write_files
 
 pytestmark = pytest.mark.slow
@@ -40,5 +42,25 @@ async def test_impacted_run_results_are_cached(lsp_env: Env) -> None:
         # its result withheld because it had run after test_b_near)
         again = await run_to_end(client, "maestro.runImpacted", env.uri("pkg/core.py"))
         assert (again["passed"], again["ranFiles"], again["cachedFiles"]) == (2, 0, 2), again
+    finally:
+        await stop_client(client)
+
+
+async def test_a_run_with_unsaved_edits_says_it_ran_the_saved_files(lsp_env: Env) -> None:
+    env = lsp_env
+    write_files(env.root, FILES)
+    commit_all(env.root, "far and near")
+    client = await start_client(env, "neovim")
+    try:
+        uri = open_doc(client, env, "pkg/core.py")
+        change_doc(client, uri, "def base():\n    return 2\n")  # breaks both tests, not saved
+        outcome = await run_to_end(client, "maestro.runImpacted", uri)
+        assert (outcome["passed"], outcome["failed"]) == (2, 0), outcome
+        note = "ran the saved files: pkg/core.py has unsaved changes"
+        assert outcome["message"] == note
+        (token,) = [t for t in client.progress_reports if outcome["runId"] in str(t)]
+        end = client.progress_reports[token][-1]
+        assert isinstance(end, types.WorkDoneProgressEnd)
+        assert end.message == f"2 passed; {note}"
     finally:
         await stop_client(client)
