@@ -108,12 +108,15 @@ class Engine:
 
         return start_warm(root, environ=environ, likely_only=likely_only)
 
-    def plan(self, selection: Selection, *, environ: Mapping[str, str] | None = None) -> Plan:
+    def plan(
+        self, selection: Selection, *, environ: Mapping[str, str] | None = None, count: bool = True
+    ) -> Plan:
+        """``count``: a run's plan, counted as the cache's hits and misses."""
         from maestro.engine.testing import plan
 
         return plan(
             self.graph, self.cache, self.interpreter, selection, environ=environ,
-            fingerprints=self.fingerprints,
+            fingerprints=self.fingerprints, count=count,
         )  # fmt: skip
 
     def promote(self, planned: Plan) -> None:

@@ -760,9 +760,12 @@ def plan(
     *,
     environ: Mapping[str, str] | None = None,
     fingerprints: FingerprintStore | None = None,
+    count: bool = True,
 ) -> Plan:
     """Key every selected test file and decide whether it runs, and why. A long-lived caller
-    (the daemon) passes its own `fingerprints` store so that its memory memo outlives the plan."""
+    (the daemon) passes its own `fingerprints` store so that its memory memo outlives the plan.
+    ``count``: the plan is a run's, its cached files are hits and the others misses (a question
+    about the cache, such as `stale`, counts nothing)."""
     allowlist = env_allowlist_of(graph)
     # the files conftests collect themselves are tests too (asked of them once per change)
     ensure_collected(graph, interpreter, allowlist=allowlist, environ=environ)
@@ -790,7 +793,7 @@ def plan(
     restored = False
     for target, nodes in selected.items():
         decided = decide(target, nodes)
-        if not selection.no_cache:  # a hit is a file served without running (not a failed one)
+        if count and not selection.no_cache:  # a hit: a file served without running
             cache.count_lookup(None if decided.runs else decided.cached)
         served = decided.cached if not decided.runs and not decided.promote else None
         if decided.earlier and served is not None:
@@ -1437,8 +1440,9 @@ def stale(
     """Test files with no usable (passing) cached result for their current inputs (a polluter
     that would only run with one of them has one)."""
     planned = plan(
-        graph, cache, interpreter, Selection(), environ=environ, fingerprints=fingerprints
-    )
+        graph, cache, interpreter, Selection(), environ=environ, fingerprints=fingerprints,
+        count=False,
+    )  # fmt: skip
     return [f for f in planned.to_run if f.reason != "collected before a file that runs"]
 
 

@@ -330,7 +330,8 @@ class SpeculationService:
         )
         environ = self._environ
         selection = Selection(impacted=True, changes=changes)
-        planned = await tests.plan(engine, selection, environ)
+        # a look ahead, not a run: the user's next run counts what it serves
+        planned = await tests.plan(engine, selection, environ, count=False)
         engine.promote(planned)
         to_run = planned.to_run
         if not to_run:

@@ -379,10 +379,16 @@ class TestService:
         return Engine(graph, cache, interpreter, self.fingerprints)
 
     async def plan(
-        self, engine: Engine, selection: Selection, environ: Mapping[str, str] | None
+        self,
+        engine: Engine,
+        selection: Selection,
+        environ: Mapping[str, str] | None,
+        *,
+        count: bool = True,
     ) -> Plan:
-        """Plan off the event loop: keying every selected file hashes its inputs."""
-        return await asyncio.to_thread(engine.plan, selection, environ=environ)
+        """Plan off the event loop: keying every selected file hashes its inputs. ``count``:
+        a run's plan (its cached files are the cache's hits)."""
+        return await asyncio.to_thread(engine.plan, selection, environ=environ, count=count)
 
     async def _private_graph(self) -> BuildGraph:
         """A private graph for a run: an in-memory copy of the shared graph once pending changes
