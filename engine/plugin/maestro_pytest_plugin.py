@@ -177,6 +177,8 @@ class _Window:
 # The one piece of state the audit hook reads: the current window (a test file's, a test's, or
 # the session's outside those); None before the session and after it.
 _active: _Window | None = None
+# the windows a warning stopped recording in while pytest formats it (`pytest_warning_recorded`)
+_FORMATTING: list[_Window | None] = []
 # Paths opened for writing during the session: what the run itself wrote is no input.
 _written: list[str] = []
 
@@ -1820,18 +1822,26 @@ class _Recorder:
     def pytest_runtest_logstart(self, nodeid: str, location: Any) -> None:
         self._emit("test_start", nodeid=nodeid)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_warning_recorded(
         self, warning_message: Any, when: str, nodeid: str, location: Any
     ) -> None:
         """Count each warning pytest records for its summary: a test's by its node id, one
         raised while the files were collected by the file it points at (the test file whose
-        import raised it); the others (pytest's configuration, a conftest) belong to no file."""
+        import raised it); the others (pytest's configuration, a conftest) belong to no file.
+        Then nothing is recorded until the other implementations are done (the module's own,
+        last, resumes): pytest's terminal formats the warning with its source line, which
+        reads the file it points at, no test's read (after the collection, every file's)."""
+        global _active
         if when == "runtest" and nodeid:
             self._warnings[nodeid] = self._warnings.get(nodeid, 0) + 1
-            return
-        rel = self._rel(str(warning_message.filename)) if when == "collect" else None
-        key = rel or ""
-        self._collect_warnings[key] = self._collect_warnings.get(key, 0) + 1
+        else:
+            rel = self._rel(str(warning_message.filename)) if when == "collect" else None
+            key = rel or ""
+            self._collect_warnings[key] = self._collect_warnings.get(key, 0) + 1
+        if when != "config":  # not a call replayed as this plugin registers
+            _FORMATTING.append(_active)
+            _active = None
 
     @_wrapper()
     def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
@@ -2634,6 +2644,15 @@ class _SkippedFolders:
                 for entry in notfound
                 if not _under(self.invocation_dir, entry[0], self.folders)
             ]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str, location: Any) -> None:
+    """Recording resumes once pytest's plugins have seen a warning (the plugin's own
+    implementation, first, stops it)."""
+    global _active
+    if _FORMATTING:
+        _active = _FORMATTING.pop()
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -85,3 +85,19 @@ def test_the_summary_counts_warnings_as_pytest_does(
     assert "1 of 3 tests: tests/test_warns.py::test_user" in said
     assert f", {expected} warnings — ran 1 files" in said, said
     assert f"2 of the {expected} warnings are from the cached results' recorded runs" in said
+
+
+def test_a_warning_at_a_test_file_s_import_is_no_input_of_the_others(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pytest's terminal formats each warning with its source line (linecache reads the file it
+    # points at) after the collection: that read made the test file an input of every file
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("tests/test_at_import.py", AT_IMPORT)
+    monkeypatch.chdir(ws.root)
+    first = CliRunner().invoke(app, ["test", "--no-daemon"])
+    assert first.exit_code == 0, first.output
+    ws.edit("tests/test_at_import.py", "assert 1", "assert 2")
+    again = CliRunner().invoke(app, ["test", "--no-daemon"])
+    assert again.exit_code == 0, again.output
+    assert re.search(r"ran 1 files, (\d+) cached", again.output), again.output
