@@ -20,6 +20,7 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import sys
 import sysconfig
 import threading
@@ -54,6 +55,10 @@ walks a directory depends on which names are in it, not only on the files it the
 # and the recorder's hooks run inside the test's own calls (an open(), an import)
 _getcwd = os.getcwd
 _os_exit = os._exit
+
+
+# files the import system, linecache and inspect stat all the time; imports are recorded as such
+_SOURCE_SUFFIXES = (".py", ".pyc", ".pyi", ".so", ".pyd")
 
 
 def abspath(path: Any) -> str:
@@ -615,6 +620,7 @@ class ChildRecorder:
         with contextlib.suppress(OSError):
             open(os.path.join(self.directory, f"{RUNNING_PREFIX}{os.getpid()}"), "wb").close()
         sys.addaudithook(self._audit)
+        os.stat, os.lstat = self._probing(os.stat), self._probing(os.lstat)
         self._start_tracing()
         atexit.register(self.finish)
         # A fork of this child shares the hooks but not the record: it is opaque to us.
@@ -656,6 +662,36 @@ class ChildRecorder:
             # reports a stale errno): never that. Leave no record instead: a child without one
             # makes the test depend on everything.
             self.directory = ""
+
+    def _probing(self, real: Callable[..., Any]) -> Callable[..., Any]:
+        """``os.stat``/``os.lstat`` that note the workspace file whose being there this process
+        asks without reading it (``os.path.isfile``, ``Path.exists``): no audit event says so. A
+        file, or its absence, counts as a read; a folder (its listing would) or a source (the
+        import system stats them; imports are recorded) does not."""
+        root = self.root
+
+        def probe(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(path, int) or kwargs.get("dir_fd") is not None:
+                return real(path, *args, **kwargs)
+            try:
+                result = real(path, *args, **kwargs)
+            except FileNotFoundError:
+                self._probed(path, root)
+                raise
+            if not stat.S_ISDIR(result.st_mode):
+                self._probed(path, root)
+            return result
+
+        probe.__wrapped__ = real  # type: ignore[attr-defined]
+        return probe
+
+    def _probed(self, path: Any, root: str) -> None:
+        try:
+            full = abspath(path)
+            if full.startswith(root) and not full.endswith(_SOURCE_SUFFIXES):
+                self.reads.append(full)
+        except Exception:  # a probe never breaks the child's own call
+            return
 
     def _is_workspace(self, filename: str) -> bool:
         """Code the test made this process run (its ``-c`` string, a script, workspace modules):
