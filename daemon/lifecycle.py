@@ -271,10 +271,16 @@ _SPAWNED: list[subprocess.Popen[bytes]] = []
 def spawn_daemon(paths: DaemonPaths) -> subprocess.Popen[bytes]:
     """``python -P -m maestro.daemon <root>`` in its own session, output appended to the log."""
     _rotate_log(paths.log)
+    # the daemon runs elsewhere (cwd below): a relative directory named here is made absolute
+    env = dict(os.environ)
+    for var in ("MAESTRO_STATE_DIR", "MAESTRO_CACHE_DIR"):
+        if env.get(var):
+            env[var] = os.path.abspath(env[var])
     fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-P", "-m", "maestro.daemon", str(paths.root)],
+            env=env,
             stdin=subprocess.DEVNULL,
             stdout=fd,
             stderr=subprocess.STDOUT,
