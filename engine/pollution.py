@@ -235,9 +235,7 @@ class Polluters:
             old = self.state.get(p, set())
             seen = set(changed.get(p, ()))
             now = seen | (old & set(first_imported.get(p, ())))
-            # only a file that changed a module, or one that was seen changing more than now,
-            # needs what its import runs (a parse of the file): most files change nothing
-            code = imported(p) if imported is not None and (seen or old - now) else None
+            code = imported(p) if imported is not None else None
             if code is not None and old - now and self.learned.get(p) == code:
                 now |= old  # the same code, seen making those changes before
             if now - old:

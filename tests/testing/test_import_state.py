@@ -318,29 +318,6 @@ def test_the_polluters_survive_a_reload(isolated: Path) -> None:
     assert again.state == {}
 
 
-def test_only_the_files_that_change_a_module_have_their_import_read(isolated: Path) -> None:
-    # what a file's import runs takes a parse of the file: a first run of a suite whose files
-    # change no module parsed every one of them once its tests were over
-    polluters = Polluters.load(isolated)
-    asked: list[str] = []
-
-    def imported(path: str) -> str:
-        asked.append(path)
-        return "code-" + path
-
-    files = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py"]
-    assert polluters.learn_state(files, {"tests/test_b.py": ["pkg/r.py"]}, {}, imported) == {
-        "tests/test_b.py"
-    }
-    assert asked == ["tests/test_b.py"]
-    assert polluters.learned == {"tests/test_b.py": "code-tests/test_b.py"}
-    asked.clear()
-    # seen changing it before, not now: its import (the same) keeps it a polluter
-    assert polluters.learn_state(files, {}, {}, imported) == set()
-    assert asked == ["tests/test_b.py"]
-    assert polluters.state == {"tests/test_b.py": {"pkg/r.py"}}
-
-
 def test_a_warning_at_a_test_file_s_import_changes_no_state(ws: Workspace) -> None:
     # docopt-ng: collecting testcases.docopt warned from the conftest (the deprecated `path`
     # argument); the conftest module's __warningregistry__ grew, so the data file counted as
