@@ -2477,13 +2477,21 @@ def _probing(real: Callable[..., Any]) -> Callable[..., Any]:
         if (
             window is None or window is _SESSION or window.modules_before is not None
             or not _ROOT or isinstance(path, int) or kwargs.get("dir_fd") is not None
-            or _outside_root(path)
         ):  # fmt: skip
             return real(path, *args, **kwargs)
+        if _outside_root(path):
+            try:
+                return real(path, *args, **kwargs)
+            except FileNotFoundError:
+                # a configuration file looked for above the project: the test depends on its
+                # staying away (an existing one outside is keyed only when read)
+                _absent_outside(window, path)
+                raise
         try:
             result = real(path, *args, **kwargs)
         except FileNotFoundError:
             _probed(window, path)
+            _absent_outside(window, path)
             raise
         if not stat.S_ISDIR(result.st_mode):
             _probed(window, path)
@@ -2508,6 +2516,20 @@ def _outside_root(path: Any) -> bool:
         path[:1] == os.sep and not path.startswith(_ROOT + os.sep)
         and os.sep + "." not in path and os.sep + os.sep not in path
     )  # fmt: skip
+
+
+def _absent_outside(window: _Window, path: Any) -> None:
+    """A missing absolute path outside the workspace that is not code: an input as absent
+    (``_Recorder._external`` leaves out pytest's scratch, installed and virtual paths, and
+    one the test then made)."""
+    try:
+        full = rec.abspath(os.fsdecode(path))
+        if not full.startswith(_ROOT + os.sep) and not full.endswith(_CODE_SUFFIXES):
+            window.paths.append(full)
+            if window.scopes is not None:
+                window.scopes.append(None)
+    except Exception:  # a hook never breaks the test's own call
+        return
 
 
 def _probed(window: _Window, path: Any) -> None:

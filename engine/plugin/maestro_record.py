@@ -676,7 +676,7 @@ class ChildRecorder:
             try:
                 result = real(path, *args, **kwargs)
             except FileNotFoundError:
-                self._probed(path, root)
+                self._probed(path, root, absent=True)
                 raise
             if not stat.S_ISDIR(result.st_mode):
                 self._probed(path, root)
@@ -685,10 +685,12 @@ class ChildRecorder:
         probe.__wrapped__ = real  # type: ignore[attr-defined]
         return probe
 
-    def _probed(self, path: Any, root: str) -> None:
+    def _probed(self, path: Any, root: str, absent: bool = False) -> None:
+        # a missing file outside the workspace counts too (a configuration file looked for
+        # above the project); the pytest process leaves out scratch and installed paths
         try:
             full = abspath(path)
-            if full.startswith(root) and not full.endswith(_SOURCE_SUFFIXES):
+            if (absent or full.startswith(root)) and not full.endswith(_SOURCE_SUFFIXES):
                 self.reads.append(full)
         except Exception:  # a probe never breaks the child's own call
             return
