@@ -163,6 +163,40 @@ class RunManager:
     # --- one run ---------------------------------------------------------------------------------
 
     async def _main(self, run: Run) -> RunResult:
+        try:
+            return await self._run(run)
+        except Exception as exc:
+            # a fault Maestro did not foresee (a bug, an answer it cannot take): the run still
+            # ends, says so, and the server goes on serving
+            return self._failed(run, exc)
+
+    def _failed(self, run: Run, exc: Exception) -> RunResult:
+        ls = self.server
+        # the log's formatter redacts the message and the traceback
+        log.error("%s stopped on an unexpected error", run.id, exc_info=exc)
+        outcome = run.outcome()
+        # only the error's type goes to the client: its text may quote a secret
+        message = (
+            f"the run stopped on an unexpected error ({type(exc).__name__}) in the Maestro "
+            "server; the Maestro output has the details"
+        )
+        hint = (
+            "run it again; if it happens again, restart the daemon (maestro.restartDaemon) "
+            "and report the Maestro output's traceback"
+        )
+        outcome["error"] = ErrorInfo(code="internal_error", message=message, hint=hint)
+        self._end(run, f"failed: {message}")
+        with contextlib.suppress(Exception):
+            testexplorer.run_end(ls, run, outcome)
+        with contextlib.suppress(Exception):
+            ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Error, message=f"Maestro: {message}; {hint}"
+                )
+            )
+        return self._finished(run, outcome)
+
+    async def _run(self, run: Run) -> RunResult:
         ls = self.server
         await self._begin(run)
         testexplorer.run_begin(ls, run)
