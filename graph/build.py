@@ -634,7 +634,12 @@ class BuildGraph:
         return query.impacted(self.links, [TARGET + name for name in self.targets], changed)
 
     def why(self, target: str, path: str) -> tuple[Hop, ...] | None:
-        """Shortest chain by which `target` depends on `path` (a file or a global section)."""
+        """Shortest chain by which `target` depends on `path` (a file or a global section).
+
+        A pytest node id (``tests/test_x.py::test_y[param]``, what a failure line shows) is
+        answered for its file: the graph knows files, and a node depends on what its file does."""
+        if "::" in target and not target.startswith(TARGET):
+            target = self._node_file(target)
         if not self.is_target(target) and target not in self.deps:
             raise UnknownTargetError(
                 f"{target!r} is not a test file or declared target of this workspace",
@@ -642,6 +647,30 @@ class BuildGraph:
             )
         goals = {path} | {k for k in self.sections if k.startswith(path + "#")}
         return query.why(self.deps, target, goals)
+
+    def _node_file(self, node: str) -> str:
+        """The test file of a pytest node id whose first name that file defines; else an error
+        that says which test files or tests are known."""
+        file, _, rest = node.partition("::")
+        if file not in self.tests:
+            raise UnknownTargetError(
+                f"{node!r}: {file!r} is not a test file of this workspace",
+                hint="see `maestro graph stats --targets` for the test files",
+            )
+        name = rest.split("::", 1)[0].split("[", 1)[0]
+        defined = _top_level_names(self.root / file)
+        # a star import can bind any name; a doctest's is the module's dotted name
+        if defined is not None and name not in defined and "*" not in defined and "." not in name:
+            tests = sorted(n for n in defined if n.startswith(("test", "Test")))
+            known = ", ".join(tests[:12]) + (
+                f" and {len(tests) - 12} more" if len(tests) > 12 else ""
+            )
+            raise UnknownTargetError(
+                f"{node!r}: {file} defines no {name!r}"
+                + (f"; its tests are {known}" if tests else "; it defines no test by name"),
+                hint=f"copy a node id from a failure line, or name the file: {file}",
+            )
+        return file
 
     def closure(self, target: str) -> set[str]:
         """Everything `target` depends on, transitively (files, sections, distributions)."""
@@ -815,3 +844,27 @@ def file_problems(data: bytes) -> list[tuple[int, str]]:
     if b"\0" in data:
         problems.append((1, "file contains NUL bytes; Python cannot import it"))
     return problems
+
+
+def _top_level_names(path: Path) -> set[str] | None:
+    """The names a Python file binds at module level (functions, classes, assignments,
+    imports), or None when it cannot be read or parsed."""
+    import ast
+
+    try:
+        tree = ast.parse(path.read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return None
+    names: set[str] = set()
+    for stmt in tree.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(stmt.name)
+        elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in stmt.names)
+        else:
+            for n in ast.walk(stmt):  # under an if or a try: defined there too
+                if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                    names.add(n.id)
+                elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    names.add(n.name)
+    return names

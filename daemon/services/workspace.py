@@ -425,7 +425,10 @@ class WorkspaceService:
 
     async def why(self, params: WhyParams, ctx: RequestContext) -> WhyReport:
         root = self.root
-        target = params.target if params.target.startswith("//") else relative(root, params.target)
+        target = params.target
+        if not target.startswith("//"):  # a file, or a pytest node id: its file part is a path
+            file, sep, node = target.partition("::")
+            target = relative(root, file) + sep + node
         path = relative(root, params.path)
 
         def answer(graph: BuildGraph) -> WhyReport:

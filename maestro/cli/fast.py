@@ -580,7 +580,10 @@ def fast_why(argv: Sequence[str]) -> int | None:
         rels = _relative(workspace, [path])
         rels = [target, *rels] if rels is not None and is_utf8(target) else None
     else:
-        rels = _relative(workspace, [target, path])
+        file, sep, node = target.partition("::")  # a pytest node id: its file part is the path
+        rels = _relative(workspace, [file, path])
+        if rels is not None and sep:
+            rels = [rels[0] + sep + node, rels[1]] if is_utf8(node) else None
     if rels is None:
         return None
     report = _ask(workspace, "why", {"target": rels[0], "path": rels[1]})

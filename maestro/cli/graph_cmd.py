@@ -111,7 +111,9 @@ def impacted(
 
 
 def why(
-    target: Annotated[str, typer.Argument(help="a test file or //declared-target")],
+    target: Annotated[
+        str, typer.Argument(help="a test file, a pytest node id or //declared-target")
+    ],
     path: Annotated[str, typer.Argument(help="a file (or global input) it may depend on")],
     as_json: JSON_OPTION = False,
     root: ROOT_OPTION = None,
@@ -124,7 +126,11 @@ def why(
     from maestro.workspace import normalize
 
     workspace = resolve_root(root)
-    target_rel = target if target.startswith("//") else normalize(workspace, target)
+    if target.startswith("//"):
+        target_rel = target
+    else:  # a file, or a pytest node id (its file part is the path)
+        file, sep, node = target.partition("::")
+        target_rel = normalize(workspace, file) + sep + node
     path_rel = normalize(workspace, path)
     params = wire.WhyParams(target=target_rel, path=path_rel)
     target_rel, path_rel = params.target, params.path  # as the daemon sees them (UTF-8)

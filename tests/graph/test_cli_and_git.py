@@ -238,3 +238,34 @@ def test_graph_stats_and_export(make_ws: Make, tmp_path: Path) -> None:
         "line": 1,
         "detail": "demo.util",
     } in exported["edges"]
+
+
+def test_why_takes_the_pytest_node_id_a_failure_line_shows(make_ws: Make) -> None:
+    """`maestro why` given what a user copies from a failure line, a node id with its
+    parameters, answers for that node's file and names the node; an unknown node says what
+    the file defines."""
+    files = {
+        **WORKSPACE,
+        "tests/test_core.py": (
+            "from demo.core import *\nimport pytest\n\n\n"
+            "@pytest.mark.parametrize('p', ['a/b', 'c'])\ndef test_y(p):\n    pass\n\n\n"
+            "class TestK:\n    def test_m(self):\n        pass\n"
+        ),
+    }
+    root = make_ws(files)
+    for extra in ((), ("--no-daemon",)):
+        proc = maestro(root, "why", "tests/test_core.py::test_y[a/b]", "src/demo/util.py", *extra)
+        assert proc.returncode == 0, proc.stderr
+        assert "tests/test_core.py::test_y[a/b] depends on src/demo/util.py" in proc.stdout
+        assert "tests/test_core.py imports demo.core (line 1) → src/demo/core.py" in proc.stdout
+        proc = maestro(root, "why", "tests/test_core.py::TestK::test_m", "src/demo/util.py", *extra)
+        assert proc.returncode == 0, proc.stderr
+        proc = maestro(root, "why", "tests/test_other.py::test_z", "src/demo/util.py", *extra)
+        assert proc.returncode == 2
+        assert "tests/test_other.py defines no 'test_z'" in proc.stderr, proc.stderr
+        proc = maestro(root, "why", "tests/test_core.py::test_nope[c]", "src/demo/util.py", *extra)
+        assert proc.returncode == 2
+        assert "defines no 'test_nope'; its tests are TestK, test_y" in proc.stderr, proc.stderr
+        proc = maestro(root, "why", "tests/nope.py::test_y", "src/demo/util.py", *extra)
+        assert proc.returncode == 2
+        assert "'tests/nope.py' is not a test file of this workspace" in proc.stderr
