@@ -251,6 +251,9 @@ def test_why_takes_the_pytest_node_id_a_failure_line_shows(make_ws: Make) -> Non
             "@pytest.mark.parametrize('p', ['a/b', 'c'])\ndef test_y(p):\n    pass\n\n\n"
             "class TestK:\n    def test_m(self):\n        pass\n"
         ),
+        "tests/test_util.py": (
+            "import demo.util\n\n\ndef test_y():\n    pass\n\n\nclass TestK:\n    pass\n"
+        ),
     }
     root = make_ws(files)
     for extra in ((), ("--no-daemon",)):
@@ -260,10 +263,14 @@ def test_why_takes_the_pytest_node_id_a_failure_line_shows(make_ws: Make) -> Non
         assert "tests/test_core.py imports demo.core (line 1) → src/demo/core.py" in proc.stdout
         proc = maestro(root, "why", "tests/test_core.py::TestK::test_m", "src/demo/util.py", *extra)
         assert proc.returncode == 0, proc.stderr
+        proc = maestro(
+            root, "why", "tests/test_core.py::test_from_star", "src/demo/util.py", *extra
+        )
+        assert proc.returncode == 0, proc.stderr  # a star import may bind it
         proc = maestro(root, "why", "tests/test_other.py::test_z", "src/demo/util.py", *extra)
         assert proc.returncode == 2
         assert "tests/test_other.py defines no 'test_z'" in proc.stderr, proc.stderr
-        proc = maestro(root, "why", "tests/test_core.py::test_nope[c]", "src/demo/util.py", *extra)
+        proc = maestro(root, "why", "tests/test_util.py::test_nope[c]", "src/demo/util.py", *extra)
         assert proc.returncode == 2
         assert "defines no 'test_nope'; its tests are TestK, test_y" in proc.stderr, proc.stderr
         proc = maestro(root, "why", "tests/nope.py::test_y", "src/demo/util.py", *extra)
