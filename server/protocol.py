@@ -115,6 +115,11 @@ class MaestroProtocol(LanguageServerProtocol):
     def _serialize_message(self, data: Any) -> Any:
         if isinstance(data, BaseModel):  # a daemon model inside an answer (methods.py)
             return dump(data)
+        if type(data) is JsonRPCNotification and isinstance(data.params, dict | list):
+            # Maestro's own notifications carry plain JSON (TypedDicts): orjson writes them as
+            # they are, and comes back here only for an object inside. Through the converter,
+            # a run's thousands of results cost a call per value.
+            return {"method": data.method, "jsonrpc": data.jsonrpc, "params": data.params}
         return super()._serialize_message(data)
 
     def structure_message(self, data: dict[str, Any]) -> Any:
