@@ -338,6 +338,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
 
 # A spawn entry that stands for an audit event the recorder could not handle.
 _FAILED = "\0recorder failed on "
+_FORK = "fork()"  # how the recorder names an os.fork (maestro_record.spawned)
+_CHILD_FORK = "\0fork() in a recorded child"
 
 
 def _ran_unseen(what: str) -> None:
@@ -1242,7 +1244,9 @@ class _Recorder:
                     seen.external.add(outside)
             _written.extend(p for p in record.get("writes", ()) if isinstance(p, str))
             for program, python in record.get("spawns", ()):
-                if not python:
+                if program == _FORK:  # the child forked itself, not the test process
+                    window.spawns.append((_CHILD_FORK, False))
+                elif not python:
                     window.spawns.append((str(program), None if python is None else False))
                 expected += bool(python)
             for path, qualnames in (record.get("functions") or {}).items():
@@ -1271,6 +1275,16 @@ class _Recorder:
                 seen.opaque.append(
                     f"Maestro's recorder failed on a '{program[len(_FAILED) :]}' event: "
                     "what it depends on is unknown"
+                )
+                continue
+            if program in (_FORK, _CHILD_FORK):
+                what = (
+                    "forked the test process"
+                    if program == _FORK
+                    else ("a Python process it started forked itself")
+                )
+                seen.opaque.append(
+                    f"{what} (a fork is not recorded): what the fork read is unknown"
                 )
                 continue
             if os.path.isabs(program) and os.path.isfile(program) and program != sys.executable:

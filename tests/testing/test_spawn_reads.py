@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 from testing_helpers import Workspace, ran
+from typer.testing import CliRunner
 
+from maestro.cli.app import app
 from maestro.engine import testing
 from maestro.engine.runner import plugin_dir
 
@@ -334,3 +336,38 @@ def test_a_child_environment_without_path_searches_the_default_path(
     assert record.known_reads("subprocess.Popen", inherited) is None  # found: reads unknown
     cleared = (name, [name, "a"], str(tmp_path), {"LANG": "C"})
     assert record.known_reads("subprocess.Popen", cleared) == []  # found nowhere: never ran
+
+
+def test_a_fork_is_said_as_a_fork_where_the_reason_is_shown(ws: Workspace) -> None:
+    """A test that forks its own process, or whose Python child forks, is opaque; the reason
+    says what happened (it read "ran fork(), which is not Python"), in the result and in
+    `maestro explain`."""
+    ws.write(
+        "tests/test_forks.py",
+        """
+        import os
+        import subprocess
+        import sys
+
+        def test_bare_fork():
+            pid = os.fork()
+            if pid == 0:
+                os._exit(0)
+            os.waitpid(pid, 0)
+
+        def test_child_forks():
+            code = "import os\\npid = os.fork()\\nif pid == 0: os._exit(0)\\nos.waitpid(pid, 0)"
+            subprocess.run([sys.executable, "-c", code], check=True)
+        """,
+    )
+    bare, child = "tests/test_forks.py::test_bare_fork", "tests/test_forks.py::test_child_forks"
+    summary = ws.run()
+    assert outcomes(summary)[bare] == outcomes(summary)[child] == "passed"
+    said = "forked the test process (a fork is not recorded): what the fork read is unknown"
+    assert said in opaque(summary, bare), opaque(summary, bare)
+    assert not any("fork()" in note for note in opaque(summary, bare))
+    assert any("a Python process it started forked itself" in n for n in opaque(summary, child))
+    shown = CliRunner().invoke(app, ["explain", bare, "--root", str(ws.root)])
+    assert shown.exit_code == 0, shown.output
+    assert "forked the test process (a fork is not recorded)" in " ".join(shown.output.split())
+    assert "fork()" not in shown.output
