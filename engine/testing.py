@@ -2008,6 +2008,8 @@ def store_results(
             log.warning("%s: outcomes differ from the cached result's; kept the cached", f.target)
             out.append(FileOutcome(f, result, False, stored=False))
             continue
+        if agree and f.cached is not None:
+            result = timed_as(f.cached, result)
         if changed := changed_during_run & key.inputs.keys():
             # the daemon's own run (nobody waited for it): what its tests did not write, an edit
             edited = changed - ran_wrote if planned.background else set()
@@ -2146,6 +2148,18 @@ def same_outcomes(cached: ActionResult | None, result: ActionResult) -> bool:
     return {t.node_id: t.outcome for t in cached.tests} == {
         t.node_id: t.outcome for t in result.tests
     }
+
+
+def timed_as(cached: ActionResult, result: ActionResult) -> ActionResult:
+    """``result`` with the timing of ``cached``, the run it re-records: a re-recording runs
+    traced and niced, so its own times are not what serving the file saves, nor how long its
+    tests take under pytest."""
+    took = {t.node_id: t.duration_s for t in cached.tests}
+    tests = [
+        t.model_copy(update={"duration_s": took[t.node_id]}) if t.node_id in took else t
+        for t in result.tests
+    ]
+    return result.model_copy(update={"timing": cached.timing, "tests": tests})
 
 
 def trace_env(

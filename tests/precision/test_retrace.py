@@ -228,3 +228,24 @@ def test_retrace_adds_line_records_to_a_traced_run(ws: Workspace) -> None:
     assert summary is not None and all(o.stored for o in summary.files)
     ws.edit("pkg/render.py", 'self.mode = "windows"', 'self.mode = "win"')
     assert ran_nodes(ws.run()) == ["tests/test_render.py::test_new"]
+
+
+def test_retrace_keeps_the_time_the_first_run_took(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The re-recording runs traced and niced: what a cached file saves, and how long its tests
+    take, stay the untraced run's."""
+    monkeypatch.delenv("MAESTRO_TRACE")
+    first = ws.run()
+    took = {o.target: o.result.timing for o in first.files if o.result is not None}
+    durations = {t.node_id: t.duration_s for o in first.files if o.result for t in o.result.tests}
+    summary = _retrace(ws)
+    assert summary is not None and all(o.stored for o in summary.files)
+    assert _traced(ws, "tests/test_calc.py")
+    served = ws.run()
+    assert ran_nodes(served) == []
+    assert {o.target: o.result.timing for o in served.files if o.result} == took
+    assert served.time_saved_s == pytest.approx(sum(t.wall_s for t in took.values()))
+    assert {t.node_id: t.duration_s for o in served.files if o.result for t in o.result.tests} == (
+        durations
+    )
