@@ -10,6 +10,12 @@ test("a finished run with failures is a warning with its counts", () => {
   assert.deepEqual(line, { text: "run tests/test_a.py: 2 passed, 1 failed, 1 files cached", severity: "warning" });
 });
 
+test("a run with counts keeps the server's note that it ran the saved files", () => {
+  const note = "ran the saved files: pkg/core.py has unsaved changes";
+  const line = finishedLine({ ...base, passed: 2, cachedFiles: 1, message: note });
+  assert.deepEqual(line, { text: `run tests/test_a.py: 2 passed, 1 files cached; ${note}`, severity: "info" });
+});
+
 test("a superseded run says so, quietly", () => {
   const line = finishedLine({ ...base, cancelled: true, message: "superseded by run-2" });
   assert.deepEqual(line, { text: "run tests/test_a.py: superseded by run-2", severity: "info" });

@@ -39,7 +39,9 @@ export function finishedLine(r: RunResult): FinishedLine {
     .filter((k) => (r[k] ?? 0) > 0)
     .map((k) => `${r[k]} ${k}`);
   if (r.cachedFiles) bits.push(`${r.cachedFiles} files cached`);
-  const text = `${label}: ${bits.join(", ") || "no tests"}`;
+  let text = `${label}: ${bits.join(", ") || "no tests"}`;
+  // the server's note on a run with counts (it ran the saved files, not the unsaved edits)
+  if (r.message) text += `; ${r.message}`;
   return { text, severity: r.failed || r.errors ? "warning" : "info" };
 }
 
