@@ -116,9 +116,11 @@ class Display:
         if self.impacted and not files:
             console.print(NOTHING_IMPACTED)
             return
+        served = sum(f.cached_tests for f in to_run)  # nodes of files run in part
         console.print(
             f"[bold]{len(files)}[/] test files: [green]{len(cached)} cached[/] "
             f"({cached_tests} tests), [cyan]{len(to_run)} to run[/]"
+            + (f" ([green]{served} of their tests cached[/])" if served else "")
         )
         for f in to_run[:SHOW_REASONS]:
             console.print(f"  {escape(f.target)}  [dim]{escape(f.describe)}[/]")
