@@ -235,7 +235,9 @@ class Polluters:
             old = self.state.get(p, set())
             seen = set(changed.get(p, ()))
             now = seen | (old & set(first_imported.get(p, ())))
-            code = imported(p) if imported is not None else None
+            # what its import runs takes a parse of the file: asked only when it can matter (it
+            # changed a module now, or was seen changing more before); most files change none
+            code = imported(p) if imported is not None and (seen or old - now) else None
             if code is not None and old - now and self.learned.get(p) == code:
                 now |= old  # the same code, seen making those changes before
             if now - old:

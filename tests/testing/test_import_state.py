@@ -6,14 +6,20 @@ Real pytest children, real LMDB; every check first asks plain pytest."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
+import pytest
 from testing_helpers import Workspace, ran
 
 from maestro.engine import testing
 from maestro.engine.pollution import Polluters, import_digest
+from maestro.graph.index import Index
+from maestro.paths import graph_index_path, read_msgpack, workspace_state_dir
 
 REGISTRY = """
 _registry: dict[str, list[type]] = {}
@@ -316,6 +322,92 @@ def test_the_polluters_survive_a_reload(isolated: Path) -> None:
     assert again.state == {"tests/test_a.py": {"pkg/r.py"}}  # it imported it first: kept
     again.learn_state(["tests/test_a.py"], {}, {})
     assert again.state == {}
+
+
+def test_only_the_files_that_change_a_module_have_their_import_read(isolated: Path) -> None:
+    # what a file's import runs takes a parse of the file: a first run of a suite whose files
+    # change no module parsed every one of them once its tests were over
+    polluters = Polluters.load(isolated)
+    asked: list[str] = []
+
+    def imported(path: str) -> str:
+        asked.append(path)
+        return "code-" + path
+
+    files = ["tests/test_a.py", "tests/test_b.py", "tests/test_c.py"]
+    assert polluters.learn_state(files, {"tests/test_b.py": ["pkg/r.py"]}, {}, imported) == {
+        "tests/test_b.py"
+    }
+    assert asked == ["tests/test_b.py"]
+    assert polluters.learned == {"tests/test_b.py": "code-tests/test_b.py"}
+    asked.clear()
+    # seen changing it before, not now: its import (the same) keeps it a polluter
+    assert polluters.learn_state(files, {}, {}, imported) == set()
+    assert asked == ["tests/test_b.py"]
+    assert polluters.state == {"tests/test_b.py": {"pkg/r.py"}}
+
+
+def kept_state(ws: Workspace) -> dict[str, Any]:
+    """What a run leaves for the next one: the graph index, each file's last key and inputs,
+    the kept fingerprints, the collection polluters."""
+    state = workspace_state_dir(ws.root)
+    index = Index.load(graph_index_path(ws.root))
+    prints = state / "fingerprints"
+    return {
+        "index": (
+            {rel: entry.pack() for rel, entry in index.files.items()},
+            index.dynamic, index.listed, index.listings, index.extra,
+        ),
+        "last": read_msgpack(state / testing.LAST_RUNS_FILE),
+        "fingerprints": {
+            str(p.relative_to(prints)): p.read_bytes()
+            for p in sorted(prints.rglob("*"))
+            if p.is_file() and p.name != "seal.key"  # a random key per state folder
+        },
+        "polluters": read_msgpack(state / "collection-polluters.msgpack") or {},
+    }  # fmt: skip
+
+
+def test_a_run_keeps_the_same_whether_every_file_s_import_is_read_or_not(
+    ws: Workspace, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a first run reads what only the test files that changed a module run at import; what it
+    # keeps is what it kept when it read every collected file's (but the memo of those reads)
+    write(ws)
+    learn = Polluters.learn_state
+
+    def every(
+        self: Polluters,
+        observed: Iterable[str],
+        changed: Mapping[str, Iterable[str]],
+        first_imported: Mapping[str, Iterable[str]],
+        imported: Callable[[str], str | None] | None = None,
+    ) -> set[str]:
+        observed = list(observed)
+        for p in observed if imported is not None else ():
+            imported(p)
+        return learn(self, observed, changed, first_imported, imported)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Polluters, "learn_state", every)
+        assert outcomes(ws.run())[NODE] == "failed"
+    eager = kept_state(ws)
+    shutil.rmtree(isolated / "state")
+    shutil.rmtree(isolated / "cache")
+    assert outcomes(ws.run())[NODE] == "failed"
+    lazy = kept_state(ws)
+    assert lazy["index"] == eager["index"]
+    assert lazy["last"] == eager["last"]
+    assert lazy["fingerprints"] == eager["fingerprints"]
+    assert lazy["fingerprints"]  # (the test files' among them)
+    imports = lazy["polluters"].pop("imports")
+    read = eager["polluters"].pop("imports")
+    assert lazy["polluters"] == eager["polluters"]
+    polluting = eager["polluters"]["state"]
+    assert polluting == {POLLUTER: ["pkg/registry.py"], VICTIM: ["pkg/registry.py"]}
+    # the two polluters' imports, the same; tests/test_plain.py's was read for nothing
+    assert imports == {k: v for k, v in read.items() if k in imports}
+    assert len(imports) == len(polluting) < len(read)
 
 
 def test_a_warning_at_a_test_file_s_import_changes_no_state(ws: Workspace) -> None:
