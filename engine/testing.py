@@ -514,9 +514,11 @@ class PlannedFile:
             changed = f"inputs changed: {named}{more}"
             if self.node_reasons:
                 node, why = next(iter(self.node_reasons.items()))
-                if len(self.node_reasons) > 1 and len(set(self.node_reasons.values())) == 1:
+                one = len(self.node_reasons) > 1 and len(set(self.node_reasons.values())) == 1
+                if one or node == self.target:
                     # one reason for every node is said of the file: shown after a node's id it
-                    # reads as a claim about that node
+                    # reads as a claim about that node; a file whose only result is the file
+                    # (a module-level skip) has no node to name
                     return f"{changed}: the whole file: {why}"
                 return f"{changed}: {node} {why}"
             traced_would_narrow = self.untraced and any(map(is_file_input, self.changed))
