@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DaemonEnv
-from test_speculation import CONFTEST, SLOW, run_all, sessions, setup, wait_for
+from test_speculation import CONFTEST, SLOW, Hold, run_all, sessions, setup, wait_for
 
 from maestro.cache import Cache
 from maestro.daemon.transport.client import SyncDaemonClient
@@ -49,14 +49,14 @@ def test_idle_daemon_retraces_and_a_run_cancels_it(
     env.write_old({"tests/test_slow.py": SLOW, "tests/conftest.py": CONFTEST})
     marker = setup(env, monkeypatch, speculate=False)
     monkeypatch.delenv("MAESTRO_TRACE")  # the default: the first run is untraced before 3.12
-    pid_file, hold = env.base / "slow.pid", env.base / "hold"
+    pid_file, hold = env.base / "slow.pid", Hold(env.base / "hold")
     with SyncDaemonClient(env.root, start=False) as client:
         first = run_all(client)
         assert first.exit_code == 0 and sessions(marker) == 1
         assert not any(traced(env.root).values())
         # the re-recording starts once idle; hold it in test_slow
         pid_file.unlink(missing_ok=True)
-        hold.write_text("")
+        hold.on()
         wait_for(pid_file.exists, what="the re-recording's pytest")
         pid = int(pid_file.read_text())
         assert sessions(marker) == 2 and alive(pid)
@@ -65,7 +65,7 @@ def test_idle_daemon_retraces_and_a_run_cancels_it(
         wait_for(lambda: not alive(pid), what="the cancelled pytest to exit")
         assert not any(traced(env.root).values())  # nothing stored by the cancelled run
         # idle again: re-recorded to the end this time
-        hold.unlink()
+        hold.off()
         wait_for(lambda: all(traced(env.root).values()), timeout=60, what="traced results")
         third = run_all(client)
         assert third.exit_code == 0 and third.ran_files == 0

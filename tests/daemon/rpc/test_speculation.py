@@ -6,12 +6,14 @@ import), so "no speculative work" is checked by what a user could see: no pytest
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 from conftest import DaemonEnv
@@ -51,16 +53,41 @@ if marker:
 """
 
 SLOW = """\
-import os, time
+import fcntl, os, time
 from pkg.core import one
 
 def test_slow():
     open(os.environ['SPEC_PID'], 'w').write(str(os.getpid()))
     deadline = time.monotonic() + 60
-    while os.path.exists(os.environ['SPEC_HOLD']) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    with open(os.environ['SPEC_HOLD'], 'rb') as hold:
+        while time.monotonic() < deadline:
+            try:
+                fcntl.flock(hold, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                time.sleep(0.05)
     assert one() == 1
 """
+
+
+class Hold:
+    """Keeps test_slow waiting while held: an exclusive lock on the file it opens. The file is
+    there, empty and old, from the start, so holding changes none of test_slow's inputs (its
+    presence or absence would: a test that looks for a file depends on it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[bytes] | None = None
+
+    def on(self) -> None:
+        self._file = self.path.open("rb")
+        fcntl.flock(self._file, fcntl.LOCK_EX)
+
+    def off(self) -> None:
+        if self._file is not None:
+            self._file.close()  # releases the lock
+            self._file = None
+
 
 FILES = {
     "src/pkg/__init__.py": "",
@@ -81,6 +108,8 @@ def setup(env: DaemonEnv, monkeypatch: pytest.MonkeyPatch, *, speculate: bool) -
     monkeypatch.setenv("SPEC_PID", str(env.base / "slow.pid"))
     monkeypatch.setenv("SPEC_HOLD", str(env.base / "hold"))
     old = time.time() - 3600
+    (env.base / "hold").write_bytes(b"")
+    os.utime(env.base / "hold", (old, old))
     for rel, text in {**FILES, "pyproject.toml": pyproject(speculate)}.items():
         path = env.root / rel
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,12 +209,12 @@ def test_superseding_edit_cancels_and_leaves_no_partial_result(
     marker = setup(daemon_env, monkeypatch, speculate=True)
     root = daemon_env.root
     (root / "tests/test_slow.py").write_text(SLOW)
-    pid_file, hold = daemon_env.base / "slow.pid", daemon_env.base / "hold"
+    pid_file, hold = daemon_env.base / "slow.pid", Hold(daemon_env.base / "hold")
     with SyncDaemonClient(root, start=False) as client:
         assert run_all(client).passed == 3
         pid_file.unlink()
         actions = client.call(wire.CACHE_STATS).actions
-        hold.touch()
+        hold.on()
         # v1: test_core fails at once, test_slow blocks in the same pytest process
         edit(root, "def one():\n    return 3\n")
         wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", what="slow")
@@ -210,7 +239,7 @@ def test_superseding_edit_cancels_and_leaves_no_partial_result(
         assert spec(client).runs == 0
         # the v1 content is not served from the cache: it would run again
         wait_for(lambda: pid_file.exists(), what="the v2 speculation")
-        hold.unlink()
+        hold.off()
         wait_for(lambda: spec(client).runs >= 1, what="the v2 speculation to finish")
         status = spec(client)
         assert status.cancelled == 1 and status.waste_share is not None
@@ -264,11 +293,11 @@ def test_waste_trips_the_tripwire_and_status_says_so(
         text.replace("delay-ms = 50\n", "delay-ms = 50\nmax-waste = 0.01\nmin-events = 1\n")
     )
     (root / "tests/test_slow.py").write_text(SLOW)
-    pid_file, hold = daemon_env.base / "slow.pid", daemon_env.base / "hold"
+    pid_file, hold = daemon_env.base / "slow.pid", Hold(daemon_env.base / "hold")
     with SyncDaemonClient(root, start=False) as client:
         assert run_all(client).passed == 3
         pid_file.unlink()
-        hold.touch()
+        hold.on()
         edit(root, "def one():\n    return 3\n")
         wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", what="slow")
         edit(root, "def one():\n    return 4\n")  # cancels: all speculative CPU so far wasted
@@ -281,7 +310,7 @@ def test_waste_trips_the_tripwire_and_status_says_so(
         time.sleep(2.0)
         assert sessions(marker) == before, "a throttled speculator started pytest"
         assert spec(client).skipped >= 1
-        hold.unlink()
+        hold.off()
         from maestro.cli.workspace_cmd import speculation_line
 
         assert "speculation throttled" in speculation_line(spec(client))
