@@ -183,6 +183,9 @@ def daemon_workspace(
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     monkeypatch.setenv("MAESTRO_STATE_DIR", str(base / "st"))
+    # a cache of its own: results another run of the same files stored (the user's cache, an
+    # earlier test session) would be served, and "failed last time" hides what changed
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(base / "cache"))
     monkeypatch.setenv("MAESTRO_DAEMON_START_TIMEOUT", "30")
     monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
     try:
