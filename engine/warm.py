@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from maestro.engine.interpreter_path import find_interpreter_path
@@ -100,16 +99,26 @@ def build_env(
     return env
 
 
-@dataclass(slots=True, eq=False)
 class _Spawned:
     """A started pytest child and the descriptors and record this process keeps for it."""
 
-    proc: subprocess.Popen[bytes]
-    read_fd: int  # the events pipe's read end
-    lifeline_write: int
-    record: RunRecord | None
-    env: dict[str, str]  # as spawned (a warm child adds its run's extras later)
-    started: float
+    __slots__ = ("env", "lifeline_write", "proc", "read_fd", "record", "started")
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        read_fd: int,  # the events pipe's read end
+        lifeline_write: int,
+        record: RunRecord | None,
+        env: dict[str, str],  # as spawned (a warm child adds its run's extras later)
+        started: float,
+    ) -> None:
+        self.proc = proc
+        self.read_fd = read_fd
+        self.lifeline_write = lifeline_write
+        self.record = record
+        self.env = env
+        self.started = started
 
     def kill(self) -> None:
         """SIGKILL the group, reap the leader, let go of everything (a run that never ran)."""
