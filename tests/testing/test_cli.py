@@ -95,8 +95,9 @@ def test_impacted_with_explicit_changed_paths(cli: Workspace) -> None:
     assert "1 test files" in out and "ran 1 files" in out
 
 
-def test_the_selection_note_counts_a_file_run_in_part_as_in_part(cli: Workspace) -> None:
-    # marshmallow: "4 run whole, 0 in part" said of files whose lines read "13 of 396 tests"
+def _impacted_with_a_file_run_in_part(cli: Workspace, more_tests: str = "") -> str:
+    """`maestro test --impacted pkg/b.py` once tests/test_d.py (its tests, then test_mul)
+    has per-test records: only test_mul of that file re-runs."""
     cli.write(
         "tests/test_d.py",
         """
@@ -106,7 +107,9 @@ def test_the_selection_note_counts_a_file_run_in_part_as_in_part(cli: Workspace)
 
         def test_add():
             assert add(1, 2) == 3
-
+        """
+        + more_tests
+        + """
 
         def test_mul():
             assert mul(2, 3) == 6
@@ -118,37 +121,24 @@ def test_the_selection_note_counts_a_file_run_in_part_as_in_part(cli: Workspace)
     cli.edit("pkg/b.py", "return a * b", "return b * a")
     code, out = invoke("test", "--impacted", "pkg/b.py")
     assert code == 0, out
+    return out
+
+
+def test_the_selection_note_counts_a_file_run_in_part_as_in_part(cli: Workspace) -> None:
+    # marshmallow: "4 run whole, 0 in part" said of files whose lines read "13 of 396 tests"
+    out = _impacted_with_a_file_run_in_part(cli)
     assert "tests/test_d.py  1 of 2 tests" in out
     assert "3 test files `maestro impacted` lists, 2 run whole, 1 in part, 0 not at all" in out
 
 
 def test_the_plan_counts_the_cached_tests_of_a_file_run_in_part(cli: Workspace) -> None:
     # isort: "1 test files: 0 cached (0 tests), 1 to run" while 31 of its tests were served
-    cli.write(
-        "tests/test_d.py",
-        """
-        from pkg.a import add
-        from pkg.b import mul
-
-
-        def test_add():
-            assert add(1, 2) == 3
-
+    more = """
 
         def test_add_again():
             assert add(2, 2) == 4
-
-
-        def test_mul():
-            assert mul(2, 3) == 6
-        """,
-    )
-    invoke("test")
-    cli.edit("tests/test_d.py", "== 3", "== 3, 'add'")
-    invoke("test")  # every node has a per-test record now
-    cli.edit("pkg/b.py", "return a * b", "return b * a")
-    code, out = invoke("test", "--impacted", "pkg/b.py")
-    assert code == 0, out
+        """
+    out = _impacted_with_a_file_run_in_part(cli, more)
     assert "tests/test_d.py  1 of 3 tests" in out
     assert "3 test files: 0 cached (0 tests), 3 to run (2 of their tests cached)" in out, out
 
