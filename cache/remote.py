@@ -43,7 +43,6 @@ import os
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -52,7 +51,13 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from maestro.errors import CacheError, CoordinatorAuthError, CoordinatorError, IntegrityError
 from maestro.redaction import RedactedBlob, Redactor
 from maestro.tasks import first_of
-from maestro.wire import RemoteStatus, TeamModelStatus, TelemetryUploadStatus
+from maestro.wire import (
+    RemoteCounts,
+    RemoteStatus,
+    TeamModelStatus,
+    TelemetrySent,
+    TelemetryUploadStatus,
+)
 
 from .action import ActionResult, decode_action
 from .circuit import CircuitBreaker
@@ -72,28 +77,6 @@ _PERMANENT = frozenset({400, 411, 413, 415})  # the server will refuse this entr
 _TRANSIENT = (CoordinatorError, OSError, TimeoutError)  # worth another upload attempt later
 
 TelemetryTransport = Callable[["CoordinatorClient", RedactedBlob], Awaitable[None]]
-
-
-@dataclass
-class SyncCounters:
-    remote_hits: int = 0
-    remote_misses: int = 0
-    remote_errors: int = 0
-    corrupt: int = 0
-    uploaded: int = 0
-    upload_failures: int = 0
-    dropped: int = 0
-    telemetry_sent: int = 0
-    telemetry_rows_sent: int = 0
-    telemetry_failures: int = 0  # sends that failed and are retried (a backoff request is not)
-    last_telemetry_at: float | None = None
-    last_telemetry_error: str | None = None
-    egress_blocked: int = 0  # uploads the last scan stopped (a secret was found)
-    egress_flagged: int = 0  # uploads sent although a secret was found (not enforcing)
-    last_error: str | None = None
-    last_error_at: float | None = None
-    last_upload_at: float | None = None
-    last_hit_s: float | None = None
 
 
 def _rows(batch: bytes) -> int:
@@ -148,7 +131,8 @@ class RemoteSync:
         self.on_backoff = on_backoff
         """Told (until, rule) on this engine's thread when the coordinator asks it to back off."""
         self.queue = SyncQueue(queue_path)
-        self.counters = SyncCounters()
+        self.counters = RemoteCounts()
+        self.telemetry = TelemetrySent()
         self.role: str | None = None
         self.retry_at: float | None = None
         self._client: CoordinatorClient | None = None
@@ -267,7 +251,6 @@ class RemoteSync:
             self._inflight.pop(action_hex, None)
 
     async def _fetch(self, action_hex: str) -> bool:
-        started = time.perf_counter()
         client = self.client
         try:
             async with asyncio.timeout(self.read_timeout_s):
@@ -297,7 +280,7 @@ class RemoteSync:
             self._error(f"remote read timed out after {self.read_timeout_s:g}s")
             return False
         except IntegrityError as exc:
-            self.counters.corrupt += 1
+            self.counters.corrupt_refused += 1
             self.breaker.success()  # it answered; the entry is bad, not the connection
             self._error(f"remote entry {action_hex[:12]} refused: {exc.message}")
             return False
@@ -318,7 +301,7 @@ class RemoteSync:
                 self.counters.remote_misses += 1
                 return False
             if len(data) != digest.size or hashlib.sha256(data).hexdigest() != digest.hash:
-                self.counters.corrupt += 1
+                self.counters.corrupt_refused += 1
                 self._error(f"remote blob {digest} of {action_hex[:12]} failed verification")
                 return False
             checked.append(data)
@@ -331,7 +314,6 @@ class RemoteSync:
             self._error(f"could not store remote entry locally: {exc.message}")
             return False
         self.counters.remote_hits += 1
-        self.counters.last_hit_s = time.perf_counter() - started
         return True
 
     # -- write-behind ------------------------------------------------------------------------
@@ -497,14 +479,14 @@ class RemoteSync:
                             continue
                         if not self.backoff_until():  # asked to wait: not a failed attempt
                             self.queue.failed_telemetry(b.seq)
-                            self.counters.telemetry_failures += 1
-                        self.counters.last_telemetry_error = exc.message
+                            self.telemetry.failures += 1
+                        self.telemetry.last_error = exc.message
                         raise
                     self.queue.done_telemetry(b.seq)
-                    self.counters.telemetry_sent += 1
-                    self.counters.telemetry_rows_sent += _rows(payload.data)
-                    self.counters.last_telemetry_at = time.time()
-                    self.counters.last_telemetry_error = None
+                    self.telemetry.batches_sent += 1
+                    self.telemetry.rows_sent += _rows(payload.data)
+                    self.telemetry.last_sent_at = time.time()
+                    self.telemetry.last_error = None
 
     async def _upload_one(self, action_hex: str, value: bytes, attempts: int) -> None:
         client = self.client
@@ -612,36 +594,26 @@ class RemoteSync:
         team_model: TeamModelStatus | None = None,
     ) -> RemoteStatus:
         """The sync's status; the daemon adds its telemetry uploader's and team model's."""
-        counts = self.queue.counts()
-        c = self.counters
+        queued = self.queue.counts()
+        counts = dict(self.counters)
+        counts["dropped"] += self.queue.dropped  # entries the full queue let go
         return RemoteStatus(
             url=self.url,
             tenant=self.tenant,
             role=self.role,
             uploads=self.upload_state(),
-            queue_length=counts.uploads,
-            queue_bytes=counts.upload_bytes,
-            telemetry_queue=counts.telemetry,
+            queue_length=queued.uploads,
+            queue_bytes=queued.upload_bytes,
+            telemetry_queue=queued.telemetry,
             circuit=self.breaker.state,
-            last_error=c.last_error,
-            last_error_at=c.last_error_at,
             retry_at=self.retry_at,
             backoff_until=self.backoff_until(),
             backoff_rule=(
                 getattr(self._client, "backoff_rule", None) if self.backoff_until() else None
             ),
-            remote_hits=c.remote_hits,
-            remote_misses=c.remote_misses,
-            remote_errors=c.remote_errors,
-            corrupt_refused=c.corrupt,
-            uploaded=c.uploaded,
-            upload_failures=c.upload_failures,
-            dropped=c.dropped + self.queue.dropped,
-            last_upload_at=c.last_upload_at,
-            egress_blocked=c.egress_blocked,
-            egress_flagged=c.egress_flagged,
             telemetry=telemetry,
             team_model=team_model,
+            **counts,
         )
 
 

@@ -302,8 +302,31 @@ class PingResult(WireModel):
     time: float
 
 
-class TelemetryUploadStatus(WireModel):
+class Tally(WireModel):
+    """Base of the counts a daemon service adds to as it works: the one mutable kind of wire
+    model. The service holds an instance; its status model extends the tally, so each count is
+    declared once from the service to every client."""
+
+    model_config = ConfigDict(frozen=False)
+
+
+class TelemetrySent(Tally):
+    """What the sync engine's sends of telemetry batches did."""
+
+    batches_sent: int = 0
+    rows_sent: int = 0
+    failures: int = Field(
+        default=0,
+        description="sends that failed and are retried (waiting out a Retry-After is not one)",
+    )
+    last_sent_at: float | None = None
+    last_error: str | None = None
+
+
+class TelemetryUploadStatus(TelemetrySent):
     """What the daemon's telemetry uploader did (`telemetry_upload_every_s`)."""
+
+    model_config = ConfigDict(frozen=True)
 
     every_s: float = Field(description="seconds between rounds; 0: uploads off")
     rounds: int = 0
@@ -314,14 +337,6 @@ class TelemetryUploadStatus(WireModel):
     )
     batches_queued: int = 0
     rows_queued: int = 0
-    batches_sent: int = 0
-    rows_sent: int = 0
-    failures: int = Field(
-        default=0,
-        description="sends that failed and are retried (waiting out a Retry-After is not one)",
-    )
-    last_sent_at: float | None = None
-    last_error: str | None = None
 
 
 class TeamModelStatus(WireModel):
@@ -339,26 +354,9 @@ class TeamModelStatus(WireModel):
     )
 
 
-class RemoteStatus(WireModel):
-    """The daemon's sync with the team coordinator (`[tool.maestro.remote]`)."""
+class RemoteCounts(Tally):
+    """What the daemon's sync with the team coordinator counted since it started."""
 
-    url: str
-    tenant: str
-    role: str | None = Field(default=None, description="the API key's role, once a token is held")
-    uploads: str = Field(default="", description="on, pending, or off and why")
-    queue_length: int = 0
-    queue_bytes: int = 0
-    telemetry_queue: int = 0
-    circuit: str = Field(default="closed", description="closed, open or half-open (remote reads)")
-    last_error: str | None = None
-    last_error_at: float | None = None
-    retry_at: float | None = None
-    backoff_until: float | None = Field(
-        default=None,
-        description="the coordinator asked us to back off (429 + Retry-After) until this time "
-        "(epoch s); reads use the local cache and uploads wait meanwhile",
-    )
-    backoff_rule: str | None = Field(default=None, description="the coordinator's refusing rule")
     remote_hits: int = 0
     remote_misses: int = 0
     remote_errors: int = 0
@@ -373,6 +371,30 @@ class RemoteStatus(WireModel):
     egress_flagged: int = Field(
         default=0, description="uploads sent with a secret in them (secrets.redaction.enforce off)"
     )
+    last_error: str | None = None
+    last_error_at: float | None = None
+
+
+class RemoteStatus(RemoteCounts):
+    """The daemon's sync with the team coordinator (`[tool.maestro.remote]`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    url: str
+    tenant: str
+    role: str | None = Field(default=None, description="the API key's role, once a token is held")
+    uploads: str = Field(default="", description="on, pending, or off and why")
+    queue_length: int = 0
+    queue_bytes: int = 0
+    telemetry_queue: int = 0
+    circuit: str = Field(default="closed", description="closed, open or half-open (remote reads)")
+    retry_at: float | None = None
+    backoff_until: float | None = Field(
+        default=None,
+        description="the coordinator asked us to back off (429 + Retry-After) until this time "
+        "(epoch s); reads use the local cache and uploads wait meanwhile",
+    )
+    backoff_rule: str | None = Field(default=None, description="the coordinator's refusing rule")
     telemetry: TelemetryUploadStatus | None = None
     team_model: TeamModelStatus | None = None
 

@@ -253,7 +253,7 @@ class SyncService:
         uploader = self._uploader
         if uploader is None:
             return None
-        up, sent = uploader.counters, engine.counters
+        up = uploader.counters
         return TelemetryUploadStatus(
             every_s=uploader.every_s,
             rounds=up.rounds,
@@ -261,11 +261,7 @@ class SyncService:
             skipped=up.skipped,
             batches_queued=up.batches,
             rows_queued=up.rows,
-            batches_sent=sent.telemetry_sent,
-            rows_sent=sent.telemetry_rows_sent,
-            failures=sent.telemetry_failures,
-            last_sent_at=sent.last_telemetry_at,
-            last_error=sent.last_telemetry_error,
+            **dict(engine.telemetry),
         )
 
 

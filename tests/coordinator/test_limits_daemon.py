@@ -69,7 +69,7 @@ def test_sync_backs_off_on_429_and_recovers(served: tuple[Replica, str], tmp_pat
             status = sync.status()
             if status.backoff_until:
                 seen_backoff.append(status)
-            return sync.counters.telemetry_sent == 6
+            return sync.telemetry.batches_sent == 6
 
         assert _wait(drained, 20), sync.status()
         assert seen_backoff, "the coordinator's 429 never showed in the status"

@@ -160,7 +160,7 @@ def test_telemetry_rows_are_redacted_before_they_are_queued(sync: RemoteSync) ->
 
     asyncio.run(drain())
     assert [kind for kind, _, _ in _sent(sync)] == ["cas"]
-    assert sync.counters.telemetry_sent == 1
+    assert sync.telemetry.batches_sent == 1
 
 
 def test_an_encoded_redacted_result_passes_the_last_scan() -> None:

@@ -145,12 +145,12 @@ async def test_telemetry_rows_arrive_redacted(
     sync.start()
     try:
         for _ in range(200):
-            if sync.counters.telemetry_sent or sync.counters.dropped:
+            if sync.telemetry.batches_sent or sync.counters.dropped:
                 break
             await asyncio.sleep(0.05)
     finally:
         await asyncio.to_thread(sync.stop)
-    assert sync.counters.telemetry_sent == 1 and sync.counters.egress_blocked == 0
+    assert sync.telemetry.batches_sent == 1 and sync.counters.egress_blocked == 0
     sent = coord.received("telemetry")
     assert sent.count('"test":"tests/test_') == len(planted)
     rate, missed = _rate(planted, sent)

@@ -291,24 +291,6 @@ export interface CodeLensSettings {
 
 /** The daemon's sync with the team coordinator (`[tool.maestro.remote]`). */
 export interface RemoteStatus {
-  url: string;
-  tenant: string;
-  /** the API key's role, once a token is held */
-  role?: string | null;
-  /** on, pending, or off and why */
-  uploads?: string;
-  queue_length?: number;
-  queue_bytes?: number;
-  telemetry_queue?: number;
-  /** closed, open or half-open (remote reads) */
-  circuit?: string;
-  last_error?: string | null;
-  last_error_at?: number | null;
-  retry_at?: number | null;
-  /** the coordinator asked us to back off (429 + Retry-After) until this time (epoch s); reads use the local cache and uploads wait meanwhile */
-  backoff_until?: number | null;
-  /** the coordinator's refusing rule */
-  backoff_rule?: string | null;
   remote_hits?: number;
   remote_misses?: number;
   remote_errors?: number;
@@ -321,6 +303,24 @@ export interface RemoteStatus {
   egress_blocked?: number;
   /** uploads sent with a secret in them (secrets.redaction.enforce off) */
   egress_flagged?: number;
+  last_error?: string | null;
+  last_error_at?: number | null;
+  url: string;
+  tenant: string;
+  /** the API key's role, once a token is held */
+  role?: string | null;
+  /** on, pending, or off and why */
+  uploads?: string;
+  queue_length?: number;
+  queue_bytes?: number;
+  telemetry_queue?: number;
+  /** closed, open or half-open (remote reads) */
+  circuit?: string;
+  retry_at?: number | null;
+  /** the coordinator asked us to back off (429 + Retry-After) until this time (epoch s); reads use the local cache and uploads wait meanwhile */
+  backoff_until?: number | null;
+  /** the coordinator's refusing rule */
+  backoff_rule?: string | null;
   telemetry?: TelemetryUploadStatus | null;
   team_model?: TeamModelStatus | null;
 }
@@ -425,6 +425,12 @@ export interface TeamModelStatus {
 
 /** What the daemon's telemetry uploader did (`telemetry_upload_every_s`). */
 export interface TelemetryUploadStatus {
+  batches_sent?: number;
+  rows_sent?: number;
+  /** sends that failed and are retried (waiting out a Retry-After is not one) */
+  failures?: number;
+  last_sent_at?: number | null;
+  last_error?: string | null;
   /** seconds between rounds; 0: uploads off */
   every_s: number;
   rounds?: number;
@@ -433,12 +439,6 @@ export interface TelemetryUploadStatus {
   skipped?: string | null;
   batches_queued?: number;
   rows_queued?: number;
-  batches_sent?: number;
-  rows_sent?: number;
-  /** sends that failed and are retried (waiting out a Retry-After is not one) */
-  failures?: number;
-  last_sent_at?: number | null;
-  last_error?: string | null;
 }
 
 export interface WorkspaceStatus {

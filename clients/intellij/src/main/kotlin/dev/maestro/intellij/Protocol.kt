@@ -294,24 +294,6 @@ data class CodeLensSettings(
 
 /** The daemon's sync with the team coordinator (`[tool.maestro.remote]`). */
 data class RemoteStatus(
-    val url: String? = null,
-    val tenant: String? = null,
-    /** the API key's role, once a token is held */
-    val role: String? = null,
-    /** on, pending, or off and why */
-    val uploads: String? = null,
-    val queue_length: Long? = null,
-    val queue_bytes: Long? = null,
-    val telemetry_queue: Long? = null,
-    /** closed, open or half-open (remote reads) */
-    val circuit: String? = null,
-    val last_error: String? = null,
-    val last_error_at: Double? = null,
-    val retry_at: Double? = null,
-    /** the coordinator asked us to back off (429 + Retry-After) until this time (epoch s); reads use the local cache and uploads wait meanwhile */
-    val backoff_until: Double? = null,
-    /** the coordinator's refusing rule */
-    val backoff_rule: String? = null,
     val remote_hits: Long? = null,
     val remote_misses: Long? = null,
     val remote_errors: Long? = null,
@@ -324,6 +306,24 @@ data class RemoteStatus(
     val egress_blocked: Long? = null,
     /** uploads sent with a secret in them (secrets.redaction.enforce off) */
     val egress_flagged: Long? = null,
+    val last_error: String? = null,
+    val last_error_at: Double? = null,
+    val url: String? = null,
+    val tenant: String? = null,
+    /** the API key's role, once a token is held */
+    val role: String? = null,
+    /** on, pending, or off and why */
+    val uploads: String? = null,
+    val queue_length: Long? = null,
+    val queue_bytes: Long? = null,
+    val telemetry_queue: Long? = null,
+    /** closed, open or half-open (remote reads) */
+    val circuit: String? = null,
+    val retry_at: Double? = null,
+    /** the coordinator asked us to back off (429 + Retry-After) until this time (epoch s); reads use the local cache and uploads wait meanwhile */
+    val backoff_until: Double? = null,
+    /** the coordinator's refusing rule */
+    val backoff_rule: String? = null,
     val telemetry: TelemetryUploadStatus? = null,
     val team_model: TeamModelStatus? = null,
 )
@@ -428,6 +428,12 @@ data class TeamModelStatus(
 
 /** What the daemon's telemetry uploader did (`telemetry_upload_every_s`). */
 data class TelemetryUploadStatus(
+    val batches_sent: Long? = null,
+    val rows_sent: Long? = null,
+    /** sends that failed and are retried (waiting out a Retry-After is not one) */
+    val failures: Long? = null,
+    val last_sent_at: Double? = null,
+    val last_error: String? = null,
     /** seconds between rounds; 0: uploads off */
     val every_s: Double? = null,
     val rounds: Long? = null,
@@ -436,12 +442,6 @@ data class TelemetryUploadStatus(
     val skipped: String? = null,
     val batches_queued: Long? = null,
     val rows_queued: Long? = null,
-    val batches_sent: Long? = null,
-    val rows_sent: Long? = null,
-    /** sends that failed and are retried (waiting out a Retry-After is not one) */
-    val failures: Long? = null,
-    val last_sent_at: Double? = null,
-    val last_error: String? = null,
 )
 
 data class WorkspaceStatus(
