@@ -323,12 +323,9 @@ class TelemetrySent(Tally):
     last_error: str | None = None
 
 
-class TelemetryUploadStatus(TelemetrySent):
-    """What the daemon's telemetry uploader did (`telemetry_upload_every_s`)."""
+class TelemetryQueued(Tally):
+    """What the daemon's telemetry uploader's rounds queued for the sync engine to send."""
 
-    model_config = ConfigDict(frozen=True)
-
-    every_s: float = Field(description="seconds between rounds; 0: uploads off")
     rounds: int = 0
     last_round_at: float | None = None
     skipped: str | None = Field(
@@ -337,6 +334,14 @@ class TelemetryUploadStatus(TelemetrySent):
     )
     batches_queued: int = 0
     rows_queued: int = 0
+
+
+class TelemetryUploadStatus(TelemetryQueued, TelemetrySent):
+    """What the daemon's telemetry uploader did (`telemetry_upload_every_s`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    every_s: float = Field(description="seconds between rounds; 0: uploads off")
 
 
 class TeamModelStatus(WireModel):

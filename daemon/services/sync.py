@@ -253,15 +253,8 @@ class SyncService:
         uploader = self._uploader
         if uploader is None:
             return None
-        up = uploader.counters
         return TelemetryUploadStatus(
-            every_s=uploader.every_s,
-            rounds=up.rounds,
-            last_round_at=up.last_round_at,
-            skipped=up.skipped,
-            batches_queued=up.batches,
-            rows_queued=up.rows,
-            **dict(engine.telemetry),
+            every_s=uploader.every_s, **dict(uploader.counters), **dict(engine.telemetry)
         )
 
 

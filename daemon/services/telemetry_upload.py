@@ -25,11 +25,11 @@ import logging
 import os
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from maestro.tasks import run_every
+from maestro.wire import TelemetryQueued
 
 if TYPE_CHECKING:
     from maestro.cache.remote import RemoteSync
@@ -65,16 +65,6 @@ def rows_of(run: Run) -> list[dict[str, Any]]:
     ]
 
 
-@dataclass
-class UploadCounters:
-    rounds: int = 0
-    batches: int = 0
-    rows: int = 0
-    skipped: str | None = None
-    """Why the last round queued nothing (backoff, role, queue full), None when it did."""
-    last_round_at: float | None = None
-
-
 class TelemetryUploader:
     """Queues new telemetry rows on a sync engine every `every_s` (see the module docstring)."""
 
@@ -96,7 +86,7 @@ class TelemetryUploader:
         self.max_rows = max_rows
         self.max_batches = max_batches
         self.max_queued = max_queued
-        self.counters = UploadCounters()
+        self.counters = TelemetryQueued()
 
     # -- watermark ----------------------------------------------------------------------------
 
@@ -161,8 +151,8 @@ class TelemetryUploader:
                 if rows:
                     self.engine.upload_telemetry(self.engine.redactor.redact_json(rows))
                     queued += 1
-                    self.counters.batches += 1
-                    self.counters.rows += len(rows)
+                    self.counters.batches_queued += 1
+                    self.counters.rows_queued += len(rows)
                 mark = last
                 self._save_watermark(mark)
         except sqlite3.Error as exc:  # the daemon's writer holds it: next round

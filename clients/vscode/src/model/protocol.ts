@@ -431,14 +431,14 @@ export interface TelemetryUploadStatus {
   failures?: number;
   last_sent_at?: number | null;
   last_error?: string | null;
-  /** seconds between rounds; 0: uploads off */
-  every_s: number;
   rounds?: number;
   last_round_at?: number | null;
   /** why the last round queued nothing (backoff, the key's role, queue full) */
   skipped?: string | null;
   batches_queued?: number;
   rows_queued?: number;
+  /** seconds between rounds; 0: uploads off */
+  every_s: number;
 }
 
 export interface WorkspaceStatus {

@@ -434,14 +434,14 @@ data class TelemetryUploadStatus(
     val failures: Long? = null,
     val last_sent_at: Double? = null,
     val last_error: String? = null,
-    /** seconds between rounds; 0: uploads off */
-    val every_s: Double? = null,
     val rounds: Long? = null,
     val last_round_at: Double? = null,
     /** why the last round queued nothing (backoff, the key's role, queue full) */
     val skipped: String? = null,
     val batches_queued: Long? = null,
     val rows_queued: Long? = null,
+    /** seconds between rounds; 0: uploads off */
+    val every_s: Double? = null,
 )
 
 data class WorkspaceStatus(
