@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 from pathlib import Path
@@ -62,10 +61,24 @@ def own_dirs() -> tuple[Path, ...]:
     return tuple(Path(d) for d in (cache, state) if d)
 
 
+def _sha256_hex(data: bytes) -> str:
+    """SHA-256 of ``data`` from the interpreter's own module, not OpenSSL's: the console script
+    names the workspace's state directory before it starts pytest's process, and loading
+    OpenSSL (``hashlib``) would delay that start."""
+    try:
+        if sys.version_info >= (3, 12):
+            from _sha2 import sha256  # type: ignore[import-not-found,unused-ignore]
+        else:
+            from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:  # a build without them
+        from hashlib import sha256
+    return str(sha256(data).hexdigest())
+
+
 def workspace_key(root: Path) -> str:
     """A short stable name for a workspace root, used for its state directory."""
     resolved = root.resolve()
-    digest = hashlib.sha256(os.fsencode(resolved)).hexdigest()[:16]  # exact even if not UTF-8
+    digest = _sha256_hex(os.fsencode(resolved))[:16]  # exact even if not UTF-8
     return f"{root.resolve().name or 'root'}-{digest}"
 
 

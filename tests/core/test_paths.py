@@ -1,14 +1,16 @@
-"""replace_file: the small state files Maestro rewrites (policy, flags, bundles) go through it."""
+"""replace_file: the small state files Maestro rewrites (policy, flags, bundles) go through it.
+workspace_key: the name of a workspace's state directory."""
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from maestro.paths import replace_file
+from maestro.paths import replace_file, workspace_key
 
 
 def test_the_content_is_replaced_whole_and_private(tmp_path: Path) -> None:
@@ -29,3 +31,13 @@ def test_a_failed_write_keeps_the_old_content_and_leaves_no_temporary(tmp_path: 
         replace_file(target, cast(Any, "not bytes"))
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["state.json"]
+
+
+def test_a_workspace_keeps_its_state_directory_name(tmp_path: Path) -> None:
+    """The name hashes the resolved path as it always has (SHA-256, whichever module computes
+    it): an upgrade must not lose a workspace's graph, last keys and fingerprints."""
+    root = tmp_path / "proj\u00e9ct"
+    root.mkdir()
+    digest = hashlib.sha256(bytes(root.resolve())).hexdigest()[:16]
+    assert workspace_key(root) == f"proj\u00e9ct-{digest}"
+    assert workspace_key(root / ".") == workspace_key(root)

@@ -44,7 +44,7 @@ LATER = {
     "typer", "pydantic", "rich", "asyncio", "msgpack", "lmdb",
     "maestro.cli.fast", "maestro.cli.test_run", "maestro.engine.core", "maestro.engine.runner",
     "maestro.engine.interpreter", "maestro.config", "maestro.graph.build",
-    "dataclasses", "logging", "typing", "json",
+    "dataclasses", "logging", "typing", "json", "hashlib", "_hashlib",
 }  # fmt: skip
 
 
