@@ -159,6 +159,10 @@ def generate_ts(defs: Definitions) -> str:
         "// The Maestro language server's custom protocol (docs/lsp.md). Pure types and constants:",
         "// no `vscode` import, so the unit tests run under `node --test`.",
         "",
+        "/** The protocol version this file was generated for: the server advertises its own",
+        " * as `capabilities.experimental.maestroProtocol`. */",
+        f"export const PROTOCOL_VERSION = {methods.PROTOCOL_VERSION};",
+        "",
         "export const METHODS = {",
         *(f"  {_key(r.method)}: {_literal(r.method)}," for r in methods.REQUESTS),
         *(f"  {_key(n.method)}: {_literal(n.method)}," for n in methods.NOTIFICATIONS),
@@ -266,6 +270,9 @@ def generate_kotlin(defs: Definitions) -> str:
         "/** The Maestro language server's custom protocol (docs/lsp.md). Every property is",
         " * nullable: Gson leaves absent keys null, whatever Kotlin declares. */",
         "object MaestroMethods {",
+        "    /** The protocol version this file was generated for: the server advertises its own",
+        "     * as `capabilities.experimental.maestroProtocol`. */",
+        f"    const val PROTOCOL_VERSION = {methods.PROTOCOL_VERSION}",
         *(f"    const val {_const(r.method)} = {_literal(r.method)}" for r in methods.REQUESTS),
         *(f"    const val {_const(n.method)} = {_literal(n.method)}" for n in notes),
         "}",
@@ -338,6 +345,9 @@ def _kotlin_name(key: str) -> str:
 def generate_docs(defs: Definitions) -> str:
     out = [
         DOCS_BEGIN,
+        "",
+        f"Protocol version {methods.PROTOCOL_VERSION} (the server's "
+        f"`capabilities.experimental.{methods.PROTOCOL_CAPABILITY}`).",
         "",
         "### Requests (client → server)",
         "",

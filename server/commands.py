@@ -1,7 +1,8 @@
 """``workspace/executeCommand`` commands, all prefixed ``maestro.``. Run commands answer at once
 with the run's id (``RunAccepted``); progress goes through work-done progress and
-``maestro/runProgress``, failures through diagnostics, the outcome through ``maestro/runFinished``
-(the run's summary, as ``maestro/testResults`` had it)."""
+``maestro/runProgress``, failures through diagnostics, the tests' results through
+``maestro/testResults`` batches and the outcome through ``maestro/runFinished`` (the run's counts
+and files)."""
 
 from __future__ import annotations
 

@@ -13,7 +13,7 @@ from typing import Any
 from lsprotocol import types
 
 from maestro.errors import MaestroError
-from maestro.server import testexplorer
+from maestro.server import methods, testexplorer
 from maestro.server.server import TEST_EXPLORER_CAPABILITY, MaestroServer
 from maestro.server.settings import Settings, SettingsError
 from maestro.server.util import plain
@@ -79,7 +79,9 @@ def register(server: MaestroServer) -> None:
     def initialize(ls: MaestroServer, params: types.InitializeParams) -> None:
         _read_settings(ls, params.initialization_options)
         caps = params.capabilities
-        ls.test_explorer = bool(_experimental(params).get(TEST_EXPLORER_CAPABILITY))
+        experimental = _experimental(params)
+        ls.test_explorer = bool(experimental.get(TEST_EXPLORER_CAPABILITY))
+        ls.test_results = experimental.get(methods.TEST_RESULTS_CAPABILITY) is not False
         ls.progress_supported = bool(caps.window and caps.window.work_done_progress)
         ls.code_lens_refresh = bool(
             caps.workspace and caps.workspace.code_lens and caps.workspace.code_lens.refresh_support

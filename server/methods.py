@@ -282,13 +282,25 @@ class StatusInfo(TypedDict):
 # --- runs: commands and maestro/testResults ----------------------------------------------------
 
 
-class FileResult(TypedDict):
+class TestResultsParams(TypedDict):
+    """A batch of a run's test results, as they arrive: results of tests that ran, as they
+    finish, then those the run served from the cache or carried. Each test comes once; a test
+    sent again (a flaky rerun's final word) replaces its earlier result."""
+
+    runId: str
+    root: str
+    tests: list[TestResult]
+
+
+class FileOutcome(TypedDict):
+    """A test file's part in a finished run (its tests' results came in ``maestro/testResults``)."""
+
     target: str
     uri: str
-    cached: bool
-    stored: bool
+    cached: Annotated[bool, Field(description="served from the cache, nothing run")]
+    stored: Annotated[bool, Field(description="its result was stored in the cache")]
     describe: str
-    tests: list[TestResult]
+    tests: Annotated[int, Field(description="how many test results the file has")]
 
 
 class PolicyDenial(TypedDict):
@@ -328,7 +340,15 @@ class RunSummary(RunRef):
 
 
 class RunResult(RunSummary):
-    files: NotRequired[list[FileResult]]
+    """A run's end: its counts and its files; the tests' results are not repeated here."""
+
+    files: NotRequired[list[FileOutcome]]
+    results: NotRequired[
+        Annotated[
+            int,
+            Field(description="the tests this run sent results of in maestro/testResults"),
+        ]
+    ]
 
 
 class RunAccepted(RunRef):
@@ -543,9 +563,19 @@ EXPLORER_CANCEL = Request(
     "maestro/testExplorer/cancel", CancelParams, CancelResult, "Cancel one run or every run."
 )
 
+PROTOCOL_VERSION = 2
+"""This protocol's version, in the server's ``capabilities.experimental.maestroProtocol``: bumped
+when a message changes in a way a client written for the previous version would misread."""
+PROTOCOL_CAPABILITY = "maestroProtocol"
+TEST_RESULTS_CAPABILITY = "maestroTestResults"
+"""A client that declares ``experimental.maestroTestResults: false`` gets no
+``maestro/testResults`` (the VS Code extension: the test-explorer notifications feed it)."""
 EXPLORER = "experimental.maestroTestExplorer"
 TEST_RESULTS = Notification(
-    "maestro/testResults", RunResult, "A run finished with results (also sent as runFinished)."
+    "maestro/testResults",
+    TestResultsParams,
+    "A run's test results in batches, each test once, as they arrive. Not sent to a client "
+    "that declares `experimental.maestroTestResults: false`.",
 )
 RUN_STARTED = Notification(
     "maestro/runStarted",
@@ -558,7 +588,8 @@ RUN_PROGRESS = Notification(
 RUN_FINISHED = Notification(
     "maestro/runFinished",
     RunResult,
-    "Every run's end: results, cancelled (also when superseded), an error, or nothing to run.",
+    "Every run's end: counts and files, cancelled (also when superseded), an error, or nothing "
+    "to run.",
 )
 STATUS_CHANGED = Notification(
     "maestro/statusChanged", StatusChangedParams, "A workspace daemon link changed state."

@@ -44,7 +44,7 @@ from pygls.protocol.json_rpc import (
 )
 
 from maestro.server.collector import IdleCollector
-from maestro.server.methods import Refused, dump
+from maestro.server.methods import PROTOCOL_CAPABILITY, PROTOCOL_VERSION, Refused, dump
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,25 @@ class MaestroProtocol(LanguageServerProtocol):
     """pygls' protocol with an orjson writer (same messages, compact separators, UTF-8 bytes:
     the Content-Length counts bytes, as LSP's base protocol says)."""
 
+    _server_capabilities: types.ServerCapabilities | None = None
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._writes: set[asyncio.Future[Any]] = set()
         self.collector = IdleCollector()
+
+    @property
+    def server_capabilities(self) -> types.ServerCapabilities | None:
+        return self._server_capabilities
+
+    @server_capabilities.setter
+    def server_capabilities(self, value: types.ServerCapabilities | None) -> None:
+        # built by pygls once the initialize handler returned: the protocol's version goes in
+        # its experimental part, which pygls leaves empty
+        if value is not None:
+            experimental = value.experimental if isinstance(value.experimental, dict) else {}
+            value.experimental = {**experimental, PROTOCOL_CAPABILITY: PROTOCOL_VERSION}
+        self._server_capabilities = value
 
     def _serialize_message(self, data: Any) -> Any:
         if isinstance(data, BaseModel):  # a daemon model inside an answer (methods.py)

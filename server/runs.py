@@ -1,7 +1,7 @@
 """Test runs: one daemon ``run_tests`` stream per run, mirrored as work-done progress
 (begin / report / end, cancellable), diagnostics, ``maestro/runStarted`` / ``runProgress`` /
-``runFinished`` (and ``maestro/testResults`` for a run with results) and, for clients with the
-experimental capability, test-explorer notifications.
+``runFinished``, the tests' results in ``maestro/testResults`` batches (each test once, as they
+arrive) and, for clients with the experimental capability, test-explorer notifications.
 
 A run is an asyncio task: whoever starts it gets its id at once, so no client's request timeout
 ever meets the length of a test run. Cancelling it (progress cancel button, ``maestro.cancel``,
@@ -30,12 +30,13 @@ from maestro.errors import (
 )
 from maestro.server import diagnostics, methods, policy, testexplorer
 from maestro.server.methods import (
-    FileResult,
+    FileOutcome,
     RunAccepted,
     RunKind,
     RunRef,
     RunResult,
     RunStatus,
+    TestResult,
     notify,
 )
 from maestro.server.server import MaestroServer, Workspace
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 _ids = itertools.count(1)
 
 PROGRESS_EVERY_S = 0.25  # maestro/runProgress at most this often (the last count always goes)
+RESULTS_EVERY_S = 0.1  # a test's result waits at most this long for others to share its batch
+RESULTS_BATCH = 500  # test results per maestro/testResults at most
 
 Prepare = Callable[[], Awaitable["RunTestsParams | str"]]
 """Works out a run's params once it started (impacted selection asks the daemon); a string:
@@ -75,6 +78,9 @@ class Run:
     files: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
     progress_at: float = 0.0
+    pending: list[TestResult] = field(default_factory=list)  # results not sent yet
+    sent: dict[str, TestResult] = field(default_factory=dict)  # node id -> result sent
+    flush_at: asyncio.TimerHandle | None = None
 
     def covers(self, other: Run) -> bool:
         """Would this run redo what ``other`` is doing (so ``other`` can stop)?"""
@@ -263,7 +269,6 @@ class RunManager:
                     f"pytest said: {last} (the Maestro output has the rest)",
                 )
             )
-        notify(ls, methods.TEST_RESULTS, outcome)
         testexplorer.run_end(ls, run, outcome)
         ws = run.ws
         ws.stale = None
@@ -271,10 +276,39 @@ class RunManager:
         return self._finished(run, outcome)
 
     def _finished(self, run: Run, outcome: RunResult) -> RunResult:
+        self._flush(run)
+        if self.server.test_results:
+            outcome["results"] = len(run.sent)
         self._progress(run, _summary_line(outcome), force=True)
         if not self.server.shutting_down:
             notify(self.server, methods.RUN_FINISHED, outcome)
         return outcome
+
+    # --- maestro/testResults -----------------------------------------------------------------
+
+    def _send_result(self, run: Run, result: TestResult) -> None:
+        """Queue one test's result; batches go out when full or after RESULTS_EVERY_S."""
+        if not self.server.test_results:
+            return
+        run.pending.append(result)
+        run.sent[result["id"]] = result
+        if len(run.pending) >= RESULTS_BATCH:
+            self._flush(run)
+        elif run.flush_at is None:
+            run.flush_at = asyncio.get_running_loop().call_later(RESULTS_EVERY_S, self._flush, run)
+
+    def _flush(self, run: Run) -> None:
+        if run.flush_at is not None:
+            run.flush_at.cancel()
+            run.flush_at = None
+        while run.pending:
+            batch, run.pending = run.pending[:RESULTS_BATCH], run.pending[RESULTS_BATCH:]
+            if not self.server.shutting_down:
+                notify(
+                    self.server,
+                    methods.TEST_RESULTS,
+                    methods.TestResultsParams(runId=run.id, root=str(run.ws.root), tests=batch),
+                )
 
     async def _stream(self, run: Run) -> RunTestsResult:
         ls, ws = self.server, run.ws
@@ -332,6 +366,7 @@ class RunManager:
                     return
                 run.finished.add(state.nodeid)
                 run.done = len(run.finished)
+                self._send_result(run, state.to_json())
                 pct = int(100 * run.done / run.total) if run.total else None
                 line = f"{run.done}/{run.total or '?'} tests"
                 self._report(run, f"{line} {state.nodeid}: {state.outcome}", pct)
@@ -342,10 +377,13 @@ class RunManager:
 
     def _summary(self, run: Run, result: RunTestsResult) -> RunResult:
         ws = run.ws
-        files: list[FileResult] = []
+        files: list[FileOutcome] = []
         for f in result.files:
             ws.results.record_file_result(f.target, f.result, cached=f.cached, run_id=run.id)
+        by_file = ws.results.by_file()
+        for f in result.files:
             plan = ws.results.files.get(f.target)
+            states = by_file.get(f.target, [])
             files.append(
                 {
                     "target": f.target,
@@ -353,14 +391,18 @@ class RunManager:
                     "cached": f.cached,
                     "stored": f.stored,
                     "describe": plan.describe if plan else ("cached" if f.cached else ""),
-                    "tests": [t.to_json() for t in ws.results.of_file(f.target)],
+                    "tests": len(states),
                 }
             )
             run.files.add(f.target)
             # results this run did not report live: a cached file's, and the carried ones of a
             # file where only some tests re-ran (the explorer would leave them "queued")
-            carried = [t for t in ws.results.of_file(f.target) if t.nodeid not in run.finished]
+            carried = [t for t in states if t.nodeid not in run.finished]
             testexplorer.cached_results(self.server, run, carried)
+            for state in states:
+                final = state.to_json()
+                if _news(run.sent.get(state.nodeid), final):
+                    self._send_result(run, final)
         outcome = run.outcome()
         outcome.update({
             "exitCode": result.exit_code,
@@ -442,6 +484,17 @@ class RunManager:
                 run.token, types.WorkDoneProgressEnd(message=message)
             )
         self.server.work_done_progress.tokens.pop(run.token, None)
+
+
+_PROVENANCE = ("ranAt", "ranOn")
+
+
+def _news(sent: TestResult | None, final: TestResult) -> bool:
+    """Does a test's final result say more than what was sent while it ran? (Its outcome
+    stands; a flaky rerun is the usual news. When and where it ran is this run, here.)"""
+    if sent is None:
+        return True
+    return any(sent[k] != final[k] for k in final if k not in _PROVENANCE)  # type: ignore[literal-required]
 
 
 def _summary_line(outcome: RunResult) -> str:

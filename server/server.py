@@ -108,6 +108,7 @@ class MaestroServer(LanguageServer):
         # request that comes before the save's notification): did a save change the file?
         self.saved_text: dict[str, str | None] = {}
         self.test_explorer = False
+        self.test_results = True  # maestro/testResults (a client may decline them)
         self.code_lens_refresh = False
         self.progress_supported = False
         self.shutting_down = False

@@ -93,18 +93,26 @@ def lsp_env() -> Iterator[Env]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def capabilities(profile: str, explorer: bool = True) -> types.ClientCapabilities:
+def capabilities(
+    profile: str, explorer: bool = True, experimental: dict[str, Any] | None = None
+) -> types.ClientCapabilities:
     caps = client_capabilities(profile)
-    if explorer:
-        caps.experimental = {"maestroTestExplorer": True}
+    declared = {"maestroTestExplorer": True} if explorer else {}
+    if declared or experimental:
+        caps.experimental = {**declared, **(experimental or {})}
     return caps
 
 
 async def start_client(
-    env: Env, profile: str, options: dict[str, Any] | None = None, explorer: bool = True
+    env: Env,
+    profile: str,
+    options: dict[str, Any] | None = None,
+    explorer: bool = True,
+    experimental: dict[str, Any] | None = None,
 ) -> LanguageClient:
     """A server started in the workspace and initialized; ``options`` go over the default
-    initialization options; ``explorer``: the client declares the test-explorer protocol."""
+    initialization options; ``explorer``: the client declares the test-explorer protocol;
+    ``experimental``: more client capabilities. The server's answer is ``client.maestro_init``."""
     client = make_test_lsp_client()
     client.maestro_notes = []  # type: ignore[attr-defined]
 
@@ -128,10 +136,10 @@ async def start_client(
     await client.start_io(
         sys.executable, "-P", "-m", "maestro.server", env=env.env, cwd=str(env.root)
     )
-    await asyncio.wait_for(
+    client.maestro_init = await asyncio.wait_for(  # type: ignore[attr-defined]
         client.initialize_session(
             types.InitializeParams(
-                capabilities=capabilities(profile, explorer),
+                capabilities=capabilities(profile, explorer, experimental),
                 root_uri=env.root.as_uri(),
                 workspace_folders=[types.WorkspaceFolder(uri=env.root.as_uri(), name="ws")],
                 initialization_options={

@@ -5,7 +5,7 @@
 local root = os.getenv("MAESTRO_WS")
 local python = os.getenv("MAESTRO_PY")
 local out = os.getenv("MAESTRO_OUT")
-local seen = { lenses = {}, diagnostics = {}, progress = 0, test_results = false }
+local seen = { lenses = {}, diagnostics = {}, progress = 0, test_results = {} }
 
 local function finish()
   local f = io.open(out, "w")
@@ -25,7 +25,10 @@ local ok, err = pcall(function()
     init_options = { interpreter = python },
     on_init = function() ready = true end,
     handlers = {
-      ["maestro/testResults"] = function(_, result) seen.test_results = result end,
+      ["maestro/testResults"] = function(_, result)
+        -- batches as results arrive, each test once: keep every test's outcome
+        for _, t in ipairs(result.tests) do seen.test_results[t.id] = t.outcome end
+      end,
       ["maestro/runFinished"] = function(_, result) seen.finished = result end,
       ["$/progress"] = function(_, result)
         seen.progress = seen.progress + 1

@@ -50,7 +50,11 @@ def test_neovim_lenses_run_and_diagnostics(lsp_env: Env) -> None:
     assert (0, "▶ Run file") in titles and (3, "▶ Run") in titles and (7, "▶ Run") in titles
     assert seen["run"]["passed"] == 2 and seen["run"]["failed"] == 1
     assert seen["progress"] >= 3 and "1 failed" in seen["progress_end"]
-    assert seen["test_results"]["failed"] == 1
+    assert seen["test_results"] == {
+        "tests/test_calc.py::test_add": "passed",
+        "tests/test_calc.py::test_div_zero": "failed",
+        "tests/test_calc.py::TestMore::test_div": "passed",
+    }
     diags = seen["diagnostics"]
     assert len(diags) == 1
     assert diags[0]["lnum"] == FAIL_TEST_LINE - 1

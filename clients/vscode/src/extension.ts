@@ -20,17 +20,19 @@ import {
   type RunResult,
   type StatusInfo,
 } from "./model/protocol";
+import { experimentalCapabilities, protocolMismatch } from "./model/capabilities";
 import { explainText, finishedLine } from "./model/runs";
 import { needsRestart, serverCommand, toInitOptions, type RawSettings } from "./model/settings";
 import { StatusBar } from "./statusBar";
 import { TestExplorer } from "./testing";
 
-/** Declares `experimental.maestroTestExplorer` so the server sends the test-explorer protocol. */
+/** Declares `experimental.maestroTestExplorer` so the server sends the test-explorer protocol,
+ * and declines `maestro/testResults` (the explorer's notifications carry the same results). */
 class TestExplorerCapability implements StaticFeature {
   constructor(private readonly enabled: boolean) {}
   fillClientCapabilities(capabilities: ClientCapabilities): void {
     const exp = (capabilities.experimental ?? {}) as Record<string, unknown>;
-    exp.maestroTestExplorer = this.enabled;
+    Object.assign(exp, experimentalCapabilities(this.enabled));
     capabilities.experimental = exp;
   }
   getState(): { kind: "static" } {
@@ -189,6 +191,11 @@ async function start(): Promise<void> {
     );
     if (pick) void vscode.commands.executeCommand("workbench.action.openSettings", "maestro.");
     return;
+  }
+  const mismatch = protocolMismatch(c.initializeResult?.capabilities.experimental);
+  if (mismatch) {
+    output.appendLine(mismatch);
+    void vscode.window.showWarningMessage(`Maestro: ${mismatch}`);
   }
   c.onNotification(METHODS.statusChanged, () => void statusBar.refresh());
   c.onNotification(METHODS.runFinished, (r: RunResult) => {

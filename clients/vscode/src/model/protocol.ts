@@ -2,6 +2,10 @@
 // The Maestro language server's custom protocol (docs/lsp.md). Pure types and constants:
 // no `vscode` import, so the unit tests run under `node --test`.
 
+/** The protocol version this file was generated for: the server advertises its own
+ * as `capabilities.experimental.maestroProtocol`. */
+export const PROTOCOL_VERSION = 2;
+
 export const METHODS = {
   impactedTargets: "maestro/impactedTargets",
   cacheStats: "maestro/cacheStats",
@@ -47,7 +51,7 @@ export interface Requests {
   "maestro/testExplorer/cancel": { params: CancelParams; result: CancelResult };
 }
 export interface Notifications {
-  "maestro/testResults": RunResult;
+  "maestro/testResults": TestResultsParams;
   "maestro/runStarted": RunAccepted;
   "maestro/runProgress": RunProgressParams;
   "maestro/runFinished": RunResult;
@@ -513,38 +517,11 @@ export interface CancelResult {
   cancelled: string[];
 }
 
-/** A failure on the wire; ``code`` is the ``code`` of a MaestroError subclass. */
-export interface ErrorInfo {
-  code: string;
-  message: string;
-  hint?: string | null;
-  where?: string | null;
-  data?: Record<string, unknown>;
-}
-
-export interface FileResult {
-  target: string;
-  uri: string;
-  cached: boolean;
-  stored: boolean;
-  describe: string;
+/** A batch of a run's test results, as they arrive: results of tests that ran, as they finish, then those the run served from the cache or carried. Each test comes once; a test sent again (a flaky rerun's final word) replaces its earlier result. */
+export interface TestResultsParams {
+  runId: string;
+  root: string;
   tests: TestResult[];
-}
-
-/** Why the policy refused a run and when to try again. */
-export interface PolicyDenial {
-  /** the decision: rule and its message */
-  message: string;
-  /** what to do about it */
-  remediation: string | null;
-  /** retry after this (null: no advice) */
-  retryAfterMs: number | null;
-  /** for maestro explain --execution */
-  executionId: string;
-}
-
-export interface RunResult extends RunSummary {
-  files?: FileResult[];
 }
 
 /** A run command's answer, sent at once: the run goes on, its outcome arrives as ``maestro/runFinished`` with the same run id. */
@@ -561,6 +538,47 @@ export interface RunProgressParams {
   total: number | null;
   cachedTests: number;
   message: string;
+}
+
+/** A failure on the wire; ``code`` is the ``code`` of a MaestroError subclass. */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  hint?: string | null;
+  where?: string | null;
+  data?: Record<string, unknown>;
+}
+
+/** A test file's part in a finished run (its tests' results came in ``maestro/testResults``). */
+export interface FileOutcome {
+  target: string;
+  uri: string;
+  /** served from the cache, nothing run */
+  cached: boolean;
+  /** its result was stored in the cache */
+  stored: boolean;
+  describe: string;
+  /** how many test results the file has */
+  tests: number;
+}
+
+/** Why the policy refused a run and when to try again. */
+export interface PolicyDenial {
+  /** the decision: rule and its message */
+  message: string;
+  /** what to do about it */
+  remediation: string | null;
+  /** retry after this (null: no advice) */
+  retryAfterMs: number | null;
+  /** for maestro explain --execution */
+  executionId: string;
+}
+
+/** A run's end: its counts and its files; the tests' results are not repeated here. */
+export interface RunResult extends RunSummary {
+  files?: FileOutcome[];
+  /** the tests this run sent results of in maestro/testResults */
+  results?: number;
 }
 
 export interface StatusChangedParams {

@@ -4,10 +4,23 @@ import com.intellij.openapi.project.Project
 import com.intellij.openapi.wm.WindowManager
 import com.redhat.devtools.lsp4ij.client.LanguageClientImpl
 import org.eclipse.lsp4j.jsonrpc.services.JsonNotification
+import java.util.concurrent.ConcurrentHashMap
 
 /** Handles the server's custom notifications (typed in Protocol.kt, docs/lsp.md). */
 class MaestroLanguageClient(project: Project) : LanguageClientImpl(project) {
-    /** Every run's end (run commands answer at once with the run id; the outcome comes here). */
+    /** Every test's latest result, by node id: runs stream them in batches, each test once. */
+    val latestResults = ConcurrentHashMap<String, TestResult>()
+
+    @JsonNotification(MaestroMethods.TEST_RESULTS)
+    fun testResults(params: TestResultsParams) {
+        for (test in params.tests.orEmpty()) {
+            val id = test.id ?: continue
+            latestResults[id] = test
+        }
+    }
+
+    /** Every run's end (run commands answer at once with the run id; the outcome comes here).
+     * It carries the counts; the tests' results came before it in testResults. */
     @JsonNotification(MaestroMethods.RUN_FINISHED)
     fun runFinished(result: RunResult) {
         val label = result.label ?: "run"
@@ -19,13 +32,24 @@ class MaestroLanguageClient(project: Project) : LanguageClientImpl(project) {
             else -> {
                 val cached = result.cachedFiles ?: 0
                 "Maestro: $label: ${result.passed ?: 0} passed, ${result.failed ?: 0} failed" +
-                    if (cached > 0) " ($cached files cached)" else ""
+                    (if (cached > 0) " ($cached files cached)" else "") + failing(result.runId)
             }
         }
         WindowManager.getInstance().getStatusBar(project)?.info = text
         if (error != null || (result.failed ?: 0) > 0 || (result.errors ?: 0) > 0) {
             MaestroServer.notify(project, text, warning = true)
         }
+    }
+
+    /** "; failing: a, b and 2 more" for the run's failed or errored tests, or "". */
+    private fun failing(runId: String?): String {
+        val names = latestResults.values
+            .filter { it.runId == runId && (it.outcome == "failed" || it.outcome == "error") }
+            .mapNotNull { it.id }
+            .sorted()
+        if (names.isEmpty()) return ""
+        val more = if (names.size > 3) " and ${names.size - 3} more" else ""
+        return "; failing: ${names.take(3).joinToString(", ")}$more"
     }
 
     @JsonNotification(MaestroMethods.RUN_PROGRESS)

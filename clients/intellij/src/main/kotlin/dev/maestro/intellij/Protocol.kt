@@ -7,6 +7,9 @@ import java.util.concurrent.CompletableFuture
 /** The Maestro language server's custom protocol (docs/lsp.md). Every property is
  * nullable: Gson leaves absent keys null, whatever Kotlin declares. */
 object MaestroMethods {
+    /** The protocol version this file was generated for: the server advertises its own
+     * as `capabilities.experimental.maestroProtocol`. */
+    const val PROTOCOL_VERSION = 2
     const val IMPACTED_TARGETS = "maestro/impactedTargets"
     const val CACHE_STATS = "maestro/cacheStats"
     const val EXPLAIN = "maestro/explain"
@@ -523,39 +526,12 @@ data class CancelResult(
     val cancelled: List<String>? = null,
 )
 
-/** A failure on the wire; ``code`` is the ``code`` of a MaestroError subclass. */
-data class ErrorInfo(
-    val code: String? = null,
-    val message: String? = null,
-    val hint: String? = null,
-    val where: String? = null,
-    val data: Map<String, Any?>? = null,
-)
-
-data class FileResult(
-    val target: String? = null,
-    val uri: String? = null,
-    val cached: Boolean? = null,
-    val stored: Boolean? = null,
-    val describe: String? = null,
+/** A batch of a run's test results, as they arrive: results of tests that ran, as they finish, then those the run served from the cache or carried. Each test comes once; a test sent again (a flaky rerun's final word) replaces its earlier result. */
+data class TestResultsParams(
+    val runId: String? = null,
+    val root: String? = null,
     val tests: List<TestResult>? = null,
 )
-
-/** Why the policy refused a run and when to try again. */
-data class PolicyDenial(
-    /** the decision: rule and its message */
-    val message: String? = null,
-    /** what to do about it */
-    val remediation: String? = null,
-    /** retry after this (null: no advice) */
-    val retryAfterMs: Long? = null,
-    /** for maestro explain --execution */
-    val executionId: String? = null,
-)
-
-data class RunResult(
-    val files: List<FileResult>? = null,
-) : RunSummary()
 
 /** A run command's answer, sent at once: the run goes on, its outcome arrives as ``maestro/runFinished`` with the same run id. */
 data class RunAccepted(
@@ -572,6 +548,47 @@ data class RunProgressParams(
     val cachedTests: Long? = null,
     val message: String? = null,
 )
+
+/** A failure on the wire; ``code`` is the ``code`` of a MaestroError subclass. */
+data class ErrorInfo(
+    val code: String? = null,
+    val message: String? = null,
+    val hint: String? = null,
+    val where: String? = null,
+    val data: Map<String, Any?>? = null,
+)
+
+/** A test file's part in a finished run (its tests' results came in ``maestro/testResults``). */
+data class FileOutcome(
+    val target: String? = null,
+    val uri: String? = null,
+    /** served from the cache, nothing run */
+    val cached: Boolean? = null,
+    /** its result was stored in the cache */
+    val stored: Boolean? = null,
+    val describe: String? = null,
+    /** how many test results the file has */
+    val tests: Long? = null,
+)
+
+/** Why the policy refused a run and when to try again. */
+data class PolicyDenial(
+    /** the decision: rule and its message */
+    val message: String? = null,
+    /** what to do about it */
+    val remediation: String? = null,
+    /** retry after this (null: no advice) */
+    val retryAfterMs: Long? = null,
+    /** for maestro explain --execution */
+    val executionId: String? = null,
+)
+
+/** A run's end: its counts and its files; the tests' results are not repeated here. */
+data class RunResult(
+    val files: List<FileOutcome>? = null,
+    /** the tests this run sent results of in maestro/testResults */
+    val results: Long? = null,
+) : RunSummary()
 
 data class StatusChangedParams(
     val root: String? = null,
