@@ -514,6 +514,9 @@ def _summary_line(outcome: RunResult) -> str:
     text = ", ".join(parts) or "no tests"
     if outcome.get("cachedFiles"):
         text += f" ({outcome['cachedFiles']} files cached)"
+    if unfinished := outcome.get("notRunFiles"):
+        text += f"; {unfinished} test {'file' if unfinished == 1 else 'files'} did not finish"
+        text += " (not cached)"
     if (message := outcome.get("message")) and message.startswith(_UNSAVED_NOTE):
         text += f"; {message}"
     return text
