@@ -192,8 +192,14 @@ def action_key(
     # a digest, not the node ids: the inputs map is stored (action results, the last keys) and
     # a parametrize id can hold a secret
     inputs["@select"] = _sha(_canonical(sorted(selection)).encode()) if selection else WHOLE_FILE
-    body = _canonical({"schema": KEY_SCHEMA, "target": target, "inputs": inputs})
-    return ActionKey(target, _sha(body.encode()), inputs)
+    return ActionKey(target, key_hex(target, inputs), inputs)
+
+
+def key_hex(target: str, inputs: Mapping[str, str]) -> str:
+    """The key of `target` with the inputs map `inputs` (a stored result's own: the key it was
+    stored under, unless it was stored for other inputs)."""
+    body = _canonical({"schema": KEY_SCHEMA, "target": target, "inputs": dict(inputs)})
+    return _sha(body.encode())
 
 
 def changed_inputs(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:

@@ -58,6 +58,7 @@ from maestro.cache.keys import (
     changed_inputs,
     environment_digest,
     input_value,
+    key_hex,
     outcome_args,
     site_dirs,
     target_inputs,
@@ -128,6 +129,10 @@ Reason = Literal[
 ]
 LAST_RUNS_FILE = "test-last-keys.msgpack"
 LAST_KEYS_KEPT = 3  # per test file: the keys a change is judged against (an undone edit's too)
+# per test file, beyond those: earlier keys served again when every input they recorded holds
+# (kept as what their inputs map differs in from the last key's; not judged against)
+EARLIER_KEPT = 32
+_EARLIER_DIFFER = 256  # an earlier key differing in more inputs from the last one is not kept
 # In the last keys: test file -> the inputs that changed while its last run ran (not stored)
 _UNSTORED = "\x00unstored"
 # ... or this, when it ran in another order than the full run's (`reordered`)
@@ -412,6 +417,18 @@ class LastKeys:
                 best, fewest = entry, count
         return best
 
+    def earlier(self, target: str) -> list[tuple[str, dict[str, str | None]]]:
+        """The keys kept beyond the history, newest first, each with what its inputs map
+        differs in from the last key's (None: an input it does not have)."""
+        entry = self.data.get(target)
+        if not isinstance(entry, list) or len(entry) < 4 or not isinstance(entry[3], list):
+            return []
+        return [
+            (str(e[0]), e[1])
+            for e in entry[3]
+            if isinstance(e, list) and len(e) == 2 and isinstance(e[1], dict)
+        ]
+
     def keep(self, key: ActionKey) -> None:
         """Keep ``key``, served again but not made the last (an untraced result), as the first
         of the earlier keys: the edits judged against the last keys must not push out the
@@ -421,16 +438,43 @@ class LastKeys:
             return  # the last key, or already the first kept
         newest, *older = history
         kept = [[key.hex, key.inputs], *([k, i] for k, i in older if k != key.hex)]
-        self.data[key.target] = [newest[0], newest[1], kept[: LAST_KEYS_KEPT - 1]]
-        self.dirty = True
+        self._put(key.target, newest, kept, newest[1])
 
     def set(self, key: ActionKey) -> None:
         # the same key set again (a file's run confirmed by another) keeps every earlier one
-        kept = [[k, i] for k, i in self.history(key.target) if k != key.hex]
-        self.data[key.target] = [key.hex, key.inputs, kept[: LAST_KEYS_KEPT - 1]]
+        history = self.history(key.target)
+        kept = [[k, i] for k, i in history if k != key.hex]
+        self._put(key.target, (key.hex, key.inputs), kept, history[0][1] if history else None)
         unstored = self.data.get(_UNSTORED)
         if isinstance(unstored, dict):
             unstored.pop(key.target, None)
+        self.dirty = True
+
+    def _put(
+        self,
+        target: str,
+        newest: tuple[str, dict[str, str]],
+        kept: list[list[Any]],
+        before: Mapping[str, str] | None,
+    ) -> None:
+        """``newest`` the last key, the first of ``kept`` its history, the rest and the earlier
+        keys (which differed from ``before``, the last inputs until now) kept beyond it."""
+        last = newest[1]
+        names = {newest[0], *(k for k, _ in kept[: LAST_KEYS_KEPT - 1])}
+        earlier: list[list[Any]] = []
+        for hex_, inputs in kept[LAST_KEYS_KEPT - 1 :]:
+            if hex_ not in names:
+                names.add(hex_)
+                earlier.append([hex_, _differ(inputs.get, inputs.keys() | last.keys(), last)])
+        if before is not None:
+            moved = changed_inputs(before, last)
+            for hex_, differ in self.earlier(target):
+                if hex_ not in names:
+                    names.add(hex_)
+                    value = _differing(differ, before)
+                    earlier.append([hex_, _differ(value, differ.keys() | set(moved), last)])
+        earlier = [e for e in earlier if len(e[1]) <= _EARLIER_DIFFER][:EARLIER_KEPT]
+        self.data[target] = [newest[0], last, kept[: LAST_KEYS_KEPT - 1], earlier]
         self.dirty = True
 
     def not_stored(self, target: str, changed: Iterable[str]) -> None:
@@ -452,6 +496,28 @@ class LastKeys:
             return
         replace_file(self.path, msgpack.packb(self.data, use_bin_type=True))
         self.dirty = False
+
+
+def _differ(
+    value: Callable[[str], str | None], names: Iterable[str], last: Mapping[str, str]
+) -> dict[str, str | None]:
+    """What an inputs map (``value`` of a name, None: not in it) differs in from ``last``,
+    among ``names`` (every name either has, or every name it may differ in), each value by
+    its `_short` form."""
+    return {n: _short(v) for n in set(names) if _short(v := value(n)) != _short(last.get(n))}
+
+
+def _short(value: str | None) -> str | None:
+    """A value as an earlier key's differences keep it: the head of a digest. Two equal ones
+    may still differ; two that differ do."""
+    return value[:16] if value is not None else None
+
+
+def _differing(
+    differ: Mapping[str, str | None], before: Mapping[str, str]
+) -> Callable[[str], str | None]:
+    """The value of each name in the inputs map that differed in ``differ`` from ``before``."""
+    return lambda n: differ[n] if n in differ else before.get(n)
 
 
 # ------------------------------------------------------------------------------ plan
@@ -803,6 +869,10 @@ def plan(
             # result's own, and the next change is judged against it (not the undone edit's)
             graph.record_dynamic(target, served.dynamic_deps)
             restored = True
+            if decided.key.hex not in (k for k, _ in last.history(target)):
+                # an earlier key than those kept to judge changes by: the versions it names may
+                # be gone from the store (what it holds is on disk, as it was)
+                keep_versions(fps, graph.root, [decided.key])
         key = decided.key
         current = (key.hex, key.inputs)
         if served is not None and served.trace is not None and last.get(target) != current:
@@ -1368,13 +1438,45 @@ def earlier_result(
     undone (or a branch switched back) is served, although the last run (of the edit) recorded
     other inputs and so keys the file differently. A run reads what its inputs decide, so the
     earlier run, given the same inputs, would read and do the same again."""
-    for hex_, recorded in last.history(key.target):
+    history = last.history(key.target)
+    for hex_, recorded in history:
         if hex_ == key.hex:
             continue
         result = cache.get_action(hex_, count=False)
         if result is not None and not _failed(result) and holds(recorded, result):
             return ActionKey(key.target, hex_, dict(recorded)), result
+    if not history:
+        return None
+    newest = history[0][1]
+    moved = changed_inputs(newest, key.inputs)
+    for hex_, differ in last.earlier(key.target):
+        if hex_ == key.hex or not _may_hold(_differing(differ, newest), differ, moved, key):
+            continue
+        result = cache.get_action(hex_, count=False)
+        if result is None or _failed(result) or key_hex(key.target, result.inputs) != hex_:
+            continue  # its inputs map is the result's own: stored for exactly those inputs
+        if holds(result.inputs, result):
+            return ActionKey(key.target, hex_, dict(result.inputs)), result
     return None
+
+
+def _may_hold(
+    value: Callable[[str], str | None],
+    differ: Mapping[str, str | None],
+    moved: Iterable[str],
+    key: ActionKey,
+) -> bool:
+    """False when an earlier inputs map (``value`` of a name, `_short`, ``differ``: what it
+    differs in from the last key's, ``moved``: what the last key's differs in from ``key``'s)
+    recorded an input `key` has with another value: its result cannot hold (`holding`). True
+    may still not."""
+    for name in {*differ, *moved}:
+        recorded = _short(value(name))
+        if recorded is None or name.startswith((AFTER, WITH)) or name not in key.inputs:
+            continue  # not an input of it; or judged by what it read, not by `key`
+        if _short(key.inputs[name]) != recorded:
+            return False
+    return True
 
 
 def _untouched_since(root: Path, name: str, when: datetime) -> bool:
@@ -2343,9 +2445,15 @@ def _remember_fingerprints(
     planned: Plan, keys: Iterable[ActionKey], redactor: Redactor | None = None
 ) -> None:
     """Keep every Python input at its stored digest, so the next change can be diffed."""
-    fps = planned.fingerprints
-    if fps is None:
-        return
+    if planned.fingerprints is not None:
+        keep_versions(planned.fingerprints, planned.digests.graph.root, keys, redactor)
+
+
+def keep_versions(
+    fps: FingerprintStore, root: Path, keys: Iterable[ActionKey], redactor: Redactor | None = None
+) -> None:
+    """Keep each Python input of ``keys`` at its digest in the key (when the file still has
+    that content), so that a change from it can be diffed."""
     redactor = redactor if redactor is not None else Redactor.from_environ(os.environ)
     sealed_by = fps.seal_key()
 
@@ -2353,7 +2461,6 @@ def _remember_fingerprints(
         # each secret a keyed digest of it: a later diff tells whether it changed
         return str(redactor.redact(text) if sealed_by is None else redactor.seal(text, sealed_by))
 
-    root = planned.digests.graph.root
     done: set[str] = set()
     for key in keys:
         for name, digest in key.inputs.items():
