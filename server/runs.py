@@ -73,7 +73,7 @@ class Run:
     done: int = 0
     total: int | None = None
     cached_tests: int = 0
-    collected: list[int] = field(default_factory=list)  # nodes selected, per pytest session
+    collected: set[str] = field(default_factory=set)  # nodes selected, over its pytest sessions
     finished: set[str] = field(default_factory=set)  # node ids with a result this run
     files: set[str] = field(default_factory=set)
     started: float = field(default_factory=time.monotonic)
@@ -352,12 +352,12 @@ class RunManager:
             kind = event.get("event")
             if kind == "collected":
                 # the nodes selected in this pytest session (after deselection); a run may start
-                # several sessions, so they add up
-                files = event.get("files") or {}
+                # several sessions, and a later one may run tests again (a file confirmed whole
+                # after a run of part of it): each test counts once
+                for ids in (event.get("files") or {}).values():
+                    run.collected.update(ids)
                 # results reported while collecting (a module-level skip) are not among the items
-                early = max(0, len(run.finished) - sum(run.collected))
-                run.collected.append(sum(len(ids) for ids in files.values()) + early)
-                run.total = sum(run.collected)
+                run.total = len(run.collected | run.finished)
             elif kind == "test_start":
                 testexplorer.test_started(ls, run, str(event.get("nodeid")))
             elif kind == "test_result":
