@@ -16,6 +16,14 @@ test("a run with counts keeps the server's note that it ran the saved files", ()
   assert.deepEqual(line, { text: `run tests/test_a.py: 2 passed, 1 files cached; ${note}`, severity: "info" });
 });
 
+test("a run in which pytest stopped before some files finished says how many, as a warning", () => {
+  const line = finishedLine({ ...base, passed: 97, cachedFiles: 3, notRunFiles: 10 });
+  assert.deepEqual(line, {
+    text: "run tests/test_a.py: 97 passed, 3 files cached, 10 files did not finish (not cached)",
+    severity: "warning",
+  });
+});
+
 test("a superseded run says so, quietly", () => {
   const line = finishedLine({ ...base, cancelled: true, message: "superseded by run-2" });
   assert.deepEqual(line, { text: "run tests/test_a.py: superseded by run-2", severity: "info" });

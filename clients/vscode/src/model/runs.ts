@@ -39,10 +39,12 @@ export function finishedLine(r: RunResult): FinishedLine {
     .filter((k) => (r[k] ?? 0) > 0)
     .map((k) => `${r[k]} ${k}`);
   if (r.cachedFiles) bits.push(`${r.cachedFiles} files cached`);
+  // pytest stopped (crashed, killed) before these files finished: the counts leave them out
+  if (r.notRunFiles) bits.push(`${r.notRunFiles} files did not finish (not cached)`);
   let text = `${label}: ${bits.join(", ") || "no tests"}`;
   // the server's note on a run with counts (it ran the saved files, not the unsaved edits)
   if (r.message) text += `; ${r.message}`;
-  return { text, severity: r.failed || r.errors ? "warning" : "info" };
+  return { text, severity: r.failed || r.errors || r.notRunFiles ? "warning" : "info" };
 }
 
 /** One decision as explain shows it: summary, then each enforced rule's remediation and the retry time. */
