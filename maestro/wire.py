@@ -404,27 +404,39 @@ class RemoteStatus(RemoteCounts):
     team_model: TeamModelStatus | None = None
 
 
-class SpeculationStatus(WireModel):
+class SpeculationCounts(Tally):
+    """What the daemon's speculation counted since it started."""
+
+    runs: int = Field(default=0, description="speculative runs completed")
+    cancelled: int = Field(default=0, description="speculative runs cancelled by a newer edit")
+    skipped: int = Field(
+        default=0,
+        description="saves after which speculation did not start (budget, throttle, busy)",
+    )
+    hits: int = Field(default=0, description="explicit-run files served by speculation")
+    misses: int = Field(default=0, description="explicit-run files that had to run")
+    wasted: int = Field(default=0, description="speculative results replaced unused")
+    cpu_s: float = Field(default=0.0, description="CPU-seconds, cancelled runs included")
+    first_failure_s: list[float] = Field(
+        default_factory=list, description="seconds from a save to its first failing result"
+    )
+    last: str = ""
+
+
+class SpeculationStatus(SpeculationCounts):
     """The daemon's speculation (`ml.speculation`) and the model ranking its runs."""
+
+    model_config = ConfigDict(frozen=True)
 
     enabled: bool = False
     state: str = Field(default="off", description="off, idle, running or throttled")
     throttled_reason: str = ""
     model: str = Field(default="heuristic", description="the ranking model in use")
     model_error: str = Field(default="", description="why a stored model was refused")
-    runs: int = 0
-    cancelled: int = 0
-    skipped: int = 0
-    hits: int = Field(default=0, description="explicit-run files served by speculation")
-    misses: int = Field(default=0, description="explicit-run files that had to run")
-    wasted: int = Field(default=0, description="speculative results replaced unused")
     pending: int = Field(default=0, description="speculative results not used yet")
     used_share: float | None = None
     waste_share: float | None = Field(default=None, description="unused share of spec. CPU")
-    cpu_s: float = 0.0
     cpu_last_minute_s: float = 0.0
-    first_failure_s: list[float] = Field(default_factory=list)
-    last: str = ""
 
 
 class RetraceStatus(WireModel):

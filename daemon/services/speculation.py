@@ -39,14 +39,14 @@ import uuid
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from maestro.config import SpeculationSettings
 from maestro.model.metrics import Tripwire
 from maestro.tasks import cancel_and_wait, first_of
-from maestro.wire import SpeculationStatus
+from maestro.wire import SpeculationCounts, SpeculationStatus
 
 if TYPE_CHECKING:
     from maestro.daemon.app import DaemonApp
@@ -87,22 +87,6 @@ class Ranking:
     tests: dict[str, float]  # P(fail) of the node ids the history knows in those files
 
 
-@dataclass(slots=True)
-class Counters:
-    runs: int = 0  # speculative runs completed
-    cancelled: int = 0  # speculative runs cancelled by a newer edit
-    skipped: int = 0  # saves after which speculation did not start (budget, throttle, busy)
-    hits: int = 0  # explicit-run files served from a speculative result
-    misses: int = 0  # explicit-run files that had to run (speculation on)
-    used: int = 0  # speculative file results served (== hits)
-    wasted: int = 0  # speculative file results replaced unused
-    stored: int = 0  # speculative file results stored
-    cpu_s: float = 0.0  # speculative CPU-seconds (cancelled runs included)
-    wasted_cpu_s: float = 0.0
-    last_message: str = ""
-    first_failure_s: list[float] = field(default_factory=list)  # save -> first failing result
-
-
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -127,7 +111,8 @@ class SpeculationService:
         self.root: Path = app.root
         self.workspace = workspace
         self.tests = tests
-        self.counters = Counters()
+        self.counters = SpeculationCounts()
+        self.wasted_cpu_s = 0.0  # of the runs cancelled and the results replaced unused
         self.tripwire = Tripwire()
         self.settings = SpeculationSettings()
         self.generation = 0
@@ -267,7 +252,7 @@ class SpeculationService:
 
     def _skip(self, message: str) -> None:
         self.counters.skipped += 1
-        self.counters.last_message = message
+        self.counters.last = message
         log.info("speculation skipped: %s", message)
 
     async def _speculate(self, generation: int) -> None:
@@ -336,7 +321,7 @@ class SpeculationService:
         to_run = planned.to_run
         if not to_run:
             self._unsettled.difference_update(paths)
-            self.counters.last_message = "nothing to speculate: every impacted file is cached"
+            self.counters.last = "nothing to speculate: every impacted file is cached"
             return
         ranking = await self._rank_files(
             graph, [f.target for f in to_run], executed_of(to_run), symbols_of(to_run)
@@ -377,13 +362,13 @@ class SpeculationService:
             cpu = max(0.0, _children_cpu() - cpu_before)
             self._spent(cpu)
             self.counters.cancelled += 1
-            self.counters.wasted_cpu_s += cpu
+            self.wasted_cpu_s += cpu
             self.tripwire.record(False, cpu)
-            self.counters.last_message = "cancelled: superseded by a newer edit"
+            self.counters.last = "cancelled: superseded by a newer edit"
             raise
         except Exception:
             log.exception("speculative run failed")
-            self.counters.last_message = "speculative run failed (see the log)"
+            self.counters.last = "speculative run failed (see the log)"
             return
         cpu = sum(s.report.cpu_s for s in summaries if s.report is not None)
         self._spent(cpu)
@@ -412,7 +397,6 @@ class SpeculationService:
                 )
                 self._outstanding[o.target] = entry
                 fresh.append(entry)
-                self.counters.stored += 1
         self.counters.runs += 1  # a status poll sees the run with its results
         for summary in summaries:
             await tests.learn(summary)
@@ -420,10 +404,10 @@ class SpeculationService:
         for entry in fresh:
             entry.run_id = run_id
         failed = sum(s.failed + s.errors for s in summaries)
-        self.counters.last_message = (
+        self.counters.last = (
             f"speculated {len(files)} file(s): {failed} failing test(s), {cpu:.1f} CPU-s"
         )
-        log.info("speculation done: %s", self.counters.last_message)
+        log.info("speculation done: %s", self.counters.last)
 
     def _spent(self, cpu: float) -> None:
         self._cpu_log.append((time.monotonic(), cpu))
@@ -431,7 +415,7 @@ class SpeculationService:
 
     def _waste(self, target: str, entry: _Outstanding) -> None:
         self.counters.wasted += 1
-        self.counters.wasted_cpu_s += entry.cpu_s
+        self.wasted_cpu_s += entry.cpu_s
         self.tripwire.record(False, entry.cpu_s)
         log.debug("speculative result for %s replaced unused", target)
 
@@ -542,7 +526,6 @@ class SpeculationService:
                     used.append((entry, f.target))
                     del self._outstanding[f.target]
                     self.counters.hits += 1
-                    self.counters.used += 1
                     self.tripwire.record(True, entry.cpu_s)
                 elif f.key.hex != entry.key:
                     del self._outstanding[f.target]
@@ -696,7 +679,7 @@ class SpeculationService:
         self._refresh_settings()
         c = self.counters
         tw = self.tripwire.status()
-        resolved = c.used + c.wasted
+        resolved = c.hits + c.wasted
         running = self._task is not None and not self._task.done()
         state = "off"
         if self.settings.enabled:
@@ -707,19 +690,11 @@ class SpeculationService:
             throttled_reason=str(tw["reason"]),
             model=self.model_kind,
             model_error=self.model_error,
-            runs=c.runs,
-            cancelled=c.cancelled,
-            skipped=c.skipped,
-            hits=c.hits,
-            misses=c.misses,
-            wasted=c.wasted,
             pending=len(self._outstanding),
-            used_share=(c.used / resolved) if resolved else None,
-            waste_share=(c.wasted_cpu_s / c.cpu_s) if c.cpu_s > 0 else None,
-            cpu_s=c.cpu_s,
+            used_share=(c.hits / resolved) if resolved else None,
+            waste_share=(self.wasted_cpu_s / c.cpu_s) if c.cpu_s > 0 else None,
             cpu_last_minute_s=self._cpu_last_minute(time.monotonic()),
-            first_failure_s=list(c.first_failure_s),
-            last=c.last_message,
+            **dict(c),
         )
 
 

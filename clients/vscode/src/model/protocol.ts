@@ -363,6 +363,23 @@ export interface Settings {
 
 /** The daemon's speculation (`ml.speculation`) and the model ranking its runs. */
 export interface SpeculationStatus {
+  /** speculative runs completed */
+  runs?: number;
+  /** speculative runs cancelled by a newer edit */
+  cancelled?: number;
+  /** saves after which speculation did not start (budget, throttle, busy) */
+  skipped?: number;
+  /** explicit-run files served by speculation */
+  hits?: number;
+  /** explicit-run files that had to run */
+  misses?: number;
+  /** speculative results replaced unused */
+  wasted?: number;
+  /** CPU-seconds, cancelled runs included */
+  cpu_s?: number;
+  /** seconds from a save to its first failing result */
+  first_failure_s?: number[];
+  last?: string;
   enabled?: boolean;
   /** off, idle, running or throttled */
   state?: string;
@@ -371,24 +388,12 @@ export interface SpeculationStatus {
   model?: string;
   /** why a stored model was refused */
   model_error?: string;
-  runs?: number;
-  cancelled?: number;
-  skipped?: number;
-  /** explicit-run files served by speculation */
-  hits?: number;
-  /** explicit-run files that had to run */
-  misses?: number;
-  /** speculative results replaced unused */
-  wasted?: number;
   /** speculative results not used yet */
   pending?: number;
   used_share?: number | null;
   /** unused share of spec. CPU */
   waste_share?: number | null;
-  cpu_s?: number;
   cpu_last_minute_s?: number;
-  first_failure_s?: number[];
-  last?: string;
 }
 
 export interface StatusResult {

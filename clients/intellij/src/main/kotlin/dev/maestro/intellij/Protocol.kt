@@ -365,6 +365,23 @@ data class Settings(
 
 /** The daemon's speculation (`ml.speculation`) and the model ranking its runs. */
 data class SpeculationStatus(
+    /** speculative runs completed */
+    val runs: Long? = null,
+    /** speculative runs cancelled by a newer edit */
+    val cancelled: Long? = null,
+    /** saves after which speculation did not start (budget, throttle, busy) */
+    val skipped: Long? = null,
+    /** explicit-run files served by speculation */
+    val hits: Long? = null,
+    /** explicit-run files that had to run */
+    val misses: Long? = null,
+    /** speculative results replaced unused */
+    val wasted: Long? = null,
+    /** CPU-seconds, cancelled runs included */
+    val cpu_s: Double? = null,
+    /** seconds from a save to its first failing result */
+    val first_failure_s: List<Double>? = null,
+    val last: String? = null,
     val enabled: Boolean? = null,
     /** off, idle, running or throttled */
     val state: String? = null,
@@ -373,24 +390,12 @@ data class SpeculationStatus(
     val model: String? = null,
     /** why a stored model was refused */
     val model_error: String? = null,
-    val runs: Long? = null,
-    val cancelled: Long? = null,
-    val skipped: Long? = null,
-    /** explicit-run files served by speculation */
-    val hits: Long? = null,
-    /** explicit-run files that had to run */
-    val misses: Long? = null,
-    /** speculative results replaced unused */
-    val wasted: Long? = null,
     /** speculative results not used yet */
     val pending: Long? = null,
     val used_share: Double? = null,
     /** unused share of spec. CPU */
     val waste_share: Double? = null,
-    val cpu_s: Double? = null,
     val cpu_last_minute_s: Double? = null,
-    val first_failure_s: List<Double>? = null,
-    val last: String? = null,
 )
 
 data class StatusResult(
