@@ -84,12 +84,26 @@ def _installed() -> tuple[str, ...]:
     return tuple(os.path.join(os.path.abspath(f), "") for f in folders if f)
 
 
+class _Profiler(_lsprof.Profiler):
+    """Callable: code that saves the hook (``sys.getprofile()`` returns the profiler) and puts
+    it back installs it as a Python profile function, which notes on."""
+
+    started: dict[int, CodeType]
+    skipped: tuple[str, ...]
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        code = frame.f_code
+        if event == "call" and not code.co_filename.startswith(self.skipped):
+            self.started[id(code)] = code
+
+
 def _watch(started: dict[int, CodeType], unkept: tuple[str, ...]) -> None:
     """Start the profiler at the first execution of code that may be the workspace's."""
     global _watching, _profiler
     skipped = unkept + _installed()
     # only which code started is read: no caller -> callee table (subcalls), no builtins
-    _profiler = _lsprof.Profiler(subcalls=False, builtins=False)
+    _profiler = _Profiler(subcalls=False, builtins=False)
+    _profiler.started, _profiler.skipped = started, skipped
     main_thread = _thread.get_ident()
 
     def executed(event: str, args: tuple[Any, ...]) -> None:

@@ -563,6 +563,16 @@ def _profile(frame: Any, event: str, arg: Any) -> None:
         _seen[_key(code)] = code
 
 
+class _Profiler(cProfile.Profile):
+    """cProfile's profiler, callable: while it is the hook, ``sys.getprofile()`` returns it, and
+    code that saves the hook and puts it back (``previous = sys.getprofile()``, ...,
+    ``sys.setprofile(previous)``) installs it as a Python profile function. It then records as
+    `_profile` does until the window closes, when ``enable`` takes the C hook back."""
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        _profile(frame, event, arg)
+
+
 def _alive_codes() -> set[int]:
     """The code of every frame that may run on: this thread's stack and the suspended
     generators and coroutines (a yield fixture torn down later), registered in `_CODES`. A
@@ -633,7 +643,7 @@ class _Tracer:
             self._start_monitoring()
         elif self.mode == "lsprof":
             # cProfile's C callback on this thread; other threads keep the Python callback.
-            self._prof = cProfile.Profile(subcalls=False, builtins=False)
+            self._prof = _Profiler(subcalls=False, builtins=False)
             threading.setprofile(_profile)
             if self.trace_lines:
                 self._start_lines()

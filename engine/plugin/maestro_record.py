@@ -719,7 +719,16 @@ class ChildRecorder:
             return
         import cProfile
 
-        self._profiler = cProfile.Profile(subcalls=False, builtins=False)
+        record = self._thread_profile
+
+        class Profiler(cProfile.Profile):
+            """Callable: code that saves the hook (``sys.getprofile()`` returns the profiler)
+            and puts it back installs it as a Python profile function, which records on."""
+
+            def __call__(self, frame: Any, event: str, arg: Any) -> None:
+                record(frame, event, arg)
+
+        self._profiler = Profiler(subcalls=False, builtins=False)
         self._profiler.enable()
         threading.setprofile(self._thread_profile)
 

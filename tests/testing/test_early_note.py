@@ -57,6 +57,20 @@ def test_another_profiler_is_left_alone_and_the_note_says_it_knows_nothing(
     assert note(tmp_path, taken).startswith("None ")
 
 
+def test_code_that_puts_the_profile_hook_back_runs_and_is_noted(tmp_path: Path) -> None:
+    # before 3.12 sys.getprofile() returns the note's profiler: put back (a capability probe at
+    # import), it is called as a Python profile function, and notes on
+    restore = "_p = sys.getprofile(); sys.setprofile(None); sys.setprofile(_p)"
+    (tmp_path / "early_mod.py").write_text(f"import sys\n{restore}\n\n\n{MODULE}")
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(before="")],
+        cwd=tmp_path, capture_output=True, text=True,
+        env={"PYTHONPATH": f"{plugin_dir()}:{tmp_path}", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['<module>', 'used'] None"
+
+
 def test_code_under_the_interpreters_prefix_is_noted_too(tmp_path: Path) -> None:
     # a workspace may lie under the prefix (/usr/local/src/app with Python in /usr/local): the
     # plugin, knowing the rootdir, tells it from the standard library; the note cannot
