@@ -110,9 +110,14 @@ def baseline_tree(
     repo = repo or Path(__file__).resolve().parent.parent
     src = into / "src"
     src.mkdir(parents=True)
-    archive = subprocess.run(
-        ["git", "archive", "--format=tar", rev], cwd=repo, check=True, capture_output=True
-    ).stdout
+    got = subprocess.run(["git", "archive", "--format=tar", rev], cwd=repo, capture_output=True)
+    if got.returncode != 0:
+        raise SystemExit(
+            f"--baseline {rev}: `git archive` failed in {repo}: "
+            f"{got.stderr.decode(errors='replace').strip()}; run the bench from a git checkout "
+            "of maestro or name one with --repo"
+        )
+    archive = got.stdout
     subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
     for commit in revert:
         diff = subprocess.run(
@@ -307,6 +312,12 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="comma-separated commits whose changes the baseline leaves out",
     )
+    parser.add_argument(
+        "--repo",
+        type=Path,
+        default=None,
+        help="the git checkout --baseline takes its commit from (default: this bench's own)",
+    )
     ns = parser.parse_args(argv)
     if ns.work_dir is not None:
         fidelity.WORK = ns.work_dir.resolve()
@@ -314,7 +325,7 @@ def main(argv: list[str] | None = None) -> None:
     if ns.baseline:
         into = Path(tempfile.mkdtemp(prefix="maestro-baseline-"))
         revert = [c for c in ns.baseline_revert.split(",") if c]
-        baseline = baseline_tree(ns.baseline, into, revert=revert)
+        baseline = baseline_tree(ns.baseline, into, revert=revert, repo=ns.repo)
     as_installed(*([baseline] if baseline is not None else []))
     started = time.monotonic()
     results: list[Timings] = []

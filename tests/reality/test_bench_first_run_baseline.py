@@ -42,3 +42,15 @@ def test_the_baseline_writes_the_run_s_junit_file_as_the_maestro_side_does(
     assert sorted(a for a in maestro if not a.endswith(".xml")) == sorted(
         a for a in baseline if not a.endswith(".xml")
     )
+
+
+def test_a_baseline_from_outside_a_git_checkout_says_how_to_name_one(tmp_path: Path) -> None:
+    # run from a copy of the tree (no .git), `git archive` failed with a bare CalledProcessError
+    with pytest.raises(SystemExit, match="--repo"):
+        bench_first_run.baseline_tree("HEAD", tmp_path / "into", repo=tmp_path)
+
+
+def test_a_baseline_taken_from_the_named_repo_is_laid_out_as_installed(tmp_path: Path) -> None:
+    into = bench_first_run.baseline_tree("HEAD", tmp_path / "into", repo=REPO)
+    assert (into / "maestro" / "engine" / "testing.py").is_file()
+    assert (into / "maestro" / "cli" / "__init__.py").is_file()
