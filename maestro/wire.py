@@ -344,10 +344,9 @@ class TelemetryUploadStatus(TelemetryQueued, TelemetrySent):
     every_s: float = Field(description="seconds between rounds; 0: uploads off")
 
 
-class TeamModelStatus(WireModel):
-    """The team model: what the daemon's last fetch did and which model ranks tests."""
+class TeamModelCounts(Tally):
+    """What the daemon's fetches of the team model did and which model ranks tests."""
 
-    every_s: float = Field(description="seconds between fetches; 0: only `maestro model pull`")
     ranking: str = Field(default="heuristic", description="team, own or heuristic")
     description: str = Field(default="", description="the ranking model, as `model status` says")
     fetches: int = 0
@@ -357,6 +356,14 @@ class TeamModelStatus(WireModel):
         description="installed vN, unchanged, none published, skipped (backoff), refused or "
         "failed and why",
     )
+
+
+class TeamModelStatus(TeamModelCounts):
+    """The team model: what the daemon's last fetch did and which model ranks tests."""
+
+    model_config = ConfigDict(frozen=True)
+
+    every_s: float = Field(description="seconds between fetches; 0: only `maestro model pull`")
 
 
 class RemoteCounts(Tally):

@@ -13,13 +13,13 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from dataclasses import KW_ONLY, asdict, dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from maestro.errors import MaestroError
 from maestro.tasks import run_every
-from maestro.wire import TeamModelStatus
+from maestro.wire import TeamModelCounts, TeamModelStatus
 
 if TYPE_CHECKING:
     from maestro.cache.remote import RemoteSync
@@ -28,17 +28,6 @@ log = logging.getLogger(__name__)
 
 EVERY_S = 600.0
 FETCH_TIMEOUT_S = 120.0
-
-
-@dataclass
-class FetchCounters:
-    """What :class:`TeamModelStatus` reports besides the period (the same names)."""
-
-    fetches: int = 0
-    last_fetch_at: float | None = None
-    last_fetch: str | None = None
-    ranking: str = "heuristic"
-    description: str = ""
 
 
 @dataclass(eq=False)
@@ -50,10 +39,10 @@ class TeamModelFetcher:
     _: KW_ONLY
     every_s: float = EVERY_S
     timeout_s: float = FETCH_TIMEOUT_S
-    counters: FetchCounters = field(default_factory=FetchCounters, init=False)
+    counters: TeamModelCounts = field(default_factory=TeamModelCounts, init=False)
 
     def status(self) -> TeamModelStatus:
-        return TeamModelStatus(every_s=self.every_s, **asdict(self.counters))
+        return TeamModelStatus(every_s=self.every_s, **dict(self.counters))
 
     def rank(self) -> None:
         """Which model ranks now (blocking: it loads the model as ranking will)."""

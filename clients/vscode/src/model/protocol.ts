@@ -420,8 +420,6 @@ export interface StatusResult {
 
 /** The team model: what the daemon's last fetch did and which model ranks tests. */
 export interface TeamModelStatus {
-  /** seconds between fetches; 0: only `maestro model pull` */
-  every_s: number;
   /** team, own or heuristic */
   ranking?: string;
   /** the ranking model, as `model status` says */
@@ -430,6 +428,8 @@ export interface TeamModelStatus {
   last_fetch_at?: number | null;
   /** installed vN, unchanged, none published, skipped (backoff), refused or failed and why */
   last_fetch?: string | null;
+  /** seconds between fetches; 0: only `maestro model pull` */
+  every_s: number;
 }
 
 /** What the daemon's telemetry uploader did (`telemetry_upload_every_s`). */

@@ -422,8 +422,6 @@ data class StatusResult(
 
 /** The team model: what the daemon's last fetch did and which model ranks tests. */
 data class TeamModelStatus(
-    /** seconds between fetches; 0: only `maestro model pull` */
-    val every_s: Double? = null,
     /** team, own or heuristic */
     val ranking: String? = null,
     /** the ranking model, as `model status` says */
@@ -432,6 +430,8 @@ data class TeamModelStatus(
     val last_fetch_at: Double? = null,
     /** installed vN, unchanged, none published, skipped (backoff), refused or failed and why */
     val last_fetch: String? = null,
+    /** seconds between fetches; 0: only `maestro model pull` */
+    val every_s: Double? = null,
 )
 
 /** What the daemon's telemetry uploader did (`telemetry_upload_every_s`). */
