@@ -39,7 +39,7 @@ from maestro.flags import (
     expiry_warnings,
     today_utc,
 )
-from maestro.flags.report import FLAGS, FlagsReport, FlagState, TenantPoll
+from maestro.flags.report import FLAGS, FlagsReport, FlagState, TenantPoll, TenantPollCounts
 from maestro.flags.resolve import resolve_all
 from maestro.flags.store import (
     tenant_cache_path,
@@ -95,12 +95,7 @@ class FlagsService:
         self.today = today
         self.poll_s = poll_interval_s() if poll_s is None else poll_s
         self.tenant: TenantFlags | None = None
-        self.polls = 0
-        self.changes = 0
-        self.last_poll_at: float | None = None
-        self.last_change_at: float | None = None
-        self.last_error: str | None = None
-        self.state = "off: starting"
+        self.tenant_poll = TenantPollCounts(state="off: starting")
         self._client: FlagsClient | None = None
         self._client_for: tuple[str, str, str] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -207,7 +202,7 @@ class FlagsService:
             return None
 
     async def _drop_tenant(self, why: str) -> None:
-        self.state = f"off: {why}"
+        self.tenant_poll.state = f"off: {why}"
         if self.tenant is not None:
             self.tenant = None
             self._tenant_version += 1
@@ -227,7 +222,7 @@ class FlagsService:
             return
         key = os.environ.get(remote.api_key_env)
         if not key:  # the last overrides stay: a kill-switch must not lapse with a lost key
-            self.state = f"off: ${remote.api_key_env} is not set (last overrides kept)"
+            self.tenant_poll.state = f"off: ${remote.api_key_env} is not set (last overrides kept)"
             return
         ident = (remote.url, remote.tenant, key)
         if self._client_for != ident:
@@ -241,25 +236,25 @@ class FlagsService:
                 self._tenant_version += 1
         assert self._client is not None
         etag = self.tenant.etag if self.tenant is not None else ""
-        self.polls += 1
+        self.tenant_poll.polls += 1
         try:
             poll = await asyncio.wait_for(self._client.poll_flags(etag), POLL_TIMEOUT_S)
         except (CoordinatorError, TimeoutError) as exc:
             message = getattr(exc, "message", None) or "timed out"
-            self.last_error = message
-            self.state = "failing (last overrides kept)"
+            self.tenant_poll.last_error = message
+            self.tenant_poll.state = "failing (last overrides kept)"
             log.warning("tenant flags poll failed: %s", message)
             return
-        self.last_poll_at = time.time()
-        self.last_error = None
-        self.state = "polling"
+        self.tenant_poll.last_poll_at = time.time()
+        self.tenant_poll.last_error = None
+        self.tenant_poll.state = "polling"
         if poll.flags is None:
             return
         before = self.tenant.overrides if self.tenant is not None else {}
         self.tenant = poll.flags
         self._tenant_version += 1
-        self.changes += 1
-        self.last_change_at = self.last_poll_at
+        self.tenant_poll.changes += 1
+        self.tenant_poll.last_change_at = self.tenant_poll.last_poll_at
         for name in sorted(set(before) | set(poll.flags.overrides)):
             old, new = before.get(name), poll.flags.overrides.get(name)
             latest = new or old
@@ -339,17 +334,12 @@ class FlagsService:
             ],
             warnings=expiry_warnings(self.registry, self.today()),
             tenant=TenantPoll(
-                state=self.state,
                 tenant=remote.tenant if remote else None,
                 url=remote.url if remote else None,
                 etag=self.tenant.etag if self.tenant else None,
                 poll_interval_s=self.poll_s,
-                polls=self.polls,
-                changes=self.changes,
-                last_poll_at=self.last_poll_at,
-                last_change_at=self.last_change_at,
-                last_error=self.last_error,
                 overrides=len(self.tenant.overrides) if self.tenant else 0,
+                **dict(self.tenant_poll),
             ),
         )
 

@@ -3,9 +3,9 @@ CLI and editors (an editor shows ``warnings`` the way the CLI prints them)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
-from maestro.wire import Empty, WireModel, register_method
+from maestro.wire import Empty, Tally, WireModel, register_method
 
 from .registry import FlagValue
 
@@ -21,19 +21,26 @@ class FlagState(WireModel):
     owner: str = ""
 
 
-class TenantPoll(WireModel):
-    """How the daemon follows its tenant's overrides on the coordinator."""
+class TenantPollCounts(Tally):
+    """What the daemon's polls of its tenant's overrides did; the flags service adds to it."""
 
     state: str = Field(description="polling, off (and why), or failing (last-good kept)")
-    tenant: str | None = None
-    url: str | None = None
-    etag: str | None = None
-    poll_interval_s: float
     polls: int = 0
     changes: int = Field(default=0, description="polls that brought new overrides")
     last_poll_at: float | None = None
     last_change_at: float | None = None
     last_error: str | None = None
+
+
+class TenantPoll(TenantPollCounts):
+    """How the daemon follows its tenant's overrides on the coordinator."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tenant: str | None = None
+    url: str | None = None
+    etag: str | None = None
+    poll_interval_s: float
     overrides: int = 0
 
 

@@ -44,7 +44,7 @@ async def test_poll_apply_keep_last_good_and_warn(
     )
     try:
         await flags.poll_once()
-        assert flags.state == "polling" and flags.tenant is not None
+        assert flags.tenant_poll.state == "polling" and flags.tenant is not None
         assert flags.value("ml.fail-first") == "files"
 
         admin = await coord.auth("alpha", Role.ADMIN)
@@ -55,10 +55,10 @@ async def test_poll_apply_keep_last_good_and_warn(
         )
         assert put.status == 200
         await flags.poll_once()
-        assert flags.value("ml.fail-first") == "off" and flags.changes == 2
+        assert flags.value("ml.fail-first") == "off" and flags.tenant_poll.changes == 2
         assert tenant_cache_path(root).is_file()  # for the CLI and the next daemon
         await flags.poll_once()  # unchanged: a 304, nothing applied again
-        assert flags.changes == 2 and flags.polls == 3
+        assert flags.tenant_poll.changes == 2 and flags.tenant_poll.polls == 3
         user_file = user_flags_path()
         user_file.parent.mkdir(parents=True, exist_ok=True)
         user_file.write_text("{not json")  # a broken local file never drops the tenant's word
@@ -86,7 +86,7 @@ async def test_poll_apply_keep_last_good_and_warn(
 
         sync.config = RemoteSettings(url="http://127.0.0.1:9", tenant="alpha", api_key_env=KEY_ENV)
         await flags.poll_once()
-        assert flags.state.startswith("failing") and flags.last_error
+        assert flags.tenant_poll.state.startswith("failing") and flags.tenant_poll.last_error
         assert flags.value("ml.fail-first") == "off"  # a kill or override never lapses
 
         report = flags.report()
