@@ -503,8 +503,17 @@ def _differ(
 ) -> dict[str, str | None]:
     """What an inputs map (``value`` of a name, None: not in it) differs in from ``last``,
     among ``names`` (every name either has, or every name it may differ in), each value by
-    its `_short` form."""
-    return {n: _short(v) for n in set(names) if _short(v := value(n)) != _short(last.get(n))}
+    its `_short` form. Not a name one of them does not have that the other has as absent (a
+    scratch folder's path, new at each run): read as absent, see `_may_hold`."""
+    found: dict[str, str | None] = {}
+    for name in set(names):
+        had, now = value(name), last.get(name)
+        if _short(had) != _short(now) and not (had in _NOT_THERE and now in _NOT_THERE):
+            found[name] = _short(had)
+    return found
+
+
+_NOT_THERE = (None, ABSENT)
 
 
 def _short(value: str | None) -> str | None:
@@ -1469,7 +1478,8 @@ def _may_hold(
     """False when an earlier inputs map (``value`` of a name, `_short`, ``differ``: what it
     differs in from the last key's, ``moved``: what the last key's differs in from ``key``'s)
     recorded an input `key` has with another value: its result cannot hold (`holding`). True
-    may still not."""
+    may still not. A name read as absent that it did not record was absent at a later key's
+    run: present now, it was made after that run, which `holding` does not let pass either."""
     for name in {*differ, *moved}:
         recorded = _short(value(name))
         if recorded is None or name.startswith((AFTER, WITH)) or name not in key.inputs:
