@@ -70,7 +70,10 @@ def run_impacted_of(
         )
         if not report["impacted"]:
             return "no impacted tests"
-        return RunTestsParams(paths=[c.path for c in report["changes"]], impacted=True)
+        # absolute: the daemon reads a relative path against its own folder first, and a
+        # deleted file is not there to say it belongs to the workspace
+        changed = [str(ws.root / c.path) for c in report["changes"]]
+        return RunTestsParams(paths=changed, impacted=True)
 
     label = "run impacted tests" if kind == "impacted" else "run impacted tests (on save)"
     return manager(ls).start(ws, None, kind=kind, label=label, prepare=prepare).accepted()
