@@ -366,7 +366,9 @@ class RunManager:
                     return
                 run.finished.add(state.nodeid)
                 run.done = len(run.finished)
-                self._send_result(run, state.to_json())
+                result = state.to_json()
+                if _news(run.sent.get(state.nodeid), result):
+                    self._send_result(run, result)
                 pct = int(100 * run.done / run.total) if run.total else None
                 line = f"{run.done}/{run.total or '?'} tests"
                 self._report(run, f"{line} {state.nodeid}: {state.outcome}", pct)
@@ -486,15 +488,16 @@ class RunManager:
         self.server.work_done_progress.tokens.pop(run.token, None)
 
 
-_PROVENANCE = ("ranAt", "ranOn")
+_SUBSTANCE = ("outcome", "message", "flaky", "cached", "line", "testLine", "raisedAt")
 
 
-def _news(sent: TestResult | None, final: TestResult) -> bool:
-    """Does a test's final result say more than what was sent while it ran? (Its outcome
-    stands; a flaky rerun is the usual news. When and where it ran is this run, here.)"""
+def _news(sent: TestResult | None, result: TestResult) -> bool:
+    """Does a test's later result in a run say more than the one sent? (A flaky rerun does; the
+    same outcome from a second pytest session of its file, or the run's end adding when and
+    where it ran, does not.)"""
     if sent is None:
         return True
-    return any(sent[k] != final[k] for k in final if k not in _PROVENANCE)  # type: ignore[literal-required]
+    return any(sent[k] != result[k] for k in _SUBSTANCE)  # type: ignore[literal-required]
 
 
 def _summary_line(outcome: RunResult) -> str:

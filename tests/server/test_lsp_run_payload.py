@@ -116,3 +116,57 @@ async def test_each_result_comes_once_and_run_finished_does_not_repeat_them(
         assert set(states) == set(expected(True)) and set(states.values()) == {1}
     finally:
         await stop_client(client)
+
+
+PART = {
+    "pkg/lib.py": "def value():\n    return 1\n",
+    "tests/test_part.py": """
+        import pkg.lib
+
+
+        def test_uses_value():
+            assert pkg.lib.value() == 1
+
+
+        def test_other():
+            assert True
+
+
+        def test_uses_value_too():
+            assert pkg.lib.value() + 1 == 2
+        """,
+}
+
+
+async def test_a_test_run_again_in_a_second_session_is_sent_once(lsp_env: Env) -> None:
+    """A file run in part with a failure is run again whole up to it, in a second pytest session:
+    the test that ran in both sessions, with the same outcome, is still sent once."""
+    env = lsp_env
+    write_files(env.root, PART)
+    commit_all(env.root, "a file whose tests partly read pkg/lib.py")
+    client = await start_client(env, "neovim", explorer=False)
+    try:
+        uri = env.uri("tests/test_part.py")
+        assert (await run_to_end(client, "maestro.runFile", uri))["passed"] == 3
+        # a first run may judge the file whole: the next one records each test's own reads
+        (env.root / "tests/test_part.py").write_text(
+            (env.root / "tests/test_part.py").read_text().replace("assert True", "assert 1")
+        )
+        assert (await run_to_end(client, "maestro.runFile", uri))["passed"] == 3
+        (env.root / "pkg/lib.py").write_text("def value():\n    return 2\n")
+        ended = await run_to_end(client, "maestro.runImpacted", env.uri("pkg/lib.py"))
+        assert (ended["passed"], ended["failed"]) == (1, 2), ended
+        got = streamed(client, ended["runId"])
+        assert sorted(t["id"] for t in got) == [
+            "tests/test_part.py::test_other",
+            "tests/test_part.py::test_uses_value",
+            "tests/test_part.py::test_uses_value_too",
+        ], got
+        assert {t["id"]: t["outcome"] for t in got} == {
+            "tests/test_part.py::test_other": "passed",
+            "tests/test_part.py::test_uses_value": "failed",
+            "tests/test_part.py::test_uses_value_too": "failed",
+        }
+        assert ended["results"] == 3
+    finally:
+        await stop_client(client)
