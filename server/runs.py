@@ -269,11 +269,29 @@ class RunManager:
                     f"pytest said: {last} (the Maestro output has the rest)",
                 )
             )
+        self._notes(run, result)
         testexplorer.run_end(ls, run, outcome)
         ws = run.ws
         ws.stale = None
         ls.schedule_refresh(0)
         return self._finished(run, outcome)
+
+    def _notes(self, run: Run, result: RunTestsResult) -> None:
+        """What `maestro test` prints under a run: a variable the user's environment sets that
+        pytest did not get (why the next run re-runs every file once) is shown; a failure of a
+        file run in part that its whole file confirmed goes to the Maestro output."""
+        ls = self.server
+        if result.environment:
+            ls.window_show_message(
+                types.ShowMessageParams(
+                    type=types.MessageType.Info,
+                    message="Maestro: " + "; ".join(result.environment),
+                )
+            )
+        for note in result.confirmed:
+            ls.window_log_message(
+                types.LogMessageParams(type=types.MessageType.Info, message=f"{run.id}: {note}")
+            )
 
     def _finished(self, run: Run, outcome: RunResult) -> RunResult:
         self._flush(run)
