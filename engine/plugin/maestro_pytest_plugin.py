@@ -567,10 +567,28 @@ class _Profiler(cProfile.Profile):
     """cProfile's profiler, callable: while it is the hook, ``sys.getprofile()`` returns it, and
     code that saves the hook and puts it back (``previous = sys.getprofile()``, ...,
     ``sys.setprofile(previous)``) installs it as a Python profile function. It then records as
-    `_profile` does until the window closes, when ``enable`` takes the C hook back."""
+    `_profile` does until the window closes, when ``enable`` takes the C hook back. Called, it
+    was put back: what ran while the other hook was set went unseen, so the window (a test's,
+    a test file's collection) depends on everything."""
 
     def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        _hook_lost()
         _profile(frame, event, arg)
+
+
+# A spawn entry: the window's code ran a while under another profile hook than the recorder's.
+_HOOK_LOST = "\0profile hook replaced"
+_hook_lost_in: _Window | None = None  # the last window noted so
+
+
+def _hook_lost() -> None:
+    """The active window (a test's, a test file's collection) ran code under another profile
+    hook (set by its code, or none): unseen, so the window depends on everything."""
+    global _hook_lost_in
+    window = _active
+    if window is not _hook_lost_in and window is not None and window is not _SESSION:
+        _hook_lost_in = window
+        window.spawns.append((_HOOK_LOST, False))
 
 
 def _alive_codes() -> set[int]:
@@ -611,7 +629,7 @@ class _Tracer:
         self._tool: int | None = None
         self._calls: int | None = None  # monitoring: the tool of the per-window events
         self._armed: set[int] = set()  # code objects with per-window events
-        self._prof: cProfile.Profile | None = None
+        self._prof: _Profiler | None = None
         self.current: set[int] = set()
         # monitoring: the lines each recorded function first started outside a test has run
         # outside the tests, from its first start on (see `_start_monitoring`); the functions
@@ -843,7 +861,8 @@ class _Tracer:
         elif self.mode == "lsprof":
             self._harvest(old)
             self._take_profiled(old)
-            # enable() also takes the hook back from a test that replaced it
+            if sys.getprofile() is not self._prof:
+                _hook_lost()  # a test replaced it: enable() takes it back
             self._prof.enable()  # type: ignore[union-attr]
             if self._line_call is not None and sys.gettrace() is not self._line_call:
                 # replaced for a while (a test's RecursionError inside the tracer ends it, a
@@ -855,6 +874,7 @@ class _Tracer:
         elif self.mode == "profile":
             self._take_profiled(old)
             if sys.getprofile() is not _profile:  # a test replaced it: take it back
+                _hook_lost()
                 sys.setprofile(_profile)
         return old
 
@@ -1198,6 +1218,11 @@ class _Recorder:
 
     def _close_window(self) -> _Seen:
         global _active
+        tracer, hook = self._tracer, sys.getprofile()
+        if (tracer.mode == "lsprof" and hook is not tracer._prof) or (
+            tracer.mode == "profile" and hook is not _profile
+        ):
+            _hook_lost()  # replaced by the window's code, not put back
         window, _active = _active, _SESSION
         seen = _Seen()
         if window is None or window is _SESSION:
@@ -1279,6 +1304,12 @@ class _Recorder:
                 seen.opaque.append(
                     f"ran {program[len(rec.UNSEEN) :]}, which reads in native code and skips "
                     "what did not change by its times: what it read is unknown"
+                )
+                continue
+            if program == _HOOK_LOST:
+                seen.opaque.append(
+                    "set another profile hook (sys.setprofile) for a while: what it ran "
+                    "meanwhile is unknown"
                 )
                 continue
             if program.startswith(_FAILED):

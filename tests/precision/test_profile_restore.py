@@ -1,7 +1,8 @@
 """Code that saves the profile hook and puts it back (``previous = sys.getprofile()``, ...,
 ``sys.setprofile(previous)``: filelock's capability probes at conftest import, its tests that
 interrupt a lock with a profile function) runs under Maestro as under pytest, in the pytest
-process and in a Python child, and what runs after it is still recorded. Before 3.12 the hook
+process and in a Python child; what ran under the other hook went unseen, so the test re-runs at
+any change (tests/precision/test_profile_hook_window.py). Before 3.12 the hook
 is cProfile's profiler, which ``sys.getprofile()`` returns: put back, it was called as a Python
 profile function and raised ``TypeError: 'Profile' object is not callable``."""
 
@@ -72,8 +73,12 @@ def test_code_that_puts_the_profile_hook_back_runs_as_under_pytest_and_is_record
         "tests/test_restore.py::test_a_child_puts_the_hook_back": "passed",
         "tests/test_restore.py::test_puts_the_hook_back": "passed",
     }  # as plain pytest says
-    # what the test ran after putting the hook back is in its record: an edit of it re-runs it
+    # what the test ran while its own hook was set went unseen: its file depends on everything
+    # (tests/precision/test_profile_hook_window.py), so an edit re-runs it
     ws.edit("pkg/calc.py", "return x * 3", "return 3 * x")
     plan = ws.plan()
     restore = next(f for f in plan.files if f.target == "tests/test_restore.py")
-    assert restore.run_nodes == ("tests/test_restore.py::test_puts_the_hook_back",)
+    assert restore.runs
+    assert restore.run_nodes is None or "tests/test_restore.py::test_puts_the_hook_back" in (
+        restore.run_nodes
+    )

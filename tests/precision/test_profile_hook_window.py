@@ -1,0 +1,74 @@
+"""A test that sets its own profile hook for a while and puts Maestro's back (``previous =
+sys.getprofile(); sys.setprofile(f); ...; sys.setprofile(previous)``, as filelock's tests do)
+ran code the recorder did not see meanwhile: before 3.12 the recorder's hook is a profile hook
+too. Likewise a test that turns the hook off (the recorder takes it back as the test ends).
+What the test then depends on is unknown, so a change re-runs it, as pytest would."""
+
+from __future__ import annotations
+
+import pytest
+from precision_helpers import Workspace, ran_nodes
+
+# the function it runs under its own hook is named nowhere in the code it runs (no name to
+# follow from the test to the changed function)
+HELPER = """\
+    from pkg import calc
+
+
+    def go():
+        return getattr(calc, "tri" + "ple")(2)
+    """
+
+UNDER_ITS_OWN_HOOK = """\
+    import sys
+
+    from pkg import helper
+
+
+    def test_calls_under_its_own_hook():
+        previous = sys.getprofile()
+        sys.setprofile(lambda *a: None)
+        try:
+            value = helper.go()
+        finally:
+            sys.setprofile(previous)
+        assert value == 6
+    """
+
+
+TURNS_IT_OFF = """\
+    import sys
+
+    from pkg import helper
+
+
+    def test_calls_under_its_own_hook():
+        sys.setprofile(None)
+        assert helper.go() == 6
+    """
+
+
+# (a Python profile function put back, MAESTRO_TRACE=profile, leaves no trace to tell it by)
+@pytest.mark.parametrize(
+    ("test", "hook"),
+    [(UNDER_ITS_OWN_HOOK, "lsprof"), (TURNS_IT_OFF, "lsprof"), (TURNS_IT_OFF, "profile")],
+    ids=["put-back", "off", "off-profile"],
+)
+def test_what_a_test_ran_under_its_own_profile_hook_is_not_served_past_a_change(
+    ws: Workspace, test: str, hook: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAESTRO_TRACE", hook)
+    ws.write("pkg/helper.py", HELPER)
+    ws.write("tests/test_window.py", test)
+    assert ws.run().failed == 0
+    ws.edit("pkg/calc.py", "return x * 3", "return x * 4")
+    summary = ws.run()
+    # plain pytest fails it now: triple(2) is 8
+    assert "tests/test_window.py::test_calls_under_its_own_hook" in ran_nodes(summary)
+    outcomes = {
+        t.node_id: t.outcome
+        for f in summary.files
+        if f.result is not None and f.target == "tests/test_window.py"
+        for t in f.result.tests
+    }
+    assert outcomes == {"tests/test_window.py::test_calls_under_its_own_hook": "failed"}
