@@ -18,7 +18,12 @@ from typing import Any, Generic, TypeVar, overload
 from pydantic import BaseModel, ValidationError
 
 from maestro.daemon.lifecycle import DaemonPaths, recorded_socket, start_daemon
-from maestro.daemon.transport.framing import MAX_FRAME, FrameDecoder, encode_frame
+from maestro.daemon.transport.framing import (
+    MAX_FRAME,
+    MAX_REPLY_FRAME,
+    FrameDecoder,
+    encode_frame,
+)
 from maestro.errors import (
     ConnectionLostError,
     DaemonNotRunningError,
@@ -117,6 +122,7 @@ class DaemonClient:
         *,
         default_timeout: float | None = DEFAULT_TIMEOUT_S,
         max_frame: int = MAX_FRAME,
+        max_reply_frame: int = MAX_REPLY_FRAME,
         decoder: FrameDecoder | None = None,
     ) -> None:
         self.info = info
@@ -124,7 +130,7 @@ class DaemonClient:
         self._reader = reader
         self._writer = writer
         self._max_frame = max_frame
-        self._decoder = decoder or FrameDecoder(max_frame=max_frame)
+        self._decoder = decoder or FrameDecoder(max_frame=max_reply_frame)
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Queue[_Item]] = {}
         self._events: asyncio.Queue[Event | MaestroError] = asyncio.Queue(10_000)
@@ -175,6 +181,7 @@ class DaemonClient:
         default_timeout: float | None = DEFAULT_TIMEOUT_S,
         protocol: int = PROTOCOL_VERSION,
         max_frame: int = MAX_FRAME,
+        max_reply_frame: int = MAX_REPLY_FRAME,
     ) -> DaemonClient:
         """Connect and handshake on an explicit socket path."""
         try:
@@ -187,7 +194,7 @@ class DaemonClient:
             ) from None
         except OSError as exc:
             raise DaemonNotRunningError(f"cannot connect to {path}: {exc}") from None
-        decoder = FrameDecoder(max_frame=max_frame)
+        decoder = FrameDecoder(max_frame=max_reply_frame)
         try:
             writer.write(
                 encode_frame(dump_frame(hello(client, protocol=protocol)), max_frame=max_frame)
@@ -229,6 +236,7 @@ class DaemonClient:
             frame,
             default_timeout=default_timeout,
             max_frame=max_frame,
+            max_reply_frame=max_reply_frame,
             decoder=decoder,
         )
 

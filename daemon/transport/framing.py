@@ -20,7 +20,11 @@ from maestro.names import PRINTABLE_ERRORS
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 16 * 1024 * 1024
-"""Default upper bound of one frame's body, in bytes."""
+"""Default upper bound of one frame's body, in bytes: what the daemon accepts from a client."""
+MAX_REPLY_FRAME = 512 * 1024 * 1024
+"""Upper bound of a frame the daemon sends and its clients accept. A run's answer carries every
+test's result (node id, the files it read, what it executed), so it grows with the suite: tens of
+thousands of parametrized tests pass MAX_FRAME, and the run would have no answer."""
 MAX_CONTAINER = 1_000_000
 """Most elements one msgpack array or map may declare (bounds memory before any byte is read)."""
 

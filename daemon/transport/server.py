@@ -24,7 +24,12 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from maestro import __version__
-from maestro.daemon.transport.framing import MAX_FRAME, FrameDecoder, encode_frame
+from maestro.daemon.transport.framing import (
+    MAX_FRAME,
+    MAX_REPLY_FRAME,
+    FrameDecoder,
+    encode_frame,
+)
 from maestro.errors import (
     DaemonBusyError,
     DaemonStoppingError,
@@ -69,6 +74,9 @@ Handler = Callable[[Any, "RequestContext"], Awaitable["BaseModel | Dumped[Any]"]
 @dataclass
 class ServerConfig:
     max_frame: int = MAX_FRAME
+    """Largest frame a client may send."""
+    max_reply_frame: int = MAX_REPLY_FRAME
+    """Largest frame the daemon sends (answers and events)."""
     send_queue_frames: int = 1024
     """Frames waiting for one client; overflowing it drops that client."""
     send_timeout_s: float = 30.0
@@ -197,7 +205,7 @@ class Connection:
 
     def _encode(self, frame: WireModel) -> bytes | None:
         try:
-            return encode_frame(dump_frame(frame), max_frame=self.config.max_frame)
+            return encode_frame(dump_frame(frame), max_frame=self.config.max_reply_frame)
         except ProtocolError as exc:
             log.error("%s: cannot send %s frame: %s", self, type(frame).__name__, exc)
             return None
@@ -361,7 +369,7 @@ class RpcServer:
         if not targets:
             return 0
         try:
-            data = encode_frame(dump_frame(frame), max_frame=self.config.max_frame)
+            data = encode_frame(dump_frame(frame), max_frame=self.config.max_reply_frame)
         except ProtocolError as exc:
             log.error("cannot broadcast %s: %s", event, exc)
             return 0

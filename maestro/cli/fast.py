@@ -223,10 +223,10 @@ class Connection:
     """A blocking client connection after a successful handshake."""
 
     def __init__(self, sock: socket.socket) -> None:
-        from maestro.daemon.transport.framing import FrameDecoder
+        from maestro.daemon.transport.framing import MAX_REPLY_FRAME, FrameDecoder
 
         self.sock = sock
-        self._decoder = FrameDecoder()
+        self._decoder = FrameDecoder(max_frame=MAX_REPLY_FRAME)
         self._frames: list[dict[str, Any]] = []
 
     def send(self, frame: Mapping[str, Any]) -> None:
