@@ -88,7 +88,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 13
+FORMAT = 14
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)

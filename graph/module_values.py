@@ -8,11 +8,13 @@ only by the code that reads the names whose values differ, as for an inert liter
 kind and the value history of each name they bind, by evaluating them: a statement counts only
 when its evaluation here succeeds, so one that would raise at import stays module-level code.
 
-Evaluated: constants, tuple/list/set/dict displays (``*`` unpacking included), arithmetic and
-bitwise operators, unary operators, subscripts and slices, f-strings without a format spec, and
-calls, positional only, of a few pure builtins (``tuple``, ``list``, ``range``, ``len``, ...);
-statements ``X = ...``, ``X: T = ...`` (the annotation is left to the caller), ``A, B = ...``,
-``X += ...`` and ``del X, X[i]``.
+Evaluated: constants, tuple/list/set/dict displays (``*`` and ``**`` unpacking included),
+arithmetic and bitwise operators, unary operators, subscripts and slices, f-strings without a
+format spec, and calls, positional only, of a few pure builtins (``tuple``, ``list``, ``range``,
+``len``, ...); statements ``X = ...``, ``X: T = ...`` (the annotation is left to the caller),
+``A, B = ...``, ``X += ...``, ``del X, X[i]`` and, on an evaluated list, dict or set, a plain
+copy (``P = B.copy()``) and ``X.update(...)``/``append``/``extend``/``insert``/``add`` as a
+statement with evaluated positional arguments (a change in place: every name may hold it).
 
 Also the builders of the standard library a module's constants are commonly made with, named
 through a plain top-level import of their module (``import struct``, ``import typing as t``,
@@ -184,6 +186,16 @@ _METHODS: dict[type, frozenset[str]] = {
     bytes: _TEXT_METHODS | {"decode", "hex"},
     struct.Struct: frozenset({"pack", "unpack", "size", "format"}),
     tuple: frozenset({"count", "index"}),
+    list: frozenset({"copy", "count", "index"}),
+    dict: frozenset({"copy"}),
+    set: frozenset({"copy"}),
+}
+# Called as a statement on a name the module evaluated (``P.update({...})``): a change in place,
+# with the evaluated arguments only
+_IN_PLACE_METHODS: dict[type, frozenset[str]] = {
+    list: frozenset({"append", "extend", "insert"}),
+    dict: frozenset({"update"}),
+    set: frozenset({"add", "update"}),
 }
 
 
@@ -357,7 +369,18 @@ def _candidate(stmt: ast.stmt) -> bool:
             or (isinstance(t, ast.Subscript) and isinstance(t.value, ast.Name))
             for t in stmt.targets
         )
-    return False
+    return _in_place_call(stmt) is not None
+
+
+def _in_place_call(stmt: ast.stmt) -> ast.Call | None:
+    """``name.method(...)`` as a statement, no keyword: a change in place of that name."""
+    call = stmt.value if isinstance(stmt, ast.Expr) else None
+    if not isinstance(call, ast.Call) or call.keywords:
+        return None
+    func = call.func
+    if not isinstance(func, ast.Attribute) or not isinstance(func.value, ast.Name):
+        return None
+    return call
 
 
 def _name_targets(target: ast.expr) -> bool:
@@ -378,6 +401,10 @@ def _targets(stmt: ast.stmt) -> list[str]:
         if isinstance(stmt, ast.AugAssign | ast.AnnAssign)
         else []
     )
+    call = _in_place_call(stmt)
+    if call is not None:
+        assert isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
+        found.append(call.func.value.id)
     for target in targets:
         if isinstance(target, ast.Name):
             found.append(target.id)
@@ -449,6 +476,17 @@ class _Evaluator:
             # a list, set or dict changes in place: another name may hold the same object
             name = [stmt.target.id]
             return name, list(self.env) if isinstance(old, list | set | dict) else name
+        call = _in_place_call(stmt)
+        if call is not None:
+            assert isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Name)
+            held = self.expr(call.func.value)
+            if call.func.attr not in _IN_PLACE_METHODS.get(type(held), ()):
+                raise _Unevaluable
+            args = self.items(call.args)
+            self.call(getattr(held, call.func.attr), args)
+            self.check(held)
+            # another name may hold the same object
+            return [call.func.value.id], list(self.env)
         assert isinstance(stmt, ast.Delete)
         # A name other code bound (`unknown`) may be deleted, or an item of it at a constant
         # index: that does the same with either version of the evaluated statements, whose
@@ -530,13 +568,15 @@ class _Evaluator:
             kind = {ast.Tuple: tuple, ast.List: list, ast.Set: set}[type(node)]
             return self.check(self.call(kind, [items]))
         if isinstance(node, ast.Dict):
-            if any(k is None for k in node.keys):
-                raise _Unevaluable
-            pairs = [
-                (self.expr(k), self.expr(v))
-                for k, v in zip(node.keys, node.values, strict=True)
-                if k
-            ]
+            pairs: list[tuple[Any, Any]] = []
+            for k, v in zip(node.keys, node.values, strict=True):
+                if k is not None:
+                    pairs.append((self.expr(k), self.expr(v)))
+                    continue
+                unpacked = self.expr(v)  # ``**X``: its items, in order
+                if type(unpacked) is not dict:
+                    raise _Unevaluable
+                pairs.extend(self.sized(list(unpacked.items())))
             return self.check(self.call(dict, [pairs]))
         if isinstance(node, ast.BinOp):
             function = _BINARY.get(type(node.op))
