@@ -641,6 +641,7 @@ class _Tracer:
         self._line_codes: dict[int, bool] = {}  # lsprof+lines: code -> has a local tracer
         self._line_call: Any = None
         self._lines_lost = False
+        self.paused = False  # the hook taken off by `pause`, not by a test
         self._early: set[int] = set()
         self._dirty: set[int] = set()
         self.unknown: set[int] = set()
@@ -845,9 +846,11 @@ class _Tracer:
         if self.mode != "lsprof" or self._prof is None:
             return False
         self._prof.disable()
+        self.paused = True
         return True
 
     def resume(self) -> None:
+        self.paused = False
         if self._prof is not None:
             self._prof.enable()
 
@@ -859,10 +862,12 @@ class _Tracer:
             if self._calls is not None:
                 self._rearm(old)
         elif self.mode == "lsprof":
+            # a test replaced it (the harvest takes it off): enable() takes it back
+            lost = not self.paused and sys.getprofile() is not self._prof
             self._harvest(old)
             self._take_profiled(old)
-            if sys.getprofile() is not self._prof:
-                _hook_lost()  # a test replaced it: enable() takes it back
+            if lost:
+                _hook_lost()
             self._prof.enable()  # type: ignore[union-attr]
             if self._line_call is not None and sys.gettrace() is not self._line_call:
                 # replaced for a while (a test's RecursionError inside the tracer ends it, a
@@ -1219,7 +1224,7 @@ class _Recorder:
     def _close_window(self) -> _Seen:
         global _active
         tracer, hook = self._tracer, sys.getprofile()
-        if (tracer.mode == "lsprof" and hook is not tracer._prof) or (
+        if (tracer.mode == "lsprof" and not tracer.paused and hook is not tracer._prof) or (
             tracer.mode == "profile" and hook is not _profile
         ):
             _hook_lost()  # replaced by the window's code, not put back

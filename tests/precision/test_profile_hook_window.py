@@ -72,3 +72,19 @@ def test_what_a_test_ran_under_its_own_profile_hook_is_not_served_past_a_change(
         for t in f.result.tests
     }
     assert outcomes == {"tests/test_window.py::test_calls_under_its_own_hook": "failed"}
+
+
+def test_tests_that_leave_the_hook_alone_keep_their_own_record(ws: Workspace) -> None:
+    # a module imported in a window, a failing test: the recorder takes its own hook off and
+    # puts it back itself, which is no test's doing
+    ws.write("tests/test_f.py", "from pkg import calc\n\n\ndef test_fails():\n"
+             "    assert calc.triple(1) == 4\n\n\ndef test_passes():\n"
+             "    assert calc.double(1) == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "return double(x) + 1", "return 1 + double(x)")
+    plan = ws.plan()
+    assert [f.target for f in plan.files if f.runs] == ["tests/test_calc.py", "tests/test_f.py"]
+    for f in plan.files:
+        assert not any("whole workspace" in r for r in f.node_reasons.values()), f.node_reasons
+    f = next(f for f in plan.files if f.target == "tests/test_f.py")
+    assert f.run_nodes == ("tests/test_f.py::test_fails",)
