@@ -426,7 +426,7 @@ class LastKeys:
         return [
             (str(e[0]), e[1])
             for e in entry[3]
-            if isinstance(e, list) and len(e) == 2 and isinstance(e[1], dict)
+            if isinstance(e, list) and len(e) == 2 and _differences(e[1])
         ]
 
     def keep(self, key: ActionKey) -> None:
@@ -496,6 +496,14 @@ class LastKeys:
             return
         replace_file(self.path, msgpack.packb(self.data, use_bin_type=True))
         self.dirty = False
+
+
+def _differences(kept: object) -> bool:
+    """Whether ``kept`` is an earlier key's differences as `_differ` makes them (names, each a
+    digest's head or None): a file written otherwise gives no earlier key, never a failed run."""
+    return isinstance(kept, dict) and all(
+        isinstance(n, str) and (v is None or isinstance(v, str)) for n, v in kept.items()
+    )
 
 
 def _differ(

@@ -155,3 +155,18 @@ def test_a_result_stored_for_other_inputs_than_its_key_s_is_not_served(ws: Works
     summary = ws.run()
     assert "tests/test_data.py::test_reads" in ran_nodes(summary)
     assert (summary.failed, summary.passed) == (0, 5)
+
+
+def test_an_earlier_key_kept_with_values_of_another_type_is_passed_over(tmp_path: Path) -> None:
+    # a last-keys file msgpack reads whole, but whose kept differences are not names and
+    # digests (written by something else): no earlier key of it is tried, the run goes on
+    keys = _keys("tests/test_x.py", 6)
+    last = testing.LastKeys(tmp_path / "last", {})
+    for key in keys[:-1]:
+        last.set(key)
+    entry = last.data["tests/test_x.py"]
+    good = entry[3][0]
+    entry[3] = [["0" * 64, {"pkg/a.py": 5}], ["1" * 64, {7: "a0"}], good]
+    assert last.earlier("tests/test_x.py") == [(good[0], good[1])]
+    last.set(keys[-1])  # keeps the good one, drops the others
+    assert [k for k, _ in last.earlier("tests/test_x.py")][-1] == good[0]
