@@ -70,8 +70,11 @@ def _names(node_id: str) -> tuple[str, str]:
     return ".".join([module, *names[1:-1]]), names[-1]
 
 
-def _case(out: list[str], test: TestOutcome, *, cached: bool) -> None:
-    """One ``<testcase>`` at the suite's depth, its closing line included."""
+def _case(
+    out: list[str], test: TestOutcome, *, cached: bool, more: Iterable[TestOutcome] = ()
+) -> None:
+    """One ``<testcase>`` at the suite's depth, its closing line included; the outcome elements
+    of ``more`` (reports pytest writes into the same case) follow the test's own."""
     classname, name = _names(test.node_id)
     attrs = [
         ("classname", classname),
@@ -97,6 +100,11 @@ def _case(out: list[str], test: TestOutcome, *, cached: bool) -> None:
                 children.append(_start("error", [("message", TEARDOWN)]) + " />")
         case _:
             pass
+    for other in more:  # errors only (see _cases)
+        said = other.message or ""
+        text = (f"{other.path}:{other.line}: " if other.path and other.line else "") + said
+        opened = _start("error", [("message", said)])
+        children.append(f"{opened}>{_cdata(text)}</error>" if text else f"{opened} />")
     props = []
     if cached:
         props.append(("maestro.cached", "true"))
@@ -146,6 +154,27 @@ def _each(tests: Iterable[TestOutcome]) -> Iterator[TestOutcome]:
             )
 
 
+def _cases(tests: Iterable[TestOutcome]) -> Iterator[tuple[TestOutcome, list[TestOutcome]]]:
+    """Each testcase to write: a test, and the reports pytest adds to its case. A file's own
+    node (its collection) that failed more than once (a module collected as tests and as
+    doctests) is one case holding each error, as pytest's collect reports share one case."""
+    held: tuple[TestOutcome, list[TestOutcome]] | None = None
+    for one in _each(tests):
+        if (
+            held is not None
+            and "::" not in one.node_id
+            and one.node_id == held[0].node_id
+            and one.outcome == held[0].outcome == "error"
+        ):
+            held[1].append(one)
+            continue
+        if held is not None:
+            yield held
+        held = (one, [])
+    if held is not None:
+        yield held
+
+
 def render(
     results: Iterable[tuple[ActionResult, bool]],
     *,
@@ -168,8 +197,11 @@ def render(
         counts["tests"] += 1
         counts["skipped"] += 1
     for result, cached in results:
-        for test in _each(result.tests):
-            _case(cases, test, cached=cached)
+        for test, more in _cases(result.tests):
+            _case(cases, test, cached=cached, more=more)
+            counts["tests"] += len(more)
+            counts["errors"] += len(more)
+            total += sum(other.duration_s for other in more)
             teardown = _teardown_errors(test)
             counts["tests"] += 1 + (teardown if test.outcome == "failed" else 0)
             counts["errors"] += teardown

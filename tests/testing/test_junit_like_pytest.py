@@ -175,3 +175,40 @@ def test_a_teardown_error_after_a_failure_or_a_skip_is_written_as_pytest_writes_
         ],
         {"failures": "1", "errors": "3"},
     )
+
+
+def _all_cases(path: Path) -> tuple[list[tuple[str, list[str]]], dict[str, str]]:
+    """(classname, the tags of its outcome elements) per `<testcase>`, and the suite's counts."""
+    root = ET.parse(path).getroot()
+    suite = next(root.iter("testsuite"))
+    cases = [
+        (
+            c.get("classname", "") + "." + c.get("name", ""),
+            [e.tag for e in c if e.tag != "properties"],
+        )
+        for c in root.iter("testcase")
+    ]
+    return cases, {k: suite.get(k, "") for k in ("tests", "errors")}
+
+
+def test_a_module_that_fails_to_collect_twice_is_one_testcase_as_pytest_writes_it(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """With --doctest-modules pytest collects a test module twice (its tests, its doctests) and
+    both collectors share the file's node id: a module that fails to import is one testcase
+    holding two errors, counted twice. Maestro wrote two testcases (humanize with a module of
+    its package deleted)."""
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("pytest.ini", "[pytest]\naddopts = --doctest-modules\n")
+    ws.write("tests/test_broken.py", "import not_a_module_here\n\ndef test_one():\n    pass\n")
+    ws.write("tests/test_fine.py", "def test_two():\n    pass\n")
+    plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
+    for done in _junit_runs(ws, tmp_path, plain, ours):
+        assert done.returncode == 1, done.stdout + done.stderr
+        # pytest stops after a collection error; Maestro runs the other files (documented)
+        broken = [case for case in _all_cases(ours)[0] if case[0] == ".tests.test_broken"]
+        assert broken == [(".tests.test_broken", ["error", "error"])]
+        assert _all_cases(ours)[1]["errors"] == "2"
+    cases, counts = _all_cases(plain)
+    assert (".tests.test_broken", ["error", "error"]) in cases
+    assert counts["errors"] == "2"

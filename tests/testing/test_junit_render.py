@@ -63,7 +63,24 @@ def _reference(
         counts["tests"] += 1
         counts["skipped"] += 1
     for result, cached in results:
+        last: tuple[ET.Element, TestOutcome] | None = None
         for test in result.tests:
+            if (
+                last is not None
+                and "::" not in test.node_id
+                and test.node_id == last[1].node_id
+                and test.outcome == last[1].outcome == "error"
+            ):  # a file collected twice (tests, doctests) that failed twice: one case
+                message = _legal(test.message or "")
+                where = _legal(f"{test.path}:{test.line}: ") if test.path and test.line else ""
+                error = ET.Element("error", message=message)
+                error.text = where + message
+                held = last[0].find("properties")
+                last[0].insert(len(last[0]) - (held is not None), error)
+                counts["tests"] += 1
+                counts["errors"] += 1
+                total += test.duration_s
+                continue
             classname, case_name = names(test.node_id)
             case = ET.SubElement(
                 suite, "testcase", classname=classname, name=case_name,
@@ -85,6 +102,7 @@ def _reference(
                 kind = "pytest.xfail" if test.outcome == "xfailed" else "pytest.skip"
                 ET.SubElement(case, "skipped", type=kind, message=message)
                 counts["skipped"] += 1
+            last = (case, test)
             props = [("maestro.cached", "true")] if cached else []
             props += [("maestro.flaky", "true")] if test.flaky else []
             if props:
@@ -178,3 +196,17 @@ def test_any_report_is_written_as_elementtree_writes_it(
     document = junit.render(results, name=name, skipped_files=skipped)
     assert document == _reference(results, name=name, skipped_files=skipped)
     ET.fromstring(document)  # any report parses
+
+
+def test_a_file_that_failed_to_collect_twice_is_one_case_holding_both_errors() -> None:
+    """--doctest-modules collects a test module twice under the file's node id: when both
+    fail, pytest writes one testcase with two errors (and counts two)."""
+    twice = [
+        TestOutcome(node_id="tests/test_x.py", outcome="error", message=Redacted(f"boom {i}"))
+        for i in range(2)
+    ]
+    results = [(_result(*twice, TestOutcome(node_id="tests/test_y.py::t", outcome="passed")), True)]
+    written = junit.render(results)
+    assert written == _reference(results)
+    assert written.count(b"<testcase") == 2
+    assert b'errors="2"' in written and b'tests="3"' in written
