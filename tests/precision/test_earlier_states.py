@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import msgpack
+import pytest
 from precision_helpers import FILES, Workspace, ran_nodes
 
 from maestro.cache import Cache
@@ -170,3 +171,31 @@ def test_an_earlier_key_kept_with_values_of_another_type_is_passed_over(tmp_path
     assert last.earlier("tests/test_x.py") == [(good[0], good[1])]
     last.set(keys[-1])  # keeps the good one, drops the others
     assert [k for k, _ in last.earlier("tests/test_x.py")][-1] == good[0]
+
+
+def _outcome(summary: testing.Summary, node: str) -> str | None:
+    results = (f.result for f in summary.files if f.result is not None)
+    return next((t.outcome for r in results for t in r.tests if t.node_id == node), None)
+
+
+def test_a_state_four_edits_back_is_not_served_when_a_variable_it_read_differs(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws.write("tests/test_env.py", "import os\n\nfrom pkg import calc\n\n\ndef test_env():\n"
+             "    assert calc.triple(1) == 3\n"
+             "    assert os.environ.get('DEMO_MODE', 'good') == 'good'\n")  # fmt: skip
+    edit_four_times_then_undo(ws)
+    monkeypatch.setenv("DEMO_MODE", "bad")
+    assert _outcome(ws.run(), "tests/test_env.py::test_env") == "failed"  # as plain pytest
+
+
+def test_a_state_four_edits_back_is_not_served_when_a_folder_it_listed_has_a_new_file(
+    ws: Workspace,
+) -> None:
+    ws.write("tests/cases/a.txt", "a")
+    ws.write("tests/test_glob.py", "import pathlib\n\nfrom pkg import calc\n\n\ndef test_glob():\n"
+             "    assert calc.triple(1) == 3\n"
+             "    assert len(list(pathlib.Path('tests/cases').glob('*.txt'))) == 1\n")  # fmt: skip
+    edit_four_times_then_undo(ws)
+    ws.write("tests/cases/b.txt", "b")
+    assert _outcome(ws.run(), "tests/test_glob.py::test_glob") == "failed"  # as plain pytest
