@@ -175,6 +175,7 @@ class Engine:
             withheld_notes,
             withheld_reads,
         )
+        from maestro.graph.pytest_config import walk_args
         from maestro.redaction import Redactor
         from maestro.redaction import preload as preload_redaction
 
@@ -203,7 +204,7 @@ class Engine:
                 )
             # state polluters are collected with the files that run, their tests deselected
             named, companions, only = with_companions(to_run, planned.collect_only, planned.order)
-            args.extend(named)
+            args.extend(walk_args(named, self.graph.pytest))
             started = datetime.now(UTC)
             planned.digests.freeze()
             # Fingerprinting the inputs (the next diff's baseline) costs about as much as a short
@@ -269,7 +270,8 @@ class Engine:
                 nonlocal report, confirming_s
                 again = await run_pytest(
                     self.graph.root, self.interpreter,
-                    ["--continue-on-collection-errors", *plan.pytest_args, *names],
+                    ["--continue-on-collection-errors", *plan.pytest_args,
+                     *walk_args(names, self.graph.pytest)],
                     on_event=on_event, env_allowlist=plan.env_allowlist, environ=env,
                     nice=nice, deselect=deselect, until=until, only=only,
                     extra_env=UNTRACED if untraced else trace_env(

@@ -104,7 +104,7 @@ from maestro.graph.build import BuildGraph, Change
 from maestro.graph.env_refs import referenced as referenced_env
 from maestro.graph.files import listing_digest
 from maestro.graph.fingerprints import FingerprintStore, StoreUsage, diff, map_lines
-from maestro.graph.pytest_config import import_mode, unfollowed_args
+from maestro.graph.pytest_config import import_mode, unfollowed_args, walk_folder
 from maestro.graph.records import DIST, LISTING
 from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 from maestro.redact_many import is_redacted, redact_each
@@ -113,7 +113,7 @@ from maestro.redaction import Redactor
 # The models (pydantic) are imported where a result is built: not before pytest has its run.
 if TYPE_CHECKING:
     from maestro.cache.action import ActionResult, TestOutcome, TraceRecord
-    from maestro.engine.events import Event, FileDeps, TestResult
+    from maestro.engine.events import CollectError, Event, FileDeps, TestResult
     from maestro.engine.summary import Summary as Summary
     from maestro.wire import PlannedFileInfo, RunCounts, RunTestsResult
 
@@ -1689,6 +1689,18 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+def _errors_of(target: str, errors: Iterable[CollectError]) -> list[CollectError]:
+    """The collection errors of ``target``: its own; for a conftest-only folder's target, its
+    folder's and those of the folders below it (pytest reports the directory)."""
+    folder = walk_folder(target)
+    return [
+        e
+        for e in errors
+        if _file_of(e.path) == target
+        or (folder is not None and (e.path == folder or e.path.startswith(folder + "/")))
+    ]
+
+
 def _collection_failed(outcomes: Iterable[tuple[str, str]]) -> bool:
     """Did the file fail to collect (a failing node that is the file itself)? (node id, outcome)"""
     return any("::" not in node_id and outcome in FAILING for node_id, outcome in outcomes)
@@ -1851,7 +1863,8 @@ def _build_result(
     # The file failed to collect last time with the same inputs and collects now, or the other
     # way round (another file's import changed the process: warnings made errors, a module
     # patched): every outcome changed, though no node id is in both results.
-    fails_now = any(_file_of(e.path) == planned.target for e in report.collection_errors)
+    errors = _errors_of(planned.target, report.collection_errors)
+    fails_now = bool(errors)
     file_flip = bool(previous) and _collection_failed(
         (t.node_id, t.outcome) for t in previous.values()
     ) != (fails_now or _collection_failed((r.nodeid, r.outcome) for r in results))
@@ -1927,21 +1940,18 @@ def _build_result(
         if report.session_trace is not None
         else None
     )
-    for err in report.collection_errors:
-        if _file_of(err.path) == planned.target:
-            tests.append(
-                TestOutcome(
-                    node_id=planned.target, outcome="error", path=planned.target,
-                    line=collection_error_line(planned.target, err.longrepr),
-                    message=redactor.redact(f"collection failed: {err.message}"),
-                )
-            )  # fmt: skip
+    for err in errors:
+        tests.append(
+            TestOutcome(
+                node_id=_file_of(err.path), outcome="error", path=planned.target,
+                line=collection_error_line(planned.target, err.longrepr),
+                message=redactor.redact(f"collection failed: {err.message}"),
+            )
+        )  # fmt: skip
     failing = any(t.outcome in FAILING for t in tests)
     exit_code = 1 if failing else (0 if tests else 5)
     collection = "".join(
-        f"{'_' * 20} ERROR collecting {e.path} {'_' * 20}\n{e.longrepr}\n"
-        for e in report.collection_errors
-        if _file_of(e.path) == planned.target
+        f"{'_' * 20} ERROR collecting {e.path} {'_' * 20}\n{e.longrepr}\n" for e in errors
     )
     stdout_blob = _text(results, "stdout", redactor) + redactor.redact(collection).encode()
     draft = ActionResult(

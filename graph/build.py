@@ -286,7 +286,10 @@ class BuildGraph:
         resolver, py = self.resolver, self.py
         for rel, entry in py.items():
             link_file(links, resolver, rel, entry)
-        link_tests(links, resolver, py, self.pytest.matcher(), self.all_files, self._text_imports)
+        link_tests(
+            links, resolver, py, self.pytest.matcher(), self.all_files, self._text_imports,
+            self.pytest.walked(),
+        )  # fmt: skip
         link_globals(links, links.tests, self.sections)
         link_declared(links, self.targets, self.all_files, self.loaded.source or "maestro.toml")
         link_recorded(links, self.index.dynamic, py)

@@ -82,11 +82,14 @@ def link_tests(
     is_test: Callable[[str], bool],
     all_files: Iterable[str] = (),
     text_imports: Callable[[str], list[RawImport] | None] | None = None,
+    walked: Callable[[str], bool] | None = None,
 ) -> None:
     """Find the test files (pytest's discovery: Python modules, and text files its doctest
     plugin collects) and link each to its conftests and packages; a text file also to what its
     examples import (`text_imports`: None for a file pytest collects no test from)."""
     links.tests = {rel for rel in py if is_test(rel)}
+    if walked is not None:
+        links.tests |= walk_conftests(py, links.tests, walked)
     for rel in all_files:
         if not rel.endswith(".py") and is_test(rel):
             imports = text_imports(rel) if text_imports is not None else []
@@ -97,13 +100,48 @@ def link_tests(
         link_test(links, resolver, rel, py)
 
 
+def walk_conftests(
+    py: Mapping[str, FileEntry], tests: set[str], walked: Callable[[str], bool]
+) -> set[str]:
+    """The conftest.py files of the folders pytest's walk enters that hold no test file (`walked`:
+    does the walk enter this folder), the topmost of each such subtree: the walk imports them
+    (a broken one is an error of the folder, a module-level skip skips it), and Maestro, naming
+    test files to pytest, runs each such folder as a target of its own."""
+    tested: set[str] = set()  # the folders holding a test file, at any depth
+    for rel in tests:
+        directory = rel.rpartition("/")[0]
+        while directory and directory not in tested:
+            tested.add(directory)
+            directory = directory.rpartition("/")[0]
+    found: set[str] = set()
+    for rel in py:
+        if not rel.endswith("/conftest.py") or rel in tests:
+            continue
+        folder = rel.removesuffix("/conftest.py")
+        if folder in tested or not walked(folder):
+            continue
+        above = folder.rpartition("/")[0]
+        while above and not (f"{above}/conftest.py" in py and walked(above)):
+            above = above.rpartition("/")[0]
+        if not above or above in tested:
+            found.add(rel)  # else the walk of a folder above imports it
+    return found
+
+
 def link_test(links: Links, resolver: Resolver, rel: str, py: Mapping[str, FileEntry]) -> None:
-    """What pytest runs before a test module: its conftests and its packages' __init__ files."""
+    """What pytest runs before a test module: its conftests and its packages' __init__ files;
+    for a conftest.py (a folder without test files, or one pytest collects itself) also every
+    conftest below it (the walk of its folder imports them)."""
     # every conftest.py from the test's directory up to the rootdir
     directory = rel.rsplit("/", 1)[0] if "/" in rel else ""
+    if rel.endswith("/conftest.py"):
+        prefix = directory + "/"
+        for other in py:
+            if other.startswith(prefix) and other.endswith("/conftest.py") and other != rel:
+                links.add(rel, other, Edge("conftest"))
     while True:
         conftest = f"{directory}/conftest.py" if directory else "conftest.py"
-        if conftest in py:
+        if conftest in py and conftest != rel:
             links.add(rel, conftest, Edge("conftest"))
         if not directory:
             break

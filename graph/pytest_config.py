@@ -103,6 +103,43 @@ class PytestConfig:
     def is_test_file(self, rel: str) -> bool:
         return self.matcher()(rel)
 
+    def walked(self) -> Callable[[str], bool]:
+        """A predicate: does pytest's walk of ``testpaths`` (else the rootdir) enter the folder
+        ``rel`` (posix, relative to rootdir), below a path it starts from? (Such a folder's
+        conftest.py is imported by the walk, not as an initial conftest.)"""
+        norecurse = _any_of(tuple(p for p in self.norecursedirs if "/" not in p))
+        norecurse_path = _any_of(tuple("*/" + p for p in self.norecursedirs if "/" in p))
+        testpaths = [] if "." in self.testpaths else [tp.rstrip("/") for tp in self.testpaths]
+        tp_globs = _any_of(tuple(self.testpaths))
+
+        def walked(rel: str) -> bool:
+            if not rel:
+                return False
+            parts = rel.split("/")
+            if any(
+                norecurse(part) or norecurse_path("/" + "/".join(parts[: i + 1]))
+                for i, part in enumerate(parts)
+            ):
+                return False
+            if not testpaths:
+                return True
+            above = ["/".join(parts[:i]) for i in range(1, len(parts))]
+            return any(a in testpaths or tp_globs(a) for a in above)
+
+        return walked
+
+
+def walk_folder(target: str, config: PytestConfig | None = None) -> str | None:
+    """The folder a conftest-only target stands for, else None: Maestro runs a folder that
+    holds no test file by its conftest.py (graph/linker.py's ``walk_conftests``), which pytest's
+    walk imports (a collection error or a skip of the folder). With ``config``, a conftest.py
+    pytest collects itself (``--doctest-modules``, a collector) is no such target."""
+    if target == "conftest.py" or not target.endswith("/conftest.py"):
+        return None
+    if config is not None and config.is_test_file(target):
+        return None
+    return target.removesuffix("/conftest.py")
+
 
 _PROMPT = re.compile(rb"^[ \t]*(?:>>>|\.\.\.)(?: |$)(.*)$", re.MULTILINE)
 
@@ -270,3 +307,17 @@ def _changes_discovery(config: PytestConfig, name: str, value: str) -> bool:
         or (name == "-p" and value == "no:doctest" and doctests)
         or name in ("-c", "--config-file", "--rootdir", "--confcutdir")
     )
+
+
+WALK_OPTION = "--maestro-walk"  # the plugin's option: a folder its run walks as pytest's walk
+
+
+def walk_args(names: Sequence[str], config: PytestConfig) -> list[str]:
+    """pytest's arguments for the targets Maestro names: a conftest-only folder's as the
+    plugin's walk option (named on the command line, pytest would import its conftest as an
+    initial one, and a broken one would stop the run where the walk reports the folder)."""
+    out: list[str] = []
+    for name in names:
+        folder = walk_folder(name, config) if name.endswith("conftest.py") else None
+        out.append(name if folder is None else f"{WALK_OPTION}={folder}")
+    return out

@@ -1633,9 +1633,13 @@ class _Recorder:
             return
 
     def pytest_collectstart(self, collector: Any) -> None:
-        # a class's window has its file's key: its parametrize lists are the file's
-        if isinstance(collector, (pytest.File, pytest.Class)):
-            key = self._file_key(collector)
+        # a class's window has its file's key: its parametrize lists are the file's; a folder
+        # Maestro walks (no test file in it) has its conftest's, the target it runs it by
+        walked = isinstance(collector, _DIRECTORY) and collector.nodeid in (
+            collector.config.getoption("maestro_walk", None) or ()
+        )
+        if walked or isinstance(collector, (pytest.File, pytest.Class)):
+            key = collector.nodeid + "/conftest.py" if walked else self._file_key(collector)
             self._collecting[collector.nodeid] = window = _Window(key, modules=True)
             if self._children:
                 window.running = rec.running_children(self._children)
@@ -2854,9 +2858,60 @@ class _PytestReport:
         return before
 
 
+WALK_OPTION = "--maestro-walk"  # graph/pytest_config.py's WALK_OPTION
+# pytest's directory collector (pytest >= 8; before, a folder is not a node Maestro can walk)
+_DIRECTORY: Any = getattr(pytest, "Directory", ())
+
+
+def pytest_addoption(parser: Any) -> None:
+    parser.addoption(
+        WALK_OPTION, action="append", default=[], dest="maestro_walk", metavar="FOLDER",
+        help="Maestro: walk this folder (one holding no test file) as pytest's walk of its "
+        "parent would: its conftests' import error or skip is the folder's result",
+    )  # fmt: skip
+
+
+def _walk_only(config: Any) -> None:
+    """Folders to walk and no path named: pytest would collect its testpaths, Maestro asked
+    for nothing but the walks."""
+    source = getattr(config, "args_source", None)
+    if config.getoption("maestro_walk", None) and source is not None and source.name != "ARGS":
+        config.args = []
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: Any) -> Any:
+    """After the session's own collection (the files Maestro named), the folders to walk: each
+    a directory collector as pytest's walk makes it (its conftests imported as it collects, an
+    import error or a module-level skip its report, node id the folder), unless pytest's walk
+    leaves it out (``collect_ignore``, ``--ignore``, ``norecursedirs``...)."""
+    outcome = yield
+    if not isinstance(collector, pytest.Session):
+        return
+    session = collector
+    config = session.config
+    walks = config.getoption("maestro_walk", None)
+    report = outcome.get_result()
+    if not walks or not report.passed or not _DIRECTORY:
+        return
+    root = config.rootpath
+    memo: dict[Any, bool] = {}
+    for folder in walks:
+        path = root / folder
+        if not path.is_dir():
+            continue
+        with contextlib.suppress(Exception):  # a broken conftest above: the walk reports it
+            if maestro_collect_probe.walk_ignores(session, path, root, memo):
+                continue
+        node = session.gethookproxy(path).pytest_collect_directory(path=path, parent=session)
+        if isinstance(node, _DIRECTORY):
+            report.result.append(node)
+
+
 def pytest_configure(config: Any) -> None:
     """Register the recorder when the runner gave us a descriptor; otherwise stay inert."""
     global _active
+    _walk_only(config)
     if config.pluginmanager.has_plugin("maestro-recorder"):
         return
     stream = None if hasattr(config, "workerinput") else _open_stream()
