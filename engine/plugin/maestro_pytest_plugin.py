@@ -2748,6 +2748,7 @@ def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str
     pytest before the session. Its files are left out of the initial conftests (the rest load as
     pytest loads them) and stay named: the collection reports the folder skipped, as the walk
     does."""
+    _anchor_walks(early_config)
     outcome = yield
     error = outcome.excinfo[1] if outcome.excinfo else None
     if not isinstance(error, pytest.skip.Exception) or not os.environ.get(ENV_FD):
@@ -2869,6 +2870,29 @@ def pytest_addoption(parser: Any) -> None:
         help="Maestro: walk this folder (one holding no test file) as pytest's walk of its "
         "parent would: its conftests' import error or skip is the folder's result",
     )  # fmt: skip
+
+
+def _anchor_walks(early_config: Any) -> None:
+    """Folders to walk and no path named: pytest would load the initial conftests of its
+    testpaths and of the ``test*`` folders in them, a walked folder's among them (a broken one
+    would stop the run). Anchor them at a file beside each walked folder instead: the
+    conftests above it are loaded, as pytest's walk loads them before entering it."""
+    with contextlib.suppress(Exception):  # pytest internals moved: load them as pytest would
+        namespace = early_config.known_args_namespace
+        walks = getattr(namespace, "maestro_walk", None)
+        if not walks or namespace.file_or_dir:
+            return
+        root = early_config.rootpath
+        anchors: list[str] = []
+        for folder in walks:
+            here = (root / folder).parent
+            while here != root and not any(p.is_file() for p in here.iterdir()):
+                here = here.parent
+            anchor = min((p for p in here.iterdir() if p.is_file()), default=None)
+            if anchor is None:
+                return
+            anchors.append(str(anchor))
+        namespace.file_or_dir = anchors
 
 
 def _walk_only(config: Any) -> None:

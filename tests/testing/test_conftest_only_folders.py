@@ -138,3 +138,16 @@ def test_a_folder_pytest_does_not_walk_gives_no_result(ws: Workspace) -> None:
         assert done.returncode == 0, done.stdout + done.stderr
         assert _summary(done.stdout).startswith("1 passed, 0 skipped"), done.stdout
         assert "error" not in done.stdout, done.stdout
+
+
+def test_a_broken_conftest_run_alone_is_the_same_error(ws: Workspace) -> None:
+    """Run alone (nothing else to run), as when it failed last time: pytest would load the
+    conftests of `testpaths` and of their `test*` folders first, this one among them."""
+    ws.write("pytest.ini", "[pytest]\ntestpaths = tests\n")
+    ws.write("tests/testdata/conftest.py", "import missing_module_xyz\n")
+    for _ in range(2):
+        done = _maestro(ws)
+        out = done.stdout + done.stderr
+        assert done.returncode == 1, out
+        assert "ERROR tests/testdata" in out and "refused" not in out, out
+        assert _summary(done.stdout).startswith("1 passed, 1 error"), out
