@@ -404,6 +404,10 @@ class RunManager:
         for f in result.files:
             plan = ws.results.files.get(f.target)
             states = by_file.get(f.target, [])
+            if f.result is None and not f.cached:
+                # pytest did not finish the file: what it did not report this run is from an
+                # earlier one (a pass before the edit), not this run's word
+                states = [t for t in states if t.nodeid in run.finished]
             files.append(
                 {
                     "target": f.target,
