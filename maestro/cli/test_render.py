@@ -69,6 +69,10 @@ class Display:
         self.total = 0
         self.started = time.monotonic()
         self._pending: list[PlanRow] | None = None  # a plan kept for later (`plan`)
+        # Not a terminal (a CI log, a file): pytest's own progress instead of a bar, a line per
+        # test file and a letter per test as they finish, so a slow or hung run shows where
+        # it is. None until the plan says tests run.
+        self._letters: str | None = None  # the file of the line being written
 
     def __enter__(self) -> Display:
         return self
@@ -128,7 +132,10 @@ class Display:
             console.print(f"  [dim]... and {len(to_run) - SHOW_REASONS} more[/]")
         if self.impacted and (line := selection_note(files)):
             console.print(f"[dim]{escape(line)}[/]")
-        if not to_run or not console.is_terminal:
+        if not to_run:
+            return
+        if not console.is_terminal:
+            self._letters = ""
             return
         from rich.progress import (
             BarColumn,
@@ -153,6 +160,10 @@ class Display:
         """An in-process runner event (maestro.engine.events)."""
         from maestro.engine.events import Collected, TestResult, TestStart
 
+        if self._letters is not None:
+            if isinstance(event, TestResult):
+                self._letter(event.nodeid, event.outcome)
+            return
         if self.progress is None or self.task is None:
             return
         match event:
@@ -165,9 +176,13 @@ class Display:
 
     def progress_event(self, data: Mapping[str, Any]) -> None:
         """A plugin event in its JSON form (the daemon's run.progress)."""
+        kind = data.get("event")
+        if self._letters is not None:
+            if kind == "test_result":
+                self._letter(str(data.get("nodeid", "")), str(data.get("outcome", "")))
+            return
         if self.progress is None or self.task is None:
             return
-        kind = data.get("event")
         files = data.get("files")
         if kind == "collected" and isinstance(files, dict):
             self._collected(sum(len(ids) for ids in files.values()))
@@ -191,6 +206,15 @@ class Display:
             self.done += 1
             self.progress.update(self.task, completed=self.done)
 
+    def _letter(self, nodeid: str, outcome: str) -> None:
+        from maestro.cli.consoles import console
+
+        file = nodeid.split("::", 1)[0]
+        if file != self._letters:
+            console.out(("\n" if self._letters else "") + file + " ", end="", highlight=False)
+            self._letters = file
+        console.out(_LETTERS.get(outcome, "?"), end="", highlight=False)
+
     def show_plan(self) -> None:
         """Show the plan kept by ``plan(files, later=True)``, if any."""
         pending, self._pending = self._pending, None
@@ -199,10 +223,25 @@ class Display:
 
     def finish(self) -> None:
         self.show_plan()
+        if self._letters:
+            from maestro.cli.consoles import console
+
+            console.out("", highlight=False)  # end the last file's line
+        self._letters = None
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
 
+
+# pytest's progress letters
+_LETTERS = {
+    "passed": ".",
+    "failed": "F",
+    "error": "E",
+    "skipped": "s",
+    "xfailed": "x",
+    "xpassed": "X",
+}
 
 NOTHING_IMPACTED = "nothing impacted: no test file reaches the changed files, nothing to run"
 

@@ -1,11 +1,20 @@
-"""The progress bar of `maestro test` in a terminal: its count never passes its total."""
+"""The progress of `maestro test`: in a terminal a bar whose count never passes its total;
+elsewhere (a CI log, a file) pytest's letters, a line per test file, as the tests finish."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from maestro.cli import common
 from maestro.cli.test_render import Display, PlannedRow
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 
 def test_a_module_level_skip_counts_in_the_total(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,3 +30,57 @@ def test_a_module_level_skip_counts_in_the_total(monkeypatch: pytest.MonkeyPatch
             display.progress_event({"event": "test_start", "nodeid": node})
             display.progress_event({"event": "test_result", "nodeid": node})
         assert (display.done, display.total) == (3, 3)
+
+
+HELD = """
+import os
+import time
+
+
+def test_first():
+    pass
+
+
+def test_held():
+    # until the test sees the first file's progress in maestro's output
+    deadline = time.monotonic() + 60
+    while not os.path.exists({release!r}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert os.path.exists({release!r})
+
+
+def test_fails():
+    assert 0
+"""
+
+
+def test_output_to_a_file_shows_each_test_as_it_finishes(tmp_path: Path) -> None:
+    # a CI log: no bar, and before this a hung run printed nothing where pytest prints its dots
+    ws = tmp_path / "ws"
+    (ws / "tests").mkdir(parents=True)
+    release = tmp_path / "release"
+    (ws / "tests/test_a.py").write_text("def test_a():\n    pass\n")
+    (ws / "tests/test_b.py").write_text(HELD.format(release=str(release)))
+    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env.update(
+        MAESTRO_DAEMON="off",
+        MAESTRO_STATE_DIR=str(tmp_path / "state"),
+        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
+    )
+    log = tmp_path / "log.txt"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([MAESTRO, "test"], cwd=ws, env=env, stdout=out, stderr=out)
+        try:
+            deadline = time.monotonic() + 120
+            while "tests/test_b.py ." not in log.read_text() and time.monotonic() < deadline:
+                assert proc.poll() is None, log.read_text()
+                time.sleep(0.05)
+            seen = log.read_text()
+            release.touch()
+            assert proc.wait(timeout=120) == 1
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert "tests/test_a.py .\n" in seen and seen.rstrip().endswith("tests/test_b.py ."), seen
+    assert "tests/test_b.py ..F\n" in log.read_text(), log.read_text()
