@@ -57,6 +57,28 @@ FAIL_TEST_LINE = CALC_FAIL_LINE
 RAISE_LINE = CALC_RAISE_LINE
 
 
+# A file whose tests read pkg/lib.py in part: a change to it runs the file in part, and a failure
+# there makes the daemon run the file again whole up to it, in a second pytest session
+PART_FILES = {
+    "pkg/lib.py": "def value():\n    return 1\n",
+    "tests/test_part.py": """
+        import pkg.lib
+
+
+        def test_uses_value():
+            assert pkg.lib.value() == 1
+
+
+        def test_other():
+            assert True
+
+
+        def test_uses_value_too():
+            assert pkg.lib.value() + 1 == 2
+        """,
+}
+
+
 def write_workspace(root: Path) -> None:
     write_files(root, FILES)
     commit_all(root, "init")

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
-from conftest import Env, notes, run_to_end, start_client, stop_client
+from conftest import PART_FILES, Env, notes, run_to_end, start_client, stop_client
 from workspace_procs import commit_all, write_files
 
 from maestro.server import methods
@@ -118,31 +118,11 @@ async def test_each_result_comes_once_and_run_finished_does_not_repeat_them(
         await stop_client(client)
 
 
-PART = {
-    "pkg/lib.py": "def value():\n    return 1\n",
-    "tests/test_part.py": """
-        import pkg.lib
-
-
-        def test_uses_value():
-            assert pkg.lib.value() == 1
-
-
-        def test_other():
-            assert True
-
-
-        def test_uses_value_too():
-            assert pkg.lib.value() + 1 == 2
-        """,
-}
-
-
 async def test_a_test_run_again_in_a_second_session_is_sent_once(lsp_env: Env) -> None:
     """A file run in part with a failure is run again whole up to it, in a second pytest session:
     the test that ran in both sessions, with the same outcome, is still sent once."""
     env = lsp_env
-    write_files(env.root, PART)
+    write_files(env.root, PART_FILES)
     commit_all(env.root, "a file whose tests partly read pkg/lib.py")
     client = await start_client(env, "neovim", explorer=False)
     try:

@@ -5,35 +5,16 @@ both sessions are the same tests, and the editor's "done/total" must end at 100%
 from __future__ import annotations
 
 import pytest
-from conftest import Env, notes, run_to_end, start_client, stop_client
+from conftest import PART_FILES, Env, notes, run_to_end, start_client, stop_client
 from lsprotocol import types
 from workspace_procs import commit_all, write_files
 
 pytestmark = pytest.mark.slow
 
-FILES = {
-    "pkg/lib.py": "def value():\n    return 1\n",
-    "tests/test_part.py": """
-        import pkg.lib
-
-
-        def test_uses_value():
-            assert pkg.lib.value() == 1
-
-
-        def test_other():
-            assert True
-
-
-        def test_uses_value_too():
-            assert pkg.lib.value() + 1 == 2
-        """,
-}
-
 
 async def test_a_file_confirmed_whole_counts_its_tests_once(lsp_env: Env) -> None:
     env = lsp_env
-    write_files(env.root, FILES)
+    write_files(env.root, PART_FILES)
     commit_all(env.root, "a file whose tests partly read pkg/lib.py")
     client = await start_client(env, "visual_studio_code")
     try:
