@@ -61,6 +61,10 @@ def describe(e: Edge, target: str = "") -> str:
         case "recorded":
             # a module found by the recorder was imported (dynamically, or through another
             # module's import at run time); anything else was read as data
+            if target == "conftest.py" or target.endswith("/conftest.py"):
+                # pytest imports a conftest itself, another folder's too (an initial conftest
+                # of the paths it was given), before any test: its import-time code ran first
+                return "ran after pytest loaded it (recorded)"
             verb = "imported" if target.endswith((".py", ".pyi")) else "read"
             return f"{verb} it while running (recorded)"
         case "dist":

@@ -146,6 +146,19 @@ def test_recorded_module_is_said_imported_not_read(make_ws: Make) -> None:
     assert [h.describe() for h in hops] == ["imported it while running (recorded)"]
 
 
+def test_a_recorded_conftest_of_another_folder_is_not_said_imported_by_the_test_file(
+    make_ws: Make,
+) -> None:
+    # pytest loads the conftests of every path it is given before any test; a test file of
+    # tests/a never imports tests/b/conftest.py, it runs after pytest loaded it
+    root = make_ws({"tests/a/test_x.py": "", "tests/b/conftest.py": "", "tests/b/test_y.py": ""})
+    graph = BuildGraph.build(root)
+    graph.record_dynamic("tests/a/test_x.py", ["tests/b/conftest.py"])
+    hops = graph.why("tests/a/test_x.py", "tests/b/conftest.py")
+    assert hops is not None
+    assert [h.describe() for h in hops] == ["ran after pytest loaded it (recorded)"]
+
+
 def test_why_and_closure(make_ws: Make) -> None:
     root = make_ws(
         {
