@@ -384,9 +384,10 @@ class RunManager:
                     return
                 run.finished.add(state.nodeid)
                 run.done = len(run.finished)
-                result = state.to_json()
-                if _news(run.sent.get(state.nodeid), result):
-                    self._send_result(run, result)
+                if self.server.test_results:
+                    result = state.to_json()
+                    if _news(run.sent.get(state.nodeid), result):
+                        self._send_result(run, result)
                 pct = int(100 * run.done / run.total) if run.total else None
                 line = f"{run.done}/{run.total or '?'} tests"
                 self._report(run, f"{line} {state.nodeid}: {state.outcome}", pct)
@@ -423,7 +424,7 @@ class RunManager:
             # file where only some tests re-ran (the explorer would leave them "queued")
             carried = [t for t in states if t.nodeid not in run.finished]
             testexplorer.cached_results(self.server, run, carried)
-            for state in states:
+            for state in states if self.server.test_results else ():
                 final = state.to_json()
                 if _news(run.sent.get(state.nodeid), final):
                     self._send_result(run, final)
