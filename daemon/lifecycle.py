@@ -33,6 +33,7 @@ from maestro.daemon.address import recorded_socket as recorded_socket
 from maestro.daemon.address import socket_path_for as socket_path_for
 from maestro.daemon.address import write_info as write_info
 from maestro.daemon.transport.framing import FrameDecoder, encode_frame
+from maestro.envvars import tuning
 from maestro.errors import (
     DaemonError,
     DaemonStartError,
@@ -256,11 +257,7 @@ def _rotate_log(path: Path) -> None:
 
 
 def _start_timeout() -> float:
-    value = os.environ.get("MAESTRO_DAEMON_START_TIMEOUT")
-    try:
-        return float(value) if value else DEFAULT_START_TIMEOUT_S
-    except ValueError:
-        return DEFAULT_START_TIMEOUT_S
+    return tuning("MAESTRO_DAEMON_START_TIMEOUT", DEFAULT_START_TIMEOUT_S)
 
 
 # Popen objects of detached daemons: kept so they are not reported as leaked while running and
@@ -425,14 +422,7 @@ def configure_logging(path: Path) -> None:
 
 def idle_timeout_from_env() -> float:
     """MAESTRO_DAEMON_IDLE seconds (0 disables idle shutdown); default three hours."""
-    value = os.environ.get("MAESTRO_DAEMON_IDLE")
-    if not value:
-        return DEFAULT_IDLE_S
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        log.warning("ignoring MAESTRO_DAEMON_IDLE=%r (not a number)", value)
-        return DEFAULT_IDLE_S
+    return tuning("MAESTRO_DAEMON_IDLE", DEFAULT_IDLE_S, minimum=0.0)
 
 
 def run_daemon(root: Path) -> int:

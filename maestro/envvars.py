@@ -1,4 +1,5 @@
-"""Which environment variables reach pytest: the allowlist and its matching, stdlib only.
+"""Which environment variables reach pytest: the allowlist and its matching, stdlib only; and
+Maestro's own numeric tuning variables (``MAESTRO_DAEMON_IDLE``, ...), read one way.
 
 Shared by the runner (what the child receives), the action key (what the key covers) and the
 CLI's fast path (what it sends the daemon), which must not import the runner or the cache just
@@ -8,8 +9,12 @@ to filter ``os.environ``.
 from __future__ import annotations
 
 import fnmatch
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TypeVar
+
+Number = TypeVar("Number", int, float)
 
 # Variables a test may legitimately need from the user's environment; everything else is
 # dropped so that a result depends on what the action key records. Trailing ``*`` is a prefix.
@@ -127,3 +132,25 @@ def read_learned_env(state_dir: Path) -> list[str]:
     """The names learned so far, steering ones never; none when missing or unreadable."""
     names = _read_names(learned_env_file(state_dir))
     return sorted({n for n in names if not n.startswith(STEERING)})
+
+
+def tuning(
+    name: str,
+    default: Number,
+    *,
+    minimum: Number | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> Number:
+    """The number a tuning variable of Maestro's own sets (of ``default``'s type, at least
+    ``minimum``); ``default`` when unset or empty, and, with a warning, when not such a number."""
+    value = environ.get(name)
+    if not value:
+        return default
+    try:
+        number = type(default)(value)
+    except ValueError:
+        import logging  # not at the top: the CLI's fast path imports this module
+
+        logging.getLogger(__name__).warning("ignoring %s=%r (not a number)", name, value)
+        return default
+    return number if minimum is None else max(minimum, number)

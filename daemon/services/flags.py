@@ -26,6 +26,7 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
+from maestro.envvars import tuning
 from maestro.errors import CoordinatorError
 from maestro.flags import (
     FlagError,
@@ -63,10 +64,7 @@ POLL_TIMEOUT_S = 10.0
 
 def poll_interval_s() -> float:
     """``MAESTRO_FLAGS_POLL_S`` (default 30 s, at least 0.2 s)."""
-    try:
-        return max(0.2, float(os.environ.get("MAESTRO_FLAGS_POLL_S", "30")))
-    except ValueError:
-        return 30.0
+    return tuning("MAESTRO_FLAGS_POLL_S", 30.0, minimum=0.2)
 
 
 def _stat_key(paths: list[Path]) -> tuple[tuple[int, int] | None, ...]:

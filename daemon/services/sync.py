@@ -29,6 +29,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from maestro.envvars import tuning
 from maestro.errors import MaestroError
 from maestro.tasks import cancel_and_wait
 from maestro.wire import REMOTE_BACKOFF, RemoteBackoff, RemoteStatus, TelemetryUploadStatus
@@ -260,10 +261,7 @@ class SyncService:
 
 def _max_backoff_s() -> float:
     """Upper bound of the upload retry delay (``MAESTRO_SYNC_MAX_BACKOFF_S``, default 30 s)."""
-    try:
-        return max(0.5, float(os.environ.get("MAESTRO_SYNC_MAX_BACKOFF_S", "30")))
-    except ValueError:
-        return 30.0
+    return tuning("MAESTRO_SYNC_MAX_BACKOFF_S", 30.0, minimum=0.5)
 
 
 def install(app: DaemonApp) -> SyncService:
