@@ -146,7 +146,7 @@ class MlSettings(_Frozen):
     speculation: SpeculationSettings = field(default_factory=SpeculationSettings)
     predictive: PredictiveSettings = field(default_factory=PredictiveSettings)
     fail_first: FailFirst = field(
-        default="files",
+        default="off",
         metadata=_meta(
             "order daemon runs most-likely-failure first: test files and, inside each "
             "(classes kept together), their tests; only the files (their tests in pytest's "

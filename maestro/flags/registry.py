@@ -215,7 +215,7 @@ BUILTIN_FLAGS: tuple[Flag, ...] = (
         "files only, or not at all",
         kind="choice",
         choices=("tests", "files", "off"),
-        default="files",
+        default="off",
         scopes=ALL_SCOPES,
         expires=date(2027, 6, 30),
         kill_value="off",

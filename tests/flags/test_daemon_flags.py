@@ -45,24 +45,24 @@ async def test_poll_apply_keep_last_good_and_warn(
     try:
         await flags.poll_once()
         assert flags.tenant_poll.state == "polling" and flags.tenant is not None
-        assert flags.value("ml.fail-first") == "files"
+        assert flags.value("ml.fail-first") == "off"
 
         admin = await coord.auth("alpha", Role.ADMIN)
         put = await coord.client.put(
             "/v1/tenants/alpha/flags/ml.fail-first",
-            json={"value": "off", "reason": "order-dependent suite"},
+            json={"value": "files", "reason": "first failure sooner"},
             headers=admin,
         )
         assert put.status == 200
         await flags.poll_once()
-        assert flags.value("ml.fail-first") == "off" and flags.tenant_poll.changes == 2
+        assert flags.value("ml.fail-first") == "files" and flags.tenant_poll.changes == 2
         assert tenant_cache_path(root).is_file()  # for the CLI and the next daemon
         await flags.poll_once()  # unchanged: a 304, nothing applied again
         assert flags.tenant_poll.changes == 2 and flags.tenant_poll.polls == 3
         user_file = user_flags_path()
         user_file.parent.mkdir(parents=True, exist_ok=True)
         user_file.write_text("{not json")  # a broken local file never drops the tenant's word
-        assert flags.value("ml.fail-first") == "off"
+        assert flags.value("ml.fail-first") == "files"
         user_file.unlink()
 
         # secrets.redaction.enforce: the tenant's word reaches the sync's upload gate at once.
@@ -87,7 +87,7 @@ async def test_poll_apply_keep_last_good_and_warn(
         sync.config = RemoteSettings(url="http://127.0.0.1:9", tenant="alpha", api_key_env=KEY_ENV)
         await flags.poll_once()
         assert flags.tenant_poll.state.startswith("failing") and flags.tenant_poll.last_error
-        assert flags.value("ml.fail-first") == "off"  # a kill or override never lapses
+        assert flags.value("ml.fail-first") == "files"  # a kill or override never lapses
 
         report = flags.report()
         assert report.warnings == [
@@ -97,12 +97,12 @@ async def test_poll_apply_keep_last_good_and_warn(
         states = {f.name: f for f in report.flags}
         assert states["old.switch"].expired and not states["ml.fail-first"].expired
         assert states["ml.fail-first"].layer == "tenant"
-        assert "order-dependent suite" in states["ml.fail-first"].why
+        assert "first failure sooner" in states["ml.fail-first"].why
         assert report.tenant.state.startswith("failing") and report.tenant.overrides == 2
 
         sync.config = None  # the workspace no longer has a coordinator: its overrides go
         await flags.poll_once()
-        assert flags.value("ml.fail-first") == "files"
+        assert flags.value("ml.fail-first") == "off"
         assert not tenant_cache_path(root).exists()
     finally:
         await flags.stop(app)

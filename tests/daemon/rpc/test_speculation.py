@@ -346,16 +346,70 @@ def test_runs_are_ordered_fail_first_from_telemetry(
             "tests/test_core.py", "tests/test_extra.py", "tests/test_zzz.py", "tests/test_zzz.py"
         ]  # fmt: skip
         assert first[-1] == "tests/test_zzz.py::test_z"
-        # the failure is in telemetry now: the next run starts with its file, whose tests
-        # keep pytest's order (the default `ml.fail-first = "files"`: tests of one module may
-        # depend on their order, and the result is stored)
-        assert order(client)[:2] == ["tests/test_zzz.py::test_a", "tests/test_zzz.py::test_z"]
-        # `"tests"` also runs the failure first inside its file
+        # the failure is in telemetry now, and by default the next run keeps pytest's order
+        assert order(client) == first
+        # `"files"` starts with its file, whose tests keep pytest's order (tests of one module
+        # may depend on their order, and the result is stored)
         pyproject = root / "pyproject.toml"
-        pyproject.write_text(pyproject.read_text() + '\n[tool.maestro.ml]\nfail-first = "tests"\n')
-        inside = ["tests/test_zzz.py::test_z", "tests/test_zzz.py::test_a"]
+        text = pyproject.read_text()
+        pyproject.write_text(text + '\n[tool.maestro.ml]\nfail-first = "files"\n')
+        files_first = ["tests/test_zzz.py::test_a", "tests/test_zzz.py::test_z"]
         # each try is a run; the watcher reloads the settings after the save
+        wait_for(lambda: order(client)[:2] == files_first, timeout=60, what="files-first order")
+        # `"tests"` also runs the failure first inside its file
+        pyproject.write_text(text + '\n[tool.maestro.ml]\nfail-first = "tests"\n')
+        inside = ["tests/test_zzz.py::test_z", "tests/test_zzz.py::test_a"]
         wait_for(lambda: order(client)[:2] == inside, timeout=60, what="tests-first order")
+
+
+def test_a_failure_that_leaks_state_never_reaches_a_file_pytest_runs_before_it(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # freezegun's shape: a failing test never undoes what it patched. Plain pytest runs
+    # test_core.py first, so it never sees the leak; a run that moved the failing file first
+    # gave (and stored) a failure pytest does not give, or hung on frozen time.
+    setup(daemon_env, monkeypatch, speculate=False)
+    root = daemon_env.root
+    (root / "src/pkg/state.py").write_text("FROZEN = False\n")
+    (root / "tests/test_core.py").write_text(
+        "from pkg import state\nfrom pkg.core import one\n\n"
+        "def test_one():\n    assert not state.FROZEN, 'time is frozen'\n    assert one() == 1\n"
+    )
+    (root / "tests/test_zzz.py").write_text(
+        "from pkg import state\nfrom pkg.extra import two\n\n"
+        "def test_freeze():\n    state.FROZEN = True\n    assert two() == 2\n"
+        "    state.FROZEN = False\n"
+    )
+    with SyncDaemonClient(root, start=False) as client:
+        assert run_all(client).failed == 0
+        (root / "src/pkg/extra.py").write_text("def two():\n    return 3\n")
+        second = run_all(client)
+        assert (second.failed, failed_files(second)) == (
+            2,
+            ["tests/test_extra.py", "tests/test_zzz.py"],
+        )
+        # every file runs again: in pytest's order, test_core.py before the file that leaks
+        params = wire.RunTestsParams(env=dict(os.environ), no_cache=True)
+        third = client.stream(wire.RUN_TESTS, params, lambda e: None, timeout=120)
+        assert (third.failed, failed_files(third)) == (
+            2,
+            ["tests/test_extra.py", "tests/test_zzz.py"],
+        )
+        served = run_all(client)  # test_core.py from the cache (failures always run again)
+        assert [f.target for f in served.files if f.cached] == ["tests/test_core.py"]
+        assert (served.failed, failed_files(served)) == (
+            2,
+            ["tests/test_extra.py", "tests/test_zzz.py"],
+        )
+
+
+def failed_files(result: wire.RunTestsResult) -> list[str]:
+    """The files with a failed test, from each file's stored outcomes."""
+    return sorted(
+        f.target
+        for f in result.files
+        if any(t["outcome"] == "failed" for t in (f.result or {}).get("tests", []))
+    )
 
 
 PREDICTIVE_FILES = {
