@@ -7,6 +7,7 @@ cold `maestro graph stats` imports no model layer at all.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -18,21 +19,14 @@ STATS_SCHEMA = "maestro.graph-stats/1"
 def stats_data(
     graph: BuildGraph, *, with_targets: bool, check_syntax: bool = False
 ) -> dict[str, Any]:
-    """GraphStatsReport's fields by alias, in order (its `model_dump(by_alias=True)`)."""
+    """GraphStatsReport's fields by alias, in order (its `model_dump(by_alias=True)`): the graph's
+    BuildStats as they are, in their order, with the build time rounded."""
     stats = graph.compute_stats()
     diagnostics = graph.diagnostics(check_syntax_now=check_syntax)
     return {
         "schema": STATS_SCHEMA,
         "root": str(graph.root),
-        "files": stats.files,
-        "python_files": stats.python_files,
-        "tests": stats.tests,
-        "declared_targets": stats.declared_targets,
-        "edges": stats.edges,
-        "distributions": stats.distributions,
-        "unresolved_imports": stats.unresolved_imports,
-        "reused_from_index": stats.reused_from_index,
-        "scanned": stats.scanned,
+        **asdict(stats),
         "build_seconds": round(stats.build_seconds, 4),
         "diagnostics": [
             {"path": d.path, "line": d.line, "severity": d.severity, "message": d.message}
