@@ -1,6 +1,6 @@
 """Test failures as diagnostics: at the failing line in the test, with related information at the
 line that raised in the source. One publish per test file replaces that file's diagnostics (a
-passing run clears them)."""
+passing run clears them; so does the file vanishing from disk, which no run would report)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from maestro import nodeids
 from maestro.server.discovery import flatten
 from maestro.server.results import TestState, ran_words
 from maestro.server.server import MaestroServer, Workspace
+from maestro.wire import Event
 
 SOURCE = "maestro"
 
@@ -96,7 +97,7 @@ def diagnostic_for(
 def diagnostics_of(ls: MaestroServer, ws: Workspace, rel: str) -> list[types.Diagnostic]:
     uri = ls.uri_of(ws, rel)
     failing = [s for s in ws.results.of_file(rel) if s.failing]
-    if not failing:
+    if not failing or not (ws.root / rel).is_file():
         return []
     def_lines = _def_lines(ls, uri, rel)
     groups: dict[tuple[object, ...], list[TestState]] = {}
@@ -117,4 +118,15 @@ def publish(ls: MaestroServer, ws: Workspace, rel: str) -> None:
 
 
 def register(server: MaestroServer) -> None:
-    """Diagnostics are pushed by runs (maestro.server.runs); nothing to register."""
+    """Diagnostics are pushed by runs (maestro.server.runs); a test file deleted or checked out
+    away outside the editor has its failures taken back when the daemon sees it go."""
+
+    async def on_graph(ws: Workspace, event: Event) -> None:
+        paths = event.payload.get("paths") or []
+        if all((ws.root / p).exists() for p in paths):
+            return
+        for rel, states in ws.results.by_file().items():
+            if any(s.failing for s in states) and not (ws.root / rel).is_file():
+                publish(server, ws, rel)
+
+    server.graph_listeners.append(on_graph)
