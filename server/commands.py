@@ -8,8 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from lsprotocol import types
+
+from maestro import nodeids
 from maestro.errors import UnknownTargetError
 from maestro.server import methods
+from maestro.server.discovery import discover, flatten
 from maestro.server.impacted import cache_stats_of, explain, impacted_targets, target_of
 from maestro.server.methods import (
     CacheStatsInfo,
@@ -54,6 +58,27 @@ def run_paths(
     return run.accepted()
 
 
+def _unsaved_only(ls: MaestroServer, ws: Workspace, node: str) -> str | None:
+    """Why ``node`` cannot run when it is a test of its file's unsaved text only (pytest runs the
+    saved file, which does not have it); None otherwise."""
+    rel = node.split("::", 1)[0]
+    text = ls.buffers(ws).get(rel)
+    if text is None:
+        return None
+    try:
+        saved = (ws.root / rel).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        saved = ""
+    base = nodeids.base(node)
+    if base not in {i.nodeid for i in flatten(discover(rel, text))}:
+        return None
+    if base in {i.nodeid for i in flatten(discover(rel, saved))}:
+        return None
+    return (
+        f"{base} is not in the saved {rel}: save it to run this test (pytest runs the saved files)"
+    )
+
+
 def run_impacted_of(
     ls: MaestroServer, ws: Workspace, uri: str | None, *, kind: RunKind = "impacted"
 ) -> RunAccepted:
@@ -91,6 +116,19 @@ def register(server: MaestroServer) -> None:
             ws = ls.ws_of_uri(uri)[0]
         else:
             ws, _, node = target_of(ls, node)
+        note = _unsaved_only(ls, ws, node)
+        if note is not None:
+
+            async def prepare() -> RunTestsParams | str:
+                ls.window_show_message(
+                    types.ShowMessageParams(
+                        type=types.MessageType.Warning, message=f"Maestro: {note}"
+                    )
+                )
+                return note
+
+            label = f"run {node}"
+            return manager(ls).start(ws, None, kind="node", label=label, prepare=prepare).accepted()
         return run_paths(ls, ws, [node], kind="node", label=f"run {node}")
 
     @command(server, methods.RUN_FILE)
