@@ -181,6 +181,9 @@ _active: _Window | None = None
 _FORMATTING: list[_Window | None] = []
 # Paths opened for writing during the session: what the run itself wrote is no input.
 _written: list[str] = []
+# What tempfile made during the session (in this process or a recorded child) under a name it
+# drew at random: the run's own scratch, whose missing files are no input.
+_SCRATCH: set[str] = set()
 
 
 # (module file, path): the workspace module whose code read the path. A module imported once
@@ -295,6 +298,10 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 return
             if window.own and rec.abspath(found[0]) in window.own:
                 return  # reads back what this window wrote: the window's own output
+            if rec.tempdir_probe(sys._getframe(1)):
+                if (made := rec.scratch_made((found[0],))) is not None:
+                    _SCRATCH.add(made)
+                return
             if window is not _SESSION and _formats_report(sys._getframe(1)):
                 return  # the text of pytest's report, not what the test's outcome came from
             _read(window, (found[0],))
@@ -330,6 +337,8 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 _written.append(target)
         elif event == "exec" and window is not _SESSION and args:
             _module_exec(window, args[0])
+        elif event in rec.SCRATCH_EVENTS and (made := rec.scratch_made(args)) is not None:
+            _SCRATCH.add(made)
     except Exception:
         # An audit hook that raises fails the audited operation: never that. What the window
         # depends on is then unknown, so it depends on everything.
@@ -349,7 +358,10 @@ def _ran_unseen(what: str) -> None:
         window.spawns.append((rec.UNSEEN + what, False))
 
 
-_HANDLED = frozenset({"open", "os.utime", "os.rename", "exec", *rec.SPAWN_EVENTS, *rec.LIST_EVENTS})
+_HANDLED = frozenset(
+    {"open", "os.utime", "os.rename", "exec", *rec.SPAWN_EVENTS, *rec.LIST_EVENTS,
+     *rec.SCRATCH_EVENTS}
+)  # fmt: skip
 
 
 def _read(window: _Window, paths: Sequence[str]) -> None:
@@ -1180,7 +1192,9 @@ class _Recorder:
             st = _STAT(path)
         except FileNotFoundError:
             # looked for and not there (a configuration file searched for above the project):
-            # the test depends on its staying away
+            # the test depends on its staying away, unless it was in the run's own scratch
+            if _SCRATCH and rec.in_scratch(path, _SCRATCH):
+                return None
             return path if os.path.isabs(path) else None
         except (OSError, ValueError):  # unreadable, or a name the OS refuses
             return None
@@ -1283,6 +1297,7 @@ class _Recorder:
                 elif isinstance(path, str) and (outside := self._external(path)) is not None:
                     seen.external.add(outside)
             _written.extend(p for p in record.get("writes", ()) if isinstance(p, str))
+            _SCRATCH.update(p for p in record.get("scratch", ()) if isinstance(p, str))
             for program, python in record.get("spawns", ()):
                 if program == _FORK:  # the child forked itself, not the test process
                     window.spawns.append((_CHILD_FORK, False))

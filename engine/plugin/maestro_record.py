@@ -24,7 +24,7 @@ import stat
 import sys
 import sysconfig
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, NamedTuple, NoReturn
 
 ENV_DIR = "MAESTRO_CHILD_DIR"
@@ -44,6 +44,9 @@ SPAWN_EVENTS = frozenset(
 
 
 LIST_EVENTS = frozenset({"os.listdir", "os.scandir"})
+# tempfile about to make a folder (mkdtemp, TemporaryDirectory) or a file (mkstemp,
+# NamedTemporaryFile) under a name it drew at random
+SCRATCH_EVENTS = frozenset({"tempfile.mkdtemp", "tempfile.mkstemp"})
 LISTING = "\x00dir:"
 """Marks a directory listing among the paths a process read (no path holds a NUL): a test that
 walks a directory depends on which names are in it, not only on the files it then opens."""
@@ -55,6 +58,7 @@ walks a directory depends on which names are in it, not only on the files it the
 # and the recorder's hooks run inside the test's own calls (an open(), an import)
 _getcwd = os.getcwd
 _os_exit = os._exit
+_lstat = getattr(os.lstat, "__wrapped__", os.lstat)  # not a recorder's probe
 
 
 # files the import system, linecache and inspect stat all the time; imports are recorded as such
@@ -125,6 +129,45 @@ def listed(args: tuple[Any, ...], is_workspace: Callable[[str], bool]) -> str | 
 
 _LOADER = "<frozen importlib._bootstrap_external>"
 _LOADING = ("get_data", "get_code", "exec_module")
+
+
+def scratch_made(args: tuple[Any, ...]) -> str | None:
+    """The absolute path a ``tempfile.mkdtemp``/``tempfile.mkstemp`` audit event names, when
+    nothing has it yet: tempfile then makes it (a name it finds taken, it passes over for
+    another). What is looked up under it is the run's own scratch: the name is new to this run
+    and a later run draws another, so nothing a later run looks up can be there under it. A
+    folder of a fixed name the test makes is no such thing (a user may fill it later)."""
+    if not args or not isinstance(args[0], (str, bytes)):
+        return None
+    path = abspath(args[0])
+    try:
+        _lstat(path)
+    except FileNotFoundError:
+        return path
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def tempdir_probe(frame: Any) -> bool:
+    """Is `frame` (the caller of an audited ``open``) tempfile finding its folder (the first
+    ``gettempdir()`` of a process): it makes a file under a name drawn at random, writes it
+    and removes it."""
+    return (
+        frame is not None and frame.f_code.co_name == "_get_default_tempdir"
+        and os.path.basename(frame.f_code.co_filename) == "tempfile.py"
+    )  # fmt: skip
+
+
+def in_scratch(path: str, scratch: Collection[str]) -> bool:
+    """Is the normalised absolute ``path`` one of ``scratch`` or under one of them?"""
+    while True:
+        if path in scratch:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
 
 
 def caller(depth: int) -> Any:
@@ -608,6 +651,7 @@ class ChildRecorder:
         self.reads: list[str] = []
         self.loads: list[str] = []  # modules' code the import system read to run it
         self.writes: list[str] = []
+        self.scratch: list[str] = []  # what tempfile made under names drawn at random
         self.spawns: list[tuple[str, bool | None]] = []
         # by id: code objects compare equal across files (a vendored copy of an installed module)
         self.codes: dict[int, Any] = {}
@@ -645,8 +689,11 @@ class ChildRecorder:
                     return
                 if found[1]:
                     self.writes.append(found[0])
+                elif tempdir_probe(frame := caller(1)):
+                    if (made := scratch_made((found[0],))) is not None:
+                        self.scratch.append(made)
                 else:
-                    (self.loads if loads_code(caller(1)) else self.reads).append(found[0])
+                    (self.loads if loads_code(frame) else self.reads).append(found[0])
             elif event in SPAWN_EVENTS and self.directory:
                 program, python = spawned(event, args)
                 reads = None if python else known_reads(event, args)
@@ -657,6 +704,8 @@ class ChildRecorder:
                 listing = listed(args, self._is_workspace)
                 if listing is not None:
                     self.reads.append(listing)
+            elif event in SCRATCH_EVENTS and (made := scratch_made(args)) is not None:
+                self.scratch.append(made)
         except Exception:
             # An audit hook that raises fails the audited operation (the interpreter then
             # reports a stale errno): never that. Leave no record instead: a child without one
@@ -766,6 +815,7 @@ class ChildRecorder:
             "reads": sorted(set(self.reads)),
             "loads": sorted(set(self.loads)),
             "writes": sorted(set(self.writes)),
+            "scratch": sorted(set(self.scratch)),
             "spawns": sorted(set(self.spawns), key=repr),
             "functions": {path: sorted(q) for path, q in functions.items()},
         }
