@@ -20,11 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from maestro.graph.files import NOISE_DIRS, kept_when_gitignored
+from maestro.graph.files import NOISE_DIRS, kept_by_pytest, kept_when_gitignored
 
 if TYPE_CHECKING:
     import pathspec
     import watchfiles
+
+    from maestro.graph.pytest_config import PytestConfig
 
 log = logging.getLogger(__name__)
 logging.getLogger("watchfiles").setLevel(logging.WARNING)  # one INFO line per batch otherwise
@@ -45,14 +47,21 @@ class IgnoreRules:
     """Which paths of the workspace never matter: noise directories, excluded dirs, .gitignore.
 
     .gitignore files are read once per directory and re-read when a .gitignore itself changes.
+    A path .gitignore hides still matters when pytest, which reads no .gitignore, collects or
+    loads it (the walk keeps it: graph/files.py), as ``pytest`` (the graph's configuration,
+    asked each time: an edit of it changes the answer) says.
     """
 
     root: Path
     excluded: tuple[Path, ...] = ()
+    pytest: Callable[[], PytestConfig | None] | None = None
     _specs: dict[str, pathspec.PathSpec[Any] | None] = field(default_factory=dict)
+    _keeps: tuple[PytestConfig | None, Callable[[str, bool], bool] | None] = (None, None)
+    _venvs: set[str] = field(default_factory=set)
 
-    def relative(self, path: str) -> str | None:
-        """Root-relative posix path, or None when outside the root or ignored."""
+    def relative(self, path: str, *, directory: bool = False) -> str | None:
+        """Root-relative posix path, or None when outside the root or ignored. A
+        ``directory`` .gitignore hides matters where pytest's walk looks for tests."""
         for ex in self.excluded:
             if path == str(ex) or path.startswith(str(ex) + os.sep):
                 return None
@@ -70,9 +79,32 @@ class IgnoreRules:
             return None
         if name.startswith(".#") or name == "4913":  # emacs lock files, vim's write probe
             return None
-        if self._gitignored(parts):
+        if self._gitignored(parts, directory) and not self._kept(rel, parts, directory):
             return None
         return rel
+
+    def _kept(self, rel: str, parts: list[str], directory: bool) -> bool:
+        """Whether pytest uses the hidden path ``rel`` all the same (outside any virtual
+        environment, which its walk skips)."""
+        config = self.pytest() if self.pytest is not None else None
+        if config is None:
+            return False
+        if self._keeps[0] is not config:
+            self._keeps = (config, kept_by_pytest(config))
+        keeps = self._keeps[1]
+        assert keeps is not None
+        return keeps(rel, directory) and not self._in_venv(parts)
+
+    def _in_venv(self, parts: list[str]) -> bool:
+        for depth in range(1, len(parts)):
+            folder = "/".join(parts[:depth])
+            if folder in self._venvs:
+                return True
+            full = self.root / folder
+            if (full / "pyvenv.cfg").is_file() or (full / "conda-meta" / "history").is_file():
+                self._venvs.add(folder)  # a venv stays one; a folder may become one
+                return True
+        return False
 
     def forget(self, rel: str) -> None:
         """A .gitignore changed: drop its cached spec."""
@@ -85,7 +117,7 @@ class IgnoreRules:
             self._specs[directory] = _gitignore(str(self.root / directory))
         return self._specs[directory]
 
-    def _gitignored(self, parts: list[str]) -> bool:
+    def _gitignored(self, parts: list[str], directory: bool = False) -> bool:
         for depth in range(len(parts)):
             spec = self._spec("/".join(parts[:depth]))
             if spec is None:
@@ -95,6 +127,8 @@ class IgnoreRules:
             for i in range(1, len(rest)):
                 if spec.match_file("/".join(rest[:i]) + "/"):
                     return True
+            if directory and spec.match_file("/".join(rest) + "/"):
+                return True
             if spec.match_file("/".join(rest)) and not kept_when_gitignored(parts[-1]):
                 return True
         return False
@@ -122,9 +156,10 @@ class Watcher:
         step_ms: int = DEFAULT_STEP_MS,
         debounce_ms: int = DEFAULT_DEBOUNCE_MS,
         on_lost: Callable[[], None] | None = None,
+        pytest: Callable[[], PytestConfig | None] | None = None,
     ) -> None:
         self.root = root
-        self.rules = IgnoreRules(root, tuple(p.resolve() for p in excluded))
+        self.rules = IgnoreRules(root, tuple(p.resolve() for p in excluded), pytest)
         self.on_batch = on_batch
         self.on_lost = on_lost
         self.step_ms = step_ms

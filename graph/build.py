@@ -174,7 +174,7 @@ class BuildGraph:
     def _build_all(self) -> None:
         started = time.perf_counter()
         config = self.loaded.config
-        walked = walk(self.root, config.exclude)
+        walked = walk(self.root, config.exclude, self.pytest)
         self.walk_diagnostics = [Diagnostic(p, 0, m) for p, m in walked.diagnostics]
         self.walk_diagnostics += [Diagnostic(p, 0, m) for p, m in self.pytest.diagnostics]
         self.all_files = set(walked.files)

@@ -7,8 +7,10 @@ that is not valid UTF-8 is reported and left out (see maestro.names).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +20,11 @@ from maestro.names import is_utf8, undecodable_message
 from maestro.paths import own_dirs
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pathspec
+
+    from maestro.graph.pytest_config import PytestConfig
 
 # Directories never worth reading (pytest's norecursedirs defaults plus tool caches).
 NOISE_DIRS = frozenset(
@@ -126,26 +132,35 @@ def own_prefixes(root: Path) -> tuple[str, ...]:
     return tuple(found)
 
 
-def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
-    """All files under `root` that are not ignored, as sorted relative posix paths."""
+def walk(
+    root: Path, exclude: tuple[str, ...] | list[str] = (), pytest: PytestConfig | None = None
+) -> WalkResult:
+    """All files under `root` that are not ignored, as sorted relative posix paths. With
+    `pytest` (its configuration), a file .gitignore hides is kept when pytest would collect or
+    load it all the same (pytest reads no .gitignore; see `_pytest_keeps`)."""
     result = WalkResult()
     user_spec = _spec(list(exclude), user=True) if exclude else None
     own = own_prefixes(root)
+    keeps = _pytest_keeps(pytest) if pytest is not None else None
+    holds = pytest.may_hold_tests() if pytest is not None else None
     seen_dirs: set[str] = set()
-    # (directory, its relative prefix, the gitignore specs in force with their base prefixes)
-    stack: list[tuple[str, str, list[tuple[str, pathspec.PathSpec[Any]]]]] = [(str(root), "", [])]
+    # (directory, its relative prefix, the gitignore specs in force with their base prefixes,
+    # whether .gitignore hides the directory itself: then only what pytest keeps is taken)
+    stack: list[tuple[str, str, list[tuple[str, pathspec.PathSpec[Any]]], bool]] = [
+        (str(root), "", [], False)
+    ]
     seen_dirs.add(os.path.realpath(root))
     while stack:
-        directory, prefix, specs = stack.pop()
+        directory, prefix, specs, hidden = stack.pop()
         try:
             entries = list(os.scandir(directory))
         except OSError as exc:
             result.diagnostics.append((prefix or ".", f"cannot list directory: {exc.strerror}"))
             continue
         names = {entry.name for entry in entries}
-        if prefix and "pyvenv.cfg" in names:
+        if prefix and _is_venv(directory, names):
             continue  # a virtual environment (known from its listing: no stat per directory)
-        if ".gitignore" in names or ".git" in names:
+        if not hidden and (".gitignore" in names or ".git" in names):
             spec = _gitignore(directory)
             if spec is not None:
                 specs = [*specs, (prefix, spec)]
@@ -156,8 +171,13 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
             try:
                 # regular files first: the answer comes from the directory entry, no syscall
                 if entry.is_file():
-                    if filtering and _ignored(rel, _file_specs(entry.name, specs), user_spec):
-                        continue
+                    if filtering:
+                        if user_spec is not None and user_spec.match_file(rel):
+                            continue
+                        if (hidden or _ignored(rel, _file_specs(entry.name, specs))) and not (
+                            keeps is not None and keeps(rel)
+                        ):
+                            continue
                     if is_utf8(entry.name):
                         files.append(rel)
                     else:
@@ -175,8 +195,15 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
                 continue
             if own and rel + "/" in own:
                 continue
-            if filtering and _ignored(rel + "/", specs, user_spec):
-                continue
+            sub_hidden = hidden
+            if filtering:
+                if user_spec is not None and user_spec.match_file(rel + "/"):
+                    continue
+                if not hidden and _ignored(rel + "/", specs):
+                    sub_hidden = True
+                # a hidden folder is walked only where pytest's walk would look for tests
+                if sub_hidden and not (holds is not None and holds(rel)):
+                    continue
             if not is_utf8(entry.name):
                 result.diagnostics.append(_undecodable(rel, directory=True))
                 continue
@@ -188,9 +215,53 @@ def walk(root: Path, exclude: tuple[str, ...] | list[str] = ()) -> WalkResult:
                     )
                     continue
                 seen_dirs.add(real)
-            stack.append((entry.path, rel + "/", specs))
+            stack.append((entry.path, rel + "/", specs, sub_hidden))
     result.files.sort()
     return result
+
+
+def _is_venv(directory: str, names: set[str]) -> bool:
+    """pytest's test for a virtual environment it does not walk: a `pyvenv.cfg`, or a conda
+    environment's `conda-meta/history`."""
+    if "pyvenv.cfg" in names:
+        return True
+    return "conda-meta" in names and os.path.isfile(
+        os.path.join(directory, "conda-meta", "history")
+    )
+
+
+def kept_by_pytest(pytest: PytestConfig) -> Callable[[str, bool], bool]:
+    """A predicate for paths .gitignore hides: ``(rel, is_dir)``: does pytest use the file
+    (see `_pytest_keeps`), or may its walk find tests in the folder?"""
+    keeps = _pytest_keeps(pytest)
+    holds = pytest.may_hold_tests()
+    return lambda rel, is_dir: holds(rel) if is_dir else keeps(rel)
+
+
+def _pytest_keeps(pytest: PytestConfig) -> Callable[[str], bool]:
+    """A predicate: does pytest, which reads no .gitignore, still use the file ``rel``? A test
+    file it collects (a local `tests/test_scratch.py` a personal rule hides, a generated
+    `_version.py` under `--doctest-modules`), or a `conftest.py` where its walk looks (it
+    loads it). Which of them its ignore options and conftests' hooks drop is the run's to
+    find out, as for any test file."""
+    collects = pytest.matcher()
+    holds = pytest.may_hold_tests()
+    collected = frozenset(pytest.collected_files)
+    # by its name alone, most of a hidden folder (a built site, coverage HTML) is no test
+    globs = pytest.doctest_globs
+    by_name = None
+    if not any("/" in g for g in globs):
+        by_name = re.compile("|".join([r".*\.py\Z", *map(fnmatch.translate, globs)])).match
+
+    def keeps(rel: str) -> bool:
+        directory, _, name = rel.rpartition("/")
+        if by_name is not None and by_name(name) is None and rel not in collected:
+            return False
+        if collects(rel):
+            return True
+        return name == "conftest.py" and holds(directory)
+
+    return keeps
 
 
 def kept_when_gitignored(name: str) -> bool:
@@ -229,11 +300,6 @@ def _is_ancestor(real: str, seen: set[str], directory: str) -> bool:
     return here == real or here.startswith(real.rstrip("/") + "/")
 
 
-def _ignored(
-    rel: str,
-    specs: list[tuple[str, pathspec.PathSpec[Any]]],
-    user_spec: pathspec.PathSpec[Any] | None,
-) -> bool:
-    if user_spec is not None and user_spec.match_file(rel):
-        return True
+def _ignored(rel: str, specs: list[tuple[str, pathspec.PathSpec[Any]]]) -> bool:
+    """Whether a .gitignore in force hides `rel` (a folder's ends with "/")."""
     return any(rel.startswith(base) and spec.match_file(rel[len(base) :]) for base, spec in specs)

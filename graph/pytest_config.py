@@ -128,6 +128,33 @@ class PytestConfig:
 
         return walked
 
+    def may_hold_tests(self) -> Callable[[str], bool]:
+        """A predicate: may a file pytest collects lie in the folder ``rel`` (posix, relative
+        to rootdir, "" for the rootdir)? Not when ``norecursedirs`` names it or a folder above
+        it, nor when it is neither inside a ``testpaths`` entry nor on the way to one. (A
+        virtual environment pytest skips is known from its listing, not its name.)"""
+        norecurse = _any_of(tuple(p for p in self.norecursedirs if "/" not in p))
+        norecurse_path = _any_of(tuple("*/" + p for p in self.norecursedirs if "/" in p))
+        testpaths = [] if "." in self.testpaths else [tp.rstrip("/") for tp in self.testpaths]
+        # a glob entry's fixed start: a folder on the way to its matches or inside one
+        starts = [
+            _GLOB.split(tp, maxsplit=1)[0] if _GLOB.search(tp) else tp + "/" for tp in testpaths
+        ]
+
+        def may_hold_tests(rel: str) -> bool:
+            if not rel:
+                return True
+            parts = rel.split("/")
+            if any(
+                norecurse(part) or norecurse_path("/" + "/".join(parts[: i + 1]))
+                for i, part in enumerate(parts)
+            ):
+                return False
+            here = rel + "/"
+            return not starts or any(here.startswith(s) or s.startswith(here) for s in starts)
+
+        return may_hold_tests
+
 
 def walk_folder(target: str, config: PytestConfig | None = None) -> str | None:
     """The folder a conftest-only target stands for, else None: Maestro runs a folder that
@@ -141,6 +168,7 @@ def walk_folder(target: str, config: PytestConfig | None = None) -> str | None:
     return target.removesuffix("/conftest.py")
 
 
+_GLOB = re.compile(r"[*?\[]")
 _PROMPT = re.compile(rb"^[ \t]*(?:>>>|\.\.\.)(?: |$)(.*)$", re.MULTILINE)
 
 

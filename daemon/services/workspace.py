@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from maestro.daemon.app import DaemonApp
     from maestro.daemon.transport.server import RequestContext
     from maestro.graph.build import BuildGraph, Change
+    from maestro.graph.pytest_config import PytestConfig
 
 log = logging.getLogger(__name__)
 
@@ -127,9 +128,10 @@ def catch_up(graph: BuildGraph, rules: IgnoreRules, since_ns: int) -> set[str]:
         prefix = directory + "/" if directory else ""
         present = {prefix + n for n in names}
         for rel in present - graph.all_files - graph.dirs:
-            if rules.relative(os.path.join(root, rel)) is None:
+            is_dir = os.path.isdir(os.path.join(root, rel))
+            if rules.relative(os.path.join(root, rel), directory=is_dir) is None:
                 continue
-            if os.path.isdir(os.path.join(root, rel)):
+            if is_dir:
                 for base, _, files in os.walk(os.path.join(root, rel)):
                     for name in files:
                         found = os.path.join(base, name)
@@ -168,7 +170,7 @@ class WorkspaceService:
         self._trusting: asyncio.Task[None] | None = None
         self._saver: asyncio.Task[None] | None = None
         self._dirty = False
-        self._rules = IgnoreRules(self.root, (workspace_state_dir(self.root),))
+        self._rules = IgnoreRules(self.root, (workspace_state_dir(self.root),), self._pytest)
         self._since_ns = 0
         self._watch_trusted = False
         """True once a stat pass ran after the watcher became ready: from then on it suffices."""
@@ -177,6 +179,11 @@ class WorkspaceService:
         no reason to trust it."""
         self.listeners: list[Callable[[set[str]], None]] = []
         """Called (on the loop) with each watcher batch, before it is applied: speculation."""
+
+    def _pytest(self) -> PytestConfig | None:
+        """The graph's pytest configuration (which files .gitignore hides pytest uses)."""
+        graph = self.graph
+        return graph.pytest if graph is not None else None
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -192,7 +199,7 @@ class WorkspaceService:
         state = workspace_state_dir(self.root)
         self._watcher = Watcher(
             self.root, self._on_batch, excluded=(state, self.app.paths.socket.parent, *own_dirs()),
-            step_ms=_step_ms(), on_lost=self._on_watch_lost,
+            step_ms=_step_ms(), on_lost=self._on_watch_lost, pytest=self._pytest,
         )  # fmt: skip
         self._watcher.start()
         self._trusting = asyncio.create_task(self._catch_up_when_watched(self._watcher))
