@@ -141,8 +141,20 @@ def walk(
     result = WalkResult()
     user_spec = _spec(list(exclude), user=True) if exclude else None
     own = own_prefixes(root)
-    keeps = _pytest_keeps(pytest) if pytest is not None else None
-    holds = pytest.may_hold_tests() if pytest is not None else None
+    # pytest's rules, each made at the first hidden path that needs it
+    keeps: Callable[[str], bool] | None = None
+    holds: Callable[[str], bool] | None = None
+
+    def pytest_uses(rel: str, is_dir: bool) -> bool:
+        nonlocal keeps, holds
+        if pytest is None:
+            return False
+        if is_dir:
+            holds = holds or pytest.may_hold_tests()
+            return holds(rel)
+        keeps = keeps or _pytest_keeps(pytest)
+        return keeps(rel)
+
     seen_dirs: set[str] = set()
     # (directory, its relative prefix, the gitignore specs in force with their base prefixes,
     # whether .gitignore hides the directory itself: then only what pytest keeps is taken)
@@ -174,9 +186,9 @@ def walk(
                     if filtering:
                         if user_spec is not None and user_spec.match_file(rel):
                             continue
-                        if (hidden or _ignored(rel, _file_specs(entry.name, specs))) and not (
-                            keeps is not None and keeps(rel)
-                        ):
+                        if (
+                            hidden or _ignored(rel, _file_specs(entry.name, specs))
+                        ) and not pytest_uses(rel, False):
                             continue
                     if is_utf8(entry.name):
                         files.append(rel)
@@ -202,7 +214,7 @@ def walk(
                 if not hidden and _ignored(rel + "/", specs):
                     sub_hidden = True
                 # a hidden folder is walked only where pytest's walk would look for tests
-                if sub_hidden and not (holds is not None and holds(rel)):
+                if sub_hidden and not pytest_uses(rel, True):
                     continue
             if not is_utf8(entry.name):
                 result.diagnostics.append(_undecodable(rel, directory=True))
