@@ -297,7 +297,7 @@ class RunManager:
         self._flush(run)
         if self.server.test_results:
             outcome["results"] = len(run.sent)
-        self._progress(run, _summary_line(outcome), force=True)
+        self._progress(run, _end_line(run, outcome), force=True)
         if not self.server.shutting_down:
             notify(self.server, methods.RUN_FINISHED, outcome)
         return outcome
@@ -546,6 +546,20 @@ def _summary_line(outcome: RunResult) -> str:
     if (message := outcome.get("message")) and message.startswith(_UNSAVED_NOTE):
         text += f"; {message}"
     return text
+
+
+def _end_line(run: Run, outcome: RunResult) -> str:
+    """The last progress line: the counts, or how a run without them ended."""
+    if outcome.get("cancelled"):
+        line = outcome.get("message") or "cancelled"
+        if not line.startswith("cancelled"):
+            line = f"cancelled: {line}"
+        return line + (f" ({run.done}/{run.total} tests had run)" if run.done else "")
+    if (error := outcome.get("error")) is not None:
+        return f"failed: {error.message}"
+    if outcome.get("passed") is None and (message := outcome.get("message")):
+        return message
+    return _summary_line(outcome)
 
 
 _UNSAVED_NOTE = "ran the saved files: "
