@@ -155,6 +155,13 @@ def explain(
                 raise UnknownTargetError(f"{test} is not a test file of this workspace")
             pf = planned.files[0]
             previous = testing.last_result(engine.cache, planned.last, pf.target)
+            if previous is None and pf.target not in engine.graph.tests:
+                # a module of the project: pytest would run it only if named, and nothing has
+                raise UnknownTargetError(
+                    f"{target} is not a test file: pytest does not collect it "
+                    "(python_files, testpaths) and no run has named it",
+                    hint=f"maestro impacted {target} lists the tests a change to it can break",
+                )
             latest = _latest_run(engine.cache, planned.last, pf) if not pf.runs else None
             # served, yet a later run had other inputs (an edit undone since): what differs
             since_last = changed_inputs(latest[1], pf.key.inputs) if latest else []

@@ -196,6 +196,21 @@ def test_explain_says_once_what_many_tests_share(cli: Workspace) -> None:
     )
 
 
+def test_explain_of_a_module_says_it_is_not_a_test_file(cli: Workspace) -> None:
+    assert maestro(cli.root, "test").returncode == 0
+    done = maestro(cli.root, "explain", "pkg/b.py")
+    # it said "pkg/b.py: no cached result / the file runs as a whole", as if it were a test
+    # file about to run (cachetools' src/cachetools/keys.py in a user trial)
+    assert done.returncode != 0, done.stdout + done.stderr
+    out = done.stdout + done.stderr
+    assert "pkg/b.py is not a test file" in out and "runs as a whole" not in out, out
+    assert "maestro impacted pkg/b.py" in out
+    # a test file never run yet still has its answer
+    cli.write("tests/test_new.py", "def test_new():\n    assert True\n")
+    fresh = maestro(cli.root, "explain", "tests/test_new.py")
+    assert fresh.returncode == 0 and "no cached result" in fresh.stdout, fresh.stdout
+
+
 def test_explain_after_an_undone_edit_says_a_stored_result_has_these_inputs(
     cli: Workspace,
 ) -> None:
