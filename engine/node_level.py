@@ -33,6 +33,7 @@ from maestro.graph.fingerprints import (
     unexecuted_change,
 )
 from maestro.graph.records import DIST, LISTING
+from maestro.nodeids import file_of
 from maestro.redaction import Redactor
 
 if TYPE_CHECKING:
@@ -123,7 +124,7 @@ def node_reasons(
         by_qualname.setdefault(qualname, []).append(index)
     read_by_nodes = {p for t in previous.tests for p in t.reads}
     collection_reads = set(previous.trace.collection_reads if previous.trace else ())
-    target = previous.tests[0].node_id.partition("::")[0] if previous.tests else ""
+    target = file_of(previous.tests[0].node_id) if previous.tests else ""
     for name in changed:
         if name == WORKSPACE:
             continue  # the opaque nodes re-run (below)
@@ -143,7 +144,7 @@ def node_reasons(
                 # read by a module's code, which may keep it (a lazily loaded table): tests that
                 # only get it from there never read it themselves. The reason names the module,
                 # not a node: no node of this file need have read it
-                target = previous.tests[0].node_id.partition("::")[0]
+                target = file_of(previous.tests[0].node_id)
                 who = "this file" if reader == target else f"{reader}, which this file imports,"
                 whole = f"{who} read {name} ({became}) and may keep what it read"
                 break
@@ -475,7 +476,7 @@ def _never_ran(
         return False
     if not any(q == "<module>" for _, q in by_path[f"{folder}/__init__.py"]):
         return False
-    own = {t.node_id.partition("::")[0] for t in tests}
+    own = {file_of(t.node_id) for t in tests}
     read_by_nodes = {p for t in tests for p in t.reads}
     for source in graph.rdeps.get(path, ()):
         edge = graph.deps.get(source, {}).get(path)

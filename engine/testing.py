@@ -106,6 +106,7 @@ from maestro.graph.files import listing_digest
 from maestro.graph.fingerprints import FingerprintStore, StoreUsage, diff, map_lines
 from maestro.graph.pytest_config import import_mode, unfollowed_args, walk_folder
 from maestro.graph.records import DIST, LISTING
+from maestro.nodeids import file_of
 from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 from maestro.redact_many import is_redacted, redact_each
 from maestro.redaction import Redactor
@@ -1685,10 +1686,6 @@ def collection_error_line(target: str, longrepr: str) -> int | None:
     return int(quoted or framed)
 
 
-def _file_of(nodeid: str) -> str:
-    return nodeid.split("::", 1)[0]
-
-
 def _errors_of(target: str, errors: Iterable[CollectError]) -> list[CollectError]:
     """The collection errors of ``target``: its own; for a conftest-only folder's target, its
     folder's and those of the folders below it (pytest reports the directory)."""
@@ -1696,7 +1693,7 @@ def _errors_of(target: str, errors: Iterable[CollectError]) -> list[CollectError
     return [
         e
         for e in errors
-        if _file_of(e.path) == target
+        if file_of(e.path) == target
         or (folder is not None and (e.path == folder or e.path.startswith(folder + "/")))
     ]
 
@@ -1763,7 +1760,7 @@ def _text(
 def _file_results(report: RunReport, targets: Iterable[str]) -> dict[str, list[TestResult]]:
     by_file: dict[str, list[TestResult]] = {}
     for nodeid, result in report.results.items():
-        by_file.setdefault(_file_of(nodeid), []).append(result)
+        by_file.setdefault(file_of(nodeid), []).append(result)
     # a folder pytest reports skipped (its conftest skips at import): the result of each file
     # in it, the folder's one node counted once (summarise)
     named = set(targets)
@@ -1776,7 +1773,7 @@ def _file_results(report: RunReport, targets: Iterable[str]) -> dict[str, list[T
 
 def _complete(target: str, report: RunReport, results: list[TestResult]) -> bool:
     """Did every collected test of `target` report? (not when interrupted or stopped by -x)"""
-    if any(_file_of(n) == target for n in report.unfinished):
+    if any(file_of(n) == target for n in report.unfinished):
         return False
     collected = report.collected.files.get(target) if report.collected else None
     if collected is None:
@@ -1943,7 +1940,7 @@ def _build_result(
     for err in errors:
         tests.append(
             TestOutcome(
-                node_id=_file_of(err.path), outcome="error", path=planned.target,
+                node_id=file_of(err.path), outcome="error", path=planned.target,
                 line=collection_error_line(planned.target, err.longrepr),
                 message=redactor.redact(f"collection failed: {err.message}"),
             )
@@ -2005,7 +2002,7 @@ def _uncollected(planned: PlannedFile, report: RunReport, redactor: Redactor) ->
         return set()
     target = planned.target
     now = [*collected.files.get(target, ()), *(n for n in collected.deselected if
-                                                _file_of(n) == target)]  # fmt: skip
+                                                file_of(n) == target)]  # fmt: skip
     if not now:
         return set()  # not collected at all (a collection error): the error says so
     kept = set(redact_each(redactor, now))

@@ -15,6 +15,12 @@ def parts(node_id: str) -> list[str]:
     return names
 
 
+def file_of(node_id: str) -> str:
+    """The test file of a node id, as the graph names it (its target): ``a.py::T::t[x::y]`` ->
+    ``a.py``; a path is its own file."""
+    return node_id.split("::", 1)[0]
+
+
 def base(node_id: str) -> str:
     """The node id without its parametrization: ``a.py::T::t[1]`` -> ``a.py::T::t``."""
     return node_id.partition("[")[0]

@@ -17,8 +17,9 @@ import numpy.typing as npt
 
 from maestro.model.features import FEATURES, History
 from maestro.model.metrics import apfd, selection_score, top_fraction
-from maestro.model.telemetry import Run, target_of
+from maestro.model.telemetry import Run
 from maestro.model.train import Predictor, log_loss
+from maestro.nodeids import file_of
 
 
 @dataclass
@@ -177,7 +178,7 @@ def evaluate(
             per_run[name].append(mean_caught / len(failing))
             all_caught[name].append(float(mean_caught >= len(failing)))
         by_file = _files(tests, {"model": p, "history": h}, dur)
-        failing_files = {target_of(t) for t in failing}
+        failing_files = {file_of(t) for t in failing}
         ev.failing_files += len(failing_files)
         file_orders = {k: [order] for k, order in by_file.items()}
         file_orders["random"] = []
@@ -185,8 +186,8 @@ def evaluate(
             o = sorted(by_file["model"])
             rng.shuffle(o)
             file_orders["random"].append(o)
-        size = Counter(target_of(t) for t in tests)
-        fail_in = Counter(target_of(t) for t in failing)
+        size = Counter(file_of(t) for t in tests)
+        fail_in = Counter(file_of(t) for t in failing)
         for name, os_ in file_orders.items():
             tops = [top_fraction(o, fraction) for o in os_]
             f_caught[name] += statistics.fmean(len(failing_files.intersection(t)) for t in tops)
@@ -212,13 +213,13 @@ def _files(
 ) -> dict[str, list[str]]:
     """Per strategy, the run's test files, most likely first: a file scores its highest node
     (as `select_files` does), ties to the faster file, then the path."""
-    files = sorted({target_of(t) for t in tests})
+    files = sorted({file_of(t) for t in tests})
     out: dict[str, list[str]] = {}
     for name, score in scores.items():
         best: dict[str, float] = {}
         cost: dict[str, float] = dict.fromkeys(files, 0.0)
         for i, t in enumerate(tests):
-            f = target_of(t)
+            f = file_of(t)
             best[f] = max(best.get(f, -1.0), float(score[i]))
             cost[f] += float(np.expm1(dur[i])) if dur[i] > 0 else 0.0
         out[name] = sorted(files, key=lambda f: (-best[f], cost[f], f))

@@ -17,7 +17,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from maestro.model.telemetry import ChangeSet, TestResult, target_of
+from maestro.model.telemetry import ChangeSet, TestResult
+from maestro.nodeids import file_of
 
 if TYPE_CHECKING:
     import numpy as np
@@ -111,7 +112,7 @@ class History:
         names = _name_keys(change.symbols)
         rows = np.zeros((len(tests), len(FEATURES)), dtype=np.float64)
         for i, test in enumerate(tests):
-            target = target_of(test)
+            target = file_of(test)
             s = self.tests.get(test)
             rows[i, 0] = change.distances.get(target, FAR)
             rows[i, 1] = change.closure_hits.get(target, 0)

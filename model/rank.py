@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from maestro.model.features import FAR, FEATURES, History
-from maestro.model.telemetry import ChangeSet, target_of
+from maestro.model.telemetry import ChangeSet
 from maestro.model.train import Predictor, heuristic_scores
+from maestro.nodeids import file_of
 
 _COL = {name: i for i, name in enumerate(FEATURES)}
 
@@ -107,7 +108,7 @@ def select(
     run: list[Ranked] = []
     skipped: list[Skipped] = []
     for r in ranked:
-        if r.probability >= threshold or r.test in keep or target_of(r.test) in changed:
+        if r.probability >= threshold or r.test in keep or file_of(r.test) in changed:
             run.append(r)
         else:
             why = f"P(fail) {r.probability:.3f} < {threshold:g}: " + "; ".join(r.reasons)
@@ -153,7 +154,7 @@ def known_nodes(history: History, targets: Iterable[str]) -> dict[str, list[str]
     wanted = set(targets)
     nodes: dict[str, list[str]] = {}
     for node in history.tests:
-        t = target_of(node)
+        t = file_of(node)
         if t in wanted:
             nodes.setdefault(t, []).append(node)
     return nodes
@@ -179,7 +180,7 @@ def select_files(
     nodes = known_nodes(history, targets)
     best: dict[str, Ranked] = {}
     for r in rank([n for ns in nodes.values() for n in ns], change, history, predictor, now=now):
-        best.setdefault(target_of(r.test), r)  # most likely first: the first one is the max
+        best.setdefault(file_of(r.test), r)  # most likely first: the first one is the max
     failed = set(failed_last)
     changed = set(change.files)
     out: list[FileDecision] = []
@@ -226,5 +227,5 @@ def select_tests(
     chosen = select(ranked, threshold, always_run=keep, changed_files=changed_files)
     by_file: dict[str, list[Skipped]] = {}
     for skipped in chosen.skipped:
-        by_file.setdefault(target_of(skipped.test), []).append(skipped)
+        by_file.setdefault(file_of(skipped.test), []).append(skipped)
     return {f: s for f, s in by_file.items() if len(s) < len(set(files[f]))}

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from maestro.nodeids import file_of
+
 if TYPE_CHECKING:
     from maestro.redaction import Redactor
 
@@ -85,7 +87,7 @@ class TestResult:
 
     @property
     def target(self) -> str:
-        return target_of(self.test)
+        return file_of(self.test)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,11 +98,6 @@ class Run:
     change: ChangeSet
     results: tuple[TestResult, ...]
     used: Mapping[str, bool | None]
-
-
-def target_of(node_id: str) -> str:
-    """The test file (the build graph's target) of a node id."""
-    return node_id.split("::", 1)[0]
 
 
 class Telemetry:

@@ -25,6 +25,7 @@ from typing import Literal
 import orjson
 
 from maestro.errors import PolicyError
+from maestro.nodeids import file_of
 from maestro.policy.model import DecisionRecord
 
 FILE_NAME = "policy-decisions.sqlite"
@@ -50,10 +51,6 @@ create table if not exists decisions (
 );
 create index if not exists decisions_execution on decisions(execution_id);
 """
-
-
-def _file_of(test: str) -> str:
-    return test.split("::", 1)[0]
 
 
 class DecisionLog:
@@ -211,7 +208,7 @@ class DecisionLog:
         if test:
             # a decision about the whole suite (no targets) concerns every test
             where.append("(targets = '[]' or instr(targets, ?) > 0)")
-            args.append(orjson.dumps(_file_of(test)).decode())
+            args.append(orjson.dumps(file_of(test)).decode())
         sql = "select body from decisions"
         if where:
             sql += " where " + " and ".join(where)

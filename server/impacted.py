@@ -18,6 +18,7 @@ from urllib.parse import quote
 from maestro.cache.stats import CacheStats
 from maestro.errors import GitError, MaestroError, UnknownTargetError
 from maestro.nodeids import base as base_nodeid
+from maestro.nodeids import file_of
 from maestro.reports import ChangeModel, ImpactedReport, ImpactModel
 from maestro.server import methods, policy
 from maestro.server.methods import (
@@ -318,7 +319,7 @@ def target_of(ls: MaestroServer, raw: str) -> tuple[Workspace, str, str]:
     if not folders:
         raise UnknownTargetError("no workspace folder is open")
     ws = ls.ws(folders[0])
-    return ws, raw.split("::", 1)[0], raw
+    return ws, file_of(raw), raw
 
 
 async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> ExplainResult:

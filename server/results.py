@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from maestro.nodeids import base as base_nodeid
+from maestro.nodeids import file_of
 from maestro.server.methods import TestResult
 
 FAILING = ("failed", "error")
@@ -156,12 +157,12 @@ class Results:
             return None
         nodeid = str(event["nodeid"])
         self.version += 1
-        self.outdated.discard(nodeid.split("::", 1)[0])
+        self.outdated.discard(file_of(nodeid))
         location = event.get("location") or {}
         raised = event.get("raised_at") or {}
         state = TestState(
             nodeid=nodeid,
-            file=nodeid.split("::", 1)[0],
+            file=file_of(nodeid),
             outcome=str(event.get("outcome")),
             duration_s=float(event.get("duration_s") or 0.0),
             message=event.get("message"),

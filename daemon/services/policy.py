@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from maestro.errors import MaestroError, PolicyError
+from maestro.nodeids import file_of
 from maestro.policy.model import CacheInput, RunInput, RunKind, RunningRun, SelectInput
 from maestro.policy.protocol import (
     POLICY_DECISIONS,
@@ -522,9 +523,7 @@ class PolicyService:
         return info.model_copy(
             update={
                 "skipped": [r for r in info.skipped if r.target not in keep],
-                "skipped_tests": [
-                    t for t in info.skipped_tests if t.node_id.split("::")[0] not in keep
-                ],
+                "skipped_tests": [t for t in info.skipped_tests if file_of(t.node_id) not in keep],
                 "note": f"{info.note}; {note}" if info.note else note,
             }
         )
@@ -553,7 +552,7 @@ class PolicyService:
             return decide("store", planned.target)
 
         def upload(action_hex: str, result: ActionResult) -> bool:
-            target = next((t.node_id.split("::")[0] for t in result.tests), "")
+            target = next((file_of(t.node_id) for t in result.tests), "")
             return decide("upload", target)
 
         return store, upload

@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from maestro.config import SpeculationSettings
 from maestro.model.metrics import Tripwire
+from maestro.nodeids import file_of
 from maestro.tasks import cancel_and_wait, first_of
 from maestro.wire import SpeculationCounts, SpeculationStatus
 
@@ -474,7 +475,7 @@ class SpeculationService:
             best: dict[str, float] = {}
             scores: dict[str, float] = {}
             for r in rank(nodes, change, history, self._predictor):
-                target = r.test.split("::", 1)[0]
+                target = file_of(r.test)
                 best[target] = max(best.get(target, 0.0), r.probability)
                 if r.test != target:
                     scores[r.test] = r.probability
@@ -500,7 +501,7 @@ class SpeculationService:
         order = tuple(t for t, _ in ranking.files if t in wanted)
         if mode != "tests":
             return RunOrder(order)
-        tests = {n: p for n, p in ranking.tests.items() if n.split("::", 1)[0] in wanted}
+        tests = {n: p for n, p in ranking.tests.items() if file_of(n) in wanted}
         return RunOrder(order, tests)
 
     # --- explicit runs ---------------------------------------------------------------------------

@@ -15,6 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from maestro.nodeids import file_of
+
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
@@ -209,7 +211,7 @@ class Display:
     def _letter(self, nodeid: str, outcome: str) -> None:
         from maestro.cli.consoles import console
 
-        file = nodeid.split("::", 1)[0]
+        file = file_of(nodeid)
         if file != self._letters:
             console.out(("\n" if self._letters else "") + file + " ", end="", highlight=False)
             self._letters = file
