@@ -57,13 +57,10 @@ def _names(value: Any) -> Any:
 
 
 def default_data_dir() -> Path:
-    """`$MAESTRO_STATE_DIR/coordinator` or the platform user data dir."""
-    override = os.environ.get("MAESTRO_STATE_DIR")
-    if override:
-        return Path(override) / "coordinator"
-    import platformdirs
+    """`$MAESTRO_STATE_DIR/coordinator` or the platform user data dir's."""
+    from maestro.paths import data_dir
 
-    return Path(platformdirs.user_data_dir("maestro", appauthor=False)) / "coordinator"
+    return data_dir() / "coordinator"
 
 
 class Settings(BaseModel):

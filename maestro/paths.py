@@ -9,27 +9,41 @@ import os
 import sys
 from pathlib import Path
 
+TYPE_CHECKING = False  # typing is not imported at run time: the CLI's fast path imports this
+if TYPE_CHECKING:
+    from typing import Literal
+
 APP = "maestro"
 
 
 def cache_dir() -> Path:
     """The user cache directory that holds the LMDB cache shared by all workspaces."""
-    override = os.environ.get("MAESTRO_CACHE_DIR")
-    if override:
-        return Path(override)
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir(APP, appauthor=False))
+    return _user_dir("MAESTRO_CACHE_DIR", "cache")
 
 
 def state_dir() -> Path:
     """The user state directory; each workspace gets a private sub-directory."""
-    override = os.environ.get("MAESTRO_STATE_DIR")
-    if override:
-        return Path(override)
+    return _user_dir("MAESTRO_STATE_DIR", "state")
+
+
+def data_dir() -> Path:
+    """The user data directory (the coordinator's home); `MAESTRO_STATE_DIR` overrides it too."""
+    return _user_dir("MAESTRO_STATE_DIR", "data")
+
+
+def _user_dir(override: str, kind: Literal["cache", "state", "data"]) -> Path:
+    """The directory the variable ``override`` names, else the platform's user ``kind`` dir."""
+    named = os.environ.get(override)
+    if named:
+        return Path(named)
     import platformdirs
 
-    return Path(platformdirs.user_state_dir(APP, appauthor=False))
+    where = {
+        "cache": platformdirs.user_cache_dir,
+        "state": platformdirs.user_state_dir,
+        "data": platformdirs.user_data_dir,
+    }[kind]
+    return Path(where(APP, appauthor=False))
 
 
 def usual_state_dir() -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import stat
+import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -41,3 +42,35 @@ def test_a_workspace_keeps_its_state_directory_name(tmp_path: Path) -> None:
     digest = hashlib.sha256(bytes(root.resolve())).hexdigest()[:16]
     assert workspace_key(root) == f"proj\u00e9ct-{digest}"
     assert workspace_key(root / ".") == workspace_key(root)
+
+
+def test_user_directories_follow_their_variables_else_the_platform(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared cache, the workspaces' state and the coordinator's data: each where its
+    variable says (the coordinator's under MAESTRO_STATE_DIR too), else the platform's place."""
+    import platformdirs
+
+    from maestro.coordinator.settings import default_data_dir
+    from maestro.paths import cache_dir, state_dir
+
+    monkeypatch.setenv("MAESTRO_CACHE_DIR", str(tmp_path / "c"))
+    monkeypatch.setenv("MAESTRO_STATE_DIR", str(tmp_path / "s"))
+    assert (cache_dir(), state_dir()) == (tmp_path / "c", tmp_path / "s")
+    assert default_data_dir() == tmp_path / "s" / "coordinator"
+    monkeypatch.delenv("MAESTRO_CACHE_DIR")
+    monkeypatch.setenv("MAESTRO_STATE_DIR", "")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xc"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xs"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xd"))
+    assert cache_dir() == Path(platformdirs.user_cache_dir("maestro", appauthor=False))
+    assert state_dir() == Path(platformdirs.user_state_dir("maestro", appauthor=False))
+    assert default_data_dir() == Path(
+        platformdirs.user_data_dir("maestro", appauthor=False), "coordinator"
+    )
+    if sys.platform == "linux":
+        assert (cache_dir(), state_dir(), default_data_dir()) == (
+            tmp_path / "xc" / "maestro",
+            tmp_path / "xs" / "maestro",
+            tmp_path / "xd" / "maestro" / "coordinator",
+        )
