@@ -617,7 +617,8 @@ RUN_NODE = Command(
     "maestro.runNode",
     "node id (`tests/test_a.py::T::test_y` or `<uri>::name`), [document uri]",
     RunAccepted,
-    "Start a run of one test.",
+    "Start a run of one test. A test only in its file's unsaved text is not run (pytest runs the"
+    " saved file): the run ends saying to save the file, also shown as a warning.",
     max_args=2,
 )
 RUN_FILE = Command(
