@@ -31,6 +31,7 @@ def _lens(line: int, title: str, command: str, *args: object) -> types.CodeLens:
 
 
 OUTDATED = " (outdated: edited since)"
+UNSAVED = " (unsaved edit)"  # the results are of the saved text, not of the buffer
 
 
 def _result_title(states: list[TestState], cached: bool) -> str:
@@ -58,7 +59,7 @@ def test_file_lenses(
     file_cached = plan is not None and not plan.runs
     lenses = [_lens(0, "▶ Run file", "maestro.runFile", uri)]
     states = ws.results.of_file(rel)
-    outdated = OUTDATED if rel in ws.results.outdated else ""
+    outdated = OUTDATED if rel in ws.results.outdated else UNSAVED if ls.is_dirty(uri) else ""
     if states:
         title = "last: " + _result_title(states, file_cached) + outdated
         lenses.append(_lens(0, title, "maestro.explain", rel))
