@@ -129,15 +129,16 @@ def node_reasons(
         if name == WORKSPACE:
             continue  # the opaque nodes re-run (below)
         old, new = old_inputs.get(name), new_inputs.get(name)
-        if os.path.isabs(name):  # code or a program outside the workspace: not traced per node
-            whole = f"{name} (outside the workspace) changed"
-            break
         if new is None:
             # an input of the result judged by (an older one) that the key no longer names: it
-            # counts as it is now, as when an earlier result is served (`holding`)
+            # counts as it is now, as when an earlier result is served (`holding`); a path
+            # outside the workspace a child looked for (a random temporary name) is still absent
             new = input_value(graph, name, graph.file_digest)
             if new == old:
                 continue
+        if os.path.isabs(name):  # code or a program outside the workspace: not traced per node
+            whole = f"{name} (outside the workspace) changed"
+            break
         if not name.endswith(".py"):
             became = _became(old, new)
             if reader := _module_reading(graph, name):
