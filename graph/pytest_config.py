@@ -56,13 +56,10 @@ class PytestConfig:
 
     def matcher(self) -> Callable[[str], bool]:
         """A fast predicate: would pytest collect `rel` (posix, relative to rootdir) as a test?"""
-        # as pytest's fnmatch_ex: a pattern with a separator matches the directory's whole path
-        norecurse = _any_of(tuple(p for p in self.norecursedirs if "/" not in p))
-        norecurse_path = _any_of(tuple("*/" + p for p in self.norecursedirs if "/" in p))
+        norecursed = self._norecursed()
         names = _any_of(tuple(p for p in self.python_files if "/" not in p))
         paths = _any_of(tuple(p for p in self.python_files if "/" in p))
-        # a testpath of the rootdir itself leaves every folder in
-        testpaths = [] if "." in self.testpaths else [tp.rstrip("/") for tp in self.testpaths]
+        testpaths = self._testpath_folders()
         tp_globs = _any_of(tuple(self.testpaths))
         # as fnmatch_ex: a glob without a separator matches the name, else the path's end
         text_names = _any_of(tuple(p for p in self.doctest_globs if "/" not in p))
@@ -84,12 +81,7 @@ class PytestConfig:
             doctests = self.doctest_modules and name not in ("setup.py", "__main__.py")
             ok = dir_ok.get(directory)
             if ok is None:
-                parts = directory.split("/") if directory else []
-                ok = not any(
-                    norecurse(part) or norecurse_path("/" + "/".join(parts[: i + 1]))
-                    for i, part in enumerate(parts)
-                )
-                dir_ok[directory] = ok
+                ok = dir_ok[directory] = not norecursed(directory)
             if not ok:
                 return False
             if testpaths and not (
@@ -107,22 +99,16 @@ class PytestConfig:
         """A predicate: does pytest's walk of ``testpaths`` (else the rootdir) enter the folder
         ``rel`` (posix, relative to rootdir), below a path it starts from? (Such a folder's
         conftest.py is imported by the walk, not as an initial conftest.)"""
-        norecurse = _any_of(tuple(p for p in self.norecursedirs if "/" not in p))
-        norecurse_path = _any_of(tuple("*/" + p for p in self.norecursedirs if "/" in p))
-        testpaths = [] if "." in self.testpaths else [tp.rstrip("/") for tp in self.testpaths]
+        norecursed = self._norecursed()
+        testpaths = self._testpath_folders()
         tp_globs = _any_of(tuple(self.testpaths))
 
         def walked(rel: str) -> bool:
-            if not rel:
-                return False
-            parts = rel.split("/")
-            if any(
-                norecurse(part) or norecurse_path("/" + "/".join(parts[: i + 1]))
-                for i, part in enumerate(parts)
-            ):
+            if not rel or norecursed(rel):
                 return False
             if not testpaths:
                 return True
+            parts = rel.split("/")
             above = ["/".join(parts[:i]) for i in range(1, len(parts))]
             return any(a in testpaths or tp_globs(a) for a in above)
 
@@ -133,9 +119,8 @@ class PytestConfig:
         to rootdir, "" for the rootdir)? Not when ``norecursedirs`` names it or a folder above
         it, nor when it is neither inside a ``testpaths`` entry nor on the way to one. (A
         virtual environment pytest skips is known from its listing, not its name.)"""
-        norecurse = _any_of(tuple(p for p in self.norecursedirs if "/" not in p))
-        norecurse_path = _any_of(tuple("*/" + p for p in self.norecursedirs if "/" in p))
-        testpaths = [] if "." in self.testpaths else [tp.rstrip("/") for tp in self.testpaths]
+        norecursed = self._norecursed()
+        testpaths = self._testpath_folders()
         # a glob entry's fixed start: a folder on the way to its matches or inside one
         starts = [
             _GLOB.split(tp, maxsplit=1)[0] if _GLOB.search(tp) else tp + "/" for tp in testpaths
@@ -144,16 +129,32 @@ class PytestConfig:
         def may_hold_tests(rel: str) -> bool:
             if not rel:
                 return True
-            parts = rel.split("/")
-            if any(
-                norecurse(part) or norecurse_path("/" + "/".join(parts[: i + 1]))
-                for i, part in enumerate(parts)
-            ):
+            if norecursed(rel):
                 return False
             here = rel + "/"
             return not starts or any(here.startswith(s) or s.startswith(here) for s in starts)
 
         return may_hold_tests
+
+    def _norecursed(self) -> Callable[[str], bool]:
+        """A predicate: does ``norecursedirs`` name the folder ``rel`` (posix, relative to
+        rootdir, "" for the rootdir) or a folder above it? As pytest's fnmatch_ex: a pattern
+        with a separator matches the folder's whole path, one without it the folder's name."""
+        norecurse = _any_of(tuple(p for p in self.norecursedirs if "/" not in p))
+        norecurse_path = _any_of(tuple("*/" + p for p in self.norecursedirs if "/" in p))
+
+        def norecursed(rel: str) -> bool:
+            parts = rel.split("/") if rel else []
+            return any(
+                norecurse(part) or norecurse_path("/" + "/".join(parts[: i + 1]))
+                for i, part in enumerate(parts)
+            )
+
+        return norecursed
+
+    def _testpath_folders(self) -> list[str]:
+        """``testpaths`` as folders; none when one is the rootdir itself (every folder is in)."""
+        return [] if "." in self.testpaths else [tp.rstrip("/") for tp in self.testpaths]
 
 
 def walk_folder(target: str, config: PytestConfig | None = None) -> str | None:
