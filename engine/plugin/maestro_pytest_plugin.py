@@ -1123,7 +1123,7 @@ class _Recorder:
             return
         fields["event"] = event
         fields["v"] = VERSION
-        line = json.dumps(fields, default=str, separators=(",", ":")) + "\n"
+        line = _ENCODE(fields) + "\n"
         with self._lock:
             try:
                 self._stream.write(line)
@@ -1247,7 +1247,9 @@ class _Recorder:
         if window is None or window is _SESSION:
             return seen
         self._absorb_children(window, seen)
-        for raw in window.paths:
+        # a file is looked for or read many times (gettext's catalogues at each message): the
+        # same path resolves to the same answer, and one outside the workspace takes a stat
+        for raw in dict.fromkeys(window.paths):
             rel = self._rel(raw)
             if rel is not None:
                 seen.files.add(rel)
@@ -2507,6 +2509,10 @@ def _error_line(text: str) -> str:
         if line.startswith("E "):
             return line[1:].strip()[:_MAX_MESSAGE]
     return (lines[-1].strip() if lines else "")[:_MAX_MESSAGE]
+
+
+# one encoder for every event line (json.dumps with options builds one per call)
+_ENCODE = json.JSONEncoder(default=str, separators=(",", ":")).encode
 
 
 def _open_stream() -> Any:
