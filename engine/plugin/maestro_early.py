@@ -86,12 +86,15 @@ def _installed() -> tuple[str, ...]:
 
 class _Profiler(_lsprof.Profiler):
     """Callable: code that saves the hook (``sys.getprofile()`` returns the profiler) and puts
-    it back installs it as a Python profile function, which notes on."""
+    it back installs it as a Python profile function, which notes on; what started under the
+    other hook meanwhile is unknown."""
 
     started: dict[int, CodeType]
     skipped: tuple[str, ...]
 
     def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        global _unknown
+        _unknown = True
         code = frame.f_code
         if event == "call" and not code.co_filename.startswith(self.skipped):
             self.started[id(code)] = code
@@ -134,7 +137,7 @@ def _watch(started: dict[int, CodeType], unkept: tuple[str, ...]) -> None:
 def stop() -> list[CodeType] | None:
     """Stop noting; the code objects that started since `start`, or None when it never ran
     (what ran before the plugin is then unknown)."""
-    global _started, _tool, _profiling, _watching
+    global _started, _tool, _profiling, _watching, _unknown
     found, _started = _started, None
     if found is None:
         return None
@@ -147,6 +150,8 @@ def stop() -> list[CodeType] | None:
     elif mon is None:
         _watching = False
         if _profiling:
+            if sys.getprofile() is not _profiler:
+                _unknown = True  # replaced, or turned off, and not put back: unseen since
             _profiler.disable()
             _profiling = False
             unkept = _unkept()

@@ -339,6 +339,16 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             _module_exec(window, args[0])
         elif event in rec.SCRATCH_EVENTS and (made := rec.scratch_made(args)) is not None:
             _SCRATCH.add(made)
+        elif event in rec.HOOK_EVENTS:
+            # before 3.12 the recorder's hook is a profile hook too (a Python function in
+            # other threads, or in every thread with MAESTRO_TRACE=profile): another one set,
+            # even if the recorder's is put back later, ran code unseen
+            tracer = _TRACER
+            if (
+                tracer is not None and tracer.mode in ("lsprof", "profile")
+                and rec.hook_set_by_other(sys._getframe(1), _profile)
+            ):  # fmt: skip
+                _hook_lost()
     except Exception:
         # An audit hook that raises fails the audited operation: never that. What the window
         # depends on is then unknown, so it depends on everything.
@@ -360,7 +370,7 @@ def _ran_unseen(what: str) -> None:
 
 _HANDLED = frozenset(
     {"open", "os.utime", "os.rename", "exec", *rec.SPAWN_EVENTS, *rec.LIST_EVENTS,
-     *rec.SCRATCH_EVENTS}
+     *rec.SCRATCH_EVENTS, *rec.HOOK_EVENTS}
 )  # fmt: skip
 
 
@@ -589,7 +599,7 @@ class _Profiler(cProfile.Profile):
 
 
 # A spawn entry: the window's code ran a while under another profile hook than the recorder's.
-_HOOK_LOST = "\0profile hook replaced"
+_HOOK_LOST = rec.HOOK_LOST
 _hook_lost_in: _Window | None = None  # the last window noted so
 
 

@@ -149,6 +149,28 @@ def scratch_made(args: tuple[Any, ...]) -> str | None:
     return None
 
 
+# A profile hook set (``sys.setprofile``, a profiler's ``enable``/``disable`` before 3.12)
+HOOK_EVENTS = frozenset({"sys.setprofile", "sys._setprofileallthreads"})
+HOOK_LOST = "\0profile hook replaced"
+"""A spawn entry: code ran a while under another profile hook than the recorder's (unseen)."""
+_OWN_CODE = os.path.dirname(os.path.abspath(__file__)) + os.sep  # the recorders' folder
+
+
+def hook_set_by_other(frame: Any, own: Any) -> bool:
+    """Did the code of `frame` (the caller of an audited ``sys.setprofile`` or a profiler's
+    ``enable``/``disable``) set a profile hook for other code than Maestro's recorders: a
+    test's own, or none? A new thread installing ``threading``'s hook is the recorder's when
+    that hook is `own`, the one the recorder gives new threads."""
+    if frame is None:
+        return True
+    code = frame.f_code
+    if code.co_filename.startswith(_OWN_CODE):
+        return False
+    if code.co_name == "_bootstrap_inner" and os.path.basename(code.co_filename) == "threading.py":
+        return getattr(sys.modules.get("threading"), "_profile_hook", None) is not own
+    return True
+
+
 def tempdir_probe(frame: Any) -> bool:
     """Is `frame` (the caller of an audited ``open``) tempfile finding its folder (the first
     ``gettempdir()`` of a process): it makes a file under a name drawn at random, writes it
@@ -657,6 +679,8 @@ class ChildRecorder:
         self.codes: dict[int, Any] = {}
         self._tool: int | None = None
         self._profiler: Any = None
+        self._thread_hook: Any = None  # the profile function of the threads it starts
+        self._hook_lost = False  # the process ran code under another profile hook a while
         self._installed: tuple[str, ...] | None = None  # once something is listed
 
     def start(self) -> None:
@@ -706,6 +730,11 @@ class ChildRecorder:
                     self.reads.append(listing)
             elif event in SCRATCH_EVENTS and (made := scratch_made(args)) is not None:
                 self.scratch.append(made)
+            elif (
+                event in HOOK_EVENTS and self._profiler is not None
+                and hook_set_by_other(caller(1), self._thread_hook)
+            ):  # fmt: skip
+                self._hook_lost = True  # what runs under it goes unseen
         except Exception:
             # An audit hook that raises fails the audited operation (the interpreter then
             # reports a stale errno): never that. Leave no record instead: a child without one
@@ -768,18 +797,21 @@ class ChildRecorder:
             return
         import cProfile
 
-        record = self._thread_profile
+        record, child = self._thread_profile, self
 
         class Profiler(cProfile.Profile):
             """Callable: code that saves the hook (``sys.getprofile()`` returns the profiler)
-            and puts it back installs it as a Python profile function, which records on."""
+            and puts it back installs it as a Python profile function, which records on; what
+            ran under the other hook meanwhile went unseen."""
 
             def __call__(self, frame: Any, event: str, arg: Any) -> None:
+                child._hook_lost = True
                 record(frame, event, arg)
 
         self._profiler = Profiler(subcalls=False, builtins=False)
         self._profiler.enable()
-        threading.setprofile(self._thread_profile)
+        self._thread_hook = self._thread_profile
+        threading.setprofile(self._thread_hook)
 
     def _thread_profile(self, frame: Any, event: str, arg: Any) -> None:
         if event == "call":
@@ -788,6 +820,8 @@ class ChildRecorder:
 
     def _harvest(self) -> None:
         if self._profiler is not None:
+            if sys.getprofile() is not self._profiler:
+                self._hook_lost = True  # replaced, or turned off, and not put back
             self._profiler.disable()
             for entry in self._profiler.getstats():
                 if not isinstance(entry.code, str):
@@ -803,6 +837,8 @@ class ChildRecorder:
             return
         self._harvest()
         self.spawns.extend((UNSEEN + what, False) for what in unseen_readers())
+        if self._hook_lost:
+            self.spawns.append((HOOK_LOST, False))
         functions: dict[str, set[str]] = {}
         for code in list(self.codes.values()):
             filename = code.co_filename

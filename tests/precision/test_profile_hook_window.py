@@ -36,6 +36,50 @@ UNDER_ITS_OWN_HOOK = """\
     """
 
 
+IN_A_THREAD = """\
+    import sys
+    import threading
+
+    from pkg import helper
+
+
+    def test_calls_under_its_own_hook():
+        values = []
+
+        def work():
+            previous = sys.getprofile()
+            sys.setprofile(lambda *a: None)
+            try:
+                values.append(helper.go())
+            finally:
+                sys.setprofile(previous)
+
+        thread = threading.Thread(target=work)
+        thread.start()
+        thread.join()
+        assert values == [6]
+    """
+
+# a recorded Python child (before 3.12 its recorder is cProfile's profiler too)
+IN_A_CHILD = """\
+    import subprocess
+    import sys
+
+    CODE = (
+        "import sys\\n"
+        "from pkg import helper\\n"
+        "previous = sys.getprofile()\\n"
+        "sys.setprofile(lambda *a: None)\\n"
+        "value = helper.go()\\n"
+        "sys.setprofile(previous)\\n"
+        "assert value == 6, value\\n"
+    )
+
+
+    def test_calls_under_its_own_hook():
+        subprocess.run([sys.executable, "-c", CODE], check=True)
+    """
+
 TURNS_IT_OFF = """\
     import sys
 
@@ -48,12 +92,22 @@ TURNS_IT_OFF = """\
     """
 
 
-# (a Python profile function put back, MAESTRO_TRACE=profile, leaves no trace to tell it by)
 @pytest.mark.parametrize(
     ("test", "hook"),
-    [(UNDER_ITS_OWN_HOOK, "lsprof"), (TURNS_IT_OFF, "lsprof"), (TURNS_IT_OFF, "profile")],
-    ids=["put-back", "off", "off-profile"],
-)
+    [
+        (UNDER_ITS_OWN_HOOK, "lsprof"),
+        (UNDER_ITS_OWN_HOOK, "profile"),
+        (IN_A_THREAD, "lsprof"),
+        (IN_A_THREAD, "profile"),
+        (IN_A_CHILD, "lsprof"),
+        (TURNS_IT_OFF, "lsprof"),
+        (TURNS_IT_OFF, "profile"),
+    ],
+    ids=[
+        "put-back", "put-back-profile", "thread", "thread-profile", "child", "off",
+        "off-profile",
+    ],
+)  # fmt: skip
 def test_what_a_test_ran_under_its_own_profile_hook_is_not_served_past_a_change(
     ws: Workspace, test: str, hook: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -74,12 +128,46 @@ def test_what_a_test_ran_under_its_own_profile_hook_is_not_served_past_a_change(
     assert outcomes == {"tests/test_window.py::test_calls_under_its_own_hook": "failed"}
 
 
-def test_tests_that_leave_the_hook_alone_keep_their_own_record(ws: Workspace) -> None:
-    # a module imported in a window, a failing test: the recorder takes its own hook off and
-    # puts it back itself, which is no test's doing
-    ws.write("tests/test_f.py", "from pkg import calc\n\n\ndef test_fails():\n"
-             "    assert calc.triple(1) == 4\n\n\ndef test_passes():\n"
-             "    assert calc.double(1) == 2\n")  # fmt: skip
+LEAVES_IT_ALONE = """\
+    import subprocess
+    import sys
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pkg import calc
+
+
+    def test_fails():
+        assert calc.triple(1) == 4
+
+
+    def test_passes():
+        assert calc.double(1) == 2
+
+
+    def test_threads():
+        thread = threading.Thread(target=calc.double, args=(1,))
+        thread.start()
+        thread.join()
+        with ThreadPoolExecutor(2) as pool:
+            assert list(pool.map(calc.double, [1, 2])) == [2, 4]
+
+
+    def test_child():
+        code = "from pkg import calc; assert calc.double(1) == 2"
+        subprocess.run([sys.executable, "-c", code], check=True)
+    """
+
+
+@pytest.mark.parametrize("hook", ["lsprof", "profile"])
+def test_tests_that_leave_the_hook_alone_keep_their_own_record(
+    ws: Workspace, hook: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a module imported in a window, a failing test, threads and a child: the recorder takes
+    # its own hook off and puts it back itself, and a new thread installs the recorder's, which
+    # is no test's doing
+    monkeypatch.setenv("MAESTRO_TRACE", hook)
+    ws.write("tests/test_f.py", LEAVES_IT_ALONE)
     ws.run()
     ws.edit("pkg/calc.py", "return double(x) + 1", "return 1 + double(x)")
     plan = ws.plan()

@@ -57,18 +57,43 @@ def test_another_profiler_is_left_alone_and_the_note_says_it_knows_nothing(
     assert note(tmp_path, taken).startswith("None ")
 
 
-def test_code_that_puts_the_profile_hook_back_runs_and_is_noted(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "meanwhile",
+    ["sys.setprofile(None)", "sys.setprofile(lambda *a: None); _hidden()"],
+    ids=["off", "own-hook"],
+)
+def test_code_that_puts_the_profile_hook_back_runs_and_the_note_says_it_knows_nothing(
+    tmp_path: Path, meanwhile: str
+) -> None:
     # before 3.12 sys.getprofile() returns the note's profiler: put back (a capability probe at
-    # import), it is called as a Python profile function, and notes on
-    restore = "_p = sys.getprofile(); sys.setprofile(None); sys.setprofile(_p)"
-    (tmp_path / "early_mod.py").write_text(f"import sys\n{restore}\n\n\n{MODULE}")
+    # import), it is called as a Python profile function and notes on, but what started under
+    # the other hook went unseen: the plugin counts every function
+    restore = f"_p = sys.getprofile(); {meanwhile}; sys.setprofile(_p)"
+    hidden = "def _hidden():\n    return 3\n\n\n"
+    (tmp_path / "early_mod.py").write_text(f"import sys\n\n\n{hidden}{restore}\n\n\n{MODULE}")
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT.format(before="")],
         cwd=tmp_path, capture_output=True, text=True,
         env={"PYTHONPATH": f"{plugin_dir()}:{tmp_path}", "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['<module>', 'used'] None"
+    if sys.version_info >= (3, 12):  # sys.monitoring: another profile hook hides nothing
+        assert done.stdout.strip().startswith("['<module>', '_hidden', 'used'] ")
+    else:
+        assert done.stdout.strip() == "None None"
+
+
+def test_code_that_turns_the_profile_hook_off_makes_the_note_unknown(tmp_path: Path) -> None:
+    # what started after it went unseen
+    (tmp_path / "early_mod.py").write_text(f"import sys\nsys.setprofile(None)\n\n\n{MODULE}")
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT.format(before="")],
+        cwd=tmp_path, capture_output=True, text=True,
+        env={"PYTHONPATH": f"{plugin_dir()}:{tmp_path}", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    if sys.version_info < (3, 12):
+        assert done.stdout.strip() == "None None"
 
 
 def test_code_under_the_interpreters_prefix_is_noted_too(tmp_path: Path) -> None:
