@@ -129,6 +129,7 @@ class BuildGraph:
         self.loaded: LoadedSettings = load_settings(self.root)
         self.pytest: PytestConfig = load_pytest_config(self.root)
         self.all_files: set[str] = set()
+        self.hidden: frozenset[str] = frozenset()  # files .gitignore hides that pytest uses
         self.dirs: set[str] = set()
         self.py: dict[str, FileEntry] = {}
         self.links = Links()
@@ -178,6 +179,7 @@ class BuildGraph:
         self.walk_diagnostics = [Diagnostic(p, 0, m) for p, m in walked.diagnostics]
         self.walk_diagnostics += [Diagnostic(p, 0, m) for p, m in self.pytest.diagnostics]
         self.all_files = set(walked.files)
+        self.hidden = frozenset(walked.hidden)
         self.dirs = {rel.rsplit("/", 1)[0] for rel in walked.files if "/" in rel}
         for d in list(self.dirs):
             while "/" in d:
@@ -577,7 +579,7 @@ class BuildGraph:
         fresh.index = self.index
         fresh._build()
         for name in (
-            "loaded", "pytest", "all_files", "dirs", "py", "links", "targets", "sections",
+            "loaded", "pytest", "all_files", "hidden", "dirs", "py", "links", "targets", "sections",
             "walk_diagnostics", "resolver", "_dists", "collect_request",
         ):  # fmt: skip
             setattr(self, name, getattr(fresh, name))
@@ -611,6 +613,7 @@ class BuildGraph:
             other.loaded = self.loaded
             other.pytest = self.pytest
             other.all_files = set(self.all_files)
+            other.hidden = self.hidden  # replaced whole, never edited
             other.dirs = set(self.dirs)
             other.links = self.links.copy()
             other.targets = dict(self.targets)

@@ -78,6 +78,8 @@ class WalkResult:
     files: list[str] = field(default_factory=list)  # posix paths relative to the root, sorted
     # (path, message); a path may hold lone surrogates (a name that is not UTF-8)
     diagnostics: list[tuple[str, str]] = field(default_factory=list)
+    # of `files`, those .gitignore hides that pytest uses all the same (git knows no version)
+    hidden: list[str] = field(default_factory=list)
 
 
 def _gitignore(directory: str) -> pathspec.PathSpec[Any] | None:
@@ -186,10 +188,10 @@ def walk(
                     if filtering:
                         if user_spec is not None and user_spec.match_file(rel):
                             continue
-                        if (
-                            hidden or _ignored(rel, _file_specs(entry.name, specs))
-                        ) and not pytest_uses(rel, False):
-                            continue
+                        if hidden or _ignored(rel, _file_specs(entry.name, specs)):
+                            if not pytest_uses(rel, False):
+                                continue
+                            result.hidden.append(rel)
                     if is_utf8(entry.name):
                         files.append(rel)
                     else:

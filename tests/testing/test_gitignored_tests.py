@@ -148,3 +148,26 @@ def test_a_gitignored_module_that_fails_to_import_is_an_error_node(
     # pytest stops after collection errors, Maestro runs the other files (documented)
     errors = {name: tags for name, tags in _cases(ours)[0].items() if tags == ["error"]}
     assert errors == truth[0]
+
+
+def test_impacted_runs_an_edited_hidden_test_file(ws: Workspace, tmp_path: Path) -> None:
+    """git knows no version of a hidden file: `maestro test --impacted` compares it with what
+    the last runs keyed, so an edit to it is impacted (it said "nothing impacted" while plain
+    pytest failed), and an unchanged one is not."""
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("tests/test_local.py", "def test_local():\n    assert True\n")
+    _git_repo(ws, "tests/test_local.py\n")
+    subprocess.run(["git", "add", "-A"], cwd=ws.root, check=True, timeout=30)
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"],
+        cwd=ws.root, check=True, timeout=30,
+    )  # fmt: skip
+    done = _maestro(ws, tmp_path, "test", "--impacted")
+    assert "tests/test_local.py" in done.stdout, done.stdout + done.stderr  # never run: new
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = _maestro(ws, tmp_path, "test", "--impacted")
+    assert "nothing impacted" in done.stdout, done.stdout + done.stderr
+    ws.edit("tests/test_local.py", "assert True", "assert False")
+    done = _maestro(ws, tmp_path, "test", "--impacted")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAILED tests/test_local.py::test_local" in done.stdout, done.stdout
