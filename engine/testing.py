@@ -1393,17 +1393,14 @@ def _judged(
             # the nearest result may have no record (a cold run before 3.12 is untraced, and
             # undoing an edit serves it again), or judge an edit undone since it was made as a
             # change for every test (a module-level line put back): an older one may still
-            # judge per node, or narrow (one as near as the nearest: a farther one differs in
-            # more files, rarely judging fewer nodes, and each judgement costs)
-            near = len(changed_inputs(previous[1], key.inputs))
+            # judge per node, the nearest first; one that judges every node too is kept only
+            # while none judges fewer
             others = sorted(
                 (len(changed_inputs(i, key.inputs)), n, (k, i))
                 for n, (k, i) in enumerate(last.history(target))
                 if k != previous[0]
             )
-            for count, _, entry in others[:_OTHER_PREVIOUS]:
-                if found is not None and count > near:
-                    break
+            for _count, _, entry in others[:_OTHER_PREVIOUS]:
                 differ = _changes_since(entry[1], key.inputs)
                 theirs: dict[str, str] = {}
                 older = node_reasons(
@@ -1416,7 +1413,8 @@ def _judged(
                     # a node's reason that names one (or an old failure) says whose it is
                     found = older[0], _as_of_older(older[1], set(differ) - set(changed))
                     functions = theirs
-                    break
+                    if len(older[1]) < len(older[0].tests):
+                        break
         if found is not None:
             carried, reasons = found
             if functions:
