@@ -62,6 +62,9 @@ class TestOutcome(_Model):
     line: int | None = Field(default=None, ge=0)
     message: Redacted | None = None
     """What the test failed or skipped with, redacted (only a Redactor makes this type)."""
+    details: Redacted | None = None
+    """pytest's whole report of a failure or error (traceback, assertion diff), redacted, as its
+    terminal and JUnit file show it; older entries lack it."""
     test_line: int | None = Field(default=None, ge=0)
     """The failing line in the test file when `path`/`line` is where it raised, elsewhere (an
     editor shows a stored failure at both; older entries lack it)."""

@@ -89,7 +89,7 @@ def _case(
     where = f"{test.path}:{test.line}: " if test.path and test.line else ""
     match test.outcome:
         case "failed" | "error" as kind:
-            text = where + message
+            text = test.details or where + message  # pytest writes its whole report there
             tag = "failure" if kind == "failed" else "error"
             opened = _start(tag, [("message", message)])
             children.append(f"{opened}>{_cdata(text)}</{tag}>" if text else f"{opened} />")

@@ -1758,6 +1758,11 @@ def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) 
         line=line,
         test_line=test_line,
         message=redactor.redact_optional(result.message),
+        details=(
+            redactor.redact_optional(result.longrepr)
+            if result.outcome in ("failed", "error")
+            else None
+        ),
         flaky=flaky,
         also=result.also,
         addressable=result.addressable,

@@ -321,6 +321,8 @@ def _teardown(test: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def print_summary(result: Mapping[str, Any]) -> None:
     """Failures, flaky tests and the counts line of a RunTestsResult in JSON mode."""
+    import textwrap
+
     from rich.markup import escape
 
     from maestro.cli.consoles import console
@@ -344,6 +346,9 @@ def print_summary(result: Mapping[str, Any]) -> None:
             console.print(f"[red]{label}[/] {escape(str(t['node_id']))}", highlight=False)
             detail = f"    {where}: {t.get('message') or ''}".rstrip(": ")
             console.print(escape(detail), highlight=False)
+            if t.get("details"):  # pytest's report: the traceback and its assertion diff
+                report = textwrap.indent(str(t["details"]).rstrip("\n"), "    ")
+                console.print(escape(report), highlight=False, soft_wrap=True)
     flaky = [str(t["node_id"]) for t in tests if t.get("flaky")]
     if flaky:
         shown = ", ".join(flaky[:_FLAKY_SHOWN])

@@ -212,3 +212,42 @@ def test_a_module_that_fails_to_collect_twice_is_one_testcase_as_pytest_writes_i
     cases, counts = _all_cases(plain)
     assert (".tests.test_broken", ["error", "error"]) in cases
     assert counts["errors"] == "2"
+
+
+def _failure_texts(path: Path) -> dict[str, str]:
+    """Test name -> the text of its `<failure>` element: pytest writes its whole report there."""
+    return {
+        case.get("name", ""): failure.text or ""
+        for case in ET.parse(path).getroot().iter("testcase")
+        for failure in case.iter("failure")
+    }
+
+
+def test_a_failure_s_report_is_pytest_s_in_the_junit_file_and_the_terminal(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """A CI page and a terminal show the traceback and pytest's assertion diff, not one line:
+    before, `<failure>` held only `path:line: AssertionError: assert [...] == [...]` where
+    pytest's held its whole report ("At index 0 diff: 0 != 1", the code, the locals' lines)."""
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write(
+        "tests/test_lists.py",
+        """
+        def strip(items):
+            return [x for x in items if x]
+
+        def test_strip():
+            got = strip([0, 1, 0, 2])
+            assert got == [0, 1, 2]
+
+        def test_fine():
+            pass
+        """,
+    )
+    plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
+    for done in _junit_runs(ws, tmp_path, plain, ours):
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert _failure_texts(ours) == _failure_texts(plain)
+        assert "At index 0 diff: 1 != 0" in done.stdout
+        assert "got = strip([0, 1, 0, 2])" in done.stdout
+    assert "At index 0 diff: 1 != 0" in _failure_texts(plain)["test_strip"]
