@@ -204,12 +204,13 @@ class RunManager:
 
     async def _run(self, run: Run) -> RunResult:
         ls = self.server
-        await self._begin(run)
-        testexplorer.run_begin(ls, run)
         outcome = run.outcome()
         # pytest runs what is on disk: the editor's unsaved edits are not in these results
         unsaved = sorted(ls.buffers(run.ws))
         try:
+            # superseded while the editor creates its progress bar, the run still ends
+            await self._begin(run)
+            testexplorer.run_begin(ls, run)
             if run.prepare is not None:
                 prepared = await run.prepare()
                 if isinstance(prepared, str):  # nothing to run
@@ -478,7 +479,8 @@ class RunManager:
             return
         token = f"maestro/{run.id}"
         try:
-            await ls.work_done_progress.create_async(token)
+            # shielded: a run cancelled meanwhile must not cancel the request the editor answers
+            await asyncio.shield(ls.work_done_progress.create_async(token))
         except Exception as exc:  # the client refused: run without a progress bar
             log.info("no progress for %s: %s", run.id, exc)
             return
