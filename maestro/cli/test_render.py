@@ -245,7 +245,7 @@ _LETTERS = {
     "xpassed": "X",
 }
 
-NOTHING_IMPACTED = "nothing impacted: no test file reaches the changed files, nothing to run"
+NOTHING_IMPACTED = "nothing impacted: no change reaches a test file, nothing to run"
 
 
 def selection_note(files: Sequence[PlanRow]) -> str | None:
