@@ -349,7 +349,10 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> Expla
     cache_state: Literal["cached", "stale", "unknown"]
     decision: methods.Decision
     if impact is not None:
-        reasons.append(f"selected: {impact['changed']} changed; {impact['why']}")
+        said = f"selected: {impact['changed']} changed"
+        # a test file that is itself the change: its chain says only that again
+        why = impact["why"]
+        reasons.append(said if why in ("", f"{impact['changed']} changed") else f"{said}; {why}")
     else:
         reasons.append("not impacted by the current changes (git working tree and unsaved edits)")
     if stale is None:

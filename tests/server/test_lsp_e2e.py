@@ -230,6 +230,15 @@ async def test_cache_stats_and_explain(lsp: LanguageClient) -> None:
     assert explained["why"]["depends"] is True
     assert "pkg.other" in explained["text"]
 
+    # the test file itself is the change: said once, not "X changed; X changed"
+    test_file = env.root / "tests/test_other.py"
+    test_file.write_text(test_file.read_text() + "\n\ndef test_more():\n    pass\n")
+    await asyncio.sleep(1.0)
+    explained = await request(
+        lsp, "maestro/explain", {"target": "tests/test_other.py", "path": "tests/test_other.py"}
+    )
+    assert explained["reasons"][0] == "selected: tests/test_other.py changed", explained["reasons"]
+
 
 async def test_daemon_killed_mid_session(lsp: LanguageClient) -> None:
     env = env_of(lsp)
