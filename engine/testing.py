@@ -2550,13 +2550,16 @@ def summarise(
             ran += 1
         warnings = o.result.collect_warnings
         for t in o.result.tests:
+            # a skipped folder's node, in the result of each of its files, counts once; a
+            # node id twice in one result (a module collected as tests and as doctests that
+            # fails to import: an error from each collector) counts twice, as pytest's
             if t.node_id in counted:
-                continue  # a skipped folder's node, in the result of each of its files
-            counted.add(t.node_id)
+                continue
             tally[t.outcome] += 1
             tally.update(t.also)  # as pytest counts: a teardown's error too
             flaky += t.flaky
             warnings += t.warnings
+        counted.update(t.node_id for t in o.result.tests)
         warned += warnings
         # served: the warnings its recorded run had (a node carried by a partial run too)
         warned_before += warnings if o.cached else _carried_warnings(o)

@@ -5,6 +5,7 @@ and the diff tools users point at both files tell an expected failure from a ski
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -209,6 +210,8 @@ def test_a_module_that_fails_to_collect_twice_is_one_testcase_as_pytest_writes_i
         broken = [case for case in _all_cases(ours)[0] if case[0] == ".tests.test_broken"]
         assert broken == [(".tests.test_broken", ["error", "error"])]
         assert _all_cases(ours)[1]["errors"] == "2"
+        # and the terminal counts both, as pytest's "2 errors" (it said "1 error")
+        assert re.search(r"\b2 errors\b", done.stdout), done.stdout
     cases, counts = _all_cases(plain)
     assert (".tests.test_broken", ["error", "error"]) in cases
     assert counts["errors"] == "2"
