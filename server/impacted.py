@@ -351,8 +351,10 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> Expla
     if impact is not None:
         said = f"selected: {impact['changed']} changed"
         # a test file that is itself the change: its chain says only that again
-        why = impact["why"]
-        reasons.append(said if why in ("", f"{impact['changed']} changed") else f"{said}; {why}")
+        chain = impact["why"]
+        reasons.append(
+            said if chain in ("", f"{impact['changed']} changed") else f"{said}; {chain}"
+        )
     else:
         reasons.append("not impacted by the current changes (git working tree and unsaved edits)")
     if stale is None:
