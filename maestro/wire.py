@@ -702,6 +702,21 @@ class RunQueued(WireModel):
     """Event ``run.queued``: another run of this workspace is active; ``ahead`` runs go first."""
 
     ahead: int
+    speculative: int = Field(
+        default=0,
+        description="test files a speculative run (after a save) is finishing first; their "
+        "results then serve this run",
+    )
+
+    def describe(self) -> str:
+        """What the run waits for, as the CLI and the editor say it."""
+        waits = [f"{self.ahead} other run(s) of this workspace"] if self.ahead else []
+        if self.speculative:
+            waits.append(
+                f"the speculative run of {self.speculative} test file(s) started by a save "
+                "(its results serve this run)"
+            )
+        return "waiting for " + (" and ".join(waits) or "another run") + " to finish"
 
 
 class EnvWanted(WireModel):

@@ -40,7 +40,7 @@ from maestro.server.methods import (
     notify,
 )
 from maestro.server.server import MaestroServer, Workspace
-from maestro.wire import RUN_TESTS, ErrorInfo, RunTestsParams, RunTestsResult
+from maestro.wire import RUN_TESTS, ErrorInfo, RunQueued, RunTestsParams, RunTestsResult
 
 log = logging.getLogger(__name__)
 
@@ -351,7 +351,7 @@ class RunManager:
     def _on_event(self, run: Run, name: str, payload: dict[str, Any]) -> None:
         ls, ws = self.server, run.ws
         if name == "run.queued":
-            message = f"waiting for {payload.get('ahead', 1)} other run(s)"
+            message = RunQueued.model_validate(payload).describe()
             self._report(run, message, None)
             self._progress(run, message, force=True)
         elif name == "run.plan":

@@ -117,6 +117,7 @@ class SpeculationService:
         self.tripwire = Tripwire()
         self.settings = SpeculationSettings()
         self.generation = 0
+        self.running_files = 0  # test files its pytest processes run now (a run waits on them)
         self.model_kind = "heuristic"
         self.model_error = ""
         self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestro-model")
@@ -349,6 +350,7 @@ class SpeculationService:
                 first_failure.append(time.monotonic() - saved_at)
 
         cpu_before = _children_cpu()
+        self.running_files = len(files)
         try:
             summaries = await asyncio.gather(
                 *(
@@ -371,6 +373,8 @@ class SpeculationService:
             log.exception("speculative run failed")
             self.counters.last = "speculative run failed (see the log)"
             return
+        finally:
+            self.running_files = 0
         cpu = sum(s.report.cpu_s for s in summaries if s.report is not None)
         self._spent(cpu)
         if first_failure:

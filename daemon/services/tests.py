@@ -316,9 +316,11 @@ class TestService:
         self.waiting += 1
         await cancel_and_wait(self._retrace)  # background work never delays a user's run
         ahead = self.active + self.waiting - 1
+        spec = self.speculation
+        speculative = spec.running_files if spec is not None and self.run_lock.locked() else 0
         try:
-            if ahead:
-                await ctx.emit(RUN_QUEUED, RunQueued(ahead=ahead))
+            if ahead or speculative:
+                await ctx.emit(RUN_QUEUED, RunQueued(ahead=ahead, speculative=speculative))
             await self.run_lock.acquire()
         finally:
             self.waiting -= 1

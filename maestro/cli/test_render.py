@@ -90,9 +90,9 @@ class Display:
         """The daemon's run events: run.queued (stderr), run.plan, run.progress."""
         if name == "run.queued":
             from maestro.cli.consoles import err_console
+            from maestro.wire import RunQueued
 
-            ahead = payload.get("ahead", 0)
-            err_console.print(f"[dim]waiting for {ahead} run(s) of this workspace to finish[/]")
+            err_console.print(f"[dim]{RunQueued.model_validate(payload).describe()}[/]")
         elif name == "run.plan":
             self.plan([PlannedRow.from_wire(f) for f in payload.get("files", [])])
         elif name == "run.progress":

@@ -250,6 +250,37 @@ def test_superseding_edit_cancels_and_leaves_no_partial_result(
     assert sessions(marker) == 3  # the explicit prime, the cancelled v1, the v2 speculation
 
 
+def test_a_run_behind_a_speculative_run_says_what_it_waits_for(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an editor's run waited behind a speculation (25 s on wrapt at load 11) with no word
+    setup(daemon_env, monkeypatch, speculate=True)
+    root = daemon_env.root
+    (root / "tests/test_slow.py").write_text(SLOW)
+    pid_file, hold = daemon_env.base / "slow.pid", Hold(daemon_env.base / "hold")
+    with SyncDaemonClient(root, start=False) as client:
+        assert run_all(client).passed == 3
+        pid_file.unlink()
+        hold.on()
+        edit(root, "def one():\n    return 3\n")
+        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", what="slow")
+        queued: list[dict[str, object]] = []
+
+        def on_event(event: wire.Event) -> None:
+            if event.event == wire.RUN_QUEUED:
+                queued.append(dict(event.payload or {}))
+                hold.off()  # let the speculation finish
+
+        params = wire.RunTestsParams(env=dict(os.environ))
+        with SyncDaemonClient(root, start=False) as other:
+            result = other.stream(wire.RUN_TESTS, params, on_event, timeout=120)
+        assert queued and queued[0]["speculative"] == 2, queued
+        said = wire.RunQueued.model_validate(queued[0]).describe()
+        assert "the speculative run of 2 test file(s) started by a save" in said
+        # served by what the speculation stored (test_core and test_slow fail on one() == 3)
+        assert (result.failed, result.ran_files) == (2, 0)
+
+
 def test_daemon_refuses_an_untrusted_model_and_still_runs(
     daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
