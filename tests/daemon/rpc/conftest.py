@@ -9,8 +9,11 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,3 +118,38 @@ def started(env: DaemonEnv) -> int:
 
 def targets(report: Any) -> list[str]:
     return sorted(i.target for i in report.impacted)
+
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+
+
+def maestro_test(ws: DaemonEnv, tmp: Path) -> dict[str, str]:
+    """`maestro test` through the workspace's daemon (started if need be): outcome per test."""
+    junit = tmp / "junit.xml"
+    proc = subprocess.run(
+        [MAESTRO, "test", "--root", str(ws.root), "--junit-xml", str(junit)],
+        cwd=ws.root, capture_output=True, text=True, timeout=180,
+        env={**os.environ, "MAESTRO_DAEMON": "start"},
+    )  # fmt: skip
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+    return junit_outcomes(junit)
+
+
+def plain_pytest_outcomes(ws: DaemonEnv, tmp: Path) -> dict[str, str]:
+    """Plain pytest on the same tree: outcome per test."""
+    junit = tmp / "truth.xml"
+    subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+        cwd=ws.root, capture_output=True, timeout=180,
+    )  # fmt: skip
+    return junit_outcomes(junit)
+
+
+def junit_outcomes(path: Path) -> dict[str, str]:
+    """ "classname name" -> passed, failure, error or skipped, from a JUnit file."""
+    out: dict[str, str] = {}
+    for case in ET.parse(path).getroot().iter("testcase"):
+        name = f"{case.get('classname')} {case.get('name')}"
+        kinds = {child.tag for child in case}
+        out[name] = next((k for k in ("failure", "error", "skipped") if k in kinds), "passed")
+    return out

@@ -4,16 +4,10 @@ in-process run, and its next lookup keys match what it stored."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from conftest import DaemonEnv
-
-MAESTRO = str(Path(sys.executable).with_name("maestro"))
+from conftest import DaemonEnv, maestro_test, plain_pytest_outcomes
 
 FILES = {
     "pyproject.toml": '[project]\nname = "w"\nversion = "0"\n\n'
@@ -66,39 +60,10 @@ def ws(daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
     return daemon_env
 
 
-def maestro_test(ws: DaemonEnv, tmp: Path) -> dict[str, str]:
-    junit = tmp / "junit.xml"
-    proc = subprocess.run(
-        [MAESTRO, "test", "--root", str(ws.root), "--junit-xml", str(junit)],
-        cwd=ws.root, capture_output=True, text=True, timeout=180,
-        env={**os.environ, "MAESTRO_DAEMON": "start"},
-    )  # fmt: skip
-    assert proc.returncode in (0, 1), proc.stdout + proc.stderr
-    return junit_outcomes(junit)
-
-
-def pytest_truth(ws: DaemonEnv, tmp: Path) -> dict[str, str]:
-    junit = tmp / "truth.xml"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
-        cwd=ws.root, capture_output=True, timeout=180,
-    )  # fmt: skip
-    return junit_outcomes(junit)
-
-
-def junit_outcomes(path: Path) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for case in ET.parse(path).getroot().iter("testcase"):
-        name = f"{case.get('classname')} {case.get('name')}"
-        kinds = {child.tag for child in case}
-        out[name] = next((k for k in ("failure", "error", "skipped") if k in kinds), "passed")
-    return out
-
-
 def test_daemon_results_match_pytest_after_each_kind_of_change(
     ws: DaemonEnv, tmp_path: Path
 ) -> None:
-    assert maestro_test(ws, tmp_path) == pytest_truth(ws, tmp_path)
+    assert maestro_test(ws, tmp_path) == plain_pytest_outcomes(ws, tmp_path)
     assert ws.holder(), "the CLI should have started the daemon"
     edits = [
         ("pkg/child.py", "return 42", "return 41"),  # code a Python child runs
@@ -108,8 +73,8 @@ def test_daemon_results_match_pytest_after_each_kind_of_change(
     for rel, old, new in edits:
         path = ws.root / rel
         path.write_text(path.read_text().replace(old, new))
-        truth = pytest_truth(ws, tmp_path)
+        truth = plain_pytest_outcomes(ws, tmp_path)
         assert maestro_test(ws, tmp_path) == truth, rel
         assert "passed" in truth.values() or rel  # the truth is not trivially all failures
         path.write_text(path.read_text().replace(new, old))
-        assert maestro_test(ws, tmp_path) == pytest_truth(ws, tmp_path), f"{rel} reverted"
+        assert maestro_test(ws, tmp_path) == plain_pytest_outcomes(ws, tmp_path), f"{rel} reverted"
