@@ -102,7 +102,9 @@ def _case(
             pass
     for other in more:  # errors only (see _cases)
         said = other.message or ""
-        text = (f"{other.path}:{other.line}: " if other.path and other.line else "") + said
+        text = other.details or (
+            (f"{other.path}:{other.line}: " if other.path and other.line else "") + said
+        )
         opened = _start("error", [("message", said)])
         children.append(f"{opened}>{_cdata(text)}</error>" if text else f"{opened} />")
     props = []

@@ -1970,6 +1970,7 @@ def _build_result(
                 node_id=file_of(err.path), outcome="error", path=planned.target,
                 line=collection_error_line(planned.target, err.longrepr),
                 message=redactor.redact(f"collection failed: {err.message}"),
+                details=redactor.redact_optional(err.longrepr or None),
             )
         )  # fmt: skip
     failing = any(t.outcome in FAILING for t in tests)

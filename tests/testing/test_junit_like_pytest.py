@@ -212,9 +212,17 @@ def test_a_module_that_fails_to_collect_twice_is_one_testcase_as_pytest_writes_i
         assert _all_cases(ours)[1]["errors"] == "2"
         # and the terminal counts both, as pytest's "2 errors" (it said "1 error")
         assert re.search(r"\b2 errors\b", done.stdout), done.stdout
+        # each error holds pytest's report of the import error, as pytest's file does
+        assert _error_texts(ours) == _error_texts(plain)
+        assert "No module named 'not_a_module_here'" in done.stdout
     cases, counts = _all_cases(plain)
     assert (".tests.test_broken", ["error", "error"]) in cases
     assert counts["errors"] == "2"
+
+
+def _error_texts(path: Path) -> list[str]:
+    """The text of every `<error>` element, in order."""
+    return [e.text or "" for e in ET.parse(path).getroot().iter("error")]
 
 
 def _failure_texts(path: Path) -> dict[str, str]:
