@@ -12,9 +12,12 @@ import fnmatch
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TypeVar
 
-Number = TypeVar("Number", int, float)
+TYPE_CHECKING = False  # no typing at run time: `maestro test` imports this before its spawn
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    Number = TypeVar("Number", int, float)
 
 # Variables a test may legitimately need from the user's environment; everything else is
 # dropped so that a result depends on what the action key records. Trailing ``*`` is a prefix.
