@@ -149,6 +149,20 @@ def edit(root: Path, body: str) -> None:
     (root / "src/pkg/core.py").write_text(body)
 
 
+def slow_started(pid_file: Path) -> None:
+    """Wait until test_slow runs (it wrote its pid) in a speculative pytest."""
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", what="slow")
+
+
+def held_speculation(client: SyncDaemonClient, root: Path, pid_file: Path, hold: Hold) -> None:
+    """Prime the cache, then save an edit whose speculative run test_slow keeps going (held)."""
+    assert run_all(client).passed == 3
+    pid_file.unlink()
+    hold.on()
+    edit(root, "def one():\n    return 3\n")
+    slow_started(pid_file)
+
+
 def test_flag_off_means_no_speculative_work(
     daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -217,7 +231,7 @@ def test_superseding_edit_cancels_and_leaves_no_partial_result(
         hold.on()
         # v1: test_core fails at once, test_slow blocks in the same pytest process
         edit(root, "def one():\n    return 3\n")
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", what="slow")
+        slow_started(pid_file)
         first = int(pid_file.read_text())
         pid_file.unlink()
         # v2 supersedes v1 while its pytest runs: that process group is killed
@@ -259,11 +273,7 @@ def test_a_run_behind_a_speculative_run_says_what_it_waits_for(
     (root / "tests/test_slow.py").write_text(SLOW)
     pid_file, hold = daemon_env.base / "slow.pid", Hold(daemon_env.base / "hold")
     with SyncDaemonClient(root, start=False) as client:
-        assert run_all(client).passed == 3
-        pid_file.unlink()
-        hold.on()
-        edit(root, "def one():\n    return 3\n")
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", what="slow")
+        held_speculation(client, root, pid_file, hold)
         queued: list[dict[str, object]] = []
 
         def on_event(event: wire.Event) -> None:
@@ -326,11 +336,7 @@ def test_waste_trips_the_tripwire_and_status_says_so(
     (root / "tests/test_slow.py").write_text(SLOW)
     pid_file, hold = daemon_env.base / "slow.pid", Hold(daemon_env.base / "hold")
     with SyncDaemonClient(root, start=False) as client:
-        assert run_all(client).passed == 3
-        pid_file.unlink()
-        hold.on()
-        edit(root, "def one():\n    return 3\n")
-        wait_for(lambda: pid_file.exists() and pid_file.read_text().strip() != "", what="slow")
+        held_speculation(client, root, pid_file, hold)
         edit(root, "def one():\n    return 4\n")  # cancels: all speculative CPU so far wasted
         wait_for(lambda: spec(client).state == "throttled", what="the tripwire")
         status = spec(client)
