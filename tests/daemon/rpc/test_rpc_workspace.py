@@ -336,7 +336,7 @@ def test_run_tests_streams_progress_and_a_second_run_queues(ws: DaemonEnv) -> No
         assert progress[-1]["done"] == 4
         assert res_a.exit_code == 0 and res_a.passed == 4 and res_a.ran_files == 4
         names_b = [e.event for e in ev_b]
-        assert names_b[0] == "run.queued" and ev_b[0].payload == {"ahead": 1}
+        assert names_b[0] == "run.queued" and ev_b[0].payload == {"ahead": 1, "speculative": 0}
         assert res_b.passed == 4
 
     run(main(), timeout=120)
