@@ -14,9 +14,10 @@ from lsprotocol import types
 
 from maestro.errors import MaestroError
 from maestro.server import methods, testexplorer
-from maestro.server.server import TEST_EXPLORER_CAPABILITY, MaestroServer
+from maestro.server.server import TEST_EXPLORER_CAPABILITY, MaestroServer, Workspace
 from maestro.server.settings import Settings, SettingsError
 from maestro.server.util import plain
+from maestro.wire import IMPACTED, Event, ImpactedParams
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,27 @@ async def _outdate(ls: MaestroServer, uri: str) -> None:
         ls.schedule_refresh(0)
 
 
+async def _outdate_changed(ls: MaestroServer, ws: Workspace, paths: list[str]) -> None:
+    """Files the daemon saw change, whoever changed them (a save of a data file, another
+    program, a checkout, a deletion): the last results of the tests they impact are outdated."""
+    try:
+        report = await ws.link.call(IMPACTED, ImpactedParams(paths=paths, hops=0, why=False))
+    except MaestroError as exc:
+        log.info("cannot tell which results %d changed files outdate: %s", len(paths), exc.message)
+        return
+    targets = [row.target for row in report.impacted if row.kind == "test"]
+    if ws.results.mark_outdated(targets):
+        ls.schedule_refresh(0)
+
+
 def register(server: MaestroServer) -> None:
+    async def on_graph(ws: Workspace, event: Event) -> None:
+        paths = [str(p) for p in event.payload.get("paths") or []]
+        if paths and ws.results.tests:
+            server.spawn(_outdate_changed(server, ws, paths), "outdate")
+
+    server.graph_listeners.append(on_graph)
+
     @server.feature(types.INITIALIZE)
     def initialize(ls: MaestroServer, params: types.InitializeParams) -> None:
         _read_settings(ls, params.initialization_options)
