@@ -306,6 +306,7 @@ class SpeculationService:
         self, generation: int, settings: SpeculationSettings, budget_s: float
     ) -> None:
         from maestro.engine.testing import Selection
+        from maestro.errors import PytestUsageError, RunnerError
         from maestro.graph.build import Change
 
         tests = self.tests
@@ -369,6 +370,14 @@ class SpeculationService:
             self.tripwire.record(False, cpu)
             self.counters.last = "cancelled: superseded by a newer edit"
             raise
+        except (RunnerError, PytestUsageError) as exc:
+            # pytest did not start on the workspace as it is (a module it imports at start-up
+            # raises, a conftest fails to import): the user's code, which an explicit run
+            # reports; not a fault of the daemon
+            reason = " ".join(str(exc).split())
+            log.warning("speculative run did not start pytest: %s", reason)
+            self.counters.last = f"pytest did not start: {reason}"[:500]
+            return
         except Exception:
             log.exception("speculative run failed")
             self.counters.last = "speculative run failed (see the log)"

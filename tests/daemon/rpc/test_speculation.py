@@ -617,3 +617,41 @@ def test_cli_predictive_lists_what_it_skipped_and_why(
     assert marked is not None and marked.get("type") == "maestro.predictive"
     assert "< 0.5" in (marked.get("message") or "")
     assert cases["tests/test_core.py"].find("failure") is not None
+
+
+@pytest.mark.parametrize("start", ["conftest", "plugin"])
+def test_a_speculation_pytest_cannot_start_is_a_warning_not_a_fault(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch, start: str
+) -> None:
+    """A save that breaks what pytest imports before its session (a conftest's import, a
+    plugin module: iniconfig's own parser, which pytest imports at start-up) makes the
+    speculative pytest exit at once. That is the user's code, which the explicit run reports:
+    the daemon log says so in one warning line with the reason, not as an internal error with
+    a traceback."""
+    setup(daemon_env, monkeypatch, speculate=True)
+    root = daemon_env.root
+    if start == "conftest":
+        (root / "tests/conftest.py").write_text(CONFTEST + "import pkg.core\n")
+    else:  # a plugin module pytest imports before any conftest, as -p names it
+        text = (root / "pyproject.toml").read_text()
+        (root / "pyproject.toml").write_text(
+            text.replace('testpaths = ["tests"]', 'testpaths = ["tests"]\naddopts = "-p spec_plug"')
+        )
+        shutil.copy(root / "src/pkg/core.py", root / "spec_plug.py")
+        monkeypatch.setenv("PYTHONPATH", str(root))
+    with SyncDaemonClient(root, start=False) as client:
+        assert run_all(client).passed == 2
+        broken = "raise ValueError('boom at start-up')\n"
+        if start == "conftest":
+            edit(root, broken)
+        else:
+            (root / "spec_plug.py").write_text(broken)
+            edit(root, "def one():\n    return 2\n")  # a save the speculation runs on
+        ended = ("pytest did not start", "speculative run failed")
+        wait_for(lambda: spec(client).last.startswith(ended), what="the speculation's end")
+        last = spec(client).last
+    log = next((daemon_env.base / "st").rglob("daemon.log")).read_text()
+    assert "speculative run failed" not in log and "Traceback" not in log, log[-3000:]
+    (line,) = [line for line in log.splitlines() if "speculative run did not start" in line]
+    assert " WARNING " in line and "boom at start-up" in line, line
+    assert last.startswith("pytest did not start") and "boom at start-up" in last, last
