@@ -232,7 +232,7 @@ def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...]
         elif selection.paths:
             changes = sources.from_paths(graph.root, selection.paths)
         else:
-            changes = sources.from_git(graph.root, selection.since) + _hidden_changes(graph)
+            changes = sources.from_git(graph.root, selection.since) + sources.from_hidden(graph)
         impacts = graph.impacted(changes)
         whole = full_run(graph.pytest, graph.root)
         return dict.fromkeys(whole.sorted({i.target for i in impacts if i.kind == "test"}))
@@ -265,30 +265,6 @@ def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...]
         t: (tuple(sorted(n)) if n is not None else None)
         for t, n in sorted(chosen.items(), key=lambda item: order.key(item[0]))
     }
-
-
-def _hidden_changes(graph: BuildGraph) -> list[Change]:
-    """The files .gitignore hides that pytest uses (a local test file, a generated module it
-    collects), changed: git knows no version of them to compare with, so what the last runs
-    keyed stands in (a hidden test file no run keyed yet is new)."""
-    if not graph.hidden:
-        return []
-    last = LastKeys.load(graph.root)
-    keyed: dict[str, set[str]] = {}
-    for target in last.data:
-        entry = last.get(target)
-        for name, value in (entry[1] if entry is not None else {}).items():
-            if name in graph.hidden:
-                keyed.setdefault(name, set()).add(value)
-    changes = []
-    for rel in sorted(graph.hidden):
-        seen = keyed.get(rel)
-        if seen is None:
-            if rel in graph.tests:
-                changes.append(Change(rel, "added"))
-        elif seen != {graph.file_digest(rel) or "absent"}:
-            changes.append(Change(rel, "modified"))
-    return changes
 
 
 def run_order_of(graph: BuildGraph, selection: Selection) -> FileOrder:

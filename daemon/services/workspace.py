@@ -410,10 +410,15 @@ class WorkspaceService:
     async def impacted(
         self, params: ImpactedParams, ctx: RequestContext
     ) -> ImpactedReport | Dumped[ImpactedReport]:
-        changes = await self.changes(params)
+        from maestro.engine.changes import from_hidden
+
+        given = await self.changes(params)
+        from_git = params.paths is None and params.buffers is None
 
         def answer(graph: BuildGraph) -> ImpactedReport | Dumped[ImpactedReport]:
-            # under the lock, pending changes applied: the generation is the graph's
+            # under the lock, pending changes applied: the generation is the graph's; git's
+            # changes with the hidden files pytest uses, which git knows no version of
+            changes = given + from_hidden(graph) if from_git else given
             etag = self._etag(changes, (params.hops, params.why))
             if params.etag == etag:
                 return ImpactedReport.same_as(str(self.root), etag)

@@ -99,6 +99,10 @@ def impacted(
     if report is None:
         graph = open_graph(workspace)
         changes = collect_changes(workspace, given, since) if given or not explicit else []
+        if not explicit:  # git's working tree, or since REF: with the hidden files pytest uses
+            from maestro.engine.changes import from_hidden
+
+            changes += from_hidden(graph)
         started = time.perf_counter()
         impacts = graph.impacted(changes)
         elapsed = (time.perf_counter() - started) * 1000

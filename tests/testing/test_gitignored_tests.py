@@ -171,3 +171,39 @@ def test_impacted_runs_an_edited_hidden_test_file(ws: Workspace, tmp_path: Path)
     done = _maestro(ws, tmp_path, "test", "--impacted")
     assert done.returncode == 1, done.stdout + done.stderr
     assert "FAILED tests/test_local.py::test_local" in done.stdout, done.stdout
+
+
+def test_impacted_shows_an_edited_hidden_test_file(ws: Workspace, tmp_path: Path) -> None:
+    """`maestro impacted` (in process, and the daemon's answer an editor asks for) sees an
+    edit to a hidden test file as `maestro test --impacted` does: it said nothing was
+    impacted, from git alone."""
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("tests/test_local.py", "def test_local():\n    assert True\n")
+    _git_repo(ws, "tests/test_local.py\n")
+    subprocess.run(["git", "add", "-A"], cwd=ws.root, check=True, timeout=30)
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"],
+        cwd=ws.root, check=True, timeout=30,
+    )  # fmt: skip
+    assert _maestro(ws, tmp_path, "test").returncode == 0
+    done = _maestro(ws, tmp_path, "impacted")
+    assert "tests/test_local.py" not in done.stdout, done.stdout + done.stderr  # as last run
+    ws.edit("tests/test_local.py", "assert True", "assert False")
+    done = _maestro(ws, tmp_path, "impacted", "--no-daemon")
+    assert "tests/test_local.py" in done.stdout, done.stdout + done.stderr
+    env = {**_env(tmp_path), "MAESTRO_DAEMON": "start"}
+    try:
+        done = subprocess.run(
+            [MAESTRO, "impacted"], cwd=ws.root, env=env, capture_output=True, text=True,
+            timeout=180,
+        )  # fmt: skip
+        assert "tests/test_local.py" in done.stdout, done.stdout + done.stderr
+        status = subprocess.run(
+            [MAESTRO, "daemon", "status"], cwd=ws.root, env=env, capture_output=True, text=True,
+            timeout=60,
+        )  # fmt: skip
+        assert status.returncode == 0, status.stdout + status.stderr  # the daemon answered
+    finally:
+        subprocess.run(
+            [MAESTRO, "daemon", "stop"], cwd=ws.root, env=env, capture_output=True, timeout=60
+        )
