@@ -743,7 +743,9 @@ class RunPlanned(WireModel):
 class RunProgress(WireModel):
     """Event ``run.progress``: one event of the pytest plugin, in its JSON form (engine/events.py,
     version 1: collected, test_start, test_result without captured output, file_deps, ...), with
-    the running count of finished tests."""
+    the running count of finished tests. What a failure says is redacted: a test result's
+    ``message`` and, of a failed or errored test, ``longrepr`` (pytest's report of it: the
+    traceback and the assertion diff); a collection error's."""
 
     done: int
     total: int | None = None

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import os
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -84,6 +85,7 @@ if TYPE_CHECKING:
     from maestro.engine.testing import Plan, Selection, Summary
     from maestro.graph.build import BuildGraph
     from maestro.graph.fingerprints import FingerprintStore
+    from maestro.redaction import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +93,7 @@ RETRACE_DELAY_S = 2.0  # idle time after a run before its untraced files are re-
 RETRACE_RETRY_S = 300.0  # most time between two asks while the policy holds the re-recording
 ENV_ANSWER_S = 10.0  # how long a run waits for its client's `provide_env`
 
-_DROPPED_FIELDS = {"stdout", "stderr", "longrepr"}
+_DROPPED_FIELDS = {"stdout", "stderr", "longrepr", "each"}
 
 
 @dataclass
@@ -414,6 +416,7 @@ class TestService:
         self, params: RunTestsParams, ctx: RequestContext, execution_id: str = ""
     ) -> RunTestsResult:
         from maestro.engine.testing import Selection, planned_info, summary_result
+        from maestro.redaction import Redactor
 
         self.runs += 1
         environ = params.env
@@ -451,6 +454,7 @@ class TestService:
         queue: asyncio.Queue[RunProgress | None] = asyncio.Queue()
         forwarder = asyncio.create_task(self._forward(queue, ctx), name="run-progress")
         counts = _Counts()
+        redactor = Redactor.from_environ({**os.environ, **(environ or {})})
 
         def on_event(event: Event) -> None:
             from maestro.engine.events import Collected, TestResult
@@ -459,7 +463,7 @@ class TestService:
                 counts.total = len(event.nodeids)
             elif isinstance(event, TestResult):
                 counts.done += 1
-            data: dict[str, Any] = event.model_dump(mode="json", exclude=_DROPPED_FIELDS)
+            data = live_event(event, redactor)
             queue.put_nowait(RunProgress(done=counts.done, total=counts.total, event=data))
 
         warm = await self._take_standby(engine.interpreter) if planned.to_run else None
@@ -649,6 +653,30 @@ class TestService:
             learn(g, report)
 
         await self.workspace.query(record, mutates=True)
+
+
+def live_event(event: Event, redactor: Redactor) -> dict[str, Any]:
+    """A plugin event as ``run.progress`` carries it: without captured output, and with what a
+    failure says redacted, as its stored result is: a test result's message and, for a failed or
+    errored test, pytest's report of it (``longrepr``: the traceback and the assertion diff, cut
+    to its head and tail by the plugin); a collection error's message and report."""
+    from maestro.engine.events import Collected, TestResult
+
+    data: dict[str, Any] = event.model_dump(mode="json", exclude=_DROPPED_FIELDS)
+    if isinstance(event, TestResult):
+        data["message"] = redactor.redact_optional(event.message)
+        if event.outcome in ("failed", "error") and event.longrepr:
+            data["longrepr"] = redactor.redact(event.longrepr)
+    elif isinstance(event, Collected) and event.errors:
+        data["errors"] = [
+            {
+                "path": e.path,
+                "message": redactor.redact(e.message),
+                "longrepr": redactor.redact(e.longrepr),
+            }
+            for e in event.errors
+        ]
+    return data
 
 
 def _preload() -> None:

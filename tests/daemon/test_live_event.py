@@ -1,0 +1,83 @@
+"""What a run's ``run.progress`` events carry to a client (the editor, the CLI): a failed test's
+whole report as pytest printed it and its message, redacted as its stored result is; no captured
+output, no report of a test that did not fail, and a collection error's report redacted too."""
+
+from __future__ import annotations
+
+import json
+
+from maestro.daemon.services.tests import live_event
+from maestro.engine.events import Event
+from maestro.engine.events import parse_event as parse_line
+from maestro.redaction import Redactor
+
+KNOWN = "opal-harbor-lantern-77"
+GITHUB = "ghp_" + "Lq8" * 12
+REPORT = (
+    "def test_token():\n"
+    f'        token = "{GITHUB}"\n'
+    f'>       assert token == "{KNOWN}"\n'
+    "E       AssertionError: assert 'ghp_Lq8Lq8Lq...8Lq8Lq8Lq8Lq8' == "
+    f"'{KNOWN}'\n"
+    "E         \n"
+    f"E         - {KNOWN}\n"
+    "\n"
+    "tests/test_report.py:8: AssertionError"
+)
+
+
+def parse_event(fields: dict[str, object]) -> Event | None:
+    return parse_line(json.dumps(fields))
+
+
+def result(outcome: str, **more: object) -> dict[str, object]:
+    return {
+        "v": 1, "event": "test_result", "nodeid": "tests/test_report.py::test_token",
+        "outcome": outcome, "duration_s": 0.01, "stdout": f"printed {KNOWN}\n", **more,
+    }  # fmt: skip
+
+
+def test_a_failed_test_s_report_is_carried_redacted() -> None:
+    redactor = Redactor.from_environ({"DEPLOY_TOKEN": KNOWN})
+    event = parse_event(
+        result(
+            "failed",
+            message=f"AssertionError: assert 'x' == '{KNOWN}'",
+            longrepr=REPORT,
+            each=[result("failed", longrepr=REPORT)],
+        )
+    )
+    assert event is not None
+    data = live_event(event, redactor)
+    assert KNOWN not in str(data) and GITHUB not in str(data), data
+    assert data["longrepr"].startswith(
+        'def test_token():\n        token = "[REDACTED:github-token:'
+    )
+    assert "E         - [REDACTED:env-deploy-token:" in data["longrepr"]
+    assert data["message"].endswith("== '[REDACTED:env-deploy-token:fab6]'")
+    assert "stdout" not in data and "stderr" not in data and "each" not in data
+
+
+def test_only_a_failure_s_report_is_carried() -> None:
+    redactor = Redactor.from_environ({})
+    for outcome in ("passed", "skipped", "xfailed"):
+        event = parse_event(result(outcome, longrepr="kept by the plugin"))
+        assert event is not None
+        assert "longrepr" not in live_event(event, redactor), outcome
+    event = parse_event(result("error", longrepr="E   fixture 'db' not found"))
+    assert event is not None
+    assert live_event(event, redactor)["longrepr"] == "E   fixture 'db' not found"
+
+
+def test_a_collection_error_s_report_is_redacted() -> None:
+    redactor = Redactor.from_environ({"DEPLOY_TOKEN": KNOWN})
+    error = {
+        "path": "tests/test_a.py",
+        "message": f"ImportError: {KNOWN}",
+        "longrepr": f"ImportError while importing test module\n{KNOWN}",
+    }
+    event = parse_event({"v": 1, "event": "collected", "files": {}, "errors": [error]})
+    assert event is not None
+    data = live_event(event, redactor)
+    assert KNOWN not in str(data)
+    assert data["errors"][0]["longrepr"].startswith("ImportError while importing test module\n")
