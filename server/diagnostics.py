@@ -1,6 +1,11 @@
 """Test failures as diagnostics: at the failing line in the test, with related information at the
 line that raised in the source. One publish per test file replaces that file's diagnostics (a
-passing run clears them; so does the file vanishing from disk, which no run would report)."""
+passing run clears them; so does the file vanishing from disk, which no run would report).
+
+The message's first line says which test failed with what. For a client without the test
+explorer (Neovim, Emacs: they show a diagnostic's whole message in its float or echo area),
+the end of pytest's report of the failure follows it (the traceback's end, the assertion diff);
+the explorer's client shows the report in its failure message instead."""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from lsprotocol import types
 
 from maestro import nodeids
 from maestro.server.discovery import flatten
-from maestro.server.results import TestState, ran_words
+from maestro.server.results import TestState, excerpt, ran_words
 from maestro.server.server import MaestroServer, Workspace
 from maestro.wire import Event
 
@@ -38,6 +43,7 @@ def _def_lines(ls: MaestroServer, uri: str, rel: str) -> dict[str, int]:
 
 
 MAX_IDS = 10  # parameter ids named in one diagnostic; the rest are counted
+SHORT_MESSAGE = 160  # characters of pytest's message on the first line when its report follows
 
 
 def _params(state: TestState) -> str:
@@ -75,10 +81,17 @@ def diagnostic_for(
         )
         count = f"{len(states)} parameter sets" if len(states) > 1 else "1 parameter set"
         name = f"{name} ({count}: {shown})"
-    message = f"{name} {state.outcome}: {state.message or 'no message'}"
+    said = state.message or "no message"
+    report = state.details if not ls.test_explorer else None
+    if report and len(said) > SHORT_MESSAGE:  # the report holds it whole
+        said = said[: SHORT_MESSAGE - 1] + "…"
+    message = f"{name} {state.outcome}: {said}"
     if all(s.cached for s in states):
         when = ran_words(state.ran_at, state.ran_on) if state.run_id is None else ""
         message += f" (cached result, {when})" if when else " (cached result)"
+    if report:
+        whose = f"pytest's report of {_params(state)}" if len(states) > 1 else "pytest's report"
+        message += f"\n\n{whose}:\n{excerpt(report)}"
     return types.Diagnostic(
         range=_range(ls, uri, line),
         message=message,

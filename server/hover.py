@@ -1,17 +1,20 @@
-"""Hover: on a test function, its last outcome, duration and why it is selected; on an import
-line, how many tests depend on the imported module."""
+"""Hover: on a test function (or the line where it failed), its last outcome, duration, pytest's
+report of a failure and why it is selected; on an import line, how many tests depend on the
+imported module."""
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from lsprotocol import types
 
 from maestro.errors import MaestroError
-from maestro.server.discovery import import_at, item_at
+from maestro.nodeids import base as base_nodeid
+from maestro.server.discovery import TestItem, flatten, import_at, item_at
 from maestro.server.impacted import impacted_targets
-from maestro.server.results import summarize
+from maestro.server.results import excerpt, summarize
 from maestro.server.server import MaestroServer, Workspace
 
 log = logging.getLogger(__name__)
@@ -32,8 +35,30 @@ def module_file(root: Path, module: str, names: list[str]) -> Path | None:
     return None
 
 
+def fenced(text: str) -> str:
+    """``text`` as a Markdown code block whose fence no backtick run inside it closes."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{text}\n{fence}"
+
+
+def _of(nodeid: str, hovered: str) -> str:
+    """ " of [2-3]" when the report is one parametrization's of the hovered test."""
+    return f" of {nodeid.removeprefix(hovered)}" if nodeid != hovered else ""
+
+
+def _failing_at(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line: int) -> TestItem | None:
+    """The test that failed at ``line`` (0-based) of its file, where its diagnostic is."""
+    bases = {
+        base_nodeid(s.nodeid)
+        for s in ws.results.of_file(rel)
+        if s.failing and s.test_line == line + 1
+    }
+    return next((i for i in flatten(ls.test_items(uri, rel)) if i.nodeid in bases), None)
+
+
 async def test_hover(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line: int) -> str | None:
-    item = item_at(ls.test_items(uri, rel), line)
+    item = item_at(ls.test_items(uri, rel), line) or _failing_at(ls, ws, uri, rel, line)
     if item is None:
         return None
     states = ws.results.of_node(item.nodeid)
@@ -47,6 +72,9 @@ async def test_hover(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line:
             lines.append(f"\n`{worst.message}`")
             if worst.raised_path:
                 lines.append(f"\nraised at {worst.raised_path}:{worst.raised_line}")
+            if worst.details:
+                lines.append(f"\npytest's report{_of(worst.nodeid, item.nodeid)}:")
+                lines.append(fenced(excerpt(worst.details)))
     else:
         lines.append("Not run in this session.")
     plan = ws.results.files.get(rel)

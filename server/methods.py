@@ -197,7 +197,15 @@ class TestResult(TypedDict):
     file: str
     outcome: Annotated[str, Field(description="passed, failed, error, skipped, xfailed, xpassed")]
     durationS: float
-    message: str | None
+    message: Annotated[str | None, Field(description="what it failed or skipped with, in short")]
+    details: Annotated[
+        str | None,
+        Field(
+            description="of a failed or errored test: pytest's whole report of it (the traceback "
+            "and the assertion diff, as its terminal shows it), redacted, cut to its head and tail "
+            "with a marker when long; null otherwise and for results stored before it was kept"
+        ),
+    ]
     line: Annotated[int | None, Field(description="1-based line of the test's def")]
     testLine: Annotated[int | None, Field(description="1-based failing line in the test file")]
     raisedAt: RaisedAt | None
@@ -468,9 +476,15 @@ ProgressState = Literal["enqueued", "started", "passed", "failed", "errored", "s
 
 
 class ProgressMessage(TypedDict):
-    text: str
+    text: Annotated[str, Field(description="what it failed with, in short")]
     location: Location
     related: Annotated[Location | None, Field(description="where it raised, outside the test")]
+    details: NotRequired[
+        Annotated[
+            str | None,
+            Field(description="pytest's whole report of the failure, as maestro/testResults says"),
+        ]
+    ]
 
 
 class ProgressParams(TypedDict):

@@ -3,7 +3,8 @@ failure when a live run reported them) and each test file's last plan (why it ra
 
 Live runs give the full picture (``run.progress`` carries the failing line in the test and the
 raising line in the source); results served from the cache only keep one location (the raising
-line, or the test line), and the test's ``def`` line stands in for the other.
+line, or the test line), and the test's ``def`` line stands in for the other. Both carry pytest's
+report of a failure, redacted by the daemon.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class TestState:
     outcome: str
     duration_s: float = 0.0
     message: str | None = None
+    details: str | None = None  # pytest's report of a failure (traceback, assertion diff)
     def_line: int | None = None  # 1-based, the test's own line (pytest's item location)
     test_line: int | None = None  # 1-based, the failing line inside the test file
     raised_path: str | None = None
@@ -88,6 +90,7 @@ class TestState:
             "outcome": self.outcome,
             "durationS": round(self.duration_s, 6),
             "message": self.message,
+            "details": self.details,
             "line": self.def_line,
             "testLine": self.test_line,
             "raisedAt": (
@@ -166,6 +169,7 @@ class Results:
             outcome=str(event.get("outcome")),
             duration_s=float(event.get("duration_s") or 0.0),
             message=event.get("message"),
+            details=event.get("longrepr"),
             def_line=location.get("line"),
             test_line=event.get("test_line"),
             raised_path=raised.get("path"),
@@ -203,6 +207,7 @@ class Results:
                 outcome=str(t.get("outcome")),
                 duration_s=float(t.get("duration_s") or 0.0),
                 message=t.get("message"),
+                details=t.get("details"),
                 test_line=line if in_test else t.get("test_line"),
                 raised_path=path if path and not in_test else None,
                 raised_line=line if path and not in_test else None,
@@ -246,6 +251,27 @@ class Results:
             for s in self.tests.values()
             if base_nodeid(s.nodeid) == nodeid or s.nodeid.startswith(prefix)
         ]
+
+
+EXCERPT_LINES = 60
+EXCERPT_CHARS = 6000
+
+
+def excerpt(details: str, lines: int = EXCERPT_LINES, chars: int = EXCERPT_CHARS) -> str:
+    """The end of a failure's report (where it raised, the assertion diff) for a diagnostic or a
+    hover, at most ``lines`` lines and about ``chars`` characters, with a first line saying how
+    much is left out (the test explorer, JUnit and the terminal show it whole)."""
+    kept = details.rstrip("\n").splitlines()
+    total = len(kept)
+    kept = kept[-lines:]
+    while len(kept) > 1 and sum(len(line) + 1 for line in kept) > chars:
+        kept.pop(0)
+    text = "\n".join(kept)
+    if len(text) > chars:  # one very long line
+        text = "..." + text[-chars:]
+    if len(kept) < total:
+        text = f"[{total - len(kept)} earlier lines of the report not shown]\n{text}"
+    return text
 
 
 def summarize(states: list[TestState]) -> str:

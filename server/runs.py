@@ -513,6 +513,7 @@ class RunManager:
         self.server.work_done_progress.tokens.pop(run.token, None)
 
 
+# not "details": a second session's report of the same failure differs in object addresses
 _SUBSTANCE = ("outcome", "message", "flaky", "cached", "line", "testLine", "raisedAt")
 
 

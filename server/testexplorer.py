@@ -123,6 +123,7 @@ def _message(ls: MaestroServer, ws: Workspace, state: TestState) -> ProgressMess
         "text": state.message or state.outcome,
         "location": {"uri": ls.uri_of(ws, state.file), "range": _range(line, line)},
         "related": None,
+        "details": state.details,
     }
     if state.raised_path:
         rl = (state.raised_line or 1) - 1

@@ -245,7 +245,10 @@ export interface TestResult {
   /** passed, failed, error, skipped, xfailed, xpassed */
   outcome: string;
   durationS: number;
+  /** what it failed or skipped with, in short */
   message: string | null;
+  /** of a failed or errored test: pytest's whole report of it (the traceback and the assertion diff, as its terminal shows it), redacted, cut to its head and tail with a marker when long; null otherwise and for results stored before it was kept */
+  details: string | null;
   /** 1-based line of the test's def */
   line: number | null;
   /** 1-based failing line in the test file */
@@ -634,10 +637,13 @@ export interface Location {
 }
 
 export interface ProgressMessage {
+  /** what it failed with, in short */
   text: string;
   location: Location;
   /** where it raised, outside the test */
   related: Location | null;
+  /** pytest's whole report of the failure, as maestro/testResults says */
+  details?: string | null;
 }
 
 export interface ProgressParams {

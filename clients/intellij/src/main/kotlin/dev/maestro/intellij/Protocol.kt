@@ -247,7 +247,10 @@ data class TestResult(
     /** passed, failed, error, skipped, xfailed, xpassed */
     val outcome: String? = null,
     val durationS: Double? = null,
+    /** what it failed or skipped with, in short */
     val message: String? = null,
+    /** of a failed or errored test: pytest's whole report of it (the traceback and the assertion diff, as its terminal shows it), redacted, cut to its head and tail with a marker when long; null otherwise and for results stored before it was kept */
+    val details: String? = null,
     /** 1-based line of the test's def */
     val line: Long? = null,
     /** 1-based failing line in the test file */
@@ -643,10 +646,13 @@ data class Location(
 )
 
 data class ProgressMessage(
+    /** what it failed with, in short */
     val text: String? = null,
     val location: Location? = null,
     /** where it raised, outside the test */
     val related: Location? = null,
+    /** pytest's whole report of the failure, as maestro/testResults says */
+    val details: String? = null,
 )
 
 data class ProgressParams(
