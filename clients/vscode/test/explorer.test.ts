@@ -40,6 +40,38 @@ test("a failure carries the failing line and the raising line", () => {
   assert.equal(a.messages[1].location?.uri, "file:///ws/pkg/calc.py");
 });
 
+test("a failure's message holds pytest's whole report after its first line", () => {
+  const report = [
+    "    def test_words():",
+    "        words = [\"alpha\", \"beta\", \"gamma\"]",
+    ">       assert words == [\"alpha\", \"delta\", \"gamma\"]",
+    "E       AssertionError: assert ['alpha', 'beta', 'gamma'] == ['alpha', 'delta', 'gamma']",
+    "E         At index 1 diff: 'beta' != 'delta'",
+    "",
+    "tests/test_report.py:4: AssertionError",
+  ].join("\n");
+  const a = progressAction({
+    runId: "r",
+    id: "tests/test_report.py::test_words",
+    nodeid: "tests/test_report.py::test_words",
+    state: "failed",
+    cached: true,
+    message: {
+      text: "AssertionError: assert ['alpha', 'beta', 'gamma'] == ['alpha', 'delta', 'gamma']",
+      location: { uri: "file:///ws/tests/test_report.py", range: range(3) },
+      related: { uri: "file:///ws/pkg/words.py", range: range(1) },
+      details: report,
+    },
+  });
+  assert.equal(a.op, "failed");
+  if (a.op !== "failed") return;
+  const [first, ...rest] = a.messages[0].text.split("\n");
+  assert.equal(first, "(cached) AssertionError: assert ['alpha', 'beta', 'gamma'] == ['alpha', 'delta', 'gamma']");
+  assert.equal(rest.join("\n"), "\n" + report);
+  // the raising line's message stays one line: the report is the failure's, shown once
+  assert.ok(!a.messages[1].text.includes("\n"));
+});
+
 test("parametrized and cached failures say so", () => {
   const a = progressAction({
     runId: "r",

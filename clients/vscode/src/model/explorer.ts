@@ -31,7 +31,10 @@ export function progressAction(p: ProgressParams): Action {
       const prefix = cached ? "(cached) " : "";
       const nodeSuffix = p.nodeid && p.nodeid !== p.id ? ` [${p.nodeid.slice(p.id.length)}]` : "";
       if (p.message) {
-        messages.push({ text: prefix + p.message.text + nodeSuffix, location: p.message.location ?? null });
+        // the first line names the failure (the Test Results list shows it); pytest's whole
+        // report follows it in the peek, as its terminal prints it
+        const details = p.message.details ? `\n\n${p.message.details}` : "";
+        messages.push({ text: prefix + p.message.text + nodeSuffix + details, location: p.message.location ?? null });
         const rel = p.message.related;
         if (rel) {
           const file = rel.uri.replace(/^.*\//, "");
