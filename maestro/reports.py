@@ -6,7 +6,7 @@ output is identical either way. Changing a field is a schema version bump (see d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -80,6 +80,11 @@ class ImpactedReport(BaseModel):
     unchanged: bool = Field(
         default=False, description="the answer named by the request's etag still holds: no rows"
     )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="changes no target reaches yet, and why (an extension module's C source: "
+        "tests import the built module, which must be rebuilt)",
+    )
 
     model_config = ConfigDict(populate_by_name=True, defer_build=True)
 
@@ -93,6 +98,7 @@ class ImpactedReport(BaseModel):
         hops: int | None = None,
         etag: str = "",
         why: bool = True,
+        notes: Sequence[str] = (),
     ) -> dict[str, Any]:
         """The report in its JSON form. Structured chains for the first ``hops`` targets only
         (None: all); ``why`` says every chain in words. An editor showing a hub change's 600
@@ -121,6 +127,7 @@ class ImpactedReport(BaseModel):
             "elapsed_ms": round(elapsed_ms, 3),
             "etag": etag,
             "unchanged": False,
+            "notes": list(notes),
         }
 
     @classmethod

@@ -411,6 +411,7 @@ class WorkspaceService:
         self, params: ImpactedParams, ctx: RequestContext
     ) -> ImpactedReport | Dumped[ImpactedReport]:
         from maestro.engine.changes import from_hidden
+        from maestro.graph.extensions import extension_notes
 
         given = await self.changes(params)
         from_git = params.paths is None and params.buffers is None
@@ -427,7 +428,7 @@ class WorkspaceService:
             elapsed = (time.perf_counter() - started) * 1000
             data = ImpactedReport.data(
                 str(self.root), changes, impacts, elapsed, hops=params.hops, etag=etag,
-                why=params.why,
+                why=params.why, notes=extension_notes(graph, changes, impacts),
             )  # fmt: skip
             return Dumped(ImpactedReport, data)
 

@@ -77,6 +77,7 @@ def impacted(
     from maestro import wire
     from maestro.cli import via_daemon
     from maestro.engine.changes import usable
+    from maestro.graph.extensions import extension_notes
     from maestro.reports import ImpactedReport
     from maestro.workspace import normalize
 
@@ -106,7 +107,10 @@ def impacted(
         started = time.perf_counter()
         impacts = graph.impacted(changes)
         elapsed = (time.perf_counter() - started) * 1000
-        data = ImpactedReport.data(str(workspace), changes, impacts, elapsed, why=as_json)
+        notes = extension_notes(graph, changes, impacts)
+        data = ImpactedReport.data(
+            str(workspace), changes, impacts, elapsed, why=as_json, notes=notes
+        )
         report = ImpactedReport.model_validate(data)
     if as_json:
         typer.echo(report.model_dump_json(by_alias=True, indent=2, exclude={"etag", "unchanged"}))

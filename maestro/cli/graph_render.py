@@ -54,10 +54,11 @@ def impacted_lines(report: Mapping[str, Any], styles: Styles, *, show_all: bool)
     changes: list[Any] = report["changes"]
     impacted: list[Mapping[str, Any]] = report["impacted"]
     n_changes = len(changes)
+    notes = [f"note: {n}" for n in report.get("notes") or ()]
     if not changes:
         return ["No changes."]
     if not impacted:
-        return [f"Nothing impacted by {plural(n_changes, 'change')}."]
+        return [f"Nothing impacted by {plural(n_changes, 'change')}.", *notes]
     tests = sum(1 for i in impacted if i["kind"] == "test")
     declared = len(impacted) - tests
     also = f" and {styles.bold(plural(declared, 'declared target'))}" if declared else ""
@@ -79,7 +80,7 @@ def impacted_lines(report: Mapping[str, Any], styles: Styles, *, show_all: bool)
         lines.append(
             styles.dim(f"… and {more} more (--all to show every reason, --json for machines)")
         )
-    return lines
+    return lines + notes
 
 
 def why_lines(report: Mapping[str, Any], styles: Styles) -> list[str]:

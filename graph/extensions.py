@@ -1,0 +1,84 @@
+"""Sources of compiled extension modules: a test imports the built module (``_speedups.*.so``),
+never its C source, so an edit to the source reaches no test until the module is rebuilt. An
+impacted answer that leaves such a source out says why, and which tests the rebuild reaches."""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maestro.graph.build import BuildGraph, Change
+    from maestro.graph.query import Impact
+
+SOURCE_SUFFIXES = (".c", ".cc", ".cpp", ".cxx", ".pyx", ".m")
+_BUILT_SUFFIXES = (".so", ".pyd")
+_BUILD_FILES = ("setup.py", "pyproject.toml", "setup.cfg")
+
+
+def built_next_to(root: str, source: str) -> list[str]:
+    """The extension modules built in place from `source` (workspace-relative): same folder,
+    same name, ``.so``/``.pyd`` with or without an ABI tag (``_speedups.cpython-312-...so``)."""
+    folder, name = posixpath.split(source)
+    stem = posixpath.splitext(name)[0]
+    try:
+        entries = os.listdir(os.path.join(root, folder) if folder else root)
+    except OSError:
+        return []
+    return sorted(
+        posixpath.join(folder, e)
+        for e in entries
+        if e.endswith(_BUILT_SUFFIXES) and e.split(".", 1)[0] == stem
+    )
+
+
+def _named_in_build_files(root: str, source: str) -> str | None:
+    """The build file (setup.py, pyproject.toml, setup.cfg) that names `source`, if any."""
+    for name in _BUILD_FILES:
+        try:
+            with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+                text = f.read(1_000_000)
+        except OSError:
+            continue
+        if source in text:
+            return name
+    return None
+
+
+def extension_notes(
+    graph: BuildGraph, changes: Sequence[Change], impacts: Iterable[Impact]
+) -> list[str]:
+    """For each changed extension source no impacted target reaches: that the tests read the
+    built module, which must be rebuilt, and what its rebuild reaches. A source the workspace
+    builds nothing from (no module beside it, no build file naming it) gets no note."""
+    from maestro.graph.build import Change as ChangeRecord
+
+    reached = {i.changed for i in impacts}
+    root = str(graph.root)
+    notes: list[str] = []
+    for change in changes:
+        path = change.path
+        if not path.endswith(SOURCE_SUFFIXES) or path in reached or change.status == "deleted":
+            continue
+        built = built_next_to(root, path)
+        if built:
+            tests = {
+                i.target
+                for i in graph.impacted([ChangeRecord(b, "modified") for b in built])
+                if i.kind == "test"
+            }
+            reach = f", which {len(tests)} test file(s) import" if tests else ""
+            notes.append(
+                f"{path} is a source of the extension module {', '.join(built)}{reach}: tests "
+                "import the built module, not its source; rebuild it (pip install -e ., or "
+                "python setup.py build_ext --inplace) for the tests to see this change"
+            )
+        elif (named := _named_in_build_files(root, path)) is not None:
+            notes.append(
+                f"{path} is an extension module source ({named} names it): tests import the "
+                "built module, not its source; rebuild it (pip install -e .) for the tests to "
+                "see this change"
+            )
+    return notes

@@ -1,0 +1,92 @@
+"""An edit to an extension module's C source reaches no test (tests import the built module):
+`maestro impacted` said "Nothing impacted" and nothing more (found on wrapt by a user trial in
+the editor). It now says that the tests import the built module, which must be rebuilt, and how
+many test files the rebuilt module reaches; a C file the workspace builds nothing from gets no
+such note. Real compiler, real build, the real CLI in process and through the daemon."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+
+C_SOURCE = """\
+#include <Python.h>
+static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
+static PyMethodDef M[] = {{"answer", answer, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef D = {PyModuleDef_HEAD_INIT, "_speed", NULL, -1, M};
+PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&D); }
+"""
+
+FILES = {
+    "src/pkg/__init__.py": "",
+    "src/pkg/_speed.c": C_SOURCE,
+    "tools/probe.c": "int main(void) { return 0; }\n",  # built by nothing here
+    "setup.py": (
+        "from setuptools import Extension, setup\n"
+        'setup(name="pkg", package_dir={"": "src"}, packages=["pkg"],\n'
+        '      ext_modules=[Extension("pkg._speed", ["src/pkg/_speed.c"])])\n'
+    ),
+    "pytest.ini": "[pytest]\npythonpath = src\n",
+    ".gitignore": "build/\n*.so\n__pycache__/\n",
+    "tests/test_speed.py": (
+        "from pkg._speed import answer\n\n\ndef test_answer():\n    assert answer() == 42\n"
+    ),
+    "tests/test_other.py": "def test_other():\n    pass\n",
+}
+
+
+def _run(root: Path, tmp_path: Path, *args: str, daemon: str = "off") -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    env.update(
+        MAESTRO_DAEMON=daemon,
+        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
+        MAESTRO_STATE_DIR=str(tmp_path / "state"),
+    )
+    done = subprocess.run(
+        [MAESTRO, *args], cwd=root, env=env, capture_output=True, text=True, timeout=180
+    )
+    return done.stdout + done.stderr
+
+
+def test_an_edited_extension_source_says_the_module_must_be_rebuilt(tmp_path: Path) -> None:
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    root = tmp_path / "ws"
+    for rel, text in {**FILES, "maestro.toml": f"interpreter = {sys.executable!r}\n"}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    subprocess.run(
+        [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+        cwd=root, check=True, capture_output=True, timeout=180,
+    )  # fmt: skip
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, timeout=30)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True, timeout=30)
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"],
+        cwd=root, check=True, timeout=30,
+    )  # fmt: skip
+    (built,) = [p.name for p in (root / "src/pkg").iterdir() if p.suffix == ".so"]
+    (root / "src/pkg/_speed.c").write_text(C_SOURCE.replace("42", "43"))
+    (root / "tools/probe.c").write_text("int main(void) { return 1; }\n")
+    said = _run(root, tmp_path, "impacted")
+    assert "Nothing impacted by 2 changes." in said, said
+    expected = (
+        f"note: src/pkg/_speed.c is a source of the extension module src/pkg/{built}, which 1"
+        " test file(s) import: tests import the built module, not its source; rebuild it"
+    )
+    assert expected in said, said
+    assert "probe.c" not in said, said
+    try:  # the daemon's answer, the one an editor gets
+        said = _run(root, tmp_path, "impacted", "--json", daemon="start")
+        report = json.loads(said[said.index("{") : said.rindex("}") + 1])
+        assert len(report["notes"]) == 1 and "src/pkg/_speed.c is a source" in report["notes"][0]
+    finally:
+        _run(root, tmp_path, "daemon", "stop")
