@@ -4,15 +4,15 @@ built .vsix installed, driven by playwright-core in Debian's Chromium
 
 It opens a workspace with a failing test, sees the Maestro status bar item and the code lenses, runs
 the test file from its lens and then every test from the Test Explorer (a run past eglot-like 10 s
-request timeouts that ends in the Testing view), and sees the failure as a
-squiggle at the failing line, in the Problems panel (with the raising line) and in the Testing view,
-with folders and a parametrized function's sets grouped under it (one Problems entry for their
-one failing assert), the Impacted Tests view of a source file, and another source file's lens
-through an edit ("unsaved edit") and a save (the saved count at once). Then it restarts the daemon
-and reloads the window (a new language server) and sees the stored result again: the lens marked
-cached, the squiggle, the Problems entry, the Testing view. Last, a run a workspace Rego rule
-refuses shows a warning with the rule, its remediation and the retry time. Screenshots:
-tests/e2e/artifacts/vscode/.
+request timeouts that ends in the Testing view), and sees the failure as a squiggle at the failing
+line, in the Problems panel (with the raising line) and in the Testing view, with folders and a
+parametrized function's sets grouped under it (one Problems entry for their one failing assert) and
+the failure's whole report from pytest in the Test Results panel, the Impacted Tests view of a
+source file, and another source file's lens through an edit ("unsaved edit") and a save (the saved
+count at once). Then it restarts the daemon and reloads the window (a new language server) and sees
+the stored result again: the lens marked cached, the squiggle, the Problems entry, the Testing view.
+Last, a run a workspace Rego rule refuses shows a warning with the rule, its remediation and the
+retry time. Screenshots: tests/e2e/artifacts/vscode/.
 
 A second session (clients/vscode/e2e/drive_restart.cjs) runs every test from the Testing view,
 edits a test file so that its passing test fails, saves and reloads the window: the pass shows
@@ -431,6 +431,11 @@ def test_vscode_status_lens_run_failure_explorer(
     many = next(v for k, v in rows.items() if k.startswith("test_many"))
     assert any("failed" in i for i in many), rows
     assert not any(k.startswith("test_many[") for k in labels), labels
+    # the failure's whole report in the Test Results panel: pytest's traceback through the
+    # test's assert to the line that raised in pkg/calc.py, not only its one-line message
+    report = "\n".join(seen["failureReport"]).replace("\u00a0", " ")
+    assert ">       assert div(1, 0) == 0" in report, seen["failureReport"]
+    assert 'raise ZeroDivisionError("no zero please")' in report, seen["failureReport"]
     # one Problems entry for the one failing assert of 10 parameter sets (not 10)
     entries = [p for p in seen["problemsAfterAll"] if "test_many" in p and "failed" in p]
     assert len(entries) == 1 and "10 parameter sets" in entries[0], seen["problemsAfterAll"]

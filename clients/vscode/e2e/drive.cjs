@@ -1,7 +1,8 @@
 // Drive a real VS Code (code-server) in Debian's Chromium with playwright-core: open the fixture
 // workspace, see the Maestro status bar item and the code lenses, run a test file from its lens and
 // then all tests from the Test Explorer (one test sleeps past eglot-like request timeouts), see the
-// failure as a squiggle, in the Problems panel and in the Testing view, the Impacted Tests view for
+// failure as a squiggle, in the Problems panel and in the Testing view (with pytest's whole report
+// in the Test Results panel), the Impacted Tests view for
 // a source file, and another source file's lens count after an edit and a save; then restart the daemon and
 // reload the window (a new language server) and see the stored result again on the reopened file
 // (lens marked cached, squiggle, Testing view); last, run a file the workspace policy refuses and
@@ -111,6 +112,15 @@ drive(seen, shot, process.env.E2E_OUT, async (page) => {
   seen.testResultsPanel = await texts(page.locator(".test-output-peek, .test-results"))
     .catch(() => []);
   await shot(page, "test-explorer");
+  // the failure's whole report: its message selected in the Test Results tree shows in the
+  // panel's text view, as pytest printed it (the traceback, where it raised)
+  await page.locator(".part.panel .monaco-list-row", { hasText: "ZeroDivisionError: no zero please" })
+    .first().click({ timeout: 10000 }).catch((e) => step(`no failure message row: ${e}`));
+  await page.waitForFunction(() => [...document.querySelectorAll(".part.panel .view-lines")]
+    .some((v) => v.textContent.includes("calc.py:7")), null, { timeout: 15000 }).catch(() => undefined);
+  seen.failureReport = await texts(page.locator(".part.panel .view-lines")).catch(() => []);
+  step(`failure report: ${JSON.stringify(seen.failureReport)}`);
+  await shot(page, "failure-report");
   // the Problems panel after the whole run: the parametrized failure is one entry
   await palette(page, "View: Focus Problems");
   await page.locator(".markers-panel .monaco-list-row", { hasText: "test_many" }).first()
