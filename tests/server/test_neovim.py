@@ -1,5 +1,6 @@
 """A real editor end to end: headless Neovim (Debian's 0.7.x works: vim.lsp.start_client +
-buf_attach_client) runs nvim_e2e.lua against the fixture workspace."""
+buf_attach_client) runs nvim_e2e.lua against the fixture workspace: lenses, a run, its results
+and the failure's diagnostic with pytest's report."""
 
 from __future__ import annotations
 
@@ -59,4 +60,11 @@ def test_neovim_lenses_run_and_diagnostics(lsp_env: Env) -> None:
     assert len(diags) == 1
     assert diags[0]["lnum"] == FAIL_TEST_LINE - 1
     assert "ZeroDivisionError" in diags[0]["message"] and diags[0]["source"] == "maestro"
+    # Neovim has no test explorer: its diagnostic float shows the end of pytest's report under
+    # the one-line message (the test's assert, the line that raised in pkg/calc.py)
+    first, *report = diags[0]["message"].splitlines()
+    assert first == "test_div_zero failed: ZeroDivisionError: no zero please", first
+    shown = "\n".join(report)
+    assert ">       assert div(1, 0) == 0" in shown, shown
+    assert 'raise ZeroDivisionError("no zero please")' in shown, shown
     assert os.environ.get("MAESTRO_STATE_DIR") != lsp_env.env["MAESTRO_STATE_DIR"]
