@@ -3,8 +3,8 @@ assertion diff, not one line), through a real server, daemon and pytest: in each
 ``maestro/testResults`` as the tests finish, in the test explorer's failure message (the VS Code
 peek), and in the failure's diagnostic and hover for a client without the explorer (Neovim,
 Emacs), where the diagnostic's first line stays the one-line message. Results served from the
-cache after a restart carry it too, and a secret printed in a failing assertion stays redacted
-on every one of those paths."""
+cache after a restart carry it too, a secret printed in a failing assertion stays redacted on
+every one of those paths, and a huge report is cut with a visible marker."""
 
 from __future__ import annotations
 
@@ -38,6 +38,16 @@ REPORT = f"""
 
     def test_fine():
         assert True
+
+
+    def down(n):
+        if n == 0:
+            raise ValueError("bottom of the stack")
+        return down(n - 1)
+
+
+    def test_deep():
+        down(300)
     """
 WORDS_LINE = 3  # 1-based line of test_words' assert
 
@@ -92,7 +102,7 @@ async def test_a_failure_s_whole_report_reaches_the_editor_redacted(lsp_env: Env
     try:
         uri = open_doc(client, env, REPORT_FILE)
         outcome = await run_to_end(client, "maestro.runAll")
-        assert outcome["failed"] == 3, outcome
+        assert outcome["failed"] == 4, outcome
         results = [t for b in notes(client, "maestro/testResults") for t in b["tests"]]
         words = report_of(results, "test_words")
         assert words["outcome"] == "failed"
@@ -102,6 +112,10 @@ async def test_a_failure_s_whole_report_reaches_the_editor_redacted(lsp_env: Env
         token = report_of(results, "test_token")
         assert "[REDACTED:github-token:" in (token.get("details") or ""), token
         assert "[REDACTED:env-deploy-token:" in token["details"]
+        # a huge report (300 frames) is cut in its middle, visibly; its end (what raised) stays
+        deep = report_of(results, "test_deep")["details"] or ""
+        assert len(deep) < 17_000 and "characters truncated] ..." in deep, len(deep)
+        assert deep.rstrip().endswith(": ValueError") and "ValueError: bottom of the stack" in deep
 
         diag = await until(lambda: words_diagnostic(client, uri))
         first, _, rest = diag.message.partition("\n")
@@ -110,6 +124,11 @@ async def test_a_failure_s_whole_report_reaches_the_editor_redacted(lsp_env: Env
         assert DIFF in rest, diag.message
         hovered = await hover_text(client, uri, WORDS_LINE)
         assert DIFF in hovered, hovered
+        # the diagnostic shows the end of a huge report, saying how much it leaves out
+        deep_diag = next(d for d in client.diagnostics[uri] if d.message.startswith("test_deep"))
+        assert "earlier lines of the report not shown]" in deep_diag.message
+        assert "ValueError: bottom of the stack" in deep_diag.message
+        assert len(deep_diag.message) < 7_000, len(deep_diag.message)
         assert leaked(client.maestro_notes, client.diagnostics, hovered) == []  # type: ignore[attr-defined]
     finally:
         await stop_client(client)
