@@ -75,6 +75,9 @@ class TestOutcome(_Model):
     after a failed or skipped call."""
     warnings: int = 0
     """How many warnings pytest recorded while this node ran (its summary line counts them)."""
+    subtests_passed: int = 0
+    """How many of its subtests passed: pytest's summary line may count them ("3 subtests
+    passed", by its verbosity); older entries lack it."""
     addressable: bool = True
     """Can pytest be given this node id to run it alone? Not when a collector's name holds
     "::" (html5lib's data-file items): then its whole file runs."""
@@ -176,6 +179,9 @@ class ActionResult(_Model):
     """Why the file depends on the whole workspace: what some of its tests read is unknown."""
     collect_warnings: int = 0
     """How many warnings pytest recorded that point at this file while collecting it."""
+    deselected: int = 0
+    """How many of the file's tests the run's own selection (-k, -m) deselected, as pytest's
+    summary line counts them; older entries lack it."""
 
     def referenced_digests(self) -> list[Digest]:
         """Every CAS blob this result needs; an AC hit requires all of them to be present."""

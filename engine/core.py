@@ -168,6 +168,7 @@ class Engine:
             promote,
             repollute,
             store_results,
+            subtests_shown,
             summarise,
             timed_out,
             trace_env,
@@ -388,7 +389,13 @@ class Engine:
                     outcomes += await run_again(rerun, names, others, only=only)
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
-        summary = summarise(outcomes, report, confirmed, environment)
+        summary = summarise(
+            outcomes,
+            report,
+            confirmed,
+            environment,
+            subtests_shown=subtests_shown(self.graph, planned, environ),
+        )
         if confirming_s:  # the summary's "pytest Ns" covers every run
             summary = summary.model_copy(update={"wall_s": summary.wall_s + confirming_s})
         return summary

@@ -69,6 +69,7 @@ class Collected(_Event):
     state_new: dict[str, list[str]] = {}  # test file -> the workspace modules it imported first
     observed: list[str] = []  # the test files whose collection was watched for that
     deselected: list[str] = []  # collected, then dropped by the runner's selection
+    user_deselected: dict[str, int] = {}  # test file -> its tests the user's -k, -m deselected
 
     @property
     def nodeids(self) -> list[str]:
@@ -100,6 +101,7 @@ class TestResult(_Event):
     stdout: str = ""
     stderr: str = ""
     also: list[Outcome] = Field(default_factory=list)  # counted too (a teardown's error)
+    subtests_passed: int = 0  # its subtests that passed (pytest counts them apart)
     addressable: bool = True  # pytest finds it by its node id (no "::" inside a name)
     # the runner's, not the plugin's: the tests of a node id collected several times, in run
     # order, when this result stands for all of them

@@ -199,6 +199,7 @@ def _joined(seen: TestResult, new: TestResult) -> TestResult:
     return worse.model_copy(
         update={
             "also": [*worse.also, other.outcome, *other.also],
+            "subtests_passed": seen.subtests_passed + new.subtests_passed,
             "duration_s": seen.duration_s + new.duration_s,
             "stdout": seen.stdout + new.stdout,
             "stderr": seen.stderr + new.stderr,

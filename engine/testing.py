@@ -1741,6 +1741,7 @@ def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) 
         ),
         flaky=flaky,
         also=result.also,
+        subtests_passed=result.subtests_passed,
         addressable=result.addressable,
         each=each,
     )
@@ -1981,6 +1982,11 @@ def _build_result(
             "collect_warnings": (
                 report.session_end.collect_warnings.get(planned.target, 0)
                 if report.session_end is not None
+                else 0
+            ),
+            "deselected": (
+                report.collected.user_deselected.get(planned.target, 0)
+                if report.collected is not None
                 else 0
             ),
         }
@@ -2508,13 +2514,17 @@ def summarise(
     report: RunReport | None,
     confirmed: list[str] | None = None,
     environment: list[str] | None = None,
+    *,
+    subtests_shown: bool = True,
 ) -> Summary:
+    """The run's counts as pytest's summary line says them; `subtests_shown`: whether it
+    counts passed subtests."""
     from maestro.engine.summary import Summary
     from maestro.wire import RunCounts
 
     tally: Counter[str] = Counter()
     counted: set[str] = set()
-    not_run = cached = ran = flaky = warned = warned_before = 0
+    not_run = cached = ran = flaky = warned = warned_before = deselected = 0
     saved = 0.0
     for o in outcomes:
         if o.result is None:
@@ -2526,6 +2536,7 @@ def summarise(
         else:
             ran += 1
         warnings = o.result.collect_warnings
+        deselected += o.result.deselected
         for t in o.result.tests:
             # a skipped folder's node, in the result of each of its files, counts once; a
             # node id twice in one result (a module collected as tests and as doctests that
@@ -2534,6 +2545,7 @@ def summarise(
                 continue
             tally[t.outcome] += 1
             tally.update(t.also)  # as pytest counts: a teardown's error too
+            tally["subtests passed"] += t.subtests_passed
             flaky += t.flaky
             warnings += t.warnings
         counted.update(t.node_id for t in o.result.tests)
@@ -2554,6 +2566,8 @@ def summarise(
         skipped=tally["skipped"],
         xfailed=tally["xfailed"],
         xpassed=tally["xpassed"],
+        subtests_passed=tally["subtests passed"] if subtests_shown else 0,
+        deselected=deselected,
         flaky=flaky,
         warnings=warned,
         cached_warnings=warned_before,
@@ -2570,6 +2584,18 @@ def summarise(
         confirmed=confirmed or [],
         environment=environment or [],
         **counts,
+    )
+
+
+def subtests_shown(graph: BuildGraph, planned: Plan, environ: Mapping[str, str] | None) -> bool:
+    """Whether pytest, run as `planned` runs it, counts passed subtests in its summary line."""
+    from maestro.graph.pytest_config import shows_passed_subtests
+
+    return shows_passed_subtests(
+        graph.pytest,
+        planned.pytest_args,
+        planned.context.pytest_version,
+        os.environ if environ is None else environ,
     )
 
 
@@ -2619,7 +2645,11 @@ def run(
     _remember_all_cached(graph.root, not planned.to_run)
     if not planned.to_run:  # all from the cache: no event loop, no process
         promote(cache, planned)
-        return summarise([FileOutcome(f, f.cached, True) for f in planned.files], None)
+        return summarise(
+            [FileOutcome(f, f.cached, True) for f in planned.files],
+            None,
+            subtests_shown=subtests_shown(graph, planned, environ),
+        )
     engine = Engine(graph, cache, interpreter, fingerprints, store_gate)
     return run_sync(
         engine.execute(

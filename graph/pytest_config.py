@@ -12,7 +12,7 @@ import posixpath
 import re
 import shlex
 import tomllib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +52,8 @@ class PytestConfig:
     # their name, found by asking that hook; sorted, so that the graph's key is stable
     collected_files: tuple[str, ...] = ()
     collected_files_key: str = ""  # the question they answer (CollectRequest.key)
+    addopts: list[str] = field(default_factory=list)
+    verbosity_subtests: str = "auto"  # the ini value: a level, or "auto" (pytest's -v/-q)
     diagnostics: list[tuple[str, str]] = field(default_factory=list)
 
     def matcher(self) -> Callable[[str], bool]:
@@ -289,8 +291,10 @@ def load_pytest_config(root: Path) -> PytestConfig:
             cfg.pythonpath = [_rootdir_relative(p) for p in _as_list(options["pythonpath"])]
         if isinstance(options.get("doctest_encoding"), str):
             cfg.doctest_encoding = str(options["doctest_encoding"]).strip()
+        if isinstance(options.get("verbosity_subtests"), str | int):
+            cfg.verbosity_subtests = str(options["verbosity_subtests"]).strip()
         if "addopts" in options:
-            addopts = _as_list(options["addopts"])
+            addopts = cfg.addopts = _as_list(options["addopts"])
             cfg.doctest_modules = _doctest_modules(addopts)
             cfg.import_mode = import_mode(addopts)
             cfg.doctest_globs = _doctest_globs(addopts)
@@ -336,6 +340,40 @@ def _changes_discovery(config: PytestConfig, name: str, value: str) -> bool:
         or (name == "-p" and value == "no:doctest" and doctests)
         or name in ("-c", "--config-file", "--rootdir", "--confcutdir")
     )
+
+
+def shows_passed_subtests(
+    config: PytestConfig, args: Sequence[str], pytest_version: str, environ: Mapping[str, str]
+) -> bool:
+    """Whether pytest's summary line, given `args`, counts passed subtests ("3 subtests
+    passed"): pytest 9's own subtests only when their verbosity is not 0 (-v or -q, or the
+    ``verbosity_subtests`` ini option), the pytest-subtests plugin before it always."""
+    major = pytest_version.split(".")[0]
+    if not major.isdigit() or int(major) < 9:
+        return True
+    every = [*config.addopts, *shlex.split(environ.get("PYTEST_ADDOPTS", "")), *args]
+    level, verbose = config.verbosity_subtests, 0
+    for i, arg in enumerate(every):
+        following = every[i + 1] if i + 1 < len(every) else ""
+        if arg in ("--verbose", "--quiet"):
+            verbose += 1 if arg == "--verbose" else -1
+        elif re.fullmatch(r"-v+|-q+", arg):
+            verbose += (len(arg) - 1) * (1 if arg[1] == "v" else -1)
+        elif arg.startswith("--verbosity=") or arg == "--verbosity":
+            verbose = _int(arg.partition("=")[2] or following, verbose)
+        elif arg.startswith(("-o", "--override-ini")):
+            text = arg.partition("=")[2] if arg.startswith("--") else arg[2:]
+            name, _, value = (text or following).partition("=")
+            if name.strip() == "verbosity_subtests":
+                level = value.strip()
+    return (verbose if level == "auto" else _int(level, verbose)) != 0
+
+
+def _int(text: str, default: int) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        return default
 
 
 WALK_OPTION = "--maestro-walk"  # the plugin's option: a folder its run walks as pytest's walk

@@ -818,6 +818,10 @@ class RunCounts(WireModel):
     xpassed: int = 0
     flaky: int = 0
     warnings: int = Field(default=0, description="as pytest's summary line counts them")
+    subtests_passed: int = Field(
+        default=0, description="as pytest's summary line counts them (0 where it would not say)"
+    )
+    deselected: int = Field(default=0, description="by the user's -k, -m (pytest's count)")
     cached_warnings: int = Field(
         default=0, description="those of `warnings` recorded when a cached file last ran"
     )

@@ -1061,6 +1061,21 @@ class _Seen:
         self.opaque: list[str] = []
 
 
+_DROPPED: set[int] = set()  # `_Recorder._dropping` while the runner's own drop is reported
+
+
+class _Drop:
+    """The runner's drop of the items it does not run, after every other plugin's selection
+    (``_Recorder.drop``)."""
+
+    def __init__(self, recorder: _Recorder) -> None:
+        self._recorder = recorder
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config: Any, items: list[Any]) -> None:
+        self._recorder.drop(config, items)
+
+
 class _Recorder:
     """Pytest hooks. One instance per session; writes events and tracks per-file windows."""
 
@@ -1084,6 +1099,9 @@ class _Recorder:
         self._last_item_of_file: dict[str, str] = {}
         self._collect_errors: list[dict[str, Any]] = []
         self._deselected: list[str] = []  # the collected items the runner's selection dropped
+        self._dropping: set[int] = set()  # the ids of the items it drops, once others chose
+        # test file -> how many of its items the user's selection (-k, -m, a plugin) deselected
+        self._user_deselected: dict[str, int] = {}
         self._collecting: dict[str, _Window] = {}
         # pytest collects every file under one warnings context: a file whose import changes
         # the filters changes how the files after it collect (engine/pollution.py)
@@ -1878,14 +1896,31 @@ class _Recorder:
             drop = drop | after_the_last(items, until, self._file_key)
         if drop:
             # a bare path: a file collected only for what its import does to the others
-            gone = [item for item in items if item.nodeid in drop or self._file_key(item) in drop]
-            if gone:
-                dropped = set(map(id, gone))
-                items[:] = [item for item in items if id(item) not in dropped]
-                config.hook.pytest_deselected(items=gone)
-                self._deselected += [item.nodeid for item in gone]
+            self._dropping = {
+                id(item) for item in items if item.nodeid in drop or self._file_key(item) in drop
+            }
         if scores:
             items[:] = fail_first(items, scores)
+
+    def drop(self, config: Any, items: list[Any]) -> None:
+        """Drop the items the runner's selection leaves out (chosen in pytest's order), after
+        the user's own selection (-k, -m) deselected what it does: pytest's count of
+        deselected tests is the user's, for every item of a file, served or not."""
+        dropping, self._dropping = self._dropping, _DROPPED
+        gone = [item for item in items if id(item) in dropping]
+        if gone:
+            items[:] = [item for item in items if id(item) not in dropping]
+            config.hook.pytest_deselected(items=gone)
+            self._deselected += [item.nodeid for item in gone]
+        self._dropping = set()
+
+    def pytest_deselected(self, items: list[Any]) -> None:
+        """The user's selection (-k, -m, a plugin's) deselected `items`: counted per file."""
+        if self._dropping is _DROPPED:
+            return  # the runner's own
+        for item in items:
+            key = self._file_key(item)
+            self._user_deselected[key] = self._user_deselected.get(key, 0) + 1
 
     def pytest_collection_finish(self, session: Any) -> None:
         files: dict[str, list[str]] = {}
@@ -1896,7 +1931,7 @@ class _Recorder:
         self._emit(
             "collected", files=files, errors=self._collect_errors, polluters=self._polluters,
             state=self._state, state_new=self._state_new, observed=self._observed,
-            deselected=self._deselected,
+            deselected=self._deselected, user_deselected=self._user_deselected,
         )  # fmt: skip
 
     # -- tests ------------------------------------------------------------------------------
@@ -2032,6 +2067,8 @@ class _Recorder:
         }
         if also:
             result["also"] = also
+        if passed := sum(1 for r in subtests if r.passed and not hasattr(r, "wasxfail")):
+            result["subtests_passed"] = passed  # pytest's "N subtests passed", as it may say
         if item is not None and not _addressable(item):
             result["addressable"] = False
         if item is not None:
@@ -2975,7 +3012,9 @@ def pytest_configure(config: Any) -> None:
         if _TRACER is not None:
             _TRACER.stop()
         return
-    config.pluginmanager.register(_Recorder(stream, _children_dir(config)), "maestro-recorder")
+    recorder = _Recorder(stream, _children_dir(config))
+    config.pluginmanager.register(recorder, "maestro-recorder")
+    config.pluginmanager.register(_Drop(recorder), "maestro-drop")
     if _TRACER is not None and _TRACER.mode == "lsprof":
         config.pluginmanager.register(_PytestReport(_TRACER), "maestro-pytest-report")
     _rewrite_as_walked(config)

@@ -319,6 +319,32 @@ def _teardown(test: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return []
 
 
+# pytest's summary line: its categories in its order (_pytest.terminal.KNOWN_TYPES), each
+# counted only when not 0, with pytest's words ("1 error", "2 warnings")
+_PYTEST_ORDER = (
+    ("failed", "failed", "red"),
+    ("passed", "passed", "green"),
+    ("skipped", "skipped", "yellow"),
+    ("deselected", "deselected", "yellow"),
+    ("xfailed", "xfailed", "yellow"),
+    ("xpassed", "xpassed", "yellow"),
+    ("warnings", "warning", "yellow"),
+    ("errors", "error", "red"),
+    ("subtests_passed", "subtests passed", "green"),
+)
+
+
+def counts_line(result: Mapping[str, Any]) -> list[str]:
+    """The parts of pytest's counts line for a run's counts, as rich markup."""
+    parts = []
+    for field, word, color in _PYTEST_ORDER:
+        count = int(result.get(field) or 0)
+        if count:
+            plural = "s" if word in ("warning", "error") and count != 1 else ""
+            parts.append(f"[{color}]{count} {word}{plural}[/]")
+    return parts or ["[yellow]no tests ran[/]"]
+
+
 def print_summary(result: Mapping[str, Any]) -> None:
     """Failures, flaky tests and the counts line of a RunTestsResult in JSON mode."""
     import textwrap
@@ -379,19 +405,8 @@ def print_summary(result: Mapping[str, Any]) -> None:
             f" rule {escape(rules)}): " + escape(", ".join(sorted(quarantined))),
             highlight=False,
         )
-    parts = [f"[green]{result.get('passed', 0)} passed[/]"]
-    if result.get("failed"):
-        parts.append(f"[red]{result['failed']} failed[/]")
-    if result.get("errors"):
-        errors = result["errors"]
-        parts.append(f"[red]{errors} error{'s' if errors != 1 else ''}[/]")  # as pytest says
-    parts.append(f"{result.get('skipped', 0)} skipped")
-    if result.get("xfailed"):
-        parts.append(f"{result['xfailed']} xfailed")
-    if result.get("xpassed"):
-        parts.append(f"{result['xpassed']} xpassed")
-    if warned := int(result.get("warnings") or 0):
-        parts.append(f"[yellow]{warned} warning{'s' if warned != 1 else ''}[/]")  # as pytest says
+    parts = counts_line(result)
+    warned = int(result.get("warnings") or 0)
     ran = result.get("pytest_exit_code") is not None
     console.print(
         ", ".join(parts)

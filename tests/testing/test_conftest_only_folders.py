@@ -79,7 +79,7 @@ def test_a_conftest_fixed_then_broken_again_is_run_and_served(ws: Workspace) -> 
     fixed = _maestro(ws)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert "tests/extra/conftest.py" in fixed.stdout, fixed.stdout  # ran again
-    assert _summary(fixed.stdout).startswith("1 passed, 0 skipped"), fixed.stdout
+    assert _summary(fixed.stdout).startswith("1 passed —"), fixed.stdout
     served = _maestro(ws)
     assert served.returncode == 0, served.stdout + served.stderr
     assert "0 to run" in served.stdout, served.stdout
@@ -136,7 +136,7 @@ def test_a_folder_pytest_does_not_walk_gives_no_result(ws: Workspace) -> None:
     for _ in range(2):
         done = _maestro(ws)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert _summary(done.stdout).startswith("1 passed, 0 skipped"), done.stdout
+        assert _summary(done.stdout).startswith("1 passed —"), done.stdout
         assert "error" not in done.stdout, done.stdout
 
 

@@ -154,7 +154,7 @@ def test_the_junit_file_and_the_counts_hold_every_test_of_a_repeated_id(
         return done.stdout
 
     first = maestro_test()
-    assert "6 passed, 3 failed" in first
+    assert "3 failed, 6 passed" in first
     # each failing test listed, as pytest lists them
     assert first.count("FAILED tests/test_usage.cases::group\n") == 2, first
     # only the failing nodes run again: their share of the file's tests

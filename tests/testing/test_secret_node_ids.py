@@ -109,11 +109,11 @@ def test_failed_and_changed_tests_with_secret_ids_rerun_with_their_file(
 ) -> None:
     ws.write("tests/bad.txt", "gh deploy\n")
     code, out = maestro(ws, env, "test", "tests/test_tok.py")
-    assert code == 1 and "1 passed, 2 failed" in out, out
+    assert code == 1 and "2 failed, 1 passed" in out, out
     assert "FAILED tests/test_tok.py::test_tok[gh [REDACTED:github-token:" in out
     # failed last time: the redacted ids are not pytest's, the whole file runs again
     code, out = maestro(ws, env, "test", "tests/test_tok.py")
-    assert code == 1 and "1 passed, 2 failed" in out and "failed last time" in out, out
+    assert code == 1 and "2 failed, 1 passed" in out and "failed last time" in out, out
     # its data file changed: the nodes that read it re-run, here with the whole file
     ws.write("tests/bad.txt", "\n")
     code, out = maestro(ws, env, "test", "tests/test_tok.py")
