@@ -84,12 +84,17 @@ def test_readme_recipe_runs_a_long_impacted_run_to_the_end(project: Project) -> 
     assert len(diags) == 1, diags
     assert diags[0]["range"]["start"]["line"] == FAIL_LINE - 1
     assert "ZeroDivisionError" in diags[0]["message"]
+    # eglot has no test explorer: pytest's report follows the one-line message (Flymake shows it)
+    first, _, report = diags[0]["message"].partition("\n")
+    assert first == "test_div_zero failed: ZeroDivisionError: no zero please", first
+    assert 'raise ZeroDivisionError("no zero please")' in report, diags
 
     # a new Emacs, a new language server: the stored failure shows without a run
     again, _ = emacs(project, init, mode="restart")
     diags = again["diagnostics"]
     assert len(diags) == 1 and "ZeroDivisionError" in diags[0]["message"], again
     assert "cached result" in diags[0]["message"], again
+    assert 'raise ZeroDivisionError("no zero please")' in diags[0]["message"], again
     assert again["finished"] is None  # nothing ran
     # stored results keep the failing line: restored, the failure sits where the run put it
     assert [d["range"]["start"]["line"] + 1 for d in diags] == [FAIL_LINE], diags
