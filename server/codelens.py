@@ -1,6 +1,6 @@
 """Code lenses. Test files: "Run file" and the file's last result on the first line; "Run" and the
-last result (with "cached") above every test function and class. Source files: "N impacted
-tests" (run them on click). Test files are recognised by the daemon's graph, functions by ``ast``
+last result (with "cached") above every test function and class. Source files: "N impacted test
+files" (run them on click). Test files are recognised by the daemon's graph, functions by ``ast``
 on the editor's text, results come from memory: a lens request on a test file never waits on
 pytest and costs one memoised daemon answer at most."""
 
@@ -88,7 +88,8 @@ async def source_file_lenses(ls: MaestroServer, ws: Workspace, uri: str) -> list
         return []
     count = report["count"]
     unsaved = " (unsaved edit)" if report["source"] in ("buffers", "mixed") else ""
-    title = f"{count} impacted test{'s' if count != 1 else ''}{unsaved}"
+    # the rows are test files: "9 impacted tests" above a change that runs 78 read as 9 tests
+    title = f"{count} impacted test file{'s' if count != 1 else ''}{unsaved}"
     if count:
         title = "▶ " + title
     return [_lens(0, title, "maestro.runImpacted", uri)]

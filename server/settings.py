@@ -39,7 +39,7 @@ class CodeLensSettings(_Options):
     enabled: bool = True
     """Lenses on test files/functions (run, last result, cached) and source files (impacted)."""
     impacted_on_source: bool = True
-    """The "N impacted tests" lens on source files (one daemon query per source file)."""
+    """The "N impacted test files" lens on source files (one daemon query per source file)."""
     test_functions: bool = True
     """"Run" and the last result above each test function and class (VS Code turns them off by
     default: its Testing gutter is that affordance already)."""

@@ -71,11 +71,13 @@ def test_readme_recipe_lenses_first_buffer_and_after_save(project: Project) -> N
     assert seen["first_name"].endswith("pkg/calc.py")
     steps = seen["steps"]
     # tests/test_calc.py and tests/test_geometry.py (through pkg.geometry) import pkg.calc
-    assert [lens["title"] for lens in steps["first"]["lenses"]] == ["▶ 2 impacted tests"], seen
+    assert [lens["title"] for lens in steps["first"]["lenses"]] == ["▶ 2 impacted test files"], seen
     edited = [lens["title"] for lens in steps["edited"]["lenses"]]
-    assert edited == ["▶ 2 impacted tests (unsaved edit)"], seen
+    assert edited == ["▶ 2 impacted test files (unsaved edit)"], seen
     saved = steps["saved"]
-    assert saved["ok"] and [lens["title"] for lens in saved["lenses"]] == ["▶ 2 impacted tests"]
+    assert saved["ok"] and [lens["title"] for lens in saved["lenses"]] == [
+        "▶ 2 impacted test files"
+    ]
     assert saved["ms"] < 10000, saved  # right after :w, not after a later trigger
     second = {(lens["line"], lens["title"]) for lens in seen["steps"]["second"]["lenses"]}
     assert (0, "▶ Run file") in second and (3, "▶ Run") in second and (7, "▶ Run") in second
@@ -119,7 +121,7 @@ def test_readme_recipe_on_a_real_project_first_buffer_and_after_save(
     assert cli.returncode == 0, cli.stderr
     count = sum(1 for row in json.loads(cli.stdout)["impacted"] if row["kind"] == "test")
     assert count >= 5, cli.stdout  # most of dateutil's test files use relativedelta
-    title = f"▶ {count} impacted tests"
+    title = f"▶ {count} impacted test files"
     steps = seen["steps"]
     assert [lens["title"] for lens in steps["first"]["lenses"]] == [title], seen
     assert [lens["title"] for lens in steps["edited"]["lenses"]] == [f"{title} (unsaved edit)"]

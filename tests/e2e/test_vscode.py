@@ -446,11 +446,11 @@ def test_vscode_status_lens_run_failure_explorer(
     ]
     # another source file edited then saved: the lens marks the unsaved edit, then counts the
     # saved file at once (tests/test_other.py imports it)
-    assert seen["otherLenses"] == ["▶ 1 impacted test"], seen["otherLenses"]
-    assert seen["otherLensesEdited"] == ["▶ 1 impacted test (unsaved edit)"], seen[
+    assert seen["otherLenses"] == ["▶ 1 impacted test file"], seen["otherLenses"]
+    assert seen["otherLensesEdited"] == ["▶ 1 impacted test file (unsaved edit)"], seen[
         "otherLensesEdited"
     ]
-    assert seen["otherLensesSaved"] == ["▶ 1 impacted test"], seen["otherLensesSaved"]
+    assert seen["otherLensesSaved"] == ["▶ 1 impacted test file"], seen["otherLensesSaved"]
     assert seen["savedMs"] < 10_000, seen["savedMs"]
     assert (ws / "pkg/other.py").read_text().endswith("# edited\n")
     # after a daemon restart and a window reload: the stored result of the unchanged inputs
@@ -499,7 +499,7 @@ def test_vscode_impacted_view_follows_unsaved_edits_only_when_set(
     assert saved_answer in seen["viewBefore"] and "tests/test_other.py" in seen["viewBefore"], seen
     assert "unsaved edit" not in seen["viewBefore"], seen["viewBefore"]
     # off: the server has the edit (the lens), the view was not refreshed by typing
-    assert seen["lensesEdited"] == ["▶ 1 impacted test (unsaved edit)"], seen["lensesEdited"]
+    assert seen["lensesEdited"] == ["▶ 1 impacted test file (unsaved edit)"], seen["lensesEdited"]
     off = seen["viewOff"]
     assert saved_answer in off and "unsaved edit" not in off, off
     # on: typing refreshed it
@@ -622,7 +622,7 @@ def test_vscode_real_project_lens_run_all_edit_reload(
     assert cli.returncode == 0, cli.stderr
     count = sum(1 for row in json.loads(cli.stdout)["impacted"] if row["kind"] == "test")
     assert count >= 5, cli.stdout  # most of dateutil's test files use relativedelta
-    title = f"▶ {count} impacted tests"
+    title = f"▶ {count} impacted test files"
     assert seen["sourceLenses"] == [title], seen["sourceLenses"]
     assert seen["sourceDirty"], seen["sourceTabClass"]
     assert seen["sourceLensesEdited"] == [f"{title} (unsaved edit)"], seen["sourceLensesEdited"]

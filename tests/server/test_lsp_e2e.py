@@ -96,7 +96,8 @@ async def test_code_lens_on_test_and_source_files(lsp: LanguageClient) -> None:
     src = open_doc(lsp, env, "pkg/calc.py")
     found = await lenses(lsp, src)
     assert len(found) == 1 and found[0].command is not None
-    assert found[0].command.title == "▶ 1 impacted test"
+    # one test file, test_calc.py, with four tests: the lens counts files and says so
+    assert found[0].command.title == "▶ 1 impacted test file"
     assert found[0].command.command == "maestro.runImpacted"
 
 
@@ -305,4 +306,4 @@ async def test_lens_right_after_a_write_before_did_save(lsp: LanguageClient) -> 
     (env.root / "pkg/calc.py").write_text(text)  # written, didSave not sent yet
     found = await lenses(lsp, src)
     assert found[0].command is not None
-    assert found[0].command.title == "▶ 1 impacted test", found[0].command.title
+    assert found[0].command.title == "▶ 1 impacted test file", found[0].command.title

@@ -154,7 +154,7 @@ drive(seen, shot, process.env.E2E_OUT, async (page) => {
   step(`lenses after the edit: ${JSON.stringify(seen.otherLensesEdited)}`);
   const savedAt = Date.now();
   await page.keyboard.press("Control+S");
-  seen.otherLensesSaved = await lensesWith(page, /^▶ \d+ impacted tests?$/, 30000);
+  seen.otherLensesSaved = await lensesWith(page, /^▶ \d+ impacted test files?$/, 30000);
   seen.savedMs = Date.now() - savedAt;
   step(`lenses ${seen.savedMs} ms after the save: ${JSON.stringify(seen.otherLensesSaved)}`);
   await shot(page, "source-lens-after-save");

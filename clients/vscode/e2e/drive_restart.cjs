@@ -65,7 +65,7 @@ drive(seen, shot, env.E2E_OUT, async (page) => {
     await shot(page, "source-lens-edited");
     const savedAt = Date.now();
     await page.keyboard.press("Control+S");
-    await lensWith(/^▶ \d+ impacted tests?$/, 60000);
+    await lensWith(/^▶ \d+ impacted test files?$/, 60000);
     seen.savedMs = Date.now() - savedAt;
     seen.sourceLensesSaved = await texts(page.locator(".codelens-decoration a"));
     step(`source lenses ${seen.savedMs} ms after the save: ${JSON.stringify(seen.sourceLensesSaved)}`);
