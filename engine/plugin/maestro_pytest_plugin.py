@@ -1137,6 +1137,10 @@ class _Recorder:
         self._shared: dict[str, set[int]] | None = None  # `_collect_codes`, joined (once)
         self._names: dict[int, tuple[str, str] | str | None] = {}  # by code object id
         self._not_recorded: set[int] = set()  # code objects whose name is None in _names
+        # a test's record of functions by the recorded code it ran: tests of one function
+        # (parametrized ones) run the same code; the last few sets, not every one
+        self._recent_functions: dict[frozenset[int], tuple[dict[str, list[str]], set[str]]] = {}
+        self._file_keys: dict[int, tuple[Any, str]] = {}  # by node id: (node, `_file_key`)
         self._fixtures: dict[int, tuple[set[int], list[str], list[tuple[str, bool | None]]]] = {}
         self._in_test: str | None = None
         self._last = False  # the test running is the session's last
@@ -1232,12 +1236,17 @@ class _Recorder:
         return path
 
     def _file_key(self, node: Any) -> str:
+        known = self._file_keys.get(id(node))
+        if known is not None and known[0] is node:
+            return known[1]
         # the file that collected it: an item may report another path (PyYAML's legacy items
         # report their data file)
         owner = node.getparent(pytest.File) if hasattr(node, "getparent") else None
-        node = owner or node
-        path = str(getattr(node, "path", None) or node.fspath)
-        return self._rel(path) or path.replace(os.sep, "/")
+        path = str(getattr(owner or node, "path", None) or (owner or node).fspath)
+        key = self._rel(path) or path.replace(os.sep, "/")
+        if self._root:  # before the session nothing is inside: asked again later
+            self._file_keys[id(node)] = (node, key)
+        return key
 
     # -- windows ----------------------------------------------------------------------------
 
@@ -1416,22 +1425,42 @@ class _Recorder:
     def _functions(self, codes: set[int], into: _Seen | None = None) -> dict[str, list[str]]:
         """Workspace file -> qualified names of the functions among `codes` (cached per code);
         code outside the workspace and outside the installed environment goes to `into`."""
+        # most code a test runs is pytest's and the library's: drop it in one set operation
+        ran = codes - self._not_recorded
+        recent = self._recent_functions
+        same: frozenset[int] | None = None
+        if into is not None and not into.functions:
+            same = frozenset(ran)
+            known = recent.get(same)
+            if known is not None:
+                into.external |= known[1]
+                return known[0]
         names = self._names
         out: dict[str, set[str]] = {}
-        # most code a test runs is pytest's and the library's: drop it in one set operation
-        for key in codes - self._not_recorded:
+        external: set[str] = set()
+        for key in ran:
             try:
                 found = names[key]
             except KeyError:
                 found = self._name(_CODES[key])
             if isinstance(found, tuple):
-                out.setdefault(found[0], set()).add(found[1])
-            elif found is not None and into is not None:
-                into.external.add(found)
+                path, qualname = found
+                if (group := out.get(path)) is None:
+                    out[path] = {qualname}
+                else:
+                    group.add(qualname)
+            elif found is not None:
+                external.add(found)
         if into is not None:
+            into.external |= external
             for path, qualnames in into.functions.items():
                 out.setdefault(path, set()).update(qualnames)
-        return {path: sorted(q) for path, q in sorted(out.items())}
+        functions = {path: sorted(q) for path, q in sorted(out.items())}
+        if same is not None:
+            if len(recent) >= 64:
+                recent.clear()
+            recent[same] = (functions, external)
+        return functions
 
     def _import_lines(self) -> dict[str, dict[str, list[int]]]:
         """Workspace file -> function -> the lines it ran, for each function that ran outside
