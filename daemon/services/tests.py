@@ -454,7 +454,7 @@ class TestService:
         queue: asyncio.Queue[RunProgress | None] = asyncio.Queue()
         forwarder = asyncio.create_task(self._forward(queue, ctx), name="run-progress")
         counts = _Counts()
-        redactor = Redactor.from_environ({**os.environ, **(environ or {})})
+        live = LiveEvents(Redactor.from_environ({**os.environ, **(environ or {})}))
 
         def on_event(event: Event) -> None:
             from maestro.engine.events import Collected, TestResult
@@ -463,7 +463,7 @@ class TestService:
                 counts.total = len(event.nodeids)
             elif isinstance(event, TestResult):
                 counts.done += 1
-            data = live_event(event, redactor)
+            data = live.dump(event)
             queue.put_nowait(RunProgress(done=counts.done, total=counts.total, event=data))
 
         warm = await self._take_standby(engine.interpreter) if planned.to_run else None
@@ -655,28 +655,53 @@ class TestService:
         await self.workspace.query(record, mutates=True)
 
 
-def live_event(event: Event, redactor: Redactor) -> dict[str, Any]:
-    """A plugin event as ``run.progress`` carries it: without captured output, and with what a
-    failure says redacted, as its stored result is: a test result's message and, for a failed or
-    errored test, pytest's report of it (``longrepr``: the traceback and the assertion diff, cut
-    to its head and tail by the plugin); a collection error's message and report."""
-    from maestro.engine.events import Collected, TestResult
+class LiveEvents:
+    """A run's plugin events as ``run.progress`` carries them: without captured output, and with
+    what could hold a secret redacted, as the run's stored results are: a test result's message
+    and, for a failed or errored test, pytest's report of it (``longrepr``: the traceback and the
+    assertion diff, cut to its head and tail by the plugin); a collection error's message and
+    report; the node ids of collected, started and finished tests (a parameter id can hold a
+    secret), each to the id its stored result gets."""
 
-    data: dict[str, Any] = event.model_dump(mode="json", exclude=_DROPPED_FIELDS)
-    if isinstance(event, TestResult):
-        data["message"] = redactor.redact_optional(event.message)
-        if event.outcome in ("failed", "error") and event.longrepr:
-            data["longrepr"] = redactor.redact(event.longrepr)
-    elif isinstance(event, Collected) and event.errors:
-        data["errors"] = [
-            {
-                "path": e.path,
-                "message": redactor.redact(e.message),
-                "longrepr": redactor.redact(e.longrepr),
+    def __init__(self, redactor: Redactor) -> None:
+        self.redactor = redactor
+        self._ids: dict[str, str] = {}
+
+    def node_id(self, nodeid: str) -> str:
+        found = self._ids.get(nodeid)
+        if found is None:  # not collected (a result reported while collecting)
+            found = self.redactor.redact(nodeid) if "[" in nodeid else nodeid
+            self._ids[nodeid] = found
+        return found
+
+    def dump(self, event: Event) -> dict[str, Any]:
+        from maestro.engine.events import Collected, TestResult, TestStart
+        from maestro.redact_many import redact_each
+
+        data: dict[str, Any] = event.model_dump(mode="json", exclude=_DROPPED_FIELDS)
+        redactor = self.redactor
+        if isinstance(event, TestResult):
+            data["nodeid"] = self.node_id(event.nodeid)
+            data["message"] = redactor.redact_optional(event.message)
+            if event.outcome in ("failed", "error") and event.longrepr:
+                data["longrepr"] = redactor.redact(event.longrepr)
+        elif isinstance(event, TestStart):
+            data["nodeid"] = self.node_id(event.nodeid)
+        elif isinstance(event, Collected):
+            ids = event.nodeids
+            self._ids.update(zip(ids, redact_each(redactor, ids), strict=True))
+            data["files"] = {
+                path: [self._ids[i] for i in nodeids] for path, nodeids in event.files.items()
             }
-            for e in event.errors
-        ]
-    return data
+            data["errors"] = [
+                {
+                    "path": e.path,
+                    "message": redactor.redact(e.message),
+                    "longrepr": redactor.redact(e.longrepr),
+                }
+                for e in event.errors
+            ]
+        return data
 
 
 def _preload() -> None:

@@ -1,12 +1,13 @@
 """What a run's ``run.progress`` events carry to a client (the editor, the CLI): a failed test's
 whole report as pytest printed it and its message, redacted as its stored result is; no captured
-output, no report of a test that did not fail, and a collection error's report redacted too."""
+output, no report of a test that did not fail, a collection error's report redacted too, and a
+parameter id holding a secret as its stored result names it, from collection to result."""
 
 from __future__ import annotations
 
 import json
 
-from maestro.daemon.services.tests import live_event
+from maestro.daemon.services.tests import LiveEvents
 from maestro.engine.events import Event
 from maestro.engine.events import parse_event as parse_line
 from maestro.redaction import Redactor
@@ -48,7 +49,7 @@ def test_a_failed_test_s_report_is_carried_redacted() -> None:
         )
     )
     assert event is not None
-    data = live_event(event, redactor)
+    data = LiveEvents(redactor).dump(event)
     assert KNOWN not in str(data) and GITHUB not in str(data), data
     assert data["longrepr"].startswith(
         'def test_token():\n        token = "[REDACTED:github-token:'
@@ -63,10 +64,10 @@ def test_only_a_failure_s_report_is_carried() -> None:
     for outcome in ("passed", "skipped", "xfailed"):
         event = parse_event(result(outcome, longrepr="kept by the plugin"))
         assert event is not None
-        assert "longrepr" not in live_event(event, redactor), outcome
+        assert "longrepr" not in LiveEvents(redactor).dump(event), outcome
     event = parse_event(result("error", longrepr="E   fixture 'db' not found"))
     assert event is not None
-    assert live_event(event, redactor)["longrepr"] == "E   fixture 'db' not found"
+    assert LiveEvents(redactor).dump(event)["longrepr"] == "E   fixture 'db' not found"
 
 
 def test_a_collection_error_s_report_is_redacted() -> None:
@@ -78,6 +79,25 @@ def test_a_collection_error_s_report_is_redacted() -> None:
     }
     event = parse_event({"v": 1, "event": "collected", "files": {}, "errors": [error]})
     assert event is not None
-    data = live_event(event, redactor)
+    data = LiveEvents(redactor).dump(event)
     assert KNOWN not in str(data)
     assert data["errors"][0]["longrepr"].startswith("ImportError while importing test module\n")
+
+
+def test_a_secret_in_a_parameter_id_is_the_stored_id_throughout() -> None:
+    live = LiveEvents(Redactor.from_environ({"DEPLOY_TOKEN": KNOWN}))
+    secret_id = f"tests/test_a.py::test_word[{KNOWN}]"
+    plain_id = "tests/test_a.py::test_plain"
+    files = {"tests/test_a.py": [secret_id, plain_id]}
+    collected = parse_event({"v": 1, "event": "collected", "files": files})
+    started = parse_event({"v": 1, "event": "test_start", "nodeid": secret_id})
+    finished = parse_event(result("failed") | {"nodeid": secret_id})
+    assert collected is not None and started is not None and finished is not None
+    stored = "tests/test_a.py::test_word[[REDACTED:env-deploy-token:fab6]]"
+    assert live.dump(collected)["files"] == {"tests/test_a.py": [stored, plain_id]}
+    assert live.dump(started)["nodeid"] == stored
+    assert live.dump(finished)["nodeid"] == stored
+    # a result reported while collecting (not among the collected items) is redacted alone
+    alone = parse_event(result("skipped") | {"nodeid": f"tests/test_b.py::t[{KNOWN}]"})
+    assert alone is not None
+    assert KNOWN not in live.dump(alone)["nodeid"]

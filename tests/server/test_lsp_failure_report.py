@@ -26,6 +26,9 @@ DIFF = "At index 1 diff: 'beta' != 'delta'"  # pytest's explanation of the list 
 
 REPORT_FILE = "tests/test_report.py"
 REPORT = f"""
+    import pytest
+
+
     def test_words():
         words = ["alpha", "beta", "gamma"]
         assert words == ["alpha", "delta", "gamma"]
@@ -40,6 +43,11 @@ REPORT = f"""
         assert True
 
 
+    @pytest.mark.parametrize("word", ["{KNOWN}"])
+    def test_word(word):
+        assert word == "lantern"
+
+
     def down(n):
         if n == 0:
             raise ValueError("bottom of the stack")
@@ -49,7 +57,7 @@ REPORT = f"""
     def test_deep():
         down(300)
     """
-WORDS_LINE = 3  # 1-based line of test_words' assert
+WORDS_LINE = 6  # 1-based line of test_words' assert
 
 
 def report_of(results: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -102,7 +110,7 @@ async def test_a_failure_s_whole_report_reaches_the_editor_redacted(lsp_env: Env
     try:
         uri = open_doc(client, env, REPORT_FILE)
         outcome = await run_to_end(client, "maestro.runAll")
-        assert outcome["failed"] == 4, outcome
+        assert outcome["failed"] == 5, outcome
         results = [t for b in notes(client, "maestro/testResults") for t in b["tests"]]
         words = report_of(results, "test_words")
         assert words["outcome"] == "failed"
@@ -112,6 +120,9 @@ async def test_a_failure_s_whole_report_reaches_the_editor_redacted(lsp_env: Env
         token = report_of(results, "test_token")
         assert "[REDACTED:github-token:" in (token.get("details") or ""), token
         assert "[REDACTED:env-deploy-token:" in token["details"]
+        # a parameter id holding a secret: one result, under the id the cache stores (redacted)
+        words = [t["id"] for t in results if "::test_word[" in t["id"]]
+        assert words == [f"{REPORT_FILE}::test_word[[REDACTED:env-deploy-token:fab6]]"], words
         # a huge report (300 frames) is cut in its middle, visibly; its end (what raised) stays
         deep = report_of(results, "test_deep")["details"] or ""
         assert len(deep) < 17_000 and "characters truncated] ..." in deep, len(deep)
