@@ -339,7 +339,22 @@ class RunSummary(RunRef):
     skipped: NotRequired[int]
     xfailed: NotRequired[int]
     xpassed: NotRequired[int]
+    deselected: NotRequired[
+        Annotated[int, Field(description="by the user's -k, -m (pytest's count)")]
+    ]
+    warnings: NotRequired[Annotated[int, Field(description="as pytest's summary line counts them")]]
+    subtestsPassed: NotRequired[
+        Annotated[
+            int, Field(description="as pytest's summary line counts them (0 where it shows none)")
+        ]
+    ]
     flaky: NotRequired[int]
+    counts: NotRequired[
+        Annotated[
+            str,
+            Field(description="pytest's counts line of these counts, in its order and words"),
+        ]
+    ]
     ranFiles: NotRequired[int]
     cachedFiles: NotRequired[int]
     notRunFiles: NotRequired[int]

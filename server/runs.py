@@ -22,6 +22,7 @@ from typing import Any
 
 from lsprotocol import types
 
+from maestro.counts import PYTEST_ORDER, counts_line
 from maestro.errors import (
     ConnectionLostError,
     DaemonNotRunningError,
@@ -362,7 +363,8 @@ class RunManager:
             run.cached_tests = sum(
                 int(f.get("cached_tests") or 0) for f in files if not f.get("runs")
             )
-            message = f"{len(files)} test files: {to_run} to run, {len(files) - to_run} cached"
+            noun = "test file" if len(files) == 1 else "test files"
+            message = f"{len(files)} {noun}: {to_run} to run, {len(files) - to_run} cached"
             self._report(run, message, 0)
             self._progress(run, message, force=True)
             testexplorer.run_plan(ls, run, files)
@@ -438,6 +440,9 @@ class RunManager:
             "skipped": result.skipped,
             "xfailed": result.xfailed,
             "xpassed": result.xpassed,
+            "deselected": result.deselected,
+            "warnings": result.warnings,
+            "subtestsPassed": result.subtests_passed,
             "flaky": result.flaky,
             "ranFiles": result.ran_files,
             "cachedFiles": result.cached_files,
@@ -446,6 +451,7 @@ class RunManager:
             "wallS": result.wall_s,
             "files": files,
         })  # fmt: skip
+        outcome["counts"] = counts_line(result.model_dump(include={f for f, _, _ in PYTEST_ORDER}))
         return outcome
 
     def _publish(self, run: Run) -> None:
@@ -527,22 +533,10 @@ def _news(sent: TestResult | None, result: TestResult) -> bool:
 
 
 def _summary_line(outcome: RunResult) -> str:
-    counts: dict[str, Any] = dict(outcome)
-    parts = [
-        f"{counts[k]} {name}"
-        for k, name in (
-            ("passed", "passed"),
-            ("failed", "failed"),
-            ("errors", "errors"),
-            ("skipped", "skipped"),
-            ("xfailed", "xfailed"),
-            ("xpassed", "xpassed"),
-        )
-        if counts.get(k)
-    ]
-    text = ", ".join(parts) or "no tests"
+    text = outcome.get("counts") or counts_line(outcome)
     if outcome.get("cachedFiles"):
-        text += f" ({outcome['cachedFiles']} files cached)"
+        cached = outcome["cachedFiles"]
+        text += f" ({cached} {'file' if cached == 1 else 'files'} cached)"
     if unfinished := outcome.get("notRunFiles"):
         text += f"; {unfinished} test {'file' if unfinished == 1 else 'files'} did not finish"
         text += " (not cached)"

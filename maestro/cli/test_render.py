@@ -319,30 +319,13 @@ def _teardown(test: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return []
 
 
-# pytest's summary line: its categories in its order (_pytest.terminal.KNOWN_TYPES), each
-# counted only when not 0, with pytest's words ("1 error", "2 warnings")
-_PYTEST_ORDER = (
-    ("failed", "failed", "red"),
-    ("passed", "passed", "green"),
-    ("skipped", "skipped", "yellow"),
-    ("deselected", "deselected", "yellow"),
-    ("xfailed", "xfailed", "yellow"),
-    ("xpassed", "xpassed", "yellow"),
-    ("warnings", "warning", "yellow"),
-    ("errors", "error", "red"),
-    ("subtests_passed", "subtests passed", "green"),
-)
-
-
 def counts_line(result: Mapping[str, Any]) -> list[str]:
     """The parts of pytest's counts line for a run's counts, as rich markup."""
-    parts = []
-    for field, word, color in _PYTEST_ORDER:
-        count = int(result.get(field) or 0)
-        if count:
-            plural = "s" if word in ("warning", "error") and count != 1 else ""
-            parts.append(f"[{color}]{count} {word}{plural}[/]")
-    return parts or ["[yellow]no tests ran[/]"]
+    from maestro.counts import NONE_RAN, counts_parts
+
+    return [f"[{colour}]{text}[/]" for text, colour in counts_parts(result)] or [
+        f"[yellow]{NONE_RAN}[/]"
+    ]
 
 
 def print_summary(result: Mapping[str, Any]) -> None:

@@ -1,7 +1,7 @@
 import * as vscode from "vscode";
 import type { LanguageClient } from "vscode-languageclient/node";
 import { folderChain, paramChild, progressAction, resolveId, runParams, RunRouter, type MessageSpec } from "./model/explorer";
-import { deniedText } from "./model/runs";
+import { countsBits, deniedText } from "./model/runs";
 import {
   METHODS,
   type BeginParams,
@@ -342,10 +342,9 @@ export class TestExplorer implements vscode.Disposable {
 
   private finish(h: RunHandle, p: EndParams): void {
     const s = p.summary;
-    const bits = (["passed", "failed", "errors", "skipped"] as const)
-      .filter((k) => (s[k] ?? 0) > 0)
-      .map((k) => `${s[k]} ${k}`);
-    if (typeof s.cachedFiles === "number" && s.cachedFiles) bits.push(`${s.cachedFiles} files cached`);
+    const bits = countsBits(s);
+    if (typeof s.cachedFiles === "number" && s.cachedFiles)
+      bits.push(`${s.cachedFiles} ${s.cachedFiles === 1 ? "file" : "files"} cached`);
     if (typeof s.wallS === "number" && s.wallS > 0) bits.push(`in ${s.wallS.toFixed(1)} s`);
     const done = bits.join(", ") || s.message || "done";
     const line = s.denied

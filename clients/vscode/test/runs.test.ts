@@ -7,13 +7,13 @@ const base: RunResult = { runId: "run-1", root: "/ws", kind: "file", label: "run
 
 test("a finished run with failures is a warning with its counts", () => {
   const line = finishedLine({ ...base, passed: 2, failed: 1, cachedFiles: 1 });
-  assert.deepEqual(line, { text: "run tests/test_a.py: 2 passed, 1 failed, 1 files cached", severity: "warning" });
+  assert.deepEqual(line, { text: "run tests/test_a.py: 2 passed, 1 failed, 1 file cached", severity: "warning" });
 });
 
 test("a run with counts keeps the server's note that it ran the saved files", () => {
   const note = "ran the saved files: pkg/core.py has unsaved changes";
   const line = finishedLine({ ...base, passed: 2, cachedFiles: 1, message: note });
-  assert.deepEqual(line, { text: `run tests/test_a.py: 2 passed, 1 files cached; ${note}`, severity: "info" });
+  assert.deepEqual(line, { text: `run tests/test_a.py: 2 passed, 1 file cached; ${note}`, severity: "info" });
 });
 
 test("a run in which pytest stopped before some files finished says how many, as a warning", () => {
@@ -22,6 +22,13 @@ test("a run in which pytest stopped before some files finished says how many, as
     text: "run tests/test_a.py: 97 passed, 3 files cached, 10 files did not finish (not cached)",
     severity: "warning",
   });
+});
+
+test("a finished run says its counts as pytest does: the server's line, in pytest's order and words", () => {
+  const r = { ...base, passed: 480, failed: 4, deselected: 30, errors: 1, cachedFiles: 2 };
+  const line = finishedLine({ ...r, counts: "4 failed, 480 passed, 30 deselected, 1 error" });
+  assert.equal(line.text, "run tests/test_a.py: 4 failed, 480 passed, 30 deselected, 1 error, 2 files cached");
+  assert.equal(line.severity, "warning");
 });
 
 test("a superseded run says so, quietly", () => {

@@ -675,7 +675,15 @@ export interface RunSummary extends RunRef {
   skipped?: number;
   xfailed?: number;
   xpassed?: number;
+  /** by the user's -k, -m (pytest's count) */
+  deselected?: number;
+  /** as pytest's summary line counts them */
+  warnings?: number;
+  /** as pytest's summary line counts them (0 where it shows none) */
+  subtestsPassed?: number;
   flaky?: number;
+  /** pytest's counts line of these counts, in its order and words */
+  counts?: string;
   ranFiles?: number;
   cachedFiles?: number;
   notRunFiles?: number;

@@ -1,6 +1,6 @@
 // What a run's end (maestro/runFinished) says to a person. Pure: unit-tested without VS Code.
 
-import type { DecisionRecord, ExplainResult, PolicyDenial, RunResult } from "./protocol";
+import type { DecisionRecord, ExplainResult, PolicyDenial, RunResult, RunSummary } from "./protocol";
 
 export interface FinishedLine {
   text: string;
@@ -29,16 +29,22 @@ export function deniedText(d: PolicyDenial): string {
   return text;
 }
 
+/** The run's counts as pytest words them: the server's line, or (an older server) the counts. */
+export function countsBits(r: RunSummary): string[] {
+  if (r.counts) return [r.counts];
+  return (["passed", "failed", "errors", "skipped"] as const)
+    .filter((k) => (r[k] ?? 0) > 0)
+    .map((k) => `${r[k]} ${k}`);
+}
+
 export function finishedLine(r: RunResult): FinishedLine {
   const label = r.label || "run";
   if (r.denied) return { text: `${label}: ${deniedText(r.denied)}`, severity: "warning", shownByServer: true };
   if (r.error) return { text: `${label}: ${r.error.message}`, severity: "error" };
   if (r.cancelled) return { text: `${label}: ${r.message ?? "cancelled"}`, severity: "info" };
   if (r.message && r.passed === undefined) return { text: r.message, severity: "info" };
-  const bits = (["passed", "failed", "errors", "skipped"] as const)
-    .filter((k) => (r[k] ?? 0) > 0)
-    .map((k) => `${r[k]} ${k}`);
-  if (r.cachedFiles) bits.push(`${r.cachedFiles} files cached`);
+  const bits = countsBits(r);
+  if (r.cachedFiles) bits.push(`${r.cachedFiles} ${r.cachedFiles === 1 ? "file" : "files"} cached`);
   // pytest stopped (crashed, killed) before these files finished: the counts leave them out
   if (r.notRunFiles) bits.push(`${r.notRunFiles} files did not finish (not cached)`);
   let text = `${label}: ${bits.join(", ") || "no tests"}`;

@@ -684,7 +684,15 @@ open class RunSummary(
     val skipped: Long? = null,
     val xfailed: Long? = null,
     val xpassed: Long? = null,
+    /** by the user's -k, -m (pytest's count) */
+    val deselected: Long? = null,
+    /** as pytest's summary line counts them */
+    val warnings: Long? = null,
+    /** as pytest's summary line counts them (0 where it shows none) */
+    val subtestsPassed: Long? = null,
     val flaky: Long? = null,
+    /** pytest's counts line of these counts, in its order and words */
+    val counts: String? = null,
     val ranFiles: Long? = null,
     val cachedFiles: Long? = null,
     val notRunFiles: Long? = null,
