@@ -2067,6 +2067,7 @@ def store_results(
     by_file = _file_results(report, [f.target for f in to_run])
     importers = _importers(graph, [p for p, d in report.file_deps.items() if d.functions])
     keep_carried_inputs(graph, report, to_run)
+    keep_unselected_inputs(graph, report, to_run, planned.pytest_args)
     learn(graph, report)
     learn_env(graph.root, report, planned.env_allowlist)
     with contextlib.suppress(OSError):
@@ -2346,6 +2347,34 @@ def keep_carried_inputs(
         if WORKSPACE in known and not opaque:
             carried = [why for t in f.carried.tests for why in t.opaque]
             opaque = carried[:1] or ["the previous result depends on the whole workspace"]
+        report.file_deps[f.target] = deps.model_copy(
+            update={
+                "files": sorted(
+                    set(deps.files) | {n for n in known if n != WORKSPACE and not os.path.isabs(n)}
+                ),
+                "external": sorted(set(deps.external) | {n for n in known if os.path.isabs(n)}),
+                "opaque": opaque,
+            }
+        )
+
+
+def keep_unselected_inputs(
+    graph: BuildGraph, report: RunReport, to_run: Iterable[PlannedFile], pytest_args: Sequence[str]
+) -> None:
+    """A run of the tests the user chose (node ids, or pytest arguments, which may deselect
+    some or stop early: `-k`, `-m`, `-x`) records only what those tests read; the file's other
+    tests still depend on what its earlier runs recorded. Joined into the file's recorded deps,
+    as `keep_carried_inputs` does for carried tests: replaced, a data file only a deselected
+    test read would leave the graph, and `impacted` (and `test --impacted`) of an edit of it
+    would find nothing to run until the next full run."""
+    for f in to_run:
+        deps = report.file_deps.get(f.target)
+        if deps is None or (f.nodes is None and not pytest_args):
+            continue
+        known = set(graph.index.dynamic.get(f.target, []))
+        opaque = list(deps.opaque)
+        if WORKSPACE in known and not opaque:
+            opaque = ["an earlier run of its other tests depends on the whole workspace"]
         report.file_deps[f.target] = deps.model_copy(
             update={
                 "files": sorted(
