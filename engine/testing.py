@@ -1714,6 +1714,9 @@ def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) 
     from maestro.cache.action import TestOutcome, TestRun
 
     path, line, test_line = _where(result)
+    message, details = redactor.redact_failure(
+        result.message, result.longrepr if result.outcome in ("failed", "error") else None
+    )
     each = [
         TestRun(
             outcome=r.outcome,
@@ -1733,12 +1736,8 @@ def _outcome(result: TestResult, node_id: str, flaky: bool, redactor: Redactor) 
         path=path,
         line=line,
         test_line=test_line,
-        message=redactor.redact_optional(result.message),
-        details=(
-            redactor.redact_optional(result.longrepr)
-            if result.outcome in ("failed", "error")
-            else None
-        ),
+        message=message,
+        details=details,
         flaky=flaky,
         also=result.also,
         subtests_passed=result.subtests_passed,
@@ -1942,12 +1941,14 @@ def _build_result(
         else None
     )
     for err in errors:
+        message, details = redactor.redact_failure(
+            f"collection failed: {err.message}", err.longrepr or None
+        )
         tests.append(
             TestOutcome(
                 node_id=file_of(err.path), outcome="error", path=planned.target,
                 line=collection_error_line(planned.target, err.longrepr),
-                message=redactor.redact(f"collection failed: {err.message}"),
-                details=redactor.redact_optional(err.longrepr or None),
+                message=message, details=details,
             )
         )  # fmt: skip
     failing = any(t.outcome in FAILING for t in tests)

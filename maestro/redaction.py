@@ -491,11 +491,15 @@ class Redactor:
         for value in values:
             self.add_known(value, kind=kind)
 
-    def findings(self, text: str) -> list[Finding]:
-        """Secrets in ``text``, left to right, overlaps merged into the earliest one."""
+    def findings(self, text: str, *, whole: Mapping[str, str] | None = None) -> list[Finding]:
+        """Secrets in ``text``, left to right, overlaps merged into the earliest one. ``whole``:
+        secrets (value -> kind) found in a text printed with this one, whose shortened forms
+        are found here too."""
         spans: list[Finding] = list(self._find_known(text))
         patterns = _STRUCTURAL + _detector_patterns() if self.detectors else _STRUCTURAL
         spans += _scan(patterns, text, screen=self.screen)
+        if _ELLIPSIS in text:
+            spans += _elided(text, {**(whole or {}), **self._elision_values(text, spans)})
         if "[REDACTED:" in text:  # redacted text stays as it is (`password = "[REDACTED:...]"`)
             spans = [f for f in spans if not _redacted_already(text, f)]
         spans.sort(key=lambda f: (f.start, -f.end))
@@ -525,8 +529,26 @@ class Redactor:
 
         return self._replace(text, keyed)
 
+    def redact_failure(
+        self, message: str | None, report: str | None
+    ) -> tuple[Redacted | None, Redacted | None]:
+        """A failure's one-line message and pytest's report of it, redacted: the message shows
+        a long value shortened (``'ghp_Lq8Lq...8Lq8Lq8'``) where the report's source lines or
+        diff hold it whole, so what is found whole in the report is looked for in the message."""
+        if report is None:
+            return self.redact_optional(message), None
+        found = self.findings(report)
+        whole = {report[f.start : f.end]: f.kind for f in found}
+        redacted_report = self._apply(report, found, marker)
+        if message is None:
+            return None, redacted_report
+        return self._apply(message, self.findings(message, whole=whole), marker), redacted_report
+
     def _replace(self, text: str, mark: Callable[[str, str], str]) -> Redacted:
-        found = self.findings(text) if text else []
+        return self._apply(text, self.findings(text) if text else [], mark)
+
+    @staticmethod
+    def _apply(text: str, found: list[Finding], mark: Callable[[str, str], str]) -> Redacted:
         if not found:
             return Redacted(text)
         out: list[str] = []
@@ -575,6 +597,14 @@ class Redactor:
             return Vetted(None, kinds)
         return Vetted(RedactedBlob(data, _mint=_MINT), kinds)
 
+    def _elision_values(self, text: str, found: list[Finding]) -> dict[str, str]:
+        """The secrets whose shortened form (pytest's ``'ghp_Lq8Lq...8Lq8Lq8'``) ``text`` may
+        hold: those found in it whole, and the known ones."""
+        values = {text[f.start : f.end]: f.kind for f in found}
+        with self._lock:
+            values.update(self._known)
+        return values
+
     def _find_known(self, text: str) -> Iterator[Finding]:
         regex = self._known_regex
         # one str search per printed form is far cheaper than the alternation over the text
@@ -582,6 +612,51 @@ class Redactor:
             return
         for m in regex.finditer(text):
             yield Finding(self._known[m.group()], m.start(), m.end())
+
+
+_ELLIPSIS = "..."
+_RUN_END = frozenset(" \t\r\n'\"`")
+_ELIDED_RUN = 200  # characters looked at on each side of an ellipsis
+_ELIDED_MIN = 8  # characters of a secret on the two sides together that count as a leak
+
+
+def _elided(text: str, values: Mapping[str, str]) -> Iterator[Finding]:
+    """Secrets shortened around an ellipsis, as pytest shows a long value in an assertion
+    (``'opal-harbor-...alue-here-yes'``): the end of the run before ``...`` and the start of
+    the one after it, where each is a part of one secret and both hold at least
+    ``_ELIDED_MIN`` of its characters. Neither part matches the whole value, nor a detector."""
+    candidates = [v for v in values if len(v) >= _ELIDED_MIN]
+    if not candidates:
+        return
+    at = text.find(_ELLIPSIS)
+    while at != -1:
+        start = at
+        while start > 0 and at - start < _ELIDED_RUN and text[start - 1] not in _RUN_END:
+            start -= 1
+        end = at + len(_ELLIPSIS)
+        stop = end
+        while stop < len(text) and stop - end < _ELIDED_RUN and text[stop] not in _RUN_END:
+            stop += 1
+        before, after = text[start:at], text[end:stop]
+        for value in candidates:
+            head = _longest(value, before, suffix=True)
+            tail = _longest(value, after, suffix=False)
+            if len(head) + len(tail) >= _ELIDED_MIN:
+                yield Finding(
+                    values[value], at - len(head) if head else at, end + len(tail) if tail else at
+                )
+                break
+        at = text.find(_ELLIPSIS, end)
+
+
+def _longest(value: str, run: str, *, suffix: bool) -> str:
+    """The longest end (``suffix``) or start of ``run`` that is a part of ``value``, if at
+    least 4 characters long."""
+    for size in range(min(len(run), len(value)), 3, -1):
+        part = run[-size:] if suffix else run[:size]
+        if part in value:
+            return part
+    return ""
 
 
 def _redacted_already(text: str, found: Finding) -> bool:

@@ -682,9 +682,13 @@ class LiveEvents:
         redactor = self.redactor
         if isinstance(event, TestResult):
             data["nodeid"] = self.node_id(event.nodeid)
-            data["message"] = redactor.redact_optional(event.message)
-            if event.outcome in ("failed", "error") and event.longrepr:
-                data["longrepr"] = redactor.redact(event.longrepr)
+            failed = event.outcome in ("failed", "error") and event.longrepr
+            message, longrepr = redactor.redact_failure(
+                event.message, event.longrepr if failed else None
+            )
+            data["message"] = message
+            if longrepr is not None:
+                data["longrepr"] = longrepr
         elif isinstance(event, TestStart):
             data["nodeid"] = self.node_id(event.nodeid)
         elif isinstance(event, Collected):
@@ -694,12 +698,9 @@ class LiveEvents:
                 path: [self._ids[i] for i in nodeids] for path, nodeids in event.files.items()
             }
             data["errors"] = [
-                {
-                    "path": e.path,
-                    "message": redactor.redact(e.message),
-                    "longrepr": redactor.redact(e.longrepr),
-                }
+                {"path": e.path, "message": message, "longrepr": longrepr}
                 for e in event.errors
+                for message, longrepr in (redactor.redact_failure(e.message, e.longrepr),)
             ]
         return data
 

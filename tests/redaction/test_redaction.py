@@ -158,3 +158,24 @@ def test_sealed_text_tells_whether_a_secret_changed_and_nothing_of_it() -> None:
     assert redactor.seal(text.replace("longer", "longeR"), key) != sealed
     assert redactor.seal(text, other) != sealed  # another key tells nothing about this one
     assert redactor.seal("no secret here\n", key) == "no secret here\n"
+
+
+def test_a_secret_pytest_shortens_in_an_assertion_is_redacted() -> None:
+    """pytest shows a long value cut in its middle (``'ghp_Lq8Lq8Lq...8Lq8Lq8Lq8Lq8'``): neither
+    part matches the value or a detector, and 26 of a token's 40 characters went in clear."""
+    token = "ghp_" + "Lq8" * 12
+    deploy = "opal-harbor-lantern-77-zz-very-long-value-here-yes"
+    redactor = Redactor.from_environ({"DEPLOY_TOKEN": deploy})
+    message = "AssertionError: assert 'ghp_Lq8Lq8Lq...8Lq8Lq8Lq8Lq8' == 'x'"
+    report = f"    def test_token():\n>       token = \"{token}\"\n{message}\n"
+    redacted_message, redacted_report = redactor.redact_failure(message, report)
+    assert redacted_message is not None and redacted_report is not None
+    for text in (redacted_message, redacted_report):
+        assert "Lq8Lq8" not in text and "[REDACTED:github-token:" in text, text
+    # a known value, in a text of its own; pytest's short summary shortens it once more
+    shown = redactor.redact("assert 'opal-harbor-...alue-here-yes' == 'x'")
+    assert shown.startswith("assert '[REDACTED:env-deploy-token:") and "harbor" not in shown
+    assert "harbor" not in redactor.redact("FAILED t.py::test - assert 'opal-harbor-...a...")
+    # ordinary ellipses, and a value's few characters beside one, stay
+    for text in ("loading... done", "wait... x...y", "assert 'opal...' == 'x'"):
+        assert redactor.redact(text) == text

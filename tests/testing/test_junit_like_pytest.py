@@ -262,3 +262,28 @@ def test_a_failure_s_report_is_pytest_s_in_the_junit_file_and_the_terminal(
         assert "At index 0 diff: 1 != 0" in done.stdout
         assert "got = strip([0, 1, 0, 2])" in done.stdout
     assert "At index 0 diff: 1 != 0" in _failure_texts(plain)["test_strip"]
+
+
+def test_a_token_pytest_shortens_in_a_failure_reaches_no_file_in_clear(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """pytest's message shows a long value cut in its middle (``'ghp_Lq8Lq8Lq...8Lq8Lq8Lq8Lq8'``):
+    the cut parts matched neither the token's pattern nor its whole value, so 26 of its 40
+    characters reached the JUnit file's message, the cache and the terminal in clear."""
+    token = "ghp_" + "Lq8" * 12
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write(
+        "tests/test_token.py",
+        f"""
+        def test_token():
+            token = "{token}"
+            assert token == "x"
+        """,
+    )
+    plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
+    for done in _junit_runs(ws, tmp_path, plain, ours):  # a run, then from the cache
+        assert done.returncode == 1, done.stdout + done.stderr
+        shown = ours.read_text() + done.stdout + done.stderr
+        assert "Lq8Lq8" not in shown, shown
+        assert "assert '[REDACTED:github-token:" in shown, shown
+    assert "'ghp_Lq8Lq8Lq...8Lq8Lq8Lq8Lq8'" in plain.read_text()  # pytest's own cut form
