@@ -615,7 +615,7 @@ class Redactor:
 
 
 _ELLIPSIS = "..."
-_RUN_END = frozenset(" \t\r\n'\"`")
+_RUN_END = frozenset(" \t\r\n'\"`.")  # a dot too: progress dots are no value's parts
 _ELIDED_RUN = 200  # characters looked at on each side of an ellipsis
 _ELIDED_MIN = 8  # characters of a secret on the two sides together that count as a leak
 
@@ -638,7 +638,7 @@ def _elided(text: str, values: Mapping[str, str]) -> Iterator[Finding]:
         while stop < len(text) and stop - end < _ELIDED_RUN and text[stop] not in _RUN_END:
             stop += 1
         before, after = text[start:at], text[end:stop]
-        for value in candidates:
+        for value in candidates if len(before) + len(after) >= _ELIDED_MIN else ():
             head = _longest(value, before, suffix=True)
             tail = _longest(value, after, suffix=False)
             if len(head) + len(tail) >= _ELIDED_MIN:
@@ -652,6 +652,9 @@ def _elided(text: str, values: Mapping[str, str]) -> Iterator[Finding]:
 def _longest(value: str, run: str, *, suffix: bool) -> str:
     """The longest end (``suffix``) or start of ``run`` that is a part of ``value``, if at
     least 4 characters long."""
+    # every such part holds the run's last (first) 4 characters: most runs end here
+    if len(run) < 4 or (run[-4:] if suffix else run[:4]) not in value:
+        return ""
     for size in range(min(len(run), len(value)), 3, -1):
         part = run[-size:] if suffix else run[:size]
         if part in value:
