@@ -365,7 +365,7 @@ def print_summary(result: Mapping[str, Any]) -> None:
             shown += f" and {len(flaky) - _FLAKY_SHOWN} more"
         console.print("[yellow]flaky[/] (outcome changed with the same inputs): " + escape(shown))
     for note in result.get("confirmed") or []:  # a partial run's doubt the whole file settled
-        console.print("[yellow]confirmed[/] " + escape(str(note)), highlight=False)
+        console.print("[yellow]re-checked[/] " + escape(str(note)), highlight=False)
     for note in result.get("environment") or []:  # a variable pytest did not get, read
         console.print("[yellow]environment[/] " + escape(str(note)), highlight=False)
     if result.get("not_run_files"):
