@@ -167,7 +167,7 @@ def test_a_secret_pytest_shortens_in_an_assertion_is_redacted() -> None:
     deploy = "opal-harbor-lantern-77-zz-very-long-value-here-yes"
     redactor = Redactor.from_environ({"DEPLOY_TOKEN": deploy})
     message = "AssertionError: assert 'ghp_Lq8Lq8Lq...8Lq8Lq8Lq8Lq8' == 'x'"
-    report = f"    def test_token():\n>       token = \"{token}\"\n{message}\n"
+    report = f'    def test_token():\n>       token = "{token}"\n{message}\n'
     redacted_message, redacted_report = redactor.redact_failure(message, report)
     assert redacted_message is not None and redacted_report is not None
     for text in (redacted_message, redacted_report):
