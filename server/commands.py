@@ -94,7 +94,8 @@ def run_impacted_of(
             ls, ws, [uri] if uri else None, None, cache_state=False, tests_only=True
         )
         if not report["impacted"]:
-            return "no impacted tests"
+            # an extension's C source reaches no test until it is rebuilt: say so
+            return "; ".join(["no impacted tests", *report["notes"]])
         # absolute: the daemon reads a relative path against its own folder first, and a
         # deleted file is not there to say it belongs to the workspace
         changed = [str(ws.root / c.path) for c in report["changes"]]

@@ -216,6 +216,7 @@ async def impacted_targets(
         "changes": changes,
         "impacted": rows,
         "count": sum(1 for r in rows if r["kind"] == "test"),
+        "notes": list(dict.fromkeys(n for r in reports for n in r.notes)),
         "daemonMs": round(sum(r.elapsed_ms for r in reports), 3),
         "elapsedMs": round((time.perf_counter() - started) * 1000, 3),
     }

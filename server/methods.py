@@ -157,6 +157,13 @@ class ImpactedResult(TypedDict):
     changes: list[ChangeModel]
     impacted: list[ImpactedRow]
     count: Annotated[int, Field(description="test targets among the rows")]
+    notes: Annotated[
+        list[str],
+        Field(
+            description="changes no target reaches yet, and why (an extension module's C "
+            "source: tests import the built module, which must be rebuilt)"
+        ),
+    ]
     daemonMs: float
     elapsedMs: float
 

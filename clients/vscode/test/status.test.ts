@@ -56,6 +56,7 @@ test("impacted rows: cache state, last result, reason chain; summary notes unsav
     daemonMs: 1,
     elapsedMs: 2,
     count: 2,
+    notes: [],
     impacted: [
       {
         target: "tests/test_calc.py",

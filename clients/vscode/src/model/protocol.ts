@@ -140,6 +140,8 @@ export interface ImpactedResult {
   impacted: ImpactedRow[];
   /** test targets among the rows */
   count: number;
+  /** changes no target reaches yet, and why (an extension module's C source: tests import the built module, which must be rebuilt) */
+  notes: string[];
   daemonMs: number;
   elapsedMs: number;
 }

@@ -142,6 +142,8 @@ data class ImpactedResult(
     val impacted: List<ImpactedRow>? = null,
     /** test targets among the rows */
     val count: Long? = null,
+    /** changes no target reaches yet, and why (an extension module's C source: tests import the built module, which must be rebuilt) */
+    val notes: List<String>? = null,
     val daemonMs: Double? = null,
     val elapsedMs: Double? = null,
 )
