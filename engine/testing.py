@@ -560,6 +560,7 @@ class PlannedFile:
     served: tuple[str, ...] = ()  # node-level: deselected from functions given whole; carried
     symbols: tuple[str, ...] = ()  # qualnames changed in its Python inputs since its last run
     untraced: bool = False  # its last result has no per-test record: a change re-runs it whole
+    every_node: bool = False  # node_reasons has a reason for every test of the file
     earlier: bool = False  # served from an earlier key whose inputs all hold again (undone edit)
     unstored: tuple[str, ...] = ()  # inputs that changed while its last run ran: not stored
     # a polluter's key entry (collected-with:) that changed -> the files edited behind it
@@ -598,7 +599,8 @@ class PlannedFile:
             changed = f"inputs changed: {named}{more}"
             if self.node_reasons:
                 node, why = next(iter(self.node_reasons.items()))
-                one = len(self.node_reasons) > 1 and len(set(self.node_reasons.values())) == 1
+                shared = len(self.node_reasons) > 1 or self.every_node
+                one = shared and len(set(self.node_reasons.values())) == 1
                 if one or node == self.target:
                     # one reason for every node is said of the file: shown after a node's id it
                     # reads as a claim about that node; a file whose only result is the file
@@ -1406,7 +1408,7 @@ def _judged(
                 target, nodes, key, None, "inputs changed", changed,
                 run_nodes=None if everything else tuple(reasons),
                 carried=None if everything else carried,
-                node_reasons=reasons,
+                node_reasons=reasons, every_node=len(reasons) >= len(carried.tests),
             )  # fmt: skip
     # no result with a per-test record to judge by (an untraced first run before 3.12): say so
     untraced = all(

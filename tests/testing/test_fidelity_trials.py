@@ -153,7 +153,8 @@ def test_a_text_file_doctest_is_run_as_pytest_runs_it(ws: Workspace) -> None:
     ws.edit("pkg/a.py", "return a - b", "return a + b")
     ws.edit("tests/test_usage.txt", "4\n", "5\n")  # the text itself
     planned = next(f for f in ws.plan().files if f.target == "tests/test_usage.txt")
-    assert planned.describe().endswith(f"{node} runs the examples of tests/test_usage.txt, changed")
+    said = planned.describe()  # its one test re-runs for a reason of the file: said of the file
+    assert said.endswith("the whole file: runs the examples of tests/test_usage.txt, changed")
     truth = pytest_says(ws)
     assert truth[node] == "failed"
     assert outcomes(ws.run()) == truth
