@@ -742,7 +742,8 @@ class RunPlanned(WireModel):
 
 class RunProgress(WireModel):
     """Event ``run.progress``: one event of the pytest plugin, in its JSON form (engine/events.py,
-    version 1: collected, test_start, test_result without captured output, file_deps, ...), with
+    version 1: collected, test_start, test_result without captured output; not the daemon's
+    own records of what tests executed and read), with
     the running count of finished tests. What a failure says is redacted: a test result's
     ``message`` and, of a failed or errored test, ``longrepr`` (pytest's report of it: the
     traceback and the assertion diff); a collection error's."""

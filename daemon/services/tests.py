@@ -464,7 +464,8 @@ class TestService:
             elif isinstance(event, TestResult):
                 counts.done += 1
             data = live.dump(event)
-            queue.put_nowait(RunProgress(done=counts.done, total=counts.total, event=data))
+            if data is not None:
+                queue.put_nowait(RunProgress(done=counts.done, total=counts.total, event=data))
 
         warm = await self._take_standby(engine.interpreter) if planned.to_run else None
         try:
@@ -674,9 +675,15 @@ class LiveEvents:
             self._ids[nodeid] = found
         return found
 
-    def dump(self, event: Event) -> dict[str, Any]:
+    def dump(self, event: Event) -> dict[str, Any] | None:
+        """The event as a client gets it; None for the daemon's own bookkeeping (what tests
+        executed and read, the session's end): no client shows it, it names tests by their raw
+        ids and its function names are most of a run's events."""
         from maestro.engine.events import Collected, TestResult, TestStart
         from maestro.redact_many import redact_each
+
+        if not isinstance(event, TestResult | TestStart | Collected):
+            return None
 
         data: dict[str, Any] = event.model_dump(mode="json", exclude=_DROPPED_FIELDS)
         redactor = self.redactor

@@ -101,3 +101,17 @@ def test_a_secret_in_a_parameter_id_is_the_stored_id_throughout() -> None:
     alone = parse_event(result("skipped") | {"nodeid": f"tests/test_b.py::t[{KNOWN}]"})
     assert alone is not None
     assert KNOWN not in live.dump(alone)["nodeid"]
+
+
+def test_what_tests_executed_and_read_stays_in_the_daemon() -> None:
+    """A test's record (its functions: most of a run's events, 1.2 MB of 1.6 MB on click) and
+    the session's end are the daemon's bookkeeping: no client shows them, and they name tests
+    by their raw ids (a parameter id holding a secret in clear)."""
+    live = LiveEvents(Redactor.from_environ({"DEPLOY_TOKEN": KNOWN}))
+    raw = f"tests/test_a.py::test_word[{KNOWN}]"
+    trace = parse_event(
+        {"v": 1, "event": "test_trace", "nodeid": raw, "functions": {"pkg/a.py": ["f"]}}
+    )
+    end = parse_event({"v": 1, "event": "session_end", "exitstatus": 0, "duration_s": 0.1})
+    assert trace is not None and end is not None
+    assert live.dump(trace) is None and live.dump(end) is None
