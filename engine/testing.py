@@ -2350,15 +2350,21 @@ def keep_carried_inputs(
         if WORKSPACE in known and not opaque:
             carried = [why for t in f.carried.tests for why in t.opaque]
             opaque = carried[:1] or ["the previous result depends on the whole workspace"]
-        report.file_deps[f.target] = deps.model_copy(
-            update={
-                "files": sorted(
-                    set(deps.files) | {n for n in known if n != WORKSPACE and not os.path.isabs(n)}
-                ),
-                "external": sorted(set(deps.external) | {n for n in known if os.path.isabs(n)}),
-                "opaque": opaque,
-            }
-        )
+        report.file_deps[f.target] = _joined(deps, known, opaque)
+
+
+def _joined(deps: FileDeps, known: Iterable[str], opaque: list[str]) -> FileDeps:
+    """``deps`` with the recorded inputs ``known`` joined in (workspace files, paths outside)."""
+    known = set(known)
+    return deps.model_copy(
+        update={
+            "files": sorted(
+                set(deps.files) | {n for n in known if n != WORKSPACE and not os.path.isabs(n)}
+            ),
+            "external": sorted(set(deps.external) | {n for n in known if os.path.isabs(n)}),
+            "opaque": opaque,
+        }
+    )
 
 
 def keep_unselected_inputs(
@@ -2378,15 +2384,7 @@ def keep_unselected_inputs(
         opaque = list(deps.opaque)
         if WORKSPACE in known and not opaque:
             opaque = ["an earlier run of its other tests depends on the whole workspace"]
-        report.file_deps[f.target] = deps.model_copy(
-            update={
-                "files": sorted(
-                    set(deps.files) | {n for n in known if n != WORKSPACE and not os.path.isabs(n)}
-                ),
-                "external": sorted(set(deps.external) | {n for n in known if os.path.isabs(n)}),
-                "opaque": opaque,
-            }
-        )
+        report.file_deps[f.target] = _joined(deps, known, opaque)
 
 
 def learn(graph: BuildGraph, report: RunReport) -> None:
