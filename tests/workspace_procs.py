@@ -72,6 +72,16 @@ OTHER_FILES = {
 }
 
 
+# An extension module `_speed` whose answer() is 42: C source built in place by a test
+EXTENSION_C_SOURCE = """\
+#include <Python.h>
+static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
+static PyMethodDef M[] = {{"answer", answer, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef D = {PyModuleDef_HEAD_INIT, "_speed", NULL, -1, M};
+PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&D); }
+"""
+
+
 def pyproject(name: str) -> str:
     """A project named ``name`` whose tests pytest finds under tests/."""
     return f"""

@@ -14,16 +14,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from workspace_procs import EXTENSION_C_SOURCE
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
-C_SOURCE = """\
-#include <Python.h>
-static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
-static PyMethodDef M[] = {{"answer", answer, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
-static struct PyModuleDef D = {PyModuleDef_HEAD_INIT, "_speed", NULL, -1, M};
-PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&D); }
-"""
+C_SOURCE = EXTENSION_C_SOURCE
 
 FILES = {
     "src/pkg/__init__.py": "",

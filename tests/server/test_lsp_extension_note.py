@@ -13,17 +13,11 @@ from pathlib import Path
 
 import pytest
 from conftest import Env, run_to_end, start_client, stop_client
-from workspace_procs import commit_all, no_daemon_left
+from workspace_procs import EXTENSION_C_SOURCE, commit_all, no_daemon_left
 
 pytestmark = pytest.mark.slow
 
-C_SOURCE = """\
-#include <Python.h>
-static PyObject *answer(PyObject *self, PyObject *args) { return PyLong_FromLong(42); }
-static PyMethodDef M[] = {{"answer", answer, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
-static struct PyModuleDef D = {PyModuleDef_HEAD_INIT, "_speed", NULL, -1, M};
-PyMODINIT_FUNC PyInit__speed(void) { return PyModule_Create(&D); }
-"""
+C_SOURCE = EXTENSION_C_SOURCE
 
 FILES = {
     "pkg/__init__.py": "",
