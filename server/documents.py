@@ -84,8 +84,20 @@ async def _outdate_changed(ls: MaestroServer, ws: Workspace, paths: list[str]) -
         log.info("cannot tell which results %d changed files outdate: %s", len(paths), exc.message)
         return
     targets = [row.target for row in report.impacted if row.kind == "test"]
-    if ws.results.mark_outdated(targets):
+    if ws.results.mark_outdated(targets, changed_at=_latest_change(ws, paths)):
         ls.schedule_refresh(0)
+
+
+def _latest_change(ws: Workspace, paths: list[str]) -> float | None:
+    """When the newest of ``paths`` changed (its mtime); None when one is gone (a deletion
+    has no time to compare: every result it reaches is outdated)."""
+    latest = 0.0
+    for path in paths:
+        try:
+            latest = max(latest, (ws.root / path).stat().st_mtime)
+        except OSError:
+            return None
+    return latest
 
 
 def register(server: MaestroServer) -> None:

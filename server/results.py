@@ -136,10 +136,19 @@ class Results:
         self.outdated: set[str] = set()
         self.version = 0
         """Bumped when a test's outcome is recorded (rows built from the results are stale)."""
+        self.recorded_at: dict[str, float] = {}  # test file -> when its last result arrived
 
-    def mark_outdated(self, targets: list[str]) -> list[str]:
-        """Of ``targets``, those with a result, now outdated (newly so)."""
-        newly = [t for t in targets if t not in self.outdated and self.of_file(t)]
+    def mark_outdated(self, targets: list[str], *, changed_at: float | None = None) -> list[str]:
+        """Of ``targets``, those with a result, now outdated (newly so). ``changed_at``: when
+        the change was made (a file's mtime); a result that arrived after it is of the new
+        inputs (the daemon's report of a change can come after the run that saw it)."""
+        newly = [
+            t
+            for t in targets
+            if t not in self.outdated
+            and self.of_file(t)
+            and (changed_at is None or self.recorded_at.get(t, 0.0) <= changed_at)
+        ]
         self.outdated.update(newly)
         return newly
 
@@ -161,6 +170,7 @@ class Results:
         nodeid = str(event["nodeid"])
         self.version += 1
         self.outdated.discard(file_of(nodeid))
+        self.recorded_at[file_of(nodeid)] = time.time()
         location = event.get("location") or {}
         raised = event.get("raised_at") or {}
         state = TestState(
@@ -189,6 +199,7 @@ class Results:
             return
         self.version += 1
         self.outdated.discard(target)
+        self.recorded_at[target] = time.time()
         ran_at, ran_on = provenance(result)
         seen: set[str] = set()
         for t in result.get("tests") or []:

@@ -13,7 +13,16 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Env, kill_daemons, notes, open_doc, run_to_end, start_client, stop_client
+from conftest import (
+    Env,
+    kill_daemons,
+    notes,
+    open_doc,
+    request,
+    run_to_end,
+    start_client,
+    stop_client,
+)
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 from workspace_procs import commit_all, write_files
@@ -173,6 +182,4 @@ async def test_a_failure_s_whole_report_reaches_the_editor_redacted(lsp_env: Env
 
 
 async def request_discover(client: LanguageClient) -> None:
-    from conftest import request
-
     await request(client, "maestro/testExplorer/discover", {})
