@@ -150,10 +150,8 @@ def test_a_gitignored_module_that_fails_to_import_is_an_error_node(
     assert errors == truth[0]
 
 
-def test_impacted_runs_an_edited_hidden_test_file(ws: Workspace, tmp_path: Path) -> None:
-    """git knows no version of a hidden file: `maestro test --impacted` compares it with what
-    the last runs keyed, so an edit to it is impacted (it said "nothing impacted" while plain
-    pytest failed), and an unchanged one is not."""
+def _committed_with_a_hidden_test(ws: Workspace) -> None:
+    """A committed repository whose passing tests/test_local.py is hidden by .git/info/exclude."""
     ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
     ws.write("tests/test_local.py", "def test_local():\n    assert True\n")
     _git_repo(ws, "tests/test_local.py\n")
@@ -162,6 +160,13 @@ def test_impacted_runs_an_edited_hidden_test_file(ws: Workspace, tmp_path: Path)
         ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"],
         cwd=ws.root, check=True, timeout=30,
     )  # fmt: skip
+
+
+def test_impacted_runs_an_edited_hidden_test_file(ws: Workspace, tmp_path: Path) -> None:
+    """git knows no version of a hidden file: `maestro test --impacted` compares it with what
+    the last runs keyed, so an edit to it is impacted (it said "nothing impacted" while plain
+    pytest failed), and an unchanged one is not."""
+    _committed_with_a_hidden_test(ws)
     done = _maestro(ws, tmp_path, "test", "--impacted")
     assert "tests/test_local.py" in done.stdout, done.stdout + done.stderr  # never run: new
     assert done.returncode == 0, done.stdout + done.stderr
@@ -177,14 +182,7 @@ def test_impacted_shows_an_edited_hidden_test_file(ws: Workspace, tmp_path: Path
     """`maestro impacted` (in process, and the daemon's answer an editor asks for) sees an
     edit to a hidden test file as `maestro test --impacted` does: it said nothing was
     impacted, from git alone."""
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
-    ws.write("tests/test_local.py", "def test_local():\n    assert True\n")
-    _git_repo(ws, "tests/test_local.py\n")
-    subprocess.run(["git", "add", "-A"], cwd=ws.root, check=True, timeout=30)
-    subprocess.run(
-        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"],
-        cwd=ws.root, check=True, timeout=30,
-    )  # fmt: skip
+    _committed_with_a_hidden_test(ws)
     assert _maestro(ws, tmp_path, "test").returncode == 0
     done = _maestro(ws, tmp_path, "impacted")
     assert "tests/test_local.py" not in done.stdout, done.stdout + done.stderr  # as last run
