@@ -1,12 +1,13 @@
 """Test files a conftest's own collector takes: what pytest runs beyond its naming rules.
 
-A conftest.py that defines ``pytest_collect_file`` may turn any file below it into tests (YAML
-specs, golden-output samples); so may an installed plugin (pytest-checkdocs makes
-``pyproject.toml`` a test). Which files they take can only be known by asking that hook, so
-the engine asks it (engine/collect_probe.py) and the answer is kept in the workspace's state
-directory under a key: the collecting conftests' and plugins' contents, pytest's configuration
-and the list of candidate files. Adding or removing a file asks again; editing a data file does
-not (its content is an input of its tests, recorded as any other).
+A conftest.py that defines ``pytest_collect_file`` (or binds the name: sybil's set-up) may turn
+any file below it into tests (YAML specs, golden-output samples, reST examples); so may an
+installed plugin (pytest-checkdocs makes ``pyproject.toml`` a test). Which files they take can
+only be known by asking that hook, so the engine asks it (engine/collect_probe.py) and the
+answer is kept in the workspace's state directory under a key: the collecting conftests' and
+plugins' contents, pytest's configuration and the list of candidate files. Adding or removing a
+file asks again; editing a data file does not (its content is an input of its tests, recorded
+as any other).
 """
 
 from __future__ import annotations
@@ -23,7 +24,14 @@ from pathlib import Path
 from maestro.graph.pytest_config import PytestConfig
 
 MEMO_FILE = "collectors.json"
-_HOOK = re.compile(rb"^[ \t]*(?:async[ \t]+)?def[ \t]+pytest_collect_file\b", re.MULTILINE)
+# a function defined under the hook's name, the name bound to a collector a factory made
+# (sybil's ``pytest_collect_file = Sybil(...).pytest()``), or the name imported
+_HOOK = re.compile(
+    rb"^[ \t]*(?:(?:async[ \t]+)?def[ \t]+pytest_collect_file\b"
+    rb"|pytest_collect_file[ \t]*(?::[^=\n]*)?=(?!=)"
+    rb"|(?:from[ \t]+\S+[ \t]+)?import(?:[ \t][^\n#]*|[ \t]*\([^)]*)\bpytest_collect_file\b)",
+    re.MULTILINE,
+)
 
 
 @dataclass(frozen=True, slots=True)

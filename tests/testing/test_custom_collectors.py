@@ -141,6 +141,66 @@ def test_a_workspace_without_a_collecting_conftest_starts_no_probe(
     assert not list((isolated / "state").rglob("collectors.json"))
 
 
+# sybil's documented set-up (cssselect's docs/conftest.py): the hook is a name bound to what a
+# factory returns, not a function defined in the conftest
+ASSIGNED_CONFTEST = """
+import pytest
+
+
+class Collector:
+    def __init__(self, suffix):
+        self.suffix = suffix
+
+    def pytest(self):
+        def collect(parent, file_path):
+            if file_path.suffix == self.suffix:
+                return SpecFile.from_parent(parent, path=file_path)
+
+        return collect
+
+
+class SpecFile(pytest.File):
+    def collect(self):
+        for line in self.path.read_text().splitlines():
+            name, sep, value = line.partition(":")
+            if sep:
+                yield SpecItem.from_parent(self, name=name.strip(), spec=value.strip())
+
+
+class SpecItem(pytest.Item):
+    def __init__(self, *, spec, **kwargs):
+        super().__init__(**kwargs)
+        self.spec = spec
+        self.funcargs = {}
+
+    def runtest(self):
+        assert self.spec == "ok", f"{self.name} says {self.spec}"
+
+    def reportinfo(self):
+        return self.path, 0, self.name
+
+
+pytest_collect_file = Collector(".rst").pytest()
+"""
+
+
+def test_a_conftest_binding_the_hook_to_a_name_collects_as_under_pytest(ws: Workspace) -> None:
+    # cssselect 1.6.0 with testpaths ["tests", "docs"]: pytest ran docs/index.rst's 6 sybil
+    # examples, Maestro none of them, and said "21 passed" when one of them failed
+    ws.write("docs/conftest.py", ASSIGNED_CONFTEST)
+    ws.write("docs/index.rst", "intro: ok\nexample: ok\n")
+    ws.write("tests/test_a.py", "def test_a():\n    assert True\n")
+    ws.write("pytest.ini", "[pytest]\ntestpaths = tests docs\n")
+    first = outcomes(ws.run())
+    assert first == pytest_says(ws)
+    assert first["docs/index.rst::example"] == "passed"
+
+    ws.edit("docs/index.rst", "example: ok", "example: broken")
+    edited = outcomes(ws.run())
+    assert edited == pytest_says(ws)
+    assert edited["docs/index.rst::example"] == "failed"
+
+
 # A linter's collector (pytest-ruff's, pytest-flake8's shape): every Python file pytest walks
 # past, conftest.py included, gets an item of its own
 LINT_CONFTEST = """
