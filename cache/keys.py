@@ -119,16 +119,20 @@ def environment_digest(dirs: Iterable[Path]) -> str:
     carries name and version), `*.egg-link` and `*.pth` file of `dirs`.
 
     One directory listing each, no metadata parsing: cheap enough for every run. Installing,
-    removing or upgrading anything (a pytest plugin included) changes it.
+    removing or upgrading anything (a pytest plugin included) changes it. Each folder is named
+    by its last three parts (`lib/python3.11/site-packages`), not its absolute path: the same
+    distributions in a virtualenv elsewhere (another clone, another machine of the team) are
+    the same environment.
     """
     names: list[str] = []
     for d in dirs:
+        label = "/".join(d.parts[-3:])
         try:
             entries = os.listdir(d)
         except OSError:
-            names.append(f"{d}:missing")
+            names.append(f"{label}:missing")
             continue
-        names.append(f"{d}:")
+        names.append(f"{label}:")
         names += sorted(
             e for e in entries if e.endswith((".dist-info", ".egg-info", ".egg-link", ".pth"))
         )

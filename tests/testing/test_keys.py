@@ -91,3 +91,15 @@ def test_changed_inputs_names_added_removed_and_modified() -> None:
     after = {**INPUTS, "pkg/a.py": "0" * 64, "new.txt": "4" * 64}
     del after["tests/test_a.py"]
     assert changed_inputs(INPUTS, after) == ["new.txt", "pkg/a.py", "tests/test_a.py"]
+
+
+def test_environment_digest_is_the_same_for_the_same_distributions_elsewhere(
+    tmp_path: Path,
+) -> None:
+    sites = [tmp_path / m / ".venv" / "lib" / "python3.11" / "site-packages" for m in "ab"]
+    for site in sites:
+        (site / "requests-2.31.0.dist-info").mkdir(parents=True)
+        (site / "__editable__.demo-0.pth").write_text(str(site.parents[3]) + "\n")
+    assert environment_digest([sites[0]]) == environment_digest([sites[1]])
+    (sites[1] / "requests-2.32.0.dist-info").mkdir()
+    assert environment_digest([sites[0]]) != environment_digest([sites[1]])
