@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from maestro.cache.keys import WHOLE_FILE
 from maestro.nodeids import base as base_nodeid
 from maestro.nodeids import file_of
 from maestro.server.methods import TestResult
@@ -194,7 +195,8 @@ class Results:
         self, target: str, result: dict[str, Any] | None, *, cached: bool, run_id: str | None
     ) -> None:
         """A file's ActionResult (JSON mode) from the run summary. Live details win for tests
-        this run reported; cached files replace what was known about the file."""
+        this run reported; a result of the whole file replaces what was known about it, one
+        of some of its tests (a node id asked for) only theirs."""
         if result is None:
             return
         self.version += 1
@@ -228,6 +230,8 @@ class Results:
                 ran_at=ran_at,
                 ran_on=ran_on,
             )
+        if (result.get("inputs") or {}).get("@select", WHOLE_FILE) != WHOLE_FILE:
+            return  # the result of the tests asked for: the file's others keep what is known
         for nodeid in [n for n, s in self.tests.items() if s.file == target and n not in seen]:
             if self.tests[nodeid].run_id != run_id:
                 del self.tests[nodeid]  # removed or renamed since
