@@ -1026,17 +1026,18 @@ def _source(path: Path) -> bytes | None:
 
 
 def collect_only(files: Iterable[PlannedFile]) -> list[str]:
-    """The state polluters in the keys of the files that run (``collected-with:``) that do
-    not run themselves: collected with them, for what their import does."""
+    """The polluters in the keys of the files that run (``collected-with:``, state polluters;
+    ``collected-after:``, those collected before them) that do not run themselves: collected
+    with them, for what their import does."""
     files = list(files)
     running = {f.target for f in files if f.runs}
     return sorted(
         {
-            name.removeprefix(WITH)
+            name.removeprefix(WITH).removeprefix(AFTER)
             for f in files
             if f.runs
             for name in f.key.inputs
-            if name.startswith(WITH)
+            if name.startswith((WITH, AFTER))
         }
         - running
     )
@@ -1135,17 +1136,22 @@ def _with_polluters(
     decide: Callable[[str, tuple[str, ...] | None], PlannedFile],
     order: FileOrder,
 ) -> list[PlannedFile]:
-    """Each file that runs has the polluters a full run collects before it run too (a cached
-    one, or one not selected, runs whole): it is collected as in the full run. The files in
-    the run's `order`."""
+    """Each file that runs has the polluters a full run collects before it with it: it is
+    collected as in the full run. One not selected is only collected, its tests deselected
+    (`collect_only`: what it does at import is what matters; pytest, given the selection,
+    would not show its tests), unless its tests fill the doctest namespace of one that runs;
+    one selected and cached runs whole. The files in the run's `order`."""
     if not polluters.files and not polluters.clashes and not polluters.namespace:
         return files
     by_target = {f.target: f for f in files}
     todo = [f for f in files if f.runs]
     while todo:
         wanted = {p for f in todo for p in polluters.before(f.target, tests)}
+        filling = {p for f in todo for p in polluters.namespace.get(f.target, ())}
         todo = []
         for target in order.sorted(wanted):
+            if target not in by_target and target not in filling:
+                continue  # collected only, named by the `collected-after:` of the keys
             f = by_target.get(target) or decide(target, None)
             if not f.runs:  # importing it is what matters: any of its tests will do
                 f.reason = "collected before a file that runs"

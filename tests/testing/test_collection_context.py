@@ -93,6 +93,36 @@ def test_a_file_rerun_alone_is_collected_as_in_the_full_run(ws: Workspace) -> No
     assert [f.target for f in stale] == [VICTIM]  # it failed last time
 
 
+def test_a_file_asked_for_alone_shows_only_its_tests_not_its_polluters(ws: Workspace) -> None:
+    """`maestro test VICTIM` collects the polluter before it (the full run's answer for the
+    victim) but, as `pytest VICTIM` would, neither shows nor counts the polluter's tests
+    (deepdiff: its package's import sets a warnings filter, so the first test file collected,
+    tests/test_anyset.py, is a polluter; `maestro test tests/test_multiprocessing.py` said
+    "61 passed" where pytest says 56, and "54 deselected" under -k where pytest says 49)."""
+    write(ws)
+    ws.write("tests/test_c_more.py", "def test_more():\n    assert True\n")
+    assert has_error(outcomes(ws.run()))
+    more = "tests/test_c_more.py"
+    ws.edit(more, "assert True", "assert 1")
+    alone = ws.run(testing.Selection(paths=(more,)))
+    assert more in ran(alone)
+    assert set(outcomes(alone)) == {f"{more}::test_more"}, outcomes(alone)
+    assert (alone.passed, alone.errors, alone.deselected) == (1, 0, 0)
+    ws.edit(more, "assert 1", "assert 2")
+    picked = ws.run(testing.Selection(paths=(more,), pytest_args=("-k", "more")))
+    assert set(outcomes(picked)) == {f"{more}::test_more"}, outcomes(picked)
+    assert (picked.passed, picked.deselected) == (1, 0)
+    # the victim asked for alone still gets the full run's answer
+    ws.edit(VICTIM, "1 + 1 == 2", "2 + 2 == 4")
+    victim = ws.run(testing.Selection(paths=(VICTIM,)))
+    assert has_error(outcomes(victim)), outcomes(victim)
+    assert not any(n.startswith(POLLUTER) for n in outcomes(victim)), outcomes(victim)
+    full = pytest_says(ws)
+    assert victim.passed == sum(
+        1 for n, o in full.items() if n.startswith(VICTIM) and o == "passed"
+    ), (outcomes(victim), full)
+
+
 def test_a_change_to_the_polluting_file_reruns_the_files_collected_after_it(
     ws: Workspace,
 ) -> None:
