@@ -92,6 +92,7 @@ from bench.common import (
     today,
     write_section,
 )
+from maestro.counts import plural
 
 WORK = BENCH_DIR / "fidelity"
 DEFAULT_PYTHON = "python3.11"
@@ -1083,9 +1084,9 @@ def project_section(r: ProjectResult, limit: int = 25) -> str:
         f"left out){': ' + ', '.join(r.flaky[:5]) if r.flaky else ''}. Times: pytest "
         f"{fmt_s(t['pytest'])} (median of 2), maestro first {fmt_s(t['maestro first'])}, "
         f"testmon first {fmt_s(t.get('testmon first', 0))}; no-change: maestro "
-        f"{fmt_s(t['maestro no-change'])} (ran {r.nochange_ran[0]} files, {r.nochange_ran[1]} "
-        f"nodes), testmon {fmt_s(t.get('testmon no-change', 0))} (ran {r.testmon_nochange_ran} "
-        "nodes).",
+        f"{fmt_s(t['maestro no-change'])} (ran {plural(r.nochange_ran[0], 'file')}, "
+        f"{plural(r.nochange_ran[1], 'node')}), testmon {fmt_s(t.get('testmon no-change', 0))} "
+        f"(ran {plural(r.testmon_nochange_ran, 'node')}).",
         "",
     ]
     rows = [

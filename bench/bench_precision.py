@@ -412,7 +412,7 @@ def _verify_cli(
     failed = _junit_failures(junit, nodes)
     shown = set(_CLI_FAILED.findall(out))
     shutil.rmtree(scratch, ignore_errors=True)
-    ran = re.search(r"ran (\d+) files", out)
+    ran = re.search(r"ran (\d+) files?\b", out)
     ran_files = int(ran.group(1)) if ran else -1
     ok = must <= failed and failed <= selected and ran_files == len(files)
     return (

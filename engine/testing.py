@@ -64,6 +64,7 @@ from maestro.cache.keys import (
     target_inputs,
 )
 from maestro.cache.store import Cache
+from maestro.counts import plural
 from maestro.engine.collect_probe import ensure_collected
 from maestro.engine.core import ALL_CACHED, Engine
 from maestro.engine.fixture_params import regroup
@@ -592,7 +593,7 @@ class PlannedFile:
                 return f"{len(self.run_nodes)} given to pytest, {total} served: {first} {why}"
             running = set(self.run_nodes)
             count = sum(t.test_count() for t in self.carried.tests if t.node_id in running)
-            return f"{count} of {total} tests: {first} {why}"
+            return f"{count} of {plural(total, 'test')}: {first} {why}"
         if self.reason == "inputs changed" and self.changed:
             more = f" (+{len(self.changed) - 3} more)" if len(self.changed) > 3 else ""
             named = ", ".join(self._label(n) for n in self.changed[:3])

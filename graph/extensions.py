@@ -9,6 +9,8 @@ import posixpath
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from maestro.counts import plural
+
 if TYPE_CHECKING:
     from maestro.graph.build import BuildGraph, Change
     from maestro.graph.query import Impact
@@ -69,7 +71,8 @@ def extension_notes(
                 for i in graph.impacted([ChangeRecord(b, "modified") for b in built])
                 if i.kind == "test"
             }
-            reach = f", which {len(tests)} test file(s) import" if tests else ""
+            imports = "imports" if len(tests) == 1 else "import"
+            reach = f", which {plural(len(tests), 'test file')} {imports}" if tests else ""
             notes.append(
                 f"{path} is a source of the extension module {', '.join(built)}{reach}: tests "
                 "import the built module, not its source; rebuild it (pip install -e ., or "

@@ -28,6 +28,11 @@ PYTEST_ORDER: tuple[tuple[str, str, str], ...] = (
 NONE_RAN = "no tests ran"
 
 
+def plural(n: int, noun: str) -> str:
+    """``n`` and ``noun``, in the plural unless ``n`` is 1: "1 file", "2 files", "0 files"."""
+    return f"{n} {noun}{'s' * (n != 1)}"
+
+
 def counts_parts(counts: Mapping[str, Any]) -> list[tuple[str, str]]:
     """``(text, colour)`` of each count pytest's line shows, in its order; the line is
     ``NONE_RAN`` when there is none. ``counts`` is keyed by the fields of PYTEST_ORDER."""

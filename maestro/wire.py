@@ -29,6 +29,7 @@ from pydantic import (
 
 from maestro import __version__
 from maestro.cache.stats import CacheStats
+from maestro.counts import plural
 from maestro.errors import (
     DaemonError,
     InternalError,
@@ -710,10 +711,10 @@ class RunQueued(WireModel):
 
     def describe(self) -> str:
         """What the run waits for, as the CLI and the editor say it."""
-        waits = [f"{self.ahead} other run(s) of this workspace"] if self.ahead else []
+        waits = [f"{plural(self.ahead, 'other run')} of this workspace"] if self.ahead else []
         if self.speculative:
             waits.append(
-                f"the speculative run of {self.speculative} test file(s) started by a save "
+                f"the speculative run of {plural(self.speculative, 'test file')} started by a save "
                 "(its results serve this run)"
             )
         return "waiting for " + (" and ".join(waits) or "another run") + " to finish"
@@ -795,11 +796,13 @@ class PredictiveInfo(WireModel):
 
     def summary(self) -> str:
         inside = (
-            f"; skipped {len(self.skipped_tests)} test(s) in them" if self.skipped_tests else ""
+            f"; skipped {plural(len(self.skipped_tests), 'test')} in them"
+            if self.skipped_tests
+            else ""
         )
         return (
             f"predictive mode (P(fail) >= {self.threshold:g}, {self.model}): ran "
-            f"{len(self.kept)} test file(s), skipped {len(self.skipped)}{inside}"
+            f"{plural(len(self.kept), 'test file')}, skipped {len(self.skipped)}{inside}"
         )
 
 

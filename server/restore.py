@@ -13,6 +13,7 @@ import asyncio
 import itertools
 import logging
 
+from maestro.counts import plural
 from maestro.errors import MaestroError
 from maestro.server import diagnostics, methods, testexplorer
 from maestro.server.server import MaestroServer, Workspace
@@ -98,6 +99,8 @@ def _show(ls: MaestroServer, ws: Workspace, rels: list[str]) -> None:
         "label": label,
         "cancelled": False,
         "error": None,
-        "message": f"{len(states)} stored results of {len(rels)} files (cached)",
+        "message": (
+            f"{plural(len(states), 'stored result')} of {plural(len(rels), 'file')} (cached)"
+        ),
     }
     testexplorer.end(ls, summary)

@@ -22,7 +22,7 @@ from typing import Any
 
 from lsprotocol import types
 
-from maestro.counts import PYTEST_ORDER, counts_line
+from maestro.counts import PYTEST_ORDER, counts_line, plural
 from maestro.errors import (
     ConnectionLostError,
     DaemonNotRunningError,
@@ -267,7 +267,7 @@ class RunManager:
             ls.window_show_message(
                 types.ShowMessageParams(
                     type=types.MessageType.Error,
-                    message=f"Maestro: {result.not_run_files} test files did not finish; "
+                    message=f"Maestro: {plural(result.not_run_files, 'test file')} did not finish; "
                     f"pytest said: {last} (the Maestro output has the rest)",
                 )
             )

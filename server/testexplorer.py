@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from maestro.counts import plural
 from maestro.errors import UnknownTargetError
 from maestro.nodeids import base as base_nodeid
 from maestro.server import methods
@@ -240,7 +241,7 @@ def register(server: MaestroServer) -> None:
                 "include is empty",
                 hint="leave include out to run every test",
             )
-        label = f"run {len(include)} tests" if include else "run all tests"
+        label = f"run {plural(len(include), 'test')}" if include else "run all tests"
         run = manager(ls).start(
             ws, RunTestsParams(paths=include or [], pytest_args=args), kind="explorer", label=label
         )

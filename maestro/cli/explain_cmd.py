@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from maestro.cli import common
 from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, report_error, resolve_root
+from maestro.counts import plural
 from maestro.errors import MaestroError, UnknownTargetError
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ def _named_nodes(node: str, known: list[str], target: str) -> list[str]:
     found = [n for n in known if n.startswith((node + "[", node + "::"))]
     if not found:
         raise UnknownTargetError(
-            f"{node} is not a test of {target} (its last run had {len(known)} tests)",
+            f"{node} is not a test of {target} (its last run had {plural(len(known), 'test')})",
             hint=f"maestro explain {target} lists them",
         )
     return found

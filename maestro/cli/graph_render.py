@@ -17,6 +17,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+from maestro.counts import plural
+
 SHOWN = 40
 """Impacted targets the text output shows (with their reason trees) unless --all."""
 
@@ -43,10 +45,6 @@ class Styles:
 
     def dim(self, text: str) -> str:
         return f"\x1b[2m{text}\x1b[0m" if self.on else text
-
-
-def plural(n: int, noun: str) -> str:
-    return f"{n} {noun}{'s' * (n != 1)}"
 
 
 def impacted_lines(report: Mapping[str, Any], styles: Styles, *, show_all: bool) -> list[str]:
@@ -211,7 +209,7 @@ def stats_lines(workspace: Path, report: Mapping[str, Any], stream: TextIO) -> l
     lines += [f" {label.ljust(label_width)}  {value.ljust(value_width)} " for label, value in rows]
     lines += targets
     if diagnostics:
-        lines += ["", styled(f"{len(diagnostics)} diagnostics", BOLD)]
+        lines += ["", styled(plural(len(diagnostics), "diagnostic"), BOLD)]
         for severity, where, message in diagnostics:
             colour = RED if severity == "error" else YELLOW
             lines.append(f"  {styled(severity, colour)} {where}: {message}")
@@ -281,7 +279,7 @@ def rich_stats(workspace: Path, report: Mapping[str, Any]) -> None:
     if targets := report.get("targets"):
         console.print(Text("\n".join(targets)))
     if diagnostics := report["diagnostics"]:
-        console.print(Text.assemble("\n", (f"{len(diagnostics)} diagnostics", "bold")))
+        console.print(Text.assemble("\n", (plural(len(diagnostics), "diagnostic"), "bold")))
         for d in diagnostics:
             where = f"{d['path']}:{d['line']}" if d["line"] else d["path"]
             style = "red" if d["severity"] == "error" else "yellow"

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from maestro.counts import plural
 from maestro.nodeids import file_of
 
 if TYPE_CHECKING:
@@ -124,8 +125,9 @@ class Display:
             return
         served = sum(f.cached_tests for f in to_run)  # nodes of files run in part
         console.print(
-            f"[bold]{len(files)}[/] test files: [green]{len(cached)} cached[/] "
-            f"({cached_tests} tests), [cyan]{len(to_run)} to run[/]"
+            f"[bold]{len(files)}[/] {'test file' if len(files) == 1 else 'test files'}: "
+            f"[green]{len(cached)} cached[/] ({plural(cached_tests, 'test')}), "
+            f"[cyan]{len(to_run)} to run[/]"
             + (f" ([green]{served} of their tests cached[/])" if served else "")
         )
         for f in to_run[:SHOW_REASONS]:
@@ -259,7 +261,7 @@ def selection_note(files: Sequence[PlanRow]) -> str | None:
     if not (part or kept):
         return None
     return (
-        f"node-level selection: of the {len(files)} test files `maestro impacted` lists, "
+        f"node-level selection: of the {plural(len(files), 'test file')} `maestro impacted` lists, "
         f"{whole} run whole, {part} in part, {kept} not at all: only tests that executed "
         "changed code re-run (`maestro explain FILE` says why for each)"
     )
@@ -369,7 +371,9 @@ def print_summary(result: Mapping[str, Any]) -> None:
     for note in result.get("environment") or []:  # a variable pytest did not get, read
         console.print("[yellow]environment[/] " + escape(str(note)), highlight=False)
     if result.get("not_run_files"):
-        console.print(f"[yellow]{result['not_run_files']} files did not finish (not cached)[/]")
+        unfinished = int(result["not_run_files"])
+        did = f"{plural(unfinished, 'file')} did not finish (not cached)"
+        console.print(f"[yellow]{did}[/]")
         if result.get("pytest_said"):
             console.print("pytest said:", highlight=False)
             console.print(escape(str(result["pytest_said"])), highlight=False, soft_wrap=True)
@@ -384,7 +388,8 @@ def print_summary(result: Mapping[str, Any]) -> None:
         bad = sum(1 for q in quarantined.values() if q.get("outcome") in ("failed", "error"))
         rules = ", ".join(sorted({str(q.get("rule")) for q in quarantined.values()}))
         console.print(
-            f"[yellow]quarantined[/] {len(quarantined)} tests ({bad} failed, not failing the run;"
+            f"[yellow]quarantined[/] {plural(len(quarantined), 'test')} ({bad} failed,"
+            " not failing the run;"
             f" rule {escape(rules)}): " + escape(", ".join(sorted(quarantined))),
             highlight=False,
         )
@@ -393,13 +398,14 @@ def print_summary(result: Mapping[str, Any]) -> None:
     ran = result.get("pytest_exit_code") is not None
     console.print(
         ", ".join(parts)
-        + f" — ran {result.get('ran_files', 0)} files, {result.get('cached_files', 0)} cached"
+        + f" — ran {plural(int(result.get('ran_files') or 0), 'file')},"
+        + f" {result.get('cached_files', 0)} cached"
         + f" (saved {float(result.get('time_saved_s', 0.0)):.2f}s)"
         + (f", pytest {float(result.get('wall_s', 0.0)):.2f}s" if ran else "")
     )
     if before := int(result.get("cached_warnings") or 0):
         which = (
-            f"{before} of the {warned} warnings are"
+            f"{before} of the {warned} warnings {'is' if before == 1 else 'are'}"
             if before != warned
             else f"the {warned} warnings are"
             if warned != 1

@@ -15,6 +15,7 @@ import typer
 from maestro.cli import common
 from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, report_error, resolve_root
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
+from maestro.counts import plural
 from maestro.errors import MaestroError
 from maestro.wire import (
     RetraceStatus,
@@ -73,7 +74,7 @@ def render_stale(result: StaleResult, *, as_json: bool) -> None:
 
     for f in result.stale:  # node ids are text, not markup: `test_x[case0]` keeps `[case0]`
         console.print(f"{escape(f.target)}  [dim]{escape(f.describe)}[/]", highlight=False)
-    console.print(f"{len(result.stale)} of {result.tests} test files stale")
+    console.print(f"{len(result.stale)} of {plural(result.tests, 'test file')} stale")
 
 
 def status(
@@ -201,9 +202,12 @@ def retrace_line(retrace: RetraceStatus) -> str:
     if retrace.reason:
         line += f" ({retrace.reason})"
     if retrace.pending:
-        line += f": {retrace.pending} test file(s) to re-record"
+        line += f": {plural(retrace.pending, 'test file')} to re-record"
     if retrace.runs:
-        line += f"; {retrace.runs} re-recordings stored {retrace.stored} traced result(s)"
+        line += (
+            f"; {plural(retrace.runs, 're-recording')} stored "
+            f"{plural(retrace.stored, 'traced result')}"
+        )
     return line
 
 

@@ -75,7 +75,7 @@ def test_an_edited_extension_source_says_the_module_must_be_rebuilt(tmp_path: Pa
     assert "Nothing impacted by 2 changes." in said, said
     expected = (
         f"note: src/pkg/_speed.c is a source of the extension module src/pkg/{built}, which 1"
-        " test file(s) import: tests import the built module, not its source; rebuild it"
+        " test file imports: tests import the built module, not its source; rebuild it"
     )
     assert expected in said, said
     assert "probe.c" not in said, said

@@ -146,7 +146,7 @@ def test_a_run_without_the_daemon_asks_the_same_serve_decision(ws: Path) -> None
     assert second.exit_code == 0, second.output
     assert (ws.parent / "runs.txt").read_text() == "xx"  # denied serving: it ran for real
     out = " ".join(second.stdout.split())
-    assert "ran 1 files, 1 cached" in out
+    assert "ran 1 file, 1 cached" in out
 
 
 def test_a_flaky_marked_file_is_neither_stored_nor_served_without_the_daemon(
@@ -170,7 +170,7 @@ def test_a_flaky_marked_file_is_neither_stored_nor_served_without_the_daemon(
         done = runner.invoke(app, args)
         assert done.exit_code == 0, done.output
     assert (tmp_path / "runs.txt").read_text() == "xx"
-    assert "ran 1 files, 1 cached" in " ".join(done.stdout.split())
+    assert "ran 1 file, 1 cached" in " ".join(done.stdout.split())
 
 
 def test_a_run_without_the_daemon_opens_no_policy_for_markers_no_rule_reads(

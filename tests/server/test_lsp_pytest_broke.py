@@ -23,7 +23,7 @@ async def test_a_run_pytest_broke_down_in_shows_what_pytest_said(lsp_env: Env) -
         assert ended["notRunFiles"] == 1
         errors = [m.message for m in client.messages if m.type == types.MessageType.Error]
         assert any(
-            "1 test files did not finish" in m and "RuntimeError: boom in a hook" in m
+            "1 test file did not finish" in m and "RuntimeError: boom in a hook" in m
             for m in errors
         ), errors
     finally:

@@ -217,8 +217,10 @@ class Workspace:
 
 
 def plan_line(output: str) -> str:
-    """'N test files: X cached (T tests), Y to run'"""
-    return next(line for line in output.splitlines() if " test files: " in line)
+    """'N test files: X cached (T tests), Y to run' ('1 test file: ...' for one)"""
+    return next(
+        line for line in output.splitlines() if " test files: " in line or " test file: " in line
+    )
 
 
 def cached_count(output: str) -> int:

@@ -92,7 +92,9 @@ def test_impacted_with_explicit_changed_paths(cli: Workspace) -> None:
     cli.edit("pkg/c.py", "mul(x, x)", "x * x")
     code, out = invoke("test", "--impacted", "pkg/c.py")
     assert code == 0, out
-    assert "1 test files" in out and "ran 1 files" in out
+    # one file is "1 test file" and "ran 1 file", as pytest words one ("1 error")
+    assert "1 test file: 0 cached (0 tests), 1 to run" in out and "ran 1 file, 0 cached" in out
+    assert "1 files" not in out and "1 test files" not in out, out
 
 
 def _impacted_with_a_file_run_in_part(cli: Workspace, more_tests: str = "") -> str:

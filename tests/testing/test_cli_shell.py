@@ -53,7 +53,7 @@ def test_piped_output_keeps_node_ids_and_messages_on_one_line(cli: Workspace) ->
         or "tests/test_long.py:5: AssertionError: assert" in done.stdout
     )
     summary = [line for line in done.stdout.splitlines() if " failed" in line]
-    assert summary and "ran 1 files" in summary[-1] and "pytest" in summary[-1]
+    assert summary and "ran 1 file," in summary[-1] and "pytest" in summary[-1]
 
 
 def test_impacted_with_nothing_impacted_exits_0_and_says_so(cli: Workspace) -> None:
@@ -68,7 +68,7 @@ def test_from_a_subfolder_runs_that_folders_tests_like_pytest(cli: Workspace) ->
     done = maestro(cli.root / "tests" / "unit", "test")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "tests under tests/unit/" in done.stdout
-    assert "1 test files" in done.stdout and "1 passed" in done.stdout
+    assert "1 test file:" in done.stdout and "1 passed" in done.stdout
     whole = maestro(cli.root / "tests" / "unit", "test", "--all")
     assert "6 passed" in whole.stdout, whole.stdout
     source = maestro(cli.root / "pkg", "test")
@@ -285,7 +285,7 @@ def test_files_that_did_not_finish_say_what_pytest_said(cli: Workspace) -> None:
     )
     done = maestro(cli.root, "test", "tests/test_a.py")
     assert done.returncode != 0
-    assert "1 files did not finish" in done.stdout
+    assert "1 file did not finish" in done.stdout
     assert "pytest said:" in done.stdout
     assert "RuntimeError: boom in a hook" in done.stdout
 

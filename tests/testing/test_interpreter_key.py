@@ -53,7 +53,7 @@ def run(ws: Workspace, python: str) -> tuple[int, str]:
 
 
 def ran_cached(output: str) -> tuple[int, int]:
-    found = re.search(r"ran (\d+) files, (\d+) cached", output)
+    found = re.search(r"ran (\d+) files?, (\d+) cached", output)
     assert found is not None, output
     return int(found[1]), int(found[2])
 

@@ -83,7 +83,7 @@ def test_the_summary_counts_warnings_as_pytest_does(
     partly = CliRunner().invoke(app, ["test", "--no-daemon"])
     said = _said(partly.output)
     assert "1 of 3 tests: tests/test_warns.py::test_user" in said
-    assert f", {expected} warnings — ran 1 files" in said, said
+    assert f", {expected} warnings — ran 1 file," in said, said
     assert f"2 of the {expected} warnings are from the cached results' recorded runs" in said
 
 
@@ -100,4 +100,4 @@ def test_a_warning_at_a_test_file_s_import_is_no_input_of_the_others(
     ws.edit("tests/test_at_import.py", "assert 1", "assert 2")
     again = CliRunner().invoke(app, ["test", "--no-daemon"])
     assert again.exit_code == 0, again.output
-    assert re.search(r"ran 1 files, (\d+) cached", again.output), again.output
+    assert re.search(r"ran 1 file, (\d+) cached", again.output), again.output

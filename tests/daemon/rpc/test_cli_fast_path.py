@@ -461,7 +461,7 @@ def test_pipes_subfolders_and_empty_impact_through_the_daemon(ws: DaemonEnv) -> 
     sub = run(ws.root / "tests/unit", "test")
     assert sub.returncode == 1, sub.stdout + sub.stderr
     assert not re.search(r"\| +typer$", sub.stderr, flags=re.M)  # served by the daemon
-    assert "tests under tests/unit/" in sub.stdout and "1 test files" in sub.stdout
+    assert "tests under tests/unit/" in sub.stdout and "1 test file:" in sub.stdout
     assert f"FAILED tests/unit/test_long.py::test_long[{long_id}]\n" in sub.stdout
     assert "1 failed —" in sub.stdout
     nothing = run(ws.root, "test", "--impacted")

@@ -73,4 +73,4 @@ def test_a_run_whose_answer_passes_a_request_frame_is_answered_by_the_daemon(
     # its own process, then said the file it had just run was served from the cache.
     assert "did not answer" not in out, out
     assert f"{TESTS} passed" in done.stdout
-    assert "ran 1 files, 0 cached" in done.stdout, out
+    assert "ran 1 file, 0 cached" in done.stdout, out

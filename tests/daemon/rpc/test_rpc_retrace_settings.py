@@ -100,7 +100,7 @@ def test_a_closed_run_window_holds_the_re_recording(
         assert "window" in status.reason and status.pending == 2, status
         assert sessions(marker) == 1 and not any(traced(env.root).values())
         text = status_text(env)
-        assert "retrace held (policy: " in text and "2 test file(s) to re-record" in text, text
+        assert "retrace held (policy: " in text and "2 test files to re-record" in text, text
         # the window goes: the next run (served, nothing runs) lets the re-recording through
         (env.root / "pyproject.toml").write_text(pyproject(False))
         served = run_all(client)

@@ -286,7 +286,7 @@ def test_a_run_behind_a_speculative_run_says_what_it_waits_for(
             result = other.stream(wire.RUN_TESTS, params, on_event, timeout=120)
         assert queued and queued[0]["speculative"] == 2, queued
         said = wire.RunQueued.model_validate(queued[0]).describe()
-        assert "the speculative run of 2 test file(s) started by a save" in said
+        assert "the speculative run of 2 test files started by a save" in said
         # served by what the speculation stored (test_core and test_slow fail on one() == 3)
         assert (result.failed, result.ran_files) == (2, 0)
 
@@ -543,7 +543,7 @@ def test_predictive_mode_deselects_unlikely_tests_inside_a_file_that_runs(
         (inside,) = info.skipped_tests
         assert inside.node_id == "tests/test_mix.py::test_passes"
         assert inside.reason.startswith(f"P(fail) {inside.probability:.3f} < 0.99: ")
-        assert "skipped 1 test(s) in them" in info.summary()
+        assert "skipped 1 test in them" in info.summary()
         mix = next(f for f in result.files if f.target == "tests/test_mix.py")
         assert mix.result is not None
         assert [t["node_id"] for t in mix.result["tests"]] == ["tests/test_mix.py::test_fails"]
@@ -608,7 +608,7 @@ def test_cli_predictive_lists_what_it_skipped_and_why(
         line.startswith("kept tests/test_core.py") and "failed last time: never skipped" in line
         for line in lines
     )
-    assert "ran 1 test file(s), skipped 1" in out.output
+    assert "ran 1 test file, skipped 1" in out.output
     # the JUnit report names the skipped file as skipped, with the reason
     import xml.etree.ElementTree as ET
 
