@@ -495,7 +495,7 @@ def test_vscode_impacted_view_follows_unsaved_edits_only_when_set(
             "maestro.trace.server": "messages",
         },
     )
-    saved_answer = "1 impacted test by pkg/other.py"
+    saved_answer = "1 impacted test file by pkg/other.py"
     assert saved_answer in seen["viewBefore"] and "tests/test_other.py" in seen["viewBefore"], seen
     assert "unsaved edit" not in seen["viewBefore"], seen["viewBefore"]
     # off: the server has the edit (the lens), the view was not refreshed by typing

@@ -22,7 +22,7 @@ drive(seen, shot, env.E2E_OUT, async (page) => {
   step("workbench loaded");
   const lensWith = (re, timeout) => page.waitForFunction((src) => [...document.querySelectorAll(".codelens-decoration a")]
     .some((a) => new RegExp(src).test(a.textContent.trim())), re.source, { timeout });
-  // the side bar's text: the Impacted Tests view's message ("1 impacted test by ...") and rows
+  // the side bar's text: the Impacted Tests view's message ("1 impacted test file by ...") and rows
   const sideBar = async () => (await page.locator(".part.sidebar").innerText()).trim();
   const sideBarWith = (re, timeout) => page.waitForFunction((src) => {
     const bar = document.querySelector(".part.sidebar");
@@ -39,7 +39,7 @@ drive(seen, shot, env.E2E_OUT, async (page) => {
   seen.lenses = await texts(page.locator(".codelens-decoration a"));
   step(`lenses: ${JSON.stringify(seen.lenses)}`);
   await palette(page, "Maestro: Focus on Impacted Tests View");
-  await sideBarWith(/impacted tests? by /, 60000);
+  await sideBarWith(/impacted test files? by /, 60000);
   seen.viewBefore = await sideBar();
   step(`view: ${JSON.stringify(seen.viewBefore)}`);
   await shot(page, "view-before-edit");
@@ -77,7 +77,7 @@ drive(seen, shot, env.E2E_OUT, async (page) => {
   await page.keyboard.press("Control+S");
   await page.waitForFunction(() => {
     const bar = document.querySelector(".part.sidebar");
-    return !!bar && /impacted tests? by /.test(bar.innerText) && !/unsaved edit/.test(bar.innerText);
+    return !!bar && /impacted test files? by /.test(bar.innerText) && !/unsaved edit/.test(bar.innerText);
   }, null, { timeout: 30000 });
   seen.viewSaved = await sideBar();
   step(`view after the save: ${JSON.stringify(seen.viewSaved)}`);

@@ -92,7 +92,9 @@ test("impacted rows: cache state, last result, reason chain; summary notes unsav
   assert.equal(rows[0].children[0].label, "from pkg.calc import add");
   assert.equal(rows[0].children[0].description, "import line 1");
   assert.equal(rows[1].icon, "pass");
-  assert.equal(summary(res, "pkg/calc.py"), "2 impacted tests by pkg/calc.py (unsaved edit)");
+  // the rows are test files: "2 impacted tests" above a change that runs 40 read as 2 tests
+  assert.equal(summary(res, "pkg/calc.py"), "2 impacted test files by pkg/calc.py (unsaved edit)");
+  assert.equal(summary({ ...res, source: "paths", count: 1 }), "1 impacted test file");
   assert.equal(summary({ ...res, source: "paths", count: 0, impacted: [] }), "no impacted tests");
 });
 

@@ -65,11 +65,12 @@ export function rowsOf(result: ImpactedResult | null | undefined): TreeRow[] {
   return (result.impacted ?? []).filter((r) => r.kind !== "declared" || r.uri).map(rowOf);
 }
 
-/** Title suffix of the view: "3 impacted (unsaved edit)" / "no impacted tests". */
+/** Title suffix of the view: "3 impacted test files (unsaved edit)" / "no impacted tests". The rows
+ * (and the count) are test files, as on the source file's lens. */
 export function summary(result: ImpactedResult | null | undefined, file?: string): string {
   if (!result) return "";
   const n = result.count ?? result.impacted.length;
   const unsaved = result.source === "buffers" || result.source === "mixed";
-  const what = n === 0 ? "no impacted tests" : `${n} impacted test${n === 1 ? "" : "s"}`;
+  const what = n === 0 ? "no impacted tests" : `${n} impacted test file${n === 1 ? "" : "s"}`;
   return `${what}${file ? ` by ${file}` : ""}${unsaved ? " (unsaved edit)" : ""}`;
 }
