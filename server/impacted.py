@@ -369,8 +369,13 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> Expla
     else:
         cache_state = "cached"
         reasons.append("cached: a result for the current inputs is stored; it is replayed")
-    if impact is not None and cache_state == "stale":
+    # what a run of the test (or of all tests) does: a test with no stored result it may serve
+    # (one that failed last time) re-runs, impacted or not; only a run of the impacted tests
+    # skips a test no change reaches
+    if cache_state == "stale":
         decision = "re-run"
+        if impact is None:
+            reasons[0] += "; a run of the impacted tests skips it, any other run re-runs it"
     elif cache_state == "cached":
         decision = "cached"
     elif impact is None:
