@@ -1520,6 +1520,7 @@ class _Recorder:
     def pytest_fixture_setup(self, fixturedef: Any, request: Any) -> Any:
         """What a higher-scoped fixture reads, runs and executes counts for every test using it,
         including the tests that get it already set up."""
+        __tracebackhide__ = True  # a fixture's error is reported from the fixture, as by pytest
         window = _active
         if self._in_test is None or fixturedef.scope == "function" or window is None:
             return (yield)

@@ -287,3 +287,39 @@ def test_a_token_pytest_shortens_in_a_failure_reaches_no_file_in_clear(
         assert "Lq8Lq8" not in shown, shown
         assert "assert '[REDACTED:github-token:" in shown, shown
     assert "'ghp_Lq8Lq8Lq...8Lq8Lq8Lq8Lq8'" in plain.read_text()  # pytest's own cut form
+
+
+def _error_texts(path: Path) -> dict[str, str]:
+    """Test name -> the text of its `<error>` element."""
+    return {
+        case.get("name", ""): error.text or ""
+        for case in ET.parse(path).getroot().iter("testcase")
+        for error in case.iter("error")
+    }
+
+
+def test_a_fixture_error_s_report_shows_no_frame_of_maestro(ws: Workspace, tmp_path: Path) -> None:
+    """A fixture that raises: pytest's report starts at the fixture. Maestro's showed a frame of
+    its own plugin first (``self = <maestro_pytest_plugin._Recorder object ...>``, the
+    ``pytest_fixture_setup`` wrapper's ``return (yield)`` and the plugin's path): python-slugify
+    9.2.0 with an autouse conftest fixture raising, in the editor's hover and the JUnit file."""
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write(
+        "tests/conftest.py",
+        """
+        import pytest
+
+        @pytest.fixture(autouse=True)
+        def guard(request):
+            if "cli" in request.node.name:
+                raise RuntimeError("no CLI in this checkout")
+            yield
+        """,
+    )
+    ws.write("tests/test_cli.py", "def test_cli():\n    pass\n\ndef test_other():\n    pass\n")
+    plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
+    for done in _junit_runs(ws, tmp_path, plain, ours):  # a run, then from the cache
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "maestro_pytest_plugin" not in ours.read_text() + done.stdout
+        assert _error_texts(ours) == _error_texts(plain)
+    assert 'raise RuntimeError("no CLI in this checkout")' in _error_texts(plain)["test_cli"]
