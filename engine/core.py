@@ -395,6 +395,7 @@ class Engine:
             confirmed,
             environment,
             subtests_shown=subtests_shown(self.graph, planned, environ),
+            notes=planned.notes,
         )
         if confirming_s:  # the summary's "pytest Ns" covers every run
             summary = summary.model_copy(update={"wall_s": summary.wall_s + confirming_s})

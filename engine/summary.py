@@ -25,6 +25,7 @@ class Summary(RunCounts):
     report: RunReport | None = None
     confirmed: list[str] = Field(default_factory=list)  # what whole-file confirmations said
     environment: list[str] = Field(default_factory=list)  # files that read a withheld variable
+    notes: list[str] = Field(default_factory=list)  # changes the selection reaches no test from
 
     def failures(self) -> list[tuple[str, TestOutcome]]:
         return [

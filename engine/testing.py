@@ -208,8 +208,12 @@ def _addopts_line(inifile: str, args: Sequence[str]) -> str:
     return f"{'; '.join(lines)} under {section} in {inifile}"
 
 
-def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...] | None]:
-    """Test file -> node ids to run (None = the whole file), in a stable order."""
+def select(
+    graph: BuildGraph, selection: Selection, notes: list[str] | None = None
+) -> dict[str, tuple[str, ...] | None]:
+    """Test file -> node ids to run (None = the whole file), in a stable order. ``notes``
+    receives, for an impact selection, the changes it reaches no test from and why (as
+    ``maestro impacted`` says them)."""
     if stateful := [a for a in selection.pytest_args if a.partition("=")[0] in _FROM_PYTEST_CACHE]:
         raise ConfigError(
             f"{' '.join(stateful)} would choose the tests from pytest's own cache "
@@ -235,6 +239,10 @@ def select(graph: BuildGraph, selection: Selection) -> dict[str, tuple[str, ...]
         else:
             changes = sources.from_git(graph.root, selection.since) + sources.from_hidden(graph)
         impacts = graph.impacted(changes)
+        if notes is not None:
+            from maestro.graph.extensions import extension_notes
+
+            notes += extension_notes(graph, changes, impacts)
         whole = full_run(graph.pytest, graph.root)
         return dict.fromkeys(whole.sorted({i.target for i in impacts if i.kind == "test"}))
     if not selection.paths:
@@ -722,6 +730,7 @@ class Plan:
     # variables the environment the run is for sets that pytest does not get (names only)
     withheld: frozenset[str] = frozenset()
     background: bool = False  # the daemon's own run (speculative, re-recording): nobody asked
+    notes: list[str] = field(default_factory=list)  # changes the selection reaches no test from
 
     @property
     def to_run(self) -> list[PlannedFile]:
@@ -863,7 +872,8 @@ def plan(
     last = LastKeys.load(graph.root)
     fps = fingerprints if fingerprints is not None else fingerprint_store(graph.root)
     polluters = polluters_for(graph, selection.pytest_args)
-    selected = select(graph, selection)
+    notes: list[str] = []
+    selected = select(graph, selection, notes)
     order = run_order_of(graph, selection)
     if not reordered(order, polluters.order, selected):
         # the named files keep the full run's relative order: then so do the files run with
@@ -918,7 +928,7 @@ def plan(
     withheld = withheld_names(allowlist, os.environ if environ is None else environ)
     return Plan(
         files, context, tuple(selection.pytest_args), allowlist, digests, last, fps, polluters,
-        order=order, withheld=withheld,
+        order=order, withheld=withheld, notes=notes,
     )  # fmt: skip
 
 
@@ -1639,7 +1649,7 @@ def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResu
     said = _why_unfinished(summary.report) if summary.not_run_files else ""
     return RunTestsResult(
         **counts, files=files, pytest_said=said, session_failed=_session_failed(summary),
-        confirmed=summary.confirmed, environment=summary.environment,
+        confirmed=summary.confirmed, environment=summary.environment, notes=summary.notes,
     )  # fmt: skip
 
 
@@ -2553,6 +2563,7 @@ def summarise(
     environment: list[str] | None = None,
     *,
     subtests_shown: bool = True,
+    notes: list[str] | None = None,
 ) -> Summary:
     """The run's counts as pytest's summary line says them; `subtests_shown`: whether it
     counts passed subtests."""
@@ -2620,6 +2631,7 @@ def summarise(
         report=report,
         confirmed=confirmed or [],
         environment=environment or [],
+        notes=notes or [],
         **counts,
     )
 
@@ -2686,6 +2698,7 @@ def run(
             [FileOutcome(f, f.cached, True) for f in planned.files],
             None,
             subtests_shown=subtests_shown(graph, planned, environ),
+            notes=planned.notes,
         )
     engine = Engine(graph, cache, interpreter, fingerprints, store_gate)
     return run_sync(

@@ -890,6 +890,11 @@ class RunTestsResult(RunCounts):
         description="test files that read a variable the environment sets but pytest did not "
         "get (not in the allowlist), and what the run did about it, one sentence each",
     )
+    notes: list[str] = Field(
+        default_factory=list,
+        description="with impacted/since: changes no test reaches yet, and why (as "
+        "ImpactedReport's notes: an extension module's C source, whose module must be rebuilt)",
+    )
 
     def wire_dump(self) -> dict[str, Any]:
         return _files_dump(self, self.files)

@@ -79,9 +79,16 @@ def test_an_edited_extension_source_says_the_module_must_be_rebuilt(tmp_path: Pa
     )
     assert expected in said, said
     assert "probe.c" not in said, said
+    # `maestro test --impacted` selects from the same answer: it says so too, in process and
+    # through the daemon, after its "nothing impacted" line
+    said = _run(root, tmp_path, "test", "--impacted")
+    assert "nothing impacted" in said and expected in said, said
+    assert "probe.c" not in said, said
     try:  # the daemon's answer, the one an editor gets
         said = _run(root, tmp_path, "impacted", "--json", daemon="start")
         report = json.loads(said[said.index("{") : said.rindex("}") + 1])
         assert len(report["notes"]) == 1 and "src/pkg/_speed.c is a source" in report["notes"][0]
+        said = _run(root, tmp_path, "test", "--impacted", daemon="start")
+        assert "nothing impacted" in said and expected in said, said
     finally:
         _run(root, tmp_path, "daemon", "stop")
