@@ -351,22 +351,62 @@ def shows_passed_subtests(
     major = pytest_version.split(".")[0]
     if not major.isdigit() or int(major) < 9:
         return True
+    # pytest's order: the ini file's addopts, then PYTEST_ADDOPTS, then the command line
     every = [*config.addopts, *shlex.split(environ.get("PYTEST_ADDOPTS", "")), *args]
-    level, verbose = config.verbosity_subtests, 0
-    for i, arg in enumerate(every):
-        following = every[i + 1] if i + 1 < len(every) else ""
-        if arg in ("--verbose", "--quiet"):
-            verbose += 1 if arg == "--verbose" else -1
-        elif re.fullmatch(r"-v+|-q+", arg):
-            verbose += (len(arg) - 1) * (1 if arg[1] == "v" else -1)
-        elif arg.startswith("--verbosity=") or arg == "--verbosity":
-            verbose = _int(arg.partition("=")[2] or following, verbose)
-        elif arg.startswith(("-o", "--override-ini")):
-            text = arg.partition("=")[2] if arg.startswith("--") else arg[2:]
-            name, _, value = (text or following).partition("=")
-            if name.strip() == "verbosity_subtests":
-                level = value.strip()
+    verbose, level = _verbosity(every, config.verbosity_subtests)
     return (verbose if level == "auto" else _int(level, verbose)) != 0
+
+
+# pytest's own short options (its plugins' parser): those that take a value, and the flags
+_SHORT_WITH_VALUE = frozenset("Wckmopr")
+_SHORT_FLAGS = frozenset("Vhlqsvx")
+
+
+def _verbosity(args: Sequence[str], level: str) -> tuple[int, str]:
+    """pytest's verbosity (``config.option.verbose``) and subtest verbosity ini value from its
+    arguments, read as its argparse parser reads them: short options clustered (``-vx``,
+    ``-qq``, ``-vvrA``, ``-kv`` is ``-k v``), a value attached or the next argument, counts
+    added in order and ``--verbosity=N`` setting the count, nothing after ``--``."""
+    verbose = 0
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg == "--":
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if name in ("--verbose", "--quiet") and not eq:
+                verbose += 1 if name == "--verbose" else -1
+            elif name in ("--verbosity", "--override-ini"):
+                if not eq and i < len(args):
+                    value, i = args[i], i + 1
+                if name == "--verbosity":
+                    verbose = _int(value, verbose)
+                else:
+                    level = _override(value, level)
+            continue
+        if arg[:1] != "-" or len(arg) < 2:
+            continue  # a path, or an option's value
+        for j, short in enumerate(arg[1:], 2):
+            if short in "vq":
+                verbose += 1 if short == "v" else -1
+            elif short in _SHORT_WITH_VALUE:
+                value = arg[j + 1 :] if arg[j : j + 1] == "=" and j == 2 else arg[j:]
+                if not value and i < len(args):
+                    value, i = args[i], i + 1
+                if short == "o":
+                    level = _override(value, level)
+                break
+            elif short not in _SHORT_FLAGS:
+                break  # a plugin's option (xdist's -n4): the rest is its value, if any
+    return verbose, level
+
+
+def _override(value: str, level: str) -> str:
+    """``level`` after ``-o value``: the subtest verbosity when it names that ini option."""
+    name, _, setting = value.partition("=")
+    return setting.strip() if name.strip() == "verbosity_subtests" else level
 
 
 def _int(text: str, default: int) -> int:
