@@ -2647,13 +2647,15 @@ def _probing(real: Callable[..., Any]) -> Callable[..., Any]:
             except FileNotFoundError:
                 # a configuration file looked for above the project: the test depends on its
                 # staying away (an existing one outside is keyed only when read)
-                _absent_outside(window, path)
+                if not rec.by_linecache():
+                    _absent_outside(window, path)
                 raise
         try:
             result = real(path, *args, **kwargs)
         except FileNotFoundError:
-            _probed(window, path)
-            _absent_outside(window, path)
+            if not rec.by_linecache():
+                _probed(window, path)
+                _absent_outside(window, path)
             raise
         if not stat.S_ISDIR(result.st_mode):
             _probed(window, path)

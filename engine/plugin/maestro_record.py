@@ -65,6 +65,18 @@ _lstat = getattr(os.lstat, "__wrapped__", os.lstat)  # not a recorder's probe
 _SOURCE_SUFFIXES = (".py", ".pyc", ".pyi", ".so", ".pyd")
 
 
+def by_linecache() -> bool:
+    """Whether the stat a probe sees failing is linecache's (``sys._getframe(2)``: the probe's
+    caller), looking for the source lines of code to show in a traceback or to ``inspect``:
+    the code's file name is then no file, as Mako's in-memory templates (``memory:0x7f...``,
+    another in every process), and its absence no input. A file linecache finds it reads, and
+    that read is recorded as any other."""
+    try:
+        return sys._getframe(2).f_globals.get("__name__") == "linecache"
+    except ValueError:
+        return False
+
+
 def abspath(path: Any) -> str:
     """``os.path.abspath`` of a str or path-like, through the functions saved at import."""
     text: str | bytes = os.fspath(path)
@@ -754,7 +766,8 @@ class ChildRecorder:
             try:
                 result = real(path, *args, **kwargs)
             except FileNotFoundError:
-                self._probed(path, root, absent=True)
+                if not by_linecache():
+                    self._probed(path, root, absent=True)
                 raise
             if not stat.S_ISDIR(result.st_mode):
                 self._probed(path, root)
