@@ -631,9 +631,14 @@ class BuildGraph:
         return node in self.tests or (node.startswith(TARGET) and node[2:] in self.targets)
 
     def impacted(self, changes: Iterable[Change]) -> list[Impact]:
-        """Targets a change can break, each with its shortest reason chain, nearest first."""
+        """Targets a change can break, each with its shortest reason chain, nearest first. An
+        extension module rebuilt since its changed source was written counts as changed."""
+        from maestro.graph.extensions import rebuilt_since
+
+        changes = list(changes)
+        changes += rebuilt_since(str(self.root), changes)
         changed = query.changed_nodes(
-            list(changes), root=self.root, links=self.links, sections=self.sections,
+            changes, root=self.root, links=self.links, sections=self.sections,
             targets=self.targets, all_files=self.all_files, py=self.py, resolver=self.resolver,
             listed=self.index.listed, listings=self.index.listings,
         )  # fmt: skip

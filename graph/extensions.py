@@ -1,6 +1,7 @@
 """Sources of compiled extension modules: a test imports the built module (``_speedups.*.so``),
-never its C source, so an edit to the source reaches no test until the module is rebuilt. An
-impacted answer that leaves such a source out says why, and which tests the rebuild reaches."""
+never its C source, so an edit to the source reaches no test until the module is rebuilt (then
+the built module counts as changed). An impacted answer that leaves such a source out says why,
+and which tests the rebuild reaches."""
 
 from __future__ import annotations
 
@@ -36,6 +37,31 @@ def built_next_to(root: str, source: str) -> list[str]:
     )
 
 
+def rebuilt_since(root: str, changes: Sequence[Change]) -> list[Change]:
+    """The built modules of changed extension sources that were rebuilt after their source was
+    last written: the tests import them, so they see the edit as of the rebuild."""
+    from maestro.graph.build import Change as ChangeRecord
+
+    have = {c.path for c in changes}
+    found: list[Change] = []
+    for change in changes:
+        if not change.path.endswith(SOURCE_SUFFIXES) or change.status == "deleted":
+            continue
+        try:
+            written = os.stat(os.path.join(root, change.path)).st_mtime
+        except OSError:
+            continue
+        for built in built_next_to(root, change.path):
+            try:
+                newer = os.stat(os.path.join(root, built)).st_mtime >= written
+            except OSError:
+                continue
+            if newer and built not in have:
+                have.add(built)
+                found.append(ChangeRecord(built, "modified"))
+    return found
+
+
 def _named_in_build_files(root: str, source: str) -> str | None:
     """The build file (setup.py, pyproject.toml, setup.cfg) that names `source`, if any."""
     for name in _BUILD_FILES:
@@ -65,6 +91,8 @@ def extension_notes(
         if not path.endswith(SOURCE_SUFFIXES) or path in reached or change.status == "deleted":
             continue
         built = built_next_to(root, path)
+        if reached.intersection(built):
+            continue  # rebuilt since the edit: the tests of the built module are impacted
         if built:
             tests = {
                 i.target

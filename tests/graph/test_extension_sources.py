@@ -92,3 +92,31 @@ def test_an_edited_extension_source_says_the_module_must_be_rebuilt(tmp_path: Pa
         assert "nothing impacted" in said and expected in said, said
     finally:
         _run(root, tmp_path, "daemon", "stop")
+
+
+def test_a_rebuilt_extension_module_impacts_the_tests_that_import_it(tmp_path: Path) -> None:
+    """After the edit the module was rebuilt: the tests now import the edited code. Before,
+    impacted still said nothing, told to rebuild, and `Run impacted tests` ran nothing while
+    pytest failed (multidict 7.2.1 in the editor, `==` inverted in _multidict.c and
+    `pip install -e .`: 26 of the 300 tests of 6 files failed, none was impacted)."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    root = tmp_path / "ws"
+    for rel, text in {**FILES, "maestro.toml": f"interpreter = {sys.executable!r}\n"}.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    build = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
+    subprocess.run(build, cwd=root, check=True, capture_output=True, timeout=180)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, timeout=30)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True, timeout=30)
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"],
+        cwd=root, check=True, timeout=30,
+    )  # fmt: skip
+    (root / "src/pkg/_speed.c").write_text(C_SOURCE.replace("42", "43"))
+    subprocess.run(build, cwd=root, check=True, capture_output=True, timeout=180)
+    said = _run(root, tmp_path, "impacted")
+    assert "tests/test_speed.py" in said and "rebuild it" not in said, said
+    assert "tests/test_other.py" not in said, said
+    said = _run(root, tmp_path, "test", "--impacted")
+    assert "1 failed" in said and "test_answer" in said, said
