@@ -1769,7 +1769,7 @@ class _Recorder:
             self._collect_errors.append(
                 {
                     "path": report.nodeid.split("::")[0] or str(report.fspath),
-                    "message": _error_line(text),
+                    "message": _crash_line(report) or _error_line(text),
                     "longrepr": text,
                 }
             )
@@ -2577,6 +2577,14 @@ def _doctest_line(value: BaseException) -> int | None:
         return None
     start, offset = value.test.lineno, value.example.lineno
     return None if start is None or offset is None else start + offset + 1
+
+
+def _crash_line(report: Any) -> str | None:
+    """The first line of a report's crash message: what pytest's short summary says of it."""
+    message = getattr(getattr(report.longrepr, "reprcrash", None), "message", None)
+    if not isinstance(message, str) or not message.strip():
+        return None
+    return message.strip().splitlines()[0][:_MAX_MESSAGE]
 
 
 def _error_line(text: str) -> str:

@@ -247,6 +247,17 @@ def test_collection_error_is_a_failure_that_reruns(ws: Workspace) -> None:
     assert ws.plan(selection).to_run[0].reason == "failed last time"
 
 
+def test_a_collection_error_says_what_pytest_says(ws: Workspace) -> None:
+    """The message of a file that fails to collect is the first line of pytest's crash line,
+    as its short summary says it (`ERROR tests/test_assert.py - assert not True`), not the
+    last `E` line of the report (dill's test_registered.py read "collection
+    failed: +  where True = bool(['PrettyPrinterType', 'StreamHandlerType'])")."""
+    ws.write("tests/test_assert.py", "FOUND = [1, 2]\nassert not bool(FOUND)\n")
+    summary = ws.run(testing.Selection(paths=("tests/test_assert.py",)))
+    message = summary.failures()[0][1].message or ""
+    assert message == "collection failed: assert not True", message
+
+
 def test_no_cache_runs_everything_and_stale_lists_uncached(ws: Workspace) -> None:
     ws.run(testing.Selection(paths=("tests/test_a.py",)))
     with Cache.open() as cache:
