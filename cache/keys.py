@@ -206,6 +206,14 @@ def key_hex(target: str, inputs: Mapping[str, str]) -> str:
     return _sha(body.encode())
 
 
+def lookup_pointer(lookup_hex: str) -> str:
+    """Where a result is also kept for a machine that knows only its lookup key: a clean clone
+    of the workspace keys a file by its static closure (no run has recorded what its tests
+    read), which names less than the key the result was stored under. The entry under this
+    name is served only once its own inputs are checked to hold on that machine."""
+    return _sha(b"maestro lookup pointer\0" + lookup_hex.encode())
+
+
 def changed_inputs(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
     """Names whose digest differs, appeared or vanished between two inputs maps, sorted."""
     return sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))

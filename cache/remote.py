@@ -643,6 +643,13 @@ class MirroredCache(Cache):
         cache.wait_remote = wait_remote
         return cache
 
+    @property
+    def shared_with_team(self) -> bool:
+        return self.sync is not None
+
+    def adopt(self, action_hex: str, result: ActionResult) -> None:
+        Cache.put_run(self, [], [(action_hex, result)])
+
     def get_action(self, action_hex: str, *, count: bool = True) -> ActionResult | None:
         result = super().get_action(action_hex, count=count)
         sync = self.sync

@@ -284,6 +284,17 @@ class Cache:
         return self._live.path
 
     @property
+    def shared_with_team(self) -> bool:
+        """Whether what is stored here also reaches other machines (a team cache mirror): then
+        a run also stores its results under `keys.lookup_pointer` of their lookup keys."""
+        return False
+
+    def adopt(self, action_hex: str, result: ActionResult) -> None:
+        """Store a result another machine ran (its blobs are here) under its own key, for this
+        machine's later lookups and `explain`; a mirror does not send it back."""
+        self.put_action(action_hex, result)
+
+    @property
     def _live(self) -> _SharedEnv:
         if self._shared is None:
             raise CacheError("the cache is closed", hint="open it again with Cache.open()")
