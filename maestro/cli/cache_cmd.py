@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from maestro.cli.common import JSON_OPTION, fail_on_error
+from maestro.counts import plural
 
 cache_app = typer.Typer(
     help="Inspect and maintain the content-addressed test cache (MAESTRO_CACHE_DIR overrides "
@@ -66,6 +67,7 @@ def stats(
     table.add_column(style="bold")
     table.add_column(justify="right")
     rate = f"{s.hit_rate:.1%}" if s.hit_rate is not None else "-"
+    where = plural(workspaces, "workspace")
     rows = [
         ("hits / misses", f"{s.hits} / {s.misses} ({rate})"),
         ("blobs", str(s.blobs)),
@@ -77,7 +79,7 @@ def stats(
         ("evictions", str(s.evictions)),
         ("quarantined", str(s.quarantined)),
         # what a change is diffed against, per workspace (`gc` drops those no result needs)
-        ("kept file versions", f"{versions} in {workspaces} workspaces ({format_size(kept)})"),
+        ("kept file versions", f"{versions} in {where} ({format_size(kept)})"),
     ]
     for name, value in rows:
         table.add_row(name, value)

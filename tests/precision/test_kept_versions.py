@@ -47,7 +47,7 @@ def test_cache_gc_drops_the_versions_no_stored_result_needs(
     _age(ws, 3600)
     stats = CliRunner().invoke(cache_app, ["stats"])
     assert stats.exit_code == 0, stats.output
-    assert f"{len(before)} in 1 workspaces" in " ".join(stats.output.split())
+    assert f"{len(before)} in 1 workspace (" in " ".join(stats.output.split())
     result = CliRunner().invoke(cache_app, ["gc", "--max-size", "10GB"])
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
