@@ -1501,9 +1501,8 @@ def _pointed_result(
 ) -> tuple[ActionKey, ActionResult] | None:
     """The team's passing result for `key`, a lookup key no run on this machine recorded: kept
     under its pointer by the machine that ran it (with the inputs its run read, a superset of
-    `key`'s), served under its own key when every one of those inputs holds here."""
-    if not cache.shared_with_team:
-        return None
+    `key`'s), served under its own key when every one of those inputs holds here. Without a
+    mirror (`explain`, a run in process) the pointer a mirroring daemon fetched is read here."""
     result = cache.get_action(lookup_pointer(key.hex), count=False)
     if result is None or _failed(result):
         return None

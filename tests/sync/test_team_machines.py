@@ -94,6 +94,9 @@ def test_a_clean_clone_hits_a_file_that_reads_a_data_file(team: Team) -> None:
     assert plan_line(second.stdout).startswith("2 test files: 2 cached (2 tests), 0 to run"), (
         second.stdout
     )
+    explained = b.maestro("explain", "tests/test_a.py")
+    assert explained.returncode == 0, explained.stdout + explained.stderr
+    assert explained.stdout.startswith("tests/test_a.py: cached"), explained.stdout
     again = b.test()  # now keyed by what the served run read: the result itself
     assert plan_line(again.stdout).startswith("2 test files: 2 cached"), again.stdout
 
