@@ -179,6 +179,9 @@ class ActionResult(_Model):
     """Why the file depends on the whole workspace: what some of its tests read is unknown."""
     collect_warnings: int = 0
     """How many warnings pytest recorded that point at this file while collecting it."""
+    session_warnings: int = 0
+    """How many warnings the run that stored it recorded pointing at no test file (a conftest's
+    import, a plugin's): a run served whole from the cache counts them once, as pytest does."""
     deselected: int = 0
     """How many of the file's tests the run's own selection (-k, -m) deselected, as pytest's
     summary line counts them; older entries lack it."""

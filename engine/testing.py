@@ -59,7 +59,6 @@ from maestro.cache.keys import (
     environment_digest,
     input_value,
     key_hex,
-    lookup_pointer,
     outcome_args,
     site_dirs,
     target_inputs,
@@ -101,7 +100,7 @@ from maestro.envvars import (
     read_learned_env,
     withheld_names,
 )
-from maestro.errors import CacheError, ConfigError, UnknownTargetError
+from maestro.errors import ConfigError, UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.env_refs import referenced as referenced_env
 from maestro.graph.files import listing_digest
@@ -1482,7 +1481,7 @@ def earlier_result(
         if result is not None and not _failed(result) and holds(recorded, result):
             return ActionKey(key.target, hex_, dict(recorded)), result
     if not history:
-        return _pointed_result(cache, key, holds)
+        return None
     newest = history[0][1]
     moved = changed_inputs(newest, key.inputs)
     for hex_, differ in last.earlier(key.target):
@@ -1494,26 +1493,6 @@ def earlier_result(
         if holds(result.inputs, result):
             return ActionKey(key.target, hex_, dict(result.inputs)), result
     return None
-
-
-def _pointed_result(
-    cache: Cache, key: ActionKey, holds: Callable[[Mapping[str, str], ActionResult], bool]
-) -> tuple[ActionKey, ActionResult] | None:
-    """The team's passing result for `key`, a lookup key no run on this machine recorded: kept
-    under its pointer by the machine that ran it (with the inputs its run read, a superset of
-    `key`'s), served under its own key when every one of those inputs holds here. Without a
-    mirror (`explain`, a run in process) the pointer a mirroring daemon fetched is read here."""
-    result = cache.get_action(lookup_pointer(key.hex), count=False)
-    if result is None or _failed(result):
-        return None
-    own = key_hex(key.target, result.inputs)
-    if own == key.hex or not holds(result.inputs, result):
-        return None
-    try:
-        cache.adopt(own, result)
-    except CacheError:
-        log.warning("could not keep the team's result of %s", key.target, exc_info=True)
-    return ActionKey(key.target, own, dict(result.inputs)), result
 
 
 def _may_hold(
@@ -2025,6 +2004,7 @@ def _build_result(
                 if report.session_end is not None
                 else 0
             ),
+            "session_warnings": _session_warnings(report),
             "deselected": (
                 report.collected.user_deselected.get(planned.target, 0)
                 if report.collected is not None
@@ -2032,6 +2012,14 @@ def _build_result(
             ),
         }
     )
+
+
+def _session_warnings(report: RunReport) -> int:
+    """The warnings a run recorded while collecting that point at none of its test files."""
+    if report.session_end is None:
+        return 0
+    files = report.collected.files if report.collected is not None else {}
+    return sum(n for f, n in report.session_end.collect_warnings.items() if f not in files)
 
 
 def _not_collected(planned: PlannedFile, report: RunReport) -> set[str]:
@@ -2205,8 +2193,6 @@ def store_results(
             out.append(FileOutcome(f, result, False, stored=False))
             continue
         actions.append((key.hex, result))
-        if cache.shared_with_team and f.key.hex != key.hex and not _failed(result):
-            actions.append((lookup_pointer(f.key.hex), result))  # for a clean clone's lookup
         planned.last.set(key)
         stored_keys.append(key)
         out.append(FileOutcome(f, result, False, stored=True))
@@ -2627,6 +2613,11 @@ def summarise(
         # raised while collecting, pointing at no file of the run (a conftest, a library)
         named = {o.target for o in outcomes}
         warned += sum(n for f, n in report.session_end.collect_warnings.items() if f not in named)
+    elif report is None:
+        # all served: those of the session that stored them (raised once per session)
+        session = max((o.result.session_warnings for o in outcomes if o.result), default=0)
+        warned += session
+        warned_before += session
     counts: dict[str, Any] = dict(
         ran_files=ran,
         cached_files=cached,

@@ -101,3 +101,28 @@ def test_a_warning_at_a_test_file_s_import_is_no_input_of_the_others(
     again = CliRunner().invoke(app, ["test", "--no-daemon"])
     assert again.exit_code == 0, again.output
     assert re.search(r"ran 1 file, (\d+) cached", again.output), again.output
+
+
+def test_a_conftest_s_warning_is_counted_when_every_file_is_served(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warning raised at a conftest's import (hpack's conftest primes Hypothesis: pytest says
+    "88 passed, 5 warnings") is raised once per session: a run served whole from the cache said
+    "88 passed", as if there were none."""
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("tests/conftest.py", 'import warnings\n\nwarnings.warn("at conftest import")\n')
+    ws.write("tests/test_one.py", "def test_one():\n    assert True\n")
+    ws.write("tests/test_two.py", "def test_two():\n    assert True\n")
+    monkeypatch.chdir(ws.root)
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    found = re.search(r"(\d+) passed, 1 warning in ", plain.stdout)
+    assert found is not None, plain.stdout
+    fresh = CliRunner().invoke(app, ["test", "--no-daemon"])
+    assert f"{found[1]} passed, 1 warning — ran" in _said(fresh.output), fresh.output
+    served = CliRunner().invoke(app, ["test", "--no-daemon"])
+    said = _said(served.output)
+    assert f"{found[1]} passed, 1 warning — ran 0 files" in said, said
+    assert "the warning is from the cached results' recorded runs" in said
