@@ -59,6 +59,7 @@ from maestro.cache.keys import (
     environment_digest,
     input_value,
     key_hex,
+    lookup_pointer,
     outcome_args,
     site_dirs,
     target_inputs,
@@ -100,7 +101,7 @@ from maestro.envvars import (
     read_learned_env,
     withheld_names,
 )
-from maestro.errors import ConfigError, UnknownTargetError
+from maestro.errors import CacheError, ConfigError, UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.env_refs import referenced as referenced_env
 from maestro.graph.files import listing_digest
@@ -1481,7 +1482,7 @@ def earlier_result(
         if result is not None and not _failed(result) and holds(recorded, result):
             return ActionKey(key.target, hex_, dict(recorded)), result
     if not history:
-        return None
+        return _pointed_result(cache, key, holds)
     newest = history[0][1]
     moved = changed_inputs(newest, key.inputs)
     for hex_, differ in last.earlier(key.target):
@@ -1493,6 +1494,26 @@ def earlier_result(
         if holds(result.inputs, result):
             return ActionKey(key.target, hex_, dict(result.inputs)), result
     return None
+
+
+def _pointed_result(
+    cache: Cache, key: ActionKey, holds: Callable[[Mapping[str, str], ActionResult], bool]
+) -> tuple[ActionKey, ActionResult] | None:
+    """The team's passing result for `key`, a lookup key no run on this machine recorded: kept
+    under its pointer by the machine that ran it (with the inputs its run read, a superset of
+    `key`'s), served under its own key when every one of those inputs holds here. Without a
+    mirror (`explain`, a run in process) the pointer a mirroring daemon fetched is read here."""
+    result = cache.get_action(lookup_pointer(key.hex), count=False)
+    if result is None or _failed(result):
+        return None
+    own = key_hex(key.target, result.inputs)
+    if own == key.hex or not holds(result.inputs, result):
+        return None
+    try:
+        cache.adopt(own, result)
+    except CacheError:
+        log.warning("could not keep the team's result of %s", key.target, exc_info=True)
+    return ActionKey(key.target, own, dict(result.inputs)), result
 
 
 def _may_hold(
@@ -2193,6 +2214,8 @@ def store_results(
             out.append(FileOutcome(f, result, False, stored=False))
             continue
         actions.append((key.hex, result))
+        if cache.shared_with_team and f.key.hex != key.hex and not _failed(result):
+            actions.append((lookup_pointer(f.key.hex), result))  # for a clean clone's lookup
         planned.last.set(key)
         stored_keys.append(key)
         out.append(FileOutcome(f, result, False, stored=True))
