@@ -16,7 +16,9 @@ Why it is shaped this way:
   the CPU-seconds-per-minute budget, in at most ``max-concurrent`` pytest processes at ``nice``.
   It takes the same run lock as explicit runs, so a `maestro test` issued meanwhile waits for it
   and is then served from the cache: results are stored by `Engine.execute` exactly as for an
-  explicit run. It never starts while an explicit run is active or queued.
+  explicit run. A run of named test files that does not ask for every file the speculation runs
+  cancels it instead (a user never waits for work they did not ask for). It never starts while
+  an explicit run is active or queued.
 - A newer save cancels a running speculation: asyncio cancellation terminates the pytest process
   group before anything is stored (`execute` stores only after pytest exits), so a superseded
   run leaves no partial result; `execute` also refuses to store files whose inputs changed while
@@ -118,6 +120,7 @@ class SpeculationService:
         self.settings = SpeculationSettings()
         self.generation = 0
         self.running_files = 0  # test files its pytest processes run now (a run waits on them)
+        self._running: tuple[str, ...] = ()  # their targets
         self.model_kind = "heuristic"
         self.model_error = ""
         self._exec = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maestro-model")
@@ -246,6 +249,16 @@ class SpeculationService:
         if task is not None and not task.done():
             log.info("speculation cancelled: %s", why)
             await cancel_and_wait(task)
+            self.counters.last = f"cancelled: {why}"
+
+    async def yield_to(self, paths: Sequence[str]) -> None:
+        """An explicit run of `paths` (test files, folders or node ids) is about to wait for the
+        run lock: a running speculation with a file the run did not ask for is cancelled, so a
+        user never waits for work they did not ask for. One whose every file the run asks for
+        goes on: the run is then served what it stores."""
+        running = self._running
+        if running and not all(_asked(target, paths) for target in running):
+            await self.cancel("an explicit run of other test files came")
 
     def _cpu_last_minute(self, now: float) -> float:
         while self._cpu_log and self._cpu_log[0][0] < now - 60.0:
@@ -352,6 +365,7 @@ class SpeculationService:
 
         cpu_before = _children_cpu()
         self.running_files = len(files)
+        self._running = tuple(f.target for f in files)
         try:
             summaries = await asyncio.gather(
                 *(
@@ -384,6 +398,7 @@ class SpeculationService:
             return
         finally:
             self.running_files = 0
+            self._running = ()
         cpu = sum(s.report.cpu_s for s in summaries if s.report is not None)
         self._spent(cpu)
         if first_failure:
@@ -769,3 +784,12 @@ def install(app: DaemonApp, workspace: WorkspaceService, tests: TestService) -> 
     workspace.listeners.append(service.on_paths)
     tests.speculation = service
     return service
+
+
+def _asked(target: str, paths: Sequence[str]) -> bool:
+    """Whether a run of `paths` (relative to the root) runs test file `target` or tests of it."""
+    for path in paths:
+        path = path.split("::", 1)[0].removeprefix("./").rstrip("/")
+        if path in ("", ".") or target == path or target.startswith(path + "/"):
+            return True
+    return False

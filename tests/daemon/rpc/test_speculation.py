@@ -291,6 +291,32 @@ def test_a_run_behind_a_speculative_run_says_what_it_waits_for(
         assert (result.failed, result.ran_files) == (2, 0)
 
 
+def test_a_run_of_other_files_does_not_wait_for_a_speculative_run(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an editor's run of 6 files waited 831 s behind a speculative run of 20 others (multidict)
+    setup(daemon_env, monkeypatch, speculate=True)
+    root = daemon_env.root
+    (root / "tests/test_slow.py").write_text(SLOW)
+    pid_file, hold = daemon_env.base / "slow.pid", Hold(daemon_env.base / "hold")
+    with SyncDaemonClient(root, start=False) as client:
+        held_speculation(client, root, pid_file, hold)
+        slow = int(pid_file.read_text())
+        try:
+            params = wire.RunTestsParams(paths=["tests/test_extra.py"], env=dict(os.environ))
+            with SyncDaemonClient(root, start=False) as other:
+                # the speculation stays held: this returns only if the run did not wait for it
+                result = other.stream(wire.RUN_TESTS, params, lambda e: None, timeout=60)
+            assert (result.passed, result.failed) == (1, 0)
+            status = spec(client)
+            assert status.cancelled == 1, status
+            assert status.last == "cancelled: an explicit run of other test files came", status
+            with pytest.raises(ProcessLookupError):
+                os.kill(slow, 0)  # the speculative pytest was stopped (reaped), not left running
+        finally:
+            hold.off()
+
+
 def test_daemon_refuses_an_untrusted_model_and_still_runs(
     daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
