@@ -262,9 +262,18 @@ def run_in_process(
             selection, on_plan=on_plan, on_event=display.event, warm=warm,
             on_started=display.show_plan,
         )  # fmt: skip
+        remote = engine.graph.loaded.config.remote
     from maestro.policy.quarantine import in_process
 
-    return in_process(root, summary_result(summary))  # quarantined failures do not fail it
+    result = in_process(root, summary_result(summary))  # quarantined failures do not fail it
+    if remote is None:
+        return result
+    # the mirror lives in the daemon: a run without one neither reads nor uploads team results
+    note = (
+        f"the team cache ({remote.url}) was not used: it is read and filled through the "
+        "workspace daemon, and this run had none; set MAESTRO_DAEMON=start (CI, scripts) to use it"
+    )
+    return result.model_copy(update={"notes": [*result.notes, note]})
 
 
 def file_results(result: RunTestsResult) -> list[tuple[ActionResult, bool]]:

@@ -109,3 +109,18 @@ def test_a_clean_clone_hits_a_file_that_reads_a_data_file(team: Team) -> None:
         third.stdout
     )
     assert "1 failed, 1 passed" in third.stdout.splitlines()[-1], third.stdout
+
+
+def test_a_run_without_the_daemon_says_the_team_cache_was_not_used(team: Team) -> None:
+    # CI ran `maestro test` in process (no daemon, as scripts do) and sent the coordinator
+    # nothing, without a word: the mirror lives in the daemon
+    a = team.workspace("alice", "read-write")
+    a.setup(FILES)
+    alone = a.test("--no-daemon")
+    assert alone.returncode == 0, alone.stdout + alone.stderr
+    said = " ".join(alone.stdout.split())
+    assert f"note: the team cache ({a.url}) was not used" in said, alone.stdout
+    assert "set MAESTRO_DAEMON=start (CI, scripts) to use it" in said, alone.stdout
+    through = a.test()  # MAESTRO_DAEMON=start: the daemon's run reads and fills it
+    assert through.returncode == 0, through.stdout + through.stderr
+    assert "team cache" not in through.stdout, through.stdout
