@@ -76,6 +76,7 @@ class Display:
         # test file and a letter per test as they finish, so a slow or hung run shows where
         # it is. None until the plan says tests run.
         self._letters: str | None = None  # the file of the line being written
+        self._sessions = 0  # pytest sessions seen: a later one runs files again
 
     def __enter__(self) -> Display:
         return self
@@ -167,6 +168,8 @@ class Display:
         if self._letters is not None:
             if isinstance(event, TestResult):
                 self._letter(event.nodeid, event.outcome)
+            elif isinstance(event, Collected):
+                self._session()
             return
         if self.progress is None or self.task is None:
             return
@@ -184,6 +187,8 @@ class Display:
         if self._letters is not None:
             if kind == "test_result":
                 self._letter(str(data.get("nodeid", "")), str(data.get("outcome", "")))
+            elif kind == "collected":
+                self._session()
             return
         if self.progress is None or self.task is None:
             return
@@ -210,12 +215,24 @@ class Display:
             self.done += 1
             self.progress.update(self.task, completed=self.done)
 
+    def _session(self) -> None:
+        """A pytest session starts: after the first, the run runs files again (a partial run's
+        failure re-checked by its whole file, a file given a variable it read): their letters
+        go on lines of their own, so no file shows more letters than it has tests."""
+        self._sessions += 1
+        if self._sessions > 1 and self._letters:
+            from maestro.cli.consoles import console
+
+            console.out("", highlight=False)  # end the line being written
+            self._letters = ""
+
     def _letter(self, nodeid: str, outcome: str) -> None:
         from maestro.cli.consoles import console
 
         file = file_of(nodeid)
         if file != self._letters:
-            console.out(("\n" if self._letters else "") + file + " ", end="", highlight=False)
+            label = file + (" (run again)" if self._sessions > 1 else "")
+            console.out(("\n" if self._letters else "") + label + " ", end="", highlight=False)
             self._letters = file
         console.out(_LETTERS.get(outcome, "?"), end="", highlight=False)
 

@@ -84,3 +84,19 @@ def test_output_to_a_file_shows_each_test_as_it_finishes(tmp_path: Path) -> None
                 proc.kill()
     assert "tests/test_a.py .\n" in seen and seen.rstrip().endswith("tests/test_b.py ."), seen
     assert "tests/test_b.py ..F\n" in log.read_text(), log.read_text()
+
+
+def test_a_file_run_again_gets_a_line_of_its_own(capsys: pytest.CaptureFixture[str]) -> None:
+    # hpack: a partial run's failures re-checked by the whole file printed one line of 30
+    # letters and 6 F for a 17-test file with 3 failures
+    nodes = [f"tests/test_t.py::test_{i}" for i in range(4)]
+    with Display() as display:
+        display.plan([PlannedRow(target="tests/test_t.py", runs=True, describe="inputs changed")])
+        display.progress_event({"event": "collected", "files": {"tests/test_t.py": nodes[2:]}})
+        for node, outcome in zip(nodes[2:], ["failed", "passed"], strict=True):
+            display.progress_event({"event": "test_result", "nodeid": node, "outcome": outcome})
+        display.progress_event({"event": "collected", "files": {"tests/test_t.py": nodes}})
+        for node, outcome in zip(nodes, ["passed", "passed", "failed", "passed"], strict=True):
+            display.progress_event({"event": "test_result", "nodeid": node, "outcome": outcome})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2:] == ["tests/test_t.py F.", "tests/test_t.py (run again) ..F."], lines
