@@ -138,6 +138,23 @@ def _wrapper() -> Callable[[Any], Any]:
         return pytest.hookimpl(hookwrapper=True)  # type: ignore[no-any-return,unused-ignore]
 
 
+def _coverage_data_names() -> tuple[str, ...]:
+    """The names coverage.py writes its measurements under, each also with its parallel
+    (`.coverage.<host>.pid<n>.<random>`) and SQLite journal (`-journal`) suffixes: `.coverage`,
+    the file COVERAGE_FILE names, and the running Coverage's `data_file` (pytest-cov's)."""
+    bases = {".coverage", os.path.basename(os.environ.get("COVERAGE_FILE", ""))}
+    running = getattr(getattr(sys.modules.get("coverage"), "Coverage", None), "current", None)
+    with contextlib.suppress(Exception):
+        current = running() if running is not None else None
+        if current is not None:
+            bases.add(os.path.basename(str(current.config.data_file)))
+    return tuple(sorted(filter(None, bases)))
+
+
+def _is_coverage_data(name: str, bases: tuple[str, ...]) -> bool:
+    return name in bases or name.startswith(tuple(base + sep for base in bases for sep in ".-"))
+
+
 def _is_utf8(text: str) -> bool:
     try:
         text.encode("utf-8")
@@ -1087,6 +1104,7 @@ class _Recorder:
         self._started_ns = time.time_ns()
         self._root = ""
         self._excluded_prefixes: tuple[str, ...] = ()
+        self._coverage_data = _coverage_data_names()
         # a test reads the same few files thousands of times: resolve each path once
         self._rel_memo: dict[str, str | None] = {}
         # per path: does pytest's walk leave it or a folder above it out (collect_ignore ...)
@@ -1194,6 +1212,10 @@ class _Recorder:
             source = rec.source_of_pyc(path)
             return self._rel(source) if source else None
         if _EXCLUDED_PARTS.intersection(parts):
+            return None
+        if _is_coverage_data(parts[-1], self._coverage_data):
+            # coverage.py's own measurements (pytest-cov writes, stats and combines them
+            # during the run, another pytest-cov run in the folder too): no test's input
             return None
         rel = "/".join(parts)
         # a name that is not UTF-8 is no graph input (Maestro reports it), and in a JSON line
@@ -1626,6 +1648,7 @@ class _Recorder:
         rootpath = getattr(session.config, "rootpath", None) or session.config.rootdir
         self._root = os.path.normpath(rec.abspath(str(rootpath)))
         self._rel_memo.clear()
+        self._coverage_data = _coverage_data_names()
         prefixes = {sys.prefix, sys.exec_prefix, sys.base_prefix, os.path.dirname(__file__)}
         # Only environments *inside* the workspace matter (a system prefix such as /usr may
         # well contain the workspace itself).

@@ -80,3 +80,8 @@ def interpreter_xdist(tmp_path_factory: pytest.TempPathFactory) -> Interpreter:
 @pytest.fixture(scope="session")
 def interpreter_timeout(tmp_path_factory: pytest.TempPathFactory) -> Interpreter:
     return venv_with(tmp_path_factory, "pytest-timeout>=2")
+
+
+@pytest.fixture(scope="session")
+def interpreter_cov(tmp_path_factory: pytest.TempPathFactory) -> Interpreter:
+    return venv_with(tmp_path_factory, "pytest-cov>=4", "coverage>=7")
