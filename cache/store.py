@@ -593,6 +593,13 @@ class Cache:
         kept = self._live.decoded.json_of(check_hex(action_hex, "action digest"), result)
         return kept if kept is not None else result.model_dump(mode="json")
 
+    def has_action(self, action_hex: str) -> bool:
+        """Whether this cache holds an entry for the action, sound or not (no decoding, no
+        counting): a missing result is told from one held that cannot be used."""
+        key = check_hex(action_hex, "action digest")
+        with self._live.env.begin() as txn:
+            return txn.get(key, db=self._live.dbs.ac) is not None
+
     def get_action(self, action_hex: str, *, count: bool = True) -> ActionResult | None:
         """The stored result if it decodes and every blob it references exists and verifies.
 

@@ -1340,7 +1340,11 @@ def _decide(
     if newest is None:
         return PlannedFile(target, nodes, key, None, "no cached result")
     if newest[0] == key.hex:
-        return PlannedFile(target, nodes, key, None, "cached result unusable")
+        # the last run's key, not served: a result held that cannot be used, or none held (the
+        # cache folder deleted, its entry evicted, the result never stored)
+        held = cache.has_action(key.hex)
+        reason: Reason = "cached result unusable" if held else "no cached result"
+        return PlannedFile(target, nodes, key, None, reason)
     previous = last.nearest(cache, target, key.inputs) or newest
     changed, back = _undone_last(
         _changes_since(previous[1], key.inputs), last.history(target), previous[0], key.inputs

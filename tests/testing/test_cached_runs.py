@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -134,6 +135,18 @@ def test_damaged_blob_makes_the_next_run_recompute(ws: Workspace, damage: str) -
     assert ran(summary) == ["tests/test_a.py"]
     assert summary.files[0].planned.reason == "cached result unusable"
     assert ran(ws.run(testing.Selection(paths=("tests/test_a.py",)))) == []
+
+
+def test_a_deleted_cache_says_there_is_no_cached_result(ws: Workspace) -> None:
+    """The cache folder removed (`rm -rf $MAESTRO_CACHE_DIR`) while the state keeps each file's
+    last key: the plan said "cached result unusable" for every file, as if a result were there."""
+    ws.run()
+    with Cache.open() as cache:
+        path = cache.path
+    shutil.rmtree(path)
+    summary = ws.run()
+    assert ran(summary) == ALL
+    assert {f.planned.reason for f in summary.files} == {"no cached result"}
 
 
 def test_env_allowlist_variable_change_reruns(
