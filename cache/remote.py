@@ -132,6 +132,9 @@ class RemoteSync:
         """Told (until, rule) on this engine's thread when the coordinator asks it to back off."""
         self.queue = SyncQueue(queue_path)
         self.counters = RemoteCounts()
+        self.last_failure: BaseException | None = None
+        """The exception behind `counters.last_error`, when one was raised (its type says whose
+        fix it is: a rejected key, an unreachable URL)."""
         self.telemetry = TelemetrySent()
         self.role: str | None = None
         self.retry_at: float | None = None
@@ -210,9 +213,10 @@ class RemoteSync:
         """Run a coroutine on the sync's loop (with its client); None once it stops."""
         return self._submit(coro)
 
-    def _error(self, message: str) -> None:
+    def _error(self, message: str, exc: BaseException | None = None) -> None:
         self.counters.last_error = message
         self.counters.last_error_at = time.time()
+        self.last_failure = exc
 
     # -- read-through ------------------------------------------------------------------------
 
@@ -287,12 +291,12 @@ class RemoteSync:
         except CoordinatorAuthError as exc:
             self.counters.remote_errors += 1
             self.breaker.failure()
-            self._error(exc.message)
+            self._error(exc.message, exc)
             return False
         except (CoordinatorError, OSError) as exc:
             self.counters.remote_errors += 1
             self.breaker.failure()
-            self._error(getattr(exc, "message", None) or str(exc))
+            self._error(getattr(exc, "message", None) or str(exc), exc)
             return False
         self.breaker.success()
         checked: list[bytes] = []
@@ -424,7 +428,7 @@ class RemoteSync:
     def _upload_failed(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome is not None else None
         self.counters.upload_failures += 1
-        self._error(getattr(exc, "message", None) or str(exc) or type(exc).__name__)
+        self._error(getattr(exc, "message", None) or str(exc) or type(exc).__name__, exc)
         until = self.backoff_until()
         self.retry_at = max(time.time() + state.upcoming_sleep, until or 0.0)
         log.info(
@@ -572,7 +576,7 @@ class RemoteSync:
             self._error("model download timed out")
             return None
         except (CoordinatorError, IntegrityError) as exc:
-            self._error(f"model download failed: {exc.message}")
+            self._error(f"model download failed: {exc.message}", exc)
             return None
         if data is None:
             return None

@@ -43,7 +43,12 @@ from pydantic import ValidationError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from maestro.cache.digest import Digest, check_hex, digest_bytes
-from maestro.errors import CoordinatorAuthError, CoordinatorError, IntegrityError
+from maestro.errors import (
+    CoordinatorAuthError,
+    CoordinatorError,
+    CoordinatorUnreachableError,
+    IntegrityError,
+)
 from maestro.redaction import RedactedBlob, Redactor
 
 from .models import ErrorBody, TokenResponse
@@ -222,7 +227,7 @@ class CoordinatorClient:
                 if resp.status != 200:
                     raise _answer_error("token exchange failed", resp.status, body)
         except aiohttp.ClientError as exc:
-            raise CoordinatorError(f"coordinator unreachable: {exc}") from exc
+            raise CoordinatorUnreachableError(f"coordinator unreachable: {exc}") from exc
         token = TokenResponse.model_validate_json(body)
         # Trust our clock for expiry: a skewed server clock must not make us refresh late.
         local_expiry = self._clock() + token.expires_in
@@ -275,7 +280,7 @@ class CoordinatorClient:
                         status = resp.status
                         resp_headers = {k.lower(): v for k, v in resp.headers.items()}
                 except aiohttp.ClientError as exc:
-                    raise CoordinatorError(f"coordinator unreachable: {exc}") from exc
+                    raise CoordinatorUnreachableError(f"coordinator unreachable: {exc}") from exc
                 if status in (401, 403):
                     raise _answer_error(f"{method} {url}", status, body)
                 if status in (429, 503):

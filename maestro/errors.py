@@ -219,6 +219,12 @@ class CoordinatorError(MaestroError):
         self.status = status
 
 
+class CoordinatorUnreachableError(CoordinatorError):
+    """No answer came from the coordinator's URL (refused, DNS, TLS, a proxy in between)."""
+
+    code = "coordinator_unreachable"
+
+
 class CoordinatorAuthError(CoordinatorError):
     """The coordinator rejected our credentials (unknown, revoked or expired key or token)."""
 

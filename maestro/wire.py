@@ -408,6 +408,11 @@ class RemoteStatus(RemoteCounts):
         "(epoch s); reads use the local cache and uploads wait meanwhile",
     )
     backoff_rule: str | None = Field(default=None, description="the coordinator's refusing rule")
+    hint: str | None = Field(
+        default=None,
+        description="how to fix the last error when it is the configuration's (the API key's "
+        "variable, the coordinator URL and the file that sets them)",
+    )
     telemetry: TelemetryUploadStatus | None = None
     team_model: TeamModelStatus | None = None
 

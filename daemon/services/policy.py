@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from maestro.errors import MaestroError, PolicyError
+from maestro.errors import CoordinatorError, MaestroError, PolicyError
 from maestro.nodeids import file_of
 from maestro.policy.model import CacheInput, RunInput, RunKind, RunningRun, SelectInput
 from maestro.policy.protocol import (
@@ -64,6 +64,7 @@ class PolicyService:
         self.bundles: BundleStore | None = None
         self._client: CoordinatorClient | None = None
         self._client_for: tuple[str, str, str] | None = None
+        self._kept_local_for: tuple[str, str, str] | None = None  # told once per key
         self._sent = 0  # decision log position already sent to the coordinator
         self._task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -276,10 +277,15 @@ class PolicyService:
         return self._client
 
     async def _send_decisions(self, client: CoordinatorClient, url: str, tenant: str) -> None:
+        from maestro.cache.remote import WRITE_ROLES
         from maestro.coordinator.client import EgressBlockedError
 
         gate = self._gate
         if gate is None or gate.log is None:
+            return
+        info = client.token_info
+        if info is not None and info.role not in WRITE_ROLES:  # a developer's read key
+            self._say_kept_local(info.role)
             return
         last, records = await asyncio.to_thread(gate.log.after, self._sent)
         if not records:
@@ -297,10 +303,27 @@ class PolicyService:
             await client.post_decisions(payload)
         except EgressBlockedError as exc:  # would be blocked on every retry: dropped, counted
             log.warning("policy decisions dropped: %s", exc.message)
+        except CoordinatorError as exc:
+            if exc.status == 403:  # this key may not write them: no retry will change that
+                self._say_kept_local(info.role if info is not None else None)
+                return
+            log.warning("policy decisions not sent: %s", exc)
+            return
         except MaestroError as exc:
             log.warning("policy decisions not sent: %s", exc)
             return
         self._sent = last
+
+    def _say_kept_local(self, role: str | None) -> None:
+        """Once per key: its role may not send decisions, which stay in the local log."""
+        if self._kept_local_for == self._client_for:
+            return
+        self._kept_local_for = self._client_for
+        log.info(
+            "policy decisions stay local: the API key's role (%s) may not send them to the "
+            "coordinator (a read-write key does)",
+            role or "unknown",
+        )
 
     # --- run ---------------------------------------------------------------------------------
 

@@ -245,10 +245,25 @@ class SyncService:
                 circuit="closed",
                 last_error=self.problem,
             )
-        return self.engine.status(
+        status = self.engine.status(
             telemetry=self._telemetry_status(self.engine),
             team_model=self._fetcher.status() if self._fetcher is not None else None,
         )
+        hint = remote_hint(self.engine.last_failure, self.config, self._where())
+        return status.model_copy(update={"hint": hint}) if hint else status
+
+    def _where(self) -> str:
+        """The table and file that set `[tool.maestro.remote]`, for hints."""
+        from maestro.config import load_settings
+
+        try:
+            loaded = load_settings(self.app.root)
+        except MaestroError:
+            return "[tool.maestro.remote] of the workspace configuration"
+        if loaded.source is None:  # not the workspace's: the editor's settings
+            return "the editor's Maestro settings"
+        prefix = f"{loaded.table}." if loaded.table else ""
+        return f"[{prefix}remote] of {loaded.source}"
 
     def _telemetry_status(self, engine: RemoteSync) -> TelemetryUploadStatus | None:
         uploader = self._uploader
@@ -257,6 +272,25 @@ class SyncService:
         return TelemetryUploadStatus(
             every_s=uploader.every_s, **dict(uploader.counters), **dict(engine.telemetry)
         )
+
+
+def remote_hint(failure: BaseException | None, remote: RemoteSettings, where: str) -> str | None:
+    """How to fix the sync's last failure when the configuration is its cause: a key the
+    coordinator rejects, a URL nothing answers on. None for anything else."""
+    from maestro.errors import CoordinatorAuthError, CoordinatorUnreachableError
+
+    if isinstance(failure, CoordinatorAuthError) and failure.status == 401:
+        return (
+            f"the API key is read from ${remote.api_key_env} (api_key_env in {where}): set it "
+            f"to a key of tenant {remote.tenant} at {remote.url}; an admin of the coordinator "
+            f"makes one with `maestro coordinator key create {remote.tenant}`"
+        )
+    if isinstance(failure, CoordinatorUnreachableError):
+        return (
+            f"the coordinator URL {remote.url} is set by url in {where}: fix it there, or "
+            "start the coordinator; runs use the local cache meanwhile"
+        )
+    return None
 
 
 def _max_backoff_s() -> float:

@@ -131,6 +131,8 @@ def status(
     )
     remote = daemon.remote
     if remote is not None:
+        from rich.markup import escape
+
         line = (
             f"[bold]remote[/] {remote.url} tenant {remote.tenant}, role {remote.role or '?'}, "
             f"uploads {remote.uploads}, queue {remote.queue_length}, circuit {remote.circuit}, "
@@ -148,7 +150,9 @@ def status(
                 "working from the local cache, uploads wait"
             )
         if remote.last_error:
-            line += f"\n       last error: {remote.last_error}"
+            line += f"\n       last error: {escape(remote.last_error)}"
+            if remote.hint:
+                line += f"\n       hint: {escape(remote.hint)}"
         console.print(line, highlight=False)
         if remote.telemetry is not None:
             console.print(telemetry_line(remote.telemetry), highlight=False)

@@ -330,6 +330,8 @@ export interface RemoteStatus {
   backoff_until?: number | null;
   /** the coordinator's refusing rule */
   backoff_rule?: string | null;
+  /** how to fix the last error when it is the configuration's (the API key's variable, the coordinator URL and the file that sets them) */
+  hint?: string | null;
   telemetry?: TelemetryUploadStatus | null;
   team_model?: TeamModelStatus | null;
 }

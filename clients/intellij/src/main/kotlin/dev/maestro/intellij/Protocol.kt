@@ -332,6 +332,8 @@ data class RemoteStatus(
     val backoff_until: Double? = null,
     /** the coordinator's refusing rule */
     val backoff_rule: String? = null,
+    /** how to fix the last error when it is the configuration's (the API key's variable, the coordinator URL and the file that sets them) */
+    val hint: String? = null,
     val telemetry: TelemetryUploadStatus? = null,
     val team_model: TeamModelStatus? = null,
 )
