@@ -252,6 +252,25 @@ class SyncService:
         hint = remote_hint(self.engine.last_failure, self.config, self._where())
         return status.model_copy(update={"hint": hint}) if hint else status
 
+    def unusable_note(self, since: float) -> str | None:
+        """A run's note when the team cache failed it for a reason of the configuration (a key
+        the coordinator rejects, a URL nothing answers on) since ``since`` (epoch s) and has
+        not recovered: the run used the local cache only."""
+        from maestro.errors import CoordinatorAuthError, CoordinatorUnreachableError
+
+        engine, remote = self.engine, self.config
+        if engine is None or remote is None:
+            return None
+        failure, at = engine.last_failure, engine.counters.last_error_at
+        if not isinstance(failure, CoordinatorAuthError | CoordinatorUnreachableError):
+            return None
+        if at is None or at < since or engine.breaker.state == "closed":
+            return None
+        return (
+            f"the team cache ({remote.url}) could not be used: {failure.message}; this run used "
+            "the local cache only (`maestro status` says how to fix it)"
+        )
+
     def _where(self) -> str:
         """The table and file that set `[tool.maestro.remote]`, for hints."""
         from maestro.config import load_settings

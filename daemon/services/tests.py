@@ -36,6 +36,7 @@ import contextlib
 import functools
 import logging
 import os
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -422,6 +423,7 @@ class TestService:
         from maestro.redaction import Redactor
 
         self.runs += 1
+        began = time.time()
         environ = params.env
         engine = await self.open_run(wait_remote=True, environ=environ)
         graph = engine.graph
@@ -501,6 +503,9 @@ class TestService:
             result = quarantine.apply(result, selected)
             notes = self.policy.notes(execution_id)
             result = result.model_copy(update={"policy": notes})
+        unused = self.sync.unusable_note(began) if self.sync is not None else None
+        if unused is not None:
+            result = result.model_copy(update={"notes": [*result.notes, unused]})
         return result.model_copy(update={"execution_id": execution_id})
 
     def _after_run(

@@ -44,6 +44,8 @@ def test_a_wrong_key_says_which_variable_holds_it(team: Team) -> None:
     ws.setup(FILES)
     run = ws.test()
     assert run.returncode == 0, run.stdout + run.stderr  # pytest's outcomes all the same
+    said = " ".join(run.stdout.split())
+    assert f"note: the team cache ({ws.url}) could not be used: the coordinator rejected" in said
     ws.wait_remote(lambda r: bool(r["last_error"]))
     said = _status_text(ws)
     assert "the coordinator rejected the API key" in said, said
@@ -57,6 +59,8 @@ def test_a_wrong_url_says_which_url_and_where_it_is_configured(team: Team) -> No
     ws.set_url("http://127.0.0.1:9")  # discard port: nothing listens
     run = ws.test()
     assert run.returncode == 0, run.stdout + run.stderr
+    said = " ".join(run.stdout.split())
+    assert "note: the team cache (http://127.0.0.1:9) could not be used: coordinator unre" in said
     ws.wait_remote(lambda r: bool(r["last_error"]))
     said = _status_text(ws)
     assert "coordinator unreachable" in said, said
