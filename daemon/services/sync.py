@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from maestro.envvars import tuning
@@ -249,7 +250,7 @@ class SyncService:
             telemetry=self._telemetry_status(self.engine),
             team_model=self._fetcher.status() if self._fetcher is not None else None,
         )
-        hint = remote_hint(self.engine.last_failure, self.config, self._where())
+        hint = remote_hint(self.engine.last_failure, self.config, self._where)
         return status.model_copy(update={"hint": hint}) if hint else status
 
     def unusable_note(self, since: float) -> str | None:
@@ -293,20 +294,23 @@ class SyncService:
         )
 
 
-def remote_hint(failure: BaseException | None, remote: RemoteSettings, where: str) -> str | None:
+def remote_hint(
+    failure: BaseException | None, remote: RemoteSettings, where: Callable[[], str]
+) -> str | None:
     """How to fix the sync's last failure when the configuration is its cause: a key the
-    coordinator rejects, a URL nothing answers on. None for anything else."""
+    coordinator rejects, a URL nothing answers on (``where()``: the table and file that set
+    them, read only then). None for anything else."""
     from maestro.errors import CoordinatorAuthError, CoordinatorUnreachableError
 
     if isinstance(failure, CoordinatorAuthError) and failure.status == 401:
         return (
-            f"the API key is read from ${remote.api_key_env} (api_key_env in {where}): set it "
+            f"the API key is read from ${remote.api_key_env} (api_key_env in {where()}): set it "
             f"to a key of tenant {remote.tenant} at {remote.url}; an admin of the coordinator "
             f"makes one with `maestro coordinator key create {remote.tenant}`"
         )
     if isinstance(failure, CoordinatorUnreachableError):
         return (
-            f"the coordinator URL {remote.url} is set by url in {where}: fix it there, or "
+            f"the coordinator URL {remote.url} is set by url in {where()}: fix it there, or "
             "start the coordinator; runs use the local cache meanwhile"
         )
     return None
