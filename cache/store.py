@@ -164,6 +164,9 @@ class _SharedEnv:
                 metasync=False,
             )
             self.dbs = L.open_dbs(self.env)
+            # which file this is: `Cache.detached` tells when the directory was deleted under it
+            opened = os.stat(path / L.DATA_FILE)
+            self.identity = (opened.st_dev, opened.st_ino)
         except lmdb.Error as exc:
             raise CacheError(
                 f"cannot open the cache at {path}: {exc}",
@@ -282,6 +285,17 @@ class Cache:
     @property
     def path(self) -> Path:
         return self._live.path
+
+    def detached(self) -> bool:
+        """Whether this process's cache file was deleted or replaced since it was opened (`rm -rf`
+        of the cache directory, to start afresh): what it reads there, no other process and no
+        later one would; what it writes there is lost when it closes."""
+        shared = self._live
+        try:
+            now = os.stat(shared.path / L.DATA_FILE)
+        except FileNotFoundError:
+            return True
+        return (now.st_dev, now.st_ino) != shared.identity
 
     @property
     def shared_with_team(self) -> bool:

@@ -122,6 +122,7 @@ class TestService:
         self._cache: Cache | None = None
         self._cache_lock = asyncio.Lock()
         self.speculation: SpeculationService | None = None  # telemetry, fail-first, speculation
+        self._stopping: asyncio.Task[None] | None = None  # the stop after a deleted cache
         self._fingerprints: FingerprintStore | None = None
         self.policy: PolicyService | None = None  # run admission, select and cache gates
         self._standby: WarmPytest | None = None  # the next explicit run's pytest process
@@ -337,6 +338,12 @@ class TestService:
             self.active -= 1
             self.run_lock.release()
 
+    async def _stop_when_idle(self, reason: str) -> None:
+        """Stop the daemon once no request is in flight (this run's answer sent)."""
+        while (server := self.app.server) is not None and server.in_flight:
+            await asyncio.sleep(0.2)
+        self.app.request_shutdown(reason)
+
     def _asker(self, ctx: RequestContext) -> Callable[[Sequence[str]], Awaitable[dict[str, str]]]:
         """How a run asks its client for the values of variables its `env` left out: an
         event, then the client's `provide_env` (only the names asked are taken; nothing after
@@ -427,6 +434,9 @@ class TestService:
         environ = params.env
         engine = await self.open_run(wait_remote=True, environ=environ)
         graph = engine.graph
+        detached = await asyncio.to_thread(engine.cache.detached)
+        if detached:  # the user deleted the cache to start afresh: serve nothing from it
+            params = params.model_copy(update={"no_cache": True})
         changes = None
         if params.buffers is not None:
             from maestro.wire import ImpactedParams
@@ -506,6 +516,14 @@ class TestService:
         unused = self.sync.unusable_note(began) if self.sync is not None else None
         if unused is not None:
             result = result.model_copy(update={"notes": [*result.notes, unused]})
+        if detached:
+            note = (
+                f"the cache at {engine.cache.path} was deleted while the daemon ran: this run "
+                "served nothing from it, and the daemon stops once idle, so that the next "
+                "command opens a new cache"
+            )
+            result = result.model_copy(update={"notes": [*result.notes, note]})
+            self._stopping = asyncio.create_task(self._stop_when_idle("its cache was deleted"))
         return result.model_copy(update={"execution_id": execution_id})
 
     def _after_run(
