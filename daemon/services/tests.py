@@ -513,18 +513,17 @@ class TestService:
             result = quarantine.apply(result, selected)
             notes = self.policy.notes(execution_id)
             result = result.model_copy(update={"policy": notes})
-        unused = self.sync.unusable_note(began) if self.sync is not None else None
-        if unused is not None:
-            result = result.model_copy(update={"notes": [*result.notes, unused]})
+        run_notes = list(result.notes)
+        if self.sync is not None and (unused := self.sync.unusable_note(began)) is not None:
+            run_notes.append(unused)
         if detached:
-            note = (
+            run_notes.append(
                 f"the cache at {engine.cache.path} was deleted while the daemon ran: this run "
                 "served nothing from it, and the daemon stops once idle, so that the next "
                 "command opens a new cache"
             )
-            result = result.model_copy(update={"notes": [*result.notes, note]})
             self._stopping = asyncio.create_task(self._stop_when_idle("its cache was deleted"))
-        return result.model_copy(update={"execution_id": execution_id})
+        return result.model_copy(update={"execution_id": execution_id, "notes": run_notes})
 
     def _after_run(
         self,
