@@ -246,6 +246,7 @@ class Engine:
                 only=only,
                 warm=warm,
                 on_started=begin_background,
+                background=planned.background,
             )
             for job in background:
                 await job
@@ -278,6 +279,7 @@ class Engine:
                     extra_env=UNTRACED if untraced else trace_env(
                         self.interpreter, plan, files, env
                     ),
+                    background=plan.background,
                 )  # fmt: skip
                 secrets = redactor if env is environ else Redactor.from_environ(
                     {**os.environ, **(env or {})}

@@ -35,6 +35,7 @@ import functools
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -64,6 +65,7 @@ from maestro.engine.warm import reap_orphans as reap_orphans
 from maestro.engine.warm import runs_dir as runs_dir
 from maestro.envvars import DEFAULT_ENV_ALLOWLIST as DEFAULT_ENV_ALLOWLIST
 from maestro.errors import PytestUsageError, RunnerError
+from maestro.paths import workspace_state_dir
 
 # asyncio and the event models (pydantic) are imported where a run needs them, not here:
 # `WarmPytest.start` starts an in-process run's pytest before the CLI has imported either
@@ -257,6 +259,7 @@ async def run_pytest(
     on_started: Callable[[], None] | None = None,
     until: Sequence[str] = (),
     only: Sequence[str] = (),
+    background: bool = False,
 ) -> RunReport:
     """Run pytest on ``args`` (paths, node ids, options) in ``root`` and report every test.
 
@@ -278,8 +281,16 @@ async def run_pytest(
     used when it was started exactly as this run would start one (else it is discarded).
     ``on_started`` is called on the event loop once the process has its run: work that may
     wait until then (it would only delay the start) begins there.
+    ``background``: a run nobody asked for (speculation, a re-recording), which must leave the
+    workspace's files as the user's own runs make them: coverage.py writes its data under a
+    private directory (removed after the run) and pytest-cov writes no report.
     """
     select_path: str | None = None
+    private: Path | None = None
+    if background:
+        private = _private_dir(root)
+        extra_env = {**(extra_env or {}), **background_env(private)}
+        warm = None
     if test_scores or deselect or until or only:
         fd, select_path = tempfile.mkstemp(prefix="maestro-select-", suffix=".json")  # 0600
         selection = {
@@ -303,6 +314,8 @@ async def run_pytest(
         if select_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(select_path)
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
 
 
 async def _run_pytest(
@@ -620,6 +633,28 @@ async def _register(root: Path) -> RunRecord | None:
     import asyncio
 
     return await asyncio.to_thread(_register_sync, root)
+
+
+BACKGROUND_ENV = "MAESTRO_BACKGROUND"
+"""Set for a background run's pytest: the plugin turns pytest-cov's reports off."""
+
+
+def background_env(private: Path) -> dict[str, str]:
+    """The variables of a background run's pytest. coverage.py (pytest-cov, and the children it
+    measures) writes its data where COVERAGE_FILE says: a pytest-cov run in the workspace
+    combines and deletes every ``.coverage.*`` file beside its own, so a run the user did not
+    start and the user's own would break each other's data (errors in the tests of both)."""
+    return {"COVERAGE_FILE": str(private / ".coverage"), BACKGROUND_ENV: "1"}
+
+
+def _private_dir(root: Path) -> Path:
+    """A new directory only this run writes: under the workspace's state, else the temp dir."""
+    try:
+        base = workspace_state_dir(root) / "background"
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="run-", dir=base))
+    except OSError:
+        return Path(tempfile.mkdtemp(prefix="maestro-background-"))
 
 
 def _read_optional(path: Path | None) -> bytes | None:

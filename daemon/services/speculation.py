@@ -52,6 +52,7 @@ from maestro.tasks import cancel_and_wait, first_of
 from maestro.wire import SpeculationCounts, SpeculationStatus
 
 if TYPE_CHECKING:
+    from maestro.cache.action import ActionResult
     from maestro.daemon.app import DaemonApp
     from maestro.daemon.services.tests import TestService
     from maestro.daemon.services.workspace import WorkspaceService
@@ -547,9 +548,12 @@ class SpeculationService:
             entry = self._outstanding.get(f.target)
             if entry is not None:
                 fresh = f.cached is not None and entry.key == f.key.hex
-                if fresh and f.reason == "failed last time":
+                if fresh and f.reason == "failed last time" and _failed_in_tests(f.cached):
                     # Re-running failures guards against stale ones; this one was produced
-                    # for exactly these inputs after the last save: serve it.
+                    # for exactly these inputs after the last save: serve it. Not an error
+                    # (a fixture's or a plugin's, a collection's): what raised it may be the
+                    # machine of that moment (a file another process held or deleted), which
+                    # the key does not cover; the erring tests run again as any cached one's.
                     f.reason, f.run_nodes, f.carried, f.node_reasons = None, None, None, {}
                 if fresh and not f.runs:
                     used.append((entry, f.target))
@@ -784,6 +788,11 @@ def install(app: DaemonApp, workspace: WorkspaceService, tests: TestService) -> 
     workspace.listeners.append(service.on_paths)
     tests.speculation = service
     return service
+
+
+def _failed_in_tests(result: ActionResult | None) -> bool:
+    """Whether every failure of ``result`` is a test's own (pytest's "failed"), none an error."""
+    return result is not None and not any(t.outcome == "error" for t in result.tests)
 
 
 def _asked(target: str, paths: Sequence[str]) -> bool:

@@ -124,6 +124,7 @@ _SKIP_TYPES: tuple[type[BaseException], ...] = tuple(
 _ROOT_CONFIG = frozenset({"pyproject.toml", "setup.cfg", "tox.ini", "pytest.ini", ".pytest.ini"})
 ENV_TRACE = "MAESTRO_TRACE"
 ENV_SELECT = "MAESTRO_SELECT"
+ENV_BACKGROUND = "MAESTRO_BACKGROUND"  # a run nobody asked for (the runner's BACKGROUND_ENV)
 # Free by convention (0 debugger, 1 coverage, 2 profiler, 5 optimizer).
 _MONITORING_TOOL_IDS = (4, 3)
 
@@ -1240,6 +1241,8 @@ class _Recorder:
             return None
         if path.endswith(".pyc") or (self._children and path.startswith(self._children)):
             return None
+        if _is_coverage_data(os.path.basename(path), self._coverage_data):
+            return None  # coverage.py's data (COVERAGE_FILE elsewhere): as inside, no input
         if path.startswith(self._installed):
             return None
         try:
@@ -2872,6 +2875,15 @@ def pytest_warning_recorded(warning_message: Any, when: str, nodeid: str, locati
         _active = _FORMATTING.pop()
 
 
+def _no_coverage_reports(namespace: Any) -> None:
+    """A background run (one nobody asked for) writes no pytest-cov report: its ``coverage.xml``
+    or ``htmlcov/`` would replace the user's with a part of the suite. Done before pytest-cov
+    reads its options (its own ``tryfirst`` implementation of this hook); ``{"": None}`` is what
+    ``--cov-report=`` gives: no report, the total still computed for ``--cov-fail-under``."""
+    if getattr(namespace, "cov_source", None) and hasattr(namespace, "cov_report"):
+        namespace.cov_report = {"": None}
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str]) -> Any:
     """Under a runner, test files are named where pytest's run of the suite walks folders: one
@@ -2880,6 +2892,8 @@ def pytest_load_initial_conftests(early_config: Any, parser: Any, args: list[str
     pytest loads them) and stay named: the collection reports the folder skipped, as the walk
     does."""
     _anchor_walks(early_config)
+    if os.environ.get(ENV_BACKGROUND):
+        _no_coverage_reports(early_config.known_args_namespace)
     outcome = yield
     error = outcome.excinfo[1] if outcome.excinfo else None
     if not isinstance(error, pytest.skip.Exception) or not os.environ.get(ENV_FD):

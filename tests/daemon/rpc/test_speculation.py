@@ -681,3 +681,139 @@ def test_a_speculation_pytest_cannot_start_is_a_warning_not_a_fault(
     (line,) = [line for line in log.splitlines() if "speculative run did not start" in line]
     assert " WARNING " in line and "boom at start-up" in line, line
     assert last.startswith("pytest did not start") and "boom at start-up" in last, last
+
+
+BUSY = """\
+import fcntl, os
+import pytest
+from pkg.core import one
+
+
+@pytest.fixture
+def free():
+    with open(os.environ['SPEC_HOLD'], 'rb') as hold:
+        try:
+            fcntl.flock(hold, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RuntimeError('the resource is busy') from None
+        yield
+
+
+def test_busy(free):
+    assert one() in (1, 3)
+"""
+
+
+def test_a_speculative_error_is_run_again_not_served(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a speculative run broken by what another process did meanwhile (a pytest-cov run in the
+    # folder deleted its coverage data: 95 errors) had its errors served to the run after it
+    setup(daemon_env, monkeypatch, speculate=True)
+    root = daemon_env.root
+    (root / "tests/test_busy.py").write_text(BUSY)
+    hold = Hold(daemon_env.base / "hold")
+    with SyncDaemonClient(root, start=False) as client:
+        assert run_all(client).passed == 3
+        hold.on()  # what test_busy's fixture needs is busy while the speculation runs
+        try:
+            edit(root, "def one():\n    return 3\n")  # breaks test_core, test_busy still passes
+            wait_for(lambda: spec(client).last.startswith("speculated"), what="the speculation")
+            assert spec(client).last.startswith("speculated 2 file(s): 2 failing"), spec(client)
+        finally:
+            hold.off()
+        # what plain pytest says now: test_core fails, test_busy passes
+        result = run_all(client)
+        outcomes = {
+            t["node_id"]: t["outcome"] for f in result.files for t in (f.result or {})["tests"]
+        }
+        assert outcomes == {
+            "tests/test_busy.py::test_busy": "passed",
+            "tests/test_core.py::test_one": "failed",
+            "tests/test_extra.py::test_two": "passed",
+        }, outcomes
+        assert (result.failed, result.errors, result.passed) == (1, 0, 2)
+        # the test's own failure is still served from the speculation; the error ran again
+        ran = sorted(f.target for f in result.files if not f.cached)
+        assert ran == ["tests/test_busy.py"], ran
+
+
+COVERAGE_PYPROJECT = """\
+[project]
+name = "ws"
+
+[tool.maestro]
+interpreter = "{python}"
+env-allowlist = ["SPEC_*"]
+
+[tool.maestro.ml.speculation]
+enabled = true
+delay-ms = 50
+
+[tool.pytest.ini_options]
+testpaths = ["tests"]
+addopts = "--cov=pkg --cov-context=test --cov-report=xml"
+"""
+
+
+@pytest.fixture(scope="module")
+def cov_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv with pytest-cov over this environment's packages (pytest, coverage), as a project
+    with ``--cov`` in its addopts has; skips when pytest-cov cannot be installed here."""
+    import subprocess
+
+    venv = tmp_path_factory.mktemp("cov") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "host.pth").write_text(str(Path(pytest.__file__).parent.parent) + "\n")
+    try:
+        subprocess.run(
+            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "pytest-cov>=5"],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    except (subprocess.SubprocessError, OSError) as exc:
+        pytest.skip(f"cannot install pytest-cov here: {exc}")
+    return venv / "bin/python"
+
+
+def test_a_speculative_run_and_the_users_pytest_cov_run_keep_apart(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch, cov_python: Path
+) -> None:
+    # multidict (--cov --cov-context=test): a terminal's pytest-cov run combined and deleted the
+    # speculative run's .coverage.<host>.pid<n>.<random> file; the speculation's later tests
+    # erred (coverage's "no such table: context") and a run waiting for it was served 95 errors
+    import subprocess
+
+    setup(daemon_env, monkeypatch, speculate=True)
+    root = daemon_env.root
+    (root / "pyproject.toml").write_text(COVERAGE_PYPROJECT.format(python=cov_python))
+    (root / ".gitignore").write_text(".coverage\n.coverage.*\ncoverage.xml\n")
+    (root / "tests/test_slow.py").write_text(SLOW)
+    pid_file, hold = daemon_env.base / "slow.pid", Hold(daemon_env.base / "hold")
+    with SyncDaemonClient(root, start=False) as client:
+        assert run_all(client).passed == 3
+        pid_file.unlink()
+        hold.on()
+        try:
+            edit(root, "def one():\n    x = 1\n    return x\n")  # every test still passes
+            slow_started(pid_file)  # the speculation's coverage data is being written
+            # the user's own pytest-cov run in a terminal, ended while the speculation runs
+            terminal = subprocess.run(
+                [str(cov_python), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                 "tests/test_extra.py"],
+                cwd=root, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert terminal.returncode == 0, terminal.stdout + terminal.stderr
+            theirs = {p.name: p.read_bytes() for p in root.glob("*coverage*")}
+            assert sorted(theirs) == [".coverage", "coverage.xml"], sorted(theirs)
+        finally:
+            hold.off()
+        wait_for(lambda: spec(client).last.startswith("speculated"), what="the speculation")
+        status = spec(client)
+        # the workspace's coverage files are the ones the user's run made
+        assert {p.name: p.read_bytes() for p in root.glob("*coverage*")} == theirs
+        # and the run after is served what plain pytest says: every test passes
+        result = run_all(client)
+        assert (result.passed, result.failed, result.errors) == (3, 0, 0)
+        assert status.last.startswith("speculated 2 file(s): 0 failing"), status
+        assert result.ran_files == 0 and spec(client).hits == 2
