@@ -236,7 +236,9 @@ def select(
         if selection.changes is not None:
             changes = list(selection.changes)
         elif selection.paths:
-            changes = sources.from_paths(graph.root, selection.paths)
+            # root-relative (the CLI's) or absolute (the editor's): never read against the cwd,
+            # which in the daemon is its state directory, where a deleted file is not either
+            changes = sources.from_paths(graph.root, [str(graph.root / p) for p in selection.paths])
         else:
             changes = sources.from_git(graph.root, selection.since) + sources.from_hidden(graph)
         impacts = graph.impacted(changes)
