@@ -88,7 +88,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 14
+FORMAT = 15
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -659,10 +659,47 @@ def _module_like(node: ast.expr, imported: set[str]) -> bool:
     if isinstance(node, ast.Subscript):
         return isinstance(node.value, ast.Attribute) and node.value.attr == "modules"
     if isinstance(node, ast.Call):
-        return _decorator_name(node.func) in ("import_module", "__import__")
+        name = _decorator_name(node.func)
+        if name == "getattr" and node.args:  # ``getattr(pkg, name)``: maybe a submodule
+            return _module_like(node.args[0], imported)
+        return name in ("import_module", "__import__")
     if isinstance(node, ast.Attribute):  # pkg.sub
         return _module_like(node.value, imported)
     return False
+
+
+def _held_modules(tree: ast.Module, imported: set[str]) -> dict[str, set[str]]:
+    """Scope (as `_scoped_walk` names it) -> the names assigned a module there: ``mod =
+    importlib.import_module(name)``, ``m = sys.modules[key]``, ``sub = getattr(pkg, name)``,
+    or another such name (flow-insensitive: one such assignment makes the name a module in
+    all its scope). Names held at module level are modules in every scope not binding them."""
+    held: dict[str, set[str]] = {}
+    assigns = [
+        (node, shadowed, scope)
+        for node, shadowed, scope in _scoped_walk(tree)
+        if isinstance(node, ast.Assign | ast.AnnAssign | ast.NamedExpr) and node.value is not None
+    ]
+    grew = True
+    while grew:
+        grew = False
+        for node, shadowed, scope in assigns:
+            modules = _modules_in(imported, held, shadowed, scope)
+            if node.value is None or not _module_like(node.value, modules):
+                continue
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id not in held.get(scope, ()):
+                    held.setdefault(scope, set()).add(target.id)
+                    grew = True
+    return held
+
+
+def _modules_in(
+    imported: set[str], held: dict[str, set[str]], shadowed: frozenset[str], scope: str
+) -> set[str]:
+    """The names that are modules where `scope`'s code runs (`_held_modules`)."""
+    outer = imported | held.get("<module>", set())
+    return (outer - shadowed if shadowed else outer) | held.get(scope, set())
 
 
 def _called(call: ast.Call) -> str | None:
@@ -728,9 +765,10 @@ def _escapes(tree: ast.Module) -> _Escapes:
     stars: list[str] = []
     where: set[str] = set()  # the scopes of the code reaching any module's names
     merged = _merged_namespaces(tree, imported)
+    held = _held_modules(tree, imported)
     for node, shadowed, scope in _scoped_walk(tree):
         any_module = False
-        modules = imported - shadowed if shadowed else imported
+        modules = _modules_in(imported, held, shadowed, scope)
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
             stars.append("." * node.level + (node.module or ""))
         elif (

@@ -1,0 +1,82 @@
+"""A module held in a variable (``mod = importlib.import_module(name)``, ``sys.modules[...]``)
+and read by a computed name reads any of that module's names: a changed constant re-runs the
+nodes that executed such code, as it does for a module bound by ``import``."""
+
+from __future__ import annotations
+
+import ast
+
+import pytest
+from precision_helpers import Workspace, ran_nodes
+
+from maestro.graph import fingerprints
+
+OTHER = "tests/test_other.py::test_imports_only"
+CALC_READERS = ["tests/test_calc.py::test_combo", "tests/test_calc.py::test_double"]
+
+
+@pytest.mark.parametrize(
+    "helper",
+    [
+        "import importlib\n\nNAME = 'RA' + 'TE'\n\n\ndef rate():\n"
+        "    mod = importlib.import_module('pkg.calc')\n    return getattr(mod, NAME)\n",
+        "import sys\nimport pkg.calc\n\nMOD = sys.modules['pkg.calc']\nNAME = 'RA' + 'TE'\n\n\n"
+        "def rate():\n    return getattr(MOD, NAME)\n",
+    ],
+    ids=["import_module-in-a-local", "sys.modules-in-a-global"],
+)
+def test_a_module_held_in_a_variable_and_read_by_a_computed_name_reruns(
+    ws: Workspace, helper: str
+) -> None:
+    ws.write("pkg/helper.py", helper)
+    ws.write("tests/test_other.py", "from pkg import helper\n\n\ndef test_imports_only():\n"
+             "    assert helper.rate() == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    other = next(f for f in ws.plan().files if f.target == "tests/test_other.py")
+    assert other.node_reasons[OTHER] == (
+        "executed pkg.helper.rate, which may read names it does not spell out: "
+        "pkg.calc.RATE, changed at pkg/calc.py"
+    )
+    summary = ws.run()
+    # served as passed before: plain pytest fails it (the helper now returns 5)
+    assert ran_nodes(summary) == [*CALC_READERS, OTHER]
+    assert summary.failed == 1
+
+
+def test_an_object_held_in_a_variable_is_no_module(ws: Workspace) -> None:
+    # a computed attribute of an ordinary object (a parameter's attribute) reads no module's
+    # names: the constant's change leaves the test that ran it served
+    ws.write("pkg/helper.py", "NAME = 'va' + 'lue'\n\n\ndef read(box):\n"
+             "    inner = box.inner\n    return getattr(inner, NAME)\n")  # fmt: skip
+    ws.write("tests/test_other.py", "from pkg import helper\n\n\nclass In:\n    value = 2\n\n\n"
+             "class Box:\n    inner = In\n\n\ndef test_imports_only():\n"
+             "    assert helper.read(Box) == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    assert ran_nodes(ws.run()) == CALC_READERS
+
+
+@pytest.mark.parametrize(
+    ("code", "where"),
+    [
+        ("import importlib\ndef f(n):\n    m = importlib.import_module('p')\n"
+         "    return getattr(m, n)\n", ("f",)),
+        ("import importlib\ndef f(n):\n    a = importlib.import_module('p')\n    b = a\n"
+         "    return getattr(b, n)\n", ("f",)),
+        ("import sys\nM = sys.modules['p']\ndef f(n):\n    return getattr(M, n)\n", ("f",)),
+        ("import pkg\ndef f(a, b):\n    sub = getattr(pkg, a)\n    return getattr(sub, 'x'), "
+         "getattr(sub, b)\n", ("f",)),
+        ("def f(n):\n    if (m := __import__('p')):\n        return getattr(m, n)\n", ("f",)),
+        # a parameter of that name in another function is no module there
+        ("import sys\nM = sys.modules['p']\ndef f(M, n):\n    return getattr(M, n)\n", ()),
+        ("def f(o, n):\n    x = o.y\n    return getattr(x, n)\n", ()),
+        ("import importlib\ndef f(n):\n    m = importlib.import_module('p')\n"
+         "    return getattr(m, 'x')\n", ()),
+    ],
+)  # fmt: skip
+def test_where_a_module_variable_is_read_by_a_computed_name(
+    code: str, where: tuple[str, ...]
+) -> None:
+    escapes = fingerprints._escapes(ast.parse(code))
+    assert (escapes.any_module, escapes.where) == (bool(where), where)
