@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
@@ -21,20 +22,62 @@ _BUILT_SUFFIXES = (".so", ".pyd")
 _BUILD_FILES = ("setup.py", "pyproject.toml", "setup.cfg")
 
 
+_NAMED = re.compile(
+    r"""(?:\bExtension\(\s*(?:name\s*=\s*)?|\bname\s*=\s*)["']([A-Za-z_][\w.]*)["']"""
+)
+"""An extension's name in a build file: ``Extension("pkg._speed", ...)`` (setup.py) or
+``name = "pkg._speed"`` (an ext-modules table); its sources follow it."""
+
+
 def built_next_to(root: str, source: str) -> list[str]:
-    """The extension modules built in place from `source` (workspace-relative): same folder,
-    same name, ``.so``/``.pyd`` with or without an ABI tag (``_speedups.cpython-312-...so``)."""
+    """The extension modules built in place from `source` (workspace-relative), ``.so``/``.pyd``
+    with or without an ABI tag (``_speedups.cpython-312-...so``): in its folder, of the same
+    name, of that name less CPython's ``module`` suffix (``pvectorcmodule.c`` builds
+    ``pvectorc``), or of the name a build file gives the extension it lists the source in
+    (there, or in the folder that dotted name places it in)."""
     folder, name = posixpath.split(source)
     stem = posixpath.splitext(name)[0]
-    try:
-        entries = os.listdir(os.path.join(root, folder) if folder else root)
-    except OSError:
-        return []
-    return sorted(
-        posixpath.join(folder, e)
-        for e in entries
-        if e.endswith(_BUILT_SUFFIXES) and e.split(".", 1)[0] == stem
-    )
+    places: dict[str, set[str]] = {folder: {stem}}
+    if stem.endswith("module") and stem != "module":
+        places[folder].add(stem[: -len("module")])
+    for dotted in _extension_names(root, source):
+        package, _, last = dotted.rpartition(".")
+        places[folder].add(last)
+        where = package.replace(".", "/")
+        for place in (where, posixpath.join("src", where) if where else "src"):
+            places.setdefault(place, set()).add(last)
+    found: set[str] = set()
+    for place, stems in places.items():
+        try:
+            entries = os.listdir(os.path.join(root, place) if place else root)
+        except OSError:
+            continue
+        found.update(
+            posixpath.join(place, e)
+            for e in entries
+            if e.endswith(_BUILT_SUFFIXES) and e.split(".", 1)[0] in stems
+        )
+    return sorted(found)
+
+
+def _extension_names(root: str, source: str) -> list[str]:
+    """The dotted names build files give the extensions whose sources list `source`."""
+    names: list[str] = []
+    for build in _BUILD_FILES:
+        try:
+            with open(os.path.join(root, build), encoding="utf-8", errors="replace") as f:
+                text = f.read(1_000_000)
+        except OSError:
+            continue
+        if source not in text:
+            continue
+        found = list(_NAMED.finditer(text))
+        for i, match in enumerate(found):
+            end = found[i + 1].start() if i + 1 < len(found) else len(text)
+            chunk = text[match.end() : end]
+            if f'"{source}"' in chunk or f"'{source}'" in chunk:
+                names.append(match.group(1))
+    return names
 
 
 def rebuilt_since(root: str, changes: Sequence[Change]) -> list[Change]:

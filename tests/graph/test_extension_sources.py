@@ -120,3 +120,39 @@ def test_a_rebuilt_extension_module_impacts_the_tests_that_import_it(tmp_path: P
     assert "tests/test_other.py" not in said, said
     said = _run(root, tmp_path, "test", "--impacted")
     assert "1 failed" in said and "test_answer" in said, said
+
+
+@pytest.mark.parametrize("source", ["src/pkg/_speedmodule.c", "src/pkg/speedups.c"])
+def test_a_rebuilt_module_of_another_name_than_its_source_impacts_its_tests(
+    tmp_path: Path, source: str
+) -> None:
+    """`Extension("pvectorc", ["pvectorcmodule.c"])` (pyrsistent 0.20.0): the built module's
+    name is not its source's. Before, after the edit and `pip install -e .`, Run impacted
+    tests from the C file answered "no impacted tests; ... rebuild it" and ran nothing while
+    pytest failed 74 tests; the build file's name for the extension (or CPython's `module`
+    suffix) now finds the rebuilt module."""
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    root = tmp_path / "ws"
+    files = {**FILES, "maestro.toml": f"interpreter = {sys.executable!r}\n"}
+    del files["src/pkg/_speed.c"]
+    files[source] = C_SOURCE
+    files["setup.py"] = files["setup.py"].replace('"src/pkg/_speed.c"', f'"{source}"')
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    build = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
+    subprocess.run(build, cwd=root, check=True, capture_output=True, timeout=180)
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True, timeout=30)
+    subprocess.run(["git", "add", "-A"], cwd=root, check=True, timeout=30)
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init"],
+        cwd=root, check=True, timeout=30,
+    )  # fmt: skip
+    (root / source).write_text(C_SOURCE.replace("42", "43"))
+    subprocess.run(build, cwd=root, check=True, capture_output=True, timeout=180)
+    said = _run(root, tmp_path, "impacted", source)
+    assert "tests/test_speed.py" in said and "rebuild it" not in said, said
+    assert "tests/test_other.py" not in said, said
+    said = _run(root, tmp_path, "test", "--impacted")
+    assert "1 failed" in said and "test_answer" in said, said
