@@ -1380,6 +1380,20 @@ class _Recorder:
                 "(run with -I or -E, a cleared environment, or killed): what they read is unknown"
             )
 
+    def _made_by_run(self, program: str) -> bool:
+        """Is `program`, outside the workspace, a file the run made (a script a test rendered
+        into a temporary file and ran)? A later run makes its own under another name, so it is
+        no input; what went into it came from the run's inputs."""
+        path = os.path.normpath(program)
+        if path.startswith(self._root + os.sep):
+            return False
+        if _SCRATCH and rec.in_scratch(path, _SCRATCH):
+            return True
+        try:
+            return _STAT(path).st_mtime_ns >= self._started_ns
+        except (OSError, ValueError):
+            return False
+
     def _spawn_notes(self, spawns: list[tuple[str, bool | None]], seen: _Seen) -> None:
         """Programs a test ran are inputs by content; what a non-Python one reads is unknown
         unless its arguments said it (its reads are then among the window's)."""
@@ -1412,7 +1426,10 @@ class _Recorder:
                     f"{what} (a fork is not recorded): what the fork read is unknown"
                 )
                 continue
-            if os.path.isabs(program) and os.path.isfile(program) and program != sys.executable:
+            if (
+                os.path.isabs(program) and os.path.isfile(program)
+                and program != sys.executable and not self._made_by_run(program)
+            ):  # fmt: skip
                 seen.external.add(program)
             if python is False:
                 seen.opaque.append(
