@@ -297,4 +297,9 @@ def summarize(states: list[TestState]) -> str:
     for s in states:
         counts[s.outcome] = counts.get(s.outcome, 0) + 1
     order = ["failed", "error", "passed", "skipped", "xfailed", "xpassed"]
-    return ", ".join(f"{counts[o]} {o}" for o in order if o in counts)
+    # pytest's words: "2 errors" (the other outcomes are not counted in the plural)
+    return ", ".join(
+        f"{counts[o]} {o}{'s' if o == 'error' and counts[o] != 1 else ''}"
+        for o in order
+        if o in counts
+    )
