@@ -24,13 +24,16 @@ from maestro.envvars import allowlisted_env as allowlisted_env
 if TYPE_CHECKING:
     from maestro.graph.build import BuildGraph
 
-KEY_SCHEMA = 16
+KEY_SCHEMA = 17
 """Version of the key definition: part of every key, so a change never reuses old entries."""
 
 ABSENT = "absent"
 """Digest of an input that does not exist (a deleted module, a recorded data file that is gone)."""
 
 WHOLE_FILE = "whole file"
+
+ENV = "env:"
+"""The prefix of an environment variable's input."""
 
 WORKSPACE = "@workspace"
 """A recorded input meaning "everything": a test ran a program whose reads Maestro cannot see."""
@@ -59,6 +62,8 @@ class KeyContext:
     environment: str  # digest of the interpreter's installed-distribution listing
     pytest_args: tuple[str, ...] = ()  # already filtered by outcome_args()
     env: tuple[tuple[str, str], ...] = ()  # allowlisted variables (name, value), sorted
+    # those of `env` keyed only for the files that read them (recorded `env:NAME` inputs)
+    keyed_when_read: frozenset[str] = frozenset()
 
     def entries(self) -> dict[str, str]:
         """The context's part of an inputs map. Env values are hashed: maps are stored and may be
@@ -70,8 +75,16 @@ class KeyContext:
             "@args": _canonical(list(self.pytest_args)),
         }
         for name, value in self.env:
-            out[f"env:{name}"] = _sha(f"{name}={value}".encode())
+            if name not in self.keyed_when_read:
+                out[f"env:{name}"] = _sha(f"{name}={value}".encode())
         return out
+
+    def read_entry(self, input_name: str) -> str:
+        """The value now of ``env:NAME``, an input a run recorded (its tests read the variable):
+        as `entries` has it, or `ABSENT` when it is unset."""
+        name = input_name.removeprefix(ENV)
+        value = dict(self.env).get(name)
+        return ABSENT if value is None else _sha(f"{name}={value}".encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +174,11 @@ def target_inputs(
 
 
 def input_value(graph: BuildGraph, node: str, digest_of: Callable[[str], str | None]) -> str | None:
-    """The inputs-map value a graph node has now (None: a node that is not a test input)."""
+    """The inputs-map value a graph node has now (None: a node that is not a test input). A
+    variable a run recorded (``env:NAME``) is `ABSENT` here: its value is the run's
+    (`KeyContext.read_entry`)."""
+    if node.startswith(ENV):
+        return ABSENT
     if node.startswith("dist:"):
         found = graph.distribution_of(node)
         return f"{found[0]}=={found[1]}" if found else ABSENT

@@ -318,7 +318,11 @@ class Engine:
                         planned,
                         env_allowlist=allowlist,
                         context=key_context(
-                            self.interpreter, planned.pytest_args, allowlist, source
+                            self.interpreter,
+                            planned.pytest_args,
+                            allowlist,
+                            source,
+                            read_keyed=planned.context.keyed_when_read,
                         ),
                         withheld=planned.withheld - set(read),
                     )

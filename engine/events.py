@@ -135,7 +135,10 @@ class FileDeps(_Event):
     some of the same code. Imports of workspace modules are in ``session_trace``."""
     env: list[str] = []
     """The variables its collection or tests read by name through ``os.environ`` and found
-    unset (pytest's own reads and steering variables aside)."""
+    unset (pytest's own reads and steering variables aside), and the user's own variables
+    (``HOME``, ``USER`` ...: maestro/envvars.py ``KEYED_WHEN_READ``) it read, set or not,
+    through ``os.environ``, its iteration, tempfile's or ``tmp_path``'s folder, a program it
+    started, an extension module's C code, or a higher-scoped fixture it used."""
 
 
 class TestTrace(_Event):
@@ -181,7 +184,8 @@ class SessionEnd(_Event):
     what it read serves it to every later test that uses it)."""
     env: list[str] = []
     """The variables read by name and found unset outside every test file (conftest, plugins,
-    session fixtures' teardown): read for every file."""
+    session fixtures' teardown), and the user's own read there, set or not (as in
+    ``FileDeps.env``): read for every file."""
     modules: dict[str, list[str]] = {}
     """Top-level import name -> the workspace files (or files outside every interpreter key)
     its modules in ``sys.modules`` were loaded from at the session's end; a zip on

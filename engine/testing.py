@@ -50,6 +50,7 @@ import msgpack
 from maestro.cache.digest import digest_bytes
 from maestro.cache.keys import (
     ABSENT,
+    ENV,
     WORKSPACE,
     ActionKey,
     KeyContext,
@@ -92,9 +93,11 @@ from maestro.engine.runner import (
     run_sync,
 )
 from maestro.envvars import (
+    KEYED_WHEN_READ,
     STEERING,
     allowlist_with,
     env_names_file,
+    keyed_when_read,
     learned_env_file,
     passes,
     read_env_names,
@@ -312,8 +315,11 @@ def key_context(
     pytest_args: Sequence[str],
     env_allowlist: Iterable[str],
     environ: Mapping[str, str] | None = None,
+    *,
+    read_keyed: Iterable[str] = KEYED_WHEN_READ,
 ) -> KeyContext:
-    """The run-wide part of every key (runner, interpreter, environment, args, env vars)."""
+    """The run-wide part of every key (runner, interpreter, environment, args, env vars).
+    ``read_keyed``: the variables keyed only for the files that read them (`keyed_when_read_of`)."""
     dirs = site_dirs(interpreter.prefix, interpreter.version, is_venv=interpreter.is_venv)
     return KeyContext(
         pytest_version=interpreter.pytest_version or "missing",
@@ -327,7 +333,14 @@ def key_context(
             for name, value in allowlisted_env(env_allowlist, environ or os.environ)
             if name not in _RESOLVED_ENV
         ),
+        keyed_when_read=frozenset(read_keyed),
     )
+
+
+def keyed_when_read_of(graph: BuildGraph) -> frozenset[str]:
+    """The user's own variables (``HOME``, ``USER`` ...) keyed only for the files that read
+    them: those the workspace's ``env-allowlist`` does not name (it keys those for every file)."""
+    return keyed_when_read(graph.loaded.config.env_allowlist)
 
 
 class Digests:
@@ -870,7 +883,9 @@ def plan(
     allowlist = env_allowlist_of(graph)
     # the files conftests collect themselves are tests too (asked of them once per change)
     ensure_collected(graph, interpreter, allowlist=allowlist, environ=environ)
-    context = key_context(interpreter, selection.pytest_args, allowlist, environ)
+    context = key_context(
+        interpreter, selection.pytest_args, allowlist, environ, read_keyed=keyed_when_read_of(graph)
+    )
     digests = Digests(graph)
     last = LastKeys.load(graph.root)
     fps = fingerprints if fingerprints is not None else fingerprint_store(graph.root)
@@ -888,7 +903,7 @@ def plan(
         key = file_key(graph, target, context, digests, polluters, nodes)
         decided = _decide(
             cache, last, target, nodes, key, no_cache=selection.no_cache, graph=graph, fps=fps,
-            holds=holding(graph, key, digests, polluters),
+            holds=holding(graph, key, digests, polluters, context),
         )  # fmt: skip
         return _unstored_noted(last, decided)
 
@@ -967,8 +982,11 @@ def file_key(
     nodes: tuple[str, ...] | None = None,
 ) -> ActionKey:
     """A test file's key: its inputs, the polluters a full run collects before it and those
-    whose import changes a module among its inputs."""
+    whose import changes a module among its inputs; a variable its tests read (``env:NAME``,
+    recorded) has this run's value."""
     inputs = target_inputs(graph, target, file_digest=digests)
+    for name in [n for n in inputs if n.startswith(ENV)]:
+        inputs[name] = context.read_entry(name)
     inputs |= _polluter_inputs(graph, target, digests, polluters, inputs)
     return action_key(target, context, inputs, selection=nodes)
 
@@ -989,33 +1007,53 @@ def _polluter_inputs(
 
 # Inputs that are settings of the run, not content it read: an earlier result holds only where
 # they are all the same (an unset allowlisted variable has no entry at all)
-_RUN_SETTINGS = ("@", "env:")
+_RUN_SETTINGS = ("@", ENV)
 _SETTINGS = (*_RUN_SETTINGS, AFTER, WITH)
 
 
 def holding(
-    graph: BuildGraph, key: ActionKey, digests: Callable[[str], str | None], polluters: Polluters
+    graph: BuildGraph,
+    key: ActionKey,
+    digests: Callable[[str], str | None],
+    polluters: Polluters,
+    context: KeyContext,
 ) -> Callable[[Mapping[str, str], ActionResult], bool]:
     """Whether an earlier run of `key.target` (its recorded inputs map, its result) would run
-    the same now: every file it read has the content it had; the files `key` names that it
+    the same now: every file it read has the content it had, and every variable it read
+    keyed only where read (``HOME`` ...) the value it had; the files `key` names that it
     did not read are absent or were already there, unchanged, when it ran on this host (a
     conftest or module added since may change it); its settings (interpreter, arguments,
-    environment variables) are `key`'s, and so are the files collected before or with it
-    (which of them count, and what they add, follows the files it read)."""
+    the other environment variables) are `key`'s, and so are the files collected before or
+    with it (which of them count, and what they add, follows the files it read)."""
+    read_keyed = {ENV + n for n in context.keyed_when_read}
 
     def holds(recorded: Mapping[str, str], result: ActionResult) -> bool:
         def settings(inputs: Mapping[str, str], kinds: tuple[str, ...]) -> dict[str, str]:
-            return {n: v for n, v in inputs.items() if n.startswith(kinds) and n != WORKSPACE}
+            return {
+                n: v
+                for n, v in inputs.items()
+                if n.startswith(kinds) and n != WORKSPACE and n not in read_keyed
+            }
 
         if settings(recorded, _RUN_SETTINGS) != settings(key.inputs, _RUN_SETTINGS):
             return False  # the cheap check first: most misses are a new interpreter or argument
         # The whole workspace is what that run read (a program it ran could not be recorded),
         # not a setting: the last run (a collection error) may not have run that program.
-        read = {n: v for n, v in recorded.items() if n == WORKSPACE or not n.startswith(_SETTINGS)}
+        read = {
+            n: v
+            for n, v in recorded.items()
+            if n == WORKSPACE or n in read_keyed or not n.startswith(_SETTINGS)
+        }
         if WORKSPACE in key.inputs and WORKSPACE not in read:
             return False  # the program the last run ran may read what that run never did
         for name, value in read.items():
-            now = key.inputs[name] if name in key.inputs else input_value(graph, name, digests)
+            now: str | None
+            if name in key.inputs:
+                now = key.inputs[name]
+            elif name.startswith(ENV):
+                now = context.read_entry(name)
+            else:
+                now = input_value(graph, name, digests)
             if now != value:
                 return False
         from maestro.cache.action import this_host
@@ -1131,7 +1169,7 @@ def repollute(graph: BuildGraph, cache: Cache, planned: Plan, found: set[str]) -
             planned.last,
             _decide(
                 cache, planned.last, f.target, f.nodes, key, no_cache=False, graph=graph, fps=fps,
-                holds=holding(graph, key, planned.digests, planned.polluters),
+                holds=holding(graph, key, planned.digests, planned.polluters, planned.context),
             ),
         )  # fmt: skip
         if decided.runs:  # whole: what changed is a file collected with it
@@ -2399,7 +2437,13 @@ def keep_carried_inputs(
             n
             for n in f.carried.inputs
             if n not in reach
-            and (n == WORKSPACE or os.path.isabs(n) or is_file_input(n) or n.startswith(LISTING))
+            and (
+                n == WORKSPACE
+                or os.path.isabs(n)
+                or is_file_input(n)
+                or n.startswith(LISTING)
+                or (n.startswith(ENV) and n[len(ENV) :] in KEYED_WHEN_READ)
+            )
         }
         opaque = list(deps.opaque)
         if WORKSPACE in known and not opaque:
@@ -2411,13 +2455,16 @@ def keep_carried_inputs(
 def _joined(deps: FileDeps, known: Iterable[str], opaque: list[str]) -> FileDeps:
     """``deps`` with the recorded inputs ``known`` joined in (workspace files, paths outside)."""
     known = set(known)
+    env = {n for n in known if n.startswith(ENV)}
     return deps.model_copy(
         update={
             "files": sorted(
-                set(deps.files) | {n for n in known if n != WORKSPACE and not os.path.isabs(n)}
+                set(deps.files)
+                | {n for n in known - env if n != WORKSPACE and not os.path.isabs(n)}
             ),
             "external": sorted(set(deps.external) | {n for n in known if os.path.isabs(n)}),
             "opaque": opaque,
+            "env": sorted(set(deps.env) | {n.removeprefix(ENV) for n in env}),
         }
     )
 
@@ -2449,6 +2496,9 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
     written = set(end.written) if end is not None else set()
     scratch = _scratch(written - graph.all_files)
     module_reads = end.import_reads if end is not None else {}
+    # the user's own variables read outside every file (a conftest's import, a plugin, a
+    # program started then): what every test file of the run may see
+    session_env = [ENV + n for n in (end.env if end is not None else ()) if n in KEYED_WHEN_READ]
     for target, deps in report.file_deps.items():
         if target in report.collected_only:
             # Collected for its import's state only: it recorded part of its inputs (not its
@@ -2456,7 +2506,7 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
             # of its last run, which its cached result's key holds; replaced, its key and the
             # keys naming it would change with no edit, re-running them at the next run.
             continue
-        inputs = dynamic_inputs(deps, scratch)
+        inputs = dynamic_inputs(deps, scratch) + session_env
         if imported_elsewhere(graph, target):
             # A test file other files import: what its code reads is also a module's (below),
             # a union, or a run that does not collect it would add to it and the next that
@@ -2493,6 +2543,7 @@ def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:
     found = [f for f in deps.files if f not in scratch]
     found += [m.path for m in deps.modules]
     found += deps.external
+    found += [ENV + n for n in deps.env if n in KEYED_WHEN_READ]
     if deps.opaque:
         found.append(WORKSPACE)
     return found

@@ -52,6 +52,19 @@ DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
 )
 
 
+# The user's own variables, passed to pytest but keyed only for the test files whose tests (or
+# collection, conftests, fixtures) read them, set or not, so that two developers, or a laptop
+# and CI, share the results of the files that read none (docs/action-key.md). The plugin
+# reports their reads (engine/plugin/maestro_pytest_plugin.py holds the same names). Named in
+# the workspace's `env-allowlist`, one is keyed for every file, as the other variables are.
+KEYED_WHEN_READ: tuple[str, ...] = ("HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM")
+
+
+def keyed_when_read(env_allowlist: Iterable[str]) -> frozenset[str]:
+    """Those of `KEYED_WHEN_READ` the workspace's own ``env-allowlist`` does not name."""
+    return frozenset(KEYED_WHEN_READ).difference(env_allowlist)
+
+
 # Variables that steer the interpreter, pytest or Maestro's own child: passing the user's value
 # would change how the run is made (PYTEST_ADDOPTS: which tests), not what a test sees. Never
 # found in the workspace's code, never withheld-and-learned.

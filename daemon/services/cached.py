@@ -25,6 +25,7 @@ async def cached_results(
         env_allowlist_of,
         file_key,
         key_context,
+        keyed_when_read_of,
         polluters_for,
         select,
     )
@@ -36,7 +37,9 @@ async def cached_results(
     cache = await service.run_cache(graph, wait_remote=False)
 
     def answer(g: BuildGraph) -> CachedResultsResult:
-        context = key_context(interpreter, (), env_allowlist_of(g))
+        context = key_context(
+            interpreter, (), env_allowlist_of(g), read_keyed=keyed_when_read_of(g)
+        )
         digests = Digests(g)
         polluters = polluters_for(g)
         files: list[RunFileResult] = []

@@ -169,7 +169,7 @@ class _Window:
     reading, programs started, and the module names first imported."""
 
     __slots__ = (
-        "loose", "modules_before", "own", "paths", "running", "scopes", "spawns",
+        "env", "loose", "modules_before", "own", "paths", "running", "scopes", "spawns",
         "test_file",
     )  # fmt: skip
 
@@ -190,6 +190,8 @@ class _Window:
         self.own: set[str] = set()
         # recorded Python children an earlier window started, still running when it opened
         self.running: set[int] = set()
+        # while a higher-scoped fixture is set up: the variables its code reads (`_note_env`)
+        self.env: set[str] | None = None
 
 
 # The one piece of state the audit hook reads: the current window (a test file's, a test's, or
@@ -331,6 +333,9 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 # commit info at start-up): repository metadata is no input, as .git is none;
                 # the same query from the workspace's code, a conftest or a test stays opaque
                 reads = [] if rec.started_by_installed(rec.caller(1)) else None
+            else:
+                # the program inherits the environment: what it reads of it is not seen
+                _note_env(window, _KEYED_WHEN_READ)
             if reads is None:
                 window.spawns.append((program, python))
                 return
@@ -1160,7 +1165,9 @@ class _Recorder:
         # (parametrized ones) run the same code; the last few sets, not every one
         self._recent_functions: dict[frozenset[int], tuple[dict[str, list[str]], set[str]]] = {}
         self._file_keys: dict[int, tuple[Any, str]] = {}  # by node id: (node, `_file_key`)
-        self._fixtures: dict[int, tuple[set[int], list[str], list[tuple[str, bool | None]]]] = {}
+        self._fixtures: dict[
+            int, tuple[set[int], list[str], list[tuple[str, bool | None]], set[str]]
+        ] = {}
         self._in_test: str | None = None
         self._last = False  # the test running is the session's last
 
@@ -1278,6 +1285,7 @@ class _Recorder:
     def _open_window(self, test_file: str) -> None:
         global _active
         self._forget_source_text()
+        _watch_c_readers(_active)  # loaded outside every window since the last one closed
         _active = _Window(test_file)
         if self._children:
             _active.running = rec.running_children(self._children)
@@ -1308,6 +1316,7 @@ class _Recorder:
         seen = _Seen()
         if window is None or window is _SESSION:
             return seen
+        _watch_c_readers(window)
         self._absorb_children(window, seen)
         # a file is looked for or read many times (gettext's catalogues at each message): the
         # same path resolves to the same answer, and one outside the workspace takes a stat
@@ -1569,12 +1578,16 @@ class _Recorder:
         mark, spawn_mark = len(window.paths), len(window.spawns)
         tracing = self._tracer.mode != "off"
         outer = self._tracer.swap() if tracing else set()
+        outer_env, window.env = window.env, set()
         try:
             return (yield)
         finally:
             inner = self._tracer.swap(outer) if tracing else set()
             outer |= inner
-            record = self._fixtures.setdefault(id(fixturedef), (set(), [], []))
+            env, window.env = window.env, outer_env
+            if outer_env is not None:  # a fixture set up inside another's set-up
+                outer_env |= env
+            record = self._fixtures.setdefault(id(fixturedef), (set(), [], [], set()))
             # only what a record may name: every test using the fixture joins this set
             record[0].update(inner - self._not_recorded)
             record[1].extend(window.paths[mark:])
@@ -1582,19 +1595,21 @@ class _Recorder:
             record[2].extend(
                 (p, None if py is None else False) for p, py in window.spawns[spawn_mark:]
             )
+            record[3].update(env)
 
     def _fixture_records(
         self, item: Any
-    ) -> tuple[set[int], list[str], list[tuple[str, bool | None]]]:
+    ) -> tuple[set[int], list[str], list[tuple[str, bool | None]], set[str]]:
         codes: set[int] = set()
         paths: list[str] = []
         spawns: list[tuple[str, bool | None]] = []
+        env: set[str] = set()
         if not self._fixtures:
-            return codes, paths, spawns
+            return codes, paths, spawns, env
         try:
             defs = item._fixtureinfo.name2fixturedefs.values()
         except Exception:  # private API moved: fall back to the test's own record
-            return codes, paths, spawns
+            return codes, paths, spawns, env
         for chain in defs:
             for fixturedef in chain:
                 record = self._fixtures.get(id(fixturedef))
@@ -1602,7 +1617,8 @@ class _Recorder:
                     codes |= record[0]
                     paths += record[1]
                     spawns += record[2]
-        return codes, paths, spawns
+                    env |= record[3]
+        return codes, paths, spawns, env
 
     def _emit_deps(self, test_file: str) -> None:
         if test_file in self._emitted_deps:
@@ -1751,6 +1767,7 @@ class _Recorder:
             return
 
     def pytest_collectstart(self, collector: Any) -> None:
+        global _active
         # a class's window has its file's key: its parametrize lists are the file's; a folder
         # Maestro walks (no test file in it) has its conftest's, the target it runs it by
         walked = isinstance(collector, _DIRECTORY) and collector.nodeid in (
@@ -1758,6 +1775,7 @@ class _Recorder:
         )
         if walked or isinstance(collector, (pytest.File, pytest.Class)):
             key = collector.nodeid + "/conftest.py" if walked else self._file_key(collector)
+            _watch_c_readers(_active)  # loaded in the enclosing window, or outside every one
             self._collecting[collector.nodeid] = window = _Window(key, modules=True)
             if self._children:
                 window.running = rec.running_children(self._children)
@@ -1765,7 +1783,6 @@ class _Recorder:
                 self._filters_before[collector.nodeid] = tuple(warnings.filters)
                 with contextlib.suppress(Exception):  # never break a collection
                     self._state_before[collector.nodeid] = (collector, self._module_states())
-            global _active
             _active = self._collecting[collector.nodeid]
             if self._tracer.mode != "off":
                 self._charge(self._tracer.swap())
@@ -2077,8 +2094,10 @@ class _Recorder:
         result = self._result(nodeid, item, phases, subtests, failure)
         self._emit("test_result", flush=False, **result)
         if item is not None:
-            fixture_codes, fixture_paths, fixture_spawns = self._fixture_records(item)
+            fixture_codes, fixture_paths, fixture_spawns, fixture_env = self._fixture_records(item)
             codes |= fixture_codes
+            if fixture_env:  # what a higher-scoped fixture read, whoever set it up
+                _env_reads.setdefault(self._file_key(item), set()).update(fixture_env)
             for raw in fixture_paths:
                 rel = self._rel(raw)
                 if rel is not None:
@@ -2776,34 +2795,129 @@ def _start_recording() -> None:
 
 # Variables that steer the run, never passed from the user's environment (maestro/envvars.py)
 _STEERING = ("PYTHON", "PYTEST_", "MAESTRO_", "VIRTUAL_ENV", "COV_CORE_", "COVERAGE_")
-# The window's test file ("" outside every file) -> the variables read there and found unset.
+# Passed to pytest and keyed only for the test files that read them, set or not: the user's own
+# (maestro/envvars.py KEYED_WHEN_READ)
+_KEYED_WHEN_READ = frozenset({"HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM"})
+# The window's test file ("" outside every file) -> the variables read there and found unset,
+# and those of `_KEYED_WHEN_READ` read there.
 _env_reads: dict[str, set[str]] = {}
+# Extension modules of the standard library whose C code reads these variables with getenv(),
+# which os.environ never sees: curses its terminal's description ($TERM, ~/.terminfo). (readline
+# reads ~/.inputrc and $TERM once, as pytest imports it before any test in every session: only
+# its line editing and history, which no test under a runner with stdin at /dev/null uses, see
+# them.)
+_C_READERS = {"_curses": ("TERM", "HOME")}
+_C_SEEN: set[str] = set()  # those found loaded (their functions wrapped)
+
+
+def _note_env(window: _Window | None, names: Any, frame: Any = None) -> None:
+    """`window` (None: before the session) read the variables `names`, unless the code reading
+    (the first frame from `frame` outside the standard library) is pytest's or Maestro's own."""
+    where = window.test_file if window is not None else ""
+    noted = _env_reads.get(where)
+    fixture = window.env if window is not None else None
+    new = [
+        n for n in names
+        if noted is None or n not in noted or (fixture is not None and n not in fixture)
+    ]  # fmt: skip
+    # whose read it is takes a walk up the stack (an audit event per frame): only for a name
+    # not noted there yet, as a suite asks for the same few many times
+    if not new or (frame is not None and _pytest_reads(frame)):
+        return
+    _env_reads.setdefault(where, set()).update(new)
+    if fixture is not None:
+        fixture.update(new)
+
+
+def _watch_c_readers(window: _Window | None) -> None:
+    """Charge `window`, which was open while one of `_C_READERS` was loaded (a test file's
+    collection or test, or the session), with the variables its C code reads, and every call
+    of its functions from then on to the window making it: they may read them again, or use
+    what an earlier call read (the terminal curses set up)."""
+    for module, names in _C_READERS.items():
+        if module in _C_SEEN or module not in sys.modules:
+            continue
+        _C_SEEN.add(module)
+        _note_env(window, names)
+        for loaded in (sys.modules.get(module), sys.modules.get(module.lstrip("_"))):
+            for attr, value in list(vars(loaded).items()) if loaded is not None else ():
+                if isinstance(value, _BUILTIN):
+                    setattr(loaded, attr, _reading_env(value, names))
+
+
+_BUILTIN = type(len)
+
+
+def _reading_env(real: Any, names: tuple[str, ...]) -> Any:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        _note_env(_active, names)
+        return real(*args, **kwargs)
+
+    call.__name__, call.__qualname__, call.__doc__ = real.__name__, real.__qualname__, real.__doc__
+    call.__wrapped__ = real  # type: ignore[attr-defined]
+    return call
 
 
 def _watch_environ() -> None:
     """Note a read by name through ``os.environ`` (``[]``, ``get``, ``os.getenv``, ``in``: all
-    go through ``__getitem__``; iterating names none) that found the variable unset: one the
-    runner did not pass (plain pytest may see the user's value) or one unset for the user too
-    (setting it later would change what the test sees). A variable found set was passed, and
-    the key covers it; so only a miss is noted, and a hit pays nothing."""
-    environ = os.environ
+    go through ``__getitem__``, and so do ``copy()``, ``items()`` and ``dict(os.environ)``)
+    that found the variable unset: one the runner did not pass (plain pytest may see the user's
+    value) or one unset for the user too (setting it later would change what the test sees).
+    A variable found set was passed, and the key covers it; so a miss is noted, and a hit pays
+    nothing, except for the user's own variables (`_KEYED_WHEN_READ`), which are keyed only
+    for the files that read them: found set or not. Iterating the names counts as reading all
+    of those (a copy of the environment handed to a child); and so does tempfile's temporary
+    folder (``$TMPDIR``, read once per process and kept) and pytest's ``tmp_path``'s."""
+    environ, environb = os.environ, getattr(os, "environb", None)
     real = os._Environ.__getitem__
+    real_iter = os._Environ.__iter__
+    keyed = _KEYED_WHEN_READ
+    keyed_b = {os.fsencode(n): n for n in keyed}
 
     def getitem(self: Any, key: Any) -> Any:
         try:
-            return real(self, key)
+            found = real(self, key)
         except KeyError:
             if self is environ and type(key) is str and not key.startswith(_STEERING):
-                window = _active
-                where = window.test_file if window is not None else ""
-                noted = _env_reads.get(where)
-                # whose read it is takes a walk up the stack (an audit event per frame): only
-                # for a name not noted there yet, as a suite asks for the same few many times
-                if (noted is None or key not in noted) and not _pytest_reads(sys._getframe(1)):
-                    _env_reads.setdefault(where, set()).add(key)
+                _note_env(_active, (key,), sys._getframe(1))
             raise
+        if key in keyed and self is environ:
+            _note_env(_active, (key,), sys._getframe(1))
+        elif self is environb and key in keyed_b:
+            _note_env(_active, (keyed_b[key],), sys._getframe(1))
+        return found
+
+    def iterate(self: Any) -> Any:
+        if self is environ or self is environb:
+            _note_env(_active, keyed, sys._getframe(1))
+        return real_iter(self)
 
     os._Environ.__getitem__ = getitem  # type: ignore[method-assign]
+    os._Environ.__iter__ = iterate  # type: ignore[method-assign]
+    real_tempdir: Any = getattr(tempfile, "_gettempdir", None)
+
+    def gettempdir() -> Any:
+        # tempfile looks $TMPDIR up once per process (the recorder did, at start-up) and keeps
+        # the answer: every later use of it reads it still
+        _note_env(_active, ("TMPDIR",), sys._getframe(1))
+        return real_tempdir()
+
+    if callable(real_tempdir):
+        tempfile._gettempdir = gettempdir  # type: ignore[attr-defined]
+    try:
+        from _pytest.tmpdir import TempPathFactory
+    except ImportError:
+        return
+    real_basetemp = TempPathFactory.getbasetemp
+
+    def getbasetemp(self: Any) -> Any:
+        # pytest's tmp_path and tmpdir are made under the temporary folder it found once, in
+        # the session's first test to ask: every test that asks reads $TMPDIR as that one did
+        if getattr(self, "_given_basetemp", None) is None:
+            _note_env(_active, ("TMPDIR",))
+        return real_basetemp(self)
+
+    TempPathFactory.getbasetemp = getbasetemp  # type: ignore[method-assign]
 
 
 # The reader is the first caller outside the standard library (os.environ.get, os.getenv and
