@@ -42,6 +42,8 @@ def node_verdict(
         if since_last and planned.cached is not None:
             stored = _stored_for(planned.cached, since_last, last_run, earlier=planned.earlier)
             return False, f"{node} is served from the cache: {stored}"
+        if planned.cached is not None and (elsewhere := _elsewhere(planned.cached)):
+            return False, f"{node} is served from the cache: {elsewhere}"
         return False, f"{node} is served from the cache: no input changed since its last run"
     reasons = planned.node_reasons
     if planned.run_nodes is None and len(reasons) > 1 and len(set(reasons.values())) == 1:
@@ -76,6 +78,16 @@ def _stored_for(
         f"{', '.join(names)}{more} changed since the last run{last}, and {stored} "
         f"(from the run of {_run_of(served)})"
     )
+
+
+def _elsewhere(served: ActionResult) -> str | None:
+    """What to say of a result another host ran (a teammate's or CI's, through the team
+    cache): whose run it was; None for this host's own."""
+    from maestro.cache.action import this_host
+
+    if served.provenance.hostname == this_host():
+        return None
+    return f"the run of {_run_of(served)} stored a result for these exact inputs"
 
 
 def _run_of(result: ActionResult) -> str:
