@@ -12,7 +12,7 @@ from lsprotocol import types
 
 from maestro.errors import MaestroError
 from maestro.nodeids import base as base_nodeid
-from maestro.server.discovery import TestItem, flatten, import_at, item_at
+from maestro.server.discovery import flatten, import_at, item_at
 from maestro.server.impacted import impacted_targets
 from maestro.server.results import excerpt, summarize
 from maestro.server.server import MaestroServer, Workspace
@@ -47,22 +47,27 @@ def _of(nodeid: str, hovered: str) -> str:
     return f" of {nodeid.removeprefix(hovered)}" if nodeid != hovered else ""
 
 
-def _failing_at(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line: int) -> TestItem | None:
-    """The test that failed at ``line`` (0-based) of its file, where its diagnostic is."""
-    bases = {
-        base_nodeid(s.nodeid)
-        for s in ws.results.of_file(rel)
-        if s.failing and s.test_line == line + 1
-    }
-    return next((i for i in flatten(ls.test_items(uri, rel)) if i.nodeid in bases), None)
+def _failing_at(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line: int) -> str | None:
+    """The test that failed at ``line`` (0-based) of its file, where its diagnostic is: one the
+    file defines first, else one it names otherwise (``TestX = Machine.TestCase``)."""
+    bases = list(
+        dict.fromkeys(
+            base_nodeid(s.nodeid)
+            for s in ws.results.of_file(rel)
+            if s.failing and s.test_line == line + 1
+        )
+    )
+    defined = {i.nodeid for i in flatten(ls.test_items(uri, rel))}
+    return next((b for b in bases if b in defined), bases[0] if bases else None)
 
 
 async def test_hover(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line: int) -> str | None:
-    item = item_at(ls.test_items(uri, rel), line) or _failing_at(ls, ws, uri, rel, line)
-    if item is None:
+    item = item_at(ls.test_items(uri, rel), line)
+    nodeid = item.nodeid if item is not None else _failing_at(ls, ws, uri, rel, line)
+    if nodeid is None:
         return None
-    states = ws.results.of_node(item.nodeid)
-    lines = [f"**{item.nodeid}**", ""]
+    states = ws.results.of_node(nodeid)
+    lines = [f"**{nodeid}**", ""]
     if states:
         worst = next((s for s in states if s.failing), states[0])
         duration = sum(s.duration_s for s in states)
@@ -73,7 +78,7 @@ async def test_hover(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line:
             if worst.raised_path:
                 lines.append(f"\nraised at {worst.raised_path}:{worst.raised_line}")
             if worst.details:
-                lines.append(f"\npytest's report{_of(worst.nodeid, item.nodeid)}:")
+                lines.append(f"\npytest's report{_of(worst.nodeid, nodeid)}:")
                 lines.append(fenced(excerpt(worst.details)))
     else:
         lines.append("Not run in this session.")
