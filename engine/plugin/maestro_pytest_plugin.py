@@ -674,6 +674,12 @@ class _Tracer:
         self._tool: int | None = None
         self._calls: int | None = None  # monitoring: the tool of the per-window events
         self._armed: set[int] = set()  # code objects with per-window events
+        # monitoring: the armed code objects started twice in this window, those whose
+        # per-window event a third start turned off, and what the window had when it became
+        # current (a window resumed after an import or a fixture's set-up)
+        self._again: set[int] = set()
+        self._disabled: set[int] = set()
+        self._carried: set[int] = set()
         self._prof: _Profiler | None = None
         self.current: set[int] = set()
         # monitoring: the lines each recorded function first started outside a test has run
@@ -831,11 +837,23 @@ class _Tracer:
             return disable
 
         def each_start(code: Any, offset: int) -> Any:
+            # the event stays on for two starts in a window (most functions a test runs start
+            # once or twice) and is turned off at the third, until the window changes: only
+            # those are re-armed
             key = _key(code)
-            current.current.add(key)
+            window = current.current
+            if key not in window:
+                window.add(key)
+            elif key not in current._again:
+                current._again.add(key)
+                if key not in current._carried:
+                    return None
+            else:
+                current._disabled.add(key)
+                return disable
             if key in dirty and not _in_test():
                 unknown.add(key)  # lines it ran in a test are off: these may go unseen
-            return disable
+            return None
 
         mon.register_callback(self._tool, event, first_start)
         mon.register_callback(self._tool, line_event, each_line)
@@ -850,12 +868,16 @@ class _Tracer:
             with contextlib.suppress(Exception):
                 sys.monitoring.restart_events()  # type: ignore[attr-defined,unused-ignore]
 
-    def _rearm(self, seen: set[int]) -> None:
-        """Re-arm the per-window events of the recorded code objects a window saw (setting a
-        code object's local events anew clears what DISABLE turned off)."""
+    def _rearm(self) -> None:
+        """Re-arm the per-window events a window turned off (setting a code object's local
+        events anew clears what DISABLE turned off)."""
+        self._again = set()
+        taken, self._disabled = self._disabled, set()
+        if not taken:
+            return
         mon = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
         event, tool, codes = mon.events.PY_START, self._calls, _CODES
-        for key in seen & self._armed:
+        for key in tuple(taken):
             code = codes[key]
             mon.set_local_events(tool, code, 0)
             mon.set_local_events(tool, code, event)
@@ -905,7 +927,8 @@ class _Tracer:
         self.current = new if new is not None else set()
         if self.mode == "monitoring":
             if self._calls is not None:
-                self._rearm(old)
+                self._carried = set(new) if new else set()
+                self._rearm()
         elif self.mode == "lsprof":
             # a test replaced it (the harvest takes it off): enable() takes it back
             lost = not self.paused and sys.getprofile() is not self._prof
