@@ -17,8 +17,10 @@ Why it is shaped this way:
   It takes the same run lock as explicit runs, so a `maestro test` issued meanwhile waits for it
   and is then served from the cache: results are stored by `Engine.execute` exactly as for an
   explicit run. A run of named test files that does not ask for every file the speculation runs
-  cancels it instead (a user never waits for work they did not ask for). It never starts while
-  an explicit run is active or queued.
+  cancels it instead (a user never waits for work they did not ask for), and so does a
+  ``--no-cache`` run; a run that waits for it raises its pytest's priority to the daemon's (or
+  cancels it on a busy machine where that is not permitted). It never starts while an explicit
+  run is active or queued, nor once it has the lock if one queued meanwhile.
 - A newer save cancels a running speculation: asyncio cancellation terminates the pytest process
   group before anything is stored (`execute` stores only after pytest exits), so a superseded
   run leaves no partial result; `execute` also refuses to store files whose inputs changed while
@@ -35,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import resource
 import time
 import uuid
@@ -252,14 +255,25 @@ class SpeculationService:
             await cancel_and_wait(task)
             self.counters.last = f"cancelled: {why}"
 
-    async def yield_to(self, paths: Sequence[str]) -> None:
-        """An explicit run of `paths` (test files, folders or node ids) is about to wait for the
-        run lock: a running speculation with a file the run did not ask for is cancelled, so a
-        user never waits for work they did not ask for. One whose every file the run asks for
-        goes on: the run is then served what it stores."""
+    async def yield_to(self, paths: Sequence[str], *, chosen: bool, no_cache: bool) -> None:
+        """An explicit run is about to wait for the run lock. A running speculation the user
+        would wait for needlessly is cancelled: one with a file a run of chosen `paths` (test
+        files, folders or node ids) did not ask for, or one whose results the run would not
+        use (``no_cache``). Else the run waits and is served what the speculation stores: its
+        pytest processes now run at the daemon's priority, not at the speculation's ``nice``
+        (on a busy machine a niced run of 20 files took minutes where the user's own would
+        take seconds); where the system refuses that (an unprivileged user may not lower a
+        nice value) and the CPUs are busy, the speculation is cancelled instead and the run
+        runs its files at once."""
         running = self._running
-        if running and not all(_asked(target, paths) for target in running):
+        if not running:
+            return
+        if chosen and not all(_asked(target, paths) for target in running):
             await self.cancel("an explicit run of other test files came")
+        elif no_cache:
+            await self.cancel("an explicit run with --no-cache came")
+        elif not _promote() and _busy():
+            await self.cancel("an explicit run came on a busy machine")
 
     def _cpu_last_minute(self, now: float) -> float:
         while self._cpu_log and self._cpu_log[0][0] < now - 60.0:
@@ -302,6 +316,9 @@ class SpeculationService:
         try:
             async with self.tests.run_lock:
                 if generation != self.generation:
+                    return
+                if self.tests.waiting:  # it came while this waited for the lock: it goes first
+                    self._skip("an explicit run is waiting")
                     return
                 if not self.tripwire.allows():  # the run we waited for may have tripped it
                     self._skip(self.tripwire.reason)
@@ -347,6 +364,9 @@ class SpeculationService:
         by_target = {f.target: f for f in to_run}
         files = [by_target[t] for t, _ in chosen]
         order = self._order(graph, ranking, (t for t, _ in chosen))
+        if tests.waiting:  # an explicit run came while this planned: it runs these files itself
+            self._skip("an explicit run is waiting")
+            return
         n = max(1, min(settings.max_concurrent, len(files)))
         chunks = [files[i::n] for i in range(n)]
         sub = [replace(planned, files=chunk, background=True) for chunk in chunks]
@@ -793,6 +813,57 @@ def install(app: DaemonApp, workspace: WorkspaceService, tests: TestService) -> 
 def _failed_in_tests(result: ActionResult | None) -> bool:
     """Whether every failure of ``result`` is a test's own (pytest's "failed"), none an error."""
     return result is not None and not any(t.outcome == "error" for t in result.tests)
+
+
+def _promote() -> bool:
+    """Run this process's niced pytest groups (a speculation's, a re-recording's: children that
+    lead their own group) at this process's priority; whether every one of them now does."""
+    own = os.getpriority(os.PRIO_PROCESS, 0)
+    promoted = True
+    for group in _niced_groups(own):
+        try:
+            os.setpriority(os.PRIO_PGRP, group, own)
+        except OSError:  # not permitted, or the group is gone
+            promoted = promoted and not _exists(group)
+    return promoted
+
+
+def _niced_groups(own: int) -> list[int]:
+    """This process's children that lead a process group and run at a lower priority than it
+    (Linux's /proc; none elsewhere)."""
+    parent, found = os.getpid(), []
+    with contextlib.suppress(OSError):
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue
+            # after the name: state ppid pgrp session tty tpgid flags ... nice (the 19th field)
+            ppid, pgrp, nice = int(fields[1]), int(fields[2]), int(fields[16])
+            if ppid == parent and pgrp == int(name) and nice > own:
+                found.append(pgrp)
+    return found
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _busy() -> bool:
+    """Whether the CPUs are contended, so that a niced process runs slower than the user's."""
+    try:
+        return os.getloadavg()[0] >= (os.cpu_count() or 1)
+    except OSError:
+        return True
 
 
 def _asked(target: str, paths: Sequence[str]) -> bool:

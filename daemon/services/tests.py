@@ -321,9 +321,9 @@ class TestService:
         await cancel_and_wait(self._retrace)  # background work never delays a user's run
         ahead = self.active + self.waiting - 1
         spec = self.speculation
-        chosen = params.paths and not (params.impacted or params.since or params.buffers)
-        if spec is not None and chosen:  # the user named what to run: no speculation delays it
-            await spec.yield_to(params.paths)
+        chosen = bool(params.paths) and not (params.impacted or params.since or params.buffers)
+        if spec is not None:  # no speculation the user does not need delays the run
+            await spec.yield_to(params.paths, chosen=chosen, no_cache=params.no_cache)
         speculative = spec.running_files if spec is not None and self.run_lock.locked() else 0
         try:
             if ahead or speculative:
