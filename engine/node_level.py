@@ -873,16 +873,26 @@ def _constant_readers(
     # compiled from text reads it only when the text spells it (from a string of any input)
     spelled = {n for fp in known.values() for n in fp.private_strings}
     hidden = all(n.startswith("_") and n not in spelled for n in constants)
-    escaping: dict[str, tuple[str, ...]] = {}  # file -> its functions reaching any module's names
+    escaping: dict[str, tuple[str, ...]] = {}  # file -> its functions reaching a holder's names
     for path, fp in known.items():
-        anywhere = fp.escapes and (not fp.escaping or "<module>" in fp.escaping)
+        # a scope that reaches only the names of modules holding none of the values (stdlib's
+        # ``getattr(math, name)``, a package whose namespace does not bind them) reads none
+        reaching = tuple(
+            scope
+            for scope in fp.escaping
+            if any(
+                t == "*" or _may_name(graph, path, t, holders)
+                for t in fp.escape_targets.get(scope, ("*",))
+            )
+        )
+        anywhere = fp.escapes and (not fp.escaping or "<module>" in reaching)
         if anywhere or (fp.own_escapes and path in holders) or (fp.code_namespace and not hidden):
             return f"{first}, and {path} may read names it does not spell out"
         for star in fp.stars:
             if not hidden and _may_name(graph, path, star, holders):
                 return f"{first}, and {path} star-imports {star}"
-        if fp.escapes:
-            escaping[path] = fp.escaping
+        if reaching:
+            escaping[path] = reaching
     readers.mark_naming(known, constants, "reads the changed")
     readers.mark_escaping(escaping, first)
     return None

@@ -133,6 +133,12 @@ class FileFingerprints:
     """Where the code of `escapes` is: the qualnames of the innermost functions whose own code
     (lambdas and comprehensions in it included) does it, ``<module>`` for module-level code
     (class bodies, decorators and defaults evaluated there)."""
+    escape_targets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each scope of `escaping` -> the modules its code reaches the names of, as imported
+    (``dateutil``, ``.sub``, ``pkg.sub``: ``getattr(dateutil, name)`` reads only what the
+    package's namespace binds), ``*`` for a module known only at run time
+    (``sys.modules[...]``, ``import_module(...)``, a variable holding one, ``globals``,
+    ``reload``). A scope missing here: ``*``."""
     own_escapes: bool = False
     """This module's own names may be reached without being named: ``globals()``, ``vars()``
     or ``dir()`` without an argument, a module ``__getattr__`` or ``__dir__``."""
@@ -223,6 +229,7 @@ class FileFingerprints:
             "module_loads": list(self.module_loads),
             "escapes": self.escapes,
             "escaping": list(self.escaping),
+            "escape_targets": {q: list(v) for q, v in self.escape_targets.items()},
             "own_escapes": self.own_escapes,
             "code_namespace": self.code_namespace,
             "stars": list(self.stars),
@@ -266,6 +273,9 @@ class FileFingerprints:
                 escaping=tuple(
                     map(str, raw.get("escaping", ["<module>"] if raw["escapes"] else []))
                 ),
+                escape_targets={
+                    str(q): tuple(map(str, v)) for q, v in raw["escape_targets"].items()
+                },
                 own_escapes=bool(raw["own_escapes"]),
                 code_namespace=bool(raw["code_namespace"]),
                 stars=tuple(map(str, raw["stars"])),
@@ -714,6 +724,7 @@ def _called(call: ast.Call) -> str | None:
 class _Escapes:
     any_module: bool = False
     where: tuple[str, ...] = ()  # `FileFingerprints.escaping`
+    targets: tuple[tuple[str, tuple[str, ...]], ...] = ()  # `FileFingerprints.escape_targets`
     own: bool = False
     stars: tuple[str, ...] = ()
     code_namespace: bool = False
@@ -756,18 +767,40 @@ def _escapes(tree: ast.Module) -> _Escapes:
     computed attribute of something that is a module, not of any object. Split by whose
     names: any module's, this module's own, or those of the modules star-imported here."""
     imported: set[str] = set()
+    aliases: dict[str, str] = {}  # name an import binds -> the module it names ("*": several)
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
-            imported.update(a.asname or a.name.split(".")[0] for a in node.names)
+            for a in node.names:
+                bound, module = (a.asname, a.name) if a.asname else (a.name.split(".")[0],) * 2
+                imported.add(bound)
+                aliases[bound] = module if aliases.get(bound, module) == module else "*"
         elif isinstance(node, ast.ImportFrom):
-            imported.update(a.asname or a.name for a in node.names)
+            base = "." * node.level + (f"{node.module}." if node.module else "")
+            for a in node.names:
+                bound = a.asname or a.name
+                imported.add(bound)
+                module = base + a.name
+                aliases[bound] = module if aliases.get(bound, module) == module else "*"
     own = False
     stars: list[str] = []
-    where: set[str] = set()  # the scopes of the code reaching any module's names
+    where: dict[str, set[str]] = {}  # the scopes of the code reaching any module's names
     merged = _merged_namespaces(tree, imported)
     held = _held_modules(tree, imported)
+
+    def target(node: ast.expr, scope: str) -> str:
+        """The module `node` (module-like) names, as imported; ``*`` when known at run time."""
+        if isinstance(node, ast.Attribute):
+            base = target(node.value, scope)
+            return "*" if base == "*" else f"{base}.{node.attr}"
+        if not isinstance(node, ast.Name) or node.id in held.get(scope, ()):
+            return "*"
+        if node.id in held.get("<module>", ()):
+            return "*"
+        return aliases.get(node.id, "*")
+
     for node, shadowed, scope in _scoped_walk(tree):
         any_module = False
+        reached = "*"
         modules = _modules_in(imported, held, shadowed, scope)
         if isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names):
             stars.append("." * node.level + (node.module or ""))
@@ -778,6 +811,7 @@ def _escapes(tree: ast.Module) -> _Escapes:
             and id(node) not in merged
         ):
             any_module = True
+            reached = target(node.value, scope)
         elif isinstance(node, ast.Call):
             name = _called(node)
             first = node.args[0] if node.args else None
@@ -791,18 +825,28 @@ def _escapes(tree: ast.Module) -> _Escapes:
                     own = True  # ``vars()`` / ``dir()``: the current scope
                 elif first is not None and _module_like(first, modules):
                     any_module = True
+                    reached = target(first, scope)
             elif (
                 name in _ATTR_FUNCTIONS
                 and (len(node.args) < 2 or not isinstance(node.args[1], ast.Constant))
                 and (first is None or _module_like(first, modules))
             ):
                 any_module = True
+                reached = "*" if first is None else target(first, scope)
         if any_module:
-            where.add(scope)
+            where.setdefault(scope, set()).add(reached)
     own = own or any(
         isinstance(stmt, _Def) and stmt.name in ("__getattr__", "__dir__") for stmt in tree.body
     )
-    return _Escapes(bool(where), tuple(sorted(where)), own, tuple(sorted(set(stars))), bool(merged))
+    targets = tuple((scope, tuple(sorted(where[scope]))) for scope in sorted(where))
+    return _Escapes(
+        bool(where),
+        tuple(sorted(where)),
+        targets,
+        own,
+        tuple(sorted(set(stars))),
+        bool(merged),
+    )
 
 
 def _scoped_walk(tree: ast.Module) -> Iterator[tuple[ast.AST, frozenset[str], str]]:
@@ -1706,6 +1750,7 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
         imports_from=tuple(sorted(set(imports_from))),
         escapes=escapes.any_module,
         escaping=escapes.where,
+        escape_targets=dict(escapes.targets),
         own_escapes=escapes.own,
         code_namespace=escapes.code_namespace,
         stars=escapes.stars,

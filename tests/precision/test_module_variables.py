@@ -1,6 +1,8 @@
-"""A module held in a variable (``mod = importlib.import_module(name)``, ``sys.modules[...]``)
-and read by a computed name reads any of that module's names: a changed constant re-runs the
-nodes that executed such code, as it does for a module bound by ``import``."""
+"""A module read by a computed name (``getattr(module, name)``): held in a variable (``mod =
+importlib.import_module(name)``, ``sys.modules[...]``), it may be any module, and a changed
+constant re-runs the nodes that executed such code, as for a module bound by ``import``; bound
+by an import of a module whose namespace binds none of the changed values (the standard
+library's ``math``, a package that does not import them), it reads none of them."""
 
 from __future__ import annotations
 
@@ -55,6 +57,65 @@ def test_an_object_held_in_a_variable_is_no_module(ws: Workspace) -> None:
     ws.run()
     ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
     assert ran_nodes(ws.run()) == CALC_READERS
+
+
+@pytest.mark.parametrize(
+    ("helper", "check"),
+    [
+        (
+            "import math\n\n\ndef pick(name):\n    return getattr(math, name)(2.5)\n",
+            "helper.pick('fl' + 'oor') == 2",
+        ),
+        (
+            "import pkg\n\n\ndef pick(name):\n    return getattr(pkg, name)\n",
+            "helper.pick('ca' + 'lc').__name__ == 'pkg.calc'",
+        ),
+    ],
+    ids=["stdlib-module", "package-not-binding-it"],
+)
+def test_a_computed_name_of_a_module_holding_no_changed_value_reads_none(
+    ws: Workspace, helper: str, check: str
+) -> None:
+    # python-dateutil's test_lazy_import (``getattr(dateutil, module)``) and jinja2's
+    # ``do_round`` (``getattr(math, method)``) re-ran at every change of a module constant
+    ws.write("pkg/helper.py", helper)
+    ws.write("tests/test_other.py", "import pkg.calc\nfrom pkg import helper\n\n\n"
+             f"def test_imports_only():\n    assert {check}\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    summary = ws.run()
+    assert ran_nodes(summary) == CALC_READERS
+    assert summary.failed == 0
+
+
+def test_a_computed_name_of_a_package_binding_the_changed_value_reruns(ws: Workspace) -> None:
+    ws.write("pkg/__init__.py", "from pkg.calc import RATE\n")
+    ws.write("pkg/helper.py", "import pkg\n\n\ndef pick(name):\n    return getattr(pkg, name)\n")
+    ws.write("tests/test_other.py", "from pkg import helper\n\n\ndef test_imports_only():\n"
+             "    assert helper.pick('RA' + 'TE') == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    summary = ws.run()
+    assert OTHER in ran_nodes(summary)
+    assert summary.failed == 1  # as plain pytest says
+
+
+@pytest.mark.parametrize(
+    ("code", "targets"),
+    [
+        ("import math\ndef f(n):\n    return getattr(math, n)\n", ("math",)),
+        ("import a.b as c\nfrom . import sub\ndef f(n):\n    return getattr(sub, n), vars(c), "
+         "c.d.__dict__\n", (".sub", "a.b", "a.b.d")),
+        ("import pkg\ndef f(n):\n    import pkg\n    return getattr(pkg, n)\n", ("pkg",)),
+        ("import sys\ndef f(n):\n    return getattr(sys.modules[n], n)\n", ("*",)),
+        ("import importlib\ndef f(n):\n    m = importlib.import_module(n)\n"
+         "    return getattr(m, n)\n", ("*",)),
+        # one name bound to two modules
+        ("import a as m\nimport b as m\ndef f(n):\n    return getattr(m, n)\n", ("*",)),
+    ],
+)  # fmt: skip
+def test_which_modules_a_computed_name_reads(code: str, targets: tuple[str, ...]) -> None:
+    assert fingerprints._escapes(ast.parse(code)).targets == (("f", targets),)
 
 
 @pytest.mark.parametrize(
