@@ -178,7 +178,8 @@ class ActionResult(_Model):
     opaque: list[str] = Field(default_factory=list)
     """Why the file depends on the whole workspace: what some of its tests read is unknown."""
     collect_warnings: int = 0
-    """How many warnings pytest recorded that point at this file while collecting it."""
+    """How many warnings pytest recorded while collecting this file that point at it, or are
+    pytest's own about its collection (a generator given to parametrize)."""
     session_warnings: int = 0
     """How many warnings the run that stored it recorded pointing at no test file (a conftest's
     import, a plugin's): a run served whole from the cache counts them once, as pytest does."""

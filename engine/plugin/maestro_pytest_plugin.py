@@ -152,6 +152,13 @@ def _coverage_data_names() -> tuple[str, ...]:
     return tuple(sorted(filter(None, bases)))
 
 
+def _warnings_log() -> list[Any] | None:
+    """The list ``warnings.catch_warnings(record=True)`` is filling now (pytest's, around the
+    collection), or None."""
+    log = getattr(getattr(warnings, "_showwarnmsg_impl", None), "__self__", None)
+    return log if isinstance(log, list) else None
+
+
 def _is_coverage_data(name: str, bases: tuple[str, ...]) -> bool:
     return name in bases or name.startswith(tuple(base + sep for base in bases for sep in ".-"))
 
@@ -1173,6 +1180,10 @@ class _Recorder:
         # while collecting by the file each points at ("" for none of the workspace's)
         self._warnings: dict[str, int] = {}
         self._collect_warnings: dict[str, int] = {}
+        # a test file being collected: the warnings log pytest fills, its length at the start
+        # and the file's key; then each warning recorded meanwhile (kept alive) -> that key
+        self._log_at: dict[str, tuple[list[Any], int, str]] = {}
+        self._warned_in: dict[int, tuple[Any, str]] = {}
         self._items: dict[str, Any] = {}
         self._tracer: _Tracer = _TRACER if _TRACER is not None else _Tracer("off")
         self._before_us: dict[str, list[str]] | None = None  # see `_loaded_before`
@@ -1804,6 +1815,8 @@ class _Recorder:
                 window.running = rec.running_children(self._children)
             if isinstance(collector, pytest.File):
                 self._filters_before[collector.nodeid] = tuple(warnings.filters)
+                if (log := _warnings_log()) is not None:
+                    self._log_at[collector.nodeid] = (log, len(log), key)
                 with contextlib.suppress(Exception):  # never break a collection
                     self._state_before[collector.nodeid] = (collector, self._module_states())
             _active = self._collecting[collector.nodeid]
@@ -1820,6 +1833,10 @@ class _Recorder:
 
     def pytest_collectreport(self, report: Any) -> None:
         global _active
+        if (at := self._log_at.pop(report.nodeid, None)) is not None:
+            log, start, key = at
+            for message in log[start:]:
+                self._warned_in.setdefault(id(message), (message, key))
         window = self._collecting.pop(report.nodeid, None)
         if window is not None:
             # pytest reports a collector after its children (a file after its classes): close
@@ -2067,7 +2084,9 @@ class _Recorder:
     ) -> None:
         """Count each warning pytest records for its summary: a test's by its node id, one
         raised while the files were collected by the file it points at (the test file whose
-        import raised it); the others (pytest's configuration, a conftest) belong to no file.
+        import raised it), or pytest's own about a file's collection (a generator given to
+        parametrize) by that file; the others (pytest's configuration, a conftest, a library's
+        import) belong to no file.
         Then nothing is recorded until the other implementations are done (the module's own,
         last, resumes): pytest's terminal formats the warning with its source line, which
         reads the file it points at, no test's read (after the collection, every file's)."""
@@ -2076,6 +2095,11 @@ class _Recorder:
             self._warnings[nodeid] = self._warnings.get(nodeid, 0) + 1
         else:
             rel = self._rel(str(warning_message.filename)) if when == "collect" else None
+            if when == "collect" and isinstance(warning_message.message, pytest.PytestWarning):
+                # pytest's own, pointing at its code (in a venv inside the workspace, too)
+                found = self._warned_in.get(id(warning_message))
+                if found is not None and found[0] is warning_message:
+                    rel = found[1]
             key = rel or ""
             self._collect_warnings[key] = self._collect_warnings.get(key, 0) + 1
         if when != "config":  # not a call replayed as this plugin registers

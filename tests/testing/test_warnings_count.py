@@ -126,3 +126,36 @@ def test_a_conftest_s_warning_is_counted_when_every_file_is_served(
     said = _said(served.output)
     assert f"{found[1]} passed, 1 warning — ran 0 files" in said, said
     assert "the warning is from the cached results' recorded runs" in said
+
+
+def test_pytest_s_warning_about_a_served_file_s_collection_is_counted(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest warns about a file's parametrize while collecting it, pointing at its own code
+    (cookiecutter: "Passing a non-Collection iterable to parametrize is deprecated", pytest
+    says "379 passed, 4 skipped, 2 warnings"): once that file was served and another ran, the
+    run said "379 passed, 4 skipped"."""
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write(
+        "tests/test_gen.py",
+        "import pytest\n\n\n@pytest.mark.parametrize('x', (i for i in range(2)))\n"
+        "def test_gen(x):\n    assert x < 2\n",
+    )
+    ws.write("tests/test_other.py", "def test_other():\n    assert True\n")
+    monkeypatch.chdir(ws.root)
+    plain = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    found = re.search(r"(\d+) passed, 1 warning in ", plain.stdout)
+    assert found is not None, plain.stdout
+    counts = f"{found[1]} passed, 1 warning — ran"
+    fresh = CliRunner().invoke(app, ["test", "--no-daemon"])
+    assert counts in _said(fresh.output), fresh.output
+    ws.edit("tests/test_other.py", "assert True", "assert 1")
+    partly = CliRunner().invoke(app, ["test", "--no-daemon"])
+    said = _said(partly.output)
+    assert f"{counts} 1 file," in said, said
+    assert "the warning is from the cached results' recorded runs" in said
+    served = CliRunner().invoke(app, ["test", "--no-daemon"])
+    assert f"{counts} 0 files" in _said(served.output), served.output
