@@ -88,7 +88,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 15
+FORMAT = 16
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -678,7 +678,20 @@ def _module_like(node: ast.expr, imported: set[str]) -> bool:
     return False
 
 
-def _held_modules(tree: ast.Module, imported: set[str]) -> dict[str, set[str]]:
+def _surely_module(node: ast.expr, modules: set[str]) -> bool:
+    """Is `node` a module whatever the names it spells are bound to? ``sys.modules[...]``,
+    ``import_module(...)``, or a name or chain among `modules` (``import a.b`` binds ``a``
+    and ``a.b``; a ``from`` import may bind any object)."""
+    if isinstance(node, ast.Subscript | ast.Call):
+        return _module_like(node, set())
+    return _dotted(node) in modules
+
+
+def _held_modules(
+    tree: ast.Module,
+    imported: set[str],
+    like: Callable[[ast.expr, set[str]], bool] = _module_like,
+) -> dict[str, set[str]]:
     """Scope (as `_scoped_walk` names it) -> the names assigned a module there: ``mod =
     importlib.import_module(name)``, ``m = sys.modules[key]``, ``sub = getattr(pkg, name)``,
     or another such name (flow-insensitive: one such assignment makes the name a module in
@@ -694,7 +707,7 @@ def _held_modules(tree: ast.Module, imported: set[str]) -> dict[str, set[str]]:
         grew = False
         for node, shadowed, scope in assigns:
             modules = _modules_in(imported, held, shadowed, scope)
-            if node.value is None or not _module_like(node.value, modules):
+            if node.value is None or not like(node.value, modules):
                 continue
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for target in targets:
@@ -786,6 +799,32 @@ def _escapes(tree: ast.Module) -> _Escapes:
     where: dict[str, set[str]] = {}  # the scopes of the code reaching any module's names
     merged = _merged_namespaces(tree, imported)
     held = _held_modules(tree, imported)
+    # what is surely a module, spelled as ``import a.b`` / ``import a.b as c`` bound it: a
+    # module handed to other code (``read(calc, name)``, ``patch.object(calc, name)``) may
+    # be read there by a computed name (a ``from`` import may bind any object: not counted)
+    surely = {
+        dotted
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for a in node.names
+        for dotted in (
+            [a.asname]
+            if a.asname
+            else [".".join(a.name.split(".")[: i + 1]) for i in range(a.name.count(".") + 1)]
+        )
+    }
+
+    sure_held = _held_modules(tree, surely, _surely_module)
+
+    def handed(node: ast.Call, scope: str, modules: set[str]) -> ast.expr | None:
+        """A module among `node`'s arguments, which the called code may read by any name."""
+        sure = surely | sure_held.get("<module>", set()) | sure_held.get(scope, set())
+        for arg in (*node.args, *(k.value for k in node.keywords)):
+            value = arg.value if isinstance(arg, ast.Starred) else arg
+            spelled = _dotted(value)
+            if spelled is not None and spelled in sure and spelled.partition(".")[0] in modules:
+                return value
+        return None
 
     def target(node: ast.expr, scope: str) -> str:
         """The module `node` (module-like) names, as imported; ``*`` when known at run time."""
@@ -833,6 +872,9 @@ def _escapes(tree: ast.Module) -> _Escapes:
             ):
                 any_module = True
                 reached = "*" if first is None else target(first, scope)
+            elif name not in _ATTR_FUNCTIONS and (given := handed(node, scope, modules)):
+                any_module = True
+                reached = target(given, scope)
         if any_module:
             where.setdefault(scope, set()).add(reached)
     own = own or any(
@@ -847,6 +889,16 @@ def _escapes(tree: ast.Module) -> _Escapes:
         tuple(sorted(set(stars))),
         bool(merged),
     )
+
+
+def _dotted(node: ast.expr) -> str | None:
+    """``a.b.c`` of a name or an attribute chain of one; None for anything else."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = _dotted(node.value)
+        return None if base is None else f"{base}.{node.attr}"
+    return None
 
 
 def _scoped_walk(tree: ast.Module) -> Iterator[tuple[ast.AST, frozenset[str], str]]:

@@ -46,6 +46,20 @@ def test_a_module_held_in_a_variable_and_read_by_a_computed_name_reruns(
     assert summary.failed == 1
 
 
+def test_a_module_handed_to_code_reading_a_computed_name_reruns(ws: Workspace) -> None:
+    # the helper takes any object; the test hands it a module: a changed constant of that
+    # module re-runs the test (served as passed before: plain pytest fails it)
+    ws.write("pkg/helper.py", "def read(obj, name):\n    return getattr(obj, name)\n")
+    ws.write("tests/test_other.py", "import pkg.calc\nfrom pkg import helper\n\n\n"
+             "def test_imports_only():\n"
+             "    assert helper.read(pkg.calc, 'RA' + 'TE') == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    summary = ws.run()
+    assert ran_nodes(summary) == [*CALC_READERS, OTHER]
+    assert summary.failed == 1
+
+
 def test_an_object_held_in_a_variable_is_no_module(ws: Workspace) -> None:
     # a computed attribute of an ordinary object (a parameter's attribute) reads no module's
     # names: the constant's change leaves the test that ran it served
@@ -134,6 +148,16 @@ def test_which_modules_a_computed_name_reads(code: str, targets: tuple[str, ...]
         ("def f(o, n):\n    x = o.y\n    return getattr(x, n)\n", ()),
         ("import importlib\ndef f(n):\n    m = importlib.import_module('p')\n"
          "    return getattr(m, 'x')\n", ()),
+        # a module handed to other code, which may read it by a computed name
+        ("import pkg.calc\ndef f(read):\n    return read(pkg.calc, 'RA' + 'TE')\n", ("f",)),
+        ("import pkg.calc as c\ndef f(mock):\n    return mock.patch.object(c, 'RATE', 3)\n",
+         ("f",)),
+        ("import importlib\ndef f(use):\n    m = importlib.import_module('p')\n"
+         "    return use(module=m)\n", ("f",)),
+        # a name a ``from`` import binds may be any object; a literal getattr names its name
+        ("from pkg import calc\ndef f(read):\n    return read(calc, 'x')\n", ()),
+        ("import pkg\ndef f():\n    return getattr(pkg, 'x'), hasattr(pkg, 'y')\n", ()),
+        ("import pkg\ndef f(pkg, read):\n    return read(pkg)\n", ()),
     ],
 )  # fmt: skip
 def test_where_a_module_variable_is_read_by_a_computed_name(
