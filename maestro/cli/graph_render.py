@@ -24,6 +24,13 @@ SHOWN = 40
 
 EXIT_DOES_NOT_DEPEND = 1
 
+RERUNS_FEWER = (
+    "note: `maestro test` re-runs only the tests that executed changed code or read a changed"
+    " file, often fewer than listed here (`maestro stale` lists the test files it would run)"
+)
+"""Said under every list of impacted test files: the graph's answer (imports, reads) is wider
+than what a run re-runs (the tests whose recorded inputs changed)."""
+
 BRANCH = "└── "
 INDENT = "    "
 
@@ -78,6 +85,8 @@ def impacted_lines(report: Mapping[str, Any], styles: Styles, *, show_all: bool)
         lines.append(
             styles.dim(f"… and {more} more (--all to show every reason, --json for machines)")
         )
+    if tests:
+        notes.append(RERUNS_FEWER)
     return lines + notes
 
 

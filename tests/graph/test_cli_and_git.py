@@ -276,3 +276,31 @@ def test_why_takes_the_pytest_node_id_a_failure_line_shows(make_ws: Make) -> Non
         proc = maestro(root, "why", "tests/nope.py::test_y", "src/demo/util.py", *extra)
         assert proc.returncode == 2
         assert "'tests/nope.py' is not a test file of this workspace" in proc.stderr
+
+
+def test_impacted_says_maestro_test_reruns_only_tests_that_executed_the_change(
+    make_ws: Make,
+) -> None:
+    # cookiecutter 2.7.1, a comment added to cookiecutter/utils.py: `maestro impacted` said
+    # "50 test files impacted by 2 changes" and `maestro test` then re-ran 5: the user read 50
+    root = make_ws(
+        {
+            "pyproject.toml": "[tool.pytest.ini_options]\npythonpath = ['src']\n",
+            "src/demo/__init__.py": "",
+            "src/demo/core.py": "def add(a, b):\n    return a + b\n",
+            "tests/test_add.py": "from demo.core import add\n\n\ndef test_add():\n"
+            "    assert add(1, 2) == 3\n",
+        }
+    )
+    git_init(root)
+    off = {"MAESTRO_DAEMON": "off"}
+    for comment in ("# first\n", "# second\n"):  # the first run leaves no per-test record
+        assert maestro(root, "test", env=off).returncode == 0
+        with (root / "src/demo/core.py").open("a") as f:
+            f.write(comment)
+    impacted = maestro(root, "impacted", env=off).stdout
+    assert "1 test file impacted by 1 change" in impacted
+    assert "`maestro test` re-runs only the tests that executed changed code" in impacted, impacted
+    assert "`maestro stale` lists the test files it would run" in impacted
+    assert "0 of 1 test file stale" in maestro(root, "stale", env=off).stdout
+    assert "ran 0 files, 1 cached" in maestro(root, "test", env=off).stdout
