@@ -14,7 +14,13 @@ from maestro import nodeids
 from maestro.errors import UnknownTargetError
 from maestro.server import methods
 from maestro.server.discovery import discover, flatten
-from maestro.server.impacted import cache_stats_of, explain, impacted_targets, target_of
+from maestro.server.impacted import (
+    FORMER_WHY,
+    cache_stats_of,
+    explain,
+    impacted_targets,
+    target_of,
+)
 from maestro.server.methods import (
     CacheStatsInfo,
     CancelResult,
@@ -99,6 +105,11 @@ def run_impacted_of(
         # absolute: the daemon reads a relative path against its own folder first, and a
         # deleted file is not there to say it belongs to the workspace
         changed = [str(ws.root / c.path) for c in report["changes"]]
+        # test files that used a deleted file and ran again without it: no record names it
+        # now, so they are named themselves (their results are served when current)
+        changed += [
+            str(ws.root / r["target"]) for r in report["impacted"] if r["why"] == FORMER_WHY
+        ]
         return RunTestsParams(paths=changed, impacted=True)
 
     label = "run impacted tests" if kind == "impacted" else "run impacted tests (on save)"

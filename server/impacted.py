@@ -196,6 +196,10 @@ async def impacted_targets(
     started = time.perf_counter()
     reports, unsaved, source = await impacted_reports(ls, ws, uris, since, None if reasons else 0)
     changes, impacts = merge(reports)
+    former: list[ImpactModel] = []
+    if uris and not since:
+        former = former_readers(ws, [ls.ws_of_uri(u)[1] for u in uris], impacts)
+        impacts = impacts + former if former else impacts
     if cache_state == "refresh" and impacts:
         stale = await stale_state(ls, ws, STALE_BUDGET_S)
     else:  # the daemon's `stale` holds its graph lock while it hashes: only on demand
@@ -203,7 +207,7 @@ async def impacted_targets(
     # a re-asked answer the daemon confirmed is the same report object: its rows are too,
     # unless the cache state, the results or the unsaved buffers changed
     shape = (tests_only, reasons)
-    inputs = (reports, stale, ws.results.version, unsaved)
+    inputs = (reports, stale, ws.results.version, unsaved, [i.target for i in former])
     held = ws.rows_memo.get(shape)
     if held is not None and _same(held[0], inputs):
         rows: list[ImpactedRow] = held[1]
@@ -223,15 +227,56 @@ async def impacted_targets(
 
 
 def _same(held: tuple[Any, ...], inputs: tuple[Any, ...]) -> bool:
-    """The same reports and cache state (by identity), results version and unsaved paths."""
-    (reports, stale, version, unsaved), (reports2, stale2, version2, unsaved2) = held, inputs
+    """The same reports and cache state (by identity), results version, unsaved paths and
+    remembered targets."""
+    (reports, stale, version, unsaved, targets) = held
+    (reports2, stale2, version2, unsaved2, targets2) = inputs
     return (
         len(reports) == len(reports2)
         and all(a is b for a, b in zip(reports, reports2, strict=True))
         and stale is stale2
         and version == version2
         and unsaved == unsaved2
+        and targets == targets2
     )
+
+
+FORMER_WHY = "used it before it was deleted (its last run was without it)"
+FORMER_SIZE = 256  # paths whose test files are remembered
+
+
+def former_readers(ws: Workspace, rels: list[str], impacts: list[ImpactModel]) -> list[ImpactModel]:
+    """Rows for the test files that used a deleted file of ``rels`` and ran again since: their
+    new records no longer name it, so the daemon's answer drops them, although the deletion is
+    what changed them. Each asked path's test files are remembered; a deleted one keeps them
+    while they exist."""
+    reached: dict[str, list[str]] = {}
+    for i in impacts:
+        if i.kind == "test":
+            reached.setdefault(i.changed, []).append(i.target)
+    named = {i.target for i in impacts}
+    added: list[ImpactModel] = []
+    for rel in rels:
+        now = reached.get(rel, [])
+        deleted = not (ws.root / rel).exists()
+        before = ws.former_readers.pop(rel, [])
+        if deleted:
+            now = [*now, *(t for t in before if (ws.root / t).is_file())]
+        kept = list(dict.fromkeys(now))
+        if kept:
+            ws.former_readers[rel] = kept
+            if len(ws.former_readers) > FORMER_SIZE:
+                ws.former_readers.pop(next(iter(ws.former_readers)))
+        for target in kept if deleted else []:
+            if target not in named:
+                named.add(target)
+                added.append(
+                    ImpactModel(
+                        target=target, kind="test", changed=rel, distance=1, why=FORMER_WHY,
+                        reason=[],
+                    )
+                )  # fmt: skip
+    return added
 
 
 def _rows(

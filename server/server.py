@@ -70,6 +70,8 @@ class Workspace:
         """Daemon questions on their way, by exact request: concurrent askers share one answer."""
         self.rows_memo: dict[tuple[Any, ...], Any] = {}
         """The editor's rows of the last answers, by shape (see impacted.impacted_targets)."""
+        self.former_readers: dict[str, list[str]] = {}
+        """Test files the impacted answers named per asked path (see impacted.former_readers)."""
         self.restoring: dict[str, tuple[int, asyncio.Future[bool]]] = {}
         """Stored results asked for, per test file: (graph generation, answer on its way)."""
         self.incident_shown: str | None = None  # the policy incident last shown (None: none)
