@@ -12,9 +12,9 @@ from lsprotocol import types
 
 from maestro.errors import MaestroError
 from maestro.nodeids import base as base_nodeid
-from maestro.server.discovery import flatten, import_at, item_at
+from maestro.server.discovery import import_at, item_at
 from maestro.server.impacted import impacted_targets
-from maestro.server.results import excerpt, summarize
+from maestro.server.results import TestState, excerpt, summarize
 from maestro.server.server import MaestroServer, Workspace
 
 log = logging.getLogger(__name__)
@@ -47,27 +47,41 @@ def _of(nodeid: str, hovered: str) -> str:
     return f" of {nodeid.removeprefix(hovered)}" if nodeid != hovered else ""
 
 
-def _failing_at(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line: int) -> str | None:
-    """The test that failed at ``line`` (0-based) of its file, where its diagnostic is: one the
-    file defines first, else one it names otherwise (``TestX = Machine.TestCase``)."""
-    bases = list(
-        dict.fromkeys(
-            base_nodeid(s.nodeid)
-            for s in ws.results.of_file(rel)
-            if s.failing and s.test_line == line + 1
-        )
-    )
-    defined = {i.nodeid for i in flatten(ls.test_items(uri, rel))}
-    return next((b for b in bases if b in defined), bases[0] if bases else None)
+SHOWN_AT_LINE = 5  # tests named when several failed at one line; the rest are counted
+
+
+def _failing_at(ws: Workspace, rel: str, line: int) -> list[TestState]:
+    """The tests that failed at ``line`` (0-based) of their file, where their diagnostics are,
+    in the diagnostics' order (the order they ran in)."""
+    return [s for s in ws.results.of_file(rel) if s.failing and s.test_line == line + 1]
+
+
+def _failing_head(rel: str, failing: list[TestState]) -> str | None:
+    """ "**6 tests failed at this line**: A, B, ... and 1 more" when more than one test (not
+    only the parameter sets of one) failed there; None otherwise."""
+    if len({base_nodeid(s.nodeid) for s in failing}) < 2:
+        return None
+    names = [s.nodeid.removeprefix(f"{rel}::") for s in failing]
+    shown = ", ".join(names[:SHOWN_AT_LINE])
+    more = f" and {len(names) - SHOWN_AT_LINE} more" if len(names) > SHOWN_AT_LINE else ""
+    outcomes = summarize(failing)
+    kinds = "" if outcomes == f"{len(failing)} failed" else f" ({outcomes})"
+    return f"**{len(failing)} tests failed at this line**{kinds}: {shown}{more}"
 
 
 async def test_hover(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line: int) -> str | None:
     item = item_at(ls.test_items(uri, rel), line)
-    nodeid = item.nodeid if item is not None else _failing_at(ls, ws, uri, rel, line)
-    if nodeid is None:
-        return None
+    head: str | None = None
+    if item is not None:
+        nodeid = item.nodeid
+    else:
+        failing = _failing_at(ws, rel, line)
+        if not failing:
+            return None
+        nodeid = base_nodeid(failing[0].nodeid)
+        head = _failing_head(rel, failing)
     states = ws.results.of_node(nodeid)
-    lines = [f"**{nodeid}**", ""]
+    lines = [head, "", f"**{nodeid}**", ""] if head else [f"**{nodeid}**", ""]
     if states:
         worst = next((s for s in states if s.failing), states[0])
         duration = sum(s.duration_s for s in states)
