@@ -181,6 +181,20 @@ def register(server: MaestroServer) -> None:
             # a newer save's run supersedes this one (RunManager.start)
             run_impacted_of(ls, ws, uri, kind="save")
 
+    @server.feature(types.WORKSPACE_DID_CHANGE_WATCHED_FILES)
+    def did_change_watched_files(
+        ls: MaestroServer, params: types.DidChangeWatchedFilesParams
+    ) -> None:
+        """A file created, changed or deleted outside the editor's buffers. The daemon's own
+        watcher tells the graph (and through it the results and diagnostics); here only the
+        memoised cache state of its workspace is dropped and the lenses asked for again."""
+        for change in params.changes:
+            located = ls.locate(change.uri)
+            if located is not None:
+                located[0].stale = None
+        if params.changes:
+            ls.schedule_refresh()
+
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def did_close(ls: MaestroServer, params: types.DidCloseTextDocumentParams) -> None:
         ls.disk.pop(params.text_document.uri, None)
