@@ -22,7 +22,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, TextIO
 
 from maestro.cli.launch import policy as policy
 from maestro.cli.launch import runs_in_process as runs_in_process
@@ -187,7 +187,15 @@ def log_to_stderr() -> None:
 
     from maestro.redaction import RedactingFormatter
 
-    handler = logging.StreamHandler(sys.stderr)
+    class ToStderr(logging.StreamHandler[TextIO]):
+        """To sys.stderr as it is when a record comes: while a progress bar shows, rich's
+        stand-in, which prints the record above the bar instead of after it."""
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.stream = sys.stderr
+            super().emit(record)
+
+    handler = ToStderr(sys.stderr)
     handler.setFormatter(RedactingFormatter("%(message)s"))  # as logging's last resort prints
     logging.basicConfig(level=logging.WARNING, handlers=[handler])
 

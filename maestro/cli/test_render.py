@@ -19,6 +19,8 @@ from maestro.counts import plural
 from maestro.nodeids import file_of
 
 if TYPE_CHECKING:
+    import logging
+
     from rich.progress import Progress, TaskID
 
     from maestro.engine.events import Event
@@ -77,12 +79,37 @@ class Display:
         # it is. None until the plan says tests run.
         self._letters: str | None = None  # the file of the line being written
         self._sessions = 0  # pytest sessions seen: a later one runs files again
+        self._log_handlers: list[logging.Handler] = []
 
     def __enter__(self) -> Display:
+        import logging
+
+        # a warning logged mid-run (to the terminal or the log the letters go to) gets a line
+        # of its own, not the end of the letters' line
+        self._log_handlers = [
+            h
+            for h in logging.getLogger().handlers
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)
+        ]
+        for handler in self._log_handlers:
+            handler.addFilter(self._end_line)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for handler in self._log_handlers:
+            handler.removeFilter(self._end_line)
+        self._log_handlers = []
         self.finish()
+
+    def _end_line(self, record: object) -> bool:
+        """A log record is about to be printed: end the letters' line first (a file's further
+        letters start a line of their own)."""
+        if self._letters:
+            from maestro.cli.consoles import console
+
+            console.out("", highlight=False)
+            self._letters = ""
+        return True
 
     def reset(self) -> None:
         self.finish()

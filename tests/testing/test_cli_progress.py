@@ -100,3 +100,91 @@ def test_a_file_run_again_gets_a_line_of_its_own(capsys: pytest.CaptureFixture[s
             display.progress_event({"event": "test_result", "nodeid": node, "outcome": outcome})
     lines = capsys.readouterr().out.splitlines()
     assert lines[-2:] == ["tests/test_t.py F.", "tests/test_t.py (run again) ..F."], lines
+
+
+EDITS_ITS_INPUT = """
+import subprocess
+
+from pkg.a import X
+
+
+def test_first():
+    pass
+
+
+def test_edits_what_it_imported():
+    subprocess.run(["sh", "-c", "echo '# edited' >> pkg/a.py"], check=True)
+    assert X == 1
+"""
+
+
+def test_a_warning_at_the_end_of_the_run_starts_on_its_own_line(tmp_path: Path) -> None:
+    # cookiecutter 2.7.1 in a CI log: "tests/test_hooks.py ............inputs changed while the
+    # tests ran, their results are not cached: /tmp/..." (the warning after the progress letters)
+    ws = tmp_path / "ws"
+    (ws / "tests").mkdir(parents=True)
+    (ws / "pkg").mkdir()
+    (ws / "pkg/__init__.py").write_text("")
+    (ws / "pkg/a.py").write_text("X = 1\n")
+    (ws / "tests/test_edit.py").write_text(EDITS_ITS_INPUT)
+    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env.update(
+        MAESTRO_DAEMON="off",
+        MAESTRO_STATE_DIR=str(tmp_path / "state"),
+        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
+    )
+    done = subprocess.run(
+        [MAESTRO, "test"], cwd=ws, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    assert "tests/test_edit.py .." in lines, lines
+    warning = "inputs changed while the tests ran, their results are not cached: pkg/a.py"
+    assert warning in lines, lines
+
+
+def test_a_warning_at_the_end_of_the_run_goes_above_the_progress_bar(tmp_path: Path) -> None:
+    # in a terminal the same warning was written after the bar's text, on the bar's line
+    import pty
+
+    ws = tmp_path / "ws"
+    (ws / "tests").mkdir(parents=True)
+    (ws / "pkg").mkdir()
+    (ws / "pkg/__init__.py").write_text("")
+    (ws / "pkg/a.py").write_text("X = 1\n")
+    (ws / "tests/test_edit.py").write_text(EDITS_ITS_INPUT)
+    subprocess.run(["git", "init", "-q"], cwd=ws, check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "CI")}
+    env.update(
+        MAESTRO_DAEMON="off",
+        MAESTRO_STATE_DIR=str(tmp_path / "state"),
+        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
+        TERM="xterm",
+        COLUMNS="100",
+    )
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [MAESTRO, "test"], cwd=ws, env=env, stdin=follower, stdout=follower, stderr=follower
+    )
+    os.close(follower)
+    seen = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closed: the run is over
+                break
+            if not chunk:
+                break
+            seen += chunk
+        assert proc.wait(timeout=120) == 0, seen
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+    text = seen.decode()
+    at = text.find("inputs changed while the tests ran")
+    assert at > 0, text
+    assert text[:at].endswith(("\n", "\x1b[2K")), repr(text[at - 80 : at + 20])
