@@ -42,6 +42,9 @@ _STRINGS_AND_COMMENTS = re.compile(
 _DEF = re.compile(r"(?:async[ \t]+)?def[ \t]+(\w+)")
 _CLASS = re.compile(r"class[ \t]+(\w+)[ \t]*(?:\((.*)\))?")
 _DEF_OR_CLASS = re.compile(r"(?:async[ \t]+def|def|class)[ \t]+\w")
+# `TestMachine = Machine.TestCase` at module level: a unittest class the module names by an
+# assignment (Hypothesis' stateful tests), which pytest collects under that name
+_ALIAS = re.compile(r"(\w+)[ \t]*=[ \t]*[\w.]+\.TestCase[ \t]*$")
 _INSIDE = "\x01"  # marks a line that starts inside a multi-line string
 
 
@@ -73,7 +76,8 @@ class _Block:
 
 
 def discover(rel_path: str, source: str) -> list[TestItem]:
-    """Top-level test functions and test classes (``Test*`` or unittest-style) of a test file.
+    """Top-level test functions and test classes (``Test*`` or unittest-style, or a
+    ``TestCase`` named by an assignment) of a test file.
 
     Lexical, like the import scanner: ``ast.parse`` of a large test module is too slow for a
     request an editor sends on every keystroke pause; this walk is much cheaper and still works
@@ -173,6 +177,11 @@ def discover(rel_path: str, source: str) -> list[TestItem]:
                 prefix = parent.item.nodeid if parent and parent.item else rel_path
                 item = _item(f"{prefix}::{name}", name, "class", number, indent, lines)
             stack.append(_Block(indent, "class", item, bases))
+        elif not indent and "TestCase" in stripped:
+            alias = _ALIAS.match(stripped)
+            if alias is not None:
+                name = alias.group(1)
+                items.append(_item(f"{rel_path}::{name}", name, "class", number, 0, lines))
     while stack:
         close(stack.pop(), last_code)
     items.sort(key=lambda i: i.line)

@@ -231,3 +231,33 @@ def test_finds_everything_ast_finds_on_the_stdlib_test_suite() -> None:
     assert checked > 100
     # the stdlib's tests are unittest classes not named Test*: the lexical walk sees them
     assert unittest_extra > 500
+
+
+def test_a_test_class_named_by_an_alias_is_an_item() -> None:
+    """Hypothesis' stateful tests: `TestMachine = Machine.TestCase` (a unittest class the module
+    names by an assignment) is a class pytest collects; the lenses need it as an item."""
+    source = textwrap.dedent(
+        """\
+        import unittest
+        from hypothesis.stateful import RuleBasedStateMachine
+
+
+        class Machine(RuleBasedStateMachine):
+            pass
+
+
+        MachineTests = Machine.TestCase
+        OtherTests = pkg.machines.Other.TestCase  # a comment
+        not_a_test = Machine.TestCase.settings
+        case = make(Machine.TestCase)
+
+
+        def helper():
+            Inner = Machine.TestCase
+        """
+    )
+    items = discover("tests/test_m.py", source)
+    assert [(i.nodeid, i.kind, i.line, i.name_col) for i in items] == [
+        ("tests/test_m.py::MachineTests", "class", 8, 0),
+        ("tests/test_m.py::OtherTests", "class", 9, 0),
+    ]

@@ -64,3 +64,32 @@ async def test_hover_on_a_failure_of_an_aliased_test_class_shows_its_report(
         assert "Last result: **1 failed**" in text and "assert 2 == 1" in text, text
     finally:
         await stop_client(client)
+
+
+async def test_an_aliased_test_class_has_its_run_lens_and_last_result(lsp_env: Env) -> None:
+    """The alias got no lens of its own: only the file's lens counted its test."""
+    env = lsp_env
+    write_files(env.root, FILES)
+    commit_all(env.root, "alias")
+    client = await start_client(env, "visual_studio_code")
+    try:
+        uri = open_doc(client, env, "tests/test_alias.py")
+        done = await run_to_end(client, "maestro.runFile", uri)
+        assert done["failed"] == 1, done
+        lenses = await asyncio.wait_for(
+            client.text_document_code_lens_async(
+                types.CodeLensParams(text_document=types.TextDocumentIdentifier(uri=uri))
+            ),
+            60,
+        )
+        at_alias = [
+            (lens.command.title, list(lens.command.arguments or []))
+            for lens in lenses or []
+            if lens.command and lens.range.start.line == 13  # MachineTests = Machine.TestCase
+        ]
+        assert at_alias[0] == ("▶ Run", ["tests/test_alias.py::MachineTests", uri]), at_alias
+        assert at_alias[1][0].startswith("✗ failed"), at_alias
+        rerun = await run_to_end(client, "maestro.runNode", *at_alias[0][1])
+        assert rerun["failed"] == 1, rerun
+    finally:
+        await stop_client(client)
