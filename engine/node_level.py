@@ -677,7 +677,10 @@ class _Readers:
             for index, qualname in self.by_path.get(path, ()):
                 if qualname in scopes:
                     where = dotted(path, qualname)
-                    why = f"executed {where}, which may read names it does not spell out: {first}"
+                    why = (
+                        f"executed {where}, which reads names it builds at run time"
+                        f" (getattr(module, name) or such), maybe the changed one: {first}"
+                    )
                     self.hit.setdefault(index, why)
                     self.named.pop(index, None)
 
@@ -887,7 +890,10 @@ def _constant_readers(
         )
         anywhere = fp.escapes and (not fp.escaping or "<module>" in reaching)
         if anywhere or (fp.own_escapes and path in holders) or (fp.code_namespace and not hidden):
-            return f"{first}, and {path} may read names it does not spell out"
+            return (
+                f"{first}, and code in {path} reads names it builds at run time"
+                " (getattr(module, name), globals(), exec or such): it may read the changed one"
+            )
         for star in fp.stars:
             if not hidden and _may_name(graph, path, star, holders):
                 return f"{first}, and {path} star-imports {star}"
