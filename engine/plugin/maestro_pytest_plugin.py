@@ -176,8 +176,8 @@ class _Window:
     reading, programs started, and the module names first imported."""
 
     __slots__ = (
-        "env", "loose", "modules_before", "own", "paths", "running", "scopes", "spawns",
-        "test_file",
+        "env", "loose", "modules_before", "opened", "own", "paths", "running", "scopes",
+        "spawns", "test_file",
     )  # fmt: skip
 
     def __init__(self, test_file: str, *, modules: bool = False) -> None:
@@ -197,6 +197,8 @@ class _Window:
         self.own: set[str] = set()
         # recorded Python children an earlier window started, still running when it opened
         self.running: set[int] = set()
+        # when it opened, in the ticks a child's record says it was forked in (None: unknown)
+        self.opened = rec.boot_ticks()
         # while a higher-scoped fixture is set up: the variables its code reads (`_note_env`)
         self.env: set[str] | None = None
 
@@ -340,9 +342,14 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 # commit info at start-up): repository metadata is no input, as .git is none;
                 # the same query from the workspace's code, a conftest or a test stays opaque
                 reads = [] if rec.started_by_installed(rec.caller(1)) else None
-            else:
-                # the program inherits the environment: what it reads of it is not seen
+            elif not python or window is _SESSION or window.env is not None:
+                # the program inherits the environment: what it reads of it is not seen. A
+                # Python one reports what it read in its record, taken when the window closes
+                # (`_absorb_children`); one started outside every test or by a higher-scoped
+                # fixture may serve other windows than the one taking its record
                 _note_env(window, _KEYED_WHEN_READ)
+            if python and window is _SESSION:
+                _stray_started()
             if reads is None:
                 window.spawns.append((program, python))
                 return
@@ -1394,8 +1401,10 @@ class _Recorder:
                 "running (a worker or server kept for later tests): what they did for it is "
                 "not recorded"
             )
+            _note_env(window, _KEYED_WHEN_READ)  # and which variables they read for it
         if not records and not expected:
             return
+        self._children_env(window, records, expected)
         for record in records:
             window.paths.extend(p for p in record.get("reads", ()) if isinstance(p, str))
             for path in record.get("loads", ()):
@@ -1418,10 +1427,34 @@ class _Recorder:
                 elif (outside := self._external(path)) is not None:
                     seen.external.add(outside)
         if len(records) < expected:
+            _stray_started()  # one may yet start, or end, in a later window
             seen.opaque.append(
                 f"started {expected - len(records)} Python process(es) that left no record "
                 "(run with -I or -E, a cleared environment, or killed): what they read is unknown"
             )
+
+    def _children_env(self, window: _Window, records: list[dict[str, Any]], expected: int) -> None:
+        """Charge `window` with the user's own variables its Python children read, when every
+        record taken is surely of a process it started and every one it started left a record;
+        else with all of them: a child that left none read what it read unseen. A record is
+        the window's when its process was forked after the window opened (a tick later, or
+        in that tick when no earlier child may still be starting) by this process or by a
+        child that left one of these records."""
+        pids = {r.get("pid") for r in records} | {os.getpid()}
+        opened = window.opened
+        exact = opened is not None and len(records) == expected and not window.running
+        found: set[str] = set()
+        for record in records if exact and opened is not None else ():
+            names, forked = record.get("env"), record.get("forked")
+            if (
+                not isinstance(names, list) or record.get("ppid") not in pids
+                or not isinstance(forked, int) or forked < opened
+                or (forked == opened and _stray_children)
+            ):  # fmt: skip
+                exact = False
+                break
+            found.update(n for n in names if n in _KEYED_WHEN_READ)
+        _note_env(window, found if exact else _KEYED_WHEN_READ)
 
     def _made_by_run(self, program: str) -> bool:
         """Is `program`, outside the workspace, a file the run made (a script a test rendered
@@ -2844,10 +2877,20 @@ def _start_recording() -> None:
 _STEERING = ("PYTHON", "PYTEST_", "MAESTRO_", "VIRTUAL_ENV", "COV_CORE_", "COVERAGE_")
 # Passed to pytest and keyed only for the test files that read them, set or not: the user's own
 # (maestro/envvars.py KEYED_WHEN_READ)
-_KEYED_WHEN_READ = frozenset({"HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM"})
+_KEYED_WHEN_READ: frozenset[str] = rec.KEYED_WHEN_READ
 # The window's test file ("" outside every file) -> the variables read there and found unset,
 # and those of `_KEYED_WHEN_READ` read there.
 _env_reads: dict[str, set[str]] = {}
+# A Python process was started whose record may come in a later window than the one starting
+# it (started outside every test, or not ended when its window closed)
+_stray_children = False
+
+
+def _stray_started() -> None:
+    global _stray_children
+    _stray_children = True
+
+
 # Extension modules of the standard library whose C code reads these variables with getenv(),
 # which os.environ never sees: curses its terminal's description ($TERM, ~/.terminfo). (readline
 # reads ~/.inputrc and $TERM once, as pytest imports it before any test in every session: only
@@ -2917,7 +2960,7 @@ def _watch_environ() -> None:
     folder (``$TMPDIR``, read once per process and kept) and pytest's ``tmp_path``'s."""
     environ, environb = os.environ, getattr(os, "environb", None)
     real = os._Environ.__getitem__
-    real_iter = os._Environ.__iter__
+    real_iter, real_repr = os._Environ.__iter__, os._Environ.__repr__
     keyed = _KEYED_WHEN_READ
     keyed_b = {os.fsencode(n): n for n in keyed}
 
@@ -2939,8 +2982,14 @@ def _watch_environ() -> None:
             _note_env(_active, keyed, sys._getframe(1))
         return real_iter(self)
 
+    def represent(self: Any) -> Any:
+        if self is environ or self is environb:
+            _note_env(_active, keyed, sys._getframe(1))
+        return real_repr(self)
+
     os._Environ.__getitem__ = getitem  # type: ignore[method-assign]
     os._Environ.__iter__ = iterate  # type: ignore[method-assign]
+    os._Environ.__repr__ = represent  # type: ignore[method-assign]
     real_tempdir: Any = getattr(tempfile, "_gettempdir", None)
 
     def gettempdir() -> Any:

@@ -5,8 +5,9 @@ Stdlib only, Python 3.11+: it runs inside the workspace's interpreter and inside
 child of a test. The child side works as coverage.py's subprocess support does: the plugin sets
 ``MAESTRO_CHILD_DIR`` for the session, the ``sitecustomize`` module beside this file (on
 PYTHONPATH) starts a ``ChildRecorder`` in every Python process that inherits it, and each child
-writes one JSON record into that directory when it exits. The plugin folds the records into the
-test that was running.
+writes one JSON record into that directory when it exits (or replaces itself by exec). The
+plugin folds the records into the test that was running, with which of the user's own variables
+(``KEYED_WHEN_READ``) each child read.
 
 What cannot be recorded is said, never guessed: a process that is not Python (``cat``, a shell),
 a fork (its record dies with ``os._exit``) or a Python child that left no record (``-I``, ``-E``,
@@ -24,6 +25,7 @@ import stat
 import sys
 import sysconfig
 import threading
+import time
 from collections.abc import Callable, Collection
 from typing import Any, NamedTuple, NoReturn
 
@@ -31,6 +33,11 @@ ENV_DIR = "MAESTRO_CHILD_DIR"
 ENV_ROOT = "MAESTRO_CHILD_ROOT"
 RECORD_PREFIX = "child-"
 RUNNING_PREFIX = "running-"  # a recorded child's mark while it runs (its record comes at exit)
+KEYED_WHEN_READ = frozenset({"HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM"})
+"""The user's own variables (maestro/envvars.py), keyed only for the tests that read them."""
+# Extension modules whose C code reads some of them with getenv(), which os.environ never sees:
+# curses its terminal's description ($TERM, ~/.terminfo), readline ~/.inputrc and $TERM
+C_ENV_READERS = {"_curses": ("TERM", "HOME"), "readline": ("TERM", "HOME")}
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC
 _ANONYMOUS = frozenset(
     {"<lambda>", "<listcomp>", "<dictcomp>", "<setcomp>", "<genexpr>", "<locals>"}
@@ -675,9 +682,34 @@ def read_records(directory: str) -> list[dict[str, Any]]:
     return out
 
 
+try:
+    _TICKS: int | None = os.sysconf("SC_CLK_TCK")
+except (AttributeError, OSError, ValueError):
+    _TICKS = None
+_BOOT_CLOCK: int | None = getattr(time, "CLOCK_BOOTTIME", None)
+
+
+def boot_ticks() -> int | None:
+    """Now, in the clock ticks since boot in which Linux gives a process's start (None
+    elsewhere): a child forked in a later tick than a window opened was started in it."""
+    if _TICKS is None or _BOOT_CLOCK is None:
+        return None
+    return time.clock_gettime_ns(_BOOT_CLOCK) * _TICKS // 1_000_000_000
+
+
+def _forked_at() -> int | None:
+    """When this process was forked, in clock ticks since boot (``/proc/self/stat``)."""
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            text = f.read()
+        return int(text[text.rindex(b")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class ChildRecorder:
-    """Runs inside a Python child of a test: records what it opened, wrote, started and
-    executed, and writes it as one JSON record at exit."""
+    """Runs inside a Python child of a test: records what it opened, wrote, started, executed
+    and which of the user's own variables it read, and writes it as one JSON record at exit."""
 
     def __init__(self, directory: str, root: str) -> None:
         self.directory = directory
@@ -694,12 +726,18 @@ class ChildRecorder:
         self._thread_hook: Any = None  # the profile function of the threads it starts
         self._hook_lost = False  # the process ran code under another profile hook a while
         self._installed: tuple[str, ...] | None = None  # once something is listed
+        # which of `KEYED_WHEN_READ` it read (set or not), and whose child it is since when:
+        # the test process takes what it read only from the records it can tell are its own
+        self.env: set[str] = set()
+        self.ppid = os.getppid()
+        self.forked = _forked_at()
 
     def start(self) -> None:
         # marked before the hook: the mark is the recorder's, not a write of the child
         with contextlib.suppress(OSError):
             open(os.path.join(self.directory, f"{RUNNING_PREFIX}{os.getpid()}"), "wb").close()
         sys.addaudithook(self._audit)
+        self._watch_environ()
         os.stat, os.lstat = self._probing(os.stat), self._probing(os.lstat)
         self._start_tracing()
         atexit.register(self.finish)
@@ -731,11 +769,15 @@ class ChildRecorder:
                 else:
                     (self.loads if loads_code(frame) else self.reads).append(found[0])
             elif event in SPAWN_EVENTS and self.directory:
+                self.env.update(KEYED_WHEN_READ)  # inherited: what the program reads is unseen
                 program, python = spawned(event, args)
                 reads = None if python else known_reads(event, args)
                 if reads is not None:  # not Python, but what it reads is known
                     self.reads.extend(reads)
                 self.spawns.append((program, python if reads is None else None))
+                if event == "os.exec":
+                    # the program replaces this one (same process, no exit): record it now
+                    self.finish()
             elif event in LIST_EVENTS:
                 listing = listed(args, self._is_workspace)
                 if listing is not None:
@@ -752,6 +794,39 @@ class ChildRecorder:
             # reports a stale errno): never that. Leave no record instead: a child without one
             # makes the test depend on everything.
             self.directory = ""
+
+    def _watch_environ(self) -> None:
+        """Note which of `KEYED_WHEN_READ` this process reads, set or not: by name through
+        ``os.environ`` or ``os.environb`` (``[...]``, ``get``, ``os.getenv``, ``in``: so
+        ``expanduser``, ``getpass`` and tempfile's one look for its folder), or all of them by
+        iterating the environment (``copy()``, ``items()``, ``dict(...)``) or printing it."""
+        environ, environb = os.environ, getattr(os, "environb", None)
+        kind = type(environ)
+        real_get, real_iter, real_repr = kind.__getitem__, kind.__iter__, kind.__repr__
+        keyed, noted = KEYED_WHEN_READ, self.env
+        keyed_b = {os.fsencode(n): n for n in keyed}
+
+        def getitem(env: Any, key: Any) -> Any:
+            if env is environ:
+                if isinstance(key, str) and key in keyed:
+                    noted.add(str(key))
+            elif env is environb and isinstance(key, bytes) and key in keyed_b:
+                noted.add(keyed_b[key])
+            return real_get(env, key)
+
+        def iterate(env: Any) -> Any:
+            if env is environ or env is environb:
+                noted.update(keyed)
+            return real_iter(env)
+
+        def represent(env: Any) -> Any:
+            if env is environ or env is environb:
+                noted.update(keyed)
+            return real_repr(env)
+
+        kind.__getitem__ = getitem  # type: ignore[method-assign]
+        kind.__iter__ = iterate  # type: ignore[method-assign]
+        kind.__repr__ = represent  # type: ignore[method-assign]
 
     def _probing(self, real: Callable[..., Any]) -> Callable[..., Any]:
         """``os.stat``/``os.lstat`` that note the workspace file whose being there this process
@@ -852,6 +927,9 @@ class ChildRecorder:
         self.spawns.extend((UNSEEN + what, False) for what in unseen_readers())
         if self._hook_lost:
             self.spawns.append((HOOK_LOST, False))
+        for module, names in C_ENV_READERS.items():
+            if module in sys.modules:
+                self.env.update(names)
         functions: dict[str, set[str]] = {}
         for code in list(self.codes.values()):
             filename = code.co_filename
@@ -867,8 +945,12 @@ class ChildRecorder:
             "scratch": sorted(set(self.scratch)),
             "spawns": sorted(set(self.spawns), key=repr),
             "functions": {path: sorted(q) for path, q in functions.items()},
+            "env": sorted(self.env),
+            "ppid": self.ppid,
+            "forked": self.forked,
         }
-        name = f"{RECORD_PREFIX}{os.getpid()}-{threading.get_ident()}.json"
+        # (an image that replaced another by exec has its pid and thread, not its record)
+        name = f"{RECORD_PREFIX}{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}.json"
         final = os.path.join(self.directory, name)
         directory, self.directory = self.directory, ""  # once, even if called again
         try:

@@ -4,7 +4,9 @@ files that read none. Found by a trial of the team cache (two machines, one coor
 PyYAML): `env:HOME` was in every key, so no file was ever served across machines. A file that
 reads one (through os.environ, expanduser, getpass, tempfile, tmp_path, a copy of the
 environment, a program it starts, curses' C code, a session fixture, a conftest's import) runs
-again when its value changes, and fails as plain pytest does. Real pytest, real LMDB."""
+again when its value changes, and fails as plain pytest does. A recorded Python child charges
+the test only with what it read; any other program, or a child that left no record, with all.
+Real pytest, real LMDB."""
 
 from __future__ import annotations
 
@@ -222,3 +224,94 @@ def test_a_workspace_can_key_one_for_every_file(ws: Workspace, name: str) -> Non
         second = testing.run(ws.graph(), cache, ws.interpreter, only, environ=bob)
     assert outcomes(second) == {"tests/test_plain.py": ("passed", False)}
     assert second.files[0].planned.changed == [f"env:{name}"]  # type: ignore[attr-defined]
+
+
+# Python children a test starts: a recorded one reports which of the variables it read
+CHILDREN = {
+    # reads none: served to another user
+    "tests/test_quiet_child.py": """
+import subprocess
+import sys
+
+def test_quiet_child():
+    out = subprocess.run(
+        [sys.executable, "-c", "print(1)"], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "1"
+""",
+    # reads HOME: runs again for another user, and fails as plain pytest does
+    "tests/test_child_home.py": """
+import subprocess
+import sys
+
+def test_child_home():
+    out = subprocess.run(
+        [sys.executable, "-c", "import os.path; print(os.path.expanduser('~'))"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert out.strip().endswith("alice")
+""",
+    # the rest pass for both, but what they read is unknown: every variable keys them
+    "tests/test_child_shell.py": """
+import subprocess
+import sys
+
+def test_child_shell():
+    code = "import subprocess; subprocess.run(['sh', '-c', 'true'], check=True)"
+    subprocess.run([sys.executable, "-c", code], check=True)
+""",
+    "tests/test_child_copy.py": """
+import subprocess
+import sys
+
+def test_child_copy():
+    code = "import os; print(len(os.environ.copy()) > 0)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert out.strip() == "True"
+""",
+    # reads HOME, then replaces itself with another Python program (exec: no exit)
+    "tests/test_child_exec.py": """
+import subprocess
+import sys
+
+def test_child_exec():
+    code = (
+        "import os, sys; os.environ['HOME']; "
+        "os.execv(sys.executable, [sys.executable, '-c', 'print(1)'])"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+""",
+    "tests/test_unrecorded_child.py": """
+import subprocess
+import sys
+
+def test_unrecorded_child():
+    subprocess.run([sys.executable, "-I", "-c", "print(1)"], check=True)
+""",
+}
+
+
+def test_a_recorded_python_child_keys_only_what_it_read(ws: Workspace) -> None:
+    for rel, text in CHILDREN.items():
+        ws.write(rel, text)
+    alice = user(ws.root.parent, "alice", "xterm")
+    bob = user(ws.root.parent, "bob", "dumb")
+    bob["SHELL"] = "/bin/zsh" if alice.get("SHELL") != "/bin/zsh" else "/bin/bash"
+    every = sorted(f"env:{n}" for n in ("HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM"))
+    with Cache.open() as cache:
+        first = testing.run(ws.graph(), cache, ws.interpreter, testing.Selection(), environ=alice)
+        assert {o for o, _ in outcomes(first).values()} == {"passed"}, outcomes(first)
+        second = testing.run(ws.graph(), cache, ws.interpreter, testing.Selection(), environ=bob)
+    seen = outcomes(second)
+    changed = {f.target: sorted(f.planned.changed) for f in second.files}  # type: ignore[attr-defined]
+    assert seen["tests/test_quiet_child.py"] == ("passed", True), changed
+    # plain pytest fails it for bob too
+    assert seen["tests/test_child_home.py"] == ("failed", False), changed
+    assert changed["tests/test_child_home.py"] == ["env:HOME"]
+    assert pytest_failures(ws, bob) == {"tests/test_child_home.py"}
+    for unknown in (
+        "test_child_shell.py", "test_child_copy.py", "test_child_exec.py",
+        "test_unrecorded_child.py",
+    ):  # fmt: skip
+        assert seen[f"tests/{unknown}"] == ("passed", False), changed
+        assert changed[f"tests/{unknown}"] == every, changed
