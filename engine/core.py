@@ -363,6 +363,8 @@ class Engine:
                 by_target = {o.target: o for o in redone}
                 for o in doubted:
                     confirmed += confirmation_notes(o, by_target[o.target])
+                    again_o = by_target[o.target]  # served: by neither of the two runs
+                    again_o.served = tuple(n for n in again_o.served if n in set(o.served))
                 fresh = [o for o in fresh if o.target not in targets] + redone
             # Traced, a call-heavy test runs several times slower than under pytest: a file
             # with a test that ran out of its pytest-timeout runs again untraced, as pytest

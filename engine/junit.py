@@ -10,6 +10,7 @@ from __future__ import annotations
 import platform
 import re
 from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from datetime import UTC, datetime
 
 from maestro import nodeids
@@ -178,12 +179,13 @@ def _cases(tests: Iterable[TestOutcome]) -> Iterator[tuple[TestOutcome, list[Tes
 
 
 def render(
-    results: Iterable[tuple[ActionResult, bool]],
+    results: Iterable[tuple[ActionResult, bool | AbstractSet[str]]],
     *,
     name: str = "pytest",
     skipped_files: Iterable[tuple[str, str]] = (),
 ) -> bytes:
-    """One `<testsuites>` document for (result, served_from_cache) pairs; `skipped_files`
+    """One `<testsuites>` document for (result, served from the cache) pairs, served being
+    True, False or the node ids served of a file run in part; `skipped_files`
     (test file or node id, why) are what predictive mode did not run, one skipped testcase each."""
     cases: list[str] = []
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
@@ -198,8 +200,9 @@ def render(
         )
         counts["tests"] += 1
         counts["skipped"] += 1
-    for result, cached in results:
+    for result, served in results:
         for test, more in _cases(result.tests):
+            cached = served if isinstance(served, bool) else test.node_id in served
             _case(cases, test, cached=cached, more=more)
             counts["tests"] += len(more)
             counts["errors"] += len(more)

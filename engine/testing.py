@@ -1660,6 +1660,7 @@ class FileOutcome:
     result: ActionResult | None  # None: not run to completion (interrupted, -x stopped early)
     cached: bool
     stored: bool = False
+    served: tuple[str, ...] = ()  # run in part: the node ids of `result` this run did not run
 
     @property
     def target(self) -> str:
@@ -1706,6 +1707,7 @@ def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResu
             target=o.target,
             cached=o.cached,
             stored=o.stored,
+            served=list(o.served),
             result=dumped(o, o.result) if o.result is not None else None,
         )
         for o in summary.files
@@ -1842,6 +1844,14 @@ def _text(
         if captured:
             parts.append(f"{'-' * 10} Captured {stream} {r.nodeid} {'-' * 10}\n{captured}")
     return redactor.redact("".join(parts)).encode()
+
+
+def _served(f: PlannedFile, result: ActionResult, ran: Iterable[TestResult]) -> tuple[str, ...]:
+    """The node ids of `result` carried from `f`'s previous result: not run by this run."""
+    if f.run_nodes is None or f.carried is None:
+        return ()
+    fresh = {r.nodeid for r in ran}
+    return tuple(t.node_id for t in result.tests if t.node_id not in fresh)
 
 
 def _file_results(report: RunReport, targets: Iterable[str]) -> dict[str, list[TestResult]]:
@@ -2244,6 +2254,7 @@ def store_results(
             continue
         if agree and f.cached is not None:
             result = timed_as(f.cached, result)
+        served = _served(f, result, results)
         if changed := changed_during_run & key.inputs.keys():
             # the daemon's own run (nobody waited for it): what its tests did not write, an edit
             edited = changed - ran_wrote if planned.background else set()
@@ -2255,14 +2266,14 @@ def store_results(
             planned.last.not_stored(f.target, [_REORDERED])
         if f.deselect or changed or unset or f.target in shuffled or (keep and not keep(f)):
             # a predictive run's deselected tests have no result for these inputs
-            out.append(FileOutcome(f, result, False, stored=False))
+            out.append(FileOutcome(f, result, False, stored=False, served=served))
             continue
         actions.append((key.hex, result))
         if cache.shared_with_team and f.key.hex != key.hex and not _failed(result):
             actions.append((lookup_pointer(f.key.hex), result))  # for a clean clone's lookup
         planned.last.set(key)
         stored_keys.append(key)
-        out.append(FileOutcome(f, result, False, stored=True))
+        out.append(FileOutcome(f, result, False, stored=True, served=served))
     cache.put_run(blobs, actions)  # shown results (stored or not) need their blobs
     _remember_fingerprints(planned, stored_keys, redactor)
     try:

@@ -763,6 +763,10 @@ class RunFileResult(WireModel):
     target: str
     cached: bool
     stored: bool = False
+    served: list[str] = Field(
+        default_factory=list,
+        description="a file run in part: the node ids of its result served from the cache",
+    )
     result: dict[str, Any] | None = Field(
         default=None, description="the ActionResult (maestro.cache.action) in JSON mode"
     )

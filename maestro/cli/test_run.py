@@ -276,13 +276,14 @@ def run_in_process(
     return result.model_copy(update={"notes": [*result.notes, note]})
 
 
-def file_results(result: RunTestsResult) -> list[tuple[ActionResult, bool]]:
-    """(ActionResult, served from cache) of every file that has a result, in plan order, each
-    test once (a skipped folder's node is in the result of each of its files)."""
+def file_results(result: RunTestsResult) -> list[tuple[ActionResult, bool | frozenset[str]]]:
+    """(ActionResult, served from cache: the whole file, or of a file run in part the node ids
+    served) of every file that has a result, in plan order, each test once (a skipped folder's
+    node is in the result of each of its files)."""
     from maestro.cache.action import ActionResult
 
     seen: set[str] = set()
-    out: list[tuple[ActionResult, bool]] = []
+    out: list[tuple[ActionResult, bool | frozenset[str]]] = []
     for f in result.files:
         if f.result is None:
             continue
@@ -291,5 +292,5 @@ def file_results(result: RunTestsResult) -> list[tuple[ActionResult, bool]]:
         seen.update(t.node_id for t in tests)
         if len(tests) < len(action.tests):
             action = action.model_copy(update={"tests": tests})
-        out.append((action, f.cached))
+        out.append((action, f.cached or frozenset(f.served)))
     return out

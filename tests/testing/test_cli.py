@@ -87,6 +87,27 @@ def test_junit_merges_cached_and_fresh(cli: Workspace, tmp_path: Path) -> None:
     assert 'tests="5"' in xml and xml.count('name="maestro.cached"') == 1
 
 
+def test_junit_marks_the_served_tests_of_a_file_run_in_part(cli: Workspace, tmp_path: Path) -> None:
+    # autopep8 2.3.2: "1 to run (565 of their tests cached)", and no test of the 567 in the
+    # JUnit file had the maestro.cached property: a CI could not tell run from served
+    import xml.etree.ElementTree as ET
+
+    _impacted_with_a_file_run_in_part(cli)  # pkg/b.py changed: test_d.py's test_mul re-ran
+    cli.edit("pkg/b.py", "return b * a", "return b * a * 1")
+    report = tmp_path / "junit.xml"
+    code, out = invoke("test", "--junit-xml", str(report))
+    assert code == 0 and "tests/test_d.py  1 of 2 tests" in out, out
+    cached = {
+        f"{case.get('classname')}.{case.get('name')}"
+        for case in ET.parse(report).iter("testcase")
+        if any(p.get("name") == "maestro.cached" for p in case.iter("property"))
+    }
+    assert "tests.test_d.test_add" in cached  # served: its file ran in part
+    assert "tests.test_d.test_mul" not in cached  # run
+    assert {"tests.test_a.test_add", "tests.test_data.test_data"} <= cached  # files served
+    assert not {"tests.test_b.test_mul", "tests.test_c.test_square"} & cached
+
+
 def test_impacted_with_explicit_changed_paths(cli: Workspace) -> None:
     invoke("test")
     cli.edit("pkg/c.py", "mul(x, x)", "x * x")
