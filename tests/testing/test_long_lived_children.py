@@ -128,3 +128,31 @@ def test_a_forked_worker_an_earlier_test_started_keeps_the_later_tests_from_the_
     assert any("kept running" in why for why in later)
     ws.edit("pkg/work.py", "x * x", "x * x + 1")
     assert [outcomes(ws.run())[n] for n in nodes] == ["passed", "failed"]
+
+
+def test_an_earlier_tests_record_does_not_stand_for_a_child_that_left_none(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a detached child of the first test ends (leaving its record) while the next test runs a
+    # child that leaves none (`-I`): counting records, one stood for the other, and the data
+    # file only the `-I` child read was no input of the second test
+    monkeypatch.setenv("MAESTRO_TRACE", "always")
+    ws.write("data.txt", "one\n")
+    ws.write(
+        "tests/test_a.py",
+        "import subprocess\nimport sys\n\n\ndef test_detach():\n"
+        "    subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(1.5)'])\n",
+    )
+    ws.write(
+        "tests/test_b.py",
+        "import subprocess\nimport sys\nimport time\n\n\ndef test_isolated_child():\n"
+        "    out = subprocess.run([sys.executable, '-I', '-c', "
+        "'print(open(\"data.txt\").read().strip())'], capture_output=True, text=True)\n"
+        "    time.sleep(3)  # the first test's child ends, and leaves its record, meanwhile\n"
+        "    assert out.stdout == 'one\\n'\n",
+    )
+    later = "tests/test_b.py::test_isolated_child"
+    first = ws.run()
+    assert outcomes(first)[later] == "passed"
+    ws.edit("data.txt", "one", "two")
+    assert outcomes(ws.run())[later] == "failed"  # as plain pytest says
