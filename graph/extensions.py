@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from maestro.counts import plural
@@ -60,17 +60,22 @@ def built_next_to(root: str, source: str) -> list[str]:
     return sorted(found)
 
 
-def _extension_names(root: str, source: str) -> list[str]:
-    """The dotted names build files give the extensions whose sources list `source`."""
-    names: list[str] = []
-    for build in _BUILD_FILES:
+def _build_files_naming(root: str, source: str) -> Iterator[tuple[str, str]]:
+    """(name, text) of each build file (setup.py, pyproject.toml, setup.cfg) naming `source`."""
+    for name in _BUILD_FILES:
         try:
-            with open(os.path.join(root, build), encoding="utf-8", errors="replace") as f:
+            with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
                 text = f.read(1_000_000)
         except OSError:
             continue
-        if source not in text:
-            continue
+        if source in text:
+            yield name, text
+
+
+def _extension_names(root: str, source: str) -> list[str]:
+    """The dotted names build files give the extensions whose sources list `source`."""
+    names: list[str] = []
+    for _, text in _build_files_naming(root, source):
         found = list(_NAMED.finditer(text))
         for i, match in enumerate(found):
             end = found[i + 1].start() if i + 1 < len(found) else len(text)
@@ -107,15 +112,7 @@ def rebuilt_since(root: str, changes: Sequence[Change]) -> list[Change]:
 
 def _named_in_build_files(root: str, source: str) -> str | None:
     """The build file (setup.py, pyproject.toml, setup.cfg) that names `source`, if any."""
-    for name in _BUILD_FILES:
-        try:
-            with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
-                text = f.read(1_000_000)
-        except OSError:
-            continue
-        if source in text:
-            return name
-    return None
+    return next((name for name, _ in _build_files_naming(root, source)), None)
 
 
 def extension_notes(
