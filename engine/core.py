@@ -157,6 +157,7 @@ class Engine:
             UNTRACED,
             FileOutcome,
             PlannedFile,
+            changed_during_run_note,
             collect_only,
             confirm_until,
             confirmation_notes,
@@ -403,7 +404,7 @@ class Engine:
             confirmed,
             environment,
             subtests_shown=subtests_shown(self.graph, planned, environ),
-            notes=planned.notes,
+            notes=[*planned.notes, *changed_during_run_note(planned)],
         )
         if confirming_s:  # the summary's "pytest Ns" covers every run
             summary = summary.model_copy(update={"wall_s": summary.wall_s + confirming_s})

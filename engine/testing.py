@@ -747,6 +747,8 @@ class Plan:
     withheld: frozenset[str] = frozenset()
     background: bool = False  # the daemon's own run (speculative, re-recording): nobody asked
     notes: list[str] = field(default_factory=list)  # changes the selection reaches no test from
+    # inputs of the files run that changed while their tests ran (their results not stored)
+    changed_during_run: set[str] = field(default_factory=set)
 
     @property
     def to_run(self) -> list[PlannedFile]:
@@ -2216,11 +2218,12 @@ def store_results(
     end = report.session_end
     ran_wrote = set(end.written if end is not None else ())
     changed_during_run |= digests.modified_during_run(file_inputs.keys() - ran_wrote)
-    if changed_during_run:
-        log.warning(
+    if changed_during_run:  # the user reads it in the run's notes (`changed_during_run_note`)
+        log.info(
             "inputs changed while the tests ran, their results are not cached: %s",
             ", ".join(sorted(changed_during_run)[:5]),
         )
+        planned.changed_during_run |= changed_during_run
     # a file the named paths' order runs after other files than the full run does may owe
     # its outcome to that order: shown, not stored (the cache holds what the full run says)
     shuffled = reordered(
@@ -2283,6 +2286,19 @@ def store_results(
     else:
         prune_versions_now_and_then(planned.digests.graph.root)
     return out
+
+
+def changed_during_run_note(planned: Plan) -> list[str]:
+    """The run's note on the inputs that changed while its tests ran (none: no note)."""
+    changed = sorted(planned.changed_during_run)
+    if not changed:
+        return []
+    more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+    return [
+        "inputs changed while the tests ran, their results are not cached: "
+        + ", ".join(changed[:5])
+        + more
+    ]
 
 
 def passed_alone(outcome: FileOutcome) -> bool:

@@ -414,7 +414,7 @@ def print_summary(result: Mapping[str, Any]) -> None:
         console.print("[yellow]re-checked[/] " + escape(str(note)), highlight=False)
     for note in result.get("environment") or []:  # a variable pytest did not get, read
         console.print("[yellow]environment[/] " + escape(str(note)), highlight=False)
-    for note in result.get("notes") or []:  # a change the selection reaches no test from
+    for note in result.get("notes") or []:  # a change reaching no test, inputs changed mid-run
         console.print("[yellow]note:[/] " + escape(str(note)), highlight=False, soft_wrap=True)
     if result.get("not_run_files"):
         unfinished = int(result["not_run_files"])

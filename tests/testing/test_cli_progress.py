@@ -4,6 +4,7 @@ elsewhere (a CI log, a file) pytest's letters, a line per test file, as the test
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from maestro.cli import common
 from maestro.cli.test_render import Display, PlannedRow
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
+ANSI = r"\x1b\[[0-9;?]*[A-Za-z]"  # a terminal's control sequence
 
 
 def test_a_module_level_skip_counts_in_the_total(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +144,7 @@ def test_a_warning_at_the_end_of_the_run_starts_on_its_own_line(tmp_path: Path) 
     lines = done.stdout.splitlines()
     assert "tests/test_edit.py .." in lines, lines
     warning = "inputs changed while the tests ran, their results are not cached: pkg/a.py"
-    assert warning in lines, lines
+    assert f"note: {warning}" in lines, lines
 
 
 def test_a_warning_at_the_end_of_the_run_goes_above_the_progress_bar(tmp_path: Path) -> None:
@@ -186,5 +188,8 @@ def test_a_warning_at_the_end_of_the_run_goes_above_the_progress_bar(tmp_path: P
             proc.kill()
     text = seen.decode()
     at = text.find("inputs changed while the tests ran")
-    assert at > 0, text
-    assert text[:at].endswith(("\n", "\x1b[2K")), repr(text[at - 80 : at + 20])
+    start = text.rfind("note:", 0, at)
+    assert start > 0, text
+    assert re.sub(ANSI, "", text[start:at]) == "note: ", repr(text[start - 80 : at + 20])
+    # on a line of its own: after the bar's line ended, or the bar's line erased
+    assert re.sub(ANSI, "", text[:start]).endswith(("\n", "\r")), repr(text[start - 80 : at])
