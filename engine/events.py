@@ -195,6 +195,8 @@ class SessionEnd(_Event):
     collect_warnings: dict[str, int] = {}
     """Workspace file a warning raised while collecting points at -> how many; "" for the
     others (pytest's configuration, code outside the workspace)."""
+    rewrite_warnings: int = 0
+    """pytest's warnings about the asserts of the modules it rewrote (not in the others)."""
 
 
 Event = Annotated[

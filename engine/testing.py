@@ -2720,6 +2720,7 @@ def summarise(
         # raised while collecting, pointing at no file of the run (a conftest, a library)
         named = {o.target for o in outcomes}
         warned += sum(n for f, n in report.session_end.collect_warnings.items() if f not in named)
+        warned += report.session_end.rewrite_warnings
     elif report is None:
         # all served: those of the session that stored them (raised once per session)
         session = max((o.result.session_warnings for o in outcomes if o.result), default=0)

@@ -208,6 +208,7 @@ class _Window:
 _active: _Window | None = None
 # the windows a warning stopped recording in while pytest formats it (`pytest_warning_recorded`)
 _FORMATTING: list[_Window | None] = []
+_REWRITE_WARNING: Any = getattr(pytest, "PytestAssertRewriteWarning", ())
 # Paths opened for writing during the session: what the run itself wrote is no input.
 _written: list[str] = []
 # What tempfile made during the session (in this process or a recorded child) under a name it
@@ -1187,6 +1188,7 @@ class _Recorder:
         # while collecting by the file each points at ("" for none of the workspace's)
         self._warnings: dict[str, int] = {}
         self._collect_warnings: dict[str, int] = {}
+        self._rewrite_warnings = 0
         # a test file being collected: the warnings log pytest fills, its length at the start
         # and the file's key; then each warning recorded meanwhile (kept alive) -> that key
         self._log_at: dict[str, tuple[list[Any], int, str]] = {}
@@ -2128,6 +2130,11 @@ class _Recorder:
         global _active
         if when == "runtest" and nodeid:
             self._warnings[nodeid] = self._warnings.get(nodeid, 0) + 1
+        elif isinstance(warning_message.message, _REWRITE_WARNING):
+            # raised only as pytest rewrites a module, which it does when the rewritten .pyc
+            # is absent; this run wrote it (bytecode writing on, whatever the user's
+            # environment says), so plain pytest no longer raises it: this run's, no result's
+            self._rewrite_warnings += 1
         else:
             rel = self._rel(str(warning_message.filename)) if when == "collect" else None
             if when == "collect" and isinstance(warning_message.message, pytest.PytestWarning):
@@ -2344,6 +2351,7 @@ class _Recorder:
             modules=self._runtime_modules(),
             warnings=self._warnings,
             collect_warnings=self._collect_warnings,
+            rewrite_warnings=self._rewrite_warnings,
         )
 
     def _runtime_modules(self) -> dict[str, list[str]]:

@@ -159,3 +159,39 @@ def test_pytest_s_warning_about_a_served_file_s_collection_is_counted(
     assert "the warning is from the cached results' recorded runs" in said
     served = CliRunner().invoke(app, ["test", "--no-daemon"])
     assert f"{counts} 0 files" in _said(served.output), served.output
+
+
+def test_a_served_file_counts_no_assertion_rewrite_warning(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest warns about an assert it rewrites ("assertion is always true, perhaps remove
+    parentheses?") only when it rewrites the module, which it does only when the rewritten
+    module's .pyc is absent: plain pytest says "2 passed, 1 warning", then "2 passed". A run
+    served whole from the cache said "2 passed, 1 warning" run after run."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write(
+        "tests/test_rw.py",
+        'def test_a():\n    assert (1, "always true")\n\n\ndef test_b():\n    assert 1\n',
+    )
+    monkeypatch.chdir(ws.root)
+
+    def plain() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        return done.stdout
+
+    found = re.search(r"(\d+) passed, 1 warning in ", plain())
+    assert found is not None
+    passed = found[1]
+    assert f"\n{passed} passed in " in plain()  # the rewritten module's .pyc exists
+    for pyc in (ws.root / "tests/__pycache__").glob("*pytest*.pyc"):
+        pyc.unlink()
+    fresh = CliRunner().invoke(app, ["test", "--no-daemon"])
+    assert f"{passed} passed, 1 warning — ran" in _said(fresh.output), fresh.output
+    assert f"\n{passed} passed in " in plain()  # Maestro's pytest wrote the .pyc
+    served = CliRunner().invoke(app, ["test", "--no-daemon"])
+    said = _said(served.output)
+    assert f"{passed} passed — ran 0 files" in said, said
