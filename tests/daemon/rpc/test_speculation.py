@@ -758,8 +758,8 @@ addopts = "--cov=pkg --cov-context=test --cov-report=xml"
 
 @pytest.fixture(scope="module")
 def cov_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv with pytest-cov over this environment's packages (pytest, coverage), as a project
-    with ``--cov`` in its addopts has; skips when pytest-cov cannot be installed here."""
+    """A venv with pytest-cov and coverage over this environment's packages (pytest), as a
+    project with ``--cov`` in its addopts has; skips when pytest-cov cannot be installed here."""
     import subprocess
 
     venv = tmp_path_factory.mktemp("cov") / "venv"
@@ -768,7 +768,8 @@ def cov_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (site / "host.pth").write_text(str(Path(pytest.__file__).parent.parent) + "\n")
     try:
         subprocess.run(
-            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "pytest-cov>=5"],
+            # with its dependencies: coverage is in no environment `make test` sets up
+            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "pytest-cov>=5"],
             check=True, capture_output=True, timeout=300,
         )  # fmt: skip
     except (subprocess.SubprocessError, OSError) as exc:
