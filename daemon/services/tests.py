@@ -402,8 +402,28 @@ class TestService:
         count: bool = True,
     ) -> Plan:
         """Plan off the event loop: keying every selected file hashes its inputs. ``count``:
-        a run's plan (its cached files are the cache's hits)."""
-        return await asyncio.to_thread(engine.plan, selection, environ=environ, count=count)
+        a run's plan (its cached files are the cache's hits).
+
+        A file served from an earlier result (an edit undone) reads again what that run
+        recorded: the plan puts those deps into the run's private graph, and they go to the
+        shared graph too, as a plan without a daemon saves them. Left in the private copy only,
+        the next plan would key the files collected with it (its import changes what they
+        read) by the deps of its last run: they would miss at every run."""
+        planned = await asyncio.to_thread(engine.plan, selection, environ=environ, count=count)
+        dynamic = engine.graph.index.dynamic
+        restored = {
+            f.target: list(dynamic.get(f.target, ()))
+            for f in planned.files
+            if f.earlier and not f.runs and not f.promote and f.cached is not None
+        }
+        if restored:
+
+            def record(g: BuildGraph) -> None:
+                for target, deps in restored.items():
+                    g.record_dynamic(target, deps)
+
+            await self.workspace.query(record, mutates=True)
+        return planned
 
     async def _private_graph(self) -> BuildGraph:
         """A private graph for a run: an in-memory copy of the shared graph once pending changes
