@@ -55,7 +55,7 @@ DEFAULT_ENV_ALLOWLIST: tuple[str, ...] = (
 # The user's own variables, passed to pytest but keyed only for the test files whose tests (or
 # collection, conftests, fixtures) read them, set or not, so that two developers, or a laptop
 # and CI, share the results of the files that read none (docs/action-key.md). The plugin
-# reports their reads (engine/plugin/maestro_pytest_plugin.py holds the same names). Named in
+# reports their reads (engine/plugin/maestro_record.py holds the same names). Named in
 # the workspace's `env-allowlist`, one is keyed for every file, as the other variables are.
 KEYED_WHEN_READ: tuple[str, ...] = ("HOME", "USER", "LOGNAME", "SHELL", "TMPDIR", "TERM")
 

@@ -371,3 +371,12 @@ def test_a_fork_is_said_as_a_fork_where_the_reason_is_shown(ws: Workspace) -> No
     assert shown.exit_code == 0, shown.output
     assert "forked the test process (a fork is not recorded)" in " ".join(shown.output.split())
     assert "fork()" not in shown.output
+
+
+def test_the_child_recorder_and_the_key_name_the_same_per_user_variables(
+    record: types.ModuleType,
+) -> None:
+    # two copies across a process boundary (the CLI's fast path imports no recorder): one list
+    from maestro import envvars
+
+    assert frozenset(envvars.KEYED_WHEN_READ) == record.KEYED_WHEN_READ
