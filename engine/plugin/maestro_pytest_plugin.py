@@ -2913,12 +2913,11 @@ def _stray_started() -> None:
     _stray_children = True
 
 
-# Extension modules of the standard library whose C code reads these variables with getenv(),
-# which os.environ never sees: curses its terminal's description ($TERM, ~/.terminfo). (readline
-# reads ~/.inputrc and $TERM once, as pytest imports it before any test in every session: only
-# its line editing and history, which no test under a runner with stdin at /dev/null uses, see
-# them.)
-_C_READERS = {"_curses": ("TERM", "HOME")}
+# The recorder's extension modules whose C code reads these variables with getenv(), less
+# readline here: pytest imports it before any test in every session, and only its line editing
+# and history, which no test under a runner with stdin at /dev/null uses, see what it read (a
+# child's stdin is the test's to give: there it counts)
+_C_READERS = {m: names for m, names in rec.C_ENV_READERS.items() if m != "readline"}
 _C_SEEN: set[str] = set()  # those found loaded (their functions wrapped)
 
 
