@@ -62,6 +62,11 @@ def _meta(description: str = "", **constraints: Any) -> dict[str, Any]:
     return {"description": description, **constraints} if description else constraints
 
 
+def _period(default: float, description: str) -> float:
+    """A background job's period in seconds: 0 turns the job off, and it runs at least daily."""
+    return field(default=default, metadata=_meta(description, ge=0, le=86_400))
+
+
 @dataclass(slots=True)
 class Target(_Frozen):
     """A declared (non-Python) target: what it reads, what it runs, what it writes."""
@@ -187,21 +192,12 @@ class RemoteSettings(_Frozen):
         metadata=_meta("seconds a cache read may wait for the coordinator", gt=0, le=60),
     )
     upload: bool = field(default=True, metadata=_meta("upload results when the key may write"))
-    telemetry_upload_every_s: float = field(
-        default=60.0,
-        metadata=_meta(
-            "seconds between the daemon's telemetry uploads to the coordinator (0: never)",
-            ge=0,
-            le=86_400,
-        ),
+    telemetry_upload_every_s: float = _period(
+        60.0, "seconds between the daemon's telemetry uploads to the coordinator (0: never)"
     )
-    team_model_every_s: float = field(
-        default=600.0,
-        metadata=_meta(
-            "seconds between the daemon's fetches of the team model (0: only maestro model pull)",
-            ge=0,
-            le=86_400,
-        ),
+    team_model_every_s: float = _period(
+        600.0,
+        "seconds between the daemon's fetches of the team model (0: only maestro model pull)",
     )
 
     def __post_init__(self) -> None:
