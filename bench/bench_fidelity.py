@@ -761,7 +761,8 @@ class Bench:
     def _start(self, what: str) -> tuple[Path, Path]:
         """A fresh report file, named to the plugin; the command's log file."""
         self.n += 1
-        report = self.out / "report.jsonl"
+        # kept beside the log: which nodes each command ran, for a per-mutant look afterwards
+        report = self.out / f"{self.n:03d}-{what}.jsonl"
         report.unlink(missing_ok=True)
         self.path_file.write_text(str(report), encoding="utf-8")
         return report, self.out / f"{self.n:03d}-{what}.log"
