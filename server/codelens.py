@@ -1,8 +1,8 @@
 """Code lenses. Test files: "Run file" and the file's last result on the first line; "Run" and the
 last result (with "cached") above every test function and class. Source files: "N impacted test
-files" (run them on click). Test files are recognised by the daemon's graph, functions by ``ast``
-on the editor's text, results come from memory: a lens request on a test file never waits on
-pytest and costs one memoised daemon answer at most."""
+files" (run them on click); a source module pytest collects for its doctests has both. Test files
+are recognised by the daemon's graph, functions by ``ast`` on the editor's text, results come from
+memory: a lens request never waits on pytest and costs a memoised daemon answer or two."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from maestro.server.discovery import flatten
 from maestro.server.impacted import impacted_targets
 from maestro.server.restore import restore
 from maestro.server.results import TestState, ran_words, summarize
-from maestro.server.server import MaestroServer, Workspace
+from maestro.server.server import TEST_NAME, MaestroServer, Workspace
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +80,19 @@ def test_file_lenses(
     return lenses
 
 
-async def source_file_lenses(ls: MaestroServer, ws: Workspace, uri: str) -> list[types.CodeLens]:
+async def source_file_lenses(
+    ls: MaestroServer, ws: Workspace, uri: str, *, also_test: str | None = None
+) -> list[types.CodeLens]:
+    """The "▶ N impacted test files" lens; ``also_test``: the file is a test file too (a module
+    collected for its doctests), so the lens is shown only when other test files depend on it."""
     try:
         report = await impacted_targets(ls, ws, [uri], None, cache_state=False, tests_only=True)
     except MaestroError as exc:
         log.info("no impacted lens for %s: %s", uri, exc.message)
         return []
     count = report["count"]
+    if also_test is not None and all(row["target"] == also_test for row in report["impacted"]):
+        return []
     unsaved = " (unsaved edit)" if report["source"] in ("buffers", "mixed") else ""
     # the rows are test files: "9 impacted tests" above a change that runs 78 read as 9 tests
     title = f"{count} impacted test file{'s' if count != 1 else ''}{unsaved}"
@@ -107,7 +113,12 @@ def register(server: MaestroServer) -> None:
         if await ls.is_test_file(ws, rel):
             # the first lens request of a fresh server shows what the cache holds already
             await restore(ls, ws, [rel])
-            return test_file_lenses(ls, ws, uri, rel, functions=settings.test_functions)
+            lenses = test_file_lenses(ls, ws, uri, rel, functions=settings.test_functions)
+            if settings.impacted_on_source and not TEST_NAME.search(rel):
+                # a source module pytest collects for its doctests (--doctest-modules): its
+                # edits still run the tests that import it, the lens a source file has
+                lenses += await source_file_lenses(ls, ws, uri, also_test=rel)
+            return lenses
         if settings.impacted_on_source:
             return await source_file_lenses(ls, ws, uri)
         return []
