@@ -12,6 +12,7 @@ from lsprotocol import types
 
 from maestro.errors import MaestroError
 from maestro.nodeids import base as base_nodeid
+from maestro.server.codelens import OUTDATED, UNSAVED
 from maestro.server.discovery import import_at, item_at
 from maestro.server.impacted import impacted_targets
 from maestro.server.results import TestState, excerpt, summarize
@@ -86,7 +87,11 @@ async def test_hover(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line:
         worst = next((s for s in states if s.failing), states[0])
         duration = sum(s.duration_s for s in states)
         cached = " (cached result)" if all(s.cached for s in states) else ""
-        lines.append(f"Last result: **{summarize(states)}** in {duration * 1000:.1f} ms{cached}")
+        # as the lens above it says: a result of other inputs than the saved or typed ones
+        stale = OUTDATED if rel in ws.results.outdated else UNSAVED if ls.is_dirty(uri) else ""
+        lines.append(
+            f"Last result: **{summarize(states)}** in {duration * 1000:.1f} ms{cached}{stale}"
+        )
         if worst.failing and worst.message:
             lines.append(f"\n`{worst.message}`")
             if worst.raised_path:

@@ -1,5 +1,6 @@
 """A result of other inputs is marked: after a run, a saved edit of a test file or of a source
-file it imports marks that file's last result (its lenses) outdated, a save that changes nothing
+file it imports marks that file's last result (its lenses, and the hover on its tests, which
+said "Last result: 1 passed" under a lens saying outdated) outdated, a save that changes nothing
 does not, and the next result clears the mark."""
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pytest_lsp import LanguageClient
 pytestmark = pytest.mark.slow
 
 OUTDATED = "(outdated: edited since)"
+TEST_HELLO_LINE = 3  # tests/test_other.py's `def test_hello():` (0-based)
 
 
 def save(client: LanguageClient, env: Env, rel: str, text: str | None = None) -> None:
@@ -32,6 +34,20 @@ async def lenses(client: LanguageClient, uri: str) -> list[str]:
         60,
     )
     return [lens.command.title for lens in found or [] if lens.command]
+
+
+async def hover(client: LanguageClient, uri: str, line: int) -> str:
+    found = await asyncio.wait_for(
+        client.text_document_hover_async(
+            types.HoverParams(
+                text_document=types.TextDocumentIdentifier(uri=uri),
+                position=types.Position(line=line, character=5),
+            )
+        ),
+        60,
+    )
+    assert found is not None and isinstance(found.contents, types.MarkupContent), found
+    return found.contents.value
 
 
 async def settled(
@@ -72,10 +88,13 @@ async def test_saved_edits_mark_last_results_outdated(lsp_env: Env) -> None:
         found = await settled(client, other_uri, outdated=True)
         assert any(t.startswith("last: ✓ passed") and t.endswith(OUTDATED) for t in found), found
         assert not any(OUTDATED in t for t in await lenses(client, calc_uri))
+        shown = await hover(client, other_uri, TEST_HELLO_LINE)
+        assert "Last result: **1 passed**" in shown and OUTDATED in shown, shown
 
         # a run: a result of the current inputs, the mark is gone
         await run_to_end(client, "maestro.runFile", other_uri)
         await settled(client, other_uri, outdated=False)
+        assert OUTDATED not in await hover(client, other_uri, TEST_HELLO_LINE)
 
         # the test file itself, edited and saved
         text = (env.root / calc).read_text()
