@@ -2128,13 +2128,14 @@ class _Recorder:
         last, resumes): pytest's terminal formats the warning with its source line, which
         reads the file it points at, no test's read (after the collection, every file's)."""
         global _active
-        if when == "runtest" and nodeid:
-            self._warnings[nodeid] = self._warnings.get(nodeid, 0) + 1
-        elif isinstance(warning_message.message, _REWRITE_WARNING):
+        if isinstance(warning_message.message, _REWRITE_WARNING):
             # raised only as pytest rewrites a module, which it does when the rewritten .pyc
-            # is absent; this run wrote it (bytecode writing on, whatever the user's
-            # environment says), so plain pytest no longer raises it: this run's, no result's
+            # is absent (at collection, or in a test importing a module registered for it);
+            # this run wrote it (bytecode writing on, whatever the user's environment says),
+            # so plain pytest no longer raises it: this run's, no result's
             self._rewrite_warnings += 1
+        elif when == "runtest" and nodeid:
+            self._warnings[nodeid] = self._warnings.get(nodeid, 0) + 1
         else:
             rel = self._rel(str(warning_message.filename)) if when == "collect" else None
             if when == "collect" and isinstance(warning_message.message, pytest.PytestWarning):

@@ -195,3 +195,42 @@ def test_a_served_file_counts_no_assertion_rewrite_warning(
     served = CliRunner().invoke(app, ["test", "--no-daemon"])
     said = _said(served.output)
     assert f"{passed} passed — ran 0 files" in said, said
+
+
+def test_a_served_file_counts_no_assertion_rewrite_warning_raised_in_a_test(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same warning raised while a test runs: the test imports a helper module a conftest
+    registered for rewriting (``pytest.register_assert_rewrite``). Plain pytest says it once,
+    as it rewrites the helper; a served result said "1 warning" run after run (the warning
+    was stored as the test's own)."""
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("tests/rw/conftest.py", 'import pytest\n\npytest.register_assert_rewrite("rwhelp")\n')
+    ws.write("tests/rw/rwhelp.py", 'def check():\n    assert (1, "always true")\n')
+    ws.write(
+        "tests/rw/test_rw.py",
+        "import os\nimport sys\n\nsys.path.insert(0, os.path.dirname(__file__))\n\n\n"
+        "def test_a():\n    import rwhelp\n\n    rwhelp.check()\n",
+    )
+    monkeypatch.chdir(ws.root)
+
+    def plain() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+        return done.stdout
+
+    found = re.search(r"(\d+) passed, 1 warning in ", plain())
+    assert found is not None
+    passed = found[1]
+    assert f"\n{passed} passed in " in plain()  # the rewritten module's .pyc exists
+    for pyc in (ws.root / "tests/rw/__pycache__").glob("rwhelp*pytest*.pyc"):
+        pyc.unlink()
+    fresh = CliRunner().invoke(app, ["test", "--no-daemon"])
+    assert f"{passed} passed, 1 warning — ran" in _said(fresh.output), fresh.output
+    assert f"\n{passed} passed in " in plain()  # Maestro's pytest wrote the .pyc
+    served = CliRunner().invoke(app, ["test", "--no-daemon"])
+    said = _said(served.output)
+    assert f"{passed} passed — ran 0 files" in said, said
