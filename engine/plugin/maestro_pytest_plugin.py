@@ -337,6 +337,9 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
             _read(window, (found[0],))
         elif event in rec.SPAWN_EVENTS:
             program, python = rec.spawned(event, args)
+            child = python  # a Python process, recorded or not: it may outlive the window
+            if python and (why := rec.recorder_dropped(event, args, program)) is not None:
+                program, python = f"{rec.NO_RECORD}{why}\0{program}", False
             reads = None if python else rec.known_reads(event, args)
             if reads is None and window is _SESSION and rec.vcs_query(event, args):
                 # a tool's query of the repository before or between the tests (pytest-benchmark's
@@ -349,7 +352,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 # (`_absorb_children`); one started outside every test or by a higher-scoped
                 # fixture may serve other windows than the one taking its record
                 _note_env(window, _KEYED_WHEN_READ)
-            if python and window is _SESSION:
+            if child and window is _SESSION:
                 _stray_started()
             if reads is None:
                 window.spawns.append((program, python))
@@ -1478,6 +1481,12 @@ class _Recorder:
         """Programs a test ran are inputs by content; what a non-Python one reads is unknown
         unless its arguments said it (its reads are then among the window's)."""
         for program, python in dict.fromkeys(spawns):
+            if program.startswith(rec.NO_RECORD):
+                why, _, program = program[len(rec.NO_RECORD) :].partition("\0")
+                seen.opaque.append(
+                    f"ran {program} with {why}: it leaves no record, what it read is unknown"
+                )
+                python = None  # Python, unrecorded: said
             if program.startswith(rec.UNSEEN):
                 seen.opaque.append(
                     f"ran {program[len(rec.UNSEEN) :]}, which reads in native code and skips "

@@ -322,6 +322,62 @@ def spawned(event: str, args: tuple[Any, ...]) -> tuple[str, bool]:
         return "an unknown program", False
 
 
+NO_RECORD = "\0no recorder: "
+"""A spawn entry: a Python child whose environment or flags leave out the recorder
+(`recorder_dropped`), as ``NO_RECORD + why + "\0" + program``."""
+_HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def recorder_dropped(event: str, args: tuple[Any, ...], program: str) -> str | None:
+    """Why the Python child a spawn audit event starts cannot run the recorder, when its
+    environment or its interpreter flags say so: no ``MAESTRO_CHILD_DIR``, a ``PYTHONPATH``
+    without this folder (a test that sets its own, ``{**os.environ, "PYTHONPATH": "src"}``),
+    ``-I``, ``-E`` or ``-S``. None when it will, or when the event does not say."""
+    argv, env = None, None
+    if event == "subprocess.Popen":
+        _executable, argv, _cwd, env = (list(args) + [None] * 4)[:4]
+    elif event in ("os.posix_spawn", "os.exec"):
+        _executable, argv, env = (list(args) + [None] * 3)[:3]
+    elif event == "os.spawn":
+        _mode, _executable, argv, env = (list(args) + [None] * 4)[:4]
+    else:
+        return None
+    try:
+        source: Any = os.environ if env is None else env
+
+        def get(name: str) -> str:
+            value = source.get(name)
+            if value is None:
+                value = source.get(name.encode())
+            return "" if value is None else os.fsdecode(value)
+
+        if not get(ENV_DIR):
+            return f"an environment without {ENV_DIR}"
+        entries = {os.path.normpath(p) for p in get("PYTHONPATH").split(os.pathsep) if p}
+        if _HERE not in entries:
+            return "a PYTHONPATH that leaves out Maestro's recorder folder"
+        interpreter = os.path.basename(program).startswith(("python", "pypy"))
+        rest = list(argv[1:]) if interpreter and isinstance(argv, (list, tuple)) else []
+        while rest:  # the interpreter's own flags, up to the script, -c or -m
+            text = os.fsdecode(rest.pop(0))
+            if text.startswith("--"):
+                continue
+            if not text.startswith("-") or text == "-":
+                break
+            for at, char in enumerate(text[1:], 2):
+                if char in "IES":
+                    return f"the flag -{char}"
+                if char in "cm":
+                    return None
+                if char in "WX":  # its value: the rest, or the next argument
+                    if at == len(text):
+                        rest = rest[1:]
+                    break
+    except Exception:
+        return None
+    return None
+
+
 # What a few compiled tools read is named by their arguments: ``file`` and ``cat`` read their
 # operands (``file`` its magic database too, unless $MAGIC moves it), ``uname`` and ``less``
 # without arguments none of the workspace, ``sh -c`` with one simple command what that command
@@ -771,6 +827,8 @@ class ChildRecorder:
             elif event in SPAWN_EVENTS and self.directory:
                 self.env.update(KEYED_WHEN_READ)  # inherited: what the program reads is unseen
                 program, python = spawned(event, args)
+                if python and (why := recorder_dropped(event, args, program)) is not None:
+                    program, python = f"{NO_RECORD}{why}\0{program}", False
                 reads = None if python else known_reads(event, args)
                 if reads is not None:  # not Python, but what it reads is known
                     self.reads.extend(reads)
