@@ -81,14 +81,14 @@ import warnings
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgpack
 
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 16
+FORMAT = 17
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -455,13 +455,13 @@ def _names(
     """Names `nodes` read or bind: variables, attribute names, imported names. A nested ``def``
     contributes its decorators and header only (its body is its own code). ``loads``: only the
     names read (``X = 3`` binds X, reads nothing; ``from m import X`` reads X from m).
-    ``skip``: ids of ``alias`` nodes left out. ``raises=False``: not those of ``raise``
-    statements."""
+    ``skip``: ids of nodes left out (with what they hold). ``raises=False``: not those of
+    ``raise`` statements."""
     found: set[str] = set()
     stack = list(nodes)
     while stack:
         node = stack.pop()
-        if not raises and isinstance(node, ast.Raise):
+        if id(node) in skip or (not raises and isinstance(node, ast.Raise)):
             continue
         if isinstance(node, ast.Name):
             if not (loads and isinstance(node.ctx, ast.Store)):
@@ -471,8 +471,6 @@ def _names(
         elif isinstance(node, ast.Call) and (name := _literal_attribute(node)):
             found.add(name)
         elif isinstance(node, ast.alias):
-            if id(node) in skip:
-                continue
             found.add(node.name.rpartition(".")[2])
             if node.asname and not loads:
                 found.add(node.asname)
@@ -644,6 +642,75 @@ def _raise_names(statement: ast.Raise, called: set[str], other: set[str]) -> Non
         elif isinstance(node, ast.Attribute):
             other.add(node.attr)
         stack.extend((child, conditional) for child in children)
+
+
+_FRAME_READERS = frozenset({"locals", "vars", "eval", "exec", "_getframe", "currentframe"})
+_NESTED = (
+    ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef, ast.ListComp, ast.SetComp,
+    ast.DictComp, ast.GeneratorExp,
+)  # fmt: skip
+
+
+def _raise_carriers(function: ast.FunctionDef | ast.AsyncFunctionDef) -> list[ast.Call]:
+    """The calls of statements ``v = f(...)`` in `function`'s own code whose result only its
+    ``raise`` statements read: ``v`` is a plain local (no ``global``/``nonlocal``, no nested
+    scope spells it, no ``locals()``, ``vars()``, ``eval``, ``exec`` or frame access), the
+    statement is in no loop, every read of ``v`` after it is inside a ``raise``, and the
+    function is no generator or coroutine (a suspended frame keeps its locals from one test
+    to the next). As for a call inside the ``raise`` itself: a test that did not run ``f``
+    never had its result in that frame, and the frame keeps nothing for a later call
+    (jinja2's ``TokenStream.expect``: ``expr = describe_token_expr(expr)``, then raises)."""
+    if isinstance(function, ast.AsyncFunctionDef) or _generator(function):
+        return []
+    assigns: list[ast.Assign] = []
+    raised: set[int] = set()  # ids of the names inside raise statements of its own code
+    nested: set[str] = set()  # names spelled in nested scopes, or declared global/nonlocal
+    names: list[tuple[ast.Name, bool]] = []  # own code's names: (node, an augmented target?)
+    stack: list[tuple[ast.AST, bool, bool]] = [(n, False, False) for n in function.body]
+    while stack:
+        node, looped, inside = stack.pop()
+        if isinstance(node, ast.Name | ast.Attribute) and (
+            (node.id if isinstance(node, ast.Name) else node.attr) in _FRAME_READERS
+        ):
+            return []
+        if isinstance(node, _NESTED):
+            nested.update(n.id for n in ast.walk(node) if isinstance(n, ast.Name))
+            nested.update(a.arg for a in ast.walk(node) if isinstance(a, ast.arg))
+            if any(isinstance(n, ast.Name) and n.id in _FRAME_READERS for n in ast.walk(node)):
+                return []
+            continue
+        if isinstance(node, ast.Global | ast.Nonlocal):
+            nested.update(node.names)
+        elif isinstance(node, ast.Name):
+            names.append((node, False))
+            if inside:
+                raised.add(id(node))
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            names.append((node.target, True))
+            stack.append((node.value, looped, inside))
+            continue
+        elif (
+            isinstance(node, ast.Assign)
+            and not looped
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Name)
+            and isinstance(node.value, ast.Call)
+            and isinstance(node.value.func, ast.Name | ast.Attribute)
+        ):
+            assigns.append(node)
+        looped = looped or isinstance(node, ast.For | ast.AsyncFor | ast.While)
+        inside = inside or isinstance(node, ast.Raise)
+        stack.extend((child, looped, inside) for child in ast.iter_child_nodes(node))
+    found: list[ast.Call] = []
+    for assign in assigns:
+        local = cast(ast.Name, assign.targets[0]).id
+        if local in nested:
+            continue
+        end = (assign.end_lineno or 0, assign.end_col_offset or 0)
+        later = [(n, aug) for n, aug in names if n.id == local and (n.lineno, n.col_offset) >= end]
+        if all(id(n) in raised or (isinstance(n.ctx, ast.Store) and not aug) for n, aug in later):
+            found.append(cast(ast.Call, assign.value))
+    return found
 
 
 def _outside_body(node: ast.AST) -> list[ast.AST]:
@@ -1709,9 +1776,22 @@ class _Splitter:
             self.global_reads.setdefault(qualname, set()).update(found)
             self.not_global.setdefault(qualname, set()).update(names - found)
         called, other = _raised_calls(list(node.body))
-        self.unraised.setdefault(qualname, set()).update(
-            other, _names([*header, *node.body], raises=False)
+        # a call whose result only raise statements read, through a local, counts as theirs
+        carriers = _raise_carriers(node)
+        unraised = _names(
+            [
+                *header,
+                *node.body,
+                *(c.func.value for c in carriers if isinstance(c.func, ast.Attribute)),
+            ],
+            raises=False,
+            skip=frozenset(id(c.func) for c in carriers),
         )
+        called.update(
+            c.func.attr if isinstance(c.func, ast.Attribute) else cast(ast.Name, c.func).id
+            for c in carriers
+        )
+        self.unraised.setdefault(qualname, set()).update(other, unraised)
         self.raise_called.setdefault(qualname, set()).update(called)
         if generic := _generic([*header, *node.body], local=True):
             self.dynamic.setdefault(qualname, set()).update(generic)

@@ -664,6 +664,50 @@ def test_a_builder_named_only_in_what_a_function_raises(
     assert summary.failed == 1  # test_mismatch: the message changed
 
 
+@pytest.mark.parametrize(
+    ("expect", "rerun"),
+    [
+        (
+            # the result only in a local that only the raise reads (jinja2's TokenStream.expect)
+            "def expect(kind, want):\n    if kind != want:\n        text = describe(want)\n"
+            "        raise ValueError('expected ' + text)\n    return kind\n",
+            ["test_mismatch"],
+        ),
+        (
+            # the local is also kept: test_mismatch raises what test_fill's describe returned
+            "def expect(kind, want):\n    if want not in KEPT:\n        text = describe(want)\n"
+            "        KEPT[want] = text\n    if kind != want:\n"
+            "        raise ValueError('expected ' + KEPT[want])\n    return kind\n",
+            ["test_fill", "test_match", "test_mismatch"],
+        ),
+    ],
+    ids=["carried", "kept"],
+)
+def test_a_builder_whose_result_only_a_raise_reads_through_a_local(
+    ws: Workspace, expect: str, rerun: list[str]
+) -> None:
+    """A function keeping the changed builder's result in a local that only its raise statements
+    read holds nothing for a later call: a test that never ran the builder is served (the
+    hand-written-memo rule re-ran every test that ran expect). Kept in a dict as well, the
+    test served from it re-runs and fails as under plain pytest."""
+    ws.write(
+        "pkg/tokens.py",
+        "KEPT = {}\n\n\ndef describe(kind):\n    return f\"'{kind}'\"\n\n\n" + expect,
+    )
+    ws.write(
+        "tests/test_tokens.py",
+        "import pytest\nfrom pkg.tokens import expect\n\n\ndef test_fill():\n"
+        "    assert expect('b', 'b') == 'b'\n\n\ndef test_match():\n"
+        "    assert expect('a', 'a') == 'a'\n\n\ndef test_mismatch():\n"
+        "    with pytest.raises(ValueError, match=\"expected 'b'\"):\n        expect('a', 'b')\n",
+    )
+    assert ws.run().failed == 0
+    ws.edit("pkg/tokens.py", "return f\"'{kind}'\"", 'return f"<{kind}>"')
+    summary = ws.run()
+    assert ran_nodes(summary) == [f"tests/test_tokens.py::{n}" for n in rerun]
+    assert summary.failed == 1  # test_mismatch: the message changed
+
+
 def test_a_conftest_hook_run_at_collection_reruns_every_node(ws: Workspace) -> None:
     ws.write(
         "tests/conftest.py",
