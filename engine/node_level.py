@@ -667,6 +667,19 @@ class _Readers:
                 self.hit[index] = f"executed {dotted(path, qualname)}, which {verb} {where}"
                 self.named[index] = set(found)
 
+    def mark_handing(self, path: str, handing: Mapping[str, str], first: str) -> None:
+        """Marks each recorded function of `path` among `handing` (qualname -> the module its
+        code hands on): the code it hands the module to may read a changed name unnamed."""
+        for index, qualname in self.by_path.get(path, ()):
+            if module := handing.get(qualname):
+                self.hit.setdefault(
+                    index,
+                    f"executed {dotted(path, qualname)}, which hands on the module {module}"
+                    f" (the code it reaches may read its names unnamed), maybe the changed"
+                    f" one: {first}",
+                )
+                self.named.pop(index, None)
+
     def mark_escaping(self, escaping: Mapping[str, Collection[str]], first: str) -> None:
         """Marks each recorded function of `escaping` (file -> qualnames of its functions whose
         code may reach any module's names without spelling them; the recorder reports a lambda
@@ -877,6 +890,8 @@ def _constant_readers(
     spelled = {n for fp in known.values() for n in fp.private_strings}
     hidden = all(n.startswith("_") and n not in spelled for n in constants)
     escaping: dict[str, tuple[str, ...]] = {}  # file -> its functions reaching a holder's names
+    handings: dict[str, dict[str, str]] = {}  # file -> its functions handing one on -> which
+    resolved: dict[tuple[str, str], str | None] = {}
     for path, fp in known.items():
         # a scope that reaches only the names of modules holding none of the values (stdlib's
         # ``getattr(math, name)``, a package whose namespace does not bind them) reads none
@@ -888,6 +903,18 @@ def _constant_readers(
                 for t in fp.escape_targets.get(scope, ("*",))
             )
         )
+        handing = {
+            scope: holder
+            for scope, spelled in fp.handed.items()
+            if (holder := _handed_holder(readers, path, spelled, holders, resolved))
+        }
+        if handed := handing.get("<module>"):
+            return (
+                f"{first}, and module-level code of {path} hands on the module {handed} (to a"
+                " call, a container, an attribute): other code may read its names unnamed"
+            )
+        if handing:
+            handings[path] = handing
         anywhere = fp.escapes and (not fp.escaping or "<module>" in reaching)
         if anywhere or (fp.own_escapes and path in holders) or (fp.code_namespace and not hidden):
             return (
@@ -901,6 +928,8 @@ def _constant_readers(
             escaping[path] = reaching
     readers.mark_naming(known, constants, "reads the changed")
     readers.mark_escaping(escaping, first)
+    for path, handing in handings.items():
+        readers.mark_handing(path, handing, first)
     return None
 
 
@@ -1082,6 +1111,137 @@ def _generic_reads(markers: Sequence[str], names: Collection[str]) -> bool:
     return any(
         m == "*" or (m.startswith("^") and any(n.startswith(m[1:]) for n in names)) for m in markers
     )
+
+
+def _handed_holder(
+    readers: _Readers,
+    importer: str,
+    handed: Iterable[str],
+    holders: set[str],
+    memo: dict[tuple[str, str], str | None],
+) -> str | None:
+    """Among what `importer`'s code hands on (`FileFingerprints.handed`: ``module:attributes``
+    as imported), a module whose names, or those of the modules below it, include a changed
+    value (one of `holders`): the code it reaches may read them by any name. The module's
+    file, or None. Unsure (code unknown, a name bound otherwise than `top_binds` lists, an
+    unresolved import outside the standard library): the first such, in words."""
+    for spelled in handed:
+        key = (importer, spelled)
+        if key not in memo:
+            memo[key] = _handed_module(readers, importer, spelled, holders, 0, set())
+        if memo[key]:
+            return memo[key]
+    return None
+
+
+def _handed_module(
+    readers: _Readers,
+    importer: str,
+    spelled: str,
+    holders: set[str],
+    depth: int,
+    seen: set[str],
+) -> str | None:
+    """`_handed_holder` of one ``module:attributes``."""
+    module, _, attributes = spelled.partition(":")
+    graph = readers.graph
+    first, _, rest = attributes.partition(".")
+    below = f"{module}{first}" if module.endswith(".") else f"{module}.{first}"
+    if first and (sub := _module_files(graph, importer, below)):  # a namespace's too
+        return _in_modules(readers, sub, rest, holders, depth + 1, seen)
+    files = _module_files(graph, importer, module)
+    if files is None:
+        top = module.partition(".")[0]
+        return None if not top or top in environment.STDLIB else module
+    return _in_modules(readers, files, attributes, holders, depth + 1, seen)
+
+
+def _in_modules(
+    readers: _Readers,
+    files: set[str],
+    attributes: str,
+    holders: set[str],
+    depth: int,
+    seen: set[str],
+) -> str | None:
+    """`_handed_module` of ``attributes`` of the module of `files` (its file, or the
+    installed library's ``dist:`` node)."""
+    graph = readers.graph
+    first, _, rest = attributes.partition(".")
+    for file in sorted(files):
+        if depth > 20:
+            return file
+        if file.startswith(DIST):  # an installed library: what the run found it load
+            if set(graph.deps.get(file, {})) & holders:
+                return file
+            continue
+        package = file.removesuffix("__init__.py") if file.endswith("/__init__.py") else None
+        if not first:  # the module itself: its names and, for a package, its submodules'
+            if file in holders or (package and any(h.startswith(package) for h in holders)):
+                return file
+            if file in seen:
+                continue
+            seen.add(file)
+            # and the modules its names hold (``from . import consts``): read by a chain
+            before = readers.previous(file)
+            if before is None or before is _UNKNOWN or before.parse_error:
+                return file
+            for name, kinds in before.top_binds.items():
+                if name == "*":
+                    continue
+                for kind in kinds:
+                    if kind == "?":
+                        return f"{file} ({name})"
+                    if kind != "=" and (
+                        found := _handed_module(readers, file, kind, holders, depth + 1, seen)
+                    ):
+                        return found
+            continue
+        if package is not None:
+            sub = {f"{package}{first}.py", f"{package}{first}/__init__.py"} & graph.all_files
+            if sub:  # set on the package by an import of it anywhere
+                if found := _in_modules(readers, sub, rest, holders, depth + 1, seen):
+                    return found
+                continue
+        before = readers.previous(file)
+        if before is None or before is _UNKNOWN or before.parse_error:
+            return file
+        binds = before.top_binds
+        star = binds.get("*", ())
+        if star == ("?",) and len(binds) == 1:  # ``globals()``: any name may be anything
+            return f"{file} ({first})"
+        ways = list(binds.get(first, ()))
+        # a star import may (re)bind any name; ``__getattr__`` answers one nothing binds
+        ways += [f"{k}{first}" for k in star if k != "?"]
+        if "?" in star and first not in binds:
+            ways.append("?")
+        for kind in ways:
+            if kind == "=":
+                continue  # not by an import: a module only through code handing it on
+            if kind == "?":
+                return f"{file} ({first})"
+            source, _, name = kind.partition(":")
+            chained = ".".join(p for p in (name, rest) if p)
+            if found := _handed_module(
+                readers, file, f"{source}:{chained}", holders, depth + 1, seen
+            ):
+                return found
+    return None
+
+
+def _module_files(graph: BuildGraph, importer: str, module: str) -> set[str] | None:
+    """The files of `module` as `importer` imports it: a workspace file, or the installed
+    library's ``dist:`` node; None for the standard library or nothing known."""
+    if module.startswith("."):
+        name = module.lstrip(".")
+        folder = importer.rsplit("/", 1)[0] if "/" in importer else ""
+        for _ in range(len(module) - len(name) - 1):
+            folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
+        base = "/".join(p for p in (folder, name.replace(".", "/")) if p)
+        found = {f for f in (f"{base}.py", f"{base}/__init__.py") if f in graph.all_files}
+        return found or None
+    linked = {t for t, e in graph.deps.get(importer, {}).items() if e.detail == module}
+    return linked or None
 
 
 def _may_name(graph: BuildGraph, importer: str, target: str, files: set[str]) -> bool:

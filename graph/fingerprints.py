@@ -88,7 +88,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 17
+FORMAT = 18
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -213,6 +213,22 @@ class FileFingerprints:
     only as global variables that this module binds by nothing but undecorated top-level
     ``class`` statements (`_class_bound`, `_global_reads`): such a read is of that class, never
     of a function of that name elsewhere. Only where there are any."""
+    handed: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Scope (as in `escaping`) -> what its code hands on as an object that may be a module
+    (`_handed`): ``module:attributes`` as imported (``pkg:calc`` for ``from pkg import calc``
+    or ``import pkg`` ... ``pkg.calc``, ``pkg.calc:`` for ``import pkg.calc as c``), given to
+    a call, put in a container or an attribute, assigned, returned: the code it reaches may
+    read the module's names by any name. Selection tells modules from other objects
+    (`top_binds` of the module it comes from). Only where there are any."""
+    top_binds: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Each name the module's own top level binds by an import -> how it binds it:
+    ``module:name`` for ``from module import name``, ``module:`` for ``import module``, ``=``
+    for any other binding of it there (a module object reaches such a binding only through
+    code `handed` lists), ``?`` for a name some function declares ``global``. ``{"*":
+    ("?",)}`` for a file calling ``globals()``: any name may be anything. With a star import or
+    a module ``__getattr__``, every name bound is listed, and ``*`` says where a name no
+    statement binds comes from: ``module:`` of each star import, ``?`` for ``__getattr__``.
+    Otherwise a name not listed is no module."""
 
     def to_wire(self) -> dict[str, object]:
         return {
@@ -250,6 +266,8 @@ class FileFingerprints:
             "class_heads": list(self.class_heads),
             "own_defs": {q: list(v) for q, v in self.own_defs.items()},
             "class_reads": {q: list(v) for q, v in self.class_reads.items()},
+            "handed": {q: list(v) for q, v in self.handed.items()},
+            "top_binds": {q: list(v) for q, v in self.top_binds.items()},
         }
 
     @classmethod
@@ -302,6 +320,8 @@ class FileFingerprints:
                 class_reads={
                     str(q): tuple(map(str, v)) for q, v in raw.get("class_reads", {}).items()
                 },
+                handed={str(q): tuple(map(str, v)) for q, v in raw["handed"].items()},
+                top_binds={str(q): tuple(map(str, v)) for q, v in raw["top_binds"].items()},
             )
         except (KeyError, TypeError, ValueError, IndexError, AttributeError):
             return None
@@ -966,6 +986,110 @@ def _dotted(node: ast.expr) -> str | None:
         base = _dotted(node.value)
         return None if base is None else f"{base}.{node.attr}"
     return None
+
+
+_ANNOTATED = (ast.arg, ast.AnnAssign)
+
+
+def _handed(tree: ast.Module) -> dict[str, set[str]]:
+    """`FileFingerprints.handed`: scope -> ``module:attributes`` of each use of an imported
+    name, or an attribute chain of one, as an object: anything but reading an attribute of
+    it, calling it (as a callee or a decorator), an annotation, or the first argument of
+    ``getattr``/``hasattr``/``setattr``/``delattr``/``vars``/``dir``/``getmembers`` (counted
+    as computed reads already). A module reaches other code, a container or an attribute
+    only so (or through ``sys.modules``, ``import_module``, counted already)."""
+    origin: dict[str, set[str]] = {}  # name an import binds -> ``module:`` / ``module:name``
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:
+                    origin.setdefault(a.asname, set()).add(f"{a.name}:")
+                else:
+                    root = a.name.partition(".")[0]
+                    origin.setdefault(root, set()).add(f"{root}:")
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            for a in node.names:
+                if a.name != "*":
+                    origin.setdefault(a.asname or a.name, set()).add(f"{base}:{a.name}")
+    if not origin:
+        return {}
+    parents: dict[int, ast.AST] = {
+        id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)
+    }
+    annotations = {
+        id(n.annotation)
+        for n in ast.walk(tree)
+        if isinstance(n, _ANNOTATED) and n.annotation is not None
+    }
+    annotations.update(id(n.returns) for n in ast.walk(tree) if isinstance(n, _Def) and n.returns)
+    found: dict[str, set[str]] = {}
+    for node, shadowed, scope in _scoped_walk(tree):
+        if not (
+            isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Load)
+            and node.id in origin
+            and node.id not in shadowed
+        ):
+            continue
+        top: ast.Name | ast.Attribute = node
+        attributes: list[str] = []
+        while isinstance(up := parents.get(id(top)), ast.Attribute) and up.value is top:
+            top = up
+            attributes.append(up.attr)
+        around = parents.get(id(top))
+        if not isinstance(top.ctx, ast.Load) or id(top) in annotations:
+            continue
+        if isinstance(around, ast.Call):
+            name = _called(around)
+            if around.func is top or (
+                around.args
+                and around.args[0] is top
+                and (name in _ATTR_FUNCTIONS or name in _NAMESPACE_READERS)
+            ):
+                continue
+        if isinstance(around, _Def | ast.ClassDef) and any(d is top for d in around.decorator_list):
+            continue
+        for start in origin[node.id]:
+            module, _, first = start.partition(":")
+            chain = ".".join(a for a in (first, *attributes) if a)
+            found.setdefault(scope, set()).add(f"{module}:{chain}")
+    return found
+
+
+def _top_binds(tree: ast.Module, escapes: _Escapes) -> dict[str, tuple[str, ...]]:
+    """`FileFingerprints.top_binds`."""
+    hook = any(isinstance(s, _Def) and s.name in ("__getattr__", "__dir__") for s in tree.body)
+    if escapes.own and not hook:  # ``globals()``, ``vars()``: any name may be anything
+        return {"*": ("?",)}
+    kinds: dict[str, set[str]] = {}
+    declared = {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
+    stack: list[ast.AST] = list(tree.body)
+    while stack:
+        node = stack.pop()
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                bound = a.asname or a.name.partition(".")[0]
+                kinds.setdefault(bound, set()).add(f"{a.name if a.asname else bound}:")
+            continue
+        if isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            for a in node.names:
+                kinds.setdefault(a.asname or a.name, set()).add(f"{base}:{a.name}")
+            continue
+        # any other binding holds a module only through code that hands one on (`_handed`)
+        for name in _bound_names(node):
+            kinds.setdefault(name, set()).add("=")
+        if isinstance(node, _Def | ast.ClassDef | ast.Lambda):
+            continue  # what they bind is their own (a walrus in a default is left out)
+        stack.extend(ast.iter_child_nodes(node))
+    for name in declared:
+        kinds.setdefault(name, set()).add("?")
+    if escapes.stars or hook:
+        # a name no statement binds comes from a star import, or from ``__getattr__``
+        kinds["*"] = {f"{star}:" for star in escapes.stars} | ({"?"} if hook else set())
+        return {name: tuple(sorted(k)) for name, k in sorted(kinds.items())}
+    return {name: tuple(sorted(k)) for name, k in sorted(kinds.items()) if k != {"="}}
 
 
 def _scoped_walk(tree: ast.Module) -> Iterator[tuple[ast.AST, frozenset[str], str]]:
@@ -1913,6 +2037,8 @@ def fingerprint_source(data: bytes) -> FileFingerprints:
             for q, n in splitter.global_reads.items()
             if (only := (n - splitter.not_global[q]) & classes)
         },
+        handed={q: tuple(sorted(v)) for q, v in sorted(_handed(tree).items())},
+        top_binds=_top_binds(tree, escapes),
     )
 
 

@@ -60,6 +60,70 @@ def test_a_module_handed_to_code_reading_a_computed_name_reruns(ws: Workspace) -
     assert summary.failed == 1
 
 
+@pytest.mark.parametrize(
+    "hand",
+    [
+        "helper.read(calc, 'RA' + 'TE')",
+        "helper.read([calc][0], 'RA' + 'TE')",
+        "helper.read(Box(calc).mod, 'RA' + 'TE')",
+        "helper.read(pkg.calc, 'RA' + 'TE')",
+    ],
+    ids=["argument", "container", "attribute", "attribute-of-a-package"],
+)
+def test_a_from_imported_module_handed_to_code_reading_a_computed_name_reruns(
+    ws: Workspace, hand: str
+) -> None:
+    # ``from pkg import calc`` binds a module of the workspace here: handed on as it is, in a
+    # container or in an object's attribute, the code it reaches may read any of its names.
+    # Served as passed before while plain pytest failed it (the helper now returns 5)
+    ws.write("pkg/helper.py", "def read(obj, name):\n    return getattr(obj, name)\n")
+    ws.write("tests/test_other.py", "import pkg\nfrom pkg import calc, helper\n\n\n"
+             "class Box:\n    def __init__(self, mod):\n        self.mod = mod\n\n\n"
+             f"def test_imports_only():\n    assert {hand} == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    other = next(f for f in ws.plan().files if f.target == "tests/test_other.py")
+    assert other.node_reasons[OTHER] == (
+        "executed tests.test_other.test_imports_only, which hands on the module pkg/calc.py"
+        " (the code it reaches may read its names unnamed), maybe the changed one:"
+        " pkg.calc.RATE, changed at pkg/calc.py"
+    )
+    summary = ws.run()
+    assert ran_nodes(summary) == [*CALC_READERS, OTHER]
+    assert summary.failed == 1
+
+
+def test_a_module_handed_on_reaches_the_modules_it_imports(ws: Workspace) -> None:
+    # ``wrap`` holds no changed value, but the module it imports does: code given ``wrap``
+    # reaches it by a chain of computed names (served as passed before: plain pytest fails)
+    ws.write("pkg/wrap.py", "from . import calc\n")
+    ws.write("pkg/helper.py", "def read(obj, name):\n    return getattr(obj, name)\n")
+    ws.write("tests/test_other.py", "from pkg import helper, wrap\n\n\n"
+             "def test_imports_only():\n"
+             "    calc = helper.read(wrap, 'ca' + 'lc')\n"
+             "    assert helper.read(calc, 'RA' + 'TE') == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    summary = ws.run()
+    assert ran_nodes(summary) == [*CALC_READERS, OTHER]
+    assert summary.failed == 1
+
+
+def test_a_from_imported_class_handed_on_is_no_module(ws: Workspace) -> None:
+    # a class (a function, a constant) a ``from`` import binds is no module: the changed
+    # constant leaves the test that hands it on served, also through a re-export
+    ws.write("pkg/shapes.py", "class Shape:\n    RATE = 2\n")
+    ws.write("pkg/__init__.py", "from .shapes import Shape\n")
+    ws.write("pkg/helper.py", "def read(obj, name):\n    return getattr(obj, name)\n")
+    ws.write("tests/test_other.py", "from pkg import Shape, helper\n\n\n"
+             "def test_imports_only():\n"
+             "    assert helper.read(Shape, 'RA' + 'TE') == 2\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    summary = ws.run()
+    assert ran_nodes(summary) == CALC_READERS
+
+
 def test_an_object_held_in_a_variable_is_no_module(ws: Workspace) -> None:
     # a computed attribute of an ordinary object (a parameter's attribute) reads no module's
     # names: the constant's change leaves the test that ran it served
@@ -165,3 +229,41 @@ def test_where_a_module_variable_is_read_by_a_computed_name(
 ) -> None:
     escapes = fingerprints._escapes(ast.parse(code))
     assert (escapes.any_module, escapes.where) == (bool(where), where)
+
+
+@pytest.mark.parametrize(
+    ("code", "handed"),
+    [
+        ("from pkg import calc\ndef f(read):\n    return read(calc, 'x')\n", {"f": {"pkg:calc"}}),
+        # reading an attribute, calling, decorating, annotating, getattr: no module handed
+        ("from pkg import calc\n@calc.deco\ndef f(a: calc.T):\n    calc.g(calc.X.y)\n"
+         "    return getattr(calc, 'x'), vars(calc)\n", {"f": {"pkg:calc.X.y"}}),
+        ("import pkg\nX = [pkg.calc]\nclass C:\n    m = pkg\n", {"<module>": {"pkg:", "pkg:calc"}}),
+        ("import a.b as c\nfrom . import d\ndef f(o):\n    o.m = c\n    return d\n",
+         {"f": {"a.b:", ".:d"}}),
+        # a parameter of that name is no module
+        ("from pkg import calc\ndef f(calc, read):\n    return read(calc)\n", {}),
+    ],
+)  # fmt: skip
+def test_what_code_hands_on(code: str, handed: dict[str, set[str]]) -> None:
+    assert fingerprints._handed(ast.parse(code)) == handed
+
+
+@pytest.mark.parametrize(
+    ("code", "binds"),
+    [
+        ("import a.b\nimport c.d as e\nfrom . import f\nfrom g import h as i\nX = 1\n"
+         "def j(): pass\n", {"a": ("a:",), "e": ("c.d:",), "f": (".:f",), "i": ("g:h",)}),
+        # bound otherwise too, or declared global: as bound so, or unsure
+        ("from a import b\nif x:\n    b = None\ndef f():\n    global c\n",
+         {"b": ("=", "a:b"), "c": ("?",)}),
+        # a star import or __getattr__ may bind any other name
+        ("from a import *\nX = 1\n", {"*": ("a:",), "X": ("=",)}),
+        ("def __getattr__(n): pass\n", {"*": ("?",), "__getattr__": ("=",)}),
+        ("G = globals()\n", {"*": ("?",)}),
+    ],
+)  # fmt: skip
+def test_which_top_level_names_an_import_binds(
+    code: str, binds: dict[str, tuple[str, ...]]
+) -> None:
+    assert fingerprints.fingerprint_source(code.encode()).top_binds == binds
