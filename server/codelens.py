@@ -59,8 +59,9 @@ def test_file_lenses(
     file_cached = plan is not None and not plan.runs
     lenses = [_lens(0, "▶ Run file", "maestro.runFile", uri)]
     states = ws.results.of_file(rel)
-    outdated = OUTDATED if rel in ws.results.outdated else UNSAVED if ls.is_dirty(uri) else ""
+    unsaved = UNSAVED if ls.is_dirty(uri) else ""
     if states:
+        outdated = OUTDATED if ws.results.is_outdated(rel, states) else unsaved
         title = "last: " + _result_title(states, file_cached) + outdated
         lenses.append(_lens(0, title, "maestro.explain", rel))
     elif plan is not None:
@@ -69,6 +70,7 @@ def test_file_lenses(
         lenses.append(_lens(item.line, "▶ Run", "maestro.runNode", item.nodeid, uri))
         node_states = ws.results.of_node(item.nodeid)
         if node_states:
+            outdated = OUTDATED if ws.results.is_outdated(rel, node_states) else unsaved
             lenses.append(
                 _lens(
                     item.line,

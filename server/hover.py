@@ -88,7 +88,8 @@ async def test_hover(ls: MaestroServer, ws: Workspace, uri: str, rel: str, line:
         duration = sum(s.duration_s for s in states)
         cached = " (cached result)" if all(s.cached for s in states) else ""
         # as the lens above it says: a result of other inputs than the saved or typed ones
-        stale = OUTDATED if rel in ws.results.outdated else UNSAVED if ls.is_dirty(uri) else ""
+        outdated = ws.results.is_outdated(rel, states)
+        stale = OUTDATED if outdated else UNSAVED if ls.is_dirty(uri) else ""
         lines.append(
             f"Last result: **{summarize(states)}** in {duration * 1000:.1f} ms{cached}{stale}"
         )

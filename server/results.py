@@ -79,6 +79,9 @@ class TestState:
     at: float = field(default_factory=time.time)
     ran_at: float | None = None  # when the run that produced it started (stored results)
     ran_on: str | None = None  # "local" or the host of a team-cache result
+    # of inputs saved over since, kept while a run of some other tests of its file (one test run
+    # from the editor) cleared the file's mark: not a result of the current inputs
+    outdated: bool = False
 
     @property
     def failing(self) -> bool:
@@ -153,6 +156,21 @@ class Results:
         self.outdated.update(newly)
         return newly
 
+    def _arrived(self, target: str) -> None:
+        """A result of ``target`` arrived: the file is no longer outdated as a whole, but the
+        results this one does not replace (the others of a file one test of which ran) stay of
+        the earlier inputs, each marked."""
+        self.recorded_at[target] = time.time()
+        if target in self.outdated:
+            self.outdated.discard(target)
+            for state in self.tests.values():
+                if state.file == target:
+                    state.outdated = True
+
+    def is_outdated(self, target: str, states: list[TestState]) -> bool:
+        """Whether the results ``states`` of test file ``target`` are of inputs saved over."""
+        return target in self.outdated or any(s.outdated for s in states)
+
     def record_plan(self, files: list[dict[str, Any]], run_id: str) -> None:
         for f in files:
             self.files[f["target"]] = FileState(
@@ -170,8 +188,7 @@ class Results:
             return None
         nodeid = str(event["nodeid"])
         self.version += 1
-        self.outdated.discard(file_of(nodeid))
-        self.recorded_at[file_of(nodeid)] = time.time()
+        self._arrived(file_of(nodeid))
         location = event.get("location") or {}
         raised = event.get("raised_at") or {}
         state = TestState(
@@ -200,8 +217,7 @@ class Results:
         if result is None:
             return
         self.version += 1
-        self.outdated.discard(target)
-        self.recorded_at[target] = time.time()
+        self._arrived(target)
         ran_at, ran_on = provenance(result)
         seen: set[str] = set()
         for t in result.get("tests") or []:

@@ -412,6 +412,9 @@ class RunManager:
                 # pytest did not finish the file: what it did not report this run is from an
                 # earlier one (a pass before the edit), not this run's word
                 states = [t for t in states if t.nodeid in run.finished]
+            # a result of the earlier inputs (the file's other tests when one of them ran) is
+            # not this run's word either: a pass there may be a failure now
+            states = [t for t in states if not t.outdated]
             files.append(
                 {
                     "target": f.target,
