@@ -35,6 +35,7 @@ import functools
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -444,13 +445,35 @@ async def _run_pytest(
     if report.exit_code == _PYTEST_USAGE_ERROR:
         raise _usage_error(report, root)
     if report.session is None:
-        tail = report.stderr.decode(errors="replace").strip().splitlines()[-5:]
+        said = startup_failure(report.stderr.decode(errors="replace"))
         raise RunnerError(
             f"pytest exited with status {report.exit_code} before the session started"
-            + (": " + " | ".join(tail) if tail else ""),
+            + (": " + said if said else ""),
             hint=f"run `{interpreter.path} -m pytest {' '.join(args)}` in {root} to see why",
         )
     return report
+
+
+# "SyntaxError: invalid syntax", "pytest.PytestDeprecationWarning: The option ...", "KeyError"
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Warning|Exit|Interrupt)\b(:|$)")
+_SAID_LINE_MAX = 240
+
+
+def startup_failure(stderr: str) -> str:
+    """What pytest said as it failed before its session, short: the exception's line first, then
+    up to three lines before it (the file and line it names). The end of stderr buried it under
+    INTERNALERROR> prefixes, carets and the exception's own long explanation (pytest-asyncio's
+    deprecation under ``filterwarnings = error``: ~900 characters in one line); without an
+    exception line, the last five lines."""
+    lines = [line.removeprefix("INTERNALERROR>").strip() for line in stderr.strip().splitlines()]
+    lines = [line for line in lines if line.strip("^~ ")]
+    raised = next((i for i in range(len(lines) - 1, -1, -1) if _RAISED.match(lines[i])), None)
+    around = [] if raised is None else [lines[raised], *lines[max(0, raised - 3) : raised]]
+    picked = around or lines[-5:]
+    return " | ".join(
+        line if len(line) <= _SAID_LINE_MAX else line[: _SAID_LINE_MAX - 3] + "..."
+        for line in picked
+    )
 
 
 _PYTEST_USAGE_ERROR = 4  # pytest.ExitCode.USAGE_ERROR
