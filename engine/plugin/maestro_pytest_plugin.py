@@ -267,6 +267,15 @@ def _reading_module(depth: int = 3) -> str | None:
 
 _MAIN = getattr(sys.modules.get("__main__"), "__file__", None)
 
+
+def _file_of(module: Any) -> Any:
+    """``module.__file__``, or None: a ``sys.modules`` entry may be a dead ``weakref.proxy``
+    (jinja2's ModuleLoader puts one there), whose every attribute read raises ReferenceError."""
+    try:
+        return getattr(module, "__file__", None)
+    except Exception:
+        return None
+
 _PYTEST_CODE = os.path.join(os.path.dirname(os.path.abspath(_pytest.__file__)), "")
 _PYTEST_RUNNER = os.path.join(_PYTEST_CODE, "runner.py")
 _PYTEST_TRACEBACKS = os.path.join(_PYTEST_CODE, "_code", "")
@@ -1382,7 +1391,7 @@ class _Recorder:
         before = window.modules_before
         for name in set(sys.modules) - before if before is not None else ():
             module = sys.modules.get(name)
-            file = getattr(module, "__file__", None)
+            file = _file_of(module)
             if isinstance(file, str):
                 path = rec.abspath(file)
                 rel = self._rel(path)
@@ -1929,7 +1938,7 @@ class _Recorder:
         names = modules.keys()
         if len(names) != len(self._module_names) or names - self._module_names:
             for name in names - self._module_names:
-                path = getattr(modules.get(name), "__file__", None)
+                path = _file_of(modules.get(name))
                 rel = self._rel(rec.abspath(path)) if isinstance(path, str) else None
                 if rel is not None and rel.endswith(".py"):
                     files[name] = rel
@@ -2372,7 +2381,7 @@ class _Recorder:
         imported from a zip stands for the archive (its code's file names are inside it)."""
         found: dict[str, set[str]] = {}
         for name, module in list(sys.modules.items()):
-            file = getattr(module, "__file__", None)
+            file = _file_of(module)
             if not isinstance(file, str):
                 continue
             loader = getattr(module, "__loader__", None)
@@ -3392,7 +3401,7 @@ def _rewrite_as_walked(config: Any) -> None:
 
 def _loaded_sources() -> tuple[str, ...]:
     """The Python source files of the modules loaded so far."""
-    found = (getattr(m, "__file__", None) for m in list(sys.modules.values()))
+    found = (_file_of(m) for m in list(sys.modules.values()))
     return tuple(f for f in found if isinstance(f, str) and f.endswith(".py"))
 
 

@@ -59,7 +59,10 @@ def _loaded(cwd: str) -> dict[str, Any]:
     top: set[str] = set()
     for name, module in list(sys.modules.items()):
         top.add(name.partition(".")[0])
-        path = getattr(module, "__file__", None)
+        try:
+            path = getattr(module, "__file__", None)
+        except Exception:  # a dead weakref.proxy in sys.modules (jinja2's ModuleLoader)
+            continue
         if not isinstance(path, str):
             continue
         try:
