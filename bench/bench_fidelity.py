@@ -30,17 +30,20 @@ Outcomes, node for node. Plain pytest (and testmon) runs load a tiny report plug
 fidelity_report`, written under .bench/ at bench time, nothing in the projects changes): it keeps
 pytest's own node ids and folds setup/call/teardown the way Maestro's plugin does, and records a
 failed or skipped collector (a module that does not import, a module-level skip) under its node id
-(the file). Maestro's side is its `--junit-xml` report (cached and fresh results alike): its
-testcases carry the node id's file in `file=` and classname = dotted file path + classes, so the
-node id is rebuilt exactly (`file::Class::name`); a file-level case (empty classname, the
-dotted module as name, as pytest writes it) is the file. Both sides are compared in JUnit's
-vocabulary: passed, failed, error, skipped (xfailed counts as skipped, a non-strict xpass as
-passed, as both JUnit writers do). A testcase
-without the `maestro.cached` property ran in that `maestro test`: that gives the files and nodes
-Maestro ran. Every pytest process (plain, testmon and Maestro's) gets the same environment:
-Maestro's allowlist of variables plus the activated venv, the same --rootdir and the same extra
-arguments (a fixed --hypothesis-seed where hypothesis is installed; its example database for
-plain pytest and testmon is kept outside the tree, so they never change Maestro's inputs).
+(the file); under `--testmon` it also mends pytest-testmon 2.2's one crash seen here (a measured
+file without a dot in its name, jinja2's tests/res/templates2/foo, stopped every testmon session
+with IndexError, so testmon's selection on jinja2 was what ran before the crash): such a file is
+text to it, as a `.html` template is. Maestro's side is its `--junit-xml` report (cached and fresh
+results alike): its testcases carry the node id's file in `file=` and classname = dotted file path +
+classes, so the node id is rebuilt exactly (`file::Class::name`); a file-level case (empty
+classname, the dotted module as name, as pytest writes it) is the file. Both sides are compared in
+JUnit's vocabulary: passed, failed, error, skipped (xfailed counts as skipped, a non-strict xpass as
+passed, as both JUnit writers do). A testcase without the `maestro.cached` property ran in that
+`maestro test`: that gives the files and nodes Maestro ran. Every pytest process (plain, testmon and
+Maestro's) gets the same environment: Maestro's allowlist of variables plus the activated venv, the
+same --rootdir and the same extra arguments (a fixed --hypothesis-seed where hypothesis is
+installed; its example database for plain pytest and testmon is kept outside the tree, so they never
+change Maestro's inputs).
 
     .venv/bin/python -m bench.bench_fidelity [--projects attrs,click] [--mutants 10]
         [--python python3.11] [--no-write] [--retrace process|daemon] [--work-dir DIR]
@@ -200,6 +203,8 @@ import json
 import os
 import sys
 
+import pytest
+
 _phases = {}
 _nodes = {}
 
@@ -235,6 +240,36 @@ def pytest_collectreport(report):
         _nodes[report.nodeid] = "error"
     elif report.skipped:
         _nodes[report.nodeid] = "skipped"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    # pytest-testmon 2.2 takes what follows a measured file name's last dot for its extension:
+    # a file with no dot in its name (jinja2 compiles tests/res/templates2/foo) ended each of
+    # its sessions with IndexError after a few hundred tests. It gets the handling testmon gives
+    # a file of another extension (a .html template): one text block. Before testmon's own
+    # pytest_configure, which reads its database.
+    if not any(str(a).startswith("--testmon") for a in config.invocation_params.args):
+        return
+    try:
+        from testmon import testmon_core
+    except Exception:
+        return
+    original = testmon_core.SourceTree.get_file
+
+    def get_file(self, filename):
+        if "." not in filename and filename not in self.cache:
+            code, fsha = testmon_core.get_source_sha(directory=self.rootdir, filename=filename)
+            path = os.path.join(self.rootdir, filename)
+            self.cache[filename] = None
+            if fsha and os.path.exists(path):
+                self.cache[filename] = testmon_core.Module(
+                    source_code=code, mtime=os.path.getmtime(path), ext="", fs_fsha=fsha,
+                    filename=filename, rootdir=self.rootdir,
+                )
+        return original(self, filename)
+
+    testmon_core.SourceTree.get_file = get_file
 
 
 def pytest_sessionfinish(session, exitstatus):
