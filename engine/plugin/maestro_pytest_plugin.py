@@ -276,6 +276,7 @@ def _file_of(module: Any) -> Any:
     except Exception:
         return None
 
+
 _PYTEST_CODE = os.path.join(os.path.dirname(os.path.abspath(_pytest.__file__)), "")
 _PYTEST_RUNNER = os.path.join(_PYTEST_CODE, "runner.py")
 _PYTEST_TRACEBACKS = os.path.join(_PYTEST_CODE, "_code", "")
