@@ -133,6 +133,7 @@ Reason = Literal[
     "cached result unusable",
     "collected before a file that runs",
 ]
+COLLECTED_BEFORE: Reason = "collected before a file that runs"
 LAST_RUNS_FILE = "test-last-keys.msgpack"
 LAST_KEYS_KEPT = 3  # per test file: the keys a change is judged against (an undone edit's too)
 # per test file, beyond those: earlier keys served again when every input they recorded holds
@@ -1685,10 +1686,13 @@ def planned_info(f: PlannedFile) -> PlannedFileInfo:
 
 def served_tests(f: PlannedFile) -> int:
     """The tests of `f` the cache serves: all of a cached result's, the carried tests a run of
-    some of its tests does not run."""
+    some of its tests does not run; none of a file that runs whole (a cached polluter that
+    runs with a file collected after it still holds its cached result)."""
     if f.runs and f.run_nodes is not None and f.carried is not None:
         running = set(f.run_nodes)
         return sum(t.test_count() for t in f.carried.tests if t.node_id not in running)
+    if f.runs and f.run_nodes is None:
+        return 0
     return f.cached.test_count() if f.cached else 0
 
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from maestro.cache import Cache
     from maestro.cache.action import ActionResult
+    from maestro.engine.core import Engine
     from maestro.engine.testing import LastKeys, PlannedFile
     from maestro.policy.model import DecisionRecord
 
@@ -57,6 +58,38 @@ def node_verdict(
     if planned.run_nodes is not None:
         return False, f"{node} is served from the cache: it executed nothing that changed"
     return True, f"{node} runs with its whole file: {planned.describe()}"
+
+
+def _runs_with(engine: Engine, target: str) -> list[str]:
+    """The files that make `target`, served when planned alone, run in a full `maestro test`:
+    pytest collects it before them and what its import does (warnings filters, registries)
+    must be there when they are collected, so it runs with them (engine/testing.py,
+    `_with_polluters`). Empty when a full run serves it too."""
+    from maestro.engine import testing
+
+    full = engine.plan(testing.Selection(), count=False)
+    if full.polluters is None or not any(
+        f.target == target and f.runs and f.reason == testing.COLLECTED_BEFORE for f in full.files
+    ):
+        return []
+    tests = engine.graph.tests
+    return [
+        f.target
+        for f in full.files
+        if f.runs and f.target != target and target in full.polluters.before(f.target, tests)
+    ]
+
+
+def _named(paths: Sequence[str]) -> str:
+    return ", ".join(paths[:3]) + (f" (+{len(paths) - 3} more)" if len(paths) > 3 else "")
+
+
+def _polluter_sentence(node: str, target: str, runs_with: Sequence[str]) -> str:
+    return (
+        f"{node} runs with {_named(runs_with)}: pytest collects {target} before them and its "
+        f"import changes state their collection sees; `maestro test {target}` alone serves it from "
+        "the cache"
+    )
 
 
 def _stored_for(
@@ -178,6 +211,7 @@ def explain(
             latest = _latest_run(engine.cache, planned.last, pf) if not pf.runs else None
             # served, yet a later run had other inputs (an edit undone since): what differs
             since_last = changed_inputs(latest[1], pf.key.inputs) if latest else []
+            runs_with = [] if pf.runs else _runs_with(engine, pf.target)
     except MaestroError as exc:
         raise common.pytest_style_exit(exc) from None
     result = _record_of(pf, previous)
@@ -188,9 +222,14 @@ def explain(
             nodes = _named_nodes(_stored_id(rel), nodes, pf.target)
         except MaestroError as exc:
             raise common.pytest_style_exit(exc) from None
+    said = pf.describe()
+    if runs_with:
+        said = f"collected before a file that runs ({_named(runs_with)})"
     rows: list[dict[str, Any]] = []
     for node in nodes:
         runs, sentence = node_verdict(pf, node, since_last, latest[0] if latest else None)
+        if runs_with:
+            runs, sentence = True, _polluter_sentence(node, pf.target, runs_with)
         row: dict[str, Any] = {"node": node, "runs": runs, "reason": sentence}
         row["opaque"] = _opaque_of(result, node)
         if record and result is not None:
@@ -200,16 +239,17 @@ def explain(
         payload = {
             "schema": "maestro.explain/1",
             "target": pf.target,
-            "file": pf.describe(),
+            "file": said,
             "changed": pf.changed,
             "changed_since_last_run": since_last,
+            "runs_with": runs_with,
             "nodes": rows,
             "policy": [_policy_row(r) for r in policy],
         }
         console.print_json(json.dumps(payload))
         return
     # node ids, paths and reasons are text, not markup: `test_x[case0]` must keep its `[case0]`
-    console.print(f"[bold]{escape(pf.target)}[/]: {escape(pf.describe())}", highlight=False)
+    console.print(f"[bold]{escape(pf.target)}[/]: {escape(said)}", highlight=False)
     if not nodes:
         console.print("  [dim]no per-test record yet: the file runs as a whole[/]")
     for row in rows if record else _grouped(rows):

@@ -1,0 +1,49 @@
+"""What `maestro test` and `maestro explain` say of a cached file that runs because pytest collects
+it before a file that runs (it changes state at import, here warnings into errors). User trial of
+diskcache 5.6.3: its tests/test_fanout.py calls `warnings.simplefilter('error')` at import; while a
+later file failed, every `maestro test` re-ran fanout's 42 tests, yet the plan said "3 to run (47
+of their tests cached)" (42 of them fanout's, which ran) and `maestro explain tests/test_fanout.py`
+said "served from the cache: no input changed since its last run". The real console script in a
+subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+
+
+def maestro(cwd: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # rich's width when piped
+    env.update(MAESTRO_DAEMON="off")
+    done = subprocess.run(
+        [MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    return done.stdout + done.stderr
+
+
+def test_a_polluter_that_runs_is_neither_counted_cached_nor_explained_as_cached(
+    isolated: Path,
+) -> None:
+    tmp_path = isolated / "ws"
+    (tmp_path / "tests").mkdir(parents=True)
+    (tmp_path / "maestro.toml").write_text(f"interpreter = {sys.executable!r}\n")
+    (tmp_path / "tests/test_a.py").write_text(
+        "import warnings\n\nwarnings.simplefilter('error')\n\n\ndef test_a():\n    pass\n"
+    )
+    (tmp_path / "tests/test_b.py").write_text("def test_b():\n    assert True\n")
+    assert "2 passed" in maestro(tmp_path, "test")
+    (tmp_path / "tests/test_b.py").write_text("def test_b():\n    assert False\n")
+    said = maestro(tmp_path, "test")
+    assert "tests/test_a.py  collected before a file that runs" in said, said
+    assert "1 failed, 1 passed" in said, said
+    # test_a.py ran whole: none of the tests of the files that run was served
+    assert "2 test files: 0 cached (0 tests), 2 to run\n" in said, said
+    explained = maestro(tmp_path, "explain", "tests/test_a.py")
+    assert "no input changed since its last run" not in explained, explained
+    assert "tests/test_a.py: collected before a file that runs (tests/test_b.py)" in explained
+    assert "runs with tests/test_b.py" in explained, explained
+    assert "maestro test tests/test_a.py` alone serves it from the cache" in explained, explained
