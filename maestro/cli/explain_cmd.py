@@ -289,6 +289,9 @@ def _grouped(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         verb = tail.replace("is served", "are served", 1).replace(
             "runs with its whole file", "run with their whole file", 1
         )
+        if verb.startswith("runs with "):  # _polluter_sentence's
+            verb = verb.removeprefix("runs")
+            verb = f"run{verb}"
         reason = f"{len(members)} tests ({shown}) {verb}"
         out.append({"node": "", "runs": runs, "reason": reason, "opaque": list(opaque)})
     return out

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from maestro.cli.explain_cmd import _grouped, _polluter_sentence
+
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 
@@ -47,3 +49,17 @@ def test_a_polluter_that_runs_is_neither_counted_cached_nor_explained_as_cached(
     assert "tests/test_a.py: collected before a file that runs (tests/test_b.py)" in explained
     assert "runs with tests/test_b.py" in explained, explained
     assert "maestro test tests/test_a.py` alone serves it from the cache" in explained, explained
+
+
+def test_the_tests_of_a_polluter_that_runs_are_said_in_the_plural() -> None:
+    rows = [
+        {
+            "node": n,
+            "runs": True,
+            "reason": _polluter_sentence(n, "t/a.py", ["t/b.py"]),
+            "opaque": [],
+        }
+        for n in ("t/a.py::x", "t/a.py::y")
+    ]
+    (row,) = _grouped(rows)
+    assert row["reason"].startswith("2 tests (x, y) run with t/b.py: pytest collects t/a.py"), row
