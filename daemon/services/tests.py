@@ -388,6 +388,7 @@ class TestService:
         store."""
         from maestro.engine.core import Engine
 
+        self.workspace.check_disk_next()  # a save just before the run: the watcher may lag
         graph = await self._private_graph()
         interpreter = await self.interpreter(graph, environ)
         cache = await self.run_cache(graph, wait_remote=wait_remote)

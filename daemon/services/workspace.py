@@ -348,6 +348,13 @@ class WorkspaceService:
 
     # --- access ----------------------------------------------------------------------------------
 
+    def check_disk_next(self) -> None:
+        """The next query runs a stat pass whatever the watcher says. A run asked for right
+        after a save (an editor's write, then its Run command) reaches the daemon before the
+        watcher's batch for the file (its step, inotify's delivery): planned on the graph as it
+        was, it keyed the saved file by its old text and served the old result."""
+        self._watch_trusted = False
+
     async def ready(self) -> BuildGraph:
         """The loaded graph; waits for the startup build, retries a failed one."""
         if self._loading is None:
