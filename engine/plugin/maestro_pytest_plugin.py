@@ -1324,7 +1324,7 @@ class _Recorder:
         return path
 
     def _file_key(self, node: Any) -> str:
-        known = self._file_keys.get(id(node))
+        known = self._file_keys.get(_identity(node))
         if known is not None and known[0] is node:
             return known[1]
         # the file that collected it: an item may report another path (PyYAML's legacy items
@@ -1333,7 +1333,7 @@ class _Recorder:
         path = str(getattr(owner or node, "path", None) or (owner or node).fspath)
         key = self._rel(path) or path.replace(os.sep, "/")
         if self._root:  # before the session nothing is inside: asked again later
-            self._file_keys[id(node)] = (node, key)
+            self._file_keys[_identity(node)] = (node, key)
         return key
 
     # -- windows ----------------------------------------------------------------------------
@@ -1677,7 +1677,7 @@ class _Recorder:
             env, window.env = window.env, outer_env
             if outer_env is not None:  # a fixture set up inside another's set-up
                 outer_env |= env
-            record = self._fixtures.setdefault(id(fixturedef), (set(), [], [], set()))
+            record = self._fixtures.setdefault(_identity(fixturedef), (set(), [], [], set()))
             # only what a record may name: every test using the fixture joins this set
             record[0].update(inner - self._not_recorded)
             record[1].extend(window.paths[mark:])
@@ -1702,7 +1702,7 @@ class _Recorder:
             return codes, paths, spawns, env
         for chain in defs:
             for fixturedef in chain:
-                record = self._fixtures.get(id(fixturedef))
+                record = self._fixtures.get(_identity(fixturedef))
                 if record is not None:
                     codes |= record[0]
                     paths += record[1]
@@ -1892,7 +1892,7 @@ class _Recorder:
         if (at := self._log_at.pop(report.nodeid, None)) is not None:
             log, start, key = at
             for message in log[start:]:
-                self._warned_in.setdefault(id(message), (message, key))
+                self._warned_in.setdefault(_identity(message), (message, key))
         window = self._collecting.pop(report.nodeid, None)
         if window is not None:
             # pytest reports a collector after its children (a file after its classes): close
@@ -2083,7 +2083,9 @@ class _Recorder:
         if drop:
             # a bare path: a file collected only for what its import does to the others
             self._dropping = {
-                id(item) for item in items if item.nodeid in drop or self._file_key(item) in drop
+                _identity(item)
+                for item in items
+                if item.nodeid in drop or self._file_key(item) in drop
             }
         if scores:
             items[:] = fail_first(items, scores)
@@ -2093,9 +2095,9 @@ class _Recorder:
         the user's own selection (-k, -m) deselected what it does: pytest's count of
         deselected tests is the user's, for every item of a file, served or not."""
         dropping, self._dropping = self._dropping, _DROPPED
-        gone = [item for item in items if id(item) in dropping]
+        gone = [item for item in items if _identity(item) in dropping]
         if gone:
-            items[:] = [item for item in items if id(item) not in dropping]
+            items[:] = [item for item in items if _identity(item) not in dropping]
             config.hook.pytest_deselected(items=gone)
             self._deselected += [item.nodeid for item in gone]
         self._dropping = set()
@@ -2159,7 +2161,7 @@ class _Recorder:
             rel = self._rel(str(warning_message.filename)) if when == "collect" else None
             if when == "collect" and isinstance(warning_message.message, pytest.PytestWarning):
                 # pytest's own, pointing at its code (in a venv inside the workspace, too)
-                found = self._warned_in.get(id(warning_message))
+                found = self._warned_in.get(_identity(warning_message))
                 if found is not None and found[0] is warning_message:
                     rel = found[1]
             key = rel or ""
