@@ -251,9 +251,11 @@ def select(
 
             notes += extension_notes(graph, changes, impacts)
         whole = full_run(graph.pytest, graph.root)
-        return dict.fromkeys(whole.sorted({i.target for i in impacts if i.kind == "test"}))
+        impacted = {i.target for i in impacts if i.kind == "test"}
+        return dict.fromkeys(whole.sorted(_not_ignored(graph, selection, impacted)))
     if not selection.paths:
-        return dict.fromkeys(full_run(graph.pytest, graph.root).sorted(graph.tests))
+        tests = _not_ignored(graph, selection, graph.tests)
+        return dict.fromkeys(full_run(graph.pytest, graph.root).sorted(tests))
     chosen: dict[str, set[str] | None] = {}
     for raw in selection.paths:
         path, sep, _ = raw.partition("::")
@@ -270,6 +272,7 @@ def select(
         elif path == "" or (graph.root / path).is_dir():
             prefix = path + "/" if path else ""
             found = [t for t in graph.tests if t.startswith(prefix)]
+            found = sorted(_not_ignored(graph, selection, found))
             if not found and path:
                 raise _no_tests_in(raw)
             for test in found:
@@ -281,6 +284,17 @@ def select(
         t: (tuple(sorted(n)) if n is not None else None)
         for t, n in sorted(chosen.items(), key=lambda item: order.key(item[0]))
     }
+
+
+def _not_ignored(graph: BuildGraph, selection: Selection, tests: Iterable[str]) -> set[str]:
+    """``tests`` but those the run's own ``--ignore``/``--ignore-glob`` skip in pytest's walk
+    (the configuration's are no test files already). Maestro names each file to pytest, which
+    never skips a file it is given: a file the user names stays, as in plain pytest."""
+    if not any(a.startswith("--ignore") for a in selection.pytest_args):
+        return set(tests)
+    named = [p.partition("::")[0] for p in selection.paths]
+    ignored = graph.pytest.ignored(selection.pytest_args, named=named)
+    return {t for t in tests if not ignored(t)}
 
 
 def run_order_of(graph: BuildGraph, selection: Selection) -> FileOrder:
@@ -687,7 +701,9 @@ class PlannedFile:
         )
 
 
+_NAMED = "@named"  # a file pytest's walk does not collect, run because the user named it
 _INPUT_LABELS = {
+    _NAMED: "named on the command line, no test file of pytest's walk",
     "@args": "pytest arguments",
     "@select": "the tests asked for",
     "@runner": "pytest version",
@@ -991,6 +1007,10 @@ def file_key(
     for name in [n for n in inputs if n.startswith(ENV)]:
         inputs[name] = context.read_entry(name)
     inputs |= _polluter_inputs(graph, target, digests, polluters, inputs)
+    if target not in graph.tests:
+        # only the user names it (graph/pytest_config.py's walk_args): pytest collects it as
+        # given, whatever --ignore or collect_ignore say; the walk's collection is another result
+        inputs[_NAMED] = "named"
     return action_key(target, context, inputs, selection=nodes)
 
 

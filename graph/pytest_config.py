@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import configparser
 import fnmatch
+import os
 import posixpath
 import re
 import shlex
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,6 +55,11 @@ class PytestConfig:
     collected_files_key: str = ""  # the question they answer (CollectRequest.key)
     addopts: list[str] = field(default_factory=list)
     verbosity_subtests: str = "auto"  # the ini value: a level, or "auto" (pytest's -v/-q)
+    # `--ignore` and `--ignore-glob` in addopts, as pytest resolves them (against the folder it
+    # runs in, the rootdir for Maestro): paths relative to the rootdir, globs absolute
+    ignore: tuple[str, ...] = ()
+    ignore_globs: tuple[str, ...] = ()
+    root: str = ""  # the rootdir, absolute: what an ignore glob is matched under
     diagnostics: list[tuple[str, str]] = field(default_factory=list)
 
     def matcher(self) -> Callable[[str], bool]:
@@ -68,6 +74,7 @@ class PytestConfig:
         text_paths = _any_of(tuple("*/" + p for p in self.doctest_globs if "/" in p))
         dir_ok: dict[str, bool] = {}
         collected = frozenset(self.collected_files)
+        ignored = self.ignored()
 
         def is_test_file(rel: str) -> bool:
             if rel in collected:
@@ -84,7 +91,7 @@ class PytestConfig:
             ok = dir_ok.get(directory)
             if ok is None:
                 ok = dir_ok[directory] = not norecursed(directory)
-            if not ok:
+            if not ok or ignored(rel):
                 return False
             if testpaths and not (
                 any(rel == tp or rel.startswith(tp + "/") for tp in testpaths) or tp_globs(rel)
@@ -104,9 +111,10 @@ class PytestConfig:
         norecursed = self._norecursed()
         testpaths = self._testpath_folders()
         tp_globs = _any_of(tuple(self.testpaths))
+        ignored = self.ignored()
 
         def walked(rel: str) -> bool:
-            if not rel or norecursed(rel):
+            if not rel or norecursed(rel) or ignored(rel):
                 return False
             if not testpaths:
                 return True
@@ -137,6 +145,33 @@ class PytestConfig:
             return not starts or any(here.startswith(s) or s.startswith(here) for s in starts)
 
         return may_hold_tests
+
+    def ignored(self, args: Sequence[str] = (), named: Sequence[str] = ()) -> Callable[[str], bool]:
+        """A predicate: does pytest's walk skip ``rel`` (posix, relative to rootdir; a file or a
+        folder) by ``--ignore``/``--ignore-glob`` (addopts', then those of ``args``, a run's
+        arguments), itself or a folder above it? As pytest's ``pytest_ignore_collect``: an
+        ignore path is the exact file or folder, a glob is matched (``*`` crossing ``/``) against
+        the absolute path; a path pytest starts from (``named``, else ``testpaths``) is never
+        skipped, nor a folder on the way to one."""
+        given, globs = _ignore_options(args, self.root)
+        paths = {*self.ignore, *given}
+        if not paths and not (self.ignore_globs or globs):
+            return lambda _: False
+        pattern = _any_of((*self.ignore_globs, *globs))
+        starts = [n.strip("/") for n in named] if named else self._testpath_folders()
+        start_globs = _any_of(tuple(() if named else self.testpaths))
+        base = self.root.rstrip("/") + "/"
+
+        def skipped(rel: str) -> bool:
+            if rel in starts or start_globs(rel) or any(s.startswith(rel + "/") for s in starts):
+                return False
+            return rel in paths or pattern(base + rel)
+
+        def ignored(rel: str) -> bool:
+            parts = rel.split("/")
+            return any(skipped("/".join(parts[: i + 1])) for i in range(len(parts)))
+
+        return ignored
 
     def _norecursed(self) -> Callable[[str], bool]:
         """A predicate: does ``norecursedirs`` name the folder ``rel`` (posix, relative to
@@ -209,6 +244,26 @@ def _rootdir_relative(path: str) -> str:
     return posixpath.normpath(path).strip("/") or "."
 
 
+def _ignore_options(args: Sequence[str], root: str) -> tuple[list[str], list[str]]:
+    """The ``--ignore`` paths (relative to ``root``, where pytest runs) and ``--ignore-glob``
+    patterns (absolute, as pytest's ``absolutepath`` makes them) that ``args`` give."""
+    paths: list[str] = []
+    globs: list[str] = []
+    i = 0
+    while i < len(args):
+        name, eq, value = args[i].partition("=")
+        if name in ("--ignore", "--ignore-glob") and not eq and i + 1 < len(args):
+            i, value = i + 1, args[i + 1]
+        elif args[i] == "--":
+            break
+        i += 1
+        if name == "--ignore":
+            paths.append(os.path.relpath(os.path.abspath(os.path.join(root, value)), root))
+        elif name == "--ignore-glob":
+            globs.append(os.path.abspath(os.path.join(root, value)))
+    return [p.replace(os.sep, "/") for p in paths], globs
+
+
 def _doctest_disabled(addopts: list[str]) -> bool:
     return any(
         a == "-pno:doctest" or (a == "-p" and addopts[i + 1 : i + 2] == ["no:doctest"])
@@ -272,15 +327,16 @@ def load_pytest_config(root: Path) -> PytestConfig:
                 parser.read_string(path.read_text(encoding="utf-8", errors="replace"))
                 if not parser.has_section(section):
                     if name.endswith("pytest.ini"):
-                        return PytestConfig(inifile=name)  # pytest.ini always wins, even empty
+                        # pytest.ini always wins, even empty
+                        return PytestConfig(inifile=name, root=str(root))
                     continue
                 options = dict(parser.items(section))
         except (OSError, ValueError, configparser.Error) as exc:
             # pytest itself will refuse this file; keep defaults and say why.
-            cfg = PytestConfig(inifile=name)
+            cfg = PytestConfig(inifile=name, root=str(root))
             cfg.diagnostics.append((name, f"cannot read pytest configuration: {exc}"))
             return cfg
-        cfg = PytestConfig(inifile=name)
+        cfg = PytestConfig(inifile=name, root=str(root))
         if "testpaths" in options:
             cfg.testpaths = [_rootdir_relative(p) for p in _as_list(options["testpaths"])]
         if "python_files" in options:
@@ -298,8 +354,10 @@ def load_pytest_config(root: Path) -> PytestConfig:
             cfg.doctest_modules = _doctest_modules(addopts)
             cfg.import_mode = import_mode(addopts)
             cfg.doctest_globs = _doctest_globs(addopts)
+            ignore, ignore_globs = _ignore_options(addopts, str(root))
+            cfg.ignore, cfg.ignore_globs = tuple(ignore), tuple(ignore_globs)
         return cfg
-    return PytestConfig()
+    return PytestConfig(root=str(root))
 
 
 # ini options that decide which files are tests, or where the rootdir and configuration are
@@ -417,14 +475,23 @@ def _int(text: str, default: int) -> int:
 
 
 WALK_OPTION = "--maestro-walk"  # the plugin's option: a folder its run walks as pytest's walk
+NAMED_OPTION = "--maestro-named"  # the plugin's option: a file the user named, no test file
 
 
-def walk_args(names: Sequence[str], config: PytestConfig) -> list[str]:
+def walk_args(
+    names: Sequence[str], config: PytestConfig, tests: Container[str] | None = None
+) -> list[str]:
     """pytest's arguments for the targets Maestro names: a conftest-only folder's as the
     plugin's walk option (named on the command line, pytest would import its conftest as an
-    initial one, and a broken one would stop the run where the walk reports the folder)."""
+    initial one, and a broken one would stop the run where the walk reports the folder).
+    The plugin collects a named file as pytest's walk would (it skips what ``--ignore`` and
+    ``collect_ignore`` skip); a file that is none of the graph's ``tests`` was named by the
+    user, and pytest collects a file it is given whatever those say: said so to the plugin."""
     out: list[str] = []
     for name in names:
         folder = walk_folder(name, config) if name.endswith("conftest.py") else None
         out.append(name if folder is None else f"{WALK_OPTION}={folder}")
+        file = name.partition("::")[0]
+        if folder is None and tests is not None and file not in tests:
+            out.append(f"{NAMED_OPTION}={file}")
     return out

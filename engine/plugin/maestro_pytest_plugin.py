@@ -1844,6 +1844,11 @@ class _Recorder:
         try:
             if not session.isinitpath(file_path):
                 return
+            named = session.config.getoption("maestro_named", None) or ()
+            if named and os.path.relpath(file_path, self._root).replace(os.sep, "/") in named:
+                # the user named it (no test file of the walk): pytest collects it as given
+                _drop_named_only(session.config, file_path, outcome)
+                return
             # pytest offers every file of a folder again for each file named in that folder
             walk = maestro_collect_probe.walk_ignores
             root = type(file_path)(self._root)
@@ -3275,6 +3280,7 @@ class _PytestReport:
 
 
 WALK_OPTION = "--maestro-walk"  # graph/pytest_config.py's WALK_OPTION
+NAMED_OPTION = "--maestro-named"  # graph/pytest_config.py's NAMED_OPTION
 # pytest's directory collector (pytest >= 8; before, a folder is not a node Maestro can walk)
 _DIRECTORY: Any = getattr(pytest, "Directory", ())
 
@@ -3284,6 +3290,11 @@ def pytest_addoption(parser: Any) -> None:
         WALK_OPTION, action="append", default=[], dest="maestro_walk", metavar="FOLDER",
         help="Maestro: walk this folder (one holding no test file) as pytest's walk of its "
         "parent would: its conftests' import error or skip is the folder's result",
+    )  # fmt: skip
+    parser.addoption(
+        NAMED_OPTION, action="append", default=[], dest="maestro_named", metavar="FILE",
+        help="Maestro: the user named this file, which pytest's walk does not collect: "
+        "collect it as pytest collects a file named on its command line",
     )  # fmt: skip
 
 

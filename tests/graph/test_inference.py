@@ -373,3 +373,40 @@ def test_deleted_or_renamed_file_impacts_former_dependents(
         changes.append(Change("pkg/new.py", "added"))
     impacted = {i.target for i in graph.impacted(changes)}
     assert impacted == {"tests/test_uses_module.py", "tests/test_uses_from.py"}
+
+
+def test_files_and_folders_ignored_in_addopts_are_no_test_files(
+    make_ws: Make, build: Build
+) -> None:
+    # diskcache 5.6.3: addopts = --ignore=tests/test_djangocache.py; pytest collects 8 files,
+    # Maestro counted 9 and explained the ignored one as "cached" and "runs as a whole"
+    root = make_ws(
+        {
+            "tox.ini": (
+                "[pytest]\ntestpaths = tests README.rst\naddopts = --doctest-glob=*.rst "
+                "--ignore=tests/test_djangocache.py --ignore ./tests/legacy/ "
+                "--ignore=README.rst --ignore-glob=*_slow.py\n"
+            ),
+            "README.rst": ">>> 1\n1\n",  # a testpaths entry: pytest starts there, never skips it
+            "tests/test_core.py": "",
+            "tests/test_djangocache.py": "",
+            "tests/test_djangocache_more.py": "",  # not the ignored path itself
+            "tests/legacy/conftest.py": "",  # its walk never enters the folder: not run by it
+            "tests/legacy/test_old.py": "",
+            "tests/legacyx/test_kept.py": "",
+            "tests/deep/test_x_slow.py": "",  # the glob's * crosses folders, as fnmatch's
+            "tests/deep/test_y.py": "",
+        }
+    )
+    graph = build(root)
+    assert graph.tests == {
+        "README.rst",
+        "tests/test_core.py",
+        "tests/test_djangocache_more.py",
+        "tests/legacyx/test_kept.py",
+        "tests/deep/test_y.py",
+    }
+    assert graph.pytest.ignored(["--ignore", "tests/deep"])("tests/deep/test_y.py")
+    # a path the run starts from is never skipped, nor a folder on the way to it
+    named = graph.pytest.ignored(["--ignore=tests/deep"], named=["tests/deep/test_y.py"])
+    assert not named("tests/deep/test_y.py")
