@@ -7,8 +7,10 @@ StaleResult model either way); it replaces that command in the app once wired th
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -25,6 +27,8 @@ from maestro.wire import (
     TeamModelStatus,
     TelemetryUploadStatus,
 )
+
+log = logging.getLogger(__name__)
 
 
 def stale_in_process(root: Path) -> StaleResult:
@@ -77,6 +81,71 @@ def render_stale(result: StaleResult, *, as_json: bool) -> None:
     console.print(f"{len(result.stale)} of {plural(result.tests, 'test file')} stale")
 
 
+def _status_offline(workspace: Path, *, as_json: bool) -> None:
+    """What ``status`` can say with no daemon, reading files only (starting nothing, creating
+    nothing): the graph index the last build saved (not the graph: none is loaded) and the
+    cache's counters."""
+    import datetime as dt
+
+    from maestro.graph.index import Index
+    from maestro.paths import cache_dir, graph_index_path
+
+    index_path = graph_index_path(workspace)
+    index = Index.load(index_path) if index_path.is_file() else None
+    saved = None
+    if index is not None and index.saved_at_ns:
+        saved = dt.datetime.fromtimestamp(index.saved_at_ns / 1e9, tz=dt.UTC)
+    graph: dict[str, Any] | None = None
+    if index is not None and saved is not None:
+        # it holds the files the build scanned (Python modules, doctest text files)
+        graph = {"scanned_files": len(index.files), "saved_at": saved.isoformat()}
+    cache: dict[str, Any] | None = None
+    lmdb_dir = cache_dir() / "lmdb"
+    if lmdb_dir.is_dir():
+        from maestro.cache import Cache
+
+        try:
+            with Cache.open(lmdb_dir) as opened:
+                cache = opened.stats().model_dump(mode="json")
+        except (MaestroError, OSError) as exc:  # another version's, or damaged: not shown
+            log.info("cache not readable for status: %s", exc)
+    if as_json:
+        data = {"running": False, "root": str(workspace), "graph_index": graph, "cache": cache}
+        console.print_json(json.dumps(data))
+        return
+    console.print(f"[bold]daemon[/] not running for {workspace}", highlight=False)
+    if graph is not None and saved is not None:
+        ago = _ago(dt.datetime.now(dt.UTC) - saved)
+        console.print(
+            f"[bold]graph[/]  not loaded; its last build ({ago} ago) saved an index of "
+            f"{plural(graph['scanned_files'], 'scanned file')}",
+            highlight=False,
+        )
+    else:
+        console.print("[bold]graph[/]  not loaded, and no build saved an index yet")
+    if cache is not None:
+        rate = f"{cache['hit_rate']:.1%}" if cache.get("hit_rate") is not None else "-"
+        console.print(
+            f"[bold]cache[/]  {plural(cache['actions'], 'result')}, "
+            f"{plural(cache['blobs'], 'blob')}, "
+            f"hit rate {rate}, {cache['wall_seconds_saved']:.1f} s saved ({cache['path']})",
+            highlight=False,
+        )
+    else:
+        console.print(f"[bold]cache[/]  none yet at {lmdb_dir}", highlight=False)
+    console.print(
+        "[dim]start the daemon: maestro daemon start (the graph now: maestro graph stats)[/]"
+    )
+
+
+def _ago(delta: Any) -> str:
+    seconds = max(0, int(delta.total_seconds()))
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 def status(
     root: ROOT_OPTION = None,
     as_json: JSON_OPTION = False,
@@ -94,11 +163,7 @@ def status(
                 graph = c.call(wire.GRAPH_STATS, wire.GraphStatsParams())
                 cache = c.call(wire.CACHE_STATS)
         except DaemonNotRunningError:
-            if as_json:
-                console.print_json(json.dumps({"running": False, "root": str(workspace)}))
-            else:
-                console.print(f"daemon not running for {workspace}", highlight=False)
-                console.print("[dim]start it: maestro daemon start[/]")
+            _status_offline(workspace, as_json=as_json)
             raise typer.Exit(1) from None
     except MaestroError as exc:
         report_error(exc)
