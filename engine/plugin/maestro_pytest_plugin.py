@@ -346,6 +346,7 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 return  # the text of pytest's report, not what the test's outcome came from
             _read(window, (found[0],))
         elif event in rec.SPAWN_EVENTS:
+            _spawn_seen()
             program, python = rec.spawned(event, args)
             child = python  # a Python process, recorded or not: it may outlive the window
             if python and (why := rec.recorder_dropped(event, args, program)) is not None:
@@ -1169,6 +1170,9 @@ class _Recorder:
         self._installed = rec.installed_prefixes()
         self._temp: tuple[str, ...] = ()  # pytest's temporary directories: test scratch
         self._children = children  # where Python children of the tests leave their records
+        # the children's folder held nothing at the last look (no mark, no record)
+        self._children_gone = False
+        self._kept_source_names: set[Any] = set()  # linecache's names found outside the workspace
         self._deps: dict[str, _Deps] = {}
         self._emitted_deps: set[str] = set()
         self._last_item_of_file: dict[str, str] = {}
@@ -1343,8 +1347,17 @@ class _Recorder:
         self._forget_source_text()
         _watch_c_readers(_active)  # loaded outside every window since the last one closed
         _active = _Window(test_file)
-        if self._children:
-            _active.running = rec.running_children(self._children)
+        _active.running = self._running_children()
+
+    def _running_children(self) -> set[int]:
+        """The recorded children running as a window opens. When the folder was empty at the
+        last look and this process started none since the recording began, none can be: each
+        marks itself there as it starts, and its parent is this process or a recorded child
+        (which was running at that look, or left a record there then)."""
+        if not self._children or (self._children_gone and not _spawned):
+            return set()
+        running: set[int] = rec.running_children(self._children)
+        return running
 
     def _forget_source_text(self) -> None:
         """linecache keeps the text of every source file it served (``inspect.getsource``,
@@ -1353,13 +1366,16 @@ class _Recorder:
         window (execnet ships a module's source to each worker interpreter it starts, which runs
         it as a string: its record names no file)."""
         cache = linecache.cache
-        for name in list(cache):
+        kept = self._kept_source_names  # outside the workspace, by name: kept for good
+        for name in cache.keys() - kept:
             entry = cache.get(name)
             # (size, None, lines, name): text registered by a tool for generated code, no file
             if entry is None or (len(entry) > 1 and entry[1] is None):
                 continue
             if isinstance(name, str) and os.path.isabs(name) and self._rel(name) is not None:
                 cache.pop(name, None)
+            else:
+                kept.add(name)
 
     def _close_window(self) -> _Seen:
         global _active
@@ -1406,7 +1422,9 @@ class _Recorder:
         """Fold the records of the Python processes started in `window` into it; a Python child
         that left none makes the window opaque."""
         expected = sum(1 for _, python in window.spawns if python)
-        records = rec.read_records(self._children) if self._children else []
+        records, self._children_gone = (
+            rec.read_records(self._children) if self._children else ([], False)
+        )
         # one an earlier test started, running all along or ending after this window: what it
         # did for this test is in no record this window gets
         unseen = window.running - {r.get("pid") for r in records}
@@ -1872,8 +1890,7 @@ class _Recorder:
             key = collector.nodeid + "/conftest.py" if walked else self._file_key(collector)
             _watch_c_readers(_active)  # loaded in the enclosing window, or outside every one
             self._collecting[collector.nodeid] = window = _Window(key, modules=True)
-            if self._children:
-                window.running = rec.running_children(self._children)
+            window.running = self._running_children()
             if isinstance(collector, pytest.File):
                 self._filters_before[collector.nodeid] = tuple(warnings.filters)
                 if (log := _warnings_log()) is not None:
@@ -2933,6 +2950,15 @@ def _started_in(window: _Window, record: dict[str, Any]) -> bool:
     if not isinstance(forked, int) or opened is None:
         return True
     return forked > opened or (forked == opened and not _stray_children)
+
+
+# This process started a process (any program) since the recording began.
+_spawned = False
+
+
+def _spawn_seen() -> None:
+    global _spawned
+    _spawned = True
 
 
 def _stray_started() -> None:
