@@ -77,7 +77,7 @@ def test_readme_recipe_runs_a_long_impacted_run_to_the_end(project: Project) -> 
     assert (finished["passed"], finished["failed"]) == (6, 1), finished
     assert "Timed out" not in stderr
     assert "maestro: run impacted tests started" in stderr
-    assert "maestro: run impacted tests: 6 passed, 1 failed" in stderr  # the recipe's message
+    assert "maestro: run impacted tests: 1 failed, 6 passed" in stderr  # the recipe's message
     text = (project.root / "tests/test_text.py").read_text()
     assert text.startswith("from pkg.calc import add\n") and "def test_add_here" in text
     diags = seen["diagnostics"]
@@ -160,8 +160,7 @@ def test_readme_recipe_on_a_real_project(real_project: Project) -> None:
     assert finished["kind"] == "impacted" and finished["cancelled"] is False, finished
     assert finished["passed"] > 300 and finished["failed"] >= 1, finished  # test_rrule: 400+
     assert "Timed out" not in stderr
-    passed, failed = finished["passed"], finished["failed"]
-    assert f"maestro: run impacted tests: {passed} passed, {failed} failed" in stderr
+    assert f"maestro: run impacted tests: {finished['counts']}" in stderr
     diags = seen["diagnostics"]
     assert [d["range"]["start"]["line"] + 1 for d in diags] == [assert_line], diags
     assert "test_easter_here" in diags[0]["message"], diags
@@ -194,3 +193,36 @@ def emacs(
     seen: dict[str, Any] = json.loads(out.read_text())
     assert "error" not in seen, (seen, proc.stderr[-3000:])
     return seen, proc.stderr
+
+
+@pytest.mark.skipif(
+    not has_eglot(),
+    reason="emacs with eglot is not installed (`apt-get install -y emacs-nox elpa-eglot`; "
+    "`make test` does)",
+)
+@pytest.mark.parametrize(
+    ("counts", "said"),
+    [
+        # blinker through the recipe: its message said "23 passed, 0 failed, 1 errors"
+        (':passed 23 :failed 0 :errors 1 :counts "23 passed, 1 error"', "23 passed, 1 error"),
+        (':passed 6 :failed 1 :errors 0 :counts "1 failed, 6 passed"', "1 failed, 6 passed"),
+        (':message "no tests ran"', "no tests ran"),
+    ],
+)
+def test_readme_recipe_says_the_counts_in_pytests_words(
+    tmp_path: Path, counts: str, said: str
+) -> None:
+    """The recipe's end message is pytest's counts line, as the server words it (plurals,
+    order, only the counts that are not 0)."""
+    assert EMACS is not None
+    init = tmp_path / "init.el"
+    init.write_text(recipe("Emacs 28", "elisp"))
+    call = (
+        '(eglot-handle-notification nil \'maestro/runFinished :label "run impacted tests" '
+        f":cancelled :json-false :error nil {counts})"
+    )
+    done = subprocess.run(
+        [EMACS, "--batch", "-q", "-l", str(init), "--eval", call],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert f"maestro: run impacted tests: {said}\n" in done.stderr, done.stderr
