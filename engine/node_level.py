@@ -1241,7 +1241,16 @@ def _module_files(graph: BuildGraph, importer: str, module: str) -> set[str] | N
         found = {f for f in (f"{base}.py", f"{base}/__init__.py") if f in graph.all_files}
         return found or None
     linked = {t for t, e in graph.deps.get(importer, {}).items() if e.detail == module}
-    return linked or None
+    if linked:
+        return linked
+    # an edge keeps one spelling of its target (``from .calc import X`` beside a later
+    # ``from pkg.calc import X``): resolve the name as the import system would from the importer
+    parts = module.split(".")
+    root = graph.resolver.find_root(importer, parts[0])
+    if root is None:
+        return None
+    stem = root + "/".join(parts)
+    return {f for f in (f"{stem}.py", f"{stem}/__init__.py") if f in graph.all_files} or None
 
 
 def _may_name(graph: BuildGraph, importer: str, target: str, files: set[str]) -> bool:

@@ -88,7 +88,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 18
+FORMAT = 19
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -1017,12 +1017,11 @@ def _handed(tree: ast.Module) -> dict[str, set[str]]:
     parents: dict[int, ast.AST] = {
         id(child): node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)
     }
-    annotations = {
-        id(n.annotation)
-        for n in ast.walk(tree)
-        if isinstance(n, _ANNOTATED) and n.annotation is not None
-    }
-    annotations.update(id(n.returns) for n in ast.walk(tree) if isinstance(n, _Def) and n.returns)
+    # a name anywhere in an annotation (``list[calc]`` too) is only annotating: a type hint
+    # hands nothing to code, and under ``from __future__ import annotations`` it never runs
+    roots = [n.annotation for n in ast.walk(tree) if isinstance(n, _ANNOTATED) and n.annotation]
+    roots += [n.returns for n in ast.walk(tree) if isinstance(n, _Def) and n.returns]
+    annotations = {id(n) for root in roots for n in ast.walk(root)}
     found: dict[str, set[str]] = {}
     for node, shadowed, scope in _scoped_walk(tree):
         if not (

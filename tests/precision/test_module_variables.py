@@ -124,6 +124,31 @@ def test_a_from_imported_class_handed_on_is_no_module(ws: Workspace) -> None:
     assert ran_nodes(summary) == CALC_READERS
 
 
+@pytest.mark.parametrize(
+    "top",
+    ["def make() -> list[Shape]:\n    from pkg.shapes import Shape\n\n    return [Shape()]\n",
+     "SHAPES = [Shape]\n\n\ndef make():\n    from pkg.shapes import Shape\n\n"
+     "    return [Shape()]\n"],
+    ids=["in-an-annotation", "spelled-two-ways"],
+)  # fmt: skip
+def test_a_class_named_at_module_level_is_no_module_handed_on(ws: Workspace, top: str) -> None:
+    # click's types.py: ``from .shapes import Shape`` at the top, ``from pkg.shapes import
+    # Shape`` in a function, ``-> list[Shape]`` in a signature. Neither the annotation nor the
+    # absolute spelling (the import edge keeps the relative one) hands a module on: a changed
+    # constant elsewhere left the test importing it to run again
+    ws.write("pkg/shapes.py", "class Shape:\n    pass\n")
+    ws.write(
+        "pkg/kinds.py",
+        f"from __future__ import annotations\n\nfrom .shapes import Shape\n\n\n{top}",
+    )
+    ws.write("tests/test_other.py", "from pkg import calc, kinds\n\n\n"
+             "def test_imports_only():\n    assert len(kinds.make()) == 1\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    summary = ws.run()
+    assert ran_nodes(summary) == CALC_READERS
+
+
 def test_an_object_held_in_a_variable_is_no_module(ws: Workspace) -> None:
     # a computed attribute of an ordinary object (a parameter's attribute) reads no module's
     # names: the constant's change leaves the test that ran it served
@@ -243,6 +268,9 @@ def test_where_a_module_variable_is_read_by_a_computed_name(
          {"f": {"a.b:", ".:d"}}),
         # a parameter of that name is no module
         ("from pkg import calc\ndef f(calc, read):\n    return read(calc)\n", {}),
+        # a name anywhere in an annotation annotates only
+        ("from pkg import calc\ndef f(a: list[calc]) -> dict[str, calc.T]:\n"
+         "    x: set[calc] = 1\n", {}),
     ],
 )  # fmt: skip
 def test_what_code_hands_on(code: str, handed: dict[str, set[str]]) -> None:
