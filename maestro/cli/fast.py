@@ -307,7 +307,7 @@ def connect(root: Path) -> Connection | None:
 def fast_test(argv: Sequence[str]) -> int | None:
     """Run `maestro test` through a running daemon: its exit code, or None for the full CLI."""
     args = parse_test_args(argv)
-    if args is None or args.no_daemon or args.junit_xml is not None or policy() == "off":
+    if args is None or args.no_daemon or policy() == "off":
         return None
     from maestro.errors import MaestroError
 
@@ -332,8 +332,9 @@ def fast_test(argv: Sequence[str]) -> int | None:
         "env": env,
         "answers_env": True,
     }
+    junit = Path(args.junit_xml) if args.junit_xml is not None else None
     with conn:
-        return _run(conn, workspace, params, scope)
+        return _run(conn, workspace, params, scope, junit)
 
 
 def test_scope(workspace: Path, args: TestArgs) -> str | None:
@@ -360,7 +361,13 @@ class _Failed(NamedTuple):
     lost: str = ""
 
 
-def _run(conn: Connection, workspace: Path, params: dict[str, Any], scope: str | None) -> int:
+def _run(
+    conn: Connection,
+    workspace: Path,
+    params: dict[str, Any],
+    scope: str | None,
+    junit: Path | None = None,
+) -> int:
     from maestro.cli.consoles import console
     from maestro.cli.test_render import Display, final_exit_code, print_summary
 
@@ -389,6 +396,12 @@ def _run(conn: Connection, workspace: Path, params: dict[str, Any], scope: str |
 
             return no_tests_in_scope(scope)
         return test_cmd.report_failure(answer.exc)
+    if junit is not None:  # as the full CLI (maestro/cli/test_run.py): before the summary
+        from maestro.cli.test_run import write_junit
+
+        files = [(f.get("result"), bool(f.get("cached")), f.get("served") or ()) for f in
+                 answer.get("files") or []]  # fmt: skip
+        write_junit(junit, files)
     print_summary(answer)
     return final_exit_code(answer, impacted=bool(params["impacted"]))
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -117,12 +117,11 @@ def run_test(
         if in_process and not no_daemon:
             start_in_background(workspace)
         if junit_xml is not None:
-            from maestro.engine import junit
-
             decided = result.predictive
             skipped = [(f.target, f.reason) for f in decided.skipped] if decided else []
             skipped += [(t.node_id, t.reason) for t in decided.skipped_tests] if decided else []
-            junit_xml.write_bytes(junit.render(file_results(result), skipped_files=skipped))
+            files = ((f.result, f.cached, f.served) for f in result.files)
+            write_junit(junit_xml, files, skipped)
     except KeyboardInterrupt:
         from maestro.cli.consoles import console
 
@@ -280,17 +279,36 @@ def file_results(result: RunTestsResult) -> list[tuple[ActionResult, bool | froz
     """(ActionResult, served from cache: the whole file, or of a file run in part the node ids
     served) of every file that has a result, in plan order, each test once (a skipped folder's
     node is in the result of each of its files)."""
+    return results_of((f.result, f.cached, f.served) for f in result.files)
+
+
+def results_of(
+    files: Iterable[tuple[Mapping[str, Any] | None, bool, Iterable[str]]],
+) -> list[tuple[ActionResult, bool | frozenset[str]]]:
+    """`file_results` of a run's files as (result in JSON mode, cached, served node ids): the
+    fast path's (maestro/cli/fast.py) reply is JSON, never a RunTestsResult."""
     from maestro.cache.action import ActionResult
 
     seen: set[str] = set()
     out: list[tuple[ActionResult, bool | frozenset[str]]] = []
-    for f in result.files:
-        if f.result is None:
+    for result, cached, served in files:
+        if result is None:
             continue
-        action = ActionResult.model_validate(f.result)
+        action = ActionResult.model_validate(result)
         tests = [t for t in action.tests if t.node_id not in seen]
         seen.update(t.node_id for t in tests)
         if len(tests) < len(action.tests):
             action = action.model_copy(update={"tests": tests})
-        out.append((action, f.cached or frozenset(f.served)))
+        out.append((action, cached or frozenset(served)))
     return out
+
+
+def write_junit(
+    path: Path,
+    files: Iterable[tuple[Mapping[str, Any] | None, bool, Iterable[str]]],
+    skipped: Sequence[tuple[str, str]] = (),
+) -> None:
+    """The run's cached and fresh results as JUnit XML at ``path`` (``--junit-xml``)."""
+    from maestro.engine import junit
+
+    path.write_bytes(junit.render(results_of(files), skipped_files=skipped))
