@@ -94,7 +94,6 @@ def client_env(root: Path) -> dict[str, str]:
     """This process's environment, cut to the workspace's allowlist (what pytest may see), the
     names of the variables it leaves out, and its active venv: the daemon finds the interpreter
     as this process would (the allowlist decides what pytest and the key see, not this)."""
-    from maestro.config import load_settings
     from maestro.envvars import (
         WITHHELD_ENV,
         allowlist_with,
@@ -104,7 +103,8 @@ def client_env(root: Path) -> dict[str, str]:
     )
     from maestro.paths import workspace_state_dir
 
-    extra = [*load_settings(root).config.env_allowlist, *read_env_names(workspace_state_dir(root))]
+    state_dir = workspace_state_dir(root)
+    extra = [*settings_allowlist(root, state_dir), *read_env_names(state_dir)]
     allowlist = allowlist_with(extra)
     env = dict(allowlisted_env(allowlist, os.environ))
     # the names (never the values) of the rest: the daemon tells the tests that read one
@@ -113,6 +113,58 @@ def client_env(root: Path) -> dict[str, str]:
     if "VIRTUAL_ENV" in os.environ:
         env["VIRTUAL_ENV"] = os.environ["VIRTUAL_ENV"]
     return env
+
+
+ALLOWLIST_MEMO = "settings-allowlist.json"
+
+
+def settings_allowlist(root: Path, state_dir: Path) -> list[str]:
+    """The workspace's ``env-allowlist`` setting. Validating the settings imports pydantic and
+    builds their schema (about half this path's CPU); a configuration's text validated once is
+    remembered in ``state_dir`` with its allowlist, keyed by that text (and this Maestro's
+    settings code), so a run through the daemon validates it again only once it changed. An
+    invalid one raises ConfigError as ever and is never remembered."""
+    import hashlib
+    import json
+
+    from maestro import __version__, config
+    from maestro.workspace import CONFIG_FILE, PYPROJECT, unconfigured
+
+    if unconfigured(root):  # the defaults, nothing to validate
+        return list(config.load_settings(root).config.env_allowlist)
+    name = CONFIG_FILE if (root / CONFIG_FILE).is_file() else PYPROJECT
+
+    def key() -> str | None:
+        try:
+            text = (root / name).read_bytes()
+            own = os.stat(config.__file__)
+        except OSError:
+            return None
+        parts = (__version__, str(own.st_size), str(own.st_mtime_ns), name)
+        return hashlib.sha256("\0".join(parts).encode() + b"\0" + text).hexdigest()
+
+    before = key()
+    memo = state_dir / ALLOWLIST_MEMO
+    try:
+        data = json.loads(memo.read_bytes())
+        data = data if isinstance(data, dict) else {}
+        names = data.get("allowlist")
+        if (
+            before is not None
+            and data.get("key") == before
+            and isinstance(names, list)
+            and all(isinstance(n, str) for n in names)
+        ):
+            return names
+    except (OSError, ValueError):
+        pass
+    allowlist = list(config.load_settings(root).config.env_allowlist)
+    if before is not None and key() == before:  # not edited while it was read
+        tmp = memo.with_name(f"{ALLOWLIST_MEMO}.{os.getpid()}")
+        with contextlib.suppress(OSError):
+            tmp.write_text(json.dumps({"key": before, "allowlist": allowlist}))
+            os.replace(tmp, memo)
+    return allowlist
 
 
 # --- command line ------------------------------------------------------------------------------

@@ -268,6 +268,38 @@ def test_a_junit_report_through_the_daemon_takes_the_fast_path(ws: DaemonEnv) ->
     assert fast_text == full_text
 
 
+def test_a_configured_workspace_runs_through_the_daemon_without_pydantic(ws: DaemonEnv) -> None:
+    # the fixture's pyproject.toml has [tool.maestro]: the fast path validated it with pydantic
+    # at every run (0.15 s of CPU where an unconfigured workspace's run takes 0.06 s)
+    started(ws)
+    assert "ran 2 files, 0 cached" in maestro(ws, "test").stdout
+    assert "pydantic" not in imported(ws, "test")
+    same(maestro(ws, "test"), maestro(ws, "test", "--no-daemon"))
+
+
+def test_the_allowlist_setting_is_validated_again_once_its_text_changed(tmp_path: Path) -> None:
+    from maestro.errors import ConfigError
+
+    root, state = tmp_path / "ws", tmp_path / "state"
+    root.mkdir()
+    state.mkdir()
+    config = root / "maestro.toml"
+    config.write_text('env-allowlist = ["ONE"]\n')
+    assert fast.settings_allowlist(root, state) == ["ONE"]
+    assert (state / fast.ALLOWLIST_MEMO).is_file()
+    assert fast.settings_allowlist(root, state) == ["ONE"]  # remembered
+    config.write_text('env-allowlist = ["TWO"]\n')
+    assert fast.settings_allowlist(root, state) == ["TWO"]
+    config.write_text('env-allowlist = "TWO"\nno-such-setting = 1\n')
+    with pytest.raises(ConfigError):
+        fast.settings_allowlist(root, state)
+    config.write_text('env-allowlist = ["ONE"]\n')
+    assert fast.settings_allowlist(root, state) == ["ONE"]
+    (root / "maestro.toml").unlink()
+    (root / "pyproject.toml").write_text('[tool.maestro]\nenv-allowlist = ["THREE"]\n')
+    assert fast.settings_allowlist(root, state) == ["THREE"]
+
+
 ELAPSED = re.compile(r"\(\d+\.\d ms\)")
 
 
