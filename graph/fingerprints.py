@@ -88,7 +88,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 19
+FORMAT = 20
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -1062,7 +1062,10 @@ def _top_binds(tree: ast.Module, escapes: _Escapes) -> dict[str, tuple[str, ...]
     if escapes.own and not hook:  # ``globals()``, ``vars()``: any name may be anything
         return {"*": ("?",)}
     kinds: dict[str, set[str]] = {}
-    declared = {n for node in ast.walk(tree) if isinstance(node, ast.Global) for n in node.names}
+    for node in ast.walk(tree):
+        if isinstance(node, _Def | ast.ClassDef):  # a class body may declare one too
+            for name, kind in _global_binds(node):
+                kinds.setdefault(name, set()).add(kind)
     stack: list[ast.AST] = list(tree.body)
     while stack:
         node = stack.pop()
@@ -1082,13 +1085,74 @@ def _top_binds(tree: ast.Module, escapes: _Escapes) -> dict[str, tuple[str, ...]
         if isinstance(node, _Def | ast.ClassDef | ast.Lambda):
             continue  # what they bind is their own (a walrus in a default is left out)
         stack.extend(ast.iter_child_nodes(node))
-    for name in declared:
-        kinds.setdefault(name, set()).add("?")
     if escapes.stars or hook:
         # a name no statement binds comes from a star import, or from ``__getattr__``
         kinds["*"] = {f"{star}:" for star in escapes.stars} | ({"?"} if hook else set())
         return {name: tuple(sorted(k)) for name, k in sorted(kinds.items())}
     return {name: tuple(sorted(k)) for name, k in sorted(kinds.items()) if k != {"="}}
+
+
+def _global_binds(
+    function: ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef,
+) -> Iterator[tuple[str, str]]:
+    """(name, kind as `_top_binds` gives it) of each binding `function` makes of a name it
+    declares ``global``. An import binds a module or a name of one; an assignment of a constant
+    or of a parameter the function never rebinds is ``=`` (a module reaches the parameter only
+    through code handing it on, counted there); any other binding (a call's result, a loop
+    target, ``with ... as``) is unsure, ``?``."""
+    own: list[ast.AST] = []  # the function's own code, not the scopes nested in it
+    stack: list[ast.AST] = list(function.body)
+    while stack:
+        node = stack.pop()
+        own.append(node)
+        if not isinstance(node, _Def | ast.ClassDef | ast.Lambda):
+            stack.extend(ast.iter_child_nodes(node))
+    declared = {n for node in own if isinstance(node, ast.Global) for n in node.names}
+    if not declared:
+        return
+    parameters: set[str] = set()
+    if not isinstance(function, ast.ClassDef):
+        arguments = function.args
+        parameters = {
+            a.arg
+            for a in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs,
+                      arguments.vararg, arguments.kwarg)
+            if a is not None
+        }  # fmt: skip
+    parameters -= {n for node in own for n in _bound_names(node)}  # rebound: any value
+    settled: set[int] = set()  # the targets of plain assignments, judged at the statement
+    for node in own:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            base = (
+                "." * node.level + (node.module or "") if isinstance(node, ast.ImportFrom) else ""
+            )
+            for a in node.names:
+                bound = a.asname or a.name.partition(".")[0]
+                if bound not in declared:
+                    continue
+                if isinstance(node, ast.Import):
+                    yield bound, f"{a.name if a.asname else bound}:"
+                else:
+                    yield bound, f"{base}:{a.name}"
+        elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            # an operator's result is no module; a constant neither; a parameter only if a
+            # caller hands one on
+            plain = isinstance(node, ast.AugAssign) or (
+                isinstance(node.value, ast.Constant)
+                or (isinstance(node.value, ast.Name) and node.value.id in parameters)
+            )
+            for target in targets:
+                if isinstance(target, ast.Name) and target.id in declared and plain:
+                    settled.add(id(target))
+                    yield target.id, "="
+        elif (
+            isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Store)
+            and node.id in declared
+            and id(node) not in settled
+        ):
+            yield node.id, "?"
 
 
 def _scoped_walk(tree: ast.Module) -> Iterator[tuple[ast.AST, frozenset[str], str]]:

@@ -149,6 +149,29 @@ def test_a_class_named_at_module_level_is_no_module_handed_on(ws: Workspace, top
     assert ran_nodes(summary) == CALC_READERS
 
 
+@pytest.mark.parametrize(
+    ("value", "reran"),
+    [("run", []), ("__import__(run)", [OTHER])],
+    ids=["a-parameter", "a-call-unsure"],
+)
+def test_a_module_whose_global_a_function_sets_from_a_parameter_holds_no_module(
+    ws: Workspace, value: str, reran: list[str]
+) -> None:
+    # attrs: _make.py hands its ``_config`` module to generated code at import; _config's
+    # ``set_run_validators(run)`` sets ``global _run_validators`` from its parameter, which a
+    # module reaches only through a caller handing one on (counted there): a changed constant
+    # elsewhere re-ran every node before ("hands on the module ... (_run)"). Set from a call's
+    # result it may hold any module: every node still
+    ws.write("pkg/_config.py", "_run = True\n\n\ndef set_run(run):\n    global _run\n"
+             f"    _run = {value}\n")  # fmt: skip
+    ws.write("pkg/make.py", "from . import _config\n\nGLOBS = {'_config': _config}\n")
+    ws.write("tests/test_other.py", "from pkg import calc, make\n\n\n"
+             "def test_imports_only():\n    assert make.GLOBS\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    assert ran_nodes(ws.run()) == [*CALC_READERS, *reran]
+
+
 def test_an_object_held_in_a_variable_is_no_module(ws: Workspace) -> None:
     # a computed attribute of an ordinary object (a parameter's attribute) reads no module's
     # names: the constant's change leaves the test that ran it served
@@ -282,9 +305,15 @@ def test_what_code_hands_on(code: str, handed: dict[str, set[str]]) -> None:
     [
         ("import a.b\nimport c.d as e\nfrom . import f\nfrom g import h as i\nX = 1\n"
          "def j(): pass\n", {"a": ("a:",), "e": ("c.d:",), "f": (".:f",), "i": ("g:h",)}),
-        # bound otherwise too, or declared global: as bound so, or unsure
-        ("from a import b\nif x:\n    b = None\ndef f():\n    global c\n",
+        # bound otherwise too, or bound by a function declaring it global: as bound so, or
+        # unsure (a call's result, a loop target)
+        ("from a import b\nif x:\n    b = None\ndef f():\n    global c\n    c = load()\n",
          {"b": ("=", "a:b"), "c": ("?",)}),
+        ("def f():\n    global c, d\n    for c in cs:\n        import pkg.calc as d\n",
+         {"c": ("?",), "d": ("pkg.calc:",)}),
+        # a constant, a parameter (attrs' set_run_validators), an operator: no module
+        ("R = True\nN = 0\ndef f(run):\n    global R, N\n    R = run\n    N += 1\n"
+         "def g():\n    global R\n    R = False\n    return R\n", {}),
         # a star import or __getattr__ may bind any other name
         ("from a import *\nX = 1\n", {"*": ("a:",), "X": ("=",)}),
         ("def __getattr__(n): pass\n", {"*": ("?",), "__getattr__": ("=",)}),
