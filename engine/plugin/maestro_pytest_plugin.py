@@ -241,14 +241,13 @@ _key = object.__hash__
 _recorded: Callable[[Any], bool] | None = None
 
 
-def _reading_module(depth: int = 3) -> str | None:
+def _reading_module(frame: Any, code: Any) -> str | None:
     """The workspace module whose code is reading: the innermost workspace frame (a library
     module, a conftest fixture, a helper, the test itself); before the rootdir is known, the
-    innermost module being imported."""
-    frame = sys._getframe(depth)  # the caller of the audited call (<- the hook <- `_read`)
+    innermost module being imported. `frame` is the caller of the audited call, running `code`
+    (its walkers share that read: each ``f_code`` read is an audit event, this hook again)."""
     check, known, key_of = _is_workspace, _workspace_code, _key
-    while frame is not None:
-        code = frame.f_code
+    while True:
         if check is not None:
             key = key_of(code)
             try:
@@ -261,8 +260,10 @@ def _reading_module(depth: int = 3) -> str | None:
         elif code.co_name == "<module>":
             # the program's own top level (pytest's __main__) is no import
             return code.co_filename if code.co_filename != _MAIN else None
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
+        frame = frame.f_back
+        if frame is None:
+            return None
+        code = frame.f_code
 
 
 _MAIN = getattr(sys.modules.get("__main__"), "__file__", None)
@@ -284,7 +285,7 @@ _STDLIB = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "")
 _PACKAGES = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 
 
-def _formats_report(frame: Any) -> bool:
+def _formats_report(frame: Any, code: Any) -> bool:
     """Is pytest's own report of a test phase that raised formatting its traceback (the source
     lines of its frames, through linecache) at `frame`? The test's outcome was decided before,
     by the code that ran (in the node's record); the text only shows it. Only when nothing but
@@ -292,29 +293,32 @@ def _formats_report(frame: Any) -> bool:
     ``pytest_runtest_makereport``: a hook, a plugin, a custom ``repr_failure``, an exception's
     ``__str__`` or the test formatting a traceback itself reads what it may judge."""
     formats = False
-    while frame is not None:
-        name = frame.f_code.co_filename
+    while True:
+        name = code.co_filename
         if name.startswith(_PYTEST_CODE):
-            if name == _PYTEST_RUNNER and frame.f_code.co_name == "pytest_runtest_makereport":
+            if name == _PYTEST_RUNNER and code.co_name == "pytest_runtest_makereport":
                 return formats
             formats = formats or name.startswith(_PYTEST_TRACEBACKS)
         elif not name.startswith(_STDLIB) or any(part in name for part in _PACKAGES):
             return False
         frame = frame.f_back
-    return False
+        if frame is None:
+            return False
+        code = frame.f_code
 
 
-def _conftest_scope() -> str | None:
+def _conftest_scope(frame: Any, code: Any) -> str | None:
     """The directory of the conftest.py whose import-time code is reading, if any: what it
     reads counts for the tests in that directory and below."""
-    frame = sys._getframe(3)  # the caller of the audited call (<- the hook <- `_read`)
-    while frame is not None:
-        filename = frame.f_code.co_filename
+    while True:
+        filename = code.co_filename
         if filename.endswith("conftest.py"):
             found: str = rec.abspath(filename)
             return os.path.dirname(found)
-        frame = frame.f_back  # type: ignore[assignment]
-    return None
+        frame = frame.f_back
+        if frame is None:
+            return None
+        code = frame.f_code
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
@@ -338,13 +342,16 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 return
             if window.own and rec.abspath(found[0]) in window.own:
                 return  # reads back what this window wrote: the window's own output
-            if rec.tempdir_probe(sys._getframe(1)):
+            # the caller of the audited call, and its code: one read for every walker
+            frame = sys._getframe(1)
+            code = frame.f_code
+            if rec.tempdir_code(code):
                 if (made := rec.scratch_made((found[0],))) is not None:
                     _SCRATCH.add(made)
                 return
-            if window is not _SESSION and _formats_report(sys._getframe(1)):
+            if window is not _SESSION and _formats_report(frame, code):
                 return  # the text of pytest's report, not what the test's outcome came from
-            _read(window, (found[0],))
+            _read(window, (found[0],), frame, code)
         elif event in rec.SPAWN_EVENTS:
             _spawn_seen()
             program, python = rec.spawned(event, args)
@@ -426,9 +433,10 @@ _HANDLED = frozenset(
 )  # fmt: skip
 
 
-def _read(window: _Window, paths: Sequence[str]) -> None:
+def _read(window: _Window, paths: Sequence[str], frame: Any = None, code: Any = None) -> None:
     """`window` read `paths` (files, or marked listings): each counts for the conftest scope and
-    the workspace module of the code reading (the frames above the audited call)."""
+    the workspace module of the code reading (the frames above the audited call: `frame`
+    running `code`, or this function's caller's caller)."""
     if _ROOT and not any(map(_may_be_inside, paths)):
         # no record names a file outside the rootdir as the workspace's: its reader and conftest
         # scope are never asked for (each takes a walk up the stack, an audit event per frame)
@@ -437,14 +445,15 @@ def _read(window: _Window, paths: Sequence[str]) -> None:
             if window.scopes is not None:
                 window.scopes.append(None)
         return
-    scope = _conftest_scope() if window.scopes is not None else None
-    reader = _reading_module()
+    if frame is None:
+        frame = sys._getframe(2)  # the caller of the audited call (<- the hook <- this)
+        code = frame.f_code
+    scope = _conftest_scope(frame, code) if window.scopes is not None else None
+    reader = _reading_module(frame, code)
     if reader is not None and window.test_file and _ROOT and _is_workspace is not None:
         # a test file's own read, unless the library code reading may keep what it read
         own = os.path.join(_ROOT, window.test_file)
-        if rec.abspath(reader) != own and maestro_retain.stays_with_test(
-            sys._getframe(2), own, _is_workspace
-        ):
+        if rec.abspath(reader) != own and maestro_retain.stays_with_test(frame, own, _is_workspace):
             reader = own
     for path in paths:
         window.paths.append(path)
@@ -2018,10 +2027,12 @@ class _Recorder:
         and of the workspace module importing it, so that every importer of that module
         depends on it, not only the test file whose collection imported it first."""
         # the frames above: this <- `_module_loaded` <- importlib's `_load_unlocked` <- ...
-        reader = _reading_module(3)
+        frame = sys._getframe(2)
+        code = frame.f_code
+        reader = _reading_module(frame, code)
         window.paths.append(path)
         if window.scopes is not None:
-            window.scopes.append(_conftest_scope())
+            window.scopes.append(_conftest_scope(frame, code))
         if reader is not None:
             _module_reads.add((reader, path))
 

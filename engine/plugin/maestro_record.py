@@ -194,9 +194,15 @@ def tempdir_probe(frame: Any) -> bool:
     """Is `frame` (the caller of an audited ``open``) tempfile finding its folder (the first
     ``gettempdir()`` of a process): it makes a file under a name drawn at random, writes it
     and removes it."""
+    return frame is not None and tempdir_code(frame.f_code)
+
+
+def tempdir_code(code: Any) -> bool:
+    """`tempdir_probe` of the frame running `code` (read once: each ``f_code`` read is an
+    audit event)."""
     return (
-        frame is not None and frame.f_code.co_name == "_get_default_tempdir"
-        and os.path.basename(frame.f_code.co_filename) == "tempfile.py"
+        code is not None and code.co_name == "_get_default_tempdir"
+        and os.path.basename(code.co_filename) == "tempfile.py"
     )  # fmt: skip
 
 
