@@ -156,3 +156,61 @@ def test_an_earlier_tests_record_does_not_stand_for_a_child_that_left_none(
     assert outcomes(first)[later] == "passed"
     ws.edit("data.txt", "one", "two")
     assert outcomes(ws.run())[later] == "failed"  # as plain pytest says
+
+
+QUIET_THEN_HOOK = """
+import subprocess
+import sys
+
+import pytest
+
+_workers = {}
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_logfinish(nodeid, location):
+    # after the recorder closed test_one's window (its folder of records empty, no process
+    # started yet): a worker started between two tests, ready before the next one starts
+    if nodeid.endswith("test_quiet"):
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "import sys\\nprint('up', flush=True)\\nimport pkg.work as w\\n"
+             "for line in sys.stdin:\\n    print(w.answer(), flush=True)"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        worker.stdout.readline()
+        _workers["w"] = worker
+
+
+@pytest.fixture
+def worker():
+    return _workers["w"]
+"""
+
+QUIET_TESTS = """
+def test_quiet():
+    assert True
+
+
+def test_uses(worker):
+    worker.stdin.write("?\\n")
+    worker.stdin.flush()
+    assert worker.stdout.readline() == "42\\n"
+"""
+
+
+def test_a_worker_started_after_a_quiet_test_keeps_the_next_test_from_the_cache(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the recorder skips looking for running children as a test starts while none can be:
+    # a process started since (here between two tests, by a hook) must end that
+    monkeypatch.setenv("MAESTRO_TRACE", "always")
+    ws.write("pkg/work.py", "def answer():\n    return 42\n")
+    ws.write("tests/conftest.py", QUIET_THEN_HOOK)
+    ws.write("tests/test_q.py", QUIET_TESTS)
+    first = ws.run()
+    uses = "tests/test_q.py::test_uses"
+    assert outcomes(first)[uses] == "passed"
+    opaque = next(t.opaque for r, _ in first.results() for t in r.tests if t.node_id == uses)
+    assert any("kept running" in why for why in opaque)
+    ws.edit("pkg/work.py", "return 42", "return 41")  # code only the worker runs
+    assert outcomes(ws.run())[uses] == "failed"
