@@ -353,7 +353,6 @@ def _audit(event: str, args: tuple[Any, ...]) -> None:
                 return  # the text of pytest's report, not what the test's outcome came from
             _read(window, (found[0],), frame, code)
         elif event in rec.SPAWN_EVENTS:
-            _spawn_seen()
             program, python = rec.spawned(event, args)
             child = python  # a Python process, recorded or not: it may outlive the window
             if python and (why := rec.recorder_dropped(event, args, program)) is not None:
@@ -1179,8 +1178,6 @@ class _Recorder:
         self._installed = rec.installed_prefixes()
         self._temp: tuple[str, ...] = ()  # pytest's temporary directories: test scratch
         self._children = children  # where Python children of the tests leave their records
-        # the children's folder held nothing at the last look (no mark, no record)
-        self._children_gone = False
         self._kept_source_names: set[Any] = set()  # linecache's names found outside the workspace
         self._deps: dict[str, _Deps] = {}
         self._emitted_deps: set[str] = set()
@@ -1359,11 +1356,9 @@ class _Recorder:
         _active.running = self._running_children()
 
     def _running_children(self) -> set[int]:
-        """The recorded children running as a window opens. When the folder was empty at the
-        last look and this process started none since the recording began, none can be: each
-        marks itself there as it starts, and its parent is this process or a recorded child
-        (which was running at that look, or left a record there then)."""
-        if not self._children or (self._children_gone and not _spawned):
+        """The recorded children running as a window opens (listed every time: a process
+        started where no audit event saw it may have started a recorded child since)."""
+        if not self._children:
             return set()
         running: set[int] = rec.running_children(self._children)
         return running
@@ -1431,9 +1426,7 @@ class _Recorder:
         """Fold the records of the Python processes started in `window` into it; a Python child
         that left none makes the window opaque."""
         expected = sum(1 for _, python in window.spawns if python)
-        records, self._children_gone = (
-            rec.read_records(self._children) if self._children else ([], False)
-        )
+        records = rec.read_records(self._children) if self._children else []
         # one an earlier test started, running all along or ending after this window: what it
         # did for this test is in no record this window gets
         unseen = window.running - {r.get("pid") for r in records}
@@ -2961,15 +2954,6 @@ def _started_in(window: _Window, record: dict[str, Any]) -> bool:
     if not isinstance(forked, int) or opened is None:
         return True
     return forked > opened or (forked == opened and not _stray_children)
-
-
-# This process started a process (any program) since the recording began.
-_spawned = False
-
-
-def _spawn_seen() -> None:
-    global _spawned
-    _spawned = True
 
 
 def _stray_started() -> None:

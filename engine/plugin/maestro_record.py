@@ -722,19 +722,15 @@ def running_children(directory: str) -> set[int]:
     return running
 
 
-def read_records(directory: str) -> tuple[list[dict[str, Any]], bool]:
-    """Take (read and delete) every finished child record in `directory`; and whether that left
-    it empty: no recorded child running (its mark), writing its record or leaving an unread one."""
+def read_records(directory: str) -> list[dict[str, Any]]:
+    """Take (read and delete) every finished child record in `directory`."""
     try:
-        listed = _records_in(directory)
+        names = [n for n in _records_in(directory) if n.startswith(RECORD_PREFIX)]
     except OSError:
-        return [], False
-    names = [n for n in listed if n.startswith(RECORD_PREFIX)]
+        return []
     out: list[dict[str, Any]] = []
-    empty = len(names) == len(listed)
     for name in sorted(names):
         if name.endswith(".tmp"):
-            empty = False
             continue
         path = os.path.join(directory, name)
         try:
@@ -742,11 +738,10 @@ def read_records(directory: str) -> tuple[list[dict[str, Any]], bool]:
                 data = json.load(f)
             os.unlink(path)
         except (OSError, ValueError):
-            empty = False
             continue
         if isinstance(data, dict):
             out.append(data)
-    return out, empty
+    return out
 
 
 try:
