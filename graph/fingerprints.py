@@ -88,7 +88,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 20
+FORMAT = 21
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -1120,6 +1120,21 @@ def _global_binds(
             if a is not None
         }  # fmt: skip
     parameters -= {n for node in own for n in _bound_names(node)}  # rebound: any value
+    # names bound only by imports in the function (``from ._impl import getchar as f``, then
+    # ``_getchar = f``: click's termui): the global holds what the import binds
+    imported: dict[str, set[str]] = {}
+    for node in own:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                bound = a.asname or a.name.partition(".")[0]
+                imported.setdefault(bound, set()).add(f"{a.name if a.asname else bound}:")
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            for a in node.names:
+                imported.setdefault(a.asname or a.name, set()).add(f"{base}:{a.name}")
+    for node in own:
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+            imported.pop(node.id, None)  # bound otherwise too: any value
     settled: set[int] = set()  # the targets of plain assignments, judged at the statement
     for node in own:
         if isinstance(node, ast.Import | ast.ImportFrom):
@@ -1142,10 +1157,13 @@ def _global_binds(
                 isinstance(node.value, ast.Constant)
                 or (isinstance(node.value, ast.Name) and node.value.id in parameters)
             )
+            value = node.value if isinstance(node.value, ast.Name) else None
+            kinds = imported.get(value.id, set()) if value is not None else set()
             for target in targets:
-                if isinstance(target, ast.Name) and target.id in declared and plain:
+                if isinstance(target, ast.Name) and target.id in declared and (plain or kinds):
                     settled.add(id(target))
-                    yield target.id, "="
+                    for kind in sorted(kinds) or ["="]:
+                        yield target.id, kind
         elif (
             isinstance(node, ast.Name)
             and isinstance(node.ctx, ast.Store)

@@ -172,6 +172,24 @@ def test_a_module_whose_global_a_function_sets_from_a_parameter_holds_no_module(
     assert ran_nodes(ws.run()) == [*CALC_READERS, *reran]
 
 
+def test_a_global_a_function_sets_from_its_own_import_holds_what_it_imports(
+    ws: Workspace,
+) -> None:
+    # click: termui.getchar sets ``global _getchar`` from ``from ._termui_impl import getchar
+    # as f``, and CliRunner.isolation keeps ``termui._getchar`` in a local to restore it: that
+    # is a function, no module (every node of 16 files re-ran before for a changed constant)
+    ws.write("pkg/_impl.py", "def getchar():\n    return 'x'\n")
+    ws.write("pkg/term.py", "_getchar = None\n\n\ndef getchar():\n    global _getchar\n"
+             "    if _getchar is None:\n        from ._impl import getchar as f\n\n"
+             "        _getchar = f\n    return _getchar()\n")  # fmt: skip
+    ws.write("tests/test_other.py", "from pkg import calc, term\n\n\n"
+             "def test_imports_only():\n    old = term._getchar\n"
+             "    assert term.getchar() == 'x'\n    term._getchar = old\n")  # fmt: skip
+    ws.run()
+    ws.edit("pkg/calc.py", "RATE = 2", "RATE = 5")
+    assert ran_nodes(ws.run()) == CALC_READERS
+
+
 def test_an_object_held_in_a_variable_is_no_module(ws: Workspace) -> None:
     # a computed attribute of an ordinary object (a parameter's attribute) reads no module's
     # names: the constant's change leaves the test that ran it served
@@ -311,6 +329,12 @@ def test_what_code_hands_on(code: str, handed: dict[str, set[str]]) -> None:
          {"b": ("=", "a:b"), "c": ("?",)}),
         ("def f():\n    global c, d\n    for c in cs:\n        import pkg.calc as d\n",
          {"c": ("?",), "d": ("pkg.calc:",)}),
+        # a name the function binds only by an import: what the import binds (click's
+        # termui.getchar: ``from ._impl import getchar as f``, then ``_getchar = f``)
+        ("g = None\ndef f():\n    global g\n    from ._impl import getchar as h\n    g = h\n",
+         {"g": ("._impl:getchar", "=")}),
+        ("def f():\n    global g\n    from pkg import calc as h\n    h = h or 1\n    g = h\n",
+         {"g": ("?",)}),
         # a constant, a parameter (attrs' set_run_validators), an operator: no module
         ("R = True\nN = 0\ndef f(run):\n    global R, N\n    R = run\n    N += 1\n"
          "def g():\n    global R\n    R = False\n    return R\n", {}),
