@@ -1229,15 +1229,21 @@ def _in_modules(
     return None
 
 
+def _relative_base(importer: str, target: str) -> str:
+    """The path, less ``.py`` or ``/__init__.py``, of the relative module `target` (``..a.b``)
+    as `importer` imports it: resolved as Python does, from the importer's folder."""
+    name = target.lstrip(".")
+    folder = importer.rsplit("/", 1)[0] if "/" in importer else ""
+    for _ in range(len(target) - len(name) - 1):
+        folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
+    return "/".join(p for p in (folder, name.replace(".", "/")) if p)
+
+
 def _module_files(graph: BuildGraph, importer: str, module: str) -> set[str] | None:
     """The files of `module` as `importer` imports it: a workspace file, or the installed
     library's ``dist:`` node; None for the standard library or nothing known."""
     if module.startswith("."):
-        name = module.lstrip(".")
-        folder = importer.rsplit("/", 1)[0] if "/" in importer else ""
-        for _ in range(len(module) - len(name) - 1):
-            folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
-        base = "/".join(p for p in (folder, name.replace(".", "/")) if p)
+        base = _relative_base(importer, module)
         found = {f for f in (f"{base}.py", f"{base}/__init__.py") if f in graph.all_files}
         return found or None
     linked = {t for t, e in graph.deps.get(importer, {}).items() if e.detail == module}
@@ -1259,11 +1265,7 @@ def _may_name(graph: BuildGraph, importer: str, target: str, files: set[str]) ->
     through the import edges the graph resolved for it. Unsure (unresolved, not the standard
     library): yes."""
     if target.startswith("."):
-        module = target.lstrip(".")
-        folder = importer.rsplit("/", 1)[0] if "/" in importer else ""
-        for _ in range(len(target) - len(module) - 1):
-            folder = folder.rsplit("/", 1)[0] if "/" in folder else ""
-        base = "/".join(p for p in (folder, module.replace(".", "/")) if p)
+        base = _relative_base(importer, target)
         return bool({f"{base}.py", f"{base}/__init__.py"} & files)
     spelled = target.replace(".", "/")
     for file in files:

@@ -174,27 +174,7 @@ def test_a_served_file_counts_no_assertion_rewrite_warning(
         "tests/test_rw.py",
         'def test_a():\n    assert (1, "always true")\n\n\ndef test_b():\n    assert 1\n',
     )
-    monkeypatch.chdir(ws.root)
-
-    def plain() -> str:
-        done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
-            capture_output=True, text=True, timeout=300, check=False,
-        )  # fmt: skip
-        return done.stdout
-
-    found = re.search(r"(\d+) passed, 1 warning in ", plain())
-    assert found is not None
-    passed = found[1]
-    assert f"\n{passed} passed in " in plain()  # the rewritten module's .pyc exists
-    for pyc in (ws.root / "tests/__pycache__").glob("*pytest*.pyc"):
-        pyc.unlink()
-    fresh = CliRunner().invoke(app, ["test", "--no-daemon"])
-    assert f"{passed} passed, 1 warning — ran" in _said(fresh.output), fresh.output
-    assert f"\n{passed} passed in " in plain()  # Maestro's pytest wrote the .pyc
-    served = CliRunner().invoke(app, ["test", "--no-daemon"])
-    said = _said(served.output)
-    assert f"{passed} passed — ran 0 files" in said, said
+    _warned_once_then_served(ws, monkeypatch, "tests/__pycache__", "*pytest*.pyc")
 
 
 def test_a_served_file_counts_no_assertion_rewrite_warning_raised_in_a_test(
@@ -213,6 +193,14 @@ def test_a_served_file_counts_no_assertion_rewrite_warning_raised_in_a_test(
         "import os\nimport sys\n\nsys.path.insert(0, os.path.dirname(__file__))\n\n\n"
         "def test_a():\n    import rwhelp\n\n    rwhelp.check()\n",
     )
+    _warned_once_then_served(ws, monkeypatch, "tests/rw/__pycache__", "rwhelp*pytest*.pyc")
+
+
+def _warned_once_then_served(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch, folder: str, rewritten: str
+) -> None:
+    """Plain pytest says the rewrite warning once, then not once the rewritten .pyc exists;
+    with that .pyc removed, Maestro's first run says it too, and its served run does not."""
     monkeypatch.chdir(ws.root)
 
     def plain() -> str:
@@ -226,7 +214,7 @@ def test_a_served_file_counts_no_assertion_rewrite_warning_raised_in_a_test(
     assert found is not None
     passed = found[1]
     assert f"\n{passed} passed in " in plain()  # the rewritten module's .pyc exists
-    for pyc in (ws.root / "tests/rw/__pycache__").glob("rwhelp*pytest*.pyc"):
+    for pyc in (ws.root / folder).glob(rewritten):
         pyc.unlink()
     fresh = CliRunner().invoke(app, ["test", "--no-daemon"])
     assert f"{passed} passed, 1 warning — ran" in _said(fresh.output), fresh.output
