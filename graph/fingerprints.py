@@ -1000,18 +1000,9 @@ def _handed(tree: ast.Module) -> dict[str, set[str]]:
     only so (or through ``sys.modules``, ``import_module``, counted already)."""
     origin: dict[str, set[str]] = {}  # name an import binds -> ``module:`` / ``module:name``
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                if a.asname:
-                    origin.setdefault(a.asname, set()).add(f"{a.name}:")
-                else:
-                    root = a.name.partition(".")[0]
-                    origin.setdefault(root, set()).add(f"{root}:")
-        elif isinstance(node, ast.ImportFrom):
-            base = "." * node.level + (node.module or "")
-            for a in node.names:
-                if a.name != "*":
-                    origin.setdefault(a.asname or a.name, set()).add(f"{base}:{a.name}")
+        for bound, kind in _import_binds(node):
+            if bound != "*":
+                origin.setdefault(bound, set()).add(kind)
     if not origin:
         return {}
     parents: dict[int, ast.AST] = {
@@ -1069,15 +1060,9 @@ def _top_binds(tree: ast.Module, escapes: _Escapes) -> dict[str, tuple[str, ...]
     stack: list[ast.AST] = list(tree.body)
     while stack:
         node = stack.pop()
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                bound = a.asname or a.name.partition(".")[0]
-                kinds.setdefault(bound, set()).add(f"{a.name if a.asname else bound}:")
-            continue
-        if isinstance(node, ast.ImportFrom):
-            base = "." * node.level + (node.module or "")
-            for a in node.names:
-                kinds.setdefault(a.asname or a.name, set()).add(f"{base}:{a.name}")
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            for bound, kind in _import_binds(node):
+                kinds.setdefault(bound, set()).add(kind)
             continue
         # any other binding holds a module only through code that hands one on (`_handed`)
         for name in _bound_names(node):
@@ -1090,6 +1075,20 @@ def _top_binds(tree: ast.Module, escapes: _Escapes) -> dict[str, tuple[str, ...]
         kinds["*"] = {f"{star}:" for star in escapes.stars} | ({"?"} if hook else set())
         return {name: tuple(sorted(k)) for name, k in sorted(kinds.items())}
     return {name: tuple(sorted(k)) for name, k in sorted(kinds.items()) if k != {"="}}
+
+
+def _import_binds(node: ast.AST) -> Iterator[tuple[str, str]]:
+    """(name bound, ``module:`` or ``module:name``) of each name an import statement binds:
+    ``import a.b`` binds ``a`` (``a:``), ``import a.b as c`` binds ``c`` (``a.b:``), ``from .m
+    import x as y`` binds ``y`` (``.m:x``); nothing for any other node."""
+    if isinstance(node, ast.Import):
+        for a in node.names:
+            bound = a.asname or a.name.partition(".")[0]
+            yield bound, f"{a.name if a.asname else bound}:"
+    elif isinstance(node, ast.ImportFrom):
+        base = "." * node.level + (node.module or "")
+        for a in node.names:
+            yield a.asname or a.name, f"{base}:{a.name}"
 
 
 def _global_binds(
@@ -1124,31 +1123,15 @@ def _global_binds(
     # ``_getchar = f``: click's termui): the global holds what the import binds
     imported: dict[str, set[str]] = {}
     for node in own:
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                bound = a.asname or a.name.partition(".")[0]
-                imported.setdefault(bound, set()).add(f"{a.name if a.asname else bound}:")
-        elif isinstance(node, ast.ImportFrom):
-            base = "." * node.level + (node.module or "")
-            for a in node.names:
-                imported.setdefault(a.asname or a.name, set()).add(f"{base}:{a.name}")
+        for bound, kind in _import_binds(node):
+            imported.setdefault(bound, set()).add(kind)
     for node in own:
         if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
             imported.pop(node.id, None)  # bound otherwise too: any value
     settled: set[int] = set()  # the targets of plain assignments, judged at the statement
     for node in own:
         if isinstance(node, ast.Import | ast.ImportFrom):
-            base = (
-                "." * node.level + (node.module or "") if isinstance(node, ast.ImportFrom) else ""
-            )
-            for a in node.names:
-                bound = a.asname or a.name.partition(".")[0]
-                if bound not in declared:
-                    continue
-                if isinstance(node, ast.Import):
-                    yield bound, f"{a.name if a.asname else bound}:"
-                else:
-                    yield bound, f"{base}:{a.name}"
+            yield from ((b, k) for b, k in _import_binds(node) if b in declared)
         elif isinstance(node, ast.Assign | ast.AnnAssign | ast.AugAssign):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             # an operator's result is no module; a constant neither; a parameter only if a
