@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 
 from maestro.engine.interpreter import Interpreter, query_interpreter
 
@@ -23,7 +23,7 @@ def _private_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def interpreter() -> Interpreter:
     """The interpreter running this suite: it has pytest, like a prepared workspace venv."""
-    found = query_interpreter(Path(sys.executable))
+    found = query_interpreter(project_python())
     assert found.has_pytest
     return found
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from workspace_procs import EXTENSION_C_SOURCE
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -55,7 +56,10 @@ def test_an_edited_extension_source_says_the_module_must_be_rebuilt(tmp_path: Pa
     if shutil.which("cc") is None:
         pytest.skip("no C compiler")
     root = tmp_path / "ws"
-    for rel, text in {**FILES, "maestro.toml": f"interpreter = {sys.executable!r}\n"}.items():
+    for rel, text in {
+        **FILES,
+        "maestro.toml": f"interpreter = {str(project_python())!r}\n",
+    }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     subprocess.run(
@@ -102,7 +106,10 @@ def test_a_rebuilt_extension_module_impacts_the_tests_that_import_it(tmp_path: P
     if shutil.which("cc") is None:
         pytest.skip("no C compiler")
     root = tmp_path / "ws"
-    for rel, text in {**FILES, "maestro.toml": f"interpreter = {sys.executable!r}\n"}.items():
+    for rel, text in {
+        **FILES,
+        "maestro.toml": f"interpreter = {str(project_python())!r}\n",
+    }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
     build = [sys.executable, "setup.py", "-q", "build_ext", "--inplace"]
@@ -134,7 +141,7 @@ def test_a_rebuilt_module_of_another_name_than_its_source_impacts_its_tests(
     if shutil.which("cc") is None:
         pytest.skip("no C compiler")
     root = tmp_path / "ws"
-    files = {**FILES, "maestro.toml": f"interpreter = {sys.executable!r}\n"}
+    files = {**FILES, "maestro.toml": f"interpreter = {str(project_python())!r}\n"}
     del files["src/pkg/_speed.c"]
     files[source] = C_SOURCE
     files["setup.py"] = files["setup.py"].replace('"src/pkg/_speed.c"', f'"{source}"')

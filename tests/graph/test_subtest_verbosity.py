@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 
 from maestro.graph.pytest_config import load_pytest_config, shows_passed_subtests
 
@@ -58,7 +58,7 @@ def _pytest_says(root: Path, args: tuple[str, ...], environ: dict[str, str]) -> 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MAESTRO_", "PYTEST_"))}
     env.update(environ, VERBOSITY_OUT=str(out))
     subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", *args],
+        [str(project_python()), "-m", "pytest", "--collect-only", *args],
         cwd=root, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     return int(out.read_text())

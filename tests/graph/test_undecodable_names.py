@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from gitutil import git, git_init
+from project_python import project_python
 
 from maestro import git as maestro_git
 from maestro.engine import changes as sources
@@ -244,7 +245,7 @@ def test_cli_impacted_and_graph_stats_with_bad_names(make_ws: Make) -> None:
 
 def test_cli_test_runs_with_bad_names(make_ws: Make) -> None:
     root = with_bad_names(make_ws)
-    (root / "maestro.toml").write_text(f"interpreter = {sys.executable!r}\n")
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
     # reads every file in data/, the badly named one too: its other reads are still recorded
     (root / "tests/test_data.py").write_text(
         "import os\n\n\ndef test_data():\n"

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from engine_workspace import outside  # noqa: F401  (a fixture)
 from precision_helpers import FILES, Workspace
+from project_python import project_python
 
 from maestro.engine.interpreter import Interpreter, query_interpreter
 
 
 @pytest.fixture(scope="session")
 def interpreter() -> Interpreter:
-    found = query_interpreter(Path(sys.executable))
+    found = query_interpreter(project_python())
     assert found.has_pytest
     return found
 

@@ -7,10 +7,10 @@ module, whichever file (or test) happened to import it first in the session."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import pytest
 from precision_helpers import Workspace, ran_nodes
+from project_python import project_python
 
 from maestro.engine.interpreter import Interpreter
 from maestro.engine.runner import run_pytest_sync
@@ -241,7 +241,7 @@ def test_a_failed_nested_import_reads_as_under_plain_pytest(ws: Workspace) -> No
     errors = {e.path: e.longrepr for e in report.collection_errors}
     assert set(errors) == {"tests/test_one.py", "tests/test_two.py"}
     plain = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_one.py",
+        [str(project_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_one.py",
          "tests/test_two.py"],
         cwd=ws.root, capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip

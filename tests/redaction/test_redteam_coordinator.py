@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from redaction_seeds import ENV_NAMES, Seed, plant, seeds
 from test_redaction import leaked
 
@@ -143,7 +144,7 @@ def _setup(*, node_ids: bool) -> Iterator[Setup]:
                 testpaths = ["tests"]
 
                 [tool.maestro]
-                interpreter = {sys.executable!r}
+                interpreter = {str(project_python())!r}
 
                 [tool.maestro.remote]
                 url = "http://127.0.0.1:{port}"
@@ -280,7 +281,7 @@ def test_no_seeded_secret_reaches_any_sink(redteam: Setup) -> None:
 def _param_node_ids(setup: Setup) -> list[str]:
     """The node ids pytest gives the seeded parametrized test (it escapes some characters)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+        [str(project_python()), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
          f"tests/{PARAM_FILE}"],
         cwd=setup.ws, env=setup.env, capture_output=True, text=True, timeout=120, check=True,
     )  # fmt: skip

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from lsprotocol import types
+from project_python import project_python
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
 from workspace_procs import (
@@ -165,7 +166,7 @@ async def start_client(
                 root_uri=env.root.as_uri(),
                 workspace_folders=[types.WorkspaceFolder(uri=env.root.as_uri(), name="ws")],
                 initialization_options={
-                    "interpreter": sys.executable,
+                    "interpreter": str(project_python()),
                     "debounceMs": 50,
                     **(options or {}),
                 },

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 import textwrap
 
 import pytest
 from conftest import Env, notes, run_to_end, start_client, stop_client
+from project_python import project_python
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,7 @@ MIXED = """
 def pytest_counts(env: Env, target: str) -> str:
     """The counts of plain pytest's last line ("== 1 failed, 1 passed in 0.1s ==")."""
     out = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", target],
+        [str(project_python()), "-m", "pytest", "-p", "no:cacheprovider", target],
         cwd=env.root,
         capture_output=True,
         text=True,

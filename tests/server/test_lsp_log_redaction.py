@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from lsprotocol import types
+from project_python import project_python
 from pytest_lsp import client_capabilities
 from pytest_lsp.client import make_test_lsp_client
 from workspace_procs import no_daemon_left, pyproject, write_files
@@ -50,7 +51,7 @@ async def test_the_lsp_and_daemon_logs_hold_no_secret_of_the_workspace_path() ->
                     capabilities=client_capabilities("visual_studio_code"),
                     root_uri=root.as_uri(),
                     workspace_folders=[types.WorkspaceFolder(uri=root.as_uri(), name="ws")],
-                    initialization_options={"interpreter": sys.executable},
+                    initialization_options={"interpreter": str(project_python())},
                 )
             ),
             30,

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from project_python import project_python
+
 MAESTRO = str(Path(sys.executable).parent / "maestro")
 KEY_ENV = "MAESTRO_TEST_REMOTE_KEY"
 
@@ -140,7 +142,7 @@ class Workspace:
             testpaths = ["tests"]
 
             [tool.maestro]
-            interpreter = {sys.executable!r}
+            interpreter = {str(project_python())!r}
             {maestro_extra}
             """
             + (remote_table if remote else ""),

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from lsprotocol import types
+from project_python import project_python
 from pytest_lsp import LanguageClient, client_capabilities
 from pytest_lsp.client import make_test_lsp_client
 from sync_helpers import Team, Workspace, plan_line
@@ -82,7 +83,7 @@ async def test_coordinator_url_setting_syncs_the_workspace_with_that_coordinator
     mate.setup()
     assert 'url = "http://127.0.0.1:9"' in (dev.root / "pyproject.toml").read_text()
 
-    options = {"interpreter": sys.executable, "coordinatorUrl": team.coord.url + "/"}
+    options = {"interpreter": str(project_python()), "coordinatorUrl": team.coord.url + "/"}
     async with editor(dev, options) as client:
         await daemon_remote(client, team.coord.url)
         # the setting reached the daemon as a request, not through an inherited environment

@@ -11,6 +11,7 @@ import sysconfig
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from sync_helpers import Team, Workspace, cached_count, plan_line
 
 pytestmark = pytest.mark.slow
@@ -55,7 +56,9 @@ def _machine(
     ws = team.workspace(name, role)
     ws.setup(files)
     pyproject = ws.root / "pyproject.toml"
-    pyproject.write_text(pyproject.read_text().replace(repr(sys.executable), repr(str(python))))
+    pyproject.write_text(
+        pyproject.read_text().replace(repr(str(project_python())), repr(str(python)))
+    )
     return ws
 
 

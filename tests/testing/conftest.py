@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from engine_workspace import outside  # noqa: F401  (a fixture)
+from project_python import project_python
 from testing_helpers import FILES, Workspace
 
 from maestro.engine.interpreter import Interpreter, query_interpreter
@@ -15,7 +16,7 @@ from maestro.engine.interpreter import Interpreter, query_interpreter
 
 @pytest.fixture(scope="session")
 def interpreter() -> Interpreter:
-    found = query_interpreter(Path(sys.executable))
+    found = query_interpreter(project_python())
     assert found.has_pytest
     return found
 

@@ -4,10 +4,10 @@ executes again, is a miss, not a hit."""
 from __future__ import annotations
 
 import re
-import sys
 
 import pytest
 import typer
+from project_python import project_python
 from testing_helpers import Workspace
 from typer.testing import CliRunner
 
@@ -28,7 +28,7 @@ def counters() -> tuple[int, int]:
 def test_a_failed_result_that_re_runs_is_a_miss(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     monkeypatch.chdir(ws.root)
     ws.edit("pkg/b.py", "return a * b", "return a + b")  # tests/test_b.py::test_mul fails
     first = CliRunner().invoke(app, ["test", "--no-daemon"])

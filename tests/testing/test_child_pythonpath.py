@@ -6,7 +6,6 @@ unknown, so the test must depend on the whole workspace, and say why."""
 from __future__ import annotations
 
 import os
-import sys
 
 import pytest
 from engine_workspace import load_plugin
@@ -44,7 +43,7 @@ def test_a_child_given_its_own_pythonpath_reruns_after_what_it_imports_changes(
     assert outcomes(first)[NODE] == "passed"
     opaque = next(t.opaque for r, _ in first.results() for t in r.tests if t.node_id == NODE)
     # said "left no record (run with -I or -E, a cleared environment, or killed)" before
-    assert [o.replace(sys.executable, "PY") for o in opaque] == [
+    assert [o.replace(str(ws.interpreter.path), "PY") for o in opaque] == [
         "ran PY with a PYTHONPATH that leaves out Maestro's recorder folder: it leaves no"
         " record, what it read is unknown"
     ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import typer
+from project_python import project_python
 from testing_helpers import Workspace
 from typer.testing import CliRunner
 
@@ -20,7 +20,7 @@ app.command("stale")(workspace_cmd.stale)
 
 @pytest.fixture
 def cli(ws: Workspace, monkeypatch: pytest.MonkeyPatch) -> Workspace:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     monkeypatch.chdir(ws.root)
     return ws
 

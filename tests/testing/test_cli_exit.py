@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from project_python import project_python
 from testing_helpers import Workspace
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -38,7 +39,7 @@ _sentinel = _Finalized()
 def test_maestro_test_ends_with_its_status_and_output_without_finalizing(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("tests/test_a.py", "def test_ok():\n    pass\n\ndef test_bad():\n    assert 1 == 2\n")
     marks = tmp_path / "marks"
     marks.mkdir()

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from project_python import project_python
 from testing_helpers import Workspace
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -50,7 +51,7 @@ def _run(ws: Workspace, tmp_path: Path, name: str, args: list[str]) -> tuple[int
 def test_a_plain_command_line_runs_without_typer_as_the_full_cli_does(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("tests/test_a.py", "def test_ok():\n    pass\n\ndef test_bad():\n    assert 1 == 2\n")
     plain_xml, full_xml = tmp_path / "plain.xml", tmp_path / "full.xml"
     plain = _run(ws, tmp_path, "plain", ["--no-daemon", "--junit-xml", str(plain_xml)])

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from testing_helpers import Workspace
 from workspace_procs import waiting_pytest
 
@@ -18,7 +19,7 @@ LONG_ID = "a" * 60
 
 @pytest.fixture
 def cli(ws: Workspace) -> Workspace:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     return ws
 
 
@@ -313,7 +314,7 @@ def test_a_session_failed_by_a_plugin_with_no_test_failing_is_told(cli: Workspac
     the cache, so the exit code stays the tests' outcome, and the run says what pytest said."""
     cli.write("tests/conftest.py", GATE)
     plain = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_a.py"],
+        [str(project_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_a.py"],
         cwd=cli.root, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert plain.returncode == 1

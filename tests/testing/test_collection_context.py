@@ -6,8 +6,8 @@ answer whichever files run, and change when the polluting file does."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
+from project_python import project_python
 from testing_helpers import Workspace, ran
 
 from maestro.cache import Cache
@@ -24,7 +24,7 @@ def outcomes(summary: testing.Summary) -> dict[str, str]:
 def pytest_says(ws: Workspace, *args: str) -> dict[str, str]:
     """Plain pytest's outcome per node (and per file for a collection error)."""
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-rA", "-q", "-p", "no:cacheprovider",
+        [str(project_python()), "-m", "pytest", "-rA", "-q", "-p", "no:cacheprovider",
          "--continue-on-collection-errors", *args],
         cwd=ws.root, capture_output=True, text=True, timeout=120,
     )  # fmt: skip

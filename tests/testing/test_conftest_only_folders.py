@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from testing_helpers import Workspace
 
 from maestro.engine.interpreter import Interpreter
@@ -24,7 +25,7 @@ MAESTRO = str(Path(sys.executable).with_name("maestro"))
 def ws(isolated: Path, interpreter: Interpreter) -> Workspace:
     """A workspace with one test file and what each test adds."""
     workspace = Workspace(isolated / "ws", interpreter)
-    workspace.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    workspace.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     workspace.write("tests/test_a.py", "def test_ok():\n    pass\n")
     return workspace
 
@@ -37,7 +38,7 @@ def _env() -> dict[str, str]:
 
 def _pytest(ws: Workspace, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+        [str(project_python()), "-m", "pytest", "-p", "no:cacheprovider",
          "--continue-on-collection-errors", *args],
         cwd=ws.root, env=_env(), capture_output=True, text=True, timeout=120,
     )  # fmt: skip

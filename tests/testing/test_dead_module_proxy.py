@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from testing_helpers import Workspace
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -17,7 +18,7 @@ MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 @pytest.fixture
 def cli(ws: Workspace) -> Workspace:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     return ws
 
 

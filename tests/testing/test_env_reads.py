@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from testing_helpers import Workspace
 
 from maestro.engine.runner import plugin_dir
@@ -238,7 +239,7 @@ def test_each_file_notes_the_unset_names_it_read_however_often(tmp_path: Path) -
     events = tmp_path / "events.jsonl"
     with events.open("w") as sink:
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-p", "maestro_pytest_plugin", "-p",
+            [str(project_python()), "-m", "pytest", "-p", "maestro_pytest_plugin", "-p",
              "no:cacheprovider", "test_a.py", "test_b.py"],
             cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
             pass_fds=(sink.fileno(),),

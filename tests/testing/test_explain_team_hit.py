@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from project_python import project_python
 from testing_helpers import Workspace
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -26,7 +27,7 @@ def maestro(cwd: Path, host: str, *args: str) -> str:
 
 
 def test_explain_says_a_served_result_is_another_machines(ws: Workspace) -> None:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("tests/test_one.py", "def test_ok():\n    assert True\n")
     assert "1 passed" in maestro(ws.root, "laptop-a", "test", "tests/test_one.py")
     theirs = maestro(ws.root, "laptop-b", "explain", "tests/test_one.py::test_ok")

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from test_fidelity_trials import pytest_says
 from testing_helpers import Workspace, ran
 from typer.testing import CliRunner
@@ -327,7 +327,7 @@ def test_sitecustomize_of_the_environment_still_runs(ws: Workspace, tmp_path: Pa
 def test_pytest_agrees_on_the_subprocess_workspace(ws: Workspace) -> None:
     """Sanity: the workspace's own tests pass under plain pytest (the truth we compare with)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [str(project_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=ws.root, capture_output=True, text=True,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-2000:]

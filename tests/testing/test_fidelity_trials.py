@@ -4,10 +4,8 @@ LMDB. Every test first asks plain pytest for the truth, then checks that Maestro
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
+from project_python import plain_pytest
 from testing_helpers import Workspace, ran
 
 from maestro.engine import testing
@@ -20,10 +18,7 @@ def outcomes(summary: testing.Summary) -> dict[str, str]:
 
 def pytest_says(ws: Workspace, *args: str) -> dict[str, str]:
     """Plain pytest's outcome per node id, for the whole suite (or `args`)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-rA", "-q", "-p", "no:cacheprovider", *args],
-        cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = plain_pytest(ws.interpreter.path, ws.root, "-rA", "-q", *args, timeout=120)
     found: dict[str, str] = {}
     for line in done.stdout.splitlines():
         word, _, rest = line.partition(" ")
@@ -365,10 +360,7 @@ def test_a_failure_in_part_of_a_file_is_confirmed_by_the_tests_up_to_it(ws: Work
 
 def pytest_counts(ws: Workspace) -> dict[str, int]:
     """The counts of plain pytest's summary line ('1 failed, 2 passed, 3 errors in 0.1s')."""
-    done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
-        cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
+    done = plain_pytest(ws.interpreter.path, ws.root, "-q", timeout=120)
     line = done.stdout.strip().splitlines()[-1].split(" in ")[0]
     plural = {"errors": "error"}
     return {

@@ -12,6 +12,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from project_python import project_python
 from testing_helpers import Workspace
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -45,7 +46,8 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def _pytest(ws: Workspace, junit: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
+        [str(project_python()), "-m", "pytest",
+            "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
         cwd=ws.root, env=env, capture_output=True, timeout=120,
     )  # fmt: skip
 
@@ -66,7 +68,7 @@ def _git_repo(ws: Workspace, personal: str) -> None:
 def test_gitignored_files_pytest_collects_are_maestro_tests_too(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write(
         "pytest.ini",
         "[pytest]\naddopts = --doctest-modules\ntestpaths = src tests\npythonpath = src\n",
@@ -128,7 +130,7 @@ def test_a_gitignored_module_that_fails_to_import_is_an_error_node(
 ) -> None:
     """humanize's case: its package lost a module, and importing the gitignored `_version.py`
     (which runs the package's `__init__`) fails; pytest reports it, so must Maestro."""
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write(
         "pytest.ini",
         "[pytest]\naddopts = --doctest-modules\ntestpaths = src tests\npythonpath = src\n",
@@ -152,7 +154,7 @@ def test_a_gitignored_module_that_fails_to_import_is_an_error_node(
 
 def _committed_with_a_hidden_test(ws: Workspace) -> None:
     """A committed repository whose passing tests/test_local.py is hidden by .git/info/exclude."""
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("tests/test_local.py", "def test_local():\n    assert True\n")
     _git_repo(ws, "tests/test_local.py\n")
     subprocess.run(["git", "add", "-A"], cwd=ws.root, check=True, timeout=30)

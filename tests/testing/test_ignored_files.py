@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from project_python import project_python
+
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 
@@ -34,7 +36,7 @@ def pytest(cwd: Path, *args: str) -> str:
 def test_ignored_files_are_neither_counted_nor_run_unless_named(isolated: Path) -> None:
     root = isolated / "ws"
     (root / "tests/legacy").mkdir(parents=True)
-    (root / "maestro.toml").write_text(f"interpreter = {sys.executable!r}\n")
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
     (root / "tox.ini").write_text(
         "[pytest]\naddopts = --ignore=tests/test_django.py --ignore tests/legacy "
         "--ignore-glob=*_slow.py\n"

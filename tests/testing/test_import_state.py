@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from project_python import project_python
 from testing_helpers import Workspace, ran
 
 from maestro.engine import testing
@@ -58,7 +58,7 @@ def outcomes(summary: testing.Summary) -> dict[str, str]:
 
 def pytest_says(ws: Workspace, *args: str) -> dict[str, str]:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-rA", "-q", "-p", "no:cacheprovider", *args],
+        [str(project_python()), "-m", "pytest", "-rA", "-q", "-p", "no:cacheprovider", *args],
         cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     found: dict[str, str] = {}

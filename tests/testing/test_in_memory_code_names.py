@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from project_python import project_python
+
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 IN_MEMORY = """
@@ -69,7 +71,7 @@ def _maestro(root: Path, tmp_path: Path, *args: str) -> str:
 def test_names_of_in_memory_code_are_no_inputs(tmp_path: Path) -> None:
     root = tmp_path / "ws"
     (root / "tests").mkdir(parents=True)
-    (root / "maestro.toml").write_text(f"interpreter = {sys.executable!r}\n")
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
     (root / "pytest.ini").write_text("[pytest]\npythonpath = tests\n")
     (root / "tests/helpers.py").write_text(IN_MEMORY)
     (root / "tests/test_mem.py").write_text(TEST)

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+from project_python import project_python
 from testing_helpers import Workspace
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -34,7 +35,8 @@ def _junit_runs(
     same answer from the cache), each run handed to the caller to check before the next."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
+        [str(project_python()), "-m", "pytest",
+            "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
         cwd=ws.root, env=env, capture_output=True, timeout=120,
     )  # fmt: skip
     env.update(
@@ -52,7 +54,7 @@ def _junit_runs(
 def test_skips_and_expected_failures_are_written_as_pytest_writes_them(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write(
         "tests/test_marks.py",
         """
@@ -100,7 +102,7 @@ def test_terminal_escapes_in_a_failure_are_written_as_pytest_writes_them(
     """A failure holding what a pty or a coloured tool printed (ESC, a bell, a backspace:
     characters XML 1.0 forbids) is written `#x1B`, as pytest writes it: before, the file held
     the raw ESC and no XML parser (nor CI dashboard) could read it (pexpect's test_replwrap)."""
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write(
         "tests/test_tty.py",
         """
@@ -140,7 +142,7 @@ def test_a_teardown_error_after_a_failure_or_a_skip_is_written_as_pytest_writes_
     """pytest writes a failed test whose teardown then errors as two testcases (the failure,
     then the error), and a skipped one as one testcase holding both: Maestro wrote only the
     failure or the skip, and its suite counted one error for pytest's three."""
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write(
         "tests/test_down.py",
         """
@@ -199,7 +201,7 @@ def test_a_module_that_fails_to_collect_twice_is_one_testcase_as_pytest_writes_i
     both collectors share the file's node id: a module that fails to import is one testcase
     holding two errors, counted twice. Maestro wrote two testcases (humanize with a module of
     its package deleted)."""
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("pytest.ini", "[pytest]\naddopts = --doctest-modules\n")
     ws.write("tests/test_broken.py", "import not_a_module_here\n\ndef test_one():\n    pass\n")
     ws.write("tests/test_fine.py", "def test_two():\n    pass\n")
@@ -240,7 +242,7 @@ def test_a_failure_s_report_is_pytest_s_in_the_junit_file_and_the_terminal(
     """A CI page and a terminal show the traceback and pytest's assertion diff, not one line:
     before, `<failure>` held only `path:line: AssertionError: assert [...] == [...]` where
     pytest's held its whole report ("At index 0 diff: 0 != 1", the code, the locals' lines)."""
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write(
         "tests/test_lists.py",
         """
@@ -271,7 +273,7 @@ def test_a_token_pytest_shortens_in_a_failure_reaches_no_file_in_clear(
     the cut parts matched neither the token's pattern nor its whole value, so 26 of its 40
     characters reached the JUnit file's message, the cache and the terminal in clear."""
     token = "ghp_" + "Lq8" * 12
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write(
         "tests/test_token.py",
         f"""
@@ -303,7 +305,7 @@ def test_a_fixture_error_s_report_shows_no_frame_of_maestro(ws: Workspace, tmp_p
     its own plugin first (``self = <maestro_pytest_plugin._Recorder object ...>``, the
     ``pytest_fixture_setup`` wrapper's ``return (yield)`` and the plugin's path): python-slugify
     9.2.0 with an autouse conftest fixture raising, in the editor's hover and the JUnit file."""
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write(
         "tests/conftest.py",
         """

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from testing_helpers import Workspace
 
 from maestro.cache import Cache
@@ -143,7 +143,7 @@ def outcomes(summary: object) -> dict[str, tuple[str, bool]]:
 
 def pytest_failures(ws: Workspace, env: dict[str, str]) -> set[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", "tests"],
+        [str(project_python()), "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider", "tests"],
         cwd=ws.root, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     return {

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from project_python import project_python
+
 from maestro.cli.explain_cmd import _grouped, _polluter_sentence
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -32,7 +34,7 @@ def test_a_polluter_that_runs_is_neither_counted_cached_nor_explained_as_cached(
 ) -> None:
     tmp_path = isolated / "ws"
     (tmp_path / "tests").mkdir(parents=True)
-    (tmp_path / "maestro.toml").write_text(f"interpreter = {sys.executable!r}\n")
+    (tmp_path / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
     (tmp_path / "tests/test_a.py").write_text(
         "import warnings\n\nwarnings.simplefilter('error')\n\n\ndef test_a():\n    pass\n"
     )

@@ -10,6 +10,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from project_python import project_python
 from testing_helpers import Workspace, ran
 
 from maestro.engine import testing
@@ -64,7 +65,7 @@ def counts(summary: testing.Summary) -> tuple[int, int, int]:
 
 def pytest_counts(ws: Workspace) -> tuple[int, int, int]:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [str(project_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     last = done.stdout.strip().splitlines()[-1]
@@ -131,7 +132,8 @@ def test_the_junit_file_and_the_counts_hold_every_test_of_a_repeated_id(
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
     plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
+        [str(project_python()), "-m", "pytest",
+            "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
         cwd=ws.root, env=env, capture_output=True, timeout=120, check=False,
     )  # fmt: skip
     truth = _testcases(plain)
@@ -161,7 +163,8 @@ def test_the_junit_file_and_the_counts_hold_every_test_of_a_repeated_id(
     assert "4 of 4 tests: tests/test_usage.cases::group" in maestro_test()
     ws.edit("pkg/checks.py", "def second():\n    return False", "def second():\n    return True")
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
+        [str(project_python()), "-m", "pytest",
+            "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
         cwd=ws.root, env={k: v for k, v in env.items() if not k.startswith("MAESTRO_")},
         capture_output=True, timeout=120, check=False,
     )  # fmt: skip

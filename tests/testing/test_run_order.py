@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from test_fidelity_trials import outcomes, pytest_says
 from testing_helpers import Workspace, ran
 
@@ -218,7 +219,7 @@ def test_the_order_key_is_pytests_collection_order(ws: Workspace) -> None:
         """,
     )
     listed = subprocess.run(
-        [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"],
+        [str(project_python()), "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider"],
         cwd=ws.root, capture_output=True, text=True, timeout=120, check=False,
     ).stdout  # fmt: skip
     files = list(dict.fromkeys(line.split("::")[0] for line in listed.splitlines() if "::" in line))

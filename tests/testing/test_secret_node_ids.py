@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 from testing_helpers import Workspace
 
 MAESTRO = str(Path(sys.executable).parent / "maestro")
@@ -41,7 +42,7 @@ def test_tok(name):
 
 @pytest.fixture
 def env(ws: Workspace, isolated: Path) -> dict[str, str]:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("tests/test_tok.py", TEST_FILE)
     ws.write("tests/bad.txt", "\n")
     environ = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}

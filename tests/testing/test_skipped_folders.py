@@ -11,6 +11,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+from project_python import project_python
 from test_custom_collectors import CONFTEST
 from test_fidelity_trials import outcomes, pytest_says
 from testing_helpers import Workspace
@@ -34,14 +35,15 @@ def test_a_folder_whose_conftest_skips_is_one_skip_as_in_pytest(
 ) -> None:
     # maestro test named the folder's files to pytest, which then stopped before the session on
     # the conftest's skip ('pytest exited with status 1 before the session started', exit 3)
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("tests/bench/conftest.py", SKIPPING_CONFTEST)
     ws.write("tests/bench/test_b.py", "def test_b():\n    assert False\n")
     ws.write("tests/bench/test_c.py", "def test_c():\n    assert False\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
     plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
     subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
+        [str(project_python()), "-m", "pytest",
+            "-q", "-p", "no:cacheprovider", f"--junitxml={plain}"],
         cwd=ws.root, env=env, capture_output=True, timeout=120,
     )  # fmt: skip
     truth = _cases(plain)

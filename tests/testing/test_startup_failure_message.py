@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from project_python import project_python
 from testing_helpers import Workspace
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -26,12 +27,12 @@ def pytest_configure(config):
 def test_a_failure_before_the_session_says_the_exception_first(
     ws: Workspace, tmp_path: Path
 ) -> None:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("conftest.py", CONFTEST)
     ws.write("tests/test_a.py", "def test_a():\n    assert True\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
     plain = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        [str(project_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider"],
         cwd=ws.root, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert plain.returncode == 3 and "RuntimeError: the plugin cannot start" in plain.stdout + (

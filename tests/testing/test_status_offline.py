@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from project_python import project_python
+
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 
@@ -27,7 +29,7 @@ def test_status_without_a_daemon_shows_the_saved_graph_index_and_the_cache(
 ) -> None:
     root = isolated / "ws"
     (root / "tests").mkdir(parents=True)
-    (root / "maestro.toml").write_text(f"interpreter = {sys.executable!r}\n")
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
     (root / "tests/test_a.py").write_text("def test_a():\n    pass\n")
 
     before = maestro(root, "status")

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from project_python import project_python
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
@@ -79,7 +80,7 @@ def _env(tmp_path: Path) -> dict[str, str]:
 def _workspace(tmp_path: Path, files: dict[str, str]) -> Path:
     root = tmp_path / "ws"
     for rel, text in {
-        "maestro.toml": f"interpreter = {sys.executable!r}\n",
+        "maestro.toml": f"interpreter = {str(project_python())!r}\n",
         "pytest.ini": "[pytest]\nmarkers =\n    slow: slow\n",
         **files,
     }.items():
@@ -92,7 +93,7 @@ def pytest_line(root: Path, *args: str) -> str:
     """pytest's counts line, without its time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        [str(project_python()), "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=root, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     last = done.stdout.strip().splitlines()[-1].strip("= ")

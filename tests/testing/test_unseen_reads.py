@@ -6,8 +6,11 @@ for the truth first."""
 from __future__ import annotations
 
 import pytest
+from project_python import project_python
 from test_fidelity_trials import outcomes, pytest_says
 from testing_helpers import Workspace
+
+from maestro.engine.interpreter import query_interpreter
 
 pytest.importorskip("mypy.api")
 
@@ -43,6 +46,7 @@ def test_a_test_that_runs_mypy_reruns_when_a_file_it_checked_changes(
     # a test calling mypy.api.run on check.py (which imports pkg.typed) recorded no read of
     # either: after pkg/typed.py changed its signature, maestro test served it as passed where
     # pytest failed it
+    ws.interpreter = query_interpreter(project_python("mypy"))  # a project venv with mypy
     ws.write("pkg/typed.py", "def f(x: int) -> int:\n    return x\n")
     ws.write("check.py", "from pkg.typed import f\n\nf(1)\n")
     ws.write("tests/test_types.py", test)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import re
 import subprocess
-import sys
 
 import pytest
 import typer
+from project_python import project_python
 from testing_helpers import Workspace
 from typer.testing import CliRunner
 
@@ -52,13 +52,13 @@ def _said(output: str) -> str:
 def test_the_summary_counts_warnings_as_pytest_does(
     ws: Workspace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("tests/test_warns.py", WARNS)
     ws.write("tests/test_at_import.py", AT_IMPORT)
     monkeypatch.chdir(ws.root)
     monkeypatch.setenv("MAESTRO_TRACE", "always")  # a per-test record from the first run
     plain = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        [str(project_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     found = re.search(r"(\d+) warnings? in ", plain.stdout)
@@ -92,7 +92,7 @@ def test_a_warning_at_a_test_file_s_import_is_no_input_of_the_others(
 ) -> None:
     # pytest's terminal formats each warning with its source line (linecache reads the file it
     # points at) after the collection: that read made the test file an input of every file
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("tests/test_at_import.py", AT_IMPORT)
     monkeypatch.chdir(ws.root)
     first = CliRunner().invoke(app, ["test", "--no-daemon"])
@@ -109,13 +109,13 @@ def test_a_conftest_s_warning_is_counted_when_every_file_is_served(
     """A warning raised at a conftest's import (hpack's conftest primes Hypothesis: pytest says
     "88 passed, 5 warnings") is raised once per session: a run served whole from the cache said
     "88 passed", as if there were none."""
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("tests/conftest.py", 'import warnings\n\nwarnings.warn("at conftest import")\n')
     ws.write("tests/test_one.py", "def test_one():\n    assert True\n")
     ws.write("tests/test_two.py", "def test_two():\n    assert True\n")
     monkeypatch.chdir(ws.root)
     plain = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        [str(project_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     found = re.search(r"(\d+) passed, 1 warning in ", plain.stdout)
@@ -135,7 +135,7 @@ def test_pytest_s_warning_about_a_served_file_s_collection_is_counted(
     (cookiecutter: "Passing a non-Collection iterable to parametrize is deprecated", pytest
     says "379 passed, 4 skipped, 2 warnings"): once that file was served and another ran, the
     run said "379 passed, 4 skipped"."""
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write(
         "tests/test_gen.py",
         "import pytest\n\n\n@pytest.mark.parametrize('x', (i for i in range(2)))\n"
@@ -144,7 +144,7 @@ def test_pytest_s_warning_about_a_served_file_s_collection_is_counted(
     ws.write("tests/test_other.py", "def test_other():\n    assert True\n")
     monkeypatch.chdir(ws.root)
     plain = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+        [str(project_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
         capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     found = re.search(r"(\d+) passed, 1 warning in ", plain.stdout)
@@ -169,7 +169,7 @@ def test_a_served_file_counts_no_assertion_rewrite_warning(
     module's .pyc is absent: plain pytest says "2 passed, 1 warning", then "2 passed". A run
     served whole from the cache said "2 passed, 1 warning" run after run."""
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write(
         "tests/test_rw.py",
         'def test_a():\n    assert (1, "always true")\n\n\ndef test_b():\n    assert 1\n',
@@ -185,7 +185,7 @@ def test_a_served_file_counts_no_assertion_rewrite_warning_raised_in_a_test(
     as it rewrites the helper; a served result said "1 warning" run after run (the warning
     was stored as the test's own)."""
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
-    ws.write("maestro.toml", f"interpreter = {sys.executable!r}\n")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
     ws.write("tests/rw/conftest.py", 'import pytest\n\npytest.register_assert_rewrite("rwhelp")\n')
     ws.write("tests/rw/rwhelp.py", 'def check():\n    assert (1, "always true")\n')
     ws.write(
@@ -205,7 +205,7 @@ def _warned_once_then_served(
 
     def plain() -> str:
         done = subprocess.run(
-            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+            [str(project_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
             capture_output=True, text=True, timeout=300, check=False,
         )  # fmt: skip
         return done.stdout

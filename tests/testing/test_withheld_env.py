@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from project_python import project_python
 from testing_helpers import Workspace
 
 from maestro.cache import Cache
@@ -70,7 +71,8 @@ def maestro(ws: Workspace, env: dict[str, str], *args: str) -> tuple[int, str]:
 
 def pytest_says(ws: Workspace, env: dict[str, str]) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_env.py"],
+        [str(project_python()), "-m", "pytest",
+            "-q", "-p", "no:cacheprovider", "tests/test_env.py"],
         cwd=ws.root, env=env, capture_output=True, text=True, timeout=300, check=False,
     )  # fmt: skip
     return done.stdout.strip().splitlines()[-1]

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from project_python import plain_pytest, project_python
 from workspace_procs import (
     daemon_processes,  # noqa: F401 (the tests here import it from conftest)
     no_daemon_left,
@@ -138,10 +139,7 @@ def maestro_test(ws: DaemonEnv, tmp: Path) -> dict[str, str]:
 def plain_pytest_outcomes(ws: DaemonEnv, tmp: Path) -> dict[str, str]:
     """Plain pytest on the same tree: outcome per test."""
     junit = tmp / "truth.xml"
-    subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={junit}"],
-        cwd=ws.root, capture_output=True, timeout=180,
-    )  # fmt: skip
+    plain_pytest(project_python(), ws.root, "-q", f"--junitxml={junit}")
     return junit_outcomes(junit)
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DaemonEnv, daemon_processes
+from project_python import project_python
 from workspace_procs import wait_dead, waiting_pytest
 
 from maestro import paths, wire
@@ -28,7 +29,7 @@ MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 FILES = {
     "pyproject.toml": (
-        f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{sys.executable}"\n\n'
+        f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{project_python()}"\n\n'
         '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
     ),
     "src/pkg/__init__.py": "",

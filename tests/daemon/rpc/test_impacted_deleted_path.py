@@ -14,12 +14,13 @@ from pathlib import Path
 
 import pytest
 from conftest import DaemonEnv
+from project_python import project_python
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 FILES = {
     "pyproject.toml": (
-        f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{sys.executable}"\n\n'
+        f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{project_python()}"\n\n'
         '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
     ),
     "tests/test_top.py": "def test_top():\n    assert True\n",

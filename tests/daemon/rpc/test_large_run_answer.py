@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DaemonEnv
+from project_python import project_python
 
 from maestro.daemon.lifecycle import start_daemon
 from maestro.daemon.transport.framing import MAX_FRAME
@@ -26,7 +27,7 @@ def ws(daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> DaemonEnv:
     monkeypatch.delenv("CI", raising=False)
     files = {
         "pyproject.toml": (
-            f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{sys.executable}"\n\n'
+            f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{project_python()}"\n\n'
             '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
         ),
         "tests/test_reads.py": (

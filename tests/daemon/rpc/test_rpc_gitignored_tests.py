@@ -5,16 +5,16 @@ events tell the graph of a new file)"""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import DaemonEnv, maestro_test, plain_pytest_outcomes
+from project_python import project_python
 
 FILES = {
     "pyproject.toml": '[project]\nname = "w"\nversion = "0"\n\n'
-    f'[tool.maestro]\ninterpreter = "{sys.executable}"\n\n'
+    f'[tool.maestro]\ninterpreter = "{project_python()}"\n\n'
     '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n',
     ".gitignore": "tests/test_local*.py\n*.log\n",
     "tests/test_kept.py": "def test_kept():\n    assert True\n",

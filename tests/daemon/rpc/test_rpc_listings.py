@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 
 import pytest
 from conftest import DaemonEnv, started, targets
+from project_python import project_python
 
 from maestro import wire
 from maestro.daemon.transport.client import DaemonClient, SyncDaemonClient
@@ -20,7 +20,7 @@ PYPROJECT = f"""\
 name = "ws"
 
 [tool.maestro]
-interpreter = "{sys.executable}"
+interpreter = "{project_python()}"
 
 [tool.pytest.ini_options]
 testpaths = ["tests"]

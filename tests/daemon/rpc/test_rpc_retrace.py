@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DaemonEnv
+from project_python import project_python
 from test_speculation import CONFTEST, SLOW, Hold, run_all, sessions, setup, wait_for
 
 from maestro.cache import Cache
@@ -26,7 +27,7 @@ def traced(root: Path) -> dict[str, bool]:
     graph = BuildGraph.build(root, index_path=graph_index_path(root))
     with Cache.open() as cache:
         planned = testing.plan(
-            graph, cache, query_interpreter(Path(sys.executable)), testing.Selection()
+            graph, cache, query_interpreter(project_python()), testing.Selection()
         )
     return {
         f.target: not f.runs and f.cached is not None and f.cached.trace is not None
@@ -79,7 +80,7 @@ def test_results_of_a_run_without_the_daemon_are_retraced_once_served(
     monkeypatch.delenv("MAESTRO_TRACE")
     graph = BuildGraph.build(env.root, index_path=graph_index_path(env.root))
     with Cache.open() as cache:  # `maestro test --no-daemon`: untraced
-        interpreter = query_interpreter(Path(sys.executable))
+        interpreter = query_interpreter(project_python())
         assert testing.run(graph, cache, interpreter, testing.Selection()).exit_code == 0
     assert sessions(marker) == 1 and not any(traced(env.root).values())
     with SyncDaemonClient(env.root, start=False) as client:

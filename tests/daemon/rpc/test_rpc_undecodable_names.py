@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import pytest
 from conftest import DaemonEnv, started, targets
+from project_python import project_python
 
 from maestro import wire
 from maestro.daemon.transport.client import DaemonClient, SyncDaemonClient
@@ -29,7 +30,7 @@ SHOWN = "data/notes_\\xff.txt"
 
 FILES = {
     "pyproject.toml": (
-        f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{sys.executable}"\n\n'
+        f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{project_python()}"\n\n'
         '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
     ),
     "data/ok.txt": "ok\n",

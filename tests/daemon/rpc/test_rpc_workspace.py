@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import pytest
 from conftest import DaemonEnv, started, targets
+from project_python import project_python
 
 from maestro import wire
 from maestro.daemon.lifecycle import stop_daemon
@@ -33,7 +34,7 @@ PYPROJECT = f"""\
 name = "ws"
 
 [tool.maestro]
-interpreter = "{sys.executable}"
+interpreter = "{project_python()}"
 env-allowlist = ["SLOW_*"]
 
 [tool.pytest.ini_options]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DaemonEnv, kill_hard, reap
+from project_python import project_python
 
 from maestro import wire
 from maestro.daemon.lifecycle import start_daemon
@@ -70,7 +71,7 @@ def ws(daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch) -> Iterator[Daemo
     log = daemon_env.base / "runs.log"  # outside the workspace: not an input of the test
     files = {
         "pyproject.toml": (
-            f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{sys.executable}"\n\n'
+            f'[project]\nname = "ws"\n\n[tool.maestro]\ninterpreter = "{project_python()}"\n\n'
             '[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
         ),
         "tests/test_slow.py": SLOW_TEST.replace("@LOG@", repr(str(log))).replace(

@@ -17,6 +17,7 @@ from typing import IO
 
 import pytest
 from conftest import DaemonEnv
+from project_python import project_python
 
 from maestro import wire
 from maestro.daemon.lifecycle import start_daemon
@@ -35,7 +36,7 @@ def pyproject(speculate: bool) -> str:
 name = "ws"
 
 [tool.maestro]
-interpreter = "{sys.executable}"
+interpreter = "{project_python()}"
 env-allowlist = ["SPEC_*"]
 {SPECULATION if speculate else ""}
 [tool.pytest.ini_options]
