@@ -114,6 +114,12 @@ class IntegrityError(CacheError):
     code = "integrity_error"
 
 
+class ReportWriteError(MaestroError):
+    """A report file the user asked for (``--junitxml``) could not be written."""
+
+    code = "report_write_error"
+
+
 class RunnerError(MaestroError):
     """Tests could not be run (interpreter or pytest missing, plugin failed to load)."""
 

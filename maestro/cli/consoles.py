@@ -14,6 +14,7 @@ from maestro.errors import (
     GitError,
     MaestroError,
     PytestUsageError,
+    ReportWriteError,
     UnknownTargetError,
     WorkspaceError,
 )
@@ -34,7 +35,9 @@ class _Console(Console):
 
 
 # Usage-type problems exit 2 (like a bad command line); everything else 1.
-USAGE_ERRORS = (ConfigError, WorkspaceError, GitError, UnknownTargetError, PytestUsageError)
+USAGE_ERRORS = (
+    ConfigError, WorkspaceError, GitError, UnknownTargetError, PytestUsageError, ReportWriteError,
+)  # fmt: skip
 # The commands about test runs (test, explain, stale, status) exit with pytest's codes instead:
 # 3 for an internal error, 4 for a usage error (1 and 2 are failed and interrupted runs there).
 EXIT_INTERNAL = 3

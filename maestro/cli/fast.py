@@ -448,13 +448,22 @@ def _run(
 
             return no_tests_in_scope(scope)
         return test_cmd.report_failure(answer.exc)
+    unwritten: MaestroError | None = None
     if junit is not None:  # as the full CLI (maestro/cli/test_run.py): before the summary
         from maestro.cli.test_run import write_junit
+        from maestro.errors import ReportWriteError
 
         files = [(f.get("result"), bool(f.get("cached")), f.get("served") or ()) for f in
                  answer.get("files") or []]  # fmt: skip
-        write_junit(junit, files)
+        try:
+            write_junit(junit, files)
+        except ReportWriteError as exc:  # said after the run's summary, which stands
+            unwritten = exc
     print_summary(answer)
+    if unwritten is not None:
+        from maestro.cli import test_cmd
+
+        return test_cmd.report_failure(unwritten)
     return final_exit_code(answer, impacted=bool(params["impacted"]))
 
 
@@ -671,11 +680,13 @@ def fast_why(argv: Sequence[str]) -> int | None:
 def stats_in_process(workspace: Path, *, targets: bool, check_syntax: bool) -> dict[str, Any]:
     """`graph stats` computed in this process (both routes: no daemon, or --no-daemon), in its
     JSON form (maestro.graph.stats: no model layer to import)."""
+    from maestro.engine.collect_probe import learn_collected_now
     from maestro.graph.build import BuildGraph
     from maestro.graph.stats import stats_data
     from maestro.paths import graph_index_path
 
     graph = BuildGraph.build(workspace, index_path=graph_index_path(workspace))  # saves the index
+    learn_collected_now(graph)  # the test files a conftest collects or ignores itself
     report = stats_data(graph, with_targets=targets, check_syntax=check_syntax)
     if check_syntax:  # keep the verdicts
         graph.save()

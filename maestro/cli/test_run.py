@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from maestro.cli.fast import client_env, runs_in_process, start_in_background
 from maestro.cli.scope import resolve_root, subfolder
 from maestro.cli.test_render import Display, final_exit_code, no_tests_in_scope, print_summary
-from maestro.errors import MaestroError, UnknownTargetError, WorkspaceError
+from maestro.errors import MaestroError, ReportWriteError, UnknownTargetError, WorkspaceError
 
 if TYPE_CHECKING:
     from maestro.cache.action import ActionResult
@@ -116,12 +116,16 @@ def run_test(
             display.finish()
         if in_process and not no_daemon:
             start_in_background(workspace)
+        unwritten: ReportWriteError | None = None
         if junit_xml is not None:
             decided = result.predictive
             skipped = [(f.target, f.reason) for f in decided.skipped] if decided else []
             skipped += [(t.node_id, t.reason) for t in decided.skipped_tests] if decided else []
             files = ((f.result, f.cached, f.served) for f in result.files)
-            write_junit(junit_xml, files, skipped)
+            try:
+                write_junit(junit_xml, files, skipped)
+            except ReportWriteError as exc:  # said after the run's summary, which stands
+                unwritten = exc
     except KeyboardInterrupt:
         from maestro.cli.consoles import console
 
@@ -135,6 +139,8 @@ def run_test(
         print_predictive(result.predictive)
     dumped = result.wire_dump()  # the form the daemon sends: both are rendered alike
     print_summary(dumped)
+    if unwritten is not None:
+        return report_failure(unwritten)
     return final_exit_code(dumped, impacted=params.impacted)
 
 
@@ -308,7 +314,24 @@ def write_junit(
     files: Iterable[tuple[Mapping[str, Any] | None, bool, Iterable[str]]],
     skipped: Sequence[tuple[str, str]] = (),
 ) -> None:
-    """The run's cached and fresh results as JUnit XML at ``path`` (``--junit-xml``)."""
+    """The run's cached and fresh results as JUnit XML at ``path`` (``--junit-xml``); a folder
+    on the way that does not exist yet is made, as pytest makes it. ReportWriteError when the
+    file cannot be written (the results are stored already: nothing is lost)."""
     from maestro.engine import junit
 
-    path.write_bytes(junit.render(results_of(files), skipped_files=skipped))
+    data = junit.render(results_of(files), skipped_files=skipped)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError | NotADirectoryError):  # a file where a folder is
+            why = f"{exc.filename} is a file, not a folder"
+        elif exc.filename is not None and str(exc.filename) != str(path):
+            why = f"{why}: {exc.filename}"
+        raise ReportWriteError(
+            f"could not write the JUnit report: {why}",
+            where=str(path),
+            hint="give --junitxml a file in a folder you can write; the results are stored, so "
+            "the same command with that path runs no test again to write it",
+        ) from exc

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from conftest import DaemonEnv, daemon_processes
-from project_python import project_python
+from project_python import plain_pytest, project_python
 from workspace_procs import wait_dead, waiting_pytest
 
 from maestro import paths, wire
@@ -267,6 +267,32 @@ def test_a_junit_report_through_the_daemon_takes_the_fast_path(ws: DaemonEnv) ->
     fast_text, full_text = (volatile.sub("", p.read_text()) for p in (fast_xml, full_xml))
     assert 'tests="2"' in fast_text and 'name="maestro.cached" value="true"' in fast_text
     assert fast_text == full_text
+
+
+def test_a_junit_path_that_cannot_be_written_is_an_error_not_a_traceback(ws: DaemonEnv) -> None:
+    # the full CLI and the fast path both crashed with a Python traceback (OSError) when the
+    # --junitxml path could not be written; pytest makes a folder on the way that is missing
+    started(ws)
+    assert "ran 2 files, 0 cached" in maestro(ws, "test").stdout
+    bad = "tests/test_core.py/report.xml"  # a file where a folder is: not writable, even as root
+    fast_done = maestro(ws, "test", "--junitxml", bad)
+    assert fast_done.returncode == 4, fast_done.stdout + fast_done.stderr
+    assert "Traceback" not in fast_done.stderr, fast_done.stderr
+    said = "tests/test_core.py/report.xml: could not write the JUnit report: "
+    assert said + "tests/test_core.py is a file, not a folder" in fast_done.stderr
+    assert "hint: give --junitxml a file in a folder you can write" in fast_done.stderr
+    assert "2 passed" in fast_done.stdout  # the run's summary stands
+    same(fast_done, maestro(ws, "test", "--no-daemon", "--junitxml", bad))
+    same(fast_done, full_cli(ws, "test", "--junitxml", bad))
+    # nothing stored was lost
+    assert "ran 0 files, 2 cached" in maestro(ws, "test").stdout
+    # a missing folder is made, as pytest makes it
+    truth = plain_pytest(project_python(), ws.root, "--junitxml", "made/by/pytest.xml")
+    assert truth.returncode == 0 and (ws.root / "made/by/pytest.xml").is_file(), truth.stdout
+    for args in (("--junitxml", "out/fast/r.xml"), ("--no-daemon", "--junitxml", "out/full/r.xml")):
+        done = maestro(ws, "test", *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert 'tests="2"' in (ws.root / args[-1]).read_text()
 
 
 def test_a_configured_workspace_runs_through_the_daemon_without_pydantic(ws: DaemonEnv) -> None:
