@@ -40,17 +40,64 @@ def ensure_collected(
     allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
     environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Make the files the conftests collect themselves tests of ``graph`` (a no-op, without a
-    process, when no conftest defines ``pytest_collect_file`` or the answer is known)."""
+    """Make the files the conftests collect themselves tests of ``graph``, and those their
+    walk skips (collect_ignore ...) none (a no-op, without a process, when no conftest defines
+    ``pytest_collect_file`` or mentions such ignores, or the answer is known)."""
     request = graph.ask_collected()
     if request is None:
         return
     state = workspace_state_dir(graph.root)
-    files = collectors.load_memo(state, request.key)
-    if files is None:
-        files = probe(graph.root, interpreter, request, allowlist=allowlist, environ=environ)
-        collectors.save_memo(state, request.key, files)
-    graph.learn_collected(request.key, files)
+    answer = collectors.load_memo(state, request.key)
+    if answer is None:
+        try:
+            answer = probe(graph.root, interpreter, request, allowlist=allowlist, environ=environ)
+        except RunnerError as exc:
+            if request.conftests or request.plugins:
+                raise
+            # only ignores to learn: pytest's own run reports what fails (a broken conftest),
+            # and asks again next time
+            log.warning("%s", exc)
+            graph.learn_collected(request.key, collectors.CollectAnswer(()))
+            return
+        collectors.save_memo(state, request.key, answer)
+    graph.learn_collected(request.key, answer)
+
+
+def answer_now(
+    root: Path,
+    request: collectors.CollectRequest,
+    configured: str | Path | None,
+    environ: Mapping[str, str] | None = None,
+) -> collectors.CollectAnswer | None:
+    """The conftests' answer asked now and kept, for a command that reads the graph without
+    running tests (graph stats, impacted); None when it cannot be asked (no interpreter or
+    pytest, a conftest that fails to load): the command shows the graph as built."""
+    from maestro.engine.interpreter_cache import workspace_interpreter
+    from maestro.errors import MaestroError
+
+    try:
+        interpreter = workspace_interpreter(root, configured=configured, environ=environ)
+        answer = probe(root, interpreter, request, environ=environ)
+    except (MaestroError, OSError) as exc:
+        log.warning("%s", exc)
+        return None
+    collectors.save_memo(workspace_state_dir(root), request.key, answer)
+    return answer
+
+
+def learn_collected_now(graph: BuildGraph, environ: Mapping[str, str] | None = None) -> bool:
+    """Make ``graph``'s tests those pytest collects (the conftests' collectors and ignores),
+    asking them now when the answer is not known; True when it changed the graph."""
+    request = graph.ask_collected()
+    if request is None:
+        return False
+    answer = collectors.load_memo(workspace_state_dir(graph.root), request.key)
+    if answer is None:
+        answer = answer_now(graph.root, request, graph.loaded.config.interpreter, environ)
+    if answer is None:
+        return False
+    graph.learn_collected(request.key, answer)
+    return True
 
 
 def probe(
@@ -60,15 +107,24 @@ def probe(
     *,
     allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
     environ: Mapping[str, str] | None = None,
-) -> tuple[str, ...]:
-    """The candidates of ``request`` that a conftest's ``pytest_collect_file`` takes."""
+) -> collectors.CollectAnswer:
+    """The candidates of ``request`` that a conftest's ``pytest_collect_file`` takes, and the
+    topmost path the walk skips for each of its ignorable files."""
     from maestro.engine.runner import EVENTS_FD_ENV, build_env, venv_of
 
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="maestro-probe-") as tmp:
         asked, out = Path(tmp) / "request.json", Path(tmp) / "answer.json"
         asked.write_text(
-            json.dumps({"root": str(root), "out": str(out), "candidates": request.candidates}),
+            json.dumps(
+                {
+                    "root": str(root),
+                    "out": str(out),
+                    "candidates": request.candidates,
+                    "ignorable": request.ignorable,
+                    "environment": bool(request.ignoring),
+                }
+            ),
             encoding="utf-8",
         )
         env = build_env(
@@ -95,11 +151,13 @@ def probe(
                 said = (output.stderr + output.stdout).decode(errors="replace").strip()
                 why = f"pytest exited with code {output.returncode} first:\n{said[-3000:]}"
             raise RunnerError(
-                f"could not ask the conftests defining pytest_collect_file "
+                f"could not ask the conftests defining pytest_collect_file or ignores "
                 f"({request.askers}) which files they collect: {why}",
                 hint="run `pytest --collect-only -q` in the workspace to see what fails",
             ) from exc
     files = tuple(sorted(str(f) for f in answer.get("files", [])))
+    ignored = tuple(sorted(str(f) for f in answer.get("ignored", [])))
+    stamps = tuple((str(f), int(m)) for f, m in answer.get("environment", []))
     for error in answer.get("errors", []):
         log.warning("collection probe: %s", error)
     for item in answer.get("unaddressable", []):
@@ -109,8 +167,9 @@ def probe(
             item,
         )
     log.info(
-        "collection probe: %d of %d candidate files collected by %s in %.2fs",
-        len(files), len(request.candidates), request.askers,
-        time.perf_counter() - started,
+        "collection probe: %d of %d candidate files collected, %d of %d test files' paths "
+        "left out of the walk, by %s in %.2fs",
+        len(files), len(request.candidates), len(ignored), len(request.ignorable),
+        request.askers, time.perf_counter() - started,
     )  # fmt: skip
-    return files
+    return collectors.CollectAnswer(files, ignored, stamps)

@@ -234,31 +234,34 @@ class BuildGraph:
             if key is not None:
                 store.store_links(self.index, key, self.links)
 
-    def _learn_collected(self, py: Iterable[str]) -> None:
-        """The files conftests collect themselves, as last asked (kept beside the index)."""
-        request = collectors.collect_request(
+    def _collect_request(self, py: Iterable[str]) -> collectors.CollectRequest | None:
+        return collectors.collect_request(
             self.root, self.pytest, self.all_files, py, self.collecting_plugins()
         )
+
+    def _learn_collected(self, py: Iterable[str]) -> None:
+        """The files conftests collect themselves, and those their walk skips, as last asked
+        (kept beside the index)."""
+        request = self._collect_request(py)
         self.collect_request = request
         if request is None or self.index.path is None:
             return
-        files = collectors.load_memo(self.index.path.parent, request.key)
-        if files is not None:
+        answer = collectors.load_memo(self.index.path.parent, request.key)
+        if answer is not None:
             self.pytest = dataclasses.replace(
-                self.pytest, collected_files=files, collected_files_key=request.key
-            )
+                self.pytest, collected_files=answer.files, collected_files_key=request.key,
+                ignored_files=answer.ignored,
+            )  # fmt: skip
 
     def ask_collected(self) -> collectors.CollectRequest | None:
-        """The question to ask the conftests that collect files themselves, as the files are
-        now (an edit of such a conftest relinks nothing, yet may change its answer); None when
-        the answer is known, or there is no such conftest."""
-        request = collectors.collect_request(
-            self.root, self.pytest, self.all_files, self.py, self.collecting_plugins()
-        )
+        """The question to ask the conftests that collect files themselves or leave files out
+        of the walk, as the files are now (an edit of such a conftest relinks nothing, yet may
+        change its answer); None when the answer is known, or there is no such conftest."""
+        request = self._collect_request(self.py)
         self.collect_request = request
         if request is None:
-            if self.pytest.collected_files:  # the hook is gone
-                self.learn_collected("", ())
+            if self.pytest.collected_files or self.pytest.ignored_files:  # the hook is gone
+                self.learn_collected("", collectors.CollectAnswer(()))
             return None
         if self.pytest.collected_files_key == request.key:
             return None
@@ -270,17 +273,19 @@ class BuildGraph:
         request = self.ask_collected()
         if request is None or self.index.path is None:
             return False
-        files = collectors.load_memo(self.index.path.parent, request.key)
-        if files is None:
+        answer = collectors.load_memo(self.index.path.parent, request.key)
+        if answer is None:
             return False
-        self.learn_collected(request.key, files)
+        self.learn_collected(request.key, answer)
         return True
 
-    def learn_collected(self, key: str, files: Iterable[str]) -> None:
-        """The conftests' answer (under ``key``): those files are tests; relink."""
+    def learn_collected(self, key: str, answer: collectors.CollectAnswer) -> None:
+        """The conftests' answer (under ``key``): the files they collect are tests, those
+        their walk skips are not; relink."""
         self.pytest = dataclasses.replace(
-            self.pytest, collected_files=tuple(sorted(files)), collected_files_key=key
-        )
+            self.pytest, collected_files=tuple(sorted(answer.files)), collected_files_key=key,
+            ignored_files=tuple(sorted(answer.ignored)),
+        )  # fmt: skip
         self._link_all()
 
     def _link_all(self) -> None:

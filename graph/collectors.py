@@ -8,6 +8,11 @@ answer is kept in the workspace's state directory under a key: the collecting co
 plugins' contents, pytest's configuration and the list of candidate files. Adding or removing a
 file asks again; editing a data file does not (its content is an input of its tests, recorded
 as any other).
+
+A conftest may also leave files out of pytest's walk: ``collect_ignore`` and
+``collect_ignore_glob`` (lists its code builds, often by version or by what is installed) or its
+own ``pytest_ignore_collect``. Those are asked in the same process, of the test files below
+such a conftest: the answer is the topmost path (file or folder) the walk skips for each.
 """
 
 from __future__ import annotations
@@ -43,11 +48,42 @@ class CollectRequest:
     conftests: tuple[str, ...]
     candidates: tuple[str, ...]
     plugins: tuple[str, ...] = ()  # installed plugins' source files
+    # the conftests that may leave paths out of the walk (collect_ignore ...), and the test
+    # files below them: which does the walk skip?
+    ignoring: tuple[str, ...] = ()
+    ignorable: tuple[str, ...] = ()
 
     @property
     def askers(self) -> str:
         """Who is asked, for messages."""
-        return ", ".join((*self.conftests, *(os.path.basename(p) for p in self.plugins)))
+        names = dict.fromkeys((*self.conftests, *self.ignoring))
+        return ", ".join((*names, *(os.path.basename(p) for p in self.plugins)))
+
+
+@dataclass(frozen=True, slots=True)
+class CollectAnswer:
+    """The files the conftests' collectors take, and the paths their walk skips."""
+
+    files: tuple[str, ...]
+    ignored: tuple[str, ...] = ()
+    # the asking interpreter's site-packages folders and their mtimes, when a conftest may
+    # ignore files: its lists often follow what is installed (``try: import django``), so an
+    # install or removal there asks again
+    environment: tuple[tuple[str, int], ...] = ()
+
+    def holds(self) -> bool:
+        """Whether the environment the answer was given in is unchanged."""
+        for folder, mtime in self.environment:
+            try:
+                if os.stat(folder).st_mtime_ns != mtime:
+                    return False
+            except OSError:
+                return False
+        return True
+
+
+# a conftest that may leave paths out of the walk: any mention costs one probe, never a test
+_IGNORES = re.compile(rb"\b(?:collect_ignore(?:_glob)?|pytest_ignore_collect)\b")
 
 
 def defines_hook(data: bytes) -> bool:
@@ -71,7 +107,14 @@ def collecting_plugins(files: Iterable[str]) -> list[str]:
 
 def collecting_conftests(root: Path, py: Iterable[str]) -> list[str]:
     """The conftest.py files (of ``py``) that define ``pytest_collect_file``: a text check."""
-    found = []
+    return _conftests(root, py)[0]
+
+
+def _conftests(root: Path, py: Iterable[str]) -> tuple[list[str], list[str], dict[str, bytes]]:
+    """The conftest.py files (of ``py``) that define ``pytest_collect_file``, those that may
+    leave paths out of the walk (text checks), and the contents of both."""
+    collecting, ignoring = [], []
+    contents: dict[str, bytes] = {}
     for rel in sorted(py):
         if rel == "conftest.py" or rel.endswith("/conftest.py"):
             try:
@@ -79,8 +122,12 @@ def collecting_conftests(root: Path, py: Iterable[str]) -> list[str]:
             except OSError:
                 continue
             if defines_hook(data):
-                found.append(rel)
-    return found
+                collecting.append(rel)
+                contents[rel] = data
+            if _IGNORES.search(data):
+                ignoring.append(rel)
+                contents[rel] = data
+    return collecting, ignoring, contents
 
 
 def collect_request(
@@ -91,12 +138,21 @@ def collect_request(
     plugins: Sequence[str] = (),
 ) -> CollectRequest | None:
     """None when no conftest, nor any of the installed ``plugins``, defines
-    ``pytest_collect_file`` (nothing to ask)."""
-    conftests = collecting_conftests(root, py)
-    if not conftests and not plugins:
+    ``pytest_collect_file``, and no conftest may leave files out of the walk (nothing to ask)."""
+    conftests, ignoring, contents = _conftests(root, py)
+    if not conftests and not plugins and not ignoring:
         return None
-    static = dataclasses.replace(config, collected_files=(), collected_files_key="")
+    static = dataclasses.replace(
+        config, collected_files=(), collected_files_key="", ignored_files=()
+    )
     is_test = static.matcher()
+    below = tuple(c.removesuffix("conftest.py") for c in ignoring)
+    ignorable = tuple(sorted(rel for rel in all_files if rel.startswith(below) and is_test(rel)))
+    if not conftests and not plugins:
+        return CollectRequest(
+            _key(static, contents, plugins, (), ignorable), (), (), (),
+            tuple(ignoring), ignorable,
+        )  # fmt: skip
     # where pytest walks at all (testpaths, norecursedirs): any file name would do there
     walked = dataclasses.replace(
         static, python_files=("*",), doctest_globs=("*",), doctest_modules=True
@@ -113,12 +169,24 @@ def collect_request(
             and not (rel.endswith(".py") and is_test(rel))
         )
     )
-    digest = hashlib.sha256(b"collectors-3\0" + repr(static).encode())
-    for rel in conftests:
-        try:
-            digest.update(rel.encode() + b"\0" + (root / rel).read_bytes() + b"\0")
-        except OSError:
-            digest.update(rel.encode() + b"\0-\0")
+    key = _key(static, contents, plugins, candidates, ignorable)
+    return CollectRequest(
+        key, tuple(conftests), candidates, tuple(plugins), tuple(ignoring), ignorable
+    )
+
+
+def _key(
+    static: PytestConfig,
+    conftests: dict[str, bytes],
+    plugins: Sequence[str],
+    candidates: tuple[str, ...],
+    ignorable: tuple[str, ...],
+) -> str:
+    """The question's key: pytest's configuration, the asked conftests' and plugins' contents,
+    and the files asked about."""
+    digest = hashlib.sha256(b"collectors-4\0" + repr(static).encode())
+    for rel, data in conftests.items():
+        digest.update(rel.encode() + b"\0" + data + b"\0")
     for path in plugins:
         try:
             with open(path, "rb") as f:
@@ -126,25 +194,39 @@ def collect_request(
         except OSError:
             digest.update(path.encode() + b"\0-\0")
     digest.update("\0".join(candidates).encode("utf-8", "surrogateescape"))
-    return CollectRequest(digest.hexdigest(), tuple(conftests), candidates, tuple(plugins))
+    digest.update(b"\0\0" + "\0".join(ignorable).encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()
 
 
-def load_memo(state_dir: Path, key: str) -> tuple[str, ...] | None:
-    """The files collected under ``key``, as last asked; None when never asked."""
+def load_memo(state_dir: Path, key: str) -> CollectAnswer | None:
+    """The answer under ``key``, as last asked; None when never asked."""
     try:
         data = json.loads((state_dir / MEMO_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("key") != key:
         return None
-    files = data.get("files")
-    if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+    lists = [data.get("files"), data.get("ignored", [])]
+    if not all(isinstance(v, list) and all(isinstance(f, str) for f in v) for v in lists):
         return None
-    return tuple(sorted(files))
+    files, ignored = (tuple(sorted(str(f) for f in v)) for v in lists)
+    stamps = data.get("environment", [])
+    if not isinstance(stamps, list):
+        return None
+    try:
+        environment = tuple((str(folder), int(mtime)) for folder, mtime in stamps)
+    except (TypeError, ValueError):
+        return None
+    answer = CollectAnswer(files, ignored, environment)
+    return answer if answer.holds() else None
 
 
-def save_memo(state_dir: Path, key: str, files: Iterable[str]) -> None:
+def save_memo(state_dir: Path, key: str, answer: CollectAnswer) -> None:
     path = state_dir / MEMO_FILE
     tmp = path.with_name(f"{MEMO_FILE}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"key": key, "files": sorted(files)}), encoding="utf-8")
+    data = {
+        "key": key, "files": sorted(answer.files), "ignored": sorted(answer.ignored),
+        "environment": [list(stamp) for stamp in answer.environment],
+    }  # fmt: skip
+    tmp.write_text(json.dumps(data), encoding="utf-8")
     os.replace(tmp, path)

@@ -60,6 +60,10 @@ class PytestConfig:
     ignore: tuple[str, ...] = ()
     ignore_globs: tuple[str, ...] = ()
     root: str = ""  # the rootdir, absolute: what an ignore glob is matched under
+    # paths (files or folders, relative to the rootdir) a conftest's collect_ignore,
+    # collect_ignore_glob or pytest_ignore_collect leaves out of the walk, as last asked
+    # (graph/collectors.py): skipped as --ignore'd paths are; sorted for a stable key
+    ignored_files: tuple[str, ...] = ()
     diagnostics: list[tuple[str, str]] = field(default_factory=list)
 
     def matcher(self) -> Callable[[str], bool]:
@@ -149,12 +153,13 @@ class PytestConfig:
     def ignored(self, args: Sequence[str] = (), named: Sequence[str] = ()) -> Callable[[str], bool]:
         """A predicate: does pytest's walk skip ``rel`` (posix, relative to rootdir; a file or a
         folder) by ``--ignore``/``--ignore-glob`` (addopts', then those of ``args``, a run's
-        arguments), itself or a folder above it? As pytest's ``pytest_ignore_collect``: an
+        arguments) or a conftest's ``collect_ignore`` and the like (``ignored_files``), itself
+        or a folder above it? As pytest's ``pytest_ignore_collect``: an
         ignore path is the exact file or folder, a glob is matched (``*`` crossing ``/``) against
         the absolute path; a path pytest starts from (``named``, else ``testpaths``) is never
         skipped, nor a folder on the way to one."""
         given, globs = _ignore_options(args, self.root)
-        paths = {*self.ignore, *given}
+        paths = {*self.ignore, *given, *self.ignored_files}
         if not paths and not (self.ignore_globs or globs):
             return lambda _: False
         pattern = _any_of((*self.ignore_globs, *globs))

@@ -53,6 +53,7 @@ if TYPE_CHECKING:
     from maestro.daemon.app import DaemonApp
     from maestro.daemon.transport.server import RequestContext
     from maestro.graph.build import BuildGraph, Change
+    from maestro.graph.collectors import CollectRequest
     from maestro.graph.pytest_config import PytestConfig
 
 log = logging.getLogger(__name__)
@@ -414,12 +415,33 @@ class WorkspaceService:
         digest = hashlib.blake2b(repr((shape, key)).encode(), digest_size=12).hexdigest()
         return f"{self._boot}-{self.generation}-{digest}"
 
+    async def collected(self) -> None:
+        """Make the graph's tests those pytest collects where a conftest collects or ignores
+        files itself (collect_ignore ...): its answer as kept once any command asked, else
+        asked now (one short pytest process, outside the lock)."""
+        from maestro.engine import collect_probe
+
+        def known(graph: BuildGraph) -> tuple[bool, CollectRequest | None, str | None]:
+            learned = graph.learn_known_collected()
+            return learned, graph.ask_collected(), graph.loaded.config.interpreter
+
+        learned, request, configured = await self.query(known)
+        if request is not None:
+            answer = await asyncio.to_thread(
+                collect_probe.answer_now, self.root, request, configured
+            )
+            if answer is not None:
+                learned = await self.query(lambda g: g.learn_known_collected()) or learned
+        if learned:
+            await self.query(lambda _: None, mutates=True)
+
     async def impacted(
         self, params: ImpactedParams, ctx: RequestContext
     ) -> ImpactedReport | Dumped[ImpactedReport]:
         from maestro.engine.changes import from_hidden
         from maestro.graph.extensions import extension_notes
 
+        await self.collected()
         given = await self.changes(params)
         from_git = params.paths is None and params.buffers is None
 
@@ -461,6 +483,7 @@ class WorkspaceService:
         return await self.query(answer)
 
     async def stats(self, params: GraphStatsParams, ctx: RequestContext) -> GraphStatsReport:
+        await self.collected()
         # Syntax checks are remembered in the index: save them later.
         return await self.query(
             lambda g: GraphStatsReport.build(

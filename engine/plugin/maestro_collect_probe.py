@@ -1,15 +1,19 @@
-"""Which files do the workspace's conftests collect themselves? (engine/collect_probe.py)
+"""Which files do the workspace's conftests collect themselves, and which test files does
+their walk leave out? (engine/collect_probe.py)
 
 Loaded only by the probe process: it replaces pytest's collection (no test module is imported)
 with one question per candidate file, asked as pytest asks it while walking the directories:
 is the file or a folder above it ignored, and does ``pytest_collect_file`` return a collector
-for it. The answer goes to the JSON file the request names; then pytest exits.
+for it; and for each ignorable test file, the topmost path (itself or a folder above) the walk
+skips (``collect_ignore`` ...). The answer goes to the JSON file the request names; then pytest
+exits.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +55,35 @@ def walk_ignores(session: Any, path: Path, root: Path, memo: dict[Path, bool]) -
     return known
 
 
+def _ignored(session: Any, root: Path, files: list[str], memo: dict[Path, bool]) -> list[str]:
+    """For each of ``files`` the walk leaves out, the topmost path it skips (the file, or a
+    folder above it), relative to ``root``."""
+    out: set[str] = set()
+    for rel in files:
+        path = root / rel
+        levels = [*reversed([p for p in path.parents if root in p.parents]), path]
+        try:
+            top = next((p for p in levels if walk_ignores(session, p, root, memo)), None)
+        except (Exception, pytest.skip.Exception, pytest.fail.Exception):
+            continue  # a conftest that fails to load: pytest's run reports it
+        if top is not None:
+            out.add(top.relative_to(root).as_posix())
+    return sorted(out)
+
+
+def _environment() -> list[tuple[str, int]]:
+    """This interpreter's site-packages folders and their mtimes: an install or a removal
+    there changes them."""
+    found = []
+    for entry in sys.path:
+        if entry.endswith(("site-packages", "dist-packages")):
+            try:
+                found.append((entry, os.stat(entry).st_mtime_ns))
+            except OSError:
+                continue
+    return found
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection(session: Any) -> bool:
     request_path = os.environ[PROBE_ENV]
@@ -90,7 +123,11 @@ def pytest_collection(session: Any) -> bool:
             found.append(rel)
             errors.append(f"{rel}: {type(exc).__name__}: {exc}")
     out = Path(request["out"])
-    answer = {"files": found, "errors": errors, "unaddressable": unaddressable}
+    answer = {
+        "files": found, "errors": errors, "unaddressable": unaddressable,
+        "ignored": _ignored(session, root, request.get("ignorable", []), ignored),
+        "environment": _environment() if request.get("environment") else [],
+    }  # fmt: skip
     out.write_text(json.dumps(answer), encoding="utf-8")
     session.items = []
     pytest.exit("maestro collection probe done", returncode=0)
