@@ -206,7 +206,7 @@ class Engine:
                 )
             # state polluters are collected with the files that run, their tests deselected
             named, companions, only = with_companions(to_run, planned.collect_only, planned.order)
-            args.extend(walk_args(named, self.graph.pytest, self.graph.tests))
+            args.extend(walk_args(named, self.graph.pytest, self.graph.tests, planned.pytest_args))
             started = datetime.now(UTC)
             planned.digests.freeze()
             # Fingerprinting the inputs (the next diff's baseline) costs about as much as a short
@@ -274,7 +274,7 @@ class Engine:
                 again = await run_pytest(
                     self.graph.root, self.interpreter,
                     ["--continue-on-collection-errors", *plan.pytest_args,
-                     *walk_args(names, self.graph.pytest, self.graph.tests)],
+                     *walk_args(names, self.graph.pytest, self.graph.tests, plan.pytest_args)],
                     on_event=on_event, env_allowlist=plan.env_allowlist, environ=env,
                     nice=nice, deselect=deselect, until=until, only=only,
                     extra_env=UNTRACED if untraced else trace_env(

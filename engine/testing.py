@@ -1007,7 +1007,10 @@ def file_key(
     for name in [n for n in inputs if n.startswith(ENV)]:
         inputs[name] = context.read_entry(name)
     inputs |= _polluter_inputs(graph, target, digests, polluters, inputs)
-    if target not in graph.tests:
+    args = context.pytest_args
+    if target not in graph.tests or (
+        any(a.startswith("--ignore") for a in args) and graph.pytest.ignored(args)(target)
+    ):
         # only the user names it (graph/pytest_config.py's walk_args): pytest collects it as
         # given, whatever --ignore or collect_ignore say; the walk's collection is another result
         inputs[_NAMED] = "named"
@@ -2550,6 +2553,7 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
     # the user's own variables read outside every file (a conftest's import, a plugin, a
     # program started then): what every test file of the run may see
     session_env = [ENV + n for n in (end.env if end is not None else ()) if n in KEYED_WHEN_READ]
+    ran = _code_run(graph, report)
     for target, deps in report.file_deps.items():
         if target in report.collected_only:
             # Collected for its import's state only: it recorded part of its inputs (not its
@@ -2558,6 +2562,7 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
             # keys naming it would change with no edit, re-running them at the next run.
             continue
         inputs = dynamic_inputs(deps, scratch) + session_env
+        inputs += sorted(ran.get(target, set()) - scratch - {target} - set(inputs))
         if imported_elsewhere(graph, target):
             # A test file other files import: what its code reads is also a module's (below),
             # a union, or a run that does not collect it would add to it and the next that
@@ -2585,6 +2590,31 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
             known = graph.index.dynamic.get(node, [])
             if not set(files) <= set(known):
                 graph.record_dynamic(node, [*known, *files])
+
+
+def _code_run(graph: BuildGraph, report: RunReport) -> dict[str, set[str]]:
+    """Per test file, the workspace modules whose code it may have run without importing them:
+    a module another file imported first (an entry point's plugin that the code under test
+    loads with ``importlib``), which the static graph cannot see and this file's own window
+    did not import, is an input all the same. Traced: the files of the functions its tests
+    and its collection ran. Untraced (a cold run before 3.12): every workspace module a test
+    of the run imported first, since any of them may be what it ran (its next, traced run
+    narrows that to what it did run). Those a file's collection imported are not: what that
+    changed of the workspace's modules is its collection's state (engine/pollution.py)."""
+    ran: dict[str, set[str]] = {}
+    if report.session_trace is None:
+        lazy = {
+            path
+            for deps in report.file_deps.values()
+            for path in [*deps.files, *(m.path for m in deps.modules)]
+            if path in graph.py and path not in deps.collected
+        }
+        return dict.fromkeys(report.file_deps, lazy)
+    for target, deps in report.file_deps.items():
+        ran.setdefault(target, set()).update(p for p in deps.functions if p in graph.py)
+    for node, trace in report.traces.items():
+        ran.setdefault(file_of(node), set()).update(p for p in trace.functions if p in graph.py)
+    return ran
 
 
 def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:

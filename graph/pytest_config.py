@@ -484,19 +484,26 @@ NAMED_OPTION = "--maestro-named"  # the plugin's option: a file the user named, 
 
 
 def walk_args(
-    names: Sequence[str], config: PytestConfig, tests: Container[str] | None = None
+    names: Sequence[str],
+    config: PytestConfig,
+    tests: Container[str] | None = None,
+    args: Sequence[str] = (),
 ) -> list[str]:
     """pytest's arguments for the targets Maestro names: a conftest-only folder's as the
     plugin's walk option (named on the command line, pytest would import its conftest as an
     initial one, and a broken one would stop the run where the walk reports the folder).
     The plugin collects a named file as pytest's walk would (it skips what ``--ignore`` and
     ``collect_ignore`` skip); a file that is none of the graph's ``tests`` was named by the
-    user, and pytest collects a file it is given whatever those say: said so to the plugin."""
+    user, and pytest collects a file it is given whatever those say: said so to the plugin. So
+    was one the run's own ``--ignore`` (``args``) skips: the selection keeps only those the user
+    named."""
     out: list[str] = []
+    ignored = config.ignored(args) if any(a.startswith("--ignore") for a in args) else None
     for name in names:
         folder = walk_folder(name, config) if name.endswith("conftest.py") else None
         out.append(name if folder is None else f"{WALK_OPTION}={folder}")
         file = name.partition("::")[0]
-        if folder is None and tests is not None and file not in tests:
+        named = tests is not None and (file not in tests or (ignored and ignored(file)))
+        if folder is None and named:
             out.append(f"{NAMED_OPTION}={file}")
     return out

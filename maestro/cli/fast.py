@@ -185,6 +185,27 @@ class TestArgs(NamedTuple):
     junit_xml: str | None = None
 
 
+def with_env_addopts(pytest_args: Sequence[str], environ: Mapping[str, str]) -> list[str]:
+    """The run's pytest arguments as pytest reads its command line: the options of the user's
+    ``PYTEST_ADDOPTS`` first, then the run's own (``-- ARGS``). The variable itself never
+    reaches pytest (it steers the run: maestro/envvars.py), so its options are passed as the
+    run's: keyed as they are, and a ``--ignore`` there leaves files out of the selection."""
+    import shlex
+
+    extra = environ.get("PYTEST_ADDOPTS", "")
+    if not extra.strip():
+        return list(pytest_args)
+    try:
+        return [*shlex.split(extra), *pytest_args]
+    except ValueError as exc:
+        from maestro.errors import PytestUsageError
+
+        raise PytestUsageError(
+            f"PYTEST_ADDOPTS cannot be read as pytest reads it: {exc}",
+            hint="fix its quoting, or unset it (pytest refuses it too)",
+        ) from exc
+
+
 def parse_test_args(argv: Sequence[str]) -> TestArgs | None:
     if not argv or argv[0] != "test":
         return None
@@ -368,6 +389,7 @@ def fast_test(argv: Sequence[str]) -> int | None:
         return None
     try:
         env = client_env(workspace)
+        pytest_args = with_env_addopts(args.pytest_args, os.environ)
     except MaestroError:
         return None
     scope = test_scope(workspace, args)
@@ -380,7 +402,7 @@ def fast_test(argv: Sequence[str]) -> int | None:
         "since": args.since,
         "buffers": None,
         "no_cache": args.no_cache,
-        "pytest_args": list(args.pytest_args),
+        "pytest_args": pytest_args,
         "env": env,
         "answers_env": True,
     }

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from maestro.cli.fast import client_env, runs_in_process, start_in_background
+from maestro.cli.fast import client_env, runs_in_process, start_in_background, with_env_addopts
 from maestro.cli.scope import resolve_root, subfolder
 from maestro.cli.test_render import Display, final_exit_code, no_tests_in_scope, print_summary
 from maestro.errors import MaestroError, ReportWriteError, UnknownTargetError, WorkspaceError
@@ -74,7 +74,7 @@ def run_test(
             "impacted": impacted or since is not None,
             "since": since,
             "no_cache": no_cache,
-            "pytest_args": list(pytest_args),
+            "pytest_args": with_env_addopts(pytest_args, os.environ),
             "predictive": predictive or threshold is not None,
             "threshold": threshold,
         }

@@ -93,7 +93,8 @@ def test_variables_that_steer_the_run_are_never_passed(ws: Workspace) -> None:
             assert os.environ.get("PYTEST_ADDOPTS") is None
         """,
     )
-    code, out = maestro(ws, {"PYTEST_ADDOPTS": "-k nothing_matches"}, "test", "tests/test_mode.py")
+    # (its options are honoured, as the run's own arguments: tests/testing/test_ignored_files.py)
+    code, out = maestro(ws, {"PYTEST_ADDOPTS": "-k test_env"}, "test", "tests/test_mode.py")
     assert code == 0 and "1 passed" in out, out
 
 

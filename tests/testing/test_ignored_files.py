@@ -18,19 +18,22 @@ from project_python import project_python
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 
-def run(cwd: Path, *command: str) -> str:
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # rich's width when piped
-    env.update(MAESTRO_DAEMON="off")
+def run(cwd: Path, *command: str, addopts: str | None = None) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTEST_ADDOPTS")}
+    env.update(MAESTRO_DAEMON="off")  # COLUMNS: rich's width when piped
+    if addopts is not None:
+        env["PYTEST_ADDOPTS"] = addopts
     done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     return done.stdout + done.stderr
 
 
-def maestro(cwd: Path, *args: str) -> str:
-    return run(cwd, MAESTRO, *args)
+def maestro(cwd: Path, *args: str, addopts: str | None = None) -> str:
+    return run(cwd, MAESTRO, *args, addopts=addopts)
 
 
-def pytest(cwd: Path, *args: str) -> str:
-    return run(cwd, sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args)
+def pytest(cwd: Path, *args: str, addopts: str | None = None) -> str:
+    python = str(project_python())
+    return run(cwd, python, "-m", "pytest", "-p", "no:cacheprovider", *args, addopts=addopts)
 
 
 def test_ignored_files_are_neither_counted_nor_run_unless_named(isolated: Path) -> None:
@@ -75,3 +78,42 @@ def test_ignored_files_are_neither_counted_nor_run_unless_named(isolated: Path) 
     assert "1 passed" in pytest(root, *args[1:])
     said = maestro(root, "test", *args)
     assert "1 passed" in said and "failed" not in said, said
+
+
+def test_pytest_addopts_in_the_users_environment_is_honoured_as_pytest_honours_it(
+    isolated: Path,
+) -> None:
+    # PYTEST_ADDOPTS steers pytest, so the runner never hands it to the child; Maestro ignored
+    # it altogether: `PYTEST_ADDOPTS=--ignore=tests/test_slow.py maestro test` ran (and failed)
+    # the file plain pytest leaves out, and `-k` selected nothing
+    root = isolated / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "tests/test_ok.py").write_text("def test_ok():\n    pass\n")
+    (root / "tests/test_slow.py").write_text("def test_slow():\n    assert False\n")
+    (root / "tests/test_big_glob.py").write_text("def test_big():\n    assert False\n")
+
+    addopts = "--ignore=tests/test_slow.py --ignore-glob=*_glob.py"
+    assert "1 passed" in pytest(root, addopts=addopts)
+    said = maestro(root, "test", addopts=addopts)
+    assert "1 test file: 0 cached (0 tests), 1 to run\n" in said, said
+    assert "1 passed" in said and "failed" not in said, said
+    # without it, as pytest: every file, two failures (not the result above served)
+    assert "2 failed, 1 passed" in pytest(root)
+    assert "2 failed, 1 passed" in maestro(root, "test")
+    # a file it ignores that the user names: pytest collects it as given
+    assert "1 failed" in pytest(root, "tests/test_slow.py", addopts=addopts)
+    said = maestro(root, "test", "tests/test_slow.py", addopts=addopts)
+    assert "1 failed" in said, said
+    # the same through the run's own arguments (was 'no tests ran': the plugin applied them)
+    assert "1 failed" in pytest(root, "tests/test_slow.py", "--ignore=tests/test_slow.py")
+    said = maestro(root, "test", "tests/test_slow.py", "--", "--ignore=tests/test_slow.py")
+    assert "1 failed" in said, said
+    # its other options too, before the run's own (pytest's order)
+    assert "1 passed, 2 deselected" in pytest(root, addopts="-k ok")
+    said = maestro(root, "test", addopts="-k ok")
+    assert "1 passed, 2 deselected" in said, said
+    # one pytest cannot read is refused, as pytest refuses it
+    said = maestro(root, "test", addopts="-k 'ok")
+    assert "PYTEST_ADDOPTS cannot be read as pytest reads it: No closing quotation" in said, said
+    assert "Traceback" not in said, said
