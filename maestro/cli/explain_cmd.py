@@ -205,7 +205,7 @@ def explain(
                 # a module of the project: pytest would run it only if named, and nothing has
                 raise UnknownTargetError(
                     f"{target} is not a test file: pytest does not collect it "
-                    "(python_files, testpaths, --ignore) and no run has named it",
+                    "(python_files, testpaths, --ignore, collect_ignore) and no run has named it",
                     hint=f"maestro impacted {target} lists the tests a change to it can break",
                 )
             latest = _latest_run(engine.cache, planned.last, pf) if not pf.runs else None

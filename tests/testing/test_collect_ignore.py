@@ -78,6 +78,10 @@ def test_files_a_conftest_ignores_are_counted_and_run_as_pytest_collects_them(
     assert "2 test files: 2 cached (2 tests), 0 to run\n" in said, said
     assert memo.stat().st_mtime_ns == asked
 
+    explained = maestro(root, "explain", "tests/test_ignored.py")
+    assert "tests/test_ignored.py is not a test file" in explained, explained
+    assert "collect_ignore" in explained and "cached" not in explained, explained
+
     # named, pytest collects a file whatever collect_ignore says: its failure
     assert "1 failed" in pytest(root, "tests/test_ignored.py")
     said = maestro(root, "test", "tests/test_ignored.py")
