@@ -26,13 +26,24 @@ if sys.version_info >= (3, 0):
 FAILS = "def test_it():\n    assert False\n"
 
 
-def maestro(cwd: Path, *args: str) -> str:
+def maestro(cwd: Path, *args: str, daemon: str = "off") -> str:
     env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # rich's width when piped
-    env.update(MAESTRO_DAEMON="off")
+    env.update(MAESTRO_DAEMON=daemon)
     done = subprocess.run(
         [MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
     return done.stdout + done.stderr
+
+
+def workspace(root: Path) -> None:
+    (root / "tests/legacy").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "tests/conftest.py").write_text(CONFTEST)
+    (root / "tests/test_ignored.py").write_text(FAILS)
+    (root / "tests/legacy/test_old.py").write_text(FAILS)
+    (root / "tests/test_thing_py2.py").write_text(FAILS)
+    (root / "tests/test_ok.py").write_text("def test_ok():\n    pass\n")
+    (root / "tests/test_other.py").write_text("def test_other():\n    pass\n")
 
 
 def pytest(cwd: Path, *args: str) -> str:
@@ -50,14 +61,7 @@ def test_files_a_conftest_ignores_are_counted_and_run_as_pytest_collects_them(
     isolated: Path,
 ) -> None:
     root = isolated / "ws"
-    (root / "tests/legacy").mkdir(parents=True)
-    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
-    (root / "tests/conftest.py").write_text(CONFTEST)
-    (root / "tests/test_ignored.py").write_text(FAILS)
-    (root / "tests/legacy/test_old.py").write_text(FAILS)
-    (root / "tests/test_thing_py2.py").write_text(FAILS)
-    (root / "tests/test_ok.py").write_text("def test_ok():\n    pass\n")
-    (root / "tests/test_other.py").write_text("def test_other():\n    pass\n")
+    workspace(root)
 
     assert "2 tests collected" in pytest(root, "--co", "-q")
     assert "2 passed" in pytest(root)
@@ -100,3 +104,21 @@ def test_files_a_conftest_ignores_are_counted_and_run_as_pytest_collects_them(
     assert "3 test files: " in said, said
     assert "1 failed, 2 passed" in said, said
     assert counted_files(maestro(root, "graph", "stats")) == ["3"]
+
+
+def test_the_daemon_asks_the_conftest_before_any_run(isolated: Path) -> None:
+    # graph stats and impacted through a daemon on a fresh workspace: the daemon's graph
+    # counted the ignored files until a run had asked the conftest
+    root = isolated / "ws"
+    workspace(root)
+    try:
+        stats = maestro(root, "graph", "stats", daemon="start")
+        assert counted_files(stats) == ["2"], stats
+        status = subprocess.run([MAESTRO, "daemon", "status"], cwd=root, capture_output=True)
+        assert status.returncode == 0, "no daemon answered"
+        impacted = maestro(root, "impacted", "tests/conftest.py", daemon="start")
+        assert "2 test files impacted" in impacted, impacted
+        said = maestro(root, "test", daemon="start")
+        assert "2 test files: 0 cached (0 tests), 2 to run\n" in said, said
+    finally:
+        maestro(root, "daemon", "stop")
