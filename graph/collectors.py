@@ -49,7 +49,7 @@ class CollectRequest:
     candidates: tuple[str, ...]
     plugins: tuple[str, ...] = ()  # installed plugins' source files
     # the conftests that may leave paths out of the walk (collect_ignore ...), and the test
-    # files below them: which does the walk skip?
+    # files and conftests below them: which does the walk skip?
     ignoring: tuple[str, ...] = ()
     ignorable: tuple[str, ...] = ()
 
@@ -147,7 +147,14 @@ def collect_request(
     )
     is_test = static.matcher()
     below = tuple(c.removesuffix("conftest.py") for c in ignoring)
-    ignorable = tuple(sorted(rel for rel in all_files if rel.startswith(below) and is_test(rel)))
+    # the test files, and the conftests of folders a walk may run by their conftest alone
+    ignorable = tuple(
+        sorted(
+            rel
+            for rel in all_files
+            if rel.startswith(below) and (is_test(rel) or rel.endswith("/conftest.py"))
+        )
+    )
     if not conftests and not plugins:
         return CollectRequest(
             _key(static, contents, plugins, (), ignorable), (), (), (),

@@ -19,7 +19,7 @@ MAESTRO = str(Path(sys.executable).with_name("maestro"))
 CONFTEST = """\
 import sys
 
-collect_ignore = ["test_ignored.py", "legacy"]
+collect_ignore = ["test_ignored.py", "legacy", "broken"]
 if sys.version_info >= (3, 0):
     collect_ignore_glob = ["*_py2.py"]
 """
@@ -37,6 +37,9 @@ def maestro(cwd: Path, *args: str, daemon: str = "off") -> str:
 
 def workspace(root: Path) -> None:
     (root / "tests/legacy").mkdir(parents=True)
+    # a folder of a conftest alone (a walk runs it by that conftest), ignored: never imported
+    (root / "tests/broken").mkdir()
+    (root / "tests/broken/conftest.py").write_text("raise ImportError('broken')\n")
     (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
     (root / "tests/conftest.py").write_text(CONFTEST)
     (root / "tests/test_ignored.py").write_text(FAILS)
@@ -74,7 +77,7 @@ def test_files_a_conftest_ignores_are_counted_and_run_as_pytest_collects_them(
 
     said = maestro(root, "test")
     assert "2 test files: 0 cached (0 tests), 2 to run\n" in said, said
-    assert "2 passed" in said and "ignored" not in said, said
+    assert "2 passed" in said and "ignored" not in said and "error" not in said, said
     # a no-change run asks nothing again: the answer is kept, keyed by the conftests' text
     memo = next((isolated / "state").rglob("collectors.json"))
     asked = memo.stat().st_mtime_ns
