@@ -13,11 +13,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from maestro.engine.warm import ALL_CACHED as ALL_CACHED
 
 if TYPE_CHECKING:
+    import asyncio
+
     from maestro.cache.store import Cache
     from maestro.engine.events import Event
     from maestro.engine.interpreter import Interpreter
@@ -222,13 +224,9 @@ class Engine:
                 if on_started is not None:
                     on_started()
                 keys = [f.key for f in to_run]
-                background.append(
-                    asyncio.ensure_future(
-                        asyncio.to_thread(prefetch_fingerprints, planned, keys, redactor)
-                    )
-                )
-                background.append(asyncio.ensure_future(asyncio.to_thread(preload_redaction)))
-                background.append(asyncio.ensure_future(asyncio.to_thread(preload_models)))
+                background.append(_aside(prefetch_fingerprints, planned, keys, redactor))
+                background.append(_aside(preload_redaction))
+                background.append(_aside(preload_models))
 
             # the tests must run the code the key was computed from
             sources = {rel: entry.mtime_ns for rel, entry in self.graph.py.items()}
@@ -438,3 +436,38 @@ class Engine:
             self.graph, self.cache, self.interpreter, environ=environ,
             fingerprints=self.fingerprints,
         )  # fmt: skip
+
+
+def _aside(work: Callable[..., None], *args: Any) -> asyncio.Future[None]:
+    """``work(*args)`` in a daemon thread, as a future of the running loop.
+
+    Not ``asyncio.to_thread``: the loop's default executor is joined when ``asyncio.run`` ends, so
+    Ctrl-C in a run would wait for a slow preload before the command could exit. A finished run
+    awaits these futures; an interrupted one abandons the threads, which import, read and keep
+    files (written to a temporary name, then renamed: never half-made)."""
+    import asyncio
+    import contextlib
+    import threading
+
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(error: BaseException | None) -> None:
+        if done.done():  # the run was cancelled
+            return
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+    def run() -> None:
+        error: BaseException | None = None
+        try:
+            work(*args)
+        except BaseException as exc:
+            error = exc
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, error)
+
+    threading.Thread(target=run, name=f"maestro-{work.__name__}", daemon=True).start()
+    return done

@@ -178,12 +178,45 @@ def test_outside_any_project_the_error_is_reported_and_no_pytest_starts(
     assert not _pytests(started)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill"])
+# Loaded into the `maestro` process: what the run warms up beside pytest (a module it imports in
+# another thread) takes a minute, as a big workspace's fingerprints or a slow disk can.
+SLOW_WARM_UP = """
+import importlib.machinery, threading, time
+
+class _Slow:
+    def find_spec(self, name, path=None, target=None):
+        main = threading.current_thread() is threading.main_thread()
+        if name != "maestro.engine.summary" or main:
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path, target)
+        real = spec.loader
+
+        class Loader:
+            def create_module(self, spec):
+                return None
+
+            def exec_module(self, module):
+                time.sleep(60)
+                real.exec_module(module)
+
+        spec.loader = Loader()
+        return spec
+
+sys.meta_path.insert(0, _Slow())
+"""
+
+
+@pytest.mark.parametrize(
+    ("sig", "busy"),
+    [(signal.SIGINT, False), (signal.SIGINT, True), (signal.SIGKILL, False)],
+    ids=["ctrl-c", "ctrl-c-while-warming-up", "kill"],
+)
 def test_stopping_maestro_test_mid_run_stops_its_pytest(
-    ws: Workspace, tmp_path: Path, sig: signal.Signals
+    ws: Workspace, tmp_path: Path, sig: signal.Signals, busy: bool
 ) -> None:
-    """Ctrl-C ends the run as interrupted; a kill leaves nothing either: the pytest process the
-    console script started first is gone with the run."""
+    """Ctrl-C ends the run as interrupted, at once; a kill leaves nothing either: the pytest
+    process the console script started first is gone with the run. Ctrl-C waited for the work
+    the run does beside pytest to finish (seconds under load, here a minute) before it exited."""
     running = tmp_path / "running"
     ws.write(
         "tests/test_slow.py",
@@ -194,6 +227,8 @@ def test_stopping_maestro_test_mid_run_stops_its_pytest(
     )
     site = tmp_path / "site"
     site.mkdir()
+    if busy:
+        (site / "sitecustomize.py").write_text("import sys\n" + SLOW_WARM_UP)
     cli = subprocess.Popen(
         [MAESTRO, "test", "--no-daemon", "tests/test_slow.py"], cwd=ws.root,
         env=_env(site, {"MAESTRO_DAEMON": "off"}), stdout=subprocess.PIPE,
@@ -207,7 +242,7 @@ def test_stopping_maestro_test_mid_run_stops_its_pytest(
         pytest_pid = int(running.read_text())
         assert alive(pytest_pid)
         cli.send_signal(sig)
-        out, _ = cli.communicate(timeout=30)
+        out, _ = cli.communicate(timeout=20)
         assert wait_dead(pytest_pid, 10)
         if sig == signal.SIGINT:
             assert cli.returncode == 2
