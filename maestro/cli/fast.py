@@ -206,6 +206,29 @@ def with_env_addopts(pytest_args: Sequence[str], environ: Mapping[str, str]) -> 
         ) from exc
 
 
+def junit_of(pytest_args: Sequence[str]) -> tuple[list[str], str | None]:
+    """pytest's own ``--junitxml``/``--junit-xml`` among a run's pytest arguments (``-- ARGS``,
+    ``PYTEST_ADDOPTS``) taken out, and its path (the last one given, as pytest takes it):
+    Maestro writes that report itself, of the cached results and the fresh ones; the pytest
+    process would write only the files it ran, and nothing when every file is cached."""
+    out: list[str] = []
+    path: str | None = None
+    i = 0
+    while i < len(pytest_args):
+        arg = pytest_args[i]
+        if arg == "--":  # pytest's own positional arguments follow
+            out.extend(pytest_args[i:])
+            break
+        name, eq, value = arg.partition("=")
+        if name in ("--junitxml", "--junit-xml") and (eq or i + 1 < len(pytest_args)):
+            path = value if eq else pytest_args[i + 1]
+            i += 1 if eq else 2
+            continue
+        out.append(arg)
+        i += 1
+    return out, path
+
+
 def parse_test_args(argv: Sequence[str]) -> TestArgs | None:
     if not argv or argv[0] != "test":
         return None
@@ -389,7 +412,7 @@ def fast_test(argv: Sequence[str]) -> int | None:
         return None
     try:
         env = client_env(workspace)
-        pytest_args = with_env_addopts(args.pytest_args, os.environ)
+        pytest_args, junit_path = junit_of(with_env_addopts(args.pytest_args, os.environ))
     except MaestroError:
         return None
     scope = test_scope(workspace, args)
@@ -406,7 +429,8 @@ def fast_test(argv: Sequence[str]) -> int | None:
         "env": env,
         "answers_env": True,
     }
-    junit = Path(args.junit_xml) if args.junit_xml is not None else None
+    junit_path = args.junit_xml if args.junit_xml is not None else junit_path
+    junit = Path(junit_path) if junit_path is not None else None
     with conn:
         return _run(conn, workspace, params, scope, junit)
 

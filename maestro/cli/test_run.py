@@ -20,7 +20,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from maestro.cli.fast import client_env, runs_in_process, start_in_background, with_env_addopts
+from maestro.cli.fast import (
+    client_env,
+    junit_of,
+    runs_in_process,
+    start_in_background,
+    with_env_addopts,
+)
 from maestro.cli.scope import resolve_root, subfolder
 from maestro.cli.test_render import Display, final_exit_code, no_tests_in_scope, print_summary
 from maestro.errors import MaestroError, ReportWriteError, UnknownTargetError, WorkspaceError
@@ -65,6 +71,10 @@ def run_test(
                 hint="maestro test --all, or maestro test --impacted",
             )
         workspace = resolve_root(root)
+        # a --junitxml among pytest's arguments is Maestro's report (of every file, cached too)
+        args, junit_path = junit_of(with_env_addopts(pytest_args, os.environ))
+        if junit_xml is None and junit_path is not None:
+            junit_xml = Path(junit_path)
         if not (paths or root or all_tests or impacted or since is not None):
             scope = subfolder(workspace)
         given = list(paths) or (["."] if scope else [])  # "." is the cwd: the subfolder
@@ -74,7 +84,7 @@ def run_test(
             "impacted": impacted or since is not None,
             "since": since,
             "no_cache": no_cache,
-            "pytest_args": with_env_addopts(pytest_args, os.environ),
+            "pytest_args": args,
             "predictive": predictive or threshold is not None,
             "threshold": threshold,
         }

@@ -295,6 +295,27 @@ def test_a_junit_path_that_cannot_be_written_is_an_error_not_a_traceback(ws: Dae
         assert 'tests="2"' in (ws.root / args[-1]).read_text()
 
 
+def test_a_junit_report_asked_of_pytest_is_written_by_maestro(ws: DaemonEnv) -> None:
+    # CI sets PYTEST_ADDOPTS=--junitxml=report.xml (or passes -- --junitxml): the option went to
+    # the pytest process, which wrote only the files it ran, and nothing when all were cached
+    started(ws)
+    assert "ran 2 files, 0 cached" in maestro(ws, "test").stdout
+    truth = plain_pytest(project_python(), ws.root, "--junitxml", "plain.xml")
+    assert 'tests="2"' in (ws.root / "plain.xml").read_text(), truth.stdout
+    environ = {**os.environ, "COLUMNS": "200", "PYTEST_ADDOPTS": "--junitxml=ci.xml"}
+    for daemon in ("auto", "off"):  # the fast path, and a run in process
+        (ws.root / "ci.xml").unlink(missing_ok=True)
+        done = subprocess.run(
+            [MAESTRO, "test"], cwd=ws.root, env={**environ, "MAESTRO_DAEMON": daemon},
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert "ran 0 files, 2 cached" in done.stdout, done.stdout + done.stderr
+        assert 'tests="2"' in (ws.root / "ci.xml").read_text()
+    done = maestro(ws, "test", "--", "--junit-xml", "args.xml")
+    assert "ran 0 files, 2 cached" in done.stdout, done.stdout + done.stderr
+    assert 'tests="2"' in (ws.root / "args.xml").read_text()
+
+
 def test_a_configured_workspace_runs_through_the_daemon_without_pydantic(ws: DaemonEnv) -> None:
     # the fixture's pyproject.toml has [tool.maestro]: the fast path validated it with pydantic
     # at every run (0.15 s of CPU where an unconfigured workspace's run takes 0.06 s)
