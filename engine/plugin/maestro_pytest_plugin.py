@@ -1179,6 +1179,7 @@ class _Recorder:
         self._temp: tuple[str, ...] = ()  # pytest's temporary directories: test scratch
         self._children = children  # where Python children of the tests leave their records
         self._kept_source_names: set[Any] = set()  # linecache's names found outside the workspace
+        self._shielded = False  # the recorder's modules are on pyfakefs's skip list
         self._deps: dict[str, _Deps] = {}
         self._emitted_deps: set[str] = set()
         self._last_item_of_file: dict[str, str] = {}
@@ -1352,6 +1353,8 @@ class _Recorder:
         global _active
         self._forget_source_text()
         _watch_c_readers(_active)  # loaded outside every window since the last one closed
+        if not self._shielded:
+            self._shielded = rec.shield_from_fake_fs()
         _active = _Window(test_file)
         _active.running = self._running_children()
 

@@ -689,6 +689,34 @@ def started_by_installed(frame: Any) -> bool:
 _own_listings: set[int] = set()
 
 
+# pyfakefs replaces the `os`, `os.path`, `io`, `shutil` and `pathlib` that each loaded module
+# holds (and functions imported from them) with its fakes while a test runs on a fake file
+# system, except in the modules on its skip list (as it does for pytest and coverage). The
+# recorder's modules must see the real files: the children's records folder, the paths a probe
+# normalises (through the fakes, a probe's path went back to pyfakefs's caller check, whose
+# stack walk stats through the probe again: minutes for a failing test).
+_FAKE_FS = "pyfakefs.fake_filesystem_unittest"
+
+
+def shield_from_fake_fs() -> bool:
+    """Put every loaded ``maestro_*`` module on pyfakefs's skip list once pyfakefs is loaded;
+    True once done (False while pyfakefs is not loaded: ask again later)."""
+    fake_fs = sys.modules.get(_FAKE_FS)
+    if fake_fs is None:
+        return False
+    patcher = getattr(fake_fs, "Patcher", None)
+    skipped = getattr(patcher, "SKIPMODULES", None)
+    if not isinstance(skipped, set):
+        return True  # another pyfakefs: nothing known to do
+    ours = [m for name, m in list(sys.modules.items()) if name.startswith("maestro_")]
+    skipped.update(ours)
+    # modules a Patcher already looked at are cached as they were then
+    if any(m in getattr(patcher, "CACHED_MODULES", ()) for m in ours):
+        with contextlib.suppress(Exception):
+            patcher.clear_fs_cache()  # type: ignore[union-attr]
+    return True
+
+
 def _records_in(directory: str) -> list[str]:
     ident = threading.get_ident()
     _own_listings.add(ident)
@@ -984,6 +1012,22 @@ class ChildRecorder:
                 sys.monitoring.set_events(self._tool, 0)  # type: ignore[attr-defined,unused-ignore]
             self._tool = None
 
+    def _read_by_command(self) -> list[str]:
+        """The workspace modules this process loaded, as read whole, when its main code is no
+        file (``python -c "import helper; print(helper.X)"``, a script on standard input): that
+        code is in no input the graph fingerprints, so which of their names it read is unknown
+        (a changed constant would otherwise leave the test served from the cache)."""
+        if getattr(sys.modules.get("__main__"), "__file__", None) is not None:
+            return []
+        found = []
+        for module in list(sys.modules.values()):
+            file = getattr(module, "__file__", None)
+            if isinstance(file, str) and file.endswith(".py"):
+                path = os.path.normpath(os.path.join(_getcwd(), file))
+                if path.startswith(self.root):
+                    found.append(path)
+        return found
+
     def finish(self) -> None:
         if not self.directory:
             return
@@ -994,6 +1038,7 @@ class ChildRecorder:
         for module, names in C_ENV_READERS.items():
             if module in sys.modules:
                 self.env.update(names)
+        self.reads.extend(self._read_by_command())
         functions: dict[str, set[str]] = {}
         for code in list(self.codes.values()):
             filename = code.co_filename
