@@ -2872,8 +2872,8 @@ def _probing(real: Callable[..., Any]) -> Callable[..., Any]:
             _probed(window, path)
         return result
 
-    probe.__wrapped__ = real  # type: ignore[attr-defined]
-    return probe
+    standing: Callable[..., Any] = rec.stand_in(probe, real)
+    return standing
 
 
 def _outside_root(path: Any) -> bool:

@@ -84,6 +84,26 @@ def by_linecache() -> bool:
         return False
 
 
+_SUPPORTS = ("supports_fd", "supports_dir_fd", "supports_follow_symlinks", "supports_effective_ids")
+
+
+def stand_in(probe: Callable[..., Any], real: Callable[..., Any]) -> Callable[..., Any]:
+    """`probe` (put in place of ``os.stat``/``os.lstat``) passing for `real` wherever code asks
+    which function it is: its name and module (pyfakefs fakes a function bound by ``from os
+    import stat`` only when they are os's) and its membership in ``os.supports_fd`` and its
+    kin (``os.stat in os.supports_fd``: shutil's choice of its safe ``rmtree``, pyfakefs's
+    capabilities)."""
+    for attr in ("__module__", "__name__", "__qualname__", "__doc__"):
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(probe, attr, getattr(real, attr))
+    probe.__wrapped__ = real  # type: ignore[attr-defined]
+    for name in _SUPPORTS:
+        members = getattr(os, name, None)
+        if isinstance(members, set) and real in members:
+            members.add(probe)
+    return probe
+
+
 def abspath(path: Any) -> str:
     """``os.path.abspath`` of a str or path-like, through the functions saved at import."""
     text: str | bytes = os.fspath(path)
@@ -940,8 +960,7 @@ class ChildRecorder:
                 self._probed(path, root)
             return result
 
-        probe.__wrapped__ = real  # type: ignore[attr-defined]
-        return probe
+        return stand_in(probe, real)
 
     def _probed(self, path: Any, root: str, absent: bool = False) -> None:
         # a missing file outside the workspace counts too (a configuration file looked for
