@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import tempfile
 import time
@@ -43,11 +44,11 @@ def ensure_collected(
     """Make the files the conftests collect themselves tests of ``graph``, and those their
     walk skips (collect_ignore ...) none (a no-op, without a process, when no conftest defines
     ``pytest_collect_file`` or mentions such ignores, or the answer is known)."""
-    request = graph.ask_collected()
+    request = graph.ask_collected(environ)
     if request is None:
         return
     state = workspace_state_dir(graph.root)
-    answer = collectors.load_memo(state, request.key)
+    answer = collectors.load_memo(state, request.key, environ)
     if answer is None:
         try:
             answer = probe(graph.root, interpreter, request, allowlist=allowlist, environ=environ)
@@ -68,6 +69,7 @@ def answer_now(
     request: collectors.CollectRequest,
     configured: str | Path | None,
     environ: Mapping[str, str] | None = None,
+    allowlist: Iterable[str] = DEFAULT_ENV_ALLOWLIST,
 ) -> collectors.CollectAnswer | None:
     """The conftests' answer asked now and kept, for a command that reads the graph without
     running tests (graph stats, impacted); None when it cannot be asked (no interpreter or
@@ -77,7 +79,7 @@ def answer_now(
 
     try:
         interpreter = workspace_interpreter(root, configured=configured, environ=environ)
-        answer = probe(root, interpreter, request, environ=environ)
+        answer = probe(root, interpreter, request, allowlist=allowlist, environ=environ)
     except (MaestroError, OSError) as exc:
         log.warning("%s", exc)
         return None
@@ -88,12 +90,16 @@ def answer_now(
 def learn_collected_now(graph: BuildGraph, environ: Mapping[str, str] | None = None) -> bool:
     """Make ``graph``'s tests those pytest collects (the conftests' collectors and ignores),
     asking them now when the answer is not known; True when it changed the graph."""
-    request = graph.ask_collected()
+    request = graph.ask_collected(environ)
     if request is None:
         return False
-    answer = collectors.load_memo(workspace_state_dir(graph.root), request.key)
+    answer = collectors.load_memo(workspace_state_dir(graph.root), request.key, environ)
     if answer is None:
-        answer = answer_now(graph.root, request, graph.loaded.config.interpreter, environ)
+        from maestro.engine.testing import env_allowlist_of
+
+        configured = graph.loaded.config.interpreter
+        allowlist = env_allowlist_of(graph)
+        answer = answer_now(graph.root, request, configured, environ, allowlist)
     if answer is None:
         return False
     graph.learn_collected(request.key, answer)
@@ -127,10 +133,13 @@ def probe(
             ),
             encoding="utf-8",
         )
+        # the variables the ignoring conftests read reach them, as they reach a run's
         env = build_env(
-            venv_of(interpreter), events_fd=-1, allowlist=allowlist, environ=environ,
-            extra_env={PROBE_ENV: str(asked)},
+            venv_of(interpreter), events_fd=-1, allowlist=(*allowlist, *request.variables),
+            environ=environ, extra_env={PROBE_ENV: str(asked)},
         )  # fmt: skip
+        source = os.environ if environ is None else environ
+        variables = tuple((name, source.get(name)) for name in request.variables)
         env.pop(EVENTS_FD_ENV, None)
         command = [
             str(interpreter.path), "-m", "pytest", "-p", PROBE_MODULE, f"--rootdir={root}",
@@ -172,4 +181,4 @@ def probe(
         len(files), len(request.candidates), len(ignored), len(request.ignorable),
         request.askers, time.perf_counter() - started,
     )  # fmt: skip
-    return collectors.CollectAnswer(files, ignored, stamps)
+    return collectors.CollectAnswer(files, ignored, stamps, variables)

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -141,6 +141,8 @@ class BuildGraph:
         self._dists: dict[str, list[str]] = {}
         # what to ask the conftests that collect files themselves; None: no such conftest
         self.collect_request: collectors.CollectRequest | None = None
+        # the values the variables those conftests read had when they answered
+        self.collected_variables: tuple[tuple[str, str | None], ...] = ()
 
     # The linked state lives in `links`; these keep the names callers have always read.
     @property
@@ -252,28 +254,35 @@ class BuildGraph:
                 self.pytest, collected_files=answer.files, collected_files_key=request.key,
                 ignored_files=answer.ignored,
             )  # fmt: skip
+            self.collected_variables = answer.variables
 
-    def ask_collected(self) -> collectors.CollectRequest | None:
+    def ask_collected(
+        self, environ: Mapping[str, str] | None = None
+    ) -> collectors.CollectRequest | None:
         """The question to ask the conftests that collect files themselves or leave files out
         of the walk, as the files are now (an edit of such a conftest relinks nothing, yet may
-        change its answer); None when the answer is known, or there is no such conftest."""
+        change its answer) and in ``environ`` (default: this process's; the variables those
+        conftests read); None when the answer is known, or there is no such conftest."""
         request = self._collect_request(self.py)
         self.collect_request = request
         if request is None:
             if self.pytest.collected_files or self.pytest.ignored_files:  # the hook is gone
                 self.learn_collected("", collectors.CollectAnswer(()))
             return None
-        if self.pytest.collected_files_key == request.key:
+        environ = os.environ if environ is None else environ
+        if self.pytest.collected_files_key == request.key and collectors.same_variables(
+            self.collected_variables, environ
+        ):
             return None
         return request
 
-    def learn_known_collected(self) -> bool:
+    def learn_known_collected(self, environ: Mapping[str, str] | None = None) -> bool:
         """Learn the conftests' answer if one is kept beside the index (no process is started);
         True when it changed the tests."""
-        request = self.ask_collected()
+        request = self.ask_collected(environ)
         if request is None or self.index.path is None:
             return False
-        answer = collectors.load_memo(self.index.path.parent, request.key)
+        answer = collectors.load_memo(self.index.path.parent, request.key, environ)
         if answer is None:
             return False
         self.learn_collected(request.key, answer)
@@ -286,6 +295,7 @@ class BuildGraph:
             self.pytest, collected_files=tuple(sorted(answer.files)), collected_files_key=key,
             ignored_files=tuple(sorted(answer.ignored)),
         )  # fmt: skip
+        self.collected_variables = answer.variables
         self._link_all()
 
     def _link_all(self) -> None:
@@ -585,7 +595,7 @@ class BuildGraph:
         fresh._build()
         for name in (
             "loaded", "pytest", "all_files", "hidden", "dirs", "py", "links", "targets", "sections",
-            "walk_diagnostics", "resolver", "_dists", "collect_request",
+            "walk_diagnostics", "resolver", "_dists", "collect_request", "collected_variables",
         ):  # fmt: skip
             setattr(self, name, getattr(fresh, name))
 
@@ -628,6 +638,7 @@ class BuildGraph:
             other.resolver = self.resolver.copy(other.all_files, other.dirs)
             other._dists = self._dists  # replaced whole when refreshed, never edited
             other.collect_request = self.collect_request  # frozen
+            other.collected_variables = self.collected_variables
         return other
 
     # ------------------------------------------------------------------ queries

@@ -22,10 +22,12 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from maestro.envvars import STEERING
+from maestro.graph.env_refs import read_names
 from maestro.graph.pytest_config import PytestConfig
 
 MEMO_FILE = "collectors.json"
@@ -52,6 +54,9 @@ class CollectRequest:
     # files and conftests below them: which does the walk skip?
     ignoring: tuple[str, ...] = ()
     ignorable: tuple[str, ...] = ()
+    # the environment variables those conftests read by name (``if os.environ.get("E2E")``):
+    # their values are part of the answer
+    variables: tuple[str, ...] = ()
 
     @property
     def askers(self) -> str:
@@ -70,9 +75,14 @@ class CollectAnswer:
     # ignore files: its lists often follow what is installed (``try: import django``), so an
     # install or removal there asks again
     environment: tuple[tuple[str, int], ...] = ()
+    # the values the variables the ignoring conftests read had (None: unset)
+    variables: tuple[tuple[str, str | None], ...] = ()
 
-    def holds(self) -> bool:
-        """Whether the environment the answer was given in is unchanged."""
+    def holds(self, environ: Mapping[str, str]) -> bool:
+        """Whether the environment the answer was given in is unchanged: the installed
+        packages, and the variables the conftests read (``environ``'s)."""
+        if not same_variables(self.variables, environ):
+            return False
         for folder, mtime in self.environment:
             try:
                 if os.stat(folder).st_mtime_ns != mtime:
@@ -80,6 +90,11 @@ class CollectAnswer:
             except OSError:
                 return False
         return True
+
+
+def same_variables(variables: Iterable[tuple[str, str | None]], environ: Mapping[str, str]) -> bool:
+    """Whether each variable has the value it had (``environ``'s now)."""
+    return all(environ.get(name) == value for name, value in variables)
 
 
 # a conftest that may leave paths out of the walk: any mention costs one probe, never a test
@@ -142,6 +157,9 @@ def collect_request(
     conftests, ignoring, contents = _conftests(root, py)
     if not conftests and not plugins and not ignoring:
         return None
+    # as a run passes them (graph/env_refs.py): the steering ones never reach pytest
+    read = {n for c in ignoring for n in read_names(contents[c]) if not n.startswith(STEERING)}
+    variables = tuple(sorted(read))
     static = dataclasses.replace(
         config, collected_files=(), collected_files_key="", ignored_files=()
     )
@@ -158,7 +176,7 @@ def collect_request(
     if not conftests and not plugins:
         return CollectRequest(
             _key(static, contents, plugins, (), ignorable), (), (), (),
-            tuple(ignoring), ignorable,
+            tuple(ignoring), ignorable, variables,
         )  # fmt: skip
     # where pytest walks at all (testpaths, norecursedirs): any file name would do there
     walked = dataclasses.replace(
@@ -178,7 +196,7 @@ def collect_request(
     )
     key = _key(static, contents, plugins, candidates, ignorable)
     return CollectRequest(
-        key, tuple(conftests), candidates, tuple(plugins), tuple(ignoring), ignorable
+        key, tuple(conftests), candidates, tuple(plugins), tuple(ignoring), ignorable, variables
     )
 
 
@@ -205,8 +223,11 @@ def _key(
     return digest.hexdigest()
 
 
-def load_memo(state_dir: Path, key: str) -> CollectAnswer | None:
-    """The answer under ``key``, as last asked; None when never asked."""
+def load_memo(
+    state_dir: Path, key: str, environ: Mapping[str, str] | None = None
+) -> CollectAnswer | None:
+    """The answer under ``key``, as last asked, if it still holds in ``environ`` (default:
+    this process's); None when never asked."""
     try:
         data = json.loads((state_dir / MEMO_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -220,12 +241,14 @@ def load_memo(state_dir: Path, key: str) -> CollectAnswer | None:
     stamps = data.get("environment", [])
     if not isinstance(stamps, list):
         return None
+    values = data.get("variables", [])
     try:
         environment = tuple((str(folder), int(mtime)) for folder, mtime in stamps)
+        variables = tuple((str(n), None if v is None else str(v)) for n, v in values)
     except (TypeError, ValueError):
         return None
-    answer = CollectAnswer(files, ignored, environment)
-    return answer if answer.holds() else None
+    answer = CollectAnswer(files, ignored, environment, variables)
+    return answer if answer.holds(os.environ if environ is None else environ) else None
 
 
 def save_memo(state_dir: Path, key: str, answer: CollectAnswer) -> None:
@@ -234,6 +257,7 @@ def save_memo(state_dir: Path, key: str, answer: CollectAnswer) -> None:
     data = {
         "key": key, "files": sorted(answer.files), "ignored": sorted(answer.ignored),
         "environment": [list(stamp) for stamp in answer.environment],
+        "variables": [list(value) for value in answer.variables],
     }  # fmt: skip
     tmp.write_text(json.dumps(data), encoding="utf-8")
     os.replace(tmp, path)

@@ -421,14 +421,20 @@ class WorkspaceService:
         asked now (one short pytest process, outside the lock)."""
         from maestro.engine import collect_probe
 
-        def known(graph: BuildGraph) -> tuple[bool, CollectRequest | None, str | None]:
-            learned = graph.learn_known_collected()
-            return learned, graph.ask_collected(), graph.loaded.config.interpreter
+        def known(
+            graph: BuildGraph,
+        ) -> tuple[bool, CollectRequest | None, str | None, tuple[str, ...]]:
+            from maestro.engine.testing import env_allowlist_of
 
-        learned, request, configured = await self.query(known)
+            learned = graph.learn_known_collected()
+            request = graph.ask_collected()
+            allowlist = env_allowlist_of(graph) if request is not None else ()
+            return learned, request, graph.loaded.config.interpreter, allowlist
+
+        learned, request, configured, allowlist = await self.query(known)
         if request is not None:
             answer = await asyncio.to_thread(
-                collect_probe.answer_now, self.root, request, configured
+                collect_probe.answer_now, self.root, request, configured, None, allowlist
             )
             if answer is not None:
                 learned = await self.query(lambda g: g.learn_known_collected()) or learned

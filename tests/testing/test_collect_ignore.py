@@ -26,9 +26,9 @@ if sys.version_info >= (3, 0):
 FAILS = "def test_it():\n    assert False\n"
 
 
-def maestro(cwd: Path, *args: str, daemon: str = "off") -> str:
-    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}  # rich's width when piped
-    env.update(MAESTRO_DAEMON=daemon)
+def maestro(cwd: Path, *args: str, daemon: str = "off", **extra: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "E2E")}  # COLUMNS: rich's
+    env.update(MAESTRO_DAEMON=daemon, **extra)  # width when piped
     done = subprocess.run(
         [MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
@@ -49,8 +49,9 @@ def workspace(root: Path) -> None:
     (root / "tests/test_other.py").write_text("def test_other():\n    pass\n")
 
 
-def pytest(cwd: Path, *args: str) -> str:
-    return plain_pytest(project_python(), cwd, *args).stdout
+def pytest(cwd: Path, *args: str, **extra: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "E2E"}
+    return plain_pytest(project_python(), cwd, *args, env={**env, **extra}).stdout
 
 
 def counted_files(stats: str) -> list[str]:
@@ -125,3 +126,26 @@ def test_the_daemon_asks_the_conftest_before_any_run(isolated: Path) -> None:
         assert "2 test files: 0 cached (0 tests), 2 to run\n" in said, said
     finally:
         maestro(root, "daemon", "stop")
+
+
+def test_ignores_that_follow_a_variable_follow_it(isolated: Path) -> None:
+    # `collect_ignore = [] if os.environ.get("E2E") == "1" else ["e2e"]`: the answer kept for
+    # one value must not be served for another (pytest would run the end-to-end tests)
+    root = isolated / "ws"
+    (root / "tests/e2e").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "tests/conftest.py").write_text(
+        'import os\n\ncollect_ignore = [] if os.environ.get("E2E") == "1" else ["e2e"]\n'
+    )
+    (root / "tests/e2e/test_flow.py").write_text(FAILS)
+    (root / "tests/test_ok.py").write_text("def test_ok():\n    pass\n")
+
+    assert "1 passed" in pytest(root) and "failed" not in pytest(root)
+    said = maestro(root, "test")
+    assert "1 test file: " in said and "1 passed" in said and "failed" not in said, said
+    assert "1 failed, 1 passed" in pytest(root, E2E="1")
+    said = maestro(root, "test", E2E="1")
+    assert "2 test files: " in said and "1 failed, 1 passed" in said, said
+    said = maestro(root, "test")
+    assert "1 test file: 1 cached (1 test), 0 to run\n" in said, said
+    assert counted_files(maestro(root, "graph", "stats", E2E="1")) == ["2"]
