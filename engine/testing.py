@@ -2597,23 +2597,22 @@ def _code_run(graph: BuildGraph, report: RunReport) -> dict[str, set[str]]:
     a module another file imported first (an entry point's plugin that the code under test
     loads with ``importlib``), which the static graph cannot see and this file's own window
     did not import, is an input all the same. Traced: the files of the functions its tests
-    and its collection ran. Untraced (a cold run before 3.12): every workspace module a test
-    of the run imported first, since any of them may be what it ran (its next, traced run
-    narrows that to what it did run). Those a file's collection imported are not: what that
-    changed of the workspace's modules is its collection's state (engine/pollution.py)."""
-    ran: dict[str, set[str]] = {}
+    ran. Untraced (a cold run before 3.12): every workspace module a test of the run imported
+    first, since any of them may be what it ran (its next, traced run narrows that to what it
+    did run). Not test files, nor what a collection imported: another file's code that a
+    collection ran is that file's state (engine/pollution.py), and one it imports is an edge."""
+    modules = {p for p in graph.py if p not in graph.tests}
     if report.session_trace is None:
         lazy = {
             path
             for deps in report.file_deps.values()
             for path in [*deps.files, *(m.path for m in deps.modules)]
-            if path in graph.py and path not in deps.collected
+            if path in modules and path not in deps.collected
         }
         return dict.fromkeys(report.file_deps, lazy)
-    for target, deps in report.file_deps.items():
-        ran.setdefault(target, set()).update(p for p in deps.functions if p in graph.py)
+    ran: dict[str, set[str]] = {}
     for node, trace in report.traces.items():
-        ran.setdefault(file_of(node), set()).update(p for p in trace.functions if p in graph.py)
+        ran.setdefault(file_of(node), set()).update(p for p in trace.functions if p in modules)
     return ran
 
 
