@@ -1503,10 +1503,11 @@ class _Recorder:
         path = os.path.normpath(program)
         if path.startswith(self._root + os.sep):
             return False
-        if _SCRATCH and rec.in_scratch(path, _SCRATCH):
+        if path.startswith(self._temp) or (_SCRATCH and rec.in_scratch(path, _SCRATCH)):
             return True
         try:
-            return _STAT(path).st_mtime_ns >= self._started_ns
+            # the link itself: a virtualenv a test made links its python to an older one
+            return _LSTAT(path).st_mtime_ns >= self._started_ns
         except (OSError, ValueError):
             return False
 
