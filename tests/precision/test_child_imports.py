@@ -1,9 +1,12 @@
 """What a Python child imported from the workspace is code it ran, not text it read: a test
-running ``python -c "import pkg.tool; print(pkg.tool.value())"`` re-runs when code the child
-ran changed (a function it executed, a constant that code names, the module's top level), not at
-every edit of the module (a constant nothing it ran names, a function it never called), as for
-the modules the test process itself imports. The module stays an input of the test file even
-when nothing imports it statically (a change must still be looked at)."""
+running ``python -m tools.show`` (``import pkg.tool as t; print(t.value())``) re-runs when code
+the child ran changed (a function it executed, a constant that code names, the module's top
+level), not at every edit of the module (a constant nothing it ran names, a function it never
+called), as for the modules the test process itself imports. The module stays an input of the
+test file even when nothing imports it statically (a change must still be looked at).
+
+A child whose main code is in no file (``python -c CODE``) reads what it imports whole instead:
+which names that code reads is unknown (tests/testing/test_command_children.py)."""
 
 from __future__ import annotations
 
@@ -27,11 +30,12 @@ def other():
 CHILD = "tests/test_child.py::test_child"
 FILES = {
     "pkg/tool.py": TOOL,
+    "tools/show.py": "import pkg.tool as t\n\nprint(t.value())\n",
     "tests/test_child.py": (
         "import subprocess\nimport sys\n\n\n"
         "def test_child():\n"
-        "    code = 'import pkg.tool as t; print(t.value())'\n"
-        "    out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)\n"
+        "    cmd = [sys.executable, '-m', 'tools.show']\n"
+        "    out = subprocess.run(cmd, capture_output=True, text=True)\n"
         "    assert out.stdout.strip() == 'one', out.stderr\n\n\n"
         "def test_plain():\n    assert True\n"
     ),

@@ -153,10 +153,10 @@ LEAVES_IT_ALONE = """\
             assert list(pool.map(calc.double, [1, 2])) == [2, 4]
 
 
-    def test_child():
-        code = "from pkg import calc; assert calc.double(1) == 2"
-        subprocess.run([sys.executable, "-c", code], check=True)
+    def test_child():  # its main code in a file: the child's record says what it ran
+        subprocess.run([sys.executable, "-m", "pkg.child_main"], check=True)
     """
+CHILD_MAIN = "from pkg import calc\n\nassert calc.double(1) == 2\n"
 
 
 @pytest.mark.parametrize("hook", ["lsprof", "profile"])
@@ -168,6 +168,7 @@ def test_tests_that_leave_the_hook_alone_keep_their_own_record(
     # is no test's doing
     monkeypatch.setenv("MAESTRO_TRACE", hook)
     ws.write("tests/test_f.py", LEAVES_IT_ALONE)
+    ws.write("pkg/child_main.py", CHILD_MAIN)
     ws.run()
     ws.edit("pkg/calc.py", "return double(x) + 1", "return 1 + double(x)")
     plan = ws.plan()
