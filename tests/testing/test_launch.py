@@ -178,6 +178,10 @@ def test_outside_any_project_the_error_is_reported_and_no_pytest_starts(
     assert not _pytests(started)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 # Loaded into the `maestro` process: what the run warms up beside pytest (a module it imports in
 # another thread) takes a minute, as a big workspace's fingerprints or a slow disk can.
 SLOW_WARM_UP = """
@@ -229,10 +233,12 @@ def test_stopping_maestro_test_mid_run_stops_its_pytest(
     site.mkdir()
     if busy:
         (site / "sitecustomize.py").write_text("import sys\n" + SLOW_WARM_UP)
+    # Ctrl-C as a terminal's foreground command gets it: an ignored SIGINT is inherited (a
+    # background job's), and something in the suite's worker processes leaves it ignored
     cli = subprocess.Popen(
         [MAESTRO, "test", "--no-daemon", "tests/test_slow.py"], cwd=ws.root,
         env=_env(site, {"MAESTRO_DAEMON": "off"}), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True,
+        stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
