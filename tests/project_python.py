@@ -26,7 +26,10 @@ from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
 
+import pytest
 from packaging.requirements import Requirement
+
+from maestro.engine.interpreter import Interpreter, query_interpreter
 
 
 def _closure(roots: tuple[str, ...]) -> list[metadata.Distribution]:
@@ -100,3 +103,24 @@ def plain_pytest(
             cwd=root, capture_output=True, text=True, timeout=timeout, check=False,
             env={**(os.environ if env is None else env), "PYTHONPYCACHEPREFIX": pycache},
         )  # fmt: skip
+
+
+def venv_with(
+    tmp_path_factory: pytest.TempPathFactory, *packages: str, deps: bool = False
+) -> Interpreter:
+    """A venv on this environment's packages (pytest, Maestro) with `packages` added (and what
+    they require when `deps`), as a project's venv holds its pytest plugins; skips the test when
+    they cannot be installed."""
+    venv = tmp_path_factory.mktemp("plugins") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
+    site = next((venv / "lib").glob("python3*/site-packages"))
+    (site / "host.pth").write_text(str(Path(pytest.__file__).parent.parent) + "\n")
+    install = [str(venv / "bin/python"), "-m", "pip", "install", "-q"]
+    try:
+        subprocess.run(
+            [*install, *(() if deps else ("--no-deps",)), *packages],
+            check=True, capture_output=True, timeout=300,
+        )  # fmt: skip
+    except (subprocess.SubprocessError, OSError) as exc:
+        pytest.skip(f"cannot install {' '.join(packages)} here: {exc}")
+    return query_interpreter(venv / "bin/python")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from engine_workspace import outside  # noqa: F401  (a fixture)
-from project_python import project_python
+from project_python import project_python, venv_with
 from testing_helpers import FILES, Workspace
 
 from maestro.engine.interpreter import Interpreter, query_interpreter
@@ -51,25 +51,6 @@ def interpreter_pytest8(tmp_path_factory: pytest.TempPathFactory) -> Interpreter
         )  # fmt: skip
     except (subprocess.SubprocessError, OSError) as exc:
         pytest.skip(f"cannot make a venv with pytest 8: {exc}")
-    return query_interpreter(venv / "bin/python")
-
-
-def venv_with(tmp_path_factory: pytest.TempPathFactory, *packages: str) -> Interpreter:
-    """A venv on this environment's packages (pytest, Maestro) with `packages` added, as a
-    project's venv holds its pytest plugins; skips the test when they cannot be installed."""
-    import subprocess
-
-    venv = tmp_path_factory.mktemp("plugins") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "host.pth").write_text(str(Path(pytest.__file__).parent.parent) + "\n")
-    try:
-        subprocess.run(
-            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", *packages],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-    except (subprocess.SubprocessError, OSError) as exc:
-        pytest.skip(f"cannot install {' '.join(packages)} here: {exc}")
     return query_interpreter(venv / "bin/python")
 
 

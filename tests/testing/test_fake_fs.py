@@ -10,17 +10,16 @@ after 6 minutes."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
 import pytest
+from project_python import venv_with
 from test_fidelity_trials import outcomes, pytest_says
 from testing_helpers import Workspace
 
 from maestro.engine import testing
-from maestro.engine.interpreter import Interpreter, query_interpreter
+from maestro.engine.interpreter import Interpreter
 
 PYPROJECT = (
     '[project]\nname = "demo"\nversion = "0"\n\n[tool.pytest.ini_options]\npythonpath = ["."]\n'
@@ -46,20 +45,8 @@ def test_plain():
 
 @pytest.fixture(scope="session")
 def interpreter_fakefs(tmp_path_factory: pytest.TempPathFactory) -> Interpreter:
-    """A venv on this environment's packages (pytest, Maestro) with pyfakefs added, as a
-    project's venv holds it; skips when it cannot be installed."""
-    venv = tmp_path_factory.mktemp("fakefs") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "host.pth").write_text(str(Path(pytest.__file__).parent.parent) + "\n")
-    try:
-        subprocess.run(
-            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "pyfakefs>=5"],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-    except (subprocess.SubprocessError, OSError) as exc:
-        pytest.skip(f"cannot install pyfakefs here: {exc}")
-    return query_interpreter(venv / "bin/python")
+    """A venv on this environment's packages with pyfakefs added, as a project's venv holds it."""
+    return venv_with(tmp_path_factory, "pyfakefs>=5")
 
 
 def test_a_test_failing_on_a_fake_fs_with_skip_names_reports_at_pytests_pace(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import IO
 
 import pytest
 from conftest import DaemonEnv
-from project_python import project_python
+from project_python import project_python, venv_with
 
 from maestro import wire
 from maestro.daemon.lifecycle import start_daemon
@@ -760,22 +759,9 @@ addopts = "--cov=pkg --cov-context=test --cov-report=xml"
 @pytest.fixture(scope="module")
 def cov_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A venv with pytest-cov and coverage over this environment's packages (pytest), as a
-    project with ``--cov`` in its addopts has; skips when pytest-cov cannot be installed here."""
-    import subprocess
-
-    venv = tmp_path_factory.mktemp("cov") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-    site = next((venv / "lib").glob("python3*/site-packages"))
-    (site / "host.pth").write_text(str(Path(pytest.__file__).parent.parent) + "\n")
-    try:
-        subprocess.run(
-            # with its dependencies: coverage is in no environment `make test` sets up
-            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "pytest-cov>=5"],
-            check=True, capture_output=True, timeout=300,
-        )  # fmt: skip
-    except (subprocess.SubprocessError, OSError) as exc:
-        pytest.skip(f"cannot install pytest-cov here: {exc}")
-    return venv / "bin/python"
+    project with ``--cov`` in its addopts has (with its dependencies: coverage is in no
+    environment `make test` sets up)."""
+    return venv_with(tmp_path_factory, "pytest-cov>=5", deps=True).path
 
 
 def test_a_speculative_run_and_the_users_pytest_cov_run_keep_apart(
