@@ -101,8 +101,11 @@ def _case(
                 children.append(_start("error", [("message", TEARDOWN)]) + " />")
         case _:
             pass
-    for other in more:  # errors only (see _cases)
+    for other in more:  # errors or skips of the same file (see _cases)
         said = other.message or ""
+        if other.outcome == "skipped":
+            children.append(_start("skipped", [("type", "pytest.skip"), ("message", said)]) + " />")
+            continue
         text = other.details or (
             (f"{other.path}:{other.line}: " if other.path and other.line else "") + said
         )
@@ -160,14 +163,16 @@ def _each(tests: Iterable[TestOutcome]) -> Iterator[TestOutcome]:
 def _cases(tests: Iterable[TestOutcome]) -> Iterator[tuple[TestOutcome, list[TestOutcome]]]:
     """Each testcase to write: a test, and the reports pytest adds to its case. A file's own
     node (its collection) that failed more than once (a module collected as tests and as
-    doctests) is one case holding each error, as pytest's collect reports share one case."""
+    doctests) is one case holding each error, or each skip, as pytest's collect reports share
+    one case."""
     held: tuple[TestOutcome, list[TestOutcome]] | None = None
     for one in _each(tests):
         if (
             held is not None
             and "::" not in one.node_id
             and one.node_id == held[0].node_id
-            and one.outcome == held[0].outcome == "error"
+            and one.outcome == held[0].outcome
+            and one.outcome in ("error", "skipped")
         ):
             held[1].append(one)
             continue
@@ -205,7 +210,7 @@ def render(
             cached = served if isinstance(served, bool) else test.node_id in served
             _case(cases, test, cached=cached, more=more)
             counts["tests"] += len(more)
-            counts["errors"] += len(more)
+            counts["skipped" if test.outcome == "skipped" else "errors"] += len(more)
             total += sum(other.duration_s for other in more)
             teardown = _teardown_errors(test)
             counts["tests"] += 1 + (teardown if test.outcome == "failed" else 0)

@@ -172,7 +172,9 @@ class _Collector:
             case ev.TestStart():
                 self.started[event.nodeid] = None
             case ev.TestResult():
-                seen = self.results.get(event.nodeid) if event.nodeid in self.repeated else None
+                seen = self.results.get(event.nodeid)
+                if event.nodeid not in self.repeated and not _skipped_again(seen, event):
+                    seen = None
                 self.results[event.nodeid] = event if seen is None else _joined(seen, event)
                 self.started.pop(event.nodeid, None)
             case ev.FileDeps():
@@ -193,6 +195,17 @@ class _Collector:
 
 # which of a repeated node id's outcomes the node takes: a failure is never hidden by a pass
 _SEVERITY = {"skipped": 0, "xfailed": 1, "passed": 2, "xpassed": 3, "error": 4, "failed": 5}
+
+
+def _skipped_again(seen: TestResult | None, new: TestResult) -> bool:
+    """A module collected twice (as tests and as doctests, ``--doctest-modules``) that skips
+    at import: pytest reports, and counts, each collector's skip."""
+    return (
+        seen is not None
+        and seen.when == new.when == "collect"
+        and seen.outcome == new.outcome == "skipped"
+        and new.nodeid.endswith(".py")
+    )
 
 
 def _joined(seen: TestResult, new: TestResult) -> TestResult:

@@ -222,6 +222,52 @@ def test_a_module_that_fails_to_collect_twice_is_one_testcase_as_pytest_writes_i
     assert counts["errors"] == "2"
 
 
+def test_a_module_that_skips_at_import_twice_is_counted_twice_as_pytest_counts_it(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """With --doctest-modules a module skipping at its import (``pytest.skip(...,
+    allow_module_level=True)`` after a failed optional import) is skipped by both of its
+    collectors: pytest says "2 skipped" and writes one testcase with two skips. Maestro said
+    "1 skipped" and wrote one (jsonpickle 4.1.4's tests/pandas_test.py without pandas:
+    "4 skipped" where pytest says "5 skipped"). Without --doctest-modules, one skip."""
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
+    ws.write("pytest.ini", "[pytest]\naddopts = --doctest-modules\n")
+    ws.write(
+        "tests/test_optional.py",
+        """
+        import pytest
+
+        try:
+            import not_a_module_here
+        except ImportError:
+            pytest.skip("not installed", allow_module_level=True)
+
+        def test_one():
+            pass
+        """,
+    )
+    ws.write("tests/test_fine.py", "def test_two():\n    pass\n")
+    plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
+    for done in _junit_runs(ws, tmp_path, plain, ours):  # a run, then from the cache
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert re.search(r"\d passed, 2 skipped", done.stdout), done.stdout
+        assert sorted(_all_cases(ours)[0]) == sorted(_all_cases(plain)[0])
+        assert _skip_counts(ours) == _skip_counts(plain)
+    assert (".tests.test_optional", ["skipped", "skipped"]) in _all_cases(plain)[0]
+    assert _skip_counts(plain)[1] == "2"
+    ws.write("pytest.ini", "[pytest]\n")  # one collector: one skip, as pytest counts it
+    done = next(_junit_runs(ws, tmp_path, plain, ours))
+    assert re.search(r"\d passed, 1 skipped", done.stdout), done.stdout
+    assert sorted(_all_cases(ours)[0]) == sorted(_all_cases(plain)[0])
+    assert _skip_counts(ours) == _skip_counts(plain)
+
+
+def _skip_counts(path: Path) -> tuple[str | None, str | None]:
+    """The suite's tests and skipped counts."""
+    suite = next(ET.parse(path).getroot().iter("testsuite"))
+    return suite.get("tests"), suite.get("skipped")
+
+
 def _error_texts(path: Path) -> list[str]:
     """The text of every `<error>` element, in order."""
     return [e.text or "" for e in ET.parse(path).getroot().iter("error")]
