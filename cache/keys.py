@@ -24,7 +24,7 @@ from maestro.envvars import allowlisted_env as allowlisted_env
 if TYPE_CHECKING:
     from maestro.graph.build import BuildGraph
 
-KEY_SCHEMA = 18
+KEY_SCHEMA = 19
 """Version of the key definition: part of every key, so a change never reuses old entries."""
 
 ABSENT = "absent"

@@ -169,6 +169,7 @@ class Engine:
             prefetch_fingerprints,
             preload_models,
             promote,
+            ran_polluters,
             repollute,
             store_results,
             subtests_shown,
@@ -195,9 +196,15 @@ class Engine:
             args: list[str] = ["--continue-on-collection-errors", *planned.pytest_args]
             # a polluter stays before the files it is collected before (engine/pollution.py)
             known, running = planned.polluters, {f.target for f in to_run}
-            polluting = planned.collect_only or (
-                known is not None
-                and any(f.target in known.files or known.before(f.target, running) for f in to_run)
+            polluting = (
+                planned.collect_only
+                or bool(ran_polluters(to_run))
+                or (
+                    known is not None
+                    and any(
+                        f.target in known.files or known.before(f.target, running) for f in to_run
+                    )
+                )
             )
             if run_order is not None and run_order.files and not polluting:
                 rank = {t: i for i, t in enumerate(run_order.files)}
@@ -356,6 +363,8 @@ class Engine:
                     for p in (known.before(f.target, self.graph.tests) if known else ())
                 }
                 others = sorted(set(collect_only(whole)) - with_them)
+                # and after the tests that change what they read, run again too
+                with_them |= set(ran_polluters(whole))
                 names = planned.order.sorted(with_them | set(others))
                 redone = await run_again(whole, names, others, until)
                 targets = {f.target for f in whole}
@@ -392,7 +401,9 @@ class Engine:
                 outcomes += [FileOutcome(f, f.cached, True) for f in redo if not f.runs]
                 rerun = [f for f in redo if f.runs]
                 if rerun:
-                    names, others, only = with_companions(rerun, collect_only(rerun), planned.order)
+                    names, others, only = with_companions(
+                        rerun, collect_only(rerun), planned.order, ran_polluters(rerun)
+                    )
                     outcomes += await run_again(rerun, names, others, only=only)
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])

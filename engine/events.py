@@ -197,6 +197,9 @@ class SessionEnd(_Event):
     others (pytest's configuration, code outside the workspace)."""
     rewrite_warnings: int = 0
     """pytest's warnings about the asserts of the modules it rewrote (not in the others)."""
+    ran_state: dict[str, list[str]] = {}
+    """Test file -> the workspace modules its tests left changed (a registry filled or
+    cleared): what the tests of the files after it see (engine/pollution.py)."""
 
 
 Event = Annotated[

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, TypeVar
 from maestro.cache.keys import ABSENT, WORKSPACE, input_value
 from maestro.cache.store import Cache
 from maestro.engine.fixture_params import ParamChange, param_changes
-from maestro.engine.pollution import AFTER, WITH
+from maestro.engine.pollution import PREFIXES
 from maestro.graph import environment
 from maestro.graph.build import BuildGraph
 from maestro.graph.fingerprints import (
@@ -46,7 +46,7 @@ FAILING = ("failed", "error")
 def is_file_input(name: str) -> bool:
     """An input that is a file (not the interpreter, an env var, a distribution, a target, a
     directory's listing, a file collected before or with it or a config section)."""
-    prefixes = ("@", "env:", "dist:", "//", LISTING, AFTER, WITH)
+    prefixes = ("@", "env:", "dist:", "//", LISTING, *PREFIXES)
     return not name.startswith(prefixes) and "#" not in name
 
 

@@ -50,6 +50,21 @@ Found from the conftests' source at each plan (`namespace_providers`): the first
 the fixture's folder in the full run counts as a polluter of each file with doctests after it,
 outside that folder (its key entry also covers the conftest); it runs whole, before it.
 
+Workspace module state changed by tests (``ran-after:``). A test file whose tests leave a
+workspace module's state changed (nox's tests register sessions in a global registry and a
+fixture of another file clears it) changes what the tests of every file after it see, in the
+full run's order:
+
+- the plugin snapshots the workspace modules (as for collection) before the first test of each
+  file and after its last test's teardown; a module whose snapshot changed is one the file's
+  tests changed (``SessionEnd.ran_state``): the file is a run polluter of it (`Polluters.ran`,
+  learned from every run that ran all its tests; kept while its content is what it was when
+  seen changing, for a change made once is seen only in the file that makes it first);
+- a test file's key holds ``ran-after:<polluter>`` for each run polluter a full run runs before
+  it of a module among its inputs, with the digest of the polluter and of the Python files
+  among its inputs: an edit there re-runs the file;
+- a file that runs has those polluters run before it, their tests too (`_with_polluters`).
+
 Not covered: process state other than the warnings filters and the workspace modules' own
 namespaces (``os.environ``, ``sys.modules`` entries replaced, ``sys.path``, installed
 packages' modules, the attributes of an object a module holds mutated in place, an entry of
@@ -74,6 +89,9 @@ from maestro.paths import read_msgpack, replace_file, workspace_state_dir
 
 AFTER = "collected-after:"
 WITH = "collected-with:"
+RAN = "ran-after:"
+PREFIXES = (AFTER, WITH, RAN)
+"""The key entries of polluters: settings of the run, judged by what the polluters are now."""
 _FILE = "collection-polluters.msgpack"
 _IMPORT_DIGEST = "1:"  # the version of `import_digest`, in its memo's keys
 
@@ -99,6 +117,10 @@ class Polluters:
     # whose autouse fixture does} (not kept: `namespace_providers` finds them at each plan)
     namespace: dict[str, dict[str, str]] = field(default_factory=dict)
     _inputs: dict[str, Mapping[str, str]] = field(default_factory=dict)  # a polluter's, memo
+    # test file -> the workspace modules its tests leave changed (run polluters)
+    ran: dict[str, set[str]] = field(default_factory=dict)
+    # run polluter -> its content's digest when a run last saw it change a module
+    ran_learned: dict[str, str] = field(default_factory=dict)
     order: FileOrder = field(default_factory=FileOrder)  # the full run's (engine/order.py)
 
     @classmethod
@@ -109,7 +131,7 @@ class Polluters:
         if not isinstance(found, dict):
             found = {}
         filters, state, memo = found.get("filters"), found.get("state"), found.get("imports")
-        learned = found.get("learned")
+        learned, ran, ran_learned = found.get("learned"), found.get("ran"), found.get("ran_learned")
         return cls(
             path,
             {f for f in filters if isinstance(f, str)} if isinstance(filters, list) else set(),
@@ -129,6 +151,16 @@ class Polluters:
                 if isinstance(k, str) and isinstance(v, str)
             },
             order=order or FileOrder(),
+            ran={
+                p: {m for m in ms if isinstance(m, str)}
+                for p, ms in (ran.items() if isinstance(ran, dict) else ())
+                if isinstance(p, str) and isinstance(ms, list)
+            },
+            ran_learned={
+                k: v
+                for k, v in (ran_learned.items() if isinstance(ran_learned, dict) else ())
+                if isinstance(k, str) and isinstance(v, str)
+            },
         )
 
     def before(self, target: str, tests: Container[str]) -> list[str]:
@@ -147,6 +179,19 @@ class Polluters:
             p
             for p, modules in self.state.items()
             if p != target and p in tests and any(m in inputs for m in modules)
+        )
+
+    def ran_before(self, target: str, tests: Container[str], inputs: Collection[str]) -> list[str]:
+        """The run polluters a full run runs before `target` (among `tests`) of a module among
+        its `inputs`, in order."""
+        at = self.order.key(target)
+        return self.order.sorted(
+            p
+            for p, modules in self.ran.items()
+            if p != target
+            and p in tests
+            and self.order.key(p) < at
+            and any(m in inputs for m in modules)
         )
 
     def inputs(
@@ -173,6 +218,10 @@ class Polluters:
         if inputs is not None and self.state:
             for p in self.alongside(target, tests, inputs):
                 found[WITH + p] = self._with_digest(p, inputs, digest, imports, source)
+        if inputs is not None and self.ran:
+            # its tests run: the whole file counts, and what it imports that the target does not
+            for p in self.ran_before(target, tests, inputs):
+                found[RAN + p] = self._with_digest(p, inputs, digest, imports, None)
         return found
 
     def _with_digest(
@@ -255,6 +304,44 @@ class Polluters:
                 self.dirty = True
         return new
 
+    def learn_ran(
+        self,
+        whole: Iterable[str],
+        changed: Mapping[str, Iterable[str]],
+        digest: Callable[[str], str | None],
+    ) -> set[str]:
+        """A run ran every test of the files `whole`; `changed`: the modules each file's tests
+        left changed (of any file that ran). Returns the files found changing a module not
+        known before.
+
+        A file seen changing nothing stays a run polluter while its content is what it was
+        when seen changing one: a registry filled lazily is filled by whichever file runs
+        first, and a cleared one changes only when something filled it before."""
+        self._inputs.clear()
+        new: set[str] = set()
+        for p, modules in changed.items():
+            seen = set(modules)
+            old = self.ran.get(p, set())
+            if not seen:
+                continue
+            if seen - old:
+                new.add(p)
+                self.ran[p] = old | seen
+                self.dirty = True
+            own = digest(p)
+            if own is not None and self.ran_learned.get(p) != own:
+                self.ran_learned[p] = own
+                self.dirty = True
+        for p in whole:
+            if p in changed or p not in self.ran:
+                continue
+            own = digest(p)
+            if own is None or self.ran_learned.get(p) != own:
+                del self.ran[p]
+                self.ran_learned.pop(p, None)
+                self.dirty = True
+        return new
+
     def import_of(
         self,
         polluter: str,
@@ -285,6 +372,8 @@ class Polluters:
             "state": {p: sorted(m) for p, m in self.state.items()},
             "imports": {k: v for k, v in self.import_digests.items() if k in self._used},
             "learned": {p: c for p, c in self.learned.items() if p in self.state},
+            "ran": {p: sorted(m) for p, m in self.ran.items()},
+            "ran_learned": {p: d for p, d in self.ran_learned.items() if p in self.ran},
         }
         replace_file(self.path, msgpack.packb(data, use_bin_type=True))
         self.dirty = False

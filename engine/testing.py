@@ -39,7 +39,7 @@ import re
 import shlex
 import time
 from collections import Counter
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -81,6 +81,8 @@ from maestro.engine.node_level import (
 from maestro.engine.order import FileOrder, full_run, named, reordered
 from maestro.engine.pollution import (
     AFTER,
+    PREFIXES,
+    RAN,
     WITH,
     Polluters,
     module_clashes,
@@ -132,8 +134,10 @@ Reason = Literal[
     "--no-cache",
     "cached result unusable",
     "collected before a file that runs",
+    "runs before a file that runs (its tests change state it reads)",
 ]
 COLLECTED_BEFORE: Reason = "collected before a file that runs"
+RUNS_BEFORE: Reason = "runs before a file that runs (its tests change state it reads)"
 LAST_RUNS_FILE = "test-last-keys.msgpack"
 LAST_KEYS_KEPT = 3  # per test file: the keys a change is judged against (an undone edit's too)
 # per test file, beyond those: earlier keys served again when every input they recorded holds
@@ -582,6 +586,7 @@ def _differing(
 
 
 _STATE_OF = "{}'s import changes state these tests read"
+_RAN_STATE_OF = "{}'s tests, run before, change state these tests read"
 
 
 @dataclass(slots=True)
@@ -603,7 +608,8 @@ class PlannedFile:
     every_node: bool = False  # node_reasons has a reason for every test of the file
     earlier: bool = False  # served from an earlier key whose inputs all hold again (undone edit)
     unstored: tuple[str, ...] = ()  # inputs that changed while its last run ran: not stored
-    # a polluter's key entry (collected-with:) that changed -> the files edited behind it
+    # a polluter's key entry (collected-with:, ran-after:) that changed -> the files edited
+    # behind it
     through: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # those of `changed` back at the version an earlier run of the file had (an edit undone
     # since its last run): told after the others, and said so
@@ -660,14 +666,15 @@ class PlannedFile:
         edited = self.through.get(name)
         if not edited:
             return input_label(name)
-        polluter = name.removeprefix(WITH)
+        polluter = name.removeprefix(WITH).removeprefix(RAN)
         others = [n for n in edited if n != polluter]
         if not others:
             return input_label(name)
         files = ", ".join(others)
+        state = (_RAN_STATE_OF if name.startswith(RAN) else _STATE_OF).format(polluter)
         if polluter in edited:
-            return f"{polluter} and {files}, which it imports ({_STATE_OF.format(polluter)})"
-        return f"{files}, which {polluter} imports ({_STATE_OF.format(polluter)})"
+            return f"{polluter} and {files}, which it imports ({state})"
+        return f"{files}, which {polluter} imports ({state})"
 
     def _unstored(self) -> str:
         if not self.unstored or self.reason not in ("no cached result", "inputs changed"):
@@ -728,6 +735,8 @@ def input_label(name: str) -> str:
         return f"{name[len(AFTER) :]} (collected before it)"
     if name.startswith(WITH):
         return f"{name[len(WITH) :]} (its import changes state these tests read)"
+    if name.startswith(RAN):
+        return f"{name[len(RAN) :]} (its tests, run before, change state these tests read)"
     if name.startswith(DIST):
         # an import of a name from outside the workspace: new to this file, or installed anew
         return f"{name[len(DIST) :]} (imported from outside the workspace: {_NEW_OR_VERSION})"
@@ -1034,7 +1043,7 @@ def _polluter_inputs(
 # Inputs that are settings of the run, not content it read: an earlier result holds only where
 # they are all the same (an unset allowlisted variable has no entry at all)
 _RUN_SETTINGS = ("@", ENV)
-_SETTINGS = (*_RUN_SETTINGS, AFTER, WITH)
+_SETTINGS = (*_RUN_SETTINGS, *PREFIXES)
 
 
 def holding(
@@ -1091,7 +1100,7 @@ def holding(
             if not here or not _untouched_since(graph.root, name, result.timing.started_at):
                 return False
         collected = _polluter_inputs(graph, key.target, digests, polluters, read)
-        return settings(recorded, (AFTER, WITH)) == collected
+        return settings(recorded, PREFIXES) == collected
 
     return holds
 
@@ -1122,12 +1131,15 @@ def collect_only(files: Iterable[PlannedFile]) -> list[str]:
 
 
 def with_companions(
-    to_run: list[PlannedFile], companions: list[str], order: FileOrder
+    to_run: list[PlannedFile],
+    companions: list[str],
+    order: FileOrder,
+    ran: Collection[str] = (),
 ) -> tuple[list[str], list[str], list[str]]:
     """pytest's arguments for `to_run` with the state polluters `companions` collected too
-    (all in the run's `order`, pytest's), the companions again: the files whose tests are
-    deselected, and the tests to keep of the files named whole to be imported in that order
-    (`imported_in_order`)."""
+    and the run polluters `ran` run before them (all in the run's `order`, pytest's), the
+    companions again: the files whose tests are deselected, and the tests to keep of the files
+    named whole to be imported in that order (`imported_in_order`)."""
     # A file Maestro runs some tests of is named whole and the tests it serves are deselected,
     # not the others named: an id made at collection time (a parametrize value of
     # datetime.now()) is another at each collection; pytest refuses a whole run for an id it
@@ -1137,8 +1149,10 @@ def with_companions(
         (f.target, [f.target] if f in picked else list(f.run_nodes or f.nodes or [f.target]))
         for f in to_run
     ]
-    if companions:
-        entries += [(p, [p]) for p in companions]
+    named = {f.target for f in to_run}
+    extra = [p for p in (*companions, *ran) if p not in named]
+    if extra:
+        entries += [(p, [p]) for p in dict.fromkeys(extra)]
         entries.sort(key=lambda t: order.key(t[0]))
     args, only = imported_in_order(entries)
     # the served nodes of test functions given whole (engine/fixture_params.py)
@@ -1173,6 +1187,19 @@ def imported_in_order(entries: list[tuple[str, list[str]]]) -> tuple[list[str], 
             args += names
         whole_before = whole_before or not by_id
     return args, only
+
+
+def ran_polluters(keys: Iterable[PlannedFile | ActionKey]) -> list[str]:
+    """The run polluters named by the keys of files that run (``ran-after:``): their tests
+    run before them, as in the full run."""
+    found = {
+        name.removeprefix(RAN)
+        for k in keys
+        if not isinstance(k, PlannedFile) or k.runs
+        for name in (k.key if isinstance(k, PlannedFile) else k).inputs
+        if name.startswith(RAN)
+    }
+    return sorted(found)
 
 
 def repollute(graph: BuildGraph, cache: Cache, planned: Plan, found: set[str]) -> list[PlannedFile]:
@@ -1218,20 +1245,28 @@ def _with_polluters(
     collected as in the full run. One not selected is only collected, its tests deselected
     (`collect_only`: what it does at import is what matters; pytest, given the selection,
     would not show its tests), unless its tests fill the doctest namespace of one that runs;
-    one selected and cached runs whole. The files in the run's `order`."""
-    if not polluters.files and not polluters.clashes and not polluters.namespace:
+    one selected and cached runs whole. The run polluters in their keys run before them,
+    whole (their tests change what the file's tests see). The files in the run's `order`."""
+    if not (polluters.files or polluters.clashes or polluters.namespace or polluters.ran):
         return files
     by_target = {f.target: f for f in files}
     todo = [f for f in files if f.runs]
     while todo:
         wanted = {p for f in todo for p in polluters.before(f.target, tests)}
         filling = {p for f in todo for p in polluters.namespace.get(f.target, ())}
+        ran = set(ran_polluters(todo))
         todo = []
-        for target in order.sorted(wanted):
-            if target not in by_target and target not in filling:
+        for target in order.sorted(wanted | ran):
+            if target not in by_target and target not in filling and target not in ran:
                 continue  # collected only, named by the `collected-after:` of the keys
             f = by_target.get(target) or decide(target, None)
-            if not f.runs:  # importing it is what matters: any of its tests will do
+            if not f.runs and target in ran:
+                f.reason = RUNS_BEFORE
+                f.promote = False
+                f.run_nodes = f.carried = None
+                f.node_reasons = {}
+                todo.append(f)
+            elif not f.runs:  # importing it is what matters: any of its tests will do
                 f.reason = "collected before a file that runs"
                 f.promote = False
                 f.run_nodes = f.carried = None
@@ -1338,9 +1373,9 @@ def _edited_through_polluters(
     edited: dict[str, tuple[str, ...]] = {}
     for f in files:
         for name in f.changed if f.runs else ():
-            if not name.startswith(WITH):
+            if not name.startswith((WITH, RAN)):
                 continue
-            polluter = name.removeprefix(WITH)
+            polluter = name.removeprefix(WITH).removeprefix(RAN)
             if polluter not in edited:
                 edited[polluter] = _edited_since_last(graph, last, digests, polluter)
             found = tuple(n for n in edited[polluter] if n == polluter or n not in f.key.inputs)
@@ -1599,7 +1634,7 @@ def _may_hold(
     run: present now, it was made after that run, which `holding` does not let pass either."""
     for name in {*differ, *moved}:
         recorded = _short(value(name))
-        if recorded is None or name.startswith((AFTER, WITH)) or name not in key.inputs:
+        if recorded is None or name.startswith(PREFIXES) or name not in key.inputs:
             continue  # not an input of it; or judged by what it read, not by `key`
         if _short(key.inputs[name]) != recorded:
             return False
@@ -1674,7 +1709,7 @@ def stale(
         graph, cache, interpreter, Selection(), environ=environ, fingerprints=fingerprints,
         count=False,
     )  # fmt: skip
-    return [f for f in planned.to_run if f.reason != "collected before a file that runs"]
+    return [f for f in planned.to_run if f.reason not in (COLLECTED_BEFORE, RUNS_BEFORE)]
 
 
 # ------------------------------------------------------------------------------ run
@@ -2217,10 +2252,20 @@ def store_results(
             collected.state_new,
             lambda p: polluters.import_of(p, planned.digests, lambda q: _source(graph.root / q)),
         )
-        try:
-            polluters.save()
-        except OSError:
-            log.warning("could not save the collection polluters of this workspace", exc_info=True)
+    if report.session_end is not None:
+        deselected = report.collected.user_deselected if report.collected is not None else {}
+        whole = [
+            f.target
+            for f in to_run
+            if f.nodes is None and f.run_nodes is None and not deselected.get(f.target)
+        ]
+        planned.new_polluters |= polluters.learn_ran(
+            whole, report.session_end.ran_state, planned.digests
+        )
+    try:
+        polluters.save()
+    except OSError:
+        log.warning("could not save the collection polluters of this workspace", exc_info=True)
     total = sum(r.duration_s for r in report.results.values())
     digests = planned.digests
     # Post-run keys, with the deps just recorded (pinned digests for inputs known before).
@@ -2254,7 +2299,10 @@ def store_results(
     # a file the named paths' order runs after other files than the full run does may owe
     # its outcome to that order: shown, not stored (the cache holds what the full run says)
     shuffled = reordered(
-        planned.order, polluters.order, [f.target for f in to_run], polluters.before
+        planned.order,
+        polluters.order,
+        [f.target for f in to_run],
+        lambda t, among: [*polluters.before(t, among), *ran_polluters([post[t]])],
     )
     if shuffled:
         log.info(

@@ -59,8 +59,10 @@ file added or removed there can add, drop or change a test. Known limits:
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import cProfile
+import functools
 import getpass
 import json
 import linecache
@@ -75,7 +77,7 @@ import time
 import warnings
 import zipimport
 from collections.abc import Callable, Sequence
-from types import CodeType, ModuleType
+from types import BuiltinFunctionType, CodeType, FunctionType, MethodType, ModuleType
 from typing import Any
 
 import _pytest
@@ -1200,6 +1202,10 @@ class _Recorder:
         self._state: dict[str, list[str]] = {}  # test file -> workspace modules it changed
         self._state_new: dict[str, list[str]] = {}  # test file -> those first imported by it
         self._observed: list[str] = []  # test files whose collection was watched
+        # the same around each test file's tests: its tests may change what later files see
+        self._ran_before: tuple[str, dict[str, _ModuleState]] | None = None
+        self._ran_state: dict[str, list[str]] = {}  # test file -> workspace modules changed
+        self._file_ends = False  # the running test is the last of its file
         self._module_names: set[str] = set()  # sys.modules' names, as last seen
         # a workspace module loaded while a test file is collected -> its state once loaded
         self._loaded_states: dict[str, _ModuleState] = {}
@@ -1958,10 +1964,10 @@ class _Recorder:
                 }
             )
 
-    def _module_states(self) -> dict[str, _ModuleState]:
+    def _module_states(self, *, ran: bool = False) -> dict[str, _ModuleState]:
         """Each workspace module's state, shallowly: its names' objects and the sizes of its
         module-level containers (and of the containers a dict of them holds), and the same of
-        the classes it defines."""
+        the classes it defines; ``ran``: as `_ran_state` sees it."""
         out: dict[str, _ModuleState] = {}
         modules, files = sys.modules, self._module_files
         names = modules.keys()
@@ -1975,7 +1981,7 @@ class _Recorder:
                 files.pop(name, None)
             self._module_names = set(names)
         for name, rel in list(files.items()):
-            state = self._module_state(name, modules.get(name), rel)
+            state = (_ran_state if ran else self._module_state)(name, modules.get(name), rel)
             if state is not None:
                 out[name] = state
         return out
@@ -2046,13 +2052,13 @@ class _Recorder:
             if type(v) is not ModuleType and k not in ("__builtins__", "__warningregistry__")
         ]
         ids = list(map(_identity, values))
-        sizes = [_size(v) for v in values if type(v) in _CONTAINERS]
+        sizes = [_size(v) for v in values if _is_container(v)]
         for value in values:  # the classes it defines: their attributes, their registries
             if isinstance(value, type) and value.__dict__.get("__module__") == name:
                 # but pytest's own marks (set on an Item class at its first instance)
                 members = [v for k, v in value.__dict__.items() if not k.startswith("_pytest")]
                 ids += map(_identity, members)
-                sizes += [_size(v) for v in members if type(v) in _CONTAINERS]
+                sizes += [_size(v) for v in members if _is_container(v)]
         return (rel, tuple(ids), tuple(sizes))
 
     def _state_changes(self, key: str, collector: Any, before: dict[str, _ModuleState]) -> None:
@@ -2158,7 +2164,13 @@ class _Recorder:
     def pytest_runtest_protocol(self, item: Any, nextitem: Any) -> None:
         self._last = nextitem is None  # no test_start will follow to flush its result
         self._items[item.nodeid] = item
-        self._open_window(self._file_key(item))
+        key = self._file_key(item)
+        self._file_ends = nextitem is None or self._file_key(nextitem) != key
+        if self._ran_before is None or self._ran_before[0] != key:
+            self._ran_before = None
+            with contextlib.suppress(Exception):  # never break a run
+                self._ran_before = (key, self._module_states(ran=True))
+        self._open_window(key)
         if self._tracer.mode != "off":
             self._outside |= self._tracer.swap()
         self._in_test = item.nodeid
@@ -2263,8 +2275,25 @@ class _Recorder:
             )
         if item is not None and self._last_item_of_file.get(key) == nodeid:
             self._emit_deps(key)
+        if self._file_ends and self._ran_before is not None:
+            with contextlib.suppress(Exception):  # never break a run
+                self._ran_changes(*self._ran_before)
+            self._ran_before = None
         if self._last:
             self._flush()
+
+    def _ran_changes(self, key: str, before: dict[str, _ModuleState]) -> None:
+        """Record the workspace modules the tests of the test file `key` left changed (after
+        its last test's teardown, its module-scoped fixtures' too): a name bound, rebound or
+        removed, a module-level container grown, shrunk or refilled."""
+        after = self._module_states(ran=True)
+        changed = {
+            state[0]
+            for name, state in after.items()
+            if name in before and before[name] != state and state[0] != key
+        }
+        if changed:
+            self._ran_state[key] = sorted(changed)
 
     def _flush(self) -> None:
         with self._lock:
@@ -2404,6 +2433,7 @@ class _Recorder:
             warnings=self._warnings,
             collect_warnings=self._collect_warnings,
             rewrite_warnings=self._rewrite_warnings,
+            ran_state=self._ran_state,
         )
 
     def _runtime_modules(self) -> dict[str, list[str]]:
@@ -2612,9 +2642,10 @@ _STAT = os.stat  # as it was at import: a test may wrap os's functions (blockbus
 _LSTAT = os.lstat
 _CODE_SUFFIXES = (".py", ".pyc", ".pyi", ".so", ".pyd")
 
-_CONTAINERS = (dict, list, set)
+# and their subclasses (an OrderedDict registry, a defaultdict), read through the base's methods
+_CONTAINERS = (dict, list, set, collections.deque)
 # a workspace module at one moment: (its file, its names' object ids, its containers' sizes)
-_ModuleState = tuple[str, tuple[int, ...], tuple[tuple[int, int, int], ...]]
+_ModuleState = tuple[str, tuple[Any, ...], tuple[Any, ...]]
 
 
 # An object's identity without id(): object's own hash is a rotation of its address (one value
@@ -2623,14 +2654,67 @@ _ModuleState = tuple[str, tuple[int, ...], tuple[tuple[int, int, int], ...]]
 _identity = object.__hash__
 
 
+_SCALARS = (type(None), bool, int, float, complex, str, bytes)
+_CALLABLES = (
+    FunctionType, BuiltinFunctionType, MethodType, type, functools.partial, staticmethod,
+    classmethod, property,
+)  # fmt: skip
+
+
+def _ran_state(name: str, module: Any, rel: str) -> _ModuleState | None:
+    """A workspace module's state as a test file's tests may leave it for the next files: its
+    names' values (a flag, a setting), the functions and classes they are (a patch left in
+    place), the sizes of its containers (a registry filled or cleared), and the types of its
+    other objects (and the same of the classes it defines). Another object of the same type
+    (a fake filesystem a fixture sets up for each test) or a container's entry replaced by
+    one of the same size (a cache refreshed) is no change: what these hold is not compared."""
+    namespace = getattr(module, "__dict__", None)
+    if type(namespace) is not dict:
+        return None
+    values: list[Any] = []
+    for k, v in list(namespace.items()):
+        if type(v) is ModuleType or k in ("__builtins__", "__warningregistry__"):
+            continue
+        values.append(_ran_value(v))
+        if isinstance(v, type) and v.__dict__.get("__module__") == name:
+            # its attributes, but dunders filled lazily (copyreg's __slotnames__)
+            values += [
+                _ran_value(m)
+                for a, m in list(v.__dict__.items())
+                if not a.startswith(("_pytest", "__"))
+            ]
+    return (rel, tuple(values), ())
+
+
+def _ran_value(value: Any) -> Any:
+    kind = type(value)
+    if kind in _SCALARS:
+        try:
+            return (kind, hash(value))
+        except Exception:
+            return kind
+    if issubclass(kind, _CONTAINERS):
+        if issubclass(kind, dict):
+            nested = sum(len(v) for v in dict.values(value) if _is_container(v))
+            return (kind, dict.__len__(value), nested)
+        return (kind, len(value))
+    if issubclass(kind, _CALLABLES):
+        return _identity(value)
+    return kind
+
+
+def _is_container(value: Any) -> bool:
+    return issubclass(type(value), _CONTAINERS)
+
+
 def _size(container: Any) -> tuple[int, int, int]:
     """A container's size, the sum of its members' ids (an entry replaced) and, for a dict,
     the sizes of its container values (a registry of lists)."""
-    if type(container) is not dict:
+    if not issubclass(type(container), dict):
         return len(container), sum(map(_identity, container)), 0
-    values = container.values()
-    nested = sum(len(v) for v in values if type(v) in _CONTAINERS)
-    return len(container), sum(map(_identity, values)), nested
+    values = dict.values(container)
+    nested = sum(len(v) for v in values if _is_container(v))
+    return dict.__len__(container), sum(map(_identity, values)), nested
 
 
 def _holds(module: Any, owner: str) -> bool:

@@ -68,15 +68,20 @@ def _runs_with(engine: Engine, target: str) -> list[str]:
     from maestro.engine import testing
 
     full = engine.plan(testing.Selection(), count=False)
+    before = (testing.COLLECTED_BEFORE, testing.RUNS_BEFORE)
     if full.polluters is None or not any(
-        f.target == target and f.runs and f.reason == testing.COLLECTED_BEFORE for f in full.files
+        f.target == target and f.runs and f.reason in before for f in full.files
     ):
         return []
     tests = engine.graph.tests
     return [
         f.target
         for f in full.files
-        if f.runs and f.target != target and target in full.polluters.before(f.target, tests)
+        if f.runs
+        and f.target != target
+        and (
+            target in full.polluters.before(f.target, tests) or target in testing.ran_polluters([f])
+        )
     ]
 
 
@@ -87,8 +92,8 @@ def _named(paths: Sequence[str]) -> str:
 def _polluter_sentence(node: str, target: str, runs_with: Sequence[str]) -> str:
     return (
         f"{node} runs with {_named(runs_with)}: pytest collects {target} before them and its "
-        f"import changes state their collection sees; `maestro test {target}` alone serves it from "
-        "the cache"
+        f"import (or its tests) changes state they see; `maestro test {target}` alone serves it "
+        "from the cache"
     )
 
 

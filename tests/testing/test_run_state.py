@@ -1,0 +1,138 @@
+"""A test file's tests may leave a workspace module's state changed for the files pytest runs
+after it (nox: test_main.py's tests fill the session registry, test_registry.py's fixture clears
+it, test_tasks.py asserts it holds only its own sessions). A cached result is the full run's
+answer: a file that runs again runs after the files whose tests change what it reads, and an
+edit of one of those re-runs it. Real pytest children, real LMDB; every check first asks plain
+pytest."""
+
+from __future__ import annotations
+
+import pytest
+from project_python import plain_pytest, project_python
+from testing_helpers import Workspace, ran
+
+from maestro.engine import testing
+from maestro.engine.pollution import Polluters
+from maestro.engine.summary import Summary
+
+REGISTRY = "REGISTRY = {}\n\n\ndef register(name):\n    REGISTRY[name] = 1\n"
+FILLER = "tests/test_fill.py"
+CLEANER = "tests/test_m_clear.py"
+READER = "tests/test_read.py"
+NODE = f"{READER}::test_empty"
+
+
+def outcomes(summary: Summary) -> dict[str, str]:
+    return {t.node_id: t.outcome for r, _ in summary.results() for t in r.tests}
+
+
+def pytest_says(ws: Workspace) -> dict[str, str]:
+    done = plain_pytest(project_python(), ws.root, "-rA", "-q")
+    found: dict[str, str] = {}
+    for line in done.stdout.splitlines():
+        word, _, rest = line.partition(" ")
+        if word in ("PASSED", "FAILED", "ERROR"):
+            found[rest.split(" - ")[0].strip()] = word.lower()
+    return found
+
+
+def write(ws: Workspace, *, cleaner: bool) -> None:
+    ws.write("pkg/registry.py", REGISTRY)
+    ws.write("pkg/data.py", 'DATA = "x"\n')
+    ws.write(
+        FILLER,
+        "from pkg import data, registry\n\n\ndef test_fill():\n    registry.register(data.DATA)\n",
+    )
+    if cleaner:
+        ws.write(
+            CLEANER,
+            "from pkg import registry\n\n\ndef test_clear():\n    registry.REGISTRY.clear()\n",
+        )
+    ws.write(
+        READER,
+        "from pkg import data, registry\n\n\n"
+        "def test_empty():\n    assert data.DATA\n    assert registry.REGISTRY == {}\n",
+    )
+
+
+def test_a_file_cleared_by_an_earlier_file_s_tests_passes_as_in_the_full_run(
+    ws: Workspace,
+) -> None:
+    write(ws, cleaner=True)
+    assert pytest_says(ws)[NODE] == "passed"
+    assert outcomes(ws.run())[NODE] == "passed"
+    # the data both the filler and the reader use: the cleaner is served unless it runs again
+    ws.edit("pkg/data.py", '"x"', '"y"')
+    assert pytest_says(ws)[NODE] == "passed"
+    summary = ws.run()
+    assert outcomes(summary)[NODE] == "passed"  # was a false failure: the cleaner was cached
+    assert {FILLER, CLEANER, READER} <= set(ran(summary))
+    reader = next(f for f in ws.plan().files if f.target == READER)
+    assert not reader.runs  # stored: nothing changed since
+    assert ran(ws.run()) == []
+
+
+def test_a_file_polluted_by_an_earlier_file_s_tests_still_fails(ws: Workspace) -> None:
+    write(ws, cleaner=False)
+    ws.write("pkg/other.py", "VALUE = 1\n")
+    ws.edit(READER, "from pkg import data", "from pkg import data, other")
+    assert pytest_says(ws)[NODE] == "failed"
+    assert outcomes(ws.run())[NODE] == "failed"
+    # a module only the reader imports: alone, it would pass (a stale pass)
+    ws.edit("pkg/other.py", "1", "2")
+    assert pytest_says(ws)[NODE] == "failed"
+    planned = next(f for f in ws.plan().files if f.target == READER)
+    assert "pkg/other.py" in planned.describe()
+    summary = ws.run()
+    assert outcomes(summary)[NODE] == "failed"
+    assert FILLER in ran(summary)
+    # the filler's own edit re-runs the reader: it no longer fills
+    ws.edit(FILLER, "registry.register(data.DATA)", "assert data.DATA")
+    assert pytest_says(ws)[NODE] == "passed"
+    reader = next(f for f in ws.plan().files if f.target == READER)
+    assert f"{FILLER} (its tests, run before, change state these tests read)" in (reader.describe())
+    assert outcomes(ws.run())[NODE] == "passed"
+
+
+FAKE = """
+class Filesystem:
+    pass
+
+
+CURRENT = None
+"""
+
+
+def test_an_object_a_fixture_sets_up_for_each_test_changes_no_state(ws: Workspace) -> None:
+    """pyfakefs sets a new fake filesystem on a class for each test: no later file reads the one
+    an earlier file left, and counting it would run every earlier file with each one."""
+    ws.write("pkg/fake.py", FAKE)
+    body = (
+        "import pytest\nfrom pkg import fake\n\n\n@pytest.fixture(autouse=True)\n"
+        "def fs():\n    fake.CURRENT = fake.Filesystem()\n\n\n"
+        "def test_it():\n    assert isinstance(fake.CURRENT, fake.Filesystem)\n"
+    )
+    for name in ("f1", "f2", "f3"):
+        ws.write(
+            f"tests/test_{name}.py", body.replace("fake.CURRENT = ", "x = 1\n    fake.CURRENT = ")
+        )
+    ws.run()
+    # the first file binds it (None before): the others only set another of its type
+    assert set(Polluters.load(ws.root).ran) == {"tests/test_f1.py"}
+    ws.edit("tests/test_f3.py", "x = 1", "x = 2")
+    assert ran(ws.run()) == ["tests/test_f1.py", "tests/test_f3.py"]
+
+
+@pytest.mark.parametrize(
+    "leak",
+    [
+        "fake.CURRENT = 'tmp'",  # a setting
+        "fake.Filesystem.open = lambda self: None",  # a patch left in place
+        "fake.CACHE.append(1)",  # a container filled
+    ],
+)
+def test_what_a_test_leaves_changed_is_seen(ws: Workspace, leak: str) -> None:
+    ws.write("pkg/fake.py", FAKE + "CACHE = []\n")
+    ws.write("tests/test_leak.py", f"from pkg import fake\n\n\ndef test_leak():\n    {leak}\n")
+    ws.run(testing.Selection(paths=("tests/test_leak.py",)))
+    assert Polluters.load(ws.root).ran.get("tests/test_leak.py") == {"pkg/fake.py"}
