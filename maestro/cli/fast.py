@@ -229,6 +229,63 @@ def junit_of(pytest_args: Sequence[str]) -> tuple[list[str], str | None]:
     return out, path
 
 
+# pytest's long options (its own and common plugins') that take no value: the argument after one
+# is read on its own; after any other long option it may be that option's value
+_LONG_FLAGS = frozenset(
+    {
+        "--exitfirst", "--verbose", "--quiet", "--showlocals", "--last-failed", "--failed-first",
+        "--new-first", "--stepwise", "--sw", "--stepwise-skip", "--sw-skip", "--lf", "--ff",
+        "--nf", "--pdb", "--trace", "--runxfail", "--strict", "--strict-markers",
+        "--strict-config", "--no-header", "--no-summary", "--no-fold-skipped",
+        "--disable-warnings", "--disable-pytest-warnings", "--full-trace", "--fulltrace",
+        "--setup-only", "--setup-show", "--setup-plan", "--collect-only", "--co",
+        "--continue-on-collection-errors", "--cache-clear", "--doctest-modules",
+        "--doctest-continue-on-failure", "--doctest-ignore-import-errors", "--noconftest",
+        "--keep-duplicates", "--version", "--help", "--trace-config", "--debug-config",
+        "--fixtures", "--funcargs", "--fixtures-per-test", "--markers", "--no-cov",
+        "--no-cov-on-fail", "--cov-append", "--cov-branch", "--looponfail", "--force-sugar",
+    }
+)  # fmt: skip
+# pytest's short options that take none (any other may take the next argument)
+_SHORT_FLAGS = frozenset("Vhlqsvx")
+
+
+def paths_of(pytest_args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """The test paths and node ids among a run's pytest arguments (`maestro test -- -k slow
+    tests/x.py`, as `pytest -k slow tests/x.py` is written), and the other arguments. pytest
+    runs every path on its command line, so one left there would run beside the files Maestro
+    chose: its outcomes outside Maestro's counts and report, and the whole project run besides.
+    An argument that may be the value of an option not known here (a plugin's ``--foo bar``)
+    stays with pytest, as does everything under ``--pyargs`` (module names, not paths)."""
+    if "--pyargs" in pytest_args:
+        return [], list(pytest_args)
+    paths: list[str] = []
+    rest: list[str] = []
+    value_next = False  # the next argument is (or may be) an option's value
+    for i, arg in enumerate(pytest_args):
+        if value_next:
+            value_next = False
+            rest.append(arg)
+        elif arg == "--":  # pytest's own: every argument after it is a path
+            paths.extend(pytest_args[i + 1 :])
+            break
+        elif arg.startswith("--"):
+            rest.append(arg)
+            value_next = "=" not in arg and arg not in _LONG_FLAGS
+        elif arg.startswith("-") and len(arg) > 1:
+            rest.append(arg)
+            for j, char in enumerate(arg[1:], start=1):
+                if char in _SHORT_FLAGS:
+                    continue
+                # a value attached (`-kslow`), or the next argument (`-k slow`); an option not
+                # known here may take the next one too
+                value_next = j == len(arg) - 1
+                break
+        else:
+            paths.append(arg)
+    return paths, rest
+
+
 def parse_test_args(argv: Sequence[str]) -> TestArgs | None:
     if not argv or argv[0] != "test":
         return None
@@ -415,6 +472,8 @@ def fast_test(argv: Sequence[str]) -> int | None:
         pytest_args, junit_path = junit_of(with_env_addopts(args.pytest_args, os.environ))
     except MaestroError:
         return None
+    if paths_of(pytest_args)[0]:
+        return None  # paths among pytest's arguments: the full CLI's business, as paths are
     scope = test_scope(workspace, args)
     conn = connect(workspace)
     if conn is None:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from maestro.cli.fast import (
     client_env,
     junit_of,
+    paths_of,
     runs_in_process,
     start_in_background,
     with_env_addopts,
@@ -65,14 +66,23 @@ def run_test(
     produce a RunTestsResult and render it with the same functions."""
     scope: str | None = None
     try:
+        # a --junitxml among pytest's arguments is Maestro's report (of every file, cached too)
+        args, junit_path = junit_of(with_env_addopts(pytest_args, os.environ))
+        # and the paths among them are the run's (`maestro test -- -k slow tests/x.py`)
+        named, args = paths_of(args)
+        if named and (impacted or since is not None):
+            raise UnknownTargetError(
+                f"{' '.join(named)} among pytest's arguments would choose the test files, and "
+                f"{'--since' if since is not None else '--impacted'} chooses them",
+                hint="drop one of the two selections",
+            )
+        paths = [*paths, *named]
         if all_tests and (paths or impacted or since):
             raise UnknownTargetError(
                 "--all selects every test file; drop it or the other selection",
                 hint="maestro test --all, or maestro test --impacted",
             )
         workspace = resolve_root(root)
-        # a --junitxml among pytest's arguments is Maestro's report (of every file, cached too)
-        args, junit_path = junit_of(with_env_addopts(pytest_args, os.environ))
         if junit_xml is None and junit_path is not None:
             junit_xml = Path(junit_path)
         if not (paths or root or all_tests or impacted or since is not None):

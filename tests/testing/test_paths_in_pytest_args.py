@@ -1,0 +1,87 @@
+"""Paths and node ids among pytest's own arguments (`maestro test -- -k slow tests/x.py`, as
+`pytest -k slow tests/x.py` is written) select the run's files, as they do pytest's. User trial
+of argcomplete 3.8.0, whose suite lives in test/test.py (no test_ prefix): `maestro test --
+test/test.py -k ...` ran the project's other test files (one of them a collection error pytest
+never gave) beside the named one, and its outcomes were in no count: "64 deselected, 1 error"
+where `pytest test/test.py -k ...` says "2 failed, 6 passed, 282 deselected, 1 xfailed". The real
+console script in a subprocess, beside plain pytest on the lean project interpreter."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+from project_python import plain_pytest, project_python
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+
+
+def maestro(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTEST_ADDOPTS")}
+    env.update(MAESTRO_DAEMON="off")
+    return subprocess.run(
+        [MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def summary(out: str) -> str:
+    """pytest's counts from its last line, or Maestro's before its '—'."""
+    last = out.strip().splitlines()[-1]
+    return re.sub(r" in [\d.]+s.*$", "", last.split(" — ")[0]).strip("= ")
+
+
+def cases(path: Path) -> dict[str, str]:
+    found = {}
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
+        found[f"{case.get('classname')}::{case.get('name')}"] = outcome
+    return found
+
+
+def test_paths_among_pytests_arguments_select_the_files_as_in_pytest(
+    isolated: Path, tmp_path: Path
+) -> None:
+    root = isolated / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "tests/test_ok.py").write_text("def test_ok():\n    pass\n")
+    (root / "tests/test_bad.py").write_text("def test_bad():\n    assert False\n")
+    # not a test_*.py name: collected only when named, as argcomplete's test/test.py
+    (root / "tests/checks.py").write_text(
+        "def test_one():\n    assert False\n\n\ndef test_two():\n    pass\n"
+    )
+    python = project_python()
+    for args in (
+        ["tests/test_ok.py"],  # was '1 failed, 1 passed': test_bad.py ran too
+        ["-k", "one", "tests/checks.py"],  # was '2 deselected' (exit 5), its failure shown
+        ["-v", "--", "tests/checks.py::test_two"],
+        ["--tb=short", "-q", "tests/checks.py", "tests/test_ok.py"],
+    ):
+        plain_xml, our_xml = tmp_path / "plain.xml", tmp_path / "ours.xml"
+        plain = plain_pytest(python, root, f"--junitxml={plain_xml}", *args)
+        ours = maestro(root, "test", "--junitxml", str(our_xml), "--", *args)
+        said = ours.stdout + ours.stderr
+        assert summary(said) == summary(plain.stdout), (args, said, plain.stdout)
+        assert ours.returncode == plain.returncode, (args, said)
+        assert cases(our_xml) == cases(plain_xml), (args, said)
+        assert "ERROR" not in said, (args, said)
+
+    # served from the cache the second time, with the same outcomes
+    again = maestro(root, "test", "--", "-k", "one", "tests/checks.py")
+    assert summary(again.stdout) == "1 failed, 1 deselected", again.stdout
+
+    # a plugin's option that may take the next argument as its value keeps it: pytest decides
+    plain = plain_pytest(python, root, "-p", "no:randomly", "tests/test_ok.py")
+    ours = maestro(root, "test", "--", "-p", "no:randomly", "tests/test_ok.py")
+    assert summary(ours.stdout) == summary(plain.stdout) == "1 passed", ours.stdout
+
+    # paths there and --impacted both choose the files: refused, with what to do
+    refused = maestro(root, "test", "--impacted", "--", "tests/checks.py")
+    assert refused.returncode == 4, refused.stdout + refused.stderr
+    assert "tests/checks.py among pytest's arguments would choose the test files" in (
+        refused.stdout + refused.stderr
+    )
