@@ -184,6 +184,11 @@ class Engine:
         from maestro.redaction import Redactor
         from maestro.redaction import preload as preload_redaction
 
+        # what a file not selected runs for (a run polluter) is not the user's run: not shown
+        unshown = {f.target for f in planned.files if f.companion}
+        if unshown and on_event is not None:
+            on_event = _without(on_event, unshown)
+
         outcomes: list[FileOutcome] = [FileOutcome(f, f.cached, True) for f in planned.cached]
         promote(self.cache, planned)
         report: RunReport | None = None
@@ -407,6 +412,7 @@ class Engine:
                     outcomes += await run_again(rerun, names, others, only=only)
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
+        outcomes = [o for o in outcomes if not o.planned.companion]
         summary = summarise(
             outcomes,
             report,
@@ -482,3 +488,15 @@ def _aside(work: Callable[..., None], *args: Any) -> asyncio.Future[None]:
 
     threading.Thread(target=run, name=f"maestro-{work.__name__}", daemon=True).start()
     return done
+
+
+def _without(on_event: Callable[[Event], None], files: set[str]) -> Callable[[Event], None]:
+    """`on_event`, but for the events of the tests of `files`."""
+
+    def forward(event: Event) -> None:
+        nodeid = getattr(event, "nodeid", None)
+        if isinstance(nodeid, str) and nodeid.partition("::")[0] in files:
+            return
+        on_event(event)
+
+    return forward

@@ -51,6 +51,7 @@ from maestro.cache.digest import digest_bytes
 from maestro.cache.keys import (
     ABSENT,
     ENV,
+    KEY_SCHEMA,
     WORKSPACE,
     ActionKey,
     KeyContext,
@@ -146,6 +147,9 @@ EARLIER_KEPT = 32
 _EARLIER_DIFFER = 256  # an earlier key differing in more inputs from the last one is not kept
 # In the last keys: test file -> the inputs that changed while its last run ran (not stored)
 _UNSTORED = "\x00unstored"
+# the key definition the kept keys were made under: an earlier result is served again by its
+# recorded inputs (`earlier_result`), so keys of another definition are not kept across it
+_SCHEMA = "\x00schema"
 # ... or this, when it ran in another order than the full run's (`reordered`)
 _REORDERED = "@order"
 _BACKGROUND = "@background"  # with the inputs that changed: while the daemon's own run ran
@@ -427,7 +431,9 @@ class LastKeys:
     def load(cls, root: Path) -> LastKeys:
         path = workspace_state_dir(root) / LAST_RUNS_FILE
         data = read_msgpack(path)
-        return cls(path, data if isinstance(data, dict) else {})
+        if not isinstance(data, dict) or data.get(_SCHEMA) != KEY_SCHEMA:
+            data = {_SCHEMA: KEY_SCHEMA}
+        return cls(path, data)
 
     def get(self, target: str) -> tuple[str, dict[str, str]] | None:
         entry = self.data.get(target)
@@ -601,6 +607,8 @@ class PlannedFile:
     carried: ActionResult | None = None  # node-level: the previous result serving the others
     node_reasons: dict[str, str] = field(default_factory=dict)  # node id -> why it (re-)runs
     promote: bool = False  # node-level: nothing to run; store `carried` under `key`
+    # not selected: runs only before the files that read what its tests change (not shown)
+    companion: bool = False
     deselect: tuple[str, ...] = ()  # predictive mode skipped these: the result is not stored
     served: tuple[str, ...] = ()  # node-level: deselected from functions given whole; carried
     symbols: tuple[str, ...] = ()  # qualnames changed in its Python inputs since its last run
@@ -624,6 +632,10 @@ class PlannedFile:
             if self.promote:
                 return "cached (no executed code changed)"
             return "cached"
+        if self.companion:
+            return (
+                "not selected; runs first, not shown: its tests change state a selected file reads"
+            )
         return f"{self._why()}{self._unstored()}"
 
     def _why(self) -> str:
@@ -1250,6 +1262,7 @@ def _with_polluters(
     if not (polluters.files or polluters.clashes or polluters.namespace or polluters.ran):
         return files
     by_target = {f.target: f for f in files}
+    selected = set(by_target)
     todo = [f for f in files if f.runs]
     while todo:
         wanted = {p for f in todo for p in polluters.before(f.target, tests)}
@@ -1259,19 +1272,22 @@ def _with_polluters(
         for target in order.sorted(wanted | ran):
             if target not in by_target and target not in filling and target not in ran:
                 continue  # collected only, named by the `collected-after:` of the keys
-            f = by_target.get(target) or decide(target, None)
-            if not f.runs and target in ran:
-                f.reason = RUNS_BEFORE
+            known = by_target.get(target)
+            f = known or decide(target, None)
+            if target in ran:
+                f.companion = target not in selected
+                if f.runs and f.run_nodes is not None:  # what all its tests leave: whole
+                    f.run_nodes = f.carried = None
+                    f.node_reasons = {}
+            if not f.runs:
+                # importing it is what matters (any of its tests will do); or all its tests
+                f.reason = RUNS_BEFORE if target in ran else COLLECTED_BEFORE
                 f.promote = False
                 f.run_nodes = f.carried = None
                 f.node_reasons = {}
                 todo.append(f)
-            elif not f.runs:  # importing it is what matters: any of its tests will do
-                f.reason = "collected before a file that runs"
-                f.promote = False
-                f.run_nodes = f.carried = None
-                f.node_reasons = {}
-                todo.append(f)
+            elif known is None:
+                todo.append(f)  # it runs anyway: with the polluters before it too
             by_target[target] = f
     return sorted(by_target.values(), key=lambda f: order.key(f.target))
 

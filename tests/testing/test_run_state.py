@@ -136,3 +136,18 @@ def test_what_a_test_leaves_changed_is_seen(ws: Workspace, leak: str) -> None:
     ws.write("tests/test_leak.py", f"from pkg import fake\n\n\ndef test_leak():\n    {leak}\n")
     ws.run(testing.Selection(paths=("tests/test_leak.py",)))
     assert Polluters.load(ws.root).ran.get("tests/test_leak.py") == {"pkg/fake.py"}
+
+
+def test_a_file_named_alone_shows_only_its_own_tests(ws: Workspace) -> None:
+    """`maestro test F` answers for F what the full run says, and shows what `pytest F` shows:
+    the files run before it for what their tests leave are stored, not shown."""
+    write(ws, cleaner=True)
+    ws.run()
+    ws.edit("pkg/data.py", '"x"', '"y"')
+    alone = ws.run(testing.Selection(paths=(READER,)))
+    assert outcomes(alone) == {NODE: "passed"}
+    assert alone.passed == 1
+    planned = {f.target: f.describe() for f in ws.plan(testing.Selection(paths=(READER,))).files}
+    assert planned == {READER: "cached"}
+    # what the companions ran was stored: the full run has nothing left to run
+    assert ran(ws.run()) == []
