@@ -1734,7 +1734,8 @@ def stale(
 @dataclass(slots=True)
 class FileOutcome:
     planned: PlannedFile
-    result: ActionResult | None  # None: not run to completion (interrupted, -x stopped early)
+    result: ActionResult | None  # None: not run to completion (interrupted, or -x stopped
+    # the session before any of its tests; one it stopped inside has what ran, not stored)
     cached: bool
     stored: bool = False
     served: tuple[str, ...] = ()  # run in part: the node ids of `result` this run did not run
@@ -1957,6 +1958,13 @@ def _complete(target: str, report: RunReport, results: list[TestResult]) -> bool
         return report.collected is not None  # nothing collected: complete, if collection ended
     done = {r.nodeid for r in results}
     return all(n in done for n in collected)
+
+
+def _stopped_by_maxfail(report: RunReport) -> bool:
+    """Did pytest end its session early because tests failed (``-x``, ``--maxfail``), rather
+    than being interrupted or dying? Its summary then counts the tests that ran."""
+    end = report.session_end
+    return report.exit_code == 1 and end is not None and end.exitstatus == 1
 
 
 def _carry_lines(
@@ -2332,7 +2340,8 @@ def store_results(
     actions: list[tuple[str, ActionResult]] = []
     for f in to_run:
         results = by_file.get(f.target, [])
-        if not _complete(f.target, report, results):
+        complete = _complete(f.target, report, results)
+        if not complete and not (results and _stopped_by_maxfail(report)):
             out.append(FileOutcome(f, None, False))
             continue
         share = (sum(r.duration_s for r in results) / total) if total else 1 / len(to_run)
@@ -2342,6 +2351,9 @@ def store_results(
             list(graph.index.dynamic.get(f.target, [])), blobs, redactor,
             _collection_code(report, f.target, importers), planned.fingerprints, graph.root,
         )  # fmt: skip
+        if not complete:  # what ran of it is shown, as pytest shows it; the rest never ran
+            out.append(FileOutcome(f, result, False, stored=False))
+            continue
         if agree and not same_outcomes(f.cached, result):
             log.warning("%s: outcomes differ from the cached result's; kept the cached", f.target)
             out.append(FileOutcome(f, result, False, stored=False))

@@ -85,3 +85,33 @@ def test_paths_among_pytests_arguments_select_the_files_as_in_pytest(
     assert "tests/checks.py among pytest's arguments would choose the test files" in (
         refused.stdout + refused.stderr
     )
+
+
+def test_a_file_cut_short_by_exitfirst_shows_what_ran_as_pytest_does(
+    isolated: Path, tmp_path: Path
+) -> None:
+    # `maestro test -- -x` dropped a file pytest's -x stopped inside, its failure with it:
+    # "1 passed" (exit 2, "a plugin did" fail the session) where `pytest -x` says "1 failed,
+    # 1 passed" (exit 1)
+    root = isolated / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "tests/test_a.py").write_text("def test_a():\n    pass\n")
+    (root / "tests/test_b.py").write_text(
+        "def test_b():\n    assert False\n\n\ndef test_b2():\n    pass\n"
+    )
+    (root / "tests/test_c.py").write_text("def test_c():\n    pass\n")
+    python = project_python()
+    for args in (["-x"], ["--maxfail=1"], ["-x", "tests/test_b.py"]):
+        plain_xml, our_xml = tmp_path / "plain.xml", tmp_path / "ours.xml"
+        plain = plain_pytest(python, root, f"--junitxml={plain_xml}", *args)
+        ours = maestro(root, "test", "--junitxml", str(our_xml), "--", *args)
+        said = ours.stdout + ours.stderr
+        assert summary(said) == summary(plain.stdout), (args, said, plain.stdout)
+        assert ours.returncode == plain.returncode == 1, (args, said)
+        assert "a plugin did" not in said, said
+        ran = {n: o for n, o in cases(our_xml).items() if "test_c" not in n}
+        assert ran == cases(plain_xml), (args, said)  # test_c.py: served, where pytest stopped
+    # the cut file was not stored: the whole run gives its whole outcome
+    assert summary(plain_pytest(python, root).stdout) == "1 failed, 3 passed"
+    assert summary(maestro(root, "test").stdout) == "1 failed, 3 passed"
