@@ -40,7 +40,9 @@ module-level code changed. So the split must put each piece of code where a test
   TYPE_CHECKING:``) never runs: it does not count at all, so editing a type alias or a typing-only
   import there re-runs nothing;
 - comments, blank lines and formatting do not count (``ast.dump`` without positions); docstrings do
-  (they are code: ``__doc__``, doctests).
+  (they are code: ``__doc__``, doctests). A function's docstring also counts for its owner: its
+  ``__doc__`` exists from the ``def`` on and is read without a call (``help()``, a test that every
+  export has one, a command-line tool's help text).
 
 Class bodies stay module-level on purpose: a class attribute is read through instances handed
 around by any code (``resp.encoding`` reads no code object of the class), by subclasses in other
@@ -88,7 +90,7 @@ import msgpack
 from maestro.graph.module_values import module_values
 from maestro.lru import LruCache
 
-FORMAT = 21
+FORMAT = 22
 """Version of the fingerprint definition; stored with each cached entry."""
 
 _FP_LEN = 16  # hex chars kept per fingerprint (64 bits: collisions are not a practical concern)
@@ -396,6 +398,16 @@ _PLACEHOLDER = "<inert>"
 # Decorators that keep results across calls, hence across tests: a test can get a result the
 # function computed in an earlier test without executing it (``lru_cache`` hit).
 _MEMOISING_DECORATORS = frozenset({"cache", "lru_cache", "cached_property"})
+
+
+def _docstring(node: _Def) -> bool:
+    """Does the function's body start with a docstring (its ``__doc__``)?"""
+    first = node.body[0] if node.body else None
+    return (
+        isinstance(first, ast.Expr)
+        and isinstance(first.value, ast.Constant)
+        and isinstance(first.value.value, str)
+    )
 
 
 def _decorator_name(decorator: ast.expr) -> str | None:
@@ -1841,13 +1853,15 @@ class _Splitter:
         if isinstance(node, _Def):
             own = self.register(node, prefix + node.name)
             stub = copy.copy(node)
-            stub.body = []
+            # the docstring is the function's ``__doc__`` from its definition on: read without
+            # a call (an "every export has a docstring" test, ``help``, a CLI's help text)
+            stub.body = [node.body[0]] if _docstring(node) else []
             if _memoising(node):
                 self.cached.add(prefix + node.name)
                 # Callers served from its cache never execute it: if they name it (it never
                 # escapes this file), selection finds them by name; else its body counts here.
                 if node.name in self.escaping:
-                    stub.body = [ast.Expr(ast.Constant(own))]
+                    stub.body = [*stub.body, ast.Expr(ast.Constant(own))]
                 else:
                     self.memoised.add(prefix + node.name)
             stub.decorator_list = [self.expr(d, prefix) for d in node.decorator_list]
