@@ -147,9 +147,11 @@ def _spawn(
     group lock; ``env_of(events_fd)`` is its environment. On the event loop's thread (or the
     main thread): the child's death signal follows the thread that forks it."""
     read_fd, write_fd = os.pipe()
+    write_fd = _high(write_fd)
     try:
         # Only this process ever holds the write end (os.pipe is close-on-exec): EOF = we are gone.
         lifeline_read, lifeline_write = os.pipe()
+        lifeline_read = _high(lifeline_read)
     except BaseException:
         os.close(read_fd)
         os.close(write_fd)
@@ -227,6 +229,7 @@ class WarmPytest:
         root = root.absolute()
         allowlist = tuple(env_allowlist)
         described, describe_fd = os.pipe()
+        describe_fd = _high(describe_fd)
 
         def env_of(events_fd: int) -> dict[str, str]:
             env = build_env(venv, events_fd=events_fd, allowlist=allowlist, environ=environ)
@@ -431,7 +434,7 @@ class RunRecord:
         self.token = f"{os.getpid()}-{os.urandom(6).hex()}"
         self.owner_fd = _create_locked(directory / f"{self.token}.owner", str(os.getpid()))
         try:
-            self.group_fd = _create_locked(directory / f"{self.token}.group", "")
+            self.group_fd = _high(_create_locked(directory / f"{self.token}.group", ""))
         except BaseException:
             os.close(self.owner_fd)
             _unlink(directory / f"{self.token}.owner")
@@ -456,6 +459,23 @@ class RunRecord:
             _unlink(self.directory / f"{self.token}.owner")
             os.close(self.owner_fd)
             self.owner_fd = -1
+
+
+# Where the descriptors a pytest child inherits from Maestro sit in it: above the low numbers
+# pytest's own capture takes and programs use by convention (argcomplete writes its debug output
+# to descriptor 9, then closes it), so that below them the child's descriptors are plain pytest's.
+_HIGH_FD = 100
+
+
+def _high(fd: int) -> int:
+    """``fd`` moved to the lowest free descriptor from ``_HIGH_FD`` up (close-on-exec, as
+    os.pipe's; a lock on its file is kept: the new descriptor shares its open file)."""
+    try:
+        moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, _HIGH_FD)
+    except OSError:  # a descriptor limit below it: it stays where it is
+        return fd
+    os.close(fd)
+    return moved
 
 
 def _create_locked(path: Path, text: str) -> int:
