@@ -1802,6 +1802,7 @@ def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResu
 
 
 _SAID_LINES = 15
+_STOPPED = re.compile(r"!+ stopping after \d+ failures? !+")
 
 
 def _why_unfinished(report: RunReport | None) -> str:
@@ -1811,6 +1812,8 @@ def _why_unfinished(report: RunReport | None) -> str:
         return ""
     out = report.stdout.decode(errors="replace").splitlines()
     lines = [line for line in out if line.startswith("INTERNALERROR>")]
+    if not lines and _stopped_by_maxfail(report):  # -x, --maxfail: the files after never ran
+        lines = [line for line in out if _STOPPED.search(line)]
     if not lines:
         lines = report.stderr.decode(errors="replace").strip().splitlines() or out
     tail = "\n".join(line.rstrip() for line in lines[-_SAID_LINES:]).strip()

@@ -110,6 +110,8 @@ def test_a_file_cut_short_by_exitfirst_shows_what_ran_as_pytest_does(
         assert summary(said) == summary(plain.stdout), (args, said, plain.stdout)
         assert ours.returncode == plain.returncode == 1, (args, said)
         assert "a plugin did" not in said, said
+        # test_c.py never started: said in pytest's one line, not its whole output again
+        assert "= FAILURES =" not in said, said
         ran = {n: o for n, o in cases(our_xml).items() if "test_c" not in n}
         assert ran == cases(plain_xml), (args, said)  # test_c.py: served, where pytest stopped
     # the cut file was not stored: the whole run gives its whole outcome
