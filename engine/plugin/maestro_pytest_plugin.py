@@ -2051,13 +2051,13 @@ class _Recorder:
             for k, v in namespace.items()
             if type(v) is not ModuleType and k not in ("__builtins__", "__warningregistry__")
         ]
-        ids = list(map(_identity, values))
+        ids = list(map(_id_or_count, values))
         sizes = [_size(v) for v in values if _is_container(v)]
         for value in values:  # the classes it defines: their attributes, their registries
             if isinstance(value, type) and value.__dict__.get("__module__") == name:
                 # but pytest's own marks (set on an Item class at its first instance)
                 members = [v for k, v in value.__dict__.items() if not k.startswith("_pytest")]
-                ids += map(_identity, members)
+                ids += map(_id_or_count, members)
                 sizes += [_size(v) for v in members if _is_container(v)]
         return (rel, tuple(ids), tuple(sizes))
 
@@ -2073,7 +2073,7 @@ class _Recorder:
         changed = {
             state[0]
             for name, state in after.items()
-            if name not in own and name in before and before[name] != state
+            if name not in own and name in before and not _same_state(before[name], state)
         }
         first = after.keys() - before.keys() - own
         new = {after[n][0] for n in first}
@@ -2083,7 +2083,7 @@ class _Recorder:
         changed |= {
             after[n][0]
             for n in first
-            if (n in loaded and loaded[n] != after[n])
+            if (n in loaded and not _same_state(loaded[n], after[n]))
             or (isinstance(owner, str) and _holds(sys.modules.get(n), owner))
         }
         changed.discard(key)
@@ -2285,12 +2285,12 @@ class _Recorder:
     def _ran_changes(self, key: str, before: dict[str, _ModuleState]) -> None:
         """Record the workspace modules the tests of the test file `key` left changed (after
         its last test's teardown, its module-scoped fixtures' too): a name bound, rebound or
-        removed, a module-level container grown, shrunk or refilled."""
+        removed, a module-level container grown or shrunk (`_ran_state`)."""
         after = self._module_states(ran=True)
         changed = {
             state[0]
             for name, state in after.items()
-            if name in before and before[name] != state and state[0] != key
+            if name in before and not _same_state(before[name], state) and state[0] != key
         }
         if changed:
             self._ran_state[key] = sorted(changed)
@@ -2666,8 +2666,9 @@ def _ran_state(name: str, module: Any, rel: str) -> _ModuleState | None:
     names' values (a flag, a setting), the functions and classes they are (a patch left in
     place), the sizes of its containers (a registry filled or cleared), and the types of its
     other objects (and the same of the classes it defines). Another object of the same type
-    (a fake filesystem a fixture sets up for each test) or a container's entry replaced by
-    one of the same size (a cache refreshed) is no change: what these hold is not compared."""
+    (a fake filesystem a fixture sets up for each test), a container's entry replaced by one
+    of the same size (a cache refreshed) or a number that grew (a counter) is no change: what
+    these hold is not compared."""
     namespace = getattr(module, "__dict__", None)
     if type(namespace) is not dict:
         return None
@@ -2686,8 +2687,13 @@ def _ran_state(name: str, module: Any, rel: str) -> _ModuleState | None:
     return (rel, tuple(values), ())
 
 
+_COUNT = "count"
+
+
 def _ran_value(value: Any) -> Any:
     kind = type(value)
+    if kind is int:
+        return (_COUNT, value)
     if kind in _SCALARS:
         try:
             return (kind, hash(value))
@@ -2701,6 +2707,26 @@ def _ran_value(value: Any) -> Any:
     if issubclass(kind, _CALLABLES):
         return _identity(value)
     return kind
+
+
+def _id_or_count(value: Any) -> Any:
+    return (_COUNT, value) if type(value) is int else _identity(value)
+
+
+def _same_state(before: _ModuleState, after: _ModuleState) -> bool:
+    """Whether two snapshots of a module are the same but for counters that grew (attrs counts
+    every attribute it makes, at import and in tests: the value orders them, no test reads it)."""
+    if before == after:
+        return True
+    if before[0] != after[0] or before[2] != after[2] or len(before[1]) != len(after[1]):
+        return False
+    for old, new in zip(before[1], after[1], strict=True):
+        if old == new:
+            continue
+        counted = type(old) is tuple and type(new) is tuple and old[:1] == new[:1] == (_COUNT,)
+        if not counted or new[1] < old[1]:
+            return False
+    return True
 
 
 def _is_container(value: Any) -> bool:

@@ -151,3 +151,28 @@ def test_a_file_named_alone_shows_only_its_own_tests(ws: Workspace) -> None:
     assert planned == {READER: "cached"}
     # what the companions ran was stored: the full run has nothing left to run
     assert ran(ws.run()) == []
+
+
+COUNTER = """
+class Counted:
+    made = 0
+
+    def __init__(self):
+        Counted.made += 1
+"""
+
+
+def test_a_counter_that_grew_is_no_change(ws: Workspace) -> None:
+    """attrs counts every attribute it makes (`_CountingAttr.cls_counter`), at import and in
+    tests: counted as a change, 16 of its 20 test files ran before every file that re-ran."""
+    ws.write("pkg/counted.py", COUNTER)
+    body = (
+        "from pkg.counted import Counted\n\nMADE = Counted()\n\n\ndef test_it():\n    Counted()\n"
+    )
+    ws.write("tests/test_k1.py", body)
+    ws.write("tests/test_k2.py", body)
+    ws.run()
+    polluters = Polluters.load(ws.root)
+    assert polluters.ran == {} and polluters.state == {}
+    ws.edit("tests/test_k2.py", "Counted()\n", "Counted()\n    assert True\n")
+    assert ran(ws.run()) == ["tests/test_k2.py"]
