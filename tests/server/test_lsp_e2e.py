@@ -152,7 +152,7 @@ async def test_run_with_progress_and_diagnostics(lsp: LanguageClient) -> None:
 
 async def test_cancel_a_run(lsp: LanguageClient) -> None:
     env = env_of(lsp)
-    started = await command(lsp, "maestro.runFile", env.uri("tests/test_slow.py"), timeout=1)
+    started = await command(lsp, "maestro.runFile", env.uri("tests/test_slow.py"), timeout=5)
     running = asyncio.ensure_future(finished(lsp, started["runId"]))
     token = None
     for _ in range(600):
@@ -172,7 +172,7 @@ async def test_cancel_a_run(lsp: LanguageClient) -> None:
     assert outcome["cancelled"] is True
     assert isinstance(lsp.progress_reports[token][-1], types.WorkDoneProgressEnd)
     # The daemon survived the cancellation and serves the next run; maestro.cancel works too.
-    started = await command(lsp, "maestro.runFile", env.uri("tests/test_slow.py"), timeout=1)
+    started = await command(lsp, "maestro.runFile", env.uri("tests/test_slow.py"), timeout=5)
     await asyncio.sleep(3.0)
     cancelled = await command(lsp, "maestro.cancel", started["runId"])
     assert cancelled["cancelled"] == [started["runId"]]
@@ -180,22 +180,27 @@ async def test_cancel_a_run(lsp: LanguageClient) -> None:
     assert outcome["cancelled"] is True
 
 
+# well within eglot's 10 s request timeout; the run itself takes 11 s
+ANSWERS_AT_ONCE_S = 4.0
+
+
 @pytest.mark.slow
 async def test_long_run_answers_at_once_and_supersedes(lsp: LanguageClient) -> None:
-    """A run longer than eglot's 10 s request timeout: the command answers in under a second,
-    the run goes on and ends with maestro/runFinished; running the same file again cancels it."""
+    """A run longer than eglot's 10 s request timeout: the command answers at once (well within
+    it, on a loaded host too), the run goes on and ends with maestro/runFinished; running the same
+    file again cancels it."""
     env = env_of(lsp)
     (env.root / "tests/test_slow.py").write_text(
         "import time\n\n\ndef test_slow():\n    time.sleep(11)\n"
     )
     t0 = time.monotonic()
     first = await command(lsp, "maestro.runFile", env.uri("tests/test_slow.py"), timeout=5)
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < ANSWERS_AT_ONCE_S
     assert first["kind"] == "file" and first["superseded"] == []
     await asyncio.sleep(2.0)
     t0 = time.monotonic()
     second = await command(lsp, "maestro.runFile", env.uri("tests/test_slow.py"), timeout=5)
-    assert time.monotonic() - t0 < 1.0
+    assert time.monotonic() - t0 < ANSWERS_AT_ONCE_S
     assert second["superseded"] == [first["runId"]]
     ended = await finished(lsp, first["runId"], 20)
     assert ended["cancelled"] is True and ended["message"] == f"superseded by {second['runId']}"
