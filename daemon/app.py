@@ -193,6 +193,7 @@ class DaemonApp:
                 root=self.root,
                 config=self.server_config,
                 log_path=self.paths.log,
+                on_outdated=self.request_shutdown,
             )
             await self.server.start()
             write_info(self.paths, self._info())

@@ -68,6 +68,18 @@ from maestro.wire import (
 log = logging.getLogger(__name__)
 
 
+def installation_stamp() -> tuple[int, int, int] | None:
+    """The package file of the Maestro this process imported, as on disk now (inode, mtime,
+    size; links followed): None once it is gone."""
+    import maestro
+
+    try:
+        found = os.stat(maestro.__file__ or "")
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
+
+
 Handler = Callable[[Any, "RequestContext"], Awaitable["BaseModel | Dumped[Any]"]]
 
 
@@ -294,8 +306,13 @@ class RpcServer:
         root: Path,
         config: ServerConfig | None = None,
         log_path: Path | None = None,
+        on_outdated: Callable[[str], None] | None = None,
     ) -> None:
         self.dispatcher = dispatcher
+        # the Maestro on disk this process runs: a client met after it was removed or
+        # replaced (the venv recreated, Maestro reinstalled) is turned away, and we stop
+        self._installed = installation_stamp()
+        self.on_outdated = on_outdated
         self.socket_path = socket_path
         self.root = root
         self.config = config or ServerConfig()
@@ -306,6 +323,19 @@ class RpcServer:
         self.stopping = False
         self._socket_ino: int | None = None
         self._handlers: set[asyncio.Task[None]] = set()
+
+    def outdated(self) -> str | None:
+        """Why this daemon cannot serve: its Maestro installation was removed or replaced
+        since it started (it would hand pytest a plugin that is gone or not its own); None
+        while it is the one on disk."""
+        now = installation_stamp()
+        if now == self._installed:
+            return None
+        how = "removed" if now is None else "replaced"
+        return (
+            f"the Maestro installation this daemon (pid {os.getpid()}) runs from was {how}"
+            " since it started"
+        )
 
     @property
     def in_flight(self) -> int:
@@ -448,6 +478,17 @@ class RpcServer:
                 data={"daemon_protocol": PROTOCOL_VERSION, "daemon_version": __version__},
             )
             conn.send_nowait(Response(id=CONNECTION_ERROR_ID, error=info))
+            return
+        if (outdated := self.outdated()) is not None:
+            log.warning("%s: %s", conn, outdated)
+            info = ErrorInfo(
+                code=ProtocolMismatchError.code,
+                message=outdated,
+                hint="the daemon stops; the next maestro command starts one from this installation",
+            )
+            conn.send_nowait(Response(id=CONNECTION_ERROR_ID, error=info))
+            if self.on_outdated is not None:
+                self.on_outdated(outdated)
             return
         conn.client = first.client
         conn.ready = True
