@@ -2355,7 +2355,8 @@ def store_results(
             _collection_code(report, f.target, importers), planned.fingerprints, graph.root,
         )  # fmt: skip
         if not complete:  # what ran of it is shown, as pytest shows it; the rest never ran
-            out.append(FileOutcome(f, result, False, stored=False))
+            served = _served(f, result, results)
+            out.append(FileOutcome(f, result, False, stored=False, served=served))
             continue
         if agree and not same_outcomes(f.cached, result):
             log.warning("%s: outcomes differ from the cached result's; kept the cached", f.target)
@@ -2451,6 +2452,10 @@ def confirm_until(outcome: FileOutcome) -> tuple[str, ...] | None:
     other tests stay. None: the whole file (a collection error, an id pytest does not know)."""
     f, result = outcome.planned, outcome.result
     if result is None:
+        return None
+    if set(f.run_nodes or ()) & set(outcome.served):
+        # stopped (-x, --maxfail) before tests whose inputs changed: their outcomes in
+        # `result` are the previous run's, which the file's run up to the failures would keep
         return None
     if passed_alone(outcome):
         nodes = tuple(f.run_nodes or ())
