@@ -750,7 +750,9 @@ class _Tracer:
                 mon.use_tool_id(self._calls, "maestro")
         if self.mode == "monitoring" and self._tool is not None and self._calls is not None:
             self._start_monitoring()
-        elif self.mode == "lsprof":
+        else:  # the threads it starts get a hook: their installs must not race (3.11)
+            rec.steady_thread_hooks()
+        if self.mode == "lsprof":
             # cProfile's C callback on this thread; other threads keep the Python callback.
             self._prof = _Profiler(subcalls=False, builtins=False)
             threading.setprofile(_profile)

@@ -188,6 +188,46 @@ def scratch_made(args: tuple[Any, ...]) -> str | None:
     return None
 
 
+class _ThreadingSys:
+    """threading's view of ``sys`` (its module global ``_sys``): every name is sys's, but
+    ``setprofile``/``settrace`` retry 3.11's refusal to install a hook while another thread is
+    installing one. A new thread installs threading's hook in ``_bootstrap_inner`` before it runs
+    its target; the recorder's audit hook is Python code, so the interpreter may switch threads
+    inside that install and another new thread's install is then refused ("Cannot install a
+    profile function while another profile function is being installed"): that thread died
+    without running its target (pytest counted a warning; a test waiting for it hung)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys, name)
+
+    @staticmethod
+    def setprofile(function: Any) -> None:
+        _install(sys.setprofile, function)
+
+    @staticmethod
+    def settrace(function: Any) -> None:
+        _install(sys.settrace, function)
+
+
+def _install(install: Callable[[Any], None], function: Any) -> None:
+    for _ in range(10_000):
+        try:
+            install(function)
+            return
+        except RuntimeError as exc:
+            if "is being installed" not in str(exc):
+                raise
+            time.sleep(0)  # let the other thread finish its install
+    install(function)
+
+
+def steady_thread_hooks() -> None:
+    """Make the installs of threading's hooks in new threads retry a refusal (see
+    `_ThreadingSys`); before 3.12 only (3.12's recorder uses sys.monitoring, no thread hook)."""
+    if sys.version_info < (3, 12) and getattr(threading, "_sys", None) is sys:
+        threading._sys = _ThreadingSys()  # type: ignore[attr-defined]
+
+
 # A profile hook set (``sys.setprofile``, a profiler's ``enable``/``disable`` before 3.12)
 HOOK_EVENTS = frozenset({"sys.setprofile", "sys._setprofileallthreads"})
 HOOK_LOST = "\0profile hook replaced"
@@ -203,6 +243,12 @@ def hook_set_by_other(frame: Any, own: Any) -> bool:
     if frame is None:
         return True
     code = frame.f_code
+    if code.co_filename.startswith(_OWN_CODE) and code.co_name == "_install":
+        # threading's install through `_ThreadingSys`: judged by threading's own frame
+        frame = frame.f_back.f_back if frame.f_back is not None else None
+        if frame is None:
+            return True
+        code = frame.f_code
     if code.co_filename.startswith(_OWN_CODE):
         return False
     if code.co_name == "_bootstrap_inner" and os.path.basename(code.co_filename) == "threading.py":
@@ -1010,6 +1056,7 @@ class ChildRecorder:
         self._profiler = Profiler(subcalls=False, builtins=False)
         self._profiler.enable()
         self._thread_hook = self._thread_profile
+        steady_thread_hooks()
         threading.setprofile(self._thread_hook)
 
     def _thread_profile(self, frame: Any, event: str, arg: Any) -> None:
