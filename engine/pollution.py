@@ -94,8 +94,6 @@ PREFIXES = (AFTER, WITH, RAN)
 """The key entries of polluters: settings of the run, judged by what the polluters are now."""
 _FILE = "collection-polluters.msgpack"
 _IMPORT_DIGEST = "1:"  # the version of `import_digest`, in its memo's keys
-# how the plugin compares module states: the state polluters learned by another are dropped
-_STATE_VERSION = 2
 
 
 @dataclass(slots=True)
@@ -134,8 +132,6 @@ class Polluters:
             found = {}
         filters, state, memo = found.get("filters"), found.get("state"), found.get("imports")
         learned, ran, ran_learned = found.get("learned"), found.get("ran"), found.get("ran_learned")
-        if found.get("version") != _STATE_VERSION:
-            state = learned = ran = ran_learned = None
         return cls(
             path,
             {f for f in filters if isinstance(f, str)} if isinstance(filters, list) else set(),
@@ -372,7 +368,6 @@ class Polluters:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         data = {
-            "version": _STATE_VERSION,
             "filters": sorted(self.files),
             "state": {p: sorted(m) for p, m in self.state.items()},
             "imports": {k: v for k, v in self.import_digests.items() if k in self._used},
