@@ -1282,6 +1282,13 @@ def _annotation(stmt: ast.stmt, lazy: bool, evaluated: bool = False) -> str:
 # ``_sunder_`` names (excluded by their trailing underscore).
 _PROTOCOL_NAMES = frozenset({"_fields", "_field_defaults", "_field_types", "_asdict", "_make"})
 
+# Module names pytest itself reads from a conftest or test module it imports (plugins to load,
+# paths to skip, marks, whether to collect): a change is a change of what every test in scope
+# runs with, though no workspace code reads the name.
+_READ_BY_PYTEST = frozenset(
+    {"pytest_plugins", "collect_ignore", "collect_ignore_glob", "pytestmark", "__test__"}
+)
+
 
 def _private_attribute(name: str) -> bool:
     """A class attribute only the workspace's own code reads by name: one leading underscore
@@ -2386,6 +2393,8 @@ def _named_changes(
     names |= {
         n for n in old.values.keys() | new.values.keys() if old.values.get(n) != new.values.get(n)
     }
+    if names & _READ_BY_PYTEST:  # read by pytest as it imports the module, never by a test
+        return None
     if names and (old.escapes or new.escapes or old.own_escapes or new.own_escapes):
         return None
     if any(spelled_unnamed(fp, names) for fp in (old, new)):
