@@ -165,6 +165,7 @@ class Engine:
             confirmation_notes,
             failed_in_part,
             key_context,
+            maxfail_of,
             passed_alone,
             prefetch_fingerprints,
             preload_models,
@@ -176,6 +177,7 @@ class Engine:
             summarise,
             timed_out,
             trace_env,
+            until_stopped,
             with_companions,
             withheld_notes,
             withheld_reads,
@@ -413,6 +415,7 @@ class Engine:
         order = {f.target: i for i, f in enumerate(planned.files)}
         outcomes.sort(key=lambda o: order[o.target])
         outcomes = [o for o in outcomes if not o.planned.companion]
+        outcomes = until_stopped(outcomes, maxfail_of(planned.pytest_args))
         summary = summarise(
             outcomes,
             report,

@@ -1963,6 +1963,39 @@ def _complete(target: str, report: RunReport, results: list[TestResult]) -> bool
     return all(n in done for n in collected)
 
 
+def maxfail_of(pytest_args: Sequence[str]) -> int | None:
+    """The failures after which pytest stops (``-x``, ``--exitfirst``, ``--maxfail``; the last
+    one given wins), None when it runs to the end."""
+    found: int | None = None
+    args = list(pytest_args)
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg in ("-x", "--exitfirst") or re.fullmatch(r"-[vqsl]*x[vqsl]*", arg):
+            found = 1
+        elif (arg == "--maxfail" and i + 1 < len(args)) or arg.startswith("--maxfail="):
+            value = arg.partition("=")[2] if "=" in arg else args[i + 1]
+            with contextlib.suppress(ValueError):
+                found = int(value) if int(value) > 0 else None
+    return found
+
+
+def until_stopped(outcomes: list[FileOutcome], maxfail: int | None) -> list[FileOutcome]:
+    """`outcomes` (in the run's order) as pytest stopping after `maxfail` failures reports
+    them: the files served from the cache after the one where it stopped are not reached."""
+    if maxfail is None:
+        return outcomes
+    failed = 0
+    for i, o in enumerate(outcomes):
+        if o.result is not None:
+            failed += sum(
+                (t.outcome in FAILING) + sum(a in FAILING for a in t.also) for t in o.result.tests
+            )
+        if failed >= maxfail:
+            return outcomes[: i + 1] + [o for o in outcomes[i + 1 :] if not o.cached]
+    return outcomes
+
+
 def _stopped_by_maxfail(report: RunReport) -> bool:
     """Did pytest end its session early because tests failed (``-x``, ``--maxfail``), rather
     than being interrupted or dying? Its summary then counts the tests that ran."""

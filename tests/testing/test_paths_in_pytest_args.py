@@ -117,3 +117,31 @@ def test_a_file_cut_short_by_exitfirst_shows_what_ran_as_pytest_does(
     # the cut file was not stored: the whole run gives its whole outcome
     assert summary(plain_pytest(python, root).stdout) == "1 failed, 3 passed"
     assert summary(maestro(root, "test").stdout) == "1 failed, 3 passed"
+
+
+def test_files_served_after_the_stopping_failure_are_not_counted_as_pytest_never_reaches_them(
+    isolated: Path, tmp_path: Path
+) -> None:
+    # tinydb 4.9.0: 'maestro test -- -x' said '1 failed, 207 passed' where 'pytest -x' says
+    # '1 failed, 10 passed': the cached files after the failing one were counted
+    root = isolated / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "tests/test_a.py").write_text("def test_a():\n    pass\n")
+    (root / "tests/test_b.py").write_text("def test_b():\n    assert True\n")
+    (root / "tests/test_c.py").write_text("def test_c():\n    pass\n\n\ndef test_c2():\n    pass\n")
+    python = project_python()
+    for args in (["-x"], ["--maxfail", "1"]):  # the arguments are in the key: stored under them
+        assert summary(maestro(root, "test", "--", *args).stdout) == "4 passed"
+    (root / "tests/test_b.py").write_text("def test_b():\n    assert False\n")
+    for args in (["-x"], ["--maxfail", "1"]):
+        plain_xml, our_xml = tmp_path / "plain.xml", tmp_path / "ours.xml"
+        plain = plain_pytest(python, root, f"--junitxml={plain_xml}", *args)
+        ours = maestro(root, "test", "--junitxml", str(our_xml), "--", *args)
+        said = ours.stdout + ours.stderr
+        assert summary(said) == summary(plain.stdout) == "1 failed, 1 passed", (args, said)
+        assert ours.returncode == plain.returncode == 1, (args, said)
+        assert cases(our_xml) == cases(plain_xml), (args, said)
+    # with room for more failures, the files after are reached: served and counted
+    plain = plain_pytest(python, root, "--maxfail=2")
+    assert summary(maestro(root, "test", "--", "--maxfail=2").stdout) == summary(plain.stdout)
