@@ -8,6 +8,7 @@ src/flask/config.py:211``; with ``--record`` also lists what the node executed a
 from __future__ import annotations
 
 import json
+import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,6 +16,8 @@ from rich.markup import escape
 
 from maestro.cli import common
 from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, report_error, resolve_root
+from maestro.cli.test_cmd import PYTEST_ARGS, _relative
+from maestro.cli.test_cmd import TestCommand as TestCommand  # splits at `--` (cli/app.py)
 from maestro.counts import plural
 from maestro.errors import MaestroError, UnknownTargetError
 
@@ -60,14 +63,14 @@ def node_verdict(
     return True, f"{node} runs with its whole file: {planned.describe()}"
 
 
-def _runs_with(engine: Engine, target: str) -> list[str]:
+def _runs_with(engine: Engine, target: str, pytest_args: tuple[str, ...] = ()) -> list[str]:
     """The files that make `target`, served when planned alone, run in a full `maestro test`:
     pytest collects it before them and what its import does (warnings filters, registries)
     must be there when they are collected, so it runs with them (engine/testing.py,
     `_with_polluters`). Empty when a full run serves it too."""
     from maestro.engine import testing
 
-    full = engine.plan(testing.Selection(), count=False)
+    full = engine.plan(testing.Selection(pytest_args=pytest_args), count=False)
     before = (testing.COLLECTED_BEFORE, testing.RUNS_BEFORE)
     if full.polluters is None or not any(
         f.target == target and f.runs and f.reason in before for f in full.files
@@ -174,6 +177,7 @@ def _record_of(planned: PlannedFile, previous: ActionResult | None) -> ActionRes
 
 
 def explain(
+    ctx: typer.Context,
     test: Annotated[str | None, typer.Argument(help="a test file or node id (path::name)")] = None,
     record: Annotated[
         bool, typer.Option("--record", help="also list the functions and files it used")
@@ -185,14 +189,15 @@ def explain(
     root: ROOT_OPTION = None,
 ) -> None:
     """Why TEST would run (which changed code it executed), or why it is served from cache;
-    with the policy decisions about it (or about the run --execution ID)."""
+    with the policy decisions about it (or about the run --execution ID). Give the run's pytest
+    arguments after `--`, as to `maestro test` (PYTEST_ADDOPTS is read as pytest reads it)."""
     if execution is not None or test is None:
         _explain_execution(execution, as_json, root)
         return
     from contextlib import closing
 
     from maestro.cache.keys import changed_inputs
-    from maestro.cli.test_cmd import _relative
+    from maestro.cli.fast import with_env_addopts
     from maestro.engine import testing
     from maestro.engine.core import Engine
 
@@ -201,7 +206,8 @@ def explain(
         rel = _relative(workspace, [test], keep_missing=False)[0]
         target, sep, _ = rel.partition("::")
         with closing(Engine.open(workspace)) as engine:
-            planned = engine.plan(testing.Selection(paths=(target,)))
+            pytest_args = tuple(with_env_addopts(ctx.meta.get(PYTEST_ARGS, []), os.environ))
+            planned = engine.plan(testing.Selection(paths=(target,), pytest_args=pytest_args))
             if not planned.files:
                 raise UnknownTargetError(f"{test} is not a test file of this workspace")
             pf = planned.files[0]
@@ -216,7 +222,7 @@ def explain(
             latest = _latest_run(engine.cache, planned.last, pf) if not pf.runs else None
             # served, yet a later run had other inputs (an edit undone since): what differs
             since_last = changed_inputs(latest[1], pf.key.inputs) if latest else []
-            runs_with = [] if pf.runs else _runs_with(engine, pf.target)
+            runs_with = [] if pf.runs else _runs_with(engine, pf.target, pytest_args)
     except MaestroError as exc:
         raise common.pytest_style_exit(exc) from None
     result = _record_of(pf, previous)

@@ -22,18 +22,19 @@ from maestro.cli.test_run import run_in_process as run_in_process
 from maestro.cli.test_run import run_test
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 
-_META = "maestro.pytest_args"
+PYTEST_ARGS = "maestro.pytest_args"  # where `TestCommand` keeps what follows `--`
 
 
 class TestCommand(TyperCommand):
-    """Splits the command line at `--`: what follows goes to pytest, not to PATHS."""
+    """Splits the command line at `--`: what follows goes to pytest, not to PATHS (`maestro
+    test`, and `maestro explain`, which answers for a run given those arguments)."""
 
     __test__ = False
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         if "--" in args:
             cut = args.index("--")
-            ctx.meta[_META] = list(args[cut + 1 :])
+            ctx.meta[PYTEST_ARGS] = list(args[cut + 1 :])
             args = args[:cut]
         try:
             parsed: list[str] = super().parse_args(ctx, args)
@@ -42,7 +43,7 @@ class TestCommand(TyperCommand):
             # `--doctest-modules`), so say where those go
             name, message = getattr(exc, "option_name", None), getattr(exc, "message", None)
             if isinstance(name, str) and isinstance(message, str):
-                hint = f"pytest's own options go after `--`:\n  maestro test -- {name}"
+                hint = f"pytest's own options go after `--`:\n  maestro {ctx.info_name} -- {name}"
                 exc.message = f"{message}\n  {hint}"  # type: ignore[attr-defined]
             raise
         return parsed
@@ -118,7 +119,7 @@ def test(
         threshold=threshold,
         root=root,
         no_daemon=no_daemon,
-        pytest_args=tuple(ctx.meta.get(_META, ())),
+        pytest_args=tuple(ctx.meta.get(PYTEST_ARGS, ())),
         warm=ctx.find_object(WarmPytest),
     )
     raise typer.Exit(code)

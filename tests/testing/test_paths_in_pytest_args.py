@@ -145,3 +145,29 @@ def test_files_served_after_the_stopping_failure_are_not_counted_as_pytest_never
     # with room for more failures, the files after are reached: served and counted
     plain = plain_pytest(python, root, "--maxfail=2")
     assert summary(maestro(root, "test", "--", "--maxfail=2").stdout) == summary(plain.stdout)
+
+
+def test_explain_answers_for_the_pytest_arguments_it_is_given(isolated: Path) -> None:
+    # `maestro explain NODE` after `maestro test -- -k ...` said 'pytest arguments changed since
+    # the last run' (argcomplete, YA; pyfakefs, XA): it could not be given the run's arguments
+    root = isolated / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "tests/test_x.py").write_text(
+        "def test_one():\n    pass\n\n\ndef test_two():\n    pass\n"
+    )
+    assert summary(maestro(root, "test", "--", "-k", "one").stdout) == "1 passed, 1 deselected"
+    node = "tests/test_x.py::test_one"
+    plain = maestro(root, "explain", node).stdout
+    assert "inputs changed: pytest arguments" in plain, plain
+    same = "no input changed since its last run"
+    given = maestro(root, "explain", node, "--", "-k", "one")
+    assert same in given.stdout, given.stdout + given.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTEST_ADDOPTS")}
+    addopts = subprocess.run(
+        [MAESTRO, "explain", node], cwd=root, capture_output=True, text=True, timeout=300,
+        env={**env, "MAESTRO_DAEMON": "off", "PYTEST_ADDOPTS": "-k one"},
+    )  # fmt: skip
+    assert same in addopts.stdout, addopts.stdout + addopts.stderr
+    wrong = maestro(root, "explain", node, "-x")
+    assert wrong.returncode != 0 and "maestro explain -- -x" in wrong.stderr, wrong.stderr
