@@ -2358,7 +2358,19 @@ class _Recorder:
                 result["message"] = reason.removeprefix("reason: ")[:_MAX_MESSAGE]
             elif isinstance(longrepr, tuple) and len(longrepr) == 3:
                 result["message"] = str(longrepr[2]).removeprefix("Skipped: ")[:_MAX_MESSAGE]
+                where = self._skipped_at(longrepr)
+                if where is not None:  # the skip's own line, as pytest's -rs names it
+                    result["location"] = where
         return result
+
+    def _skipped_at(self, longrepr: tuple[Any, Any, Any]) -> dict[str, Any] | None:
+        """Where a skip was raised (a ``pytest.skip()`` in a test or fixture; a mark's test),
+        as pytest's skip report says it; None outside the workspace (a plugin's)."""
+        path, line = longrepr[0], longrepr[1]
+        if not isinstance(path, str) or not isinstance(line, int):
+            return None
+        rel = self._rel(rec.abspath(os.path.join(self._root or "", path)))
+        return {"path": rel, "line": line} if rel is not None else None
 
     def _locate(self, result: dict[str, Any], item: Any, excinfo: Any) -> None:
         """Message, the failing line in the test file and the innermost workspace frame."""

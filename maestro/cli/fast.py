@@ -526,7 +526,7 @@ def _run(
     junit: Path | None = None,
 ) -> int:
     from maestro.cli.consoles import console
-    from maestro.cli.test_render import Display, final_exit_code, print_summary
+    from maestro.cli.test_render import Display, final_exit_code, print_summary, report_chars
 
     try:
         with Display(impacted=bool(params["impacted"]), scope=scope) as display:
@@ -564,7 +564,7 @@ def _run(
             write_junit(junit, files)
         except ReportWriteError as exc:  # said after the run's summary, which stands
             unwritten = exc
-    print_summary(answer)
+    print_summary(answer, report=report_chars(params.get("pytest_args") or ()))
     if unwritten is not None:
         from maestro.cli import test_cmd
 

@@ -374,8 +374,71 @@ def counts_line(result: Mapping[str, Any]) -> list[str]:
     ]
 
 
-def print_summary(result: Mapping[str, Any]) -> None:
-    """Failures, flaky tests and the counts line of a RunTestsResult in JSON mode."""
+def report_chars(pytest_args: Sequence[str]) -> str | None:
+    """The outcomes a run's ``-r CHARS`` asks pytest's "short test summary info" to list, in
+    its order and as pytest resolves them (``a``: all but passes, ``A``: all, ``N``: none);
+    None when not given (Maestro's failures section stands for pytest's default ``fE``)."""
+    import re
+
+    given: str | None = None
+    args = list(pytest_args)
+    for i, arg in enumerate(args):
+        if arg == "--":
+            break
+        if arg == "-r" and i + 1 < len(args):
+            given = args[i + 1]
+        elif found := re.fullmatch(r"-[vqsxl]*r(.+)", arg):
+            given = found.group(1)
+    if given is None:
+        return None
+    chars = ""
+    for char in given:
+        char = char.lower() if char in "FS" else char  # pytest's old aliases
+        if char == "a":
+            chars = "sxXEf"
+        elif char == "A":
+            chars = "PpsxXEf"
+        elif char == "N":
+            chars = ""
+        elif char not in chars:
+            chars += char
+    return chars
+
+
+def _short_summary(tests: list[Mapping[str, Any]], chars: str) -> list[str]:
+    """pytest's "short test summary info" lines for `chars` (`report_chars`)."""
+    lines: list[str] = []
+    every = list(_each(tests))
+
+    def said(t: Mapping[str, Any]) -> str:
+        message = str(t.get("message") or "").splitlines()
+        return f" - {message[0]}" if message and message[0] else ""
+
+    words = {"f": ("failed", "FAILED"), "E": ("error", "ERROR"), "x": ("xfailed", "XFAIL"),
+             "X": ("xpassed", "XPASS"), "p": ("passed", "PASSED")}  # fmt: skip
+    for char in chars:
+        if char == "s":
+            folded: dict[tuple[str, Any, str], int] = {}
+            for t in every:
+                if t.get("outcome") == "skipped":
+                    where = (str(t.get("path") or file_of(str(t["node_id"]))), t.get("line"))
+                    key = (*where, str(t.get("message") or ""))
+                    folded[key] = folded.get(key, 0) + 1
+            for (path, line, reason), count in folded.items():
+                at = f"{path}:{line}" if line else path
+                lines.append(f"SKIPPED [{count}] {at}: {reason}")
+        elif char in words:
+            outcome, word = words[char]
+            shown = [t for t in every if t.get("outcome") == outcome]
+            if char == "E":
+                shown += [t for t in every for t in _teardown(t)]
+            lines += [f"{word} {t['node_id']}{'' if char == 'p' else said(t)}" for t in shown]
+    return lines
+
+
+def print_summary(result: Mapping[str, Any], *, report: str | None = None) -> None:
+    """Failures, flaky tests and the counts line of a RunTestsResult in JSON mode; ``report``:
+    the outcomes ``-r`` asks for (`report_chars`), listed as pytest's short summary lists them."""
     import textwrap
 
     from rich.markup import escape
@@ -402,8 +465,12 @@ def print_summary(result: Mapping[str, Any]) -> None:
             detail = f"    {where}: {t.get('message') or ''}".rstrip(": ")
             console.print(escape(detail), highlight=False)
             if t.get("details"):  # pytest's report: the traceback and its assertion diff
-                report = textwrap.indent(str(t["details"]).rstrip("\n"), "    ")
-                console.print(escape(report), highlight=False, soft_wrap=True)
+                text = textwrap.indent(str(t["details"]).rstrip("\n"), "    ")
+                console.print(escape(text), highlight=False, soft_wrap=True)
+    if report and (short := _short_summary(tests, report)):
+        console.rule("short test summary info")
+        for line in short:
+            console.print(escape(line), highlight=False, soft_wrap=True)
     flaky = [str(t["node_id"]) for t in tests if t.get("flaky")]
     if flaky:
         shown = ", ".join(flaky[:_FLAKY_SHOWN])

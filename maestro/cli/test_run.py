@@ -29,7 +29,13 @@ from maestro.cli.fast import (
     with_env_addopts,
 )
 from maestro.cli.scope import resolve_root, subfolder
-from maestro.cli.test_render import Display, final_exit_code, no_tests_in_scope, print_summary
+from maestro.cli.test_render import (
+    Display,
+    final_exit_code,
+    no_tests_in_scope,
+    print_summary,
+    report_chars,
+)
 from maestro.errors import MaestroError, ReportWriteError, UnknownTargetError, WorkspaceError
 
 if TYPE_CHECKING:
@@ -158,7 +164,7 @@ def run_test(
     if result.predictive is not None:
         print_predictive(result.predictive)
     dumped = result.wire_dump()  # the form the daemon sends: both are rendered alike
-    print_summary(dumped)
+    print_summary(dumped, report=report_chars(params.pytest_args))
     if unwritten is not None:
         return report_failure(unwritten)
     return final_exit_code(dumped, impacted=params.impacted)

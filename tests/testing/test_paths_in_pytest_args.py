@@ -171,3 +171,42 @@ def test_explain_answers_for_the_pytest_arguments_it_is_given(isolated: Path) ->
     assert same in addopts.stdout, addopts.stdout + addopts.stderr
     wrong = maestro(root, "explain", node, "-x")
     assert wrong.returncode != 0 and "maestro explain -- -x" in wrong.stderr, wrong.stderr
+
+
+def short_summary(out: str) -> list[str]:
+    """The lines of pytest's "short test summary info" section (Maestro's too)."""
+    lines = out.splitlines()
+    start = next((i for i, line in enumerate(lines) if "short test summary info" in line), None)
+    if start is None:
+        return []
+    return [line for line in lines[start + 1 : -1] if line.strip()]
+
+
+def test_report_chars_list_the_outcomes_as_pytest_s_short_summary_does(isolated: Path) -> None:
+    # `maestro test -- -rs` printed no short summary: a user asking why tests skip had no answer
+    # outside the JUnit file (YB, on schedule and voluptuous)
+    root = isolated / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "tests/test_a.py").write_text("def test_a():\n    pass\n")
+    (root / "tests/test_b.py").write_text("def test_b():\n    assert False, 'broken'\n")
+    (root / "tests/test_c.py").write_text(
+        "import pytest\n\n\ndef test_c():\n    pytest.skip('no c today')\n\n\n"
+        "@pytest.mark.xfail(reason='known')\ndef test_c2():\n    assert 0\n\n\n"
+        "@pytest.mark.skip(reason='marked')\ndef test_c3():\n    pass\n"
+    )
+    python = project_python()
+    for args in (["-rsx"], ["-r", "s"], ["-rN"]):
+        plain = short_summary(plain_pytest(python, root, *args).stdout)
+        for _ in range(2):  # run, then served from the cache
+            ours = maestro(root, "test", "--", *args)
+            assert short_summary(ours.stdout) == plain, (args, ours.stdout)
+    # failures too: the message is Maestro's (the exception's line), pytest's is its crash line
+    ours = short_summary(maestro(root, "test", "--", "-ra").stdout)
+    assert [line.partition(" - ")[0] for line in ours] == [
+        "SKIPPED [1] tests/test_c.py:5: no c today",
+        "SKIPPED [1] tests/test_c.py:13: marked",
+        "XFAIL tests/test_c.py::test_c2",
+        "FAILED tests/test_b.py::test_b",
+    ]
+    assert "broken" in ours[-1]
