@@ -2314,10 +2314,14 @@ def store_results(
         )
     if report.session_end is not None:
         deselected = report.collected.user_deselected if report.collected is not None else {}
+        # every test of it ran: not a selection, nor a file -x or an interrupt cut short
         whole = [
             f.target
             for f in to_run
-            if f.nodes is None and f.run_nodes is None and not deselected.get(f.target)
+            if f.nodes is None
+            and f.run_nodes is None
+            and not deselected.get(f.target)
+            and _complete(f.target, report, by_file.get(f.target, []))
         ]
         planned.new_polluters |= polluters.learn_ran(
             whole, report.session_end.ran_state, planned.digests

@@ -176,3 +176,22 @@ def test_a_counter_that_grew_is_no_change(ws: Workspace) -> None:
     assert polluters.ran == {} and polluters.state == {}
     ws.edit("tests/test_k2.py", "Counted()\n", "Counted()\n    assert True\n")
     assert ran(ws.run()) == ["tests/test_k2.py"]
+
+
+def test_a_polluter_cut_short_by_exitfirst_stays_one(ws: Workspace) -> None:
+    """A run polluter `-x` stopped before the test that changes the module was not seen changing
+    it: taken for a whole run, it was forgotten (its content had changed), and the reader then
+    ran without it."""
+    write(ws, cleaner=True)
+    ws.edit(CLEANER, "def test_clear", "def test_0():\n    assert True\n\n\ndef test_clear")
+    ws.run()
+    assert CLEANER in Polluters.load(ws.root).ran
+    ws.edit(CLEANER, "assert True", "assert False")
+    stopped = ws.run(testing.Selection(pytest_args=("-x",)))
+    assert outcomes(stopped).get(f"{CLEANER}::test_0") == "failed"
+    assert CLEANER in Polluters.load(ws.root).ran
+    ws.edit(CLEANER, "assert False", "assert 1")
+    ws.run()
+    ws.edit("pkg/data.py", '"x"', '"y"')
+    assert pytest_says(ws)[NODE] == "passed"
+    assert outcomes(ws.run(testing.Selection(paths=(READER,)))) == {NODE: "passed"}
