@@ -130,37 +130,16 @@ class Polluters:
             found = {"filters": found}
         if not isinstance(found, dict):
             found = {}
-        filters, state, memo = found.get("filters"), found.get("state"), found.get("imports")
-        learned, ran, ran_learned = found.get("learned"), found.get("ran"), found.get("ran_learned")
+        filters = found.get("filters")
         return cls(
             path,
             {f for f in filters if isinstance(f, str)} if isinstance(filters, list) else set(),
-            {
-                p: {m for m in ms if isinstance(m, str)}
-                for p, ms in (state.items() if isinstance(state, dict) else ())
-                if isinstance(p, str) and isinstance(ms, list)
-            },
-            import_digests={
-                k: v
-                for k, v in (memo.items() if isinstance(memo, dict) else ())
-                if isinstance(k, str) and isinstance(v, str)
-            },
-            learned={
-                k: v
-                for k, v in (learned.items() if isinstance(learned, dict) else ())
-                if isinstance(k, str) and isinstance(v, str)
-            },
+            _str_sets(found.get("state")),
+            import_digests=_str_map(found.get("imports")),
+            learned=_str_map(found.get("learned")),
             order=order or FileOrder(),
-            ran={
-                p: {m for m in ms if isinstance(m, str)}
-                for p, ms in (ran.items() if isinstance(ran, dict) else ())
-                if isinstance(p, str) and isinstance(ms, list)
-            },
-            ran_learned={
-                k: v
-                for k, v in (ran_learned.items() if isinstance(ran_learned, dict) else ())
-                if isinstance(k, str) and isinstance(v, str)
-            },
+            ran=_str_sets(found.get("ran")),
+            ran_learned=_str_map(found.get("ran_learned")),
         )
 
     def before(self, target: str, tests: Container[str]) -> list[str]:
@@ -377,6 +356,24 @@ class Polluters:
         }
         replace_file(self.path, msgpack.packb(data, use_bin_type=True))
         self.dirty = False
+
+
+def _str_sets(found: object) -> dict[str, set[str]]:
+    """A kept map of file -> names, read back: what is not of those types is dropped."""
+    if not isinstance(found, dict):
+        return {}
+    return {
+        p: {m for m in ms if isinstance(m, str)}
+        for p, ms in found.items()
+        if isinstance(p, str) and isinstance(ms, list)
+    }
+
+
+def _str_map(found: object) -> dict[str, str]:
+    """A kept map of name -> digest, read back: what is not of those types is dropped."""
+    if not isinstance(found, dict):
+        return {}
+    return {k: v for k, v in found.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def module_clashes(

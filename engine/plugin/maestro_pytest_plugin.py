@@ -2043,25 +2043,12 @@ class _Recorder:
 
     @staticmethod
     def _module_state(name: str, module: Any, rel: str) -> _ModuleState | None:
-        namespace = getattr(module, "__dict__", None)
-        if type(namespace) is not dict:
+        # but pytest's own marks (set on an Item class at its first instance)
+        values = _own_values(name, module, ("_pytest",))
+        if values is None:
             return None
-        # a submodule imported binds its name in its package: no state of the package's; a
-        # warning issued from its code fills its __warningregistry__, which no test reads
-        values = [
-            v
-            for k, v in namespace.items()
-            if type(v) is not ModuleType and k not in ("__builtins__", "__warningregistry__")
-        ]
-        ids = list(map(_id_or_count, values))
         sizes = [_size(v) for v in values if _is_container(v)]
-        for value in values:  # the classes it defines: their attributes, their registries
-            if isinstance(value, type) and value.__dict__.get("__module__") == name:
-                # but pytest's own marks (set on an Item class at its first instance)
-                members = [v for k, v in value.__dict__.items() if not k.startswith("_pytest")]
-                ids += map(_id_or_count, members)
-                sizes += [_size(v) for v in members if _is_container(v)]
-        return (rel, tuple(ids), tuple(sizes))
+        return (rel, tuple(map(_id_or_count, values)), tuple(sizes))
 
     def _state_changes(self, key: str, collector: Any, before: dict[str, _ModuleState]) -> None:
         """Record the workspace modules whose state collecting the test file `key` changed: a
@@ -2683,22 +2670,33 @@ def _ran_state(name: str, module: Any, rel: str) -> _ModuleState | None:
     (a fake filesystem a fixture sets up for each test), a container's entry replaced by one
     of the same size (a cache refreshed) or a number that grew (a counter) is no change: what
     these hold is not compared."""
+    # a class's dunders aside: some are filled lazily (copyreg's __slotnames__)
+    values = _own_values(name, module, ("_pytest", "__"))
+    return None if values is None else (rel, tuple(map(_ran_value, values)), ())
+
+
+def _own_values(name: str, module: Any, skip: tuple[str, ...]) -> list[Any] | None:
+    """The values of a workspace module's names, then those of the attributes of the classes it
+    defines (their registries, a patched method), but those whose name starts with `skip`;
+    None for a module without a plain namespace."""
     namespace = getattr(module, "__dict__", None)
     if type(namespace) is not dict:
         return None
-    values: list[Any] = []
-    for k, v in list(namespace.items()):
-        if type(v) is ModuleType or k in ("__builtins__", "__warningregistry__"):
-            continue
-        values.append(_ran_value(v))
-        if isinstance(v, type) and v.__dict__.get("__module__") == name:
-            # its attributes, but dunders filled lazily (copyreg's __slotnames__)
-            values += [
-                _ran_value(m)
-                for a, m in list(v.__dict__.items())
-                if not a.startswith(("_pytest", "__"))
-            ]
-    return (rel, tuple(values), ())
+    # a submodule imported binds its name in its package: no state of the package's; a
+    # warning issued from its code fills its __warningregistry__, which no test reads
+    values = [
+        v
+        for k, v in list(namespace.items())
+        if type(v) is not ModuleType and k not in ("__builtins__", "__warningregistry__")
+    ]
+    members = [
+        m
+        for v in values
+        if isinstance(v, type) and v.__dict__.get("__module__") == name
+        for k, m in list(v.__dict__.items())
+        if not k.startswith(skip)
+    ]
+    return values + members
 
 
 _COUNT = "count"

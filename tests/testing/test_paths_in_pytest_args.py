@@ -28,6 +28,14 @@ def maestro(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def workspace(isolated: Path) -> Path:
+    """An empty project with a tests/ folder, run on the lean project interpreter."""
+    root = isolated / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    return root
+
+
 def summary(out: str) -> str:
     """pytest's counts from its last line, or Maestro's before its '—'."""
     last = out.strip().splitlines()[-1]
@@ -45,9 +53,7 @@ def cases(path: Path) -> dict[str, str]:
 def test_paths_among_pytests_arguments_select_the_files_as_in_pytest(
     isolated: Path, tmp_path: Path
 ) -> None:
-    root = isolated / "ws"
-    (root / "tests").mkdir(parents=True)
-    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    root = workspace(isolated)
     (root / "tests/test_ok.py").write_text("def test_ok():\n    pass\n")
     (root / "tests/test_bad.py").write_text("def test_bad():\n    assert False\n")
     # not a test_*.py name: collected only when named, as argcomplete's test/test.py
@@ -93,9 +99,7 @@ def test_a_file_cut_short_by_exitfirst_shows_what_ran_as_pytest_does(
     # `maestro test -- -x` dropped a file pytest's -x stopped inside, its failure with it:
     # "1 passed" (exit 2, "a plugin did" fail the session) where `pytest -x` says "1 failed,
     # 1 passed" (exit 1)
-    root = isolated / "ws"
-    (root / "tests").mkdir(parents=True)
-    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    root = workspace(isolated)
     (root / "tests/test_a.py").write_text("def test_a():\n    pass\n")
     (root / "tests/test_b.py").write_text(
         "def test_b():\n    assert False\n\n\ndef test_b2():\n    pass\n"
@@ -124,9 +128,7 @@ def test_files_served_after_the_stopping_failure_are_not_counted_as_pytest_never
 ) -> None:
     # tinydb 4.9.0: 'maestro test -- -x' said '1 failed, 207 passed' where 'pytest -x' says
     # '1 failed, 10 passed': the cached files after the failing one were counted
-    root = isolated / "ws"
-    (root / "tests").mkdir(parents=True)
-    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    root = workspace(isolated)
     (root / "tests/test_a.py").write_text("def test_a():\n    pass\n")
     (root / "tests/test_b.py").write_text("def test_b():\n    assert True\n")
     (root / "tests/test_c.py").write_text("def test_c():\n    pass\n\n\ndef test_c2():\n    pass\n")
@@ -150,9 +152,7 @@ def test_files_served_after_the_stopping_failure_are_not_counted_as_pytest_never
 def test_explain_answers_for_the_pytest_arguments_it_is_given(isolated: Path) -> None:
     # `maestro explain NODE` after `maestro test -- -k ...` said 'pytest arguments changed since
     # the last run' (argcomplete, YA; pyfakefs, XA): it could not be given the run's arguments
-    root = isolated / "ws"
-    (root / "tests").mkdir(parents=True)
-    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    root = workspace(isolated)
     (root / "tests/test_x.py").write_text(
         "def test_one():\n    pass\n\n\ndef test_two():\n    pass\n"
     )
@@ -185,9 +185,7 @@ def short_summary(out: str) -> list[str]:
 def test_report_chars_list_the_outcomes_as_pytest_s_short_summary_does(isolated: Path) -> None:
     # `maestro test -- -rs` printed no short summary: a user asking why tests skip had no answer
     # outside the JUnit file (YB, on schedule and voluptuous)
-    root = isolated / "ws"
-    (root / "tests").mkdir(parents=True)
-    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    root = workspace(isolated)
     (root / "tests/test_a.py").write_text("def test_a():\n    pass\n")
     (root / "tests/test_b.py").write_text("def test_b():\n    assert False, 'broken'\n")
     (root / "tests/test_c.py").write_text(
