@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from maestro import nodeids
@@ -69,16 +69,21 @@ def _reference(
                 last is not None
                 and "::" not in test.node_id
                 and test.node_id == last[1].node_id
-                and test.outcome == last[1].outcome == "error"
-            ):  # a file collected twice (tests, doctests) that failed twice: one case
+                and test.outcome == last[1].outcome
+                and test.outcome in ("error", "skipped")
+            ):  # a file collected twice (tests, doctests) that failed or skipped twice: one case
                 message = _legal(test.message or "")
                 where = _legal(f"{test.path}:{test.line}: ") if test.path and test.line else ""
-                error = ET.Element("error", message=message)
-                error.text = where + message
+                if test.outcome == "error":
+                    again = ET.Element("error", message=message)
+                    again.text = where + message
+                    counts["errors"] += 1
+                else:
+                    again = ET.Element("skipped", type="pytest.skip", message=message)
+                    counts["skipped"] += 1
                 held = last[0].find("properties")
-                last[0].insert(len(last[0]) - (held is not None), error)
+                last[0].insert(len(last[0]) - (held is not None), again)
                 counts["tests"] += 1
-                counts["errors"] += 1
                 total += test.duration_s
                 continue
             classname, case_name = names(test.node_id)
@@ -183,7 +188,11 @@ _outcomes = st.builds(
 )
 
 
+_TWICE_SKIPPED = [TestOutcome(node_id="", outcome="skipped") for _ in range(2)]
+
+
 @settings(max_examples=150, deadline=None)
+@example([(_TWICE_SKIPPED, False)], [], "")  # one case holding both skips, as pytest writes it
 @given(
     st.lists(st.tuples(st.lists(_outcomes, max_size=4), st.booleans()), max_size=3),
     st.lists(st.tuples(_text, _text), max_size=2),
