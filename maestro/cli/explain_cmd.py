@@ -210,7 +210,8 @@ def explain(
             planned = engine.plan(testing.Selection(paths=(target,), pytest_args=pytest_args))
             if not planned.files:
                 raise UnknownTargetError(f"{test} is not a test file of this workspace")
-            pf = planned.files[0]
+            # the plan has the files whose import or tests change what it sees before it
+            pf = next((f for f in planned.files if f.target == target), planned.files[0])
             previous = testing.last_result(engine.cache, planned.last, pf.target)
             if previous is None and pf.target not in engine.graph.tests:
                 # a module of the project: pytest would run it only if named, and nothing has

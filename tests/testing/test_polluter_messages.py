@@ -65,3 +65,31 @@ def test_the_tests_of_a_polluter_that_runs_are_said_in_the_plural() -> None:
     ]
     (row,) = _grouped(rows)
     assert row["reason"].startswith("2 tests (x, y) run with t/b.py: pytest collects t/a.py"), row
+
+
+def test_explain_names_the_file_asked_for_not_a_polluter_run_before_it(isolated: Path) -> None:
+    """User trial of rich 14.3.3: with rich/_pick.py broken, `maestro explain
+    tests/test_pick.py::test_pick_bool` said 'error: ... is not a test of tests/test_inspect.py
+    (its last run had 46 tests)': the plan of test_pick.py has the files whose tests change
+    state it reads first, and explain took the plan's first file."""
+    tmp_path = isolated / "ws"
+    (tmp_path / "tests").mkdir(parents=True)
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (tmp_path / "pkg/__init__.py").write_text("")
+    (tmp_path / "pkg/registry.py").write_text("REGISTRY = {}\n")
+    (tmp_path / "tests/test_a.py").write_text(
+        "from pkg import registry\n\n\ndef test_fill():\n    registry.REGISTRY['a'] = 1\n"
+    )
+    reader = (
+        "from pkg import registry\n\n\ndef test_b():\n    assert registry.REGISTRY == {'a': 1}\n"
+    )
+    (tmp_path / "tests/test_b.py").write_text(reader)
+    assert "2 passed" in maestro(tmp_path, "test")
+    (tmp_path / "tests/test_b.py").write_text(reader.replace("1}", "2}"))
+    assert "1 failed, 1 passed" in maestro(tmp_path, "test")
+    for asked in ("tests/test_b.py::test_b", "tests/test_b.py"):
+        explained = maestro(tmp_path, "explain", asked)
+        assert "not a test of" not in explained, explained
+        assert explained.startswith("tests/test_b.py: "), explained
+        assert "tests/test_b.py::test_b failed last time" in explained, explained
