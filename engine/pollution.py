@@ -65,6 +65,24 @@ full run's order:
   among its inputs: an edit there re-runs the file;
 - a file that runs has those polluters run before it, their tests too (`_with_polluters`).
 
+Modules another file imported (``collected-with:`` too). Importing a submodule binds it as an
+attribute of its package: a test may reach a workspace module it never imports because another
+file's collection imported it first (jsonpickle's ecdsa_test.py calls
+``jsonpickle.ext.gmpy.register_handlers()`` after ``import jsonpickle``; the doctest collection
+of jsonpickle/ext/gmpy.py imports it). Alone, its test finds no such attribute.
+
+- the test file whose collection imported each workspace module first is remembered
+  (`Polluters.loaders`, learned from every run's collections, in the full run's order);
+- a test file whose tests ran code of a module that its own imports (the graph's edges, the
+  recorded ones aside) do not reach is collected with that module's importer: its key holds
+  ``collected-with:<importer>``, as for a state polluter, and an edit of the importer (one
+  that no longer imports the module) re-runs it;
+- a file with no per-test record yet (never run here, or run untraced before 3.12) is
+  collected with the importers of the modules its own imports do not reach but whose package
+  they do (`package_importers`), unkeyed: its traced run then decides. Until then an importer
+  that stops importing such a module does not re-run it, and neither does one whose module
+  its tests only look for (``hasattr(package, "module")``) without running its code.
+
 Not covered: process state other than the warnings filters and the workspace modules' own
 namespaces (``os.environ``, ``sys.modules`` entries replaced, ``sys.path``, installed
 packages' modules, the attributes of an object a module holds mutated in place, an entry of
@@ -77,6 +95,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import posixpath
 import re
 from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -122,6 +141,9 @@ class Polluters:
     # run polluter -> its content's digest when a run last saw it change a module
     ran_learned: dict[str, str] = field(default_factory=dict)
     order: FileOrder = field(default_factory=FileOrder)  # the full run's (engine/order.py)
+    # workspace module -> the test file whose collection imported it first (the full run's)
+    loaders: dict[str, str] = field(default_factory=dict)
+    _reached: dict[str, Collection[str]] = field(default_factory=dict)  # `own_imports`, memo
 
     @classmethod
     def load(cls, root: Path, order: FileOrder | None = None) -> Polluters:
@@ -140,6 +162,7 @@ class Polluters:
             order=order or FileOrder(),
             ran=_str_sets(found.get("ran")),
             ran_learned=_str_map(found.get("ran_learned")),
+            loaders=_str_map(found.get("loaders")),
         )
 
     def before(self, target: str, tests: Container[str]) -> list[str]:
@@ -173,6 +196,52 @@ class Polluters:
             and any(m in inputs for m in modules)
         )
 
+    def importers(
+        self,
+        target: str,
+        tests: Container[str],
+        inputs: Collection[str],
+        own_imports: Callable[[str], Collection[str]],
+    ) -> list[str]:
+        """The test files whose collection imported first a module among `target`'s `inputs`
+        that its own imports do not reach (`own_imports`: what they reach): its tests found
+        it imported, or its package holding it."""
+        found: set[str] = set()
+        for module, loader in self.loaders.items():
+            if loader == target or loader in found or loader not in tests or module not in inputs:
+                continue
+            reached = self._reached.get(target)
+            if reached is None:
+                reached = self._reached[target] = own_imports(target)
+            if module not in reached:
+                found.add(loader)
+        return sorted(found)
+
+    def package_importers(
+        self,
+        target: str,
+        tests: Container[str],
+        own_imports: Callable[[str], Collection[str]],
+        spelled: Callable[[Collection[str]], Container[str]],
+    ) -> list[str]:
+        """The test files whose collection imported first a module that `target`'s own imports
+        do not reach but reach its package (an attribute of the package once imported), and
+        whose name the code they reach spells (`spelled`: the names files spell)."""
+        reached = self._reached.get(target)
+        if reached is None:
+            reached = self._reached[target] = own_imports(target)
+        held = held_by_packages(self.loaders, reached)
+        if not held:
+            return []
+        names = spelled([target, *reached])
+        return sorted(
+            {
+                loader
+                for module in held_by_packages(held, reached, names)
+                if (loader := self.loaders[module]) != target and loader in tests
+            }
+        )
+
     def inputs(
         self,
         target: str,
@@ -181,10 +250,11 @@ class Polluters:
         inputs: Mapping[str, str] | None = None,
         imports: Callable[[str], Mapping[str, str]] | None = None,
         source: Callable[[str], bytes | None] | None = None,
+        own_imports: Callable[[str], Collection[str]] | None = None,
     ) -> dict[str, str]:
         """The key entries of `target` for the polluters collected before it and, given its
         `inputs`, those collected with it (`imports`: a polluter's own inputs; `source`: a
-        file's content)."""
+        file's content; `own_imports`: the files a test file's imports reach)."""
         found = {AFTER + p: digest(p) or "absent" for p in self.before(target, tests)}
         for p, conftest in self.namespace.get(target, {}).items():
             if AFTER + p not in found:
@@ -197,6 +267,10 @@ class Polluters:
         if inputs is not None and self.state:
             for p in self.alongside(target, tests, inputs):
                 found[WITH + p] = self._with_digest(p, inputs, digest, imports, source)
+        if inputs is not None and self.loaders and own_imports is not None:
+            for p in self.importers(target, tests, inputs, own_imports):
+                if WITH + p not in found:
+                    found[WITH + p] = self._with_digest(p, inputs, digest, imports, source)
         if inputs is not None and self.ran:
             # its tests run: the whole file counts, and what it imports that the target does not
             for p in self.ran_before(target, tests, inputs):
@@ -234,6 +308,7 @@ class Polluters:
     def learn(self, collected: Iterable[str], polluting: Iterable[str]) -> None:
         """A run collected the files `collected`; of those, `polluting` changed the filters."""
         self._inputs.clear()  # the graph may know more inputs of a polluter now
+        self._reached.clear()
         found = set(polluting)
         files = (self.files - set(collected)) | found
         if files != self.files:
@@ -321,6 +396,28 @@ class Polluters:
                 self.dirty = True
         return new
 
+    def learn_loaders(self, observed: Iterable[str], loaded: Mapping[str, Iterable[str]]) -> None:
+        """A run watched the collection of the test files `observed`; `loaded`: the workspace
+        modules each one's collection imported first. The first importer in the full run's
+        order is kept: one this run did not collect still imports first in a full run."""
+        self._reached.clear()
+        seen = set(observed)
+        first: dict[str, str] = {}
+        for p in self.order.sorted(p for p in loaded if p in seen):
+            for module in loaded[p]:
+                first.setdefault(module, p)
+        for module, p in first.items():
+            known = self.loaders.get(module)
+            if known == p:
+                continue
+            if known is None or known in seen or self.order.key(p) < self.order.key(known):
+                self.loaders[module] = p
+                self.dirty = True
+        for module, known in list(self.loaders.items()):
+            if known in seen and module not in first:  # imported before it now, or no more
+                del self.loaders[module]
+                self.dirty = True
+
     def import_of(
         self,
         polluter: str,
@@ -353,9 +450,30 @@ class Polluters:
             "learned": {p: c for p, c in self.learned.items() if p in self.state},
             "ran": {p: sorted(m) for p, m in self.ran.items()},
             "ran_learned": {p: d for p, d in self.ran_learned.items() if p in self.ran},
+            "loaders": self.loaders,
         }
         replace_file(self.path, msgpack.packb(data, use_bin_type=True))
         self.dirty = False
+
+
+def held_by_packages(
+    modules: Iterable[str], reached: Collection[str], names: Container[str] | None = None
+) -> set[str]:
+    """Those of `modules` (files) not in `reached` whose package is, or is one of them: an
+    attribute of a package a file imports, or of one such attribute, once imported; given
+    `names`, only those whose attribute name is among them."""
+    found: set[str] = set()
+    for module in sorted(modules, key=lambda m: m.count("/")):  # packages before their modules
+        if module in reached:
+            continue
+        folder = posixpath.dirname(module)
+        name = posixpath.basename(module).removesuffix(".py")
+        if module.endswith("/__init__.py"):
+            folder, name = posixpath.dirname(folder), posixpath.basename(folder)
+        package = posixpath.join(folder, "__init__.py")
+        if (package in reached or package in found) and (names is None or name in names):
+            found.add(module)
+    return found
 
 
 def _str_sets(found: object) -> dict[str, set[str]]:

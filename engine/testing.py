@@ -622,6 +622,9 @@ class PlannedFile:
     # those of `changed` back at the version an earlier run of the file had (an edit undone
     # since its last run): told after the others, and said so
     back: tuple[str, ...] = ()
+    # with no per-test record: the files whose collection imports modules its tests may
+    # reach through their packages, collected with it (`_untraced_importers`)
+    importers: tuple[str, ...] = ()
 
     @property
     def runs(self) -> bool:
@@ -972,6 +975,7 @@ def plan(
         elif served is not None:
             last.keep(key)  # what a later undone edit returns to, baseline or not
         files.append(decided)
+    _untraced_importers(graph, cache, last, polluters, files, fps, digests)
     files = _with_polluters(files, polluters, graph.tests, decide, order)
     if restored:
         with contextlib.suppress(OSError):  # a memo: the next plan restores it again
@@ -1049,7 +1053,67 @@ def _polluter_inputs(
         target, graph.tests, digests, inputs,
         lambda p: target_inputs(graph, p, file_digest=digests),
         lambda p: _source(graph.root / p),
+        lambda p: _own_imports(graph, p),
     )  # fmt: skip
+
+
+def _untraced_importers(
+    graph: BuildGraph,
+    cache: Cache,
+    last: LastKeys,
+    polluters: Polluters,
+    files: list[PlannedFile],
+    fps: FingerprintStore,
+    digests: Callable[[str], str | None],
+) -> None:
+    """A file that runs with no per-test record yet (never run here, or run untraced) cannot
+    say which modules its tests reach through the packages it imports: it is collected with
+    the importer of each of them whose name the code it reaches spells
+    (`Polluters.package_importers`); not keyed by them, which a traced run decides from the
+    code its tests ran."""
+    if not polluters.loaders:
+        return
+    names: dict[str, frozenset[str]] = {}
+
+    def spelled_in(rel: str) -> frozenset[str]:
+        found = names.get(rel)
+        if found is None:
+            digest = digests(rel) if rel.endswith(".py") else None
+            fp = fps.of_file(graph.root / rel, digest) if digest is not None else None
+            found = (
+                frozenset() if fp is None else frozenset(fp.module_refs).union(*fp.refs.values())
+            )
+            names[rel] = found
+        return found
+
+    def spelled(files: Collection[str]) -> set[str]:
+        return set().union(*map(spelled_in, files))
+
+    for f in files:
+        if not f.runs or any(
+            (r := cache.get_action(k, count=False)) is not None and r.trace is not None
+            for k, _ in last.history(f.target)
+        ):
+            continue
+        f.importers = tuple(
+            polluters.package_importers(
+                f.target, graph.tests, lambda p: _own_imports(graph, p), spelled
+            )
+        )
+
+
+def _own_imports(graph: BuildGraph, target: str) -> set[str]:
+    """What a test file's own imports reach (its conftests' and plugins' too): the graph's
+    edges but those a run recorded, which may be another file's import."""
+    seen: set[str] = set()
+    stack = [target]
+    deps = graph.deps
+    while stack:
+        for dep, edge in deps.get(stack.pop(), {}).items():
+            if edge.kind != "recorded" and dep not in seen:
+                seen.add(dep)
+                stack.append(dep)
+    return seen
 
 
 # Inputs that are settings of the run, not content it read: an earlier result holds only where
@@ -1135,7 +1199,7 @@ def collect_only(files: Iterable[PlannedFile]) -> list[str]:
             name.removeprefix(WITH).removeprefix(AFTER)
             for f in files
             if f.runs
-            for name in f.key.inputs
+            for name in (*f.key.inputs, *(WITH + p for p in f.importers))
             if name.startswith((WITH, AFTER))
         }
         - running
@@ -2312,6 +2376,10 @@ def store_results(
             collected.state_new,
             lambda p: polluters.import_of(p, planned.digests, lambda q: _source(graph.root / q)),
         )
+        polluters.learn_loaders(
+            collected.observed,
+            {p: [m.path for m in d.modules] for p, d in report.file_deps.items() if d.modules},
+        )
     if report.session_end is not None:
         deselected = report.collected.user_deselected if report.collected is not None else {}
         # every test of it ran: not a selection, nor a file -x or an interrupt cut short
@@ -2720,9 +2788,12 @@ def _code_run(graph: BuildGraph, report: RunReport) -> dict[str, set[str]]:
     did not import, is an input all the same. Traced: the files of the functions its tests
     ran. Untraced (a cold run before 3.12): every workspace module a test of the run imported
     first, since any of them may be what it ran (its next, traced run narrows that to what it
-    did run). Not test files, nor what a collection imported: another file's code that a
-    collection ran is that file's state (engine/pollution.py), and one it imports is an edge."""
-    modules = {p for p in graph.py if p not in graph.tests}
+    did run). Not test
+    files, nor what its own collection imported: another file's code that a collection ran is
+    that file's state (engine/pollution.py), and one it imports is an edge. A module collected
+    for its doctests (--doctest-modules) is a module all the same."""
+    named = graph.pytest.python_files
+    modules = {p for p in graph.py if p not in graph.tests or not _named_as_tests(p, named)}
     if report.session_trace is None:
         lazy = {
             path
