@@ -463,7 +463,7 @@ def held_by_packages(
     attribute of a package a file imports, or of one such attribute, once imported; given
     `names`, only those whose attribute name is among them."""
     found: set[str] = set()
-    for module in sorted(modules, key=lambda m: m.count("/")):  # packages before their modules
+    for module in sorted(modules, key=_depth):  # packages before their modules
         if module in reached:
             continue
         folder = posixpath.dirname(module)
@@ -474,6 +474,11 @@ def held_by_packages(
         if (package in reached or package in found) and (names is None or name in names):
             found.add(module)
     return found
+
+
+def _depth(module: str) -> tuple[int, str]:
+    """A module file's depth as a module (a package's ``__init__.py`` is its folder's)."""
+    return module.count("/") - module.endswith("/__init__.py"), module
 
 
 def _str_sets(found: object) -> dict[str, set[str]]:

@@ -8,9 +8,12 @@ real LMDB; every check first asks plain pytest."""
 
 from __future__ import annotations
 
+import itertools
+
 from project_python import plain_pytest, project_python
 from testing_helpers import Workspace, ran
 
+from maestro.engine.pollution import held_by_packages
 from maestro.engine.summary import Summary
 
 IMPORTER = "tests/test_a_gm.py"
@@ -100,3 +103,20 @@ def test_a_module_whose_doctests_are_collected_is_there_too(ws: Workspace) -> No
     summary = ws.run()
     assert outcomes(summary)[f"{USER}::test_a"] == "passed"
     assert ran(summary) == [USER]
+
+
+def test_a_module_is_held_by_its_package_whatever_the_order_they_are_given_in() -> None:
+    """A package's ``__init__.py`` sits one folder deeper than it is as a module: its modules
+    are judged after it, whatever order a set yields them in."""
+    modules = [
+        "pkg/ext/gm.py",
+        "pkg/ext/__init__.py",
+        "pkg/ext/sub/__init__.py",
+        "pkg/ext/sub/x.py",
+    ]
+    for order in itertools.permutations(modules):
+        assert held_by_packages(order, {"pkg/__init__.py"}) == set(modules)
+        assert held_by_packages(order, {"pkg/__init__.py"}, {"ext", "gm"}) == {
+            "pkg/ext/__init__.py",
+            "pkg/ext/gm.py",
+        }
