@@ -29,6 +29,7 @@ from maestro.cli.launch import runs_in_process as runs_in_process
 from maestro.cli.launch import workspace as _workspace
 
 if TYPE_CHECKING:
+    import ast
     import socket
 
     from maestro.cli.test_render import Display
@@ -250,18 +251,21 @@ _LONG_FLAGS = frozenset(
 _SHORT_FLAGS = frozenset("Vhlqsvx")
 
 
-def paths_of(pytest_args: Sequence[str]) -> tuple[list[str], list[str]]:
+def paths_of(pytest_args: Sequence[str], root: Path | None = None) -> tuple[list[str], list[str]]:
     """The test paths and node ids among a run's pytest arguments (`maestro test -- -k slow
     tests/x.py`, as `pytest -k slow tests/x.py` is written), and the other arguments. pytest
     runs every path on its command line, so one left there would run beside the files Maestro
     chose: its outcomes outside Maestro's counts and report, and the whole project run besides.
     An argument that may be the value of an option not known here (a plugin's ``--foo bar``)
-    stays with pytest, as does everything under ``--pyargs`` (module names, not paths)."""
+    stays with pytest, as does everything under ``--pyargs`` (module names, not paths); an
+    option the workspace `root`'s own code declares without a value (a conftest's
+    ``addoption("--fast", action="store_true")``) takes none here either."""
     if "--pyargs" in pytest_args:
         return [], list(pytest_args)
     paths: list[str] = []
     rest: list[str] = []
     value_next = False  # the next argument is (or may be) an option's value
+    declared: frozenset[str] | None = None  # read once, when an unknown option needs it
     for i, arg in enumerate(pytest_args):
         if value_next:
             value_next = False
@@ -272,6 +276,10 @@ def paths_of(pytest_args: Sequence[str]) -> tuple[list[str], list[str]]:
         elif arg.startswith("--"):
             rest.append(arg)
             value_next = "=" not in arg and arg not in _LONG_FLAGS
+            if value_next and root is not None and i + 1 < len(pytest_args):
+                if declared is None:
+                    declared = declared_flags(root)
+                value_next = arg not in declared
         elif arg.startswith("-") and len(arg) > 1:
             rest.append(arg)
             for j, char in enumerate(arg[1:], start=1):
@@ -284,6 +292,69 @@ def paths_of(pytest_args: Sequence[str]) -> tuple[list[str], list[str]]:
         else:
             paths.append(arg)
     return paths, rest
+
+
+# argparse actions that take no value (pytest's parser is argparse's)
+_NO_VALUE_ACTIONS = frozenset(
+    {"store_true", "store_false", "store_const", "append_const", "count", "help", "version"}
+)
+_SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "build", "dist"})
+
+
+def declared_flags(root: Path) -> frozenset[str]:
+    """The long options the workspace's own Python files declare to pytest without a value
+    (``parser.addoption("--fast", action="store_true")`` in a conftest or a plugin module it
+    lists): pytest reads the argument after one as a path, so Maestro does too. Read from the
+    source (no import), skipping hidden folders and virtual environments."""
+    import ast
+
+    found: set[str] = set()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [
+            d
+            for d in dirs
+            if not d.startswith(".")
+            and d not in _SKIPPED_DIRS
+            and not (Path(folder, d) / "pyvenv.cfg").exists()
+        ]
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            try:
+                source = Path(folder, name).read_bytes()
+                if b"addoption" not in source:
+                    continue
+                tree = ast.parse(source)
+            except (OSError, SyntaxError, ValueError):
+                continue
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.Call)
+                    and isinstance(node.func, ast.Attribute)
+                    and node.func.attr in ("addoption", "_addoption")
+                ):
+                    found.update(_no_value_options(node))
+    return frozenset(found)
+
+
+def _no_value_options(call: ast.Call) -> list[str]:
+    """The long option names of one ``addoption(...)`` call whose action takes no value."""
+    import ast
+
+    names = [
+        a.value
+        for a in call.args
+        if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.startswith("--")
+    ]
+    for keyword in call.keywords:
+        if keyword.arg != "action":
+            continue
+        action = keyword.value
+        if isinstance(action, ast.Constant) and action.value in _NO_VALUE_ACTIONS:
+            return names
+        if isinstance(action, ast.Attribute) and action.attr == "BooleanOptionalAction":
+            return [*names, *(f"--no-{n[2:]}" for n in names)]
+    return []
 
 
 def parse_test_args(argv: Sequence[str]) -> TestArgs | None:
@@ -472,7 +543,7 @@ def fast_test(argv: Sequence[str]) -> int | None:
         pytest_args, junit_path = junit_of(with_env_addopts(args.pytest_args, os.environ))
     except MaestroError:
         return None
-    if paths_of(pytest_args)[0]:
+    if paths_of(pytest_args, workspace)[0]:
         return None  # paths among pytest's arguments: the full CLI's business, as paths are
     scope = test_scope(workspace, args)
     conn = connect(workspace)

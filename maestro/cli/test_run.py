@@ -75,7 +75,8 @@ def run_test(
         # a --junitxml among pytest's arguments is Maestro's report (of every file, cached too)
         args, junit_path = junit_of(with_env_addopts(pytest_args, os.environ))
         # and the paths among them are the run's (`maestro test -- -k slow tests/x.py`)
-        named, args = paths_of(args)
+        workspace = resolve_root(root)
+        named, args = paths_of(args, workspace)
         if named and (impacted or since is not None):
             raise UnknownTargetError(
                 f"{' '.join(named)} among pytest's arguments would choose the test files, and "
@@ -88,7 +89,6 @@ def run_test(
                 "--all selects every test file; drop it or the other selection",
                 hint="maestro test --all, or maestro test --impacted",
             )
-        workspace = resolve_root(root)
         if junit_xml is None and junit_path is not None:
             junit_xml = Path(junit_path)
         if not (paths or root or all_tests or impacted or since is not None):

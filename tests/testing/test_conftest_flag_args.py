@@ -1,0 +1,81 @@
+"""A path after an option the project's conftest declares without a value is a path, as pytest
+reads it. User trial of ecdsa 0.19.2, whose conftest adds ``--fast`` (``action="store_true"``):
+`maestro test -- src/ecdsa/test_numbertheory.py --fast src/ecdsa/test_zb_new.py` took the last
+path for ``--fast``'s value and left it with pytest, which ran it; its outcomes were in no count,
+so a failing test there was missing: "1 passed", exit 0, where `pytest test_a.py --fast
+test_b.py` says "1 failed, 1 passed" (exit 1). The real console script beside plain pytest on
+the lean project interpreter."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+from project_python import plain_pytest, project_python
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+
+CONFTEST = """\
+import argparse
+
+
+def pytest_addoption(parser):
+    parser.addoption("--fast", action="store_true", default=False)
+    group = parser.getgroup("zb")
+    group.addoption("--quick", "-Q", action="store_const", const=1)
+    group.addoption("--color-out", action=argparse.BooleanOptionalAction, default=False)
+    parser.addoption("--level", default="1")  # takes a value
+"""
+
+
+def maestro(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTEST_ADDOPTS")}
+    env.update(MAESTRO_DAEMON="off")
+    return subprocess.run(
+        [MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def summary(out: str) -> str:
+    """pytest's counts from its last line, or Maestro's before its '—'."""
+    last = out.strip().splitlines()[-1]
+    return re.sub(r" in [\d.]+s.*$", "", last.split(" — ")[0]).strip("= ")
+
+
+def cases(path: Path) -> dict[str, str]:
+    found = {}
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
+        found[f"{case.get('classname')}::{case.get('name')}"] = outcome
+    return found
+
+
+def test_a_path_after_a_conftest_flag_is_run_and_counted_as_pytest_does(
+    isolated: Path, tmp_path: Path
+) -> None:
+    root = isolated / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "conftest.py").write_text(CONFTEST)
+    (root / "tests/test_a.py").write_text("def test_a():\n    pass\n")
+    (root / "tests/test_b.py").write_text("def test_b():\n    assert False\n")
+    (root / "tests/test_c.py").write_text("def test_c():\n    pass\n")
+    python = project_python()
+    for args in (
+        ["tests/test_a.py", "--fast", "tests/test_b.py"],  # was '1 passed', exit 0
+        ["tests/test_a.py", "--quick", "tests/test_b.py"],
+        ["tests/test_a.py", "--no-color-out", "tests/test_b.py"],
+        # a value-taking option keeps its value: pytest runs test_c.py alone
+        ["--level", "tests/test_b.py", "tests/test_c.py"],
+    ):
+        plain_xml, our_xml = tmp_path / "plain.xml", tmp_path / "ours.xml"
+        plain = plain_pytest(python, root, f"--junitxml={plain_xml}", *args)
+        ours = maestro(root, "test", "--junitxml", str(our_xml), "--", *args)
+        said = ours.stdout + ours.stderr
+        assert summary(said) == summary(plain.stdout), (args, said, plain.stdout)
+        assert ours.returncode == plain.returncode, (args, said)
+        assert cases(our_xml) == cases(plain_xml), (args, said)
