@@ -207,8 +207,9 @@ class Polluters:
         that its own imports do not reach (`own_imports`: what they reach): its tests found
         it imported, or its package holding it."""
         found: set[str] = set()
-        for module, loader in self.loaders.items():
-            if loader == target or loader in found or loader not in tests or module not in inputs:
+        for module in inputs:
+            loader = self.loaders.get(module)
+            if loader is None or loader == target or loader in found or loader not in tests:
                 continue
             reached = self._reached.get(target)
             if reached is None:
