@@ -302,12 +302,11 @@ _SKIPPED_DIRS = frozenset({"__pycache__", "node_modules", "site-packages", "buil
 
 
 def declared_flags(root: Path) -> frozenset[str]:
-    """The long options the workspace's own Python files declare to pytest without a value
-    (``parser.addoption("--fast", action="store_true")`` in a conftest or a plugin module it
-    lists): pytest reads the argument after one as a path, so Maestro does too. Read from the
+    """The long options declared to pytest without a value (``parser.addoption("--fast",
+    action="store_true")``) by the workspace's own Python files (a conftest, a plugin module it
+    lists) and by the pytest plugins installed beside Maestro (their ``pytest11`` entry
+    points): pytest reads the argument after one as a path, so Maestro does too. Read from the
     source (no import), skipping hidden folders and virtual environments."""
-    import ast
-
     found: set[str] = set()
     for folder, dirs, files in os.walk(root):
         dirs[:] = [
@@ -318,34 +317,75 @@ def declared_flags(root: Path) -> frozenset[str]:
             and not (Path(folder, d) / "pyvenv.cfg").exists()
         ]
         for name in files:
-            if not name.endswith(".py"):
-                continue
-            try:
-                source = Path(folder, name).read_bytes()
-                if b"addoption" not in source:
-                    continue
-                tree = ast.parse(source)
-            except (OSError, SyntaxError, ValueError):
-                continue
-            for node in ast.walk(tree):
-                if (
-                    isinstance(node, ast.Call)
-                    and isinstance(node.func, ast.Attribute)
-                    and node.func.attr in ("addoption", "_addoption")
-                ):
-                    found.update(_no_value_options(node))
+            if name.endswith(".py"):
+                found.update(_flags_in(Path(folder, name)))
+    for path in _plugin_files():
+        found.update(_flags_in(path))
     return frozenset(found)
 
 
-def _no_value_options(call: ast.Call) -> list[str]:
-    """The long option names of one ``addoption(...)`` call whose action takes no value."""
+def _plugin_files() -> list[Path]:
+    """The source files of the installed pytest plugins' entry-point modules, found on
+    sys.path without importing them (a plugin's package may import much)."""
+    from importlib.metadata import entry_points
+
+    out: list[Path] = []
+    for point in entry_points(group="pytest11"):
+        parts = point.module.split(".")
+        for entry in sys.path:
+            base = Path(entry or ".", *parts)
+            hit = next(
+                (p for p in (base.with_suffix(".py"), base / "__init__.py") if p.is_file()), None
+            )
+            if hit is not None:
+                out.append(hit)
+                break
+    return out
+
+
+def _flags_in(path: Path) -> list[str]:
+    """The no-value long options one Python file declares with ``addoption``."""
     import ast
 
-    names = [
-        a.value
+    try:
+        source = path.read_bytes()
+        if b"addoption" not in source:
+            return []
+        tree = ast.parse(source)
+    except (OSError, SyntaxError, ValueError):
+        return []
+    # an option's name may be a module-level constant (hypothesis: `EXPLAIN_OPTION = "--..."`)
+    names = {
+        target.id: node.value.value
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("addoption", "_addoption")
+        ):
+            found.extend(_no_value_options(node, names))
+    return found
+
+
+def _no_value_options(call: ast.Call, constants: Mapping[str, str]) -> list[str]:
+    """The long option names of one ``addoption(...)`` call whose action takes no value
+    (`constants`: the module's string constants, by name)."""
+    import ast
+
+    given = [
+        a.value if isinstance(a, ast.Constant) else constants.get(a.id, "")
         for a in call.args
-        if isinstance(a, ast.Constant) and isinstance(a.value, str) and a.value.startswith("--")
+        if isinstance(a, ast.Constant | ast.Name)
     ]
+    names = [n for n in given if isinstance(n, str) and n.startswith("--")]
     for keyword in call.keywords:
         if keyword.arg != "action":
             continue

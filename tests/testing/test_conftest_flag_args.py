@@ -3,7 +3,8 @@ reads it. User trial of ecdsa 0.19.2, whose conftest adds ``--fast`` (``action="
 `maestro test -- src/ecdsa/test_numbertheory.py --fast src/ecdsa/test_zb_new.py` took the last
 path for ``--fast``'s value and left it with pytest, which ran it; its outcomes were in no count,
 so a failing test there was missing: "1 passed", exit 0, where `pytest test_a.py --fast
-test_b.py` says "1 failed, 1 passed" (exit 1). The real console script beside plain pytest on
+test_b.py` says "1 failed, 1 passed" (exit 1). So did a flag of an installed pytest plugin
+(hypothesis's ``--hypothesis-show-statistics``). The real console script beside plain pytest on
 the lean project interpreter."""
 
 from __future__ import annotations
@@ -72,10 +73,33 @@ def test_a_path_after_a_conftest_flag_is_run_and_counted_as_pytest_does(
         # a value-taking option keeps its value: pytest runs test_c.py alone
         ["--level", "tests/test_b.py", "tests/test_c.py"],
     ):
-        plain_xml, our_xml = tmp_path / "plain.xml", tmp_path / "ours.xml"
-        plain = plain_pytest(python, root, f"--junitxml={plain_xml}", *args)
-        ours = maestro(root, "test", "--junitxml", str(our_xml), "--", *args)
-        said = ours.stdout + ours.stderr
-        assert summary(said) == summary(plain.stdout), (args, said, plain.stdout)
-        assert ours.returncode == plain.returncode, (args, said)
-        assert cases(our_xml) == cases(plain_xml), (args, said)
+        check(root, python, tmp_path, args)
+
+
+def test_a_path_after_an_installed_plugins_flag_is_run_and_counted_as_pytest_does(
+    isolated: Path, tmp_path: Path
+) -> None:
+    python = project_python("hypothesis")  # its pytest plugin declares the flag
+    root = isolated / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(python)!r}\n")
+    (root / "tests/test_a.py").write_text("def test_a():\n    pass\n")
+    (root / "tests/test_b.py").write_text("def test_b():\n    assert False\n")
+    check(
+        root,
+        python,
+        tmp_path,
+        ["tests/test_a.py", "--hypothesis-show-statistics", "tests/test_b.py"],
+    )
+    check(root, python, tmp_path, ["--hypothesis-seed", "3", "tests/test_b.py"])
+
+
+def check(root: Path, python: Path, tmp_path: Path, args: list[str]) -> None:
+    """`maestro test -- ARGS` says what `pytest ARGS` says, node for node."""
+    plain_xml, our_xml = tmp_path / "plain.xml", tmp_path / "ours.xml"
+    plain = plain_pytest(python, root, f"--junitxml={plain_xml}", *args)
+    ours = maestro(root, "test", "--junitxml", str(our_xml), "--", *args)
+    said = ours.stdout + ours.stderr
+    assert summary(said) == summary(plain.stdout), (args, said, plain.stdout)
+    assert ours.returncode == plain.returncode, (args, said)
+    assert cases(our_xml) == cases(plain_xml), (args, said)
