@@ -448,12 +448,15 @@ class Engine:
             store_gate=self.store_gate, on_started=on_started,
         )  # fmt: skip
 
-    def stale(self, *, environ: Mapping[str, str] | None = None) -> list[PlannedFile]:
-        """Test files with no usable (passing) cached result for their current inputs."""
+    def stale(
+        self, pytest_args: Sequence[str] = (), *, environ: Mapping[str, str] | None = None
+    ) -> list[PlannedFile]:
+        """Test files with no usable (passing) cached result for their current inputs, for a
+        run with `pytest_args`."""
         from maestro.engine.testing import stale
 
         return stale(
-            self.graph, self.cache, self.interpreter, environ=environ,
+            self.graph, self.cache, self.interpreter, pytest_args, environ=environ,
             fingerprints=self.fingerprints,
         )  # fmt: skip
 

@@ -1779,15 +1779,16 @@ def stale(
     graph: BuildGraph,
     cache: Cache,
     interpreter: Interpreter,
+    pytest_args: Sequence[str] = (),
     *,
     environ: Mapping[str, str] | None = None,
     fingerprints: FingerprintStore | None = None,
 ) -> list[PlannedFile]:
-    """Test files with no usable (passing) cached result for their current inputs (a polluter
-    that would only run with one of them has one)."""
+    """Test files with no usable (passing) cached result for their current inputs, for a run
+    with `pytest_args` (a polluter that would only run with one of them has one)."""
     planned = plan(
-        graph, cache, interpreter, Selection(), environ=environ, fingerprints=fingerprints,
-        count=False,
+        graph, cache, interpreter, Selection(pytest_args=tuple(pytest_args)), environ=environ,
+        fingerprints=fingerprints, count=False,
     )  # fmt: skip
     return [f for f in planned.to_run if f.reason not in (COLLECTED_BEFORE, RUNS_BEFORE)]
 

@@ -653,6 +653,13 @@ class StaleFile(WireModel):
     describe: str = Field(default="", description="the human-readable line `maestro stale` shows")
 
 
+class StaleParams(WireModel):
+    """What `maestro stale -- ARGS` asks about: the run's pytest arguments, ``PYTEST_ADDOPTS``
+    first (the keys of a run with them)."""
+
+    pytest_args: list[str] = Field(default_factory=list, max_length=10_000)
+
+
 class StaleResult(WireModel):
     """The document `maestro stale --json` prints (plus ``tests``, the number of test files)."""
 
@@ -947,7 +954,9 @@ GRAPH_STATS = register_method(
 GRAPH_EXPORT = register_method(
     "graph_export", GraphExportParams, GraphExportResult, doc="The graph as dot or JSON text."
 )
-STALE = register_method("stale", Empty, StaleResult, doc="Test files without a usable result.")
+STALE = register_method(
+    "stale", StaleParams, StaleResult, doc="Test files without a usable result."
+)
 CACHED_RESULTS = register_method(
     "cached_results",
     CachedResultsParams,

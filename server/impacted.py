@@ -41,6 +41,7 @@ from maestro.wire import (
     WHY,
     Empty,
     ImpactedParams,
+    StaleParams,
     StaleResult,
     WhyParams,
 )
@@ -61,7 +62,7 @@ async def stale_state(ls: MaestroServer, ws: Workspace, budget_s: float) -> Stal
 
         async def fetch() -> StaleResult | None:
             try:
-                result = await ws.link.call(STALE, Empty())
+                result = await ws.link.call(STALE, StaleParams())
             except MaestroError as exc:
                 log.info("no cache state for %s: %s", ws.root, exc.message)
                 return None
@@ -383,7 +384,7 @@ async def explain(ls: MaestroServer, raw: str, path: str | None = None) -> Expla
     impact_report = await impacted_targets(ls, ws, None, None, cache_state=False)
     impact = next((r for r in impact_report["impacted"] if r["target"] == file), None)
     try:  # fresh, not the memo: explain must see a save the watcher has not reported yet
-        stale: StaleResult | None = await ws.link.call(STALE, Empty())
+        stale: StaleResult | None = await ws.link.call(STALE, StaleParams())
         ws.stale = stale
     except MaestroError as exc:
         log.info("no cache state for %s: %s", ws.root, exc.message)

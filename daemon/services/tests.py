@@ -68,6 +68,7 @@ from maestro.wire import (
     RunTestsParams,
     RunTestsResult,
     StaleFile,
+    StaleParams,
     StaleResult,
 )
 
@@ -271,7 +272,7 @@ class TestService:
 
     # --- stale / cache stats ---------------------------------------------------------------------
 
-    async def stale(self, params: Empty, ctx: RequestContext) -> StaleResult:
+    async def stale(self, params: StaleParams, ctx: RequestContext) -> StaleResult:
         from maestro.engine.core import Engine
 
         graph = await self.workspace.ready()
@@ -279,7 +280,7 @@ class TestService:
         cache = await self.run_cache(graph, wait_remote=False)
 
         def answer(g: BuildGraph) -> StaleResult:
-            found = Engine(g, cache, interpreter, self.fingerprints).stale()
+            found = Engine(g, cache, interpreter, self.fingerprints).stale(params.pytest_args)
             rows = [
                 StaleFile(
                     target=f.target, reason=f.reason or "", changed=list(f.changed),

@@ -26,7 +26,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "impacted": ("maestro.cli.graph_cmd", "impacted"),
     "why": ("maestro.cli.graph_cmd", "why"),
     "explain": ("maestro.cli.explain_cmd", "explain", "TestCommand"),
-    "stale": ("maestro.cli.workspace_cmd", "stale"),
+    "stale": ("maestro.cli.workspace_cmd", "stale", "TestCommand"),
     "status": ("maestro.cli.workspace_cmd", "status"),
     "demo": ("maestro.cli.demo_cmd", "demo"),
     "lsp": ("maestro.cli.lsp_cmd", "lsp"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,8 @@ import typer
 
 from maestro.cli import common
 from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, report_error, resolve_root
+from maestro.cli.test_cmd import PYTEST_ARGS
+from maestro.cli.test_cmd import TestCommand as TestCommand  # splits at `--` (cli/app.py)
 from maestro.cli.via_daemon import NO_DAEMON_OPTION
 from maestro.counts import plural
 from maestro.errors import MaestroError
@@ -31,13 +34,13 @@ from maestro.wire import (
 log = logging.getLogger(__name__)
 
 
-def stale_in_process(root: Path) -> StaleResult:
+def stale_in_process(root: Path, pytest_args: Sequence[str] = ()) -> StaleResult:
     from contextlib import closing
 
     from maestro.engine.core import Engine
 
     with closing(Engine.open(root)) as engine:
-        found = engine.stale()
+        found = engine.stale(pytest_args)
     graph = engine.graph
     rows = [
         StaleFile(
@@ -49,19 +52,27 @@ def stale_in_process(root: Path) -> StaleResult:
 
 
 def stale(
+    ctx: typer.Context,
     root: ROOT_OPTION = None,
     as_json: JSON_OPTION = False,
     no_daemon: NO_DAEMON_OPTION = False,
 ) -> None:
-    """Test files with no cached passing result for their current inputs, and why."""
+    """Test files with no cached passing result for their current inputs, and why. Give the
+    run's pytest arguments after `--`, as to `maestro test` (PYTEST_ADDOPTS is read as pytest
+    reads it)."""
+    import os
+
     from maestro import wire
     from maestro.cli import via_daemon
+    from maestro.cli.fast import with_env_addopts
 
     try:
         workspace = resolve_root(root)
-        result = via_daemon.call(workspace, wire.STALE, wire.Empty(), no_daemon=no_daemon)
+        pytest_args = with_env_addopts(ctx.meta.get(PYTEST_ARGS, []), os.environ)
+        params = wire.StaleParams(pytest_args=pytest_args)
+        result = via_daemon.call(workspace, wire.STALE, params, no_daemon=no_daemon)
         if result is None:
-            result = stale_in_process(workspace)
+            result = stale_in_process(workspace, pytest_args)
     except MaestroError as exc:
         raise common.pytest_style_exit(exc) from None
     render_stale(result, as_json=as_json)

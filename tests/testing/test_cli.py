@@ -15,7 +15,7 @@ from maestro.cli.fast import parse_test_args
 
 app = typer.Typer()
 app.command("test", cls=test_cmd.TestCommand)(test_cmd.test)
-app.command("stale")(workspace_cmd.stale)
+app.command("stale", cls=test_cmd.TestCommand)(workspace_cmd.stale)
 
 
 @pytest.fixture
@@ -44,6 +44,23 @@ def test_exit_codes_summary_and_cache(cli: Workspace) -> None:
     assert "tests/test_b.py:5: AssertionError: assert 5 == 6" in out
     code, out = invoke("stale", "--no-daemon")
     assert code == 0 and "tests/test_b.py" in out and "failed last time" in out
+
+
+def test_stale_answers_for_the_run_s_pytest_arguments(
+    cli: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`maestro stale` said every file was stale after a run with PYTEST_ADDOPTS set (its keys
+    were those of a run without them) where `maestro test` served them all from the cache."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", "-p no:randomly")
+    code, out = invoke("test")
+    assert code == 0 and "ran 4 files, 0 cached" in out, out
+    code, out = invoke("stale", "--no-daemon")
+    assert code == 0 and "0 of 4 test files stale" in out, out
+    code, out = invoke("stale", "--no-daemon", "--", "-k", "square")
+    assert code == 0 and "4 of 4 test files stale" in out, out
+    monkeypatch.delenv("PYTEST_ADDOPTS")
+    code, out = invoke("stale", "--no-daemon")
+    assert code == 0 and "4 of 4 test files stale" in out, out
 
 
 def test_pytest_args_after_double_dash(cli: Workspace) -> None:
