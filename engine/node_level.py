@@ -281,8 +281,9 @@ def node_reasons(
                 break
     if whole is None:
         # hand-written memoisation (a dict checked before calling a builder, marshmallow's URL
-        # regexes): a test served from it ran the checking function, not the changed builder
-        _memo_holders(readers, callees)
+        # regexes): a test served from it ran the checking function, not the changed builder;
+        # nor, from a memo of a changed constant's reader, that reader
+        _memo_holders(readers, callees, _constant_namers(readers, constants) if constants else {})
     if whole is None:
         for path in data:
             if path == target:  # a text file of doctests (pytest reads it to collect them)
@@ -698,8 +699,35 @@ class _Readers:
                     self.named.pop(index, None)
 
 
+def _constant_namers(
+    readers: _Readers, constants: Mapping[str, str]
+) -> dict[str, tuple[FileFingerprints, dict[str, str]]]:
+    """The functions of the result's Python inputs whose code names a changed module-level name
+    (`constants`: name -> where it changed), as `_memo_holders` takes them (file -> its
+    fingerprints as the tests ran it, qualname -> why it counts): a memo may keep what one
+    returned (a ``functools.cache``d loader of a table module's constant, filled by an earlier
+    test file), and a test served from the memo ran neither it nor anything naming the
+    constant. Any file, not only the constant's importers: the name is bare, as the readers'
+    rule reads it. Unknown code is `_constant_readers`'s to judge."""
+    known = readers.python_inputs(
+        readers.old_inputs, constants, lambda f: f.module_loads, "names the changed"
+    )
+    found: dict[str, tuple[FileFingerprints, dict[str, str]]] = {}
+    if isinstance(known, str):
+        return found
+    for path, recorded in known.items():
+        for qualname in recorded.functions:
+            named = constants.keys() & set(recorded.refs.get(qualname, constants.keys()))
+            if named:
+                why = f"{dotted(path, qualname)}, which names the changed {constants[min(named)]}"
+                found.setdefault(path, (recorded, {}))[1][qualname] = why
+    return found
+
+
 def _memo_holders(
-    readers: _Readers, callees: Mapping[str, tuple[FileFingerprints, Mapping[str, str]]]
+    readers: _Readers,
+    callees: Mapping[str, tuple[FileFingerprints, Mapping[str, str]]],
+    namers_of_changed: Mapping[str, tuple[FileFingerprints, Mapping[str, str]]] | None = None,
 ) -> None:
     """Marks each recorded function that may hold a result derived from a changed function
     (`callees`: changed file -> its fingerprints as the tests ran it, qualname of each changed
@@ -732,6 +760,10 @@ def _memo_holders(
         for path, (_, names) in callees.items()
         for qualname, where in names.items()
     )
+    for path, (ran, names) in (namers_of_changed or {}).items():
+        # functions reading a changed name: their namers are followed as a changed function's
+        files.setdefault(path, ran)
+        todo.extend((path, q.rpartition(".")[2], why, q) for q, why in names.items())
     importers: dict[str, list[str]] = {}
     while todo:  # breadth first: each name is told by its shortest chain
         path, name, where, defined = todo.popleft()

@@ -104,3 +104,36 @@ def _served_from_another_files_memo(ws: Workspace, source: str, builder: str, re
     summary = ws.run()
     assert {FILL, SERVED} <= set(ran_nodes(summary))
     assert summary.failed == 2  # as plain pytest: the served node gets the new builder's result
+
+
+def test_a_node_served_from_a_memo_of_a_changed_constant_reruns(ws: Workspace) -> None:
+    """User trial of rich 14.3.3: its cell widths come from a table module (a constant) that a
+    `functools.cache`d loader reads; with the table edited, plain pytest failed 2 tests of
+    tests/test_cells.py, `maestro test` served them as passed: no test of that file ran the
+    loader (an earlier file had filled its cache), so none executed code naming the constant."""
+    ws.write("pkg/table.py", 'HOSTS = ("localhost",)\n')
+    ws.write(
+        "pkg/memo.py",
+        "import functools\n\nfrom pkg import table\n\n\n@functools.cache\ndef pattern():\n"
+        "    return table.HOSTS[0]\n\n\n"
+        "def is_local(text):\n    return text.lower() == pattern()\n",
+    )
+    ws.write(
+        "tests/test_a_fill.py",
+        "from pkg.memo import is_local\n\n\ndef test_fills_the_memo():\n"
+        "    assert is_local('localhost')\n",
+    )
+    ws.write(
+        "tests/test_b_served.py",
+        "from pkg.memo import is_local\n\n\ndef test_served_from_the_memo():\n"
+        "    assert is_local('LOCALHOST')\n",
+    )
+    assert ws.run().failed == 0
+    ws.edit("pkg/table.py", '"localhost"', '"localhostx"')
+    served = next(f for f in ws.plan().files if f.target == "tests/test_b_served.py")
+    assert "which names pkg.memo.pattern, which names the changed pkg.table.HOSTS" in (
+        served.node_reasons.get(SERVED, "")
+    ), served.node_reasons
+    summary = ws.run()
+    assert {FILL, SERVED} <= set(ran_nodes(summary))
+    assert summary.failed == 2  # as plain pytest: the served node gets the new table's value
