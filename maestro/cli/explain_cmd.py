@@ -197,7 +197,7 @@ def explain(
     from contextlib import closing
 
     from maestro.cache.keys import changed_inputs
-    from maestro.cli.fast import with_env_addopts
+    from maestro.cli.fast import junit_of, paths_of, with_env_addopts
     from maestro.engine import testing
     from maestro.engine.core import Engine
 
@@ -206,7 +206,10 @@ def explain(
         rel = _relative(workspace, [test], keep_missing=False)[0]
         target, sep, _ = rel.partition("::")
         with closing(Engine.open(workspace)) as engine:
-            pytest_args = tuple(with_env_addopts(ctx.meta.get(PYTEST_ARGS, []), os.environ))
+            # read as `maestro test` reads them: its --junitxml and the paths it selects with
+            # are no pytest arguments of the run's key
+            given = with_env_addopts(ctx.meta.get(PYTEST_ARGS, []), os.environ)
+            pytest_args = tuple(paths_of(junit_of(given)[0], workspace)[1])
             planned = engine.plan(testing.Selection(paths=(target,), pytest_args=pytest_args))
             if not planned.files:
                 raise UnknownTargetError(f"{test} is not a test file of this workspace")

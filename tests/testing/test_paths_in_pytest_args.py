@@ -173,6 +173,20 @@ def test_explain_answers_for_the_pytest_arguments_it_is_given(isolated: Path) ->
     assert wrong.returncode != 0 and "maestro explain -- -x" in wrong.stderr, wrong.stderr
 
 
+def test_explain_reads_the_paths_and_junitxml_among_them_as_test_does(isolated: Path) -> None:
+    # anyio 4.16 and python-json-logger 4.2 (ZB): after `maestro test -- tests/x.py`, `maestro
+    # explain NODE -- tests/x.py` said 'runs with its whole file: inputs changed: pytest
+    # arguments' of a test the run served: the paths (and --junitxml) are no pytest arguments
+    # of the run's key, as `maestro test` reads them
+    root = workspace(isolated)
+    (root / "tests/test_x.py").write_text("def test_one():\n    pass\n")
+    (root / "tests/test_y.py").write_text("def test_two():\n    pass\n")
+    args = ["tests/test_x.py", "tests/test_y.py", "--junitxml=out.xml", "-k", "one or two"]
+    assert summary(maestro(root, "test", "--", *args).stdout) == "2 passed"
+    given = maestro(root, "explain", "tests/test_x.py::test_one", "--", *args)
+    assert "no input changed since its last run" in given.stdout, given.stdout + given.stderr
+
+
 def short_summary(out: str) -> list[str]:
     """The lines of pytest's "short test summary info" section (Maestro's too)."""
     lines = out.splitlines()
