@@ -27,7 +27,8 @@ import sys
 from types import CodeType
 from typing import Any
 
-_TOOL_IDS = (5, 2)  # sys.monitoring ids the plugin's own tracer (4, 3) does not take
+# sys.monitoring ids, freed as the plugin is imported, before its recorder takes 4 and 5
+_TOOL_IDS = (5, 2)
 
 _started: dict[int, CodeType] | None = None  # id -> each code object that started
 _tool: int | None = None

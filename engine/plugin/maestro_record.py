@@ -1027,7 +1027,8 @@ class ChildRecorder:
 
     def _start_tracing(self) -> None:
         mon = getattr(sys, "monitoring", None)
-        free = [t for t in (4, 3) if mon is not None and mon.get_tool(t) is None]
+        # as the plugin's recorder: Hypothesis's id 3 last
+        free = [t for t in (4, 5, 3) if mon is not None and mon.get_tool(t) is None]
         if mon is not None and free:
             tool, codes, disable = free[0], self.codes, mon.DISABLE
 
