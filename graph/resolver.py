@@ -156,6 +156,8 @@ class Resolver:
             linked = True
             if is_module:
                 module_file = file
+        if imp.kind == "dynamic" and imp.names == ("*",) and module_file is not None:
+            self._package_modules(rel, module_file, dotted, imp.line, add)
         if imp.kind == "from":
             # `from pkg import sub` imports the submodule pkg/sub when it exists.
             package = base + "/".join(parts)
@@ -177,6 +179,22 @@ class Resolver:
             if imp.level and not parts and not linked:
                 linked = True  # `from . import x` where x is an attribute of the package
         return linked or (imp.level > 0 and module_file is not None)
+
+    def _package_modules(self, rel: str, init: str, dotted: str, line: int, add: AddEdge) -> None:
+        """Edges from `rel` to each module of the package whose ``__init__.py`` is `init` (and to
+        each subpackage's): a module name computed at run time below it may be any of them."""
+        if not init.endswith("/__init__.py"):
+            return
+        folder = init.removesuffix("__init__.py")
+        for file in sorted(f for f in self.all_files if f.startswith(folder)):
+            rest = file[len(folder) :]
+            if rest.count("/") == 1 and rest.endswith("/__init__.py"):
+                name = rest.removesuffix("/__init__.py")
+            elif "/" not in rest and rest.endswith(".py") and rest != "__init__.py":
+                name = rest.removesuffix(".py")
+            else:
+                continue
+            add(rel, file, Edge("dynamic", line, f"{dotted}.{name}"))
 
     def former_importers(self, rel: str, py: Mapping[str, FileEntry]) -> list[tuple[str, str]]:
         """(file, module as it names it) for each file whose imports would have resolved to

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-SCANNER_VERSION = 1
+SCANNER_VERSION = 2
 
 ImportKind = Literal["import", "from", "dynamic", "plugin"]
 
@@ -60,6 +60,13 @@ _DYNAMIC = re.compile(
     rb"(?:import_module|__import__)[ \t]*\([ \t]*"
     rb"(?P<dq>[\"'])(?P<dname>\.*[\w.]+)(?P=dq)"
     rb"(?:[ \t]*,[ \t]*(?:package[ \t]*=[ \t]*)?(?P<pq>[\"'])(?P<pkg>[\w.]+)(?P=pq))?"
+)
+# import_module(<computed name>, "a.b"): any module of the package a.b (the names are built at run
+# time, rich's ``import_module(module_name, "rich._unicode_data")``); a string literal first is
+# _DYNAMIC's, and f-strings count as computed
+_DYNAMIC_COMPUTED = re.compile(
+    rb"import_module[ \t]*\([ \t]*(?P<expr>(?:[A-Za-z_][^,()\n]*?|[fF][\"'][^,()\n]*?))[ \t]*,"
+    rb"[ \t]*(?:package[ \t]*=[ \t]*)?(?P<pq>[\"'])(?P<pkg>[\w.]+)(?P=pq)[ \t]*\)"
 )
 _PLUGINS = re.compile(
     rb"^pytest_plugins[ \t]*(?::[^=\n]*)?=[ \t]*(?P<pval>\[[^\]]*\]|\([^)]*\)|[\"'][\w.]+[\"'])",
@@ -201,6 +208,12 @@ def _dynamic_imports(source: bytes) -> list[PackedImport]:
             base = base[: len(base) - (level - 1)]
             name = ".".join([*base, name[level:]]).strip(".")
         found.append(["dynamic", name, 0, [], here])
+    for match in _DYNAMIC_COMPUTED.finditer(source):
+        before = source[match.start() - 1 : match.start()]
+        if before.isalnum() or before == b"_":
+            continue
+        here = source.count(b"\n", 0, match.start()) + 1
+        found.append(["dynamic", match.group("pkg").decode(), 0, ["*"], here])
     return found
 
 

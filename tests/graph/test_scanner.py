@@ -75,6 +75,17 @@ def test_dynamic_literal_imports() -> None:
     assert dynamic == {"pkg.plugins.one", "pkg.plugins.two", "pkg.three"}
 
 
+def test_a_computed_name_below_a_literal_package_is_any_module_of_it() -> None:
+    """rich's ``import_module(module_name, "rich._unicode_data")`` loads one of its tables."""
+    src = (
+        'm = import_module(module_name, "rich._unicode_data")\n'
+        "n = importlib.import_module(f'.t_{v}', package='pkg')\n"
+        "o = my_import_module(name, 'other')\n"  # another function
+    )
+    found = [(i.kind, i.module, i.names) for i in scan_imports(src.encode())]
+    assert found == [("dynamic", "rich._unicode_data", ("*",)), ("dynamic", "pkg", ("*",))]
+
+
 def test_pytest_plugins_forms() -> None:
     assert {i.module for i in scan_imports(b"pytest_plugins = ['a.one', \"a.two\"]\n")} == {
         "a.one",

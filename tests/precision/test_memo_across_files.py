@@ -177,3 +177,43 @@ def test_a_node_served_from_a_memo_of_a_changed_constant_reruns(
     summary = ws.run()
     assert {FILL, SERVED} <= set(ran_nodes(summary))
     assert summary.failed == 2  # as plain pytest: the served node gets the new table's value
+
+
+COMPUTED_IMPORT = """
+    import functools
+    import importlib
+
+    VERSIONS = ("a",)
+
+
+    @functools.cache
+    def load():
+        name = f".table_{VERSIONS[-1]}"
+        return importlib.import_module(name, "pkg").TABLE
+
+
+    def width(c):
+        return load()[c]
+    """
+
+
+def test_a_memo_of_a_module_imported_by_a_computed_name_reruns_what_it_served(
+    ws: Workspace,
+) -> None:
+    """rich 14.3.3's shape: `rich._unicode_data.load` is cached and imports its table module by a
+    computed name (`import_module(module_name, "rich._unicode_data")`); only the file whose test
+    first called it imported the table, so the later files' keys had no such input, and with the
+    table edited `maestro test` served tests/test_cells.py's failing tests as passed. A computed
+    import of a literal package counts as importing each of its modules."""
+    ws.write("pkg/__init__.py", COMPUTED_IMPORT)
+    ws.write("pkg/table_a.py", 'TABLE = {"x": 1}\n')
+    for name in ("a", "b"):
+        ws.write(
+            f"tests/test_{name}.py",
+            f"from pkg import width\n\n\ndef test_{name}():\n    assert width('x') == 1\n",
+        )
+    assert ws.run().failed == 0
+    ws.edit("pkg/table_a.py", '"x": 1', '"x": 2')
+    summary = ws.run()
+    assert {"tests/test_a.py::test_a", "tests/test_b.py::test_b"} <= set(ran_nodes(summary))
+    assert summary.failed == 2  # as plain pytest: both read the edited table
