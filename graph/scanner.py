@@ -9,7 +9,8 @@ that on real code its imports are a superset of the ones `ast` finds.
 
 It understands `import a.b as c, d`, `from ..a import (b, c)`, imports after `:` or `;`
 (`if TYPE_CHECKING: import x`), imports nested in functions, `importlib.import_module("x")`,
-`__import__("x")` with literal names (and `package=`), and `pytest_plugins` assignments.
+`__import__("x")` with literal names (and `package=`), `import_module(name, "pkg")` with a
+computed name (any module of pkg), and `pytest_plugins` assignments.
 """
 
 from __future__ import annotations
