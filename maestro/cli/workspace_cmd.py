@@ -64,32 +64,45 @@ def stale(
 
     from maestro import wire
     from maestro.cli import via_daemon
-    from maestro.cli.fast import with_env_addopts
+    from maestro.cli.fast import junit_of, paths_of, with_env_addopts
+    from maestro.cli.test_run import _relative
 
     try:
         workspace = resolve_root(root)
-        pytest_args = with_env_addopts(ctx.meta.get(PYTEST_ARGS, []), os.environ)
+        given = with_env_addopts(ctx.meta.get(PYTEST_ARGS, []), os.environ)
+        # read as `maestro test` reads them: the paths choose the files, and they and its
+        # --junitxml are no pytest arguments of a file's key
+        named, pytest_args = paths_of(junit_of(given)[0], workspace)
+        scope = [p.partition("::")[0] for p in _relative(workspace, named, keep_missing=True)]
         params = wire.StaleParams(pytest_args=pytest_args)
         result = via_daemon.call(workspace, wire.STALE, params, no_daemon=no_daemon)
         if result is None:
             result = stale_in_process(workspace, pytest_args)
     except MaestroError as exc:
         raise common.pytest_style_exit(exc) from None
-    render_stale(result, as_json=as_json)
+    render_stale(result, as_json=as_json, scope=scope)
 
 
-def render_stale(result: StaleResult, *, as_json: bool) -> None:
+def render_stale(result: StaleResult, *, as_json: bool, scope: Sequence[str] = ()) -> None:
+    """The stale files, those under the `scope` paths when given (`maestro stale -- PATHS`)."""
+    stale = [f for f in result.stale if _under(f.target, scope)] if scope else result.stale
     if as_json:
-        rows = [
-            {"target": f.target, "reason": f.reason, "changed": f.changed} for f in result.stale
-        ]
+        rows = [{"target": f.target, "reason": f.reason, "changed": f.changed} for f in stale]
         console.print_json(json.dumps({"schema": "maestro.stale/1", "stale": rows}))
         return
     from rich.markup import escape
 
-    for f in result.stale:  # node ids are text, not markup: `test_x[case0]` keeps `[case0]`
+    for f in stale:  # node ids are text, not markup: `test_x[case0]` keeps `[case0]`
         console.print(f"{escape(f.target)}  [dim]{escape(f.describe)}[/]", highlight=False)
-    console.print(f"{len(result.stale)} of {plural(result.tests, 'test file')} stale")
+    if scope:
+        named = escape(" ".join(scope))
+        console.print(f"{len(stale)} of the test files {named} names stale", highlight=False)
+    else:
+        console.print(f"{len(stale)} of {plural(result.tests, 'test file')} stale")
+
+
+def _under(target: str, scope: Sequence[str]) -> bool:
+    return any(p in ("", ".") or target == p or target.startswith(p + "/") for p in scope)
 
 
 def _status_offline(workspace: Path, *, as_json: bool) -> None:

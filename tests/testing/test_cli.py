@@ -63,6 +63,19 @@ def test_stale_answers_for_the_run_s_pytest_arguments(
     assert code == 0 and "4 of 4 test files stale" in out, out
 
 
+def test_stale_reads_the_paths_among_the_run_s_arguments_as_test_does(cli: Workspace) -> None:
+    """After `maestro test -- tests/test_c.py` served or ran it, `maestro stale --
+    tests/test_c.py` said 'tests/test_c.py  inputs changed: pytest arguments' and listed the
+    other files (python-json-logger, ZB): the paths choose the files, as for `maestro test`,
+    and are no pytest arguments of a file's key."""
+    code, out = invoke("test", "--", "tests/test_c.py")
+    assert code == 0 and "ran 1 file" in out, out
+    code, out = invoke("stale", "--no-daemon", "--", "tests/test_c.py", "--junitxml=out.xml")
+    assert code == 0 and "0 of the test files tests/test_c.py names stale" in out, out
+    code, out = invoke("stale", "--no-daemon", "--", "tests")
+    assert code == 0 and "3 of the test files tests names stale" in out, out
+
+
 def test_pytest_args_after_double_dash(cli: Workspace) -> None:
     code, out = invoke("test", "tests/test_c.py", "--", "-k", "zero")
     assert code == 0, out
