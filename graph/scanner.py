@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-SCANNER_VERSION = 2
+SCANNER_VERSION = 3
 
 ImportKind = Literal["import", "from", "dynamic", "plugin"]
 
@@ -68,6 +68,11 @@ _DYNAMIC = re.compile(
 _DYNAMIC_COMPUTED = re.compile(
     rb"import_module[ \t]*\([ \t]*(?P<expr>(?:[A-Za-z_][^,()\n]*?|[fF][\"'][^,()\n]*?))[ \t]*,"
     rb"[ \t]*(?:package[ \t]*=[ \t]*)?(?P<pq>[\"'])(?P<pkg>[\w.]+)(?P=pq)[ \t]*\)"
+)
+# import_module(f"a.b.mod_{x}") or import_module("a.b.mod_" + x): any module of a.b
+_DYNAMIC_PREFIX = re.compile(
+    rb"import_module[ \t]*\([ \t]*(?:[fF](?P<fq>[\"'])(?P<fpkg>[\w.]*)\.\w*\{"
+    rb"|(?P<cq>[\"'])(?P<cpkg>[\w.]*)\.\w*(?P=cq)[ \t]*\+)"
 )
 _PLUGINS = re.compile(
     rb"^pytest_plugins[ \t]*(?::[^=\n]*)?=[ \t]*(?P<pval>\[[^\]]*\]|\([^)]*\)|[\"'][\w.]+[\"'])",
@@ -215,6 +220,13 @@ def _dynamic_imports(source: bytes) -> list[PackedImport]:
             continue
         here = source.count(b"\n", 0, match.start()) + 1
         found.append(["dynamic", match.group("pkg").decode(), 0, ["*"], here])
+    for match in _DYNAMIC_PREFIX.finditer(source):
+        before = source[match.start() - 1 : match.start()]
+        package = (match.group("fpkg") or match.group("cpkg") or b"").decode()
+        if before.isalnum() or before == b"_" or not package or package.startswith("."):
+            continue  # relative without a literal package: _DYNAMIC_COMPUTED's, if any
+        here = source.count(b"\n", 0, match.start()) + 1
+        found.append(["dynamic", package, 0, ["*"], here])
     return found
 
 

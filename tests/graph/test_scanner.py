@@ -84,6 +84,10 @@ def test_a_computed_name_below_a_literal_package_is_any_module_of_it() -> None:
     )
     found = [(i.kind, i.module, i.names) for i in scan_imports(src.encode())]
     assert found == [("dynamic", "rich._unicode_data", ("*",)), ("dynamic", "pkg", ("*",))]
+    # a name built on a literal package's prefix
+    src = "m = import_module(f'pkg.tables.t_{v}')\nn = import_module('pkg.data.d_' + v)\n"
+    found = [(i.module, i.names) for i in scan_imports(src.encode()) if i.names == ("*",)]
+    assert found == [("pkg.tables", ("*",)), ("pkg.data", ("*",))]
 
 
 def test_pytest_plugins_forms() -> None:

@@ -197,15 +197,24 @@ COMPUTED_IMPORT = """
     """
 
 
+COMPUTED_FULL_NAME = COMPUTED_IMPORT.replace(
+    'importlib.import_module(name, "pkg")', 'importlib.import_module(f"pkg.table_{VERSIONS[-1]}")'
+)
+
+
+@pytest.mark.parametrize(
+    "source", [COMPUTED_IMPORT, COMPUTED_FULL_NAME], ids=["package-argument", "name-prefix"]
+)
 def test_a_memo_of_a_module_imported_by_a_computed_name_reruns_what_it_served(
-    ws: Workspace,
+    ws: Workspace, source: str
 ) -> None:
     """rich 14.3.3's shape: `rich._unicode_data.load` is cached and imports its table module by a
     computed name (`import_module(module_name, "rich._unicode_data")`); only the file whose test
     first called it imported the table, so the later files' keys had no such input, and with the
     table edited `maestro test` served tests/test_cells.py's failing tests as passed. A computed
     import of a literal package counts as importing each of its modules."""
-    ws.write("pkg/__init__.py", COMPUTED_IMPORT)
+    assert source.count("import_module(") == 1
+    ws.write("pkg/__init__.py", source)
     ws.write("pkg/table_a.py", 'TABLE = {"x": 1}\n')
     for name in ("a", "b"):
         ws.write(
