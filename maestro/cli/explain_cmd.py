@@ -158,18 +158,37 @@ def _latest_run(
     return found
 
 
-def _named_nodes(node: str, known: list[str], target: str) -> list[str]:
+def _named_nodes(node: str, known: list[str], target: str, root: Path | None = None) -> list[str]:
     """The tests a node id names among the file's `known` ones (none known: the id as given):
     itself, or those of a parametrized function or a class it names."""
     if not known or node in known:
         return [node]
     found = [n for n in known if n.startswith((node + "[", node + "::"))]
+    if not found and root is not None and _defines(root / target, node):
+        # a test of the file that its last run left out (-k, -m, node ids): not "not a test"
+        raise UnknownTargetError(
+            f"{node} has no record: {target}'s last run ran {plural(len(known), 'test')}"
+            " of it, not this one (a -k, -m or node-id selection leaves tests out)",
+            hint=f"maestro test -- {node} runs and records it",
+        )
     if not found:
         raise UnknownTargetError(
             f"{node} is not a test of {target} (its last run had {plural(len(known), 'test')})",
             hint=f"maestro explain {target} lists them",
         )
     return found
+
+
+def _defines(path: Path, node: str) -> bool:
+    """Whether the test file's source defines the function or class a node id names."""
+    import re
+
+    name = node.rpartition("::")[2].partition("[")[0]
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return bool(name) and re.search(rf"\b(?:def|class)\s+{re.escape(name)}\b", text) is not None
 
 
 def _record_of(planned: PlannedFile, previous: ActionResult | None) -> ActionResult | None:
@@ -234,7 +253,7 @@ def explain(
     nodes = [t.node_id for t in result.tests] if result else []
     if sep:
         try:
-            nodes = _named_nodes(_stored_id(rel), nodes, pf.target)
+            nodes = _named_nodes(_stored_id(rel), nodes, pf.target, workspace)
         except MaestroError as exc:
             raise common.pytest_style_exit(exc) from None
     said = pf.describe()

@@ -187,6 +187,23 @@ def test_explain_reads_the_paths_and_junitxml_among_them_as_test_does(isolated: 
     assert "no input changed since its last run" in given.stdout, given.stdout + given.stderr
 
 
+def test_explain_of_a_test_the_last_run_left_out_says_so(isolated: Path) -> None:
+    # python-json-logger (ZB): after a `-k rename` run, `maestro explain` of a test of the file
+    # that run deselected said 'error: ... is not a test of tests/test_formatters.py (its last
+    # run had 30 tests)': it is one; that run left it out
+    root = workspace(isolated)
+    (root / "tests/test_x.py").write_text(
+        "def test_one():\n    pass\n\n\ndef test_two():\n    pass\n"
+    )
+    assert summary(maestro(root, "test", "--", "-k", "one").stdout) == "1 passed, 1 deselected"
+    left_out = maestro(root, "explain", "tests/test_x.py::test_two")
+    said = left_out.stdout + left_out.stderr
+    assert left_out.returncode != 0 and "is not a test of" not in said, said
+    assert "has no record" in said and "maestro test -- tests/test_x.py::test_two" in said, said
+    missing = maestro(root, "explain", "tests/test_x.py::test_three")
+    assert "is not a test of tests/test_x.py" in missing.stdout + missing.stderr
+
+
 def short_summary(out: str) -> list[str]:
     """The lines of pytest's "short test summary info" section (Maestro's too)."""
     lines = out.splitlines()
