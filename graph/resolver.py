@@ -139,6 +139,8 @@ class Resolver:
             if found is None:
                 if top in environment.STDLIB or top == "__future__":
                     return True
+                if imp.kind == "dynamic" and imp.names == ("*",):
+                    return True  # a package guessed from a name's literal prefix: none here
                 # Third-party or missing: the distribution is looked up lazily (distributions()).
                 add(rel, DIST + top, Edge("dist", imp.line, imp.module))
                 return True

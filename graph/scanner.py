@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-SCANNER_VERSION = 3
+SCANNER_VERSION = 4
 
 ImportKind = Literal["import", "from", "dynamic", "plugin"]
 
@@ -73,6 +73,13 @@ _DYNAMIC_COMPUTED = re.compile(
 _DYNAMIC_PREFIX = re.compile(
     rb"import_module[ \t]*\([ \t]*(?:[fF](?P<fq>[\"'])(?P<fpkg>[\w.]*)\.\w*\{"
     rb"|(?P<cq>[\"'])(?P<cpkg>[\w.]*)\.\w*(?P=cq)[ \t]*\+)"
+)
+# import_module(name) alone, the name built elsewhere in the file (``name = f"a.b.mod_{x}"``):
+# each such literal prefix of the file counts as its package (resolved only inside the workspace)
+_DYNAMIC_BARE = re.compile(rb"import_module[ \t]*\([ \t]*[A-Za-z_][\w.]*[ \t]*\)")
+_NAME_PREFIX = re.compile(
+    rb"(?:[fF](?P<fq>[\"'])(?P<fpkg>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.\w*\{"
+    rb"|(?P<cq>[\"'])(?P<cpkg>[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\.\w*(?P=cq)[ \t]*\+)"
 )
 _PLUGINS = re.compile(
     rb"^pytest_plugins[ \t]*(?::[^=\n]*)?=[ \t]*(?P<pval>\[[^\]]*\]|\([^)]*\)|[\"'][\w.]+[\"'])",
@@ -227,7 +234,22 @@ def _dynamic_imports(source: bytes) -> list[PackedImport]:
             continue  # relative without a literal package: _DYNAMIC_COMPUTED's, if any
         here = source.count(b"\n", 0, match.start()) + 1
         found.append(["dynamic", package, 0, ["*"], here])
+    bare = next(
+        (m for m in _DYNAMIC_BARE.finditer(source) if not _named_longer(source, m.start())), None
+    )
+    if bare is not None:
+        here = source.count(b"\n", 0, bare.start()) + 1
+        packages = {
+            (m.group("fpkg") or m.group("cpkg")).decode() for m in _NAME_PREFIX.finditer(source)
+        }
+        found.extend(["dynamic", package, 0, ["*"], here] for package in sorted(packages))
     return found
+
+
+def _named_longer(source: bytes, start: int) -> bool:
+    """Is the name found at `start` the end of a longer one (``my_import_module``)?"""
+    before = source[start - 1 : start]
+    return before.isalnum() or before == b"_"
 
 
 def ast_imports(source: bytes) -> list[RawImport]:

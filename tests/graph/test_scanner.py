@@ -88,6 +88,11 @@ def test_a_computed_name_below_a_literal_package_is_any_module_of_it() -> None:
     src = "m = import_module(f'pkg.tables.t_{v}')\nn = import_module('pkg.data.d_' + v)\n"
     found = [(i.module, i.names) for i in scan_imports(src.encode()) if i.names == ("*",)]
     assert found == [("pkg.tables", ("*",)), ("pkg.data", ("*",))]
+    # the name built before the call: the file's literal prefixes
+    src = "name = f'pkg.tables.t_{v}'\nother = f'{x}.y'\nm = importlib.import_module(name)\n"
+    found = [(i.module, i.names, i.line) for i in scan_imports(src.encode()) if i.names]
+    assert found == [("pkg.tables", ("*",), 3)]
+    assert not [i for i in scan_imports(b"name = f'pkg.t_{v}'\n") if i.names]  # no call
 
 
 def test_pytest_plugins_forms() -> None:

@@ -202,8 +202,15 @@ COMPUTED_FULL_NAME = COMPUTED_IMPORT.replace(
 )
 
 
+COMPUTED_ELSEWHERE = COMPUTED_IMPORT.replace(
+    'f".table_{VERSIONS[-1]}"', 'f"pkg.table_{VERSIONS[-1]}"'
+).replace('import_module(name, "pkg")', "import_module(name)")
+
+
 @pytest.mark.parametrize(
-    "source", [COMPUTED_IMPORT, COMPUTED_FULL_NAME], ids=["package-argument", "name-prefix"]
+    "source",
+    [COMPUTED_IMPORT, COMPUTED_FULL_NAME, COMPUTED_ELSEWHERE],
+    ids=["package-argument", "name-prefix", "name-built-before"],
 )
 def test_a_memo_of_a_module_imported_by_a_computed_name_reruns_what_it_served(
     ws: Workspace, source: str
