@@ -221,6 +221,17 @@ def _addopts_line(inifile: str, args: Sequence[str]) -> str:
     return f"{'; '.join(lines)} under {section} in {inifile}"
 
 
+def _addopts_paths(graph: BuildGraph) -> list[str]:
+    """The test paths the configuration's addopts names (``addopts = -q tests/unit``), read as
+    pytest reads them: it prepends them to every run's arguments. The argument after an
+    option not known here is read as its value (no workspace scan at every plan)."""
+    if not graph.pytest.addopts:
+        return []
+    from maestro.cli.fast import paths_of
+
+    return paths_of(graph.pytest.addopts)[0]
+
+
 def select(
     graph: BuildGraph, selection: Selection, notes: list[str] | None = None
 ) -> dict[str, tuple[str, ...] | None]:
@@ -233,6 +244,15 @@ def select(
             "(.pytest_cache), which is no input of Maestro's results",
             hint="`maestro test` already re-runs what failed last time and what changed; "
             "run plain pytest for its own last-failed or stepwise runs",
+        )
+    if in_addopts := _addopts_paths(graph):
+        where = graph.pytest.inifile or "pyproject.toml"
+        raise ConfigError(
+            f"addopts in {where} names {' '.join(in_addopts)}: pytest adds these paths to every "
+            "run's own, so it collects other files than those Maestro takes from the "
+            "configuration (testpaths, or the whole project)",
+            hint=f"list them as testpaths in {where} instead (pytest collects them when no "
+            "path is given), or run plain pytest",
         )
     if unfollowed := unfollowed_args(graph.pytest, selection.pytest_args):
         where = graph.pytest.inifile or "pyproject.toml"
