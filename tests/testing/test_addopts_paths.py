@@ -9,28 +9,10 @@ script beside plain pytest on the lean project interpreter."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
 from pathlib import Path
 
+from console_script import maestro, summary
 from project_python import plain_pytest, project_python
-
-MAESTRO = str(Path(sys.executable).with_name("maestro"))
-
-
-def maestro(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTEST_ADDOPTS")}
-    env.update(MAESTRO_DAEMON="off")
-    return subprocess.run(
-        [MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
-def summary(out: str) -> str:
-    last = out.strip().splitlines()[-1]
-    return re.sub(r" in [\d.]+s.*$", "", last.split(" — ")[0]).strip("= ")
 
 
 def workspace(isolated: Path, addopts: str) -> Path:

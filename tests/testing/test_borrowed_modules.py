@@ -11,10 +11,9 @@ from __future__ import annotations
 import itertools
 
 from project_python import plain_pytest, project_python
-from testing_helpers import Workspace, ran
+from testing_helpers import Workspace, outcomes, ran
 
 from maestro.engine.pollution import held_by_packages
-from maestro.engine.summary import Summary
 
 IMPORTER = "tests/test_a_gm.py"
 USER = "tests/test_uses.py"
@@ -35,10 +34,6 @@ def ext():
 def test_a():
     assert 1
 """
-
-
-def outcomes(summary: Summary) -> dict[str, str]:
-    return {t.node_id: t.outcome for r, _ in summary.results() for t in r.tests}
 
 
 def pytest_says(ws: Workspace) -> dict[str, str]:

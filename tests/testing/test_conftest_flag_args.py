@@ -9,13 +9,10 @@ the lean project interpreter."""
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
 import sys
 from pathlib import Path
-from xml.etree import ElementTree
 
+from console_script import cases, maestro, summary
 from project_python import plain_pytest, project_python
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
@@ -31,28 +28,6 @@ def pytest_addoption(parser):
     group.addoption("--color-out", action=argparse.BooleanOptionalAction, default=False)
     parser.addoption("--level", default="1")  # takes a value
 """
-
-
-def maestro(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTEST_ADDOPTS")}
-    env.update(MAESTRO_DAEMON="off")
-    return subprocess.run(
-        [MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
-
-
-def summary(out: str) -> str:
-    """pytest's counts from its last line, or Maestro's before its '—'."""
-    last = out.strip().splitlines()[-1]
-    return re.sub(r" in [\d.]+s.*$", "", last.split(" — ")[0]).strip("= ")
-
-
-def cases(path: Path) -> dict[str, str]:
-    found = {}
-    for case in ElementTree.parse(path).getroot().iter("testcase"):
-        outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
-        found[f"{case.get('classname')}::{case.get('name')}"] = outcome
-    return found
 
 
 def test_a_path_after_a_conftest_flag_is_run_and_counted_as_pytest_does(

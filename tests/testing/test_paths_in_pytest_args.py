@@ -9,23 +9,11 @@ console script in a subprocess, beside plain pytest on the lean project interpre
 from __future__ import annotations
 
 import os
-import re
 import subprocess
-import sys
 from pathlib import Path
-from xml.etree import ElementTree
 
+from console_script import MAESTRO, cases, maestro, summary
 from project_python import plain_pytest, project_python
-
-MAESTRO = str(Path(sys.executable).with_name("maestro"))
-
-
-def maestro(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTEST_ADDOPTS")}
-    env.update(MAESTRO_DAEMON="off")
-    return subprocess.run(
-        [MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
-    )
 
 
 def workspace(isolated: Path) -> Path:
@@ -34,20 +22,6 @@ def workspace(isolated: Path) -> Path:
     (root / "tests").mkdir(parents=True)
     (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
     return root
-
-
-def summary(out: str) -> str:
-    """pytest's counts from its last line, or Maestro's before its '—'."""
-    last = out.strip().splitlines()[-1]
-    return re.sub(r" in [\d.]+s.*$", "", last.split(" — ")[0]).strip("= ")
-
-
-def cases(path: Path) -> dict[str, str]:
-    found = {}
-    for case in ElementTree.parse(path).getroot().iter("testcase"):
-        outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
-        found[f"{case.get('classname')}::{case.get('name')}"] = outcome
-    return found
 
 
 def test_paths_among_pytests_arguments_select_the_files_as_in_pytest(

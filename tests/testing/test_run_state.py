@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import pytest
 from project_python import plain_pytest, project_python
-from testing_helpers import Workspace, ran
+from testing_helpers import Workspace, outcomes, ran
 
 from maestro.engine import testing
 from maestro.engine.pollution import Polluters
-from maestro.engine.summary import Summary
 
 REGISTRY = "REGISTRY = {}\n\n\ndef register(name):\n    REGISTRY[name] = 1\n"
 FILLER = "tests/test_fill.py"
 CLEANER = "tests/test_m_clear.py"
 READER = "tests/test_read.py"
 NODE = f"{READER}::test_empty"
-
-
-def outcomes(summary: Summary) -> dict[str, str]:
-    return {t.node_id: t.outcome for r, _ in summary.results() for t in r.tests}
 
 
 def pytest_says(ws: Workspace) -> dict[str, str]:

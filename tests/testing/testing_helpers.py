@@ -42,3 +42,8 @@ FILES = {
 def ran(summary: testing.Summary) -> list[str]:
     """Test files the run executed (not served from the cache), sorted."""
     return sorted(f.target for f in summary.files if not f.cached)
+
+
+def outcomes(summary: testing.Summary) -> dict[str, str]:
+    """Each node's outcome in a run's answer, served or run."""
+    return {t.node_id: t.outcome for r, _ in summary.results() for t in r.tests}

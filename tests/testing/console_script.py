@@ -1,0 +1,37 @@
+"""The real `maestro` console script beside plain pytest: run it in a workspace, read its summary
+and a JUnit file's outcomes (the paths-in-arguments tests)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from xml.etree import ElementTree
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+
+
+def maestro(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`maestro ARGS` in `cwd`, in process (no daemon), as a terminal of default width runs it."""
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "PYTEST_ADDOPTS")}
+    env.update(MAESTRO_DAEMON="off")
+    return subprocess.run(
+        [MAESTRO, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def summary(out: str) -> str:
+    """pytest's counts from its last line, or Maestro's before its '—'."""
+    last = out.strip().splitlines()[-1]
+    return re.sub(r" in [\d.]+s.*$", "", last.split(" — ")[0]).strip("= ")
+
+
+def cases(path: Path) -> dict[str, str]:
+    """A JUnit file's outcome of each testcase, by classname::name."""
+    found = {}
+    for case in ElementTree.parse(path).getroot().iter("testcase"):
+        outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
+        found[f"{case.get('classname')}::{case.get('name')}"] = outcome
+    return found
