@@ -181,7 +181,8 @@ class SessionEnd(_Event):
     written: list[str] = []
     import_reads: dict[str, list[str]] = {}
     """Workspace module -> files its code read (at import, or later: a module that memoises
-    what it read serves it to every later test that uses it)."""
+    what it read serves it to every later test that uses it), and the workspace modules its
+    code imported (by a computed name too)."""
     env: list[str] = []
     """The variables read by name and found unset outside every test file (conftest, plugins,
     session fixtures' teardown), and the user's own read there, set or not (as in

@@ -1028,6 +1028,10 @@ def polluters_for(graph: BuildGraph, pytest_args: Sequence[str] = ()) -> Pollute
     return polluters
 
 
+def _is_conftest(rel: str) -> bool:
+    return rel.rpartition("/")[2] == "conftest.py"
+
+
 def _named_as_tests(rel: str, patterns: Sequence[str]) -> bool:
     """Whether pytest's `python_files` takes `rel` for a test module (fnmatch_ex's way)."""
     name = rel.rpartition("/")[2]
@@ -2780,12 +2784,19 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
             extra = set(module_reads.get(target, ())) | set(graph.index.dynamic.get(target, []))
             inputs += sorted(extra - scratch - {target} - set(inputs))
         graph.record_dynamic(target, inputs)
+    named = graph.pytest.python_files
     for module, files in module_reads.items():
         if module in graph.py and module not in report.file_deps:
             # A union: a run of some tests sees only some of what a module reads, and keys that
-            # flip with the subset run would re-run the others in turn, for ever.
+            # flip with the subset run would re-run the others in turn, for ever. A test module
+            # or conftest pytest imported with a module's frame below (a hook) is no edge of it.
             known = graph.index.dynamic.get(module, [])
-            found = {f for f in files if f not in scratch} - {module}
+            found = {
+                f
+                for f in files
+                if f not in scratch
+                and not (f.endswith(".py") and (_is_conftest(f) or _named_as_tests(f, named)))
+            } - {module}
             if not found <= set(known):
                 graph.record_dynamic(module, [*known, *found])
             elif any(f.startswith(LISTING) for f in found):

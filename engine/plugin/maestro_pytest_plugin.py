@@ -225,6 +225,9 @@ _SCRATCH: set[str] = set()
 # per session, or one that memoises what it read (a lazily loaded table kept in a global), read
 # it for every test file that uses it, not only for the one running at the time.
 _module_reads: set[tuple[str, str]] = set()
+# (module file, module file): a workspace module loaded while the code of another ran (an
+# ``import_module(name)`` a cached loader makes): an import the source may not spell
+_module_loads: set[tuple[str, str]] = set()
 # Is this file workspace code? Set by the recorder once the rootdir is known; code object ->
 # its file, or None (memoised: the audit hook walks frames on every read).
 _is_workspace: Callable[[str], bool] | None = None
@@ -2000,6 +2003,12 @@ class _Recorder:
             located = getattr(spec, "has_location", False)  # not "built-in", "frozen"
             if located and rel is not None and not rel.endswith(".py") and _active is not None:
                 self._compiled_loaded(_active, rec.abspath(str(origin)))
+            elif located and rel is not None:
+                # the frames above: this <- the load hook's wrapper <- importlib's <- ...
+                frame = sys._getframe(1)
+                reader = _reading_module(frame, frame.f_code)
+                if reader is not None:
+                    _module_loads.add((reader, rec.abspath(str(origin))))
             if not self._state_before:
                 return  # no test file is being collected
             if rel is not None and rel.endswith(".py"):
@@ -2421,6 +2430,10 @@ class _Recorder:
                 and source.endswith(".py")
                 and not rel.endswith((".py", ".pyc"))
             ):
+                imports.setdefault(source, set()).add(rel)
+        for module, loaded in _module_loads:
+            source, rel = self._rel(rec.abspath(module)), self._rel(loaded)
+            if source is not None and rel is not None and source != rel and source.endswith(".py"):
                 imports.setdefault(source, set()).add(rel)
         root = self._root
         self._emit(

@@ -207,10 +207,16 @@ COMPUTED_ELSEWHERE = COMPUTED_IMPORT.replace(
 ).replace('import_module(name, "pkg")', "import_module(name)")
 
 
+# no package named anywhere in the file: only the run knows which module it imported
+COMPUTED_UNNAMED = COMPUTED_IMPORT.replace(
+    'f".table_{VERSIONS[-1]}"', '__package__ + ".table_" + VERSIONS[-1]'
+).replace('import_module(name, "pkg")', "import_module(name)")
+
+
 @pytest.mark.parametrize(
     "source",
-    [COMPUTED_IMPORT, COMPUTED_FULL_NAME, COMPUTED_ELSEWHERE],
-    ids=["package-argument", "name-prefix", "name-built-before"],
+    [COMPUTED_IMPORT, COMPUTED_FULL_NAME, COMPUTED_ELSEWHERE, COMPUTED_UNNAMED],
+    ids=["package-argument", "name-prefix", "name-built-before", "name-unnamed"],
 )
 def test_a_memo_of_a_module_imported_by_a_computed_name_reruns_what_it_served(
     ws: Workspace, source: str
