@@ -211,10 +211,7 @@ class Polluters:
             loader = self.loaders.get(module)
             if loader is None or loader == target or loader in found or loader not in tests:
                 continue
-            reached = self._reached.get(target)
-            if reached is None:
-                reached = self._reached[target] = own_imports(target)
-            if module not in reached:
+            if module not in self._own(target, own_imports):
                 found.add(loader)
         return sorted(found)
 
@@ -228,9 +225,7 @@ class Polluters:
         """The test files whose collection imported first a module that `target`'s own imports
         do not reach but reach its package (an attribute of the package once imported), and
         whose name the code they reach spells (`spelled`: the names files spell)."""
-        reached = self._reached.get(target)
-        if reached is None:
-            reached = self._reached[target] = own_imports(target)
+        reached = self._own(target, own_imports)
         held = held_by_packages(self.loaders, reached)
         if not held:
             return []
@@ -242,6 +237,13 @@ class Polluters:
                 if (loader := self.loaders[module]) != target and loader in tests
             }
         )
+
+    def _own(self, target: str, own_imports: Callable[[str], Collection[str]]) -> Collection[str]:
+        """What `target`'s own imports reach, once per target until the graph may know more."""
+        reached = self._reached.get(target)
+        if reached is None:
+            reached = self._reached[target] = own_imports(target)
+        return reached
 
     def inputs(
         self,
