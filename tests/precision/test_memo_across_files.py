@@ -82,10 +82,8 @@ def test_a_node_served_from_a_memo_another_file_filled_reruns_on_312(
     _served_from_another_files_memo(Workspace(ws.root, interpreter312), source, builder, reason)
 
 
-def _served_from_another_files_memo(ws: Workspace, source: str, builder: str, reason: str) -> None:
-    """test_a fills the memo (runs the builder), test_b, later in the same process, only reads
-    it; after a change to the builder plain pytest fails both."""
-    ws.write("pkg/memo.py", source)
+def _write_filler_and_served(ws: Workspace) -> None:
+    """test_a fills the memo of pkg.memo.is_local, test_b (collected after it) is served from it."""
     ws.write(
         "tests/test_a_fill.py",
         "from pkg.memo import is_local\n\n\ndef test_fills_the_memo():\n"
@@ -96,6 +94,13 @@ def _served_from_another_files_memo(ws: Workspace, source: str, builder: str, re
         "from pkg.memo import is_local\n\n\ndef test_served_from_the_memo():\n"
         "    assert is_local('LOCALHOST')\n",
     )
+
+
+def _served_from_another_files_memo(ws: Workspace, source: str, builder: str, reason: str) -> None:
+    """test_a fills the memo (runs the builder), test_b, later in the same process, only reads
+    it; after a change to the builder plain pytest fails both."""
+    ws.write("pkg/memo.py", source)
+    _write_filler_and_served(ws)
     assert ws.run().failed == 0
     ws.edit("pkg/memo.py", builder, builder.replace("localhost", "localhostx"))
     served = next(f for f in ws.plan().files if f.target == "tests/test_b_served.py")
@@ -160,16 +165,7 @@ def test_a_node_served_from_a_memo_of_a_changed_constant_reruns(
     (rich imports its table by a computed name, which this does not cover.)"""
     ws.write("pkg/table.py", 'HOSTS = ("localhost",)\n')
     ws.write("pkg/memo.py", source)
-    ws.write(
-        "tests/test_a_fill.py",
-        "from pkg.memo import is_local\n\n\ndef test_fills_the_memo():\n"
-        "    assert is_local('localhost')\n",
-    )
-    ws.write(
-        "tests/test_b_served.py",
-        "from pkg.memo import is_local\n\n\ndef test_served_from_the_memo():\n"
-        "    assert is_local('LOCALHOST')\n",
-    )
+    _write_filler_and_served(ws)
     assert ws.run().failed == 0
     ws.edit("pkg/table.py", '"localhost"', '"localhostx"')
     served = next(f for f in ws.plan().files if f.target == "tests/test_b_served.py")

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
+from project_python import plain_pytest
+
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
 
@@ -35,3 +37,15 @@ def cases(path: Path) -> dict[str, str]:
         outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
         found[f"{case.get('classname')}::{case.get('name')}"] = outcome
     return found
+
+
+def same_as_pytest(root: Path, python: Path, tmp_path: Path, args: list[str]) -> str:
+    """`maestro test -- ARGS` says what `pytest ARGS` says, node for node; what Maestro said."""
+    plain_xml, our_xml = tmp_path / "plain.xml", tmp_path / "ours.xml"
+    plain = plain_pytest(python, root, f"--junitxml={plain_xml}", *args)
+    ours = maestro(root, "test", "--junitxml", str(our_xml), "--", *args)
+    said = ours.stdout + ours.stderr
+    assert summary(said) == summary(plain.stdout), (args, said, plain.stdout)
+    assert ours.returncode == plain.returncode, (args, said)
+    assert cases(our_xml) == cases(plain_xml), (args, said)
+    return said

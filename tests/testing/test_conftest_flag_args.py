@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from console_script import cases, maestro, summary
-from project_python import plain_pytest, project_python
+from console_script import same_as_pytest
+from project_python import project_python
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
@@ -70,11 +70,4 @@ def test_a_path_after_an_installed_plugins_flag_is_run_and_counted_as_pytest_doe
 
 
 def check(root: Path, python: Path, tmp_path: Path, args: list[str]) -> None:
-    """`maestro test -- ARGS` says what `pytest ARGS` says, node for node."""
-    plain_xml, our_xml = tmp_path / "plain.xml", tmp_path / "ours.xml"
-    plain = plain_pytest(python, root, f"--junitxml={plain_xml}", *args)
-    ours = maestro(root, "test", "--junitxml", str(our_xml), "--", *args)
-    said = ours.stdout + ours.stderr
-    assert summary(said) == summary(plain.stdout), (args, said, plain.stdout)
-    assert ours.returncode == plain.returncode, (args, said)
-    assert cases(our_xml) == cases(plain_xml), (args, said)
+    same_as_pytest(root, python, tmp_path, args)

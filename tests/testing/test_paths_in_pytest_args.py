@@ -12,7 +12,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from console_script import MAESTRO, cases, maestro, summary
+from console_script import MAESTRO, cases, maestro, same_as_pytest, summary
 from project_python import plain_pytest, project_python
 
 
@@ -41,13 +41,7 @@ def test_paths_among_pytests_arguments_select_the_files_as_in_pytest(
         ["-v", "--", "tests/checks.py::test_two"],
         ["--tb=short", "-q", "tests/checks.py", "tests/test_ok.py"],
     ):
-        plain_xml, our_xml = tmp_path / "plain.xml", tmp_path / "ours.xml"
-        plain = plain_pytest(python, root, f"--junitxml={plain_xml}", *args)
-        ours = maestro(root, "test", "--junitxml", str(our_xml), "--", *args)
-        said = ours.stdout + ours.stderr
-        assert summary(said) == summary(plain.stdout), (args, said, plain.stdout)
-        assert ours.returncode == plain.returncode, (args, said)
-        assert cases(our_xml) == cases(plain_xml), (args, said)
+        said = same_as_pytest(root, python, tmp_path, args)
         assert "ERROR" not in said, (args, said)
 
     # served from the cache the second time, with the same outcomes
