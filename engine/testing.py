@@ -1020,7 +1020,7 @@ def polluters_for(graph: BuildGraph, pytest_args: Sequence[str] = ()) -> Pollute
     polluters = Polluters.load(graph.root, full_run(graph.pytest, graph.root))
     if import_mode(list(pytest_args), graph.pytest.import_mode) != "importlib":
         polluters.clashes = module_clashes(graph.tests, graph.py, polluters.order)
-    conftests = [p for p in graph.py if p.rpartition("/")[2] == "conftest.py"]
+    conftests = [p for p in graph.py if _is_conftest(p)]
     polluters.namespace = namespace_providers(
         conftests, graph.tests, lambda p: _source(graph.root / p), polluters.order,
         lambda rel: _named_as_tests(rel, graph.pytest.python_files),
@@ -1129,15 +1129,7 @@ def _untraced_importers(
 def _own_imports(graph: BuildGraph, target: str) -> set[str]:
     """What a test file's own imports reach (its conftests' and plugins' too): the graph's
     edges but those a run recorded, which may be another file's import."""
-    seen: set[str] = set()
-    stack = [target]
-    deps = graph.deps
-    while stack:
-        for dep, edge in deps.get(stack.pop(), {}).items():
-            if edge.kind != "recorded" and dep not in seen:
-                seen.add(dep)
-                stack.append(dep)
-    return seen
+    return graph.closure(target, skip=("recorded",))
 
 
 # Inputs that are settings of the run, not content it read: an earlier result holds only where
@@ -2820,10 +2812,9 @@ def _code_run(graph: BuildGraph, report: RunReport) -> dict[str, set[str]]:
     did not import, is an input all the same. Traced: the files of the functions its tests
     ran. Untraced (a cold run before 3.12): every workspace module a test of the run imported
     first, since any of them may be what it ran (its next, traced run narrows that to what it
-    did run). Not test
-    files, nor what its own collection imported: another file's code that a collection ran is
-    that file's state (engine/pollution.py), and one it imports is an edge. A module collected
-    for its doctests (--doctest-modules) is a module all the same."""
+    did run). Not test files, nor what its own collection imported: another file's code that a
+    collection ran is that file's state (engine/pollution.py), and one it imports is an edge.
+    A module collected for its doctests (--doctest-modules) is a module all the same."""
     named = graph.pytest.python_files
     modules = {p for p in graph.py if p not in graph.tests or not _named_as_tests(p, named)}
     if report.session_trace is None:

@@ -25,7 +25,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -699,9 +699,10 @@ class BuildGraph:
             )
         return file
 
-    def closure(self, target: str) -> set[str]:
-        """Everything `target` depends on, transitively (files, sections, distributions)."""
-        return query.closure(self.deps, target)
+    def closure(self, target: str, skip: Collection[str] = ()) -> set[str]:
+        """Everything `target` depends on, transitively (files, sections, distributions),
+        through edges of any kind but those in `skip`."""
+        return query.closure(self.deps, target, skip)
 
     def file_digest(self, rel: str) -> str | None:
         """sha256 of a file's content (None if absent), remembered while its stat is unchanged;

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -326,13 +326,14 @@ def why(deps: dict[str, dict[str, Edge]], target: str, goals: set[str]) -> tuple
     return None
 
 
-def closure(deps: dict[str, dict[str, Edge]], target: str) -> set[str]:
-    """Everything `target` depends on, transitively (files, sections, distributions)."""
+def closure(deps: dict[str, dict[str, Edge]], target: str, skip: Collection[str] = ()) -> set[str]:
+    """Everything `target` depends on, transitively (files, sections, distributions), through
+    edges of any kind but those in `skip`."""
     seen: set[str] = set()
     stack = [target]
     while stack:
-        for dep in deps.get(stack.pop(), ()):
-            if dep not in seen:
+        for dep, edge in deps.get(stack.pop(), {}).items():
+            if dep not in seen and edge.kind not in skip:
                 seen.add(dep)
                 stack.append(dep)
     return seen
