@@ -121,6 +121,9 @@ class RunReport:
     session_trace: SessionTrace | None = None
     # test files collected only for what their import does, every test of them deselected
     collected_only: tuple[str, ...] = ()
+    # untracked files its tests read that a program they ran wrote (`note_program_outputs`):
+    # found once the run is over, as what the pytest process wrote itself no input
+    produced: set[str] = field(default_factory=set)
 
     @property
     def cpu_s(self) -> float:

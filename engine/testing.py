@@ -2377,6 +2377,7 @@ def store_results(
     importers = _importers(graph, [p for p, d in report.file_deps.items() if d.functions])
     keep_carried_inputs(graph, report, to_run)
     keep_unselected_inputs(graph, report, to_run, planned.pytest_args)
+    note_program_outputs(graph, report, planned.digests.frozen_at)
     learn(graph, report)
     learn_env(graph.root, report, planned.env_allowlist)
     with contextlib.suppress(OSError):
@@ -2437,7 +2438,7 @@ def store_results(
     # and before this hash would key the old content's outcome to the new content. Its mtime
     # tells; what the run wrote itself is the content it read.
     end = report.session_end
-    ran_wrote = set(end.written if end is not None else ())
+    ran_wrote = set(end.written if end is not None else ()) | report.produced
     changed_during_run |= digests.modified_during_run(file_inputs.keys() - ran_wrote)
     if changed_during_run:  # the user reads it in the run's notes (`changed_during_run_note`)
         log.info(
@@ -2754,7 +2755,7 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
     files its import read (so that every importer depends on them, not only the first)."""
     end = report.session_end
     written = set(end.written) if end is not None else set()
-    scratch = _scratch(written - graph.all_files)
+    scratch = _scratch((written | report.produced) - graph.all_files)
     module_reads = end.import_reads if end is not None else {}
     # the user's own variables read outside every file (a conftest's import, a plugin, a
     # program started then): what every test file of the run may see
@@ -2842,6 +2843,30 @@ def dynamic_inputs(deps: FileDeps, scratch: set[str]) -> list[str]:
     if deps.opaque:
         found.append(WORKSPACE)
     return found
+
+
+def note_program_outputs(graph: BuildGraph, report: RunReport, since: int | None) -> None:
+    """Note as the run's own writes (`RunReport.produced`) the untracked files its tests read
+    that were modified after it started, when a test ran a program other than Python, whose
+    writes the plugin cannot see: a key ``openssl`` made, a report a tool wrote, new each run,
+    the run's output and no input (as what the pytest process wrote itself). A tracked file
+    stays an input, changed during the run. An ignored file the user saves while such a run
+    goes on is taken for the run's output too."""
+    end = report.session_end
+    if since is None or end is None or not any(d.opaque for d in report.file_deps.values()):
+        return
+    known = set(end.written)
+    found: set[str] = set()
+    for deps in report.file_deps.values():
+        for rel in deps.files:
+            if rel in known or rel in found or rel in graph.all_files or rel.startswith(LISTING):
+                continue
+            try:
+                if os.stat(graph.root / rel).st_mtime_ns >= since:
+                    found.add(rel)
+            except OSError:
+                continue  # gone: keyed as absent
+    report.produced.update(found)
 
 
 def _scratch(files: set[str]) -> set[str]:

@@ -622,3 +622,30 @@ def test_undoing_an_edit_that_broke_collection_serves_a_non_python_childs_file(
     summary = ws.run()
     assert outcomes(summary)["tests/test_echo.py::test_echo"] == "passed"
     assert "tests/test_echo.py" not in ran(summary)
+
+
+def test_a_file_a_program_the_test_ran_wrote_for_it_is_no_input(ws: Workspace) -> None:
+    """A test runs a non-Python program that writes an untracked file (a key, a report) and
+    reads what it wrote: the file is the run's output, new each run, and must not keep the
+    test from being cached. What the run did not write stays an input."""
+    ws.write(".gitignore", "out/\n")
+    ws.write("out/given.txt", "ok\n")
+    ws.write(
+        "tests/test_tool.py",
+        """
+        import pathlib, subprocess
+
+        def test_tool():
+            subprocess.run(["sh", "-c", "mkdir -p out; date +%s%N > out/stamp.txt"], check=True)
+            assert pathlib.Path("out/stamp.txt").read_text().strip().isdigit()
+            assert pathlib.Path("out/given.txt").read_text() == "ok\\n"
+        """,
+    )
+    node = "tests/test_tool.py::test_tool"
+    assert outcomes(ws.run())[node] == "passed"
+    second = ws.run()
+    assert "tests/test_tool.py" not in ran(second), second.notes
+    (ws.root / "out/given.txt").write_text("no\n")
+    third = ws.run()
+    assert "tests/test_tool.py" in ran(third)
+    assert outcomes(third)[node] == "failed"
