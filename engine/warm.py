@@ -57,6 +57,8 @@ TRACE_ENV = "MAESTRO_TRACE"  # the plugin's ENV_TRACE: off | lsprof | profile
 SELECT_ENV = "MAESTRO_SELECT"  # the plugin's ENV_SELECT: {"scores", "deselect", "until"}
 LIFELINE_FD_ENV = "MAESTRO_LIFELINE_FD"  # maestro_lifeline's ENV_FD
 OWN_DIRS_ENV = "MAESTRO_OWN_DIRS"  # the plugin's ENV_OWN_DIRS: what it never takes for an input
+CHILD_DIR_ENV = "MAESTRO_RUN_CHILD_DIR"  # the plugin's ENV_RUN_CHILD_DIR: made by the run's record
+CHILD_DIR_PREFIX = "maestro-children-"  # the plugin's mkdtemp prefix when no runner made one
 RUNS_DIR = "runs"
 _ORPHAN_WAIT_S = 5.0  # how long a SIGKILLed orphan may take to release its lock
 
@@ -161,6 +163,9 @@ def _spawn(
     try:
         env = env_of(write_fd)
         env[LIFELINE_FD_ENV] = str(lifeline_read)
+        children = "" if record is None else record.make_child_dir(env.get("TMPDIR"))
+        if children:
+            env[CHILD_DIR_ENV] = children
         inherited = [write_fd, lifeline_read, *extra_fds]
         inherited += [] if record is None else [record.group_fd]
         _log(_INFO, "running %s in %s", " ".join(command), root)
@@ -296,6 +301,8 @@ class WarmPytest:
             return None
         env = env_of(int(spawned.env[EVENTS_FD_ENV]))
         env[LIFELINE_FD_ENV] = spawned.env[LIFELINE_FD_ENV]
+        if CHILD_DIR_ENV in spawned.env:
+            env[CHILD_DIR_ENV] = spawned.env[CHILD_DIR_ENV]
         extra = {k: v for k, v in env.items() if spawned.env.get(k) != v}
         fits = (
             root.absolute() == self.root
@@ -427,10 +434,16 @@ class RunRecord:
     the child (and whatever inherited the descriptor from it) and holds the group id. A group
     still locked whose owner is not is an orphan. Locks, not pids: the kernel drops a lock when
     its last holder dies, even on kill -9, and a pid can be reused.
+
+    The folder where the tests' Python children leave their records (``make_child_dir``) is
+    made here and named on the owner file's second line, not left to the plugin: pytest
+    removes it at its end, which a SIGTERM (Ctrl-C of ``maestro test``) or a SIGKILL skips, and
+    so the record removes it when the run is over, or the next run when its runner died.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.child_dir = ""
         self.token = f"{os.getpid()}-{os.urandom(6).hex()}"
         self.owner_fd = _create_locked(directory / f"{self.token}.owner", str(os.getpid()))
         try:
@@ -439,6 +452,20 @@ class RunRecord:
             os.close(self.owner_fd)
             _unlink(directory / f"{self.token}.owner")
             raise
+
+    def make_child_dir(self, tmpdir: str | None) -> str:
+        """A new private folder in ``tmpdir`` (the child's $TMPDIR, else /tmp), as the plugin's
+        ``tempfile.mkdtemp`` would make it; "" when it cannot be (the plugin then makes one)."""
+        base = tmpdir if tmpdir and os.path.isdir(tmpdir) else "/tmp"
+        path = os.path.join(os.path.abspath(base), f"{CHILD_DIR_PREFIX}{os.urandom(6).hex()}")
+        try:
+            # named before it exists: a runner killed in between leaves no folder unnamed
+            os.pwrite(self.owner_fd, f"{os.getpid()}\n{path}\n".encode(), 0)
+            os.mkdir(path, 0o700)
+        except OSError:
+            return ""
+        self.child_dir = path
+        return path
 
     def spawned(self, pgid: int) -> None:
         """The child (leader of group ``pgid``) now holds the group lock alone."""
@@ -450,7 +477,11 @@ class RunRecord:
         self.group_fd = -1
 
     def close(self) -> None:
-        """The run is over: forget it (group file first, see ``reap_orphans``)."""
+        """The run is over: forget it (its children's folder, then the group file: see
+        ``reap_orphans``)."""
+        if self.child_dir:
+            _remove_child_dir(self.child_dir)
+            self.child_dir = ""
         if self.group_fd >= 0:
             os.close(self.group_fd)
             self.group_fd = -1
@@ -492,6 +523,22 @@ def _create_locked(path: Path, text: str) -> int:
         _unlink(tmp)
         raise
     return fd
+
+
+def _remove_child_dir(path: str) -> None:
+    if os.path.isabs(path) and os.path.basename(path).startswith(CHILD_DIR_PREFIX):
+        import shutil
+
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _forget_owner(owner: Path) -> None:
+    """Remove a dead runner's owner file and the children's folder it names."""
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        lines = owner.read_text().splitlines()
+        if len(lines) > 1:
+            _remove_child_dir(lines[1])
+    _unlink(owner)
 
 
 def _unlink(path: Path) -> None:
@@ -557,9 +604,9 @@ def reap_orphans(directory: Path, *, wait_s: float = _ORPHAN_WAIT_S) -> list[int
                 if _locked(fd):
                     _log(_WARNING, "an orphaned pytest run (%s) still holds %s", text or "?", group)
                     continue
-            _unlink(group)
             if not _owner_alive(owner):
-                _unlink(owner)
+                _forget_owner(owner)
+            _unlink(group)
         finally:
             os.close(fd)
     return killed

@@ -95,6 +95,7 @@ VERSION = 1
 _LISTED = "dir:"  # the graph's name of a workspace directory's listing
 ENV_FD = "MAESTRO_EVENTS_FD"
 ENV_OWN_DIRS = "MAESTRO_OWN_DIRS"  # Maestro's cache and state: written every run, nobody's input
+ENV_RUN_CHILD_DIR = "MAESTRO_RUN_CHILD_DIR"  # the runner's children's folder (its CHILD_DIR_ENV)
 _MAX_CAPTURE = 16 * 1024  # per stream, per test
 _MAX_LONGREPR = 16 * 1024
 _MAX_MESSAGE = 1000
@@ -3252,11 +3253,15 @@ def _pytest_reads(frame: Any) -> bool:
 
 def _children_dir(config: Any) -> str:
     """A private directory where the tests' Python children leave their records; exported to
-    them through the environment they inherit (as coverage.py's subprocess support does)."""
-    try:
-        directory = tempfile.mkdtemp(prefix="maestro-children-")  # 0700
-    except OSError:
-        return ""
+    them through the environment they inherit (as coverage.py's subprocess support does).
+    The runner's, when it made one: it removes it however this process ends (pytest_unconfigure
+    does not run on SIGTERM or SIGKILL)."""
+    directory = os.environ.pop(ENV_RUN_CHILD_DIR, "")
+    if not (directory and os.path.isdir(directory)):
+        try:
+            directory = tempfile.mkdtemp(prefix="maestro-children-")  # 0700
+        except OSError:
+            return ""
     rootpath = getattr(config, "rootpath", None) or config.rootdir
     os.environ[rec.ENV_DIR] = directory
     os.environ[rec.ENV_ROOT] = rec.abspath(str(rootpath))
