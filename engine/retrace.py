@@ -7,7 +7,8 @@ those files again, traced, at low priority, and stores the traced result under t
 but only when every node's outcome is the one cached (`store_results(agree=True)`): a test whose
 outcome flipped keeps the cached result, and its next change re-runs it whole as before. A
 user's run cancels a re-recording in progress (its pytest process group is killed before
-anything is stored; `Engine.execute` stores only after pytest exits). Since nobody waits for
+anything is stored; `Engine.execute` stores only after pytest exits), and so does a pytest the
+user starts in the workspace themselves (daemon/foreign_runs.py). Since nobody waits for
 it, it also records, with ``sys.settrace``, the lines the functions run outside the tests (an
 import, a collection) run there, which a cold run before 3.12 cannot afford: a change to such a
 function that none of those lines holds then re-runs only the nodes that executed it. A user's

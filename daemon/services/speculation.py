@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from maestro.config import SpeculationSettings
+from maestro.daemon.foreign_runs import foreign_pytest
 from maestro.model.metrics import Tripwire
 from maestro.nodeids import file_of
 from maestro.tasks import cancel_and_wait, first_of
@@ -304,6 +305,9 @@ class SpeculationService:
             return
         if self.tests.active or self.tests.waiting:
             self._skip("an explicit run is active")
+            return
+        if (foreign := await asyncio.to_thread(foreign_pytest, self.root)) is not None:
+            self._skip(foreign.describe())  # tests writing into the tree would trip each other
             return
         if not await self._ready():
             return

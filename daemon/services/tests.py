@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from maestro.cache.stats import CacheStats
+from maestro.daemon.foreign_runs import ForeignRun, foreign_pytest
 from maestro.daemon.services import policy
 from maestro.daemon.services.cached import cached_results
 from maestro.daemon.services.workspace import WorkspaceService
@@ -93,6 +94,7 @@ log = logging.getLogger(__name__)
 
 RETRACE_DELAY_S = 2.0  # idle time after a run before its untraced files are re-recorded
 RETRACE_RETRY_S = 300.0  # most time between two asks while the policy holds the re-recording
+FOREIGN_POLL_S = 0.5  # how often a re-recording looks for a pytest run of the user's
 ENV_ANSWER_S = 10.0  # how long a run waits for its client's `provide_env`
 
 _DROPPED_FIELDS = {"stdout", "stderr", "longrepr", "each"}
@@ -133,7 +135,7 @@ class TestService:
         self._untraced: set[str] = set()  # test files stored without a per-node record
         self._tried: set[str] = set()  # the keys of the results re-recorded (or tried)
         self._rerecord: set[str] = set()  # of those, traced already (no line records)
-        self._retrace_held = ""  # why the policy holds the re-recording ("": it does not)
+        self._retrace_held = ""  # why the re-recording waits (the policy, a run of the user's)
         self._retrace_needless = ""  # why the last run needs none (3.12+, MAESTRO_TRACE)
         self._retracing = False
         self._retrace_runs = 0
@@ -582,25 +584,45 @@ class TestService:
         """Once idle, re-run the untraced files traced, at low priority, in the local cache only
         (a remote cache keeps what it was given); cancelled by the next explicit run. A
         background run for the policy: while it refuses (a closed run window), ask again when
-        it says the answer may change."""
-        from maestro.engine.core import Engine
-        from maestro.engine.retrace import retrace
-
+        it says the answer may change. Held while a pytest run of the user's own goes on in the
+        workspace, and stopped when one starts (daemon/foreign_runs.py): tests writing into
+        the working tree would trip over each other."""
         delay = RETRACE_DELAY_S
         while True:
             await asyncio.sleep(delay)
             if self.active or self.waiting or not self._retrace_on():
                 return
-            refused = await self._retrace_refused()
-            if refused is None:
-                break
+            held = await self._retrace_hold()
+            if held is not None:
+                why, delay = held
+                if why != self._retrace_held:
+                    log.info("re-recording untraced results held: %s", why)
+                self._retrace_held = why
+                continue
+            self._retrace_held = ""
+            if await self._retrace_once(pytest_args, environ):
+                return
+            delay = RETRACE_DELAY_S
+
+    async def _retrace_hold(self) -> tuple[str, float] | None:
+        """Why the re-recording must wait now, and how long before asking again."""
+        refused = await self._retrace_refused()
+        if refused is not None:
             why, retry_ms = refused
-            if why != self._retrace_held:
-                log.info("re-recording untraced results held by the policy: %s", why)
-            self._retrace_held = why
             wait = retry_ms / 1000 if retry_ms is not None else RETRACE_RETRY_S
-            delay = min(max(wait, RETRACE_DELAY_S), RETRACE_RETRY_S)
-        self._retrace_held = ""
+            return f"policy: {why}", min(max(wait, RETRACE_DELAY_S), RETRACE_RETRY_S)
+        foreign = await asyncio.to_thread(foreign_pytest, self.root)
+        return None if foreign is None else (foreign.describe(), RETRACE_DELAY_S)
+
+    async def _retrace_once(
+        self, pytest_args: tuple[str, ...], environ: Mapping[str, str] | None
+    ) -> bool:
+        """Re-record the untraced files; False when a pytest run of the user's started in the
+        workspace meanwhile: stopped before storing anything, to be tried again."""
+        from maestro.engine.core import Engine
+        from maestro.engine.retrace import retrace
+        from maestro.tasks import cancel_and_wait
+
         try:
             self._retracing = True
             async with self.run_lock:
@@ -608,9 +630,22 @@ class TestService:
                 graph = await self._private_graph()
                 interpreter = await self.interpreter(graph, environ)
                 engine = Engine(graph, await self.cache(), interpreter, self.fingerprints)
-                summary = await retrace(
-                    engine, targets, pytest_args=pytest_args, environ=environ, rerecord=rerecord
-                )
+                work = asyncio.ensure_future(
+                    retrace(
+                        engine, targets, pytest_args=pytest_args, environ=environ,
+                        rerecord=rerecord,
+                    )
+                )  # fmt: skip
+                try:
+                    foreign = await self._foreign_during(work)
+                finally:
+                    if not work.done():
+                        await cancel_and_wait(work)
+                if foreign is not None:
+                    log.info("re-recording stopped: %s", foreign.describe())
+                    self._retrace_held = foreign.describe()
+                    return False
+                summary = work.result()
                 self._untraced.difference_update(targets)
                 self._rerecord.difference_update(rerecord)
                 if summary is not None:
@@ -626,6 +661,16 @@ class TestService:
             self._rerecord.clear()
         finally:
             self._retracing = False
+        return True
+
+    async def _foreign_during(self, work: asyncio.Future[Any]) -> ForeignRun | None:
+        """Wait for `work`; a pytest run of the user's found in the workspace first."""
+        while not work.done():
+            found = await asyncio.to_thread(foreign_pytest, self.root)
+            if found is not None:
+                return found
+            await asyncio.wait({work}, timeout=FOREIGN_POLL_S)
+        return None
 
     def _retrace_on(self) -> bool:
         """The ``retrace`` setting as the workspace says now (on before the graph is read)."""
@@ -647,7 +692,7 @@ class TestService:
         elif self._retracing:
             state, reason = "running", ""
         elif self._retrace_held and pending:
-            state, reason = "held", f"policy: {self._retrace_held}"
+            state, reason = "held", self._retrace_held
         elif self._retrace_needless:
             state, reason = "not needed", self._retrace_needless
         elif pending:

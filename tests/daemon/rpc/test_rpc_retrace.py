@@ -4,6 +4,7 @@ cancels that re-recording instead of waiting for it. Real daemon, real pytest, r
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from conftest import DaemonEnv
 from project_python import project_python
 from test_speculation import CONFTEST, SLOW, Hold, run_all, sessions, setup, wait_for
 
+from maestro import wire
 from maestro.cache import Cache
 from maestro.daemon.transport.client import SyncDaemonClient
 from maestro.engine import testing
@@ -90,3 +92,50 @@ def test_results_of_a_run_without_the_daemon_are_retraced_once_served(
         assert sessions(marker) == 2
         assert run_all(client).ran_files == 0
     assert sessions(marker) == 2  # served again: not re-recorded twice
+
+
+def test_the_retrace_yields_to_a_pytest_the_user_starts(
+    daemon_env: DaemonEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The user's own pytest in the workspace stops a re-recording in progress (tests writing into
+    the working tree would trip over each other: ecdsa's recreate `t/`), nothing stored; it
+    starts again once that run is over."""
+    env = daemon_env
+    env.write_old({"tests/test_slow.py": SLOW, "tests/conftest.py": CONFTEST})
+    marker = setup(env, monkeypatch, speculate=False)
+    monkeypatch.delenv("MAESTRO_TRACE")
+    pid_file, hold = env.base / "slow.pid", Hold(env.base / "hold")
+    (env.base / "user-hold").write_bytes(b"")
+    user_hold = Hold(env.base / "user-hold")
+    user_env = {
+        **{k: v for k, v in os.environ.items() if k != "SPEC_MARKER"},
+        "SPEC_PID": str(env.base / "user.pid"),
+        "SPEC_HOLD": str(env.base / "user-hold"),
+    }
+    with SyncDaemonClient(env.root, start=False) as client:
+        assert run_all(client).exit_code == 0 and sessions(marker) == 1
+        pid_file.unlink(missing_ok=True)
+        hold.on()
+        wait_for(pid_file.exists, what="the re-recording's pytest")
+        pid = int(pid_file.read_text())
+        user_hold.on()
+        user = subprocess.Popen(
+            [str(project_python()), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             "tests/test_slow.py"],
+            cwd=env.root, env=user_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: not alive(pid), what="the re-recording to stop")
+            hold.off()
+            wait_for(
+                lambda: (s := client.call(wire.STATUS).retrace) is not None
+                and s.state == "held" and f"pid {user.pid}" in s.reason,
+                what="the re-recording held by the user's run",
+            )  # fmt: skip
+            assert sessions(marker) == 2 and not any(traced(env.root).values())
+        finally:
+            user_hold.off()
+            out = user.communicate(timeout=60)[0].decode(errors="replace")
+        assert user.returncode == 0, out
+        wait_for(lambda: all(traced(env.root).values()), timeout=60, what="traced results")
+        assert sessions(marker) == 3
