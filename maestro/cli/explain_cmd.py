@@ -180,15 +180,19 @@ def _named_nodes(node: str, known: list[str], target: str, root: Path | None = N
 
 
 def _defines(path: Path, node: str) -> bool:
-    """Whether the test file's source defines the function or class a node id names."""
+    """Whether the test file's source defines each function and class a node id names (a
+    misspelt class before a test function the file has is no test of it)."""
     import re
 
-    name = node.rpartition("::")[2].partition("[")[0]
+    names = [part.partition("[")[0] for part in node.split("::")[1:]]
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError:
         return False
-    return bool(name) and re.search(rf"\b(?:def|class)\s+{re.escape(name)}\b", text) is not None
+    return bool(names) and all(
+        name and re.search(rf"\b(?:def|class)\s+{re.escape(name)}\b", text) is not None
+        for name in names
+    )
 
 
 def _record_of(planned: PlannedFile, previous: ActionResult | None) -> ActionResult | None:

@@ -172,6 +172,25 @@ def test_explain_of_a_test_the_last_run_left_out_says_so(isolated: Path) -> None
     assert "is not a test of tests/test_x.py" in missing.stdout + missing.stderr
 
 
+def test_explain_of_a_misspelt_class_is_no_test_left_out(isolated: Path) -> None:
+    # frozenlist (AB): `maestro explain tests/test_frozenlist.py::TestPyFrozenList::test_repr`
+    # (the class is TestFrozenListPy) said the last run left the test out, with the hint
+    # `maestro test -- NODE`, which pytest answers with "not found": the file defines a
+    # test_repr, but no such class
+    root = workspace(isolated)
+    (root / "tests/test_x.py").write_text(
+        "class Base:\n    def test_repr(self):\n        pass\n\n\n"
+        "class TestThingPy(Base):\n    pass\n"
+    )
+    assert summary(maestro(root, "test").stdout) == "1 passed"
+    misspelt = maestro(root, "explain", "tests/test_x.py::TestPyThing::test_repr")
+    said = misspelt.stdout + misspelt.stderr
+    assert misspelt.returncode != 0 and "has no record" not in said, said
+    assert "is not a test of tests/test_x.py" in said, said
+    served = maestro(root, "explain", "tests/test_x.py::TestThingPy::test_repr")
+    assert "no input changed since its last run" in served.stdout, served.stdout + served.stderr
+
+
 def short_summary(out: str) -> list[str]:
     """The lines of pytest's "short test summary info" section (Maestro's too)."""
     lines = out.splitlines()
