@@ -297,6 +297,8 @@ def node_reasons(
                     f"imports {module}, whose modules were loaded from {path} ({fates[path]})"
                     if module
                     else _read_outside(path, fates[path])
+                    if path in collection_reads
+                    else _read_through(path, fates[path])
                 )
                 break
     if whole is not None:
@@ -343,6 +345,17 @@ def _read_outside(path: str, became: str = "changed") -> str:
     """The reason of every node of a file whose collection or import read `path`: said of the
     file, since the node it is shown with need not have read it."""
     return f"depends on {path}, read outside any test while its file was collected, {became}"
+
+
+def _read_through(path: str, became: str) -> str:
+    """The reason of every node of a file that has `path` as an input only through another
+    file its run imported or read (another test file's source read as text, as Hypothesis
+    reads every loaded module's): no read of it by this file's collection or tests is
+    recorded, so not one node can be told apart."""
+    return (
+        f"depends on {path} ({became}) through another file its run imported or read, not "
+        f"by a read of its own (`maestro impacted {path}` shows the chain)"
+    )
 
 
 def _loaded_from(graph: BuildGraph, target: str, path: str) -> str | None:
