@@ -186,6 +186,12 @@ _FROM_PYTEST_CACHE = frozenset(
     {"--lf", "--last-failed", "--lfnf", "--last-failed-no-failures", "--sw", "--stepwise",
      "--sw-skip", "--stepwise-skip"}
 )  # fmt: skip
+# options after which pytest runs no test (it lists, plans or answers and exits 0): no result of
+# a test run to keep, and "no tests ran" / an error for every node is not what pytest says
+_RUNS_NO_TEST = frozenset(
+    {"--co", "--collect-only", "--collectonly", "--setup-only", "--setup-plan", "--fixtures",
+     "--funcargs", "--fixtures-per-test", "--markers", "--version", "-V", "--help", "-h"}
+)  # fmt: skip
 
 
 def _addopts_line(inifile: str, args: Sequence[str]) -> str:
@@ -244,6 +250,13 @@ def select(
             "(.pytest_cache), which is no input of Maestro's results",
             hint="`maestro test` already re-runs what failed last time and what changed; "
             "run plain pytest for its own last-failed or stepwise runs",
+        )
+    if listing := [a for a in selection.pytest_args if a.partition("=")[0] in _RUNS_NO_TEST]:
+        raise ConfigError(
+            f"{' '.join(listing)}: pytest runs no test with it (it lists, plans or answers), "
+            "and Maestro keeps and reports the results of test runs",
+            hint="run plain pytest with it (`python -m pytest "
+            f"{' '.join(listing)}`); `maestro stale` lists the test files `maestro test` would run",
         )
     if in_addopts := _addopts_paths(graph):
         where = graph.pytest.inifile or "pyproject.toml"
