@@ -8,10 +8,14 @@ file for Python 3.11+, never importing maestro. Inert unless the runner set ``MA
 Two mechanisms, either of which is enough on its own:
 
 - The lifeline pipe (every POSIX platform): the runner passes the read end of a pipe whose write
-  end only the runner holds. A daemon thread blocks reading it; the kernel closes the write end
-  when the runner exits however it exits (kill -9 included), the read returns EOF, and the thread
-  SIGKILLs the process group. A runner that died before this module ran left the pipe at EOF
-  already, so there is no start-up race.
+  end only the runner holds; the kernel closes the write end when the runner exits however it
+  exits (kill -9 included). On Linux the kernel then sends ``DEATH_SIGNAL`` (F_SETSIG on the
+  O_ASYNC read end) to the handler below; elsewhere a daemon thread blocks reading it and, at EOF,
+  SIGKILLs the process group. No thread where the signal serves: the tests would see a second
+  thread (``threading.active_count()``, and Python 3.12's DeprecationWarning at each ``os.fork()``
+  of a multi-threaded process, which pexpect's spawn does) that plain pytest does not have. A
+  runner that died before this module ran left the pipe at EOF already, so there is no start-up
+  race.
 - ``PR_SET_PDEATHSIG`` (Linux): the kernel signals this process when the *thread* that forked it
   exits, which the runner arranges to be its event loop's thread: the one that awaits the run.
   The signal is a real-time one reserved for this (``DEATH_SIGNAL``), not SIGTERM: with kill -9
@@ -114,14 +118,35 @@ def arm() -> bool:
         log.warning("ignoring %s=%r: not an inherited pipe", ENV_FD, fd_text)
         return False
     _fd = fd
+    handled = False
     if DEATH_SIGNAL is not None and threading.current_thread() is threading.main_thread():
         previous = signal.signal(DEATH_SIGNAL, _on_death_signal)  # before the signal can come
-        if not _pdeathsig(DEATH_SIGNAL):
+        handled = _pdeathsig(DEATH_SIGNAL)
+        if not handled:
             signal.signal(DEATH_SIGNAL, signal.SIG_DFL if previous is None else previous)
-    # After prctl: a runner that died before it left the pipe at EOF already.
+    # The pipe's end as a signal where the kernel can send one (no thread), else a thread
+    # reading it: a second thread is what the tests would see (threading.active_count(), and
+    # Python 3.12's DeprecationWarning at each os.fork() of a multi-threaded process)
+    handled = handled and DEATH_SIGNAL is not None and _signal_at_eof(fd, DEATH_SIGNAL)
+    # After prctl and F_SETSIG: a runner that died before it left the pipe at EOF already.
     if parent_gone():
         kill_group()
-    threading.Thread(target=_watch, args=(fd,), name="maestro-lifeline", daemon=True).start()
+    if not handled:
+        threading.Thread(target=_watch, args=(fd,), name="maestro-lifeline", daemon=True).start()
+    return True
+
+
+def _signal_at_eof(fd: int, signum: int) -> bool:
+    """Have the kernel send ``signum`` to this process when the pipe's last writer closes it
+    (Linux's F_SETSIG on an O_ASYNC descriptor); False where it cannot."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETOWN, os.getpid())
+        fcntl.fcntl(fd, fcntl.F_SETSIG, signum)
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_ASYNC)
+    except (ImportError, AttributeError, OSError):
+        return False
     return True
 
 
