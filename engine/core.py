@@ -205,7 +205,7 @@ class Engine:
             known, running = planned.polluters, {f.target for f in to_run}
             polluting = (
                 planned.collect_only
-                or bool(ran_polluters(to_run))
+                or bool(ran_polluters(to_run, known))
                 or (
                     known is not None
                     and any(
@@ -371,7 +371,7 @@ class Engine:
                 }
                 others = sorted(set(collect_only(whole)) - with_them)
                 # and after the tests that change what they read, run again too
-                with_them |= set(ran_polluters(whole))
+                with_them |= set(ran_polluters(whole, known))
                 names = planned.order.sorted(with_them | set(others))
                 redone = await run_again(whole, names, others, until)
                 targets = {f.target for f in whole}
@@ -409,7 +409,10 @@ class Engine:
                 rerun = [f for f in redo if f.runs]
                 if rerun:
                     names, others, only = with_companions(
-                        rerun, collect_only(rerun), planned.order, ran_polluters(rerun)
+                        rerun,
+                        collect_only(rerun),
+                        planned.order,
+                        ran_polluters(rerun, planned.polluters),
                     )
                     outcomes += await run_again(rerun, names, others, only=only)
         order = {f.target: i for i, f in enumerate(planned.files)}

@@ -201,6 +201,9 @@ class SessionEnd(_Event):
     ran_state: dict[str, list[str]] = {}
     """Test file -> the workspace modules its tests left changed (a registry filled or
     cleared): what the tests of the files after it see (engine/pollution.py)."""
+    ran_names: dict[str, dict[str, list[str]]] = {}
+    """The same -> each such module -> the names of the values they changed (a module-level
+    name, ``Class.attr`` for a class's attribute)."""
 
 
 Event = Annotated[

@@ -63,7 +63,10 @@ full run's order:
 - a test file's key holds ``ran-after:<polluter>`` for each run polluter a full run runs before
   it of a module among its inputs, with the digest of the polluter and of the Python files
   among its inputs: an edit there re-runs the file;
-- a file that runs has those polluters run before it, their tests too (`_with_polluters`).
+- a file that runs has those polluters run before it, their tests too (`_with_polluters`),
+  when the code its tests last ran may read a value they change (by name: `ran_names`,
+  `read_by`); a file whose run without one turns out to read such a value runs again after it
+  (`Plan.late`).
 
 Modules another file imported (``collected-with:`` too). Importing a submodule binds it as an
 attribute of its package: a test may reach a workspace module it never imports because another
@@ -100,6 +103,7 @@ import re
 from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import msgpack
 
@@ -113,6 +117,15 @@ PREFIXES = (AFTER, WITH, RAN)
 """The key entries of polluters: settings of the run, judged by what the polluters are now."""
 _FILE = "collection-polluters.msgpack"
 _IMPORT_DIGEST = "1:"  # the version of `import_digest`, in its memo's keys
+
+
+class NameReads(Protocol):
+    """What the code a test file's tests ran reads by name (engine/testing.py `Reads`)."""
+
+    def may_read(self, module: str, names: Collection[str]) -> bool:
+        """Whether that code may read any of `names` of the workspace module `module` (a
+        module-level name, ``Class.attr``)."""
+        ...
 
 
 @dataclass(slots=True)
@@ -143,6 +156,11 @@ class Polluters:
     order: FileOrder = field(default_factory=FileOrder)  # the full run's (engine/order.py)
     # workspace module -> the test file whose collection imported it first (the full run's)
     loaders: dict[str, str] = field(default_factory=dict)
+    # run polluter -> module of `ran` -> the names of the values it changed (``Class.attr`` for
+    # a class's attribute; none known: any reader of the module)
+    ran_names: dict[str, dict[str, set[str]]] = field(default_factory=dict)
+    # test file -> what the code its tests last ran reads (None: not known); not kept
+    reads: Callable[[str], NameReads | None] | None = None
     _reached: dict[str, Collection[str]] = field(default_factory=dict)  # `own_imports`, memo
 
     @classmethod
@@ -163,6 +181,7 @@ class Polluters:
             ran=_str_sets(found.get("ran")),
             ran_learned=_str_map(found.get("ran_learned")),
             loaders=_str_map(found.get("loaders")),
+            ran_names=_str_set_maps(found.get("ran_names")),
         )
 
     def before(self, target: str, tests: Container[str]) -> list[str]:
@@ -195,6 +214,17 @@ class Polluters:
             and self.order.key(p) < at
             and any(m in inputs for m in modules)
         )
+
+    def read_by(self, target: str, polluter: str) -> bool:
+        """Whether the code `target`'s tests last ran may read what the run polluter's tests
+        leave changed (`ran_names`; any of it when the names or that code are not known): it
+        runs after the polluter, as in the full run, only then."""
+        modules = self.ran.get(polluter, set())
+        names = self.ran_names.get(polluter, {})
+        if self.reads is None or any(not names.get(m) for m in modules):
+            return True
+        read = self.reads(target)
+        return read is None or any(read.may_read(m, names[m]) for m in modules)
 
     def importers(
         self,
@@ -366,10 +396,11 @@ class Polluters:
         whole: Iterable[str],
         changed: Mapping[str, Iterable[str]],
         digest: Callable[[str], str | None],
+        names: Mapping[str, Mapping[str, Iterable[str]]] | None = None,
     ) -> set[str]:
         """A run ran every test of the files `whole`; `changed`: the modules each file's tests
-        left changed (of any file that ran). Returns the files found changing a module not
-        known before.
+        left changed (of any file that ran), `names`: the names of the values they changed
+        there. Returns the files found changing a module, or a name, not known before.
 
         A file seen changing nothing stays a run polluter while its content is what it was
         when seen changing one: a registry filled lazily is filled by whichever file runs
@@ -385,6 +416,21 @@ class Polluters:
                 new.add(p)
                 self.ran[p] = old | seen
                 self.dirty = True
+            known = self.ran_names.setdefault(p, {})
+            given = (names or {}).get(p, {})
+            for m in seen:
+                if m in old and not known.get(m):
+                    continue  # seen before with no names: any reader of it, still
+                found = set(given.get(m, ()))
+                if not found:
+                    if known.pop(m, None) is not None:
+                        new.add(p)
+                        self.dirty = True
+                    continue
+                if not found <= known.get(m, set()):
+                    new.add(p)
+                    known[m] = known.get(m, set()) | found
+                    self.dirty = True
             own = digest(p)
             if own is not None and self.ran_learned.get(p) != own:
                 self.ran_learned[p] = own
@@ -396,6 +442,7 @@ class Polluters:
             if own is None or self.ran_learned.get(p) != own:
                 del self.ran[p]
                 self.ran_learned.pop(p, None)
+                self.ran_names.pop(p, None)
                 self.dirty = True
         return new
 
@@ -453,6 +500,11 @@ class Polluters:
             "learned": {p: c for p, c in self.learned.items() if p in self.state},
             "ran": {p: sorted(m) for p, m in self.ran.items()},
             "ran_learned": {p: d for p, d in self.ran_learned.items() if p in self.ran},
+            "ran_names": {
+                p: {m: sorted(n) for m, n in by.items() if n}
+                for p, by in self.ran_names.items()
+                if p in self.ran
+            },
             "loaders": self.loaders,
         }
         replace_file(self.path, msgpack.packb(data, use_bin_type=True))
@@ -493,6 +545,12 @@ def _str_sets(found: object) -> dict[str, set[str]]:
         for p, ms in found.items()
         if isinstance(p, str) and isinstance(ms, list)
     }
+
+
+def _str_set_maps(found: object) -> dict[str, dict[str, set[str]]]:
+    if not isinstance(found, dict):
+        return {}
+    return {k: _str_sets(v) for k, v in found.items() if isinstance(k, str)}
 
 
 def _str_map(found: object) -> dict[str, str]:

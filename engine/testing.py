@@ -111,7 +111,13 @@ from maestro.errors import CacheError, ConfigError, UnknownTargetError
 from maestro.graph.build import BuildGraph, Change
 from maestro.graph.env_refs import referenced as referenced_env
 from maestro.graph.files import listing_digest
-from maestro.graph.fingerprints import FingerprintStore, StoreUsage, diff, map_lines
+from maestro.graph.fingerprints import (
+    FileFingerprints,
+    FingerprintStore,
+    StoreUsage,
+    diff,
+    map_lines,
+)
 from maestro.graph.pytest_config import import_mode, unfollowed_args, walk_folder
 from maestro.graph.records import DIST, LISTING
 from maestro.nodeids import file_of
@@ -816,6 +822,8 @@ class Plan:
     fingerprints: FingerprintStore | None = None
     polluters: Polluters | None = None
     new_polluters: set[str] = field(default_factory=set)  # found by this plan's runs
+    # files that ran without a run polluter whose state their tests turned out to read
+    late: set[str] = field(default_factory=set)
     order: FileOrder = field(default_factory=FileOrder)  # the order pytest runs the files in
     # variables the environment the run is for sets that pytest does not get (names only)
     withheld: frozenset[str] = frozenset()
@@ -965,7 +973,7 @@ def plan(
     digests = Digests(graph)
     last = LastKeys.load(graph.root)
     fps = fingerprints if fingerprints is not None else fingerprint_store(graph.root)
-    polluters = polluters_for(graph, selection.pytest_args)
+    polluters = polluters_for(graph, selection.pytest_args, ReadNames(graph.root, cache, last, fps))
     notes: list[str] = []
     selected = select(graph, selection, notes)
     order = run_order_of(graph, selection)
@@ -1027,10 +1035,143 @@ def plan(
     )  # fmt: skip
 
 
-def polluters_for(graph: BuildGraph, pytest_args: Sequence[str] = ()) -> Polluters:
+@dataclass(frozen=True, slots=True)
+class Reads:
+    """What the code a result's tests, collection and imports ran reads by name: the names its
+    functions' `refs` and module-level code's `module_loads` spell; the modules whose names
+    some of it may read without spelling them: any (``sys.modules[name]``, text compiled in
+    a module's namespace: `escapes`), those it reaches (``getattr(module, name)``) or hands on
+    to other code (a call, a container: `reached`, by their last name), the files whose own
+    names it may (``globals()``, a module ``__getattr__``: `unnamed`); and how it reads
+    attributes it does not spell (``getattr(obj, name)``: `*`; a literal prefix ``^P``:
+    `dynamic`), which a class's attributes are."""
+
+    names: frozenset[str]
+    escapes: bool = False
+    reached: frozenset[str] = frozenset()  # last names of the modules handed on or reached
+    unnamed: frozenset[str] = frozenset()
+    dynamic: frozenset[str] = frozenset()
+
+    def may_read(self, module: str, names: Collection[str]) -> bool:
+        if self.escapes or module in self.unnamed:
+            return True
+        if any(n in self.reached for n in _module_names(module)):
+            return True
+        for name in names:
+            owner, _, bare = name.rpartition(".")
+            if bare in self.names:
+                return True
+            if owner and any(d == "*" or bare.startswith(d[1:]) for d in self.dynamic):
+                return True  # a class's attribute, read by a computed name
+        return False
+
+
+def names_read(result: ActionResult | None, fps: FingerprintStore, root: Path) -> Reads | None:
+    """`Reads` of a result's record; None when not known: no per-node record, a version of a
+    file with no fingerprints."""
+    if result is None or result.trace is None:
+        return None
+    found: set[str] = set()
+    escapes = False
+    reached: set[str] = set()
+    unnamed: set[str] = set()
+    dynamic: set[str] = set()
+    files: dict[str, FileFingerprints | None] = {}
+    spelled: dict[str, frozenset[str]] = {}
+    by_tests = {i for t in result.tests for i in t.executed or ()}
+    elsewhere = set(result.trace.import_time) - by_tests
+    for index, name in enumerate(result.trace.functions):
+        path, _, qualname = name.partition("::")
+        if index in elsewhere and path not in result.inputs:
+            # another file's import, at collection: before any test ran, and no input of it
+            continue
+        if path not in files:
+            digest = result.inputs.get(path)
+            fp = _fingerprints(fps, root / path, digest) if digest and digest != ABSENT else None
+            files[path] = None if fp is None or fp.parse_error else fp
+            if fp is not None and fp.own_escapes:
+                unnamed.add(path)
+            escapes = escapes or (fp is not None and fp.code_namespace)
+        fp = files[path]
+        if fp is None:
+            return None
+        if qualname in fp.escaping:  # reaching the names of modules its code has unnamed
+            targets = fp.escape_targets.get(qualname, ("*",))
+            escapes = escapes or "*" in targets
+            reached.update(_last_name(t) for t in targets)
+        # a module handed on (to a call, a container) may have its names read unnamed there
+        reached.update(_last_name(h) for h in fp.handed.get(qualname, ()))
+        dynamic.update(fp.dynamic.get(qualname, ()))
+        if (refs := fp.refs.get(qualname)) is not None:
+            found.update(refs)
+        elif qualname == "<module>" or "<locals>" not in qualname:
+            found.update(fp.module_loads)  # module-level code, class bodies included
+        else:  # a class body run in a function: what the file spells anywhere
+            if path not in spelled:
+                spelled[path] = frozenset(fp.module_refs).union(*fp.refs.values())
+            found.update(spelled[path])
+    return Reads(
+        frozenset(found), escapes, frozenset(reached), frozenset(unnamed), frozenset(dynamic)
+    )
+
+
+def _fingerprints(fps: FingerprintStore, path: Path, digest: str) -> FileFingerprints | None:
+    """A version's fingerprints, those of the file on disk when it is that version: computed
+    in memory only (a version is kept as sealed source, fingerprinted when a change needs it)."""
+    found = fps.get(digest)
+    if found is not None:
+        return found
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    return fps.memo.of_bytes(data, digest) if hashlib.sha256(data).hexdigest() == digest else None
+
+
+def _last_name(spelled: str) -> str:
+    """The last name of a module as code spells it (``pkg.sub``, ``.sub``, ``pkg:sub.attr``)."""
+    return spelled.replace(":", ".").rstrip(".").rpartition(".")[2]
+
+
+def _module_names(path: str) -> list[str]:
+    """The names of the module a workspace file is and of its packages (``pkg/sub/mod.py``:
+    ``pkg``, ``sub``, ``mod``): one handed on may lead to the module."""
+    return path.removesuffix(".py").removesuffix("/__init__").split("/")
+
+
+class ReadNames:
+    """Per test file: the names the code its tests ran reads (`names_read`) in its last stored
+    result, or in the result a run just made (`ran`). Which run polluters a file runs after
+    follows them (`Polluters.ran_before`)."""
+
+    def __init__(self, root: Path, cache: Cache, last: LastKeys, fps: FingerprintStore) -> None:
+        self.root, self.cache, self.last, self.fps = root, cache, last, fps
+        self.memo: dict[str, Reads | None] = {}
+        self.made: dict[str, ActionResult] = {}  # by a run of this plan
+
+    def __call__(self, target: str) -> Reads | None:
+        # asked only of files with a run polluter: most results are never read this way
+        if target not in self.memo:
+            result = self.made.get(target)
+            if result is None and (entry := self.last.get(target)) is not None:
+                result = self.cache.get_action(entry[0], count=False)
+            self.memo[target] = names_read(result, self.fps, self.root)
+        return self.memo[target]
+
+    def ran(self, target: str, result: ActionResult) -> None:
+        self.made[target] = result
+        self.memo.pop(target, None)
+
+
+def polluters_for(
+    graph: BuildGraph, pytest_args: Sequence[str] = (), reads: ReadNames | None = None
+) -> Polluters:
     """The workspace's known polluters, and the test files whose module name an earlier one
-    has (unless the import mode is importlib): what the keys and runs of its files follow."""
+    has (unless the import mode is importlib): what the keys and runs of its files follow.
+    `reads`: the names each file's tests read (without: every run polluter of a module a file
+    reads counts)."""
     polluters = Polluters.load(graph.root, full_run(graph.pytest, graph.root))
+    polluters.reads = reads
     if import_mode(list(pytest_args), graph.pytest.import_mode) != "importlib":
         polluters.clashes = module_clashes(graph.tests, graph.py, polluters.order)
     conftests = [p for p in graph.py if _is_conftest(p)]
@@ -1294,34 +1435,44 @@ def imported_in_order(entries: list[tuple[str, list[str]]]) -> tuple[list[str], 
     return args, only
 
 
-def ran_polluters(keys: Iterable[PlannedFile | ActionKey]) -> list[str]:
+def ran_polluters(
+    keys: Iterable[PlannedFile | ActionKey], polluters: Polluters | None = None
+) -> list[str]:
     """The run polluters named by the keys of files that run (``ran-after:``): their tests
-    run before them, as in the full run."""
-    found = {
-        name.removeprefix(RAN)
-        for k in keys
-        if not isinstance(k, PlannedFile) or k.runs
-        for name in (k.key if isinstance(k, PlannedFile) else k).inputs
-        if name.startswith(RAN)
-    }
+    run before them, as in the full run; with `polluters`, only those whose changes the
+    code each file's tests ran may read (`Polluters.read_by`)."""
+    found: set[str] = set()
+    for k in keys:
+        if isinstance(k, PlannedFile) and not k.runs:
+            continue
+        key = k.key if isinstance(k, PlannedFile) else k
+        found.update(
+            p
+            for name in key.inputs
+            if name.startswith(RAN)
+            and (p := name.removeprefix(RAN)) not in found
+            and (polluters is None or polluters.read_by(key.target, p))
+        )
     return sorted(found)
 
 
 def repollute(graph: BuildGraph, cache: Cache, planned: Plan, found: set[str]) -> list[PlannedFile]:
     """After a run found new state polluters (`found`: a new test file registering a class),
     the files of the plan served from the cache whose key they change, decided again (a hit
-    under the new key is served; the rest must run)."""
-    if not found or planned.polluters is None:
+    under the new key is served; the rest must run); and the files whose tests turned out to
+    read what a run polluter they ran without leaves changed (`Plan.late`)."""
+    late = planned.late
+    if not (found or late) or planned.polluters is None:
         return []
     fps = planned.fingerprints
     again: list[PlannedFile] = []
     for f in planned.files:
-        if f.runs:
+        if f.runs and f.target not in late:
             continue
         key = file_key(
             graph, f.target, planned.context, planned.digests, planned.polluters, f.nodes
         )
-        if key.hex == f.key.hex:
+        if key.hex == f.key.hex and f.target not in late:
             continue
         decided = _unstored_noted(
             planned.last,
@@ -1360,7 +1511,7 @@ def _with_polluters(
     while todo:
         wanted = {p for f in todo for p in polluters.before(f.target, tests)}
         filling = {p for f in todo for p in polluters.namespace.get(f.target, ())}
-        ran = set(ran_polluters(todo))
+        ran = set(ran_polluters(todo, polluters))
         todo = []
         for target in order.sorted(wanted | ran):
             if target not in by_target and target not in filling and target not in ran:
@@ -2423,7 +2574,7 @@ def store_results(
             and _complete(f.target, report, by_file.get(f.target, []))
         ]
         planned.new_polluters |= polluters.learn_ran(
-            whole, report.session_end.ran_state, planned.digests
+            whole, report.session_end.ran_state, planned.digests, report.session_end.ran_names
         )
     try:
         polluters.save()
@@ -2473,6 +2624,7 @@ def store_results(
             ", ".join(sorted(shuffled)[:5]),
         )
     withheld = withheld_reads(report, [f.target for f in to_run], planned.withheld)
+    whole_files = _ran_whole(report, to_run)
     out: list[FileOutcome] = []
     stored_keys: list[ActionKey] = []
     blobs: list[bytes] = []
@@ -2490,6 +2642,16 @@ def store_results(
             list(graph.index.dynamic.get(f.target, [])), blobs, redactor,
             _collection_code(report, f.target, importers), planned.fingerprints, graph.root,
         )  # fmt: skip
+        if isinstance(polluters.reads, ReadNames):
+            # which run polluters it runs after follows what the code it ran now reads
+            polluters.reads.ran(f.target, result)
+            if late := _late_polluters(f, key, whole_files, planned.order, polluters):
+                # its tests now read what a run polluter it did not run after leaves changed:
+                # shown, not stored, and run again after it (`repollute`)
+                log.info("%s reads the state %s leave: run again after them", f.target, late)
+                planned.late.add(f.target)
+                out.append(FileOutcome(f, result, False, stored=False))
+                continue
         if not complete:  # what ran of it is shown, as pytest shows it; the rest never ran
             served = _served(f, result, results)
             out.append(FileOutcome(f, result, False, stored=False, served=served))
@@ -2529,6 +2691,28 @@ def store_results(
     else:
         prune_versions_now_and_then(planned.digests.graph.root)
     return out
+
+
+def _late_polluters(
+    f: PlannedFile,
+    key: ActionKey,
+    whole: Collection[str],
+    order: FileOrder,
+    polluters: Polluters,
+) -> list[str]:
+    """The run polluters in `key` (a file's, after its run) whose changes the code its tests
+    ran may read (`Polluters.read_by`) and that did not run before it in this run (`whole`:
+    the files whose every test it ran)."""
+    at = order.key(f.target)
+    return [p for p in ran_polluters([key], polluters) if p not in whole or order.key(p) >= at]
+
+
+def _ran_whole(report: RunReport, to_run: Sequence[PlannedFile]) -> set[str]:
+    """The test files a run ran every test of: those it stores that ran whole, and the others
+    that ran tests (run polluters run with them: always whole)."""
+    stored = {f.target for f in to_run}
+    ran = {f.target for f in to_run if f.nodes is None and f.run_nodes is None}
+    return ran | {t for n in report.results if (t := file_of(n)) not in stored}
 
 
 def changed_during_run_note(planned: Plan) -> list[str]:

@@ -1214,6 +1214,7 @@ class _Recorder:
         # the same around each test file's tests: its tests may change what later files see
         self._ran_before: tuple[str, dict[str, _ModuleState]] | None = None
         self._ran_state: dict[str, list[str]] = {}  # test file -> workspace modules changed
+        self._ran_names: dict[str, dict[str, list[str]]] = {}  # the same -> names changed
         self._file_ends = False  # the running test is the last of its file
         self._module_names: set[str] = set()  # sys.modules' names, as last seen
         # a workspace module loaded while a test file is collected -> its state once loaded
@@ -2289,13 +2290,13 @@ class _Recorder:
         its last test's teardown, its module-scoped fixtures' too): a name bound, rebound or
         removed, a module-level container grown or shrunk (`_ran_state`)."""
         after = self._module_states(ran=True)
-        changed = {
-            state[0]
-            for name, state in after.items()
-            if name in before and not _same_state(before[name], state) and state[0] != key
-        }
+        changed: dict[str, set[str]] = {}
+        for name, state in after.items():
+            if name in before and state[0] != key and (names := _ran_names(before[name], state)):
+                changed.setdefault(state[0], set()).update(names)
         if changed:
             self._ran_state[key] = sorted(changed)
+            self._ran_names[key] = {m: sorted(n) for m, n in sorted(changed.items())}
 
     def _flush(self) -> None:
         with self._lock:
@@ -2452,6 +2453,7 @@ class _Recorder:
             collect_warnings=self._collect_warnings,
             rewrite_warnings=self._rewrite_warnings,
             ran_state=self._ran_state,
+            ran_names=self._ran_names,
         )
 
     def _runtime_modules(self) -> dict[str, list[str]]:
@@ -2686,29 +2688,54 @@ def _ran_state(name: str, module: Any, rel: str) -> _ModuleState | None:
     other objects (and the same of the classes it defines). Another object of the same type
     (a fake filesystem a fixture sets up for each test), a container's entry replaced by one
     of the same size (a cache refreshed) or a number that grew (a counter) is no change: what
-    these hold is not compared."""
+    these hold is not compared. Each value with its name (`_ran_names`)."""
     # a class's dunders aside: some are filled lazily (copyreg's __slotnames__)
-    values = _own_values(name, module, ("_pytest", "__"))
-    return None if values is None else (rel, tuple(map(_ran_value, values)), ())
+    named = _own_named(name, module, ("_pytest", "__"))
+    if named is None:
+        return None
+    return (rel, tuple((k, _ran_value(v)) for k, v in named), ())
+
+
+def _ran_names(before: _ModuleState, after: _ModuleState) -> set[str]:
+    """The names of the values that differ between two `_ran_state` snapshots of a module
+    (bound, rebound, removed, a container grown or shrunk; but counters that grew): a
+    module-level name, ``Class.attr`` for a class's attribute."""
+    old, new = dict(before[1]), dict(after[1])
+    changed = set(old.keys() ^ new.keys())
+    for k in old.keys() & new.keys():
+        a, b = old[k], new[k]
+        if a == b:
+            continue
+        counted = type(a) is tuple and type(b) is tuple and a[:1] == b[:1] == (_COUNT,)
+        if not counted or b[1] < a[1]:
+            changed.add(k)
+    return changed
 
 
 def _own_values(name: str, module: Any, skip: tuple[str, ...]) -> list[Any] | None:
     """The values of a workspace module's names, then those of the attributes of the classes it
     defines (their registries, a patched method), but those whose name starts with `skip`;
     None for a module without a plain namespace."""
+    named = _own_named(name, module, skip)
+    return None if named is None else [v for _, v in named]
+
+
+def _own_named(name: str, module: Any, skip: tuple[str, ...]) -> list[tuple[str, Any]] | None:
+    """`_own_values` with their names: a module-level name, ``Class.attr`` for a class's
+    attribute."""
     namespace = getattr(module, "__dict__", None)
     if type(namespace) is not dict:
         return None
     # a submodule imported binds its name in its package: no state of the package's; a
     # warning issued from its code fills its __warningregistry__, which no test reads
     values = [
-        v
+        (k, v)
         for k, v in list(namespace.items())
         if type(v) is not ModuleType and k not in ("__builtins__", "__warningregistry__")
     ]
     members = [
-        m
-        for v in values
+        (f"{c}.{k}", m)
+        for c, v in values
         if isinstance(v, type) and v.__dict__.get("__module__") == name
         for k, m in list(v.__dict__.items())
         if not k.startswith(skip)

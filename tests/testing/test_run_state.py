@@ -119,18 +119,20 @@ def test_an_object_a_fixture_sets_up_for_each_test_changes_no_state(ws: Workspac
 
 
 @pytest.mark.parametrize(
-    "leak",
+    ("leak", "name"),
     [
-        "fake.CURRENT = 'tmp'",  # a setting
-        "fake.Filesystem.open = lambda self: None",  # a patch left in place
-        "fake.CACHE.append(1)",  # a container filled
+        ("fake.CURRENT = 'tmp'", "CURRENT"),  # a setting
+        ("fake.Filesystem.open = lambda self: None", "Filesystem.open"),  # a patch left in place
+        ("fake.CACHE.append(1)", "CACHE"),  # a container filled
     ],
 )
-def test_what_a_test_leaves_changed_is_seen(ws: Workspace, leak: str) -> None:
+def test_what_a_test_leaves_changed_is_seen(ws: Workspace, leak: str, name: str) -> None:
     ws.write("pkg/fake.py", FAKE + "CACHE = []\n")
     ws.write("tests/test_leak.py", f"from pkg import fake\n\n\ndef test_leak():\n    {leak}\n")
     ws.run(testing.Selection(paths=("tests/test_leak.py",)))
-    assert Polluters.load(ws.root).ran.get("tests/test_leak.py") == {"pkg/fake.py"}
+    polluters = Polluters.load(ws.root)
+    assert polluters.ran.get("tests/test_leak.py") == {"pkg/fake.py"}
+    assert polluters.ran_names.get("tests/test_leak.py") == {"pkg/fake.py": {name}}
 
 
 def test_a_file_named_alone_shows_only_its_own_tests(ws: Workspace) -> None:
@@ -190,3 +192,93 @@ def test_a_polluter_cut_short_by_exitfirst_stays_one(ws: Workspace) -> None:
     ws.edit("pkg/data.py", '"x"', '"y"')
     assert pytest_says(ws)[NODE] == "passed"
     assert outcomes(ws.run(testing.Selection(paths=(READER,)))) == {NODE: "passed"}
+
+
+LOCKS = """
+LOCKS = {}
+
+
+def lock_for(name):
+    return LOCKS.setdefault(name, object())
+
+
+def plain():
+    return 1
+"""
+LOCKER = "tests/test_a_lock.py"
+PLAIN = "tests/test_plain.py"
+
+
+def write_locks(ws: Workspace) -> None:
+    """structlog's `WRITE_LOCKS`: a registry most tests never read, filled by an early file."""
+    ws.write("pkg/locks.py", LOCKS)
+    ws.write(LOCKER, "from pkg import locks\n\n\ndef test_lock():\n    locks.lock_for('a')\n")
+    ws.write(PLAIN, "from pkg import locks\n\n\ndef test_plain():\n    assert locks.plain()\n")
+
+
+def test_a_file_whose_tests_never_read_what_a_polluter_changed_runs_alone(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MAESTRO_TRACE", "always")  # a per-test record from the first run on 3.11
+    write_locks(ws)
+    ws.run()
+    ws.run()
+    assert Polluters.load(ws.root).ran_names == {LOCKER: {"pkg/locks.py": {"LOCKS"}}}
+    ws.edit(PLAIN, "assert locks.plain()", "assert locks.plain() == 1")
+    summary = ws.run()
+    assert ran(summary) == [PLAIN]  # not after the locker: its tests read no LOCKS
+    assert outcomes(summary)[f"{PLAIN}::test_plain"] == "passed"
+    assert ran(ws.run()) == []
+
+
+def test_a_file_whose_tests_start_reading_it_runs_again_after_the_polluter(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its last run read no name the polluter changed, so it runs alone; its tests now do (the
+    edit calls code that reads the registry): it runs again, after the polluter, as the full
+    run runs it, before anything is shown or stored."""
+    monkeypatch.setenv("MAESTRO_TRACE", "always")
+    write_locks(ws)
+    ws.run()
+    ws.run()
+    ws.edit(
+        PLAIN,
+        "assert locks.plain()",
+        "locks.lock_for('b')\n    assert len(locks.LOCKS) == 2",
+    )
+    truth = pytest_says(ws)
+    assert truth[f"{PLAIN}::test_plain"] == "passed"
+    summary = ws.run()
+    assert outcomes(summary)[f"{PLAIN}::test_plain"] == "passed"  # alone it fails
+    assert ran(ws.run()) == []
+    alone = ws.run(testing.Selection(paths=(PLAIN,), no_cache=True))
+    assert outcomes(alone) == {f"{PLAIN}::test_plain": "passed"}
+
+
+def test_a_class_attribute_read_by_a_computed_name_counts_as_read(
+    ws: Workspace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A test leaves a class attribute changed; another reads it with ``getattr(obj, name)``
+    and a name built at run time: no code spells it, and it still runs after the first."""
+    monkeypatch.setenv("MAESTRO_TRACE", "always")
+    ws.write(
+        "pkg/conf.py",
+        "class Settings:\n    mode = 'plain'\n\n\ndef current(obj, name):\n"
+        "    return getattr(obj, name)\n",
+    )
+    ws.write("tests/test_a_set.py", "from pkg import conf\n\n\ndef test_set():\n"
+             "    conf.Settings.mode = 'fancy'\n")  # fmt: skip
+    reader = "tests/test_b_read.py"
+    ws.write(reader, "from pkg import conf\n\n\ndef test_read():\n"
+             "    assert conf.current(conf.Settings(), 'mo' + 'de') == 'fancy'\n")  # fmt: skip
+    node = f"{reader}::test_read"
+    ws.run()
+    ws.run()
+    assert Polluters.load(ws.root).ran_names == {
+        "tests/test_a_set.py": {"pkg/conf.py": {"Settings.mode"}}
+    }
+    ws.edit(reader, "== 'fancy'", "== 'fancy', 'the setting'")
+    assert pytest_says(ws)[node] == "passed"
+    summary = ws.run()
+    assert outcomes(summary)[node] == "passed"
+    assert ran(ws.run()) == []
