@@ -7,9 +7,9 @@ fails where it passes alone. The daemon does not start such a run while a pytest
 else's is going on in the workspace, and stops one it started when such a run appears.
 
 Found from ``/proc``: a process whose working directory is in the workspace, whose command is
-pytest's (``pytest``, ``py.test``, ``python -m pytest``, ``python .../pytest``), and which is not
-the daemon's own (no ancestor of it is this process). Where ``/proc`` cannot be read (not Linux)
-nothing is found: the background runs go on as before.
+pytest's (``pytest``, ``py.test``, ``python -m pytest``, ``python .../pytest``), and which is
+neither the daemon's own (no ancestor of it is this process) nor a daemon's standby pytest.
+Where ``/proc`` cannot be read (not Linux) nothing is found: the background runs go on.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from maestro.engine.warm import WARM_MODULE
 
 _PROC = Path("/proc")
 _NAMES = ("pytest", "py.test")
@@ -79,7 +81,8 @@ def foreign_pytest(root: Path, own: int | None = None, proc: Path = _PROC) -> Fo
         if cwd != top and not cwd.startswith(top + os.sep):
             continue
         argv = [os.fsdecode(a) for a in raw.split(b"\0") if a]
-        if not is_pytest(argv) or _descends(pid, me, proc):
+        # a daemon's standby pytest (an orphan of one killed, idle): no run of the user's
+        if not is_pytest(argv) or WARM_MODULE in argv or _descends(pid, me, proc):
             continue
         return ForeignRun(pid, " ".join(argv)[:120])
     return None

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from maestro.daemon.foreign_runs import foreign_pytest, is_pytest
+from maestro.engine.warm import WARM_MODULE
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="needs /proc")
 
@@ -42,8 +43,12 @@ def test_a_pytest_in_the_workspace_is_found_and_its_own_are_not(tmp_path: Path) 
     # stands for `python -m pytest` (the name is what counts): a script named pytest
     (tmp_path / "pytest").write_text(sleeper)
     started = [
-        subprocess.Popen([sys.executable, str(tmp_path / "pytest")], cwd=cwd)
-        for cwd in (elsewhere, ws / "sub")
+        subprocess.Popen([sys.executable, str(tmp_path / "pytest"), *args], cwd=cwd)
+        for cwd, args in (
+            (elsewhere, []),
+            (ws / "sub", []),
+            (ws, ["-p", WARM_MODULE]),  # a standby pytest a killed daemon left: not the user's
+        )
     ]
     try:
         deadline = time.monotonic() + 10
@@ -55,6 +60,9 @@ def test_a_pytest_in_the_workspace_is_found_and_its_own_are_not(tmp_path: Path) 
         assert "pytest" in found.command and f"pid {found.pid}" in found.describe()
         assert foreign_pytest(ws) is None  # this process started it: the daemon's own
         assert foreign_pytest(tmp_path / "nowhere", own=0) is None
+        started[1].kill()
+        started[1].wait()
+        assert foreign_pytest(ws, own=0) is None  # the standby is left alone
     finally:
         for p in started:
             p.kill()
