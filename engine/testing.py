@@ -1087,7 +1087,11 @@ def names_read(result: ActionResult | None, fps: FingerprintStore, root: Path) -
             continue
         if path not in files:
             digest = result.inputs.get(path)
-            fp = _fingerprints(fps, root / path, digest) if digest and digest != ABSENT else None
+            # in memory only: a version is kept as sealed source, fingerprinted when a change
+            # needs it
+            fp = None
+            if digest is not None and digest != ABSENT:
+                fp = fps.of_file(root / path, digest, keep=False)
             files[path] = None if fp is None or fp.parse_error else fp
             if fp is not None and fp.own_escapes:
                 unnamed.add(path)
@@ -1113,19 +1117,6 @@ def names_read(result: ActionResult | None, fps: FingerprintStore, root: Path) -
     return Reads(
         frozenset(found), escapes, frozenset(reached), frozenset(unnamed), frozenset(dynamic)
     )
-
-
-def _fingerprints(fps: FingerprintStore, path: Path, digest: str) -> FileFingerprints | None:
-    """A version's fingerprints, those of the file on disk when it is that version: computed
-    in memory only (a version is kept as sealed source, fingerprinted when a change needs it)."""
-    found = fps.get(digest)
-    if found is not None:
-        return found
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return fps.memo.of_bytes(data, digest) if hashlib.sha256(data).hexdigest() == digest else None
 
 
 def _last_name(spelled: str) -> str:

@@ -2684,8 +2684,9 @@ class FingerprintStore:
         tmp.write_bytes(msgpack.packb(value.to_wire(), use_bin_type=True))
         os.replace(tmp, path)
 
-    def of_file(self, path: Path, digest: str) -> FileFingerprints | None:
-        """Fingerprints of `path` if its content has `digest` (stored); None if it differs."""
+    def of_file(self, path: Path, digest: str, *, keep: bool = True) -> FileFingerprints | None:
+        """Fingerprints of `path` if its content has `digest` (stored, unless not `keep`: in
+        memory only); None if it differs."""
         found = self.get(digest)
         if found is not None:
             return found
@@ -2696,5 +2697,6 @@ class FingerprintStore:
         if hashlib.sha256(data).hexdigest() != digest:
             return None
         value = self.memo.of_bytes(data, digest)
-        self.put(digest, value)
+        if keep:
+            self.put(digest, value)
         return value
