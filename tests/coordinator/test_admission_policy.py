@@ -297,14 +297,14 @@ async def test_dashboard_hides_tenants_from_anonymous_callers(make_env: EnvFacto
 async def test_fair_queuing_refusals_are_explained_by_rego(make_env: EnvFactory) -> None:
     """The admission path (not only rate limits): queue full and wait budget, each with its
     Rego rule's remediation and a decision the tenant can look up."""
-    from test_fairness import _slow_put
+    from test_fairness import _slow_put, until_admitted
 
     env = await make_env(
         concurrency=4,  # ci: one seat, one queue of one request
         queues_per_level=1,
         queue_hand_size=1,
         queue_length=1,
-        max_queue_wait_s=0.5,
+        max_queue_wait_s=2.0,  # the queued request outlives the next one's refusal, under load too
         default_tenant_policy={"priority": "ci"},
     )
     token = await env.token("alpha")
@@ -312,11 +312,11 @@ async def test_fair_queuing_refusals_are_explained_by_rego(make_env: EnvFactory)
     assert port is not None
     holder = await asyncio.to_thread(_slow_put, port, "alpha", token)
     try:
-        await asyncio.sleep(0.2)
+        await until_admitted(env, "ci", in_flight=1, queued=0)
         headers = {"Authorization": f"Bearer {token}"}
         url = f"/alpha/cas/{sha(b'q')}"
         waiting = asyncio.create_task(env.client.get(url, headers=headers))
-        await asyncio.sleep(0.1)
+        await until_admitted(env, "ci", in_flight=1, queued=1)
         full = await (await env.client.get(url, headers=headers)).json()
         budget = await (await waiting).json()
     finally:

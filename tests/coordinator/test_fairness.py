@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,19 @@ async def test_policy_engine_explains_refusals(make_env: EnvFactory) -> None:
     assert body["rule"] == "team.ci_burst" and body["remediation"].startswith("CI jobs")
 
 
+async def until_admitted(env: Env, level: str, *, in_flight: int, queued: int) -> None:
+    """Wait (a few seconds at most) until the level holds that many of alpha's requests, in a
+    seat and queued: a loaded host may take a while to get a request that far."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        snapshot = env.client.app[STATE].gate.admission.snapshot()[level]
+        seated = snapshot["tenants_in_flight"].get("alpha", 0)
+        if seated == in_flight and snapshot["tenants_queued"].get("alpha", 0) == queued:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"alpha never had {in_flight} in flight and {queued} queued")
+
+
 def _slow_put(port: int, tenant: str, token: str, length: int = 4096) -> socket.socket:
     """A PUT whose headers arrive but whose body does not: it holds its seat."""
     sock = socket.create_connection(("127.0.0.1", port))
@@ -154,7 +168,7 @@ async def test_queue_full_and_wait_budget_give_429(make_env: EnvFactory) -> None
         queues_per_level=1,
         queue_hand_size=1,
         queue_length=1,
-        max_queue_wait_s=0.5,
+        max_queue_wait_s=2.0,  # the queued request outlives the next one's refusal, under load too
         default_tenant_policy={"priority": "ci"},
     )
     token = await env.token("alpha")
@@ -162,11 +176,11 @@ async def test_queue_full_and_wait_budget_give_429(make_env: EnvFactory) -> None
     assert port is not None
     holder = await asyncio.to_thread(_slow_put, port, "alpha", token)
     try:
-        await asyncio.sleep(0.2)
+        await until_admitted(env, "ci", in_flight=1, queued=0)
         headers = {"Authorization": f"Bearer {token}"}
         url = f"/alpha/cas/{sha(b'q')}"
         waiting = asyncio.create_task(env.client.get(url, headers=headers))
-        await asyncio.sleep(0.1)
+        await until_admitted(env, "ci", in_flight=1, queued=1)
         refused = await env.client.get(url, headers=headers)
         assert refused.status == 429
         assert (await refused.json())["rule"] == "admission.queue_full"
