@@ -169,6 +169,15 @@ def alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def wait_running(marker: Path, cli: subprocess.Popen[str], seconds: float) -> None:
+    """Wait until a test the `cli` runs wrote `marker` (it is under way); fail with what the CLI
+    printed if it ended first or the time ran out."""
+    deadline = time.monotonic() + seconds
+    while not marker.exists() and cli.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists(), cli.communicate(timeout=10)
+
+
 def wait_dead(pid: int, seconds: float = 5.0) -> bool:
     """Whether ``pid`` is gone (or a zombie) within ``seconds``."""
     deadline = time.monotonic() + seconds

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from xml.etree import ElementTree
 
-from project_python import plain_pytest
+from project_python import plain_pytest, project_python
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
@@ -37,6 +37,20 @@ def cases(path: Path) -> dict[str, str]:
         outcome = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
         found[f"{case.get('classname')}::{case.get('name')}"] = outcome
     return found
+
+
+def twice_as_pytest(root: Path, name: str, text: str, tmp_path: Path, counts: str) -> str:
+    """A workspace of one test file on the project interpreter: `maestro test` says `counts` as
+    plain pytest does, node for node, when it runs the file and again when it serves it; what
+    Maestro said the second time."""
+    root.mkdir()
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / name).write_text(text)
+    said = ""
+    for _ in range(2):  # run, then served from the cache
+        said = same_as_pytest(root, project_python(), tmp_path, [])
+        assert summary(said) == counts, said
+    return said
 
 
 def same_as_pytest(root: Path, python: Path, tmp_path: Path, args: list[str]) -> str:

@@ -11,13 +11,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from console_script import MAESTRO, same_as_pytest
 from project_python import project_python
-from workspace_procs import alive, wait_dead
+from workspace_procs import alive, wait_dead, wait_running
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="checks processes through /proc")
 
@@ -63,10 +62,7 @@ def test_a_stopped_run_leaves_no_childrens_folder_and_the_next_run_is_pytests(
         stderr=subprocess.STDOUT, text=True, preexec_fn=_default_sigint,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 120
-        while not running.exists() and cli.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert running.exists(), cli.communicate(timeout=10)
+        wait_running(running, cli, 120)
         pid, children = running.read_text().split()
         assert Path(children).parent == tmp and Path(children).is_dir()
         cli.send_signal(sig)

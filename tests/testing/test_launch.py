@@ -10,12 +10,11 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from testing_helpers import Workspace
-from workspace_procs import alive, wait_dead
+from workspace_procs import alive, wait_dead, wait_running
 
 MAESTRO = str(Path(sys.executable).with_name("maestro"))
 
@@ -241,10 +240,7 @@ def test_stopping_maestro_test_mid_run_stops_its_pytest(
         stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint,
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 60
-        while not running.exists() and cli.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert running.exists(), cli.communicate(timeout=10)
+        wait_running(running, cli, 60)
         pytest_pid = int(running.read_text())
         assert alive(pytest_pid)
         cli.send_signal(sig)

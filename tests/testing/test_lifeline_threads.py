@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from console_script import same_as_pytest, summary
-from project_python import project_python
+from console_script import twice_as_pytest
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_SETSIG is Linux's")
 
@@ -46,10 +45,4 @@ def test_fork_warns_nothing():
 
 
 def test_the_tests_see_one_thread_as_under_plain_pytest(isolated: Path) -> None:
-    root = isolated / "ws"
-    root.mkdir()
-    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
-    (root / "test_threads.py").write_text(THREADS)
-    for _ in range(2):  # run, then served from the cache
-        said = same_as_pytest(root, project_python(), isolated, [])
-        assert summary(said) == "2 passed", said
+    twice_as_pytest(isolated / "ws", "test_threads.py", THREADS, isolated, "2 passed")

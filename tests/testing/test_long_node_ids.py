@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console_script import same_as_pytest, summary
-from project_python import project_python
+from console_script import twice_as_pytest
 
 # ids of 9 MB each: the collected line holds both (over 16 MiB). Methods named after their
 # value, as python-multipart's parametrizing metaclass names them (pytest's own ids of long
@@ -33,11 +32,5 @@ def test_short():
 
 
 def test_node_ids_over_16_mib_in_all_are_read_and_served(isolated: Path) -> None:
-    root = isolated / "ws"
-    root.mkdir()
-    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
-    (root / "test_long.py").write_text(LONG)
-    for _ in range(2):  # run, then served from the cache
-        said = same_as_pytest(root, project_python(), isolated, [])
-        assert summary(said) == "3 passed", said
+    said = twice_as_pytest(isolated / "ws", "test_long.py", LONG, isolated, "3 passed")
     assert "1 cached" in said, said
