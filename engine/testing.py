@@ -1133,7 +1133,7 @@ def _module_names(path: str) -> list[str]:
 class ReadNames:
     """Per test file: the names the code its tests ran reads (`names_read`) in its last stored
     result, or in the result a run just made (`ran`). Which run polluters a file runs after
-    follows them (`Polluters.ran_before`)."""
+    follows them (`Polluters.read_by`)."""
 
     def __init__(self, root: Path, cache: Cache, last: LastKeys, fps: FingerprintStore) -> None:
         self.root, self.cache, self.last, self.fps = root, cache, last, fps
