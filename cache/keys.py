@@ -64,6 +64,9 @@ class KeyContext:
     env: tuple[tuple[str, str], ...] = ()  # allowlisted variables (name, value), sorted
     # those of `env` keyed only for the files that read them (recorded `env:NAME` inputs)
     keyed_when_read: frozenset[str] = frozenset()
+    # digest of the installed code edited in place since its install, "" when none: such an
+    # edit is a change of the environment (installed code is not traced per test)
+    edited: str = ""
 
     def entries(self) -> dict[str, str]:
         """The context's part of an inputs map. Env values are hashed: maps are stored and may be
@@ -71,7 +74,9 @@ class KeyContext:
         out = {
             "@runner": f"pytest=={self.pytest_version}",
             "@python": f"{self.implementation} {self.python_version} {self.platform}",
-            "@environment": self.environment,
+            "@environment": f"{self.environment} edited:{self.edited}"
+            if self.edited
+            else self.environment,
             "@args": _canonical(list(self.pytest_args)),
         }
         for name, value in self.env:
@@ -180,8 +185,7 @@ def input_value(graph: BuildGraph, node: str, digest_of: Callable[[str], str | N
     if node.startswith(ENV):
         return ABSENT
     if node.startswith("dist:"):
-        found = graph.distribution_of(node)
-        return f"{found[0]}=={found[1]}" if found else ABSENT
+        return graph.installed_value(node) or ABSENT
     if node.startswith("//"):
         return None  # declared targets are not test inputs
     if node == WORKSPACE:

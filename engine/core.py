@@ -336,6 +336,7 @@ class Engine:
                             allowlist,
                             source,
                             read_keyed=planned.context.keyed_when_read,
+                            edited=planned.context.edited,
                         ),
                         withheld=planned.withheld - set(read),
                     )

@@ -191,6 +191,8 @@ class SessionEnd(_Event):
     """Top-level import name -> the workspace files (or files outside every interpreter key)
     its modules in ``sys.modules`` were loaded from at the session's end; a zip on
     ``sys.path`` stands for the modules imported from it."""
+    installed: list[str] = []
+    """Top-level names of the modules loaded from installed packages (site-packages)."""
     warnings: dict[str, int] = {}
     """Node id -> the warnings pytest recorded while the test ran (its summary counts them)."""
     collect_warnings: dict[str, int] = {}

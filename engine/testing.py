@@ -379,9 +379,11 @@ def key_context(
     environ: Mapping[str, str] | None = None,
     *,
     read_keyed: Iterable[str] = KEYED_WHEN_READ,
+    edited: str = "",
 ) -> KeyContext:
     """The run-wide part of every key (runner, interpreter, environment, args, env vars).
-    ``read_keyed``: the variables keyed only for the files that read them (`keyed_when_read_of`)."""
+    ``read_keyed``: the variables keyed only for the files that read them (`keyed_when_read_of`);
+    ``edited``: the installed code edited in place (`BuildGraph.installed_edited`)."""
     dirs = site_dirs(interpreter.prefix, interpreter.version, is_venv=interpreter.is_venv)
     return KeyContext(
         pytest_version=interpreter.pytest_version or "missing",
@@ -396,6 +398,7 @@ def key_context(
             if name not in _RESOLVED_ENV
         ),
         keyed_when_read=frozenset(read_keyed),
+        edited=edited,
     )
 
 
@@ -410,6 +413,7 @@ class Digests:
 
     def __init__(self, graph: BuildGraph) -> None:
         self.graph = graph
+        graph.forget_installed()  # a dependency may have been edited in place since
         self.known: dict[str, str | None] = {}
         self.frozen_at: int | None = None  # the run's start (wall clock, ns)
         self.late: set[str] = set()  # first hashed after the run started: not pinned before
@@ -774,7 +778,7 @@ _INPUT_LABELS = {
 }
 
 
-_NEW_OR_VERSION = "a new import or version"
+_NEW_OR_VERSION = "a new import, version or edit"
 
 
 def input_label(name: str) -> str:
@@ -967,10 +971,15 @@ def plan(
     allowlist = env_allowlist_of(graph)
     # the files conftests collect themselves are tests too (asked of them once per change)
     ensure_collected(graph, interpreter, allowlist=allowlist, environ=environ)
+    digests = Digests(graph)  # first: it has the installed code's edits read anew
     context = key_context(
-        interpreter, selection.pytest_args, allowlist, environ, read_keyed=keyed_when_read_of(graph)
+        interpreter,
+        selection.pytest_args,
+        allowlist,
+        environ,
+        read_keyed=keyed_when_read_of(graph),
+        edited=graph.installed_edited(),
     )
-    digests = Digests(graph)
     last = LastKeys.load(graph.root)
     fps = fingerprints if fingerprints is not None else fingerprint_store(graph.root)
     polluters = polluters_for(graph, selection.pytest_args, ReadNames(graph.root, cache, last, fps))
@@ -2945,6 +2954,8 @@ def learn(graph: BuildGraph, report: RunReport) -> None:
     written = set(end.written) if end is not None else set()
     scratch = _scratch((written | report.produced) - graph.all_files)
     module_reads = end.import_reads if end is not None else {}
+    if end is not None:
+        graph.note_installed_loaded(end.installed)
     # the user's own variables read outside every file (a conftest's import, a plugin, a
     # program started then): what every test file of the run may see
     session_env = [ENV + n for n in (end.env if end is not None else ()) if n in KEYED_WHEN_READ]

@@ -139,6 +139,7 @@ class BuildGraph:
         self.stats = BuildStats()
         self.resolver = Resolver(self.all_files, self.dirs, [])
         self._dists: dict[str, list[str]] = {}
+        self._installed = environment.InstalledCode()
         # what to ask the conftests that collect files themselves; None: no such conftest
         self.collect_request: collectors.CollectRequest | None = None
         # the values the variables those conftests read had when they answered
@@ -415,6 +416,43 @@ class BuildGraph:
         found = self.distributions().get(node.removeprefix(DIST))
         return (found[0], found[1]) if found else None
 
+    def installed_value(self, node: str) -> str | None:
+        """What the installed code behind a `dist:<module>` node is now: ``name==version``, with
+        a digest of its files edited since the install when there are any; a loose module's
+        code digest; None when nothing installed provides it."""
+        return self._installed.value(
+            node.removeprefix(DIST),
+            self.distributions(),
+            lambda: environment.site_packages(self.root),
+        )
+
+    def installed_edited(self) -> str:
+        """A digest of the edits, since their install, of the installed modules the workspace's
+        runs loaded ("" when none is edited): a dependency's dependency, never imported by
+        name, is run all the same."""
+        loaded = self.index.extra.get("installed-loaded")
+        edits = {
+            top: value
+            for top in (loaded if isinstance(loaded, list) else ())
+            if (value := self.installed_value(DIST + top)) and " edited:" in value
+        }
+        if not edits:
+            return ""
+        body = "\n".join(f"{top}={value}" for top, value in sorted(edits.items()))
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    def note_installed_loaded(self, tops: Iterable[str]) -> None:
+        """Keep the installed modules a run loaded (a union: a run of some tests loads some)."""
+        known = self.index.extra.get("installed-loaded")
+        known = known if isinstance(known, list) else []
+        if not set(tops) <= set(known):
+            self.index.extra["installed-loaded"] = sorted({*known, *tops})
+            self.index.dirty = True
+
+    def forget_installed(self) -> None:
+        """Re-read the installed code's edits at the next `installed_value` (a new plan)."""
+        self._installed.forget()
+
     def _entry(
         self, rel: str, defer: list[tuple[str, os.stat_result]] | None = None
     ) -> FileEntry | None:
@@ -637,6 +675,7 @@ class BuildGraph:
             other.stats = dataclasses.replace(self.stats, edges=dict(self.stats.edges))
             other.resolver = self.resolver.copy(other.all_files, other.dirs)
             other._dists = self._dists  # replaced whole when refreshed, never edited
+            other._installed = environment.InstalledCode()
             other.collect_request = self.collect_request  # frozen
             other.collected_variables = self.collected_variables
         return other

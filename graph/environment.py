@@ -3,13 +3,23 @@
 Third-party imports resolve to a distribution (name, version), not to files. Reading metadata from
 the site-packages directories (instead of importing anything in the workspace's interpreter) keeps
 the graph free of processes; the result is cached by the directories' mtimes.
+
+A distribution's code can still change without a new version: a user debugging a dependency edits
+it in place (a print, a fix). Its install record (``RECORD``) is written after its files, so a code
+file modified later, or a deleted or new one, is an edit: `installed_edits` finds them with one
+``stat`` per file and keys the module by their content. Code with no distribution (a module
+dropped into site-packages) is keyed by content whole (`loose_module_files`).
 """
 
 from __future__ import annotations
 
+import csv
 import glob
+import hashlib
 import os
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -24,7 +34,7 @@ def site_packages(root: Path) -> list[Path]:
 
 
 def environment_key(dirs: list[Path]) -> str:
-    parts = []
+    parts = ["map:3"]  # the map's shape: [name, version, metadata folder]
     for d in dirs:
         try:
             parts.append(f"{d}:{d.stat().st_mtime_ns}")
@@ -34,7 +44,8 @@ def environment_key(dirs: list[Path]) -> str:
 
 
 def distribution_map(dirs: list[Path]) -> dict[str, list[str]]:
-    """Top-level import name -> [distribution name, version] for everything installed in `dirs`.
+    """Top-level import name -> [distribution name, version, metadata folder] for everything
+    installed in `dirs`.
 
     Read straight from the ``*.dist-info``/``*.egg-info`` files: ``importlib.metadata`` parses
     every METADATA file with the email package (0.3 s for a 100-package environment, more than
@@ -56,7 +67,7 @@ def distribution_map(dirs: list[Path]) -> dict[str, list[str]]:
                 continue
             name, version, tops = found
             for top in tops:
-                mapping.setdefault(top, [name, version])
+                mapping.setdefault(top, [name, version, entry.path])
     return mapping
 
 
@@ -139,6 +150,144 @@ def _headers(path: str) -> dict[str, str]:
     except OSError:
         pass
     return found
+
+
+_CODE = (".py", ".so", ".pyd")  # what an import loads (bytecode follows its source)
+
+
+def _is_code(name: str) -> bool:
+    return name.endswith(_CODE)
+
+
+def _of_module(rel: str, top: str) -> bool:
+    """Is `rel` (relative to site-packages) code of the top-level module `top`?"""
+    first, sep, _ = rel.partition("/")
+    if sep:
+        return first == top
+    return rel.partition(".")[0] == top and _is_code(rel)
+
+
+def installed_edits(info: str, top: str) -> dict[str, str] | None:
+    """The code files of `top`, installed by the distribution whose metadata folder is `info`,
+    that differ from the install: modified after its record was written (-> their content's
+    digest), deleted (-> "deleted"), or new in a folder of it (-> their digest). Relative to
+    site-packages. None: no record to compare with (then only the version counts)."""
+    site = os.path.dirname(info)
+    record = os.path.join(info, "RECORD")
+    text = _read(record)
+    base = site
+    if text is None:  # a legacy (setup.py) install lists its files beside its metadata
+        record = os.path.join(info, "installed-files.txt")
+        text = _read(record)
+        base = info
+    if text is None:
+        return None
+    try:
+        since = os.stat(record).st_mtime_ns
+    except OSError:
+        return None
+    rows = csv.reader(text.splitlines()) if base == site else ([r] for r in text.splitlines())
+    listed: set[str] = set()
+    for row in rows:
+        if not row or not row[0]:
+            continue
+        rel = os.path.relpath(os.path.normpath(os.path.join(base, row[0])), site)
+        if not rel.startswith("..") and _is_code(rel) and _of_module(rel, top):
+            listed.add(rel)
+    edits: dict[str, str] = {}
+    folders: set[str] = set()
+    for rel in listed:
+        folders.add(os.path.dirname(rel))
+        try:
+            st = os.stat(os.path.join(site, rel))
+        except OSError:
+            edits[rel] = "deleted"
+            continue
+        if st.st_mtime_ns > since:
+            edits[rel] = _content(os.path.join(site, rel))
+    for folder in sorted(f for f in folders if f):
+        try:
+            if os.stat(os.path.join(site, folder)).st_mtime_ns <= since:
+                continue  # nothing added or renamed into it since
+            names = os.listdir(os.path.join(site, folder))
+        except OSError:
+            continue
+        for name in names:
+            rel = f"{folder}/{name}"
+            if _is_code(name) and rel not in listed:
+                edits[rel] = _content(os.path.join(site, rel))
+    return edits
+
+
+def loose_module_files(dirs: list[Path], top: str) -> dict[str, str]:
+    """The code of a top-level module no distribution installed (a file or a package dropped
+    into site-packages) -> its content's digest; empty when there is none."""
+    for d in dirs:
+        single = d / f"{top}.py"
+        if single.is_file():
+            return {single.name: _content(str(single))}
+        package = d / top
+        if package.is_dir():
+            found: dict[str, str] = {}
+            for folder, subdirs, files in os.walk(package):
+                subdirs[:] = sorted(s for s in subdirs if s != "__pycache__")
+                for name in sorted(files):
+                    if _is_code(name):
+                        path = os.path.join(folder, name)
+                        found[os.path.relpath(path, d)] = _content(path)
+            return found
+    return {}
+
+
+def _content(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError:
+        return "unreadable"
+
+
+class InstalledCode:
+    """What each installed top-level module is now: its distribution and version, and the edits
+    of its code since the install, read once per `ttl` seconds at most (a plan re-reads it
+    whole: `forget`)."""
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self._known: dict[str, str | None] = {}
+        self._at = 0.0
+
+    def forget(self) -> None:
+        self._known = {}
+
+    def value(
+        self, top: str, dists: dict[str, list[str]], dirs: Callable[[], list[Path]]
+    ) -> str | None:
+        """``name==version`` (and a digest of its edited files, when there are any), a digest
+        of a loose module's code, or None for a name nothing installed provides."""
+        now = time.monotonic()
+        if now - self._at > self.ttl:
+            self._known, self._at = {}, now
+        if top not in self._known:
+            self._known[top] = _installed_value(dists, dirs, top)
+        return self._known[top]
+
+
+def _installed_value(
+    dists: dict[str, list[str]], dirs: Callable[[], list[Path]], top: str
+) -> str | None:
+    found = dists.get(top)
+    if found:
+        edits = installed_edits(found[2], top) if len(found) > 2 else None
+        version = f"{found[0]}=={found[1]}"
+        return f"{version} edited:{_digest_of(edits)}" if edits else version
+    loose = loose_module_files(dirs(), top)
+    return f"not installed, code:{_digest_of(loose)}" if loose else None
+
+
+def _digest_of(files: dict[str, str]) -> str:
+    body = "\n".join(f"{rel}\0{value}" for rel, value in sorted(files.items()))
+    return hashlib.sha256(body.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def _read(path: str) -> str | None:

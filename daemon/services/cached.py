@@ -37,10 +37,14 @@ async def cached_results(
     cache = await service.run_cache(graph, wait_remote=False)
 
     def answer(g: BuildGraph) -> CachedResultsResult:
-        context = key_context(
-            interpreter, (), env_allowlist_of(g), read_keyed=keyed_when_read_of(g)
-        )
         digests = Digests(g)
+        context = key_context(
+            interpreter,
+            (),
+            env_allowlist_of(g),
+            read_keyed=keyed_when_read_of(g),
+            edited=g.installed_edited(),
+        )
         polluters = polluters_for(g)
         files: list[RunFileResult] = []
         for target, nodes in select(g, Selection(paths=tuple(params.paths))).items():

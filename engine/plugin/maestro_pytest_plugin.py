@@ -2449,6 +2449,7 @@ class _Recorder:
             },
             env=sorted(_env_reads.get("", ())),
             modules=self._runtime_modules(),
+            installed=_installed_modules(),
             warnings=self._warnings,
             collect_warnings=self._collect_warnings,
             rewrite_warnings=self._rewrite_warnings,
@@ -2495,6 +2496,18 @@ class _Recorder:
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
+
+
+def _installed_modules() -> list[str]:
+    """The top-level names of the modules loaded from installed packages (site-packages), which
+    keys name by distribution and version: one edited in place since its install must count
+    for the tests that may run it, and those of a dependency's dependency are never spelled."""
+    found: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        file = _file_of(module)
+        if isinstance(file, str) and any(p in file for p in _PACKAGES):
+            found.add(name.partition(".")[0])
+    return sorted(found)
 
 
 def _addressable(item: Any) -> bool:

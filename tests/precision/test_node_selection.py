@@ -1064,7 +1064,7 @@ def test_a_new_import_of_an_installed_module_is_named_as_one(ws: Workspace) -> N
     ws.write("tests/conftest.py", "import pytest\n\nMARK = pytest.mark.slow\n")
     calc = next(f for f in ws.plan().files if f.target == "tests/test_calc.py")
     # not "dist:pytest", which reads as the pytest distribution having changed
-    assert "pytest (imported from outside the workspace: a new import or version)" in (
+    assert "pytest (imported from outside the workspace: a new import, version or edit)" in (
         calc.describe()
     )
     assert "dist:" not in calc.describe()
