@@ -13,6 +13,8 @@ dropped into site-packages) is keyed by content whole (`loose_module_files`).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import glob
 import hashlib
@@ -169,8 +171,9 @@ def _of_module(rel: str, top: str) -> bool:
 
 def installed_edits(info: str, top: str) -> dict[str, str] | None:
     """The code files of `top`, installed by the distribution whose metadata folder is `info`,
-    that differ from the install: modified after its record was written (-> their content's
-    digest), deleted (-> "deleted"), or new in a folder of it (-> their digest). Relative to
+    that differ from the install: modified after its record was written, unless their content
+    is still the one the record's hash names (an edit undone) (-> their content's digest),
+    deleted (-> "deleted"), or new in a folder of it (-> their digest). Relative to
     site-packages. None: no record to compare with (then only the version counts)."""
     site = os.path.dirname(info)
     record = os.path.join(info, "RECORD")
@@ -187,24 +190,24 @@ def installed_edits(info: str, top: str) -> dict[str, str] | None:
     except OSError:
         return None
     rows = csv.reader(text.splitlines()) if base == site else ([r] for r in text.splitlines())
-    listed: set[str] = set()
+    listed: dict[str, str] = {}  # file -> the sha256 the record gives it ("" for none)
     for row in rows:
         if not row or not row[0]:
             continue
         rel = os.path.relpath(os.path.normpath(os.path.join(base, row[0])), site)
         if not rel.startswith("..") and _is_code(rel) and _of_module(rel, top):
-            listed.add(rel)
+            listed[rel] = _record_sha256(row[1] if len(row) > 1 else "")
     edits: dict[str, str] = {}
     folders: set[str] = set()
-    for rel in listed:
+    for rel, recorded in listed.items():
         folders.add(os.path.dirname(rel))
         try:
             st = os.stat(os.path.join(site, rel))
         except OSError:
             edits[rel] = "deleted"
             continue
-        if st.st_mtime_ns > since:
-            edits[rel] = _content(os.path.join(site, rel))
+        if st.st_mtime_ns > since and (now := _content(os.path.join(site, rel))) != recorded:
+            edits[rel] = now
     for folder in sorted(f for f in folders if f):
         try:
             if os.stat(os.path.join(site, folder)).st_mtime_ns <= since:
@@ -217,6 +220,18 @@ def installed_edits(info: str, top: str) -> dict[str, str] | None:
             if _is_code(name) and rel not in listed:
                 edits[rel] = _content(os.path.join(site, rel))
     return edits
+
+
+def _record_sha256(field: str) -> str:
+    """The hex sha256 a RECORD row's hash field (``sha256=<urlsafe base64, unpadded>``) names,
+    "" for another algorithm or none."""
+    algorithm, _, value = field.partition("=")
+    if algorithm != "sha256" or not value:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).hex()
+    except (ValueError, binascii.Error):
+        return ""
 
 
 def loose_module_files(dirs: list[Path], top: str) -> dict[str, str]:

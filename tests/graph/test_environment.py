@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import sys
 from importlib import metadata
@@ -100,3 +102,20 @@ def test_edits_of_installed_code_are_told_by_the_install_record(tmp_path: Path) 
     assert installed_edits(str(site / "old.egg-info"), "oldmod") == {"oldmod.py": "deleted"}
     assert record.exists() and legacy.exists()
     assert installed_edits(str(site / "none.dist-info"), "none") is None  # nothing to compare
+
+
+def test_an_edit_undone_is_no_edit_when_the_record_has_its_hash(tmp_path: Path) -> None:
+    # a user who reverts the print they added to a dependency keys as a clean install again
+    # (and shares the team's results), though the file's time moved on
+    site = tmp_path / "site-packages"
+    code = b"X = 1\n"
+    sha = base64.urlsafe_b64encode(hashlib.sha256(code).digest()).rstrip(b"=").decode()
+    _write(site / "dep.py", code.decode())
+    _write(site / "dep-1.0.dist-info" / "RECORD", f"dep.py,sha256={sha},6\n")
+    then = (site / "dep-1.0.dist-info" / "RECORD").stat().st_mtime - 60
+    os.utime(site / "dep.py", (then, then))
+    info = str(site / "dep-1.0.dist-info")
+    (site / "dep.py").write_text("X = 2\n")
+    assert list(installed_edits(info, "dep") or ()) == ["dep.py"]
+    (site / "dep.py").write_bytes(code)
+    assert installed_edits(info, "dep") == {}
