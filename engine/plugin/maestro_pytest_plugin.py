@@ -1189,6 +1189,7 @@ class _Recorder:
         self._installed = rec.installed_prefixes()
         self._temp: tuple[str, ...] = ()  # pytest's temporary directories: test scratch
         self._children = children  # where Python children of the tests leave their records
+        self._child_installed: set[str] = set()  # installed modules the children loaded
         self._kept_source_names: set[Any] = set()  # linecache's names found outside the workspace
         self._shielded = False  # the recorder's modules are on pyfakefs's skip list
         self._deps: dict[str, _Deps] = {}
@@ -1466,6 +1467,9 @@ class _Recorder:
                     seen.loaded.add(rel)
                 elif isinstance(path, str) and (outside := self._external(path)) is not None:
                     seen.external.add(outside)
+            self._child_installed.update(
+                m for m in record.get("installed", ()) if isinstance(m, str)
+            )
             _written.extend(p for p in record.get("writes", ()) if isinstance(p, str))
             _SCRATCH.update(p for p in record.get("scratch", ()) if isinstance(p, str))
             for program, python in record.get("spawns", ()):
@@ -2449,7 +2453,8 @@ class _Recorder:
             },
             env=sorted(_env_reads.get("", ())),
             modules=self._runtime_modules(),
-            installed=_installed_modules(),
+            # those of a dependency's dependency are never spelled in the workspace's code
+            installed=sorted(self._child_installed.union(rec.installed_modules())),
             warnings=self._warnings,
             collect_warnings=self._collect_warnings,
             rewrite_warnings=self._rewrite_warnings,
@@ -2496,18 +2501,6 @@ class _Recorder:
         if stream is not None:
             with contextlib.suppress(OSError):
                 stream.close()
-
-
-def _installed_modules() -> list[str]:
-    """The top-level names of the modules loaded from installed packages (site-packages), which
-    keys name by distribution and version: one edited in place since its install must count
-    for the tests that may run it, and those of a dependency's dependency are never spelled."""
-    found: set[str] = set()
-    for name, module in list(sys.modules.items()):
-        file = _file_of(module)
-        if isinstance(file, str) and any(p in file for p in _PACKAGES):
-            found.add(name.partition(".")[0])
-    return sorted(found)
 
 
 def _addressable(item: Any) -> bool:

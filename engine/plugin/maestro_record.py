@@ -1122,6 +1122,7 @@ class ChildRecorder:
             "spawns": sorted(set(self.spawns), key=repr),
             "functions": {path: sorted(q) for path, q in functions.items()},
             "env": sorted(self.env),
+            "installed": installed_modules(),
             "ppid": self.ppid,
             "forked": self.forked,
         }
@@ -1151,6 +1152,25 @@ _RESOURCE_TRACKER = "from multiprocessing.resource_tracker import main;"
 def _resource_tracker() -> bool:
     argv = list(getattr(sys, "orig_argv", ()))
     return "-c" in argv[:-1] and argv[argv.index("-c") + 1].startswith(_RESOURCE_TRACKER)
+
+
+_PACKAGES = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+
+
+def installed_modules() -> list[str]:
+    """The top-level names of the modules this process loaded from installed packages
+    (site-packages): keys name them by distribution and version, so one edited in place since
+    its install must count for the tests that may run it, in the pytest process or in a child
+    (a command line a test runs imports what the test never does)."""
+    found: set[str] = set()
+    for name, module in list(sys.modules.items()):
+        try:  # an entry may be a dead weakref.proxy, whose every attribute read raises
+            file = getattr(module, "__file__", None)
+        except Exception:
+            continue
+        if isinstance(file, str) and any(p in file for p in _PACKAGES):
+            found.add(name.partition(".")[0])
+    return sorted(found)
 
 
 def start_child() -> None:

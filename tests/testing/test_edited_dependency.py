@@ -150,3 +150,30 @@ def test_a_dependency_s_own_dependency_edited_is_seen(edited_ws: tuple[Workspace
     (site / "inner_dep.py").write_text("VALUE = 2\n")
     assert pytest_says(ws)["tests/test_dep.py::test_value"] == "failed"
     assert outcomes(ws.run())["tests/test_dep.py::test_value"] == "failed"
+
+
+CHILD = """
+import subprocess
+import sys
+
+
+def test_value_in_a_child():
+    code = "import demo_dep; print(demo_dep.value())"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.stdout.strip() == "1", done.stderr
+"""
+
+
+def test_a_dependency_only_a_child_process_imports_edited_is_seen(
+    edited_ws: tuple[Workspace, Path],
+) -> None:
+    # a test of a command line runs it in a child Python: the dependency it imports there is
+    # loaded by no module of the pytest process
+    ws, site = edited_ws
+    ws.write("tests/test_dep.py", CHILD)
+    node = "tests/test_dep.py::test_value_in_a_child"
+    assert outcomes(ws.run())[node] == "passed"
+    assert "tests/test_dep.py" not in ran(ws.run())
+    (site / "demo_dep" / "core.py").write_text("def value():\n    return 2\n")
+    assert pytest_says(ws)[node] == "failed"
+    assert outcomes(ws.run())[node] == "failed"
