@@ -2543,6 +2543,10 @@ def store_results(
     keep_unselected_inputs(graph, report, to_run, planned.pytest_args)
     note_program_outputs(graph, report, planned.digests.frozen_at)
     learn(graph, report)
+    # installed code edited in place that this run loaded first (a dependency's dependency no
+    # earlier run had loaded), or edited while it ran: the plan's keys do not cover that edit,
+    # so the outcomes are shown, not stored (the next plan keys it)
+    uncovered_edit = graph.installed_edited() != planned.context.edited
     learn_env(graph.root, report, planned.env_allowlist)
     with contextlib.suppress(OSError):
         graph.save()
@@ -2663,6 +2667,9 @@ def store_results(
         if agree and f.cached is not None:
             result = timed_as(f.cached, result)
         served = _served(f, result, results)
+        if uncovered_edit:
+            out.append(FileOutcome(f, result, False, stored=False, served=served))
+            continue
         if changed := changed_during_run & key.inputs.keys():
             # the daemon's own run (nobody waited for it): what its tests did not write, an edit
             edited = changed - ran_wrote if planned.background else set()

@@ -177,3 +177,25 @@ def test_a_dependency_only_a_child_process_imports_edited_is_seen(
     (site / "demo_dep" / "core.py").write_text("def value():\n    return 2\n")
     assert pytest_says(ws)[node] == "failed"
     assert outcomes(ws.run())[node] == "failed"
+
+
+def test_an_edit_a_run_loads_first_is_in_the_key_of_its_results(
+    edited_ws: tuple[Workspace, Path],
+) -> None:
+    # a dependency's dependency patched before any run: the first run's plan could not know it
+    # would load it; its result, kept under the clean install's key, was served once the patch
+    # was undone (the file back with its install time), where pytest fails
+    ws, site = edited_ws
+    _install(site, "inner_dep", {"inner_dep.py": "VALUE = 2\n"})
+    core = site / "demo_dep" / "core.py"
+    inner = site / "inner_dep.py"
+    installed = core.stat().st_mtime
+    core.write_text("import inner_dep\n\n\ndef value():\n    return inner_dep.VALUE\n")
+    os.utime(core, (installed, installed))  # as installed
+    inner.write_text("VALUE = 1\n")  # the user's patch
+    node = "tests/test_dep.py::test_value"
+    assert outcomes(ws.run())[node] == "passed"
+    inner.write_text("VALUE = 2\n")  # undone
+    os.utime(inner, (installed, installed))
+    assert pytest_says(ws)[node] == "failed"
+    assert outcomes(ws.run())[node] == "failed"
