@@ -420,11 +420,19 @@ class BuildGraph:
         """What the installed code behind a `dist:<module>` node is now: ``name==version``, with
         a digest of its files edited since the install when there are any; a loose module's
         code digest; None when nothing installed provides it."""
-        return self._installed.value(
+        kept = self.index.extra.get("installed-hashes")
+        kept = kept if isinstance(kept, dict) and len(kept) < 50_000 else {}
+        memo = dict(kept)  # the index's values are replaced whole, never edited (copies share)
+        value = self._installed.value(
             node.removeprefix(DIST),
             self.distributions(),
             lambda: environment.site_packages(self.root),
+            memo,
         )
+        if memo != kept:  # the digests of edited installed files, kept across runs
+            self.index.extra["installed-hashes"] = memo
+            self.index.dirty = True
+        return value
 
     def installed_edited(self) -> str:
         """A digest of the edits, since their install, of the installed modules the workspace's

@@ -23,6 +23,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def site_packages(root: Path) -> list[Path]:
@@ -169,12 +170,13 @@ def _of_module(rel: str, top: str) -> bool:
     return rel.partition(".")[0] == top and _is_code(rel)
 
 
-def installed_edits(info: str, top: str) -> dict[str, str] | None:
+def installed_edits(info: str, top: str, memo: ContentMemo | None = None) -> dict[str, str] | None:
     """The code files of `top`, installed by the distribution whose metadata folder is `info`,
     that differ from the install: modified after its record was written, unless their content
     is still the one the record's hash names (an edit undone) (-> their content's digest),
     deleted (-> "deleted"), or new in a folder of it (-> their digest). Relative to
-    site-packages. None: no record to compare with (then only the version counts)."""
+    site-packages. None: no record to compare with (then only the version counts). `memo`
+    keeps the digests of files by their stat, so a file hashed once is not hashed again."""
     site = os.path.dirname(info)
     record = os.path.join(info, "RECORD")
     text = _read(record)
@@ -206,7 +208,7 @@ def installed_edits(info: str, top: str) -> dict[str, str] | None:
         except OSError:
             edits[rel] = "deleted"
             continue
-        if st.st_mtime_ns > since and (now := _content(os.path.join(site, rel))) != recorded:
+        if st.st_mtime_ns > since and (now := _content(os.path.join(site, rel), memo)) != recorded:
             edits[rel] = now
     for folder in sorted(f for f in folders if f):
         try:
@@ -218,7 +220,7 @@ def installed_edits(info: str, top: str) -> dict[str, str] | None:
         for name in names:
             rel = f"{folder}/{name}"
             if _is_code(name) and rel not in listed:
-                edits[rel] = _content(os.path.join(site, rel))
+                edits[rel] = _content(os.path.join(site, rel), memo)
     return edits
 
 
@@ -234,13 +236,15 @@ def _record_sha256(field: str) -> str:
         return ""
 
 
-def loose_module_files(dirs: list[Path], top: str) -> dict[str, str]:
+def loose_module_files(
+    dirs: list[Path], top: str, memo: ContentMemo | None = None
+) -> dict[str, str]:
     """The code of a top-level module no distribution installed (a file or a package dropped
     into site-packages) -> its content's digest; empty when there is none."""
     for d in dirs:
         single = d / f"{top}.py"
         if single.is_file():
-            return {single.name: _content(str(single))}
+            return {single.name: _content(str(single), memo)}
         package = d / top
         if package.is_dir():
             found: dict[str, str] = {}
@@ -249,17 +253,36 @@ def loose_module_files(dirs: list[Path], top: str) -> dict[str, str]:
                 for name in sorted(files):
                     if _is_code(name):
                         path = os.path.join(folder, name)
-                        found[os.path.relpath(path, d)] = _content(path)
+                        found[os.path.relpath(path, d)] = _content(path, memo)
             return found
     return {}
 
 
-def _content(path: str) -> str:
+ContentMemo = dict[str, list[Any]]
+"""Absolute path -> [mtime_ns, size, inode, sha256 hex] of a file hashed before."""
+
+
+def _content(path: str, memo: ContentMemo | None = None) -> str:
     try:
         with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+            st = os.fstat(f.fileno())
+            stamp = [st.st_mtime_ns, st.st_size, st.st_ino]
+            if memo is not None and (known := memo.get(path)) and known[:3] == stamp:
+                return str(known[3])
+            digest = hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return "unreadable"
+    if memo is not None and _utf8(path):  # the index is packed as UTF-8
+        memo[path] = [*stamp, digest]
+    return digest
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class InstalledCode:
@@ -276,7 +299,11 @@ class InstalledCode:
         self._known = {}
 
     def value(
-        self, top: str, dists: dict[str, list[str]], dirs: Callable[[], list[Path]]
+        self,
+        top: str,
+        dists: dict[str, list[str]],
+        dirs: Callable[[], list[Path]],
+        memo: ContentMemo | None = None,
     ) -> str | None:
         """``name==version`` (and a digest of its edited files, when there are any), a digest
         of a loose module's code, or None for a name nothing installed provides."""
@@ -284,19 +311,22 @@ class InstalledCode:
         if now - self._at > self.ttl:
             self._known, self._at = {}, now
         if top not in self._known:
-            self._known[top] = _installed_value(dists, dirs, top)
+            self._known[top] = _installed_value(dists, dirs, top, memo)
         return self._known[top]
 
 
 def _installed_value(
-    dists: dict[str, list[str]], dirs: Callable[[], list[Path]], top: str
+    dists: dict[str, list[str]],
+    dirs: Callable[[], list[Path]],
+    top: str,
+    memo: ContentMemo | None,
 ) -> str | None:
     found = dists.get(top)
     if found:
-        edits = installed_edits(found[2], top) if len(found) > 2 else None
+        edits = installed_edits(found[2], top, memo) if len(found) > 2 else None
         version = f"{found[0]}=={found[1]}"
         return f"{version} edited:{_digest_of(edits)}" if edits else version
-    loose = loose_module_files(dirs(), top)
+    loose = loose_module_files(dirs(), top, memo)
     return f"not installed, code:{_digest_of(loose)}" if loose else None
 
 

@@ -119,3 +119,18 @@ def test_an_edit_undone_is_no_edit_when_the_record_has_its_hash(tmp_path: Path) 
     assert list(installed_edits(info, "dep") or ()) == ["dep.py"]
     (site / "dep.py").write_bytes(code)
     assert installed_edits(info, "dep") == {}
+
+
+def test_an_edited_installed_file_is_hashed_once_while_its_stat_holds(tmp_path: Path) -> None:
+    # an environment whose files all look newer than their record (a conda package's times)
+    # must not hash every loaded module at every run
+    site = tmp_path / "site-packages"
+    _write(site / "dep-1.0.dist-info" / "RECORD", "dep.py,sha256=AAAA,6\n")
+    _write(site / "dep.py", "X = 2\n")
+    info, memo = str(site / "dep-1.0.dist-info"), {}
+    first = installed_edits(info, "dep", memo)
+    assert first and list(memo) == [str(site / "dep.py")]
+    memo[str(site / "dep.py")][3] = "f" * 64  # a stale digest is served only while the stat holds
+    assert installed_edits(info, "dep", memo) == {"dep.py": "f" * 64}
+    (site / "dep.py").write_text("X = 33\n")
+    assert installed_edits(info, "dep", memo) not in ({"dep.py": "f" * 64}, first)
