@@ -192,23 +192,31 @@ def installed_edits(info: str, top: str, memo: ContentMemo | None = None) -> dic
     except OSError:
         return None
     rows = csv.reader(text.splitlines()) if base == site else ([r] for r in text.splitlines())
-    listed: dict[str, str] = {}  # file -> the sha256 the record gives it ("" for none)
+    listed: dict[str, str] = {}  # file -> the record's hash field ("" for none)
+    plain = base == site
     for row in rows:
         if not row or not row[0]:
             continue
-        rel = os.path.relpath(os.path.normpath(os.path.join(base, row[0])), site)
+        rel = row[0]
+        if plain and not rel.startswith(top):
+            continue  # another module's (the cheap test first: thousands of rows per plan)
+        if not plain or ".." in rel or "\\" in rel:
+            rel = os.path.relpath(os.path.normpath(os.path.join(base, rel)), site)
         if not rel.startswith("..") and _is_code(rel) and _of_module(rel, top):
-            listed[rel] = _record_sha256(row[1] if len(row) > 1 else "")
+            listed[rel] = row[1] if len(row) > 1 else ""
     edits: dict[str, str] = {}
     folders: set[str] = set()
+    prefix = site + os.sep
     for rel, recorded in listed.items():
-        folders.add(os.path.dirname(rel))
+        folders.add(rel.rpartition("/")[0])
         try:
-            st = os.stat(os.path.join(site, rel))
+            st = os.stat(prefix + rel)
         except OSError:
             edits[rel] = "deleted"
             continue
-        if st.st_mtime_ns > since and (now := _content(os.path.join(site, rel), memo)) != recorded:
+        if st.st_mtime_ns > since and (now := _content(prefix + rel, memo)) != _record_sha256(
+            recorded
+        ):
             edits[rel] = now
     for folder in sorted(f for f in folders if f):
         try:
