@@ -6,6 +6,8 @@ typer CLI or maestro/cli/fast.py) runs the command: output does not depend on th
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 from rich.markup import escape
 
@@ -23,7 +25,13 @@ from maestro.errors import (
 class _Console(Console):
     """A Console that never hard-wraps when its output is not a terminal: in CI logs and pipes a
     node id or a path stays on one line, whole, for grep and copy-paste. Decided per print, since
-    the stream it writes to may be swapped (a test runner's capture)."""
+    the stream it writes to may be swapped (a test runner's capture). Never reads emoji codes:
+    a failure's location "test_x.py:100:" would print as "test_x.py" and an emoji (``escape`` leaves
+    ``:100:`` alone)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("emoji", False)
+        super().__init__(*args, **kwargs)
 
     @property
     def soft_wrap(self) -> bool:
