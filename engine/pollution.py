@@ -17,8 +17,15 @@ the reference:
   pytest's order: engine/order.py), as ``collected-after:<path>`` with its content's digest:
   an edit of the polluter re-runs the files after it;
 - a file that runs has those polluters run with it, before it, so that it is collected as
-  in the full run (whatever the selection: ``maestro test F`` answers for F what the whole
-  suite says).
+  in the full run.
+
+Named paths (`Polluters.among`, `Polluters.scope`). ``pytest PATHS`` collects and runs only the
+files the paths name, in their order: ``maestro test -- PATHS`` answers as it does. For such a
+selection only the polluters among the named files count, in the order named, for every kind
+below as for this one: a file named alone is keyed, run and served without the others (its key
+then differs from the full run's whenever a polluter of it is left out, so neither answer is
+served for the other). A ``-k`` or ``-m`` selection, and ``--impacted``, are no named paths:
+pytest still collects every file, and the full run's polluters count.
 
 Workspace module state (``collected-with:``). pytest imports every test file before the first
 test runs, so a test file whose import registers something in a workspace module (marshmallow
@@ -162,6 +169,12 @@ class Polluters:
     # test file -> what the code its tests last ran reads (None: not known); not kept
     reads: Callable[[str], NameReads | None] | None = None
     _reached: dict[str, Collection[str]] = field(default_factory=dict)  # `own_imports`, memo
+    # a run of named paths (`pytest PATHS`): the test files it collects, the only ones that
+    # count as polluters of its files (None: every test file, the full run); not kept
+    among: frozenset[str] | None = None
+    # the order that run runs its files in (None: the full run's `order`); not kept: what is
+    # learned (`loaders`) follows the full run's
+    scope: FileOrder | None = None
 
     @classmethod
     def load(cls, root: Path, order: FileOrder | None = None) -> Polluters:
@@ -184,14 +197,24 @@ class Polluters:
             ran_names=_str_set_maps(found.get("ran_names")),
         )
 
+    @property
+    def run_order(self) -> FileOrder:
+        """The order the run keyed runs its files in: the named paths', else the full run's."""
+        return self.order if self.scope is None else self.scope
+
+    def _counts(self, polluter: str, tests: Container[str]) -> bool:
+        """Whether `polluter` is a file of the run (among `tests`, and named when paths are)."""
+        return polluter in tests and (self.among is None or polluter in self.among)
+
     def before(self, target: str, tests: Container[str]) -> list[str]:
-        """The known polluters a full run collects before `target` (among `tests`), in order;
+        """The known polluters the run collects before `target` (among `tests`), in order;
         with them the files of its module name, which make its import fail."""
-        at = self.order.key(target)
-        found = {p for p in self.files if self.order.key(p) < at and p in tests}
-        found.update(p for p in self.clashes.get(target, ()) if p in tests)
-        found.update(p for p in self.namespace.get(target, ()) if p in tests)
-        return self.order.sorted(found)
+        order = self.run_order
+        at = order.key(target)
+        found = {p for p in self.files if order.key(p) < at and self._counts(p, tests)}
+        found.update(p for p in self.clashes.get(target, ()) if self._counts(p, tests))
+        found.update(p for p in self.namespace.get(target, ()) if self._counts(p, tests))
+        return order.sorted(found)
 
     def alongside(self, target: str, tests: Container[str], inputs: Collection[str]) -> list[str]:
         """The state polluters of a module among `inputs` (the inputs of `target`, among
@@ -199,19 +222,20 @@ class Polluters:
         return sorted(
             p
             for p, modules in self.state.items()
-            if p != target and p in tests and any(m in inputs for m in modules)
+            if p != target and self._counts(p, tests) and any(m in inputs for m in modules)
         )
 
     def ran_before(self, target: str, tests: Container[str], inputs: Collection[str]) -> list[str]:
-        """The run polluters a full run runs before `target` (among `tests`) of a module among
+        """The run polluters the run runs before `target` (among `tests`) of a module among
         its `inputs`, in order."""
-        at = self.order.key(target)
-        return self.order.sorted(
+        order = self.run_order
+        at = order.key(target)
+        return order.sorted(
             p
             for p, modules in self.ran.items()
             if p != target
-            and p in tests
-            and self.order.key(p) < at
+            and self._counts(p, tests)
+            and order.key(p) < at
             and any(m in inputs for m in modules)
         )
 
@@ -238,12 +262,24 @@ class Polluters:
         it imported, or its package holding it."""
         found: set[str] = set()
         for module in inputs:
-            loader = self.loaders.get(module)
-            if loader is None or loader == target or loader in found or loader not in tests:
+            if module not in self.loaders or module in self._own(target, own_imports):
                 continue
-            if module not in self._own(target, own_imports):
+            loader = self._loader(module, tests, own_imports)
+            if loader is not None and loader != target:
                 found.add(loader)
         return sorted(found)
+
+    def _loader(
+        self, module: str, tests: Container[str], own_imports: Callable[[str], Collection[str]]
+    ) -> str | None:
+        """The test file of the run whose collection imports `module` first: the full run's
+        (`loaders`); in a run of named paths that does not name it, the first named file whose
+        own imports reach the module (`pytest PATHS` imports it there)."""
+        loader = self.loaders.get(module)
+        if loader is None or self._counts(loader, tests) or self.among is None:
+            return loader if loader is not None and self._counts(loader, tests) else None
+        named = (p for p in self.run_order.sorted(self.among) if p in tests)
+        return next((p for p in named if module in self._own(p, own_imports)), None)
 
     def package_importers(
         self,
@@ -264,7 +300,7 @@ class Polluters:
             {
                 loader
                 for module in held_by_packages(held, reached, names)
-                if (loader := self.loaders[module]) != target and loader in tests
+                if (loader := self._loader(module, tests, own_imports)) not in (None, target)
             }
         )
 

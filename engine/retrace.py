@@ -97,7 +97,9 @@ async def retrace(
         return None
     # in the full run's order: the files are no paths a user named in an order of theirs
     targets = full_run(engine.graph.pytest, engine.graph.root).sorted(targets)
-    selection = Selection(paths=tuple(targets), pytest_args=tuple(pytest_args))
+    selection = Selection(
+        paths=tuple(targets), pytest_args=tuple(pytest_args), full_run_answer=True
+    )
     # the run before it counted these files' hits already
     planned = await asyncio.to_thread(engine.plan, selection, environ=environ, count=False)
     sub = plan_retrace(planned, rerecord)

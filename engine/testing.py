@@ -158,6 +158,8 @@ _UNSTORED = "\x00unstored"
 _SCHEMA = "\x00schema"
 # ... or this, when it ran in another order than the full run's (`reordered`)
 _REORDERED = "@order"
+# ... or this, when a named file's collection imported a module its tests reached (`_borrowed`)
+_BORROWED = "@borrowed"
 _BACKGROUND = "@background"  # with the inputs that changed: while the daemon's own run ran
 # Passed to pytest but keyed only through what they resolve to: the interpreter (@python) and
 # the programs the tests ran (recorded as inputs by content). Activating a venv changes PATH.
@@ -185,6 +187,16 @@ class Selection:
     changes: tuple[Change, ...] | None = None  # explicit changes (editor buffers, callers)
     no_cache: bool = False
     pytest_args: tuple[str, ...] = ()
+    # the paths are no user's `pytest PATHS` but files whose full-run answer is wanted (the
+    # daemon's re-recording of cached results): keyed with the full run's polluters
+    full_run_answer: bool = False
+
+    @property
+    def named_run(self) -> bool:
+        """A run of the paths as `pytest PATHS` runs them: only the files they name are
+        collected, so only those count as polluters of one another (engine/pollution.py).
+        ``-k``/``-m`` and ``--impacted`` are not: pytest still collects every file."""
+        return bool(self.paths) and not (self.impacted or self.since or self.full_run_answer)
 
 
 # pytest options that pick the tests from pytest's last runs (its cacheprovider)
@@ -721,6 +733,13 @@ class PlannedFile:
         (its key entry covers them: it may be unedited itself)."""
         if name in self.back:
             return f"{input_label(name)} (back as an earlier run had it)"
+        if name.startswith(PREFIXES) and name not in self.key.inputs:
+            # in the last run's key, not in this one's: a file named alone (`pytest F` runs no
+            # other file), or a polluter no more
+            polluter = name.removeprefix(WITH).removeprefix(RAN).removeprefix(AFTER)
+            how = "its tests ran" if name.startswith(RAN) else "collected"
+            where = "with" if name.startswith(WITH) else "before"
+            return f"{polluter} ({how} {where} it last time, not in this run)"
         edited = self.through.get(name)
         if not edited:
             return input_label(name)
@@ -737,6 +756,11 @@ class PlannedFile:
     def _unstored(self) -> str:
         if not self.unstored or self.reason not in ("no cached result", "inputs changed"):
             return ""
+        if _BORROWED in self.unstored:
+            return (
+                " (its last run's result was not stored: its tests used a module that another"
+                " named file's collection imported, which pytest given this file alone does not)"
+            )
         if _REORDERED in self.unstored:
             return (
                 " (its last run's result was not stored: the named files ran in another order"
@@ -982,14 +1006,19 @@ def plan(
     )
     last = LastKeys.load(graph.root)
     fps = fingerprints if fingerprints is not None else fingerprint_store(graph.root)
-    polluters = polluters_for(graph, selection.pytest_args, ReadNames(graph.root, cache, last, fps))
     notes: list[str] = []
     selected = select(graph, selection, notes)
     order = run_order_of(graph, selection)
-    if not reordered(order, polluters.order, selected):
+    full = full_run(graph.pytest, graph.root)
+    if not reordered(order, full, selected):
         # the named files keep the full run's relative order: then so do the files run with
         # them (polluters, companions), as in the full run
-        order = polluters.order
+        order = full
+    # named paths answer as `pytest PATHS`: the polluters among them alone, in their order
+    scope = (frozenset(selected), order) if selection.named_run else None
+    polluters = polluters_for(
+        graph, selection.pytest_args, ReadNames(graph.root, cache, last, fps), scope
+    )
     files: list[PlannedFile] = []
 
     def decide(target: str, nodes: tuple[str, ...] | None) -> PlannedFile:
@@ -1164,19 +1193,28 @@ class ReadNames:
 
 
 def polluters_for(
-    graph: BuildGraph, pytest_args: Sequence[str] = (), reads: ReadNames | None = None
+    graph: BuildGraph,
+    pytest_args: Sequence[str] = (),
+    reads: ReadNames | None = None,
+    scope: tuple[frozenset[str], FileOrder] | None = None,
 ) -> Polluters:
     """The workspace's known polluters, and the test files whose module name an earlier one
     has (unless the import mode is importlib): what the keys and runs of its files follow.
     `reads`: the names each file's tests read (without: every run polluter of a module a file
-    reads counts)."""
+    reads counts). `scope`: a run of named paths, its files and their order (`pytest PATHS`
+    collects no other file: only those count)."""
     polluters = Polluters.load(graph.root, full_run(graph.pytest, graph.root))
     polluters.reads = reads
+    tests: Collection[str] = graph.tests
+    if scope is not None:
+        polluters.among, polluters.scope = scope
+        tests = [t for t in graph.tests if t in scope[0]]
+    order = polluters.run_order
     if import_mode(list(pytest_args), graph.pytest.import_mode) != "importlib":
-        polluters.clashes = module_clashes(graph.tests, graph.py, polluters.order)
+        polluters.clashes = module_clashes(tests, graph.py, order)
     conftests = [p for p in graph.py if _is_conftest(p)]
     polluters.namespace = namespace_providers(
-        conftests, graph.tests, lambda p: _source(graph.root / p), polluters.order,
+        conftests, tests, lambda p: _source(graph.root / p), order,
         lambda rel: _named_as_tests(rel, graph.pytest.python_files),
     )  # fmt: skip
     return polluters
@@ -2540,7 +2578,8 @@ def store_results(
     by_file = _file_results(report, [f.target for f in to_run])
     importers = _importers(graph, [p for p, d in report.file_deps.items() if d.functions])
     keep_carried_inputs(graph, report, to_run)
-    keep_unselected_inputs(graph, report, to_run, planned.pytest_args)
+    named = planned.polluters is not None and planned.polluters.among is not None
+    keep_unselected_inputs(graph, report, to_run, planned.pytest_args, named=named)
     note_program_outputs(graph, report, planned.digests.frozen_at)
     learn(graph, report)
     # installed code edited in place that this run loaded first (a dependency's dependency no
@@ -2615,10 +2654,11 @@ def store_results(
         )
         planned.changed_during_run |= changed_during_run
     # a file the named paths' order runs after other files than the full run does may owe
-    # its outcome to that order: shown, not stored (the cache holds what the full run says)
+    # its outcome to that order: shown, not stored (the cache holds what the full run says);
+    # a run of named paths keys its files by their own order (`Polluters.scope`)
     shuffled = reordered(
         planned.order,
-        polluters.order,
+        polluters.run_order,
         [f.target for f in to_run],
         lambda t, among: [*polluters.before(t, among), *ran_polluters([post[t]])],
     )
@@ -2627,6 +2667,7 @@ def store_results(
             "not cached, run in another order than the full run's: %s",
             ", ".join(sorted(shuffled)[:5]),
         )
+    borrowed = _borrowed(graph, report, polluters, planned.order, post)
     withheld = withheld_reads(report, [f.target for f in to_run], planned.withheld)
     whole_files = _ran_whole(report, to_run)
     out: list[FileOutcome] = []
@@ -2679,7 +2720,11 @@ def store_results(
             planned.last.not_stored(f.target, [f"env:{n}" for n in unset])
         if f.target in shuffled and not changed and not unset:
             planned.last.not_stored(f.target, [_REORDERED])
-        if f.deselect or changed or unset or f.target in shuffled or (keep and not keep(f)):
+        if f.target in borrowed and not changed and not unset:
+            log.info("%s used modules %s imported: not cached", f.target, borrowed[f.target])
+            planned.last.not_stored(f.target, [_BORROWED])
+        unkeyed = f.target in shuffled or f.target in borrowed
+        if f.deselect or changed or unset or unkeyed or (keep and not keep(f)):
             # a predictive run's deselected tests have no result for these inputs
             out.append(FileOutcome(f, result, False, stored=False, served=served))
             continue
@@ -2698,6 +2743,37 @@ def store_results(
     else:
         prune_versions_now_and_then(planned.digests.graph.root)
     return out
+
+
+def _borrowed(
+    graph: BuildGraph,
+    report: RunReport,
+    polluters: Polluters,
+    order: FileOrder,
+    keys: Mapping[str, ActionKey],
+) -> dict[str, list[str]]:
+    """For a run of named paths (`Polluters.among`): test file -> the other files whose
+    collection imported first, in this run, a module its tests ran that its own imports do not
+    reach, and that its key does not name (it names the full run's first importer, `loaders`,
+    only when that one is named). Its outcome may owe to them what `pytest FILE` alone would
+    not give it: not stored. A full run's key names the importer that run has."""
+    if polluters.among is None:
+        return {}
+    first: dict[str, str] = {}
+    for p in order.sorted(p for p, d in report.file_deps.items() if d.modules):
+        for module in report.file_deps[p].modules:
+            first.setdefault(module.path, p)
+    found: dict[str, list[str]] = {}
+    for target, key in keys.items():
+        others = {p for m, p in first.items() if p != target and m in key.inputs}
+        others -= {n.removeprefix(WITH) for n in key.inputs if n.startswith(WITH)}
+        if not others:
+            continue
+        own = _own_imports(graph, target)
+        hit = {p for m, p in first.items() if p in others and m in key.inputs and m not in own}
+        if hit:
+            found[target] = sorted(hit)
+    return found
 
 
 def _late_polluters(
@@ -2935,17 +3011,25 @@ def _joined(deps: FileDeps, known: Iterable[str], opaque: list[str]) -> FileDeps
 
 
 def keep_unselected_inputs(
-    graph: BuildGraph, report: RunReport, to_run: Iterable[PlannedFile], pytest_args: Sequence[str]
+    graph: BuildGraph,
+    report: RunReport,
+    to_run: Iterable[PlannedFile],
+    pytest_args: Sequence[str],
+    *,
+    named: bool = False,
 ) -> None:
     """A run of the tests the user chose (node ids, or pytest arguments, which may deselect
     some or stop early: `-k`, `-m`, `-x`) records only what those tests read; the file's other
     tests still depend on what its earlier runs recorded. Joined into the file's recorded deps,
     as `keep_carried_inputs` does for carried tests: replaced, a data file only a deselected
     test read would leave the graph, and `impacted` (and `test --impacted`) of an edit of it
-    would find nothing to run until the next full run."""
+    would find nothing to run until the next full run. So is a run of `named` paths, which
+    collects the file without the full run's other files: a module its tests reached only
+    through another file's import there (`Polluters.loaders`) is no input of that run, and
+    dropped, the full run's key would no longer collect that file with it."""
     for f in to_run:
         deps = report.file_deps.get(f.target)
-        if deps is None or (f.nodes is None and not pytest_args):
+        if deps is None or (f.nodes is None and not pytest_args and not named):
             continue
         known = set(graph.index.dynamic.get(f.target, []))
         opaque = list(deps.opaque)

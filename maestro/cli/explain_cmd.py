@@ -233,7 +233,10 @@ def explain(
             # are no pytest arguments of the run's key
             given = with_env_addopts(ctx.meta.get(PYTEST_ARGS, []), os.environ)
             pytest_args = tuple(paths_of(junit_of(given)[0], workspace)[1])
-            planned = engine.plan(testing.Selection(paths=(target,), pytest_args=pytest_args))
+            # what `maestro test` (the full run) does with it: the last run's context
+            planned = engine.plan(
+                testing.Selection(paths=(target,), pytest_args=pytest_args, full_run_answer=True)
+            )
             if not planned.files:
                 raise UnknownTargetError(f"{test} is not a test file of this workspace")
             # the plan has the files whose import or tests change what it sees before it

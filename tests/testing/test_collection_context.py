@@ -1,7 +1,8 @@
 """A test file whose import changes the warnings filters changes how every file pytest collects
 after it collects (Python-Markdown's tests/test_legacy.py makes warnings errors at import, so a
-later file's collection warning fails it in a full run). A cached result must be the full run's
-answer whichever files run, and change when the polluting file does."""
+later file's collection warning fails it in a full run). A full run's cached result must be the
+full run's answer whichever files run, and change when the polluting file does; a file named
+alone answers as `pytest FILE` does, without it."""
 
 from __future__ import annotations
 
@@ -83,10 +84,10 @@ def test_a_file_rerun_alone_is_collected_as_in_the_full_run(ws: Workspace) -> No
     assert not any(t.flaky for r, _ in second.results() for t in r.tests)
     assert has_error(pytest_says(ws))
 
-    # asked for alone, it is still the full run's answer (its result does not depend on how
-    # it was selected)
+    # asked for alone, it answers as `pytest VICTIM`: collected without the polluter, no error
     alone = ws.run(testing.Selection(paths=(VICTIM,)))
-    assert has_error(outcomes(alone)), outcomes(alone)
+    assert not has_error(outcomes(alone)), outcomes(alone)
+    assert outcomes(alone) == pytest_says(ws, VICTIM)
     # the polluter runs only with it: its own result is no stale one
     with Cache.open() as cache:
         stale = testing.stale(ws.graph(), cache, ws.interpreter)
@@ -94,8 +95,7 @@ def test_a_file_rerun_alone_is_collected_as_in_the_full_run(ws: Workspace) -> No
 
 
 def test_a_file_asked_for_alone_shows_only_its_tests_not_its_polluters(ws: Workspace) -> None:
-    """`maestro test VICTIM` collects the polluter before it (the full run's answer for the
-    victim) but, as `pytest VICTIM` would, neither shows nor counts the polluter's tests
+    """`maestro test F` neither shows nor counts the polluter's tests, as `pytest F` does
     (deepdiff: its package's import sets a warnings filter, so the first test file collected,
     tests/test_anyset.py, is a polluter; `maestro test tests/test_multiprocessing.py` said
     "61 passed" where pytest says 56, and "54 deselected" under -k where pytest says 49)."""
@@ -112,15 +112,13 @@ def test_a_file_asked_for_alone_shows_only_its_tests_not_its_polluters(ws: Works
     picked = ws.run(testing.Selection(paths=(more,), pytest_args=("-k", "more")))
     assert set(outcomes(picked)) == {f"{more}::test_more"}, outcomes(picked)
     assert (picked.passed, picked.deselected) == (1, 0)
-    # the victim asked for alone still gets the full run's answer
+    # the victim asked for alone gets `pytest VICTIM`'s answer: no polluter before it
     ws.edit(VICTIM, "1 + 1 == 2", "2 + 2 == 4")
     victim = ws.run(testing.Selection(paths=(VICTIM,)))
-    assert has_error(outcomes(victim)), outcomes(victim)
     assert not any(n.startswith(POLLUTER) for n in outcomes(victim)), outcomes(victim)
-    full = pytest_says(ws)
-    assert victim.passed == sum(
-        1 for n, o in full.items() if n.startswith(VICTIM) and o == "passed"
-    ), (outcomes(victim), full)
+    alone = pytest_says(ws, VICTIM)
+    assert outcomes(victim) == alone
+    assert victim.passed == sum(1 for o in alone.values() if o == "passed") > 0
 
 
 def test_a_change_to_the_polluting_file_reruns_the_files_collected_after_it(

@@ -1,8 +1,9 @@
 """pytest imports every test file before the first test runs: a test file whose import registers
 something in a workspace module (marshmallow's class registry) changes what the tests of the
-other files see. A cached result must be the full run's answer whichever files run, change when
-the registering file does, and a new registering file must re-run the files it affects at once.
-Real pytest children, real LMDB; every check first asks plain pytest."""
+other files see. A full run's cached result must be the full run's answer whichever files run,
+change when the registering file does, and a new registering file must re-run the files it
+affects at once; a file named alone answers as `pytest FILE` does. Real pytest children, real
+LMDB; every check first asks plain pytest."""
 
 from __future__ import annotations
 
@@ -115,9 +116,10 @@ def test_a_file_run_alone_is_collected_with_the_files_registering_into_its_modul
     # the victim changes (still failing in a full run): re-run, alone, it is still failed
     ws.edit(VICTIM, "pass", "x = 1")
     assert pytest_says(ws)[NODE] == "failed"
+    # named alone, it answers as `pytest VICTIM`: the registering file is not collected
     alone = ws.run(testing.Selection(paths=(VICTIM,)))
-    assert outcomes(alone) == {NODE: "failed"}  # the polluter's tests were not run
-    again = ws.run()
+    assert outcomes(alone) == pytest_says(ws, VICTIM) == {NODE: "passed"}
+    again = ws.run()  # the full run: it runs again, collected with the registering file
     assert outcomes(again)[NODE] == "failed"
     assert outcomes(again)[f"{POLLUTER}::test_other"] == "passed"
 
@@ -273,7 +275,9 @@ def test_a_registry_on_a_base_class(ws: Workspace) -> None:
     )
     assert pytest_says(ws)[node] == "failed"
     assert outcomes(ws.run())[node] == "failed"
-    assert outcomes(ws.run(testing.Selection(paths=("tests/test_count.py",))))[node] == "failed"
+    alone = testing.Selection(paths=("tests/test_count.py",))
+    assert outcomes(ws.run(alone))[node] == pytest_says(ws, "tests/test_count.py")[node] == "passed"
+    assert outcomes(ws.run())[node] == "failed"
 
 
 def test_what_a_test_file_runs_at_import_is_what_its_digest_covers() -> None:
@@ -466,8 +470,10 @@ def test_a_state_polluter_seen_first_in_another_order_stays_one(ws: Workspace) -
         ws.edit("tests/test_core.py", f"assert {steps[n]} == 1", f"assert {steps[n + 1]} == 1")
         ws.edit("tests/test_a_par.py", f"assert {steps[n]} == 2", f"assert {steps[n + 1]} == 2")
         ws.run(reversed_order)
-        # run in another order than the full run's, test_a_par's result was not stored; the
-        # reader and test_core are served (their polluters are what they were: both files)
+        # both stay state polluters (the first such run finds test_core.py one: the reader runs
+        # once with it); then the reader is served (its polluters are what they were), and so
+        # are the two files, whose keys name each other whichever is collected first
         again = ws.run()
-        assert ran(again) == ["tests/test_a_par.py"] or n == 0, ran(again)
+        assert ran(again) == [] or n == 0, ran(again)
         assert again.failed == 0
+        assert {"tests/test_core.py", "tests/test_a_par.py"} <= set(Polluters.load(ws.root).state)

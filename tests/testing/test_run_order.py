@@ -229,9 +229,9 @@ def test_the_order_key_is_pytests_collection_order(ws: Workspace) -> None:
 
 
 def test_a_companion_after_the_named_file_stays_after_it(ws: Workspace) -> None:
-    # `maestro test F` collects F's state polluters with it: one that a full run collects
-    # after F (here it also turns warnings into errors) was named first, and F's import
-    # warning became a collection error pytest never shows
+    # the full run's answer for F collects F's state polluters with it: one that a full run
+    # collects after F (here it also turns warnings into errors) was named first, and F's
+    # import warning became a collection error pytest never shows
     from test_fidelity_trials import REGISTRY
 
     ws.write("pkg/registry.py", REGISTRY)
@@ -271,52 +271,60 @@ def test_a_companion_after_the_named_file_stays_after_it(ws: Workspace) -> None:
     ws.run()  # learns the polluters
     ws.edit("tests/test_b2.py", "assert registry", "assert registry is not None")
     paths = ("tests/test_b2.py",)
-    planned = ws.plan(testing.Selection(paths=paths))
-    assert planned.collect_only == ["tests/test_c2.py"]
+    as_full = testing.Selection(paths=paths, full_run_answer=True)  # the daemon's re-recording
+    assert ws.plan(as_full).collect_only == ["tests/test_c2.py"]
     truth = pytest_says(ws)
     assert truth["tests/test_b2.py::test_b2"] == "passed"
-    got = outcomes(ws.run(testing.Selection(paths=paths)))
+    got = outcomes(ws.run(as_full))
     assert got == {"tests/test_b2.py::test_b2": "passed"}
+    # `maestro test tests/test_b2.py` answers as `pytest tests/test_b2.py`: nothing else
+    ws.edit("tests/test_b2.py", "is not None", "is not None, 'the registry'")
+    assert ws.plan(testing.Selection(paths=paths)).collect_only == []
+    assert outcomes(ws.run(testing.Selection(paths=paths))) == pytest_says(ws, *paths)
 
 
-def test_a_named_run_in_another_order_stores_what_the_full_run_would_say(ws: Workspace) -> None:
+def test_a_named_run_in_another_order_stores_its_own_answer(ws: Workspace) -> None:
     # pyparsing: `maestro test tests examples/tiny/tests` (its tox command; a full run collects
-    # examples/ first) stored nothing, and every run took the whole 3.5 minutes again. A file
-    # run before the files the full run puts before it only misses predecessors, as in any
-    # partial run: stored. One run after a file the full run runs after it is not, and says why.
+    # examples/ first) stored nothing, and every run took the whole 3.5 minutes again. Named
+    # paths answer as `pytest PATHS`, in their order, keyed by the polluters run before each
+    # file in that order: stored, and served the next time.
     paths = ("tests/test_c.py", "tests/test_a.py")
     first = ws.run(testing.Selection(paths=paths))
+    assert outcomes(first) == pytest_says(ws, *paths)
     assert [(f.planned.target, f.stored) for f in first.files] == [
         ("tests/test_c.py", True),
-        ("tests/test_a.py", False),
+        ("tests/test_a.py", True),
     ]
-    again = ws.run(testing.Selection(paths=paths))
-    assert ran(again) == ["tests/test_a.py"]
-    (said,) = [f.planned.describe() for f in again.files if f.planned.target == "tests/test_a.py"]
-    assert said.startswith("no cached result (its last run's result was not stored: the")
-    assert "another order than the full run's" in said
-    assert ran(ws.run(testing.Selection(paths=paths))) == []  # run alone, it was stored
+    assert ran(ws.run(testing.Selection(paths=paths))) == []
 
 
-def test_doctests_named_before_their_namespace_filler_are_not_stored(ws: Workspace) -> None:
+def test_doctests_named_before_their_namespace_filler_fail_as_pytest_says(
+    ws: Workspace,
+) -> None:
     # semver: `pytest docs tests` runs the doctests before any test of tests/ filled their
-    # namespace (a NameError); the full run passes them. Shown as named, never stored.
+    # namespace (a NameError); the full run passes them. Each answers as pytest does, and
+    # neither answer is served for the other.
     semver_docs(ws)
     ws.run()  # learns the namespace filler
     ws.write("docs/usage.rst", "Usage\n=====\n\nMore text.\n\n    >>> answer\n    42\n")
     node = "docs/usage.rst::usage.rst"
+    named = testing.Selection(paths=("docs", "tests"))
     assert pytest_says(ws, "docs", "tests")[node] == "failed"
-    named = ws.run(testing.Selection(paths=("docs", "tests")))
-    assert outcomes(named)[node] == "failed"
-    assert not [f for f in named.files if f.planned.target == "docs/usage.rst" and f.stored]
+    assert outcomes(ws.run(named))[node] == "failed"
     assert pytest_says(ws)[node] == "passed"
+    assert outcomes(ws.run())[node] == "passed"
+    assert outcomes(ws.run(named))[node] == "failed"
+    assert pytest_says(ws, "docs/usage.rst")[node] == "failed"
+    assert outcomes(ws.run(testing.Selection(paths=("docs/usage.rst",))))[node] == "failed"
     assert outcomes(ws.run())[node] == "passed"
 
 
-def test_a_file_named_before_its_polluter_is_not_stored(ws: Workspace) -> None:
+def test_a_file_named_before_its_polluter_answers_as_pytest_given_that_order(
+    ws: Workspace,
+) -> None:
     # a full run collects test_a.py (warnings become errors at its import) before test_b.py,
     # whose import warns: a collection error. `pytest tests/test_b.py tests/test_a.py` collects
-    # test_b.py first and it passes; that pass is not what the full run says, so not stored.
+    # test_b.py first and it passes: that is the answer for those paths, never the full run's.
     ws.write(
         "tests/test_a.py",
         "import warnings\n\nwarnings.simplefilter('error')\n\n\ndef test_a():\n    pass\n",
@@ -330,6 +338,8 @@ def test_a_file_named_before_its_polluter_is_not_stored(ws: Workspace) -> None:
     assert outcomes(ws.run())[node] == "error"  # learns the polluter
     ws.edit("tests/test_b.py", "def test_b():", "def test_b():  # edited")
     paths = ("tests/test_b.py", "tests/test_a.py")
-    named = ws.run(testing.Selection(paths=paths))
-    assert not [f.planned.target for f in named.files if f.stored and "test_b" in f.planned.target]
+    truth = pytest_says(ws, *paths)
+    assert truth["tests/test_b.py::test_b"] == "passed"
+    assert outcomes(ws.run(testing.Selection(paths=paths))) == truth
     assert outcomes(ws.run())[node] == "error"
+    assert outcomes(ws.run(testing.Selection(paths=paths))) == truth

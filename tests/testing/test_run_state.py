@@ -2,8 +2,8 @@
 after it (nox: test_main.py's tests fill the session registry, test_registry.py's fixture clears
 it, test_tasks.py asserts it holds only its own sessions). A cached result is the full run's
 answer: a file that runs again runs after the files whose tests change what it reads, and an
-edit of one of those re-runs it. Real pytest children, real LMDB; every check first asks plain
-pytest."""
+edit of one of those re-runs it; a file named alone (`maestro test -- F`) answers as `pytest F`
+does, without them. Real pytest children, real LMDB; every check first asks plain pytest."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ READER = "tests/test_read.py"
 NODE = f"{READER}::test_empty"
 
 
-def pytest_says(ws: Workspace) -> dict[str, str]:
-    done = plain_pytest(project_python(), ws.root, "-rA", "-q")
+def pytest_says(ws: Workspace, *args: str) -> dict[str, str]:
+    done = plain_pytest(project_python(), ws.root, "-rA", "-q", *args)
     found: dict[str, str] = {}
     for line in done.stdout.splitlines():
         word, _, rest = line.partition(" ")
@@ -136,17 +136,22 @@ def test_what_a_test_leaves_changed_is_seen(ws: Workspace, leak: str, name: str)
 
 
 def test_a_file_named_alone_shows_only_its_own_tests(ws: Workspace) -> None:
-    """`maestro test F` answers for F what the full run says, and shows what `pytest F` shows:
-    the files run before it for what their tests leave are stored, not shown."""
+    """`maestro test F` answers for F what `pytest F` says: the files whose tests change what
+    it reads in the full run do not run before it (nor are they shown)."""
     write(ws, cleaner=True)
     ws.run()
     ws.edit("pkg/data.py", '"x"', '"y"')
     alone = ws.run(testing.Selection(paths=(READER,)))
-    assert outcomes(alone) == {NODE: "passed"}
+    assert outcomes(alone) == pytest_says(ws, READER) == {NODE: "passed"}
     assert alone.passed == 1
+    assert ran(alone) == [READER]
     planned = {f.target: f.describe() for f in ws.plan(testing.Selection(paths=(READER,))).files}
     assert planned == {READER: "cached"}
-    # what the companions ran was stored: the full run has nothing left to run
+    # the full run's answer is its own: the files the edit reaches run, the filler and the
+    # cleaner before the reader
+    summary = ws.run()
+    assert outcomes(summary) == pytest_says(ws)
+    assert {FILLER, CLEANER, READER} <= set(ran(summary))
     assert ran(ws.run()) == []
 
 
@@ -251,8 +256,9 @@ def test_a_file_whose_tests_start_reading_it_runs_again_after_the_polluter(
     summary = ws.run()
     assert outcomes(summary)[f"{PLAIN}::test_plain"] == "passed"  # alone it fails
     assert ran(ws.run()) == []
-    alone = ws.run(testing.Selection(paths=(PLAIN,), no_cache=True))
-    assert outcomes(alone) == {f"{PLAIN}::test_plain": "passed"}
+    # named alone, it answers as `pytest tests/test_plain.py`: the locker does not run first
+    alone = ws.run(testing.Selection(paths=(PLAIN,)))
+    assert outcomes(alone) == pytest_says(ws, PLAIN) == {f"{PLAIN}::test_plain": "failed"}
 
 
 def test_a_class_attribute_read_by_a_computed_name_counts_as_read(
