@@ -731,6 +731,10 @@ class PlannedFile:
     def _label(self, name: str) -> str:
         """An input as a reason names it: a polluter whose import changed, by the files edited
         (its key entry covers them: it may be unedited itself)."""
+        if " edited:" in self.key.inputs.get(name, "") and name.startswith(("@environment", DIST)):
+            # an installed dependency debugged in place: said so, not as a version change
+            what = name.removeprefix(DIST) if name.startswith(DIST) else "installed packages"
+            return f"{what} ({'one ' if name == '@environment' else ''}edited in place)"
         if name in self.back:
             return f"{input_label(name)} (back as an earlier run had it)"
         if name.startswith(PREFIXES) and name not in self.key.inputs:

@@ -96,6 +96,8 @@ def test_a_dependency_edited_in_place_is_tested_as_pytest_tests_it(
     # installed code is not traced per test: every file that may run it runs (no other file
     # can here; a dependency's dependency is never imported by name)
     assert "@environment" in why.changed, why
+    said = why.describe()
+    assert "demo_dep (edited in place)" in said and "a new import, version" not in said, said
     core.write_text("def value():\n    return 1\n")  # reverted: the installed code again
     back = ws.run()
     assert outcomes(back)["tests/test_dep.py::test_value"] == "passed"
