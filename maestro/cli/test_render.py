@@ -525,8 +525,8 @@ def print_summary(result: Mapping[str, Any], *, report: str | None = None) -> No
             else "the warning is"
         )
         console.print(
-            f"{which} from the cached results' recorded runs (pytest, or maestro test "
-            "--no-cache, shows them)",
+            f"{which} from the cached results' recorded runs (maestro test counts warnings,"
+            " pytest shows them)",
             highlight=False,
         )
     notes = [str(n) for n in result.get("policy") or []]
