@@ -162,8 +162,14 @@ def _is_code(name: str) -> bool:
     return name.endswith(_CODE)
 
 
+def _is_bytecode(rel: str) -> bool:
+    """Python's own cache (pip lists what it compiled; Python rewrites it after an edit)."""
+    return "__pycache__/" in rel or rel.endswith((".pyc", ".pyo"))
+
+
 def _of_module(rel: str, top: str) -> bool:
-    """Is `rel` (relative to site-packages) code of the top-level module `top`?"""
+    """Is `rel` (relative to site-packages) a file of the top-level module `top` (any file of
+    its package folder, or its single-file module)?"""
     first, sep, _ = rel.partition("/")
     if sep:
         return first == top
@@ -171,12 +177,13 @@ def _of_module(rel: str, top: str) -> bool:
 
 
 def installed_edits(info: str, top: str, memo: ContentMemo | None = None) -> dict[str, str] | None:
-    """The code files of `top`, installed by the distribution whose metadata folder is `info`,
-    that differ from the install: modified after its record was written, unless their content
-    is still the one the record's hash names (an edit undone) (-> their content's digest),
-    deleted (-> "deleted"), or new in a folder of it (-> their digest). Relative to
-    site-packages. None: no record to compare with (then only the version counts). `memo`
-    keeps the digests of files by their stat, so a file hashed once is not hashed again."""
+    """The files of `top` (code and data, not bytecode), installed by the distribution whose
+    metadata folder is `info`, that differ from the install: modified after its record was
+    written, unless their content is still the one the record's hash names (an edit undone)
+    (-> their content's digest), deleted (-> "deleted"), or code new in a folder of it (-> their
+    digest). Relative to site-packages. None: no record to compare with (then only the version
+    counts). `memo` keeps the digests of files by their stat, so a file hashed once is not
+    hashed again."""
     site = os.path.dirname(info)
     record = os.path.join(info, "RECORD")
     text = _read(record)
@@ -202,7 +209,9 @@ def installed_edits(info: str, top: str, memo: ContentMemo | None = None) -> dic
             continue  # another module's (the cheap test first: thousands of rows per plan)
         if not plain or ".." in rel or "\\" in rel:
             rel = os.path.relpath(os.path.normpath(os.path.join(base, rel)), site)
-        if not rel.startswith("..") and _is_code(rel) and _of_module(rel, top):
+        # its data too (a certificate bundle, zone or locale files, templates): read from
+        # beside its code, an edit of it changes what the code does
+        if not rel.startswith("..") and _of_module(rel, top) and not _is_bytecode(rel):
             listed[rel] = row[1] if len(row) > 1 else ""
     edits: dict[str, str] = {}
     folders: set[str] = set()

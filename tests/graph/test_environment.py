@@ -77,27 +77,37 @@ def test_agrees_with_importlib_metadata_on_a_real_environment() -> None:
 def test_edits_of_installed_code_are_told_by_the_install_record(tmp_path: Path) -> None:
     site = tmp_path / "site-packages"
     _write(site / "dep" / "__init__.py", "X = 1\n")
-    _write(site / "dep" / "data.json", "{}")  # not code: never an edit
+    _write(site / "dep" / "data.json", "{}")  # data the code reads beside it
+    _write(site / "dep" / "__pycache__" / "__init__.cpython-311.pyc", "")  # never an edit
     _write(site / "dep-1.0.dist-info" / "METADATA", "Name: dep\nVersion: 1.0\n")
-    _write(site / "dep-1.0.dist-info" / "RECORD", "dep/__init__.py,,\ndep/data.json,,\n")
+    _write(
+        site / "dep-1.0.dist-info" / "RECORD",
+        "dep/__init__.py,,\ndep/data.json,,\ndep/__pycache__/__init__.cpython-311.pyc,,\n",
+    )
     _write(site / "old.egg-info" / "PKG-INFO", "Name: old\nVersion: 0.1\n")
     _write(site / "old.egg-info" / "installed-files.txt", "../oldmod.py\nPKG-INFO\n")
     _write(site / "oldmod.py", "Y = 1\n")
     record = site / "dep-1.0.dist-info" / "RECORD"
     legacy = site / "old.egg-info" / "installed-files.txt"
     then = record.stat().st_mtime - 60
-    for path in (site / "dep", site / "dep" / "__init__.py", site / "dep" / "data.json"):
+    cache = site / "dep" / "__pycache__"
+    for path in (site / "dep", site / "dep" / "__init__.py", site / "dep" / "data.json", cache):
         os.utime(path, (then, then))
+    os.utime(cache / "__init__.cpython-311.pyc", (then, then))
     os.utime(site / "oldmod.py", (then, then))
     info = str(site / "dep-1.0.dist-info")
     assert installed_edits(info, "dep") == {}
     assert installed_edits(str(site / "old.egg-info"), "oldmod") == {}
-    (site / "dep" / "data.json").write_text("[]")
+    (cache / "__init__.cpython-311.pyc").write_text("recompiled")  # Python's, after an edit
     assert installed_edits(info, "dep") == {}
+    (site / "dep" / "data.json").write_text("[]")
+    assert list(installed_edits(info, "dep") or ()) == ["dep/data.json"]
     (site / "dep" / "__init__.py").write_text("X = 2\n")
-    assert list(installed_edits(info, "dep") or ()) == ["dep/__init__.py"]
+    assert sorted(installed_edits(info, "dep") or ()) == ["dep/__init__.py", "dep/data.json"]
     (site / "dep" / "new.py").write_text("")
-    assert sorted(installed_edits(info, "dep") or ()) == ["dep/__init__.py", "dep/new.py"]
+    (site / "dep" / "new.json").write_text("")  # new data no record lists: read by no code
+    edited = ["dep/__init__.py", "dep/data.json", "dep/new.py"]
+    assert sorted(installed_edits(info, "dep") or ()) == edited
     (site / "oldmod.py").unlink()
     assert installed_edits(str(site / "old.egg-info"), "oldmod") == {"oldmod.py": "deleted"}
     assert record.exists() and legacy.exists()

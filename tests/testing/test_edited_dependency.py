@@ -201,3 +201,34 @@ def test_an_edit_a_run_loads_first_is_in_the_key_of_its_results(
     os.utime(inner, (installed, installed))
     assert pytest_says(ws)[node] == "failed"
     assert outcomes(ws.run())[node] == "failed"
+
+
+DATA_TEST = """
+import data_dep
+
+
+def test_data():
+    assert data_dep.value() == 1
+"""
+
+
+def test_a_data_file_of_an_installed_package_edited_is_seen(
+    edited_ws: tuple[Workspace, Path],
+) -> None:
+    # certifi's bundle, a package's locale or zone data: read from beside its code at run time
+    ws, site = edited_ws
+    reader = (
+        "import pathlib\n\n\ndef value():\n"
+        "    return int((pathlib.Path(__file__).parent / 'data.txt').read_text())\n"
+    )
+    _install(site, "data_dep", {"data_dep/__init__.py": reader, "data_dep/data.txt": "1\n"})
+    ws.write("tests/test_data_dep.py", DATA_TEST)
+    node = "tests/test_data_dep.py::test_data"
+    assert outcomes(ws.run())[node] == "passed"
+    assert "tests/test_data_dep.py" not in ran(ws.run())
+    (site / "data_dep" / "data.txt").write_text("2\n")
+    assert pytest_says(ws)[node] == "failed"
+    assert outcomes(ws.run())[node] == "failed"
+    (site / "data_dep" / "data.txt").unlink()  # a deleted data file is an edit too
+    assert pytest_says(ws)[node] == "failed"
+    assert outcomes(ws.run())[node] == "failed"
