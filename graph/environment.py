@@ -37,7 +37,8 @@ def site_packages(root: Path) -> list[Path]:
 
 
 def environment_key(dirs: list[Path]) -> str:
-    parts = ["map:3"]  # the map's shape: [name, version, metadata folder]
+    # the map's shape: [name, version, metadata folder, the other distributions' folders]
+    parts = ["map:4"]
     for d in dirs:
         try:
             parts.append(f"{d}:{d.stat().st_mtime_ns}")
@@ -47,8 +48,10 @@ def environment_key(dirs: list[Path]) -> str:
 
 
 def distribution_map(dirs: list[Path]) -> dict[str, list[str]]:
-    """Top-level import name -> [distribution name, version, metadata folder] for everything
-    installed in `dirs`.
+    """Top-level import name -> [distribution name, version, metadata folder, ...] for everything
+    installed in `dirs`: the first distribution that installs it, then the metadata folders of
+    the others (a namespace package: jaraco.context, jaraco.functools and jaraco.text all
+    install into ``jaraco/``).
 
     Read straight from the ``*.dist-info``/``*.egg-info`` files: ``importlib.metadata`` parses
     every METADATA file with the email package (0.3 s for a 100-package environment, more than
@@ -70,7 +73,9 @@ def distribution_map(dirs: list[Path]) -> dict[str, list[str]]:
                 continue
             name, version, tops = found
             for top in tops:
-                mapping.setdefault(top, [name, version, entry.path])
+                known = mapping.setdefault(top, [name, version, entry.path])
+                if entry.path not in known[2:]:
+                    known.append(entry.path)
     return mapping
 
 
@@ -340,7 +345,10 @@ def _installed_value(
 ) -> str | None:
     found = dists.get(top)
     if found:
-        edits = installed_edits(found[2], top, memo) if len(found) > 2 else None
+        edits: dict[str, str] | None = None
+        for info in found[2:]:  # each distribution installing into it (a namespace package)
+            if (more := installed_edits(info, top, memo)) is not None:
+                edits = {**(edits or {}), **more}
         version = f"{found[0]}=={found[1]}"
         return f"{version} edited:{_digest_of(edits)}" if edits else version
     loose = loose_module_files(dirs(), top, memo)

@@ -232,3 +232,30 @@ def test_a_data_file_of_an_installed_package_edited_is_seen(
     (site / "data_dep" / "data.txt").unlink()  # a deleted data file is an edit too
     assert pytest_says(ws)[node] == "failed"
     assert outcomes(ws.run())[node] == "failed"
+
+
+NS_TEST = """
+from nsdemo.second import value
+
+
+def test_second():
+    assert value() == 2
+"""
+
+
+def test_a_namespace_package_s_other_distribution_edited_is_seen(
+    edited_ws: tuple[Workspace, Path],
+) -> None:
+    # jaraco.context, jaraco.functools and jaraco.text all install into `jaraco/`: the edit of
+    # jaraco/functools/__init__.py is jaraco.functools' though "jaraco" names jaraco.context first
+    ws, site = edited_ws
+    _install(site, "nsdemo_first", {"nsdemo/first/__init__.py": "def value():\n    return 1\n"})
+    second = "nsdemo/second/__init__.py"
+    _install(site, "nsdemo_second", {second: "def value():\n    return 2\n"})
+    ws.write("tests/test_ns.py", NS_TEST)
+    node = "tests/test_ns.py::test_second"
+    assert outcomes(ws.run())[node] == "passed"
+    assert "tests/test_ns.py" not in ran(ws.run())
+    (site / second).write_text("def value():\n    return 3\n")
+    assert pytest_says(ws)[node] == "failed"
+    assert outcomes(ws.run())[node] == "failed"
