@@ -139,6 +139,22 @@ def _teardown_errors(test: TestOutcome) -> int:
     return int(test.outcome in ("failed", "skipped") and "error" in test.also)
 
 
+def _subtest_reports(test: TestOutcome) -> dict[str, int]:
+    """What pytest's JUnit file counts for a test's subtests and the reports they bring, beyond
+    the test's own outcome: each subtest's report (a pass too, whatever pytest's verbosity),
+    and the test's own call when a subtest decided its outcome. Without subtests, a test's
+    ``also`` is a teardown's error (counted by `_teardown_errors`) or the passing call before
+    it, which pytest's file does not count apart."""
+    failed = test.also.count("failed")
+    skipped = test.also.count("skipped") + test.also.count("xfailed")
+    own = test.also.count("passed") if test.outcome != "error" or failed else 0
+    return {
+        "tests": test.subtests_passed + failed + skipped + own,
+        "failures": failed,
+        "skipped": skipped,
+    }
+
+
 def _each(tests: Iterable[TestOutcome]) -> Iterator[TestOutcome]:
     """One outcome per test as pytest writes them: a node id several tests share is one
     testcase for each of them."""
@@ -222,6 +238,8 @@ def render(
                 counts["errors"] += 1
             elif test.outcome in ("skipped", "xfailed"):
                 counts["skipped"] += 1
+            for key, n in _subtest_reports(test).items():
+                counts[key] += n
     timestamp, hostname = _stamp()
     suite = _start(
         "testsuite",

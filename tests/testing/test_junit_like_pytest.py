@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from project_python import project_python
 from testing_helpers import Workspace
 
@@ -371,3 +372,90 @@ def test_a_fixture_error_s_report_shows_no_frame_of_maestro(ws: Workspace, tmp_p
         assert "maestro_pytest_plugin" not in ours.read_text() + done.stdout
         assert _error_texts(ours) == _error_texts(plain)
     assert 'raise RuntimeError("no CLI in this checkout")' in _error_texts(plain)["test_cli"]
+
+
+def _suite_counts(path: Path) -> dict[str, str]:
+    suite = next(ET.parse(path).getroot().iter("testsuite"))
+    return {k: suite.get(k, "") for k in ("tests", "failures", "errors", "skipped")}
+
+
+def test_subtests_are_counted_in_the_suite_as_pytest_counts_them(
+    ws: Workspace, tmp_path: Path
+) -> None:
+    """pytest's JUnit file counts each subtest's report, a pass too, and a test's own call when a
+    subtest failed or skipped it: idna 3.21's 56 passing `self.subTest`s are 6503 tests there,
+    where Maestro's file said 6447; a test with two failed subtests is two failures. Fresh and
+    served, in process and through the daemon."""
+    pytest.importorskip("_pytest.subtests", reason="subtests are built into pytest from 9.0")
+    ws.write("maestro.toml", f"interpreter = {str(project_python())!r}\n")
+    ws.write(
+        "tests/test_sub.py",
+        """
+        import unittest
+
+        import pytest
+
+        class T(unittest.TestCase):
+            def test_two_fail(self):
+                for i in range(3):
+                    with self.subTest(i=i):
+                        assert i not in (1, 2)
+
+            def test_own_fails_too(self):
+                with self.subTest(i=0):
+                    assert False
+                assert False, "own"
+
+        def test_fixture(subtests):
+            for i in range(3):
+                with subtests.test(msg="part", i=i):
+                    assert i != 2
+
+        def test_skips_one(subtests):
+            with subtests.test(msg="s"):
+                pytest.skip("not here")
+            with subtests.test(msg="ok"):
+                pass
+        """,
+    )
+    ws.write(
+        "tests/test_served.py",
+        """
+        import unittest
+
+        class T(unittest.TestCase):
+            def test_all_pass(self):
+                for i in range(4):
+                    with self.subTest(i=i):
+                        pass
+        """,
+    )
+    plain, ours = tmp_path / "pytest.xml", tmp_path / "maestro.xml"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    subprocess.run(
+        [str(project_python()), "-m", "pytest", "-p", "no:cacheprovider", f"--junitxml={plain}"],
+        cwd=ws.root, env=env, capture_output=True, timeout=120,
+    )  # fmt: skip
+    truth = _suite_counts(plain)
+    assert (truth["failures"], truth["skipped"]) == ("6", "1"), truth  # subtests' own reports
+    for daemon in ("off", "start"):
+        env.update(
+            MAESTRO_DAEMON=daemon,
+            MAESTRO_CACHE_DIR=str(tmp_path / f"cache-{daemon}"),
+            MAESTRO_STATE_DIR=str(tmp_path / f"state-{daemon}"),
+        )
+        try:
+            for _ in range(2):  # a run, then test_served.py from the cache
+                done = subprocess.run(
+                    [MAESTRO, "test", "--junit-xml", str(ours)],
+                    cwd=ws.root, env=env, capture_output=True, text=True, timeout=180,
+                )  # fmt: skip
+                assert done.returncode == 1, done.stdout + done.stderr
+                assert _suite_counts(ours) == truth, (daemon, done.stdout)
+            assert re.search(r"ran 1 file, \d+ cached", done.stdout), done.stdout  # served
+        finally:
+            if daemon != "off":
+                subprocess.run(
+                    [MAESTRO, "daemon", "stop"], cwd=ws.root, env=env, capture_output=True,
+                    timeout=60,
+                )  # fmt: skip
