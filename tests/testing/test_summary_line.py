@@ -100,11 +100,11 @@ def pytest_line(root: Path, *args: str) -> str:
     return re.sub(r" in [0-9.]+s( \(.*\))?$", "", last)
 
 
-def maestro_line(root: Path, tmp_path: Path, *args: str) -> str:
+def maestro_line(root: Path, tmp_path: Path, *args: str, daemon: str = "off") -> str:
     """Maestro's counts line, without what it adds after the dash (files run and cached)."""
     done = subprocess.run(
-        [MAESTRO, "test", *args], cwd=root, env=_env(tmp_path), capture_output=True, text=True,
-        timeout=180,
+        [MAESTRO, "test", *args], cwd=root, env=_env(tmp_path) | {"MAESTRO_DAEMON": daemon},
+        capture_output=True, text=True, timeout=180,
     )  # fmt: skip
     lines = [line for line in done.stdout.splitlines() if " — ran " in line]
     assert lines, done.stdout + done.stderr
@@ -174,3 +174,28 @@ def test_subtests_passed_follow_the_configuration(tmp_path: Path, ini: str) -> N
     truth = pytest_line(root)
     assert maestro_line(root, tmp_path) == truth  # fresh
     assert maestro_line(root, tmp_path) == truth  # cached
+
+
+def test_subtests_are_counted_through_the_daemon_as_pytest_counts_them(tmp_path: Path) -> None:
+    """The daemon reads the verbosity from the run's own arguments and environment: "-q" on the
+    command line or in the client's PYTEST_ADDOPTS, a run and the cache alike."""
+    root = _workspace(
+        tmp_path,
+        {"tests/test_sub.py": "BAD = 1\n" + SUBTESTS, "tests/test_ok.py": "BAD = -1\n" + SUBTESTS},
+    )
+    truth = pytest_line(root, "-q")
+    assert truth == "1 failed, 4 passed, 5 subtests passed", truth
+    try:
+        assert maestro_line(root, tmp_path, "--", "-q", daemon="start") == truth  # fresh
+        assert maestro_line(root, tmp_path, "--", "-q", daemon="start") == truth  # test_ok served
+        assert maestro_line(root, tmp_path, daemon="start") == pytest_line(root)
+        addopts = _env(tmp_path) | {"MAESTRO_DAEMON": "start", "PYTEST_ADDOPTS": "-q"}
+        done = subprocess.run(
+            [MAESTRO, "test"], cwd=root, env=addopts, capture_output=True, text=True, timeout=180
+        )
+        assert f"{truth} — ran 1 file" in done.stdout, done.stdout
+    finally:
+        subprocess.run(
+            [MAESTRO, "daemon", "stop"], cwd=root, env=_env(tmp_path), capture_output=True,
+            timeout=60,
+        )  # fmt: skip
