@@ -156,6 +156,7 @@ _UNSTORED = "\x00unstored"
 # the key definition the kept keys were made under: an earlier result is served again by its
 # recorded inputs (`earlier_result`), so keys of another definition are not kept across it
 _SCHEMA = "\x00schema"
+_SEEN = "\x00seen"  # test file -> the key of the result its last run showed (run or served)
 # ... or this, when it ran in another order than the full run's (`reordered`)
 _REORDERED = "@order"
 # ... or this, when a named file's collection imported a module its tests reached (`_borrowed`)
@@ -539,6 +540,7 @@ class LastKeys:
         """Keep ``key``, served again but not made the last (an untraced result), as the first
         of the earlier keys: the edits judged against the last keys must not push out the
         result an undone edit returns to."""
+        self._seen(key)
         history = self.history(key.target)
         if not history or key.hex in (k for k, _ in history[:2]):
             return  # the last key, or already the first kept
@@ -554,7 +556,21 @@ class LastKeys:
         unstored = self.data.get(_UNSTORED)
         if isinstance(unstored, dict):
             unstored.pop(key.target, None)
+        self._seen(key)
         self.dirty = True
+
+    def _seen(self, key: ActionKey) -> None:
+        seen = self.data.setdefault(_SEEN, {})
+        if isinstance(seen, dict) and seen.get(key.target) != key.hex:
+            seen[key.target] = key.hex
+            self.dirty = True
+
+    def seen(self, target: str) -> str | None:
+        """The key of the result the last run showed for ``target`` (run, or served: an edit
+        undone serves an earlier result, which need not be the last key, the baseline)."""
+        seen = self.data.get(_SEEN)
+        found = seen.get(target) if isinstance(seen, dict) else None
+        return found if isinstance(found, str) else None
 
     def _put(
         self,
@@ -1792,6 +1808,7 @@ def _judged(
         found = node_reasons(
             graph, cache, fps, previous[0], previous[1], key.inputs, changed, regroup=functions
         )
+        judge: tuple[str, dict[str, str]] | None = previous
         if found is None or len(found[1]) >= len(found[0].tests):
             # the nearest result may have no record (a cold run before 3.12 is untraced, and
             # undoing an edit serves it again), or judge an edit undone since it was made as a
@@ -1816,8 +1833,14 @@ def _judged(
                     # a node's reason that names one (or an old failure) says whose it is
                     found = older[0], _as_of_older(older[1], set(differ) - set(changed))
                     functions = theirs
+                    judge = None
                     if len(older[1]) < len(older[0].tests):
                         break
+        if found is not None and judge is not None:
+            # judged by the last key's result while the last run showed another (an edit
+            # undone served an untraced earlier result): its failures and the edits undone
+            # since are that run's, not what the user last saw
+            found = found[0], _as_of_older(found[1], _undone_since(last, target, judge))
         if found is not None:
             carried, reasons = found
             if functions:
@@ -1966,10 +1989,24 @@ def _failed(result: ActionResult) -> bool:
 _AS_OF_OLDER = " (as of the last run with a per-test record)"
 
 
-def _as_of_older(reasons: dict[str, str], undone: set[str]) -> dict[str, str]:
+def _undone_since(
+    last: LastKeys, target: str, judge: tuple[str, dict[str, str]]
+) -> set[str] | None:
+    """The inputs in which the result the last run of ``target`` showed differs from ``judge``,
+    the result its nodes are judged by; None when that is the one shown (or nothing is known)."""
+    seen = last.seen(target)
+    if seen is None or seen == judge[0]:
+        return None
+    shown = next((inputs for k, inputs in last.history(target) if k == seen), None)
+    return None if shown is None else set(changed_inputs(shown, judge[1]))
+
+
+def _as_of_older(reasons: dict[str, str], undone: set[str] | None) -> dict[str, str]:
     """Node reasons judged against an older result than the one last seen: a reason naming a
     file that differs only from that older result (an edit undone since), or a failure of
-    that run, says that it is that run's."""
+    that run, says that it is that run's. None: the result judged by is the one last seen."""
+    if undone is None:
+        return reasons
     return {
         node: why + _AS_OF_OLDER
         if why == "failed last time" or any(u in why for u in undone)
