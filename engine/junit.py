@@ -157,12 +157,12 @@ def _subtest_reports(test: TestOutcome) -> dict[str, int]:
 
 def _each(tests: Iterable[TestOutcome]) -> Iterator[TestOutcome]:
     """One outcome per test as pytest writes them: a node id several tests share is one
-    testcase for each of them."""
+    testcase for each of them. The node's passed subtests, kept as one sum, go with the first."""
     for test in tests:
         if not test.each:
             yield test
             continue
-        for one in test.each:
+        for i, one in enumerate(test.each):
             yield test.model_copy(
                 update={
                     "outcome": one.outcome,
@@ -171,6 +171,7 @@ def _each(tests: Iterable[TestOutcome]) -> Iterator[TestOutcome]:
                     "line": one.line,
                     "message": one.message,
                     "also": one.also,
+                    "subtests_passed": 0 if i else test.subtests_passed,
                     "each": [],
                 }
             )

@@ -19,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from maestro import nodeids
-from maestro.cache.action import ActionResult, Provenance, TestOutcome, Timing
+from maestro.cache.action import ActionResult, Provenance, TestOutcome, TestRun, Timing
 from maestro.engine import junit
 from maestro.redaction import Redacted
 
@@ -219,3 +219,18 @@ def test_a_file_that_failed_to_collect_twice_is_one_case_holding_both_errors() -
     assert written == _reference(results)
     assert written.count(b"<testcase") == 2
     assert b'errors="2"' in written and b'tests="3"' in written
+
+
+def test_passed_subtests_of_a_node_id_run_twice_are_counted_once() -> None:
+    """Two tests under one node id keep their passed subtests as one sum: the suite counts it
+    once, as pytest counts each subtest's report once (not once per test of the node id)."""
+    node = TestOutcome(
+        node_id="tests/test_x.py::t",
+        outcome="passed",
+        also=["passed"],
+        subtests_passed=3,
+        each=[TestRun(outcome="passed"), TestRun(outcome="passed")],
+    )
+    written = junit.render([(_result(node), False)])
+    assert written.count(b"<testcase") == 2
+    assert b'tests="5"' in written, written
