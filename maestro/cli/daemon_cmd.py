@@ -9,18 +9,18 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from maestro.cli.common import JSON_OPTION, fail_on_error, resolve_root
+from maestro.cli.consoles import console as out
+from maestro.cli.consoles import err_console as err
 from maestro.errors import DaemonNotRunningError
 
 daemon_app = typer.Typer(
     help="The per-workspace daemon (started on demand by the CLI and the LSP server).",
     no_args_is_help=True,
 )
-out = Console()
-err = Console(stderr=True)
 
 RootOption = Annotated[
     Path | None,
@@ -47,7 +47,8 @@ def start(
     ws = resolve_root(root)
     reply = start_daemon(ws, detach=not foreground, timeout=timeout)
     if reply is not None:
-        out.print(f"daemon running for {reply.root} (pid {reply.pid})", highlight=False)
+        said = f"daemon running for {escape(str(reply.root))} (pid {reply.pid})"
+        out.print(said, highlight=False)
 
 
 @daemon_app.command()
@@ -85,12 +86,12 @@ def status(
             data = {"running": False, "root": str(ws), "log_path": str(paths.log)}
             out.print_json(json.dumps(data))
         else:
-            out.print(f"daemon not running for {ws}", highlight=False)
+            out.print(f"daemon not running for {escape(str(ws))}", highlight=False)
         raise typer.Exit(1) from None
     if as_json:
         out.print_json(json.dumps({"running": True, **s.model_dump(mode="json")}))
         return
-    table = Table(title=f"Daemon for {s.root}", show_header=False)
+    table = Table(title=f"Daemon for {escape(str(s.root))}", show_header=False)
     table.add_column(style="bold")
     table.add_column()
     idle = f"{s.idle_timeout_s:g} s" if s.idle_timeout_s > 0 else "never"
@@ -106,7 +107,7 @@ def status(
         ("log", s.log_path),
     ]
     for name, value in rows:
-        table.add_row(name, value)
+        table.add_row(name, escape(value))  # paths are text, not markup
     out.print(table)
 
 
@@ -128,7 +129,7 @@ def logs(
 
     path = DaemonPaths.for_root(resolve_root(root)).log
     if not path.exists() and not follow:
-        err.print(f"no daemon log yet at {path}", highlight=False)
+        err.print(f"no daemon log yet at {escape(str(path))}", highlight=False)
         raise typer.Exit(1)
     position = 0
     if path.exists():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from maestro.cli import common
 from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, report_error, resolve_root
@@ -90,8 +91,6 @@ def render_stale(result: StaleResult, *, as_json: bool, scope: Sequence[str] = (
         rows = [{"target": f.target, "reason": f.reason, "changed": f.changed} for f in stale]
         console.print_json(json.dumps({"schema": "maestro.stale/1", "stale": rows}))
         return
-    from rich.markup import escape
-
     for f in stale:  # node ids are text, not markup: `test_x[case0]` keeps `[case0]`
         console.print(f"{escape(f.target)}  [dim]{escape(f.describe)}[/]", highlight=False)
     if scope:
@@ -137,7 +136,7 @@ def _status_offline(workspace: Path, *, as_json: bool) -> None:
         data = {"running": False, "root": str(workspace), "graph_index": graph, "cache": cache}
         console.print_json(json.dumps(data))
         return
-    console.print(f"[bold]daemon[/] not running for {workspace}", highlight=False)
+    console.print(f"[bold]daemon[/] not running for {escape(str(workspace))}", highlight=False)
     if graph is not None and saved is not None:
         ago = _ago(dt.datetime.now(dt.UTC) - saved)
         console.print(
@@ -152,11 +151,12 @@ def _status_offline(workspace: Path, *, as_json: bool) -> None:
         console.print(
             f"[bold]cache[/]  {plural(cache['actions'], 'result')}, "
             f"{plural(cache['blobs'], 'blob')}, "
-            f"hit rate {rate}, {cache['wall_seconds_saved']:.1f} s saved ({cache['path']})",
+            f"hit rate {rate}, {cache['wall_seconds_saved']:.1f} s saved"
+            f" ({escape(str(cache['path']))})",
             highlight=False,
         )
     else:
-        console.print(f"[bold]cache[/]  none yet at {lmdb_dir}", highlight=False)
+        console.print(f"[bold]cache[/]  none yet at {escape(str(lmdb_dir))}", highlight=False)
     console.print(
         "[dim]start the daemon: maestro daemon start (the graph now: maestro graph stats)[/]"
     )
@@ -204,7 +204,7 @@ def status(
     rate = f"{cache.hit_rate:.1%}" if cache.hit_rate is not None else "-"
     console.print(
         f"[bold]daemon[/] pid {daemon.pid}, up {daemon.uptime_s:.0f} s, "
-        f"{daemon.connections} connection(s), log {daemon.log_path}",
+        f"{daemon.connections} connection(s), log {escape(str(daemon.log_path))}",
         highlight=False,
     )
     console.print(
@@ -215,13 +215,11 @@ def status(
     )
     console.print(
         f"[bold]cache[/]  {cache.actions:,} results, {cache.blobs:,} blobs, hit rate {rate}, "
-        f"{cache.wall_seconds_saved:.1f} s saved ({cache.path})",
+        f"{cache.wall_seconds_saved:.1f} s saved ({escape(str(cache.path))})",
         highlight=False,
     )
     remote = daemon.remote
     if remote is not None:
-        from rich.markup import escape
-
         line = (
             f"[bold]remote[/] {remote.url} tenant {remote.tenant}, role {remote.role or '?'}, "
             f"uploads {remote.uploads}, queue {remote.queue_length}, circuit {remote.circuit}, "
