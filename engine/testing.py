@@ -750,7 +750,8 @@ class PlannedFile:
         if " edited:" in self.key.inputs.get(name, "") and name.startswith(("@environment", DIST)):
             # an installed dependency debugged in place: said so, not as a version change
             what = name.removeprefix(DIST) if name.startswith(DIST) else "installed packages"
-            return f"{what} ({'one ' if name == '@environment' else ''}edited in place)"
+            files = self.key.inputs[name].rpartition(" (")[2].rstrip(")")
+            return f"{what} ({'one ' if name == '@environment' else ''}edited in place: {files})"
         if name in self.back:
             return f"{input_label(name)} (back as an earlier run had it)"
         if name.startswith(PREFIXES) and name not in self.key.inputs:

@@ -447,7 +447,10 @@ class BuildGraph:
         if not edits:
             return ""
         body = "\n".join(f"{top}={value}" for top, value in sorted(edits.items()))
-        return hashlib.sha256(body.encode()).hexdigest()
+        # the edited files named after the digest, as in the modules' own values (for a reason)
+        named = min(v.rpartition(" (")[2].rstrip(")") for v in edits.values())
+        more = f" and {len(edits) - 1} more modules" if len(edits) > 1 else ""
+        return f"{hashlib.sha256(body.encode()).hexdigest()} ({named}{more})"
 
     def note_installed_loaded(self, tops: Iterable[str]) -> None:
         """Keep the installed modules a run loaded (a union: a run of some tests loads some)."""

@@ -30,7 +30,8 @@ def site_packages(root: Path) -> list[Path]:
     """Site-packages of the workspace: `.venv`/`venv` in the root, else $VIRTUAL_ENV, else ours."""
     for candidate in (root / ".venv", root / "venv", os.environ.get("VIRTUAL_ENV")):
         if candidate and (Path(candidate) / "pyvenv.cfg").is_file():
-            found = glob.glob(str(Path(candidate) / "lib" / "python3*" / "site-packages"))
+            # the folder's own name is no pattern: a workspace in "proj[v2]"
+            found = glob.glob(glob.escape(str(candidate)) + "/lib/python3*/site-packages")
             if found:
                 return [Path(p) for p in sorted(found)]
     return [Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
@@ -350,9 +351,15 @@ def _installed_value(
             if (more := installed_edits(info, top, memo)) is not None:
                 edits = {**(edits or {}), **more}
         version = f"{found[0]}=={found[1]}"
-        return f"{version} edited:{_digest_of(edits)}" if edits else version
+        return f"{version} edited:{_digest_of(edits)} ({_first(edits)})" if edits else version
     loose = loose_module_files(dirs(), top, memo)
     return f"not installed, code:{_digest_of(loose)}" if loose else None
+
+
+def _first(edits: dict[str, str]) -> str:
+    """The edited files in words, for a person reading a reason: the first, and how many more."""
+    first, more = min(edits), len(edits) - 1
+    return f"{first} and {more} more" if more else first
 
 
 def _digest_of(files: dict[str, str]) -> str:

@@ -97,7 +97,8 @@ def test_a_dependency_edited_in_place_is_tested_as_pytest_tests_it(
     # can here; a dependency's dependency is never imported by name)
     assert "@environment" in why.changed, why
     said = why.describe()
-    assert "demo_dep (edited in place)" in said and "a new import, version" not in said, said
+    assert "demo_dep (edited in place: demo_dep/core.py)" in said, said
+    assert "a new import, version" not in said, said
     core.write_text("def value():\n    return 1\n")  # reverted: the installed code again
     back = ws.run()
     assert outcomes(back)["tests/test_dep.py::test_value"] == "passed"
