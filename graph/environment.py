@@ -31,7 +31,8 @@ def site_packages(root: Path) -> list[Path]:
     for candidate in (root / ".venv", root / "venv", os.environ.get("VIRTUAL_ENV")):
         if candidate and (Path(candidate) / "pyvenv.cfg").is_file():
             # the folder's own name is no pattern: a workspace in "proj[v2]"
-            found = glob.glob(glob.escape(str(candidate)) + "/lib/python3*/site-packages")
+            pattern = os.path.join(glob.escape(str(candidate)), "lib", "python3*", "site-packages")
+            found = glob.glob(pattern)
             if found:
                 return [Path(p) for p in sorted(found)]
     return [Path(p) for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]

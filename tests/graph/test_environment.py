@@ -144,3 +144,13 @@ def test_an_edited_installed_file_is_hashed_once_while_its_stat_holds(tmp_path: 
     assert installed_edits(info, "dep", memo) == {"dep.py": "f" * 64}
     (site / "dep.py").write_text("X = 33\n")
     assert installed_edits(info, "dep", memo) not in ({"dep.py": "f" * 64}, first)
+
+
+def test_a_venv_in_a_folder_named_with_brackets_is_found(tmp_path: Path) -> None:
+    # glob read "proj[v2]" as a pattern: no site-packages were found, and the keys were made of
+    # the Maestro process's own installed packages instead of the workspace's
+    root = tmp_path / "proj[v2]"
+    site = root / ".venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    (root / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
+    assert site_packages(root) == [site]
