@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from maestro.names import is_utf8
+
 
 def site_packages(root: Path) -> list[Path]:
     """Site-packages of the workspace: `.venv`/`venv` in the root, else $VIRTUAL_ENV, else ours."""
@@ -296,17 +298,9 @@ def _content(path: str, memo: ContentMemo | None = None) -> str:
             digest = hashlib.file_digest(f, "sha256").hexdigest()
     except OSError:
         return "unreadable"
-    if memo is not None and _utf8(path):  # the index is packed as UTF-8
+    if memo is not None and is_utf8(path):  # the index is packed as UTF-8
         memo[path] = [*stamp, digest]
     return digest
-
-
-def _utf8(path: str) -> bool:
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 class InstalledCode:

@@ -18,7 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from project_python import plain_pytest, project_python
+from project_python import project_python
+from test_run_state import pytest_says
 from testing_helpers import Workspace, outcomes, ran
 
 from maestro.engine import testing
@@ -42,17 +43,6 @@ NEEDS_IT = (
 )
 
 
-def pytest_says(root: Path, *args: str) -> dict[str, str]:
-    """Plain pytest's outcome per node id, for the whole suite (or `args`)."""
-    done = plain_pytest(project_python(), root, "-rA", "-q", *args)
-    found: dict[str, str] = {}
-    for line in done.stdout.splitlines():
-        word, _, rest = line.partition(" ")
-        if word in ("PASSED", "FAILED", "ERROR"):
-            found[rest.split(" - ")[0].strip()] = word.lower()
-    return found
-
-
 def write(ws: Workspace, *, polluter: str, reader: str, state: str) -> None:
     ws.write("pkg/state.py", state)
     ws.write(POLLUTER, polluter)
@@ -72,11 +62,11 @@ def test_a_file_named_alone_after_a_full_run_is_not_failed_by_an_unnamed_pollute
     ws: Workspace, named: str
 ) -> None:
     write(ws, polluter=FILLS, reader=ASSERTS_EMPTY, state="FLAG = []\n")
-    full = pytest_says(ws.root)
+    full = pytest_says(ws)
     assert full[FLAG] == "failed"
     assert outcomes(ws.run()) == full
     assert POLLUTER in Polluters.load(ws.root).ran
-    alone = pytest_says(ws.root, named)
+    alone = pytest_says(ws, named)
     assert alone[FLAG] == "passed"
     # was 1 failed: test_a.py ran first ("not selected; runs first, not shown")
     assert planned_targets(ws, named) == [READER]
@@ -90,10 +80,10 @@ def test_a_file_named_alone_after_a_full_run_is_not_failed_by_an_unnamed_pollute
 @pytest.mark.parametrize("named", [READER, FLAG], ids=["file", "node-id"])
 def test_a_file_named_alone_is_not_served_the_full_run_s_pass(ws: Workspace, named: str) -> None:
     write(ws, polluter=REGISTERS, reader=NEEDS_IT, state="REGISTRY = {}\n")
-    full = pytest_says(ws.root)
+    full = pytest_says(ws)
     assert full[FLAG] == "passed"
     assert outcomes(ws.run()) == full
-    alone = pytest_says(ws.root, named)
+    alone = pytest_says(ws, named)
     assert alone[FLAG] == "failed"
     # was 1 passed, "ran 0 files, 1 cached": the full run's result, no pytest at all
     summary = ws.run(testing.Selection(paths=(named,)))
@@ -114,7 +104,7 @@ def test_a_fresh_state_and_one_that_saw_the_full_run_answer_alike(
     seen = ours(ws, READER)
     monkeypatch.setenv("MAESTRO_CACHE_DIR", str(tmp_path / "fresh-cache"))
     monkeypatch.setenv("MAESTRO_STATE_DIR", str(tmp_path / "fresh-state"))
-    assert ours(ws, READER) == seen == pytest_says(ws.root, READER)
+    assert ours(ws, READER) == seen == pytest_says(ws, READER)
 
 
 @pytest.mark.parametrize("order", [(POLLUTER, READER), (READER, POLLUTER)], ids=["a-b", "b-a"])
@@ -124,7 +114,7 @@ def test_a_selection_naming_the_polluter_answers_as_pytest_given_both(
     """The polluter named too runs where pytest runs it, and is shown: it is selected."""
     write(ws, polluter=FILLS, reader=ASSERTS_EMPTY, state="FLAG = []\n")
     ws.run()
-    truth = pytest_says(ws.root, *order)
+    truth = pytest_says(ws, *order)
     assert truth[FLAG] == ("failed" if order[0] == POLLUTER else "passed")
     summary = ws.run(testing.Selection(paths=order))
     assert outcomes(summary) == truth
@@ -136,15 +126,15 @@ def test_a_selection_naming_the_polluter_answers_as_pytest_given_both(
     assert [f.target for f in planned.files if f.runs] == (
         [POLLUTER, READER] if order[0] == POLLUTER else [READER]
     )
-    assert outcomes(ws.run(testing.Selection(paths=order))) == pytest_says(ws.root, *order)
-    assert outcomes(ws.run()) == pytest_says(ws.root)
+    assert outcomes(ws.run(testing.Selection(paths=order))) == pytest_says(ws, *order)
+    assert outcomes(ws.run()) == pytest_says(ws)
 
 
 def test_a_folder_holding_every_test_file_answers_as_the_full_run(ws: Workspace) -> None:
     write(ws, polluter=REGISTERS, reader=NEEDS_IT, state="REGISTRY = {}\n")
     full = ws.run()
     folder = ws.run(testing.Selection(paths=("tests",)))
-    assert outcomes(folder) == outcomes(full) == pytest_says(ws.root, "tests")
+    assert outcomes(folder) == outcomes(full) == pytest_says(ws, "tests")
     assert ran(folder) == []  # the same files in the same order: the full run's keys
 
 
@@ -153,7 +143,7 @@ def test_a_keyword_selection_is_no_path_selection(ws: Workspace, k: str) -> None
     """pytest -k still collects every file (its tests deselected): as before, the full run's."""
     write(ws, polluter=FILLS, reader=ASSERTS_EMPTY, state="FLAG = []\n")
     ws.run()
-    truth = pytest_says(ws.root, "-k", k)
+    truth = pytest_says(ws, "-k", k)
     assert outcomes(ws.run(testing.Selection(pytest_args=("-k", k)))) == truth
 
 
@@ -218,11 +208,11 @@ def test_a_module_another_named_file_imports_is_no_answer_for_the_file_alone(
     ws.write(READER, "import pkg\n\n\ndef test_b():\n    assert pkg.m.f() == 1\n")
     ws.write("tests/test_c.py", f"import importlib\n\n{imports}\n\n\ndef test_c():\n    pass\n")
     monkeypatch.setenv("MAESTRO_TRACE", "always")  # a per-test record from the first run on
-    assert outcomes(ws.run()) == pytest_says(ws.root)
+    assert outcomes(ws.run()) == pytest_says(ws)
     assert Polluters.load(ws.root).loaders["pkg/m.py"] == POLLUTER
     both = (READER, "tests/test_c.py")
     ws.edit("tests/test_c.py", "    pass", "    assert True")
-    truth = pytest_says(ws.root, *both)
+    truth = pytest_says(ws, *both)
     assert truth[FLAG] == "passed"
     summary = ws.run(testing.Selection(paths=both))
     assert outcomes(summary) == truth
@@ -230,9 +220,9 @@ def test_a_module_another_named_file_imports_is_no_answer_for_the_file_alone(
         (READER, stored),
         ("tests/test_c.py", True),
     ]
-    alone = pytest_says(ws.root, READER)
+    alone = pytest_says(ws, READER)
     assert alone[FLAG] == "failed"
     assert ours(ws, READER) == alone  # was served the pass of the run with test_c.py
     if stored:
         assert outcomes(ws.run(testing.Selection(paths=both))) == truth
-    assert outcomes(ws.run()) == pytest_says(ws.root)
+    assert outcomes(ws.run()) == pytest_says(ws)
