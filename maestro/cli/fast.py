@@ -1,4 +1,4 @@
-"""Entry point of the `maestro` command: `maestro test|impacted|why` straight to a warm daemon.
+"""Entry point of the `maestro` command: `maestro test|impacted|why|stale` to a warm daemon.
 
 The full CLI (typer, pydantic, every sub-command's imports) costs several hundred milliseconds
 before it does anything; a no-change `maestro test` or an `impacted` answered by a warm daemon is
@@ -956,9 +956,109 @@ def fast_graph_stats(argv: Sequence[str]) -> int | None:
     return 0
 
 
+# --- maestro stale ------------------------------------------------------------------------------
+
+
+def stale_data(workspace: Path, pytest_args: Sequence[str] = ()) -> dict[str, Any]:
+    """`maestro stale` computed in this process (both routes: no daemon, or --no-daemon), as the
+    JSON form of the daemon's StaleResult (maestro/wire.py; the daemon's `stale` builds the same
+    rows from the same Engine.stale)."""
+    from contextlib import closing
+
+    from maestro.engine.core import Engine
+
+    with closing(Engine.open(workspace)) as engine:
+        found = engine.stale(pytest_args)
+    rows = [
+        {"target": f.target, "reason": f.reason or "", "changed": list(f.changed),
+         "describe": f.describe()}
+        for f in found
+    ]  # fmt: skip
+    return {"schema": "maestro.stale/1", "stale": rows, "tests": len(engine.graph.tests)}
+
+
+def stale_scope(workspace: Path, named: Sequence[str]) -> list[str]:
+    """The test files and folders `maestro stale -- PATHS` names (a node id's file part),
+    relative to the workspace as `maestro test` reads them; one outside it kept as given."""
+    from maestro.errors import WorkspaceError
+    from maestro.workspace import normalize
+
+    out: list[str] = []
+    for raw in named:
+        path, sep, _ = raw.partition("::")
+        try:
+            rel = normalize(workspace, path)
+        except WorkspaceError:
+            rel = path
+        out.append("" if rel == "." and sep else rel)
+    return out
+
+
+def _stale_shape(report: Mapping[str, Any]) -> bool:
+    rows = report.get("stale")
+    keys = (("target", str), ("reason", str), ("changed", list), ("describe", str))
+    return (
+        isinstance(rows, list)
+        and isinstance(report.get("tests", 0), int)
+        and all(isinstance(r, dict) and all(isinstance(r.get(k), t) for k, t in keys)
+                for r in rows)
+    )  # fmt: skip
+
+
+def fast_stale(argv: Sequence[str]) -> int | None:
+    """`maestro stale [--json] [--no-daemon] [--root R] [-- PYTEST_ARGS]` without typer: from a
+    running daemon, or in process when the full CLI would compute it there too (no daemon, and
+    none it would start); None otherwise (the full CLI then does what it always did)."""
+    head, tail = list(argv[1:]), []
+    if "--" in head:
+        cut = head.index("--")
+        head, tail = head[:cut], head[cut + 1 :]
+    flags = {"--json": False, "--no-daemon": False}
+    rest: list[str] = []
+    for arg in head:
+        if arg in flags:
+            flags[arg] = True
+        else:
+            rest.append(arg)
+    args = parse_graph_args(rest, flags=("--root",))
+    if args is None or args.positional:
+        return None
+    workspace = _workspace(args.root)
+    if workspace is None:
+        return None
+    from maestro.errors import MaestroError
+
+    try:  # read as `maestro test` reads them: the paths choose the files, and they and its
+        # --junitxml are no pytest arguments of a file's key
+        given = with_env_addopts(tail, os.environ)
+        named, pytest_args = paths_of(junit_of(given)[0], workspace)
+    except MaestroError:
+        return None  # reported by the full CLI
+    report: dict[str, Any] | None = None
+    if not flags["--no-daemon"] and policy() != "off":
+        conn = connect(workspace)
+        if conn is None and may_start():
+            return None  # the full CLI starts a daemon for the next command
+        if conn is not None:
+            with conn:
+                report = _request(conn, "stale", {"pytest_args": pytest_args})
+            if report is None or not _stale_shape(report):
+                return None  # the full CLI meets the failure and reports it
+    if report is None:
+        try:
+            report = stale_data(workspace, pytest_args)
+        except MaestroError:
+            return None  # reported by the full CLI, which fails the same way
+    from maestro.cli.test_render import print_stale
+
+    print_stale(report, as_json=flags["--json"], scope=stale_scope(workspace, named))
+    return 0
+
+
 FAST_COMMANDS: dict[str, Callable[[Sequence[str]], int | None]] = {
     "test": fast_test,
     "impacted": fast_impacted,
     "why": fast_why,
     "graph": fast_graph_stats,
+    "stale": fast_stale,
 }

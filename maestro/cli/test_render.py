@@ -539,3 +539,35 @@ def print_summary(result: Mapping[str, Any], *, report: str | None = None) -> No
             ),
             highlight=False,
         )
+
+
+def print_stale(result: Mapping[str, Any], *, as_json: bool, scope: Sequence[str] = ()) -> None:
+    """`maestro stale`: the stale files of a StaleResult in its JSON form (``stale``: rows with
+    ``target``, ``reason``, ``changed``, ``describe``; ``tests``), those under the `scope` paths
+    when given (`maestro stale -- PATHS`). Both routes (maestro/cli/fast.py and the full CLI)
+    print with this."""
+    import json
+
+    from rich.markup import escape
+
+    from maestro.cli.consoles import console
+
+    rows: list[Mapping[str, Any]] = list(result.get("stale") or [])
+    stale = [f for f in rows if _under(str(f["target"]), scope)] if scope else rows
+    if as_json:
+        shown = [{"target": f["target"], "reason": f["reason"], "changed": f["changed"]}
+                 for f in stale]  # fmt: skip
+        console.print_json(json.dumps({"schema": "maestro.stale/1", "stale": shown}))
+        return
+    for f in stale:  # node ids are text, not markup: `test_x[case0]` keeps `[case0]`
+        console.print(f"{escape(f['target'])}  [dim]{escape(f['describe'])}[/]", highlight=False)
+    if scope:
+        named = escape(" ".join(scope))
+        console.print(f"{len(stale)} of the test files {named} names stale", highlight=False)
+    else:
+        tests = int(result.get("tests") or 0)
+        console.print(f"{len(stale)} of {plural(tests, 'test file')} stale")
+
+
+def _under(target: str, scope: Sequence[str]) -> bool:
+    return any(p in ("", ".") or target == p or target.startswith(p + "/") for p in scope)

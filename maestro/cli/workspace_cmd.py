@@ -26,7 +26,6 @@ from maestro.errors import MaestroError
 from maestro.wire import (
     RetraceStatus,
     SpeculationStatus,
-    StaleFile,
     StaleResult,
     TeamModelStatus,
     TelemetryUploadStatus,
@@ -36,20 +35,9 @@ log = logging.getLogger(__name__)
 
 
 def stale_in_process(root: Path, pytest_args: Sequence[str] = ()) -> StaleResult:
-    from contextlib import closing
+    from maestro.cli.fast import stale_data
 
-    from maestro.engine.core import Engine
-
-    with closing(Engine.open(root)) as engine:
-        found = engine.stale(pytest_args)
-    graph = engine.graph
-    rows = [
-        StaleFile(
-            target=f.target, reason=f.reason or "", changed=list(f.changed), describe=f.describe()
-        )
-        for f in found
-    ]
-    return StaleResult(stale=rows, tests=len(graph.tests))
+    return StaleResult.model_validate(stale_data(root, pytest_args))
 
 
 def stale(
@@ -65,8 +53,8 @@ def stale(
 
     from maestro import wire
     from maestro.cli import via_daemon
-    from maestro.cli.fast import junit_of, paths_of, with_env_addopts
-    from maestro.cli.test_run import _relative
+    from maestro.cli.fast import junit_of, paths_of, stale_scope, with_env_addopts
+    from maestro.cli.test_render import print_stale
 
     try:
         workspace = resolve_root(root)
@@ -74,34 +62,14 @@ def stale(
         # read as `maestro test` reads them: the paths choose the files, and they and its
         # --junitxml are no pytest arguments of a file's key
         named, pytest_args = paths_of(junit_of(given)[0], workspace)
-        scope = [p.partition("::")[0] for p in _relative(workspace, named, keep_missing=True)]
+        scope = stale_scope(workspace, named)
         params = wire.StaleParams(pytest_args=pytest_args)
         result = via_daemon.call(workspace, wire.STALE, params, no_daemon=no_daemon)
         if result is None:
             result = stale_in_process(workspace, pytest_args)
     except MaestroError as exc:
         raise common.pytest_style_exit(exc) from None
-    render_stale(result, as_json=as_json, scope=scope)
-
-
-def render_stale(result: StaleResult, *, as_json: bool, scope: Sequence[str] = ()) -> None:
-    """The stale files, those under the `scope` paths when given (`maestro stale -- PATHS`)."""
-    stale = [f for f in result.stale if _under(f.target, scope)] if scope else result.stale
-    if as_json:
-        rows = [{"target": f.target, "reason": f.reason, "changed": f.changed} for f in stale]
-        console.print_json(json.dumps({"schema": "maestro.stale/1", "stale": rows}))
-        return
-    for f in stale:  # node ids are text, not markup: `test_x[case0]` keeps `[case0]`
-        console.print(f"{escape(f.target)}  [dim]{escape(f.describe)}[/]", highlight=False)
-    if scope:
-        named = escape(" ".join(scope))
-        console.print(f"{len(stale)} of the test files {named} names stale", highlight=False)
-    else:
-        console.print(f"{len(stale)} of {plural(result.tests, 'test file')} stale")
-
-
-def _under(target: str, scope: Sequence[str]) -> bool:
-    return any(p in ("", ".") or target == p or target.startswith(p + "/") for p in scope)
+    print_stale(result.model_dump(mode="json", by_alias=True), as_json=as_json, scope=scope)
 
 
 def _status_offline(workspace: Path, *, as_json: bool) -> None:

@@ -569,3 +569,37 @@ def test_pipes_subfolders_and_empty_impact_through_the_daemon(ws: DaemonEnv) -> 
     assert nothing.returncode == 0, nothing.stdout + nothing.stderr
     assert not re.search(r"\| +typer$", nothing.stderr, flags=re.M)
     assert "nothing impacted" in nothing.stdout
+
+
+STALE = [
+    ("stale",),
+    ("stale", "--json"),
+    ("stale", "--", "tests/test_core.py"),  # one file named: only it is counted
+    ("stale", "--root", ".", "--", "-k", "one"),  # pytest arguments key the results
+]
+
+
+def test_stale_answers_like_the_full_cli_without_typer(ws: DaemonEnv) -> None:
+    # BE: `maestro stale`, read first after an edit, took 0.36 s through a warm daemon on a
+    # small project (typer, pydantic, the full client) where `maestro impacted` takes 0.08 s
+    assert maestro(ws, "test").returncode == 0
+    ws.write_old({"src/pkg/core.py": "def one():\n    return 1  # edited\n"})
+    said = maestro(ws, "stale")
+    assert said.stdout.startswith("tests/test_core.py  inputs changed: src/pkg/core.py")
+    assert said.stdout.endswith("\n1 of 2 test files stale\n"), said.stdout
+    for args in STALE:  # no daemon: both compute in process
+        fast_answer = maestro(ws, *args)
+        assert fast_answer.returncode == 0 and fast_answer.stdout, fast_answer.stderr
+        same(fast_answer, full_cli(ws, *args))
+        assert "typer" not in imported(ws, *args)
+    assert not daemon_processes(ws.root)
+    started(ws)
+    for args in STALE:  # both ask the daemon
+        fast_answer = maestro(ws, *args)
+        same(fast_answer, full_cli(ws, *args))
+        cut = args.index("--") if "--" in args else len(args)
+        same(fast_answer, maestro(ws, *args[:cut], "--no-daemon", *args[cut:]))
+        assert not {"typer", "pydantic", "click"} & imported(ws, *args)
+    # --help and an unknown option are the full CLI's
+    assert "--no-daemon" in maestro(ws, "stale", "--help").stdout
+    assert maestro(ws, "stale", "-x").returncode == 2
