@@ -200,6 +200,10 @@ class SessionEnd(_Event):
     others (pytest's configuration, code outside the workspace)."""
     rewrite_warnings: int = 0
     """pytest's warnings about the asserts of the modules it rewrote (not in the others)."""
+    warning_texts: list[tuple[str, str]] = []
+    """(location, message) of each warning recorded (the first few hundred), as pytest's
+    "warnings summary" words them: the node id or ``path:line``, the formatted warning with its
+    source line; none when the run's arguments turn that summary off."""
     ran_state: dict[str, list[str]] = {}
     """Test file -> the workspace modules its tests left changed (a registry filled or
     cleared): what the tests of the files after it see (engine/pollution.py)."""

@@ -2096,9 +2096,12 @@ def served_tests(f: PlannedFile) -> int:
     return f.cached.test_count() if f.cached else 0
 
 
-def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResult:
+def summary_result(
+    summary: Summary, cache: Cache | None = None, redactor: Redactor | None = None
+) -> RunTestsResult:
     """The wire form of a Summary (ActionResults as their JSON-mode dumps; a served result's
-    dump is made once per process when its `cache` is given)."""
+    dump is made once per process when its `cache` is given); `redactor`: the run's (its
+    environment's secrets), for what pytest printed."""
     from maestro.wire import RunCounts, RunFileResult, RunTestsResult
 
     def dumped(o: FileOutcome, result: ActionResult) -> dict[str, Any]:
@@ -2120,13 +2123,57 @@ def summary_result(summary: Summary, cache: Cache | None = None) -> RunTestsResu
     ]
     counts = {name: getattr(summary, name) for name in RunCounts.model_fields}
     said = _why_unfinished(summary.report) if summary.not_run_files else ""
+    redactor = redactor or Redactor.from_environ(os.environ)
     return RunTestsResult(
         **counts, files=files, pytest_said=said, session_failed=_session_failed(summary),
+        warnings_shown=warnings_shown(summary, redactor),
         confirmed=summary.confirmed, environment=summary.environment, notes=summary.notes,
     )  # fmt: skip
 
 
 _SAID_LINES = 15
+_WARNING_LINES = 300  # of the warnings summary shown; pytest shows them all
+_COLLAPSED = 10  # pytest lists a message's locations up to this many, then counts them by file
+
+
+def warnings_shown(summary: Summary, redactor: Redactor) -> str:
+    """pytest's "warnings summary" for the warnings the tests run now recorded, as its terminal
+    reporter words it (locations grouped under each message), without its title and docs link;
+    redacted as a test's output is (a warning's text can hold a secret). Served files' warnings
+    are only counted: their texts are not stored."""
+    end = summary.report.session_end if summary.report is not None else None
+    if end is None or not end.warning_texts:
+        return ""
+    grouped: dict[str, list[str]] = {}
+    for location, message in end.warning_texts:
+        grouped.setdefault(message, []).append(location)
+    lines: list[str] = []
+    shown = 0
+    for message, locations in grouped.items():
+        located = [where for where in locations if where]
+        if len(located) < _COLLAPSED:
+            block = located
+        else:
+            by_file = Counter(where.split("::", 1)[0] for where in located)
+            block = [f"{f}: {plural(n, 'warning')}" for f, n in by_file.items()]
+        if block:
+            block.append("\n".join("  " + line for line in message.splitlines()).rstrip())
+        else:
+            block.append(message.rstrip())
+        block = "\n".join(block).splitlines()
+        if lines and len(lines) + len(block) > _WARNING_LINES:
+            break
+        lines += [*block, ""]
+        shown += len(locations)
+    ran = max(summary.warnings - summary.cached_warnings, len(end.warning_texts))
+    if ran > shown:
+        lines.append(
+            f"({ran - shown} more of this run's warnings not shown: pytest shows them all)"
+        )
+        lines.append("")
+    return str(redactor.redact("\n".join(lines)))
+
+
 _STOPPED = re.compile(r"!+ stopping after \d+ failures? !+")
 
 

@@ -890,6 +890,11 @@ class RunTestsResult(RunCounts):
         description="when files did not finish: the last lines pytest printed (an "
         "INTERNALERROR, a crash), redacted",
     )
+    warnings_shown: str = Field(
+        default="",
+        description="pytest's warnings summary for the warnings of the tests run now (not the "
+        "served files'), as pytest words it, without its title; redacted",
+    )
     session_failed: str = Field(
         default="",
         description="when pytest failed its session with no test failing (a plugin after the "

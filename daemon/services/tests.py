@@ -526,7 +526,8 @@ class TestService:
         self._after_run(engine, summary, selection, environ)
         if self.speculation is not None:
             await self.speculation.after_run(graph, summary)
-        result = summary_result(summary, self._cache)  # served results: dumped once
+        # served results: dumped once; what pytest printed redacted with the run's secrets
+        result = summary_result(summary, self._cache, live.redactor)
         if predictive is not None:
             # exit 5 ("no tests") is wrong when every file was predicted to pass and skipped
             code = 0 if result.exit_code == 5 and predictive.skipped else result.exit_code

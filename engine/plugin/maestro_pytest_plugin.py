@@ -99,6 +99,9 @@ ENV_RUN_CHILD_DIR = "MAESTRO_RUN_CHILD_DIR"  # the runner's children's folder (i
 _MAX_CAPTURE = 16 * 1024  # per stream, per test
 _MAX_LONGREPR = 16 * 1024
 _MAX_MESSAGE = 1000
+# the warnings pytest's summary would show, as it words them: the first this many, each cut
+_MAX_WARNINGS_SHOWN = 500
+_MAX_WARNING_TEXT = 4000
 _EXCLUDED_PARTS = frozenset(
     {
         ".git",
@@ -1173,8 +1176,9 @@ class _Drop:
 class _Recorder:
     """Pytest hooks. One instance per session; writes events and tracks per-file windows."""
 
-    def __init__(self, stream: Any, children: str) -> None:
+    def __init__(self, stream: Any, children: str, invocation_dir: str = "") -> None:
         self._stream = stream
+        self._invocation_dir = invocation_dir
         self._lock = threading.Lock()
         self._start = time.monotonic()
         # a file outside the workspace written since is this run's output, not its input
@@ -1230,6 +1234,8 @@ class _Recorder:
         self._warnings: dict[str, int] = {}
         self._collect_warnings: dict[str, int] = {}
         self._rewrite_warnings = 0
+        # [location, message] of each, as pytest's "warnings summary" words them
+        self._warning_texts: list[list[str]] = []
         # a test file being collected: the warnings log pytest fills, its length at the start
         # and the file's key; then each warning recorded meanwhile (kept alive) -> that key
         self._log_at: dict[str, tuple[list[Any], int, str]] = {}
@@ -2215,9 +2221,41 @@ class _Recorder:
                     rel = found[1]
             key = rel or ""
             self._collect_warnings[key] = self._collect_warnings.get(key, 0) + 1
+        if len(self._warning_texts) < _MAX_WARNINGS_SHOWN:
+            paused, _active = _active, None  # formatting reads the source line: no test's read
+            try:
+                self._warning_texts.append(self._warning_text(warning_message, nodeid))
+            finally:
+                _active = paused
         if when != "config":  # not a call replayed as this plugin registers
             _FORMATTING.append(_active)
             _active = None
+
+    def _warning_text(self, warning_message: Any, nodeid: str) -> list[str]:
+        """The warning's location and message as pytest's terminal reporter prints them in its
+        summary: the node id, else the file's path from the invocation folder and the line."""
+        try:
+            from _pytest.warnings import warning_record_to_str
+
+            message = warning_record_to_str(warning_message)
+        except Exception:  # pytest internals moved: Python's own wording
+            message = warnings.formatwarning(
+                str(warning_message.message), warning_message.category,
+                warning_message.filename, warning_message.lineno, warning_message.line,
+            )  # fmt: skip
+        location = nodeid
+        if not location and warning_message.filename:
+            path = os.path.abspath(str(warning_message.filename))
+            try:
+                from pathlib import Path
+
+                from _pytest.pathlib import bestrelpath
+
+                shown = bestrelpath(Path(self._invocation_dir or os.getcwd()), Path(path))
+            except Exception:
+                shown = path
+            location = f"{shown}:{warning_message.lineno}"
+        return [location, message[:_MAX_WARNING_TEXT]]
 
     @_wrapper()
     def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
@@ -2458,6 +2496,12 @@ class _Recorder:
             warnings=self._warnings,
             collect_warnings=self._collect_warnings,
             rewrite_warnings=self._rewrite_warnings,
+            # none with --disable-warnings: pytest shows no summary then
+            warning_texts=(
+                []
+                if getattr(session.config.option, "disable_warnings", False)
+                else self._warning_texts
+            ),
             ran_state=self._ran_state,
             ran_names=self._ran_names,
         )
@@ -3571,7 +3615,7 @@ def pytest_configure(config: Any) -> None:
         if _TRACER is not None:
             _TRACER.stop()
         return
-    recorder = _Recorder(stream, _children_dir(config))
+    recorder = _Recorder(stream, _children_dir(config), str(config.invocation_params.dir))
     config.pluginmanager.register(recorder, "maestro-recorder")
     config.pluginmanager.register(_Drop(recorder), "maestro-drop")
     if _TRACER is not None and _TRACER.mode == "lsprof":

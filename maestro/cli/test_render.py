@@ -436,6 +436,9 @@ def _short_summary(tests: list[Mapping[str, Any]], chars: str) -> list[str]:
     return lines
 
 
+_WARNINGS_DOCS = "https://docs.pytest.org/en/stable/how-to/capture-warnings.html"
+
+
 def print_summary(result: Mapping[str, Any], *, report: str | None = None) -> None:
     """Failures, flaky tests and the counts line of a RunTestsResult in JSON mode; ``report``:
     the outcomes ``-r`` asks for (`report_chars`), listed as pytest's short summary lists them."""
@@ -467,6 +470,10 @@ def print_summary(result: Mapping[str, Any], *, report: str | None = None) -> No
             if t.get("details"):  # pytest's report: the traceback and its assertion diff
                 text = textwrap.indent(str(t["details"]).rstrip("\n"), "    ")
                 console.print(escape(text), highlight=False, soft_wrap=True)
+    if shown := str(result.get("warnings_shown") or ""):  # where pytest prints its own
+        console.rule("warnings summary")
+        console.print(escape(shown.rstrip("\n") + "\n"), highlight=False, soft_wrap=True)
+        console.print(f"-- Docs: {_WARNINGS_DOCS}", highlight=False, soft_wrap=True)
     if report and (short := _short_summary(tests, report)):
         console.rule("short test summary info")
         for line in short:
@@ -525,8 +532,8 @@ def print_summary(result: Mapping[str, Any], *, report: str | None = None) -> No
             else "the warning is"
         )
         console.print(
-            f"{which} from the cached results' recorded runs (maestro test counts warnings,"
-            " pytest shows them)",
+            f"{which} from the cached results' recorded runs (maestro test shows the text of"
+            " the warnings of the files it runs; --no-cache runs them all)",
             highlight=False,
         )
     notes = [str(n) for n in result.get("policy") or []]

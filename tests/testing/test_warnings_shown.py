@@ -1,0 +1,129 @@
+"""`maestro test` shows the warnings of the tests it ran as pytest's "warnings summary" shows
+them (the same locations and messages, grouped by message), in process and through the daemon;
+one a served file had is only counted, with a note. Before, a user saw "1 passed, 1 warning" and
+never the warning's text: a dependency's DeprecationWarning after an upgrade stayed unseen.
+Real pytest children, the real CLI, a real LMDB cache."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from project_python import plain_pytest, project_python
+
+MAESTRO = str(Path(sys.executable).with_name("maestro"))
+SECRET = "ghp_" + "Ab1Cd2Ef3Gh4" * 3  # a GitHub token's form: redacted wherever it appears
+
+WARNS = """
+import warnings
+
+TOKEN = "ghp_" + "Ab1Cd2Ef3Gh4" * 3
+
+
+def test_old_api():
+    warnings.warn("old_api() is deprecated", DeprecationWarning)
+
+
+def test_old_api_again():
+    warnings.warn("old_api() is deprecated", DeprecationWarning)
+
+
+def test_token():
+    warnings.warn("token " + TOKEN, UserWarning)
+
+
+def test_quiet():
+    assert True
+"""
+
+OTHER = """
+import warnings
+
+
+def test_other():
+    warnings.warn("from the other file", UserWarning)
+"""
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
+    env.update(
+        MAESTRO_CACHE_DIR=str(tmp_path / "cache"),
+        MAESTRO_STATE_DIR=str(tmp_path / "state"),
+    )
+    return env
+
+
+def _workspace(tmp_path: Path) -> Path:
+    root = tmp_path / "ws"
+    for rel, text in {
+        "maestro.toml": f"interpreter = {str(project_python())!r}\n",
+        # an unknown option: pytest's configuration warning, in its summary too
+        "pytest.ini": "[pytest]\nno_such_option = 1\n",
+        "tests/test_warns.py": WARNS,
+        "tests/test_other.py": OTHER,
+    }.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    return root
+
+
+def _block(output: str) -> list[str]:
+    """The lines of the "warnings summary" section, between its title and the docs link."""
+    lines = output.splitlines()
+    start = next((i for i, line in enumerate(lines) if "warnings summary" in line), None)
+    assert start is not None, output
+    end = next(i for i in range(start, len(lines)) if lines[i].startswith("-- Docs: "))
+    return [line.rstrip() for line in lines[start + 1 : end]]
+
+
+def _maestro(root: Path, tmp_path: Path, daemon: str) -> str:
+    done = subprocess.run(
+        [MAESTRO, "test"], cwd=root, env=_env(tmp_path) | {"MAESTRO_DAEMON": daemon},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert " — ran " in done.stdout, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.mark.parametrize("daemon", ["off", "start"])
+def test_the_warnings_of_the_tests_run_are_shown_as_pytest_shows_them(
+    tmp_path: Path, daemon: str
+) -> None:
+    root = _workspace(tmp_path)
+    plain = plain_pytest(project_python(), root, env=_env(tmp_path))
+    truth = _block(plain.stdout)
+    assert any("DeprecationWarning: old_api() is deprecated" in line for line in truth), truth
+    assert any("PytestConfigWarning" in line for line in truth), truth
+    try:
+        fresh = _maestro(root, tmp_path, daemon)
+        assert "5 passed, 5 warnings — ran 2 files" in fresh, fresh
+        # the secret pytest prints is redacted, as a test's output is
+        assert SECRET not in fresh
+        redacted = [
+            re.sub(r"\[REDACTED:[a-z0-9-]+:[0-9a-f]{4}\]", SECRET, x) for x in _block(fresh)
+        ]
+        assert redacted == truth, fresh
+        assert any("token [REDACTED:" in line for line in _block(fresh)), fresh
+
+        # one file edited: its warning is shown, the served file's are counted with a note
+        (root / "tests/test_other.py").write_text(OTHER.replace("other file", "edited file"))
+        partly = _maestro(root, tmp_path, daemon)
+        shown = _block(partly)
+        assert any("UserWarning: from the edited file" in line for line in shown), partly
+        assert not any("old_api" in line for line in shown), partly
+        assert "from the cached results' recorded runs" in partly, partly
+
+        served = _maestro(root, tmp_path, daemon)
+        assert "warnings summary" not in served, served
+        assert "from the cached results' recorded runs" in served, served
+    finally:
+        if daemon != "off":
+            subprocess.run(
+                [MAESTRO, "daemon", "stop"], cwd=root, env=_env(tmp_path), capture_output=True,
+                timeout=60,
+            )  # fmt: skip
