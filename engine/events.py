@@ -204,6 +204,9 @@ class SessionEnd(_Event):
     """(location, message) of each warning recorded (the first few hundred), as pytest's
     "warnings summary" words them: the node id or ``path:line``, the formatted warning with its
     source line; none when the run's arguments turn that summary off."""
+    configure_warnings: list[str] = []
+    """The warnings raised in ``pytest_configure`` implementations, as Python printed them on
+    pytest's error output (no part of its summary, nor of its count)."""
     ran_state: dict[str, list[str]] = {}
     """Test file -> the workspace modules its tests left changed (a registry filled or
     cleared): what the tests of the files after it see (engine/pollution.py)."""

@@ -2127,6 +2127,7 @@ def summary_result(
     return RunTestsResult(
         **counts, files=files, pytest_said=said, session_failed=_session_failed(summary),
         warnings_shown=warnings_shown(summary, redactor),
+        configure_warnings=configure_warnings(summary, redactor),
         confirmed=summary.confirmed, environment=summary.environment, notes=summary.notes,
     )  # fmt: skip
 
@@ -2172,6 +2173,16 @@ def warnings_shown(summary: Summary, redactor: Redactor) -> str:
         )
         lines.append("")
     return str(redactor.redact("\n".join(lines)))
+
+
+def configure_warnings(summary: Summary, redactor: Redactor) -> str:
+    """The warnings pytest's configuration raised (a conftest's or a plugin's
+    ``pytest_configure``), as pytest printed them on its error output: no part of its summary;
+    redacted."""
+    end = summary.report.session_end if summary.report is not None else None
+    if end is None or not end.configure_warnings:
+        return ""
+    return str(redactor.redact("".join(end.configure_warnings)))
 
 
 _STOPPED = re.compile(r"!+ stopping after \d+ failures? !+")

@@ -895,6 +895,11 @@ class RunTestsResult(RunCounts):
         description="pytest's warnings summary for the warnings of the tests run now (not the "
         "served files'), as pytest words it, without its title; redacted",
     )
+    configure_warnings: str = Field(
+        default="",
+        description="the warnings pytest's configuration raised (a conftest's or a plugin's "
+        "pytest_configure), as pytest printed them on its error output when it started; redacted",
+    )
     session_failed: str = Field(
         default="",
         description="when pytest failed its session with no test failing (a plugin after the "

@@ -2502,6 +2502,9 @@ class _Recorder:
                 if getattr(session.config.option, "disable_warnings", False)
                 else self._warning_texts
             ),
+            configure_warnings=getattr(
+                session.config.pluginmanager.get_plugin(_CONFIGURE_WARNINGS), "printed", []
+            ),
             ran_state=self._ran_state,
             ran_names=self._ran_names,
         )
@@ -3448,6 +3451,10 @@ def pytest_cmdline_main(config: Any) -> None:
     """Under a runner, pytest-xdist's workers (``-n``, ``--dist``, ``--tx``, from the command line
     or addopts) would run the tests where nothing records them: the tests run in this process
     instead, as xdist's own ``-n 0`` runs them (before xdist reads its options)."""
+    if os.environ.get(ENV_FD) and not hasattr(config, "workerinput"):
+        started = _ConfigureWarnings()
+        config.pluginmanager.register(started, _CONFIGURE_WARNINGS)
+        config.pluginmanager.register(_ConfigureEnd(started), "maestro-configure-end")
     option = config.option
     if not os.environ.get(ENV_FD) or not hasattr(option, "numprocesses"):
         return
@@ -3455,6 +3462,56 @@ def pytest_cmdline_main(config: Any) -> None:
     option.distload = False
     option.dist = "no"
     option.tx = []
+
+
+_CONFIGURE_WARNINGS = "maestro-configure-warnings"
+
+
+class _ConfigureWarnings:
+    """The warnings raised in ``pytest_configure`` implementations (a conftest's, a plugin's such
+    as pytest-asyncio's): pytest records none of them for its summary, Python prints each on the
+    error output as pytest starts. Kept as printed, for the runner to show them (it shows no
+    pytest output); printed as before. A historic hook takes no wrapper: recording starts in the
+    first implementation called and ends in a last one (`_ConfigureEnd`); pytest's own
+    ``catch_warnings`` around the call restores Python's state if an implementation raises."""
+
+    def __init__(self) -> None:
+        self.printed: list[str] = []
+        self._catching: Any = None
+        self._log: list[Any] = []
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_configure(self, config: Any) -> None:
+        self._catching = warnings.catch_warnings(record=True)
+        self._log = self._catching.__enter__()
+
+    def end(self) -> None:
+        if self._catching is None:
+            return
+        self._catching.__exit__(None, None, None)
+        self._catching = None
+        for message in self._log:
+            try:
+                text = warnings._formatwarnmsg(message)  # type: ignore[attr-defined]
+            except Exception:  # Python's internals moved: its public wording
+                text = warnings.formatwarning(
+                    str(message.message), message.category, message.filename, message.lineno,
+                    message.line,
+                )  # fmt: skip
+            with contextlib.suppress(Exception):
+                sys.stderr.write(text)
+            if len(self.printed) < _MAX_WARNINGS_SHOWN:
+                self.printed.append(text[:_MAX_WARNING_TEXT])
+        self._log = []
+
+
+class _ConfigureEnd:
+    def __init__(self, started: _ConfigureWarnings) -> None:
+        self._started = started
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_configure(self, config: Any) -> None:
+        self._started.end()
 
 
 # Modules whose ``pytest_runtest_makereport`` wrappers never look at a report's text (pytest's own

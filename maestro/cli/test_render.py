@@ -470,6 +470,10 @@ def print_summary(result: Mapping[str, Any], *, report: str | None = None) -> No
             if t.get("details"):  # pytest's report: the traceback and its assertion diff
                 text = textwrap.indent(str(t["details"]).rstrip("\n"), "    ")
                 console.print(escape(text), highlight=False, soft_wrap=True)
+    if printed := str(result.get("configure_warnings") or ""):  # pytest prints them as it starts
+        from maestro.cli.consoles import err_console
+
+        err_console.print(escape(printed.rstrip("\n")), highlight=False, soft_wrap=True)
     if shown := str(result.get("warnings_shown") or ""):  # where pytest prints its own
         console.rule("warnings summary")
         console.print(escape(shown.rstrip("\n") + "\n"), highlight=False, soft_wrap=True)

@@ -127,3 +127,46 @@ def test_the_warnings_of_the_tests_run_are_shown_as_pytest_shows_them(
                 [MAESTRO, "daemon", "stop"], cwd=root, env=_env(tmp_path), capture_output=True,
                 timeout=60,
             )  # fmt: skip
+
+
+CONFIGURE = """
+import warnings
+
+import pytest
+
+
+def pytest_configure(config):
+    warnings.warn(pytest.PytestDeprecationWarning("configure-time deprecation"))
+"""
+
+
+@pytest.mark.parametrize("daemon", ["off", "start"])
+def test_a_warning_pytest_prints_as_it_configures_is_shown(tmp_path: Path, daemon: str) -> None:
+    """A warning raised in a ``pytest_configure`` (a conftest's, pytest-asyncio's "the
+    configuration option asyncio_default_fixture_loop_scope is unset") is no part of pytest's
+    warnings summary: pytest prints it on its error output as it starts, on every run. Maestro
+    printed nothing of it; now a run that starts pytest prints it as pytest did."""
+    root = _workspace(tmp_path)
+    (root / "tests/conftest.py").write_text(CONFIGURE)
+    plain = plain_pytest(project_python(), root, env=_env(tmp_path))
+    said = [line for line in plain.stderr.splitlines() if line.strip()]
+    assert said and "PytestDeprecationWarning: configure-time deprecation" in said[0], plain.stderr
+    try:
+        fresh = subprocess.run(
+            [MAESTRO, "test"], cwd=root, env=_env(tmp_path) | {"MAESTRO_DAEMON": daemon},
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        shown = fresh.stderr.splitlines()
+        for line in said:
+            assert line in shown, fresh.stdout + fresh.stderr
+        served = subprocess.run(
+            [MAESTRO, "test"], cwd=root, env=_env(tmp_path) | {"MAESTRO_DAEMON": daemon},
+            capture_output=True, text=True, timeout=180,
+        )  # fmt: skip
+        assert "ran 0 files" in served.stdout, served.stdout
+    finally:
+        if daemon != "off":
+            subprocess.run(
+                [MAESTRO, "daemon", "stop"], cwd=root, env=_env(tmp_path), capture_output=True,
+                timeout=60,
+            )  # fmt: skip
