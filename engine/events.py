@@ -200,10 +200,11 @@ class SessionEnd(_Event):
     others (pytest's configuration, code outside the workspace)."""
     rewrite_warnings: int = 0
     """pytest's warnings about the asserts of the modules it rewrote (not in the others)."""
-    warning_texts: list[tuple[str, str]] = []
-    """(location, message) of each warning recorded (the first few hundred), as pytest's
-    "warnings summary" words them: the node id or ``path:line``, the formatted warning with its
-    source line; none when the run's arguments turn that summary off."""
+    warning_texts: list[tuple[str, int, list[str], dict[str, int]]] = []
+    """The warnings recorded as pytest's "warnings summary" words them, by message (the warning
+    formatted with its source line; the first few hundred messages): how many, their locations
+    (the node id or ``path:line``; the first ten) and how many by file; none when the run's
+    arguments turn that summary off."""
     configure_warnings: list[str] = []
     """The warnings raised in ``pytest_configure`` implementations, as Python printed them on
     pytest's error output (no part of its summary, nor of its count)."""

@@ -2145,17 +2145,12 @@ def warnings_shown(summary: Summary, redactor: Redactor) -> str:
     end = summary.report.session_end if summary.report is not None else None
     if end is None or not end.warning_texts:
         return ""
-    grouped: dict[str, list[str]] = {}
-    for location, message in end.warning_texts:
-        grouped.setdefault(message, []).append(location)
     lines: list[str] = []
     shown = 0
-    for message, locations in grouped.items():
-        located = [where for where in locations if where]
-        if len(located) < _COLLAPSED:
-            block = located
+    for message, count, locations, by_file in end.warning_texts:
+        if sum(by_file.values()) < _COLLAPSED:
+            block = list(locations)
         else:
-            by_file = Counter(where.split("::", 1)[0] for where in located)
             block = [f"{f}: {plural(n, 'warning')}" for f, n in by_file.items()]
         if block:
             block.append("\n".join("  " + line for line in message.splitlines()).rstrip())
@@ -2165,8 +2160,8 @@ def warnings_shown(summary: Summary, redactor: Redactor) -> str:
         if lines and len(lines) + len(block) > _WARNING_LINES:
             break
         lines += [*block, ""]
-        shown += len(locations)
-    ran = max(summary.warnings - summary.cached_warnings, len(end.warning_texts))
+        shown += count
+    ran = max(summary.warnings - summary.cached_warnings, shown)
     if ran > shown:
         lines.append(
             f"({ran - shown} more of this run's warnings not shown: pytest shows them all)"

@@ -99,9 +99,11 @@ ENV_RUN_CHILD_DIR = "MAESTRO_RUN_CHILD_DIR"  # the runner's children's folder (i
 _MAX_CAPTURE = 16 * 1024  # per stream, per test
 _MAX_LONGREPR = 16 * 1024
 _MAX_MESSAGE = 1000
-# the warnings pytest's summary would show, as it words them: the first this many, each cut
+# the warnings pytest's summary would show, as it words them: this many messages, each cut
 _MAX_WARNINGS_SHOWN = 500
 _MAX_WARNING_TEXT = 4000
+# pytest lists a message's locations while fewer than this, then counts them by file
+_LOCATIONS_LISTED = 10
 _EXCLUDED_PARTS = frozenset(
     {
         ".git",
@@ -1234,8 +1236,9 @@ class _Recorder:
         self._warnings: dict[str, int] = {}
         self._collect_warnings: dict[str, int] = {}
         self._rewrite_warnings = 0
-        # [location, message] of each, as pytest's "warnings summary" words them
-        self._warning_texts: list[list[str]] = []
+        # as pytest's "warnings summary" words them: message -> how many, their locations
+        # (while fewer than pytest lists) and how many by file (its count once it stops listing)
+        self._warning_texts: dict[str, tuple[list[int], list[str], dict[str, int]]] = {}
         # a test file being collected: the warnings log pytest fills, its length at the start
         # and the file's key; then each warning recorded meanwhile (kept alive) -> that key
         self._log_at: dict[str, tuple[list[Any], int, str]] = {}
@@ -2221,17 +2224,26 @@ class _Recorder:
                     rel = found[1]
             key = rel or ""
             self._collect_warnings[key] = self._collect_warnings.get(key, 0) + 1
-        if len(self._warning_texts) < _MAX_WARNINGS_SHOWN:
-            paused, _active = _active, None  # formatting reads the source line: no test's read
-            try:
-                self._warning_texts.append(self._warning_text(warning_message, nodeid))
-            finally:
-                _active = paused
+        paused, _active = _active, None  # formatting reads the source line: no test's read
+        try:
+            location, message = self._warning_text(warning_message, nodeid)
+        finally:
+            _active = paused
+        shown = self._warning_texts.get(message)
+        if shown is None and len(self._warning_texts) < _MAX_WARNINGS_SHOWN:
+            shown = self._warning_texts[message] = ([0], [], {})
+        if shown is not None:
+            shown[0][0] += 1
+            if location:
+                if len(shown[1]) < _LOCATIONS_LISTED:
+                    shown[1].append(location)
+                by_file = location.split("::", 1)[0]
+                shown[2][by_file] = shown[2].get(by_file, 0) + 1
         if when != "config":  # not a call replayed as this plugin registers
             _FORMATTING.append(_active)
             _active = None
 
-    def _warning_text(self, warning_message: Any, nodeid: str) -> list[str]:
+    def _warning_text(self, warning_message: Any, nodeid: str) -> tuple[str, str]:
         """The warning's location and message as pytest's terminal reporter prints them in its
         summary: the node id, else the file's path from the invocation folder and the line."""
         try:
@@ -2255,7 +2267,7 @@ class _Recorder:
             except Exception:
                 shown = path
             location = f"{shown}:{warning_message.lineno}"
-        return [location, message[:_MAX_WARNING_TEXT]]
+        return location, message[:_MAX_WARNING_TEXT]
 
     @_wrapper()
     def pytest_runtest_makereport(self, item: Any, call: Any) -> Any:
@@ -2500,7 +2512,7 @@ class _Recorder:
             warning_texts=(
                 []
                 if getattr(session.config.option, "disable_warnings", False)
-                else self._warning_texts
+                else [[m, n[0], at, by] for m, (n, at, by) in self._warning_texts.items()]
             ),
             configure_warnings=getattr(
                 session.config.pluginmanager.get_plugin(_CONFIGURE_WARNINGS), "printed", []

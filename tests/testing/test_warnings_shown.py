@@ -48,6 +48,19 @@ def test_other():
     warnings.warn("from the other file", UserWarning)
 """
 
+# one message from 12 tests: pytest counts its locations by file ("tests/test_many.py: 12
+# warnings") once there are 10 or more
+MANY = """
+import warnings
+
+import pytest
+
+
+@pytest.mark.parametrize("i", range(12))
+def test_many(i):
+    warnings.warn("many", DeprecationWarning)
+"""
+
 
 def _env(tmp_path: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAESTRO_")}
@@ -66,6 +79,7 @@ def _workspace(tmp_path: Path) -> Path:
         "pytest.ini": "[pytest]\nno_such_option = 1\n",
         "tests/test_warns.py": WARNS,
         "tests/test_other.py": OTHER,
+        "tests/test_many.py": MANY,
     }.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text)
@@ -99,9 +113,10 @@ def test_the_warnings_of_the_tests_run_are_shown_as_pytest_shows_them(
     truth = _block(plain.stdout)
     assert any("DeprecationWarning: old_api() is deprecated" in line for line in truth), truth
     assert any("PytestConfigWarning" in line for line in truth), truth
+    assert "tests/test_many.py: 12 warnings" in truth, truth
     try:
         fresh = _maestro(root, tmp_path, daemon)
-        assert "5 passed, 5 warnings — ran 2 files" in fresh, fresh
+        assert "17 passed, 17 warnings — ran 3 files" in fresh, fresh
         # the secret pytest prints is redacted, as a test's output is
         assert SECRET not in fresh
         redacted = [
@@ -170,3 +185,28 @@ def test_a_warning_pytest_prints_as_it_configures_is_shown(tmp_path: Path, daemo
                 [MAESTRO, "daemon", "stop"], cwd=root, env=_env(tmp_path), capture_output=True,
                 timeout=60,
             )  # fmt: skip
+
+
+def test_a_message_from_many_tests_is_counted_as_pytest_counts_it(tmp_path: Path) -> None:
+    """pytest counts a message's locations by file once there are 10 or more: all of them, even
+    past the few hundred messages whose text Maestro keeps; more messages than it shows are
+    counted in a last line."""
+    root = tmp_path / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "tests/test_lots.py").write_text(
+        "import warnings\n\nimport pytest\n\n\n"
+        "@pytest.mark.parametrize('i', range(700))\n"
+        "def test_same(i):\n    warnings.warn('same', DeprecationWarning)\n\n\n"
+        "@pytest.mark.parametrize('i', range(200))\n"
+        "def test_each(i):\n    warnings.warn(f'each {i}', UserWarning)\n"
+    )
+    plain = plain_pytest(project_python(), root, env=_env(tmp_path))
+    assert "tests/test_lots.py: 700 warnings" in plain.stdout, plain.stdout
+    out = _maestro(root, tmp_path, "off")
+    assert "900 passed, 900 warnings" in out, out
+    assert "tests/test_lots.py: 700 warnings" in out, out
+    shown = _block(out)
+    assert len(shown) < 320, len(shown)
+    assert "UserWarning: each 0" in "\n".join(shown), out
+    assert re.search(r"\((\d+) more of this run's warnings not shown", out), out
