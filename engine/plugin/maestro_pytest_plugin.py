@@ -2508,10 +2508,11 @@ class _Recorder:
             warnings=self._warnings,
             collect_warnings=self._collect_warnings,
             rewrite_warnings=self._rewrite_warnings,
-            # none with --disable-warnings: pytest shows no summary then
+            # none with --disable-warnings or --no-summary: pytest shows no summary then
             warning_texts=(
                 []
                 if getattr(session.config.option, "disable_warnings", False)
+                or getattr(session.config.option, "no_summary", False)
                 else [[m, n[0], at, by] for m, (n, at, by) in self._warning_texts.items()]
             ),
             configure_warnings=getattr(

@@ -210,3 +210,16 @@ def test_a_message_from_many_tests_is_counted_as_pytest_counts_it(tmp_path: Path
     assert len(shown) < 320, len(shown)
     assert "UserWarning: each 0" in "\n".join(shown), out
     assert re.search(r"\((\d+) more of this run's warnings not shown", out), out
+
+
+@pytest.mark.parametrize("flag", ["--disable-warnings", "--no-summary"])
+def test_no_warnings_summary_when_pytest_shows_none(tmp_path: Path, flag: str) -> None:
+    root = _workspace(tmp_path)
+    plain = plain_pytest(project_python(), root, flag, env=_env(tmp_path))
+    assert "warnings summary" not in plain.stdout, plain.stdout
+    done = subprocess.run(
+        [MAESTRO, "test", "--", flag], cwd=root, env=_env(tmp_path) | {"MAESTRO_DAEMON": "off"},
+        capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert " — ran 3 files" in done.stdout, done.stdout + done.stderr
+    assert "warnings summary" not in done.stdout, done.stdout
