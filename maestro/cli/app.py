@@ -25,7 +25,7 @@ _COMMANDS: dict[str, tuple[str, ...]] = {
     "test": ("maestro.cli.test_cmd", "test", "TestCommand"),
     "impacted": ("maestro.cli.graph_cmd", "impacted"),
     "why": ("maestro.cli.graph_cmd", "why"),
-    "explain": ("maestro.cli.explain_cmd", "explain", "TestCommand"),
+    "explain": ("maestro.cli.explain_typer", "explain", "TestCommand"),
     "stale": ("maestro.cli.workspace_cmd", "stale", "TestCommand"),
     "status": ("maestro.cli.workspace_cmd", "status"),
     "demo": ("maestro.cli.demo_cmd", "demo"),

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
 from rich.markup import escape
 
-from maestro.cli import common
-from maestro.cli.common import JSON_OPTION, ROOT_OPTION, console, report_error, resolve_root
-from maestro.cli.test_cmd import PYTEST_ARGS, _relative
-from maestro.cli.test_cmd import TestCommand as TestCommand  # splits at `--` (cli/app.py)
+from maestro.cli.consoles import console
+from maestro.cli.test_run import _relative
 from maestro.counts import plural
 from maestro.errors import MaestroError, UnknownTargetError
 
@@ -199,24 +196,21 @@ def _record_of(planned: PlannedFile, previous: ActionResult | None) -> ActionRes
     return planned.cached or planned.carried or previous
 
 
-def explain(
-    ctx: typer.Context,
-    test: Annotated[str | None, typer.Argument(help="a test file or node id (path::name)")] = None,
-    record: Annotated[
-        bool, typer.Option("--record", help="also list the functions and files it used")
-    ] = False,
-    as_json: JSON_OPTION = False,
-    execution: Annotated[
-        str | None, typer.Option("--execution", help="a run's id: its policy decisions")
-    ] = None,
-    root: ROOT_OPTION = None,
+class Refused(Exception):
+    """A MaestroError `maestro explain TEST` reports as pytest reports a usage error (the
+    typer command: maestro/cli/explain_typer.py); any other MaestroError propagates."""
+
+    def __init__(self, error: MaestroError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+def explain_test(
+    workspace: Path, test: str, given: Sequence[str], *, record: bool, as_json: bool
 ) -> None:
-    """Why TEST would run (which changed code it executed), or why it is served from cache;
-    with the policy decisions about it (or about the run --execution ID). Give the run's pytest
-    arguments after `--`, as to `maestro test` (PYTEST_ADDOPTS is read as pytest reads it)."""
-    if execution is not None or test is None:
-        _explain_execution(execution, as_json, root)
-        return
+    """`maestro explain TEST [-- ARGS]` (``given``: the pytest arguments after `--`) for both
+    routes: the lean entry point (maestro/cli/fast.py) and the typer command. Prints only once
+    everything is computed: an error leaves nothing printed."""
     from contextlib import closing
 
     from maestro.cache.keys import changed_inputs
@@ -225,14 +219,13 @@ def explain(
     from maestro.engine.core import Engine
 
     try:
-        workspace = resolve_root(root)
         rel = _relative(workspace, [test], keep_missing=False)[0]
         target, sep, _ = rel.partition("::")
         with closing(Engine.open(workspace)) as engine:
             # read as `maestro test` reads them: its --junitxml and the paths it selects with
             # are no pytest arguments of the run's key
-            given = with_env_addopts(ctx.meta.get(PYTEST_ARGS, []), os.environ)
-            pytest_args = tuple(paths_of(junit_of(given)[0], workspace)[1])
+            with_addopts = with_env_addopts(given, os.environ)
+            pytest_args = tuple(paths_of(junit_of(with_addopts)[0], workspace)[1])
             # what `maestro test` (the full run) does with it: the last run's context
             planned = engine.plan(
                 testing.Selection(paths=(target,), pytest_args=pytest_args, full_run_answer=True)
@@ -254,7 +247,7 @@ def explain(
             since_last = changed_inputs(latest[1], pf.key.inputs) if latest else []
             runs_with = [] if pf.runs else _runs_with(engine, pf.target, pytest_args)
     except MaestroError as exc:
-        raise common.pytest_style_exit(exc) from None
+        raise Refused(exc) from None
     result = _record_of(pf, previous)
     policy = _decisions(workspace, test=rel)
     nodes = [t.node_id for t in result.tests] if result else []
@@ -262,7 +255,7 @@ def explain(
         try:
             nodes = _named_nodes(_stored_id(rel), nodes, pf.target, workspace)
         except MaestroError as exc:
-            raise common.pytest_style_exit(exc) from None
+            raise Refused(exc) from None
     said = pf.describe()
     if runs_with:
         said = f"collected before a file that runs ({_named(runs_with)})"
@@ -360,29 +353,6 @@ def _decisions(workspace: Path, **query: str) -> list[DecisionRecord]:
 
 def _policy_row(record: DecisionRecord) -> dict[str, Any]:
     return record.model_dump(mode="json", by_alias=True)
-
-
-def _explain_execution(execution: str | None, as_json: bool, root: Path | None) -> None:
-    if execution is None:
-        report_error(MaestroError("name a TEST or --execution ID", hint="maestro explain --help"))
-        raise typer.Exit(common.EXIT_USAGE)
-    try:
-        found = list(reversed(_decisions(resolve_root(root), execution_id=execution)))
-    except MaestroError as exc:
-        report_error(exc)
-        raise typer.Exit(common.EXIT_INTERNAL) from None
-    if as_json:
-        payload = {
-            "schema": "maestro.explain.execution/1",
-            "execution_id": execution,
-            "decisions": [_policy_row(r) for r in found],
-        }
-        console.print_json(json.dumps(payload))
-        return
-    if not found:
-        console.print(f"no policy decisions recorded for execution {execution}")
-    for r in found:
-        console.print(escape(f"{r.time} {r.summary}"), highlight=False)
 
 
 def _opaque_of(result: ActionResult | None, node: str) -> list[str]:

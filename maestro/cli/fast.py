@@ -11,7 +11,9 @@ as the full CLI (maestro/cli/test_render.py, maestro/cli/graph_render.py): outpu
 are the same by construction.
 
 Everything else, including "no daemon is running" and any refusal or error before the run
-starts, goes to the full CLI (maestro/cli/app.py), which then does exactly what it always did.
+starts, goes to the full CLI (maestro/cli/app.py), which then does exactly what it always did;
+but `graph stats` and `stale`, which the full CLI would compute in process, are computed here
+without typer as well, and so is `explain TEST`, which no daemon answers.
 """
 
 from __future__ import annotations
@@ -1005,22 +1007,31 @@ def _stale_shape(report: Mapping[str, Any]) -> bool:
     )  # fmt: skip
 
 
-def fast_stale(argv: Sequence[str]) -> int | None:
-    """`maestro stale [--json] [--no-daemon] [--root R] [-- PYTEST_ARGS]` without typer: from a
-    running daemon, or in process when the full CLI would compute it there too (no daemon, and
-    none it would start); None otherwise (the full CLI then does what it always did)."""
+def _with_flags(
+    argv: Sequence[str], names: Sequence[str]
+) -> tuple[dict[str, bool], GraphArgs | None, list[str]]:
+    """A command line of a command taking pytest arguments after `--` (split there, as
+    maestro/cli/test_cmd.py's TestCommand splits it): the flags in ``names`` given before it,
+    the positional arguments and --root (None for anything else), and the arguments after it."""
     head, tail = list(argv[1:]), []
     if "--" in head:
         cut = head.index("--")
         head, tail = head[:cut], head[cut + 1 :]
-    flags = {"--json": False, "--no-daemon": False}
+    flags = dict.fromkeys(names, False)
     rest: list[str] = []
     for arg in head:
         if arg in flags:
             flags[arg] = True
         else:
             rest.append(arg)
-    args = parse_graph_args(rest, flags=("--root",))
+    return flags, parse_graph_args(rest, flags=("--root",)), tail
+
+
+def fast_stale(argv: Sequence[str]) -> int | None:
+    """`maestro stale [--json] [--no-daemon] [--root R] [-- PYTEST_ARGS]` without typer: from a
+    running daemon, or in process when the full CLI would compute it there too (no daemon, and
+    none it would start); None otherwise (the full CLI then does what it always did)."""
+    flags, args, tail = _with_flags(argv, ("--json", "--no-daemon"))
     if args is None or args.positional:
         return None
     workspace = _workspace(args.root)
@@ -1055,10 +1066,36 @@ def fast_stale(argv: Sequence[str]) -> int | None:
     return 0
 
 
+# --- maestro explain TEST ------------------------------------------------------------------------
+
+
+def fast_explain(argv: Sequence[str]) -> int | None:
+    """`maestro explain TEST [--record] [--json] [--root R] [-- PYTEST_ARGS]` without typer: in
+    process, as the full CLI computes it (no daemon answers it); None for any other command line
+    (--execution, --help, no TEST) and on any error, which the full CLI then reports."""
+    flags, args, tail = _with_flags(argv, ("--json", "--record"))
+    if args is None or len(args.positional) != 1:
+        return None
+    workspace = _workspace(args.root)
+    if workspace is None:
+        return None
+    from maestro.cli.explain_cmd import Refused, explain_test
+    from maestro.errors import MaestroError
+
+    try:  # everything is computed before anything is printed
+        explain_test(
+            workspace, args.positional[0], tail, record=flags["--record"], as_json=flags["--json"]
+        )
+    except (Refused, MaestroError):
+        return None
+    return 0
+
+
 FAST_COMMANDS: dict[str, Callable[[Sequence[str]], int | None]] = {
     "test": fast_test,
     "impacted": fast_impacted,
     "why": fast_why,
     "graph": fast_graph_stats,
     "stale": fast_stale,
+    "explain": fast_explain,
 }

@@ -603,3 +603,37 @@ def test_stale_answers_like_the_full_cli_without_typer(ws: DaemonEnv) -> None:
     # --help and an unknown option are the full CLI's
     assert "--no-daemon" in maestro(ws, "stale", "--help").stdout
     assert maestro(ws, "stale", "-x").returncode == 2
+
+
+EXPLAIN = [
+    ("explain", "tests/test_core.py"),
+    ("explain", "tests/test_core.py::test_one", "--record"),
+    ("explain", "--json", "tests/test_core.py"),
+    ("explain", "tests/test_core.py", "--root", ".", "--", "-k", "one"),
+]
+
+
+def test_explain_answers_like_the_full_cli_without_typer(ws: DaemonEnv) -> None:
+    # BE: `maestro explain FILE` loaded typer and every test command's module before the engine
+    assert maestro(ws, "test").returncode == 0
+    ws.write_old({"src/pkg/core.py": "def one():\n    return 1  # edited\n"})
+    said = maestro(ws, "explain", "tests/test_core.py")
+    assert said.stdout.startswith("tests/test_core.py: inputs changed: src/pkg/core.py"), said
+    for args in EXPLAIN:
+        fast_answer = maestro(ws, *args)
+        assert fast_answer.returncode == 0 and fast_answer.stdout, fast_answer.stderr
+        same(fast_answer, full_cli(ws, *args))
+        assert "typer" not in imported(ws, *args)
+    # an error, no TEST, --execution and --help are the full CLI's, as they were
+    for args in (
+        ("explain", "tests/nope.py"),
+        ("explain", "tests/test_core.py::test_nope"),
+        ("explain",),
+        ("explain", "--execution", "x"),
+    ):
+        alone = maestro(ws, *args)
+        assert alone.returncode in (0, 4) and alone.stdout + alone.stderr, args
+        same(alone, full_cli(ws, *args))
+    assert "typer" in imported(ws, "explain", "tests/nope.py")
+    assert "--record" in maestro(ws, "explain", "--help").stdout
+    assert not daemon_processes(ws.root)
