@@ -2206,8 +2206,11 @@ def _session_failed(summary: Summary) -> str:
     report = summary.report
     if report is None or report.exit_code != 1 or summary.failed or summary.errors:
         return ""
-    if summary.confirmed:
-        return ""  # a partial run's failure its whole file did not repeat: pytest's 1 is that
+    if summary.confirmed or any(r.outcome in FAILING for r in report.results.values()):
+        # a test failed in pytest's run, its result replaced since (a partial run's failure its
+        # whole file did not repeat, a file run again with a variable it read passed): pytest's
+        # 1 is that failure's
+        return ""
     out = [line.rstrip() for line in report.stdout.decode(errors="replace").splitlines()]
     told = [line for line in out if _FAIL_WORD.search(line) and not _SUMMARY_LINE.match(line)]
     tail = "\n".join(told[-_SAID_LINES:]).strip() or "(it printed no reason)"

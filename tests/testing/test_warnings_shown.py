@@ -223,3 +223,32 @@ def test_no_warnings_summary_when_pytest_shows_none(tmp_path: Path, flag: str) -
     )  # fmt: skip
     assert " — ran 3 files" in done.stdout, done.stdout + done.stderr
     assert "warnings summary" not in done.stdout, done.stdout
+
+
+def test_a_rerun_with_a_withheld_variable_is_no_plugin_failing_the_session(
+    tmp_path: Path,
+) -> None:
+    """Through the daemon, a test reading a secret-named variable Maestro did not pass fails,
+    then its file runs again with it passed and that run counts: pytest's first exit status 1
+    came from that failure. Maestro said "pytest failed its session with no test failing: a
+    plugin did, after the tests ..." and printed the replaced failure."""
+    root = tmp_path / "ws"
+    (root / "tests").mkdir(parents=True)
+    (root / "maestro.toml").write_text(f"interpreter = {str(project_python())!r}\n")
+    (root / "tests/test_env.py").write_text(
+        "import os\n\n\ndef test_token():\n    assert os.environ['MY_API_TOKEN']\n"
+    )
+    env = _env(tmp_path) | {"MY_API_TOKEN": "abc-123-xyz", "MAESTRO_DAEMON": "start"}
+    try:
+        done = subprocess.run(
+            [MAESTRO, "test"], cwd=root, env=env, capture_output=True, text=True, timeout=180
+        )
+        out = done.stdout + done.stderr
+        assert done.returncode == 0 and "1 passed" in done.stdout, out
+        assert "read MY_API_TOKEN" in out, out  # the re-run happened
+        assert "failed its session" not in out, out
+    finally:
+        subprocess.run(
+            [MAESTRO, "daemon", "stop"], cwd=root, env=_env(tmp_path), capture_output=True,
+            timeout=60,
+        )  # fmt: skip
