@@ -366,7 +366,7 @@ class BuildGraph:
     def collecting_plugins(self) -> list[str]:
         """The installed pytest plugins' source files defining ``pytest_collect_file``
         (memoised in the index per state of the environment)."""
-        dirs = environment.site_packages(self.root)
+        dirs = environment.site_packages(self.root, self.loaded.config.interpreter)
         key = environment.environment_key(dirs)
         cached = self.index.extra.get("collecting-plugins")
         if isinstance(cached, dict) and cached.get("key") == key:
@@ -380,7 +380,7 @@ class BuildGraph:
         """Top-level module -> [distribution, version] of the workspace's environment (cached)."""
         if self._dists:
             return self._dists
-        dirs = environment.site_packages(self.root)
+        dirs = environment.site_packages(self.root, self.loaded.config.interpreter)
         key = environment.environment_key(dirs)
         cached = self.index.extra.get("dists")
         if isinstance(cached, dict) and cached.get("key") == key:
@@ -395,7 +395,7 @@ class BuildGraph:
         """The environment's distribution map (cache keys and stats need it, and it reads a
         whole site-packages) read in a forked child while this process links; the returned
         function collects it. None when the index already holds it for this environment."""
-        dirs = environment.site_packages(self.root)
+        dirs = environment.site_packages(self.root, self.loaded.config.interpreter)
         key = environment.environment_key(dirs)
         cached = self.index.extra.get("dists")
         if isinstance(cached, dict) and cached.get("key") == key:
@@ -426,7 +426,7 @@ class BuildGraph:
         value = self._installed.value(
             node.removeprefix(DIST),
             self.distributions(),
-            lambda: environment.site_packages(self.root),
+            lambda: environment.site_packages(self.root, self.loaded.config.interpreter),
             memo,
         )
         if memo != kept:  # the digests of edited installed files, kept across runs

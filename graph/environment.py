@@ -19,6 +19,7 @@ import csv
 import glob
 import hashlib
 import os
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -28,9 +29,23 @@ from typing import Any
 from maestro.names import is_utf8
 
 
-def site_packages(root: Path) -> list[Path]:
-    """Site-packages of the workspace: `.venv`/`venv` in the root, else $VIRTUAL_ENV, else ours."""
-    for candidate in (root / ".venv", root / "venv", os.environ.get("VIRTUAL_ENV")):
+def site_packages(root: Path, interpreter: str | None = None) -> list[Path]:
+    """Site-packages of the workspace: those of the configured interpreter's virtualenv, else of
+    `.venv`/`venv` in the root, else of $VIRTUAL_ENV, else ours (engine/interpreter_path.py
+    picks the interpreter in that order)."""
+    candidates: list[Path | str | None] = [
+        root / ".venv",
+        root / "venv",
+        os.environ.get("VIRTUAL_ENV"),
+    ]
+    if interpreter:
+        path = Path(interpreter).expanduser()
+        if not path.is_absolute() and len(path.parts) == 1:
+            path = Path(shutil.which(interpreter) or path)
+        elif not path.is_absolute():
+            path = root / path
+        candidates.insert(0, path.parent.parent)  # bin/python (unresolved: the venv's own)
+    for candidate in candidates:
         if candidate and (Path(candidate) / "pyvenv.cfg").is_file():
             # the folder's own name is no pattern: a workspace in "proj[v2]"
             pattern = os.path.join(glob.escape(str(candidate)), "lib", "python3*", "site-packages")

@@ -32,11 +32,11 @@ def test_loose():
 """
 
 
-def _site(root: Path) -> Path:
-    """The workspace's own .venv (where Maestro looks for installed code), on this test
-    environment's packages, with `demo_dep` installed as pip would (its files, then a RECORD
-    listing them) and `loose_dep.py` dropped in by hand (no distribution)."""
-    venv = root / ".venv"
+def _site(root: Path, venv: Path | None = None) -> Path:
+    """The workspace's own .venv (where Maestro looks for installed code; or `venv`), on this
+    test environment's packages, with `demo_dep` installed as pip would (its files, then a
+    RECORD listing them) and `loose_dep.py` dropped in by hand (no distribution)."""
+    venv = venv or root / ".venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3*/site-packages"))
     (site / "host.pth").write_text(str(Path(pytest.__file__).parent.parent) + "\n")
@@ -258,5 +258,20 @@ def test_a_namespace_package_s_other_distribution_edited_is_seen(
     assert outcomes(ws.run())[node] == "passed"
     assert "tests/test_ns.py" not in ran(ws.run())
     (site / second).write_text("def value():\n    return 3\n")
+    assert pytest_says(ws)[node] == "failed"
+    assert outcomes(ws.run())[node] == "failed"
+
+
+def test_a_dependency_of_a_configured_interpreter_s_venv_edited_is_seen(ws: Workspace) -> None:
+    # the interpreter a setting names, in a virtualenv outside the workspace (no .venv in it):
+    # its site-packages, not Maestro's own, hold the code the tests run
+    venv = ws.root.parent / "envs" / "py"
+    site = _site(ws.root, venv)
+    ws.interpreter = query_interpreter(venv / "bin" / "python")
+    ws.write("maestro.toml", f"interpreter = {str(venv / 'bin' / 'python')!r}\n")
+    ws.write("tests/test_dep.py", TEST)
+    node = "tests/test_dep.py::test_value"
+    assert outcomes(ws.run())[node] == "passed"
+    (site / "demo_dep" / "core.py").write_text("def value():\n    return 2\n")
     assert pytest_says(ws)[node] == "failed"
     assert outcomes(ws.run())[node] == "failed"
