@@ -95,6 +95,14 @@ def _block(output: str) -> list[str]:
     return [line.rstrip() for line in lines[start + 1 : end]]
 
 
+def _stop_daemon(root: Path, tmp_path: Path, daemon: str) -> None:
+    if daemon != "off":
+        subprocess.run(
+            [MAESTRO, "daemon", "stop"], cwd=root, env=_env(tmp_path), capture_output=True,
+            timeout=60,
+        )  # fmt: skip
+
+
 def _maestro(root: Path, tmp_path: Path, daemon: str) -> str:
     done = subprocess.run(
         [MAESTRO, "test"], cwd=root, env=_env(tmp_path) | {"MAESTRO_DAEMON": daemon},
@@ -137,11 +145,7 @@ def test_the_warnings_of_the_tests_run_are_shown_as_pytest_shows_them(
         assert "warnings summary" not in served, served
         assert "from the cached results' recorded runs" in served, served
     finally:
-        if daemon != "off":
-            subprocess.run(
-                [MAESTRO, "daemon", "stop"], cwd=root, env=_env(tmp_path), capture_output=True,
-                timeout=60,
-            )  # fmt: skip
+        _stop_daemon(root, tmp_path, daemon)
 
 
 CONFIGURE = """
@@ -180,11 +184,7 @@ def test_a_warning_pytest_prints_as_it_configures_is_shown(tmp_path: Path, daemo
         )  # fmt: skip
         assert "ran 0 files" in served.stdout, served.stdout
     finally:
-        if daemon != "off":
-            subprocess.run(
-                [MAESTRO, "daemon", "stop"], cwd=root, env=_env(tmp_path), capture_output=True,
-                timeout=60,
-            )  # fmt: skip
+        _stop_daemon(root, tmp_path, daemon)
 
 
 def test_a_message_from_many_tests_is_counted_as_pytest_counts_it(tmp_path: Path) -> None:
