@@ -820,6 +820,21 @@ def _ask(workspace: Path, method: str, params: dict[str, Any]) -> dict[str, Any]
         return _request(conn, method, params)
 
 
+def _daemon_answer(
+    workspace: Path, no_daemon: bool, method: str, params: dict[str, Any]
+) -> tuple[bool, dict[str, Any] | None]:
+    """(True, answer) from a running daemon; (True, None) for the full CLI to handle (it starts
+    a daemon for the next command, or meets the daemon's failure and reports it); (False, None)
+    to answer in this process: no daemon asked for, and none would be started."""
+    if no_daemon or policy() == "off":
+        return False, None
+    conn = connect(workspace)
+    if conn is None:
+        return may_start(), None
+    with conn:
+        return True, _request(conn, method, params)
+
+
 def _request(conn: Connection, method: str, params: dict[str, Any]) -> dict[str, Any] | None:
     from maestro.errors import MaestroError
 
@@ -932,22 +947,16 @@ def fast_graph_stats(argv: Sequence[str]) -> int | None:
     from maestro.errors import MaestroError
 
     targets, check_syntax, as_json = flags["--targets"], flags["--check-syntax"], flags["--json"]
-    report: dict[str, Any] | None = None
-    if not flags["--no-daemon"] and policy() != "off":
-        conn = connect(workspace)
-        if conn is None and may_start():
-            return None  # the full CLI starts a daemon for the next command
-        if conn is not None:
-            with conn:
-                params = {"targets": targets, "check_syntax": check_syntax}
-                report = _request(conn, "graph_stats", params)
-            if report is None:
-                return None  # the full CLI meets the failure and reports it
-            if as_json:  # the stable JSON is printed from a validated answer
-                from maestro.reports import GraphStatsReport
+    params = {"targets": targets, "check_syntax": check_syntax}
+    asked, report = _daemon_answer(workspace, flags["--no-daemon"], "graph_stats", params)
+    if asked:
+        if report is None:
+            return None  # the full CLI's business
+        if as_json:  # the stable JSON is printed from a validated answer
+            from maestro.reports import GraphStatsReport
 
-                report = GraphStatsReport.model_validate(report).model_dump(by_alias=True)
-    if report is None:
+            report = GraphStatsReport.model_validate(report).model_dump(by_alias=True)
+    else:
         try:
             report = stats_in_process(workspace, targets=targets, check_syntax=check_syntax)
         except MaestroError:
@@ -1045,17 +1054,12 @@ def fast_stale(argv: Sequence[str]) -> int | None:
         named, pytest_args = paths_of(junit_of(given)[0], workspace)
     except MaestroError:
         return None  # reported by the full CLI
-    report: dict[str, Any] | None = None
-    if not flags["--no-daemon"] and policy() != "off":
-        conn = connect(workspace)
-        if conn is None and may_start():
-            return None  # the full CLI starts a daemon for the next command
-        if conn is not None:
-            with conn:
-                report = _request(conn, "stale", {"pytest_args": pytest_args})
-            if report is None or not _stale_shape(report):
-                return None  # the full CLI meets the failure and reports it
-    if report is None:
+    params = {"pytest_args": pytest_args}
+    asked, report = _daemon_answer(workspace, flags["--no-daemon"], "stale", params)
+    if asked:
+        if report is None or not _stale_shape(report):
+            return None  # the full CLI's business
+    else:
         try:
             report = stale_data(workspace, pytest_args)
         except MaestroError:
