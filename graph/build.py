@@ -420,13 +420,16 @@ class BuildGraph:
         """What the installed code behind a `dist:<module>` node is now: ``name==version``, with
         a digest of its files edited since the install when there are any; a loose module's
         code digest; None when nothing installed provides it."""
+        return self._installed.value(node.removeprefix(DIST), self._read_installed)
+
+    def _read_installed(self, top: str) -> str | None:
         kept = self.index.extra.get("installed-hashes")
         kept = kept if isinstance(kept, dict) and len(kept) < 50_000 else {}
         memo = dict(kept)  # the index's values are replaced whole, never edited (copies share)
-        value = self._installed.value(
-            node.removeprefix(DIST),
+        value = environment.installed_value(
             self.distributions(),
             lambda: environment.site_packages(self.root, self.loaded.config.interpreter),
+            top,
             memo,
         )
         if memo != kept:  # the digests of edited installed files, kept across runs

@@ -331,29 +331,25 @@ class InstalledCode:
     def forget(self) -> None:
         self._known = {}
 
-    def value(
-        self,
-        top: str,
-        dists: dict[str, list[str]],
-        dirs: Callable[[], list[Path]],
-        memo: ContentMemo | None = None,
-    ) -> str | None:
-        """``name==version`` (and a digest of its edited files, when there are any), a digest
-        of a loose module's code, or None for a name nothing installed provides."""
+    def value(self, top: str, read: Callable[[str], str | None]) -> str | None:
+        """`top`'s value as `read` (`installed_value`) gives it, read again only after `ttl`
+        or `forget`: keys ask it for every file importing the module."""
         now = time.monotonic()
         if now - self._at > self.ttl:
             self._known, self._at = {}, now
         if top not in self._known:
-            self._known[top] = _installed_value(dists, dirs, top, memo)
+            self._known[top] = read(top)
         return self._known[top]
 
 
-def _installed_value(
+def installed_value(
     dists: dict[str, list[str]],
     dirs: Callable[[], list[Path]],
     top: str,
     memo: ContentMemo | None,
 ) -> str | None:
+    """``name==version`` (and a digest of its edited files, when there are any), a digest of a
+    loose module's code, or None for a name nothing installed provides."""
     found = dists.get(top)
     if found:
         edits: dict[str, str] | None = None
